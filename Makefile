@@ -1,0 +1,51 @@
+# The project's verbs. `make demo` and `make test` bootstrap everything on a fresh machine
+# (a .venv from pyproject.toml; the CDK CLI from npm for synth/deploy).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+CDK := node_modules/.bin/cdk
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export AWS_DEFAULT_REGION ?= us-east-1
+
+CUSTOMERS ?= 10000
+DAYS ?= 90
+
+.PHONY: demo test lint format synth bench deploy clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+$(CDK): package.json
+	npm install --no-audit --no-fund --silent
+	touch $(CDK)
+
+demo: $(STAMP)
+	$(VENV)/bin/kizuna local run --customers $(CUSTOMERS) --days $(DAYS) --summary-json out/demo-summary.json
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/kizuna infra functions bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+synth: $(STAMP) $(CDK)
+	$(CDK) synth --quiet
+
+bench: $(STAMP)
+	$(PY) bench/run.py $(if $(QUICK),--quick,)
+
+deploy: $(STAMP) $(CDK)
+	$(CDK) deploy
+
+clean:
+	rm -rf cdk.out out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,112 @@
+"""Business configuration: loyalty rules (earn rate, ranks, multipliers, expiry) and retention.
+
+Deployed through the CDK app (context ``kizuna:config``) into each function's
+``KIZUNA_CONFIG`` environment variable as JSON; every field has a sensible default.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class RankRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=32)
+    min_points: int = Field(ge=0, description="Rank points (rolling window) needed for this rank")
+    multiplier: Decimal = Field(default=Decimal(1), gt=0, description="Points earn multiplier")
+    benefits: tuple[str, ...] = ()
+
+
+DEFAULT_RANKS: tuple[RankRule, ...] = (
+    RankRule(name="Bronze", min_points=0, multiplier=Decimal("1"), benefits=("Birthday coupon",)),
+    RankRule(
+        name="Silver",
+        min_points=500,
+        multiplier=Decimal("1.5"),
+        benefits=("Birthday coupon", "Free shipping over 3,000 yen"),
+    ),
+    RankRule(
+        name="Gold",
+        min_points=2000,
+        multiplier=Decimal("2"),
+        benefits=("Birthday coupon", "Free shipping", "Members-only sales"),
+    ),
+    RankRule(
+        name="Platinum",
+        min_points=5000,
+        multiplier=Decimal("3"),
+        benefits=("Birthday coupon", "Free shipping", "Members-only sales", "Concierge"),
+    ),
+)
+
+
+class LoyaltyConfig(BaseModel):
+    """Points and member rank, computed from purchase history.
+
+    Rank is decided by *rank points*: ``floor(total * earn_rate)`` summed over the
+    non-cancelled orders of the last ``rank_window_days``. Spendable points per order are
+    the rank points times the multiplier of the rank the customer held when ordering;
+    they expire ``points_expiry_days`` after they were earned.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    earn_rate: Decimal = Field(default=Decimal("0.01"), gt=0, description="Points per currency unit")
+    ranks: tuple[RankRule, ...] = DEFAULT_RANKS
+    rank_window_days: int = Field(default=365, ge=1)
+    points_expiry_days: int = Field(default=365, ge=1)
+    near_next_rank_points: int = Field(
+        default=100, ge=1, description="Emit points_near_next_rank when the gap is at most this"
+    )
+
+    @model_validator(mode="after")
+    def _ranks_ascending(self) -> LoyaltyConfig:
+        if not self.ranks:
+            raise ValueError("at least one rank is needed")
+        if self.ranks[0].min_points != 0:
+            raise ValueError("the first rank must start at 0 points")
+        mins = [r.min_points for r in self.ranks]
+        if mins != sorted(set(mins)):
+            raise ValueError("rank thresholds must be strictly ascending")
+        names = [r.name for r in self.ranks]
+        if len(set(names)) != len(names):
+            raise ValueError("rank names must be unique")
+        return self
+
+    def rank_for(self, rank_points: int) -> RankRule:
+        chosen = self.ranks[0]
+        for rule in self.ranks:
+            if rank_points >= rule.min_points:
+                chosen = rule
+        return chosen
+
+    def next_rank(self, rank_points: int) -> RankRule | None:
+        for rule in self.ranks:
+            if rule.min_points > rank_points:
+                return rule
+        return None
+
+    def rank_index(self, name: str) -> int:
+        for i, rule in enumerate(self.ranks):
+            if rule.name == name:
+                return i
+        raise KeyError(name)
+
+
+class KizunaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loyalty: LoyaltyConfig = LoyaltyConfig()
+    behaviour_ttl_days: int = Field(default=90, ge=1, description="TTL of behaviour events")
+    idempotency_days: int = Field(
+        default=7, ge=1, description="How long processed-event records stay in a customer item"
+    )
+
+
+@lru_cache(maxsize=8)
+def load_config(raw_json: str) -> KizunaConfig:
+    return KizunaConfig.model_validate_json(raw_json or "{}")

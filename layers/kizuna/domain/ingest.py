@@ -1,0 +1,322 @@
+"""Apply inbound events to a customer: the facts change, the state is recomputed, and the
+difference becomes derived events and activity items."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from kizuna.activity import ActivityItem
+from kizuna.config import KizunaConfig
+from kizuna.customer import (
+    PROFILE_FIELDS,
+    AdjustmentFact,
+    CartState,
+    ConsentState,
+    Customer,
+    Device,
+    OrderFact,
+    ProcessedRecord,
+)
+from kizuna.domain.loyalty import recompute
+from kizuna.events import (
+    AppOpened,
+    CartUpdated,
+    ConsentChanged,
+    CustomerUpserted,
+    DerivedEvent,
+    DeviceRegistered,
+    FirstPurchase,
+    LineLinked,
+    OrderCancelled,
+    OrderPlaced,
+    PointsAdjusted,
+    PointsNearNextRank,
+    ProductViewed,
+    RankChanged,
+    RankDirection,
+    RepeatPurchase,
+)
+from kizuna.events.derived import DERIVED_MODELS
+from kizuna.events.envelope import ParsedEvent
+from kizuna.timeutil import epoch_seconds, stamp
+
+
+@dataclass
+class Applied:
+    """The outcome of applying one or more events to one customer."""
+
+    customer: Customer
+    derived: list[DerivedEvent] = field(default_factory=list)
+    activity: list[ActivityItem] = field(default_factory=list)
+    # event id -> derived events of that event (re-emitted for a duplicate delivery)
+    derived_by_event: dict[str, list[DerivedEvent]] = field(default_factory=dict)
+
+    changed: bool = False
+
+
+def device_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+def _newer(current: str | None, candidate: str) -> bool:
+    return current is None or candidate > current
+
+
+def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[ActivityItem]:
+    """Mutate ``c``'s facts with ``ev``; return the activity items the event writes."""
+    d = ev.detail
+    at = d.occurred_at
+    st = stamp(at, ev.event_id)
+    cid = c.customer_id
+    if c.last_event_at is None or at > c.last_event_at:
+        c.last_event_at = at
+
+    match d:
+        case CustomerUpserted():
+            for name in PROFILE_FIELDS:
+                value = getattr(d, name)
+                if value is None or not _newer(c.stamps.get(name), st):
+                    continue
+                setattr(c, name, value)
+                c.stamps[name] = st
+            return []
+        case ConsentChanged():
+            cur = c.consent.get(d.channel)
+            if cur is None or _newer(cur.stamp, st):
+                c.consent[d.channel] = ConsentState(status=d.status, at=at, source=d.source, stamp=st)
+            return [
+                ActivityItem(
+                    customer_id=cid, kind="CONSENT", at=at, key=f"{d.channel}#{ev.event_id}",
+                    data={"channel": d.channel, "status": d.status, "source": d.source},
+                )
+            ]
+        case OrderPlaced():
+            order = c.orders.get(d.order_id) or OrderFact()
+            if not order.placed or _newer(order.stamp, st):
+                c.orders[d.order_id] = order.model_copy(
+                    update={
+                        "placed": True, "at": at, "total": d.total, "currency": d.currency,
+                        "channel": d.channel, "stamp": st,
+                    }
+                )
+            return [
+                ActivityItem(
+                    customer_id=cid, kind="ORDER", at=at, key=d.order_id,
+                    data={
+                        "order_id": d.order_id, "total": d.total, "currency": d.currency,
+                        "channel": d.channel,
+                        "lines": [line.model_dump() for line in d.lines],
+                    },
+                )
+            ]
+        case OrderCancelled():
+            order = c.orders.get(d.order_id) or OrderFact()
+            if order.cancelled_at is None or at < order.cancelled_at:
+                c.orders[d.order_id] = order.model_copy(update={"cancelled_at": at})
+            return [
+                ActivityItem(
+                    customer_id=cid, kind="CANCEL", at=at, key=d.order_id,
+                    data={"order_id": d.order_id, "reason": d.reason},
+                )
+            ]
+        case PointsAdjusted():
+            c.adjustments.setdefault(
+                d.adjustment_id, AdjustmentFact(at=at, delta=d.delta, reason=d.reason)
+            )
+            return [
+                ActivityItem(
+                    customer_id=cid, kind="POINTS", at=at, key=f"adjust#{d.adjustment_id}",
+                    data={"delta": d.delta, "reason": d.reason},
+                )
+            ]
+        case DeviceRegistered():
+            key = device_key(d.token)
+            cur_dev = c.devices.get(key)
+            if cur_dev is None or at > cur_dev.at:
+                c.devices[key] = Device(token=d.token, platform=d.platform, at=at)
+            return []
+        case LineLinked():
+            if _newer(c.stamps.get("line_user_id"), st):
+                c.line_user_id = d.line_user_id
+                c.stamps["line_user_id"] = st
+            return []
+        case CartUpdated():
+            if c.cart is None or _newer(c.cart.stamp, st):
+                c.cart = CartState(
+                    cart_id=d.cart_id,
+                    item_count=sum(i.quantity for i in d.items),
+                    value=sum((i.unit_price * i.quantity for i in d.items), Decimal(0)),
+                    currency=d.currency,
+                    product_ids=tuple(i.product_id for i in d.items),
+                    at=at,
+                    stamp=st,
+                )
+            return [_behaviour(ev, cfg, {"cart_id": d.cart_id, "items": len(d.items)})]
+        case ProductViewed():
+            if c.last_product_view_at is None or at > c.last_product_view_at:
+                c.last_product_view_at = at
+            return [_behaviour(ev, cfg, {"product_id": d.product_id, "category": d.category})]
+        case AppOpened():
+            if c.last_app_open_at is None or at > c.last_app_open_at:
+                c.last_app_open_at = at
+            return [_behaviour(ev, cfg, {"platform": d.platform})]
+    raise TypeError(f"no rule for {type(d).__name__}")  # pragma: no cover - union is closed
+
+
+def _behaviour(ev: ParsedEvent, cfg: KizunaConfig, data: dict[str, Any]) -> ActivityItem:
+    at = ev.detail.occurred_at
+    return ActivityItem(
+        customer_id=ev.customer_id, kind="EVENT", at=at, key=f"{ev.detail_type}#{ev.event_id}",
+        data={"type": ev.detail_type, **data},
+        expires_at=epoch_seconds(at + timedelta(days=cfg.behaviour_ttl_days)),
+    )
+
+
+def _derive(before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[DerivedEvent]:
+    cid = after.customer_id
+    at = ev.detail.occurred_at
+    out: list[DerivedEvent] = []
+    d = ev.detail
+
+    if isinstance(d, OrderPlaced):
+        fact = after.orders[d.order_id]
+        newly_counted = fact.counts and not (
+            d.order_id in before.orders and before.orders[d.order_id].counts
+        )
+        if newly_counted:
+            common: dict[str, Any] = {
+                "customer_id": cid, "occurred_at": at, "caused_by": ev.event_id,
+                "order_id": d.order_id, "total": d.total, "currency": d.currency,
+                "channel": d.channel,
+                "product_ids": tuple(dict.fromkeys(line.product_id for line in d.lines)),
+                "categories": tuple(
+                    dict.fromkeys(line.category for line in d.lines if line.category)
+                ),
+            }
+            if before.order_count == 0:
+                out.append(DerivedEvent(
+                    detail_type="customer.first_purchase",
+                    detail=FirstPurchase(event_id=f"{cid}:first_purchase", **common),
+                ))
+            else:
+                out.append(DerivedEvent(
+                    detail_type="customer.repeat_purchase",
+                    detail=RepeatPurchase(
+                        event_id=f"{cid}:repeat_purchase:{d.order_id}",
+                        order_count=after.order_count, **common,
+                    ),
+                ))
+
+    loyalty = cfg.loyalty
+    if before.rank is not None and after.rank is not None and before.rank != after.rank:
+        up = loyalty.rank_index(after.rank) > loyalty.rank_index(before.rank)
+        out.append(DerivedEvent(
+            detail_type="customer.rank_changed",
+            detail=RankChanged(
+                event_id=f"{cid}:rank_changed:{before.rank}:{after.rank}:{ev.event_id}",
+                customer_id=cid, occurred_at=at, caused_by=ev.event_id,
+                from_rank=before.rank, to_rank=after.rank,
+                direction=RankDirection.UP if up else RankDirection.DOWN,
+                rank_points=after.rank_points,
+            ),
+        ))
+
+    near = loyalty.near_next_rank_points
+    gap = after.points_to_next_rank
+    if after.next_rank and after.rank and gap is not None and gap <= near:
+        was_near = (
+            before.next_rank == after.next_rank
+            and before.points_to_next_rank is not None
+            and before.points_to_next_rank <= near
+        )
+        if not was_near:
+            out.append(DerivedEvent(
+                detail_type="customer.points_near_next_rank",
+                detail=PointsNearNextRank(
+                    event_id=f"{cid}:points_near_next_rank:{after.next_rank}:{ev.event_id}",
+                    customer_id=cid, occurred_at=at, caused_by=ev.event_id,
+                    rank=after.rank, next_rank=after.next_rank, points_to_next_rank=gap,
+                    rank_points=after.rank_points, points_balance=after.points_balance,
+                ),
+            ))
+    return out
+
+
+def _points_items(before: Customer, after: Customer, ev: ParsedEvent) -> list[ActivityItem]:
+    """Point transactions for the activity history: earn on an order, reversal on a cancel."""
+    d = ev.detail
+    if isinstance(d, OrderPlaced | OrderCancelled):
+        oid = d.order_id
+        was = oid in before.orders and before.orders[oid].counts
+        now = after.orders[oid].counts
+        if was == now:
+            return []
+        kind = "earn" if now else "reversal"
+        return [
+            ActivityItem(
+                customer_id=after.customer_id, kind="POINTS", at=d.occurred_at,
+                key=f"{kind}#{oid}",
+                data={"order_id": oid, "type": kind,
+                      "balance_after": after.points_balance,
+                      "balance_before": before.points_balance},
+            )
+        ]
+    return []
+
+
+def restore_derived(record: ProcessedRecord) -> list[DerivedEvent]:
+    out = []
+    for raw in record.derived:
+        model = DERIVED_MODELS[raw["detail_type"]]
+        out.append(DerivedEvent(detail_type=raw["detail_type"], detail=model.model_validate(raw["detail"])))
+    return out
+
+
+def apply_events(customer: Customer, events: list[ParsedEvent], cfg: KizunaConfig,
+                 now: datetime) -> Applied:
+    """Apply ``events`` (all for ``customer``) in order.
+
+    An event already in the customer's idempotency records is not applied again; the
+    derived events it produced the first time are returned again so they can be re-emitted
+    (at-least-once out, deduplicated downstream by their deterministic ids).
+    """
+    state = customer.model_copy(deep=True)
+    result = Applied(customer=state)
+    for ev in events:
+        if ev.customer_id != customer.customer_id:
+            raise ValueError("event for another customer")
+        record = state.processed.get(ev.event_id)
+        if record is not None:
+            replay = restore_derived(record)
+            result.derived.extend(replay)
+            result.derived_by_event[ev.event_id] = replay
+            # activity writes are idempotent puts: write them again in case the first
+            # delivery failed after the customer was saved
+            result.activity.extend(_apply_facts(state.model_copy(deep=True), ev, cfg))
+            continue
+        before = state
+        after = before.model_copy(deep=True)
+        activity = _apply_facts(after, ev, cfg)
+        after = recompute(after, cfg.loyalty)
+        derived = _derive(before, after, ev, cfg)
+        activity += _points_items(before, after, ev)
+        if derived:
+            after.processed[ev.event_id] = ProcessedRecord(
+                at=now,
+                derived=[{"detail_type": e.detail_type, "detail": e.detail.model_dump(mode="json")}
+                         for e in derived],
+            )
+        if after != before:
+            result.changed = True
+        state = after
+        result.derived.extend(derived)
+        result.derived_by_event[ev.event_id] = derived
+        result.activity.extend(activity)
+    horizon = now - timedelta(days=cfg.idempotency_days)
+    state.processed = {k: v for k, v in state.processed.items() if v.at > horizon}
+    result.customer = state
+    return result

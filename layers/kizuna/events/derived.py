@@ -1,0 +1,89 @@
+"""Derived events: what Kizuna itself puts on the bus (source ``kizuna``).
+
+Each carries a deterministic ``event_id``: the same business fact always gets the same id,
+so consumers (the evaluate function's execution names) can drop duplicates that
+at-least-once delivery produces.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class DerivedDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(description="Deterministic id of the fact; duplicates share it")
+    customer_id: str
+    occurred_at: AwareDatetime
+    caused_by: str = Field(description="Id of the inbound event that produced this one")
+
+
+class FirstPurchase(DerivedDetail):
+    order_id: str
+    total: Decimal
+    currency: str
+    channel: str
+    product_ids: tuple[str, ...]
+    categories: tuple[str, ...]
+
+
+class RepeatPurchase(DerivedDetail):
+    order_id: str
+    order_count: int
+    total: Decimal
+    currency: str
+    channel: str
+    product_ids: tuple[str, ...]
+    categories: tuple[str, ...]
+
+
+class RankDirection(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class RankChanged(DerivedDetail):
+    from_rank: str
+    to_rank: str
+    direction: RankDirection
+    rank_points: int
+
+
+class PointsNearNextRank(DerivedDetail):
+    rank: str
+    next_rank: str
+    points_to_next_rank: int = Field(ge=0, description='The gap: "100 points to Gold"')
+    rank_points: int
+    points_balance: int
+
+
+DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
+    "customer.first_purchase": FirstPurchase,
+    "customer.repeat_purchase": RepeatPurchase,
+    "customer.rank_changed": RankChanged,
+    "customer.points_near_next_rank": PointsNearNextRank,
+}
+
+
+class DerivedEvent(BaseModel):
+    """A derived event ready for PutEvents."""
+
+    model_config = ConfigDict(frozen=True)
+
+    detail_type: str
+    detail: DerivedDetail
+
+    def to_entry(self, bus_name: str, source: str) -> dict[str, str]:
+        return {
+            "EventBusName": bus_name,
+            "Source": source,
+            "DetailType": self.detail_type,
+            "Detail": self.detail.model_dump_json(),
+            "Time": self.detail.occurred_at.isoformat(),  # type: ignore[dict-item]
+        }

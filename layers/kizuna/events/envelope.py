@@ -1,0 +1,73 @@
+"""From an EventBridge event (as the ingest queue delivers it) to a validated inbound event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from kizuna.events.inbound import INBOUND_MODELS, InboundDetail
+
+
+class EventRejected(Exception):
+    """An event that can never be processed as it is: it goes to the dead-letter queue."""
+
+    def __init__(self, error_type: str, reason: str) -> None:
+        super().__init__(f"{error_type}: {reason}")
+        self.error_type = error_type
+        self.reason = reason
+
+
+class ParsedEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    event_id: str
+    detail_type: str
+    source: str
+    time: datetime
+    detail: InboundDetail
+
+    @property
+    def customer_id(self) -> str:
+        return self.detail.customer_id
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """A readable reason without the offending values (they may be personal data)."""
+    parts = []
+    for err in error.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{prefix}{loc}: {err['msg']}" if loc else f"{prefix}{err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_envelope(raw: str | dict[str, Any]) -> EventBridgeModel:
+    try:
+        if isinstance(raw, str):
+            return EventBridgeModel.model_validate_json(raw)
+        return EventBridgeModel.model_validate(raw)
+    except ValidationError as exc:
+        raise EventRejected("InvalidEnvelope", describe_validation_error(exc)) from exc
+
+
+def parse_inbound(raw: str | dict[str, Any]) -> ParsedEvent:
+    """Validate an EventBridge event carrying an inbound detail; raise EventRejected if bad."""
+    envelope = parse_envelope(raw)
+    model = INBOUND_MODELS.get(envelope.detail_type)
+    if model is None:
+        raise EventRejected("UnknownEventType", f"detail-type {envelope.detail_type!r} is not inbound")
+    try:
+        detail = model.model_validate(envelope.detail)
+    except ValidationError as exc:
+        raise EventRejected(
+            "InvalidEvent", f"{envelope.detail_type}: {describe_validation_error(exc, 'detail.')}"
+        ) from exc
+    return ParsedEvent(
+        event_id=envelope.id,
+        detail_type=envelope.detail_type,
+        source=envelope.source,
+        time=envelope.time,
+        detail=detail,
+    )

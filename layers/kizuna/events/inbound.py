@@ -1,0 +1,182 @@
+"""Inbound events: what the user's shop, app and CRM put on the bus.
+
+Every event travels as an EventBridge event whose ``detail-type`` is the event name
+(``order.placed``) and whose ``detail`` is one of the models below. Each detail carries
+``schema_version``; a breaking change adds a new model version, never edits one in place.
+Unknown fields are rejected so a producer's typo is caught, not silently dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^#\s]+$")]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^#\s]+$")]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+
+
+class Channel(StrEnum):
+    """Messaging channels a customer can consent to."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    LINE = "line"
+
+
+class SalesChannel(StrEnum):
+    WEB = "web"
+    APP = "app"
+    STORE = "store"
+
+
+class Gender(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class InboundDetail(BaseModel):
+    """Fields every inbound detail has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    schema_version: Literal[1] = 1
+    customer_id: CustomerId
+    occurred_at: AwareDatetime
+
+
+class CustomerUpserted(InboundDetail):
+    """Profile and attributes; absent fields are left as they are."""
+
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
+        default=None, description="E.164"
+    )
+    first_name: Annotated[str, StringConstraints(max_length=100)] | None = None
+    last_name: Annotated[str, StringConstraints(max_length=100)] | None = None
+    region: Annotated[str, StringConstraints(max_length=64)] | None = None
+    prefecture: Annotated[str, StringConstraints(max_length=64)] | None = None
+    birth_date: date | None = None
+    gender: Gender | None = None
+    occupation: Annotated[str, StringConstraints(max_length=64)] | None = None
+    locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
+    time_zone: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="IANA time zone, e.g. Asia/Tokyo"
+    )
+
+
+class ConsentStatus(StrEnum):
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
+class ConsentChanged(InboundDetail):
+    channel: Channel
+    status: ConsentStatus
+    source: Annotated[str, StringConstraints(max_length=64)] = "user"
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: Identifier
+    category: Annotated[str, StringConstraints(max_length=64)] | None = None
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: Money
+
+
+class OrderPlaced(InboundDetail):
+    order_id: Identifier
+    lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=500)
+    total: Money
+    currency: CurrencyCode
+    channel: SalesChannel
+
+
+class OrderCancelled(InboundDetail):
+    order_id: Identifier
+    reason: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+class PointsAdjusted(InboundDetail):
+    """A manual adjustment or redemption; ``delta`` < 0 spends points (oldest first)."""
+
+    adjustment_id: Identifier
+    delta: int = Field(ge=-10_000_000, le=10_000_000)
+    reason: Annotated[str, StringConstraints(max_length=128)]
+
+
+class PushPlatform(StrEnum):
+    APNS = "APNS"
+    FCM = "FCM"
+
+
+class DeviceRegistered(InboundDetail):
+    token: Annotated[str, StringConstraints(min_length=8, max_length=4096)]
+    platform: PushPlatform
+
+
+class LineLinked(InboundDetail):
+    line_user_id: Annotated[str, StringConstraints(pattern=r"^U[0-9a-f]{32}$")]
+
+
+class ProductViewed(InboundDetail):
+    product_id: Identifier
+    category: Annotated[str, StringConstraints(max_length=64)] | None = None
+    channel: SalesChannel = SalesChannel.WEB
+
+
+class CartItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: Identifier
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: Money
+
+
+class CartUpdated(InboundDetail):
+    cart_id: Identifier
+    items: tuple[CartItem, ...] = Field(max_length=500, description="The whole cart; empty clears it")
+    currency: CurrencyCode = "JPY"
+
+
+class AppOpened(InboundDetail):
+    platform: PushPlatform | None = None
+
+
+InboundEvent = (
+    CustomerUpserted
+    | ConsentChanged
+    | OrderPlaced
+    | OrderCancelled
+    | PointsAdjusted
+    | DeviceRegistered
+    | LineLinked
+    | ProductViewed
+    | CartUpdated
+    | AppOpened
+)
+
+# detail-type -> model. The detail-type strings are the public bus contract.
+INBOUND_MODELS: dict[str, type[InboundDetail]] = {
+    "customer.upserted": CustomerUpserted,
+    "consent.changed": ConsentChanged,
+    "order.placed": OrderPlaced,
+    "order.cancelled": OrderCancelled,
+    "points.adjusted": PointsAdjusted,
+    "device.registered": DeviceRegistered,
+    "line.linked": LineLinked,
+    "product.viewed": ProductViewed,
+    "cart.updated": CartUpdated,
+    "app.opened": AppOpened,
+}
+
+BEHAVIOUR_TYPES = frozenset({"product.viewed", "cart.updated", "app.opened"})

@@ -1,0 +1,1 @@
+"""Adapters to AWS services (boto3 lives here and in kizuna.store only)."""

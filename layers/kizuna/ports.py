@@ -1,0 +1,48 @@
+"""The collaborators domain code needs, as small protocols. Adapters for AWS live in
+:mod:`kizuna.store` and :mod:`kizuna.integrations`; tests use the in-memory fakes in
+:mod:`kizuna.fakes`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from kizuna.activity import ActivityItem
+from kizuna.customer import Customer
+from kizuna.events import DerivedEvent
+
+
+class VersionConflict(Exception):
+    """Someone else saved the customer since it was read."""
+
+
+class CustomerStore(Protocol):
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+    def save_customer(self, customer: Customer, expected_version: int) -> Customer:
+        """Save with optimistic concurrency; return the saved customer (version bumped)."""
+        ...
+
+    def put_activity(self, items: Iterable[ActivityItem]) -> None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, events: Sequence[DerivedEvent]) -> list[int]:
+        """Put events on the bus; return the indexes of those that could not be put."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    body: str
+    error_type: str
+    reason: str
+    receive_count: int
+
+
+class DeadLetterSink(Protocol):
+    def send(self, letters: Sequence[DeadLetter]) -> list[str]:
+        """Keep letters with their reason; return message ids that could not be kept."""
+        ...

@@ -1,0 +1,46 @@
+"""Environment contract between the CDK app and the Lambda handlers.
+
+Each handler parses its environment into one of these models at cold start, so a missing
+variable fails at once with its name. The CDK constructs import the same names, so the two
+sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Environment variable names (the CDK app sets exactly these).
+ENV_CUSTOMERS_TABLE = "CUSTOMERS_TABLE"
+ENV_ACTIVITY_TABLE = "ACTIVITY_TABLE"
+ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
+ENV_DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
+ENV_KIZUNA_CONFIG = "KIZUNA_CONFIG"
+
+# Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
+KIZUNA_EVENT_SOURCE = "kizuna"
+
+
+class IngestSettings(BaseSettings):
+    """Environment of the ingest function."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    CUSTOMERS_TABLE: str = Field(min_length=1)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+    IDEMPOTENCY_TABLE: str = Field(min_length=1)
+    EVENT_BUS_NAME: str = Field(min_length=1)
+    DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
+    # JSON of kizuna.config.KizunaConfig; empty means the defaults.
+    KIZUNA_CONFIG: str = "{}"
+    # Receives after which the handler dead-letters a record itself (keeps the reason);
+    # must match the queue's maxReceiveCount.
+    MAX_RECEIVE_COUNT: int = Field(default=5, ge=1)
+
+
+@lru_cache(maxsize=1)
+def ingest_settings() -> IngestSettings:
+    return IngestSettings()  # type: ignore[call-arg]

@@ -1,0 +1,156 @@
+"""All DynamoDB access: customers and activity. Nothing else in Kizuna talks to the tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from kizuna.activity import ActivityItem
+from kizuna.customer import Customer
+from kizuna.ports import VersionConflict
+from kizuna.timeutil import iso
+
+BATCH_GET_LIMIT = 100
+
+
+def to_dynamo(value: Any) -> Any:
+    """Python values as DynamoDB accepts them: Decimal numbers, ISO strings, no None."""
+    if isinstance(value, dict):
+        return {str(k): to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, int):
+        return Decimal(value)
+    return value
+
+
+def customer_to_item(customer: Customer) -> dict[str, Any]:
+    item: dict[str, Any] = to_dynamo(customer.model_dump())
+    return item
+
+
+def customer_from_item(item: dict[str, Any]) -> Customer:
+    return Customer.model_validate(item)
+
+
+def activity_to_item(item: ActivityItem) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "pk": item.customer_id,
+        "sk": item.sk,
+        "kind": item.kind,
+        "at": iso(item.at),
+        **to_dynamo(item.data),
+    }
+    if item.expires_at is not None:
+        out["expires_at"] = Decimal(item.expires_at)
+    return out
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class DynamoStore:
+    """Customers and activity tables through a boto3 DynamoDB resource."""
+
+    def __init__(self, dynamodb: Any, customers_table: str, activity_table: str) -> None:
+        self._dynamodb = dynamodb
+        self._customers = dynamodb.Table(customers_table)
+        self._activity = dynamodb.Table(activity_table)
+        self._customers_name = customers_table
+
+    # customers -----------------------------------------------------------------------
+    def get_customer(self, customer_id: str) -> Customer | None:
+        resp = self._customers.get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
+        item = resp.get("Item")
+        return customer_from_item(item) if item else None
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        ids = list(dict.fromkeys(customer_ids))
+        if len(ids) == 1:
+            found = self.get_customer(ids[0])
+            return {ids[0]: found} if found else {}
+        out: dict[str, Customer] = {}
+        for chunk in _chunks(ids, BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._customers_name: {
+                    "Keys": [{"customer_id": cid} for cid in chunk],
+                    "ConsistentRead": True,
+                }
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(self._customers_name, []):
+                    customer = customer_from_item(item)
+                    out[customer.customer_id] = customer
+                request = resp.get("UnprocessedKeys") or {}
+                attempt += 1
+                if request:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+        return out
+
+    def save_customer(self, customer: Customer, expected_version: int) -> Customer:
+        saved = customer.model_copy(update={"version": expected_version + 1})
+        condition: dict[str, Any]
+        if expected_version == 0:
+            condition = {"ConditionExpression": "attribute_not_exists(customer_id)"}
+        else:
+            condition = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": expected_version},
+            }
+        try:
+            self._customers.put_item(Item=customer_to_item(saved), **condition)
+        except self._customers.meta.client.exceptions.ConditionalCheckFailedException as exc:
+            raise VersionConflict(customer.customer_id) from exc
+        return saved
+
+    def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
+        kwargs: dict[str, Any] = {"Segment": segment, "TotalSegments": total_segments}
+        while True:
+            resp = self._customers.scan(**kwargs)
+            for item in resp.get("Items", []):
+                yield customer_from_item(item)
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # activity ------------------------------------------------------------------------
+    def put_activity(self, items: Iterable[ActivityItem]) -> None:
+        unique = {(i.customer_id, i.sk): i for i in items}
+        if not unique:
+            return
+        with self._activity.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for item in unique.values():
+                batch.put_item(Item=activity_to_item(item))
+
+    def activity(self, customer_id: str, prefix: str = "") -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("pk").eq(customer_id)
+        if prefix:
+            cond = cond & Key("sk").begins_with(prefix)
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": cond}
+        while True:
+            resp = self._activity.query(**kwargs)
+            items.extend(resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return items
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]

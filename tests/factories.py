@@ -1,0 +1,85 @@
+"""Builders for inbound events as EventBridge delivers them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kizuna.events.envelope import ParsedEvent, parse_inbound
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+FIXTURES = Path(__file__).parent / "fixtures" / "events"
+
+
+def envelope(detail_type: str, detail: dict[str, Any], event_id: str,
+             source: str = "com.example.shop") -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": "2026-01-05T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+def order(customer_id: str, order_id: str, total: int | str, at: datetime,
+          event_id: str | None = None, channel: str = "web",
+          product_id: str = "p-1", category: str = "tea") -> dict[str, Any]:
+    return envelope(
+        "order.placed",
+        {
+            "customer_id": customer_id,
+            "occurred_at": at.isoformat(),
+            "order_id": order_id,
+            "lines": [{"product_id": product_id, "category": category, "quantity": 1,
+                       "unit_price": str(total)}],
+            "total": str(total),
+            "currency": "JPY",
+            "channel": channel,
+        },
+        event_id or f"ev-{order_id}",
+    )
+
+
+def cancel(customer_id: str, order_id: str, at: datetime, event_id: str | None = None) -> dict[str, Any]:
+    return envelope(
+        "order.cancelled",
+        {"customer_id": customer_id, "occurred_at": at.isoformat(), "order_id": order_id},
+        event_id or f"ev-cancel-{order_id}",
+    )
+
+
+def adjust(customer_id: str, adjustment_id: str, delta: int, at: datetime) -> dict[str, Any]:
+    return envelope(
+        "points.adjusted",
+        {"customer_id": customer_id, "occurred_at": at.isoformat(),
+         "adjustment_id": adjustment_id, "delta": delta, "reason": "manual"},
+        f"ev-adj-{adjustment_id}",
+    )
+
+
+def upsert(customer_id: str, at: datetime, event_id: str, **fields: Any) -> dict[str, Any]:
+    return envelope(
+        "customer.upserted",
+        {"customer_id": customer_id, "occurred_at": at.isoformat(), **fields},
+        event_id,
+    )
+
+
+def parsed(raw: dict[str, Any]) -> ParsedEvent:
+    return parse_inbound(raw)
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)

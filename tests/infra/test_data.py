@@ -1,0 +1,85 @@
+"""DynamoDB tables: keys, TTL, GSI, billing, encryption, recovery and retention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from kizuna_infra.data import DataTables
+from kizuna_infra.stack import KizunaStack
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture(scope="module")
+def tables(template_json: dict[str, Any], stack: KizunaStack, logical_id: Callable[[Any], str]) -> Any:
+    resources = template_json["Resources"]
+    data = stack.kizuna.tables
+    return {
+        name: resources[logical_id(table)]
+        for name, table in (
+            ("customers", data.customers),
+            ("activity", data.activity),
+            ("idempotency", data.idempotency),
+        )
+    }
+
+
+def key_schema(table_or_index: dict[str, Any]) -> dict[str, str]:
+    schema = table_or_index.get("Properties", table_or_index)["KeySchema"]
+    return {k["KeyType"]: k["AttributeName"] for k in schema}
+
+
+def test_exactly_the_three_tables(template: Template) -> None:
+    assert len(template.find_resources("AWS::DynamoDB::Table")) == 3
+
+
+@pytest.mark.parametrize("name", ["customers", "activity", "idempotency"])
+def test_every_table_is_on_demand_encrypted_recoverable_and_retained(
+    tables: dict[str, Any], name: str
+) -> None:
+    table = tables[name]
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    # Keys are strings, never numbers: ids come from users' systems.
+    assert {a["AttributeType"] for a in props["AttributeDefinitions"]} == {"S"}
+
+
+def test_customers_table_is_keyed_by_customer_id(tables: dict[str, Any]) -> None:
+    assert key_schema(tables["customers"]) == {"HASH": "customer_id"}
+    assert "TimeToLiveSpecification" not in tables["customers"]["Properties"]
+
+
+def test_activity_table_has_sort_key_ttl_and_gsi1(tables: dict[str, Any]) -> None:
+    props = tables["activity"]["Properties"]
+    assert key_schema(tables["activity"]) == {"HASH": "pk", "RANGE": "sk"}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    [gsi] = props["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "gsi1"
+    assert key_schema(gsi) == {"HASH": "gsi1pk", "RANGE": "gsi1sk"}
+    assert gsi["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_idempotency_table_has_the_powertools_layout(tables: dict[str, Any]) -> None:
+    # aws_lambda_powertools DynamoDBPersistenceLayer defaults: key "id", TTL "expiration".
+    props = tables["idempotency"]["Properties"]
+    assert key_schema(tables["idempotency"]) == {"HASH": "id"}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_removal_policy_is_configurable(make_app: Callable[..., cdk.App]) -> None:
+    # Given a throwaway environment that wants its tables deleted with the stack
+    stack = cdk.Stack(make_app(), "Throwaway")
+    DataTables(stack, "Data", removal_policy=cdk.RemovalPolicy.DESTROY)
+
+    # When synthesized, then every table is deleted with the stack
+    tables = Template.from_stack(stack).find_resources("AWS::DynamoDB::Table")
+    assert {t["DeletionPolicy"] for t in tables.values()} == {"Delete"}

@@ -1,0 +1,320 @@
+"""Ingest pipeline: bus rule -> queue (with DLQ) -> function, and what it may touch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+from kizuna.settings import IngestSettings
+
+from kizuna_infra import names
+from kizuna_infra.stack import KizunaStack
+
+pytestmark = pytest.mark.infra
+
+
+class Ids:
+    """Logical ids of the resources under test, resolved from the construct tree."""
+
+    def __init__(self, stack: KizunaStack, logical_id: Callable[[Any], str]) -> None:
+        k = stack.kizuna
+        self.queue = logical_id(k.ingest.queue)
+        self.dlq = logical_id(k.ingest.dead_letter_queue)
+        self.rule = logical_id(k.ingest.rule)
+        self.function = logical_id(k.ingest.function)
+        self.role = logical_id(k.ingest.role)
+        self.log_group = logical_id(k.ingest.log_group)
+        self.bus = logical_id(k.bus.bus)
+        self.customers = logical_id(k.tables.customers)
+        self.activity = logical_id(k.tables.activity)
+        self.idempotency = logical_id(k.tables.idempotency)
+        self.layers = [logical_id(layer) for layer in k.layers.all]
+
+
+def arn(logical: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical, "Arn"]}
+
+
+@pytest.fixture(scope="module")
+def ids(stack: KizunaStack, logical_id: Callable[[Any], str]) -> Ids:
+    return Ids(stack, logical_id)
+
+
+@pytest.fixture(scope="module")
+def resources(template_json: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = template_json["Resources"]
+    return result
+
+
+@pytest.fixture(scope="module")
+def function(resources: dict[str, Any], ids: Ids) -> dict[str, Any]:
+    result: dict[str, Any] = resources[ids.function]
+    return result
+
+
+@pytest.fixture(scope="module")
+def statements(template: Template, ids: Ids) -> list[dict[str, Any]]:
+    """Every statement of every identity policy on the ingest function's role."""
+    policies = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": ids.role}]}}
+    )
+    assert policies, "the ingest role has no policy"
+    return [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resources_for(statements: list[dict[str, Any]], action: str) -> list[Any]:
+    return [
+        r for s in statements if action in as_list(s["Action"]) for r in as_list(s["Resource"])
+    ]
+
+
+# --- Queues -------------------------------------------------------------------------------
+
+
+def test_queue_redrives_to_the_dlq_after_five_receives(
+    resources: dict[str, Any], ids: Ids
+) -> None:
+    props = resources[ids.queue]["Properties"]
+    assert props["RedrivePolicy"] == {"deadLetterTargetArn": arn(ids.dlq), "maxReceiveCount": 5}
+
+
+def test_queue_visibility_timeout_is_six_function_timeouts(
+    resources: dict[str, Any], function: dict[str, Any], ids: Ids
+) -> None:
+    assert function["Properties"]["Timeout"] == 30
+    assert resources[ids.queue]["Properties"]["VisibilityTimeout"] == 6 * 30
+
+
+def test_dlq_keeps_messages_fourteen_days(resources: dict[str, Any], ids: Ids) -> None:
+    assert resources[ids.dlq]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+@pytest.mark.parametrize("queue", ["queue", "dlq"])
+def test_queues_are_encrypted_and_enforce_ssl(
+    template: Template, resources: dict[str, Any], ids: Ids, queue: str
+) -> None:
+    logical = getattr(ids, queue)
+    assert resources[logical]["Properties"]["SqsManagedSseEnabled"] is True
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": logical}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Effect": "Deny",
+                            "Action": "sqs:*",
+                            "Principal": {"AWS": "*"},
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            "Resource": arn(logical),
+                        }
+                    ]
+                )
+            },
+        },
+    )
+
+
+# --- Rule ---------------------------------------------------------------------------------
+
+
+def test_rule_sends_inbound_event_types_from_producers_only(
+    resources: dict[str, Any], ids: Ids
+) -> None:
+    props = resources[ids.rule]["Properties"]
+    assert props["EventBusName"] == {"Ref": ids.bus}
+    assert props["EventPattern"] == {
+        "detail-type": list(names.INBOUND_EVENT_TYPES),
+        "source": [{"anything-but": ["kizuna"]}],
+    }
+
+
+def test_rule_pattern_ignores_kizunas_own_and_unknown_events(
+    resources: dict[str, Any], ids: Ids
+) -> None:
+    # Given the synthesized pattern, evaluated by moto's EventBridge matcher
+    from moto.events.models import EventPattern
+
+    pattern = EventPattern.load(json.dumps(resources[ids.rule]["Properties"]["EventPattern"]))
+
+    def event(source: str, detail_type: str) -> dict[str, Any]:
+        return {"source": source, "detail-type": detail_type, "detail": {}}
+
+    # Then producers' inbound events match, Kizuna's own and derived events do not
+    assert pattern.matches_event(event("shop", "order.placed"))
+    assert pattern.matches_event(event("crm", "customer.upserted"))
+    assert not pattern.matches_event(event("kizuna", "order.placed"))
+    assert not pattern.matches_event(event("shop", "customer.first_purchase"))
+
+
+def test_rule_target_retries_for_a_day_then_dead_letters(
+    resources: dict[str, Any], ids: Ids
+) -> None:
+    [target] = resources[ids.rule]["Properties"]["Targets"]
+    assert target["Arn"] == arn(ids.queue)
+    assert target["DeadLetterConfig"] == {"Arn": arn(ids.dlq)}
+    assert target["RetryPolicy"] == {
+        "MaximumEventAgeInSeconds": 24 * 3600,
+        "MaximumRetryAttempts": 185,
+    }
+
+
+def test_eventbridge_may_send_to_the_queue_and_dlq_only_from_this_rule(
+    template: Template, ids: Ids
+) -> None:
+    for queue in (ids.queue, ids.dlq):
+        template.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": queue}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Allow",
+                                    "Principal": {"Service": "events.amazonaws.com"},
+                                    "Condition": {
+                                        "ArnEquals": {"aws:SourceArn": arn(ids.rule)}
+                                    },
+                                    "Resource": arn(queue),
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+
+# --- Function -----------------------------------------------------------------------------
+
+
+def test_event_source_reports_partial_batch_failures(template: Template, ids: Ids) -> None:
+    mappings = template.find_resources("AWS::Lambda::EventSourceMapping")
+    [mapping] = mappings.values()
+    assert mapping["Properties"] == {
+        "EventSourceArn": arn(ids.queue),
+        "FunctionName": {"Ref": ids.function},
+        "BatchSize": 10,
+        "MaximumBatchingWindowInSeconds": 1,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
+
+
+def test_function_runs_python313_on_arm64_with_both_layers(
+    function: dict[str, Any], ids: Ids
+) -> None:
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "handler.handler"
+    assert props["MemorySize"] == 512
+    assert props["Layers"] == [{"Ref": layer} for layer in ids.layers]
+    assert props["Role"] == arn(ids.role)
+    # Tracing is off unless asked for (the X-Ray SDK costs cold start).
+    assert props.get("TracingConfig", {"Mode": "PassThrough"}) == {"Mode": "PassThrough"}
+
+
+def test_function_tells_the_local_runtime_which_handler_it_is(
+    function: dict[str, Any],
+) -> None:
+    assert function["Metadata"]["kizuna:function"] == "ingest"
+
+
+def test_function_environment(function: dict[str, Any], ids: Ids) -> None:
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env == {
+        "CUSTOMERS_TABLE": {"Ref": ids.customers},
+        "ACTIVITY_TABLE": {"Ref": ids.activity},
+        "IDEMPOTENCY_TABLE": {"Ref": ids.idempotency},
+        "EVENT_BUS_NAME": {"Ref": ids.bus},
+        "DEAD_LETTER_QUEUE_URL": {"Ref": ids.dlq},
+        "KIZUNA_CONFIG": "{}",
+        "MAX_RECEIVE_COUNT": "5",
+        "POWERTOOLS_SERVICE_NAME": "kizuna-ingest",
+        "POWERTOOLS_METRICS_NAMESPACE": "Kizuna",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def test_function_environment_satisfies_the_handlers_settings_model(
+    function: dict[str, Any], resources: dict[str, Any], ids: Ids
+) -> None:
+    # The handler parses its environment into IngestSettings at cold start: every field it
+    # reads must be set, and MAX_RECEIVE_COUNT must agree with the queue's redrive policy.
+    env = function["Properties"]["Environment"]["Variables"]
+    assert set(IngestSettings.model_fields) <= set(env)
+    redrive = resources[ids.queue]["Properties"]["RedrivePolicy"]
+    assert int(env["MAX_RECEIVE_COUNT"]) == redrive["maxReceiveCount"]
+
+
+def test_function_logs_to_its_own_log_group_kept_one_month(
+    function: dict[str, Any], resources: dict[str, Any], ids: Ids
+) -> None:
+    assert function["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": ids.log_group}}
+    assert resources[ids.log_group]["Properties"]["RetentionInDays"] == 30
+
+
+# --- Permissions --------------------------------------------------------------------------
+
+
+def test_role_has_no_managed_policies(resources: dict[str, Any], ids: Ids) -> None:
+    assert "ManagedPolicyArns" not in resources[ids.role]["Properties"]
+
+
+def _iter_resources(statements: list[dict[str, Any]]) -> Iterator[Any]:
+    for statement in statements:
+        yield from as_list(statement["Resource"])
+
+
+def test_no_statement_grants_on_every_resource(statements: list[dict[str, Any]], ids: Ids) -> None:
+    for resource in _iter_resources(statements):
+        assert resource != "*"
+        if isinstance(resource, dict) and "Fn::Join" in resource:
+            # The only composed ARN allowed: a table's own indexes.
+            assert resource == {"Fn::Join": ["", [arn(ids.activity), "/index/*"]]}
+
+
+def test_table_access_is_scoped_to_the_three_tables(
+    statements: list[dict[str, Any]], ids: Ids
+) -> None:
+    tables = [arn(ids.customers), arn(ids.activity), arn(ids.idempotency)]
+    index = {"Fn::Join": ["", [arn(ids.activity), "/index/*"]]}
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
+        granted = resources_for(statements, action)
+        assert all(r in [*tables, index] for r in granted), granted
+        assert all(t in granted for t in tables), action
+    dynamodb_resources = [
+        r
+        for s in statements
+        if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+        for r in as_list(s["Resource"])
+    ]
+    assert all(r in [*tables, index] for r in dynamodb_resources)
+
+
+def test_put_events_only_on_the_kizuna_bus(statements: list[dict[str, Any]], ids: Ids) -> None:
+    assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
+
+
+def test_send_message_only_to_the_dlq(statements: list[dict[str, Any]], ids: Ids) -> None:
+    assert resources_for(statements, "sqs:SendMessage") == [arn(ids.dlq)]
+
+
+def test_consumes_only_the_ingest_queue(statements: list[dict[str, Any]], ids: Ids) -> None:
+    assert resources_for(statements, "sqs:ReceiveMessage") == [arn(ids.queue)]
+    assert resources_for(statements, "sqs:DeleteMessage") == [arn(ids.queue)]
+
+
+def test_writes_logs_only_to_its_log_group(statements: list[dict[str, Any]], ids: Ids) -> None:
+    assert resources_for(statements, "logs:PutLogEvents") == [arn(ids.log_group)]
+    assert resources_for(statements, "logs:CreateLogGroup") == []

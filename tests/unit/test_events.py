@@ -1,0 +1,90 @@
+import pytest
+
+from kizuna.events import INBOUND_EVENT_TYPES, OrderPlaced
+from kizuna.events.envelope import EventRejected, parse_inbound
+from tests.factories import envelope, fixture
+
+
+def test_order_fixture_parses_into_the_versioned_model() -> None:
+    # given an order as a shop would put it on the bus
+    raw = fixture("order_placed")
+    # when it is parsed
+    ev = parse_inbound(raw)
+    # then the detail is the typed model, times are aware, money is exact
+    assert isinstance(ev.detail, OrderPlaced)
+    assert ev.detail.schema_version == 1
+    assert str(ev.detail.total) == "10000"
+    assert ev.detail.occurred_at.utcoffset() is not None
+    assert ev.customer_id == "cust-0001"
+
+
+def test_catalogue_has_the_ten_inbound_types() -> None:
+    assert set(INBOUND_EVENT_TYPES) == {
+        "customer.upserted", "consent.changed", "order.placed", "order.cancelled",
+        "points.adjusted", "device.registered", "line.linked", "product.viewed",
+        "cart.updated", "app.opened",
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error_type", "fragment"),
+    [
+        (lambda d: d["detail"].update(total="-5"), "InvalidEvent", "detail.total"),
+        (lambda d: d["detail"].update(lines=[]), "InvalidEvent", "detail.lines"),
+        (lambda d: d["detail"].update(currency="yen"), "InvalidEvent", "detail.currency"),
+        (lambda d: d["detail"].update(channel="fax"), "InvalidEvent", "detail.channel"),
+        (lambda d: d["detail"].update(surprise=1), "InvalidEvent", "detail.surprise"),
+        (lambda d: d["detail"].update(occurred_at="2026-01-05T10:00:00"), "InvalidEvent",
+         "detail.occurred_at"),
+        (lambda d: d["detail"].pop("customer_id"), "InvalidEvent", "detail.customer_id"),
+        (lambda d: d.update({"detail-type": "order.teleported"}), "UnknownEventType",
+         "order.teleported"),
+        (lambda d: d.pop("id"), "InvalidEnvelope", "id"),
+    ],
+)
+def test_bad_events_are_rejected_with_a_clear_reason(mutate, error_type, fragment) -> None:  # type: ignore[no-untyped-def]
+    raw = fixture("order_placed")
+    mutate(raw)
+    with pytest.raises(EventRejected) as info:
+        parse_inbound(raw)
+    assert info.value.error_type == error_type
+    assert fragment in info.value.reason
+
+
+def test_rejection_reason_does_not_echo_personal_data() -> None:
+    # given a profile update whose email and phone are malformed
+    raw = fixture("customer_upserted")
+    raw["detail"]["email"] = "hanako.yamada-at-example.jp"
+    raw["detail"]["phone"] = "090-1234-5678"
+    with pytest.raises(EventRejected) as info:
+        parse_inbound(raw)
+    # then the reason names the fields but never their values
+    assert "detail.email" in info.value.reason and "detail.phone" in info.value.reason
+    assert "hanako" not in info.value.reason and "1234" not in info.value.reason
+
+
+def test_body_that_is_not_json_is_rejected() -> None:
+    with pytest.raises(EventRejected) as info:
+        parse_inbound("{not json")
+    assert info.value.error_type == "InvalidEnvelope"
+
+
+def test_each_inbound_type_accepts_a_minimal_valid_detail() -> None:
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01T00:00:00Z"}
+    samples = {
+        "customer.upserted": {},
+        "consent.changed": {"channel": "email", "status": "opted_in"},
+        "order.placed": {"order_id": "o1", "total": "1", "currency": "JPY", "channel": "store",
+                          "lines": [{"product_id": "p", "quantity": 1, "unit_price": "1"}]},
+        "order.cancelled": {"order_id": "o1"},
+        "points.adjusted": {"adjustment_id": "a1", "delta": -10, "reason": "redeem"},
+        "device.registered": {"token": "a" * 64, "platform": "FCM"},
+        "line.linked": {"line_user_id": "U" + "0" * 32},
+        "product.viewed": {"product_id": "p1"},
+        "cart.updated": {"cart_id": "k1", "items": []},
+        "app.opened": {},
+    }
+    assert set(samples) == set(INBOUND_EVENT_TYPES)
+    for detail_type, extra in samples.items():
+        ev = parse_inbound(envelope(detail_type, {**base, **extra}, f"id-{detail_type}"))
+        assert ev.detail_type == detail_type

@@ -1,0 +1,88 @@
+"""Duplicated and reordered delivery yields identical state (property-based)."""
+
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kizuna.config import KizunaConfig
+from kizuna.customer import Customer
+from kizuna.domain.ingest import apply_events
+from kizuna.events.envelope import parse_inbound
+from tests.factories import T0, envelope
+
+CFG = KizunaConfig()
+
+hours = st.integers(min_value=0, max_value=24 * 500)
+
+
+@st.composite
+def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
+    at = (T0 + timedelta(hours=draw(hours))).isoformat()
+    base = {"customer_id": "c1", "occurred_at": at}
+    kind = draw(st.sampled_from(["order", "order", "order", "cancel", "adjust", "profile",
+                                 "consent", "open", "cart"]))
+    eid = f"e{n}"
+    if kind == "order":
+        oid = draw(st.sampled_from(["o1", "o2", "o3", "o4", "o5"]))
+        total = draw(st.integers(min_value=100, max_value=300_000))
+        detail = {**base, "order_id": oid, "total": str(total), "currency": "JPY",
+                  "channel": draw(st.sampled_from(["web", "app", "store"])),
+                  "lines": [{"product_id": "p", "quantity": 1, "unit_price": str(total)}]}
+        return envelope("order.placed", detail, eid)
+    if kind == "cancel":
+        oid = draw(st.sampled_from(["o1", "o2", "o3", "o4", "o5"]))
+        return envelope("order.cancelled", {**base, "order_id": oid}, eid)
+    if kind == "adjust":
+        delta = draw(st.integers(min_value=-3000, max_value=3000).filter(bool))
+        return envelope("points.adjusted", {**base, "adjustment_id": f"a{n}", "delta": delta,
+                                            "reason": "x"}, eid)
+    if kind == "profile":
+        return envelope("customer.upserted", {**base, "prefecture": draw(
+            st.sampled_from(["Tokyo", "Osaka", "Kyoto"])), "locale": draw(
+            st.sampled_from(["ja", "en"]))}, eid)
+    if kind == "consent":
+        return envelope("consent.changed", {**base, "channel": "email", "status": draw(
+            st.sampled_from(["opted_in", "opted_out"]))}, eid)
+    if kind == "cart":
+        return envelope("cart.updated", {**base, "cart_id": "k", "items": [
+            {"product_id": "p", "quantity": draw(st.integers(1, 3)), "unit_price": "100"}]}, eid)
+    return envelope("app.opened", base, eid)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    n = draw(st.integers(min_value=1, max_value=14))
+    events = [draw(event(i)) for i in range(n)]
+    # a delivery: every event at least once, some twice, in any order
+    extra = draw(st.lists(st.sampled_from(events), max_size=6))
+    delivery = draw(st.permutations(events + extra))
+    return events, delivery
+
+
+def fold(raws: list[dict[str, Any]]) -> Customer:
+    customer = Customer(customer_id="c1")
+    for raw in raws:
+        customer = apply_events(customer, [parse_inbound(raw)], CFG, T0).customer
+    return customer
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_duplicated_and_reordered_delivery_gives_identical_state(
+    history: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    in_order, delivered = history
+    assert fold(in_order).derived_view() == fold(delivered).derived_view()
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories())
+def test_a_batch_and_one_by_one_give_the_same_state(
+    history: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    _, delivered = history
+    batch = apply_events(Customer(customer_id="c1"), [parse_inbound(r) for r in delivered], CFG,
+                         T0).customer
+    assert batch.derived_view() == fold(delivered).derived_view()
