@@ -25,7 +25,6 @@ for _path in (ROOT / "infra", ROOT / "layers"):
 
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
-
 from kizuna_infra.stack import KizunaStack  # noqa: E402
 
 SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
@@ -58,8 +57,7 @@ def template(stack: KizunaStack) -> Template:
 
 @pytest.fixture(scope="session")
 def template_json(template: Template) -> dict[str, Any]:
-    result: dict[str, Any] = template.to_json()
-    return result
+    return dict(template.to_json())
 
 
 LogicalId = Callable[[Any], str]

@@ -8,7 +8,6 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
-
 from kizuna_infra.data import DataTables
 from kizuna_infra.stack import KizunaStack
 
@@ -16,7 +15,9 @@ pytestmark = pytest.mark.infra
 
 
 @pytest.fixture(scope="module")
-def tables(template_json: dict[str, Any], stack: KizunaStack, logical_id: Callable[[Any], str]) -> Any:
+def tables(
+    template_json: dict[str, Any], stack: KizunaStack, logical_id: Callable[[Any], str]
+) -> Any:
     resources = template_json["Resources"]
     data = stack.kizuna.tables
     return {

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.settings import IngestSettings
-
-from kizuna_infra import names
 from kizuna_infra.stack import KizunaStack
+from moto.events.models import EventPattern
+from moto.events.utils import EventMessageType
 
 pytestmark = pytest.mark.infra
 
@@ -70,17 +71,13 @@ def as_list(value: Any) -> list[Any]:
 
 
 def resources_for(statements: list[dict[str, Any]], action: str) -> list[Any]:
-    return [
-        r for s in statements if action in as_list(s["Action"]) for r in as_list(s["Resource"])
-    ]
+    return [r for s in statements if action in as_list(s["Action"]) for r in as_list(s["Resource"])]
 
 
 # --- Queues -------------------------------------------------------------------------------
 
 
-def test_queue_redrives_to_the_dlq_after_five_receives(
-    resources: dict[str, Any], ids: Ids
-) -> None:
+def test_queue_redrives_to_the_dlq_after_five_receives(resources: dict[str, Any], ids: Ids) -> None:
     props = resources[ids.queue]["Properties"]
     assert props["RedrivePolicy"] == {"deadLetterTargetArn": arn(ids.dlq), "maxReceiveCount": 5}
 
@@ -132,7 +129,7 @@ def test_rule_sends_inbound_event_types_from_producers_only(
     props = resources[ids.rule]["Properties"]
     assert props["EventBusName"] == {"Ref": ids.bus}
     assert props["EventPattern"] == {
-        "detail-type": list(names.INBOUND_EVENT_TYPES),
+        "detail-type": list(INBOUND_EVENT_TYPES),
         "source": [{"anything-but": ["kizuna"]}],
     }
 
@@ -141,11 +138,9 @@ def test_rule_pattern_ignores_kizunas_own_and_unknown_events(
     resources: dict[str, Any], ids: Ids
 ) -> None:
     # Given the synthesized pattern, evaluated by moto's EventBridge matcher
-    from moto.events.models import EventPattern
-
     pattern = EventPattern.load(json.dumps(resources[ids.rule]["Properties"]["EventPattern"]))
 
-    def event(source: str, detail_type: str) -> dict[str, Any]:
+    def event(source: str, detail_type: str) -> EventMessageType:
         return {"source": source, "detail-type": detail_type, "detail": {}}
 
     # Then producers' inbound events match, Kizuna's own and derived events do not
@@ -182,9 +177,7 @@ def test_eventbridge_may_send_to_the_queue_and_dlq_only_from_this_rule(
                                 {
                                     "Effect": "Allow",
                                     "Principal": {"Service": "events.amazonaws.com"},
-                                    "Condition": {
-                                        "ArnEquals": {"aws:SourceArn": arn(ids.rule)}
-                                    },
+                                    "Condition": {"ArnEquals": {"aws:SourceArn": arn(ids.rule)}},
                                     "Resource": arn(queue),
                                 }
                             )
