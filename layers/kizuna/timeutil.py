@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 
@@ -9,9 +10,12 @@ def iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def stamp(at: datetime, event_id: str) -> str:
-    """A last-writer-wins version: later time wins, the event id breaks ties."""
-    return f"{iso(at)}|{event_id}"
+def stamp(at: datetime, content: object) -> str:
+    """A last-writer-wins version: the later time wins; at the same time, a digest of the
+    content breaks the tie. The same fact sent twice (even under two event ids) has the same
+    stamp, so it changes nothing and costs no write."""
+    digest = hashlib.sha256(repr(content).encode()).hexdigest()[:16]
+    return f"{iso(at)}|{digest}"
 
 
 def epoch_seconds(at: datetime) -> int:

@@ -70,7 +70,6 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
     """Mutate ``c``'s facts with ``ev``; return the activity items the event writes."""
     d = ev.detail
     at = d.occurred_at
-    st = stamp(at, ev.event_id)
     cid = c.customer_id
     if c.last_event_at is None or at > c.last_event_at:
         c.last_event_at = at
@@ -79,13 +78,17 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
         case CustomerUpserted():
             for name in PROFILE_FIELDS:
                 value = getattr(d, name)
-                if value is None or not _newer(c.stamps.get(name), st):
+                if value is None:
+                    continue
+                st = stamp(at, value)
+                if not _newer(c.stamps.get(name), st):
                     continue
                 setattr(c, name, value)
                 c.stamps[name] = st
             return []
         case ConsentChanged():
             cur = c.consent.get(d.channel)
+            st = stamp(at, (d.status, d.source))
             if cur is None or _newer(cur.stamp, st):
                 c.consent[d.channel] = ConsentState(status=d.status, at=at, source=d.source, stamp=st)
             return [
@@ -96,6 +99,7 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
             ]
         case OrderPlaced():
             order = c.orders.get(d.order_id) or OrderFact()
+            st = stamp(at, (d.total, d.currency, d.channel, d.lines))
             if not order.placed or _newer(order.stamp, st):
                 c.orders[d.order_id] = order.model_copy(
                     update={
@@ -140,11 +144,13 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
                 c.devices[key] = Device(token=d.token, platform=d.platform, at=at)
             return []
         case LineLinked():
+            st = stamp(at, d.line_user_id)
             if _newer(c.stamps.get("line_user_id"), st):
                 c.line_user_id = d.line_user_id
                 c.stamps["line_user_id"] = st
             return []
         case CartUpdated():
+            st = stamp(at, (d.cart_id, d.items, d.currency))
             if c.cart is None or _newer(c.cart.stamp, st):
                 c.cart = CartState(
                     cart_id=d.cart_id,

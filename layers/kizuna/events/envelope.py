@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kizuna.events.inbound import INBOUND_MODELS, InboundDetail
 
@@ -43,11 +42,24 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def parse_envelope(raw: str | dict[str, Any]) -> EventBridgeModel:
+class Envelope(BaseModel):
+    """The EventBridge event fields Kizuna relies on (account, region and resources are
+    optional: replay tools and some emulators leave them out)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    id: str = Field(min_length=1)
+    detail_type: str = Field(alias="detail-type", min_length=1)
+    source: str = Field(min_length=1)
+    time: datetime
+    detail: dict[str, Any]
+
+
+def parse_envelope(raw: str | dict[str, Any]) -> Envelope:
     try:
         if isinstance(raw, str):
-            return EventBridgeModel.model_validate_json(raw)
-        return EventBridgeModel.model_validate(raw)
+            return Envelope.model_validate_json(raw)
+        return Envelope.model_validate(raw)
     except ValidationError as exc:
         raise EventRejected("InvalidEnvelope", describe_validation_error(exc)) from exc
 
