@@ -13,8 +13,9 @@ T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
 
 
-def envelope(detail_type: str, detail: dict[str, Any], event_id: str,
-             source: str = "com.example.shop") -> dict[str, Any]:
+def envelope(
+    detail_type: str, detail: dict[str, Any], event_id: str, source: str = "com.example.shop"
+) -> dict[str, Any]:
     return {
         "version": "0",
         "id": event_id,
@@ -33,17 +34,30 @@ def fixture(name: str) -> dict[str, Any]:
     return data
 
 
-def order(customer_id: str, order_id: str, total: int | str, at: datetime,
-          event_id: str | None = None, channel: str = "web",
-          product_id: str = "p-1", category: str = "tea") -> dict[str, Any]:
+def order(
+    customer_id: str,
+    order_id: str,
+    total: int | str,
+    at: datetime,
+    event_id: str | None = None,
+    channel: str = "web",
+    product_id: str = "p-1",
+    category: str = "tea",
+) -> dict[str, Any]:
     return envelope(
         "order.placed",
         {
             "customer_id": customer_id,
             "occurred_at": at.isoformat(),
             "order_id": order_id,
-            "lines": [{"product_id": product_id, "category": category, "quantity": 1,
-                       "unit_price": str(total)}],
+            "lines": [
+                {
+                    "product_id": product_id,
+                    "category": category,
+                    "quantity": 1,
+                    "unit_price": str(total),
+                }
+            ],
             "total": str(total),
             "currency": "JPY",
             "channel": channel,
@@ -52,7 +66,9 @@ def order(customer_id: str, order_id: str, total: int | str, at: datetime,
     )
 
 
-def cancel(customer_id: str, order_id: str, at: datetime, event_id: str | None = None) -> dict[str, Any]:
+def cancel(
+    customer_id: str, order_id: str, at: datetime, event_id: str | None = None
+) -> dict[str, Any]:
     return envelope(
         "order.cancelled",
         {"customer_id": customer_id, "occurred_at": at.isoformat(), "order_id": order_id},
@@ -63,8 +79,13 @@ def cancel(customer_id: str, order_id: str, at: datetime, event_id: str | None =
 def adjust(customer_id: str, adjustment_id: str, delta: int, at: datetime) -> dict[str, Any]:
     return envelope(
         "points.adjusted",
-        {"customer_id": customer_id, "occurred_at": at.isoformat(),
-         "adjustment_id": adjustment_id, "delta": delta, "reason": "manual"},
+        {
+            "customer_id": customer_id,
+            "occurred_at": at.isoformat(),
+            "adjustment_id": adjustment_id,
+            "delta": delta,
+            "reason": "manual",
+        },
         f"ev-adj-{adjustment_id}",
     )
 

@@ -13,6 +13,5 @@ from kizuna.wiring import ingest_service
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service = ingest_service()
     response = service.process_batch(event)
-    metrics.add_metric(name="RecordsFailed", unit="Count",
-                       value=len(response["batchItemFailures"]))
+    metrics.add_metric(name="RecordsFailed", unit="Count", value=len(response["batchItemFailures"]))
     return response

@@ -19,6 +19,8 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
@@ -28,7 +30,6 @@ from kizuna.settings import (
     ENV_KIZUNA_CONFIG,
     KIZUNA_EVENT_SOURCE,
 )
-
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
 
@@ -92,7 +93,7 @@ class Ingest(Construct):
             event_bus=bus,
             description="Inbound events from producers (not Kizuna's own) to the ingest queue",
             event_pattern=events.EventPattern(
-                detail_type=list(names.INBOUND_EVENT_TYPES),
+                detail_type=list(INBOUND_EVENT_TYPES),
                 source=events.Match.anything_but(KIZUNA_EVENT_SOURCE),
             ),
             targets=[

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import jsii
 from aws_cdk import (
@@ -72,7 +72,7 @@ class PipInstallBundler:
             str(self.requirements),
         ]
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, options: BundlingOptions | None = None) -> bool:
         result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             self.command(output_dir), check=False, capture_output=True, text=True
         )
@@ -91,7 +91,7 @@ class CopyPackageBundler:
     def __init__(self, package_dir: Path) -> None:
         self.package_dir = package_dir
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, options: BundlingOptions | None = None) -> bool:
         target = Path(output_dir) / "python" / self.package_dir.name
         shutil.copytree(
             self.package_dir,
@@ -102,11 +102,13 @@ class CopyPackageBundler:
         return True
 
 
-def _local_only(local: ILocalBundling) -> BundlingOptions:
+def _local_only(local: PipInstallBundler | CopyPackageBundler) -> BundlingOptions:
     # The image is never pulled: local bundling always succeeds or raises.
     return BundlingOptions(
         image=DockerImage.from_registry(names.LOCAL_BUNDLING_IMAGE),
-        local=local,
+        # jsii calls try_bundle(output_dir, options) with the options struct positionally,
+        # which the generated keyword-only Protocol stub cannot express.
+        local=cast(ILocalBundling, local),
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from kizuna import settings
+
 # --- Repository layout -----------------------------------------------------------------
 # infra/kizuna_infra/names.py -> repository root. Constructs accept a `source_root`
 # override for apps that vendor Kizuna elsewhere.
@@ -85,25 +87,7 @@ METRICS_NAMESPACE: Final[str] = "Kizuna"
 ENV_POWERTOOLS_SERVICE_NAME: Final[str] = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE: Final[str] = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_POWERTOOLS_LOG_LEVEL: Final[str] = "POWERTOOLS_LOG_LEVEL"
-# TODO: import from kizuna.settings once it defines ENV_MAX_RECEIVE_COUNT (the field
-# IngestSettings.MAX_RECEIVE_COUNT reads this name).
-ENV_MAX_RECEIVE_COUNT: Final[str] = "MAX_RECEIVE_COUNT"
-
-# --- Inbound events ------------------------------------------------------------------------
-# TODO: import INBOUND_EVENT_TYPES from kizuna.events once layers/kizuna/events/__init__.py
-# exists, and delete this copy (ingest.py imports it from here).
-INBOUND_EVENT_TYPES: Final[tuple[str, ...]] = (
-    "customer.upserted",
-    "consent.changed",
-    "order.placed",
-    "order.cancelled",
-    "points.adjusted",
-    "device.registered",
-    "line.linked",
-    "product.viewed",
-    "cart.updated",
-    "app.opened",
-)
+ENV_MAX_RECEIVE_COUNT: Final[str] = settings.ENV_MAX_RECEIVE_COUNT
 
 # --- Outputs -------------------------------------------------------------------------------
 OUTPUT_BUS_NAME: Final[str] = "EventBusName"

@@ -39,9 +39,18 @@ class ImportKind(StrEnum):
     orders = "orders"
 
 
-def _import(kind: ImportKind, file: Path, customers_table: str | None, activity_table: str | None,
-            endpoint_url: str | None, region: str | None, profile: str | None, dry_run: bool,
-            config_json: str, errors_csv: Path | None) -> None:
+def _import(
+    kind: ImportKind,
+    file: Path,
+    customers_table: str | None,
+    activity_table: str | None,
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+    dry_run: bool,
+    config_json: str,
+    errors_csv: Path | None,
+) -> None:
     from kizuna.importer import import_file, read_rows
 
     if not file.exists():
@@ -58,20 +67,37 @@ def _import(kind: ImportKind, file: Path, customers_table: str | None, activity_
         from kizuna.store import DynamoStore
 
         session = boto3.Session(profile_name=profile, region_name=region)
-        store = DynamoStore(session.resource("dynamodb", endpoint_url=endpoint_url),
-                            customers_table, activity_table)
+        store = DynamoStore(
+            session.resource("dynamodb", endpoint_url=endpoint_url), customers_table, activity_table
+        )
     total = sum(1 for _ in read_rows(file))
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         task = bar.add_task(f"import {kind}", total=total)
-        report = import_file(kind.value, file, store, load_config(config_json),
-                             datetime.now(UTC), progress=lambda n: bar.advance(task, n))
+        report = import_file(
+            kind.value,
+            file,
+            store,
+            load_config(config_json),
+            datetime.now(UTC),
+            progress=lambda n: bar.advance(task, n),
+        )
         bar.update(task, completed=total)
     table = Table(title=f"import {kind}: {file.name}")
     for col in ("rows", "imported", "rejected", "customers written"):
         table.add_column(col, justify="right")
-    table.add_row(str(report.rows), str(report.imported), str(report.rejected),
-                  str(report.customers_written) if not dry_run else "dry run")
+    table.add_row(
+        str(report.rows),
+        str(report.imported),
+        str(report.rejected),
+        str(report.customers_written) if not dry_run else "dry run",
+    )
     out.print(table)
     if report.errors:
         errs = Table(title="rejected rows")
@@ -100,29 +126,64 @@ Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna
 Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
 Profile = Annotated[str | None, typer.Option(envvar="AWS_PROFILE")]
 DryRun = Annotated[bool, typer.Option(help="Validate and report only; write nothing")]
-ConfigJson = Annotated[str, typer.Option("--config", envvar="KIZUNA_CONFIG",
-                                         help="Loyalty configuration as JSON")]
+ConfigJson = Annotated[
+    str, typer.Option("--config", envvar="KIZUNA_CONFIG", help="Loyalty configuration as JSON")
+]
 ErrorsCsv = Annotated[Path | None, typer.Option(help="Write every rejected row here")]
 
 
 @import_app.command("customers")
-def import_customers(file: FileArg, customers_table: CustomersTable = None,
-                     activity_table: ActivityTable = None, endpoint_url: Endpoint = None,
-                     region: Region = None, profile: Profile = None, dry_run: DryRun = False,
-                     config: ConfigJson = "{}", errors_csv: ErrorsCsv = None) -> None:
+def import_customers(
+    file: FileArg,
+    customers_table: CustomersTable = None,
+    activity_table: ActivityTable = None,
+    endpoint_url: Endpoint = None,
+    region: Region = None,
+    profile: Profile = None,
+    dry_run: DryRun = False,
+    config: ConfigJson = "{}",
+    errors_csv: ErrorsCsv = None,
+) -> None:
     """Import customers: profile, attributes and consent."""
-    _import(ImportKind.customers, file, customers_table, activity_table, endpoint_url, region,
-            profile, dry_run, config, errors_csv)
+    _import(
+        ImportKind.customers,
+        file,
+        customers_table,
+        activity_table,
+        endpoint_url,
+        region,
+        profile,
+        dry_run,
+        config,
+        errors_csv,
+    )
 
 
 @import_app.command("orders")
-def import_orders(file: FileArg, customers_table: CustomersTable = None,
-                  activity_table: ActivityTable = None, endpoint_url: Endpoint = None,
-                  region: Region = None, profile: Profile = None, dry_run: DryRun = False,
-                  config: ConfigJson = "{}", errors_csv: ErrorsCsv = None) -> None:
+def import_orders(
+    file: FileArg,
+    customers_table: CustomersTable = None,
+    activity_table: ActivityTable = None,
+    endpoint_url: Endpoint = None,
+    region: Region = None,
+    profile: Profile = None,
+    dry_run: DryRun = False,
+    config: ConfigJson = "{}",
+    errors_csv: ErrorsCsv = None,
+) -> None:
     """Import order history: lifecycle, points and rank are computed from it."""
-    _import(ImportKind.orders, file, customers_table, activity_table, endpoint_url, region,
-            profile, dry_run, config, errors_csv)
+    _import(
+        ImportKind.orders,
+        file,
+        customers_table,
+        activity_table,
+        endpoint_url,
+        region,
+        profile,
+        dry_run,
+        config,
+        errors_csv,
+    )
 
 
 def main() -> None:  # pragma: no cover

@@ -55,7 +55,9 @@ class LoyaltyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    earn_rate: Decimal = Field(default=Decimal("0.01"), gt=0, description="Points per currency unit")
+    earn_rate: Decimal = Field(
+        default=Decimal("0.01"), gt=0, description="Points per currency unit"
+    )
     ranks: tuple[RankRule, ...] = DEFAULT_RANKS
     rank_window_days: int = Field(default=365, ge=1)
     points_expiry_days: int = Field(default=365, ge=1)

@@ -43,11 +43,22 @@ from kizuna.events.envelope import ParsedEvent, describe_validation_error
 from kizuna.ports import CustomerStore, VersionConflict
 
 CUSTOMER_FIELDS = (
-    "email", "phone", "first_name", "last_name", "region", "prefecture", "birth_date",
-    "gender", "occupation", "locale", "time_zone",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "region",
+    "prefecture",
+    "birth_date",
+    "gender",
+    "occupation",
+    "locale",
+    "time_zone",
 )
 CONSENT_COLUMNS = {
-    "email_consent": "email", "sms_consent": "sms", "push_consent": "push",
+    "email_consent": "email",
+    "sms_consent": "sms",
+    "push_consent": "push",
     "line_consent": "line",
 }
 TRUE_WORDS = {"opted_in", "yes", "true", "1", "y"}
@@ -100,8 +111,14 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if None in row:
                     yield number, {"__error__": "more values than header columns"}
                     continue
-                yield number, {k.strip(): (v.strip() if isinstance(v, str) else v)
-                               for k, v in row.items() if k}
+                yield (
+                    number,
+                    {
+                        k.strip(): (v.strip() if isinstance(v, str) else v)
+                        for k, v in row.items()
+                        if k
+                    },
+                )
         else:
             raise ValueError(f"{path.name}: use .csv, .tsv or .jsonl")
 
@@ -122,13 +139,20 @@ def _time(value: Any, column: str) -> datetime:
     return at
 
 
-def _event(model: type[Any], event_id: str, detail_type: str, detail: dict[str, Any]) -> ParsedEvent:
+def _event(
+    model: type[Any], event_id: str, detail_type: str, detail: dict[str, Any]
+) -> ParsedEvent:
     try:
         parsed = model.model_validate(detail)
     except ValidationError as exc:
         raise RowRejected(describe_validation_error(exc)) from exc
-    return ParsedEvent(event_id=event_id, detail_type=detail_type, source=IMPORT_SOURCE,
-                       time=parsed.occurred_at, detail=parsed)
+    return ParsedEvent(
+        event_id=event_id,
+        detail_type=detail_type,
+        source=IMPORT_SOURCE,
+        time=parsed.occurred_at,
+        detail=parsed,
+    )
 
 
 # -- rows to events ---------------------------------------------------------------------------
@@ -146,8 +170,9 @@ def customer_events(row: dict[str, Any], now: datetime) -> list[ParsedEvent]:
     if unknown:
         raise RowRejected(f"unknown columns: {', '.join(unknown)}")
     stamp = at.isoformat()
-    events = [_event(CustomerUpserted, f"import:customer:{cid}:{stamp}", "customer.upserted",
-                     detail)]
+    events = [
+        _event(CustomerUpserted, f"import:customer:{cid}:{stamp}", "customer.upserted", detail)
+    ]
     for column, channel in CONSENT_COLUMNS.items():
         raw = row.get(column)
         if _blank(raw):
@@ -156,11 +181,20 @@ def customer_events(row: dict[str, Any], now: datetime) -> list[ParsedEvent]:
         if word not in TRUE_WORDS | FALSE_WORDS:
             raise RowRejected(f"{column}: use opted_in/opted_out")
         status = "opted_in" if word in TRUE_WORDS else "opted_out"
-        events.append(_event(
-            ConsentChanged, f"import:consent:{cid}:{channel}:{stamp}", "consent.changed",
-            {"customer_id": cid, "occurred_at": at, "channel": channel, "status": status,
-             "source": "import"},
-        ))
+        events.append(
+            _event(
+                ConsentChanged,
+                f"import:consent:{cid}:{channel}:{stamp}",
+                "consent.changed",
+                {
+                    "customer_id": cid,
+                    "occurred_at": at,
+                    "channel": channel,
+                    "status": status,
+                    "source": "import",
+                },
+            )
+        )
     return events
 
 
@@ -171,8 +205,9 @@ def _decimal(value: Any, column: str) -> Decimal:
         raise RowRejected(f"{column}: not a number") from exc
 
 
-def group_order_rows(rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport
-                     ) -> Iterator[tuple[list[int], dict[str, Any]]]:
+def group_order_rows(
+    rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport
+) -> Iterator[tuple[list[int], dict[str, Any]]]:
     """CSV order lines -> one order dict each (JSONL rows already are orders)."""
     orders: dict[str, tuple[list[int], dict[str, Any]]] = {}
     for number, row in rows:
@@ -203,29 +238,47 @@ def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
     total = order.get("total")
     if _blank(total):
         total = sum(
-            (_decimal(line.get("unit_price", 0), "unit_price")
-             * _decimal(line.get("quantity", 1), "quantity") for line in lines),
+            (
+                _decimal(line.get("unit_price", 0), "unit_price")
+                * _decimal(line.get("quantity", 1), "quantity")
+                for line in lines
+            ),
             Decimal(0),
         )
     detail = {
-        "customer_id": cid, "occurred_at": at, "order_id": oid, "lines": lines,
-        "total": total, "currency": order.get("currency") or "JPY",
+        "customer_id": cid,
+        "occurred_at": at,
+        "order_id": oid,
+        "lines": lines,
+        "total": total,
+        "currency": order.get("currency") or "JPY",
         "channel": order.get("channel") or "store",
     }
     events = [_event(OrderPlaced, f"import:order:{oid}", "order.placed", detail)]
     if not _blank(order.get("cancelled_at")):
-        events.append(_event(
-            OrderCancelled, f"import:cancel:{oid}", "order.cancelled",
-            {"customer_id": cid, "occurred_at": _time(order["cancelled_at"], "cancelled_at"),
-             "order_id": oid},
-        ))
+        events.append(
+            _event(
+                OrderCancelled,
+                f"import:cancel:{oid}",
+                "order.cancelled",
+                {
+                    "customer_id": cid,
+                    "occurred_at": _time(order["cancelled_at"], "cancelled_at"),
+                    "order_id": oid,
+                },
+            )
+        )
     return events
 
 
 # -- applying ---------------------------------------------------------------------------------
-def apply_grouped(store: CustomerStore, by_customer: dict[str, list[ParsedEvent]],
-                  cfg: KizunaConfig, now: datetime,
-                  progress: Callable[[int], None] | None = None) -> int:
+def apply_grouped(
+    store: CustomerStore,
+    by_customer: dict[str, list[ParsedEvent]],
+    cfg: KizunaConfig,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Fold each customer's events and save once per customer; return customers written."""
     written = 0
     ids = list(by_customer)
@@ -256,8 +309,14 @@ def apply_grouped(store: CustomerStore, by_customer: dict[str, list[ParsedEvent]
     return written
 
 
-def import_file(kind: str, path: Path, store: CustomerStore | None, cfg: KizunaConfig,
-                now: datetime, progress: Callable[[int], None] | None = None) -> ImportReport:
+def import_file(
+    kind: str,
+    path: Path,
+    store: CustomerStore | None,
+    cfg: KizunaConfig,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
     """Validate every row, import the good ones (``store=None`` validates only)."""
     report = ImportReport(kind=kind)
     by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)

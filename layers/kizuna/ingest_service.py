@@ -37,8 +37,13 @@ class IngestStats:
     conflicts: int = 0
 
 
-def ingest_one(store: CustomerStore, event: ParsedEvent, cfg: KizunaConfig, clock: Clock,
-               stats: IngestStats | None = None) -> tuple[list[ActivityItem], list[DerivedEvent]]:
+def ingest_one(
+    store: CustomerStore,
+    event: ParsedEvent,
+    cfg: KizunaConfig,
+    clock: Clock,
+    stats: IngestStats | None = None,
+) -> tuple[list[ActivityItem], list[DerivedEvent]]:
     """Apply one event to its customer, retrying on concurrent modification."""
     for _ in range(MAX_CONFLICT_RETRIES):
         current = store.get_customers([event.customer_id]).get(event.customer_id)
@@ -64,9 +69,15 @@ class _Pending:
 
 
 class IngestService:
-    def __init__(self, store: CustomerStore, publisher: EventPublisher,
-                 dead_letters: DeadLetterSink, cfg: KizunaConfig, clock: Clock,
-                 max_receive_count: int) -> None:
+    def __init__(
+        self,
+        store: CustomerStore,
+        publisher: EventPublisher,
+        dead_letters: DeadLetterSink,
+        cfg: KizunaConfig,
+        clock: Clock,
+        max_receive_count: int,
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.dead_letters = dead_letters
@@ -83,7 +94,7 @@ class IngestService:
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         with processor(records=event["Records"], handler=self._record):
             processor.process()
-        failed = {f["itemIdentifier"] for f in processor.response()["batchItemFailures"]}
+        failed = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}
         failed |= self._flush()
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in sorted(failed)]}
 
@@ -92,8 +103,12 @@ class IngestService:
             parsed = parse_inbound(record.body)
         except EventRejected as exc:
             self.stats.rejected += 1
-            logger.warning("event rejected", error_type=exc.error_type, reason=exc.reason,
-                           message_id=record.message_id)
+            logger.warning(
+                "event rejected",
+                error_type=exc.error_type,
+                reason=exc.reason,
+                message_id=record.message_id,
+            )
             self._dead_letter(record, exc.error_type, exc.reason)
             return
         try:
@@ -102,8 +117,11 @@ class IngestService:
             if self._exhausted(record):
                 self._dead_letter(record, type(exc).__name__, str(exc))
                 return
-            logger.exception("event failed, will be retried", detail_type=parsed.detail_type,
-                             message_id=record.message_id)
+            logger.exception(
+                "event failed, will be retried",
+                detail_type=parsed.detail_type,
+                message_id=record.message_id,
+            )
             raise
         self.stats.processed += 1
         self._pending[record.message_id] = _Pending(record, activity, derived)
@@ -158,4 +176,3 @@ class IngestService:
         if self.dead_letters.send([letter]):
             raise RuntimeError("could not dead-letter the record; leaving it to SQS redrive")
         self.stats.dead_lettered += 1
-

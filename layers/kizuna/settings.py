@@ -19,6 +19,7 @@ ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
 ENV_DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
 ENV_KIZUNA_CONFIG = "KIZUNA_CONFIG"
+ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
@@ -43,4 +44,4 @@ class IngestSettings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def ingest_settings() -> IngestSettings:
-    return IngestSettings()  # type: ignore[call-arg]
+    return IngestSettings()

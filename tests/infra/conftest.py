@@ -25,6 +25,7 @@ for _path in (ROOT / "infra", ROOT / "layers"):
 
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
+
 from kizuna_infra.stack import KizunaStack  # noqa: E402
 
 SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}

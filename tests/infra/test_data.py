@@ -8,6 +8,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
+
 from kizuna_infra.data import DataTables
 from kizuna_infra.stack import KizunaStack
 

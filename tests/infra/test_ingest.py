@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from moto.events.models import EventPattern
+from moto.events.utils import EventMessageType
+
 from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.settings import IngestSettings
 from kizuna_infra.stack import KizunaStack
-from moto.events.models import EventPattern
-from moto.events.utils import EventMessageType
 
 pytestmark = pytest.mark.infra
 

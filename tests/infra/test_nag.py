@@ -15,6 +15,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match
+
 from kizuna_infra import Kizuna
 from kizuna_infra.nag import MIN_REASON_LENGTH, nag_checks
 

@@ -12,6 +12,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
+
 from kizuna_infra import names
 from kizuna_infra.layers import CopyPackageBundler, PipInstallBundler
 from kizuna_infra.stack import KizunaStack

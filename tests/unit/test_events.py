@@ -20,9 +20,16 @@ def test_order_fixture_parses_into_the_versioned_model() -> None:
 
 def test_catalogue_has_the_ten_inbound_types() -> None:
     assert set(INBOUND_EVENT_TYPES) == {
-        "customer.upserted", "consent.changed", "order.placed", "order.cancelled",
-        "points.adjusted", "device.registered", "line.linked", "product.viewed",
-        "cart.updated", "app.opened",
+        "customer.upserted",
+        "consent.changed",
+        "order.placed",
+        "order.cancelled",
+        "points.adjusted",
+        "device.registered",
+        "line.linked",
+        "product.viewed",
+        "cart.updated",
+        "app.opened",
     }
 
 
@@ -34,11 +41,17 @@ def test_catalogue_has_the_ten_inbound_types() -> None:
         (lambda d: d["detail"].update(currency="yen"), "InvalidEvent", "detail.currency"),
         (lambda d: d["detail"].update(channel="fax"), "InvalidEvent", "detail.channel"),
         (lambda d: d["detail"].update(surprise=1), "InvalidEvent", "detail.surprise"),
-        (lambda d: d["detail"].update(occurred_at="2026-01-05T10:00:00"), "InvalidEvent",
-         "detail.occurred_at"),
+        (
+            lambda d: d["detail"].update(occurred_at="2026-01-05T10:00:00"),
+            "InvalidEvent",
+            "detail.occurred_at",
+        ),
         (lambda d: d["detail"].pop("customer_id"), "InvalidEvent", "detail.customer_id"),
-        (lambda d: d.update({"detail-type": "order.teleported"}), "UnknownEventType",
-         "order.teleported"),
+        (
+            lambda d: d.update({"detail-type": "order.teleported"}),
+            "UnknownEventType",
+            "order.teleported",
+        ),
         (lambda d: d.pop("id"), "InvalidEnvelope", "id"),
     ],
 )
@@ -74,8 +87,13 @@ def test_each_inbound_type_accepts_a_minimal_valid_detail() -> None:
     samples = {
         "customer.upserted": {},
         "consent.changed": {"channel": "email", "status": "opted_in"},
-        "order.placed": {"order_id": "o1", "total": "1", "currency": "JPY", "channel": "store",
-                          "lines": [{"product_id": "p", "quantity": 1, "unit_price": "1"}]},
+        "order.placed": {
+            "order_id": "o1",
+            "total": "1",
+            "currency": "JPY",
+            "channel": "store",
+            "lines": [{"product_id": "p", "quantity": 1, "unit_price": "1"}],
+        },
         "order.cancelled": {"order_id": "o1"},
         "points.adjusted": {"adjustment_id": "a1", "delta": -10, "reason": "redeem"},
         "device.registered": {"token": "a" * 64, "platform": "FCM"},

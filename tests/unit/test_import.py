@@ -3,19 +3,30 @@
 import json
 from pathlib import Path
 
+from kizuna.clock import FixedClock
 from kizuna.config import KizunaConfig
 from kizuna.customer import Customer
 from kizuna.fakes import MemoryStore
 from kizuna.importer import import_file
 from kizuna.ingest_service import ingest_one
-from kizuna.clock import FixedClock
 from tests.factories import T0, cancel, order, parsed
 
 CFG = KizunaConfig()
-LOYALTY_FIELDS = ("order_count", "first_order_at", "first_order_id", "last_order_at",
-                  "lifetime_value", "spend_12m", "rank", "rank_points", "next_rank",
-                  "points_to_next_rank", "points_balance", "points_next_expiry_at",
-                  "points_next_expiry_amount")
+LOYALTY_FIELDS = (
+    "order_count",
+    "first_order_at",
+    "first_order_id",
+    "last_order_at",
+    "lifetime_value",
+    "spend_12m",
+    "rank",
+    "rank_points",
+    "next_rank",
+    "points_to_next_rank",
+    "points_balance",
+    "points_next_expiry_at",
+    "points_next_expiry_amount",
+)
 
 
 def loyalty(c: Customer) -> dict[str, object]:
@@ -62,8 +73,14 @@ def test_imported_orders_give_the_same_state_as_the_same_orders_as_events(tmp_pa
     with path.open("w") as fh:
         for raw in raws[:-1]:
             d = raw["detail"]
-            row = {"order_id": d["order_id"], "customer_id": "c1", "ordered_at": d["occurred_at"],
-                   "lines": d["lines"], "total": d["total"], "channel": d["channel"]}
+            row = {
+                "order_id": d["order_id"],
+                "customer_id": "c1",
+                "ordered_at": d["occurred_at"],
+                "lines": d["lines"],
+                "total": d["total"],
+                "channel": d["channel"],
+            }
             if d["order_id"] == "o2":
                 row["cancelled_at"] = raws[-1]["detail"]["occurred_at"]
             fh.write(json.dumps(row) + "\n")
@@ -96,10 +113,16 @@ def test_customers_import_with_consent_and_a_dry_run(tmp_path: Path) -> None:
 
 def test_malformed_jsonl_line_is_reported_not_fatal(tmp_path: Path) -> None:
     path = tmp_path / "orders.jsonl"
-    good = {"order_id": "o1", "customer_id": "c1", "ordered_at": "2026-01-05T10:00:00Z",
-            "lines": [{"product_id": "p", "quantity": 1, "unit_price": "500"}]}
+    good = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "ordered_at": "2026-01-05T10:00:00Z",
+        "lines": [{"product_id": "p", "quantity": 1, "unit_price": "500"}],
+    }
     path.write_text(json.dumps(good) + "\n{oops\n[1,2]\n")
     report = import_file("orders", path, MemoryStore(), CFG, T0)
     assert report.imported == 1
     assert [(e.row, e.error.split(":")[0]) for e in report.errors] == [
-        (2, "invalid JSON"), (3, "not an object")]
+        (2, "invalid JSON"),
+        (3, "not an object"),
+    ]

@@ -8,8 +8,9 @@ from tests.factories import T0, days, order
 from tests.sqs_events import sqs_event, sqs_record
 
 
-def service(publisher: MemoryPublisher | None = None, store: MemoryStore | None = None
-            ) -> tuple[IngestService, MemoryStore, MemoryPublisher, MemoryDeadLetters]:
+def service(
+    publisher: MemoryPublisher | None = None, store: MemoryStore | None = None
+) -> tuple[IngestService, MemoryStore, MemoryPublisher, MemoryDeadLetters]:
     store = store or MemoryStore()
     publisher = publisher or MemoryPublisher()
     dlq = MemoryDeadLetters()
@@ -33,11 +34,16 @@ def test_invalid_event_goes_to_the_dead_letters_and_the_rest_of_the_batch_is_pro
     assert store.customers["c1"].order_count == 2
     assert "c2" not in store.customers
     assert [(d.message_id, d.error_type) for d in dlq.letters] == [
-        ("m2", "InvalidEvent"), ("m3", "InvalidEnvelope")]
+        ("m2", "InvalidEvent"),
+        ("m3", "InvalidEnvelope"),
+    ]
     assert "detail.total" in dlq.letters[0].reason
     assert dlq.letters[1].body == "not json at all"
     assert [e.detail_type for e in publisher.events] == [
-        "customer.first_purchase", "customer.repeat_purchase", "customer.rank_changed"]
+        "customer.first_purchase",
+        "customer.repeat_purchase",
+        "customer.rank_changed",
+    ]
 
 
 def test_failed_put_events_retries_the_record_and_redelivery_re_emits_the_same_events() -> None:
@@ -80,7 +86,8 @@ def test_transient_failure_is_retried_then_dead_lettered_with_its_reason() -> No
     last = svc.process_batch(sqs_event(sqs_record(raw, "m1", receive_count=3)))
     assert last == {"batchItemFailures": []}
     assert [(d.error_type, d.reason) for d in dlq.letters] == [
-        ("ConnectionError", "DynamoDB unavailable")]
+        ("ConnectionError", "DynamoDB unavailable")
+    ]
 
 
 def test_concurrent_writer_is_retried_not_lost() -> None:
@@ -91,8 +98,9 @@ def test_concurrent_writer_is_retried_not_lost() -> None:
             if not self.raced:
                 self.raced = True
                 # another Lambda saves the same customer first
-                super().save_customer(customer.model_copy(update={"region": "Kansai"}),
-                                      expected_version)
+                super().save_customer(
+                    customer.model_copy(update={"region": "Kansai"}), expected_version
+                )
             return super().save_customer(customer, expected_version)
 
     svc, store, _, _ = service(store=RacingStore())

@@ -22,13 +22,18 @@ def run(*raws: dict) -> tuple[Customer, list[list[str]]]:  # type: ignore[type-a
 
 def test_points_follow_the_rank_held_when_ordering() -> None:
     c, emitted = run(
-        order("c1", "o1", 30000, T0),           # Bronze x1: 300; rank points 300
+        order("c1", "o1", 30000, T0),  # Bronze x1: 300; rank points 300
         order("c1", "o2", 25000, T0 + days(1)),  # Bronze x1: 250; 550 -> Silver
         order("c1", "o3", 100000, T0 + days(2)),  # Silver x1.5: 1500; 1550
         order("c1", "o4", 40000, T0 + days(3)),  # Silver x1.5: 600; 1950 -> 50 to Gold
     )
     assert c.points_balance == 300 + 250 + 1500 + 600
-    assert (c.rank, c.rank_points, c.next_rank, c.points_to_next_rank) == ("Silver", 1950, "Gold", 50)
+    assert (c.rank, c.rank_points, c.next_rank, c.points_to_next_rank) == (
+        "Silver",
+        1950,
+        "Gold",
+        50,
+    )
     assert c.order_count == 4 and c.lifetime_value == 195000 and c.spend_12m == 195000
     assert c.first_order_id == "o1" and c.first_order_at == T0 and c.last_order_at == T0 + days(3)
     assert emitted == [
@@ -64,8 +69,11 @@ def test_cancelling_an_early_order_recomputes_later_multipliers() -> None:
 def test_points_expire_and_rank_falls_out_of_the_rolling_window() -> None:
     c, emitted = run(
         order("c1", "o1", 60000, T0),  # 600 -> Silver
-        envelope("app.opened", {"customer_id": "c1", "occurred_at": (T0 + days(366)).isoformat()},
-                 "ev-open"),
+        envelope(
+            "app.opened",
+            {"customer_id": "c1", "occurred_at": (T0 + days(366)).isoformat()},
+            "ev-open",
+        ),
     )
     assert c.points_balance == 0
     assert (c.rank, c.rank_points, c.spend_12m, c.lifetime_value) == ("Bronze", 0, 0, 60000)
@@ -74,9 +82,9 @@ def test_points_expire_and_rank_falls_out_of_the_rolling_window() -> None:
 
 def test_negative_adjustment_spends_oldest_points_first() -> None:
     c, _ = run(
-        order("c1", "o1", 30000, T0),               # lot 300, expires T0+365
-        adjust("c1", "a1", 100, T0 + days(200)),    # lot 100, expires T0+565
-        adjust("c1", "a2", -350, T0 + days(300)),   # takes 300 (old) + 50 (new)
+        order("c1", "o1", 30000, T0),  # lot 300, expires T0+365
+        adjust("c1", "a1", 100, T0 + days(200)),  # lot 100, expires T0+565
+        adjust("c1", "a2", -350, T0 + days(300)),  # takes 300 (old) + 50 (new)
     )
     assert c.points_balance == 50
     assert c.points_next_expiry_at == T0 + days(565) and c.points_next_expiry_amount == 50
@@ -93,11 +101,15 @@ def test_next_expiry_is_reported_for_the_points_expiry_warning() -> None:
 
 
 def test_rank_thresholds_and_multipliers_are_configurable() -> None:
-    cfg = KizunaConfig(loyalty=LoyaltyConfig(
-        earn_rate="0.1",  # type: ignore[arg-type]
-        ranks=(RankRule(name="Member", min_points=0), RankRule(name="VIP", min_points=1000,
-                                                             multiplier="2")),  # type: ignore[arg-type]
-    ))
+    cfg = KizunaConfig(
+        loyalty=LoyaltyConfig(
+            earn_rate="0.1",  # type: ignore[arg-type]
+            ranks=(
+                RankRule(name="Member", min_points=0),
+                RankRule(name="VIP", min_points=1000, multiplier="2"),
+            ),  # type: ignore[arg-type]
+        )
+    )
     c = Customer(customer_id="c1")
     for raw in (order("c1", "o1", 10000, T0), order("c1", "o2", 10000, T0 + days(1))):
         c = apply_events(c, [parsed(raw)], cfg, T0).customer
@@ -106,8 +118,8 @@ def test_rank_thresholds_and_multipliers_are_configurable() -> None:
 
 def test_points_near_next_rank_fires_once_when_entering_the_window() -> None:
     _, emitted = run(
-        order("c1", "o1", 42000, T0),            # 420: 80 to Silver -> nudge
-        order("c1", "o2", 1000, T0 + days(1)),   # 430: still near, no second nudge
+        order("c1", "o1", 42000, T0),  # 420: 80 to Silver -> nudge
+        order("c1", "o2", 1000, T0 + days(1)),  # 430: still near, no second nudge
         order("c1", "o3", 10000, T0 + days(2)),  # 530: Silver
     )
     assert emitted[0] == ["customer.first_purchase", "customer.points_near_next_rank"]

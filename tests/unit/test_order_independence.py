@@ -21,33 +21,66 @@ hours = st.integers(min_value=0, max_value=24 * 500)
 def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
     at = (T0 + timedelta(hours=draw(hours))).isoformat()
     base = {"customer_id": "c1", "occurred_at": at}
-    kind = draw(st.sampled_from(["order", "order", "order", "cancel", "adjust", "profile",
-                                 "consent", "open", "cart"]))
+    kind = draw(
+        st.sampled_from(
+            ["order", "order", "order", "cancel", "adjust", "profile", "consent", "open", "cart"]
+        )
+    )
     eid = f"e{n}"
     if kind == "order":
         oid = draw(st.sampled_from(["o1", "o2", "o3", "o4", "o5"]))
         total = draw(st.integers(min_value=100, max_value=300_000))
-        detail = {**base, "order_id": oid, "total": str(total), "currency": "JPY",
-                  "channel": draw(st.sampled_from(["web", "app", "store"])),
-                  "lines": [{"product_id": "p", "quantity": 1, "unit_price": str(total)}]}
+        detail = {
+            **base,
+            "order_id": oid,
+            "total": str(total),
+            "currency": "JPY",
+            "channel": draw(st.sampled_from(["web", "app", "store"])),
+            "lines": [{"product_id": "p", "quantity": 1, "unit_price": str(total)}],
+        }
         return envelope("order.placed", detail, eid)
     if kind == "cancel":
         oid = draw(st.sampled_from(["o1", "o2", "o3", "o4", "o5"]))
         return envelope("order.cancelled", {**base, "order_id": oid}, eid)
     if kind == "adjust":
         delta = draw(st.integers(min_value=-3000, max_value=3000).filter(bool))
-        return envelope("points.adjusted", {**base, "adjustment_id": f"a{n}", "delta": delta,
-                                            "reason": "x"}, eid)
+        return envelope(
+            "points.adjusted",
+            {**base, "adjustment_id": f"a{n}", "delta": delta, "reason": "x"},
+            eid,
+        )
     if kind == "profile":
-        return envelope("customer.upserted", {**base, "prefecture": draw(
-            st.sampled_from(["Tokyo", "Osaka", "Kyoto"])), "locale": draw(
-            st.sampled_from(["ja", "en"]))}, eid)
+        return envelope(
+            "customer.upserted",
+            {
+                **base,
+                "prefecture": draw(st.sampled_from(["Tokyo", "Osaka", "Kyoto"])),
+                "locale": draw(st.sampled_from(["ja", "en"])),
+            },
+            eid,
+        )
     if kind == "consent":
-        return envelope("consent.changed", {**base, "channel": "email", "status": draw(
-            st.sampled_from(["opted_in", "opted_out"]))}, eid)
+        return envelope(
+            "consent.changed",
+            {
+                **base,
+                "channel": "email",
+                "status": draw(st.sampled_from(["opted_in", "opted_out"])),
+            },
+            eid,
+        )
     if kind == "cart":
-        return envelope("cart.updated", {**base, "cart_id": "k", "items": [
-            {"product_id": "p", "quantity": draw(st.integers(1, 3)), "unit_price": "100"}]}, eid)
+        return envelope(
+            "cart.updated",
+            {
+                **base,
+                "cart_id": "k",
+                "items": [
+                    {"product_id": "p", "quantity": draw(st.integers(1, 3)), "unit_price": "100"}
+                ],
+            },
+            eid,
+        )
     return envelope("app.opened", base, eid)
 
 
@@ -83,6 +116,7 @@ def test_a_batch_and_one_by_one_give_the_same_state(
     history: tuple[list[dict[str, Any]], list[dict[str, Any]]],
 ) -> None:
     _, delivered = history
-    batch = apply_events(Customer(customer_id="c1"), [parse_inbound(r) for r in delivered], CFG,
-                         T0).customer
+    batch = apply_events(
+        Customer(customer_id="c1"), [parse_inbound(r) for r in delivered], CFG, T0
+    ).customer
     assert batch.derived_view() == fold(delivered).derived_view()

@@ -90,10 +90,15 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
             cur = c.consent.get(d.channel)
             st = stamp(at, (d.status, d.source))
             if cur is None or _newer(cur.stamp, st):
-                c.consent[d.channel] = ConsentState(status=d.status, at=at, source=d.source, stamp=st)
+                c.consent[d.channel] = ConsentState(
+                    status=d.status, at=at, source=d.source, stamp=st
+                )
             return [
                 ActivityItem(
-                    customer_id=cid, kind="CONSENT", at=at, key=f"{d.channel}#{ev.event_id}",
+                    customer_id=cid,
+                    kind="CONSENT",
+                    at=at,
+                    key=f"{d.channel}#{ev.event_id}",
                     data={"channel": d.channel, "status": d.status, "source": d.source},
                 )
             ]
@@ -103,15 +108,24 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
             if not order.placed or _newer(order.stamp, st):
                 c.orders[d.order_id] = order.model_copy(
                     update={
-                        "placed": True, "at": at, "total": d.total, "currency": d.currency,
-                        "channel": d.channel, "stamp": st,
+                        "placed": True,
+                        "at": at,
+                        "total": d.total,
+                        "currency": d.currency,
+                        "channel": d.channel,
+                        "stamp": st,
                     }
                 )
             return [
                 ActivityItem(
-                    customer_id=cid, kind="ORDER", at=at, key=d.order_id,
+                    customer_id=cid,
+                    kind="ORDER",
+                    at=at,
+                    key=d.order_id,
                     data={
-                        "order_id": d.order_id, "total": d.total, "currency": d.currency,
+                        "order_id": d.order_id,
+                        "total": d.total,
+                        "currency": d.currency,
                         "channel": d.channel,
                         "lines": [line.model_dump() for line in d.lines],
                     },
@@ -123,7 +137,10 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
                 c.orders[d.order_id] = order.model_copy(update={"cancelled_at": at})
             return [
                 ActivityItem(
-                    customer_id=cid, kind="CANCEL", at=at, key=d.order_id,
+                    customer_id=cid,
+                    kind="CANCEL",
+                    at=at,
+                    key=d.order_id,
                     data={"order_id": d.order_id, "reason": d.reason},
                 )
             ]
@@ -133,7 +150,10 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
             )
             return [
                 ActivityItem(
-                    customer_id=cid, kind="POINTS", at=at, key=f"adjust#{d.adjustment_id}",
+                    customer_id=cid,
+                    kind="POINTS",
+                    at=at,
+                    key=f"adjust#{d.adjustment_id}",
                     data={"delta": d.delta, "reason": d.reason},
                 )
             ]
@@ -176,13 +196,18 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
 def _behaviour(ev: ParsedEvent, cfg: KizunaConfig, data: dict[str, Any]) -> ActivityItem:
     at = ev.detail.occurred_at
     return ActivityItem(
-        customer_id=ev.customer_id, kind="EVENT", at=at, key=f"{ev.detail_type}#{ev.event_id}",
+        customer_id=ev.customer_id,
+        kind="EVENT",
+        at=at,
+        key=f"{ev.detail_type}#{ev.event_id}",
         data={"type": ev.detail_type, **data},
         expires_at=epoch_seconds(at + timedelta(days=cfg.behaviour_ttl_days)),
     )
 
 
-def _derive(before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[DerivedEvent]:
+def _derive(
+    before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfig
+) -> list[DerivedEvent]:
     cid = after.customer_id
     at = ev.detail.occurred_at
     out: list[DerivedEvent] = []
@@ -195,8 +220,12 @@ def _derive(before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfi
         )
         if newly_counted:
             common: dict[str, Any] = {
-                "customer_id": cid, "occurred_at": at, "caused_by": ev.event_id,
-                "order_id": d.order_id, "total": d.total, "currency": d.currency,
+                "customer_id": cid,
+                "occurred_at": at,
+                "caused_by": ev.event_id,
+                "order_id": d.order_id,
+                "total": d.total,
+                "currency": d.currency,
                 "channel": d.channel,
                 "product_ids": tuple(dict.fromkeys(line.product_id for line in d.lines)),
                 "categories": tuple(
@@ -204,32 +233,42 @@ def _derive(before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfi
                 ),
             }
             if before.order_count == 0:
-                out.append(DerivedEvent(
-                    detail_type="customer.first_purchase",
-                    detail=FirstPurchase(event_id=f"{cid}:first_purchase", **common),
-                ))
+                out.append(
+                    DerivedEvent(
+                        detail_type="customer.first_purchase",
+                        detail=FirstPurchase(event_id=f"{cid}:first_purchase", **common),
+                    )
+                )
             else:
-                out.append(DerivedEvent(
-                    detail_type="customer.repeat_purchase",
-                    detail=RepeatPurchase(
-                        event_id=f"{cid}:repeat_purchase:{d.order_id}",
-                        order_count=after.order_count, **common,
-                    ),
-                ))
+                out.append(
+                    DerivedEvent(
+                        detail_type="customer.repeat_purchase",
+                        detail=RepeatPurchase(
+                            event_id=f"{cid}:repeat_purchase:{d.order_id}",
+                            order_count=after.order_count,
+                            **common,
+                        ),
+                    )
+                )
 
     loyalty = cfg.loyalty
     if before.rank is not None and after.rank is not None and before.rank != after.rank:
         up = loyalty.rank_index(after.rank) > loyalty.rank_index(before.rank)
-        out.append(DerivedEvent(
-            detail_type="customer.rank_changed",
-            detail=RankChanged(
-                event_id=f"{cid}:rank_changed:{before.rank}:{after.rank}:{ev.event_id}",
-                customer_id=cid, occurred_at=at, caused_by=ev.event_id,
-                from_rank=before.rank, to_rank=after.rank,
-                direction=RankDirection.UP if up else RankDirection.DOWN,
-                rank_points=after.rank_points,
-            ),
-        ))
+        out.append(
+            DerivedEvent(
+                detail_type="customer.rank_changed",
+                detail=RankChanged(
+                    event_id=f"{cid}:rank_changed:{before.rank}:{after.rank}:{ev.event_id}",
+                    customer_id=cid,
+                    occurred_at=at,
+                    caused_by=ev.event_id,
+                    from_rank=before.rank,
+                    to_rank=after.rank,
+                    direction=RankDirection.UP if up else RankDirection.DOWN,
+                    rank_points=after.rank_points,
+                ),
+            )
+        )
 
     near = loyalty.near_next_rank_points
     gap = after.points_to_next_rank
@@ -240,50 +279,60 @@ def _derive(before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfi
             and before.points_to_next_rank <= near
         )
         if not was_near:
-            out.append(DerivedEvent(
-                detail_type="customer.points_near_next_rank",
-                detail=PointsNearNextRank(
-                    event_id=f"{cid}:points_near_next_rank:{after.next_rank}:{ev.event_id}",
-                    customer_id=cid, occurred_at=at, caused_by=ev.event_id,
-                    rank=after.rank, next_rank=after.next_rank, points_to_next_rank=gap,
-                    rank_points=after.rank_points, points_balance=after.points_balance,
-                ),
-            ))
+            out.append(
+                DerivedEvent(
+                    detail_type="customer.points_near_next_rank",
+                    detail=PointsNearNextRank(
+                        event_id=f"{cid}:points_near_next_rank:{after.next_rank}:{ev.event_id}",
+                        customer_id=cid,
+                        occurred_at=at,
+                        caused_by=ev.event_id,
+                        rank=after.rank,
+                        next_rank=after.next_rank,
+                        points_to_next_rank=gap,
+                        rank_points=after.rank_points,
+                        points_balance=after.points_balance,
+                    ),
+                )
+            )
     return out
 
 
-def _points_items(before: Customer, after: Customer, ev: ParsedEvent) -> list[ActivityItem]:
-    """Point transactions for the activity history: earn on an order, reversal on a cancel."""
-    d = ev.detail
-    if isinstance(d, OrderPlaced | OrderCancelled):
-        oid = d.order_id
-        was = oid in before.orders and before.orders[oid].counts
-        now = after.orders[oid].counts
-        if was == now:
-            return []
-        kind = "earn" if now else "reversal"
-        return [
-            ActivityItem(
-                customer_id=after.customer_id, kind="POINTS", at=d.occurred_at,
-                key=f"{kind}#{oid}",
-                data={"order_id": oid, "type": kind,
-                      "balance_after": after.points_balance,
-                      "balance_before": before.points_balance},
+def _with_points(
+    activity: list[ActivityItem], before: Customer, after: Customer
+) -> list[ActivityItem]:
+    """Orders and cancellations carry the points movement they caused, so the activity
+    history is also the point ledger without a second write per order."""
+    out = []
+    for item in activity:
+        if item.kind in {"ORDER", "CANCEL"}:
+            item = item.model_copy(
+                update={
+                    "data": {
+                        **item.data,
+                        "points_balance_before": before.points_balance,
+                        "points_balance_after": after.points_balance,
+                        "rank_after": after.rank,
+                    }
+                }
             )
-        ]
-    return []
+        out.append(item)
+    return out
 
 
 def restore_derived(record: ProcessedRecord) -> list[DerivedEvent]:
     out = []
     for raw in record.derived:
         model = DERIVED_MODELS[raw["detail_type"]]
-        out.append(DerivedEvent(detail_type=raw["detail_type"], detail=model.model_validate(raw["detail"])))
+        out.append(
+            DerivedEvent(detail_type=raw["detail_type"], detail=model.model_validate(raw["detail"]))
+        )
     return out
 
 
-def apply_events(customer: Customer, events: list[ParsedEvent], cfg: KizunaConfig,
-                 now: datetime) -> Applied:
+def apply_events(
+    customer: Customer, events: list[ParsedEvent], cfg: KizunaConfig, now: datetime
+) -> Applied:
     """Apply ``events`` (all for ``customer``) in order.
 
     An event already in the customer's idempotency records is not applied again; the
@@ -309,12 +358,14 @@ def apply_events(customer: Customer, events: list[ParsedEvent], cfg: KizunaConfi
         activity = _apply_facts(after, ev, cfg)
         after = recompute(after, cfg.loyalty)
         derived = _derive(before, after, ev, cfg)
-        activity += _points_items(before, after, ev)
+        activity = _with_points(activity, before, after)
         if derived:
             after.processed[ev.event_id] = ProcessedRecord(
                 at=now,
-                derived=[{"detail_type": e.detail_type, "detail": e.detail.model_dump(mode="json")}
-                         for e in derived],
+                derived=[
+                    {"detail_type": e.detail_type, "detail": e.detail.model_dump(mode="json")}
+                    for e in derived
+                ],
             )
         if after != before:
             result.changed = True

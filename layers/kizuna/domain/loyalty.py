@@ -31,8 +31,9 @@ def _counted_orders(customer: Customer) -> list[tuple[str, OrderFact]]:
     return orders
 
 
-def rank_points_at(orders: list[tuple[str, OrderFact]], at: datetime, cfg: LoyaltyConfig, *,
-                   inclusive: bool) -> int:
+def rank_points_at(
+    orders: list[tuple[str, OrderFact]], at: datetime, cfg: LoyaltyConfig, *, inclusive: bool
+) -> int:
     """Rank points of the orders in the rolling window ending at ``at``."""
     start = at - timedelta(days=cfg.rank_window_days)
     total = 0
@@ -67,7 +68,9 @@ def points_lots(customer: Customer, cfg: LoyaltyConfig) -> list[PointsLot]:
                 )
             )
             if earned > 0:
-                lots.append(PointsLot(earned_at=item.at, expires_at=item.at + expiry, remaining=earned))
+                lots.append(
+                    PointsLot(earned_at=item.at, expires_at=item.at + expiry, remaining=earned)
+                )
             continue
         delta = customer.adjustments[item.key].delta
         if delta > 0:

@@ -85,5 +85,5 @@ class DerivedEvent(BaseModel):
             "Source": source,
             "DetailType": self.detail_type,
             "Detail": self.detail.model_dump_json(),
-            "Time": self.detail.occurred_at.isoformat(),  # type: ignore[dict-item]
+            "Time": self.detail.occurred_at.isoformat(),
         }

@@ -69,7 +69,9 @@ def parse_inbound(raw: str | dict[str, Any]) -> ParsedEvent:
     envelope = parse_envelope(raw)
     model = INBOUND_MODELS.get(envelope.detail_type)
     if model is None:
-        raise EventRejected("UnknownEventType", f"detail-type {envelope.detail_type!r} is not inbound")
+        raise EventRejected(
+            "UnknownEventType", f"detail-type {envelope.detail_type!r} is not inbound"
+        )
     try:
         detail = model.model_validate(envelope.detail)
     except ValidationError as exc:

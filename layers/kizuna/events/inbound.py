@@ -144,7 +144,9 @@ class CartItem(BaseModel):
 
 class CartUpdated(InboundDetail):
     cart_id: Identifier
-    items: tuple[CartItem, ...] = Field(max_length=500, description="The whole cart; empty clears it")
+    items: tuple[CartItem, ...] = Field(
+        max_length=500, description="The whole cart; empty clears it"
+    )
     currency: CurrencyCode = "JPY"
 
 

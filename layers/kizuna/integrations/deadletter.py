@@ -29,12 +29,18 @@ class SqsDeadLetters:
                     "Id": str(i),
                     "MessageBody": letter.body,
                     "MessageAttributes": {
-                        "kizuna-error-type": {"DataType": "String", "StringValue": letter.error_type},
+                        "kizuna-error-type": {
+                            "DataType": "String",
+                            "StringValue": letter.error_type,
+                        },
                         "kizuna-error": {
                             "DataType": "String",
                             "StringValue": letter.reason[:MAX_ATTRIBUTE_LEN] or "-",
                         },
-                        "kizuna-message-id": {"DataType": "String", "StringValue": letter.message_id},
+                        "kizuna-message-id": {
+                            "DataType": "String",
+                            "StringValue": letter.message_id,
+                        },
                         "kizuna-receive-count": {
                             "DataType": "Number",
                             "StringValue": str(letter.receive_count),
