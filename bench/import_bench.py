@@ -110,8 +110,7 @@ def run(n_orders: int, baseline_orders: int) -> dict[str, Any]:
                         "detail": detail,
                     }
                 )
-                activity, _ = ingest_one(store, ev, cfg, clock)
-                store.put_activity(activity)
+                store.put_activity(ingest_one(store, ev, cfg, clock).activity)
             wall = time.perf_counter() - t0
             results["one_by_one"] = {
                 "orders": len(sample),

@@ -36,11 +36,10 @@ from pydantic import ValidationError
 
 from kizuna.activity import ActivityItem
 from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
-from kizuna.domain.ingest import apply_events
 from kizuna.events import ConsentChanged, CustomerUpserted, OrderCancelled, OrderPlaced
 from kizuna.events.envelope import ParsedEvent, describe_validation_error
-from kizuna.ports import CustomerStore, VersionConflict
+from kizuna.ingest_service import IngestStats, apply_to_customers
+from kizuna.ports import CustomerStore
 
 CUSTOMER_FIELDS = (
     "email",
@@ -283,29 +282,18 @@ def apply_grouped(
     written = 0
     ids = list(by_customer)
     for start in range(0, len(ids), CUSTOMERS_PER_BATCH):
-        chunk = ids[start : start + CUSTOMERS_PER_BATCH]
-        current = store.get_customers(chunk)
+        chunk = {cid: by_customer[cid] for cid in ids[start : start + CUSTOMERS_PER_BATCH]}
+        stats = IngestStats()
+        outcomes = apply_to_customers(store, chunk, cfg, now, stats)
         activity: list[ActivityItem] = []
-        for cid in chunk:
-            events = sorted(by_customer[cid], key=lambda e: (e.detail.occurred_at, e.event_id))
-            customer = current.get(cid)
-            for _ in range(5):
-                base = customer or Customer(customer_id=cid)
-                applied = apply_events(base, events, cfg, now)
-                if not applied.changed and customer is not None:
-                    break
-                try:
-                    store.save_customer(applied.customer, expected_version=base.version)
-                    written += 1
-                    break
-                except VersionConflict:
-                    customer = store.get_customers([cid]).get(cid)
-            else:
-                raise VersionConflict(cid)
-            activity.extend(applied.activity)
+        for outcome in outcomes.values():
+            if isinstance(outcome, Exception):
+                raise outcome
+            activity.extend(outcome.activity)
         store.put_activity(activity)
+        written += stats.customers_saved
         if progress:
-            progress(sum(len(by_customer[c]) for c in chunk))
+            progress(sum(len(events) for events in chunk.values()))
     return written
 
 

@@ -1,25 +1,30 @@
 """The ingest function's work: an SQS batch of inbound events becomes customer state.
 
-Per record: validate; apply to the customer with an optimistic-concurrency write; buffer
-the activity items and derived events. After the batch: write activity (BatchWriteItem)
-and put derived events (PutEvents, 10 at a time). A record is only reported successful once
-all of that is stored; anything that can never succeed (invalid event) or has run out of
-receives goes to the dead-letter queue *with its reason*, and the rest of the batch goes on.
+1. Every record is validated on its own (Powertools batch processing): an event that can
+   never succeed goes to the dead-letter queue *with its reason* and the rest goes on.
+2. The valid events are grouped per customer: one BatchGetItem for the batch, one
+   optimistic-concurrency PutItem per customer (re-read and re-applied on conflict).
+3. Activity items go out with BatchWriteItem, derived events with PutEvents (10 a call).
+
+A record is reported successful only when all of that is stored. A record that fails is
+retried by SQS; on its last receive it is dead-lettered with the reason instead.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kizuna.activity import ActivityItem
 from kizuna.clock import Clock
 from kizuna.config import KizunaConfig
 from kizuna.customer import Customer
-from kizuna.domain.ingest import apply_events
+from kizuna.domain.ingest import Applied, apply_events
 from kizuna.events import DerivedEvent
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
 from kizuna.observability import logger
@@ -35,37 +40,66 @@ class IngestStats:
     dead_lettered: int = 0
     derived: int = 0
     conflicts: int = 0
+    customers_saved: int = 0
+
+
+def apply_to_customers(
+    store: CustomerStore,
+    by_customer: Mapping[str, Sequence[ParsedEvent]],
+    cfg: KizunaConfig,
+    now: datetime,
+    stats: IngestStats | None = None,
+) -> dict[str, Applied | Exception]:
+    """Apply each customer's events and save each customer at most once.
+
+    One batched read for all customers; a customer saved concurrently by someone else is
+    re-read and re-applied. The outcome per customer is what was applied, or the error.
+    """
+    stats = stats or IngestStats()
+    out: dict[str, Applied | Exception] = {}
+    try:
+        current = store.get_customers(list(by_customer))
+    except Exception as exc:  # the whole read failed: every customer is retried
+        return dict.fromkeys(by_customer, exc)
+    for cid, events in by_customer.items():
+        customer = current.get(cid)
+        try:
+            for _ in range(MAX_CONFLICT_RETRIES):
+                base = customer or Customer(customer_id=cid)
+                applied = apply_events(base, list(events), cfg, now)
+                if not applied.changed and customer is not None:
+                    break
+                try:
+                    store.save_customer(applied.customer, expected_version=base.version)
+                    stats.customers_saved += 1
+                    break
+                except VersionConflict:
+                    stats.conflicts += 1
+                    customer = store.get_customers([cid]).get(cid)
+            else:
+                raise VersionConflict(f"gave up after {MAX_CONFLICT_RETRIES} concurrent writes")
+            out[cid] = applied
+        except Exception as exc:
+            out[cid] = exc
+    return out
 
 
 def ingest_one(
-    store: CustomerStore,
-    event: ParsedEvent,
-    cfg: KizunaConfig,
-    clock: Clock,
-    stats: IngestStats | None = None,
-) -> tuple[list[ActivityItem], list[DerivedEvent]]:
-    """Apply one event to its customer, retrying on concurrent modification."""
-    for _ in range(MAX_CONFLICT_RETRIES):
-        current = store.get_customers([event.customer_id]).get(event.customer_id)
-        base = current or Customer(customer_id=event.customer_id)
-        applied = apply_events(base, [event], cfg, clock.now())
-        if not applied.changed and current is not None:
-            return applied.activity, applied.derived
-        try:
-            store.save_customer(applied.customer, expected_version=base.version)
-        except VersionConflict:
-            if stats:
-                stats.conflicts += 1
-            continue
-        return applied.activity, applied.derived
-    raise VersionConflict(f"gave up after {MAX_CONFLICT_RETRIES} concurrent modifications")
+    store: CustomerStore, event: ParsedEvent, cfg: KizunaConfig, clock: Clock
+) -> Applied:
+    """Apply a single event (tools and benchmarks); raise if it could not be saved."""
+    result = apply_to_customers(store, {event.customer_id: [event]}, cfg, clock.now())
+    outcome = result[event.customer_id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 @dataclass
-class _Pending:
-    record: SQSRecord
-    activity: list[ActivityItem] = field(default_factory=list)
-    derived: list[DerivedEvent] = field(default_factory=list)
+class _Batch:
+    records: dict[str, SQSRecord] = field(default_factory=dict)
+    events: dict[str, ParsedEvent] = field(default_factory=dict)  # message id -> event
+    failed: set[str] = field(default_factory=set)
 
 
 class IngestService:
@@ -85,85 +119,92 @@ class IngestService:
         self.clock = clock
         self.max_receive_count = max_receive_count
         self.stats = IngestStats()
-        self._pending: dict[str, _Pending] = {}
 
-    # -- one batch ------------------------------------------------------------------------
     def process_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         """Process an SQS event; return the partial batch response Lambda expects."""
-        self._pending = {}
+        batch = _Batch()
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        with processor(records=event["Records"], handler=self._record):
+        with processor(records=event["Records"], handler=self._validator(batch)):
             processor.process()
-        failed = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}
-        failed |= self._flush()
-        return {"batchItemFailures": [{"itemIdentifier": mid} for mid in sorted(failed)]}
+        batch.failed |= {
+            str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]
+        }
+        self._apply(batch)
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(batch.failed)]}
 
-    def _record(self, record: SQSRecord) -> None:
-        try:
-            parsed = parse_inbound(record.body)
-        except EventRejected as exc:
-            self.stats.rejected += 1
-            logger.warning(
-                "event rejected",
-                error_type=exc.error_type,
-                reason=exc.reason,
-                message_id=record.message_id,
-            )
-            self._dead_letter(record, exc.error_type, exc.reason)
-            return
-        try:
-            activity, derived = ingest_one(self.store, parsed, self.cfg, self.clock, self.stats)
-        except Exception as exc:
-            if self._exhausted(record):
-                self._dead_letter(record, type(exc).__name__, str(exc))
-                return
-            logger.exception(
-                "event failed, will be retried",
-                detail_type=parsed.detail_type,
-                message_id=record.message_id,
-            )
-            raise
-        self.stats.processed += 1
-        self._pending[record.message_id] = _Pending(record, activity, derived)
-
-    def _flush(self) -> set[str]:
-        """Store buffered activity and put derived events; return message ids to retry."""
-        failed: set[str] = set()
-        pending = list(self._pending.values())
-        for p in pending:
+    # -- 1. validate ----------------------------------------------------------------------
+    def _validator(self, batch: _Batch) -> Callable[[SQSRecord], None]:
+        def validate(record: SQSRecord) -> None:
+            batch.records[record.message_id] = record
             try:
-                self.store.put_activity(p.activity)
-            except Exception as exc:  # a throttled batch write: retry this record
-                logger.exception("activity write failed", message_id=p.record.message_id)
-                failed |= self._retry_or_dead_letter(p.record, exc)
-        events: list[DerivedEvent] = []
-        owner: list[str] = []
-        for p in pending:
-            if p.record.message_id in failed:
-                continue
-            events.extend(p.derived)
-            owner.extend(p.record.message_id for _ in p.derived)
-        if events:
-            bad = self.publisher.publish(events)
-            self.stats.derived += len(events) - len(bad)
-            for mid in {owner[i] for i in bad}:
-                failed |= self._retry_or_dead_letter(
-                    self._pending[mid].record, RuntimeError("PutEvents failed for derived events")
+                batch.events[record.message_id] = parse_inbound(record.body)
+            except EventRejected as exc:
+                self.stats.rejected += 1
+                logger.warning(
+                    "event rejected",
+                    error_type=exc.error_type,
+                    reason=exc.reason,
+                    message_id=record.message_id,
                 )
-        return failed
+                self._dead_letter(record, exc.error_type, exc.reason)
+
+        return validate
+
+    # -- 2. apply, 3. store -----------------------------------------------------------------
+    def _apply(self, batch: _Batch) -> None:
+        by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
+        owners: dict[str, list[str]] = defaultdict(list)
+        for mid, ev in batch.events.items():
+            by_customer[ev.customer_id].append(ev)
+            owners[ev.customer_id].append(mid)
+        if not by_customer:
+            return
+        outcomes = apply_to_customers(
+            self.store, by_customer, self.cfg, self.clock.now(), self.stats
+        )
+        applied: list[tuple[str, Applied]] = []
+        for cid, outcome in outcomes.items():
+            if isinstance(outcome, Exception):
+                logger.warning(
+                    "customer update failed", customer_id=cid, error=type(outcome).__name__
+                )
+                for mid in owners[cid]:
+                    self._fail(batch, mid, outcome)
+            else:
+                applied.append((cid, outcome))
+        try:
+            self.store.put_activity([i for _, a in applied for i in a.activity])
+        except Exception as exc:  # e.g. throttled BatchWriteItem: the puts are idempotent
+            logger.warning("activity write failed", error=type(exc).__name__)
+            for cid, _ in applied:
+                for mid in owners[cid]:
+                    self._fail(batch, mid, exc)
+            return
+        derived: list[DerivedEvent] = []
+        derived_owner: list[str] = []
+        for cid, a in applied:
+            for mid in owners[cid]:
+                events = a.derived_by_event.get(batch.events[mid].event_id, [])
+                derived += events
+                derived_owner += [mid] * len(events)
+            self.stats.processed += len(owners[cid])
+        if derived:
+            bad = self.publisher.publish(derived)
+            self.stats.derived += len(derived) - len(bad)
+            for mid in {derived_owner[i] for i in bad}:
+                self._fail(batch, mid, RuntimeError("PutEvents failed for derived events"))
 
     # -- failures -------------------------------------------------------------------------
-    def _exhausted(self, record: SQSRecord) -> bool:
-        return int(record.attributes.approximate_receive_count) >= self.max_receive_count
-
-    def _retry_or_dead_letter(self, record: SQSRecord, exc: Exception) -> set[str]:
-        if self._exhausted(record):
+    def _fail(self, batch: _Batch, message_id: str, exc: Exception) -> None:
+        """Retry the record, or on its last receive dead-letter it with the reason."""
+        record = batch.records[message_id]
+        if int(record.attributes.approximate_receive_count) >= self.max_receive_count:
             try:
                 self._dead_letter(record, type(exc).__name__, str(exc))
+                return
             except RuntimeError:
-                return {record.message_id}
-            return set()
-        return {record.message_id}
+                pass
+        batch.failed.add(message_id)
 
     def _dead_letter(self, record: SQSRecord, error_type: str, reason: str) -> None:
         letter = DeadLetter(

@@ -67,7 +67,8 @@ def test_imported_orders_give_the_same_state_as_the_same_orders_as_events(tmp_pa
     # as events, one by one through the ingest path
     via_bus = MemoryStore()
     for raw in raws:
-        ingest_one(via_bus, parsed(raw), CFG, FixedClock(T0))
+        applied = ingest_one(via_bus, parsed(raw), CFG, FixedClock(T0))
+        via_bus.put_activity(applied.activity)
     # as a JSON Lines import
     path = tmp_path / "orders.jsonl"
     with path.open("w") as fh:
