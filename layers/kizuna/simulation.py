@@ -192,7 +192,7 @@ class Shop:
         rng = self.rng
         self.order_seq += 1
         oid = f"ord-{self.order_seq:07d}"
-        lines = []
+        lines: list[dict[str, Any]] = []
         for _ in range(rng.choice([1, 1, 1, 2, 2, 3])):
             pid, cat = rng.choice(PRODUCTS)
             lines.append(
