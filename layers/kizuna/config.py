@@ -99,10 +99,47 @@ class LoyaltyConfig(BaseModel):
         raise KeyError(name)
 
 
+class LifecycleConfig(BaseModel):
+    """When a customer counts as dormant, and when the scheduled triggers fire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dormant_after_days: int = Field(default=120, ge=2, description="no order for this long")
+    dormancy_risk_days: int = Field(
+        default=60, ge=1, description="fire customer.dormancy_risk after this many days"
+    )
+    cart_abandoned_hours: int = Field(default=3, ge=1, le=24 * 14)
+    points_expiry_warning_days: int = Field(default=30, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _before_dormancy(self) -> LifecycleConfig:
+        if self.dormancy_risk_days >= self.dormant_after_days:
+            raise ValueError("dormancy_risk_days must come before dormant_after_days")
+        return self
+
+
+class ContactPolicyConfig(BaseModel):
+    """One contact policy for all programs (checked at send time)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_per_day: int = Field(default=2, ge=1)
+    max_per_week: int = Field(default=5, ge=1)
+    bypass_caps_priority: int = Field(
+        default=90, ge=0, le=101, description="programs at or above this priority skip the caps"
+    )
+    quiet_start: str = Field(default="21:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    quiet_end: str = Field(default="08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    default_time_zone: str = "Asia/Tokyo"
+    default_locale: str = "ja"
+
+
 class KizunaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     loyalty: LoyaltyConfig = LoyaltyConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    contact: ContactPolicyConfig = ContactPolicyConfig()
     behaviour_ttl_days: int = Field(default=90, ge=1, description="TTL of behaviour events")
     idempotency_days: int = Field(
         default=7, ge=1, description="How long processed-event records stay in a customer item"

@@ -2,6 +2,9 @@
 
 from kizuna.events.derived import (
     DERIVED_MODELS,
+    CartAbandoned,
+    DormancyRisk,
+    PointsExpiring,
     DerivedDetail,
     DerivedEvent,
     FirstPurchase,
@@ -43,6 +46,9 @@ __all__ = [
     "INBOUND_EVENT_TYPES",
     "INBOUND_MODELS",
     "AppOpened",
+    "CartAbandoned",
+    "DormancyRisk",
+    "PointsExpiring",
     "CartItem",
     "CartUpdated",
     "Channel",

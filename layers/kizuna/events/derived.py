@@ -63,11 +63,38 @@ class PointsNearNextRank(DerivedDetail):
     points_balance: int
 
 
+class DormancyRisk(DerivedDetail):
+    """No order for ``days_since_last_order`` days: fired before the customer is dormant."""
+
+    last_order_at: AwareDatetime
+    days_since_last_order: int
+    dormant_after_days: int
+    order_count: int
+
+
+class PointsExpiring(DerivedDetail):
+    points: int = Field(ge=1)
+    expires_at: AwareDatetime
+    points_balance: int
+
+
+class CartAbandoned(DerivedDetail):
+    cart_id: str
+    item_count: int
+    value: Decimal
+    currency: str
+    product_ids: tuple[str, ...]
+    cart_updated_at: AwareDatetime
+
+
 DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
     "customer.first_purchase": FirstPurchase,
     "customer.repeat_purchase": RepeatPurchase,
     "customer.rank_changed": RankChanged,
     "customer.points_near_next_rank": PointsNearNextRank,
+    "customer.dormancy_risk": DormancyRisk,
+    "customer.points_expiring": PointsExpiring,
+    "cart.abandoned": CartAbandoned,
 }
 
 

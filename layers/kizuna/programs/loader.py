@@ -1,0 +1,187 @@
+"""Load and validate programs: every problem is reported with file, step and a clear
+message, before anything is synthesized or deployed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from pydantic import ValidationError
+
+from kizuna.events import DERIVED_EVENT_TYPES, INBOUND_EVENT_TYPES
+from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, WaitStep, successors
+
+# What may start a program or count as its goal.
+TRIGGER_EVENTS = frozenset(DERIVED_EVENT_TYPES) | {
+    "order.placed", "product.viewed", "cart.updated", "app.opened",
+}
+GOAL_EVENTS = TRIGGER_EVENTS | frozenset(INBOUND_EVENT_TYPES)
+
+
+@dataclass(frozen=True)
+class ProgramIssue:
+    file: str
+    step: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}" + (f" [step {self.step}]" if self.step else "")
+        return f"{where}: {self.message}"
+
+
+class ProgramError(Exception):
+    def __init__(self, issues: list[ProgramIssue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues
+
+
+class TemplateCatalog(Protocol):
+    def parts_missing(self, program: str, template: str, channel: str) -> list[str]: ...
+
+
+def next_of(program: Program, index: int) -> list[str]:
+    """Successors of step ``index``; a send or wait without ``next`` goes to the next step
+    in the list."""
+    step = program.steps[index]
+    found = successors(step)
+    if isinstance(step, SendStep | WaitStep) and step.next is None and index + 1 < len(program.steps):
+        found = [program.steps[index + 1].id]
+    return found
+
+
+def _pydantic_issues(file: str, raw: Any, exc: ValidationError) -> list[ProgramIssue]:
+    issues = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = list(err["loc"])
+        step = None
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            try:
+                step = str(raw["steps"][loc[1]].get("id", f"#{loc[1] + 1}"))
+            except (KeyError, IndexError, TypeError, AttributeError):
+                step = f"#{loc[1] + 1}"
+            loc = loc[2:]
+            if loc and loc[0] in {"send", "wait", "branch", "split", "exit"}:
+                loc = loc[1:]
+        field = ".".join(str(p) for p in loc)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "union_tag_invalid":
+            message = "unknown step type; use one of send, wait, branch, split, exit"
+        issues.append(ProgramIssue(file, step, f"{field}: {message}" if field else message))
+    return issues
+
+
+def check_graph(file: str, program: Program) -> list[ProgramIssue]:
+    issues: list[ProgramIssue] = []
+    ids = [s.id for s in program.steps]
+    seen: set[str] = set()
+    for sid in ids:
+        if sid in seen:
+            issues.append(ProgramIssue(file, sid, "duplicate step id"))
+        seen.add(sid)
+    index = {s.id: i for i, s in enumerate(program.steps)}
+    for i, step in enumerate(program.steps):
+        for target in next_of(program, i):
+            if target not in index:
+                issues.append(ProgramIssue(file, step.id, f"goes to unknown step {target!r}"))
+        if isinstance(step, BranchStep) and step.then is None and step.otherwise is None:
+            issues.append(ProgramIssue(file, step.id, "a branch needs then or else"))
+    if issues:
+        return issues
+    # reachability from the first step
+    reached: set[str] = set()
+    stack = [program.steps[0].id]
+    while stack:
+        sid = stack.pop()
+        if sid in reached:
+            continue
+        reached.add(sid)
+        stack.extend(next_of(program, index[sid]))
+    for step in program.steps:
+        if step.id not in reached:
+            issues.append(ProgramIssue(file, step.id, "unreachable from the first step"))
+    # cycles (a journey must end)
+    state: dict[str, int] = {}
+
+    def visit(sid: str, path: list[str]) -> None:
+        state[sid] = 1
+        for nxt in next_of(program, index[sid]):
+            if state.get(nxt) == 1:
+                cycle = " -> ".join([*path[path.index(nxt):], nxt]) if nxt in path else nxt
+                issues.append(ProgramIssue(file, sid, f"cycle: {cycle}"))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[sid] = 2
+
+    visit(program.steps[0].id, [program.steps[0].id])
+    return issues
+
+
+def check_semantics(file: str, program: Program, templates: TemplateCatalog | None
+                    ) -> list[ProgramIssue]:
+    issues: list[ProgramIssue] = []
+    if program.trigger.event not in TRIGGER_EVENTS:
+        issues.append(ProgramIssue(file, None, f"trigger.event: unknown event type "
+                                   f"{program.trigger.event!r}"))
+    if program.goal and program.goal.event not in GOAL_EVENTS:
+        issues.append(ProgramIssue(file, None, f"goal.event: unknown event type "
+                                   f"{program.goal.event!r}"))
+    if Path(file).stem != program.id:
+        issues.append(ProgramIssue(file, None, f"id {program.id!r} must match the file name"))
+    if not any(isinstance(s, SendStep) for s in program.steps):
+        issues.append(ProgramIssue(file, None, "a program needs at least one send step"))
+    for step in program.steps:
+        if isinstance(step, SplitStep) and sum(a.weight for a in step.arms) != 100:
+            issues.append(ProgramIssue(file, step.id, "split weights must add up to 100"))
+        if isinstance(step, SendStep) and templates is not None:
+            for channel in step.channels:
+                for part in templates.parts_missing(program.id, step.template, channel):
+                    issues.append(ProgramIssue(
+                        file, step.id, f"template {step.template!r} has no {part} for {channel}"))
+    return issues
+
+
+def load_program(path: Path, templates: TemplateCatalog | None = None) -> Program:
+    """Parse and validate one program file; raise ProgramError with every issue found."""
+    file = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProgramError([ProgramIssue(file, None, f"not valid YAML: {exc}")]) from exc
+    if not isinstance(raw, dict):
+        raise ProgramError([ProgramIssue(file, None, "a program is a YAML mapping")])
+    try:
+        program = Program.model_validate(raw)
+    except ValidationError as exc:
+        raise ProgramError(_pydantic_issues(file, raw, exc)) from exc
+    issues = check_graph(file, program)
+    issues += check_semantics(file, program, templates)
+    if issues:
+        raise ProgramError(issues)
+    return program
+
+
+def load_programs(directory: Path, templates: TemplateCatalog | None = None
+                  ) -> tuple[list[Program], list[ProgramIssue]]:
+    """All programs in a folder, and every issue across them (duplicates included)."""
+    programs: list[Program] = []
+    issues: list[ProgramIssue] = []
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            programs.append(load_program(path, templates))
+        except ProgramError as exc:
+            issues.extend(exc.issues)
+    seen: dict[str, str] = {}
+    for p in programs:
+        if p.id in seen:
+            issues.append(ProgramIssue(p.id, None, f"program id also used in {seen[p.id]}"))
+        seen[p.id] = p.id
+    return programs, issues
+
+
+def enabled(programs: Iterable[Program]) -> list[Program]:
+    return [p for p in programs if p.enabled]

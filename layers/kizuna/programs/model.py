@@ -1,0 +1,220 @@
+"""Programs as code: a trigger, an audience, a journey of steps, a goal.
+
+A program is a YAML file in ``programs/``. Step types form a discriminated union on
+``type``; the type strings (``send``, ``wait``, ``branch``, ``split``, ``exit``) are a
+public contract. Conditions use EventBridge content-filter syntax (see
+:mod:`kizuna.programs.patterns`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kizuna.events import Channel
+from kizuna.programs.patterns import PatternError, validate_pattern
+
+StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+ProgramId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
+
+
+def _pattern(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        validate_pattern(value)
+    except PatternError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Trigger(_Strict):
+    event: str = Field(description="detail-type that starts the program, e.g. customer.first_purchase")
+    conditions: dict[str, Any] = Field(
+        default_factory=dict, description="EventBridge content filter on the event detail"
+    )
+
+    _check = field_validator("conditions")(_pattern)
+
+
+class ReentryMode(StrEnum):
+    ONCE = "once"
+    EVERY = "every"
+    ALWAYS = "always"
+
+
+class Reentry(_Strict):
+    mode: ReentryMode = ReentryMode.ONCE
+    days: int | None = Field(default=None, ge=1, le=3650, description="for mode: every")
+
+    @model_validator(mode="after")
+    def _days(self) -> Reentry:
+        if (self.mode == ReentryMode.EVERY) != (self.days is not None):
+            raise ValueError("days is required for mode 'every' and only for it")
+        return self
+
+
+class Goal(_Strict):
+    event: str = Field(description="detail-type that counts as conversion, e.g. order.placed")
+    conditions: dict[str, Any] = Field(default_factory=dict)
+    within_days: int = Field(default=30, ge=1, le=365, description="attribution window")
+    exit_journey: bool = Field(default=True, description="stop sending once the goal is reached")
+
+    _check = field_validator("conditions")(_pattern)
+
+
+class SmsType(StrEnum):
+    TRANSACTIONAL = "transactional"
+    PROMOTIONAL = "promotional"
+
+
+class CouponSpec(_Strict):
+    discount: str = Field(min_length=1, max_length=32, description='e.g. "10%" or "500円"')
+    valid_days: int = Field(default=14, ge=1, le=365)
+
+
+class SendStep(_Strict):
+    id: StepId
+    type: Literal["send"]
+    channels: list[Channel] = Field(min_length=1, max_length=4,
+                                    description="ordered fallback: first reachable wins")
+    template: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    sms_type: SmsType = SmsType.PROMOTIONAL
+    coupon: CouponSpec | None = None
+    next: StepId | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_channel(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "channel" in data:
+            data = {**data, "channels": [data["channel"]]}
+            del data["channel"]
+        return data
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, v: list[Channel]) -> list[Channel]:
+        if len(set(v)) != len(v):
+            raise ValueError("a channel is listed twice")
+        return v
+
+
+_LOCAL = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class WaitStep(_Strict):
+    id: StepId
+    type: Literal["wait"]
+    days: int = Field(default=0, ge=0, le=365)
+    hours: int = Field(default=0, ge=0, le=24 * 365)
+    minutes: int = Field(default=0, ge=0, le=60 * 24)
+    until_local_time: str | None = Field(
+        default=None, description='"HH:MM" in the customer\'s time zone, after the duration'
+    )
+    next: StepId | None = None
+
+    @field_validator("until_local_time")
+    @classmethod
+    def _hhmm(cls, v: str | None) -> str | None:
+        if v is not None and not _LOCAL.match(v):
+            raise ValueError('use "HH:MM", 24-hour')
+        return v
+
+    @model_validator(mode="after")
+    def _something(self) -> WaitStep:
+        if not (self.days or self.hours or self.minutes or self.until_local_time):
+            raise ValueError("a wait needs a duration or until_local_time")
+        return self
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(days=self.days, hours=self.hours, minutes=self.minutes)
+
+    @property
+    def local_time(self) -> time | None:
+        if self.until_local_time is None:
+            return None
+        hh, mm = self.until_local_time.split(":")
+        return time(int(hh), int(mm))
+
+
+class BranchStep(_Strict):
+    id: StepId
+    type: Literal["branch"]
+    condition: dict[str, Any] = Field(description="EventBridge content filter on fresh customer state")
+    then: StepId | None = Field(default=None, description="next step when the condition holds")
+    otherwise: StepId | None = Field(default=None, alias="else")
+
+    _check = field_validator("condition")(_pattern)
+
+
+class SplitArm(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,20}$")]
+    weight: int = Field(ge=1, le=100)
+    next: StepId | None = None
+
+
+class SplitStep(_Strict):
+    id: StepId
+    type: Literal["split"]
+    arms: list[SplitArm] = Field(min_length=2, max_length=5)
+
+    @field_validator("arms")
+    @classmethod
+    def _names(cls, v: list[SplitArm]) -> list[SplitArm]:
+        if len({a.name for a in v}) != len(v):
+            raise ValueError("arm names must be unique")
+        return v
+
+
+class ExitStep(_Strict):
+    id: StepId
+    type: Literal["exit"]
+
+
+Step = Annotated[
+    SendStep | WaitStep | BranchStep | SplitStep | ExitStep, Field(discriminator="type")
+]
+STEP_TYPES = ("send", "wait", "branch", "split", "exit")
+
+
+class Program(_Strict):
+    id: ProgramId
+    name: str = Field(min_length=1, max_length=120)
+    description: str = ""
+    enabled: bool = True
+    priority: int = Field(default=50, ge=0, le=100,
+                          description="contact policy: higher wins; >= 90 bypasses frequency caps")
+    trigger: Trigger
+    audience: dict[str, Any] = Field(
+        default_factory=dict, description="EventBridge content filter on customer state"
+    )
+    reentry: Reentry = Reentry()
+    holdout_percent: int = Field(default=0, ge=0, le=50)
+    goal: Goal | None = None
+    steps: list[Step] = Field(min_length=1, max_length=40)
+
+    _check = field_validator("audience")(_pattern)
+
+    def step(self, step_id: str) -> SendStep | WaitStep | BranchStep | SplitStep | ExitStep:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+
+def successors(step: SendStep | WaitStep | BranchStep | SplitStep | ExitStep) -> list[str]:
+    """Step ids reachable in one move (None means: end of journey)."""
+    if isinstance(step, SendStep | WaitStep):
+        return [step.next] if step.next else []
+    if isinstance(step, BranchStep):
+        return [s for s in (step.then, step.otherwise) if s]
+    if isinstance(step, SplitStep):
+        return [a.next for a in step.arms if a.next]
+    return []

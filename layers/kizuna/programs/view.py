@@ -1,0 +1,88 @@
+"""The customer as audience and branch conditions see it: a flat, JSON-like view.
+
+Conditions are EventBridge patterns over this view, e.g.
+``{"rank": ["Gold"], "lifecycle": ["repeat"], "consent": {"email": ["opted_in"]}}``.
+No personal data is in it (no email, phone or name): a condition cannot leak them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from kizuna.config import KizunaConfig
+from kizuna.customer import Customer
+
+
+def age_on(birth: date, today: date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def age_band(age: int | None) -> str | None:
+    if age is None:
+        return None
+    if age < 20:
+        return "under20"
+    if age >= 70:
+        return "70plus"
+    return f"{age // 10 * 10}s"
+
+
+def lifecycle(customer: Customer, now: datetime, cfg: KizunaConfig) -> str:
+    if customer.order_count == 0 or customer.last_order_at is None:
+        return "prospect"
+    idle = (now - customer.last_order_at).days
+    if idle >= cfg.lifecycle.dormant_after_days:
+        return "dormant"
+    if idle >= cfg.lifecycle.dormancy_risk_days:
+        return "at_risk"
+    return "new" if customer.order_count == 1 else "repeat"
+
+
+def reachable_channels(customer: Customer) -> list[str]:
+    """Channels with an address and an opt-in (suppressions are checked at send time)."""
+    out = []
+    addresses = {
+        "email": customer.email,
+        "sms": customer.phone,
+        "push": bool(customer.devices) or None,
+        "line": customer.line_user_id,
+    }
+    for channel, address in addresses.items():
+        consent = customer.consent.get(channel)
+        if address and consent is not None and consent.status == "opted_in":
+            out.append(channel)
+    return out
+
+
+def customer_view(customer: Customer, now: datetime, cfg: KizunaConfig) -> dict[str, Any]:
+    age = age_on(customer.birth_date, now.date()) if customer.birth_date else None
+    days_since = (now - customer.last_order_at).days if customer.last_order_at else None
+    view: dict[str, Any] = {
+        "customer_id": customer.customer_id,
+        "rank": customer.rank,
+        "next_rank": customer.next_rank,
+        "rank_points": customer.rank_points,
+        "points_to_next_rank": customer.points_to_next_rank,
+        "points_balance": customer.points_balance,
+        "order_count": customer.order_count,
+        "lifetime_value": customer.lifetime_value,
+        "spend_12m": customer.spend_12m,
+        "days_since_last_order": days_since,
+        "lifecycle": lifecycle(customer, now, cfg),
+        "region": customer.region,
+        "prefecture": customer.prefecture,
+        "gender": customer.gender,
+        "occupation": customer.occupation,
+        "locale": customer.locale,
+        "time_zone": customer.time_zone,
+        "age": age,
+        "age_band": age_band(age),
+        "consent": {ch: c.status for ch, c in customer.consent.items()},
+        "reachable": reachable_channels(customer),
+        "cart_items": customer.cart.item_count if customer.cart else 0,
+        "rfm_segment": getattr(customer, "rfm_segment", None),
+    }
+    return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in view.items()
+            if v is not None}
