@@ -134,6 +134,11 @@ class Customer(_Model):
     points_next_expiry_at: datetime | None = None
     points_next_expiry_amount: int = 0
     as_of: datetime | None = None
+    # RFM scores and segment (written by the daily scoring job)
+    rfm_recency: int | None = None
+    rfm_frequency: int | None = None
+    rfm_monetary: int | None = None
+    rfm_segment: str | None = None
 
     # idempotency: inbound event id -> the derived events it produced (as JSON), for
     # re-emission when the event is delivered again; pruned after `idempotency_days`.

@@ -87,6 +87,27 @@ class CartAbandoned(DerivedDetail):
     cart_updated_at: AwareDatetime
 
 
+class SegmentChanged(DerivedDetail):
+    """The daily scoring moved a customer to another RFM segment."""
+
+    from_segment: str | None
+    to_segment: str
+    recency: int = Field(ge=1, le=5)
+    frequency: int = Field(ge=1, le=5)
+    monetary: int = Field(ge=1, le=5)
+
+
+class ProgramConverted(DerivedDetail):
+    """A customer who entered a program (or its holdout) reached the program's goal."""
+
+    program: str
+    holdout: bool
+    execution: str | None
+    goal_event: str
+    entered_at: AwareDatetime
+    value: Decimal | None = None
+
+
 DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
     "customer.first_purchase": FirstPurchase,
     "customer.repeat_purchase": RepeatPurchase,
@@ -95,6 +116,8 @@ DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
     "customer.dormancy_risk": DormancyRisk,
     "customer.points_expiring": PointsExpiring,
     "cart.abandoned": CartAbandoned,
+    "customer.segment_changed": SegmentChanged,
+    "program.converted": ProgramConverted,
 }
 
 

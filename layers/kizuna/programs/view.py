@@ -82,7 +82,7 @@ def customer_view(customer: Customer, now: datetime, cfg: KizunaConfig) -> dict[
         "consent": {ch: c.status for ch, c in customer.consent.items()},
         "reachable": reachable_channels(customer),
         "cart_items": customer.cart.item_count if customer.cart else 0,
-        "rfm_segment": getattr(customer, "rfm_segment", None),
+        "rfm_segment": customer.rfm_segment,
     }
     return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in view.items()
             if v is not None}

@@ -1,0 +1,250 @@
+"""Evaluate: which programs does an event start (or convert), for whom, and why not.
+
+For each event: programs whose trigger matches; the customer's fresh state against the
+audience; the re-entry rule; a channel pre-check; holdout by stable hash. An entry starts
+the program's state machine under a deterministic execution name, so a duplicated event
+never starts two journeys. Every decision — entered, holdout, skipped with its reason — is
+written to the activity ledger. Goal events mark conversions (treated and holdout alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from kizuna.activity import ActivityItem
+from kizuna.clock import Clock
+from kizuna.config import KizunaConfig
+from kizuna.customer import Customer
+from kizuna.events import DerivedEvent, ProgramConverted
+from kizuna.observability import logger
+from kizuna.programs.journeys import (
+    JourneyState,
+    assign_arms,
+    execution_name,
+    in_holdout,
+    state_input,
+)
+from kizuna.programs.model import Program, ReentryMode, SendStep
+from kizuna.programs.patterns import matches
+from kizuna.programs.view import customer_view
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    event_id: str  # the fact's id: a derived event's deterministic id, else the envelope id
+    detail_type: str
+    time: datetime
+    detail: dict[str, Any]
+
+    @property
+    def customer_id(self) -> str | None:
+        cid = self.detail.get("customer_id")
+        return cid if isinstance(cid, str) else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    program: str
+    customer_id: str
+    event_id: str
+    decision: str  # entered | holdout | skipped | converted
+    reason: str | None = None
+    execution: str | None = None
+
+
+class JourneyStore(Protocol):
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+    def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
+        ...
+
+    def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
+        """Conditional write: False if the item changed since ``previous`` was read."""
+        ...
+
+    def put_activity(self, items: Sequence[ActivityItem]) -> None: ...
+
+
+class JourneyStarter(Protocol):
+    def start(self, program_id: str, name: str, payload: dict[str, Any]) -> bool:
+        """Start the program's state machine; False if that execution already exists."""
+        ...
+
+
+class Publisher(Protocol):
+    def publish(self, events: Sequence[DerivedEvent]) -> list[int]: ...
+
+
+@dataclass
+class EvaluateResult:
+    decisions: list[Decision] = field(default_factory=list)
+    started: int = 0
+
+    def count(self, decision: str) -> int:
+        return sum(1 for d in self.decisions if d.decision == decision)
+
+
+def channels_of(program: Program) -> set[str]:
+    return {c for s in program.steps if isinstance(s, SendStep) for c in s.channels}
+
+
+class Evaluator:
+    def __init__(self, programs: Sequence[Program], store: JourneyStore, starter: JourneyStarter,
+                 publisher: Publisher, cfg: KizunaConfig, clock: Clock) -> None:
+        self.programs = [p for p in programs if p.enabled]
+        self.store = store
+        self.starter = starter
+        self.publisher = publisher
+        self.cfg = cfg
+        self.clock = clock
+
+    def triggered(self, ev: IncomingEvent) -> list[Program]:
+        return [p for p in self.programs
+                if p.trigger.event == ev.detail_type and matches(p.trigger.conditions, ev.detail)]
+
+    def goals(self, ev: IncomingEvent) -> list[Program]:
+        return [p for p in self.programs if p.goal and p.goal.event == ev.detail_type
+                and matches(p.goal.conditions, ev.detail)]
+
+    def evaluate(self, events: Sequence[IncomingEvent]) -> EvaluateResult:
+        result = EvaluateResult()
+        work = [(ev, self.triggered(ev), self.goals(ev)) for ev in events if ev.customer_id]
+        work = [w for w in work if w[1] or w[2]]
+        if not work:
+            return result
+        cids = list(dict.fromkeys(ev.customer_id for ev, _, _ in work if ev.customer_id))
+        customers = self.store.get_customers(cids)
+        keys = list(dict.fromkeys(
+            (ev.customer_id, p.id) for ev, ts, gs in work for p in [*ts, *gs] if ev.customer_id
+        ))
+        journeys = self.store.get_journeys(keys)
+        ledger: list[ActivityItem] = []
+        converted: list[DerivedEvent] = []
+        now = self.clock.now()
+        for ev, triggered, goals in work:
+            cid = ev.customer_id
+            assert cid is not None
+            for program in goals:  # conversions first: an order can end one journey and start another
+                decision = self._goal(program, ev, journeys, converted, now)
+                if decision:
+                    result.decisions.append(decision)
+                    ledger.append(self._ledger(decision, ev, now))
+            for program in triggered:
+                decision = self._trigger(program, ev, customers.get(cid), journeys, now)
+                if decision is None:
+                    continue  # a redelivered trigger: nothing new to record
+                result.decisions.append(decision)
+                ledger.append(self._ledger(decision, ev, now))
+                if decision.decision == "entered":
+                    result.started += 1
+        self.store.put_activity(ledger)
+        if converted:
+            failed = self.publisher.publish(converted)
+            if failed:
+                raise RuntimeError(f"{len(failed)} program.converted events could not be put")
+        return result
+
+    # -- triggers -------------------------------------------------------------------------
+    def _trigger(self, program: Program, ev: IncomingEvent, customer: Customer | None,
+                 journeys: dict[tuple[str, str], JourneyState], now: datetime) -> Decision | None:
+        cid = ev.customer_id
+        assert cid is not None
+        key = (cid, program.id)
+        previous = journeys.get(key)
+        name = execution_name(program.id, ev.event_id)
+        if previous is not None and previous.last_event_id == ev.event_id:
+            # the same trigger again (EventBridge/SQS redelivery, a repeated sweep):
+            # make sure its execution exists, record nothing new
+            if previous.execution == name and not previous.holdout:
+                self._start(program, customer, previous, ev, now)
+            return None
+
+        def skip(reason: str) -> Decision:
+            return Decision(program.id, cid, ev.event_id, "skipped", reason)
+
+        if customer is None:
+            return skip("unknown_customer")
+        view = customer_view(customer, now, self.cfg)
+        if not matches(program.audience, view):
+            return skip("audience")
+        if previous is not None and previous.entries > 0:
+            if program.reentry.mode == ReentryMode.ONCE:
+                return skip("reentry_once")
+            if (program.reentry.mode == ReentryMode.EVERY and previous.last_entry_at
+                    and previous.last_entry_at > now - timedelta(days=program.reentry.days or 0)):
+                return skip("reentry_window")
+        if not channels_of(program) & set(view["reachable"]):
+            return skip("no_channel")
+        holdout = in_holdout(program, cid)
+        state = JourneyState(
+            customer_id=cid, program=program.id,
+            entries=(previous.entries if previous else 0) + 1,
+            first_entry_at=previous.first_entry_at if previous else now,
+            last_entry_at=now, last_event_id=ev.event_id,
+            execution=None if holdout else name, holdout=holdout,
+            arms=assign_arms(program, cid),
+        )
+        if not self.store.save_journey(state, previous):
+            logger.info("journey entered concurrently", program=program.id, customer_id=cid)
+            return None
+        journeys[(cid, program.id)] = state
+        if holdout:
+            return Decision(program.id, cid, ev.event_id, "holdout", "holdout")
+        self._start(program, customer, state, ev, now)
+        return Decision(program.id, cid, ev.event_id, "entered", None, name)
+
+    def _start(self, program: Program, customer: Customer | None, state: JourneyState,
+               ev: IncomingEvent, now: datetime) -> None:
+        assert state.execution is not None
+        payload = state_input(program, state.customer_id, state.execution,
+                              state.last_entry_at or now,
+                              {"type": ev.detail_type, "id": ev.event_id, "detail": ev.detail},
+                              state.arms)
+        self.starter.start(program.id, state.execution, payload)
+
+    # -- goals ----------------------------------------------------------------------------
+    def _goal(self, program: Program, ev: IncomingEvent,
+              journeys: dict[tuple[str, str], JourneyState], converted: list[DerivedEvent],
+              now: datetime) -> Decision | None:
+        assert program.goal is not None
+        cid = ev.customer_id
+        assert cid is not None
+        state = journeys.get((cid, program.id))
+        if state is None or state.last_entry_at is None:
+            return None
+        entered = state.last_entry_at
+        at = ev.time
+        if not entered <= at <= entered + timedelta(days=program.goal.within_days):
+            return None
+        if state.goal_reached_at is not None and state.goal_reached_at >= entered:
+            return None  # this entry already converted
+        updated = state.model_copy(update={"goal_reached_at": at,
+                                           "converted_execution": state.execution})
+        if not self.store.save_journey(updated, state):
+            return None
+        journeys[(cid, program.id)] = updated
+        total = ev.detail.get("total")
+        converted.append(DerivedEvent(
+            detail_type="program.converted",
+            detail=ProgramConverted(
+                event_id=f"{cid}:converted:{program.id}:{entered.isoformat()}",
+                customer_id=cid, occurred_at=at, caused_by=ev.event_id, program=program.id,
+                holdout=state.holdout, execution=state.execution, goal_event=ev.detail_type,
+                entered_at=entered, value=Decimal(str(total)) if total is not None else None,
+            ),
+        ))
+        return Decision(program.id, cid, ev.event_id, "converted",
+                        "holdout" if state.holdout else None, state.execution)
+
+    def _ledger(self, d: Decision, ev: IncomingEvent, now: datetime) -> ActivityItem:
+        kind = "CONV" if d.decision == "converted" else "ENTRY"
+        return ActivityItem(
+            customer_id=d.customer_id, kind=kind, at=now, key=f"{d.program}#{d.event_id}",
+            data={"program": d.program, "decision": d.decision, "reason": d.reason,
+                  "execution": d.execution, "trigger_type": ev.detail_type,
+                  "trigger_id": d.event_id},
+        )

@@ -1,0 +1,75 @@
+"""Journey bookkeeping per customer and program (activity table, ``sk = JOURNEY#<program>``)
+and the stable hashes that assign holdout and A/B arms."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kizuna.programs.model import Program, SplitStep
+
+
+class JourneyState(BaseModel):
+    """A customer's history with one program."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: str
+    program: str
+    entries: int = 0
+    first_entry_at: datetime | None = None
+    last_entry_at: datetime | None = None
+    last_event_id: str | None = None
+    execution: str | None = None
+    holdout: bool = False
+    arms: dict[str, str] = Field(default_factory=dict)
+    goal_reached_at: datetime | None = None
+    converted_execution: str | None = None
+
+
+def bucket(*parts: str) -> float:
+    """A stable number in [0, 100) for the parts (same customer + program -> same arm)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 / 100
+
+
+def in_holdout(program: Program, customer_id: str) -> bool:
+    return bucket("holdout", program.id, customer_id) < program.holdout_percent
+
+
+def assign_arms(program: Program, customer_id: str) -> dict[str, str]:
+    arms: dict[str, str] = {}
+    for step in program.steps:
+        if isinstance(step, SplitStep):
+            point = bucket("split", program.id, step.id, customer_id)
+            edge = 0.0
+            for arm in step.arms:
+                edge += arm.weight
+                if point < edge:
+                    arms[step.id] = arm.name
+                    break
+            else:
+                arms[step.id] = step.arms[-1].name
+    return arms
+
+
+def execution_name(program_id: str, trigger_event_id: str) -> str:
+    """Deterministic: the same trigger event can never start two journeys (<= 80 chars)."""
+    digest = hashlib.sha256(f"{program_id}\x1f{trigger_event_id}".encode()).hexdigest()[:32]
+    return f"{program_id[:40]}-{digest}"
+
+
+def state_input(program: Program, customer_id: str, execution: str, entered_at: datetime,
+                trigger: dict[str, Any], arms: dict[str, str]) -> dict[str, Any]:
+    """The execution input every state of the compiled journey reads."""
+    return {
+        "program": program.id,
+        "customer_id": customer_id,
+        "execution": execution,
+        "entered_at": entered_at.isoformat(),
+        "arms": arms,
+        "trigger": trigger,
+    }

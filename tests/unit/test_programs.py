@@ -1,0 +1,123 @@
+"""Programs: the seed programs load and compile; the validator catches each class of error
+with file, step and a clear message."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kizuna.programs.compiler import compile_program, estimated_transitions
+from kizuna.programs.diagram import mermaid
+from kizuna.programs.loader import ProgramError, load_program, load_programs
+from kizuna.programs.model import Program
+
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = {"second-purchase-coupon", "post-purchase-recommendation", "winback-before-dormancy",
+         "points-to-next-rank", "rank-up-congratulations", "champions-care", "cart-abandonment"}
+
+GOOD = """
+id: sample
+name: Sample
+trigger: {event: customer.first_purchase}
+steps:
+  - {id: hello, type: send, channels: [email], template: hello}
+  - {id: pause, type: wait, days: 1}
+  - {id: check, type: branch, condition: {rank: [Gold]}, then: bye, else: done}
+  - {id: bye, type: send, channel: push, template: bye, next: done}
+  - {id: done, type: exit}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "sample") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def issues(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ProgramError) as info:
+        load_program(write(tmp_path, text))
+    return [str(i) for i in info.value.issues]
+
+
+def test_the_seven_seed_programs_load_and_compile() -> None:
+    programs, problems = load_programs(ROOT / "programs")
+    assert problems == []
+    assert {p.id for p in programs} == SEEDS
+    for program in programs:
+        asl = compile_program(program)
+        assert asl["StartAt"] == program.steps[0].id
+        json.dumps(asl)  # serialisable
+        assert mermaid(program).startswith("flowchart TD")
+
+
+def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
+    program = load_program(write(tmp_path, GOOD))
+    states = compile_program(program)["States"]
+    assert states["hello"]["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert states["hello"]["Parameters"]["FunctionName"] == "${SendFunctionArn}"
+    assert states["hello"]["Catch"][0]["Next"] == "hello__failed"
+    assert {r["ErrorEquals"][0] for r in states["hello"]["Retry"]} >= {"Lambda.ServiceException"}
+    assert states["hello__route"]["Default"] == "pause"
+    assert states["hello__deferred"] == {"Type": "Wait", "TimestampPath": "$.last.until",
+                                         "Next": "hello"}
+    assert states["pause"] == {"Type": "Wait", "Seconds": 86400, "Next": "check"}
+    # a text-attribute condition is a getItem + Choice, no Lambda
+    assert states["check"]["Resource"] == "arn:aws:states:::dynamodb:getItem"
+    assert states["check__choice"]["Default"] == "done"
+    assert states["bye__route"]["Default"] == "done"
+    assert estimated_transitions(program) == {"min": 6, "max": 8}
+
+
+def test_numeric_condition_uses_the_journey_function(tmp_path: Path) -> None:
+    text = GOOD.replace("condition: {rank: [Gold]}",
+                        'condition: {order_count: [{numeric: [">=", 2]}]}')
+    states = compile_program(load_program(write(tmp_path, text)))["States"]
+    assert states["check"]["Parameters"]["FunctionName"] == "${JourneyFunctionArn}"
+    assert states["check"]["Parameters"]["Payload"]["action"] == "check"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda t: t.replace("template: hello}", "template: hello, colour: red}"),
+         "[step hello]: colour: unknown field"),
+        (lambda t: t.replace("then: bye", "then: nowhere"),
+         "[step check]: goes to unknown step 'nowhere'"),
+        (lambda t: t.replace("type: wait, days: 1", "type: snooze, days: 1"),
+         "[step pause]: unknown step type"),
+        (lambda t: t.replace("then: bye, else: done", "then: done, else: done"),
+         "[step bye]: unreachable from the first step"),
+        (lambda t: t.replace("next: done}", "next: hello}"), "cycle: "),
+        (lambda t: t.replace("condition: {rank: [Gold]}", "condition: {rank: Gold}"),
+         "[step check]: condition: Value error, rank: values must be lists"),
+        (lambda t: t.replace("customer.first_purchase", "customer.teleported"),
+         "trigger.event: unknown event type 'customer.teleported'"),
+        (lambda t: t.replace("type: wait, days: 1", "type: wait"),
+         "[step pause]: Value error, a wait needs a duration"),
+        (lambda t: t.replace("id: sample", "id: other"), "must match the file name"),
+        (lambda t: t.replace("channels: [email]", "channels: [fax]"), "[step hello]: channels.0"),
+    ],
+)
+def test_validator_reports_each_class_of_error(tmp_path: Path, mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
+    found = issues(tmp_path, mutate(GOOD))
+    assert any(expected in i for i in found), found
+    assert all(i.startswith(str(tmp_path)) for i in found)
+
+
+def test_missing_templates_are_reported(tmp_path: Path) -> None:
+    class Catalog:
+        def parts_missing(self, program: str, template: str, channel: str) -> list[str]:
+            return ["email.subject"] if template == "hello" else []
+
+    with pytest.raises(ProgramError) as info:
+        load_program(write(tmp_path, GOOD), templates=Catalog())
+    assert [str(i) for i in info.value.issues] == [
+        f"{tmp_path}/sample.yaml [step hello]: template 'hello' has no email.subject for email"]
+
+
+def test_step_types_are_a_discriminated_union() -> None:
+    schema = Program.model_json_schema()
+    step = schema["properties"]["steps"]["items"]
+    assert step["discriminator"]["propertyName"] == "type"
+    assert set(step["discriminator"]["mapping"]) == {"send", "wait", "branch", "split", "exit"}
