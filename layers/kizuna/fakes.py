@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from kizuna.activity import ActivityItem
 from kizuna.customer import Customer
 from kizuna.events import DerivedEvent
 from kizuna.ports import DeadLetter, VersionConflict
+from kizuna.programs.journeys import JourneyState
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self.customers: dict[str, Customer] = {}
         self.activity: dict[tuple[str, str], ActivityItem] = {}
+        self.journeys: dict[tuple[str, str], JourneyState] = {}
         self.saves = 0
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
@@ -35,6 +38,36 @@ class MemoryStore:
     def put_activity(self, items: Iterable[ActivityItem]) -> None:
         for item in items:
             self.activity[(item.customer_id, item.sk)] = item
+
+    def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
+        return {k: self.journeys[k].model_copy() for k in keys if k in self.journeys}
+
+    def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
+        key = (state.customer_id, state.program)
+        current = self.journeys.get(key)
+        if (current.rev if current else 0) != (previous.rev if previous else 0):
+            return False
+        if previous is None and current is not None:
+            return False
+        self.journeys[key] = state.model_copy(update={"rev": (previous.rev if previous else 0) + 1})
+        return True
+
+    def ledger(self, customer_id: str, kind: str) -> list[ActivityItem]:
+        return sorted((i for (cid, _), i in self.activity.items()
+                       if cid == customer_id and i.kind == kind), key=lambda i: i.sk)
+
+
+class MemoryStarter:
+    """Records journey starts; a name can start only once (as in Step Functions)."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def start(self, program_id: str, name: str, payload: dict[str, Any]) -> bool:
+        if name in self.started:
+            return False
+        self.started[name] = (program_id, payload)
+        return True
 
 
 class MemoryPublisher:

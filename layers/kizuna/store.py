@@ -12,6 +12,7 @@ from typing import Any
 from kizuna.activity import ActivityItem
 from kizuna.customer import Customer
 from kizuna.ports import VersionConflict
+from kizuna.programs.journeys import JourneyState
 from kizuna.timeutil import iso
 
 BATCH_GET_LIMIT = 100
@@ -130,6 +131,49 @@ class DynamoStore:
             if "LastEvaluatedKey" not in resp:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # journeys (activity table, sk = JOURNEY#<program>) -----------------------------------
+    def get_journeys(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], JourneyState]:
+        out: dict[tuple[str, str], JourneyState] = {}
+        name = self._activity.name
+        unique = list(dict.fromkeys(keys))
+        for chunk in _chunks(unique, BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                name: {"Keys": [{"pk": cid, "sk": f"JOURNEY#{pid}"} for cid, pid in chunk],
+                       "ConsistentRead": True}
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(name, []):
+                    state = JourneyState.model_validate(item)
+                    out[(state.customer_id, state.program)] = state
+                request = resp.get("UnprocessedKeys") or {}
+                attempt += 1
+                if request:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+        return out
+
+    def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
+        expected = previous.rev if previous else 0
+        item = {
+            "pk": state.customer_id,
+            "sk": f"JOURNEY#{state.program}",
+            "kind": "JOURNEY",
+            **to_dynamo(state.model_copy(update={"rev": expected + 1}).model_dump()),
+        }
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(sk)"}
+            if previous is None
+            else {"ConditionExpression": "rev = :r", "ExpressionAttributeValues": {":r": expected}}
+        )
+        try:
+            self._activity.put_item(Item=item, **condition)
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     # activity ------------------------------------------------------------------------
     def put_activity(self, items: Iterable[ActivityItem]) -> None:

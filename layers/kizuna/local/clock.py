@@ -21,7 +21,9 @@ class VirtualClock:
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
-            raise ValueError("VirtualClock needs a timezone-aware start, e.g. datetime(..., tzinfo=UTC)")
+            raise ValueError(
+                "VirtualClock needs a timezone-aware start, e.g. datetime(..., tzinfo=UTC)"
+            )
         self._now = start.astimezone(UTC)
         self._lock = threading.Lock()
 
@@ -45,7 +47,7 @@ class VirtualClock:
         return self._now
 
 
-class RuntimeClosed(Exception):  # noqa: N818 - raised into moto threads to unwind them
+class RuntimeClosed(Exception):
     """Raised in a thread still waiting on the virtual clock when the runtime shuts down."""
 
 
@@ -106,7 +108,8 @@ class Timeline:
                 self._blocked.pop(timer.thread_id, None)
                 self._waking.discard(timer.seq)
             self._on_change()
-        if self._closed:
+        if self._closed and is_running():
+            # Still running at shutdown (a stopped execution just returns): unwind it.
             raise RuntimeClosed("the local cloud was closed while a state was waiting")
 
     # --- called by the runtime -----------------------------------------------------------
@@ -155,7 +158,5 @@ class Timeline:
             timer.event.set()
 
 
-def seconds(
-    days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0
-) -> timedelta:
+def seconds(days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)

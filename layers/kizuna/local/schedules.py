@@ -25,7 +25,8 @@ _SEARCH_YEARS = 6
 
 
 class Schedule(Protocol):
-    expression: str
+    @property
+    def expression(self) -> str: ...
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first firing strictly after ``after`` (UTC), or None if it never fires again."""

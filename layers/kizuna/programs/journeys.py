@@ -19,6 +19,7 @@ class JourneyState(BaseModel):
 
     customer_id: str
     program: str
+    rev: int = 0  # bumped on every write (optimistic concurrency)
     entries: int = 0
     first_entry_at: datetime | None = None
     last_entry_at: datetime | None = None

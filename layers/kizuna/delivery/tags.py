@@ -1,0 +1,64 @@
+"""Message tags that survive the trip through a provider and back in its feedback.
+
+SES tag names and values may hold only ``[A-Za-z0-9_-]`` (256 characters at most). Kizuna
+reads the customer, program, step and execution back from the tags of a bounce or a
+complaint, so values are *escaped*, not mangled: letters, digits and ``-`` pass as they
+are, ``_`` becomes ``__`` and any other byte of the UTF-8 form becomes ``_XX`` (hex).
+``cust-42`` stays ``cust-42``; ``a.b@x`` becomes ``a_2Eb_40x``.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Tag names Kizuna writes on every message (SES EmailTags, push Context).
+TAG_PROGRAM = "program"
+TAG_STEP = "step"
+TAG_CUSTOMER = "customer"
+TAG_EXECUTION = "execution"
+KIZUNA_TAGS = (TAG_PROGRAM, TAG_STEP, TAG_CUSTOMER, TAG_EXECUTION)
+
+MAX_TAG_CHARS = 256
+_PLAIN = re.compile(r"[A-Za-z0-9-]")
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
+_ESCAPE = re.compile(r"_(_|[0-9A-F]{2})")
+
+
+def encode_tag_value(value: str) -> str:
+    """``value`` in the SES tag alphabet, reversibly (see :func:`decode_tag_value`).
+    Raises ValueError when the escaped form is longer than SES accepts."""
+    out: list[str] = []
+    for char in value:
+        if _PLAIN.match(char):
+            out.append(char)
+        elif char == "_":
+            out.append("__")
+        else:
+            out.extend(f"_{byte:02X}" for byte in char.encode())
+    encoded = "".join(out)
+    if not encoded:
+        raise ValueError("a tag value cannot be empty")
+    if len(encoded) > MAX_TAG_CHARS:
+        raise ValueError(f"tag value is {len(encoded)} characters escaped (max {MAX_TAG_CHARS})")
+    return encoded
+
+
+def decode_tag_value(encoded: str) -> str:
+    """The original value of :func:`encode_tag_value`'s output (lenient on stray input)."""
+    data = bytearray()
+    pos = 0
+    for match in _ESCAPE.finditer(encoded):
+        data += encoded[pos : match.start()].encode()
+        group = match.group(1)
+        data += b"_" if group == "_" else bytes([int(group, 16)])
+        pos = match.end()
+    data += encoded[pos:].encode()
+    return data.decode(errors="replace")
+
+
+def tag_name(name: str) -> str:
+    """A tag *name* in the SES alphabet (lossy: names are chosen by us, not data)."""
+    cleaned = _NAME_BAD.sub("_", name)[:MAX_TAG_CHARS]
+    if not cleaned:
+        raise ValueError("a tag name cannot be empty")
+    return cleaned

@@ -1,0 +1,352 @@
+"""Message rendering: Jinja2, sandboxed, strict, one file per channel part and locale.
+
+Layout under the templates root (the repository's ``templates/`` unless told otherwise)::
+
+    <program>/<template>/<locale>/email.subject.j2
+                                  email.html.j2     (HTML autoescape on: *.html.j2 only)
+                                  email.txt.j2
+                                  sms.txt.j2
+                                  push.title.j2     (may render empty)
+                                  push.body.j2
+                                  line.txt.j2
+    _base/...                     shared layouts ({% extends "_base/email.html.j2" %})
+
+A message renders completely or not at all: an undefined variable, a missing part, a
+syntax error, a sandbox violation or an empty required part raises :class:`RenderError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import ValidationError
+
+from kizuna.config import LoyaltyConfig
+from kizuna.customer import Customer
+from kizuna.delivery.content import (
+    EmailContent,
+    LineContent,
+    PushContent,
+    RenderedMessage,
+    SmsContent,
+    sms_segments,
+)
+from kizuna.delivery.coupons import Coupon
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[3] / "templates"
+DEFAULT_LOCALE = "ja"
+DEFAULT_TIME_ZONE = "Asia/Tokyo"
+
+# Parts each channel needs, in render order.
+PARTS: dict[str, tuple[str, ...]] = {
+    "email": ("email.subject", "email.html", "email.txt"),
+    "sms": ("sms.txt",),
+    "push": ("push.title", "push.body"),
+    "line": ("line.txt",),
+}
+# Parts that may render to nothing (the app's name shows as a push title).
+MAY_BE_EMPTY = frozenset({"push.title"})
+SUFFIX = ".j2"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_REASON_MAX = 300
+
+# How a customer without a name is addressed; the Japanese form carries its honorific.
+ANONYMOUS = {"ja": "お客様", "en": "Customer"}
+
+__all__ = [
+    "PARTS",
+    "RenderError",
+    "RenderedMessage",
+    "Renderer",
+    "build_context",
+    "format_date",
+    "format_number",
+    "sms_segments",
+]
+
+
+class RenderError(Exception):
+    """A message that cannot be rendered completely. ``reason`` never holds personal data
+    from the context, only the template's own words (names, line numbers)."""
+
+    def __init__(self, program: str, template: str, channel: str, locale: str, reason: str):
+        self.program = program
+        self.template = template
+        self.channel = channel
+        self.locale = locale
+        self.reason = reason[:_REASON_MAX]
+        super().__init__(f"{program}/{template} [{channel}, {locale}]: {self.reason}")
+
+
+# --- filters ---------------------------------------------------------------------------------
+def format_number(value: int | float | Decimal | None) -> str:
+    """``1234567`` -> ``1,234,567`` (integers keep no decimals)."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value:,}"
+
+
+_EN_MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
+
+
+def format_date(value: date | datetime | None, locale: str = DEFAULT_LOCALE) -> str:
+    """A date as a reader of ``locale`` writes it: ``2026年1月5日`` / ``January 5, 2026``."""
+    if value is None:
+        return ""
+    if locale.split("-")[0] == "ja":
+        return f"{value.year}年{value.month}月{value.day}日"
+    return f"{_EN_MONTHS[value.month - 1]} {value.day}, {value.year}"
+
+
+def _single_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- renderer --------------------------------------------------------------------------------
+class Renderer:
+    """Renders a program's template for one channel. Compiled templates are cached for the
+    life of the instance (build one per Lambda container)."""
+
+    def __init__(
+        self, root: Path | str | None = None, *, default_locale: str = DEFAULT_LOCALE
+    ) -> None:
+        self.root = Path(root) if root is not None else DEFAULT_ROOT
+        self.default_locale = default_locale
+        self._env = ImmutableSandboxedEnvironment(
+            loader=FileSystemLoader(str(self.root)),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(
+                enabled_extensions=("html", "html.j2", "htm.j2"),
+                disabled_extensions=(),
+                default_for_string=False,
+                default=False,
+            ),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self._env.filters["number"] = format_number
+        self._env.filters["date"] = format_date
+
+    # -- queries for the validator and the preview ----------------------------------------
+    def locales(self, program: str, template: str) -> list[str]:
+        """Locale folders of a template, sorted; empty when the template does not exist."""
+        folder = self.root / program / template
+        if not (_NAME.match(program) and _NAME.match(template)) or not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and _LOCALE.match(p.name))
+
+    def parts_missing(
+        self, program: str, template: str, channel: str, locale: str | None = None
+    ) -> list[str]:
+        """Part files the channel needs but a locale lacks, as ``<locale>/<part>.j2``.
+        Checks every locale folder unless one is given; no locale folder at all counts as
+        every part missing in the default locale."""
+        parts = PARTS.get(str(channel))
+        if parts is None:
+            raise ValueError(f"unknown channel {channel!r}")
+        locales = [locale] if locale else self.locales(program, template)
+        if not locales:
+            locales = [self.default_locale]
+        return [
+            f"{loc}/{part}{SUFFIX}"
+            for loc in locales
+            for part in parts
+            if not (self.root / program / template / loc / f"{part}{SUFFIX}").is_file()
+        ]
+
+    def resolve_locale(self, program: str, template: str, locale: str | None) -> str:
+        """The locale folder used for a customer's locale: exact (``en-GB``), then the
+        language (``en``), then the default locale."""
+        candidates: list[str] = []
+        if locale and _LOCALE.match(locale):
+            candidates += [locale, locale.split("-")[0]]
+        candidates.append(self.default_locale)
+        for candidate in candidates:
+            if (self.root / program / template / candidate).is_dir():
+                return candidate
+        raise RenderError(
+            program, template, "*", locale or self.default_locale,
+            f"no locale folder among {', '.join(dict.fromkeys(candidates))}",
+        )
+
+    # -- rendering ------------------------------------------------------------------------
+    def render(
+        self,
+        program: str,
+        template: str,
+        channel: str,
+        locale: str | None,
+        context: Mapping[str, Any],
+    ) -> RenderedMessage:
+        channel = str(channel)
+        asked = locale or self.default_locale
+
+        def fail(reason: str, loc: str = asked) -> RenderError:
+            return RenderError(program, template, channel, loc, reason)
+
+        if not (_NAME.match(program) and _NAME.match(template)):
+            raise fail("program and template names are letters, digits, '.', '_' and '-'")
+        parts = PARTS.get(channel)
+        if parts is None:
+            raise fail("unknown channel")
+        try:
+            loc = self.resolve_locale(program, template, locale)
+        except RenderError as err:
+            raise fail(err.reason) from None
+
+        texts: dict[str, str] = {}
+        for part in parts:
+            name = f"{program}/{template}/{loc}/{part}{SUFFIX}"
+            try:
+                texts[part] = self._env.get_template(name).render(context)
+            except TemplateNotFound as err:
+                raise fail(f"missing template {err.name}", loc) from None
+            except TemplateSyntaxError as err:
+                where = f"{err.name or name}:{err.lineno}"
+                raise fail(f"syntax error at {where}: {err.message}", loc) from None
+            except SecurityError as err:
+                raise fail(f"sandbox refused in {part}: {err}", loc) from None
+            except UndefinedError as err:
+                raise fail(f"undefined in {part}: {err.message}", loc) from None
+            except Exception as err:  # anything a template can raise: never half-render
+                raise fail(f"{type(err).__name__} in {part}: {err}", loc) from None
+            if not texts[part].strip() and part not in MAY_BE_EMPTY:
+                raise fail(f"{part} rendered empty", loc)
+
+        try:
+            return _content(channel, texts)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise fail(problems, loc) from None
+
+
+def _content(channel: str, texts: Mapping[str, str]) -> RenderedMessage:
+    if channel == "email":
+        return EmailContent(
+            subject=_single_line(texts["email.subject"]),
+            html=texts["email.html"].strip(),
+            text=texts["email.txt"].strip(),
+        )
+    if channel == "sms":
+        return SmsContent.of(texts["sms.txt"].strip())
+    if channel == "push":
+        return PushContent(title=_single_line(texts["push.title"]), body=texts["push.body"].strip())
+    return LineContent(text=texts["line.txt"].strip())
+
+
+# --- context ---------------------------------------------------------------------------------
+def _zone(name: str | None, default: str) -> ZoneInfo:
+    for candidate in (name, default):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def _local(at: datetime | None, zone: ZoneInfo) -> datetime | None:
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone)
+
+
+def _display_name(customer: Customer, language: str) -> str:
+    first, last = (customer.first_name or "").strip(), (customer.last_name or "").strip()
+    if language == "ja":
+        name = " ".join(p for p in (last, first) if p)
+        return f"{name}様" if name else ANONYMOUS["ja"]
+    return first or last or ANONYMOUS.get(language, ANONYMOUS["en"])
+
+
+def _benefits(config: LoyaltyConfig, rank: str | None) -> list[str]:
+    for rule in config.ranks:
+        if rule.name == rank:
+            return list(rule.benefits)
+    return []
+
+
+def build_context(
+    customer: Customer,
+    *,
+    program: str,
+    step: str,
+    loyalty_config: LoyaltyConfig,
+    coupon: Coupon | None = None,
+    recommendations: Iterable[Mapping[str, Any]] = (),
+    extra: Mapping[str, Any] | None = None,
+    locale: str | None = None,
+    unsubscribe_url: str | None = None,
+    default_locale: str = DEFAULT_LOCALE,
+    default_time_zone: str = DEFAULT_TIME_ZONE,
+) -> dict[str, Any]:
+    """What a template may read. No email address or phone number: a template has no
+    business printing them, and a preview must be safe to share.
+
+    ``customer.display_name`` is how the message addresses the customer: ``山田 太郎様`` /
+    ``お客様`` in Japanese (honorific included), ``Taro`` / ``Customer`` in English.
+    Datetimes are in the customer's time zone; format them with ``|date(locale)``.
+    ``unsubscribe_url`` is None until the sender fills it in (``UnsubscribeLinks.url``).
+    ``extra`` adds keys (the event's detail, say) but cannot replace the ones above.
+    """
+    loc = locale or customer.locale or default_locale
+    language = loc.split("-")[0]
+    zone = _zone(customer.time_zone, default_time_zone)
+    context: dict[str, Any] = dict(extra or {})
+    context.update(
+        {
+            "program": program,
+            "step": step,
+            "locale": loc,
+            "customer": {
+                "customer_id": customer.customer_id,
+                "first_name": customer.first_name,
+                "last_name": customer.last_name,
+                "display_name": _display_name(customer, language),
+                "rank": customer.rank,
+                "locale": loc,
+                "time_zone": zone.key,
+                "order_count": customer.order_count,
+                "first_order_at": _local(customer.first_order_at, zone),
+                "last_order_at": _local(customer.last_order_at, zone),
+            },
+            "loyalty": {
+                "points_balance": customer.points_balance,
+                "rank": customer.rank,
+                "next_rank": customer.next_rank,
+                "points_to_next_rank": customer.points_to_next_rank,
+                "rank_benefits": _benefits(loyalty_config, customer.rank),
+                "next_rank_benefits": _benefits(loyalty_config, customer.next_rank),
+                "points_next_expiry_at": _local(customer.points_next_expiry_at, zone),
+                "points_next_expiry_amount": customer.points_next_expiry_amount,
+            },
+            "recommendations": [dict(r) for r in recommendations],
+            "coupon": None
+            if coupon is None
+            else {
+                "code": coupon.code,
+                "discount": coupon.discount,
+                "expires_at": _local(coupon.expires_at, zone),
+            },
+            "unsubscribe_url": unsubscribe_url,
+        }
+    )
+    return context

@@ -1,0 +1,72 @@
+"""When are moto's Step Functions executions done for now?
+
+moto runs every execution (and every Parallel branch, Map iteration and task with a
+timeout) in its own daemon thread and lists them in ``moto.stepfunctions.parser.utils.
+TMP_THREADS``. The executions are *quiescent* when each of those threads has finished, is
+parked on the virtual clock (a Wait state or a Retry interval), or is blocked in
+``threading`` waiting for another of them (a join, an event, a task token).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+from kizuna.local.clock import Timeline
+
+_THREADING_FILE = threading.__file__
+_BLOCKING_FUNCTIONS = frozenset({"wait", "_wait_for_tstate_lock", "join"})
+
+
+def _moto_threads() -> list[Any]:
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    threads: list[Any] = TMP_THREADS
+    return threads
+
+
+def prune_finished() -> int:
+    """Drop finished threads from moto's list (it only grows). Returns how many are left.
+
+    moto only appends to the list; deleting from the end backwards keeps the indexes of the
+    entries still to visit valid even while another thread appends.
+    """
+    threads = _moto_threads()
+    for index in range(len(threads) - 1, -1, -1):
+        thread = threads[index]
+        if thread.ident is not None and not thread.is_alive():
+            del threads[index]
+    return len(threads)
+
+
+def busy_threads(timeline: Timeline) -> list[threading.Thread]:
+    """Execution threads that are doing something (not parked, not blocked, not done)."""
+    frames = sys._current_frames()
+    busy = []
+    for thread in list(_moto_threads()):
+        if thread.ident is None:  # appended, not started yet
+            busy.append(thread)
+            continue
+        if not thread.is_alive() or timeline.is_blocked(thread.ident):
+            continue
+        frame = frames.get(thread.ident)
+        if frame is None:
+            continue
+        code = frame.f_code
+        if code.co_filename == _THREADING_FILE and code.co_name in _BLOCKING_FUNCTIONS:
+            continue
+        busy.append(thread)
+    return busy
+
+
+def describe(threads: list[threading.Thread]) -> str:
+    frames = sys._current_frames()
+    lines = []
+    for thread in threads[:10]:
+        frame = frames.get(thread.ident or -1)
+        where = (
+            f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}" if frame else "?"
+        )
+        lines.append(f"{thread.name}: {where}")
+    return "; ".join(lines)

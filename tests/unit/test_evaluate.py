@@ -1,0 +1,177 @@
+"""Who enters a program, who does not and why; duplicates start one journey; goals."""
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.clock import FixedClock
+from kizuna.config import KizunaConfig
+from kizuna.customer import ConsentState, Customer
+from kizuna.fakes import MemoryPublisher, MemoryStarter, MemoryStore
+from kizuna.programs.evaluate import Evaluator, IncomingEvent
+from kizuna.programs.journeys import bucket, in_holdout
+from kizuna.programs.loader import load_programs
+from tests.factories import T0
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMS, _ = load_programs(ROOT / "programs")
+BY_ID = {p.id: p for p in PROGRAMS}
+
+
+def customer(cid: str, **extra: Any) -> Customer:
+    base: dict[str, Any] = {
+        "customer_id": cid, "email": f"{cid}@example.com", "order_count": 1,
+        "first_order_at": T0, "last_order_at": T0, "rank": "Bronze",
+        "consent": {"email": ConsentState(status="opted_in", at=T0, source="t", stamp="x")},
+    }
+    base.update(extra)
+    return Customer(**base)
+
+
+def first_purchase(cid: str, event_id: str | None = None, at: Any = T0) -> IncomingEvent:
+    return IncomingEvent(
+        event_id=event_id or f"{cid}:first_purchase", detail_type="customer.first_purchase",
+        time=at, detail={"customer_id": cid, "order_id": "o1", "total": 3000},
+    )
+
+
+def order(cid: str, at: Any, total: int = 5000) -> IncomingEvent:
+    return IncomingEvent(event_id=f"ord-{cid}-{at.isoformat()}", detail_type="order.placed",
+                         time=at, detail={"customer_id": cid, "order_id": "o2", "total": total})
+
+
+@pytest.fixture
+def world() -> tuple[Evaluator, MemoryStore, MemoryStarter, MemoryPublisher, FixedClock]:
+    store, starter, publisher = MemoryStore(), MemoryStarter(), MemoryPublisher()
+    clock = FixedClock(T0)
+    ev = Evaluator(PROGRAMS, store, starter, publisher, KizunaConfig(), clock)
+    return ev, store, starter, publisher, clock
+
+
+def treated_customer_id() -> str:
+    program = BY_ID["second-purchase-coupon"]
+    return next(f"c{i}" for i in range(1000) if not in_holdout(program, f"c{i}"))
+
+
+def held_out_customer_id() -> str:
+    program = BY_ID["second-purchase-coupon"]
+    return next(f"c{i}" for i in range(1000) if in_holdout(program, f"c{i}"))
+
+
+def test_first_purchase_enters_the_second_purchase_program(world) -> None:  # type: ignore[no-untyped-def]
+    ev, store, starter, _, _ = world
+    cid = treated_customer_id()
+    store.customers[cid] = customer(cid)
+    result = ev.evaluate([first_purchase(cid)])
+    assert [(d.program, d.decision) for d in result.decisions] == [
+        ("second-purchase-coupon", "entered")]
+    (program_id, payload), = starter.started.values()
+    assert program_id == "second-purchase-coupon"
+    assert payload["customer_id"] == cid and payload["trigger"]["type"] == "customer.first_purchase"
+    assert store.ledger(cid, "ENTRY")[0].data["decision"] == "entered"
+
+
+def test_duplicated_trigger_starts_one_journey_and_records_once(world) -> None:  # type: ignore[no-untyped-def]
+    ev, store, starter, _, _ = world
+    cid = treated_customer_id()
+    store.customers[cid] = customer(cid)
+    ev.evaluate([first_purchase(cid)])
+    ev.evaluate([first_purchase(cid), first_purchase(cid)])
+    assert len(starter.started) == 1
+    assert len(store.ledger(cid, "ENTRY")) == 1
+
+
+def test_holdout_is_stable_and_recorded(world) -> None:  # type: ignore[no-untyped-def]
+    ev, store, starter, _, _ = world
+    cid = held_out_customer_id()
+    store.customers[cid] = customer(cid)
+    result = ev.evaluate([first_purchase(cid)])
+    assert [d.decision for d in result.decisions] == ["holdout"]
+    assert starter.started == {}
+    assert store.journeys[(cid, "second-purchase-coupon")].holdout is True
+    # the same customer always lands in the same arm
+    assert bucket("holdout", "second-purchase-coupon", cid) == bucket(
+        "holdout", "second-purchase-coupon", cid)
+
+
+def test_holdout_share_is_close_to_the_configured_percent() -> None:
+    program = BY_ID["second-purchase-coupon"]
+    share = sum(in_holdout(program, f"cust-{i}") for i in range(20000)) / 20000
+    assert 0.09 < share < 0.11
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"order_count": 2}, "audience"),  # lifecycle is 'repeat', not 'new'
+        ({"consent": {}}, "no_channel"),
+    ],
+)
+def test_non_entries_are_recorded_with_their_reason(world, extra, reason) -> None:  # type: ignore[no-untyped-def]
+    ev, store, starter, _, _ = world
+    cid = treated_customer_id()
+    store.customers[cid] = customer(cid, **extra)
+    result = ev.evaluate([first_purchase(cid)])
+    assert [(d.decision, d.reason) for d in result.decisions] == [("skipped", reason)]
+    assert store.ledger(cid, "ENTRY")[0].data["reason"] == reason
+    assert starter.started == {}
+
+
+def test_unknown_customer_is_skipped(world) -> None:  # type: ignore[no-untyped-def]
+    ev, _, _, _, _ = world
+    result = ev.evaluate([first_purchase("ghost")])
+    assert [(d.decision, d.reason) for d in result.decisions] == [("skipped", "unknown_customer")]
+
+
+def test_reentry_once_and_every_n_days(world) -> None:  # type: ignore[no-untyped-def]
+    ev, store, starter, _, clock = world
+    cid = treated_customer_id()
+    store.customers[cid] = customer(cid)
+    ev.evaluate([first_purchase(cid, "a")])
+    result = ev.evaluate([first_purchase(cid, "b")])
+    assert [(d.decision, d.reason) for d in result.decisions] == [("skipped", "reentry_once")]
+    # every 14 days: a second repeat purchase a week later is skipped, two weeks later enters
+    program = BY_ID["post-purchase-recommendation"]
+    cid2 = next(f"r{i}" for i in range(999) if not in_holdout(program, f"r{i}"))
+    store.customers[cid2] = customer(cid2, order_count=3)
+
+    def repeat(eid: str) -> IncomingEvent:
+        return IncomingEvent(eid, "customer.repeat_purchase", clock.now(),
+                             {"customer_id": cid2, "order_id": eid})
+
+    assert ev.evaluate([repeat("r1")]).decisions[0].decision == "entered"
+    clock.set(T0 + timedelta(days=7))
+    assert ev.evaluate([repeat("r2")]).decisions[0].reason == "reentry_window"
+    clock.set(T0 + timedelta(days=15))
+    assert ev.evaluate([repeat("r3")]).decisions[0].decision == "entered"
+
+
+def test_goal_converts_treated_and_holdout_within_the_window(world) -> None:  # type: ignore[no-untyped-def]
+    ev, store, _, publisher, _ = world
+    treated, held = treated_customer_id(), held_out_customer_id()
+    for cid in (treated, held):
+        store.customers[cid] = customer(cid)
+    ev.evaluate([first_purchase(treated), first_purchase(held)])
+    result = ev.evaluate([order(treated, T0 + timedelta(days=3)),
+                          order(held, T0 + timedelta(days=40))])  # outside 30 days
+    conv = [d for d in result.decisions if d.decision == "converted"]
+    assert [(d.customer_id, d.program) for d in conv] == [(treated, "second-purchase-coupon")]
+    assert [e.detail_type for e in publisher.events] == ["program.converted"]
+    assert publisher.events[0].detail.model_dump()["value"] == 5000
+    # a second order does not convert the same entry twice
+    again = ev.evaluate([order(treated, T0 + timedelta(days=4))])
+    assert not [d for d in again.decisions if d.decision == "converted"]
+
+
+def test_trigger_conditions_filter_events(world) -> None:  # type: ignore[no-untyped-def]
+    ev, store, starter, _, _ = world
+    cid = "c-rank"
+    store.customers[cid] = customer(cid, rank="Silver")
+    down = IncomingEvent("x1", "customer.rank_changed", T0,
+                         {"customer_id": cid, "direction": "down", "to_rank": "Silver"})
+    up = IncomingEvent("x2", "customer.rank_changed", T0,
+                       {"customer_id": cid, "direction": "up", "to_rank": "Silver"})
+    assert ev.evaluate([down]).decisions == []
+    assert [d.program for d in ev.evaluate([up]).decisions] == ["rank-up-congratulations"]
