@@ -134,6 +134,9 @@ class Customer(_Model):
     points_next_expiry_at: datetime | None = None
     points_next_expiry_amount: int = 0
     as_of: datetime | None = None
+    # keys of the sparse indexes the scheduled sweeps query (see kizuna.programs.sweeps)
+    gsi_shard: str | None = None
+    cart_open_at: datetime | None = None
     # RFM scores and segment (written by the daily scoring job)
     rfm_recency: int | None = None
     rfm_frequency: int | None = None

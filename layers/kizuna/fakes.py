@@ -52,6 +52,17 @@ class MemoryStore:
         self.journeys[key] = state.model_copy(update={"rev": (previous.rev if previous else 0) + 1})
         return True
 
+    def query_window(self, index: str, attribute: str, shard: str, start: str, end: str
+                     ) -> list[str]:
+        from kizuna.store import to_dynamo
+
+        out = []
+        for cid, c in sorted(self.customers.items()):
+            value = to_dynamo(getattr(c, attribute))
+            if c.gsi_shard == shard and isinstance(value, str) and start <= value < end:
+                out.append(cid)
+        return out
+
     def ledger(self, customer_id: str, kind: str) -> list[ActivityItem]:
         return sorted((i for (cid, _), i in self.activity.items()
                        if cid == customer_id and i.kind == kind), key=lambda i: i.sk)

@@ -28,7 +28,8 @@ from kizuna.domain.ingest import Applied, apply_events
 from kizuna.events import DerivedEvent
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
 from kizuna.observability import logger
-from kizuna.ports import CustomerStore, DeadLetter, DeadLetterSink, EventPublisher, VersionConflict
+from kizuna.deadletters import DeadLetterPolicy
+from kizuna.ports import CustomerStore, DeadLetterSink, EventPublisher, VersionConflict
 
 MAX_CONFLICT_RETRIES = 8
 
@@ -117,8 +118,8 @@ class IngestService:
         self.dead_letters = dead_letters
         self.cfg = cfg
         self.clock = clock
-        self.max_receive_count = max_receive_count
         self.stats = IngestStats()
+        self.failures = DeadLetterPolicy(dead_letters, max_receive_count)
 
     def process_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         """Process an SQS event; return the partial batch response Lambda expects."""
@@ -146,7 +147,8 @@ class IngestService:
                     reason=exc.reason,
                     message_id=record.message_id,
                 )
-                self._dead_letter(record, exc.error_type, exc.reason)
+                self.failures.keep(record, exc.error_type, exc.reason)
+                self.stats.dead_lettered += 1
 
         return validate
 
@@ -197,23 +199,7 @@ class IngestService:
     # -- failures -------------------------------------------------------------------------
     def _fail(self, batch: _Batch, message_id: str, exc: Exception) -> None:
         """Retry the record, or on its last receive dead-letter it with the reason."""
-        record = batch.records[message_id]
-        if int(record.attributes.approximate_receive_count) >= self.max_receive_count:
-            try:
-                self._dead_letter(record, type(exc).__name__, str(exc))
-                return
-            except RuntimeError:
-                pass
-        batch.failed.add(message_id)
-
-    def _dead_letter(self, record: SQSRecord, error_type: str, reason: str) -> None:
-        letter = DeadLetter(
-            message_id=record.message_id,
-            body=record.body,
-            error_type=error_type,
-            reason=reason,
-            receive_count=int(record.attributes.approximate_receive_count),
-        )
-        if self.dead_letters.send([letter]):
-            raise RuntimeError("could not dead-letter the record; leaving it to SQS redrive")
-        self.stats.dead_lettered += 1
+        if self.failures.retry(batch.records[message_id], exc):
+            batch.failed.add(message_id)
+        else:
+            self.stats.dead_lettered += 1

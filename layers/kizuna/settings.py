@@ -20,6 +20,9 @@ ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
 ENV_DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
 ENV_KIZUNA_CONFIG = "KIZUNA_CONFIG"
 ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
+ENV_JOURNEY_ARN_PREFIX = "JOURNEY_ARN_PREFIX"
+ENV_PROGRAMS_DIR = "PROGRAMS_DIR"
+ENV_TEMPLATES_DIR = "TEMPLATES_DIR"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
@@ -45,3 +48,39 @@ class IngestSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def ingest_settings() -> IngestSettings:
     return IngestSettings()
+
+
+class EvaluateSettings(BaseSettings):
+    """Environment of the evaluate function."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    CUSTOMERS_TABLE: str = Field(min_length=1)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+    EVENT_BUS_NAME: str = Field(min_length=1)
+    DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
+    JOURNEY_ARN_PREFIX: str = Field(min_length=1)
+    KIZUNA_CONFIG: str = "{}"
+    MAX_RECEIVE_COUNT: int = Field(default=5, ge=1)
+    PROGRAMS_DIR: str | None = None
+
+
+@lru_cache(maxsize=1)
+def evaluate_settings() -> EvaluateSettings:
+    return EvaluateSettings()
+
+
+class JourneySettings(BaseSettings):
+    """Environment of the journey helper function (branch checks, local times)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    CUSTOMERS_TABLE: str = Field(min_length=1)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+    KIZUNA_CONFIG: str = "{}"
+    PROGRAMS_DIR: str | None = None
+
+
+@lru_cache(maxsize=1)
+def journey_settings() -> JourneySettings:
+    return JourneySettings()

@@ -132,6 +132,23 @@ class DynamoStore:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    # sparse sweep indexes ----------------------------------------------------------------
+    def query_window(self, index: str, attribute: str, shard: str, start: str, end: str
+                     ) -> list[str]:
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("gsi_shard").eq(shard) & Key(attribute).between(start, end)
+        kwargs: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": cond,
+                                  "ProjectionExpression": "customer_id, #a",
+                                  "ExpressionAttributeNames": {"#a": attribute}}
+        ids: list[str] = []
+        while True:
+            resp = self._customers.query(**kwargs)
+            ids += [i["customer_id"] for i in resp.get("Items", []) if i[attribute] < end]
+            if "LastEvaluatedKey" not in resp:
+                return ids
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     # journeys (activity table, sk = JOURNEY#<program>) -----------------------------------
     def get_journeys(
         self, keys: Sequence[tuple[str, str]]

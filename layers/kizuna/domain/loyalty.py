@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
+import hashlib
+
 from kizuna.config import LoyaltyConfig
 from kizuna.customer import Customer, OrderFact, PointsLot
 
@@ -88,6 +90,23 @@ def points_lots(customer: Customer, cfg: LoyaltyConfig) -> list[PointsLot]:
     return lots
 
 
+INDEX_SHARDS = 8
+
+
+def shard_of(customer_id: str) -> str:
+    """Spreads the sparse sweep indexes over a few partitions (no hot key)."""
+    return str(int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % INDEX_SHARDS)
+
+
+def open_cart_since(customer: Customer, last_order_at: datetime | None) -> datetime | None:
+    cart = customer.cart
+    if cart is None or cart.item_count == 0:
+        return None
+    if last_order_at is not None and last_order_at >= cart.at:
+        return None
+    return cart.at
+
+
 def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = None) -> Customer:
     """Return ``customer`` with every derived field recomputed from its facts."""
     as_of = as_of or customer.last_event_at
@@ -123,5 +142,7 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
                 lot.remaining for lot in live if lot.expires_at == next_expiry
             ),
             "as_of": as_of,
+            "gsi_shard": shard_of(customer.customer_id),
+            "cart_open_at": open_cart_since(customer, orders[-1][1].at if orders else None),
         }
     )

@@ -11,7 +11,17 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+# Amounts travel as JSON numbers so EventBridge numeric patterns can match them.
+Amount = Annotated[Decimal, PlainSerializer(_number, return_type=int | float, when_used="json")]
 
 
 class DerivedDetail(BaseModel):
@@ -26,7 +36,7 @@ class DerivedDetail(BaseModel):
 
 class FirstPurchase(DerivedDetail):
     order_id: str
-    total: Decimal
+    total: Amount
     currency: str
     channel: str
     product_ids: tuple[str, ...]
@@ -36,7 +46,7 @@ class FirstPurchase(DerivedDetail):
 class RepeatPurchase(DerivedDetail):
     order_id: str
     order_count: int
-    total: Decimal
+    total: Amount
     currency: str
     channel: str
     product_ids: tuple[str, ...]
@@ -81,7 +91,7 @@ class PointsExpiring(DerivedDetail):
 class CartAbandoned(DerivedDetail):
     cart_id: str
     item_count: int
-    value: Decimal
+    value: Amount
     currency: str
     product_ids: tuple[str, ...]
     cart_updated_at: AwareDatetime
@@ -105,7 +115,7 @@ class ProgramConverted(DerivedDetail):
     execution: str | None
     goal_event: str
     entered_at: AwareDatetime
-    value: Decimal | None = None
+    value: Amount | None = None
 
 
 DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
