@@ -82,6 +82,16 @@ class CartState(_Model):
     stamp: str
 
 
+class Suppression(_Model):
+    """A channel the customer must not be sent on (bounce, complaint, carrier opt-out).
+
+    ``address_hash`` ties it to the address it was for: a new address is not suppressed."""
+
+    reason: str
+    at: datetime
+    address_hash: str | None = None
+
+
 class PointsLot(_Model):
     earned_at: datetime
     expires_at: datetime
@@ -110,6 +120,7 @@ class Customer(_Model):
     consent: dict[str, ConsentState] = Field(default_factory=dict)
     devices: dict[str, Device] = Field(default_factory=dict)
     line_user_id: str | None = None
+    suppressions: dict[str, Suppression] = Field(default_factory=dict)
 
     # facts
     orders: dict[str, OrderFact] = Field(default_factory=dict)

@@ -18,7 +18,7 @@ def test_order_fixture_parses_into_the_versioned_model() -> None:
     assert ev.customer_id == "cust-0001"
 
 
-def test_catalogue_has_the_ten_inbound_types() -> None:
+def test_catalogue_has_the_inbound_types() -> None:
     assert set(INBOUND_EVENT_TYPES) == {
         "customer.upserted",
         "consent.changed",
@@ -30,6 +30,8 @@ def test_catalogue_has_the_ten_inbound_types() -> None:
         "product.viewed",
         "cart.updated",
         "app.opened",
+        "channel.suppressed",
+        "device.unregistered",
     }
 
 
@@ -101,6 +103,8 @@ def test_each_inbound_type_accepts_a_minimal_valid_detail() -> None:
         "product.viewed": {"product_id": "p1"},
         "cart.updated": {"cart_id": "k1", "items": []},
         "app.opened": {},
+        "channel.suppressed": {"channel": "email", "reason": "bounce"},
+        "device.unregistered": {"token": "a" * 64},
     }
     assert set(samples) == set(INBOUND_EVENT_TYPES)
     for detail_type, extra in samples.items():

@@ -20,15 +20,18 @@ from kizuna.customer import (
     Device,
     OrderFact,
     ProcessedRecord,
+    Suppression,
 )
 from kizuna.domain.loyalty import recompute
 from kizuna.events import (
     AppOpened,
     CartUpdated,
+    ChannelSuppressed,
     ConsentChanged,
     CustomerUpserted,
     DerivedEvent,
     DeviceRegistered,
+    DeviceUnregistered,
     FirstPurchase,
     LineLinked,
     OrderCancelled,
@@ -163,6 +166,24 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
             if cur_dev is None or at > cur_dev.at:
                 c.devices[key] = Device(token=d.token, platform=d.platform, at=at)
             return []
+        case DeviceUnregistered():
+            key = device_key(d.token)
+            dev = c.devices.get(key)
+            if dev is not None and dev.at <= at:
+                del c.devices[key]
+            return []
+        case ChannelSuppressed():
+            cur_sup = c.suppressions.get(d.channel)
+            if cur_sup is None or at > cur_sup.at:
+                c.suppressions[d.channel] = Suppression(
+                    reason=d.reason, at=at, address_hash=d.address_hash
+                )
+            return [
+                ActivityItem(
+                    customer_id=cid, kind="CONSENT", at=at, key=f"{d.channel}#suppressed",
+                    data={"channel": d.channel, "status": "suppressed", "reason": d.reason},
+                )
+            ]
         case LineLinked():
             st = stamp(at, d.line_user_id)
             if _newer(c.stamps.get("line_user_id"), st):

@@ -128,6 +128,24 @@ class LineLinked(InboundDetail):
     line_user_id: Annotated[str, StringConstraints(pattern=r"^U[0-9a-f]{32}$")]
 
 
+class ChannelSuppressed(InboundDetail):
+    """Stop sending on a channel: a hard bounce, a complaint, a carrier opt-out. Sent by
+    Kizuna's feedback function (or by the user's own systems)."""
+
+    channel: Channel
+    reason: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+    address_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        default=None, description="sha256 of the lower-cased address (first 32 hex); "
+        "only that address is suppressed"
+    )
+
+
+class DeviceUnregistered(InboundDetail):
+    """A push token the provider reported invalid, or the app unregistered."""
+
+    token: Annotated[str, StringConstraints(min_length=8, max_length=4096)]
+
+
 class ProductViewed(InboundDetail):
     product_id: Identifier
     category: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -162,6 +180,8 @@ InboundEvent = (
     | PointsAdjusted
     | DeviceRegistered
     | LineLinked
+    | ChannelSuppressed
+    | DeviceUnregistered
     | ProductViewed
     | CartUpdated
     | AppOpened
@@ -176,6 +196,8 @@ INBOUND_MODELS: dict[str, type[InboundDetail]] = {
     "points.adjusted": PointsAdjusted,
     "device.registered": DeviceRegistered,
     "line.linked": LineLinked,
+    "channel.suppressed": ChannelSuppressed,
+    "device.unregistered": DeviceUnregistered,
     "product.viewed": ProductViewed,
     "cart.updated": CartUpdated,
     "app.opened": AppOpened,
