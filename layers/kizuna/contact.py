@@ -88,9 +88,14 @@ def quiet_until(now: datetime, tz_name: str | None, cfg: ContactPolicyConfig) ->
     return next_local_time(now, end, tz)
 
 
-def decide(customer: Customer, channels: Sequence[str], priority: int,
-           sent_at: Sequence[datetime], now: datetime, cfg: ContactPolicyConfig
-           ) -> PolicyDecision:
+def decide(
+    customer: Customer,
+    channels: Sequence[str],
+    priority: int,
+    sent_at: Sequence[datetime],
+    now: datetime,
+    cfg: ContactPolicyConfig,
+) -> PolicyDecision:
     """``sent_at``: when this customer was sent messages (any program), newest first or not."""
     skipped: list[tuple[str, str]] = []
     channel = None
@@ -106,9 +111,13 @@ def decide(customer: Customer, channels: Sequence[str], priority: int,
         day = sum(1 for t in sent_at if t > now - timedelta(days=1))
         week = sum(1 for t in sent_at if t > now - timedelta(days=7))
         if day >= cfg.max_per_day:
-            return PolicyDecision(Outcome.SUPPRESS, channel, "frequency_cap_day", skipped=tuple(skipped))
+            return PolicyDecision(
+                Outcome.SUPPRESS, channel, "frequency_cap_day", skipped=tuple(skipped)
+            )
         if week >= cfg.max_per_week:
-            return PolicyDecision(Outcome.SUPPRESS, channel, "frequency_cap_week", skipped=tuple(skipped))
+            return PolicyDecision(
+                Outcome.SUPPRESS, channel, "frequency_cap_week", skipped=tuple(skipped)
+            )
     if channel in INTERRUPTIVE:
         until = quiet_until(now, customer.time_zone, cfg)
         if until is not None:

@@ -17,6 +17,7 @@ class MemoryStore:
         self.customers: dict[str, Customer] = {}
         self.activity: dict[tuple[str, str], ActivityItem] = {}
         self.journeys: dict[tuple[str, str], JourneyState] = {}
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.saves = 0
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
@@ -52,8 +53,9 @@ class MemoryStore:
         self.journeys[key] = state.model_copy(update={"rev": (previous.rev if previous else 0) + 1})
         return True
 
-    def query_window(self, index: str, attribute: str, shard: str, start: str, end: str
-                     ) -> list[str]:
+    def query_window(
+        self, index: str, attribute: str, shard: str, start: str, end: str
+    ) -> list[str]:
         from kizuna.store import to_dynamo
 
         out = []
@@ -63,9 +65,28 @@ class MemoryStore:
                 out.append(cid)
         return out
 
+    def claim_message(self, customer_id: str, execution: str, step: str,
+                      data: dict[str, Any]) -> dict[str, Any] | None:
+        key = (customer_id, f"MSG#{execution}#{step}")
+        existing = self.messages.get(key)
+        if existing is not None and existing.get("status") != "deferred":
+            return dict(existing)
+        self.messages[key] = dict(data)
+        return None
+
+    def record_message(self, customer_id: str, execution: str, step: str,
+                       data: dict[str, Any]) -> None:
+        self.messages[(customer_id, f"MSG#{execution}#{step}")] = dict(data)
+
+    def sent_times(self, customer_id: str, since: str) -> list[str]:
+        return [str(m["sent_at"]) for (cid, _), m in self.messages.items()
+                if cid == customer_id and m.get("status") == "sent" and str(m["sent_at"]) >= since]
+
     def ledger(self, customer_id: str, kind: str) -> list[ActivityItem]:
-        return sorted((i for (cid, _), i in self.activity.items()
-                       if cid == customer_id and i.kind == kind), key=lambda i: i.sk)
+        return sorted(
+            (i for (cid, _), i in self.activity.items() if cid == customer_id and i.kind == kind),
+            key=lambda i: i.sk,
+        )
 
 
 class MemoryStarter:

@@ -84,3 +84,76 @@ class JourneySettings(BaseSettings):
 @lru_cache(maxsize=1)
 def journey_settings() -> JourneySettings:
     return JourneySettings()
+
+
+class SweepSettings(BaseSettings):
+    """Environment of the sweep function (scheduled triggers)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    CUSTOMERS_TABLE: str = Field(min_length=1)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+    EVENT_BUS_NAME: str = Field(min_length=1)
+    KIZUNA_CONFIG: str = "{}"
+
+
+@lru_cache(maxsize=1)
+def sweep_settings() -> SweepSettings:
+    return SweepSettings()
+
+
+class SendSettings(BaseSettings):
+    """Environment of the send function (the journeys' Send task)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    CUSTOMERS_TABLE: str = Field(min_length=1)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+    IDEMPOTENCY_TABLE: str = Field(min_length=1)
+    EVENT_BUS_NAME: str = Field(min_length=1)
+    KIZUNA_CONFIG: str = "{}"
+    PROGRAMS_DIR: str | None = None
+    TEMPLATES_DIR: str | None = None
+    SIGNING_SECRET_ARN: str = Field(min_length=1, description="HMAC key for coupons/unsubscribe")
+    EMAIL_FROM: str = Field(min_length=3)
+    SES_CONFIGURATION_SET: str = Field(min_length=1)
+    UNSUBSCRIBE_URL: str = Field(min_length=1, description="the unsubscribe function URL")
+    PUSH_APPLICATION_ID: str = ""
+    LINE_TOKEN_SECRET_ARN: str = ""
+    SMS_SENDER_ID: str = ""
+
+
+@lru_cache(maxsize=1)
+def send_settings() -> SendSettings:
+    return SendSettings()
+
+
+class FeedbackSettings(BaseSettings):
+    """Environment of the feedback function (SES events, SMS opt-outs, push tokens)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    CUSTOMERS_TABLE: str = Field(min_length=1)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+    EVENT_BUS_NAME: str = Field(min_length=1)
+    DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
+    MAX_RECEIVE_COUNT: int = Field(default=5, ge=1)
+
+
+@lru_cache(maxsize=1)
+def feedback_settings() -> FeedbackSettings:
+    return FeedbackSettings()
+
+
+class UnsubscribeSettings(BaseSettings):
+    """Environment of the unsubscribe function (Lambda function URL)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    EVENT_BUS_NAME: str = Field(min_length=1)
+    SIGNING_SECRET_ARN: str = Field(min_length=1)
+
+
+@lru_cache(maxsize=1)
+def unsubscribe_settings() -> UnsubscribeSettings:
+    return UnsubscribeSettings()

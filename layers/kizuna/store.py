@@ -133,14 +133,18 @@ class DynamoStore:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     # sparse sweep indexes ----------------------------------------------------------------
-    def query_window(self, index: str, attribute: str, shard: str, start: str, end: str
-                     ) -> list[str]:
+    def query_window(
+        self, index: str, attribute: str, shard: str, start: str, end: str
+    ) -> list[str]:
         from boto3.dynamodb.conditions import Key
 
         cond = Key("gsi_shard").eq(shard) & Key(attribute).between(start, end)
-        kwargs: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": cond,
-                                  "ProjectionExpression": "customer_id, #a",
-                                  "ExpressionAttributeNames": {"#a": attribute}}
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": cond,
+            "ProjectionExpression": "customer_id, #a",
+            "ExpressionAttributeNames": {"#a": attribute},
+        }
         ids: list[str] = []
         while True:
             resp = self._customers.query(**kwargs)
@@ -150,16 +154,16 @@ class DynamoStore:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     # journeys (activity table, sk = JOURNEY#<program>) -----------------------------------
-    def get_journeys(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], JourneyState]:
+    def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
         out: dict[tuple[str, str], JourneyState] = {}
         name = self._activity.name
         unique = list(dict.fromkeys(keys))
         for chunk in _chunks(unique, BATCH_GET_LIMIT):
             request: dict[str, Any] = {
-                name: {"Keys": [{"pk": cid, "sk": f"JOURNEY#{pid}"} for cid, pid in chunk],
-                       "ConsistentRead": True}
+                name: {
+                    "Keys": [{"pk": cid, "sk": f"JOURNEY#{pid}"} for cid, pid in chunk],
+                    "ConsistentRead": True,
+                }
             }
             attempt = 0
             while request:
@@ -191,6 +195,58 @@ class DynamoStore:
         except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    # message ledger (activity table, sk = MSG#<execution>#<step>) --------------------------
+    def claim_message(self, customer_id: str, execution: str, step: str,
+                      data: dict[str, Any]) -> dict[str, Any] | None:
+        """Claim the send of (execution, step): None if claimed now, else the existing entry.
+
+        A deferred entry can be claimed again (quiet hours ended); anything else cannot: this
+        conditional write is what makes a retried or duplicated invocation never send twice.
+        """
+        item = {"pk": customer_id, "sk": f"MSG#{execution}#{step}", "kind": "MSG",
+                **to_dynamo(data)}
+        try:
+            self._activity.put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(sk) OR #s = :deferred",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":deferred": "deferred"},
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            resp = self._activity.get_item(
+                Key={"pk": customer_id, "sk": f"MSG#{execution}#{step}"}, ConsistentRead=True
+            )
+            existing: dict[str, Any] = resp.get("Item") or {}
+            return existing
+        return None
+
+    def record_message(self, customer_id: str, execution: str, step: str,
+                       data: dict[str, Any]) -> None:
+        """Write the final decision of a send (sent, suppressed, deferred, failed)."""
+        item = {"pk": customer_id, "sk": f"MSG#{execution}#{step}", "kind": "MSG",
+                **to_dynamo(data)}
+        self._activity.put_item(Item=item)
+
+    def sent_times(self, customer_id: str, since: str) -> list[str]:
+        """When this customer was sent messages since ``since`` (ISO), any program."""
+        from boto3.dynamodb.conditions import Attr, Key
+
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(customer_id) & Key("sk").begins_with("MSG#"),
+            "FilterExpression": Attr("status").eq("sent") & Attr("sent_at").gte(since),
+            "ProjectionExpression": "sent_at",
+        }
+        out: list[str] = []
+        while True:
+            resp = self._activity.query(**kwargs)
+            out += [str(i["sent_at"]) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def messages(self, customer_id: str) -> list[dict[str, Any]]:
+        return self.activity(customer_id, "MSG#")
 
     # activity ------------------------------------------------------------------------
     def put_activity(self, items: Iterable[ActivityItem]) -> None:

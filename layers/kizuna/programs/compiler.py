@@ -24,16 +24,27 @@ SUBSTITUTIONS = ("SendFunctionArn", "JourneyFunctionArn", "CustomersTable")
 END = "__end"
 GOAL_REACHED = "__goal_reached"
 # Stored as plain strings on the customer item, so a Choice can test them directly.
-CHOICE_FIELDS = frozenset({"rank", "next_rank", "region", "prefecture", "gender", "occupation",
-                           "locale", "time_zone"})
+CHOICE_FIELDS = frozenset(
+    {"rank", "next_rank", "region", "prefecture", "gender", "occupation", "locale", "time_zone"}
+)
 LAMBDA_RETRY = [
     {
-        "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException",
-                        "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
-        "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2.0,
+        "ErrorEquals": [
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException",
+        ],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 6,
+        "BackoffRate": 2.0,
     },
-    {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 10, "MaxAttempts": 3,
-     "BackoffRate": 2.0},
+    {
+        "ErrorEquals": ["States.TaskFailed"],
+        "IntervalSeconds": 10,
+        "MaxAttempts": 3,
+        "BackoffRate": 2.0,
+    },
 ]
 COMMON_INPUT = {
     "program.$": "$.program",
@@ -63,8 +74,8 @@ def choice_rule(condition: dict[str, Any]) -> dict[str, Any] | None:
             return None
         var = f"$.fresh.Item.{key}.S"
         alternatives = [
-            {"And": [{"Variable": var, "IsPresent": True},
-                     {"Variable": var, "StringEquals": v}]} for v in values
+            {"And": [{"Variable": var, "IsPresent": True}, {"Variable": var, "StringEquals": v}]}
+            for v in values
         ]
         rules.append(alternatives[0] if len(alternatives) == 1 else {"Or": alternatives})
     if not rules:
@@ -84,25 +95,41 @@ def compile_program(program: Program) -> dict[str, Any]:
         sid = step.id
         if isinstance(step, SendStep):
             task = _invoke("SendFunctionArn", {**COMMON_INPUT, "action": "send", "step": sid})
-            task.update({
-                "ResultSelector": {"status.$": "$.Payload.status", "until.$": "$.Payload.until"},
-                "ResultPath": "$.last",
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
-                           "Next": f"{sid}__failed"}],
-                "Next": f"{sid}__route",
-            })
+            task.update(
+                {
+                    "ResultSelector": {
+                        "status.$": "$.Payload.status",
+                        "until.$": "$.Payload.until",
+                    },
+                    "ResultPath": "$.last",
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["States.ALL"],
+                            "ResultPath": "$.error",
+                            "Next": f"{sid}__failed",
+                        }
+                    ],
+                    "Next": f"{sid}__route",
+                }
+            )
             states[sid] = task
             states[f"{sid}__route"] = {
                 "Type": "Choice",
                 "Choices": [
-                    {"Variable": "$.last.status", "StringEquals": "deferred",
-                     "Next": f"{sid}__deferred"},
+                    {
+                        "Variable": "$.last.status",
+                        "StringEquals": "deferred",
+                        "Next": f"{sid}__deferred",
+                    },
                     {"Variable": "$.last.status", "StringEquals": "exit", "Next": GOAL_REACHED},
                 ],
                 "Default": after(i),
             }
-            states[f"{sid}__deferred"] = {"Type": "Wait", "TimestampPath": "$.last.until",
-                                          "Next": sid}
+            states[f"{sid}__deferred"] = {
+                "Type": "Wait",
+                "TimestampPath": "$.last.until",
+                "Next": sid,
+            }
             # the send function records its own failures in the ledger; a crash after all
             # retries is kept in $.error and the journey goes on
             states[f"{sid}__failed"] = {"Type": "Pass", "Next": after(i)}
@@ -111,15 +138,29 @@ def compile_program(program: Program) -> dict[str, Any]:
             if step.until_local_time is None:
                 states[sid] = {"Type": "Wait", "Seconds": seconds, "Next": after(i)}
             else:
-                task = _invoke("JourneyFunctionArn", {
-                    **COMMON_INPUT, "action": "local_time", "step": sid,
-                    "after_seconds": seconds, "local_time": step.until_local_time,
-                })
-                task.update({"ResultSelector": {"at.$": "$.Payload.at"}, "ResultPath": "$.wait",
-                             "Next": f"{sid}__wait"})
+                task = _invoke(
+                    "JourneyFunctionArn",
+                    {
+                        **COMMON_INPUT,
+                        "action": "local_time",
+                        "step": sid,
+                        "after_seconds": seconds,
+                        "local_time": step.until_local_time,
+                    },
+                )
+                task.update(
+                    {
+                        "ResultSelector": {"at.$": "$.Payload.at"},
+                        "ResultPath": "$.wait",
+                        "Next": f"{sid}__wait",
+                    }
+                )
                 states[sid] = task
-                states[f"{sid}__wait"] = {"Type": "Wait", "TimestampPath": "$.wait.at",
-                                          "Next": after(i)}
+                states[f"{sid}__wait"] = {
+                    "Type": "Wait",
+                    "TimestampPath": "$.wait.at",
+                    "Next": after(i),
+                }
         elif isinstance(step, BranchStep):
             yes = step.then or END
             no = step.otherwise or END
@@ -137,30 +178,45 @@ def compile_program(program: Program) -> dict[str, Any]:
                         "ExpressionAttributeNames": {f"#f{n}": f for n, f in enumerate(fields)},
                     },
                     "ResultPath": "$.fresh",
-                    "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2,
-                               "MaxAttempts": 5, "BackoffRate": 2.0}],
+                    "Retry": [
+                        {
+                            "ErrorEquals": ["States.ALL"],
+                            "IntervalSeconds": 2,
+                            "MaxAttempts": 5,
+                            "BackoffRate": 2.0,
+                        }
+                    ],
                     "Next": f"{sid}__choice",
                 }
                 states[f"{sid}__choice"] = {
-                    "Type": "Choice", "Choices": [{**rule, "Next": yes}], "Default": no,
+                    "Type": "Choice",
+                    "Choices": [{**rule, "Next": yes}],
+                    "Default": no,
                 }
             else:
-                task = _invoke("JourneyFunctionArn",
-                               {**COMMON_INPUT, "action": "check", "step": sid})
-                task.update({"ResultSelector": {"match.$": "$.Payload.match"},
-                             "ResultPath": "$.check", "Next": f"{sid}__choice"})
+                task = _invoke(
+                    "JourneyFunctionArn", {**COMMON_INPUT, "action": "check", "step": sid}
+                )
+                task.update(
+                    {
+                        "ResultSelector": {"match.$": "$.Payload.match"},
+                        "ResultPath": "$.check",
+                        "Next": f"{sid}__choice",
+                    }
+                )
                 states[sid] = task
                 states[f"{sid}__choice"] = {
                     "Type": "Choice",
-                    "Choices": [{"Variable": "$.check.match", "BooleanEquals": True,
-                                 "Next": yes}],
+                    "Choices": [{"Variable": "$.check.match", "BooleanEquals": True, "Next": yes}],
                     "Default": no,
                 }
         elif isinstance(step, SplitStep):
             states[sid] = {
                 "Type": "Choice",
-                "Choices": [{"Variable": f"$.arms.{sid}", "StringEquals": arm.name,
-                             "Next": arm.next or END} for arm in step.arms],
+                "Choices": [
+                    {"Variable": f"$.arms.{sid}", "StringEquals": arm.name, "Next": arm.next or END}
+                    for arm in step.arms
+                ],
                 "Default": step.arms[0].next or END,
             }
         elif isinstance(step, ExitStep):

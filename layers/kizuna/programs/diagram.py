@@ -11,7 +11,9 @@ def _label(step: SendStep | WaitStep | BranchStep | SplitStep | ExitStep) -> str
         via = " → ".join(step.channels)
         return f"send {step.template}<br/>{via}"
     if isinstance(step, WaitStep):
-        parts = [f"{n}{u}" for n, u in ((step.days, "d"), (step.hours, "h"), (step.minutes, "m")) if n]
+        parts = [
+            f"{n}{u}" for n, u in ((step.days, "d"), (step.hours, "h"), (step.minutes, "m")) if n
+        ]
         text = "wait " + " ".join(parts) if parts else "wait"
         if step.until_local_time:
             text += f" until {step.until_local_time} local"
@@ -43,6 +45,7 @@ def mermaid(program: Program) -> str:
         else:
             lines.extend(f"  {step.id} --> {target}" for target in next_of(program, i))
     if program.goal and program.goal.exit_journey:
-        lines.append(f'  goal(["goal: {program.goal.event} within {program.goal.within_days}d '
-                     f'→ exit"])')
+        lines.append(
+            f'  goal(["goal: {program.goal.event} within {program.goal.within_days}d → exit"])'
+        )
     return "\n".join(lines) + "\n"

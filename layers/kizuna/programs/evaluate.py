@@ -59,8 +59,9 @@ class Decision:
 class JourneyStore(Protocol):
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
 
-    def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
-        ...
+    def get_journeys(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], JourneyState]: ...
 
     def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
         """Conditional write: False if the item changed since ``previous`` was read."""
@@ -93,8 +94,15 @@ def channels_of(program: Program) -> set[str]:
 
 
 class Evaluator:
-    def __init__(self, programs: Sequence[Program], store: JourneyStore, starter: JourneyStarter,
-                 publisher: Publisher, cfg: KizunaConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        programs: Sequence[Program],
+        store: JourneyStore,
+        starter: JourneyStarter,
+        publisher: Publisher,
+        cfg: KizunaConfig,
+        clock: Clock,
+    ) -> None:
         self.programs = [p for p in programs if p.enabled]
         self.store = store
         self.starter = starter
@@ -103,12 +111,18 @@ class Evaluator:
         self.clock = clock
 
     def triggered(self, ev: IncomingEvent) -> list[Program]:
-        return [p for p in self.programs
-                if p.trigger.event == ev.detail_type and matches(p.trigger.conditions, ev.detail)]
+        return [
+            p
+            for p in self.programs
+            if p.trigger.event == ev.detail_type and matches(p.trigger.conditions, ev.detail)
+        ]
 
     def goals(self, ev: IncomingEvent) -> list[Program]:
-        return [p for p in self.programs if p.goal and p.goal.event == ev.detail_type
-                and matches(p.goal.conditions, ev.detail)]
+        return [
+            p
+            for p in self.programs
+            if p.goal and p.goal.event == ev.detail_type and matches(p.goal.conditions, ev.detail)
+        ]
 
     def evaluate(self, events: Sequence[IncomingEvent]) -> EvaluateResult:
         result = EvaluateResult()
@@ -118,9 +132,11 @@ class Evaluator:
             return result
         cids = list(dict.fromkeys(ev.customer_id for ev, _, _ in work if ev.customer_id))
         customers = self.store.get_customers(cids)
-        keys = list(dict.fromkeys(
-            (ev.customer_id, p.id) for ev, ts, gs in work for p in [*ts, *gs] if ev.customer_id
-        ))
+        keys = list(
+            dict.fromkeys(
+                (ev.customer_id, p.id) for ev, ts, gs in work for p in [*ts, *gs] if ev.customer_id
+            )
+        )
         journeys = self.store.get_journeys(keys)
         ledger: list[ActivityItem] = []
         converted: list[DerivedEvent] = []
@@ -128,7 +144,9 @@ class Evaluator:
         for ev, triggered, goals in work:
             cid = ev.customer_id
             assert cid is not None
-            for program in goals:  # conversions first: an order can end one journey and start another
+            for (
+                program
+            ) in goals:  # conversions first: an order can end one journey and start another
                 decision = self._goal(program, ev, journeys, converted, now)
                 if decision:
                     result.decisions.append(decision)
@@ -149,8 +167,14 @@ class Evaluator:
         return result
 
     # -- triggers -------------------------------------------------------------------------
-    def _trigger(self, program: Program, ev: IncomingEvent, customer: Customer | None,
-                 journeys: dict[tuple[str, str], JourneyState], now: datetime) -> Decision | None:
+    def _trigger(
+        self,
+        program: Program,
+        ev: IncomingEvent,
+        customer: Customer | None,
+        journeys: dict[tuple[str, str], JourneyState],
+        now: datetime,
+    ) -> Decision | None:
         cid = ev.customer_id
         assert cid is not None
         key = (cid, program.id)
@@ -174,18 +198,24 @@ class Evaluator:
         if previous is not None and previous.entries > 0:
             if program.reentry.mode == ReentryMode.ONCE:
                 return skip("reentry_once")
-            if (program.reentry.mode == ReentryMode.EVERY and previous.last_entry_at
-                    and previous.last_entry_at > now - timedelta(days=program.reentry.days or 0)):
+            if (
+                program.reentry.mode == ReentryMode.EVERY
+                and previous.last_entry_at
+                and previous.last_entry_at > now - timedelta(days=program.reentry.days or 0)
+            ):
                 return skip("reentry_window")
         if not channels_of(program) & set(view["reachable"]):
             return skip("no_channel")
         holdout = in_holdout(program, cid)
         state = JourneyState(
-            customer_id=cid, program=program.id,
+            customer_id=cid,
+            program=program.id,
             entries=(previous.entries if previous else 0) + 1,
             first_entry_at=previous.first_entry_at if previous else now,
-            last_entry_at=now, last_event_id=ev.event_id,
-            execution=None if holdout else name, holdout=holdout,
+            last_entry_at=now,
+            last_event_id=ev.event_id,
+            execution=None if holdout else name,
+            holdout=holdout,
             arms=assign_arms(program, cid),
         )
         if not self.store.save_journey(state, previous):
@@ -197,19 +227,34 @@ class Evaluator:
         self._start(program, customer, state, ev, now)
         return Decision(program.id, cid, ev.event_id, "entered", None, name)
 
-    def _start(self, program: Program, customer: Customer | None, state: JourneyState,
-               ev: IncomingEvent, now: datetime) -> None:
+    def _start(
+        self,
+        program: Program,
+        customer: Customer | None,
+        state: JourneyState,
+        ev: IncomingEvent,
+        now: datetime,
+    ) -> None:
         assert state.execution is not None
-        payload = state_input(program, state.customer_id, state.execution,
-                              state.last_entry_at or now,
-                              {"type": ev.detail_type, "id": ev.event_id, "detail": ev.detail},
-                              state.arms)
+        payload = state_input(
+            program,
+            state.customer_id,
+            state.execution,
+            state.last_entry_at or now,
+            {"type": ev.detail_type, "id": ev.event_id, "detail": ev.detail},
+            state.arms,
+        )
         self.starter.start(program.id, state.execution, payload)
 
     # -- goals ----------------------------------------------------------------------------
-    def _goal(self, program: Program, ev: IncomingEvent,
-              journeys: dict[tuple[str, str], JourneyState], converted: list[DerivedEvent],
-              now: datetime) -> Decision | None:
+    def _goal(
+        self,
+        program: Program,
+        ev: IncomingEvent,
+        journeys: dict[tuple[str, str], JourneyState],
+        converted: list[DerivedEvent],
+        now: datetime,
+    ) -> Decision | None:
         assert program.goal is not None
         cid = ev.customer_id
         assert cid is not None
@@ -222,29 +267,52 @@ class Evaluator:
             return None
         if state.goal_reached_at is not None and state.goal_reached_at >= entered:
             return None  # this entry already converted
-        updated = state.model_copy(update={"goal_reached_at": at,
-                                           "converted_execution": state.execution})
+        updated = state.model_copy(
+            update={"goal_reached_at": at, "converted_execution": state.execution}
+        )
         if not self.store.save_journey(updated, state):
             return None
         journeys[(cid, program.id)] = updated
         total = ev.detail.get("total")
-        converted.append(DerivedEvent(
-            detail_type="program.converted",
-            detail=ProgramConverted(
-                event_id=f"{cid}:converted:{program.id}:{entered.isoformat()}",
-                customer_id=cid, occurred_at=at, caused_by=ev.event_id, program=program.id,
-                holdout=state.holdout, execution=state.execution, goal_event=ev.detail_type,
-                entered_at=entered, value=Decimal(str(total)) if total is not None else None,
-            ),
-        ))
-        return Decision(program.id, cid, ev.event_id, "converted",
-                        "holdout" if state.holdout else None, state.execution)
+        converted.append(
+            DerivedEvent(
+                detail_type="program.converted",
+                detail=ProgramConverted(
+                    event_id=f"{cid}:converted:{program.id}:{entered.isoformat()}",
+                    customer_id=cid,
+                    occurred_at=at,
+                    caused_by=ev.event_id,
+                    program=program.id,
+                    holdout=state.holdout,
+                    execution=state.execution,
+                    goal_event=ev.detail_type,
+                    entered_at=entered,
+                    value=Decimal(str(total)) if total is not None else None,
+                ),
+            )
+        )
+        return Decision(
+            program.id,
+            cid,
+            ev.event_id,
+            "converted",
+            "holdout" if state.holdout else None,
+            state.execution,
+        )
 
     def _ledger(self, d: Decision, ev: IncomingEvent, now: datetime) -> ActivityItem:
         kind = "CONV" if d.decision == "converted" else "ENTRY"
         return ActivityItem(
-            customer_id=d.customer_id, kind=kind, at=now, key=f"{d.program}#{d.event_id}",
-            data={"program": d.program, "decision": d.decision, "reason": d.reason,
-                  "execution": d.execution, "trigger_type": ev.detail_type,
-                  "trigger_id": d.event_id},
+            customer_id=d.customer_id,
+            kind=kind,
+            at=now,
+            key=f"{d.program}#{d.event_id}",
+            data={
+                "program": d.program,
+                "decision": d.decision,
+                "reason": d.reason,
+                "execution": d.execution,
+                "trigger_type": ev.detail_type,
+                "trigger_id": d.event_id,
+            },
         )

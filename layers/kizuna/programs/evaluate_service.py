@@ -32,22 +32,25 @@ def incoming(raw: str | dict[str, Any]) -> IncomingEvent:
     derived = env.source == KIZUNA_EVENT_SOURCE
     model = (DERIVED_MODELS if derived else INBOUND_MODELS).get(env.detail_type)
     if model is None:
-        raise EventRejected("UnknownEventType", f"detail-type {env.detail_type!r} from "
-                                                f"{env.source!r} is not evaluated")
+        raise EventRejected(
+            "UnknownEventType",
+            f"detail-type {env.detail_type!r} from {env.source!r} is not evaluated",
+        )
     try:
         detail = model.model_validate(env.detail)
     except ValidationError as exc:
-        raise EventRejected("InvalidEvent", f"{env.detail_type}: "
-                            f"{describe_validation_error(exc, 'detail.')}") from exc
+        raise EventRejected(
+            "InvalidEvent", f"{env.detail_type}: {describe_validation_error(exc, 'detail.')}"
+        ) from exc
     at: datetime = getattr(detail, "occurred_at", env.time)
     event_id = str(env.detail.get("event_id")) if derived else env.id
-    return IncomingEvent(event_id=event_id, detail_type=env.detail_type, time=at,
-                         detail=env.detail)
+    return IncomingEvent(event_id=event_id, detail_type=env.detail_type, time=at, detail=env.detail)
 
 
 class EvaluateService:
-    def __init__(self, evaluator: Evaluator, dead_letters: DeadLetterSink,
-                 max_receive_count: int) -> None:
+    def __init__(
+        self, evaluator: Evaluator, dead_letters: DeadLetterSink, max_receive_count: int
+    ) -> None:
         self.evaluator = evaluator
         self.failures = DeadLetterPolicy(dead_letters, max_receive_count)
 
@@ -67,8 +70,9 @@ class EvaluateService:
             self._log(result)
         return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
 
-    def _validator(self, events: dict[str, IncomingEvent], records: dict[str, SQSRecord]
-                   ) -> Callable[[SQSRecord], None]:
+    def _validator(
+        self, events: dict[str, IncomingEvent], records: dict[str, SQSRecord]
+    ) -> Callable[[SQSRecord], None]:
         def validate(record: SQSRecord) -> None:
             records[record.message_id] = record
             try:
@@ -82,5 +86,10 @@ class EvaluateService:
     @staticmethod
     def _log(result: EvaluateResult) -> None:
         for d in result.decisions:
-            logger.info("program decision", program=d.program, decision=d.decision,
-                        reason=d.reason, customer_id=d.customer_id)
+            logger.info(
+                "program decision",
+                program=d.program,
+                decision=d.decision,
+                reason=d.reason,
+                customer_id=d.customer_id,
+            )

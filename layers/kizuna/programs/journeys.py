@@ -63,8 +63,14 @@ def execution_name(program_id: str, trigger_event_id: str) -> str:
     return f"{program_id[:40]}-{digest}"
 
 
-def state_input(program: Program, customer_id: str, execution: str, entered_at: datetime,
-                trigger: dict[str, Any], arms: dict[str, str]) -> dict[str, Any]:
+def state_input(
+    program: Program,
+    customer_id: str,
+    execution: str,
+    entered_at: datetime,
+    trigger: dict[str, Any],
+    arms: dict[str, str],
+) -> dict[str, Any]:
     """The execution input every state of the compiled journey reads."""
     return {
         "program": program.id,

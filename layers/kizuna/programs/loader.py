@@ -16,7 +16,10 @@ from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, Wait
 
 # What may start a program or count as its goal.
 TRIGGER_EVENTS = frozenset(DERIVED_EVENT_TYPES) | {
-    "order.placed", "product.viewed", "cart.updated", "app.opened",
+    "order.placed",
+    "product.viewed",
+    "cart.updated",
+    "app.opened",
 }
 GOAL_EVENTS = TRIGGER_EVENTS | frozenset(INBOUND_EVENT_TYPES)
 
@@ -47,7 +50,11 @@ def next_of(program: Program, index: int) -> list[str]:
     in the list."""
     step = program.steps[index]
     found = successors(step)
-    if isinstance(step, SendStep | WaitStep) and step.next is None and index + 1 < len(program.steps):
+    if (
+        isinstance(step, SendStep | WaitStep)
+        and step.next is None
+        and index + 1 < len(program.steps)
+    ):
         found = [program.steps[index + 1].id]
     return found
 
@@ -111,7 +118,7 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
         state[sid] = 1
         for nxt in next_of(program, index[sid]):
             if state.get(nxt) == 1:
-                cycle = " -> ".join([*path[path.index(nxt):], nxt]) if nxt in path else nxt
+                cycle = " -> ".join([*path[path.index(nxt) :], nxt]) if nxt in path else nxt
                 issues.append(ProgramIssue(file, sid, f"cycle: {cycle}"))
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
@@ -121,15 +128,18 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
     return issues
 
 
-def check_semantics(file: str, program: Program, templates: TemplateCatalog | None
-                    ) -> list[ProgramIssue]:
+def check_semantics(
+    file: str, program: Program, templates: TemplateCatalog | None
+) -> list[ProgramIssue]:
     issues: list[ProgramIssue] = []
     if program.trigger.event not in TRIGGER_EVENTS:
-        issues.append(ProgramIssue(file, None, f"trigger.event: unknown event type "
-                                   f"{program.trigger.event!r}"))
+        issues.append(
+            ProgramIssue(file, None, f"trigger.event: unknown event type {program.trigger.event!r}")
+        )
     if program.goal and program.goal.event not in GOAL_EVENTS:
-        issues.append(ProgramIssue(file, None, f"goal.event: unknown event type "
-                                   f"{program.goal.event!r}"))
+        issues.append(
+            ProgramIssue(file, None, f"goal.event: unknown event type {program.goal.event!r}")
+        )
     if Path(file).stem != program.id:
         issues.append(ProgramIssue(file, None, f"id {program.id!r} must match the file name"))
     if not any(isinstance(s, SendStep) for s in program.steps):
@@ -140,8 +150,11 @@ def check_semantics(file: str, program: Program, templates: TemplateCatalog | No
         if isinstance(step, SendStep) and templates is not None:
             for channel in step.channels:
                 for part in templates.parts_missing(program.id, step.template, channel):
-                    issues.append(ProgramIssue(
-                        file, step.id, f"template {step.template!r} has no {part} for {channel}"))
+                    issues.append(
+                        ProgramIssue(
+                            file, step.id, f"template {step.template!r} has no {part} for {channel}"
+                        )
+                    )
     return issues
 
 
@@ -165,8 +178,9 @@ def load_program(path: Path, templates: TemplateCatalog | None = None) -> Progra
     return program
 
 
-def load_programs(directory: Path, templates: TemplateCatalog | None = None
-                  ) -> tuple[list[Program], list[ProgramIssue]]:
+def load_programs(
+    directory: Path, templates: TemplateCatalog | None = None
+) -> tuple[list[Program], list[ProgramIssue]]:
     """All programs in a folder, and every issue across them (duplicates included)."""
     programs: list[Program] = []
     issues: list[ProgramIssue] = []

@@ -35,7 +35,9 @@ class _Strict(BaseModel):
 
 
 class Trigger(_Strict):
-    event: str = Field(description="detail-type that starts the program, e.g. customer.first_purchase")
+    event: str = Field(
+        description="detail-type that starts the program, e.g. customer.first_purchase"
+    )
     conditions: dict[str, Any] = Field(
         default_factory=dict, description="EventBridge content filter on the event detail"
     )
@@ -82,8 +84,9 @@ class CouponSpec(_Strict):
 class SendStep(_Strict):
     id: StepId
     type: Literal["send"]
-    channels: list[Channel] = Field(min_length=1, max_length=4,
-                                    description="ordered fallback: first reachable wins")
+    channels: list[Channel] = Field(
+        min_length=1, max_length=4, description="ordered fallback: first reachable wins"
+    )
     template: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
     sms_type: SmsType = SmsType.PROMOTIONAL
     coupon: CouponSpec | None = None
@@ -147,7 +150,9 @@ class WaitStep(_Strict):
 class BranchStep(_Strict):
     id: StepId
     type: Literal["branch"]
-    condition: dict[str, Any] = Field(description="EventBridge content filter on fresh customer state")
+    condition: dict[str, Any] = Field(
+        description="EventBridge content filter on fresh customer state"
+    )
     then: StepId | None = Field(default=None, description="next step when the condition holds")
     otherwise: StepId | None = Field(default=None, alias="else")
 
@@ -189,8 +194,12 @@ class Program(_Strict):
     name: str = Field(min_length=1, max_length=120)
     description: str = ""
     enabled: bool = True
-    priority: int = Field(default=50, ge=0, le=100,
-                          description="contact policy: higher wins; >= 90 bypasses frequency caps")
+    priority: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="contact policy: higher wins; >= 90 bypasses frequency caps",
+    )
     trigger: Trigger
     audience: dict[str, Any] = Field(
         default_factory=dict, description="EventBridge content filter on customer state"

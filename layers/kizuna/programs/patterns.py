@@ -20,8 +20,16 @@ from typing import Any
 Pattern = dict[str, Any]
 _MISSING = object()
 _NUMERIC_OPS = {"<", "<=", "=", ">", ">="}
-_OPERATORS = {"prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists",
-              "wildcard", "cidr"}
+_OPERATORS = {
+    "prefix",
+    "suffix",
+    "equals-ignore-case",
+    "anything-but",
+    "numeric",
+    "exists",
+    "wildcard",
+    "cidr",
+}
 
 
 class PatternError(ValueError):
@@ -61,8 +69,10 @@ def _validate_matcher(item: Any, where: str) -> None:
             if not isinstance(arg, list) or len(arg) not in (2, 4):
                 raise PatternError(f"{where}: numeric takes [op, n] or [op, n, op, n]")
             for j in range(0, len(arg), 2):
-                if arg[j] not in _NUMERIC_OPS or isinstance(arg[j + 1], bool) or not isinstance(
-                    arg[j + 1], int | float | Decimal
+                if (
+                    arg[j] not in _NUMERIC_OPS
+                    or isinstance(arg[j + 1], bool)
+                    or not isinstance(arg[j + 1], int | float | Decimal)
                 ):
                     raise PatternError(f"{where}: bad numeric comparison {arg!r}")
         elif op == "exists" and not isinstance(arg, bool):
@@ -148,8 +158,13 @@ def _one(matcher: Any, value: Any) -> bool:
             return False
         for i in range(0, len(arg), 2):
             limit = Decimal(str(arg[i + 1]))
-            ok = {"<": n < limit, "<=": n <= limit, "=": n == limit, ">": n > limit,
-                  ">=": n >= limit}[arg[i]]
+            ok = {
+                "<": n < limit,
+                "<=": n <= limit,
+                "=": n == limit,
+                ">": n > limit,
+                ">=": n >= limit,
+            }[arg[i]]
             if not ok:
                 return False
         return True

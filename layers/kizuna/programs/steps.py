@@ -29,15 +29,17 @@ def next_local_time(after: datetime, at: time, tz: ZoneInfo) -> datetime:
     return candidate.astimezone(UTC)
 
 
-def local_time_after(customer: Customer | None, now: datetime, after_seconds: int, hhmm: str,
-                     cfg: KizunaConfig) -> datetime:
+def local_time_after(
+    customer: Customer | None, now: datetime, after_seconds: int, hhmm: str, cfg: KizunaConfig
+) -> datetime:
     hh, mm = (int(x) for x in hhmm.split(":"))
     tz = zone(customer.time_zone if customer else None, cfg.contact.default_time_zone)
     return next_local_time(now + timedelta(seconds=after_seconds), time(hh, mm), tz)
 
 
-def check_branch(program: Program, step_id: str, customer: Customer | None, now: datetime,
-                 cfg: KizunaConfig) -> bool:
+def check_branch(
+    program: Program, step_id: str, customer: Customer | None, now: datetime, cfg: KizunaConfig
+) -> bool:
     step = program.step(step_id)
     if not isinstance(step, BranchStep):
         raise ValueError(f"{program.id}.{step_id} is not a branch")

@@ -41,8 +41,9 @@ INDEXES = {
 
 
 class SweepStore(Protocol):
-    def query_window(self, index: str, attribute: str, shard: str, start: str, end: str
-                     ) -> list[str]:
+    def query_window(
+        self, index: str, attribute: str, shard: str, start: str, end: str
+    ) -> list[str]:
         """Customer ids whose ``attribute`` is in [start, end) in one shard."""
         ...
 
@@ -67,8 +68,9 @@ def window(kind: SweepKind, now: datetime, lookback: timedelta, cfg: KizunaConfi
     return Window(edge - lookback, edge)
 
 
-def event_for(kind: SweepKind, c: Customer, now: datetime, cfg: KizunaConfig
-              ) -> DerivedEvent | None:
+def event_for(
+    kind: SweepKind, c: Customer, now: datetime, cfg: KizunaConfig
+) -> DerivedEvent | None:
     """The derived event for a candidate, if fresh state still qualifies."""
     lc = cfg.lifecycle
     cid = c.customer_id
@@ -78,35 +80,64 @@ def event_for(kind: SweepKind, c: Customer, now: datetime, cfg: KizunaConfig
         idle = (now - c.last_order_at).days
         if not lc.dormancy_risk_days <= idle < lc.dormant_after_days:
             return None
-        return DerivedEvent(detail_type="customer.dormancy_risk", detail=DormancyRisk(
-            event_id=f"{cid}:dormancy_risk:{iso(c.last_order_at)}", customer_id=cid,
-            occurred_at=now, caused_by="sweep:dormancy", last_order_at=c.last_order_at,
-            days_since_last_order=idle, dormant_after_days=lc.dormant_after_days,
-            order_count=c.order_count))
+        return DerivedEvent(
+            detail_type="customer.dormancy_risk",
+            detail=DormancyRisk(
+                event_id=f"{cid}:dormancy_risk:{iso(c.last_order_at)}",
+                customer_id=cid,
+                occurred_at=now,
+                caused_by="sweep:dormancy",
+                last_order_at=c.last_order_at,
+                days_since_last_order=idle,
+                dormant_after_days=lc.dormant_after_days,
+                order_count=c.order_count,
+            ),
+        )
     if kind == SweepKind.POINTS:
         at = c.points_next_expiry_at
-        if at is None or c.points_next_expiry_amount <= 0 or not (
-            now < at <= now + timedelta(days=lc.points_expiry_warning_days)
+        if (
+            at is None
+            or c.points_next_expiry_amount <= 0
+            or not (now < at <= now + timedelta(days=lc.points_expiry_warning_days))
         ):
             return None
-        return DerivedEvent(detail_type="customer.points_expiring", detail=PointsExpiring(
-            event_id=f"{cid}:points_expiring:{iso(at)}", customer_id=cid, occurred_at=now,
-            caused_by="sweep:points_expiry", points=c.points_next_expiry_amount, expires_at=at,
-            points_balance=c.points_balance))
+        return DerivedEvent(
+            detail_type="customer.points_expiring",
+            detail=PointsExpiring(
+                event_id=f"{cid}:points_expiring:{iso(at)}",
+                customer_id=cid,
+                occurred_at=now,
+                caused_by="sweep:points_expiry",
+                points=c.points_next_expiry_amount,
+                expires_at=at,
+                points_balance=c.points_balance,
+            ),
+        )
     cart = c.cart
     if c.cart_open_at is None or cart is None:
         return None
     if now - c.cart_open_at < timedelta(hours=lc.cart_abandoned_hours):
         return None
-    return DerivedEvent(detail_type="cart.abandoned", detail=CartAbandoned(
-        event_id=f"{cid}:cart_abandoned:{cart.stamp}", customer_id=cid, occurred_at=now,
-        caused_by="sweep:carts", cart_id=cart.cart_id, item_count=cart.item_count,
-        value=cart.value, currency=cart.currency, product_ids=cart.product_ids,
-        cart_updated_at=cart.at))
+    return DerivedEvent(
+        detail_type="cart.abandoned",
+        detail=CartAbandoned(
+            event_id=f"{cid}:cart_abandoned:{cart.stamp}",
+            customer_id=cid,
+            occurred_at=now,
+            caused_by="sweep:carts",
+            cart_id=cart.cart_id,
+            item_count=cart.item_count,
+            value=cart.value,
+            currency=cart.currency,
+            product_ids=cart.product_ids,
+            cart_updated_at=cart.at,
+        ),
+    )
 
 
-def sweep(kind: SweepKind, store: SweepStore, now: datetime, lookback: timedelta,
-          cfg: KizunaConfig) -> list[DerivedEvent]:
+def sweep(
+    kind: SweepKind, store: SweepStore, now: datetime, lookback: timedelta, cfg: KizunaConfig
+) -> list[DerivedEvent]:
     index, attribute = INDEXES[kind]
     w = window(kind, now, lookback, cfg)
     ids: list[str] = []

@@ -84,5 +84,6 @@ def customer_view(customer: Customer, now: datetime, cfg: KizunaConfig) -> dict[
         "cart_items": customer.cart.item_count if customer.cart else 0,
         "rfm_segment": customer.rfm_segment,
     }
-    return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in view.items()
-            if v is not None}
+    return {
+        k: (float(v) if isinstance(v, Decimal) else v) for k, v in view.items() if v is not None
+    }

@@ -1,0 +1,16 @@
+"""Journey helper: branch conditions on fresh state and local times, for Step Functions."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kizuna.observability import logger
+from kizuna.programs.journey_service import JourneyRequest
+from kizuna.wiring import journey_service
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse(event=event, model=JourneyRequest)
+    return journey_service().answer(request)
