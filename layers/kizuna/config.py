@@ -134,12 +134,39 @@ class ContactPolicyConfig(BaseModel):
     default_locale: str = "ja"
 
 
+class Product(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: str
+    name: str
+    url: str = ""
+
+
+DEFAULT_BEST_SELLERS: tuple[Product, ...] = (
+    Product(product_id="tea-001", name="Sencha Asatsuyu", url="https://shop.example.com/p/tea-001"),
+    Product(product_id="tea-002", name="Houjicha Kaga", url="https://shop.example.com/p/tea-002"),
+    Product(product_id="ware-001", name="Tokoname Kyusu", url="https://shop.example.com/p/ware-001"),
+    Product(product_id="sweets-001", name="Yokan Assortment",
+            url="https://shop.example.com/p/sweets-001"),
+)
+
+
+class CatalogConfig(BaseModel):
+    """What recommendations fall back to before the daily co-purchase model exists."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    best_sellers: tuple[Product, ...] = DEFAULT_BEST_SELLERS
+    recommendations: int = Field(default=3, ge=1, le=10)
+
+
 class KizunaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     loyalty: LoyaltyConfig = LoyaltyConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
     contact: ContactPolicyConfig = ContactPolicyConfig()
+    catalog: CatalogConfig = CatalogConfig()
     behaviour_ttl_days: int = Field(default=90, ge=1, description="TTL of behaviour events")
     idempotency_days: int = Field(
         default=7, ge=1, description="How long processed-event records stay in a customer item"

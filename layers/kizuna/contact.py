@@ -95,12 +95,16 @@ def decide(
     sent_at: Sequence[datetime],
     now: datetime,
     cfg: ContactPolicyConfig,
+    configured: frozenset[str] | None = None,
 ) -> PolicyDecision:
-    """``sent_at``: when this customer was sent messages (any program), newest first or not."""
+    """``sent_at``: when this customer was sent messages (any program); ``configured``: the
+    channels this deployment can send on (None: all)."""
     skipped: list[tuple[str, str]] = []
     channel = None
     for candidate in channels:
         block = channel_block(customer, candidate)
+        if block is None and configured is not None and candidate not in configured:
+            block = "channel_not_configured"
         if block is None:
             channel = candidate
             break
