@@ -145,9 +145,14 @@ class Product(BaseModel):
 DEFAULT_BEST_SELLERS: tuple[Product, ...] = (
     Product(product_id="tea-001", name="Sencha Asatsuyu", url="https://shop.example.com/p/tea-001"),
     Product(product_id="tea-002", name="Houjicha Kaga", url="https://shop.example.com/p/tea-002"),
-    Product(product_id="ware-001", name="Tokoname Kyusu", url="https://shop.example.com/p/ware-001"),
-    Product(product_id="sweets-001", name="Yokan Assortment",
-            url="https://shop.example.com/p/sweets-001"),
+    Product(
+        product_id="ware-001", name="Tokoname Kyusu", url="https://shop.example.com/p/ware-001"
+    ),
+    Product(
+        product_id="sweets-001",
+        name="Yokan Assortment",
+        url="https://shop.example.com/p/sweets-001",
+    ),
 )
 
 

@@ -65,8 +65,9 @@ class MemoryStore:
                 out.append(cid)
         return out
 
-    def claim_message(self, customer_id: str, execution: str, step: str,
-                      data: dict[str, Any]) -> dict[str, Any] | None:
+    def claim_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> dict[str, Any] | None:
         key = (customer_id, f"MSG#{execution}#{step}")
         existing = self.messages.get(key)
         if existing is not None and existing.get("status") != "deferred":
@@ -74,19 +75,40 @@ class MemoryStore:
         self.messages[key] = dict(data)
         return None
 
-    def record_message(self, customer_id: str, execution: str, step: str,
-                       data: dict[str, Any]) -> None:
+    def record_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> None:
         self.messages[(customer_id, f"MSG#{execution}#{step}")] = dict(data)
 
+    def stamp_message(
+        self, customer_id: str, execution: str, step: str, field: str, value: str
+    ) -> bool:
+        entry = self.messages.get((customer_id, f"MSG#{execution}#{step}"))
+        if entry is None:
+            return False
+        entry[field] = value
+        return True
+
     def sent_times(self, customer_id: str, since: str) -> list[str]:
-        return [str(m["sent_at"]) for (cid, _), m in self.messages.items()
-                if cid == customer_id and m.get("status") == "sent" and str(m["sent_at"]) >= since]
+        return [
+            str(m["sent_at"])
+            for (cid, _), m in self.messages.items()
+            if cid == customer_id and m.get("status") == "sent" and str(m["sent_at"]) >= since
+        ]
 
     def ledger(self, customer_id: str, kind: str) -> list[ActivityItem]:
         return sorted(
             (i for (cid, _), i in self.activity.items() if cid == customer_id and i.kind == kind),
             key=lambda i: i.sk,
         )
+
+
+class MemoryInbound:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def put_inbound(self, detail_type: str, detail: dict[str, Any]) -> None:
+        self.events.append((detail_type, detail))
 
 
 class MemoryStarter:

@@ -24,11 +24,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from kizuna.clock import Clock
 from kizuna.config import KizunaConfig
 from kizuna.customer import Customer
+from kizuna.deadletters import DeadLetterPolicy
 from kizuna.domain.ingest import Applied, apply_events
 from kizuna.events import DerivedEvent
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
 from kizuna.observability import logger
-from kizuna.deadletters import DeadLetterPolicy
 from kizuna.ports import CustomerStore, DeadLetterSink, EventPublisher, VersionConflict
 
 MAX_CONFLICT_RETRIES = 8

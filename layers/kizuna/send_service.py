@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kizuna.clock import Clock
 from kizuna.config import KizunaConfig
-from kizuna.contact import Outcome, PolicyDecision, decide
+from kizuna.contact import Outcome, PolicyDecision, address_hash, decide
 from kizuna.customer import Customer
 from kizuna.delivery.channels import (
     Channel,
@@ -32,6 +33,7 @@ from kizuna.delivery.channels import (
 )
 from kizuna.delivery.coupons import Coupon, issue_coupon
 from kizuna.delivery.templates import Renderer, RenderError, build_context
+from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.events import DerivedEvent
 from kizuna.observability import logger
 from kizuna.programs.journeys import JourneyState
@@ -62,14 +64,17 @@ class SendResponse(BaseModel):
 class SendStore(Protocol):
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
 
-    def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
-        ...
+    def get_journeys(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], JourneyState]: ...
 
-    def claim_message(self, customer_id: str, execution: str, step: str,
-                      data: dict[str, Any]) -> dict[str, Any] | None: ...
+    def claim_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> dict[str, Any] | None: ...
 
-    def record_message(self, customer_id: str, execution: str, step: str,
-                       data: dict[str, Any]) -> None: ...
+    def record_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> None: ...
 
     def sent_times(self, customer_id: str, since: str) -> list[str]: ...
 
@@ -85,9 +90,21 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
 
 
 class SendService:
-    def __init__(self, programs: Sequence[Program], store: SendStore, renderer: Renderer,
-                 channels: Mapping[str, Channel], inbound: Inbound, cfg: KizunaConfig,
-                 clock: Clock, coupon_secret: bytes, attempts: int = 4) -> None:
+    def __init__(
+        self,
+        programs: Sequence[Program],
+        store: SendStore,
+        renderer: Renderer,
+        channels: Mapping[str, Channel],
+        inbound: Inbound,
+        cfg: KizunaConfig,
+        clock: Clock,
+        coupon_secret: bytes,
+        attempts: int = 4,
+        unsubscribe: UnsubscribeLinks | None = None,
+        sms_opted_out: Callable[[str], bool] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.programs = {p.id: p for p in programs}
         self.store = store
         self.renderer = renderer
@@ -97,6 +114,9 @@ class SendService:
         self.clock = clock
         self.coupon_secret = coupon_secret
         self.attempts = attempts
+        self.unsubscribe = unsubscribe
+        self.sms_opted_out = sms_opted_out
+        self.sleep = sleep
 
     # -- the decision -------------------------------------------------------------------
     def send(self, req: SendRequest) -> SendResponse:
@@ -112,101 +132,220 @@ class SendService:
         if self._goal_reached(program, req):
             return self._final(req, now, "exit", None, "goal_reached")
         since = iso(now - timedelta(days=7))
-        sent = [datetime.fromisoformat(t.replace("Z", "+00:00"))
-                for t in self.store.sent_times(cid, since)]
-        decision = decide(customer, [str(c) for c in step.channels], program.priority, sent,
-                          now, self.cfg.contact, configured=frozenset(self.channels))
+        sent = [
+            datetime.fromisoformat(t.replace("Z", "+00:00"))
+            for t in self.store.sent_times(cid, since)
+        ]
+        channels = [str(c) for c in step.channels]
+        decision = decide(
+            customer,
+            channels,
+            program.priority,
+            sent,
+            now,
+            self.cfg.contact,
+            configured=frozenset(self.channels),
+        )
+        if (
+            decision.channel == "sms"
+            and decision.outcome != Outcome.SUPPRESS
+            and self._carrier_opted_out(customer, now)
+        ):
+            channels.remove("sms")
+            decision = decide(
+                customer,
+                channels,
+                program.priority,
+                sent,
+                now,
+                self.cfg.contact,
+                configured=frozenset(self.channels),
+            )
         if decision.outcome == Outcome.SUPPRESS:
-            return self._final(req, now, "suppressed", decision.channel, decision.reason,
-                               skipped=decision)
+            return self._final(
+                req, now, "suppressed", decision.channel, decision.reason, skipped=decision
+            )
         if decision.outcome == Outcome.DEFER:
             assert decision.until is not None
-            claimed = self.store.claim_message(cid, req.execution, req.step, self._data(
-                req, now, "deferred", decision.channel, decision.reason,
-                until=iso(decision.until)))
+            claimed = self.store.claim_message(
+                cid,
+                req.execution,
+                req.step,
+                self._data(
+                    req,
+                    now,
+                    "deferred",
+                    decision.channel,
+                    decision.reason,
+                    until=iso(decision.until),
+                ),
+            )
             if claimed is not None:
                 return self._duplicate(claimed)
-            return SendResponse(status="deferred", until=iso(decision.until),
-                                channel=decision.channel, reason=decision.reason)
+            return SendResponse(
+                status="deferred",
+                until=iso(decision.until),
+                channel=decision.channel,
+                reason=decision.reason,
+            )
         assert decision.channel is not None
         return self._deliver(req, program, step, customer, decision, now)
+
+    def _carrier_opted_out(self, customer: Customer, now: datetime) -> bool:
+        """The customer replied STOP to an SMS: tell ingest, and do not use SMS."""
+        if self.sms_opted_out is None or not customer.phone:
+            return False
+        if not self.sms_opted_out(customer.phone):
+            return False
+        self.inbound.put_inbound(
+            "channel.suppressed",
+            {
+                "customer_id": customer.customer_id,
+                "occurred_at": now.isoformat(),
+                "channel": "sms",
+                "reason": "opt_out",
+                "address_hash": address_hash(customer.phone),
+            },
+        )
+        return True
 
     def _goal_reached(self, program: Program, req: SendRequest) -> bool:
         if program.goal is None or not program.goal.exit_journey:
             return False
         state = self.store.get_journeys([(req.customer_id, program.id)]).get(
-            (req.customer_id, program.id))
+            (req.customer_id, program.id)
+        )
         return bool(state and state.goal_reached_at and state.goal_reached_at >= req.entered_at)
 
     # -- delivery -----------------------------------------------------------------------
-    def _deliver(self, req: SendRequest, program: Program, step: SendStep, customer: Customer,
-                 decision: PolicyDecision, now: datetime) -> SendResponse:
+    def _deliver(
+        self,
+        req: SendRequest,
+        program: Program,
+        step: SendStep,
+        customer: Customer,
+        decision: PolicyDecision,
+        now: datetime,
+    ) -> SendResponse:
         channel = decision.channel
         assert channel is not None
         coupon = self._coupon(program, step, customer, req, now)
         try:
             context = build_context(
-                customer, program=program.id, step=step.id, loyalty_config=self.cfg.loyalty,
-                coupon=coupon, recommendations=self._recommendations(customer),
+                customer,
+                program=program.id,
+                step=step.id,
+                loyalty_config=self.cfg.loyalty,
+                coupon=coupon,
+                recommendations=self._recommendations(customer),
                 extra={"cart": self._cart(customer)},
+                unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel)
+                if self.unsubscribe and channel == "email"
+                else None,
                 default_locale=self.cfg.contact.default_locale,
                 default_time_zone=self.cfg.contact.default_time_zone,
             )
-            content = self.renderer.render(program.id, step.template, channel,
-                                           customer.locale, context)
+            content = self.renderer.render(
+                program.id, step.template, channel, customer.locale, context
+            )
         except RenderError as exc:
-            logger.error("template failed to render", program=program.id, step=step.id,
-                         channel=channel, reason=exc.reason)
+            logger.error(
+                "template failed to render",
+                program=program.id,
+                step=step.id,
+                channel=channel,
+                reason=exc.reason,
+            )
             return self._final(req, now, "failed", channel, f"render_error: {exc.reason}")
         address = address_for(customer, channel)
         if not address:
             return self._final(req, now, "suppressed", channel, "no_channel")
         message = OutboundMessage(
-            customer_id=customer.customer_id, program=program.id, step=step.id,
-            execution=req.execution, channel=channel, address=address, content=content,
+            customer_id=customer.customer_id,
+            program=program.id,
+            step=step.id,
+            execution=req.execution,
+            channel=channel,
+            address=address,
+            content=content,
             sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
         )
-        claimed = self.store.claim_message(customer.customer_id, req.execution, req.step,
-                                           self._data(req, now, "sending", channel, None))
+        claimed = self.store.claim_message(
+            customer.customer_id,
+            req.execution,
+            req.step,
+            self._data(req, now, "sending", channel, None),
+        )
         if claimed is not None:
             return self._duplicate(claimed)
         try:
-            result = send_with_retry(self.channels[channel], message, attempts=self.attempts)
+            result = send_with_retry(
+                self.channels[channel], message, attempts=self.attempts, sleep=self.sleep
+            )
         except DeliveryError as exc:
             self._forget_invalid(customer, channel, exc.invalid, now)
-            logger.warning("send failed", program=program.id, step=step.id, channel=channel,
-                           reason=exc.reason, maybe_sent=exc.maybe_sent)
+            logger.warning(
+                "send failed",
+                program=program.id,
+                step=step.id,
+                channel=channel,
+                reason=exc.reason,
+                maybe_sent=exc.maybe_sent,
+            )
             status = "failed"
-            self.store.record_message(customer.customer_id, req.execution, req.step,
-                                      self._data(req, now, status, channel, exc.reason))
+            self.store.record_message(
+                customer.customer_id,
+                req.execution,
+                req.step,
+                self._data(req, now, status, channel, exc.reason),
+            )
             return SendResponse(status=status, channel=channel, reason=exc.reason)
         self._forget_invalid(customer, channel, result.invalid_addresses, now)
-        data = self._data(req, now, "sent", channel, None, sent_at=iso(now),
-                          provider_message_id=result.provider_message_id,
-                          attempts=result.attempts,
-                          coupon=coupon.code if coupon else None,
-                          skipped=[f"{c}:{why}" for c, why in decision.skipped] or None)
+        data = self._data(
+            req,
+            now,
+            "sent",
+            channel,
+            None,
+            sent_at=iso(now),
+            provider_message_id=result.provider_message_id,
+            attempts=result.attempts,
+            coupon=coupon.code if coupon else None,
+            skipped=[f"{c}:{why}" for c, why in decision.skipped] or None,
+        )
         self.store.record_message(customer.customer_id, req.execution, req.step, data)
         logger.info("message sent", program=program.id, step=step.id, channel=channel)
         return SendResponse(status="sent", channel=channel)
 
-    def _forget_invalid(self, customer: Customer, channel: str, invalid: Sequence[Any],
-                        now: datetime) -> None:
+    def _forget_invalid(
+        self, customer: Customer, channel: str, invalid: Sequence[Any], now: datetime
+    ) -> None:
         """Dead push tokens leave the customer (through ingest, the only writer)."""
         for info in invalid:
             device = customer.devices.get(info.key) if channel == "push" else None
             if device is not None:
-                self.inbound.put_inbound("device.unregistered", {
-                    "customer_id": customer.customer_id, "occurred_at": now.isoformat(),
-                    "token": device.token})
+                self.inbound.put_inbound(
+                    "device.unregistered",
+                    {
+                        "customer_id": customer.customer_id,
+                        "occurred_at": now.isoformat(),
+                        "token": device.token,
+                    },
+                )
 
-    def _coupon(self, program: Program, step: SendStep, customer: Customer, req: SendRequest,
-                now: datetime) -> Coupon | None:
+    def _coupon(
+        self, program: Program, step: SendStep, customer: Customer, req: SendRequest, now: datetime
+    ) -> Coupon | None:
         if step.coupon is None:
             return None
-        return issue_coupon(self.coupon_secret, program.id, customer.customer_id,
-                            req.execution, discount=step.coupon.discount,
-                            expires_at=now + timedelta(days=step.coupon.valid_days))
+        return issue_coupon(
+            self.coupon_secret,
+            program.id,
+            customer.customer_id,
+            req.execution,
+            discount=step.coupon.discount,
+            expires_at=now + timedelta(days=step.coupon.valid_days),
+        )
 
     def _recommendations(self, customer: Customer) -> list[dict[str, Any]]:
         cart = set(customer.cart.product_ids) if customer.cart else set()
@@ -218,30 +357,61 @@ class SendService:
         cart = customer.cart
         if cart is None or cart.item_count == 0:
             return None
-        return {"item_count": cart.item_count, "value": cart.value, "currency": cart.currency,
-                "product_ids": list(cart.product_ids)}
+        return {
+            "item_count": cart.item_count,
+            "value": cart.value,
+            "currency": cart.currency,
+            "product_ids": list(cart.product_ids),
+        }
 
     # -- the ledger ---------------------------------------------------------------------
     @staticmethod
-    def _data(req: SendRequest, now: datetime, status: str, channel: str | None,
-              reason: str | None, **extra: Any) -> dict[str, Any]:
+    def _data(
+        req: SendRequest,
+        now: datetime,
+        status: str,
+        channel: str | None,
+        reason: str | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         return {
-            "program": req.program, "step": req.step, "execution": req.execution,
-            "status": status, "channel": channel, "reason": reason, "at": iso(now),
-            "gsi1pk": f"PROGRAM#{req.program}", "gsi1sk": f"{iso(now)}#{req.customer_id}",
+            "program": req.program,
+            "step": req.step,
+            "execution": req.execution,
+            "status": status,
+            "channel": channel,
+            "reason": reason,
+            "at": iso(now),
+            "gsi1pk": f"PROGRAM#{req.program}",
+            "gsi1sk": f"{iso(now)}#{req.customer_id}",
             **{k: v for k, v in extra.items() if v is not None},
         }
 
-    def _final(self, req: SendRequest, now: datetime, status: Status, channel: str | None,
-               reason: str | None, skipped: PolicyDecision | None = None) -> SendResponse:
-        extra = {"skipped": [f"{c}:{why}" for c, why in skipped.skipped]} if skipped and \
-            skipped.skipped else {}
-        claimed = self.store.claim_message(req.customer_id, req.execution, req.step,
-                                           self._data(req, now, status, channel, reason, **extra))
+    def _final(
+        self,
+        req: SendRequest,
+        now: datetime,
+        status: Status,
+        channel: str | None,
+        reason: str | None,
+        skipped: PolicyDecision | None = None,
+    ) -> SendResponse:
+        extra = (
+            {"skipped": [f"{c}:{why}" for c, why in skipped.skipped]}
+            if skipped and skipped.skipped
+            else {}
+        )
+        claimed = self.store.claim_message(
+            req.customer_id,
+            req.execution,
+            req.step,
+            self._data(req, now, status, channel, reason, **extra),
+        )
         if claimed is not None:
             return self._duplicate(claimed)
-        logger.info("message not sent", program=req.program, step=req.step, status=status,
-                    reason=reason)
+        logger.info(
+            "message not sent", program=req.program, step=req.step, status=status, reason=reason
+        )
         return SendResponse(status=status, channel=channel, reason=reason)
 
     @staticmethod
@@ -249,10 +419,10 @@ class SendService:
         """A retried or duplicated invocation: answer what was decided, send nothing."""
         status = str(existing.get("status", ""))
         if status in {"sent", "suppressed", "failed", "exit"}:
-            return SendResponse(status=status,
-                                channel=existing.get("channel"), reason=existing.get("reason"))
-        return SendResponse(status="duplicate", channel=existing.get("channel"),
-                            reason="in_flight")
+            return SendResponse(
+                status=status, channel=existing.get("channel"), reason=existing.get("reason")
+            )
+        return SendResponse(status="duplicate", channel=existing.get("channel"), reason="in_flight")
 
 
 __all__ = ["DerivedEvent", "SendRequest", "SendResponse", "SendResult", "SendService"]

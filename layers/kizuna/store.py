@@ -197,15 +197,20 @@ class DynamoStore:
         return True
 
     # message ledger (activity table, sk = MSG#<execution>#<step>) --------------------------
-    def claim_message(self, customer_id: str, execution: str, step: str,
-                      data: dict[str, Any]) -> dict[str, Any] | None:
+    def claim_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Claim the send of (execution, step): None if claimed now, else the existing entry.
 
         A deferred entry can be claimed again (quiet hours ended); anything else cannot: this
         conditional write is what makes a retried or duplicated invocation never send twice.
         """
-        item = {"pk": customer_id, "sk": f"MSG#{execution}#{step}", "kind": "MSG",
-                **to_dynamo(data)}
+        item = {
+            "pk": customer_id,
+            "sk": f"MSG#{execution}#{step}",
+            "kind": "MSG",
+            **to_dynamo(data),
+        }
         try:
             self._activity.put_item(
                 Item=item,
@@ -221,11 +226,16 @@ class DynamoStore:
             return existing
         return None
 
-    def record_message(self, customer_id: str, execution: str, step: str,
-                       data: dict[str, Any]) -> None:
+    def record_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> None:
         """Write the final decision of a send (sent, suppressed, deferred, failed)."""
-        item = {"pk": customer_id, "sk": f"MSG#{execution}#{step}", "kind": "MSG",
-                **to_dynamo(data)}
+        item = {
+            "pk": customer_id,
+            "sk": f"MSG#{execution}#{step}",
+            "kind": "MSG",
+            **to_dynamo(data),
+        }
         self._activity.put_item(Item=item)
 
     def sent_times(self, customer_id: str, since: str) -> list[str]:
@@ -244,6 +254,22 @@ class DynamoStore:
             if "LastEvaluatedKey" not in resp:
                 return out
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def stamp_message(
+        self, customer_id: str, execution: str, step: str, field: str, value: str
+    ) -> bool:
+        """Stamp delivery feedback (delivery_at, open_at, bounce_at...) on a ledger entry."""
+        try:
+            self._activity.update_item(
+                Key={"pk": customer_id, "sk": f"MSG#{execution}#{step}"},
+                UpdateExpression="SET #f = :v",
+                ConditionExpression="attribute_exists(sk)",
+                ExpressionAttributeNames={"#f": field},
+                ExpressionAttributeValues={":v": value},
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def messages(self, customer_id: str) -> list[dict[str, Any]]:
         return self.activity(customer_id, "MSG#")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import boto3
 
@@ -20,11 +20,19 @@ from kizuna.programs.journey_service import JourneyService
 from kizuna.programs.model import Program
 from kizuna.settings import (
     evaluate_settings,
+    feedback_settings,
     ingest_settings,
     journey_settings,
+    send_settings,
     sweep_settings,
+    unsubscribe_settings,
 )
 from kizuna.store import DynamoStore
+
+if TYPE_CHECKING:
+    from kizuna.feedback_service import FeedbackService
+    from kizuna.send_service import SendService
+    from kizuna.unsubscribe_service import UnsubscribeService
 
 
 def programs(explicit_dir: str | None) -> list[Program]:
@@ -80,4 +88,102 @@ def sweep_parts() -> tuple[DynamoStore, EventBridgePublisher]:
     return (
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
+    )
+
+
+def signing_keys(secret_arn: str) -> list[bytes]:
+    """The HMAC key(s) from Secrets Manager (cached 5 minutes). A JSON secret
+    ``{"current": ..., "previous": ...}`` lets a rotation keep old links valid."""
+    import json
+
+    from aws_lambda_powertools.utilities import parameters
+
+    raw = parameters.get_secret(secret_arn, max_age=300)
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return [text.encode()]
+    if isinstance(data, dict):
+        return [str(data[k]).encode() for k in ("current", "previous") if data.get(k)]
+    return [text.encode()]
+
+
+@lru_cache(maxsize=1)
+def send_service() -> SendService:
+    from kizuna.delivery.channels import (
+        Channel,
+        LinePush,
+        PinpointPush,
+        SesEmail,
+        SnsSms,
+        line_token_from,
+    )
+    from kizuna.delivery.templates import Renderer
+    from kizuna.delivery.unsubscribe import UnsubscribeLinks
+    from kizuna.integrations.inbound import BusInbound
+    from kizuna.send_service import SendService, derive_key
+
+    s = send_settings()
+    cfg = load_config(s.KIZUNA_CONFIG)
+    key = signing_keys(s.SIGNING_SECRET_ARN)[0]
+    links = UnsubscribeLinks(
+        s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
+    )
+    sns = boto3.client("sns")
+    channels: dict[str, Channel] = {
+        "email": SesEmail(boto3.client("sesv2"), s.EMAIL_FROM, s.SES_CONFIGURATION_SET, links),
+        "sms": SnsSms(sns, s.SMS_SENDER_ID or None),
+    }
+    if s.PUSH_APPLICATION_ID:
+        channels["push"] = PinpointPush(boto3.client("pinpoint"), s.PUSH_APPLICATION_ID)
+    if s.LINE_TOKEN_SECRET_ARN:
+        channels["line"] = LinePush(line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN))
+
+    def opted_out(phone: str) -> bool:
+        return bool(sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
+
+    return SendService(
+        programs(s.PROGRAMS_DIR),
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        Renderer(
+            resolve_dir("templates", s.TEMPLATES_DIR), default_locale=cfg.contact.default_locale
+        ),
+        channels,
+        BusInbound(boto3.client("events"), s.EVENT_BUS_NAME),
+        cfg,
+        CurrentClock(),
+        coupon_secret=derive_key(key, "coupon"),
+        unsubscribe=links,
+        sms_opted_out=opted_out,
+    )
+
+
+@lru_cache(maxsize=1)
+def feedback_service() -> FeedbackService:
+    from kizuna.feedback_service import FeedbackService
+    from kizuna.integrations.inbound import BusInbound
+
+    s = feedback_settings()
+    return FeedbackService(
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        BusInbound(boto3.client("events"), s.EVENT_BUS_NAME),
+        SqsDeadLetters(boto3.client("sqs"), s.DEAD_LETTER_QUEUE_URL),
+        CurrentClock(),
+        s.MAX_RECEIVE_COUNT,
+    )
+
+
+@lru_cache(maxsize=1)
+def unsubscribe_service() -> UnsubscribeService:
+    from kizuna.integrations.inbound import BusInbound
+    from kizuna.send_service import derive_key
+    from kizuna.unsubscribe_service import UnsubscribeService
+
+    s = unsubscribe_settings()
+    keys = [derive_key(k, "unsubscribe") for k in signing_keys(s.SIGNING_SECRET_ARN)]
+    return UnsubscribeService(
+        keys,
+        BusInbound(boto3.client("events"), s.EVENT_BUS_NAME, source="kizuna.unsubscribe"),
+        CurrentClock(),
     )

@@ -1,0 +1,19 @@
+"""Send: the journeys' Send task — contact policy, render, deliver once, record."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kizuna.observability import logger, metrics
+from kizuna.send_service import SendRequest
+from kizuna.wiring import send_service
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse(event=event, model=SendRequest)
+    response = send_service().send(request)
+    metrics.add_metric(name=f"Messages_{response.status}", unit="Count", value=1)
+    return response.model_dump()

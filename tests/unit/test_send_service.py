@@ -1,0 +1,194 @@
+"""The send task: policy outcomes in the ledger, exactly-once under duplicates and
+throttling, loud render failures, goal exit, fallback, invalid push tokens."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kizuna.clock import FixedClock
+from kizuna.config import KizunaConfig
+from kizuna.customer import ConsentState, Customer, Device
+from kizuna.delivery.channels import InvalidAddressInfo, OutboundMessage, SendResult, Throttled
+from kizuna.delivery.templates import Renderer
+from kizuna.fakes import MemoryInbound, MemoryStore
+from kizuna.programs.journeys import JourneyState
+from kizuna.programs.loader import load_programs
+from kizuna.send_service import SendRequest, SendService
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMS, _ = load_programs(ROOT / "programs")
+NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
+
+
+class FakeChannel:
+    def __init__(
+        self, fail: list[Exception] | None = None, invalid: tuple[InvalidAddressInfo, ...] = ()
+    ) -> None:
+        self.sent: list[OutboundMessage] = []
+        self.fail = list(fail or [])
+        self.invalid = invalid
+        self.calls = 0
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.calls += 1
+        if self.fail:
+            raise self.fail.pop(0)
+        self.sent.append(message)
+        return SendResult(provider_message_id=f"m-{len(self.sent)}", invalid_addresses=self.invalid)
+
+
+def customer(**extra: Any) -> Customer:
+    base: dict[str, Any] = {
+        "customer_id": "c1",
+        "first_name": "<b>Hanako</b>",
+        "last_name": "Yamada",
+        "email": "hanako@example.jp",
+        "locale": "ja",
+        "time_zone": "Asia/Tokyo",
+        "order_count": 1,
+        "rank": "Bronze",
+        "next_rank": "Silver",
+        "points_to_next_rank": 80,
+        "consent": {
+            c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s")
+            for c in ("email", "push", "line")
+        },
+        "devices": {"d1": Device(token="tok-" + "x" * 40, platform="FCM", at=NOON)},
+        "line_user_id": "U" + "0" * 32,
+    }
+    base.update(extra)
+    return Customer(**base)
+
+
+def build(
+    channels: dict[str, FakeChannel] | None = None, **extra: Any
+) -> tuple[SendService, MemoryStore, dict[str, FakeChannel], MemoryInbound]:
+    store = MemoryStore()
+    store.customers["c1"] = customer(**extra)
+    chans = channels or {c: FakeChannel() for c in ("email", "sms", "push", "line")}
+    inbound = MemoryInbound()
+    svc = SendService(
+        PROGRAMS,
+        store,
+        Renderer(ROOT / "templates"),
+        chans,
+        inbound,
+        KizunaConfig(),
+        FixedClock(NOON),
+        coupon_secret=b"k" * 32,
+        attempts=3,
+        sleep=lambda _: None,
+    )
+    return svc, store, chans, inbound
+
+
+def req(
+    step: str = "coupon",
+    execution: str = "ex-1",
+    program: str = "second-purchase-coupon",
+    entered: datetime = NOON - timedelta(days=1),
+) -> SendRequest:
+    return SendRequest(
+        program=program, step=step, customer_id="c1", execution=execution, entered_at=entered
+    )
+
+
+def test_sends_a_coupon_email_in_japanese_with_escaped_name_and_records_it() -> None:
+    svc, store, chans, _ = build()
+    resp = svc.send(req())
+    assert (resp.status, resp.channel) == ("sent", "email")
+    (msg,) = chans["email"].sent
+    assert "&lt;b&gt;Hanako&lt;/b&gt;" in msg.content.html  # type: ignore[union-attr]
+    assert "<b>Hanako</b>" not in msg.content.html  # type: ignore[union-attr]
+    assert "OFF" in msg.content.subject  # type: ignore[union-attr]
+    entry = store.messages[("c1", "MSG#ex-1#coupon")]
+    assert entry["status"] == "sent" and entry["coupon"].startswith("KZ-")
+    assert "hanako@example.jp" not in str(entry)  # no personal data in the ledger
+
+
+def test_duplicate_invocation_never_sends_twice() -> None:
+    svc, store, chans, _ = build()
+    first, second = svc.send(req()), svc.send(req())
+    assert first.status == second.status == "sent"
+    assert len(chans["email"].sent) == 1
+
+
+def test_throttling_is_retried_with_backoff_then_sent_once() -> None:
+    email = FakeChannel(fail=[Throttled(), Throttled()])
+    svc, store, chans, _ = build(channels={"email": email})
+    assert svc.send(req()).status == "sent"
+    assert email.calls == 3 and len(email.sent) == 1
+    assert store.messages[("c1", "MSG#ex-1#coupon")]["attempts"] == 3
+
+
+def test_persistent_throttling_is_recorded_as_failed_not_lost() -> None:
+    email = FakeChannel(fail=[Throttled()] * 5)
+    svc, store, _, _ = build(channels={"email": email})
+    resp = svc.send(req())
+    assert resp.status == "failed"
+    assert store.messages[("c1", "MSG#ex-1#coupon")]["status"] == "failed"
+    # the retry of the Step Functions task does not send either
+    assert svc.send(req()).status == "failed" and email.sent == []
+
+
+def test_template_that_cannot_render_fails_loudly(tmp_path: Path) -> None:
+    svc, store, chans, _ = build()
+    bad = tmp_path / "second-purchase-coupon" / "coupon" / "ja"
+    bad.mkdir(parents=True)
+    for part in ("email.subject", "email.html", "email.txt"):
+        (bad / f"{part}.j2").write_text("{{ customer.nickname }}")
+    svc.renderer = Renderer(tmp_path)
+    resp = svc.send(req())
+    assert resp.status == "failed" and "render_error" in (resp.reason or "")
+    assert chans["email"].sent == []
+    assert store.messages[("c1", "MSG#ex-1#coupon")]["status"] == "failed"
+
+
+def test_no_reachable_channel_is_suppressed() -> None:
+    svc, store, _, _ = build(consent={})
+    resp = svc.send(req())
+    assert (resp.status, resp.reason) == ("suppressed", "no_channel")
+    assert store.messages[("c1", "MSG#ex-1#coupon")]["reason"] == "no_channel"
+
+
+def test_quiet_hours_defer_push_and_the_retry_after_sends() -> None:
+    svc, store, chans, _ = build()
+    svc.clock = FixedClock(datetime(2026, 1, 5, 13, 30, tzinfo=UTC))  # 22:30 Tokyo
+    resp = svc.send(req("nudge", program="points-to-next-rank"))
+    assert resp.status == "deferred" and resp.until == "2026-01-05T23:00:00.000000Z"
+    svc.clock = FixedClock(datetime(2026, 1, 5, 23, 0, tzinfo=UTC))
+    assert svc.send(req("nudge", program="points-to-next-rank")).status == "sent"
+    assert len(chans["push"].sent) == 1
+
+
+def test_goal_reached_ends_the_journey() -> None:
+    svc, store, chans, _ = build()
+    store.journeys[("c1", "second-purchase-coupon")] = JourneyState(
+        customer_id="c1",
+        program="second-purchase-coupon",
+        entries=1,
+        last_entry_at=NOON - timedelta(days=1),
+        goal_reached_at=NOON - timedelta(hours=2),
+    )
+    assert svc.send(req("reminder")).status == "exit"
+    assert all(not c.sent for c in chans.values())
+
+
+def test_frequency_cap_counts_other_programs() -> None:
+    svc, store, _, _ = build()
+    for i in range(2):
+        store.record_message(
+            "c1",
+            f"other-{i}",
+            "s",
+            {"status": "sent", "sent_at": "2026-01-05T0%d:00:00.000000Z" % i},
+        )
+    assert svc.send(req()).reason == "frequency_cap_day"
+
+
+def test_invalid_push_token_is_reported_to_ingest() -> None:
+    push = FakeChannel(invalid=(InvalidAddressInfo(key="d1", reason="410"),))
+    svc, _, _, inbound = build(channels={"push": push})
+    assert svc.send(req("nudge", program="points-to-next-rank")).status == "sent"
+    assert inbound.events[0][0] == "device.unregistered"
+    assert inbound.events[0][1]["token"].startswith("tok-")
