@@ -13,14 +13,18 @@ CFG = ContactPolicyConfig()  # 2/day, 5/week, bypass >= 90, quiet 21:00-08:00
 
 
 def consent(*channels: str) -> dict[str, ConsentState]:
-    return {c: ConsentState(status="opted_in", at=NOON_TOKYO, source="t", stamp="s")
-            for c in channels}
+    return {
+        c: ConsentState(status="opted_in", at=NOON_TOKYO, source="t", stamp="s") for c in channels
+    }
 
 
 def customer(**extra: Any) -> Customer:
     base: dict[str, Any] = {
-        "customer_id": "c1", "email": "a@example.jp", "phone": "+819012345678",
-        "line_user_id": "U" + "0" * 32, "time_zone": "Asia/Tokyo",
+        "customer_id": "c1",
+        "email": "a@example.jp",
+        "phone": "+819012345678",
+        "line_user_id": "U" + "0" * 32,
+        "time_zone": "Asia/Tokyo",
         "devices": {"k": Device(token="t" * 32, platform="FCM", at=NOON_TOKYO)},
         "consent": consent("email", "sms", "push", "line"),
     }
@@ -43,12 +47,16 @@ def test_no_reachable_channel_is_suppressed_with_no_channel() -> None:
 
 
 def test_suppressed_address_is_skipped_but_a_new_address_is_not() -> None:
-    sup = {"email": Suppression(reason="bounce", at=NOON_TOKYO,
-                                address_hash=address_hash("a@example.jp"))}
+    sup = {
+        "email": Suppression(
+            reason="bounce", at=NOON_TOKYO, address_hash=address_hash("a@example.jp")
+        )
+    }
     d = decide(customer(suppressions=sup), ["email", "sms"], 50, [], NOON_TOKYO, CFG)
     assert d.channel == "sms" and d.skipped == (("email", "suppressed_bounce"),)
-    d2 = decide(customer(suppressions=sup, email="new@example.jp"), ["email"], 50, [],
-                NOON_TOKYO, CFG)
+    d2 = decide(
+        customer(suppressions=sup, email="new@example.jp"), ["email"], 50, [], NOON_TOKYO, CFG
+    )
     assert d2.channel == "email"
 
 

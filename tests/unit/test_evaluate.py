@@ -22,8 +22,12 @@ BY_ID = {p.id: p for p in PROGRAMS}
 
 def customer(cid: str, **extra: Any) -> Customer:
     base: dict[str, Any] = {
-        "customer_id": cid, "email": f"{cid}@example.com", "order_count": 1,
-        "first_order_at": T0, "last_order_at": T0, "rank": "Bronze",
+        "customer_id": cid,
+        "email": f"{cid}@example.com",
+        "order_count": 1,
+        "first_order_at": T0,
+        "last_order_at": T0,
+        "rank": "Bronze",
         "consent": {"email": ConsentState(status="opted_in", at=T0, source="t", stamp="x")},
     }
     base.update(extra)
@@ -32,14 +36,20 @@ def customer(cid: str, **extra: Any) -> Customer:
 
 def first_purchase(cid: str, event_id: str | None = None, at: Any = T0) -> IncomingEvent:
     return IncomingEvent(
-        event_id=event_id or f"{cid}:first_purchase", detail_type="customer.first_purchase",
-        time=at, detail={"customer_id": cid, "order_id": "o1", "total": 3000},
+        event_id=event_id or f"{cid}:first_purchase",
+        detail_type="customer.first_purchase",
+        time=at,
+        detail={"customer_id": cid, "order_id": "o1", "total": 3000},
     )
 
 
 def order(cid: str, at: Any, total: int = 5000) -> IncomingEvent:
-    return IncomingEvent(event_id=f"ord-{cid}-{at.isoformat()}", detail_type="order.placed",
-                         time=at, detail={"customer_id": cid, "order_id": "o2", "total": total})
+    return IncomingEvent(
+        event_id=f"ord-{cid}-{at.isoformat()}",
+        detail_type="order.placed",
+        time=at,
+        detail={"customer_id": cid, "order_id": "o2", "total": total},
+    )
 
 
 @pytest.fixture
@@ -66,8 +76,9 @@ def test_first_purchase_enters_the_second_purchase_program(world) -> None:  # ty
     store.customers[cid] = customer(cid)
     result = ev.evaluate([first_purchase(cid)])
     assert [(d.program, d.decision) for d in result.decisions] == [
-        ("second-purchase-coupon", "entered")]
-    (program_id, payload), = starter.started.values()
+        ("second-purchase-coupon", "entered")
+    ]
+    ((program_id, payload),) = starter.started.values()
     assert program_id == "second-purchase-coupon"
     assert payload["customer_id"] == cid and payload["trigger"]["type"] == "customer.first_purchase"
     assert store.ledger(cid, "ENTRY")[0].data["decision"] == "entered"
@@ -93,7 +104,8 @@ def test_holdout_is_stable_and_recorded(world) -> None:  # type: ignore[no-untyp
     assert store.journeys[(cid, "second-purchase-coupon")].holdout is True
     # the same customer always lands in the same arm
     assert bucket("holdout", "second-purchase-coupon", cid) == bucket(
-        "holdout", "second-purchase-coupon", cid)
+        "holdout", "second-purchase-coupon", cid
+    )
 
 
 def test_holdout_share_is_close_to_the_configured_percent() -> None:
@@ -126,7 +138,7 @@ def test_unknown_customer_is_skipped(world) -> None:  # type: ignore[no-untyped-
 
 
 def test_reentry_once_and_every_n_days(world) -> None:  # type: ignore[no-untyped-def]
-    ev, store, starter, _, clock = world
+    ev, store, _starter, _, clock = world
     cid = treated_customer_id()
     store.customers[cid] = customer(cid)
     ev.evaluate([first_purchase(cid, "a")])
@@ -138,8 +150,9 @@ def test_reentry_once_and_every_n_days(world) -> None:  # type: ignore[no-untype
     store.customers[cid2] = customer(cid2, order_count=3)
 
     def repeat(eid: str) -> IncomingEvent:
-        return IncomingEvent(eid, "customer.repeat_purchase", clock.now(),
-                             {"customer_id": cid2, "order_id": eid})
+        return IncomingEvent(
+            eid, "customer.repeat_purchase", clock.now(), {"customer_id": cid2, "order_id": eid}
+        )
 
     assert ev.evaluate([repeat("r1")]).decisions[0].decision == "entered"
     clock.set(T0 + timedelta(days=7))
@@ -154,8 +167,9 @@ def test_goal_converts_treated_and_holdout_within_the_window(world) -> None:  # 
     for cid in (treated, held):
         store.customers[cid] = customer(cid)
     ev.evaluate([first_purchase(treated), first_purchase(held)])
-    result = ev.evaluate([order(treated, T0 + timedelta(days=3)),
-                          order(held, T0 + timedelta(days=40))])  # outside 30 days
+    result = ev.evaluate(
+        [order(treated, T0 + timedelta(days=3)), order(held, T0 + timedelta(days=40))]
+    )  # outside 30 days
     conv = [d for d in result.decisions if d.decision == "converted"]
     assert [(d.customer_id, d.program) for d in conv] == [(treated, "second-purchase-coupon")]
     assert [e.detail_type for e in publisher.events] == ["program.converted"]
@@ -166,12 +180,20 @@ def test_goal_converts_treated_and_holdout_within_the_window(world) -> None:  # 
 
 
 def test_trigger_conditions_filter_events(world) -> None:  # type: ignore[no-untyped-def]
-    ev, store, starter, _, _ = world
+    ev, store, _starter, _, _ = world
     cid = "c-rank"
     store.customers[cid] = customer(cid, rank="Silver")
-    down = IncomingEvent("x1", "customer.rank_changed", T0,
-                         {"customer_id": cid, "direction": "down", "to_rank": "Silver"})
-    up = IncomingEvent("x2", "customer.rank_changed", T0,
-                       {"customer_id": cid, "direction": "up", "to_rank": "Silver"})
+    down = IncomingEvent(
+        "x1",
+        "customer.rank_changed",
+        T0,
+        {"customer_id": cid, "direction": "down", "to_rank": "Silver"},
+    )
+    up = IncomingEvent(
+        "x2",
+        "customer.rank_changed",
+        T0,
+        {"customer_id": cid, "direction": "up", "to_rank": "Silver"},
+    )
     assert ev.evaluate([down]).decisions == []
     assert [d.program for d in ev.evaluate([up]).decisions] == ["rank-up-congratulations"]

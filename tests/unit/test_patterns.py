@@ -9,9 +9,15 @@ from moto.events.models import EventPattern
 from kizuna.programs.patterns import PatternError, matches, validate_pattern
 
 DATA = {
-    "rank": "Gold", "points_to_next_rank": 80, "order_count": 1, "prefecture": "Tokyo",
-    "locale": "ja", "tags": ["vip", "tea"], "consent": {"email": "opted_in"},
-    "last_order_at": "2026-01-05T10:00:00.000000Z", "coupon": None,
+    "rank": "Gold",
+    "points_to_next_rank": 80,
+    "order_count": 1,
+    "prefecture": "Tokyo",
+    "locale": "ja",
+    "tags": ["vip", "tea"],
+    "consent": {"email": "opted_in"},
+    "last_order_at": "2026-01-05T10:00:00.000000Z",
+    "coupon": None,
 }
 
 CASES = [

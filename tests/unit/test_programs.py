@@ -12,8 +12,15 @@ from kizuna.programs.loader import ProgramError, load_program, load_programs
 from kizuna.programs.model import Program
 
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS = {"second-purchase-coupon", "post-purchase-recommendation", "winback-before-dormancy",
-         "points-to-next-rank", "rank-up-congratulations", "champions-care", "cart-abandonment"}
+SEEDS = {
+    "second-purchase-coupon",
+    "post-purchase-recommendation",
+    "winback-before-dormancy",
+    "points-to-next-rank",
+    "rank-up-congratulations",
+    "champions-care",
+    "cart-abandonment",
+}
 
 GOOD = """
 id: sample
@@ -59,8 +66,11 @@ def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
     assert states["hello"]["Catch"][0]["Next"] == "hello__failed"
     assert {r["ErrorEquals"][0] for r in states["hello"]["Retry"]} >= {"Lambda.ServiceException"}
     assert states["hello__route"]["Default"] == "pause"
-    assert states["hello__deferred"] == {"Type": "Wait", "TimestampPath": "$.last.until",
-                                         "Next": "hello"}
+    assert states["hello__deferred"] == {
+        "Type": "Wait",
+        "TimestampPath": "$.last.until",
+        "Next": "hello",
+    }
     assert states["pause"] == {"Type": "Wait", "Seconds": 86400, "Next": "check"}
     # a text-attribute condition is a getItem + Choice, no Lambda
     assert states["check"]["Resource"] == "arn:aws:states:::dynamodb:getItem"
@@ -70,8 +80,9 @@ def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
 
 
 def test_numeric_condition_uses_the_journey_function(tmp_path: Path) -> None:
-    text = GOOD.replace("condition: {rank: [Gold]}",
-                        'condition: {order_count: [{numeric: [">=", 2]}]}')
+    text = GOOD.replace(
+        "condition: {rank: [Gold]}", 'condition: {order_count: [{numeric: [">=", 2]}]}'
+    )
     states = compile_program(load_program(write(tmp_path, text)))["States"]
     assert states["check"]["Parameters"]["FunctionName"] == "${JourneyFunctionArn}"
     assert states["check"]["Parameters"]["Payload"]["action"] == "check"
@@ -80,21 +91,35 @@ def test_numeric_condition_uses_the_journey_function(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda t: t.replace("template: hello}", "template: hello, colour: red}"),
-         "[step hello]: colour: unknown field"),
-        (lambda t: t.replace("then: bye", "then: nowhere"),
-         "[step check]: goes to unknown step 'nowhere'"),
-        (lambda t: t.replace("type: wait, days: 1", "type: snooze, days: 1"),
-         "[step pause]: unknown step type"),
-        (lambda t: t.replace("then: bye, else: done", "then: done, else: done"),
-         "[step bye]: unreachable from the first step"),
+        (
+            lambda t: t.replace("template: hello}", "template: hello, colour: red}"),
+            "[step hello]: colour: unknown field",
+        ),
+        (
+            lambda t: t.replace("then: bye", "then: nowhere"),
+            "[step check]: goes to unknown step 'nowhere'",
+        ),
+        (
+            lambda t: t.replace("type: wait, days: 1", "type: snooze, days: 1"),
+            "[step pause]: unknown step type",
+        ),
+        (
+            lambda t: t.replace("then: bye, else: done", "then: done, else: done"),
+            "[step bye]: unreachable from the first step",
+        ),
         (lambda t: t.replace("next: done}", "next: hello}"), "cycle: "),
-        (lambda t: t.replace("condition: {rank: [Gold]}", "condition: {rank: Gold}"),
-         "[step check]: condition: Value error, rank: values must be lists"),
-        (lambda t: t.replace("customer.first_purchase", "customer.teleported"),
-         "trigger.event: unknown event type 'customer.teleported'"),
-        (lambda t: t.replace("type: wait, days: 1", "type: wait"),
-         "[step pause]: Value error, a wait needs a duration"),
+        (
+            lambda t: t.replace("condition: {rank: [Gold]}", "condition: {rank: Gold}"),
+            "[step check]: condition: Value error, rank: values must be lists",
+        ),
+        (
+            lambda t: t.replace("customer.first_purchase", "customer.teleported"),
+            "trigger.event: unknown event type 'customer.teleported'",
+        ),
+        (
+            lambda t: t.replace("type: wait, days: 1", "type: wait"),
+            "[step pause]: Value error, a wait needs a duration",
+        ),
         (lambda t: t.replace("id: sample", "id: other"), "must match the file name"),
         (lambda t: t.replace("channels: [email]", "channels: [fax]"), "[step hello]: channels.0"),
     ],
@@ -113,7 +138,8 @@ def test_missing_templates_are_reported(tmp_path: Path) -> None:
     with pytest.raises(ProgramError) as info:
         load_program(write(tmp_path, GOOD), templates=Catalog())
     assert [str(i) for i in info.value.issues] == [
-        f"{tmp_path}/sample.yaml [step hello]: template 'hello' has no email.subject for email"]
+        f"{tmp_path}/sample.yaml [step hello]: template 'hello' has no email.subject for email"
+    ]
 
 
 def test_step_types_are_a_discriminated_union() -> None:

@@ -107,7 +107,7 @@ def test_sends_a_coupon_email_in_japanese_with_escaped_name_and_records_it() -> 
 
 
 def test_duplicate_invocation_never_sends_twice() -> None:
-    svc, store, chans, _ = build()
+    svc, _store, chans, _ = build()
     first, second = svc.send(req()), svc.send(req())
     assert first.status == second.status == "sent"
     assert len(chans["email"].sent) == 1
@@ -115,7 +115,7 @@ def test_duplicate_invocation_never_sends_twice() -> None:
 
 def test_throttling_is_retried_with_backoff_then_sent_once() -> None:
     email = FakeChannel(fail=[Throttled(), Throttled()])
-    svc, store, chans, _ = build(channels={"email": email})
+    svc, store, _chans, _ = build(channels={"email": email})
     assert svc.send(req()).status == "sent"
     assert email.calls == 3 and len(email.sent) == 1
     assert store.messages[("c1", "MSG#ex-1#coupon")]["attempts"] == 3
@@ -152,7 +152,7 @@ def test_no_reachable_channel_is_suppressed() -> None:
 
 
 def test_quiet_hours_defer_push_and_the_retry_after_sends() -> None:
-    svc, store, chans, _ = build()
+    svc, _store, chans, _ = build()
     svc.clock = FixedClock(datetime(2026, 1, 5, 13, 30, tzinfo=UTC))  # 22:30 Tokyo
     resp = svc.send(req("nudge", program="points-to-next-rank"))
     assert resp.status == "deferred" and resp.until == "2026-01-05T23:00:00.000000Z"
@@ -181,7 +181,7 @@ def test_frequency_cap_counts_other_programs() -> None:
             "c1",
             f"other-{i}",
             "s",
-            {"status": "sent", "sent_at": "2026-01-05T0%d:00:00.000000Z" % i},
+            {"status": "sent", "sent_at": f"2026-01-05T0{i}:00:00.000000Z"},
         )
     assert svc.send(req()).reason == "frequency_cap_day"
 

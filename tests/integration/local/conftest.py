@@ -1,0 +1,38 @@
+"""The local runtime's own integration tests: a hand-written template and project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.local import LocalCloud
+
+# Fixtures of kizuna.local.testing (until tests/conftest.py lists it in pytest_plugins).
+from kizuna.local.testing import (  # noqa: F401
+    CloudFactory,
+    kizuna_cloud,
+    kizuna_template_json,
+    local_cloud_factory,
+)
+from tests.integration.local.fixtures import probe_template, write_project
+
+
+@pytest.fixture
+def project_root(tmp_path: Path) -> Path:
+    return write_project(tmp_path)
+
+
+@pytest.fixture
+def template() -> dict[str, Any]:
+    return probe_template()
+
+
+@pytest.fixture
+def cloud(
+    local_cloud_factory: CloudFactory,  # noqa: F811 - the imported fixture
+    template: dict[str, Any],
+    project_root: Path,
+) -> LocalCloud:
+    return local_cloud_factory(template, project_root=project_root)

@@ -1,0 +1,381 @@
+"""One test per patch in kizuna.local.patches: a moto upgrade that breaks one fails here."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from kizuna.local import DEFAULT_START, LocalCloud, patches
+from kizuna.local.testing import CloudFactory
+from tests.integration.local.fixtures import probe_template, state_machine, with_resources
+
+pytestmark = pytest.mark.integration
+
+SEND = {
+    "Type": "Task",
+    "Resource": "arn:aws:states:::lambda:invoke",
+    "Parameters": {"FunctionName": "${Echo}", "Payload.$": "$"},
+    "OutputPath": "$.Payload",
+    "End": True,
+}
+
+
+def cloud_with(factory: CloudFactory, root: Path, resources: dict[str, Any]) -> LocalCloud:
+    return factory(with_resources(probe_template(), resources), project_root=root)
+
+
+def run(
+    cloud: LocalCloud,
+    machine: str,
+    payload: dict[str, Any],
+    name: str | None = None,
+) -> str:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    args: dict[str, Any] = {
+        "stateMachineArn": cloud.resources[machine].arn,
+        "input": json.dumps(payload),
+    }
+    if name:
+        args["name"] = name
+    return str(sfn.start_execution(**args)["executionArn"])
+
+
+def describe(arn: str) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    result: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+    return result
+
+
+def test_patch_wait_states(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    # Given Wait states of each kind: Seconds, SecondsPath, Timestamp with an offset, TimestampPath
+    cloud = cloud_with(
+        local_cloud_factory,
+        project_root,
+        {
+            "Seconds": state_machine(
+                {
+                    "StartAt": "W",
+                    "States": {
+                        "W": {"Type": "Wait", "Seconds": 7 * 86400, "Next": "Send"},
+                        "Send": SEND,
+                    },
+                }
+            ),
+            "SecondsPath": state_machine(
+                {
+                    "StartAt": "W",
+                    "States": {
+                        "W": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Send"},
+                        "Send": SEND,
+                    },
+                }
+            ),
+            "Timestamp": state_machine(
+                {
+                    "StartAt": "W",
+                    "States": {
+                        "W": {
+                            "Type": "Wait",
+                            "Timestamp": "2026-01-03T09:00:00+09:00",
+                            "Next": "Send",
+                        },
+                        "Send": SEND,
+                    },
+                }
+            ),
+            "TimestampPath": state_machine(
+                {
+                    "StartAt": "W",
+                    "States": {
+                        "W": {"Type": "Wait", "TimestampPath": "$.until", "Next": "Send"},
+                        "Send": SEND,
+                    },
+                }
+            ),
+        },
+    )
+    started = time.perf_counter()
+    arns = {
+        "Seconds": run(cloud, "Seconds", {}),
+        "SecondsPath": run(cloud, "SecondsPath", {"wait": 3600}),
+        "Timestamp": run(cloud, "Timestamp", {}),
+        "TimestampPath": run(cloud, "TimestampPath", {"until": "2026-01-05T00:00:00Z"}),
+    }
+    cloud.drain()
+    assert {k: describe(a)["status"] for k, a in arns.items()} == dict.fromkeys(arns, "RUNNING")
+
+    # When the clock moves a week
+    cloud.advance(days=7)
+
+    # Then each woke at its own virtual instant, and none took real time
+    woke = {k: json.loads(describe(a)["output"])["now"] for k, a in arns.items()}
+    assert woke == {
+        "Seconds": "2026-01-08T00:00:00+00:00",
+        "SecondsPath": "2026-01-01T01:00:00+00:00",
+        "Timestamp": "2026-01-03T00:00:00+00:00",
+        "TimestampPath": "2026-01-05T00:00:00+00:00",
+    }
+    assert time.perf_counter() - started < 5
+
+
+def test_patch_retry_intervals(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    # Given a task that fails once, retried after an hour
+    cloud = cloud_with(
+        local_cloud_factory,
+        project_root,
+        {
+            "Retrying": state_machine(
+                {
+                    "StartAt": "T",
+                    "States": {
+                        "T": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:states:::lambda:invoke",
+                            "Parameters": {"FunctionName": "${Flaky}", "Payload.$": "$"},
+                            "Retry": [
+                                {
+                                    "ErrorEquals": ["States.ALL"],
+                                    "IntervalSeconds": 3600,
+                                    "MaxAttempts": 2,
+                                    "BackoffRate": 1,
+                                }
+                            ],
+                            "OutputPath": "$.Payload",
+                            "End": True,
+                        }
+                    },
+                }
+            ),
+        },
+    )
+    arn = run(cloud, "Retrying", {"key": "r1"})
+
+    # When drained, it waits on the virtual clock after the first failure
+    cloud.drain()
+    assert describe(arn)["status"] == "RUNNING"
+    cloud.advance(minutes=59)
+    assert describe(arn)["status"] == "RUNNING"
+
+    # Then an hour later the retry succeeds
+    cloud.advance(minutes=1)
+    assert describe(arn)["status"] == "SUCCEEDED"
+    assert json.loads(describe(arn)["output"]) == {"attempts": 2}
+
+
+def test_patch_execution_names(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    cloud = local_cloud_factory(probe_template(), project_root=project_root)
+    first = run(cloud, "Journey", {"detail": {"customer_id": "a"}})
+    second = run(cloud, "Journey", {"detail": {"customer_id": "b"}})
+    assert first != second
+    assert not first.endswith(":None")
+
+
+def test_patch_lambda_invoke(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    # Given a state machine whose Lambda task calls the Echo function
+    cloud = cloud_with(
+        local_cloud_factory,
+        project_root,
+        {"Direct": state_machine({"StartAt": "Send", "States": {"Send": SEND}})},
+    )
+
+    # When it runs
+    arn = run(cloud, "Direct", {"hello": "world"})
+    cloud.drain()
+
+    # Then the in-process handler ran with its own environment
+    execution = describe(arn)
+    assert execution["status"] == "SUCCEEDED"
+    output = json.loads(execution["output"])
+    assert output["echo"] == {"hello": "world"}
+    assert output["greeting"] == "hello from us-east-1"
+    assert cloud.invocations["Echo"] == 1
+
+
+def test_patch_event_targets(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    # Given rules with Lambda, Step Functions and SNS targets (moto raises for all three)
+    cloud = cloud_with(
+        local_cloud_factory,
+        project_root,
+        {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "TopicQueue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "TopicSubscription": {
+                "Type": "AWS::SNS::Subscription",
+                "Properties": {
+                    "TopicArn": {"Ref": "Topic"},
+                    "Protocol": "sqs",
+                    "RawMessageDelivery": True,
+                    "Endpoint": {"Fn::GetAtt": ["TopicQueue", "Arn"]},
+                },
+            },
+            "Fanout": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventBusName": {"Ref": "Bus"},
+                    "EventPattern": {
+                        "detail-type": ["fanout"],
+                        "detail": {"n": [{"numeric": [">", 1]}]},
+                    },
+                    "Targets": [
+                        {"Arn": {"Fn::GetAtt": ["Echo", "Arn"]}, "Id": "L"},
+                        {"Arn": {"Ref": "Journey"}, "Id": "S"},
+                        {"Arn": {"Ref": "Topic"}, "Id": "T"},
+                    ],
+                },
+            },
+        },
+    )
+
+    # When a matching and a non-matching event are put
+    cloud.put_events(
+        [
+            {"Source": "x", "DetailType": "fanout", "Detail": {"n": 2, "customer_id": "f"}},
+            {"Source": "x", "DetailType": "fanout", "Detail": {"n": 1, "customer_id": "g"}},
+        ]
+    )
+    cloud.drain()
+
+    # Then only the matching one reached each target
+    assert cloud.invocations["Echo"] == 1
+    assert cloud.execution_counts() == {("kizuna-Journey", "RUNNING"): 1}
+    messages = boto3.client("sqs", region_name="us-east-1").receive_message(
+        QueueUrl=cloud.resources["TopicQueue"].url, MaxNumberOfMessages=10
+    )["Messages"]
+    assert [json.loads(m["Body"])["detail"]["customer_id"] for m in messages] == ["f"]
+    assert cloud.delivery_errors == []
+
+
+def test_patch_put_events_time(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    cloud = local_cloud_factory(probe_template(), project_root=project_root)
+    cloud.advance(hours=5)
+    cloud.put_events([{"Source": "shop", "DetailType": "x", "Detail": {"customer_id": "t"}}])
+    messages = boto3.client("sqs", region_name="us-east-1").receive_message(
+        QueueUrl=cloud.resources["Queue"].url
+    )["Messages"]
+    assert json.loads(messages[0]["Body"])["time"] == "2026-01-01T05:00:00Z"
+
+
+def test_register_botocore_hooks(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    # Given a pinpoint app and a client made the way a handler makes one
+    cloud = local_cloud_factory(probe_template(), project_root=project_root)
+    pinpoint = boto3.client("pinpoint", region_name="us-east-1")
+    app_id = pinpoint.create_app(CreateApplicationRequest={"Name": "a"})["ApplicationResponse"][
+        "Id"
+    ]
+
+    # When it sends a push, to an address and to an endpoint (moto answers 404 for both)
+    response = pinpoint.send_messages(
+        ApplicationId=app_id,
+        MessageRequest={
+            "Addresses": {"token-1": {"ChannelType": "APNS"}},
+            "Endpoints": {"endpoint-1": {}},
+            "MessageConfiguration": {"APNSMessage": {"Title": "T", "Body": "B"}},
+        },
+    )
+
+    # Then the fake answered as the service does, and recorded both
+    result = response["MessageResponse"]
+    assert result["ApplicationId"] == app_id
+    assert result["Result"]["token-1"]["DeliveryStatus"] == "SUCCESSFUL"
+    assert result["EndpointResult"]["endpoint-1"]["StatusCode"] == 200
+    assert [p.get("address") or p.get("endpoint_id") for p in cloud.outbox("push")] == [
+        "token-1",
+        "endpoint-1",
+    ]
+    assert cloud.api_calls[("pinpoint", "SendMessages")] == 1
+
+    # And an unknown application is a NotFoundException, as on AWS
+    with pytest.raises(pinpoint.exceptions.NotFoundException):
+        pinpoint.send_messages(
+            ApplicationId="missing",
+            MessageRequest={
+                "Addresses": {"t": {"ChannelType": "GCM"}},
+                "MessageConfiguration": {"GCMMessage": {"Body": "B"}},
+            },
+        )
+
+    # And SMS through End User Messaging SMS (pinpoint-sms-voice-v2) is recorded too
+    sms = boto3.client("pinpoint-sms-voice-v2", region_name="us-east-1")
+    sms.send_text_message(DestinationPhoneNumber="+819000000000", MessageBody="code 1234")
+    assert [m["message"] for m in cloud.outbox("sms")] == ["code 1234"]
+
+
+def test_intercept_line_requests(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    cloud = local_cloud_factory(probe_template(), project_root=project_root)
+    response = requests.post(
+        "https://api.line.me/v2/bot/message/push",
+        timeout=5,
+        headers={"Authorization": "Bearer token"},
+        json={"to": "U" + "1" * 32, "messages": [{"type": "text", "text": "こんにちは"}]},
+    )
+    assert response.status_code == 200
+    assert len(response.json()["sentMessages"]) == 1
+    assert response.headers["x-line-request-id"]
+    assert [m["to"] for m in cloud.outbox("line")] == ["U" + "1" * 32]
+
+
+def test_intercept_line_urllib(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    cloud = local_cloud_factory(probe_template(), project_root=project_root)
+    request = urllib.request.Request(
+        "https://api.line.me/v2/bot/message/multicast",
+        method="POST",
+        data=json.dumps({"to": ["U1", "U2"], "messages": [{"type": "text", "text": "x"}]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:  # intercepted: stays in-process
+        assert response.status == 200
+        assert json.loads(response.read())["sentMessages"]
+    assert [m["path"] for m in cloud.outbox("line")] == ["/v2/bot/message/multicast"]
+
+
+def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: Path) -> None:
+    from moto.awslambda.models import LambdaFunction
+    from moto.events.models import EventsBackend, Rule
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import (
+        Timestamp,
+    )
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+        WaitFunction,
+    )
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    owners = [
+        (WaitFunction, "_eval_body"),
+        (LambdaFunction, "_invoke_lambda"),
+        (Rule, "send_to_targets"),
+        (EventsBackend, "put_events"),
+        (StepFunctionsParserBackend, "start_execution"),
+        (retrier_decl, "time"),
+        (urllib.request.HTTPSHandler, "https_open"),
+        (Timestamp, "_from_timestamp_string"),
+    ]
+    before = [owner.__dict__[name] for owner, name in owners]
+    with LocalCloud.from_template(template, project_root=project_root):
+        during = [owner.__dict__[name] for owner, name in owners]
+    after = [owner.__dict__[name] for owner, name in owners]
+
+    assert all(b is not d for b, d in zip(before, during, strict=True))
+    assert all(b is a for b, a in zip(before, after, strict=True))
+    assert patches._HOST is None
+    assert len(patches.PATCHES) == 9
+
+
+def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
+    from kizuna.clock import get_clock
+
+    outside = get_clock()
+    with LocalCloud.from_template(
+        template, project_root=project_root, start=DEFAULT_START + timedelta(days=1)
+    ) as cloud:
+        assert get_clock() is cloud.clock
+        assert get_clock().now() == DEFAULT_START + timedelta(days=1)
+    assert get_clock() is outside

@@ -1,0 +1,12 @@
+"""Fixtures for the delivery unit tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from kizuna.config import LoyaltyConfig
+
+
+@pytest.fixture
+def loyalty() -> LoyaltyConfig:
+    return LoyaltyConfig()

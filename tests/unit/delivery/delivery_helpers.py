@@ -1,0 +1,47 @@
+"""Builders shared by the delivery tests (unit and integration)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kizuna.customer import ConsentState, Customer, Device
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+FIXTURES = HERE / "fixtures"
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return data
+
+
+def make_customer(**fields: Any) -> Customer:
+    base: dict[str, Any] = {
+        "customer_id": "cust-0001",
+        "email": "hanako@example.jp",
+        "phone": "+819012345678",
+        "first_name": "花子",
+        "last_name": "山田",
+        "locale": "ja",
+        "time_zone": "Asia/Tokyo",
+        "consent": {
+            ch: ConsentState(status="opted_in", at=T0, source="signup", stamp="s")
+            for ch in ("email", "sms", "push", "line")
+        },
+        "devices": {
+            "ios-1": Device(token="a" * 64, platform="APNS", at=T0),
+            "android-1": Device(token="fcm-token-1", platform="FCM", at=T0),
+        },
+        "line_user_id": "U" + "0" * 32,
+        "rank": "Silver",
+        "next_rank": "Gold",
+        "points_to_next_rank": 80,
+        "points_balance": 12345,
+    }
+    base.update(fields)
+    return Customer(**base)

@@ -1,0 +1,752 @@
+"""Channel adapters without AWS: botocore Stubber for SES/SNS/push, a fake HTTP for LINE."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import logging
+import re
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from email.message import EmailMessage
+from io import BytesIO
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.stub import ANY, Stubber
+from delivery_helpers import T0, make_customer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kizuna.delivery import channels
+from kizuna.delivery.channels import (
+    HttpResponse,
+    InvalidAddress,
+    InvalidAddressInfo,
+    LinePush,
+    OutboundMessage,
+    PermanentFailure,
+    PinpointPush,
+    PushTarget,
+    SendResult,
+    SesEmail,
+    SnsSms,
+    TemporaryFailure,
+    Throttled,
+    UrllibHttp,
+    address_for,
+    classify_client_error,
+    line_retry_key,
+    line_token_from,
+    push_targets,
+    send_with_retry,
+)
+from kizuna.delivery.content import EmailContent, LineContent, PushContent, SmsContent
+from kizuna.delivery.tags import decode_tag_value, encode_tag_value
+from kizuna.delivery.unsubscribe import UnsubscribeLinks, verify
+
+SECRET = b"unsubscribe-secret-for-tests-000"
+LINE_TOKEN = "line-channel-access-token-SECRET-42"
+EMAIL = EmailContent(subject="山田 花子様へのお知らせ", html="<p>こんにちは</p>", text="こんにちは")
+
+
+def aws(service: str) -> Any:
+    return boto3.client(
+        service,
+        region_name="ap-northeast-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def message(channel: str = "email", **fields: Any) -> OutboundMessage:
+    defaults: tuple[Any, Any] = {
+        "email": ("hanako@example.jp", EMAIL),
+        "sms": ("+819012345678", SmsContent.of("あと80ポイントでGold会員です")),
+        "push": (
+            (
+                PushTarget(key="ios-1", token="apns-token-1", platform="APNS"),
+                PushTarget(key="android-1", token="fcm-token-1", platform="FCM"),
+            ),
+            PushContent(title="あと80ポイント", body="Gold会員まであと少し"),
+        ),
+        "line": ("U" + "0" * 32, LineContent(text="こんにちは")),
+    }[channel]
+    base: dict[str, Any] = {
+        "customer_id": "cust_0001",
+        "program": "points-nudge",
+        "step": "send-1",
+        "execution": "points-nudge-cust_0001-20260105",
+        "channel": channel,
+        "address": defaults[0],
+        "content": defaults[1],
+    }
+    base.update(fields)
+    return OutboundMessage(**base)
+
+
+def client_error(code: str, status: int = 400, operation: str = "SendEmail") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        operation,
+    )
+
+
+# --- the message -----------------------------------------------------------------------------
+def test_outbound_message_checks_channel_content_and_address() -> None:
+    assert message("push").idempotency_key == "points-nudge-cust_0001-20260105/send-1"
+    with pytest.raises(ValueError, match="sms content on the email channel"):
+        message("email", content=SmsContent.of("hi"))
+    with pytest.raises(ValueError, match="push needs at least one device"):
+        message("push", address=())
+    with pytest.raises(ValueError, match="email needs a single address"):
+        message("email", address=(PushTarget(key="k", token="t", platform="APNS"),))
+    # the message's own tags cannot override Kizuna's
+    tagged = message(tags={"customer": "someone-else", "campaign": "spring"})
+    assert tagged.kizuna_tags()["customer"] == "cust_0001"
+    assert tagged.kizuna_tags()["campaign"] == "spring"
+
+
+def test_addresses_from_the_customer() -> None:
+    customer = make_customer(
+        devices={
+            "old": {"token": "t-old", "platform": "FCM", "at": T0},
+            "new": {"token": "t-new", "platform": "APNS", "at": T0 + timedelta(days=1)},
+        }
+    )
+    assert [t.key for t in push_targets(customer)] == ["new", "old"]
+    assert address_for(customer, "email") == "hanako@example.jp"
+    assert address_for(customer, "sms") == "+819012345678"
+    assert address_for(customer, "line") == "U" + "0" * 32
+    assert address_for(make_customer(phone="090-1234-5678"), "sms") is None
+    assert address_for(make_customer(devices={}), "push") is None
+    with pytest.raises(ValueError):
+        address_for(customer, "fax")
+
+
+# --- retry -----------------------------------------------------------------------------------
+class Scripted:
+    """A channel that plays back outcomes: an exception to raise or a result to return."""
+
+    def __init__(self, *outcomes: Exception | SendResult) -> None:
+        self.outcomes = list(outcomes)
+        self.calls = 0
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.calls += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+OK = SendResult(provider_message_id="m-1")
+
+
+def test_retries_throttling_with_exponential_backoff() -> None:
+    sleeps: list[float] = []
+    channel = Scripted(Throttled(), client_error("ThrottlingException", 400), OK)
+    result = send_with_retry(channel, message(), sleep=sleeps.append, jitter=lambda: 1.0)
+    assert result.provider_message_id == "m-1" and result.attempts == 3
+    assert sleeps == [0.2, 0.4]
+
+
+def test_jitter_scales_each_delay_between_half_and_full() -> None:
+    sleeps: list[float] = []
+    channel = Scripted(TemporaryFailure("x"), TemporaryFailure("x"), OK)
+    send_with_retry(channel, message(), sleep=sleeps.append, jitter=lambda: 0.0)
+    assert sleeps == [0.1, 0.2]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalFailure",
+    ],
+)
+def test_retryable_client_error_codes(code: str) -> None:
+    sleeps: list[float] = []
+    channel = Scripted(client_error(code, 400), OK)
+    assert send_with_retry(channel, message(), sleep=sleeps.append).attempts == 2
+    assert len(sleeps) == 1
+
+
+def test_gives_up_after_attempts_and_raises_the_last_error() -> None:
+    sleeps: list[float] = []
+    channel = Scripted(*(client_error("ServiceUnavailable", 503) for _ in range(4)))
+    with pytest.raises(TemporaryFailure) as caught:
+        send_with_retry(channel, message(), attempts=4, sleep=sleeps.append, jitter=lambda: 1.0)
+    assert channel.calls == 4 and sleeps == [0.2, 0.4, 0.8]
+    assert isinstance(caught.value.__cause__, ClientError)
+    assert caught.value.reason == "SendEmail: ServiceUnavailable"
+
+
+def test_delay_is_capped_and_retry_after_is_honoured() -> None:
+    sleeps: list[float] = []
+    channel = Scripted(Throttled(retry_after=3), TemporaryFailure("x"), TemporaryFailure("x"), OK)
+    send_with_retry(
+        channel, message(), base_delay=2, max_delay=3.5, sleep=sleeps.append, jitter=lambda: 1.0
+    )
+    assert sleeps == [3, 3.5, 3.5]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermanentFailure("MessageRejected"),
+        InvalidAddress("email", "not an email address"),
+        client_error("AccessDeniedException", 403),
+        TemporaryFailure("no answer", maybe_sent=True),
+    ],
+)
+def test_permanent_and_ambiguous_failures_are_not_retried(error: Exception) -> None:
+    sleeps: list[float] = []
+    channel = Scripted(error, OK)
+    with pytest.raises((PermanentFailure, TemporaryFailure)):
+        send_with_retry(channel, message(), sleep=sleeps.append)
+    assert channel.calls == 1 and sleeps == []
+
+
+def test_classify_client_error() -> None:
+    assert isinstance(classify_client_error(client_error("Whatever", 429)), Throttled)
+    assert isinstance(classify_client_error(client_error("Whatever", 502)), TemporaryFailure)
+    assert isinstance(classify_client_error(client_error("LimitExceededException")), Throttled)
+    permanent = classify_client_error(client_error("MessageRejected"))
+    assert type(permanent) is PermanentFailure and permanent.reason == "SendEmail: MessageRejected"
+
+
+# --- SES -------------------------------------------------------------------------------------
+def links() -> UnsubscribeLinks:
+    return UnsubscribeLinks("https://unsub.example.com/u", SECRET, now=lambda: T0)
+
+
+def test_ses_simple_send_has_configuration_set_tags_and_one_click_headers() -> None:
+    client = aws("sesv2")
+    adapter = SesEmail(client, "Kizuna Shop <news@shop.example>", "kizuna-email", links())
+    url = links().url("cust_0001", "email")
+    expected = {
+        "FromEmailAddress": "Kizuna Shop <news@shop.example>",
+        "Destination": {"ToAddresses": ["hanako@example.jp"]},
+        "ConfigurationSetName": "kizuna-email",
+        "EmailTags": [
+            {"Name": "program", "Value": "points-nudge"},
+            {"Name": "step", "Value": "send-1"},
+            {"Name": "customer", "Value": "cust__0001"},
+            {"Name": "execution", "Value": "points-nudge-cust__0001-20260105"},
+        ],
+        "Content": {
+            "Simple": {
+                "Subject": {"Data": EMAIL.subject, "Charset": "UTF-8"},
+                "Body": {
+                    "Text": {"Data": EMAIL.text, "Charset": "UTF-8"},
+                    "Html": {"Data": EMAIL.html, "Charset": "UTF-8"},
+                },
+                "Headers": [
+                    {"Name": "List-Unsubscribe", "Value": f"<{url}>"},
+                    {"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"},
+                ],
+            }
+        },
+    }
+    with Stubber(client) as stub:
+        stub.add_response("send_email", {"MessageId": "ses-1"}, expected)
+        result = adapter.send(message())
+        stub.assert_no_pending_responses()
+    assert result == SendResult(provider_message_id="ses-1")
+    token = url.split("t=", 1)[1]
+    assert verify(SECRET, token, T0).customer_id == "cust_0001"
+
+
+def test_ses_raw_mime_carries_headers_and_japanese_subject() -> None:
+    client = aws("sesv2")
+    adapter = SesEmail(
+        client, "Kizuna Shop <news@shop.example>", "kizuna-email", links(), raw_mime=True
+    )
+    sent: dict[str, Any] = {}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_email",
+            {"MessageId": "ses-2"},
+            {
+                "FromEmailAddress": ANY,
+                "Destination": ANY,
+                "ConfigurationSetName": "kizuna-email",
+                "EmailTags": ANY,
+                "Content": ANY,
+            },
+        )
+        client.meta.events.register(
+            "provide-client-params.sesv2.SendEmail", lambda params, **_: sent.update(params)
+        )
+        adapter.send(message())
+    raw = sent["Content"]["Raw"]["Data"]
+    assert raw.isascii()  # 7-bit clean: encoded words and base64 bodies
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    assert parsed["Subject"] == EMAIL.subject
+    # long enough to be folded onto a continuation line, which unfolds to the same value
+    assert str(parsed["List-Unsubscribe"]).strip().startswith("<https://unsub.example.com/u?t=")
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed.get_content_type() == "multipart/alternative"
+    text, html = (part.get_content() for part in parsed.iter_parts())
+    assert text.strip() == EMAIL.text and html.strip() == EMAIL.html
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        ("TooManyRequestsException", 429, Throttled),
+        ("MessageRejected", 400, PermanentFailure),
+        ("InternalFailure", 500, TemporaryFailure),
+    ],
+)
+def test_ses_errors_are_classified(code: str, status: int, error: type[Exception]) -> None:
+    client = aws("sesv2")
+    adapter = SesEmail(client, "news@shop.example", "kizuna-email", links())
+    with Stubber(client) as stub:
+        stub.add_client_error("send_email", service_error_code=code, http_status_code=status)
+        with pytest.raises(error):
+            adapter.send(message())
+
+
+def test_ses_rejects_an_address_that_is_not_one() -> None:
+    adapter = SesEmail(aws("sesv2"), "news@shop.example", "kizuna-email", links())
+    with pytest.raises(InvalidAddress) as caught:
+        adapter.send(message(address="hanako@example.jp\r\nBcc: x@y"))
+    assert caught.value.address_key == "email"
+
+
+def test_ses_ambiguous_timeout_is_not_retried() -> None:
+    client = aws("sesv2")
+    adapter = SesEmail(client, "news@shop.example", "kizuna-email", links())
+
+    def timeout(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://email.ap-northeast-1.amazonaws.com")
+
+    client.meta.events.register("before-call.sesv2.SendEmail", timeout)
+    with pytest.raises(TemporaryFailure) as caught:
+        send_with_retry(adapter, message(), sleep=lambda _: None)
+    assert caught.value.maybe_sent
+
+
+# --- SNS -------------------------------------------------------------------------------------
+def test_sns_sms_publishes_with_type_and_sender() -> None:
+    client = aws("sns")
+    adapter = SnsSms(client, sender_id="KIZUNA")
+    expected = {
+        "PhoneNumber": "+819012345678",
+        "Message": "あと80ポイントでGold会員です",
+        "MessageAttributes": {
+            "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
+            "AWS.SNS.SMS.SenderID": {"DataType": "String", "StringValue": "KIZUNA"},
+        },
+    }
+    with Stubber(client) as stub:
+        stub.add_response("publish", {"MessageId": "sns-1"}, expected)
+        assert adapter.send(message("sms", sms_type="Transactional")).provider_message_id == "sns-1"
+
+
+def test_sns_sms_checks_numbers_and_sender_ids() -> None:
+    adapter = SnsSms(aws("sns"))
+    with pytest.raises(InvalidAddress) as caught:
+        adapter.send(message("sms", address="09012345678"))
+    assert caught.value.invalid == (InvalidAddressInfo(key="phone", reason="not an E.164 number"),)
+    with pytest.raises(ValueError):
+        SnsSms(aws("sns"), sender_id="TOO-LONG-SENDER")
+    with pytest.raises(PermanentFailure):
+        adapter.send(message("email"))
+
+
+def test_sns_opted_out_numbers_follow_pages() -> None:
+    client = aws("sns")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "list_phone_numbers_opted_out", {"phoneNumbers": ["+811"], "nextToken": "n"}, {}
+        )
+        stub.add_response(
+            "list_phone_numbers_opted_out", {"phoneNumbers": ["+812"]}, {"nextToken": "n"}
+        )
+        assert list(SnsSms(client).opted_out_numbers()) == ["+811", "+812"]
+
+
+# --- push ------------------------------------------------------------------------------------
+def push_response(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "MessageResponse": {"ApplicationId": "app-1", "RequestId": "req-1", "Result": dict(results)}
+    }
+
+
+def ok(message_id: str) -> dict[str, Any]:
+    return {"DeliveryStatus": "SUCCESSFUL", "StatusCode": 200, "MessageId": message_id}
+
+
+def test_push_sends_to_apns_and_fcm_tokens() -> None:
+    client = aws("pinpoint")
+    adapter = PinpointPush(client, "app-1")
+    msg = message("push")
+    expected = {
+        "ApplicationId": "app-1",
+        "MessageRequest": {
+            "Addresses": {
+                "apns-token-1": {"ChannelType": "APNS"},
+                "fcm-token-1": {"ChannelType": "GCM"},
+            },
+            "Context": {
+                "program": "points-nudge",
+                "step": "send-1",
+                "customer": "cust_0001",
+                "execution": "points-nudge-cust_0001-20260105",
+            },
+            "MessageConfiguration": {
+                "APNSMessage": {
+                    "Body": "Gold会員まであと少し",
+                    "Action": "OPEN_APP",
+                    "CollapseId": ANY,
+                    "Title": "あと80ポイント",
+                },
+                "GCMMessage": {
+                    "Body": "Gold会員まであと少し",
+                    "Action": "OPEN_APP",
+                    "Title": "あと80ポイント",
+                },
+            },
+            "TraceId": ANY,
+        },
+    }
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_messages",
+            push_response({"apns-token-1": ok("p-1"), "fcm-token-1": ok("p-2")}),
+            expected,
+        )
+        result = adapter.send(msg)
+    assert result == SendResult(provider_message_id="p-1")
+
+
+def test_push_reports_dead_tokens_and_updated_ones() -> None:
+    client = aws("pinpoint")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_messages",
+            push_response(
+                {
+                    "apns-token-1": {
+                        "DeliveryStatus": "PERMANENT_FAILURE",
+                        "StatusCode": 410,
+                        "StatusMessage": "Unregistered",
+                    },
+                    "fcm-token-1": {**ok("p-2"), "UpdatedToken": "fcm-token-2"},
+                }
+            ),
+        )
+        result = PinpointPush(client, "app-1").send(message("push"))
+    assert result.provider_message_id == "p-2"
+    assert result.invalid_addresses == (
+        InvalidAddressInfo(key="ios-1", reason="PERMANENT_FAILURE 410"),
+    )
+    assert result.updated_addresses == {"android-1": "fcm-token-2"}
+
+
+def test_push_with_only_dead_tokens_is_an_invalid_address() -> None:
+    client = aws("pinpoint")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_messages",
+            push_response(
+                {
+                    "apns-token-1": {"DeliveryStatus": "PERMANENT_FAILURE", "StatusCode": 400},
+                    "fcm-token-1": {"DeliveryStatus": "TEMPORARY_FAILURE", "StatusCode": 410},
+                }
+            ),
+        )
+        with pytest.raises(InvalidAddress) as caught:
+            PinpointPush(client, "app-1").send(message("push"))
+    assert {i.key for i in caught.value.invalid} == {"ios-1", "android-1"}
+
+
+def test_push_throttled_everywhere_is_retryable_and_keeps_dead_tokens() -> None:
+    client = aws("pinpoint")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_messages",
+            push_response(
+                {
+                    "apns-token-1": {"DeliveryStatus": "THROTTLED", "StatusCode": 429},
+                    "fcm-token-1": {"DeliveryStatus": "PERMANENT_FAILURE", "StatusCode": 404},
+                }
+            ),
+        )
+        with pytest.raises(Throttled) as caught:
+            PinpointPush(client, "app-1").send(message("push"))
+    assert [i.key for i in caught.value.invalid] == ["android-1"]
+
+
+def test_push_temporary_failure_and_unknown_outcomes() -> None:
+    client = aws("pinpoint")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_messages",
+            push_response(
+                {
+                    "apns-token-1": {"DeliveryStatus": "TEMPORARY_FAILURE", "StatusCode": 503},
+                    "fcm-token-1": {"DeliveryStatus": "TEMPORARY_FAILURE", "StatusCode": 500},
+                }
+            ),
+        )
+        stub.add_response(
+            "send_messages",
+            push_response(
+                {
+                    "apns-token-1": {"DeliveryStatus": "UNKNOWN_FAILURE", "StatusCode": 0},
+                    "fcm-token-1": {"DeliveryStatus": "OPT_OUT", "StatusCode": 200},
+                }
+            ),
+        )
+        adapter = PinpointPush(client, "app-1")
+        with pytest.raises(TemporaryFailure):
+            adapter.send(message("push"))
+        with pytest.raises(PermanentFailure, match="OPT_OUT, UNKNOWN_FAILURE"):
+            adapter.send(message("push"))
+
+
+def test_push_through_a_before_call_hook_like_the_local_runtime() -> None:
+    # given a client whose SendMessages is answered by a hook (as kizuna.local does)
+    client = aws("pinpoint")
+    seen: list[dict[str, Any]] = []
+
+    def answer(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        from botocore.awsrequest import AWSResponse
+
+        body = json.loads(params["body"])
+        seen.append(body)
+        result = {token: ok(f"id-{token}") for token in body["Addresses"]}
+        return AWSResponse("https://pinpoint", 200, {}, None), push_response(result)
+
+    client.meta.events.register("before-call.pinpoint.SendMessages", answer)
+    # when sent in the sandbox
+    result = PinpointPush(client, "app-1", apns_sandbox=True).send(message("push"))
+    # then the hook saw the request and the result maps back
+    assert result.provider_message_id == "id-apns-token-1"
+    assert seen[0]["Addresses"]["apns-token-1"] == {"ChannelType": "APNS_SANDBOX"}
+
+
+def test_push_client_errors_are_classified() -> None:
+    client = aws("pinpoint")
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "send_messages", service_error_code="TooManyRequestsException", http_status_code=429
+        )
+        stub.add_client_error(
+            "send_messages", service_error_code="NotFoundException", http_status_code=404
+        )
+        with pytest.raises(Throttled):
+            PinpointPush(client, "app-1").send(message("push"))
+        with pytest.raises(PermanentFailure):
+            PinpointPush(client, "app-1").send(message("push"))
+
+
+# --- LINE ------------------------------------------------------------------------------------
+class FakeHttp:
+    def __init__(self, *responses: HttpResponse | Exception) -> None:
+        self.responses = list(responses)
+        self.requests: list[dict[str, Any]] = []
+
+    def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
+    ) -> HttpResponse:
+        self.requests.append(
+            {"url": url, "headers": dict(headers), "body": json.loads(body), "timeout": timeout}
+        )
+        response = self.responses.pop(0)
+        if isinstance(response, Exception):
+            raise response
+        return response
+
+
+def line_ok(message_id: str = "461230966842064897") -> HttpResponse:
+    body = json.dumps({"sentMessages": [{"id": message_id, "quoteToken": "q"}]}).encode()
+    return HttpResponse(200, {"x-line-request-id": "req-1"}, body)
+
+
+def test_line_push_request() -> None:
+    http = FakeHttp(line_ok())
+    result = LinePush(lambda: LINE_TOKEN, http).send(message("line"))
+    assert result.provider_message_id == "461230966842064897"
+    (request,) = http.requests
+    assert request["url"] == "https://api.line.me/v2/bot/message/push"
+    assert request["body"] == {
+        "to": "U" + "0" * 32,
+        "messages": [{"type": "text", "text": "こんにちは"}],
+    }
+    assert request["headers"]["Authorization"] == f"Bearer {LINE_TOKEN}"
+    assert request["headers"]["Content-Type"] == "application/json"
+    assert request["headers"]["X-Line-Retry-Key"] == line_retry_key(
+        "points-nudge-cust_0001-20260105", "send-1"
+    )
+
+
+def test_line_retry_key_is_a_stable_uuid_per_execution_and_step() -> None:
+    key = line_retry_key("exec-1", "step-1")
+    assert uuid.UUID(key).version == 5
+    assert key == line_retry_key("exec-1", "step-1")
+    assert key != line_retry_key("exec-1", "step-2") != line_retry_key("exec-2", "step-1")
+
+
+def test_line_retries_reuse_the_retry_key_and_409_means_already_sent() -> None:
+    # given LINE fails, then says the retry key was already accepted
+    http = FakeHttp(
+        HttpResponse(500, {}, b'{"message":"Internal error"}'),
+        OSError("connection reset"),
+        HttpResponse(
+            409,
+            {"x-line-accepted-request-id": "accepted-1"},
+            b'{"message":"The retry key is already accepted"}',
+        ),
+    )
+    # when sent with retries
+    result = send_with_retry(
+        LinePush(lambda: LINE_TOKEN, http), message("line"), sleep=lambda _: None
+    )
+    # then it is one message, accepted once, under one retry key
+    assert result.provider_message_id == "accepted-1" and result.attempts == 3
+    assert len({r["headers"]["X-Line-Retry-Key"] for r in http.requests}) == 1
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (HttpResponse(429, {"retry-after": "2"}, b'{"message":"Too many requests"}'), Throttled),
+        (HttpResponse(503, {}, b""), TemporaryFailure),
+        (
+            HttpResponse(
+                400, {}, b'{"message":"The property, \'to\', in the request body is invalid"}'
+            ),
+            PermanentFailure,
+        ),
+        (HttpResponse(401, {}, b'{"message":"Authentication failed"}'), PermanentFailure),
+        (HttpResponse(409, {}, b'{"message":"conflict"}'), PermanentFailure),
+    ],
+)
+def test_line_statuses(response: HttpResponse, error: type[Exception]) -> None:
+    with pytest.raises(error) as caught:
+        LinePush(lambda: LINE_TOKEN, FakeHttp(response)).send(message("line"))
+    assert type(caught.value) is error
+    if isinstance(caught.value, Throttled):
+        assert caught.value.retry_after == 2
+
+
+def test_line_never_leaks_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    failures: list[HttpResponse | Exception] = [
+        HttpResponse(401, {}, b'{"message":"Authentication failed"}'),
+        HttpResponse(500, {}, b"oops"),
+        OSError("boom"),
+        HttpResponse(429, {}, b"{}"),
+    ]
+    for failure in failures:
+        with pytest.raises(channels.DeliveryError) as caught:
+            send_with_retry(
+                LinePush(lambda: LINE_TOKEN, FakeHttp(failure)), message("line"), attempts=1
+            )
+        err = caught.value
+        seen = " ".join(
+            [str(err), repr(err), repr(err.args), repr(err.__cause__), repr(err.__context__)]
+        )
+        assert LINE_TOKEN not in seen
+    assert LINE_TOKEN not in caplog.text
+
+
+def test_urllib_http_returns_error_statuses_as_responses(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[urllib.request.Request] = []
+
+    class Answer(BytesIO):
+        status = 200
+        headers: Mapping[str, str] = {"X-Line-Request-Id": "r-1"}
+
+    def fake_urlopen(request: urllib.request.Request, timeout: float) -> Answer:
+        calls.append(request)
+        if len(calls) == 1:
+            return Answer(b"{}")
+        headers = email.message.Message()
+        headers["Retry-After"] = "1"
+        raise urllib.error.HTTPError(request.full_url, 429, "Too Many", headers, BytesIO(b"{}"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    http = UrllibHttp()
+    assert http.post("https://api.line.me/x", {"A": "b"}, b"{}", 1.0) == HttpResponse(
+        200, {"x-line-request-id": "r-1"}, b"{}"
+    )
+    assert http.post("https://api.line.me/x", {}, b"{}", 1.0).status == 429
+    assert calls[0].get_method() == "POST"
+    with pytest.raises(ValueError):
+        http.post("http://api.line.me/x", {}, b"{}", 1.0)
+
+
+def test_line_token_from_secrets_manager_or_ssm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def get_secret(name: str, **kwargs: Any) -> str:
+        calls.append((name, kwargs))
+        return (
+            json.dumps({"channel_access_token": "tok-json"}) if name == "json" else " tok-plain \n"
+        )
+
+    def get_parameter(name: str, **kwargs: Any) -> bytes:
+        calls.append((name, kwargs))
+        return b"tok-ssm"
+
+    monkeypatch.setattr(parameters, "get_secret", get_secret)
+    monkeypatch.setattr(parameters, "get_parameter", get_parameter)
+    assert line_token_from(secret_name="plain")() == "tok-plain"
+    assert (
+        line_token_from(secret_name="json", field="channel_access_token", max_age=60)()
+        == "tok-json"
+    )
+    assert line_token_from(parameter_name="/kizuna/line")() == "tok-ssm"
+    assert calls == [
+        ("plain", {"max_age": 300}),
+        ("json", {"max_age": 60}),
+        ("/kizuna/line", {"decrypt": True, "max_age": 300}),
+    ]
+    with pytest.raises(PermanentFailure, match="no field"):
+        line_token_from(secret_name="plain", field="x")()
+    with pytest.raises(ValueError, match="exactly one"):
+        line_token_from()
+    with pytest.raises(ValueError, match="exactly one"):
+        line_token_from(secret_name="a", parameter_name="b")
+
+
+# --- tags ------------------------------------------------------------------------------------
+@given(st.text(min_size=1, max_size=40))
+def test_tag_values_round_trip_in_the_ses_alphabet(value: str) -> None:
+    encoded = encode_tag_value(value)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", encoded)
+    assert decode_tag_value(encoded) == value
+
+
+def test_tag_value_examples() -> None:
+    assert encode_tag_value("cust-42") == "cust-42"
+    assert encode_tag_value("a.b@x") == "a_2Eb_40x"
+    assert encode_tag_value("c_1") == "c__1"
+    assert encode_tag_value("山") == "_E5_B1_B1"
+    with pytest.raises(ValueError):
+        encode_tag_value("")
+    with pytest.raises(ValueError):
+        encode_tag_value("山" * 30)
+
+
+def test_ses_skips_tags_too_long_to_carry() -> None:
+    tags = SesEmail.email_tags(message(customer_id="山" * 40))
+    assert [t["Name"] for t in tags] == ["program", "step", "execution"]

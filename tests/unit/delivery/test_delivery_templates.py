@@ -1,0 +1,301 @@
+"""Rendering: Japanese and English, escaping, strictness, locale fallback, context."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from delivery_helpers import TEMPLATES, make_customer
+
+from kizuna.config import LoyaltyConfig
+from kizuna.delivery.content import EmailContent, LineContent, PushContent, SmsContent
+from kizuna.delivery.coupons import Coupon
+from kizuna.delivery.templates import (
+    DEFAULT_ROOT,
+    Renderer,
+    RenderError,
+    build_context,
+    format_date,
+    format_number,
+)
+
+COUPON = Coupon(
+    code="KZ-ABCD-EFGH-JKMN", discount="10%", expires_at=datetime(2026, 1, 31, 15, 30, tzinfo=UTC)
+)
+
+
+@pytest.fixture
+def renderer() -> Renderer:
+    return Renderer(TEMPLATES)
+
+
+def context(loyalty: LoyaltyConfig, **customer_fields: Any) -> dict[str, Any]:
+    customer = make_customer(**customer_fields)
+    return build_context(
+        customer,
+        program="welcome",
+        step="s1",
+        loyalty_config=loyalty,
+        coupon=COUPON,
+        recommendations=[{"name": "抹茶 <特選>", "url": "https://shop.example/p/1?a=1&b=2"}],
+        unsubscribe_url="https://u.example/u?t=TOKEN",
+    )
+
+
+# --- Japanese and English, every channel ---------------------------------------------------
+def test_japanese_email_renders_every_part(renderer: Renderer, loyalty: LoyaltyConfig) -> None:
+    # given a Japanese customer with a coupon and a recommendation
+    ctx = context(loyalty)
+    # when the email is rendered
+    msg = renderer.render("welcome", "greeting", "email", "ja", ctx)
+    # then every part is there, in Japanese, with names in Japanese order and honorific
+    assert isinstance(msg, EmailContent)
+    assert msg.subject == "山田 花子様、Silver会員のご案内"
+    assert "<p>山田 花子様</p>" in msg.html
+    assert "ポイント残高: 12,345ポイント" in msg.html
+    assert "あと80ポイントでGold会員です。" in msg.html
+    assert "<li>Free shipping over 3,000 yen</li>" in msg.html
+    # the coupon expiry is in the customer's time zone (15:30 UTC on the 31st is Feb 1 JST)
+    assert "クーポン KZ-ABCD-EFGH-JKMN(10%引き)は2026年2月1日まで" in msg.html
+    # HTML special characters in data are escaped in the HTML part, kept in the text part
+    assert "抹茶 &lt;特選&gt;" in msg.html
+    assert "https://shop.example/p/1?a=1&amp;b=2" in msg.html
+    assert "- 抹茶 <特選> https://shop.example/p/1?a=1&b=2" in msg.text
+    assert '<a href="https://u.example/u?t=TOKEN">unsubscribe</a>' in msg.html
+    assert msg.text.startswith("山田 花子様")
+    assert not msg.text.endswith("\n")
+
+
+def test_english_email_renders(renderer: Renderer, loyalty: LoyaltyConfig) -> None:
+    ctx = context(loyalty, locale="en", first_name="Taro", last_name="Yamada")
+    msg = renderer.render("welcome", "greeting", "email", "en", ctx)
+    assert isinstance(msg, EmailContent)
+    assert msg.subject == "Taro, your Silver membership"
+    assert "<p>Dear Taro,</p>" in msg.html
+    assert "Use KZ-ABCD-EFGH-JKMN for 10% off until February 1, 2026." in msg.text
+
+
+@pytest.mark.parametrize(
+    ("locale", "sms", "push", "line"),
+    [
+        (
+            "ja",
+            "山田 花子様、あと80ポイントでGold会員です。",
+            ("あと80ポイント", "Gold会員まであと少しです"),
+            "山田 花子様\n\nGold会員まであと80ポイントです。",
+        ),
+        (
+            "en",
+            "Hi 花子, 80 points to Gold!",
+            ("80 points to go", "Gold is within reach"),
+            "Hi 花子, 80 points to Gold.",
+        ),
+    ],
+)
+def test_sms_push_line_render_in_both_languages(
+    renderer: Renderer,
+    loyalty: LoyaltyConfig,
+    locale: str,
+    sms: str,
+    push: tuple[str, str],
+    line: str,
+) -> None:
+    ctx = context(loyalty, locale=locale)
+    sms_msg = renderer.render("welcome", "greeting", "sms", locale, ctx)
+    push_msg = renderer.render("welcome", "greeting", "push", locale, ctx)
+    line_msg = renderer.render("welcome", "greeting", "line", locale, ctx)
+    assert sms_msg == SmsContent.of(sms)
+    assert sms_msg.encoding == "UCS-2"  # both carry Japanese characters
+    assert push_msg == PushContent(title=push[0], body=push[1])
+    assert line_msg == LineContent(text=line)
+
+
+def test_english_sms_without_japanese_is_gsm7(renderer: Renderer, loyalty: LoyaltyConfig) -> None:
+    ctx = context(loyalty, locale="en", first_name="Taro")
+    msg = renderer.render("welcome", "greeting", "sms", "en", ctx)
+    assert isinstance(msg, SmsContent)
+    assert (msg.text, msg.encoding, msg.segments) == ("Hi Taro, 80 points to Gold!", "GSM-7", 1)
+
+
+# --- escaping and single-line parts --------------------------------------------------------
+def test_customer_supplied_name_is_escaped_in_html_only(
+    renderer: Renderer, loyalty: LoyaltyConfig
+) -> None:
+    # given a customer whose name is a script
+    ctx = context(loyalty, locale="en", first_name="<script>alert(1)</script>")
+    # when rendered
+    msg = renderer.render("welcome", "greeting", "email", "en", ctx)
+    # then the HTML part carries it escaped, never as markup
+    assert isinstance(msg, EmailContent)
+    assert "<script>" not in msg.html
+    assert "Dear &lt;script&gt;alert(1)&lt;/script&gt;," in msg.html
+    # and the text parts carry it verbatim (text is not HTML)
+    assert msg.text.startswith("Dear <script>alert(1)</script>,")
+    assert msg.subject.startswith("<script>alert(1)</script>, your")
+
+
+def test_newlines_in_data_never_break_a_subject_or_title(
+    renderer: Renderer, loyalty: LoyaltyConfig
+) -> None:
+    ctx = context(loyalty, locale="en", first_name="Taro\r\nBcc: evil@example.com")
+    msg = renderer.render("welcome", "greeting", "email", "en", ctx)
+    assert isinstance(msg, EmailContent)
+    assert "\n" not in msg.subject and "\r" not in msg.subject
+    assert msg.subject == "Taro Bcc: evil@example.com, your Silver membership"
+    push = renderer.render("welcome", "greeting", "push", "en", ctx)
+    assert isinstance(push, PushContent)
+    assert push.title == push.title.strip() and "\n" not in push.title
+
+
+def test_empty_push_title_is_allowed(renderer: Renderer, loyalty: LoyaltyConfig) -> None:
+    msg = renderer.render("broken", "notitle", "push", "ja", context(loyalty))
+    assert msg == PushContent(title="", body="body only")
+
+
+# --- failures are loud, never half-rendered ------------------------------------------------
+@pytest.mark.parametrize(
+    ("template", "channel", "reason"),
+    [
+        ("undefined", "sms", "undefined in sms.txt: 'dict object' has no attribute 'nickname'"),
+        ("syntax", "sms", "syntax error at broken/syntax/ja/sms.txt.j2:"),
+        ("sandbox", "sms", "sandbox refused in sms.txt"),
+        ("mutate", "sms", "sandbox refused in sms.txt"),
+        ("crash", "sms", "ZeroDivisionError in sms.txt"),
+        ("missing", "email", "missing template broken/missing/ja/email.html.j2"),
+        ("empty", "email", "email.subject rendered empty"),
+        ("nowhere", "email", "no locale folder among ja"),
+    ],
+)
+def test_broken_templates_raise_render_error(
+    renderer: Renderer, loyalty: LoyaltyConfig, template: str, channel: str, reason: str
+) -> None:
+    with pytest.raises(RenderError) as caught:
+        renderer.render("broken", template, channel, "ja", context(loyalty))
+    err = caught.value
+    assert (err.program, err.template, err.channel, err.locale) == (
+        "broken",
+        template,
+        channel,
+        "ja",
+    )
+    assert err.reason.startswith(reason), err.reason
+    # the reason names the template, never the customer's data
+    assert "花子" not in str(err) and "example.jp" not in str(err)
+
+
+def test_unknown_channel_and_bad_names_are_render_errors(
+    renderer: Renderer, loyalty: LoyaltyConfig
+) -> None:
+    with pytest.raises(RenderError, match="unknown channel"):
+        renderer.render("welcome", "greeting", "fax", "ja", context(loyalty))
+    with pytest.raises(RenderError, match="names are"):
+        renderer.render("../etc", "greeting", "sms", "ja", context(loyalty))
+
+
+# --- locales -------------------------------------------------------------------------------
+def test_locale_falls_back_to_language_then_default(renderer: Renderer) -> None:
+    assert renderer.resolve_locale("welcome", "greeting", "en-GB") == "en"
+    assert renderer.resolve_locale("welcome", "greeting", "fr") == "ja"
+    assert renderer.resolve_locale("welcome", "greeting", None) == "ja"
+    assert renderer.resolve_locale("welcome", "greeting", "../../x") == "ja"
+
+
+def test_missing_locale_renders_the_default(renderer: Renderer, loyalty: LoyaltyConfig) -> None:
+    # given a French-speaking customer and templates in ja and en only
+    ctx = context(loyalty, locale="fr")
+    msg = renderer.render("welcome", "greeting", "sms", "fr", ctx)
+    # then the default locale (ja) is rendered
+    assert isinstance(msg, SmsContent) and "ポイントで" in msg.text
+
+
+def test_default_locale_is_configurable(loyalty: LoyaltyConfig) -> None:
+    renderer = Renderer(TEMPLATES, default_locale="en")
+    msg = renderer.render("welcome", "greeting", "push", "fr", context(loyalty, locale="fr"))
+    assert msg == PushContent(title="80 points to go", body="Gold is within reach")
+
+
+def test_validator_queries(renderer: Renderer) -> None:
+    assert renderer.locales("welcome", "greeting") == ["en", "ja"]
+    assert renderer.locales("welcome", "nope") == []
+    assert renderer.parts_missing("welcome", "greeting", "email") == []
+    assert renderer.parts_missing("broken", "missing", "email") == [
+        "ja/email.html.j2",
+        "ja/email.txt.j2",
+    ]
+    assert renderer.parts_missing("broken", "nowhere", "line") == ["ja/line.txt.j2"]
+    with pytest.raises(ValueError, match="unknown channel"):
+        renderer.parts_missing("welcome", "greeting", "fax")
+
+
+# --- the shared layouts in the repository's templates/_base ----------------------------------
+def test_repository_base_layouts_render_with_footer(tmp_path: Path, loyalty: LoyaltyConfig) -> None:
+    # given a program whose email extends the repository's shared layouts
+    shutil.copytree(DEFAULT_ROOT / "_base", tmp_path / "_base")
+    folder = tmp_path / "demo" / "hello" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "email.subject.j2").write_text("こんにちは {{ customer.display_name }}\n")
+    (folder / "email.html.j2").write_text(
+        '{% extends "_base/email.html.j2" %}{% block content %}'
+        "<p>{{ customer.display_name }}</p>{% endblock %}"
+    )
+    (folder / "email.txt.j2").write_text(
+        '{% extends "_base/email.txt.j2" %}{% block content %}{{ customer.display_name }}{% endblock %}'
+    )
+    ctx = context(loyalty, first_name="<b>花子</b>")
+    # when rendered
+    msg = Renderer(tmp_path).render("demo", "hello", "email", "ja", ctx)
+    # then the layout wraps the content, escapes it, and carries the unsubscribe link
+    assert isinstance(msg, EmailContent)
+    assert msg.html.startswith("<!DOCTYPE html>")
+    assert '<html lang="ja">' in msg.html
+    assert "<p>山田 &lt;b&gt;花子&lt;/b&gt;様</p>" in msg.html
+    assert 'href="https://u.example/u?t=TOKEN"' in msg.html and "配信停止はこちら" in msg.html
+    assert "配信停止: https://u.example/u?t=TOKEN" in msg.text
+
+
+# --- context ---------------------------------------------------------------------------------
+def test_context_has_no_contact_details_and_falls_back_on_names(loyalty: LoyaltyConfig) -> None:
+    customer = make_customer(first_name=None, last_name=None, rank="Gold", next_rank="Platinum")
+    ctx = build_context(customer, program="p", step="s", loyalty_config=loyalty)
+    flat = repr(ctx)
+    assert "hanako@example.jp" not in flat and "+819012345678" not in flat
+    assert "email" not in ctx["customer"] and "phone" not in ctx["customer"]
+    assert ctx["customer"]["display_name"] == "お客様"
+    assert ctx["loyalty"]["rank_benefits"] == [
+        "Birthday coupon",
+        "Free shipping",
+        "Members-only sales",
+    ]
+    assert ctx["loyalty"]["next_rank_benefits"][-1] == "Concierge"
+    assert ctx["coupon"] is None and ctx["recommendations"] == [] and ctx["unsubscribe_url"] is None
+    assert (ctx["program"], ctx["step"], ctx["locale"]) == ("p", "s", "ja")
+
+    english = build_context(
+        make_customer(first_name=None, last_name=None, locale="en"),
+        program="p",
+        step="s",
+        loyalty_config=loyalty,
+    )
+    assert english["customer"]["display_name"] == "Customer"
+
+
+def test_context_extra_cannot_override_core_keys(loyalty: LoyaltyConfig) -> None:
+    ctx = build_context(
+        make_customer(),
+        program="p",
+        step="s",
+        loyalty_config=loyalty,
+        extra={"order_id": "o-1", "customer": {"email": "leak@example.com"}},
+    )
+    assert ctx["order_id"] == "o-1"
+    assert "email" not in ctx["customer"]
+
+
+def test_filters() -> None:
+    assert format_number(1234567) == "1,234,567"
+    assert format_number(None) == ""
+    assert format_date(datetime(2026, 3, 9, tzinfo=UTC), "ja") == "2026年3月9日"
+    assert format_date(datetime(2026, 3, 9, tzinfo=UTC), "en-US") == "March 9, 2026"

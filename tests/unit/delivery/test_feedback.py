@@ -1,0 +1,166 @@
+"""Delivery feedback -> actions, from realistic event fixtures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from delivery_helpers import load_fixture
+
+from kizuna.delivery.channels import InvalidAddressInfo
+from kizuna.delivery.feedback import (
+    FeedbackAction,
+    FeedbackError,
+    invalid_token_actions,
+    parse_invalid_token,
+    parse_ses_event,
+    parse_sms_opt_out,
+    sms_opt_out_records,
+)
+from kizuna.events import Channel
+
+MESSAGE_ID = "010001942a5c7f1e-5d1b2c3a-9f8e-4d7c-b6a5-1234567890ab-000000"
+
+
+def ses(name: str) -> FeedbackAction:
+    action = parse_ses_event(load_fixture(name))
+    assert action is not None
+    return action
+
+
+def test_permanent_bounce_suppresses_email_and_names_the_message() -> None:
+    action = ses("ses_bounce_permanent.json")
+    assert action == FeedbackAction(
+        customer_id="cust_0001.jp",  # decoded from the escaped tag
+        channel=Channel.EMAIL,
+        program="points-nudge",
+        step="send-1",
+        execution="points-nudge-cust_0001.jp-20260105",
+        kind="bounce",
+        suppress=True,
+        reason="permanent bounce: General (5.1.1)",
+        message_id=MESSAGE_ID,
+        occurred_at=datetime(2026, 1, 5, 1, 0, 4, 900000, tzinfo=UTC),
+        event_id="6e4f1c1a-0000-4000-8000-000000000001",
+    )
+    # the SMTP diagnostic quotes the address: it never reaches the reason
+    assert "example.jp" not in action.reason
+
+
+def test_transient_bounce_does_not_suppress() -> None:
+    action = ses("ses_bounce_transient.json")
+    assert (action.kind, action.suppress) == ("bounce", False)
+    assert action.reason == "transient bounce: MailboxFull (4.2.2)"
+
+
+def test_complaint_suppresses_email() -> None:
+    action = ses("ses_complaint.json")
+    assert (action.kind, action.suppress, action.reason) == ("complaint", True, "complaint: abuse")
+    assert action.occurred_at == datetime(2026, 1, 5, 3, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "kind", "reason"),
+    [
+        ("ses_delivery.json", "delivery", "delivered"),
+        ("ses_open.json", "open", "opened"),
+        # the query (ids, tokens) is dropped from a clicked link
+        ("ses_click.json", "click", "clicked shop.example/products/matcha"),
+    ],
+)
+def test_engagement_events_do_not_suppress(fixture: str, kind: str, reason: str) -> None:
+    action = ses(fixture)
+    assert (action.kind, action.suppress, action.reason) == (kind, False, reason)
+    assert action.customer_id == "cust_0001.jp" and action.channel is Channel.EMAIL
+
+
+def test_bare_ses_record_as_sns_or_firehose_carry_it() -> None:
+    record = load_fixture("ses_bounce_permanent.json")["detail"]
+    action = parse_ses_event(record)
+    assert action is not None and action.kind == "bounce" and action.event_id is None
+
+
+def test_untagged_message_has_no_customer_but_keeps_the_message_id() -> None:
+    action = ses("ses_bounce_untagged.json")
+    assert action.customer_id is None and action.program is None
+    assert action.message_id == MESSAGE_ID and action.suppress
+    assert action.reason == "permanent bounce: Suppressed (5.1.1)"
+
+
+def test_events_kizuna_does_not_act_on_are_ignored() -> None:
+    assert parse_ses_event(load_fixture("ses_send.json")) is None
+    delayed = load_fixture("ses_send.json")
+    delayed["detail-type"] = "Email Delivery Delayed"
+    delayed["detail"]["eventType"] = "DeliveryDelay"
+    assert parse_ses_event(delayed) is None
+    assert parse_ses_event(delayed["detail"]) is None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda e: e.update(source="com.example.shop"), "not an SES event"),
+        (lambda e: e.pop("source"), "not an EventBridge event"),
+        (lambda e: e["detail"].pop("mail"), "malformed SES event: mail"),
+        (
+            lambda e: e["detail"]["bounce"].update(bounceType="Soft"),
+            "malformed SES event: bounce.bounceType",
+        ),
+        (lambda e: e["detail"].pop("bounce"), "Bounce event without bounce"),
+        (lambda e: e["detail"].pop("eventType"), "malformed SES event: eventType"),
+    ],
+)
+def test_malformed_events_raise(mutate: Any, message: str) -> None:
+    event = load_fixture("ses_bounce_permanent.json")
+    mutate(event)
+    with pytest.raises(FeedbackError, match=message):
+        parse_ses_event(event)
+
+
+def test_sms_opt_out() -> None:
+    action = parse_sms_opt_out(load_fixture("sms_opt_out.json"))
+    assert action == FeedbackAction(
+        customer_id="cust-0001",
+        channel=Channel.SMS,
+        kind="opt_out",
+        suppress=True,
+        reason="opted out by SMS reply (STOP)",
+        occurred_at=datetime(2026, 1, 6, tzinfo=UTC),
+    )
+    with pytest.raises(FeedbackError, match="phone_number"):
+        parse_sms_opt_out({"phone_number": "090-1234-5678", "customer_id": "c"})
+
+
+def test_sms_sweep_keeps_known_customers_only() -> None:
+    at = datetime(2026, 1, 6, tzinfo=UTC)
+    records = sms_opt_out_records(
+        ["+819012345678", "+819099999999"], {"+819012345678": "cust-0001"}, at
+    )
+    assert [parse_sms_opt_out(r).customer_id for r in records] == ["cust-0001"]
+
+
+def test_invalid_push_token() -> None:
+    action = parse_invalid_token(load_fixture("push_invalid_token.json"))
+    assert (action.kind, action.channel, action.suppress) == ("invalid_token", Channel.PUSH, False)
+    assert (action.customer_id, action.address_key) == ("cust-0001", "ios-1")
+    assert action.program == "points-nudge" and action.reason == "PERMANENT_FAILURE 410"
+    with pytest.raises(FeedbackError, match="device_key"):
+        parse_invalid_token({"customer_id": "c"})
+
+
+def test_invalid_tokens_from_a_send_result() -> None:
+    actions = invalid_token_actions(
+        "cust-0001",
+        [
+            InvalidAddressInfo(key="ios-1", reason="410"),
+            InvalidAddressInfo(key="android-1", reason="404"),
+        ],
+        program="p",
+        step="s",
+        execution="e",
+    )
+    assert [(a.address_key, a.reason, a.execution) for a in actions] == [
+        ("ios-1", "410", "e"),
+        ("android-1", "404", "e"),
+    ]

@@ -1,0 +1,131 @@
+"""Signed one-click unsubscribe tokens."""
+
+from __future__ import annotations
+
+import base64
+import string
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kizuna.delivery.unsubscribe import (
+    Claims,
+    InvalidToken,
+    UnsubscribeLinks,
+    sign,
+    verify,
+)
+
+SECRET = b"unsubscribe-secret-0123456789abcdef"
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+LATER = NOW + timedelta(days=90)
+URLSAFE = string.ascii_letters + string.digits + "-_"
+
+customer_ids = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=128)
+channels = st.sampled_from(["email", "sms", "push", "line"])
+
+
+def reason(token: str, now: datetime = NOW, secret: bytes = SECRET) -> str:
+    with pytest.raises(InvalidToken) as caught:
+        verify(secret, token, now)
+    return caught.value.reason
+
+
+@given(customer_ids, channels, st.integers(min_value=1, max_value=10**7))
+def test_round_trip(customer_id: str, channel: str, seconds_ahead: int) -> None:
+    expires = NOW + timedelta(seconds=seconds_ahead)
+    token = sign(SECRET, customer_id, channel, expires)
+    assert set(token) <= set(URLSAFE)
+    claims = verify(SECRET, token, NOW)
+    assert claims == Claims(
+        customer_id=customer_id,
+        channel=channel,
+        expires_at=expires.replace(microsecond=0),
+    )
+
+
+@settings(max_examples=300)
+@given(customer_ids, channels, st.data())
+def test_any_single_character_change_is_rejected(
+    customer_id: str, channel: str, data: st.DataObject
+) -> None:
+    token = sign(SECRET, customer_id, channel, LATER)
+    position = data.draw(st.integers(min_value=0, max_value=len(token) - 1), label="position")
+    replacement = data.draw(
+        st.characters(codec="utf-8").filter(lambda c: c != token[position]),
+        label="replacement",
+    )
+    tampered = token[:position] + replacement + token[position + 1 :]
+    assert reason(tampered) in {"malformed", "forged"}
+
+
+def test_every_position_with_every_urlsafe_character_is_rejected() -> None:
+    # exhaustive over one token: includes the last character's unused low bits
+    token = sign(SECRET, "cust-0001", "email", LATER)
+    for position in range(len(token)):
+        for char in URLSAFE:
+            if char != token[position]:
+                tampered = token[:position] + char + token[position + 1 :]
+                with pytest.raises(InvalidToken):
+                    verify(SECRET, tampered, NOW)
+
+
+def test_reasons() -> None:
+    token = sign(SECRET, "cust-0001", "email", LATER)
+    assert reason(token, now=LATER) == "expired"
+    assert reason(token, now=LATER + timedelta(seconds=1)) == "expired"
+    assert reason(token, secret=b"another-secret") == "forged"
+    assert reason("") == "malformed"
+    assert reason("not a token!") == "malformed"
+    assert reason(token[:-5]) in {"malformed", "forged"}
+    assert reason(token + "A") in {"malformed", "forged"}
+    assert reason("A" * 600) == "malformed"
+    assert (
+        reason(base64.urlsafe_b64encode(b"\x02" + bytes(40)).rstrip(b"=").decode()) == "malformed"
+    )
+    # forged payload with a wrong MAC: valid shape, wrong signature
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    raw[-1] ^= 1
+    assert reason(base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()) == "forged"
+
+
+def test_expired_only_after_signature_checks() -> None:
+    # an expired token with a wrong signature says "forged", not "expired"
+    token = sign(b"another-secret", "c", "sms", NOW - timedelta(days=1))
+    assert reason(token) == "forged"
+
+
+def test_rotated_secrets() -> None:
+    old = sign(b"old-secret", "cust-1", "line", LATER)
+    assert verify([b"new-secret", b"old-secret"], old, NOW).customer_id == "cust-1"
+    assert reason(old, secret=b"new-secret") == "forged"
+
+
+def test_sign_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="channel"):
+        sign(SECRET, "c", "fax", LATER)
+    with pytest.raises(ValueError, match="timezone"):
+        sign(SECRET, "c", "email", datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="secret"):
+        sign(b"", "c", "email", LATER)
+    with pytest.raises(ValueError, match="customer_id"):
+        sign(SECRET, "", "email", LATER)
+
+
+def test_links() -> None:
+    links = UnsubscribeLinks(
+        "https://u.example.com/u?src=mail", SECRET, ttl=timedelta(days=30), now=lambda: NOW
+    )
+    url = links.url("cust-9", "email")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "u.example.com", "/u")
+    query = parse_qs(parts.query)
+    assert query["src"] == ["mail"]
+    claims = verify(SECRET, query["t"][0], NOW)
+    assert (claims.customer_id, claims.channel) == ("cust-9", "email")
+    assert claims.expires_at == NOW + timedelta(days=30)
+    with pytest.raises(ValueError, match="https"):
+        UnsubscribeLinks("http://u.example.com/u", SECRET)
