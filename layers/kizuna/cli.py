@@ -17,6 +17,16 @@ from kizuna.config import load_config
 app = typer.Typer(help="Kizuna: cross-channel campaign management on AWS.", no_args_is_help=True)
 import_app = typer.Typer(help="Import existing CRM data (CSV or JSON Lines).", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+
+
+def _register_more() -> None:
+    from kizuna.cli_local import local_app, programs_app, render_preview
+
+    app.add_typer(local_app, name="local")
+    app.add_typer(programs_app, name="programs")
+    app.command("render")(render_preview)
+
+
 console = Console(stderr=True)
 out = Console()
 
@@ -184,6 +194,9 @@ def import_orders(
         config,
         errors_csv,
     )
+
+
+_register_more()
 
 
 def main() -> None:  # pragma: no cover

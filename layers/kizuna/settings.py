@@ -120,6 +120,7 @@ class SendSettings(BaseSettings):
     UNSUBSCRIBE_URL: str = Field(min_length=1, description="the unsubscribe function URL")
     PUSH_APPLICATION_ID: str = ""
     LINE_TOKEN_SECRET_ARN: str = ""
+    LINE_TOKEN_PARAMETER: str = Field(default="", description="or an SSM SecureString name")
     SMS_SENDER_ID: str = ""
 
 

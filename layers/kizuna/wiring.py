@@ -124,21 +124,31 @@ def send_service() -> SendService:
     from kizuna.integrations.inbound import BusInbound
     from kizuna.send_service import SendService, derive_key
 
+    from botocore.config import Config
+
     s = send_settings()
     cfg = load_config(s.KIZUNA_CONFIG)
+    # send_with_retry owns retries: botocore's own would stack under it and could resend
+    once = Config(retries={"mode": "standard", "total_max_attempts": 1})
     key = signing_keys(s.SIGNING_SECRET_ARN)[0]
     links = UnsubscribeLinks(
         s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
     )
-    sns = boto3.client("sns")
+    sns = boto3.client("sns", config=once)
     channels: dict[str, Channel] = {
-        "email": SesEmail(boto3.client("sesv2"), s.EMAIL_FROM, s.SES_CONFIGURATION_SET, links),
+        "email": SesEmail(
+            boto3.client("sesv2", config=once), s.EMAIL_FROM, s.SES_CONFIGURATION_SET, links
+        ),
         "sms": SnsSms(sns, s.SMS_SENDER_ID or None),
     }
     if s.PUSH_APPLICATION_ID:
-        channels["push"] = PinpointPush(boto3.client("pinpoint"), s.PUSH_APPLICATION_ID)
+        channels["push"] = PinpointPush(
+            boto3.client("pinpoint", config=once), s.PUSH_APPLICATION_ID
+        )
     if s.LINE_TOKEN_SECRET_ARN:
         channels["line"] = LinePush(line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN))
+    elif s.LINE_TOKEN_PARAMETER:
+        channels["line"] = LinePush(line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER))
 
     def opted_out(phone: str) -> bool:
         return bool(sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])

@@ -49,9 +49,7 @@ def coupon_code(
         raise ValueError("a coupon secret is required")
     if not 2 <= groups <= 12:
         raise ValueError("groups must be between 2 and 12")
-    message = b"\x00".join(
-        [_DOMAIN, program.encode(), customer_id.encode(), execution.encode()]
-    )
+    message = b"\x00".join([_DOMAIN, program.encode(), customer_id.encode(), execution.encode()])
     body = _base32(hmac.new(secret, message, hashlib.sha256).digest(), groups * GROUP)
     return "-".join([PREFIX, *(body[i : i + GROUP] for i in range(0, len(body), GROUP))])
 

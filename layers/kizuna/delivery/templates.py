@@ -101,16 +101,27 @@ def format_number(value: int | float | Decimal | None) -> str:
     return f"{value:,}"
 
 
-_EN_MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+_EN_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def format_date(value: date | datetime | None, locale: str = DEFAULT_LOCALE) -> str:
     """A date as a reader of ``locale`` writes it: ``2026年1月5日`` / ``January 5, 2026``."""
     if value is None:
         return ""
-    if locale.split("-")[0] == "ja":
+    if locale.split("-", maxsplit=1)[0] == "ja":
         return f"{value.year}年{value.month}月{value.day}日"
     return f"{_EN_MONTHS[value.month - 1]} {value.day}, {value.year}"
 
@@ -183,7 +194,10 @@ class Renderer:
             if (self.root / program / template / candidate).is_dir():
                 return candidate
         raise RenderError(
-            program, template, "*", locale or self.default_locale,
+            program,
+            template,
+            "*",
+            locale or self.default_locale,
             f"no locale folder among {', '.join(dict.fromkeys(candidates))}",
         )
 
@@ -234,7 +248,9 @@ class Renderer:
         try:
             return _content(channel, texts)
         except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+            )
             raise fail(problems, loc) from None
 
 

@@ -180,7 +180,10 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
                 )
             return [
                 ActivityItem(
-                    customer_id=cid, kind="CONSENT", at=at, key=f"{d.channel}#suppressed",
+                    customer_id=cid,
+                    kind="CONSENT",
+                    at=at,
+                    key=f"{d.channel}#suppressed",
                     data={"channel": d.channel, "status": "suppressed", "reason": d.reason},
                 )
             ]

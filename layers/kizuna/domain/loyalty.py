@@ -6,11 +6,10 @@ event time seen for the customer), which is what makes ingest order-independent.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-
-import hashlib
 
 from kizuna.config import LoyaltyConfig
 from kizuna.customer import Customer, OrderFact, PointsLot

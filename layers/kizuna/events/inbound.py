@@ -135,8 +135,9 @@ class ChannelSuppressed(InboundDetail):
     channel: Channel
     reason: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
     address_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = Field(
-        default=None, description="sha256 of the lower-cased address (first 32 hex); "
-        "only that address is suppressed"
+        default=None,
+        description="sha256 of the lower-cased address (first 32 hex); "
+        "only that address is suppressed",
     )
 
 

@@ -1,0 +1,758 @@
+"""Channel adapters: one rendered message to one customer over SES, SNS, push or LINE.
+
+Every adapter has the same shape (:class:`Channel`): ``send(message) -> SendResult``, and
+signals failure with one of four exceptions so the caller can decide without knowing the
+provider:
+
+- :class:`Throttled`, :class:`TemporaryFailure` — retryable (:func:`send_with_retry`);
+- :class:`PermanentFailure` — record as failed, do not retry;
+- :class:`InvalidAddress` — a permanent failure caused by the address (an expired push
+  token): remove it, then maybe fall back to another channel.
+
+A failure whose outcome is unknown (the request left but no answer came back) is raised with
+``maybe_sent=True`` and is not retried by :func:`send_with_retry` unless the provider
+deduplicates (LINE, with its retry key): a duplicate message is worse than a failed one.
+
+boto3 clients are passed in; build them once per container, with botocore's own retries
+limited (``Config(retries={"mode": "standard", "total_max_attempts": 1})``) so
+:func:`send_with_retry` is the one retry policy.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import json
+import random
+import re
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import parseaddr
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kizuna.customer import Customer
+from kizuna.delivery.content import (
+    EmailContent,
+    LineContent,
+    PushContent,
+    RenderedMessage,
+    SmsContent,
+)
+from kizuna.delivery.tags import (
+    TAG_CUSTOMER,
+    TAG_EXECUTION,
+    TAG_PROGRAM,
+    TAG_STEP,
+    encode_tag_value,
+    tag_name,
+)
+from kizuna.delivery.unsubscribe import UnsubscribeLinks
+from kizuna.events import Channel as ChannelName
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+SmsType = Literal["Promotional", "Transactional"]
+Platform = Literal["APNS", "FCM"]
+
+
+# --- errors ----------------------------------------------------------------------------------
+class InvalidAddressInfo(BaseModel):
+    """An address the provider says will never work: remove it from the customer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(description="Which address: a device key, 'email', 'phone', 'line_user_id'")
+    reason: str
+
+
+class DeliveryError(Exception):
+    """A send that did not go through. ``reason`` is short and holds no personal data;
+    ``invalid`` lists addresses found dead on the way (push tokens), whatever the outcome."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        maybe_sent: bool = False,
+        invalid: tuple[InvalidAddressInfo, ...] = (),
+    ) -> None:
+        self.reason = reason
+        self.maybe_sent = maybe_sent
+        self.invalid = invalid
+        super().__init__(reason)
+
+
+class Throttled(DeliveryError):
+    retryable = True
+
+    def __init__(
+        self,
+        reason: str = "throttled",
+        *,
+        retry_after: float | None = None,
+        invalid: tuple[InvalidAddressInfo, ...] = (),
+    ) -> None:
+        super().__init__(reason, invalid=invalid)
+        self.retry_after = retry_after
+
+
+class TemporaryFailure(DeliveryError):
+    retryable = True
+
+
+class PermanentFailure(DeliveryError):
+    pass
+
+
+class InvalidAddress(PermanentFailure):
+    """The address itself is dead (``address_key``: a device key, 'email', 'phone',
+    'line_user_id'): remove it; another channel may still reach the customer."""
+
+    def __init__(
+        self, address_key: str, reason: str, *, invalid: tuple[InvalidAddressInfo, ...] = ()
+    ) -> None:
+        super().__init__(
+            f"invalid address {address_key}: {reason}",
+            invalid=invalid or (InvalidAddressInfo(key=address_key, reason=reason),),
+        )
+        self.address_key = address_key
+
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "SlowDown",
+        "KMSThrottlingException",
+    }
+)
+TEMPORARY_CODES = frozenset(
+    {
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalError",
+        "InternalErrorException",
+        "InternalServerError",
+        "InternalServerErrorException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+def classify_client_error(err: ClientError) -> DeliveryError:
+    """A botocore ClientError as one of the delivery errors, by code and HTTP status."""
+    code = str(err.response.get("Error", {}).get("Code", "Unknown"))
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    operation = getattr(err, "operation_name", "call")
+    reason = f"{operation}: {code}"
+    if code in THROTTLING_CODES or status == 429:
+        return Throttled(reason)
+    if code in TEMPORARY_CODES or status >= 500:
+        return TemporaryFailure(reason)
+    return PermanentFailure(reason)
+
+
+def _aws_call(fn: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any]:
+    """Call a boto3 operation, turning its failures into delivery errors."""
+    try:
+        return fn(**params)
+    except ClientError as err:
+        raise classify_client_error(err) from err
+    except (EndpointConnectionError, ConnectTimeoutError) as err:
+        raise TemporaryFailure(f"connection: {type(err).__name__}") from err
+    except (ReadTimeoutError, ConnectionClosedError) as err:
+        raise TemporaryFailure(f"no answer: {type(err).__name__}", maybe_sent=True) from err
+
+
+# --- the message -----------------------------------------------------------------------------
+class PushTarget(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(min_length=1, description="The device's key in Customer.devices")
+    token: str = Field(min_length=1)
+    platform: Platform
+
+
+class OutboundMessage(BaseModel):
+    """One rendered message on its way to one customer over one channel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_id: str = Field(min_length=1)
+    program: str = Field(min_length=1)
+    step: str = Field(min_length=1)
+    execution: str = Field(min_length=1, description="The journey execution: idempotency key")
+    channel: ChannelName
+    address: str | tuple[PushTarget, ...] = Field(
+        description="Email address, E.164 phone number, LINE user id, or push devices"
+    )
+    content: RenderedMessage
+    tags: dict[str, str] = Field(default_factory=dict)
+    sms_type: SmsType = "Promotional"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OutboundMessage:
+        if self.content.channel != self.channel.value:
+            raise ValueError(f"{self.content.channel} content on the {self.channel} channel")
+        if self.channel is ChannelName.PUSH:
+            if isinstance(self.address, str) or not self.address:
+                raise ValueError("push needs at least one device")
+        elif not isinstance(self.address, str) or not self.address:
+            raise ValueError(f"{self.channel} needs a single address")
+        return self
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.execution}/{self.step}"
+
+    def kizuna_tags(self) -> dict[str, str]:
+        """Program, step, customer and execution, then the message's own tags."""
+        return {
+            **self.tags,
+            TAG_PROGRAM: self.program,
+            TAG_STEP: self.step,
+            TAG_CUSTOMER: self.customer_id,
+            TAG_EXECUTION: self.execution,
+        }
+
+
+def push_targets(customer: Customer) -> tuple[PushTarget, ...]:
+    """The customer's push devices, newest registration first."""
+    devices = sorted(customer.devices.items(), key=lambda kv: kv[1].at, reverse=True)
+    return tuple(
+        PushTarget.model_validate({"key": key, "token": d.token, "platform": d.platform})
+        for key, d in devices
+        if d.platform in ("APNS", "FCM") and d.token
+    )
+
+
+def address_for(customer: Customer, channel: str) -> str | tuple[PushTarget, ...] | None:
+    """Where ``channel`` reaches the customer, or None (consent is the policy's business)."""
+    match str(channel):
+        case "email":
+            return customer.email or None
+        case "sms":
+            return customer.phone if customer.phone and E164.match(customer.phone) else None
+        case "push":
+            return push_targets(customer) or None
+        case "line":
+            return customer.line_user_id or None
+    raise ValueError(f"unknown channel {channel!r}")
+
+
+class SendResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    provider_message_id: str
+    invalid_addresses: tuple[InvalidAddressInfo, ...] = ()
+    updated_addresses: dict[str, str] = Field(
+        default_factory=dict, description="Device key -> the token the provider now uses"
+    )
+    attempts: int = 1
+
+
+class Channel(Protocol):
+    def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+# --- retry -----------------------------------------------------------------------------------
+def send_with_retry(
+    channel: Channel,
+    message: OutboundMessage,
+    attempts: int = 4,
+    base_delay: float = 0.2,
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    max_delay: float = 5.0,
+    jitter: Callable[[], float] = random.random,
+) -> SendResult:
+    """Send, retrying throttling and temporary failures with exponential backoff and jitter
+    (``base_delay * 2**n``, capped, then scaled by 0.5-1.0). Raises the last error as a
+    :class:`DeliveryError` (a raw ClientError is classified first, and chained). Permanent
+    failures, invalid addresses and failures that may have been delivered are not retried.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for attempt in range(1, attempts + 1):
+        try:
+            result = channel.send(message)
+        except ClientError as err:
+            error: DeliveryError = classify_client_error(err)
+            error.__cause__ = err
+        except DeliveryError as err:
+            error = err
+        else:
+            return result if attempt == 1 else result.model_copy(update={"attempts": attempt})
+        if not error.retryable or error.maybe_sent or attempt == attempts:
+            raise error
+        delay = min(max_delay, base_delay * 2 ** (attempt - 1))
+        delay *= 0.5 + 0.5 * jitter()
+        if isinstance(error, Throttled) and error.retry_after:
+            delay = max(delay, min(error.retry_after, max_delay))
+        sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- email: SESv2 ----------------------------------------------------------------------------
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+class SesEmail:
+    """SESv2 ``SendEmail`` through a configuration set (its event destination feeds
+    :mod:`kizuna.delivery.feedback`), with program/step/customer/execution tags and RFC 8058
+    one-click unsubscribe headers.
+
+    By default the message is a ``Simple`` one with ``Headers`` (SES builds the MIME and
+    encodes Japanese subjects); ``raw_mime=True`` builds the MIME here instead.
+    """
+
+    def __init__(
+        self,
+        client_sesv2: Any,
+        from_address: str,
+        configuration_set: str,
+        unsubscribe: UnsubscribeLinks,
+        *,
+        reply_to: tuple[str, ...] = (),
+        raw_mime: bool = False,
+    ) -> None:
+        if "@" not in parseaddr(from_address)[1]:
+            raise ValueError("from_address must be an email address")
+        self._client = client_sesv2
+        self._from = from_address
+        self._configuration_set = configuration_set
+        self._unsubscribe = unsubscribe
+        self._reply_to = reply_to
+        self._raw = raw_mime
+
+    def headers(self, message: OutboundMessage) -> list[dict[str, str]]:
+        url = self._unsubscribe.url(message.customer_id, ChannelName.EMAIL)
+        return [
+            {"Name": "List-Unsubscribe", "Value": f"<{url}>"},
+            {"Name": "List-Unsubscribe-Post", "Value": ONE_CLICK},
+        ]
+
+    @staticmethod
+    def email_tags(message: OutboundMessage) -> list[dict[str, str]]:
+        tags = []
+        for name, value in message.kizuna_tags().items():
+            try:
+                tags.append({"Name": tag_name(name), "Value": encode_tag_value(value)})
+            except ValueError:
+                continue  # too long to carry: feedback falls back to the SES message id
+        return tags
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        content = message.content
+        if not isinstance(content, EmailContent) or not isinstance(message.address, str):
+            raise PermanentFailure("SesEmail sends email content to one address")
+        if "@" not in message.address or any(c in message.address for c in "\r\n<>,;"):
+            raise InvalidAddress("email", "not an email address")
+        headers = self.headers(message)
+        params: dict[str, Any] = {
+            "FromEmailAddress": self._from,
+            "Destination": {"ToAddresses": [message.address]},
+            "ConfigurationSetName": self._configuration_set,
+            "EmailTags": self.email_tags(message),
+        }
+        if self._reply_to:
+            params["ReplyToAddresses"] = list(self._reply_to)
+        if self._raw:
+            params["Content"] = {"Raw": {"Data": self.mime(message.address, content, headers)}}
+        else:
+            params["Content"] = {
+                "Simple": {
+                    "Subject": {"Data": content.subject, "Charset": "UTF-8"},
+                    "Body": {
+                        "Text": {"Data": content.text, "Charset": "UTF-8"},
+                        "Html": {"Data": content.html, "Charset": "UTF-8"},
+                    },
+                    "Headers": headers,
+                }
+            }
+        response = _aws_call(self._client.send_email, **params)
+        return SendResult(provider_message_id=str(response["MessageId"]))
+
+    def mime(self, to: str, content: EmailContent, headers: list[dict[str, str]]) -> bytes:
+        """The whole message as RFC 5322 bytes: multipart/alternative, text then HTML."""
+        msg = EmailMessage(policy=email.policy.SMTP)
+        name, addr = parseaddr(self._from)
+        msg["From"] = Address(display_name=name, addr_spec=addr) if name else addr
+        msg["To"] = to
+        if self._reply_to:
+            msg["Reply-To"] = ", ".join(self._reply_to)
+        msg["Subject"] = content.subject
+        for header in headers:
+            msg[header["Name"]] = header["Value"]
+        msg.set_content(content.text, subtype="plain", charset="utf-8", cte="base64")
+        msg.add_alternative(content.html, subtype="html", charset="utf-8", cte="base64")
+        return msg.as_bytes()
+
+
+# --- SMS: SNS --------------------------------------------------------------------------------
+_SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$")
+
+
+class SnsSms:
+    """SNS ``Publish`` to an E.164 number; Promotional or Transactional per message."""
+
+    def __init__(
+        self,
+        client_sns: Any,
+        sender_id: str | None = None,
+        *,
+        origination_number: str | None = None,
+    ) -> None:
+        if sender_id is not None and not _SENDER_ID.match(sender_id):
+            raise ValueError("sender_id is 1-11 letters and digits, at least one letter")
+        if origination_number is not None and not E164.match(origination_number):
+            raise ValueError("origination_number must be E.164")
+        self._client = client_sns
+        self._sender_id = sender_id
+        self._origination_number = origination_number
+
+    def attributes(self, message: OutboundMessage) -> dict[str, dict[str, str]]:
+        attrs = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": message.sms_type}}
+        if self._sender_id:
+            attrs["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": self._sender_id}
+        if self._origination_number:
+            attrs["AWS.MM.SMS.OriginationNumber"] = {
+                "DataType": "String",
+                "StringValue": self._origination_number,
+            }
+        return attrs
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        content = message.content
+        if not isinstance(content, SmsContent) or not isinstance(message.address, str):
+            raise PermanentFailure("SnsSms sends SMS content to one number")
+        if not E164.match(message.address):
+            raise InvalidAddress("phone", "not an E.164 number")
+        response = _aws_call(
+            self._client.publish,
+            PhoneNumber=message.address,
+            Message=content.text,
+            MessageAttributes=self.attributes(message),
+        )
+        return SendResult(provider_message_id=str(response["MessageId"]))
+
+    def opted_out_numbers(self) -> Iterator[str]:
+        """Every number that replied STOP (``ListPhoneNumbersOptedOut``, all pages), for the
+        periodic sweep that feeds :func:`kizuna.delivery.feedback.parse_sms_opt_out`."""
+        token: str | None = None
+        while True:
+            params = {"nextToken": token} if token else {}
+            page = _aws_call(self._client.list_phone_numbers_opted_out, **params)
+            yield from page.get("phoneNumbers", [])
+            token = page.get("nextToken")
+            if not token:
+                return
+
+
+# --- push: End User Messaging Push (pinpoint SendMessages) -----------------------------------
+_TOKEN_GONE = frozenset({400, 404, 410})
+_RETRY_STATUS: dict[str, type[DeliveryError]] = {
+    "THROTTLED": Throttled,
+    "TEMPORARY_FAILURE": TemporaryFailure,
+}
+
+
+class PinpointPush:
+    """``pinpoint:SendMessages`` straight to device tokens (no Pinpoint endpoints): APNs
+    tokens on the ``APNS`` channel, FCM tokens on ``GCM``.
+
+    Per device: SUCCESSFUL counts; PERMANENT_FAILURE or an HTTP 400/404/410 from APNs/FCM
+    marks the token invalid (returned in ``invalid_addresses`` for removal); THROTTLED and
+    TEMPORARY_FAILURE make the send retryable *only when no device got it* (a retry would
+    buzz the devices that did). All devices invalid -> :class:`InvalidAddress`.
+    """
+
+    def __init__(
+        self, client_pinpoint: Any, application_id: str, *, apns_sandbox: bool = False
+    ) -> None:
+        self._client = client_pinpoint
+        self._application_id = application_id
+        self._apns = "APNS_SANDBOX" if apns_sandbox else "APNS"
+
+    def request(
+        self, message: OutboundMessage, content: PushContent, targets: tuple[PushTarget, ...]
+    ) -> dict[str, Any]:
+        collapse = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
+        apns: dict[str, Any] = {"Body": content.body, "Action": "OPEN_APP", "CollapseId": collapse}
+        gcm: dict[str, Any] = {"Body": content.body, "Action": "OPEN_APP"}
+        if content.title:
+            apns["Title"] = gcm["Title"] = content.title
+        return {
+            "Addresses": {
+                t.token: {"ChannelType": self._apns if t.platform == "APNS" else "GCM"}
+                for t in targets
+            },
+            "Context": dict(message.kizuna_tags()),
+            "MessageConfiguration": {"APNSMessage": apns, "GCMMessage": gcm},
+            "TraceId": collapse,
+        }
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        content, targets = message.content, message.address
+        if not isinstance(content, PushContent) or isinstance(targets, str):
+            raise PermanentFailure("PinpointPush sends push content to devices")
+        by_token = {t.token: t for t in targets}
+        response = _aws_call(
+            self._client.send_messages,
+            ApplicationId=self._application_id,
+            MessageRequest=self.request(message, content, tuple(by_token.values())),
+        )
+        results: Mapping[str, Any] = response.get("MessageResponse", {}).get("Result", {})
+        delivered: list[str] = []
+        invalid: list[InvalidAddressInfo] = []
+        updated: dict[str, str] = {}
+        retry: type[DeliveryError] | None = None
+        retry_reason = ""
+        other: list[str] = []
+        for token, target in by_token.items():
+            result = results.get(token)
+            if result is None:
+                other.append("no result")
+                continue
+            status = str(result.get("DeliveryStatus"))
+            code = int(result.get("StatusCode") or 0)
+            if result.get("UpdatedToken"):
+                updated[target.key] = str(result["UpdatedToken"])
+            if status == "SUCCESSFUL":
+                delivered.append(str(result.get("MessageId") or ""))
+            elif status == "PERMANENT_FAILURE" or code in _TOKEN_GONE:
+                reason = f"{status} {code}".strip()
+                invalid.append(InvalidAddressInfo(key=target.key, reason=reason))
+            elif status in _RETRY_STATUS:
+                if retry is None:
+                    retry, retry_reason = _RETRY_STATUS[status], f"push {status} {code}"
+            else:  # OPT_OUT, DUPLICATE, UNKNOWN_FAILURE: not retried (may have been shown)
+                other.append(status)
+        if delivered:
+            return SendResult(
+                provider_message_id=next((m for m in delivered if m), "")
+                or str(response.get("MessageResponse", {}).get("RequestId", "")),
+                invalid_addresses=tuple(invalid),
+                updated_addresses=updated,
+            )
+        if retry is not None:
+            raise retry(retry_reason, invalid=tuple(invalid))
+        if invalid and not other:
+            raise InvalidAddress(invalid[0].key, invalid[0].reason, invalid=tuple(invalid))
+        raise PermanentFailure(
+            f"push not delivered: {', '.join(sorted(set(other)))}", invalid=tuple(invalid)
+        )
+
+
+# --- LINE Messaging API ----------------------------------------------------------------------
+LINE_PUSH_ENDPOINT = "https://api.line.me/v2/bot/message/push"
+_LINE_RETRY_NAMESPACE = uuid.UUID("6f1c1d8e-4b8a-5c1e-9d7a-6b697a756e61")
+
+
+class HttpResponse(NamedTuple):
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+class HttpClient(Protocol):
+    def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
+    ) -> HttpResponse: ...
+
+
+class UrllibHttp:
+    """The standard library's HTTPS client (no dependency). Raises OSError subclasses on
+    network failure; HTTP error statuses come back as responses."""
+
+    def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
+    ) -> HttpResponse:
+        if not url.startswith("https://"):
+            raise ValueError("only https URLs")
+        request = urllib.request.Request(  # noqa: S310 (https only, checked above)
+            url, data=body, headers=dict(headers), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                return HttpResponse(
+                    response.status,
+                    {k.lower(): v for k, v in response.headers.items()},
+                    response.read(),
+                )
+        except urllib.error.HTTPError as err:
+            with err:
+                return HttpResponse(
+                    err.code, {k.lower(): v for k, v in (err.headers or {}).items()}, err.read()
+                )
+
+
+def line_retry_key(execution: str, step: str) -> str:
+    """LINE's ``X-Line-Retry-Key``: a UUID fixed by the execution and step, so a retried or
+    re-invoked send is accepted by LINE at most once (LINE keeps keys for 24 hours)."""
+    return str(uuid.uuid5(_LINE_RETRY_NAMESPACE, f"{execution}\x00{step}"))
+
+
+class LinePush:
+    """LINE Messaging API push of one text message, idempotent through the retry key.
+
+    The channel access token comes from ``token_provider`` on every send (cached by the
+    provider) and is never logged or put in an error.
+    """
+
+    def __init__(
+        self,
+        token_provider: Callable[[], str],
+        http: HttpClient | None = None,
+        endpoint: str = LINE_PUSH_ENDPOINT,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        if not endpoint.startswith("https://"):
+            raise ValueError("the LINE endpoint must be https")
+        self._token = token_provider
+        self._http: HttpClient = http if http is not None else UrllibHttp()
+        self._endpoint = endpoint
+        self._timeout = timeout
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        content = message.content
+        if not isinstance(content, LineContent) or not isinstance(message.address, str):
+            raise PermanentFailure("LinePush sends LINE content to one user")
+        body = json.dumps(
+            {"to": message.address, "messages": [{"type": "text", "text": content.text}]},
+            ensure_ascii=False,
+        ).encode()
+        retry_key = line_retry_key(message.execution, message.step)
+        headers = {
+            "Authorization": f"Bearer {self._token()}",
+            "Content-Type": "application/json",
+            "X-Line-Retry-Key": retry_key,
+        }
+        try:
+            response = self._http.post(self._endpoint, headers, body, self._timeout)
+        except (OSError, TimeoutError) as err:
+            # Safe to retry: LINE accepts a retry key once.
+            raise TemporaryFailure(f"LINE unreachable: {type(err).__name__}") from None
+        return self._result(response, retry_key)
+
+    @staticmethod
+    def _result(response: HttpResponse, retry_key: str) -> SendResult:
+        status, headers = response.status, {k.lower(): v for k, v in response.headers.items()}
+        if 200 <= status < 300:
+            sent_id = ""
+            try:
+                sent = json.loads(response.body or b"{}").get("sentMessages") or []
+                sent_id = str(sent[0].get("id", "")) if sent else ""
+            except (ValueError, AttributeError):
+                sent_id = ""
+            return SendResult(
+                provider_message_id=sent_id or headers.get("x-line-request-id", retry_key)
+            )
+        if status == 409 and headers.get("x-line-accepted-request-id"):
+            # The same retry key was accepted before: the message went out once.
+            return SendResult(provider_message_id=headers["x-line-accepted-request-id"])
+        detail = _line_error(response.body)
+        if status == 429:
+            after = headers.get("retry-after", "")
+            raise Throttled(
+                f"LINE 429 {detail}".strip(), retry_after=float(after) if after.isdigit() else None
+            )
+        if status >= 500:
+            raise TemporaryFailure(f"LINE {status} {detail}".strip())
+        raise PermanentFailure(f"LINE {status} {detail}".strip())
+
+
+def _line_error(body: bytes) -> str:
+    """LINE's error message (it never echoes the token), cut short."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return ""
+    return str(data.get("message", ""))[:120] if isinstance(data, dict) else ""
+
+
+def line_token_from(
+    secret_name: str | None = None,
+    parameter_name: str | None = None,
+    *,
+    max_age: int = 300,
+    field: str | None = None,
+) -> Callable[[], str]:
+    """A token provider reading the LINE channel access token from Secrets Manager
+    (``secret_name``) or an SSM SecureString (``parameter_name``) through Powertools
+    parameters, cached for ``max_age`` seconds. ``field`` picks a key out of a JSON secret.
+    """
+    if (secret_name is None) == (parameter_name is None):
+        raise ValueError("give exactly one of secret_name and parameter_name")
+
+    def provider() -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        value: Any
+        if secret_name is not None:
+            value = parameters.get_secret(secret_name, max_age=max_age)
+        else:
+            value = parameters.get_parameter(parameter_name or "", decrypt=True, max_age=max_age)
+        if isinstance(value, bytes):
+            value = value.decode()
+        if field is not None:
+            try:
+                value = json.loads(value)[field]
+            except (ValueError, KeyError, TypeError):
+                raise PermanentFailure(f"LINE token secret has no field {field!r}") from None
+        token = str(value).strip()
+        if not token:
+            raise PermanentFailure("LINE token is empty")
+        return token
+
+    return provider
+
+
+__all__ = [
+    "LINE_PUSH_ENDPOINT",
+    "Channel",
+    "DeliveryError",
+    "HttpClient",
+    "HttpResponse",
+    "InvalidAddress",
+    "InvalidAddressInfo",
+    "LinePush",
+    "OutboundMessage",
+    "PermanentFailure",
+    "PinpointPush",
+    "PushTarget",
+    "SendResult",
+    "SesEmail",
+    "SnsSms",
+    "TemporaryFailure",
+    "Throttled",
+    "UrllibHttp",
+    "address_for",
+    "classify_client_error",
+    "line_retry_key",
+    "line_token_from",
+    "push_targets",
+    "send_with_retry",
+]

@@ -1,0 +1,314 @@
+"""Delivery feedback -> actions: what a bounce, a complaint, an opt-out or a dead push token
+means for the customer's channels and for the ledger.
+
+Sources and shapes:
+
+- **SES** email events from a configuration set's EventBridge destination (source
+  ``aws.ses``, detail-type ``Email Bounced`` / ``Email Complaint Received`` /
+  ``Email Delivered`` / ``Email Opened`` / ``Email Clicked``...). ``detail`` is the SES event
+  record (``eventType``, ``mail`` with ``messageId`` and ``tags``, and ``bounce`` /
+  ``complaint`` / ``delivery`` / ``open`` / ``click``). The bare record (as SNS or Firehose
+  carry it) is accepted too. The tags are the ones :class:`~kizuna.delivery.channels.SesEmail`
+  wrote, escaped by :mod:`kizuna.delivery.tags`.
+- **SMS opt-out**: ``{"phone_number": "+8190...", "customer_id": "...", "observed_at": ...}``,
+  one per number found by the periodic ``ListPhoneNumbersOptedOut`` sweep.
+- **Invalid push token**: ``{"customer_id", "device_key", "reason", "program"?, "step"?,
+  "execution"?}``, or straight from a send's ``invalid_addresses``.
+
+A permanent bounce or a complaint suppresses email; a transient or undetermined bounce does
+not. Reasons never carry an address or an SMTP diagnostic (they can quote the address).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from kizuna.delivery.channels import InvalidAddressInfo
+from kizuna.delivery.tags import (
+    TAG_CUSTOMER,
+    TAG_EXECUTION,
+    TAG_PROGRAM,
+    TAG_STEP,
+    decode_tag_value,
+)
+from kizuna.events import Channel
+
+Kind = Literal["bounce", "complaint", "delivery", "open", "click", "opt_out", "invalid_token"]
+
+SES_SOURCE = "aws.ses"
+# EventBridge detail-type -> SES eventType, for the events Kizuna acts on.
+SES_DETAIL_TYPES = {
+    "Email Bounced": "Bounce",
+    "Email Complaint Received": "Complaint",
+    "Email Delivered": "Delivery",
+    "Email Opened": "Open",
+    "Email Clicked": "Click",
+}
+_KINDS: dict[str, Kind] = {
+    "Bounce": "bounce",
+    "Complaint": "complaint",
+    "Delivery": "delivery",
+    "Open": "open",
+    "Click": "click",
+}
+
+
+class FeedbackError(ValueError):
+    """An event that is not the shape it claims to be (send it to the DLQ)."""
+
+
+class FeedbackAction(BaseModel):
+    """What to do about one piece of feedback. ``suppress`` means: stop using this channel
+    for this customer (consent/suppression); ``address_key`` (push) names a dead device to
+    remove. ``customer_id`` is None when the message carried no Kizuna tags: resolve it
+    from ``message_id`` in the ledger, or ignore the event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str | None
+    channel: Channel
+    program: str | None = None
+    step: str | None = None
+    execution: str | None = None
+    kind: Kind
+    suppress: bool
+    reason: str
+    message_id: str | None = None
+    occurred_at: datetime | None = None
+    address_key: str | None = None
+    event_id: str | None = Field(default=None, description="Source event id, for idempotency")
+
+
+# --- SES -------------------------------------------------------------------------------------
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel)
+
+
+class _Mail(_Lenient):
+    message_id: str = Field(min_length=1)
+    timestamp: datetime | None = None
+    tags: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class _Recipient(_Lenient):
+    status: str | None = None
+
+
+class _Bounce(_Lenient):
+    bounce_type: Literal["Permanent", "Transient", "Undetermined"]
+    bounce_sub_type: str = ""
+    bounced_recipients: list[_Recipient] = Field(default_factory=list)
+    timestamp: datetime | None = None
+
+
+class _Complaint(_Lenient):
+    complaint_feedback_type: str | None = None
+    complaint_sub_type: str | None = None
+    timestamp: datetime | None = None
+
+
+class _Stamped(_Lenient):
+    timestamp: datetime | None = None
+
+
+class _Click(_Stamped):
+    link: str = ""
+
+
+class _SesRecord(_Lenient):
+    event_type: str
+    mail: _Mail
+    bounce: _Bounce | None = None
+    complaint: _Complaint | None = None
+    delivery: _Stamped | None = None
+    open: _Stamped | None = None
+    click: _Click | None = None
+
+
+class _EventBridge(_Lenient):
+    id: str | None = None
+    source: str
+    detail_type: str = Field(alias="detail-type")
+    time: datetime | None = None
+    detail: dict[str, Any]
+
+
+def _tag(tags: Mapping[str, list[str]], name: str) -> str | None:
+    values = tags.get(name) or []
+    return decode_tag_value(values[0]) if values and values[0] else None
+
+
+def _link(url: str) -> str:
+    """Where a click went, without the query (it may carry ids or tokens)."""
+    parts = urlsplit(url)
+    return f"{parts.netloc}{parts.path}"[:200] if parts.netloc else "link"
+
+
+def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
+    """The action for one SES event (EventBridge envelope or bare record); None for event
+    types Kizuna does not act on (Send, Reject, DeliveryDelay, Rendering Failure...)."""
+    event_id: str | None = None
+    detail: Mapping[str, Any] = event
+    if "detail" in event:
+        try:
+            envelope = _EventBridge.model_validate(event)
+        except ValidationError as err:
+            raise FeedbackError(f"not an EventBridge event: {err.error_count()} errors") from None
+        if envelope.source != SES_SOURCE:
+            raise FeedbackError(f"not an SES event (source {envelope.source!r})")
+        if envelope.detail_type not in SES_DETAIL_TYPES:
+            return None
+        event_id, detail = envelope.id, envelope.detail
+    try:
+        record = _SesRecord.model_validate(detail)
+    except ValidationError as err:
+        problems = "; ".join(".".join(map(str, e["loc"])) for e in err.errors())
+        raise FeedbackError(f"malformed SES event: {problems}") from None
+    kind = _KINDS.get(record.event_type)
+    if kind is None:
+        return None
+    suppress = False
+    occurred_at = record.mail.timestamp
+    match kind:
+        case "bounce":
+            if record.bounce is None:
+                raise FeedbackError("Bounce event without bounce")
+            b = record.bounce
+            statuses = sorted({r.status for r in b.bounced_recipients if r.status})
+            reason = f"{b.bounce_type.lower()} bounce: {b.bounce_sub_type or 'General'}"
+            if statuses:
+                reason += f" ({', '.join(statuses)})"
+            suppress = b.bounce_type == "Permanent"
+            occurred_at = b.timestamp or occurred_at
+        case "complaint":
+            if record.complaint is None:
+                raise FeedbackError("Complaint event without complaint")
+            c = record.complaint
+            reason = f"complaint: {c.complaint_feedback_type or c.complaint_sub_type or 'abuse'}"
+            suppress = True
+            occurred_at = c.timestamp or occurred_at
+        case "click":
+            click = record.click or _Click()
+            reason = f"clicked {_link(click.link)}"
+            occurred_at = click.timestamp or occurred_at
+        case _:
+            stamped = getattr(record, kind) or _Stamped()
+            reason = {"delivery": "delivered", "open": "opened"}[kind]
+            occurred_at = stamped.timestamp or occurred_at
+
+    tags = record.mail.tags
+    return FeedbackAction(
+        customer_id=_tag(tags, TAG_CUSTOMER),
+        channel=Channel.EMAIL,
+        program=_tag(tags, TAG_PROGRAM),
+        step=_tag(tags, TAG_STEP),
+        execution=_tag(tags, TAG_EXECUTION),
+        kind=kind,
+        suppress=suppress,
+        reason=reason,
+        message_id=record.mail.message_id,
+        occurred_at=occurred_at,
+        event_id=event_id,
+    )
+
+
+# --- SMS opt-out -----------------------------------------------------------------------------
+class SmsOptOut(BaseModel):
+    """A number found opted out (replied STOP) by the ``ListPhoneNumbersOptedOut`` sweep."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phone_number: str = Field(pattern=r"^\+[1-9][0-9]{6,14}$")
+    customer_id: str = Field(min_length=1)
+    observed_at: AwareDatetime | None = None
+
+
+def parse_sms_opt_out(record: Mapping[str, Any]) -> FeedbackAction:
+    try:
+        opt_out = SmsOptOut.model_validate(record)
+    except ValidationError as err:
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in err.errors())
+        raise FeedbackError(f"malformed SMS opt-out: {fields}") from None
+    return FeedbackAction(
+        customer_id=opt_out.customer_id,
+        channel=Channel.SMS,
+        kind="opt_out",
+        suppress=True,
+        reason="opted out by SMS reply (STOP)",
+        occurred_at=opt_out.observed_at,
+    )
+
+
+def sms_opt_out_records(
+    opted_out: Iterable[str], customers_by_phone: Mapping[str, str], observed_at: datetime
+) -> list[dict[str, Any]]:
+    """Sweep output -> opt-out records, for the numbers that belong to a known customer."""
+    return [
+        {"phone_number": n, "customer_id": customers_by_phone[n], "observed_at": observed_at}
+        for n in opted_out
+        if n in customers_by_phone
+    ]
+
+
+# --- invalid push tokens ---------------------------------------------------------------------
+class InvalidPushToken(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_id: str = Field(min_length=1)
+    device_key: str = Field(min_length=1)
+    reason: str = "invalid token"
+    program: str | None = None
+    step: str | None = None
+    execution: str | None = None
+    observed_at: AwareDatetime | None = None
+
+
+def parse_invalid_token(record: Mapping[str, Any]) -> FeedbackAction:
+    try:
+        bad = InvalidPushToken.model_validate(record)
+    except ValidationError as err:
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in err.errors())
+        raise FeedbackError(f"malformed invalid-token record: {fields}") from None
+    return FeedbackAction(
+        customer_id=bad.customer_id,
+        channel=Channel.PUSH,
+        program=bad.program,
+        step=bad.step,
+        execution=bad.execution,
+        kind="invalid_token",
+        suppress=False,
+        reason=bad.reason,
+        occurred_at=bad.observed_at,
+        address_key=bad.device_key,
+    )
+
+
+def invalid_token_actions(
+    customer_id: str,
+    invalid: Iterable[InvalidAddressInfo],
+    *,
+    program: str | None = None,
+    step: str | None = None,
+    execution: str | None = None,
+) -> list[FeedbackAction]:
+    """Actions for the dead tokens a push send reported (``SendResult.invalid_addresses``
+    or ``DeliveryError.invalid``)."""
+    return [
+        parse_invalid_token(
+            {
+                "customer_id": customer_id,
+                "device_key": info.key,
+                "reason": info.reason,
+                "program": program,
+                "step": step,
+                "execution": execution,
+            }
+        )
+        for info in invalid
+    ]
