@@ -111,6 +111,8 @@ def signing_keys(secret_arn: str) -> list[bytes]:
 
 @lru_cache(maxsize=1)
 def send_service() -> SendService:
+    from botocore.config import Config
+
     from kizuna.delivery.channels import (
         Channel,
         LinePush,
@@ -123,8 +125,6 @@ def send_service() -> SendService:
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
     from kizuna.integrations.inbound import BusInbound
     from kizuna.send_service import SendService, derive_key
-
-    from botocore.config import Config
 
     s = send_settings()
     cfg = load_config(s.KIZUNA_CONFIG)
