@@ -19,6 +19,12 @@ def event_schemas() -> dict[str, dict[str, Any]]:
             schema["title"] = detail_type
             schema["x-kizuna-direction"] = direction
             out[f"{detail_type}.v1.json"] = schema
+    from kizuna.programs.model import Program
+
+    program = Program.model_json_schema(mode="validation")
+    program["$id"] = "https://kizuna.dev/schemas/program.schema.json"
+    program["title"] = "Kizuna program"
+    out["program.schema.json"] = program
     return out
 
 

@@ -1,0 +1,23 @@
+"""The published JSON Schemas are the ones the models generate (no drift)."""
+
+import json
+from pathlib import Path
+
+from kizuna.schemas import event_schemas
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_schemas_match_the_models() -> None:
+    generated = event_schemas()
+    committed = {p.name for p in (ROOT / "schemas").glob("*.json")}
+    assert committed == set(generated), "run `kizuna schemas --out schemas`"
+    for name, schema in generated.items():
+        assert json.loads((ROOT / "schemas" / name).read_text()) == schema, name
+
+
+def test_every_event_schema_is_versioned() -> None:
+    for name, schema in event_schemas().items():
+        if name != "program.schema.json":
+            assert name.endswith(".v1.json")
+            assert "schema_version" in schema["properties"]
