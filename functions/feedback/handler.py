@@ -1,14 +1,17 @@
-"""Feedback: SES bounce/complaint/delivery/open/click events -> suppressions and ledger."""
+"""Feedback: SES bounce/complaint/delivery/open/click events -> suppressions and ledger;
+and, on its daily schedule, numbers that replied STOP to an SMS."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kizuna.observability import logger, metrics
-from kizuna.wiring import feedback_service
+from kizuna.wiring import feedback_service, sms_opted_out_numbers
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("sweep") == "sms_opt_outs":
+        return {"suppressed": feedback_service().sweep_sms_opt_outs(sms_opted_out_numbers())}
     return feedback_service().process_batch(event)

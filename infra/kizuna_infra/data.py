@@ -6,6 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from kizuna.programs.sweeps import INDEXES, PHONE_HASH_ATTRIBUTE, PHONE_INDEX
 from kizuna_infra import names
 
 _S = dynamodb.AttributeType.STRING
@@ -49,6 +50,23 @@ class DataTables(Construct):
             )
 
         self.customers = table(names.CUSTOMERS_TABLE_ID, names.CUSTOMERS_PK)
+        # Sparse indexes for the scheduled sweeps: only customers with the sort attribute set
+        # are in an index, spread over `gsi_shard` partitions. Keys only: a sweep re-reads
+        # each candidate's fresh state anyway.
+        for index_name, sort_key in INDEXES.values():
+            self.customers.add_global_secondary_index(
+                index_name=index_name,
+                partition_key=_key(names.CUSTOMERS_GSI_SHARD),
+                sort_key=_key(sort_key),
+                projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+            )
+        # Phone number (hashed: no personal data in a key) -> customer, for the daily sweep
+        # of numbers that replied STOP to an SMS.
+        self.customers.add_global_secondary_index(
+            index_name=PHONE_INDEX,
+            partition_key=_key(PHONE_HASH_ATTRIBUTE),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
 
         self.activity = table(
             names.ACTIVITY_TABLE_ID,

@@ -8,16 +8,11 @@ send it there itself with the reason, so nothing is dropped silently.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from kizuna.events import INBOUND_EVENT_TYPES
@@ -32,17 +27,14 @@ from kizuna.settings import (
 )
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
-
-DEFAULT_TIMEOUT = Duration.seconds(30)
-DEFAULT_MEMORY_MB = 512
-DEFAULT_MAX_RECEIVE_COUNT = 5
-# SQS's recommendation for Lambda consumers: visibility timeout >= 6 x function timeout.
-VISIBILITY_TIMEOUT_FACTOR = 6
-DLQ_RETENTION = Duration.days(14)
-TARGET_MAX_EVENT_AGE = Duration.hours(24)
-TARGET_RETRY_ATTEMPTS = 185  # EventBridge's maximum
-BATCH_SIZE = 10
-MAX_BATCHING_WINDOW = Duration.seconds(1)
+from kizuna_infra.functions import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, add_function
+from kizuna_infra.queues import (
+    DEFAULT_MAX_RECEIVE_COUNT,
+    dead_letter_queue,
+    queue_event_source,
+    queue_target,
+    work_queue,
+)
 
 
 class Ingest(Construct):
@@ -68,22 +60,13 @@ class Ingest(Construct):
         self.tracing = tracing
 
         # --- Queues --------------------------------------------------------------------
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            names.INGEST_DLQ_ID,
-            retention_period=DLQ_RETENTION,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
-        self.queue = sqs.Queue(
+        self.dead_letter_queue = dead_letter_queue(self, names.INGEST_DLQ_ID)
+        self.queue = work_queue(
             self,
             names.INGEST_QUEUE_ID,
-            visibility_timeout=Duration.seconds(timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=max_receive_count
-            ),
+            dead_letters=self.dead_letter_queue,
+            consumer_timeout=timeout,
+            max_receive_count=max_receive_count,
         )
 
         # --- Bus -> queue ---------------------------------------------------------------
@@ -96,45 +79,15 @@ class Ingest(Construct):
                 detail_type=list(INBOUND_EVENT_TYPES),
                 source=events.Match.anything_but(KIZUNA_EVENT_SOURCE),
             ),
-            targets=[
-                targets.SqsQueue(
-                    self.queue,
-                    dead_letter_queue=self.dead_letter_queue,
-                    max_event_age=TARGET_MAX_EVENT_AGE,
-                    retry_attempts=TARGET_RETRY_ATTEMPTS,
-                )
-            ],
+            targets=[queue_target(self.queue, self.dead_letter_queue)],
         )
 
         # --- Function -------------------------------------------------------------------
-        self.log_group = logs.LogGroup(self, names.INGEST_LOG_GROUP_ID, retention=log_retention)
-        # An explicit role: logs are granted on this function's own log group instead of the
-        # account-wide AWSLambdaBasicExecutionRole managed policy.
-        self.role = iam.Role(
+        parts = add_function(
             self,
-            names.INGEST_ROLE_ID,
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Kizuna ingest function",
-        )
-        self.log_group.grant_write(self.role)
-
-        self.function = lambda_.Function(
-            self,
-            names.INGEST_FUNCTION_ID,
+            folder=names.INGEST_FUNCTION_NAME,
             description="Kizuna ingest: validate inbound events, update customer state",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.ARM_64,
-            handler=names.FUNCTION_HANDLER,
-            code=lambda_.Code.from_asset(
-                str(source_root / names.FUNCTIONS_DIR / names.INGEST_FUNCTION_NAME),
-                exclude=list(names.ASSET_EXCLUDES),
-            ),
-            layers=layers,
-            memory_size=memory_size,
-            timeout=timeout,
-            role=self.role,
-            log_group=self.log_group,
-            tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
+            service_name=names.INGEST_SERVICE_NAME,
             environment={
                 ENV_CUSTOMERS_TABLE: tables.customers.table_name,
                 ENV_ACTIVITY_TABLE: tables.activity.table_name,
@@ -143,23 +96,18 @@ class Ingest(Construct):
                 ENV_DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
                 ENV_KIZUNA_CONFIG: config_json,
                 names.ENV_MAX_RECEIVE_COUNT: str(max_receive_count),
-                names.ENV_POWERTOOLS_SERVICE_NAME: names.INGEST_SERVICE_NAME,
-                names.ENV_POWERTOOLS_METRICS_NAMESPACE: names.METRICS_NAMESPACE,
-                names.ENV_POWERTOOLS_LOG_LEVEL: "INFO",
             },
+            layers=layers,
+            source_root=source_root,
+            tracing=tracing,
+            timeout=timeout,
+            memory_size=memory_size,
+            log_retention=log_retention,
         )
-        # Tells the local runtime which functions/<name>/handler.py this resource runs.
-        cfn_function = cast(lambda_.CfnFunction, self.function.node.default_child)
-        cfn_function.add_metadata(names.FUNCTION_METADATA_KEY, names.INGEST_FUNCTION_NAME)
-
-        self.function.add_event_source(
-            sources.SqsEventSource(
-                self.queue,
-                batch_size=BATCH_SIZE,
-                max_batching_window=MAX_BATCHING_WINDOW,
-                report_batch_item_failures=True,
-            )
-        )
+        self.function = parts.function
+        self.role = parts.role
+        self.log_group = parts.log_group
+        self.function.add_event_source(queue_event_source(self.queue))
 
         # --- Permissions (grant_* only) -------------------------------------------------
         for table in tables.all:

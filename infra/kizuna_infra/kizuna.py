@@ -6,28 +6,39 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, TimeZone
 from constructs import Construct
 
+from kizuna.config import KizunaConfig
 from kizuna_infra import names
 from kizuna_infra.bus import EventBus
 from kizuna_infra.data import DataTables
+from kizuna_infra.delivery import Delivery
 from kizuna_infra.ingest import Ingest
 from kizuna_infra.layers import Layers
 from kizuna_infra.nag import acknowledge_findings
+from kizuna_infra.programs import Programs
 
 
 class Kizuna(Construct):
-    """Bus, tables, layers and the ingest pipeline (evaluate/journeys/delivery come later).
+    """Bus, tables, layers, ingest, programs (evaluate, journeys, sweeps) and delivery.
 
     Keyword arguments:
         bus_name: name of the EventBridge bus producers put events on.
-        config: Kizuna configuration (``kizuna.config.KizunaConfig`` as a dict), passed to
-            the functions as the ``KIZUNA_CONFIG`` JSON string.
-        removal_policy: what happens to the tables when the stack is deleted (RETAIN).
+        config: Kizuna configuration (``kizuna.config.KizunaConfig`` as a dict), validated
+            at synth and passed to the functions as the ``KIZUNA_CONFIG`` JSON string; its
+            ``contact.default_time_zone`` is the time zone of the daily schedules.
+        removal_policy: what happens to the tables and the signing secret when the stack is
+            deleted (RETAIN).
         tracing: turn on X-Ray active tracing for the functions (off: it costs cold start).
         source_root: the directory holding ``functions/`` and ``layers/`` (this repository).
+        programs_dir: the program YAML (``<source_root>/programs``); validated at synth.
+        templates_dir: the message templates (``<source_root>/templates``).
+        email_from, ses_identity, push_application_id, line_token_secret_arn,
+        line_token_parameter, sms_sender_id: channel settings, see
+            :class:`~kizuna_infra.delivery.Delivery`.
     """
 
     def __init__(
@@ -40,9 +51,22 @@ class Kizuna(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         tracing: bool = False,
         source_root: Path = names.PROJECT_ROOT,
+        programs_dir: Path | None = None,
+        templates_dir: Path | None = None,
+        email_from: str = names.DEFAULT_EMAIL_FROM,
+        ses_identity: str | None = None,
+        push_application_id: str = "",
+        line_token_secret_arn: str = "",
+        line_token_parameter: str = "",
+        sms_sender_id: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
+        # Validated here, so a wrong setting fails synthesis instead of every cold start.
+        self.config = KizunaConfig.model_validate(dict(config or {}))
         self.config_json = json.dumps(dict(config or {}), sort_keys=True, separators=(",", ":"))
+        # Daily jobs run at night in the shop's time zone (ZoneInfo rejects unknown names).
+        time_zone = ZoneInfo(self.config.contact.default_time_zone).key
+        schedule_time_zone = TimeZone.of(time_zone)
 
         self.tables = DataTables(self, names.DATA_CONSTRUCT_ID, removal_policy=removal_policy)
         self.bus = EventBus(self, names.BUS_CONSTRUCT_ID, bus_name=bus_name)
@@ -56,6 +80,43 @@ class Kizuna(Construct):
             source_root=source_root,
             config_json=self.config_json,
             tracing=tracing,
+        )
+        programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
+        templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
+        # Delivery first: every journey's Send step invokes its send function.
+        self.delivery = Delivery(
+            self,
+            names.DELIVERY_CONSTRUCT_ID,
+            bus=self.bus.bus,
+            tables=self.tables,
+            layers=self.layers.all,
+            source_root=source_root,
+            programs_dir=programs_dir,
+            templates_dir=templates_dir,
+            config_json=self.config_json,
+            tracing=tracing,
+            email_from=email_from,
+            ses_identity=ses_identity,
+            push_application_id=push_application_id,
+            line_token_secret_arn=line_token_secret_arn,
+            line_token_parameter=line_token_parameter,
+            sms_sender_id=sms_sender_id,
+            removal_policy=removal_policy,
+            schedule_time_zone=schedule_time_zone,
+        )
+        self.programs = Programs(
+            self,
+            names.PROGRAMS_CONSTRUCT_ID,
+            bus=self.bus.bus,
+            tables=self.tables,
+            layers=self.layers.all,
+            send_function=self.delivery.send.function,
+            source_root=source_root,
+            programs_dir=programs_dir,
+            templates_dir=templates_dir,
+            config_json=self.config_json,
+            tracing=tracing,
+            schedule_time_zone=schedule_time_zone,
         )
 
         acknowledge_findings(self)

@@ -102,7 +102,8 @@ class CopyPackageBundler:
         return True
 
 
-def _local_only(local: PipInstallBundler | CopyPackageBundler) -> BundlingOptions:
+def local_only(local: object) -> BundlingOptions:
+    """Bundling options that only ever bundle on this machine (``local`` is an ILocalBundling)."""
     # The image is never pulled: local bundling always succeeds or raises.
     return BundlingOptions(
         image=DockerImage.from_registry(names.LOCAL_BUNDLING_IMAGE),
@@ -145,7 +146,7 @@ class Layers(Construct):
                     platform=names.LAYER_PIP_PLATFORM,
                     python_version=names.LAYER_PYTHON_VERSION,
                 ),
-                bundling=_local_only(PipInstallBundler(requirements)),
+                bundling=local_only(PipInstallBundler(requirements)),
             ),
         )
 
@@ -158,7 +159,7 @@ class Layers(Construct):
             code=lambda_.Code.from_asset(
                 str(package_dir),
                 exclude=list(names.ASSET_EXCLUDES),
-                bundling=_local_only(CopyPackageBundler(package_dir)),
+                bundling=local_only(CopyPackageBundler(package_dir)),
             ),
         )
 

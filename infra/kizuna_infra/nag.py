@@ -8,15 +8,19 @@ is about, with the finding id (``RuleId[finding]``) where the rule reports findi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, cast
 
 from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 if TYPE_CHECKING:
     from kizuna_infra.kizuna import Kizuna
+    from kizuna_infra.schedules import ScheduledInvocations
 
 MIN_REASON_LENGTH = 20
 
@@ -61,29 +65,140 @@ def _default_policy(role: iam.Role) -> IConstruct:
     return _resource(policy)
 
 
+RUNTIME_REASON = (
+    "Kizuna pins python3.13: the dependency layer is built for cp313/arm64 and the design "
+    "fixes the Lambda runtime; runtime upgrades are deliberate, tested changes."
+)
+XRAY_REASON = (
+    "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions; "
+    "added only when tracing is turned on."
+)
+INDEX_REASONS = {
+    "customers": "grant_*_data on the customers table covers its own sparse sweep indexes "
+    "(by_last_order, by_points_expiry, by_open_cart) only; the wildcard is limited to "
+    "<customers table ARN>/index/*.",
+    "activity": "grant_*_data on the activity table covers its own indexes (gsi1) only; "
+    "the wildcard is limited to <activity table ARN>/index/*.",
+}
+QUALIFIED_INVOKE_REASON = (
+    "grant_invoke adds <function ARN>:* so that a version or alias of this one function may "
+    "be invoked; the wildcard matches qualifiers of this function only."
+)
+
+
+class _KizunaFunction(Protocol):
+    @property
+    def function(self) -> lambda_.Function: ...
+    @property
+    def role(self) -> iam.Role: ...
+    @property
+    def tracing(self) -> bool: ...
+
+
+def _acknowledge_function(
+    function: _KizunaFunction, index_tables: Mapping[str, dynamodb.Table]
+) -> None:
+    """The runtime pin, the table-index wildcards its grants add, and X-Ray when traced."""
+    acknowledge(_resource(function.function), "AwsSolutions-L1", RUNTIME_REASON)
+    policy = _default_policy(function.role)
+    for name, table in index_tables.items():
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::<{_logical_id(table)}.Arn>/index/*]",
+            INDEX_REASONS[name],
+        )
+    if function.tracing:
+        acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+
+
+def _acknowledge_qualified_invoke(role: iam.Role, functions: list[lambda_.Function]) -> None:
+    for function in functions:
+        acknowledge(
+            _default_policy(role),
+            f"AwsSolutions-IAM5[Resource::<{_logical_id(function)}.Arn>:*]",
+            QUALIFIED_INVOKE_REASON,
+        )
+
+
+def _acknowledge_schedules(schedules: ScheduledInvocations) -> None:
+    _acknowledge_qualified_invoke(schedules.role, [cast(lambda_.Function, schedules.function)])
+    acknowledge(
+        _resource(schedules.dead_letter_queue),
+        "AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue: of the Scheduler target and of the "
+        "function's asynchronous on-failure destination; cdk-nag only recognizes DLQs that "
+        "a RedrivePolicy points to.",
+    )
+
+
 def acknowledge_findings(kizuna: Kizuna) -> None:
     """Acknowledge, resource by resource, the findings Kizuna accepts by design."""
-    ingest = kizuna.ingest
+    customers = {"customers": kizuna.tables.customers}
+    both = {**customers, "activity": kizuna.tables.activity}
+    programs = kizuna.programs
+    delivery = kizuna.delivery
 
+    for function, index_tables in (
+        (kizuna.ingest, both),
+        (programs.evaluate, both),
+        (programs.journey_helper, both),
+        (programs.sweep, customers),
+        (delivery.send, both),
+        (delivery.unsubscribe, {}),
+        (delivery.feedback, both),
+    ):
+        _acknowledge_function(function, index_tables)
+
+    # --- Journeys (Step Functions) ------------------------------------------------------
+    journeys = _default_policy(programs.journey_role)
     acknowledge(
-        _resource(ingest.function),
-        "AwsSolutions-L1",
-        "Kizuna pins python3.13: the dependency layer is built for cp313/arm64 and the "
-        "design fixes the Lambda runtime; runtime upgrades are deliberate, tested changes.",
+        journeys,
+        f"AwsSolutions-IAM5[Resource::<{_logical_id(kizuna.tables.customers)}.Arn>/index/*]",
+        "Table.grant adds <customers table ARN>/index/* to the journeys' dynamodb:GetItem, "
+        "which no index supports: it grants nothing beyond the table itself.",
     )
-
-    activity_arn = f"<{_logical_id(kizuna.tables.activity)}.Arn>"
+    _acknowledge_qualified_invoke(
+        programs.journey_role, [delivery.send.function, programs.journey_helper.function]
+    )
     acknowledge(
-        _default_policy(ingest.role),
-        f"AwsSolutions-IAM5[Resource::{activity_arn}/index/*]",
-        "grant_read_write_data on the activity table covers its own indexes (gsi1) only; "
-        "the wildcard is limited to <activity table ARN>/index/*.",
+        journeys,
+        "AwsSolutions-IAM5[Resource::*]",
+        "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery, "
+        "PutResourcePolicy, DescribeLogGroups, ...) supports no resource-level permissions"
+        + ("; so do X-Ray's PutTraceSegments/PutTelemetryRecords." if programs.tracing else "."),
     )
+    if not programs.tracing:
+        for machine in programs.state_machines.values():
+            acknowledge(
+                _resource(machine),
+                "AwsSolutions-SF2",
+                "X-Ray tracing is off by default (it costs per trace, and journeys wait for "
+                "days); every transition is logged at level ALL. Kizuna(tracing=True) turns "
+                "it on.",
+            )
 
-    if ingest.tracing:
-        acknowledge(
-            _default_policy(ingest.role),
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
-            "permissions; added only when tracing is turned on.",
-        )
+    # --- Schedules ------------------------------------------------------------------------
+    _acknowledge_schedules(programs.sweep_schedules)
+    _acknowledge_schedules(delivery.feedback.schedules)
+
+    # --- Delivery -------------------------------------------------------------------------
+    acknowledge(
+        _resource(delivery.signing_secret),
+        "AwsSolutions-SMG4",
+        "The signing secret is the HMAC key of coupon codes and unsubscribe links already "
+        "sent in emails; automatic rotation would break them. Rotate by hand, writing "
+        '{"current": new, "previous": old}: the verifier accepts the previous key too.',
+    )
+    acknowledge(
+        _resource(delivery.sms_policy),
+        "AwsSolutions-IAM5[Resource::*]",
+        "sns:Publish of an SMS goes to a phone number, which is not an IAM resource, and "
+        "sns:CheckIfPhoneNumberIsOptedOut has no resource-level permissions: both need "
+        "Resource '*'. This policy holds that one statement only.",
+    )
+    acknowledge(
+        _resource(delivery.feedback.sms_opt_out_policy),
+        "AwsSolutions-IAM5[Resource::*]",
+        "sns:ListPhoneNumbersOptedOut supports no resource-level permissions. This policy "
+        "holds that one statement only.",
+    )

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from pydantic_settings import BaseSettings
+
 from kizuna import settings
 
 # --- Repository layout -----------------------------------------------------------------
@@ -19,6 +21,8 @@ LAYERS_DIR: Final[str] = "layers"
 KIZUNA_PACKAGE_DIR: Final[str] = "layers/kizuna"
 LAYER_REQUIREMENTS_FILE: Final[str] = "requirements.txt"  # inside LAYERS_DIR
 FUNCTIONS_DIR: Final[str] = "functions"
+PROGRAMS_DIR: Final[str] = "programs"  # program YAML, bundled next to some handlers
+TEMPLATES_DIR: Final[str] = "templates"  # message templates, bundled next to send's handler
 
 # Never shipped in an asset.
 ASSET_EXCLUDES: Final[tuple[str, ...]] = (
@@ -34,6 +38,13 @@ STACK_ID: Final[str] = "Kizuna"
 KIZUNA_CONSTRUCT_ID: Final[str] = "Kizuna"
 CONTEXT_CONFIG_KEY: Final[str] = "kizuna:config"
 CONTEXT_BUS_NAME_KEY: Final[str] = "kizuna:busName"
+CONTEXT_EMAIL_FROM_KEY: Final[str] = "kizuna:emailFrom"
+CONTEXT_SES_IDENTITY_KEY: Final[str] = "kizuna:sesIdentity"  # empty: EMAIL_FROM's domain
+CONTEXT_PUSH_APPLICATION_ID_KEY: Final[str] = "kizuna:pushApplicationId"
+CONTEXT_LINE_TOKEN_SECRET_ARN_KEY: Final[str] = "kizuna:lineTokenSecretArn"  # noqa: S105 - a key
+CONTEXT_LINE_TOKEN_PARAMETER_KEY: Final[str] = "kizuna:lineTokenParameter"  # noqa: S105 - a key
+CONTEXT_SMS_SENDER_ID_KEY: Final[str] = "kizuna:smsSenderId"
+DEFAULT_EMAIL_FROM: Final[str] = "no-reply@example.com"
 
 # --- Event bus ---------------------------------------------------------------------------
 DEFAULT_BUS_NAME: Final[str] = "kizuna"
@@ -49,6 +60,8 @@ ACTIVITY_TABLE_ID: Final[str] = "Activity"
 IDEMPOTENCY_TABLE_ID: Final[str] = "Idempotency"
 
 CUSTOMERS_PK: Final[str] = "customer_id"
+# Partition key of the customers table's sparse sweep indexes (kizuna.programs.sweeps.INDEXES).
+CUSTOMERS_GSI_SHARD: Final[str] = "gsi_shard"
 ACTIVITY_PK: Final[str] = "pk"
 ACTIVITY_SK: Final[str] = "sk"
 ACTIVITY_TTL: Final[str] = "expires_at"
@@ -78,6 +91,68 @@ INGEST_ROLE_ID: Final[str] = "Role"
 INGEST_FUNCTION_NAME: Final[str] = "ingest"  # functions/<name>/handler.py
 INGEST_SERVICE_NAME: Final[str] = "kizuna-ingest"
 
+# --- Programs: evaluate, journeys (one state machine per program), journey helper, sweeps --
+PROGRAMS_CONSTRUCT_ID: Final[str] = "Programs"
+EVALUATE_CONSTRUCT_ID: Final[str] = "Evaluate"
+EVALUATE_RULE_ID: Final[str] = "TriggerRule"
+EVALUATE_FUNCTION_NAME: Final[str] = "evaluate"
+EVALUATE_SERVICE_NAME: Final[str] = "kizuna-evaluate"
+JOURNEYS_CONSTRUCT_ID: Final[str] = "Journeys"  # holds one construct per program id
+STATE_MACHINE_ID: Final[str] = "StateMachine"
+JOURNEY_CONSTRUCT_ID: Final[str] = "JourneyHelper"
+JOURNEY_FUNCTION_NAME: Final[str] = "journey"
+JOURNEY_SERVICE_NAME: Final[str] = "kizuna-journey"
+SWEEP_CONSTRUCT_ID: Final[str] = "Sweep"
+SWEEP_FUNCTION_NAME: Final[str] = "sweep"
+SWEEP_SERVICE_NAME: Final[str] = "kizuna-sweep"
+SWEEP_DAILY_SCHEDULE_ID: Final[str] = "DailySchedule"
+SWEEP_HOURLY_SCHEDULE_ID: Final[str] = "HourlySchedule"
+SWEEP_DAILY_SCHEDULE_NAME: Final[str] = "sweep-daily"
+SWEEP_HOURLY_SCHEDULE_NAME: Final[str] = "sweep-hourly"
+# State machine names are "<prefix><program id>"; the prefix comes from the stack name so the
+# evaluate function can compute every journey's ARN without a lookup.
+STATE_MACHINE_PREFIX_STACK_CHARS: Final[int] = 32
+# Step Functions log groups under /aws/vendedlogs/ keep clear of the 5,120-character
+# CloudWatch Logs resource policy limit.
+STATE_MACHINE_LOG_GROUP_PREFIX: Final[str] = "/aws/vendedlogs/states/"
+# CloudFormation Metadata keys for the local runtime (see FUNCTION_METADATA_KEY).
+PROGRAM_METADATA_KEY: Final[str] = "kizuna:program"
+SCHEDULE_METADATA_KEY: Final[str] = "kizuna:schedule"
+# Scheduler time zone of the daily jobs (Kizuna's seed programs are for a Japanese shop).
+SCHEDULE_TIME_ZONE: Final[str] = "Asia/Tokyo"
+
+# --- Delivery: signing secret, SES configuration set, send, unsubscribe, feedback ----------
+DELIVERY_CONSTRUCT_ID: Final[str] = "Delivery"
+SIGNING_SECRET_ID: Final[str] = "Signing"  # noqa: S105 - a construct id
+SIGNING_SECRET_LENGTH: Final[int] = 64
+CONFIGURATION_SET_ID: Final[str] = "ConfigurationSet"
+CONFIGURATION_SET_DESTINATION_ID: Final[str] = "EventBridge"
+DEFAULT_BUS_ID: Final[str] = "DefaultBus"
+DEFAULT_EVENT_BUS: Final[str] = "default"  # SES publishes to the account's default bus only
+SEND_CONSTRUCT_ID: Final[str] = "Send"
+SEND_FUNCTION_NAME: Final[str] = "send"
+SEND_SERVICE_NAME: Final[str] = "kizuna-send"
+SMS_POLICY_ID: Final[str] = "SmsPublishPolicy"
+UNSUBSCRIBE_CONSTRUCT_ID: Final[str] = "Unsubscribe"
+UNSUBSCRIBE_FUNCTION_NAME: Final[str] = "unsubscribe"
+UNSUBSCRIBE_SERVICE_NAME: Final[str] = "kizuna-unsubscribe"
+FUNCTION_URL_ID: Final[str] = "Url"
+FEEDBACK_CONSTRUCT_ID: Final[str] = "Feedback"
+FEEDBACK_RULE_ID: Final[str] = "SesEventsRule"
+FEEDBACK_FUNCTION_NAME: Final[str] = "feedback"
+FEEDBACK_SERVICE_NAME: Final[str] = "kizuna-feedback"
+FEEDBACK_SCHEDULE_ID: Final[str] = "SmsOptOutSchedule"
+FEEDBACK_SCHEDULE_NAME: Final[str] = "sms-opt-outs"
+SMS_OPT_OUT_POLICY_ID: Final[str] = "SmsOptOutPolicy"
+
+# --- Queues (shared): every queue-fed function's construct holds these two ------------------
+QUEUE_ID: Final[str] = "Queue"
+DLQ_ID: Final[str] = "DeadLetterQueue"
+
+# --- Schedules (shared) ----------------------------------------------------------------------
+SCHEDULER_ROLE_ID: Final[str] = "SchedulerRole"
+SCHEDULE_DLQ_ID: Final[str] = "ScheduleDeadLetterQueue"
+
 # --- Lambda functions (shared) -------------------------------------------------------------
 FUNCTION_HANDLER: Final[str] = "handler.handler"
 # CloudFormation Metadata key that tells the local runtime which functions/<name> a
@@ -89,6 +164,24 @@ ENV_POWERTOOLS_METRICS_NAMESPACE: Final[str] = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_POWERTOOLS_LOG_LEVEL: Final[str] = "POWERTOOLS_LOG_LEVEL"
 ENV_MAX_RECEIVE_COUNT: Final[str] = settings.ENV_MAX_RECEIVE_COUNT
 
+
+def _setting(model: type[BaseSettings], name: str) -> str:
+    """An environment variable ``kizuna.settings`` has a field for but no ``ENV_*`` constant:
+    checked against the model at import, so a rename there fails here, not in Lambda."""
+    if name not in model.model_fields:
+        raise LookupError(f"{model.__name__} has no field {name!r}")
+    return name
+
+
+ENV_SIGNING_SECRET_ARN: Final[str] = _setting(settings.SendSettings, "SIGNING_SECRET_ARN")
+ENV_EMAIL_FROM: Final[str] = _setting(settings.SendSettings, "EMAIL_FROM")
+ENV_SES_CONFIGURATION_SET: Final[str] = _setting(settings.SendSettings, "SES_CONFIGURATION_SET")
+ENV_UNSUBSCRIBE_URL: Final[str] = _setting(settings.SendSettings, "UNSUBSCRIBE_URL")
+ENV_PUSH_APPLICATION_ID: Final[str] = _setting(settings.SendSettings, "PUSH_APPLICATION_ID")
+ENV_LINE_TOKEN_SECRET_ARN: Final[str] = _setting(settings.SendSettings, "LINE_TOKEN_SECRET_ARN")
+ENV_LINE_TOKEN_PARAMETER: Final[str] = _setting(settings.SendSettings, "LINE_TOKEN_PARAMETER")
+ENV_SMS_SENDER_ID: Final[str] = _setting(settings.SendSettings, "SMS_SENDER_ID")
+
 # --- Outputs -------------------------------------------------------------------------------
 OUTPUT_BUS_NAME: Final[str] = "EventBusName"
 OUTPUT_BUS_ARN: Final[str] = "EventBusArn"
@@ -96,3 +189,11 @@ OUTPUT_CUSTOMERS_TABLE: Final[str] = "CustomersTableName"
 OUTPUT_ACTIVITY_TABLE: Final[str] = "ActivityTableName"
 OUTPUT_IDEMPOTENCY_TABLE: Final[str] = "IdempotencyTableName"
 OUTPUT_INGEST_DLQ_URL: Final[str] = "IngestDeadLetterQueueUrl"
+OUTPUT_UNSUBSCRIBE_URL: Final[str] = "UnsubscribeUrl"
+OUTPUT_CONFIGURATION_SET: Final[str] = "SesConfigurationSetName"
+OUTPUT_SIGNING_SECRET_ARN: Final[str] = "SigningSecretArn"  # noqa: S105 - an output id
+OUTPUT_EVALUATE_DLQ_URL: Final[str] = "EvaluateDeadLetterQueueUrl"
+OUTPUT_FEEDBACK_DLQ_URL: Final[str] = "FeedbackDeadLetterQueueUrl"
+# One output per program: "Journey" + the program id in CamelCase + "Arn".
+OUTPUT_JOURNEY_PREFIX: Final[str] = "Journey"
+OUTPUT_JOURNEY_SUFFIX: Final[str] = "Arn"

@@ -33,12 +33,21 @@ class KizunaStack(Stack):
                 names.DEFAULT_BUS_NAME
             )
 
+        def context(key: str, default: str = "") -> str:
+            return str(self.node.try_get_context(key) or default)
+
         self.kizuna = Kizuna(
             self,
             names.KIZUNA_CONSTRUCT_ID,
             bus_name=bus_name,
             config=config,
             removal_policy=removal_policy,
+            email_from=context(names.CONTEXT_EMAIL_FROM_KEY, names.DEFAULT_EMAIL_FROM),
+            ses_identity=context(names.CONTEXT_SES_IDENTITY_KEY) or None,
+            push_application_id=context(names.CONTEXT_PUSH_APPLICATION_ID_KEY),
+            line_token_secret_arn=context(names.CONTEXT_LINE_TOKEN_SECRET_ARN_KEY),
+            line_token_parameter=context(names.CONTEXT_LINE_TOKEN_PARAMETER_KEY),
+            sms_sender_id=context(names.CONTEXT_SMS_SENDER_ID_KEY),
         )
 
         k = self.kizuna
@@ -53,5 +62,43 @@ class KizunaStack(Stack):
                 k.ingest.dead_letter_queue.queue_url,
                 "Dead-letter queue of inbound events",
             ),
+            (
+                names.OUTPUT_EVALUATE_DLQ_URL,
+                k.programs.evaluate.dead_letter_queue.queue_url,
+                "Dead-letter queue of events the evaluate function could not process",
+            ),
+            (
+                names.OUTPUT_FEEDBACK_DLQ_URL,
+                k.delivery.feedback.dead_letter_queue.queue_url,
+                "Dead-letter queue of SES events the feedback function could not process",
+            ),
+            (
+                names.OUTPUT_UNSUBSCRIBE_URL,
+                k.delivery.unsubscribe_url.url,
+                "One-click unsubscribe endpoint (signed links in every message)",
+            ),
+            (
+                names.OUTPUT_CONFIGURATION_SET,
+                k.delivery.configuration_set.configuration_set_name,
+                "SES configuration set every email is sent with",
+            ),
+            (
+                names.OUTPUT_SIGNING_SECRET_ARN,
+                k.delivery.signing_secret.secret_arn,
+                "Secret holding the HMAC key of coupon codes and unsubscribe links",
+            ),
         ):
             CfnOutput(self, output_id, value=value, description=description)
+        for program_id, machine in k.programs.state_machines.items():
+            CfnOutput(
+                self,
+                journey_output_id(program_id),
+                value=machine.state_machine_arn,
+                description=f"Journey state machine of program {program_id}",
+            )
+
+
+def journey_output_id(program_id: str) -> str:
+    """``cart-abandonment`` -> ``JourneyCartAbandonmentArn`` (output ids are alphanumeric)."""
+    camel = "".join(part[:1].upper() + part[1:] for part in program_id.split("-"))
+    return f"{names.OUTPUT_JOURNEY_PREFIX}{camel}{names.OUTPUT_JOURNEY_SUFFIX}"

@@ -12,7 +12,6 @@ Every outcome has a reason, written to the ledger by the caller.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -20,6 +19,7 @@ from enum import StrEnum
 
 from kizuna.config import ContactPolicyConfig
 from kizuna.customer import Customer
+from kizuna.domain.loyalty import address_hash as address_hash
 from kizuna.programs.steps import next_local_time, zone
 
 INTERRUPTIVE = frozenset({"sms", "push", "line"})
@@ -38,10 +38,6 @@ class PolicyDecision:
     reason: str | None = None
     until: datetime | None = None
     skipped: tuple[tuple[str, str], ...] = ()  # (channel, why) for channels passed over
-
-
-def address_hash(address: str) -> str:
-    return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
 
 
 def address_of(customer: Customer, channel: str) -> str | None:

@@ -148,6 +148,7 @@ class Customer(_Model):
     # keys of the sparse indexes the scheduled sweeps query (see kizuna.programs.sweeps)
     gsi_shard: str | None = None
     cart_open_at: datetime | None = None
+    phone_hash: str | None = None
     # RFM scores and segment (written by the daily scoring job)
     rfm_recency: int | None = None
     rfm_frequency: int | None = None

@@ -96,6 +96,9 @@ class MemoryStore:
             if cid == customer_id and m.get("status") == "sent" and str(m["sent_at"]) >= since
         ]
 
+    def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
+        return [cid for cid, c in sorted(self.customers.items()) if c.phone_hash == phone_hash]
+
     def ledger(self, customer_id: str, kind: str) -> list[ActivityItem]:
         return sorted(
             (i for (cid, _), i in self.activity.items() if cid == customer_id and i.kind == kind),

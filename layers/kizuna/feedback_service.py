@@ -8,14 +8,14 @@ last-writer-wins facts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kizuna.clock import Clock
-from kizuna.contact import address_hash
+from kizuna.domain.loyalty import address_hash
 from kizuna.customer import Customer
 from kizuna.deadletters import DeadLetterPolicy
 from kizuna.delivery.feedback import FeedbackAction, FeedbackError, parse_ses_event
@@ -32,6 +32,8 @@ class FeedbackStore(Protocol):
         self, customer_id: str, execution: str, step: str, field: str, value: str
     ) -> bool: ...
 
+    def customers_by_phone_hash(self, phone_hash: str) -> list[str]: ...
+
 
 class FeedbackService:
     def __init__(
@@ -46,6 +48,26 @@ class FeedbackService:
         self.inbound = inbound
         self.clock = clock
         self.failures = DeadLetterPolicy(dead_letters, max_receive_count)
+
+    def sweep_sms_opt_outs(self, opted_out: Iterable[str]) -> int:
+        """Numbers that replied STOP (SNS ListPhoneNumbersOptedOut) -> suppressed customers."""
+        now = self.clock.now()
+        count = 0
+        for number in opted_out:
+            digest = address_hash(number)
+            for cid in self.store.customers_by_phone_hash(digest):
+                self.inbound.put_inbound(
+                    "channel.suppressed",
+                    {
+                        "customer_id": cid,
+                        "occurred_at": now.isoformat(),
+                        "channel": "sms",
+                        "reason": "opt_out",
+                        "address_hash": digest,
+                    },
+                )
+                count += 1
+        return count
 
     def process_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

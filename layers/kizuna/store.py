@@ -153,6 +153,16 @@ class DynamoStore:
                 return ids
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
+        from boto3.dynamodb.conditions import Key
+
+        from kizuna.programs.sweeps import PHONE_HASH_ATTRIBUTE, PHONE_INDEX
+
+        resp = self._customers.query(
+            IndexName=PHONE_INDEX, KeyConditionExpression=Key(PHONE_HASH_ATTRIBUTE).eq(phone_hash)
+        )
+        return [str(i["customer_id"]) for i in resp.get("Items", [])]
+
     # journeys (activity table, sk = JOURNEY#<program>) -----------------------------------
     def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
         out: dict[tuple[str, str], JourneyState] = {}

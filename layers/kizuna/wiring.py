@@ -197,3 +197,9 @@ def unsubscribe_service() -> UnsubscribeService:
         BusInbound(boto3.client("events"), s.EVENT_BUS_NAME, source="kizuna.unsubscribe"),
         CurrentClock(),
     )
+
+
+def sms_opted_out_numbers() -> list[str]:
+    from kizuna.delivery.channels import SnsSms
+
+    return list(SnsSms(boto3.client("sns")).opted_out_numbers())

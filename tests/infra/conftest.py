@@ -25,6 +25,7 @@ for _path in (ROOT / "infra", ROOT / "layers"):
 
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
+from infra_helpers import CONFIGURED_CONTEXT  # noqa: E402
 
 from kizuna_infra.stack import KizunaStack  # noqa: E402
 
@@ -75,3 +76,20 @@ def logical_id() -> LogicalId:
         return result
 
     return resolve
+
+
+@pytest.fixture(scope="session")
+def resources(template_json: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = template_json["Resources"]
+    return result
+
+
+@pytest.fixture(scope="session")
+def configured_stack(make_app: AppFactory) -> KizunaStack:
+    """A stack configured through context, every optional setting given."""
+    return KizunaStack(make_app(CONFIGURED_CONTEXT))
+
+
+@pytest.fixture(scope="session")
+def configured(configured_stack: KizunaStack) -> Template:
+    return Template.from_stack(configured_stack)

@@ -9,6 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
+from kizuna.programs.sweeps import INDEXES, PHONE_INDEX
 from kizuna_infra.data import DataTables
 from kizuna_infra.stack import KizunaStack
 
@@ -58,6 +59,21 @@ def test_every_table_is_on_demand_encrypted_recoverable_and_retained(
 def test_customers_table_is_keyed_by_customer_id(tables: dict[str, Any]) -> None:
     assert key_schema(tables["customers"]) == {"HASH": "customer_id"}
     assert "TimeToLiveSpecification" not in tables["customers"]["Properties"]
+
+
+def test_customers_table_has_the_sparse_sweep_indexes(tables: dict[str, Any]) -> None:
+    # Given the indexes the sweeps query (kizuna.programs.sweeps.INDEXES)
+    props = tables["customers"]["Properties"]
+    indexes = {gsi["IndexName"]: gsi for gsi in props["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {index for index, _ in INDEXES.values()} | {PHONE_INDEX}
+    for index, sort_key in INDEXES.values():
+        # Then each is sharded by gsi_shard, sorted by its timestamp, and holds keys only
+        assert key_schema(indexes[index]) == {"HASH": "gsi_shard", "RANGE": sort_key}
+        assert indexes[index]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert {"AttributeName": "gsi_shard", "AttributeType": "S"} in props["AttributeDefinitions"]
+    # and the SMS opt-out sweep finds customers by a hash of the number, never the number
+    assert key_schema(indexes[PHONE_INDEX]) == {"HASH": "phone_hash"}
+    assert indexes[PHONE_INDEX]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
 def test_activity_table_has_sort_key_ttl_and_gsi1(tables: dict[str, Any]) -> None:

@@ -8,14 +8,16 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
+from infra_helpers import CONFIGURED_CONTEXT
 
-from kizuna_infra import names
+from kizuna_infra import Kizuna, names
 from kizuna_infra.layers import CopyPackageBundler, PipInstallBundler
-from kizuna_infra.stack import KizunaStack
+from kizuna_infra.stack import KizunaStack, journey_output_id
 
 pytestmark = pytest.mark.infra
 
@@ -93,7 +95,10 @@ def test_package_bundler_copies_the_package_without_caches(tmp_path: Path) -> No
 # --- Outputs and context --------------------------------------------------------------------
 
 
-def test_outputs_for_producers_and_operators(template_json: dict[str, Any]) -> None:
+def test_outputs_for_producers_and_operators(
+    template_json: dict[str, Any], stack: KizunaStack
+) -> None:
+    journeys = {journey_output_id(p.id) for p in stack.kizuna.programs.programs}
     assert set(template_json["Outputs"]) == {
         names.OUTPUT_BUS_NAME,
         names.OUTPUT_BUS_ARN,
@@ -101,25 +106,86 @@ def test_outputs_for_producers_and_operators(template_json: dict[str, Any]) -> N
         names.OUTPUT_ACTIVITY_TABLE,
         names.OUTPUT_IDEMPOTENCY_TABLE,
         names.OUTPUT_INGEST_DLQ_URL,
+        names.OUTPUT_EVALUATE_DLQ_URL,
+        names.OUTPUT_FEEDBACK_DLQ_URL,
+        names.OUTPUT_UNSUBSCRIBE_URL,
+        names.OUTPUT_CONFIGURATION_SET,
+        names.OUTPUT_SIGNING_SECRET_ARN,
+        *journeys,
     }
 
 
-@pytest.fixture(scope="module")
-def configured(make_app: Callable[..., cdk.App]) -> Template:
-    """A stack configured through cdk.json-style context."""
-    app = make_app(
-        {
-            names.CONTEXT_CONFIG_KEY: {"timezone": "Asia/Tokyo", "ranks": ["Silver", "Gold"]},
-            names.CONTEXT_BUS_NAME_KEY: "shop-events",
-        }
-    )
-    return Template.from_stack(KizunaStack(app))
+def test_one_output_per_journey_with_its_state_machine_arn(
+    template_json: dict[str, Any], stack: KizunaStack, logical_id: Callable[[Any], str]
+) -> None:
+    # Given the first-purchase program's state machine
+    machine = stack.kizuna.programs.state_machines["second-purchase-coupon"]
+    # Then its ARN is an output named after the program
+    output = template_json["Outputs"]["JourneySecondPurchaseCouponArn"]
+    assert output["Value"] == {"Ref": logical_id(machine)}
 
 
-def test_context_config_reaches_the_function_as_json(configured: Template) -> None:
-    [function] = configured.find_resources("AWS::Lambda::Function").values()
-    config = function["Properties"]["Environment"]["Variables"]["KIZUNA_CONFIG"]
-    assert json.loads(config) == {"timezone": "Asia/Tokyo", "ranks": ["Silver", "Gold"]}
+def test_unsubscribe_url_and_configuration_set_outputs(
+    template_json: dict[str, Any], stack: KizunaStack, logical_id: Callable[[Any], str]
+) -> None:
+    delivery = stack.kizuna.delivery
+    outputs = template_json["Outputs"]
+    assert outputs[names.OUTPUT_UNSUBSCRIBE_URL]["Value"] == {
+        "Fn::GetAtt": [logical_id(delivery.unsubscribe_url), "FunctionUrl"]
+    }
+    assert outputs[names.OUTPUT_CONFIGURATION_SET]["Value"] == {
+        "Ref": logical_id(delivery.configuration_set)
+    }
+
+
+def test_cdk_json_declares_every_optional_context_key() -> None:
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    assert context[names.CONTEXT_EMAIL_FROM_KEY] == names.DEFAULT_EMAIL_FROM
+    for key in (
+        names.CONTEXT_SES_IDENTITY_KEY,
+        names.CONTEXT_PUSH_APPLICATION_ID_KEY,
+        names.CONTEXT_LINE_TOKEN_SECRET_ARN_KEY,
+        names.CONTEXT_SMS_SENDER_ID_KEY,
+    ):
+        assert context[key] == "", key
+
+
+def test_context_config_reaches_every_function_that_reads_it_as_json(
+    configured: Template,
+) -> None:
+    configs = {
+        f["Metadata"]["kizuna:function"]: f["Properties"]["Environment"]["Variables"].get(
+            "KIZUNA_CONFIG"
+        )
+        for f in configured.find_resources("AWS::Lambda::Function").values()
+    }
+    readers = {"ingest", "evaluate", "journey", "sweep", "send"}
+    for folder in readers:
+        assert json.loads(configs[folder]) == CONFIGURED_CONTEXT[names.CONTEXT_CONFIG_KEY]
+    assert {folder for folder, config in configs.items() if config is not None} == readers
+
+
+def test_daily_schedules_follow_the_configured_time_zone(configured: Template) -> None:
+    schedules = configured.find_resources("AWS::Scheduler::Schedule").values()
+    zones = {
+        s["Metadata"]["kizuna:schedule"]: s["Properties"]["ScheduleExpressionTimezone"]
+        for s in schedules
+    }
+    assert zones["sweep-daily"] == zones["sms-opt-outs"] == "Europe/London"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"contact": {"max_per_day": 0}},
+        {"contact": {"default_time_zone": "Mars/Olympus_Mons"}},
+        {"no_such_setting": True},
+    ],
+)
+def test_invalid_config_fails_synthesis(config: dict[str, Any]) -> None:
+    stack = cdk.Stack(cdk.App(context={"aws:cdk:bundling-stacks": []}), "Probe")
+    with pytest.raises((ValueError, ZoneInfoNotFoundError)):
+        Kizuna(stack, "Kizuna", config=config)
 
 
 def test_context_bus_name(configured: Template) -> None:

@@ -167,3 +167,26 @@ def test_forged_and_expired_tokens_change_nothing_and_say_why() -> None:
     assert resp["statusCode"] == 410 and "expired" in resp["body"] and inbound.events == []
     resp, _ = unsubscribe("POST", "not-a-token")
     assert resp["statusCode"] == 400
+
+
+def test_sms_stop_replies_suppress_the_customers_with_that_number() -> None:
+    from kizuna.domain.ingest import apply_events
+    from tests.factories import T0, parsed, upsert
+
+    svc, store, inbound, _ = feedback()
+    raw = upsert("c2", T0, "e1", phone="+819011112222")
+    store.customers["c2"] = apply_events(
+        Customer(customer_id="c2"),
+        [parsed(raw)],
+        __import__("kizuna.config").config.KizunaConfig(),
+        T0,
+    ).customer
+    assert svc.sweep_sms_opt_outs(["+819011112222", "+15550000000"]) == 1
+    ((kind, detail),) = inbound.events
+    assert (kind, detail["customer_id"], detail["channel"], detail["reason"]) == (
+        "channel.suppressed",
+        "c2",
+        "sms",
+        "opt_out",
+    )
+    assert "+8190" not in json.dumps(detail)

@@ -92,6 +92,11 @@ def points_lots(customer: Customer, cfg: LoyaltyConfig) -> list[PointsLot]:
 INDEX_SHARDS = 8
 
 
+def address_hash(address: str) -> str:
+    """How an address appears in keys and suppressions: never in clear."""
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
+
+
 def shard_of(customer_id: str) -> str:
     """Spreads the sparse sweep indexes over a few partitions (no hot key)."""
     return str(int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % INDEX_SHARDS)
@@ -142,6 +147,7 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
             ),
             "as_of": as_of,
             "gsi_shard": shard_of(customer.customer_id),
+            "phone_hash": address_hash(customer.phone) if customer.phone else None,
             "cart_open_at": open_cart_since(customer, orders[-1][1].at if orders else None),
         }
     )

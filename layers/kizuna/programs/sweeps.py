@@ -40,6 +40,11 @@ INDEXES = {
 }
 
 
+# phone number (hashed) -> customer, for the SMS opt-out sweep
+PHONE_INDEX = "by_phone"
+PHONE_HASH_ATTRIBUTE = "phone_hash"
+
+
 class SweepStore(Protocol):
     def query_window(
         self, index: str, attribute: str, shard: str, start: str, end: str

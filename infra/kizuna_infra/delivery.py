@@ -1,0 +1,385 @@
+"""Delivery: the send function (email, SMS, push, LINE), one-click unsubscribe, and feedback.
+
+* A signing secret: the HMAC key of coupon codes and unsubscribe tokens.
+* An SES configuration set whose sending events (bounces, complaints, deliveries, opens,
+  clicks, rejects, rendering failures) go to EventBridge -- the account's *default* bus,
+  the only one SES publishes to.
+* The send function, which every journey's Send steps invoke.
+* The unsubscribe function behind a public Lambda function URL (the link in every message).
+* Feedback: SES events on the default bus -> SQS (with DLQ) -> feedback function, plus a
+  daily sweep of the numbers that opted out of SMS.
+"""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_ses as ses
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from kizuna.settings import (
+    ENV_ACTIVITY_TABLE,
+    ENV_CUSTOMERS_TABLE,
+    ENV_DEAD_LETTER_QUEUE_URL,
+    ENV_EVENT_BUS_NAME,
+    ENV_IDEMPOTENCY_TABLE,
+    ENV_KIZUNA_CONFIG,
+)
+from kizuna_infra import names
+from kizuna_infra.data import DataTables
+from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, add_function
+from kizuna_infra.queues import (
+    DEFAULT_MAX_RECEIVE_COUNT,
+    dead_letter_queue,
+    queue_event_source,
+    queue_target,
+    work_queue,
+)
+from kizuna_infra.schedules import DEFAULT_TIME_ZONE, ScheduledInvocations
+
+SEND_TIMEOUT = Duration.seconds(60)  # provider retries with backoff happen inside
+SEND_MEMORY_MB = 512
+FEEDBACK_TIMEOUT = Duration.seconds(60)
+UNSUBSCRIBE_TIMEOUT = Duration.seconds(10)
+
+SES_SOURCE = "aws.ses"
+# What the configuration set publishes, and the detail-types SES gives those events on the bus.
+SES_EVENTS = (
+    ses.EmailSendingEvent.BOUNCE,
+    ses.EmailSendingEvent.COMPLAINT,
+    ses.EmailSendingEvent.DELIVERY,
+    ses.EmailSendingEvent.OPEN,
+    ses.EmailSendingEvent.CLICK,
+    ses.EmailSendingEvent.REJECT,
+    ses.EmailSendingEvent.RENDERING_FAILURE,
+)
+SES_DETAIL_TYPES = (
+    "Email Bounced",
+    "Email Complaint Received",
+    "Email Delivered",
+    "Email Opened",
+    "Email Clicked",
+    "Email Rejected",
+    "Email Rendering Failure",
+)
+SMS_OPT_OUT_SWEEP = {"sweep": "sms_opt_outs"}
+# Direct SMS to a phone number: the numbers are not IAM resources.
+SMS_ACTIONS = ("sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut")
+# The signing secret is JSON: {"current": key} now, {"current": new, "previous": old} after a
+# rotation by hand (kizuna.wiring.signing_keys accepts both, so sent links keep working).
+SIGNING_KEY_CURRENT = "current"
+
+
+def email_domain(email_from: str) -> str:
+    """The domain of a sender (``Shop <no-reply@shop.example>`` -> ``shop.example``)."""
+    _, address = parseaddr(email_from)
+    local, at, domain = address.rpartition("@")
+    if not (local and at and domain):
+        raise ValueError(f"not an email address: {email_from!r}")
+    return domain
+
+
+class Feedback(Construct):
+    """SES events (default bus) -> SQS (with DLQ) -> feedback function; daily SMS opt-outs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        default_bus: events.IEventBus,
+        bus: events.IEventBus,
+        tables: DataTables,
+        layers: list[lambda_.ILayerVersion],
+        source_root: Path,
+        tracing: bool,
+        max_receive_count: int,
+        log_retention: logs.RetentionDays,
+        schedule_time_zone: TimeZone,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.tracing = tracing
+        self.dead_letter_queue = dead_letter_queue(self, names.DLQ_ID)
+        self.queue = work_queue(
+            self,
+            names.QUEUE_ID,
+            dead_letters=self.dead_letter_queue,
+            consumer_timeout=FEEDBACK_TIMEOUT,
+            max_receive_count=max_receive_count,
+        )
+        self.rule = events.Rule(
+            self,
+            names.FEEDBACK_RULE_ID,
+            event_bus=default_bus,
+            description="SES sending events of Kizuna's configuration set, to the feedback queue",
+            event_pattern=events.EventPattern(
+                source=[SES_SOURCE], detail_type=list(SES_DETAIL_TYPES)
+            ),
+            targets=[queue_target(self.queue, self.dead_letter_queue)],
+        )
+
+        parts = add_function(
+            self,
+            folder=names.FEEDBACK_FUNCTION_NAME,
+            description="Kizuna feedback: bounces, complaints, opt-outs -> suppression, ledger",
+            service_name=names.FEEDBACK_SERVICE_NAME,
+            environment={
+                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
+                ENV_ACTIVITY_TABLE: tables.activity.table_name,
+                ENV_EVENT_BUS_NAME: bus.event_bus_name,
+                ENV_DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
+                names.ENV_MAX_RECEIVE_COUNT: str(max_receive_count),
+            },
+            layers=layers,
+            source_root=source_root,
+            tracing=tracing,
+            timeout=FEEDBACK_TIMEOUT,
+            log_retention=log_retention,
+        )
+        self.function = parts.function
+        self.role = parts.role
+        self.log_group = parts.log_group
+        self.function.add_event_source(queue_event_source(self.queue))
+
+        bus.grant_put_events_to(self.function)
+        tables.customers.grant_read_data(self.function)
+        tables.activity.grant_read_write_data(self.function)
+        self.dead_letter_queue.grant_send_messages(self.function)
+
+        # --- Daily sweep of SMS opt-outs (SNS keeps the list; nothing is pushed) -----------
+        self.schedules = ScheduledInvocations(self, "Schedules", function=self.function)
+        self.schedules.add(
+            names.FEEDBACK_SCHEDULE_ID,
+            name=names.FEEDBACK_SCHEDULE_NAME,
+            expression=scheduler.ScheduleExpression.expression(
+                "cron(30 1 * * ? *)", schedule_time_zone
+            ),
+            payload=SMS_OPT_OUT_SWEEP,
+            description="Daily: phone numbers that opted out of SMS become suppressions",
+        )
+        # ListPhoneNumbersOptedOut has no resource-level permissions: a policy of its own, so
+        # its "*" is acknowledged on exactly this statement.
+        self.sms_opt_out_policy = iam.Policy(
+            self,
+            names.SMS_OPT_OUT_POLICY_ID,
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(actions=["sns:ListPhoneNumbersOptedOut"], resources=["*"])
+            ],
+        )
+
+
+class Delivery(Construct):
+    """Signing secret, SES configuration set, send, unsubscribe and feedback.
+
+    Keyword arguments:
+        email_from: the From address of every email (``kizuna:emailFrom``).
+        ses_identity: the verified SES identity sending it: a domain or an address
+            (``kizuna:sesIdentity``; the domain of ``email_from`` when empty).
+        push_application_id: End User Messaging Push (Pinpoint) application id; push is
+            off when empty.
+        line_token_secret_arn: complete ARN of a secret holding the LINE channel access
+            token; LINE is off when empty (and no parameter is given).
+        line_token_parameter: or the name of an SSM SecureString parameter holding it.
+        sms_sender_id: SMS sender id where the destination country supports one.
+        removal_policy: what happens to the signing secret when the stack is deleted
+            (RETAIN: links in emails already sent keep working after a re-deploy).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bus: events.IEventBus,
+        tables: DataTables,
+        layers: list[lambda_.ILayerVersion],
+        source_root: Path,
+        programs_dir: Path | None = None,
+        templates_dir: Path | None = None,
+        config_json: str = "{}",
+        tracing: bool = False,
+        email_from: str = names.DEFAULT_EMAIL_FROM,
+        ses_identity: str | None = None,
+        push_application_id: str = "",
+        line_token_secret_arn: str = "",
+        line_token_parameter: str = "",
+        sms_sender_id: str = "",
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
+        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
+        schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
+        templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
+        self.email_from = email_from
+        self.ses_identity = ses_identity or email_domain(email_from)
+        self.push_application_id = push_application_id
+        self.line_token_secret_arn = line_token_secret_arn
+        self.tracing = tracing
+        stack = Stack.of(self)
+
+        # --- Signing secret (HMAC key of coupon codes and unsubscribe tokens) ---------------
+        self.signing_secret = secretsmanager.Secret(
+            self,
+            names.SIGNING_SECRET_ID,
+            description="Kizuna: HMAC key of coupon codes and unsubscribe links",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template="{}",  # noqa: S106 - a JSON template, no secret
+                generate_string_key=SIGNING_KEY_CURRENT,
+                password_length=names.SIGNING_SECRET_LENGTH,
+                exclude_punctuation=True,
+                include_space=False,
+            ),
+            removal_policy=removal_policy,
+        )
+
+        # --- SES configuration set -> the default bus ---------------------------------------
+        self.default_bus = events.EventBus.from_event_bus_name(
+            self, names.DEFAULT_BUS_ID, names.DEFAULT_EVENT_BUS
+        )
+        self.configuration_set = ses.ConfigurationSet(
+            self, names.CONFIGURATION_SET_ID, reputation_metrics=True
+        )
+        self.configuration_set.add_event_destination(
+            names.CONFIGURATION_SET_DESTINATION_ID,
+            destination=ses.EventDestination.event_bus(self.default_bus),
+            events=list(SES_EVENTS),
+        )
+        self.configuration_set_arn = stack.format_arn(
+            service="ses",
+            resource="configuration-set",
+            resource_name=self.configuration_set.configuration_set_name,
+        )
+        self.ses_identity_arn = stack.format_arn(
+            service="ses", resource="identity", resource_name=self.ses_identity
+        )
+
+        # --- Unsubscribe (public function URL) ------------------------------------------------
+        self.unsubscribe = KizunaFunction(
+            self,
+            names.UNSUBSCRIBE_CONSTRUCT_ID,
+            folder=names.UNSUBSCRIBE_FUNCTION_NAME,
+            description="Kizuna unsubscribe: one-click links (RFC 8058) from messages",
+            service_name=names.UNSUBSCRIBE_SERVICE_NAME,
+            environment={
+                ENV_EVENT_BUS_NAME: bus.event_bus_name,
+                names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
+            },
+            layers=layers,
+            source_root=source_root,
+            tracing=tracing,
+            timeout=UNSUBSCRIBE_TIMEOUT,
+            log_retention=log_retention,
+        )
+        # No IAM auth: a one-click unsubscribe link in an email (and the mail provider's
+        # RFC 8058 POST) must work without credentials. The signed token in the URL is the
+        # authorization; the function accepts nothing else.
+        self.unsubscribe_url = lambda_.FunctionUrl(
+            self.unsubscribe,
+            names.FUNCTION_URL_ID,
+            function=self.unsubscribe.function,
+            auth_type=lambda_.FunctionUrlAuthType.NONE,
+        )
+        self.signing_secret.grant_read(self.unsubscribe.function)
+        bus.grant_put_events_to(self.unsubscribe.function)
+
+        # --- Send -----------------------------------------------------------------------------
+        self.send = KizunaFunction(
+            self,
+            names.SEND_CONSTRUCT_ID,
+            folder=names.SEND_FUNCTION_NAME,
+            description="Kizuna send: contact policy, render, deliver, ledger",
+            service_name=names.SEND_SERVICE_NAME,
+            environment={
+                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
+                ENV_ACTIVITY_TABLE: tables.activity.table_name,
+                ENV_IDEMPOTENCY_TABLE: tables.idempotency.table_name,
+                ENV_EVENT_BUS_NAME: bus.event_bus_name,
+                ENV_KIZUNA_CONFIG: config_json,
+                names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
+                names.ENV_EMAIL_FROM: email_from,
+                names.ENV_SES_CONFIGURATION_SET: self.configuration_set.configuration_set_name,
+                names.ENV_UNSUBSCRIBE_URL: self.unsubscribe_url.url,
+                names.ENV_PUSH_APPLICATION_ID: push_application_id,
+                names.ENV_LINE_TOKEN_SECRET_ARN: line_token_secret_arn,
+                names.ENV_LINE_TOKEN_PARAMETER: line_token_parameter,
+                names.ENV_SMS_SENDER_ID: sms_sender_id,
+            },
+            layers=layers,
+            source_root=source_root,
+            extras={names.PROGRAMS_DIR: programs_dir, names.TEMPLATES_DIR: templates_dir},
+            tracing=tracing,
+            timeout=SEND_TIMEOUT,
+            memory_size=SEND_MEMORY_MB,
+            log_retention=log_retention,
+        )
+        send = self.send.function
+        iam.Grant.add_to_principal(
+            grantee=send,
+            actions=["ses:SendEmail", "ses:SendRawEmail"],
+            resource_arns=[self.ses_identity_arn, self.configuration_set_arn],
+        )
+        if push_application_id:
+            iam.Grant.add_to_principal(
+                grantee=send,
+                actions=["mobiletargeting:SendMessages"],
+                resource_arns=[
+                    stack.format_arn(
+                        service="mobiletargeting",
+                        resource="apps",
+                        resource_name=f"{push_application_id}/messages",
+                    )
+                ],
+            )
+        if line_token_secret_arn:
+            secretsmanager.Secret.from_secret_complete_arn(
+                self, "LineTokenSecret", line_token_secret_arn
+            ).grant_read(send)
+        if line_token_parameter:
+            ssm.StringParameter.from_secure_string_parameter_attributes(
+                self, "LineTokenParameter", parameter_name=line_token_parameter
+            ).grant_read(send)
+        self.signing_secret.grant_read(send)
+        tables.customers.grant_read_data(send)
+        tables.activity.grant_read_write_data(send)
+        tables.idempotency.grant_read_write_data(send)
+        bus.grant_put_events_to(send)
+        # SMS goes to phone numbers, which are not IAM resources: sns:Publish (and the
+        # opt-out check before it) need "*". A policy of its own, so that "*" is acknowledged
+        # on exactly this statement.
+        self.sms_policy = iam.Policy(
+            self.send,
+            names.SMS_POLICY_ID,
+            roles=[self.send.role],
+            statements=[iam.PolicyStatement(actions=list(SMS_ACTIONS), resources=["*"])],
+        )
+
+        # --- Feedback ---------------------------------------------------------------------------
+        self.feedback = Feedback(
+            self,
+            names.FEEDBACK_CONSTRUCT_ID,
+            default_bus=self.default_bus,
+            bus=bus,
+            tables=tables,
+            layers=layers,
+            source_root=source_root,
+            tracing=tracing,
+            max_receive_count=max_receive_count,
+            log_retention=log_retention,
+            schedule_time_zone=schedule_time_zone,
+        )
+
+    @property
+    def functions(self) -> list[lambda_.Function]:
+        return [self.send.function, self.unsubscribe.function, self.feedback.function]

@@ -1,0 +1,207 @@
+"""What every Kizuna Lambda function shares, and how its code asset is built.
+
+Every function runs python3.13 on arm64 with both layers, logs to its own log group through
+an explicit role (no account-wide managed policy), and carries ``kizuna:function`` Metadata
+naming its ``functions/<name>`` folder, which the local runtime reads.
+
+A function whose handler needs data files (evaluate and journey read ``programs/``, send
+also ``templates/``) gets them copied next to ``handler.py`` by local bundling, where
+``kizuna.programs.catalog.resolve_dir`` finds them (cwd is /var/task). Its asset hash is
+computed from every file that goes into the bundle, so editing a program or a template
+changes the hash and redeploys the function.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, Duration, ILocalBundling
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from kizuna_infra import names
+from kizuna_infra.layers import local_only
+
+DEFAULT_TIMEOUT = Duration.seconds(30)
+DEFAULT_MEMORY_MB = 512
+DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+
+
+def _excluded(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in names.ASSET_EXCLUDES)
+
+
+def _files(root: Path) -> Iterator[Path]:
+    """Files under ``root`` that go into an asset, in a stable order."""
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not _excluded(d))
+        for file in sorted(files):
+            if not _excluded(file):
+                yield Path(directory) / file
+
+
+def bundle_hash(function_dir: Path, extras: Mapping[str, Path]) -> str:
+    """Asset hash of a bundled function: every file's path in the bundle and its bytes."""
+    digest = hashlib.sha256()
+    for prefix, root in (("", function_dir), *sorted(extras.items())):
+        for path in _files(root):
+            relative = (Path(prefix) / path.relative_to(root)).as_posix()
+            digest.update(relative.encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@jsii.implements(ILocalBundling)
+class FunctionBundler:
+    """Copies ``functions/<name>/*`` and each extra folder (as ``<output>/<key>``)."""
+
+    def __init__(self, function_dir: Path, extras: Mapping[str, Path]) -> None:
+        self.function_dir = function_dir
+        self.extras = dict(extras)
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions | None = None) -> bool:
+        ignore = shutil.ignore_patterns(*names.ASSET_EXCLUDES)
+        output = Path(output_dir)
+        shutil.copytree(self.function_dir, output, ignore=ignore, dirs_exist_ok=True)
+        for folder, source in self.extras.items():
+            shutil.copytree(source, output / folder, ignore=ignore, dirs_exist_ok=True)
+        return True
+
+
+def function_code(
+    source_root: Path, folder: str, extras: Mapping[str, Path] | None = None
+) -> lambda_.Code:
+    """``functions/<folder>`` as is, or bundled with ``extras`` (name in the bundle -> path)."""
+    function_dir = source_root / names.FUNCTIONS_DIR / folder
+    if not function_dir.is_dir():
+        raise FileNotFoundError(f"no function folder {function_dir}")
+    if not extras:
+        return lambda_.Code.from_asset(str(function_dir), exclude=list(names.ASSET_EXCLUDES))
+    for source in extras.values():
+        if not source.is_dir():
+            raise FileNotFoundError(f"no folder {source} to bundle with functions/{folder}")
+    return lambda_.Code.from_asset(
+        str(function_dir),
+        exclude=list(names.ASSET_EXCLUDES),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=bundle_hash(function_dir, extras),
+        bundling=local_only(FunctionBundler(function_dir, extras)),
+    )
+
+
+@dataclass(frozen=True)
+class FunctionParts:
+    function: lambda_.Function
+    role: iam.Role
+    log_group: logs.LogGroup
+
+
+def add_function(
+    scope: Construct,
+    *,
+    folder: str,
+    description: str,
+    service_name: str,
+    environment: Mapping[str, str],
+    layers: list[lambda_.ILayerVersion],
+    source_root: Path,
+    extras: Mapping[str, Path] | None = None,
+    tracing: bool = False,
+    timeout: Duration = DEFAULT_TIMEOUT,
+    memory_size: int = DEFAULT_MEMORY_MB,
+    log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
+    function_id: str = names.INGEST_FUNCTION_ID,
+    role_id: str = names.INGEST_ROLE_ID,
+    log_group_id: str = names.INGEST_LOG_GROUP_ID,
+) -> FunctionParts:
+    """A Kizuna function, its log group and its role, as children of ``scope``."""
+    log_group = logs.LogGroup(scope, log_group_id, retention=log_retention)
+    # An explicit role: logs are granted on this function's own log group instead of the
+    # account-wide AWSLambdaBasicExecutionRole managed policy.
+    role = iam.Role(
+        scope,
+        role_id,
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"Kizuna {folder} function",
+    )
+    log_group.grant_write(role)
+
+    function = lambda_.Function(
+        scope,
+        function_id,
+        description=description,
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        handler=names.FUNCTION_HANDLER,
+        code=function_code(source_root, folder, extras),
+        layers=layers,
+        memory_size=memory_size,
+        timeout=timeout,
+        role=role,
+        log_group=log_group,
+        tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
+        environment={
+            **environment,
+            names.ENV_POWERTOOLS_SERVICE_NAME: service_name,
+            names.ENV_POWERTOOLS_METRICS_NAMESPACE: names.METRICS_NAMESPACE,
+            names.ENV_POWERTOOLS_LOG_LEVEL: "INFO",
+        },
+    )
+    # Tells the local runtime which functions/<name>/handler.py this resource runs.
+    cfn_function = cast(lambda_.CfnFunction, function.node.default_child)
+    cfn_function.add_metadata(names.FUNCTION_METADATA_KEY, folder)
+    return FunctionParts(function=function, role=role, log_group=log_group)
+
+
+class KizunaFunction(Construct):
+    """:func:`add_function` in a construct of its own (``<id>/Function``, ``Role``, ...)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        folder: str,
+        description: str,
+        service_name: str,
+        environment: Mapping[str, str],
+        layers: list[lambda_.ILayerVersion],
+        source_root: Path,
+        extras: Mapping[str, Path] | None = None,
+        tracing: bool = False,
+        timeout: Duration = DEFAULT_TIMEOUT,
+        memory_size: int = DEFAULT_MEMORY_MB,
+        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        parts = add_function(
+            self,
+            folder=folder,
+            description=description,
+            service_name=service_name,
+            environment=environment,
+            layers=layers,
+            source_root=source_root,
+            extras=extras,
+            tracing=tracing,
+            timeout=timeout,
+            memory_size=memory_size,
+            log_retention=log_retention,
+        )
+        self.folder = folder
+        self.tracing = tracing
+        self.function = parts.function
+        self.role = parts.role
+        self.log_group = parts.log_group

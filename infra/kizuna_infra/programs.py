@@ -1,0 +1,413 @@
+"""Programs: the YAML in ``programs/`` becomes journeys, the rule that starts them, and sweeps.
+
+* Every program is loaded and validated at synth (templates included): one problem anywhere
+  fails synthesis with the full list, before anything reaches AWS.
+* One Step Functions **Standard** state machine per enabled program, named
+  ``<prefix><program id>`` so the evaluate function can compute its ARN from the prefix.
+* Evaluate: one bus rule whose pattern is a ``$or`` of every enabled program's trigger and
+  goal (events that match no program never wake a Lambda) -> SQS (with DLQ) -> function.
+* The journey helper function answers the state machines' branch and local-time questions.
+* Sweep: scheduled triggers (dormancy risk, points expiry, abandoned carts), run daily and
+  hourly by EventBridge Scheduler.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, TimeZone, Token
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from kizuna.delivery.templates import Renderer
+from kizuna.events import DERIVED_EVENT_TYPES
+from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
+from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_programs
+from kizuna.programs.model import Program
+from kizuna.programs.sweeps import SweepKind
+from kizuna.settings import (
+    ENV_ACTIVITY_TABLE,
+    ENV_CUSTOMERS_TABLE,
+    ENV_DEAD_LETTER_QUEUE_URL,
+    ENV_EVENT_BUS_NAME,
+    ENV_JOURNEY_ARN_PREFIX,
+    ENV_KIZUNA_CONFIG,
+    KIZUNA_EVENT_SOURCE,
+)
+from kizuna_infra import names
+from kizuna_infra.data import DataTables
+from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, add_function
+from kizuna_infra.queues import (
+    DEFAULT_MAX_RECEIVE_COUNT,
+    dead_letter_queue,
+    queue_event_source,
+    queue_target,
+    work_queue,
+)
+from kizuna_infra.schedules import DEFAULT_TIME_ZONE, ScheduledInvocations
+
+EVALUATE_TIMEOUT = Duration.seconds(30)
+SWEEP_TIMEOUT = Duration.minutes(5)
+# EventBridge's default quota on an event pattern is 2,048 characters; a pattern that
+# outgrows it is split over several rules to the same queue.
+MAX_PATTERN_CHARS = 2048
+DAILY_SWEEP = {
+    "kinds": [SweepKind.DORMANCY.value, SweepKind.POINTS.value],
+    "lookback_minutes": 1440,
+}
+HOURLY_SWEEP = {"kinds": [SweepKind.CARTS.value], "lookback_minutes": 60}
+
+
+# --- Loading ---------------------------------------------------------------------------------
+
+
+class InvalidProgramsError(ProgramError):
+    """Programs that cannot be deployed; the message lists every issue."""
+
+    def __init__(self, directory: Path, issues: list[ProgramIssue]) -> None:
+        super().__init__(issues)
+        lines = "\n".join(f"  - {issue}" for issue in issues)
+        self.args = (f"{len(issues)} problem(s) with the programs in {directory}:\n{lines}",)
+
+
+def load_enabled_programs(programs_dir: Path, templates_dir: Path) -> list[Program]:
+    """The enabled programs; raises :class:`InvalidProgramsError` listing every issue of every
+    program (enabled or not), missing message templates included."""
+    if not programs_dir.is_dir():
+        raise FileNotFoundError(f"no programs folder {programs_dir}")
+    programs, issues = load_programs(programs_dir, templates=Renderer(templates_dir))
+    if issues:
+        raise InvalidProgramsError(programs_dir, issues)
+    return enabled(programs)
+
+
+# --- Names -----------------------------------------------------------------------------------
+
+
+def state_machine_prefix(stack: Stack) -> str:
+    """``<stack name, at most 32 characters>-``: deterministic, so every journey's ARN is
+    ``JOURNEY_ARN_PREFIX + program id`` (a program id has at most 40 characters; a state
+    machine name at most 80)."""
+    if Token.is_unresolved(stack.stack_name):
+        raise ValueError("Kizuna needs a stack with a concrete name to name its journeys")
+    return f"{stack.stack_name[: names.STATE_MACHINE_PREFIX_STACK_CHARS]}-"
+
+
+# --- Evaluate rule pattern ---------------------------------------------------------------------
+
+
+def event_clause(event: str, conditions: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``$or`` clause: Kizuna's own derived events come from source ``kizuna``, anything
+    else (orders, behaviour) from producers."""
+    source: list[Any] = (
+        [KIZUNA_EVENT_SOURCE]
+        if event in DERIVED_EVENT_TYPES
+        else [{"anything-but": [KIZUNA_EVENT_SOURCE]}]
+    )
+    clause: dict[str, Any] = {"source": source, "detail-type": [event]}
+    if conditions:
+        clause["detail"] = dict(conditions)
+    return clause
+
+
+def trigger_clauses(programs: Iterable[Program]) -> list[dict[str, Any]]:
+    """Every program's trigger, then every goal; each distinct clause once, in that order."""
+    programs = list(programs)
+    clauses = [event_clause(p.trigger.event, p.trigger.conditions) for p in programs]
+    clauses += [event_clause(p.goal.event, p.goal.conditions) for p in programs if p.goal]
+    unique = dict.fromkeys(json.dumps(c, sort_keys=True) for c in clauses)
+    return [json.loads(c) for c in unique]
+
+
+def _size(pattern: Mapping[str, Any]) -> int:
+    return len(json.dumps(pattern, separators=(",", ":")))
+
+
+def evaluate_patterns(
+    programs: Iterable[Program], *, max_chars: int = MAX_PATTERN_CHARS
+) -> list[dict[str, Any]]:
+    """``{"$or": [...]}`` patterns covering every clause, each within ``max_chars``."""
+    patterns: list[dict[str, Any]] = []
+    current: list[dict[str, Any]] = []
+    for clause in trigger_clauses(programs):
+        if current and _size({"$or": [*current, clause]}) > max_chars:
+            patterns.append({"$or": current})
+            current = []
+        if _size({"$or": [clause]}) > max_chars:
+            raise ValueError(f"an event pattern clause is over {max_chars} characters: {clause}")
+        current.append(clause)
+    if current:
+        patterns.append({"$or": current})
+    return patterns
+
+
+# --- Constructs --------------------------------------------------------------------------------
+
+
+class Evaluate(Construct):
+    """Bus rule(s) -> SQS (with DLQ) -> evaluate function, which starts journeys."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        programs: list[Program],
+        journey_arn_prefix: str,
+        bus: events.IEventBus,
+        tables: DataTables,
+        layers: list[lambda_.ILayerVersion],
+        source_root: Path,
+        programs_dir: Path,
+        config_json: str,
+        tracing: bool,
+        max_receive_count: int,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.tracing = tracing
+        self.dead_letter_queue = dead_letter_queue(self, names.DLQ_ID)
+        self.queue = work_queue(
+            self,
+            names.QUEUE_ID,
+            dead_letters=self.dead_letter_queue,
+            consumer_timeout=EVALUATE_TIMEOUT,
+            max_receive_count=max_receive_count,
+        )
+        self.rules: list[events.Rule] = []
+        for n, pattern in enumerate(evaluate_patterns(programs)):
+            rule = events.Rule(
+                self,
+                names.EVALUATE_RULE_ID if n == 0 else f"{names.EVALUATE_RULE_ID}{n + 1}",
+                event_bus=bus,
+                description="Events that start or convert a Kizuna program, to the evaluate queue",
+                # Replaced below on the L1 resource: an L2 pattern has no top-level $or.
+                event_pattern=events.EventPattern(detail_type=list(DERIVED_EVENT_TYPES)),
+                targets=[queue_target(self.queue, self.dead_letter_queue)],
+            )
+            cast(events.CfnRule, rule.node.default_child).event_pattern = pattern
+            self.rules.append(rule)
+
+        parts = add_function(
+            self,
+            folder=names.EVALUATE_FUNCTION_NAME,
+            description="Kizuna evaluate: start journeys of programs whose trigger matches",
+            service_name=names.EVALUATE_SERVICE_NAME,
+            environment={
+                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
+                ENV_ACTIVITY_TABLE: tables.activity.table_name,
+                ENV_EVENT_BUS_NAME: bus.event_bus_name,
+                ENV_DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
+                ENV_JOURNEY_ARN_PREFIX: journey_arn_prefix,
+                ENV_KIZUNA_CONFIG: config_json,
+                names.ENV_MAX_RECEIVE_COUNT: str(max_receive_count),
+            },
+            layers=layers,
+            source_root=source_root,
+            extras={names.PROGRAMS_DIR: programs_dir},
+            tracing=tracing,
+            timeout=EVALUATE_TIMEOUT,
+            log_retention=log_retention,
+        )
+        self.function = parts.function
+        self.role = parts.role
+        self.log_group = parts.log_group
+        self.function.add_event_source(queue_event_source(self.queue))
+
+        tables.customers.grant_read_data(self.function)
+        tables.activity.grant_read_write_data(self.function)
+        bus.grant_put_events_to(self.function)
+        self.dead_letter_queue.grant_send_messages(self.function)
+
+
+class Programs(Construct):
+    """Journeys (one state machine per enabled program), evaluate, journey helper, sweeps.
+
+    ``send_function`` is the delivery construct's send function, which every Send step of
+    every journey invokes.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bus: events.IEventBus,
+        tables: DataTables,
+        layers: list[lambda_.ILayerVersion],
+        send_function: lambda_.IFunction,
+        source_root: Path,
+        programs_dir: Path | None = None,
+        templates_dir: Path | None = None,
+        config_json: str = "{}",
+        tracing: bool = False,
+        max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
+        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
+        schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
+        templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
+        self.programs = load_enabled_programs(programs_dir, templates_dir)
+        self.tracing = tracing
+        stack = Stack.of(self)
+        self.prefix = state_machine_prefix(stack)
+        self.journey_arn_prefix = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.prefix,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+        # --- Journey helper (branch conditions, local times) -------------------------------
+        self.journey_helper = KizunaFunction(
+            self,
+            names.JOURNEY_CONSTRUCT_ID,
+            folder=names.JOURNEY_FUNCTION_NAME,
+            description="Kizuna journey helper: branch conditions and local times",
+            service_name=names.JOURNEY_SERVICE_NAME,
+            environment={
+                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
+                ENV_ACTIVITY_TABLE: tables.activity.table_name,
+                ENV_KIZUNA_CONFIG: config_json,
+            },
+            layers=layers,
+            source_root=source_root,
+            extras={names.PROGRAMS_DIR: programs_dir},
+            tracing=tracing,
+            log_retention=log_retention,
+        )
+        tables.customers.grant_read_data(self.journey_helper.function)
+        tables.activity.grant_read_data(self.journey_helper.function)
+
+        # --- Journeys: one Standard state machine per enabled program ----------------------
+        journeys = Construct(self, names.JOURNEYS_CONSTRUCT_ID)
+        self.journey_role = iam.Role(
+            journeys,
+            "Role",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="Kizuna journeys (one state machine per program)",
+        )
+        send_function.grant_invoke(self.journey_role)
+        self.journey_helper.function.grant_invoke(self.journey_role)
+        # Branch steps read fresh customer state with getItem.
+        tables.customers.grant(self.journey_role, "dynamodb:GetItem")
+        substitutions = {
+            "SendFunctionArn": send_function.function_arn,
+            "JourneyFunctionArn": self.journey_helper.function.function_arn,
+            "CustomersTable": tables.customers.table_name,
+        }
+        if set(substitutions) != set(SUBSTITUTIONS):
+            raise RuntimeError(f"the compiler's placeholders changed: {SUBSTITUTIONS}")
+
+        self.state_machines: dict[str, sfn.StateMachine] = {}
+        self.journey_log_groups: dict[str, logs.LogGroup] = {}
+        for program in self.programs:
+            name = f"{self.prefix}{program.id}"
+            program_scope = Construct(journeys, program.id)
+            log_group = logs.LogGroup(
+                program_scope,
+                "LogGroup",
+                log_group_name=f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{name}",
+                retention=log_retention,
+                # Named, so a retained group would block re-creating the stack; the logs hold
+                # no personal data (execution data is never logged).
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            machine = sfn.StateMachine(
+                program_scope,
+                names.STATE_MACHINE_ID,
+                state_machine_name=name,
+                state_machine_type=sfn.StateMachineType.STANDARD,
+                comment=f"Kizuna program {program.id}",
+                definition_body=sfn.DefinitionBody.from_string(
+                    json.dumps(compile_program(program))
+                ),
+                definition_substitutions=substitutions,
+                role=self.journey_role,
+                # Every state transition is logged, without inputs and outputs: they carry
+                # customer ids and state, which stay out of the logs.
+                logs=sfn.LogOptions(
+                    destination=log_group,
+                    level=sfn.LogLevel.ALL,
+                    include_execution_data=False,
+                ),
+                tracing_enabled=tracing,
+            )
+            cfn_machine = cast(sfn.CfnStateMachine, machine.node.default_child)
+            cfn_machine.add_metadata(names.PROGRAM_METADATA_KEY, program.id)
+            self.state_machines[program.id] = machine
+            self.journey_log_groups[program.id] = log_group
+
+        # --- Evaluate -------------------------------------------------------------------
+        self.evaluate = Evaluate(
+            self,
+            names.EVALUATE_CONSTRUCT_ID,
+            programs=self.programs,
+            journey_arn_prefix=self.journey_arn_prefix,
+            bus=bus,
+            tables=tables,
+            layers=layers,
+            source_root=source_root,
+            programs_dir=programs_dir,
+            config_json=config_json,
+            tracing=tracing,
+            max_receive_count=max_receive_count,
+            log_retention=log_retention,
+        )
+        for machine in self.state_machines.values():
+            machine.grant_start_execution(self.evaluate.function)
+
+        # --- Sweeps ----------------------------------------------------------------------
+        self.sweep = KizunaFunction(
+            self,
+            names.SWEEP_CONSTRUCT_ID,
+            folder=names.SWEEP_FUNCTION_NAME,
+            description="Kizuna sweep: scheduled triggers (dormancy, points expiry, carts)",
+            service_name=names.SWEEP_SERVICE_NAME,
+            environment={
+                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
+                ENV_ACTIVITY_TABLE: tables.activity.table_name,
+                ENV_EVENT_BUS_NAME: bus.event_bus_name,
+                ENV_KIZUNA_CONFIG: config_json,
+            },
+            layers=layers,
+            source_root=source_root,
+            tracing=tracing,
+            timeout=SWEEP_TIMEOUT,
+            log_retention=log_retention,
+        )
+        tables.customers.grant_read_data(self.sweep.function)  # the table and its indexes
+        bus.grant_put_events_to(self.sweep.function)
+
+        self.sweep_schedules = ScheduledInvocations(
+            self.sweep, "Schedules", function=self.sweep.function
+        )
+        self.sweep_schedules.add(
+            names.SWEEP_DAILY_SCHEDULE_ID,
+            name=names.SWEEP_DAILY_SCHEDULE_NAME,
+            expression=scheduler.ScheduleExpression.expression(
+                "cron(0 1 * * ? *)", schedule_time_zone
+            ),
+            payload=DAILY_SWEEP,
+            description="Daily sweep: dormancy risk and points about to expire",
+        )
+        self.sweep_schedules.add(
+            names.SWEEP_HOURLY_SCHEDULE_ID,
+            name=names.SWEEP_HOURLY_SCHEDULE_NAME,
+            expression=scheduler.ScheduleExpression.rate(Duration.hours(1)),
+            payload=HOURLY_SWEEP,
+            description="Hourly sweep: abandoned carts",
+        )
+
+    @property
+    def functions(self) -> list[lambda_.Function]:
+        return [self.evaluate.function, self.journey_helper.function, self.sweep.function]

@@ -1,0 +1,84 @@
+"""Functions run on a schedule (EventBridge Scheduler), with retries and a dead-letter queue.
+
+Scheduler invokes the function asynchronously: a failed invoke is retried by Scheduler and
+then dead-lettered with its error; a function error is retried by Lambda and then sent, with
+the error, to the same queue (an on-failure destination). Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from aws_cdk import Aws, Duration, TimeZone
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from kizuna_infra import names
+from kizuna_infra.queues import dead_letter_queue
+
+DEFAULT_TIME_ZONE = TimeZone.of(names.SCHEDULE_TIME_ZONE)
+SCHEDULE_MAX_EVENT_AGE = Duration.hours(1)
+SCHEDULE_RETRY_ATTEMPTS = 10
+ASYNC_MAX_EVENT_AGE = Duration.hours(1)
+ASYNC_RETRY_ATTEMPTS = 2  # Lambda's maximum for asynchronous invocations
+
+
+class ScheduledInvocations(Construct):
+    """A role Scheduler assumes, a dead-letter queue, and schedules invoking one function."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, function: lambda_.IFunction):
+        super().__init__(scope, construct_id)
+        self.function = function
+        self.dead_letter_queue: sqs.Queue = dead_letter_queue(self, names.SCHEDULE_DLQ_ID)
+        # Only schedules of this account may assume the role (confused-deputy protection).
+        self.role = iam.Role(
+            self,
+            names.SCHEDULER_ROLE_ID,
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            ),
+            description=f"EventBridge Scheduler invoking {construct_id}",
+        )
+        function.configure_async_invoke(
+            max_event_age=ASYNC_MAX_EVENT_AGE,
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+        )
+        self.schedules: dict[str, scheduler.Schedule] = {}
+
+    def add(
+        self,
+        construct_id: str,
+        *,
+        name: str,
+        expression: scheduler.ScheduleExpression,
+        payload: Mapping[str, Any],
+        description: str,
+    ) -> scheduler.Schedule:
+        """A schedule sending ``payload`` to the function; ``name`` goes into the
+        ``kizuna:schedule`` Metadata the local runtime reads."""
+        schedule = scheduler.Schedule(
+            self,
+            construct_id,
+            description=description,
+            schedule=expression,
+            target=scheduler_targets.LambdaInvoke(
+                self.function,
+                input=scheduler.ScheduleTargetInput.from_object(dict(payload)),
+                role=self.role,
+                dead_letter_queue=self.dead_letter_queue,
+                max_event_age=SCHEDULE_MAX_EVENT_AGE,
+                retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
+            ),
+        )
+        cfn_schedule = cast(scheduler.CfnSchedule, schedule.node.default_child)
+        cfn_schedule.add_metadata(names.SCHEDULE_METADATA_KEY, name)
+        self.schedules[name] = schedule
+        return schedule

@@ -1,0 +1,78 @@
+"""Small readers for synthesized templates, shared by the infra test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+Resources = dict[str, Any]
+Statement = dict[str, Any]
+
+
+def arn(logical: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical, "Arn"]}
+
+
+def index_arn(table: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [arn(table), "/index/*"]]}
+
+
+def qualified_arn(function: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [arn(function), ":*"]]}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def of_type(resources: Resources, resource_type: str) -> Resources:
+    return {k: r for k, r in resources.items() if r["Type"] == resource_type}
+
+
+def statements_of(resources: Resources, role: str) -> list[Statement]:
+    """Every statement of every identity policy attached to ``role`` (a logical id)."""
+    found = [
+        s
+        for policy in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert found, f"role {role} has no policy"
+    return found
+
+
+def resources_for(statements: list[Statement], action: str) -> list[Any]:
+    return [r for s in statements if action in as_list(s["Action"]) for r in as_list(s["Resource"])]
+
+
+def actions_of(statements: list[Statement]) -> set[str]:
+    return {a for s in statements for a in as_list(s["Action"])}
+
+
+def iter_resources(statements: list[Statement]) -> Iterator[Any]:
+    for statement in statements:
+        yield from as_list(statement["Resource"])
+
+
+def role_of(resources: Resources, function: str) -> str:
+    """Logical id of a function's execution role."""
+    role: str = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role
+
+
+def environment(resources: Resources, function: str) -> dict[str, Any]:
+    env: dict[str, Any] = resources[function]["Properties"]["Environment"]["Variables"]
+    return env
+
+
+# Every optional setting given, through cdk.json-style context.
+CONFIGURED_CONTEXT: dict[str, Any] = {
+    "kizuna:config": {"contact": {"default_time_zone": "Europe/London", "max_per_day": 3}},
+    "kizuna:busName": "shop-events",
+    "kizuna:emailFrom": "Shop <news@shop.example>",
+    "kizuna:pushApplicationId": "0123456789abcdef0123456789abcdef",
+    "kizuna:lineTokenSecretArn": (
+        "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kizuna/line-AbCdEf"
+    ),
+    "kizuna:smsSenderId": "SHOP",
+}
