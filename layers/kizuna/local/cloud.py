@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 import weakref
 from collections import Counter, deque
@@ -137,6 +138,14 @@ def _iso(value: Any) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=256)
+def _jsonpath(path: str) -> Any:
+    """A parsed JSONPath (jsonpath_ng builds a parser per parse: cache them)."""
+    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
+
+    return parse(path)
+
+
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
 
 
@@ -209,12 +218,16 @@ class LocalCloud:
         start: datetime = DEFAULT_START,
         ttl_sweep_interval: timedelta = timedelta(hours=1),
         execution_timeout: float = 60.0,
+        environment_overrides: Mapping[str, str] | None = None,
     ) -> None:
+        """``environment_overrides`` apply to every function (e.g. quieter logging for a
+        demo: ``{"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}``).
+        """
         self.template = template
         self.project_root = Path(project_root)
         self.clock = VirtualClock(start)
         self.timeline = Timeline(self.clock, on_change=self._touch)
-        self.runner = FunctionRunner(self.project_root)
+        self.runner = FunctionRunner(self.project_root, environment_overrides=environment_overrides)
         self.ttl_sweep_interval = ttl_sweep_interval
         self.execution_timeout = execution_timeout
 
@@ -452,6 +465,8 @@ class LocalCloud:
     ) -> bool:
         arn = str(target.get("Arn", ""))
         service = _service(arn)
+        if service == "events" and arn.endswith(":::"):  # moto's archive target
+            return backends.archive_event(target, event)
         if service not in ("sqs", "lambda", "states", "sns"):
             return False
         payload = self._target_payload(target, event, str(getattr(rule, "arn", "")))
@@ -496,6 +511,81 @@ class LocalCloud:
             self._email_requests[str(parsed["MessageId"])] = request
 
     def http_request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """HTTP to a Lambda function URL runs the function; LINE's API is recorded."""
+        parsed = urllib.parse.urlsplit(url)
+        spec = self._provisioned.function_urls.get(parsed.hostname or "")
+        if spec is not None:
+            return self._function_url_request(spec, method, parsed, headers, body)
+        if ".lambda-url." in (parsed.hostname or ""):
+            return 404, {"Content-Type": "application/json"}, b'{"Message":"Not Found"}'
+        return self._line_request(method, url, headers, body)
+
+    def _function_url_request(
+        self,
+        spec: FunctionSpec,
+        method: str,
+        url: urllib.parse.SplitResult,
+        headers: dict[str, str],
+        body: bytes | None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Invoke a function as its function URL does (payload format 2.0)."""
+        now = self.clock.now()
+        text: str | None = None
+        encoded = False
+        if body:
+            try:
+                text = body.decode()
+            except UnicodeDecodeError:
+                text, encoded = base64.b64encode(body).decode(), True
+        lowered = {k.lower(): v for k, v in headers.items()}
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": url.path or "/",
+            "rawQueryString": url.query,
+            "headers": lowered,
+            "requestContext": {
+                "accountId": "anonymous",
+                "apiId": (url.hostname or "").split(".")[0],
+                "domainName": url.hostname,
+                "domainPrefix": (url.hostname or "").split(".")[0],
+                "http": {
+                    "method": method,
+                    "path": url.path or "/",
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": lowered.get("user-agent", ""),
+                },
+                "requestId": str(uuid.uuid4()),
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "timeEpoch": int(now.timestamp() * 1000),
+            },
+            "isBase64Encoded": encoded,
+        }
+        if query:
+            event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
+        if lowered.get("cookie"):
+            event["cookies"] = [c.strip() for c in lowered["cookie"].split(";")]
+        if text is not None:
+            event["body"] = text
+        invocation = self._invoke(spec, event, source=f"url:{url.hostname}")
+        if not invocation.ok:
+            return 502, {"Content-Type": "application/json"}, b'{"Message":"Internal Server Error"}'
+        result = invocation.result
+        if not (isinstance(result, dict) and "statusCode" in result):
+            # A function URL treats any other result as a 200 JSON body.
+            return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()
+        response_headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        payload = result.get("body") or ""
+        raw = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
+        return int(result["statusCode"]), response_headers, raw
+
+    def _line_request(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, dict[str, str], bytes]:
         """The LINE Messaging API recorder."""
@@ -677,6 +767,35 @@ class LocalCloud:
             for name, logical_id in sorted(self._provisioned.dead_letter_queues.items())
         }
 
+    def summary(self) -> dict[str, Any]:
+        """What happened so far, JSON-ready (for the CLI, and for test failure messages)."""
+        executions: dict[str, dict[str, int]] = {}
+        for (machine, status), count in sorted(self.execution_counts().items()):
+            executions.setdefault(machine, {})[status] = count
+        return {
+            "clock": self.clock.now().isoformat(),
+            "invocations": dict(sorted(self.invocations.items())),
+            "errors": [
+                {
+                    "function": e.function,
+                    "source": e.source,
+                    "at": e.at.isoformat(),
+                    "type": e.error.get("errorType"),
+                    "message": e.error.get("errorMessage"),
+                }
+                for e in self.errors
+            ],
+            "delivery_errors": [
+                {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in e.items()}
+                for e in self.delivery_errors
+            ],
+            "dlq": {name: len(messages) for name, messages in self.dlq_messages().items()},
+            "executions": executions,
+            "outbox": {channel: len(self.outbox(channel)) for channel in CHANNELS},
+            "api_calls": {f"{s}:{o}": n for (s, o), n in sorted(self.api_calls.items())},
+            "unsupported": [list(u) for u in self.unsupported],
+        }
+
     def scan(self, logical_id: str) -> list[dict[str, Any]]:
         """Every item of a table, as plain Python values (a runtime call, not counted)."""
         from boto3.dynamodb.types import TypeDeserializer
@@ -735,9 +854,7 @@ class LocalCloud:
         if "Input" in target:
             return str(target["Input"])
         if "InputPath" in target:
-            from jsonpath_ng.ext import parse as jsonpath  # type: ignore[attr-defined]
-
-            matches = jsonpath(target["InputPath"]).find(clean)
+            matches = _jsonpath(str(target["InputPath"])).find(clean)
             return json.dumps(matches[0].value if matches else None)
         transformer = target.get("InputTransformer")
         if transformer:
@@ -751,12 +868,10 @@ class LocalCloud:
         event: dict[str, Any],
         rule_arn: str,
     ) -> str:
-        from jsonpath_ng.ext import parse as jsonpath  # type: ignore[attr-defined]
-
         template = str(transformer.get("InputTemplate", ""))
         values: dict[str, Any] = {}
         for name, path in (transformer.get("InputPathsMap") or {}).items():
-            matches = jsonpath(path).find(clean)
+            matches = _jsonpath(str(path)).find(clean)
             values[name] = matches[0].value if matches else None
         values["aws.events.event.json"] = clean
         values["aws.events.event.ingestion-time"] = _iso(
@@ -887,6 +1002,8 @@ class LocalCloud:
         sqs = self._client("sqs")
         processed = 0
         while True:
+            if not backends.queue_has_visible(pump.queue_name):
+                return processed
             messages: list[dict[str, Any]] = []
             while len(messages) < pump.batch_size:
                 response = sqs.receive_message(
@@ -998,12 +1115,15 @@ class LocalCloud:
     def wait_for_executions(self, timeout: float | None = None) -> None:
         """Wait (real time) until every execution is finished or parked on the clock."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.execution_timeout)
-        delay = 0.0005
+        delay = 0.0002
         while True:
-            executions.prune_finished()
+            alive = executions.prune_finished()
+            if alive == 0 and self.timeline.waking() == 0:
+                return  # no execution thread at all
             if self.timeline.waking() == 0 and not executions.busy_threads(self.timeline):
+                # Idle twice in a row with nothing happening in between: quiescent.
                 before = self._activity
-                time.sleep(0.001)
+                time.sleep(0.0002)
                 if (
                     self._activity == before
                     and self.timeline.waking() == 0
@@ -1017,7 +1137,7 @@ class LocalCloud:
                     + executions.describe(busy)
                 )
             time.sleep(delay)
-            delay = min(delay * 2, 0.01)
+            delay = min(delay * 1.5, 0.002)
 
     def drain(self, max_rounds: int = 100_000) -> int:
         """Run everything due now (deliveries, queue pumps, executions) until quiescent.
@@ -1259,7 +1379,9 @@ class LocalCloud:
             backends.delete_schedule(item.group_name, item.name)
 
     # --- serving over HTTP ---------------------------------------------------------------
-    def serve(self, port: int, *, speed: float = 1.0, tick_seconds: float = 0.1) -> ServeHandle:
+    def serve(
+        self, port: int, *, speed: float = 1.0, tick_seconds: float = 0.1, quiet: bool = True
+    ) -> ServeHandle:
         """moto's HTTP server on 127.0.0.1:``port`` with this app; the clock runs.
 
         The clock follows real time times ``speed``; a background thread fires what falls
@@ -1267,6 +1389,8 @@ class LocalCloud:
         """
         from moto.server import ThreadedMotoServer
 
+        if quiet:  # werkzeug logs every request line otherwise
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         stop = threading.Event()

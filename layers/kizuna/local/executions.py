@@ -51,13 +51,30 @@ def busy_threads(timeline: Timeline) -> list[threading.Thread]:
         if not thread.is_alive() or timeline.is_blocked(thread.ident):
             continue
         frame = frames.get(thread.ident)
-        if frame is None:
+        if frame is None:  # alive without a Python frame: starting or finishing
+            busy.append(thread)
             continue
-        code = frame.f_code
-        if code.co_filename == _THREADING_FILE and code.co_name in _BLOCKING_FUNCTIONS:
+        if _blocked(frame):
             continue
         busy.append(thread)
     return busy
+
+
+def _blocked(frame: Any) -> bool:
+    """Is this innermost frame a wait that nothing has ended yet?
+
+    A join on a thread that has finished, or a condition wait whose waiter lock was
+    released (notified), is about to return: that thread is runnable, not blocked.
+    """
+    code = frame.f_code
+    if code.co_filename != _THREADING_FILE or code.co_name not in _BLOCKING_FUNCTIONS:
+        return False
+    local = frame.f_locals
+    if code.co_name in ("_wait_for_tstate_lock", "join"):
+        target = local.get("self")
+        return not isinstance(target, threading.Thread) or target.is_alive()
+    waiter = local.get("waiter")  # Condition.wait (and so Event.wait)
+    return waiter is None or bool(waiter.locked())
 
 
 def describe(threads: list[threading.Thread]) -> str:

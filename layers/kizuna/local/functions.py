@@ -116,12 +116,23 @@ def applied_environment(variables: Mapping[str, str]) -> Iterator[None]:
 class FunctionRunner:
     """Loads handlers once per runtime and calls them as Lambda would."""
 
-    def __init__(self, project_root: Path, *, namespace: str = "kizuna_local_fn") -> None:
+    def __init__(
+        self,
+        project_root: Path,
+        *,
+        namespace: str = "kizuna_local_fn",
+        environment_overrides: Mapping[str, str] | None = None,
+    ) -> None:
         self.project_root = project_root
         self._namespace = namespace
+        self.environment_overrides = dict(environment_overrides or {})
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.RLock()
         self.invocations = 0
+
+    def environment(self, spec: FunctionSpec) -> dict[str, str]:
+        """What the handler sees: Lambda's variables, the function's, then the overrides."""
+        return {**lambda_environment(spec), **self.environment_overrides}
 
     def handler_path(self, code_name: str) -> Path:
         return self.project_root / "functions" / code_name / "handler.py"
@@ -142,7 +153,7 @@ class FunctionRunner:
         folder = str(spec.handler_path.parent)
         sys.path.insert(0, folder)  # Lambda puts the function's folder first on sys.path
         try:
-            with applied_environment(lambda_environment(spec)):
+            with applied_environment(self.environment(spec)):
                 sys.modules[module_name] = module
                 module_spec.loader.exec_module(module)
         except BaseException:
@@ -164,7 +175,7 @@ class FunctionRunner:
             self.invocations += 1
             try:
                 handler = self._load(spec)
-                with applied_environment(lambda_environment(spec)):
+                with applied_environment(self.environment(spec)):
                     result = handler(event, LambdaContext(spec, request_id))
                 # Lambda serializes the result: a value JSON cannot carry is an error.
                 result = json.loads(json.dumps(result)) if result is not None else None

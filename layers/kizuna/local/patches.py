@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import re
 import threading
+import time
 import urllib.request
 import urllib.response
 import uuid
@@ -27,19 +29,31 @@ from kizuna.local.clock import Timeline, VirtualClock
 Undo = Callable[[], None]
 
 
+_MISSING = object()
+
+
 def _swap(owner: Any, name: str, replacement: Any) -> Undo:
-    """Replace ``owner.name`` (a class's own attribute, or a module's); return the undo."""
-    original = owner.__dict__[name]
+    """Set ``owner.name`` (a class or module attribute, own or inherited); return the undo."""
+    original = owner.__dict__.get(name, _MISSING)
     setattr(owner, name, replacement)
 
     def undo() -> None:
-        setattr(owner, name, original)
+        if original is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
 
     return undo
 
 
 LINE_API_HOSTS: tuple[str, ...] = ("api.line.me", "api-data.line.me")
-LINE_URL = re.compile(r"https://api(-data)?\.line\.me/.*")
+# Hosts answered in-process: LINE's Messaging API and Lambda function URLs.
+INTERCEPTED_HOST = re.compile(
+    r"^(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws)$"
+)
+INTERCEPTED_URL = re.compile(
+    r"^https://(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws)(:443)?(/.*)?$"
+)
 
 
 class PatchHost(Protocol):
@@ -78,7 +92,7 @@ class PatchHost(Protocol):
     def http_request(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, dict[str, str], bytes]:
-        """Answer an HTTP request to a channel API (LINE) and record it."""
+        """Answer an HTTP request to LINE (recorded) or to a Lambda function URL (invoked)."""
         ...
 
 
@@ -197,6 +211,43 @@ def patch_execution_names(host: PatchHost) -> Undo:
     return _swap(StepFunctionsParserBackend, "start_execution", start_execution)
 
 
+class _CachingBoto3:
+    """Stands in for ``boto3`` inside moto's Step Functions: one client per service."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        key = (
+            args,
+            kwargs.get("service_name"),
+            kwargs.get("region_name"),
+            kwargs.get("endpoint_url"),
+            kwargs.get("aws_access_key_id"),
+        )
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._real.client(*args, **kwargs)
+            return self._clients[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def patch_sfn_client_cache(host: PatchHost) -> Undo:
+    """moto's Step Functions tasks reuse one boto3 client per service.
+
+    ``boto_client_for`` builds a new client for every task state it runs (~5 ms each, most
+    of a Lambda task's cost); botocore clients are thread-safe, so one per service, region
+    and endpoint serves every execution thread.
+    """
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    return _swap(boto_client, "boto3", _CachingBoto3(boto_client.__dict__["boto3"]))
+
+
 # --- Lambda: run the handler in-process --------------------------------------------------
 def patch_lambda_invoke(host: PatchHost) -> Undo:
     """moto's Lambda runs the function's handler in-process instead of in Docker.
@@ -210,6 +261,99 @@ def patch_lambda_invoke(host: PatchHost) -> Undo:
         return host.invoke_from_moto(self.function_name, event)
 
     return _swap(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+
+
+# --- DynamoDB --------------------------------------------------------------------------------
+DYNAMODB_ITEM_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+
+
+def patch_dynamodb_item_responses(host: PatchHost) -> Undo:
+    """DynamoDB item responses are written with ``json.dumps`` (same JSON, ~20x faster).
+
+    moto's generic response serializer walks the operation's output shape for every
+    attribute of every item; for item operations (GetItem, Query, BatchGetItem...) the
+    result is already DynamoDB's wire JSON (``DynamoResult`` converts it), so it is dumped
+    as is. Anything that does not dump cleanly falls back to moto's serializer.
+    """
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.responses import DynamoResult
+
+    serialize = ActionResult.__dict__["execute_result"]
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if context.operation_model.name in DYNAMODB_ITEM_OPERATIONS:
+            try:
+                body = json.dumps(self.result, separators=(",", ":"))
+            except (TypeError, ValueError):
+                pass
+            else:
+                return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+        return serialize(self, context)
+
+    return _swap(DynamoResult, "execute_result", execute_result)
+
+
+# --- SQS -----------------------------------------------------------------------------------
+def patch_sqs_message_clock(host: PatchHost) -> Undo:
+    """SQS visibility checks read the wall clock cheaply (same values, ~10x faster).
+
+    moto's ``Message.visible`` and ``Message.delayed`` build two datetimes per call
+    (``unix_time_millis``), and every send (queue attributes) and receive scans every
+    message of the queue: a queue of a few thousand messages made each call cost
+    milliseconds. The patched properties compare against ``time.time()`` instead.
+    """
+    from moto.sqs.models import Message
+
+    def visible(self: Any) -> bool:
+        return bool(time.time() * 1000 > self.visible_at)
+
+    def delayed(self: Any) -> bool:
+        return bool(time.time() * 1000 < self.delayed_until)
+
+    undo_visible = _swap(Message, "visible", property(visible))
+    undo_delayed = _swap(Message, "delayed", property(delayed))
+
+    def undo() -> None:
+        undo_delayed()
+        undo_visible()
+
+    return undo
+
+
+def patch_sqs_retention_check(host: PatchHost) -> Undo:
+    """Receiving reads a queue's retention period directly (same answer, O(1)).
+
+    moto's ``SQSBackend.is_message_valid_based_on_retention_period`` runs for every message
+    received and asks for the queue's attributes, which counts every message of the queue
+    three times: receiving all of a queue of n messages cost O(n²).
+    """
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        queue = self.get_queue(queue_name)
+        retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+        return bool(retain_until > time.time())
+
+    return _swap(
+        SQSBackend,
+        "is_message_valid_based_on_retention_period",
+        is_message_valid_based_on_retention_period,
+    )
 
 
 # --- EventBridge --------------------------------------------------------------------------
@@ -340,12 +484,13 @@ def register_botocore_hooks(host: PatchHost) -> Undo:
     return undo
 
 
-# --- HTTP channel APIs (LINE) ----------------------------------------------------------------
-def intercept_line_requests(host: PatchHost) -> Undo:
-    """``requests`` calls to the LINE Messaging API are answered and recorded locally.
+# --- HTTP: LINE's Messaging API and Lambda function URLs -------------------------------------
+def intercept_requests_library(host: PatchHost) -> Undo:
+    """``requests`` calls to LINE's API and to function URLs are answered in-process.
 
     Adds a ``responses`` callback to moto's own (already active) ``responses`` mock, which
-    prefers plain ``responses.CallbackResponse`` matches over its AWS callbacks.
+    prefers plain ``responses.CallbackResponse`` matches over its AWS callbacks. Anything
+    else keeps moto's behaviour (AWS endpoints mocked, other hosts passed through).
     """
     import responses
     from moto.core.models import responses_mock
@@ -357,8 +502,8 @@ def intercept_line_requests(host: PatchHost) -> Undo:
         return host.http_request(str(request.method), str(request.url), dict(request.headers), body)
 
     registered = []
-    for method in ("GET", "POST", "PUT", "DELETE"):
-        response = responses.CallbackResponse(method=method, url=LINE_URL, callback=callback)
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
+        response = responses.CallbackResponse(method=method, url=INTERCEPTED_URL, callback=callback)
         responses_mock.add(response)
         registered.append(response)
 
@@ -369,16 +514,16 @@ def intercept_line_requests(host: PatchHost) -> Undo:
     return undo
 
 
-def intercept_line_urllib(host: PatchHost) -> Undo:
-    """``urllib.request`` calls to the LINE Messaging API are answered and recorded locally.
+def intercept_urllib(host: PatchHost) -> Undo:
+    """``urllib.request`` calls to LINE's API and to function URLs are answered in-process.
 
     Wraps ``urllib.request.HTTPSHandler.https_open``, so ``urlopen`` and custom openers
-    alike reach the recorder for LINE's hosts and the network for anything else.
+    alike reach the runtime for those hosts and the network for anything else.
     """
     original = urllib.request.HTTPSHandler.__dict__["https_open"]  # the one to fall back to
 
     def https_open(self: Any, req: urllib.request.Request) -> Any:
-        if req.host.split(":")[0] not in LINE_API_HOSTS:
+        if not INTERCEPTED_HOST.match(req.host.split(":")[0]):
             return original(self, req)
         data = req.data if isinstance(req.data, bytes) else None
         headers = {k: str(v) for k, v in req.header_items()}
@@ -399,12 +544,16 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_wait_states,
     patch_retry_intervals,
     patch_execution_names,
+    patch_sfn_client_cache,
     patch_lambda_invoke,
+    patch_dynamodb_item_responses,
+    patch_sqs_message_clock,
+    patch_sqs_retention_check,
     patch_event_targets,
     patch_put_events_time,
     register_botocore_hooks,
-    intercept_line_requests,
-    intercept_line_urllib,
+    intercept_requests_library,
+    intercept_urllib,
 )
 
 

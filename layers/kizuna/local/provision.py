@@ -9,6 +9,7 @@ what is harmless to leave out; anything else is reported.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -21,7 +22,7 @@ from typing import Any, NamedTuple
 
 from kizuna.local.functions import FunctionRunner, FunctionSpec
 from kizuna.local.schedules import parse_schedule
-from kizuna.local.template import Physical, Template, TemplateError
+from kizuna.local.template import REGION, Physical, Template, TemplateError
 
 LOG = logging.getLogger(__name__)
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # any anchor: expressions are only validated
@@ -83,6 +84,7 @@ class Provisioned:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)  # by physical name
     pumps: list[QueuePump] = field(default_factory=list)
     dead_letter_queues: dict[str, str] = field(default_factory=dict)  # queue name -> logical id
+    function_urls: dict[str, FunctionSpec] = field(default_factory=dict)  # URL host -> function
     seconds: float = 0.0
 
 
@@ -117,7 +119,6 @@ IGNORED_TYPES: dict[str, str] = {
 
 UNSUPPORTED_REASONS: dict[str, str] = {
     "AWS::SES::ConfigurationSetEventDestination": "moto emits no SES delivery events",
-    "AWS::Lambda::Url": "no HTTP endpoint for functions locally",
     "AWS::ApiGateway::RestApi": "no API Gateway locally",
     "AWS::ApiGatewayV2::Api": "no API Gateway locally",
     "AWS::DynamoDB::Stream": "DynamoDB streams are not pumped locally",
@@ -238,6 +239,7 @@ class Provisioner:
             "AWS::Lambda::Function": self.function,
             "AWS::Lambda::EventSourceMapping": self.event_source_mapping,
             "AWS::Lambda::EventInvokeConfig": self.event_invoke_config,
+            "AWS::Lambda::Url": self.function_url,
             "AWS::StepFunctions::StateMachine": self.state_machine,
             "AWS::Scheduler::ScheduleGroup": self.schedule_group,
             "AWS::Scheduler::Schedule": self.schedule,
@@ -757,6 +759,35 @@ class Provisioner:
                 "success destinations are not emulated locally",
             )
         self.record(logical_id, physical=Physical(logical_id, logical_id, {}))
+
+    def function_url(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id,
+            props,
+            {"TargetFunctionArn", "AuthType", "Qualifier"},
+            {"Cors", "InvokeMode"},
+        )
+        r = self.t.resolve(props)
+        spec = self._function_for(str(r["TargetFunctionArn"]))
+        if spec is None:
+            self.unsupported(logical_id, "AWS::Lambda::Url", "its function was not created locally")
+        url_id = hashlib.sha256(f"{self.t.stack_name}/{logical_id}".encode()).hexdigest()[:32]
+        host = f"{url_id}.lambda-url.{REGION}.on.aws"
+        url = f"https://{host}/"
+        if spec is not None:
+            self.out.function_urls[host] = spec
+        if r.get("AuthType") == "AWS_IAM":
+            self.unsupported(
+                logical_id,
+                "AWS::Lambda::Url.AuthType",
+                "harmless: IAM auth of function URLs is not checked locally",
+            )
+        function_arn = spec.arn if spec else str(r["TargetFunctionArn"])
+        self.record(
+            logical_id,
+            url=url,
+            physical=Physical(function_arn, url, {"FunctionUrl": url, "FunctionArn": function_arn}),
+        )
 
     # --- Step Functions ------------------------------------------------------------------
     def state_machine(self, logical_id: str, props: dict[str, Any]) -> None:

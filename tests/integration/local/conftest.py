@@ -9,13 +9,7 @@ import pytest
 
 from kizuna.local import LocalCloud
 
-# Fixtures of kizuna.local.testing (until tests/conftest.py lists it in pytest_plugins).
-from kizuna.local.testing import (  # noqa: F401
-    CloudFactory,
-    kizuna_cloud,
-    kizuna_template_json,
-    local_cloud_factory,
-)
+from kizuna.local.testing import CloudFactory
 from tests.integration.local.fixtures import probe_template, write_project
 
 

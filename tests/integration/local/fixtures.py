@@ -185,6 +185,7 @@ def journey_definition() -> dict[str, Any]:
 
 def probe_template() -> dict[str, Any]:
     table_env = {"TABLE": {"Ref": "Customers"}, "BUS": {"Ref": "Bus"}}
+    probe_env = {**table_env, "ECHO_URL": {"Fn::GetAtt": ["EchoUrl", "FunctionUrl"]}}
     return {
         "Parameters": {
             "BootstrapVersion": {
@@ -249,7 +250,7 @@ def probe_template() -> dict[str, Any]:
                 "Properties": {"AssumeRolePolicyDocument": {"Statement": []}},
             },
             "ProbeLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 30}},
-            "Probe": _function("probe", table_env),
+            "Probe": _function("probe", probe_env),
             "ProbeMapping": {
                 "Type": "AWS::Lambda::EventSourceMapping",
                 "Properties": {
@@ -293,6 +294,13 @@ def probe_template() -> dict[str, Any]:
                 "Properties": {
                     "ScheduleExpression": "cron(0 3 * * ? *)",
                     "Targets": [{"Arn": {"Fn::GetAtt": ["Nightly", "Arn"]}, "Id": "Nightly"}],
+                },
+            },
+            "EchoUrl": {
+                "Type": "AWS::Lambda::Url",
+                "Properties": {
+                    "TargetFunctionArn": {"Fn::GetAtt": ["Echo", "Arn"]},
+                    "AuthType": "NONE",
                 },
             },
             "MorningSchedule": {

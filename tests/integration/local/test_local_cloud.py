@@ -57,7 +57,11 @@ def test_provisions_tables_queues_functions_and_machines(cloud: LocalCloud) -> N
 
     # And functions carry their environment with Ref/Sub resolved to physical names
     probe = cloud.functions[cloud.physical_name("Probe")]
-    assert probe.environment == {"TABLE": "kizuna-Customers", "BUS": "kizuna-test"}
+    assert probe.environment == {
+        "TABLE": "kizuna-Customers",
+        "BUS": "kizuna-test",
+        "ECHO_URL": cloud.resources["EchoUrl"].url,
+    }
     assert cloud.functions[cloud.physical_name("Echo")].environment == {
         "GREETING": "hello from us-east-1"
     }
@@ -508,3 +512,30 @@ def test_serve_accepts_put_events_over_http(cloud: LocalCloud) -> None:
             time.sleep(0.05)
 
     assert customer(cloud, "http") is not None
+
+
+def test_function_url_invokes_the_function(cloud: LocalCloud) -> None:
+    # Given the Echo function's URL (as another function's environment sees it)
+    url = cloud.functions[cloud.physical_name("Probe")].environment["ECHO_URL"]
+    assert url.startswith("https://") and ".lambda-url.us-east-1.on.aws/" in url
+
+    # When it is called over HTTP (requests and urllib alike)
+    response = requests.post(
+        url + "unsubscribe?token=abc",
+        data="one-click",
+        timeout=5,
+        headers={"Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(url + "ping") as raw:  # intercepted: stays in-process
+        pinged = json.loads(raw.read())
+
+    # Then the function ran with a function URL (payload 2.0) event
+    assert response.status_code == 200
+    event = response.json()["echo"]
+    assert event["version"] == "2.0"
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert event["rawPath"] == "/unsubscribe"
+    assert event["queryStringParameters"] == {"token": "abc"}
+    assert event["body"] == "one-click"
+    assert pinged["echo"]["rawPath"] == "/ping"
+    assert cloud.invocations["Echo"] == 2

@@ -6,6 +6,7 @@ import json
 import time
 import urllib.request
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,91 @@ def test_patch_event_targets(local_cloud_factory: CloudFactory, project_root: Pa
     assert cloud.delivery_errors == []
 
 
+def test_patch_sfn_client_cache(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    cloud = cloud_with(
+        local_cloud_factory,
+        project_root,
+        {"Direct": state_machine({"StartAt": "Send", "States": {"Send": SEND}})},
+    )
+    arns = [run(cloud, "Direct", {"n": n}) for n in range(3)]
+    cloud.drain()
+
+    assert [describe(a)["status"] for a in arns] == ["SUCCEEDED"] * 3
+    cache = boto_client.__dict__["boto3"]
+    assert [key[1] for key in cache._clients] == ["lambda"]  # one client for three tasks
+
+
+def test_patch_dynamodb_item_responses(
+    local_cloud_factory: CloudFactory, project_root: Path
+) -> None:
+    local_cloud_factory(probe_template(), project_root=project_root)
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table("kizuna-Customers")
+    item = {
+        "customer_id": "d1",
+        "n": Decimal("1.5"),
+        "m": {"l": [1, "x", {"b": True}], "e": {}},
+        "ss": {"a", "b"},
+        "bin": b"\x00\x01",
+        "none": None,
+        "empty": [],
+    }
+
+    assert "Attributes" not in table.put_item(Item=item, ReturnValues="ALL_OLD")
+    assert table.put_item(Item=item, ReturnValues="ALL_OLD")["Attributes"] == item
+    assert table.get_item(Key={"customer_id": "d1"})["Item"] == item
+    assert "Item" not in table.get_item(Key={"customer_id": "missing"})
+    scanned = table.scan(ReturnConsumedCapacity="TOTAL")
+    assert scanned["Items"] == [item] and scanned["Count"] == 1
+    assert scanned["ConsumedCapacity"]["TableName"] == "kizuna-Customers"
+    updated = table.update_item(
+        Key={"customer_id": "d1"},
+        UpdateExpression="ADD c :one",
+        ExpressionAttributeValues={":one": 1},
+        ReturnValues="UPDATED_NEW",
+    )
+    assert updated["Attributes"] == {"c": 1}
+    with pytest.raises(table.meta.client.exceptions.ConditionalCheckFailedException):
+        table.put_item(Item=item, ConditionExpression="attribute_not_exists(customer_id)")
+
+
+def test_patch_sqs_message_clock(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    cloud = local_cloud_factory(probe_template(), project_root=project_root)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = cloud.resources["DeadLetterQueue"].url
+    sqs.send_message(QueueUrl=url, MessageBody="m")
+
+    [message] = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)  # in flight: invisible
+    sqs.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+    )
+    assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1  # visible again
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+
+
+def test_patch_sqs_retention_check(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    from kizuna.local import backends
+
+    cloud = local_cloud_factory(probe_template(), project_root=project_root)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = cloud.resources["DeadLetterQueue"].url
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": "60"})
+    sqs.send_message(QueueUrl=url, MessageBody="old")
+    queue = backends.sqs_backend().get_queue("kizuna-DeadLetterQueue")
+    queue._messages[0].sent_timestamp -= 120_000  # sent two minutes ago (wall clock)
+
+    # An expired message is not delivered (moto stops that receive there)...
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    # ...and a fresh one is
+    sqs.send_message(QueueUrl=url, MessageBody="new")
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in received] == ["new"]
+
+
 def test_patch_put_events_time(local_cloud_factory: CloudFactory, project_root: Path) -> None:
     cloud = local_cloud_factory(probe_template(), project_root=project_root)
     cloud.advance(hours=5)
@@ -308,7 +394,7 @@ def test_register_botocore_hooks(local_cloud_factory: CloudFactory, project_root
     assert [m["message"] for m in cloud.outbox("sms")] == ["code 1234"]
 
 
-def test_intercept_line_requests(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+def test_intercept_requests_library(local_cloud_factory: CloudFactory, project_root: Path) -> None:
     cloud = local_cloud_factory(probe_template(), project_root=project_root)
     response = requests.post(
         "https://api.line.me/v2/bot/message/push",
@@ -322,7 +408,7 @@ def test_intercept_line_requests(local_cloud_factory: CloudFactory, project_root
     assert [m["to"] for m in cloud.outbox("line")] == ["U" + "1" * 32]
 
 
-def test_intercept_line_urllib(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+def test_intercept_urllib(local_cloud_factory: CloudFactory, project_root: Path) -> None:
     cloud = local_cloud_factory(probe_template(), project_root=project_root)
     request = urllib.request.Request(
         "https://api.line.me/v2/bot/message/multicast",
@@ -338,7 +424,9 @@ def test_intercept_line_urllib(local_cloud_factory: CloudFactory, project_root: 
 
 def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: Path) -> None:
     from moto.awslambda.models import LambdaFunction
+    from moto.dynamodb.responses import DynamoResult
     from moto.events.models import EventsBackend, Rule
+    from moto.sqs.models import Message, SQSBackend
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import (
         Timestamp,
@@ -346,6 +434,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
         WaitFunction,
     )
+    from moto.stepfunctions.parser.asl.utils import boto_client
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     owners = [
@@ -357,6 +446,10 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (retrier_decl, "time"),
         (urllib.request.HTTPSHandler, "https_open"),
         (Timestamp, "_from_timestamp_string"),
+        (boto_client, "boto3"),
+        (Message, "visible"),
+        (Message, "delayed"),
+        (SQSBackend, "is_message_valid_based_on_retention_period"),
     ]
     before = [owner.__dict__[name] for owner, name in owners]
     with LocalCloud.from_template(template, project_root=project_root):
@@ -364,9 +457,10 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     after = [owner.__dict__[name] for owner, name in owners]
 
     assert all(b is not d for b, d in zip(before, during, strict=True))
+    assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 9
+    assert len(patches.PATCHES) == 13
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:

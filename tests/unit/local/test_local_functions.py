@@ -62,6 +62,21 @@ def test_handler_sees_its_environment_and_context_then_environment_is_restored(
     assert "TABLE" not in os.environ
 
 
+def test_environment_overrides_apply_to_every_function(tmp_path: Path) -> None:
+    runner = FunctionRunner(tmp_path, environment_overrides={"POWERTOOLS_LOG_LEVEL": "ERROR"})
+    function = spec(
+        tmp_path,
+        """
+        import os
+
+        def handler(event, context):
+            return [os.environ["POWERTOOLS_LOG_LEVEL"], os.environ["TABLE"]]
+    """,
+        {"TABLE": "t", "POWERTOOLS_LOG_LEVEL": "INFO"},
+    )
+    assert runner.invoke(function, {}).result == ["ERROR", "t"]
+
+
 def test_handler_errors_become_lambda_error_payloads(tmp_path: Path) -> None:
     runner = FunctionRunner(tmp_path)
     function = spec(
