@@ -19,7 +19,9 @@ from enum import StrEnum
 
 from kizuna.config import ContactPolicyConfig
 from kizuna.customer import Customer
-from kizuna.domain.loyalty import address_hash as address_hash
+
+__all__ = ["Outcome", "PolicyDecision", "address_hash", "decide", "quiet_until"]
+from kizuna.domain.loyalty import address_hash
 from kizuna.programs.steps import next_local_time, zone
 
 INTERRUPTIVE = frozenset({"sms", "push", "line"})

@@ -15,10 +15,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kizuna.clock import Clock
-from kizuna.domain.loyalty import address_hash
 from kizuna.customer import Customer
 from kizuna.deadletters import DeadLetterPolicy
 from kizuna.delivery.feedback import FeedbackAction, FeedbackError, parse_ses_event
+from kizuna.domain.loyalty import address_hash
 from kizuna.observability import logger
 from kizuna.ports import DeadLetterSink
 from kizuna.send_service import Inbound

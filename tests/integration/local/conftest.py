@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from kizuna.local import LocalCloud
-
 from kizuna.local.testing import CloudFactory
 from tests.integration.local.fixtures import probe_template, write_project
 
@@ -25,7 +24,7 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture
 def cloud(
-    local_cloud_factory: CloudFactory,  # noqa: F811 - the imported fixture
+    local_cloud_factory: CloudFactory,
     template: dict[str, Any],
     project_root: Path,
 ) -> LocalCloud:
