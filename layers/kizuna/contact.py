@@ -19,10 +19,10 @@ from enum import StrEnum
 
 from kizuna.config import ContactPolicyConfig
 from kizuna.customer import Customer
-
-__all__ = ["Outcome", "PolicyDecision", "address_hash", "decide", "quiet_until"]
 from kizuna.domain.loyalty import address_hash
 from kizuna.programs.steps import next_local_time, zone
+
+__all__ = ["Outcome", "PolicyDecision", "address_hash", "decide", "quiet_until"]
 
 INTERRUPTIVE = frozenset({"sms", "push", "line"})
 
