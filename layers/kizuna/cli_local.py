@@ -96,17 +96,15 @@ def local_serve(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4566,
 ) -> None:
     """Serve the provisioned app on moto's HTTP server, with the clock running."""
-    from kizuna.demo import DEMO_CONFIG, verify_sender
+    from kizuna.demo import DEMO_CONTEXT, prepare_channels
     from kizuna.local.app import default_project_root, kizuna_template
     from kizuna.local.cloud import LocalCloud
 
-    template = kizuna_template(
-        {"kizuna:config": DEMO_CONFIG, "kizuna:emailFrom": "shop@example.com"}
-    )
+    template = kizuna_template(DEMO_CONTEXT)
     with LocalCloud.from_template(
         template, project_root=default_project_root(), start=datetime.now(UTC)
     ) as cloud:
-        verify_sender(cloud, "shop@example.com")
+        prepare_channels(cloud)
         handle = cloud.serve(port)
         bus = cloud.bus_names()[0]
         out.print(

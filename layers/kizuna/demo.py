@@ -164,13 +164,17 @@ def run_demo(
 
     started = time.perf_counter()
     shop = Shop(customers=customers, days=days, seed=seed)
-    template = kizuna_template(
-        {"kizuna:config": DEMO_CONFIG, "kizuna:emailFrom": "shop@example.com"}
-    )
+    template = kizuna_template(DEMO_CONTEXT)
     summary = DemoSummary(days=days)
     root = project_root or default_project_root()
-    with LocalCloud.from_template(template, project_root=root, start=shop.start) as cloud:
-        verify_sender(cloud, "shop@example.com")
+    with LocalCloud.from_template(
+        template,
+        project_root=root,
+        start=shop.start,
+        environment_overrides=QUIET,
+        ttl_sweep_interval=timedelta(days=1),
+    ) as cloud:
+        prepare_channels(cloud)
         for day, entries in shop.days_of_events():
             by_hour: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for entry in entries:
@@ -178,11 +182,11 @@ def run_demo(
                 hour = int((at - shop.start).total_seconds() // 3600)
                 by_hour[max(hour, day * 24)].append(entry)
             for hour in sorted(by_hour):
-                cloud.advance_to(shop.start + timedelta(hours=hour))
+                cloud.advance_to(shop.start + timedelta(hours=hour), wake="batch")
                 cloud.put_events(by_hour[hour])
                 summary.events += len(by_hour[hour])
                 cloud.drain()
-            cloud.advance_to(shop.start + timedelta(days=day + 1))
+            cloud.advance_to(shop.start + timedelta(days=day + 1), wake="batch")
             if progress:
                 progress(day + 1, days)
         collect(cloud, summary)
@@ -190,6 +194,29 @@ def run_demo(
     return summary
 
 
-def verify_sender(cloud: Any, address: str) -> None:
-    """SES (and moto) only send from a verified identity."""
-    cloud.client("sesv2").create_email_identity(EmailIdentity=address)
+EMAIL_FROM = "shop@example.com"
+LINE_TOKEN_PARAMETER = "/kizuna/local/line-channel-token"
+PUSH_APP_ID = "kizunalocalpushapp"
+# All four channels on: push through a (faked) End User Messaging app, LINE with a token.
+DEMO_CONTEXT: dict[str, Any] = {
+    "kizuna:config": DEMO_CONFIG,
+    "kizuna:emailFrom": EMAIL_FROM,
+    "kizuna:pushApplicationId": PUSH_APP_ID,
+    "kizuna:lineTokenParameter": LINE_TOKEN_PARAMETER,
+}
+# Handlers log at WARNING in the demo (the summary says what happened).
+QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+def prepare_channels(cloud: Any) -> None:
+    """What an operator sets up once: a verified SES sender, the push app, the LINE token."""
+    from kizuna.local.backends import register_pinpoint_app
+
+    cloud.client("sesv2").create_email_identity(EmailIdentity=EMAIL_FROM)
+    register_pinpoint_app(PUSH_APP_ID, "kizuna-local")
+    cloud.client("ssm").put_parameter(
+        Name=LINE_TOKEN_PARAMETER,
+        Type="SecureString",
+        Value="local-line-channel-access-token",
+        Overwrite=True,
+    )

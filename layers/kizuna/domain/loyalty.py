@@ -89,7 +89,7 @@ def points_lots(customer: Customer, cfg: LoyaltyConfig) -> list[PointsLot]:
     return lots
 
 
-INDEX_SHARDS = 8
+INDEX_SHARDS = 4
 
 
 def address_hash(address: str) -> str:

@@ -124,7 +124,12 @@ def expire_ttl(now_epoch: float) -> int:
         if ttl.get("TimeToLiveStatus") != "ENABLED" or not ttl.get("AttributeName"):
             continue
         attribute = ttl["AttributeName"]
-        for item in table.all_items():
+        items = [
+            i
+            for bucket in list(table.items.values())
+            for i in (list(bucket.values()) if table.range_key_attr else [bucket])
+        ]
+        for item in items:
             value = item.attrs.get(attribute)
             if value is None or value.type != "N":
                 continue
@@ -193,3 +198,14 @@ def queue_has_visible(queue_name: str) -> bool:
     """Whether a receive could return anything (saves an empty ReceiveMessage round trip)."""
     queue = sqs_backend().get_queue(queue_name)
     return any(message.visible and not message.delayed for message in list(queue._messages))
+
+
+def register_pinpoint_app(application_id: str, name: str) -> None:
+    """A push app under a fixed id (moto makes up ids; a template names one in advance)."""
+    from moto.pinpoint.models import pinpoint_backends
+
+    backend = pinpoint_backends[ACCOUNT_ID][REGION]
+    app = backend.create_app(name=name, tags={})
+    backend.apps.pop(app.application_id, None)
+    app.application_id = application_id
+    backend.apps[application_id] = app

@@ -1189,18 +1189,18 @@ class LocalCloud:
                 when, fire = due
                 if when > self.clock.now():
                     self.clock.set(when)
-                    self._time_moved(final=False)
+                    self._time_moved()
                 fire(wake)
                 self.drain()
             if target > self.clock.now():
                 self.clock.set(target)
-            self._time_moved(final=True)
+            self._time_moved()
             self.drain()
         return self.clock.now()
 
-    def _time_moved(self, *, final: bool) -> None:
+    def _time_moved(self) -> None:
         now = self.clock.now()
-        if final or now - self._last_ttl_sweep >= self.ttl_sweep_interval:
+        if now - self._last_ttl_sweep >= self.ttl_sweep_interval:
             self._last_ttl_sweep = now
             backends.expire_ttl(now.timestamp())
 

@@ -11,6 +11,7 @@ Pinned against moto 5.2.5 (see pyproject.toml).
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import json
 import re
@@ -306,6 +307,91 @@ def patch_dynamodb_item_responses(host: PatchHost) -> Undo:
     return _swap(DynamoResult, "execute_result", execute_result)
 
 
+_QUERY_SCOPE = threading.local()
+
+
+def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
+    """Query reads only the items it can match instead of sorting the whole table.
+
+    moto's ``Table.query`` starts from ``all_items()``, which sorts every item of the table
+    (O(n log n) per query, with costly key comparisons). During a query this patch makes
+    ``all_items`` return, unsorted, only the items of the queried partition (table queries)
+    or every item (index queries; moto filters and sorts the candidates itself afterwards).
+    Results are identical; scans and everything else keep moto's sorted ``all_items``.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original_all_items = Table.__dict__["all_items"]
+    original_query = Table.__dict__["query"]
+
+    def all_items(self: Any) -> Any:
+        scope = getattr(_QUERY_SCOPE, "table", None)
+        if scope is not self:
+            return original_all_items(self)
+        hash_key = _QUERY_SCOPE.hash_key
+        if hash_key is not None:
+            bucket = self.items.get(hash_key)
+            if bucket is None:
+                return []
+            return list(bucket.values()) if self.range_key_attr else [bucket]
+        # an index query: keep the items that carry every key attribute of the index with
+        # the queried partition value (a sparse index holds only those); moto re-checks
+        required: list[tuple[str, Any]] = _QUERY_SCOPE.index_keys
+        out: list[Any] = []
+        for bucket in self.items.values():
+            for item in bucket.values() if self.range_key_attr else [bucket]:
+                attrs = item.attrs
+                for name, expected in required:
+                    found = attrs.get(name)
+                    if found is None or (
+                        expected is not None
+                        and (found.type != expected.type or found.value != expected.value)
+                    ):
+                        break
+                else:
+                    out.append(item)
+        return out
+
+    signature = inspect.signature(original_query)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, hash_key, *args, **kwargs).arguments
+        index_name = bound.get("index_name")
+        previous = (
+            getattr(_QUERY_SCOPE, "table", None),
+            getattr(_QUERY_SCOPE, "hash_key", None),
+            getattr(_QUERY_SCOPE, "index_keys", None),
+        )
+        _QUERY_SCOPE.table = self
+        _QUERY_SCOPE.hash_key = None if index_name else hash_key
+        _QUERY_SCOPE.index_keys = []
+        if index_name:
+            index = {i.name: i for i in self.all_indexes()}.get(index_name)
+            if index is not None:
+                conditions = dict(bound.get("hash_key_conditions") or [])
+                for key in index.schema:
+                    name = key["AttributeName"]
+                    if key["KeyType"] == "HASH":
+                        _QUERY_SCOPE.index_keys.append(
+                            (name, conditions.get(name, hash_key if len(conditions) < 2 else None))
+                        )
+                    else:
+                        _QUERY_SCOPE.index_keys.append((name, None))
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _QUERY_SCOPE.table, _QUERY_SCOPE.hash_key, _QUERY_SCOPE.index_keys = previous
+
+    undo_items = _swap(Table, "all_items", all_items)
+    undo_query = _swap(Table, "query", query)
+
+    def undo() -> None:
+        undo_query()
+        undo_items()
+
+    return undo
+
+
 # --- SQS -----------------------------------------------------------------------------------
 def patch_sqs_message_clock(host: PatchHost) -> Undo:
     """SQS visibility checks read the wall clock cheaply (same values, ~10x faster).
@@ -547,6 +633,7 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_sfn_client_cache,
     patch_lambda_invoke,
     patch_dynamodb_item_responses,
+    patch_dynamodb_query_candidates,
     patch_sqs_message_clock,
     patch_sqs_retention_check,
     patch_event_targets,

@@ -1,6 +1,6 @@
 """Scheduled triggers, found without scanning the whole base.
 
-Three sparse indexes on the customers table (partition ``gsi_shard``, 8 shards) hold only
+Three sparse indexes on the customers table (partition ``gsi_shard``, 4 shards) hold only
 the customers they concern: ``by_last_order`` (``last_order_at``), ``by_points_expiry``
 (``points_next_expiry_at``) and ``by_open_cart`` (``cart_open_at``). A sweep queries the
 time window that crossed its threshold since the previous sweep, re-checks fresh state,

@@ -303,6 +303,67 @@ def test_patch_dynamodb_item_responses(
         table.put_item(Item=item, ConditionExpression="attribute_not_exists(customer_id)")
 
 
+def test_patch_dynamodb_query_candidates() -> None:
+    """Table and index queries answer exactly as moto's own query, with and without it."""
+    from moto import mock_aws
+
+    with mock_aws():
+        ddb = boto3.resource("dynamodb", region_name="us-east-1")
+        table = ddb.create_table(
+            TableName="q",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g", "t")
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_t",
+                    "KeySchema": [
+                        {"AttributeName": "g", "KeyType": "HASH"},
+                        {"AttributeName": "t", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
+        )
+        for i in range(60):
+            item = {"pk": f"c{i % 7}", "sk": f"MSG#{i:03d}", "n": i}
+            if i % 3:
+                item.update(g=str(i % 2), t=f"2026-01-{1 + i % 28:02d}")
+            table.put_item(Item=item)
+
+        def answers() -> list[Any]:
+            from boto3.dynamodb.conditions import Key
+
+            return [
+                table.query(KeyConditionExpression=Key("pk").eq("c3"))["Items"],
+                table.query(
+                    KeyConditionExpression=Key("pk").eq("c3") & Key("sk").begins_with("MSG#01"),
+                    ScanIndexForward=False,
+                )["Items"],
+                table.query(KeyConditionExpression=Key("pk").eq("nobody"))["Items"],
+                table.query(
+                    IndexName="by_t",
+                    KeyConditionExpression=Key("g").eq("1")
+                    & Key("t").between("2026-01-05", "2026-01-20"),
+                )["Items"],
+                table.query(KeyConditionExpression=Key("pk").eq("c1"), Limit=3)["Items"],
+            ]
+
+        expected = answers()
+        undo = patches.patch_dynamodb_query_candidates(None)  # type: ignore[arg-type]
+        try:
+            assert answers() == expected
+            assert expected[0] and expected[3]
+            assert len(table.scan()["Items"]) == 60  # scans still see every item
+        finally:
+            undo()
+
+
 def test_patch_sqs_message_clock(local_cloud_factory: CloudFactory, project_root: Path) -> None:
     cloud = local_cloud_factory(probe_template(), project_root=project_root)
     sqs = boto3.client("sqs", region_name="us-east-1")
@@ -460,7 +521,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 13
+    assert len(patches.PATCHES) == 14
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
