@@ -195,7 +195,7 @@ def run_demo(
 
 
 EMAIL_FROM = "shop@example.com"
-LINE_TOKEN_PARAMETER = "/kizuna/local/line-channel-token"
+LINE_TOKEN_PARAMETER = "/kizuna/local/line-channel-token"  # noqa: S105 - a name
 PUSH_APP_ID = "kizunalocalpushapp"
 # All four channels on: push through a (faked) End User Messaging app, LINE with a token.
 DEMO_CONTEXT: dict[str, Any] = {

@@ -325,8 +325,7 @@ def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
     original_query = Table.__dict__["query"]
 
     def all_items(self: Any) -> Any:
-        scope = getattr(_QUERY_SCOPE, "table", None)
-        if scope is not self:
+        if getattr(_QUERY_SCOPE, "table", None) is not self:
             return original_all_items(self)
         hash_key = _QUERY_SCOPE.hash_key
         if hash_key is not None:
