@@ -324,9 +324,10 @@ def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
     original_all_items = Table.__dict__["all_items"]
     original_query = Table.__dict__["query"]
 
-    def all_items(self: Any) -> Any:
-        if getattr(_QUERY_SCOPE, "table", None) is not self:
-            return original_all_items(self)
+    def all_items(table: Any) -> Any:
+        if getattr(_QUERY_SCOPE, "table", None) is not table:
+            return original_all_items(table)
+        self: Any = table
         hash_key = _QUERY_SCOPE.hash_key
         if hash_key is not None:
             bucket = self.items.get(hash_key)
