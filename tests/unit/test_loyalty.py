@@ -125,3 +125,21 @@ def test_points_near_next_rank_fires_once_when_entering_the_window() -> None:
     assert emitted[0] == ["customer.first_purchase", "customer.points_near_next_rank"]
     assert emitted[1] == ["customer.repeat_purchase"]
     assert "customer.rank_changed" in emitted[2]
+
+
+def test_an_opt_out_wins_over_an_opt_in_given_at_the_same_instant() -> None:
+    def consent(status: str, eid: str) -> dict:  # type: ignore[type-arg]
+        return envelope(
+            "consent.changed",
+            {
+                "customer_id": "c1",
+                "occurred_at": T0.isoformat(),
+                "channel": "email",
+                "status": status,
+            },
+            eid,
+        )
+
+    for first, second in (("opted_in", "opted_out"), ("opted_out", "opted_in")):
+        c, _ = run(consent(first, "e1"), consent(second, "e2"))
+        assert c.consent["email"].status == "opted_out"

@@ -91,7 +91,7 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
             return []
         case ConsentChanged():
             cur = c.consent.get(d.channel)
-            st = stamp(at, (d.status, d.source))
+            st = stamp(at, (d.status, d.source), rank="1" if d.status == "opted_out" else "0")
             if cur is None or _newer(cur.stamp, st):
                 c.consent[d.channel] = ConsentState(
                     status=d.status, at=at, source=d.source, stamp=st

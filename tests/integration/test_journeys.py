@@ -1,0 +1,320 @@
+"""The seven seed programs on the local runtime (real template, virtual clock): who got
+what, on which channel and when — and who did not, and why."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.demo import DEMO_CONTEXT, prepare_channels
+from kizuna.local.app import default_project_root, kizuna_template
+from kizuna.local.cloud import LocalCloud
+from kizuna.programs.journeys import in_holdout
+from kizuna.programs.loader import load_programs
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)  # Monday 09:00 in Tokyo
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMS = {p.id: p for p in load_programs(ROOT / "programs")[0]}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return kizuna_template(DEMO_CONTEXT)
+
+
+@pytest.fixture
+def cloud(template: dict[str, Any]) -> Iterator[LocalCloud]:
+    with LocalCloud.from_template(
+        template,
+        project_root=default_project_root(),
+        start=START,
+        environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"},
+    ) as c:
+        prepare_channels(c)
+        yield c
+
+
+def treated(program: str, prefix: str) -> str:
+    return next(
+        f"{prefix}{i}" for i in range(500) if not in_holdout(PROGRAMS[program], f"{prefix}{i}")
+    )
+
+
+def held_out(program: str, prefix: str) -> str:
+    return next(f"{prefix}{i}" for i in range(500) if in_holdout(PROGRAMS[program], f"{prefix}{i}"))
+
+
+def put(
+    cloud: LocalCloud, detail_type: str, detail: dict[str, Any], source: str = "com.example.shop"
+) -> None:
+    detail = {"occurred_at": cloud.clock.now().isoformat(), **detail}
+    cloud.put_events([{"Source": source, "DetailType": detail_type, "Detail": detail}])
+    cloud.drain()
+
+
+def signup(
+    cloud: LocalCloud,
+    cid: str,
+    *,
+    locale: str = "ja",
+    channels: tuple[str, ...] = ("email",),
+    name: str = "花子",
+) -> None:
+    put(
+        cloud,
+        "customer.upserted",
+        {
+            "customer_id": cid,
+            "email": f"{cid}@example.jp",
+            "phone": "+819012345678",
+            "first_name": name,
+            "last_name": "山田",
+            "locale": locale,
+            "time_zone": "Asia/Tokyo" if locale == "ja" else "America/New_York",
+        },
+    )
+    if "push" in channels:
+        put(
+            cloud,
+            "device.registered",
+            {"customer_id": cid, "platform": "FCM", "token": f"fcm-token-{cid}-0123456789"},
+        )
+    if "line" in channels:
+        put(cloud, "line.linked", {"customer_id": cid, "line_user_id": "U" + "a" * 32})
+    for channel in channels:
+        put(
+            cloud, "consent.changed", {"customer_id": cid, "channel": channel, "status": "opted_in"}
+        )
+
+
+def order(cloud: LocalCloud, cid: str, oid: str, total: int) -> None:
+    put(
+        cloud,
+        "order.placed",
+        {
+            "customer_id": cid,
+            "order_id": oid,
+            "total": str(total),
+            "currency": "JPY",
+            "channel": "web",
+            "lines": [
+                {
+                    "product_id": "tea-009",
+                    "category": "tea",
+                    "quantity": 1,
+                    "unit_price": str(total),
+                }
+            ],
+        },
+    )
+
+
+def ledger(cloud: LocalCloud, cid: str, kind: str) -> list[dict[str, Any]]:
+    table = cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id
+    items = [i for i in cloud.scan(table) if i["pk"] == cid and i.get("kind") == kind]
+    return sorted(items, key=lambda i: str(i.get("at", i["sk"])))
+
+
+def sent(cloud: LocalCloud, cid: str) -> list[tuple[str, str, str]]:
+    return [
+        (m["program"], m["step"], m["channel"])
+        for m in ledger(cloud, cid, "MSG")
+        if m["status"] == "sent"
+    ]
+
+
+def emails_to(cloud: LocalCloud, cid: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in cloud.outbox("email")
+        if f"{cid}@example.jp"
+        in json.dumps(e.get("destinations", e.get("request", "")), default=str)
+    ]
+
+
+def test_second_purchase_coupon_then_reminder_and_exit_on_goal(cloud: LocalCloud) -> None:
+    a = treated("second-purchase-coupon", "a")
+    b = treated("second-purchase-coupon", "b")
+    h = held_out("second-purchase-coupon", "h")
+    # given three new customers with email and LINE
+    for cid in (a, b, h):
+        signup(cloud, cid, channels=("email", "line"))
+        order(cloud, cid, f"o-{cid}-1", 3000)
+    # when a day passes (the coupon waits for 10:00 local the next day)
+    cloud.advance(days=1, hours=2)
+    # then the treated customers got the coupon by email, the holdout nothing
+    assert sent(cloud, a) == [("second-purchase-coupon", "coupon", "email")]
+    assert sent(cloud, b) == [("second-purchase-coupon", "coupon", "email")]
+    assert sent(cloud, h) == []
+    coupon_mail = ledger(cloud, a, "MSG")[0]
+    assert coupon_mail["coupon"].startswith("KZ-")
+    assert coupon_mail["at"].startswith("2026-01-06T01:00")  # 10:00 in Tokyo
+    assert [e["decision"] for e in ledger(cloud, h, "ENTRY")] == ["holdout"]
+    # b orders again: the goal; a does not
+    order(cloud, b, f"o-{b}-2", 2000)
+    cloud.advance(days=8)
+    # a gets the reminder on LINE (first of line, push, email); b's journey ended
+    assert sent(cloud, a)[-1] == ("second-purchase-coupon", "reminder", "line")
+    assert [s for s in sent(cloud, b) if s[0] == "second-purchase-coupon"] == [
+        ("second-purchase-coupon", "coupon", "email")
+    ]
+    assert "second-purchase-coupon" in [c["program"] for c in ledger(cloud, b, "CONV")]
+    # (b's second order started other programs: the post-purchase recommendation...)
+    assert ("post-purchase-recommendation", "recommend", "email") in sent(cloud, b)
+    line = [m for m in cloud.outbox("line") if m["to"] == "U" + "a" * 32]
+    assert "クーポン" in line[-1]["messages"][0]["text"]
+
+
+def test_rank_up_congratulation_lists_the_new_benefits(cloud: LocalCloud) -> None:
+    cid = treated("rank-up-congratulations", "r")
+    signup(cloud, cid, locale="en", name="<script>alert(1)</script>")
+    order(cloud, cid, "o-r1", 12000)  # 120 points: Silver (demo thresholds)
+    assert ("rank-up-congratulations", "congratulate", "email") in sent(cloud, cid)
+    mail = emails_to(cloud, cid)[-1]
+    body = json.dumps(mail, ensure_ascii=False, default=str)
+    assert "Silver" in body and "Free shipping over 3,000 yen" in body
+    assert "<script>alert(1)</script>" not in str(mail.get("body", ""))  # escaped in HTML
+
+
+def test_points_near_next_rank_nudge_by_push_at_noon(cloud: LocalCloud) -> None:
+    cid = treated("points-to-next-rank", "p")
+    signup(cloud, cid, channels=("push", "email"))
+    order(cloud, cid, "o-p1", 6000)  # 60 points, 40 to Silver
+    cloud.advance(hours=4)
+    assert sent(cloud, cid)[-1] == ("points-to-next-rank", "nudge", "push")
+    push = cloud.outbox("push")[-1]
+    assert "あと40ポイントでSilver" in json.dumps(push, ensure_ascii=False, default=str)
+    assert ledger(cloud, cid, "MSG")[-1]["at"].startswith("2026-01-05T03:00")  # 12:00 JST
+
+
+def test_cart_abandonment_defers_through_quiet_hours(cloud: LocalCloud) -> None:
+    cid = treated("cart-abandonment", "k")
+    signup(cloud, cid, channels=("push", "email"))
+    order(cloud, cid, "o-k0", 1000)
+    cloud.advance_to(START + timedelta(hours=11))  # 20:00 in Tokyo
+    put(
+        cloud,
+        "cart.updated",
+        {
+            "customer_id": cid,
+            "cart_id": "k1",
+            "items": [{"product_id": "tea-002", "quantity": 2, "unit_price": "1800"}],
+        },
+    )
+    # the hourly sweep finds it abandoned after 3 hours: 23:00 is quiet, push waits to 08:00
+    cloud.advance(hours=5)
+    deferred = [m for m in ledger(cloud, cid, "MSG") if m["program"] == "cart-abandonment"]
+    assert [(m["status"], m["reason"]) for m in deferred] == [("deferred", "quiet_hours")]
+    cloud.advance(hours=8)
+    assert ("cart-abandonment", "remind", "push") in sent(cloud, cid)
+    reminder = next(m for m in ledger(cloud, cid, "MSG") if m["step"] == "remind")
+    assert reminder["sent_at"].startswith("2026-01-05T23:00")  # 08:00 JST
+    # the cart is still open the next evening: the email follows
+    cloud.advance(days=1, hours=12)
+    assert ("cart-abandonment", "email", "email") in sent(cloud, cid)
+
+
+def test_winback_before_dormancy_then_sms(cloud: LocalCloud) -> None:
+    cid = treated("winback-before-dormancy", "w")
+    signup(cloud, cid, channels=("email", "sms"))
+    order(cloud, cid, "o-w1", 2000)
+    cloud.advance(days=32)  # demo: risk after 30 days; the daily sweep at 01:00 JST
+    assert ("winback-before-dormancy", "coupon", "email") in sent(cloud, cid)
+    cloud.advance(days=8)
+    assert ("winback-before-dormancy", "nudge", "sms") in sent(cloud, cid)
+    sms = cloud.outbox("sms")[-1]
+    assert "クーポン" in json.dumps(sms, ensure_ascii=False)
+
+
+def test_post_purchase_recommendation_and_champions_care(cloud: LocalCloud) -> None:
+    cid = treated("post-purchase-recommendation", "q")
+    if in_holdout(PROGRAMS["champions-care"], cid):
+        cid = next(
+            f"q{i}"
+            for i in range(500)
+            if not in_holdout(PROGRAMS["post-purchase-recommendation"], f"q{i}")
+            and not in_holdout(PROGRAMS["champions-care"], f"q{i}")
+        )
+    signup(cloud, cid, locale="en")
+    order(cloud, cid, "o-q1", 1500)
+    order(cloud, cid, "o-q2", 1500)
+    cloud.advance(days=3)
+    assert ("post-purchase-recommendation", "recommend", "email") in sent(cloud, cid)
+    assert "Sencha Asatsuyu" in json.dumps(emails_to(cloud, cid)[-1], default=str)
+    # the daily scoring (issue 6) announces a Champion: the care program thanks them
+    put(
+        cloud,
+        "customer.segment_changed",
+        {
+            "event_id": f"{cid}:segment:Champions",
+            "customer_id": cid,
+            "caused_by": "scoring",
+            "from_segment": "Loyal",
+            "to_segment": "Champions",
+            "recency": 5,
+            "frequency": 5,
+            "monetary": 5,
+        },
+        source="kizuna",
+    )
+    assert ("champions-care", "thanks", "email") in sent(cloud, cid)
+
+
+def test_a_duplicated_trigger_starts_one_journey(cloud: LocalCloud) -> None:
+    cid = treated("champions-care", "d")
+    signup(cloud, cid)
+    event = {
+        "event_id": f"{cid}:segment:Champions",
+        "customer_id": cid,
+        "caused_by": "scoring",
+        "from_segment": None,
+        "to_segment": "Champions",
+        "recency": 5,
+        "frequency": 5,
+        "monetary": 5,
+    }
+    for _ in range(3):
+        put(cloud, "customer.segment_changed", event, source="kizuna")
+    assert sent(cloud, cid) == [("champions-care", "thanks", "email")]
+    assert len(ledger(cloud, cid, "ENTRY")) == 1
+
+
+def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
+    cid = treated("rank-up-congratulations", "u")
+    signup(cloud, cid, locale="en")
+    order(cloud, cid, "o-u1", 12000)
+    mail = emails_to(cloud, cid)[-1]
+    headers = {h["Name"]: h["Value"] for h in mail["request"]["Content"]["Simple"]["Headers"]}
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = headers["List-Unsubscribe"].strip("<>")
+    # the mail client's one-click POST
+    req = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST")
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 200
+    cloud.drain()
+    # a forged token changes nothing and says why
+    forged = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(urllib.request.Request(forged, data=b"", method="POST"))
+    assert info.value.code in (400, 403)
+    # the next email to this customer is suppressed for want of a channel
+    order(cloud, cid, "o-u2", 30000)  # Gold: another congratulation
+    congratulations = [
+        m for m in ledger(cloud, cid, "MSG") if m["program"] == "rank-up-congratulations"
+    ]
+    assert [(m["status"], m.get("reason")) for m in congratulations] == [
+        ("sent", None),
+        ("suppressed", "no_channel"),
+    ]
+    consent = ledger(cloud, cid, "CONSENT")[-1]
+    assert (consent["channel"], consent["status"]) == ("email", "opted_out")
+    assert urllib.parse.urlsplit(url).query.startswith("t=")
