@@ -306,14 +306,12 @@ def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(urllib.request.Request(forged, data=b"", method="POST"))
     assert info.value.code in (400, 403)
-    # the next email to this customer is suppressed for want of a channel
-    order(cloud, cid, "o-u2", 30000)  # Gold: another congratulation
-    congratulations = [
-        m for m in ledger(cloud, cid, "MSG") if m["program"] == "rank-up-congratulations"
-    ]
-    assert [(m["status"], m.get("reason")) for m in congratulations] == [
-        ("sent", None),
-        ("suppressed", "no_channel"),
+    # the next congratulation does not even start: no channel left to reach them on
+    order(cloud, cid, "o-u2", 30000)  # Gold
+    entries = [e for e in ledger(cloud, cid, "ENTRY") if e["program"] == "rank-up-congratulations"]
+    assert [(e["decision"], e.get("reason")) for e in entries] == [
+        ("entered", None),
+        ("skipped", "no_channel"),
     ]
     consent = ledger(cloud, cid, "CONSENT")[-1]
     assert (consent["channel"], consent["status"]) == ("email", "opted_out")
