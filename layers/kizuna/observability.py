@@ -1,8 +1,16 @@
-"""The one place that builds Logger and Metrics (X-Ray tracing is off: it costs cold start)."""
+"""The one place that builds Logger and Metrics (X-Ray tracing is off: it costs cold start).
+
+Service name and namespace come from each function's environment
+(``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_METRICS_NAMESPACE``, set by the CDK app).
+Log with keys, never f-strings, and never personal data: customer ids are pseudonymous,
+emails, phone numbers, names and tokens never appear in a log line.
+"""
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics
 
-logger = Logger(service="kizuna")
-metrics = Metrics(namespace="Kizuna")
+logger = Logger()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Kizuna"))
