@@ -22,7 +22,7 @@ import time
 import urllib.parse
 import uuid
 import weakref
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ from kizuna.local.functions import (
     FunctionRunner,
     FunctionSpec,
     Invocation,
+    current_function,
     reset_containers,
     unknown_function_error,
 )
@@ -233,6 +234,8 @@ class LocalCloud:
 
         self.api_calls: Counter[tuple[str, str]] = Counter()
         self.runtime_api_calls: Counter[tuple[str, str]] = Counter()
+        # function name -> (service, operation) -> calls made while its handler ran
+        self.calls_by_function: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
         self.invocations: Counter[str] = Counter()
         self.errors: list[FunctionError] = []
         self.delivery_errors: list[dict[str, Any]] = []
@@ -491,6 +494,9 @@ class LocalCloud:
         internal = signer is not None and signer in self._internal_signers
         with self._counter_lock:
             (self.runtime_api_calls if internal else self.api_calls)[(service, operation)] += 1
+            if not internal:
+                owner = current_function() or "(outside functions)"
+                self.calls_by_function[owner][(service, operation)] += 1
         if service == "pinpoint" and operation == "SendMessages":
             return self._fake_pinpoint_send(request)
         if service == "pinpoint-sms-voice-v2" and operation == "SendTextMessage":

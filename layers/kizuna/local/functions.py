@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,15 @@ class FunctionSpec:
     dead_letter_arn: str | None = None
     max_retry_attempts: int = 2
     on_failure_arn: str | None = None
+
+
+_CURRENT = threading.local()
+
+
+def current_function() -> str | None:
+    """The function whose handler is running on this thread (for per-function call counts)."""
+    name: str | None = getattr(_CURRENT, "name", None)
+    return name
 
 
 @dataclass
@@ -129,6 +139,8 @@ class FunctionRunner:
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.RLock()
         self.invocations = 0
+        self.invocations_by_function: Counter[str] = Counter()
+        self.seconds_by_function: defaultdict[str, float] = defaultdict(float)
 
     def environment(self, spec: FunctionSpec) -> dict[str, str]:
         """What the handler sees: Lambda's variables, the function's, then the overrides."""
@@ -173,6 +185,8 @@ class FunctionRunner:
         started = time.perf_counter()
         with self._lock:
             self.invocations += 1
+            self.invocations_by_function[spec.name] += 1
+            _CURRENT.name = spec.name
             try:
                 handler = self._load(spec)
                 with applied_environment(self.environment(spec)):
@@ -189,6 +203,9 @@ class FunctionRunner:
                 return Invocation(
                     spec.name, False, None, error, request_id, time.perf_counter() - started
                 )
+            finally:
+                _CURRENT.name = None
+                self.seconds_by_function[spec.name] += time.perf_counter() - started
         return Invocation(spec.name, True, result, None, request_id, time.perf_counter() - started)
 
 
