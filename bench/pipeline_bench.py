@@ -77,11 +77,11 @@ def run(customers: int, days: int) -> dict[str, Any]:
     import kizuna.demo as demo
 
     original = demo.collect
-    demo.collect = measure  # type: ignore[assignment]
+    demo.collect = measure
     try:
         summary = run_demo(customers, days)
     finally:
-        demo.collect = original  # type: ignore[assignment]
+        demo.collect = original
     sent = sum(n for per in summary.messages.values() for n in per.values())
     calls = captured["calls"]
     result = {
