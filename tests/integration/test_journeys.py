@@ -316,3 +316,46 @@ def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
     consent = ledger(cloud, cid, "CONSENT")[-1]
     assert (consent["channel"], consent["status"]) == ("email", "opted_out")
     assert urllib.parse.urlsplit(url).query.startswith("t=")
+
+
+def test_duplicated_send_invocations_and_throttling_send_once(cloud: LocalCloud) -> None:
+    """The journey's Send task invoked twice (a Step Functions retry after a timeout) and a
+    throttled provider: one email."""
+    cid = treated("champions-care", "t")
+    signup(cloud, cid)
+    send = next(f for f in cloud.functions.values() if "SendFunction" in f.logical_id)
+    payload = {
+        "action": "send",
+        "program": "champions-care",
+        "step": "thanks",
+        "customer_id": cid,
+        "execution": "champions-care-manual-1",
+        "entered_at": cloud.clock.now().isoformat(),
+        "arms": {},
+    }
+    throttled = {"n": 0}
+
+    def throttle_twice(**_: Any) -> None:
+        if throttled["n"] < 2:
+            throttled["n"] += 1
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail"
+            )
+
+    before = len(emails_to(cloud, cid))
+    import boto3
+
+    # handlers' clients come from boto3's default session: hook there
+    events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+    events.register_first("before-call.sesv2.SendEmail", throttle_twice)
+    try:
+        first = cloud.invoke(send.logical_id, payload)
+    finally:
+        events.unregister("before-call.sesv2.SendEmail", throttle_twice)
+    second = cloud.invoke(send.logical_id, payload)
+    assert first.ok and second.ok, (first.error, second.error)
+    assert first.result["status"] == "sent" and second.result["status"] == "sent"
+    assert len(emails_to(cloud, cid)) == before + 1
+    assert throttled["n"] == 2  # the provider did throttle, and the send backed off
