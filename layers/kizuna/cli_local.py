@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -27,27 +31,51 @@ def local_run(
     seed: Annotated[int, typer.Option(help="random seed of the synthetic shop")] = 42,
     summary_json: Annotated[Path | None, typer.Option(help="also write the summary here")] = None,
 ) -> None:
-    """Replay a synthetic shop through the real app and print what happened."""
+    """Replay a synthetic shop through the real app and print what happened.
+
+    The functions' own output (JSON logs, metrics) goes to ``out/local-run.log``.
+    """
     from kizuna.demo import run_demo
 
-    with Progress(
-        TextColumn("[bold]simulating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("days"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
+    log_path = Path("out/local-run.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        Progress(
+            TextColumn("[bold]simulating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("days"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar,
+        _stdout_to(log_path),
+    ):
         task = bar.add_task("days", total=days)
         summary = run_demo(
             customers, days, seed, progress=lambda done, _: bar.update(task, completed=done)
         )
+    out.print(f"function logs: {log_path}")
     data = summary.as_dict()
     _print_summary(data)
     if summary_json:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         out.print(f"summary: {summary_json}")
+
+
+@contextlib.contextmanager
+def _stdout_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 1 (where the handlers' loggers write) to a file."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with path.open("ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _print_summary(data: dict[str, object]) -> None:
