@@ -36,24 +36,14 @@ from pydantic import ValidationError
 
 from kizuna.activity import ActivityItem
 from kizuna.config import KizunaConfig
+from kizuna.customer import PROFILE_FIELDS
 from kizuna.events import ConsentChanged, CustomerUpserted, OrderCancelled, OrderPlaced
 from kizuna.events.envelope import ParsedEvent, describe_validation_error
 from kizuna.ingest_service import IngestStats, apply_to_customers
 from kizuna.ports import CustomerStore
 
-CUSTOMER_FIELDS = (
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "region",
-    "prefecture",
-    "birth_date",
-    "gender",
-    "occupation",
-    "locale",
-    "time_zone",
-)
+# the profile columns are the customer.upserted fields
+CUSTOMER_FIELDS = PROFILE_FIELDS
 CONSENT_COLUMNS = {
     "email_consent": "email",
     "sms_consent": "sms",
