@@ -1123,7 +1123,7 @@ class LocalCloud:
         deadline = time.monotonic() + (timeout if timeout is not None else self.execution_timeout)
         delay = 0.0002
         while True:
-            alive = executions.prune_finished()
+            alive = executions.prune_finished(self.timeline)
             if alive == 0 and self.timeline.waking() == 0:
                 return  # no execution thread at all
             if self.timeline.waking() == 0 and not executions.busy_threads(self.timeline):

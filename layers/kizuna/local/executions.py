@@ -26,7 +26,7 @@ def _moto_threads() -> list[Any]:
     return threads
 
 
-def prune_finished() -> int:
+def prune_finished(timeline: Timeline | None = None) -> int:
     """Drop finished threads from moto's list (it only grows). Returns how many are left.
 
     moto only appends to the list; deleting from the end backwards keeps the indexes of the
@@ -35,6 +35,8 @@ def prune_finished() -> int:
     threads = _moto_threads()
     for index in range(len(threads) - 1, -1, -1):
         thread = threads[index]
+        if timeline is not None and timeline.is_blocked(thread.ident):
+            continue  # parked on the clock: alive, no need to ask (is_alive takes a lock)
         if thread.ident is not None and not thread.is_alive():
             del threads[index]
     return len(threads)
@@ -42,14 +44,20 @@ def prune_finished() -> int:
 
 def busy_threads(timeline: Timeline) -> list[threading.Thread]:
     """Execution threads that are doing something (not parked, not blocked, not done)."""
-    frames = sys._current_frames()
     busy = []
+    candidates = []
     for thread in list(_moto_threads()):
         if thread.ident is None:  # appended, not started yet
             busy.append(thread)
             continue
-        if not thread.is_alive() or timeline.is_blocked(thread.ident):
+        # most threads are parked on the clock: a dict lookup, before anything costlier
+        if timeline.is_blocked(thread.ident) or not thread.is_alive():
             continue
+        candidates.append(thread)
+    if not candidates:
+        return busy
+    frames = sys._current_frames()
+    for thread in candidates:
         frame = frames.get(thread.ident)
         if frame is None:  # alive without a Python frame: starting or finishing
             busy.append(thread)
