@@ -24,6 +24,7 @@ ROLES = {
     "Sweep": "sweep",
     "Feedback": "feedback",
     "Unsubscribe": "unsubscribe",
+    "ScoringScore": "score",
 }
 
 

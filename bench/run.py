@@ -16,7 +16,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import import_bench, pipeline_bench, render_bench  # noqa: E402
+from bench import import_bench, pipeline_bench, render_bench, scoring_bench  # noqa: E402
 from bench.common import print_table  # noqa: E402
 from kizuna.programs.compiler import estimated_transitions  # noqa: E402
 from kizuna.programs.loader import load_programs  # noqa: E402
@@ -122,6 +122,25 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         "message; the renderer compiles each template once per container.",
         "",
     ]
+    sc = results["scoring"]
+    pandas_rate = sc["pandas_per_s"]
+    lines += [
+        f"## RFM scoring: {sc['customers']:,} customers, one core",
+        "",
+        "| implementation | seconds | customers/s |",
+        "| --- | --- | --- |",
+        f"| numpy (`kizuna.scoring.rfm`) | {sc['numpy_s']:.3f} | {sc['numpy_per_s']:,.0f} |",
+        "| pandas (`pd.cut` + merge) | "
+        + ("- | - |" if pandas_rate is None else f"{sc['pandas_s']:.3f} | {pandas_rate:,.0f} |"),
+        "",
+        f"Quantile boundaries from a 20,000-customer sample: {sc['boundaries_ms']:.1f} ms. "
+        f"The two implementations agree on every score and segment: {sc['pandas_agrees']}. "
+        f"A daily run a day later writes {sc['writes_per_run']:,} customers "
+        f"({sc['write_fraction']:.1%}): only those whose scores or segment changed. The "
+        "figures are the vectorized core; reading items and recomputing loyalty per customer "
+        "is the job's real cost.",
+        "",
+    ]
     path.write_text("\n".join(lines))
 
 
@@ -145,6 +164,7 @@ def main() -> None:
     )
     results["render"] = render_bench.run(300 if args.quick else 5_000)
     results["transitions"] = transitions_table()
+    results["scoring"] = scoring_bench.run(100_000 if args.quick else 1_000_000)
     customers = args.customers or (300 if args.quick else 10_000)
     days = args.days or (10 if args.quick else 90)
     results["pipeline"] = pipeline_bench.run(customers, days)

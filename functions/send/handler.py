@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kizuna.observability import logger, metrics
+from kizuna.observability import count_send_failure, logger, metrics
 from kizuna.send_service import SendRequest
 from kizuna.wiring import send_service
 
@@ -16,4 +16,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(event=event, model=SendRequest)
     response = send_service().send(request)
     metrics.add_metric(name=f"Messages_{response.status}", unit="Count", value=1)
+    if response.status == "failed":
+        count_send_failure(response.channel)
     return response.model_dump()

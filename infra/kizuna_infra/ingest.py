@@ -13,6 +13,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from kizuna.events import INBOUND_EVENT_TYPES
@@ -22,6 +23,7 @@ from kizuna.settings import (
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS_NAME,
     ENV_IDEMPOTENCY_TABLE,
+    ENV_JOURNEY_ARN_PREFIX,
     ENV_KIZUNA_CONFIG,
     KIZUNA_EVENT_SOURCE,
 )
@@ -114,3 +116,13 @@ class Ingest(Construct):
             table.grant_read_write_data(self.function)
         bus.grant_put_events_to(self.function)
         self.dead_letter_queue.grant_send_messages(self.function)
+
+    def allow_stopping_journeys(
+        self, journey_arn_prefix: str, machines: list[sfn.StateMachine]
+    ) -> None:
+        """Erasure (``customer.erase``) stops the customer's running journeys."""
+        self.function.add_environment(ENV_JOURNEY_ARN_PREFIX, journey_arn_prefix)
+        for machine in machines:
+            machine.grant_execution(
+                self.function, "states:DescribeExecution", "states:StopExecution"
+            )

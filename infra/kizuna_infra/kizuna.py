@@ -18,8 +18,10 @@ from kizuna_infra.data import DataTables
 from kizuna_infra.delivery import Delivery
 from kizuna_infra.ingest import Ingest
 from kizuna_infra.layers import Layers
+from kizuna_infra.monitoring import Monitoring, monitored
 from kizuna_infra.nag import acknowledge_findings
 from kizuna_infra.programs import Programs
+from kizuna_infra.scoring import Scoring
 
 
 class Kizuna(Construct):
@@ -117,6 +119,30 @@ class Kizuna(Construct):
             config_json=self.config_json,
             tracing=tracing,
             schedule_time_zone=schedule_time_zone,
+        )
+        self.ingest.allow_stopping_journeys(
+            self.programs.journey_arn_prefix, list(self.programs.state_machines.values())
+        )
+        self.scoring = Scoring(
+            self,
+            names.SCORING_CONSTRUCT_ID,
+            bus=self.bus.bus,
+            tables=self.tables,
+            layers=self.layers.all,
+            source_root=source_root,
+            config_json=self.config_json,
+            scan_segments=self.config.scoring.scan_segments,
+            tracing=tracing,
+            schedule_time_zone=schedule_time_zone,
+        )
+
+        queues, functions, machines = monitored(self)
+        self.monitoring = Monitoring(
+            self,
+            names.MONITORING_CONSTRUCT_ID,
+            dead_letter_queues=queues,
+            functions=functions,
+            state_machines=machines,
         )
 
         acknowledge_findings(self)

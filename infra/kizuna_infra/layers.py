@@ -58,6 +58,8 @@ class PipInstallBundler:
             "install",
             "--platform",
             self.platform,
+            # newer wheels (numpy >= 2.3) are manylinux_2_28 only; Lambda's AL2023 has glibc 2.34
+            *[arg for extra in names.LAYER_PIP_EXTRA_PLATFORMS for arg in ("--platform", extra)],
             "--implementation",
             "cp",
             "--python-version",

@@ -21,6 +21,7 @@ from constructs import IConstruct
 if TYPE_CHECKING:
     from kizuna_infra.kizuna import Kizuna
     from kizuna_infra.schedules import ScheduledInvocations
+    from kizuna_infra.scoring import Scoring
 
 MIN_REASON_LENGTH = 20
 
@@ -131,6 +132,68 @@ def _acknowledge_schedules(schedules: ScheduledInvocations) -> None:
     )
 
 
+def distributed_map_findings(state_machine: IConstruct) -> list[str]:
+    """The two execution wildcards CDK's DistributedMap grants its own state machine."""
+    machine = '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + _logical_id(state_machine) + '"}]}]}'
+    prefix = "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+    prefix += "<AWS::AccountId>:execution:"
+    return [f"{prefix}{machine}:*]", f"{prefix}{machine}/*:*]"]
+
+
+def _acknowledge_scoring(scoring: Scoring, customers: dynamodb.Table) -> None:
+    """The score function, the scoring state machine (and its Distributed Map's child
+    executions) and the daily schedule's dead-letter queue."""
+    _acknowledge_function(scoring.score, {"customers": customers})
+    machine = scoring.state_machine
+    role = cast(iam.Role, machine.role)
+    _acknowledge_qualified_invoke(role, [scoring.score.function])
+    acknowledge(
+        _default_policy(role),
+        "AwsSolutions-IAM5[Resource::*]",
+        "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery, "
+        "PutResourcePolicy, DescribeLogGroups, ...) supports no resource-level permissions"
+        + ("; so do X-Ray's PutTraceSegments/PutTelemetryRecords." if scoring.tracing else "."),
+    )
+    policy = machine.node.try_find_child("DistributedMapPolicy")
+    if policy is None:
+        raise LookupError(f"{machine.node.path} has no DistributedMapPolicy")
+    for finding in distributed_map_findings(machine):
+        acknowledge(
+            _resource(policy),
+            finding,
+            "A Distributed Map runs each segment as a child execution of this state "
+            "machine: Describe/Stop/Redrive need its executions' ARNs, which only exist at "
+            "run time; the wildcard is limited to this one state machine's executions.",
+        )
+    if not scoring.tracing:
+        acknowledge(
+            _resource(machine),
+            "AwsSolutions-SF2",
+            "X-Ray tracing is off by default (it costs per trace); every transition is "
+            "logged at level ALL. Kizuna(tracing=True) turns it on.",
+        )
+    acknowledge(
+        _resource(scoring.dead_letter_queue),
+        "AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue, of the daily scoring schedule's target; "
+        "cdk-nag only recognizes DLQs that a RedrivePolicy points to.",
+    )
+
+
+def _acknowledge_erasure(kizuna: Kizuna) -> None:
+    """Ingest stops an erased customer's running journeys: executions are named per trigger
+    event, so the grant is ``execution:<journey>:*`` for each journey state machine."""
+    policy = _default_policy(kizuna.ingest.role)
+    for machine in kizuna.programs.state_machines.values():
+        acknowledge(
+            policy,
+            distributed_map_findings(machine)[0],
+            "Erasure (customer.erase) stops the customer's running journeys; execution names "
+            "derive from trigger events, so DescribeExecution/StopExecution need "
+            "execution:<journey>:* of each journey state machine, and nothing else.",
+        )
+
+
 def acknowledge_findings(kizuna: Kizuna) -> None:
     """Acknowledge, resource by resource, the findings Kizuna accepts by design."""
     customers = {"customers": kizuna.tables.customers}
@@ -148,6 +211,7 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
         (delivery.feedback, both),
     ):
         _acknowledge_function(function, index_tables)
+    _acknowledge_erasure(kizuna)
 
     # --- Journeys (Step Functions) ------------------------------------------------------
     journeys = _default_policy(programs.journey_role)
@@ -180,6 +244,7 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
     # --- Schedules ------------------------------------------------------------------------
     _acknowledge_schedules(programs.sweep_schedules)
     _acknowledge_schedules(delivery.feedback.schedules)
+    _acknowledge_scoring(kizuna.scoring, kizuna.tables.customers)
 
     # --- Delivery -------------------------------------------------------------------------
     acknowledge(

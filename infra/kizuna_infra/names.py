@@ -78,6 +78,7 @@ DEPENDENCIES_LAYER_ID: Final[str] = "Dependencies"
 KIZUNA_LAYER_ID: Final[str] = "KizunaPackage"
 LOCAL_BUNDLING_IMAGE: Final[str] = "local-bundling-only"
 LAYER_PIP_PLATFORM: Final[str] = "manylinux2014_aarch64"
+LAYER_PIP_EXTRA_PLATFORMS: Final[tuple[str, ...]] = ("manylinux_2_28_aarch64",)
 LAYER_PYTHON_VERSION: Final[str] = "3.13"
 
 # --- Ingest ------------------------------------------------------------------------------
@@ -120,6 +121,20 @@ PROGRAM_METADATA_KEY: Final[str] = "kizuna:program"
 SCHEDULE_METADATA_KEY: Final[str] = "kizuna:schedule"
 # Scheduler time zone of the daily jobs (Kizuna's seed programs are for a Japanese shop).
 SCHEDULE_TIME_ZONE: Final[str] = "Asia/Tokyo"
+
+# --- Scoring: daily RFM scores, segments and time-dependent ranks -------------------------
+SCORING_CONSTRUCT_ID: Final[str] = "Scoring"
+SCORE_FUNCTION_ID: Final[str] = "Score"
+SCORE_FUNCTION_NAME: Final[str] = "score"
+SCORE_SERVICE_NAME: Final[str] = "kizuna-score"
+SCORING_STATE_MACHINE_ID: Final[str] = "StateMachine"
+SCORING_LOG_GROUP_ID: Final[str] = "StateMachineLogs"
+SCORING_LOG_GROUP_SUFFIX: Final[str] = "-daily-scoring"
+SCORING_BOUNDARIES_STATE: Final[str] = "Boundaries"
+SCORING_MAP_STATE: Final[str] = "ScoreSegments"
+SCORING_SEGMENT_STATE: Final[str] = "ScoreSegment"
+SCORING_SCHEDULE_ID: Final[str] = "DailySchedule"
+SCORING_SCHEDULE_NAME: Final[str] = "scoring-daily"
 
 # --- Delivery: signing secret, SES configuration set, send, unsubscribe, feedback ----------
 DELIVERY_CONSTRUCT_ID: Final[str] = "Delivery"
@@ -197,3 +212,6 @@ OUTPUT_FEEDBACK_DLQ_URL: Final[str] = "FeedbackDeadLetterQueueUrl"
 # One output per program: "Journey" + the program id in CamelCase + "Arn".
 OUTPUT_JOURNEY_PREFIX: Final[str] = "Journey"
 OUTPUT_JOURNEY_SUFFIX: Final[str] = "Arn"
+
+# --- Monitoring: alarms on one SNS topic, one dashboard ----------------------------------------
+MONITORING_CONSTRUCT_ID: Final[str] = "Monitoring"

@@ -21,10 +21,16 @@ app.add_typer(import_app, name="import")
 
 def _register_more() -> None:
     from kizuna.cli_local import local_app, programs_app, render_preview
+    from kizuna.cli_ops import customers_app, dlq_app
 
     app.add_typer(local_app, name="local")
     app.add_typer(programs_app, name="programs")
     app.command("render")(render_preview)
+    app.add_typer(customers_app, name="customers")
+    app.add_typer(dlq_app, name="dlq")
+    from kizuna.cli_segments import segments_app
+
+    app.add_typer(segments_app, name="segments")
 
 
 console = Console(stderr=True)

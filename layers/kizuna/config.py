@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -165,6 +166,94 @@ class CatalogConfig(BaseModel):
     recommendations: int = Field(default=3, ge=1, le=10)
 
 
+class SegmentRule(BaseModel):
+    """Cells of the R (recency score) x FM (mean of frequency and monetary scores, rounded
+    up) grid that make a named segment; both ranges are inclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    segment: str = Field(min_length=1, max_length=40)
+    recency: tuple[int, int]
+    fm: tuple[int, int]
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SegmentRule:
+        for low, high in (self.recency, self.fm):
+            if not 1 <= low <= high <= 5:
+                raise ValueError("score ranges are [low, high] within 1..5")
+        return self
+
+
+# The R x FM grid of RFM practice (11 segments); every one of the 25 cells is named:
+#            FM=1            FM=2            FM=3              FM=4        FM=5
+#   R=5      New             Potential l.    Potential l.      Champions   Champions
+#   R=4      Promising       Potential l.    Potential l.      Loyal       Loyal
+#   R=3      About to sleep  About to sleep  Need attention    Loyal       Loyal
+#   R=2      Hibernating     Hibernating     At risk           At risk     Can't lose
+#   R=1      Lost            Hibernating     At risk           At risk     Can't lose
+DEFAULT_SEGMENT_RULES: tuple[SegmentRule, ...] = (
+    SegmentRule(segment="Champions", recency=(5, 5), fm=(4, 5)),
+    SegmentRule(segment="Loyal", recency=(3, 4), fm=(4, 5)),
+    SegmentRule(segment="Potential loyalist", recency=(4, 5), fm=(2, 3)),
+    SegmentRule(segment="New", recency=(5, 5), fm=(1, 1)),
+    SegmentRule(segment="Promising", recency=(4, 4), fm=(1, 1)),
+    SegmentRule(segment="Need attention", recency=(3, 3), fm=(3, 3)),
+    SegmentRule(segment="About to sleep", recency=(3, 3), fm=(1, 2)),
+    SegmentRule(segment="Can't lose", recency=(1, 2), fm=(5, 5)),
+    SegmentRule(segment="At risk", recency=(1, 2), fm=(3, 4)),
+    SegmentRule(segment="Lost", recency=(1, 1), fm=(1, 1)),
+    SegmentRule(segment="Hibernating", recency=(1, 2), fm=(1, 2)),
+)
+
+
+class FixedThresholds(BaseModel):
+    """Four ascending boundaries per measure (used when ``method`` is ``fixed``, and when a
+    run finds no customer with an order to take quantiles from)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recency_days: tuple[float, float, float, float] = (30, 60, 120, 240)
+    frequency: tuple[float, float, float, float] = (1, 2, 3, 5)
+    monetary: tuple[float, float, float, float] = (3000, 8000, 20000, 50000)
+
+    @model_validator(mode="after")
+    def _ascending(self) -> FixedThresholds:
+        for cuts in (self.recency_days, self.frequency, self.monetary):
+            if list(cuts) != sorted(cuts):
+                raise ValueError("thresholds must be ascending")
+        return self
+
+
+class ScoringConfig(BaseModel):
+    """Daily RFM scoring (:mod:`kizuna.scoring.rfm`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_days: int = Field(default=365, ge=1, description="frequency and monetary window")
+    method: Literal["quantiles", "fixed"] = "quantiles"
+    sample_size: int = Field(
+        default=20_000, ge=100, description="customers sampled for the quantile boundaries"
+    )
+    scan_segments: int = Field(
+        default=16, ge=1, le=1000, description="parallel-scan segments (one shard each)"
+    )
+    fixed: FixedThresholds = FixedThresholds()
+    segments: tuple[SegmentRule, ...] = DEFAULT_SEGMENT_RULES
+
+    @model_validator(mode="after")
+    def _every_cell_named(self) -> ScoringConfig:
+        cells = {
+            (r, fm)
+            for rule in self.segments
+            for r in range(rule.recency[0], rule.recency[1] + 1)
+            for fm in range(rule.fm[0], rule.fm[1] + 1)
+        }
+        missing = sorted({(r, fm) for r in range(1, 6) for fm in range(1, 6)} - cells)
+        if missing:
+            raise ValueError(f"segment rules leave (R, FM) cells unnamed: {missing}")
+        return self
+
+
 class KizunaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -172,6 +261,7 @@ class KizunaConfig(BaseModel):
     lifecycle: LifecycleConfig = LifecycleConfig()
     contact: ContactPolicyConfig = ContactPolicyConfig()
     catalog: CatalogConfig = CatalogConfig()
+    scoring: ScoringConfig = ScoringConfig()
     behaviour_ttl_days: int = Field(default=90, ge=1, description="TTL of behaviour events")
     idempotency_days: int = Field(
         default=7, ge=1, description="How long processed-event records stay in a customer item"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from kizuna.activity import ActivityItem
@@ -19,6 +21,7 @@ class MemoryStore:
         self.journeys: dict[tuple[str, str], JourneyState] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.saves = 0
+        self.erased_ids: set[str] = set()
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
         return {
@@ -35,6 +38,18 @@ class MemoryStore:
         self.customers[customer.customer_id] = saved
         self.saves += 1
         return saved
+
+    def erased(self, customer_ids: Sequence[str]) -> set[str]:
+        return self.erased_ids & set(customer_ids)
+
+    def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
+        """Like a DynamoDB parallel scan: each customer is in exactly one segment."""
+        for cid in sorted(self.customers):
+            if zlib.crc32(cid.encode()) % total_segments == segment:
+                yield self.customers[cid].model_copy(deep=True)
+
+    def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
+        return list(itertools.islice(self.scan_customers(segment, total_segments), limit))
 
     def put_activity(self, items: Iterable[ActivityItem]) -> None:
         for item in items:

@@ -26,10 +26,11 @@ from kizuna.config import KizunaConfig
 from kizuna.customer import Customer
 from kizuna.deadletters import DeadLetterPolicy
 from kizuna.domain.ingest import Applied, apply_events
-from kizuna.events import DerivedEvent
+from kizuna.events import ERASE_TYPE, DerivedEvent
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
 from kizuna.observability import logger
 from kizuna.ports import CustomerStore, DeadLetterSink, EventPublisher, VersionConflict
+from kizuna.privacy import ErasureReport
 
 MAX_CONFLICT_RETRIES = 8
 
@@ -42,6 +43,8 @@ class IngestStats:
     derived: int = 0
     conflicts: int = 0
     customers_saved: int = 0
+    erased: int = 0
+    dropped_erased: int = 0
 
 
 def apply_to_customers(
@@ -62,10 +65,19 @@ def apply_to_customers(
         current = store.get_customers(list(by_customer))
     except Exception as exc:  # the whole read failed: every customer is retried
         return dict.fromkeys(by_customer, exc)
+    try:  # an event in flight when its customer was erased must not re-create them
+        erased = store.erased([cid for cid in by_customer if cid not in current])
+    except Exception as exc:
+        return dict.fromkeys(by_customer, exc)
     for cid, events in by_customer.items():
         customer = current.get(cid)
         try:
-            for _ in range(MAX_CONFLICT_RETRIES):
+            for attempt in range(MAX_CONFLICT_RETRIES):
+                # after a conflict the customer may have been erased meanwhile: ask again
+                if customer is None and (cid in erased or (attempt and store.erased([cid]))):
+                    stats.dropped_erased += len(events)
+                    applied = Applied(customer=Customer(customer_id=cid))
+                    break
                 base = customer or Customer(customer_id=cid)
                 applied = apply_events(base, list(events), cfg, now)
                 if not applied.changed and customer is not None:
@@ -112,8 +124,10 @@ class IngestService:
         cfg: KizunaConfig,
         clock: Clock,
         max_receive_count: int,
+        eraser: Callable[[str], ErasureReport] | None = None,
     ) -> None:
         self.store = store
+        self.eraser = eraser
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.cfg = cfg
@@ -153,7 +167,39 @@ class IngestService:
         return validate
 
     # -- 2. apply, 3. store -----------------------------------------------------------------
+    def _erase(self, batch: _Batch) -> None:
+        """Erasure requests are not folded into state: the customer's other events in the
+        batch are dropped with them (there is nobody left to apply them to)."""
+        requests = {mid: ev for mid, ev in batch.events.items() if ev.detail_type == ERASE_TYPE}
+        for cid in dict.fromkeys(ev.customer_id for ev in requests.values()):
+            mids = [mid for mid, ev in batch.events.items() if ev.customer_id == cid]
+            request_ids = [
+                getattr(requests[m].detail, "request_id", None) for m in mids if m in requests
+            ]
+            try:
+                if self.eraser is None:
+                    raise RuntimeError("erasure is not configured for this ingest")
+                report = self.eraser(cid)
+            except Exception as exc:
+                logger.warning("erasure failed", request_ids=request_ids, error=type(exc).__name__)
+                for mid in mids:
+                    self._fail(batch, mid, exc)
+            else:
+                # the customer id is not logged: the requester's reference identifies it
+                logger.info(
+                    "customer erased",
+                    request_ids=request_ids,
+                    customer_found=report.customer_found,
+                    activity_deleted=report.activity_deleted,
+                    journeys_stopped=report.journeys_stopped,
+                )
+                self.stats.erased += 1
+                self.stats.processed += len(mids)
+            for mid in mids:
+                del batch.events[mid]
+
     def _apply(self, batch: _Batch) -> None:
+        self._erase(batch)
         by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
         owners: dict[str, list[str]] = defaultdict(list)
         for mid, ev in batch.events.items():

@@ -14,3 +14,20 @@ from aws_lambda_powertools import Logger, Metrics
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Kizuna"))
+
+SEND_FAILED_METRIC = "SendFailed"
+CHANNEL_DIMENSION = "channel"
+
+
+def count_send_failure(channel: str | None) -> None:
+    """One ``SendFailed`` metric per failed send with a ``channel`` dimension (alarmed on per
+    channel by the monitoring construct)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=SEND_FAILED_METRIC,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+    ) as metric:
+        metric.add_dimension(name=CHANNEL_DIMENSION, value=channel or "none")

@@ -26,6 +26,10 @@ class CustomerStore(Protocol):
 
     def put_activity(self, items: Iterable[ActivityItem]) -> None: ...
 
+    def erased(self, customer_ids: Sequence[str]) -> set[str]:
+        """Ids erased recently (kizuna.privacy): events for them must not re-create them."""
+        ...
+
 
 class EventPublisher(Protocol):
     def publish(self, events: Sequence[DerivedEvent]) -> list[int]:

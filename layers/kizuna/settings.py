@@ -51,6 +51,9 @@ class IngestSettings(BaseSettings):
     # Receives after which the handler dead-letters a record itself (keeps the reason);
     # must match the queue's maxReceiveCount.
     MAX_RECEIVE_COUNT: int = Field(default=5, ge=1)
+    # State machine ARN prefix of the journeys, to stop an erased customer's executions
+    # (empty: no journeys deployed).
+    JOURNEY_ARN_PREFIX: str = ""
 
 
 @lru_cache(maxsize=1)
@@ -108,6 +111,22 @@ class SweepSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def sweep_settings() -> SweepSettings:
     return SweepSettings()
+
+
+class ScoreSettings(BaseSettings):
+    """Environment of the score function (the daily scoring state machine's tasks)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    CUSTOMERS_TABLE: str = Field(min_length=1)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+    EVENT_BUS_NAME: str = Field(min_length=1)
+    KIZUNA_CONFIG: str = "{}"
+
+
+@lru_cache(maxsize=1)
+def score_settings() -> ScoreSettings:
+    return ScoreSettings()
 
 
 class SendSettings(BaseSettings):

@@ -132,6 +132,18 @@ class DynamoStore:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
+        """The first page (at most ``limit`` items) of one scan segment, order facts only:
+        a cheap, spread sample for the scoring job's quantile boundaries."""
+        resp = self._customers.scan(
+            Segment=segment,
+            TotalSegments=total_segments,
+            Limit=limit,
+            ProjectionExpression="#c, #o",
+            ExpressionAttributeNames={"#c": "customer_id", "#o": "orders"},
+        )
+        return [customer_from_item(item) for item in resp.get("Items", [])]
+
     # sparse sweep indexes ----------------------------------------------------------------
     def query_window(
         self, index: str, attribute: str, shard: str, start: str, end: str
@@ -307,3 +319,65 @@ class DynamoStore:
             if "LastEvaluatedKey" not in resp:
                 return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # privacy (kizuna.privacy): access and erasure requests -----------------------------
+    def customer_item(self, customer_id: str) -> dict[str, Any] | None:
+        resp = self._customers.get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
+        item: dict[str, Any] | None = resp.get("Item")
+        return item
+
+    def delete_activity(self, customer_id: str, sort_keys: Sequence[str]) -> None:
+        if not sort_keys:
+            return
+        with self._activity.batch_writer() as batch:
+            for sk in dict.fromkeys(sort_keys):
+                batch.delete_item(Key={"pk": customer_id, "sk": sk})
+
+    def delete_customer(self, customer_id: str) -> bool:
+        resp = self._customers.delete_item(Key={"customer_id": customer_id}, ReturnValues="ALL_OLD")
+        return bool(resp.get("Attributes"))
+
+    def mark_erased(self, key: str, expires_at: int) -> None:
+        from kizuna.privacy import ERASED_SK
+
+        self._activity.put_item(
+            Item={"pk": key, "sk": ERASED_SK, "kind": "ERASED", "expires_at": expires_at}
+        )
+
+    def count_erasure(self, day: str) -> None:
+        from kizuna.privacy import ERASURES_PK
+
+        self._activity.update_item(
+            Key={"pk": ERASURES_PK, "sk": f"DAY#{day}"},
+            UpdateExpression="ADD #c :one",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":one": 1},
+        )
+
+    def erased(self, customer_ids: Sequence[str]) -> set[str]:
+        """The ids among ``customer_ids`` erased recently (their marker has not expired)."""
+        from kizuna.clock import utcnow
+        from kizuna.privacy import ERASED_SK, erased_key
+
+        by_key = {erased_key(cid): cid for cid in dict.fromkeys(customer_ids)}
+        name = self._activity.name
+        now = utcnow().timestamp()
+        out: set[str] = set()
+        for chunk in _chunks(list(by_key), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                name: {
+                    "Keys": [{"pk": key, "sk": ERASED_SK} for key in chunk],
+                    "ProjectionExpression": "pk, expires_at",
+                }
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(name, []):
+                    if float(item.get("expires_at", 0)) > now:  # TTL deletes lazily
+                        out.add(by_key[str(item["pk"])])
+                request = resp.get("UnprocessedKeys") or {}
+                attempt += 1
+                if request:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+        return out

@@ -12,7 +12,8 @@ from kizuna.config import load_config
 from kizuna.ingest_service import IngestService
 from kizuna.integrations.bus import EventBridgePublisher
 from kizuna.integrations.deadletter import SqsDeadLetters
-from kizuna.integrations.stepfunctions import StepFunctionsStarter
+from kizuna.integrations.stepfunctions import StepFunctionsStarter, StepFunctionsStopper
+from kizuna.privacy import ErasureReport, erase
 from kizuna.programs.catalog import load_deployed_programs, resolve_dir
 from kizuna.programs.evaluate import Evaluator
 from kizuna.programs.evaluate_service import EvaluateService
@@ -23,6 +24,7 @@ from kizuna.settings import (
     feedback_settings,
     ingest_settings,
     journey_settings,
+    score_settings,
     send_settings,
     sweep_settings,
     unsubscribe_settings,
@@ -44,13 +46,21 @@ def programs(explicit_dir: str | None) -> list[Program]:
 @lru_cache(maxsize=1)
 def ingest_service() -> IngestService:
     s = ingest_settings()
+    store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
+    stopper = StepFunctionsStopper(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX)
+    clock = CurrentClock()
+
+    def eraser(customer_id: str) -> ErasureReport:
+        return erase(customer_id, store, stopper, clock.now())
+
     return IngestService(
-        store=DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        store=store,
         publisher=EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
         dead_letters=SqsDeadLetters(boto3.client("sqs"), s.DEAD_LETTER_QUEUE_URL),
         cfg=load_config(s.KIZUNA_CONFIG),
-        clock=CurrentClock(),
+        clock=clock,
         max_receive_count=s.MAX_RECEIVE_COUNT,
+        eraser=eraser,
     )
 
 
@@ -85,6 +95,15 @@ def journey_service() -> JourneyService:
 @lru_cache(maxsize=1)
 def sweep_parts() -> tuple[DynamoStore, EventBridgePublisher]:
     s = sweep_settings()
+    return (
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
+    )
+
+
+@lru_cache(maxsize=1)
+def score_parts() -> tuple[DynamoStore, EventBridgePublisher]:
+    s = score_settings()
     return (
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),

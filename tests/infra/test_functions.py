@@ -28,6 +28,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "send": settings.SendSettings,
     "feedback": settings.FeedbackSettings,
     "unsubscribe": settings.UnsubscribeSettings,
+    "score": settings.ScoreSettings,
 }
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
@@ -130,6 +131,7 @@ def test_every_schedule_retries_dead_letters_and_is_named(resources: dict[str, A
         "sweep-daily",
         "sweep-hourly",
         "sms-opt-outs",
+        "scoring-daily",
     }
     for schedule in schedules.values():
         target = schedule["Properties"]["Target"]

@@ -228,7 +228,9 @@ def test_function_tells_the_local_runtime_which_handler_it_is(
 
 
 def test_function_environment(function: dict[str, Any], ids: Ids) -> None:
-    env = function["Properties"]["Environment"]["Variables"]
+    env = dict(function["Properties"]["Environment"]["Variables"])
+    # erasure stops journeys: the state machines' ARN prefix, like evaluate's
+    assert "stateMachine:Kizuna-" in str(env.pop("JOURNEY_ARN_PREFIX"))
     assert env == {
         "CUSTOMERS_TABLE": {"Ref": ids.customers},
         "ACTIVITY_TABLE": {"Ref": ids.activity},
@@ -281,7 +283,11 @@ def test_no_statement_grants_on_every_resource(statements: list[dict[str, Any]],
     for resource in _iter_resources(statements):
         assert resource != "*"
         if isinstance(resource, dict) and "Fn::Join" in resource:
-            # The only composed ARNs allowed: a table's own indexes.
+            # The only composed ARNs allowed: a table's own indexes, and the executions of
+            # a journey state machine (erasure stops them)
+            if ":execution:" in json.dumps(resource):
+                assert json.dumps(resource).endswith('":*"]]}')
+                continue
             assert resource in (index_arn(ids.customers), index_arn(ids.activity))
 
 
@@ -319,3 +325,14 @@ def test_consumes_only_the_ingest_queue(statements: list[dict[str, Any]], ids: I
 def test_writes_logs_only_to_its_log_group(statements: list[dict[str, Any]], ids: Ids) -> None:
     assert resources_for(statements, "logs:PutLogEvents") == [arn(ids.log_group)]
     assert resources_for(statements, "logs:CreateLogGroup") == []
+
+
+def test_erasure_may_only_describe_and_stop_journey_executions(
+    statements: list[dict[str, Any]],
+) -> None:
+    states = [s for s in statements if any(a.startswith("states:") for a in as_list(s["Action"]))]
+    assert states
+    for s in states:
+        assert sorted(as_list(s["Action"])) == ["states:DescribeExecution", "states:StopExecution"]
+        (resource,) = as_list(s["Resource"])
+        assert ":execution:" in json.dumps(resource)

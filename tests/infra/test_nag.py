@@ -17,7 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match
 
 from kizuna_infra import Kizuna, KizunaStack
-from kizuna_infra.nag import MIN_REASON_LENGTH, nag_checks
+from kizuna_infra.nag import MIN_REASON_LENGTH, distributed_map_findings, nag_checks
 
 pytestmark = pytest.mark.infra
 
@@ -128,6 +128,11 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
         (journeys, "AwsSolutions-IAM5[Resource::*]"),
     ]
     expected += [(_logical_id(m), "AwsSolutions-SF2") for m in programs.state_machines.values()]
+    # Erasure: ingest may describe and stop the executions of each journey
+    expected += [
+        (_default_policy(k.ingest.role), distributed_map_findings(m)[0])
+        for m in programs.state_machines.values()
+    ]
     # Schedules: Scheduler's qualified invoke; their DLQs are DLQs without a redrive source.
     for schedules in (programs.sweep_schedules, delivery.feedback.schedules):
         expected.append((_default_policy(schedules.role), qualified(schedules.function)))
@@ -138,6 +143,26 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
         (_logical_id(delivery.sms_policy), "AwsSolutions-IAM5[Resource::*]"),
         (_logical_id(delivery.feedback.sms_opt_out_policy), "AwsSolutions-IAM5[Resource::*]"),
     ]
+    # Scoring: the function (customers only), the state machine (qualified invoke, log
+    # delivery "*", its Distributed Map's child executions, no X-Ray), the schedule's DLQ.
+    scoring = k.scoring
+    expected.append((_logical_id(scoring.score.function), "AwsSolutions-L1"))
+    expected.append((_default_policy(scoring.score.role), customers))
+    machine = _default_policy(scoring.state_machine.role)
+    expected += [
+        (machine, qualified(scoring.score.function)),
+        (machine, "AwsSolutions-IAM5[Resource::*]"),
+    ]
+    executions = (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+        '<AWS::AccountId>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"'
+        + _logical_id(scoring.state_machine)
+        + '"}]}]}'
+    )
+    child_policy = _logical_id(scoring.state_machine.node.find_child("DistributedMapPolicy"))
+    expected += [(child_policy, f"{executions}:*]"), (child_policy, f"{executions}/*:*]")]
+    expected.append((_logical_id(scoring.state_machine), "AwsSolutions-SF2"))
+    expected.append((_logical_id(scoring.dead_letter_queue), "AwsSolutions-SQS3"))
     return sorted(expected)
 
 

@@ -159,7 +159,7 @@ def test_context_config_reaches_every_function_that_reads_it_as_json(
         )
         for f in configured.find_resources("AWS::Lambda::Function").values()
     }
-    readers = {"ingest", "evaluate", "journey", "sweep", "send"}
+    readers = {"ingest", "evaluate", "journey", "sweep", "send", "score"}
     for folder in readers:
         assert json.loads(configs[folder]) == CONFIGURED_CONTEXT[names.CONTEXT_CONFIG_KEY]
     assert {folder for folder, config in configs.items() if config is not None} == readers

@@ -32,6 +32,7 @@ def test_catalogue_has_the_inbound_types() -> None:
         "app.opened",
         "channel.suppressed",
         "device.unregistered",
+        "customer.erase",
     }
 
 
@@ -105,6 +106,7 @@ def test_each_inbound_type_accepts_a_minimal_valid_detail() -> None:
         "app.opened": {},
         "channel.suppressed": {"channel": "email", "reason": "bounce"},
         "device.unregistered": {"token": "a" * 64},
+        "customer.erase": {"request_id": "dsr-1"},
     }
     assert set(samples) == set(INBOUND_EVENT_TYPES)
     for detail_type, extra in samples.items():

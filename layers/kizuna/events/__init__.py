@@ -17,6 +17,7 @@ from kizuna.events.derived import (
 )
 from kizuna.events.inbound import (
     BEHAVIOUR_TYPES,
+    ERASE_TYPE,
     INBOUND_MODELS,
     AppOpened,
     CartItem,
@@ -25,6 +26,7 @@ from kizuna.events.inbound import (
     ChannelSuppressed,
     ConsentChanged,
     ConsentStatus,
+    CustomerErase,
     CustomerUpserted,
     DeviceRegistered,
     DeviceUnregistered,
@@ -47,6 +49,7 @@ __all__ = [
     "BEHAVIOUR_TYPES",
     "DERIVED_EVENT_TYPES",
     "DERIVED_MODELS",
+    "ERASE_TYPE",
     "INBOUND_EVENT_TYPES",
     "INBOUND_MODELS",
     "AppOpened",
@@ -57,6 +60,7 @@ __all__ = [
     "ChannelSuppressed",
     "ConsentChanged",
     "ConsentStatus",
+    "CustomerErase",
     "CustomerUpserted",
     "DerivedDetail",
     "DerivedEvent",

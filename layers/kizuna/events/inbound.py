@@ -173,6 +173,16 @@ class AppOpened(InboundDetail):
     platform: PushPlatform | None = None
 
 
+class CustomerErase(InboundDetail):
+    """An erasure request (APPI / GDPR): remove everything held about the customer.
+
+    Not folded into state: ingest hands it to :func:`kizuna.privacy.erase`."""
+
+    request_id: Identifier | None = Field(
+        default=None, description="The requester's reference, echoed in the logs"
+    )
+
+
 InboundEvent = (
     CustomerUpserted
     | ConsentChanged
@@ -186,6 +196,7 @@ InboundEvent = (
     | ProductViewed
     | CartUpdated
     | AppOpened
+    | CustomerErase
 )
 
 # detail-type -> model. The detail-type strings are the public bus contract.
@@ -202,6 +213,10 @@ INBOUND_MODELS: dict[str, type[InboundDetail]] = {
     "product.viewed": ProductViewed,
     "cart.updated": CartUpdated,
     "app.opened": AppOpened,
+    "customer.erase": CustomerErase,
 }
+
+# Requests that are routed to their own domain instead of being folded into state.
+ERASE_TYPE = "customer.erase"
 
 BEHAVIOUR_TYPES = frozenset({"product.viewed", "cart.updated", "app.opened"})

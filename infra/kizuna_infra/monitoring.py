@@ -1,0 +1,208 @@
+"""Alarms and one dashboard: what an operator needs to see when something breaks.
+
+Every alarm notifies one SNS topic (encrypted, SSL only): subscribe an email address,
+a chat webhook or an incident tool to it. Built last, from what the app contains: every
+dead-letter queue, function and journey state machine of the scope is covered, so a
+construct added later is monitored without a line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from kizuna.observability import CHANNEL_DIMENSION, SEND_FAILED_METRIC
+from kizuna_infra import names
+
+# SES reviews an account at a 5% bounce rate and may pause sending at 10%; complaints at
+# 0.1% and 0.5%. Alarm at the review thresholds, before SES acts.
+SES_BOUNCE_RATE_THRESHOLD = 0.05
+SES_COMPLAINT_RATE_THRESHOLD = 0.001
+CHANNELS = ("email", "sms", "push", "line")
+PERIOD = Duration.minutes(5)
+SES_PERIOD = Duration.hours(1)
+DLQ_SUFFIX = "DeadLetterQueue"
+
+
+def _short(construct: Construct) -> str:
+    """A readable, unique alarm id from the construct path (``Ingest/DeadLetterQueue``)."""
+    return construct.node.path.replace("/", "")
+
+
+class Monitoring(Construct):
+    """Alarms (DLQ depth, errors, throttles, failed journeys, SES reputation, failed sends
+    per channel) on one SNS topic, and one CloudWatch dashboard."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        dead_letter_queues: Sequence[sqs.Queue],
+        functions: Sequence[lambda_.Function],
+        state_machines: Sequence[sfn.StateMachine],
+        dashboard_name: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # CloudWatch cannot publish to a topic under the AWS managed SNS key: a customer
+        # managed key that lets CloudWatch use it.
+        self.key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="Kizuna alarm topic",
+            enable_key_rotation=True,
+        )
+        self.key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="Kizuna alarms",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        self.action = cw_actions.SnsAction(self.topic)
+        self.alarms: list[cw.Alarm] = []
+
+        dlq_widgets = []
+        for queue in dead_letter_queues:
+            metric = queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            )
+            self._alarm(
+                f"{_short(queue)}Depth",
+                metric,
+                threshold=0,
+                description=f"Dead letters in {queue.node.path}: `kizuna dlq show`",
+            )
+            dlq_widgets.append(metric)
+
+        error_metrics, throttle_metrics = [], []
+        for fn in functions:
+            errors = fn.metric_errors(period=PERIOD, statistic="Sum")
+            throttles = fn.metric_throttles(period=PERIOD, statistic="Sum")
+            self._alarm(
+                f"{_short(fn)}Errors",
+                errors,
+                threshold=0,
+                description=f"{fn.node.path} raised errors",
+            )
+            self._alarm(
+                f"{_short(fn)}Throttles",
+                throttles,
+                threshold=0,
+                description=f"{fn.node.path} was throttled",
+            )
+            error_metrics.append(errors)
+            throttle_metrics.append(throttles)
+
+        failed_journeys = []
+        for machine in state_machines:
+            failed = machine.metric_failed(period=PERIOD, statistic="Sum")
+            self._alarm(
+                f"{_short(machine)}Failed",
+                failed,
+                threshold=0,
+                description=f"Journey executions failed in {machine.node.path}",
+            )
+            failed_journeys.append(failed)
+
+        bounce = cw.Metric(
+            namespace="AWS/SES",
+            metric_name="Reputation.BounceRate",
+            statistic="Average",
+            period=SES_PERIOD,
+        )
+        complaint = cw.Metric(
+            namespace="AWS/SES",
+            metric_name="Reputation.ComplaintRate",
+            statistic="Average",
+            period=SES_PERIOD,
+        )
+        self._alarm(
+            "SesBounceRate",
+            bounce,
+            threshold=SES_BOUNCE_RATE_THRESHOLD,
+            description="SES bounce rate at the 5% review threshold",
+        )
+        self._alarm(
+            "SesComplaintRate",
+            complaint,
+            threshold=SES_COMPLAINT_RATE_THRESHOLD,
+            description="SES complaint rate at the 0.1% review threshold",
+        )
+
+        send_failed = []
+        for channel in CHANNELS:
+            metric = cw.Metric(
+                namespace=names.METRICS_NAMESPACE,
+                metric_name=SEND_FAILED_METRIC,
+                dimensions_map={CHANNEL_DIMENSION: channel},
+                statistic="Sum",
+                period=PERIOD,
+            )
+            self._alarm(
+                f"SendFailed{channel.capitalize()}",
+                metric,
+                threshold=0,
+                description=f"Sends failed on {channel}",
+            )
+            send_failed.append(metric)
+
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Dead letters", left=dlq_widgets, width=8),
+            cw.GraphWidget(title="Function errors", left=error_metrics, width=8),
+            cw.GraphWidget(title="Function throttles", left=throttle_metrics, width=8),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Failed journey executions", left=failed_journeys, width=8),
+            cw.GraphWidget(title="Failed sends by channel", left=send_failed, width=8),
+            cw.GraphWidget(title="SES reputation", left=[bounce, complaint], width=8),
+        )
+
+    def _alarm(
+        self, alarm_id: str, metric: cw.Metric, *, threshold: float, description: str
+    ) -> cw.Alarm:
+        alarm = cw.Alarm(
+            self,
+            alarm_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(self.action)
+        self.alarms.append(alarm)
+        return alarm
+
+
+def monitored(
+    scope: Construct,
+) -> tuple[list[sqs.Queue], list[lambda_.Function], list[sfn.StateMachine]]:
+    """The dead-letter queues, functions and state machines under ``scope``."""
+    queues, functions, machines = [], [], []
+    for c in scope.node.find_all():
+        if isinstance(c, sqs.Queue) and c.node.id.endswith(DLQ_SUFFIX):
+            queues.append(c)
+        elif isinstance(c, lambda_.Function):
+            functions.append(c)
+        elif isinstance(c, sfn.StateMachine):
+            machines.append(c)
+    return queues, functions, machines

@@ -1,0 +1,205 @@
+"""Scoring: the daily RFM scoring job (``kizuna.scoring.job``).
+
+EventBridge Scheduler (daily, in the shop's time zone, with retries and a dead-letter
+queue) starts a Step Functions Standard state machine:
+
+``Boundaries`` (the score function samples every scan segment and returns the shared
+quantile boundaries, the run's ``as_of`` and the segment numbers) -> ``ScoreSegments``, a
+**Distributed Map** over those segment numbers (inline items, no ItemReader: the items are
+DynamoDB parallel-scan segments, not S3 objects) -> ``ScoreSegment`` (the score function on
+one segment; retried with backoff, it is idempotent: it writes only what changed and its
+events have deterministic ids).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack, TimeZone
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from kizuna.settings import (
+    ENV_ACTIVITY_TABLE,
+    ENV_CUSTOMERS_TABLE,
+    ENV_EVENT_BUS_NAME,
+    ENV_KIZUNA_CONFIG,
+)
+from kizuna_infra import names
+from kizuna_infra.data import DataTables
+from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction
+from kizuna_infra.queues import dead_letter_queue
+from kizuna_infra.schedules import (
+    DEFAULT_TIME_ZONE,
+    SCHEDULE_MAX_EVENT_AGE,
+    SCHEDULE_RETRY_ATTEMPTS,
+)
+
+SCORE_TIMEOUT = Duration.minutes(15)
+SCORE_MEMORY_MB = 1024
+# After the daily sweep (01:00): scores are fresh when marketers start their day.
+DAILY_SCORING = "cron(0 2 * * ? *)"
+SEGMENT_RETRY_ATTEMPTS = 3
+SEGMENT_RETRY_INTERVAL = Duration.seconds(30)
+MAX_CONCURRENCY = 16  # segments scored at once: bounds the write rate on the customers table
+RUN_TIMEOUT = Duration.hours(6)
+
+
+class Scoring(Construct):
+    """Score function, scoring state machine and its daily schedule."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bus: events.IEventBus,
+        tables: DataTables,
+        layers: list[lambda_.ILayerVersion],
+        source_root: Path,
+        config_json: str = "{}",
+        scan_segments: int = 16,
+        tracing: bool = False,
+        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
+        schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.tracing = tracing
+        self.scan_segments = scan_segments
+
+        # --- The score function ----------------------------------------------------------
+        self.score = KizunaFunction(
+            self,
+            names.SCORE_FUNCTION_ID,
+            folder=names.SCORE_FUNCTION_NAME,
+            description="Kizuna score: RFM scores, segments and time-dependent ranks",
+            service_name=names.SCORE_SERVICE_NAME,
+            environment={
+                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
+                ENV_ACTIVITY_TABLE: tables.activity.table_name,
+                ENV_EVENT_BUS_NAME: bus.event_bus_name,
+                ENV_KIZUNA_CONFIG: config_json,
+            },
+            layers=layers,
+            source_root=source_root,
+            tracing=tracing,
+            timeout=SCORE_TIMEOUT,
+            memory_size=SCORE_MEMORY_MB,
+            log_retention=log_retention,
+        )
+        # Scan, re-read on a version conflict, conditional put: customers only.
+        tables.customers.grant(
+            self.score.function,
+            "dynamodb:Scan",
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:PutItem",
+        )
+        bus.grant_put_events_to(self.score.function)
+
+        # --- The state machine -----------------------------------------------------------
+        boundaries = tasks.LambdaInvoke(
+            self,
+            names.SCORING_BOUNDARIES_STATE,
+            lambda_function=self.score.function,
+            payload=sfn.TaskInput.from_object(
+                {"action": "boundaries", "total_segments": scan_segments}
+            ),
+            output_path="$.Payload",
+        )
+        boundaries.add_retry(
+            errors=[sfn.Errors.TASKS_FAILED],
+            interval=SEGMENT_RETRY_INTERVAL,
+            max_attempts=SEGMENT_RETRY_ATTEMPTS,
+            backoff_rate=2,
+        )
+        segment = tasks.LambdaInvoke(
+            self,
+            names.SCORING_SEGMENT_STATE,
+            lambda_function=self.score.function,
+            output_path="$.Payload",
+        )
+        segment.add_retry(
+            errors=[sfn.Errors.TASKS_FAILED],
+            interval=SEGMENT_RETRY_INTERVAL,
+            max_attempts=SEGMENT_RETRY_ATTEMPTS,
+            backoff_rate=2,
+        )
+        segments = sfn.DistributedMap(
+            self,
+            names.SCORING_MAP_STATE,
+            items_path="$.segments",
+            item_selector={
+                "action": "score",
+                "segment": sfn.JsonPath.string_at("$$.Map.Item.Value"),
+                "total_segments": scan_segments,
+                "boundaries": sfn.JsonPath.object_at("$.boundaries"),
+                "as_of": sfn.JsonPath.string_at("$.as_of"),
+            },
+            max_concurrency=MAX_CONCURRENCY,
+        )
+        segments.item_processor(segment)
+
+        stack = Stack.of(self)
+        self.log_group = logs.LogGroup(
+            self,
+            names.SCORING_LOG_GROUP_ID,
+            log_group_name=(
+                f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{stack.stack_name}"
+                f"{names.SCORING_LOG_GROUP_SUFFIX}"
+            ),
+            retention=log_retention,
+            # Named (vended logs), so a retained group would block re-creating the stack;
+            # execution data (customer counts only) is not logged anyway.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            names.SCORING_STATE_MACHINE_ID,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            comment="Kizuna daily scoring: RFM, segments, time-dependent ranks",
+            definition_body=sfn.DefinitionBody.from_chainable(boundaries.next(segments)),
+            timeout=RUN_TIMEOUT,
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel.ALL,
+                include_execution_data=False,
+            ),
+            tracing_enabled=tracing,
+        )
+
+        # --- The daily schedule ----------------------------------------------------------
+        self.dead_letter_queue = dead_letter_queue(self, names.SCHEDULE_DLQ_ID)
+        self.scheduler_role = iam.Role(
+            self,
+            names.SCHEDULER_ROLE_ID,
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            ),
+            description="EventBridge Scheduler starting the daily scoring",
+        )
+        self.schedule = scheduler.Schedule(
+            self,
+            names.SCORING_SCHEDULE_ID,
+            description="Daily RFM scoring, segments and ranks",
+            schedule=scheduler.ScheduleExpression.expression(DAILY_SCORING, schedule_time_zone),
+            target=scheduler_targets.StepFunctionsStartExecution(
+                self.state_machine,
+                input=scheduler.ScheduleTargetInput.from_object({}),
+                role=self.scheduler_role,
+                dead_letter_queue=self.dead_letter_queue,
+                max_event_age=SCHEDULE_MAX_EVENT_AGE,
+                retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
+            ),
+        )
+        cfn_schedule = cast(scheduler.CfnSchedule, self.schedule.node.default_child)
+        cfn_schedule.add_metadata(names.SCHEDULE_METADATA_KEY, names.SCORING_SCHEDULE_NAME)

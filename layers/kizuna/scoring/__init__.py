@@ -1,0 +1,2 @@
+"""Daily scoring: RFM scores and segments (:mod:`.rfm`) and the job that writes them
+(:mod:`.job`)."""

@@ -1,0 +1,154 @@
+"""RFM scoring, vectorized with numpy.
+
+Inputs, one entry per customer *with at least one counted order* (cancelled orders never
+count): days since the last order, orders in the scoring window, spend in the window.
+Customers without a counted order are not scored: their RFM fields stay ``None`` (the
+``lifecycle`` "prospect" of the customer view already names them).
+
+Scores are 1 (worst) to 5 (best). Four boundaries per measure split it into five bins;
+they are either quantiles (20/40/60/80 %, ``numpy.quantile(method="lower")``, so every
+boundary is a value seen in the sample) of a sample of the current base, computed once per
+run and shared by every shard, or fixed thresholds from :class:`~kizuna.config.ScoringConfig`.
+
+Ties are decided one way everywhere: a value *equal to* a boundary falls in the bin below
+it (``numpy.searchsorted(side="left")``). For frequency and monetary the bin below is the
+lower score; for recency (fewer days is better) it is the higher score. Equal inputs always
+get equal scores.
+
+Segments come from a 5x5 grid of R (recency score) against FM, the rounded-up mean of the
+frequency and monetary scores (``(F + M + 1) // 2``) — the common R-vs-FM grid of RFM
+practice. :data:`kizuna.config.DEFAULT_SEGMENT_RULES` is the default mapping; the first
+rule whose ranges hold a cell names it, and the configuration is rejected unless every one
+of the 25 cells is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from kizuna.config import ScoringConfig
+from kizuna.customer import Customer
+
+QUANTILES = (0.2, 0.4, 0.6, 0.8)
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+class Boundaries(BaseModel):
+    """Four ascending cut points per measure (what every shard of a run shares)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recency_days: tuple[float, float, float, float]
+    frequency: tuple[float, float, float, float]
+    monetary: tuple[float, float, float, float]
+    sample_size: int = Field(default=0, ge=0, description="customers the quantiles came from")
+
+
+@dataclass(frozen=True)
+class RfmInputs:
+    """Column arrays of the scored customers (same length, same order)."""
+
+    recency_days: FloatArray
+    frequency: FloatArray
+    monetary: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.recency_days.shape[0])
+
+
+@dataclass(frozen=True)
+class RfmScores:
+    recency: IntArray
+    frequency: IntArray
+    monetary: IntArray
+    segment: IntArray  # index into segment_names(cfg)
+
+
+def inputs_of(customer: Customer, now: datetime, window_days: int) -> tuple[float, int, float]:
+    """``(days since last order, orders in window, spend in window)`` from the order facts;
+    raises ValueError for a customer without a counted order (not scored)."""
+    counted = [o for o in customer.orders.values() if o.counts and o.at is not None]
+    if not counted:
+        raise ValueError("no counted order")
+    start = now - timedelta(days=window_days)
+    last = max(o.at for o in counted if o.at is not None)
+    in_window = [o for o in counted if o.at is not None and start < o.at <= now]
+    days = max((now - last).total_seconds() // 86400, 0.0)
+    return days, len(in_window), float(sum(o.total for o in in_window))
+
+
+def collect_inputs(
+    customers: Sequence[Customer], now: datetime, window_days: int
+) -> tuple[list[int], RfmInputs]:
+    """Indexes of the customers that can be scored, and their input columns."""
+    keep: list[int] = []
+    rows: list[tuple[float, int, float]] = []
+    for i, customer in enumerate(customers):
+        try:
+            rows.append(inputs_of(customer, now, window_days))
+        except ValueError:
+            continue
+        keep.append(i)
+    table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return keep, RfmInputs(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy())
+
+
+def _cuts(values: FloatArray) -> tuple[float, float, float, float]:
+    q = np.quantile(values, QUANTILES, method="lower")
+    return (float(q[0]), float(q[1]), float(q[2]), float(q[3]))
+
+
+def boundaries(sample: RfmInputs, cfg: ScoringConfig) -> Boundaries:
+    """Quantile boundaries of ``sample`` (or the fixed thresholds when configured, or when
+    the sample is empty)."""
+    if cfg.method == "fixed" or len(sample) == 0:
+        return Boundaries(
+            recency_days=cfg.fixed.recency_days,
+            frequency=cfg.fixed.frequency,
+            monetary=cfg.fixed.monetary,
+            sample_size=0,
+        )
+    return Boundaries(
+        recency_days=_cuts(sample.recency_days),
+        frequency=_cuts(sample.frequency),
+        monetary=_cuts(sample.monetary),
+        sample_size=len(sample),
+    )
+
+
+def _bin(values: FloatArray, cuts: Sequence[float]) -> IntArray:
+    """How many boundaries lie strictly below each value (0..4)."""
+    return np.searchsorted(np.asarray(cuts, dtype=np.float64), values, side="left").astype(np.int64)
+
+
+def segment_grid(cfg: ScoringConfig) -> IntArray:
+    """``grid[r - 1, fm - 1]`` is the index (in ``segment_names``) of the cell's segment."""
+    names = segment_names(cfg)
+    grid = np.full((5, 5), -1, dtype=np.int64)
+    for rule in cfg.segments:
+        for r in range(rule.recency[0], rule.recency[1] + 1):
+            for fm in range(rule.fm[0], rule.fm[1] + 1):
+                if grid[r - 1, fm - 1] < 0:
+                    grid[r - 1, fm - 1] = names.index(rule.segment)
+    return grid
+
+
+def segment_names(cfg: ScoringConfig) -> list[str]:
+    return list(dict.fromkeys(rule.segment for rule in cfg.segments))
+
+
+def score(inputs: RfmInputs, bounds: Boundaries, cfg: ScoringConfig) -> RfmScores:
+    """Scores 1..5 and segment indexes for every row of ``inputs``."""
+    recency = 5 - _bin(inputs.recency_days, bounds.recency_days)
+    frequency = 1 + _bin(inputs.frequency, bounds.frequency)
+    monetary = 1 + _bin(inputs.monetary, bounds.monetary)
+    fm = (frequency + monetary + 1) // 2
+    segment = segment_grid(cfg)[recency - 1, fm - 1]
+    return RfmScores(recency, frequency, monetary, segment)

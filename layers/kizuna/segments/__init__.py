@@ -1,0 +1,94 @@
+"""Named, reusable segments: ``segments/<name>.yaml``.
+
+A segment is an EventBridge content-filter pattern over the customer view
+(:func:`kizuna.programs.view.customer_view`: RFM segment, rank, region, prefecture, age
+band, gender, occupation, consent, reachable channels, lifecycle, spend...), the same
+language as program audiences and branches::
+
+    name: gold-at-risk
+    description: Gold and Platinum members the daily scoring sees slipping away
+    conditions:
+      rank: [Gold, Platinum]
+      rfm_segment: ["At risk", "Can't lose"]
+      consent: {email: [opted_in]}
+
+The file name (without ``.yaml``) must equal ``name``. :func:`load_segments` validates every
+file and returns the problems of all of them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kizuna.config import KizunaConfig
+from kizuna.customer import Customer
+from kizuna.programs.patterns import PatternError, matches, validate_pattern
+from kizuna.programs.view import customer_view
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class SegmentDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    conditions: dict[str, Any] = Field(min_length=1)
+
+    @field_validator("conditions")
+    @classmethod
+    def _valid_pattern(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            validate_pattern(value)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    def matches(self, customer: Customer, now: datetime, cfg: KizunaConfig) -> bool:
+        return matches(self.conditions, customer_view(customer, now, cfg))
+
+
+class SegmentError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_segment(path: Path) -> SegmentDefinition:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    segment = SegmentDefinition.model_validate(raw)
+    if segment.name != path.stem:
+        raise ValueError(f"name {segment.name!r} differs from the file name {path.stem!r}")
+    return segment
+
+
+def load_segments(directory: Path) -> dict[str, SegmentDefinition]:
+    """Every ``*.yaml`` under ``directory``, validated; raises :class:`SegmentError` with the
+    problems of every file."""
+    found: dict[str, SegmentDefinition] = {}
+    problems: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            segment = load_segment(path)
+        except (ValidationError, ValueError, yaml.YAMLError) as exc:
+            problems.append(f"{path.name}: {exc}")
+            continue
+        found[segment.name] = segment
+    if problems:
+        raise SegmentError(problems)
+    return found
+
+
+def members(
+    segment: SegmentDefinition, customers: Iterable[Customer], now: datetime, cfg: KizunaConfig
+) -> Iterator[str]:
+    """Ids of the customers in ``segment``, in the order given."""
+    for customer in customers:
+        if segment.matches(customer, now, cfg):
+            yield customer.customer_id

@@ -1,0 +1,123 @@
+"""Alarms and dashboard: each alarm watches the right metric with the right threshold and
+notifies the alarm topic; every DLQ, function and journey is covered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from kizuna_infra import KizunaStack
+
+pytestmark = pytest.mark.infra
+
+
+def alarms(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+
+def topic_id(resources: dict[str, Any]) -> str:
+    (tid,) = [k for k, r in resources.items() if r["Type"] == "AWS::SNS::Topic"]
+    return tid
+
+
+def by_metric(resources: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [a for a in alarms(resources) if a.get("MetricName") == name]
+
+
+def test_every_alarm_notifies_the_encrypted_ssl_only_topic(
+    template: Template, resources: dict[str, Any]
+) -> None:
+    tid = topic_id(resources)
+    assert resources[tid]["Properties"]["KmsMasterKeyId"]
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+    for alarm in alarms(resources):
+        assert alarm["AlarmActions"] == [{"Ref": tid}], alarm["AlarmDescription"]
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_every_dead_letter_queue_alarms_on_one_visible_message(
+    resources: dict[str, Any],
+) -> None:
+    dlqs = {k for k, r in resources.items() if r["Type"] == "AWS::SQS::Queue" and "DeadLetter" in k}
+    depth = by_metric(resources, "ApproximateNumberOfMessagesVisible")
+    watched = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in depth}
+    assert watched == dlqs and len(dlqs) >= 4
+    for a in depth:
+        assert (a["Threshold"], a["ComparisonOperator"], a["EvaluationPeriods"]) == (
+            0,
+            "GreaterThanThreshold",
+            1,
+        )
+        assert a["Statistic"] == "Maximum" and a["Period"] == 60
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_alarms_on_errors_and_throttles(
+    resources: dict[str, Any], metric: str
+) -> None:
+    functions = {k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    found = by_metric(resources, metric)
+    assert {a["Dimensions"][0]["Value"]["Ref"] for a in found} == functions
+    for a in found:
+        assert (a["Namespace"], a["Statistic"], a["Period"]) == ("AWS/Lambda", "Sum", 300)
+        assert (a["Threshold"], a["ComparisonOperator"], a["EvaluationPeriods"]) == (
+            0,
+            "GreaterThanThreshold",
+            1,
+        )
+
+
+def test_every_journey_alarms_on_failed_executions(resources: dict[str, Any]) -> None:
+    machines = {k for k, r in resources.items() if r["Type"] == "AWS::StepFunctions::StateMachine"}
+    found = by_metric(resources, "ExecutionsFailed")
+    assert {a["Dimensions"][0]["Value"]["Ref"] for a in found} == machines
+    assert all(a["Threshold"] == 0 and a["EvaluationPeriods"] == 1 for a in found)
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold"),
+    [("Reputation.BounceRate", 0.05), ("Reputation.ComplaintRate", 0.001)],
+)
+def test_ses_reputation_alarms_at_the_review_thresholds(
+    resources: dict[str, Any], metric: str, threshold: float
+) -> None:
+    (alarm,) = by_metric(resources, metric)
+    assert (alarm["Namespace"], alarm["Statistic"], alarm["Period"]) == ("AWS/SES", "Average", 3600)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["EvaluationPeriods"]) == (
+        threshold,
+        "GreaterThanThreshold",
+        1,
+    )
+
+
+def test_failed_sends_alarm_per_channel(resources: dict[str, Any]) -> None:
+    found = by_metric(resources, "SendFailed")
+    assert sorted(a["Dimensions"][0]["Value"] for a in found) == ["email", "line", "push", "sms"]
+    for a in found:
+        assert a["Namespace"] == "Kizuna" and a["Dimensions"][0]["Name"] == "channel"
+        assert (a["Threshold"], a["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_one_dashboard(template: Template, stack: KizunaStack) -> None:
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    assert len(stack.kizuna.monitoring.alarms) == len(
+        template.find_resources("AWS::CloudWatch::Alarm")
+    )

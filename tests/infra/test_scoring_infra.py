@@ -1,0 +1,134 @@
+"""Scoring: the score function, the daily scoring state machine and its schedule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from infra_helpers import (
+    actions_of,
+    arn,
+    environment,
+    index_arn,
+    of_type,
+    qualified_arn,
+    resources_for,
+    role_of,
+    statements_of,
+)
+
+from kizuna.scoring.job import ScoringRequest
+from kizuna.settings import ScoreSettings
+from kizuna_infra.stack import KizunaStack
+
+pytestmark = pytest.mark.infra
+
+
+def _token(value: Any) -> str:
+    if value == {"Ref": "AWS::Partition"}:
+        return "aws"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return f"<{value['Fn::GetAtt'][0]}.Arn>"
+    return str(value)
+
+
+@pytest.fixture(scope="module")
+def ids(stack: KizunaStack, logical_id: Any) -> dict[str, str]:
+    k = stack.kizuna
+    s = k.scoring
+    return {
+        "function": logical_id(s.score.function),
+        "machine": logical_id(s.state_machine),
+        "machine_role": logical_id(s.state_machine.role),
+        "schedule": logical_id(s.schedule),
+        "dlq": logical_id(s.dead_letter_queue),
+        "scheduler_role": logical_id(s.scheduler_role),
+        "customers": logical_id(k.tables.customers),
+        "activity": logical_id(k.tables.activity),
+        "bus": logical_id(k.bus.bus),
+    }
+
+
+@pytest.fixture(scope="module")
+def asl(resources: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    parts = resources[ids["machine"]]["Properties"]["DefinitionString"]["Fn::Join"][1]
+    definition: dict[str, Any] = json.loads("".join(_token(p) for p in parts))
+    return definition
+
+
+def test_boundaries_then_a_distributed_map_over_scan_segments(
+    asl: dict[str, Any], ids: dict[str, str], stack: KizunaStack
+) -> None:
+    first = asl["States"][asl["StartAt"]]
+    assert first["Parameters"]["FunctionName"] == f"<{ids['function']}.Arn>"
+    segments = stack.kizuna.config.scoring.scan_segments
+    ScoringRequest.model_validate(first["Parameters"]["Payload"])
+    assert first["Parameters"]["Payload"] == {"action": "boundaries", "total_segments": segments}
+    mapped = asl["States"][first["Next"]]
+    assert mapped["Type"] == "Map"
+    assert mapped["ItemsPath"] == "$.segments"
+    assert mapped["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert mapped["ItemSelector"]["segment.$"] == "$$.Map.Item.Value"
+    assert mapped["ItemSelector"]["total_segments"] == segments
+    assert mapped["MaxConcurrency"] >= 1
+    inner = mapped["ItemProcessor"]["States"][mapped["ItemProcessor"]["StartAt"]]
+    assert inner["Parameters"]["FunctionName"] == f"<{ids['function']}.Arn>"
+
+
+def test_every_task_retries_failures_with_backoff(asl: dict[str, Any]) -> None:
+    first = asl["States"][asl["StartAt"]]
+    mapped = asl["States"][first["Next"]]
+    inner = mapped["ItemProcessor"]["States"][mapped["ItemProcessor"]["StartAt"]]
+    for task in (first, inner):
+        retry = {tuple(r["ErrorEquals"]): r for r in task["Retry"]}
+        assert retry[("States.TaskFailed",)]["MaxAttempts"] >= 2
+        assert retry[("States.TaskFailed",)]["BackoffRate"] > 1
+    assert asl["TimeoutSeconds"] > 0
+
+
+def test_score_function_reads_and_writes_customers_only_and_puts_events(
+    resources: dict[str, Any], ids: dict[str, str]
+) -> None:
+    env = environment(resources, ids["function"])
+    assert {n for n, f in ScoreSettings.model_fields.items() if f.is_required()} <= set(env)
+    statements = statements_of(resources, role_of(resources, ids["function"]))
+    customers = [arn(ids["customers"]), index_arn(ids["customers"])]
+    for action in ("dynamodb:Scan", "dynamodb:PutItem", "dynamodb:BatchGetItem"):
+        assert resources_for(statements, action) == customers
+    assert resources_for(statements, "dynamodb:DeleteItem") == []
+    assert resources_for(statements, "events:PutEvents") == [arn(ids["bus"])]
+    assert not any(ids["activity"] in json.dumps(s) for s in statements)
+
+
+def test_state_machine_invokes_only_the_score_function_and_logs_without_data(
+    resources: dict[str, Any], ids: dict[str, str]
+) -> None:
+    statements = statements_of(resources, ids["machine_role"])
+    assert resources_for(statements, "lambda:InvokeFunction") == [
+        arn(ids["function"]),
+        qualified_arn(ids["function"]),
+    ]
+    # the Distributed Map's child executions: this state machine only
+    assert resources_for(statements, "states:StartExecution") == [{"Ref": ids["machine"]}]
+    logging = resources[ids["machine"]]["Properties"]["LoggingConfiguration"]
+    assert logging["Level"] == "ALL"
+    assert logging["IncludeExecutionData"] is False
+
+
+def test_daily_schedule_starts_the_run_with_retries_and_a_dlq(
+    resources: dict[str, Any], ids: dict[str, str]
+) -> None:
+    schedule = resources[ids["schedule"]]["Properties"]
+    assert schedule["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    assert schedule["ScheduleExpressionTimezone"] == "Asia/Tokyo"
+    target = schedule["Target"]
+    assert target["Arn"] == {"Ref": ids["machine"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 10}
+    assert target["DeadLetterConfig"] == {"Arn": arn(ids["dlq"])}
+    statements = statements_of(resources, ids["scheduler_role"])
+    assert actions_of(statements) == {"states:StartExecution", "sqs:SendMessage"}
+    assert resources_for(statements, "states:StartExecution") == [{"Ref": ids["machine"]}]
+    assert resources_for(statements, "sqs:SendMessage") == [arn(ids["dlq"])]
+    dlq = of_type(resources, "AWS::SQS::Queue")[ids["dlq"]]["Properties"]
+    assert dlq["SqsManagedSseEnabled"] is True

@@ -1,0 +1,203 @@
+"""Access and erasure requests on the local runtime (real template): export gives
+everything held; after ``customer.erase`` no item of any table holds the customer."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from kizuna.cli import app
+from kizuna.demo import DEMO_CONTEXT, prepare_channels
+from kizuna.local.app import default_project_root, kizuna_template
+from kizuna.local.cloud import LocalCloud
+from kizuna.local.template import REGION
+from kizuna.privacy import ERASURES_PK
+from kizuna.programs.journeys import in_holdout
+from kizuna.programs.loader import load_programs
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+PROGRAM = {p.id: p for p in load_programs(default_project_root() / "programs")[0]}[
+    "second-purchase-coupon"
+]
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return kizuna_template(DEMO_CONTEXT)
+
+
+@pytest.fixture
+def cloud(template: dict[str, Any]) -> Iterator[LocalCloud]:
+    with LocalCloud.from_template(
+        template,
+        project_root=default_project_root(),
+        start=START,
+        environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"},
+    ) as c:
+        prepare_channels(c)
+        yield c
+
+
+def put(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:
+    detail = {"occurred_at": cloud.clock.now().isoformat(), **detail}
+    cloud.put_events([{"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}])
+    cloud.drain()
+
+
+def personal(cid: str, n: int) -> dict[str, str]:
+    return {
+        "email": f"{cid}.mail@example.jp",
+        "phone": f"+8190{n:08d}",
+        "token": f"fcm-token-{cid}-0123456789",
+        "line_user_id": "U" + f"{n:x}".rjust(32, "c"),
+    }
+
+
+def customer_with_everything(cloud: LocalCloud, cid: str, n: int) -> dict[str, str]:
+    """Profile, push device, LINE, consent, an order (starts a journey), behaviour."""
+    p = personal(cid, n)
+    put(
+        cloud,
+        "customer.upserted",
+        {
+            "customer_id": cid,
+            "email": p["email"],
+            "phone": p["phone"],
+            "first_name": "Hanako",
+            "last_name": "Yamada",
+            "time_zone": "Asia/Tokyo",
+        },
+    )
+    put(cloud, "device.registered", {"customer_id": cid, "platform": "FCM", "token": p["token"]})
+    put(cloud, "line.linked", {"customer_id": cid, "line_user_id": p["line_user_id"]})
+    for channel in ("email", "line", "push"):
+        put(
+            cloud, "consent.changed", {"customer_id": cid, "channel": channel, "status": "opted_in"}
+        )
+    put(
+        cloud,
+        "order.placed",
+        {
+            "customer_id": cid,
+            "order_id": f"o-{cid}",
+            "total": "3000",
+            "currency": "JPY",
+            "channel": "web",
+            "lines": [{"product_id": "tea-009", "quantity": 1, "unit_price": "3000"}],
+        },
+    )
+    put(cloud, "product.viewed", {"customer_id": cid, "product_id": "tea-010"})
+    put(
+        cloud,
+        "points.adjusted",
+        {"customer_id": cid, "adjustment_id": "a1", "delta": 5, "reason": "survey"},
+    )
+    return p
+
+
+def all_items(cloud: LocalCloud) -> str:
+    """Every item of every table, as one JSON text to search."""
+    return json.dumps(
+        {t.logical_id: cloud.scan(t.logical_id) for t in cloud.find("AWS::DynamoDB::Table")},
+        default=str,
+        ensure_ascii=False,
+    )
+
+
+def table_names(cloud: LocalCloud) -> list[str]:
+    customers = cloud.find("AWS::DynamoDB::Table", "Customers")[0].name
+    activity = cloud.find("AWS::DynamoDB::Table", "Activity")[0].name
+    return ["--customers-table", customers, "--activity-table", activity, "--region", REGION]
+
+
+def executions(cloud: LocalCloud, cid: str) -> list[str]:
+    sfn = cloud.client("stepfunctions")
+    statuses = []
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        for ex in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]:
+            described = sfn.describe_execution(executionArn=ex["executionArn"])
+            if json.loads(described["input"]).get("customer_id") == cid:
+                statuses.append(ex["status"])
+    return statuses
+
+
+def test_export_then_erase_leaves_no_trace(cloud: LocalCloud) -> None:
+    a = next(f"erase-me-{i}" for i in range(500) if not in_holdout(PROGRAM, f"erase-me-{i}"))
+    # given a customer with every kind of data, a sent coupon and a journey still waiting
+    pa = customer_with_everything(cloud, a, 1)
+    pb = customer_with_everything(cloud, "keep1", 2)
+    cloud.advance(days=1, hours=2)
+    assert "RUNNING" in executions(cloud, a)
+    assert any(
+        m["status"] == "sent"
+        for m in cloud.scan(cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id)
+        if m["pk"] == a and m.get("kind") == "MSG"
+    )
+
+    # when the customer asks for their data
+    result = CliRunner().invoke(app, ["customers", "export", a, *table_names(cloud)])
+    # then the export holds the profile, addresses, facts and every activity kind
+    assert result.exit_code == 0, result.output
+    exported = json.loads(result.stdout)
+    assert exported["customer"]["email"] == pa["email"]
+    assert exported["customer"]["line_user_id"] == pa["line_user_id"]
+    kinds = {i["sk"].split("#")[0] for i in exported["activity"]}
+    assert {"ORDER", "POINTS", "CONSENT", "EVENT", "JOURNEY", "ENTRY", "MSG"} <= kinds
+
+    # when they ask to be erased (an event on the bus)
+    put(cloud, "customer.erase", {"customer_id": a, "request_id": "dsr-42"})
+    # then no item of any table holds their id, email, phone, device token or LINE id
+    everything = all_items(cloud)
+    for value in (a, *pa.values()):
+        at = everything.find(value)
+        assert at < 0, everything[max(0, at - 300) : at + 100]
+    # their running journey was stopped; the other customer is untouched
+    deadline = time.monotonic() + 5  # a parked Wait notices the stop within 0.5 s
+    while "RUNNING" in executions(cloud, a) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert executions(cloud, a) == ["ABORTED"]
+    for value in ("keep1", *pb.values()):
+        assert value in everything, value
+    # only an anonymous count remains
+    counts = [
+        i
+        for i in cloud.scan(cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id)
+        if i["pk"] == ERASURES_PK
+    ]
+    assert [int(c["count"]) for c in counts] == [1]
+    assert cloud.summary()["errors"] == []
+
+    # when an event sent before the erasure arrives late
+    put(
+        cloud,
+        "order.placed",
+        {
+            "customer_id": a,
+            "order_id": "late-1",
+            "total": "100",
+            "currency": "JPY",
+            "channel": "web",
+            "lines": [{"product_id": "p", "quantity": 1, "unit_price": "100"}],
+        },
+    )
+    cloud.advance(days=1)
+    # then it does not bring the customer back
+    assert a not in all_items(cloud)
+    # and export finds nothing
+    result = CliRunner().invoke(app, ["customers", "export", a, *table_names(cloud)])
+    assert result.exit_code == 1
+
+    # and `kizuna customers erase` does the same for the other customer
+    result = CliRunner().invoke(app, ["customers", "erase", "keep1", *table_names(cloud), "--yes"])
+    assert result.exit_code == 0, result.output
+    everything = all_items(cloud)
+    for value in ("keep1", *pb.values()):
+        assert value not in everything, value

@@ -1,0 +1,66 @@
+"""``kizuna segments count|export`` against a customers table on moto."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from kizuna.cli import app
+from kizuna.customer import Customer
+from kizuna.store import customer_to_item
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        ddb = boto3.resource("dynamodb", region_name="us-east-1")
+        t = ddb.create_table(
+            TableName="customers",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
+        )
+        for cid, rank, segment in (
+            ("g1", "Gold", "At risk"),
+            ("g2", "Platinum", "Can't lose"),
+            ("g3", "Gold", "Champions"),
+            ("b1", "Bronze", "At risk"),
+        ):
+            customer = Customer(customer_id=cid, rank=rank, rfm_segment=segment)
+            t.put_item(Item=customer_to_item(customer))
+        yield "customers"
+
+
+def test_count_and_export_a_segment(table: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    # When the gold-at-risk segment is counted
+    result = runner.invoke(app, ["segments", "count", "gold-at-risk", "--customers-table", table])
+    # Then its two members are found
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "2"
+    # When it is exported
+    out = tmp_path / "members.csv"
+    result = runner.invoke(
+        app, ["segments", "export", "gold-at-risk", "--customers-table", table, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    with out.open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["customer_id"]
+    assert sorted(r[0] for r in rows[1:]) == ["g1", "g2"]
+
+
+def test_an_unknown_segment_fails(table: str) -> None:
+    result = CliRunner().invoke(app, ["segments", "count", "nope", "--customers-table", table])
+    assert result.exit_code == 1

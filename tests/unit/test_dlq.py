@@ -1,0 +1,37 @@
+"""Resolving dead-letter queues and journey ARNs for the operations commands (no AWS)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kizuna.cli_ops import _journey_prefix
+from kizuna.integrations.dlq import resolve_dlq_url
+from kizuna.integrations.stepfunctions import StepFunctionsStopper
+
+OUTPUTS = {
+    "IngestDeadLetterQueueUrl": "https://sqs.ap-northeast-1.amazonaws.com/1/ingest-dlq",
+    "JourneyCartAbandonmentArn": "arn:aws:states:ap-northeast-1:1:stateMachine:Kizuna-cart-abandonment",
+}
+
+
+def test_a_logical_name_resolves_through_the_stack_outputs_and_a_url_is_kept() -> None:
+    assert resolve_dlq_url("ingest", OUTPUTS) == OUTPUTS["IngestDeadLetterQueueUrl"]
+    assert resolve_dlq_url("https://example/q", None) == "https://example/q"
+
+
+@pytest.mark.parametrize(
+    ("queue", "fragment"), [("nope", "unknown queue"), ("evaluate", "--stack")]
+)
+def test_unknown_or_missing_queues_say_what_to_give(queue: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        resolve_dlq_url(queue, OUTPUTS)
+
+
+def test_journey_executions_are_addressed_from_the_state_machine_prefix() -> None:
+    prefix = _journey_prefix("Kizuna", OUTPUTS)
+    assert prefix == "arn:aws:states:ap-northeast-1:1:stateMachine:Kizuna-"
+    stopper = StepFunctionsStopper(client=None, arn_prefix=prefix)
+    assert stopper.execution_arn("cart-abandonment", "cart-abandonment-ab12") == (
+        "arn:aws:states:ap-northeast-1:1:execution:Kizuna-cart-abandonment:cart-abandonment-ab12"
+    )
+    assert _journey_prefix("Kizuna", {}) == ""

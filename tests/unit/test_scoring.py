@@ -1,0 +1,351 @@
+"""RFM scores and segments against hand-computed cases, and the daily job on fakes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from kizuna.clock import FixedClock
+from kizuna.config import KizunaConfig, ScoringConfig, SegmentRule
+from kizuna.customer import Customer
+from kizuna.domain.ingest import apply_events
+from kizuna.events import RankChanged
+from kizuna.fakes import MemoryPublisher, MemoryStore
+from kizuna.ports import VersionConflict
+from kizuna.scoring.job import (
+    BoundariesRequest,
+    ScoreRequest,
+    ScoringRequest,
+    compute_boundaries,
+    run_scoring,
+    score_segment,
+)
+from kizuna.scoring.rfm import (
+    Boundaries,
+    RfmInputs,
+    boundaries,
+    collect_inputs,
+    inputs_of,
+    score,
+    segment_grid,
+    segment_names,
+)
+from tests.factories import T0, cancel, days, order, parsed, upsert
+
+CFG = KizunaConfig()
+SCORING = CFG.scoring
+FIXED = Boundaries(
+    recency_days=(30, 60, 120, 240), frequency=(1, 2, 3, 5), monetary=(3000, 8000, 20000, 50000)
+)
+
+
+def inputs(recency: list[float], frequency: list[float], monetary: list[float]) -> RfmInputs:
+    return RfmInputs(
+        np.array(recency, dtype=np.float64),
+        np.array(frequency, dtype=np.float64),
+        np.array(monetary, dtype=np.float64),
+    )
+
+
+def customer(cid: str, *raws: dict) -> Customer:  # type: ignore[type-arg]
+    c = Customer(customer_id=cid)
+    for raw in raws:
+        c = apply_events(c, [parsed(raw)], CFG, T0).customer
+    return c
+
+
+# --- boundaries and scores ------------------------------------------------------------------
+
+
+def test_quantile_boundaries_of_one_to_ten_give_two_values_per_score() -> None:
+    # Given ten customers with 1..10 of each measure
+    values = [float(v) for v in range(1, 11)]
+    # When the boundaries are the 20/40/60/80% quantiles ("lower": observed values)
+    bounds = boundaries(inputs(values, values, values), SCORING)
+    # Then the cuts are 2, 4, 6, 8 and each score holds two customers
+    assert bounds.frequency == (2, 4, 6, 8)
+    assert bounds.sample_size == 10
+    scores = score(inputs(values, values, values), bounds, SCORING)
+    assert scores.frequency.tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert scores.monetary.tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # fewer days since the last order is better
+    assert scores.recency.tolist() == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
+
+
+def test_ties_at_a_boundary_fall_in_the_bin_below() -> None:
+    # Given a base where most customers ordered once
+    freq = [1.0, 1, 1, 1, 1, 1, 2, 2, 3, 5]
+    bounds = boundaries(inputs(freq, freq, freq), SCORING)
+    assert bounds.frequency == (1, 1, 1, 2)
+    # When scored
+    scores = score(inputs([10.0] * 4, [1, 2, 3, 5], [1, 2, 3, 5]), bounds, SCORING)
+    # Then every single-order customer has the same (lowest) score, and a value equal to a
+    # boundary is below it: 2 has three cuts below it -> 4
+    assert scores.frequency.tolist() == [1, 4, 5, 5]
+
+
+def test_recency_ties_at_a_boundary_get_the_better_score() -> None:
+    scores = score(inputs([0, 30, 31, 60, 240, 241], [1] * 6, [1] * 6), FIXED, SCORING)
+    assert scores.recency.tolist() == [5, 5, 4, 4, 2, 1]
+
+
+def test_an_empty_sample_falls_back_to_the_fixed_thresholds() -> None:
+    bounds = boundaries(inputs([], [], []), SCORING)
+    assert bounds.recency_days == SCORING.fixed.recency_days
+    assert bounds.sample_size == 0
+
+
+def test_fixed_method_ignores_the_sample() -> None:
+    cfg = ScoringConfig(method="fixed")
+    bounds = boundaries(inputs([1.0, 2], [1, 2], [1, 2]), cfg)
+    assert bounds.frequency == cfg.fixed.frequency
+
+
+# --- segments -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("r_days", "f", "m", "expected"),
+    [
+        (3, 6, 60000, "Champions"),  # R5 F5 M5
+        (3, 1, 100, "New"),  # R5 FM1
+        (45, 6, 60000, "Loyal"),  # R4 FM5
+        (45, 1, 100, "Promising"),  # R4 FM1
+        (3, 2, 5000, "Potential loyalist"),  # R5 F2 M2 -> FM2
+        (90, 3, 10000, "Need attention"),  # R3 F3 M3
+        (90, 1, 100, "About to sleep"),  # R3 FM1
+        (200, 6, 60000, "Can't lose"),  # R2 FM5
+        (200, 3, 10000, "At risk"),  # R2 FM3
+        (400, 1, 100, "Lost"),  # R1 FM1
+        (400, 2, 5000, "Hibernating"),  # R1 FM2
+        (3, 6, 5000, "Champions"),  # F5 M2 -> FM (5+2+1)//2 = 4
+    ],
+)
+def test_named_segments_from_the_r_fm_grid(r_days: int, f: int, m: int, expected: str) -> None:
+    scores = score(inputs([r_days], [f], [m]), FIXED, SCORING)
+    assert segment_names(SCORING)[int(scores.segment[0])] == expected
+
+
+def test_every_cell_of_the_default_grid_is_named_with_the_standard_segments() -> None:
+    assert (segment_grid(SCORING) >= 0).all()
+    assert set(segment_names(SCORING)) == {
+        "Champions",
+        "Loyal",
+        "Potential loyalist",
+        "New",
+        "Promising",
+        "Need attention",
+        "About to sleep",
+        "At risk",
+        "Can't lose",
+        "Hibernating",
+        "Lost",
+    }
+
+
+def test_a_mapping_that_leaves_cells_unnamed_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="unnamed"):
+        ScoringConfig(segments=(SegmentRule(segment="Best", recency=(4, 5), fm=(1, 5)),))
+
+
+def test_a_custom_mapping_is_used() -> None:
+    cfg = ScoringConfig(
+        segments=(
+            SegmentRule(segment="VIP", recency=(5, 5), fm=(5, 5)),
+            SegmentRule(segment="Everyone", recency=(1, 5), fm=(1, 5)),
+        )
+    )
+    scores = score(inputs([3, 3], [6, 1], [60000, 1]), FIXED, cfg)
+    assert [segment_names(cfg)[int(i)] for i in scores.segment] == ["VIP", "Everyone"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 1e5, allow_nan=False),
+            st.integers(0, 1000),
+            st.floats(0, 1e9, allow_nan=False),
+        ),
+        max_size=50,
+    ),
+    st.lists(st.floats(0, 1e6, allow_nan=False), min_size=12, max_size=12),
+)
+def test_scores_are_always_one_to_five(
+    rows: list[tuple[float, int, float]], raw_cuts: list[float]
+) -> None:
+    cuts = [tuple(sorted(raw_cuts[i : i + 4])) for i in (0, 4, 8)]
+    bounds = Boundaries.model_validate(
+        {"recency_days": cuts[0], "frequency": cuts[1], "monetary": cuts[2]}
+    )
+    data = inputs([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    for b in (bounds, boundaries(data, SCORING)):
+        s = score(data, b, SCORING)
+        for column in (s.recency, s.frequency, s.monetary):
+            assert ((column >= 1) & (column <= 5)).all()
+        assert ((s.segment >= 0) & (s.segment < 11)).all()
+
+
+# --- inputs from customers ------------------------------------------------------------------
+
+
+def test_a_single_order() -> None:
+    c = customer("a", order("a", "o1", 5000, T0))
+    assert inputs_of(c, T0 + days(10), 365) == (10, 1, 5000)
+
+
+def test_cancelled_orders_do_not_count() -> None:
+    c = customer(
+        "a",
+        order("a", "o1", 5000, T0),
+        order("a", "o2", 9000, T0 + days(5)),
+        cancel("a", "o2", T0 + days(6)),
+    )
+    # the last *counted* order is o1
+    assert inputs_of(c, T0 + days(10), 365) == (10, 1, 5000)
+
+
+def test_orders_outside_the_window_count_for_recency_only() -> None:
+    c = customer("a", order("a", "o1", 5000, T0))
+    assert inputs_of(c, T0 + days(400), 365) == (400, 0, 0)
+
+
+def test_customers_without_a_counted_order_are_not_scored() -> None:
+    none = Customer(customer_id="n")
+    cancelled = customer("c", order("c", "o1", 5000, T0), cancel("c", "o1", T0 + days(1)))
+    buyer = customer("b", order("b", "o2", 5000, T0))
+    keep, data = collect_inputs([none, cancelled, buyer], T0 + days(1), 365)
+    assert keep == [2]
+    assert len(data) == 1
+
+
+# --- the daily job -----------------------------------------------------------------------
+
+
+def base() -> MemoryStore:
+    store = MemoryStore()
+    people = {
+        "champ": [order("champ", f"c{i}", 30000, T0 - days(5 * i)) for i in range(6)],
+        "lost": [order("lost", "l1", 1000, T0 - days(330))],
+        "new": [order("new", "n1", 2000, T0 - days(1))],
+        "gold": [order("gold", "g1", 250000, T0 - days(300))],
+        "prospect": [upsert("prospect", T0 - days(3), "ev-up", region="Kanto")],
+    }
+    for cid, raws in people.items():
+        store.customers[cid] = customer(cid, *raws)
+    return store
+
+
+def run(store: MemoryStore, now, segments: int = 3) -> tuple[list[dict], MemoryPublisher]:  # type: ignore[no-untyped-def,type-arg]
+    clock = FixedClock(now)
+    publisher = MemoryPublisher()
+    first = compute_boundaries(BoundariesRequest(total_segments=segments), store, CFG, clock)
+    results = [
+        run_scoring(
+            ScoringRequest.model_validate(
+                {
+                    "action": "score",
+                    "segment": s,
+                    "total_segments": segments,
+                    "boundaries": first.boundaries.model_dump(),
+                    "as_of": first.as_of.isoformat(),
+                }
+            ),
+            store,
+            publisher,
+            CFG,
+            clock,
+        )
+        for s in first.segments
+    ]
+    return results, publisher
+
+
+def test_the_job_scores_writes_changes_and_emits_segment_changed_once() -> None:
+    # Given customers with different histories, never scored
+    store = base()
+    # When the job runs over three segments with fixed thresholds' scale of amounts
+    results, publisher = run(store, T0)
+    # Then every customer with an order is scored, the prospect is not
+    c = store.customers
+    assert c["champ"].rfm_segment == "Champions"
+    assert c["lost"].rfm_segment is not None
+    assert c["prospect"].rfm_segment is None
+    assert sum(r["scanned"] for r in results) == 5
+    assert sum(r["written"] for r in results) == 4  # the prospect had nothing to change
+    types = sorted((e.detail_type, e.detail.customer_id) for e in publisher.events)
+    assert ("customer.segment_changed", "champ") in types
+    champ = next(e for e in publisher.events if e.detail.customer_id == "champ")
+    assert champ.detail.event_id == f"champ:segment:Champions:{T0.date().isoformat()}"
+    # When it runs again the same day, nothing changed: no write, no event
+    saves = store.saves
+    again, publisher2 = run(store, T0 + timedelta(hours=1))
+    assert store.saves == saves
+    assert publisher2.events == []
+    assert sum(r["written"] for r in again) == 0
+
+
+def test_time_alone_drops_a_rank_and_the_job_says_so() -> None:
+    # Given a Gold customer whose only order is 300 days old
+    store = base()
+    run(store, T0)
+    assert store.customers["gold"].rank == "Gold"
+    # When the order leaves the 365-day window (no event at all)
+    _, publisher = run(store, T0 + days(70))
+    # Then the rank falls back to Bronze and a rank_changed (down) event is emitted
+    assert store.customers["gold"].rank == "Bronze"
+    ranks = [e.detail for e in publisher.events if isinstance(e.detail, RankChanged)]
+    assert [(d.customer_id, d.from_rank, d.to_rank) for d in ranks] == [("gold", "Gold", "Bronze")]
+    assert ranks[0].direction == "down"
+
+
+class ConflictOnce(MemoryStore):
+    """Another writer (ingest) saves each customer once between the job's read and write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raced: set[str] = set()
+
+    def save_customer(self, customer: Customer, expected_version: int) -> Customer:
+        cid = customer.customer_id
+        if cid not in self.raced:
+            self.raced.add(cid)
+            current = self.customers[cid]
+            self.customers[cid] = current.model_copy(update={"version": current.version + 1})
+            raise VersionConflict(cid)
+        return super().save_customer(customer, expected_version)
+
+
+def test_a_version_conflict_rereads_and_writes_again() -> None:
+    store = ConflictOnce()
+    store.customers = base().customers
+    publisher = MemoryPublisher()
+    bounds = boundaries(inputs([], [], []), SCORING)
+    result = score_segment(
+        ScoreRequest(segment=0, total_segments=1, boundaries=bounds, as_of=T0),
+        store,
+        publisher,
+        CFG,
+    )
+    assert result.conflicts == 4
+    assert result.written == 4
+    assert result.segment_changed == 4
+    assert store.customers["champ"].rfm_segment == "Champions"
+
+
+def test_events_that_cannot_be_put_fail_the_shard_before_anything_is_written() -> None:
+    store = base()
+    bounds = boundaries(inputs([], [], []), SCORING)
+    with pytest.raises(RuntimeError, match="could not be put"):
+        score_segment(
+            ScoreRequest(segment=0, total_segments=1, boundaries=bounds, as_of=T0),
+            store,
+            MemoryPublisher(fail_first=1),
+            CFG,
+        )
+    assert store.saves == 0
