@@ -8,8 +8,8 @@ CDK := node_modules/.bin/cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_DEFAULT_REGION ?= us-east-1
 
-CUSTOMERS ?= 10000
-DAYS ?= 90
+CUSTOMERS ?= 1000
+DAYS ?= 30
 
 .PHONY: demo test lint format synth bench deploy clean
 

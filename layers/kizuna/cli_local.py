@@ -26,8 +26,8 @@ out = Console()
 
 @local_app.command("run")
 def local_run(
-    customers: Annotated[int, typer.Option(min=1, help="synthetic customers")] = 10_000,
-    days: Annotated[int, typer.Option(min=1, max=730, help="simulated days")] = 90,
+    customers: Annotated[int, typer.Option(min=1, help="synthetic customers")] = 1_000,
+    days: Annotated[int, typer.Option(min=1, max=730, help="simulated days")] = 30,
     seed: Annotated[int, typer.Option(help="random seed of the synthetic shop")] = 42,
     summary_json: Annotated[Path | None, typer.Option(help="also write the summary here")] = None,
 ) -> None:

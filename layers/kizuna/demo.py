@@ -47,7 +47,7 @@ DEMO_CONFIG: dict[str, Any] = {
         ],
         "near_next_rank_points": 50,
     },
-    "lifecycle": {"dormancy_risk_days": 30, "dormant_after_days": 60},
+    "lifecycle": {"dormancy_risk_days": 21, "dormant_after_days": 45},
 }
 
 

@@ -227,7 +227,7 @@ def test_winback_before_dormancy_then_sms(cloud: LocalCloud) -> None:
     cid = treated("winback-before-dormancy", "w")
     signup(cloud, cid, channels=("email", "sms"))
     order(cloud, cid, "o-w1", 2000)
-    cloud.advance(days=32)  # demo: risk after 30 days; the daily sweep at 01:00 JST
+    cloud.advance(days=32)  # demo: risk after 21 days; the daily sweep at 01:00 JST
     assert ("winback-before-dormancy", "coupon", "email") in sent(cloud, cid)
     cloud.advance(days=8)
     assert ("winback-before-dormancy", "nudge", "sms") in sent(cloud, cid)
