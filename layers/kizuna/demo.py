@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -162,6 +163,8 @@ def run_demo(
     from kizuna.local.app import default_project_root, kizuna_template
     from kizuna.local.cloud import LocalCloud
 
+    # functions without metrics in an invocation: Powertools warns each time
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     started = time.perf_counter()
     shop = Shop(customers=customers, days=days, seed=seed)
     template = kizuna_template(DEMO_CONTEXT)
