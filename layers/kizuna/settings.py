@@ -36,13 +36,20 @@ ENV_SMS_SENDER_ID = "SMS_SENDER_ID"
 KIZUNA_EVENT_SOURCE = "kizuna"
 
 
-class IngestSettings(BaseSettings):
-    """Environment of the ingest function."""
+class _FunctionSettings(BaseSettings):
+    """Environment variables by exact name; unrelated ones (AWS_*, POWERTOOLS_*) ignored."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
 
+
+class _TableSettings(_FunctionSettings):
     CUSTOMERS_TABLE: str = Field(min_length=1)
     ACTIVITY_TABLE: str = Field(min_length=1)
+
+
+class IngestSettings(_TableSettings):
+    """Environment of the ingest function."""
+
     IDEMPOTENCY_TABLE: str = Field(min_length=1)
     EVENT_BUS_NAME: str = Field(min_length=1)
     DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
@@ -61,13 +68,9 @@ def ingest_settings() -> IngestSettings:
     return IngestSettings()
 
 
-class EvaluateSettings(BaseSettings):
+class EvaluateSettings(_TableSettings):
     """Environment of the evaluate function."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
-
-    CUSTOMERS_TABLE: str = Field(min_length=1)
-    ACTIVITY_TABLE: str = Field(min_length=1)
     EVENT_BUS_NAME: str = Field(min_length=1)
     DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
     JOURNEY_ARN_PREFIX: str = Field(min_length=1)
@@ -81,13 +84,9 @@ def evaluate_settings() -> EvaluateSettings:
     return EvaluateSettings()
 
 
-class JourneySettings(BaseSettings):
+class JourneySettings(_TableSettings):
     """Environment of the journey helper function (branch checks, local times)."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
-
-    CUSTOMERS_TABLE: str = Field(min_length=1)
-    ACTIVITY_TABLE: str = Field(min_length=1)
     KIZUNA_CONFIG: str = "{}"
     PROGRAMS_DIR: str | None = None
 
@@ -97,13 +96,9 @@ def journey_settings() -> JourneySettings:
     return JourneySettings()
 
 
-class SweepSettings(BaseSettings):
+class SweepSettings(_TableSettings):
     """Environment of the sweep function (scheduled triggers)."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
-
-    CUSTOMERS_TABLE: str = Field(min_length=1)
-    ACTIVITY_TABLE: str = Field(min_length=1)
     EVENT_BUS_NAME: str = Field(min_length=1)
     KIZUNA_CONFIG: str = "{}"
 
@@ -113,13 +108,9 @@ def sweep_settings() -> SweepSettings:
     return SweepSettings()
 
 
-class ScoreSettings(BaseSettings):
+class ScoreSettings(_TableSettings):
     """Environment of the score function (the daily scoring state machine's tasks)."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
-
-    CUSTOMERS_TABLE: str = Field(min_length=1)
-    ACTIVITY_TABLE: str = Field(min_length=1)
     EVENT_BUS_NAME: str = Field(min_length=1)
     KIZUNA_CONFIG: str = "{}"
 
@@ -129,13 +120,9 @@ def score_settings() -> ScoreSettings:
     return ScoreSettings()
 
 
-class SendSettings(BaseSettings):
+class SendSettings(_TableSettings):
     """Environment of the send function (the journeys' Send task)."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
-
-    CUSTOMERS_TABLE: str = Field(min_length=1)
-    ACTIVITY_TABLE: str = Field(min_length=1)
     IDEMPOTENCY_TABLE: str = Field(min_length=1)
     EVENT_BUS_NAME: str = Field(min_length=1)
     KIZUNA_CONFIG: str = "{}"
@@ -156,13 +143,9 @@ def send_settings() -> SendSettings:
     return SendSettings()
 
 
-class FeedbackSettings(BaseSettings):
+class FeedbackSettings(_TableSettings):
     """Environment of the feedback function (SES events, SMS opt-outs, push tokens)."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
-
-    CUSTOMERS_TABLE: str = Field(min_length=1)
-    ACTIVITY_TABLE: str = Field(min_length=1)
     EVENT_BUS_NAME: str = Field(min_length=1)
     DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
     MAX_RECEIVE_COUNT: int = Field(default=5, ge=1)
@@ -173,10 +156,8 @@ def feedback_settings() -> FeedbackSettings:
     return FeedbackSettings()
 
 
-class UnsubscribeSettings(BaseSettings):
+class UnsubscribeSettings(_FunctionSettings):
     """Environment of the unsubscribe function (Lambda function URL)."""
-
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
 
     EVENT_BUS_NAME: str = Field(min_length=1)
     SIGNING_SECRET_ARN: str = Field(min_length=1)
