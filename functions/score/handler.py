@@ -1,4 +1,5 @@
-"""Score: the daily scoring state machine's tasks (quantile boundaries, one scan segment)."""
+"""Score: the daily scoring state machine's tasks (quantile boundaries, one scan segment,
+the run's finish)."""
 
 from typing import Any
 
@@ -16,9 +17,8 @@ from kizuna.wiring import score_parts
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(event=event, model=ScoringRequest)
-    store, publisher = score_parts()
-    result = run_scoring(
-        request, store, publisher, load_config(score_settings().KIZUNA_CONFIG), CurrentClock()
-    )
+    store, publisher, analytics = score_parts()
+    cfg = load_config(score_settings().KIZUNA_CONFIG)
+    result = run_scoring(request, store, publisher, cfg, CurrentClock(), analytics)
     logger.info("scoring step done", extra={"action": request.root.action, "result": result})
     return result

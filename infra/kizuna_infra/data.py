@@ -1,9 +1,14 @@
-"""DynamoDB tables: customers, activity (with the message ledger) and idempotency records."""
+"""Data: DynamoDB tables (customers, activity with the message ledger, idempotency records,
+products with their learned recommendations, daily snapshot cells) and the analytics bucket
+(the scoring job's work files and the per-customer snapshot export, with a Glue table over
+the export so Athena can query large bases)."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from kizuna.programs.sweeps import INDEXES, PHONE_HASH_ATTRIBUTE, PHONE_INDEX
@@ -87,6 +92,104 @@ class DataTables(Construct):
             ttl_attribute=names.IDEMPOTENCY_TTL,
         )
 
+        self.products = table(names.PRODUCTS_TABLE_ID, names.PRODUCTS_PK)
+        self.snapshots = table(
+            names.SNAPSHOTS_TABLE_ID, names.SNAPSHOTS_PK, sort_key=names.SNAPSHOTS_SK
+        )
+
+        self.analytics = s3.Bucket(
+            self,
+            names.ANALYTICS_BUCKET_ID,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            removal_policy=removal_policy,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="work-files",
+                    prefix=names.ANALYTICS_WORK_PREFIX,
+                    expiration=Duration.days(names.ANALYTICS_WORK_EXPIRY_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="snapshot-export",
+                    prefix=names.ANALYTICS_SNAPSHOTS_PREFIX,
+                    expiration=Duration.days(names.ANALYTICS_SNAPSHOTS_EXPIRY_DAYS),
+                ),
+            ],
+        )
+        self.glue_database = glue.CfnDatabase(
+            self,
+            names.GLUE_DATABASE_ID,
+            catalog_id=Aws.ACCOUNT_ID,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                description="Kizuna analytics: the daily customer snapshot export"
+            ),
+        )
+        self.glue_snapshots = snapshot_export_table(
+            self, self.glue_database, self.analytics.bucket_name
+        )
+
     @property
     def all(self) -> list[dynamodb.Table]:
-        return [self.customers, self.activity, self.idempotency]
+        return [self.customers, self.activity, self.idempotency, self.products, self.snapshots]
+
+
+# Columns of kizuna.scoring.snapshot.SnapshotRow, as Athena reads the JSON Lines.
+SNAPSHOT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("date", "date"),
+    ("customer_id", "string"),
+    ("rfm_segment", "string"),
+    ("rank", "string"),
+    ("region", "string"),
+    ("prefecture", "string"),
+    ("age_band", "string"),
+    ("gender", "string"),
+    ("occupation", "string"),
+    ("lifecycle", "string"),
+    ("order_count", "int"),
+    ("spend_12m", "double"),
+    ("lifetime_value", "double"),
+    ("first_order_at", "string"),
+    ("last_order_at", "string"),
+)
+
+
+def snapshot_export_table(
+    scope: Construct, database: glue.CfnDatabase, bucket_name: str
+) -> glue.CfnTable:
+    """An external JSON table over ``snapshots/date=YYYY-MM-DD/``, partitioned by
+    ``snapshot_date`` with partition projection: no crawler, no MSCK REPAIR."""
+    location = f"s3://{bucket_name}/{names.ANALYTICS_SNAPSHOTS_PREFIX}"
+    table = glue.CfnTable(
+        scope,
+        names.GLUE_SNAPSHOTS_TABLE_ID,
+        catalog_id=Aws.ACCOUNT_ID,
+        database_name=database.ref,
+        table_input=glue.CfnTable.TableInputProperty(
+            name=names.GLUE_SNAPSHOTS_TABLE_NAME,
+            description="One row per customer per day (no personal data), from daily scoring",
+            table_type="EXTERNAL_TABLE",
+            partition_keys=[glue.CfnTable.ColumnProperty(name="snapshot_date", type="string")],
+            parameters={
+                "classification": "json",
+                "projection.enabled": "true",
+                "projection.snapshot_date.type": "date",
+                "projection.snapshot_date.format": "yyyy-MM-dd",
+                "projection.snapshot_date.range": "2024-01-01,NOW",
+                "projection.snapshot_date.interval": "1",
+                "projection.snapshot_date.interval.unit": "DAYS",
+                "storage.location.template": location + "date=${snapshot_date}/",
+            },
+            storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in SNAPSHOT_COLUMNS],
+                location=location,
+                input_format="org.apache.hadoop.mapred.TextInputFormat",
+                output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                serde_info=glue.CfnTable.SerdeInfoProperty(
+                    serialization_library="org.openx.data.jsonserde.JsonSerDe"
+                ),
+            ),
+        ),
+    )
+    return table

@@ -33,6 +33,7 @@ from kizuna.settings import (
     ENV_EVENT_BUS_NAME,
     ENV_IDEMPOTENCY_TABLE,
     ENV_KIZUNA_CONFIG,
+    ENV_PRODUCTS_TABLE,
 )
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
@@ -315,6 +316,7 @@ class Delivery(Construct):
                 names.ENV_LINE_TOKEN_SECRET_ARN: line_token_secret_arn,
                 names.ENV_LINE_TOKEN_PARAMETER: line_token_parameter,
                 names.ENV_SMS_SENDER_ID: sms_sender_id,
+                ENV_PRODUCTS_TABLE: tables.products.table_name,
             },
             layers=layers,
             source_root=source_root,
@@ -325,6 +327,8 @@ class Delivery(Construct):
             log_retention=log_retention,
         )
         send = self.send.function
+        # recommendations: the last order's products and the best sellers, one BatchGetItem
+        tables.products.grant(send, "dynamodb:BatchGetItem")
         iam.Grant.add_to_principal(
             grantee=send,
             actions=["ses:SendEmail", "ses:SendRawEmail"],

@@ -112,7 +112,7 @@ class Ingest(Construct):
         self.function.add_event_source(queue_event_source(self.queue))
 
         # --- Permissions (grant_* only) -------------------------------------------------
-        for table in tables.all:
+        for table in (tables.customers, tables.activity, tables.idempotency):
             table.grant_read_write_data(self.function)
         bus.grant_put_events_to(self.function)
         self.dead_letter_queue.grant_send_messages(self.function)

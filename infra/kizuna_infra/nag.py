@@ -140,10 +140,24 @@ def distributed_map_findings(state_machine: IConstruct) -> list[str]:
     return [f"{prefix}{machine}:*]", f"{prefix}{machine}/*:*]"]
 
 
-def _acknowledge_scoring(scoring: Scoring, customers: dynamodb.Table) -> None:
+ANALYTICS_PREFIX_REASONS = {
+    "work": "The score function writes and reads its per-run work files (one object per "
+    "run date and scan segment, keys known only at run time) under work/ only.",
+    "snapshots": "The score function writes the daily snapshot export (one object per run "
+    "date and scan segment) under snapshots/ only.",
+}
+
+
+def _acknowledge_scoring(scoring: Scoring, customers: dynamodb.Table, bucket: IConstruct) -> None:
     """The score function, the scoring state machine (and its Distributed Map's child
     executions) and the daily schedule's dead-letter queue."""
     _acknowledge_function(scoring.score, {"customers": customers})
+    for prefix, reason in ANALYTICS_PREFIX_REASONS.items():
+        acknowledge(
+            _default_policy(scoring.score.role),
+            f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/{prefix}/*]",
+            reason,
+        )
     machine = scoring.state_machine
     role = cast(iam.Role, machine.role)
     _acknowledge_qualified_invoke(role, [scoring.score.function])
@@ -244,7 +258,14 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
     # --- Schedules ------------------------------------------------------------------------
     _acknowledge_schedules(programs.sweep_schedules)
     _acknowledge_schedules(delivery.feedback.schedules)
-    _acknowledge_scoring(kizuna.scoring, kizuna.tables.customers)
+    _acknowledge_scoring(kizuna.scoring, kizuna.tables.customers, kizuna.tables.analytics)
+    acknowledge(
+        _resource(kizuna.tables.analytics),
+        "AwsSolutions-S1",
+        "The analytics bucket holds only Kizuna's own scoring work files and snapshot "
+        "export, written by one function whose calls CloudTrail records; server access logs "
+        "would need a second bucket for no reader. Add them with your org's logging bucket.",
+    )
 
     # --- Delivery -------------------------------------------------------------------------
     acknowledge(

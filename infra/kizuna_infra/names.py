@@ -58,6 +58,20 @@ DATA_CONSTRUCT_ID: Final[str] = "Data"
 CUSTOMERS_TABLE_ID: Final[str] = "Customers"
 ACTIVITY_TABLE_ID: Final[str] = "Activity"
 IDEMPOTENCY_TABLE_ID: Final[str] = "Idempotency"
+PRODUCTS_TABLE_ID: Final[str] = "Products"
+SNAPSHOTS_TABLE_ID: Final[str] = "Snapshots"
+ANALYTICS_BUCKET_ID: Final[str] = "AnalyticsBucket"
+GLUE_DATABASE_ID: Final[str] = "AnalyticsDatabase"
+GLUE_SNAPSHOTS_TABLE_ID: Final[str] = "SnapshotsExport"
+GLUE_SNAPSHOTS_TABLE_NAME: Final[str] = "customer_snapshots"
+# The scoring job's per-run work files expire; the snapshot export is kept this long.
+ANALYTICS_WORK_PREFIX: Final[str] = "work/"
+ANALYTICS_WORK_EXPIRY_DAYS: Final[int] = 7
+ANALYTICS_SNAPSHOTS_PREFIX: Final[str] = "snapshots/"
+ANALYTICS_SNAPSHOTS_EXPIRY_DAYS: Final[int] = 730
+PRODUCTS_PK: Final[str] = "product_id"
+SNAPSHOTS_PK: Final[str] = "date"
+SNAPSHOTS_SK: Final[str] = "cell"
 
 CUSTOMERS_PK: Final[str] = "customer_id"
 # Partition key of the customers table's sparse sweep indexes (kizuna.programs.sweeps.INDEXES).
@@ -133,6 +147,7 @@ SCORING_LOG_GROUP_SUFFIX: Final[str] = "-daily-scoring"
 SCORING_BOUNDARIES_STATE: Final[str] = "Boundaries"
 SCORING_MAP_STATE: Final[str] = "ScoreSegments"
 SCORING_SEGMENT_STATE: Final[str] = "ScoreSegment"
+SCORING_FINISH_STATE: Final[str] = "Finish"
 SCORING_SCHEDULE_ID: Final[str] = "DailySchedule"
 SCORING_SCHEDULE_NAME: Final[str] = "scoring-daily"
 

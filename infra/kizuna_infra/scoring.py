@@ -8,7 +8,9 @@ quantile boundaries, the run's ``as_of`` and the segment numbers) -> ``ScoreSegm
 **Distributed Map** over those segment numbers (inline items, no ItemReader: the items are
 DynamoDB parallel-scan segments, not S3 objects) -> ``ScoreSegment`` (the score function on
 one segment; retried with backoff, it is idempotent: it writes only what changed and its
-events have deterministic ids).
+events have deterministic ids; its work files in the analytics bucket have fixed keys) ->
+``Finish`` (the score function adds the shards' work files up: recommendations into the
+products table, the day's snapshot cells into the snapshots table).
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from constructs import Construct
 
 from kizuna.settings import (
     ENV_ACTIVITY_TABLE,
+    ENV_ANALYTICS_BUCKET,
     ENV_CUSTOMERS_TABLE,
     ENV_EVENT_BUS_NAME,
     ENV_KIZUNA_CONFIG,
+    ENV_PRODUCTS_TABLE,
+    ENV_SNAPSHOTS_TABLE,
 )
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
@@ -87,6 +92,9 @@ class Scoring(Construct):
                 ENV_ACTIVITY_TABLE: tables.activity.table_name,
                 ENV_EVENT_BUS_NAME: bus.event_bus_name,
                 ENV_KIZUNA_CONFIG: config_json,
+                ENV_PRODUCTS_TABLE: tables.products.table_name,
+                ENV_SNAPSHOTS_TABLE: tables.snapshots.table_name,
+                ENV_ANALYTICS_BUCKET: tables.analytics.bucket_name,
             },
             layers=layers,
             source_root=source_root,
@@ -104,6 +112,19 @@ class Scoring(Construct):
             "dynamodb:PutItem",
         )
         bus.grant_put_events_to(self.score.function)
+        # The run's work files and the snapshot export (its own prefixes only).
+        work = tables.analytics.arn_for_objects(f"{names.ANALYTICS_WORK_PREFIX}*")
+        export = tables.analytics.arn_for_objects(f"{names.ANALYTICS_SNAPSHOTS_PREFIX}*")
+        iam.Grant.add_to_principal(
+            grantee=self.score.function, actions=["s3:PutObject"], resource_arns=[work, export]
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.score.function, actions=["s3:GetObject"], resource_arns=[work]
+        )
+        tables.products.grant(
+            self.score.function, "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:BatchWriteItem"
+        )
+        tables.snapshots.grant(self.score.function, "dynamodb:PutItem", "dynamodb:BatchWriteItem")
 
         # --- The state machine -----------------------------------------------------------
         boundaries = tasks.LambdaInvoke(
@@ -145,8 +166,29 @@ class Scoring(Construct):
                 "as_of": sfn.JsonPath.string_at("$.as_of"),
             },
             max_concurrency=MAX_CONCURRENCY,
+            # keep the run's as_of for Finish; the shards' results (counts) go beside it
+            result_path="$.shards",
         )
         segments.item_processor(segment)
+        finish = tasks.LambdaInvoke(
+            self,
+            names.SCORING_FINISH_STATE,
+            lambda_function=self.score.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "finish",
+                    "total_segments": scan_segments,
+                    "as_of": sfn.JsonPath.string_at("$.as_of"),
+                }
+            ),
+            output_path="$.Payload",
+        )
+        finish.add_retry(
+            errors=[sfn.Errors.TASKS_FAILED],
+            interval=SEGMENT_RETRY_INTERVAL,
+            max_attempts=SEGMENT_RETRY_ATTEMPTS,
+            backoff_rate=2,
+        )
 
         stack = Stack.of(self)
         self.log_group = logs.LogGroup(
@@ -166,7 +208,9 @@ class Scoring(Construct):
             names.SCORING_STATE_MACHINE_ID,
             state_machine_type=sfn.StateMachineType.STANDARD,
             comment="Kizuna daily scoring: RFM, segments, time-dependent ranks",
-            definition_body=sfn.DefinitionBody.from_chainable(boundaries.next(segments)),
+            definition_body=sfn.DefinitionBody.from_chainable(
+                boundaries.next(segments).next(finish)
+            ),
             timeout=RUN_TIMEOUT,
             logs=sfn.LogOptions(
                 destination=self.log_group,

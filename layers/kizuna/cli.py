@@ -202,6 +202,57 @@ def import_orders(
     )
 
 
+ProductsTable = Annotated[str | None, typer.Option(envvar="PRODUCTS_TABLE")]
+
+
+@import_app.command("products")
+def import_products_command(
+    file: FileArg,
+    products_table: ProductsTable = None,
+    endpoint_url: Endpoint = None,
+    region: Region = None,
+    profile: Profile = None,
+    dry_run: DryRun = False,
+    errors_csv: ErrorsCsv = None,
+) -> None:
+    """Import the product catalogue (product_id, name, url, category) that recommendations
+    show; what the daily job learned about each product is kept."""
+    from kizuna.catalog import import_products
+
+    if not file.exists():
+        raise typer.BadParameter(f"{file} does not exist", param_hint="FILE")
+    store = None
+    if not dry_run:
+        if not products_table:
+            raise typer.BadParameter("give --products-table (or PRODUCTS_TABLE), or --dry-run")
+        import boto3
+
+        from kizuna.store import ProductStore
+
+        session = boto3.Session(profile_name=profile, region_name=region)
+        store = ProductStore(
+            session.resource("dynamodb", endpoint_url=endpoint_url), products_table
+        )
+    report = import_products(file, store)
+    table = Table(title=f"import products: {file.name}")
+    for col in ("rows", "imported", "rejected", "products written"):
+        table.add_column(col, justify="right")
+    written = "dry run" if dry_run else str(report.customers_written)
+    table.add_row(str(report.rows), str(report.imported), str(report.rejected), written)
+    out.print(table)
+    for e in report.errors[:50]:
+        out.print(f"row {e.row}: {e.error}")
+    if errors_csv and report.errors:
+        import csv
+
+        with errors_csv.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["row", "error"])
+            writer.writerows((e.row, e.error) for e in report.errors)
+    if report.errors and report.imported == 0:
+        raise typer.Exit(code=2)
+
+
 _register_more()
 
 

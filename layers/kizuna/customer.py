@@ -45,6 +45,9 @@ class OrderFact(_Model):
     total: Decimal = Decimal(0)
     currency: str | None = None
     channel: str | None = None
+    # the order's product ids, distinct, in line order: what co-purchase recommendations
+    # learn from and what they must not recommend again
+    products: tuple[str, ...] = ()
     stamp: str = ""
     cancelled_at: datetime | None = None
 

@@ -178,6 +178,7 @@ def run_demo(
         ttl_sweep_interval=timedelta(days=1),
     ) as cloud:
         prepare_channels(cloud)
+        load_catalog(cloud)
         for day, entries in shop.days_of_events():
             by_hour: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for entry in entries:
@@ -209,6 +210,20 @@ DEMO_CONTEXT: dict[str, Any] = {
 }
 # Handlers log at WARNING in the demo (the summary says what happened).
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+def load_catalog(cloud: Any) -> int:
+    """The shop's product feed into the products table (``kizuna import products``)."""
+    import boto3
+
+    from kizuna.catalog import ProductRecord
+    from kizuna.local.template import REGION
+    from kizuna.simulation import catalog
+    from kizuna.store import ProductStore
+
+    table = cloud.physical_name(_table(cloud, "Products"))
+    store = ProductStore(boto3.resource("dynamodb", region_name=REGION), table)
+    return store.upsert_catalog(ProductRecord.model_validate(p) for p in catalog())
 
 
 def prepare_channels(cloud: Any) -> None:

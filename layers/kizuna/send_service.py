@@ -38,6 +38,8 @@ from kizuna.events import DerivedEvent
 from kizuna.observability import logger
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Program, SendStep
+from kizuna.scoring.copurchase import last_order_products, purchased, recommend
+from kizuna.scoring.job import BEST_SELLERS_KEY
 from kizuna.timeutil import iso
 
 Status = Literal["sent", "suppressed", "deferred", "failed", "exit", "duplicate"]
@@ -79,6 +81,12 @@ class SendStore(Protocol):
     def sent_times(self, customer_id: str, since: str) -> list[str]: ...
 
 
+class ProductLookup(Protocol):
+    """The products table (:class:`kizuna.store.ProductStore`)."""
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+
 class Inbound(Protocol):
     """Puts inbound events (device.unregistered, channel.suppressed) on the bus."""
 
@@ -104,6 +112,7 @@ class SendService:
         unsubscribe: UnsubscribeLinks | None = None,
         sms_opted_out: Callable[[str], bool] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        products: ProductLookup | None = None,
     ) -> None:
         self.programs = {p.id: p for p in programs}
         self.store = store
@@ -117,6 +126,7 @@ class SendService:
         self.unsubscribe = unsubscribe
         self.sms_opted_out = sms_opted_out
         self.sleep = sleep
+        self.products = products
 
     # -- the decision -------------------------------------------------------------------
     def send(self, req: SendRequest) -> SendResponse:
@@ -237,7 +247,9 @@ class SendService:
                 step=step.id,
                 loyalty_config=self.cfg.loyalty,
                 coupon=coupon,
-                recommendations=self._recommendations(customer),
+                recommendations=self._recommendations(customer)
+                if self.renderer.uses(program.id, step.template, "recommendations")
+                else (),
                 extra={"cart": self._cart(customer)},
                 unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel)
                 if self.unsubscribe and channel == "email"
@@ -348,9 +360,26 @@ class SendService:
         )
 
     def _recommendations(self, customer: Customer) -> list[dict[str, Any]]:
-        cart = set(customer.cart.product_ids) if customer.cart else set()
-        picks = [p for p in self.cfg.catalog.best_sellers if p.product_id not in cart]
-        return [p.model_dump() for p in picks[: self.cfg.catalog.recommendations]]
+        """Products related to the last order (or the open cart) by the daily co-purchase
+        model, never one the customer bought or has in the cart; then the model's best
+        sellers; then the configured best sellers. One BatchGetItem."""
+        cart = list(customer.cart.product_ids) if customer.cart else []
+        exclude = purchased(customer) | set(cart)
+        fallback: list[dict[str, Any]] = []
+        related: dict[str, list[dict[str, Any]]] = {}
+        if self.products is not None:
+            sources = [*last_order_products(customer), *cart]
+            found = self.products.get_products([*sources, BEST_SELLERS_KEY])
+            related = {pid: list(found[pid].get("related", [])) for pid in sources if pid in found}
+            fallback = list(found.get(BEST_SELLERS_KEY, {}).get("products", []))
+        fallback += [p.model_dump() for p in self.cfg.catalog.best_sellers]
+        return recommend(
+            [*last_order_products(customer), *cart],
+            exclude,
+            related,
+            fallback,
+            self.cfg.catalog.recommendations,
+        )
 
     @staticmethod
     def _cart(customer: Customer) -> dict[str, Any] | None:

@@ -31,6 +31,9 @@ ENV_PUSH_APPLICATION_ID = "PUSH_APPLICATION_ID"
 ENV_LINE_TOKEN_SECRET_ARN = "LINE_TOKEN_SECRET_ARN"  # noqa: S105 - a variable name
 ENV_LINE_TOKEN_PARAMETER = "LINE_TOKEN_PARAMETER"  # noqa: S105 - a variable name
 ENV_SMS_SENDER_ID = "SMS_SENDER_ID"
+ENV_PRODUCTS_TABLE = "PRODUCTS_TABLE"
+ENV_SNAPSHOTS_TABLE = "SNAPSHOTS_TABLE"
+ENV_ANALYTICS_BUCKET = "ANALYTICS_BUCKET"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
@@ -113,6 +116,9 @@ class ScoreSettings(_TableSettings):
 
     EVENT_BUS_NAME: str = Field(min_length=1)
     KIZUNA_CONFIG: str = "{}"
+    PRODUCTS_TABLE: str = Field(min_length=1)
+    SNAPSHOTS_TABLE: str = Field(min_length=1)
+    ANALYTICS_BUCKET: str = Field(min_length=1, description="work files and snapshot export")
 
 
 @lru_cache(maxsize=1)
@@ -128,6 +134,7 @@ class SendSettings(_TableSettings):
     KIZUNA_CONFIG: str = "{}"
     PROGRAMS_DIR: str | None = None
     TEMPLATES_DIR: str | None = None
+    PRODUCTS_TABLE: str = Field(min_length=1, description="recommendations per product")
     SIGNING_SECRET_ARN: str = Field(min_length=1, description="HMAC key for coupons/unsubscribe")
     EMAIL_FROM: str = Field(min_length=3)
     SES_CONFIGURATION_SET: str = Field(min_length=1)

@@ -56,6 +56,25 @@ CATEGORIES = {
     "gift": (5400, 10800, 21600),
 }
 PRODUCTS = [(f"{cat}-{i:03d}", cat) for cat in CATEGORIES for i in range(40)]
+PRODUCT_NAMES = {"tea": "Tea", "ware": "Teaware", "sweets": "Sweets", "gift": "Gift set"}
+# Lines after an order's first go to the same "collection" (same number, other category)
+# this often: what the co-purchase model should find.
+COLLECTION_AFFINITY = 0.6
+
+
+def catalog() -> list[dict[str, str]]:
+    """The synthetic shop's product feed (what ``kizuna import products`` would read)."""
+    return [
+        {
+            "product_id": pid,
+            "name": f"{PRODUCT_NAMES[cat]} No. {int(pid.rsplit('-', 1)[1]) + 1}",
+            "url": f"https://shop.example.com/p/{pid}",
+            "category": cat,
+        }
+        for pid, cat in PRODUCTS
+    ]
+
+
 SHOP_SOURCE = "com.example.shop"
 
 
@@ -193,8 +212,14 @@ class Shop:
         self.order_seq += 1
         oid = f"ord-{self.order_seq:07d}"
         lines: list[dict[str, Any]] = []
+        first: str | None = None
         for _ in range(rng.choice([1, 1, 1, 2, 2, 3])):
             pid, cat = rng.choice(PRODUCTS)
+            if first is None:
+                first = pid
+            elif rng.random() < COLLECTION_AFFINITY:
+                cat = rng.choice([c for c in CATEGORIES if c != first.split("-")[0]])
+                pid = f"{cat}-{first.rsplit('-', 1)[1]}"
             lines.append(
                 {
                     "product_id": pid,

@@ -1,4 +1,5 @@
-"""All DynamoDB access: customers and activity. Nothing else in Kizuna talks to the tables."""
+"""All DynamoDB access: customers, activity, products and snapshots. Nothing else in Kizuna
+talks to the tables."""
 
 from __future__ import annotations
 
@@ -36,6 +37,17 @@ def to_dynamo(value: Any) -> Any:
         return Decimal(str(value))
     if isinstance(value, int):
         return Decimal(value)
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    """DynamoDB numbers back as int (whole) or float; everything else as is."""
+    if isinstance(value, dict):
+        return {str(k): from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
     return value
 
 
@@ -381,3 +393,113 @@ class DynamoStore:
                 if request:
                     time.sleep(min(0.05 * 2**attempt, 1.0))
         return out
+
+
+def _batch_get(dynamodb: Any, table: str, keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BatchGetItem in chunks of 100, retrying unprocessed keys with backoff."""
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(list(keys), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {table: {"Keys": list(chunk)}}
+        attempt = 0
+        while request:
+            resp = dynamodb.batch_get_item(RequestItems=request)
+            out += resp["Responses"].get(table, [])
+            request = resp.get("UnprocessedKeys") or {}
+            attempt += 1
+            if request:
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+    return out
+
+
+class ProductStore:
+    """The products table (``pk = product_id``): catalogue entries (name, url, category,
+    imported) and what the daily job learned (``related`` products, best sellers)."""
+
+    def __init__(self, dynamodb: Any, products_table: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = dynamodb.Table(products_table)
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        keys = [{"product_id": pid} for pid in dict.fromkeys(product_ids)]
+        items = _batch_get(self._dynamodb, self._table.name, keys)
+        return {str(i["product_id"]): from_dynamo(i) for i in items}
+
+    def scan_products(self) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        while True:
+            resp = self._table.scan(**kwargs)
+            for item in resp.get("Items", []):
+                yield from_dynamo(item)
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def upsert_catalog(self, records: Iterable[Any]) -> int:
+        """Set name, url and category of each product (``kizuna.catalog.ProductRecord``),
+        keeping what the daily job learned about it. One UpdateItem per product."""
+        n = 0
+        for record in records:
+            values = {"name": record.name, "url": record.url, "category": record.category}
+            present = {k: v for k, v in values.items() if v is not None}
+            sets = ", ".join(f"#{k} = :{k}" for k in present)
+            removes = [f"#{k}" for k, v in values.items() if v is None]
+            expression = f"SET {sets}" + (f" REMOVE {', '.join(removes)}" if removes else "")
+            self._table.update_item(
+                Key={"product_id": record.product_id},
+                UpdateExpression=expression,
+                ExpressionAttributeNames={f"#{k}": k for k in values},
+                ExpressionAttributeValues={f":{k}": v for k, v in present.items()},
+            )
+            n += 1
+        return n
+
+    def put_products(self, items: Iterable[dict[str, Any]]) -> int:
+        """Write whole product items (BatchWriteItem, 25 a call); returns how many."""
+        n = 0
+        with self._table.batch_writer(overwrite_by_pkeys=["product_id"]) as batch:
+            for item in items:
+                batch.put_item(Item=to_dynamo(item))
+                n += 1
+        return n
+
+
+class SnapshotStore:
+    """The snapshots table: ``pk = date`` (YYYY-MM-DD), ``sk = cell`` (RFM segment, rank
+    and attribute bands joined by ``|``), counts and sums per cell."""
+
+    def __init__(self, dynamodb: Any, snapshots_table: str) -> None:
+        self._table = dynamodb.Table(snapshots_table)
+
+    def put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int:
+        with self._table.batch_writer(overwrite_by_pkeys=["date", "cell"]) as batch:
+            for cell, data in cells.items():
+                batch.put_item(Item={"date": day, "cell": cell, **to_dynamo(data)})
+        return len(cells)
+
+    def cells(self, day: str) -> dict[str, dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("date").eq(day)}
+        out: dict[str, dict[str, Any]] = {}
+        while True:
+            resp = self._table.query(**kwargs)
+            for item in resp.get("Items", []):
+                data = from_dynamo(item)
+                out[str(data.pop("cell"))] = {k: v for k, v in data.items() if k != "date"}
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def dates(self) -> list[str]:
+        """Every snapshot date, oldest first (a keys-only scan: reports, not hot paths)."""
+        kwargs: dict[str, Any] = {
+            "ProjectionExpression": "#d",
+            "ExpressionAttributeNames": {"#d": "date"},
+        }
+        found: set[str] = set()
+        while True:
+            resp = self._table.scan(**kwargs)
+            found.update(str(i["date"]) for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return sorted(found)
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, cast
 
@@ -12,6 +13,7 @@ from kizuna.config import load_config
 from kizuna.ingest_service import IngestService
 from kizuna.integrations.bus import EventBridgePublisher
 from kizuna.integrations.deadletter import SqsDeadLetters
+from kizuna.integrations.objects import S3Objects
 from kizuna.integrations.stepfunctions import StepFunctionsStarter, StepFunctionsStopper
 from kizuna.privacy import ErasureReport, erase
 from kizuna.programs.catalog import load_deployed_programs, resolve_dir
@@ -29,7 +31,7 @@ from kizuna.settings import (
     sweep_settings,
     unsubscribe_settings,
 )
-from kizuna.store import DynamoStore
+from kizuna.store import DynamoStore, ProductStore, SnapshotStore
 
 if TYPE_CHECKING:
     from kizuna.feedback_service import FeedbackService
@@ -101,12 +103,25 @@ def sweep_parts() -> tuple[DynamoStore, EventBridgePublisher]:
     )
 
 
+@dataclass(frozen=True)
+class ScoringAnalytics:
+    objects: S3Objects
+    catalog: ProductStore
+    snapshots: SnapshotStore
+
+
 @lru_cache(maxsize=1)
-def score_parts() -> tuple[DynamoStore, EventBridgePublisher]:
+def score_parts() -> tuple[DynamoStore, EventBridgePublisher, ScoringAnalytics]:
     s = score_settings()
+    dynamodb = boto3.resource("dynamodb")
     return (
-        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
+        ScoringAnalytics(
+            S3Objects(boto3.client("s3"), s.ANALYTICS_BUCKET),
+            ProductStore(dynamodb, s.PRODUCTS_TABLE),
+            SnapshotStore(dynamodb, s.SNAPSHOTS_TABLE),
+        ),
     )
 
 
@@ -185,6 +200,7 @@ def send_service() -> SendService:
         coupon_secret=derive_key(key, "coupon"),
         unsubscribe=links,
         sms_opted_out=opted_out,
+        products=ProductStore(boto3.resource("dynamodb"), s.PRODUCTS_TABLE),
     )
 
 

@@ -28,6 +28,8 @@ def tables(
             ("customers", data.customers),
             ("activity", data.activity),
             ("idempotency", data.idempotency),
+            ("products", data.products),
+            ("snapshots", data.snapshots),
         )
     }
 
@@ -37,11 +39,11 @@ def key_schema(table_or_index: dict[str, Any]) -> dict[str, str]:
     return {k["KeyType"]: k["AttributeName"] for k in schema}
 
 
-def test_exactly_the_three_tables(template: Template) -> None:
-    assert len(template.find_resources("AWS::DynamoDB::Table")) == 3
+def test_exactly_the_five_tables(template: Template) -> None:
+    assert len(template.find_resources("AWS::DynamoDB::Table")) == 5
 
 
-@pytest.mark.parametrize("name", ["customers", "activity", "idempotency"])
+@pytest.mark.parametrize("name", ["customers", "activity", "idempotency", "products", "snapshots"])
 def test_every_table_is_on_demand_encrypted_recoverable_and_retained(
     tables: dict[str, Any], name: str
 ) -> None:
@@ -101,3 +103,57 @@ def test_removal_policy_is_configurable(make_app: Callable[..., cdk.App]) -> Non
     # When synthesized, then every table is deleted with the stack
     tables = Template.from_stack(stack).find_resources("AWS::DynamoDB::Table")
     assert {t["DeletionPolicy"] for t in tables.values()} == {"Delete"}
+
+
+def test_products_and_snapshots_keys(tables: dict[str, Any]) -> None:
+    assert key_schema(tables["products"]) == {"HASH": "product_id"}
+    assert key_schema(tables["snapshots"]) == {"HASH": "date", "RANGE": "cell"}
+
+
+def test_analytics_bucket_is_private_encrypted_tls_only_and_expires_work_files(
+    template_json: dict[str, Any], stack: KizunaStack, logical_id: Callable[[Any], str]
+) -> None:
+    resources = template_json["Resources"]
+    bucket_id = logical_id(stack.kizuna.tables.analytics)
+    props = resources[bucket_id]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    expiry = {r["Prefix"]: r["ExpirationInDays"] for r in props["LifecycleConfiguration"]["Rules"]}
+    assert expiry == {"work/": 7, "snapshots/": 730}
+    policies = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+
+
+def test_snapshot_export_has_an_athena_table_with_partition_projection(
+    template_json: dict[str, Any],
+) -> None:
+    from kizuna.scoring.snapshot import SnapshotRow
+
+    tables = [r for r in template_json["Resources"].values() if r["Type"] == "AWS::Glue::Table"]
+    assert len(tables) == 1
+    table_input = tables[0]["Properties"]["TableInput"]
+    columns = [c["Name"] for c in table_input["StorageDescriptor"]["Columns"]]
+    # every field of the exported row is a column, in order: the two cannot drift apart
+    assert columns == list(SnapshotRow.model_fields)
+    assert table_input["PartitionKeys"] == [{"Name": "snapshot_date", "Type": "string"}]
+    params = table_input["Parameters"]
+    assert params["projection.enabled"] == "true"
+    assert params["storage.location.template"]["Fn::Join"][1][-1] == (
+        "/snapshots/date=${snapshot_date}/"
+    )
+    serde = table_input["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"]
+    assert serde == "org.openx.data.jsonserde.JsonSerDe"

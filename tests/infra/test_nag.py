@@ -148,6 +148,12 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
     scoring = k.scoring
     expected.append((_logical_id(scoring.score.function), "AwsSolutions-L1"))
     expected.append((_default_policy(scoring.score.role), customers))
+    bucket = _logical_id(k.tables.analytics)
+    expected += [
+        (_default_policy(scoring.score.role), f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{p}/*]")
+        for p in ("work", "snapshots")
+    ]
+    expected.append((bucket, "AwsSolutions-S1"))
     machine = _default_policy(scoring.state_machine.role)
     expected += [
         (machine, qualified(scoring.score.function)),

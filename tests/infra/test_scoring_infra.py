@@ -20,6 +20,7 @@ from infra_helpers import (
 
 from kizuna.scoring.job import ScoringRequest
 from kizuna.settings import ScoreSettings
+from kizuna_infra import names
 from kizuna_infra.stack import KizunaStack
 
 pytestmark = pytest.mark.infra
@@ -46,6 +47,9 @@ def ids(stack: KizunaStack, logical_id: Any) -> dict[str, str]:
         "scheduler_role": logical_id(s.scheduler_role),
         "customers": logical_id(k.tables.customers),
         "activity": logical_id(k.tables.activity),
+        "products": logical_id(k.tables.products),
+        "snapshots": logical_id(k.tables.snapshots),
+        "bucket": logical_id(k.tables.analytics),
         "bus": logical_id(k.bus.bus),
     }
 
@@ -94,8 +98,11 @@ def test_score_function_reads_and_writes_customers_only_and_puts_events(
     assert {n for n, f in ScoreSettings.model_fields.items() if f.is_required()} <= set(env)
     statements = statements_of(resources, role_of(resources, ids["function"]))
     customers = [arn(ids["customers"]), index_arn(ids["customers"])]
-    for action in ("dynamodb:Scan", "dynamodb:PutItem", "dynamodb:BatchGetItem"):
-        assert resources_for(statements, action) == customers
+    products, snapshots = arn(ids["products"]), arn(ids["snapshots"])
+    assert resources_for(statements, "dynamodb:Scan") == [*customers, products]
+    assert resources_for(statements, "dynamodb:PutItem") == [*customers, products, snapshots]
+    assert resources_for(statements, "dynamodb:BatchGetItem") == customers
+    assert resources_for(statements, "dynamodb:BatchWriteItem") == [products, snapshots]
     assert resources_for(statements, "dynamodb:DeleteItem") == []
     assert resources_for(statements, "events:PutEvents") == [arn(ids["bus"])]
     assert not any(ids["activity"] in json.dumps(s) for s in statements)
@@ -132,3 +139,28 @@ def test_daily_schedule_starts_the_run_with_retries_and_a_dlq(
     assert resources_for(statements, "sqs:SendMessage") == [arn(ids["dlq"])]
     dlq = of_type(resources, "AWS::SQS::Queue")[ids["dlq"]]["Properties"]
     assert dlq["SqsManagedSseEnabled"] is True
+
+
+def test_score_function_writes_work_files_and_the_export_under_their_prefixes_only(
+    resources: dict[str, Any], ids: dict[str, str]
+) -> None:
+    statements = statements_of(resources, role_of(resources, ids["function"]))
+
+    def objects(prefix: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", [{"Fn::GetAtt": [ids["bucket"], "Arn"]}, f"/{prefix}/*"]]}
+
+    assert resources_for(statements, "s3:PutObject") == [objects("work"), objects("snapshots")]
+    assert resources_for(statements, "s3:GetObject") == [objects("work")]
+    assert resources_for(statements, "s3:DeleteObject") == []
+
+
+def test_run_ends_with_finish_after_the_map_keeping_as_of(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    the_map = states[names.SCORING_MAP_STATE]
+    assert the_map["ResultPath"] == "$.shards"
+    assert the_map["Next"] == names.SCORING_FINISH_STATE
+    finish = states[names.SCORING_FINISH_STATE]
+    assert finish["Parameters"]["Payload"]["action"] == "finish"
+    assert finish["Parameters"]["Payload"]["as_of.$"] == "$.as_of"
+    assert finish["End"] is True
+    assert finish["Retry"][0]["MaxAttempts"] >= 2

@@ -155,6 +155,7 @@ class Renderer:
         )
         self._env.filters["number"] = format_number
         self._env.filters["date"] = format_date
+        self._uses: dict[tuple[str, str, str], bool] = {}
 
     # -- queries for the validator and the preview ----------------------------------------
     def locales(self, program: str, template: str) -> list[str]:
@@ -200,6 +201,42 @@ class Renderer:
             locale or self.default_locale,
             f"no locale folder among {', '.join(dict.fromkeys(candidates))}",
         )
+
+    def uses(self, program: str, template: str, variable: str) -> bool:
+        """Whether any part of the template (any locale, with what it extends or includes)
+        reads ``variable``: lets the send skip work (a recommendation lookup) no template
+        needs. Unknown or broken templates answer True, so rendering reports the problem."""
+        key = (program, template, variable)
+        if key not in self._uses:
+            self._uses[key] = self._reads(program, template, variable)
+        return self._uses[key]
+
+    def _reads(self, program: str, template: str, variable: str) -> bool:
+        from jinja2 import meta
+
+        locales = self.locales(program, template)
+        if not locales:
+            return True
+        pending = [
+            f"{program}/{template}/{loc}/{path.name}"
+            for loc in locales
+            for path in (self.root / program / template / loc).glob(f"*{SUFFIX}")
+        ]
+        seen: set[str] = set()
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                source = self._env.loader.get_source(self._env, name)[0]  # type: ignore[union-attr]
+                ast = self._env.parse(source)
+            except Exception:
+                return True
+            if variable in meta.find_undeclared_variables(ast):
+                return True
+            pending += [t for t in meta.find_referenced_templates(ast) if t is not None]
+        return False
 
     # -- rendering ------------------------------------------------------------------------
     def render(

@@ -116,6 +116,7 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
                         "total": d.total,
                         "currency": d.currency,
                         "channel": d.channel,
+                        "products": tuple(dict.fromkeys(line.product_id for line in d.lines)),
                         "stamp": st,
                     }
                 )

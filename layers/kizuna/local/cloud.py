@@ -316,12 +316,7 @@ class LocalCloud:
             self._previous_clock = kizuna_clock.get_clock()
             kizuna_clock.set_clock(self.clock)
             reset_containers()
-            self._session = boto3.session.Session(
-                aws_access_key_id=_INTERNAL_KEY,
-                aws_secret_access_key=_INTERNAL_KEY,
-                region_name=REGION,
-                botocore_session=shared_session("runtime")._session,
-            )
+            self._session = shared_session("runtime", _INTERNAL_KEY, REGION)
             provisioner = Provisioner(self.template, self._client, self.runner)
             self._provisioned = provisioner.run()
             self.provision_seconds = self._provisioned.seconds

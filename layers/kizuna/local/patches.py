@@ -525,17 +525,22 @@ _HOOKS: tuple[tuple[str, Callable[..., Any]], ...] = (
 _SESSIONS: dict[str, Any] = {}
 
 
-def shared_session(kind: str) -> Any:
+def shared_session(kind: str, access_key: str | None = None, region: str | None = None) -> Any:
     """A boto3 session made after the hooks joined, kept for the process.
 
     Loading botocore's endpoint and service data costs ~0.25 s per new session; sharing
     one per kind ("default" for handlers, "runtime" for the runtime's own clients) keeps a
-    new ``LocalCloud`` (one per test) cheap.
+    new ``LocalCloud`` (one per test) cheap. The boto3 session itself is shared, not only
+    its botocore session: wrapping one botocore session in a second boto3 session registers
+    boto3's customizations twice, and S3 clients then fail to build ("Cannot inject class
+    attribute 'upload_file'").
     """
     import boto3
 
     if kind not in _SESSIONS:
-        _SESSIONS[kind] = boto3.session.Session()
+        _SESSIONS[kind] = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=access_key, region_name=region
+        )
     return _SESSIONS[kind]
 
 

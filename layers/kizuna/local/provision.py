@@ -123,6 +123,8 @@ UNSUPPORTED_REASONS: dict[str, str] = {
     "AWS::ApiGatewayV2::Api": "no API Gateway locally",
     "AWS::DynamoDB::Stream": "DynamoDB streams are not pumped locally",
     "AWS::CloudFormation::CustomResource": "custom resources do not run locally",
+    "AWS::Glue::Database": "no Athena locally (the snapshot export is in the local bucket)",
+    "AWS::Glue::Table": "no Athena locally (the snapshot export is in the local bucket)",
 }
 
 HARMLESS = frozenset({"Tags", "Description"})

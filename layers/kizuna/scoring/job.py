@@ -13,6 +13,14 @@ A run has two steps (the ``Scoring`` state machine):
    moved the rank), PutEvents ten at a time, with deterministic ids so a retried shard
    repeats ids that consumers already dropped; then the saves.
 
+   In the same pass the shard writes its work files to the analytics bucket: the day's
+   snapshot rows (JSON Lines, :mod:`kizuna.scoring.snapshot`), its counts per snapshot
+   cell, and its co-purchase counts (:mod:`kizuna.scoring.copurchase`).
+3. :func:`finish_run` adds the shards' work files up: related products and best sellers
+   into the products table (only products whose recommendations changed are written), and
+   the day's cells into the snapshots table. A missing shard file fails the step (retried);
+   every file has a fixed key per run date and segment, so a retried shard overwrites it.
+
 Ingest is otherwise the customer item's only writer. The job writes with the same
 optimistic ``version`` condition: when an ingest write lands between the read and the
 write, the job re-reads that customer and applies the scoring again (a few attempts);
@@ -23,6 +31,7 @@ drift.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
@@ -35,7 +44,9 @@ from kizuna.customer import Customer
 from kizuna.domain.loyalty import recompute
 from kizuna.events import DerivedEvent, RankChanged, RankDirection, SegmentChanged
 from kizuna.ports import EventPublisher, VersionConflict
+from kizuna.scoring.copurchase import CoPurchase, best_sellers, count, related
 from kizuna.scoring.rfm import Boundaries, boundaries, collect_inputs, score, segment_names
+from kizuna.scoring.snapshot import CellTotals, SnapshotRow, cells, merge_cells, row_for
 
 CHUNK = 500
 SAVE_ATTEMPTS = 4
@@ -55,6 +66,41 @@ class ScoringStore(Protocol):
     def save_customer(self, customer: Customer, expected_version: int) -> Customer: ...
 
 
+class ObjectStore(Protocol):
+    """The analytics bucket (:class:`kizuna.integrations.objects.S3Objects`)."""
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+
+class CatalogStore(Protocol):
+    def scan_products(self) -> Iterator[dict[str, Any]]: ...
+
+    def put_products(self, items: Iterable[dict[str, Any]]) -> int: ...
+
+
+class CellStore(Protocol):
+    def put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int: ...
+
+
+# The products-table item holding the run's best sellers (not a valid product id: ids
+# cannot contain '#').
+BEST_SELLERS_KEY = "#best-sellers"
+# How many related products each product keeps, and best sellers the run keeps.
+RELATED_PER_PRODUCT = 10
+BEST_SELLERS_KEPT = 20
+
+
+def work_key(day: str, kind: str, segment: int) -> str:
+    """Where a shard's work file goes: ``work/date=YYYY-MM-DD/<kind>/part-NNNN.json``."""
+    return f"work/date={day}/{kind}/part-{segment:04d}.json"
+
+
+def snapshot_key(day: str, segment: int) -> str:
+    return f"snapshots/date={day}/part-{segment:04d}.jsonl"
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,8 +118,16 @@ class ScoreRequest(_Request):
     as_of: AwareDatetime
 
 
+class FinishRequest(_Request):
+    action: Literal["finish"] = "finish"
+    total_segments: int = Field(ge=1, le=1000)
+    as_of: AwareDatetime
+
+
 class ScoringRequest(
-    RootModel[Annotated[BoundariesRequest | ScoreRequest, Field(discriminator="action")]]
+    RootModel[
+        Annotated[BoundariesRequest | ScoreRequest | FinishRequest, Field(discriminator="action")]
+    ]
 ):
     """What the state machine sends the score function."""
 
@@ -92,6 +146,15 @@ class ScoreResult(BaseModel):
     conflicts: int = 0
     segment_changed: int = 0
     rank_changed: int = 0
+
+
+class FinishResult(BaseModel):
+    date: str
+    customers: int
+    cells: int
+    products_with_related: int
+    products_written: int
+    best_sellers: int
 
 
 def compute_boundaries(
@@ -207,15 +270,23 @@ def _publish(publisher: EventPublisher, events: Sequence[DerivedEvent]) -> None:
 
 
 def score_segment(
-    request: ScoreRequest, store: ScoringStore, publisher: EventPublisher, cfg: KizunaConfig
+    request: ScoreRequest,
+    store: ScoringStore,
+    publisher: EventPublisher,
+    cfg: KizunaConfig,
+    objects: ObjectStore | None = None,
 ) -> ScoreResult:
     """Score one scan segment; see the module docstring."""
     result = ScoreResult(segment=request.segment)
     as_of, bounds = request.as_of, request.boundaries
+    rows: list[SnapshotRow] = []
+    bought: list[CoPurchase] = []
     scan = store.scan_customers(request.segment, request.total_segments)
     for chunk in _chunks(scan, CHUNK):
         result.scanned += len(chunk)
         after = rescore(chunk, bounds, cfg, as_of)
+        rows += [row_for(c, as_of, cfg) for c in after]
+        bought.append(count(after))
         result.scored += sum(1 for c in after if c.rfm_segment is not None)
         pending = [(b, a) for b, a in zip(chunk, after, strict=True) if changed(b, a)]
         for attempt in range(SAVE_ATTEMPTS):
@@ -244,7 +315,100 @@ def score_segment(
             fresh = list(store.get_customers(conflicted).values())
             rescored = rescore(fresh, bounds, cfg, as_of)
             pending = [(b, a) for b, a in zip(fresh, rescored, strict=True) if changed(b, a)]
+    if objects is not None:
+        write_work_files(objects, request.segment, as_of, rows, CoPurchase.merge(bought))
     return result
+
+
+def write_work_files(
+    objects: ObjectStore,
+    segment: int,
+    as_of: datetime,
+    rows: Sequence[SnapshotRow],
+    bought: CoPurchase,
+) -> None:
+    day = as_of.date().isoformat()
+    lines = "".join(row.model_dump_json() + "\n" for row in rows)
+    objects.put(snapshot_key(day, segment), lines.encode(), "application/x-ndjson")
+    shard_cells = {k: v.model_dump(mode="json") for k, v in cells(rows).items()}
+    objects.put(work_key(day, "cells", segment), json.dumps(shard_cells).encode())
+    objects.put(work_key(day, "copurchase", segment), bought.model_dump_json().encode())
+
+
+def _parts(objects: ObjectStore, day: str, kind: str, total_segments: int) -> list[bytes]:
+    parts = [objects.get(work_key(day, kind, i)) for i in range(total_segments)]
+    missing = [i for i, p in enumerate(parts) if p is None]
+    if missing:
+        raise RuntimeError(f"{kind} work files missing for segments {missing[:10]} of {day}")
+    return [p for p in parts if p is not None]
+
+
+def finish_run(
+    request: FinishRequest,
+    objects: ObjectStore,
+    catalog: CatalogStore,
+    snapshots: CellStore,
+) -> FinishResult:
+    """Add the shards' work files up; see the module docstring."""
+    day = request.as_of.date().isoformat()
+    n = request.total_segments
+    merged_cells = merge_cells(
+        {k: CellTotals.model_validate(v) for k, v in json.loads(part).items()}
+        for part in _parts(objects, day, "cells", n)
+    )
+    snapshots.put_cells(day, {k: v.model_dump(mode="json") for k, v in merged_cells.items()})
+    counts = CoPurchase.merge(
+        CoPurchase.model_validate_json(part) for part in _parts(objects, day, "copurchase", n)
+    )
+    products = {str(p["product_id"]): p for p in catalog.scan_products()}
+
+    def listed(pid: str) -> dict[str, Any] | None:
+        """What a message needs of a product, or None when the catalogue lacks its name."""
+        item = products.get(pid)
+        if item is None or not item.get("name"):
+            return None
+        return {"product_id": pid, "name": item["name"], "url": item.get("url", "")}
+
+    learned = related(counts, RELATED_PER_PRODUCT)
+    updates: list[dict[str, Any]] = []
+    with_related = 0
+    for pid, item in products.items():
+        if pid == BEST_SELLERS_KEY:
+            continue
+        new = [
+            {**entry, "score": round(r.score, 4), "together": r.together}
+            for r in learned.get(pid, [])
+            if (entry := listed(r.product_id)) is not None
+        ]
+        with_related += bool(new)
+        if item.get("related", []) != new:
+            updates.append({**item, "related": new, "related_at": day})
+    best = [entry for pid in best_sellers(counts, BEST_SELLERS_KEPT) if (entry := listed(pid))]
+    previous = products.get(BEST_SELLERS_KEY, {})
+    if previous.get("products") != best:
+        updates.append({"product_id": BEST_SELLERS_KEY, "products": best, "computed_at": day})
+    written = catalog.put_products(updates)
+    return FinishResult(
+        date=day,
+        customers=sum(c.customers for c in merged_cells.values()),
+        cells=len(merged_cells),
+        products_with_related=with_related,
+        products_written=written,
+        best_sellers=len(best),
+    )
+
+
+class Analytics(Protocol):
+    """Where a run's work files and results go (the score function's wiring)."""
+
+    @property
+    def objects(self) -> ObjectStore: ...
+
+    @property
+    def catalog(self) -> CatalogStore: ...
+
+    @property
+    def snapshots(self) -> CellStore: ...
 
 
 def run_scoring(
@@ -253,10 +417,18 @@ def run_scoring(
     publisher: EventPublisher,
     cfg: KizunaConfig,
     clock: Clock,
+    analytics: Analytics | None = None,
 ) -> dict[str, Any]:
+    objects = analytics.objects if analytics else None
     match request.root:
         case BoundariesRequest() as first:
             return compute_boundaries(first, store, cfg, clock).model_dump(mode="json")
         case ScoreRequest() as shard:
-            return score_segment(shard, store, publisher, cfg).model_dump(mode="json")
+            return score_segment(shard, store, publisher, cfg, objects).model_dump(mode="json")
+        case FinishRequest() as finish:
+            if analytics is None:
+                raise RuntimeError("finish needs the analytics bucket and tables")
+            return finish_run(
+                finish, analytics.objects, analytics.catalog, analytics.snapshots
+            ).model_dump(mode="json")
     raise TypeError("unknown scoring request")  # pragma: no cover - the union is closed

@@ -1,0 +1,127 @@
+"""The daily customer-structure snapshot, taken by the scoring job in the same pass.
+
+Every scoring shard already reads every customer of its segment, so the snapshot costs no
+extra reads: for each customer one :class:`SnapshotRow` (RFM segment, rank, attribute bands,
+lifecycle, orders, spend — no personal data: no name, email, phone or birth date, only the
+age band), written as JSON Lines to S3 (``snapshots/date=YYYY-MM-DD/part-NNNN.jsonl``, an
+Athena table over it is defined in CDK), and the shard's counts per :class:`Cell` (RFM
+segment x rank x region x age band x gender x occupation), which the run's last step adds
+up into the snapshots table: one item per date and non-empty cell, what reports read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from kizuna.config import KizunaConfig
+from kizuna.customer import Customer
+from kizuna.programs.view import age_band, age_on, lifecycle
+
+NONE = "(none)"
+CELL_FIELDS = ("rfm_segment", "rank", "region", "age_band", "gender", "occupation")
+CELL_SEPARATOR = "|"
+
+
+class SnapshotRow(BaseModel):
+    """One customer on one date, as the snapshot export and the reports see them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    date: date
+    customer_id: str
+    rfm_segment: str | None = None
+    rank: str | None = None
+    region: str | None = None
+    prefecture: str | None = None
+    age_band: str | None = None
+    gender: str | None = None
+    occupation: str | None = None
+    lifecycle: str
+    order_count: int = 0
+    spend_12m: float = 0.0
+    lifetime_value: float = 0.0
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
+
+    def cell(self) -> str:
+        return CELL_SEPARATOR.join(str(getattr(self, f) or NONE) for f in CELL_FIELDS)
+
+
+def row_for(customer: Customer, as_of: datetime, cfg: KizunaConfig) -> SnapshotRow:
+    today = as_of.date()
+    age = age_on(customer.birth_date, today) if customer.birth_date else None
+    return SnapshotRow(
+        date=today,
+        customer_id=customer.customer_id,
+        rfm_segment=customer.rfm_segment,
+        rank=customer.rank,
+        region=customer.region,
+        prefecture=customer.prefecture,
+        age_band=age_band(age),
+        gender=customer.gender,
+        occupation=customer.occupation,
+        lifecycle=lifecycle(customer, as_of, cfg),
+        order_count=customer.order_count,
+        spend_12m=float(customer.spend_12m),
+        lifetime_value=float(customer.lifetime_value),
+        first_order_at=customer.first_order_at,
+        last_order_at=customer.last_order_at,
+    )
+
+
+class CellTotals(BaseModel):
+    """What the snapshots table keeps per date and cell."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customers: int = 0
+    buyers: int = 0  # at least one order, ever
+    repeaters: int = 0  # at least two orders
+    dormant: int = 0
+    spend_12m: Decimal = Decimal(0)
+    lifetime_value: Decimal = Decimal(0)
+
+    def add(self, other: CellTotals) -> CellTotals:
+        return CellTotals(
+            customers=self.customers + other.customers,
+            buyers=self.buyers + other.buyers,
+            repeaters=self.repeaters + other.repeaters,
+            dormant=self.dormant + other.dormant,
+            spend_12m=self.spend_12m + other.spend_12m,
+            lifetime_value=self.lifetime_value + other.lifetime_value,
+        )
+
+
+def totals_of(row: SnapshotRow) -> CellTotals:
+    return CellTotals(
+        customers=1,
+        buyers=int(row.order_count >= 1),
+        repeaters=int(row.order_count >= 2),
+        dormant=int(row.lifecycle == "dormant"),
+        spend_12m=Decimal(str(row.spend_12m)),
+        lifetime_value=Decimal(str(row.lifetime_value)),
+    )
+
+
+def cells(rows: Iterable[SnapshotRow]) -> dict[str, CellTotals]:
+    out: dict[str, CellTotals] = {}
+    for row in rows:
+        key = row.cell()
+        out[key] = out.get(key, CellTotals()).add(totals_of(row))
+    return out
+
+
+def merge_cells(parts: Iterable[dict[str, CellTotals]]) -> dict[str, CellTotals]:
+    out: dict[str, CellTotals] = {}
+    for part in parts:
+        for key, totals in part.items():
+            out[key] = out.get(key, CellTotals()).add(totals)
+    return out
+
+
+def cell_fields(key: str) -> dict[str, str]:
+    return dict(zip(CELL_FIELDS, key.split(CELL_SEPARATOR), strict=True))
