@@ -23,6 +23,7 @@ LAYER_REQUIREMENTS_FILE: Final[str] = "requirements.txt"  # inside LAYERS_DIR
 FUNCTIONS_DIR: Final[str] = "functions"
 PROGRAMS_DIR: Final[str] = "programs"  # program YAML, bundled next to some handlers
 TEMPLATES_DIR: Final[str] = "templates"  # message templates, bundled next to send's handler
+SEGMENTS_DIR: Final[str] = "segments"  # named segments, bundled with evaluate and journey
 
 # Never shipped in an asset.
 ASSET_EXCLUDES: Final[tuple[str, ...]] = (

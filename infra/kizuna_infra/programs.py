@@ -33,6 +33,7 @@ from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
 from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_programs
 from kizuna.programs.model import Program
 from kizuna.programs.sweeps import SweepKind
+from kizuna.segments import load_segments
 from kizuna.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
@@ -78,12 +79,19 @@ class InvalidProgramsError(ProgramError):
         self.args = (f"{len(issues)} problem(s) with the programs in {directory}:\n{lines}",)
 
 
-def load_enabled_programs(programs_dir: Path, templates_dir: Path) -> list[Program]:
+def load_enabled_programs(
+    programs_dir: Path, templates_dir: Path, segments_dir: Path | None = None
+) -> list[Program]:
     """The enabled programs; raises :class:`InvalidProgramsError` listing every issue of every
-    program (enabled or not), missing message templates included."""
+    program (enabled or not), missing message templates and unknown segments included."""
     if not programs_dir.is_dir():
         raise FileNotFoundError(f"no programs folder {programs_dir}")
-    programs, issues = load_programs(programs_dir, templates=Renderer(templates_dir))
+    segment_names: list[str] = []
+    if segments_dir is not None and segments_dir.is_dir():
+        segment_names = list(load_segments(segments_dir))
+    programs, issues = load_programs(
+        programs_dir, templates=Renderer(templates_dir), segment_names=segment_names
+    )
     if issues:
         raise InvalidProgramsError(programs_dir, issues)
     return enabled(programs)
@@ -166,7 +174,7 @@ class Evaluate(Construct):
         tables: DataTables,
         layers: list[lambda_.ILayerVersion],
         source_root: Path,
-        programs_dir: Path,
+        data_dirs: dict[str, Path],
         config_json: str,
         tracing: bool,
         max_receive_count: int,
@@ -212,7 +220,7 @@ class Evaluate(Construct):
             },
             layers=layers,
             source_root=source_root,
-            extras={names.PROGRAMS_DIR: programs_dir},
+            extras=data_dirs,
             tracing=tracing,
             timeout=EVALUATE_TIMEOUT,
             log_retention=log_retention,
@@ -247,6 +255,7 @@ class Programs(Construct):
         source_root: Path,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
+        segments_dir: Path | None = None,
         config_json: str = "{}",
         tracing: bool = False,
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
@@ -256,7 +265,12 @@ class Programs(Construct):
         super().__init__(scope, construct_id)
         programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
-        self.programs = load_enabled_programs(programs_dir, templates_dir)
+        segments_dir = segments_dir or source_root / names.SEGMENTS_DIR
+        self.programs = load_enabled_programs(programs_dir, templates_dir, segments_dir)
+        # what evaluate and the journey helper read: programs, and named segments if any
+        data_dirs = {names.PROGRAMS_DIR: programs_dir}
+        if segments_dir.is_dir():
+            data_dirs[names.SEGMENTS_DIR] = segments_dir
         self.tracing = tracing
         stack = Stack.of(self)
         self.prefix = state_machine_prefix(stack)
@@ -281,7 +295,7 @@ class Programs(Construct):
             },
             layers=layers,
             source_root=source_root,
-            extras={names.PROGRAMS_DIR: programs_dir},
+            extras=data_dirs,
             tracing=tracing,
             log_retention=log_retention,
         )
@@ -357,7 +371,7 @@ class Programs(Construct):
             tables=tables,
             layers=layers,
             source_root=source_root,
-            programs_dir=programs_dir,
+            data_dirs=data_dirs,
             config_json=config_json,
             tracing=tracing,
             max_receive_count=max_receive_count,

@@ -16,7 +16,7 @@ from kizuna.integrations.deadletter import SqsDeadLetters
 from kizuna.integrations.objects import S3Objects
 from kizuna.integrations.stepfunctions import StepFunctionsStarter, StepFunctionsStopper
 from kizuna.privacy import ErasureReport, erase
-from kizuna.programs.catalog import load_deployed_programs, resolve_dir
+from kizuna.programs.catalog import load_deployed_programs, load_deployed_segments, resolve_dir
 from kizuna.programs.evaluate import Evaluator
 from kizuna.programs.evaluate_service import EvaluateService
 from kizuna.programs.journey_service import JourneyService
@@ -77,6 +77,7 @@ def evaluate_service() -> EvaluateService:
         EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),
+        segments=load_deployed_segments(),
     )
     return EvaluateService(
         evaluator,
@@ -90,7 +91,11 @@ def journey_service() -> JourneyService:
     s = journey_settings()
     store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     return JourneyService(
-        programs(s.PROGRAMS_DIR), store, load_config(s.KIZUNA_CONFIG), CurrentClock()
+        programs(s.PROGRAMS_DIR),
+        store,
+        load_config(s.KIZUNA_CONFIG),
+        CurrentClock(),
+        segments=load_deployed_segments(),
     )
 
 

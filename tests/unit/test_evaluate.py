@@ -197,3 +197,45 @@ def test_trigger_conditions_filter_events(world) -> None:  # type: ignore[no-unt
     )
     assert ev.evaluate([down]).decisions == []
     assert [d.program for d in ev.evaluate([up]).decisions] == ["rank-up-congratulations"]
+
+
+def test_audience_can_name_segments(world) -> None:  # type: ignore[no-untyped-def]
+    from kizuna.programs.steps import check_branch
+    from kizuna.programs.view import customer_view
+    from kizuna.segments import load_segments
+
+    _, store, starter, publisher, clock = world
+    segments = {n: s.conditions for n, s in load_segments(ROOT / "segments").items()}
+    program = BY_ID["second-purchase-coupon"].model_copy(
+        update={"audience": {"segments": ["gold-at-risk", "kanto-30s-repeaters"]}}
+    )
+    ev = Evaluator([program], store, starter, publisher, KizunaConfig(), clock, segments=segments)
+    cids = [f"c{i}" for i in range(1000) if not in_holdout(program, f"c{i}")][:2]
+    inside, outside = cids
+    store.customers[inside] = customer(inside, rank="Gold", rfm_segment="At risk")
+    store.customers[outside] = customer(outside, rank="Bronze", rfm_segment="At risk")
+    result = ev.evaluate([first_purchase(inside), first_purchase(outside)])
+    assert {(d.customer_id, d.decision, d.reason) for d in result.decisions} == {
+        (inside, "entered", None),
+        (outside, "skipped", "audience"),
+    }
+    # the view lists every segment the customer is in; without definitions, none
+    view = customer_view(store.customers[inside], T0, KizunaConfig(), segments)
+    assert "gold-at-risk" in view["segments"]
+    assert "segments" not in customer_view(store.customers[inside], T0, KizunaConfig())
+    # branch conditions see the same field
+    branchy = BY_ID["rank-up-congratulations"]
+    [branch] = [s for s in branchy.steps if s.type == "branch"]
+    gated = branchy.model_copy(
+        update={
+            "steps": [
+                s.model_copy(update={"condition": {"segments": ["gold-at-risk"]}})
+                if s.id == branch.id
+                else s
+                for s in branchy.steps
+            ]
+        }
+    )
+    cust = store.customers[inside]
+    assert check_branch(gated, branch.id, cust, T0, KizunaConfig(), segments)
+    assert not check_branch(gated, branch.id, cust, T0, KizunaConfig())

@@ -147,3 +147,23 @@ def test_step_types_are_a_discriminated_union() -> None:
     step = schema["properties"]["steps"]["items"]
     assert step["discriminator"]["propertyName"] == "type"
     assert set(step["discriminator"]["mapping"]) == {"send", "wait", "branch", "split", "exit"}
+
+
+def test_unknown_segment_names_are_reported(tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    load = load_programs
+
+    shutil.copy(ROOT / "programs" / "champions-care.yaml", tmp_path / "champions-care.yaml")
+    path = tmp_path / "champions-care.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["audience"] = {"$or": [{"segments": ["gold-at-risk", "gold-at-rsik"]}, {"rank": ["Gold"]}]}
+    path.write_text(yaml.safe_dump(raw))
+    _, issues = load(tmp_path, segment_names=["gold-at-risk", "champions"])
+    assert [str(i) for i in issues] == [
+        f"{path}: segments: no segment 'gold-at-rsik' (champions, gold-at-risk)"
+    ]
+    # without segment names (no segments/ folder known) references are not checked
+    assert load(tmp_path)[1] == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import kizuna
 
@@ -29,10 +30,23 @@ def resolve_dir(name: str, explicit: str | None = None, near: Path | None = None
 
 
 @lru_cache(maxsize=4)
+def load_deployed_segments(explicit_dir: str | None = None) -> dict[str, dict[str, Any]]:
+    """Named segments bundled with the function (name -> conditions); none when the
+    deployment has no ``segments/`` folder."""
+    from kizuna.segments import load_segments
+
+    try:
+        directory = resolve_dir("segments", explicit_dir)
+    except FileNotFoundError:
+        return {}
+    return {name: dict(s.conditions) for name, s in load_segments(directory).items()}
+
+
+@lru_cache(maxsize=4)
 def load_deployed_programs(directory: str) -> tuple[object, ...]:
     from kizuna.programs.loader import ProgramError, load_programs
 
-    programs, issues = load_programs(Path(directory))
+    programs, issues = load_programs(Path(directory), segment_names=load_deployed_segments())
     if issues:
         raise ProgramError(issues)
     return tuple(programs)

@@ -9,7 +9,7 @@ written to the activity ledger. Goal events mark conversions (treated and holdou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -102,8 +102,11 @@ class Evaluator:
         publisher: Publisher,
         cfg: KizunaConfig,
         clock: Clock,
+        segments: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.programs = [p for p in programs if p.enabled]
+        # named segments (name -> conditions) that audiences may name: ``segments: [...]``
+        self.segments = dict(segments or {})
         self.store = store
         self.starter = starter
         self.publisher = publisher
@@ -192,7 +195,7 @@ class Evaluator:
 
         if customer is None:
             return skip("unknown_customer")
-        view = customer_view(customer, now, self.cfg)
+        view = customer_view(customer, now, self.cfg, self.segments)
         if not matches(program.audience, view):
             return skip("audience")
         if previous is not None and previous.entries > 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -39,18 +39,21 @@ class JourneyService:
         customers: CustomerReader,
         cfg: KizunaConfig,
         clock: Clock,
+        segments: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.programs = {p.id: p for p in programs}
         self.customers = customers
         self.cfg = cfg
         self.clock = clock
+        self.segments = dict(segments or {})
 
     def answer(self, request: JourneyRequest) -> dict[str, Any]:
         program = self.programs[request.program]
         customer = self.customers.get_customers([request.customer_id]).get(request.customer_id)
         now: datetime = self.clock.now()
         if request.action == "check":
-            return {"match": check_branch(program, request.step, customer, now, self.cfg)}
+            match = check_branch(program, request.step, customer, now, self.cfg, self.segments)
+            return {"match": match}
         assert request.local_time is not None
         at = local_time_after(customer, now, request.after_seconds, request.local_time, self.cfg)
         return {"at": iso(at)}

@@ -3,7 +3,7 @@ message, before anything is synthesized or deployed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from kizuna.events import DERIVED_EVENT_TYPES, INBOUND_EVENT_TYPES
 from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, WaitStep, successors
+from kizuna.programs.view import SEGMENTS_FIELD
 
 # What may start a program or count as its goal.
 TRIGGER_EVENTS = frozenset(DERIVED_EVENT_TYPES) | {
@@ -128,6 +129,40 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
     return issues
 
 
+def segment_references(pattern: Any) -> list[Any]:
+    """Values a condition matches the view's ``segments`` field against (in ``$or`` too)."""
+    found: list[Any] = []
+    if isinstance(pattern, dict):
+        for key, value in pattern.items():
+            if key == SEGMENTS_FIELD:
+                found += value if isinstance(value, list) else [value]
+            elif key == "$or" and isinstance(value, list):
+                for alternative in value:
+                    found += segment_references(alternative)
+    return found
+
+
+def check_segments(
+    file: str, program: Program, segment_names: Collection[str]
+) -> list[ProgramIssue]:
+    """Audience and branch conditions may only name segments that exist, by exact name."""
+    issues: list[ProgramIssue] = []
+    conditions: list[tuple[str | None, Any]] = [(None, program.audience)]
+    conditions += [(s.id, s.condition) for s in program.steps if isinstance(s, BranchStep)]
+    for step_id, condition in conditions:
+        for ref in segment_references(condition):
+            if not isinstance(ref, str):
+                issues.append(
+                    ProgramIssue(file, step_id, f"segments: name segments exactly, got {ref!r}")
+                )
+            elif ref not in segment_names:
+                known = ", ".join(sorted(segment_names)) or "none defined"
+                issues.append(
+                    ProgramIssue(file, step_id, f"segments: no segment {ref!r} ({known})")
+                )
+    return issues
+
+
 def check_semantics(
     file: str, program: Program, templates: TemplateCatalog | None
 ) -> list[ProgramIssue]:
@@ -158,7 +193,11 @@ def check_semantics(
     return issues
 
 
-def load_program(path: Path, templates: TemplateCatalog | None = None) -> Program:
+def load_program(
+    path: Path,
+    templates: TemplateCatalog | None = None,
+    segment_names: Collection[str] | None = None,
+) -> Program:
     """Parse and validate one program file; raise ProgramError with every issue found."""
     file = str(path)
     try:
@@ -173,20 +212,25 @@ def load_program(path: Path, templates: TemplateCatalog | None = None) -> Progra
         raise ProgramError(_pydantic_issues(file, raw, exc)) from exc
     issues = check_graph(file, program)
     issues += check_semantics(file, program, templates)
+    if segment_names is not None:
+        issues += check_segments(file, program, segment_names)
     if issues:
         raise ProgramError(issues)
     return program
 
 
 def load_programs(
-    directory: Path, templates: TemplateCatalog | None = None
+    directory: Path,
+    templates: TemplateCatalog | None = None,
+    segment_names: Collection[str] | None = None,
 ) -> tuple[list[Program], list[ProgramIssue]]:
-    """All programs in a folder, and every issue across them (duplicates included)."""
+    """All programs in a folder, and every issue across them (duplicates included). With
+    ``segment_names``, conditions naming an unknown segment are issues too."""
     programs: list[Program] = []
     issues: list[ProgramIssue] = []
     for path in sorted(directory.glob("*.y*ml")):
         try:
-            programs.append(load_program(path, templates))
+            programs.append(load_program(path, templates, segment_names))
         except ProgramError as exc:
             issues.extend(exc.issues)
     seen: dict[str, str] = {}

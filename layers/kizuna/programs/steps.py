@@ -3,7 +3,9 @@ fresh customer state, and "until a local time of day" in the customer's time zon
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kizuna.config import KizunaConfig
@@ -38,11 +40,16 @@ def local_time_after(
 
 
 def check_branch(
-    program: Program, step_id: str, customer: Customer | None, now: datetime, cfg: KizunaConfig
+    program: Program,
+    step_id: str,
+    customer: Customer | None,
+    now: datetime,
+    cfg: KizunaConfig,
+    segments: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> bool:
     step = program.step(step_id)
     if not isinstance(step, BranchStep):
         raise ValueError(f"{program.id}.{step_id} is not a branch")
     if customer is None:
         return False
-    return matches(step.condition, customer_view(customer, now, cfg))
+    return matches(step.condition, customer_view(customer, now, cfg, segments))

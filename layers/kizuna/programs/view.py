@@ -7,12 +7,18 @@ No personal data is in it (no email, phone or name): a condition cannot leak the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from kizuna.config import KizunaConfig
 from kizuna.customer import Customer
+from kizuna.programs.patterns import matches
+
+# The view field listing the named segments (segments/*.yaml) a customer is in: a program's
+# audience or branch says ``segments: [gold-at-risk, champions]`` (in any of them).
+SEGMENTS_FIELD = "segments"
 
 
 def age_on(birth: date, today: date) -> int:
@@ -56,7 +62,22 @@ def reachable_channels(customer: Customer) -> list[str]:
     return out
 
 
-def customer_view(customer: Customer, now: datetime, cfg: KizunaConfig) -> dict[str, Any]:
+def customer_view(
+    customer: Customer,
+    now: datetime,
+    cfg: KizunaConfig,
+    segments: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The view; with ``segments`` (name -> conditions), also the names of those the
+    customer is in, under :data:`SEGMENTS_FIELD` (a segment's conditions see the view
+    without it: segments cannot refer to segments)."""
+    view = _base_view(customer, now, cfg)
+    if segments:
+        view[SEGMENTS_FIELD] = [name for name, cond in segments.items() if matches(cond, view)]
+    return view
+
+
+def _base_view(customer: Customer, now: datetime, cfg: KizunaConfig) -> dict[str, Any]:
     age = age_on(customer.birth_date, now.date()) if customer.birth_date else None
     days_since = (now - customer.last_order_at).days if customer.last_order_at else None
     view: dict[str, Any] = {
