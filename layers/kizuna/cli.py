@@ -31,6 +31,9 @@ def _register_more() -> None:
     from kizuna.cli_segments import segments_app
 
     app.add_typer(segments_app, name="segments")
+    from kizuna.cli_report import report_app
+
+    app.add_typer(report_app, name="report")
 
 
 console = Console(stderr=True)

@@ -30,6 +30,9 @@ def local_run(
     days: Annotated[int, typer.Option(min=1, max=730, help="simulated days")] = 30,
     seed: Annotated[int, typer.Option(help="random seed of the synthetic shop")] = 42,
     summary_json: Annotated[Path | None, typer.Option(help="also write the summary here")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="write the HTML report and CSVs here ('' for none)")
+    ] = Path("out/demo-report"),
 ) -> None:
     """Replay a synthetic shop through the real app and print what happened.
 
@@ -52,7 +55,11 @@ def local_run(
     ):
         task = bar.add_task("days", total=days)
         summary = run_demo(
-            customers, days, seed, progress=lambda done, _: bar.update(task, completed=done)
+            customers,
+            days,
+            seed,
+            progress=lambda done, _: bar.update(task, completed=done),
+            report_dir=report_dir if report_dir and str(report_dir) not in ("", ".") else None,
         )
     out.print(f"function logs: {log_path}")
     data = summary.as_dict()
@@ -61,6 +68,8 @@ def local_run(
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         out.print(f"summary: {summary_json}")
+    if summary.report:
+        out.print(f"report: {summary.report} (open it in a browser; CSVs beside it)")
 
 
 @contextlib.contextmanager

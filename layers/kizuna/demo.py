@@ -74,6 +74,7 @@ class DemoSummary:
     unsupported: list[str] = field(default_factory=list)
     days: int = 0
     wall_seconds: float = 0.0
+    report: str | None = None  # the HTML report's path, when one was written
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -159,6 +160,7 @@ def run_demo(
     seed: int = 42,
     progress: Callable[[int, int], None] | None = None,
     project_root: Path | None = None,
+    report_dir: Path | None = None,
 ) -> DemoSummary:
     from kizuna.local.app import default_project_root, kizuna_template
     from kizuna.local.cloud import LocalCloud
@@ -194,6 +196,8 @@ def run_demo(
             if progress:
                 progress(day + 1, days)
         collect(cloud, summary)
+        if report_dir is not None:
+            summary.report = str(write_demo_report(cloud, report_dir, root))
     summary.wall_seconds = round(time.perf_counter() - started, 1)
     return summary
 
@@ -210,6 +214,40 @@ DEMO_CONTEXT: dict[str, Any] = {
 }
 # Handlers log at WARNING in the demo (the summary says what happened).
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+def report_data(cloud: Any, project_root: Path) -> Any:
+    """The reports' data, read back from the local cloud as from a deployed stack."""
+    import boto3
+
+    from kizuna.integrations.objects import S3Objects
+    from kizuna.local.template import REGION
+    from kizuna.programs.loader import load_programs
+    from kizuna.reports.sources import load
+    from kizuna.store import DynamoStore, SnapshotStore
+
+    dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    activity = DynamoStore(
+        dynamodb,
+        cloud.physical_name(_table(cloud, "Customers")),
+        cloud.physical_name(_table(cloud, "Activity")),
+    )
+    snapshots = SnapshotStore(dynamodb, cloud.physical_name(_table(cloud, "Snapshots")))
+    bucket = cloud.find("AWS::S3::Bucket", "Analytics")[0].name
+    export = S3Objects(boto3.client("s3", region_name=REGION), bucket)
+    programs, _ = load_programs(project_root / "programs")
+    windows = {p.id: p.goal.within_days for p in programs if p.goal}
+    return load(activity, snapshots, export, windows)
+
+
+def write_demo_report(cloud: Any, directory: Path, project_root: Path) -> Path:
+    """The HTML report (and CSVs) of the simulated run."""
+    from kizuna.config import KizunaConfig
+    from kizuna.reports.document import build_reports, write_report
+
+    cfg = KizunaConfig.model_validate(DEMO_CONFIG)
+    reports = build_reports(report_data(cloud, project_root), cfg)
+    return write_report(reports, cfg, directory, "Kizuna demo: the synthetic shop")
 
 
 def load_catalog(cloud: Any) -> int:

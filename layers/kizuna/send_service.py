@@ -38,8 +38,12 @@ from kizuna.events import DerivedEvent
 from kizuna.observability import logger
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Program, SendStep
-from kizuna.scoring.copurchase import last_order_products, purchased, recommend
-from kizuna.scoring.job import BEST_SELLERS_KEY
+from kizuna.scoring.copurchase import (
+    BEST_SELLERS_KEY,
+    last_order_products,
+    purchased,
+    recommend,
+)
 from kizuna.timeutil import iso
 
 Status = Literal["sent", "suppressed", "deferred", "failed", "exit", "duplicate"]

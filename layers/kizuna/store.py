@@ -333,6 +333,19 @@ class DynamoStore:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     # privacy (kizuna.privacy): access and erasure requests -----------------------------
+    def scan_activity(self, kinds: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """Every activity item of the given kinds (a filtered full scan: for reports, not for
+        hot paths; large bases query the snapshot export with Athena instead)."""
+        from boto3.dynamodb.conditions import Attr
+
+        kwargs: dict[str, Any] = {"FilterExpression": Attr("kind").is_in(list(kinds))}
+        while True:
+            resp = self._activity.scan(**kwargs)
+            yield from resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def customer_item(self, customer_id: str) -> dict[str, Any] | None:
         resp = self._customers.get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
         item: dict[str, Any] | None = resp.get("Item")

@@ -21,3 +21,11 @@ def stamp(at: datetime, content: object, rank: str = "") -> str:
 
 def epoch_seconds(at: datetime) -> int:
     return int(at.timestamp())
+
+
+def parse_time(value: object) -> datetime:
+    """A stored timestamp (``iso`` output, or any ISO 8601 with offset) as an aware datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

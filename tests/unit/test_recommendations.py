@@ -17,6 +17,7 @@ from kizuna.customer import Customer, OrderFact
 from kizuna.delivery.templates import Renderer
 from kizuna.domain.ingest import apply_events
 from kizuna.scoring.copurchase import (
+    BEST_SELLERS_KEY,
     CoPurchase,
     best_sellers,
     count,
@@ -26,7 +27,6 @@ from kizuna.scoring.copurchase import (
     related,
 )
 from kizuna.scoring.job import (
-    BEST_SELLERS_KEY,
     FinishRequest,
     finish_run,
     snapshot_key,

@@ -26,6 +26,9 @@ from pydantic import BaseModel, ConfigDict
 from kizuna.customer import Customer
 
 PAIR_SEPARATOR = "\t"
+# The products-table item holding the run's best sellers (not a valid product id: ids
+# cannot contain '#').
+BEST_SELLERS_KEY = "#best-sellers"
 
 
 def purchased(customer: Customer) -> set[str]:

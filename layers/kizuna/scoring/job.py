@@ -44,7 +44,7 @@ from kizuna.customer import Customer
 from kizuna.domain.loyalty import recompute
 from kizuna.events import DerivedEvent, RankChanged, RankDirection, SegmentChanged
 from kizuna.ports import EventPublisher, VersionConflict
-from kizuna.scoring.copurchase import CoPurchase, best_sellers, count, related
+from kizuna.scoring.copurchase import BEST_SELLERS_KEY, CoPurchase, best_sellers, count, related
 from kizuna.scoring.rfm import Boundaries, boundaries, collect_inputs, score, segment_names
 from kizuna.scoring.snapshot import CellTotals, SnapshotRow, cells, merge_cells, row_for
 
@@ -84,9 +84,6 @@ class CellStore(Protocol):
     def put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int: ...
 
 
-# The products-table item holding the run's best sellers (not a valid product id: ids
-# cannot contain '#').
-BEST_SELLERS_KEY = "#best-sellers"
 # How many related products each product keeps, and best sellers the run keeps.
 RELATED_PER_PRODUCT = 10
 BEST_SELLERS_KEPT = 20

@@ -1,0 +1,174 @@
+"""The reports from hand-built ledgers and snapshots: every figure computed by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from kizuna.reports.build import (
+    Ledger,
+    program_report,
+    segment_analysis,
+    structure_change,
+    treated_and_holdout,
+    trend,
+)
+from kizuna.reports.stats import lift
+from kizuna.scoring.snapshot import SnapshotRow
+
+T0 = datetime(2026, 5, 1, 1, 0, tzinfo=UTC)
+
+
+def at(days: float) -> str:
+    return (T0 + timedelta(days=days)).isoformat()
+
+
+def entry(cid: str, program: str, decision: str, days: float = 0) -> dict[str, Any]:
+    return {"pk": cid, "kind": "ENTRY", "program": program, "decision": decision, "at": at(days)}
+
+
+def conv(cid: str, program: str, holdout: bool, days: float) -> dict[str, Any]:
+    reason = "holdout" if holdout else None
+    return {"pk": cid, "kind": "CONV", "program": program, "reason": reason, "at": at(days)}
+
+
+def msg(cid: str, program: str, status: str, channel: str | None, reason: str | None = None):  # type: ignore[no-untyped-def]
+    return {
+        "pk": cid,
+        "kind": "MSG",
+        "program": program,
+        "status": status,
+        "channel": channel,
+        "reason": reason,
+        "at": at(1),
+    }
+
+
+def order(cid: str, total: int, days: float) -> dict[str, Any]:
+    return {"pk": cid, "kind": "ORDER", "total": total, "at": at(days)}
+
+
+@pytest.fixture
+def ledger() -> Ledger:
+    items: list[dict[str, Any]] = []
+    # program "p": 4 treated (t1..t4), 2 holdout (h1, h2); t1, t2 and h1 convert
+    for cid in ("t1", "t2", "t3", "t4"):
+        items.append(entry(cid, "p", "entered"))
+    items += [entry("h1", "p", "holdout"), entry("h2", "p", "holdout")]
+    items += [entry("t1", "p", "entered", 20)]  # re-entry: still one customer
+    items += [entry("x", "p", "skipped")]  # skipped entries are not customers of p
+    items += [conv("t1", "p", False, 3), conv("t2", "p", False, 5), conv("h1", "p", True, 4)]
+    items += [
+        msg("t1", "p", "sent", "email"),
+        msg("t2", "p", "sent", "email"),
+        msg("t3", "p", "sent", "line"),
+        msg("t4", "p", "suppressed", None, "frequency_cap_day"),
+    ]
+    # orders: inside the 14-day window count, before the entry or after the window do not
+    items += [
+        order("t1", 3000, 3),
+        order("t1", 9999, -1),
+        order("t2", 1000, 5),
+        order("t2", 5000, 30),
+        order("h1", 2000, 4),
+    ]
+    items += [
+        {"pk": "t1", "kind": "JOURNEY", "program": "p", "arms": {"offer": "A"}},
+        {"pk": "t2", "kind": "JOURNEY", "program": "p", "arms": {"offer": "B"}},
+        {"pk": "t3", "kind": "JOURNEY", "program": "p", "arms": {"offer": "A"}},
+    ]
+    return Ledger.from_items(items)
+
+
+def test_program_report_counts_customers_conversions_lift_and_revenue(ledger: Ledger) -> None:
+    rows = {r.label: r for r in program_report(ledger, {"p": 14})}
+    overall = rows["all"]
+    assert (overall.treated, overall.holdout, overall.sent) == (4, 2, 3)
+    assert overall.sent_by_channel == {"email": 2, "line": 1}
+    assert overall.suppressed == {"frequency_cap_day": 1}
+    assert (overall.converted, overall.holdout_converted) == (2, 1)
+    # 2/4 treated vs 1/2 holdout: no lift, the same figures as stats.lift
+    assert overall.lift == lift(2, 4, 1, 2)
+    assert overall.lift.absolute_lift == 0.0
+    # revenue within 14 days of entry: t1 3000, t2 1000, t3 0, t4 0 -> 1000 per customer
+    assert overall.revenue_per_customer == 1000.0
+    assert overall.holdout_revenue_per_customer == 1000.0  # h1 2000, h2 0
+    assert overall.revenue_per_recipient == round(4000 / 3, 2)  # t1, t2, t3 were sent
+    # A/B arms: A = t1, t3 (1 converted); B = t2 (1 converted); against the whole holdout
+    assert (rows["offer:A"].treated, rows["offer:A"].converted) == (2, 1)
+    assert (rows["offer:B"].treated, rows["offer:B"].converted) == (1, 1)
+    # channels of the first message sent
+    assert (rows["email"].treated, rows["email"].converted) == (2, 2)
+    assert (rows["line"].treated, rows["line"].converted) == (1, 0)
+
+
+def test_treated_and_holdout_overall_and_per_program(ledger: Ledger) -> None:
+    extra = Ledger.from_items([entry("h2", "q", "entered"), entry("t9", "q", "holdout")])
+    ledger.entries += extra.entries
+    treated, holdout = treated_and_holdout(ledger)
+    assert holdout == {"h1", "t9"}  # h2 was treated by q
+    assert "h2" in treated
+    assert treated_and_holdout(ledger, "p")[1] == {"h1", "h2"}
+
+
+def row(cid: str, day: date, segment: str | None, **extra: Any) -> SnapshotRow:
+    return SnapshotRow(date=day, customer_id=cid, rfm_segment=segment, lifecycle="new", **extra)
+
+
+def test_structure_change_separates_treated_and_holdout() -> None:
+    d1, d2 = date(2026, 5, 1), date(2026, 6, 1)
+    before = [row("a", d1, "New"), row("b", d1, "New"), row("c", d1, "New"), row("z", d1, None)]
+    after = [
+        row("a", d2, "Loyal"),
+        row("b", d2, "New"),
+        row("c", d2, "Lost"),
+        row("d", d2, "New"),
+        row("z", d2, None),
+    ]
+    order = ["Loyal", "New", "Lost"]
+    change = structure_change(before, after, {"a", "b", "d", "z"}, {"c"}, "rfm_segment", order)
+    t, h = change.treated, change.holdout
+    assert (t.up, t.stayed, t.down, t.entered) == (1, 1, 0, 1)  # z unscored: not counted
+    assert t.count("New", "Loyal") == 1 and t.count("(none)", "New") == 1
+    assert (h.up, h.stayed, h.down) == (0, 0, 1)
+    assert (change.before, change.after) == (d1, d2)
+    with pytest.raises(ValueError, match="both dates"):
+        structure_change([], after, set(), set(), "rfm_segment", order)
+
+
+def test_trend_sums_cells_per_date() -> None:
+    d1, d2 = date(2026, 5, 1), date(2026, 5, 2)
+    cells = {
+        d1: {
+            "Champions|Gold|Kanto|30s|f|x": {"customers": 2, "buyers": 2, "repeaters": 2},
+            "New|Bronze|Kanto|20s|m|x": {"customers": 3, "buyers": 3, "dormant": 1},
+        },
+        d2: {"New|Bronze|Kinki|20s|m|x": {"customers": 4, "buyers": 2, "repeaters": 1}},
+    }
+    t = trend(cells)
+    assert t.dates == [d1, d2]
+    assert t.segments == {"Champions": [2, 0], "New": [3, 4]}
+    assert t.ranks == {"Gold": [2, 0], "Bronze": [3, 4]}
+    assert t.customers == [5, 4]
+    assert [r.value for r in t.second_purchase] == [2 / 5, 1 / 2]
+    assert [r.value for r in t.dormancy] == [1 / 5, 0.0]
+
+
+def test_segment_analysis_by_band(ledger: Ledger) -> None:
+    day = date(2026, 6, 1)
+    rows = [
+        row("t1", day, "New", region="Kanto", order_count=2, spend_12m=3000.0),
+        row("t2", day, "New", region="Kanto", order_count=1, spend_12m=1000.0),
+        row("t3", day, "New", region="Kinki", order_count=0),
+        row("q", day, "New", order_count=0),
+    ]
+    out = {(r.dimension, r.value): r for r in segment_analysis(rows, ledger, ["region"])}
+    kanto = out[("region", "Kanto")]
+    assert (kanto.customers, kanto.buyers, kanto.revenue_12m) == (2, 2, 4000.0)
+    assert kanto.revenue_per_customer == 2000.0
+    assert (kanto.messaged, kanto.response_rate, kanto.second_purchase_rate) == (2, 1.0, 0.5)
+    kinki = out[("region", "Kinki")]
+    assert (kinki.messaged, kinki.response_rate, kinki.second_purchase_rate) == (1, 0.0, None)
+    assert out[("region", "(none)")].messaged == 0
