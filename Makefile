@@ -41,6 +41,14 @@ format: $(STAMP)
 synth: $(STAMP) $(CDK)
 	$(CDK) synth --quiet
 
+# `make bench`: every benchmark (import, rendering, scoring, the pipeline at the demo's
+# 1,000 x 30 — 10,000 x 90 with `bench/run.py --customers 10000 --days 90` takes hours on
+# moto —, cold start, hot paths, cost model), written to docs/PERFORMANCE.md and
+# out/bench.json. `make bench QUICK=1` (CI, about 2 minutes on 2 cores): small sizes, written
+# to out/PERFORMANCE.quick.md and out/bench.quick.json (out/ is git-ignored: CI stays clean).
+# New sections merged into the committed figures without the long run, e.g.:
+#   .venv/bin/python bench/run.py --only pipeline,transitions,coldstart,hotpath \
+#       --customers 500 --days 14 --reuse out/bench.json
 bench: $(STAMP)
 	$(PY) bench/run.py $(if $(QUICK),--quick,)
 

@@ -9,8 +9,11 @@ the compiler's estimate.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bench.common import print_table
@@ -33,6 +36,115 @@ def role_of(function_name: str) -> str:
         if marker in function_name:
             return role
     return "runtime" if function_name.startswith("(") else function_name
+
+
+# Where EventBridge rules put messages (queue logical id marker -> the function it feeds).
+QUEUES = {"IngestQueue": "ingest", "EvaluateQueue": "evaluate", "FeedbackQueue": "feedback"}
+READS = ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems")
+
+
+def queue_role(queue_name: str) -> str:
+    if "DeadLetter" in queue_name:
+        return "dead-letter"
+    for marker, role in QUEUES.items():
+        if marker in queue_name:
+            return role
+    return queue_name
+
+
+def _items(operation: str, params: dict[str, Any], response: Any) -> tuple[int, int]:
+    """(items, items read with ConsistentRead) of one DynamoDB or PutEvents call."""
+    if operation == "BatchWriteItem":
+        return sum(len(v) for v in params.get("RequestItems", {}).values()), 0
+    if operation == "BatchGetItem":
+        n = strong = 0
+        for spec in params.get("RequestItems", {}).values():
+            n += len(spec.get("Keys", []))
+            strong += len(spec.get("Keys", [])) if spec.get("ConsistentRead") else 0
+        return n, strong
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        return len(params.get("TransactItems", [])), 0
+    if operation in ("Query", "Scan"):
+        n = int((response or {}).get("ScannedCount", (response or {}).get("Count", 0)))
+        return n, n if params.get("ConsistentRead") else 0
+    if operation == "PutEvents":
+        return len(params.get("Entries", [])), 0
+    return 1, 1 if params.get("ConsistentRead") else 0
+
+
+@contextmanager
+def metered_items() -> Iterator[dict[str, Any]]:
+    """Count items per DynamoDB call and entries per PutEvents, by function (a wrapper on
+    botocore's ``_make_api_call``); messages EventBridge puts on each queue; and the detail
+    types the producer puts on the bus. Yields the live counters."""
+    from botocore.client import BaseClient
+
+    from kizuna.local import backends
+    from kizuna.local.cloud import LocalCloud
+    from kizuna.local.functions import current_function
+
+    items: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    queues: Counter[str] = Counter()
+    detail_types: Counter[str] = Counter()
+    lock = threading.Lock()
+    original_call = BaseClient._make_api_call
+    original_send = backends.send_to_queue
+    original_put = LocalCloud.put_events
+
+    def call(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        response = original_call(self, operation, params)
+        service = self.meta.service_model.service_name
+        if service == "dynamodb" or (service == "events" and operation == "PutEvents"):
+            n, strong = _items(operation, params, response)
+            owner = current_function()
+            role = role_of(owner) if owner else "runtime"
+            with lock:
+                counter = items[role][f"{service}:{operation}"]
+                counter["calls"] += 1
+                counter["items"] += n
+                counter["strong"] += strong
+        return response
+
+    def send(queue_name: str, body: str, group_id: str | None = None) -> None:
+        with lock:
+            queues[queue_role(queue_name)] += 1
+        original_send(queue_name, body, group_id)
+
+    def put_events(self: Any, entries: Any, bus: str | None = None) -> Any:
+        entries = list(entries)
+        with lock:
+            detail_types.update(str(e.get("DetailType")) for e in entries)
+        return original_put(self, entries, bus)
+
+    live: dict[str, Any] = {"items": items, "queues": queues, "detail_types": detail_types}
+    BaseClient._make_api_call = call
+    backends.send_to_queue = send
+    LocalCloud.put_events = put_events  # type: ignore[method-assign]
+    try:
+        yield live
+    finally:
+        BaseClient._make_api_call = original_call
+        backends.send_to_queue = original_send
+        LocalCloud.put_events = original_put  # type: ignore[method-assign]
+
+
+def function_sizes(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Memory (MB) and architecture of each function, by its ``functions/<name>`` folder,
+    from the synthesized template (what CDK deploys)."""
+    from kizuna_infra import names
+
+    out: dict[str, dict[str, Any]] = {}
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        folder = (resource.get("Metadata") or {}).get(names.FUNCTION_METADATA_KEY)
+        if folder:
+            props = resource.get("Properties", {})
+            out[str(folder)] = {
+                "memory_mb": int(props.get("MemorySize", 128)),
+                "architecture": (props.get("Architectures") or ["x86_64"])[0],
+            }
+    return out
 
 
 def transitions(cloud: Any) -> dict[str, dict[str, float]]:
@@ -76,13 +188,16 @@ def run(customers: int, days: int) -> dict[str, Any]:
         return out
 
     import kizuna.demo as demo
+    from kizuna.local.app import kizuna_template
 
     original = demo.collect
     demo.collect = measure
     try:
-        summary = run_demo(customers, days)
+        with metered_items() as live:
+            summary = run_demo(customers, days)
     finally:
         demo.collect = original
+    sizes = function_sizes(kizuna_template(demo.DEMO_CONTEXT))
     sent = sum(n for per in summary.messages.values() for n in per.values())
     calls = captured["calls"]
     result = {
@@ -106,6 +221,13 @@ def run(customers: int, days: int) -> dict[str, Any]:
             r: 1000 * captured["seconds"][r] / n for r, n in captured["invocations"].items() if n
         },
         "transitions": captured["transitions"],
+        "items": {
+            role: {op: dict(c) for op, c in sorted(ops.items())}
+            for role, ops in sorted(live["items"].items())
+        },
+        "queue_messages": dict(live["queues"]),
+        "event_types": dict(live["detail_types"].most_common()),
+        "functions": sizes,
         "summary": summary.as_dict(),
     }
     print_table(
