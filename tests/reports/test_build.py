@@ -142,8 +142,19 @@ def test_trend_sums_cells_per_date() -> None:
     d1, d2 = date(2026, 5, 1), date(2026, 5, 2)
     cells = {
         d1: {
-            "Champions|Gold|Kanto|30s|f|x": {"customers": 2, "buyers": 2, "repeaters": 2},
-            "New|Bronze|Kanto|20s|m|x": {"customers": 3, "buyers": 3, "dormant": 1},
+            "Champions|Gold|Kanto|30s|f|x": {
+                "customers": 2,
+                "buyers": 2,
+                "repeaters": 2,
+                "new_buyers": 1,
+                "new_repeaters": 1,
+            },
+            "New|Bronze|Kanto|20s|m|x": {
+                "customers": 3,
+                "buyers": 3,
+                "dormant": 1,
+                "new_buyers": 3,
+            },
         },
         d2: {"New|Bronze|Kinki|20s|m|x": {"customers": 4, "buyers": 2, "repeaters": 1}},
     }
@@ -152,7 +163,8 @@ def test_trend_sums_cells_per_date() -> None:
     assert t.segments == {"Champions": [2, 0], "New": [3, 4]}
     assert t.ranks == {"Gold": [2, 0], "Bronze": [3, 4]}
     assert t.customers == [5, 4]
-    assert [r.value for r in t.second_purchase] == [2 / 5, 1 / 2]
+    assert [r.value for r in t.second_purchase] == [1 / 4, None]  # no new buyer on d2
+    assert [r.value for r in t.repeat] == [2 / 5, 1 / 2]
     assert [r.value for r in t.dormancy] == [1 / 5, 0.0]
 
 

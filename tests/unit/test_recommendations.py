@@ -50,8 +50,14 @@ def customer(cid: str, *baskets: list[str], cancelled: int | None = None) -> Cus
         )
         for n, basket in enumerate(baskets)
     }
-    last = max((o.at for o in orders.values() if o.at), default=None)
-    return Customer(customer_id=cid, orders=orders, order_count=len(orders), last_order_at=last)
+    times = [o.at for o in orders.values() if o.at]
+    return Customer(
+        customer_id=cid,
+        orders=orders,
+        order_count=len(orders),
+        first_order_at=min(times, default=None),
+        last_order_at=max(times, default=None),
+    )
 
 
 def test_ingest_keeps_each_orders_distinct_product_ids() -> None:
@@ -136,8 +142,15 @@ def test_snapshot_rows_carry_bands_not_personal_data() -> None:
     assert (row.age_band, row.lifecycle, row.order_count) == ("30s", "repeat", 2)
     assert row.cell() == "Loyal|Silver|Kanto|30s|(none)|(none)"
     totals = cells([row, row_for(customer("b"), NOW, KizunaConfig())])
+    # first order 30 days before: a new buyer, who ordered again
     assert totals[row.cell()] == CellTotals(
-        customers=1, buyers=1, repeaters=1, spend_12m=Decimal("2000.0"), lifetime_value=Decimal(0)
+        customers=1,
+        buyers=1,
+        repeaters=1,
+        new_buyers=1,
+        new_repeaters=1,
+        spend_12m=Decimal("2000.0"),
+        lifetime_value=Decimal(0),
     )
     assert totals["(none)|(none)|(none)|(none)|(none)|(none)"].customers == 1
     merged = merge_cells([totals, totals])

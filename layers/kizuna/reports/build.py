@@ -13,8 +13,10 @@ Definitions (also in docs/REPORTS.md):
   averaged over the group (cancelled orders still count: the ledger does not net them).
 - **Structure**: customers treated by any program against customers only ever held out,
   their RFM segment (or rank) on two snapshot dates, as a migration matrix.
-- **Rates over time**, from the daily snapshot cells: second-purchase rate = customers with
-  two or more orders / customers with one or more; dormancy rate = dormant / buyers.
+- **Rates over time**, from the daily snapshot cells: second-purchase rate = customers whose
+  first order is under 90 days old who ordered again / those customers; repeat rate =
+  customers with two or more orders / customers with one or more; dormancy rate = dormant /
+  buyers.
 """
 
 from __future__ import annotations
@@ -318,6 +320,7 @@ class Trend:
     segments: dict[str, list[int]]
     ranks: dict[str, list[int]]
     second_purchase: list[Rate]
+    repeat: list[Rate]
     dormancy: list[Rate]
     customers: list[int]
 
@@ -328,6 +331,7 @@ def trend(cells_by_date: Mapping[date, Mapping[str, Mapping[str, Any]]]) -> Tren
     segments: dict[str, list[int]] = {}
     ranks: dict[str, list[int]] = {}
     second: list[Rate] = []
+    repeat: list[Rate] = []
     dormancy: list[Rate] = []
     customers: list[int] = []
     for i, day in enumerate(dates):
@@ -338,15 +342,23 @@ def trend(cells_by_date: Mapping[date, Mapping[str, Mapping[str, Any]]]) -> Tren
             for name, bucket in (("rfm_segment", segments), ("rank", ranks)):
                 series = bucket.setdefault(where[name], [0] * len(dates))
                 series[i] += n
-            for measure in ("customers", "buyers", "repeaters", "dormant"):
+            for measure in (
+                "customers",
+                "buyers",
+                "repeaters",
+                "dormant",
+                "new_buyers",
+                "new_repeaters",
+            ):
                 totals[measure] += int(values.get(measure, 0))
         for bucket in (segments, ranks):
             for series in bucket.values():
                 series.extend([0] * (len(dates) - len(series)))
-        second.append(rate(totals["repeaters"], totals["buyers"]))
+        second.append(rate(totals["new_repeaters"], totals["new_buyers"]))
+        repeat.append(rate(totals["repeaters"], totals["buyers"]))
         dormancy.append(rate(totals["dormant"], totals["buyers"]))
         customers.append(totals["customers"])
-    return Trend(dates, segments, ranks, second, dormancy, customers)
+    return Trend(dates, segments, ranks, second, repeat, dormancy, customers)
 
 
 # -- segments --------------------------------------------------------------------------

@@ -116,10 +116,24 @@ def migration_table(change: StructureChange, group: str, m: Migration) -> Table:
 
 
 def trend_table(t: Trend) -> Table:
-    columns = ("date", "customers", "second-purchase rate %", "dormancy rate %")
+    columns = (
+        "date",
+        "customers",
+        "second-purchase rate %",
+        "repeat rate %",
+        "dormancy rate %",
+        *(f"rank {name}" for name in t.ranks),
+    )
     rows: list[tuple[Cell, ...]] = [
-        (d.isoformat(), n, _pct(sp.value), _pct(dr.value))
-        for d, n, sp, dr in zip(t.dates, t.customers, t.second_purchase, t.dormancy, strict=True)
+        (
+            d.isoformat(),
+            t.customers[i],
+            _pct(t.second_purchase[i].value),
+            _pct(t.repeat[i].value),
+            _pct(t.dormancy[i].value),
+            *(series[i] for series in t.ranks.values()),
+        )
+        for i, d in enumerate(t.dates)
     ]
     return Table("Customer structure over time", columns, rows)
 
@@ -293,14 +307,18 @@ def report_document(
         )
         sections.append(
             SegmentTrendSection(
-                title="Second-purchase and dormancy rates over time",
-                description="Second purchase: 2+ orders among buyers. Dormancy: dormant buyers.",
+                title="Second-purchase, repeat and dormancy rates over time",
+                description=(
+                    "Second purchase: customers whose first order is under 90 days old who "
+                    "ordered again. Repeat: 2+ orders among buyers. Dormancy: dormant buyers."
+                ),
                 dates=tuple(t.dates),
                 series=(
                     Series(
                         name="second-purchase %",
                         values=tuple(100 * (r.value or 0) for r in t.second_purchase),
                     ),
+                    Series(name="repeat %", values=tuple(100 * (r.value or 0) for r in t.repeat)),
                     Series(
                         name="dormancy %", values=tuple(100 * (r.value or 0) for r in t.dormancy)
                     ),

@@ -22,6 +22,8 @@ from kizuna.customer import Customer
 from kizuna.programs.view import age_band, age_on, lifecycle
 
 NONE = "(none)"
+# The cohort of the second-purchase rate: customers whose first order is this recent.
+NEW_BUYER_DAYS = 90
 CELL_FIELDS = ("rfm_segment", "rank", "region", "age_band", "gender", "occupation")
 CELL_SEPARATOR = "|"
 
@@ -82,6 +84,8 @@ class CellTotals(BaseModel):
     buyers: int = 0  # at least one order, ever
     repeaters: int = 0  # at least two orders
     dormant: int = 0
+    new_buyers: int = 0  # first order in the last NEW_BUYER_DAYS
+    new_repeaters: int = 0  # ... and a second order since
     spend_12m: Decimal = Decimal(0)
     lifetime_value: Decimal = Decimal(0)
 
@@ -91,17 +95,25 @@ class CellTotals(BaseModel):
             buyers=self.buyers + other.buyers,
             repeaters=self.repeaters + other.repeaters,
             dormant=self.dormant + other.dormant,
+            new_buyers=self.new_buyers + other.new_buyers,
+            new_repeaters=self.new_repeaters + other.new_repeaters,
             spend_12m=self.spend_12m + other.spend_12m,
             lifetime_value=self.lifetime_value + other.lifetime_value,
         )
 
 
 def totals_of(row: SnapshotRow) -> CellTotals:
+    new = (
+        row.first_order_at is not None
+        and (row.date - row.first_order_at.date()).days < NEW_BUYER_DAYS
+    )
     return CellTotals(
         customers=1,
         buyers=int(row.order_count >= 1),
         repeaters=int(row.order_count >= 2),
         dormant=int(row.lifecycle == "dormant"),
+        new_buyers=int(new),
+        new_repeaters=int(new and row.order_count >= 2),
         spend_12m=Decimal(str(row.spend_12m)),
         lifetime_value=Decimal(str(row.lifetime_value)),
     )
