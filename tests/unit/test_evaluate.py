@@ -239,3 +239,26 @@ def test_audience_can_name_segments(world) -> None:  # type: ignore[no-untyped-d
     cust = store.customers[inside]
     assert check_branch(gated, branch.id, cust, T0, KizunaConfig(), segments)
     assert not check_branch(gated, branch.id, cust, T0, KizunaConfig())
+
+
+def test_the_triggering_order_is_not_its_own_conversion(world) -> None:  # type: ignore[no-untyped-def]
+    # a repeat purchase stamped later than the evaluation clock (a producer's clock ahead,
+    # or the demo's hourly replay): the entry is at the trigger's time, and the same
+    # order's order.placed, evaluated after the entry, does not convert it
+    ev, store, _, _, _ = world
+    program = BY_ID["post-purchase-recommendation"]
+    cid = next(f"c{i}" for i in range(1000) if not in_holdout(program, f"c{i}"))
+    store.customers[cid] = customer(cid, order_count=2)
+    placed = T0 + timedelta(minutes=37)
+    trigger = IncomingEvent(
+        event_id=f"{cid}:repeat_purchase:o2",
+        detail_type="customer.repeat_purchase",
+        time=placed,
+        detail={"customer_id": cid, "order_id": "o2", "total": 5000, "order_count": 2},
+    )
+    entered = ev.evaluate([trigger])
+    assert [d.decision for d in entered.decisions if d.program == program.id] == ["entered"]
+    same_order = ev.evaluate([order(cid, placed)])
+    assert not [d for d in same_order.decisions if d.decision == "converted"]
+    later = ev.evaluate([order(cid, placed + timedelta(days=3))])
+    assert [d.program for d in later.decisions if d.decision == "converted"] == [program.id]

@@ -210,12 +210,16 @@ class Evaluator:
         if not channels_of(program) & set(view["reachable"]):
             return skip("no_channel")
         holdout = in_holdout(program, cid)
+        # The entry is never before its trigger: a goal must come strictly after the entry,
+        # so the order that triggered a program (a repeat purchase, say) cannot also be its
+        # conversion, even when the trigger is stamped later than the evaluation clock.
+        entered_at = max(now, ev.time)
         state = JourneyState(
             customer_id=cid,
             program=program.id,
             entries=(previous.entries if previous else 0) + 1,
-            first_entry_at=previous.first_entry_at if previous else now,
-            last_entry_at=now,
+            first_entry_at=previous.first_entry_at if previous else entered_at,
+            last_entry_at=entered_at,
             last_event_id=ev.event_id,
             execution=None if holdout else name,
             holdout=holdout,
@@ -266,8 +270,8 @@ class Evaluator:
             return None
         entered = state.last_entry_at
         at = ev.time
-        if not entered <= at <= entered + timedelta(days=program.goal.within_days):
-            return None
+        if not entered < at <= entered + timedelta(days=program.goal.within_days):
+            return None  # before (or the trigger itself) or after the attribution window
         if state.goal_reached_at is not None and state.goal_reached_at >= entered:
             return None  # this entry already converted
         updated = state.model_copy(
