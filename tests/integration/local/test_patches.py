@@ -270,6 +270,31 @@ def test_patch_sfn_client_cache(local_cloud_factory: CloudFactory, project_root:
     assert [key[1] for key in cache._clients] == ["lambda"]  # one client for three tasks
 
 
+def test_patch_asl_parse_cache(local_cloud_factory: CloudFactory, project_root: Path) -> None:
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    # Given a machine with a Retry (per-execution attempt counts live in the execution's
+    # heap, keyed by the shared components' heap keys) and a Wait
+    definition = {
+        "StartAt": "Pause",
+        "States": {
+            "Pause": {"Type": "Wait", "Seconds": 60, "Next": "Send"},
+            "Send": {**SEND, "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}]},
+        },
+    }
+    cloud = cloud_with(local_cloud_factory, project_root, {"Cached": state_machine(definition)})
+    parser = execution_worker.AmazonStateLanguageParser
+    # When several executions run at once
+    arns = [run(cloud, "Cached", {"n": n}) for n in range(4)]
+    cloud.advance(minutes=2)
+    # Then every one succeeds, and the definition was parsed once for all of them
+    assert [describe(a)["status"] for a in arns] == ["SUCCEEDED"] * 4
+    [(program, _)] = parser.cache.values()
+    assert isinstance(program, EvalComponent)
+    assert program.__dict__.get("_EvalComponent__heap_key")  # drawn before sharing
+
+
 def test_patch_dynamodb_item_responses(
     local_cloud_factory: CloudFactory, project_root: Path
 ) -> None:
@@ -496,6 +521,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         WaitFunction,
     )
     from moto.stepfunctions.parser.asl.utils import boto_client
+    from moto.stepfunctions.parser.backend import execution_worker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     owners = [
@@ -508,6 +534,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (urllib.request.HTTPSHandler, "https_open"),
         (Timestamp, "_from_timestamp_string"),
         (boto_client, "boto3"),
+        (execution_worker, "AmazonStateLanguageParser"),
         (Message, "visible"),
         (Message, "delayed"),
         (SQSBackend, "is_message_valid_based_on_retention_period"),
@@ -521,7 +548,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 14
+    assert len(patches.PATCHES) == 15
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
