@@ -70,6 +70,7 @@ def ledger() -> Ledger:
     items += [
         order("t1", 3000, 3),
         order("t1", 9999, -1),
+        order("t3", 7777, 0),  # the triggering order, at the entry instant: not revenue
         order("t2", 1000, 5),
         order("t2", 5000, 30),
         order("h1", 2000, 4),
@@ -102,6 +103,12 @@ def test_program_report_counts_customers_conversions_lift_and_revenue(ledger: Le
     # channels of the first message sent
     assert (rows["email"].treated, rows["email"].converted) == (2, 2)
     assert (rows["line"].treated, rows["line"].converted) == (1, 0)
+
+
+def test_the_entry_counts_from_entered_at_when_the_ledger_has_it() -> None:
+    item = entry("c", "p", "entered", 0) | {"entered_at": at(0.5)}
+    [e] = Ledger.from_items([item]).entries
+    assert e.at == T0 + timedelta(days=0.5)
 
 
 def test_treated_and_holdout_overall_and_per_program(ledger: Ledger) -> None:

@@ -258,6 +258,11 @@ def test_the_triggering_order_is_not_its_own_conversion(world) -> None:  # type:
     )
     entered = ev.evaluate([trigger])
     assert [d.decision for d in entered.decisions if d.program == program.id] == ["entered"]
+    # the ledger records when the entry counts from (the reports attribute from there)
+    [item] = [
+        i for i in store.activity.values() if i.kind == "ENTRY" and i.data["program"] == program.id
+    ]
+    assert item.at == T0 and item.data["entered_at"] == "2026-01-05T10:37:00.000000Z"
     same_order = ev.evaluate([order(cid, placed)])
     assert not [d for d in same_order.decisions if d.decision == "converted"]
     later = ev.evaluate([order(cid, placed + timedelta(days=3))])

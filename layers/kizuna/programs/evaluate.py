@@ -31,6 +31,7 @@ from kizuna.programs.journeys import (
 from kizuna.programs.model import Program, ReentryMode, SendStep
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
+from kizuna.timeutil import iso
 
 
 @dataclass(frozen=True)
@@ -321,5 +322,9 @@ class Evaluator:
                 "execution": d.execution,
                 "trigger_type": ev.detail_type,
                 "trigger_id": d.event_id,
+                # when the entry counts from for attribution (never before its trigger)
+                "entered_at": iso(max(now, ev.time))
+                if d.decision in ("entered", "holdout")
+                else None,
             },
         )

@@ -9,7 +9,8 @@ Definitions (also in docs/REPORTS.md):
 - **Converted**: reached the program's goal within its attribution window (the evaluate
   function records it, for treated and holdout alike). Lift is treated minus holdout
   conversion rate, with Newcombe's 95% interval (:func:`kizuna.reports.stats.lift`).
-- **Revenue per customer**: order totals from the entry to the end of the window,
+- **Revenue per customer**: order totals after the entry (never the trigger's own order)
+  to the end of the window,
   averaged over the group (cancelled orders still count: the ledger does not net them).
 - **Structure**: customers treated by any program against customers only ever held out,
   their RFM segment (or rank) on two snapshot dates, as a migration matrix.
@@ -89,7 +90,7 @@ class Ledger:
                 Entry(
                     str(item["program"]),
                     cid,
-                    parse_time(item["at"]),
+                    parse_time(item.get("entered_at") or item["at"]),
                     item["decision"] == "holdout",
                 )
             )
@@ -171,7 +172,7 @@ def _revenue(
     orders_by: Mapping[str, Sequence[Order]], group: Mapping[str, datetime], window: timedelta
 ) -> dict[str, float]:
     return {
-        cid: sum(o.total for o in orders_by.get(cid, ()) if start <= o.at <= start + window)
+        cid: sum(o.total for o in orders_by.get(cid, ()) if start < o.at <= start + window)
         for cid, start in group.items()
     }
 
