@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -138,6 +138,10 @@ class Timeline:
     def waking(self) -> int:
         """How many released timers have not resumed their thread yet."""
         return len(self._waking)
+
+    def blocked_ids(self) -> KeysView[int]:
+        """Idents of the threads parked on the clock (a live view: read, do not keep)."""
+        return self._blocked.keys()
 
     def is_blocked(self, thread_id: int | None) -> bool:
         return thread_id is not None and thread_id in self._blocked

@@ -1118,17 +1118,17 @@ class LocalCloud:
         deadline = time.monotonic() + (timeout if timeout is not None else self.execution_timeout)
         delay = 0.0002
         while True:
-            alive = executions.prune_finished(self.timeline)
+            alive, busy = executions.survey(self.timeline)
             if alive == 0 and self.timeline.waking() == 0:
                 return  # no execution thread at all
-            if self.timeline.waking() == 0 and not executions.busy_threads(self.timeline):
+            if self.timeline.waking() == 0 and not busy:
                 # Idle twice in a row with nothing happening in between: quiescent.
                 before = self._activity
                 time.sleep(0.0002)
                 if (
                     self._activity == before
                     and self.timeline.waking() == 0
-                    and not executions.busy_threads(self.timeline)
+                    and not executions.survey(self.timeline)[1]
                 ):
                     return
             if time.monotonic() > deadline:
