@@ -35,7 +35,8 @@ def conv(cid: str, program: str, holdout: bool, days: float) -> dict[str, Any]:
 
 
 def msg(cid: str, program: str, status: str, channel: str | None, reason: str | None = None):  # type: ignore[no-untyped-def]
-    return {
+    opened = {"open_at": at(2)} if cid == "t1" else {}
+    return opened | {
         "pk": cid,
         "kind": "MSG",
         "program": program,
@@ -87,6 +88,7 @@ def test_program_report_counts_customers_conversions_lift_and_revenue(ledger: Le
     rows = {r.label: r for r in program_report(ledger, {"p": 14})}
     overall = rows["all"]
     assert (overall.treated, overall.holdout, overall.sent) == (4, 2, 3)
+    assert (overall.entries, overall.engaged) == (5, 1)  # t1 entered twice and opened
     assert overall.sent_by_channel == {"email": 2, "line": 1}
     assert overall.suppressed == {"frequency_cap_day": 1}
     assert (overall.converted, overall.holdout_converted) == (2, 1)
@@ -187,7 +189,9 @@ def test_segment_analysis_by_band(ledger: Ledger) -> None:
     kanto = out[("region", "Kanto")]
     assert (kanto.customers, kanto.buyers, kanto.revenue_12m) == (2, 2, 4000.0)
     assert kanto.revenue_per_customer == 2000.0
-    assert (kanto.messaged, kanto.response_rate, kanto.second_purchase_rate) == (2, 1.0, 0.5)
+    assert (kanto.messaged, kanto.response_rate, kanto.conversion_rate) == (2, 0.5, 1.0)
+    assert kanto.second_purchase_rate == 0.5
     kinki = out[("region", "Kinki")]
-    assert (kinki.messaged, kinki.response_rate, kinki.second_purchase_rate) == (1, 0.0, None)
+    assert (kinki.messaged, kinki.response_rate, kinki.conversion_rate) == (1, 0.0, 0.0)
+    assert kinki.second_purchase_rate is None
     assert out[("region", "(none)")].messaged == 0

@@ -61,6 +61,7 @@ class Message:
     status: str
     channel: str | None
     reason: str | None
+    engaged: bool = False  # opened or clicked (SES engagement events stamp the ledger)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class Ledger:
                     str(item["status"]),
                     item.get("channel"),
                     item.get("reason"),
+                    bool(item.get("open_at") or item.get("click_at")),
                 )
             )
         elif kind == "ORDER" and item.get("total") is not None:
@@ -151,9 +153,11 @@ class ProgramRow(BaseModel):
     program: str
     arm: str | None = None
     channel: str | None = None
+    entries: int = 0  # entries of treated customers, re-entries included
     treated: int
     holdout: int
     sent: int
+    engaged: int = 0  # treated customers who opened or clicked a message
     sent_by_channel: dict[str, int] = {}
     suppressed: dict[str, int] = {}
     converted: int
@@ -185,6 +189,7 @@ def _mean(values: Iterable[float]) -> float | None:
 @dataclass(frozen=True)
 class _Program:
     program: str
+    entries: Sequence[Entry]
     holdout: Mapping[str, datetime]
     converted: set[str]
     messages: Sequence[Message]
@@ -198,15 +203,18 @@ class _Program:
         mine = [m for m in self.messages if m.customer_id in ids]
         sent = [m for m in mine if m.status == "sent"]
         recipients = {m.customer_id for m in sent}
+        engaged = {m.customer_id for m in sent if m.engaged}
         conv = len(self.converted & ids)
         held = len(self.converted & set(self.holdout))
         return ProgramRow(
             program=self.program,
             arm=arm,
             channel=channel,
+            entries=sum(1 for e in self.entries if not e.holdout and e.customer_id in ids),
             treated=len(ids),
             holdout=len(self.holdout),
             sent=len(sent),
+            engaged=len(engaged),
             sent_by_channel=dict(Counter(m.channel or "?" for m in sent)),
             suppressed=dict(Counter(m.reason or "?" for m in mine if m.status == "suppressed")),
             converted=conv,
@@ -244,7 +252,13 @@ def program_report(
                 first_channel.setdefault(m.customer_id, m.channel)
         revenue = _revenue(orders_by, treated, window)
         ctx = _Program(
-            program, holdout, converted, messages, revenue, _revenue(orders_by, holdout, window)
+            program,
+            [e for e in ledger.entries if e.program == program],
+            holdout,
+            converted,
+            messages,
+            revenue,
+            _revenue(orders_by, holdout, window),
         )
         rows.append(ctx.row(treated))
         by_arm: dict[str, dict[str, datetime]] = defaultdict(dict)
@@ -373,7 +387,8 @@ class SegmentRow(BaseModel):
     revenue_12m: float
     revenue_per_customer: float
     messaged: int
-    response_rate: float | None  # messaged customers who reached a program goal
+    response_rate: float | None  # messaged customers who opened or clicked a message
+    conversion_rate: float | None  # messaged customers who reached a program goal
     second_purchase_rate: float | None  # >= 2 orders among buyers
 
 
@@ -382,7 +397,8 @@ def segment_analysis(
 ) -> list[SegmentRow]:
     """Customers, revenue, response and second purchases by attribute band, on one date."""
     messaged = {m.customer_id for m in ledger.messages if m.status == "sent"}
-    responded = {c.customer_id for c in ledger.conversions if not c.holdout} & messaged
+    engaged = {m.customer_id for m in ledger.messages if m.status == "sent" and m.engaged}
+    converted = {c.customer_id for c in ledger.conversions if not c.holdout} & messaged
     out: list[SegmentRow] = []
     for dimension in dimensions:
         groups: dict[str, list[SnapshotRow]] = defaultdict(list)
@@ -404,7 +420,10 @@ def segment_analysis(
                     revenue_per_customer=round(revenue / len(members), 2),
                     messaged=len(reached),
                     response_rate=(
-                        round(len(responded & reached) / len(reached), 4) if reached else None
+                        round(len(engaged & reached) / len(reached), 4) if reached else None
+                    ),
+                    conversion_rate=(
+                        round(len(converted & reached) / len(reached), 4) if reached else None
                     ),
                     second_purchase_rate=(
                         round(sum(r.order_count >= 2 for r in buyers) / len(buyers), 4)

@@ -62,9 +62,11 @@ def program_table(rows: Sequence[ProgramRow]) -> Table:
     columns = (
         "program",
         "group",
+        "entries",
         "treated",
         "holdout",
         "sent",
+        "opened or clicked",
         "by channel",
         "suppressed",
         "converted %",
@@ -84,9 +86,11 @@ def program_table(rows: Sequence[ProgramRow]) -> Table:
             (
                 r.program,
                 r.label,
+                r.entries,
                 r.treated,
                 r.holdout,
                 r.sent,
+                r.engaged,
                 " ".join(f"{k}:{v}" for k, v in sorted(r.sent_by_channel.items())),
                 " ".join(f"{k}:{v}" for k, v in sorted(r.suppressed.items())),
                 _pct(r.lift.treated_rate),
@@ -148,6 +152,7 @@ def segment_table(rows: Sequence[SegmentRow]) -> Table:
         "revenue / customer",
         "messaged",
         "response %",
+        "conversion %",
         "second-purchase %",
     )
     return Table(
@@ -163,6 +168,7 @@ def segment_table(rows: Sequence[SegmentRow]) -> Table:
                 r.revenue_per_customer,
                 r.messaged,
                 _pct(r.response_rate),
+                _pct(r.conversion_rate),
                 _pct(r.second_purchase_rate),
             )
             for r in rows
