@@ -1,9 +1,11 @@
-"""``kizuna report structure|programs|segments|html``: the reports over a deployed stack's
-tables and analytics bucket (or the local runtime's, with ``--endpoint-url``)."""
+"""``kizuna report [--activity-table ...] structure|programs|segments|html``: the reports
+over a deployed stack's tables and analytics bucket (or the local runtime's, with
+``--endpoint-url``)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,8 +21,10 @@ report_app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 
-ActivityTable = Annotated[str, typer.Option(envvar="ACTIVITY_TABLE", help="activity table")]
-SnapshotsTable = Annotated[str, typer.Option(envvar="SNAPSHOTS_TABLE", help="snapshots table")]
+ActivityTable = Annotated[str | None, typer.Option(envvar="ACTIVITY_TABLE", help="activity table")]
+SnapshotsTable = Annotated[
+    str | None, typer.Option(envvar="SNAPSHOTS_TABLE", help="snapshots table")
+]
 Bucket = Annotated[
     str | None, typer.Option(envvar="ANALYTICS_BUCKET", help="analytics bucket (the export)")
 ]
@@ -33,41 +37,75 @@ From = Annotated[str | None, typer.Option("--from", help="first snapshot date (Y
 To = Annotated[str | None, typer.Option("--to", help="last snapshot date (YYYY-MM-DD)")]
 
 
-def _reports(
-    activity_table: str,
-    snapshots_table: str,
-    bucket: str | None,
-    endpoint_url: str | None,
-    region: str | None,
-    config: Path | None,
-    programs_dir: Path | None,
-    start: str | None,
-    end: str | None,
-) -> tuple[Any, Any]:
-    import boto3
+@dataclass(frozen=True)
+class Source:
+    """Where the reports read from (the options every report command shares)."""
 
-    from kizuna.config import load_config
-    from kizuna.integrations.objects import S3Objects
-    from kizuna.programs.catalog import resolve_dir
-    from kizuna.programs.loader import load_programs
-    from kizuna.reports.document import build_reports
-    from kizuna.reports.sources import load
-    from kizuna.store import DynamoStore, SnapshotStore
+    activity_table: str | None
+    snapshots_table: str | None
+    analytics_bucket: str | None
+    endpoint_url: str | None
+    region: str | None
+    config: Path | None
+    programs_dir: Path | None
 
-    cfg = load_config(config.read_text(encoding="utf-8") if config else "{}")
-    session = boto3.Session(region_name=region)
-    dynamodb = session.resource("dynamodb", endpoint_url=endpoint_url)
-    activity = DynamoStore(dynamodb, activity_table, activity_table)
-    snapshots = SnapshotStore(dynamodb, snapshots_table)
-    export = S3Objects(session.client("s3", endpoint_url=endpoint_url), bucket) if bucket else None
-    programs, _ = load_programs(
-        resolve_dir("programs", str(programs_dir) if programs_dir else None)
+    def reports(self, start: str | None = None, end: str | None = None) -> tuple[Any, Any]:
+        import boto3
+
+        from kizuna.config import load_config
+        from kizuna.integrations.objects import S3Objects
+        from kizuna.programs.catalog import resolve_dir
+        from kizuna.programs.loader import load_programs
+        from kizuna.reports.document import build_reports
+        from kizuna.reports.sources import load
+        from kizuna.store import DynamoStore, SnapshotStore
+
+        if not self.activity_table or not self.snapshots_table:
+            raise typer.BadParameter(
+                "give --activity-table and --snapshots-table (or ACTIVITY_TABLE and "
+                "SNAPSHOTS_TABLE) before the report's name"
+            )
+        cfg = load_config(self.config.read_text(encoding="utf-8") if self.config else "{}")
+        session = boto3.Session(region_name=self.region)
+        dynamodb = session.resource("dynamodb", endpoint_url=self.endpoint_url)
+        activity = DynamoStore(dynamodb, self.activity_table, self.activity_table)
+        snapshots = SnapshotStore(dynamodb, self.snapshots_table)
+        export = (
+            S3Objects(session.client("s3", endpoint_url=self.endpoint_url), self.analytics_bucket)
+            if self.analytics_bucket
+            else None
+        )
+        programs_dir = str(self.programs_dir) if self.programs_dir else None
+        programs, _ = load_programs(resolve_dir("programs", programs_dir))
+        windows = {p.id: p.goal.within_days for p in programs if p.goal}
+        data = load(activity, snapshots, export, windows)
+        before = date.fromisoformat(start) if start else None
+        after = date.fromisoformat(end) if end else None
+        return build_reports(data, cfg, before, after), cfg
+
+
+@report_app.callback()
+def report_source(
+    ctx: typer.Context,
+    activity_table: ActivityTable = None,
+    snapshots_table: SnapshotsTable = None,
+    analytics_bucket: Bucket = None,
+    endpoint_url: Endpoint = None,
+    region: Region = None,
+    config: Config = None,
+    programs_dir: Programs = None,
+) -> None:
+    """Where to read: the stack's activity and snapshots tables and analytics bucket (give
+    these before the report's name, or set ACTIVITY_TABLE, SNAPSHOTS_TABLE, ANALYTICS_BUCKET)."""
+    ctx.obj = Source(
+        activity_table,
+        snapshots_table,
+        analytics_bucket,
+        endpoint_url,
+        region,
+        config,
+        programs_dir,
     )
-    windows = {p.id: p.goal.within_days for p in programs if p.goal}
-    data = load(activity, snapshots, export, windows)
-    before = date.fromisoformat(start) if start else None
-    after = date.fromisoformat(end) if end else None
-    return build_reports(data, cfg, before, after), cfg
 
 
 def _print(table: Any) -> None:
@@ -90,57 +128,22 @@ def _emit(tables: dict[str, Any], csv_dir: Path | None) -> None:
 
 @report_app.command("structure")
 def report_structure(
-    activity_table: ActivityTable,
-    snapshots_table: SnapshotsTable,
-    analytics_bucket: Bucket = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    config: Config = None,
-    programs_dir: Programs = None,
-    csv_dir: Csv = None,
-    start: From = None,
-    end: To = None,
+    ctx: typer.Context, csv_dir: Csv = None, start: From = None, end: To = None
 ) -> None:
     """Segment and rank migration (treated vs holdout) and rates over time."""
-    reports, _ = _reports(
-        activity_table,
-        snapshots_table,
-        analytics_bucket,
-        endpoint_url,
-        region,
-        config,
-        programs_dir,
-        start,
-        end,
-    )
+    reports, _ = ctx.obj.reports(start, end)
     tables = reports.tables()
     _emit({k: v for k, v in tables.items() if "migration" in k or k == "trend"}, csv_dir)
 
 
 @report_app.command("programs")
 def report_programs(
-    activity_table: ActivityTable,
-    snapshots_table: SnapshotsTable,
-    analytics_bucket: Bucket = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    config: Config = None,
-    programs_dir: Programs = None,
+    ctx: typer.Context,
     csv_dir: Csv = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead")] = False,
 ) -> None:
     """Entries, sends, suppressions, conversions, holdout lift (95% CI), revenue."""
-    reports, _ = _reports(
-        activity_table,
-        snapshots_table,
-        analytics_bucket,
-        endpoint_url,
-        region,
-        config,
-        programs_dir,
-        None,
-        None,
-    )
+    reports, _ = ctx.obj.reports()
     if as_json:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in reports.programs]))
         return
@@ -148,42 +151,16 @@ def report_programs(
 
 
 @report_app.command("segments")
-def report_segments(
-    activity_table: ActivityTable,
-    snapshots_table: SnapshotsTable,
-    analytics_bucket: Bucket = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    config: Config = None,
-    programs_dir: Programs = None,
-    csv_dir: Csv = None,
-    end: To = None,
-) -> None:
-    """Customers, revenue, response, second purchases by region, prefecture, age band,
-    gender and occupation (on the last snapshot date, from the export)."""
-    reports, _ = _reports(
-        activity_table,
-        snapshots_table,
-        analytics_bucket,
-        endpoint_url,
-        region,
-        config,
-        programs_dir,
-        None,
-        end,
-    )
+def report_segments(ctx: typer.Context, csv_dir: Csv = None, end: To = None) -> None:
+    """Customers, revenue, response, conversion and second purchases by region,
+    prefecture, age band, gender and occupation (on the last snapshot date, from the export)."""
+    reports, _ = ctx.obj.reports(None, end)
     _emit({"segments": reports.tables()["segments"]}, csv_dir)
 
 
 @report_app.command("html")
 def report_html(
-    activity_table: ActivityTable,
-    snapshots_table: SnapshotsTable,
-    analytics_bucket: Bucket = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    config: Config = None,
-    programs_dir: Programs = None,
+    ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for report.html and CSVs")] = Path(
         "out/report"
     ),
@@ -195,16 +172,6 @@ def report_html(
     confidence bars) and every table as CSV."""
     from kizuna.reports.document import write_report
 
-    reports, cfg = _reports(
-        activity_table,
-        snapshots_table,
-        analytics_bucket,
-        endpoint_url,
-        region,
-        config,
-        programs_dir,
-        start,
-        end,
-    )
+    reports, cfg = ctx.obj.reports(start, end)
     path = write_report(reports, cfg, out_dir, title)
     out.print(f"report: {path}")

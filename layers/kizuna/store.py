@@ -73,6 +73,16 @@ def activity_to_item(item: ActivityItem) -> dict[str, Any]:
     return out
 
 
+def _items(call: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated Scan or Query (``call`` is ``table.scan``/``table.query``)."""
+    while True:
+        resp = call(**kwargs)
+        yield from resp.get("Items", [])
+        if "LastEvaluatedKey" not in resp:
+            return
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -135,14 +145,8 @@ class DynamoStore:
         return saved
 
     def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
-        kwargs: dict[str, Any] = {"Segment": segment, "TotalSegments": total_segments}
-        while True:
-            resp = self._customers.scan(**kwargs)
-            for item in resp.get("Items", []):
-                yield customer_from_item(item)
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for item in _items(self._customers.scan, Segment=segment, TotalSegments=total_segments):
+            yield customer_from_item(item)
 
     def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
         """The first page (at most ``limit`` items) of one scan segment, order facts only:
@@ -169,13 +173,8 @@ class DynamoStore:
             "ProjectionExpression": "customer_id, #a",
             "ExpressionAttributeNames": {"#a": attribute},
         }
-        ids: list[str] = []
-        while True:
-            resp = self._customers.query(**kwargs)
-            ids += [i["customer_id"] for i in resp.get("Items", []) if i[attribute] < end]
-            if "LastEvaluatedKey" not in resp:
-                return ids
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        items = _items(self._customers.query, **kwargs)
+        return [str(i["customer_id"]) for i in items if i[attribute] < end]
 
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
         from boto3.dynamodb.conditions import Key
@@ -281,13 +280,7 @@ class DynamoStore:
             "FilterExpression": Attr("status").eq("sent") & Attr("sent_at").gte(since),
             "ProjectionExpression": "sent_at",
         }
-        out: list[str] = []
-        while True:
-            resp = self._activity.query(**kwargs)
-            out += [str(i["sent_at"]) for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return [str(i["sent_at"]) for i in _items(self._activity.query, **kwargs)]
 
     def stamp_message(
         self, customer_id: str, execution: str, step: str, field: str, value: str
@@ -323,14 +316,7 @@ class DynamoStore:
         cond = Key("pk").eq(customer_id)
         if prefix:
             cond = cond & Key("sk").begins_with(prefix)
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": cond}
-        while True:
-            resp = self._activity.query(**kwargs)
-            items.extend(resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                return items
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return list(_items(self._activity.query, KeyConditionExpression=cond))
 
     # privacy (kizuna.privacy): access and erasure requests -----------------------------
     def scan_activity(self, kinds: Sequence[str]) -> Iterator[dict[str, Any]]:
@@ -338,13 +324,7 @@ class DynamoStore:
         hot paths; large bases query the snapshot export with Athena instead)."""
         from boto3.dynamodb.conditions import Attr
 
-        kwargs: dict[str, Any] = {"FilterExpression": Attr("kind").is_in(list(kinds))}
-        while True:
-            resp = self._activity.scan(**kwargs)
-            yield from resp.get("Items", [])
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        yield from _items(self._activity.scan, FilterExpression=Attr("kind").is_in(list(kinds)))
 
     def customer_item(self, customer_id: str) -> dict[str, Any] | None:
         resp = self._customers.get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
@@ -438,14 +418,8 @@ class ProductStore:
         return {str(i["product_id"]): from_dynamo(i) for i in items}
 
     def scan_products(self) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        while True:
-            resp = self._table.scan(**kwargs)
-            for item in resp.get("Items", []):
-                yield from_dynamo(item)
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for item in _items(self._table.scan):
+            yield from_dynamo(item)
 
     def upsert_catalog(self, records: Iterable[Any]) -> int:
         """Set name, url and category of each product (``kizuna.catalog.ProductRecord``),
@@ -492,27 +466,15 @@ class SnapshotStore:
     def cells(self, day: str) -> dict[str, dict[str, Any]]:
         from boto3.dynamodb.conditions import Key
 
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("date").eq(day)}
         out: dict[str, dict[str, Any]] = {}
-        while True:
-            resp = self._table.query(**kwargs)
-            for item in resp.get("Items", []):
-                data = from_dynamo(item)
-                out[str(data.pop("cell"))] = {k: v for k, v in data.items() if k != "date"}
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for item in _items(self._table.query, KeyConditionExpression=Key("date").eq(day)):
+            data = from_dynamo(item)
+            out[str(data.pop("cell"))] = {k: v for k, v in data.items() if k != "date"}
+        return out
 
     def dates(self) -> list[str]:
         """Every snapshot date, oldest first (a keys-only scan: reports, not hot paths)."""
-        kwargs: dict[str, Any] = {
-            "ProjectionExpression": "#d",
-            "ExpressionAttributeNames": {"#d": "date"},
-        }
-        found: set[str] = set()
-        while True:
-            resp = self._table.scan(**kwargs)
-            found.update(str(i["date"]) for i in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                return sorted(found)
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        items = _items(
+            self._table.scan, ProjectionExpression="#d", ExpressionAttributeNames={"#d": "date"}
+        )
+        return sorted({str(i["date"]) for i in items})

@@ -109,13 +109,16 @@ def test_report_commands_read_a_stack(tmp_path: Path) -> None:
         }
         args = [a for pair in names.items() for a in pair] + ["--region", "us-east-1"]
         runner = CliRunner()
-        programs = runner.invoke(app, ["report", "programs", *args, "--json"])
+        programs = runner.invoke(app, ["report", *args, "programs", "--json"])
         assert programs.exit_code == 0, programs.output
         rows = json.loads(programs.output)
         assert rows and {"program", "treated", "holdout", "lift"} <= set(rows[0])
-        html = runner.invoke(app, ["report", "html", *args, "--out", str(tmp_path / "r")])
+        html = runner.invoke(app, ["report", *args, "html", "--out", str(tmp_path / "r")])
         assert html.exit_code == 0, html.output
         assert (tmp_path / "r" / "report.html").is_file()
-        segments = runner.invoke(app, ["report", "segments", *args, "--csv", str(tmp_path / "csv")])
+        segments = runner.invoke(app, ["report", *args, "segments", "--csv", str(tmp_path / "csv")])
+        # without the tables: a clear error, before anything is read
+        missing = runner.invoke(app, ["report", "programs"], env={"ACTIVITY_TABLE": ""})
+        assert missing.exit_code == 2 and "--activity-table" in missing.output
         assert segments.exit_code == 0, segments.output
         assert "prefecture" in (tmp_path / "csv" / "segments.csv").read_text(encoding="utf-8")
