@@ -122,7 +122,10 @@ class Scoring(Construct):
             grantee=self.score.function, actions=["s3:GetObject"], resource_arns=[work]
         )
         tables.products.grant(
-            self.score.function, "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:BatchWriteItem"
+            self.score.function,
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",  # related products, per product
+            "dynamodb:PutItem",  # the best sellers item
         )
         tables.snapshots.grant(self.score.function, "dynamodb:PutItem", "dynamodb:BatchWriteItem")
 

@@ -440,14 +440,19 @@ class ProductStore:
             n += 1
         return n
 
-    def put_products(self, items: Iterable[dict[str, Any]]) -> int:
-        """Write whole product items (BatchWriteItem, 25 a call); returns how many."""
-        n = 0
-        with self._table.batch_writer(overwrite_by_pkeys=["product_id"]) as batch:
-            for item in items:
-                batch.put_item(Item=to_dynamo(item))
-                n += 1
-        return n
+    def set_related(self, product_id: str, related: list[dict[str, Any]], day: str) -> None:
+        """What the daily run learned about one product (UpdateItem: the catalogue's own
+        fields, which an import may be writing at the same moment, are left alone)."""
+        self._table.update_item(
+            Key={"product_id": product_id},
+            UpdateExpression="SET #r = :r, #d = :d",
+            ExpressionAttributeNames={"#r": "related", "#d": "related_at"},
+            ExpressionAttributeValues={":r": to_dynamo(related), ":d": day},
+        )
+
+    def put_product(self, item: dict[str, Any]) -> None:
+        """Write a whole item (the run's own ``#best-sellers`` item)."""
+        self._table.put_item(Item=to_dynamo(item))
 
 
 class SnapshotStore:

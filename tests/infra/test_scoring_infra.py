@@ -102,7 +102,8 @@ def test_score_function_reads_and_writes_customers_only_and_puts_events(
     assert resources_for(statements, "dynamodb:Scan") == [*customers, products]
     assert resources_for(statements, "dynamodb:PutItem") == [*customers, products, snapshots]
     assert resources_for(statements, "dynamodb:BatchGetItem") == customers
-    assert resources_for(statements, "dynamodb:BatchWriteItem") == [products, snapshots]
+    assert resources_for(statements, "dynamodb:UpdateItem") == [products]
+    assert resources_for(statements, "dynamodb:BatchWriteItem") == [snapshots]
     assert resources_for(statements, "dynamodb:DeleteItem") == []
     assert resources_for(statements, "events:PutEvents") == [arn(ids["bus"])]
     assert not any(ids["activity"] in json.dumps(s) for s in statements)

@@ -176,11 +176,13 @@ class Catalog:
     def scan_products(self) -> Iterator[dict[str, Any]]:
         yield from (dict(i) for i in self.items.values())
 
-    def put_products(self, items: Iterable[dict[str, Any]]) -> int:
-        batch = list(items)
-        self.writes += batch
-        self.items.update({i["product_id"]: i for i in batch})
-        return len(batch)
+    def set_related(self, product_id: str, related: list[dict[str, Any]], day: str) -> None:
+        self.writes.append({"product_id": product_id, "related": related})
+        self.items[product_id] |= {"related": related, "related_at": day}
+
+    def put_product(self, item: dict[str, Any]) -> None:
+        self.writes.append(item)
+        self.items[item["product_id"]] = item
 
     def upsert_catalog(self, records: Iterable[ProductRecord]) -> int:
         n = 0

@@ -17,7 +17,8 @@ A run has two steps (the ``Scoring`` state machine):
    snapshot rows (JSON Lines, :mod:`kizuna.scoring.snapshot`), its counts per snapshot
    cell, and its co-purchase counts (:mod:`kizuna.scoring.copurchase`).
 3. :func:`finish_run` adds the shards' work files up: related products and best sellers
-   into the products table (only products whose recommendations changed are written), and
+   into the products table (only products whose recommendations changed are written, with an
+   UpdateItem that leaves the catalogue's own fields alone), and
    the day's cells into the snapshots table. A missing shard file fails the step (retried);
    every file has a fixed key per run date and segment, so a retried shard overwrites it.
 
@@ -77,7 +78,9 @@ class ObjectStore(Protocol):
 class CatalogStore(Protocol):
     def scan_products(self) -> Iterator[dict[str, Any]]: ...
 
-    def put_products(self, items: Iterable[dict[str, Any]]) -> int: ...
+    def set_related(self, product_id: str, related: list[dict[str, Any]], day: str) -> None: ...
+
+    def put_product(self, item: dict[str, Any]) -> None: ...
 
 
 class CellStore(Protocol):
@@ -367,7 +370,7 @@ def finish_run(
         return {"product_id": pid, "name": item["name"], "url": item.get("url", "")}
 
     learned = related(counts, RELATED_PER_PRODUCT)
-    updates: list[dict[str, Any]] = []
+    written = 0
     with_related = 0
     for pid, item in products.items():
         if pid == BEST_SELLERS_KEY:
@@ -379,12 +382,14 @@ def finish_run(
         ]
         with_related += bool(new)
         if item.get("related", []) != new:
-            updates.append({**item, "related": new, "related_at": day})
+            catalog.set_related(pid, new, day)
+            written += 1
     best = [entry for pid in best_sellers(counts, BEST_SELLERS_KEPT) if (entry := listed(pid))]
     previous = products.get(BEST_SELLERS_KEY, {})
     if previous.get("products") != best:
-        updates.append({"product_id": BEST_SELLERS_KEY, "products": best, "computed_at": day})
-    written = catalog.put_products(updates)
+        item = {"product_id": BEST_SELLERS_KEY, "products": best, "computed_at": day}
+        catalog.put_product(item)
+        written += 1
     return FinishResult(
         date=day,
         customers=sum(c.customers for c in merged_cells.values()),

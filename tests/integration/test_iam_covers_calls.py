@@ -1,0 +1,92 @@
+"""Every AWS call a function makes on the local runtime is allowed by its IAM role in the
+synthesized template. moto does not enforce IAM, so without this a missing grant (an
+UpdateItem where only PutItem was granted) passes every local test and fails in AWS."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from kizuna.demo import DEMO_CONTEXT, load_catalog, prepare_channels
+from kizuna.local.app import default_project_root, kizuna_template
+from kizuna.local.cloud import LocalCloud
+from kizuna.simulation import Shop
+
+pytestmark = pytest.mark.integration
+
+# botocore service name -> IAM action prefix
+IAM_PREFIX = {
+    "dynamodb": "dynamodb",
+    "events": "events",
+    "stepfunctions": "states",
+    "sqs": "sqs",
+    "sesv2": "ses",
+    "sns": "sns",
+    "pinpoint": "mobiletargeting",
+    "pinpoint-sms-voice-v2": "sms-voice",
+    "s3": "s3",
+    "secretsmanager": "secretsmanager",
+    "ssm": "ssm",
+    "lambda": "lambda",
+}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def allowed_actions(template: dict[str, Any], function_logical_id: str) -> list[str]:
+    resources = template["Resources"]
+    role = resources[function_logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions: list[str] = []
+    for resource in resources.values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        if {"Ref": role} not in resource["Properties"].get("Roles", []):
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Allow":
+                actions += _list(statement["Action"])
+    return actions
+
+
+def test_every_call_a_function_made_is_granted_to_its_role() -> None:
+    template = kizuna_template(DEMO_CONTEXT)
+    shop = Shop(customers=40, days=4, seed=11)
+    with LocalCloud.from_template(
+        template,
+        project_root=default_project_root(),
+        start=shop.start,
+        environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"},
+    ) as cloud:
+        prepare_channels(cloud)
+        load_catalog(cloud)
+        for day, entries in shop.days_of_events():
+            cloud.put_events(entries)
+            cloud.drain()
+            cloud.advance_to(shop.start + timedelta(days=day + 1))
+        cloud.advance(days=3)  # journeys' waits, sends, daily scoring, sweeps
+        calls = {name: dict(c) for name, c in cloud.calls_by_function.items()}
+        by_name = {spec.name: spec.logical_id for spec in cloud.functions.values()}
+
+    made: dict[str, set[str]] = defaultdict(set)
+    for name, counter in calls.items():
+        if name not in by_name:
+            continue  # the test's own calls (outside any function)
+        for service, operation in counter:
+            made[by_name[name]].add(f"{IAM_PREFIX[service]}:{operation}")
+    # the run exercised every kind of function that talks to AWS
+    assert {lid for lid in made if "Score" in lid} and {lid for lid in made if "Send" in lid}
+    missing = {
+        lid: sorted(
+            a
+            for a in actions
+            if not any(fnmatch.fnmatchcase(a, g) for g in allowed_actions(template, lid))
+        )
+        for lid, actions in made.items()
+    }
+    assert {lid: m for lid, m in missing.items() if m} == {}
