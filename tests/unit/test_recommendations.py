@@ -295,3 +295,32 @@ def test_renderer_knows_which_templates_read_recommendations(tmp_path: Path) -> 
     shipped = Renderer()
     assert shipped.uses("post-purchase-recommendation", "recommendations", "recommendations")
     assert not shipped.uses("second-purchase-coupon", "coupon", "recommendations")
+
+
+def test_s3_objects_answers_none_for_a_missing_key_and_lists_by_prefix() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from kizuna.integrations.objects import S3Objects
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="analytics")
+        objects = S3Objects(s3, "analytics")
+        assert objects.get(work_key("2026-03-01", "cells", 0)) is None
+        objects.put(work_key("2026-03-01", "cells", 1), b"{}")
+        objects.put(snapshot_key("2026-03-01", 0), b"", "application/x-ndjson")
+        assert objects.get(work_key("2026-03-01", "cells", 1)) == b"{}"
+        assert objects.keys("work/") == ["work/date=2026-03-01/cells/part-0001.json"]
+
+
+def test_finish_without_the_analytics_bucket_is_a_clear_error() -> None:
+    from kizuna.clock import FixedClock
+    from kizuna.fakes import MemoryPublisher, MemoryStore
+    from kizuna.scoring.job import ScoringRequest, run_scoring
+
+    request = ScoringRequest.model_validate(
+        {"action": "finish", "total_segments": 2, "as_of": NOW.isoformat()}
+    )
+    with pytest.raises(RuntimeError, match="analytics bucket"):
+        run_scoring(request, MemoryStore(), MemoryPublisher(), KizunaConfig(), FixedClock(NOW))  # type: ignore[arg-type]
