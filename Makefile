@@ -32,7 +32,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/kizuna infra functions bench
+	$(VENV)/bin/mypy layers/kizuna tools/kizuna_tools infra functions bench
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -27,7 +27,7 @@ FUNCTIONS = ROOT / "functions"
 LAYER = ROOT / "layers"
 BASELINE = "baseline (naive Powertools)"
 
-# Plausible values of what the CDK app sets (kizuna.settings names); nothing reads them at
+# Plausible values of what the CDK app sets (kizuna.runtime.settings names); nothing reads them at
 # import, but a handler that did would find them.
 ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",

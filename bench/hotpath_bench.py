@@ -1,7 +1,7 @@
 """Hot-path throughput of the ingest and evaluate functions' work, in memory.
 
-The demo shop's events (``kizuna.simulation.Shop``) as SQS batches of 10 (the deployed
-batch size), on ``kizuna.fakes.MemoryStore``: the figures are compute — parsing,
+The demo shop's events (``kizuna_tools.simulation.Shop``) as SQS batches of 10 (the deployed
+batch size), on ``kizuna_tools.fakes.MemoryStore``: the figures are compute — parsing,
 validation, state folding, matching, decisions — with no AWS latency. Store round trips
 per event are counted beside them: on DynamoDB each is a network call of a few ms, which is
 what batching saves. Each optimised path runs beside a naive baseline in the same run:
@@ -30,19 +30,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import print_table
-from kizuna.clock import FixedClock
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
-from kizuna.demo import DEMO_CONFIG
+from kizuna.domain.customer import Customer
 from kizuna.events import DerivedEvent
-from kizuna.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStarter, MemoryStore
-from kizuna.ingest_service import IngestService, ingest_one
 from kizuna.programs.evaluate import Evaluator
-from kizuna.programs.evaluate_service import EvaluateService, incoming
 from kizuna.programs.loader import load_programs
 from kizuna.programs.model import Program
-from kizuna.settings import KIZUNA_EVENT_SOURCE
-from kizuna.simulation import Shop
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
+from kizuna.services.evaluate import EvaluateService, incoming
+from kizuna.services.ingest import IngestService, ingest_one
+from kizuna_tools.demo import DEMO_CONFIG
+from kizuna_tools.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStarter, MemoryStore
+from kizuna_tools.simulation import Shop
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = ROOT / "programs"
@@ -136,7 +136,7 @@ def shop_events(customers: int, days: int) -> tuple[list[str], datetime]:
 @contextmanager
 def quiet() -> Iterator[None]:
     """Handlers log decisions at INFO; the bench measures the work, not stdout."""
-    from kizuna.observability import logger
+    from kizuna.runtime.observability import logger
 
     level = logger.log_level
     logger.setLevel(logging.WARNING)

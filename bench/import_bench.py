@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import moto_tables, print_table
-from kizuna.clock import FixedClock
-from kizuna.config import KizunaConfig
+from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.events.envelope import parse_inbound
-from kizuna.importer import import_file
-from kizuna.ingest_service import ingest_one
-from kizuna.metering import ApiCallCounter
-from kizuna.store import DynamoStore
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.ingest import ingest_one
+from kizuna_tools.importer import import_file
+from kizuna_tools.metering import ApiCallCounter
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench.common import print_table
-from kizuna.demo import DemoSummary, collect, run_demo
+from kizuna_tools.demo import DemoSummary, collect, run_demo
 
 ROLES = {
     "Ingest": "ingest",
@@ -79,9 +79,9 @@ def metered_items() -> Iterator[dict[str, Any]]:
     types the producer puts on the bus. Yields the live counters."""
     from botocore.client import BaseClient
 
-    from kizuna.local import backends
-    from kizuna.local.cloud import LocalCloud
-    from kizuna.local.functions import current_function
+    from kizuna_tools.local import backends
+    from kizuna_tools.local.cloud import LocalCloud
+    from kizuna_tools.local.functions import current_function
 
     items: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     queues: Counter[str] = Counter()
@@ -187,8 +187,8 @@ def run(customers: int, days: int) -> dict[str, Any]:
         captured["transitions_seconds"] = time.perf_counter() - t0
         return out
 
-    import kizuna.demo as demo
-    from kizuna.local.app import kizuna_template
+    import kizuna_tools.demo as demo
+    from kizuna_tools.local.app import kizuna_template
 
     original = demo.collect
     demo.collect = measure

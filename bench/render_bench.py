@@ -12,10 +12,10 @@ from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from bench.common import print_table
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
 from kizuna.delivery.coupons import issue_coupon
 from kizuna.delivery.templates import PARTS, Renderer, build_context, format_date, format_number
+from kizuna.domain.customer import Customer
+from kizuna.runtime.config import KizunaConfig
 
 ROOT = Path(__file__).resolve().parents[1] / "templates"
 

@@ -187,7 +187,7 @@ def _md_hotpath(hp: dict[str, Any], results: dict[str, Any]) -> list[str]:
         "## Hot paths, one core, in memory",
         "",
         f"The demo shop's events ({ing['events']:,}: {hp['customers']:,} customers x "
-        f"{hp['days']} days) in SQS batches of 10 on `kizuna.fakes.MemoryStore` "
+        f"{hp['days']} days) in SQS batches of 10 on `kizuna_tools.fakes.MemoryStore` "
         f"({ev['events']:,} of them, and the derived events, reach evaluate): compute only, "
         "no AWS latency. Store round trips per event are what a DynamoDB store would make; "
         "each is a network call of a few ms on AWS, which is what batching saves.",

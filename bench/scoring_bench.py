@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import print_table
-from kizuna.config import ScoringConfig
+from kizuna.runtime.config import ScoringConfig
 from kizuna.scoring.rfm import RfmInputs, RfmScores, boundaries, score, segment_names
 
 SAMPLE = 20_000

@@ -1,3 +1,3 @@
 """Shared fixtures: the local runtime (``kizuna_cloud``, ``local_cloud_factory``)."""
 
-pytest_plugins = ["kizuna.local.testing"]
+pytest_plugins = ["kizuna_tools.local.testing"]

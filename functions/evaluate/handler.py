@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kizuna.observability import logger, metrics
-from kizuna.wiring import evaluate_service
+from kizuna.runtime.observability import logger, metrics
+from kizuna.runtime.wiring import evaluate_service
 
 
 @logger.inject_lambda_context(clear_state=True)

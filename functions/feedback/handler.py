@@ -5,8 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kizuna.observability import logger, metrics
-from kizuna.wiring import feedback_service, sms_opted_out_numbers
+from kizuna.runtime.observability import logger, metrics
+from kizuna.runtime.wiring import feedback_service, sms_opted_out_numbers
 
 
 @logger.inject_lambda_context(clear_state=True)

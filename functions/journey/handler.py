@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kizuna.observability import logger
-from kizuna.programs.journey_service import JourneyRequest
-from kizuna.wiring import journey_service
+from kizuna.runtime.observability import logger
+from kizuna.runtime.wiring import journey_service
+from kizuna.services.journey import JourneyRequest
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,12 +6,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kizuna.clock import CurrentClock
-from kizuna.config import load_config
-from kizuna.observability import logger
+from kizuna.runtime.clock import CurrentClock
+from kizuna.runtime.config import load_config
+from kizuna.runtime.observability import logger
+from kizuna.runtime.settings import score_settings
+from kizuna.runtime.wiring import score_parts
 from kizuna.scoring.job import ScoringRequest, run_scoring
-from kizuna.settings import score_settings
-from kizuna.wiring import score_parts
 
 
 @logger.inject_lambda_context(clear_state=True)

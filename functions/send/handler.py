@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kizuna.observability import count_send_failure, logger, metrics
-from kizuna.send_service import SendRequest
-from kizuna.wiring import send_service
+from kizuna.runtime.observability import count_send_failure, logger, metrics
+from kizuna.runtime.wiring import send_service
+from kizuna.services.send import SendRequest
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -5,12 +5,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kizuna.clock import CurrentClock
-from kizuna.config import load_config
-from kizuna.observability import logger
-from kizuna.programs.sweep_service import SweepRequest, run_sweep
-from kizuna.settings import sweep_settings
-from kizuna.wiring import sweep_parts
+from kizuna.runtime.clock import CurrentClock
+from kizuna.runtime.config import load_config
+from kizuna.runtime.observability import logger
+from kizuna.runtime.settings import sweep_settings
+from kizuna.runtime.wiring import sweep_parts
+from kizuna.services.sweep import SweepRequest, run_sweep
 
 
 @logger.inject_lambda_context(clear_state=True)

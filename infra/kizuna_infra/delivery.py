@@ -26,7 +26,7 @@ from aws_cdk import aws_ses as ses
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from kizuna.settings import (
+from kizuna.runtime.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
     ENV_DEAD_LETTER_QUEUE_URL,
@@ -76,7 +76,7 @@ SMS_OPT_OUT_SWEEP = {"sweep": "sms_opt_outs"}
 # Direct SMS to a phone number: the numbers are not IAM resources.
 SMS_ACTIONS = ("sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut")
 # The signing secret is JSON: {"current": key} now, {"current": new, "previous": old} after a
-# rotation by hand (kizuna.wiring.signing_keys accepts both, so sent links keep working).
+# rotation by hand (kizuna.runtime.wiring.signing_keys accepts both, so sent links keep working).
 SIGNING_KEY_CURRENT = "current"
 
 

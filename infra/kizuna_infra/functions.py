@@ -6,7 +6,7 @@ naming its ``functions/<name>`` folder, which the local runtime reads.
 
 A function whose handler needs data files (evaluate and journey read ``programs/``, send
 also ``templates/``) gets them copied next to ``handler.py`` by local bundling, where
-``kizuna.programs.catalog.resolve_dir`` finds them (cwd is /var/task). Its asset hash is
+``kizuna.programs.bundle.resolve_dir`` finds them (cwd is /var/task). Its asset hash is
 computed from every file that goes into the bundle, so editing a program or a template
 changes the hash and redeploys the function.
 """

@@ -17,7 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from kizuna.events import INBOUND_EVENT_TYPES
-from kizuna.settings import (
+from kizuna.runtime.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
     ENV_DEAD_LETTER_QUEUE_URL,

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from aws_cdk import RemovalPolicy, TimeZone
 from constructs import Construct
 
-from kizuna.config import KizunaConfig
+from kizuna.runtime.config import KizunaConfig
 from kizuna_infra import names
 from kizuna_infra.bus import EventBus
 from kizuna_infra.data import DataTables
@@ -29,7 +29,7 @@ class Kizuna(Construct):
 
     Keyword arguments:
         bus_name: name of the EventBridge bus producers put events on.
-        config: Kizuna configuration (``kizuna.config.KizunaConfig`` as a dict), validated
+        config: Kizuna configuration (``kizuna.runtime.config.KizunaConfig`` as a dict), validated
             at synth and passed to the functions as the ``KIZUNA_CONFIG`` JSON string; its
             ``contact.default_time_zone`` is the time zone of the daily schedules.
         removal_policy: what happens to the tables and the signing secret when the stack is

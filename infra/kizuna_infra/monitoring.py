@@ -21,7 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from kizuna.observability import CHANNEL_DIMENSION, SEND_FAILED_METRIC
+from kizuna.runtime.observability import CHANNEL_DIMENSION, SEND_FAILED_METRIC
 from kizuna_infra import names
 
 # SES reviews an account at a 5% bounce rate and may pause sending at 10%; complaints at

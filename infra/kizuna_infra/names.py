@@ -11,7 +11,7 @@ from typing import Final
 
 from pydantic_settings import BaseSettings
 
-from kizuna import settings
+from kizuna.runtime import settings
 
 # --- Repository layout -----------------------------------------------------------------
 # infra/kizuna_infra/names.py -> repository root. Constructs accept a `source_root`
@@ -197,8 +197,8 @@ ENV_MAX_RECEIVE_COUNT: Final[str] = settings.ENV_MAX_RECEIVE_COUNT
 
 
 def _setting(model: type[BaseSettings], name: str) -> str:
-    """An environment variable ``kizuna.settings`` has a field for but no ``ENV_*`` constant:
-    checked against the model at import, so a rename there fails here, not in Lambda."""
+    """An environment variable ``kizuna.runtime.settings`` has a field for but no ``ENV_*``
+    constant: checked against the model at import, so a rename there fails here, not in Lambda."""
     if name not in model.model_fields:
         raise LookupError(f"{model.__name__} has no field {name!r}")
     return name

@@ -33,8 +33,7 @@ from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
 from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_programs
 from kizuna.programs.model import Program
 from kizuna.programs.sweeps import SweepKind
-from kizuna.segments import load_segments
-from kizuna.settings import (
+from kizuna.runtime.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
     ENV_DEAD_LETTER_QUEUE_URL,
@@ -43,6 +42,7 @@ from kizuna.settings import (
     ENV_KIZUNA_CONFIG,
     KIZUNA_EVENT_SOURCE,
 )
+from kizuna.segments import load_segments
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
 from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, add_function

@@ -29,7 +29,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from kizuna.settings import (
+from kizuna.runtime.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_ANALYTICS_BUCKET,
     ENV_CUSTOMERS_TABLE,

@@ -1,6 +1,6 @@
 """The collaborators domain code needs, as small protocols. Adapters for AWS live in
-:mod:`kizuna.store` and :mod:`kizuna.integrations`; tests use the in-memory fakes in
-:mod:`kizuna.fakes`."""
+:mod:`kizuna.adapters.dynamodb` and :mod:`kizuna.integrations`; tests use the in-memory fakes in
+:mod:`kizuna_tools.fakes`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from kizuna.activity import ActivityItem
-from kizuna.customer import Customer
+from kizuna.domain.activity import ActivityItem
+from kizuna.domain.customer import Customer
 from kizuna.events import DerivedEvent
 
 
@@ -27,7 +27,7 @@ class CustomerStore(Protocol):
     def put_activity(self, items: Iterable[ActivityItem]) -> None: ...
 
     def erased(self, customer_ids: Sequence[str]) -> set[str]:
-        """Ids erased recently (kizuna.privacy): events for them must not re-create them."""
+        """Ids erased recently (kizuna.domain.privacy): events for them must not re-create them."""
         ...
 
 

@@ -21,7 +21,7 @@ from infra_helpers import (
 )
 from moto.events.models import EventPattern
 
-from kizuna.settings import FeedbackSettings, SendSettings, UnsubscribeSettings
+from kizuna.runtime.settings import FeedbackSettings, SendSettings, UnsubscribeSettings
 from kizuna_infra.delivery import email_domain
 from kizuna_infra.stack import KizunaStack
 
@@ -89,7 +89,7 @@ def test_signing_secret_is_a_generated_64_character_key(
     secret = resources[ids.secret]
     generated = secret["Properties"]["GenerateSecretString"]
     assert generated["PasswordLength"] == 64
-    # {"current": key}: the layout kizuna.wiring.signing_keys reads, "previous" after rotation
+    # {"current": key}: the layout kizuna.runtime.wiring.signing_keys reads, "previous" after rotation
     assert generated["SecretStringTemplate"] == "{}"
     assert generated["GenerateStringKey"] == "current"
     # links in sent emails outlive a re-deploy

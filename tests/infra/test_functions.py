@@ -13,7 +13,7 @@ from aws_cdk.assertions import Template
 from infra_helpers import arn, as_list, of_type, role_of, statements_of
 from pydantic_settings import BaseSettings
 
-from kizuna import settings
+from kizuna.runtime import settings
 from kizuna_infra.functions import RUNTIME, FunctionBundler, bundle_hash, function_code
 from kizuna_infra.stack import KizunaStack
 

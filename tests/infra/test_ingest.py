@@ -12,7 +12,7 @@ from moto.events.models import EventPattern
 from moto.events.utils import EventMessageType
 
 from kizuna.events import INBOUND_EVENT_TYPES
-from kizuna.settings import IngestSettings
+from kizuna.runtime.settings import IngestSettings
 from kizuna_infra.stack import KizunaStack
 
 pytestmark = pytest.mark.infra

@@ -28,8 +28,8 @@ from moto.events.utils import EventMessageType
 from kizuna.delivery.templates import Renderer
 from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
 from kizuna.programs.loader import load_programs
-from kizuna.programs.sweep_service import SweepRequest
-from kizuna.settings import EvaluateSettings, JourneySettings, SweepSettings
+from kizuna.runtime.settings import EvaluateSettings, JourneySettings, SweepSettings
+from kizuna.services.sweep import SweepRequest
 from kizuna_infra import Kizuna
 from kizuna_infra.programs import (
     InvalidProgramsError,

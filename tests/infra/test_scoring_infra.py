@@ -18,8 +18,8 @@ from infra_helpers import (
     statements_of,
 )
 
+from kizuna.runtime.settings import ScoreSettings
 from kizuna.scoring.job import ScoringRequest
-from kizuna.settings import ScoreSettings
 from kizuna_infra import names
 from kizuna_infra.stack import KizunaStack
 

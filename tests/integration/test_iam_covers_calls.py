@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from kizuna.demo import DEMO_CONTEXT, load_catalog, prepare_channels
-from kizuna.local.app import default_project_root, kizuna_template
-from kizuna.local.cloud import LocalCloud
-from kizuna.simulation import Shop
+from kizuna_tools.demo import DEMO_CONTEXT, load_catalog, prepare_channels
+from kizuna_tools.local.app import default_project_root, kizuna_template
+from kizuna_tools.local.cloud import LocalCloud
+from kizuna_tools.simulation import Shop
 
 pytestmark = pytest.mark.integration
 

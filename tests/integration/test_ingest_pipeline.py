@@ -14,10 +14,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.events import INBOUND_EVENT_TYPES
-from kizuna.settings import ingest_settings
-from kizuna.store import DynamoStore
-from kizuna.wiring import ingest_service
+from kizuna.runtime.settings import ingest_settings
+from kizuna.runtime.wiring import ingest_service
 from tests.factories import T0, days, fixture, order
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from kizuna.demo import DEMO_CONTEXT, prepare_channels
-from kizuna.local.app import default_project_root, kizuna_template
-from kizuna.local.cloud import LocalCloud
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
+from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
+from kizuna_tools.local.app import default_project_root, kizuna_template
+from kizuna_tools.local.cloud import LocalCloud
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from kizuna.demo import DEMO_CONTEXT, prepare_channels
-from kizuna.local.app import default_project_root, kizuna_template
-from kizuna.local.cloud import LocalCloud
-from kizuna.observability import logger as kizuna_logger
-from kizuna.simulation import Shop
+from kizuna.runtime.observability import logger as kizuna_logger
+from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
+from kizuna_tools.local.app import default_project_root, kizuna_template
+from kizuna_tools.local.cloud import LocalCloud
+from kizuna_tools.simulation import Shop
 
 pytestmark = pytest.mark.integration
 

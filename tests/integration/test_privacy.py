@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from kizuna.cli import app
-from kizuna.demo import DEMO_CONTEXT, prepare_channels
-from kizuna.local.app import default_project_root, kizuna_template
-from kizuna.local.cloud import LocalCloud
-from kizuna.local.template import REGION
-from kizuna.privacy import ERASURES_PK
+from kizuna.domain.privacy import ERASURES_PK
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
+from kizuna_tools.cli import app
+from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
+from kizuna_tools.local.app import default_project_root, kizuna_template
+from kizuna_tools.local.cloud import LocalCloud
+from kizuna_tools.local.template import REGION
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kizuna.cli import app
-from kizuna.demo import DemoSummary, run_demo
+from kizuna_tools.cli import app
+from kizuna_tools.demo import DemoSummary, run_demo
 
 pytestmark = pytest.mark.integration
 
@@ -87,10 +87,10 @@ def test_report_commands_read_a_stack(tmp_path: Path) -> None:
     """`kizuna report` against the local runtime's tables (in-process, so no endpoint)."""
     from datetime import timedelta
 
-    from kizuna.demo import DEMO_CONTEXT, load_catalog, prepare_channels
-    from kizuna.local.app import default_project_root, kizuna_template
-    from kizuna.local.cloud import LocalCloud
-    from kizuna.simulation import Shop
+    from kizuna_tools.demo import DEMO_CONTEXT, load_catalog, prepare_channels
+    from kizuna_tools.local.app import default_project_root, kizuna_template
+    from kizuna_tools.local.cloud import LocalCloud
+    from kizuna_tools.simulation import Shop
 
     shop = Shop(customers=30, days=3, seed=3)
     with LocalCloud.from_template(

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from kizuna.demo import DEMO_CONTEXT, prepare_channels
-from kizuna.local.app import default_project_root, kizuna_template
-from kizuna.local.cloud import LocalCloud
 from kizuna.programs.journeys import in_holdout
+from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
+from kizuna_tools.local.app import default_project_root, kizuna_template
+from kizuna_tools.local.cloud import LocalCloud
 from tests.integration.test_journeys import PROGRAMS, ledger, sent
 
 pytestmark = pytest.mark.integration
@@ -157,7 +157,7 @@ def orders_of(cid: str, baskets: Sequence[Sequence[str]], now: datetime) -> list
 def test_the_daily_run_learns_co_purchases_snapshots_the_base_and_feeds_recommendations(
     cloud: LocalCloud,
 ) -> None:
-    from kizuna.demo import load_catalog
+    from kizuna_tools.demo import load_catalog
 
     load_catalog(cloud)
     now = cloud.clock.now()

@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from kizuna.cli import app
-from kizuna.customer import Customer
-from kizuna.store import customer_to_item
+from kizuna.adapters.dynamodb import customer_to_item
+from kizuna.domain.customer import Customer
+from kizuna_tools.cli import app
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from kizuna.reports.html import (
+from kizuna_tools.reports.html import (
     LiftRow,
     LiftSection,
     MigrationPanel,
@@ -14,7 +14,7 @@ from kizuna.reports.html import (
     Series,
     TableSection,
 )
-from kizuna.reports.stats import lift, migration
+from kizuna_tools.reports.stats import lift, migration
 
 SEGMENTS = ("優良顧客", "安定顧客", "新規顧客", "休眠予備軍", "休眠顧客")
 PROGRAMS = (

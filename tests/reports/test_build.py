@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from kizuna.reports.build import (
+from kizuna.scoring.snapshot import SnapshotRow
+from kizuna_tools.reports.build import (
     Ledger,
     program_report,
     segment_analysis,
@@ -15,8 +16,7 @@ from kizuna.reports.build import (
     treated_and_holdout,
     trend,
 )
-from kizuna.reports.stats import lift
-from kizuna.scoring.snapshot import SnapshotRow
+from kizuna_tools.reports.stats import lift
 
 T0 = datetime(2026, 5, 1, 1, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 from pydantic import ValidationError
 
-from kizuna.reports import svg
-from kizuna.reports.html import (
+from kizuna_tools.reports import svg
+from kizuna_tools.reports.html import (
     NO_DATA,
     LiftRow,
     LiftSection,
@@ -21,7 +21,7 @@ from kizuna.reports.html import (
     TableSection,
     render_html,
 )
-from kizuna.reports.stats import NONE_STATE, lift, migration
+from kizuna_tools.reports.stats import NONE_STATE, lift, migration
 from tests.reports.samples import PROGRAMS, SEGMENTS, sample_document
 
 NOW = datetime(2025, 4, 1, 9, 30, tzinfo=UTC)

@@ -5,7 +5,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from kizuna.reports.stats import (
+from kizuna_tools.reports.stats import (
     NONE_STATE,
     Interval,
     Lift,

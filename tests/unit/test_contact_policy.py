@@ -3,9 +3,9 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kizuna.config import ContactPolicyConfig
-from kizuna.contact import Outcome, address_hash, decide, quiet_until
-from kizuna.customer import ConsentState, Customer, Device, Suppression
+from kizuna.delivery.policy import Outcome, address_hash, decide, quiet_until
+from kizuna.domain.customer import ConsentState, Customer, Device, Suppression
+from kizuna.runtime.config import ContactPolicyConfig
 
 NOON_TOKYO = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 JST
 NIGHT_TOKYO = datetime(2026, 1, 5, 13, 30, tzinfo=UTC)  # 22:30 JST

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kizuna.cli_ops import _journey_prefix
-from kizuna.integrations.dlq import resolve_dlq_url
-from kizuna.integrations.stepfunctions import StepFunctionsStopper
+from kizuna.adapters.stepfunctions import StepFunctionsStopper
+from kizuna_tools.cli.ops import _journey_prefix
+from kizuna_tools.dlq import resolve_dlq_url
 
 OUTPUTS = {
     "IngestDeadLetterQueueUrl": "https://sqs.ap-northeast-1.amazonaws.com/1/ingest-dlq",

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from kizuna.clock import FixedClock
-from kizuna.config import KizunaConfig
-from kizuna.customer import ConsentState, Customer
-from kizuna.fakes import MemoryPublisher, MemoryStarter, MemoryStore
+from kizuna.domain.customer import ConsentState, Customer
 from kizuna.programs.evaluate import Evaluator, IncomingEvent
 from kizuna.programs.journeys import bucket, in_holdout
 from kizuna.programs.loader import load_programs
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna_tools.fakes import MemoryPublisher, MemoryStarter, MemoryStore
 from tests.factories import T0
 
 ROOT = Path(__file__).resolve().parents[2]

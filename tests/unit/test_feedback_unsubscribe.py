@@ -4,14 +4,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kizuna.clock import FixedClock
-from kizuna.contact import address_hash
-from kizuna.customer import Customer
+from kizuna.delivery.policy import address_hash
 from kizuna.delivery.tags import TAG_CUSTOMER, TAG_EXECUTION, TAG_PROGRAM, TAG_STEP
 from kizuna.delivery.unsubscribe import sign
-from kizuna.fakes import MemoryDeadLetters, MemoryInbound, MemoryStore
-from kizuna.feedback_service import FeedbackService
-from kizuna.unsubscribe_service import UnsubscribeService
+from kizuna.domain.customer import Customer
+from kizuna.runtime.clock import FixedClock
+from kizuna.services.feedback import FeedbackService
+from kizuna.services.unsubscribe import UnsubscribeService
+from kizuna_tools.fakes import MemoryDeadLetters, MemoryInbound, MemoryStore
 from tests.sqs_events import sqs_event, sqs_record
 
 NOW = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
@@ -178,7 +178,7 @@ def test_sms_stop_replies_suppress_the_customers_with_that_number() -> None:
     store.customers["c2"] = apply_events(
         Customer(customer_id="c2"),
         [parsed(raw)],
-        __import__("kizuna.config").config.KizunaConfig(),
+        __import__("kizuna.runtime.config").runtime.config.KizunaConfig(),
         T0,
     ).customer
     assert svc.sweep_sms_opt_outs(["+819011112222", "+15550000000"]) == 1

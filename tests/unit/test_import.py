@@ -3,12 +3,12 @@
 import json
 from pathlib import Path
 
-from kizuna.clock import FixedClock
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
-from kizuna.fakes import MemoryStore
-from kizuna.importer import import_file
-from kizuna.ingest_service import ingest_one
+from kizuna.domain.customer import Customer
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.ingest import ingest_one
+from kizuna_tools.fakes import MemoryStore
+from kizuna_tools.importer import import_file
 from tests.factories import T0, cancel, order, parsed
 
 CFG = KizunaConfig()

@@ -1,9 +1,9 @@
 """The ingest batch: partial failures, dead letters with reasons, retries, re-emission."""
 
-from kizuna.clock import FixedClock
-from kizuna.config import KizunaConfig
-from kizuna.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStore
-from kizuna.ingest_service import IngestService
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.ingest import IngestService
+from kizuna_tools.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStore
 from tests.factories import T0, days, order
 from tests.sqs_events import sqs_event, sqs_record
 

@@ -2,9 +2,9 @@
 100 yen; Bronze 0 / Silver 500 x1.5 / Gold 2000 x2 / Platinum 5000 x3; 365-day window and
 expiry; nudge when 100 points or fewer are missing)."""
 
-from kizuna.config import KizunaConfig, LoyaltyConfig, RankRule
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import apply_events
+from kizuna.runtime.config import KizunaConfig, LoyaltyConfig, RankRule
 from tests.factories import T0, adjust, cancel, days, envelope, order, parsed
 
 CFG = KizunaConfig()

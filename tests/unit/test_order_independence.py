@@ -6,10 +6,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import apply_events
 from kizuna.events.envelope import parse_inbound
+from kizuna.runtime.config import KizunaConfig
 from tests.factories import T0, envelope
 
 CFG = KizunaConfig()

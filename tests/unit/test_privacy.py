@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kizuna.clock import FixedClock
-from kizuna.config import KizunaConfig
-from kizuna.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStore
-from kizuna.ingest_service import IngestService
-from kizuna.privacy import ErasureReport, erase, erased_key, program_of
+from kizuna.domain.privacy import ErasureReport, erase, erased_key, program_of
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.ingest import IngestService
+from kizuna_tools.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStore
 from tests.factories import T0, order
 from tests.sqs_events import sqs_event, sqs_record
 

@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from kizuna.catalog import ProductRecord, import_products
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer, OrderFact
 from kizuna.delivery.templates import Renderer
+from kizuna.domain.customer import Customer, OrderFact
 from kizuna.domain.ingest import apply_events
+from kizuna.runtime.config import KizunaConfig
 from kizuna.scoring.copurchase import (
     BEST_SELLERS_KEY,
     CoPurchase,
@@ -34,6 +33,7 @@ from kizuna.scoring.job import (
     write_work_files,
 )
 from kizuna.scoring.snapshot import CellTotals, cells, merge_cells, row_for
+from kizuna_tools.products import ProductRecord, import_products
 from tests.factories import order, parsed
 
 NOW = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
@@ -301,7 +301,7 @@ def test_s3_objects_answers_none_for_a_missing_key_and_lists_by_prefix() -> None
     import boto3
     from moto import mock_aws
 
-    from kizuna.integrations.objects import S3Objects
+    from kizuna.adapters.s3 import S3Objects
 
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
@@ -315,9 +315,9 @@ def test_s3_objects_answers_none_for_a_missing_key_and_lists_by_prefix() -> None
 
 
 def test_finish_without_the_analytics_bucket_is_a_clear_error() -> None:
-    from kizuna.clock import FixedClock
-    from kizuna.fakes import MemoryPublisher, MemoryStore
+    from kizuna.runtime.clock import FixedClock
     from kizuna.scoring.job import ScoringRequest, run_scoring
+    from kizuna_tools.fakes import MemoryPublisher, MemoryStore
 
     request = ScoringRequest.model_validate(
         {"action": "finish", "total_segments": 2, "as_of": NOW.isoformat()}

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from kizuna.schemas import event_schemas
+from kizuna_tools.schemas import event_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,13 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from kizuna.clock import FixedClock
-from kizuna.config import KizunaConfig, ScoringConfig, SegmentRule
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import apply_events
 from kizuna.events import RankChanged
-from kizuna.fakes import MemoryPublisher, MemoryStore
 from kizuna.ports import VersionConflict
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig, ScoringConfig, SegmentRule
 from kizuna.scoring.job import (
     BoundariesRequest,
     ScoreRequest,
@@ -35,6 +34,7 @@ from kizuna.scoring.rfm import (
     segment_grid,
     segment_names,
 )
+from kizuna_tools.fakes import MemoryPublisher, MemoryStore
 from tests.factories import T0, cancel, days, order, parsed, upsert
 
 CFG = KizunaConfig()

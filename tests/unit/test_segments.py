@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import ConsentState, Customer
+from kizuna.domain.customer import ConsentState, Customer
+from kizuna.runtime.config import KizunaConfig
 from kizuna.segments import SegmentError, load_segments, members
 from tests.factories import T0
 

@@ -5,15 +5,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kizuna.clock import FixedClock
-from kizuna.config import KizunaConfig
-from kizuna.customer import ConsentState, Customer, Device
 from kizuna.delivery.channels import InvalidAddressInfo, OutboundMessage, SendResult, Throttled
 from kizuna.delivery.templates import Renderer
-from kizuna.fakes import MemoryInbound, MemoryStore
+from kizuna.domain.customer import ConsentState, Customer, Device
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.loader import load_programs
-from kizuna.send_service import SendRequest, SendService
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.send import SendRequest, SendService
+from kizuna_tools.fakes import MemoryInbound, MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS, _ = load_programs(ROOT / "programs")

@@ -1,9 +1,9 @@
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.programs.steps import local_time_after, next_local_time
+from kizuna.runtime.config import KizunaConfig
 
 
 def test_next_local_time_in_tokyo_and_new_york() -> None:

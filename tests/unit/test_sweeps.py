@@ -2,11 +2,11 @@
 
 from datetime import timedelta
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import apply_events
-from kizuna.fakes import MemoryStore
 from kizuna.programs.sweeps import SweepKind, sweep
+from kizuna.runtime.config import KizunaConfig
+from kizuna_tools.fakes import MemoryStore
 from tests.factories import T0, days, envelope, order, parsed
 
 CFG = KizunaConfig()  # risk after 60 days, dormant after 120; carts after 3 hours

@@ -44,7 +44,6 @@ from botocore.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kizuna.customer import Customer
 from kizuna.delivery.content import (
     EmailContent,
     LineContent,
@@ -61,6 +60,7 @@ from kizuna.delivery.tags import (
     tag_name,
 )
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
+from kizuna.domain.customer import Customer
 from kizuna.events import Channel as ChannelName
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

@@ -30,8 +30,6 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
-from kizuna.config import LoyaltyConfig
-from kizuna.customer import Customer
 from kizuna.delivery.content import (
     EmailContent,
     LineContent,
@@ -41,6 +39,8 @@ from kizuna.delivery.content import (
     sms_segments,
 )
 from kizuna.delivery.coupons import Coupon
+from kizuna.domain.customer import Customer
+from kizuna.runtime.config import LoyaltyConfig
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / "templates"
 DEFAULT_LOCALE = "ja"

@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kizuna.activity import ActivityItem
-from kizuna.config import KizunaConfig
-from kizuna.customer import (
+from kizuna.domain.activity import ActivityItem
+from kizuna.domain.customer import (
     PROFILE_FIELDS,
     AdjustmentFact,
     CartState,
@@ -23,6 +22,7 @@ from kizuna.customer import (
     Suppression,
 )
 from kizuna.domain.loyalty import recompute
+from kizuna.domain.timestamps import epoch_seconds, stamp
 from kizuna.events import (
     AppOpened,
     CartUpdated,
@@ -45,7 +45,7 @@ from kizuna.events import (
 )
 from kizuna.events.derived import DERIVED_MODELS
 from kizuna.events.envelope import ParsedEvent
-from kizuna.timeutil import epoch_seconds, stamp
+from kizuna.runtime.config import KizunaConfig
 
 
 @dataclass

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-from kizuna.config import LoyaltyConfig
-from kizuna.customer import Customer, OrderFact, PointsLot
+from kizuna.domain.customer import Customer, OrderFact, PointsLot
+from kizuna.runtime.config import LoyaltyConfig
 
 
 @dataclass(frozen=True)

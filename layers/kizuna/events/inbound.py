@@ -176,7 +176,7 @@ class AppOpened(InboundDetail):
 class CustomerErase(InboundDetail):
     """An erasure request (APPI / GDPR): remove everything held about the customer.
 
-    Not folded into state: ingest hands it to :func:`kizuna.privacy.erase`."""
+    Not folded into state: ingest hands it to :func:`kizuna.domain.privacy.erase`."""
 
     request_id: Identifier | None = Field(
         default=None, description="The requester's reference, echoed in the logs"

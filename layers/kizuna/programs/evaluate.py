@@ -15,12 +15,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from kizuna.activity import ActivityItem
-from kizuna.clock import Clock
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.activity import ActivityItem
+from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import iso
 from kizuna.events import DerivedEvent, ProgramConverted
-from kizuna.observability import logger
 from kizuna.programs.journeys import (
     JourneyState,
     assign_arms,
@@ -31,7 +29,9 @@ from kizuna.programs.journeys import (
 from kizuna.programs.model import Program, ReentryMode, SendStep
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
-from kizuna.timeutil import iso
+from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.observability import logger
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.programs.model import BranchStep, Program
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
+from kizuna.runtime.config import KizunaConfig
 
 
 def zone(name: str | None, default: str) -> ZoneInfo:

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import INDEX_SHARDS
+from kizuna.domain.timestamps import iso
 from kizuna.events import CartAbandoned, DerivedEvent, DormancyRisk, PointsExpiring
-from kizuna.timeutil import iso
+from kizuna.runtime.config import KizunaConfig
 
 
 class SweepKind(StrEnum):

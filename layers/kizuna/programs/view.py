@@ -12,9 +12,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.programs.patterns import matches
+from kizuna.runtime.config import KizunaConfig
 
 # The view field listing the named segments (segments/*.yaml) a customer is in: a program's
 # audience or branch says ``segments: [gold-at-risk, champions]`` (in any of them).

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 
 PAIR_SEPARATOR = "\t"
 # The products-table item holding the run's best sellers (not a valid product id: ids

@@ -39,12 +39,12 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
-from kizuna.clock import Clock
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import recompute
 from kizuna.events import DerivedEvent, RankChanged, RankDirection, SegmentChanged
 from kizuna.ports import EventPublisher, VersionConflict
+from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import KizunaConfig
 from kizuna.scoring.copurchase import BEST_SELLERS_KEY, CoPurchase, best_sellers, count, related
 from kizuna.scoring.rfm import Boundaries, boundaries, collect_inputs, score, segment_names
 from kizuna.scoring.snapshot import CellTotals, SnapshotRow, cells, merge_cells, row_for
@@ -68,7 +68,7 @@ class ScoringStore(Protocol):
 
 
 class ObjectStore(Protocol):
-    """The analytics bucket (:class:`kizuna.integrations.objects.S3Objects`)."""
+    """The analytics bucket (:class:`kizuna.adapters.s3.S3Objects`)."""
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
 

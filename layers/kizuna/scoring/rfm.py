@@ -8,7 +8,8 @@ Customers without a counted order are not scored: their RFM fields stay ``None``
 Scores are 1 (worst) to 5 (best). Four boundaries per measure split it into five bins;
 they are either quantiles (20/40/60/80 %, ``numpy.quantile(method="lower")``, so every
 boundary is a value seen in the sample) of a sample of the current base, computed once per
-run and shared by every shard, or fixed thresholds from :class:`~kizuna.config.ScoringConfig`.
+run and shared by every shard, or fixed thresholds from
+:class:`~kizuna.runtime.config.ScoringConfig`.
 
 Ties are decided one way everywhere: a value *equal to* a boundary falls in the bin below
 it (``numpy.searchsorted(side="left")``). For frequency and monetary the bin below is the
@@ -17,7 +18,7 @@ get equal scores.
 
 Segments come from a 5x5 grid of R (recency score) against FM, the rounded-up mean of the
 frequency and monetary scores (``(F + M + 1) // 2``) — the common R-vs-FM grid of RFM
-practice. :data:`kizuna.config.DEFAULT_SEGMENT_RULES` is the default mapping; the first
+practice. :data:`kizuna.runtime.config.DEFAULT_SEGMENT_RULES` is the default mapping; the first
 rule whose ranges hold a cell names it, and the configuration is rejected unless every one
 of the 25 cells is named.
 """
@@ -32,8 +33,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from kizuna.config import ScoringConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
+from kizuna.runtime.config import ScoringConfig
 
 QUANTILES = (0.2, 0.4, 0.6, 0.8)
 IntArray = npt.NDArray[np.int64]

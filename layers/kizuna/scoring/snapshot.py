@@ -17,9 +17,9 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.programs.view import age_band, age_on, lifecycle
+from kizuna.runtime.config import KizunaConfig
 
 NONE = "(none)"
 # The cohort of the second-purchase rate: customers whose first order is this recent.

@@ -26,10 +26,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kizuna.config import KizunaConfig
-from kizuna.customer import Customer
+from kizuna.domain.customer import Customer
 from kizuna.programs.patterns import PatternError, matches, validate_pattern
 from kizuna.programs.view import customer_view
+from kizuna.runtime.config import KizunaConfig
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from kizuna.local import LocalCloud
-from kizuna.local.testing import CloudFactory
+from kizuna_tools.local import LocalCloud
+from kizuna_tools.local.testing import CloudFactory
 from tests.integration.local.fixtures import probe_template, write_project
 
 

@@ -1,4 +1,4 @@
-"""A small hand-written template and project exercising every part of kizuna.local."""
+"""A small hand-written template and project exercising every part of kizuna_tools.local."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import boto3
 
-from kizuna.clock import get_clock
+from kizuna.runtime.clock import get_clock
 
 
 def handler(event, context):
@@ -53,7 +53,7 @@ import os
 
 import boto3
 
-from kizuna.clock import get_clock
+from kizuna.runtime.clock import get_clock
 
 
 def handler(event, context):
@@ -71,7 +71,7 @@ import os
 
 import boto3
 
-from kizuna.clock import get_clock
+from kizuna.runtime.clock import get_clock
 
 
 def handler(event, context):
@@ -107,7 +107,7 @@ def handler(event, context):
 ECHO_HANDLER = """
 import os
 
-from kizuna.clock import get_clock
+from kizuna.runtime.clock import get_clock
 
 
 def handler(event, context):

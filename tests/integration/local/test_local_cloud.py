@@ -14,8 +14,8 @@ import boto3
 import pytest
 import requests
 
-from kizuna.local import DEFAULT_START, LocalCloud, LocalCloudError
-from kizuna.local.testing import CloudFactory
+from kizuna_tools.local import DEFAULT_START, LocalCloud, LocalCloudError
+from kizuna_tools.local.testing import CloudFactory
 from tests.integration.local.fixtures import order, probe_template, state_machine, with_resources
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""One test per patch in kizuna.local.patches: a moto upgrade that breaks one fails here."""
+"""One test per patch in kizuna_tools.local.patches: a moto upgrade that breaks one fails here."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import boto3
 import pytest
 import requests
 
-from kizuna.local import DEFAULT_START, LocalCloud, patches
-from kizuna.local.testing import CloudFactory
+from kizuna_tools.local import DEFAULT_START, LocalCloud, patches
+from kizuna_tools.local.testing import CloudFactory
 from tests.integration.local.fixtures import probe_template, state_machine, with_resources
 
 pytestmark = pytest.mark.integration
@@ -407,7 +407,7 @@ def test_patch_sqs_message_clock(local_cloud_factory: CloudFactory, project_root
 
 
 def test_patch_sqs_retention_check(local_cloud_factory: CloudFactory, project_root: Path) -> None:
-    from kizuna.local import backends
+    from kizuna_tools.local import backends
 
     cloud = local_cloud_factory(probe_template(), project_root=project_root)
     sqs = boto3.client("sqs", region_name="us-east-1")
@@ -552,7 +552,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
-    from kizuna.clock import get_clock
+    from kizuna.runtime.clock import get_clock
 
     outside = get_clock()
     with LocalCloud.from_template(

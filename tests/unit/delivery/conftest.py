@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kizuna.config import LoyaltyConfig
+from kizuna.runtime.config import LoyaltyConfig
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kizuna.customer import ConsentState, Customer, Device
+from kizuna.domain.customer import ConsentState, Customer, Device
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"

@@ -520,7 +520,7 @@ def test_push_temporary_failure_and_unknown_outcomes() -> None:
 
 
 def test_push_through_a_before_call_hook_like_the_local_runtime() -> None:
-    # given a client whose SendMessages is answered by a hook (as kizuna.local does)
+    # given a client whose SendMessages is answered by a hook (as kizuna_tools.local does)
     client = aws("pinpoint")
     seen: list[dict[str, Any]] = []
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from delivery_helpers import TEMPLATES, make_customer
 
-from kizuna.config import LoyaltyConfig
 from kizuna.delivery.content import EmailContent, LineContent, PushContent, SmsContent
 from kizuna.delivery.coupons import Coupon
 from kizuna.delivery.templates import (
@@ -21,6 +20,7 @@ from kizuna.delivery.templates import (
     format_date,
     format_number,
 )
+from kizuna.runtime.config import LoyaltyConfig
 
 COUPON = Coupon(
     code="KZ-ABCD-EFGH-JKMN", discount="10%", expires_at=datetime(2026, 1, 31, 15, 30, tzinfo=UTC)

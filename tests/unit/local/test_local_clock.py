@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kizuna.local.clock import RuntimeClosed, Timeline, VirtualClock
+from kizuna_tools.local.virtual_clock import RuntimeClosed, Timeline, VirtualClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.local.cloud import fill_input_template
-from kizuna.local.functions import FunctionRunner, FunctionSpec
+from kizuna_tools.local.cloud import fill_input_template
+from kizuna_tools.local.functions import FunctionRunner, FunctionSpec
 
 
 def spec(root: Path, code: str, env: dict[str, str] | None = None) -> FunctionSpec:

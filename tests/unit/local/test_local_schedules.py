@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kizuna.local.schedules import parse_schedule
+from kizuna_tools.local.schedules import parse_schedule
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kizuna.local.template import Template, TemplateError
+from kizuna_tools.local.template import Template, TemplateError
 
 TEMPLATE: dict[str, Any] = {
     "Parameters": {"Stage": {"Type": "String", "Default": "dev"}},

@@ -1,0 +1,485 @@
+"""All DynamoDB access: customers, activity, products and snapshots. Nothing else in Kizuna
+talks to the tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from kizuna.domain.activity import ActivityItem
+from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import iso
+from kizuna.ports import VersionConflict
+from kizuna.programs.journeys import JourneyState
+
+BATCH_GET_LIMIT = 100
+
+
+def to_dynamo(value: Any) -> Any:
+    """Python values as DynamoDB accepts them: Decimal numbers, ISO strings, no None."""
+    if isinstance(value, dict):
+        return {str(k): to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, int):
+        return Decimal(value)
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    """DynamoDB numbers back as int (whole) or float; everything else as is."""
+    if isinstance(value, dict):
+        return {str(k): from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def customer_to_item(customer: Customer) -> dict[str, Any]:
+    item: dict[str, Any] = to_dynamo(customer.model_dump())
+    return item
+
+
+def customer_from_item(item: dict[str, Any]) -> Customer:
+    return Customer.model_validate(item)
+
+
+def activity_to_item(item: ActivityItem) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "pk": item.customer_id,
+        "sk": item.sk,
+        "kind": item.kind,
+        "at": iso(item.at),
+        **to_dynamo(item.data),
+    }
+    if item.expires_at is not None:
+        out["expires_at"] = Decimal(item.expires_at)
+    return out
+
+
+def _items(call: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated Scan or Query (``call`` is ``table.scan``/``table.query``)."""
+    while True:
+        resp = call(**kwargs)
+        yield from resp.get("Items", [])
+        if "LastEvaluatedKey" not in resp:
+            return
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class DynamoStore:
+    """Customers and activity tables through a boto3 DynamoDB resource."""
+
+    def __init__(self, dynamodb: Any, customers_table: str, activity_table: str) -> None:
+        self._dynamodb = dynamodb
+        self._customers = dynamodb.Table(customers_table)
+        self._activity = dynamodb.Table(activity_table)
+        self._customers_name = customers_table
+
+    # customers -----------------------------------------------------------------------
+    def get_customer(self, customer_id: str) -> Customer | None:
+        resp = self._customers.get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
+        item = resp.get("Item")
+        return customer_from_item(item) if item else None
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        ids = list(dict.fromkeys(customer_ids))
+        if len(ids) == 1:
+            found = self.get_customer(ids[0])
+            return {ids[0]: found} if found else {}
+        out: dict[str, Customer] = {}
+        for chunk in _chunks(ids, BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._customers_name: {
+                    "Keys": [{"customer_id": cid} for cid in chunk],
+                    "ConsistentRead": True,
+                }
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(self._customers_name, []):
+                    customer = customer_from_item(item)
+                    out[customer.customer_id] = customer
+                request = resp.get("UnprocessedKeys") or {}
+                attempt += 1
+                if request:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+        return out
+
+    def save_customer(self, customer: Customer, expected_version: int) -> Customer:
+        saved = customer.model_copy(update={"version": expected_version + 1})
+        condition: dict[str, Any]
+        if expected_version == 0:
+            condition = {"ConditionExpression": "attribute_not_exists(customer_id)"}
+        else:
+            condition = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": expected_version},
+            }
+        try:
+            self._customers.put_item(Item=customer_to_item(saved), **condition)
+        except self._customers.meta.client.exceptions.ConditionalCheckFailedException as exc:
+            raise VersionConflict(customer.customer_id) from exc
+        return saved
+
+    def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
+        for item in _items(self._customers.scan, Segment=segment, TotalSegments=total_segments):
+            yield customer_from_item(item)
+
+    def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
+        """The first page (at most ``limit`` items) of one scan segment, order facts only:
+        a cheap, spread sample for the scoring job's quantile boundaries."""
+        resp = self._customers.scan(
+            Segment=segment,
+            TotalSegments=total_segments,
+            Limit=limit,
+            ProjectionExpression="#c, #o",
+            ExpressionAttributeNames={"#c": "customer_id", "#o": "orders"},
+        )
+        return [customer_from_item(item) for item in resp.get("Items", [])]
+
+    # sparse sweep indexes ----------------------------------------------------------------
+    def query_window(
+        self, index: str, attribute: str, shard: str, start: str, end: str
+    ) -> list[str]:
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("gsi_shard").eq(shard) & Key(attribute).between(start, end)
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": cond,
+            "ProjectionExpression": "customer_id, #a",
+            "ExpressionAttributeNames": {"#a": attribute},
+        }
+        items = _items(self._customers.query, **kwargs)
+        return [str(i["customer_id"]) for i in items if i[attribute] < end]
+
+    def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
+        from boto3.dynamodb.conditions import Key
+
+        from kizuna.programs.sweeps import PHONE_HASH_ATTRIBUTE, PHONE_INDEX
+
+        resp = self._customers.query(
+            IndexName=PHONE_INDEX, KeyConditionExpression=Key(PHONE_HASH_ATTRIBUTE).eq(phone_hash)
+        )
+        return [str(i["customer_id"]) for i in resp.get("Items", [])]
+
+    # journeys (activity table, sk = JOURNEY#<program>) -----------------------------------
+    def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
+        out: dict[tuple[str, str], JourneyState] = {}
+        name = self._activity.name
+        unique = list(dict.fromkeys(keys))
+        for chunk in _chunks(unique, BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                name: {
+                    "Keys": [{"pk": cid, "sk": f"JOURNEY#{pid}"} for cid, pid in chunk],
+                    "ConsistentRead": True,
+                }
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(name, []):
+                    state = JourneyState.model_validate(item)
+                    out[(state.customer_id, state.program)] = state
+                request = resp.get("UnprocessedKeys") or {}
+                attempt += 1
+                if request:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+        return out
+
+    def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
+        expected = previous.rev if previous else 0
+        item = {
+            "pk": state.customer_id,
+            "sk": f"JOURNEY#{state.program}",
+            "kind": "JOURNEY",
+            **to_dynamo(state.model_copy(update={"rev": expected + 1}).model_dump()),
+        }
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(sk)"}
+            if previous is None
+            else {"ConditionExpression": "rev = :r", "ExpressionAttributeValues": {":r": expected}}
+        )
+        try:
+            self._activity.put_item(Item=item, **condition)
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # message ledger (activity table, sk = MSG#<execution>#<step>) --------------------------
+    def claim_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Claim the send of (execution, step): None if claimed now, else the existing entry.
+
+        A deferred entry can be claimed again (quiet hours ended); anything else cannot: this
+        conditional write is what makes a retried or duplicated invocation never send twice.
+        """
+        item = {
+            "pk": customer_id,
+            "sk": f"MSG#{execution}#{step}",
+            "kind": "MSG",
+            **to_dynamo(data),
+        }
+        try:
+            self._activity.put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(sk) OR #s = :deferred",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":deferred": "deferred"},
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            resp = self._activity.get_item(
+                Key={"pk": customer_id, "sk": f"MSG#{execution}#{step}"}, ConsistentRead=True
+            )
+            existing: dict[str, Any] = resp.get("Item") or {}
+            return existing
+        return None
+
+    def record_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> None:
+        """Write the final decision of a send (sent, suppressed, deferred, failed)."""
+        item = {
+            "pk": customer_id,
+            "sk": f"MSG#{execution}#{step}",
+            "kind": "MSG",
+            **to_dynamo(data),
+        }
+        self._activity.put_item(Item=item)
+
+    def sent_times(self, customer_id: str, since: str) -> list[str]:
+        """When this customer was sent messages since ``since`` (ISO), any program."""
+        from boto3.dynamodb.conditions import Attr, Key
+
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(customer_id) & Key("sk").begins_with("MSG#"),
+            "FilterExpression": Attr("status").eq("sent") & Attr("sent_at").gte(since),
+            "ProjectionExpression": "sent_at",
+        }
+        return [str(i["sent_at"]) for i in _items(self._activity.query, **kwargs)]
+
+    def stamp_message(
+        self, customer_id: str, execution: str, step: str, field: str, value: str
+    ) -> bool:
+        """Stamp delivery feedback (delivery_at, open_at, bounce_at...) on a ledger entry."""
+        try:
+            self._activity.update_item(
+                Key={"pk": customer_id, "sk": f"MSG#{execution}#{step}"},
+                UpdateExpression="SET #f = :v",
+                ConditionExpression="attribute_exists(sk)",
+                ExpressionAttributeNames={"#f": field},
+                ExpressionAttributeValues={":v": value},
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def messages(self, customer_id: str) -> list[dict[str, Any]]:
+        return self.activity(customer_id, "MSG#")
+
+    # activity ------------------------------------------------------------------------
+    def put_activity(self, items: Iterable[ActivityItem]) -> None:
+        unique = {(i.customer_id, i.sk): i for i in items}
+        if not unique:
+            return
+        with self._activity.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for item in unique.values():
+                batch.put_item(Item=activity_to_item(item))
+
+    def activity(self, customer_id: str, prefix: str = "") -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("pk").eq(customer_id)
+        if prefix:
+            cond = cond & Key("sk").begins_with(prefix)
+        return list(_items(self._activity.query, KeyConditionExpression=cond))
+
+    # privacy (kizuna.domain.privacy): access and erasure requests -----------------------------
+    def scan_activity(self, kinds: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """Every activity item of the given kinds (a filtered full scan: for reports, not for
+        hot paths; large bases query the snapshot export with Athena instead)."""
+        from boto3.dynamodb.conditions import Attr
+
+        yield from _items(self._activity.scan, FilterExpression=Attr("kind").is_in(list(kinds)))
+
+    def customer_item(self, customer_id: str) -> dict[str, Any] | None:
+        resp = self._customers.get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
+        item: dict[str, Any] | None = resp.get("Item")
+        return item
+
+    def delete_activity(self, customer_id: str, sort_keys: Sequence[str]) -> None:
+        if not sort_keys:
+            return
+        with self._activity.batch_writer() as batch:
+            for sk in dict.fromkeys(sort_keys):
+                batch.delete_item(Key={"pk": customer_id, "sk": sk})
+
+    def delete_customer(self, customer_id: str) -> bool:
+        resp = self._customers.delete_item(Key={"customer_id": customer_id}, ReturnValues="ALL_OLD")
+        return bool(resp.get("Attributes"))
+
+    def mark_erased(self, key: str, expires_at: int) -> None:
+        from kizuna.domain.privacy import ERASED_SK
+
+        self._activity.put_item(
+            Item={"pk": key, "sk": ERASED_SK, "kind": "ERASED", "expires_at": expires_at}
+        )
+
+    def count_erasure(self, day: str) -> None:
+        from kizuna.domain.privacy import ERASURES_PK
+
+        self._activity.update_item(
+            Key={"pk": ERASURES_PK, "sk": f"DAY#{day}"},
+            UpdateExpression="ADD #c :one",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":one": 1},
+        )
+
+    def erased(self, customer_ids: Sequence[str]) -> set[str]:
+        """The ids among ``customer_ids`` erased recently (their marker has not expired)."""
+        from kizuna.domain.privacy import ERASED_SK, erased_key
+        from kizuna.runtime.clock import utcnow
+
+        by_key = {erased_key(cid): cid for cid in dict.fromkeys(customer_ids)}
+        name = self._activity.name
+        now = utcnow().timestamp()
+        out: set[str] = set()
+        for chunk in _chunks(list(by_key), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                name: {
+                    "Keys": [{"pk": key, "sk": ERASED_SK} for key in chunk],
+                    "ProjectionExpression": "pk, expires_at",
+                }
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(name, []):
+                    if float(item.get("expires_at", 0)) > now:  # TTL deletes lazily
+                        out.add(by_key[str(item["pk"])])
+                request = resp.get("UnprocessedKeys") or {}
+                attempt += 1
+                if request:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+        return out
+
+
+def _batch_get(dynamodb: Any, table: str, keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BatchGetItem in chunks of 100, retrying unprocessed keys with backoff."""
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(list(keys), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {table: {"Keys": list(chunk)}}
+        attempt = 0
+        while request:
+            resp = dynamodb.batch_get_item(RequestItems=request)
+            out += resp["Responses"].get(table, [])
+            request = resp.get("UnprocessedKeys") or {}
+            attempt += 1
+            if request:
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+    return out
+
+
+class ProductStore:
+    """The products table (``pk = product_id``): catalogue entries (name, url, category,
+    imported) and what the daily job learned (``related`` products, best sellers)."""
+
+    def __init__(self, dynamodb: Any, products_table: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = dynamodb.Table(products_table)
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        keys = [{"product_id": pid} for pid in dict.fromkeys(product_ids)]
+        items = _batch_get(self._dynamodb, self._table.name, keys)
+        return {str(i["product_id"]): from_dynamo(i) for i in items}
+
+    def scan_products(self) -> Iterator[dict[str, Any]]:
+        for item in _items(self._table.scan):
+            yield from_dynamo(item)
+
+    def upsert_catalog(self, records: Iterable[Any]) -> int:
+        """Set name, url and category of each product (``kizuna_tools.products.ProductRecord``),
+        keeping what the daily job learned about it. One UpdateItem per product."""
+        n = 0
+        for record in records:
+            values = {"name": record.name, "url": record.url, "category": record.category}
+            present = {k: v for k, v in values.items() if v is not None}
+            sets = ", ".join(f"#{k} = :{k}" for k in present)
+            removes = [f"#{k}" for k, v in values.items() if v is None]
+            expression = f"SET {sets}" + (f" REMOVE {', '.join(removes)}" if removes else "")
+            self._table.update_item(
+                Key={"product_id": record.product_id},
+                UpdateExpression=expression,
+                ExpressionAttributeNames={f"#{k}": k for k in values},
+                ExpressionAttributeValues={f":{k}": v for k, v in present.items()},
+            )
+            n += 1
+        return n
+
+    def set_related(self, product_id: str, related: list[dict[str, Any]], day: str) -> None:
+        """What the daily run learned about one product (UpdateItem: the catalogue's own
+        fields, which an import may be writing at the same moment, are left alone)."""
+        self._table.update_item(
+            Key={"product_id": product_id},
+            UpdateExpression="SET #r = :r, #d = :d",
+            ExpressionAttributeNames={"#r": "related", "#d": "related_at"},
+            ExpressionAttributeValues={":r": to_dynamo(related), ":d": day},
+        )
+
+    def put_product(self, item: dict[str, Any]) -> None:
+        """Write a whole item (the run's own ``#best-sellers`` item)."""
+        self._table.put_item(Item=to_dynamo(item))
+
+
+class SnapshotStore:
+    """The snapshots table: ``pk = date`` (YYYY-MM-DD), ``sk = cell`` (RFM segment, rank
+    and attribute bands joined by ``|``), counts and sums per cell."""
+
+    def __init__(self, dynamodb: Any, snapshots_table: str) -> None:
+        self._table = dynamodb.Table(snapshots_table)
+
+    def put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int:
+        with self._table.batch_writer(overwrite_by_pkeys=["date", "cell"]) as batch:
+            for cell, data in cells.items():
+                batch.put_item(Item={"date": day, "cell": cell, **to_dynamo(data)})
+        return len(cells)
+
+    def cells(self, day: str) -> dict[str, dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        out: dict[str, dict[str, Any]] = {}
+        for item in _items(self._table.query, KeyConditionExpression=Key("date").eq(day)):
+            data = from_dynamo(item)
+            out[str(data.pop("cell"))] = {k: v for k, v in data.items() if k != "date"}
+        return out
+
+    def dates(self) -> list[str]:
+        """Every snapshot date, oldest first (a keys-only scan: reports, not hot paths)."""
+        items = _items(
+            self._table.scan, ProjectionExpression="#d", ExpressionAttributeNames={"#d": "date"}
+        )
+        return sorted({str(i["date"]) for i in items})

@@ -1,0 +1,119 @@
+"""Erasure and access requests (APPI, GDPR): everything Kizuna holds about one customer.
+
+A customer's data lives in two places: the customer item (profile, addresses, device
+tokens, LINE id, facts, loyalty, and the idempotency records of ingest in ``processed``)
+and the customer's partition of the activity table (orders, cancellations, points,
+consent, behaviour, journeys, program decisions and the message ledger). Erasure removes
+both and stops the customer's running journeys. What stays is anonymous: a daily count of
+erasures (so aggregates that drop can be explained) and, for ``ERASED_MARKER_DAYS``, a
+marker keyed by a hash of the id that stops an event still in flight from re-creating the
+customer (ingest checks it before creating a customer it has never seen).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from kizuna.domain.timestamps import epoch_seconds
+
+ERASED_MARKER_DAYS = 30
+ERASED_PREFIX = "ERASED#"
+ERASED_SK = "ERASED"
+ERASURES_PK = "ERASURES"  # anonymous counters: sk = DAY#<yyyy-mm-dd>, attribute `count`
+
+
+def erased_key(customer_id: str) -> str:
+    """The marker's key: a hash, never the id in clear."""
+    digest = hashlib.sha256(f"kizuna-erased\x1f{customer_id}".encode()).hexdigest()
+    return f"{ERASED_PREFIX}{digest}"
+
+
+def program_of(execution: str) -> str:
+    """``second-purchase-coupon-<32 hex>`` -> ``second-purchase-coupon`` (see execution_name)."""
+    return execution.rsplit("-", 1)[0]
+
+
+class PrivacyStore(Protocol):
+    def customer_item(self, customer_id: str) -> dict[str, Any] | None: ...
+
+    def activity(self, customer_id: str, prefix: str = "") -> list[dict[str, Any]]: ...
+
+    def delete_activity(self, customer_id: str, sort_keys: Sequence[str]) -> None: ...
+
+    def delete_customer(self, customer_id: str) -> bool:
+        """Delete the customer item; True if there was one."""
+        ...
+
+    def mark_erased(self, key: str, expires_at: int) -> None: ...
+
+    def count_erasure(self, day: str) -> None: ...
+
+
+class ExecutionStopper(Protocol):
+    def stop(self, program_id: str, execution: str) -> bool:
+        """Stop a running journey execution; False if it is not running (or unknown)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    customer_found: bool
+    activity_deleted: int
+    journeys_stopped: int
+
+
+def _executions(items: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """execution name -> program, from JOURNEY# items and the ledger's MSG# keys."""
+    out: dict[str, str] = {}
+    for item in items:
+        sk = str(item.get("sk", ""))
+        if sk.startswith("JOURNEY#") and item.get("execution"):
+            out[str(item["execution"])] = str(item.get("program") or sk.removeprefix("JOURNEY#"))
+        elif sk.startswith("MSG#"):
+            execution = sk.split("#")[1]
+            out.setdefault(execution, str(item.get("program") or program_of(execution)))
+    return out
+
+
+def erase(
+    customer_id: str,
+    store: PrivacyStore,
+    stopper: ExecutionStopper,
+    now: datetime,
+    marker_days: int = ERASED_MARKER_DAYS,
+) -> ErasureReport:
+    """Remove everything held about ``customer_id``. Idempotent: erasing twice is harmless.
+
+    Order matters: the marker first (from then on ingest will not re-create the customer),
+    journeys stopped before their activity is deleted (a running send could write a ledger
+    entry), the customer item last.
+    """
+    store.mark_erased(erased_key(customer_id), epoch_seconds(now + timedelta(days=marker_days)))
+    items = store.activity(customer_id)
+    stopped = sum(
+        1 for execution, program in _executions(items).items() if stopper.stop(program, execution)
+    )
+    deleted = len(items)
+    store.delete_activity(customer_id, [str(i["sk"]) for i in items])
+    # anything a journey wrote while it was being stopped
+    late = store.activity(customer_id)
+    if late:
+        deleted += len(late)
+        store.delete_activity(customer_id, [str(i["sk"]) for i in late])
+    found = store.delete_customer(customer_id)
+    if found or deleted:
+        store.count_erasure(now.date().isoformat())
+    return ErasureReport(customer_found=found, activity_deleted=deleted, journeys_stopped=stopped)
+
+
+def export(customer_id: str, store: PrivacyStore) -> dict[str, Any] | None:
+    """Everything held about the customer (an access request), or None if nothing is."""
+    customer = store.customer_item(customer_id)
+    activity = store.activity(customer_id)
+    if customer is None and not activity:
+        return None
+    return {"customer_id": customer_id, "customer": customer, "activity": activity}

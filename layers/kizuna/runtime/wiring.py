@@ -1,0 +1,245 @@
+"""Builds the real adapters once per Lambda container (the handlers' only factory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, cast
+
+import boto3
+
+from kizuna.adapters.dynamodb import DynamoStore, ProductStore, SnapshotStore
+from kizuna.adapters.eventbridge import EventBridgePublisher
+from kizuna.adapters.s3 import S3Objects
+from kizuna.adapters.sqs import SqsDeadLetters
+from kizuna.adapters.stepfunctions import StepFunctionsStarter, StepFunctionsStopper
+from kizuna.domain.privacy import ErasureReport, erase
+from kizuna.programs.bundle import load_deployed_programs, load_deployed_segments, resolve_dir
+from kizuna.programs.evaluate import Evaluator
+from kizuna.programs.model import Program
+from kizuna.runtime.clock import CurrentClock
+from kizuna.runtime.config import load_config
+from kizuna.runtime.settings import (
+    evaluate_settings,
+    feedback_settings,
+    ingest_settings,
+    journey_settings,
+    score_settings,
+    send_settings,
+    sweep_settings,
+    unsubscribe_settings,
+)
+from kizuna.services.evaluate import EvaluateService
+from kizuna.services.ingest import IngestService
+from kizuna.services.journey import JourneyService
+
+if TYPE_CHECKING:
+    from kizuna.services.feedback import FeedbackService
+    from kizuna.services.send import SendService
+    from kizuna.services.unsubscribe import UnsubscribeService
+
+
+def programs(explicit_dir: str | None) -> list[Program]:
+    return cast(
+        list[Program], list(load_deployed_programs(str(resolve_dir("programs", explicit_dir))))
+    )
+
+
+@lru_cache(maxsize=1)
+def ingest_service() -> IngestService:
+    s = ingest_settings()
+    store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
+    stopper = StepFunctionsStopper(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX)
+    clock = CurrentClock()
+
+    def eraser(customer_id: str) -> ErasureReport:
+        return erase(customer_id, store, stopper, clock.now())
+
+    return IngestService(
+        store=store,
+        publisher=EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
+        dead_letters=SqsDeadLetters(boto3.client("sqs"), s.DEAD_LETTER_QUEUE_URL),
+        cfg=load_config(s.KIZUNA_CONFIG),
+        clock=clock,
+        max_receive_count=s.MAX_RECEIVE_COUNT,
+        eraser=eraser,
+    )
+
+
+@lru_cache(maxsize=1)
+def evaluate_service() -> EvaluateService:
+    s = evaluate_settings()
+    store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
+    evaluator = Evaluator(
+        programs(s.PROGRAMS_DIR),
+        store,
+        StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
+        EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
+        load_config(s.KIZUNA_CONFIG),
+        CurrentClock(),
+        segments=load_deployed_segments(),
+    )
+    return EvaluateService(
+        evaluator,
+        SqsDeadLetters(boto3.client("sqs"), s.DEAD_LETTER_QUEUE_URL),
+        s.MAX_RECEIVE_COUNT,
+    )
+
+
+@lru_cache(maxsize=1)
+def journey_service() -> JourneyService:
+    s = journey_settings()
+    store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
+    return JourneyService(
+        programs(s.PROGRAMS_DIR),
+        store,
+        load_config(s.KIZUNA_CONFIG),
+        CurrentClock(),
+        segments=load_deployed_segments(),
+    )
+
+
+@lru_cache(maxsize=1)
+def sweep_parts() -> tuple[DynamoStore, EventBridgePublisher]:
+    s = sweep_settings()
+    return (
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
+    )
+
+
+@dataclass(frozen=True)
+class ScoringAnalytics:
+    objects: S3Objects
+    catalog: ProductStore
+    snapshots: SnapshotStore
+
+
+@lru_cache(maxsize=1)
+def score_parts() -> tuple[DynamoStore, EventBridgePublisher, ScoringAnalytics]:
+    s = score_settings()
+    dynamodb = boto3.resource("dynamodb")
+    return (
+        DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
+        ScoringAnalytics(
+            S3Objects(boto3.client("s3"), s.ANALYTICS_BUCKET),
+            ProductStore(dynamodb, s.PRODUCTS_TABLE),
+            SnapshotStore(dynamodb, s.SNAPSHOTS_TABLE),
+        ),
+    )
+
+
+def signing_keys(secret_arn: str) -> list[bytes]:
+    """The HMAC key(s) from Secrets Manager (cached 5 minutes). A JSON secret
+    ``{"current": ..., "previous": ...}`` lets a rotation keep old links valid."""
+    import json
+
+    from aws_lambda_powertools.utilities import parameters
+
+    raw = parameters.get_secret(secret_arn, max_age=300)
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return [text.encode()]
+    if isinstance(data, dict):
+        return [str(data[k]).encode() for k in ("current", "previous") if data.get(k)]
+    return [text.encode()]
+
+
+@lru_cache(maxsize=1)
+def send_service() -> SendService:
+    from botocore.config import Config
+
+    from kizuna.adapters.inbound import BusInbound
+    from kizuna.delivery.channels import (
+        Channel,
+        LinePush,
+        PinpointPush,
+        SesEmail,
+        SnsSms,
+        line_token_from,
+    )
+    from kizuna.delivery.templates import Renderer
+    from kizuna.delivery.unsubscribe import UnsubscribeLinks
+    from kizuna.services.send import SendService, derive_key
+
+    s = send_settings()
+    cfg = load_config(s.KIZUNA_CONFIG)
+    # send_with_retry owns retries: botocore's own would stack under it and could resend
+    once = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    key = signing_keys(s.SIGNING_SECRET_ARN)[0]
+    links = UnsubscribeLinks(
+        s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
+    )
+    sns = boto3.client("sns", config=once)
+    channels: dict[str, Channel] = {
+        "email": SesEmail(
+            boto3.client("sesv2", config=once), s.EMAIL_FROM, s.SES_CONFIGURATION_SET, links
+        ),
+        "sms": SnsSms(sns, s.SMS_SENDER_ID or None),
+    }
+    if s.PUSH_APPLICATION_ID:
+        channels["push"] = PinpointPush(
+            boto3.client("pinpoint", config=once), s.PUSH_APPLICATION_ID
+        )
+    if s.LINE_TOKEN_SECRET_ARN:
+        channels["line"] = LinePush(line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN))
+    elif s.LINE_TOKEN_PARAMETER:
+        channels["line"] = LinePush(line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER))
+
+    def opted_out(phone: str) -> bool:
+        return bool(sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
+
+    return SendService(
+        programs(s.PROGRAMS_DIR),
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        Renderer(
+            resolve_dir("templates", s.TEMPLATES_DIR), default_locale=cfg.contact.default_locale
+        ),
+        channels,
+        BusInbound(boto3.client("events"), s.EVENT_BUS_NAME),
+        cfg,
+        CurrentClock(),
+        coupon_secret=derive_key(key, "coupon"),
+        unsubscribe=links,
+        sms_opted_out=opted_out,
+        products=ProductStore(boto3.resource("dynamodb"), s.PRODUCTS_TABLE),
+    )
+
+
+@lru_cache(maxsize=1)
+def feedback_service() -> FeedbackService:
+    from kizuna.adapters.inbound import BusInbound
+    from kizuna.services.feedback import FeedbackService
+
+    s = feedback_settings()
+    return FeedbackService(
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        BusInbound(boto3.client("events"), s.EVENT_BUS_NAME),
+        SqsDeadLetters(boto3.client("sqs"), s.DEAD_LETTER_QUEUE_URL),
+        CurrentClock(),
+        s.MAX_RECEIVE_COUNT,
+    )
+
+
+@lru_cache(maxsize=1)
+def unsubscribe_service() -> UnsubscribeService:
+    from kizuna.adapters.inbound import BusInbound
+    from kizuna.services.send import derive_key
+    from kizuna.services.unsubscribe import UnsubscribeService
+
+    s = unsubscribe_settings()
+    keys = [derive_key(k, "unsubscribe") for k in signing_keys(s.SIGNING_SECRET_ARN)]
+    return UnsubscribeService(
+        keys,
+        BusInbound(boto3.client("events"), s.EVENT_BUS_NAME, source="kizuna.unsubscribe"),
+        CurrentClock(),
+    )
+
+
+def sms_opted_out_numbers() -> list[str]:
+    from kizuna.delivery.channels import SnsSms
+
+    return list(SnsSms(boto3.client("sns")).opted_out_numbers())

@@ -1,0 +1,95 @@
+"""The evaluate function's work: an SQS batch of bus events -> program decisions.
+
+Records are validated one by one (Powertools batch processing); an event that can never be
+evaluated goes to the dead-letter queue with its reason. The valid ones are evaluated
+together (one read of customers and journeys for the batch). Evaluation is idempotent
+(deterministic execution names, conditional journey items), so when it fails the whole
+batch is simply delivered again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
+
+from kizuna.events import DERIVED_MODELS, INBOUND_MODELS
+from kizuna.events.envelope import EventRejected, describe_validation_error, parse_envelope
+from kizuna.ports import DeadLetterSink
+from kizuna.programs.evaluate import EvaluateResult, Evaluator, IncomingEvent
+from kizuna.runtime.observability import logger
+from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
+from kizuna.services.failures import DeadLetterPolicy
+
+
+def incoming(raw: str | dict[str, Any]) -> IncomingEvent:
+    """Validate a bus event for evaluation; raise EventRejected if it cannot be."""
+    env = parse_envelope(raw)
+    derived = env.source == KIZUNA_EVENT_SOURCE
+    model = (DERIVED_MODELS if derived else INBOUND_MODELS).get(env.detail_type)
+    if model is None:
+        raise EventRejected(
+            "UnknownEventType",
+            f"detail-type {env.detail_type!r} from {env.source!r} is not evaluated",
+        )
+    try:
+        detail = model.model_validate(env.detail)
+    except ValidationError as exc:
+        raise EventRejected(
+            "InvalidEvent", f"{env.detail_type}: {describe_validation_error(exc, 'detail.')}"
+        ) from exc
+    at: datetime = getattr(detail, "occurred_at", env.time)
+    event_id = str(env.detail.get("event_id")) if derived else env.id
+    return IncomingEvent(event_id=event_id, detail_type=env.detail_type, time=at, detail=env.detail)
+
+
+class EvaluateService:
+    def __init__(
+        self, evaluator: Evaluator, dead_letters: DeadLetterSink, max_receive_count: int
+    ) -> None:
+        self.evaluator = evaluator
+        self.failures = DeadLetterPolicy(dead_letters, max_receive_count)
+
+    def process_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+        events: dict[str, IncomingEvent] = {}
+        records: dict[str, SQSRecord] = {}
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        with processor(records=event["Records"], handler=self._validator(events, records)):
+            processor.process()
+        failed = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}
+        try:
+            result = self.evaluator.evaluate(list(events.values()))
+        except Exception as exc:
+            logger.exception("evaluation failed; the batch will be retried")
+            failed |= {mid for mid in events if self.failures.retry(records[mid], exc)}
+        else:
+            self._log(result)
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
+
+    def _validator(
+        self, events: dict[str, IncomingEvent], records: dict[str, SQSRecord]
+    ) -> Callable[[SQSRecord], None]:
+        def validate(record: SQSRecord) -> None:
+            records[record.message_id] = record
+            try:
+                events[record.message_id] = incoming(record.body)
+            except EventRejected as exc:
+                logger.warning("event rejected", error_type=exc.error_type, reason=exc.reason)
+                self.failures.keep(record, exc.error_type, exc.reason)
+
+        return validate
+
+    @staticmethod
+    def _log(result: EvaluateResult) -> None:
+        for d in result.decisions:
+            logger.info(
+                "program decision",
+                program=d.program,
+                decision=d.decision,
+                reason=d.reason,
+                customer_id=d.customer_id,
+            )

@@ -1,0 +1,251 @@
+"""The ingest function's work: an SQS batch of inbound events becomes customer state.
+
+1. Every record is validated on its own (Powertools batch processing): an event that can
+   never succeed goes to the dead-letter queue *with its reason* and the rest goes on.
+2. The valid events are grouped per customer: one BatchGetItem for the batch, one
+   optimistic-concurrency PutItem per customer (re-read and re-applied on conflict).
+3. Activity items go out with BatchWriteItem, derived events with PutEvents (10 a call).
+
+A record is reported successful only when all of that is stored. A record that fails is
+retried by SQS; on its last receive it is dead-lettered with the reason instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from kizuna.domain.customer import Customer
+from kizuna.domain.ingest import Applied, apply_events
+from kizuna.domain.privacy import ErasureReport
+from kizuna.events import ERASE_TYPE, DerivedEvent
+from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
+from kizuna.ports import CustomerStore, DeadLetterSink, EventPublisher, VersionConflict
+from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.observability import logger
+from kizuna.services.failures import DeadLetterPolicy
+
+MAX_CONFLICT_RETRIES = 8
+
+
+@dataclass
+class IngestStats:
+    processed: int = 0
+    rejected: int = 0
+    dead_lettered: int = 0
+    derived: int = 0
+    conflicts: int = 0
+    customers_saved: int = 0
+    erased: int = 0
+    dropped_erased: int = 0
+
+
+def apply_to_customers(
+    store: CustomerStore,
+    by_customer: Mapping[str, Sequence[ParsedEvent]],
+    cfg: KizunaConfig,
+    now: datetime,
+    stats: IngestStats | None = None,
+) -> dict[str, Applied | Exception]:
+    """Apply each customer's events and save each customer at most once.
+
+    One batched read for all customers; a customer saved concurrently by someone else is
+    re-read and re-applied. The outcome per customer is what was applied, or the error.
+    """
+    stats = stats or IngestStats()
+    out: dict[str, Applied | Exception] = {}
+    try:
+        current = store.get_customers(list(by_customer))
+    except Exception as exc:  # the whole read failed: every customer is retried
+        return dict.fromkeys(by_customer, exc)
+    try:  # an event in flight when its customer was erased must not re-create them
+        erased = store.erased([cid for cid in by_customer if cid not in current])
+    except Exception as exc:
+        return dict.fromkeys(by_customer, exc)
+    for cid, events in by_customer.items():
+        customer = current.get(cid)
+        try:
+            for attempt in range(MAX_CONFLICT_RETRIES):
+                # after a conflict the customer may have been erased meanwhile: ask again
+                if customer is None and (cid in erased or (attempt and store.erased([cid]))):
+                    stats.dropped_erased += len(events)
+                    applied = Applied(customer=Customer(customer_id=cid))
+                    break
+                base = customer or Customer(customer_id=cid)
+                applied = apply_events(base, list(events), cfg, now)
+                if not applied.changed and customer is not None:
+                    break
+                try:
+                    store.save_customer(applied.customer, expected_version=base.version)
+                    stats.customers_saved += 1
+                    break
+                except VersionConflict:
+                    stats.conflicts += 1
+                    customer = store.get_customers([cid]).get(cid)
+            else:
+                raise VersionConflict(f"gave up after {MAX_CONFLICT_RETRIES} concurrent writes")
+            out[cid] = applied
+        except Exception as exc:
+            out[cid] = exc
+    return out
+
+
+def ingest_one(
+    store: CustomerStore, event: ParsedEvent, cfg: KizunaConfig, clock: Clock
+) -> Applied:
+    """Apply a single event (tools and benchmarks); raise if it could not be saved."""
+    result = apply_to_customers(store, {event.customer_id: [event]}, cfg, clock.now())
+    outcome = result[event.customer_id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+@dataclass
+class _Batch:
+    records: dict[str, SQSRecord] = field(default_factory=dict)
+    events: dict[str, ParsedEvent] = field(default_factory=dict)  # message id -> event
+    failed: set[str] = field(default_factory=set)
+
+
+class IngestService:
+    def __init__(
+        self,
+        store: CustomerStore,
+        publisher: EventPublisher,
+        dead_letters: DeadLetterSink,
+        cfg: KizunaConfig,
+        clock: Clock,
+        max_receive_count: int,
+        eraser: Callable[[str], ErasureReport] | None = None,
+    ) -> None:
+        self.store = store
+        self.eraser = eraser
+        self.publisher = publisher
+        self.dead_letters = dead_letters
+        self.cfg = cfg
+        self.clock = clock
+        self.stats = IngestStats()
+        self.failures = DeadLetterPolicy(dead_letters, max_receive_count)
+
+    def process_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+        """Process an SQS event; return the partial batch response Lambda expects."""
+        batch = _Batch()
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        with processor(records=event["Records"], handler=self._validator(batch)):
+            processor.process()
+        batch.failed |= {
+            str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]
+        }
+        self._apply(batch)
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(batch.failed)]}
+
+    # -- 1. validate ----------------------------------------------------------------------
+    def _validator(self, batch: _Batch) -> Callable[[SQSRecord], None]:
+        def validate(record: SQSRecord) -> None:
+            batch.records[record.message_id] = record
+            try:
+                batch.events[record.message_id] = parse_inbound(record.body)
+            except EventRejected as exc:
+                self.stats.rejected += 1
+                logger.warning(
+                    "event rejected",
+                    error_type=exc.error_type,
+                    reason=exc.reason,
+                    message_id=record.message_id,
+                )
+                self.failures.keep(record, exc.error_type, exc.reason)
+                self.stats.dead_lettered += 1
+
+        return validate
+
+    # -- 2. apply, 3. store -----------------------------------------------------------------
+    def _erase(self, batch: _Batch) -> None:
+        """Erasure requests are not folded into state: the customer's other events in the
+        batch are dropped with them (there is nobody left to apply them to)."""
+        requests = {mid: ev for mid, ev in batch.events.items() if ev.detail_type == ERASE_TYPE}
+        for cid in dict.fromkeys(ev.customer_id for ev in requests.values()):
+            mids = [mid for mid, ev in batch.events.items() if ev.customer_id == cid]
+            request_ids = [
+                getattr(requests[m].detail, "request_id", None) for m in mids if m in requests
+            ]
+            try:
+                if self.eraser is None:
+                    raise RuntimeError("erasure is not configured for this ingest")
+                report = self.eraser(cid)
+            except Exception as exc:
+                logger.warning("erasure failed", request_ids=request_ids, error=type(exc).__name__)
+                for mid in mids:
+                    self._fail(batch, mid, exc)
+            else:
+                # the customer id is not logged: the requester's reference identifies it
+                logger.info(
+                    "customer erased",
+                    request_ids=request_ids,
+                    customer_found=report.customer_found,
+                    activity_deleted=report.activity_deleted,
+                    journeys_stopped=report.journeys_stopped,
+                )
+                self.stats.erased += 1
+                self.stats.processed += len(mids)
+            for mid in mids:
+                del batch.events[mid]
+
+    def _apply(self, batch: _Batch) -> None:
+        self._erase(batch)
+        by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
+        owners: dict[str, list[str]] = defaultdict(list)
+        for mid, ev in batch.events.items():
+            by_customer[ev.customer_id].append(ev)
+            owners[ev.customer_id].append(mid)
+        if not by_customer:
+            return
+        outcomes = apply_to_customers(
+            self.store, by_customer, self.cfg, self.clock.now(), self.stats
+        )
+        applied: list[tuple[str, Applied]] = []
+        for cid, outcome in outcomes.items():
+            if isinstance(outcome, Exception):
+                logger.warning(
+                    "customer update failed", customer_id=cid, error=type(outcome).__name__
+                )
+                for mid in owners[cid]:
+                    self._fail(batch, mid, outcome)
+            else:
+                applied.append((cid, outcome))
+        try:
+            self.store.put_activity([i for _, a in applied for i in a.activity])
+        except Exception as exc:  # e.g. throttled BatchWriteItem: the puts are idempotent
+            logger.warning("activity write failed", error=type(exc).__name__)
+            for cid, _ in applied:
+                for mid in owners[cid]:
+                    self._fail(batch, mid, exc)
+            return
+        derived: list[DerivedEvent] = []
+        derived_owner: list[str] = []
+        for cid, a in applied:
+            for mid in owners[cid]:
+                events = a.derived_by_event.get(batch.events[mid].event_id, [])
+                derived += events
+                derived_owner += [mid] * len(events)
+            self.stats.processed += len(owners[cid])
+        if derived:
+            bad = self.publisher.publish(derived)
+            self.stats.derived += len(derived) - len(bad)
+            for mid in {derived_owner[i] for i in bad}:
+                self._fail(batch, mid, RuntimeError("PutEvents failed for derived events"))
+
+    # -- failures -------------------------------------------------------------------------
+    def _fail(self, batch: _Batch, message_id: str, exc: Exception) -> None:
+        """Retry the record, or on its last receive dead-letter it with the reason."""
+        if self.failures.retry(batch.records[message_id], exc):
+            batch.failed.add(message_id)
+        else:
+            self.stats.dead_lettered += 1

@@ -1,0 +1,461 @@
+"""The send function's work (the journeys' Send task): decide, render, deliver, record.
+
+Order: fresh customer state; goal reached since entry -> the journey exits; the contact
+policy (:mod:`kizuna.delivery.policy`) -> suppressed / deferred / a channel; render (a template
+that cannot render fails the send loudly, nothing half-rendered goes out); claim the send
+with a conditional ledger write keyed by execution and step (a retried or duplicated
+invocation finds the claim and never sends twice); deliver with backoff on throttling;
+record the outcome. Every decision lands in the ledger, without personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from kizuna.delivery.channels import (
+    Channel,
+    DeliveryError,
+    OutboundMessage,
+    SendResult,
+    address_for,
+    send_with_retry,
+)
+from kizuna.delivery.coupons import Coupon, issue_coupon
+from kizuna.delivery.policy import Outcome, PolicyDecision, address_hash, decide
+from kizuna.delivery.templates import Renderer, RenderError, build_context
+from kizuna.delivery.unsubscribe import UnsubscribeLinks
+from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import iso
+from kizuna.events import DerivedEvent
+from kizuna.programs.journeys import JourneyState
+from kizuna.programs.model import Program, SendStep
+from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.observability import logger
+from kizuna.scoring.copurchase import (
+    BEST_SELLERS_KEY,
+    last_order_products,
+    purchased,
+    recommend,
+)
+
+Status = Literal["sent", "suppressed", "deferred", "failed", "exit", "duplicate"]
+
+
+class SendRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["send"] = "send"
+    program: str
+    step: str
+    customer_id: str
+    execution: str
+    entered_at: datetime
+
+
+class SendResponse(BaseModel):
+    status: Status
+    until: str | None = None
+    channel: str | None = None
+    reason: str | None = None
+
+
+class SendStore(Protocol):
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+    def get_journeys(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], JourneyState]: ...
+
+    def claim_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> dict[str, Any] | None: ...
+
+    def record_message(
+        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    ) -> None: ...
+
+    def sent_times(self, customer_id: str, since: str) -> list[str]: ...
+
+
+class ProductLookup(Protocol):
+    """The products table (:class:`kizuna.adapters.dynamodb.ProductStore`)."""
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+
+class Inbound(Protocol):
+    """Puts inbound events (device.unregistered, channel.suppressed) on the bus."""
+
+    def put_inbound(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+
+
+class SendService:
+    def __init__(
+        self,
+        programs: Sequence[Program],
+        store: SendStore,
+        renderer: Renderer,
+        channels: Mapping[str, Channel],
+        inbound: Inbound,
+        cfg: KizunaConfig,
+        clock: Clock,
+        coupon_secret: bytes,
+        attempts: int = 4,
+        unsubscribe: UnsubscribeLinks | None = None,
+        sms_opted_out: Callable[[str], bool] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        products: ProductLookup | None = None,
+    ) -> None:
+        self.programs = {p.id: p for p in programs}
+        self.store = store
+        self.renderer = renderer
+        self.channels = dict(channels)
+        self.inbound = inbound
+        self.cfg = cfg
+        self.clock = clock
+        self.coupon_secret = coupon_secret
+        self.attempts = attempts
+        self.unsubscribe = unsubscribe
+        self.sms_opted_out = sms_opted_out
+        self.sleep = sleep
+        self.products = products
+
+    # -- the decision -------------------------------------------------------------------
+    def send(self, req: SendRequest) -> SendResponse:
+        program = self.programs[req.program]
+        step = program.step(req.step)
+        if not isinstance(step, SendStep):
+            raise ValueError(f"{program.id}.{req.step} is not a send step")
+        now = self.clock.now()
+        cid = req.customer_id
+        customer = self.store.get_customers([cid]).get(cid)
+        if customer is None:
+            return self._final(req, now, "suppressed", None, "unknown_customer")
+        if self._goal_reached(program, req):
+            return self._final(req, now, "exit", None, "goal_reached")
+        since = iso(now - timedelta(days=7))
+        sent = [
+            datetime.fromisoformat(t.replace("Z", "+00:00"))
+            for t in self.store.sent_times(cid, since)
+        ]
+        channels = [str(c) for c in step.channels]
+        decision = decide(
+            customer,
+            channels,
+            program.priority,
+            sent,
+            now,
+            self.cfg.contact,
+            configured=frozenset(self.channels),
+        )
+        if (
+            decision.channel == "sms"
+            and decision.outcome != Outcome.SUPPRESS
+            and self._carrier_opted_out(customer, now)
+        ):
+            channels.remove("sms")
+            decision = decide(
+                customer,
+                channels,
+                program.priority,
+                sent,
+                now,
+                self.cfg.contact,
+                configured=frozenset(self.channels),
+            )
+        if decision.outcome == Outcome.SUPPRESS:
+            return self._final(
+                req, now, "suppressed", decision.channel, decision.reason, skipped=decision
+            )
+        if decision.outcome == Outcome.DEFER:
+            assert decision.until is not None
+            claimed = self.store.claim_message(
+                cid,
+                req.execution,
+                req.step,
+                self._data(
+                    req,
+                    now,
+                    "deferred",
+                    decision.channel,
+                    decision.reason,
+                    until=iso(decision.until),
+                ),
+            )
+            if claimed is not None:
+                return self._duplicate(claimed)
+            return SendResponse(
+                status="deferred",
+                until=iso(decision.until),
+                channel=decision.channel,
+                reason=decision.reason,
+            )
+        assert decision.channel is not None
+        return self._deliver(req, program, step, customer, decision, now)
+
+    def _carrier_opted_out(self, customer: Customer, now: datetime) -> bool:
+        """The customer replied STOP to an SMS: tell ingest, and do not use SMS."""
+        if self.sms_opted_out is None or not customer.phone:
+            return False
+        if not self.sms_opted_out(customer.phone):
+            return False
+        self.inbound.put_inbound(
+            "channel.suppressed",
+            {
+                "customer_id": customer.customer_id,
+                "occurred_at": now.isoformat(),
+                "channel": "sms",
+                "reason": "opt_out",
+                "address_hash": address_hash(customer.phone),
+            },
+        )
+        return True
+
+    def _goal_reached(self, program: Program, req: SendRequest) -> bool:
+        if program.goal is None or not program.goal.exit_journey:
+            return False
+        state = self.store.get_journeys([(req.customer_id, program.id)]).get(
+            (req.customer_id, program.id)
+        )
+        return bool(state and state.goal_reached_at and state.goal_reached_at >= req.entered_at)
+
+    # -- delivery -----------------------------------------------------------------------
+    def _deliver(
+        self,
+        req: SendRequest,
+        program: Program,
+        step: SendStep,
+        customer: Customer,
+        decision: PolicyDecision,
+        now: datetime,
+    ) -> SendResponse:
+        channel = decision.channel
+        assert channel is not None
+        coupon = self._coupon(program, step, customer, req, now)
+        try:
+            context = build_context(
+                customer,
+                program=program.id,
+                step=step.id,
+                loyalty_config=self.cfg.loyalty,
+                coupon=coupon,
+                recommendations=self._recommendations(customer)
+                if self.renderer.uses(program.id, step.template, "recommendations")
+                else (),
+                extra={"cart": self._cart(customer)},
+                unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel)
+                if self.unsubscribe and channel == "email"
+                else None,
+                default_locale=self.cfg.contact.default_locale,
+                default_time_zone=self.cfg.contact.default_time_zone,
+            )
+            content = self.renderer.render(
+                program.id, step.template, channel, customer.locale, context
+            )
+        except RenderError as exc:
+            logger.error(
+                "template failed to render",
+                program=program.id,
+                step=step.id,
+                channel=channel,
+                reason=exc.reason,
+            )
+            return self._final(req, now, "failed", channel, f"render_error: {exc.reason}")
+        address = address_for(customer, channel)
+        if not address:
+            return self._final(req, now, "suppressed", channel, "no_channel")
+        message = OutboundMessage(
+            customer_id=customer.customer_id,
+            program=program.id,
+            step=step.id,
+            execution=req.execution,
+            channel=channel,
+            address=address,
+            content=content,
+            sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
+        )
+        claimed = self.store.claim_message(
+            customer.customer_id,
+            req.execution,
+            req.step,
+            self._data(req, now, "sending", channel, None),
+        )
+        if claimed is not None:
+            return self._duplicate(claimed)
+        try:
+            result = send_with_retry(
+                self.channels[channel], message, attempts=self.attempts, sleep=self.sleep
+            )
+        except DeliveryError as exc:
+            self._forget_invalid(customer, channel, exc.invalid, now)
+            logger.warning(
+                "send failed",
+                program=program.id,
+                step=step.id,
+                channel=channel,
+                reason=exc.reason,
+                maybe_sent=exc.maybe_sent,
+            )
+            status = "failed"
+            self.store.record_message(
+                customer.customer_id,
+                req.execution,
+                req.step,
+                self._data(req, now, status, channel, exc.reason),
+            )
+            return SendResponse(status=status, channel=channel, reason=exc.reason)
+        self._forget_invalid(customer, channel, result.invalid_addresses, now)
+        data = self._data(
+            req,
+            now,
+            "sent",
+            channel,
+            None,
+            sent_at=iso(now),
+            provider_message_id=result.provider_message_id,
+            attempts=result.attempts,
+            coupon=coupon.code if coupon else None,
+            skipped=[f"{c}:{why}" for c, why in decision.skipped] or None,
+        )
+        self.store.record_message(customer.customer_id, req.execution, req.step, data)
+        logger.info("message sent", program=program.id, step=step.id, channel=channel)
+        return SendResponse(status="sent", channel=channel)
+
+    def _forget_invalid(
+        self, customer: Customer, channel: str, invalid: Sequence[Any], now: datetime
+    ) -> None:
+        """Dead push tokens leave the customer (through ingest, the only writer)."""
+        for info in invalid:
+            device = customer.devices.get(info.key) if channel == "push" else None
+            if device is not None:
+                self.inbound.put_inbound(
+                    "device.unregistered",
+                    {
+                        "customer_id": customer.customer_id,
+                        "occurred_at": now.isoformat(),
+                        "token": device.token,
+                    },
+                )
+
+    def _coupon(
+        self, program: Program, step: SendStep, customer: Customer, req: SendRequest, now: datetime
+    ) -> Coupon | None:
+        if step.coupon is None:
+            return None
+        return issue_coupon(
+            self.coupon_secret,
+            program.id,
+            customer.customer_id,
+            req.execution,
+            discount=step.coupon.discount,
+            expires_at=now + timedelta(days=step.coupon.valid_days),
+        )
+
+    def _recommendations(self, customer: Customer) -> list[dict[str, Any]]:
+        """Products related to the last order (or the open cart) by the daily co-purchase
+        model, never one the customer bought or has in the cart; then the model's best
+        sellers; then the configured best sellers. One BatchGetItem."""
+        cart = list(customer.cart.product_ids) if customer.cart else []
+        exclude = purchased(customer) | set(cart)
+        fallback: list[dict[str, Any]] = []
+        related: dict[str, list[dict[str, Any]]] = {}
+        if self.products is not None:
+            sources = [*last_order_products(customer), *cart]
+            found = self.products.get_products([*sources, BEST_SELLERS_KEY])
+            related = {pid: list(found[pid].get("related", [])) for pid in sources if pid in found}
+            fallback = list(found.get(BEST_SELLERS_KEY, {}).get("products", []))
+        fallback += [p.model_dump() for p in self.cfg.catalog.best_sellers]
+        return recommend(
+            [*last_order_products(customer), *cart],
+            exclude,
+            related,
+            fallback,
+            self.cfg.catalog.recommendations,
+        )
+
+    @staticmethod
+    def _cart(customer: Customer) -> dict[str, Any] | None:
+        cart = customer.cart
+        if cart is None or cart.item_count == 0:
+            return None
+        return {
+            "item_count": cart.item_count,
+            "value": cart.value,
+            "currency": cart.currency,
+            "product_ids": list(cart.product_ids),
+        }
+
+    # -- the ledger ---------------------------------------------------------------------
+    @staticmethod
+    def _data(
+        req: SendRequest,
+        now: datetime,
+        status: str,
+        channel: str | None,
+        reason: str | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        return {
+            "program": req.program,
+            "step": req.step,
+            "execution": req.execution,
+            "status": status,
+            "channel": channel,
+            "reason": reason,
+            "at": iso(now),
+            "gsi1pk": f"PROGRAM#{req.program}",
+            "gsi1sk": f"{iso(now)}#{req.customer_id}",
+            **{k: v for k, v in extra.items() if v is not None},
+        }
+
+    def _final(
+        self,
+        req: SendRequest,
+        now: datetime,
+        status: Status,
+        channel: str | None,
+        reason: str | None,
+        skipped: PolicyDecision | None = None,
+    ) -> SendResponse:
+        extra = (
+            {"skipped": [f"{c}:{why}" for c, why in skipped.skipped]}
+            if skipped and skipped.skipped
+            else {}
+        )
+        claimed = self.store.claim_message(
+            req.customer_id,
+            req.execution,
+            req.step,
+            self._data(req, now, status, channel, reason, **extra),
+        )
+        if claimed is not None:
+            return self._duplicate(claimed)
+        logger.info(
+            "message not sent", program=req.program, step=req.step, status=status, reason=reason
+        )
+        return SendResponse(status=status, channel=channel, reason=reason)
+
+    @staticmethod
+    def _duplicate(existing: Mapping[str, Any]) -> SendResponse:
+        """A retried or duplicated invocation: answer what was decided, send nothing."""
+        status = str(existing.get("status", ""))
+        if status in {"sent", "suppressed", "failed", "exit"}:
+            return SendResponse(
+                status=status, channel=existing.get("channel"), reason=existing.get("reason")
+            )
+        return SendResponse(status="duplicate", channel=existing.get("channel"), reason="in_flight")
+
+
+__all__ = ["DerivedEvent", "SendRequest", "SendResponse", "SendResult", "SendService"]

@@ -1,0 +1,293 @@
+"""``kizuna local``, ``kizuna programs`` and ``kizuna render``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+local_app = typer.Typer(
+    help="Run Kizuna on the local runtime (moto, in-process).", no_args_is_help=True
+)
+programs_app = typer.Typer(help="Validate and show programs.", no_args_is_help=True)
+console = Console(stderr=True)
+out = Console()
+
+
+@local_app.command("run")
+def local_run(
+    customers: Annotated[int, typer.Option(min=1, help="synthetic customers")] = 1_000,
+    days: Annotated[int, typer.Option(min=1, max=730, help="simulated days")] = 30,
+    seed: Annotated[int, typer.Option(help="random seed of the synthetic shop")] = 42,
+    summary_json: Annotated[Path | None, typer.Option(help="also write the summary here")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="write the HTML report and CSVs here ('' for none)")
+    ] = Path("out/demo-report"),
+) -> None:
+    """Replay a synthetic shop through the real app and print what happened.
+
+    The functions' own output (JSON logs, metrics) goes to ``out/local-run.log``.
+    """
+    from kizuna_tools.demo import run_demo
+
+    log_path = Path("out/local-run.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        Progress(
+            TextColumn("[bold]simulating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("days"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar,
+        _stdout_to(log_path),
+    ):
+        task = bar.add_task("days", total=days)
+        summary = run_demo(
+            customers,
+            days,
+            seed,
+            progress=lambda done, _: bar.update(task, completed=done),
+            report_dir=report_dir if report_dir and str(report_dir) not in ("", ".") else None,
+        )
+    out.print(f"function logs: {log_path}")
+    data = summary.as_dict()
+    _print_summary(data)
+    if summary_json:
+        summary_json.parent.mkdir(parents=True, exist_ok=True)
+        summary_json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        out.print(f"summary: {summary_json}")
+    if summary.report:
+        out.print(f"report: {summary.report} (open it in a browser; CSVs beside it)")
+
+
+@contextlib.contextmanager
+def _stdout_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 1 (where the handlers' loggers write) to a file."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with path.open("ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _print_summary(data: dict[str, object]) -> None:
+    head = Table(title="Kizuna local run", show_header=False)
+    for key in (
+        "customers",
+        "events",
+        "journeys_started",
+        "holdouts",
+        "deferred",
+        "api_calls",
+        "wall_seconds",
+    ):
+        head.add_row(key, str(data[key]))
+    out.print(head)
+    messages = Table(title="messages sent (program x channel)")
+    channels = ("email", "sms", "push", "line")
+    messages.add_column("program")
+    for ch in channels:
+        messages.add_column(ch, justify="right")
+    for program, per in dict(data["messages"]).items():  # type: ignore[call-overload]
+        messages.add_row(program, *(str(per.get(ch, 0)) for ch in channels))
+    out.print(messages)
+    for key in (
+        "suppressed",
+        "entries_skipped",
+        "conversions",
+        "failed",
+        "outbox",
+        "ranks",
+        "segments",
+        "lifecycle",
+        "executions",
+        "dlq",
+    ):
+        table = Table(title=key, show_header=False)
+        for k, v in dict(data[key]).items():  # type: ignore[call-overload]
+            table.add_row(str(k), json.dumps(v) if isinstance(v, dict) else str(v))
+        if not data[key]:
+            table.add_row("(none)", "")
+        out.print(table)
+
+
+@local_app.command("serve")
+def local_serve(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4566,
+) -> None:
+    """Serve the provisioned app on moto's HTTP server, with the clock running."""
+    from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
+    from kizuna_tools.local.app import default_project_root, kizuna_template
+    from kizuna_tools.local.cloud import LocalCloud
+
+    template = kizuna_template(DEMO_CONTEXT)
+    with LocalCloud.from_template(
+        template, project_root=default_project_root(), start=datetime.now(UTC)
+    ) as cloud:
+        prepare_channels(cloud)
+        handle = cloud.serve(port)
+        bus = cloud.bus_names()[0]
+        out.print(
+            f"Kizuna on http://127.0.0.1:{port} (bus {bus!r}). Try:\n"
+            f"  aws --endpoint-url http://127.0.0.1:{port} events put-events --entries "
+            f'\'[{{"EventBusName":"{bus}","Source":"shop","DetailType":'
+            f'"app.opened","Detail":"{{\\"customer_id\\":\\"c1\\",'
+            f'\\"occurred_at\\":\\"2026-01-01T00:00:00Z\\"}}"}}]\'\nCtrl-C to stop.'
+        )
+        try:
+            handle.wait()
+        except KeyboardInterrupt:
+            handle.stop()
+
+
+@programs_app.command("validate")
+def programs_validate(
+    directory: Annotated[Path, typer.Argument(help="folder of program YAML")] = Path("programs"),
+    templates: Annotated[Path, typer.Option(help="templates folder")] = Path("templates"),
+) -> None:
+    """Check every program: schema, steps, graph, conditions and templates."""
+    from kizuna.delivery.templates import Renderer
+    from kizuna.programs.loader import load_programs
+
+    programs, issues = load_programs(directory, templates=Renderer(templates))
+    for issue in issues:
+        out.print(f"[red]✗[/red] {issue}")
+    for p in programs:
+        out.print(f"[green]✓[/green] {p.id}: {len(p.steps)} steps, trigger {p.trigger.event}")
+    if issues:
+        raise typer.Exit(code=1)
+
+
+@programs_app.command("show")
+def programs_show(
+    name: Annotated[str, typer.Argument(help="program id")],
+    directory: Annotated[Path, typer.Option(help="folder of program YAML")] = Path("programs"),
+) -> None:
+    """Print a program's journey as a Mermaid flowchart."""
+    from kizuna.programs.diagram import mermaid
+    from kizuna.programs.loader import load_program
+
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        raise typer.BadParameter(f"no program {name!r} in {directory}", param_hint="NAME")
+    out.print(mermaid(load_program(path)), markup=False, highlight=False)
+
+
+def render_preview(
+    program: Annotated[str, typer.Argument(help="program id")],
+    step: Annotated[str, typer.Argument(help="send step id")],
+    customer: Annotated[str | None, typer.Option(help="customer id (read from the table)")] = None,
+    locale: Annotated[
+        str, typer.Option(help="sample customer's locale (without --customer)")
+    ] = "ja",
+    customers_table: Annotated[str | None, typer.Option(envvar="CUSTOMERS_TABLE")] = None,
+    endpoint_url: Annotated[str | None, typer.Option()] = None,
+    html_out: Annotated[Path, typer.Option(help="where to write the email HTML")] = Path(
+        "out/preview.html"
+    ),
+    programs_dir: Annotated[Path, typer.Option()] = Path("programs"),
+    templates_dir: Annotated[Path, typer.Option()] = Path("templates"),
+) -> None:
+    """Preview a send step's message on every channel it may use."""
+    from datetime import timedelta
+
+    from kizuna.delivery.coupons import issue_coupon
+    from kizuna.delivery.templates import Renderer, RenderError, build_context
+    from kizuna.domain.customer import Customer
+    from kizuna.programs.loader import load_program
+    from kizuna.programs.model import SendStep
+    from kizuna.runtime.config import KizunaConfig
+
+    prog = load_program(programs_dir / f"{program}.yaml")
+    send = prog.step(step)
+    if not isinstance(send, SendStep):
+        raise typer.BadParameter(f"{step} is not a send step", param_hint="STEP")
+    cfg = KizunaConfig()
+    if customer:
+        import boto3
+
+        from kizuna.adapters.dynamodb import DynamoStore
+
+        if not customers_table:
+            raise typer.BadParameter("--customers-table (or CUSTOMERS_TABLE) is needed")
+        store = DynamoStore(
+            boto3.resource("dynamodb", endpoint_url=endpoint_url), customers_table, customers_table
+        )
+        found = store.get_customer(customer)
+        if found is None:
+            raise typer.BadParameter(f"no customer {customer!r}", param_hint="--customer")
+        who = found
+    else:
+        who = Customer(
+            customer_id="sample",
+            first_name="花子" if locale == "ja" else "Hanako",
+            last_name="山田" if locale == "ja" else "Yamada",
+            locale=locale,
+            rank="Silver",
+            next_rank="Gold",
+            points_to_next_rank=80,
+            points_balance=1240,
+            order_count=1,
+        )
+    now = datetime.now(UTC)
+    coupon = (
+        issue_coupon(
+            b"preview",
+            prog.id,
+            who.customer_id,
+            "preview",
+            discount=send.coupon.discount,
+            expires_at=now + timedelta(days=send.coupon.valid_days),
+        )
+        if send.coupon
+        else None
+    )
+    context = build_context(
+        who,
+        program=prog.id,
+        step=send.id,
+        loyalty_config=cfg.loyalty,
+        coupon=coupon,
+        recommendations=[p.model_dump() for p in cfg.catalog.best_sellers[:3]],
+        extra={
+            "cart": {"item_count": 2, "value": 3600, "currency": "JPY", "product_ids": ["tea-001"]}
+        },
+        unsubscribe_url="https://example.com/unsubscribe?t=preview",
+    )
+    renderer = Renderer(templates_dir)
+    failed = False
+    for channel in send.channels:
+        try:
+            message = renderer.render(prog.id, send.template, channel, who.locale, context)
+        except RenderError as exc:
+            out.print(f"[red]{channel}: {exc}[/red]")
+            failed = True
+            continue
+        data = message.model_dump()
+        if channel == "email":
+            html_out.parent.mkdir(parents=True, exist_ok=True)
+            html_out.write_text(str(data.pop("html")), encoding="utf-8")
+            data["html"] = str(html_out)
+        out.print(f"[bold]{channel}[/bold]")
+        for key, value in data.items():
+            if key != "channel":
+                out.print(f"  {key}: {value}", markup=False)
+    if failed:
+        raise typer.Exit(code=1)

@@ -1,0 +1,111 @@
+"""``kizuna segments list|count|export``: named segments (``segments/*.yaml``) over a
+customers table (a deployed one, or the local runtime's with ``--endpoint-url``)."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+segments_app = typer.Typer(help="Named segments: list, count, export.", no_args_is_help=True)
+console = Console(stderr=True)
+out = Console()
+
+Name = Annotated[str, typer.Argument(help="segment name (segments/<name>.yaml)")]
+Directory = Annotated[Path | None, typer.Option("--dir", help="segments folder")]
+CustomersTable = Annotated[str, typer.Option(envvar="CUSTOMERS_TABLE", help="customers table")]
+Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna local serve`")]
+Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
+Config = Annotated[Path | None, typer.Option(help="KizunaConfig JSON (default: defaults)")]
+
+
+def _segment(name: str, directory: Path | None) -> Any:
+    from kizuna.programs.bundle import resolve_dir
+    from kizuna.segments import SegmentError, load_segments
+
+    try:
+        found = load_segments(resolve_dir("segments", str(directory) if directory else None))
+    except SegmentError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1) from exc
+    if name not in found:
+        console.print(f"[red]no segment {name!r}[/red] (known: {', '.join(sorted(found))})")
+        raise typer.Exit(1)
+    return found[name]
+
+
+def _members(
+    name: str,
+    directory: Path | None,
+    table: str,
+    endpoint: str | None,
+    region: str | None,
+    config: Path | None,
+) -> list[str]:
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.runtime.config import KizunaConfig
+    from kizuna.segments import members
+
+    segment = _segment(name, directory)
+    cfg = KizunaConfig.model_validate_json(config.read_text()) if config else KizunaConfig()
+    resource = boto3.Session(region_name=region).resource("dynamodb", endpoint_url=endpoint)
+    store = DynamoStore(resource, table, table)
+    return list(members(segment, store.scan_customers(), datetime.now(UTC), cfg))
+
+
+@segments_app.command("list")
+def segments_list(directory: Directory = None) -> None:
+    """Every segment and its conditions (validated)."""
+    import json
+
+    from kizuna.programs.bundle import resolve_dir
+    from kizuna.segments import SegmentError, load_segments
+
+    try:
+        found = load_segments(resolve_dir("segments", str(directory) if directory else None))
+    except SegmentError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1) from exc
+    for name, segment in sorted(found.items()):
+        out.print(f"{name}: {json.dumps(segment.conditions, ensure_ascii=False)}")
+
+
+@segments_app.command("count")
+def segments_count(
+    name: Name,
+    customers_table: CustomersTable,
+    directory: Directory = None,
+    endpoint_url: Endpoint = None,
+    region: Region = None,
+    config: Config = None,
+) -> None:
+    """How many customers are in the segment now (scans the customers table)."""
+    found = _members(name, directory, customers_table, endpoint_url, region, config)
+    out.print(len(found))
+
+
+@segments_app.command("export")
+def segments_export(
+    name: Name,
+    customers_table: CustomersTable,
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write")],
+    directory: Directory = None,
+    endpoint_url: Endpoint = None,
+    region: Region = None,
+    config: Config = None,
+) -> None:
+    """Write the segment's customer ids to a CSV file (one column, ``customer_id``)."""
+    found = _members(name, directory, customers_table, endpoint_url, region, config)
+    with out_file.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["customer_id"])
+        writer.writerows([cid] for cid in found)
+    console.print(f"{len(found)} customers written to {out_file}")

@@ -1,0 +1,278 @@
+"""``kizuna local run``: a synthetic shop replayed through the real app on the local runtime.
+
+The synthesized CDK template is provisioned on moto in-process; the shop's events go onto
+the bus hour by hour on a virtual clock, and everything downstream — ingest, derived
+events, evaluate, journeys with their waits, sends on four channels, scheduled sweeps — is
+the real code reacting. The summary is read back from the tables, the ledger and the
+channels' outboxes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kizuna_tools.simulation import Shop
+
+# A 90-day demo needs thresholds a few months of a tea shop can reach.
+DEMO_CONFIG: dict[str, Any] = {
+    "loyalty": {
+        "earn_rate": "0.01",
+        "ranks": [
+            {"name": "Bronze", "min_points": 0, "multiplier": "1", "benefits": ["Birthday coupon"]},
+            {
+                "name": "Silver",
+                "min_points": 100,
+                "multiplier": "1.5",
+                "benefits": ["Birthday coupon", "Free shipping over 3,000 yen"],
+            },
+            {
+                "name": "Gold",
+                "min_points": 300,
+                "multiplier": "2",
+                "benefits": ["Birthday coupon", "Free shipping", "Members-only sales"],
+            },
+            {
+                "name": "Platinum",
+                "min_points": 800,
+                "multiplier": "3",
+                "benefits": ["Birthday coupon", "Free shipping", "Members-only sales", "Concierge"],
+            },
+        ],
+        "near_next_rank_points": 50,
+    },
+    "lifecycle": {"dormancy_risk_days": 21, "dormant_after_days": 45},
+}
+
+
+@dataclass
+class DemoSummary:
+    customers: int = 0
+    events: int = 0
+    journeys_started: int = 0
+    holdouts: int = 0
+    entries_skipped: dict[str, int] = field(default_factory=dict)
+    conversions: dict[str, dict[str, int]] = field(default_factory=dict)
+    messages: dict[str, dict[str, int]] = field(default_factory=dict)
+    suppressed: dict[str, int] = field(default_factory=dict)
+    deferred: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    outbox: dict[str, int] = field(default_factory=dict)
+    dlq: dict[str, int] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+    segments: dict[str, int] = field(default_factory=dict)
+    lifecycle: dict[str, int] = field(default_factory=dict)
+    executions: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    unsupported: list[str] = field(default_factory=list)
+    days: int = 0
+    wall_seconds: float = 0.0
+    report: str | None = None  # the HTML report's path, when one was written
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _table(cloud: Any, contains: str) -> str:
+    found = cloud.find("AWS::DynamoDB::Table", contains)
+    if not found:
+        raise LookupError(f"no table like {contains!r} in the template")
+    return str(found[0].logical_id)
+
+
+def collect(cloud: Any, summary: DemoSummary) -> DemoSummary:
+    """Read what happened back from the tables, the ledger, the queues and the outboxes."""
+    from kizuna.domain.customer import Customer
+    from kizuna.programs.view import lifecycle
+    from kizuna.runtime.config import KizunaConfig
+
+    cfg = KizunaConfig.model_validate(DEMO_CONFIG)
+    now = cloud.clock.now()
+    ranks: Counter[str] = Counter()
+    segments: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
+    customers = cloud.scan(_table(cloud, "Customers"))
+    for item in customers:
+        c = Customer.model_validate(item)
+        ranks[c.rank or "none"] += 1
+        segments[c.rfm_segment or "unscored"] += 1
+        stages[lifecycle(c, now, cfg)] += 1
+    messages: dict[str, Counter[str]] = defaultdict(Counter)
+    suppressed: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    conversions: dict[str, Counter[str]] = defaultdict(Counter)
+    started = holdouts = deferred = 0
+    for item in cloud.scan(_table(cloud, "Activity")):
+        kind = item.get("kind")
+        if kind == "MSG":
+            status = item.get("status")
+            if status == "sent":
+                messages[str(item["program"])][str(item["channel"])] += 1
+            elif status == "suppressed":
+                suppressed[str(item.get("reason"))] += 1
+            elif status == "deferred":
+                deferred += 1
+            elif status == "failed":
+                failed[str(item.get("reason"))[:40]] += 1
+        elif kind == "ENTRY":
+            decision = item.get("decision")
+            started += decision == "entered"
+            holdouts += decision == "holdout"
+            if decision == "skipped":
+                skipped[str(item.get("reason"))] += 1
+        elif kind == "CONV":
+            arm = "holdout" if item.get("reason") == "holdout" else "treated"
+            conversions[str(item["program"])][arm] += 1
+    summary.customers = len(customers)
+    summary.journeys_started = started
+    summary.holdouts = holdouts
+    summary.entries_skipped = dict(skipped.most_common())
+    summary.conversions = {p: dict(c) for p, c in sorted(conversions.items())}
+    summary.messages = {p: dict(c) for p, c in sorted(messages.items())}
+    summary.suppressed = dict(suppressed.most_common())
+    summary.deferred = deferred
+    summary.failed = dict(failed.most_common())
+    summary.outbox = {ch: len(cloud.outbox(ch)) for ch in ("email", "sms", "push", "line")}
+    summary.dlq = {name: len(msgs) for name, msgs in cloud.dlq_messages().items() if msgs}
+    summary.ranks = dict(ranks.most_common())
+    summary.segments = dict(segments.most_common())
+    summary.lifecycle = dict(stages.most_common())
+    executions: Counter[str] = Counter()
+    for (_, status), n in cloud.execution_counts().items():
+        executions[status] += n
+    summary.executions = dict(executions)
+    summary.api_calls = sum(cloud.api_calls.values())
+    summary.unsupported = [f"{u[0]} {u[1]}" for u in cloud.unsupported]
+    return summary
+
+
+def run_demo(
+    customers: int,
+    days: int,
+    seed: int = 42,
+    progress: Callable[[int, int], None] | None = None,
+    project_root: Path | None = None,
+    report_dir: Path | None = None,
+) -> DemoSummary:
+    from kizuna_tools.local.app import default_project_root, kizuna_template
+    from kizuna_tools.local.cloud import LocalCloud
+
+    # functions without metrics in an invocation: Powertools warns each time
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    started = time.perf_counter()
+    shop = Shop(customers=customers, days=days, seed=seed)
+    template = kizuna_template(DEMO_CONTEXT)
+    summary = DemoSummary(days=days)
+    root = project_root or default_project_root()
+    with LocalCloud.from_template(
+        template,
+        project_root=root,
+        start=shop.start,
+        environment_overrides=QUIET,
+        ttl_sweep_interval=timedelta(days=1),
+    ) as cloud:
+        prepare_channels(cloud)
+        load_catalog(cloud)
+        for day, entries in shop.days_of_events():
+            by_hour: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for entry in entries:
+                at = datetime.fromisoformat(json.loads(entry["Detail"])["occurred_at"])
+                hour = int((at - shop.start).total_seconds() // 3600)
+                by_hour[max(hour, day * 24)].append(entry)
+            for hour in sorted(by_hour):
+                cloud.advance_to(shop.start + timedelta(hours=hour), wake="batch")
+                cloud.put_events(by_hour[hour])
+                summary.events += len(by_hour[hour])
+                cloud.drain()
+            cloud.advance_to(shop.start + timedelta(days=day + 1), wake="batch")
+            if progress:
+                progress(day + 1, days)
+        collect(cloud, summary)
+        if report_dir is not None:
+            summary.report = str(write_demo_report(cloud, report_dir, root))
+    summary.wall_seconds = round(time.perf_counter() - started, 1)
+    return summary
+
+
+EMAIL_FROM = "shop@example.com"
+LINE_TOKEN_PARAMETER = "/kizuna/local/line-channel-token"  # noqa: S105 - a name
+PUSH_APP_ID = "kizunalocalpushapp"
+# All four channels on: push through a (faked) End User Messaging app, LINE with a token.
+DEMO_CONTEXT: dict[str, Any] = {
+    "kizuna:config": DEMO_CONFIG,
+    "kizuna:emailFrom": EMAIL_FROM,
+    "kizuna:pushApplicationId": PUSH_APP_ID,
+    "kizuna:lineTokenParameter": LINE_TOKEN_PARAMETER,
+}
+# Handlers log at WARNING in the demo (the summary says what happened).
+QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+def report_data(cloud: Any, project_root: Path) -> Any:
+    """The reports' data, read back from the local cloud as from a deployed stack."""
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore, SnapshotStore
+    from kizuna.adapters.s3 import S3Objects
+    from kizuna.programs.loader import load_programs
+    from kizuna_tools.local.template import REGION
+    from kizuna_tools.reports.sources import load
+
+    dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    activity = DynamoStore(
+        dynamodb,
+        cloud.physical_name(_table(cloud, "Customers")),
+        cloud.physical_name(_table(cloud, "Activity")),
+    )
+    snapshots = SnapshotStore(dynamodb, cloud.physical_name(_table(cloud, "Snapshots")))
+    bucket = cloud.find("AWS::S3::Bucket", "Analytics")[0].name
+    export = S3Objects(boto3.client("s3", region_name=REGION), bucket)
+    programs, _ = load_programs(project_root / "programs")
+    windows = {p.id: p.goal.within_days for p in programs if p.goal}
+    return load(activity, snapshots, export, windows)
+
+
+def write_demo_report(cloud: Any, directory: Path, project_root: Path) -> Path:
+    """The HTML report (and CSVs) of the simulated run."""
+    from kizuna.runtime.config import KizunaConfig
+    from kizuna_tools.reports.document import build_reports, write_report
+
+    cfg = KizunaConfig.model_validate(DEMO_CONFIG)
+    reports = build_reports(report_data(cloud, project_root), cfg)
+    return write_report(reports, cfg, directory, "Kizuna demo: the synthetic shop")
+
+
+def load_catalog(cloud: Any) -> int:
+    """The shop's product feed into the products table (``kizuna import products``)."""
+    import boto3
+
+    from kizuna.adapters.dynamodb import ProductStore
+    from kizuna_tools.local.template import REGION
+    from kizuna_tools.products import ProductRecord
+    from kizuna_tools.simulation import catalog
+
+    table = cloud.physical_name(_table(cloud, "Products"))
+    store = ProductStore(boto3.resource("dynamodb", region_name=REGION), table)
+    return store.upsert_catalog(ProductRecord.model_validate(p) for p in catalog())
+
+
+def prepare_channels(cloud: Any) -> None:
+    """What an operator sets up once: a verified SES sender, the push app, the LINE token."""
+    from kizuna_tools.local.backends import register_pinpoint_app
+
+    cloud.client("sesv2").create_email_identity(EmailIdentity=EMAIL_FROM)
+    register_pinpoint_app(PUSH_APP_ID, "kizuna-local")
+    cloud.client("ssm").put_parameter(
+        Name=LINE_TOKEN_PARAMETER,
+        Type="SecureString",
+        Value="local-line-channel-access-token",
+        Overwrite=True,
+    )

@@ -1,0 +1,1415 @@
+"""``LocalCloud``: the synthesized Kizuna app running on moto, in-process, on virtual time.
+
+    with LocalCloud.from_template(template, project_root=root, start=start) as cloud:
+        cloud.put_events([{"Source": "shop", "DetailType": "order.placed", "Detail": {...}}])
+        cloud.drain()              # run everything due now, until nothing moves
+        cloud.advance(days=7)      # move the clock: Wait states, schedules, TTL, in time order
+        cloud.outbox("email")
+
+One cloud at a time per process (moto's mock is process-wide).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+import weakref
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import boto3
+
+from kizuna.runtime import clock as kizuna_clock
+from kizuna_tools.local import backends, executions
+from kizuna_tools.local.functions import (
+    FunctionRunner,
+    FunctionSpec,
+    Invocation,
+    current_function,
+    reset_containers,
+    unknown_function_error,
+)
+from kizuna_tools.local.patches import apply_all, shared_session
+from kizuna_tools.local.provision import (
+    Ignored,
+    Provisioned,
+    Provisioner,
+    QueuePump,
+    ResourceInfo,
+    Unsupported,
+)
+from kizuna_tools.local.schedules import Schedule, parse_schedule
+from kizuna_tools.local.template import ACCOUNT_ID, REGION, Template
+from kizuna_tools.local.virtual_clock import Timeline, VirtualClock
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+CHANNELS = ("email", "sms", "push", "line")
+_INTERNAL_KEY = "kizuna-local-runtime"
+Wake = Literal["one", "batch"]
+
+
+@dataclass
+class Delivery:
+    """An asynchronous hand-off EventBridge or Scheduler makes to Lambda, SFN or SNS."""
+
+    kind: str  # "lambda" | "states" | "sns"
+    target_arn: str
+    payload: str
+    source_arn: str
+    dead_letter_arn: str | None = None
+
+
+@dataclass(order=True)
+class _Parked:
+    """A failed SQS message without a redrive policy: visible again after its timeout."""
+
+    due: datetime
+    message_id: str
+    queue_url: str = field(compare=False)
+    receipt_handle: str = field(compare=False)
+
+
+@dataclass
+class FunctionError:
+    function: str
+    source: str
+    error: dict[str, Any]
+    at: datetime
+
+
+class LocalCloudError(Exception):
+    """The local runtime was used wrongly or could not finish what it was asked."""
+
+
+class ServeHandle:
+    """A running ``cloud.serve()``: moto's HTTP server plus the clock and pump thread."""
+
+    def __init__(
+        self, server: Any, stop: threading.Event, thread: threading.Thread, port: int
+    ) -> None:
+        self.server = server
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self._stop = stop
+        self._thread = thread
+
+    def stop(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(timeout=10)
+            self.server.stop()
+
+    def wait(self) -> None:
+        """Block until stopped (Ctrl-C stops it)."""
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def __enter__(self) -> ServeHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _jsonpath(path: str) -> Any:
+    """A parsed JSONPath (jsonpath_ng builds a parser per parse: cache them)."""
+    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
+
+    return parse(path)
+
+
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
+
+
+def fill_input_template(template: str, values: Mapping[str, Any]) -> str:
+    """EventBridge's InputTransformer substitution.
+
+    In a JSON template a placeholder outside quotes becomes the value as JSON (a string
+    keeps its quotes); inside a string literal it becomes the value's text. A template that
+    is not JSON (plain text) gets each value's text.
+    """
+    is_json = template.strip().startswith(("{", "["))
+
+    def as_text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
+    if not is_json:
+        return _PLACEHOLDER.sub(
+            lambda m: as_text(values[m.group(1)]) if m.group(1) in values else m.group(0),
+            template,
+        )
+    out: list[str] = []
+    in_string = False
+    index = 0
+    while index < len(template):
+        char = template[index]
+        if in_string and char == "\\":
+            out.append(template[index : index + 2])
+            index += 2
+            continue
+        if char == '"':
+            in_string = not in_string
+        elif char == "<":
+            match = _PLACEHOLDER.match(template, index)
+            if match and match.group(1) in values:
+                value = values[match.group(1)]
+                out.append(json.dumps(as_text(value))[1:-1] if in_string else json.dumps(value))
+                index = match.end()
+                continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _service(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def _parse_date(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class LocalCloud:
+    """The app of one CloudFormation template, provisioned on moto and driven by a clock."""
+
+    _active: LocalCloud | None = None
+
+    def __init__(
+        self,
+        template: Template,
+        *,
+        project_root: Path,
+        start: datetime = DEFAULT_START,
+        ttl_sweep_interval: timedelta = timedelta(hours=1),
+        execution_timeout: float = 60.0,
+        environment_overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        """``environment_overrides`` apply to every function (e.g. quieter logging for a
+        demo: ``{"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}``).
+        """
+        self.template = template
+        self.project_root = Path(project_root)
+        self.clock = VirtualClock(start)
+        self.timeline = Timeline(self.clock, on_change=self._touch)
+        self.runner = FunctionRunner(self.project_root, environment_overrides=environment_overrides)
+        self.ttl_sweep_interval = ttl_sweep_interval
+        self.execution_timeout = execution_timeout
+
+        self.api_calls: Counter[tuple[str, str]] = Counter()
+        self.runtime_api_calls: Counter[tuple[str, str]] = Counter()
+        # function name -> (service, operation) -> calls made while its handler ran
+        self.calls_by_function: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+        self.invocations: Counter[str] = Counter()
+        self.errors: list[FunctionError] = []
+        self.delivery_errors: list[dict[str, Any]] = []
+        self.provision_seconds = 0.0
+
+        self._provisioned = Provisioned()
+        self._mock: Any = None
+        self._undo_patches: Callable[[], None] | None = None
+        self._previous_clock: kizuna_clock.Clock | None = None
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        self._internal_signers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._counter_lock = threading.Lock()
+        self._drive_lock = threading.RLock()
+        self._deliveries: deque[Delivery] = deque()
+        self._parked: list[_Parked] = []
+        self._activity = 0
+        self._last_fired: dict[str, datetime] = {}
+        self._first_seen: dict[str, datetime] = {}
+        self._schedule_cache: dict[tuple[str, str, str, datetime], Schedule] = {}
+        self._last_ttl_sweep = self.clock.now()
+        self._push: list[dict[str, Any]] = []
+        self._line: list[dict[str, Any]] = []
+        self._sms_v2: list[dict[str, Any]] = []
+        self._email_requests: dict[str, Any] = {}
+        self._servers: list[ServeHandle] = []
+        self._closed = False
+
+    # --- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_template(
+        cls,
+        template: Mapping[str, Any],
+        *,
+        project_root: Path,
+        start: datetime = DEFAULT_START,
+        parameters: Mapping[str, str] | None = None,
+        stack_name: str = "kizuna",
+        **options: Any,
+    ) -> LocalCloud:
+        """A cloud for a synthesized template (the dict CDK writes to ``*.template.json``)."""
+        return cls(
+            Template(template, stack_name=stack_name, parameters=parameters),
+            project_root=project_root,
+            start=start,
+            **options,
+        )
+
+    def __enter__(self) -> LocalCloud:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> LocalCloud:
+        """Start moto, apply the patches, install the clock and provision the template."""
+        from moto import mock_aws
+
+        if LocalCloud._active is not None:
+            raise LocalCloudError("another LocalCloud is running in this process; close it first")
+        LocalCloud._active = self
+        try:
+            self._mock = mock_aws(
+                config={
+                    "stepfunctions": {"execute_state_machine": True},
+                    # patches.register_botocore_hooks installs a default session of its own
+                    "core": {"reset_boto3_session": False},
+                }
+            )
+            self._mock.start()
+            self._undo_patches = apply_all(self)
+            self._previous_clock = kizuna_clock.get_clock()
+            kizuna_clock.set_clock(self.clock)
+            reset_containers()
+            self._session = shared_session("runtime", _INTERNAL_KEY, REGION)
+            provisioner = Provisioner(self.template, self._client, self.runner)
+            self._provisioned = provisioner.run()
+            self.provision_seconds = self._provisioned.seconds
+            for item in self._provisioned.unsupported:
+                LOG.info("not emulated locally: %s %s: %s", *item)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stop everything started; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for server in self._servers:
+            server.stop()
+        try:
+            if self._session is not None:
+                self._stop_executions()
+        finally:
+            self.timeline.close()
+            deadline = time.monotonic() + 5
+            while executions.prune_finished() and time.monotonic() < deadline:
+                if not executions.busy_threads(self.timeline) and time.monotonic() > deadline - 4:
+                    break
+                time.sleep(0.01)
+            if self._undo_patches is not None:
+                self._undo_patches()
+            if self._previous_clock is not None:
+                kizuna_clock.set_clock(self._previous_clock)
+            reset_containers()
+            if self._mock is not None:
+                self._mock.stop()
+            if LocalCloud._active is self:
+                LocalCloud._active = None
+
+    def _stop_executions(self) -> None:
+        sfn = self._client("stepfunctions")
+        for machine in sfn.list_state_machines().get("stateMachines", []):
+            paginator = sfn.get_paginator("list_executions")
+            for page in paginator.paginate(
+                stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+            ):
+                for execution in page.get("executions", []):
+                    sfn.stop_execution(
+                        executionArn=execution["executionArn"], cause="kizuna_tools.local closed"
+                    )
+
+    # --- what was provisioned ------------------------------------------------------------
+    @property
+    def resources(self) -> dict[str, ResourceInfo]:
+        """Logical id -> physical name, ARN and URL of every created resource."""
+        return dict(self._provisioned.resources)
+
+    @property
+    def ignored(self) -> list[Ignored]:
+        return list(self._provisioned.ignored)
+
+    @property
+    def unsupported(self) -> list[Unsupported]:
+        return list(self._provisioned.unsupported)
+
+    @property
+    def functions(self) -> dict[str, FunctionSpec]:
+        """Physical function name -> how it runs."""
+        return dict(self._provisioned.functions)
+
+    @property
+    def pumps(self) -> list[QueuePump]:
+        return list(self._provisioned.pumps)
+
+    def physical_name(self, logical_id: str) -> str:
+        return self.resources[logical_id].name
+
+    def find(self, resource_type: str, contains: str = "") -> list[ResourceInfo]:
+        """Resources of a type whose logical id contains ``contains`` (CDK adds hashes)."""
+        return [
+            r
+            for r in self.resources.values()
+            if r.type == resource_type and contains in r.logical_id
+        ]
+
+    def bus_names(self) -> list[str]:
+        return [r.name for r in self.find("AWS::Events::EventBus")]
+
+    # --- clients -------------------------------------------------------------------------
+    def _client(self, service: str) -> Any:
+        """The runtime's own client (its calls count in ``runtime_api_calls``)."""
+        if service not in self._clients:
+            client = self._session.client(service, region_name=REGION)
+            self._internal_signers.add(client._request_signer)
+            self._clients[service] = client
+        return self._clients[service]
+
+    def client(self, service: str) -> Any:
+        """A client like a handler's (its calls count in ``api_calls``)."""
+        return boto3.client(service, region_name=REGION)
+
+    # --- producing events ----------------------------------------------------------------
+    def put_events(
+        self, entries: Iterable[Mapping[str, Any]], bus: str | None = None
+    ) -> list[dict[str, Any]]:
+        """PutEvents, 10 at a time, as a producer would (counted in ``api_calls``).
+
+        ``Detail`` may be a dict; ``EventBusName`` defaults to ``bus`` or the template's
+        only custom bus.
+        """
+        default_bus = bus or self._default_bus()
+        prepared = []
+        for entry in entries:
+            item = dict(entry)
+            if not isinstance(item.get("Detail"), str):
+                item["Detail"] = json.dumps(item.get("Detail", {}))
+            item.setdefault("EventBusName", default_bus)
+            prepared.append(item)
+        results: list[dict[str, Any]] = []
+        events = self.client("events")
+        with self._drive_lock:
+            for start in range(0, len(prepared), 10):
+                response = events.put_events(Entries=prepared[start : start + 10])
+                results.extend(response["Entries"])
+        return results
+
+    def _default_bus(self) -> str:
+        buses = self.bus_names()
+        return buses[0] if len(buses) == 1 else "default"
+
+    # --- the patches' host interface -----------------------------------------------------
+    def _touch(self) -> None:
+        self._activity += 1
+
+    def invoke_from_moto(self, function_name: str, event: Any) -> tuple[str, bool, str]:
+        spec = self._function(function_name)
+        if spec is None:
+            return json.dumps(unknown_function_error(function_name)), True, ""
+        if isinstance(event, str | bytes):
+            event = json.loads(event) if event else {}
+        invocation = self._invoke(spec, event, source="invoke")
+        return json.dumps(invocation.payload()), not invocation.ok, ""
+
+    def deliver_event_target(
+        self, rule: Any, target: dict[str, Any], event: dict[str, Any]
+    ) -> bool:
+        arn = str(target.get("Arn", ""))
+        service = _service(arn)
+        if service == "events" and arn.endswith(":::"):  # moto's archive target
+            return backends.archive_event(target, event)
+        if service not in ("sqs", "lambda", "states", "sns"):
+            return False
+        payload = self._target_payload(target, event, str(getattr(rule, "arn", "")))
+        dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
+        if service == "sqs":
+            group = (target.get("SqsParameters") or {}).get("MessageGroupId")
+            backends.send_to_queue(arn.rsplit(":", 1)[-1], payload, group)
+        else:
+            self._deliveries.append(Delivery(service, arn, payload, rule.arn, dead_letter))
+        self._touch()
+        return True
+
+    def before_call(
+        self,
+        service: str,
+        operation: str,
+        request: dict[str, Any],
+        signer: Any,
+        context: dict[str, Any],
+    ) -> tuple[Any, dict[str, Any]] | None:
+        self._touch()
+        internal = signer is not None and signer in self._internal_signers
+        with self._counter_lock:
+            (self.runtime_api_calls if internal else self.api_calls)[(service, operation)] += 1
+            if not internal:
+                owner = current_function() or "(outside functions)"
+                self.calls_by_function[owner][(service, operation)] += 1
+        if service == "pinpoint" and operation == "SendMessages":
+            return self._fake_pinpoint_send(request)
+        if service == "pinpoint-sms-voice-v2" and operation == "SendTextMessage":
+            return self._fake_sms_v2(request)
+        if service == "sesv2" and operation == "SendEmail":
+            context["kizuna_local_body"] = request.get("body")
+        return None
+
+    def after_call(
+        self, service: str, operation: str, parsed: dict[str, Any], context: dict[str, Any]
+    ) -> None:
+        if service == "sesv2" and operation == "SendEmail" and parsed.get("MessageId"):
+            body = context.get("kizuna_local_body")
+            try:
+                request = json.loads(body) if body else None
+            except (TypeError, ValueError):
+                request = None
+            self._email_requests[str(parsed["MessageId"])] = request
+
+    def http_request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """HTTP to a Lambda function URL runs the function; LINE's API is recorded."""
+        parsed = urllib.parse.urlsplit(url)
+        spec = self._provisioned.function_urls.get(parsed.hostname or "")
+        if spec is not None:
+            return self._function_url_request(spec, method, parsed, headers, body)
+        if ".lambda-url." in (parsed.hostname or ""):
+            return 404, {"Content-Type": "application/json"}, b'{"Message":"Not Found"}'
+        return self._line_request(method, url, headers, body)
+
+    def _function_url_request(
+        self,
+        spec: FunctionSpec,
+        method: str,
+        url: urllib.parse.SplitResult,
+        headers: dict[str, str],
+        body: bytes | None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Invoke a function as its function URL does (payload format 2.0)."""
+        now = self.clock.now()
+        text: str | None = None
+        encoded = False
+        if body:
+            try:
+                text = body.decode()
+            except UnicodeDecodeError:
+                text, encoded = base64.b64encode(body).decode(), True
+        lowered = {k.lower(): v for k, v in headers.items()}
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": url.path or "/",
+            "rawQueryString": url.query,
+            "headers": lowered,
+            "requestContext": {
+                "accountId": "anonymous",
+                "apiId": (url.hostname or "").split(".")[0],
+                "domainName": url.hostname,
+                "domainPrefix": (url.hostname or "").split(".")[0],
+                "http": {
+                    "method": method,
+                    "path": url.path or "/",
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": lowered.get("user-agent", ""),
+                },
+                "requestId": str(uuid.uuid4()),
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "timeEpoch": int(now.timestamp() * 1000),
+            },
+            "isBase64Encoded": encoded,
+        }
+        if query:
+            event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
+        if lowered.get("cookie"):
+            event["cookies"] = [c.strip() for c in lowered["cookie"].split(";")]
+        if text is not None:
+            event["body"] = text
+        invocation = self._invoke(spec, event, source=f"url:{url.hostname}")
+        if not invocation.ok:
+            return 502, {"Content-Type": "application/json"}, b'{"Message":"Internal Server Error"}'
+        result = invocation.result
+        if not (isinstance(result, dict) and "statusCode" in result):
+            # A function URL treats any other result as a 200 JSON body.
+            return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()
+        response_headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        payload = result.get("body") or ""
+        raw = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
+        return int(result["statusCode"]), response_headers, raw
+
+    def _line_request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The LINE Messaging API recorder."""
+        payload: Any = None
+        if body:
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = body.decode(errors="replace")
+        redacted = {
+            k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()
+        }
+        request_id = str(uuid.uuid4())
+        response_headers = {"Content-Type": "application/json", "x-line-request-id": request_id}
+        path = url.split(".line.me", 1)[-1].split("?", maxsplit=1)[0]
+        if method == "POST" and path.startswith("/v2/bot/message/"):
+            messages = payload.get("messages") if isinstance(payload, dict) else None
+            if (
+                not isinstance(messages, list)
+                or not 1 <= len(messages) <= 5
+                or (path.endswith("/push") and not payload.get("to"))
+            ):
+                error = {
+                    "message": "The request body has 1 error(s)",
+                    "details": [
+                        {"message": "invalid messages or recipient", "property": "messages"}
+                    ],
+                }
+                return 400, response_headers, json.dumps(error).encode()
+            self._line.append(
+                {
+                    "method": method,
+                    "url": url,
+                    "path": path,
+                    "headers": redacted,
+                    "body": payload,
+                    "to": payload.get("to"),
+                    "messages": messages,
+                    "request_id": request_id,
+                    "at": self.clock.now(),
+                }
+            )
+            sent = [
+                {"id": str(uuid.uuid4().int)[:18], "quoteToken": uuid.uuid4().hex} for _ in messages
+            ]
+            return 200, response_headers, json.dumps({"sentMessages": sent}).encode()
+        self._line.append(
+            {
+                "method": method,
+                "url": url,
+                "path": path,
+                "headers": redacted,
+                "body": payload,
+                "request_id": request_id,
+                "at": self.clock.now(),
+            }
+        )
+        return 200, response_headers, b"{}"
+
+    # --- fakes where moto has nothing ------------------------------------------------------
+    def _fake_response(
+        self, url: str, status: int, parsed: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        from botocore.awsrequest import AWSResponse
+
+        request_id = str(uuid.uuid4())
+        parsed["ResponseMetadata"] = {
+            "RequestId": request_id,
+            "HTTPStatusCode": status,
+            "HTTPHeaders": {},
+            "RetryAttempts": 0,
+        }
+        return AWSResponse(url, status, {"x-amzn-requestid": request_id}, None), parsed
+
+    def _fake_pinpoint_send(self, request: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        url = str(request.get("url", "https://pinpoint.us-east-1.amazonaws.com"))
+        parts = str(request.get("url_path", "")).split("/")
+        application_id = parts[3] if len(parts) > 3 else ""
+        if not backends.pinpoint_app_exists(application_id):
+            return self._fake_response(
+                url,
+                404,
+                {
+                    "Error": {"Code": "NotFoundException", "Message": "Resource not found"},
+                    "Message": "Resource not found",
+                },
+            )
+        body = request.get("body") or b"{}"
+        message_request = json.loads(body)
+        configuration = message_request.get("MessageConfiguration", {})
+        now = self.clock.now()
+        result: dict[str, Any] = {}
+        for address, spec in (message_request.get("Addresses") or {}).items():
+            message_id = str(uuid.uuid4())
+            result[address] = {
+                "DeliveryStatus": "SUCCESSFUL",
+                "StatusCode": 200,
+                "StatusMessage": "Accepted by kizuna_tools.local",
+                "MessageId": message_id,
+            }
+            self._push.append(
+                {
+                    "application_id": application_id,
+                    "address": address,
+                    "channel_type": spec.get("ChannelType"),
+                    "message": configuration,
+                    "context": message_request.get("Context"),
+                    "trace_id": message_request.get("TraceId"),
+                    "message_id": message_id,
+                    "at": now,
+                }
+            )
+        endpoint_result: dict[str, Any] = {}
+        for endpoint_id in message_request.get("Endpoints") or {}:
+            message_id = str(uuid.uuid4())
+            endpoint_result[endpoint_id] = {
+                "Address": "",
+                "DeliveryStatus": "SUCCESSFUL",
+                "StatusCode": 200,
+                "MessageId": message_id,
+                "StatusMessage": "Accepted by kizuna_tools.local",
+            }
+            self._push.append(
+                {
+                    "application_id": application_id,
+                    "endpoint_id": endpoint_id,
+                    "message": configuration,
+                    "context": message_request.get("Context"),
+                    "trace_id": message_request.get("TraceId"),
+                    "message_id": message_id,
+                    "at": now,
+                }
+            )
+        response: dict[str, Any] = {"ApplicationId": application_id, "RequestId": str(uuid.uuid4())}
+        if result:
+            response["Result"] = result
+        if endpoint_result:
+            response["EndpointResult"] = endpoint_result
+        return self._fake_response(url, 200, {"MessageResponse": response})
+
+    def _fake_sms_v2(self, request: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        params = json.loads(request.get("body") or b"{}")
+        message_id = str(uuid.uuid4())
+        self._sms_v2.append(
+            {
+                "message_id": message_id,
+                "phone_number": params.get("DestinationPhoneNumber"),
+                "message": params.get("MessageBody"),
+                "origination_identity": params.get("OriginationIdentity"),
+                "api": "pinpoint-sms-voice-v2",
+                "at": self.clock.now(),
+            }
+        )
+        url = str(request.get("url", "https://sms-voice.us-east-1.amazonaws.com"))
+        return self._fake_response(url, 200, {"MessageId": message_id})
+
+    # --- outputs ---------------------------------------------------------------------------
+    def outbox(self, channel: str) -> list[dict[str, Any]]:
+        """Messages sent on a channel: ``email``, ``sms``, ``push`` or ``line``."""
+        if channel == "email":
+            emails = backends.sent_emails()
+            for email in emails:
+                request = self._email_requests.get(str(email.get("message_id")))
+                if request is not None:
+                    email["request"] = request
+            return emails
+        if channel == "sms":
+            return backends.sent_sms() + list(self._sms_v2)
+        if channel == "push":
+            return list(self._push)
+        if channel == "line":
+            return list(self._line)
+        raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+
+    def dlq_messages(self) -> dict[str, list[dict[str, Any]]]:
+        """Every dead-letter queue's messages (not received: nothing changes)."""
+        return {
+            logical_id: backends.queue_messages(name)
+            for name, logical_id in sorted(self._provisioned.dead_letter_queues.items())
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What happened so far, JSON-ready (for the CLI, and for test failure messages)."""
+        executions: dict[str, dict[str, int]] = {}
+        for (machine, status), count in sorted(self.execution_counts().items()):
+            executions.setdefault(machine, {})[status] = count
+        return {
+            "clock": self.clock.now().isoformat(),
+            "invocations": dict(sorted(self.invocations.items())),
+            "errors": [
+                {
+                    "function": e.function,
+                    "source": e.source,
+                    "at": e.at.isoformat(),
+                    "type": e.error.get("errorType"),
+                    "message": e.error.get("errorMessage"),
+                }
+                for e in self.errors
+            ],
+            "delivery_errors": [
+                {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in e.items()}
+                for e in self.delivery_errors
+            ],
+            "dlq": {name: len(messages) for name, messages in self.dlq_messages().items()},
+            "executions": executions,
+            "outbox": {channel: len(self.outbox(channel)) for channel in CHANNELS},
+            "api_calls": {f"{s}:{o}": n for (s, o), n in sorted(self.api_calls.items())},
+            "unsupported": [list(u) for u in self.unsupported],
+        }
+
+    def scan(self, logical_id: str) -> list[dict[str, Any]]:
+        """Every item of a table, as plain Python values (a runtime call, not counted)."""
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        paginator = self._client("dynamodb").get_paginator("scan")
+        items = []
+        for page in paginator.paginate(TableName=self.physical_name(logical_id)):
+            for item in page.get("Items", []):
+                items.append({k: deserializer.deserialize(v) for k, v in item.items()})
+        return items
+
+    def execution_counts(self) -> Counter[tuple[str, str]]:
+        """(state machine name, status) -> number of executions."""
+        sfn = self._client("stepfunctions")
+        counts: Counter[tuple[str, str]] = Counter()
+        for machine in sfn.list_state_machines().get("stateMachines", []):
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=machine["stateMachineArn"]
+            ):
+                for execution in page.get("executions", []):
+                    counts[(machine["name"], execution["status"])] += 1
+        return counts
+
+    # --- running functions ---------------------------------------------------------------
+    def _function(self, name_or_arn: str) -> FunctionSpec | None:
+        name = name_or_arn.rsplit(":function:", maxsplit=1)[-1].split(":", maxsplit=1)[0]
+        return self._provisioned.functions.get(name)
+
+    def _invoke(self, spec: FunctionSpec, event: Any, *, source: str) -> Invocation:
+        self._touch()
+        invocation = self.runner.invoke(spec, event)
+        with self._counter_lock:
+            self.invocations[spec.logical_id] += 1
+        if not invocation.ok and invocation.error is not None:
+            self.errors.append(FunctionError(spec.name, source, invocation.error, self.clock.now()))
+            LOG.debug("%s failed (%s): %s", spec.name, source, invocation.error)
+        return invocation
+
+    def invoke(self, logical_id_or_name: str, event: Any) -> Invocation:
+        """Call a function directly, synchronously (no API call)."""
+        spec = self._function(logical_id_or_name) or next(
+            (f for f in self._provisioned.functions.values() if f.logical_id == logical_id_or_name),
+            None,
+        )
+        if spec is None:
+            raise KeyError(f"no function {logical_id_or_name!r}")
+        return self._invoke(spec, event, source="direct")
+
+    # --- EventBridge payloads and deliveries ---------------------------------------------
+    def _target_payload(
+        self, target: dict[str, Any], event: dict[str, Any], rule_arn: str = ""
+    ) -> str:
+        clean = {k: v for k, v in event.items() if k != "ingestion-time"}
+        clean["time"] = _iso(event.get("time", self.clock.epoch()))
+        if "Input" in target:
+            return str(target["Input"])
+        if "InputPath" in target:
+            matches = _jsonpath(str(target["InputPath"])).find(clean)
+            return json.dumps(matches[0].value if matches else None)
+        transformer = target.get("InputTransformer")
+        if transformer:
+            return self._transform(transformer, clean, event, rule_arn)
+        return json.dumps(clean)
+
+    def _transform(
+        self,
+        transformer: dict[str, Any],
+        clean: dict[str, Any],
+        event: dict[str, Any],
+        rule_arn: str,
+    ) -> str:
+        template = str(transformer.get("InputTemplate", ""))
+        values: dict[str, Any] = {}
+        for name, path in (transformer.get("InputPathsMap") or {}).items():
+            matches = _jsonpath(str(path)).find(clean)
+            values[name] = matches[0].value if matches else None
+        values["aws.events.event.json"] = clean
+        values["aws.events.event.ingestion-time"] = _iso(
+            event.get("ingestion-time", self.clock.epoch())
+        )
+        values["aws.events.rule-arn"] = rule_arn
+        values["aws.events.rule-name"] = rule_arn.rsplit("/", 1)[-1]
+        return fill_input_template(template, values)
+
+    def _process_deliveries(self) -> int:
+        done = 0
+        while self._deliveries:
+            delivery = self._deliveries.popleft()
+            done += 1
+            try:
+                if delivery.kind == "lambda":
+                    self._deliver_lambda(delivery)
+                elif delivery.kind == "states":
+                    self._client("stepfunctions").start_execution(
+                        stateMachineArn=delivery.target_arn, input=delivery.payload
+                    )
+                elif delivery.kind == "sns":
+                    self._client("sns").publish(
+                        TopicArn=delivery.target_arn, Message=delivery.payload
+                    )
+            except Exception as exc:  # the target is gone or refused: EventBridge's DLQ
+                self._delivery_failed(delivery, type(exc).__name__, str(exc))
+        return done
+
+    def _deliver_lambda(self, delivery: Delivery) -> None:
+        spec = self._function(delivery.target_arn)
+        if spec is None:
+            self._delivery_failed(
+                delivery,
+                "ResourceNotFoundException",
+                f"function {delivery.target_arn} does not exist locally",
+            )
+            return
+        try:
+            event: Any = json.loads(delivery.payload)
+        except ValueError:
+            event = delivery.payload  # an InputTransformer's plain-text output
+        invocation = self._invoke(spec, event, source=delivery.source_arn)
+        attempts = 1
+        while not invocation.ok and attempts <= spec.max_retry_attempts:
+            invocation = self._invoke(spec, event, source=delivery.source_arn)
+            attempts += 1
+        if invocation.ok:
+            return
+        error = invocation.error or {}
+        if spec.on_failure_arn:
+            record = {
+                "version": "1.0",
+                "timestamp": self.clock.now().isoformat(),
+                "requestContext": {
+                    "requestId": invocation.request_id,
+                    "functionArn": f"{spec.arn}:$LATEST",
+                    "condition": "RetriesExhausted",
+                    "approximateInvokeCount": attempts,
+                },
+                "requestPayload": event,
+                "responseContext": {
+                    "statusCode": 200,
+                    "executedVersion": "$LATEST",
+                    "functionError": "Unhandled",
+                },
+                "responsePayload": error,
+            }
+            self._send_to(spec.on_failure_arn, json.dumps(record), {})
+        elif spec.dead_letter_arn:
+            self._send_to(
+                spec.dead_letter_arn,
+                delivery.payload,
+                {
+                    "RequestID": invocation.request_id,
+                    "ErrorCode": "200",
+                    "ErrorMessage": str(error.get("errorMessage", ""))[:1000],
+                },
+            )
+
+    def _delivery_failed(self, delivery: Delivery, code: str, message: str) -> None:
+        self.delivery_errors.append(
+            {
+                "target": delivery.target_arn,
+                "source": delivery.source_arn,
+                "code": code,
+                "message": message,
+                "at": self.clock.now(),
+            }
+        )
+        if delivery.dead_letter_arn:
+            self._send_to(
+                delivery.dead_letter_arn,
+                delivery.payload,
+                {
+                    "ERROR_CODE": code,
+                    "ERROR_MESSAGE": message[:1000],
+                    "RULE_ARN": delivery.source_arn,
+                    "TARGET_ARN": delivery.target_arn,
+                },
+            )
+
+    def _send_to(self, arn: str, body: str, attributes: dict[str, str]) -> None:
+        message_attributes = {
+            k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()
+        }
+        if _service(arn) == "sqs":
+            url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{arn.rsplit(':', 1)[-1]}"
+            self._client("sqs").send_message(
+                QueueUrl=url, MessageBody=body, MessageAttributes=message_attributes
+            )
+        elif _service(arn) == "sns":
+            self._client("sns").publish(
+                TopicArn=arn, Message=body, MessageAttributes=message_attributes
+            )
+        else:
+            self.delivery_errors.append(
+                {
+                    "target": arn,
+                    "code": "Unsupported",
+                    "message": "only SQS and SNS failure destinations",
+                    "at": self.clock.now(),
+                }
+            )
+
+    # --- SQS pumps ---------------------------------------------------------------------------
+    def _run_pump(self, pump: QueuePump) -> int:
+        sqs = self._client("sqs")
+        processed = 0
+        while True:
+            if not backends.queue_has_visible(pump.queue_name):
+                return processed
+            messages: list[dict[str, Any]] = []
+            while len(messages) < pump.batch_size:
+                response = sqs.receive_message(
+                    QueueUrl=pump.queue_url,
+                    MaxNumberOfMessages=min(10, pump.batch_size - len(messages)),
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                    WaitTimeSeconds=0,
+                    VisibilityTimeout=max(pump.visibility_timeout, 1),
+                )
+                received = response.get("Messages", [])
+                if not received:
+                    break
+                messages.extend(received)
+            if not messages:
+                return processed
+            processed += len(messages)
+            self._run_batch(pump, messages)
+
+    def _sqs_record(self, pump: QueuePump, message: dict[str, Any]) -> dict[str, Any]:
+        now_ms = str(int(self.clock.epoch() * 1000))
+        attributes = dict(message.get("Attributes", {}))
+        # moto stamps wall-clock times; handlers see virtual ones.
+        attributes["SentTimestamp"] = now_ms
+        attributes["ApproximateFirstReceiveTimestamp"] = now_ms
+        message_attributes = {}
+        for name, value in (message.get("MessageAttributes") or {}).items():
+            binary = value.get("BinaryValue")
+            message_attributes[name] = {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": (
+                    base64.b64encode(binary).decode() if isinstance(binary, bytes) else binary
+                ),
+                "stringListValues": value.get("StringListValues", []),
+                "binaryListValues": value.get("BinaryListValues", []),
+                "dataType": value.get("DataType", "String"),
+            }
+        record: dict[str, Any] = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": attributes,
+            "messageAttributes": message_attributes,
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": pump.queue_arn,
+            "awsRegion": REGION,
+        }
+        if message.get("MD5OfMessageAttributes"):
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        return record
+
+    def _matches_filters(self, pump: QueuePump, record: dict[str, Any]) -> bool:
+        if not pump.filters:
+            return True
+        view = dict(record)
+        with contextlib.suppress(ValueError):
+            view["body"] = json.loads(record["body"])
+        return any(f.matches_event(view) for f in pump.filters)
+
+    def _run_batch(self, pump: QueuePump, messages: list[dict[str, Any]]) -> None:
+        records = [self._sqs_record(pump, m) for m in messages]
+        kept = [r for r in records if self._matches_filters(pump, r)]
+        failed_ids: set[str] = set()
+        if kept:
+            invocation = self._invoke(pump.function, {"Records": kept}, source=pump.queue_arn)
+            ids = {r["messageId"] for r in kept}
+            if not invocation.ok:
+                failed_ids = ids
+            elif pump.report_failures and isinstance(invocation.result, dict):
+                reported = invocation.result.get("batchItemFailures") or []
+                identifiers = [
+                    f.get("itemIdentifier") if isinstance(f, dict) else None for f in reported
+                ]
+                if any(not i or i not in ids for i in identifiers):
+                    failed_ids = ids  # Lambda treats a malformed response as all failed
+                else:
+                    failed_ids = {str(i) for i in identifiers}
+        sqs = self._client("sqs")
+        done = [r for r in records if r["messageId"] not in failed_ids]
+        for start in range(0, len(done), 10):
+            sqs.delete_message_batch(
+                QueueUrl=pump.queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": r["receiptHandle"]}
+                    for n, r in enumerate(done[start : start + 10])
+                ],
+            )
+        failed = [r for r in records if r["messageId"] in failed_ids]
+        if not failed:
+            return
+        if pump.redrive:  # visible again at once; moto moves it to the DLQ on a later receive
+            for start in range(0, len(failed), 10):
+                sqs.change_message_visibility_batch(
+                    QueueUrl=pump.queue_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": r["receiptHandle"], "VisibilityTimeout": 0}
+                        for n, r in enumerate(failed[start : start + 10])
+                    ],
+                )
+        else:  # no DLQ: retried when its visibility timeout has passed in virtual time
+            due = self.clock.now() + timedelta(seconds=pump.visibility_timeout)
+            for r in failed:
+                self._parked.append(
+                    _Parked(due, r["messageId"], pump.queue_url, r["receiptHandle"])
+                )
+
+    # --- driving ---------------------------------------------------------------------------
+    def wait_for_executions(self, timeout: float | None = None) -> None:
+        """Wait (real time) until every execution is finished or parked on the clock."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.execution_timeout)
+        delay = 0.0002
+        while True:
+            alive, busy = executions.survey(self.timeline)
+            if alive == 0 and self.timeline.waking() == 0:
+                return  # no execution thread at all
+            if self.timeline.waking() == 0 and not busy:
+                # Idle twice in a row with nothing happening in between: quiescent.
+                before = self._activity
+                time.sleep(0.0002)
+                if (
+                    self._activity == before
+                    and self.timeline.waking() == 0
+                    and not executions.survey(self.timeline)[1]
+                ):
+                    return
+            if time.monotonic() > deadline:
+                busy = executions.busy_threads(self.timeline)
+                raise LocalCloudError(
+                    f"executions still busy after {timeout or self.execution_timeout}s: "
+                    + executions.describe(busy)
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.002)
+
+    def drain(self, max_rounds: int = 100_000) -> int:
+        """Run everything due now (deliveries, queue pumps, executions) until quiescent.
+
+        Returns how many deliveries and messages were handled.
+        """
+        total = 0
+        with self._drive_lock:
+            for _ in range(max_rounds):
+                self.wait_for_executions()
+                worked = self._process_deliveries()
+                for pump in self._provisioned.pumps:
+                    if pump.enabled:
+                        worked += self._run_pump(pump)
+                total += worked
+                if worked == 0:
+                    return total
+        raise LocalCloudError(f"drain did not settle after {max_rounds} rounds")
+
+    def advance(
+        self,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+        *,
+        wake: Wake = "one",
+    ) -> datetime:
+        """Move the clock forward, firing what falls due in time order and draining after each.
+
+        Due things are Wait states and Retry intervals (woken one at a time, in order of
+        due time then execution ARN; ``wake="batch"`` wakes all that share an instant),
+        schedule rules, Scheduler schedules, and SQS messages whose visibility timeout
+        ended. TTL expiry runs as time passes (at most every ``ttl_sweep_interval``) and
+        at the end.
+        """
+        delta = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        if delta < timedelta(0):
+            raise ValueError("advance() only moves forward")
+        return self.advance_to(self.clock.now() + delta, wake=wake)
+
+    def advance_to(self, target: datetime, *, wake: Wake = "one") -> datetime:
+        with self._drive_lock:
+            self.drain()
+            while True:
+                due = self._next_due(target)
+                if due is None:
+                    break
+                when, fire = due
+                if when > self.clock.now():
+                    self.clock.set(when)
+                    self._time_moved()
+                fire(wake)
+                self.drain()
+            if target > self.clock.now():
+                self.clock.set(target)
+            self._time_moved()
+            self.drain()
+        return self.clock.now()
+
+    def _time_moved(self) -> None:
+        now = self.clock.now()
+        if now - self._last_ttl_sweep >= self.ttl_sweep_interval:
+            self._last_ttl_sweep = now
+            backends.expire_ttl(now.timestamp())
+
+    def _schedule(
+        self, arn: str, expression: str, timezone: str, anchor: datetime
+    ) -> Schedule | None:
+        key = (arn, expression, timezone, anchor)
+        if key not in self._schedule_cache:
+            try:
+                self._schedule_cache[key] = parse_schedule(
+                    expression, anchor=anchor, timezone=timezone
+                )
+            except ValueError as exc:
+                LOG.warning("schedule %s (%s) cannot run locally: %s", arn, expression, exc)
+                return None
+        return self._schedule_cache[key]
+
+    def _next_due(self, limit: datetime) -> tuple[datetime, Callable[[Wake], None]] | None:
+        now = self.clock.now()
+        candidates: list[tuple[datetime, int, str, Callable[[Wake], None]]] = []
+        waiting = self.timeline.next_due()
+        if waiting is not None:
+            candidates.append((max(waiting, now), 0, "", self._wake))
+        for rule in backends.scheduled_rules():
+            anchor = self._first_seen.setdefault(rule.arn, now)
+            schedule = self._schedule(rule.arn, rule.expression, "UTC", anchor)
+            if schedule is None:
+                continue
+            when = schedule.next_after(self._last_fired.get(rule.arn, anchor))
+            if when is not None:
+                candidates.append(
+                    (when, 1, rule.arn, functools.partial(self._fire_rule, rule, when))
+                )
+        for item in backends.schedules():
+            if item.state != "ENABLED":
+                continue
+            start = _parse_date(item.start_date)
+            anchor = self._first_seen.setdefault(item.arn, start or now)
+            schedule = self._schedule(
+                item.arn,
+                item.schedule_expression,
+                item.schedule_expression_timezone or "UTC",
+                anchor,
+            )
+            if schedule is None:
+                continue
+            after = self._last_fired.get(
+                item.arn, anchor - timedelta(microseconds=1) if start else anchor
+            )
+            when = schedule.next_after(after)
+            end = _parse_date(item.end_date)
+            if when is not None and (end is None or when <= end):
+                candidates.append(
+                    (when, 2, item.arn, functools.partial(self._fire_schedule, item, when))
+                )
+        if self._parked:
+            first = min(self._parked)
+            candidates.append((first.due, 3, first.message_id, self._release_parked))
+        due = [c for c in candidates if c[0] <= limit]
+        if not due:
+            return None
+        when, _, _, fire = min(due, key=lambda c: (c[0], c[1], c[2]))
+        return when, fire
+
+    def _wake(self, wake: Wake) -> None:
+        first = self.timeline.release_next(self.clock.now())
+        if first is None or wake == "one":
+            return
+        while self.timeline.next_due() == first.due:
+            if self.timeline.release_next(first.due) is None:
+                break
+
+    def _release_parked(self, _wake: Wake) -> None:
+        now = self.clock.now()
+        due = [p for p in self._parked if p.due <= now]
+        self._parked = [p for p in self._parked if p.due > now]
+        sqs = self._client("sqs")
+        for parked in due:
+            try:
+                sqs.change_message_visibility(
+                    QueueUrl=parked.queue_url,
+                    ReceiptHandle=parked.receipt_handle,
+                    VisibilityTimeout=0,
+                )
+            except Exception as exc:  # deleted or received meanwhile: nothing to release
+                LOG.debug("parked message %s not released: %s", parked.message_id, exc)
+
+    def _fire_rule(self, rule: backends.ScheduledRule, when: datetime, _wake: Wake) -> None:
+        self._last_fired[rule.arn] = when
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT_ID,
+            "time": _iso(when),
+            "region": REGION,
+            "resources": [rule.arn],
+            "detail": {},
+        }
+        for target in list(rule.rule.targets):
+            if self.deliver_event_target(rule.rule, target, event):
+                continue
+            arn = str(target.get("Arn", ""))
+            if _service(arn) == "events" and ":event-bus/" in arn:
+                backends.events_backend().put_events(
+                    [
+                        {
+                            "Source": "aws.events",
+                            "DetailType": "Scheduled Event",
+                            "Detail": "{}",
+                            "EventBusName": arn,
+                            "Resources": [rule.arn],
+                            "Time": when.timestamp(),
+                        }
+                    ]
+                )
+            else:
+                self.delivery_errors.append(
+                    {
+                        "target": arn,
+                        "source": rule.arn,
+                        "code": "Unsupported",
+                        "at": when,
+                        "message": "scheduled target not delivered",
+                    }
+                )
+
+    def _fire_schedule(self, item: Any, when: datetime, _wake: Wake) -> None:
+        self._last_fired[item.arn] = when
+        target = dict(item.target)
+        arn = str(target["Arn"])
+        payload = str(target.get("Input") or "{}")
+        for placeholder, value in (
+            ("<aws.scheduler.scheduled-time>", _iso(when)),
+            ("<aws.scheduler.schedule-arn>", item.arn),
+            ("<aws.scheduler.execution-id>", str(uuid.uuid4())),
+            ("<aws.scheduler.attempt-number>", "1"),
+        ):
+            payload = payload.replace(placeholder, value)
+        dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
+        service = _service(arn)
+        if service in ("lambda", "states", "sns"):
+            self._deliveries.append(Delivery(service, arn, payload, item.arn, dead_letter))
+        elif service == "sqs":
+            group = (target.get("SqsParameters") or {}).get("MessageGroupId")
+            backends.send_to_queue(arn.rsplit(":", 1)[-1], payload, group)
+        elif service == "events":
+            parameters = target.get("EventBridgeParameters") or {}
+            backends.events_backend().put_events(
+                [
+                    {
+                        "Source": parameters.get("Source", "aws.scheduler"),
+                        "DetailType": parameters.get("DetailType", "Scheduled Event"),
+                        "Detail": payload,
+                        "EventBusName": arn,
+                        "Resources": [item.arn],
+                        "Time": when.timestamp(),
+                    }
+                ]
+            )
+        else:
+            self.delivery_errors.append(
+                {
+                    "target": arn,
+                    "source": item.arn,
+                    "at": when,
+                    "code": "Unsupported",
+                    "message": "Scheduler target not delivered locally",
+                }
+            )
+        self._touch()
+        if item.schedule_expression.startswith("at(") and (
+            item.action_after_completion == "DELETE"
+        ):
+            backends.delete_schedule(item.group_name, item.name)
+
+    # --- serving over HTTP ---------------------------------------------------------------
+    def serve(
+        self, port: int, *, speed: float = 1.0, tick_seconds: float = 0.1, quiet: bool = True
+    ) -> ServeHandle:
+        """moto's HTTP server on 127.0.0.1:``port`` with this app; the clock runs.
+
+        The clock follows real time times ``speed``; a background thread fires what falls
+        due and drains every ``tick_seconds``. Point the AWS CLI at ``handle.endpoint_url``.
+        """
+        from moto.server import ThreadedMotoServer
+
+        if quiet:  # werkzeug logs every request line otherwise
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        stop = threading.Event()
+        real_start = time.monotonic()
+        virtual_start = self.clock.now()
+
+        def run() -> None:
+            while not stop.wait(tick_seconds):
+                elapsed = (time.monotonic() - real_start) * speed
+                try:
+                    self.advance_to(
+                        max(self.clock.now(), virtual_start + timedelta(seconds=elapsed))
+                    )
+                except Exception:  # keep serving; the error is in the log
+                    LOG.exception("kizuna_tools.local serve loop")
+
+        thread = threading.Thread(target=run, name="kizuna-local-serve", daemon=True)
+        thread.start()
+        handle = ServeHandle(server, stop, thread, port)
+        self._servers.append(handle)
+        return handle

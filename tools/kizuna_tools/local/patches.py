@@ -1,0 +1,724 @@
+"""Every change kizuna_tools.local makes to moto's (and botocore's, and urllib's) behaviour.
+
+Each patch is one named function: it takes the running cloud (a :class:`PatchHost`),
+applies itself and returns the function that undoes it. :func:`apply_all` applies them in
+order while a ``LocalCloud`` is up. ``tests/integration/local/test_patches.py`` has one test
+per patch, so a moto upgrade that moves what a patch relies on fails loudly.
+
+Pinned against moto 5.2.5 (see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import io
+import json
+import re
+import threading
+import time
+import urllib.request
+import urllib.response
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.message import Message
+from typing import Any, Protocol
+
+from kizuna_tools.local.virtual_clock import Timeline, VirtualClock
+
+Undo = Callable[[], None]
+
+
+_MISSING = object()
+
+
+def _swap(owner: Any, name: str, replacement: Any) -> Undo:
+    """Set ``owner.name`` (a class or module attribute, own or inherited); return the undo."""
+    original = owner.__dict__.get(name, _MISSING)
+    setattr(owner, name, replacement)
+
+    def undo() -> None:
+        if original is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
+
+    return undo
+
+
+LINE_API_HOSTS: tuple[str, ...] = ("api.line.me", "api-data.line.me")
+# Hosts answered in-process: LINE's Messaging API and Lambda function URLs.
+INTERCEPTED_HOST = re.compile(
+    r"^(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws)$"
+)
+INTERCEPTED_URL = re.compile(
+    r"^https://(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws)(:443)?(/.*)?$"
+)
+
+
+class PatchHost(Protocol):
+    """What the patches need from the running cloud."""
+
+    clock: VirtualClock
+    timeline: Timeline
+
+    def invoke_from_moto(self, function_name: str, event: Any) -> tuple[str, bool, str]:
+        """Run a function for moto's Lambda (direct invoke, Step Functions task, SNS)."""
+        ...
+
+    def deliver_event_target(
+        self, rule: Any, target: dict[str, Any], event: dict[str, Any]
+    ) -> bool:
+        """Deliver one matched event to one rule target; False leaves it to moto."""
+        ...
+
+    def before_call(
+        self,
+        service: str,
+        operation: str,
+        request: dict[str, Any],
+        signer: Any,
+        context: dict[str, Any],
+    ) -> tuple[Any, dict[str, Any]] | None:
+        """Count an API call; return ``(http, parsed)`` to answer it without moto."""
+        ...
+
+    def after_call(
+        self, service: str, operation: str, parsed: dict[str, Any], context: dict[str, Any]
+    ) -> None:
+        """See a call's parsed response (e.g. to keep an email's full request)."""
+        ...
+
+    def http_request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer an HTTP request to LINE (recorded) or to a Lambda function URL (invoked)."""
+        ...
+
+
+# --- Step Functions: Wait states and Retry intervals on the virtual clock ----------------
+def _wait_key(env: Any) -> tuple[str, ...]:
+    try:
+        data = env.states.context_object.context_object_data
+        key = [str(data["Execution"]["Id"]), str(data.get("State", {}).get("Name", ""))]
+        index = data.get("Map", {}).get("Item", {}).get("Index")
+        if index is not None:
+            key.append(f"{int(index):09d}")
+        return tuple(key)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return ("", threading.current_thread().name)
+
+
+def parse_asl_timestamp(text: Any) -> datetime | None:
+    """An ASL ``Timestamp``: RFC 3339 with ``Z`` or an offset (moto accepts only ``Z``)."""
+    if not isinstance(text, str) or "T" not in text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def patch_wait_states(host: PatchHost) -> Undo:
+    """``Wait`` (Seconds, SecondsPath, Timestamp, TimestampPath) blocks on the virtual clock.
+
+    moto's ``WaitFunction._eval_body`` computes seconds and sleeps in
+    ``_wait_interval`` (real time; Timestamp is read against the naive local clock). The
+    patched body computes the virtual due time and parks the execution thread on the
+    runtime's timeline until ``advance()`` reaches it. Timestamps may carry an offset
+    (``+09:00``), as ASL allows; moto's parser accepts only ``Z``.
+    """
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import (
+        Timestamp,
+    )
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+        WaitFunction,
+    )
+
+    def _eval_body(self: Any, env: Any) -> None:
+        if isinstance(self, Timestamp):  # Timestamp and TimestampPath
+            self.string.eval(env=env)
+            text = env.stack.pop()
+            due = parse_asl_timestamp(text)
+            if due is None:
+                raise FailureEventException(self._create_failure_event(env, text))
+        else:  # Seconds, SecondsPath (validated by moto)
+            due = host.clock.now() + timedelta(seconds=int(self._get_wait_seconds(env)))
+        host.timeline.wait_until(due, _wait_key(env), env.is_running)
+
+    undo_eval = _swap(WaitFunction, "_eval_body", _eval_body)
+    # moto also rejects a literal Timestamp with an offset when it parses the definition.
+    undo_parse = _swap(Timestamp, "_from_timestamp_string", staticmethod(parse_asl_timestamp))
+
+    def undo() -> None:
+        undo_parse()
+        undo_eval()
+
+    return undo
+
+
+class _VirtualSleep:
+    """Stands in for the ``time`` module inside moto's retrier: ``sleep`` is virtual."""
+
+    def __init__(self, host: PatchHost, real: Any) -> None:
+        self._host = host
+        self._real = real
+
+    def sleep(self, seconds: float) -> None:
+        due = self._host.clock.now() + timedelta(seconds=float(seconds))
+        self._host.timeline.wait_until(due, ("retry", threading.current_thread().name))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def patch_retry_intervals(host: PatchHost) -> Undo:
+    """``Retry`` intervals (IntervalSeconds × BackoffRate) pass on the virtual clock.
+
+    moto's ``RetrierDecl._eval_body`` calls ``time.sleep(interval)``; the module's ``time``
+    is replaced by a shim whose ``sleep`` parks the thread on the timeline.
+    """
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    return _swap(retrier_decl, "time", _VirtualSleep(host, retrier_decl.__dict__["time"]))
+
+
+def patch_execution_names(host: PatchHost) -> Undo:
+    """``StartExecution`` without a name gets a UUID, as on AWS.
+
+    moto's parser backend uses ``None`` as the name, so the second unnamed execution of a
+    state machine fails with ``ExecutionAlreadyExists`` (``...:execution:<machine>:None``).
+    """
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.__dict__["start_execution"]
+
+    def start_execution(
+        self: Any,
+        state_machine_arn: str,
+        name: str | None = None,
+        execution_input: str | None = None,
+        trace_header: str | None = None,
+    ) -> Any:
+        return original(
+            self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
+        )
+
+    return _swap(StepFunctionsParserBackend, "start_execution", start_execution)
+
+
+class _CachingBoto3:
+    """Stands in for ``boto3`` inside moto's Step Functions: one client per service."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        key = (
+            args,
+            kwargs.get("service_name"),
+            kwargs.get("region_name"),
+            kwargs.get("endpoint_url"),
+            kwargs.get("aws_access_key_id"),
+        )
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._real.client(*args, **kwargs)
+            return self._clients[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def patch_sfn_client_cache(host: PatchHost) -> Undo:
+    """moto's Step Functions tasks reuse one boto3 client per service.
+
+    ``boto_client_for`` builds a new client for every task state it runs (~5 ms each, most
+    of a Lambda task's cost); botocore clients are thread-safe, so one per service, region
+    and endpoint serves every execution thread.
+    """
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    return _swap(boto_client, "boto3", _CachingBoto3(boto_client.__dict__["boto3"]))
+
+
+def _touch_heap_keys(root: Any) -> None:
+    """Give every evaluation component of a parsed program its ``heap_key`` now.
+
+    moto's components key per-execution data in the execution's own heap by a uuid they
+    draw lazily; drawn once here, before any execution thread shares the program, two
+    threads can never draw two different keys for the same component.
+    """
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    pending: list[Any] = [root]
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, EvalComponent):
+            _ = obj.heap_key
+        if isinstance(obj, list | tuple | set | frozenset):
+            pending.extend(obj)
+        elif isinstance(obj, dict):
+            pending.extend(obj.values())
+        elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("moto.stepfunctions"):
+            pending.extend(vars(obj).values())
+
+
+def patch_asl_parse_cache(host: PatchHost) -> Undo:
+    """moto parses a state machine's definition again for every execution it starts.
+
+    The ANTLR parser is pure Python: measured as a fifth of the local runtime's CPU (~0.3 s a
+    journey). A parsed program is immutable once built (evaluation state lives in each
+    execution's environment, keyed by the components' heap keys, drawn here up front), so
+    every execution of the same definition shares one parse.
+    """
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    original = asl_parser.AmazonStateLanguageParser.parse
+    cache: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def cached_parse(definition: str) -> Any:
+        with lock:
+            if definition not in cache:
+                parsed = original(definition)
+                _touch_heap_keys(parsed[0])
+                cache[definition] = parsed
+            return cache[definition]
+
+    class CachedParser(asl_parser.AmazonStateLanguageParser):
+        parse = staticmethod(cached_parse)
+
+    CachedParser.cache = cache  # type: ignore[attr-defined]
+    return _swap(execution_worker, "AmazonStateLanguageParser", CachedParser)
+
+
+# --- Lambda: run the handler in-process --------------------------------------------------
+def patch_lambda_invoke(host: PatchHost) -> Undo:
+    """moto's Lambda runs the function's handler in-process instead of in Docker.
+
+    ``LambdaFunction._invoke_lambda(event)`` returns ``(payload, errored, logs)``; direct
+    invokes, Step Functions Lambda tasks and SNS subscriptions all go through it.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        return host.invoke_from_moto(self.function_name, event)
+
+    return _swap(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+
+
+# --- DynamoDB --------------------------------------------------------------------------------
+DYNAMODB_ITEM_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+
+
+def patch_dynamodb_item_responses(host: PatchHost) -> Undo:
+    """DynamoDB item responses are written with ``json.dumps`` (same JSON, ~20x faster).
+
+    moto's generic response serializer walks the operation's output shape for every
+    attribute of every item; for item operations (GetItem, Query, BatchGetItem...) the
+    result is already DynamoDB's wire JSON (``DynamoResult`` converts it), so it is dumped
+    as is. Anything that does not dump cleanly falls back to moto's serializer.
+    """
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.responses import DynamoResult
+
+    serialize = ActionResult.__dict__["execute_result"]
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if context.operation_model.name in DYNAMODB_ITEM_OPERATIONS:
+            try:
+                body = json.dumps(self.result, separators=(",", ":"))
+            except (TypeError, ValueError):
+                pass
+            else:
+                return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+        return serialize(self, context)
+
+    return _swap(DynamoResult, "execute_result", execute_result)
+
+
+_QUERY_SCOPE = threading.local()
+
+
+def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
+    """Query reads only the items it can match instead of sorting the whole table.
+
+    moto's ``Table.query`` starts from ``all_items()``, which sorts every item of the table
+    (O(n log n) per query, with costly key comparisons). During a query this patch makes
+    ``all_items`` return, unsorted, only the items of the queried partition (table queries)
+    or every item (index queries; moto filters and sorts the candidates itself afterwards).
+    Results are identical; scans and everything else keep moto's sorted ``all_items``.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original_all_items = Table.__dict__["all_items"]
+    original_query = Table.__dict__["query"]
+
+    def all_items(table: Any) -> Any:
+        if getattr(_QUERY_SCOPE, "table", None) is not table:
+            return original_all_items(table)
+        self: Any = table
+        hash_key = _QUERY_SCOPE.hash_key
+        if hash_key is not None:
+            bucket = self.items.get(hash_key)
+            if bucket is None:
+                return []
+            return list(bucket.values()) if self.range_key_attr else [bucket]
+        # an index query: keep the items that carry every key attribute of the index with
+        # the queried partition value (a sparse index holds only those); moto re-checks
+        required: list[tuple[str, Any]] = _QUERY_SCOPE.index_keys
+        out: list[Any] = []
+        for bucket in self.items.values():
+            for item in bucket.values() if self.range_key_attr else [bucket]:
+                attrs = item.attrs
+                for name, expected in required:
+                    found = attrs.get(name)
+                    if found is None or (
+                        expected is not None
+                        and (found.type != expected.type or found.value != expected.value)
+                    ):
+                        break
+                else:
+                    out.append(item)
+        return out
+
+    signature = inspect.signature(original_query)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, hash_key, *args, **kwargs).arguments
+        index_name = bound.get("index_name")
+        previous = (
+            getattr(_QUERY_SCOPE, "table", None),
+            getattr(_QUERY_SCOPE, "hash_key", None),
+            getattr(_QUERY_SCOPE, "index_keys", None),
+        )
+        _QUERY_SCOPE.table = self
+        _QUERY_SCOPE.hash_key = None if index_name else hash_key
+        _QUERY_SCOPE.index_keys = []
+        if index_name:
+            index = {i.name: i for i in self.all_indexes()}.get(index_name)
+            if index is not None:
+                conditions = dict(bound.get("hash_key_conditions") or [])
+                for key in index.schema:
+                    name = key["AttributeName"]
+                    if key["KeyType"] == "HASH":
+                        _QUERY_SCOPE.index_keys.append(
+                            (name, conditions.get(name, hash_key if len(conditions) < 2 else None))
+                        )
+                    else:
+                        _QUERY_SCOPE.index_keys.append((name, None))
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _QUERY_SCOPE.table, _QUERY_SCOPE.hash_key, _QUERY_SCOPE.index_keys = previous
+
+    undo_items = _swap(Table, "all_items", all_items)
+    undo_query = _swap(Table, "query", query)
+
+    def undo() -> None:
+        undo_query()
+        undo_items()
+
+    return undo
+
+
+# --- SQS -----------------------------------------------------------------------------------
+def patch_sqs_message_clock(host: PatchHost) -> Undo:
+    """SQS visibility checks read the wall clock cheaply (same values, ~10x faster).
+
+    moto's ``Message.visible`` and ``Message.delayed`` build two datetimes per call
+    (``unix_time_millis``), and every send (queue attributes) and receive scans every
+    message of the queue: a queue of a few thousand messages made each call cost
+    milliseconds. The patched properties compare against ``time.time()`` instead.
+    """
+    from moto.sqs.models import Message
+
+    def visible(self: Any) -> bool:
+        return bool(time.time() * 1000 > self.visible_at)
+
+    def delayed(self: Any) -> bool:
+        return bool(time.time() * 1000 < self.delayed_until)
+
+    undo_visible = _swap(Message, "visible", property(visible))
+    undo_delayed = _swap(Message, "delayed", property(delayed))
+
+    def undo() -> None:
+        undo_delayed()
+        undo_visible()
+
+    return undo
+
+
+def patch_sqs_retention_check(host: PatchHost) -> Undo:
+    """Receiving reads a queue's retention period directly (same answer, O(1)).
+
+    moto's ``SQSBackend.is_message_valid_based_on_retention_period`` runs for every message
+    received and asks for the queue's attributes, which counts every message of the queue
+    three times: receiving all of a queue of n messages cost O(n²).
+    """
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        queue = self.get_queue(queue_name)
+        retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+        return bool(retain_until > time.time())
+
+    return _swap(
+        SQSBackend,
+        "is_message_valid_based_on_retention_period",
+        is_message_valid_based_on_retention_period,
+    )
+
+
+# --- EventBridge --------------------------------------------------------------------------
+def patch_event_targets(host: PatchHost) -> Undo:
+    """Rules deliver to Lambda, Step Functions and SNS targets, and behave as on AWS.
+
+    moto's ``Rule.send_to_targets`` raises ``NotImplementedError`` for those targets,
+    delivers while a rule is disabled, and lets schedule-only rules match every event.
+    The patched method skips disabled and schedule-only rules, matches with moto's own
+    ``EventPattern``, hands each target to the runtime, and leaves the targets moto does
+    deliver (logs, archives, buses, API destinations) to moto's original code.
+    """
+    from moto.events.models import Rule
+
+    original = Rule.__dict__["send_to_targets"]
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if self.state == "DISABLED":
+            return
+        if self.scheduled_expression and not self.event_pattern.get_pattern():
+            return
+        if not self.event_pattern.matches_event(original_event):
+            return
+        left_to_moto = [
+            target
+            for target in self.targets
+            if not host.deliver_event_target(self, target, original_event)
+        ]
+        if left_to_moto:
+            clone = copy.copy(self)
+            clone.targets = left_to_moto
+            original(clone, original_event, transform_input)
+
+    return _swap(Rule, "send_to_targets", send_to_targets)
+
+
+def patch_put_events_time(host: PatchHost) -> Undo:
+    """An event put without ``Time`` carries the virtual time, not the wall clock."""
+    from moto.events.models import EventsBackend
+
+    original = EventsBackend.__dict__["put_events"]
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        stamped = [e if e.get("Time") else {**e, "Time": host.clock.epoch()} for e in events]
+        result: list[dict[str, Any]] = original(self, stamped)
+        return result
+
+    return _swap(EventsBackend, "put_events", put_events)
+
+
+# --- botocore: count calls, answer what moto lacks ----------------------------------------
+_HOST: PatchHost | None = None
+
+
+def _before_call(
+    model: Any = None, params: Any = None, request_signer: Any = None, context: Any = None, **_: Any
+) -> tuple[Any, dict[str, Any]] | None:
+    host = _HOST
+    if host is None or model is None:
+        return None
+    return host.before_call(
+        model.service_model.service_name,
+        model.name,
+        params if params is not None else {},
+        request_signer,
+        context if context is not None else {},
+    )
+
+
+def _after_call(model: Any = None, parsed: Any = None, context: Any = None, **_: Any) -> None:
+    host = _HOST
+    if host is None or model is None:
+        return
+    host.after_call(model.service_model.service_name, model.name, parsed or {}, context or {})
+
+
+_HOOKS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    ("before-call", _before_call),
+    ("after-call", _after_call),
+)
+
+
+_SESSIONS: dict[str, Any] = {}
+
+
+def shared_session(kind: str, access_key: str | None = None, region: str | None = None) -> Any:
+    """A boto3 session made after the hooks joined, kept for the process.
+
+    Loading botocore's endpoint and service data costs ~0.25 s per new session; sharing
+    one per kind ("default" for handlers, "runtime" for the runtime's own clients) keeps a
+    new ``LocalCloud`` (one per test) cheap. The boto3 session itself is shared, not only
+    its botocore session: wrapping one botocore session in a second boto3 session registers
+    boto3's customizations twice, and S3 clients then fail to build ("Cannot inject class
+    attribute 'upload_file'").
+    """
+    import boto3
+
+    if kind not in _SESSIONS:
+        _SESSIONS[kind] = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=access_key, region_name=region
+        )
+    return _SESSIONS[kind]
+
+
+def register_botocore_hooks(host: PatchHost) -> Undo:
+    """Every botocore session made from now on reports its calls to the cloud.
+
+    The handlers join ``botocore.handlers.BUILTIN_HANDLERS`` (the way moto's own stubber
+    joins), so every client made after this (the runtime's, the handlers', moto's Step
+    Functions interpreter's) emits ``before-call``/``after-call`` to them: they count
+    ``(service, operation)`` and answer ``pinpoint:SendMessages`` (and
+    ``pinpoint-sms-voice-v2:SendTextMessage``), which moto does not implement. boto3's
+    default session is replaced, while the cloud is up, by one made after the hooks
+    joined. A client made from an older session is not seen (as with moto itself).
+    Sessions keep the handlers after the cloud closes; they do nothing then.
+    """
+    import boto3
+    from botocore.handlers import BUILTIN_HANDLERS
+
+    global _HOST  # noqa: PLW0603 - one active cloud per process, as with moto
+    _HOST = host
+    for hook in _HOOKS:
+        if hook not in BUILTIN_HANDLERS:
+            BUILTIN_HANDLERS.append(hook)
+    previous_default = boto3.DEFAULT_SESSION
+    boto3.DEFAULT_SESSION = shared_session("default")
+
+    def undo() -> None:
+        global _HOST  # noqa: PLW0603
+        _HOST = None
+        boto3.DEFAULT_SESSION = previous_default
+
+    return undo
+
+
+# --- HTTP: LINE's Messaging API and Lambda function URLs -------------------------------------
+def intercept_requests_library(host: PatchHost) -> Undo:
+    """``requests`` calls to LINE's API and to function URLs are answered in-process.
+
+    Adds a ``responses`` callback to moto's own (already active) ``responses`` mock, which
+    prefers plain ``responses.CallbackResponse`` matches over its AWS callbacks. Anything
+    else keeps moto's behaviour (AWS endpoints mocked, other hosts passed through).
+    """
+    import responses
+    from moto.core.models import responses_mock
+
+    def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode()
+        return host.http_request(str(request.method), str(request.url), dict(request.headers), body)
+
+    registered = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
+        response = responses.CallbackResponse(method=method, url=INTERCEPTED_URL, callback=callback)
+        responses_mock.add(response)
+        registered.append(response)
+
+    def undo() -> None:
+        for response in registered:
+            responses_mock.remove(response)
+
+    return undo
+
+
+def intercept_urllib(host: PatchHost) -> Undo:
+    """``urllib.request`` calls to LINE's API and to function URLs are answered in-process.
+
+    Wraps ``urllib.request.HTTPSHandler.https_open``, so ``urlopen`` and custom openers
+    alike reach the runtime for those hosts and the network for anything else.
+    """
+    original = urllib.request.HTTPSHandler.__dict__["https_open"]  # the one to fall back to
+
+    def https_open(self: Any, req: urllib.request.Request) -> Any:
+        if not INTERCEPTED_HOST.match(req.host.split(":")[0]):
+            return original(self, req)
+        data = req.data if isinstance(req.data, bytes) else None
+        headers = {k: str(v) for k, v in req.header_items()}
+        status, response_headers, body = host.http_request(
+            req.get_method(), req.full_url, headers, data
+        )
+        message = Message()
+        for name, value in response_headers.items():
+            message[name] = value
+        response = urllib.response.addinfourl(io.BytesIO(body), message, req.full_url, status)
+        response.msg = "OK" if status < 400 else "Error"  # type: ignore[attr-defined]
+        return response
+
+    return _swap(urllib.request.HTTPSHandler, "https_open", https_open)
+
+
+PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
+    patch_wait_states,
+    patch_retry_intervals,
+    patch_execution_names,
+    patch_sfn_client_cache,
+    patch_asl_parse_cache,
+    patch_lambda_invoke,
+    patch_dynamodb_item_responses,
+    patch_dynamodb_query_candidates,
+    patch_sqs_message_clock,
+    patch_sqs_retention_check,
+    patch_event_targets,
+    patch_put_events_time,
+    register_botocore_hooks,
+    intercept_requests_library,
+    intercept_urllib,
+)
+
+
+def apply_all(host: PatchHost) -> Undo:
+    """Apply every patch; the returned function undoes them in reverse order."""
+    undos: list[Undo] = []
+    try:
+        for patch in PATCHES:
+            undos.append(patch(host))
+    except BaseException:
+        for undo in reversed(undos):
+            undo()
+        raise
+
+    def undo_all() -> None:
+        for undo in reversed(undos):
+            undo()
+
+    return undo_all

@@ -1,0 +1,67 @@
+"""The product catalogue: what a recommendation needs to show a product (name, URL).
+
+Orders carry product ids only; a shop imports its catalogue (``kizuna import products``,
+CSV/TSV/JSONL with ``product_id``, ``name``, ``url`` and optionally ``category``) into the
+products table, where the daily job adds what it learned (related products, best sellers).
+A product without a name is never recommended: a message does not show a bare id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from kizuna.events.inbound import Identifier
+from kizuna_tools.importer import ImportReport, RowError, read_rows
+
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
+
+
+class ProductRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+
+    product_id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    url: Url
+    category: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class CatalogWriter(Protocol):
+    def upsert_catalog(self, records: Iterable[ProductRecord]) -> int: ...
+
+
+def parse_rows(
+    rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport
+) -> Iterator[ProductRecord]:
+    for number, row in rows:
+        report.rows += 1
+        if "__error__" in row:
+            report.errors.append(RowError(number, str(row["__error__"])))
+            continue
+        try:
+            record = ProductRecord.model_validate({k: v for k, v in row.items() if v != ""})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in exc.errors()
+            )
+            report.errors.append(RowError(number, problems))
+            continue
+        report.imported += 1
+        yield record
+
+
+def import_products(
+    path: Path, store: CatalogWriter | None, progress: Callable[[int], None] | None = None
+) -> ImportReport:
+    """Validate every row and upsert the good ones (``store=None`` validates only). The
+    last row of a product id wins."""
+    report = ImportReport(kind="products")
+    records = {r.product_id: r for r in parse_rows(read_rows(path), report)}
+    if store is not None and records:
+        report.customers_written = store.upsert_catalog(records.values())
+    if progress:
+        progress(report.rows)
+    return report

@@ -1,0 +1,454 @@
+"""The three reports, computed from plain data (no AWS): customer structure, programs,
+segments. :mod:`kizuna_tools.reports.sources` reads the data; :mod:`kizuna_tools.reports.document`
+turns the results into tables, CSV and the HTML report.
+
+Definitions (also in docs/REPORTS.md):
+
+- **Treated** customers of a program entered it (a journey started); **holdout** customers
+  triggered it but were held out (no message). A customer's entry time is the first entry.
+- **Converted**: reached the program's goal within its attribution window (the evaluate
+  function records it, for treated and holdout alike). Lift is treated minus holdout
+  conversion rate, with Newcombe's 95% interval (:func:`kizuna_tools.reports.stats.lift`).
+- **Revenue per customer**: order totals after the entry (never the trigger's own order)
+  to the end of the window,
+  averaged over the group (cancelled orders still count: the ledger does not net them).
+- **Structure**: customers treated by any program against customers only ever held out,
+  their RFM segment (or rank) on two snapshot dates, as a migration matrix.
+- **Rates over time**, from the daily snapshot cells: second-purchase rate = customers whose
+  first order is under 90 days old who ordered again / those customers; repeat rate =
+  customers with two or more orders / customers with one or more; dormancy rate = dormant /
+  buyers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from kizuna.domain.timestamps import parse_time
+from kizuna.scoring.snapshot import CELL_FIELDS, NONE, SnapshotRow, cell_fields
+from kizuna_tools.reports.stats import Lift, Migration, Rate, lift, migration, rate
+
+DIMENSIONS = ("region", "prefecture", "age_band", "gender", "occupation")
+
+
+@dataclass(frozen=True)
+class Entry:
+    program: str
+    customer_id: str
+    at: datetime
+    holdout: bool
+
+
+@dataclass(frozen=True)
+class Conversion:
+    program: str
+    customer_id: str
+    at: datetime
+    holdout: bool
+
+
+@dataclass(frozen=True)
+class Message:
+    program: str
+    customer_id: str
+    at: datetime
+    status: str
+    channel: str | None
+    reason: str | None
+    engaged: bool = False  # opened or clicked (SES engagement events stamp the ledger)
+
+
+@dataclass(frozen=True)
+class Order:
+    customer_id: str
+    at: datetime
+    total: float
+
+
+@dataclass
+class Ledger:
+    """What the activity table says happened."""
+
+    entries: list[Entry] = field(default_factory=list)
+    conversions: list[Conversion] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    # (customer, program) -> "step:arm" of the A/B splits the customer was assigned
+    arms: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def add_item(self, item: Mapping[str, Any]) -> None:
+        """One activity-table item (other kinds are ignored)."""
+        kind = item.get("kind")
+        cid = str(item.get("pk", item.get("customer_id", "")))
+        if kind == "ENTRY" and item.get("decision") in ("entered", "holdout"):
+            self.entries.append(
+                Entry(
+                    str(item["program"]),
+                    cid,
+                    parse_time(item.get("entered_at") or item["at"]),
+                    item["decision"] == "holdout",
+                )
+            )
+        elif kind == "CONV":
+            self.conversions.append(
+                Conversion(
+                    str(item["program"]),
+                    cid,
+                    parse_time(item["at"]),
+                    item.get("reason") == "holdout",
+                )
+            )
+        elif kind == "MSG" and item.get("status"):
+            self.messages.append(
+                Message(
+                    str(item["program"]),
+                    cid,
+                    parse_time(item["at"]),
+                    str(item["status"]),
+                    item.get("channel"),
+                    item.get("reason"),
+                    bool(item.get("open_at") or item.get("click_at")),
+                )
+            )
+        elif kind == "ORDER" and item.get("total") is not None:
+            self.orders.append(Order(cid, parse_time(item["at"]), float(item["total"])))
+        elif kind == "JOURNEY" and item.get("arms"):
+            arms = sorted(dict(item["arms"]).items())
+            self.arms[(cid, str(item["program"]))] = ", ".join(f"{s}:{a}" for s, a in arms)
+
+    @classmethod
+    def from_items(cls, items: Iterable[Mapping[str, Any]]) -> Ledger:
+        ledger = cls()
+        for item in items:
+            ledger.add_item(item)
+        return ledger
+
+
+def _groups(ledger: Ledger, program: str) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """(treated, holdout): customer -> first entry time, for one program. A customer who was
+    treated once counts as treated."""
+    treated: dict[str, datetime] = {}
+    holdout: dict[str, datetime] = {}
+    for e in sorted(ledger.entries, key=lambda e: e.at):
+        if e.program != program:
+            continue
+        group = holdout if e.holdout else treated
+        group.setdefault(e.customer_id, e.at)
+    for cid in treated:
+        holdout.pop(cid, None)
+    return treated, holdout
+
+
+class ProgramRow(BaseModel):
+    """One line of the program report: a program, or one of its arms or channels."""
+
+    model_config = ConfigDict(frozen=True)
+
+    program: str
+    arm: str | None = None
+    channel: str | None = None
+    entries: int = 0  # entries of treated customers, re-entries included
+    treated: int
+    holdout: int
+    sent: int
+    engaged: int = 0  # treated customers who opened or clicked a message
+    sent_by_channel: dict[str, int] = {}
+    suppressed: dict[str, int] = {}
+    converted: int
+    holdout_converted: int
+    lift: Lift
+    revenue_per_customer: float | None
+    holdout_revenue_per_customer: float | None
+    revenue_per_recipient: float | None
+
+    @property
+    def label(self) -> str:
+        return self.arm or self.channel or "all"
+
+
+def _revenue(
+    orders_by: Mapping[str, Sequence[Order]], group: Mapping[str, datetime], window: timedelta
+) -> dict[str, float]:
+    return {
+        cid: sum(o.total for o in orders_by.get(cid, ()) if start < o.at <= start + window)
+        for cid, start in group.items()
+    }
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    seq = list(values)
+    return round(sum(seq) / len(seq), 2) if seq else None
+
+
+@dataclass(frozen=True)
+class _Program:
+    program: str
+    entries: Sequence[Entry]
+    holdout: Mapping[str, datetime]
+    converted: set[str]
+    messages: Sequence[Message]
+    revenue: Mapping[str, float]
+    holdout_revenue: Mapping[str, float]
+
+    def row(
+        self, members: Mapping[str, datetime], arm: str | None = None, channel: str | None = None
+    ) -> ProgramRow:
+        ids = set(members)
+        mine = [m for m in self.messages if m.customer_id in ids]
+        sent = [m for m in mine if m.status == "sent"]
+        recipients = {m.customer_id for m in sent}
+        engaged = {m.customer_id for m in sent if m.engaged}
+        conv = len(self.converted & ids)
+        held = len(self.converted & set(self.holdout))
+        return ProgramRow(
+            program=self.program,
+            arm=arm,
+            channel=channel,
+            entries=sum(1 for e in self.entries if not e.holdout and e.customer_id in ids),
+            treated=len(ids),
+            holdout=len(self.holdout),
+            sent=len(sent),
+            engaged=len(engaged),
+            sent_by_channel=dict(Counter(m.channel or "?" for m in sent)),
+            suppressed=dict(Counter(m.reason or "?" for m in mine if m.status == "suppressed")),
+            converted=conv,
+            holdout_converted=held,
+            lift=lift(conv, len(ids), held, len(self.holdout)),
+            revenue_per_customer=_mean(self.revenue[c] for c in ids),
+            holdout_revenue_per_customer=_mean(self.holdout_revenue.values()),
+            revenue_per_recipient=(
+                round(sum(self.revenue[c] for c in recipients) / len(recipients), 2)
+                if recipients
+                else None
+            ),
+        )
+
+
+def program_report(
+    ledger: Ledger, windows: Mapping[str, int], default_window_days: int = 14
+) -> list[ProgramRow]:
+    """Per program: all treated customers, then per A/B arm, then per channel of the first
+    message sent (each against the program's whole holdout; a channel row compares
+    customers the policy chose that channel for, so read it as descriptive, not causal)."""
+    orders_by: dict[str, list[Order]] = defaultdict(list)
+    for o in ledger.orders:
+        orders_by[o.customer_id].append(o)
+    rows: list[ProgramRow] = []
+    for program in sorted({e.program for e in ledger.entries}):
+        window = timedelta(days=windows.get(program, default_window_days))
+        treated, holdout = _groups(ledger, program)
+        converted = {c.customer_id for c in ledger.conversions if c.program == program}
+        messages = [m for m in ledger.messages if m.program == program]
+        sent = [m for m in messages if m.status == "sent"]
+        first_channel: dict[str, str] = {}
+        for m in sorted(sent, key=lambda m: m.at):
+            if m.channel:
+                first_channel.setdefault(m.customer_id, m.channel)
+        revenue = _revenue(orders_by, treated, window)
+        ctx = _Program(
+            program,
+            [e for e in ledger.entries if e.program == program],
+            holdout,
+            converted,
+            messages,
+            revenue,
+            _revenue(orders_by, holdout, window),
+        )
+        rows.append(ctx.row(treated))
+        by_arm: dict[str, dict[str, datetime]] = defaultdict(dict)
+        for cid, at in treated.items():
+            if (cid, program) in ledger.arms:
+                by_arm[ledger.arms[(cid, program)]][cid] = at
+        for arm in sorted(by_arm):
+            rows.append(ctx.row(by_arm[arm], arm=arm))
+        by_channel: dict[str, dict[str, datetime]] = defaultdict(dict)
+        for cid, at in treated.items():
+            if cid in first_channel:
+                by_channel[first_channel[cid]][cid] = at
+        for channel in sorted(by_channel):
+            rows.append(ctx.row(by_channel[channel], channel=channel))
+    return rows
+
+
+# -- structure ---------------------------------------------------------------------------
+def treated_and_holdout(ledger: Ledger, program: str | None = None) -> tuple[set[str], set[str]]:
+    """Customers treated by ``program`` and its holdout; without a program, customers
+    treated by any program and customers only ever held out."""
+    entries = [e for e in ledger.entries if program is None or e.program == program]
+    treated = {e.customer_id for e in entries if not e.holdout}
+    holdout = {e.customer_id for e in entries if e.holdout} - treated
+    return treated, holdout
+
+
+@dataclass(frozen=True)
+class StructureChange:
+    attribute: str  # rfm_segment | rank
+    before: date
+    after: date
+    treated: Migration
+    holdout: Migration
+    program: str | None = None  # None: every program
+
+
+def structure_change(
+    before: Sequence[SnapshotRow],
+    after: Sequence[SnapshotRow],
+    treated: set[str],
+    holdout: set[str],
+    attribute: str,
+    order: Sequence[str],
+    program: str | None = None,
+) -> StructureChange:
+    """Migration of ``attribute`` between two snapshot dates, treated vs holdout. States
+    not in ``order`` (an unscored customer) appear as ``(none)``."""
+
+    def states(rows: Sequence[SnapshotRow], members: set[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for r in rows:
+            value = getattr(r, attribute)
+            if r.customer_id in members and value in order:
+                out[r.customer_id] = str(value)
+        return out
+
+    if not before or not after:
+        raise ValueError("structure change needs snapshot rows on both dates")
+    return StructureChange(
+        attribute=attribute,
+        before=before[0].date,
+        after=after[0].date,
+        treated=migration(states(before, treated), states(after, treated), order),
+        holdout=migration(states(before, holdout), states(after, holdout), order),
+        program=program,
+    )
+
+
+@dataclass(frozen=True)
+class Trend:
+    dates: list[date]
+    # name -> one value per date
+    segments: dict[str, list[int]]
+    ranks: dict[str, list[int]]
+    second_purchase: list[Rate]
+    repeat: list[Rate]
+    dormancy: list[Rate]
+    customers: list[int]
+
+
+def trend(cells_by_date: Mapping[date, Mapping[str, Mapping[str, Any]]]) -> Trend:
+    """Sizes and rates per snapshot date, from the snapshots table's cells."""
+    dates = sorted(cells_by_date)
+    segments: dict[str, list[int]] = {}
+    ranks: dict[str, list[int]] = {}
+    second: list[Rate] = []
+    repeat: list[Rate] = []
+    dormancy: list[Rate] = []
+    customers: list[int] = []
+    for i, day in enumerate(dates):
+        totals: Counter[str] = Counter()
+        for key, values in cells_by_date[day].items():
+            where = cell_fields(key)
+            n = int(values.get("customers", 0))
+            for name, bucket in (("rfm_segment", segments), ("rank", ranks)):
+                series = bucket.setdefault(where[name], [0] * len(dates))
+                series[i] += n
+            for measure in (
+                "customers",
+                "buyers",
+                "repeaters",
+                "dormant",
+                "new_buyers",
+                "new_repeaters",
+            ):
+                totals[measure] += int(values.get(measure, 0))
+        for bucket in (segments, ranks):
+            for series in bucket.values():
+                series.extend([0] * (len(dates) - len(series)))
+        second.append(rate(totals["new_repeaters"], totals["new_buyers"]))
+        repeat.append(rate(totals["repeaters"], totals["buyers"]))
+        dormancy.append(rate(totals["dormant"], totals["buyers"]))
+        customers.append(totals["customers"])
+    return Trend(dates, segments, ranks, second, repeat, dormancy, customers)
+
+
+# -- segments --------------------------------------------------------------------------
+class SegmentRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    dimension: str
+    value: str
+    customers: int
+    buyers: int
+    revenue_12m: float
+    revenue_per_customer: float
+    messaged: int
+    response_rate: float | None  # messaged customers who opened or clicked a message
+    conversion_rate: float | None  # messaged customers who reached a program goal
+    second_purchase_rate: float | None  # >= 2 orders among buyers
+
+
+def segment_analysis(
+    rows: Sequence[SnapshotRow], ledger: Ledger, dimensions: Sequence[str] = DIMENSIONS
+) -> list[SegmentRow]:
+    """Customers, revenue, response and second purchases by attribute band, on one date."""
+    messaged = {m.customer_id for m in ledger.messages if m.status == "sent"}
+    engaged = {m.customer_id for m in ledger.messages if m.status == "sent" and m.engaged}
+    converted = {c.customer_id for c in ledger.conversions if not c.holdout} & messaged
+    out: list[SegmentRow] = []
+    for dimension in dimensions:
+        groups: dict[str, list[SnapshotRow]] = defaultdict(list)
+        for r in rows:
+            groups[str(getattr(r, dimension) or NONE)].append(r)
+        for value in sorted(groups, key=lambda v: (-len(groups[v]), v)):
+            members = groups[value]
+            ids = {r.customer_id for r in members}
+            buyers = [r for r in members if r.order_count >= 1]
+            revenue = sum(r.spend_12m for r in members)
+            reached = ids & messaged
+            out.append(
+                SegmentRow(
+                    dimension=dimension,
+                    value=value,
+                    customers=len(members),
+                    buyers=len(buyers),
+                    revenue_12m=round(revenue, 2),
+                    revenue_per_customer=round(revenue / len(members), 2),
+                    messaged=len(reached),
+                    response_rate=(
+                        round(len(engaged & reached) / len(reached), 4) if reached else None
+                    ),
+                    conversion_rate=(
+                        round(len(converted & reached) / len(reached), 4) if reached else None
+                    ),
+                    second_purchase_rate=(
+                        round(sum(r.order_count >= 2 for r in buyers) / len(buyers), 4)
+                        if buyers
+                        else None
+                    ),
+                )
+            )
+    return out
+
+
+__all__ = [
+    "CELL_FIELDS",
+    "Conversion",
+    "Entry",
+    "Ledger",
+    "Message",
+    "Order",
+    "ProgramRow",
+    "SegmentRow",
+    "StructureChange",
+    "Trend",
+    "program_report",
+    "segment_analysis",
+    "structure_change",
+    "treated_and_holdout",
+    "trend",
+]

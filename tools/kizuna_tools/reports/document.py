@@ -1,0 +1,367 @@
+"""The reports as tables (terminal and CSV) and as one HTML document with charts."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from kizuna.runtime.config import KizunaConfig
+from kizuna.scoring.rfm import segment_names
+from kizuna_tools.reports.build import (
+    ProgramRow,
+    SegmentRow,
+    StructureChange,
+    Trend,
+    program_report,
+    segment_analysis,
+    structure_change,
+    treated_and_holdout,
+    trend,
+)
+from kizuna_tools.reports.html import (
+    LiftRow,
+    LiftSection,
+    MigrationPanel,
+    MigrationSection,
+    Period,
+    ReportDocument,
+    SegmentTrendSection,
+    Series,
+    TableSection,
+    render_html,
+)
+from kizuna_tools.reports.sources import ReportData
+from kizuna_tools.reports.stats import Migration
+
+Cell = str | int | float | None
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Cell, ...]]
+
+    def write_csv(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(self.columns)
+            writer.writerows(self.rows)
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 2)
+
+
+def program_table(rows: Sequence[ProgramRow]) -> Table:
+    columns = (
+        "program",
+        "group",
+        "entries",
+        "treated",
+        "holdout",
+        "sent",
+        "opened or clicked",
+        "by channel",
+        "suppressed",
+        "converted %",
+        "holdout converted %",
+        "lift pp",
+        "95% CI low pp",
+        "95% CI high pp",
+        "p",
+        "revenue / customer",
+        "holdout revenue / customer",
+        "revenue / recipient",
+    )
+    out: list[tuple[Cell, ...]] = []
+    for r in rows:
+        ci = r.lift.ci
+        out.append(
+            (
+                r.program,
+                r.label,
+                r.entries,
+                r.treated,
+                r.holdout,
+                r.sent,
+                r.engaged,
+                " ".join(f"{k}:{v}" for k, v in sorted(r.sent_by_channel.items())),
+                " ".join(f"{k}:{v}" for k, v in sorted(r.suppressed.items())),
+                _pct(r.lift.treated_rate),
+                _pct(r.lift.holdout_rate),
+                _pct(r.lift.absolute_lift),
+                _pct(ci.low) if ci else None,
+                _pct(ci.high) if ci else None,
+                None if r.lift.p_value is None else round(r.lift.p_value, 4),
+                r.revenue_per_customer,
+                r.holdout_revenue_per_customer,
+                r.revenue_per_recipient,
+            )
+        )
+    return Table("Programs: conversions against holdouts", columns, out)
+
+
+def migration_table(change: StructureChange, group: str, m: Migration) -> Table:
+    columns = ("from \\ to", *m.states, "total")
+    rows: list[tuple[Cell, ...]] = [
+        (state, *m.counts[i], m.row_totals[i]) for i, state in enumerate(m.states)
+    ]
+    title = (
+        f"{change.attribute} migration, {group}: {change.before} -> {change.after} "
+        f"(up {m.up}, stayed {m.stayed}, down {m.down})"
+    )
+    return Table(title, columns, rows)
+
+
+def trend_table(t: Trend) -> Table:
+    columns = (
+        "date",
+        "customers",
+        "second-purchase rate %",
+        "repeat rate %",
+        "dormancy rate %",
+        *(f"rank {name}" for name in t.ranks),
+    )
+    rows: list[tuple[Cell, ...]] = [
+        (
+            d.isoformat(),
+            t.customers[i],
+            _pct(t.second_purchase[i].value),
+            _pct(t.repeat[i].value),
+            _pct(t.dormancy[i].value),
+            *(series[i] for series in t.ranks.values()),
+        )
+        for i, d in enumerate(t.dates)
+    ]
+    return Table("Customer structure over time", columns, rows)
+
+
+def segment_table(rows: Sequence[SegmentRow]) -> Table:
+    columns = (
+        "dimension",
+        "value",
+        "customers",
+        "buyers",
+        "revenue 12m",
+        "revenue / customer",
+        "messaged",
+        "response %",
+        "conversion %",
+        "second-purchase %",
+    )
+    return Table(
+        "Segments: customers, revenue, response and second purchases",
+        columns,
+        [
+            (
+                r.dimension,
+                r.value,
+                r.customers,
+                r.buyers,
+                r.revenue_12m,
+                r.revenue_per_customer,
+                r.messaged,
+                _pct(r.response_rate),
+                _pct(r.conversion_rate),
+                _pct(r.second_purchase_rate),
+            )
+            for r in rows
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Reports:
+    """Everything the CLI prints, exports and renders."""
+
+    programs: list[ProgramRow]
+    segment_changes: list[StructureChange]
+    trend: Trend
+    segments: list[SegmentRow]
+    first: date | None
+    last: date | None
+
+    def tables(self) -> dict[str, Table]:
+        out = {"programs": program_table(self.programs), "trend": trend_table(self.trend)}
+        for change in self.segment_changes:
+            scope = change.program or "all"
+            for group, m in (("treated", change.treated), ("holdout", change.holdout)):
+                key = f"{change.attribute}_migration_{scope}_{group}"
+                out[key] = migration_table(change, f"{scope}, {group}", m)
+        out["segments"] = segment_table(self.segments)
+        return out
+
+
+def rank_order(cfg: KizunaConfig) -> list[str]:
+    return [r.name for r in reversed(cfg.loyalty.ranks)]
+
+
+def _largest_holdouts(data: ReportData, n: int) -> list[str]:
+    held: dict[str, set[str]] = {}
+    for e in data.ledger.entries:
+        if e.holdout:
+            held.setdefault(e.program, set()).add(e.customer_id)
+    return sorted(held, key=lambda p: (-len(held[p]), p))[:n]
+
+
+def build_reports(
+    data: ReportData,
+    cfg: KizunaConfig,
+    before: date | None = None,
+    after: date | None = None,
+    per_program_structures: int = 2,
+) -> Reports:
+    """All reports; structure change between ``before`` and ``after`` (default: the first
+    and last snapshot dates), for all programs (treated by any vs only ever held out) and
+    for the ``per_program_structures`` programs with the largest holdouts (treated by the
+    program vs its own holdout: each program's holdout is drawn independently)."""
+    dates = data.dates
+    first = before or (dates[0] if dates else None)
+    last = after or (dates[-1] if dates else None)
+    changes: list[StructureChange] = []
+    latest: list[Any] = []
+    if first is not None and last is not None and first != last:
+        rows_before, rows_after = data.rows(first), data.rows(last)
+        latest = rows_after
+        if rows_before and rows_after:
+            groups: dict[str | None, tuple[set[str], set[str]]] = {
+                None: treated_and_holdout(data.ledger)
+            }
+            groups.update(
+                (p, treated_and_holdout(data.ledger, p))
+                for p in _largest_holdouts(data, per_program_structures)
+            )
+            for attribute, order in (
+                ("rfm_segment", segment_names(cfg.scoring)),
+                ("rank", rank_order(cfg)),
+            ):
+                for program, (treated, holdout) in groups.items():
+                    changes.append(
+                        structure_change(
+                            rows_before, rows_after, treated, holdout, attribute, order, program
+                        )
+                    )
+    elif last is not None:
+        latest = data.rows(last)
+    return Reports(
+        programs=program_report(data.ledger, data.windows),
+        segment_changes=changes,
+        trend=trend(data.cells_by_date),
+        segments=segment_analysis(latest, data.ledger),
+        first=first,
+        last=last,
+    )
+
+
+def _series(values: dict[str, list[int]], order: Sequence[str]) -> tuple[Series, ...]:
+    names = [n for n in order if n in values] + sorted(set(values) - set(order))
+    return tuple(Series(name=n, values=tuple(float(v) for v in values[n])) for n in names)
+
+
+def report_document(
+    reports: Reports, cfg: KizunaConfig, title: str = "Kizuna report", lang: str = "en"
+) -> ReportDocument:
+    sections: list[Any] = []
+    for change in reports.segment_changes:
+        what = "RFM segment" if change.attribute == "rfm_segment" else "Member rank"
+        scope = f"program {change.program}" if change.program else "all programs"
+        sections.append(
+            MigrationSection(
+                title=f"{what} migration, {scope}: treated vs holdout",
+                description=(
+                    "Rows: the state on the first date; columns: on the last; colour: the row's "
+                    "share. "
+                    + (
+                        "Treated = entered the program; holdout = held out of it."
+                        if change.program
+                        else "Treated = entered at least one program; holdout = only ever held out."
+                    )
+                    + " (none) = not yet a customer, or not scored, on that date."
+                ),
+                panels=tuple(
+                    MigrationPanel(
+                        label=f"{group} (up {m.up}, stayed {m.stayed}, down {m.down})",
+                        migration=m,
+                        before_label=change.before.isoformat(),
+                        after_label=change.after.isoformat(),
+                    )
+                    for group, m in (("Treated", change.treated), ("Holdout", change.holdout))
+                ),
+            )
+        )
+    t = reports.trend
+    if t.dates:
+        sections.append(
+            SegmentTrendSection(
+                title="RFM segment sizes over time",
+                dates=tuple(t.dates),
+                series=_series(t.segments, segment_names(cfg.scoring)),
+            )
+        )
+        sections.append(
+            SegmentTrendSection(
+                title="Member ranks over time",
+                dates=tuple(t.dates),
+                series=_series(t.ranks, rank_order(cfg)),
+            )
+        )
+        sections.append(
+            SegmentTrendSection(
+                title="Second-purchase, repeat and dormancy rates over time",
+                description=(
+                    "Second purchase: customers whose first order is under 90 days old who "
+                    "ordered again. Repeat: 2+ orders among buyers. Dormancy: dormant buyers."
+                ),
+                dates=tuple(t.dates),
+                series=(
+                    Series(
+                        name="second-purchase %",
+                        values=tuple(100 * (r.value or 0) for r in t.second_purchase),
+                    ),
+                    Series(name="repeat %", values=tuple(100 * (r.value or 0) for r in t.repeat)),
+                    Series(
+                        name="dormancy %", values=tuple(100 * (r.value or 0) for r in t.dormancy)
+                    ),
+                ),
+                stacked=False,
+                y_label="%",
+            )
+        )
+    lift_rows = [r for r in reports.programs if r.channel is None and r.lift.ci is not None]
+    sections.append(
+        LiftSection(
+            title="Program lift: conversion, treated minus holdout (95% CI)",
+            description="Newcombe's hybrid score interval; a bar that crosses 0 is no evidence.",
+            rows=tuple(LiftRow(program=r.program, arm=r.arm, lift=r.lift) for r in lift_rows),
+        )
+    )
+    for table in reports.tables().values():
+        sections.append(TableSection(title=table.title, columns=table.columns, rows=table.rows))
+    period = (
+        Period(start=reports.first, end=reports.last)
+        if reports.first and reports.last and reports.first <= reports.last
+        else None
+    )
+    return ReportDocument(
+        title=title,
+        generated_at=datetime.now(UTC),
+        period=period,
+        lang=lang,
+        sections=tuple(sections),
+    )
+
+
+def write_report(reports: Reports, cfg: KizunaConfig, directory: Path, title: str) -> Path:
+    """``report.html`` and one CSV per table in ``directory``; returns the HTML's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, table in reports.tables().items():
+        table.write_csv(directory / f"{name}.csv")
+    path = directory / "report.html"
+    path.write_text(render_html(report_document(reports, cfg, title)), encoding="utf-8")
+    return path

@@ -1,0 +1,65 @@
+"""Where the reports' data comes from: the activity ledger (entries, conversions,
+messages, orders, A/B arms), the snapshots table (cells per day) and the snapshot export in
+the analytics bucket (one row per customer per day)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from kizuna.scoring.snapshot import SnapshotRow
+from kizuna_tools.reports.build import Ledger
+
+LEDGER_KINDS = ("ENTRY", "CONV", "MSG", "ORDER", "JOURNEY")
+EXPORT_PREFIX = "snapshots/"
+
+
+class ActivityScanner(Protocol):
+    def scan_activity(self, kinds: Sequence[str]) -> Any: ...
+
+
+class CellReader(Protocol):
+    def dates(self) -> list[str]: ...
+
+    def cells(self, day: str) -> dict[str, dict[str, Any]]: ...
+
+
+class ExportReader(Protocol):
+    def keys(self, prefix: str) -> list[str]: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+
+@dataclass
+class ReportData:
+    ledger: Ledger
+    cells_by_date: dict[date, dict[str, dict[str, Any]]]
+    export: ExportReader | None = None
+    windows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dates(self) -> list[date]:
+        return sorted(self.cells_by_date)
+
+    def rows(self, day: date) -> list[SnapshotRow]:
+        """The export's rows of one date (empty without an export or for a missing date)."""
+        if self.export is None:
+            return []
+        out: list[SnapshotRow] = []
+        for key in self.export.keys(f"{EXPORT_PREFIX}date={day.isoformat()}/"):
+            body = self.export.get(key) or b""
+            out += [SnapshotRow.model_validate_json(line) for line in body.splitlines() if line]
+        return out
+
+
+def load(
+    activity: ActivityScanner,
+    snapshots: CellReader,
+    export: ExportReader | None,
+    windows: Mapping[str, int],
+) -> ReportData:
+    ledger = Ledger.from_items(activity.scan_activity(LEDGER_KINDS))
+    cells = {date.fromisoformat(d): snapshots.cells(d) for d in snapshots.dates()}
+    return ReportData(ledger, cells, export, dict(windows))
