@@ -1,5 +1,6 @@
 # The project's verbs. `make demo` and `make test` bootstrap everything on a fresh machine
-# (a .venv from pyproject.toml; the CDK CLI from npm for synth/deploy).
+# (a .venv from pyproject.toml; from npm, the CDK CLI for synth/deploy and the asl-validator
+# the tests run on every state machine).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -26,7 +27,7 @@ $(CDK): package.json
 demo: $(STAMP)
 	$(VENV)/bin/kizuna local run --customers $(CUSTOMERS) --days $(DAYS) --summary-json out/demo-summary.json
 
-test: $(STAMP)
+test: $(STAMP) $(CDK)
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -11,12 +11,19 @@
 
 ARNs and table names are ``${...}`` placeholders, filled by CloudFormation
 ``DefinitionSubstitutions`` (see :data:`SUBSTITUTIONS`).
+
+Only reachable states are emitted: ``__end`` exists when some step falls off the end of the
+journey, ``__goal_reached`` when some send can answer ``exit``. Step Functions refuses a
+definition with an unreachable state (``MISSING_TRANSITION_TARGET``), so every compiled
+definition goes through :func:`kizuna.programs.asl.check_definition` before it is returned:
+a compiler bug fails here, at synth, not at ``cdk deploy``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kizuna.programs.asl import check_definition
 from kizuna.programs.loader import next_of
 from kizuna.programs.model import BranchStep, ExitStep, Program, SendStep, SplitStep, WaitStep
 
@@ -84,6 +91,19 @@ def choice_rule(condition: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def compile_program(program: Program) -> dict[str, Any]:
+    """The program's ASL definition; raises :class:`kizuna.programs.asl.InvalidDefinition`
+    if Step Functions would refuse it."""
+    definition = {
+        "Comment": f"Kizuna program {program.id}: {program.name}",
+        "StartAt": program.steps[0].id,
+        "States": _states(program),
+    }
+    check_definition(definition, name=f"program {program.id}")
+    return definition
+
+
+def _states(program: Program) -> dict[str, Any]:
+    """Every step's states, then ``__end``/``__goal_reached`` if something leads there."""
     states: dict[str, Any] = {}
     index = {s.id: i for i, s in enumerate(program.steps)}
 
@@ -221,14 +241,21 @@ def compile_program(program: Program) -> dict[str, Any]:
             }
         elif isinstance(step, ExitStep):
             states[sid] = {"Type": "Succeed"}
-    states[END] = {"Type": "Succeed"}
-    states[GOAL_REACHED] = {"Type": "Succeed", "Comment": "goal reached: journey ends"}
     assert program.steps[0].id in index
-    return {
-        "Comment": f"Kizuna program {program.id}: {program.name}",
-        "StartAt": program.steps[0].id,
-        "States": states,
-    }
+    targets = {target for state in states.values() for target in _transitions(state)}
+    if END in targets:
+        states[END] = {"Type": "Succeed"}
+    if GOAL_REACHED in targets:
+        states[GOAL_REACHED] = {"Type": "Succeed", "Comment": "goal reached: journey ends"}
+    return states
+
+
+def _transitions(state: dict[str, Any]) -> list[str]:
+    """The states ``state`` can go to (Next, Default, Choices and Catch)."""
+    found = [state[key] for key in ("Next", "Default") if key in state]
+    for entry in state.get("Choices", []) + state.get("Catch", []):
+        found.append(entry["Next"])
+    return found
 
 
 def estimated_transitions(program: Program) -> dict[str, int]:

@@ -162,16 +162,30 @@ def programs_validate(
     directory: Annotated[Path, typer.Argument(help="folder of program YAML")] = Path("programs"),
     templates: Annotated[Path, typer.Option(help="templates folder")] = Path("templates"),
 ) -> None:
-    """Check every program: schema, steps, graph, conditions and templates."""
+    """Check every program: schema, steps, graph, conditions, templates, and its compiled
+    state machine (what CreateStateMachine checks; also the npm asl-validator if installed)."""
+    from rich.markup import escape
+
     from kizuna.delivery.templates import Renderer
     from kizuna.programs.loader import load_programs
+    from kizuna_tools.aslcheck import check_programs, find_asl_validator
 
     programs, issues = load_programs(directory, templates=Renderer(templates))
     for issue in issues:
         out.print(f"[red]✗[/red] {issue}")
+    asl = check_programs(programs)
+    for program_id, problems in asl.items():
+        file = next(iter(sorted(directory.glob(f"{program_id}.y*ml"))), directory / program_id)
+        for problem in problems:
+            out.print(f"[red]✗[/red] {escape(f'{file} (state machine): {problem}')}")
+    checked = "ASL valid" + (" (+ asl-validator)" if find_asl_validator() else "")
     for p in programs:
-        out.print(f"[green]✓[/green] {p.id}: {len(p.steps)} steps, trigger {p.trigger.event}")
-    if issues:
+        if p.id not in asl:
+            out.print(
+                f"[green]✓[/green] {p.id}: {len(p.steps)} steps, trigger {p.trigger.event}, "
+                f"{checked}"
+            )
+    if issues or asl:
         raise typer.Exit(code=1)
 
 

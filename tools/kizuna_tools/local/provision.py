@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from kizuna.programs.asl import InvalidDefinition, check_definition
 from kizuna_tools.local.functions import FunctionRunner, FunctionSpec
 from kizuna_tools.local.schedules import parse_schedule
 from kizuna_tools.local.template import REGION, Physical, Template, TemplateError
@@ -279,6 +280,8 @@ class Provisioner:
                 continue
             try:
                 creator(logical_id, self.t.properties(logical_id))
+            except InvalidDefinition:
+                raise  # AWS would refuse the whole stack: not a local limitation
             except (TemplateError, ValueError, KeyError) as exc:
                 self.unsupported(logical_id, rtype, f"cannot resolve: {exc}")
             except Exception as exc:  # a moto/botocore error: report, keep provisioning
@@ -817,11 +820,14 @@ class Provisioner:
             raise ValueError("no DefinitionString or Definition (S3 definitions are not read)")
         for key, value in (r.get("DefinitionSubstitutions") or {}).items():
             definition = definition.replace("${" + key + "}", str(value))
-        compact = json.dumps(json.loads(definition), separators=(",", ":"))
+        parsed = json.loads(definition)
+        name = self.t.name_of(logical_id)
+        # moto accepts any definition; CreateStateMachine on AWS refuses these: so do we.
+        check_definition(parsed, name=f"state machine {logical_id} ({name})")
+        compact = json.dumps(parsed, separators=(",", ":"))
         for needle, reason in UNSUPPORTED_ASL:
             if needle in compact:
                 self.unsupported(logical_id, "AWS::StepFunctions::StateMachine", reason)
-        name = self.t.name_of(logical_id)
         arn = self.client("stepfunctions").create_state_machine(
             name=name,
             definition=definition,

@@ -1,0 +1,524 @@
+"""ASL conformance: what Step Functions checks at CreateStateMachine, checked before deploy.
+
+Issue #13: every compiled journey had a ``__end`` Succeed state nothing led to; moto took it,
+AWS refused it (``MISSING_TRANSITION_TARGET``). The compiler now emits only reachable states
+and validates its own output; :func:`validate_definition` is usable on any definition.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from kizuna.programs import compiler
+from kizuna.programs.asl import (
+    InvalidDefinition,
+    check_definition,
+    intrinsic_problem,
+    path_problem,
+    validate_definition,
+)
+from kizuna.programs.compiler import END, GOAL_REACHED, compile_program, estimated_transitions
+from kizuna.programs.loader import load_program, load_programs
+from kizuna.programs.model import Program
+from kizuna_tools import aslcheck
+from kizuna_tools.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
+# Transitions per entry before issue #13: pruning unreachable states changes no path.
+SEED_TRANSITIONS = {
+    "cart-abandonment": {"min": 7, "max": 9},
+    "champions-care": {"min": 3, "max": 3},
+    "points-to-next-rank": {"min": 5, "max": 5},
+    "post-purchase-recommendation": {"min": 5, "max": 5},
+    "rank-up-congratulations": {"min": 4, "max": 9},
+    "second-purchase-coupon": {"min": 8, "max": 10},
+    "winback-before-dormancy": {"min": 7, "max": 7},
+}
+FALLS_OFF_THE_END = """
+id: sample
+name: Sample
+trigger: {event: customer.first_purchase}
+steps:
+  - {id: hello, type: send, channels: [email], template: hello}
+  - {id: pause, type: wait, days: 1}
+"""
+NO_SEND_TO_EXIT = """
+id: sample
+name: Sample
+trigger: {event: customer.first_purchase}
+steps:
+  - {id: hello, type: send, channels: [email], template: hello}
+  - {id: check, type: branch, condition: {rank: [Gold]}, then: done}
+  - {id: done, type: exit}
+"""
+
+
+def reachable(definition: dict[str, Any]) -> set[str]:
+    states = definition["States"]
+    seen, todo = {definition["StartAt"]}, [definition["StartAt"]]
+    while todo:
+        state = states[todo.pop()]
+        nexts = [state.get("Next"), state.get("Default")]
+        nexts += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
+        for n in nexts:
+            if n and n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
+def machine(**states: dict[str, Any]) -> dict[str, Any]:
+    return {"StartAt": next(iter(states)), "States": states}
+
+
+def load(tmp_path: Path, text: str) -> Program:
+    path = tmp_path / "sample.yaml"
+    path.write_text(text)
+    return load_program(path)
+
+
+# --- the compiler --------------------------------------------------------------------------
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.id)
+def test_every_program_compiles_to_a_definition_aws_accepts(program: Program) -> None:
+    # Given a seed program / When it is compiled
+    definition = compile_program(program)
+    # Then the validator finds nothing and every state is reachable from StartAt
+    assert validate_definition(definition) == []
+    assert set(definition["States"]) == reachable(definition)
+
+
+def test_the_seeds_are_all_there() -> None:
+    assert PROGRAM_ISSUES == []
+    assert {p.id for p in PROGRAMS} == set(SEED_TRANSITIONS)
+
+
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.id)
+def test_pruning_keeps_the_seeds_behaviour(program: Program) -> None:
+    definition = compile_program(program)
+    # The same paths, so the same cost per entry as before the fix
+    assert estimated_transitions(program) == SEED_TRANSITIONS[program.id]
+    # Every step still has its state, and a send can still end the journey at its goal
+    assert {s.id for s in program.steps} <= set(definition["States"])
+    assert definition["States"][GOAL_REACHED]["Type"] == "Succeed"
+    # All seven end every path with an exit step: nothing falls off the end
+    assert END not in definition["States"]
+
+
+def test_end_is_emitted_when_a_step_falls_off_the_end(tmp_path: Path) -> None:
+    # Given a program whose last step has no successor
+    definition = compile_program(load(tmp_path, FALLS_OFF_THE_END))
+    # Then the wait goes to __end, which exists, and the definition is valid
+    assert definition["States"]["pause"]["Next"] == END
+    assert definition["States"][END] == {"Type": "Succeed"}
+    assert validate_definition(definition) == []
+
+
+def test_a_branch_without_else_goes_to_end(tmp_path: Path) -> None:
+    definition = compile_program(load(tmp_path, NO_SEND_TO_EXIT))
+    assert definition["States"]["check__choice"]["Default"] == END
+    assert END in definition["States"] and GOAL_REACHED in definition["States"]
+    assert validate_definition(definition) == []
+
+
+def test_the_pre_fix_definitions_are_refused_as_aws_refused_them() -> None:
+    # Given a seed's definition with the Succeed state the compiler used to add
+    program = next(p for p in PROGRAMS if p.id == "champions-care")
+    definition = compile_program(program)
+    definition["States"][END] = {"Type": "Succeed"}
+    # Then it is refused, naming the state
+    assert validate_definition(definition) == [
+        "State '__end' is not reachable from StartAt 'thanks'"
+    ]
+
+
+def test_the_compiler_refuses_its_own_bad_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a compiler bug that leaves a state nothing leads to
+    build = compiler._states
+
+    def buggy(program: Program) -> dict[str, Any]:
+        return {**build(program), "orphan": {"Type": "Succeed"}}
+
+    monkeypatch.setattr(compiler, "_states", buggy)
+    # When a program is compiled / Then it fails then and there, naming program and state
+    with pytest.raises(InvalidDefinition) as info:
+        compile_program(PROGRAMS[0])
+    assert info.value.name == f"program {PROGRAMS[0].id}"
+    assert info.value.problems == [
+        f"State 'orphan' is not reachable from StartAt {PROGRAMS[0].steps[0].id!r}"
+    ]
+    assert "orphan" in str(info.value)
+
+
+# --- the validator -------------------------------------------------------------------------
+GOOD = machine(
+    Start={
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {
+            "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "Payload": {
+                "id.$": "$.customer_id",
+                "when.$": "$$.Execution.StartTime",
+                "key.$": "States.Format('{}-{}', $.a['b c'][0], States.UUID())",
+                "n.$": "States.MathAdd($.n, -1)",
+                "list.$": "$.items[?(@.price > 10)]",
+                "deep.$": "$..sku",
+            },
+        },
+        "ResultSelector": {"ok.$": "$.Payload.ok"},
+        "ResultPath": "$.result",
+        "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed"}],
+        "Next": "Route",
+    },
+    Route={
+        "Type": "Choice",
+        "Choices": [
+            {
+                "And": [
+                    {"Variable": "$.result.ok", "IsPresent": True},
+                    {"Variable": "$.result.ok", "BooleanEquals": True},
+                ],
+                "Next": "Fan",
+            },
+            {"Variable": "$.a", "StringEqualsPath": "$.b", "Next": "Later"},
+        ],
+        "Default": "Failed",
+    },
+    Later={"Type": "Wait", "TimestampPath": "$.until", "Next": "Fan"},
+    Fan={
+        "Type": "Parallel",
+        "Branches": [machine(One={"Type": "Pass", "End": True})],
+        "Next": "Each",
+    },
+    Each={
+        "Type": "Map",
+        "ItemsPath": "$.items",
+        "ItemSelector": {"item.$": "$$.Map.Item.Value"},
+        "ItemProcessor": machine(Two={"Type": "Pass", "Result": {"x": 1}, "End": True}),
+        "OutputPath": "$",
+        "End": True,
+    },
+    Failed={"Type": "Fail", "Error": "Broken", "CausePath": "States.JsonToString($.error)"},
+)
+
+
+def test_a_good_definition_passes() -> None:
+    assert validate_definition(GOOD) == []
+    check_definition(GOOD)  # no raise
+
+
+def broken(path: list[Any], value: Any) -> dict[str, Any]:
+    """GOOD with the item at ``path`` set to ``value`` (deleted when value is ...)."""
+    definition = copy.deepcopy(GOOD)
+    target: Any = definition
+    for key in path[:-1]:
+        target = target[key]
+    if value is ...:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return definition
+
+
+@pytest.mark.parametrize(
+    ("definition", "expected"),
+    [
+        pytest.param(
+            broken(["States", "Orphan"], {"Type": "Succeed"}),
+            "State 'Orphan' is not reachable from StartAt 'Start'",
+            id="unreachable",
+        ),
+        pytest.param(
+            broken(["States", "Later", "Next"], "Nowhere"),
+            "State 'Later': Next 'Nowhere' is not a state",
+            id="dangling-next",
+        ),
+        pytest.param(
+            broken(["States", "Route", "Choices", 1, "Next"], "Nowhere"),
+            "State 'Route': Choices[1].Next 'Nowhere' is not a state",
+            id="dangling-choice",
+        ),
+        pytest.param(
+            broken(["States", "Start", "Catch", 0, "Next"], "Nowhere"),
+            "State 'Start': Catch[0].Next 'Nowhere' is not a state",
+            id="dangling-catch",
+        ),
+        pytest.param(
+            machine(A={"Type": "Pass", "Next": "B"}, B={"Type": "Pass", "Next": "A"}),
+            "top level: no terminal state (End: true, Succeed or Fail)",
+            id="no-terminal",
+        ),
+        pytest.param(
+            broken(["StartAt"], "Nowhere"),
+            "top level: StartAt 'Nowhere' is not a state",
+            id="start",
+        ),
+        pytest.param(
+            broken(["States", "Route", "End"], True),
+            "State 'Route': a Choice state has neither Next nor End",
+            id="choice-end",
+        ),
+        pytest.param(
+            broken(["States", "Route", "Choices"], []),
+            "State 'Route': a Choice needs a non-empty Choices list",
+            id="choice-empty",
+        ),
+        pytest.param(
+            broken(["States", "Later", "End"], True),
+            "State 'Later': Next and End are exclusive",
+            id="next-and-end",
+        ),
+        pytest.param(
+            broken(["States", "Later", "Next"], ...),
+            "State 'Later': needs Next or End: true",
+            id="neither",
+        ),
+        pytest.param(
+            broken(["States", "Later", "Seconds"], 5),
+            "State 'Later': a Wait needs exactly one of Seconds, Timestamp, SecondsPath, "
+            "TimestampPath (has Seconds, TimestampPath)",
+            id="wait-two",
+        ),
+        pytest.param(
+            broken(["States", "Start", "Retry", 0, "ErrorEquals"], []),
+            "State 'Start': Retry[0]: ErrorEquals must be a non-empty list",
+            id="retry-empty",
+        ),
+        pytest.param(
+            broken(["States", "Start", "Catch", 0, "ErrorEquals"], ["States.ALL", "X"]),
+            "State 'Start': Catch[0]: States.ALL must appear alone, in the last entry",
+            id="catch-all-not-alone",
+        ),
+        pytest.param(
+            broken(["States", "Start", "ResultPath"], "result"),
+            "State 'Start': ResultPath: 'result' is not a reference path (must start with $)",
+            id="jsonpath-no-dollar",
+        ),
+        pytest.param(
+            broken(["States", "Start", "ResultPath"], "$.items[*]"),
+            "State 'Start': ResultPath: '$.items[*]': [*]: a reference path takes only a name "
+            "or an index in []",
+            id="reference-wildcard",
+        ),
+        pytest.param(
+            broken(["States", "Start", "InputPath"], "$.a..b."),
+            "State 'Start': InputPath: '$.a..b.': a name must follow '.' at 6",
+            id="jsonpath-trailing-dot",
+        ),
+        pytest.param(
+            broken(["States", "Start", "Parameters", "Payload", "id.$"], "$.a[0"),
+            "State 'Start': Parameters.Payload.id.$: '$.a[0': unbalanced '[' at 3",
+            id="jsonpath-bracket",
+        ),
+        pytest.param(
+            broken(["States", "Route", "Choices", 1, "Variable"], "a.b"),
+            "State 'Route': Choices[1]: Variable: 'a.b' is not a path (must start with $)",
+            id="variable",
+        ),
+        pytest.param(
+            broken(["States", "Later", "TimestampPath"], "$$.x y"),
+            "State 'Later': TimestampPath: '$$.x y': unexpected ' ' at 4",
+            id="timestamp-path",
+        ),
+        pytest.param(
+            broken(["States", "Start", "Parameters", "Payload", "key.$"], "States.Fromat('x')"),
+            "State 'Start': Parameters.Payload.key.$: \"States.Fromat('x')\": unknown intrinsic "
+            "function States.Fromat",
+            id="intrinsic-name",
+        ),
+        pytest.param(
+            broken(["States", "Start", "Parameters", "Payload", "key.$"], "States.Format('x', $.a"),
+            "State 'Start': Parameters.Payload.key.$: \"States.Format('x', $.a\": unbalanced "
+            "parentheses or quotes",
+            id="intrinsic-parenthesis",
+        ),
+        pytest.param(
+            broken(["States", "Start", "Parameters", "Payload", "key.$"], "States.Format('x)"),
+            "State 'Start': Parameters.Payload.key.$: \"States.Format('x)\": unbalanced "
+            "parentheses or quotes",
+            id="intrinsic-quote",
+        ),
+        pytest.param(
+            broken(["States", "Start", "ResultSelector", "ok.$"], "States.MathAdd($.a)"),
+            "State 'Start': ResultSelector.ok.$: 'States.MathAdd($.a)': States.MathAdd takes 2 "
+            "argument(s), not 1",
+            id="intrinsic-arity",
+        ),
+        pytest.param(
+            broken(["States", "Failed", "CausePath"], "States.JsonToString(error)"),
+            "State 'Failed': CausePath: 'States.JsonToString(error)': argument 'error' is not a "
+            "string, number, boolean, null, path or function",
+            id="intrinsic-argument",
+        ),
+        pytest.param(
+            broken(["States", "Each", "ItemProcessor", "States", "Two", "Next"], "Start"),
+            "Map 'Each' > State 'Two': Next 'Start' is not a state",
+            id="map-leaves-its-scope",
+        ),
+        pytest.param(
+            broken(["States", "Fan", "Branches", 0, "States", "Lost"], {"Type": "Succeed"}),
+            "Parallel 'Fan' branch 0 > State 'Lost' is not reachable from StartAt 'One'",
+            id="parallel-unreachable",
+        ),
+        pytest.param(
+            broken(["States", "Each", "ItemProcessor", "States", "One"], {"Type": "Succeed"}),
+            "Map 'Each' > State 'One': name already used in Parallel 'Fan' branch 0 (must be "
+            "unique)",
+            id="duplicate-name",
+        ),
+        pytest.param(
+            broken(["States", "Fan", "Branches"], []),
+            "State 'Fan': a Parallel needs a non-empty Branches list",
+            id="parallel-empty",
+        ),
+        pytest.param(
+            broken(["States", "Each", "ItemProcessor"], ...),
+            "State 'Each': a Map needs an ItemProcessor (or Iterator)",
+            id="map-no-processor",
+        ),
+        pytest.param(
+            broken(["States", "X" * 81], {"Type": "Succeed"}),
+            f"State '{'X' * 81}': name longer than 80 characters",
+            id="long-name",
+        ),
+        pytest.param(
+            broken(["States", "Route", "Choices", 1, "StringEqual"], "x"),
+            "State 'Route': Choices[1]: unknown comparison StringEqual",
+            id="comparison",
+        ),
+        pytest.param(
+            broken(["States", "Later", "Type"], "Sleep"),
+            "State 'Later': unknown Type 'Sleep'",
+            id="type",
+        ),
+    ],
+)
+def test_each_problem_is_refused_with_its_state(definition: dict[str, Any], expected: str) -> None:
+    # When a broken definition is validated / Then the problem is listed with its state
+    assert expected in validate_definition(definition)
+    with pytest.raises(InvalidDefinition, match="invalid Amazon States Language") as info:
+        check_definition(definition, name="journey x")
+    assert info.value.name == "journey x"
+    assert expected in info.value.problems
+    assert str(info.value).startswith("journey x: invalid Amazon States Language definition")
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    definition = broken(["States", "Orphan"], {"Type": "Pass", "Next": "Nowhere"})
+    definition["States"]["Later"]["Seconds"] = 1
+    problems = validate_definition(definition)
+    assert problems == [
+        "State 'Later': a Wait needs exactly one of Seconds, Timestamp, SecondsPath, "
+        "TimestampPath (has Seconds, TimestampPath)",
+        "State 'Orphan': Next 'Nowhere' is not a state",
+        "State 'Orphan' is not reachable from StartAt 'Start'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["$", "$$", "$.a", "$.a.b[0]", "$['a b'].c", "$.a[-1]", "$.a[0:2]", "$.a[*].b", "$..b",
+     "$.a[0,1]", "$.a[?(@.b == 'x)')]", "$$.Map.Item.Value", "$.a-b_c"],
+)  # fmt: skip
+def test_paths_aws_accepts(path: str) -> None:
+    assert path_problem(path) is None
+
+
+@pytest.mark.parametrize(
+    "path", ["", "a", "$.", "$a", "$.a[", "$.a]", "$.a[]", "$.a[b]", "$.a b", "$.a[?(@.b]"]
+)
+def test_paths_aws_refuses(path: str) -> None:
+    assert path_problem(path) is not None
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["States.UUID()", "States.Format('a {} \\' b', $.x)", "States.Array(1, 'a', true, null)",
+     "States.MathRandom($.a, 10)", "States.Hash(States.JsonToString($), 'SHA-256')",
+     "States.StringToJson(States.Format('{}', $.j))"],
+)  # fmt: skip
+def test_intrinsics_aws_accepts(call: str) -> None:
+    assert intrinsic_problem(call) is None
+
+
+@given(st.text(alphabet="$.[]()'\"*?@:,-0123456789abc ", max_size=20))
+def test_paths_never_crash_the_validator(text: str) -> None:
+    # For any text, a path is judged (a reason or None), never an exception
+    for judged in (path_problem(text), intrinsic_problem("States.Format(" + text)):
+        assert judged is None or isinstance(judged, str)
+    validate_definition(machine(A={"Type": "Pass", "InputPath": text, "End": True}))
+
+
+# --- kizuna programs validate ---------------------------------------------------------------
+def test_programs_validate_checks_the_state_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    monkeypatch.chdir(ROOT)
+    # Given the seed programs / When they are validated / Then all pass, ASL included
+    result = runner.invoke(app, ["programs", "validate"])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()).count("ASL valid") == len(PROGRAMS)
+
+    # Given a compiler that leaves an unreachable state
+    build = compiler._states
+    monkeypatch.setattr(compiler, "_states", lambda p: {**build(p), "orphan": {"Type": "Succeed"}})
+    # When they are validated / Then every program fails, with its file and the state
+    result = runner.invoke(app, ["programs", "validate"])
+    assert result.exit_code == 1
+    assert "programs/champions-care.yaml (state machine): State 'orphan' is not reachable" in (
+        " ".join(result.output.split())
+    )
+
+
+def test_check_programs_reports_the_compilers_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    build = compiler._states
+    monkeypatch.setattr(compiler, "_states", lambda p: {**build(p), "orphan": {"Type": "Succeed"}})
+    found = aslcheck.check_programs(PROGRAMS[:1], npm=False)
+    assert found == {
+        PROGRAMS[0].id: [
+            f"State 'orphan' is not reachable from StartAt {PROGRAMS[0].steps[0].id!r}"
+        ]
+    }
+
+
+# --- definitions from a template ------------------------------------------------------------
+def test_state_machine_definitions_are_joined_and_substituted() -> None:
+    template = {
+        "Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {}},
+            "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "DefinitionString": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                '{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"arn:',
+                                {"Ref": "AWS::Partition"},
+                                ':states:::lambda:invoke","Parameters":{"FunctionName":"',
+                                {"Fn::GetAtt": ["Fn", "Arn"]},
+                                '","Payload":{"t":"${Tbl}"}},"End":true}}}',
+                            ],
+                        ]
+                    },
+                    "DefinitionSubstitutions": {"Tbl": {"Ref": "Table"}},
+                },
+            },
+        }
+    }
+    (definition,) = aslcheck.state_machine_definitions(template).values()
+    task = definition["States"]["A"]
+    assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert task["Parameters"] == {
+        "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:Fn",
+        "Payload": {"t": "Table"},
+    }
