@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from kizuna.events import DERIVED_EVENT_TYPES, INBOUND_EVENT_TYPES
 from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, WaitStep, successors
+from kizuna.programs.pattern_rules import condition_problems
 from kizuna.programs.view import SEGMENTS_FIELD
 
 # What may start a program or count as its goal.
@@ -163,6 +164,26 @@ def check_segments(
     return issues
 
 
+def check_conditions(file: str, program: Program) -> list[ProgramIssue]:
+    """EventBridge's own rules on every condition: strictly (size included) on the trigger and
+    goal, which go into the bus rule's pattern; the same syntax rules on audience and branches,
+    which only Kizuna evaluates."""
+    conditions: list[tuple[str | None, str, dict[str, Any], bool]] = [
+        (None, "trigger.conditions", program.trigger.conditions, True),
+        (None, "audience", program.audience, False),
+    ]
+    if program.goal:
+        conditions.append((None, "goal.conditions", program.goal.conditions, True))
+    conditions += [
+        (s.id, "condition", s.condition, False) for s in program.steps if isinstance(s, BranchStep)
+    ]
+    return [
+        ProgramIssue(file, step_id, problem)
+        for step_id, where, condition, to_eventbridge in conditions
+        for problem in condition_problems(condition, where, to_eventbridge=to_eventbridge)
+    ]
+
+
 def check_semantics(
     file: str, program: Program, templates: TemplateCatalog | None
 ) -> list[ProgramIssue]:
@@ -212,6 +233,7 @@ def load_program(
         raise ProgramError(_pydantic_issues(file, raw, exc)) from exc
     issues = check_graph(file, program)
     issues += check_semantics(file, program, templates)
+    issues += check_conditions(file, program)
     if segment_names is not None:
         issues += check_segments(file, program, segment_names)
     if issues:

@@ -4,9 +4,10 @@ One condition language for the whole product: a program's trigger compiles into 
 EventBridge rule pattern as it is, and the same syntax decides audience and branch
 conditions against customer state here. Supported: exact values (strings, numbers,
 booleans, null), ``prefix``, ``suffix``, ``equals-ignore-case``, ``anything-but`` (a value,
-a list, or ``{"prefix": ...}``), ``numeric`` (``["<", 10, ">=", 2]``), ``exists``,
-``wildcard`` (``*``), nested objects, and ``$or``. Arrays in the data match if any element
-does, as in EventBridge.
+a list, or ``{"prefix": ...}``), ``numeric`` (``[">=", 2, "<", 10]``: the lower bound
+first, as EventBridge requires), ``exists``, ``wildcard`` (``*``), nested objects, and
+``$or``. Arrays in the data match if any element does, as in EventBridge. What AWS accepts
+is checked by :mod:`kizuna.programs.pattern_rules` at load.
 """
 
 from __future__ import annotations

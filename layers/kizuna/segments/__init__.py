@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kizuna.domain.customer import Customer
+from kizuna.programs.pattern_rules import condition_problems
 from kizuna.programs.patterns import PatternError, matches, validate_pattern
 from kizuna.programs.view import customer_view
 from kizuna.runtime.config import KizunaConfig
@@ -48,6 +49,9 @@ class SegmentDefinition(BaseModel):
             validate_pattern(value)
         except PatternError as exc:
             raise ValueError(str(exc)) from exc
+        problems = condition_problems(value, "conditions", to_eventbridge=False)
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     def matches(self, customer: Customer, now: datetime, cfg: KizunaConfig) -> bool:
