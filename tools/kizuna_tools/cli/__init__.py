@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kizuna.runtime.config import load_config
+
+if TYPE_CHECKING:
+    from kizuna_tools.importer import ImportReport
 
 app = typer.Typer(help="Kizuna: cross-channel campaign management on AWS.", no_args_is_help=True)
 import_app = typer.Typer(help="Import existing CRM data (CSV or JSON Lines).", no_args_is_help=True)
@@ -58,6 +61,64 @@ class ImportKind(StrEnum):
     orders = "orders"
 
 
+FileArg = Annotated[Path, typer.Argument(help=".csv, .tsv or .jsonl file")]
+CustomersTable = Annotated[str | None, typer.Option(envvar="CUSTOMERS_TABLE")]
+ActivityTable = Annotated[str | None, typer.Option(envvar="ACTIVITY_TABLE")]
+ProductsTable = Annotated[str | None, typer.Option(envvar="PRODUCTS_TABLE")]
+Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna local serve`")]
+Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
+Profile = Annotated[str | None, typer.Option(envvar="AWS_PROFILE")]
+DryRun = Annotated[bool, typer.Option(help="Validate and report only; write nothing")]
+ConfigJson = Annotated[
+    str, typer.Option("--config", envvar="KIZUNA_CONFIG", help="Loyalty configuration as JSON")
+]
+ErrorsCsv = Annotated[Path | None, typer.Option(help="Write every rejected row here")]
+
+
+def _dynamodb(profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
+    import boto3
+
+    session = boto3.Session(profile_name=profile, region_name=region)
+    return session.resource("dynamodb", endpoint_url=endpoint_url)
+
+
+def _print_import_report(
+    what: str, file: Path, report: ImportReport, dry_run: bool, errors_csv: Path | None
+) -> None:
+    """The report's table, the first rejected rows, all of them in ``errors_csv``; exit 2
+    when nothing was imported."""
+    table = Table(title=f"import {what}: {file.name}")
+    written = "products written" if what == "products" else "customers written"
+    for col in ("rows", "imported", "rejected", written):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(report.rows),
+        str(report.imported),
+        str(report.rejected),
+        "dry run" if dry_run else str(report.customers_written),
+    )
+    out.print(table)
+    if not report.errors:
+        return
+    errs = Table(title="rejected rows")
+    errs.add_column("row", justify="right")
+    errs.add_column("error")
+    for e in report.errors[:50]:
+        errs.add_row(str(e.row), e.error)
+    out.print(errs)
+    if len(report.errors) > 50:
+        out.print(f"... and {len(report.errors) - 50} more")
+    if errors_csv:
+        import csv
+
+        with errors_csv.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["row", "error"])
+            writer.writerows((e.row, e.error) for e in report.errors)
+        out.print(f"all rejected rows: {errors_csv}")
+    raise typer.Exit(code=2 if report.imported == 0 else 0)
+
+
 def _import(
     kind: ImportKind,
     file: Path,
@@ -81,13 +142,10 @@ def _import(
                 "give --customers-table and --activity-table (or CUSTOMERS_TABLE/ACTIVITY_TABLE),"
                 " or --dry-run to validate only"
             )
-        import boto3
-
         from kizuna.adapters.dynamodb import DynamoStore
 
-        session = boto3.Session(profile_name=profile, region_name=region)
         store = DynamoStore(
-            session.resource("dynamodb", endpoint_url=endpoint_url), customers_table, activity_table
+            _dynamodb(profile, region, endpoint_url), customers_table, activity_table
         )
     total = sum(1 for _ in read_rows(file))
     with Progress(
@@ -108,104 +166,42 @@ def _import(
             progress=lambda n: bar.advance(task, n),
         )
         bar.update(task, completed=total)
-    table = Table(title=f"import {kind}: {file.name}")
-    for col in ("rows", "imported", "rejected", "customers written"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        str(report.rows),
-        str(report.imported),
-        str(report.rejected),
-        str(report.customers_written) if not dry_run else "dry run",
-    )
-    out.print(table)
-    if report.errors:
-        errs = Table(title="rejected rows")
-        errs.add_column("row", justify="right")
-        errs.add_column("error")
-        for e in report.errors[:50]:
-            errs.add_row(str(e.row), e.error)
-        out.print(errs)
-        if len(report.errors) > 50:
-            out.print(f"... and {len(report.errors) - 50} more")
-        if errors_csv:
-            import csv
-
-            with errors_csv.open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(["row", "error"])
-                writer.writerows((e.row, e.error) for e in report.errors)
-            out.print(f"all rejected rows: {errors_csv}")
-        raise typer.Exit(code=2 if report.imported == 0 else 0)
+    _print_import_report(kind.value, file, report, dry_run, errors_csv)
 
 
-FileArg = Annotated[Path, typer.Argument(help=".csv, .tsv or .jsonl file")]
-CustomersTable = Annotated[str | None, typer.Option(envvar="CUSTOMERS_TABLE")]
-ActivityTable = Annotated[str | None, typer.Option(envvar="ACTIVITY_TABLE")]
-Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna local serve`")]
-Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
-Profile = Annotated[str | None, typer.Option(envvar="AWS_PROFILE")]
-DryRun = Annotated[bool, typer.Option(help="Validate and report only; write nothing")]
-ConfigJson = Annotated[
-    str, typer.Option("--config", envvar="KIZUNA_CONFIG", help="Loyalty configuration as JSON")
-]
-ErrorsCsv = Annotated[Path | None, typer.Option(help="Write every rejected row here")]
+def _register_import(kind: ImportKind, doc: str) -> None:
+    def command(
+        file: FileArg,
+        customers_table: CustomersTable = None,
+        activity_table: ActivityTable = None,
+        endpoint_url: Endpoint = None,
+        region: Region = None,
+        profile: Profile = None,
+        dry_run: DryRun = False,
+        config: ConfigJson = "{}",
+        errors_csv: ErrorsCsv = None,
+    ) -> None:
+        _import(
+            kind,
+            file,
+            customers_table,
+            activity_table,
+            endpoint_url,
+            region,
+            profile,
+            dry_run,
+            config,
+            errors_csv,
+        )
+
+    command.__doc__ = doc
+    import_app.command(kind.value)(command)
 
 
-@import_app.command("customers")
-def import_customers(
-    file: FileArg,
-    customers_table: CustomersTable = None,
-    activity_table: ActivityTable = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
-    dry_run: DryRun = False,
-    config: ConfigJson = "{}",
-    errors_csv: ErrorsCsv = None,
-) -> None:
-    """Import customers: profile, attributes and consent."""
-    _import(
-        ImportKind.customers,
-        file,
-        customers_table,
-        activity_table,
-        endpoint_url,
-        region,
-        profile,
-        dry_run,
-        config,
-        errors_csv,
-    )
-
-
-@import_app.command("orders")
-def import_orders(
-    file: FileArg,
-    customers_table: CustomersTable = None,
-    activity_table: ActivityTable = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
-    dry_run: DryRun = False,
-    config: ConfigJson = "{}",
-    errors_csv: ErrorsCsv = None,
-) -> None:
-    """Import order history: lifecycle, points and rank are computed from it."""
-    _import(
-        ImportKind.orders,
-        file,
-        customers_table,
-        activity_table,
-        endpoint_url,
-        region,
-        profile,
-        dry_run,
-        config,
-        errors_csv,
-    )
-
-
-ProductsTable = Annotated[str | None, typer.Option(envvar="PRODUCTS_TABLE")]
+_register_import(ImportKind.customers, "Import customers: profile, attributes and consent.")
+_register_import(
+    ImportKind.orders, "Import order history: lifecycle, points and rank are computed from it."
+)
 
 
 @import_app.command("products")
@@ -220,6 +216,7 @@ def import_products_command(
 ) -> None:
     """Import the product catalogue (product_id, name, url, category) that recommendations
     show; what the daily job learned about each product is kept."""
+    from kizuna.adapters.dynamodb import ProductStore
     from kizuna_tools.products import import_products
 
     if not file.exists():
@@ -228,32 +225,8 @@ def import_products_command(
     if not dry_run:
         if not products_table:
             raise typer.BadParameter("give --products-table (or PRODUCTS_TABLE), or --dry-run")
-        import boto3
-
-        from kizuna.adapters.dynamodb import ProductStore
-
-        session = boto3.Session(profile_name=profile, region_name=region)
-        store = ProductStore(
-            session.resource("dynamodb", endpoint_url=endpoint_url), products_table
-        )
-    report = import_products(file, store)
-    table = Table(title=f"import products: {file.name}")
-    for col in ("rows", "imported", "rejected", "products written"):
-        table.add_column(col, justify="right")
-    written = "dry run" if dry_run else str(report.customers_written)
-    table.add_row(str(report.rows), str(report.imported), str(report.rejected), written)
-    out.print(table)
-    for e in report.errors[:50]:
-        out.print(f"row {e.row}: {e.error}")
-    if errors_csv and report.errors:
-        import csv
-
-        with errors_csv.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["row", "error"])
-            writer.writerows((e.row, e.error) for e in report.errors)
-    if report.errors and report.imported == 0:
-        raise typer.Exit(code=2)
+        store = ProductStore(_dynamodb(profile, region, endpoint_url), products_table)
+    _print_import_report("products", file, import_products(file, store), dry_run, errors_csv)
 
 
 _register_more()
