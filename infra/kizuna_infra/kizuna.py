@@ -18,6 +18,7 @@ from kizuna_infra.data import DataTables
 from kizuna_infra.delivery import Delivery
 from kizuna_infra.ingest import Ingest
 from kizuna_infra.layers import Layers
+from kizuna_infra.limits import check_program_capacity
 from kizuna_infra.monitoring import Monitoring, monitored
 from kizuna_infra.nag import acknowledge_findings
 from kizuna_infra.programs import Programs
@@ -120,6 +121,8 @@ class Kizuna(Construct):
             tracing=tracing,
             schedule_time_zone=schedule_time_zone,
         )
+        # one state machine per program: past what one template holds, fail here, clearly
+        check_program_capacity(len(self.programs.programs))
         self.ingest.allow_stopping_journeys(
             self.programs.journey_arn_prefix, list(self.programs.state_machines.values())
         )
@@ -128,7 +131,7 @@ class Kizuna(Construct):
             names.SCORING_CONSTRUCT_ID,
             bus=self.bus.bus,
             tables=self.tables,
-            layers=self.layers.all,
+            layers=self.layers.scoring,
             source_root=source_root,
             config_json=self.config_json,
             scan_segments=self.config.scoring.scan_segments,

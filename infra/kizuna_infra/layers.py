@@ -1,9 +1,14 @@
-"""The two Lambda layers every Kizuna function uses, built by local bundling (no Docker).
+"""The Lambda layers of the Kizuna functions, built by local bundling (no Docker).
+
+Every function gets two:
 
 * dependencies: ``layers/requirements.txt`` installed for python3.13 / arm64 with
   ``pip install --platform manylinux2014_aarch64 --only-binary=:all:`` (wheels only, so the
   host's Python and CPU do not matter);
 * kizuna: the shared ``layers/kizuna`` package, copied as is.
+
+The score function alone gets a third, scoring: ``layers/requirements-scoring.txt`` (numpy,
+most of the dependency bytes) installed the same way, so no other function ships it.
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ class PipInstallBundler:
         )
         if result.returncode != 0:
             raise LocalBundlingError(
-                f"pip install for the dependency layer failed (rc={result.returncode}):\n"
+                f"pip install -r {self.requirements.name} failed (rc={result.returncode}):\n"
                 f"{result.stdout}\n{result.stderr}"
             )
         return True
@@ -123,33 +128,52 @@ def requirements_hash(requirements: Path, *, platform: str, python_version: str)
     return digest.hexdigest()
 
 
+def pip_layer(
+    scope: Construct, construct_id: str, *, layers_dir: Path, requirements_file: str
+) -> lambda_.LayerVersion:
+    """A layer of what pip installs from ``layers_dir/requirements_file`` for Lambda."""
+    requirements = layers_dir / requirements_file
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        description=f"Kizuna third-party dependencies ({names.LAYERS_DIR}/{requirements_file})",
+        compatible_runtimes=[LAYER_RUNTIME],
+        compatible_architectures=[LAYER_ARCHITECTURE],
+        code=lambda_.Code.from_asset(
+            str(layers_dir),
+            # Only the requirements file matters, and it is fingerprinted by the custom hash.
+            exclude=["*", f"!{requirements_file}"],
+            asset_hash_type=AssetHashType.CUSTOM,
+            asset_hash=requirements_hash(
+                requirements,
+                platform=names.LAYER_PIP_PLATFORM,
+                python_version=names.LAYER_PYTHON_VERSION,
+            ),
+            bundling=local_only(PipInstallBundler(requirements)),
+        ),
+    )
+
+
 class Layers(Construct):
-    """The dependency layer and the ``kizuna`` package layer."""
+    """The dependency layer and the ``kizuna`` package layer (every function), and the
+    scoring layer (the score function only)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, source_root: Path) -> None:
         super().__init__(scope, construct_id)
         layers_dir = source_root / names.LAYERS_DIR
-        requirements = layers_dir / names.LAYER_REQUIREMENTS_FILE
         package_dir = source_root / names.KIZUNA_PACKAGE_DIR
 
-        self.dependencies = lambda_.LayerVersion(
+        self.dependencies = pip_layer(
             self,
             names.DEPENDENCIES_LAYER_ID,
-            description="Kizuna third-party dependencies (layers/requirements.txt)",
-            compatible_runtimes=[LAYER_RUNTIME],
-            compatible_architectures=[LAYER_ARCHITECTURE],
-            code=lambda_.Code.from_asset(
-                str(layers_dir),
-                # Only requirements.txt matters, and it is fingerprinted by the custom hash.
-                exclude=["*", f"!{names.LAYER_REQUIREMENTS_FILE}"],
-                asset_hash_type=AssetHashType.CUSTOM,
-                asset_hash=requirements_hash(
-                    requirements,
-                    platform=names.LAYER_PIP_PLATFORM,
-                    python_version=names.LAYER_PYTHON_VERSION,
-                ),
-                bundling=local_only(PipInstallBundler(requirements)),
-            ),
+            layers_dir=layers_dir,
+            requirements_file=names.LAYER_REQUIREMENTS_FILE,
+        )
+        self.scoring_dependencies = pip_layer(
+            self,
+            names.SCORING_LAYER_ID,
+            layers_dir=layers_dir,
+            requirements_file=names.SCORING_REQUIREMENTS_FILE,
         )
 
         self.kizuna = lambda_.LayerVersion(
@@ -167,4 +191,10 @@ class Layers(Construct):
 
     @property
     def all(self) -> list[lambda_.ILayerVersion]:
+        """What every function gets: third-party dependencies and the ``kizuna`` package."""
         return [self.dependencies, self.kizuna]
+
+    @property
+    def scoring(self) -> list[lambda_.ILayerVersion]:
+        """The score function's layers: :attr:`all` and numpy."""
+        return [self.dependencies, self.scoring_dependencies, self.kizuna]

@@ -1,52 +1,55 @@
-"""Builds the real adapters once per Lambda container (the handlers' only factory)."""
+"""Builds the real adapters once per Lambda container (the handlers' only factory).
+
+One factory per function, and each imports what it builds (boto3, its adapters, its service)
+in its own body: importing this module loads nothing but the standard library, so a
+handler's cold start pays for its own function only, and boto3 is loaded on the first
+invocation, when the first client is created.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING, cast
-
-import boto3
-
-from kizuna.adapters.dynamodb import DynamoStore, ProductStore, SnapshotStore
-from kizuna.adapters.eventbridge import EventBridgePublisher
-from kizuna.adapters.s3 import S3Objects
-from kizuna.adapters.sqs import SqsDeadLetters
-from kizuna.adapters.stepfunctions import StepFunctionsStarter, StepFunctionsStopper
-from kizuna.domain.privacy import ErasureReport, erase
-from kizuna.programs.bundle import load_deployed_programs, load_deployed_segments, resolve_dir
-from kizuna.programs.evaluate import Evaluator
-from kizuna.programs.model import Program
-from kizuna.runtime.clock import CurrentClock
-from kizuna.runtime.config import load_config
-from kizuna.runtime.settings import (
-    evaluate_settings,
-    feedback_settings,
-    ingest_settings,
-    journey_settings,
-    score_settings,
-    send_settings,
-    sweep_settings,
-    unsubscribe_settings,
-)
-from kizuna.services.evaluate import EvaluateService
-from kizuna.services.ingest import IngestService
-from kizuna.services.journey import JourneyService
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from kizuna.adapters.dynamodb import DynamoStore, ProductStore, SnapshotStore
+    from kizuna.adapters.eventbridge import EventBridgePublisher
+    from kizuna.adapters.s3 import S3Objects
+    from kizuna.programs.model import Program
+    from kizuna.scoring.job import ScoringRequest
+    from kizuna.services.evaluate import EvaluateService
     from kizuna.services.feedback import FeedbackService
+    from kizuna.services.ingest import IngestService
+    from kizuna.services.journey import JourneyService
     from kizuna.services.send import SendService
+    from kizuna.services.sweep import SweepRequest
     from kizuna.services.unsubscribe import UnsubscribeService
 
 
 def programs(explicit_dir: str | None) -> list[Program]:
+    from kizuna.programs.bundle import load_deployed_programs, resolve_dir
+
     return cast(
-        list[Program], list(load_deployed_programs(str(resolve_dir("programs", explicit_dir))))
+        "list[Program]", list(load_deployed_programs(str(resolve_dir("programs", explicit_dir))))
     )
 
 
 @lru_cache(maxsize=1)
 def ingest_service() -> IngestService:
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.eventbridge import EventBridgePublisher
+    from kizuna.adapters.sqs import SqsDeadLetters
+    from kizuna.adapters.stepfunctions import StepFunctionsStopper
+    from kizuna.domain.privacy import ErasureReport, erase
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import ingest_settings
+    from kizuna.services.ingest import IngestService
+
     s = ingest_settings()
     store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     stopper = StepFunctionsStopper(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX)
@@ -68,6 +71,19 @@ def ingest_service() -> IngestService:
 
 @lru_cache(maxsize=1)
 def evaluate_service() -> EvaluateService:
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.eventbridge import EventBridgePublisher
+    from kizuna.adapters.sqs import SqsDeadLetters
+    from kizuna.adapters.stepfunctions import StepFunctionsStarter
+    from kizuna.programs.bundle import load_deployed_segments
+    from kizuna.programs.evaluate import Evaluator
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import evaluate_settings
+    from kizuna.services.evaluate import EvaluateService
+
     s = evaluate_settings()
     store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     evaluator = Evaluator(
@@ -88,6 +104,15 @@ def evaluate_service() -> EvaluateService:
 
 @lru_cache(maxsize=1)
 def journey_service() -> JourneyService:
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.programs.bundle import load_deployed_segments
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import journey_settings
+    from kizuna.services.journey import JourneyService
+
     s = journey_settings()
     store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     return JourneyService(
@@ -101,6 +126,12 @@ def journey_service() -> JourneyService:
 
 @lru_cache(maxsize=1)
 def sweep_parts() -> tuple[DynamoStore, EventBridgePublisher]:
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.eventbridge import EventBridgePublisher
+    from kizuna.runtime.settings import sweep_settings
+
     s = sweep_settings()
     return (
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
@@ -117,6 +148,13 @@ class ScoringAnalytics:
 
 @lru_cache(maxsize=1)
 def score_parts() -> tuple[DynamoStore, EventBridgePublisher, ScoringAnalytics]:
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore, ProductStore, SnapshotStore
+    from kizuna.adapters.eventbridge import EventBridgePublisher
+    from kizuna.adapters.s3 import S3Objects
+    from kizuna.runtime.settings import score_settings
+
     s = score_settings()
     dynamodb = boto3.resource("dynamodb")
     return (
@@ -127,6 +165,39 @@ def score_parts() -> tuple[DynamoStore, EventBridgePublisher, ScoringAnalytics]:
             ProductStore(dynamodb, s.PRODUCTS_TABLE),
             SnapshotStore(dynamodb, s.SNAPSHOTS_TABLE),
         ),
+    )
+
+
+@lru_cache(maxsize=1)
+def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
+    """The sweep function's one call: ``run_sweep`` with this container's parts bound."""
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import sweep_settings
+    from kizuna.services.sweep import run_sweep
+
+    store, publisher = sweep_parts()
+    cfg = load_config(sweep_settings().KIZUNA_CONFIG)
+    return partial(run_sweep, store=store, publisher=publisher, cfg=cfg, clock=CurrentClock())
+
+
+@lru_cache(maxsize=1)
+def score_job() -> Callable[[ScoringRequest], dict[str, Any]]:
+    """The score function's one call: ``run_scoring`` with this container's parts bound."""
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import score_settings
+    from kizuna.scoring.job import run_scoring
+
+    store, publisher, analytics = score_parts()
+    cfg = load_config(score_settings().KIZUNA_CONFIG)
+    return partial(
+        run_scoring,
+        store=store,
+        publisher=publisher,
+        cfg=cfg,
+        clock=CurrentClock(),
+        analytics=analytics,
     )
 
 
@@ -150,8 +221,10 @@ def signing_keys(secret_arn: str) -> list[bytes]:
 
 @lru_cache(maxsize=1)
 def send_service() -> SendService:
+    import boto3
     from botocore.config import Config
 
+    from kizuna.adapters.dynamodb import DynamoStore, ProductStore
     from kizuna.adapters.inbound import BusInbound
     from kizuna.delivery.channels import (
         Channel,
@@ -163,6 +236,10 @@ def send_service() -> SendService:
     )
     from kizuna.delivery.templates import Renderer
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
+    from kizuna.programs.bundle import resolve_dir
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import send_settings
     from kizuna.services.send import SendService, derive_key
 
     s = send_settings()
@@ -211,7 +288,13 @@ def send_service() -> SendService:
 
 @lru_cache(maxsize=1)
 def feedback_service() -> FeedbackService:
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.adapters.inbound import BusInbound
+    from kizuna.adapters.sqs import SqsDeadLetters
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.settings import feedback_settings
     from kizuna.services.feedback import FeedbackService
 
     s = feedback_settings()
@@ -226,7 +309,11 @@ def feedback_service() -> FeedbackService:
 
 @lru_cache(maxsize=1)
 def unsubscribe_service() -> UnsubscribeService:
+    import boto3
+
     from kizuna.adapters.inbound import BusInbound
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.settings import unsubscribe_settings
     from kizuna.services.send import derive_key
     from kizuna.services.unsubscribe import UnsubscribeService
 
@@ -240,6 +327,8 @@ def unsubscribe_service() -> UnsubscribeService:
 
 
 def sms_opted_out_numbers() -> list[str]:
+    import boto3
+
     from kizuna.delivery.channels import SnsSms
 
     return list(SnsSms(boto3.client("sns")).opted_out_numbers())
