@@ -70,9 +70,9 @@ class CountingStore(MemoryStore):
         self.round_trips += 1
         return super().save_customer(customer, expected_version)
 
-    def erased(self, customer_ids: Sequence[str]) -> set[str]:
+    def erased(self, customer_ids: Sequence[str], now: datetime) -> set[str]:
         self.round_trips += 1 if customer_ids else 0
-        return super().erased(customer_ids)
+        return super().erased(customer_ids, now)
 
     def put_activity(self, items: Any) -> None:
         items = list(items)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
-from kizuna.events import DerivedEvent
+from kizuna.events import DerivedEvent, InboundDetail
 
 
 class VersionConflict(Exception):
@@ -26,9 +27,18 @@ class CustomerStore(Protocol):
 
     def put_activity(self, items: Iterable[ActivityItem]) -> None: ...
 
-    def erased(self, customer_ids: Sequence[str]) -> set[str]:
-        """Ids erased recently (kizuna.domain.privacy): events for them must not re-create them."""
+    def erased(self, customer_ids: Sequence[str], now: datetime) -> set[str]:
+        """Ids erased recently, as of ``now`` (kizuna.domain.privacy): events for them must
+        not re-create them."""
         ...
+
+
+class Inbound(Protocol):
+    """Puts facts Kizuna learns about a customer (``channel.suppressed``,
+    ``device.unregistered``, ``consent.changed``) on the bus as inbound events, so ingest
+    stays the only writer of the customer item."""
+
+    def put_inbound(self, detail: InboundDetail) -> None: ...
 
 
 class EventPublisher(Protocol):

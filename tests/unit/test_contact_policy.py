@@ -84,3 +84,43 @@ def test_quiet_hours_follow_the_customers_time_zone() -> None:
     # 22:30 in Tokyo is 13:30 in London: not quiet there
     assert quiet_until(NIGHT_TOKYO, "Europe/London", CFG) is None
     assert quiet_until(NIGHT_TOKYO, "Asia/Tokyo", CFG) is not None
+
+
+def test_one_function_resolves_an_address_for_the_policy_and_the_channels() -> None:
+    # the contact policy and the channel adapters ask the same resolver
+    from kizuna.delivery import channels, policy
+
+    assert channels.address_for is policy.address_for
+
+
+def test_a_phone_that_is_not_e164_is_no_address_and_the_next_channel_is_used() -> None:
+    # given a number SMS cannot send to (the policy used to accept any phone, the channel
+    # only E.164: the step then ended no_channel without trying email)
+    c = customer(phone="090-1234-5678")
+    # when SMS is tried first
+    d = decide(c, ["sms", "email"], 50, [], NOON_TOKYO, CFG)
+    # then SMS is passed over and email is used, with the address it was decided for
+    assert (d.outcome, d.channel, d.address) == (Outcome.SEND, "email", "a@example.jp")
+    assert d.skipped == (("sms", "no_address"),)
+
+
+def test_a_device_push_cannot_reach_is_no_address() -> None:
+    c = customer(devices={"k": Device(token="t" * 32, platform="WNS", at=NOON_TOKYO)})
+    d = decide(c, ["push", "line"], 50, [], NOON_TOKYO, CFG)
+    assert (d.channel, d.skipped) == ("line", (("push", "no_address"),))
+
+
+def test_the_last_check_is_asked_only_of_a_channel_that_passed_the_others() -> None:
+    # given a last check (the carrier's opt-out list) that blocks SMS
+    asked: list[str] = []
+
+    def carrier(channel: str) -> str | None:
+        asked.append(channel)
+        return "suppressed_opt_out" if channel == "sms" else None
+
+    c = customer(consent=consent("sms", "email"))
+    # when push (no consent), SMS and email are tried
+    d = decide(c, ["push", "sms", "email"], 50, [], NOON_TOKYO, CFG, blocked=carrier)
+    # then push never reaches the check, SMS is blocked by it, email is used
+    assert asked == ["sms", "email"] and d.channel == "email"
+    assert d.skipped == (("push", "no_consent"), ("sms", "suppressed_opt_out"))

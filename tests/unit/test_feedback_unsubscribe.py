@@ -1,6 +1,5 @@
 """Feedback (bounces, complaints, opens) and one-click unsubscribe, with fakes."""
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -8,6 +7,7 @@ from kizuna.delivery.policy import address_hash
 from kizuna.delivery.tags import TAG_CUSTOMER, TAG_EXECUTION, TAG_PROGRAM, TAG_STEP
 from kizuna.delivery.unsubscribe import sign
 from kizuna.domain.customer import Customer
+from kizuna.events import Channel, ChannelSuppressed, ConsentChanged, ConsentStatus
 from kizuna.runtime.clock import FixedClock
 from kizuna.services.feedback import FeedbackService
 from kizuna.services.unsubscribe import UnsubscribeService
@@ -78,9 +78,10 @@ def test_permanent_bounce_suppresses_the_current_address_and_stamps_the_ledger()
     )
     assert out == {"batchItemFailures": []}
     ((kind, detail),) = inbound.events
-    assert kind == "channel.suppressed" and detail["channel"] == "email"
-    assert detail["address_hash"] == address_hash("hanako@example.jp")
-    assert "hanako" not in json.dumps(detail)
+    assert kind == "channel.suppressed" and isinstance(detail, ChannelSuppressed)
+    assert (detail.channel, detail.reason) == (Channel.EMAIL, "bounce")
+    assert detail.address_hash == address_hash("hanako@example.jp")
+    assert "hanako" not in detail.model_dump_json()
     assert store.messages[("c1", "MSG#ex-1#coupon")]["bounce_at"].startswith("2026-01-05")
 
 
@@ -140,13 +141,13 @@ def test_one_click_post_opts_out_at_once() -> None:
     assert inbound.events == [
         (
             "consent.changed",
-            {
-                "customer_id": "c1",
-                "occurred_at": NOW.isoformat(),
-                "channel": "email",
-                "status": "opted_out",
-                "source": "unsubscribe_link",
-            },
+            ConsentChanged(
+                customer_id="c1",
+                occurred_at=NOW,
+                channel=Channel.EMAIL,
+                status=ConsentStatus.OPTED_OUT,
+                source="unsubscribe_link",
+            ),
         )
     ]
 
@@ -183,10 +184,12 @@ def test_sms_stop_replies_suppress_the_customers_with_that_number() -> None:
     ).customer
     assert svc.sweep_sms_opt_outs(["+819011112222", "+15550000000"]) == 1
     ((kind, detail),) = inbound.events
-    assert (kind, detail["customer_id"], detail["channel"], detail["reason"]) == (
-        "channel.suppressed",
-        "c2",
-        "sms",
-        "opt_out",
+    assert kind == "channel.suppressed"
+    assert detail == ChannelSuppressed(
+        customer_id="c2",
+        occurred_at=NOW,
+        channel=Channel.SMS,
+        reason="opt_out",
+        address_hash=address_hash("+819011112222"),
     )
-    assert "+8190" not in json.dumps(detail)
+    assert "+8190" not in detail.model_dump_json()

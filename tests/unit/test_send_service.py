@@ -8,6 +8,8 @@ from typing import Any
 from kizuna.delivery.channels import InvalidAddressInfo, OutboundMessage, SendResult, Throttled
 from kizuna.delivery.templates import Renderer
 from kizuna.domain.customer import ConsentState, Customer, Device
+from kizuna.domain.loyalty import address_hash
+from kizuna.events import Channel, ChannelSuppressed, DeviceUnregistered
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.loader import load_programs
 from kizuna.runtime.clock import FixedClock
@@ -190,5 +192,87 @@ def test_invalid_push_token_is_reported_to_ingest() -> None:
     push = FakeChannel(invalid=(InvalidAddressInfo(key="d1", reason="410"),))
     svc, _, _, inbound = build(channels={"push": push})
     assert svc.send(req("nudge", program="points-to-next-rank")).status == "sent"
-    assert inbound.events[0][0] == "device.unregistered"
-    assert inbound.events[0][1]["token"].startswith("tok-")
+    ((kind, detail),) = inbound.events
+    assert kind == "device.unregistered" and isinstance(detail, DeviceUnregistered)
+    assert (detail.customer_id, detail.occurred_at) == ("c1", NOON)
+    assert detail.token.startswith("tok-")
+
+
+def sms_first(program_id: str = "second-purchase-coupon", step_id: str = "coupon") -> Any:
+    """The program with its send step trying SMS before email."""
+    program = next(p for p in PROGRAMS if p.id == program_id)
+    steps = [
+        s.model_copy(update={"channels": ["sms", "email"]}) if s.id == step_id else s
+        for s in program.steps
+    ]
+    return program.model_copy(update={"steps": steps})
+
+
+def test_carrier_opt_out_falls_back_with_one_contact_decision(monkeypatch: Any) -> None:
+    # given a step trying SMS then email, and a number that replied STOP to the carrier
+    from kizuna.delivery import policy
+    from kizuna.services import send as send_module
+
+    svc, store, chans, inbound = build(
+        phone="+819012345678",
+        consent={
+            c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s")
+            for c in ("email", "sms")
+        },
+    )
+    svc.programs["second-purchase-coupon"] = sms_first()
+    svc.sms_opted_out = lambda phone: phone == "+819012345678"
+    calls: list[tuple[Any, ...]] = []
+
+    def counting_decide(*args: Any, **kwargs: Any) -> policy.PolicyDecision:
+        calls.append(args)
+        return policy.decide(*args, **kwargs)
+
+    monkeypatch.setattr(send_module, "decide", counting_decide)
+    # when the step runs
+    resp = svc.send(req())
+    # then the contact decision is made once, and it already passed SMS over for email
+    assert len(calls) == 1
+    assert (resp.status, resp.channel) == ("sent", "email") and not chans["sms"].sent
+    entry = store.messages[("c1", "MSG#ex-1#coupon")]
+    assert entry["skipped"] == ["sms:suppressed_opt_out"]
+    ((kind, detail),) = inbound.events
+    assert kind == "channel.suppressed" and isinstance(detail, ChannelSuppressed)
+    assert (detail.channel, detail.reason) == (Channel.SMS, "opt_out")
+    assert detail.address_hash == address_hash("+819012345678")
+
+
+def test_deferred_send_is_claimed_like_every_other_decision() -> None:
+    # given a nudge at 22:30 in Tokyo to a customer with no usable push device
+    svc, store, _, _ = build(devices={})
+    svc.clock = FixedClock(datetime(2026, 1, 5, 13, 30, tzinfo=UTC))
+    # when the step runs
+    resp = svc.send(req("nudge", program="points-to-next-rank"))
+    # then LINE is deferred, and the ledger says which channel was passed over, as it does
+    # for every decision that sends nothing now
+    assert (resp.status, resp.channel, resp.reason) == ("deferred", "line", "quiet_hours")
+    entry = store.messages[("c1", "MSG#ex-1#nudge")]
+    assert entry["status"] == "deferred" and entry["until"] == resp.until
+    assert entry["skipped"] == ["push:no_address"]
+
+
+def test_ledger_entries_hold_domain_values_not_storage_keys() -> None:
+    # given a send (when it is recorded)
+    svc, store, _, _ = build()
+    svc.send(req())
+    # then the service hands the store the decision only: index keys are the store's
+    entry = store.messages[("c1", "MSG#ex-1#coupon")]
+    assert entry["program"] == "second-purchase-coupon" and entry["at"]
+    assert not {"gsi1pk", "gsi1sk", "pk", "sk"} & set(entry)
+
+
+def test_push_without_a_usable_device_falls_back_to_the_next_channel() -> None:
+    # given a customer whose only device is on a platform push cannot reach
+    svc, _, chans, _ = build(
+        devices={"d1": Device(token="tok-" + "x" * 40, platform="WNS", at=NOON)}
+    )
+    # when a step tries push, then LINE
+    resp = svc.send(req("nudge", program="points-to-next-rank"))
+    # then push is passed over (no address) and LINE sends, instead of ending no_channel
+    assert (resp.status, resp.channel) == ("sent", "line")
+    assert len(chans["line"].sent) == 1 and not chans["push"].sent

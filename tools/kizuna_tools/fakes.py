@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
-from kizuna.events import DerivedEvent
+from kizuna.events import DerivedEvent, InboundDetail, inbound_type
 from kizuna.ports import DeadLetter, VersionConflict
 from kizuna.programs.journeys import JourneyState
 
@@ -39,7 +40,7 @@ class MemoryStore:
         self.saves += 1
         return saved
 
-    def erased(self, customer_ids: Sequence[str]) -> set[str]:
+    def erased(self, customer_ids: Sequence[str], now: datetime) -> set[str]:
         return self.erased_ids & set(customer_ids)
 
     def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
@@ -122,11 +123,13 @@ class MemoryStore:
 
 
 class MemoryInbound:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
+    """The bus as ingest would see it: (detail-type, typed detail) pairs."""
 
-    def put_inbound(self, detail_type: str, detail: dict[str, Any]) -> None:
-        self.events.append((detail_type, detail))
+    def __init__(self) -> None:
+        self.events: list[tuple[str, InboundDetail]] = []
+
+    def put_inbound(self, detail: InboundDetail) -> None:
+        self.events.append((inbound_type(detail), detail))
 
 
 class MemoryStarter:

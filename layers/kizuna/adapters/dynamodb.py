@@ -1,17 +1,22 @@
 """All DynamoDB access: customers, activity, products and snapshots. Nothing else in Kizuna
-talks to the tables."""
+talks to the tables.
+
+This module (de)serialises and builds the tables' keys, nothing more: it imports domain
+models to build, never domain logic, and never reads the clock (callers pass ``now``).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from kizuna.domain.activity import ActivityItem
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
+from kizuna.domain.privacy import ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.timestamps import iso
 from kizuna.ports import VersionConflict
 from kizuna.programs.journeys import JourneyState
@@ -88,14 +93,70 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield seq[i : i + size]
 
 
+def _batch_get(
+    dynamodb: Any,
+    table: str,
+    keys: Sequence[dict[str, Any]],
+    sleep: Callable[[float], None] = time.sleep,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """BatchGetItem in chunks of 100, retrying unprocessed keys with backoff. ``options``
+    go with the keys (``ConsistentRead``, ``ProjectionExpression``)."""
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(list(keys), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {table: {"Keys": list(chunk), **options}}
+        attempt = 0
+        while request:
+            resp = dynamodb.batch_get_item(RequestItems=request)
+            out += resp["Responses"].get(table, [])
+            request = resp.get("UnprocessedKeys") or {}
+            attempt += 1
+            if request:
+                sleep(min(0.05 * 2**attempt, 1.0))
+    return out
+
+
+def _message_key(customer_id: str, execution: str, step: str) -> dict[str, str]:
+    return {"pk": customer_id, "sk": f"MSG#{execution}#{step}"}
+
+
+def ledger_item(
+    customer_id: str, execution: str, step: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """A message-ledger entry as stored: keyed by customer, execution and step, and indexed
+    by program and time (``gsi1``) when the entry names them."""
+    item: dict[str, Any] = {
+        **_message_key(customer_id, execution, step),
+        "kind": "MSG",
+        **to_dynamo(data),
+    }
+    if data.get("program") and data.get("at"):
+        item["gsi1pk"] = f"PROGRAM#{data['program']}"
+        item["gsi1sk"] = f"{data['at']}#{customer_id}"
+    return item
+
+
 class DynamoStore:
     """Customers and activity tables through a boto3 DynamoDB resource."""
 
-    def __init__(self, dynamodb: Any, customers_table: str, activity_table: str) -> None:
+    def __init__(
+        self,
+        dynamodb: Any,
+        customers_table: str,
+        activity_table: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._dynamodb = dynamodb
         self._customers = dynamodb.Table(customers_table)
         self._activity = dynamodb.Table(activity_table)
         self._customers_name = customers_table
+        self._sleep = sleep
+
+    def _batch_get(
+        self, table: str, keys: Sequence[dict[str, Any]], **options: Any
+    ) -> list[dict[str, Any]]:
+        return _batch_get(self._dynamodb, table, keys, self._sleep, **options)
 
     # customers -----------------------------------------------------------------------
     def get_customer(self, customer_id: str) -> Customer | None:
@@ -108,25 +169,9 @@ class DynamoStore:
         if len(ids) == 1:
             found = self.get_customer(ids[0])
             return {ids[0]: found} if found else {}
-        out: dict[str, Customer] = {}
-        for chunk in _chunks(ids, BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self._customers_name: {
-                    "Keys": [{"customer_id": cid} for cid in chunk],
-                    "ConsistentRead": True,
-                }
-            }
-            attempt = 0
-            while request:
-                resp = self._dynamodb.batch_get_item(RequestItems=request)
-                for item in resp["Responses"].get(self._customers_name, []):
-                    customer = customer_from_item(item)
-                    out[customer.customer_id] = customer
-                request = resp.get("UnprocessedKeys") or {}
-                attempt += 1
-                if request:
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
-        return out
+        keys = [{"customer_id": cid} for cid in ids]
+        items = self._batch_get(self._customers_name, keys, ConsistentRead=True)
+        return {c.customer_id: c for c in map(customer_from_item, items)}
 
     def save_customer(self, customer: Customer, expected_version: int) -> Customer:
         saved = customer.model_copy(update={"version": expected_version + 1})
@@ -179,8 +224,6 @@ class DynamoStore:
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
         from boto3.dynamodb.conditions import Key
 
-        from kizuna.programs.sweeps import PHONE_HASH_ATTRIBUTE, PHONE_INDEX
-
         resp = self._customers.query(
             IndexName=PHONE_INDEX, KeyConditionExpression=Key(PHONE_HASH_ATTRIBUTE).eq(phone_hash)
         )
@@ -188,27 +231,10 @@ class DynamoStore:
 
     # journeys (activity table, sk = JOURNEY#<program>) -----------------------------------
     def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
-        out: dict[tuple[str, str], JourneyState] = {}
-        name = self._activity.name
-        unique = list(dict.fromkeys(keys))
-        for chunk in _chunks(unique, BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                name: {
-                    "Keys": [{"pk": cid, "sk": f"JOURNEY#{pid}"} for cid, pid in chunk],
-                    "ConsistentRead": True,
-                }
-            }
-            attempt = 0
-            while request:
-                resp = self._dynamodb.batch_get_item(RequestItems=request)
-                for item in resp["Responses"].get(name, []):
-                    state = JourneyState.model_validate(item)
-                    out[(state.customer_id, state.program)] = state
-                request = resp.get("UnprocessedKeys") or {}
-                attempt += 1
-                if request:
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
-        return out
+        wanted = [{"pk": cid, "sk": f"JOURNEY#{pid}"} for cid, pid in dict.fromkeys(keys)]
+        items = self._batch_get(self._activity.name, wanted, ConsistentRead=True)
+        states = map(JourneyState.model_validate, items)
+        return {(s.customer_id, s.program): s for s in states}
 
     def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
         expected = previous.rev if previous else 0
@@ -238,22 +264,16 @@ class DynamoStore:
         A deferred entry can be claimed again (quiet hours ended); anything else cannot: this
         conditional write is what makes a retried or duplicated invocation never send twice.
         """
-        item = {
-            "pk": customer_id,
-            "sk": f"MSG#{execution}#{step}",
-            "kind": "MSG",
-            **to_dynamo(data),
-        }
         try:
             self._activity.put_item(
-                Item=item,
+                Item=ledger_item(customer_id, execution, step, data),
                 ConditionExpression="attribute_not_exists(sk) OR #s = :deferred",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":deferred": "deferred"},
             )
         except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
             resp = self._activity.get_item(
-                Key={"pk": customer_id, "sk": f"MSG#{execution}#{step}"}, ConsistentRead=True
+                Key=_message_key(customer_id, execution, step), ConsistentRead=True
             )
             existing: dict[str, Any] = resp.get("Item") or {}
             return existing
@@ -263,13 +283,7 @@ class DynamoStore:
         self, customer_id: str, execution: str, step: str, data: dict[str, Any]
     ) -> None:
         """Write the final decision of a send (sent, suppressed, deferred, failed)."""
-        item = {
-            "pk": customer_id,
-            "sk": f"MSG#{execution}#{step}",
-            "kind": "MSG",
-            **to_dynamo(data),
-        }
-        self._activity.put_item(Item=item)
+        self._activity.put_item(Item=ledger_item(customer_id, execution, step, data))
 
     def sent_times(self, customer_id: str, since: str) -> list[str]:
         """When this customer was sent messages since ``since`` (ISO), any program."""
@@ -288,7 +302,7 @@ class DynamoStore:
         """Stamp delivery feedback (delivery_at, open_at, bounce_at...) on a ledger entry."""
         try:
             self._activity.update_item(
-                Key={"pk": customer_id, "sk": f"MSG#{execution}#{step}"},
+                Key=_message_key(customer_id, execution, step),
                 UpdateExpression="SET #f = :v",
                 ConditionExpression="attribute_exists(sk)",
                 ExpressionAttributeNames={"#f": field},
@@ -343,15 +357,11 @@ class DynamoStore:
         return bool(resp.get("Attributes"))
 
     def mark_erased(self, key: str, expires_at: int) -> None:
-        from kizuna.domain.privacy import ERASED_SK
-
         self._activity.put_item(
             Item={"pk": key, "sk": ERASED_SK, "kind": "ERASED", "expires_at": expires_at}
         )
 
     def count_erasure(self, day: str) -> None:
-        from kizuna.domain.privacy import ERASURES_PK
-
         self._activity.update_item(
             Key={"pk": ERASURES_PK, "sk": f"DAY#{day}"},
             UpdateExpression="ADD #c :one",
@@ -359,49 +369,14 @@ class DynamoStore:
             ExpressionAttributeValues={":one": 1},
         )
 
-    def erased(self, customer_ids: Sequence[str]) -> set[str]:
-        """The ids among ``customer_ids`` erased recently (their marker has not expired)."""
-        from kizuna.domain.privacy import ERASED_SK, erased_key
-        from kizuna.runtime.clock import utcnow
-
+    def erased(self, customer_ids: Sequence[str], now: datetime) -> set[str]:
+        """The ids among ``customer_ids`` erased recently (their marker has not expired by
+        ``now``: TTL deletes lazily)."""
         by_key = {erased_key(cid): cid for cid in dict.fromkeys(customer_ids)}
-        name = self._activity.name
-        now = utcnow().timestamp()
-        out: set[str] = set()
-        for chunk in _chunks(list(by_key), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                name: {
-                    "Keys": [{"pk": key, "sk": ERASED_SK} for key in chunk],
-                    "ProjectionExpression": "pk, expires_at",
-                }
-            }
-            attempt = 0
-            while request:
-                resp = self._dynamodb.batch_get_item(RequestItems=request)
-                for item in resp["Responses"].get(name, []):
-                    if float(item.get("expires_at", 0)) > now:  # TTL deletes lazily
-                        out.add(by_key[str(item["pk"])])
-                request = resp.get("UnprocessedKeys") or {}
-                attempt += 1
-                if request:
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
-        return out
-
-
-def _batch_get(dynamodb: Any, table: str, keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """BatchGetItem in chunks of 100, retrying unprocessed keys with backoff."""
-    out: list[dict[str, Any]] = []
-    for chunk in _chunks(list(keys), BATCH_GET_LIMIT):
-        request: dict[str, Any] = {table: {"Keys": list(chunk)}}
-        attempt = 0
-        while request:
-            resp = dynamodb.batch_get_item(RequestItems=request)
-            out += resp["Responses"].get(table, [])
-            request = resp.get("UnprocessedKeys") or {}
-            attempt += 1
-            if request:
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-    return out
+        keys = [{"pk": key, "sk": ERASED_SK} for key in by_key]
+        items = self._batch_get(self._activity.name, keys, ProjectionExpression="pk, expires_at")
+        cutoff = now.timestamp()
+        return {by_key[str(i["pk"])] for i in items if float(i.get("expires_at", 0)) > cutoff}
 
 
 class ProductStore:

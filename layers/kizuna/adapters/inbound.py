@@ -4,8 +4,9 @@ customer item."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from kizuna.events import InboundDetail, inbound_type
 
 FEEDBACK_SOURCE = "kizuna.feedback"
 
@@ -16,14 +17,16 @@ class BusInbound:
         self._bus = bus_name
         self._source = source
 
-    def put_inbound(self, detail_type: str, detail: dict[str, Any]) -> None:
+    def put_inbound(self, detail: InboundDetail) -> None:
+        """Put one typed inbound event on the bus, under its own detail-type."""
+        detail_type = inbound_type(detail)
         resp = self._client.put_events(
             Entries=[
                 {
                     "EventBusName": self._bus,
                     "Source": self._source,
                     "DetailType": detail_type,
-                    "Detail": json.dumps(detail, default=str),
+                    "Detail": detail.model_dump_json(),
                 }
             ]
         )

@@ -51,6 +51,7 @@ from kizuna.delivery.content import (
     RenderedMessage,
     SmsContent,
 )
+from kizuna.delivery.policy import E164, PushTarget, address_for, push_targets
 from kizuna.delivery.tags import (
     TAG_CUSTOMER,
     TAG_EXECUTION,
@@ -60,12 +61,9 @@ from kizuna.delivery.tags import (
     tag_name,
 )
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
-from kizuna.domain.customer import Customer
 from kizuna.events import Channel as ChannelName
 
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 SmsType = Literal["Promotional", "Transactional"]
-Platform = Literal["APNS", "FCM"]
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -186,14 +184,6 @@ def _aws_call(fn: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any
 
 
 # --- the message -----------------------------------------------------------------------------
-class PushTarget(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    key: str = Field(min_length=1, description="The device's key in Customer.devices")
-    token: str = Field(min_length=1)
-    platform: Platform
-
-
 class OutboundMessage(BaseModel):
     """One rendered message on its way to one customer over one channel."""
 
@@ -235,30 +225,6 @@ class OutboundMessage(BaseModel):
             TAG_CUSTOMER: self.customer_id,
             TAG_EXECUTION: self.execution,
         }
-
-
-def push_targets(customer: Customer) -> tuple[PushTarget, ...]:
-    """The customer's push devices, newest registration first."""
-    devices = sorted(customer.devices.items(), key=lambda kv: kv[1].at, reverse=True)
-    return tuple(
-        PushTarget.model_validate({"key": key, "token": d.token, "platform": d.platform})
-        for key, d in devices
-        if d.platform in ("APNS", "FCM") and d.token
-    )
-
-
-def address_for(customer: Customer, channel: str) -> str | tuple[PushTarget, ...] | None:
-    """Where ``channel`` reaches the customer, or None (consent is the policy's business)."""
-    match str(channel):
-        case "email":
-            return customer.email or None
-        case "sms":
-            return customer.phone if customer.phone and E164.match(customer.phone) else None
-        case "push":
-            return push_targets(customer) or None
-        case "line":
-            return customer.line_user_id or None
-    raise ValueError(f"unknown channel {channel!r}")
 
 
 class SendResult(BaseModel):

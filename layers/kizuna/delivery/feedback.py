@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -37,7 +37,8 @@ from kizuna.delivery.tags import (
     TAG_STEP,
     decode_tag_value,
 )
-from kizuna.events import Channel
+from kizuna.domain.loyalty import address_hash
+from kizuna.events import Channel, ChannelSuppressed
 
 Kind = Literal["bounce", "complaint", "delivery", "open", "click", "opt_out", "invalid_token"]
 
@@ -61,6 +62,33 @@ _KINDS: dict[str, Kind] = {
 
 class FeedbackError(ValueError):
     """An event that is not the shape it claims to be (send it to the DLQ)."""
+
+
+_Record = TypeVar("_Record", bound=BaseModel)
+
+
+def _validate(model: type[_Record], record: Mapping[str, Any], what: str) -> _Record:
+    """``record`` as ``model``, or a :class:`FeedbackError` naming the bad fields (never
+    their values: they can hold an address)."""
+    try:
+        return model.model_validate(record)
+    except ValidationError as err:
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in err.errors())
+        raise FeedbackError(f"malformed {what}: {fields}") from None
+
+
+def suppression(
+    customer_id: str, at: datetime, channel: Channel | str, reason: str, address: str | None
+) -> ChannelSuppressed:
+    """The ``channel.suppressed`` event that stops ``channel`` for the customer's
+    ``address`` (hashed, never in clear; None: whatever the address)."""
+    return ChannelSuppressed(
+        customer_id=customer_id,
+        occurred_at=at,
+        channel=Channel(channel),
+        reason=reason,
+        address_hash=address_hash(address) if address else None,
+    )
 
 
 class FeedbackAction(BaseModel):
@@ -230,11 +258,7 @@ class SmsOptOut(BaseModel):
 
 
 def parse_sms_opt_out(record: Mapping[str, Any]) -> FeedbackAction:
-    try:
-        opt_out = SmsOptOut.model_validate(record)
-    except ValidationError as err:
-        fields = ", ".join(".".join(map(str, e["loc"])) for e in err.errors())
-        raise FeedbackError(f"malformed SMS opt-out: {fields}") from None
+    opt_out = _validate(SmsOptOut, record, "SMS opt-out")
     return FeedbackAction(
         customer_id=opt_out.customer_id,
         channel=Channel.SMS,
@@ -270,11 +294,7 @@ class InvalidPushToken(BaseModel):
 
 
 def parse_invalid_token(record: Mapping[str, Any]) -> FeedbackAction:
-    try:
-        bad = InvalidPushToken.model_validate(record)
-    except ValidationError as err:
-        fields = ", ".join(".".join(map(str, e["loc"])) for e in err.errors())
-        raise FeedbackError(f"malformed invalid-token record: {fields}") from None
+    bad = _validate(InvalidPushToken, record, "invalid-token record")
     return FeedbackAction(
         customer_id=bad.customer_id,
         channel=Channel.PUSH,

@@ -12,25 +12,53 @@ Every outcome has a reason, written to the ledger by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import address_hash
 from kizuna.programs.steps import next_local_time, zone
 from kizuna.runtime.config import ContactPolicyConfig
 
-__all__ = ["Outcome", "PolicyDecision", "address_hash", "decide", "quiet_until"]
+__all__ = [
+    "E164",
+    "Address",
+    "Outcome",
+    "PolicyDecision",
+    "PushTarget",
+    "address_for",
+    "address_hash",
+    "decide",
+    "push_targets",
+    "quiet_until",
+]
 
 INTERRUPTIVE = frozenset({"sms", "push", "line"})
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+Platform = Literal["APNS", "FCM"]
 
 
 class Outcome(StrEnum):
     SEND = "send"
     SUPPRESS = "suppressed"
     DEFER = "deferred"
+
+
+class PushTarget(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(min_length=1, description="The device's key in Customer.devices")
+    token: str = Field(min_length=1)
+    platform: Platform
+
+
+Address = str | tuple[PushTarget, ...]
 
 
 @dataclass(frozen=True)
@@ -40,23 +68,44 @@ class PolicyDecision:
     reason: str | None = None
     until: datetime | None = None
     skipped: tuple[tuple[str, str], ...] = ()  # (channel, why) for channels passed over
+    address: Address | None = None  # where ``channel`` reaches the customer
 
 
-def address_of(customer: Customer, channel: str) -> str | None:
-    if channel == "email":
-        return customer.email
-    if channel == "sms":
-        return customer.phone
-    if channel == "line":
-        return customer.line_user_id
-    if channel == "push":
-        return ",".join(sorted(customer.devices)) or None
-    return None
+def push_targets(customer: Customer) -> tuple[PushTarget, ...]:
+    """The customer's push devices, newest registration first."""
+    devices = sorted(customer.devices.items(), key=lambda kv: kv[1].at, reverse=True)
+    return tuple(
+        PushTarget.model_validate({"key": key, "token": d.token, "platform": d.platform})
+        for key, d in devices
+        if d.platform in ("APNS", "FCM") and d.token
+    )
 
 
-def channel_block(customer: Customer, channel: str) -> str | None:
-    """Why ``channel`` cannot be used for this customer, or None if it can."""
-    address = address_of(customer, channel)
+def address_for(customer: Customer, channel: str) -> Address | None:
+    """Where ``channel`` reaches the customer, or None: the one resolver of a customer's
+    address for a channel, used by the policy (is the channel usable?) and by the send
+    (where does the message go?). Consent is :func:`channel_block`'s business."""
+    match str(channel):
+        case "email":
+            return customer.email or None
+        case "sms":
+            return customer.phone if customer.phone and E164.match(customer.phone) else None
+        case "push":
+            return push_targets(customer) or None
+        case "line":
+            return customer.line_user_id or None
+    raise ValueError(f"unknown channel {channel!r}")
+
+
+def _hash_of(address: Address) -> str:
+    """The suppression hash of an address (push: of its device keys)."""
+    if isinstance(address, str):
+        return address_hash(address)
+    return address_hash(",".join(sorted(t.key for t in address)))
+
+
+def channel_block(customer: Customer, channel: str, address: Address | None) -> str | None:
+    """Why ``channel`` cannot be used for this customer at ``address``, or None if it can."""
     if not address:
         return "no_address"
     consent = customer.consent.get(channel)
@@ -64,7 +113,7 @@ def channel_block(customer: Customer, channel: str) -> str | None:
         return "no_consent"
     suppression = customer.suppressions.get(channel)
     if suppression is not None and (
-        suppression.address_hash is None or suppression.address_hash == address_hash(address)
+        suppression.address_hash is None or suppression.address_hash == _hash_of(address)
     ):
         return f"suppressed_{suppression.reason}"
     return None
@@ -94,34 +143,43 @@ def decide(
     now: datetime,
     cfg: ContactPolicyConfig,
     configured: frozenset[str] | None = None,
+    blocked: Callable[[str], str | None] | None = None,
 ) -> PolicyDecision:
     """``sent_at``: when this customer was sent messages (any program); ``configured``: the
-    channels this deployment can send on (None: all)."""
+    channels this deployment can send on (None: all); ``blocked``: a last check, asked only
+    of a channel that passed every other one (the carrier's opt-out list for SMS): why it
+    cannot be used, or None."""
     skipped: list[tuple[str, str]] = []
-    channel = None
+    channel: str | None = None
+    address: Address | None = None
     for candidate in channels:
-        block = channel_block(customer, candidate)
+        at = address_for(customer, candidate)
+        block = channel_block(customer, candidate, at)
         if block is None and configured is not None and candidate not in configured:
             block = "channel_not_configured"
+        if block is None and blocked is not None:
+            block = blocked(candidate)
         if block is None:
-            channel = candidate
+            channel, address = candidate, at
             break
         skipped.append((candidate, block))
     if channel is None:
         return PolicyDecision(Outcome.SUPPRESS, None, "no_channel", skipped=tuple(skipped))
+
+    def chosen(
+        outcome: Outcome, reason: str | None, until: datetime | None = None
+    ) -> PolicyDecision:
+        return PolicyDecision(outcome, channel, reason, until, tuple(skipped), address)
+
     if priority < cfg.bypass_caps_priority:
         day = sum(1 for t in sent_at if t > now - timedelta(days=1))
         week = sum(1 for t in sent_at if t > now - timedelta(days=7))
         if day >= cfg.max_per_day:
-            return PolicyDecision(
-                Outcome.SUPPRESS, channel, "frequency_cap_day", skipped=tuple(skipped)
-            )
+            return chosen(Outcome.SUPPRESS, "frequency_cap_day")
         if week >= cfg.max_per_week:
-            return PolicyDecision(
-                Outcome.SUPPRESS, channel, "frequency_cap_week", skipped=tuple(skipped)
-            )
+            return chosen(Outcome.SUPPRESS, "frequency_cap_week")
     if channel in INTERRUPTIVE:
         until = quiet_until(now, customer.time_zone, cfg)
         if until is not None:
-            return PolicyDecision(Outcome.DEFER, channel, "quiet_hours", until, tuple(skipped))
-    return PolicyDecision(Outcome.SEND, channel, None, skipped=tuple(skipped))
+            return chosen(Outcome.DEFER, "quiet_hours", until)
+    return chosen(Outcome.SEND, None)

@@ -31,6 +31,10 @@ PROFILE_FIELDS = (
     "time_zone",
 )
 
+# phone number (hashed) -> customer: the customers table's index for the SMS opt-out sweep
+PHONE_INDEX = "by_phone"
+PHONE_HASH_ATTRIBUTE = "phone_hash"
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -148,7 +152,8 @@ class Customer(_Model):
     points_next_expiry_at: datetime | None = None
     points_next_expiry_amount: int = 0
     as_of: datetime | None = None
-    # keys of the sparse indexes the scheduled sweeps query (see kizuna.programs.sweeps)
+    # keys of the sparse indexes the scheduled sweeps query (see kizuna.programs.sweeps);
+    # ``phone_hash`` keys PHONE_INDEX, for the SMS opt-out sweep
     gsi_shard: str | None = None
     cart_open_at: datetime | None = None
     phone_hash: str | None = None

@@ -21,7 +21,7 @@ from kizuna.domain.customer import (
     ProcessedRecord,
     Suppression,
 )
-from kizuna.domain.loyalty import recompute
+from kizuna.domain.loyalty import rank_changed, recompute
 from kizuna.domain.timestamps import epoch_seconds, stamp
 from kizuna.events import (
     AppOpened,
@@ -39,8 +39,6 @@ from kizuna.events import (
     PointsAdjusted,
     PointsNearNextRank,
     ProductViewed,
-    RankChanged,
-    RankDirection,
     RepeatPurchase,
 )
 from kizuna.events.derived import DERIVED_MODELS
@@ -276,26 +274,11 @@ def _derive(
                     )
                 )
 
-    loyalty = cfg.loyalty
-    if before.rank is not None and after.rank is not None and before.rank != after.rank:
-        up = loyalty.rank_index(after.rank) > loyalty.rank_index(before.rank)
-        out.append(
-            DerivedEvent(
-                detail_type="customer.rank_changed",
-                detail=RankChanged(
-                    event_id=f"{cid}:rank_changed:{before.rank}:{after.rank}:{ev.event_id}",
-                    customer_id=cid,
-                    occurred_at=at,
-                    caused_by=ev.event_id,
-                    from_rank=before.rank,
-                    to_rank=after.rank,
-                    direction=RankDirection.UP if up else RankDirection.DOWN,
-                    rank_points=after.rank_points,
-                ),
-            )
-        )
+    moved = rank_changed(before, after, cfg.loyalty, at, ev.event_id)
+    if moved is not None:
+        out.append(moved)
 
-    near = loyalty.near_next_rank_points
+    near = cfg.loyalty.near_next_rank_points
     gap = after.points_to_next_rank
     if after.next_rank and after.rank and gap is not None and gap <= near:
         was_near = (

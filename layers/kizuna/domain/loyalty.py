@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from kizuna.domain.customer import Customer, OrderFact, PointsLot
+from kizuna.events import DerivedEvent, RankChanged, RankDirection
 from kizuna.runtime.config import LoyaltyConfig
 
 
@@ -150,4 +151,29 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
             "phone_hash": address_hash(customer.phone) if customer.phone else None,
             "cart_open_at": open_cart_since(customer, orders[-1][1].at if orders else None),
         }
+    )
+
+
+def rank_changed(
+    before: Customer, after: Customer, cfg: LoyaltyConfig, at: datetime, caused_by: str
+) -> DerivedEvent | None:
+    """``customer.rank_changed`` if the rank moved from ``before`` to ``after`` (an event
+    folded by ingest, or time alone in the daily scoring), else None. The id is fixed by the
+    move and its cause, so a redelivered cause repeats it."""
+    if before.rank is None or after.rank is None or before.rank == after.rank:
+        return None
+    cid = after.customer_id
+    up = cfg.rank_index(after.rank) > cfg.rank_index(before.rank)
+    return DerivedEvent(
+        detail_type="customer.rank_changed",
+        detail=RankChanged(
+            event_id=f"{cid}:rank_changed:{before.rank}:{after.rank}:{caused_by}",
+            customer_id=cid,
+            occurred_at=at,
+            caused_by=caused_by,
+            from_rank=before.rank,
+            to_rank=after.rank,
+            direction=RankDirection.UP if up else RankDirection.DOWN,
+            rank_points=after.rank_points,
+        ),
     )

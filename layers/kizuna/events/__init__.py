@@ -40,6 +40,7 @@ from kizuna.events.inbound import (
     ProductViewed,
     PushPlatform,
     SalesChannel,
+    inbound_type,
 )
 
 INBOUND_EVENT_TYPES: tuple[str, ...] = tuple(INBOUND_MODELS)
@@ -85,4 +86,5 @@ __all__ = [
     "RepeatPurchase",
     "SalesChannel",
     "SegmentChanged",
+    "inbound_type",
 ]

@@ -216,6 +216,15 @@ INBOUND_MODELS: dict[str, type[InboundDetail]] = {
     "customer.erase": CustomerErase,
 }
 
+_TYPE_OF: dict[type[InboundDetail], str] = {model: name for name, model in INBOUND_MODELS.items()}
+
+
+def inbound_type(detail: InboundDetail) -> str:
+    """The detail-type an inbound detail travels under (``ChannelSuppressed`` ->
+    ``channel.suppressed``): the inverse of :data:`INBOUND_MODELS`."""
+    return _TYPE_OF[type(detail)]
+
+
 # Requests that are routed to their own domain instead of being folded into state.
 ERASE_TYPE = "customer.erase"
 

@@ -40,8 +40,8 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from kizuna.domain.customer import Customer
-from kizuna.domain.loyalty import recompute
-from kizuna.events import DerivedEvent, RankChanged, RankDirection, SegmentChanged
+from kizuna.domain.loyalty import rank_changed, recompute
+from kizuna.events import DerivedEvent, SegmentChanged
 from kizuna.ports import EventPublisher, VersionConflict
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
@@ -231,24 +231,9 @@ def events_for(
                 ),
             )
         )
-    if before.rank is not None and after.rank is not None and before.rank != after.rank:
-        loyalty = cfg.loyalty
-        up = loyalty.rank_index(after.rank) > loyalty.rank_index(before.rank)
-        out.append(
-            DerivedEvent(
-                detail_type="customer.rank_changed",
-                detail=RankChanged(
-                    event_id=f"{cid}:rank_changed:{before.rank}:{after.rank}:{caused_by}",
-                    customer_id=cid,
-                    occurred_at=as_of,
-                    caused_by=caused_by,
-                    from_rank=before.rank,
-                    to_rank=after.rank,
-                    direction=RankDirection.UP if up else RankDirection.DOWN,
-                    rank_points=after.rank_points,
-                ),
-            )
-        )
+    moved = rank_changed(before, after, cfg.loyalty, as_of, caused_by)
+    if moved is not None:
+        out.append(moved)
     return out
 
 

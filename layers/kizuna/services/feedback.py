@@ -14,15 +14,14 @@ from typing import Any, Protocol
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kizuna.delivery.feedback import FeedbackAction, FeedbackError, parse_ses_event
+from kizuna.delivery.feedback import FeedbackAction, FeedbackError, parse_ses_event, suppression
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import address_hash
 from kizuna.domain.timestamps import iso
-from kizuna.ports import DeadLetterSink
+from kizuna.ports import DeadLetterSink, Inbound
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.observability import logger
 from kizuna.services.failures import DeadLetterPolicy
-from kizuna.services.send import Inbound
 
 
 class FeedbackStore(Protocol):
@@ -54,18 +53,8 @@ class FeedbackService:
         now = self.clock.now()
         count = 0
         for number in opted_out:
-            digest = address_hash(number)
-            for cid in self.store.customers_by_phone_hash(digest):
-                self.inbound.put_inbound(
-                    "channel.suppressed",
-                    {
-                        "customer_id": cid,
-                        "occurred_at": now.isoformat(),
-                        "channel": "sms",
-                        "reason": "opt_out",
-                        "address_hash": digest,
-                    },
-                )
+            for cid in self.store.customers_by_phone_hash(address_hash(number)):
+                self.inbound.put_inbound(suppression(cid, now, "sms", "opt_out", number))
                 count += 1
         return count
 
@@ -112,16 +101,7 @@ class FeedbackService:
             return
         customer = self.store.get_customers([cid]).get(cid)
         address = customer.email if customer else None
-        self.inbound.put_inbound(
-            "channel.suppressed",
-            {
-                "customer_id": cid,
-                "occurred_at": at.isoformat(),
-                "channel": str(action.channel),
-                "reason": action.kind,
-                "address_hash": address_hash(address) if address else None,
-            },
-        )
+        self.inbound.put_inbound(suppression(cid, at, action.channel, action.kind, address))
         logger.info(
             "channel suppressed", channel=str(action.channel), reason=action.kind, customer_id=cid
         )

@@ -66,7 +66,7 @@ def apply_to_customers(
     except Exception as exc:  # the whole read failed: every customer is retried
         return dict.fromkeys(by_customer, exc)
     try:  # an event in flight when its customer was erased must not re-create them
-        erased = store.erased([cid for cid in by_customer if cid not in current])
+        erased = store.erased([cid for cid in by_customer if cid not in current], now)
     except Exception as exc:
         return dict.fromkeys(by_customer, exc)
     for cid, events in by_customer.items():
@@ -74,7 +74,7 @@ def apply_to_customers(
         try:
             for attempt in range(MAX_CONFLICT_RETRIES):
                 # after a conflict the customer may have been erased meanwhile: ask again
-                if customer is None and (cid in erased or (attempt and store.erased([cid]))):
+                if customer is None and (cid in erased or (attempt and store.erased([cid], now))):
                     stats.dropped_erased += len(events)
                     applied = Applied(customer=Customer(customer_id=cid))
                     break

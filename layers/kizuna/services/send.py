@@ -24,16 +24,17 @@ from kizuna.delivery.channels import (
     DeliveryError,
     OutboundMessage,
     SendResult,
-    address_for,
     send_with_retry,
 )
 from kizuna.delivery.coupons import Coupon, issue_coupon
-from kizuna.delivery.policy import Outcome, PolicyDecision, address_hash, decide
+from kizuna.delivery.feedback import suppression
+from kizuna.delivery.policy import Outcome, PolicyDecision, decide
 from kizuna.delivery.templates import Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import Customer
-from kizuna.domain.timestamps import iso
-from kizuna.events import DerivedEvent
+from kizuna.domain.timestamps import iso, parse_time
+from kizuna.events import DerivedEvent, DeviceUnregistered
+from kizuna.ports import Inbound
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Program, SendStep
 from kizuna.runtime.clock import Clock
@@ -91,12 +92,6 @@ class ProductLookup(Protocol):
     def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 
-class Inbound(Protocol):
-    """Puts inbound events (device.unregistered, channel.suppressed) on the bus."""
-
-    def put_inbound(self, detail_type: str, detail: dict[str, Any]) -> None: ...
-
-
 def derive_key(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
 
@@ -146,82 +141,32 @@ class SendService:
         if self._goal_reached(program, req):
             return self._final(req, now, "exit", None, "goal_reached")
         since = iso(now - timedelta(days=7))
-        sent = [
-            datetime.fromisoformat(t.replace("Z", "+00:00"))
-            for t in self.store.sent_times(cid, since)
-        ]
-        channels = [str(c) for c in step.channels]
         decision = decide(
             customer,
-            channels,
+            [str(c) for c in step.channels],
             program.priority,
-            sent,
+            [parse_time(t) for t in self.store.sent_times(cid, since)],
             now,
             self.cfg.contact,
             configured=frozenset(self.channels),
+            blocked=lambda channel: self._carrier_block(customer, channel, now),
         )
-        if (
-            decision.channel == "sms"
-            and decision.outcome != Outcome.SUPPRESS
-            and self._carrier_opted_out(customer, now)
-        ):
-            channels.remove("sms")
-            decision = decide(
-                customer,
-                channels,
-                program.priority,
-                sent,
-                now,
-                self.cfg.contact,
-                configured=frozenset(self.channels),
-            )
         if decision.outcome == Outcome.SUPPRESS:
-            return self._final(
-                req, now, "suppressed", decision.channel, decision.reason, skipped=decision
-            )
+            return self._final(req, now, "suppressed", decision.channel, decision.reason, decision)
         if decision.outcome == Outcome.DEFER:
-            assert decision.until is not None
-            claimed = self.store.claim_message(
-                cid,
-                req.execution,
-                req.step,
-                self._data(
-                    req,
-                    now,
-                    "deferred",
-                    decision.channel,
-                    decision.reason,
-                    until=iso(decision.until),
-                ),
-            )
-            if claimed is not None:
-                return self._duplicate(claimed)
-            return SendResponse(
-                status="deferred",
-                until=iso(decision.until),
-                channel=decision.channel,
-                reason=decision.reason,
-            )
-        assert decision.channel is not None
+            return self._final(req, now, "deferred", decision.channel, decision.reason, decision)
         return self._deliver(req, program, step, customer, decision, now)
 
-    def _carrier_opted_out(self, customer: Customer, now: datetime) -> bool:
-        """The customer replied STOP to an SMS: tell ingest, and do not use SMS."""
-        if self.sms_opted_out is None or not customer.phone:
-            return False
+    def _carrier_block(self, customer: Customer, channel: str, now: datetime) -> str | None:
+        """SMS to a customer who replied STOP: tell ingest, and do not use SMS."""
+        if channel != "sms" or self.sms_opted_out is None or not customer.phone:
+            return None
         if not self.sms_opted_out(customer.phone):
-            return False
+            return None
         self.inbound.put_inbound(
-            "channel.suppressed",
-            {
-                "customer_id": customer.customer_id,
-                "occurred_at": now.isoformat(),
-                "channel": "sms",
-                "reason": "opt_out",
-                "address_hash": address_hash(customer.phone),
-            },
+            suppression(customer.customer_id, now, "sms", "opt_out", customer.phone)
         )
-        return True
+        return "suppressed_opt_out"
 
     def _goal_reached(self, program: Program, req: SendRequest) -> bool:
         if program.goal is None or not program.goal.exit_journey:
@@ -273,9 +218,8 @@ class SendService:
                 reason=exc.reason,
             )
             return self._final(req, now, "failed", channel, f"render_error: {exc.reason}")
-        address = address_for(customer, channel)
-        if not address:
-            return self._final(req, now, "suppressed", channel, "no_channel")
+        address = decision.address
+        assert address is not None  # the policy chose the channel for this address
         message = OutboundMessage(
             customer_id=customer.customer_id,
             program=program.id,
@@ -286,14 +230,9 @@ class SendService:
             content=content,
             sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
         )
-        claimed = self.store.claim_message(
-            customer.customer_id,
-            req.execution,
-            req.step,
-            self._data(req, now, "sending", channel, None),
-        )
-        if claimed is not None:
-            return self._duplicate(claimed)
+        duplicate = self._claim(req, self._data(req, now, "sending", channel, None))
+        if duplicate is not None:
+            return duplicate
         try:
             result = send_with_retry(
                 self.channels[channel], message, attempts=self.attempts, sleep=self.sleep
@@ -341,12 +280,9 @@ class SendService:
             device = customer.devices.get(info.key) if channel == "push" else None
             if device is not None:
                 self.inbound.put_inbound(
-                    "device.unregistered",
-                    {
-                        "customer_id": customer.customer_id,
-                        "occurred_at": now.isoformat(),
-                        "token": device.token,
-                    },
+                    DeviceUnregistered(
+                        customer_id=customer.customer_id, occurred_at=now, token=device.token
+                    )
                 )
 
     def _coupon(
@@ -407,6 +343,7 @@ class SendService:
         reason: str | None,
         **extra: Any,
     ) -> dict[str, Any]:
+        """A ledger entry: domain values only (the store adds its own keys)."""
         return {
             "program": req.program,
             "step": req.step,
@@ -415,10 +352,14 @@ class SendService:
             "channel": channel,
             "reason": reason,
             "at": iso(now),
-            "gsi1pk": f"PROGRAM#{req.program}",
-            "gsi1sk": f"{iso(now)}#{req.customer_id}",
             **{k: v for k, v in extra.items() if v is not None},
         }
+
+    def _claim(self, req: SendRequest, data: dict[str, Any]) -> SendResponse | None:
+        """Claim (execution, step) with ``data``: None if claimed now, else the answer a
+        retried or duplicated invocation gives (what the first one decided)."""
+        claimed = self.store.claim_message(req.customer_id, req.execution, req.step, data)
+        return None if claimed is None else self._duplicate(claimed)
 
     def _final(
         self,
@@ -427,25 +368,27 @@ class SendService:
         status: Status,
         channel: str | None,
         reason: str | None,
-        skipped: PolicyDecision | None = None,
+        decision: PolicyDecision | None = None,
     ) -> SendResponse:
-        extra = (
-            {"skipped": [f"{c}:{why}" for c, why in skipped.skipped]}
-            if skipped and skipped.skipped
-            else {}
+        """Record a decision that sends nothing now (suppressed, deferred, exit, failed)."""
+        skipped = decision.skipped if decision else ()
+        until = iso(decision.until) if decision and decision.until else None
+        data = self._data(
+            req,
+            now,
+            status,
+            channel,
+            reason,
+            until=until,
+            skipped=[f"{c}:{why}" for c, why in skipped] or None,
         )
-        claimed = self.store.claim_message(
-            req.customer_id,
-            req.execution,
-            req.step,
-            self._data(req, now, status, channel, reason, **extra),
-        )
-        if claimed is not None:
-            return self._duplicate(claimed)
+        duplicate = self._claim(req, data)
+        if duplicate is not None:
+            return duplicate
         logger.info(
             "message not sent", program=req.program, step=req.step, status=status, reason=reason
         )
-        return SendResponse(status=status, channel=channel, reason=reason)
+        return SendResponse(status=status, until=until, channel=channel, reason=reason)
 
     @staticmethod
     def _duplicate(existing: Mapping[str, Any]) -> SendResponse:
@@ -458,4 +401,11 @@ class SendService:
         return SendResponse(status="duplicate", channel=existing.get("channel"), reason="in_flight")
 
 
-__all__ = ["DerivedEvent", "SendRequest", "SendResponse", "SendResult", "SendService"]
+__all__ = [
+    "DerivedEvent",
+    "Inbound",
+    "SendRequest",
+    "SendResponse",
+    "SendResult",
+    "SendService",
+]

@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from kizuna.delivery.unsubscribe import InvalidToken, verify
+from kizuna.events import Channel, ConsentChanged, ConsentStatus
+from kizuna.ports import Inbound
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.observability import logger
-from kizuna.services.send import Inbound
 
 PAGES = {
     "confirm": (
@@ -101,14 +102,13 @@ class UnsubscribeService:
         if method != "POST":
             return _response("confirm", token)
         self.inbound.put_inbound(
-            "consent.changed",
-            {
-                "customer_id": claims.customer_id,
-                "occurred_at": now.isoformat(),
-                "channel": claims.channel,
-                "status": "opted_out",
-                "source": "unsubscribe_link",
-            },
+            ConsentChanged(
+                customer_id=claims.customer_id,
+                occurred_at=now,
+                channel=Channel(claims.channel),
+                status=ConsentStatus.OPTED_OUT,
+                source="unsubscribe_link",
+            )
         )
         logger.info("unsubscribed", channel=claims.channel, customer_id=claims.customer_id)
         return _response("done")

@@ -17,8 +17,10 @@ from kizuna.delivery.feedback import (
     parse_ses_event,
     parse_sms_opt_out,
     sms_opt_out_records,
+    suppression,
 )
-from kizuna.events import Channel
+from kizuna.domain.loyalty import address_hash
+from kizuna.events import Channel, ChannelSuppressed
 
 MESSAGE_ID = "010001942a5c7f1e-5d1b2c3a-9f8e-4d7c-b6a5-1234567890ab-000000"
 
@@ -164,3 +166,20 @@ def test_invalid_tokens_from_a_send_result() -> None:
         ("ios-1", "410", "e"),
         ("android-1", "404", "e"),
     ]
+
+
+def test_a_suppression_is_a_typed_event_with_the_address_hashed() -> None:
+    # given feedback that stops SMS for a number (when its event is built)
+    at = datetime(2026, 1, 6, tzinfo=UTC)
+    event = suppression("cust-0001", at, "sms", "opt_out", "+819012345678")
+    # then it is the inbound model ingest validates, and the number is never in clear
+    assert event == ChannelSuppressed(
+        customer_id="cust-0001",
+        occurred_at=at,
+        channel=Channel.SMS,
+        reason="opt_out",
+        address_hash=address_hash("+819012345678"),
+    )
+    assert "9012345678" not in event.model_dump_json()
+    # and without an address the whole channel is suppressed
+    assert suppression("c", at, Channel.EMAIL, "bounce", None).address_hash is None
