@@ -1,5 +1,5 @@
-"""Data: DynamoDB tables (customers, activity with the message ledger, idempotency records,
-products with their learned recommendations, daily snapshot cells) and the analytics bucket
+"""Data: DynamoDB tables (customers, activity with the message ledger, products with their
+learned recommendations, daily snapshot cells) and the analytics bucket
 (the scoring job's work files and the per-customer snapshot export, with a Glue table over
 the export so Athena can query large bases)."""
 
@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from kizuna.programs.sweeps import INDEXES, PHONE_HASH_ATTRIBUTE, PHONE_INDEX
+from kizuna.runtime.settings import ENV_ACTIVITY_TABLE, ENV_CUSTOMERS_TABLE
 from kizuna_infra import names
 
 _S = dynamodb.AttributeType.STRING
@@ -86,12 +87,6 @@ class DataTables(Construct):
             projection_type=dynamodb.ProjectionType.ALL,
         )
 
-        self.idempotency = table(
-            names.IDEMPOTENCY_TABLE_ID,
-            names.IDEMPOTENCY_PK,
-            ttl_attribute=names.IDEMPOTENCY_TTL,
-        )
-
         self.products = table(names.PRODUCTS_TABLE_ID, names.PRODUCTS_PK)
         self.snapshots = table(
             names.SNAPSHOTS_TABLE_ID, names.SNAPSHOTS_PK, sort_key=names.SNAPSHOTS_SK
@@ -131,8 +126,16 @@ class DataTables(Construct):
         )
 
     @property
+    def environment(self) -> dict[str, str]:
+        """The two tables every function but unsubscribe reads, as its settings name them."""
+        return {
+            ENV_CUSTOMERS_TABLE: self.customers.table_name,
+            ENV_ACTIVITY_TABLE: self.activity.table_name,
+        }
+
+    @property
     def all(self) -> list[dynamodb.Table]:
-        return [self.customers, self.activity, self.idempotency, self.products, self.snapshots]
+        return [self.customers, self.activity, self.products, self.snapshots]
 
 
 # Columns of kizuna.scoring.snapshot.SnapshotRow, as Athena reads the JSON Lines.

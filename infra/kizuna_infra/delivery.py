@@ -27,24 +27,14 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from kizuna.runtime.settings import (
-    ENV_ACTIVITY_TABLE,
-    ENV_CUSTOMERS_TABLE,
-    ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS_NAME,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_KIZUNA_CONFIG,
     ENV_PRODUCTS_TABLE,
 )
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, add_function
-from kizuna_infra.queues import (
-    DEFAULT_MAX_RECEIVE_COUNT,
-    dead_letter_queue,
-    queue_event_source,
-    queue_target,
-    work_queue,
-)
+from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, SharedProps
+from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
 from kizuna_infra.schedules import DEFAULT_TIME_ZONE, ScheduledInvocations
 
 SEND_TIMEOUT = Duration.seconds(60)  # provider retries with backoff happen inside
@@ -89,7 +79,7 @@ def email_domain(email_from: str) -> str:
     return domain
 
 
-class Feedback(Construct):
+class Feedback(QueuedFunction):
     """SES events (default bus) -> SQS (with DLQ) -> feedback function; daily SMS opt-outs."""
 
     def __init__(
@@ -100,61 +90,31 @@ class Feedback(Construct):
         default_bus: events.IEventBus,
         bus: events.IEventBus,
         tables: DataTables,
-        layers: list[lambda_.ILayerVersion],
-        source_root: Path,
-        tracing: bool,
+        shared: SharedProps,
         max_receive_count: int,
-        log_retention: logs.RetentionDays,
         schedule_time_zone: TimeZone,
     ) -> None:
-        super().__init__(scope, construct_id)
-        self.tracing = tracing
-        self.dead_letter_queue = dead_letter_queue(self, names.DLQ_ID)
-        self.queue = work_queue(
-            self,
-            names.QUEUE_ID,
-            dead_letters=self.dead_letter_queue,
-            consumer_timeout=FEEDBACK_TIMEOUT,
+        super().__init__(
+            scope,
+            construct_id,
+            folder=names.FEEDBACK_FUNCTION_NAME,
+            description="Kizuna feedback: bounces, complaints, opt-outs -> suppression, ledger",
+            environment={**tables.environment, ENV_EVENT_BUS_NAME: bus.event_bus_name},
+            timeout=FEEDBACK_TIMEOUT,
             max_receive_count=max_receive_count,
+            **shared,
         )
-        self.rule = events.Rule(
-            self,
+        self.rule = self.add_rule(
             names.FEEDBACK_RULE_ID,
-            event_bus=default_bus,
+            bus=default_bus,
             description="SES sending events of Kizuna's configuration set, to the feedback queue",
             event_pattern=events.EventPattern(
                 source=[SES_SOURCE], detail_type=list(SES_DETAIL_TYPES)
             ),
-            targets=[queue_target(self.queue, self.dead_letter_queue)],
         )
-
-        parts = add_function(
-            self,
-            folder=names.FEEDBACK_FUNCTION_NAME,
-            description="Kizuna feedback: bounces, complaints, opt-outs -> suppression, ledger",
-            service_name=names.FEEDBACK_SERVICE_NAME,
-            environment={
-                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
-                ENV_ACTIVITY_TABLE: tables.activity.table_name,
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
-                names.ENV_MAX_RECEIVE_COUNT: str(max_receive_count),
-            },
-            layers=layers,
-            source_root=source_root,
-            tracing=tracing,
-            timeout=FEEDBACK_TIMEOUT,
-            log_retention=log_retention,
-        )
-        self.function = parts.function
-        self.role = parts.role
-        self.log_group = parts.log_group
-        self.function.add_event_source(queue_event_source(self.queue))
-
         bus.grant_put_events_to(self.function)
         tables.customers.grant_read_data(self.function)
         tables.activity.grant_read_write_data(self.function)
-        self.dead_letter_queue.grant_send_messages(self.function)
 
         # --- Daily sweep of SMS opt-outs (SNS keeps the list; nothing is pushed) -----------
         self.schedules = ScheduledInvocations(self, "Schedules", function=self.function)
@@ -228,6 +188,9 @@ class Delivery(Construct):
         self.push_application_id = push_application_id
         self.line_token_secret_arn = line_token_secret_arn
         self.tracing = tracing
+        shared = SharedProps(
+            layers=layers, source_root=source_root, tracing=tracing, log_retention=log_retention
+        )
         stack = Stack.of(self)
 
         # --- Signing secret (HMAC key of coupon codes and unsubscribe tokens) ---------------
@@ -272,16 +235,12 @@ class Delivery(Construct):
             names.UNSUBSCRIBE_CONSTRUCT_ID,
             folder=names.UNSUBSCRIBE_FUNCTION_NAME,
             description="Kizuna unsubscribe: one-click links (RFC 8058) from messages",
-            service_name=names.UNSUBSCRIBE_SERVICE_NAME,
             environment={
                 ENV_EVENT_BUS_NAME: bus.event_bus_name,
                 names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
             },
-            layers=layers,
-            source_root=source_root,
-            tracing=tracing,
             timeout=UNSUBSCRIBE_TIMEOUT,
-            log_retention=log_retention,
+            **shared,
         )
         # No IAM auth: a one-click unsubscribe link in an email (and the mail provider's
         # RFC 8058 POST) must work without credentials. The signed token in the URL is the
@@ -301,11 +260,8 @@ class Delivery(Construct):
             names.SEND_CONSTRUCT_ID,
             folder=names.SEND_FUNCTION_NAME,
             description="Kizuna send: contact policy, render, deliver, ledger",
-            service_name=names.SEND_SERVICE_NAME,
             environment={
-                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
-                ENV_ACTIVITY_TABLE: tables.activity.table_name,
-                ENV_IDEMPOTENCY_TABLE: tables.idempotency.table_name,
+                **tables.environment,
                 ENV_EVENT_BUS_NAME: bus.event_bus_name,
                 ENV_KIZUNA_CONFIG: config_json,
                 names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
@@ -318,13 +274,10 @@ class Delivery(Construct):
                 names.ENV_SMS_SENDER_ID: sms_sender_id,
                 ENV_PRODUCTS_TABLE: tables.products.table_name,
             },
-            layers=layers,
-            source_root=source_root,
             extras={names.PROGRAMS_DIR: programs_dir, names.TEMPLATES_DIR: templates_dir},
-            tracing=tracing,
             timeout=SEND_TIMEOUT,
             memory_size=SEND_MEMORY_MB,
-            log_retention=log_retention,
+            **shared,
         )
         send = self.send.function
         # recommendations: the last order's products and the best sellers, one BatchGetItem
@@ -357,7 +310,6 @@ class Delivery(Construct):
         self.signing_secret.grant_read(send)
         tables.customers.grant_read_data(send)
         tables.activity.grant_read_write_data(send)
-        tables.idempotency.grant_read_write_data(send)
         bus.grant_put_events_to(send)
         # SMS goes to phone numbers, which are not IAM resources: sns:Publish (and the
         # opt-out check before it) need "*". A policy of its own, so that "*" is acknowledged
@@ -376,11 +328,8 @@ class Delivery(Construct):
             default_bus=self.default_bus,
             bus=bus,
             tables=tables,
-            layers=layers,
-            source_root=source_root,
-            tracing=tracing,
+            shared=shared,
             max_receive_count=max_receive_count,
-            log_retention=log_retention,
             schedule_time_zone=schedule_time_zone,
         )
 

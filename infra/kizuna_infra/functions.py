@@ -18,9 +18,8 @@ import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import NotRequired, TypedDict, Unpack, cast
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, Duration, ILocalBundling
@@ -101,107 +100,74 @@ def function_code(
     )
 
 
-@dataclass(frozen=True)
-class FunctionParts:
-    function: lambda_.Function
-    role: iam.Role
-    log_group: logs.LogGroup
+class SharedProps(TypedDict):
+    """What every function of one Kizuna app shares; a construct making several functions
+    builds it once and passes it on as ``**shared``."""
+
+    layers: list[lambda_.ILayerVersion]
+    source_root: Path  # holds functions/
+    tracing: NotRequired[bool]
+    log_retention: NotRequired[logs.RetentionDays]
 
 
-def add_function(
-    scope: Construct,
-    *,
-    folder: str,
-    description: str,
-    service_name: str,
-    environment: Mapping[str, str],
-    layers: list[lambda_.ILayerVersion],
-    source_root: Path,
-    extras: Mapping[str, Path] | None = None,
-    tracing: bool = False,
-    timeout: Duration = DEFAULT_TIMEOUT,
-    memory_size: int = DEFAULT_MEMORY_MB,
-    log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
-    function_id: str = names.INGEST_FUNCTION_ID,
-    role_id: str = names.INGEST_ROLE_ID,
-    log_group_id: str = names.INGEST_LOG_GROUP_ID,
-) -> FunctionParts:
-    """A Kizuna function, its log group and its role, as children of ``scope``."""
-    log_group = logs.LogGroup(scope, log_group_id, retention=log_retention)
-    # An explicit role: logs are granted on this function's own log group instead of the
-    # account-wide AWSLambdaBasicExecutionRole managed policy.
-    role = iam.Role(
-        scope,
-        role_id,
-        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-        description=f"Kizuna {folder} function",
-    )
-    log_group.grant_write(role)
+class FunctionProps(SharedProps):
+    """What a caller says about one function (:class:`KizunaFunction`'s keyword arguments)."""
 
-    function = lambda_.Function(
-        scope,
-        function_id,
-        description=description,
-        runtime=RUNTIME,
-        architecture=ARCHITECTURE,
-        handler=names.FUNCTION_HANDLER,
-        code=function_code(source_root, folder, extras),
-        layers=layers,
-        memory_size=memory_size,
-        timeout=timeout,
-        role=role,
-        log_group=log_group,
-        tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
-        environment={
-            **environment,
-            names.ENV_POWERTOOLS_SERVICE_NAME: service_name,
-            names.ENV_POWERTOOLS_METRICS_NAMESPACE: names.METRICS_NAMESPACE,
-            names.ENV_POWERTOOLS_LOG_LEVEL: "INFO",
-        },
-    )
-    # Tells the local runtime which functions/<name>/handler.py this resource runs.
-    cfn_function = cast(lambda_.CfnFunction, function.node.default_child)
-    cfn_function.add_metadata(names.FUNCTION_METADATA_KEY, folder)
-    return FunctionParts(function=function, role=role, log_group=log_group)
+    folder: str  # functions/<folder>/handler.py
+    description: str
+    environment: Mapping[str, str]
+    service_name: NotRequired[str]  # POWERTOOLS_SERVICE_NAME; kizuna-<folder> by default
+    extras: NotRequired[Mapping[str, Path] | None]  # bundled next to handler.py
+    timeout: NotRequired[Duration]
+    memory_size: NotRequired[int]
 
 
 class KizunaFunction(Construct):
-    """:func:`add_function` in a construct of its own (``<id>/Function``, ``Role``, ...)."""
+    """The one way to make a Kizuna function: ``<id>/Function``, its ``Role`` and its
+    ``LogGroup``, named by the caller's ``construct_id`` (keyword arguments:
+    :class:`FunctionProps`)."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        folder: str,
-        description: str,
-        service_name: str,
-        environment: Mapping[str, str],
-        layers: list[lambda_.ILayerVersion],
-        source_root: Path,
-        extras: Mapping[str, Path] | None = None,
-        tracing: bool = False,
-        timeout: Duration = DEFAULT_TIMEOUT,
-        memory_size: int = DEFAULT_MEMORY_MB,
-        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, **props: Unpack[FunctionProps]) -> None:
         super().__init__(scope, construct_id)
-        parts = add_function(
-            self,
-            folder=folder,
-            description=description,
-            service_name=service_name,
-            environment=environment,
-            layers=layers,
-            source_root=source_root,
-            extras=extras,
-            tracing=tracing,
-            timeout=timeout,
-            memory_size=memory_size,
-            log_retention=log_retention,
-        )
+        folder = props["folder"]
         self.folder = folder
-        self.tracing = tracing
-        self.function = parts.function
-        self.role = parts.role
-        self.log_group = parts.log_group
+        self.tracing = props.get("tracing", False)
+        self.log_group = logs.LogGroup(
+            self, names.LOG_GROUP_ID, retention=props.get("log_retention", DEFAULT_LOG_RETENTION)
+        )
+        # An explicit role: logs are granted on this function's own log group instead of the
+        # account-wide AWSLambdaBasicExecutionRole managed policy.
+        self.role = iam.Role(
+            self,
+            names.ROLE_ID,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Kizuna {folder} function",
+        )
+        self.log_group.grant_write(self.role)
+
+        self.function = lambda_.Function(
+            self,
+            names.FUNCTION_ID,
+            description=props["description"],
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=names.FUNCTION_HANDLER,
+            code=function_code(props["source_root"], folder, props.get("extras")),
+            layers=props["layers"],
+            memory_size=props.get("memory_size", DEFAULT_MEMORY_MB),
+            timeout=props.get("timeout", DEFAULT_TIMEOUT),
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE if self.tracing else lambda_.Tracing.DISABLED,
+            environment={
+                **props["environment"],
+                names.ENV_POWERTOOLS_SERVICE_NAME: props.get(
+                    "service_name", f"{names.SERVICE_NAME_PREFIX}{folder}"
+                ),
+                names.ENV_POWERTOOLS_METRICS_NAMESPACE: names.METRICS_NAMESPACE,
+                names.ENV_POWERTOOLS_LOG_LEVEL: "INFO",
+            },
+        )
+        # Tells the local runtime which functions/<name>/handler.py this resource runs.
+        cfn_function = cast(lambda_.CfnFunction, self.function.node.default_child)
+        cfn_function.add_metadata(names.FUNCTION_METADATA_KEY, folder)

@@ -18,28 +18,18 @@ from constructs import Construct
 
 from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.runtime.settings import (
-    ENV_ACTIVITY_TABLE,
-    ENV_CUSTOMERS_TABLE,
-    ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS_NAME,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_JOURNEY_ARN_PREFIX,
     ENV_KIZUNA_CONFIG,
     KIZUNA_EVENT_SOURCE,
 )
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, add_function
-from kizuna_infra.queues import (
-    DEFAULT_MAX_RECEIVE_COUNT,
-    dead_letter_queue,
-    queue_event_source,
-    queue_target,
-    work_queue,
-)
+from kizuna_infra.functions import DEFAULT_LOG_RETENTION, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
 
 
-class Ingest(Construct):
+class Ingest(QueuedFunction):
     """Validates inbound events and updates customer state."""
 
     def __init__(
@@ -56,48 +46,17 @@ class Ingest(Construct):
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = DEFAULT_MEMORY_MB,
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
     ) -> None:
-        super().__init__(scope, construct_id)
-        self.tracing = tracing
-
-        # --- Queues --------------------------------------------------------------------
-        self.dead_letter_queue = dead_letter_queue(self, names.INGEST_DLQ_ID)
-        self.queue = work_queue(
-            self,
-            names.INGEST_QUEUE_ID,
-            dead_letters=self.dead_letter_queue,
-            consumer_timeout=timeout,
-            max_receive_count=max_receive_count,
-        )
-
-        # --- Bus -> queue ---------------------------------------------------------------
-        self.rule = events.Rule(
-            self,
-            names.INGEST_RULE_ID,
-            event_bus=bus,
-            description="Inbound events from producers (not Kizuna's own) to the ingest queue",
-            event_pattern=events.EventPattern(
-                detail_type=list(INBOUND_EVENT_TYPES),
-                source=events.Match.anything_but(KIZUNA_EVENT_SOURCE),
-            ),
-            targets=[queue_target(self.queue, self.dead_letter_queue)],
-        )
-
-        # --- Function -------------------------------------------------------------------
-        parts = add_function(
-            self,
+        super().__init__(
+            scope,
+            construct_id,
             folder=names.INGEST_FUNCTION_NAME,
             description="Kizuna ingest: validate inbound events, update customer state",
-            service_name=names.INGEST_SERVICE_NAME,
             environment={
-                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
-                ENV_ACTIVITY_TABLE: tables.activity.table_name,
-                ENV_IDEMPOTENCY_TABLE: tables.idempotency.table_name,
+                **tables.environment,
                 ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
                 ENV_KIZUNA_CONFIG: config_json,
-                names.ENV_MAX_RECEIVE_COUNT: str(max_receive_count),
             },
             layers=layers,
             source_root=source_root,
@@ -105,17 +64,20 @@ class Ingest(Construct):
             timeout=timeout,
             memory_size=memory_size,
             log_retention=log_retention,
+            max_receive_count=max_receive_count,
         )
-        self.function = parts.function
-        self.role = parts.role
-        self.log_group = parts.log_group
-        self.function.add_event_source(queue_event_source(self.queue))
-
-        # --- Permissions (grant_* only) -------------------------------------------------
-        for table in (tables.customers, tables.activity, tables.idempotency):
+        self.rule = self.add_rule(
+            names.INGEST_RULE_ID,
+            bus=bus,
+            description="Inbound events from producers (not Kizuna's own) to the ingest queue",
+            event_pattern=events.EventPattern(
+                detail_type=list(INBOUND_EVENT_TYPES),
+                source=events.Match.anything_but(KIZUNA_EVENT_SOURCE),
+            ),
+        )
+        for table in (tables.customers, tables.activity):
             table.grant_read_write_data(self.function)
         bus.grant_put_events_to(self.function)
-        self.dead_letter_queue.grant_send_messages(self.function)
 
     def allow_stopping_journeys(
         self, journey_arn_prefix: str, machines: list[sfn.StateMachine]

@@ -8,7 +8,8 @@ construct added later is monitored without a line here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
@@ -32,6 +33,7 @@ CHANNELS = ("email", "sms", "push", "line")
 PERIOD = Duration.minutes(5)
 SES_PERIOD = Duration.hours(1)
 DLQ_SUFFIX = "DeadLetterQueue"
+_C = TypeVar("_C", bound=Construct)
 
 
 def _short(construct: Construct) -> str:
@@ -75,60 +77,36 @@ class Monitoring(Construct):
         self.action = cw_actions.SnsAction(self.topic)
         self.alarms: list[cw.Alarm] = []
 
-        dlq_widgets = []
-        for queue in dead_letter_queues:
-            metric = queue.metric_approximate_number_of_messages_visible(
+        dead_letters = self._alarm_each(
+            dead_letter_queues,
+            "Depth",
+            lambda q: q.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(1), statistic="Maximum"
-            )
-            self._alarm(
-                f"{_short(queue)}Depth",
-                metric,
-                threshold=0,
-                description=f"Dead letters in {queue.node.path}: `kizuna dlq show`",
-            )
-            dlq_widgets.append(metric)
-
-        error_metrics, throttle_metrics = [], []
-        for fn in functions:
-            errors = fn.metric_errors(period=PERIOD, statistic="Sum")
-            throttles = fn.metric_throttles(period=PERIOD, statistic="Sum")
-            self._alarm(
-                f"{_short(fn)}Errors",
-                errors,
-                threshold=0,
-                description=f"{fn.node.path} raised errors",
-            )
-            self._alarm(
-                f"{_short(fn)}Throttles",
-                throttles,
-                threshold=0,
-                description=f"{fn.node.path} was throttled",
-            )
-            error_metrics.append(errors)
-            throttle_metrics.append(throttles)
-
-        failed_journeys = []
-        for machine in state_machines:
-            failed = machine.metric_failed(period=PERIOD, statistic="Sum")
-            self._alarm(
-                f"{_short(machine)}Failed",
-                failed,
-                threshold=0,
-                description=f"Journey executions failed in {machine.node.path}",
-            )
-            failed_journeys.append(failed)
-
-        bounce = cw.Metric(
-            namespace="AWS/SES",
-            metric_name="Reputation.BounceRate",
-            statistic="Average",
-            period=SES_PERIOD,
+            ),
+            "Dead letters in {path}: `kizuna dlq show`",
         )
-        complaint = cw.Metric(
-            namespace="AWS/SES",
-            metric_name="Reputation.ComplaintRate",
-            statistic="Average",
-            period=SES_PERIOD,
+        errors = self._alarm_each(
+            functions,
+            "Errors",
+            lambda fn: fn.metric_errors(period=PERIOD, statistic="Sum"),
+            "{path} raised errors",
+        )
+        throttles = self._alarm_each(
+            functions,
+            "Throttles",
+            lambda fn: fn.metric_throttles(period=PERIOD, statistic="Sum"),
+            "{path} was throttled",
+        )
+        failed_journeys = self._alarm_each(
+            state_machines,
+            "Failed",
+            lambda machine: machine.metric_failed(period=PERIOD, statistic="Sum"),
+            "Journey executions failed in {path}",
+        )
+
+        bounce, complaint = (
+            cw.Metric(namespace="AWS/SES", metric_name=name, statistic="Average", period=SES_PERIOD)
+            for name in ("Reputation.BounceRate", "Reputation.ComplaintRate")
         )
         self._alarm(
             "SesBounceRate",
@@ -155,7 +133,6 @@ class Monitoring(Construct):
             self._alarm(
                 f"SendFailed{channel.capitalize()}",
                 metric,
-                threshold=0,
                 description=f"Sends failed on {channel}",
             )
             send_failed.append(metric)
@@ -165,9 +142,9 @@ class Monitoring(Construct):
             cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24),
         )
         self.dashboard.add_widgets(
-            cw.GraphWidget(title="Dead letters", left=dlq_widgets, width=8),
-            cw.GraphWidget(title="Function errors", left=error_metrics, width=8),
-            cw.GraphWidget(title="Function throttles", left=throttle_metrics, width=8),
+            cw.GraphWidget(title="Dead letters", left=dead_letters, width=8),
+            cw.GraphWidget(title="Function errors", left=errors, width=8),
+            cw.GraphWidget(title="Function throttles", left=throttles, width=8),
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Failed journey executions", left=failed_journeys, width=8),
@@ -175,8 +152,28 @@ class Monitoring(Construct):
             cw.GraphWidget(title="SES reputation", left=[bounce, complaint], width=8),
         )
 
+    def _alarm_each(
+        self,
+        constructs: Sequence[_C],
+        suffix: str,
+        metric_of: Callable[[_C], cw.Metric],
+        description: str,
+    ) -> list[cw.IMetric]:
+        """One alarm (above 0) per construct, ``<construct path><suffix>``; their metrics.
+        ``{path}`` in ``description`` is the construct's path."""
+        metrics: list[cw.IMetric] = []
+        for construct in constructs:
+            metric = metric_of(construct)
+            self._alarm(
+                f"{_short(construct)}{suffix}",
+                metric,
+                description=description.format(path=construct.node.path),
+            )
+            metrics.append(metric)
+        return metrics
+
     def _alarm(
-        self, alarm_id: str, metric: cw.Metric, *, threshold: float, description: str
+        self, alarm_id: str, metric: cw.Metric, *, description: str, threshold: float = 0
     ) -> cw.Alarm:
         alarm = cw.Alarm(
             self,

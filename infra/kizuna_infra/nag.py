@@ -9,7 +9,7 @@ is about, with the finding id (``RuleId[finding]``) where the rule reports findi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, cast
 
 from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
@@ -19,6 +19,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 if TYPE_CHECKING:
+    from kizuna_infra.functions import KizunaFunction
     from kizuna_infra.kizuna import Kizuna
     from kizuna_infra.schedules import ScheduledInvocations
     from kizuna_infra.scoring import Scoring
@@ -87,17 +88,8 @@ QUALIFIED_INVOKE_REASON = (
 )
 
 
-class _KizunaFunction(Protocol):
-    @property
-    def function(self) -> lambda_.Function: ...
-    @property
-    def role(self) -> iam.Role: ...
-    @property
-    def tracing(self) -> bool: ...
-
-
 def _acknowledge_function(
-    function: _KizunaFunction, index_tables: Mapping[str, dynamodb.Table]
+    function: KizunaFunction, index_tables: Mapping[str, dynamodb.Table]
 ) -> None:
     """The runtime pin, the table-index wildcards its grants add, and X-Ray when traced."""
     acknowledge(_resource(function.function), "AwsSolutions-L1", RUNTIME_REASON)

@@ -20,6 +20,7 @@ PROJECT_ROOT: Final[Path] = Path(__file__).resolve().parents[2]
 LAYERS_DIR: Final[str] = "layers"
 KIZUNA_PACKAGE_DIR: Final[str] = "layers/kizuna"
 LAYER_REQUIREMENTS_FILE: Final[str] = "requirements.txt"  # inside LAYERS_DIR
+SCORING_REQUIREMENTS_FILE: Final[str] = "requirements-scoring.txt"  # inside LAYERS_DIR
 FUNCTIONS_DIR: Final[str] = "functions"
 PROGRAMS_DIR: Final[str] = "programs"  # program YAML, bundled next to some handlers
 TEMPLATES_DIR: Final[str] = "templates"  # message templates, bundled next to send's handler
@@ -58,7 +59,6 @@ ARCHIVE_RETENTION_DAYS: Final[int] = 30
 DATA_CONSTRUCT_ID: Final[str] = "Data"
 CUSTOMERS_TABLE_ID: Final[str] = "Customers"
 ACTIVITY_TABLE_ID: Final[str] = "Activity"
-IDEMPOTENCY_TABLE_ID: Final[str] = "Idempotency"
 PRODUCTS_TABLE_ID: Final[str] = "Products"
 SNAPSHOTS_TABLE_ID: Final[str] = "Snapshots"
 ANALYTICS_BUCKET_ID: Final[str] = "AnalyticsBucket"
@@ -83,14 +83,12 @@ ACTIVITY_TTL: Final[str] = "expires_at"
 ACTIVITY_GSI1: Final[str] = "gsi1"
 ACTIVITY_GSI1_PK: Final[str] = "gsi1pk"
 ACTIVITY_GSI1_SK: Final[str] = "gsi1sk"
-# Powertools idempotency layout (DynamoDBPersistenceLayer defaults).
-IDEMPOTENCY_PK: Final[str] = "id"
-IDEMPOTENCY_TTL: Final[str] = "expiration"
 
 # --- Layers ------------------------------------------------------------------------------
 LAYERS_CONSTRUCT_ID: Final[str] = "Layers"
 DEPENDENCIES_LAYER_ID: Final[str] = "Dependencies"
 KIZUNA_LAYER_ID: Final[str] = "KizunaPackage"
+SCORING_LAYER_ID: Final[str] = "ScoringDependencies"  # numpy: the score function only
 LOCAL_BUNDLING_IMAGE: Final[str] = "local-bundling-only"
 LAYER_PIP_PLATFORM: Final[str] = "manylinux2014_aarch64"
 LAYER_PIP_EXTRA_PLATFORMS: Final[tuple[str, ...]] = ("manylinux_2_28_aarch64",)
@@ -98,29 +96,20 @@ LAYER_PYTHON_VERSION: Final[str] = "3.13"
 
 # --- Ingest ------------------------------------------------------------------------------
 INGEST_CONSTRUCT_ID: Final[str] = "Ingest"
-INGEST_QUEUE_ID: Final[str] = "Queue"
-INGEST_DLQ_ID: Final[str] = "DeadLetterQueue"
 INGEST_RULE_ID: Final[str] = "InboundRule"
-INGEST_FUNCTION_ID: Final[str] = "Function"
-INGEST_LOG_GROUP_ID: Final[str] = "LogGroup"
-INGEST_ROLE_ID: Final[str] = "Role"
 INGEST_FUNCTION_NAME: Final[str] = "ingest"  # functions/<name>/handler.py
-INGEST_SERVICE_NAME: Final[str] = "kizuna-ingest"
 
 # --- Programs: evaluate, journeys (one state machine per program), journey helper, sweeps --
 PROGRAMS_CONSTRUCT_ID: Final[str] = "Programs"
 EVALUATE_CONSTRUCT_ID: Final[str] = "Evaluate"
 EVALUATE_RULE_ID: Final[str] = "TriggerRule"
 EVALUATE_FUNCTION_NAME: Final[str] = "evaluate"
-EVALUATE_SERVICE_NAME: Final[str] = "kizuna-evaluate"
 JOURNEYS_CONSTRUCT_ID: Final[str] = "Journeys"  # holds one construct per program id
 STATE_MACHINE_ID: Final[str] = "StateMachine"
 JOURNEY_CONSTRUCT_ID: Final[str] = "JourneyHelper"
 JOURNEY_FUNCTION_NAME: Final[str] = "journey"
-JOURNEY_SERVICE_NAME: Final[str] = "kizuna-journey"
 SWEEP_CONSTRUCT_ID: Final[str] = "Sweep"
 SWEEP_FUNCTION_NAME: Final[str] = "sweep"
-SWEEP_SERVICE_NAME: Final[str] = "kizuna-sweep"
 SWEEP_DAILY_SCHEDULE_ID: Final[str] = "DailySchedule"
 SWEEP_HOURLY_SCHEDULE_ID: Final[str] = "HourlySchedule"
 SWEEP_DAILY_SCHEDULE_NAME: Final[str] = "sweep-daily"
@@ -162,21 +151,18 @@ DEFAULT_BUS_ID: Final[str] = "DefaultBus"
 DEFAULT_EVENT_BUS: Final[str] = "default"  # SES publishes to the account's default bus only
 SEND_CONSTRUCT_ID: Final[str] = "Send"
 SEND_FUNCTION_NAME: Final[str] = "send"
-SEND_SERVICE_NAME: Final[str] = "kizuna-send"
 SMS_POLICY_ID: Final[str] = "SmsPublishPolicy"
 UNSUBSCRIBE_CONSTRUCT_ID: Final[str] = "Unsubscribe"
 UNSUBSCRIBE_FUNCTION_NAME: Final[str] = "unsubscribe"
-UNSUBSCRIBE_SERVICE_NAME: Final[str] = "kizuna-unsubscribe"
 FUNCTION_URL_ID: Final[str] = "Url"
 FEEDBACK_CONSTRUCT_ID: Final[str] = "Feedback"
 FEEDBACK_RULE_ID: Final[str] = "SesEventsRule"
 FEEDBACK_FUNCTION_NAME: Final[str] = "feedback"
-FEEDBACK_SERVICE_NAME: Final[str] = "kizuna-feedback"
 FEEDBACK_SCHEDULE_ID: Final[str] = "SmsOptOutSchedule"
 FEEDBACK_SCHEDULE_NAME: Final[str] = "sms-opt-outs"
 SMS_OPT_OUT_POLICY_ID: Final[str] = "SmsOptOutPolicy"
 
-# --- Queues (shared): every queue-fed function's construct holds these two ------------------
+# --- Queues (shared): every QueuedFunction holds these two, beside its function ------------
 QUEUE_ID: Final[str] = "Queue"
 DLQ_ID: Final[str] = "DeadLetterQueue"
 
@@ -185,7 +171,13 @@ SCHEDULER_ROLE_ID: Final[str] = "SchedulerRole"
 SCHEDULE_DLQ_ID: Final[str] = "ScheduleDeadLetterQueue"
 
 # --- Lambda functions (shared) -------------------------------------------------------------
+# Children of every KizunaFunction (<construct id>/Function, .../Role, .../LogGroup).
+FUNCTION_ID: Final[str] = "Function"
+ROLE_ID: Final[str] = "Role"
+LOG_GROUP_ID: Final[str] = "LogGroup"
 FUNCTION_HANDLER: Final[str] = "handler.handler"
+# POWERTOOLS_SERVICE_NAME of a function: this prefix and its functions/<name>.
+SERVICE_NAME_PREFIX: Final[str] = "kizuna-"
 # CloudFormation Metadata key that tells the local runtime which functions/<name> a
 # synthesized AWS::Lambda::Function runs.
 FUNCTION_METADATA_KEY: Final[str] = "kizuna:function"
@@ -218,7 +210,6 @@ OUTPUT_BUS_NAME: Final[str] = "EventBusName"
 OUTPUT_BUS_ARN: Final[str] = "EventBusArn"
 OUTPUT_CUSTOMERS_TABLE: Final[str] = "CustomersTableName"
 OUTPUT_ACTIVITY_TABLE: Final[str] = "ActivityTableName"
-OUTPUT_IDEMPOTENCY_TABLE: Final[str] = "IdempotencyTableName"
 OUTPUT_INGEST_DLQ_URL: Final[str] = "IngestDeadLetterQueueUrl"
 OUTPUT_UNSUBSCRIBE_URL: Final[str] = "UnsubscribeUrl"
 OUTPUT_CONFIGURATION_SET: Final[str] = "SesConfigurationSetName"

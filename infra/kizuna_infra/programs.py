@@ -34,9 +34,6 @@ from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_pro
 from kizuna.programs.model import Program
 from kizuna.programs.sweeps import SweepKind
 from kizuna.runtime.settings import (
-    ENV_ACTIVITY_TABLE,
-    ENV_CUSTOMERS_TABLE,
-    ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS_NAME,
     ENV_JOURNEY_ARN_PREFIX,
     ENV_KIZUNA_CONFIG,
@@ -45,14 +42,8 @@ from kizuna.runtime.settings import (
 from kizuna.segments import load_segments
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, add_function
-from kizuna_infra.queues import (
-    DEFAULT_MAX_RECEIVE_COUNT,
-    dead_letter_queue,
-    queue_event_source,
-    queue_target,
-    work_queue,
-)
+from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, SharedProps
+from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
 from kizuna_infra.schedules import DEFAULT_TIME_ZONE, ScheduledInvocations
 
 EVALUATE_TIMEOUT = Duration.seconds(30)
@@ -160,7 +151,7 @@ def evaluate_patterns(
 # --- Constructs --------------------------------------------------------------------------------
 
 
-class Evaluate(Construct):
+class Evaluate(QueuedFunction):
     """Bus rule(s) -> SQS (with DLQ) -> evaluate function, which starts journeys."""
 
     def __init__(
@@ -172,68 +163,40 @@ class Evaluate(Construct):
         journey_arn_prefix: str,
         bus: events.IEventBus,
         tables: DataTables,
-        layers: list[lambda_.ILayerVersion],
-        source_root: Path,
+        shared: SharedProps,
         data_dirs: dict[str, Path],
         config_json: str,
-        tracing: bool,
         max_receive_count: int,
-        log_retention: logs.RetentionDays,
     ) -> None:
-        super().__init__(scope, construct_id)
-        self.tracing = tracing
-        self.dead_letter_queue = dead_letter_queue(self, names.DLQ_ID)
-        self.queue = work_queue(
-            self,
-            names.QUEUE_ID,
-            dead_letters=self.dead_letter_queue,
-            consumer_timeout=EVALUATE_TIMEOUT,
+        super().__init__(
+            scope,
+            construct_id,
+            folder=names.EVALUATE_FUNCTION_NAME,
+            description="Kizuna evaluate: start journeys of programs whose trigger matches",
+            environment={
+                **tables.environment,
+                ENV_EVENT_BUS_NAME: bus.event_bus_name,
+                ENV_JOURNEY_ARN_PREFIX: journey_arn_prefix,
+                ENV_KIZUNA_CONFIG: config_json,
+            },
+            extras=data_dirs,
+            timeout=EVALUATE_TIMEOUT,
             max_receive_count=max_receive_count,
+            **shared,
         )
-        self.rules: list[events.Rule] = []
         for n, pattern in enumerate(evaluate_patterns(programs)):
-            rule = events.Rule(
-                self,
+            rule = self.add_rule(
                 names.EVALUATE_RULE_ID if n == 0 else f"{names.EVALUATE_RULE_ID}{n + 1}",
-                event_bus=bus,
+                bus=bus,
                 description="Events that start or convert a Kizuna program, to the evaluate queue",
                 # Replaced below on the L1 resource: an L2 pattern has no top-level $or.
                 event_pattern=events.EventPattern(detail_type=list(DERIVED_EVENT_TYPES)),
-                targets=[queue_target(self.queue, self.dead_letter_queue)],
             )
             cast(events.CfnRule, rule.node.default_child).event_pattern = pattern
-            self.rules.append(rule)
-
-        parts = add_function(
-            self,
-            folder=names.EVALUATE_FUNCTION_NAME,
-            description="Kizuna evaluate: start journeys of programs whose trigger matches",
-            service_name=names.EVALUATE_SERVICE_NAME,
-            environment={
-                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
-                ENV_ACTIVITY_TABLE: tables.activity.table_name,
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
-                ENV_JOURNEY_ARN_PREFIX: journey_arn_prefix,
-                ENV_KIZUNA_CONFIG: config_json,
-                names.ENV_MAX_RECEIVE_COUNT: str(max_receive_count),
-            },
-            layers=layers,
-            source_root=source_root,
-            extras=data_dirs,
-            tracing=tracing,
-            timeout=EVALUATE_TIMEOUT,
-            log_retention=log_retention,
-        )
-        self.function = parts.function
-        self.role = parts.role
-        self.log_group = parts.log_group
-        self.function.add_event_source(queue_event_source(self.queue))
 
         tables.customers.grant_read_data(self.function)
         tables.activity.grant_read_write_data(self.function)
         bus.grant_put_events_to(self.function)
-        self.dead_letter_queue.grant_send_messages(self.function)
 
 
 class Programs(Construct):
@@ -272,6 +235,9 @@ class Programs(Construct):
         if segments_dir.is_dir():
             data_dirs[names.SEGMENTS_DIR] = segments_dir
         self.tracing = tracing
+        shared = SharedProps(
+            layers=layers, source_root=source_root, tracing=tracing, log_retention=log_retention
+        )
         stack = Stack.of(self)
         self.prefix = state_machine_prefix(stack)
         self.journey_arn_prefix = stack.format_arn(
@@ -287,17 +253,9 @@ class Programs(Construct):
             names.JOURNEY_CONSTRUCT_ID,
             folder=names.JOURNEY_FUNCTION_NAME,
             description="Kizuna journey helper: branch conditions and local times",
-            service_name=names.JOURNEY_SERVICE_NAME,
-            environment={
-                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
-                ENV_ACTIVITY_TABLE: tables.activity.table_name,
-                ENV_KIZUNA_CONFIG: config_json,
-            },
-            layers=layers,
-            source_root=source_root,
+            environment={**tables.environment, ENV_KIZUNA_CONFIG: config_json},
             extras=data_dirs,
-            tracing=tracing,
-            log_retention=log_retention,
+            **shared,
         )
         tables.customers.grant_read_data(self.journey_helper.function)
         tables.activity.grant_read_data(self.journey_helper.function)
@@ -369,13 +327,10 @@ class Programs(Construct):
             journey_arn_prefix=self.journey_arn_prefix,
             bus=bus,
             tables=tables,
-            layers=layers,
-            source_root=source_root,
+            shared=shared,
             data_dirs=data_dirs,
             config_json=config_json,
-            tracing=tracing,
             max_receive_count=max_receive_count,
-            log_retention=log_retention,
         )
         for machine in self.state_machines.values():
             machine.grant_start_execution(self.evaluate.function)
@@ -386,18 +341,13 @@ class Programs(Construct):
             names.SWEEP_CONSTRUCT_ID,
             folder=names.SWEEP_FUNCTION_NAME,
             description="Kizuna sweep: scheduled triggers (dormancy, points expiry, carts)",
-            service_name=names.SWEEP_SERVICE_NAME,
             environment={
-                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
-                ENV_ACTIVITY_TABLE: tables.activity.table_name,
+                **tables.environment,
                 ENV_EVENT_BUS_NAME: bus.event_bus_name,
                 ENV_KIZUNA_CONFIG: config_json,
             },
-            layers=layers,
-            source_root=source_root,
-            tracing=tracing,
             timeout=SWEEP_TIMEOUT,
-            log_retention=log_retention,
+            **shared,
         )
         tables.customers.grant_read_data(self.sweep.function)  # the table and its indexes
         bus.grant_put_events_to(self.sweep.function)

@@ -56,7 +56,6 @@ class KizunaStack(Stack):
             (names.OUTPUT_BUS_ARN, k.bus.bus_arn, "ARN of the Kizuna event bus"),
             (names.OUTPUT_CUSTOMERS_TABLE, k.tables.customers.table_name, "Customers table"),
             (names.OUTPUT_ACTIVITY_TABLE, k.tables.activity.table_name, "Activity table"),
-            (names.OUTPUT_IDEMPOTENCY_TABLE, k.tables.idempotency.table_name, "Idempotency"),
             (
                 names.OUTPUT_INGEST_DLQ_URL,
                 k.ingest.dead_letter_queue.queue_url,

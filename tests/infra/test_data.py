@@ -27,7 +27,6 @@ def tables(
         for name, table in (
             ("customers", data.customers),
             ("activity", data.activity),
-            ("idempotency", data.idempotency),
             ("products", data.products),
             ("snapshots", data.snapshots),
         )
@@ -39,11 +38,11 @@ def key_schema(table_or_index: dict[str, Any]) -> dict[str, str]:
     return {k["KeyType"]: k["AttributeName"] for k in schema}
 
 
-def test_exactly_the_five_tables(template: Template) -> None:
-    assert len(template.find_resources("AWS::DynamoDB::Table")) == 5
+def test_exactly_the_four_tables(template: Template) -> None:
+    assert len(template.find_resources("AWS::DynamoDB::Table")) == 4
 
 
-@pytest.mark.parametrize("name", ["customers", "activity", "idempotency", "products", "snapshots"])
+@pytest.mark.parametrize("name", ["customers", "activity", "products", "snapshots"])
 def test_every_table_is_on_demand_encrypted_recoverable_and_retained(
     tables: dict[str, Any], name: str
 ) -> None:
@@ -86,13 +85,6 @@ def test_activity_table_has_sort_key_ttl_and_gsi1(tables: dict[str, Any]) -> Non
     assert gsi["IndexName"] == "gsi1"
     assert key_schema(gsi) == {"HASH": "gsi1pk", "RANGE": "gsi1sk"}
     assert gsi["Projection"] == {"ProjectionType": "ALL"}
-
-
-def test_idempotency_table_has_the_powertools_layout(tables: dict[str, Any]) -> None:
-    # aws_lambda_powertools DynamoDBPersistenceLayer defaults: key "id", TTL "expiration".
-    props = tables["idempotency"]["Properties"]
-    assert key_schema(tables["idempotency"]) == {"HASH": "id"}
-    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
 
 def test_removal_policy_is_configurable(make_app: Callable[..., cdk.App]) -> None:

@@ -67,7 +67,6 @@ class Ids:
         self.bus = logical_id(k.bus.bus)
         self.customers = logical_id(k.tables.customers)
         self.activity = logical_id(k.tables.activity)
-        self.idempotency = logical_id(k.tables.idempotency)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +162,6 @@ def test_send_environment(resources: dict[str, Any], ids: Ids) -> None:
     assert env["SES_CONFIGURATION_SET"] == {"Ref": ids.configuration_set}
     assert env["UNSUBSCRIBE_URL"] == {"Fn::GetAtt": [ids.url, "FunctionUrl"]}
     assert env["SIGNING_SECRET_ARN"] == {"Ref": ids.secret}
-    assert env["IDEMPOTENCY_TABLE"] == {"Ref": ids.idempotency}
     assert env["PUSH_APPLICATION_ID"] == ""
     assert env["LINE_TOKEN_SECRET_ARN"] == ""
     props = resources[ids.send]["Properties"]
@@ -204,7 +202,6 @@ def test_send_grants(send_statements: list[dict[str, Any]], ids: Ids) -> None:
     assert resources_for(send_statements, "dynamodb:PutItem") == [
         arn(ids.activity),
         index_arn(ids.activity),
-        arn(ids.idempotency),
     ]
     assert arn(ids.customers) in resources_for(send_statements, "dynamodb:GetItem")
     assert arn(ids.customers) not in resources_for(send_statements, "dynamodb:UpdateItem")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from infra_helpers import arn, as_list, index_arn, iter_resources, resources_for, statements_of
 from moto.events.models import EventPattern
 from moto.events.utils import EventMessageType
 
@@ -32,23 +33,12 @@ class Ids:
         self.bus = logical_id(k.bus.bus)
         self.customers = logical_id(k.tables.customers)
         self.activity = logical_id(k.tables.activity)
-        self.idempotency = logical_id(k.tables.idempotency)
         self.layers = [logical_id(layer) for layer in k.layers.all]
-
-
-def arn(logical: str) -> dict[str, Any]:
-    return {"Fn::GetAtt": [logical, "Arn"]}
 
 
 @pytest.fixture(scope="module")
 def ids(stack: KizunaStack, logical_id: Callable[[Any], str]) -> Ids:
     return Ids(stack, logical_id)
-
-
-@pytest.fixture(scope="module")
-def resources(template_json: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = template_json["Resources"]
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +48,9 @@ def function(resources: dict[str, Any], ids: Ids) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def statements(template: Template, ids: Ids) -> list[dict[str, Any]]:
+def statements(resources: dict[str, Any], ids: Ids) -> list[dict[str, Any]]:
     """Every statement of every identity policy on the ingest function's role."""
-    policies = template.find_resources(
-        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": ids.role}]}}
-    )
-    assert policies, "the ingest role has no policy"
-    return [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def resources_for(statements: list[dict[str, Any]], action: str) -> list[Any]:
-    return [r for s in statements if action in as_list(s["Action"]) for r in as_list(s["Resource"])]
+    return statements_of(resources, ids.role)
 
 
 # --- Queues -------------------------------------------------------------------------------
@@ -234,7 +212,6 @@ def test_function_environment(function: dict[str, Any], ids: Ids) -> None:
     assert env == {
         "CUSTOMERS_TABLE": {"Ref": ids.customers},
         "ACTIVITY_TABLE": {"Ref": ids.activity},
-        "IDEMPOTENCY_TABLE": {"Ref": ids.idempotency},
         "EVENT_BUS_NAME": {"Ref": ids.bus},
         "DEAD_LETTER_QUEUE_URL": {"Ref": ids.dlq},
         "KIZUNA_CONFIG": "{}",
@@ -270,17 +247,8 @@ def test_role_has_no_managed_policies(resources: dict[str, Any], ids: Ids) -> No
     assert "ManagedPolicyArns" not in resources[ids.role]["Properties"]
 
 
-def _iter_resources(statements: list[dict[str, Any]]) -> Iterator[Any]:
-    for statement in statements:
-        yield from as_list(statement["Resource"])
-
-
-def index_arn(table: str) -> dict[str, Any]:
-    return {"Fn::Join": ["", [arn(table), "/index/*"]]}
-
-
 def test_no_statement_grants_on_every_resource(statements: list[dict[str, Any]], ids: Ids) -> None:
-    for resource in _iter_resources(statements):
+    for resource in iter_resources(statements):
         assert resource != "*"
         if isinstance(resource, dict) and "Fn::Join" in resource:
             # The only composed ARNs allowed: a table's own indexes, and the executions of
@@ -291,10 +259,10 @@ def test_no_statement_grants_on_every_resource(statements: list[dict[str, Any]],
             assert resource in (index_arn(ids.customers), index_arn(ids.activity))
 
 
-def test_table_access_is_scoped_to_the_three_tables(
+def test_table_access_is_scoped_to_the_customers_and_activity_tables(
     statements: list[dict[str, Any]], ids: Ids
 ) -> None:
-    tables = [arn(ids.customers), arn(ids.activity), arn(ids.idempotency)]
+    tables = [arn(ids.customers), arn(ids.activity)]
     indexes = [index_arn(ids.customers), index_arn(ids.activity)]
     for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
         granted = resources_for(statements, action)

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,27 +11,11 @@ from typer.testing import CliRunner
 
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna_tools.cli import app
-from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
-from kizuna_tools.local.app import default_project_root, kizuna_template
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.functions import current_function
 from kizuna_tools.local.template import REGION
 
 pytestmark = pytest.mark.integration
-
-START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud.from_template(
-        kizuna_template(DEMO_CONTEXT),
-        project_root=default_project_root(),
-        start=START,
-        environment_overrides={"POWERTOOLS_LOG_LEVEL": "ERROR"},
-    ) as c:
-        prepare_channels(c)
-        yield c
 
 
 def order_event(cloud: LocalCloud, cid: str, oid: str) -> dict[str, Any]:

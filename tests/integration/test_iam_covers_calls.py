@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections import defaultdict
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from kizuna_tools.demo import DEMO_CONTEXT, load_catalog, prepare_channels
-from kizuna_tools.local.app import default_project_root, kizuna_template
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.simulation import Shop
 
@@ -54,24 +52,14 @@ def allowed_actions(template: dict[str, Any], function_logical_id: str) -> list[
     return actions
 
 
-def test_every_call_a_function_made_is_granted_to_its_role() -> None:
-    template = kizuna_template(DEMO_CONTEXT)
-    shop = Shop(customers=40, days=4, seed=11)
-    with LocalCloud.from_template(
-        template,
-        project_root=default_project_root(),
-        start=shop.start,
-        environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"},
-    ) as cloud:
-        prepare_channels(cloud)
-        load_catalog(cloud)
-        for day, entries in shop.days_of_events():
-            cloud.put_events(entries)
-            cloud.drain()
-            cloud.advance_to(shop.start + timedelta(days=day + 1))
-        cloud.advance(days=3)  # journeys' waits, sends, daily scoring, sweeps
-        calls = {name: dict(c) for name, c in cloud.calls_by_function.items()}
-        by_name = {spec.name: spec.logical_id for spec in cloud.functions.values()}
+def test_every_call_a_function_made_is_granted_to_its_role(
+    demo_template: dict[str, Any], shop_cloud: Callable[..., LocalCloud]
+) -> None:
+    template = demo_template
+    cloud = shop_cloud(Shop(customers=40, days=4, seed=11))
+    cloud.advance(days=3)  # journeys' waits, sends, daily scoring, sweeps
+    calls = {name: dict(c) for name, c in cloud.calls_by_function.items()}
+    by_name = {spec.name: spec.logical_id for spec in cloud.functions.values()}
 
     made: dict[str, set[str]] = defaultdict(set)
     for name, counter in calls.items():

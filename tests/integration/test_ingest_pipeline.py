@@ -102,7 +102,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         env = {
             "CUSTOMERS_TABLE": "customers",
             "ACTIVITY_TABLE": "activity",
-            "IDEMPOTENCY_TABLE": "idempotency",
             "EVENT_BUS_NAME": "kizuna",
             "DEAD_LETTER_QUEUE_URL": dlq,
             "POWERTOOLS_METRICS_NAMESPACE": "Kizuna",

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +14,13 @@ import pytest
 
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
-from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
-from kizuna_tools.local.app import default_project_root, kizuna_template
 from kizuna_tools.local.cloud import LocalCloud
+from tests.integration.conftest import START
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)  # Monday 09:00 in Tokyo
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = {p.id: p for p in load_programs(ROOT / "programs")[0]}
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return kizuna_template(DEMO_CONTEXT)
-
-
-@pytest.fixture
-def cloud(template: dict[str, Any]) -> Iterator[LocalCloud]:
-    with LocalCloud.from_template(
-        template,
-        project_root=default_project_root(),
-        start=START,
-        environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"},
-    ) as c:
-        prepare_channels(c)
-        yield c
 
 
 def treated(program: str, prefix: str) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,34 +14,15 @@ from kizuna.domain.privacy import ERASURES_PK
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
 from kizuna_tools.cli import app
-from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
-from kizuna_tools.local.app import default_project_root, kizuna_template
+from kizuna_tools.local.app import default_project_root
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.template import REGION
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 PROGRAM = {p.id: p for p in load_programs(default_project_root() / "programs")[0]}[
     "second-purchase-coupon"
 ]
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return kizuna_template(DEMO_CONTEXT)
-
-
-@pytest.fixture
-def cloud(template: dict[str, Any]) -> Iterator[LocalCloud]:
-    with LocalCloud.from_template(
-        template,
-        project_root=default_project_root(),
-        start=START,
-        environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"},
-    ) as c:
-        prepare_channels(c)
-        yield c
 
 
 def put(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:

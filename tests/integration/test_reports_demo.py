@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from kizuna_tools.cli import app
 from kizuna_tools.demo import DemoSummary, run_demo
+from kizuna_tools.local.cloud import LocalCloud
+from kizuna_tools.simulation import Shop
 
 pytestmark = pytest.mark.integration
 
@@ -83,42 +85,28 @@ def test_the_demo_report_renders_in_chromium(demo: tuple[DemoSummary, Path]) -> 
     assert errors == []
 
 
-def test_report_commands_read_a_stack(tmp_path: Path) -> None:
+def test_report_commands_read_a_stack(
+    tmp_path: Path, shop_cloud: Callable[..., LocalCloud]
+) -> None:
     """`kizuna report` against the local runtime's tables (in-process, so no endpoint)."""
-    from datetime import timedelta
-
-    from kizuna_tools.demo import DEMO_CONTEXT, load_catalog, prepare_channels
-    from kizuna_tools.local.app import default_project_root, kizuna_template
-    from kizuna_tools.local.cloud import LocalCloud
-    from kizuna_tools.simulation import Shop
-
-    shop = Shop(customers=30, days=3, seed=3)
-    with LocalCloud.from_template(
-        kizuna_template(DEMO_CONTEXT), project_root=default_project_root(), start=shop.start
-    ) as cloud:
-        prepare_channels(cloud)
-        load_catalog(cloud)
-        for day, entries in shop.days_of_events():
-            cloud.put_events(entries)
-            cloud.drain()
-            cloud.advance_to(shop.start + timedelta(days=day + 1))
-        names = {
-            "--activity-table": cloud.find("AWS::DynamoDB::Table", "Activity")[0].name,
-            "--snapshots-table": cloud.find("AWS::DynamoDB::Table", "Snapshots")[0].name,
-            "--analytics-bucket": cloud.find("AWS::S3::Bucket", "Analytics")[0].name,
-        }
-        args = [a for pair in names.items() for a in pair] + ["--region", "us-east-1"]
-        runner = CliRunner()
-        programs = runner.invoke(app, ["report", *args, "programs", "--json"])
-        assert programs.exit_code == 0, programs.output
-        rows = json.loads(programs.output)
-        assert rows and {"program", "treated", "holdout", "lift"} <= set(rows[0])
-        html = runner.invoke(app, ["report", *args, "html", "--out", str(tmp_path / "r")])
-        assert html.exit_code == 0, html.output
-        assert (tmp_path / "r" / "report.html").is_file()
-        segments = runner.invoke(app, ["report", *args, "segments", "--csv", str(tmp_path / "csv")])
-        # without the tables: a clear error, before anything is read
-        missing = runner.invoke(app, ["report", "programs"], env={"ACTIVITY_TABLE": ""})
-        assert missing.exit_code == 2 and "--activity-table" in missing.output
-        assert segments.exit_code == 0, segments.output
-        assert "prefecture" in (tmp_path / "csv" / "segments.csv").read_text(encoding="utf-8")
+    cloud = shop_cloud(Shop(customers=30, days=3, seed=3))
+    names = {
+        "--activity-table": cloud.find("AWS::DynamoDB::Table", "Activity")[0].name,
+        "--snapshots-table": cloud.find("AWS::DynamoDB::Table", "Snapshots")[0].name,
+        "--analytics-bucket": cloud.find("AWS::S3::Bucket", "Analytics")[0].name,
+    }
+    args = [a for pair in names.items() for a in pair] + ["--region", "us-east-1"]
+    runner = CliRunner()
+    programs = runner.invoke(app, ["report", *args, "programs", "--json"])
+    assert programs.exit_code == 0, programs.output
+    rows = json.loads(programs.output)
+    assert rows and {"program", "treated", "holdout", "lift"} <= set(rows[0])
+    html = runner.invoke(app, ["report", *args, "html", "--out", str(tmp_path / "r")])
+    assert html.exit_code == 0, html.output
+    assert (tmp_path / "r" / "report.html").is_file()
+    segments = runner.invoke(app, ["report", *args, "segments", "--csv", str(tmp_path / "csv")])
+    # without the tables: a clear error, before anything is read
+    missing = runner.invoke(app, ["report", "programs"], env={"ACTIVITY_TABLE": ""})
+    assert missing.exit_code == 2 and "--activity-table" in missing.output
+    assert segments.exit_code == 0, segments.output
+    assert "prefecture" in (tmp_path / "csv" / "segments.csv").read_text(encoding="utf-8")

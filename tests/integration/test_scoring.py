@@ -5,38 +5,17 @@ writes RFM segments, and a new Champion is thanked by the champions-care program
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from kizuna.programs.journeys import in_holdout
-from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
-from kizuna_tools.local.app import default_project_root, kizuna_template
 from kizuna_tools.local.cloud import LocalCloud
 from tests.integration.test_journeys import PROGRAMS, ledger, sent
 
 pytestmark = pytest.mark.integration
-
-START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)  # Monday 09:00 in Tokyo
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return kizuna_template(DEMO_CONTEXT)
-
-
-@pytest.fixture
-def cloud(template: dict[str, Any]) -> Iterator[LocalCloud]:
-    with LocalCloud.from_template(
-        template,
-        project_root=default_project_root(),
-        start=START,
-        environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"},
-    ) as c:
-        prepare_channels(c)
-        yield c
 
 
 def history(cid: str, orders: Sequence[tuple[int, float]], now: datetime) -> list[dict[str, Any]]:

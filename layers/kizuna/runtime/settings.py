@@ -15,7 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Environment variable names (the CDK app sets exactly these).
 ENV_CUSTOMERS_TABLE = "CUSTOMERS_TABLE"
 ENV_ACTIVITY_TABLE = "ACTIVITY_TABLE"
-ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
 ENV_DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
 ENV_KIZUNA_CONFIG = "KIZUNA_CONFIG"
@@ -53,7 +52,6 @@ class _TableSettings(_FunctionSettings):
 class IngestSettings(_TableSettings):
     """Environment of the ingest function."""
 
-    IDEMPOTENCY_TABLE: str = Field(min_length=1)
     EVENT_BUS_NAME: str = Field(min_length=1)
     DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
     # JSON of kizuna.runtime.config.KizunaConfig; empty means the defaults.
@@ -129,7 +127,6 @@ def score_settings() -> ScoreSettings:
 class SendSettings(_TableSettings):
     """Environment of the send function (the journeys' Send task)."""
 
-    IDEMPOTENCY_TABLE: str = Field(min_length=1)
     EVENT_BUS_NAME: str = Field(min_length=1)
     KIZUNA_CONFIG: str = "{}"
     PROGRAMS_DIR: str | None = None
