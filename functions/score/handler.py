@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kizuna.runtime.observability import logger
 from kizuna.runtime.wiring import score_job
-from kizuna.scoring.job import ScoringRequest
+from kizuna.scoring.requests import ScoringRequest
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kizuna.runtime.observability import count_send_failure, logger, metrics
 from kizuna.runtime.wiring import send_service
-from kizuna.services.send import SendRequest
+from kizuna.services.contracts import SendRequest
 
 
 @logger.inject_lambda_context(clear_state=True)

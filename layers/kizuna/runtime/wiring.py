@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from kizuna.adapters.eventbridge import EventBridgePublisher
     from kizuna.adapters.s3 import S3Objects
     from kizuna.programs.model import Program
-    from kizuna.scoring.job import ScoringRequest
+    from kizuna.scoring.requests import ScoringRequest
     from kizuna.services.evaluate import EvaluateService
     from kizuna.services.feedback import FeedbackService
     from kizuna.services.ingest import IngestService

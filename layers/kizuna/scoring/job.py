@@ -35,9 +35,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel
 
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import rank_changed, recompute
@@ -46,7 +46,14 @@ from kizuna.ports import EventPublisher, VersionConflict
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.scoring.copurchase import BEST_SELLERS_KEY, CoPurchase, best_sellers, count, related
-from kizuna.scoring.rfm import Boundaries, boundaries, collect_inputs, score, segment_names
+from kizuna.scoring.requests import (
+    Boundaries,
+    BoundariesRequest,
+    FinishRequest,
+    ScoreRequest,
+    ScoringRequest,
+)
+from kizuna.scoring.rfm import boundaries, collect_inputs, score, segment_names
 from kizuna.scoring.snapshot import CellTotals, SnapshotRow, cells, merge_cells, row_for
 
 CHUNK = 500
@@ -99,37 +106,6 @@ def work_key(day: str, kind: str, segment: int) -> str:
 
 def snapshot_key(day: str, segment: int) -> str:
     return f"snapshots/date={day}/part-{segment:04d}.jsonl"
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BoundariesRequest(_Request):
-    action: Literal["boundaries"] = "boundaries"
-    total_segments: int = Field(ge=1, le=1000)
-
-
-class ScoreRequest(_Request):
-    action: Literal["score"] = "score"
-    segment: int = Field(ge=0)
-    total_segments: int = Field(ge=1, le=1000)
-    boundaries: Boundaries
-    as_of: AwareDatetime
-
-
-class FinishRequest(_Request):
-    action: Literal["finish"] = "finish"
-    total_segments: int = Field(ge=1, le=1000)
-    as_of: AwareDatetime
-
-
-class ScoringRequest(
-    RootModel[
-        Annotated[BoundariesRequest | ScoreRequest | FinishRequest, Field(discriminator="action")]
-    ]
-):
-    """What the state machine sends the score function."""
 
 
 class BoundariesResult(BaseModel):

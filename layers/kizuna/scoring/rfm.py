@@ -31,25 +31,14 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
 
 from kizuna.domain.customer import Customer
 from kizuna.runtime.config import ScoringConfig
+from kizuna.scoring.requests import Boundaries
 
 QUANTILES = (0.2, 0.4, 0.6, 0.8)
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-
-
-class Boundaries(BaseModel):
-    """Four ascending cut points per measure (what every shard of a run shares)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    recency_days: tuple[float, float, float, float]
-    frequency: tuple[float, float, float, float]
-    monetary: tuple[float, float, float, float]
-    sample_size: int = Field(default=0, ge=0, description="customers the quantiles came from")
 
 
 @dataclass(frozen=True)

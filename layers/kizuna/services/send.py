@@ -15,9 +15,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, Protocol
 
 from kizuna.delivery.channels import (
     Channel,
@@ -46,26 +44,7 @@ from kizuna.scoring.copurchase import (
     purchased,
     recommend,
 )
-
-Status = Literal["sent", "suppressed", "deferred", "failed", "exit", "duplicate"]
-
-
-class SendRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    action: Literal["send"] = "send"
-    program: str
-    step: str
-    customer_id: str
-    execution: str
-    entered_at: datetime
-
-
-class SendResponse(BaseModel):
-    status: Status
-    until: str | None = None
-    channel: str | None = None
-    reason: str | None = None
+from kizuna.services.contracts import SendRequest, SendResponse, Status
 
 
 class SendStore(Protocol):

@@ -1,0 +1,50 @@
+"""What the scoring state machine sends the score function, and the RFM boundaries a run
+shares: plain pydantic models, so the handler parses its request without loading numpy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+
+
+class Boundaries(BaseModel):
+    """Four ascending cut points per measure (what every shard of a run shares)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recency_days: tuple[float, float, float, float]
+    frequency: tuple[float, float, float, float]
+    monetary: tuple[float, float, float, float]
+    sample_size: int = Field(default=0, ge=0, description="customers the quantiles came from")
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BoundariesRequest(_Request):
+    action: Literal["boundaries"] = "boundaries"
+    total_segments: int = Field(ge=1, le=1000)
+
+
+class ScoreRequest(_Request):
+    action: Literal["score"] = "score"
+    segment: int = Field(ge=0)
+    total_segments: int = Field(ge=1, le=1000)
+    boundaries: Boundaries
+    as_of: AwareDatetime
+
+
+class FinishRequest(_Request):
+    action: Literal["finish"] = "finish"
+    total_segments: int = Field(ge=1, le=1000)
+    as_of: AwareDatetime
+
+
+class ScoringRequest(
+    RootModel[
+        Annotated[BoundariesRequest | ScoreRequest | FinishRequest, Field(discriminator="action")]
+    ]
+):
+    """What the state machine sends the score function."""
