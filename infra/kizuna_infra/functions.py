@@ -1,8 +1,9 @@
 """What every Kizuna Lambda function shares, and how its code asset is built.
 
-Every function runs python3.13 on arm64 with both layers, logs to its own log group through
-an explicit role (no account-wide managed policy), and carries ``kizuna:function`` Metadata
-naming its ``functions/<name>`` folder, which the local runtime reads.
+Every function runs python3.13 on arm64 with the dependency and kizuna layers (score also
+with the scoring layer), logs to its own log group through an explicit role (no
+account-wide managed policy), and carries ``kizuna:function`` Metadata naming its
+``functions/<name>`` folder, which the local runtime reads.
 
 A function whose handler needs data files (evaluate and journey read ``programs/``, send
 also ``templates/``) gets them copied next to ``handler.py`` by local bundling, where
