@@ -138,3 +138,49 @@ def test_handler_import_loads_only_what_its_function_needs(folder: str) -> None:
     # jinja2 only where the function itself needs them
     loaded = set(json.loads(done.stdout))
     assert loaded <= ALLOWED.get(folder, set()), f"{folder} imports {sorted(loaded)}"
+
+
+# Third-party modules the Lambda runtime itself provides (python3.13 managed runtime).
+RUNTIME_PROVIDED = {"boto3", "botocore"}
+
+
+def imported_top_level(package: Path) -> set[str]:
+    """Top-level names of every module the package imports, anywhere in its files."""
+    import ast
+
+    found: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_every_third_party_import_of_the_runtime_package_is_in_a_layer() -> None:
+    """A module the runtime package imports but no layer installs fails only on AWS (the
+    local runtime and the tests run in the venv, which has everything): PyYAML was missing
+    although evaluate, journey and send parse the bundled programs/ and segments/ YAML."""
+    from importlib.metadata import packages_distributions
+
+    distributions = packages_distributions()
+    def norm(name: str) -> str:
+        return name.lower().replace("_", "-")
+
+    shipped = {
+        norm(line.split("==")[0].split("[")[0])
+        for file in (names.LAYER_REQUIREMENTS_FILE, "requirements-scoring.txt")
+        for line in requirements(file)
+    }
+    third_party = {
+        name
+        for name in imported_top_level(ROOT / names.KIZUNA_PACKAGE_DIR)
+        if name not in sys.stdlib_module_names and name not in {"kizuna", "__future__"}
+    }
+    missing = {
+        name: distributions.get(name, [name])
+        for name in third_party - RUNTIME_PROVIDED
+        if not {norm(d) for d in distributions.get(name, [name])} & shipped
+    }
+    assert not missing, f"imported by layers/kizuna but in no layer: {missing}"
