@@ -25,6 +25,12 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     program["$id"] = "https://kizuna.dev/schemas/program.schema.json"
     program["title"] = "Kizuna program"
     out["program.schema.json"] = program
+    from kizuna.campaigns.model import Campaign
+
+    campaign = Campaign.model_json_schema(mode="validation")
+    campaign["$id"] = "https://kizuna.dev/schemas/campaign.schema.json"
+    campaign["title"] = "Kizuna campaign"
+    out["campaign.schema.json"] = campaign
     return out
 
 

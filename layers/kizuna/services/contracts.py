@@ -27,3 +27,57 @@ class SendResponse(BaseModel):
     until: str | None = None
     channel: str | None = None
     reason: str | None = None
+
+
+# --- campaigns: what the campaign state machine sends the campaign function --------------
+class _CampaignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: str
+    occurrence: str
+
+
+class PrepareRequest(BaseModel):
+    """From EventBridge Scheduler, through the state machine's input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["prepare"] = "prepare"
+    campaign_id: str
+    scheduled_time: datetime
+
+
+class FreezeRequest(_CampaignRequest):
+    action: Literal["freeze"] = "freeze"
+    segment: int
+    total_segments: int
+
+
+class PlanRequest(_CampaignRequest):
+    action: Literal["plan"] = "plan"
+    after: dict[str, object] | None = None  # the previous plan's phase and pass
+
+
+class Chunk(BaseModel):
+    """Up to a few hundred recipients due at the same instant, in one manifest object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    phase: Literal["test", "main", "deferred"]
+    pass_number: int = 0
+    due: datetime
+    not_before: datetime
+
+
+class SendBatchRequest(_CampaignRequest):
+    action: Literal["send_batch"] = "send_batch"
+    chunk: Chunk
+
+
+class WinnerRequest(_CampaignRequest):
+    action: Literal["choose_winner"] = "choose_winner"
+
+
+class CompleteRequest(_CampaignRequest):
+    action: Literal["complete"] = "complete"

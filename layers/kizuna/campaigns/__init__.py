@@ -1,0 +1,1 @@
+"""Campaigns: one-off, local-time and recurring sends to a segment, batch-native."""

@@ -1,0 +1,49 @@
+"""Who gets what in a campaign: holdout, test pool and variant, by a stable hash of the
+campaign and the customer (the same customer is in the same arm in every occurrence)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kizuna.campaigns.model import Campaign
+from kizuna.programs.journeys import bucket
+
+HOLDOUT = "holdout"
+DEFAULT_VARIANT = "default"
+# The rest of the audience of a campaign with winner selection: their variant is the winner,
+# known only after the test pool's results are in.
+WINNER = "winner"
+TEST_POOL = "test"
+MAIN_POOL = "main"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    arm: str  # holdout, a variant's name, "default" (no variants) or "winner"
+    pool: str  # "test" (sent first, decides the winner) or "main"
+
+    @property
+    def held_out(self) -> bool:
+        return self.arm == HOLDOUT
+
+
+def variant_of(campaign: Campaign, customer_id: str) -> str:
+    if not campaign.variants:
+        return DEFAULT_VARIANT
+    point = bucket("campaign-variant", campaign.id, customer_id)
+    edge = 0.0
+    for variant in campaign.variants:
+        edge += variant.weight
+        if point < edge:
+            return variant.name
+    return campaign.variants[-1].name
+
+
+def assign(campaign: Campaign, customer_id: str) -> Assignment:
+    if bucket("campaign-holdout", campaign.id, customer_id) < campaign.holdout_percent:
+        return Assignment(HOLDOUT, MAIN_POOL)
+    if campaign.winner is None:
+        return Assignment(variant_of(campaign, customer_id), MAIN_POOL)
+    if bucket("campaign-test", campaign.id, customer_id) < campaign.winner.test_percent:
+        return Assignment(variant_of(campaign, customer_id), TEST_POOL)
+    return Assignment(WINNER, MAIN_POOL)

@@ -1,0 +1,163 @@
+"""Load and validate campaigns: every problem with its file and field, before anything is
+applied or sent."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from kizuna.campaigns.model import Campaign, LocalTimeSchedule, OnceSchedule
+from kizuna.programs.loader import GOAL_EVENTS, TemplateCatalog
+from kizuna.programs.pattern_rules import condition_problems
+
+
+@dataclass(frozen=True)
+class CampaignIssue:
+    file: str
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}" + (f" [{self.field}]" if self.field else "") + f": {self.message}"
+
+
+class CampaignError(Exception):
+    def __init__(self, issues: list[CampaignIssue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues
+
+
+def _pydantic_issues(file: str, exc: ValidationError) -> list[CampaignIssue]:
+    issues = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"] if p not in ("once", "local_time", "recurring")]
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        if err["type"] == "union_tag_invalid":
+            message = "unknown schedule type; use one of once, local_time, recurring"
+        issues.append(CampaignIssue(file, ".".join(loc) or None, message))
+    return issues
+
+
+def check_campaign(
+    file: str,
+    campaign: Campaign,
+    *,
+    templates: TemplateCatalog | None = None,
+    segment_names: Collection[str] | None = None,
+    program_ids: Collection[str] = (),
+    base_dir: Path | None = None,
+) -> list[CampaignIssue]:
+    """What the model alone cannot know: names that must exist elsewhere."""
+    issues: list[CampaignIssue] = []
+    for problem in condition_problems(
+        campaign.audience.conditions, "conditions", to_eventbridge=False
+    ):
+        issues.append(CampaignIssue(file, "audience", problem))
+    if campaign.goal is not None:
+        if campaign.goal.event not in GOAL_EVENTS:
+            issues.append(
+                CampaignIssue(file, "goal.event", f"unknown event type {campaign.goal.event!r}")
+            )
+        for problem in condition_problems(
+            campaign.goal.conditions, "conditions", to_eventbridge=False
+        ):
+            issues.append(CampaignIssue(file, "goal", problem))
+    if campaign.id in program_ids:
+        issues.append(
+            CampaignIssue(file, "id", f"{campaign.id!r} is a program's id; choose another")
+        )
+    if segment_names is not None:
+        known = ", ".join(sorted(segment_names)) or "none defined"
+        for name in campaign.audience.segments:
+            if name not in segment_names:
+                issues.append(
+                    CampaignIssue(file, "audience.segments", f"no segment {name!r} ({known})")
+                )
+    if templates is not None:
+        for template in campaign.templates():
+            for channel in campaign.channels:
+                for part in templates.parts_missing(campaign.id, template, channel):
+                    issues.append(
+                        CampaignIssue(
+                            file, "template", f"template {template!r} has no {part} for {channel}"
+                        )
+                    )
+    if campaign.audience.customer_list and base_dir is not None:
+        path = base_dir / campaign.audience.customer_list
+        if not path.is_file():
+            issues.append(CampaignIssue(file, "audience.customer_list", f"no file {path}"))
+    return issues
+
+
+def parse_campaign(raw: Any, file: str = "<campaign>") -> Campaign:
+    """A campaign from data (a parsed YAML or JSON document)."""
+    if not isinstance(raw, dict):
+        raise CampaignError([CampaignIssue(file, None, "a campaign is a mapping")])
+    try:
+        return Campaign.model_validate(raw)
+    except ValidationError as exc:
+        raise CampaignError(_pydantic_issues(file, exc)) from exc
+
+
+def load_campaign(
+    path: Path,
+    *,
+    templates: TemplateCatalog | None = None,
+    segment_names: Collection[str] | None = None,
+    program_ids: Collection[str] = (),
+) -> Campaign:
+    """Parse and validate one campaign file; raise CampaignError with every issue found."""
+    file = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CampaignError([CampaignIssue(file, None, f"not valid YAML: {exc}")]) from exc
+    campaign = parse_campaign(raw, file)
+    issues = []
+    if path.stem != campaign.id:
+        issues.append(CampaignIssue(file, "id", f"{campaign.id!r} must match the file name"))
+    issues += check_campaign(
+        file,
+        campaign,
+        templates=templates,
+        segment_names=segment_names,
+        program_ids=program_ids,
+        base_dir=path.parent,
+    )
+    if issues:
+        raise CampaignError(issues)
+    return campaign
+
+
+def load_campaigns(
+    directory: Path,
+    *,
+    templates: TemplateCatalog | None = None,
+    segment_names: Collection[str] | None = None,
+    program_ids: Collection[str] = (),
+) -> tuple[list[Campaign], list[CampaignIssue]]:
+    """Every campaign in a folder and every issue across them."""
+    campaigns: list[Campaign] = []
+    issues: list[CampaignIssue] = []
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            campaigns.append(
+                load_campaign(
+                    path, templates=templates, segment_names=segment_names, program_ids=program_ids
+                )
+            )
+        except CampaignError as exc:
+            issues.extend(exc.issues)
+    return campaigns, issues
+
+
+def one_off(campaign: Campaign) -> bool:
+    """A campaign that runs once (done after its occurrence)."""
+    return isinstance(campaign.schedule, OnceSchedule | LocalTimeSchedule)

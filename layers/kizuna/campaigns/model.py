@@ -1,0 +1,270 @@
+"""Campaigns as data: an audience, a schedule, channels, a template, variants and a holdout.
+
+A campaign is a YAML file in ``campaigns/`` (or applied as data with ``kizuna campaigns
+apply``, stored in the campaigns table): it sends the right message to everyone who matches
+a prepared pattern, once, once at each customer's local time, or on a recurring schedule.
+Nothing is sent unless ``status`` is ``scheduled``. The field names are a public contract
+(the JSON Schema is published as ``schemas/campaign.schema.json``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kizuna.events import Channel
+from kizuna.programs.model import CouponSpec, Goal, SmsType
+from kizuna.programs.patterns import PatternError, validate_pattern
+
+CampaignId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
+TemplateName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+VariantName = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,20}$")]
+# The earliest time zone on Earth (UTC+14): a local-time campaign starts when the first
+# customers' local time comes, and each customer is sent at their own.
+EARLIEST_OFFSET = timedelta(hours=14)
+LATEST_OFFSET = timedelta(hours=12)  # UTC-12: the last customers' local time
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+# EventBridge Scheduler expressions: cron(6 fields) or rate(N unit)
+_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+_RATE = re.compile(r"^rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class Audience(_Strict):
+    """Who: customers in any of ``segments`` that match ``conditions`` (both optional), or
+    the customers of a static list; ``everyone: true`` says "the whole base" on purpose."""
+
+    segments: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, description="named segments (segments/*.yaml); any of them"
+    )
+    conditions: dict[str, Any] = Field(
+        default_factory=dict,
+        description="EventBridge content filter on the customer view (as program audiences)",
+    )
+    customer_list: str | None = Field(
+        default=None,
+        description="CSV of customer ids (a customer_id column), relative to the campaign file",
+    )
+    everyone: bool = False
+
+    @field_validator("conditions")
+    @classmethod
+    def _pattern(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            validate_pattern(value)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Audience:
+        chosen = bool(self.segments or self.conditions)
+        if self.customer_list and chosen:
+            raise ValueError("a static customer_list cannot be combined with segments/conditions")
+        if not (chosen or self.customer_list or self.everyone):
+            raise ValueError(
+                "name segments, conditions or a customer_list (or everyone: true for all)"
+            )
+        if self.everyone and (chosen or self.customer_list):
+            raise ValueError("everyone: true takes no segments, conditions or customer_list")
+        if len(set(self.segments)) != len(self.segments):
+            raise ValueError("a segment is named twice")
+        return self
+
+
+class OnceSchedule(_Strict):
+    type: Literal["once"]
+    at: AwareDatetime = Field(description="the instant, with its offset: 2026-12-25T10:00+09:00")
+
+
+class LocalTimeSchedule(_Strict):
+    type: Literal["local_time"]
+    date: date
+    time: str = Field(description='"HH:MM" in each customer\'s own time zone')
+
+    @field_validator("time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError('use "HH:MM", 24-hour')
+        return v
+
+    @property
+    def local_time(self) -> time_of_day:
+        hh, mm = self.time.split(":")
+        return time_of_day(int(hh), int(mm))
+
+
+class RecurringSchedule(_Strict):
+    type: Literal["recurring"]
+    cron: str | None = Field(
+        default=None, description='EventBridge Scheduler: "cron(0 10 ? * FRI *)"'
+    )
+    rate: str | None = Field(default=None, description='"rate(7 days)"')
+    time_zone: str = "UTC"
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> RecurringSchedule:
+        if (self.cron is None) == (self.rate is None):
+            raise ValueError("give exactly one of cron and rate")
+        if self.cron is not None and not _CRON.match(self.cron):
+            raise ValueError("cron: use cron(minutes hours day-of-month month day-of-week year)")
+        if self.rate is not None and not _RATE.match(self.rate):
+            raise ValueError('rate: use rate(N minutes|hours|days), e.g. "rate(7 days)"')
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+Schedule = Annotated[
+    OnceSchedule | LocalTimeSchedule | RecurringSchedule, Field(discriminator="type")
+]
+
+
+class Variant(_Strict):
+    name: VariantName
+    weight: int = Field(ge=1, le=100)
+    template: TemplateName | None = Field(
+        default=None, description="the variant's template (default: the campaign's)"
+    )
+
+
+class WinnerSelection(_Strict):
+    """Send the variants to a test pool first, wait, then send the winner to the rest."""
+
+    test_percent: int = Field(ge=1, le=50, description="share of the audience in the test")
+    metric: Literal["open", "click", "goal"]
+    wait_hours: int = Field(ge=1, le=168)
+
+
+class FailureBreaker(_Strict):
+    """Stop the occurrence when this share of the first ``after`` attempts failed."""
+
+    percent: float = Field(default=5.0, gt=0, le=100)
+    after: int = Field(default=1000, ge=10)
+
+
+class Campaign(_Strict):
+    id: CampaignId
+    name: str = Field(min_length=1, max_length=120)
+    description: str = ""
+    status: CampaignStatus = CampaignStatus.DRAFT
+    audience: Audience
+    schedule: Schedule
+    channels: list[Channel] = Field(
+        min_length=1, max_length=4, description="ordered fallback: first reachable wins"
+    )
+    template: TemplateName
+    sms_type: SmsType = SmsType.PROMOTIONAL
+    coupon: CouponSpec | None = None
+    variants: list[Variant] = Field(default_factory=list, max_length=8)
+    holdout_percent: int = Field(default=0, ge=0, le=50)
+    winner: WinnerSelection | None = None
+    goal: Goal | None = None
+    priority: int = Field(
+        default=50, ge=0, le=100, description="contact policy: >= 90 bypasses frequency caps"
+    )
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    stop_on_failures: FailureBreaker = FailureBreaker()
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, v: list[Channel]) -> list[Channel]:
+        if len(set(v)) != len(v):
+            raise ValueError("a channel is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _variants(self) -> Campaign:
+        if len(self.variants) == 1:
+            raise ValueError("variants: give none, or 2 to 8")
+        if self.variants:
+            if len({v.name for v in self.variants}) != len(self.variants):
+                raise ValueError("variants: names must be unique")
+            if sum(v.weight for v in self.variants) != 100:
+                raise ValueError("variants: weights must add up to 100")
+        if self.winner is not None and not self.variants:
+            raise ValueError("winner: needs at least two variants to choose from")
+        if self.winner is not None and self.winner.metric == "goal" and self.goal is None:
+            raise ValueError("winner: metric goal needs a goal")
+        return self
+
+    # -- what the engine asks ----------------------------------------------------------
+    def templates(self) -> list[str]:
+        """Every template the campaign may send (the campaign's and its variants')."""
+        names = [self.template, *(v.template for v in self.variants if v.template)]
+        return list(dict.fromkeys(names))
+
+    def template_of(self, variant: str | None) -> str:
+        for v in self.variants:
+            if v.name == variant and v.template:
+                return v.template
+        return self.template
+
+
+def occurrence_id(scheduled: datetime) -> str:
+    """The occurrence of a schedule: its scheduled instant, UTC, to the minute."""
+    return scheduled.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+
+
+def local_time_window(schedule: LocalTimeSchedule) -> tuple[datetime, datetime]:
+    """When the occurrence starts (the local time in UTC+14) and its last due instant
+    (the local time in UTC-12)."""
+    naive = datetime.combine(schedule.date, schedule.local_time, tzinfo=UTC)
+    return naive - EARLIEST_OFFSET, naive + LATEST_OFFSET
+
+
+def scheduler_expression(campaign: Campaign) -> tuple[str, str]:
+    """The EventBridge Scheduler expression and its time zone for this campaign."""
+    schedule = campaign.schedule
+    if isinstance(schedule, OnceSchedule):
+        at = schedule.at.astimezone(UTC)
+        return f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})", "UTC"
+    if isinstance(schedule, LocalTimeSchedule):
+        start, _ = local_time_window(schedule)
+        return f"at({start.strftime('%Y-%m-%dT%H:%M:%S')})", "UTC"
+    return str(schedule.cron or schedule.rate), schedule.time_zone
+
+
+def due_at(
+    campaign: Campaign, scheduled: datetime, time_zone: str | None, default_zone: str
+) -> datetime:
+    """When one customer's message of this occurrence is due: the occurrence's instant, or
+    for a local-time campaign, the local time of the date in the customer's own zone."""
+    schedule = campaign.schedule
+    if not isinstance(schedule, LocalTimeSchedule):
+        return scheduled.astimezone(UTC)
+    try:
+        tz = ZoneInfo(time_zone or default_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo(default_zone)
+    local = datetime.combine(schedule.date, schedule.local_time, tzinfo=tz)
+    return max(local.astimezone(UTC), scheduled.astimezone(UTC))

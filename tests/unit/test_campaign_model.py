@@ -1,0 +1,204 @@
+"""Campaign definitions: the model, stable-hash assignment, schedules, and the loader's
+file-and-field errors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.campaigns.assign import HOLDOUT, MAIN_POOL, TEST_POOL, WINNER, assign
+from kizuna.campaigns.loader import CampaignError, load_campaign, load_campaigns, parse_campaign
+from kizuna.campaigns.model import (
+    Campaign,
+    LocalTimeSchedule,
+    due_at,
+    local_time_window,
+    occurrence_id,
+    scheduler_expression,
+)
+from kizuna.delivery.templates import Renderer
+from kizuna.segments import load_segments
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def raw(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": "sale",
+        "name": "Sale",
+        "status": "scheduled",
+        "audience": {"segments": ["champions"]},
+        "schedule": {"type": "once", "at": "2026-03-06T10:00:00+09:00"},
+        "channels": ["email", "line"],
+        "template": "sale",
+    }
+    base.update(overrides)
+    return base
+
+
+def problems(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(CampaignError) as exc:
+        parse_campaign(data, "campaigns/sale.yaml")
+    return [str(i) for i in exc.value.issues]
+
+
+def test_the_shipped_campaigns_validate_against_segments_and_templates() -> None:
+    # given the repository's campaigns, segments, templates and programs
+    segments = load_segments(ROOT / "segments")
+    programs = {p.stem for p in (ROOT / "programs").glob("*.yaml")}
+    # when they are loaded as `kizuna campaigns validate` does
+    campaigns, issues = load_campaigns(
+        ROOT / "campaigns",
+        templates=Renderer(ROOT / "templates"),
+        segment_names=set(segments),
+        program_ids=programs,
+    )
+    # then every one is valid
+    assert issues == []
+    assert {c.id for c in campaigns} >= {"month-end-sale"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"audience": {}}, "[audience]: name segments, conditions or a customer_list"),
+        ({"audience": {"everyone": True, "segments": ["x"]}}, "everyone: true takes no"),
+        ({"audience": {"conditions": {"rank": "Gold"}}}, "audience.conditions"),
+        ({"schedule": {"type": "weekly"}}, "unknown schedule type"),
+        ({"schedule": {"type": "once", "at": "2026-03-06T10:00:00"}}, "schedule.at"),
+        ({"schedule": {"type": "local_time", "date": "2026-03-06", "time": "25:00"}}, "HH:MM"),
+        ({"schedule": {"type": "recurring", "cron": "0 10 * * *"}}, "cron: use cron("),
+        ({"schedule": {"type": "recurring", "rate": "rate(1 week)"}}, "rate: use rate("),
+        (
+            {"schedule": {"type": "recurring", "rate": "rate(7 days)", "time_zone": "Mars/Base"}},
+            "unknown time zone",
+        ),
+        ({"channels": ["email", "email"]}, "a channel is listed twice"),
+        ({"channels": ["fax"]}, "channels.0"),
+        ({"variants": [{"name": "a", "weight": 100}]}, "give none, or 2 to 8"),
+        (
+            {"variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 40}]},
+            "weights must add up to 100",
+        ),
+        (
+            {"winner": {"test_percent": 20, "metric": "open", "wait_hours": 4}},
+            "needs at least two variants",
+        ),
+        ({"holdout_percent": 60}, "holdout_percent"),
+        ({"status": "sending"}, "status"),
+        ({"colour": "red"}, "[colour]: unknown field"),
+    ],
+)
+def test_invalid_campaigns_are_refused_with_file_and_field(
+    overrides: dict[str, Any], expected: str
+) -> None:
+    found = problems(raw(**overrides))
+    assert any(expected in p for p in found), found
+    assert all(p.startswith("campaigns/sale.yaml") for p in found)
+
+
+def test_the_loader_checks_names_that_must_exist(tmp_path: Path) -> None:
+    # given a campaign naming a segment, a template and an id that do not fit the project
+    (tmp_path / "post-purchase-recommendation.yaml").write_text(
+        "id: post-purchase-recommendation\nname: x\naudience: {segments: [nobody]}\n"
+        "schedule: {type: once, at: '2026-03-06T10:00:00Z'}\nchannels: [email]\n"
+        "template: missing\n"
+        "goal: {event: order.shipped}\n",
+        encoding="utf-8",
+    )
+    # when it is loaded against the repository's templates, segments and programs
+    with pytest.raises(CampaignError) as exc:
+        load_campaign(
+            tmp_path / "post-purchase-recommendation.yaml",
+            templates=Renderer(ROOT / "templates"),
+            segment_names={"champions"},
+            program_ids={"post-purchase-recommendation"},
+        )
+    text = str(exc.value)
+    # then each problem is named with its field
+    assert "[audience.segments]: no segment 'nobody' (champions)" in text
+    assert "[template]: template 'missing' has no" in text
+    assert "[id]: 'post-purchase-recommendation' is a program's id" in text
+    assert "[goal.event]: unknown event type 'order.shipped'" in text
+
+
+def test_assignment_is_stable_and_follows_the_weights() -> None:
+    campaign = parse_campaign(
+        raw(
+            holdout_percent=10,
+            variants=[{"name": "a", "weight": 70}, {"name": "b", "weight": 30}],
+        )
+    )
+    ids = [f"c{i}" for i in range(20_000)]
+    arms = Counter(assign(campaign, cid).arm for cid in ids)
+    # the same customer always lands in the same arm
+    assert [assign(campaign, cid) for cid in ids[:50]] == [assign(campaign, c) for c in ids[:50]]
+    assert abs(arms[HOLDOUT] / len(ids) - 0.10) < 0.01
+    treated = len(ids) - arms[HOLDOUT]
+    assert abs(arms["a"] / treated - 0.70) < 0.015
+    assert set(arms) == {HOLDOUT, "a", "b"}
+
+
+def test_winner_selection_sends_variants_to_the_test_pool_only() -> None:
+    campaign = parse_campaign(
+        raw(
+            variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+            winner={"test_percent": 20, "metric": "click", "wait_hours": 4},
+        )
+    )
+    pools = Counter((a.pool, a.arm) for a in (assign(campaign, f"c{i}") for i in range(10_000)))
+    test = pools[(TEST_POOL, "a")] + pools[(TEST_POOL, "b")]
+    assert abs(test / 10_000 - 0.20) < 0.015
+    assert pools[(MAIN_POOL, WINNER)] == 10_000 - test
+    assert not any(pool == MAIN_POOL and arm in {"a", "b"} for pool, arm in pools)
+
+
+def test_schedules_become_scheduler_expressions_and_local_due_times() -> None:
+    once = parse_campaign(raw())
+    assert scheduler_expression(once) == ("at(2026-03-06T01:00:00)", "UTC")
+    local = parse_campaign(
+        raw(schedule={"type": "local_time", "date": "2026-03-06", "time": "10:00"})
+    )
+    assert isinstance(local.schedule, LocalTimeSchedule)
+    start, last = local_time_window(local.schedule)
+    # the occurrence starts when it is 10:00 in UTC+14, and ends with UTC-12's 10:00
+    assert scheduler_expression(local) == ("at(2026-03-05T20:00:00)", "UTC")
+    assert (start, last) == (
+        datetime(2026, 3, 5, 20, tzinfo=UTC),
+        datetime(2026, 3, 6, 22, tzinfo=UTC),
+    )
+    # each customer at 10:00 in their own zone; an unknown zone gets the default one
+    assert due_at(local, start, "Asia/Tokyo", "Asia/Tokyo") == datetime(2026, 3, 6, 1, tzinfo=UTC)
+    assert due_at(local, start, "America/New_York", "Asia/Tokyo") == datetime(
+        2026, 3, 6, 15, tzinfo=UTC
+    )
+    assert due_at(local, start, "Nowhere/City", "Asia/Tokyo") == datetime(2026, 3, 6, 1, tzinfo=UTC)
+    recurring = parse_campaign(
+        raw(
+            schedule={
+                "type": "recurring",
+                "cron": "cron(0 10 ? * FRI *)",
+                "time_zone": "Asia/Tokyo",
+            }
+        )
+    )
+    assert scheduler_expression(recurring) == ("cron(0 10 ? * FRI *)", "Asia/Tokyo")
+    assert occurrence_id(datetime(2026, 3, 6, 1, 0, 30, tzinfo=UTC)) == "20260306T0100Z"
+
+
+def test_variant_templates() -> None:
+    campaign: Campaign = parse_campaign(
+        raw(
+            variants=[
+                {"name": "a", "weight": 50},
+                {"name": "b", "weight": 50, "template": "sale_b"},
+            ]
+        )
+    )
+    assert campaign.templates() == ["sale", "sale_b"]
+    assert campaign.template_of("a") == "sale"
+    assert campaign.template_of("b") == "sale_b"
