@@ -18,6 +18,6 @@ def test_committed_schemas_match_the_models() -> None:
 
 def test_every_event_schema_is_versioned() -> None:
     for name, schema in event_schemas().items():
-        if name != "program.schema.json":
+        if name not in {"program.schema.json", "campaign.schema.json"}:
             assert name.endswith(".v1.json")
             assert "schema_version" in schema["properties"]
