@@ -1,0 +1,168 @@
+"""Campaign reports, per occurrence: the audience frozen, what was sent on which channel,
+what was suppressed or deferred and why, the holdout, and per variant the opens, clicks,
+conversions and revenue with the lift against the holdout (95% intervals), and the winner.
+
+Built from plain data (no AWS): the ledger's campaign rows (``campaign`` and ``occurrence``
+fields), the customers' orders, and the occurrence items of the campaigns table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from kizuna.domain.timestamps import parse_time
+from kizuna_tools.reports.build import Order
+from kizuna_tools.reports.stats import Lift, lift
+
+HOLDOUT = "holdout"
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """One ledger row of a campaign occurrence (one customer)."""
+
+    campaign: str
+    occurrence: str
+    customer_id: str
+    at: datetime
+    status: str
+    arm: str | None
+    channel: str | None
+    reason: str | None
+    opened: bool
+    clicked: bool
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> CampaignRow | None:
+        if item.get("kind") != "MSG" or not item.get("campaign") or not item.get("status"):
+            return None
+        return cls(
+            campaign=str(item["campaign"]),
+            occurrence=str(item.get("occurrence", "")),
+            customer_id=str(item.get("pk", item.get("customer_id", ""))),
+            at=parse_time(str(item.get("sent_at") or item["at"])),
+            status=str(item["status"]),
+            arm=item.get("arm"),
+            channel=item.get("channel"),
+            reason=item.get("reason"),
+            opened=bool(item.get("open_at")),
+            clicked=bool(item.get("click_at")),
+        )
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    arm: str
+    recipients: int  # sent (treated) or held out
+    opens: int
+    clicks: int
+    conversions: int
+    revenue: float
+    lift: Lift | None  # against the holdout; None for the holdout itself
+
+
+@dataclass
+class OccurrenceReport:
+    campaign: str
+    occurrence: str
+    status: str = ""
+    audience: int = 0
+    holdout: int = 0
+    sent_by_channel: dict[str, int] = field(default_factory=dict)
+    suppressed_by_reason: dict[str, int] = field(default_factory=dict)
+    deferred_by_reason: dict[str, int] = field(default_factory=dict)
+    failed_by_reason: dict[str, int] = field(default_factory=dict)
+    variants: list[VariantResult] = field(default_factory=list)
+    winner: str | None = None
+    winner_reason: str | None = None
+
+    @property
+    def sent(self) -> int:
+        return sum(self.sent_by_channel.values())
+
+
+def _converted(
+    customer: str, after: datetime, window: timedelta, orders: Mapping[str, Sequence[Order]]
+) -> tuple[bool, float]:
+    """Did the customer order strictly after ``after`` within the window, and for how much."""
+    mine = [o for o in orders.get(customer, ()) if after < o.at <= after + window]
+    return bool(mine), sum(o.total for o in mine)
+
+
+def campaign_reports(
+    items: Iterable[Mapping[str, Any]],
+    orders: Iterable[Order],
+    occurrences: Iterable[Mapping[str, Any]] = (),
+    goal_days: Mapping[str, int] | None = None,
+) -> list[OccurrenceReport]:
+    """One report per (campaign, occurrence) found in the ledger or the occurrence items.
+    ``goal_days``: attribution window per campaign (default 7 days)."""
+    rows = [r for r in (CampaignRow.from_item(i) for i in items) if r is not None]
+    by_customer: dict[str, list[Order]] = defaultdict(list)
+    for o in orders:
+        by_customer[o.customer_id].append(o)
+    reports: dict[tuple[str, str], OccurrenceReport] = {}
+    for occ in occurrences:
+        key = (str(occ["campaign_id"]), str(occ["occurrence"]))
+        reports[key] = OccurrenceReport(
+            *key,
+            status=str(occ.get("status", "")),
+            audience=int(occ.get("audience", 0)),
+            winner=occ.get("winner"),
+            winner_reason=occ.get("winner_reason"),
+        )
+    grouped: dict[tuple[str, str], list[CampaignRow]] = defaultdict(list)
+    for row in rows:
+        grouped[(row.campaign, row.occurrence)].append(row)
+    for key, group in sorted(grouped.items()):
+        report = reports.setdefault(key, OccurrenceReport(*key))
+        window = timedelta(days=(goal_days or {}).get(key[0], 7))
+        sent = Counter(r.channel or "?" for r in group if r.status == "sent")
+        report.sent_by_channel = dict(sent.most_common())
+        for status, target in (
+            ("suppressed", report.suppressed_by_reason),
+            ("deferred", report.deferred_by_reason),
+            ("failed", report.failed_by_reason),
+        ):
+            target.update(Counter(r.reason or "?" for r in group if r.status == status))
+        held = [r for r in group if r.status == HOLDOUT]
+        report.holdout = len(held)
+        if not report.audience:
+            report.audience = len({r.customer_id for r in group})
+        holdout_conv = [_converted(r.customer_id, r.at, window, by_customer) for r in held]
+        holdout_k = sum(1 for c, _ in holdout_conv if c)
+        arms: dict[str, list[CampaignRow]] = defaultdict(list)
+        for r in group:
+            if r.status == "sent":
+                arms[r.arm or "default"].append(r)
+        for arm, members in sorted(arms.items()):
+            conv = [_converted(r.customer_id, r.at, window, by_customer) for r in members]
+            k = sum(1 for c, _ in conv if c)
+            report.variants.append(
+                VariantResult(
+                    arm=arm,
+                    recipients=len(members),
+                    opens=sum(1 for r in members if r.opened),
+                    clicks=sum(1 for r in members if r.clicked),
+                    conversions=k,
+                    revenue=sum(v for _, v in conv),
+                    lift=lift(k, len(members), holdout_k, len(held)) if held else None,
+                )
+            )
+        if held:
+            report.variants.append(
+                VariantResult(
+                    arm=HOLDOUT,
+                    recipients=len(held),
+                    opens=0,
+                    clicks=0,
+                    conversions=holdout_k,
+                    revenue=sum(v for _, v in holdout_conv),
+                    lift=None,
+                )
+            )
+    return [reports[k] for k in sorted(reports)]
