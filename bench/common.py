@@ -13,6 +13,29 @@ from moto import mock_aws
 REGION = "us-east-1"
 
 
+def create_kizuna_tables(ddb: Any) -> None:
+    """Kizuna's customers table (``customer_id``) and activity table (``pk``/``sk``), as
+    the adapters use them, on a DynamoDB client (moto's in benches and tests)."""
+    ddb.create_table(
+        TableName="customers",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
+    )
+    ddb.create_table(
+        TableName="activity",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    )
+
+
 @contextmanager
 def moto_tables() -> Iterator[boto3.Session]:
     """A moto account with Kizuna's customers and activity tables."""
@@ -21,25 +44,7 @@ def moto_tables() -> Iterator[boto3.Session]:
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         session = boto3.Session(region_name=REGION)
-        ddb = session.client("dynamodb")
-        ddb.create_table(
-            TableName="customers",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
-        )
-        ddb.create_table(
-            TableName="activity",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        create_kizuna_tables(session.client("dynamodb"))
         yield session
 
 

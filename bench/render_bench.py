@@ -14,25 +14,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from bench.common import print_table
 from kizuna.delivery.coupons import issue_coupon
 from kizuna.delivery.templates import PARTS, Renderer, build_context, format_date, format_number
-from kizuna.domain.customer import Customer
 from kizuna.runtime.config import KizunaConfig
+from kizuna_tools.demo import sample_customer
 
 ROOT = Path(__file__).resolve().parents[1] / "templates"
 
 
 def _context(locale: str) -> dict[str, Any]:
     cfg = KizunaConfig()
-    customer = Customer(
-        customer_id="c1",
-        first_name="花子",
-        last_name="山田",
-        locale=locale,
-        rank="Silver",
-        next_rank="Gold",
-        points_to_next_rank=80,
-        points_balance=1240,
-        order_count=1,
-    )
+    customer = sample_customer(locale, customer_id="c1")
     coupon = issue_coupon(
         b"k" * 32,
         "second-purchase-coupon",

@@ -104,3 +104,13 @@ def parsed(raw: dict[str, Any]) -> ParsedEvent:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def sample_program(*steps: str) -> str:
+    """Program YAML ``sample`` (on a first purchase) whose first step sends ``hello`` by
+    email, followed by ``steps`` (one YAML flow mapping each)."""
+    lines = ("{id: hello, type: send, channels: [email], template: hello}", *steps)
+    return (
+        "id: sample\nname: Sample\ntrigger: {event: customer.first_purchase}\nsteps:\n"
+        + "".join(f"  - {step}\n" for step in lines)
+    )

@@ -19,7 +19,6 @@ from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
@@ -33,7 +32,7 @@ from kizuna.runtime.settings import (
 )
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, SharedProps
+from kizuna_infra.functions import KizunaFunction, SharedProps
 from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
 from kizuna_infra.schedules import DEFAULT_TIME_ZONE, ScheduledInvocations
 
@@ -163,12 +162,10 @@ class Delivery(Construct):
         *,
         bus: events.IEventBus,
         tables: DataTables,
-        layers: list[lambda_.ILayerVersion],
-        source_root: Path,
+        shared: SharedProps,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
         config_json: str = "{}",
-        tracing: bool = False,
         email_from: str = names.DEFAULT_EMAIL_FROM,
         ses_identity: str | None = None,
         push_application_id: str = "",
@@ -177,20 +174,16 @@ class Delivery(Construct):
         sms_sender_id: str = "",
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
-        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
         schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
     ) -> None:
         super().__init__(scope, construct_id)
-        programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
-        templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
+        programs_dir = programs_dir or shared["source_root"] / names.PROGRAMS_DIR
+        templates_dir = templates_dir or shared["source_root"] / names.TEMPLATES_DIR
         self.email_from = email_from
         self.ses_identity = ses_identity or email_domain(email_from)
         self.push_application_id = push_application_id
         self.line_token_secret_arn = line_token_secret_arn
-        self.tracing = tracing
-        shared = SharedProps(
-            layers=layers, source_root=source_root, tracing=tracing, log_retention=log_retention
-        )
+        self.tracing = shared.get("tracing", False)
         stack = Stack.of(self)
 
         # --- Signing secret (HMAC key of coupon codes and unsubscribe tokens) ---------------

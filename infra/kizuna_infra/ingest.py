@@ -7,12 +7,8 @@ send it there itself with the reason, so nothing is dropped silently.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -25,7 +21,7 @@ from kizuna.runtime.settings import (
 )
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_LOG_RETENTION, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+from kizuna_infra.functions import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, SharedProps
 from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
 
 
@@ -39,14 +35,11 @@ class Ingest(QueuedFunction):
         *,
         bus: events.IEventBus,
         tables: DataTables,
-        layers: list[lambda_.ILayerVersion],
-        source_root: Path,
+        shared: SharedProps,
         config_json: str = "{}",
-        tracing: bool = False,
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = DEFAULT_MEMORY_MB,
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
-        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
     ) -> None:
         super().__init__(
             scope,
@@ -58,13 +51,10 @@ class Ingest(QueuedFunction):
                 ENV_EVENT_BUS_NAME: bus.event_bus_name,
                 ENV_KIZUNA_CONFIG: config_json,
             },
-            layers=layers,
-            source_root=source_root,
-            tracing=tracing,
             timeout=timeout,
             memory_size=memory_size,
-            log_retention=log_retention,
             max_receive_count=max_receive_count,
+            **shared,
         )
         self.rule = self.add_rule(
             names.INGEST_RULE_ID,

@@ -213,19 +213,19 @@ class Programs(Construct):
         *,
         bus: events.IEventBus,
         tables: DataTables,
-        layers: list[lambda_.ILayerVersion],
+        shared: SharedProps,
         send_function: lambda_.IFunction,
-        source_root: Path,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
         segments_dir: Path | None = None,
         config_json: str = "{}",
-        tracing: bool = False,
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
-        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
         schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
     ) -> None:
         super().__init__(scope, construct_id)
+        source_root = shared["source_root"]
+        tracing = shared.get("tracing", False)
+        log_retention = shared.get("log_retention", DEFAULT_LOG_RETENTION)
         programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
         segments_dir = segments_dir or source_root / names.SEGMENTS_DIR
@@ -235,9 +235,6 @@ class Programs(Construct):
         if segments_dir.is_dir():
             data_dirs[names.SEGMENTS_DIR] = segments_dir
         self.tracing = tracing
-        shared = SharedProps(
-            layers=layers, source_root=source_root, tracing=tracing, log_retention=log_retention
-        )
         stack = Stack.of(self)
         self.prefix = state_machine_prefix(stack)
         self.journey_arn_prefix = stack.format_arn(

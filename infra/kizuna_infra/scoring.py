@@ -15,13 +15,11 @@ products table, the day's snapshot cells into the snapshots table).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
@@ -40,7 +38,7 @@ from kizuna.runtime.settings import (
 )
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction
+from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, SharedProps
 from kizuna_infra.queues import dead_letter_queue
 from kizuna_infra.schedules import (
     DEFAULT_TIME_ZONE,
@@ -68,15 +66,14 @@ class Scoring(Construct):
         *,
         bus: events.IEventBus,
         tables: DataTables,
-        layers: list[lambda_.ILayerVersion],
-        source_root: Path,
+        shared: SharedProps,
         config_json: str = "{}",
         scan_segments: int = 16,
-        tracing: bool = False,
-        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
         schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
     ) -> None:
         super().__init__(scope, construct_id)
+        tracing = shared.get("tracing", False)
+        log_retention = shared.get("log_retention", DEFAULT_LOG_RETENTION)
         self.tracing = tracing
         self.scan_segments = scan_segments
 
@@ -96,12 +93,9 @@ class Scoring(Construct):
                 ENV_SNAPSHOTS_TABLE: tables.snapshots.table_name,
                 ENV_ANALYTICS_BUCKET: tables.analytics.bucket_name,
             },
-            layers=layers,
-            source_root=source_root,
-            tracing=tracing,
             timeout=SCORE_TIMEOUT,
             memory_size=SCORE_MEMORY_MB,
-            log_retention=log_retention,
+            **shared,
         )
         # Scan, re-read on a version conflict, conditional put: customers only.
         tables.customers.grant(
@@ -130,33 +124,11 @@ class Scoring(Construct):
         tables.snapshots.grant(self.score.function, "dynamodb:PutItem", "dynamodb:BatchWriteItem")
 
         # --- The state machine -----------------------------------------------------------
-        boundaries = tasks.LambdaInvoke(
-            self,
+        boundaries = self._invoke(
             names.SCORING_BOUNDARIES_STATE,
-            lambda_function=self.score.function,
-            payload=sfn.TaskInput.from_object(
-                {"action": "boundaries", "total_segments": scan_segments}
-            ),
-            output_path="$.Payload",
+            {"action": "boundaries", "total_segments": scan_segments},
         )
-        boundaries.add_retry(
-            errors=[sfn.Errors.TASKS_FAILED],
-            interval=SEGMENT_RETRY_INTERVAL,
-            max_attempts=SEGMENT_RETRY_ATTEMPTS,
-            backoff_rate=2,
-        )
-        segment = tasks.LambdaInvoke(
-            self,
-            names.SCORING_SEGMENT_STATE,
-            lambda_function=self.score.function,
-            output_path="$.Payload",
-        )
-        segment.add_retry(
-            errors=[sfn.Errors.TASKS_FAILED],
-            interval=SEGMENT_RETRY_INTERVAL,
-            max_attempts=SEGMENT_RETRY_ATTEMPTS,
-            backoff_rate=2,
-        )
+        segment = self._invoke(names.SCORING_SEGMENT_STATE)
         segments = sfn.DistributedMap(
             self,
             names.SCORING_MAP_STATE,
@@ -173,24 +145,13 @@ class Scoring(Construct):
             result_path="$.shards",
         )
         segments.item_processor(segment)
-        finish = tasks.LambdaInvoke(
-            self,
+        finish = self._invoke(
             names.SCORING_FINISH_STATE,
-            lambda_function=self.score.function,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "action": "finish",
-                    "total_segments": scan_segments,
-                    "as_of": sfn.JsonPath.string_at("$.as_of"),
-                }
-            ),
-            output_path="$.Payload",
-        )
-        finish.add_retry(
-            errors=[sfn.Errors.TASKS_FAILED],
-            interval=SEGMENT_RETRY_INTERVAL,
-            max_attempts=SEGMENT_RETRY_ATTEMPTS,
-            backoff_rate=2,
+            {
+                "action": "finish",
+                "total_segments": scan_segments,
+                "as_of": sfn.JsonPath.string_at("$.as_of"),
+            },
         )
 
         stack = Stack.of(self)
@@ -250,3 +211,21 @@ class Scoring(Construct):
         )
         cfn_schedule = cast(scheduler.CfnSchedule, self.schedule.node.default_child)
         cfn_schedule.add_metadata(names.SCHEDULE_METADATA_KEY, names.SCORING_SCHEDULE_NAME)
+
+    def _invoke(self, state_id: str, payload: dict[str, Any] | None = None) -> tasks.LambdaInvoke:
+        """A state invoking the score function (its result is the state's output), retried
+        with backoff: every action of the score function is idempotent."""
+        task = tasks.LambdaInvoke(
+            self,
+            state_id,
+            lambda_function=self.score.function,
+            payload=sfn.TaskInput.from_object(payload) if payload is not None else None,
+            output_path="$.Payload",
+        )
+        task.add_retry(
+            errors=[sfn.Errors.TASKS_FAILED],
+            interval=SEGMENT_RETRY_INTERVAL,
+            max_attempts=SEGMENT_RETRY_ATTEMPTS,
+            backoff_rate=2,
+        )
+        return task

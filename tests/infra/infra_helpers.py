@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 Resources = dict[str, Any]
 Statement = dict[str, Any]
+LogicalId = Callable[[Any], str]
+
+
+class StackIds:
+    """Logical ids of what every part of the stack uses (the bus, the customers and activity
+    tables); a test module's ``Ids`` adds those of the resources under test."""
+
+    def __init__(self, stack: Any, logical_id: LogicalId) -> None:
+        k = stack.kizuna
+        self.bus = logical_id(k.bus.bus)
+        self.customers = logical_id(k.tables.customers)
+        self.activity = logical_id(k.tables.activity)
 
 
 def arn(logical: str) -> dict[str, Any]:

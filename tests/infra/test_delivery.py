@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 from infra_helpers import (
+    StackIds,
     actions_of,
     arn,
     environment,
@@ -47,8 +48,9 @@ def ses_arn(resource: Any) -> dict[str, Any]:
     }
 
 
-class Ids:
+class Ids(StackIds):
     def __init__(self, stack: KizunaStack, logical_id: LogicalId) -> None:
+        super().__init__(stack, logical_id)
         k = stack.kizuna
         d = k.delivery
         self.secret = logical_id(d.signing_secret)
@@ -64,9 +66,6 @@ class Ids:
         self.feedback_rule = logical_id(d.feedback.rule)
         self.feedback_schedule_dlq = logical_id(d.feedback.schedules.dead_letter_queue)
         self.opt_out_policy = logical_id(d.feedback.sms_opt_out_policy)
-        self.bus = logical_id(k.bus.bus)
-        self.customers = logical_id(k.tables.customers)
-        self.activity = logical_id(k.tables.activity)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra_helpers import arn, as_list, index_arn, iter_resources, resources_for, statements_of
+from infra_helpers import (
+    StackIds,
+    arn,
+    as_list,
+    index_arn,
+    iter_resources,
+    resources_for,
+    statements_of,
+)
 from moto.events.models import EventPattern
 from moto.events.utils import EventMessageType
 
@@ -19,10 +27,11 @@ from kizuna_infra.stack import KizunaStack
 pytestmark = pytest.mark.infra
 
 
-class Ids:
+class Ids(StackIds):
     """Logical ids of the resources under test, resolved from the construct tree."""
 
     def __init__(self, stack: KizunaStack, logical_id: Callable[[Any], str]) -> None:
+        super().__init__(stack, logical_id)
         k = stack.kizuna
         self.queue = logical_id(k.ingest.queue)
         self.dlq = logical_id(k.ingest.dead_letter_queue)
@@ -30,9 +39,6 @@ class Ids:
         self.function = logical_id(k.ingest.function)
         self.role = logical_id(k.ingest.role)
         self.log_group = logical_id(k.ingest.log_group)
-        self.bus = logical_id(k.bus.bus)
-        self.customers = logical_id(k.tables.customers)
-        self.activity = logical_id(k.tables.activity)
         self.layers = [logical_id(layer) for layer in k.layers.all]
 
 

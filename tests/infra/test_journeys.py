@@ -11,6 +11,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from infra_helpers import (
+    StackIds,
     actions_of,
     arn,
     environment,
@@ -46,8 +47,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LogicalId = Callable[[Any], str]
 
 
-class Ids:
+class Ids(StackIds):
     def __init__(self, stack: KizunaStack, logical_id: LogicalId) -> None:
+        super().__init__(stack, logical_id)
         k = stack.kizuna
         p = k.programs
         self.prefix = p.prefix
@@ -63,9 +65,6 @@ class Ids:
         self.sweep_dlq = logical_id(p.sweep_schedules.dead_letter_queue)
         self.sweep_scheduler_role = logical_id(p.sweep_schedules.role)
         self.send = logical_id(k.delivery.send.function)
-        self.bus = logical_id(k.bus.bus)
-        self.customers = logical_id(k.tables.customers)
-        self.activity = logical_id(k.tables.activity)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bench.common import create_kizuna_tables
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.runtime.settings import ingest_settings
@@ -51,24 +52,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
-        ddb.create_table(
-            TableName="customers",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
-        )
-        ddb.create_table(
-            TableName="activity",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        create_kizuna_tables(ddb)
         sqs = boto3.client("sqs", region_name=REGION)
         dlq = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][

@@ -18,33 +18,38 @@ from tests.integration.test_journeys import PROGRAMS, ledger, sent
 pytestmark = pytest.mark.integration
 
 
-def history(cid: str, orders: Sequence[tuple[int, float]], now: datetime) -> list[dict[str, Any]]:
-    """A customer's sign-up (email opt-in) and past orders, as bus entries."""
+def entry(cid: str, now: datetime, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A bus entry from the shop for ``cid`` (occurred now unless ``detail`` says when)."""
+    detail = {"customer_id": cid, "occurred_at": now.isoformat(), **detail}
+    return {"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}
 
-    def entry(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
-        detail = {"customer_id": cid, "occurred_at": now.isoformat(), **detail}
-        return {"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}
 
+def signed_up(
+    cid: str, now: datetime, locale: str, orders: Sequence[tuple[list[dict[str, Any]], int, float]]
+) -> list[dict[str, Any]]:
+    """A customer's sign-up (email opt-in) and past orders (lines, total, days ago), as bus
+    entries."""
     entries = [
-        entry("customer.upserted", {"email": f"{cid}@example.jp", "locale": "ja"}),
-        entry("consent.changed", {"channel": "email", "status": "opted_in"}),
+        entry(cid, now, "customer.upserted", {"email": f"{cid}@example.jp", "locale": locale}),
+        entry(cid, now, "consent.changed", {"channel": "email", "status": "opted_in"}),
     ]
-    for n, (total, days_ago) in enumerate(orders):
-        line = {"product_id": "tea-001", "category": "tea", "quantity": 1, "unit_price": "1"}
-        entries.append(
-            entry(
-                "order.placed",
-                {
-                    "occurred_at": (now - timedelta(days=days_ago)).isoformat(),
-                    "order_id": f"o-{cid}-{n}",
-                    "total": str(total),
-                    "currency": "JPY",
-                    "channel": "web",
-                    "lines": [line],
-                },
-            )
-        )
+    for n, (lines, total, days_ago) in enumerate(orders):
+        order = {
+            "occurred_at": (now - timedelta(days=days_ago)).isoformat(),
+            "order_id": f"o-{cid}-{n}",
+            "total": str(total),
+            "currency": "JPY",
+            "channel": "web",
+            "lines": lines,
+        }
+        entries.append(entry(cid, now, "order.placed", order))
     return entries
+
+
+def history(cid: str, orders: Sequence[tuple[int, float]], now: datetime) -> list[dict[str, Any]]:
+    """Sign-up and past orders of one tea each (total, days ago)."""
+    line = {"product_id": "tea-001", "category": "tea", "quantity": 1, "unit_price": "1"}
+    return signed_up(cid, now, "ja", [([line], total, days_ago) for total, days_ago in orders])
 
 
 def customers(cloud: LocalCloud) -> dict[str, dict[str, Any]]:
@@ -102,35 +107,19 @@ def test_the_daily_scoring_segments_the_base_and_thanks_a_new_champion(
 
 
 def orders_of(cid: str, baskets: Sequence[Sequence[str]], now: datetime) -> list[dict[str, Any]]:
-    """A customer's sign-up (email opt-in, English) and one past order per basket."""
-
-    def entry(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
-        detail = {"customer_id": cid, "occurred_at": now.isoformat(), **detail}
-        return {"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}
-
-    entries = [
-        entry("customer.upserted", {"email": f"{cid}@example.jp", "locale": "en"}),
-        entry("consent.changed", {"channel": "email", "status": "opted_in"}),
-    ]
-    for n, basket in enumerate(baskets):
-        lines = [
-            {"product_id": p, "category": p.split("-")[0], "quantity": 1, "unit_price": "1000"}
-            for p in basket
-        ]
-        entries.append(
-            entry(
-                "order.placed",
-                {
-                    "occurred_at": (now - timedelta(days=30 - n)).isoformat(),
-                    "order_id": f"o-{cid}-{n}",
-                    "total": str(1000 * len(basket)),
-                    "currency": "JPY",
-                    "channel": "web",
-                    "lines": lines,
-                },
-            )
+    """Sign-up (English) and one past order per basket, 30 days ago onwards."""
+    orders = [
+        (
+            [
+                {"product_id": p, "category": p.split("-")[0], "quantity": 1, "unit_price": "1000"}
+                for p in basket
+            ],
+            1000 * len(basket),
+            30 - n,
         )
-    return entries
+        for n, basket in enumerate(baskets)
+    ]
+    return signed_up(cid, now, "en", orders)
 
 
 def test_the_daily_run_learns_co_purchases_snapshots_the_base_and_feeds_recommendations(

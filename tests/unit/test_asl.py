@@ -29,6 +29,7 @@ from kizuna.programs.loader import load_program, load_programs
 from kizuna.programs.model import Program
 from kizuna_tools import aslcheck
 from kizuna_tools.cli import app
+from tests.factories import sample_program
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
@@ -42,23 +43,11 @@ SEED_TRANSITIONS = {
     "second-purchase-coupon": {"min": 8, "max": 10},
     "winback-before-dormancy": {"min": 7, "max": 7},
 }
-FALLS_OFF_THE_END = """
-id: sample
-name: Sample
-trigger: {event: customer.first_purchase}
-steps:
-  - {id: hello, type: send, channels: [email], template: hello}
-  - {id: pause, type: wait, days: 1}
-"""
-NO_SEND_TO_EXIT = """
-id: sample
-name: Sample
-trigger: {event: customer.first_purchase}
-steps:
-  - {id: hello, type: send, channels: [email], template: hello}
-  - {id: check, type: branch, condition: {rank: [Gold]}, then: done}
-  - {id: done, type: exit}
-"""
+FALLS_OFF_THE_END = sample_program("{id: pause, type: wait, days: 1}")
+NO_SEND_TO_EXIT = sample_program(
+    "{id: check, type: branch, condition: {rank: [Gold]}, then: done}",
+    "{id: done, type: exit}",
+)
 
 
 def reachable(definition: dict[str, Any]) -> set[str]:

@@ -10,6 +10,7 @@ from kizuna.programs.compiler import compile_program, estimated_transitions
 from kizuna.programs.diagram import mermaid
 from kizuna.programs.loader import ProgramError, load_program, load_programs
 from kizuna.programs.model import Program
+from tests.factories import sample_program
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = {
@@ -22,17 +23,12 @@ SEEDS = {
     "cart-abandonment",
 }
 
-GOOD = """
-id: sample
-name: Sample
-trigger: {event: customer.first_purchase}
-steps:
-  - {id: hello, type: send, channels: [email], template: hello}
-  - {id: pause, type: wait, days: 1}
-  - {id: check, type: branch, condition: {rank: [Gold]}, then: bye, else: done}
-  - {id: bye, type: send, channel: push, template: bye, next: done}
-  - {id: done, type: exit}
-"""
+GOOD = sample_program(
+    "{id: pause, type: wait, days: 1}",
+    "{id: check, type: branch, condition: {rank: [Gold]}, then: bye, else: done}",
+    "{id: bye, type: send, channel: push, template: bye, next: done}",
+    "{id: done, type: exit}",
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "sample") -> Path:

@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kizuna_tools.simulation import Shop
+
+if TYPE_CHECKING:
+    from kizuna.domain.customer import Customer
 
 # A 90-day demo needs thresholds a few months of a tea shop can reach.
 DEMO_CONFIG: dict[str, Any] = {
@@ -78,6 +81,24 @@ class DemoSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def sample_customer(locale: str = "ja", customer_id: str = "sample") -> Customer:
+    """The customer a preview or a render bench shows: a Silver member 80 points from Gold,
+    named in ``locale``."""
+    from kizuna.domain.customer import Customer
+
+    return Customer(
+        customer_id=customer_id,
+        first_name="花子" if locale == "ja" else "Hanako",
+        last_name="山田" if locale == "ja" else "Yamada",
+        locale=locale,
+        rank="Silver",
+        next_rank="Gold",
+        points_to_next_rank=80,
+        points_balance=1240,
+        order_count=1,
+    )
 
 
 def _table(cloud: Any, contains: str) -> str:

@@ -32,7 +32,9 @@ class DerivedDetail(BaseModel):
     caused_by: str = Field(description="Id of the inbound event that produced this one")
 
 
-class FirstPurchase(DerivedDetail):
+class _Purchase(DerivedDetail):
+    """An order, as the purchase it makes of the customer."""
+
     order_id: str
     total: Amount
     currency: str
@@ -41,14 +43,12 @@ class FirstPurchase(DerivedDetail):
     categories: tuple[str, ...]
 
 
-class RepeatPurchase(DerivedDetail):
-    order_id: str
+class FirstPurchase(_Purchase):
+    pass
+
+
+class RepeatPurchase(_Purchase):
     order_count: int
-    total: Amount
-    currency: str
-    channel: str
-    product_ids: tuple[str, ...]
-    categories: tuple[str, ...]
 
 
 class RankDirection(StrEnum):
@@ -136,6 +136,46 @@ class DerivedEvent(BaseModel):
 
     detail_type: str
     detail: DerivedDetail
+
+    def to_entry(self, bus_name: str, source: str) -> dict[str, str]:
+        return {
+            "EventBusName": bus_name,
+            "Source": source,
+            "DetailType": self.detail_type,
+            "Detail": self.detail.model_dump_json(),
+            "Time": self.detail.occurred_at.isoformat(),
+        }
+
+
+# --- campaigns: facts about an occurrence, not about one customer --------------------------------
+class CampaignCompleted(BaseModel):
+    """An occurrence of a campaign finished (done, stopped or cancelled), with its counts by
+    outcome. Not a per-customer fact: no ``customer_id``, not a program trigger."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(description="campaign:<id>:<occurrence>:completed")
+    occurred_at: AwareDatetime
+    campaign_id: str
+    occurrence: str
+    status: Literal["done", "stopped", "cancelled"]
+    counts: dict[str, int] = Field(description="audience, holdout, sent, suppressed, ...")
+    winner: str | None = None
+    winner_reason: str | None = None
+    stop_reason: str | None = None
+
+
+CAMPAIGN_EVENT_MODELS: dict[str, type[BaseModel]] = {"campaign.completed": CampaignCompleted}
+
+
+class CampaignEvent(BaseModel):
+    """A campaign event ready for PutEvents."""
+
+    model_config = ConfigDict(frozen=True)
+
+    detail_type: Literal["campaign.completed"] = "campaign.completed"
+    detail: CampaignCompleted
 
     def to_entry(self, bus_name: str, source: str) -> dict[str, str]:
         return {

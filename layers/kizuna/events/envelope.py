@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kizuna.events.inbound import INBOUND_MODELS, InboundDetail
+
+D = TypeVar("D", bound=BaseModel)
 
 
 class EventRejected(Exception):
@@ -64,6 +66,16 @@ def parse_envelope(raw: str | dict[str, Any]) -> Envelope:
         raise EventRejected("InvalidEnvelope", describe_validation_error(exc)) from exc
 
 
+def validate_detail(envelope: Envelope, model: type[D]) -> D:
+    """The envelope's detail as ``model``; raise EventRejected (``InvalidEvent``) if it is not."""
+    try:
+        return model.model_validate(envelope.detail)
+    except ValidationError as exc:
+        raise EventRejected(
+            "InvalidEvent", f"{envelope.detail_type}: {describe_validation_error(exc, 'detail.')}"
+        ) from exc
+
+
 def parse_inbound(raw: str | dict[str, Any]) -> ParsedEvent:
     """Validate an EventBridge event carrying an inbound detail; raise EventRejected if bad."""
     envelope = parse_envelope(raw)
@@ -72,12 +84,7 @@ def parse_inbound(raw: str | dict[str, Any]) -> ParsedEvent:
         raise EventRejected(
             "UnknownEventType", f"detail-type {envelope.detail_type!r} is not inbound"
         )
-    try:
-        detail = model.model_validate(envelope.detail)
-    except ValidationError as exc:
-        raise EventRejected(
-            "InvalidEvent", f"{envelope.detail_type}: {describe_validation_error(exc, 'detail.')}"
-        ) from exc
+    detail = validate_detail(envelope, model)
     return ParsedEvent(
         event_id=envelope.id,
         detail_type=envelope.detail_type,

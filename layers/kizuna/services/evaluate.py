@@ -15,10 +15,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import ValidationError
 
 from kizuna.events import DERIVED_MODELS, INBOUND_MODELS
-from kizuna.events.envelope import EventRejected, describe_validation_error, parse_envelope
+from kizuna.events.envelope import EventRejected, parse_envelope, validate_detail
 from kizuna.ports import DeadLetterSink
 from kizuna.programs.evaluate import EvaluateResult, Evaluator, IncomingEvent
 from kizuna.runtime.observability import logger
@@ -36,12 +35,7 @@ def incoming(raw: str | dict[str, Any]) -> IncomingEvent:
             "UnknownEventType",
             f"detail-type {env.detail_type!r} from {env.source!r} is not evaluated",
         )
-    try:
-        detail = model.model_validate(env.detail)
-    except ValidationError as exc:
-        raise EventRejected(
-            "InvalidEvent", f"{env.detail_type}: {describe_validation_error(exc, 'detail.')}"
-        ) from exc
+    detail = validate_detail(env, model)
     at: datetime = getattr(detail, "occurred_at", env.time)
     event_id = str(env.detail.get("event_id")) if derived else env.id
     return IncomingEvent(event_id=event_id, detail_type=env.detail_type, time=at, detail=env.detail)

@@ -414,7 +414,7 @@ def test_patch_sqs_retention_check(local_cloud_factory: CloudFactory, project_ro
     url = cloud.resources["DeadLetterQueue"].url
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": "60"})
     sqs.send_message(QueueUrl=url, MessageBody="old")
-    queue = backends.sqs_backend().get_queue("kizuna-DeadLetterQueue")
+    queue = backends.backend("sqs").get_queue("kizuna-DeadLetterQueue")
     queue._messages[0].sent_timestamp -= 120_000  # sent two minutes ago (wall clock)
 
     # An expired message is not delivered (moto stops that receive there)...

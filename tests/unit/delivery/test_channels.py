@@ -433,22 +433,24 @@ def test_push_sends_to_apns_and_fcm_tokens() -> None:
     assert result == SendResult(provider_message_id="p-1")
 
 
+def failed(status: str, code: int) -> dict[str, Any]:
+    return {"DeliveryStatus": status, "StatusCode": code}
+
+
+def push_stub(client: Any, *outcomes: tuple[Mapping[str, Any], Mapping[str, Any]]) -> Stubber:
+    """A Stubber answering one SendMessages per (APNs token, FCM token) pair of results."""
+    stub = Stubber(client)
+    for apns, fcm in outcomes:
+        stub.add_response(
+            "send_messages", push_response({"apns-token-1": apns, "fcm-token-1": fcm})
+        )
+    return stub
+
+
 def test_push_reports_dead_tokens_and_updated_ones() -> None:
     client = aws("pinpoint")
-    with Stubber(client) as stub:
-        stub.add_response(
-            "send_messages",
-            push_response(
-                {
-                    "apns-token-1": {
-                        "DeliveryStatus": "PERMANENT_FAILURE",
-                        "StatusCode": 410,
-                        "StatusMessage": "Unregistered",
-                    },
-                    "fcm-token-1": {**ok("p-2"), "UpdatedToken": "fcm-token-2"},
-                }
-            ),
-        )
+    dead = {**failed("PERMANENT_FAILURE", 410), "StatusMessage": "Unregistered"}
+    with push_stub(client, (dead, {**ok("p-2"), "UpdatedToken": "fcm-token-2"})):
         result = PinpointPush(client, "app-1").send(message("push"))
     assert result.provider_message_id == "p-2"
     assert result.invalid_addresses == (
@@ -457,61 +459,41 @@ def test_push_reports_dead_tokens_and_updated_ones() -> None:
     assert result.updated_addresses == {"android-1": "fcm-token-2"}
 
 
-def test_push_with_only_dead_tokens_is_an_invalid_address() -> None:
+@pytest.mark.parametrize(
+    ("apns", "fcm", "error", "invalid"),
+    [
+        pytest.param(
+            failed("PERMANENT_FAILURE", 400),
+            failed("TEMPORARY_FAILURE", 410),
+            InvalidAddress,
+            ["android-1", "ios-1"],
+            id="only-dead-tokens-is-an-invalid-address",
+        ),
+        pytest.param(
+            failed("THROTTLED", 429),
+            failed("PERMANENT_FAILURE", 404),
+            Throttled,
+            ["android-1"],
+            id="throttled-everywhere-is-retryable-and-keeps-dead-tokens",
+        ),
+    ],
+)
+def test_push_failing_on_every_token(
+    apns: dict[str, Any], fcm: dict[str, Any], error: type[Exception], invalid: list[str]
+) -> None:
     client = aws("pinpoint")
-    with Stubber(client) as stub:
-        stub.add_response(
-            "send_messages",
-            push_response(
-                {
-                    "apns-token-1": {"DeliveryStatus": "PERMANENT_FAILURE", "StatusCode": 400},
-                    "fcm-token-1": {"DeliveryStatus": "TEMPORARY_FAILURE", "StatusCode": 410},
-                }
-            ),
-        )
-        with pytest.raises(InvalidAddress) as caught:
-            PinpointPush(client, "app-1").send(message("push"))
-    assert {i.key for i in caught.value.invalid} == {"ios-1", "android-1"}
-
-
-def test_push_throttled_everywhere_is_retryable_and_keeps_dead_tokens() -> None:
-    client = aws("pinpoint")
-    with Stubber(client) as stub:
-        stub.add_response(
-            "send_messages",
-            push_response(
-                {
-                    "apns-token-1": {"DeliveryStatus": "THROTTLED", "StatusCode": 429},
-                    "fcm-token-1": {"DeliveryStatus": "PERMANENT_FAILURE", "StatusCode": 404},
-                }
-            ),
-        )
-        with pytest.raises(Throttled) as caught:
-            PinpointPush(client, "app-1").send(message("push"))
-    assert [i.key for i in caught.value.invalid] == ["android-1"]
+    with push_stub(client, (apns, fcm)), pytest.raises(error) as caught:
+        PinpointPush(client, "app-1").send(message("push"))
+    assert sorted(i.key for i in caught.value.invalid) == invalid
 
 
 def test_push_temporary_failure_and_unknown_outcomes() -> None:
     client = aws("pinpoint")
-    with Stubber(client) as stub:
-        stub.add_response(
-            "send_messages",
-            push_response(
-                {
-                    "apns-token-1": {"DeliveryStatus": "TEMPORARY_FAILURE", "StatusCode": 503},
-                    "fcm-token-1": {"DeliveryStatus": "TEMPORARY_FAILURE", "StatusCode": 500},
-                }
-            ),
-        )
-        stub.add_response(
-            "send_messages",
-            push_response(
-                {
-                    "apns-token-1": {"DeliveryStatus": "UNKNOWN_FAILURE", "StatusCode": 0},
-                    "fcm-token-1": {"DeliveryStatus": "OPT_OUT", "StatusCode": 200},
-                }
-            ),
-        )
+    with push_stub(
+        client,
+        (failed("TEMPORARY_FAILURE", 503), failed("TEMPORARY_FAILURE", 500)),
+        (failed("UNKNOWN_FAILURE", 0), failed("OPT_OUT", 200)),
+    ):
         adapter = PinpointPush(client, "app-1")
         with pytest.raises(TemporaryFailure):
             adapter.send(message("push"))

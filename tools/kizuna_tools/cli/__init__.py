@@ -13,6 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kizuna.runtime.config import load_config
+from kizuna_tools.cli.options import (
+    ActivityTable,
+    CustomersTable,
+    Endpoint,
+    Profile,
+    Region,
+    session,
+)
 
 if TYPE_CHECKING:
     from kizuna_tools.importer import ImportReport
@@ -62,12 +70,7 @@ class ImportKind(StrEnum):
 
 
 FileArg = Annotated[Path, typer.Argument(help=".csv, .tsv or .jsonl file")]
-CustomersTable = Annotated[str | None, typer.Option(envvar="CUSTOMERS_TABLE")]
-ActivityTable = Annotated[str | None, typer.Option(envvar="ACTIVITY_TABLE")]
 ProductsTable = Annotated[str | None, typer.Option(envvar="PRODUCTS_TABLE")]
-Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna local serve`")]
-Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
-Profile = Annotated[str | None, typer.Option(envvar="AWS_PROFILE")]
 DryRun = Annotated[bool, typer.Option(help="Validate and report only; write nothing")]
 ConfigJson = Annotated[
     str, typer.Option("--config", envvar="KIZUNA_CONFIG", help="Loyalty configuration as JSON")
@@ -76,10 +79,7 @@ ErrorsCsv = Annotated[Path | None, typer.Option(help="Write every rejected row h
 
 
 def _dynamodb(profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
-    import boto3
-
-    session = boto3.Session(profile_name=profile, region_name=region)
-    return session.resource("dynamodb", endpoint_url=endpoint_url)
+    return session(region, profile).resource("dynamodb", endpoint_url=endpoint_url)
 
 
 def _print_import_report(

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kizuna_tools.cli.options import CustomersTable, Endpoint
+
 local_app = typer.Typer(
     help="Run Kizuna on the local runtime (moto, in-process).", no_args_is_help=True
 )
@@ -211,8 +213,8 @@ def render_preview(
     locale: Annotated[
         str, typer.Option(help="sample customer's locale (without --customer)")
     ] = "ja",
-    customers_table: Annotated[str | None, typer.Option(envvar="CUSTOMERS_TABLE")] = None,
-    endpoint_url: Annotated[str | None, typer.Option()] = None,
+    customers_table: CustomersTable = None,
+    endpoint_url: Endpoint = None,
     html_out: Annotated[Path, typer.Option(help="where to write the email HTML")] = Path(
         "out/preview.html"
     ),
@@ -224,10 +226,10 @@ def render_preview(
 
     from kizuna.delivery.coupons import issue_coupon
     from kizuna.delivery.templates import Renderer, RenderError, build_context
-    from kizuna.domain.customer import Customer
     from kizuna.programs.loader import load_program
     from kizuna.programs.model import SendStep
     from kizuna.runtime.config import KizunaConfig
+    from kizuna_tools.demo import sample_customer
 
     prog = load_program(programs_dir / f"{program}.yaml")
     send = prog.step(step)
@@ -249,17 +251,7 @@ def render_preview(
             raise typer.BadParameter(f"no customer {customer!r}", param_hint="--customer")
         who = found
     else:
-        who = Customer(
-            customer_id="sample",
-            first_name="花子" if locale == "ja" else "Hanako",
-            last_name="山田" if locale == "ja" else "Yamada",
-            locale=locale,
-            rank="Silver",
-            next_rank="Gold",
-            points_to_next_rank=80,
-            points_balance=1240,
-            order_count=1,
-        )
+        who = sample_customer(locale)
     now = datetime.now(UTC)
     coupon = (
         issue_coupon(

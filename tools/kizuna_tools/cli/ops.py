@@ -13,6 +13,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kizuna_tools.cli.options import (
+    ActivityTable,
+    CustomersTable,
+    Endpoint,
+    Profile,
+    Region,
+)
+from kizuna_tools.cli.options import session as _session
+
 customers_app = typer.Typer(
     help="Access and erasure requests for one customer.", no_args_is_help=True
 )
@@ -23,17 +32,6 @@ out = Console()
 
 CustomerId = Annotated[str, typer.Argument(help="customer id")]
 Stack = Annotated[str | None, typer.Option(help="deployed stack to read the outputs of")]
-CustomersTable = Annotated[str | None, typer.Option(envvar="CUSTOMERS_TABLE")]
-ActivityTable = Annotated[str | None, typer.Option(envvar="ACTIVITY_TABLE")]
-Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna local serve`")]
-Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
-Profile = Annotated[str | None, typer.Option(envvar="AWS_PROFILE")]
-
-
-def _session(region: str | None, profile: str | None) -> Any:
-    import boto3
-
-    return boto3.Session(profile_name=profile, region_name=region)
 
 
 def _outputs(session: Any, stack: str | None, endpoint_url: str | None) -> dict[str, str]:

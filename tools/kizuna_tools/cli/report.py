@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from kizuna_tools.cli.options import ActivityTable, Config, Endpoint, Region, session
+
 report_app = typer.Typer(
     help="Reports: customer structure, programs, segments (terminal, CSV, HTML).",
     no_args_is_help=True,
@@ -21,16 +23,12 @@ report_app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 
-ActivityTable = Annotated[str | None, typer.Option(envvar="ACTIVITY_TABLE", help="activity table")]
 SnapshotsTable = Annotated[
     str | None, typer.Option(envvar="SNAPSHOTS_TABLE", help="snapshots table")
 ]
 Bucket = Annotated[
     str | None, typer.Option(envvar="ANALYTICS_BUCKET", help="analytics bucket (the export)")
 ]
-Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna local serve`")]
-Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
-Config = Annotated[Path | None, typer.Option(help="KizunaConfig JSON (default: defaults)")]
 Programs = Annotated[Path | None, typer.Option(help="programs folder (attribution windows)")]
 Csv = Annotated[Path | None, typer.Option("--csv", help="also write the tables as CSV here")]
 From = Annotated[str | None, typer.Option("--from", help="first snapshot date (YYYY-MM-DD)")]
@@ -50,8 +48,6 @@ class Source:
     programs_dir: Path | None
 
     def reports(self, start: str | None = None, end: str | None = None) -> tuple[Any, Any]:
-        import boto3
-
         from kizuna.adapters.dynamodb import DynamoStore, SnapshotStore
         from kizuna.adapters.s3 import S3Objects
         from kizuna.programs.bundle import resolve_dir
@@ -66,12 +62,12 @@ class Source:
                 "SNAPSHOTS_TABLE) before the report's name"
             )
         cfg = load_config(self.config.read_text(encoding="utf-8") if self.config else "{}")
-        session = boto3.Session(region_name=self.region)
-        dynamodb = session.resource("dynamodb", endpoint_url=self.endpoint_url)
+        aws = session(self.region)
+        dynamodb = aws.resource("dynamodb", endpoint_url=self.endpoint_url)
         activity = DynamoStore(dynamodb, self.activity_table, self.activity_table)
         snapshots = SnapshotStore(dynamodb, self.snapshots_table)
         export = (
-            S3Objects(session.client("s3", endpoint_url=self.endpoint_url), self.analytics_bucket)
+            S3Objects(aws.client("s3", endpoint_url=self.endpoint_url), self.analytics_bucket)
             if self.analytics_bucket
             else None
         )

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from kizuna_tools.cli.options import Config, Endpoint, Region, session
+
 segments_app = typer.Typer(help="Named segments: list, count, export.", no_args_is_help=True)
 console = Console(stderr=True)
 out = Console()
@@ -18,21 +20,23 @@ out = Console()
 Name = Annotated[str, typer.Argument(help="segment name (segments/<name>.yaml)")]
 Directory = Annotated[Path | None, typer.Option("--dir", help="segments folder")]
 CustomersTable = Annotated[str, typer.Option(envvar="CUSTOMERS_TABLE", help="customers table")]
-Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna local serve`")]
-Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
-Config = Annotated[Path | None, typer.Option(help="KizunaConfig JSON (default: defaults)")]
 
 
-def _segment(name: str, directory: Path | None) -> Any:
+def _segments(directory: Path | None) -> dict[str, Any]:
+    """The named segments (validated); every problem printed and exit 1 when invalid."""
     from kizuna.programs.bundle import resolve_dir
     from kizuna.segments import SegmentError, load_segments
 
     try:
-        found = load_segments(resolve_dir("segments", str(directory) if directory else None))
+        return load_segments(resolve_dir("segments", str(directory) if directory else None))
     except SegmentError as exc:
         for problem in exc.problems:
             console.print(f"[red]{problem}[/red]")
         raise typer.Exit(1) from exc
+
+
+def _segment(name: str, directory: Path | None) -> Any:
+    found = _segments(directory)
     if name not in found:
         console.print(f"[red]no segment {name!r}[/red] (known: {', '.join(sorted(found))})")
         raise typer.Exit(1)
@@ -47,15 +51,13 @@ def _members(
     region: str | None,
     config: Path | None,
 ) -> list[str]:
-    import boto3
-
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.runtime.config import KizunaConfig
     from kizuna.segments import members
 
     segment = _segment(name, directory)
     cfg = KizunaConfig.model_validate_json(config.read_text()) if config else KizunaConfig()
-    resource = boto3.Session(region_name=region).resource("dynamodb", endpoint_url=endpoint)
+    resource = session(region).resource("dynamodb", endpoint_url=endpoint)
     store = DynamoStore(resource, table, table)
     return list(members(segment, store.scan_customers(), datetime.now(UTC), cfg))
 
@@ -65,16 +67,7 @@ def segments_list(directory: Directory = None) -> None:
     """Every segment and its conditions (validated)."""
     import json
 
-    from kizuna.programs.bundle import resolve_dir
-    from kizuna.segments import SegmentError, load_segments
-
-    try:
-        found = load_segments(resolve_dir("segments", str(directory) if directory else None))
-    except SegmentError as exc:
-        for problem in exc.problems:
-            console.print(f"[red]{problem}[/red]")
-        raise typer.Exit(1) from exc
-    for name, segment in sorted(found.items()):
+    for name, segment in sorted(_segments(directory).items()):
         out.print(f"{name}: {json.dumps(segment.conditions, ensure_ascii=False)}")
 
 

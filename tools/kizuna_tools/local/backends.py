@@ -16,40 +16,11 @@ from typing import Any
 from kizuna_tools.local.template import ACCOUNT_ID, REGION
 
 
-def events_backend() -> Any:
-    from moto.events.models import events_backends
+def backend(service: str) -> Any:
+    """moto's in-memory backend of ``service`` in the local runtime's account and region."""
+    from moto.backends import get_backend
 
-    return events_backends[ACCOUNT_ID][REGION]
-
-
-def sqs_backend() -> Any:
-    from moto.sqs.models import sqs_backends
-
-    return sqs_backends[ACCOUNT_ID][REGION]
-
-
-def scheduler_backend() -> Any:
-    from moto.scheduler.models import scheduler_backends
-
-    return scheduler_backends[ACCOUNT_ID][REGION]
-
-
-def dynamodb_backend() -> Any:
-    from moto.dynamodb.models import dynamodb_backends
-
-    return dynamodb_backends[ACCOUNT_ID][REGION]
-
-
-def ses_backend() -> Any:
-    from moto.ses.models import ses_backends
-
-    return ses_backends[ACCOUNT_ID][REGION]
-
-
-def sns_backend() -> Any:
-    from moto.sns.models import sns_backends
-
-    return sns_backends[ACCOUNT_ID][REGION]
+    return get_backend(service)[ACCOUNT_ID][REGION]  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -64,7 +35,7 @@ class ScheduledRule:
 def scheduled_rules() -> list[ScheduledRule]:
     """Enabled EventBridge rules with a ``ScheduleExpression``, on every bus."""
     found = []
-    for bus in list(events_backend().event_buses.values()):
+    for bus in list(backend("events").event_buses.values()):
         for rule in list(bus.rules.values()):
             if rule.scheduled_expression and rule.state != "DISABLED":
                 found.append(
@@ -76,23 +47,23 @@ def scheduled_rules() -> list[ScheduledRule]:
 def schedules() -> list[Any]:
     """Every EventBridge Scheduler schedule (moto ``Schedule`` objects), by ARN."""
     found = []
-    for group in list(scheduler_backend().schedule_groups.values()):
+    for group in list(backend("scheduler").schedule_groups.values()):
         found.extend(group.schedules.values())
     return sorted(found, key=lambda s: s.arn)
 
 
 def delete_schedule(group: str, name: str) -> None:
-    scheduler_backend().delete_schedule(group, name)
+    backend("scheduler").delete_schedule(group, name)
 
 
 def send_to_queue(queue_name: str, body: str, group_id: str | None = None) -> None:
     """Put a message on a queue as EventBridge's SQS target does (no API call)."""
-    sqs_backend().send_message(queue_name=queue_name, message_body=body, group_id=group_id)
+    backend("sqs").send_message(queue_name=queue_name, message_body=body, group_id=group_id)
 
 
 def queue_messages(queue_name: str) -> list[dict[str, Any]]:
     """Every message on a queue, visible or not, without receiving it."""
-    queue = sqs_backend().get_queue(queue_name)
+    queue = backend("sqs").get_queue(queue_name)
     messages = []
     for message in list(queue._messages):
         attributes = {name: dict(spec) for name, spec in (message.message_attributes or {}).items()}
@@ -119,7 +90,7 @@ def _maybe_json(text: str) -> Any:
 def expire_ttl(now_epoch: float) -> int:
     """Delete every item whose TTL attribute (epoch seconds) is before ``now_epoch``."""
     deleted = 0
-    for table in list(dynamodb_backend().tables.values()):
+    for table in list(backend("dynamodb").tables.values()):
         ttl = table.ttl
         if ttl.get("TimeToLiveStatus") != "ENABLED" or not ttl.get("AttributeName"):
             continue
@@ -145,7 +116,7 @@ def expire_ttl(now_epoch: float) -> int:
 
 def sent_emails() -> list[dict[str, Any]]:
     out = []
-    for message in list(ses_backend().sent_messages):
+    for message in list(backend("ses").sent_messages):
         entry: dict[str, Any] = {"message_id": getattr(message, "id", None)}
         for attribute in (
             "source",
@@ -165,7 +136,7 @@ def sent_emails() -> list[dict[str, Any]]:
 def sent_sms() -> list[dict[str, Any]]:
     return [
         {"message_id": message_id, "phone_number": phone, "message": text}
-        for message_id, (phone, text) in list(sns_backend().sms_messages.items())
+        for message_id, (phone, text) in list(backend("sns").sms_messages.items())
     ]
 
 
@@ -188,7 +159,7 @@ def archive_event(target: dict[str, Any], event: dict[str, Any]) -> bool:
     match = _ARCHIVE_IN_TEMPLATE.search(template)
     if match is None:
         return False
-    archive = events_backend().archives.get(match.group(1))
+    archive = backend("events").archives.get(match.group(1))
     if archive is not None:
         archive.events.append(event)
     return True
@@ -196,7 +167,7 @@ def archive_event(target: dict[str, Any], event: dict[str, Any]) -> bool:
 
 def queue_has_visible(queue_name: str) -> bool:
     """Whether a receive could return anything (saves an empty ReceiveMessage round trip)."""
-    queue = sqs_backend().get_queue(queue_name)
+    queue = backend("sqs").get_queue(queue_name)
     return any(message.visible and not message.delayed for message in list(queue._messages))
 
 

@@ -190,6 +190,24 @@ def fill_input_template(template: str, values: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def _put_on_bus(
+    bus_arn: str, source: str, detail_type: str, detail: str, resource: str, when: datetime
+) -> None:
+    """One event from a schedule or a scheduled rule onto a bus (moto's PutEvents)."""
+    backends.backend("events").put_events(
+        [
+            {
+                "Source": source,
+                "DetailType": detail_type,
+                "Detail": detail,
+                "EventBusName": bus_arn,
+                "Resources": [resource],
+                "Time": when.timestamp(),
+            }
+        ]
+    )
+
+
 def _service(arn: str) -> str:
     parts = arn.split(":")
     return parts[2] if len(parts) > 2 else ""
@@ -1307,28 +1325,21 @@ class LocalCloud:
                 continue
             arn = str(target.get("Arn", ""))
             if _service(arn) == "events" and ":event-bus/" in arn:
-                backends.events_backend().put_events(
-                    [
-                        {
-                            "Source": "aws.events",
-                            "DetailType": "Scheduled Event",
-                            "Detail": "{}",
-                            "EventBusName": arn,
-                            "Resources": [rule.arn],
-                            "Time": when.timestamp(),
-                        }
-                    ]
-                )
+                _put_on_bus(arn, "aws.events", "Scheduled Event", "{}", rule.arn, when)
             else:
-                self.delivery_errors.append(
-                    {
-                        "target": arn,
-                        "source": rule.arn,
-                        "code": "Unsupported",
-                        "at": when,
-                        "message": "scheduled target not delivered",
-                    }
-                )
+                self._undelivered(arn, rule.arn, when, "scheduled target not delivered")
+
+    def _undelivered(self, target: str, source: str, when: datetime, message: str) -> None:
+        """A scheduled target the local runtime does not deliver to, kept as an error."""
+        self.delivery_errors.append(
+            {
+                "target": target,
+                "source": source,
+                "at": when,
+                "code": "Unsupported",
+                "message": message,
+            }
+        )
 
     def _fire_schedule(self, item: Any, when: datetime, _wake: Wake) -> None:
         self._last_fired[item.arn] = when
@@ -1351,28 +1362,16 @@ class LocalCloud:
             backends.send_to_queue(arn.rsplit(":", 1)[-1], payload, group)
         elif service == "events":
             parameters = target.get("EventBridgeParameters") or {}
-            backends.events_backend().put_events(
-                [
-                    {
-                        "Source": parameters.get("Source", "aws.scheduler"),
-                        "DetailType": parameters.get("DetailType", "Scheduled Event"),
-                        "Detail": payload,
-                        "EventBusName": arn,
-                        "Resources": [item.arn],
-                        "Time": when.timestamp(),
-                    }
-                ]
+            _put_on_bus(
+                arn,
+                parameters.get("Source", "aws.scheduler"),
+                parameters.get("DetailType", "Scheduled Event"),
+                payload,
+                item.arn,
+                when,
             )
         else:
-            self.delivery_errors.append(
-                {
-                    "target": arn,
-                    "source": item.arn,
-                    "at": when,
-                    "code": "Unsupported",
-                    "message": "Scheduler target not delivered locally",
-                }
-            )
+            self._undelivered(arn, item.arn, when, "Scheduler target not delivered locally")
         self._touch()
         if item.schedule_expression.startswith("at(") and (
             item.action_after_completion == "DELETE"
