@@ -45,6 +45,9 @@ def _register_more() -> None:
     from kizuna_tools.cli.report import report_app
 
     app.add_typer(report_app, name="report")
+    from kizuna_tools.cli.campaigns import campaigns_app
+
+    app.add_typer(campaigns_app, name="campaigns")
 
 
 console = Console(stderr=True)

@@ -407,6 +407,12 @@ class LocalCloud:
     def pumps(self) -> list[QueuePump]:
         return list(self._provisioned.pumps)
 
+    @property
+    def outputs(self) -> dict[str, str]:
+        """The stack's outputs as the local runtime resolved them (what `--stack` reads from
+        CloudFormation on AWS): table names, ARNs, URLs."""
+        return dict(self._provisioned.outputs)
+
     def physical_name(self, logical_id: str) -> str:
         return self.resources[logical_id].name
 

@@ -86,6 +86,7 @@ class Provisioned:
     pumps: list[QueuePump] = field(default_factory=list)
     dead_letter_queues: dict[str, str] = field(default_factory=dict)  # queue name -> logical id
     function_urls: dict[str, FunctionSpec] = field(default_factory=dict)  # URL host -> function
+    outputs: dict[str, str] = field(default_factory=dict)  # the template's Outputs, resolved
     seconds: float = 0.0
 
 
@@ -287,6 +288,11 @@ class Provisioner:
             except Exception as exc:  # a moto/botocore error: report, keep provisioning
                 LOG.warning("creating %s (%s) failed: %s", logical_id, rtype, exc)
                 self.unsupported(logical_id, rtype, f"creation failed: {exc}")
+        for key, output in dict(self.t.raw.get("Outputs") or {}).items():
+            try:
+                self.out.outputs[key] = str(self.t.resolve(output.get("Value")))
+            except (TemplateError, ValueError, KeyError) as exc:
+                LOG.info("output %s not resolved locally: %s", key, exc)
         for pump in self.out.pumps:
             pump.redrive = pump.queue_name in self._redrive_queues
             pump.visibility_timeout = self._visibility.get(pump.queue_name, 30)

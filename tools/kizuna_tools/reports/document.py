@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from kizuna_tools.reports.build import (
     treated_and_holdout,
     trend,
 )
+from kizuna_tools.reports.campaigns import OccurrenceReport, campaign_reports
 from kizuna_tools.reports.html import (
     LiftRow,
     LiftSection,
@@ -186,9 +187,13 @@ class Reports:
     segments: list[SegmentRow]
     first: date | None
     last: date | None
+    campaigns: list[OccurrenceReport] = field(default_factory=list)
 
     def tables(self) -> dict[str, Table]:
         out = {"programs": program_table(self.programs), "trend": trend_table(self.trend)}
+        for occurrence in self.campaigns:
+            key = f"campaign_{occurrence.campaign}_{occurrence.occurrence}"
+            out[key] = campaign_table(occurrence)
         for change in self.segment_changes:
             scope = change.program or "all"
             for group, m in (("treated", change.treated), ("holdout", change.holdout)):
@@ -196,6 +201,56 @@ class Reports:
                 out[key] = migration_table(change, f"{scope}, {group}", m)
         out["segments"] = segment_table(self.segments)
         return out
+
+
+def campaign_table(r: OccurrenceReport) -> Table:
+    """One campaign occurrence: the funnel, then one row per variant (and the holdout)."""
+    reasons = [
+        f"{what} {reason}: {n}"
+        for what, counts in (
+            ("suppressed", r.suppressed_by_reason),
+            ("deferred", r.deferred_by_reason),
+            ("failed", r.failed_by_reason),
+        )
+        for reason, n in counts.items()
+    ]
+    sent = ", ".join(f"{c} {n}" for c, n in r.sent_by_channel.items()) or "none"
+    title = (
+        f"Campaign {r.campaign}, occurrence {r.occurrence} ({r.status or 'running'}): "
+        f"audience {r.audience}, holdout {r.holdout}, sent {r.sent} ({sent})"
+        + (f"; {'; '.join(reasons)}" if reasons else "")
+        + (f"; winner {r.winner}: {r.winner_reason}" if r.winner else "")
+    )
+    columns = (
+        "variant",
+        "recipients",
+        "opens",
+        "clicks",
+        "conversions",
+        "conversion %",
+        "revenue",
+        "lift vs holdout (pts)",
+        "95% CI low",
+        "95% CI high",
+    )
+    rows: list[tuple[Cell, ...]] = []
+    for v in r.variants:
+        lift = v.lift
+        rows.append(
+            (
+                v.arm,
+                v.recipients,
+                v.opens,
+                v.clicks,
+                v.conversions,
+                _pct(v.conversions / v.recipients if v.recipients else None),
+                round(v.revenue, 2),
+                _pct(lift.absolute_lift if lift else None),
+                _pct(lift.ci.low if lift and lift.ci else None),
+                _pct(lift.ci.high if lift and lift.ci else None),
+            )
+        )
+    return Table(title=title, columns=columns, rows=rows)
 
 
 def rank_order(cfg: KizunaConfig) -> list[str]:
@@ -256,6 +311,9 @@ def build_reports(
         segments=segment_analysis(latest, data.ledger),
         first=first,
         last=last,
+        campaigns=campaign_reports(
+            data.campaign_items, data.ledger.orders, data.occurrences, data.campaign_windows
+        ),
     )
 
 
@@ -341,6 +399,20 @@ def report_document(
             rows=tuple(LiftRow(program=r.program, arm=r.arm, lift=r.lift) for r in lift_rows),
         )
     )
+    campaign_lifts = [
+        LiftRow(program=f"{r.campaign} {r.occurrence}", arm=v.arm, lift=v.lift)
+        for r in reports.campaigns
+        for v in r.variants
+        if v.lift is not None and v.lift.ci is not None
+    ]
+    if campaign_lifts:
+        sections.append(
+            LiftSection(
+                title="Campaign lift: conversion, variant minus holdout (95% CI)",
+                description="Per occurrence and variant, against the campaign's own holdout.",
+                rows=tuple(campaign_lifts),
+            )
+        )
     for table in reports.tables().values():
         sections.append(TableSection(title=table.title, columns=table.columns, rows=table.rows))
     period = (

@@ -20,6 +20,14 @@ class ActivityScanner(Protocol):
     def scan_activity(self, kinds: Sequence[str]) -> Any: ...
 
 
+class OccurrenceReader(Protocol):
+    """The campaigns table (:class:`kizuna.adapters.campaigns.CampaignStore`)."""
+
+    def list_definitions(self) -> Any: ...
+
+    def list_occurrences(self, campaign_id: str) -> list[dict[str, Any]]: ...
+
+
 class CellReader(Protocol):
     def dates(self) -> list[str]: ...
 
@@ -38,6 +46,10 @@ class ReportData:
     cells_by_date: dict[date, dict[str, dict[str, Any]]]
     export: ExportReader | None = None
     windows: dict[str, int] = field(default_factory=dict)
+    # campaign ledger rows, the occurrences, and each campaign's attribution window
+    campaign_items: list[dict[str, Any]] = field(default_factory=list)
+    occurrences: list[dict[str, Any]] = field(default_factory=list)
+    campaign_windows: dict[str, int] = field(default_factory=dict)
 
     @property
     def dates(self) -> list[date]:
@@ -59,7 +71,19 @@ def load(
     snapshots: CellReader,
     export: ExportReader | None,
     windows: Mapping[str, int],
+    campaigns: OccurrenceReader | None = None,
 ) -> ReportData:
-    ledger = Ledger.from_items(activity.scan_activity(LEDGER_KINDS))
+    items = list(activity.scan_activity(LEDGER_KINDS))
+    ledger = Ledger.from_items(i for i in items if not i.get("campaign"))
     cells = {date.fromisoformat(d): snapshots.cells(d) for d in snapshots.dates()}
-    return ReportData(ledger, cells, export, dict(windows))
+    data = ReportData(ledger, cells, export, dict(windows))
+    data.campaign_items = [dict(i) for i in items if i.get("campaign")]
+    if campaigns is not None:
+        for stored in campaigns.list_definitions():
+            campaign = stored.campaign
+            data.campaign_windows[campaign.id] = campaign.goal.within_days if campaign.goal else 7
+            data.occurrences += [
+                {**occ, "campaign_id": campaign.id}
+                for occ in campaigns.list_occurrences(campaign.id)
+            ]
+    return data

@@ -1,0 +1,528 @@
+"""``kizuna campaigns validate|apply|list|show|estimate|send|pause|resume|cancel|report``.
+
+Every command but ``validate`` talks to a stack: ``--stack NAME`` reads its CloudFormation
+outputs, ``--outputs FILE`` reads them from a JSON file (``kizuna local serve`` writes one for
+the local runtime), ``--endpoint-url`` points the clients at a local endpoint.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from kizuna_tools.cli.options import Endpoint, Profile, Region, session
+
+if TYPE_CHECKING:
+    from kizuna.adapters.campaigns import CampaignStore
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.scheduler import CampaignSchedules
+    from kizuna.campaigns.model import Campaign
+    from kizuna.ports import StoredCampaign
+    from kizuna.runtime.config import KizunaConfig
+
+campaigns_app = typer.Typer(
+    help="Campaigns: validate, apply (store and schedule), estimate, dry-run, send, pause, "
+    "resume, cancel, report.",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+out = Console()
+
+CampaignName = Annotated[str, typer.Argument(help="campaign id")]
+StackOption = Annotated[str | None, typer.Option("--stack", help="deployed stack (its outputs)")]
+OutputsOption = Annotated[
+    Path | None,
+    typer.Option("--outputs", help="the stack's outputs as JSON (kizuna local serve writes one)"),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="KizunaConfig JSON (default: defaults)")
+]
+# Coupon codes in a dry run's samples are made with this, so none of them is a real code.
+DRY_RUN_SECRET = b"kizuna dry run: not a real coupon"
+
+
+def _dir(name: str) -> Path:
+    from kizuna.programs.bundle import resolve_dir
+
+    return resolve_dir(name)
+
+
+def _config(path: Path | None) -> KizunaConfig:
+    from kizuna.runtime.config import load_config
+
+    return load_config(path.read_text(encoding="utf-8") if path else "{}")
+
+
+def _segments() -> dict[str, Any]:
+    from kizuna.segments import load_segments
+
+    return dict(load_segments(_dir("segments")))
+
+
+def _load_all(paths: list[Path]) -> tuple[list[Campaign], list[str], dict[str, Path]]:
+    """Campaigns from files and folders, validated against the project; with the problems
+    and each campaign's file."""
+    from kizuna.campaigns.loader import CampaignError, load_campaign
+    from kizuna.delivery.templates import Renderer
+
+    files: list[Path] = []
+    for path in paths:
+        files += sorted(path.glob("*.y*ml")) if path.is_dir() else [path]
+    programs = {p.stem for p in _dir("programs").glob("*.y*ml")}
+    renderer = Renderer(_dir("templates"))
+    segment_names = set(_segments())
+    campaigns, problems, where = [], [], {}
+    for file in files:
+        try:
+            campaign = load_campaign(
+                file, templates=renderer, segment_names=segment_names, program_ids=programs
+            )
+        except CampaignError as exc:
+            problems += [str(issue) for issue in exc.issues]
+            continue
+        campaigns.append(campaign)
+        where[campaign.id] = file
+    return campaigns, problems, where
+
+
+def _template_files(campaign: Campaign) -> dict[str, str]:
+    """The campaign's own template files, ``<template>/<locale>/<part>.j2`` -> source."""
+    root = _dir("templates") / campaign.id
+    files: dict[str, str] = {}
+    for template in campaign.templates():
+        for path in sorted((root / template).rglob("*.j2")):
+            files[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+    return files
+
+
+@dataclass
+class Target:
+    """The stack a command works on, and the adapters over it."""
+
+    stack: str | None
+    outputs_file: Path | None
+    endpoint_url: str | None
+    region: str | None
+    profile: str | None
+
+    @cached_property
+    def aws(self) -> Any:
+        return session(self.region, self.profile)
+
+    def client(self, service: str) -> Any:
+        return self.aws.client(service, endpoint_url=self.endpoint_url)
+
+    @cached_property
+    def outputs(self) -> dict[str, str]:
+        if self.outputs_file is not None:
+            data = json.loads(self.outputs_file.read_text(encoding="utf-8"))
+            return {str(k): str(v) for k, v in data.items()}
+        if self.stack:
+            from kizuna_tools.dlq import stack_outputs
+
+            return stack_outputs(self.client("cloudformation"), self.stack)
+        raise typer.BadParameter("give --stack NAME (or --outputs FILE for the local runtime)")
+
+    def output(self, key: str) -> str:
+        value = self.outputs.get(key)
+        if not value:
+            raise typer.BadParameter(f"the stack has no output {key}: deploy this version first")
+        return value
+
+    @cached_property
+    def store(self) -> CampaignStore:
+        from kizuna.adapters.campaigns import CampaignStore
+
+        dynamodb = self.aws.resource("dynamodb", endpoint_url=self.endpoint_url)
+        return CampaignStore(dynamodb, self.output("CampaignsTableName"))
+
+    @cached_property
+    def customers(self) -> DynamoStore:
+        from kizuna.adapters.dynamodb import DynamoStore
+
+        dynamodb = self.aws.resource("dynamodb", endpoint_url=self.endpoint_url)
+        return DynamoStore(
+            dynamodb, self.output("CustomersTableName"), self.output("ActivityTableName")
+        )
+
+    @cached_property
+    def schedules(self) -> CampaignSchedules:
+        from kizuna.adapters.scheduler import CampaignSchedules
+
+        return CampaignSchedules(
+            self.client("scheduler"),
+            self.output("CampaignScheduleGroupName"),
+            self.output("CampaignStateMachineArn"),
+            self.output("CampaignSchedulerRoleArn"),
+            self.outputs.get("CampaignScheduleDlqArn"),
+        )
+
+    def stored(self, campaign_id: str) -> StoredCampaign:
+        found = self.store.get_definition(campaign_id)
+        if found is None:
+            raise typer.BadParameter(f"no campaign {campaign_id!r} applied to this stack")
+        return found
+
+
+@campaigns_app.callback()
+def target(
+    ctx: typer.Context,
+    stack: StackOption = None,
+    outputs: OutputsOption = None,
+    endpoint_url: Endpoint = None,
+    region: Region = None,
+    profile: Profile = None,
+) -> None:
+    """Which stack (give these before the command's name)."""
+    ctx.obj = Target(stack, outputs, endpoint_url, region, profile)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _print_problems(problems: list[str]) -> None:
+    for problem in problems:
+        out.print(f"[red]✗[/red] {escape(problem)}")
+
+
+@campaigns_app.command("validate")
+def validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="files or folders")] = None,
+) -> None:
+    """Validate campaigns (default: campaigns/): fields, segments, templates, ids."""
+    campaigns, problems, _ = _load_all(paths or [_dir("campaigns")])
+    for campaign in campaigns:
+        out.print(f"[green]✓[/green] {campaign.id}")
+    _print_problems(problems)
+    if problems:
+        raise typer.Exit(code=1)
+
+
+@campaigns_app.command("apply")
+def apply(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="campaign files or folders")],
+    by: Annotated[str | None, typer.Option(help="who applies it (the audit field)")] = None,
+) -> None:
+    """Validate, store the definition and its templates, and create or update its schedule
+    (enabled only when the status is `scheduled`)."""
+    t: Target = ctx.obj
+    campaigns, problems, where = _load_all(paths)
+    if problems:
+        _print_problems(problems)
+        raise typer.Exit(code=1)
+    who = by or getpass.getuser()
+    for campaign in campaigns:
+        if campaign.audience.customer_list:
+            from kizuna.campaigns.engine import list_key
+
+            source = where[campaign.id].parent / campaign.audience.customer_list
+            t.client("s3").put_object(
+                Bucket=t.output("AnalyticsBucketName"),
+                Key=list_key(campaign.id),
+                Body=source.read_bytes(),
+                ServerSideEncryption="aws:kms",
+            )
+        version = t.store.put_definition(campaign, _template_files(campaign), who, _now())
+        t.schedules.put(campaign, campaign.status)
+        out.print(f"applied {campaign.id} (version {version}, {campaign.status})")
+
+
+@campaigns_app.command("list")
+def list_campaigns(ctx: typer.Context) -> None:
+    """Every campaign applied to the stack."""
+    t: Target = ctx.obj
+    table = Table(title="campaigns")
+    for column in ("id", "status", "schedule", "channels", "version", "updated"):
+        table.add_column(column)
+    for s in t.store.list_definitions():
+        c = s.campaign
+        table.add_row(
+            c.id,
+            s.status,
+            c.schedule.type,
+            ", ".join(map(str, c.channels)),
+            str(s.version),
+            f"{s.updated_at} by {s.updated_by}",
+        )
+    out.print(table)
+
+
+@campaigns_app.command("show")
+def show(ctx: typer.Context, campaign_id: CampaignName) -> None:
+    """A campaign's definition, schedule and occurrences."""
+    t: Target = ctx.obj
+    s = t.stored(campaign_id)
+    out.print_json(s.campaign.model_dump_json())
+    out.print(f"status: {s.status}  version: {s.version}  templates: {len(s.templates)} files")
+    schedule = t.schedules.get(campaign_id)
+    if schedule:
+        out.print(f"schedule: {schedule['ScheduleExpression']} {schedule['State']}")
+    _occurrences_table(t.store.list_occurrences(campaign_id))
+
+
+def _occurrences_table(occurrences: list[dict[str, Any]]) -> None:
+    from kizuna.adapters.campaigns import COUNTERS
+
+    table = Table(title="occurrences")
+    for column in ("occurrence", "status", *COUNTERS, "winner"):
+        table.add_column(column, justify="right" if column in COUNTERS else "left")
+    for occ in occurrences:
+        table.add_row(
+            occ["occurrence"],
+            str(occ.get("status", "")),
+            *(str(occ.get(c, 0)) for c in COUNTERS),
+            str(occ.get("winner") or ""),
+        )
+    out.print(table)
+
+
+def _set_status(ctx: typer.Context, campaign_id: str, status: str, expected: set[str]) -> None:
+    from kizuna.campaigns.model import CampaignStatus
+
+    t: Target = ctx.obj
+    s = t.stored(campaign_id)
+    if not t.store.set_status(campaign_id, status, _now(), expected=expected):
+        raise typer.BadParameter(
+            f"{campaign_id} is {t.stored(campaign_id).status}; {status} needs "
+            + " or ".join(sorted(expected)),
+            param_hint="CAMPAIGN",
+        )
+    t.schedules.put(s.campaign, CampaignStatus(status))
+    out.print(f"{campaign_id}: {s.status} -> {status}")
+
+
+@campaigns_app.command("pause")
+def pause(ctx: typer.Context, campaign_id: CampaignName) -> None:
+    """Pause: the next batch of a running occurrence waits (no schedule fires) until resumed."""
+    _set_status(ctx, campaign_id, "paused", {"scheduled"})
+
+
+@campaigns_app.command("resume")
+def resume(ctx: typer.Context, campaign_id: CampaignName) -> None:
+    """Resume a paused campaign: waiting batches go on, the schedule is enabled again."""
+    _set_status(ctx, campaign_id, "scheduled", {"paused"})
+
+
+@campaigns_app.command("cancel")
+def cancel(ctx: typer.Context, campaign_id: CampaignName) -> None:
+    """Cancel: the next batch sends nothing, and the schedule is disabled."""
+    _set_status(ctx, campaign_id, "cancelled", {"scheduled", "paused", "draft"})
+
+
+@dataclass
+class DryRun:
+    audience: int = 0
+    by_status: Counter[str] | None = None
+    by_channel: Counter[str] | None = None
+    by_reason: Counter[str] | None = None
+    samples: dict[tuple[str, str], dict[str, str]] | None = None
+
+
+def dry_run(
+    stored: StoredCampaign,
+    customers: DynamoStore,
+    cfg: KizunaConfig,
+    segments: dict[str, Any],
+    now: datetime,
+    templates_root: Path,
+) -> DryRun:
+    """What an occurrence would do now, decided as the batch send function decides, without
+    a claim, a ledger row or a provider call."""
+    from kizuna.campaigns.assign import assign
+    from kizuna.campaigns.engine import Member, in_audience, plan_recipient
+    from kizuna.delivery.coupons import issue_coupon
+    from kizuna.delivery.templates import FilesRenderer, RenderError, build_context
+
+    campaign = stored.campaign
+    conditions = {name: dict(s.conditions) for name, s in segments.items()}
+    members = [
+        Member(c.customer_id, assign(campaign, c.customer_id).arm)
+        for c in customers.scan_customers()
+        if in_audience(campaign, c, now, cfg, conditions)
+    ]
+    result = DryRun(len(members), Counter(), Counter(), Counter(), {})
+    assert result.by_status is not None and result.by_channel is not None
+    assert result.by_reason is not None and result.samples is not None
+    renderer = FilesRenderer(
+        {f"{campaign.id}/{name}": src for name, src in stored.templates.items()}, templates_root
+    )
+    for start in range(0, len(members), 100):
+        group = members[start : start + 100]
+        found, contacts = customers.read_recipients([m.customer_id for m in group])
+        for member in group:
+            customer = found.get(member.customer_id)
+            plan = plan_recipient(
+                campaign, member, customer, contacts.get(member.customer_id, {}), now, cfg, None
+            )
+            result.by_status[plan.status] += 1
+            if plan.status == "send" and plan.channel:
+                result.by_channel[plan.channel] += 1
+            elif plan.reason:
+                result.by_reason[f"{plan.status}: {plan.reason}"] += 1
+            if plan.status != "send" or customer is None or plan.channel is None:
+                continue
+            key = (customer.locale or cfg.contact.default_locale, plan.channel)
+            if key in result.samples or plan.template is None:
+                continue
+            coupon = (
+                issue_coupon(
+                    DRY_RUN_SECRET,
+                    campaign.id,
+                    customer.customer_id,
+                    "dry-run",
+                    discount=campaign.coupon.discount,
+                    expires_at=now + timedelta(days=campaign.coupon.valid_days),
+                )
+                if campaign.coupon
+                else None
+            )
+            try:
+                context = build_context(
+                    customer,
+                    program=campaign.id,
+                    step="send",
+                    loyalty_config=cfg.loyalty,
+                    default_locale=cfg.contact.default_locale,
+                    default_time_zone=cfg.contact.default_time_zone,
+                    coupon=coupon,
+                )
+                rendered = renderer.render(
+                    campaign.id, plan.template, plan.channel, customer.locale, context
+                )
+                result.samples[key] = {k: str(v) for k, v in rendered.model_dump().items() if v}
+            except RenderError as exc:
+                result.samples[key] = {"error": exc.reason}
+    return result
+
+
+@campaigns_app.command("estimate")
+def estimate(ctx: typer.Context, campaign_id: CampaignName, config: ConfigOption = None) -> None:
+    """The audience now, and the channel each member would get (caps and quiet hours as now)."""
+    t: Target = ctx.obj
+    result = dry_run(
+        t.stored(campaign_id), t.customers, _config(config), _segments(), _now(), _dir("templates")
+    )
+    _print_dry_run(campaign_id, result, samples=False)
+
+
+@campaigns_app.command("send")
+def send(
+    ctx: typer.Context,
+    campaign_id: CampaignName,
+    dry_run_only: Annotated[
+        bool, typer.Option("--dry-run", help="decide and render, call no provider")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Send an occurrence now (the campaign must be scheduled), or with --dry-run report what
+    would be sent: audience by channel, suppressions by reason, a rendered sample per locale
+    and channel."""
+    t: Target = ctx.obj
+    stored = t.stored(campaign_id)
+    if dry_run_only:
+        result = dry_run(
+            stored, t.customers, _config(config), _segments(), _now(), _dir("templates")
+        )
+        _print_dry_run(campaign_id, result, samples=True)
+        return
+    if stored.status != "scheduled":
+        raise typer.BadParameter(f"{campaign_id} is {stored.status}: only a scheduled campaign")
+    now = _now()
+    from kizuna.campaigns.model import occurrence_id
+
+    execution = t.client("stepfunctions").start_execution(
+        stateMachineArn=t.output("CampaignStateMachineArn"),
+        name=f"{campaign_id[:40]}-{occurrence_id(now)}-now",
+        input=json.dumps({"campaign_id": campaign_id, "scheduled_time": now.isoformat()}),
+    )
+    out.print(f"started {execution['executionArn']}")
+
+
+def _print_dry_run(campaign_id: str, result: DryRun, *, samples: bool) -> None:
+    table = Table(title=f"{campaign_id}: audience {result.audience}")
+    table.add_column("decision")
+    table.add_column("customers", justify="right")
+    for status, n in (result.by_status or Counter()).most_common():
+        table.add_row(status, str(n))
+    for channel, n in (result.by_channel or Counter()).most_common():
+        table.add_row(f"send on {channel}", str(n))
+    for reason, n in (result.by_reason or Counter()).most_common():
+        table.add_row(reason, str(n))
+    out.print(table)
+    if not samples:
+        return
+    for (locale, channel), parts in sorted((result.samples or {}).items()):
+        out.rule(f"{locale} / {channel}")
+        for part, text in parts.items():
+            out.print(f"[bold]{part}[/bold]", markup=True)
+            out.print(text, markup=False, highlight=False)
+
+
+@campaigns_app.command("report")
+def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
+    """Per occurrence: audience, sent by channel, suppressed and deferred by reason, holdout,
+    per variant opens, clicks, conversions, revenue and lift against the holdout."""
+    from kizuna_tools.reports.build import Ledger
+    from kizuna_tools.reports.campaigns import campaign_reports
+
+    t: Target = ctx.obj
+    stored = t.stored(campaign_id)
+    items = list(t.customers.scan_activity(("MSG", "ORDER")))
+    orders = Ledger.from_items(i for i in items if i.get("kind") == "ORDER").orders
+    occurrences = [{**o, "campaign_id": campaign_id} for o in t.store.list_occurrences(campaign_id)]
+    window = stored.campaign.goal.within_days if stored.campaign.goal else 7
+    for r in campaign_reports(
+        (i for i in items if i.get("campaign") == campaign_id),
+        orders,
+        occurrences,
+        {campaign_id: window},
+    ):
+        out.rule(f"{r.campaign} {r.occurrence} ({r.status})")
+        out.print(
+            f"audience {r.audience}, holdout {r.holdout}, sent {r.sent} "
+            f"({', '.join(f'{c} {n}' for c, n in r.sent_by_channel.items()) or 'none'})"
+        )
+        for what, counts in (
+            ("suppressed", r.suppressed_by_reason),
+            ("deferred", r.deferred_by_reason),
+            ("failed", r.failed_by_reason),
+        ):
+            if counts:
+                out.print(f"{what}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        table = Table()
+        for column in ("variant", "recipients", "opens", "clicks", "conversions", "revenue"):
+            table.add_column(column, justify="right")
+        table.add_column("lift vs holdout (95% CI)")
+        for v in r.variants:
+            lift = v.lift
+            shown = "-"
+            if lift is not None and lift.absolute_lift is not None and lift.ci is not None:
+                shown = (
+                    f"{lift.absolute_lift * 100:+.1f} pts "
+                    f"[{lift.ci.low * 100:+.1f}, {lift.ci.high * 100:+.1f}]"
+                )
+            table.add_row(
+                v.arm,
+                str(v.recipients),
+                str(v.opens),
+                str(v.clicks),
+                str(v.conversions),
+                f"{v.revenue:,.0f}",
+                shown,
+            )
+        out.print(table)
+        if r.winner:
+            out.print(f"winner: {r.winner} ({r.winner_reason})")
