@@ -4,14 +4,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from kizuna.campaigns.model import Campaign
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.events import DerivedEvent, InboundDetail
+from kizuna.events.derived import CampaignEvent
 
 
 class VersionConflict(Exception):
@@ -59,4 +61,108 @@ class DeadLetter:
 class DeadLetterSink(Protocol):
     def send(self, letters: Sequence[DeadLetter]) -> list[str]:
         """Keep letters with their reason; return message ids that could not be kept."""
+        ...
+
+
+# --- campaigns -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    """One recipient's ledger claim in a campaign batch: ``data`` is the ledger entry; a
+    send also records ``sent_at`` under the occurrence's key in the customer's CONTACT item
+    (removing ``stale`` keys), creating the item's map when the read found none."""
+
+    customer_id: str
+    data: dict[str, Any]
+    sent_at: str | None = None
+    stale: tuple[str, ...] = ()
+    contact_exists: bool = True
+
+
+class CampaignRecipients(Protocol):
+    """The customers and activity tables as the campaign batch sees them
+    (:class:`kizuna.adapters.dynamodb.DynamoStore`)."""
+
+    def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]: ...
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+    def read_recipients(
+        self, customer_ids: Sequence[str]
+    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]:
+        """Customers and their CONTACT ``sent`` maps (message key -> ISO time), together."""
+        ...
+
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
+        """Claim each (customer, execution, step) once; return the ids already claimed."""
+        ...
+
+    def record_messages(
+        self, execution: str, step: str, entries: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None: ...
+
+    def ledger_entries(
+        self, customer_ids: Sequence[str], execution: str, step: str
+    ) -> dict[str, dict[str, Any]]: ...
+
+
+class Manifest(Protocol):
+    """The campaign manifest's objects (:class:`kizuna.adapters.s3.S3Objects`)."""
+
+    def put_lines(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def get_lines(self, key: str) -> list[dict[str, Any]]: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def keys(self, prefix: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class StoredCampaign:
+    """A campaign as stored: the definition, its own template files, the authoritative
+    status (draft, scheduled, paused, cancelled, done) and the definition's version."""
+
+    campaign: Campaign
+    templates: dict[str, str] = field(default_factory=dict)
+    status: str = "draft"
+    version: int = 0
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
+class CampaignDefinitions(Protocol):
+    """The campaigns table (:class:`kizuna.adapters.campaigns.CampaignStore`)."""
+
+    def get_definition(self, campaign_id: str) -> StoredCampaign | None: ...
+
+    def get_state(
+        self, campaign_id: str, occurrence: str
+    ) -> tuple[StoredCampaign | None, dict[str, Any] | None]: ...
+
+    def set_status(
+        self, campaign_id: str, status: str, now: datetime, expected: set[str] | None = None
+    ) -> bool: ...
+
+    def start_occurrence(
+        self, campaign_id: str, occurrence: str, scheduled_time: datetime, now: datetime
+    ) -> bool: ...
+
+    def get_occurrence(self, campaign_id: str, occurrence: str) -> dict[str, Any] | None: ...
+
+    def add_counts(
+        self, campaign_id: str, occurrence: str, counts: Mapping[str, int], once: str | None = None
+    ) -> dict[str, int]: ...
+
+    def stop_occurrence(
+        self, campaign_id: str, occurrence: str, reason: str, now: datetime, status: str = ...
+    ) -> bool: ...
+
+    def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool: ...
+
+    def complete_occurrence(self, campaign_id: str, occurrence: str, now: datetime) -> bool: ...
+
+
+class CampaignEventSink(Protocol):
+    def publish(self, event: CampaignEvent) -> bool:
+        """Put a campaign event on the bus; False if it could not be put."""
         ...

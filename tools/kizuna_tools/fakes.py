@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from kizuna.campaigns.model import Campaign
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.events import DerivedEvent, InboundDetail, inbound_type
-from kizuna.ports import DeadLetter, VersionConflict
+from kizuna.events.derived import CampaignEvent
+from kizuna.ports import Claim, DeadLetter, StoredCampaign, VersionConflict
 from kizuna.programs.journeys import JourneyState
 
 
@@ -23,6 +27,7 @@ class MemoryStore:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.saves = 0
         self.erased_ids: set[str] = set()
+        self.contacts: dict[str, dict[str, str]] = {}  # CONTACT items: message key -> sent at
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
         return {
@@ -112,6 +117,38 @@ class MemoryStore:
             if cid == customer_id and m.get("status") == "sent" and str(m["sent_at"]) >= since
         ]
 
+    # campaign batches (kizuna.ports.CampaignRecipients) ----------------------------------
+    def read_recipients(
+        self, customer_ids: Sequence[str]
+    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]:
+        ids = [cid for cid in customer_ids if cid in self.contacts]
+        return self.get_customers(customer_ids), {cid: dict(self.contacts[cid]) for cid in ids}
+
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
+        duplicates: set[str] = set()
+        for claim in claims:
+            if self.claim_message(claim.customer_id, execution, step, claim.data) is not None:
+                duplicates.add(claim.customer_id)
+                continue
+            if claim.sent_at is not None:
+                sent = self.contacts.setdefault(claim.customer_id, {})
+                for key in claim.stale:
+                    sent.pop(key, None)
+                sent[execution] = claim.sent_at
+        return duplicates
+
+    def record_messages(
+        self, execution: str, step: str, entries: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None:
+        for customer_id, data in entries:
+            self.record_message(customer_id, execution, step, data)
+
+    def ledger_entries(
+        self, customer_ids: Sequence[str], execution: str, step: str
+    ) -> dict[str, dict[str, Any]]:
+        keys = {cid: (cid, f"MSG#{execution}#{step}") for cid in customer_ids}
+        return {cid: dict(self.messages[k]) for cid, k in keys.items() if k in self.messages}
+
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
         return [cid for cid, c in sorted(self.customers.items()) if c.phone_hash == phone_hash]
 
@@ -168,3 +205,121 @@ class MemoryDeadLetters:
     def send(self, letters: Sequence[DeadLetter]) -> list[str]:
         self.letters.extend(letters)
         return []
+
+
+class MemoryCampaigns:
+    """The campaigns table: definitions and occurrences (kizuna.ports.CampaignDefinitions)."""
+
+    def __init__(self) -> None:
+        self.definitions: dict[str, StoredCampaign] = {}
+        self.occurrences: dict[tuple[str, str], dict[str, Any]] = {}
+        self.added: set[tuple[str, str, str]] = set()
+
+    def put(
+        self, campaign: Campaign, templates: dict[str, str] | None = None, status: str = ""
+    ) -> None:
+        old = self.definitions.get(campaign.id)
+        self.definitions[campaign.id] = StoredCampaign(
+            campaign,
+            dict(templates or {}),
+            status or str(campaign.status),
+            (old.version if old else 0) + 1,
+        )
+
+    def get_definition(self, campaign_id: str) -> StoredCampaign | None:
+        return self.definitions.get(campaign_id)
+
+    def get_state(
+        self, campaign_id: str, occurrence: str
+    ) -> tuple[StoredCampaign | None, dict[str, Any] | None]:
+        return self.get_definition(campaign_id), self.get_occurrence(campaign_id, occurrence)
+
+    def set_status(
+        self, campaign_id: str, status: str, now: datetime, expected: set[str] | None = None
+    ) -> bool:
+        stored = self.definitions.get(campaign_id)
+        if stored is None or (expected and stored.status not in expected):
+            return False
+        self.definitions[campaign_id] = dataclasses.replace(stored, status=status)
+        return True
+
+    def start_occurrence(
+        self, campaign_id: str, occurrence: str, scheduled_time: datetime, now: datetime
+    ) -> bool:
+        if (campaign_id, occurrence) in self.occurrences:
+            return False
+        self.occurrences[(campaign_id, occurrence)] = {
+            "occurrence": occurrence,
+            "status": "running",
+            "scheduled_time": scheduled_time.isoformat(),
+            "started_at": now.isoformat(),
+        }
+        return True
+
+    def get_occurrence(self, campaign_id: str, occurrence: str) -> dict[str, Any] | None:
+        occ = self.occurrences.get((campaign_id, occurrence))
+        return dict(occ) if occ is not None else None
+
+    def add_counts(
+        self, campaign_id: str, occurrence: str, counts: Mapping[str, int], once: str | None = None
+    ) -> dict[str, int]:
+        occ = self.occurrences[(campaign_id, occurrence)]
+        if once is None or (campaign_id, occurrence, once) not in self.added:
+            for k, v in counts.items():
+                occ[k] = int(occ.get(k, 0)) + v
+            if once is not None:
+                self.added.add((campaign_id, occurrence, once))
+        return {k: int(v) for k, v in occ.items() if isinstance(v, int)}
+
+    def stop_occurrence(
+        self, campaign_id: str, occurrence: str, reason: str, now: datetime, status: str = "stopped"
+    ) -> bool:
+        occ = self.occurrences.get((campaign_id, occurrence))
+        if occ is None or occ["status"] != "running":
+            return False
+        occ.update(status=status, stop_reason=reason, stopped_at=now.isoformat())
+        return True
+
+    def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool:
+        occ = self.occurrences.get((campaign_id, occurrence))
+        if occ is None:
+            return False
+        occ.update(winner=winner, winner_reason=reason)
+        return True
+
+    def complete_occurrence(self, campaign_id: str, occurrence: str, now: datetime) -> bool:
+        occ = self.occurrences[(campaign_id, occurrence)]
+        occ["completed_at"] = now.isoformat()
+        if occ["status"] != "running":
+            return False
+        occ["status"] = "done"
+        return True
+
+
+class MemoryManifest:
+    """The analytics bucket's objects (kizuna.ports.Manifest)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put_lines(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
+        self.objects[key] = "".join(json.dumps(dict(line)) + "\n" for line in lines).encode()
+
+    def get_lines(self, key: str) -> list[dict[str, Any]]:
+        body = self.objects.get(key, b"").decode()
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def get(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
+
+class MemoryCampaignEvents:
+    def __init__(self) -> None:
+        self.events: list[CampaignEvent] = []
+
+    def publish(self, event: CampaignEvent) -> bool:
+        self.events.append(event)
+        return True

@@ -18,7 +18,7 @@ from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
 from kizuna.domain.privacy import ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.timestamps import iso
-from kizuna.ports import VersionConflict
+from kizuna.ports import Claim, VersionConflict
 from kizuna.programs.journeys import JourneyState
 
 BATCH_GET_LIMIT = 100
@@ -134,6 +134,44 @@ def ledger_item(
         item["gsi1pk"] = f"PROGRAM#{data['program']}"
         item["gsi1sk"] = f"{data['at']}#{customer_id}"
     return item
+
+
+BATCH_WRITE_LIMIT = 25
+TRANSACT_LIMIT = 100
+CONTACT_SK = "CONTACT"  # activity item: a customer's recent sends (``sent``: key -> ISO time)
+# A deferred entry can be claimed again (its deferral ended); anything else cannot.
+_CLAIM_CONDITION: dict[str, Any] = {
+    "ConditionExpression": "attribute_not_exists(sk) OR #s = :deferred",
+    "ExpressionAttributeNames": {"#s": "status"},
+    "ExpressionAttributeValues": {":deferred": "deferred"},
+}
+
+
+def _contact_update(claim: Claim, key: str, *, merge: bool = False) -> dict[str, Any]:
+    """The CONTACT item's update for a send: ``sent.<key> = sent_at``, stale keys removed;
+    a new map when the read found none (on condition that there still is none), or
+    ``merge``: add to the map now there."""
+    names: dict[str, str] = {"#sent": "sent", "#k": key}
+    values: dict[str, Any] = {}
+    if claim.contact_exists or merge:
+        expression = "SET #sent.#k = :at"
+        values[":at"] = claim.sent_at
+        if claim.stale:
+            names.update({f"#o{i}": k for i, k in enumerate(claim.stale)})
+            expression += " REMOVE " + ", ".join(f"#sent.#o{i}" for i in range(len(claim.stale)))
+        return {
+            "Key": {"pk": claim.customer_id, "sk": CONTACT_SK},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    return {
+        "Key": {"pk": claim.customer_id, "sk": CONTACT_SK},
+        "UpdateExpression": "SET #sent = :m, #kind = :kind",
+        "ConditionExpression": "attribute_not_exists(#sent)",
+        "ExpressionAttributeNames": {"#sent": "sent", "#kind": "kind"},
+        "ExpressionAttributeValues": {":m": {key: claim.sent_at}, ":kind": CONTACT_SK},
+    }
 
 
 class DynamoStore:
@@ -284,6 +322,152 @@ class DynamoStore:
     ) -> None:
         """Write the final decision of a send (sent, suppressed, deferred, failed)."""
         self._activity.put_item(Item=ledger_item(customer_id, execution, step, data))
+
+    # campaign batches: reads, claims and records for hundreds of recipients at once -------
+    def read_recipients(
+        self, customer_ids: Sequence[str]
+    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]:
+        """Customers and their CONTACT items' ``sent`` maps in shared BatchGetItem calls
+        (both tables in one call, at most 100 keys)."""
+        ids = list(dict.fromkeys(customer_ids))
+        customers: dict[str, Customer] = {}
+        contacts: dict[str, dict[str, str]] = {}
+        half = BATCH_GET_LIMIT // 2
+        for chunk in _chunks(ids, half):
+            request: dict[str, Any] = {
+                self._customers_name: {
+                    "Keys": [{"customer_id": cid} for cid in chunk],
+                    "ConsistentRead": True,
+                },
+                self._activity.name: {
+                    "Keys": [{"pk": cid, "sk": CONTACT_SK} for cid in chunk],
+                    "ConsistentRead": True,
+                },
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(self._customers_name, []):
+                    customer = customer_from_item(item)
+                    customers[customer.customer_id] = customer
+                for item in resp["Responses"].get(self._activity.name, []):
+                    sent = item.get("sent")
+                    if isinstance(sent, dict):
+                        contacts[str(item["pk"])] = {str(k): str(v) for k, v in sent.items()}
+                request = resp.get("UnprocessedKeys") or {}
+                attempt += 1
+                if request:
+                    self._sleep(min(0.05 * 2**attempt, 1.0))
+        return customers, contacts
+
+    def _claim_actions(self, execution: str, step: str, claim: Claim) -> list[dict[str, Any]]:
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._activity.name,
+                    "Item": ledger_item(claim.customer_id, execution, step, claim.data),
+                    **_CLAIM_CONDITION,
+                }
+            }
+        ]
+        if claim.sent_at is not None:
+            actions.append(
+                {"Update": {"TableName": self._activity.name, **_contact_update(claim, execution)}}
+            )
+        return actions
+
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
+        """Claim (customer, execution, step) for each claim, and note each send in the
+        customer's CONTACT item, in TransactWriteItems of at most 100 actions. A claim whose
+        condition fails is a duplicate (returned); any other cancellation falls back to
+        single conditional writes."""
+        duplicates: set[str] = set()
+        pending = list({c.customer_id: c for c in claims}.values())
+        while pending:
+            group, size = [], 0
+            while pending and size + (2 if pending[0].sent_at else 1) <= TRANSACT_LIMIT:
+                size += 2 if pending[0].sent_at else 1
+                group.append(pending.pop(0))
+            duplicates |= self._transact_claims(execution, step, group)
+        return duplicates
+
+    def _transact_claims(self, execution: str, step: str, group: list[Claim]) -> set[str]:
+        client = self._dynamodb.meta.client
+        duplicates: set[str] = set()
+        while group:
+            owners: list[int] = []
+            actions: list[dict[str, Any]] = []
+            for n, claim in enumerate(group):
+                for action in self._claim_actions(execution, step, claim):
+                    owners.append(n)
+                    actions.append(action)
+            try:
+                client.transact_write_items(TransactItems=actions)
+            except client.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons") or []
+                failed = {
+                    owners[i]
+                    for i, r in enumerate(reasons)
+                    if r.get("Code") == "ConditionalCheckFailed" and "Put" in actions[i]
+                }
+                others = [
+                    r
+                    for i, r in enumerate(reasons)
+                    if r.get("Code") not in (None, "None") and owners[i] not in failed
+                ]
+                if others or not failed:
+                    return duplicates | self._claim_singly(execution, step, group)
+                duplicates |= {group[n].customer_id for n in failed}
+                group = [c for n, c in enumerate(group) if n not in failed]
+                continue
+            return duplicates
+        return duplicates
+
+    def _claim_singly(self, execution: str, step: str, group: Sequence[Claim]) -> set[str]:
+        duplicates: set[str] = set()
+        for claim in group:
+            try:
+                self._activity.put_item(
+                    Item=ledger_item(claim.customer_id, execution, step, claim.data),
+                    **_CLAIM_CONDITION,
+                )
+            except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+                duplicates.add(claim.customer_id)
+                continue
+            if claim.sent_at is not None:
+                try:
+                    self._activity.update_item(**_contact_update(claim, execution))
+                except self._activity.meta.client.exceptions.ClientError:
+                    # the map appeared (or vanished) since the read: add to what is there
+                    fresh = Claim(claim.customer_id, claim.data, claim.sent_at, (), False)
+                    self._activity.update_item(**_contact_update(fresh, execution, merge=True))
+        return duplicates
+
+    def record_messages(
+        self, execution: str, step: str, entries: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Write final ledger entries (sent, failed) with BatchWriteItem, 25 per call,
+        unprocessed items retried with backoff."""
+        items = [ledger_item(cid, execution, step, data) for cid, data in entries]
+        for chunk in _chunks(items, BATCH_WRITE_LIMIT):
+            request: dict[str, Any] = {
+                self._activity.name: [{"PutRequest": {"Item": item}} for item in chunk]
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_write_item(RequestItems=request)
+                request = resp.get("UnprocessedItems") or {}
+                attempt += 1
+                if request:
+                    self._sleep(min(0.05 * 2**attempt, 1.0))
+
+    def ledger_entries(
+        self, customer_ids: Sequence[str], execution: str, step: str
+    ) -> dict[str, dict[str, Any]]:
+        """The ledger entries of (execution, step) of these customers, by customer."""
+        keys = [_message_key(cid, execution, step) for cid in dict.fromkeys(customer_ids)]
+        items = self._batch_get(self._activity.name, keys, ConsistentRead=True)
+        return {str(i["pk"]): from_dynamo(i) for i in items}
 
     def sent_times(self, customer_id: str, since: str) -> list[str]:
         """When this customer was sent messages since ``since`` (ISO), any program."""

@@ -1,8 +1,10 @@
 """The analytics bucket (S3): the scoring job's per-shard work files and the daily
-snapshot export. Nothing else in Kizuna talks to S3."""
+snapshot export, the campaign manifests. Nothing else in Kizuna talks to S3."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -35,3 +37,15 @@ class S3Objects:
         ):
             out += [str(o["Key"]) for o in page.get("Contents", [])]
         return sorted(out)
+
+    # campaign manifests: JSON Lines, one object per line -----------------------------------
+    def put_lines(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
+        body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        self.put(key, body.encode(), content_type="application/x-ndjson")
+
+    def get_lines(self, key: str) -> list[dict[str, Any]]:
+        """The object's lines; none when it does not exist."""
+        body = self.get(key)
+        if body is None:
+            return []
+        return [json.loads(line) for line in body.decode().splitlines() if line.strip()]

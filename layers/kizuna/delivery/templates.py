@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    DictLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
@@ -66,6 +73,7 @@ ANONYMOUS = {"ja": "お客様", "en": "Customer"}
 
 __all__ = [
     "PARTS",
+    "FilesRenderer",
     "RenderError",
     "RenderedMessage",
     "Renderer",
@@ -289,6 +297,55 @@ class Renderer:
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
             )
             raise fail(problems, loc) from None
+
+
+class FilesRenderer(Renderer):
+    """A :class:`Renderer` that also reads templates from ``files`` (name -> source, names
+    as under the root: ``<program>/<template>/<locale>/<part>.j2``), before the templates
+    root: a campaign's own templates, stored with it, still extend the bundled ``_base``
+    layouts."""
+
+    def __init__(
+        self,
+        files: Mapping[str, str],
+        root: Path | str | None = None,
+        *,
+        default_locale: str = DEFAULT_LOCALE,
+    ) -> None:
+        super().__init__(root, default_locale=default_locale)
+        self.files = dict(files)
+        self._env.loader = ChoiceLoader([DictLoader(self.files), FileSystemLoader(str(self.root))])
+
+    def _file_locales(self, program: str, template: str) -> set[str]:
+        prefix = f"{program}/{template}/"
+        return {
+            name[len(prefix) :].split("/", 1)[0]
+            for name in self.files
+            if name.startswith(prefix) and name.count("/") == 3
+        }
+
+    def locales(self, program: str, template: str) -> list[str]:
+        found = self._file_locales(program, template)
+        return sorted(found) if found else super().locales(program, template)
+
+    def resolve_locale(self, program: str, template: str, locale: str | None) -> str:
+        found = self._file_locales(program, template)
+        if not found:
+            return super().resolve_locale(program, template, locale)
+        candidates: list[str] = []
+        if locale and _LOCALE.match(locale):
+            candidates += [locale, locale.split("-")[0]]
+        candidates.append(self.default_locale)
+        for candidate in candidates:
+            if candidate in found:
+                return candidate
+        raise RenderError(
+            program,
+            template,
+            "*",
+            locale or self.default_locale,
+            f"no locale folder among {', '.join(dict.fromkeys(candidates))}",
+        )
 
 
 def _content(channel: str, texts: Mapping[str, str]) -> RenderedMessage:

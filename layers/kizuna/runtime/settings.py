@@ -33,6 +33,9 @@ ENV_SMS_SENDER_ID = "SMS_SENDER_ID"
 ENV_PRODUCTS_TABLE = "PRODUCTS_TABLE"
 ENV_SNAPSHOTS_TABLE = "SNAPSHOTS_TABLE"
 ENV_ANALYTICS_BUCKET = "ANALYTICS_BUCKET"
+ENV_CAMPAIGNS_TABLE = "CAMPAIGNS_TABLE"
+ENV_CHUNK_SIZE = "CHUNK_SIZE"
+ENV_SCAN_SEGMENTS = "SCAN_SEGMENTS"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
@@ -49,16 +52,29 @@ class _TableSettings(_FunctionSettings):
     ACTIVITY_TABLE: str = Field(min_length=1)
 
 
-class IngestSettings(_TableSettings):
-    """Environment of the ingest function."""
-
-    EVENT_BUS_NAME: str = Field(min_length=1)
-    DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
+class _ConfigSettings(_FunctionSettings):
     # JSON of kizuna.runtime.config.KizunaConfig; empty means the defaults.
     KIZUNA_CONFIG: str = "{}"
+
+
+class _BusSettings(_TableSettings):
+    """A function that puts events on Kizuna's bus."""
+
+    EVENT_BUS_NAME: str = Field(min_length=1)
+
+
+class _QueueSettings(_BusSettings):
+    """A function consuming an SQS queue, which dead-letters a record itself."""
+
+    DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
     # Receives after which the handler dead-letters a record itself (keeps the reason);
     # must match the queue's maxReceiveCount.
     MAX_RECEIVE_COUNT: int = Field(default=5, ge=1)
+
+
+class IngestSettings(_QueueSettings, _ConfigSettings):
+    """Environment of the ingest function."""
+
     # State machine ARN prefix of the journeys, to stop an erased customer's executions
     # (empty: no journeys deployed).
     JOURNEY_ARN_PREFIX: str = ""
@@ -69,14 +85,10 @@ def ingest_settings() -> IngestSettings:
     return IngestSettings()
 
 
-class EvaluateSettings(_TableSettings):
+class EvaluateSettings(_QueueSettings, _ConfigSettings):
     """Environment of the evaluate function."""
 
-    EVENT_BUS_NAME: str = Field(min_length=1)
-    DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
     JOURNEY_ARN_PREFIX: str = Field(min_length=1)
-    KIZUNA_CONFIG: str = "{}"
-    MAX_RECEIVE_COUNT: int = Field(default=5, ge=1)
     PROGRAMS_DIR: str | None = None
 
 
@@ -85,10 +97,9 @@ def evaluate_settings() -> EvaluateSettings:
     return EvaluateSettings()
 
 
-class JourneySettings(_TableSettings):
+class JourneySettings(_TableSettings, _ConfigSettings):
     """Environment of the journey helper function (branch checks, local times)."""
 
-    KIZUNA_CONFIG: str = "{}"
     PROGRAMS_DIR: str | None = None
 
 
@@ -97,11 +108,8 @@ def journey_settings() -> JourneySettings:
     return JourneySettings()
 
 
-class SweepSettings(_TableSettings):
+class SweepSettings(_BusSettings, _ConfigSettings):
     """Environment of the sweep function (scheduled triggers)."""
-
-    EVENT_BUS_NAME: str = Field(min_length=1)
-    KIZUNA_CONFIG: str = "{}"
 
 
 @lru_cache(maxsize=1)
@@ -109,11 +117,9 @@ def sweep_settings() -> SweepSettings:
     return SweepSettings()
 
 
-class ScoreSettings(_TableSettings):
+class ScoreSettings(_BusSettings, _ConfigSettings):
     """Environment of the score function (the daily scoring state machine's tasks)."""
 
-    EVENT_BUS_NAME: str = Field(min_length=1)
-    KIZUNA_CONFIG: str = "{}"
     PRODUCTS_TABLE: str = Field(min_length=1)
     SNAPSHOTS_TABLE: str = Field(min_length=1)
     ANALYTICS_BUCKET: str = Field(min_length=1, description="work files and snapshot export")
@@ -124,11 +130,9 @@ def score_settings() -> ScoreSettings:
     return ScoreSettings()
 
 
-class SendSettings(_TableSettings):
+class SendSettings(_BusSettings, _ConfigSettings):
     """Environment of the send function (the journeys' Send task)."""
 
-    EVENT_BUS_NAME: str = Field(min_length=1)
-    KIZUNA_CONFIG: str = "{}"
     PROGRAMS_DIR: str | None = None
     TEMPLATES_DIR: str | None = None
     PRODUCTS_TABLE: str = Field(min_length=1, description="recommendations per product")
@@ -147,12 +151,8 @@ def send_settings() -> SendSettings:
     return SendSettings()
 
 
-class FeedbackSettings(_TableSettings):
+class FeedbackSettings(_QueueSettings):
     """Environment of the feedback function (SES events, SMS opt-outs, push tokens)."""
-
-    EVENT_BUS_NAME: str = Field(min_length=1)
-    DEAD_LETTER_QUEUE_URL: str = Field(min_length=1)
-    MAX_RECEIVE_COUNT: int = Field(default=5, ge=1)
 
 
 @lru_cache(maxsize=1)
@@ -170,3 +170,27 @@ class UnsubscribeSettings(_FunctionSettings):
 @lru_cache(maxsize=1)
 def unsubscribe_settings() -> UnsubscribeSettings:
     return UnsubscribeSettings()
+
+
+class CampaignSettings(_BusSettings, _ConfigSettings):
+    """Environment of the campaign function (every task of the campaign state machine)."""
+
+    CAMPAIGNS_TABLE: str = Field(min_length=1)
+    ANALYTICS_BUCKET: str = Field(min_length=1, description="the campaign manifests")
+    TEMPLATES_DIR: str | None = None
+    SIGNING_SECRET_ARN: str = Field(min_length=1, description="HMAC key for coupons/unsubscribe")
+    EMAIL_FROM: str = Field(min_length=3)
+    SES_CONFIGURATION_SET: str = Field(min_length=1)
+    UNSUBSCRIBE_URL: str = Field(min_length=1, description="the unsubscribe function URL")
+    PUSH_APPLICATION_ID: str = ""
+    LINE_TOKEN_SECRET_ARN: str = ""
+    LINE_TOKEN_PARAMETER: str = Field(default="", description="or an SSM SecureString name")
+    SMS_SENDER_ID: str = ""
+    CHUNK_SIZE: int = Field(default=500, ge=1, le=1000, description="recipients per object")
+    # parallel-scan segments of the audience freeze (0: the config's scoring.scan_segments)
+    SCAN_SEGMENTS: int = Field(default=0, ge=0, le=1000)
+
+
+@lru_cache(maxsize=1)
+def campaign_settings() -> CampaignSettings:
+    return CampaignSettings()

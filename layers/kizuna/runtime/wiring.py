@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from kizuna.adapters.s3 import S3Objects
     from kizuna.programs.model import Program
     from kizuna.scoring.requests import ScoringRequest
+    from kizuna.services.campaign import CampaignService
     from kizuna.services.evaluate import EvaluateService
     from kizuna.services.feedback import FeedbackService
     from kizuna.services.ingest import IngestService
@@ -283,6 +284,69 @@ def send_service() -> SendService:
         unsubscribe=links,
         sms_opted_out=opted_out,
         products=ProductStore(boto3.resource("dynamodb"), s.PRODUCTS_TABLE),
+    )
+
+
+@lru_cache(maxsize=1)
+def campaign_service() -> CampaignService:
+    import boto3
+    from botocore.config import Config
+
+    from kizuna.adapters.campaigns import CampaignEvents, CampaignStore
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.s3 import S3Objects
+    from kizuna.delivery.channels import (
+        Channel,
+        LinePush,
+        PinpointPush,
+        SesEmail,
+        SnsSms,
+        line_token_from,
+    )
+    from kizuna.delivery.unsubscribe import UnsubscribeLinks
+    from kizuna.programs.bundle import load_deployed_segments, resolve_dir
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE, campaign_settings
+    from kizuna.services.campaign import CampaignService
+    from kizuna.services.send import derive_key
+
+    s = campaign_settings()
+    cfg = load_config(s.KIZUNA_CONFIG)
+    once = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    key = signing_keys(s.SIGNING_SECRET_ARN)[0]
+    links = UnsubscribeLinks(
+        s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
+    )
+    channels: dict[str, Channel] = {
+        "email": SesEmail(
+            boto3.client("sesv2", config=once), s.EMAIL_FROM, s.SES_CONFIGURATION_SET, links
+        ),
+        "sms": SnsSms(boto3.client("sns", config=once), s.SMS_SENDER_ID or None),
+    }
+    if s.PUSH_APPLICATION_ID:
+        channels["push"] = PinpointPush(
+            boto3.client("pinpoint", config=once), s.PUSH_APPLICATION_ID
+        )
+    if s.LINE_TOKEN_SECRET_ARN:
+        channels["line"] = LinePush(line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN))
+    elif s.LINE_TOKEN_PARAMETER:
+        channels["line"] = LinePush(line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER))
+    dynamodb = boto3.resource("dynamodb")
+    return CampaignService(
+        CampaignStore(dynamodb, s.CAMPAIGNS_TABLE),
+        DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        S3Objects(boto3.client("s3"), s.ANALYTICS_BUCKET),
+        channels,
+        CampaignEvents(boto3.client("events"), s.EVENT_BUS_NAME, KIZUNA_EVENT_SOURCE),
+        cfg,
+        CurrentClock(),
+        templates_root=resolve_dir("templates", s.TEMPLATES_DIR),
+        segments=load_deployed_segments(),
+        coupon_secret=derive_key(key, "coupon"),
+        unsubscribe=links,
+        chunk_size=s.CHUNK_SIZE,
+        scan_segments=s.SCAN_SEGMENTS or None,
     )
 
 

@@ -3,10 +3,10 @@ models, so a handler parses its request without loading the service behind it.""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 Status = Literal["sent", "suppressed", "deferred", "failed", "exit", "duplicate"]
 
@@ -59,7 +59,12 @@ class PlanRequest(_CampaignRequest):
 
 
 class Chunk(BaseModel):
-    """Up to a few hundred recipients due at the same instant, in one manifest object."""
+    """Up to a few hundred recipients due at the same instant, in one manifest object.
+
+    ``key`` is relative to the occurrence's prefix (``campaigns/<id>/<occurrence>/``):
+    ``pass-<n>/<phase>/<due as YYYYMMDDTHHMMSSZ>/<name>.jsonl``. The plan sends only
+    ``key`` and ``not_before`` (its answer stays small for a million recipients); phase,
+    pass and due are read back from the key when absent."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +73,19 @@ class Chunk(BaseModel):
     pass_number: int = 0
     due: datetime
     not_before: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_key(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "key" not in data or "phase" in data:
+            return data
+        try:
+            pass_part, phase, due, _ = str(data["key"]).split("/", 3)
+            at = datetime.strptime(due, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return data  # the model then says what is missing
+        filled = {"phase": phase, "pass_number": pass_part.removeprefix("pass-"), "due": at}
+        return {**filled, "not_before": at, **data}
 
 
 class SendBatchRequest(_CampaignRequest):
@@ -81,3 +99,23 @@ class WinnerRequest(_CampaignRequest):
 
 class CompleteRequest(_CampaignRequest):
     action: Literal["complete"] = "complete"
+
+
+# The error name the campaign state machine retries (every 60 s) while a campaign is paused.
+CAMPAIGN_PAUSED_ERROR = "CampaignPaused"
+
+
+class CampaignRequest(
+    RootModel[
+        Annotated[
+            PrepareRequest
+            | FreezeRequest
+            | PlanRequest
+            | SendBatchRequest
+            | WinnerRequest
+            | CompleteRequest,
+            Field(discriminator="action"),
+        ]
+    ]
+):
+    """Any request of the campaign function, by its ``action``."""

@@ -1,0 +1,279 @@
+"""The campaigns table (``pk = campaign_id``, ``sk``): definitions and occurrences.
+
+- ``sk = "DEF"``: the campaign as JSON (``definition``), its own template files
+  (``templates``: ``<template>/<locale>/<part>.j2`` -> source), the authoritative ``status``,
+  ``updated_at``, ``updated_by``, ``version``;
+- ``sk = "OCC#<occurrence>"``: ``status`` (running, done, stopped, cancelled), times, the
+  counters ADDed per batch, the winner and why, why it stopped.
+
+Also the ``campaign.completed`` event onto the bus. The adapter never reads the clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from kizuna.adapters.dynamodb import _batch_get, _items, from_dynamo, to_dynamo
+from kizuna.campaigns.model import Campaign
+from kizuna.domain.timestamps import iso
+from kizuna.events.derived import CampaignEvent
+from kizuna.ports import StoredCampaign
+
+DEF = "DEF"
+OCC = "OCC#"
+COUNTERS = ("audience", "holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
+
+
+def _stored(item: Mapping[str, Any]) -> StoredCampaign:
+    data = from_dynamo(dict(item))
+    return StoredCampaign(
+        campaign=Campaign.model_validate_json(str(data["definition"])),
+        templates={str(k): str(v) for k, v in (data.get("templates") or {}).items()},
+        status=str(data.get("status", "draft")),
+        version=int(data.get("version", 0)),
+        updated_at=data.get("updated_at"),
+        updated_by=data.get("updated_by"),
+    )
+
+
+def _occurrence(item: Mapping[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = from_dynamo(dict(item))
+    data["occurrence"] = str(data.pop("sk")).removeprefix(OCC)
+    data.pop("campaign_id", None)
+    return data
+
+
+class CampaignStore:
+    def __init__(self, dynamodb: Any, table_name: str, *, sleep: Any = time.sleep) -> None:
+        self._dynamodb = dynamodb
+        self._table = dynamodb.Table(table_name)
+        self._name = table_name
+        self._sleep = sleep
+        self._conditional = self._table.meta.client.exceptions.ConditionalCheckFailedException
+
+    # definitions ---------------------------------------------------------------------
+    def put_definition(
+        self, campaign: Campaign, templates: Mapping[str, str], updated_by: str, now: datetime
+    ) -> int:
+        """Store (or replace) a definition; its status becomes the definition's own. Returns
+        the new version."""
+        resp = self._table.update_item(
+            Key={"campaign_id": campaign.id, "sk": DEF},
+            UpdateExpression=("SET #d = :d, #t = :t, #s = :s, #ua = :ua, #ub = :ub ADD #v :one"),
+            ExpressionAttributeNames={
+                "#d": "definition",
+                "#t": "templates",
+                "#s": "status",
+                "#ua": "updated_at",
+                "#ub": "updated_by",
+                "#v": "version",
+            },
+            ExpressionAttributeValues={
+                ":d": campaign.model_dump_json(),
+                ":t": dict(templates),
+                ":s": str(campaign.status),
+                ":ua": iso(now),
+                ":ub": updated_by,
+                ":one": 1,
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(resp["Attributes"]["version"])
+
+    def get_definition(self, campaign_id: str) -> StoredCampaign | None:
+        resp = self._table.get_item(
+            Key={"campaign_id": campaign_id, "sk": DEF}, ConsistentRead=True
+        )
+        item = resp.get("Item")
+        return _stored(item) if item else None
+
+    def list_definitions(self) -> list[StoredCampaign]:
+        """Every stored campaign (a filtered scan: the CLI's and the API's, not a hot path)."""
+        from boto3.dynamodb.conditions import Attr
+
+        items = _items(self._table.scan, FilterExpression=Attr("sk").eq(DEF))
+        return sorted(map(_stored, items), key=lambda s: s.campaign.id)
+
+    def set_status(
+        self, campaign_id: str, status: str, now: datetime, expected: set[str] | None = None
+    ) -> bool:
+        """Set the authoritative status; with ``expected``, only from one of those."""
+        names = {"#s": "status", "#ua": "updated_at"}
+        values: dict[str, Any] = {":s": status, ":ua": iso(now)}
+        condition = "attribute_exists(sk)"
+        if expected:
+            keys = [f":e{i}" for i in range(len(expected))]
+            values.update(dict(zip(keys, sorted(expected), strict=True)))
+            condition += f" AND #s IN ({', '.join(keys)})"
+        try:
+            self._table.update_item(
+                Key={"campaign_id": campaign_id, "sk": DEF},
+                UpdateExpression="SET #s = :s, #ua = :ua",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._conditional:
+            return False
+        return True
+
+    def get_state(
+        self, campaign_id: str, occurrence: str
+    ) -> tuple[StoredCampaign | None, dict[str, Any] | None]:
+        """The definition and one occurrence, in one BatchGetItem."""
+        keys = [
+            {"campaign_id": campaign_id, "sk": DEF},
+            {"campaign_id": campaign_id, "sk": f"{OCC}{occurrence}"},
+        ]
+        items = _batch_get(self._dynamodb, self._name, keys, self._sleep, ConsistentRead=True)
+        by_sk = {str(i["sk"]): i for i in items}
+        stored = by_sk.get(DEF)
+        occ = by_sk.get(f"{OCC}{occurrence}")
+        return (_stored(stored) if stored else None, _occurrence(occ) if occ else None)
+
+    # occurrences -----------------------------------------------------------------------
+    def start_occurrence(
+        self, campaign_id: str, occurrence: str, scheduled_time: datetime, now: datetime
+    ) -> bool:
+        """Create the occurrence as running; False if it exists (a duplicated delivery)."""
+        item = {
+            "campaign_id": campaign_id,
+            "sk": f"{OCC}{occurrence}",
+            "status": "running",
+            "scheduled_time": iso(scheduled_time),
+            "started_at": iso(now),
+            **{c: 0 for c in COUNTERS},
+        }
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+        except self._conditional:
+            return False
+        return True
+
+    def get_occurrence(self, campaign_id: str, occurrence: str) -> dict[str, Any] | None:
+        resp = self._table.get_item(
+            Key={"campaign_id": campaign_id, "sk": f"{OCC}{occurrence}"}, ConsistentRead=True
+        )
+        item = resp.get("Item")
+        return _occurrence(item) if item else None
+
+    def list_occurrences(self, campaign_id: str) -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("campaign_id").eq(campaign_id) & Key("sk").begins_with(OCC)
+        return [_occurrence(i) for i in _items(self._table.query, KeyConditionExpression=cond)]
+
+    def add_counts(
+        self,
+        campaign_id: str,
+        occurrence: str,
+        counts: Mapping[str, int],
+        once: str | None = None,
+    ) -> dict[str, int]:
+        """ADD a batch's counts (one UpdateItem); return the occurrence's new totals. With
+        ``once`` (a freeze's segment, say), a retry that already added them adds nothing."""
+        counts = {k: v for k, v in counts.items() if v}
+        if not counts:
+            occ = self.get_occurrence(campaign_id, occurrence) or {}
+            return {c: int(occ.get(c, 0)) for c in COUNTERS}
+        names = {f"#c{i}": k for i, k in enumerate(counts)}
+        values: dict[str, Any] = {f":c{i}": v for i, v in enumerate(counts.values())}
+        expression = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counts)))
+        condition: dict[str, Any] = {}
+        if once is not None:
+            names["#once"] = "added"
+            values.update({":once": {once}, ":token": once})
+            expression += ", #once :once"
+            condition = {"ConditionExpression": "NOT contains(#once, :token)"}
+        try:
+            resp = self._table.update_item(
+                Key={"campaign_id": campaign_id, "sk": f"{OCC}{occurrence}"},
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                **condition,
+            )
+        except self._conditional:
+            occ = self.get_occurrence(campaign_id, occurrence) or {}
+            return {c: int(occ.get(c, 0)) for c in COUNTERS}
+        new = from_dynamo(resp["Attributes"])
+        return {c: int(new.get(c, 0)) for c in COUNTERS}
+
+    def _set(
+        self, campaign_id: str, occurrence: str, values: Mapping[str, Any], condition: str
+    ) -> bool:
+        names = {f"#a{i}": k for i, k in enumerate(values)}
+        vals = {f":a{i}": to_dynamo(v) for i, v in enumerate(values.values())}
+        if "#st" in condition:
+            names["#st"] = "status"
+        if ":running" in condition:
+            vals[":running"] = "running"
+        try:
+            self._table.update_item(
+                Key={"campaign_id": campaign_id, "sk": f"{OCC}{occurrence}"},
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(values))),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=vals,
+            )
+        except self._conditional:
+            return False
+        return True
+
+    def stop_occurrence(
+        self, campaign_id: str, occurrence: str, reason: str, now: datetime, status: str = "stopped"
+    ) -> bool:
+        """Stop a running occurrence (the circuit breaker, a cancel); False if not running."""
+        return self._set(
+            campaign_id,
+            occurrence,
+            {"status": status, "stop_reason": reason, "stopped_at": iso(now)},
+            "#st = :running",
+        )
+
+    def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool:
+        return self._set(
+            campaign_id,
+            occurrence,
+            {"winner": winner, "winner_reason": reason},
+            "attribute_exists(sk)",
+        )
+
+    def complete_occurrence(self, campaign_id: str, occurrence: str, now: datetime) -> bool:
+        """Done, unless it was stopped or cancelled (then it keeps that status)."""
+        done = self._set(
+            campaign_id, occurrence, {"status": "done", "completed_at": iso(now)}, "#st = :running"
+        )
+        if not done:
+            self._set(
+                campaign_id,
+                occurrence,
+                {"completed_at": iso(now)},
+                "attribute_exists(sk) AND #st <> :running",
+            )
+        return done
+
+
+class CampaignEvents:
+    """``campaign.completed`` onto Kizuna's bus (PutEvents, failed entries retried)."""
+
+    def __init__(self, client: Any, bus_name: str, source: str, attempts: int = 3) -> None:
+        self._client = client
+        self._bus = bus_name
+        self._source = source
+        self._attempts = attempts
+
+    def publish(self, event: CampaignEvent) -> bool:
+        for attempt in range(self._attempts):
+            resp = self._client.put_events(Entries=[event.to_entry(self._bus, self._source)])
+            if not resp.get("FailedEntryCount"):
+                return True
+            time.sleep(min(0.05 * 2**attempt, 0.5))
+        return False
+
+
+__all__ = ["COUNTERS", "CampaignEvents", "CampaignStore", "StoredCampaign"]

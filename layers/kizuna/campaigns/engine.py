@@ -1,0 +1,362 @@
+"""The campaign engine's decisions, as plain functions (no AWS, no clock).
+
+- the manifest's layout: which object a recipient of a pass, phase and due instant is in;
+- the audience: does a customer belong to a campaign's audience;
+- per recipient: holdout, the contact policy (:func:`kizuna.delivery.policy.decide`, the one
+  the journeys use), the variant and template to render;
+- the sequencer: which phase and pass of an occurrence comes next, and the pacing of its
+  chunks under the send-rate limit;
+- the failure circuit breaker and the winner of a test pool.
+
+The campaign function's service (:mod:`kizuna.services.campaign`) reads and writes; this
+module decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER
+from kizuna.campaigns.model import Campaign
+from kizuna.delivery.policy import Address, Outcome, decide
+from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import parse_time
+from kizuna.programs.patterns import matches
+from kizuna.programs.view import customer_view
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.contracts import Chunk
+
+CHUNK_SIZE = 500  # recipients per manifest object (one send_batch invocation)
+CONTACT_DAYS = 7  # how long a send stays in a customer's CONTACT item (the weekly cap)
+SEND_STEP = "send"  # the ledger step of every campaign message
+STAMP = "%Y%m%dT%H%M%SZ"
+SENDING_PHASES = ("test", "main", "deferred")
+STOPPED = frozenset({"stopped", "cancelled"})
+
+
+class CampaignPaused(Exception):
+    """The campaign is paused: the state machine retries the batch every 60 s until it is
+    resumed (or cancelled)."""
+
+
+# --- the manifest ------------------------------------------------------------------------------
+def execution_of(campaign_id: str, occurrence: str) -> str:
+    """The ledger's execution of an occurrence (and the CONTACT item's message key)."""
+    return f"campaign:{campaign_id}:{occurrence}"
+
+
+def occurrence_prefix(campaign_id: str, occurrence: str) -> str:
+    return f"campaigns/{campaign_id}/{occurrence}/"
+
+
+def list_key(campaign_id: str) -> str:
+    """A static audience's customer ids (a CSV with a ``customer_id`` column)."""
+    return f"campaigns/{campaign_id}/list.csv"
+
+
+def stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime(STAMP)
+
+
+def phase_prefix(pass_number: int, phase: str) -> str:
+    """Objects of one pass and phase, relative to the occurrence's prefix."""
+    return f"pass-{pass_number}/{phase}/"
+
+
+def chunk_key(pass_number: int, phase: str, due: datetime, segment: int, chunk: int) -> str:
+    """A manifest object, relative to the occurrence's prefix."""
+    return f"{phase_prefix(pass_number, phase)}{stamp(due)}/seg-{segment:04d}-{chunk:04d}.jsonl"
+
+
+def deferred_key(pass_number: int, until: datetime, source: str) -> str:
+    """Where a batch of ``source`` puts the recipients it deferred to ``until``: the next
+    pass, named after the source object (its segment and chunk, and a digest of its key:
+    deterministic, so a retried batch overwrites its own object, and unique per source)."""
+    name = source.rsplit("/", 1)[-1].removesuffix(".jsonl")
+    seg = "-".join(name.split("-")[:3])
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    return f"{phase_prefix(pass_number, 'deferred')}{stamp(until)}/{seg}-{digest}.jsonl"
+
+
+def chunk_of(key: str) -> Chunk:
+    """A chunk from its relative key ``pass-<n>/<phase>/<due>/<name>.jsonl``."""
+    return Chunk.model_validate({"key": key})
+
+
+@dataclass(frozen=True)
+class Member:
+    """One recipient as frozen in the manifest."""
+
+    customer_id: str
+    arm: str
+
+    def line(self) -> dict[str, str]:
+        return {"c": self.customer_id, "a": self.arm}
+
+    @classmethod
+    def of(cls, line: Mapping[str, Any]) -> Member:
+        return cls(str(line["c"]), str(line["a"]))
+
+
+def group_members(
+    members: Iterable[tuple[Member, str, datetime]],
+    segment: int,
+    chunk_size: int = CHUNK_SIZE,
+    pass_number: int = 0,
+) -> dict[str, list[Member]]:
+    """Members (with their pool and due instant) of one scan segment as manifest objects:
+    grouped by phase and due, at most ``chunk_size`` each; chunk numbers run across the
+    segment, so an object's segment and chunk name it within its pass."""
+    groups: dict[tuple[str, datetime], list[Member]] = {}
+    for member, pool, due in members:
+        groups.setdefault((pool, due), []).append(member)
+    out: dict[str, list[Member]] = {}
+    n = 0
+    for (pool, due), group in sorted(groups.items()):
+        for start in range(0, len(group), chunk_size):
+            out[chunk_key(pass_number, pool, due, segment, n)] = group[start : start + chunk_size]
+            n += 1
+    return out
+
+
+# --- the audience --------------------------------------------------------------------------------
+def in_audience(
+    campaign: Campaign,
+    customer: Customer,
+    now: datetime,
+    cfg: KizunaConfig,
+    segments: Mapping[str, Mapping[str, Any]],
+) -> bool:
+    """Segments (any of them) and conditions; a static list's members are all in it."""
+    audience = campaign.audience
+    if audience.everyone or audience.customer_list:
+        return True
+    named = {n: segments[n] for n in audience.segments if n in segments}
+    if audience.segments and not named:
+        return False
+    view = customer_view(customer, now, cfg, named or None)
+    if audience.segments and not view.get("segments"):
+        return False
+    return matches(audience.conditions, view) if audience.conditions else True
+
+
+# --- one recipient --------------------------------------------------------------------------------
+def contact_times(sent: Mapping[str, str], now: datetime) -> tuple[list[datetime], list[str]]:
+    """A CONTACT item's sends: the times within the cap window, and the keys older than it
+    (removed by the next write)."""
+    horizon = now - timedelta(days=CONTACT_DAYS)
+    times, stale = [], []
+    for key, at in sent.items():
+        t = parse_time(str(at))
+        if t > horizon:
+            times.append(t)
+        else:
+            stale.append(key)
+    return times, sorted(stale)
+
+
+def variant_for(campaign: Campaign, arm: str, winner: str | None) -> str | None:
+    """The variant a recipient gets: theirs, or for the rest of a winner-selection campaign,
+    the winner (the first variant if none was chosen)."""
+    if arm == WINNER:
+        return winner or (campaign.variants[0].name if campaign.variants else None)
+    return None if arm in (DEFAULT_VARIANT, HOLDOUT) else arm
+
+
+@dataclass(frozen=True)
+class RecipientPlan:
+    """What to do for one recipient: ``status`` is holdout, suppressed, deferred or send."""
+
+    status: str
+    channel: str | None = None
+    reason: str | None = None
+    until: datetime | None = None
+    variant: str | None = None
+    template: str | None = None
+    address: Address | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    contact: tuple[datetime, ...] = ()
+    stale: tuple[str, ...] = field(default=())
+
+
+def plan_recipient(
+    campaign: Campaign,
+    member: Member,
+    customer: Customer | None,
+    sent: Mapping[str, str],
+    now: datetime,
+    cfg: KizunaConfig,
+    winner: str | None,
+    configured: frozenset[str] | None = None,
+) -> RecipientPlan:
+    """Holdout first (recorded, never sent); then the contact policy, as for journeys."""
+    variant = variant_for(campaign, member.arm, winner)
+    if customer is None:
+        return RecipientPlan("suppressed", reason="unknown_customer", variant=variant)
+    if member.arm == HOLDOUT:
+        return RecipientPlan("holdout", reason="holdout")
+    times, stale = contact_times(sent, now)
+    decision = decide(
+        customer,
+        [str(c) for c in campaign.channels],
+        campaign.priority,
+        times,
+        now,
+        cfg.contact,
+        configured=configured,
+    )
+    status = {Outcome.SEND: "send", Outcome.SUPPRESS: "suppressed", Outcome.DEFER: "deferred"}
+    return RecipientPlan(
+        status[decision.outcome],
+        channel=decision.channel,
+        reason=decision.reason,
+        until=decision.until,
+        variant=variant,
+        template=campaign.template_of(variant),
+        address=decision.address,
+        skipped=decision.skipped,
+        contact=tuple(times),
+        stale=tuple(stale),
+    )
+
+
+# --- the sequencer --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """The next thing an occurrence does: send a phase's chunks, wait for the winner, or
+    finish."""
+
+    phase: str  # test | main | deferred | winner | done
+    pass_number: int = 0
+    chunks: tuple[Chunk, ...] = ()
+    wait_until: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"phase": self.phase, "pass": self.pass_number}
+        out["chunks"] = [
+            c.model_dump(mode="json", include={"key", "not_before"}) for c in self.chunks
+        ]
+        if self.wait_until is not None:
+            out["wait_until"] = self.wait_until.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return out
+
+
+def pace(
+    keys: Sequence[str], rate_limit_per_minute: int | None, chunk_size: int = CHUNK_SIZE
+) -> tuple[Chunk, ...]:
+    """The chunks of a phase in due order; with a rate limit, chunk ``i`` starts no earlier
+    than the first due plus ``i`` chunks' worth of sending time."""
+    chunks = sorted((chunk_of(k) for k in keys), key=lambda c: (c.due, c.key))
+    if not chunks or not rate_limit_per_minute:
+        return tuple(chunks)
+    first = chunks[0].due
+    minutes = chunk_size / rate_limit_per_minute
+    return tuple(
+        c.model_copy(update={"not_before": max(c.due, first + timedelta(minutes=i * minutes))})
+        for i, c in enumerate(chunks)
+    )
+
+
+def next_step(
+    campaign: Campaign,
+    after: Mapping[str, Any] | None,
+    occurrence_status: str | None,
+    list_keys: Callable[[str], list[str]],
+    chunk_size: int = CHUNK_SIZE,
+) -> Step:
+    """The sequencer, stateless: from the previous step (None at the start) and the
+    occurrence's status, the next one. With winner selection: test pass 0 -> wait for the
+    winner -> main pass 0; without: main pass 0; after any sending phase of pass k, the
+    recipients deferred into pass k+1; none left -> done."""
+    if occurrence_status in STOPPED or occurrence_status is None:
+        return Step("done")
+    phase = str(after.get("phase")) if after else None
+    number = int(str(after.get("pass", 0))) if after else 0
+
+    def sending(phase: str, pass_number: int) -> Step:
+        keys = list_keys(phase_prefix(pass_number, phase))
+        return Step(phase, pass_number, pace(keys, campaign.rate_limit_per_minute, chunk_size))
+
+    if phase is None and campaign.winner is not None:
+        test = sending(TEST_POOL, 0)
+        if test.chunks:
+            return test
+        phase = "winner"
+    if phase is None or phase == "winner":
+        return sending("main", 0)
+    if phase == TEST_POOL:
+        assert campaign.winner is not None
+        test = sending(TEST_POOL, 0)
+        if not test.chunks:  # an empty test pool (or one already removed): nothing to wait for
+            return sending("main", 0)
+        wait = max(c.due for c in test.chunks) + timedelta(hours=campaign.winner.wait_hours)
+        return Step("winner", 0, wait_until=wait)
+    if phase in SENDING_PHASES:
+        deferred = sending("deferred", number + 1)
+        return deferred if deferred.chunks else Step("done")
+    raise ValueError(f"unknown phase {phase!r}")
+
+
+# --- safety and results -------------------------------------------------------------------
+def breaker_reason(campaign: Campaign, counts: Mapping[str, int]) -> str | None:
+    """Why the occurrence must stop (failures passed the threshold), or None."""
+    failed = int(counts.get("failed", 0))
+    attempted = int(counts.get("sent", 0)) + failed
+    rule = campaign.stop_on_failures
+    if attempted < rule.after or failed * 100 < rule.percent * attempted:
+        return None
+    share = failed * 100 / attempted
+    return (
+        f"failures {failed} of {attempted} attempts ({share:.1f}%) reached the threshold "
+        f"of {rule.percent:g}% after {rule.after}"
+    )
+
+
+@dataclass
+class ArmResult:
+    recipients: int = 0
+    successes: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.recipients if self.recipients else 0.0
+
+
+def pick_winner(
+    variants: Sequence[str], results: Mapping[str, ArmResult], metric: str
+) -> tuple[str, str]:
+    """The variant with the best rate (ties: the first); the reason states the figures."""
+    best = variants[0]
+    for name in variants[1:]:
+        if results.get(name, ArmResult()).rate > results.get(best, ArmResult()).rate:
+            best = name
+    figures = ", ".join(
+        f"{n}: {r.successes}/{r.recipients} ({r.rate * 100:.1f}%)"
+        for n in variants
+        for r in [results.get(n, ArmResult())]
+    )
+    return best, f"best {metric} rate in the test pool: {figures}"
+
+
+def converted(
+    customer: Customer, sent_at: datetime, within_days: int, conditions: Mapping[str, Any]
+) -> bool:
+    """An order placed (and not cancelled) after the message, within the goal window."""
+    end = sent_at + timedelta(days=within_days)
+    for order_id, order in customer.orders.items():
+        if not order.counts or order.at is None or not sent_at < order.at <= end:
+            continue
+        detail = {
+            "order_id": order_id,
+            "total": float(order.total),
+            "currency": order.currency,
+            "channel": order.channel,
+            "product_ids": list(order.products),
+        }
+        if not conditions or matches(conditions, {k: v for k, v in detail.items() if v}):
+            return True
+    return False

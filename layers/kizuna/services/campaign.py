@@ -1,0 +1,499 @@
+"""The campaign function's work: one method per action of the campaign state machine.
+
+prepare (is the campaign scheduled; start the occurrence once) -> freeze (one parallel-scan
+segment of the audience into manifest objects) -> plan (the next phase's chunks, paced) ->
+send_batch (hundreds of recipients: the contact policy, render, claim once, deliver, record)
+-> choose_winner (after the test pool's wait) -> complete (the counts, ``campaign.completed``).
+
+Every AWS call is batched except the provider's own: one read of the state, one object, one
+BatchGetItem per 50 recipients (customers and their CONTACT items together), claims in
+TransactWriteItems, outcomes in BatchWriteItem, one UpdateItem of the counters.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kizuna.campaigns.assign import TEST_POOL, assign
+from kizuna.campaigns.engine import (
+    CHUNK_SIZE,
+    SEND_STEP,
+    STOPPED,
+    ArmResult,
+    CampaignPaused,
+    Member,
+    RecipientPlan,
+    breaker_reason,
+    converted,
+    deferred_key,
+    execution_of,
+    group_members,
+    in_audience,
+    list_key,
+    next_step,
+    occurrence_prefix,
+    phase_prefix,
+    pick_winner,
+    plan_recipient,
+)
+from kizuna.campaigns.loader import one_off
+from kizuna.campaigns.model import Campaign, due_at, occurrence_id
+from kizuna.delivery.channels import Channel, DeliveryError, OutboundMessage, send_with_retry
+from kizuna.delivery.coupons import issue_coupon
+from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
+from kizuna.delivery.unsubscribe import UnsubscribeLinks
+from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import iso, parse_time
+from kizuna.events.derived import CampaignCompleted, CampaignEvent
+from kizuna.ports import (
+    CampaignDefinitions,
+    CampaignEventSink,
+    CampaignRecipients,
+    Claim,
+    Manifest,
+    StoredCampaign,
+)
+from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.observability import logger
+from kizuna.services.contracts import (
+    CampaignRequest,
+    CompleteRequest,
+    FreezeRequest,
+    PlanRequest,
+    PrepareRequest,
+    SendBatchRequest,
+    WinnerRequest,
+)
+
+OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
+
+
+@dataclass
+class _Recipient:
+    """One recipient of a batch on its way: the plan, the ledger entry, the message."""
+
+    member: Member
+    plan: RecipientPlan
+    data: dict[str, Any]
+    message: OutboundMessage | None = None
+    claim: Claim | None = None
+
+
+@dataclass
+class _Batch:
+    recipients: list[_Recipient] = field(default_factory=list)
+    deferred: dict[datetime, list[Member]] = field(default_factory=dict)
+
+
+class CampaignService:
+    def __init__(
+        self,
+        campaigns: CampaignDefinitions,
+        recipients: CampaignRecipients,
+        manifest: Manifest,
+        channels: Mapping[str, Channel],
+        events: CampaignEventSink,
+        cfg: KizunaConfig,
+        clock: Clock,
+        *,
+        templates_root: Path | str | None = None,
+        segments: Mapping[str, Mapping[str, Any]] | None = None,
+        coupon_secret: bytes = b"",
+        unsubscribe: UnsubscribeLinks | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        scan_segments: int | None = None,
+        attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.campaigns = campaigns
+        self.recipients = recipients
+        self.manifest = manifest
+        self.channels = dict(channels)
+        self.events = events
+        self.cfg = cfg
+        self.clock = clock
+        self.templates_root = templates_root
+        self.segments = dict(segments or {})
+        self.coupon_secret = coupon_secret
+        self.unsubscribe = unsubscribe
+        self.chunk_size = chunk_size
+        self.scan_segments = scan_segments or cfg.scoring.scan_segments
+        self.attempts = attempts
+        self.sleep = sleep
+        self._renderers: dict[tuple[str, int], Renderer] = {}
+
+    def handle(self, request: CampaignRequest) -> dict[str, Any]:
+        req = request.root
+        match req:
+            case PrepareRequest():
+                return self.prepare(req)
+            case FreezeRequest():
+                return self.freeze(req)
+            case PlanRequest():
+                return self.plan(req)
+            case SendBatchRequest():
+                return self.send_batch(req)
+            case WinnerRequest():
+                return self.choose_winner(req)
+            case CompleteRequest():
+                return self.complete(req)
+        raise AssertionError(f"unknown action {req!r}")  # pragma: no cover
+
+    # -- prepare and freeze ---------------------------------------------------------------
+    def prepare(self, req: PrepareRequest) -> dict[str, Any]:
+        """Start the occurrence of a scheduled campaign once (a duplicated delivery of the
+        schedule starts nothing new; one already finished does not run again)."""
+        stored = self.campaigns.get_definition(req.campaign_id)
+        if stored is None or stored.status != "scheduled":
+            return {"run": False, "reason": stored.status if stored else "unknown_campaign"}
+        occurrence = occurrence_id(req.scheduled_time)
+        now = self.clock.now()
+        if not self.campaigns.start_occurrence(
+            req.campaign_id, occurrence, req.scheduled_time, now
+        ):
+            occ = self.campaigns.get_occurrence(req.campaign_id, occurrence) or {}
+            if occ.get("status") != "running":
+                return {"run": False, "reason": f"occurrence {occ.get('status', 'unknown')}"}
+        total = 1 if stored.campaign.audience.customer_list else self.scan_segments
+        logger.info("campaign occurrence", campaign=req.campaign_id, occurrence=occurrence)
+        return {
+            "run": True,
+            "campaign_id": req.campaign_id,
+            "occurrence": occurrence,
+            "segments": list(range(total)),
+            "total_segments": total,
+        }
+
+    def freeze(self, req: FreezeRequest) -> dict[str, Any]:
+        """One scan segment of the audience into manifest objects, by pool and due instant."""
+        stored, occ = self.campaigns.get_state(req.campaign_id, req.occurrence)
+        if stored is None or occ is None:
+            return {"segment": req.segment, "members": 0}
+        campaign, now = stored.campaign, self.clock.now()
+        scheduled = parse_time(str(occ["scheduled_time"]))
+        members: list[tuple[Member, str, datetime]] = []
+        for customer in self._audience_source(campaign, req.segment, req.total_segments):
+            if not in_audience(campaign, customer, now, self.cfg, self.segments):
+                continue
+            arm = assign(campaign, customer.customer_id)
+            zone = self.cfg.contact.default_time_zone
+            due = due_at(campaign, scheduled, customer.time_zone, zone)
+            members.append((Member(customer.customer_id, arm.arm), arm.pool, due))
+        prefix = occurrence_prefix(req.campaign_id, req.occurrence)
+        for key, group in group_members(members, req.segment, self.chunk_size).items():
+            self.manifest.put_lines(prefix + key, [m.line() for m in group])
+        self.campaigns.add_counts(
+            req.campaign_id, req.occurrence, {"audience": len(members)}, once=f"seg{req.segment}"
+        )
+        return {"segment": req.segment, "members": len(members)}
+
+    def _audience_source(
+        self, campaign: Campaign, segment: int, total_segments: int
+    ) -> Iterable[Customer]:
+        if not campaign.audience.customer_list:
+            return self.recipients.scan_customers(segment, total_segments)
+        if segment != 0:
+            return []
+        raw = self.manifest.get(list_key(campaign.id)) or b""
+        rows = csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))
+        ids = list(dict.fromkeys(r["customer_id"].strip() for r in rows if r.get("customer_id")))
+        found = self.recipients.get_customers(ids)
+        return [found[cid] for cid in ids if cid in found]  # unknown or erased: skipped
+
+    # -- plan ---------------------------------------------------------------------------------
+    def plan(self, req: PlanRequest) -> dict[str, Any]:
+        stored, occ = self.campaigns.get_state(req.campaign_id, req.occurrence)
+        status = occ.get("status") if occ else None
+        if stored is None or stored.status == "cancelled":
+            status = "cancelled"
+        prefix = occurrence_prefix(req.campaign_id, req.occurrence)
+
+        def list_keys(relative: str) -> list[str]:
+            return [k.removeprefix(prefix) for k in self.manifest.keys(prefix + relative)]
+
+        campaign = stored.campaign if stored else None
+        if campaign is None:
+            return {"phase": "done", "pass": 0, "chunks": []}
+        step = next_step(campaign, req.after, status, list_keys, self.chunk_size)
+        return step.as_json()
+
+    # -- send a batch ------------------------------------------------------------------------
+    def send_batch(self, req: SendBatchRequest) -> dict[str, Any]:
+        stored, occ = self.campaigns.get_state(req.campaign_id, req.occurrence)
+        if stored is not None and stored.status == "paused":
+            raise CampaignPaused(f"campaign {req.campaign_id} is paused")
+        prefix = occurrence_prefix(req.campaign_id, req.occurrence)
+        members = [Member.of(line) for line in self.manifest.get_lines(prefix + req.chunk.key)]
+        if stored is None or occ is None or stored.status == "cancelled":
+            return {"skipped": len(members)}
+        if occ.get("status") in STOPPED:
+            return {"skipped": len(members)}
+        batch = self._decide(stored, occ, req, members)
+        for until, deferred in sorted(batch.deferred.items()):
+            key = deferred_key(req.chunk.pass_number + 1, until, req.chunk.key)
+            self.manifest.put_lines(prefix + key, [m.line() for m in deferred])
+        execution = execution_of(req.campaign_id, req.occurrence)
+        claims = [r.claim for r in batch.recipients if r.claim is not None]
+        duplicates = self.recipients.claim_messages(execution, SEND_STEP, claims)
+        counts = self._deliver(batch, duplicates, execution)
+        totals = self.campaigns.add_counts(req.campaign_id, req.occurrence, counts)
+        reason = breaker_reason(stored.campaign, totals)
+        if reason is not None and self.campaigns.stop_occurrence(
+            req.campaign_id, req.occurrence, reason, self.clock.now()
+        ):
+            logger.warning("campaign occurrence stopped", campaign=req.campaign_id, reason=reason)
+        return {"chunk": req.chunk.key, **counts}
+
+    def _decide(
+        self,
+        stored: StoredCampaign,
+        occ: Mapping[str, Any],
+        req: SendBatchRequest,
+        members: list[Member],
+    ) -> _Batch:
+        """Every recipient's plan, ledger entry and (for a send) rendered message."""
+        campaign, now = stored.campaign, self.clock.now()
+        customers, contacts = self.recipients.read_recipients([m.customer_id for m in members])
+        renderer = self._renderer(stored)
+        winner = occ.get("winner")
+        batch = _Batch()
+        for member in members:
+            customer = customers.get(member.customer_id)
+            sent = contacts.get(member.customer_id, {})
+            plan = plan_recipient(
+                campaign,
+                member,
+                customer,
+                sent,
+                now,
+                self.cfg,
+                winner,
+                frozenset(self.channels),
+            )
+            recipient = _Recipient(member, plan, self._entry(req, member, plan, now))
+            if plan.status == "deferred" and plan.until is not None:
+                batch.deferred.setdefault(plan.until, []).append(member)
+            if plan.status == "send" and customer is not None:
+                self._render(recipient, campaign, customer, renderer, req, now)
+            recipient.claim = Claim(
+                member.customer_id,
+                recipient.data,
+                sent_at=iso(now) if recipient.message is not None else None,
+                stale=plan.stale,
+                contact_exists=member.customer_id in contacts,
+            )
+            batch.recipients.append(recipient)
+        return batch
+
+    @staticmethod
+    def _entry(
+        req: SendBatchRequest, member: Member, plan: RecipientPlan, now: datetime
+    ) -> dict[str, Any]:
+        """The ledger entry (domain values only; the store adds its keys)."""
+        status = "sending" if plan.status == "send" else plan.status
+        entry = {
+            "program": req.campaign_id,
+            "source": "campaign",
+            "campaign": req.campaign_id,
+            "occurrence": req.occurrence,
+            "execution": execution_of(req.campaign_id, req.occurrence),
+            "step": SEND_STEP,
+            "arm": member.arm,
+            "variant": plan.variant,
+            "template": plan.template,
+            "phase": req.chunk.phase,
+            "pass": req.chunk.pass_number,
+            "status": status,
+            "channel": plan.channel,
+            "reason": plan.reason,
+            "until": iso(plan.until) if plan.until else None,
+            "skipped": [f"{c}:{why}" for c, why in plan.skipped] or None,
+            "at": iso(now),
+        }
+        return {k: v for k, v in entry.items() if v is not None}
+
+    def _render(
+        self,
+        recipient: _Recipient,
+        campaign: Campaign,
+        customer: Customer,
+        renderer: Renderer,
+        req: SendBatchRequest,
+        now: datetime,
+    ) -> None:
+        """Render the recipient's message; a failure is recorded as theirs alone."""
+        plan = recipient.plan
+        assert plan.channel is not None and plan.address is not None and plan.template
+        execution = execution_of(campaign.id, req.occurrence)
+        coupon = None
+        if campaign.coupon is not None:
+            coupon = issue_coupon(
+                self.coupon_secret,
+                campaign.id,
+                customer.customer_id,
+                execution,
+                discount=campaign.coupon.discount,
+                expires_at=now + timedelta(days=campaign.coupon.valid_days),
+            )
+            recipient.data["coupon"] = coupon.code
+        try:
+            context = build_context(
+                customer,
+                program=campaign.id,
+                step=SEND_STEP,
+                loyalty_config=self.cfg.loyalty,
+                coupon=coupon,
+                extra={"campaign": {"id": campaign.id, "name": campaign.name}},
+                unsubscribe_url=self.unsubscribe.url(customer.customer_id, plan.channel)
+                if self.unsubscribe and plan.channel == "email"
+                else None,
+                default_locale=self.cfg.contact.default_locale,
+                default_time_zone=self.cfg.contact.default_time_zone,
+            )
+            content = renderer.render(
+                campaign.id, plan.template, plan.channel, customer.locale, context
+            )
+        except RenderError as exc:
+            logger.error("campaign template failed", campaign=campaign.id, reason=exc.reason)
+            recipient.data.update(status="failed", reason=f"render_error: {exc.reason}")
+            return
+        recipient.message = OutboundMessage(
+            customer_id=customer.customer_id,
+            program=campaign.id,
+            step=SEND_STEP,
+            execution=execution,
+            channel=plan.channel,
+            address=plan.address,
+            content=content,
+            sms_type="Transactional" if campaign.sms_type == "transactional" else "Promotional",
+        )
+
+    def _deliver(self, batch: _Batch, duplicates: set[str], execution: str) -> dict[str, int]:
+        """Send the claimed messages; record the outcomes; count every recipient once."""
+        counts: Counter[str] = Counter()
+        records: list[tuple[str, dict[str, Any]]] = []
+        for r in batch.recipients:
+            if r.member.customer_id in duplicates:
+                counts["duplicate"] += 1
+                continue
+            if r.message is None:
+                counts[str(r.data["status"])] += 1
+                continue
+            try:
+                result = send_with_retry(
+                    self.channels[str(r.message.channel)],
+                    r.message,
+                    attempts=self.attempts,
+                    sleep=self.sleep,
+                )
+            except DeliveryError as exc:
+                counts["failed"] += 1
+                records.append(
+                    (r.member.customer_id, {**r.data, "status": "failed", "reason": exc.reason})
+                )
+                continue
+            counts["sent"] += 1
+            sent = {
+                **r.data,
+                "status": "sent",
+                "sent_at": r.data["at"],
+                "provider_message_id": result.provider_message_id,
+                "attempts": result.attempts,
+            }
+            records.append((r.member.customer_id, sent))
+        self.recipients.record_messages(execution, SEND_STEP, records)
+        return {k: counts[k] for k in OUTCOMES if counts[k]}
+
+    def _renderer(self, stored: StoredCampaign) -> Renderer:
+        key = (stored.campaign.id, stored.version)
+        if key not in self._renderers:
+            files = {f"{stored.campaign.id}/{k}": v for k, v in stored.templates.items()}
+            self._renderers[key] = FilesRenderer(
+                files, self.templates_root, default_locale=self.cfg.contact.default_locale
+            )
+        return self._renderers[key]
+
+    # -- the winner and the end ------------------------------------------------------------------
+    def choose_winner(self, req: WinnerRequest) -> dict[str, Any]:
+        """The test pool's best variant by the campaign's metric."""
+        stored = self.campaigns.get_definition(req.campaign_id)
+        if stored is None or stored.campaign.winner is None or not stored.campaign.variants:
+            return {"winner": None}
+        campaign = stored.campaign
+        assert campaign.winner is not None
+        prefix = occurrence_prefix(req.campaign_id, req.occurrence)
+        arms: dict[str, str] = {}
+        for key in self.manifest.keys(prefix + phase_prefix(0, TEST_POOL)):
+            arms.update(
+                (m.customer_id, m.arm) for m in map(Member.of, self.manifest.get_lines(key))
+            )
+        execution = execution_of(req.campaign_id, req.occurrence)
+        entries = self.recipients.ledger_entries(list(arms), execution, SEND_STEP)
+        metric = campaign.winner.metric
+        customers = self.recipients.get_customers(list(entries)) if metric == "goal" else {}
+        results: dict[str, ArmResult] = {}
+        for cid, entry in entries.items():
+            if entry.get("status") != "sent":
+                continue
+            result = results.setdefault(arms[cid], ArmResult())
+            result.recipients += 1
+            result.successes += self._succeeded(campaign, metric, entry, customers.get(cid))
+        winner, reason = pick_winner([v.name for v in campaign.variants], results, metric)
+        self.campaigns.set_winner(req.campaign_id, req.occurrence, winner, reason)
+        logger.info("campaign winner", campaign=req.campaign_id, winner=winner, reason=reason)
+        return {"winner": winner}
+
+    @staticmethod
+    def _succeeded(
+        campaign: Campaign, metric: str, entry: Mapping[str, Any], customer: Customer | None
+    ) -> int:
+        if metric == "open":
+            return int(bool(entry.get("open_at") or entry.get("click_at")))
+        if metric == "click":
+            return int(bool(entry.get("click_at")))
+        goal = campaign.goal
+        if goal is None or customer is None:
+            return 0
+        sent_at = parse_time(str(entry.get("sent_at") or entry["at"]))
+        return int(converted(customer, sent_at, goal.within_days, goal.conditions))
+
+    def complete(self, req: CompleteRequest) -> dict[str, Any]:
+        """The occurrence is done (or keeps stopped/cancelled); a one-off campaign is done;
+        ``campaign.completed`` carries the counts."""
+        now = self.clock.now()
+        stored, _ = self.campaigns.get_state(req.campaign_id, req.occurrence)
+        if stored is not None and stored.status == "cancelled":
+            self.campaigns.stop_occurrence(
+                req.campaign_id, req.occurrence, "campaign cancelled", now, status="cancelled"
+            )
+        self.campaigns.complete_occurrence(req.campaign_id, req.occurrence, now)
+        occ = self.campaigns.get_occurrence(req.campaign_id, req.occurrence) or {}
+        if stored is not None and one_off(stored.campaign):
+            self.campaigns.set_status(req.campaign_id, "done", now, expected={"scheduled"})
+        counts = {k: int(occ.get(k, 0)) for k in ("audience", *OUTCOMES)}
+        status = str(occ.get("status", "done"))
+        event = CampaignEvent(
+            detail=CampaignCompleted(
+                event_id=f"{execution_of(req.campaign_id, req.occurrence)}:completed",
+                occurred_at=now,
+                campaign_id=req.campaign_id,
+                occurrence=req.occurrence,
+                status=status if status in ("stopped", "cancelled") else "done",
+                counts=counts,
+                winner=occ.get("winner"),
+                winner_reason=occ.get("winner_reason"),
+                stop_reason=occ.get("stop_reason"),
+            )
+        )
+        if not self.events.publish(event):
+            logger.error("campaign.completed not put on the bus", campaign=req.campaign_id)
+        return {"status": status, **counts}

@@ -1,0 +1,214 @@
+"""The campaign function on moto, called as the campaign state machine calls it (without the
+state machine): prepare -> freeze per segment -> plan -> send_batch per chunk -> plan ->
+complete. Every eligible customer gets exactly one email; re-running every batch sends
+nothing; the AWS calls per delivered email stay within the budget."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.ses.models import ses_backends
+
+from bench.common import create_kizuna_tables
+from kizuna.adapters.campaigns import CampaignStore
+from kizuna.adapters.dynamodb import DynamoStore
+from kizuna.campaigns.assign import assign
+from kizuna.campaigns.loader import parse_campaign
+from kizuna.domain.customer import ConsentState, Customer
+from kizuna.runtime.clock import FixedClock, SystemClock, set_clock
+from kizuna.runtime.settings import campaign_settings
+from kizuna.runtime.wiring import campaign_service
+from kizuna_tools.metering import ApiCallCounter
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+SENDER = "news@shop.example"
+NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
+TEMPLATES = {
+    "news/ja/email.subject.j2": "{{ customer.display_name }}、新春セールのご案内",
+    "news/ja/email.html.j2": (
+        '{% extends "_base/email.html.j2" %}{% block title %}新春セール{% endblock %}'
+        "{% block content %}<p>{{ customer.display_name }}</p>{% endblock %}"
+    ),
+    "news/ja/email.txt.j2": "{{ customer.display_name }}\n新春セールです。",
+}
+CAMPAIGN = {
+    "id": "new-year-sale",
+    "name": "New year sale",
+    "status": "scheduled",
+    "audience": {"everyone": True},
+    "schedule": {"type": "once", "at": "2026-01-05T12:00:00+09:00"},
+    "channels": ["email"],
+    "template": "news",
+    "holdout_percent": 10,
+}
+
+
+class Context:
+    function_name = "kizuna-campaign"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:kizuna-campaign"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def load_handler() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "kizuna_fn_campaign", ROOT / "functions/campaign/handler.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def customer(n: int) -> Customer:
+    consent = (
+        {}
+        if n % 10 == 3
+        else {"email": ConsentState(status="opted_in", at=NOON, source="t", stamp="s")}
+    )
+    return Customer(
+        customer_id=f"c{n:04d}",
+        email=f"c{n:04d}@example.jp",
+        last_name="山田",
+        locale="ja",
+        time_zone="Asia/Tokyo",
+        consent=consent,
+    )
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiCallCounter]:
+    for k, v in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "CUSTOMERS_TABLE": "customers",
+        "ACTIVITY_TABLE": "activity",
+        "CAMPAIGNS_TABLE": "campaigns",
+        "ANALYTICS_BUCKET": "analytics",
+        "EVENT_BUS_NAME": "kizuna",
+        "SIGNING_SECRET_ARN": "kizuna-signing",
+        "EMAIL_FROM": SENDER,
+        "SES_CONFIGURATION_SET": "kizuna-email",
+        "UNSUBSCRIBE_URL": "https://u.example/unsubscribe",
+        "SCAN_SEGMENTS": "2",
+        "POWERTOOLS_METRICS_NAMESPACE": "Kizuna",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        create_kizuna_tables(ddb)
+        ddb.create_table(
+            TableName="campaigns",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "campaign_id", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "campaign_id", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="analytics")
+        ses = boto3.client("sesv2", region_name=REGION)
+        ses.create_email_identity(EmailIdentity=SENDER)
+        ses.create_configuration_set(ConfigurationSetName="kizuna-email")
+        boto3.client("events", region_name=REGION).create_event_bus(Name="kizuna")
+        boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="kizuna-signing", SecretString="s" * 32
+        )
+        resource = boto3.resource("dynamodb", region_name=REGION)
+        store = DynamoStore(resource, "customers", "activity")
+        for n in range(300):
+            store.save_customer(customer(n), 0)
+        campaign = parse_campaign(CAMPAIGN)
+        CampaignStore(resource, "campaigns").put_definition(campaign, TEMPLATES, "test", NOON)
+        set_clock(FixedClock(NOON))
+        campaign_settings.cache_clear()
+        campaign_service.cache_clear()
+        boto3.setup_default_session(region_name=REGION)
+        counter = ApiCallCounter().attach(boto3.DEFAULT_SESSION.events)
+        yield counter
+        set_clock(SystemClock())
+        campaign_settings.cache_clear()
+        campaign_service.cache_clear()
+        boto3.DEFAULT_SESSION = None
+
+
+def emails() -> list[Any]:
+    return list(ses_backends[ACCOUNT][REGION].sent_messages)
+
+
+def test_a_campaign_reaches_every_eligible_customer_once(aws: ApiCallCounter) -> None:
+    handler = load_handler().handler
+    ctx = Context()
+
+    def call(**request: Any) -> dict[str, Any]:
+        result: dict[str, Any] = handler(json.loads(json.dumps(request, default=str)), ctx)
+        return result
+
+    # given: 300 customers, a tenth without email consent, a campaign with a 10% holdout
+    campaign = parse_campaign(CAMPAIGN)
+    held = {f"c{n:04d}" for n in range(300) if assign(campaign, f"c{n:04d}").held_out}
+    eligible = {f"c{n:04d}" for n in range(300) if n % 10 != 3} - held
+
+    # when: the state machine's tasks run in order
+    prepared = call(action="prepare", campaign_id="new-year-sale", scheduled_time=NOON)
+    assert prepared["run"] is True and prepared["total_segments"] == 2
+    occ = prepared["occurrence"]
+    ids = {"campaign_id": "new-year-sale", "occurrence": occ}
+    frozen = [
+        call(action="freeze", segment=s, total_segments=2, **ids) for s in prepared["segments"]
+    ]
+    assert sum(f["members"] for f in frozen) == 300
+    plan = call(action="plan", after=None, **ids)
+    assert plan["phase"] == "main" and plan["chunks"]
+    results = [call(action="send_batch", chunk=chunk, **ids) for chunk in plan["chunks"]]
+    calls = aws.total()
+    sent = sum(r.get("sent", 0) for r in results)
+
+    # then: each eligible customer got exactly one email; holdout and consent recorded
+    recipients = [m.destinations["ToAddresses"][0] for m in emails()]
+    assert len(recipients) == len(set(recipients)) == sent == len(eligible)
+    assert {r.split("@")[0] for r in recipients} == eligible
+    assert sum(r.get("holdout", 0) for r in results) == len(held)
+    assert sum(r.get("suppressed", 0) for r in results) == 300 - len(eligible) - len(held)
+    per_email = calls / sent
+    print(f"\nAWS calls per delivered email: {per_email:.3f} ({calls} calls, {sent} emails)")
+    assert per_email <= 1.3
+
+    # when: every batch runs again (a duplicated or retried Map iteration)
+    again = [call(action="send_batch", chunk=chunk, **ids) for chunk in plan["chunks"]]
+    # then: nothing is sent twice
+    assert len(emails()) == sent
+    assert sum(r.get("duplicate", 0) for r in again) == 300
+    assert call(action="plan", after={"phase": plan["phase"], "pass": plan["pass"]}, **ids) == {
+        "phase": "done",
+        "pass": 0,
+        "chunks": [],
+    }
+    done = call(action="complete", **ids)
+    assert (done["status"], done["sent"], done["audience"]) == ("done", sent, 300)
+    stored = CampaignStore(boto3.resource("dynamodb", region_name=REGION), "campaigns")
+    definition = stored.get_definition("new-year-sale")
+    assert definition is not None and definition.status == "done"
+    # and a second delivery of the schedule starts nothing
+    assert call(action="prepare", campaign_id="new-year-sale", scheduled_time=NOON)["run"] is False

@@ -1,0 +1,225 @@
+"""The campaign function's service on in-memory fakes: an occurrence end to end, exactly
+once under duplicated batches, render failures, pause and cancel, deferral into the next
+pass, the circuit breaker, the winner and the completion event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.campaigns.engine import CampaignPaused
+from kizuna.campaigns.loader import parse_campaign
+from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
+from kizuna.domain.customer import ConsentState, Customer
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.campaign import CampaignService
+from kizuna.services.contracts import CampaignRequest
+from kizuna_tools.fakes import MemoryCampaignEvents, MemoryCampaigns, MemoryManifest, MemoryStore
+
+ROOT = Path(__file__).resolve().parents[2]
+NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, 22:00 in New York
+TEMPLATES = {
+    "news/ja/email.subject.j2": "{{ customer.first_name.upper() }}様へ",
+    "news/ja/email.html.j2": (
+        '{% extends "_base/email.html.j2" %}{% block content %}<p>セール</p>{% endblock %}'
+    ),
+    "news/ja/email.txt.j2": "セール",
+    "news/ja/sms.txt.j2": "セールです",
+    "urgent/ja/email.subject.j2": "{{ customer.first_name.upper() }}様、本日まで",
+    "urgent/ja/email.html.j2": "<p>本日まで</p>",
+    "urgent/ja/email.txt.j2": "本日まで",
+}
+
+
+class FakeChannel:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[OutboundMessage] = []
+        self.fail = fail
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if self.fail:
+            raise PermanentFailure("rejected")
+        self.sent.append(message)
+        return SendResult(provider_message_id=f"m-{len(self.sent)}")
+
+
+def customer(n: int, **extra: Any) -> Customer:
+    base: dict[str, Any] = {
+        "customer_id": f"c{n:03d}",
+        "first_name": "hanako",
+        "email": f"c{n:03d}@example.jp",
+        "phone": "+81901234" + f"{n:04d}",
+        "locale": "ja",
+        "time_zone": "Asia/Tokyo",
+        "consent": {
+            c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s")
+            for c in ("email", "sms")
+        },
+    }
+    base.update(extra)
+    return Customer(**base)
+
+
+class World:
+    def __init__(self, n: int = 20, fail: bool = False, **campaign: Any) -> None:
+        raw: dict[str, Any] = {
+            "id": "sale",
+            "name": "Sale",
+            "status": "scheduled",
+            "audience": {"everyone": True},
+            "schedule": {"type": "once", "at": "2026-01-05T12:00:00+09:00"},
+            "channels": ["email"],
+            "template": "news",
+        }
+        raw.update(campaign)
+        self.campaign = parse_campaign(raw)
+        self.store = MemoryStore()
+        for i in range(n):
+            self.store.customers[f"c{i:03d}"] = customer(i)
+        self.campaigns = MemoryCampaigns()
+        self.campaigns.put(self.campaign, TEMPLATES)
+        self.manifest = MemoryManifest()
+        self.channels = {"email": FakeChannel(fail), "sms": FakeChannel()}
+        self.events = MemoryCampaignEvents()
+        self.clock = FixedClock(NOON)
+        self.service = CampaignService(
+            self.campaigns,
+            self.store,
+            self.manifest,
+            self.channels,
+            self.events,
+            KizunaConfig(),
+            self.clock,
+            templates_root=ROOT / "templates",
+            chunk_size=5,
+            scan_segments=2,
+            sleep=lambda _: None,
+        )
+        self.occurrence = ""
+
+    def call(self, **request: Any) -> dict[str, Any]:
+        if self.occurrence and request["action"] != "prepare":
+            request = {"campaign_id": "sale", "occurrence": self.occurrence, **request}
+        return self.service.handle(CampaignRequest.model_validate(request))
+
+    def start(self) -> dict[str, Any]:
+        prepared = self.call(action="prepare", campaign_id="sale", scheduled_time=NOON)
+        self.occurrence = prepared["occurrence"]
+        for s in prepared["segments"]:
+            self.call(action="freeze", segment=s, total_segments=prepared["total_segments"])
+        return self.call(action="plan")
+
+    def send_all(self, plan: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.call(action="send_batch", chunk=c) for c in plan["chunks"]]
+
+    def ledger(self) -> dict[str, dict[str, Any]]:
+        return {cid: m for (cid, _), m in self.store.messages.items()}
+
+
+def total(results: list[dict[str, Any]], key: str) -> int:
+    return sum(r.get(key, 0) for r in results)
+
+
+def test_an_occurrence_sends_once_to_each_recipient_and_completes() -> None:
+    # given: 20 customers, chunks of 5
+    w = World()
+    # when
+    plan = w.start()
+    results = w.send_all(plan)
+    # then: 20 emails to 20 different customers, claims in the ledger and CONTACT items
+    assert total(results, "sent") == 20 == len({m.customer_id for m in w.channels["email"].sent})
+    assert {m["status"] for m in w.ledger().values()} == {"sent"}
+    assert all(w.store.contacts[f"c{i:03d}"] for i in range(20))
+    # when: every batch is delivered again (a retried or duplicated Map iteration)
+    again = w.send_all(plan)
+    # then: nothing is sent twice
+    assert total(again, "duplicate") == 20 and len(w.channels["email"].sent) == 20
+    assert w.call(action="plan", after={"phase": "main", "pass": 0})["phase"] == "done"
+    done = w.call(action="complete")
+    assert (done["status"], done["sent"], done["audience"]) == ("done", 20, 20)
+    assert w.campaigns.definitions["sale"].status == "done"
+    (event,) = w.events.events
+    assert event.detail.counts["sent"] == 20
+    assert w.call(action="prepare", campaign_id="sale", scheduled_time=NOON)["run"] is False
+
+
+def test_a_render_failure_is_recorded_for_that_customer_and_the_batch_goes_on() -> None:
+    w = World(n=5)
+    w.store.customers["c002"] = customer(2, first_name=None)
+    results = w.send_all(w.start())
+    assert (total(results, "sent"), total(results, "failed")) == (4, 1)
+    failed = w.ledger()["c002"]
+    assert failed["status"] == "failed" and failed["reason"].startswith("render_error")
+
+
+def test_paused_raises_and_cancelled_skips() -> None:
+    w = World(n=5)
+    plan = w.start()
+    w.campaigns.set_status("sale", "paused", NOON)
+    with pytest.raises(CampaignPaused):
+        w.call(action="send_batch", chunk=plan["chunks"][0])
+    w.campaigns.set_status("sale", "cancelled", NOON)
+    assert total(w.send_all(plan), "skipped") == 5
+    assert w.channels["email"].sent == [] and w.ledger() == {}
+    assert w.call(action="plan")["phase"] == "done"
+
+
+def test_quiet_hours_defer_into_the_next_pass() -> None:
+    # given: an SMS campaign; c001 lives in New York (22:00 there)
+    w = World(n=3, channels=["sms"])
+    w.store.customers["c001"] = customer(1, time_zone="America/New_York")
+    plan = w.start()
+    results = w.send_all(plan)
+    assert (total(results, "sent"), total(results, "deferred")) == (2, 1)
+    assert w.ledger()["c001"]["until"] == "2026-01-05T13:00:00.000000Z"
+    # when: the plan reaches the deferred pass, after quiet hours
+    deferred = w.call(action="plan", after={"phase": "main", "pass": 0})
+    assert (deferred["phase"], deferred["pass"]) == ("deferred", 1)
+    w.clock.set(NOON + timedelta(hours=10))
+    again = w.send_all(deferred)
+    # then: c001 gets the message once
+    assert total(again, "sent") == 1
+    assert [m.customer_id for m in w.channels["sms"].sent].count("c001") == 1
+    assert w.call(action="plan", after={"phase": "deferred", "pass": 1})["phase"] == "done"
+
+
+def test_the_circuit_breaker_stops_the_occurrence() -> None:
+    w = World(n=20, fail=True, stop_on_failures={"percent": 5, "after": 10})
+    plan = w.start()
+    results = w.send_all(plan)
+    # the first two chunks reach 10 attempts: stopped; the rest are skipped
+    assert total(results, "failed") == 10 and total(results, "skipped") == 10
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and occ["status"] == "stopped"
+    assert "10 of 10" in occ["stop_reason"]
+    assert w.call(action="complete")["status"] == "stopped"
+
+
+def test_choose_winner_reads_the_test_pools_ledger() -> None:
+    # given: a test pool of everyone (50%), variant b opened more
+    w = World(
+        n=40,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={"test_percent": 50, "metric": "open", "wait_hours": 2},
+    )
+    plan = w.start()
+    assert plan["phase"] == "test"
+    w.send_all(plan)
+    for (_, _), entry in w.store.messages.items():
+        if entry.get("variant") == "b":
+            entry["open_at"] = (NOON + timedelta(hours=1)).isoformat()
+    wait = w.call(action="plan", after={"phase": "test", "pass": 0})
+    assert wait["phase"] == "winner"
+    # when
+    assert w.call(action="choose_winner") == {"winner": "b"}
+    main = w.call(action="plan", after={"phase": "winner", "pass": 0})
+    w.send_all(main)
+    # then: the rest got the winner's template
+    rest = [m for m in w.ledger().values() if m["arm"] == "winner"]
+    assert rest and {m["template"] for m in rest} == {"urgent"}
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and "b:" in occ["winner_reason"]
