@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.events import DERIVED_MODELS, INBOUND_MODELS
+from kizuna.events.derived import CAMPAIGN_EVENT_MODELS
 
 
 def event_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema of the event's ``detail`` (one file per type and version)."""
     out: dict[str, dict[str, Any]] = {}
-    for direction, models in (("inbound", INBOUND_MODELS), ("derived", DERIVED_MODELS)):
+    for direction, models in (
+        ("inbound", INBOUND_MODELS),
+        ("derived", DERIVED_MODELS),
+        ("derived", CAMPAIGN_EVENT_MODELS),
+    ):
         for detail_type, model in models.items():
             schema = model.model_json_schema(mode="validation")
             schema["$id"] = f"https://kizuna.dev/schemas/{detail_type}.v1.json"
