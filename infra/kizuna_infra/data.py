@@ -1,7 +1,7 @@
 """Data: DynamoDB tables (customers, activity with the message ledger, products with their
-learned recommendations, daily snapshot cells) and the analytics bucket
-(the scoring job's work files and the per-customer snapshot export, with a Glue table over
-the export so Athena can query large bases)."""
+learned recommendations, daily snapshot cells, campaigns) and the analytics bucket
+(the scoring job's work files, the per-customer snapshot export, with a Glue table over
+the export so Athena can query large bases, and the campaigns' frozen audiences)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,10 @@ class DataTables(Construct):
         self.snapshots = table(
             names.SNAPSHOTS_TABLE_ID, names.SNAPSHOTS_PK, sort_key=names.SNAPSHOTS_SK
         )
+        # Campaign definitions applied as data, their occurrences, plans and counters.
+        self.campaigns = table(
+            names.CAMPAIGNS_TABLE_ID, names.CAMPAIGNS_PK, sort_key=names.CAMPAIGNS_SK
+        )
 
         self.analytics = s3.Bucket(
             self,
@@ -135,7 +139,7 @@ class DataTables(Construct):
 
     @property
     def all(self) -> list[dynamodb.Table]:
-        return [self.customers, self.activity, self.products, self.snapshots]
+        return [self.customers, self.activity, self.products, self.snapshots, self.campaigns]
 
 
 # Columns of kizuna.scoring.snapshot.SnapshotRow, as Athena reads the JSON Lines.

@@ -14,8 +14,10 @@ from constructs import Construct
 from kizuna.runtime.config import KizunaConfig
 from kizuna_infra import names
 from kizuna_infra.bus import EventBus
+from kizuna_infra.campaigns import Campaigns
 from kizuna_infra.data import DataTables
 from kizuna_infra.delivery import Delivery
+from kizuna_infra.functions import SharedProps
 from kizuna_infra.ingest import Ingest
 from kizuna_infra.layers import Layers
 from kizuna_infra.limits import check_program_capacity
@@ -26,7 +28,8 @@ from kizuna_infra.scoring import Scoring
 
 
 class Kizuna(Construct):
-    """Bus, tables, layers, ingest, programs (evaluate, journeys, sweeps) and delivery.
+    """Bus, tables, layers, ingest, programs (evaluate, journeys, sweeps), delivery, scoring
+    and campaigns.
 
     Keyword arguments:
         bus_name: name of the EventBridge bus producers put events on.
@@ -74,15 +77,14 @@ class Kizuna(Construct):
         self.tables = DataTables(self, names.DATA_CONSTRUCT_ID, removal_policy=removal_policy)
         self.bus = EventBus(self, names.BUS_CONSTRUCT_ID, bus_name=bus_name)
         self.layers = Layers(self, names.LAYERS_CONSTRUCT_ID, source_root=source_root)
+        shared = SharedProps(layers=self.layers.all, source_root=source_root, tracing=tracing)
         self.ingest = Ingest(
             self,
             names.INGEST_CONSTRUCT_ID,
             bus=self.bus.bus,
             tables=self.tables,
-            layers=self.layers.all,
-            source_root=source_root,
+            shared=shared,
             config_json=self.config_json,
-            tracing=tracing,
         )
         programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
@@ -92,12 +94,10 @@ class Kizuna(Construct):
             names.DELIVERY_CONSTRUCT_ID,
             bus=self.bus.bus,
             tables=self.tables,
-            layers=self.layers.all,
-            source_root=source_root,
+            shared=shared,
             programs_dir=programs_dir,
             templates_dir=templates_dir,
             config_json=self.config_json,
-            tracing=tracing,
             email_from=email_from,
             ses_identity=ses_identity,
             push_application_id=push_application_id,
@@ -112,13 +112,11 @@ class Kizuna(Construct):
             names.PROGRAMS_CONSTRUCT_ID,
             bus=self.bus.bus,
             tables=self.tables,
-            layers=self.layers.all,
+            shared=shared,
             send_function=self.delivery.send.function,
-            source_root=source_root,
             programs_dir=programs_dir,
             templates_dir=templates_dir,
             config_json=self.config_json,
-            tracing=tracing,
             schedule_time_zone=schedule_time_zone,
         )
         # one state machine per program: past what one template holds, fail here, clearly
@@ -131,12 +129,26 @@ class Kizuna(Construct):
             names.SCORING_CONSTRUCT_ID,
             bus=self.bus.bus,
             tables=self.tables,
-            layers=self.layers.scoring,
-            source_root=source_root,
+            shared={**shared, "layers": self.layers.scoring},
             config_json=self.config_json,
             scan_segments=self.config.scoring.scan_segments,
-            tracing=tracing,
             schedule_time_zone=schedule_time_zone,
+        )
+        # One generic state machine runs every campaign occurrence; the CLI schedules them.
+        self.campaigns = Campaigns(
+            self,
+            names.CAMPAIGNS_CONSTRUCT_ID,
+            bus=self.bus.bus,
+            tables=self.tables,
+            shared=shared,
+            delivery=self.delivery,
+            templates_dir=templates_dir,
+            config_json=self.config_json,
+            email_from=email_from,
+            push_application_id=push_application_id,
+            line_token_secret_arn=line_token_secret_arn,
+            line_token_parameter=line_token_parameter,
+            sms_sender_id=sms_sender_id,
         )
 
         queues, functions, machines = monitored(self)

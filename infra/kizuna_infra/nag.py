@@ -15,10 +15,12 @@ from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 if TYPE_CHECKING:
+    from kizuna_infra.campaigns import Campaigns
     from kizuna_infra.functions import KizunaFunction
     from kizuna_infra.kizuna import Kizuna
     from kizuna_infra.schedules import ScheduledInvocations
@@ -150,15 +152,30 @@ def _acknowledge_scoring(scoring: Scoring, customers: dynamodb.Table, bucket: IC
             f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/{prefix}/*]",
             reason,
         )
-    machine = scoring.state_machine
+    _acknowledge_distributed_machine(
+        scoring.state_machine, scoring.score.function, tracing=scoring.tracing, items="segment"
+    )
+    acknowledge(
+        _resource(scoring.dead_letter_queue),
+        "AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue, of the daily scoring schedule's target; "
+        "cdk-nag only recognizes DLQs that a RedrivePolicy points to.",
+    )
+
+
+def _acknowledge_distributed_machine(
+    machine: sfn.StateMachine, function: lambda_.Function, *, tracing: bool, items: str
+) -> None:
+    """A state machine invoking one function, with Distributed Maps (scoring, campaigns):
+    the qualified invoke, log delivery (and X-Ray), the child executions, SF2 when untraced."""
     role = cast(iam.Role, machine.role)
-    _acknowledge_qualified_invoke(role, [scoring.score.function])
+    _acknowledge_qualified_invoke(role, [function])
     acknowledge(
         _default_policy(role),
         "AwsSolutions-IAM5[Resource::*]",
         "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery, "
         "PutResourcePolicy, DescribeLogGroups, ...) supports no resource-level permissions"
-        + ("; so do X-Ray's PutTraceSegments/PutTelemetryRecords." if scoring.tracing else "."),
+        + ("; so do X-Ray's PutTraceSegments/PutTelemetryRecords." if tracing else "."),
     )
     policy = machine.node.try_find_child("DistributedMapPolicy")
     if policy is None:
@@ -167,22 +184,51 @@ def _acknowledge_scoring(scoring: Scoring, customers: dynamodb.Table, bucket: IC
         acknowledge(
             _resource(policy),
             finding,
-            "A Distributed Map runs each segment as a child execution of this state "
+            f"A Distributed Map runs each {items} as a child execution of this state "
             "machine: Describe/Stop/Redrive need its executions' ARNs, which only exist at "
             "run time; the wildcard is limited to this one state machine's executions.",
         )
-    if not scoring.tracing:
+    if not tracing:
         acknowledge(
             _resource(machine),
             "AwsSolutions-SF2",
             "X-Ray tracing is off by default (it costs per trace); every transition is "
             "logged at level ALL. Kizuna(tracing=True) turns it on.",
         )
+
+
+def _acknowledge_campaigns(campaigns: Campaigns, kizuna: Kizuna) -> None:
+    """The campaign function (table indexes, its campaigns/ prefix, SMS), the campaign
+    state machine (its Distributed Maps' child executions) and the schedules' DLQ."""
+    tables = kizuna.tables
+    _acknowledge_function(
+        campaigns.campaign, {"customers": tables.customers, "activity": tables.activity}
+    )
     acknowledge(
-        _resource(scoring.dead_letter_queue),
+        _default_policy(campaigns.campaign.role),
+        f"AwsSolutions-IAM5[Resource::<{_logical_id(tables.analytics)}.Arn>/campaigns/*]",
+        "The campaign function writes and reads each occurrence's frozen audience and chunk "
+        "files (keys known only at run time) under campaigns/ only.",
+    )
+    acknowledge(
+        _resource(campaigns.sms_policy),
+        "AwsSolutions-IAM5[Resource::*]",
+        "sns:Publish of an SMS goes to a phone number, which is not an IAM resource, and "
+        "sns:CheckIfPhoneNumberIsOptedOut has no resource-level permissions: both need "
+        "Resource '*'. This policy holds that one statement only.",
+    )
+    _acknowledge_distributed_machine(
+        campaigns.state_machine,
+        campaigns.campaign.function,
+        tracing=campaigns.tracing,
+        items="scan segment and each chunk of recipients",
+    )
+    acknowledge(
+        _resource(campaigns.dead_letter_queue),
         "AwsSolutions-SQS3",
-        "This queue is itself a dead-letter queue, of the daily scoring schedule's target; "
-        "cdk-nag only recognizes DLQs that a RedrivePolicy points to.",
+        "This queue is itself a dead-letter queue, of the campaign schedules' target (the "
+        "CLI sets it on every schedule it creates); cdk-nag only recognizes DLQs that a "
+        "RedrivePolicy points to.",
     )
 
 
@@ -251,6 +297,7 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
     _acknowledge_schedules(programs.sweep_schedules)
     _acknowledge_schedules(delivery.feedback.schedules)
     _acknowledge_scoring(kizuna.scoring, kizuna.tables.customers, kizuna.tables.analytics)
+    _acknowledge_campaigns(kizuna.campaigns, kizuna)
     acknowledge(
         _resource(kizuna.tables.analytics),
         "AwsSolutions-S1",

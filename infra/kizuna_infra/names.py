@@ -141,6 +141,40 @@ SCORING_FINISH_STATE: Final[str] = "Finish"
 SCORING_SCHEDULE_ID: Final[str] = "DailySchedule"
 SCORING_SCHEDULE_NAME: Final[str] = "scoring-daily"
 
+# --- Campaigns: one generic state machine runs every campaign occurrence ------------------
+CAMPAIGNS_CONSTRUCT_ID: Final[str] = "Campaigns"
+CAMPAIGNS_TABLE_ID: Final[str] = "Campaigns"  # under Data, beside the other tables
+CAMPAIGNS_PK: Final[str] = "campaign_id"
+CAMPAIGNS_SK: Final[str] = "sk"
+CAMPAIGN_FUNCTION_ID: Final[str] = "Campaign"
+CAMPAIGN_FUNCTION_NAME: Final[str] = "campaign"
+CAMPAIGN_SMS_POLICY_ID: Final[str] = "SmsPublishPolicy"
+CAMPAIGN_STATE_MACHINE_ID: Final[str] = "StateMachine"
+CAMPAIGN_LOG_GROUP_ID: Final[str] = "StateMachineLogs"
+CAMPAIGN_LOG_GROUP_SUFFIX: Final[str] = "-campaigns"
+# Scheduler: `kizuna campaigns apply` creates one schedule per campaign in this group.
+CAMPAIGN_SCHEDULE_GROUP_ID: Final[str] = "ScheduleGroup"
+CAMPAIGN_SCHEDULE_GROUP_SUFFIX: Final[str] = "-campaigns"  # "<stack name>-campaigns"
+CAMPAIGN_SCHEDULE_GROUP_MAX_LENGTH: Final[int] = 64
+# Frozen audiences (manifests) and chunk files of every occurrence, in the analytics bucket.
+ANALYTICS_CAMPAIGNS_PREFIX: Final[str] = "campaigns/"
+# States of the campaign state machine (unique across the machine, Map item processors included).
+CAMPAIGN_PREPARE_STATE: Final[str] = "Prepare"
+CAMPAIGN_RUN_CHOICE: Final[str] = "ShouldRun"
+CAMPAIGN_SKIPPED_STATE: Final[str] = "Skipped"
+CAMPAIGN_FREEZE_MAP: Final[str] = "Freeze"
+CAMPAIGN_FREEZE_SEGMENT_STATE: Final[str] = "FreezeSegment"
+CAMPAIGN_NO_PLAN_STATE: Final[str] = "NoPlanYet"
+CAMPAIGN_PLAN_STATE: Final[str] = "Plan"
+CAMPAIGN_ROUTE_CHOICE: Final[str] = "Route"
+CAMPAIGN_COMPLETE_STATE: Final[str] = "Complete"
+CAMPAIGN_COMPLETED_STATE: Final[str] = "Completed"
+CAMPAIGN_WAIT_RESULTS_STATE: Final[str] = "WaitForResults"
+CAMPAIGN_CHOOSE_WINNER_STATE: Final[str] = "ChooseWinner"
+CAMPAIGN_SEND_MAP: Final[str] = "Send"
+CAMPAIGN_PACE_STATE: Final[str] = "Pace"
+CAMPAIGN_SEND_BATCH_STATE: Final[str] = "SendBatch"
+
 # --- Delivery: signing secret, SES configuration set, send, unsubscribe, feedback ----------
 DELIVERY_CONSTRUCT_ID: Final[str] = "Delivery"
 SIGNING_SECRET_ID: Final[str] = "Signing"  # noqa: S105 - a construct id
@@ -210,12 +244,18 @@ OUTPUT_BUS_NAME: Final[str] = "EventBusName"
 OUTPUT_BUS_ARN: Final[str] = "EventBusArn"
 OUTPUT_CUSTOMERS_TABLE: Final[str] = "CustomersTableName"
 OUTPUT_ACTIVITY_TABLE: Final[str] = "ActivityTableName"
+OUTPUT_ANALYTICS_BUCKET: Final[str] = "AnalyticsBucketName"
 OUTPUT_INGEST_DLQ_URL: Final[str] = "IngestDeadLetterQueueUrl"
 OUTPUT_UNSUBSCRIBE_URL: Final[str] = "UnsubscribeUrl"
 OUTPUT_CONFIGURATION_SET: Final[str] = "SesConfigurationSetName"
 OUTPUT_SIGNING_SECRET_ARN: Final[str] = "SigningSecretArn"  # noqa: S105 - an output id
 OUTPUT_EVALUATE_DLQ_URL: Final[str] = "EvaluateDeadLetterQueueUrl"
 OUTPUT_FEEDBACK_DLQ_URL: Final[str] = "FeedbackDeadLetterQueueUrl"
+OUTPUT_CAMPAIGNS_TABLE: Final[str] = "CampaignsTableName"
+OUTPUT_CAMPAIGN_STATE_MACHINE_ARN: Final[str] = "CampaignStateMachineArn"
+OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN: Final[str] = "CampaignSchedulerRoleArn"
+OUTPUT_CAMPAIGN_SCHEDULE_GROUP: Final[str] = "CampaignScheduleGroupName"
+OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN: Final[str] = "CampaignScheduleDlqArn"
 # One output per program: "Journey" + the program id in CamelCase + "Arn".
 OUTPUT_JOURNEY_PREFIX: Final[str] = "Journey"
 OUTPUT_JOURNEY_SUFFIX: Final[str] = "Arn"

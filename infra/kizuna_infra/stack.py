@@ -57,6 +57,11 @@ class KizunaStack(Stack):
             (names.OUTPUT_CUSTOMERS_TABLE, k.tables.customers.table_name, "Customers table"),
             (names.OUTPUT_ACTIVITY_TABLE, k.tables.activity.table_name, "Activity table"),
             (
+                names.OUTPUT_ANALYTICS_BUCKET,
+                k.tables.analytics.bucket_name,
+                "Analytics bucket: snapshot export, campaign manifests and static lists",
+            ),
+            (
                 names.OUTPUT_INGEST_DLQ_URL,
                 k.ingest.dead_letter_queue.queue_url,
                 "Dead-letter queue of inbound events",
@@ -85,6 +90,31 @@ class KizunaStack(Stack):
                 names.OUTPUT_SIGNING_SECRET_ARN,
                 k.delivery.signing_secret.secret_arn,
                 "Secret holding the HMAC key of coupon codes and unsubscribe links",
+            ),
+        ):
+            CfnOutput(self, output_id, value=value, description=description)
+        c = k.campaigns
+        for output_id, value, description in (
+            (names.OUTPUT_CAMPAIGNS_TABLE, k.tables.campaigns.table_name, "Campaigns table"),
+            (
+                names.OUTPUT_CAMPAIGN_STATE_MACHINE_ARN,
+                c.state_machine.state_machine_arn,
+                "State machine running every campaign occurrence",
+            ),
+            (
+                names.OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN,
+                c.scheduler_role.role_arn,
+                "Role campaign schedules start the campaign state machine with",
+            ),
+            (
+                names.OUTPUT_CAMPAIGN_SCHEDULE_GROUP,
+                c.schedule_group.ref,
+                "Scheduler group holding one schedule per campaign",
+            ),
+            (
+                names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN,
+                c.dead_letter_queue.queue_arn,
+                "Dead-letter queue of campaign schedules Scheduler could not deliver",
             ),
         ):
             CfnOutput(self, output_id, value=value, description=description)

@@ -29,6 +29,7 @@ def tables(
             ("activity", data.activity),
             ("products", data.products),
             ("snapshots", data.snapshots),
+            ("campaigns", data.campaigns),
         )
     }
 
@@ -38,11 +39,11 @@ def key_schema(table_or_index: dict[str, Any]) -> dict[str, str]:
     return {k["KeyType"]: k["AttributeName"] for k in schema}
 
 
-def test_exactly_the_four_tables(template: Template) -> None:
-    assert len(template.find_resources("AWS::DynamoDB::Table")) == 4
+def test_exactly_the_five_tables(template: Template) -> None:
+    assert len(template.find_resources("AWS::DynamoDB::Table")) == 5
 
 
-@pytest.mark.parametrize("name", ["customers", "activity", "products", "snapshots"])
+@pytest.mark.parametrize("name", ["customers", "activity", "products", "snapshots", "campaigns"])
 def test_every_table_is_on_demand_encrypted_recoverable_and_retained(
     tables: dict[str, Any], name: str
 ) -> None:

@@ -61,6 +61,7 @@ class Ids(StackIds):
         self.unsubscribe = logical_id(d.unsubscribe.function)
         self.url = logical_id(d.unsubscribe_url)
         self.feedback = logical_id(d.feedback.function)
+        self.campaign = logical_id(k.campaigns.campaign.function)
         self.feedback_queue = logical_id(d.feedback.queue)
         self.feedback_dlq = logical_id(d.feedback.dead_letter_queue)
         self.feedback_rule = logical_id(d.feedback.rule)
@@ -94,7 +95,7 @@ def test_signing_secret_is_a_generated_64_character_key(
     assert secret["DeletionPolicy"] == "Retain"
 
 
-def test_only_send_and_unsubscribe_read_the_signing_secret(
+def test_only_the_senders_and_unsubscribe_read_the_signing_secret(
     resources: dict[str, Any], ids: Ids
 ) -> None:
     readers = set()
@@ -102,7 +103,7 @@ def test_only_send_and_unsubscribe_read_the_signing_secret(
         statements = statements_of(resources, role_of(resources, function))
         if {"Ref": ids.secret} in resources_for(statements, "secretsmanager:GetSecretValue"):
             readers.add(function)
-    assert readers == {ids.send, ids.unsubscribe}
+    assert readers == {ids.send, ids.campaign, ids.unsubscribe}
 
 
 # --- SES configuration set -------------------------------------------------------------------

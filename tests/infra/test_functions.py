@@ -29,6 +29,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "feedback": settings.FeedbackSettings,
     "unsubscribe": settings.UnsubscribeSettings,
     "score": settings.ScoreSettings,
+    "campaign": settings.CampaignSettings,
 }
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 

@@ -169,6 +169,26 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
     expected += [(child_policy, f"{executions}:*]"), (child_policy, f"{executions}/*:*]")]
     expected.append((_logical_id(scoring.state_machine), "AwsSolutions-SF2"))
     expected.append((_logical_id(scoring.dead_letter_queue), "AwsSolutions-SQS3"))
+    # Campaigns: the function (both tables' indexes, campaigns/ objects, SMS "*"), the
+    # state machine (as scoring's, two Distributed Maps), the schedules' DLQ.
+    campaigns = k.campaigns
+    policy = _default_policy(campaigns.campaign.role)
+    expected += [
+        (_logical_id(campaigns.campaign.function), "AwsSolutions-L1"),
+        (policy, customers),
+        (policy, activity),
+        (policy, f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/campaigns/*]"),
+        (_logical_id(campaigns.sms_policy), "AwsSolutions-IAM5[Resource::*]"),
+    ]
+    machine = _default_policy(campaigns.state_machine.role)
+    expected += [
+        (machine, qualified(campaigns.campaign.function)),
+        (machine, "AwsSolutions-IAM5[Resource::*]"),
+    ]
+    child_policy = _logical_id(campaigns.state_machine.node.find_child("DistributedMapPolicy"))
+    expected += [(child_policy, f) for f in distributed_map_findings(campaigns.state_machine)]
+    expected.append((_logical_id(campaigns.state_machine), "AwsSolutions-SF2"))
+    expected.append((_logical_id(campaigns.dead_letter_queue), "AwsSolutions-SQS3"))
     return sorted(expected)
 
 

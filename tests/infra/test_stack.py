@@ -105,12 +105,18 @@ def test_outputs_for_producers_and_operators(
         names.OUTPUT_BUS_ARN,
         names.OUTPUT_CUSTOMERS_TABLE,
         names.OUTPUT_ACTIVITY_TABLE,
+        names.OUTPUT_ANALYTICS_BUCKET,
         names.OUTPUT_INGEST_DLQ_URL,
         names.OUTPUT_EVALUATE_DLQ_URL,
         names.OUTPUT_FEEDBACK_DLQ_URL,
         names.OUTPUT_UNSUBSCRIBE_URL,
         names.OUTPUT_CONFIGURATION_SET,
         names.OUTPUT_SIGNING_SECRET_ARN,
+        names.OUTPUT_CAMPAIGNS_TABLE,
+        names.OUTPUT_CAMPAIGN_STATE_MACHINE_ARN,
+        names.OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN,
+        names.OUTPUT_CAMPAIGN_SCHEDULE_GROUP,
+        names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN,
         *journeys,
     }
 
@@ -159,7 +165,7 @@ def test_context_config_reaches_every_function_that_reads_it_as_json(
         )
         for f in configured.find_resources("AWS::Lambda::Function").values()
     }
-    readers = {"ingest", "evaluate", "journey", "sweep", "send", "score"}
+    readers = {"ingest", "evaluate", "journey", "sweep", "send", "score", "campaign"}
     for folder in readers:
         assert json.loads(configs[folder]) == CONFIGURED_CONTEXT[names.CONTEXT_CONFIG_KEY]
     assert {folder for folder, config in configs.items() if config is not None} == readers
