@@ -67,15 +67,19 @@ class DeadLetterSink(Protocol):
 # --- campaigns -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Claim:
-    """One recipient's ledger claim in a campaign batch: ``data`` is the ledger entry; a
-    send also records ``sent_at`` under the occurrence's key in the customer's CONTACT item
-    (removing ``stale`` keys), creating the item's map when the read found none."""
+    """One recipient's ledger claim (a campaign batch's, or a journey Send task's): ``data``
+    is the ledger entry; a send also records ``sent_at`` in the customer's CONTACT item, in
+    the same write, under ``contact_key`` (None: the execution, a campaign occurrence's key;
+    a journey's is ``<execution>#<step>``), removing ``stale`` keys and creating the item's
+    map when the read found none. The CONTACT item is what the frequency caps count, for
+    journeys and campaigns alike."""
 
     customer_id: str
     data: dict[str, Any]
     sent_at: str | None = None
     stale: tuple[str, ...] = ()
     contact_exists: bool = True
+    contact_key: str | None = None
 
 
 class CampaignRecipients(Protocol):

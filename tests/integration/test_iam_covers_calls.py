@@ -33,6 +33,11 @@ IAM_PREFIX = {
 }
 
 
+# AWS authorizes a transaction per item: TransactWriteItems needs the actions of its items
+# (the send paths put a ledger claim and update a CONTACT item), not an action of its own.
+AUTHORIZED_AS = {"TransactWriteItems": ["PutItem", "UpdateItem"]}
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -66,7 +71,9 @@ def test_every_call_a_function_made_is_granted_to_its_role(
         if name not in by_name:
             continue  # the test's own calls (outside any function)
         for service, operation in counter:
-            made[by_name[name]].add(f"{IAM_PREFIX[service]}:{operation}")
+            made[by_name[name]] |= {
+                f"{IAM_PREFIX[service]}:{action}" for action in AUTHORIZED_AS.get(operation, [operation])
+            }
     # the run exercised every kind of function that talks to AWS
     assert {lid for lid in made if "Score" in lid} and {lid for lid in made if "Send" in lid}
     missing = {

@@ -1,9 +1,11 @@
 """The campaign function's service on in-memory fakes: an occurrence end to end, exactly
 once under duplicated batches, render failures, pause and cancel, deferral into the next
-pass, the circuit breaker, the winner and the completion event."""
+pass, the circuit breaker, the winner and the completion event; frequency caps shared with
+the journeys' Send task; push in batched calls, dead tokens reported."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,31 @@ import pytest
 
 from kizuna.campaigns.engine import CampaignPaused
 from kizuna.campaigns.loader import parse_campaign
-from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
-from kizuna.domain.customer import ConsentState, Customer
+from kizuna.delivery.channels import (
+    DeliveryError,
+    InvalidAddress,
+    InvalidAddressInfo,
+    OutboundMessage,
+    PermanentFailure,
+    SendResult,
+    Throttled,
+)
+from kizuna.delivery.templates import Renderer
+from kizuna.domain.customer import ConsentState, Customer, Device
+from kizuna.events import DeviceUnregistered
+from kizuna.programs.loader import load_programs
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.campaign import CampaignService
-from kizuna.services.contracts import CampaignRequest
-from kizuna_tools.fakes import MemoryCampaignEvents, MemoryCampaigns, MemoryManifest, MemoryStore
+from kizuna.services.contracts import CampaignRequest, SendRequest
+from kizuna.services.send import SendService
+from kizuna_tools.fakes import (
+    MemoryCampaignEvents,
+    MemoryCampaigns,
+    MemoryInbound,
+    MemoryManifest,
+    MemoryStore,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, 22:00 in New York
@@ -29,6 +49,8 @@ TEMPLATES = {
     ),
     "news/ja/email.txt.j2": "セール",
     "news/ja/sms.txt.j2": "セールです",
+    "news/ja/push.title.j2": "{{ customer.first_name }}様へ",
+    "news/ja/push.body.j2": "セール開催中",
     "urgent/ja/email.subject.j2": "{{ customer.first_name.upper() }}様、本日まで",
     "urgent/ja/email.html.j2": "<p>本日まで</p>",
     "urgent/ja/email.txt.j2": "本日まで",
@@ -86,6 +108,7 @@ class World:
         self.channels = {"email": FakeChannel(fail), "sms": FakeChannel()}
         self.events = MemoryCampaignEvents()
         self.clock = FixedClock(NOON)
+        self.inbound = MemoryInbound()
         self.service = CampaignService(
             self.campaigns,
             self.store,
@@ -98,6 +121,7 @@ class World:
             chunk_size=5,
             scan_segments=2,
             sleep=lambda _: None,
+            inbound=self.inbound,
         )
         self.occurrence = ""
 
@@ -223,3 +247,130 @@ def test_choose_winner_reads_the_test_pools_ledger() -> None:
     assert rest and {m["template"] for m in rest} == {"urgent"}
     occ = w.campaigns.get_occurrence("sale", w.occurrence)
     assert occ is not None and "b:" in occ["winner_reason"]
+
+
+# --- caps shared with the journeys ---------------------------------------------------------
+def journeys(w: World) -> SendService:
+    """The journeys' Send task on the campaign's store, clock and email channel."""
+    programs, _ = load_programs(ROOT / "programs")
+    return SendService(
+        programs,
+        w.store,
+        Renderer(ROOT / "templates"),
+        w.channels,
+        w.inbound,
+        KizunaConfig(),
+        w.clock,
+        coupon_secret=b"k" * 32,
+        sleep=lambda _: None,
+    )
+
+
+def journey_step(execution: str) -> SendRequest:
+    return SendRequest(
+        program="second-purchase-coupon",
+        step="coupon",
+        customer_id="c000",
+        execution=execution,
+        entered_at=NOON - timedelta(days=1),
+    )
+
+
+def test_journey_messages_today_cap_a_campaign() -> None:
+    # given: c000 got two journey messages today (the daily cap is 2)
+    w = World(n=3)
+    send = journeys(w)
+    assert [send.send(journey_step(f"ex-{i}")).status for i in (1, 2)] == ["sent", "sent"]
+    # when: the campaign sends
+    results = w.send_all(w.start())
+    # then: c000 is held back by the shared cap, the others get the campaign
+    assert (total(results, "sent"), total(results, "suppressed")) == (2, 1)
+    assert (w.ledger()["c000"]["status"], w.ledger()["c000"]["reason"]) == (
+        "suppressed",
+        "frequency_cap_day",
+    )
+    assert len(w.store.contacts["c000"]) == 2
+
+
+def test_campaign_messages_today_cap_a_journey() -> None:
+    # given: c000 got the campaign today
+    w = World(n=3)
+    assert total(w.send_all(w.start()), "sent") == 3
+    send = journeys(w)
+    # when: two journey steps run for c000
+    first, second = send.send(journey_step("ex-1")), send.send(journey_step("ex-2"))
+    # then: the campaign and the first journey message fill the day: the second is capped
+    assert first.status == "sent"
+    assert (second.status, second.reason) == ("suppressed", "frequency_cap_day")
+    assert sorted(w.store.contacts["c000"]) == [f"campaign:sale:{w.occurrence}", "ex-1#coupon"]
+
+
+# --- push -------------------------------------------------------------------------------------
+class FakePush:
+    """A push channel that batches (``send_many``), at most ``max_addresses`` devices a call;
+    ``dead`` tokens are reported invalid, ``throttled_once`` tokens throttled the first time."""
+
+    def __init__(self, max_addresses: int, dead: set[str], throttled_once: set[str]) -> None:
+        self.max_addresses = max_addresses
+        self.dead = dead
+        self.throttled_once = set(throttled_once)
+        self.calls: list[list[OutboundMessage]] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        raise AssertionError("a campaign batches push")
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | DeliveryError]:
+        assert sum(len(m.address) for m in messages) <= self.max_addresses
+        self.calls.append(list(messages))
+        out: list[SendResult | DeliveryError] = []
+        for m in messages:
+            tokens = {t.key: t.token for t in m.address}  # type: ignore[union-attr]
+            if tokens.keys() & {k for k, t in tokens.items() if t in self.throttled_once}:
+                self.throttled_once -= set(tokens.values())
+                out.append(Throttled())
+                continue
+            dead = tuple(
+                InvalidAddressInfo(key=k, reason="PERMANENT_FAILURE 410")
+                for k, t in tokens.items()
+                if t in self.dead
+            )
+            if len(dead) == len(tokens):
+                out.append(InvalidAddress(dead[0].key, dead[0].reason, invalid=dead))
+            else:
+                out.append(SendResult(provider_message_id=m.customer_id, invalid_addresses=dead))
+        return out
+
+
+def push_customer(n: int, *tokens: str) -> Customer:
+    devices = {f"d{i}": Device(token=t, platform="FCM", at=NOON) for i, t in enumerate(tokens)}
+    consent = {
+        c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s") for c in ("push",)
+    }
+    return customer(n, devices=devices, consent=consent, phone=None)
+
+
+def test_push_recipients_go_in_batched_calls_and_dead_tokens_are_reported() -> None:
+    # given: 5 push recipients (c001 with two devices, one dead; c003's only device dead; c004
+    # throttled once), a provider taking 3 devices a call, one chunk
+    w = World(n=0, channels=["push"])
+    devices = [["0-a"], ["1-a", "1-b"], ["2-a"], ["3-a"], ["4-a"]]
+    for n, tokens in enumerate(devices):
+        w.store.customers[f"c{n:03d}"] = push_customer(n, *(f"tok-000{t}" for t in tokens))
+    push = FakePush(3, dead={"tok-0001-b", "tok-0003-a"}, throttled_once={"tok-0004-a"})
+    w.service.channels["push"] = push
+    w.service.chunk_size, w.service.scan_segments = 10, 1
+    # when
+    results = w.send_all(w.start())
+    # then: 6 devices in calls of at most 3, and c004's retry alone; the dead token of c001
+    # and c003's only one go back to ingest as device.unregistered
+    assert [[m.customer_id for m in call] for call in push.calls] == [
+        ["c000", "c001"],
+        ["c002", "c003", "c004"],
+        ["c004"],
+    ]
+    assert (total(results, "sent"), total(results, "failed")) == (4, 1)
+    ledger = w.ledger()
+    assert ledger["c004"]["attempts"] == 2 and ledger["c003"]["status"] == "failed"
+    assert sorted(
+        (d.customer_id, d.token) for _, d in w.inbound.events if isinstance(d, DeviceUnregistered)
+    ) == [("c001", "tok-0001-b"), ("c003", "tok-0003-a")]

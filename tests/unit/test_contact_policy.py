@@ -3,7 +3,14 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kizuna.delivery.policy import Outcome, address_hash, decide, quiet_until
+from kizuna.delivery.policy import (
+    CONTACT_DAYS,
+    Outcome,
+    address_hash,
+    contact_times,
+    decide,
+    quiet_until,
+)
 from kizuna.domain.customer import ConsentState, Customer, Device, Suppression
 from kizuna.runtime.config import ContactPolicyConfig
 
@@ -124,3 +131,24 @@ def test_the_last_check_is_asked_only_of_a_channel_that_passed_the_others() -> N
     # then push never reaches the check, SMS is blocked by it, email is used
     assert asked == ["sms", "email"] and d.channel == "email"
     assert d.skipped == (("push", "no_consent"), ("sms", "suppressed_opt_out"))
+
+
+def test_the_contact_item_gives_the_caps_their_times_and_names_its_stale_keys() -> None:
+    # given a CONTACT item with a journey message, a campaign and a send a week old
+    sent = {
+        "ex-1#coupon": "2026-01-05T01:00:00.000000Z",
+        "campaign:sale:1": "2026-01-04T03:00:00.000000Z",
+        "campaign:old:1": (NOON_TOKYO - timedelta(days=CONTACT_DAYS)).isoformat(),
+    }
+    # when it is read
+    times, stale = contact_times(sent, NOON_TOKYO)
+    # then both recent sends count (journey and campaign alike), the old one is stale
+    assert sorted(times) == [
+        datetime(2026, 1, 4, 3, 0, tzinfo=UTC),
+        datetime(2026, 1, 5, 1, 0, tzinfo=UTC),
+    ]
+    assert stale == ["campaign:old:1"]
+    d = decide(
+        customer(), ["email"], 50, [*times, NOON_TOKYO - timedelta(hours=1)], NOON_TOKYO, CFG
+    )
+    assert (d.outcome, d.reason) == (Outcome.SUPPRESS, "frequency_cap_day")

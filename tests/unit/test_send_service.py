@@ -176,16 +176,38 @@ def test_goal_reached_ends_the_journey() -> None:
     assert all(not c.sent for c in chans.values())
 
 
-def test_frequency_cap_counts_other_programs() -> None:
+def test_frequency_cap_counts_the_contact_item_journeys_and_campaigns_alike() -> None:
+    # given a CONTACT item with another program's message and a campaign's today
+    svc, store, chans, _ = build()
+    store.contacts["c1"] = {
+        "other-1#s": "2026-01-05T01:00:00.000000Z",
+        "campaign:sale:20260105T0300Z": "2026-01-05T02:00:00.000000Z",
+    }
+    # when the step runs
+    resp = svc.send(req())
+    # then the daily cap (2) holds it back, and the suppression notes no send
+    assert (resp.status, resp.reason) == ("suppressed", "frequency_cap_day")
+    assert not chans["email"].sent and len(store.contacts["c1"]) == 2
+
+
+def test_a_send_is_noted_in_the_contact_item_by_its_claim() -> None:
+    # given a CONTACT item with one send older than the weekly window
     svc, store, _, _ = build()
-    for i in range(2):
-        store.record_message(
-            "c1",
-            f"other-{i}",
-            "s",
-            {"status": "sent", "sent_at": f"2026-01-05T0{i}:00:00.000000Z"},
-        )
-    assert svc.send(req()).reason == "frequency_cap_day"
+    store.contacts["c1"] = {"campaign:old:1": "2025-12-20T00:00:00.000000Z"}
+    # when the step sends, and a duplicated invocation runs it again
+    first, again = svc.send(req()), svc.send(req())
+    # then the send is noted once, under its execution and step, and the stale key is gone
+    assert (first.status, again.status) == ("sent", "sent")
+    assert store.contacts["c1"] == {"ex-1#coupon": "2026-01-05T03:00:00.000000Z"}
+
+
+def test_decisions_that_send_nothing_note_nothing() -> None:
+    # given a customer no channel reaches (when the step runs)
+    svc, store, _, _ = build(consent={})
+    assert svc.send(req()).status == "suppressed"
+    # then the ledger has the decision and CONTACT has no send
+    assert store.messages[("c1", "MSG#ex-1#coupon")]["status"] == "suppressed"
+    assert "c1" not in store.contacts
 
 
 def test_invalid_push_token_is_reported_to_ingest() -> None:

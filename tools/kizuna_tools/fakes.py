@@ -110,14 +110,7 @@ class MemoryStore:
         entry[field] = value
         return True
 
-    def sent_times(self, customer_id: str, since: str) -> list[str]:
-        return [
-            str(m["sent_at"])
-            for (cid, _), m in self.messages.items()
-            if cid == customer_id and m.get("status") == "sent" and str(m["sent_at"]) >= since
-        ]
-
-    # campaign batches (kizuna.ports.CampaignRecipients) ----------------------------------
+    # recipients of the Send task and of campaign batches (kizuna.ports.CampaignRecipients)
     def read_recipients(
         self, customer_ids: Sequence[str]
     ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]:
@@ -134,7 +127,7 @@ class MemoryStore:
                 sent = self.contacts.setdefault(claim.customer_id, {})
                 for key in claim.stale:
                     sent.pop(key, None)
-                sent[execution] = claim.sent_at
+                sent[claim.contact_key or execution] = claim.sent_at
         return duplicates
 
     def record_messages(

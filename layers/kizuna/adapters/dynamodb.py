@@ -297,25 +297,12 @@ class DynamoStore:
     def claim_message(
         self, customer_id: str, execution: str, step: str, data: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Claim the send of (execution, step): None if claimed now, else the existing entry.
-
-        A deferred entry can be claimed again (quiet hours ended); anything else cannot: this
-        conditional write is what makes a retried or duplicated invocation never send twice.
-        """
-        try:
-            self._activity.put_item(
-                Item=ledger_item(customer_id, execution, step, data),
-                ConditionExpression="attribute_not_exists(sk) OR #s = :deferred",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":deferred": "deferred"},
-            )
-        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
-            resp = self._activity.get_item(
-                Key=_message_key(customer_id, execution, step), ConsistentRead=True
-            )
-            existing: dict[str, Any] = resp.get("Item") or {}
-            return existing
-        return None
+        """Claim (execution, step) with no send to note: None if claimed now, else the
+        existing entry. (The Send task claims through :meth:`claim_messages`, which notes a
+        send in CONTACT in the same write.)"""
+        if not self.claim_messages(execution, step, [Claim(customer_id, data)]):
+            return None
+        return self.ledger_entries([customer_id], execution, step).get(customer_id, {})
 
     def record_message(
         self, customer_id: str, execution: str, step: str, data: dict[str, Any]
@@ -360,6 +347,10 @@ class DynamoStore:
                     self._sleep(min(0.05 * 2**attempt, 1.0))
         return customers, contacts
 
+    @staticmethod
+    def _contact_key(execution: str, claim: Claim) -> str:
+        return claim.contact_key or execution
+
     def _claim_actions(self, execution: str, step: str, claim: Claim) -> list[dict[str, Any]]:
         actions: list[dict[str, Any]] = [
             {
@@ -371,16 +362,17 @@ class DynamoStore:
             }
         ]
         if claim.sent_at is not None:
+            key = self._contact_key(execution, claim)
             actions.append(
-                {"Update": {"TableName": self._activity.name, **_contact_update(claim, execution)}}
+                {"Update": {"TableName": self._activity.name, **_contact_update(claim, key)}}
             )
         return actions
 
     def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
         """Claim (customer, execution, step) for each claim, and note each send in the
-        customer's CONTACT item, in TransactWriteItems of at most 100 actions. A claim whose
-        condition fails is a duplicate (returned); any other cancellation falls back to
-        single conditional writes."""
+        customer's CONTACT item, in TransactWriteItems of at most 100 actions (a lone claim
+        with no send: one conditional PutItem). A claim whose condition fails is a duplicate
+        (returned); any other cancellation falls back to single conditional writes."""
         duplicates: set[str] = set()
         pending = list({c.customer_id: c for c in claims}.values())
         while pending:
@@ -388,7 +380,10 @@ class DynamoStore:
             while pending and size + (2 if pending[0].sent_at else 1) <= TRANSACT_LIMIT:
                 size += 2 if pending[0].sent_at else 1
                 group.append(pending.pop(0))
-            duplicates |= self._transact_claims(execution, step, group)
+            if size == 1:
+                duplicates |= self._claim_singly(execution, step, group)
+            else:
+                duplicates |= self._transact_claims(execution, step, group)
         return duplicates
 
     def _transact_claims(self, execution: str, step: str, group: list[Claim]) -> set[str]:
@@ -435,12 +430,13 @@ class DynamoStore:
                 duplicates.add(claim.customer_id)
                 continue
             if claim.sent_at is not None:
+                key = self._contact_key(execution, claim)
                 try:
-                    self._activity.update_item(**_contact_update(claim, execution))
+                    self._activity.update_item(**_contact_update(claim, key))
                 except self._activity.meta.client.exceptions.ClientError:
                     # the map appeared (or vanished) since the read: add to what is there
                     fresh = Claim(claim.customer_id, claim.data, claim.sent_at, (), False)
-                    self._activity.update_item(**_contact_update(fresh, execution, merge=True))
+                    self._activity.update_item(**_contact_update(fresh, key, merge=True))
         return duplicates
 
     def record_messages(
@@ -464,21 +460,16 @@ class DynamoStore:
     def ledger_entries(
         self, customer_ids: Sequence[str], execution: str, step: str
     ) -> dict[str, dict[str, Any]]:
-        """The ledger entries of (execution, step) of these customers, by customer."""
+        """The ledger entries of (execution, step) of these customers, by customer (one
+        customer: a GetItem, as a Send task reads what a duplicate's first invocation
+        decided)."""
         keys = [_message_key(cid, execution, step) for cid in dict.fromkeys(customer_ids)]
-        items = self._batch_get(self._activity.name, keys, ConsistentRead=True)
+        if len(keys) == 1:
+            item = self._activity.get_item(Key=keys[0], ConsistentRead=True).get("Item")
+            items = [item] if item else []
+        else:
+            items = self._batch_get(self._activity.name, keys, ConsistentRead=True)
         return {str(i["pk"]): from_dynamo(i) for i in items}
-
-    def sent_times(self, customer_id: str, since: str) -> list[str]:
-        """When this customer was sent messages since ``since`` (ISO), any program."""
-        from boto3.dynamodb.conditions import Attr, Key
-
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(customer_id) & Key("sk").begins_with("MSG#"),
-            "FilterExpression": Attr("status").eq("sent") & Attr("sent_at").gte(since),
-            "ProjectionExpression": "sent_at",
-        }
-        return [str(i["sent_at"]) for i in _items(self._activity.query, **kwargs)]
 
     def stamp_message(
         self, customer_id: str, execution: str, step: str, field: str, value: str

@@ -22,16 +22,14 @@ from typing import Any
 
 from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER
 from kizuna.campaigns.model import Campaign
-from kizuna.delivery.policy import Address, Outcome, decide
+from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import Customer
-from kizuna.domain.timestamps import parse_time
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.contracts import Chunk
 
 CHUNK_SIZE = 500  # recipients per manifest object (one send_batch invocation)
-CONTACT_DAYS = 7  # how long a send stays in a customer's CONTACT item (the weekly cap)
 SEND_STEP = "send"  # the ledger step of every campaign message
 STAMP = "%Y%m%dT%H%M%SZ"
 SENDING_PHASES = ("test", "main", "deferred")
@@ -145,20 +143,6 @@ def in_audience(
 
 
 # --- one recipient --------------------------------------------------------------------------------
-def contact_times(sent: Mapping[str, str], now: datetime) -> tuple[list[datetime], list[str]]:
-    """A CONTACT item's sends: the times within the cap window, and the keys older than it
-    (removed by the next write)."""
-    horizon = now - timedelta(days=CONTACT_DAYS)
-    times, stale = [], []
-    for key, at in sent.items():
-        t = parse_time(str(at))
-        if t > horizon:
-            times.append(t)
-        else:
-            stale.append(key)
-    return times, sorted(stale)
-
-
 def variant_for(campaign: Campaign, arm: str, winner: str | None) -> str | None:
     """The variant a recipient gets: theirs, or for the rest of a winner-selection campaign,
     the winner (the first variant if none was chosen)."""

@@ -1,4 +1,5 @@
-"""Channel adapters: one rendered message to one customer over SES, SNS, push or LINE.
+"""Channel adapters: one rendered message to one customer over SES, SNS, push or LINE (and
+push to many customers in one call: :meth:`PinpointPush.send_many`).
 
 Every adapter has the same shape (:class:`Channel`): ``send(message) -> SendResult``, and
 signals failure with one of four exceptions so the caller can decide without knowing the
@@ -29,11 +30,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
-from typing import Any, ClassVar, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 from botocore.exceptions import (
     ClientError,
@@ -62,6 +64,10 @@ from kizuna.delivery.tags import (
 )
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.events import Channel as ChannelName
+from kizuna.events import DeviceUnregistered
+
+if TYPE_CHECKING:
+    from kizuna.ports import Inbound
 
 SmsType = Literal["Promotional", "Transactional"]
 
@@ -242,6 +248,39 @@ class Channel(Protocol):
     def send(self, message: OutboundMessage) -> SendResult: ...
 
 
+SendOutcome = SendResult | DeliveryError  # one message's outcome in a batch
+
+
+@runtime_checkable
+class BatchChannel(Protocol):
+    """A channel that also sends many messages in one provider call (push)."""
+
+    max_addresses: int
+
+    def send(self, message: OutboundMessage) -> SendResult: ...
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]: ...
+
+
+def report_dead_devices(
+    inbound: Inbound, message: OutboundMessage, invalid: Iterable[InvalidAddressInfo], now: datetime
+) -> None:
+    """Dead push tokens a send found leave the customer: ``device.unregistered`` through the
+    inbound port (ingest is the only writer of the customer item). Other channels' invalid
+    addresses are not devices: nothing to report."""
+    if isinstance(message.address, str):
+        return
+    devices = {t.key: t for t in message.address}
+    for info in invalid:
+        device = devices.get(info.key)
+        if device is not None:
+            inbound.put_inbound(
+                DeviceUnregistered(
+                    customer_id=message.customer_id, occurred_at=now, token=device.token
+                )
+            )
+
+
 # --- retry -----------------------------------------------------------------------------------
 def send_with_retry(
     channel: Channel,
@@ -270,14 +309,96 @@ def send_with_retry(
             error = err
         else:
             return result if attempt == 1 else result.model_copy(update={"attempts": attempt})
-        if not error.retryable or error.maybe_sent or attempt == attempts:
+        if not _retry(error) or attempt == attempts:
             raise error
-        delay = min(max_delay, base_delay * 2 ** (attempt - 1))
-        delay *= 0.5 + 0.5 * jitter()
-        if isinstance(error, Throttled) and error.retry_after:
-            delay = max(delay, min(error.retry_after, max_delay))
-        sleep(delay)
+        sleep(_backoff(attempt, [error], base_delay, max_delay, jitter))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry(error: DeliveryError) -> bool:
+    return error.retryable and not error.maybe_sent
+
+
+def _backoff(
+    attempt: int,
+    errors: Iterable[DeliveryError],
+    base_delay: float,
+    max_delay: float,
+    jitter: Callable[[], float],
+) -> float:
+    """``base_delay * 2**(attempt-1)``, capped, scaled by 0.5-1.0; at least the longest
+    ``Retry-After`` a throttled answer asked for (capped too)."""
+    delay: float = min(max_delay, base_delay * 2 ** (attempt - 1))
+    delay *= 0.5 + 0.5 * jitter()
+    after = max((e.retry_after or 0.0 for e in errors if isinstance(e, Throttled)), default=0.0)
+    return max(delay, min(after, max_delay)) if after else delay
+
+
+def send_many_with_retry(
+    channel: BatchChannel,
+    messages: Sequence[OutboundMessage],
+    attempts: int = 4,
+    base_delay: float = 0.2,
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    max_delay: float = 5.0,
+    jitter: Callable[[], float] = random.random,
+) -> list[SendOutcome]:
+    """:func:`send_with_retry` for a batch: one call per attempt, and only the messages whose
+    outcome is retryable (throttled or temporary, surely not delivered) go again, with the
+    same backoff. Each message's outcome, in order (``attempts`` on a result: the attempt
+    that delivered it)."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    outcomes: list[SendOutcome] = [TemporaryFailure("not sent")] * len(messages)
+    pending = list(range(len(messages)))
+    for attempt in range(1, attempts + 1):
+        answers = channel.send_many([messages[i] for i in pending])
+        retry: list[int] = []
+        errors: list[DeliveryError] = []
+        for i, answer in zip(pending, answers, strict=True):
+            if isinstance(answer, SendResult) and attempt > 1:
+                answer = answer.model_copy(update={"attempts": attempt})
+            outcomes[i] = answer
+            if isinstance(answer, DeliveryError) and _retry(answer):
+                retry.append(i)
+                errors.append(answer)
+        if not retry or attempt == attempts:
+            break
+        sleep(_backoff(attempt, errors, base_delay, max_delay, jitter))
+        pending = retry
+    return outcomes
+
+
+def send_all(
+    channels: Mapping[str, Channel],
+    messages: Sequence[OutboundMessage],
+    attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[SendOutcome]:
+    """Each message's outcome, in order: on a channel that batches (push), the messages in
+    calls of up to its ``max_addresses`` devices (:func:`push_batches`,
+    :func:`send_many_with_retry`); on the others, one call (with retries) per message."""
+    outcomes: dict[int, SendOutcome] = {}
+    by_channel: dict[str, list[int]] = {}
+    for i, message in enumerate(messages):
+        by_channel.setdefault(str(message.channel), []).append(i)
+    for name, indexes in by_channel.items():
+        channel = channels[name]
+        if isinstance(channel, BatchChannel):
+            mine = [messages[i] for i in indexes]
+            for group in push_batches(mine, channel.max_addresses):
+                answers = send_many_with_retry(
+                    channel, [mine[j] for j in group], attempts=attempts, sleep=sleep
+                )
+                outcomes.update((indexes[j], a) for j, a in zip(group, answers, strict=True))
+            continue
+        for i in indexes:
+            try:
+                outcomes[i] = send_with_retry(channel, messages[i], attempts=attempts, sleep=sleep)
+            except DeliveryError as error:
+                outcomes[i] = error
+    return [outcomes[i] for i in range(len(messages))]
 
 
 # --- email: SESv2 ----------------------------------------------------------------------------
@@ -444,6 +565,9 @@ _RETRY_STATUS: dict[str, type[DeliveryError]] = {
 }
 
 
+PUSH_ADDRESSES_PER_CALL = 100  # SendMessages: at most 100 addresses per request
+
+
 class PinpointPush:
     """``pinpoint:SendMessages`` straight to device tokens (no Pinpoint endpoints): APNs
     tokens on the ``APNS`` channel, FCM tokens on ``GCM``.
@@ -452,7 +576,12 @@ class PinpointPush:
     marks the token invalid (returned in ``invalid_addresses`` for removal); THROTTLED and
     TEMPORARY_FAILURE make the send retryable *only when no device got it* (a retry would
     buzz the devices that did). All devices invalid -> :class:`InvalidAddress`.
+
+    :meth:`send_many` sends many customers' messages (a campaign's) in one call, each
+    device with its own message; each message's outcome is decided as :meth:`send` decides.
     """
+
+    max_addresses = PUSH_ADDRESSES_PER_CALL
 
     def __init__(
         self, client_pinpoint: Any, application_id: str, *, apns_sandbox: bool = False
@@ -460,6 +589,9 @@ class PinpointPush:
         self._client = client_pinpoint
         self._application_id = application_id
         self._apns = "APNS_SANDBOX" if apns_sandbox else "APNS"
+
+    def _channel_type(self, target: PushTarget) -> str:
+        return self._apns if target.platform == "APNS" else "GCM"
 
     def request(
         self, message: OutboundMessage, content: PushContent, targets: tuple[PushTarget, ...]
@@ -470,65 +602,150 @@ class PinpointPush:
         if content.title:
             apns["Title"] = gcm["Title"] = content.title
         return {
-            "Addresses": {
-                t.token: {"ChannelType": self._apns if t.platform == "APNS" else "GCM"}
-                for t in targets
-            },
+            "Addresses": {t.token: {"ChannelType": self._channel_type(t)} for t in targets},
             "Context": dict(message.kizuna_tags()),
             "MessageConfiguration": {"APNSMessage": apns, "GCMMessage": gcm},
             "TraceId": collapse,
         }
 
+    def batch_request(self, messages: Sequence[OutboundMessage]) -> dict[str, Any]:
+        """One request for many messages sharing their execution and step: each address
+        carries its message's title and body (``TitleOverride``, ``BodyOverride``: the
+        content is rendered per customer, so there are no ``Substitutions`` to merge) and
+        its customer's tags (``Context``); the channel messages hold only what the messages
+        share (the action, APNs's collapse id), so no body can leak from one customer to
+        another."""
+        keys = {m.idempotency_key for m in messages}
+        if len(keys) != 1:
+            raise ValueError("a push batch is one execution and step")
+        collapse = hashlib.sha256(keys.pop().encode()).hexdigest()[:32]
+        addresses: dict[str, dict[str, Any]] = {}
+        for message in messages:
+            content, targets = _push_parts(message)
+            for target in targets:
+                if target.token in addresses:
+                    raise ValueError("a device token appears twice in one push batch")
+                config: dict[str, Any] = {
+                    "ChannelType": self._channel_type(target),
+                    "BodyOverride": content.body,
+                    "Context": dict(message.kizuna_tags()),
+                }
+                if content.title:
+                    config["TitleOverride"] = content.title
+                addresses[target.token] = config
+        if len(addresses) > self.max_addresses:
+            raise ValueError(f"a push batch holds at most {self.max_addresses} addresses")
+        return {
+            "Addresses": addresses,
+            "MessageConfiguration": {
+                "APNSMessage": {"Action": "OPEN_APP", "CollapseId": collapse},
+                "GCMMessage": {"Action": "OPEN_APP"},
+            },
+            "TraceId": collapse,
+        }
+
     def send(self, message: OutboundMessage) -> SendResult:
-        content, targets = message.content, message.address
-        if not isinstance(content, PushContent) or isinstance(targets, str):
-            raise PermanentFailure("PinpointPush sends push content to devices")
-        by_token = {t.token: t for t in targets}
+        content, targets = _push_parts(message)
         response = _aws_call(
             self._client.send_messages,
             ApplicationId=self._application_id,
-            MessageRequest=self.request(message, content, tuple(by_token.values())),
+            MessageRequest=self.request(message, content, targets),
         )
-        results: Mapping[str, Any] = response.get("MessageResponse", {}).get("Result", {})
-        delivered: list[str] = []
-        invalid: list[InvalidAddressInfo] = []
-        updated: dict[str, str] = {}
-        retry: type[DeliveryError] | None = None
-        retry_reason = ""
-        other: list[str] = []
-        for token, target in by_token.items():
-            result = results.get(token)
-            if result is None:
-                other.append("no result")
-                continue
-            status = str(result.get("DeliveryStatus"))
-            code = int(result.get("StatusCode") or 0)
-            if result.get("UpdatedToken"):
-                updated[target.key] = str(result["UpdatedToken"])
-            if status == "SUCCESSFUL":
-                delivered.append(str(result.get("MessageId") or ""))
-            elif status == "PERMANENT_FAILURE" or code in _TOKEN_GONE:
-                reason = f"{status} {code}".strip()
-                invalid.append(InvalidAddressInfo(key=target.key, reason=reason))
-            elif status in _RETRY_STATUS:
-                if retry is None:
-                    retry, retry_reason = _RETRY_STATUS[status], f"push {status} {code}"
-            else:  # OPT_OUT, DUPLICATE, UNKNOWN_FAILURE: not retried (may have been shown)
-                other.append(status)
-        if delivered:
-            return SendResult(
-                provider_message_id=next((m for m in delivered if m), "")
-                or str(response.get("MessageResponse", {}).get("RequestId", "")),
-                invalid_addresses=tuple(invalid),
-                updated_addresses=updated,
+        return _push_outcome(targets, response.get("MessageResponse", {}))
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        """One ``SendMessages`` for ``messages`` (see :meth:`batch_request`; group them with
+        :func:`push_batches`): each message's outcome, in order, as :meth:`send` would
+        return or raise it; a call that fails is every message's failure."""
+        if not messages:
+            return []
+        try:
+            response = _aws_call(
+                self._client.send_messages,
+                ApplicationId=self._application_id,
+                MessageRequest=self.batch_request(messages),
             )
-        if retry is not None:
-            raise retry(retry_reason, invalid=tuple(invalid))
-        if invalid and not other:
-            raise InvalidAddress(invalid[0].key, invalid[0].reason, invalid=tuple(invalid))
-        raise PermanentFailure(
-            f"push not delivered: {', '.join(sorted(set(other)))}", invalid=tuple(invalid)
+        except DeliveryError as error:
+            return [error] * len(messages)
+        answer = response.get("MessageResponse", {})
+        outcomes: list[SendOutcome] = []
+        for message in messages:
+            try:
+                outcomes.append(_push_outcome(_push_parts(message)[1], answer))
+            except DeliveryError as error:
+                outcomes.append(error)
+        return outcomes
+
+
+def _push_parts(message: OutboundMessage) -> tuple[PushContent, tuple[PushTarget, ...]]:
+    """A push message's content and devices (one per token)."""
+    content, targets = message.content, message.address
+    if not isinstance(content, PushContent) or isinstance(targets, str):
+        raise PermanentFailure("PinpointPush sends push content to devices")
+    return content, tuple({t.token: t for t in targets}.values())
+
+
+def _push_outcome(targets: tuple[PushTarget, ...], answer: Mapping[str, Any]) -> SendResult:
+    """One message's outcome from the results of its devices' tokens (``answer``: the
+    ``MessageResponse``, whose ``Result`` is keyed by address)."""
+    results: Mapping[str, Any] = answer.get("Result", {})
+    delivered: list[str] = []
+    invalid: list[InvalidAddressInfo] = []
+    updated: dict[str, str] = {}
+    retry: type[DeliveryError] | None = None
+    retry_reason = ""
+    other: list[str] = []
+    for target in targets:
+        result = results.get(target.token)
+        if result is None:
+            other.append("no result")
+            continue
+        status = str(result.get("DeliveryStatus"))
+        code = int(result.get("StatusCode") or 0)
+        if result.get("UpdatedToken"):
+            updated[target.key] = str(result["UpdatedToken"])
+        if status == "SUCCESSFUL":
+            delivered.append(str(result.get("MessageId") or ""))
+        elif status == "PERMANENT_FAILURE" or code in _TOKEN_GONE:
+            reason = f"{status} {code}".strip()
+            invalid.append(InvalidAddressInfo(key=target.key, reason=reason))
+        elif status in _RETRY_STATUS:
+            if retry is None:
+                retry, retry_reason = _RETRY_STATUS[status], f"push {status} {code}"
+        else:  # OPT_OUT, DUPLICATE, UNKNOWN_FAILURE: not retried (may have been shown)
+            other.append(status)
+    if delivered:
+        return SendResult(
+            provider_message_id=next((m for m in delivered if m), "")
+            or str(answer.get("RequestId", "")),
+            invalid_addresses=tuple(invalid),
+            updated_addresses=updated,
         )
+    if retry is not None:
+        raise retry(retry_reason, invalid=tuple(invalid))
+    if invalid and not other:
+        raise InvalidAddress(invalid[0].key, invalid[0].reason, invalid=tuple(invalid))
+    raise PermanentFailure(
+        f"push not delivered: {', '.join(sorted(set(other)))}", invalid=tuple(invalid)
+    )
+
+
+def push_batches(
+    messages: Sequence[OutboundMessage], max_addresses: int = PUSH_ADDRESSES_PER_CALL
+) -> list[list[int]]:
+    """The messages (by index, in order) grouped for :meth:`PinpointPush.send_many`: at most
+    ``max_addresses`` devices a group, and a token only once in a group (one device shared
+    by two customers gets two calls)."""
+    groups: list[list[int]] = []
+    tokens: set[str] = set()
+    for i, message in enumerate(messages):
+        mine = {t.token for t in message.address} if not isinstance(message.address, str) else set()
+        if not groups or len(tokens) + len(mine) > max_addresses or tokens & mine:
+            groups.append([])
+            tokens = set()
+        groups[-1].append(i)
+        tokens |= mine
+    return groups
 
 
 # --- LINE Messaging API ----------------------------------------------------------------------
@@ -698,6 +915,8 @@ def line_token_from(
 
 __all__ = [
     "LINE_PUSH_ENDPOINT",
+    "PUSH_ADDRESSES_PER_CALL",
+    "BatchChannel",
     "Channel",
     "DeliveryError",
     "HttpClient",
@@ -709,6 +928,7 @@ __all__ = [
     "PermanentFailure",
     "PinpointPush",
     "PushTarget",
+    "SendOutcome",
     "SendResult",
     "SesEmail",
     "SnsSms",
@@ -719,6 +939,10 @@ __all__ = [
     "classify_client_error",
     "line_retry_key",
     "line_token_from",
+    "push_batches",
     "push_targets",
+    "report_dead_devices",
+    "send_all",
+    "send_many_with_retry",
     "send_with_retry",
 ]

@@ -13,7 +13,7 @@ Every outcome has a reason, written to the ledger by the caller.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -23,10 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import address_hash
+from kizuna.domain.timestamps import parse_time
 from kizuna.programs.steps import next_local_time, zone
 from kizuna.runtime.config import ContactPolicyConfig
 
 __all__ = [
+    "CONTACT_DAYS",
     "E164",
     "Address",
     "Outcome",
@@ -34,12 +36,14 @@ __all__ = [
     "PushTarget",
     "address_for",
     "address_hash",
+    "contact_times",
     "decide",
     "push_targets",
     "quiet_until",
 ]
 
 INTERRUPTIVE = frozenset({"sms", "push", "line"})
+CONTACT_DAYS = 7  # how long a send stays in a customer's CONTACT item (the weekly cap)
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 Platform = Literal["APNS", "FCM"]
 
@@ -133,6 +137,21 @@ def quiet_until(now: datetime, tz_name: str | None, cfg: ContactPolicyConfig) ->
     if not quiet:
         return None
     return next_local_time(now, end, tz)
+
+
+def contact_times(sent: Mapping[str, str], now: datetime) -> tuple[list[datetime], list[str]]:
+    """A customer's CONTACT item (``sent``: message key -> ISO time, written with every
+    claimed send, journey or campaign): the times within the cap window (:func:`decide`'s
+    ``sent_at``), and the keys older than it (removed by the next write)."""
+    horizon = now - timedelta(days=CONTACT_DAYS)
+    times, stale = [], []
+    for key, at in sent.items():
+        t = parse_time(str(at))
+        if t > horizon:
+            times.append(t)
+        else:
+            stale.append(key)
+    return times, sorted(stale)
 
 
 def decide(

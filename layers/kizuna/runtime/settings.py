@@ -130,12 +130,11 @@ def score_settings() -> ScoreSettings:
     return ScoreSettings()
 
 
-class SendSettings(_BusSettings, _ConfigSettings):
-    """Environment of the send function (the journeys' Send task)."""
+class DeliverySettings(_BusSettings, _ConfigSettings):
+    """What a function that sends messages needs: the templates, the signing key, and each
+    channel's settings (the send and campaign functions)."""
 
-    PROGRAMS_DIR: str | None = None
     TEMPLATES_DIR: str | None = None
-    PRODUCTS_TABLE: str = Field(min_length=1, description="recommendations per product")
     SIGNING_SECRET_ARN: str = Field(min_length=1, description="HMAC key for coupons/unsubscribe")
     EMAIL_FROM: str = Field(min_length=3)
     SES_CONFIGURATION_SET: str = Field(min_length=1)
@@ -144,6 +143,13 @@ class SendSettings(_BusSettings, _ConfigSettings):
     LINE_TOKEN_SECRET_ARN: str = ""
     LINE_TOKEN_PARAMETER: str = Field(default="", description="or an SSM SecureString name")
     SMS_SENDER_ID: str = ""
+
+
+class SendSettings(DeliverySettings):
+    """Environment of the send function (the journeys' Send task)."""
+
+    PROGRAMS_DIR: str | None = None
+    PRODUCTS_TABLE: str = Field(min_length=1, description="recommendations per product")
 
 
 @lru_cache(maxsize=1)
@@ -172,20 +178,11 @@ def unsubscribe_settings() -> UnsubscribeSettings:
     return UnsubscribeSettings()
 
 
-class CampaignSettings(_BusSettings, _ConfigSettings):
+class CampaignSettings(DeliverySettings):
     """Environment of the campaign function (every task of the campaign state machine)."""
 
     CAMPAIGNS_TABLE: str = Field(min_length=1)
     ANALYTICS_BUCKET: str = Field(min_length=1, description="the campaign manifests")
-    TEMPLATES_DIR: str | None = None
-    SIGNING_SECRET_ARN: str = Field(min_length=1, description="HMAC key for coupons/unsubscribe")
-    EMAIL_FROM: str = Field(min_length=3)
-    SES_CONFIGURATION_SET: str = Field(min_length=1)
-    UNSUBSCRIBE_URL: str = Field(min_length=1, description="the unsubscribe function URL")
-    PUSH_APPLICATION_ID: str = ""
-    LINE_TOKEN_SECRET_ARN: str = ""
-    LINE_TOKEN_PARAMETER: str = Field(default="", description="or an SSM SecureString name")
-    SMS_SENDER_ID: str = ""
     CHUNK_SIZE: int = Field(default=500, ge=1, le=1000, description="recipients per object")
     # parallel-scan segments of the audience freeze (0: the config's scoring.scan_segments)
     SCAN_SEGMENTS: int = Field(default=0, ge=0, le=1000)

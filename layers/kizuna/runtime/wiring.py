@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from kizuna.adapters.dynamodb import DynamoStore, ProductStore, SnapshotStore
     from kizuna.adapters.eventbridge import EventBridgePublisher
     from kizuna.adapters.s3 import S3Objects
+    from kizuna.delivery.channels import Channel
+    from kizuna.delivery.unsubscribe import UnsubscribeLinks
     from kizuna.programs.model import Program
+    from kizuna.runtime.settings import DeliverySettings
     from kizuna.scoring.requests import ScoringRequest
     from kizuna.services.campaign import CampaignService
     from kizuna.services.evaluate import EvaluateService
@@ -220,31 +223,26 @@ def signing_keys(secret_arn: str) -> list[bytes]:
     return [text.encode()]
 
 
-@lru_cache(maxsize=1)
-def send_service() -> SendService:
+@dataclass(frozen=True)
+class Delivery:
+    """What both send paths build the same way: the channels, the unsubscribe links, the
+    coupon key, and the SNS client (for the carrier opt-out check)."""
+
+    channels: dict[str, Channel]
+    links: UnsubscribeLinks
+    coupon_secret: bytes
+    sns: Any
+
+
+def delivery(s: DeliverySettings) -> Delivery:
     import boto3
     from botocore.config import Config
 
-    from kizuna.adapters.dynamodb import DynamoStore, ProductStore
-    from kizuna.adapters.inbound import BusInbound
-    from kizuna.delivery.channels import (
-        Channel,
-        LinePush,
-        PinpointPush,
-        SesEmail,
-        SnsSms,
-        line_token_from,
-    )
-    from kizuna.delivery.templates import Renderer
+    from kizuna.delivery.channels import LinePush, PinpointPush, SesEmail, SnsSms, line_token_from
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
-    from kizuna.programs.bundle import resolve_dir
     from kizuna.runtime.clock import CurrentClock
-    from kizuna.runtime.config import load_config
-    from kizuna.runtime.settings import send_settings
-    from kizuna.services.send import SendService, derive_key
+    from kizuna.services.send import derive_key
 
-    s = send_settings()
-    cfg = load_config(s.KIZUNA_CONFIG)
     # send_with_retry owns retries: botocore's own would stack under it and could resend
     once = Config(retries={"mode": "standard", "total_max_attempts": 1})
     key = signing_keys(s.SIGNING_SECRET_ARN)[0]
@@ -266,9 +264,28 @@ def send_service() -> SendService:
         channels["line"] = LinePush(line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN))
     elif s.LINE_TOKEN_PARAMETER:
         channels["line"] = LinePush(line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER))
+    return Delivery(channels, links, derive_key(key, "coupon"), sns)
+
+
+@lru_cache(maxsize=1)
+def send_service() -> SendService:
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore, ProductStore
+    from kizuna.adapters.inbound import BusInbound
+    from kizuna.delivery.templates import Renderer
+    from kizuna.programs.bundle import resolve_dir
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import send_settings
+    from kizuna.services.send import SendService
+
+    s = send_settings()
+    cfg = load_config(s.KIZUNA_CONFIG)
+    d = delivery(s)
 
     def opted_out(phone: str) -> bool:
-        return bool(sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
+        return bool(d.sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
 
     return SendService(
         programs(s.PROGRAMS_DIR),
@@ -276,12 +293,12 @@ def send_service() -> SendService:
         Renderer(
             resolve_dir("templates", s.TEMPLATES_DIR), default_locale=cfg.contact.default_locale
         ),
-        channels,
+        d.channels,
         BusInbound(boto3.client("events"), s.EVENT_BUS_NAME),
         cfg,
         CurrentClock(),
-        coupon_secret=derive_key(key, "coupon"),
-        unsubscribe=links,
+        coupon_secret=d.coupon_secret,
+        unsubscribe=d.links,
         sms_opted_out=opted_out,
         products=ProductStore(boto3.resource("dynamodb"), s.PRODUCTS_TABLE),
     )
@@ -290,63 +307,37 @@ def send_service() -> SendService:
 @lru_cache(maxsize=1)
 def campaign_service() -> CampaignService:
     import boto3
-    from botocore.config import Config
 
     from kizuna.adapters.campaigns import CampaignEvents, CampaignStore
     from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.inbound import BusInbound
     from kizuna.adapters.s3 import S3Objects
-    from kizuna.delivery.channels import (
-        Channel,
-        LinePush,
-        PinpointPush,
-        SesEmail,
-        SnsSms,
-        line_token_from,
-    )
-    from kizuna.delivery.unsubscribe import UnsubscribeLinks
     from kizuna.programs.bundle import load_deployed_segments, resolve_dir
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.config import load_config
     from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE, campaign_settings
     from kizuna.services.campaign import CampaignService
-    from kizuna.services.send import derive_key
 
     s = campaign_settings()
     cfg = load_config(s.KIZUNA_CONFIG)
-    once = Config(retries={"mode": "standard", "total_max_attempts": 1})
-    key = signing_keys(s.SIGNING_SECRET_ARN)[0]
-    links = UnsubscribeLinks(
-        s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
-    )
-    channels: dict[str, Channel] = {
-        "email": SesEmail(
-            boto3.client("sesv2", config=once), s.EMAIL_FROM, s.SES_CONFIGURATION_SET, links
-        ),
-        "sms": SnsSms(boto3.client("sns", config=once), s.SMS_SENDER_ID or None),
-    }
-    if s.PUSH_APPLICATION_ID:
-        channels["push"] = PinpointPush(
-            boto3.client("pinpoint", config=once), s.PUSH_APPLICATION_ID
-        )
-    if s.LINE_TOKEN_SECRET_ARN:
-        channels["line"] = LinePush(line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN))
-    elif s.LINE_TOKEN_PARAMETER:
-        channels["line"] = LinePush(line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER))
+    d = delivery(s)
     dynamodb = boto3.resource("dynamodb")
+    events = boto3.client("events")
     return CampaignService(
         CampaignStore(dynamodb, s.CAMPAIGNS_TABLE),
         DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         S3Objects(boto3.client("s3"), s.ANALYTICS_BUCKET),
-        channels,
-        CampaignEvents(boto3.client("events"), s.EVENT_BUS_NAME, KIZUNA_EVENT_SOURCE),
+        d.channels,
+        CampaignEvents(events, s.EVENT_BUS_NAME, KIZUNA_EVENT_SOURCE),
         cfg,
         CurrentClock(),
         templates_root=resolve_dir("templates", s.TEMPLATES_DIR),
         segments=load_deployed_segments(),
-        coupon_secret=derive_key(key, "coupon"),
-        unsubscribe=links,
+        coupon_secret=d.coupon_secret,
+        unsubscribe=d.links,
         chunk_size=s.CHUNK_SIZE,
         scan_segments=s.SCAN_SEGMENTS or None,
+        inbound=BusInbound(events, s.EVENT_BUS_NAME),
     )
 
 

@@ -5,9 +5,10 @@ segment of the audience into manifest objects) -> plan (the next phase's chunks,
 send_batch (hundreds of recipients: the contact policy, render, claim once, deliver, record)
 -> choose_winner (after the test pool's wait) -> complete (the counts, ``campaign.completed``).
 
-Every AWS call is batched except the provider's own: one read of the state, one object, one
-BatchGetItem per 50 recipients (customers and their CONTACT items together), claims in
-TransactWriteItems, outcomes in BatchWriteItem, one UpdateItem of the counters.
+Every AWS call is batched, the providers' too where they can: one read of the state, one
+object, one BatchGetItem per 50 recipients (customers and their CONTACT items together),
+claims in TransactWriteItems, push in SendMessages calls of up to 100 devices (email, SMS and
+LINE: one call a message), outcomes in BatchWriteItem, one UpdateItem of the counters.
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ from kizuna.campaigns.engine import (
 )
 from kizuna.campaigns.loader import one_off
 from kizuna.campaigns.model import Campaign, due_at, occurrence_id
-from kizuna.delivery.channels import Channel, DeliveryError, OutboundMessage, send_with_retry
+from kizuna.delivery.channels import (
+    Channel,
+    DeliveryError,
+    OutboundMessage,
+    report_dead_devices,
+    send_all,
+)
 from kizuna.delivery.coupons import issue_coupon
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
@@ -58,6 +65,7 @@ from kizuna.ports import (
     CampaignEventSink,
     CampaignRecipients,
     Claim,
+    Inbound,
     Manifest,
     StoredCampaign,
 )
@@ -113,6 +121,7 @@ class CampaignService:
         scan_segments: int | None = None,
         attempts: int = 4,
         sleep: Callable[[float], None] = time.sleep,
+        inbound: Inbound | None = None,
     ) -> None:
         self.campaigns = campaigns
         self.recipients = recipients
@@ -129,6 +138,7 @@ class CampaignService:
         self.scan_segments = scan_segments or cfg.scoring.scan_segments
         self.attempts = attempts
         self.sleep = sleep
+        self.inbound = inbound  # where dead push tokens are reported (device.unregistered)
         self._renderers: dict[tuple[str, int], Renderer] = {}
 
     def handle(self, request: CampaignRequest) -> dict[str, Any]:
@@ -378,38 +388,37 @@ class CampaignService:
         )
 
     def _deliver(self, batch: _Batch, duplicates: set[str], execution: str) -> dict[str, int]:
-        """Send the claimed messages; record the outcomes; count every recipient once."""
+        """Send the claimed messages (push batched); report dead push tokens; record the
+        outcomes; count every recipient once."""
         counts: Counter[str] = Counter()
         records: list[tuple[str, dict[str, Any]]] = []
+        claimed: list[tuple[_Recipient, OutboundMessage]] = []
         for r in batch.recipients:
             if r.member.customer_id in duplicates:
                 counts["duplicate"] += 1
-                continue
-            if r.message is None:
+            elif r.message is None:
                 counts[str(r.data["status"])] += 1
-                continue
-            try:
-                result = send_with_retry(
-                    self.channels[str(r.message.channel)],
-                    r.message,
-                    attempts=self.attempts,
-                    sleep=self.sleep,
+            else:
+                claimed.append((r, r.message))
+        outcomes = send_all(
+            self.channels, [m for _, m in claimed], attempts=self.attempts, sleep=self.sleep
+        )
+        now = self.clock.now()
+        for (r, message), result in zip(claimed, outcomes, strict=True):
+            if isinstance(result, DeliveryError):
+                invalid, entry = result.invalid, {**r.data, "status": "failed"}
+                entry["reason"] = result.reason
+            else:
+                invalid, entry = result.invalid_addresses, {**r.data, "status": "sent"}
+                entry.update(
+                    sent_at=r.data["at"],
+                    provider_message_id=result.provider_message_id,
+                    attempts=result.attempts,
                 )
-            except DeliveryError as exc:
-                counts["failed"] += 1
-                records.append(
-                    (r.member.customer_id, {**r.data, "status": "failed", "reason": exc.reason})
-                )
-                continue
-            counts["sent"] += 1
-            sent = {
-                **r.data,
-                "status": "sent",
-                "sent_at": r.data["at"],
-                "provider_message_id": result.provider_message_id,
-                "attempts": result.attempts,
-            }
-            records.append((r.member.customer_id, sent))
+            counts[entry["status"]] += 1
+            records.append((r.member.customer_id, entry))
+            if self.inbound is not None:
+                report_dead_devices(self.inbound, message, invalid, now)
         self.recipients.record_messages(execution, SEND_STEP, records)
         return {k: counts[k] for k in OUTCOMES if counts[k]}
 

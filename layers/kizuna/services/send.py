@@ -1,10 +1,12 @@
 """The send function's work (the journeys' Send task): decide, render, deliver, record.
 
-Order: fresh customer state; goal reached since entry -> the journey exits; the contact
-policy (:mod:`kizuna.delivery.policy`) -> suppressed / deferred / a channel; render (a template
-that cannot render fails the send loudly, nothing half-rendered goes out); claim the send
-with a conditional ledger write keyed by execution and step (a retried or duplicated
-invocation finds the claim and never sends twice); deliver with backoff on throttling;
+Order: fresh customer state and contact history (the customer and their CONTACT item in one
+read); goal reached since entry -> the journey exits; the contact policy
+(:mod:`kizuna.delivery.policy`) -> suppressed / deferred / a channel; render (a template that
+cannot render fails the send loudly, nothing half-rendered goes out); claim the send with a
+conditional ledger write keyed by execution and step (a retried or duplicated invocation
+finds the claim and never sends twice), noting the send in CONTACT in the same write (the
+frequency caps count journeys and campaigns together); deliver with backoff on throttling;
 record the outcome. Every decision lands in the ledger, without personal data.
 """
 
@@ -14,6 +16,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -22,17 +25,18 @@ from kizuna.delivery.channels import (
     DeliveryError,
     OutboundMessage,
     SendResult,
+    report_dead_devices,
     send_with_retry,
 )
 from kizuna.delivery.coupons import Coupon, issue_coupon
 from kizuna.delivery.feedback import suppression
-from kizuna.delivery.policy import Outcome, PolicyDecision, decide
+from kizuna.delivery.policy import Outcome, PolicyDecision, contact_times, decide
 from kizuna.delivery.templates import Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import Customer
-from kizuna.domain.timestamps import iso, parse_time
-from kizuna.events import DerivedEvent, DeviceUnregistered
-from kizuna.ports import Inbound
+from kizuna.domain.timestamps import iso
+from kizuna.events import DerivedEvent
+from kizuna.ports import Claim, Inbound
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Program, SendStep
 from kizuna.runtime.clock import Clock
@@ -48,21 +52,27 @@ from kizuna.services.contracts import SendRequest, SendResponse, Status
 
 
 class SendStore(Protocol):
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    """The customers and activity tables as the Send task sees them
+    (:class:`kizuna.adapters.dynamodb.DynamoStore`): the same reads and claims as a campaign
+    batch's (:class:`kizuna.ports.CampaignRecipients`), for one customer."""
+
+    def read_recipients(
+        self, customer_ids: Sequence[str]
+    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]: ...
 
     def get_journeys(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], JourneyState]: ...
 
-    def claim_message(
-        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
-    ) -> dict[str, Any] | None: ...
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]: ...
+
+    def ledger_entries(
+        self, customer_ids: Sequence[str], execution: str, step: str
+    ) -> dict[str, dict[str, Any]]: ...
 
     def record_message(
         self, customer_id: str, execution: str, step: str, data: dict[str, Any]
     ) -> None: ...
-
-    def sent_times(self, customer_id: str, since: str) -> list[str]: ...
 
 
 class ProductLookup(Protocol):
@@ -73,6 +83,11 @@ class ProductLookup(Protocol):
 
 def derive_key(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+
+
+def contact_key(execution: str, step: str) -> str:
+    """A journey message's key in the CONTACT item (an execution sends from several steps)."""
+    return f"{execution}#{step}"
 
 
 class SendService:
@@ -114,17 +129,18 @@ class SendService:
             raise ValueError(f"{program.id}.{req.step} is not a send step")
         now = self.clock.now()
         cid = req.customer_id
-        customer = self.store.get_customers([cid]).get(cid)
+        customers, contacts = self.store.read_recipients([cid])
+        customer = customers.get(cid)
         if customer is None:
             return self._final(req, now, "suppressed", None, "unknown_customer")
         if self._goal_reached(program, req):
             return self._final(req, now, "exit", None, "goal_reached")
-        since = iso(now - timedelta(days=7))
+        times, stale = contact_times(contacts.get(cid, {}), now)
         decision = decide(
             customer,
             [str(c) for c in step.channels],
             program.priority,
-            [parse_time(t) for t in self.store.sent_times(cid, since)],
+            times,
             now,
             self.cfg.contact,
             configured=frozenset(self.channels),
@@ -134,7 +150,15 @@ class SendService:
             return self._final(req, now, "suppressed", decision.channel, decision.reason, decision)
         if decision.outcome == Outcome.DEFER:
             return self._final(req, now, "deferred", decision.channel, decision.reason, decision)
-        return self._deliver(req, program, step, customer, decision, now)
+        noted = Claim(  # the send, as the claim notes it in CONTACT
+            cid,
+            {},
+            sent_at=iso(now),
+            stale=tuple(stale),
+            contact_exists=cid in contacts,
+            contact_key=contact_key(req.execution, req.step),
+        )
+        return self._deliver(req, program, step, customer, decision, noted, now)
 
     def _carrier_block(self, customer: Customer, channel: str, now: datetime) -> str | None:
         """SMS to a customer who replied STOP: tell ingest, and do not use SMS."""
@@ -163,6 +187,7 @@ class SendService:
         step: SendStep,
         customer: Customer,
         decision: PolicyDecision,
+        noted: Claim,
         now: datetime,
     ) -> SendResponse:
         channel = decision.channel
@@ -209,7 +234,8 @@ class SendService:
             content=content,
             sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
         )
-        duplicate = self._claim(req, self._data(req, now, "sending", channel, None))
+        sending = self._data(req, now, "sending", channel, None)
+        duplicate = self._claim(req, replace(noted, data=sending))
         if duplicate is not None:
             return duplicate
         try:
@@ -217,7 +243,7 @@ class SendService:
                 self.channels[channel], message, attempts=self.attempts, sleep=self.sleep
             )
         except DeliveryError as exc:
-            self._forget_invalid(customer, channel, exc.invalid, now)
+            report_dead_devices(self.inbound, message, exc.invalid, now)
             logger.warning(
                 "send failed",
                 program=program.id,
@@ -234,7 +260,7 @@ class SendService:
                 self._data(req, now, status, channel, exc.reason),
             )
             return SendResponse(status=status, channel=channel, reason=exc.reason)
-        self._forget_invalid(customer, channel, result.invalid_addresses, now)
+        report_dead_devices(self.inbound, message, result.invalid_addresses, now)
         data = self._data(
             req,
             now,
@@ -250,19 +276,6 @@ class SendService:
         self.store.record_message(customer.customer_id, req.execution, req.step, data)
         logger.info("message sent", program=program.id, step=step.id, channel=channel)
         return SendResponse(status="sent", channel=channel)
-
-    def _forget_invalid(
-        self, customer: Customer, channel: str, invalid: Sequence[Any], now: datetime
-    ) -> None:
-        """Dead push tokens leave the customer (through ingest, the only writer)."""
-        for info in invalid:
-            device = customer.devices.get(info.key) if channel == "push" else None
-            if device is not None:
-                self.inbound.put_inbound(
-                    DeviceUnregistered(
-                        customer_id=customer.customer_id, occurred_at=now, token=device.token
-                    )
-                )
 
     def _coupon(
         self, program: Program, step: SendStep, customer: Customer, req: SendRequest, now: datetime
@@ -334,11 +347,14 @@ class SendService:
             **{k: v for k, v in extra.items() if v is not None},
         }
 
-    def _claim(self, req: SendRequest, data: dict[str, Any]) -> SendResponse | None:
-        """Claim (execution, step) with ``data``: None if claimed now, else the answer a
-        retried or duplicated invocation gives (what the first one decided)."""
-        claimed = self.store.claim_message(req.customer_id, req.execution, req.step, data)
-        return None if claimed is None else self._duplicate(claimed)
+    def _claim(self, req: SendRequest, claim: Claim) -> SendResponse | None:
+        """Claim (execution, step) with ``claim`` (one write, with its CONTACT note if it
+        sends): None if claimed now, else the answer a retried or duplicated invocation
+        gives (what the first one decided, read then: only a duplicate pays that read)."""
+        if not self.store.claim_messages(req.execution, req.step, [claim]):
+            return None
+        first = self.store.ledger_entries([req.customer_id], req.execution, req.step)
+        return self._duplicate(first.get(req.customer_id, {}))
 
     def _final(
         self,
@@ -361,7 +377,7 @@ class SendService:
             until=until,
             skipped=[f"{c}:{why}" for c, why in skipped] or None,
         )
-        duplicate = self._claim(req, data)
+        duplicate = self._claim(req, Claim(req.customer_id, data))
         if duplicate is not None:
             return duplicate
         logger.info(
@@ -387,4 +403,5 @@ __all__ = [
     "SendResponse",
     "SendResult",
     "SendService",
+    "contact_key",
 ]

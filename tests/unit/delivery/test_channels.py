@@ -10,7 +10,7 @@ import re
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from email.message import EmailMessage
 from io import BytesIO
@@ -44,7 +44,11 @@ from kizuna.delivery.channels import (
     classify_client_error,
     line_retry_key,
     line_token_from,
+    push_batches,
     push_targets,
+    report_dead_devices,
+    send_all,
+    send_many_with_retry,
     send_with_retry,
 )
 from kizuna.delivery.content import EmailContent, LineContent, PushContent, SmsContent
@@ -535,6 +539,214 @@ def test_push_client_errors_are_classified() -> None:
             PinpointPush(client, "app-1").send(message("push"))
         with pytest.raises(PermanentFailure):
             PinpointPush(client, "app-1").send(message("push"))
+
+
+# --- push, many customers in one call -------------------------------------------------------
+def campaign_push(n: int, *tokens: str, title: str = "セール") -> OutboundMessage:
+    """Customer ``n``'s push of one campaign occurrence (shared execution and step)."""
+    return OutboundMessage(
+        customer_id=f"c{n:03d}",
+        program="sale",
+        step="send",
+        execution="campaign:sale:20260105T0300Z",
+        channel="push",
+        address=tuple(
+            PushTarget(key=f"d{i}", token=t, platform="APNS" if t.startswith("apns") else "FCM")
+            for i, t in enumerate(tokens)
+        ),
+        content=PushContent(title=title, body=f"c{n:03d}様、セール開催中"),
+    )
+
+
+def test_push_to_many_customers_is_one_call_with_each_addresss_own_message() -> None:
+    # given three customers' pushes (one with two devices, one without a title)
+    client = aws("pinpoint")
+    batch = [
+        campaign_push(1, "apns-token-1", "fcm-token-1"),
+        campaign_push(2, "fcm-token-2", title=""),
+        campaign_push(3, "fcm-token-3"),
+    ]
+
+    def address(n: int, channel: str, title: str | None = "セール") -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "ChannelType": channel,
+            "BodyOverride": f"c{n:03d}様、セール開催中",
+            "Context": {
+                "program": "sale",
+                "step": "send",
+                "customer": f"c{n:03d}",
+                "execution": "campaign:sale:20260105T0300Z",
+            },
+        }
+        return config | ({"TitleOverride": title} if title else {})
+
+    expected = {
+        "ApplicationId": "app-1",
+        "MessageRequest": {
+            "Addresses": {
+                "apns-token-1": address(1, "APNS"),
+                "fcm-token-1": address(1, "GCM"),
+                "fcm-token-2": address(2, "GCM", None),
+                "fcm-token-3": address(3, "GCM"),
+            },
+            "MessageConfiguration": {
+                "APNSMessage": {"Action": "OPEN_APP", "CollapseId": ANY},
+                "GCMMessage": {"Action": "OPEN_APP"},
+            },
+            "TraceId": ANY,
+        },
+    }
+    dead = {**failed("PERMANENT_FAILURE", 410), "StatusMessage": "Unregistered"}
+    answer = {
+        "apns-token-1": dead,
+        "fcm-token-1": ok("p-1"),
+        "fcm-token-2": failed("THROTTLED", 429),
+        "fcm-token-3": dead,
+    }
+    # when they are sent together
+    with Stubber(client) as stub:
+        stub.add_response("send_messages", push_response(answer), expected)
+        first, second, third = PinpointPush(client, "app-1").send_many(batch)
+    # then each customer's outcome is decided as a single send decides it
+    assert isinstance(first, SendResult) and first.provider_message_id == "p-1"
+    assert first.invalid_addresses == (
+        InvalidAddressInfo(key="d0", reason="PERMANENT_FAILURE 410"),
+    )
+    assert isinstance(second, Throttled)
+    assert isinstance(third, InvalidAddress) and third.address_key == "d0"
+
+
+def test_a_failed_push_batch_call_is_every_messages_failure() -> None:
+    client = aws("pinpoint")
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "send_messages", service_error_code="TooManyRequestsException", http_status_code=429
+        )
+        outcomes = PinpointPush(client, "app-1").send_many(
+            [campaign_push(1, "fcm-token-1"), campaign_push(2, "fcm-token-2")]
+        )
+    assert [type(o) for o in outcomes] == [Throttled, Throttled]
+    assert PinpointPush(client, "app-1").send_many([]) == []
+
+
+def test_a_push_batch_refuses_what_one_request_cannot_carry() -> None:
+    adapter = PinpointPush(aws("pinpoint"), "app-1")
+    with pytest.raises(ValueError, match="one execution and step"):
+        adapter.batch_request([campaign_push(1, "t1"), message("push")])
+    with pytest.raises(ValueError, match="twice"):
+        adapter.batch_request([campaign_push(1, "shared"), campaign_push(2, "shared")])
+    too_many = [campaign_push(n, f"token-{n}") for n in range(101)]
+    with pytest.raises(ValueError, match="at most 100"):
+        adapter.batch_request(too_many)
+
+
+def test_push_batches_fill_calls_up_to_the_limit_without_repeating_a_token() -> None:
+    # given devices 2, 1, 1, 2, 1 (the fourth shares a token with the first)
+    batch = [
+        campaign_push(0, "a", "b"),
+        campaign_push(1, "c"),
+        campaign_push(2, "d"),
+        campaign_push(3, "a", "e"),
+        campaign_push(4, "f"),
+    ]
+    # then: at most 3 devices a call, and "a" never twice in one call
+    assert push_batches(batch, 3) == [[0, 1], [2, 3], [4]]
+    assert push_batches(batch) == [[0, 1, 2], [3, 4]]
+    assert push_batches([]) == []
+
+
+class FlakyBatchPush:
+    """A batching channel answering from a script: one list of outcomes per call."""
+
+    max_addresses = 100
+
+    def __init__(self, *answers: list[SendResult | channels.DeliveryError]) -> None:
+        self.answers = list(answers)
+        self.calls: list[list[str]] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        raise AssertionError("batched")
+
+    def send_many(
+        self, messages: Sequence[OutboundMessage]
+    ) -> list[SendResult | channels.DeliveryError]:
+        self.calls.append([m.customer_id for m in messages])
+        return self.answers.pop(0)
+
+
+def test_a_push_batch_retries_only_its_retryable_messages() -> None:
+    # given: the first call throttles c002 and may have delivered c003 (no answer)
+    sent = SendResult(provider_message_id="p")
+    push = FlakyBatchPush(
+        [
+            sent,
+            Throttled(retry_after=2.0),
+            TemporaryFailure("no answer", maybe_sent=True),
+            PermanentFailure("x"),
+        ],
+        [sent],
+    )
+    batch = [campaign_push(n, f"t-{n}") for n in range(1, 5)]
+    sleeps: list[float] = []
+    # when
+    outcomes = send_many_with_retry(push, batch, sleep=sleeps.append, jitter=lambda: 1.0)
+    # then: only c002 goes again, after the Retry-After it asked for
+    assert push.calls == [["c001", "c002", "c003", "c004"], ["c002"]]
+    assert sleeps == [2.0]
+    first, second, third, fourth = outcomes
+    assert isinstance(first, SendResult) and first.attempts == 1
+    assert isinstance(second, SendResult) and second.attempts == 2
+    assert isinstance(third, TemporaryFailure) and isinstance(fourth, PermanentFailure)
+
+
+def test_send_all_batches_push_and_sends_the_rest_one_by_one() -> None:
+    # given: two pushes, an email (throttled once) and an SMS
+    push = FlakyBatchPush([SendResult(provider_message_id="p1"), InvalidAddress("d0", "410")])
+
+    class OneByOne:
+        def __init__(self, *failures: Exception) -> None:
+            self.failures = list(failures)
+            self.sent: list[str] = []
+
+        def send(self, m: OutboundMessage) -> SendResult:
+            if self.failures:
+                raise self.failures.pop(0)
+            self.sent.append(m.customer_id)
+            return SendResult(provider_message_id=f"id-{m.customer_id}")
+
+    email_channel, sms_channel = OneByOne(Throttled()), OneByOne(PermanentFailure("no"))
+    batch = [
+        campaign_push(1, "t-1"),
+        message("email", customer_id="c002"),
+        campaign_push(3, "t-3"),
+        message("sms", customer_id="c004"),
+    ]
+    # when
+    outcomes = send_all(
+        {"push": push, "email": email_channel, "sms": sms_channel}, batch, sleep=lambda _: None
+    )
+    # then: one push call; outcomes in the messages' order
+    assert push.calls == [["c001", "c003"]] and email_channel.sent == ["c002"]
+    assert [type(o).__name__ for o in outcomes] == [
+        "SendResult",
+        "SendResult",
+        "InvalidAddress",
+        "PermanentFailure",
+    ]
+
+
+def test_dead_devices_are_reported_through_the_inbound_port() -> None:
+    from kizuna_tools.fakes import MemoryInbound
+
+    inbound = MemoryInbound()
+    dead = (InvalidAddressInfo(key="d1", reason="410"), InvalidAddressInfo(key="gone", reason="x"))
+    report_dead_devices(inbound, campaign_push(7, "tok-aaaaaaaa", "tok-bbbbbbbb"), dead, T0)
+    report_dead_devices(
+        inbound, message("email"), (InvalidAddressInfo(key="email", reason="x"),), T0
+    )
+    ((kind, detail),) = inbound.events
+    assert kind == "device.unregistered"
+    assert (detail.customer_id, detail.token, detail.occurred_at) == ("c007", "tok-bbbbbbbb", T0)  # type: ignore[attr-defined]
 
 
 # --- LINE ------------------------------------------------------------------------------------

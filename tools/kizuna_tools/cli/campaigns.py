@@ -11,7 +11,7 @@ import getpass
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -118,7 +118,10 @@ class Target:
 
     @cached_property
     def aws(self) -> Any:
-        return session(self.region, self.profile)
+        aws = session(self.region, self.profile)
+        if not aws.region_name:
+            raise typer.BadParameter("give --region (before the command) or set AWS_REGION")
+        return aws
 
     def client(self, service: str) -> Any:
         return self.aws.client(service, endpoint_url=self.endpoint_url)
@@ -189,7 +192,10 @@ def target(
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    """The platform's clock: wall time, or the local runtime's virtual time in-process."""
+    from kizuna.runtime.clock import utcnow
+
+    return utcnow()
 
 
 def _print_problems(problems: list[str]) -> None:

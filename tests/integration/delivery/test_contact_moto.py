@@ -1,0 +1,150 @@
+"""The journeys' Send task on DynamoDB (moto): caps read from the CONTACT item campaigns write,
+the send noted there in the claim's own transaction, a duplicate answered from the ledger,
+and the AWS calls a message costs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bench.common import create_kizuna_tables
+from kizuna.adapters.dynamodb import DynamoStore
+from kizuna.delivery.channels import OutboundMessage, SendResult
+from kizuna.delivery.templates import Renderer
+from kizuna.domain.customer import ConsentState, Customer
+from kizuna.domain.timestamps import iso
+from kizuna.ports import Claim
+from kizuna.programs.loader import load_programs
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.send import SendRequest, SendService
+from kizuna_tools.fakes import MemoryInbound
+from kizuna_tools.metering import ApiCallCounter
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+REGION = "ap-northeast-1"
+NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
+CAMPAIGN = "campaign:sale:20260105T0000Z"
+
+
+class Email:
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message)
+        return SendResult(provider_message_id=f"m-{len(self.sent)}")
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
+    for k, v in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        create_kizuna_tables(boto3.client("dynamodb", region_name=REGION))
+        s = DynamoStore(
+            boto3.resource("dynamodb", region_name=REGION),
+            "customers",
+            "activity",
+            sleep=lambda _: None,
+        )
+        s.save_customer(
+            Customer(
+                customer_id="c1",
+                first_name="Hanako",
+                last_name="Yamada",
+                email="hanako@example.jp",
+                locale="ja",
+                time_zone="Asia/Tokyo",
+                consent={"email": ConsentState(status="opted_in", at=NOON, source="t", stamp="s")},
+            ),
+            0,
+        )
+        yield s
+
+
+def service(store: DynamoStore, email: Email) -> SendService:
+    programs, _ = load_programs(ROOT / "programs")
+    return SendService(
+        programs,
+        store,
+        Renderer(ROOT / "templates"),
+        {"email": email},
+        MemoryInbound(),
+        KizunaConfig(),
+        FixedClock(NOON),
+        coupon_secret=b"k" * 32,
+        sleep=lambda _: None,
+    )
+
+
+def step(execution: str) -> SendRequest:
+    return SendRequest(
+        program="second-purchase-coupon",
+        step="coupon",
+        customer_id="c1",
+        execution=execution,
+        entered_at=NOON - timedelta(days=1),
+    )
+
+
+def campaign_sent(store: DynamoStore, at: datetime) -> None:
+    """A campaign batch's claim of a send to c1 (its first: no CONTACT item yet)."""
+    data: dict[str, Any] = {"program": "sale", "status": "sending", "at": iso(at)}
+    claim = Claim("c1", data, sent_at=iso(at), contact_exists=False)
+    assert store.claim_messages(CAMPAIGN, "send", [claim]) == set()
+
+
+def test_journey_and_campaign_sends_share_the_contact_item(store: DynamoStore) -> None:
+    # given: c1 got a campaign this morning
+    campaign_sent(store, NOON - timedelta(hours=2))
+    email = Email()
+    send = service(store, email)
+    calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
+    # when: a journey step sends
+    assert send.send(step("ex-1")).status == "sent"
+    # then: one read of the customer and CONTACT (and one of the journey: the program exits
+    # on its goal), one claim of the ledger entry and CONTACT together, one record
+    assert dict(calls.calls) == {
+        ("dynamodb", "BatchGetItem"): 2,
+        ("dynamodb", "TransactWriteItems"): 1,
+        ("dynamodb", "PutItem"): 1,
+    }
+    _, contacts = store.read_recipients(["c1"])
+    assert contacts["c1"] == {
+        CAMPAIGN: iso(NOON - timedelta(hours=2)),
+        "ex-1#coupon": iso(NOON),
+    }
+    # when: the step is delivered again, then another journey's step runs
+    calls.reset()
+    again = send.send(step("ex-1"))
+    # then: the duplicate answers what was decided (one GetItem more, nothing sent)
+    assert again.status == "sent" and len(email.sent) == 1
+    assert calls.calls[("dynamodb", "GetItem")] == 1
+    # and the day's two sends (a campaign, a journey) cap the next one
+    capped = send.send(step("ex-2"))
+    assert (capped.status, capped.reason) == ("suppressed", "frequency_cap_day")
+    assert len(store.read_recipients(["c1"])[1]["c1"]) == 2
+
+
+def test_a_contact_item_created_since_the_read_is_added_to(store: DynamoStore) -> None:
+    # given: the journey read no CONTACT item, and a campaign created one since
+    campaign_sent(store, NOON - timedelta(hours=1))
+    data = {"program": "p", "status": "sending", "at": iso(NOON)}
+    late = Claim("c1", data, sent_at=iso(NOON), contact_exists=False, contact_key="ex-9#s")
+    # when: the journey's claim runs on what it read
+    assert store.claim_messages("ex-9", "s", [late]) == set()
+    # then: its send joins the campaign's, nothing lost
+    assert sorted(store.read_recipients(["c1"])[1]["c1"]) == [CAMPAIGN, "ex-9#s"]
