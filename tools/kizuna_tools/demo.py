@@ -78,6 +78,9 @@ class DemoSummary:
     days: int = 0
     wall_seconds: float = 0.0
     report: str | None = None  # the HTML report's path, when one was written
+    campaigns: list[str] = field(default_factory=list)  # applied at the start
+    # each campaign occurrence: status and counts by outcome, winner
+    occurrences: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -162,6 +165,7 @@ def collect(cloud: Any, summary: DemoSummary) -> DemoSummary:
     summary.deferred = deferred
     summary.failed = dict(failed.most_common())
     summary.outbox = {ch: len(cloud.outbox(ch)) for ch in ("email", "sms", "push", "line")}
+    summary.occurrences = campaign_occurrences(cloud)
     summary.dlq = {name: len(msgs) for name, msgs in cloud.dlq_messages().items() if msgs}
     summary.ranks = dict(ranks.most_common())
     summary.segments = dict(segments.most_common())
@@ -202,6 +206,7 @@ def run_demo(
     ) as cloud:
         prepare_channels(cloud)
         load_catalog(cloud)
+        summary.campaigns = apply_campaigns(cloud, root)
         for day, entries in shop.days_of_events():
             by_hour: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for entry in entries:
@@ -241,6 +246,7 @@ def report_data(cloud: Any, project_root: Path) -> Any:
     """The reports' data, read back from the local cloud as from a deployed stack."""
     import boto3
 
+    from kizuna.adapters.campaigns import CampaignStore
     from kizuna.adapters.dynamodb import DynamoStore, SnapshotStore
     from kizuna.adapters.s3 import S3Objects
     from kizuna.programs.loader import load_programs
@@ -258,7 +264,41 @@ def report_data(cloud: Any, project_root: Path) -> Any:
     export = S3Objects(boto3.client("s3", region_name=REGION), bucket)
     programs, _ = load_programs(project_root / "programs")
     windows = {p.id: p.goal.within_days for p in programs if p.goal}
-    return load(activity, snapshots, export, windows)
+    campaigns = CampaignStore(dynamodb, cloud.outputs["CampaignsTableName"])
+    return load(activity, snapshots, export, windows, campaigns)
+
+
+def campaign_occurrences(cloud: Any) -> dict[str, dict[str, Any]]:
+    """Every campaign occurrence so far: its status, counts and winner."""
+    import boto3
+
+    from kizuna.adapters.campaigns import COUNTERS, CampaignStore
+    from kizuna_tools.local.template import REGION
+
+    store = CampaignStore(
+        boto3.resource("dynamodb", region_name=REGION), cloud.outputs["CampaignsTableName"]
+    )
+    found = {}
+    for stored in store.list_definitions():
+        for occ in store.list_occurrences(stored.campaign.id):
+            found[f"{stored.campaign.id} {occ['occurrence']}"] = {
+                "status": occ.get("status"),
+                **{c: int(occ.get(c, 0)) for c in COUNTERS},
+                "winner": occ.get("winner"),
+            }
+    return found
+
+
+def apply_campaigns(cloud: Any, project_root: Path) -> list[str]:
+    """``kizuna campaigns apply campaigns/`` on the local stack: stored and scheduled."""
+    from kizuna_tools.cli.campaigns import Target, apply_files
+
+    problems, applied = apply_files(
+        Target.local(cloud.outputs), [project_root / "campaigns"], "demo"
+    )
+    if problems:
+        raise ValueError("; ".join(problems))
+    return applied
 
 
 def write_demo_report(cloud: Any, directory: Path, project_root: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import urllib.request
@@ -561,3 +562,85 @@ def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Pat
         assert get_clock() is cloud.clock
         assert get_clock().now() == DEFAULT_START + timedelta(days=1)
     assert get_clock() is outside
+
+
+def test_patch_dynamodb_transactions() -> None:
+    """A cancelled transaction leaves every item as it was (an earlier Put of the same
+    transaction undone, an update undone); a committed one applies; no table is copied."""
+    from unittest import mock
+
+    from moto import mock_aws
+
+    from kizuna_tools.local.patches import patch_dynamodb_transactions
+
+    def run() -> tuple[list[dict[str, Any]], list[str]]:
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
+        client.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+        claim = {"ConditionExpression": "attribute_not_exists(sk)"}
+        codes: list[str] = []
+        try:  # a new item, an update, then a claim that exists: cancelled as a whole
+            client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                    {
+                        "Update": {
+                            "TableName": "t",
+                            "Key": {"pk": {"S": "c"}, "sk": {"S": "1"}},
+                            "UpdateExpression": "SET n = :n",
+                            "ExpressionAttributeValues": {":n": {"N": "5"}},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": "t",
+                            "Item": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                            **claim,
+                        }
+                    },
+                ]
+            )
+        except client.exceptions.TransactionCanceledException as exc:
+            codes = [r["Code"] for r in exc.response["CancellationReasons"]]
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "d"}, "sk": {"S": "1"}}, **claim}},
+            ]
+        )
+        items = sorted(client.scan(TableName="t")["Items"], key=lambda i: i["pk"]["S"])
+        return items, codes
+
+    with mock_aws():
+        expected = run()
+    with mock_aws():
+        undo = patch_dynamodb_transactions(mock.Mock())
+        try:
+            from moto.dynamodb.models.table import Table
+
+            real = copy.deepcopy
+            copied: list[Any] = []
+
+            def spy(value: Any, memo: Any = None) -> Any:
+                if isinstance(value, Table):
+                    copied.append(value)
+                return real(value, memo)
+
+            with mock.patch.object(copy, "deepcopy", spy):
+                found = run()
+        finally:
+            undo()
+    assert found == expected
+    assert expected[1] == ["None", "None", "ConditionalCheckFailed"]
+    assert [i["pk"]["S"] for i in found[0]] == ["a", "d"]
+    assert copied == []

@@ -115,6 +115,12 @@ class Target:
     endpoint_url: str | None
     region: str | None
     profile: str | None
+    given_outputs: dict[str, str] | None = None  # e.g. a LocalCloud's, in-process
+
+    @classmethod
+    def local(cls, outputs: dict[str, str], region: str = "us-east-1") -> Target:
+        """The local runtime's stack, in this process (the demo, tests)."""
+        return cls(None, None, None, region, None, dict(outputs))
 
     @cached_property
     def aws(self) -> Any:
@@ -128,6 +134,8 @@ class Target:
 
     @cached_property
     def outputs(self) -> dict[str, str]:
+        if self.given_outputs is not None:
+            return self.given_outputs
         if self.outputs_file is not None:
             data = json.loads(self.outputs_file.read_text(encoding="utf-8"))
             return {str(k): str(v) for k, v in data.items()}
@@ -224,12 +232,22 @@ def apply(
 ) -> None:
     """Validate, store the definition and its templates, and create or update its schedule
     (enabled only when the status is `scheduled`)."""
-    t: Target = ctx.obj
-    campaigns, problems, where = _load_all(paths)
+    problems, applied = apply_files(ctx.obj, paths, by or getpass.getuser())
     if problems:
         _print_problems(problems)
         raise typer.Exit(code=1)
-    who = by or getpass.getuser()
+    for line in applied:
+        out.print(line)
+
+
+def apply_files(t: Target, paths: list[Path], by: str) -> tuple[list[str], list[str]]:
+    """Validate every campaign first, then store each (definition, templates, static list)
+    and bring its schedule in line. Returns (problems, what was applied): nothing is applied
+    when anything is wrong."""
+    campaigns, problems, where = _load_all(paths)
+    if problems:
+        return problems, []
+    applied = []
     for campaign in campaigns:
         if campaign.audience.customer_list:
             from kizuna.campaigns.engine import list_key
@@ -239,11 +257,11 @@ def apply(
                 Bucket=t.output("AnalyticsBucketName"),
                 Key=list_key(campaign.id),
                 Body=source.read_bytes(),
-                ServerSideEncryption="aws:kms",
             )
-        version = t.store.put_definition(campaign, _template_files(campaign), who, _now())
+        version = t.store.put_definition(campaign, _template_files(campaign), by, _now())
         t.schedules.put(campaign, campaign.status)
-        out.print(f"applied {campaign.id} (version {version}, {campaign.status})")
+        applied.append(f"applied {campaign.id} (version {version}, {campaign.status})")
+    return [], applied
 
 
 @campaigns_app.command("list")

@@ -120,6 +120,7 @@ def _print_summary(data: dict[str, object]) -> None:
         "segments",
         "lifecycle",
         "executions",
+        "occurrences",
         "dlq",
     ):
         table = Table(title=key, show_header=False)

@@ -1138,8 +1138,14 @@ class LocalCloud:
 
     # --- driving ---------------------------------------------------------------------------
     def wait_for_executions(self, timeout: float | None = None) -> None:
-        """Wait (real time) until every execution is finished or parked on the clock."""
-        deadline = time.monotonic() + (timeout if timeout is not None else self.execution_timeout)
+        """Wait (real time) until every execution is finished or parked on the clock.
+
+        Fails loudly, with the busy threads' stacks, when nothing has progressed (no AWS call,
+        no delivery) for ``timeout`` seconds: a long batch that keeps calling is not a hang.
+        """
+        limit = timeout if timeout is not None else self.execution_timeout
+        deadline = time.monotonic() + limit
+        progress = (self._activity, self.api_calls.total())
         delay = 0.0002
         while True:
             alive, busy = executions.survey(self.timeline)
@@ -1156,10 +1162,13 @@ class LocalCloud:
                 ):
                     return
             if time.monotonic() > deadline:
+                now = (self._activity, self.api_calls.total())
+                if now != progress:  # still working: give it another period
+                    progress, deadline = now, time.monotonic() + limit
+                    continue
                 busy = executions.busy_threads(self.timeline)
                 raise LocalCloudError(
-                    f"executions still busy after {timeout or self.execution_timeout}s: "
-                    + executions.describe(busy)
+                    f"executions made no progress for {limit}s: " + executions.describe(busy)
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.002)

@@ -448,6 +448,83 @@ def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
     return undo
 
 
+_TRANSACTION = threading.local()
+
+
+class _TableBackupShim:
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend: within a transaction
+    a table's "backup" is the table itself (no copy); anything else is copied as before."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        if getattr(_TRANSACTION, "active", False) and isinstance(value, Table):
+            return value
+        return copy.deepcopy(value, memo)
+
+
+def patch_dynamodb_transactions(host: PatchHost) -> Undo:
+    """TransactWriteItems backs up the items it touches, not whole tables.
+
+    moto's ``transact_write_items`` deep-copies every table named in the transaction, once
+    per action, to roll back on a cancellation: O(table size × actions) per call, and the
+    campaign batch's claims (transactions of up to 100 actions on the activity table) made a
+    5,000-customer campaign use 24 GB and minutes of CPU. This patch keeps a copy of each
+    touched item as it was, lets moto run with the table "backups" made free, and on a
+    cancellation puts every touched item back as it was (or deletes it if it was absent).
+    The outcome, the errors and the cancellation reasons are moto's own.
+    """
+    import moto.dynamodb.models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.__dict__["transact_write_items"]
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        touched: list[tuple[str, dict[str, Any], Any]] = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            if "Item" in op:
+                attrs = op["Item"]
+                key = {table.hash_key_attr: attrs.get(table.hash_key_attr)}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs.get(table.range_key_attr)
+            else:
+                key = op.get("Key") or {}
+            try:
+                before = self.get_item(table.name, key)
+            except Exception:  # noqa: S112 - moto raises the key error itself, in order
+                continue
+            touched.append((table.name, key, copy.deepcopy(before)))
+        _TRANSACTION.active = True
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table_name, key, before in reversed(touched):
+                if before is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, before.to_json()["Attributes"])
+            raise
+        finally:
+            _TRANSACTION.active = False
+
+    undo_copy = _swap(dynamodb_models, "copy", _TableBackupShim())
+    undo_transact = _swap(DynamoDBBackend, "transact_write_items", transact_write_items)
+
+    def undo() -> None:
+        undo_transact()
+        undo_copy()
+
+    return undo
+
+
 # --- SQS -----------------------------------------------------------------------------------
 def patch_sqs_message_clock(host: PatchHost) -> Undo:
     """SQS visibility checks read the wall clock cheaply (same values, ~10x faster).
@@ -696,6 +773,7 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_lambda_invoke,
     patch_dynamodb_item_responses,
     patch_dynamodb_query_candidates,
+    patch_dynamodb_transactions,
     patch_sqs_message_clock,
     patch_sqs_retention_check,
     patch_event_targets,
