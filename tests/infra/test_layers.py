@@ -165,6 +165,7 @@ def test_every_third_party_import_of_the_runtime_package_is_in_a_layer() -> None
     from importlib.metadata import packages_distributions
 
     distributions = packages_distributions()
+
     def norm(name: str) -> str:
         return name.lower().replace("_", "-")
 

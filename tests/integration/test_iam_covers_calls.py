@@ -72,7 +72,8 @@ def test_every_call_a_function_made_is_granted_to_its_role(
             continue  # the test's own calls (outside any function)
         for service, operation in counter:
             made[by_name[name]] |= {
-                f"{IAM_PREFIX[service]}:{action}" for action in AUTHORIZED_AS.get(operation, [operation])
+                f"{IAM_PREFIX[service]}:{action}"
+                for action in AUTHORIZED_AS.get(operation, [operation])
             }
     # the run exercised every kind of function that talks to AWS
     assert {lid for lid in made if "Score" in lid} and {lid for lid in made if "Send" in lid}
