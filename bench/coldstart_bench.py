@@ -58,6 +58,7 @@ ENVIRONMENT = {
     "PRODUCTS_TABLE": "products",
     "SNAPSHOTS_TABLE": "snapshots",
     "ANALYTICS_BUCKET": "analytics",
+    "CAMPAIGNS_TABLE": "campaigns",
     "EVENT_BUS_NAME": "kizuna",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
     "JOURNEY_ARN_PREFIX": "arn:aws:states:us-east-1:123456789012:stateMachine:Kizuna-",
@@ -79,8 +80,9 @@ FACTORIES: dict[str, tuple[str, ...]] = {
     "send": ("send_service",),
     "feedback": ("feedback_service",),
     "unsubscribe": ("unsubscribe_service",),
+    "campaign": ("campaign_service",),
 }
-NEEDS_SECRET = {"send", "unsubscribe"}  # read the signing key from Secrets Manager: stubbed
+NEEDS_SECRET = {"send", "unsubscribe", "campaign"}  # read the signing key from Secrets Manager: stubbed
 
 PROBE = """
 import importlib, json, sys, time

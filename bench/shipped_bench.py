@@ -43,6 +43,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "evaluate": ("programs", "segments"),
     "journey": ("programs", "segments"),
     "send": ("programs", "templates"),
+    "campaign": ("templates", "segments"),
 }
 COMMON_REQUIREMENTS = "layers/requirements.txt"
 # The score function's own layer (kizuna_infra.layers.Layers.scoring), where it exists.
