@@ -354,3 +354,78 @@ def pipeline_costs(pipe: Mapping[str, Any], prices: Prices) -> dict[str, Any]:
         },
         "prices_read": prices.read,
     }
+
+
+# -- a campaign run (bench/campaign_bench.py) ---------------------------------------------------
+@dataclass(frozen=True)
+class S3RequestPrices:
+    """S3 Standard request prices, USD per request (us-east-1; not in prices.yaml yet).
+
+    https://aws.amazon.com/s3/pricing/ as published ($0.005 per 1,000 PUT, COPY, POST or
+    LIST requests; $0.0004 per 1,000 GET and other requests), written down 2026-11-24."""
+
+    put_copy_post_list: float = 0.005 / 1000
+    get_and_other: float = 0.0004 / 1000
+
+
+S3_PRICES = S3RequestPrices()
+S3_PUT_TIER = ("PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2")
+
+
+def campaign_costs(
+    run: Mapping[str, Any], prices: Prices, s3: S3RequestPrices = S3_PRICES
+) -> dict[str, Any]:
+    """Platform USD per 1M delivered messages, by service, of a measured send path: the
+    campaign function's run (or the journey path measured beside it), channel fees excluded.
+
+    ``run`` holds, for the functions of the path: ``invocations``, ``handler_seconds``,
+    ``memory_mb`` and ``architecture`` by function; ``calls`` by ``service:Operation``;
+    ``items`` (``dynamodb:Op`` and ``events:PutEvents`` -> calls, items, strong);
+    ``transitions`` (``states_entered``); ``delivered``; optionally ``trigger_events`` (events
+    put on the bus to start the path, fed to ``queue_fed`` functions through SQS).
+    """
+    usage = Usage()
+    architecture: Mapping[str, str] = run.get("architecture", {})
+    for fn, n in run["invocations"].items():
+        if n:
+            usage.functions[fn] = FunctionUse(
+                invocations=float(n),
+                mean_ms=1000 * float(run["handler_seconds"].get(fn, 0.0)) / float(n),
+                memory_mb=int(run["memory_mb"].get(fn, 128)),
+                architecture=str(architecture.get(fn, "arm64")),
+            )
+    items: Mapping[str, Mapping[str, float]] = run.get("items", {})
+    usage.dynamodb = _op_counts(items)
+    triggers = float(run.get("trigger_events", 0))
+    usage.eventbridge_events = float(items.get("events:PutEvents", {}).get("items", 0)) + triggers
+    for fn in QUEUE_FED:
+        n = float(run["invocations"].get(fn, 0))
+        if n:
+            usage.sqs_requests += triggers + 2 * n
+    usage.transitions = float(run["transitions"]["states_entered"])
+    costs = cost_by_service(usage, prices)
+    costs.pop("channel fees")
+    put_tier = get_tier = 0.0
+    for key, n in run["calls"].items():
+        service, operation = key.split(":", 1)
+        if service == "s3":
+            if operation in S3_PUT_TIER:
+                put_tier += float(n)
+            else:
+                get_tier += float(n)
+    costs["S3 requests"] = put_tier * s3.put_copy_post_list + get_tier * s3.get_and_other
+    delivered = float(run["delivered"])
+    return {
+        "per_million_messages": per_million(costs, delivered),
+        "units": {
+            "delivered": delivered,
+            "transitions": usage.transitions,
+            "s3_put_list_requests": put_tier,
+            "s3_get_requests": get_tier,
+            "eventbridge_events": usage.eventbridge_events,
+            "lambda_gb_seconds": sum(
+                u.invocations * u.mean_ms / 1000 * u.memory_mb / 1024
+                for u in usage.functions.values()
+            ),
+        },
+    }

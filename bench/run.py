@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import (  # noqa: E402
+    campaign_bench,
     coldstart_bench,
     cost_model,
     hotpath_bench,
@@ -433,6 +434,72 @@ def _md_cost(c: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _md_campaign(cp: dict[str, Any]) -> list[str]:
+    c, j, f = cp["campaign"], cp["journey"], cp["figures"]
+
+    def num(value: float) -> str:
+        return f"{value:.4f}" if value < 10 else f"{value:,.2f}"
+
+    lines = [
+        f"## A campaign of {cp['recipients']:,} recipients, beside the journey path",
+        "",
+        f"`bench/campaign_bench.py`: {cp['recipients']:,} repeat buyers (Tokyo, email "
+        "consented) seeded in the customers table, a one-off email campaign applied with "
+        "`kizuna campaigns apply` and fired by its schedule on virtual time, through the "
+        "campaign state machine and the campaign function. Beside it, in the same run, "
+        f"{cp['journey_sample']} of the same recipients enter `{campaign_bench.JOURNEY_PROGRAM}` "
+        "(a `customer.segment_changed` each): evaluate, one journey execution and one send "
+        "per customer. Wall time: campaign "
+        f"{c['wall_seconds']:.0f} s ({c['delivered']:,} emails), journey path "
+        f"{j['wall_seconds']:.0f} s ({j['delivered']:,} emails); set-up "
+        f"{cp['setup_seconds']:.0f} s.",
+        "",
+        "| per delivered message | campaign | journey path | campaign / journey | goal |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    labels = {
+        "calls_per_message": "AWS API calls (provider call included)",
+        "transitions_per_message": "Step Functions states entered",
+        "usd_per_million": "platform USD per 1M emails, on top of SES",
+    }
+    for key, label in labels.items():
+        x = f[key]
+        r = "-" if x["ratio"] is None else f"{x['ratio']:.3f}"
+        lines.append(
+            f"| {label} | {num(x['campaign'])} | {num(x['journey'])} | {r} | <= {x['goal']} |"
+        )
+    lines += ["", "| path | calls per delivered message, by operation |", "| --- | --- |"]
+    for name, side in (("campaign", c), ("journey path", j)):
+        ops = campaign_bench.per_message(side["calls"], int(side["delivered"]))
+        lines.append(f"| {name} | {', '.join(f'{k} {v:.3f}' for k, v in ops.items())} |")
+    lines += [
+        "",
+        "| service (USD per 1M emails) | campaign | journey path |",
+        "| --- | --- | --- |",
+    ]
+    for svc, value in c["cost"]["per_million_messages"].items():
+        other = j["cost"]["per_million_messages"].get(svc)
+        label = f"**{svc}**" if svc == "total" else svc
+        lines.append(f"| {label} | {_usd(value)} | {_usd(other)} |")
+    t = c["transitions"]
+    return [
+        *lines,
+        "",
+        f"- States entered: the campaign execution's history ({t['states_entered_parent']}) "
+        f"and its Distributed Map children's ({t['states_entered_children']}, over "
+        f"{t['map_runs']} map runs; moto keeps the children's events apart, the bench records "
+        "them as they are added); the journey path's, its executions' histories.",
+        "- Calls: every AWS call the campaign function made (prepare, freeze, plan, send "
+        "batches, complete; SendEmail included); for the journey path, evaluate's, the "
+        "journey helper's and send's. Cost: `cost_model.campaign_costs` (Lambda at the "
+        "template's memory and the mean handler time measured on moto; DynamoDB units of the "
+        "items of each call, TransactWriteItems 2 WRU an item; S3 requests; EventBridge "
+        "entries, the journey path's trigger events included; SQS for evaluate's queue; "
+        "transitions); SES's own fee excluded.",
+        "",
+    ]
+
+
 def _kept_notes(path: Path) -> list[str]:
     """Hand-written ``## Notes…`` sections of the existing file, kept when regenerating."""
     if not path.exists():
@@ -455,6 +522,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         lines += _md_pipeline(results["pipeline"])
     if results.get("cost"):
         lines += _md_cost(results["cost"])
+    if results.get("campaign"):
+        lines += _md_campaign(results["campaign"])
     if results.get("transitions"):
         lines += _md_transitions(results)
     if results.get("hotpath"):
@@ -481,6 +550,7 @@ SECTIONS = (
     "coldstart",
     "shipped",
     "hotpath",
+    "campaign",
 )
 DOCS = ROOT / "docs" / "PERFORMANCE.md"
 QUICK_OUT = ROOT / "out" / "PERFORMANCE.quick.md"
@@ -558,6 +628,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=None)
     parser.add_argument("--days", type=int, default=None)
     parser.add_argument(
+        "--campaign-recipients",
+        type=int,
+        default=None,
+        help="campaign section: recipients (default 100,000; QUICK: 1,000)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help=f"markdown (default {DOCS}; QUICK: {QUICK_OUT})"
     )
     parser.add_argument(
@@ -622,6 +698,10 @@ def main() -> None:
             *((300, 10, 50) if args.quick else (3_000, 30, 300)),
             render=results.get("render"),
             scoring=results.get("scoring"),
+        )
+    if "campaign" in only:
+        results["campaign"] = campaign_bench.run(
+            args.campaign_recipients or (1_000 if args.quick else 100_000)
         )
     results["cost"] = cost_section(results.get("pipeline"))
     write_markdown(results, out_md)
