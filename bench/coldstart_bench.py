@@ -82,7 +82,8 @@ FACTORIES: dict[str, tuple[str, ...]] = {
     "unsubscribe": ("unsubscribe_service",),
     "campaign": ("campaign_service",),
 }
-NEEDS_SECRET = {"send", "unsubscribe", "campaign"}  # read the signing key from Secrets Manager: stubbed
+# these read the signing key from Secrets Manager: stubbed
+NEEDS_SECRET = {"send", "unsubscribe", "campaign"}
 
 PROBE = """
 import importlib, json, sys, time

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kizuna.delivery.channels import Channel
+from kizuna.delivery.templates import Renderer
 from kizuna.events.envelope import ParsedEvent, parse_inbound
+from kizuna.ports import Inbound
+from kizuna.programs.loader import load_programs
+from kizuna.programs.model import Program
+from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.contracts import SendRequest
+from kizuna.services.send import SendService, SendStore
+from kizuna_tools.fakes import MemoryInbound
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
+ROOT = Path(__file__).resolve().parents[1]
+NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
 
 
 def envelope(
@@ -113,4 +126,42 @@ def sample_program(*steps: str) -> str:
     return (
         "id: sample\nname: Sample\ntrigger: {event: customer.first_purchase}\nsteps:\n"
         + "".join(f"  - {step}\n" for step in lines)
+    )
+
+
+def send_service(
+    store: SendStore,
+    channels: Mapping[str, Channel],
+    clock: Clock,
+    *,
+    inbound: Inbound | None = None,
+    programs: Sequence[Program] | None = None,
+    **options: Any,
+) -> SendService:
+    """The journeys' Send task over the repository's programs and templates, the default
+    configuration, a fixed coupon secret and no sleeping between retries."""
+    if programs is None:
+        programs, _ = load_programs(ROOT / "programs")
+    return SendService(
+        programs,
+        store,
+        Renderer(ROOT / "templates"),
+        channels,
+        inbound or MemoryInbound(),
+        KizunaConfig(),
+        clock,
+        coupon_secret=b"k" * 32,
+        sleep=lambda _: None,
+        **options,
+    )
+
+
+def journey_send(customer_id: str, execution: str) -> SendRequest:
+    """The coupon step of the second-purchase program, entered a day before ``T0``'s noon."""
+    return SendRequest(
+        program="second-purchase-coupon",
+        step="coupon",
+        customer_id=customer_id,
+        execution=execution,
+        entered_at=NOON - timedelta(days=1),
     )

@@ -32,13 +32,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_events as events
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -46,15 +43,22 @@ from constructs import Construct
 from kizuna.runtime.settings import (
     ENV_ANALYTICS_BUCKET,
     ENV_CAMPAIGNS_TABLE,
-    ENV_EVENT_BUS_NAME,
-    ENV_KIZUNA_CONFIG,
 )
 from kizuna.services.contracts import CAMPAIGN_PAUSED_ERROR
 from kizuna_infra import names
-from kizuna_infra.data import DataTables
-from kizuna_infra.delivery import SMS_ACTIONS, Delivery
-from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, SharedProps
-from kizuna_infra.queues import dead_letter_queue
+from kizuna_infra.delivery import Delivery
+from kizuna_infra.functions import (
+    DEFAULT_LOG_RETENTION,
+    KizunaFunction,
+    Wiring,
+)
+from kizuna_infra.schedules import scheduler_role_and_queue
+from kizuna_infra.states import (
+    Retry,
+    lambda_invoke,
+    standard_state_machine,
+    state_machine_log_group,
+)
 
 CAMPAIGN_TIMEOUT = Duration.minutes(5)
 CAMPAIGN_MEMORY_MB = 1024
@@ -63,15 +67,12 @@ RUN_TIMEOUT = Duration.days(7)
 FREEZE_MAX_CONCURRENCY = 16  # scan segments frozen at once: bounds the read rate on customers
 SEND_MAX_CONCURRENCY = 10  # chunks sent at once: with the chunk size and pacing, the send rate
 # While a campaign is paused SendBatch raises CampaignPaused: retried every minute, for a day.
-PAUSED_RETRY_INTERVAL = Duration.seconds(60)
-PAUSED_MAX_ATTEMPTS = 1_440
+PAUSED_RETRY = Retry((CAMPAIGN_PAUSED_ERROR,), Duration.seconds(60), 1_440, backoff_rate=1)
 # Every action of the campaign function is idempotent (claims per occurrence and customer,
 # fixed manifest keys): a failed invocation is retried with backoff.
-TASK_RETRY_ATTEMPTS = 3
-TASK_RETRY_INTERVAL = Duration.seconds(10)
-THROTTLE_RETRY_ATTEMPTS = 6
-THROTTLE_RETRY_INTERVAL = Duration.seconds(2)
+TASK_RETRY = Retry((sfn.Errors.TASKS_FAILED,), Duration.seconds(10), 3)
 LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
+THROTTLE_RETRY = Retry((LAMBDA_THROTTLED,), Duration.seconds(2), 6)
 
 
 def schedule_group_name(stack: Stack) -> str:
@@ -86,10 +87,8 @@ class Campaigns(Construct):
 
     Keyword arguments:
         delivery: the send function's construct; the campaign function sends through the
-            same SES identity and configuration set, signing secret and unsubscribe URL.
-        email_from, push_application_id, line_token_secret_arn, line_token_parameter,
-        sms_sender_id: the channel settings the send function gets (see
-            :class:`~kizuna_infra.delivery.Delivery`).
+            same channels, SES identity and configuration set, signing secret and
+            unsubscribe URL, with the same settings and grants.
         templates_dir, segments_dir: bundled next to the handler (``templates/`` always,
             ``segments/`` when the folder exists).
     """
@@ -99,23 +98,15 @@ class Campaigns(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        bus: events.IEventBus,
-        tables: DataTables,
-        shared: SharedProps,
+        wiring: Wiring,
         delivery: Delivery,
         templates_dir: Path | None = None,
         segments_dir: Path | None = None,
-        config_json: str = "{}",
-        email_from: str = names.DEFAULT_EMAIL_FROM,
-        push_application_id: str = "",
-        line_token_secret_arn: str = "",
-        line_token_parameter: str = "",
-        sms_sender_id: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
-        source_root = shared["source_root"]
-        self.tracing = shared.get("tracing", False)
-        log_retention = shared.get("log_retention", DEFAULT_LOG_RETENTION)
+        source_root = wiring.shared["source_root"]
+        self.tracing = wiring.shared.get("tracing", False)
+        log_retention = wiring.shared.get("log_retention", DEFAULT_LOG_RETENTION)
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
         segments_dir = segments_dir or source_root / names.SEGMENTS_DIR
         data_dirs = {names.TEMPLATES_DIR: templates_dir}
@@ -129,36 +120,26 @@ class Campaigns(Construct):
             names.CAMPAIGN_FUNCTION_ID,
             folder=names.CAMPAIGN_FUNCTION_NAME,
             description="Kizuna campaign: freeze audiences, plan, send in batches, complete",
-            environment={
-                **tables.environment,
-                ENV_CAMPAIGNS_TABLE: tables.campaigns.table_name,
-                ENV_ANALYTICS_BUCKET: tables.analytics.bucket_name,
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_KIZUNA_CONFIG: config_json,
-                names.ENV_SIGNING_SECRET_ARN: delivery.signing_secret.secret_arn,
-                names.ENV_EMAIL_FROM: email_from,
-                names.ENV_SES_CONFIGURATION_SET: (
-                    delivery.configuration_set.configuration_set_name
-                ),
-                names.ENV_UNSUBSCRIBE_URL: delivery.unsubscribe_url.url,
-                names.ENV_PUSH_APPLICATION_ID: push_application_id,
-                names.ENV_LINE_TOKEN_SECRET_ARN: line_token_secret_arn,
-                names.ENV_LINE_TOKEN_PARAMETER: line_token_parameter,
-                names.ENV_SMS_SENDER_ID: sms_sender_id,
-            },
+            environment=wiring.environment(
+                {
+                    ENV_CAMPAIGNS_TABLE: wiring.tables.campaigns.table_name,
+                    ENV_ANALYTICS_BUCKET: wiring.tables.analytics.bucket_name,
+                    **delivery.channel_environment(),
+                },
+            ),
             extras=data_dirs,
             timeout=CAMPAIGN_TIMEOUT,
             memory_size=CAMPAIGN_MEMORY_MB,
-            **shared,
+            **wiring.shared,
         )
         function = self.campaign.function
         # Freeze: a parallel scan of the customers; send: one BatchGetItem per 100.
-        tables.customers.grant(
+        wiring.tables.customers.grant(
             function, "dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:GetItem"
         )
         # Caps and consent history, ledger rows, and the exactly-once claims written in
         # batches (TransactWriteItems is authorized per item: Put/Update/ConditionCheck).
-        tables.activity.grant(
+        wiring.tables.activity.grant(
             function,
             "dynamodb:BatchGetItem",
             "dynamodb:Query",
@@ -167,55 +148,22 @@ class Campaigns(Construct):
             "dynamodb:BatchWriteItem",
             "dynamodb:ConditionCheckItem",
         )
-        tables.campaigns.grant_read_write_data(function)
+        wiring.tables.campaigns.grant_read_write_data(function)
         # Manifests and chunk files under campaigns/ only.
-        objects = tables.analytics.arn_for_objects(f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*")
+        objects = wiring.tables.analytics.arn_for_objects(f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*")
         iam.Grant.add_to_principal(
             grantee=function, actions=["s3:GetObject", "s3:PutObject"], resource_arns=[objects]
         )
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
-                resources=[tables.analytics.bucket_arn],
+                resources=[wiring.tables.analytics.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": [f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*"]}},
             )
         )
-        bus.grant_put_events_to(function)
+        wiring.bus.grant_put_events_to(function)
         # Delivery: as the send function is granted.
-        iam.Grant.add_to_principal(
-            grantee=function,
-            actions=["ses:SendEmail", "ses:SendRawEmail"],
-            resource_arns=[delivery.ses_identity_arn, delivery.configuration_set_arn],
-        )
-        if push_application_id:
-            iam.Grant.add_to_principal(
-                grantee=function,
-                actions=["mobiletargeting:SendMessages"],
-                resource_arns=[
-                    stack.format_arn(
-                        service="mobiletargeting",
-                        resource="apps",
-                        resource_name=f"{push_application_id}/messages",
-                    )
-                ],
-            )
-        if line_token_secret_arn:
-            secretsmanager.Secret.from_secret_complete_arn(
-                self, "LineTokenSecret", line_token_secret_arn
-            ).grant_read(function)
-        if line_token_parameter:
-            ssm.StringParameter.from_secure_string_parameter_attributes(
-                self, "LineTokenParameter", parameter_name=line_token_parameter
-            ).grant_read(function)
-        delivery.signing_secret.grant_read(function)
-        # SMS goes to phone numbers, which are not IAM resources: a policy of its own, so its
-        # "*" is acknowledged on exactly this statement.
-        self.sms_policy = iam.Policy(
-            self.campaign,
-            names.CAMPAIGN_SMS_POLICY_ID,
-            roles=[self.campaign.role],
-            statements=[iam.PolicyStatement(actions=list(SMS_ACTIONS), resources=["*"])],
-        )
+        self.sms_policy = delivery.grant_sending(self.campaign, names.CAMPAIGN_SMS_POLICY_ID)
 
         # --- The state machine -------------------------------------------------------------
         self.state_machine = self._state_machine(stack, log_retention)
@@ -230,21 +178,11 @@ class Campaigns(Construct):
             resource="schedule-group",
             resource_name=self.schedule_group_name,
         )
-        self.dead_letter_queue = dead_letter_queue(self, names.SCHEDULE_DLQ_ID)
         # Only schedules of this account's campaign group may assume the role.
-        self.scheduler_role = iam.Role(
+        self.scheduler_role, self.dead_letter_queue = scheduler_role_and_queue(
             self,
-            names.SCHEDULER_ROLE_ID,
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {
-                        "aws:SourceAccount": Aws.ACCOUNT_ID,
-                        "aws:SourceArn": self.schedule_group_arn,
-                    }
-                },
-            ),
             description="EventBridge Scheduler starting campaign occurrences",
+            schedule_group_arn=self.schedule_group_arn,
         )
         self.state_machine.grant_start_execution(self.scheduler_role)
         # Scheduler dead-letters an undeliverable occurrence as this role (SendMessage only).
@@ -370,31 +308,23 @@ class Campaigns(Construct):
         freeze.next(no_plan).next(plan).next(route)
         definition = prepare.next(should_run)
 
-        self.log_group = logs.LogGroup(
+        self.log_group = state_machine_log_group(
             self,
             names.CAMPAIGN_LOG_GROUP_ID,
-            log_group_name=(
+            name=(
                 f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{stack.stack_name}"
                 f"{names.CAMPAIGN_LOG_GROUP_SUFFIX}"
             ),
             retention=log_retention,
-            # Named (vended logs), so a retained group would block re-creating the stack;
-            # execution data (customer ids in chunks' keys) is not logged.
-            removal_policy=RemovalPolicy.DESTROY,
         )
-        return sfn.StateMachine(
+        return standard_state_machine(
             self,
             names.CAMPAIGN_STATE_MACHINE_ID,
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            log_group=self.log_group,
+            tracing=self.tracing,
             comment="Kizuna campaigns: one occurrence of any campaign, sent in batches",
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             timeout=RUN_TIMEOUT,
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                include_execution_data=False,
-            ),
-            tracing_enabled=self.tracing,
         )
 
     def _invoke(
@@ -411,33 +341,15 @@ class Campaigns(Construct):
         input). Lambda's own errors (CDK's service-exception retry, and throttling) are
         retried with backoff; so is a failed invocation, every action being idempotent.
         SendBatch also retries ``CampaignPaused`` every minute for a day."""
-        task = tasks.LambdaInvoke(
+        paused = (PAUSED_RETRY,) if state_id == names.CAMPAIGN_SEND_BATCH_STATE else ()
+        return lambda_invoke(
             self,
             state_id,
-            lambda_function=self.campaign.function,
-            payload=sfn.TaskInput.from_object(payload) if payload is not None else None,
-            payload_response_only=payload_only,
+            self.campaign.function,
+            payload,
+            retries=(THROTTLE_RETRY, *paused, TASK_RETRY),
             output_path=output_path,
             result_path=result_path,
             result_selector=result_selector,
+            payload_only=payload_only,
         )
-        task.add_retry(
-            errors=[LAMBDA_THROTTLED],
-            interval=THROTTLE_RETRY_INTERVAL,
-            max_attempts=THROTTLE_RETRY_ATTEMPTS,
-            backoff_rate=2,
-        )
-        if state_id == names.CAMPAIGN_SEND_BATCH_STATE:
-            task.add_retry(
-                errors=[CAMPAIGN_PAUSED_ERROR],
-                interval=PAUSED_RETRY_INTERVAL,
-                max_attempts=PAUSED_MAX_ATTEMPTS,
-                backoff_rate=1,
-            )
-        task.add_retry(
-            errors=[sfn.Errors.TASKS_FAILED],
-            interval=TASK_RETRY_INTERVAL,
-            max_attempts=TASK_RETRY_ATTEMPTS,
-            backoff_rate=2,
-        )
-        return task

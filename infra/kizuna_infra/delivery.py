@@ -27,12 +27,10 @@ from constructs import Construct
 
 from kizuna.runtime.settings import (
     ENV_EVENT_BUS_NAME,
-    ENV_KIZUNA_CONFIG,
     ENV_PRODUCTS_TABLE,
 )
 from kizuna_infra import names
-from kizuna_infra.data import DataTables
-from kizuna_infra.functions import KizunaFunction, SharedProps
+from kizuna_infra.functions import KizunaFunction, Wiring
 from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
 from kizuna_infra.schedules import DEFAULT_TIME_ZONE, ScheduledInvocations
 
@@ -87,9 +85,7 @@ class Feedback(QueuedFunction):
         construct_id: str,
         *,
         default_bus: events.IEventBus,
-        bus: events.IEventBus,
-        tables: DataTables,
-        shared: SharedProps,
+        wiring: Wiring,
         max_receive_count: int,
         schedule_time_zone: TimeZone,
     ) -> None:
@@ -98,10 +94,13 @@ class Feedback(QueuedFunction):
             construct_id,
             folder=names.FEEDBACK_FUNCTION_NAME,
             description="Kizuna feedback: bounces, complaints, opt-outs -> suppression, ledger",
-            environment={**tables.environment, ENV_EVENT_BUS_NAME: bus.event_bus_name},
+            environment={
+                **wiring.tables.environment,
+                ENV_EVENT_BUS_NAME: wiring.bus.event_bus_name,
+            },
             timeout=FEEDBACK_TIMEOUT,
             max_receive_count=max_receive_count,
-            **shared,
+            **wiring.shared,
         )
         self.rule = self.add_rule(
             names.FEEDBACK_RULE_ID,
@@ -111,9 +110,9 @@ class Feedback(QueuedFunction):
                 source=[SES_SOURCE], detail_type=list(SES_DETAIL_TYPES)
             ),
         )
-        bus.grant_put_events_to(self.function)
-        tables.customers.grant_read_data(self.function)
-        tables.activity.grant_read_write_data(self.function)
+        wiring.bus.grant_put_events_to(self.function)
+        wiring.tables.customers.grant_read_data(self.function)
+        wiring.tables.activity.grant_read_write_data(self.function)
 
         # --- Daily sweep of SMS opt-outs (SNS keeps the list; nothing is pushed) -----------
         self.schedules = ScheduledInvocations(self, "Schedules", function=self.function)
@@ -160,12 +159,9 @@ class Delivery(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        bus: events.IEventBus,
-        tables: DataTables,
-        shared: SharedProps,
+        wiring: Wiring,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
-        config_json: str = "{}",
         email_from: str = names.DEFAULT_EMAIL_FROM,
         ses_identity: str | None = None,
         push_application_id: str = "",
@@ -177,13 +173,15 @@ class Delivery(Construct):
         schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
     ) -> None:
         super().__init__(scope, construct_id)
-        programs_dir = programs_dir or shared["source_root"] / names.PROGRAMS_DIR
-        templates_dir = templates_dir or shared["source_root"] / names.TEMPLATES_DIR
+        programs_dir = programs_dir or wiring.shared["source_root"] / names.PROGRAMS_DIR
+        templates_dir = templates_dir or wiring.shared["source_root"] / names.TEMPLATES_DIR
         self.email_from = email_from
         self.ses_identity = ses_identity or email_domain(email_from)
         self.push_application_id = push_application_id
         self.line_token_secret_arn = line_token_secret_arn
-        self.tracing = shared.get("tracing", False)
+        self.line_token_parameter = line_token_parameter
+        self.sms_sender_id = sms_sender_id
+        self.tracing = wiring.shared.get("tracing", False)
         stack = Stack.of(self)
 
         # --- Signing secret (HMAC key of coupon codes and unsubscribe tokens) ---------------
@@ -229,11 +227,11 @@ class Delivery(Construct):
             folder=names.UNSUBSCRIBE_FUNCTION_NAME,
             description="Kizuna unsubscribe: one-click links (RFC 8058) from messages",
             environment={
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
+                ENV_EVENT_BUS_NAME: wiring.bus.event_bus_name,
                 names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
             },
             timeout=UNSUBSCRIBE_TIMEOUT,
-            **shared,
+            **wiring.shared,
         )
         # No IAM auth: a one-click unsubscribe link in an email (and the mail provider's
         # RFC 8058 POST) must work without credentials. The signed token in the URL is the
@@ -245,7 +243,7 @@ class Delivery(Construct):
             auth_type=lambda_.FunctionUrlAuthType.NONE,
         )
         self.signing_secret.grant_read(self.unsubscribe.function)
-        bus.grant_put_events_to(self.unsubscribe.function)
+        wiring.bus.grant_put_events_to(self.unsubscribe.function)
 
         # --- Send -----------------------------------------------------------------------------
         self.send = KizunaFunction(
@@ -253,77 +251,87 @@ class Delivery(Construct):
             names.SEND_CONSTRUCT_ID,
             folder=names.SEND_FUNCTION_NAME,
             description="Kizuna send: contact policy, render, deliver, ledger",
-            environment={
-                **tables.environment,
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_KIZUNA_CONFIG: config_json,
-                names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
-                names.ENV_EMAIL_FROM: email_from,
-                names.ENV_SES_CONFIGURATION_SET: self.configuration_set.configuration_set_name,
-                names.ENV_UNSUBSCRIBE_URL: self.unsubscribe_url.url,
-                names.ENV_PUSH_APPLICATION_ID: push_application_id,
-                names.ENV_LINE_TOKEN_SECRET_ARN: line_token_secret_arn,
-                names.ENV_LINE_TOKEN_PARAMETER: line_token_parameter,
-                names.ENV_SMS_SENDER_ID: sms_sender_id,
-                ENV_PRODUCTS_TABLE: tables.products.table_name,
-            },
+            environment=wiring.environment(
+                {
+                    **self.channel_environment(),
+                    ENV_PRODUCTS_TABLE: wiring.tables.products.table_name,
+                },
+            ),
             extras={names.PROGRAMS_DIR: programs_dir, names.TEMPLATES_DIR: templates_dir},
             timeout=SEND_TIMEOUT,
             memory_size=SEND_MEMORY_MB,
-            **shared,
+            **wiring.shared,
         )
         send = self.send.function
         # recommendations: the last order's products and the best sellers, one BatchGetItem
-        tables.products.grant(send, "dynamodb:BatchGetItem")
-        iam.Grant.add_to_principal(
-            grantee=send,
-            actions=["ses:SendEmail", "ses:SendRawEmail"],
-            resource_arns=[self.ses_identity_arn, self.configuration_set_arn],
-        )
-        if push_application_id:
-            iam.Grant.add_to_principal(
-                grantee=send,
-                actions=["mobiletargeting:SendMessages"],
-                resource_arns=[
-                    stack.format_arn(
-                        service="mobiletargeting",
-                        resource="apps",
-                        resource_name=f"{push_application_id}/messages",
-                    )
-                ],
-            )
-        if line_token_secret_arn:
-            secretsmanager.Secret.from_secret_complete_arn(
-                self, "LineTokenSecret", line_token_secret_arn
-            ).grant_read(send)
-        if line_token_parameter:
-            ssm.StringParameter.from_secure_string_parameter_attributes(
-                self, "LineTokenParameter", parameter_name=line_token_parameter
-            ).grant_read(send)
-        self.signing_secret.grant_read(send)
-        tables.customers.grant_read_data(send)
-        tables.activity.grant_read_write_data(send)
-        bus.grant_put_events_to(send)
-        # SMS goes to phone numbers, which are not IAM resources: sns:Publish (and the
-        # opt-out check before it) need "*". A policy of its own, so that "*" is acknowledged
-        # on exactly this statement.
-        self.sms_policy = iam.Policy(
-            self.send,
-            names.SMS_POLICY_ID,
-            roles=[self.send.role],
-            statements=[iam.PolicyStatement(actions=list(SMS_ACTIONS), resources=["*"])],
-        )
+        wiring.tables.products.grant(send, "dynamodb:BatchGetItem")
+        self.sms_policy = self.grant_sending(self.send, names.SMS_POLICY_ID)
+        wiring.tables.customers.grant_read_data(send)
+        wiring.tables.activity.grant_read_write_data(send)
+        wiring.bus.grant_put_events_to(send)
 
         # --- Feedback ---------------------------------------------------------------------------
         self.feedback = Feedback(
             self,
             names.FEEDBACK_CONSTRUCT_ID,
             default_bus=self.default_bus,
-            bus=bus,
-            tables=tables,
-            shared=shared,
+            wiring=wiring,
             max_receive_count=max_receive_count,
             schedule_time_zone=schedule_time_zone,
+        )
+
+    def channel_environment(self) -> dict[str, str]:
+        """The settings of a function that sends messages: signing secret, sender, SES
+        configuration set, unsubscribe URL and the channels' ids and tokens."""
+        return {
+            names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
+            names.ENV_EMAIL_FROM: self.email_from,
+            names.ENV_SES_CONFIGURATION_SET: self.configuration_set.configuration_set_name,
+            names.ENV_UNSUBSCRIBE_URL: self.unsubscribe_url.url,
+            names.ENV_PUSH_APPLICATION_ID: self.push_application_id,
+            names.ENV_LINE_TOKEN_SECRET_ARN: self.line_token_secret_arn,
+            names.ENV_LINE_TOKEN_PARAMETER: self.line_token_parameter,
+            names.ENV_SMS_SENDER_ID: self.sms_sender_id,
+        }
+
+    def grant_sending(self, sender: KizunaFunction, sms_policy_id: str) -> iam.Policy:
+        """Lets ``sender`` send on every channel configured here (SES through this identity
+        and configuration set, push, LINE, SMS) and read the signing secret. SMS goes to
+        phone numbers, which are not IAM resources: sns:Publish (and the opt-out check
+        before it) need "*", in a policy of its own (``sms_policy_id``, returned) so that
+        "*" is acknowledged on exactly this statement."""
+        function = sender.function
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["ses:SendEmail", "ses:SendRawEmail"],
+            resource_arns=[self.ses_identity_arn, self.configuration_set_arn],
+        )
+        if self.push_application_id:
+            iam.Grant.add_to_principal(
+                grantee=function,
+                actions=["mobiletargeting:SendMessages"],
+                resource_arns=[
+                    Stack.of(self).format_arn(
+                        service="mobiletargeting",
+                        resource="apps",
+                        resource_name=f"{self.push_application_id}/messages",
+                    )
+                ],
+            )
+        if self.line_token_secret_arn:
+            secretsmanager.Secret.from_secret_complete_arn(
+                sender, "LineTokenSecret", self.line_token_secret_arn
+            ).grant_read(function)
+        if self.line_token_parameter:
+            ssm.StringParameter.from_secure_string_parameter_attributes(
+                sender, "LineTokenParameter", parameter_name=self.line_token_parameter
+            ).grant_read(function)
+        self.signing_secret.grant_read(function)
+        return iam.Policy(
+            sender,
+            sms_policy_id,
+            roles=[sender.role],
+            statements=[iam.PolicyStatement(actions=list(SMS_ACTIONS), resources=["*"])],
         )
 
     @property

@@ -19,17 +19,21 @@ import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NotRequired, TypedDict, Unpack, cast
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, Duration, ILocalBundling
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from kizuna.runtime.settings import ENV_EVENT_BUS_NAME, ENV_KIZUNA_CONFIG
 from kizuna_infra import names
+from kizuna_infra.data import DataTables
 from kizuna_infra.layers import local_only
 
 DEFAULT_TIMEOUT = Duration.seconds(30)
@@ -121,6 +125,27 @@ class FunctionProps(SharedProps):
     extras: NotRequired[Mapping[str, Path] | None]  # bundled next to handler.py
     timeout: NotRequired[Duration]
     memory_size: NotRequired[int]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What every construct of one Kizuna app is built with: the bus, the tables, what its
+    functions share, and the Kizuna configuration as the ``KIZUNA_CONFIG`` JSON string."""
+
+    bus: events.IEventBus
+    tables: DataTables
+    shared: SharedProps
+    config_json: str = "{}"
+
+    def environment(self, more: Mapping[str, str] | None = None) -> dict[str, str]:
+        """What most functions read: the customers and activity tables, the bus, the
+        configuration, and ``more``."""
+        return {
+            **self.tables.environment,
+            ENV_EVENT_BUS_NAME: self.bus.event_bus_name,
+            ENV_KIZUNA_CONFIG: self.config_json,
+            **(more or {}),
+        }
 
 
 class KizunaFunction(Construct):

@@ -14,14 +14,15 @@ from constructs import Construct
 
 from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.runtime.settings import (
-    ENV_EVENT_BUS_NAME,
     ENV_JOURNEY_ARN_PREFIX,
-    ENV_KIZUNA_CONFIG,
     KIZUNA_EVENT_SOURCE,
 )
 from kizuna_infra import names
-from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, SharedProps
+from kizuna_infra.functions import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    Wiring,
+)
 from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
 
 
@@ -33,10 +34,7 @@ class Ingest(QueuedFunction):
         scope: Construct,
         construct_id: str,
         *,
-        bus: events.IEventBus,
-        tables: DataTables,
-        shared: SharedProps,
-        config_json: str = "{}",
+        wiring: Wiring,
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = DEFAULT_MEMORY_MB,
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
@@ -46,28 +44,24 @@ class Ingest(QueuedFunction):
             construct_id,
             folder=names.INGEST_FUNCTION_NAME,
             description="Kizuna ingest: validate inbound events, update customer state",
-            environment={
-                **tables.environment,
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_KIZUNA_CONFIG: config_json,
-            },
+            environment=wiring.environment(),
             timeout=timeout,
             memory_size=memory_size,
             max_receive_count=max_receive_count,
-            **shared,
+            **wiring.shared,
         )
         self.rule = self.add_rule(
             names.INGEST_RULE_ID,
-            bus=bus,
+            bus=wiring.bus,
             description="Inbound events from producers (not Kizuna's own) to the ingest queue",
             event_pattern=events.EventPattern(
                 detail_type=list(INBOUND_EVENT_TYPES),
                 source=events.Match.anything_but(KIZUNA_EVENT_SOURCE),
             ),
         )
-        for table in (tables.customers, tables.activity):
+        for table in (wiring.tables.customers, wiring.tables.activity):
             table.grant_read_write_data(self.function)
-        bus.grant_put_events_to(self.function)
+        wiring.bus.grant_put_events_to(self.function)
 
     def allow_stopping_journeys(
         self, journey_arn_prefix: str, machines: list[sfn.StateMachine]

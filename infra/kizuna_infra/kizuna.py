@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from kizuna_infra.bus import EventBus
 from kizuna_infra.campaigns import Campaigns
 from kizuna_infra.data import DataTables
 from kizuna_infra.delivery import Delivery
-from kizuna_infra.functions import SharedProps
+from kizuna_infra.functions import SharedProps, Wiring
 from kizuna_infra.ingest import Ingest
 from kizuna_infra.layers import Layers
 from kizuna_infra.limits import check_program_capacity
@@ -78,13 +79,11 @@ class Kizuna(Construct):
         self.bus = EventBus(self, names.BUS_CONSTRUCT_ID, bus_name=bus_name)
         self.layers = Layers(self, names.LAYERS_CONSTRUCT_ID, source_root=source_root)
         shared = SharedProps(layers=self.layers.all, source_root=source_root, tracing=tracing)
+        wiring = Wiring(self.bus.bus, self.tables, shared, self.config_json)
         self.ingest = Ingest(
             self,
             names.INGEST_CONSTRUCT_ID,
-            bus=self.bus.bus,
-            tables=self.tables,
-            shared=shared,
-            config_json=self.config_json,
+            wiring=wiring,
         )
         programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
@@ -92,12 +91,9 @@ class Kizuna(Construct):
         self.delivery = Delivery(
             self,
             names.DELIVERY_CONSTRUCT_ID,
-            bus=self.bus.bus,
-            tables=self.tables,
-            shared=shared,
+            wiring=wiring,
             programs_dir=programs_dir,
             templates_dir=templates_dir,
-            config_json=self.config_json,
             email_from=email_from,
             ses_identity=ses_identity,
             push_application_id=push_application_id,
@@ -110,13 +106,10 @@ class Kizuna(Construct):
         self.programs = Programs(
             self,
             names.PROGRAMS_CONSTRUCT_ID,
-            bus=self.bus.bus,
-            tables=self.tables,
-            shared=shared,
+            wiring=wiring,
             send_function=self.delivery.send.function,
             programs_dir=programs_dir,
             templates_dir=templates_dir,
-            config_json=self.config_json,
             schedule_time_zone=schedule_time_zone,
         )
         # one state machine per program: past what one template holds, fail here, clearly
@@ -127,10 +120,7 @@ class Kizuna(Construct):
         self.scoring = Scoring(
             self,
             names.SCORING_CONSTRUCT_ID,
-            bus=self.bus.bus,
-            tables=self.tables,
-            shared={**shared, "layers": self.layers.scoring},
-            config_json=self.config_json,
+            wiring=replace(wiring, shared={**shared, "layers": self.layers.scoring}),
             scan_segments=self.config.scoring.scan_segments,
             schedule_time_zone=schedule_time_zone,
         )
@@ -138,17 +128,9 @@ class Kizuna(Construct):
         self.campaigns = Campaigns(
             self,
             names.CAMPAIGNS_CONSTRUCT_ID,
-            bus=self.bus.bus,
-            tables=self.tables,
-            shared=shared,
+            wiring=wiring,
             delivery=self.delivery,
             templates_dir=templates_dir,
-            config_json=self.config_json,
-            email_from=email_from,
-            push_application_id=push_application_id,
-            line_token_secret_arn=line_token_secret_arn,
-            line_token_parameter=line_token_parameter,
-            sms_sender_id=sms_sender_id,
         )
 
         queues, functions, machines = monitored(self)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, TimeZone, Token
+from aws_cdk import ArnFormat, Duration, Stack, TimeZone, Token
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -34,17 +34,20 @@ from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_pro
 from kizuna.programs.model import Program
 from kizuna.programs.sweeps import SweepKind
 from kizuna.runtime.settings import (
-    ENV_EVENT_BUS_NAME,
     ENV_JOURNEY_ARN_PREFIX,
     ENV_KIZUNA_CONFIG,
     KIZUNA_EVENT_SOURCE,
 )
 from kizuna.segments import load_segments
 from kizuna_infra import names
-from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, SharedProps
+from kizuna_infra.functions import (
+    DEFAULT_LOG_RETENTION,
+    KizunaFunction,
+    Wiring,
+)
 from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
 from kizuna_infra.schedules import DEFAULT_TIME_ZONE, ScheduledInvocations
+from kizuna_infra.states import standard_state_machine, state_machine_log_group
 
 EVALUATE_TIMEOUT = Duration.seconds(30)
 SWEEP_TIMEOUT = Duration.minutes(5)
@@ -161,11 +164,8 @@ class Evaluate(QueuedFunction):
         *,
         programs: list[Program],
         journey_arn_prefix: str,
-        bus: events.IEventBus,
-        tables: DataTables,
-        shared: SharedProps,
+        wiring: Wiring,
         data_dirs: dict[str, Path],
-        config_json: str,
         max_receive_count: int,
     ) -> None:
         super().__init__(
@@ -173,30 +173,29 @@ class Evaluate(QueuedFunction):
             construct_id,
             folder=names.EVALUATE_FUNCTION_NAME,
             description="Kizuna evaluate: start journeys of programs whose trigger matches",
-            environment={
-                **tables.environment,
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_JOURNEY_ARN_PREFIX: journey_arn_prefix,
-                ENV_KIZUNA_CONFIG: config_json,
-            },
+            environment=wiring.environment(
+                {
+                    ENV_JOURNEY_ARN_PREFIX: journey_arn_prefix,
+                },
+            ),
             extras=data_dirs,
             timeout=EVALUATE_TIMEOUT,
             max_receive_count=max_receive_count,
-            **shared,
+            **wiring.shared,
         )
         for n, pattern in enumerate(evaluate_patterns(programs)):
             rule = self.add_rule(
                 names.EVALUATE_RULE_ID if n == 0 else f"{names.EVALUATE_RULE_ID}{n + 1}",
-                bus=bus,
+                bus=wiring.bus,
                 description="Events that start or convert a Kizuna program, to the evaluate queue",
                 # Replaced below on the L1 resource: an L2 pattern has no top-level $or.
                 event_pattern=events.EventPattern(detail_type=list(DERIVED_EVENT_TYPES)),
             )
             cast(events.CfnRule, rule.node.default_child).event_pattern = pattern
 
-        tables.customers.grant_read_data(self.function)
-        tables.activity.grant_read_write_data(self.function)
-        bus.grant_put_events_to(self.function)
+        wiring.tables.customers.grant_read_data(self.function)
+        wiring.tables.activity.grant_read_write_data(self.function)
+        wiring.bus.grant_put_events_to(self.function)
 
 
 class Programs(Construct):
@@ -211,21 +210,18 @@ class Programs(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        bus: events.IEventBus,
-        tables: DataTables,
-        shared: SharedProps,
+        wiring: Wiring,
         send_function: lambda_.IFunction,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
         segments_dir: Path | None = None,
-        config_json: str = "{}",
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
         schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
     ) -> None:
         super().__init__(scope, construct_id)
-        source_root = shared["source_root"]
-        tracing = shared.get("tracing", False)
-        log_retention = shared.get("log_retention", DEFAULT_LOG_RETENTION)
+        source_root = wiring.shared["source_root"]
+        tracing = wiring.shared.get("tracing", False)
+        log_retention = wiring.shared.get("log_retention", DEFAULT_LOG_RETENTION)
         programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
         segments_dir = segments_dir or source_root / names.SEGMENTS_DIR
@@ -250,12 +246,12 @@ class Programs(Construct):
             names.JOURNEY_CONSTRUCT_ID,
             folder=names.JOURNEY_FUNCTION_NAME,
             description="Kizuna journey helper: branch conditions and local times",
-            environment={**tables.environment, ENV_KIZUNA_CONFIG: config_json},
+            environment={**wiring.tables.environment, ENV_KIZUNA_CONFIG: wiring.config_json},
             extras=data_dirs,
-            **shared,
+            **wiring.shared,
         )
-        tables.customers.grant_read_data(self.journey_helper.function)
-        tables.activity.grant_read_data(self.journey_helper.function)
+        wiring.tables.customers.grant_read_data(self.journey_helper.function)
+        wiring.tables.activity.grant_read_data(self.journey_helper.function)
 
         # --- Journeys: one Standard state machine per enabled program ----------------------
         journeys = Construct(self, names.JOURNEYS_CONSTRUCT_ID)
@@ -268,11 +264,11 @@ class Programs(Construct):
         send_function.grant_invoke(self.journey_role)
         self.journey_helper.function.grant_invoke(self.journey_role)
         # Branch steps read fresh customer state with getItem.
-        tables.customers.grant(self.journey_role, "dynamodb:GetItem")
+        wiring.tables.customers.grant(self.journey_role, "dynamodb:GetItem")
         substitutions = {
             "SendFunctionArn": send_function.function_arn,
             "JourneyFunctionArn": self.journey_helper.function.function_arn,
-            "CustomersTable": tables.customers.table_name,
+            "CustomersTable": wiring.tables.customers.table_name,
         }
         if set(substitutions) != set(SUBSTITUTIONS):
             raise RuntimeError(f"the compiler's placeholders changed: {SUBSTITUTIONS}")
@@ -282,34 +278,24 @@ class Programs(Construct):
         for program in self.programs:
             name = f"{self.prefix}{program.id}"
             program_scope = Construct(journeys, program.id)
-            log_group = logs.LogGroup(
+            log_group = state_machine_log_group(
                 program_scope,
                 "LogGroup",
-                log_group_name=f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{name}",
+                name=f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{name}",
                 retention=log_retention,
-                # Named, so a retained group would block re-creating the stack; the logs hold
-                # no personal data (execution data is never logged).
-                removal_policy=RemovalPolicy.DESTROY,
             )
-            machine = sfn.StateMachine(
+            machine = standard_state_machine(
                 program_scope,
                 names.STATE_MACHINE_ID,
+                log_group=log_group,
+                tracing=tracing,
                 state_machine_name=name,
-                state_machine_type=sfn.StateMachineType.STANDARD,
                 comment=f"Kizuna program {program.id}",
                 definition_body=sfn.DefinitionBody.from_string(
                     json.dumps(compile_program(program))
                 ),
                 definition_substitutions=substitutions,
                 role=self.journey_role,
-                # Every state transition is logged, without inputs and outputs: they carry
-                # customer ids and state, which stay out of the logs.
-                logs=sfn.LogOptions(
-                    destination=log_group,
-                    level=sfn.LogLevel.ALL,
-                    include_execution_data=False,
-                ),
-                tracing_enabled=tracing,
             )
             cfn_machine = cast(sfn.CfnStateMachine, machine.node.default_child)
             cfn_machine.add_metadata(names.PROGRAM_METADATA_KEY, program.id)
@@ -322,11 +308,8 @@ class Programs(Construct):
             names.EVALUATE_CONSTRUCT_ID,
             programs=self.programs,
             journey_arn_prefix=self.journey_arn_prefix,
-            bus=bus,
-            tables=tables,
-            shared=shared,
+            wiring=wiring,
             data_dirs=data_dirs,
-            config_json=config_json,
             max_receive_count=max_receive_count,
         )
         for machine in self.state_machines.values():
@@ -338,16 +321,12 @@ class Programs(Construct):
             names.SWEEP_CONSTRUCT_ID,
             folder=names.SWEEP_FUNCTION_NAME,
             description="Kizuna sweep: scheduled triggers (dormancy, points expiry, carts)",
-            environment={
-                **tables.environment,
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_KIZUNA_CONFIG: config_json,
-            },
+            environment=wiring.environment(),
             timeout=SWEEP_TIMEOUT,
-            **shared,
+            **wiring.shared,
         )
-        tables.customers.grant_read_data(self.sweep.function)  # the table and its indexes
-        bus.grant_put_events_to(self.sweep.function)
+        wiring.tables.customers.grant_read_data(self.sweep.function)  # the table and its indexes
+        wiring.bus.grant_put_events_to(self.sweep.function)
 
         self.sweep_schedules = ScheduledInvocations(
             self.sweep, "Schedules", function=self.sweep.function

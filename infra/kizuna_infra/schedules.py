@@ -29,22 +29,35 @@ ASYNC_MAX_EVENT_AGE = Duration.hours(1)
 ASYNC_RETRY_ATTEMPTS = 2  # Lambda's maximum for asynchronous invocations
 
 
+def scheduler_role_and_queue(
+    scope: Construct, *, description: str, schedule_group_arn: str | None = None
+) -> tuple[iam.Role, sqs.Queue]:
+    """The role schedules run as (``<scope>/SchedulerRole``) and their dead-letter queue
+    (``<scope>/ScheduleDeadLetterQueue``). Only schedules of this account -- of
+    ``schedule_group_arn`` when given -- may assume the role (confused-deputy protection)."""
+    condition = {"aws:SourceAccount": Aws.ACCOUNT_ID}
+    if schedule_group_arn is not None:
+        condition["aws:SourceArn"] = schedule_group_arn
+    queue = dead_letter_queue(scope, names.SCHEDULE_DLQ_ID)
+    role = iam.Role(
+        scope,
+        names.SCHEDULER_ROLE_ID,
+        assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com", conditions={"StringEquals": condition}
+        ),
+        description=description,
+    )
+    return role, queue
+
+
 class ScheduledInvocations(Construct):
     """A role Scheduler assumes, a dead-letter queue, and schedules invoking one function."""
 
     def __init__(self, scope: Construct, construct_id: str, *, function: lambda_.IFunction):
         super().__init__(scope, construct_id)
         self.function = function
-        self.dead_letter_queue: sqs.Queue = dead_letter_queue(self, names.SCHEDULE_DLQ_ID)
-        # Only schedules of this account may assume the role (confused-deputy protection).
-        self.role = iam.Role(
-            self,
-            names.SCHEDULER_ROLE_ID,
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-            ),
-            description=f"EventBridge Scheduler invoking {construct_id}",
+        self.role, self.dead_letter_queue = scheduler_role_and_queue(
+            self, description=f"EventBridge Scheduler invoking {construct_id}"
         )
         function.configure_async_invoke(
             max_event_age=ASYNC_MAX_EVENT_AGE,

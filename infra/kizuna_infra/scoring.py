@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack, TimeZone
-from aws_cdk import aws_events as events
+from aws_cdk import Duration, Stack, TimeZone
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_stepfunctions as sfn
@@ -28,30 +26,30 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from kizuna.runtime.settings import (
-    ENV_ACTIVITY_TABLE,
     ENV_ANALYTICS_BUCKET,
-    ENV_CUSTOMERS_TABLE,
-    ENV_EVENT_BUS_NAME,
-    ENV_KIZUNA_CONFIG,
     ENV_PRODUCTS_TABLE,
     ENV_SNAPSHOTS_TABLE,
 )
 from kizuna_infra import names
-from kizuna_infra.data import DataTables
-from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, SharedProps
-from kizuna_infra.queues import dead_letter_queue
+from kizuna_infra.functions import DEFAULT_LOG_RETENTION, KizunaFunction, Wiring
 from kizuna_infra.schedules import (
     DEFAULT_TIME_ZONE,
     SCHEDULE_MAX_EVENT_AGE,
     SCHEDULE_RETRY_ATTEMPTS,
+    scheduler_role_and_queue,
+)
+from kizuna_infra.states import (
+    Retry,
+    lambda_invoke,
+    standard_state_machine,
+    state_machine_log_group,
 )
 
 SCORE_TIMEOUT = Duration.minutes(15)
 SCORE_MEMORY_MB = 1024
 # After the daily sweep (01:00): scores are fresh when marketers start their day.
 DAILY_SCORING = "cron(0 2 * * ? *)"
-SEGMENT_RETRY_ATTEMPTS = 3
-SEGMENT_RETRY_INTERVAL = Duration.seconds(30)
+SEGMENT_RETRY = Retry((sfn.Errors.TASKS_FAILED,), Duration.seconds(30), 3)
 MAX_CONCURRENCY = 16  # segments scored at once: bounds the write rate on the customers table
 RUN_TIMEOUT = Duration.hours(6)
 
@@ -64,16 +62,13 @@ class Scoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        bus: events.IEventBus,
-        tables: DataTables,
-        shared: SharedProps,
-        config_json: str = "{}",
+        wiring: Wiring,
         scan_segments: int = 16,
         schedule_time_zone: TimeZone = DEFAULT_TIME_ZONE,
     ) -> None:
         super().__init__(scope, construct_id)
-        tracing = shared.get("tracing", False)
-        log_retention = shared.get("log_retention", DEFAULT_LOG_RETENTION)
+        tracing = wiring.shared.get("tracing", False)
+        log_retention = wiring.shared.get("log_retention", DEFAULT_LOG_RETENTION)
         self.tracing = tracing
         self.scan_segments = scan_segments
 
@@ -84,44 +79,44 @@ class Scoring(Construct):
             folder=names.SCORE_FUNCTION_NAME,
             description="Kizuna score: RFM scores, segments and time-dependent ranks",
             service_name=names.SCORE_SERVICE_NAME,
-            environment={
-                ENV_CUSTOMERS_TABLE: tables.customers.table_name,
-                ENV_ACTIVITY_TABLE: tables.activity.table_name,
-                ENV_EVENT_BUS_NAME: bus.event_bus_name,
-                ENV_KIZUNA_CONFIG: config_json,
-                ENV_PRODUCTS_TABLE: tables.products.table_name,
-                ENV_SNAPSHOTS_TABLE: tables.snapshots.table_name,
-                ENV_ANALYTICS_BUCKET: tables.analytics.bucket_name,
-            },
+            environment=wiring.environment(
+                {
+                    ENV_PRODUCTS_TABLE: wiring.tables.products.table_name,
+                    ENV_SNAPSHOTS_TABLE: wiring.tables.snapshots.table_name,
+                    ENV_ANALYTICS_BUCKET: wiring.tables.analytics.bucket_name,
+                }
+            ),
             timeout=SCORE_TIMEOUT,
             memory_size=SCORE_MEMORY_MB,
-            **shared,
+            **wiring.shared,
         )
         # Scan, re-read on a version conflict, conditional put: customers only.
-        tables.customers.grant(
+        wiring.tables.customers.grant(
             self.score.function,
             "dynamodb:Scan",
             "dynamodb:GetItem",
             "dynamodb:BatchGetItem",
             "dynamodb:PutItem",
         )
-        bus.grant_put_events_to(self.score.function)
+        wiring.bus.grant_put_events_to(self.score.function)
         # The run's work files and the snapshot export (its own prefixes only).
-        work = tables.analytics.arn_for_objects(f"{names.ANALYTICS_WORK_PREFIX}*")
-        export = tables.analytics.arn_for_objects(f"{names.ANALYTICS_SNAPSHOTS_PREFIX}*")
+        work = wiring.tables.analytics.arn_for_objects(f"{names.ANALYTICS_WORK_PREFIX}*")
+        export = wiring.tables.analytics.arn_for_objects(f"{names.ANALYTICS_SNAPSHOTS_PREFIX}*")
         iam.Grant.add_to_principal(
             grantee=self.score.function, actions=["s3:PutObject"], resource_arns=[work, export]
         )
         iam.Grant.add_to_principal(
             grantee=self.score.function, actions=["s3:GetObject"], resource_arns=[work]
         )
-        tables.products.grant(
+        wiring.tables.products.grant(
             self.score.function,
             "dynamodb:Scan",
             "dynamodb:UpdateItem",  # related products, per product
             "dynamodb:PutItem",  # the best sellers item
         )
-        tables.snapshots.grant(self.score.function, "dynamodb:PutItem", "dynamodb:BatchWriteItem")
+        wiring.tables.snapshots.grant(
+            self.score.function, "dynamodb:PutItem", "dynamodb:BatchWriteItem"
+        )
 
         # --- The state machine -----------------------------------------------------------
         boundaries = self._invoke(
@@ -155,45 +150,30 @@ class Scoring(Construct):
         )
 
         stack = Stack.of(self)
-        self.log_group = logs.LogGroup(
+        self.log_group = state_machine_log_group(
             self,
             names.SCORING_LOG_GROUP_ID,
-            log_group_name=(
+            name=(
                 f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{stack.stack_name}"
                 f"{names.SCORING_LOG_GROUP_SUFFIX}"
             ),
             retention=log_retention,
-            # Named (vended logs), so a retained group would block re-creating the stack;
-            # execution data (customer counts only) is not logged anyway.
-            removal_policy=RemovalPolicy.DESTROY,
         )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = standard_state_machine(
             self,
             names.SCORING_STATE_MACHINE_ID,
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            log_group=self.log_group,
+            tracing=tracing,
             comment="Kizuna daily scoring: RFM, segments, time-dependent ranks",
             definition_body=sfn.DefinitionBody.from_chainable(
                 boundaries.next(segments).next(finish)
             ),
             timeout=RUN_TIMEOUT,
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                include_execution_data=False,
-            ),
-            tracing_enabled=tracing,
         )
 
         # --- The daily schedule ----------------------------------------------------------
-        self.dead_letter_queue = dead_letter_queue(self, names.SCHEDULE_DLQ_ID)
-        self.scheduler_role = iam.Role(
-            self,
-            names.SCHEDULER_ROLE_ID,
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-            ),
-            description="EventBridge Scheduler starting the daily scoring",
+        self.scheduler_role, self.dead_letter_queue = scheduler_role_and_queue(
+            self, description="EventBridge Scheduler starting the daily scoring"
         )
         self.schedule = scheduler.Schedule(
             self,
@@ -215,17 +195,11 @@ class Scoring(Construct):
     def _invoke(self, state_id: str, payload: dict[str, Any] | None = None) -> tasks.LambdaInvoke:
         """A state invoking the score function (its result is the state's output), retried
         with backoff: every action of the score function is idempotent."""
-        task = tasks.LambdaInvoke(
+        return lambda_invoke(
             self,
             state_id,
-            lambda_function=self.score.function,
-            payload=sfn.TaskInput.from_object(payload) if payload is not None else None,
+            self.score.function,
+            payload,
+            retries=(SEGMENT_RETRY,),
             output_path="$.Payload",
         )
-        task.add_retry(
-            errors=[sfn.Errors.TASKS_FAILED],
-            interval=SEGMENT_RETRY_INTERVAL,
-            max_attempts=SEGMENT_RETRY_ATTEMPTS,
-            backoff_rate=2,
-        )
-        return task

@@ -5,12 +5,9 @@ nothing; the AWS calls per delivered email stay within the budget."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -28,12 +25,10 @@ from kizuna.runtime.clock import FixedClock, SystemClock, set_clock
 from kizuna.runtime.settings import campaign_settings
 from kizuna.runtime.wiring import campaign_service
 from kizuna_tools.metering import ApiCallCounter
+from tests.integration.lambda_runtime import ACCOUNT, REGION, LambdaContext, load_handler
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 SENDER = "news@shop.example"
 NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
 TEMPLATES = {
@@ -54,26 +49,6 @@ CAMPAIGN = {
     "template": "news",
     "holdout_percent": 10,
 }
-
-
-class Context:
-    function_name = "kizuna-campaign"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:kizuna-campaign"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
-def load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "kizuna_fn_campaign", ROOT / "functions/campaign/handler.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def customer(n: int) -> Customer:
@@ -158,8 +133,8 @@ def emails() -> list[Any]:
 
 
 def test_a_campaign_reaches_every_eligible_customer_once(aws: ApiCallCounter) -> None:
-    handler = load_handler().handler
-    ctx = Context()
+    handler = load_handler("campaign").handler
+    ctx = LambdaContext("campaign", memory_limit_in_mb=1024, timeout_ms=300_000)
 
     def call(**request: Any) -> dict[str, Any]:
         result: dict[str, Any] = handler(json.loads(json.dumps(request, default=str)), ctx)

@@ -3,10 +3,8 @@ Lambda SQS event source calls it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -20,29 +18,7 @@ from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.runtime.settings import ingest_settings
 from kizuna.runtime.wiring import ingest_service
 from tests.factories import T0, days, fixture, order
-
-ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
-
-
-class Context:
-    function_name = "kizuna-ingest"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:kizuna-ingest"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "kizuna_fn_ingest", ROOT / "functions/ingest/handler.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.integration.lambda_runtime import REGION, LambdaContext, load_handler
 
 
 @pytest.fixture
@@ -154,7 +130,7 @@ def drain(aws: dict[str, Any], handler: ModuleType) -> list[dict[str, Any]]:
                 for m in msgs
             ]
         }
-        response = handler.handler(event, Context())
+        response = handler.handler(event, LambdaContext("ingest"))
         responses.append(response)
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in msgs:
@@ -182,7 +158,7 @@ def messages(aws: dict[str, Any], url: str) -> list[dict[str, Any]]:
 
 
 def test_orders_on_the_bus_become_customer_state_and_derived_events(aws: dict[str, Any]) -> None:
-    handler = load_handler()
+    handler = load_handler("ingest")
     # given a customer's profile and three orders put on the bus
     put(
         aws,
@@ -221,7 +197,7 @@ def test_orders_on_the_bus_become_customer_state_and_derived_events(aws: dict[st
 
 
 def test_invalid_event_lands_in_the_dlq_with_its_reason(aws: dict[str, Any]) -> None:
-    handler = load_handler()
+    handler = load_handler("ingest")
     bad = order("cust-9", "o1", 1000, T0)
     bad["detail"]["currency"] = "yen"
     put(aws, bad, order("cust-8", "o2", 1000, T0))
@@ -237,7 +213,7 @@ def test_invalid_event_lands_in_the_dlq_with_its_reason(aws: dict[str, Any]) -> 
 
 
 def test_duplicate_events_on_the_bus_give_one_order(aws: dict[str, Any]) -> None:
-    handler = load_handler()
+    handler = load_handler("ingest")
     raw = order("cust-1", "o1", 30000, T0)
     put(aws, raw, raw, raw)  # three PutEvents entries: three EventBridge event ids
     drain(aws, handler)

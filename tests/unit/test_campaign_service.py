@@ -23,14 +23,12 @@ from kizuna.delivery.channels import (
     SendResult,
     Throttled,
 )
-from kizuna.delivery.templates import Renderer
 from kizuna.domain.customer import ConsentState, Customer, Device
 from kizuna.events import DeviceUnregistered
-from kizuna.programs.loader import load_programs
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.campaign import CampaignService
-from kizuna.services.contracts import CampaignRequest, SendRequest
+from kizuna.services.contracts import CampaignRequest
 from kizuna.services.send import SendService
 from kizuna_tools.fakes import (
     MemoryCampaignEvents,
@@ -39,6 +37,7 @@ from kizuna_tools.fakes import (
     MemoryManifest,
     MemoryStore,
 )
+from tests.factories import journey_send, send_service
 
 ROOT = Path(__file__).resolve().parents[2]
 NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, 22:00 in New York
@@ -252,35 +251,14 @@ def test_choose_winner_reads_the_test_pools_ledger() -> None:
 # --- caps shared with the journeys ---------------------------------------------------------
 def journeys(w: World) -> SendService:
     """The journeys' Send task on the campaign's store, clock and email channel."""
-    programs, _ = load_programs(ROOT / "programs")
-    return SendService(
-        programs,
-        w.store,
-        Renderer(ROOT / "templates"),
-        w.channels,
-        w.inbound,
-        KizunaConfig(),
-        w.clock,
-        coupon_secret=b"k" * 32,
-        sleep=lambda _: None,
-    )
-
-
-def journey_step(execution: str) -> SendRequest:
-    return SendRequest(
-        program="second-purchase-coupon",
-        step="coupon",
-        customer_id="c000",
-        execution=execution,
-        entered_at=NOON - timedelta(days=1),
-    )
+    return send_service(w.store, w.channels, w.clock, inbound=w.inbound)
 
 
 def test_journey_messages_today_cap_a_campaign() -> None:
     # given: c000 got two journey messages today (the daily cap is 2)
     w = World(n=3)
     send = journeys(w)
-    assert [send.send(journey_step(f"ex-{i}")).status for i in (1, 2)] == ["sent", "sent"]
+    assert [send.send(journey_send("c000", f"ex-{i}")).status for i in (1, 2)] == ["sent", "sent"]
     # when: the campaign sends
     results = w.send_all(w.start())
     # then: c000 is held back by the shared cap, the others get the campaign
@@ -298,7 +276,7 @@ def test_campaign_messages_today_cap_a_journey() -> None:
     assert total(w.send_all(w.start()), "sent") == 3
     send = journeys(w)
     # when: two journey steps run for c000
-    first, second = send.send(journey_step("ex-1")), send.send(journey_step("ex-2"))
+    first, second = send.send(journey_send("c000", "ex-1")), send.send(journey_send("c000", "ex-2"))
     # then: the campaign and the first journey message fill the day: the second is capped
     assert first.status == "sent"
     assert (second.status, second.reason) == ("suppressed", "frequency_cap_day")

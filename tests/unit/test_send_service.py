@@ -13,9 +13,9 @@ from kizuna.events import Channel, ChannelSuppressed, DeviceUnregistered
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.loader import load_programs
 from kizuna.runtime.clock import FixedClock
-from kizuna.runtime.config import KizunaConfig
 from kizuna.services.send import SendRequest, SendService
 from kizuna_tools.fakes import MemoryInbound, MemoryStore
+from tests.factories import send_service
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS, _ = load_programs(ROOT / "programs")
@@ -69,17 +69,8 @@ def build(
     store.customers["c1"] = customer(**extra)
     chans = channels or {c: FakeChannel() for c in ("email", "sms", "push", "line")}
     inbound = MemoryInbound()
-    svc = SendService(
-        PROGRAMS,
-        store,
-        Renderer(ROOT / "templates"),
-        chans,
-        inbound,
-        KizunaConfig(),
-        FixedClock(NOON),
-        coupon_secret=b"k" * 32,
-        attempts=3,
-        sleep=lambda _: None,
+    svc = send_service(
+        store, chans, FixedClock(NOON), inbound=inbound, programs=PROGRAMS, attempts=3
     )
     return svc, store, chans, inbound
 

@@ -104,15 +104,26 @@ def _batch_get(
     go with the keys (``ConsistentRead``, ``ProjectionExpression``)."""
     out: list[dict[str, Any]] = []
     for chunk in _chunks(list(keys), BATCH_GET_LIMIT):
-        request: dict[str, Any] = {table: {"Keys": list(chunk), **options}}
-        attempt = 0
-        while request:
-            resp = dynamodb.batch_get_item(RequestItems=request)
-            out += resp["Responses"].get(table, [])
-            request = resp.get("UnprocessedKeys") or {}
-            attempt += 1
-            if request:
-                sleep(min(0.05 * 2**attempt, 1.0))
+        request = {table: {"Keys": list(chunk), **options}}
+        out += _batch_get_request(dynamodb, request, sleep).get(table, [])
+    return out
+
+
+def _batch_get_request(
+    dynamodb: Any, request: dict[str, Any], sleep: Callable[[float], None] = time.sleep
+) -> dict[str, list[dict[str, Any]]]:
+    """One BatchGetItem request (any tables, at most 100 keys), its unprocessed keys retried
+    with backoff: every table's items."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    attempt = 0
+    while request:
+        resp = dynamodb.batch_get_item(RequestItems=request)
+        for table, items in resp["Responses"].items():
+            out.setdefault(table, []).extend(items)
+        request = resp.get("UnprocessedKeys") or {}
+        attempt += 1
+        if request:
+            sleep(min(0.05 * 2**attempt, 1.0))
     return out
 
 
@@ -331,20 +342,14 @@ class DynamoStore:
                     "ConsistentRead": True,
                 },
             }
-            attempt = 0
-            while request:
-                resp = self._dynamodb.batch_get_item(RequestItems=request)
-                for item in resp["Responses"].get(self._customers_name, []):
-                    customer = customer_from_item(item)
-                    customers[customer.customer_id] = customer
-                for item in resp["Responses"].get(self._activity.name, []):
-                    sent = item.get("sent")
-                    if isinstance(sent, dict):
-                        contacts[str(item["pk"])] = {str(k): str(v) for k, v in sent.items()}
-                request = resp.get("UnprocessedKeys") or {}
-                attempt += 1
-                if request:
-                    self._sleep(min(0.05 * 2**attempt, 1.0))
+            found = _batch_get_request(self._dynamodb, request, self._sleep)
+            for item in found.get(self._customers_name, []):
+                customer = customer_from_item(item)
+                customers[customer.customer_id] = customer
+            for item in found.get(self._activity.name, []):
+                sent = item.get("sent")
+                if isinstance(sent, dict):
+                    contacts[str(item["pk"])] = {str(k): str(v) for k, v in sent.items()}
         return customers, contacts
 
     @staticmethod

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from kizuna.campaigns.model import Campaign, LocalTimeSchedule, OnceSchedule
+from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
 from kizuna.programs.loader import GOAL_EVENTS, TemplateCatalog
 from kizuna.programs.pattern_rules import condition_problems
 
@@ -26,22 +26,16 @@ class CampaignIssue:
         return f"{self.file}" + (f" [{self.field}]" if self.field else "") + f": {self.message}"
 
 
-class CampaignError(Exception):
-    def __init__(self, issues: list[CampaignIssue]) -> None:
-        super().__init__("\n".join(str(i) for i in issues))
-        self.issues = issues
+class CampaignError(IssuesError[CampaignIssue]):
+    """A campaign that cannot be applied, with every issue."""
 
 
 def _pydantic_issues(file: str, exc: ValidationError) -> list[CampaignIssue]:
     issues = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = [str(p) for p in err["loc"] if p not in ("once", "local_time", "recurring")]
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        if err["type"] == "union_tag_invalid":
-            message = "unknown schedule type; use one of once, local_time, recurring"
-        issues.append(CampaignIssue(file, ".".join(loc) or None, message))
+    errors = pydantic_errors(exc, union="schedule", choices="once, local_time, recurring")
+    for loc, message in errors:
+        field = ".".join(str(p) for p in loc if p not in ("once", "local_time", "recurring"))
+        issues.append(CampaignIssue(file, field or None, message.removeprefix("Value error, ")))
     return issues
 
 
@@ -115,10 +109,7 @@ def load_campaign(
 ) -> Campaign:
     """Parse and validate one campaign file; raise CampaignError with every issue found."""
     file = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CampaignError([CampaignIssue(file, None, f"not valid YAML: {exc}")]) from exc
+    raw = read_yaml(path, lambda message: CampaignError([CampaignIssue(file, None, message)]))
     campaign = parse_campaign(raw, file)
     issues = []
     if path.stem != campaign.id:
@@ -144,18 +135,13 @@ def load_campaigns(
     program_ids: Collection[str] = (),
 ) -> tuple[list[Campaign], list[CampaignIssue]]:
     """Every campaign in a folder and every issue across them."""
-    campaigns: list[Campaign] = []
-    issues: list[CampaignIssue] = []
-    for path in sorted(directory.glob("*.y*ml")):
-        try:
-            campaigns.append(
-                load_campaign(
-                    path, templates=templates, segment_names=segment_names, program_ids=program_ids
-                )
-            )
-        except CampaignError as exc:
-            issues.extend(exc.issues)
-    return campaigns, issues
+
+    def load(path: Path) -> Campaign:
+        return load_campaign(
+            path, templates=templates, segment_names=segment_names, program_ids=program_ids
+        )
+
+    return load_folder(directory, load, CampaignError)
 
 
 def one_off(campaign: Campaign) -> bool:

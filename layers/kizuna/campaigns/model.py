@@ -13,14 +13,12 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kizuna.events import Channel
-from kizuna.programs.model import CouponSpec, Goal, SmsType
-from kizuna.programs.patterns import PatternError, validate_pattern
+from kizuna.programs.model import Channels, CouponSpec, Goal, Pattern, SmsType
 
 CampaignId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
 TemplateName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
@@ -54,7 +52,7 @@ class Audience(_Strict):
     segments: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, description="named segments (segments/*.yaml); any of them"
     )
-    conditions: dict[str, Any] = Field(
+    conditions: Pattern = Field(
         default_factory=dict,
         description="EventBridge content filter on the customer view (as program audiences)",
     )
@@ -63,15 +61,6 @@ class Audience(_Strict):
         description="CSV of customer ids (a customer_id column), relative to the campaign file",
     )
     everyone: bool = False
-
-    @field_validator("conditions")
-    @classmethod
-    def _pattern(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            validate_pattern(value)
-        except PatternError as exc:
-            raise ValueError(str(exc)) from exc
-        return value
 
     @model_validator(mode="after")
     def _something(self) -> Audience:
@@ -179,7 +168,7 @@ class Campaign(_Strict):
     status: CampaignStatus = CampaignStatus.DRAFT
     audience: Audience
     schedule: Schedule
-    channels: list[Channel] = Field(
+    channels: Channels = Field(
         min_length=1, max_length=4, description="ordered fallback: first reachable wins"
     )
     template: TemplateName
@@ -194,13 +183,6 @@ class Campaign(_Strict):
     )
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     stop_on_failures: FailureBreaker = FailureBreaker()
-
-    @field_validator("channels")
-    @classmethod
-    def _unique(cls, v: list[Channel]) -> list[Channel]:
-        if len(set(v)) != len(v):
-            raise ValueError("a channel is listed twice")
-        return v
 
     @model_validator(mode="after")
     def _variants(self) -> Campaign:

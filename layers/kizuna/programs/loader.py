@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 from pydantic import ValidationError
 
 from kizuna.events import DERIVED_EVENT_TYPES, INBOUND_EVENT_TYPES
+from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
 from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, WaitStep, successors
 from kizuna.programs.pattern_rules import condition_problems
 from kizuna.programs.view import SEGMENTS_FIELD
@@ -37,10 +37,8 @@ class ProgramIssue:
         return f"{where}: {self.message}"
 
 
-class ProgramError(Exception):
-    def __init__(self, issues: list[ProgramIssue]) -> None:
-        super().__init__("\n".join(str(i) for i in issues))
-        self.issues = issues
+class ProgramError(IssuesError[ProgramIssue]):
+    """A program that cannot be deployed, with every issue."""
 
 
 class TemplateCatalog(Protocol):
@@ -63,8 +61,8 @@ def next_of(program: Program, index: int) -> list[str]:
 
 def _pydantic_issues(file: str, raw: Any, exc: ValidationError) -> list[ProgramIssue]:
     issues = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = list(err["loc"])
+    errors = pydantic_errors(exc, union="step", choices="send, wait, branch, split, exit")
+    for loc, message in errors:
         step = None
         if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
             try:
@@ -75,11 +73,6 @@ def _pydantic_issues(file: str, raw: Any, exc: ValidationError) -> list[ProgramI
             if loc and loc[0] in {"send", "wait", "branch", "split", "exit"}:
                 loc = loc[1:]
         field = ".".join(str(p) for p in loc)
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif err["type"] == "union_tag_invalid":
-            message = "unknown step type; use one of send, wait, branch, split, exit"
         issues.append(ProgramIssue(file, step, f"{field}: {message}" if field else message))
     return issues
 
@@ -221,10 +214,7 @@ def load_program(
 ) -> Program:
     """Parse and validate one program file; raise ProgramError with every issue found."""
     file = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ProgramError([ProgramIssue(file, None, f"not valid YAML: {exc}")]) from exc
+    raw = read_yaml(path, lambda message: ProgramError([ProgramIssue(file, None, message)]))
     if not isinstance(raw, dict):
         raise ProgramError([ProgramIssue(file, None, "a program is a YAML mapping")])
     try:
@@ -248,13 +238,9 @@ def load_programs(
 ) -> tuple[list[Program], list[ProgramIssue]]:
     """All programs in a folder, and every issue across them (duplicates included). With
     ``segment_names``, conditions naming an unknown segment are issues too."""
-    programs: list[Program] = []
-    issues: list[ProgramIssue] = []
-    for path in sorted(directory.glob("*.y*ml")):
-        try:
-            programs.append(load_program(path, templates, segment_names))
-        except ProgramError as exc:
-            issues.extend(exc.issues)
+    programs, issues = load_folder(
+        directory, lambda path: load_program(path, templates, segment_names), ProgramError
+    )
     seen: dict[str, str] = {}
     for p in programs:
         if p.id in seen:

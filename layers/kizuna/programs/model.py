@@ -13,7 +13,7 @@ from datetime import time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kizuna.events import Channel
 from kizuna.programs.patterns import PatternError, validate_pattern
@@ -30,6 +30,18 @@ def _pattern(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _unique(channels: list[Channel]) -> list[Channel]:
+    if len(set(channels)) != len(channels):
+        raise ValueError("a channel is listed twice")
+    return channels
+
+
+# An EventBridge content filter, checked as one (programs, campaigns, segments).
+Pattern = Annotated[dict[str, Any], AfterValidator(_pattern)]
+# Channels in order of preference, each at most once.
+Channels = Annotated[list[Channel], AfterValidator(_unique)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -38,11 +50,9 @@ class Trigger(_Strict):
     event: str = Field(
         description="detail-type that starts the program, e.g. customer.first_purchase"
     )
-    conditions: dict[str, Any] = Field(
+    conditions: Pattern = Field(
         default_factory=dict, description="EventBridge content filter on the event detail"
     )
-
-    _check = field_validator("conditions")(_pattern)
 
 
 class ReentryMode(StrEnum):
@@ -64,11 +74,9 @@ class Reentry(_Strict):
 
 class Goal(_Strict):
     event: str = Field(description="detail-type that counts as conversion, e.g. order.placed")
-    conditions: dict[str, Any] = Field(default_factory=dict)
+    conditions: Pattern = Field(default_factory=dict)
     within_days: int = Field(default=30, ge=1, le=365, description="attribution window")
     exit_journey: bool = Field(default=True, description="stop sending once the goal is reached")
-
-    _check = field_validator("conditions")(_pattern)
 
 
 class SmsType(StrEnum):
@@ -84,7 +92,7 @@ class CouponSpec(_Strict):
 class SendStep(_Strict):
     id: StepId
     type: Literal["send"]
-    channels: list[Channel] = Field(
+    channels: Channels = Field(
         min_length=1, max_length=4, description="ordered fallback: first reachable wins"
     )
     template: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
@@ -99,13 +107,6 @@ class SendStep(_Strict):
             data = {**data, "channels": [data["channel"]]}
             del data["channel"]
         return data
-
-    @field_validator("channels")
-    @classmethod
-    def _unique(cls, v: list[Channel]) -> list[Channel]:
-        if len(set(v)) != len(v):
-            raise ValueError("a channel is listed twice")
-        return v
 
 
 _LOCAL = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -150,13 +151,9 @@ class WaitStep(_Strict):
 class BranchStep(_Strict):
     id: StepId
     type: Literal["branch"]
-    condition: dict[str, Any] = Field(
-        description="EventBridge content filter on fresh customer state"
-    )
+    condition: Pattern = Field(description="EventBridge content filter on fresh customer state")
     then: StepId | None = Field(default=None, description="next step when the condition holds")
     otherwise: StepId | None = Field(default=None, alias="else")
-
-    _check = field_validator("condition")(_pattern)
 
 
 class SplitArm(_Strict):

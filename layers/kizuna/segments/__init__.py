@@ -27,8 +27,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kizuna.domain.customer import Customer
+from kizuna.programs.model import Pattern
 from kizuna.programs.pattern_rules import condition_problems
-from kizuna.programs.patterns import PatternError, matches, validate_pattern
+from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
 from kizuna.runtime.config import KizunaConfig
 
@@ -40,15 +41,11 @@ class SegmentDefinition(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
-    conditions: dict[str, Any] = Field(min_length=1)
+    conditions: Pattern = Field(min_length=1)
 
     @field_validator("conditions")
     @classmethod
     def _valid_pattern(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            validate_pattern(value)
-        except PatternError as exc:
-            raise ValueError(str(exc)) from exc
         problems = condition_problems(value, "conditions", to_eventbridge=False)
         if problems:
             raise ValueError("; ".join(problems))

@@ -16,16 +16,13 @@ from moto import mock_aws
 from bench.common import create_kizuna_tables
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.delivery.channels import OutboundMessage, SendResult
-from kizuna.delivery.templates import Renderer
 from kizuna.domain.customer import ConsentState, Customer
 from kizuna.domain.timestamps import iso
 from kizuna.ports import Claim
-from kizuna.programs.loader import load_programs
 from kizuna.runtime.clock import FixedClock
-from kizuna.runtime.config import KizunaConfig
-from kizuna.services.send import SendRequest, SendService
-from kizuna_tools.fakes import MemoryInbound
+from kizuna.services.send import SendService
 from kizuna_tools.metering import ApiCallCounter
+from tests.factories import journey_send, send_service
 
 pytestmark = pytest.mark.integration
 
@@ -76,28 +73,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
 
 
 def service(store: DynamoStore, email: Email) -> SendService:
-    programs, _ = load_programs(ROOT / "programs")
-    return SendService(
-        programs,
-        store,
-        Renderer(ROOT / "templates"),
-        {"email": email},
-        MemoryInbound(),
-        KizunaConfig(),
-        FixedClock(NOON),
-        coupon_secret=b"k" * 32,
-        sleep=lambda _: None,
-    )
-
-
-def step(execution: str) -> SendRequest:
-    return SendRequest(
-        program="second-purchase-coupon",
-        step="coupon",
-        customer_id="c1",
-        execution=execution,
-        entered_at=NOON - timedelta(days=1),
-    )
+    return send_service(store, {"email": email}, FixedClock(NOON))
 
 
 def campaign_sent(store: DynamoStore, at: datetime) -> None:
@@ -114,7 +90,7 @@ def test_journey_and_campaign_sends_share_the_contact_item(store: DynamoStore) -
     send = service(store, email)
     calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
     # when: a journey step sends
-    assert send.send(step("ex-1")).status == "sent"
+    assert send.send(journey_send("c1", "ex-1")).status == "sent"
     # then: one read of the customer and CONTACT (and one of the journey: the program exits
     # on its goal), one claim of the ledger entry and CONTACT together, one record
     assert dict(calls.calls) == {
@@ -129,12 +105,12 @@ def test_journey_and_campaign_sends_share_the_contact_item(store: DynamoStore) -
     }
     # when: the step is delivered again, then another journey's step runs
     calls.reset()
-    again = send.send(step("ex-1"))
+    again = send.send(journey_send("c1", "ex-1"))
     # then: the duplicate answers what was decided (one GetItem more, nothing sent)
     assert again.status == "sent" and len(email.sent) == 1
     assert calls.calls[("dynamodb", "GetItem")] == 1
     # and the day's two sends (a campaign, a journey) cap the next one
-    capped = send.send(step("ex-2"))
+    capped = send.send(journey_send("c1", "ex-2"))
     assert (capped.status, capped.reason) == ("suppressed", "frequency_cap_day")
     assert len(store.read_recipients(["c1"])[1]["c1"]) == 2
 
