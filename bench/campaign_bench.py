@@ -486,21 +486,14 @@ def print_result(r: dict[str, Any]) -> None:
         ["path", "wall s", "delivered", "invocations", "executions", "states entered"],
         [
             [
-                "campaign",
-                f"{c['wall_seconds']:.1f}",
-                c["delivered"],
-                int(sum(c["invocations"].values())),
-                c["transitions"]["executions"],
-                c["transitions"]["states_entered"],
-            ],
-            [
-                "journey",
-                f"{j['wall_seconds']:.1f}",
-                j["delivered"],
-                int(sum(j["invocations"].values())),
-                j["transitions"]["executions"],
-                j["transitions"]["states_entered"],
-            ],
+                path,
+                f"{p['wall_seconds']:.1f}",
+                p["delivered"],
+                int(sum(p["invocations"].values())),
+                p["transitions"]["executions"],
+                p["transitions"]["states_entered"],
+            ]
+            for path, p in (("campaign", c), ("journey", j))
         ],
     )
     print(f"set-up (synthesis, provisioning, seeding): {r['setup_seconds']:.1f} s")

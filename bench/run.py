@@ -48,6 +48,11 @@ def transitions_table() -> dict[str, dict[str, int]]:
     return out
 
 
+def _md_head(columns: str) -> list[str]:
+    """A Markdown table's header row (``columns``: ``"a | b | c"``) and the rule under it."""
+    return [f"| {columns} |", "|" + " --- |" * len(columns.split(" | "))]
+
+
 def _md_header(results: dict[str, Any]) -> list[str]:
     command = results.get("command") or f"make bench{' QUICK=1' if results['quick'] else ''}"
     lines = [
@@ -70,9 +75,10 @@ def _md_import(imp: dict[str, Any]) -> list[str]:
     lines = [
         "## Bulk import of order history",
         "",
-        "| path | orders | rows/s | DynamoDB calls/order | PutItem/order | "
-        "BatchWriteItem/order | item writes/order |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        *_md_head(
+            "path | orders | rows/s | DynamoDB calls/order | PutItem/order | "
+            "BatchWriteItem/order | item writes/order"
+        ),
     ]
     for name, r in imp.items():
         lines.append(
@@ -94,16 +100,14 @@ def _md_pipeline(pipe: dict[str, Any]) -> list[str]:
     lines = [
         f"## The pipeline: {pipe['customers']} customers x {pipe['days']} days",
         "",
-        "| wall s | simulated days/s | events | events/s | journeys | messages |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *_md_head("wall s | simulated days/s | events | events/s | journeys | messages"),
         f"| {pipe['wall_seconds']:.0f} | {pipe['simulated_days_per_second']:.2f} | "
         f"{pipe['events']} | {pipe['events_per_second']:.0f} | {pipe['journeys_started']} | "
         f"{pipe['messages_sent']} |",
         "",
         "AWS API calls made by the handlers (the local runtime's own polling excluded):",
         "",
-        "| per | calls | by operation |",
-        "| --- | --- | --- |",
+        *_md_head("per | calls | by operation"),
     ]
     for label, key, role, denom in (
         ("inbound event (ingest)", "calls_per_inbound_event", "ingest", pipe["events"]),
@@ -120,7 +124,7 @@ def _md_pipeline(pipe: dict[str, Any]) -> list[str]:
             for k, v in sorted(pipe["calls"][role].items(), key=lambda kv: -kv[1])[:6]
         )
         lines.append(f"| {label} | {pipe[key]:.2f} | {ops} |")
-    lines += ["", "| function | invocations | mean handler ms (on moto) |", "| --- | --- | --- |"]
+    lines += ["", *_md_head("function | invocations | mean handler ms (on moto)")]
     for role, n in sorted(pipe["invocations"].items()):
         lines.append(f"| {role} | {n} | {pipe['mean_handler_ms'].get(role, 0):.1f} |")
     return [*lines, ""]
@@ -130,9 +134,10 @@ def _md_transitions(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Step Functions transitions per journey entry",
         "",
-        "| program | compiled: shortest | compiled: longest | measured mean | measured "
-        "max | executions |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *_md_head(
+            "program | compiled: shortest | compiled: longest | measured mean | measured max | "
+            "executions"
+        ),
     ]
     measured = (results.get("pipeline") or {}).get("transitions", {})
     for program, est in sorted(results["transitions"].items()):
@@ -148,8 +153,7 @@ def _md_render(r: dict[str, float]) -> list[str]:
     lines = [
         "## Rendering",
         "",
-        "| channel | renderer msg/s | naive baseline msg/s |",
-        "| --- | --- | --- |",
+        *_md_head("channel | renderer msg/s | naive baseline msg/s"),
     ]
     for channel in ("email", "sms", "push", "line"):
         lines.append(f"| {channel} | {r[channel]:,.0f} | {r[channel + '_naive']:,.0f} |")
@@ -167,8 +171,7 @@ def _md_scoring(sc: dict[str, Any]) -> list[str]:
     return [
         f"## RFM scoring: {sc['customers']:,} customers, one core",
         "",
-        "| implementation | seconds | customers/s |",
-        "| --- | --- | --- |",
+        *_md_head("implementation | seconds | customers/s"),
         f"| numpy (`kizuna.scoring.rfm`) | {sc['numpy_s']:.3f} | {sc['numpy_per_s']:,.0f} |",
         "| pandas (`pd.cut` + merge) | "
         + ("- | - |" if pandas_rate is None else f"{sc['pandas_s']:.3f} | {pandas_rate:,.0f} |"),
@@ -194,9 +197,10 @@ def _md_hotpath(hp: dict[str, Any], results: dict[str, Any]) -> list[str]:
         "no AWS latency. Store round trips per event are what a DynamoDB store would make; "
         "each is a network call of a few ms on AWS, which is what batching saves.",
         "",
-        "| path | optimised /s | naive baseline /s | store round trips per event "
-        "(optimised / naive) |",
-        "| --- | --- | --- | --- |",
+        *_md_head(
+            "path | optimised /s | naive baseline /s | "
+            "store round trips per event (optimised / naive)"
+        ),
         f"| ingest, events | {ing['per_s']:,.0f} | {ing['naive_per_s']:,.0f} | "
         f"{ing['round_trips_per_event']:.2f} / {ing['naive_round_trips_per_event']:.2f} |",
         f"| evaluate, events | {ev['per_s']:,.0f} | {ev['naive_per_s']:,.0f} | "
@@ -264,10 +268,11 @@ def _md_coldstart(cs: dict[str, Any]) -> list[str]:
             else "The before columns were not measured (commit missing)."
         ),
         "",
-        "| module | import ms | vs baseline | + first service ms | vs baseline + client | "
-        "before: import ms | before: + first ms | import after/before | "
-        "+ first after/before |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *_md_head(
+            "module | import ms | vs baseline | + first service ms | vs baseline + client | "
+            "before: import ms | before: + first ms | import after/before | "
+            "+ first after/before"
+        ),
     ]
     for name, m in cs["modules"].items():
         b = before.get(name, {})
@@ -315,9 +320,11 @@ def _md_shipped(sh: dict[str, Any]) -> list[str]:
             else "the before columns were not measured (commit missing)."
         ),
         "",
-        "| function | lines before | lines after | code MB before | code MB after | "
-        "deps MB before | deps MB after | total MB before | total MB after | total after/before |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *_md_head(
+            "function | lines before | lines after | code MB before | code MB after | "
+            "deps MB before | deps MB after | total MB before | total MB after | "
+            "total after/before"
+        ),
     ]
     for name, a in sh["after"].items():
         b = before.get(name, {})
@@ -348,9 +355,10 @@ def _md_cost(c: dict[str, Any]) -> list[str]:
         f"{u['order_events']:.0f} of them orders; {u['journeys_started']} journey entries; "
         f"{u['messages']:.0f} delivered messages).",
         "",
-        "| service | per 1M inbound events | per 1M order events (upper bound) | "
-        "per 1M messages, delivery path | per 1M messages, all-in |",
-        "| --- | --- | --- | --- | --- |",
+        *_md_head(
+            "service | per 1M inbound events | per 1M order events (upper bound) | "
+            "per 1M messages, delivery path | per 1M messages, all-in"
+        ),
     ]
     for svc in c["per_million_inbound_events"]:
         cells = " | ".join(_usd(col.get(svc)) for col in cols)
@@ -378,8 +386,7 @@ def _md_cost(c: dict[str, Any]) -> list[str]:
         "Per 1M messages on one channel: the channel's own price (the floor) and Kizuna "
         f"all-in (the floor plus this run's platform cost, {_usd(overhead)} per 1M messages):",
         "",
-        "| channel | floor per 1M | Kizuna all-in per 1M | all-in / floor |",
-        "| --- | --- | --- | --- |",
+        *_md_head("channel | floor per 1M | Kizuna all-in per 1M | all-in / floor"),
     ]
     for key, floor in c["floor_per_million"].items():
         ratio = (floor + overhead) / floor if floor else 0.0
@@ -391,8 +398,7 @@ def _md_cost(c: dict[str, Any]) -> list[str]:
         "plan divided by its contacts, divided by those messages; the same assumption for "
         "every vendor):",
         "",
-        "| vendor | plan | list USD per contact a month | per 1M messages | source |",
-        "| --- | --- | --- | --- | --- |",
+        *_md_head("vendor | plan | list USD per contact a month | per 1M messages | source"),
     ]
     for name, v in c["saas_per_million_messages"].items():
         per_contact = "-" if v["per_contact_month"] is None else f"{v['per_contact_month']:.4f}"
@@ -454,8 +460,7 @@ def _md_campaign(cp: dict[str, Any]) -> list[str]:
         f"{j['wall_seconds']:.0f} s ({j['delivered']:,} emails); set-up "
         f"{cp['setup_seconds']:.0f} s.",
         "",
-        "| per delivered message | campaign | journey path | campaign / journey | goal |",
-        "| --- | --- | --- | --- | --- |",
+        *_md_head("per delivered message | campaign | journey path | campaign / journey | goal"),
     ]
     labels = {
         "calls_per_message": "AWS API calls (provider call included)",
@@ -468,14 +473,13 @@ def _md_campaign(cp: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {label} | {num(x['campaign'])} | {num(x['journey'])} | {r} | <= {x['goal']} |"
         )
-    lines += ["", "| path | calls per delivered message, by operation |", "| --- | --- |"]
+    lines += ["", *_md_head("path | calls per delivered message, by operation")]
     for name, side in (("campaign", c), ("journey path", j)):
         ops = campaign_bench.per_message(side["calls"], int(side["delivered"]))
         lines.append(f"| {name} | {', '.join(f'{k} {v:.3f}' for k, v in ops.items())} |")
     lines += [
         "",
-        "| service (USD per 1M emails) | campaign | journey path |",
-        "| --- | --- | --- |",
+        *_md_head("service (USD per 1M emails) | campaign | journey path"),
     ]
     for svc, value in c["cost"]["per_million_messages"].items():
         other = j["cost"]["per_million_messages"].get(svc)

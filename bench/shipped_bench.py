@@ -17,7 +17,6 @@ without a package index the dependency bytes are skipped, loudly.
 from __future__ import annotations
 
 import atexit
-import fnmatch
 import io
 import os
 import shutil
@@ -34,8 +33,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE_COMMIT = "63fce5f"
 LAYER_CACHE = ROOT / "out" / "layer-cache"
-# Never in an asset (kizuna_infra.names.ASSET_EXCLUDES).
-EXCLUDES = ("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "*.egg-info")
 # Data folders bundled next to a handler (kizuna_infra.programs: evaluate and journey get
 # programs and, when the folder exists, segments; kizuna_infra.delivery: send gets programs
 # and templates). The same at BEFORE_COMMIT.
@@ -61,17 +58,16 @@ class Size:
         return Size(self.files + other.files, self.bytes + other.bytes, self.lines + other.lines)
 
 
-def _excluded(name: str) -> bool:
-    return any(fnmatch.fnmatch(name, pattern) for pattern in EXCLUDES)
-
-
 def files_under(root: Path) -> Iterator[Path]:
-    """Files that go into an asset built from ``root`` (none if it does not exist)."""
+    """Files that go into an asset built from ``root`` (none if it does not exist): all but
+    ``kizuna_infra.names.ASSET_EXCLUDES``, matched as the layers' bundling matches them."""
+    from kizuna_infra import names
+
+    excluded = shutil.ignore_patterns(*names.ASSET_EXCLUDES)
     for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if not _excluded(d))
-        for file in sorted(files):
-            if not _excluded(file):
-                yield Path(directory) / file
+        left_out = excluded(directory, [*subdirs, *files])
+        subdirs[:] = sorted(set(subdirs) - left_out)
+        yield from (Path(directory) / file for file in sorted(files) if file not in left_out)
 
 
 def measure(roots: Iterable[Path], *, lines: bool = True) -> Size:

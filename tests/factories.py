@@ -1,4 +1,4 @@
-"""Builders for inbound events as EventBridge delivers them."""
+"""Builders for inbound events as EventBridge delivers them, customers and the Send task."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from typing import Any
 
 from kizuna.delivery.channels import Channel
 from kizuna.delivery.templates import Renderer
+from kizuna.domain.customer import ConsentState, Customer
+from kizuna.domain.loyalty import address_hash
+from kizuna.events import Channel as ChannelName
+from kizuna.events import ChannelSuppressed, ConsentChanged, ConsentStatus
 from kizuna.events.envelope import ParsedEvent, parse_inbound
 from kizuna.ports import Inbound
 from kizuna.programs.loader import load_programs
@@ -117,6 +121,64 @@ def parsed(raw: dict[str, Any]) -> ParsedEvent:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+PHONE = "+819012345678"
+LINE_USER = "U" + "0" * 32
+
+
+def opted_in(*channels: str, at: datetime = NOON, source: str = "t") -> dict[str, ConsentState]:
+    """Consent to each of ``channels``, given at ``at``."""
+    return {c: ConsentState(status="opted_in", at=at, source=source, stamp="s") for c in channels}
+
+
+def customer(customer_id: str = "c1", **fields: Any) -> Customer:
+    """A customer in Tokyo reading Japanese, opted in to email at ``<customer_id>@example.jp``
+    since NOON; ``fields`` add to or replace these."""
+    base: dict[str, Any] = {
+        "email": f"{customer_id}@example.jp",
+        "locale": "ja",
+        "time_zone": "Asia/Tokyo",
+        "consent": opted_in("email"),
+    }
+    return Customer(customer_id=customer_id, **{**base, **fields})
+
+
+def campaign_definition(**fields: Any) -> dict[str, Any]:
+    """A campaign as written: "sale", once at noon (Tokyo) on NOON's day, to everyone, by email
+    with the ``news`` templates; ``fields`` add to or replace these."""
+    definition: dict[str, Any] = {
+        "id": "sale",
+        "name": "Sale",
+        "status": "scheduled",
+        "audience": {"everyone": True},
+        "schedule": {"type": "once", "at": "2026-01-05T12:00:00+09:00"},
+        "channels": ["email"],
+        "template": "news",
+    }
+    return {**definition, **fields}
+
+
+def sms_opted_out(customer_id: str, at: datetime, phone: str) -> ChannelSuppressed:
+    """What a STOP reply from ``phone`` becomes: SMS suppressed for that number (hashed)."""
+    return ChannelSuppressed(
+        customer_id=customer_id,
+        occurred_at=at,
+        channel=ChannelName.SMS,
+        reason="opt_out",
+        address_hash=address_hash(phone),
+    )
+
+
+def unsubscribed(customer_id: str, at: datetime) -> ConsentChanged:
+    """What the one-click unsubscribe link sends: consent to email withdrawn."""
+    return ConsentChanged(
+        customer_id=customer_id,
+        occurred_at=at,
+        channel=ChannelName.EMAIL,
+        status=ConsentStatus.OPTED_OUT,
+        source="unsubscribe_link",
+    )
 
 
 def sample_program(*steps: str) -> str:

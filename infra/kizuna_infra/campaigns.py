@@ -311,10 +311,7 @@ class Campaigns(Construct):
         self.log_group = state_machine_log_group(
             self,
             names.CAMPAIGN_LOG_GROUP_ID,
-            name=(
-                f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{stack.stack_name}"
-                f"{names.CAMPAIGN_LOG_GROUP_SUFFIX}"
-            ),
+            name=f"{stack.stack_name}{names.CAMPAIGN_LOG_GROUP_SUFFIX}",
             retention=log_retention,
         )
         return standard_state_machine(

@@ -41,6 +41,11 @@ def _short(construct: Construct) -> str:
     return construct.node.path.replace("/", "")
 
 
+def _lambda_sum(metric_name: str) -> Callable[[lambda_.Function], cw.Metric]:
+    """A function's Lambda metric ``metric_name`` (``Errors``, ``Throttles``), summed."""
+    return lambda fn: fn.metric(metric_name, period=PERIOD, statistic="Sum")
+
+
 class Monitoring(Construct):
     """Alarms (DLQ depth, errors, throttles, failed journeys, SES reputation, failed sends
     per channel) on one SNS topic, and one CloudWatch dashboard."""
@@ -85,17 +90,12 @@ class Monitoring(Construct):
             ),
             "Dead letters in {path}: `kizuna dlq show`",
         )
-        errors = self._alarm_each(
-            functions,
-            "Errors",
-            lambda fn: fn.metric_errors(period=PERIOD, statistic="Sum"),
-            "{path} raised errors",
-        )
-        throttles = self._alarm_each(
-            functions,
-            "Throttles",
-            lambda fn: fn.metric_throttles(period=PERIOD, statistic="Sum"),
-            "{path} was throttled",
+        errors, throttles = (
+            self._alarm_each(functions, metric_name, _lambda_sum(metric_name), description)
+            for metric_name, description in (
+                ("Errors", "{path} raised errors"),
+                ("Throttles", "{path} was throttled"),
+            )
         )
         failed_journeys = self._alarm_each(
             state_machines,

@@ -281,7 +281,7 @@ class Programs(Construct):
             log_group = state_machine_log_group(
                 program_scope,
                 "LogGroup",
-                name=f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{name}",
+                name=name,
                 retention=log_retention,
             )
             machine = standard_state_machine(

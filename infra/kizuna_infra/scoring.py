@@ -153,10 +153,7 @@ class Scoring(Construct):
         self.log_group = state_machine_log_group(
             self,
             names.SCORING_LOG_GROUP_ID,
-            name=(
-                f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{stack.stack_name}"
-                f"{names.SCORING_LOG_GROUP_SUFFIX}"
-            ),
+            name=f"{stack.stack_name}{names.SCORING_LOG_GROUP_SUFFIX}",
             retention=log_retention,
         )
         self.state_machine = standard_state_machine(

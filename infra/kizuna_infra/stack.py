@@ -91,29 +91,25 @@ class KizunaStack(Stack):
                 k.delivery.signing_secret.secret_arn,
                 "Secret holding the HMAC key of coupon codes and unsubscribe links",
             ),
-        ):
-            CfnOutput(self, output_id, value=value, description=description)
-        c = k.campaigns
-        for output_id, value, description in (
             (names.OUTPUT_CAMPAIGNS_TABLE, k.tables.campaigns.table_name, "Campaigns table"),
             (
                 names.OUTPUT_CAMPAIGN_STATE_MACHINE_ARN,
-                c.state_machine.state_machine_arn,
+                k.campaigns.state_machine.state_machine_arn,
                 "State machine running every campaign occurrence",
             ),
             (
                 names.OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN,
-                c.scheduler_role.role_arn,
+                k.campaigns.scheduler_role.role_arn,
                 "Role campaign schedules start the campaign state machine with",
             ),
             (
                 names.OUTPUT_CAMPAIGN_SCHEDULE_GROUP,
-                c.schedule_group.ref,
+                k.campaigns.schedule_group.ref,
                 "Scheduler group holding one schedule per campaign",
             ),
             (
                 names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN,
-                c.dead_letter_queue.queue_arn,
+                k.campaigns.dead_letter_queue.queue_arn,
                 "Dead-letter queue of campaign schedules Scheduler could not deliver",
             ),
         ):

@@ -14,6 +14,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from kizuna_infra import names
+
 
 @dataclass(frozen=True)
 class Retry:
@@ -62,13 +64,13 @@ def lambda_invoke(
 def state_machine_log_group(
     scope: Construct, construct_id: str, *, name: str, retention: logs.RetentionDays
 ) -> logs.LogGroup:
-    """A state machine's named log group (vended logs). Destroyed with the stack: a retained
-    named group would block re-creating it, and it holds no personal data (execution data
-    is never logged)."""
+    """A state machine's log group, ``/aws/vendedlogs/states/<name>`` (vended logs).
+    Destroyed with the stack: a retained named group would block re-creating it, and it
+    holds no personal data (execution data is never logged)."""
     return logs.LogGroup(
         scope,
         construct_id,
-        log_group_name=name,
+        log_group_name=f"{names.STATE_MACHINE_LOG_GROUP_PREFIX}{name}",
         retention=retention,
         removal_policy=RemovalPolicy.DESTROY,
     )

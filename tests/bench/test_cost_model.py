@@ -33,6 +33,23 @@ ROUND = Prices(
     channels={"email_ses": 1e-4, "push": 1e-6, "sms_japan": 0.1, "line_japan": 0.02},
 )
 
+# The cost lines, in the order the expected figures below are written.
+SERVICES = (
+    "Lambda requests",
+    "Lambda compute",
+    "DynamoDB writes",
+    "DynamoDB reads",
+    "EventBridge",
+    "SQS",
+    "Step Functions",
+    "channel fees",
+)
+
+
+def by_service(*amounts: float, **more: float) -> dict[str, float]:
+    """One amount for each of SERVICES, in order, and ``more`` lines (the total)."""
+    return {**dict(zip(SERVICES, amounts, strict=True)), **more}
+
 
 @pytest.mark.parametrize(
     ("operation", "count", "expected"),
@@ -80,18 +97,8 @@ def test_cost_by_service_and_per_million() -> None:
         channel_messages={"email_ses": 15},
     )
     costs = cost_by_service(usage, ROUND)
-    assert costs == pytest.approx(
-        {
-            "Lambda requests": 1e-5,
-            "Lambda compute": 5e-6,  # 10 x 0.1 s x 0.5 GB = 0.5 GB-s
-            "DynamoDB writes": 2e-4,
-            "DynamoDB reads": 1e-4,
-            "EventBridge": 1.2e-4,
-            "SQS": 1.2e-4,
-            "Step Functions": 4e-5,
-            "channel fees": 1.5e-3,
-        }
-    )
+    # (Lambda compute: 10 x 0.1 s x 0.5 GB = 0.5 GB-s)
+    assert costs == pytest.approx(by_service(1e-5, 5e-6, 2e-4, 1e-4, 1.2e-4, 1.2e-4, 4e-5, 1.5e-3))
     spread = per_million(costs, 100)
     assert spread["DynamoDB writes"] == pytest.approx(2.0)
     assert spread["total"] == pytest.approx(sum(costs.values()) * 10_000)
@@ -137,19 +144,7 @@ def test_pipeline_costs_by_hand() -> None:
     # EventBridge (20 derived + 100 inbound) x 1e-6, SQS (100 sends + 2 x 10 batches) x 1e-6,
     # scoring 2 x 2 transitions x 1e-5 = 5.95e-4 over 100 events
     inbound = out["per_million_inbound_events"]
-    assert inbound == pytest.approx(
-        {
-            "Lambda requests": 0.1,
-            "Lambda compute": 0.05,
-            "DynamoDB writes": 2.0,
-            "DynamoDB reads": 1.0,
-            "EventBridge": 1.2,
-            "SQS": 1.2,
-            "Step Functions": 0.4,
-            "channel fees": 0.0,
-            "total": 5.95,
-        }
-    )
+    assert inbound == pytest.approx(by_service(0.1, 0.05, 2.0, 1.0, 1.2, 1.2, 0.4, 0.0, total=5.95))
     assert out["per_million_order_events"]["total"] == pytest.approx(5.95e-4 / 25 * 1e6)
     # delivery = journey + send over 20 messages: requests 30 x 1e-6; compute
     # (20 x 0.2 s x 1 GB + 10 x 0.05 s x 0.5 GB) x 1e-5; WRU 40 x 2e-6; RRU 20 x 0.5 x 1e-6;
@@ -157,17 +152,7 @@ def test_pipeline_costs_by_hand() -> None:
     # fees 15 x 1e-4 + 5 x 1e-6
     messages = out["per_million_messages"]
     assert messages == pytest.approx(
-        {
-            "Lambda requests": 1.5,
-            "Lambda compute": 2.125,
-            "DynamoDB writes": 4.0,
-            "DynamoDB reads": 0.5,
-            "EventBridge": 0.0,
-            "SQS": 0.0,
-            "Step Functions": 25.0,
-            "channel fees": 75.25,
-            "total": 108.375,
-        }
+        by_service(1.5, 2.125, 4.0, 0.5, 0.0, 0.0, 25.0, 75.25, total=108.375)
     )
     assert out["mix_floor_per_million_messages"] == pytest.approx(75.25)
     assert out["per_million_messages_all_in"]["total"] == pytest.approx(

@@ -72,6 +72,11 @@ def role_of(resources: Resources, function: str) -> str:
     return role
 
 
+def function_statements(resources: Resources, function: str) -> list[Statement]:
+    """Every statement of every identity policy on a function's execution role."""
+    return statements_of(resources, role_of(resources, function))
+
+
 def environment(resources: Resources, function: str) -> dict[str, Any]:
     env: dict[str, Any] = resources[function]["Properties"]["Environment"]["Variables"]
     return env

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -50,31 +51,34 @@ def test_our_validator_accepts_every_state_machine(
     assert {name: p for name, p in problems.items() if p} == {}
 
 
-def test_asl_validator_accepts_every_state_machine(
-    definitions: dict[str, dict[str, Any]],
-) -> None:
+@pytest.fixture(scope="module")
+def asl_validator() -> Path:
+    """The npm asl-validator; the test using it is skipped, and says so, when it is missing."""
     executable = find_asl_validator()
     if executable is None:
         pytest.skip(
             "NOT CHECKED: node_modules/.bin/asl-validator is missing; run `make test` "
             "(or `npm install`) so the npm asl-validator checks every state machine"
         )
-    problems = run_asl_validator(definitions, executable)
+    return executable
+
+
+def test_asl_validator_accepts_every_state_machine(
+    definitions: dict[str, dict[str, Any]], asl_validator: Path
+) -> None:
+    problems = run_asl_validator(definitions, asl_validator)
     assert set(problems) == set(definitions)
     assert {name: p for name, p in problems.items() if p} == {}
 
 
 def test_asl_validator_refuses_what_aws_refused(
-    definitions: dict[str, dict[str, Any]],
+    definitions: dict[str, dict[str, Any]], asl_validator: Path
 ) -> None:
     # The second opinion is not vacuous: it refuses the pre-fix shape (an orphan Succeed)
-    executable = find_asl_validator()
-    if executable is None:
-        pytest.skip("NOT CHECKED: node_modules/.bin/asl-validator is missing; run `make test`")
     name, definition = next(iter(definitions.items()))
     broken = copy.deepcopy(definition)
     broken["States"]["__end"] = {"Type": "Succeed"}
-    assert run_asl_validator({name: broken}, executable) == {
+    assert run_asl_validator({name: broken}, asl_validator) == {
         name: ["MISSING_TRANSITION_TARGET: State __end is not reachable"]
     }
 

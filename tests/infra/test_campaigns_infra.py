@@ -9,16 +9,17 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 from infra_helpers import (
+    StackIds,
     actions_of,
     arn,
     as_list,
     environment,
+    function_statements,
     index_arn,
     iter_resources,
     of_type,
     qualified_arn,
     resources_for,
-    role_of,
     statements_of,
 )
 
@@ -56,15 +57,13 @@ DELIVERY_ENV = {
 }
 
 
-class Ids:
+class Ids(StackIds):
     def __init__(self, stack: KizunaStack, logical_id: Any) -> None:
+        super().__init__(stack, logical_id)
         k = stack.kizuna
         c = k.campaigns
         self.table = logical_id(k.tables.campaigns)
-        self.customers = logical_id(k.tables.customers)
-        self.activity = logical_id(k.tables.activity)
         self.bucket = logical_id(k.tables.analytics)
-        self.bus = logical_id(k.bus.bus)
         self.function = logical_id(c.campaign.function)
         self.send = logical_id(k.delivery.send.function)
         self.signing = logical_id(k.delivery.signing_secret)
@@ -160,7 +159,7 @@ def test_campaign_function_sends_with_exactly_the_send_functions_channel_setting
     assert ours[names.ENV_PUSH_APPLICATION_ID] == "0123456789abcdef0123456789abcdef"
 
     # And it may send push on that app only, and read the LINE token secret
-    statements = statements_of(resources, role_of(resources, function))
+    statements = function_statements(resources, function)
     [pinpoint] = resources_for(statements, "mobiletargeting:SendMessages")
     assert "0123456789abcdef0123456789abcdef/messages" in json.dumps(pinpoint)
     secrets = resources_for(statements, "secretsmanager:GetSecretValue")
@@ -170,7 +169,7 @@ def test_campaign_function_sends_with_exactly_the_send_functions_channel_setting
 def test_campaign_function_is_granted_only_what_the_batch_send_path_does(
     resources: dict[str, Any], ids: Ids
 ) -> None:
-    statements = statements_of(resources, role_of(resources, ids.function))
+    statements = function_statements(resources, ids.function)
     customers = [arn(ids.customers), index_arn(ids.customers)]
     activity = [arn(ids.activity), index_arn(ids.activity)]
     campaigns_table = arn(ids.table)
@@ -209,7 +208,7 @@ def test_campaign_function_is_granted_only_what_the_batch_send_path_does(
     # events on Kizuna's bus; the signing secret; email as the send function sends it
     assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
     assert resources_for(statements, "secretsmanager:GetSecretValue") == [{"Ref": ids.signing}]
-    send_statements = statements_of(resources, role_of(resources, ids.send))
+    send_statements = function_statements(resources, ids.send)
     assert resources_for(statements, "ses:SendEmail") == resources_for(
         send_statements, "ses:SendEmail"
     )

@@ -13,11 +13,11 @@ from infra_helpers import (
     actions_of,
     arn,
     environment,
+    function_statements,
     index_arn,
     iter_resources,
     of_type,
     resources_for,
-    role_of,
     statements_of,
 )
 from moto.events.models import EventPattern
@@ -29,6 +29,16 @@ from kizuna_infra.stack import KizunaStack
 pytestmark = pytest.mark.infra
 
 LogicalId = Callable[[Any], str]
+# The sending events the configuration set publishes -> their detail-type on EventBridge.
+SES_DETAIL_TYPES = {
+    "bounce": "Email Bounced",
+    "complaint": "Email Complaint Received",
+    "delivery": "Email Delivered",
+    "open": "Email Opened",
+    "click": "Email Clicked",
+    "reject": "Email Rejected",
+    "renderingFailure": "Email Rendering Failure",
+}
 
 
 def ses_arn(resource: Any) -> dict[str, Any]:
@@ -100,7 +110,7 @@ def test_only_the_senders_and_unsubscribe_read_the_signing_secret(
 ) -> None:
     readers = set()
     for function in of_type(resources, "AWS::Lambda::Function"):
-        statements = statements_of(resources, role_of(resources, function))
+        statements = function_statements(resources, function)
         if {"Ref": ids.secret} in resources_for(statements, "secretsmanager:GetSecretValue"):
             readers.add(function)
     assert readers == {ids.send, ids.campaign, ids.unsubscribe}
@@ -119,15 +129,7 @@ def test_configuration_set_publishes_sending_events_to_the_default_bus(
     assert event_destination["Enabled"] is True
     bus = event_destination["EventBridgeDestination"]["EventBusArn"]
     assert bus["Fn::Join"][1][-1] == ":event-bus/default"
-    assert set(event_destination["MatchingEventTypes"]) == {
-        "bounce",
-        "complaint",
-        "delivery",
-        "open",
-        "click",
-        "reject",
-        "renderingFailure",
-    }
+    assert set(event_destination["MatchingEventTypes"]) == set(SES_DETAIL_TYPES)
 
 
 # --- Unsubscribe ------------------------------------------------------------------------------
@@ -147,7 +149,7 @@ def test_unsubscribe_reads_the_secret_and_puts_events_only(
     env = environment(resources, ids.unsubscribe)
     assert {n for n, f in UnsubscribeSettings.model_fields.items() if f.is_required()} <= set(env)
     assert env["SIGNING_SECRET_ARN"] == {"Ref": ids.secret}
-    statements = statements_of(resources, role_of(resources, ids.unsubscribe))
+    statements = function_statements(resources, ids.unsubscribe)
     assert {a.split(":")[0] for a in actions_of(statements)} == {"logs", "secretsmanager", "events"}
     assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
 
@@ -219,7 +221,7 @@ def configured_send(
     function = logical_id(configured_stack.kizuna.delivery.send.function)
     return (
         environment(resources, function),
-        statements_of(resources, role_of(resources, function)),
+        function_statements(resources, function),
     )
 
 
@@ -281,15 +283,7 @@ def test_feedback_rule_takes_ses_events_from_the_default_bus(
     props = resources[ids.feedback_rule]["Properties"]
     assert props["EventBusName"] == "default"
     pattern = EventPattern.load(json.dumps(props["EventPattern"]))
-    for detail_type in (
-        "Email Bounced",
-        "Email Complaint Received",
-        "Email Delivered",
-        "Email Opened",
-        "Email Clicked",
-        "Email Rejected",
-        "Email Rendering Failure",
-    ):
+    for detail_type in SES_DETAIL_TYPES.values():
         assert pattern.matches_event(
             {"source": "aws.ses", "detail-type": detail_type, "detail": {}}
         )
@@ -330,7 +324,7 @@ def test_feedback_environment_and_grants(resources: dict[str, Any], ids: Ids) ->
     env = environment(resources, ids.feedback)
     assert {n for n, f in FeedbackSettings.model_fields.items() if f.is_required()} <= set(env)
     assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": ids.feedback_dlq}
-    statements = statements_of(resources, role_of(resources, ids.feedback))
+    statements = function_statements(resources, ids.feedback)
     assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
     assert resources_for(statements, "dynamodb:PutItem") == [
         arn(ids.activity),

@@ -15,12 +15,12 @@ from infra_helpers import (
     actions_of,
     arn,
     environment,
+    function_statements,
     index_arn,
     iter_resources,
     of_type,
     qualified_arn,
     resources_for,
-    role_of,
     statements_of,
 )
 from moto.events.models import EventPattern
@@ -273,7 +273,7 @@ def test_journey_arn_prefix_plus_program_id_is_the_state_machine_arn(
 def test_evaluate_may_start_the_journeys_and_nothing_else(
     resources: dict[str, Any], ids: Ids
 ) -> None:
-    statements = statements_of(resources, role_of(resources, ids.evaluate))
+    statements = function_statements(resources, ids.evaluate)
     started = resources_for(statements, "states:StartExecution")
     assert sorted(map(json.dumps, started)) == sorted(
         json.dumps({"Ref": m}) for m in ids.machines.values()
@@ -285,7 +285,7 @@ def test_evaluate_may_start_the_journeys_and_nothing_else(
 
 
 def test_evaluate_grants(resources: dict[str, Any], ids: Ids) -> None:
-    statements = statements_of(resources, role_of(resources, ids.evaluate))
+    statements = function_statements(resources, ids.evaluate)
     assert arn(ids.customers) in resources_for(statements, "dynamodb:GetItem")
     assert resources_for(statements, "dynamodb:PutItem") == [
         arn(ids.activity),
@@ -301,7 +301,7 @@ def test_evaluate_grants(resources: dict[str, Any], ids: Ids) -> None:
 def test_journey_helper_reads_customers_and_activity(resources: dict[str, Any], ids: Ids) -> None:
     env = environment(resources, ids.journey)
     assert {n for n, f in JourneySettings.model_fields.items() if f.is_required()} <= set(env)
-    statements = statements_of(resources, role_of(resources, ids.journey))
+    statements = function_statements(resources, ids.journey)
     assert {a for a in actions_of(statements) if a.startswith("dynamodb:")} <= {
         "dynamodb:BatchGetItem",
         "dynamodb:Query",
@@ -330,7 +330,7 @@ def test_sweep_queries_the_customer_indexes_and_puts_events(
 ) -> None:
     env = environment(resources, ids.sweep)
     assert {n for n, f in SweepSettings.model_fields.items() if f.is_required()} <= set(env)
-    statements = statements_of(resources, role_of(resources, ids.sweep))
+    statements = function_statements(resources, ids.sweep)
     assert resources_for(statements, "dynamodb:Query") == [
         arn(ids.customers),
         index_arn(ids.customers),

@@ -10,11 +10,11 @@ from infra_helpers import (
     actions_of,
     arn,
     environment,
+    function_statements,
     index_arn,
     of_type,
     qualified_arn,
     resources_for,
-    role_of,
     statements_of,
 )
 
@@ -96,7 +96,7 @@ def test_score_function_reads_and_writes_customers_only_and_puts_events(
 ) -> None:
     env = environment(resources, ids["function"])
     assert {n for n, f in ScoreSettings.model_fields.items() if f.is_required()} <= set(env)
-    statements = statements_of(resources, role_of(resources, ids["function"]))
+    statements = function_statements(resources, ids["function"])
     customers = [arn(ids["customers"]), index_arn(ids["customers"])]
     products, snapshots = arn(ids["products"]), arn(ids["snapshots"])
     assert resources_for(statements, "dynamodb:Scan") == [*customers, products]
@@ -145,7 +145,7 @@ def test_daily_schedule_starts_the_run_with_retries_and_a_dlq(
 def test_score_function_writes_work_files_and_the_export_under_their_prefixes_only(
     resources: dict[str, Any], ids: dict[str, str]
 ) -> None:
-    statements = statements_of(resources, role_of(resources, ids["function"]))
+    statements = function_statements(resources, ids["function"])
 
     def objects(prefix: str) -> dict[str, Any]:
         return {"Fn::Join": ["", [{"Fn::GetAtt": [ids["bucket"], "Arn"]}, f"/{prefix}/*"]]}

@@ -20,12 +20,14 @@ from kizuna.adapters.campaigns import CampaignStore
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.campaigns.assign import assign
 from kizuna.campaigns.loader import parse_campaign
-from kizuna.domain.customer import ConsentState, Customer
+from kizuna.domain.customer import Customer
 from kizuna.runtime.clock import FixedClock, SystemClock, set_clock
 from kizuna.runtime.settings import campaign_settings
 from kizuna.runtime.wiring import campaign_service
 from kizuna_tools.metering import ApiCallCounter
+from tests import factories
 from tests.integration.lambda_runtime import ACCOUNT, REGION, LambdaContext, load_handler
+from tests.moto_setup import create_table, fake_aws_env
 
 pytestmark = pytest.mark.integration
 
@@ -39,69 +41,38 @@ TEMPLATES = {
     ),
     "news/ja/email.txt.j2": "{{ customer.display_name }}\n新春セールです。",
 }
-CAMPAIGN = {
-    "id": "new-year-sale",
-    "name": "New year sale",
-    "status": "scheduled",
-    "audience": {"everyone": True},
-    "schedule": {"type": "once", "at": "2026-01-05T12:00:00+09:00"},
-    "channels": ["email"],
-    "template": "news",
-    "holdout_percent": 10,
+ENVIRONMENT = {  # the campaign function's, as the stack sets it
+    "CUSTOMERS_TABLE": "customers",
+    "ACTIVITY_TABLE": "activity",
+    "CAMPAIGNS_TABLE": "campaigns",
+    "ANALYTICS_BUCKET": "analytics",
+    "EVENT_BUS_NAME": "kizuna",
+    "SIGNING_SECRET_ARN": "kizuna-signing",
+    "EMAIL_FROM": SENDER,
+    "SES_CONFIGURATION_SET": "kizuna-email",
+    "UNSUBSCRIBE_URL": "https://u.example/unsubscribe",
+    "SCAN_SEGMENTS": "2",
+    "POWERTOOLS_METRICS_NAMESPACE": "Kizuna",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
+CAMPAIGN = factories.campaign_definition(
+    id="new-year-sale", name="New year sale", holdout_percent=10
+)
 
 
 def customer(n: int) -> Customer:
-    consent = (
-        {}
-        if n % 10 == 3
-        else {"email": ConsentState(status="opted_in", at=NOON, source="t", stamp="s")}
-    )
-    return Customer(
-        customer_id=f"c{n:04d}",
-        email=f"c{n:04d}@example.jp",
-        last_name="山田",
-        locale="ja",
-        time_zone="Asia/Tokyo",
-        consent=consent,
-    )
+    """c0000…, every tenth (c0003, c0013, …) without consent to email."""
+    consent = {} if n % 10 == 3 else factories.opted_in("email")
+    return factories.customer(f"c{n:04d}", last_name="山田", consent=consent)
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiCallCounter]:
-    for k, v in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "CUSTOMERS_TABLE": "customers",
-        "ACTIVITY_TABLE": "activity",
-        "CAMPAIGNS_TABLE": "campaigns",
-        "ANALYTICS_BUCKET": "analytics",
-        "EVENT_BUS_NAME": "kizuna",
-        "SIGNING_SECRET_ARN": "kizuna-signing",
-        "EMAIL_FROM": SENDER,
-        "SES_CONFIGURATION_SET": "kizuna-email",
-        "UNSUBSCRIBE_URL": "https://u.example/unsubscribe",
-        "SCAN_SEGMENTS": "2",
-        "POWERTOOLS_METRICS_NAMESPACE": "Kizuna",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        monkeypatch.setenv(k, v)
+    fake_aws_env(monkeypatch, REGION, **ENVIRONMENT)
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
         create_kizuna_tables(ddb)
-        ddb.create_table(
-            TableName="campaigns",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "campaign_id", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "campaign_id", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        create_table(ddb, "campaigns", "campaign_id", "sk")
         boto3.client("s3", region_name=REGION).create_bucket(Bucket="analytics")
         ses = boto3.client("sesv2", region_name=REGION)
         ses.create_email_identity(EmailIdentity=SENDER)

@@ -3,17 +3,7 @@
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from kizuna_tools.reports.html import (
-    LiftRow,
-    LiftSection,
-    MigrationPanel,
-    MigrationSection,
-    Period,
-    ReportDocument,
-    SegmentTrendSection,
-    Series,
-    TableSection,
-)
+from kizuna_tools.reports import html as report_html
 from kizuna_tools.reports.stats import lift, migration
 
 SEGMENTS = ("優良顧客", "安定顧客", "新規顧客", "休眠予備軍", "休眠顧客")
@@ -42,7 +32,7 @@ def _states(
     return before, after
 
 
-def sample_document() -> ReportDocument:
+def sample_document() -> report_html.ReportDocument:
     rng = random.Random(20250601)
     treated = migration(*_states(rng, 1500, 0.35), order=SEGMENTS)
     holdout = migration(*_states(rng, 300, 0.2), order=SEGMENTS)
@@ -54,23 +44,23 @@ def sample_document() -> ReportDocument:
         for s in SEGMENTS:
             sizes[s] = max(0.0, sizes[s] * rng.uniform(0.93, 1.09))
             values[s].append(round(sizes[s]))
-    return ReportDocument(
+    return report_html.ReportDocument(
         title="月次キャンペーンレポート (Monthly campaign report)",
         subtitle="RFM セグメントの推移とプログラム効果",
         generated_at=datetime(2025, 4, 1, 9, 30, tzinfo=UTC),
-        period=Period(start=dates[0], end=dates[-1]),
+        period=report_html.Period(start=dates[0], end=dates[-1]),
         sections=(
-            MigrationSection(
+            report_html.MigrationSection(
                 title="セグメント移動 (segment migration)",
                 description="Rows: segment on 2025-01-05; columns: segment on 2025-03-23.",
                 panels=(
-                    MigrationPanel(
+                    report_html.MigrationPanel(
                         label="Treated",
                         migration=treated,
                         before_label="2025-01-05",
                         after_label="2025-03-23",
                     ),
-                    MigrationPanel(
+                    report_html.MigrationPanel(
                         label="Holdout",
                         migration=holdout,
                         before_label="2025-01-05",
@@ -78,18 +68,19 @@ def sample_document() -> ReportDocument:
                     ),
                 ),
             ),
-            SegmentTrendSection(
+            report_html.SegmentTrendSection(
                 title="セグメント規模の推移",
                 dates=dates,
-                series=tuple(Series(name=s, values=tuple(values[s])) for s in SEGMENTS),
+                series=tuple(report_html.Series(name=s, values=tuple(values[s])) for s in SEGMENTS),
             ),
-            LiftSection(
+            report_html.LiftSection(
                 title="プログラム効果 (lift over holdout)",
                 rows=tuple(
-                    LiftRow(program=p, arm=arm, lift=lift(*counts)) for p, arm, counts in PROGRAMS
+                    report_html.LiftRow(program=p, arm=arm, lift=lift(*counts))
+                    for p, arm, counts in PROGRAMS
                 ),
             ),
-            TableSection(
+            report_html.TableSection(
                 title="Segment analysis",
                 columns=("segment", "customers", "avg. orders", "second-purchase rate"),
                 rows=tuple(

@@ -205,189 +205,109 @@ def test_a_good_definition_passes() -> None:
     check_definition(GOOD)  # no raise
 
 
-def broken(path: list[Any], value: Any) -> dict[str, Any]:
-    """GOOD with the item at ``path`` set to ``value`` (deleted when value is ...)."""
+def broken(where: str, value: Any) -> dict[str, Any]:
+    """GOOD with the item at ``where`` ("States/Route/Choices/1") set to ``value`` (deleted when
+    value is ...)."""
     definition = copy.deepcopy(GOOD)
     target: Any = definition
-    for key in path[:-1]:
+    *parents, last = (int(key) if key.isdigit() else key for key in where.split("/"))
+    for key in parents:
         target = target[key]
     if value is ...:
-        del target[path[-1]]
+        del target[last]
     else:
-        target[path[-1]] = value
+        target[last] = value
     return definition
+
+
+# (id, where in GOOD, what is put there (... deletes it), the problem listed)
+# fmt: off
+BROKEN = [
+    ("unreachable", "States/Orphan", {"Type": "Succeed"},
+     "State 'Orphan' is not reachable from StartAt 'Start'"),
+    ("dangling-next", "States/Later/Next", "Nowhere",
+     "State 'Later': Next 'Nowhere' is not a state"),
+    ("dangling-choice", "States/Route/Choices/1/Next", "Nowhere",
+     "State 'Route': Choices[1].Next 'Nowhere' is not a state"),
+    ("dangling-catch", "States/Start/Catch/0/Next", "Nowhere",
+     "State 'Start': Catch[0].Next 'Nowhere' is not a state"),
+    ("start", "StartAt", "Nowhere",
+     "top level: StartAt 'Nowhere' is not a state"),
+    ("choice-end", "States/Route/End", True,
+     "State 'Route': a Choice state has neither Next nor End"),
+    ("choice-empty", "States/Route/Choices", [],
+     "State 'Route': a Choice needs a non-empty Choices list"),
+    ("next-and-end", "States/Later/End", True,
+     "State 'Later': Next and End are exclusive"),
+    ("neither", "States/Later/Next", ...,
+     "State 'Later': needs Next or End: true"),
+    ("wait-two", "States/Later/Seconds", 5,
+     "State 'Later': a Wait needs exactly one of Seconds, Timestamp, SecondsPath, "
+     "TimestampPath (has Seconds, TimestampPath)"),
+    ("retry-empty", "States/Start/Retry/0/ErrorEquals", [],
+     "State 'Start': Retry[0]: ErrorEquals must be a non-empty list"),
+    ("catch-all-not-alone", "States/Start/Catch/0/ErrorEquals", ["States.ALL", "X"],
+     "State 'Start': Catch[0]: States.ALL must appear alone, in the last entry"),
+    ("jsonpath-no-dollar", "States/Start/ResultPath", "result",
+     "State 'Start': ResultPath: 'result' is not a reference path (must start with $)"),
+    ("reference-wildcard", "States/Start/ResultPath", "$.items[*]",
+     "State 'Start': ResultPath: '$.items[*]': [*]: a reference path takes only a name "
+     "or an index in []"),
+    ("jsonpath-trailing-dot", "States/Start/InputPath", "$.a..b.",
+     "State 'Start': InputPath: '$.a..b.': a name must follow '.' at 6"),
+    ("jsonpath-bracket", "States/Start/Parameters/Payload/id.$", "$.a[0",
+     "State 'Start': Parameters.Payload.id.$: '$.a[0': unbalanced '[' at 3"),
+    ("variable", "States/Route/Choices/1/Variable", "a.b",
+     "State 'Route': Choices[1]: Variable: 'a.b' is not a path (must start with $)"),
+    ("timestamp-path", "States/Later/TimestampPath", "$$.x y",
+     "State 'Later': TimestampPath: '$$.x y': unexpected ' ' at 4"),
+    ("intrinsic-name", "States/Start/Parameters/Payload/key.$", "States.Fromat('x')",
+     "State 'Start': Parameters.Payload.key.$: \"States.Fromat('x')\": unknown intrinsic "
+     "function States.Fromat"),
+    ("intrinsic-parenthesis", "States/Start/Parameters/Payload/key.$", "States.Format('x', $.a",
+     "State 'Start': Parameters.Payload.key.$: \"States.Format('x', $.a\": unbalanced "
+     "parentheses or quotes"),
+    ("intrinsic-quote", "States/Start/Parameters/Payload/key.$", "States.Format('x)",
+     "State 'Start': Parameters.Payload.key.$: \"States.Format('x)\": unbalanced "
+     "parentheses or quotes"),
+    ("intrinsic-arity", "States/Start/ResultSelector/ok.$", "States.MathAdd($.a)",
+     "State 'Start': ResultSelector.ok.$: 'States.MathAdd($.a)': States.MathAdd takes 2 "
+     "argument(s), not 1"),
+    ("intrinsic-argument", "States/Failed/CausePath", "States.JsonToString(error)",
+     "State 'Failed': CausePath: 'States.JsonToString(error)': argument 'error' is not a "
+     "string, number, boolean, null, path or function"),
+    ("map-leaves-its-scope", "States/Each/ItemProcessor/States/Two/Next", "Start",
+     "Map 'Each' > State 'Two': Next 'Start' is not a state"),
+    ("parallel-unreachable", "States/Fan/Branches/0/States/Lost", {"Type": "Succeed"},
+     "Parallel 'Fan' branch 0 > State 'Lost' is not reachable from StartAt 'One'"),
+    ("duplicate-name", "States/Each/ItemProcessor/States/One", {"Type": "Succeed"},
+     "Map 'Each' > State 'One': name already used in Parallel 'Fan' branch 0 (must be "
+     "unique)"),
+    ("parallel-empty", "States/Fan/Branches", [],
+     "State 'Fan': a Parallel needs a non-empty Branches list"),
+    ("map-no-processor", "States/Each/ItemProcessor", ...,
+     "State 'Each': a Map needs an ItemProcessor (or Iterator)"),
+    ("long-name", f"States/{'X' * 81}", {"Type": "Succeed"},
+     f"State '{'X' * 81}': name longer than 80 characters"),
+    ("comparison", "States/Route/Choices/1/StringEqual", "x",
+     "State 'Route': Choices[1]: unknown comparison StringEqual"),
+    ("type", "States/Later/Type", "Sleep",
+     "State 'Later': unknown Type 'Sleep'"),
+]
+# fmt: on
 
 
 @pytest.mark.parametrize(
     ("definition", "expected"),
     [
-        pytest.param(
-            broken(["States", "Orphan"], {"Type": "Succeed"}),
-            "State 'Orphan' is not reachable from StartAt 'Start'",
-            id="unreachable",
-        ),
-        pytest.param(
-            broken(["States", "Later", "Next"], "Nowhere"),
-            "State 'Later': Next 'Nowhere' is not a state",
-            id="dangling-next",
-        ),
-        pytest.param(
-            broken(["States", "Route", "Choices", 1, "Next"], "Nowhere"),
-            "State 'Route': Choices[1].Next 'Nowhere' is not a state",
-            id="dangling-choice",
-        ),
-        pytest.param(
-            broken(["States", "Start", "Catch", 0, "Next"], "Nowhere"),
-            "State 'Start': Catch[0].Next 'Nowhere' is not a state",
-            id="dangling-catch",
+        *(
+            pytest.param(broken(where, value), expected, id=case)
+            for case, where, value, expected in BROKEN
         ),
         pytest.param(
             machine(A={"Type": "Pass", "Next": "B"}, B={"Type": "Pass", "Next": "A"}),
             "top level: no terminal state (End: true, Succeed or Fail)",
             id="no-terminal",
-        ),
-        pytest.param(
-            broken(["StartAt"], "Nowhere"),
-            "top level: StartAt 'Nowhere' is not a state",
-            id="start",
-        ),
-        pytest.param(
-            broken(["States", "Route", "End"], True),
-            "State 'Route': a Choice state has neither Next nor End",
-            id="choice-end",
-        ),
-        pytest.param(
-            broken(["States", "Route", "Choices"], []),
-            "State 'Route': a Choice needs a non-empty Choices list",
-            id="choice-empty",
-        ),
-        pytest.param(
-            broken(["States", "Later", "End"], True),
-            "State 'Later': Next and End are exclusive",
-            id="next-and-end",
-        ),
-        pytest.param(
-            broken(["States", "Later", "Next"], ...),
-            "State 'Later': needs Next or End: true",
-            id="neither",
-        ),
-        pytest.param(
-            broken(["States", "Later", "Seconds"], 5),
-            "State 'Later': a Wait needs exactly one of Seconds, Timestamp, SecondsPath, "
-            "TimestampPath (has Seconds, TimestampPath)",
-            id="wait-two",
-        ),
-        pytest.param(
-            broken(["States", "Start", "Retry", 0, "ErrorEquals"], []),
-            "State 'Start': Retry[0]: ErrorEquals must be a non-empty list",
-            id="retry-empty",
-        ),
-        pytest.param(
-            broken(["States", "Start", "Catch", 0, "ErrorEquals"], ["States.ALL", "X"]),
-            "State 'Start': Catch[0]: States.ALL must appear alone, in the last entry",
-            id="catch-all-not-alone",
-        ),
-        pytest.param(
-            broken(["States", "Start", "ResultPath"], "result"),
-            "State 'Start': ResultPath: 'result' is not a reference path (must start with $)",
-            id="jsonpath-no-dollar",
-        ),
-        pytest.param(
-            broken(["States", "Start", "ResultPath"], "$.items[*]"),
-            "State 'Start': ResultPath: '$.items[*]': [*]: a reference path takes only a name "
-            "or an index in []",
-            id="reference-wildcard",
-        ),
-        pytest.param(
-            broken(["States", "Start", "InputPath"], "$.a..b."),
-            "State 'Start': InputPath: '$.a..b.': a name must follow '.' at 6",
-            id="jsonpath-trailing-dot",
-        ),
-        pytest.param(
-            broken(["States", "Start", "Parameters", "Payload", "id.$"], "$.a[0"),
-            "State 'Start': Parameters.Payload.id.$: '$.a[0': unbalanced '[' at 3",
-            id="jsonpath-bracket",
-        ),
-        pytest.param(
-            broken(["States", "Route", "Choices", 1, "Variable"], "a.b"),
-            "State 'Route': Choices[1]: Variable: 'a.b' is not a path (must start with $)",
-            id="variable",
-        ),
-        pytest.param(
-            broken(["States", "Later", "TimestampPath"], "$$.x y"),
-            "State 'Later': TimestampPath: '$$.x y': unexpected ' ' at 4",
-            id="timestamp-path",
-        ),
-        pytest.param(
-            broken(["States", "Start", "Parameters", "Payload", "key.$"], "States.Fromat('x')"),
-            "State 'Start': Parameters.Payload.key.$: \"States.Fromat('x')\": unknown intrinsic "
-            "function States.Fromat",
-            id="intrinsic-name",
-        ),
-        pytest.param(
-            broken(["States", "Start", "Parameters", "Payload", "key.$"], "States.Format('x', $.a"),
-            "State 'Start': Parameters.Payload.key.$: \"States.Format('x', $.a\": unbalanced "
-            "parentheses or quotes",
-            id="intrinsic-parenthesis",
-        ),
-        pytest.param(
-            broken(["States", "Start", "Parameters", "Payload", "key.$"], "States.Format('x)"),
-            "State 'Start': Parameters.Payload.key.$: \"States.Format('x)\": unbalanced "
-            "parentheses or quotes",
-            id="intrinsic-quote",
-        ),
-        pytest.param(
-            broken(["States", "Start", "ResultSelector", "ok.$"], "States.MathAdd($.a)"),
-            "State 'Start': ResultSelector.ok.$: 'States.MathAdd($.a)': States.MathAdd takes 2 "
-            "argument(s), not 1",
-            id="intrinsic-arity",
-        ),
-        pytest.param(
-            broken(["States", "Failed", "CausePath"], "States.JsonToString(error)"),
-            "State 'Failed': CausePath: 'States.JsonToString(error)': argument 'error' is not a "
-            "string, number, boolean, null, path or function",
-            id="intrinsic-argument",
-        ),
-        pytest.param(
-            broken(["States", "Each", "ItemProcessor", "States", "Two", "Next"], "Start"),
-            "Map 'Each' > State 'Two': Next 'Start' is not a state",
-            id="map-leaves-its-scope",
-        ),
-        pytest.param(
-            broken(["States", "Fan", "Branches", 0, "States", "Lost"], {"Type": "Succeed"}),
-            "Parallel 'Fan' branch 0 > State 'Lost' is not reachable from StartAt 'One'",
-            id="parallel-unreachable",
-        ),
-        pytest.param(
-            broken(["States", "Each", "ItemProcessor", "States", "One"], {"Type": "Succeed"}),
-            "Map 'Each' > State 'One': name already used in Parallel 'Fan' branch 0 (must be "
-            "unique)",
-            id="duplicate-name",
-        ),
-        pytest.param(
-            broken(["States", "Fan", "Branches"], []),
-            "State 'Fan': a Parallel needs a non-empty Branches list",
-            id="parallel-empty",
-        ),
-        pytest.param(
-            broken(["States", "Each", "ItemProcessor"], ...),
-            "State 'Each': a Map needs an ItemProcessor (or Iterator)",
-            id="map-no-processor",
-        ),
-        pytest.param(
-            broken(["States", "X" * 81], {"Type": "Succeed"}),
-            f"State '{'X' * 81}': name longer than 80 characters",
-            id="long-name",
-        ),
-        pytest.param(
-            broken(["States", "Route", "Choices", 1, "StringEqual"], "x"),
-            "State 'Route': Choices[1]: unknown comparison StringEqual",
-            id="comparison",
-        ),
-        pytest.param(
-            broken(["States", "Later", "Type"], "Sleep"),
-            "State 'Later': unknown Type 'Sleep'",
-            id="type",
         ),
     ],
 )
@@ -402,7 +322,7 @@ def test_each_problem_is_refused_with_its_state(definition: dict[str, Any], expe
 
 
 def test_every_problem_is_listed_at_once() -> None:
-    definition = broken(["States", "Orphan"], {"Type": "Pass", "Next": "Nowhere"})
+    definition = broken("States/Orphan", {"Type": "Pass", "Next": "Nowhere"})
     definition["States"]["Later"]["Seconds"] = 1
     problems = validate_definition(definition)
     assert problems == [

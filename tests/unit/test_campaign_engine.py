@@ -23,41 +23,24 @@ from kizuna.campaigns.engine import (
 )
 from kizuna.campaigns.loader import parse_campaign
 from kizuna.campaigns.model import Campaign
-from kizuna.domain.customer import ConsentState, Customer
+from kizuna.domain.customer import Customer
 from kizuna.runtime.config import KizunaConfig
+from tests import factories
+from tests.factories import LINE_USER, PHONE, opted_in
 
 NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, 22:00 (Sunday) in New York
 CFG = KizunaConfig()
 
 
 def campaign(**extra: Any) -> Campaign:
-    raw: dict[str, Any] = {
-        "id": "sale",
-        "name": "Sale",
-        "status": "scheduled",
-        "audience": {"everyone": True},
-        "schedule": {"type": "once", "at": "2026-01-05T12:00:00+09:00"},
-        "channels": ["email", "line"],
-        "template": "news",
-    }
-    raw.update(extra)
-    return parse_campaign(raw)
+    """The sale, by email or else LINE."""
+    return parse_campaign(factories.campaign_definition(**{"channels": ["email", "line"], **extra}))
 
 
 def customer(consent: tuple[str, ...] = ("email", "line", "sms"), **extra: Any) -> Customer:
-    base: dict[str, Any] = {
-        "customer_id": "c1",
-        "email": "c1@example.jp",
-        "phone": "+819012345678",
-        "line_user_id": "U" + "0" * 32,
-        "locale": "ja",
-        "time_zone": "Asia/Tokyo",
-        "consent": {
-            c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s") for c in consent
-        },
-    }
-    base.update(extra)
-    return Customer(**base)
+    """c1, with an address on email, LINE and SMS, opted in to ``consent``."""
+    base = {"phone": PHONE, "line_user_id": LINE_USER, "consent": opted_in(*consent)}
+    return factories.customer(**{**base, **extra})
 
 
 # --- per recipient -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from kizuna.delivery.channels import (
     SendResult,
     Throttled,
 )
-from kizuna.domain.customer import ConsentState, Customer, Device
+from kizuna.domain.customer import Customer, Device
 from kizuna.events import DeviceUnregistered
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
@@ -37,7 +37,8 @@ from kizuna_tools.fakes import (
     MemoryManifest,
     MemoryStore,
 )
-from tests.factories import journey_send, send_service
+from tests import factories
+from tests.factories import campaign_definition, journey_send, opted_in, send_service
 
 ROOT = Path(__file__).resolve().parents[2]
 NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, 22:00 in New York
@@ -69,35 +70,18 @@ class FakeChannel:
 
 
 def customer(n: int, **extra: Any) -> Customer:
-    base: dict[str, Any] = {
-        "customer_id": f"c{n:03d}",
+    """c000…, hanako, on email and SMS."""
+    base = {
         "first_name": "hanako",
-        "email": f"c{n:03d}@example.jp",
-        "phone": "+81901234" + f"{n:04d}",
-        "locale": "ja",
-        "time_zone": "Asia/Tokyo",
-        "consent": {
-            c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s")
-            for c in ("email", "sms")
-        },
+        "phone": f"+81901234{n:04d}",
+        "consent": opted_in("email", "sms"),
     }
-    base.update(extra)
-    return Customer(**base)
+    return factories.customer(f"c{n:03d}", **{**base, **extra})
 
 
 class World:
     def __init__(self, n: int = 20, fail: bool = False, **campaign: Any) -> None:
-        raw: dict[str, Any] = {
-            "id": "sale",
-            "name": "Sale",
-            "status": "scheduled",
-            "audience": {"everyone": True},
-            "schedule": {"type": "once", "at": "2026-01-05T12:00:00+09:00"},
-            "channels": ["email"],
-            "template": "news",
-        }
-        raw.update(campaign)
-        self.campaign = parse_campaign(raw)
+        self.campaign = parse_campaign(campaign_definition(**campaign))
         self.store = MemoryStore()
         for i in range(n):
             self.store.customers[f"c{i:03d}"] = customer(i)
@@ -321,10 +305,7 @@ class FakePush:
 
 def push_customer(n: int, *tokens: str) -> Customer:
     devices = {f"d{i}": Device(token=t, platform="FCM", at=NOON) for i, t in enumerate(tokens)}
-    consent = {
-        c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s") for c in ("push",)
-    }
-    return customer(n, devices=devices, consent=consent, phone=None)
+    return customer(n, devices=devices, consent=opted_in("push"), phone=None)
 
 
 def test_push_recipients_go_in_batched_calls_and_dead_tokens_are_reported() -> None:

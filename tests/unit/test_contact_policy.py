@@ -11,32 +11,27 @@ from kizuna.delivery.policy import (
     decide,
     quiet_until,
 )
-from kizuna.domain.customer import ConsentState, Customer, Device, Suppression
+from kizuna.domain.customer import Customer, Device, Suppression
 from kizuna.runtime.config import ContactPolicyConfig
+from tests import factories
+from tests.factories import LINE_USER, PHONE
+from tests.factories import opted_in as consent
 
 NOON_TOKYO = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 JST
 NIGHT_TOKYO = datetime(2026, 1, 5, 13, 30, tzinfo=UTC)  # 22:30 JST
 CFG = ContactPolicyConfig()  # 2/day, 5/week, bypass >= 90, quiet 21:00-08:00
 
 
-def consent(*channels: str) -> dict[str, ConsentState]:
-    return {
-        c: ConsentState(status="opted_in", at=NOON_TOKYO, source="t", stamp="s") for c in channels
-    }
-
-
 def customer(**extra: Any) -> Customer:
+    """c1, opted in to every channel and reachable on each (one push device)."""
     base: dict[str, Any] = {
-        "customer_id": "c1",
         "email": "a@example.jp",
-        "phone": "+819012345678",
-        "line_user_id": "U" + "0" * 32,
-        "time_zone": "Asia/Tokyo",
+        "phone": PHONE,
+        "line_user_id": LINE_USER,
         "devices": {"k": Device(token="t" * 32, platform="FCM", at=NOON_TOKYO)},
         "consent": consent("email", "sms", "push", "line"),
     }
-    base.update(extra)
-    return Customer(**base)
+    return factories.customer(**{**base, **extra})
 
 
 def test_first_consented_channel_of_the_fallback_list_is_used() -> None:

@@ -7,11 +7,12 @@ from kizuna.delivery.policy import address_hash
 from kizuna.delivery.tags import TAG_CUSTOMER, TAG_EXECUTION, TAG_PROGRAM, TAG_STEP
 from kizuna.delivery.unsubscribe import sign
 from kizuna.domain.customer import Customer
-from kizuna.events import Channel, ChannelSuppressed, ConsentChanged, ConsentStatus
+from kizuna.events import Channel, ChannelSuppressed
 from kizuna.runtime.clock import FixedClock
 from kizuna.services.feedback import FeedbackService
 from kizuna.services.unsubscribe import UnsubscribeService
 from kizuna_tools.fakes import MemoryDeadLetters, MemoryInbound, MemoryStore
+from tests.factories import sms_opted_out, unsubscribed
 from tests.sqs_events import sqs_event, sqs_record
 
 NOW = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
@@ -46,22 +47,21 @@ def ses_event(detail_type: str, event_type: str, extra: dict[str, Any]) -> dict[
     }
 
 
-BOUNCE = {
-    "bounce": {
-        "bounceType": "Permanent",
-        "bounceSubType": "General",
-        "bouncedRecipients": [{"emailAddress": "hanako@example.jp"}],
-        "timestamp": "2026-01-05T03:00:00.000Z",
+def bounce(bounce_type: str, sub_type: str) -> dict[str, Any]:
+    """The ``bounce`` part of an SES bounce event for hanako@example.jp."""
+    recipients = [{"emailAddress": "hanako@example.jp"}]
+    return {
+        "bounce": {
+            "bounceType": bounce_type,
+            "bounceSubType": sub_type,
+            "bouncedRecipients": recipients,
+            "timestamp": "2026-01-05T03:00:00.000Z",
+        }
     }
-}
-TRANSIENT = {
-    "bounce": {
-        "bounceType": "Transient",
-        "bounceSubType": "MailboxFull",
-        "bouncedRecipients": [{"emailAddress": "hanako@example.jp"}],
-        "timestamp": "2026-01-05T03:00:00.000Z",
-    }
-}
+
+
+BOUNCE = bounce("Permanent", "General")
+TRANSIENT = bounce("Transient", "MailboxFull")
 
 
 def feedback() -> tuple[FeedbackService, MemoryStore, MemoryInbound, MemoryDeadLetters]:
@@ -138,18 +138,7 @@ def test_one_click_post_opts_out_at_once() -> None:
     token = sign(KEY, "c1", "email", NOW + timedelta(days=30))
     resp, inbound = unsubscribe("POST", token, form=True)
     assert resp["statusCode"] == 200
-    assert inbound.events == [
-        (
-            "consent.changed",
-            ConsentChanged(
-                customer_id="c1",
-                occurred_at=NOW,
-                channel=Channel.EMAIL,
-                status=ConsentStatus.OPTED_OUT,
-                source="unsubscribe_link",
-            ),
-        )
-    ]
+    assert inbound.events == [("consent.changed", unsubscribed("c1", NOW))]
 
 
 def test_get_shows_a_confirmation_page_and_changes_nothing() -> None:
@@ -185,11 +174,5 @@ def test_sms_stop_replies_suppress_the_customers_with_that_number() -> None:
     assert svc.sweep_sms_opt_outs(["+819011112222", "+15550000000"]) == 1
     ((kind, detail),) = inbound.events
     assert kind == "channel.suppressed"
-    assert detail == ChannelSuppressed(
-        customer_id="c2",
-        occurred_at=NOW,
-        channel=Channel.SMS,
-        reason="opt_out",
-        address_hash=address_hash("+819011112222"),
-    )
+    assert detail == sms_opted_out("c2", NOW, "+819011112222")
     assert "+8190" not in detail.model_dump_json()

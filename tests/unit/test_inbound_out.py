@@ -12,12 +12,11 @@ from kizuna.events import (
     INBOUND_MODELS,
     Channel,
     ChannelSuppressed,
-    ConsentChanged,
-    ConsentStatus,
     DeviceUnregistered,
     InboundDetail,
     inbound_type,
 )
+from tests.factories import unsubscribed
 
 AT = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
 
@@ -36,13 +35,7 @@ class FakeEvents:
     [
         ChannelSuppressed(customer_id="c1", occurred_at=AT, channel=Channel.SMS, reason="opt_out"),
         DeviceUnregistered(customer_id="c1", occurred_at=AT, token="t" * 40),
-        ConsentChanged(
-            customer_id="c1",
-            occurred_at=AT,
-            channel=Channel.EMAIL,
-            status=ConsentStatus.OPTED_OUT,
-            source="unsubscribe_link",
-        ),
+        unsubscribed("c1", AT),
     ],
 )
 def test_a_typed_detail_goes_on_the_bus_as_ingest_will_read_it(detail: InboundDetail) -> None:

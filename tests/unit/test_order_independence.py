@@ -26,62 +26,34 @@ def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
             ["order", "order", "order", "cancel", "adjust", "profile", "consent", "open", "cart"]
         )
     )
-    eid = f"e{n}"
+    detail_type, fields = "app.opened", dict[str, Any]()
     if kind == "order":
         oid = draw(st.sampled_from(["o1", "o2", "o3", "o4", "o5"]))
         total = draw(st.integers(min_value=100, max_value=300_000))
-        detail = {
-            **base,
-            "order_id": oid,
-            "total": str(total),
-            "currency": "JPY",
-            "channel": draw(st.sampled_from(["web", "app", "store"])),
-            "lines": [{"product_id": "p", "quantity": 1, "unit_price": str(total)}],
-        }
-        return envelope("order.placed", detail, eid)
-    if kind == "cancel":
+        channel = draw(st.sampled_from(["web", "app", "store"]))
+        line = {"product_id": "p", "quantity": 1, "unit_price": str(total)}
+        detail_type = "order.placed"
+        fields = {"order_id": oid, "total": str(total), "currency": "JPY", "channel": channel}
+        fields["lines"] = [line]
+    elif kind == "cancel":
         oid = draw(st.sampled_from(["o1", "o2", "o3", "o4", "o5"]))
-        return envelope("order.cancelled", {**base, "order_id": oid}, eid)
-    if kind == "adjust":
+        detail_type, fields = "order.cancelled", {"order_id": oid}
+    elif kind == "adjust":
         delta = draw(st.integers(min_value=-3000, max_value=3000).filter(bool))
-        return envelope(
-            "points.adjusted",
-            {**base, "adjustment_id": f"a{n}", "delta": delta, "reason": "x"},
-            eid,
-        )
-    if kind == "profile":
-        return envelope(
-            "customer.upserted",
-            {
-                **base,
-                "prefecture": draw(st.sampled_from(["Tokyo", "Osaka", "Kyoto"])),
-                "locale": draw(st.sampled_from(["ja", "en"])),
-            },
-            eid,
-        )
-    if kind == "consent":
-        return envelope(
-            "consent.changed",
-            {
-                **base,
-                "channel": "email",
-                "status": draw(st.sampled_from(["opted_in", "opted_out"])),
-            },
-            eid,
-        )
-    if kind == "cart":
-        return envelope(
-            "cart.updated",
-            {
-                **base,
-                "cart_id": "k",
-                "items": [
-                    {"product_id": "p", "quantity": draw(st.integers(1, 3)), "unit_price": "100"}
-                ],
-            },
-            eid,
-        )
-    return envelope("app.opened", base, eid)
+        detail_type = "points.adjusted"
+        fields = {"adjustment_id": f"a{n}", "delta": delta, "reason": "x"}
+    elif kind == "profile":
+        prefecture = draw(st.sampled_from(["Tokyo", "Osaka", "Kyoto"]))
+        locale = draw(st.sampled_from(["ja", "en"]))
+        detail_type, fields = "customer.upserted", {"prefecture": prefecture, "locale": locale}
+    elif kind == "consent":
+        status = draw(st.sampled_from(["opted_in", "opted_out"]))
+        detail_type, fields = "consent.changed", {"channel": "email", "status": status}
+    elif kind == "cart":
+        quantity = draw(st.integers(1, 3))
+        item = {"product_id": "p", "quantity": quantity, "unit_price": "100"}
+        detail_type, fields = "cart.updated", {"cart_id": "k", "items": [item]}
+    return envelope(detail_type, {**base, **fields}, f"e{n}")
 
 
 @st.composite

@@ -7,7 +7,7 @@ from typing import Any
 
 from kizuna.delivery.channels import InvalidAddressInfo, OutboundMessage, SendResult, Throttled
 from kizuna.delivery.templates import Renderer
-from kizuna.domain.customer import ConsentState, Customer, Device
+from kizuna.domain.customer import Customer, Device
 from kizuna.domain.loyalty import address_hash
 from kizuna.events import Channel, ChannelSuppressed, DeviceUnregistered
 from kizuna.programs.journeys import JourneyState
@@ -15,7 +15,8 @@ from kizuna.programs.loader import load_programs
 from kizuna.runtime.clock import FixedClock
 from kizuna.services.send import SendRequest, SendService
 from kizuna_tools.fakes import MemoryInbound, MemoryStore
-from tests.factories import send_service
+from tests import factories
+from tests.factories import LINE_USER, PHONE, opted_in, send_service
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS, _ = load_programs(ROOT / "programs")
@@ -40,26 +41,21 @@ class FakeChannel:
 
 
 def customer(**extra: Any) -> Customer:
+    """c1, a first-time buyer (Bronze, 80 points short of Silver) whose name is markup, on
+    email, push (one device) and LINE."""
     base: dict[str, Any] = {
-        "customer_id": "c1",
         "first_name": "<b>Hanako</b>",
         "last_name": "Yamada",
         "email": "hanako@example.jp",
-        "locale": "ja",
-        "time_zone": "Asia/Tokyo",
         "order_count": 1,
         "rank": "Bronze",
         "next_rank": "Silver",
         "points_to_next_rank": 80,
-        "consent": {
-            c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s")
-            for c in ("email", "push", "line")
-        },
+        "consent": opted_in("email", "push", "line"),
         "devices": {"d1": Device(token="tok-" + "x" * 40, platform="FCM", at=NOON)},
-        "line_user_id": "U" + "0" * 32,
+        "line_user_id": LINE_USER,
     }
-    base.update(extra)
-    return Customer(**base)
+    return factories.customer(**{**base, **extra})
 
 
 def build(
@@ -226,13 +222,7 @@ def test_carrier_opt_out_falls_back_with_one_contact_decision(monkeypatch: Any) 
     from kizuna.delivery import policy
     from kizuna.services import send as send_module
 
-    svc, store, chans, inbound = build(
-        phone="+819012345678",
-        consent={
-            c: ConsentState(status="opted_in", at=NOON, source="t", stamp="s")
-            for c in ("email", "sms")
-        },
-    )
+    svc, store, chans, inbound = build(phone=PHONE, consent=opted_in("email", "sms"))
     svc.programs["second-purchase-coupon"] = sms_first()
     svc.sms_opted_out = lambda phone: phone == "+819012345678"
     calls: list[tuple[Any, ...]] = []

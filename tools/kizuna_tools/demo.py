@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 from kizuna_tools.simulation import Shop
 
 if TYPE_CHECKING:
+    from kizuna.delivery.coupons import Coupon
     from kizuna.domain.customer import Customer
+    from kizuna.programs.model import CouponSpec
 
 # A 90-day demo needs thresholds a few months of a tea shop can reach.
 DEMO_CONFIG: dict[str, Any] = {
@@ -101,6 +103,26 @@ def sample_customer(locale: str = "ja", customer_id: str = "sample") -> Customer
         points_to_next_rank=80,
         points_balance=1240,
         order_count=1,
+    )
+
+
+def sample_coupon(
+    spec: CouponSpec | None,
+    secret: bytes,
+    program: str,
+    customer_id: str,
+    execution: str,
+    now: datetime,
+) -> Coupon | None:
+    """The coupon a send with ``spec`` would issue (none without one), for a preview or a dry
+    run: ``secret`` keeps its code from being a real one."""
+    from kizuna.delivery.coupons import issue_coupon
+
+    if spec is None:
+        return None
+    expires_at = now + timedelta(days=spec.valid_days)
+    return issue_coupon(
+        secret, program, customer_id, execution, discount=spec.discount, expires_at=expires_at
     )
 
 

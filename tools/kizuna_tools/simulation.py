@@ -112,6 +112,14 @@ class Shop:
             "Detail": json.dumps(detail, default=str),
         }
 
+    def _customer_event(
+        self, detail_type: str, customer_id: str, at: datetime, **detail: Any
+    ) -> dict[str, Any]:
+        """An event about one customer at ``at`` (the fields every shop event starts with)."""
+        return self._event(
+            detail_type, {"customer_id": customer_id, "occurred_at": at.isoformat(), **detail}
+        )
+
     def _at(self, day: int, hour_lo: int = 7, hour_hi: int = 23) -> datetime:
         return self.start + timedelta(days=day, hours=self.rng.uniform(hour_lo, hour_hi) - 9)
 
@@ -164,38 +172,32 @@ class Shop:
         for channel, p in consents.items():  # the signup form sends the opt-ins
             if rng.random() < p:
                 events.append(
-                    self._event(
+                    self._customer_event(
                         "consent.changed",
-                        {
-                            "customer_id": cid,
-                            "occurred_at": at.isoformat(),
-                            "channel": channel,
-                            "status": "opted_in",
-                            "source": "signup",
-                        },
+                        cid,
+                        at,
+                        channel=channel,
+                        status="opted_in",
+                        source="signup",
                     )
                 )
         if platform:
             events.append(
-                self._event(
+                self._customer_event(
                     "device.registered",
-                    {
-                        "customer_id": cid,
-                        "occurred_at": at.isoformat(),
-                        "platform": platform,
-                        "token": f"{platform.lower()}-{rng.getrandbits(128):032x}",
-                    },
+                    cid,
+                    at,
+                    platform=platform,
+                    token=f"{platform.lower()}-{rng.getrandbits(128):032x}",
                 )
             )
         if rng.random() < 0.35:
             events.append(
-                self._event(
+                self._customer_event(
                     "line.linked",
-                    {
-                        "customer_id": cid,
-                        "occurred_at": at.isoformat(),
-                        "line_user_id": f"U{rng.getrandbits(128):032x}",
-                    },
+                    cid,
+                    at,
+                    line_user_id=f"U{rng.getrandbits(128):032x}",
                 )
             )
         # a first order soon after joining, for most
@@ -232,19 +234,17 @@ class Shop:
         at = self._at(day)
         c.orders.append(oid)
         self._pending_day.setdefault(day, []).append(
-            self._event(
+            self._customer_event(
                 "order.placed",
-                {
-                    "customer_id": c.customer_id,
-                    "occurred_at": at.isoformat(),
-                    "order_id": oid,
-                    "lines": lines,
-                    "total": str(total),
-                    "currency": "JPY",
-                    "channel": "app"
-                    if c.opens_app and rng.random() < 0.5
-                    else rng.choice(["web", "web", "store"]),
-                },
+                c.customer_id,
+                at,
+                order_id=oid,
+                lines=lines,
+                total=str(total),
+                currency="JPY",
+                channel="app"
+                if c.opens_app and rng.random() < 0.5
+                else rng.choice(["web", "web", "store"]),
             )
         )
 
@@ -272,67 +272,57 @@ class Shop:
                     self._order(c, day)
                 if c.opens_app and active and rng.random() < 0.05:
                     entries.append(
-                        self._event(
+                        self._customer_event(
                             "app.opened",
-                            {
-                                "customer_id": c.customer_id,
-                                "occurred_at": self._at(day).isoformat(),
-                                "platform": c.platform,
-                            },
+                            c.customer_id,
+                            self._at(day),
+                            platform=c.platform,
                         )
                     )
                 if active and rng.random() < 0.025:
                     pid, cat = rng.choice(PRODUCTS)
                     entries.append(
-                        self._event(
+                        self._customer_event(
                             "product.viewed",
-                            {
-                                "customer_id": c.customer_id,
-                                "occurred_at": self._at(day).isoformat(),
-                                "product_id": pid,
-                                "category": cat,
-                                "channel": "app" if c.opens_app else "web",
-                            },
+                            c.customer_id,
+                            self._at(day),
+                            product_id=pid,
+                            category=cat,
+                            channel="app" if c.opens_app else "web",
                         )
                     )
                     if rng.random() < 0.3:
                         price = CATEGORIES[cat][0]
                         entries.append(
-                            self._event(
+                            self._customer_event(
                                 "cart.updated",
-                                {
-                                    "customer_id": c.customer_id,
-                                    "occurred_at": self._at(day, 20, 23).isoformat(),
-                                    "cart_id": f"cart-{c.customer_id}",
-                                    "items": [
-                                        {"product_id": pid, "quantity": 1, "unit_price": str(price)}
-                                    ],
-                                },
+                                c.customer_id,
+                                self._at(day, 20, 23),
+                                cart_id=f"cart-{c.customer_id}",
+                                items=[
+                                    {"product_id": pid, "quantity": 1, "unit_price": str(price)}
+                                ],
                             )
                         )
                 if c.orders and rng.random() < 0.0015:
                     entries.append(
-                        self._event(
+                        self._customer_event(
                             "order.cancelled",
-                            {
-                                "customer_id": c.customer_id,
-                                "occurred_at": self._at(day).isoformat(),
-                                "order_id": c.orders[-1],
-                                "reason": "customer_request",
-                            },
+                            c.customer_id,
+                            self._at(day),
+                            order_id=c.orders[-1],
+                            reason="customer_request",
                         )
                     )
                 if c.orders and rng.random() < 0.002:
                     entries.append(
-                        self._event(
+                        self._customer_event(
                             "points.adjusted",
-                            {
-                                "customer_id": c.customer_id,
-                                "occurred_at": self._at(day).isoformat(),
-                                "adjustment_id": f"redeem-{self.event_seq}",
-                                "delta": -100,
-                                "reason": "redeemed at checkout",
-                            },
+                            c.customer_id,
+                            self._at(day),
+                            adjustment_id=f"redeem-{self.event_seq}",
+                            delta=-100,
+                            reason="redeemed at checkout",
                         )
                     )
             entries += self._pending_day.pop(day, [])

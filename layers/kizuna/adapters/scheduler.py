@@ -4,6 +4,7 @@ campaign schedule group, starting the one generic campaign state machine."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from kizuna.campaigns.model import Campaign, CampaignStatus, RecurringSchedule, scheduler_expression
@@ -19,20 +20,13 @@ def schedule_input(campaign_id: str) -> str:
     return json.dumps({"campaign_id": campaign_id, "scheduled_time": SCHEDULED_TIME})
 
 
+@dataclass(eq=False)
 class CampaignSchedules:
-    def __init__(
-        self,
-        client: Any,
-        group: str,
-        state_machine_arn: str,
-        role_arn: str,
-        dead_letter_arn: str | None = None,
-    ) -> None:
-        self._client = client
-        self.group = group
-        self.state_machine_arn = state_machine_arn
-        self.role_arn = role_arn
-        self.dead_letter_arn = dead_letter_arn
+    client: Any  # boto3 "scheduler"
+    group: str
+    state_machine_arn: str
+    role_arn: str
+    dead_letter_arn: str | None = None
 
     def request(self, campaign: Campaign, status: CampaignStatus) -> dict[str, Any]:
         """The CreateSchedule / UpdateSchedule request for a campaign in this status: only a
@@ -70,22 +64,20 @@ class CampaignSchedules:
         """Create the campaign's schedule, or bring it in line with the campaign."""
         request = self.request(campaign, status)
         try:
-            self._client.create_schedule(**request)
-        except self._client.exceptions.ConflictException:
-            self._client.update_schedule(**request)
+            self.client.create_schedule(**request)
+        except self.client.exceptions.ConflictException:
+            self.client.update_schedule(**request)
 
     def delete(self, campaign_id: str) -> bool:
         try:
-            self._client.delete_schedule(Name=campaign_id, GroupName=self.group)
-        except self._client.exceptions.ResourceNotFoundException:
+            self.client.delete_schedule(Name=campaign_id, GroupName=self.group)
+        except self.client.exceptions.ResourceNotFoundException:
             return False
         return True
 
     def get(self, campaign_id: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = self._client.get_schedule(
-                Name=campaign_id, GroupName=self.group
-            )
-        except self._client.exceptions.ResourceNotFoundException:
+            found: dict[str, Any] = self.client.get_schedule(Name=campaign_id, GroupName=self.group)
+        except self.client.exceptions.ResourceNotFoundException:
             return None
         return found

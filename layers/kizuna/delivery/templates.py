@@ -18,7 +18,7 @@ syntax error, a sandbox violation or an empty required part raises :class:`Rende
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -195,12 +195,19 @@ class Renderer:
     def resolve_locale(self, program: str, template: str, locale: str | None) -> str:
         """The locale folder used for a customer's locale: exact (``en-GB``), then the
         language (``en``), then the default locale."""
+        return self._first_locale(
+            program, template, locale, lambda loc: (self.root / program / template / loc).is_dir()
+        )
+
+    def _first_locale(
+        self, program: str, template: str, locale: str | None, exists: Callable[[str], bool]
+    ) -> str:
         candidates: list[str] = []
         if locale and _LOCALE.match(locale):
             candidates += [locale, locale.split("-")[0]]
         candidates.append(self.default_locale)
         for candidate in candidates:
-            if (self.root / program / template / candidate).is_dir():
+            if exists(candidate):
                 return candidate
         raise RenderError(
             program,
@@ -332,20 +339,7 @@ class FilesRenderer(Renderer):
         found = self._file_locales(program, template)
         if not found:
             return super().resolve_locale(program, template, locale)
-        candidates: list[str] = []
-        if locale and _LOCALE.match(locale):
-            candidates += [locale, locale.split("-")[0]]
-        candidates.append(self.default_locale)
-        for candidate in candidates:
-            if candidate in found:
-                return candidate
-        raise RenderError(
-            program,
-            template,
-            "*",
-            locale or self.default_locale,
-            f"no locale folder among {', '.join(dict.fromkeys(candidates))}",
-        )
+        return self._first_locale(program, template, locale, lambda loc: loc in found)
 
 
 def _content(channel: str, texts: Mapping[str, str]) -> RenderedMessage:

@@ -26,6 +26,7 @@ from kizuna.domain.timestamps import epoch_seconds, stamp
 from kizuna.events import (
     AppOpened,
     CartUpdated,
+    Cause,
     ChannelSuppressed,
     ConsentChanged,
     CustomerUpserted,
@@ -41,7 +42,7 @@ from kizuna.events import (
     ProductViewed,
     RepeatPurchase,
 )
-from kizuna.events.derived import DERIVED_MODELS
+from kizuna.events.derived import DERIVED_MODELS, derived_event
 from kizuna.events.envelope import ParsedEvent
 from kizuna.runtime.config import KizunaConfig
 
@@ -231,8 +232,8 @@ def _behaviour(ev: ParsedEvent, cfg: KizunaConfig, data: dict[str, Any]) -> Acti
 def _derive(
     before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfig
 ) -> list[DerivedEvent]:
-    cid = after.customer_id
     at = ev.detail.occurred_at
+    cause = Cause(after.customer_id, at, ev.event_id)
     out: list[DerivedEvent] = []
     d = ev.detail
 
@@ -242,10 +243,7 @@ def _derive(
             d.order_id in before.orders and before.orders[d.order_id].counts
         )
         if newly_counted:
-            common: dict[str, Any] = {
-                "customer_id": cid,
-                "occurred_at": at,
-                "caused_by": ev.event_id,
+            purchase: dict[str, Any] = {
                 "order_id": d.order_id,
                 "total": d.total,
                 "currency": d.currency,
@@ -256,21 +254,15 @@ def _derive(
                 ),
             }
             if before.order_count == 0:
-                out.append(
-                    DerivedEvent(
-                        detail_type="customer.first_purchase",
-                        detail=FirstPurchase(event_id=f"{cid}:first_purchase", **common),
-                    )
-                )
+                out.append(derived_event(FirstPurchase, "first_purchase", cause, **purchase))
             else:
                 out.append(
-                    DerivedEvent(
-                        detail_type="customer.repeat_purchase",
-                        detail=RepeatPurchase(
-                            event_id=f"{cid}:repeat_purchase:{d.order_id}",
-                            order_count=after.order_count,
-                            **common,
-                        ),
+                    derived_event(
+                        RepeatPurchase,
+                        f"repeat_purchase:{d.order_id}",
+                        cause,
+                        order_count=after.order_count,
+                        **purchase,
                     )
                 )
 
@@ -288,19 +280,15 @@ def _derive(
         )
         if not was_near:
             out.append(
-                DerivedEvent(
-                    detail_type="customer.points_near_next_rank",
-                    detail=PointsNearNextRank(
-                        event_id=f"{cid}:points_near_next_rank:{after.next_rank}:{ev.event_id}",
-                        customer_id=cid,
-                        occurred_at=at,
-                        caused_by=ev.event_id,
-                        rank=after.rank,
-                        next_rank=after.next_rank,
-                        points_to_next_rank=gap,
-                        rank_points=after.rank_points,
-                        points_balance=after.points_balance,
-                    ),
+                derived_event(
+                    PointsNearNextRank,
+                    f"points_near_next_rank:{after.next_rank}:{ev.event_id}",
+                    cause,
+                    rank=after.rank,
+                    next_rank=after.next_rank,
+                    points_to_next_rank=gap,
+                    rank_points=after.rank_points,
+                    points_balance=after.points_balance,
                 )
             )
     return out

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from kizuna.domain.customer import Customer, OrderFact, PointsLot
-from kizuna.events import DerivedEvent, RankChanged, RankDirection
+from kizuna.events import Cause, DerivedEvent, RankChanged, RankDirection, derived_event
 from kizuna.runtime.config import LoyaltyConfig
 
 
@@ -162,18 +162,13 @@ def rank_changed(
     move and its cause, so a redelivered cause repeats it."""
     if before.rank is None or after.rank is None or before.rank == after.rank:
         return None
-    cid = after.customer_id
     up = cfg.rank_index(after.rank) > cfg.rank_index(before.rank)
-    return DerivedEvent(
-        detail_type="customer.rank_changed",
-        detail=RankChanged(
-            event_id=f"{cid}:rank_changed:{before.rank}:{after.rank}:{caused_by}",
-            customer_id=cid,
-            occurred_at=at,
-            caused_by=caused_by,
-            from_rank=before.rank,
-            to_rank=after.rank,
-            direction=RankDirection.UP if up else RankDirection.DOWN,
-            rank_points=after.rank_points,
-        ),
+    return derived_event(
+        RankChanged,
+        f"rank_changed:{before.rank}:{after.rank}:{caused_by}",
+        Cause(after.customer_id, at, caused_by),
+        from_rank=before.rank,
+        to_rank=after.rank,
+        direction=RankDirection.UP if up else RankDirection.DOWN,
+        rank_points=after.rank_points,
     )

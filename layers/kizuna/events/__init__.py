@@ -3,6 +3,7 @@
 from kizuna.events.derived import (
     DERIVED_MODELS,
     CartAbandoned,
+    Cause,
     DerivedDetail,
     DerivedEvent,
     DormancyRisk,
@@ -14,6 +15,7 @@ from kizuna.events.derived import (
     RankDirection,
     RepeatPurchase,
     SegmentChanged,
+    derived_event,
 )
 from kizuna.events.inbound import (
     BEHAVIOUR_TYPES,
@@ -57,6 +59,7 @@ __all__ = [
     "CartAbandoned",
     "CartItem",
     "CartUpdated",
+    "Cause",
     "Channel",
     "ChannelSuppressed",
     "ConsentChanged",
@@ -86,5 +89,6 @@ __all__ = [
     "RepeatPurchase",
     "SalesChannel",
     "SegmentChanged",
+    "derived_event",
     "inbound_type",
 ]

@@ -7,9 +7,11 @@ at-least-once delivery produces.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -138,13 +140,36 @@ class DerivedEvent(BaseModel):
     detail: DerivedDetail
 
     def to_entry(self, bus_name: str, source: str) -> dict[str, str]:
-        return {
-            "EventBusName": bus_name,
-            "Source": source,
-            "DetailType": self.detail_type,
-            "Detail": self.detail.model_dump_json(),
-            "Time": self.detail.occurred_at.isoformat(),
-        }
+        return _entry(bus_name, source, self.detail_type, self.detail)
+
+
+_DERIVED_TYPE_OF: dict[type[DerivedDetail], str] = {
+    model: name for name, model in DERIVED_MODELS.items()
+}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What every derived fact carries: whom it is about, when, and what produced it."""
+
+    customer_id: str
+    at: datetime
+    caused_by: str
+
+
+def derived_event(
+    model: type[DerivedDetail], key: str, cause: Cause, **fields: Any
+) -> DerivedEvent:
+    """The derived event of ``model`` (under its detail-type in :data:`DERIVED_MODELS`) whose
+    id is ``<customer_id>:<key>``: ``key`` names the fact, so a repeated fact repeats it."""
+    detail = model(
+        event_id=f"{cause.customer_id}:{key}",
+        customer_id=cause.customer_id,
+        occurred_at=cause.at,
+        caused_by=cause.caused_by,
+        **fields,
+    )
+    return DerivedEvent(detail_type=_DERIVED_TYPE_OF[model], detail=detail)
 
 
 # --- campaigns: facts about an occurrence, not about one customer --------------------------------
@@ -178,10 +203,17 @@ class CampaignEvent(BaseModel):
     detail: CampaignCompleted
 
     def to_entry(self, bus_name: str, source: str) -> dict[str, str]:
-        return {
-            "EventBusName": bus_name,
-            "Source": source,
-            "DetailType": self.detail_type,
-            "Detail": self.detail.model_dump_json(),
-            "Time": self.detail.occurred_at.isoformat(),
-        }
+        return _entry(bus_name, source, self.detail_type, self.detail)
+
+
+def _entry(
+    bus_name: str, source: str, detail_type: str, detail: DerivedDetail | CampaignCompleted
+) -> dict[str, str]:
+    """A PutEvents entry: the detail as JSON, timed when the fact occurred."""
+    return {
+        "EventBusName": bus_name,
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": detail.model_dump_json(),
+        "Time": detail.occurred_at.isoformat(),
+    }

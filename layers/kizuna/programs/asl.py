@@ -259,11 +259,7 @@ def _errors(state: Mapping[str, Any], label: str, problems: list[str]) -> None:
         if not isinstance(entries, list):
             problems.append(f"{label}: {field} must be a list")
             continue
-        for i, entry in enumerate(entries):
-            where = f"{label}: {field}[{i}]"
-            if not isinstance(entry, Mapping):
-                problems.append(f"{where}: not a JSON object")
-                continue
+        for i, where, entry in _objects(entries, f"{label}: {field}", problems):
             errors = entry.get("ErrorEquals")
             if not isinstance(errors, list) or not errors:
                 problems.append(f"{where}: ErrorEquals must be a non-empty list")
@@ -284,16 +280,25 @@ def _errors(state: Mapping[str, Any], label: str, problems: list[str]) -> None:
                     )
 
 
+def _objects(
+    entries: list[Any], label: str, problems: list[str]
+) -> Iterator[tuple[int, str, Mapping[str, Any]]]:
+    """The entries of a list that are JSON objects, each with its index and its place
+    (``label[i]``); every other entry is a problem."""
+    for i, entry in enumerate(entries):
+        where = f"{label}[{i}]"
+        if isinstance(entry, Mapping):
+            yield i, where, entry
+        else:
+            problems.append(f"{where}: not a JSON object")
+
+
 def _choice(state: Mapping[str, Any], label: str, problems: list[str]) -> None:
     rules = state.get("Choices")
     if not isinstance(rules, list) or not rules:
         problems.append(f"{label}: a Choice needs a non-empty Choices list")
         return
-    for i, rule in enumerate(rules):
-        where = f"{label}: Choices[{i}]"
-        if not isinstance(rule, Mapping):
-            problems.append(f"{where}: not a JSON object")
-            continue
+    for _, where, rule in _objects(rules, f"{label}: Choices", problems):
         if "Next" not in rule:
             problems.append(f"{where}: a choice rule needs Next")
         if "Condition" not in rule:  # a JSONata condition is not JSONPath: not checked here
@@ -318,11 +323,8 @@ def _rule(rule: Mapping[str, Any], where: str, problems: list[str], *, top: bool
             elif not isinstance(inner, list) or not inner:
                 problems.append(f"{where}: {op} takes a non-empty list of rules")
             else:
-                for j, sub in enumerate(inner):
-                    if isinstance(sub, Mapping):
-                        _rule(sub, f"{where}.{op}[{j}]", problems, top=False)
-                    else:
-                        problems.append(f"{where}.{op}[{j}]: not a JSON object")
+                for _, sub_where, sub in _objects(inner, f"{where}.{op}", problems):
+                    _rule(sub, sub_where, problems, top=False)
         return
     if "Variable" not in rule:
         problems.append(f"{where}: a comparison needs Variable")

@@ -62,12 +62,15 @@ COMMON_INPUT = {
 }
 
 
-def _invoke(function: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _invoke(function: str, payload: dict[str, Any], rest: dict[str, Any]) -> dict[str, Any]:
+    """A Lambda task with retries; ``rest`` (ResultSelector, ResultPath, Next, ...) completes
+    it."""
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": "${" + function + "}", "Payload": payload},
         "Retry": LAMBDA_RETRY,
+        **rest,
     }
 
 
@@ -114,8 +117,9 @@ def _states(program: Program) -> dict[str, Any]:
     for i, step in enumerate(program.steps):
         sid = step.id
         if isinstance(step, SendStep):
-            task = _invoke("SendFunctionArn", {**COMMON_INPUT, "action": "send", "step": sid})
-            task.update(
+            states[sid] = _invoke(
+                "SendFunctionArn",
+                {**COMMON_INPUT, "action": "send", "step": sid},
                 {
                     "ResultSelector": {
                         "status.$": "$.Payload.status",
@@ -130,9 +134,8 @@ def _states(program: Program) -> dict[str, Any]:
                         }
                     ],
                     "Next": f"{sid}__route",
-                }
+                },
             )
-            states[sid] = task
             states[f"{sid}__route"] = {
                 "Type": "Choice",
                 "Choices": [
@@ -158,7 +161,7 @@ def _states(program: Program) -> dict[str, Any]:
             if step.until_local_time is None:
                 states[sid] = {"Type": "Wait", "Seconds": seconds, "Next": after(i)}
             else:
-                task = _invoke(
+                states[sid] = _invoke(
                     "JourneyFunctionArn",
                     {
                         **COMMON_INPUT,
@@ -167,15 +170,12 @@ def _states(program: Program) -> dict[str, Any]:
                         "after_seconds": seconds,
                         "local_time": step.until_local_time,
                     },
-                )
-                task.update(
                     {
                         "ResultSelector": {"at.$": "$.Payload.at"},
                         "ResultPath": "$.wait",
                         "Next": f"{sid}__wait",
-                    }
+                    },
                 )
-                states[sid] = task
                 states[f"{sid}__wait"] = {
                     "Type": "Wait",
                     "TimestampPath": "$.wait.at",
@@ -214,17 +214,15 @@ def _states(program: Program) -> dict[str, Any]:
                     "Default": no,
                 }
             else:
-                task = _invoke(
-                    "JourneyFunctionArn", {**COMMON_INPUT, "action": "check", "step": sid}
-                )
-                task.update(
+                states[sid] = _invoke(
+                    "JourneyFunctionArn",
+                    {**COMMON_INPUT, "action": "check", "step": sid},
                     {
                         "ResultSelector": {"match.$": "$.Payload.match"},
                         "ResultPath": "$.check",
                         "Next": f"{sid}__choice",
-                    }
+                    },
                 )
-                states[sid] = task
                 states[f"{sid}__choice"] = {
                     "Type": "Choice",
                     "Choices": [{"Variable": "$.check.match", "BooleanEquals": True, "Next": yes}],

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
-from kizuna.events import DerivedEvent, ProgramConverted
+from kizuna.events import Cause, DerivedEvent, ProgramConverted, derived_event
 from kizuna.programs.journeys import (
     JourneyState,
     assign_arms,
@@ -283,20 +283,16 @@ class Evaluator:
         journeys[(cid, program.id)] = updated
         total = ev.detail.get("total")
         converted.append(
-            DerivedEvent(
-                detail_type="program.converted",
-                detail=ProgramConverted(
-                    event_id=f"{cid}:converted:{program.id}:{entered.isoformat()}",
-                    customer_id=cid,
-                    occurred_at=at,
-                    caused_by=ev.event_id,
-                    program=program.id,
-                    holdout=state.holdout,
-                    execution=state.execution,
-                    goal_event=ev.detail_type,
-                    entered_at=entered,
-                    value=Decimal(str(total)) if total is not None else None,
-                ),
+            derived_event(
+                ProgramConverted,
+                f"converted:{program.id}:{entered.isoformat()}",
+                Cause(cid, at, ev.event_id),
+                program=program.id,
+                holdout=state.holdout,
+                execution=state.execution,
+                goal_event=ev.detail_type,
+                entered_at=entered,
+                value=Decimal(str(total)) if total is not None else None,
             )
         )
         return Decision(

@@ -23,7 +23,14 @@ from typing import Protocol
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import INDEX_SHARDS
 from kizuna.domain.timestamps import iso
-from kizuna.events import CartAbandoned, DerivedEvent, DormancyRisk, PointsExpiring
+from kizuna.events import (
+    CartAbandoned,
+    Cause,
+    DerivedEvent,
+    DormancyRisk,
+    PointsExpiring,
+    derived_event,
+)
 from kizuna.runtime.config import KizunaConfig
 
 
@@ -78,25 +85,21 @@ def event_for(
 ) -> DerivedEvent | None:
     """The derived event for a candidate, if fresh state still qualifies."""
     lc = cfg.lifecycle
-    cid = c.customer_id
+    cause = Cause(c.customer_id, now, f"sweep:{kind}")
     if kind == SweepKind.DORMANCY:
         if c.last_order_at is None:
             return None
         idle = (now - c.last_order_at).days
         if not lc.dormancy_risk_days <= idle < lc.dormant_after_days:
             return None
-        return DerivedEvent(
-            detail_type="customer.dormancy_risk",
-            detail=DormancyRisk(
-                event_id=f"{cid}:dormancy_risk:{iso(c.last_order_at)}",
-                customer_id=cid,
-                occurred_at=now,
-                caused_by="sweep:dormancy",
-                last_order_at=c.last_order_at,
-                days_since_last_order=idle,
-                dormant_after_days=lc.dormant_after_days,
-                order_count=c.order_count,
-            ),
+        return derived_event(
+            DormancyRisk,
+            f"dormancy_risk:{iso(c.last_order_at)}",
+            cause,
+            last_order_at=c.last_order_at,
+            days_since_last_order=idle,
+            dormant_after_days=lc.dormant_after_days,
+            order_count=c.order_count,
         )
     if kind == SweepKind.POINTS:
         at = c.points_next_expiry_at
@@ -106,37 +109,29 @@ def event_for(
             or not (now < at <= now + timedelta(days=lc.points_expiry_warning_days))
         ):
             return None
-        return DerivedEvent(
-            detail_type="customer.points_expiring",
-            detail=PointsExpiring(
-                event_id=f"{cid}:points_expiring:{iso(at)}",
-                customer_id=cid,
-                occurred_at=now,
-                caused_by="sweep:points_expiry",
-                points=c.points_next_expiry_amount,
-                expires_at=at,
-                points_balance=c.points_balance,
-            ),
+        return derived_event(
+            PointsExpiring,
+            f"points_expiring:{iso(at)}",
+            cause,
+            points=c.points_next_expiry_amount,
+            expires_at=at,
+            points_balance=c.points_balance,
         )
     cart = c.cart
     if c.cart_open_at is None or cart is None:
         return None
     if now - c.cart_open_at < timedelta(hours=lc.cart_abandoned_hours):
         return None
-    return DerivedEvent(
-        detail_type="cart.abandoned",
-        detail=CartAbandoned(
-            event_id=f"{cid}:cart_abandoned:{cart.stamp}",
-            customer_id=cid,
-            occurred_at=now,
-            caused_by="sweep:carts",
-            cart_id=cart.cart_id,
-            item_count=cart.item_count,
-            value=cart.value,
-            currency=cart.currency,
-            product_ids=cart.product_ids,
-            cart_updated_at=cart.at,
-        ),
+    return derived_event(
+        CartAbandoned,
+        f"cart_abandoned:{cart.stamp}",
+        cause,
+        cart_id=cart.cart_id,
+        item_count=cart.item_count,
+        value=cart.value,
+        currency=cart.currency,
+        product_ids=cart.product_ids,
+        cart_updated_at=cart.at,
     )
 
 

@@ -41,7 +41,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import rank_changed, recompute
-from kizuna.events import DerivedEvent, SegmentChanged
+from kizuna.events import Cause, DerivedEvent, SegmentChanged, derived_event
 from kizuna.ports import EventPublisher, VersionConflict
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
@@ -180,7 +180,6 @@ def changed(before: Customer, after: Customer) -> bool:
 def events_for(
     before: Customer, after: Customer, cfg: KizunaConfig, as_of: datetime
 ) -> list[DerivedEvent]:
-    cid = after.customer_id
     day = as_of.date().isoformat()
     caused_by = f"scoring:{day}"
     out: list[DerivedEvent] = []
@@ -192,19 +191,15 @@ def events_for(
         and after.rfm_monetary is not None
     ):
         out.append(
-            DerivedEvent(
-                detail_type="customer.segment_changed",
-                detail=SegmentChanged(
-                    event_id=f"{cid}:segment:{after.rfm_segment}:{day}",
-                    customer_id=cid,
-                    occurred_at=as_of,
-                    caused_by=caused_by,
-                    from_segment=before.rfm_segment,
-                    to_segment=after.rfm_segment,
-                    recency=after.rfm_recency,
-                    frequency=after.rfm_frequency,
-                    monetary=after.rfm_monetary,
-                ),
+            derived_event(
+                SegmentChanged,
+                f"segment:{after.rfm_segment}:{day}",
+                Cause(after.customer_id, as_of, caused_by),
+                from_segment=before.rfm_segment,
+                to_segment=after.rfm_segment,
+                recency=after.rfm_recency,
+                frequency=after.rfm_frequency,
+                monetary=after.rfm_monetary,
             )
         )
     moved = rank_changed(before, after, cfg.loyalty, as_of, caused_by)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -115,25 +115,20 @@ class _Batch:
     failed: set[str] = field(default_factory=set)
 
 
+@dataclass(eq=False)
 class IngestService:
-    def __init__(
-        self,
-        store: CustomerStore,
-        publisher: EventPublisher,
-        dead_letters: DeadLetterSink,
-        cfg: KizunaConfig,
-        clock: Clock,
-        max_receive_count: int,
-        eraser: Callable[[str], ErasureReport] | None = None,
-    ) -> None:
-        self.store = store
-        self.eraser = eraser
-        self.publisher = publisher
-        self.dead_letters = dead_letters
-        self.cfg = cfg
-        self.clock = clock
-        self.stats = IngestStats()
-        self.failures = DeadLetterPolicy(dead_letters, max_receive_count)
+    store: CustomerStore
+    publisher: EventPublisher
+    dead_letters: DeadLetterSink
+    cfg: KizunaConfig
+    clock: Clock
+    max_receive_count: InitVar[int]
+    eraser: Callable[[str], ErasureReport] | None = None
+    stats: IngestStats = field(default_factory=IngestStats, init=False)
+    failures: DeadLetterPolicy = field(init=False)
+
+    def __post_init__(self, max_receive_count: int) -> None:
+        self.failures = DeadLetterPolicy(self.dead_letters, max_receive_count)
 
     def process_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         """Process an SQS event; return the partial batch response Lambda expects."""

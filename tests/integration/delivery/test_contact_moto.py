@@ -16,13 +16,13 @@ from moto import mock_aws
 from bench.common import create_kizuna_tables
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.delivery.channels import OutboundMessage, SendResult
-from kizuna.domain.customer import ConsentState, Customer
 from kizuna.domain.timestamps import iso
 from kizuna.ports import Claim
 from kizuna.runtime.clock import FixedClock
 from kizuna.services.send import SendService
 from kizuna_tools.metering import ApiCallCounter
-from tests.factories import journey_send, send_service
+from tests.factories import customer, journey_send, send_service
+from tests.moto_setup import fake_aws_env
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +43,7 @@ class Email:
 
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
-    for k, v in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(k, v)
+    fake_aws_env(monkeypatch, REGION)
     with mock_aws():
         create_kizuna_tables(boto3.client("dynamodb", region_name=REGION))
         s = DynamoStore(
@@ -58,16 +53,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
             sleep=lambda _: None,
         )
         s.save_customer(
-            Customer(
-                customer_id="c1",
-                first_name="Hanako",
-                last_name="Yamada",
-                email="hanako@example.jp",
-                locale="ja",
-                time_zone="Asia/Tokyo",
-                consent={"email": ConsentState(status="opted_in", at=NOON, source="t", stamp="s")},
-            ),
-            0,
+            customer(first_name="Hanako", last_name="Yamada", email="hanako@example.jp"), 0
         )
         yield s
 

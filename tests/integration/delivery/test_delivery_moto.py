@@ -26,6 +26,7 @@ from kizuna.delivery.channels import (
 )
 from kizuna.delivery.content import EmailContent, SmsContent
 from kizuna.delivery.unsubscribe import UnsubscribeLinks, verify
+from tests.moto_setup import fake_aws_env
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +44,7 @@ CONTENT = EmailContent(
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_env(monkeypatch, REGION)
     with mock_aws():
         yield
 
@@ -68,7 +67,8 @@ def record_requests(client: Any, operation: str) -> list[dict[str, Any]]:
     return bodies
 
 
-def email_message(**fields: Any) -> OutboundMessage:
+def message(**fields: Any) -> OutboundMessage:
+    """The points nudge to cust_0001, by email unless ``fields`` say otherwise."""
     base: dict[str, Any] = {
         "customer_id": "cust_0001",
         "program": "points-nudge",
@@ -96,7 +96,7 @@ def test_simple_email_with_headers_tags_and_configuration_set_is_accepted(sesv2:
     requests = record_requests(sesv2, "SendEmail")
     adapter = SesEmail(sesv2, f"Kizuna Shop <{SENDER}>", "kizuna-email", links())
     # when a message is sent
-    result = adapter.send(email_message())
+    result = adapter.send(message())
     # then moto accepted the request with the configuration set, tags and one-click headers
     (request,) = requests
     assert request["ConfigurationSetName"] == "kizuna-email"
@@ -122,7 +122,7 @@ def test_raw_email_lands_with_its_headers(sesv2: Any) -> None:
     # given the adapter building the MIME itself
     adapter = SesEmail(sesv2, f"Kizuna ショップ <{SENDER}>", "kizuna-email", links(), raw_mime=True)
     # when sent
-    result = adapter.send(email_message())
+    result = adapter.send(message())
     # then the message moto stored carries the one-click headers and a decodable subject
     (stored,) = sent_emails()
     assert isinstance(stored, RawMessage) and stored.id == result.provider_message_id
@@ -143,7 +143,7 @@ def test_raw_email_lands_with_its_headers(sesv2: Any) -> None:
 def test_unverified_sender_is_a_permanent_failure(sesv2: Any) -> None:
     adapter = SesEmail(sesv2, "nobody@elsewhere.example", "kizuna-email", links())
     with pytest.raises(PermanentFailure, match="SendEmail: MessageRejected"):
-        send_with_retry(adapter, email_message(), sleep=lambda _: None)
+        send_with_retry(adapter, message(), sleep=lambda _: None)
     assert sent_emails() == []
 
 
@@ -167,7 +167,7 @@ def test_throttled_send_is_retried_and_delivered_once(sesv2: Any) -> None:
     sleeps: list[float] = []
     adapter = SesEmail(sesv2, SENDER, "kizuna-email", links())
     # when sent with retries
-    result = send_with_retry(adapter, email_message(), sleep=sleeps.append)
+    result = send_with_retry(adapter, message(), sleep=sleeps.append)
     # then it went out exactly once, on the third attempt, after two backoffs
     assert result.attempts == 3 and len(sleeps) == 2
     assert [m.id for m in sent_emails()] == [result.provider_message_id]
@@ -181,17 +181,13 @@ def test_sms_lands_in_moto_with_its_type(aws: None) -> None:
         "before-send.sns.Publish", lambda request, **_: requests.append(request.body)
     )
     text = "山田様、あと80ポイントでGold会員です。"
-    message = OutboundMessage(
-        customer_id="cust-0001",
-        program="points-nudge",
-        step="send-1",
-        execution="e-1",
+    sms = message(
         channel="sms",
         address="+819012345678",
         content=SmsContent.of(text),
         sms_type="Transactional",
     )
-    result = SnsSms(sns).send(message)
+    result = SnsSms(sns).send(sms)
     stored = sns_backends[ACCOUNT][REGION].sms_messages
     assert stored[result.provider_message_id] == ("+819012345678", text)
     body = requests[0] if isinstance(requests[0], str) else requests[0].decode()

@@ -159,6 +159,21 @@ def _function(code_name: str, env: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def bus_rule(
+    pattern: dict[str, Any], *targets: dict[str, Any], **properties: Any
+) -> dict[str, Any]:
+    """An AWS::Events::Rule on the Bus, sending what matches ``pattern`` to ``targets``."""
+    return {
+        "Type": "AWS::Events::Rule",
+        "Properties": {
+            "EventBusName": {"Ref": "Bus"},
+            "EventPattern": pattern,
+            **properties,
+            "Targets": list(targets),
+        },
+    }
+
+
 def journey_definition() -> dict[str, Any]:
     """A Step Functions definition as CDK writes it: Fn::Join around GetAtt pieces."""
     head = json.dumps(
@@ -236,15 +251,11 @@ def probe_template() -> dict[str, Any]:
                 "Type": "AWS::SQS::QueuePolicy",
                 "Properties": {"Queues": [{"Ref": "Queue"}], "PolicyDocument": {}},
             },
-            "InboundRule": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "Bus"},
-                    "EventPattern": {"source": [{"anything-but": ["kizuna"]}]},
-                    "State": "ENABLED",
-                    "Targets": [{"Arn": {"Fn::GetAtt": ["Queue", "Arn"]}, "Id": "Target0"}],
-                },
-            },
+            "InboundRule": bus_rule(
+                {"source": [{"anything-but": ["kizuna"]}]},
+                {"Arn": {"Fn::GetAtt": ["Queue", "Arn"]}, "Id": "Target0"},
+                State="ENABLED",
+            ),
             "Role": {
                 "Type": "AWS::IAM::Role",
                 "Properties": {"AssumeRolePolicyDocument": {"Statement": []}},
@@ -272,23 +283,14 @@ def probe_template() -> dict[str, Any]:
                     "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
                 },
             },
-            "JourneyRule": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "Bus"},
-                    "EventPattern": {
-                        "source": ["kizuna"],
-                        "detail-type": ["customer.first_purchase"],
-                    },
-                    "Targets": [
-                        {
-                            "Arn": {"Ref": "Journey"},
-                            "Id": "Journey",
-                            "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
-                        }
-                    ],
+            "JourneyRule": bus_rule(
+                {"source": ["kizuna"], "detail-type": ["customer.first_purchase"]},
+                {
+                    "Arn": {"Ref": "Journey"},
+                    "Id": "Journey",
+                    "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
                 },
-            },
+            ),
             "NightlyRule": {
                 "Type": "AWS::Events::Rule",
                 "Properties": {

@@ -16,7 +16,13 @@ import requests
 
 from kizuna_tools.local import DEFAULT_START, LocalCloud, LocalCloudError
 from kizuna_tools.local.testing import CloudFactory
-from tests.integration.local.fixtures import order, probe_template, state_machine, with_resources
+from tests.integration.local.fixtures import (
+    bus_rule,
+    order,
+    probe_template,
+    state_machine,
+    with_resources,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -292,20 +298,14 @@ def test_lambda_target_failures_retry_then_reach_the_functions_dlq(
         probe_template(),
         {
             "FlakyDlq": {"Type": "AWS::SQS::Queue", "Properties": {}},
-            "FlakyRule": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "Bus"},
-                    "EventPattern": {"detail-type": ["flaky"]},
-                    "Targets": [
-                        {
-                            "Arn": {"Fn::GetAtt": ["Flaky", "Arn"]},
-                            "Id": "Flaky",
-                            "Input": json.dumps({"key": "k", "succeed_on": 99}),
-                        }
-                    ],
+            "FlakyRule": bus_rule(
+                {"detail-type": ["flaky"]},
+                {
+                    "Arn": {"Fn::GetAtt": ["Flaky", "Arn"]},
+                    "Id": "Flaky",
+                    "Input": json.dumps({"key": "k", "succeed_on": 99}),
                 },
-            },
+            ),
         },
     )
     template["Resources"]["Flaky"]["Properties"]["DeadLetterConfig"] = {
@@ -344,32 +344,22 @@ def test_input_transformer_and_disabled_rules(
         probe_template(),
         {
             "EchoMachine": machine,
-            "Transforming": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "Bus"},
-                    "EventPattern": {"detail-type": ["t"]},
-                    "Targets": [
-                        {
-                            "Arn": {"Ref": "EchoMachine"},
-                            "Id": "M",
-                            "InputTransformer": {
-                                "InputPathsMap": {"c": "$.detail.customer_id", "t": "$.time"},
-                                "InputTemplate": '{"customer": <c>, "at": <t>, "fixed": 1}',
-                            },
-                        }
-                    ],
+            "Transforming": bus_rule(
+                {"detail-type": ["t"]},
+                {
+                    "Arn": {"Ref": "EchoMachine"},
+                    "Id": "M",
+                    "InputTransformer": {
+                        "InputPathsMap": {"c": "$.detail.customer_id", "t": "$.time"},
+                        "InputTemplate": '{"customer": <c>, "at": <t>, "fixed": 1}',
+                    },
                 },
-            },
-            "Disabled": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "Bus"},
-                    "EventPattern": {"detail-type": ["t"]},
-                    "State": "DISABLED",
-                    "Targets": [{"Arn": {"Fn::GetAtt": ["Flaky", "Arn"]}, "Id": "F"}],
-                },
-            },
+            ),
+            "Disabled": bus_rule(
+                {"detail-type": ["t"]},
+                {"Arn": {"Fn::GetAtt": ["Flaky", "Arn"]}, "Id": "F"},
+                State="DISABLED",
+            ),
         },
     )
     cloud = local_cloud_factory(template, project_root=project_root)

@@ -17,7 +17,13 @@ import requests
 
 from kizuna_tools.local import DEFAULT_START, LocalCloud, patches
 from kizuna_tools.local.testing import CloudFactory
-from tests.integration.local.fixtures import probe_template, state_machine, with_resources
+from tests.integration.local.fixtures import (
+    bus_rule,
+    probe_template,
+    state_machine,
+    with_resources,
+)
+from tests.moto_setup import create_table, key_schema
 
 pytestmark = pytest.mark.integration
 
@@ -58,50 +64,23 @@ def describe(arn: str) -> dict[str, Any]:
 
 def test_patch_wait_states(local_cloud_factory: CloudFactory, project_root: Path) -> None:
     # Given Wait states of each kind: Seconds, SecondsPath, Timestamp with an offset, TimestampPath
+    waits = {
+        "Seconds": 7 * 86400,
+        "SecondsPath": "$.wait",
+        "Timestamp": "2026-01-03T09:00:00+09:00",
+        "TimestampPath": "$.until",
+    }
     cloud = cloud_with(
         local_cloud_factory,
         project_root,
         {
-            "Seconds": state_machine(
+            kind: state_machine(
                 {
                     "StartAt": "W",
-                    "States": {
-                        "W": {"Type": "Wait", "Seconds": 7 * 86400, "Next": "Send"},
-                        "Send": SEND,
-                    },
+                    "States": {"W": {"Type": "Wait", kind: wait, "Next": "Send"}, "Send": SEND},
                 }
-            ),
-            "SecondsPath": state_machine(
-                {
-                    "StartAt": "W",
-                    "States": {
-                        "W": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Send"},
-                        "Send": SEND,
-                    },
-                }
-            ),
-            "Timestamp": state_machine(
-                {
-                    "StartAt": "W",
-                    "States": {
-                        "W": {
-                            "Type": "Wait",
-                            "Timestamp": "2026-01-03T09:00:00+09:00",
-                            "Next": "Send",
-                        },
-                        "Send": SEND,
-                    },
-                }
-            ),
-            "TimestampPath": state_machine(
-                {
-                    "StartAt": "W",
-                    "States": {
-                        "W": {"Type": "Wait", "TimestampPath": "$.until", "Next": "Send"},
-                        "Send": SEND,
-                    },
-                }
-            ),
+            )
+            for kind, wait in waits.items()
         },
     )
     started = time.perf_counter()
@@ -218,21 +197,12 @@ def test_patch_event_targets(local_cloud_factory: CloudFactory, project_root: Pa
                     "Endpoint": {"Fn::GetAtt": ["TopicQueue", "Arn"]},
                 },
             },
-            "Fanout": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "Bus"},
-                    "EventPattern": {
-                        "detail-type": ["fanout"],
-                        "detail": {"n": [{"numeric": [">", 1]}]},
-                    },
-                    "Targets": [
-                        {"Arn": {"Fn::GetAtt": ["Echo", "Arn"]}, "Id": "L"},
-                        {"Arn": {"Ref": "Journey"}, "Id": "S"},
-                        {"Arn": {"Ref": "Topic"}, "Id": "T"},
-                    ],
-                },
-            },
+            "Fanout": bus_rule(
+                {"detail-type": ["fanout"], "detail": {"n": [{"numeric": [">", 1]}]}},
+                {"Arn": {"Fn::GetAtt": ["Echo", "Arn"]}, "Id": "L"},
+                {"Arn": {"Ref": "Journey"}, "Id": "S"},
+                {"Arn": {"Ref": "Topic"}, "Id": "T"},
+            ),
         },
     )
 
@@ -335,23 +305,16 @@ def test_patch_dynamodb_query_candidates() -> None:
 
     with mock_aws():
         ddb = boto3.resource("dynamodb", region_name="us-east-1")
-        table = ddb.create_table(
-            TableName="q",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g", "t")
-            ],
+        table = create_table(
+            ddb,
+            "q",
+            "pk",
+            "sk",
+            indexed=("g", "t"),
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": "by_t",
-                    "KeySchema": [
-                        {"AttributeName": "g", "KeyType": "HASH"},
-                        {"AttributeName": "t", "KeyType": "RANGE"},
-                    ],
+                    "KeySchema": key_schema("g", "t"),
                     "Projection": {"ProjectionType": "KEYS_ONLY"},
                 }
             ],
@@ -510,7 +473,9 @@ def test_intercept_urllib(local_cloud_factory: CloudFactory, project_root: Path)
 
 
 def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: Path) -> None:
+    import moto.dynamodb.models as dynamodb_models
     from moto.awslambda.models import LambdaFunction
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.responses import DynamoResult
     from moto.events.models import EventsBackend, Rule
     from moto.sqs.models import Message, SQSBackend
@@ -539,6 +504,8 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (Message, "visible"),
         (Message, "delayed"),
         (SQSBackend, "is_message_valid_based_on_retention_period"),
+        (DynamoDBBackend, "transact_write_items"),
+        (dynamodb_models, "copy"),
     ]
     before = [owner.__dict__[name] for owner, name in owners]
     with LocalCloud.from_template(template, project_root=project_root):
@@ -549,7 +516,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 15
+    assert len(patches.PATCHES) == 16
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
@@ -575,18 +542,7 @@ def test_patch_dynamodb_transactions() -> None:
 
     def run() -> tuple[list[dict[str, Any]], list[str]]:
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        create_table(client, "t", "pk", "sk")
         client.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
         claim = {"ConditionExpression": "attribute_not_exists(sk)"}
         codes: list[str] = []

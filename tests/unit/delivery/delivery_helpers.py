@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kizuna.domain.customer import ConsentState, Customer, Device
+from kizuna.domain.customer import Customer, Device
+from tests.factories import LINE_USER, PHONE, customer, opted_in
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -21,27 +22,23 @@ def load_fixture(name: str) -> dict[str, Any]:
 
 
 def make_customer(**fields: Any) -> Customer:
+    """山田 花子, signed up on every channel, with a phone and two devices: Silver, 80 points
+    short of Gold."""
     base: dict[str, Any] = {
         "customer_id": "cust-0001",
         "email": "hanako@example.jp",
-        "phone": "+819012345678",
+        "phone": PHONE,
         "first_name": "花子",
         "last_name": "山田",
-        "locale": "ja",
-        "time_zone": "Asia/Tokyo",
-        "consent": {
-            ch: ConsentState(status="opted_in", at=T0, source="signup", stamp="s")
-            for ch in ("email", "sms", "push", "line")
-        },
+        "consent": opted_in("email", "sms", "push", "line", at=T0, source="signup"),
         "devices": {
             "ios-1": Device(token="a" * 64, platform="APNS", at=T0),
             "android-1": Device(token="fcm-token-1", platform="FCM", at=T0),
         },
-        "line_user_id": "U" + "0" * 32,
+        "line_user_id": LINE_USER,
         "rank": "Silver",
         "next_rank": "Gold",
         "points_to_next_rank": 80,
         "points_balance": 12345,
     }
-    base.update(fields)
-    return Customer(**base)
+    return customer(**{**base, **fields})

@@ -113,9 +113,16 @@ def test_sms_push_line_render_in_both_languages(
     assert line_msg == LineContent(text=line)
 
 
+def greeting_in_english(
+    renderer: Renderer, loyalty: LoyaltyConfig, first_name: str, channel: str = "email"
+) -> Any:
+    """The welcome greeting, in English, to a customer called ``first_name``."""
+    ctx = context(loyalty, locale="en", first_name=first_name)
+    return renderer.render("welcome", "greeting", channel, "en", ctx)
+
+
 def test_english_sms_without_japanese_is_gsm7(renderer: Renderer, loyalty: LoyaltyConfig) -> None:
-    ctx = context(loyalty, locale="en", first_name="Taro")
-    msg = renderer.render("welcome", "greeting", "sms", "en", ctx)
+    msg = greeting_in_english(renderer, loyalty, "Taro", "sms")
     assert isinstance(msg, SmsContent)
     assert (msg.text, msg.encoding, msg.segments) == ("Hi Taro, 80 points to Gold!", "GSM-7", 1)
 
@@ -124,10 +131,8 @@ def test_english_sms_without_japanese_is_gsm7(renderer: Renderer, loyalty: Loyal
 def test_customer_supplied_name_is_escaped_in_html_only(
     renderer: Renderer, loyalty: LoyaltyConfig
 ) -> None:
-    # given a customer whose name is a script
-    ctx = context(loyalty, locale="en", first_name="<script>alert(1)</script>")
-    # when rendered
-    msg = renderer.render("welcome", "greeting", "email", "en", ctx)
+    # given a customer whose name is a script / when greeted
+    msg = greeting_in_english(renderer, loyalty, "<script>alert(1)</script>")
     # then the HTML part carries it escaped, never as markup
     assert isinstance(msg, EmailContent)
     assert "<script>" not in msg.html
@@ -140,12 +145,14 @@ def test_customer_supplied_name_is_escaped_in_html_only(
 def test_newlines_in_data_never_break_a_subject_or_title(
     renderer: Renderer, loyalty: LoyaltyConfig
 ) -> None:
-    ctx = context(loyalty, locale="en", first_name="Taro\r\nBcc: evil@example.com")
-    msg = renderer.render("welcome", "greeting", "email", "en", ctx)
+    # given a name carrying a header injection / when greeted by email and push
+    name = "Taro\r\nBcc: evil@example.com"
+    msg = greeting_in_english(renderer, loyalty, name)
+    push = greeting_in_english(renderer, loyalty, name, "push")
+    # then neither subject nor title breaks a line
     assert isinstance(msg, EmailContent)
     assert "\n" not in msg.subject and "\r" not in msg.subject
     assert msg.subject == "Taro Bcc: evil@example.com, your Silver membership"
-    push = renderer.render("welcome", "greeting", "push", "en", ctx)
     assert isinstance(push, PushContent)
     assert push.title == push.title.strip() and "\n" not in push.title
 

@@ -19,8 +19,8 @@ from kizuna.delivery.feedback import (
     sms_opt_out_records,
     suppression,
 )
-from kizuna.domain.loyalty import address_hash
-from kizuna.events import Channel, ChannelSuppressed
+from kizuna.events import Channel
+from tests.factories import sms_opted_out
 
 MESSAGE_ID = "010001942a5c7f1e-5d1b2c3a-9f8e-4d7c-b6a5-1234567890ab-000000"
 
@@ -173,13 +173,7 @@ def test_a_suppression_is_a_typed_event_with_the_address_hashed() -> None:
     at = datetime(2026, 1, 6, tzinfo=UTC)
     event = suppression("cust-0001", at, "sms", "opt_out", "+819012345678")
     # then it is the inbound model ingest validates, and the number is never in clear
-    assert event == ChannelSuppressed(
-        customer_id="cust-0001",
-        occurred_at=at,
-        channel=Channel.SMS,
-        reason="opt_out",
-        address_hash=address_hash("+819012345678"),
-    )
+    assert event == sms_opted_out("cust-0001", at, "+819012345678")
     assert "9012345678" not in event.model_dump_json()
     # and without an address the whole channel is suppressed
     assert suppression("c", at, Channel.EMAIL, "bounce", None).address_hash is None

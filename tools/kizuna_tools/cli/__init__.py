@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,14 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kizuna.runtime.config import load_config
-from kizuna_tools.cli.options import (
-    ActivityTable,
-    CustomersTable,
-    Endpoint,
-    Profile,
-    Region,
-    session,
-)
+from kizuna_tools.cli.options import ActivityTable, Aws, CustomersTable, option_groups
 
 if TYPE_CHECKING:
     from kizuna_tools.importer import ImportReport
@@ -81,10 +74,6 @@ ConfigJson = Annotated[
 ErrorsCsv = Annotated[Path | None, typer.Option(help="Write every rejected row here")]
 
 
-def _dynamodb(profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
-    return session(region, profile).resource("dynamodb", endpoint_url=endpoint_url)
-
-
 def _print_import_report(
     what: str, file: Path, report: ImportReport, dry_run: bool, errors_csv: Path | None
 ) -> None:
@@ -127,9 +116,7 @@ def _import(
     file: Path,
     customers_table: str | None,
     activity_table: str | None,
-    endpoint_url: str | None,
-    region: str | None,
-    profile: str | None,
+    aws: Aws,
     dry_run: bool,
     config_json: str,
     errors_csv: Path | None,
@@ -147,9 +134,7 @@ def _import(
             )
         from kizuna.adapters.dynamodb import DynamoStore
 
-        store = DynamoStore(
-            _dynamodb(profile, region, endpoint_url), customers_table, activity_table
-        )
+        store = DynamoStore(aws.resource("dynamodb"), customers_table, activity_table)
     total = sum(1 for _ in read_rows(file))
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -177,28 +162,16 @@ def _register_import(kind: ImportKind, doc: str) -> None:
         file: FileArg,
         customers_table: CustomersTable = None,
         activity_table: ActivityTable = None,
-        endpoint_url: Endpoint = None,
-        region: Region = None,
-        profile: Profile = None,
+        *,
+        aws: Aws,
         dry_run: DryRun = False,
         config: ConfigJson = "{}",
         errors_csv: ErrorsCsv = None,
     ) -> None:
-        _import(
-            kind,
-            file,
-            customers_table,
-            activity_table,
-            endpoint_url,
-            region,
-            profile,
-            dry_run,
-            config,
-            errors_csv,
-        )
+        _import(kind, file, customers_table, activity_table, aws, dry_run, config, errors_csv)
 
     command.__doc__ = doc
-    import_app.command(kind.value)(command)
+    import_app.command(kind.value)(option_groups(command))
 
 
 _register_import(ImportKind.customers, "Import customers: profile, attributes and consent.")
@@ -208,12 +181,12 @@ _register_import(
 
 
 @import_app.command("products")
+@option_groups
 def import_products_command(
     file: FileArg,
     products_table: ProductsTable = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
+    *,
+    aws: Aws,
     dry_run: DryRun = False,
     errors_csv: ErrorsCsv = None,
 ) -> None:
@@ -228,7 +201,7 @@ def import_products_command(
     if not dry_run:
         if not products_table:
             raise typer.BadParameter("give --products-table (or PRODUCTS_TABLE), or --dry-run")
-        store = ProductStore(_dynamodb(profile, region, endpoint_url), products_table)
+        store = ProductStore(aws.resource("dynamodb"), products_table)
     _print_import_report("products", file, import_products(file, store), dry_run, errors_csv)
 
 

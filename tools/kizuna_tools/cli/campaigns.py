@@ -11,7 +11,7 @@ import getpass
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kizuna_tools.cli.options import Endpoint, Profile, Region, session
+from kizuna_tools.cli.options import Aws, option_groups, session
 
 if TYPE_CHECKING:
     from kizuna.adapters.campaigns import CampaignStore
@@ -187,16 +187,12 @@ class Target:
 
 
 @campaigns_app.callback()
+@option_groups
 def target(
-    ctx: typer.Context,
-    stack: StackOption = None,
-    outputs: OutputsOption = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
+    ctx: typer.Context, stack: StackOption = None, outputs: OutputsOption = None, *, aws: Aws
 ) -> None:
     """Which stack (give these before the command's name)."""
-    ctx.obj = Target(stack, outputs, endpoint_url, region, profile)
+    ctx.obj = Target(stack, outputs, aws.endpoint_url, aws.region, aws.profile)
 
 
 def _now() -> datetime:
@@ -367,8 +363,8 @@ def dry_run(
     a claim, a ledger row or a provider call."""
     from kizuna.campaigns.assign import assign
     from kizuna.campaigns.engine import Member, in_audience, plan_recipient
-    from kizuna.delivery.coupons import issue_coupon
     from kizuna.delivery.templates import FilesRenderer, RenderError, build_context
+    from kizuna_tools.demo import sample_coupon
 
     campaign = stored.campaign
     conditions = {name: dict(s.conditions) for name, s in segments.items()}
@@ -401,17 +397,8 @@ def dry_run(
             key = (customer.locale or cfg.contact.default_locale, plan.channel)
             if key in result.samples or plan.template is None:
                 continue
-            coupon = (
-                issue_coupon(
-                    DRY_RUN_SECRET,
-                    campaign.id,
-                    customer.customer_id,
-                    "dry-run",
-                    discount=campaign.coupon.discount,
-                    expires_at=now + timedelta(days=campaign.coupon.valid_days),
-                )
-                if campaign.coupon
-                else None
+            coupon = sample_coupon(
+                campaign.coupon, DRY_RUN_SECRET, campaign.id, customer.customer_id, "dry-run", now
             )
             try:
                 context = build_context(

@@ -223,14 +223,11 @@ def render_preview(
     templates_dir: Annotated[Path, typer.Option()] = Path("templates"),
 ) -> None:
     """Preview a send step's message on every channel it may use."""
-    from datetime import timedelta
-
-    from kizuna.delivery.coupons import issue_coupon
     from kizuna.delivery.templates import Renderer, RenderError, build_context
     from kizuna.programs.loader import load_program
     from kizuna.programs.model import SendStep
     from kizuna.runtime.config import KizunaConfig
-    from kizuna_tools.demo import sample_customer
+    from kizuna_tools.demo import sample_coupon, sample_customer
 
     prog = load_program(programs_dir / f"{program}.yaml")
     send = prog.step(step)
@@ -254,18 +251,7 @@ def render_preview(
     else:
         who = sample_customer(locale)
     now = datetime.now(UTC)
-    coupon = (
-        issue_coupon(
-            b"preview",
-            prog.id,
-            who.customer_id,
-            "preview",
-            discount=send.coupon.discount,
-            expires_at=now + timedelta(days=send.coupon.valid_days),
-        )
-        if send.coupon
-        else None
-    )
+    coupon = sample_coupon(send.coupon, b"preview", prog.id, who.customer_id, "preview", now)
     context = build_context(
         who,
         program=prog.id,

@@ -7,20 +7,14 @@ Both talk to a deployed stack (``--stack`` reads its outputs) or to explicit res
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from kizuna_tools.cli.options import (
-    ActivityTable,
-    CustomersTable,
-    Endpoint,
-    Profile,
-    Region,
-)
-from kizuna_tools.cli.options import session as _session
+from kizuna_tools.cli.options import ActivityTable, Aws, CustomersTable, option_groups
 
 customers_app = typer.Typer(
     help="Access and erasure requests for one customer.", no_args_is_help=True
@@ -34,33 +28,31 @@ CustomerId = Annotated[str, typer.Argument(help="customer id")]
 Stack = Annotated[str | None, typer.Option(help="deployed stack to read the outputs of")]
 
 
-def _outputs(session: Any, stack: str | None, endpoint_url: str | None) -> dict[str, str]:
+def _outputs(aws: Aws, stack: str | None) -> dict[str, str]:
     from kizuna_tools.dlq import stack_outputs
 
     if not stack:
         return {}
-    return stack_outputs(session.client("cloudformation", endpoint_url=endpoint_url), stack)
+    return stack_outputs(aws.client("cloudformation"), stack)
 
 
-def _store(
-    stack: str | None,
-    customers_table: str | None,
-    activity_table: str | None,
-    endpoint_url: str | None,
-    region: str | None,
-    profile: str | None,
-) -> Any:
-    from kizuna.adapters.dynamodb import DynamoStore
+@dataclass(frozen=True)
+class Tables:
+    """A customer's tables: named, or read from the stack's outputs."""
 
-    session = _session(region, profile)
-    outputs = _outputs(session, stack, endpoint_url)
-    customers_table = customers_table or outputs.get("CustomersTableName")
-    activity_table = activity_table or outputs.get("ActivityTableName")
-    if not customers_table or not activity_table:
-        raise typer.BadParameter("give --stack, or --customers-table and --activity-table")
-    return DynamoStore(
-        session.resource("dynamodb", endpoint_url=endpoint_url), customers_table, activity_table
-    )
+    stack: Stack = None
+    customers_table: CustomersTable = None
+    activity_table: ActivityTable = None
+
+    def store(self, aws: Aws) -> Any:
+        from kizuna.adapters.dynamodb import DynamoStore
+
+        outputs = _outputs(aws, self.stack)
+        customers_table = self.customers_table or outputs.get("CustomersTableName")
+        activity_table = self.activity_table or outputs.get("ActivityTableName")
+        if not customers_table or not activity_table:
+            raise typer.BadParameter("give --stack, or --customers-table and --activity-table")
+        return DynamoStore(aws.resource("dynamodb"), customers_table, activity_table)
 
 
 def _journey_prefix(stack: str, outputs: dict[str, str]) -> str:
@@ -72,19 +64,12 @@ def _journey_prefix(stack: str, outputs: dict[str, str]) -> str:
 
 
 @customers_app.command("export")
-def customers_export(
-    customer_id: CustomerId,
-    stack: Stack = None,
-    customers_table: CustomersTable = None,
-    activity_table: ActivityTable = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
-) -> None:
+@option_groups
+def customers_export(customer_id: CustomerId, tables: Tables, aws: Aws) -> None:
     """Everything held about a customer, as JSON on stdout (an access request)."""
     from kizuna.domain.privacy import export
 
-    store = _store(stack, customers_table, activity_table, endpoint_url, region, profile)
+    store = tables.store(aws)
     data = export(customer_id, store)
     if data is None:
         console.print(f"no data held for {customer_id}")
@@ -93,17 +78,15 @@ def customers_export(
 
 
 @customers_app.command("erase")
+@option_groups
 def customers_erase(
     customer_id: CustomerId,
-    stack: Stack = None,
-    customers_table: CustomersTable = None,
-    activity_table: ActivityTable = None,
+    tables: Tables,
     journey_arn_prefix: Annotated[
         str, typer.Option(help="state machine ARN prefix of the journeys (to stop them)")
     ] = "",
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
+    *,
+    aws: Aws,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """Erase a customer now: profile, activity, ledger, journeys. Same as putting a
@@ -114,13 +97,10 @@ def customers_erase(
 
     if not yes:
         typer.confirm(f"Erase everything held about {customer_id}?", abort=True)
-    store = _store(stack, customers_table, activity_table, endpoint_url, region, profile)
-    session = _session(region, profile)
-    if not journey_arn_prefix and stack:
-        journey_arn_prefix = _journey_prefix(stack, _outputs(session, stack, endpoint_url))
-    stopper = StepFunctionsStopper(
-        session.client("stepfunctions", endpoint_url=endpoint_url), journey_arn_prefix
-    )
+    store = tables.store(aws)
+    if not journey_arn_prefix and tables.stack:
+        journey_arn_prefix = _journey_prefix(tables.stack, _outputs(aws, tables.stack))
+    stopper = StepFunctionsStopper(aws.client("stepfunctions"), journey_arn_prefix)
     if not journey_arn_prefix:
         console.print("running journeys are not stopped: give --stack or --journey-arn-prefix")
     report = erase(customer_id, store, stopper, utcnow())
@@ -141,31 +121,28 @@ Queue = Annotated[
 ]
 
 
-def _dlq(
-    queue: str, stack: str | None, endpoint_url: str | None, region: str | None, profile: str | None
-) -> Any:
+def _dlq(queue: str, stack: str | None, aws: Aws) -> Any:
     from kizuna_tools.dlq import DeadLetterQueue, resolve_dlq_url
 
-    session = _session(region, profile)
     try:
-        url = resolve_dlq_url(queue, _outputs(session, stack, endpoint_url))
+        url = resolve_dlq_url(queue, _outputs(aws, stack))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="QUEUE") from exc
-    return DeadLetterQueue(session.client("sqs", endpoint_url=endpoint_url), url)
+    return DeadLetterQueue(aws.client("sqs"), url)
 
 
 @dlq_app.command("list")
+@option_groups
 def dlq_list(
     queue: Queue,
     stack: Stack = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
+    *,
+    aws: Aws,
 ) -> None:
     """How many dead messages, by error type."""
     from collections import Counter
 
-    dlq = _dlq(queue, stack, endpoint_url, region, profile)
+    dlq = _dlq(queue, stack, aws)
     messages = dlq.peek(limit=1000)
     counts = Counter(m.error_type for m in messages)
     table = Table(title=f"{queue}: {dlq.depth()} message(s)")
@@ -177,16 +154,16 @@ def dlq_list(
 
 
 @dlq_app.command("show")
+@option_groups
 def dlq_show(
     queue: Queue,
     limit: Annotated[int, typer.Option(min=1, help="messages to show")] = 20,
     stack: Stack = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
+    *,
+    aws: Aws,
 ) -> None:
     """Each dead message: its error and its body."""
-    dlq = _dlq(queue, stack, endpoint_url, region, profile)
+    dlq = _dlq(queue, stack, aws)
     for m in dlq.peek(limit=limit):
         out.rule(f"{m.message_id}  receives={m.receive_count}")
         out.print(f"[bold]{m.error_type}[/bold]: {m.error}", markup=True, highlight=False)
@@ -194,6 +171,7 @@ def dlq_show(
 
 
 @dlq_app.command("redrive")
+@option_groups
 def dlq_redrive(
     queue: Queue,
     to: Annotated[
@@ -201,12 +179,11 @@ def dlq_redrive(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
     stack: Stack = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    profile: Profile = None,
+    *,
+    aws: Aws,
 ) -> None:
     """Replay dead messages after the cause is fixed (consumers are idempotent)."""
-    dlq = _dlq(queue, stack, endpoint_url, region, profile)
+    dlq = _dlq(queue, stack, aws)
     try:
         target = to or dlq.source_url()
     except ValueError as exc:

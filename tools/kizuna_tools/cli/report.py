@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from kizuna_tools.cli.options import ActivityTable, Config, Endpoint, Region, session
+from kizuna_tools.cli.options import ActivityTable, Config, Endpoint, Region, option_groups, session
 
 report_app = typer.Typer(
     help="Reports: customer structure, programs, segments (terminal, CSV, HTML).",
@@ -39,13 +39,13 @@ To = Annotated[str | None, typer.Option("--to", help="last snapshot date (YYYY-M
 class Source:
     """Where the reports read from (the options every report command shares)."""
 
-    activity_table: str | None
-    snapshots_table: str | None
-    analytics_bucket: str | None
-    endpoint_url: str | None
-    region: str | None
-    config: Path | None
-    programs_dir: Path | None
+    activity_table: ActivityTable = None
+    snapshots_table: SnapshotsTable = None
+    analytics_bucket: Bucket = None
+    endpoint_url: Endpoint = None
+    region: Region = None
+    config: Config = None
+    programs_dir: Programs = None
 
     def reports(self, start: str | None = None, end: str | None = None) -> tuple[Any, Any]:
         from kizuna.adapters.dynamodb import DynamoStore, SnapshotStore
@@ -81,27 +81,11 @@ class Source:
 
 
 @report_app.callback()
-def report_source(
-    ctx: typer.Context,
-    activity_table: ActivityTable = None,
-    snapshots_table: SnapshotsTable = None,
-    analytics_bucket: Bucket = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    config: Config = None,
-    programs_dir: Programs = None,
-) -> None:
+@option_groups
+def report_source(ctx: typer.Context, source: Source) -> None:
     """Where to read: the stack's activity and snapshots tables and analytics bucket (give
     these before the report's name, or set ACTIVITY_TABLE, SNAPSHOTS_TABLE, ANALYTICS_BUCKET)."""
-    ctx.obj = Source(
-        activity_table,
-        snapshots_table,
-        analytics_bucket,
-        endpoint_url,
-        region,
-        config,
-        programs_dir,
-    )
+    ctx.obj = source
 
 
 def _print(table: Any) -> None:

@@ -4,6 +4,7 @@ customers table (a deployed one, or the local runtime's with ``--endpoint-url``)
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from kizuna_tools.cli.options import Config, Endpoint, Region, session
+from kizuna_tools.cli.options import Config, Endpoint, Region, option_groups, session
 
 segments_app = typer.Typer(help="Named segments: list, count, export.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -43,23 +44,27 @@ def _segment(name: str, directory: Path | None) -> Any:
     return found[name]
 
 
-def _members(
-    name: str,
-    directory: Path | None,
-    table: str,
-    endpoint: str | None,
-    region: str | None,
-    config: Path | None,
-) -> list[str]:
-    from kizuna.adapters.dynamodb import DynamoStore
-    from kizuna.runtime.config import KizunaConfig
-    from kizuna.segments import members
+@dataclass(frozen=True)
+class Members:
+    """Where a segment's members are read from (the options ``count`` and ``export`` share)."""
 
-    segment = _segment(name, directory)
-    cfg = KizunaConfig.model_validate_json(config.read_text()) if config else KizunaConfig()
-    resource = session(region).resource("dynamodb", endpoint_url=endpoint)
-    store = DynamoStore(resource, table, table)
-    return list(members(segment, store.scan_customers(), datetime.now(UTC), cfg))
+    customers_table: CustomersTable
+    directory: Directory = None
+    endpoint_url: Endpoint = None
+    region: Region = None
+    config: Config = None
+
+    def of(self, name: str) -> list[str]:
+        from kizuna.adapters.dynamodb import DynamoStore
+        from kizuna.runtime.config import KizunaConfig
+        from kizuna.segments import members
+
+        segment = _segment(name, self.directory)
+        config = self.config
+        cfg = KizunaConfig.model_validate_json(config.read_text()) if config else KizunaConfig()
+        resource = session(self.region).resource("dynamodb", endpoint_url=self.endpoint_url)
+        store = DynamoStore(resource, self.customers_table, self.customers_table)
+        return list(members(segment, store.scan_customers(), datetime.now(UTC), cfg))
 
 
 @segments_app.command("list")
@@ -72,31 +77,21 @@ def segments_list(directory: Directory = None) -> None:
 
 
 @segments_app.command("count")
-def segments_count(
-    name: Name,
-    customers_table: CustomersTable,
-    directory: Directory = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    config: Config = None,
-) -> None:
+@option_groups
+def segments_count(name: Name, source: Members) -> None:
     """How many customers are in the segment now (scans the customers table)."""
-    found = _members(name, directory, customers_table, endpoint_url, region, config)
-    out.print(len(found))
+    out.print(len(source.of(name)))
 
 
 @segments_app.command("export")
+@option_groups
 def segments_export(
     name: Name,
-    customers_table: CustomersTable,
     out_file: Annotated[Path, typer.Option("--out", help="CSV file to write")],
-    directory: Directory = None,
-    endpoint_url: Endpoint = None,
-    region: Region = None,
-    config: Config = None,
+    source: Members,
 ) -> None:
     """Write the segment's customer ids to a CSV file (one column, ``customer_id``)."""
-    found = _members(name, directory, customers_table, endpoint_url, region, config)
+    found = source.of(name)
     with out_file.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["customer_id"])

@@ -46,7 +46,11 @@ class CampaignRow:
             customer_id=str(item.get("pk", item.get("customer_id", ""))),
             at=parse_time(str(item.get("sent_at") or item["at"])),
             status=str(item["status"]),
-            arm=item.get("arm"),
+            arm=(
+                f"{item['variant']} (winner)"
+                if item.get("arm") == "winner" and item.get("variant")
+                else item.get("arm")
+            ),
             channel=item.get("channel"),
             reason=item.get("reason"),
             opened=bool(item.get("open_at")),
