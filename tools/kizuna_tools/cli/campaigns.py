@@ -390,7 +390,7 @@ def dry_run(
             result.by_status[plan.status] += 1
             if plan.status == "send" and plan.channel:
                 result.by_channel[plan.channel] += 1
-            elif plan.reason:
+            elif plan.reason and plan.reason != plan.status:
                 result.by_reason[f"{plan.status}: {plan.reason}"] += 1
             if plan.status != "send" or customer is None or plan.channel is None:
                 continue
