@@ -1,4 +1,4 @@
-"""Journey helper: branch conditions on fresh state and local times, for Step Functions."""
+"""Journey: a cohort's seal, branch, split and local-time steps, for Step Functions."""
 
 from typing import Any
 
@@ -7,10 +7,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kizuna.runtime.observability import logger
 from kizuna.runtime.wiring import journey_service
-from kizuna.services.journey import JourneyRequest
+from kizuna.services.contracts import GroupRequest
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse(event=event, model=JourneyRequest)
-    return journey_service().answer(request)
+    request = parse(event=event, model=GroupRequest)
+    return journey_service().handle(request)

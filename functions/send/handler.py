@@ -1,4 +1,7 @@
-"""Send: the journeys' Send task — contact policy, render, deliver once, record."""
+"""Send: the journeys' Send task — contact policy, render, deliver once, record.
+
+A cohort's step (``cohort`` in the event) sends to every member of its group; an event
+naming one ``customer_id`` sends to that customer alone."""
 
 from typing import Any
 
@@ -6,16 +9,24 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kizuna.runtime.observability import count_send_failure, logger, metrics
-from kizuna.runtime.wiring import send_service
-from kizuna.services.contracts import SendRequest
+from kizuna.runtime.wiring import cohort_sends, send_service
+from kizuna.services.contracts import GroupRequest, SendRequest
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse(event=event, model=SendRequest)
-    response = send_service().send(request)
-    metrics.add_metric(name=f"Messages_{response.status}", unit="Count", value=1)
-    if response.status == "failed":
-        count_send_failure(response.channel)
-    return response.model_dump()
+    if "cohort" in event:
+        answer = cohort_sends().handle(parse(event=event, model=GroupRequest))
+        counts: dict[str, int] = answer.get("counts", {})
+        failed: list[str] = answer.get("failed_channels", [])
+    else:
+        response = send_service().send(parse(event=event, model=SendRequest))
+        counts = {response.status: 1}
+        failed = [response.channel or ""] if response.status == "failed" else []
+        answer = response.model_dump()
+    for status, n in counts.items():
+        metrics.add_metric(name=f"Messages_{status}", unit="Count", value=n)
+    for channel in failed:
+        count_send_failure(channel or None)
+    return answer

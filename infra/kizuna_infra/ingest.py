@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.runtime.settings import (
-    ENV_JOURNEY_ARN_PREFIX,
     KIZUNA_EVENT_SOURCE,
 )
 from kizuna_infra import names
@@ -62,13 +60,3 @@ class Ingest(QueuedFunction):
         for table in (wiring.tables.customers, wiring.tables.activity):
             table.grant_read_write_data(self.function)
         wiring.bus.grant_put_events_to(self.function)
-
-    def allow_stopping_journeys(
-        self, journey_arn_prefix: str, machines: list[sfn.StateMachine]
-    ) -> None:
-        """Erasure (``customer.erase``) stops the customer's running journeys."""
-        self.function.add_environment(ENV_JOURNEY_ARN_PREFIX, journey_arn_prefix)
-        for machine in machines:
-            machine.grant_execution(
-                self.function, "states:DescribeExecution", "states:StopExecution"
-            )

@@ -114,9 +114,6 @@ class Kizuna(Construct):
         )
         # one state machine per program: past what one template holds, fail here, clearly
         check_program_capacity(len(self.programs.programs))
-        self.ingest.allow_stopping_journeys(
-            self.programs.journey_arn_prefix, list(self.programs.state_machines.values())
-        )
         self.scoring = Scoring(
             self,
             names.SCORING_CONSTRUCT_ID,

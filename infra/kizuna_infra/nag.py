@@ -232,17 +232,23 @@ def _acknowledge_campaigns(campaigns: Campaigns, kizuna: Kizuna) -> None:
     )
 
 
-def _acknowledge_erasure(kizuna: Kizuna) -> None:
-    """Ingest stops an erased customer's running journeys: executions are named per trigger
-    event, so the grant is ``execution:<journey>:*`` for each journey state machine."""
-    policy = _default_policy(kizuna.ingest.role)
-    for machine in kizuna.programs.state_machines.values():
+def _acknowledge_cohort_children(kizuna: Kizuna) -> None:
+    """The journey and send functions start child executions of a cohort (members who went
+    another way): by the journeys' name prefix, as naming each state machine would make a
+    dependency cycle (every journey names both functions)."""
+    prefix = kizuna.programs.prefix
+    finding = (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+        f"<AWS::AccountId>:stateMachine:{prefix}*]"
+    )
+    for function in (kizuna.programs.journey_helper, kizuna.delivery.send):
         acknowledge(
-            policy,
-            distributed_map_findings(machine)[0],
-            "Erasure (customer.erase) stops the customer's running journeys; execution names "
-            "derive from trigger events, so DescribeExecution/StopExecution need "
-            "execution:<journey>:* of each journey state machine, and nothing else.",
+            _default_policy(cast(iam.Role, function.function.role)),
+            finding,
+            "states:StartExecution on the stack's journeys only (state machines named "
+            f"{prefix}<program>): a cohort step starts the child executions of members who "
+            "went another way. Naming each machine would make a cycle: every journey's "
+            "definition names this function.",
         )
 
 
@@ -263,16 +269,10 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
         (delivery.feedback, both),
     ):
         _acknowledge_function(function, index_tables)
-    _acknowledge_erasure(kizuna)
+    _acknowledge_cohort_children(kizuna)
 
     # --- Journeys (Step Functions) ------------------------------------------------------
     journeys = _default_policy(programs.journey_role)
-    acknowledge(
-        journeys,
-        f"AwsSolutions-IAM5[Resource::<{_logical_id(kizuna.tables.customers)}.Arn>/index/*]",
-        "Table.grant adds <customers table ARN>/index/* to the journeys' dynamodb:GetItem, "
-        "which no index supports: it grants nothing beyond the table itself.",
-    )
     _acknowledge_qualified_invoke(
         programs.journey_role, [delivery.send.function, programs.journey_helper.function]
     )

@@ -3,7 +3,8 @@
 * Every program is loaded and validated at synth (templates included): one problem anywhere
   fails synthesis with the full list, before anything reaches AWS.
 * One Step Functions **Standard** state machine per enabled program, named
-  ``<prefix><program id>`` so the evaluate function can compute its ARN from the prefix.
+  ``<prefix><program id>`` so the evaluate, journey and send functions can compute its ARN
+  from the prefix; one execution carries a cohort of entries (kizuna.programs.cohorts).
 * Evaluate: one bus rule whose pattern is a ``$or`` of every enabled program's trigger and
   goal (events that match no program never wake a Lambda) -> SQS (with DLQ) -> function.
 * The journey helper function answers the state machines' branch and local-time questions.
@@ -211,7 +212,7 @@ class Programs(Construct):
         construct_id: str,
         *,
         wiring: Wiring,
-        send_function: lambda_.IFunction,
+        send_function: lambda_.Function,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
         segments_dir: Path | None = None,
@@ -240,18 +241,32 @@ class Programs(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 
-        # --- Journey helper (branch conditions, local times) -------------------------------
+        # --- Journey helper (a cohort's branches, splits, local times) ---------------
         self.journey_helper = KizunaFunction(
             self,
             names.JOURNEY_CONSTRUCT_ID,
             folder=names.JOURNEY_FUNCTION_NAME,
-            description="Kizuna journey helper: branch conditions and local times",
-            environment={**wiring.tables.environment, ENV_KIZUNA_CONFIG: wiring.config_json},
+            description="Kizuna journey helper: cohort branches, splits, local times",
+            environment={
+                **wiring.tables.environment,
+                ENV_KIZUNA_CONFIG: wiring.config_json,
+                ENV_JOURNEY_ARN_PREFIX: self.journey_arn_prefix,
+            },
             extras=data_dirs,
             **wiring.shared,
         )
         wiring.tables.customers.grant_read_data(self.journey_helper.function)
-        wiring.tables.activity.grant_read_data(self.journey_helper.function)
+        # members move between groups, child groups and decisions are written
+        wiring.tables.activity.grant_read_write_data(self.journey_helper.function)
+        # The journey and send functions start child executions of the cohorts (by the
+        # journeys' name prefix: naming the machines would make a cycle, as every machine
+        # names both functions).
+        send_function.add_environment(ENV_JOURNEY_ARN_PREFIX, self.journey_arn_prefix)
+        start_children = iam.PolicyStatement(
+            actions=["states:StartExecution"], resources=[f"{self.journey_arn_prefix}*"]
+        )
+        for function in (self.journey_helper.function, send_function):
+            function.add_to_role_policy(start_children)
 
         # --- Journeys: one Standard state machine per enabled program ----------------------
         journeys = Construct(self, names.JOURNEYS_CONSTRUCT_ID)
@@ -263,12 +278,9 @@ class Programs(Construct):
         )
         send_function.grant_invoke(self.journey_role)
         self.journey_helper.function.grant_invoke(self.journey_role)
-        # Branch steps read fresh customer state with getItem.
-        wiring.tables.customers.grant(self.journey_role, "dynamodb:GetItem")
         substitutions = {
             "SendFunctionArn": send_function.function_arn,
             "JourneyFunctionArn": self.journey_helper.function.function_arn,
-            "CustomersTable": wiring.tables.customers.table_name,
         }
         if set(substitutions) != set(SUBSTITUTIONS):
             raise RuntimeError(f"the compiler's placeholders changed: {SUBSTITUTIONS}")

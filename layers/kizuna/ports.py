@@ -80,6 +80,7 @@ class Claim:
     stale: tuple[str, ...] = ()
     contact_exists: bool = True
     contact_key: str | None = None
+    execution: str | None = None  # the ledger key's execution when not the batch's (cohorts)
 
 
 class CampaignRecipients(Protocol):

@@ -14,6 +14,7 @@ from infra_helpers import (
     StackIds,
     actions_of,
     arn,
+    as_list,
     environment,
     function_statements,
     index_arn,
@@ -116,7 +117,6 @@ def test_definitions_are_the_compiled_programs_with_substitutions(
         assert props["DefinitionSubstitutions"] == {
             "SendFunctionArn": arn(ids.send),
             "JourneyFunctionArn": arn(ids.journey),
-            "CustomersTable": {"Ref": ids.customers},
         }
         assert set(props["DefinitionSubstitutions"]) == set(SUBSTITUTIONS)
 
@@ -140,9 +140,7 @@ def test_journeys_log_every_transition_without_execution_data(
         assert group["RetentionInDays"] == 30
 
 
-def test_journey_role_invokes_send_and_journey_and_reads_customers_only(
-    resources: dict[str, Any], ids: Ids
-) -> None:
+def test_journey_role_invokes_send_and_journey_only(resources: dict[str, Any], ids: Ids) -> None:
     statements = statements_of(resources, ids.journey_role)
     assert sorted(map(json.dumps, resources_for(statements, "lambda:InvokeFunction"))) == sorted(
         map(
@@ -150,12 +148,8 @@ def test_journey_role_invokes_send_and_journey_and_reads_customers_only(
             [arn(ids.send), qualified_arn(ids.send), arn(ids.journey), qualified_arn(ids.journey)],
         )
     )
-    dynamodb_actions = {a for a in actions_of(statements) if a.startswith("dynamodb:")}
-    assert dynamodb_actions == {"dynamodb:GetItem"}
-    assert resources_for(statements, "dynamodb:GetItem") == [
-        arn(ids.customers),
-        index_arn(ids.customers),
-    ]
+    # every step is a function over a group of the cohort: the machine reads no table
+    assert not {a for a in actions_of(statements) if a.startswith("dynamodb:")}
 
 
 # --- Evaluate rule ------------------------------------------------------------------------------
@@ -298,31 +292,24 @@ def test_evaluate_grants(resources: dict[str, Any], ids: Ids) -> None:
 # --- Journey helper and sweep -------------------------------------------------------------------
 
 
-def test_journey_helper_reads_customers_and_activity(resources: dict[str, Any], ids: Ids) -> None:
+def test_journey_helper_reads_customers_writes_activity_and_starts_child_groups(
+    resources: dict[str, Any], ids: Ids
+) -> None:
     env = environment(resources, ids.journey)
     assert {n for n, f in JourneySettings.model_fields.items() if f.is_required()} <= set(env)
+    assert "stateMachine:Kizuna-" in json.dumps(env["JOURNEY_ARN_PREFIX"])
     statements = function_statements(resources, ids.journey)
-    assert {a for a in actions_of(statements) if a.startswith("dynamodb:")} <= {
-        "dynamodb:BatchGetItem",
-        "dynamodb:Query",
-        "dynamodb:GetItem",
-        "dynamodb:Scan",
-        "dynamodb:ConditionCheckItem",
-        "dynamodb:DescribeTable",
-        "dynamodb:GetRecords",
-        "dynamodb:GetShardIterator",
-    }
-    assert set(map(json.dumps, resources_for(statements, "dynamodb:GetItem"))) == set(
-        map(
-            json.dumps,
-            [
-                arn(ids.customers),
-                index_arn(ids.customers),
-                arn(ids.activity),
-                index_arn(ids.activity),
-            ],
+    # customers: read only; activity: members move between groups, decisions are written
+    writes = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"}
+    assert writes <= set(actions_of(statements))
+    for action in writes:
+        assert json.dumps(arn(ids.customers)) not in map(
+            json.dumps, resources_for(statements, action)
         )
-    )
+    # child executions of the stack's journeys, nothing else of Step Functions
+    states = [s for s in statements if any(a.startswith("states:") for a in as_list(s["Action"]))]
+    assert len(states) == 1 and as_list(states[0]["Action"]) == ["states:StartExecution"]
+    assert json.dumps(states[0]["Resource"]).endswith(':stateMachine:Kizuna-*"]]}')
 
 
 def test_sweep_queries_the_customer_indexes_and_puts_events(

@@ -119,19 +119,22 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
     ):
         expected.append((_logical_id(function.function), "AwsSolutions-L1"))
         expected += [(_default_policy(function.role), f) for f in index_findings]
-    # Journeys: getItem's index wildcard, qualified invokes, log delivery "*", no X-Ray.
+    # Journeys: qualified invokes, log delivery "*", no X-Ray.
     journeys = _default_policy(programs.journey_role)
     expected += [
-        (journeys, customers),
         (journeys, qualified(delivery.send.function)),
         (journeys, qualified(programs.journey_helper.function)),
         (journeys, "AwsSolutions-IAM5[Resource::*]"),
     ]
     expected += [(_logical_id(m), "AwsSolutions-SF2") for m in programs.state_machines.values()]
-    # Erasure: ingest may describe and stop the executions of each journey
+    # Cohorts: the journey and send functions start child executions (by name prefix)
+    children = (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+        f"<AWS::AccountId>:stateMachine:{programs.prefix}*]"
+    )
     expected += [
-        (_default_policy(k.ingest.role), distributed_map_findings(m)[0])
-        for m in programs.state_machines.values()
+        (_default_policy(programs.journey_helper.role), children),
+        (_default_policy(delivery.send.role), children),
     ]
     # Schedules: Scheduler's qualified invoke; their DLQs are DLQs without a redrive source.
     for schedules in (programs.sweep_schedules, delivery.feedback.schedules):

@@ -1,5 +1,9 @@
 """The seven seed programs on the local runtime (real template, virtual clock): who got
-what, on which channel and when — and who did not, and why."""
+what, on which channel and when — and who did not, and why.
+
+Entries travel in cohorts (kizuna.programs.cohorts): a program whose first step is a send
+sends at the end of the cohort window its entry fell in (``cohort_minutes``, 60 by
+default), so these tests let that hour pass (``settle``) before they look."""
 
 from __future__ import annotations
 
@@ -121,6 +125,11 @@ def emails_to(cloud: LocalCloud, cid: str) -> list[dict[str, Any]]:
     ]
 
 
+def settle(cloud: LocalCloud) -> None:
+    """Let the cohort window pass (a step runs at most ``cohort_minutes`` late)."""
+    cloud.advance(minutes=max(p.cohort_minutes for p in PROGRAMS.values()))
+
+
 def test_second_purchase_coupon_then_reminder_and_exit_on_goal(cloud: LocalCloud) -> None:
     a = treated("second-purchase-coupon", "a")
     b = treated("second-purchase-coupon", "b")
@@ -158,6 +167,7 @@ def test_rank_up_congratulation_lists_the_new_benefits(cloud: LocalCloud) -> Non
     cid = treated("rank-up-congratulations", "r")
     signup(cloud, cid, locale="en", name="<script>alert(1)</script>")
     order(cloud, cid, "o-r1", 12000)  # 120 points: Silver (demo thresholds)
+    settle(cloud)
     assert ("rank-up-congratulations", "congratulate", "email") in sent(cloud, cid)
     mail = emails_to(cloud, cid)[-1]
     body = json.dumps(mail, ensure_ascii=False, default=str)
@@ -246,6 +256,7 @@ def test_post_purchase_recommendation_and_champions_care(cloud: LocalCloud) -> N
         },
         source="kizuna",
     )
+    settle(cloud)
     assert ("champions-care", "thanks", "email") in sent(cloud, cid)
 
 
@@ -264,6 +275,7 @@ def test_a_duplicated_trigger_starts_one_journey(cloud: LocalCloud) -> None:
     }
     for _ in range(3):
         put(cloud, "customer.segment_changed", event, source="kizuna")
+    settle(cloud)
     assert sent(cloud, cid) == [("champions-care", "thanks", "email")]
     assert len(ledger(cloud, cid, "ENTRY")) == 1
 
@@ -272,6 +284,7 @@ def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
     cid = treated("rank-up-congratulations", "u")
     signup(cloud, cid, locale="en")
     order(cloud, cid, "o-u1", 12000)
+    settle(cloud)
     mail = emails_to(cloud, cid)[-1]
     headers = {h["Name"]: h["Value"] for h in mail["request"]["Content"]["Simple"]["Headers"]}
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

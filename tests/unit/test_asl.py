@@ -24,7 +24,7 @@ from kizuna.programs.asl import (
     path_problem,
     validate_definition,
 )
-from kizuna.programs.compiler import END, GOAL_REACHED, compile_program, estimated_transitions
+from kizuna.programs.compiler import DISPATCH, END, START, compile_program, estimated_transitions
 from kizuna.programs.loader import load_program, load_programs
 from kizuna.programs.model import Program
 from kizuna_tools import aslcheck
@@ -33,14 +33,16 @@ from tests.factories import sample_program
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
-# Transitions per entry before issue #13: pruning unreachable states changes no path.
+# Transitions of a cohort's root execution (issue 15): 2 to start (the Wait until its instant
+# and the dispatch), then one per step (a local-time wait: two); a wait-first program's cohort
+# starts after that wait. Whatever the cohort's size.
 SEED_TRANSITIONS = {
-    "cart-abandonment": {"min": 7, "max": 9},
-    "champions-care": {"min": 3, "max": 3},
-    "points-to-next-rank": {"min": 5, "max": 5},
-    "post-purchase-recommendation": {"min": 5, "max": 5},
-    "rank-up-congratulations": {"min": 4, "max": 9},
-    "second-purchase-coupon": {"min": 8, "max": 10},
+    "cart-abandonment": {"min": 8, "max": 8},
+    "champions-care": {"min": 4, "max": 4},
+    "points-to-next-rank": {"min": 4, "max": 4},
+    "post-purchase-recommendation": {"min": 4, "max": 4},
+    "rank-up-congratulations": {"min": 8, "max": 8},
+    "second-purchase-coupon": {"min": 7, "max": 7},
     "winback-before-dormancy": {"min": 7, "max": 7},
 }
 FALLS_OFF_THE_END = sample_program("{id: pause, type: wait, days: 1}")
@@ -92,11 +94,14 @@ def test_the_seeds_are_all_there() -> None:
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.id)
 def test_pruning_keeps_the_seeds_behaviour(program: Program) -> None:
     definition = compile_program(program)
-    # The same paths, so the same cost per entry as before the fix
     assert estimated_transitions(program) == SEED_TRANSITIONS[program.id]
-    # Every step still has its state, and a send can still end the journey at its goal
+    # Every step still has its state; a child group can start at any step but the root's
     assert {s.id for s in program.steps} <= set(definition["States"])
-    assert definition["States"][GOAL_REACHED]["Type"] == "Succeed"
+    assert definition["StartAt"] == START and definition["States"][START]["Next"] == DISPATCH
+    dispatch = definition["States"][DISPATCH]
+    assert {c["Next"] for c in dispatch["Choices"]} | {dispatch["Default"]} == {
+        s.id for s in program.steps
+    }
     # All seven end every path with an exit step: nothing falls off the end
     assert END not in definition["States"]
 
@@ -112,8 +117,9 @@ def test_end_is_emitted_when_a_step_falls_off_the_end(tmp_path: Path) -> None:
 
 def test_a_branch_without_else_goes_to_end(tmp_path: Path) -> None:
     definition = compile_program(load(tmp_path, NO_SEND_TO_EXIT))
-    assert definition["States"]["check__choice"]["Default"] == END
-    assert END in definition["States"] and GOAL_REACHED in definition["States"]
+    # the group goes on along `then`; the members of the missing `else` leave in the step
+    assert definition["States"]["check"]["Next"] == "done"
+    assert END not in definition["States"]
     assert validate_definition(definition) == []
 
 
@@ -124,7 +130,7 @@ def test_the_pre_fix_definitions_are_refused_as_aws_refused_them() -> None:
     definition["States"][END] = {"Type": "Succeed"}
     # Then it is refused, naming the state
     assert validate_definition(definition) == [
-        "State '__end' is not reachable from StartAt 'thanks'"
+        "State '__end' is not reachable from StartAt '__start'"
     ]
 
 
@@ -140,9 +146,7 @@ def test_the_compiler_refuses_its_own_bad_output(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(InvalidDefinition) as info:
         compile_program(PROGRAMS[0])
     assert info.value.name == f"program {PROGRAMS[0].id}"
-    assert info.value.problems == [
-        f"State 'orphan' is not reachable from StartAt {PROGRAMS[0].steps[0].id!r}"
-    ]
+    assert info.value.problems == [f"State 'orphan' is not reachable from StartAt {START!r}"]
     assert "orphan" in str(info.value)
 
 
@@ -391,11 +395,7 @@ def test_check_programs_reports_the_compilers_problems(monkeypatch: pytest.Monke
     build = compiler._states
     monkeypatch.setattr(compiler, "_states", lambda p: {**build(p), "orphan": {"Type": "Succeed"}})
     found = aslcheck.check_programs(PROGRAMS[:1], npm=False)
-    assert found == {
-        PROGRAMS[0].id: [
-            f"State 'orphan' is not reachable from StartAt {PROGRAMS[0].steps[0].id!r}"
-        ]
-    }
+    assert found == {PROGRAMS[0].id: [f"State 'orphan' is not reachable from StartAt {START!r}"]}
 
 
 # --- definitions from a template ------------------------------------------------------------

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from kizuna.adapters.stepfunctions import StepFunctionsStopper
-from kizuna_tools.cli.ops import _journey_prefix
 from kizuna_tools.dlq import resolve_dlq_url
 
 OUTPUTS = {
@@ -25,13 +23,3 @@ def test_a_logical_name_resolves_through_the_stack_outputs_and_a_url_is_kept() -
 def test_unknown_or_missing_queues_say_what_to_give(queue: str, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         resolve_dlq_url(queue, OUTPUTS)
-
-
-def test_journey_executions_are_addressed_from_the_state_machine_prefix() -> None:
-    prefix = _journey_prefix("Kizuna", OUTPUTS)
-    assert prefix == "arn:aws:states:ap-northeast-1:1:stateMachine:Kizuna-"
-    stopper = StepFunctionsStopper(client=None, arn_prefix=prefix)
-    assert stopper.execution_arn("cart-abandonment", "cart-abandonment-ab12") == (
-        "arn:aws:states:ap-northeast-1:1:execution:Kizuna-cart-abandonment:cart-abandonment-ab12"
-    )
-    assert _journey_prefix("Kizuna", {}) == ""

@@ -80,7 +80,18 @@ def test_first_purchase_enters_the_second_purchase_program(world) -> None:  # ty
     ]
     ((program_id, payload),) = starter.started.values()
     assert program_id == "second-purchase-coupon"
-    assert payload["customer_id"] == cid and payload["trigger"]["type"] == "customer.first_purchase"
+    # the entry's cohort execution starts at the coupon, at 10:00 Tokyo the day after next
+    # (the first step waits a day, until 10:00); it carries no customer id
+    cohort = store.journeys[(cid, program_id)].cohort
+    assert payload == {
+        "program": program_id,
+        "cohort": cohort,
+        "group": "root",
+        "run": cohort,
+        "step": "coupon",
+        "at": "2026-01-07T01:00:00Z",
+    }
+    assert [m.customer_id for m in store.cohort_members(str(cohort), "root")] == [cid]
     assert store.ledger(cid, "ENTRY")[0].data["decision"] == "entered"
 
 

@@ -64,7 +64,13 @@ class PrivacyFake:
     def __init__(self) -> None:
         self.customer: dict[str, Any] | None = {"customer_id": "c1", "email": "a@example.jp"}
         self.items = [
-            {"pk": "c1", "sk": "JOURNEY#winback", "program": "winback", "execution": "winback-ab"},
+            {
+                "pk": "c1",
+                "sk": "JOURNEY#winback",
+                "program": "winback",
+                "execution": "winback-ab",
+                "cohort": "winback-20260105T1000Z",
+            },
             {"pk": "c1", "sk": "MSG#second-purchase-coupon-cd#coupon"},
             {"pk": "c1", "sk": "ORDER#2026#o1"},
         ]
@@ -91,23 +97,21 @@ class PrivacyFake:
         self.days.append(day)
 
 
-def test_erase_stops_journeys_deletes_everything_and_keeps_a_hashed_marker() -> None:
-    store, stopped = PrivacyFake(), []
+def test_erase_leaves_journeys_deletes_everything_and_keeps_a_hashed_marker() -> None:
+    store, left = PrivacyFake(), []
 
-    class Stopper:
-        def stop(self, program_id: str, execution: str) -> bool:
-            stopped.append((program_id, execution))
-            return True
+    class Cohorts:
+        def leave_cohort(self, cohort: str, customer_id: str) -> int:
+            left.append((cohort, customer_id))
+            return 1
 
-    report = erase("c1", store, Stopper(), T0)
-    assert sorted(stopped) == [
-        ("second-purchase-coupon", "second-purchase-coupon-cd"),
-        ("winback", "winback-ab"),
-    ]
+    report = erase("c1", store, Cohorts(), T0)
+    # out of the running journey's cohort (its execution never carried the id)
+    assert left == [("winback-20260105T1000Z", "c1")]
     assert (report.customer_found, report.activity_deleted, report.journeys_stopped) == (
         True,
         3,
-        2,
+        1,
     )
     assert store.items == [] and store.customer is None and store.days == [T0.date().isoformat()]
     assert (

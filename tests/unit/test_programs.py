@@ -49,7 +49,7 @@ def test_the_seven_seed_programs_load_and_compile() -> None:
     assert {p.id for p in programs} == SEEDS
     for program in programs:
         asl = compile_program(program)
-        assert asl["StartAt"] == program.steps[0].id
+        assert asl["StartAt"] == "__start"  # the Wait until the cohort's (or group's) instant
         json.dumps(asl)  # serialisable
         assert mermaid(program).startswith("flowchart TD")
 
@@ -59,20 +59,26 @@ def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
     states = compile_program(program)["States"]
     assert states["hello"]["Resource"] == "arn:aws:states:::lambda:invoke"
     assert states["hello"]["Parameters"]["FunctionName"] == "${SendFunctionArn}"
+    # one invocation over the cohort's group: the payload names the group, never a customer
+    assert states["hello"]["Parameters"]["Payload"] == {
+        "program.$": "$.program",
+        "cohort.$": "$.cohort",
+        "group.$": "$.group",
+        "run.$": "$.run",
+        "action": "send",
+        "step": "hello",
+    }
     assert states["hello"]["Catch"][0]["Next"] == "hello__failed"
     assert {r["ErrorEquals"][0] for r in states["hello"]["Retry"]} >= {"Lambda.ServiceException"}
-    assert states["hello__route"]["Default"] == "pause"
-    assert states["hello__deferred"] == {
-        "Type": "Wait",
-        "TimestampPath": "$.last.until",
-        "Next": "hello",
-    }
+    # members deferred by quiet hours continue in a child group: the group goes on
+    assert states["hello"]["Next"] == "pause"
     assert states["pause"] == {"Type": "Wait", "Seconds": 86400, "Next": "check"}
-    # a text-attribute condition is a getItem + Choice, no Lambda
-    assert states["check"]["Resource"] == "arn:aws:states:::dynamodb:getItem"
-    assert states["check__choice"]["Default"] == "done"
-    assert states["bye__route"]["Default"] == "done"
-    assert estimated_transitions(program) == {"min": 6, "max": 8}
+    # a branch keeps `then` (the else side went to a child group, or left at an exit)
+    assert states["check"]["Parameters"]["Payload"]["action"] == "check"
+    assert states["check"]["Next"] == "bye"
+    assert states["bye"]["Next"] == "done"
+    # Wait + dispatch, then hello, pause, check, bye, done
+    assert estimated_transitions(program) == {"min": 7, "max": 7}
 
 
 def test_numeric_condition_uses_the_journey_function(tmp_path: Path) -> None:

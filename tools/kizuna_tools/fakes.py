@@ -17,6 +17,7 @@ from kizuna.events import DerivedEvent, InboundDetail, inbound_type
 from kizuna.events.derived import CampaignEvent
 from kizuna.ports import Claim, DeadLetter, StoredCampaign, VersionConflict
 from kizuna.programs.journeys import JourneyState
+from kizuna.programs.members import Child, Member
 
 
 class MemoryStore:
@@ -28,6 +29,9 @@ class MemoryStore:
         self.saves = 0
         self.erased_ids: set[str] = set()
         self.contacts: dict[str, dict[str, str]] = {}  # CONTACT items: message key -> sent at
+        self.members: dict[str, dict[str, Member]] = {}  # cohort -> member sk -> member
+        self.children: dict[str, dict[str, Child]] = {}
+        self.steps: dict[tuple[str, str], dict[str, Any]] = {}  # STEP# decisions
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
         return {
@@ -120,14 +124,15 @@ class MemoryStore:
     def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
         duplicates: set[str] = set()
         for claim in claims:
-            if self.claim_message(claim.customer_id, execution, step, claim.data) is not None:
+            ex = claim.execution or execution
+            if self.claim_message(claim.customer_id, ex, step, claim.data) is not None:
                 duplicates.add(claim.customer_id)
                 continue
             if claim.sent_at is not None:
                 sent = self.contacts.setdefault(claim.customer_id, {})
                 for key in claim.stale:
                     sent.pop(key, None)
-                sent[claim.contact_key or execution] = claim.sent_at
+                sent[claim.contact_key or ex] = claim.sent_at
         return duplicates
 
     def record_messages(
@@ -136,14 +141,69 @@ class MemoryStore:
         for customer_id, data in entries:
             self.record_message(customer_id, execution, step, data)
 
+    def record_entries(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        for customer_id, execution, data in entries:
+            self.record_message(customer_id, execution, step, data)
+
     def ledger_entries(
         self, customer_ids: Sequence[str], execution: str, step: str
     ) -> dict[str, dict[str, Any]]:
         keys = {cid: (cid, f"MSG#{execution}#{step}") for cid in customer_ids}
         return {cid: dict(self.messages[k]) for cid, k in keys.items() if k in self.messages}
 
+    def record_steps(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        for customer_id, entry, data in entries:
+            self.steps[(customer_id, f"STEP#{entry}#{step}")] = dict(data)
+
+    def ledger_entries_of(
+        self, keys: Sequence[tuple[str, str]], step: str
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        found = {(cid, ex): (cid, f"MSG#{ex}#{step}") for cid, ex in keys}
+        return {k: dict(self.messages[m]) for k, m in found.items() if m in self.messages}
+
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
         return [cid for cid, c in sorted(self.customers.items()) if c.phone_hash == phone_hash]
+
+    # cohorts (kizuna.ports.CohortStore) ---------------------------------------------------
+    def join_cohort(
+        self,
+        state: JourneyState,
+        previous: JourneyState | None,
+        cohort: str,
+        member: Member,
+        expires_at: int,
+    ) -> bool:
+        if not self.save_journey(state, previous):
+            return False
+        self.members.setdefault(cohort, {})[member.sk] = member
+        return True
+
+    def cohort_members(self, cohort: str, group: str) -> list[Member]:
+        found = self.members.get(cohort, {})
+        return [m for _, m in sorted(found.items()) if m.group == group]
+
+    def move_members(
+        self, cohort: str, members: Sequence[Member], group: str, expires_at: int
+    ) -> None:
+        found = self.members.setdefault(cohort, {})
+        for m in members:
+            found[m.sk] = dataclasses.replace(m, group=group)
+
+    def put_children(self, cohort: str, children: Sequence[Child], expires_at: int) -> None:
+        found = self.children.setdefault(cohort, {})
+        for c in children:
+            found[c.sk] = c
+
+    def cohort_children(self, cohort: str, parent: str, step: str) -> list[Child]:
+        found = self.children.get(cohort, {})
+        return [c for _, c in sorted(found.items()) if c.parent == parent and c.origin == step]
+
+    def leave_cohort(self, cohort: str, customer_id: str) -> int:
+        found = self.members.get(cohort, {})
+        gone = [sk for sk, m in found.items() if m.customer_id == customer_id]
+        for sk in gone:
+            del found[sk]
+        return len(gone)
 
     def ledger(self, customer_id: str, kind: str) -> list[ActivityItem]:
         return sorted(

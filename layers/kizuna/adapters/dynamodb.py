@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -17,9 +18,16 @@ from typing import Any
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
 from kizuna.domain.privacy import ERASED_SK, ERASURES_PK, erased_key
-from kizuna.domain.timestamps import iso
+from kizuna.domain.timestamps import iso, parse_time
 from kizuna.ports import Claim, VersionConflict
 from kizuna.programs.journeys import JourneyState
+from kizuna.programs.members import (
+    CHILD_SK,
+    COHORT_PK,
+    MEMBER_SK,
+    Child,
+    Member,
+)
 
 BATCH_GET_LIMIT = 100
 
@@ -125,6 +133,30 @@ def _batch_get_request(
         if request:
             sleep(min(0.05 * 2**attempt, 1.0))
     return out
+
+
+def _member_item(pk: str, member: Member, expires_at: int) -> dict[str, Any]:
+    return {
+        "pk": pk,
+        "sk": member.sk,
+        "kind": "COHORT",
+        "customer": member.customer_id,
+        "entry": member.entry,
+        "entered_at": iso(member.entered_at),
+        "arms": dict(member.arms),
+        "group": member.group,
+        "expires_at": expires_at,
+    }
+
+
+def _member_of(item: dict[str, Any]) -> Member:
+    return Member(
+        customer_id=str(item["customer"]),
+        entry=str(item["entry"]),
+        entered_at=parse_time(str(item["entered_at"])),
+        arms={str(k): str(v) for k, v in (item.get("arms") or {}).items()},
+        group=str(item["group"]),
+    )
 
 
 def _message_key(customer_id: str, execution: str, step: str) -> dict[str, str]:
@@ -285,7 +317,8 @@ class DynamoStore:
         states = map(JourneyState.model_validate, items)
         return {(s.customer_id, s.program): s for s in states}
 
-    def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
+    def _journey_put(self, state: JourneyState, previous: JourneyState | None) -> dict[str, Any]:
+        """The conditional PutItem of a journey state (optimistic: ``rev`` as read)."""
         expected = previous.rev if previous else 0
         item = {
             "pk": state.customer_id,
@@ -298,11 +331,140 @@ class DynamoStore:
             if previous is None
             else {"ConditionExpression": "rev = :r", "ExpressionAttributeValues": {":r": expected}}
         )
+        return {"Item": item, **condition}
+
+    def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
         try:
-            self._activity.put_item(Item=item, **condition)
+            self._activity.put_item(**self._journey_put(state, previous))
         except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    # cohorts (activity table, pk = COHORT#<cohort>: members and child groups) -----
+    def join_cohort(
+        self,
+        state: JourneyState,
+        previous: JourneyState | None,
+        cohort: str,
+        member: Member,
+        expires_at: int,
+    ) -> bool:
+        """The journey state (conditional, as :meth:`save_journey`) and the member item in
+        one TransactWriteItems; False if the journey changed since it was read."""
+        client = self._dynamodb.meta.client
+        actions = [
+            {"Put": {"TableName": self._activity.name, **self._journey_put(state, previous)}},
+            {
+                "Put": {
+                    "TableName": self._activity.name,
+                    "Item": _member_item(f"{COHORT_PK}{cohort}", member, expires_at),
+                }
+            },
+        ]
+        try:
+            client.transact_write_items(TransactItems=actions)
+        except client.exceptions.TransactionCanceledException as exc:
+            codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def cohort_members(self, cohort: str, group: str) -> list[Member]:
+        """The members of one group of a cohort (a strongly consistent query of the
+        cohort's partition, filtered by group)."""
+        from boto3.dynamodb.conditions import Attr, Key
+
+        items = _items(
+            self._activity.query,
+            KeyConditionExpression=Key("pk").eq(f"{COHORT_PK}{cohort}")
+            & Key("sk").begins_with(MEMBER_SK),
+            FilterExpression=Attr("group").eq(group),
+            ConsistentRead=True,
+        )
+        return [_member_of(i) for i in items]
+
+    def move_members(
+        self, cohort: str, members: Sequence[Member], group: str, expires_at: int
+    ) -> None:
+        """Put members in another group (BatchWriteItem, 25 per call)."""
+        pk = f"{COHORT_PK}{cohort}"
+        self._batch_put([_member_item(pk, replace(m, group=group), expires_at) for m in members])
+
+    def put_children(self, cohort: str, children: Sequence[Child], expires_at: int) -> None:
+        pk = f"{COHORT_PK}{cohort}"
+        self._batch_put(
+            [
+                {
+                    "pk": pk,
+                    "sk": c.sk,
+                    "kind": "COHORT",
+                    "group": c.group,
+                    "parent": c.parent,
+                    "origin": c.origin,
+                    "step": c.step,
+                    "key": c.key,
+                    "due": iso(c.at),
+                    "expires_at": expires_at,
+                }
+                for c in children
+            ]
+        )
+
+    def cohort_children(self, cohort: str, parent: str, step: str) -> list[Child]:
+        """The child groups a step of ``parent`` made (every one, a retried step's too)."""
+        from boto3.dynamodb.conditions import Key
+
+        items = _items(
+            self._activity.query,
+            KeyConditionExpression=Key("pk").eq(f"{COHORT_PK}{cohort}")
+            & Key("sk").begins_with(f"{CHILD_SK}{parent}#{step}#"),
+            ConsistentRead=True,
+        )
+        return [
+            Child(
+                group=str(i["group"]),
+                parent=str(i["parent"]),
+                origin=str(i["origin"]),
+                step=str(i["step"]),
+                key=str(i["key"]),
+                at=parse_time(str(i["due"])),
+            )
+            for i in items
+        ]
+
+    def leave_cohort(self, cohort: str, customer_id: str) -> int:
+        """Delete a customer's member items in a cohort (erasure); how many there were."""
+        from boto3.dynamodb.conditions import Key
+
+        pk = f"{COHORT_PK}{cohort}"
+        items = list(
+            _items(
+                self._activity.query,
+                KeyConditionExpression=Key("pk").eq(pk)
+                & Key("sk").begins_with(f"{MEMBER_SK}{customer_id}#"),
+                ProjectionExpression="pk, sk",
+                ConsistentRead=True,
+            )
+        )
+        with self._activity.batch_writer() as batch:
+            for item in items:
+                batch.delete_item(Key={"pk": pk, "sk": item["sk"]})
+        return len(items)
+
+    def _batch_put(self, items: Sequence[dict[str, Any]]) -> None:
+        """BatchWriteItem puts, 25 per call, unprocessed items retried with backoff."""
+        for chunk in _chunks(list(items), BATCH_WRITE_LIMIT):
+            request: dict[str, Any] = {
+                self._activity.name: [{"PutRequest": {"Item": item}} for item in chunk]
+            }
+            attempt = 0
+            while request:
+                resp = self._dynamodb.batch_write_item(RequestItems=request)
+                request = resp.get("UnprocessedItems") or {}
+                attempt += 1
+                if request:
+                    self._sleep(min(0.05 * 2**attempt, 1.0))
 
     # message ledger (activity table, sk = MSG#<execution>#<step>) --------------------------
     def claim_message(
@@ -354,14 +516,16 @@ class DynamoStore:
 
     @staticmethod
     def _contact_key(execution: str, claim: Claim) -> str:
-        return claim.contact_key or execution
+        return claim.contact_key or claim.execution or execution
 
     def _claim_actions(self, execution: str, step: str, claim: Claim) -> list[dict[str, Any]]:
         actions: list[dict[str, Any]] = [
             {
                 "Put": {
                     "TableName": self._activity.name,
-                    "Item": ledger_item(claim.customer_id, execution, step, claim.data),
+                    "Item": ledger_item(
+                        claim.customer_id, claim.execution or execution, step, claim.data
+                    ),
                     **_CLAIM_CONDITION,
                 }
             }
@@ -379,7 +543,7 @@ class DynamoStore:
         with no send: one conditional PutItem). A claim whose condition fails is a duplicate
         (returned); any other cancellation falls back to single conditional writes."""
         duplicates: set[str] = set()
-        pending = list({c.customer_id: c for c in claims}.values())
+        pending = list({(c.customer_id, c.execution): c for c in claims}.values())
         while pending:
             group, size = [], 0
             while pending and size + (2 if pending[0].sent_at else 1) <= TRANSACT_LIMIT:
@@ -428,7 +592,9 @@ class DynamoStore:
         for claim in group:
             try:
                 self._activity.put_item(
-                    Item=ledger_item(claim.customer_id, execution, step, claim.data),
+                    Item=ledger_item(
+                        claim.customer_id, claim.execution or execution, step, claim.data
+                    ),
                     **_CLAIM_CONDITION,
                 )
             except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
@@ -449,18 +615,26 @@ class DynamoStore:
     ) -> None:
         """Write final ledger entries (sent, failed) with BatchWriteItem, 25 per call,
         unprocessed items retried with backoff."""
-        items = [ledger_item(cid, execution, step, data) for cid, data in entries]
-        for chunk in _chunks(items, BATCH_WRITE_LIMIT):
-            request: dict[str, Any] = {
-                self._activity.name: [{"PutRequest": {"Item": item}} for item in chunk]
-            }
-            attempt = 0
-            while request:
-                resp = self._dynamodb.batch_write_item(RequestItems=request)
-                request = resp.get("UnprocessedItems") or {}
-                attempt += 1
-                if request:
-                    self._sleep(min(0.05 * 2**attempt, 1.0))
+        self.record_entries(step, [(cid, execution, data) for cid, data in entries])
+
+    def record_entries(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """Final ledger entries of one step, each (customer, execution, entry)."""
+        self._batch_put([ledger_item(cid, ex, step, data) for cid, ex, data in entries])
+
+    def record_steps(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """A journey step's decision per member (branch side, arm, local-time instant):
+        ``STEP#<entry>#<step>``, overwritten by a retried step."""
+        self._batch_put(
+            [
+                {
+                    "pk": cid,
+                    "sk": f"STEP#{entry}#{step}",
+                    "kind": "STEP",
+                    **to_dynamo({k: v for k, v in data.items() if v is not None}),
+                }
+                for cid, entry, data in entries
+            ]
+        )
 
     def ledger_entries(
         self, customer_ids: Sequence[str], execution: str, step: str
@@ -468,13 +642,20 @@ class DynamoStore:
         """The ledger entries of (execution, step) of these customers, by customer (one
         customer: a GetItem, as a Send task reads what a duplicate's first invocation
         decided)."""
-        keys = [_message_key(cid, execution, step) for cid in dict.fromkeys(customer_ids)]
-        if len(keys) == 1:
-            item = self._activity.get_item(Key=keys[0], ConsistentRead=True).get("Item")
+        found = self.ledger_entries_of([(cid, execution) for cid in customer_ids], step)
+        return {cid: entry for (cid, _), entry in found.items()}
+
+    def ledger_entries_of(
+        self, keys: Sequence[tuple[str, str]], step: str
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The ledger entries of ``step`` for these (customer, execution) keys."""
+        wanted = [_message_key(cid, ex, step) for cid, ex in dict.fromkeys(keys)]
+        if len(wanted) == 1:
+            item = self._activity.get_item(Key=wanted[0], ConsistentRead=True).get("Item")
             items = [item] if item else []
         else:
-            items = self._batch_get(self._activity.name, keys, ConsistentRead=True)
-        return {str(i["pk"]): from_dynamo(i) for i in items}
+            items = self._batch_get(self._activity.name, wanted, ConsistentRead=True)
+        return {(str(i["pk"]), str(i["sk"]).split("#")[1]): from_dynamo(i) for i in items}
 
     def stamp_message(
         self, customer_id: str, execution: str, step: str, field: str, value: str

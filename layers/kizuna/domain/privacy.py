@@ -4,7 +4,7 @@ A customer's data lives in two places: the customer item (profile, addresses, de
 tokens, LINE id, facts, loyalty, and the idempotency records of ingest in ``processed``)
 and the customer's partition of the activity table (orders, cancellations, points,
 consent, behaviour, journeys, program decisions and the message ledger). Erasure removes
-both and stops the customer's running journeys. What stays is anonymous: a daily count of
+both and takes the customer out of their running journeys. What stays is anonymous: a daily count of
 erasures (so aggregates that drop can be explained) and, for ``ERASED_MARKER_DAYS``, a
 marker keyed by a hash of the id that stops an event still in flight from re-creating the
 customer (ingest checks it before creating a customer it has never seen).
@@ -53,9 +53,9 @@ class PrivacyStore(Protocol):
     def count_erasure(self, day: str) -> None: ...
 
 
-class ExecutionStopper(Protocol):
-    def stop(self, program_id: str, execution: str) -> bool:
-        """Stop a running journey execution; False if it is not running (or unknown)."""
+class CohortLeaver(Protocol):
+    def leave_cohort(self, cohort: str, customer_id: str) -> int:
+        """Remove the customer's members from a journey cohort; how many there were."""
         ...
 
 
@@ -66,37 +66,34 @@ class ErasureReport:
     journeys_stopped: int
 
 
-def _executions(items: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """execution name -> program, from JOURNEY# items and the ledger's MSG# keys."""
-    out: dict[str, str] = {}
-    for item in items:
-        sk = str(item.get("sk", ""))
-        if sk.startswith("JOURNEY#") and item.get("execution"):
-            out[str(item["execution"])] = str(item.get("program") or sk.removeprefix("JOURNEY#"))
-        elif sk.startswith("MSG#"):
-            execution = sk.split("#")[1]
-            out.setdefault(execution, str(item.get("program") or program_of(execution)))
-    return out
+def _cohorts(items: Sequence[dict[str, Any]]) -> list[str]:
+    """The journey cohorts the customer entered, from their JOURNEY# items."""
+    found = (
+        str(item["cohort"])
+        for item in items
+        if str(item.get("sk", "")).startswith("JOURNEY#") and item.get("cohort")
+    )
+    return list(dict.fromkeys(found))
 
 
 def erase(
     customer_id: str,
     store: PrivacyStore,
-    stopper: ExecutionStopper,
+    cohorts: CohortLeaver,
     now: datetime,
     marker_days: int = ERASED_MARKER_DAYS,
 ) -> ErasureReport:
     """Remove everything held about ``customer_id``. Idempotent: erasing twice is harmless.
 
     Order matters: the marker first (from then on ingest will not re-create the customer),
-    journeys stopped before their activity is deleted (a running send could write a ledger
-    entry), the customer item last.
+    the customer taken out of their journeys' cohorts before their activity is deleted (the
+    next step of a cohort finds them no more; one running now could write a ledger entry,
+    deleted again below), the customer item last. The cohorts' executions never carried
+    the customer's id.
     """
     store.mark_erased(erased_key(customer_id), epoch_seconds(now + timedelta(days=marker_days)))
     items = store.activity(customer_id)
-    stopped = sum(
-        1 for execution, program in _executions(items).items() if stopper.stop(program, execution)
-    )
+    stopped = sum(1 for cohort in _cohorts(items) if cohorts.leave_cohort(cohort, customer_id))
     deleted = len(items)
     store.delete_activity(customer_id, [str(i["sk"]) for i in items])
     # anything a journey wrote while it was being stopped

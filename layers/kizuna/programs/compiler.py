@@ -1,22 +1,24 @@
-"""Compile a program into Amazon States Language (a Step Functions Standard workflow).
+"""Compile a program into Amazon States Language (a Step Functions Standard workflow) that
+carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a time.
 
-- ``send`` → a Lambda task (the send function: contact policy, render, deliver, ledger) with
-  Retry and Catch, then a Choice on its answer: ``deferred`` waits until the time it gives
-  and tries again (quiet hours: never dropped), ``exit`` ends the journey (goal reached).
-- ``wait`` → a Wait state; "until a local time" asks the journey function for the instant.
-- ``branch`` → DynamoDB ``getItem`` and a Choice when the condition only tests stored text
-  attributes; otherwise the journey function evaluates it against fresh state.
-- ``split`` → a Choice on the arm assigned at entry (stable hash).
-- ``exit`` → Succeed.
+- ``__start`` waits until the execution's instant (``$.at``: the cohort's due instant, or a
+  child group's), ``__dispatch`` goes to the step the group starts at (``$.step``);
+- ``send`` -> one invocation of the send function over the group (contact policy, render,
+  claim, deliver, record — per member); a crash after every retry is kept in ``$.error``
+  and the journey goes on (the ledger has each member's outcome or its absence);
+- ``wait`` -> a Wait state; "until a local time" asks the journey function for the instant
+  most of the group shares (members in other time zones continue in child groups);
+- ``branch`` / ``split`` -> one invocation of the journey function, which moves the members
+  of the other side / other arms to child groups; the group goes on along ``then`` / the
+  first arm;
+- ``exit`` -> Succeed.
 
-ARNs and table names are ``${...}`` placeholders, filled by CloudFormation
-``DefinitionSubstitutions`` (see :data:`SUBSTITUTIONS`).
-
-Only reachable states are emitted: ``__end`` exists when some step falls off the end of the
-journey, ``__goal_reached`` when some send can answer ``exit``. Step Functions refuses a
-definition with an unreachable state (``MISSING_TRANSITION_TARGET``), so every compiled
-definition goes through :func:`kizuna.programs.asl.check_definition` before it is returned:
-a compiler bug fails here, at synth, not at ``cdk deploy``.
+A group with nobody left goes on (each later step is one query that finds no member): a
+Choice after every step to end it early would cost a transition per step for every cohort.
+ARNs are ``${...}`` placeholders, filled by CloudFormation
+``DefinitionSubstitutions`` (see :data:`SUBSTITUTIONS`). Only reachable states are emitted,
+and every compiled definition goes through :func:`kizuna.programs.asl.check_definition`
+before it is returned: a compiler bug fails here, at synth, not at ``cdk deploy``.
 """
 
 from __future__ import annotations
@@ -27,13 +29,10 @@ from kizuna.programs.asl import check_definition
 from kizuna.programs.loader import next_of
 from kizuna.programs.model import BranchStep, ExitStep, Program, SendStep, SplitStep, WaitStep
 
-SUBSTITUTIONS = ("SendFunctionArn", "JourneyFunctionArn", "CustomersTable")
+SUBSTITUTIONS = ("SendFunctionArn", "JourneyFunctionArn")
+START = "__start"
+DISPATCH = "__dispatch"
 END = "__end"
-GOAL_REACHED = "__goal_reached"
-# Stored as plain strings on the customer item, so a Choice can test them directly.
-CHOICE_FIELDS = frozenset(
-    {"rank", "next_rank", "region", "prefecture", "gender", "occupation", "locale", "time_zone"}
-)
 LAMBDA_RETRY = [
     {
         "ErrorEquals": [
@@ -53,52 +52,42 @@ LAMBDA_RETRY = [
         "BackoffRate": 2.0,
     },
 ]
-COMMON_INPUT = {
+GROUP_INPUT = {
     "program.$": "$.program",
-    "customer_id.$": "$.customer_id",
-    "execution.$": "$.execution",
-    "entered_at.$": "$.entered_at",
-    "arms.$": "$.arms",
+    "cohort.$": "$.cohort",
+    "group.$": "$.group",
+    "run.$": "$.run",
 }
 
 
 def _invoke(function: str, payload: dict[str, Any], rest: dict[str, Any]) -> dict[str, Any]:
-    """A Lambda task with retries; ``rest`` (ResultSelector, ResultPath, Next, ...) completes
-    it."""
+    """A Lambda task over the group, with retries; ``rest`` (ResultSelector, ResultPath,
+    Catch, Next, ...) completes it. The answer is dropped unless ``rest`` keeps it."""
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": "${" + function + "}", "Payload": payload},
         "Retry": LAMBDA_RETRY,
+        "ResultPath": None,
         **rest,
     }
 
 
-def choice_rule(condition: dict[str, Any]) -> dict[str, Any] | None:
-    """A Choice rule over a getItem result, or None if the condition needs the Lambda."""
-    rules: list[dict[str, Any]] = []
-    for key, values in condition.items():
-        if key not in CHOICE_FIELDS or not isinstance(values, list):
-            return None
-        if not values or not all(isinstance(v, str) for v in values):
-            return None
-        var = f"$.fresh.Item.{key}.S"
-        alternatives = [
-            {"And": [{"Variable": var, "IsPresent": True}, {"Variable": var, "StringEquals": v}]}
-            for v in values
-        ]
-        rules.append(alternatives[0] if len(alternatives) == 1 else {"Or": alternatives})
-    if not rules:
-        return None
-    return rules[0] if len(rules) == 1 else {"And": rules}
+def start_step(program: Program) -> str | None:
+    """Where a cohort's root execution starts: after the first wait (the cohort's due
+    instant is that wait's end), else at the first step."""
+    if isinstance(program.steps[0], WaitStep):
+        found = next_of(program, 0)
+        return found[0] if found else None
+    return program.steps[0].id
 
 
 def compile_program(program: Program) -> dict[str, Any]:
     """The program's ASL definition; raises :class:`kizuna.programs.asl.InvalidDefinition`
     if Step Functions would refuse it."""
     definition = {
-        "Comment": f"Kizuna program {program.id}: {program.name}",
-        "StartAt": program.steps[0].id,
+        "Comment": f"Kizuna program {program.id}: {program.name} (one execution per cohort)",
+        "StartAt": START,
         "States": _states(program),
     }
     check_definition(definition, name=f"program {program.id}")
@@ -106,9 +95,20 @@ def compile_program(program: Program) -> dict[str, Any]:
 
 
 def _states(program: Program) -> dict[str, Any]:
-    """Every step's states, then ``__end``/``__goal_reached`` if something leads there."""
-    states: dict[str, Any] = {}
-    index = {s.id: i for i, s in enumerate(program.steps)}
+    """The entry states, every step's states, then ``__end`` if something leads there."""
+    first = start_step(program) or END
+    states: dict[str, Any] = {
+        START: {"Type": "Wait", "TimestampPath": "$.at", "Next": DISPATCH},
+        DISPATCH: {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.step", "StringEquals": s.id, "Next": s.id}
+                for s in program.steps
+                if s.id != first
+            ],
+            "Default": first,
+        },
+    }
 
     def after(i: int) -> str:
         found = next_of(program, i)
@@ -119,13 +119,8 @@ def _states(program: Program) -> dict[str, Any]:
         if isinstance(step, SendStep):
             states[sid] = _invoke(
                 "SendFunctionArn",
-                {**COMMON_INPUT, "action": "send", "step": sid},
+                {**GROUP_INPUT, "action": "send", "step": sid},
                 {
-                    "ResultSelector": {
-                        "status.$": "$.Payload.status",
-                        "until.$": "$.Payload.until",
-                    },
-                    "ResultPath": "$.last",
                     "Catch": [
                         {
                             "ErrorEquals": ["States.ALL"],
@@ -133,28 +128,11 @@ def _states(program: Program) -> dict[str, Any]:
                             "Next": f"{sid}__failed",
                         }
                     ],
-                    "Next": f"{sid}__route",
+                    "Next": after(i),
                 },
             )
-            states[f"{sid}__route"] = {
-                "Type": "Choice",
-                "Choices": [
-                    {
-                        "Variable": "$.last.status",
-                        "StringEquals": "deferred",
-                        "Next": f"{sid}__deferred",
-                    },
-                    {"Variable": "$.last.status", "StringEquals": "exit", "Next": GOAL_REACHED},
-                ],
-                "Default": after(i),
-            }
-            states[f"{sid}__deferred"] = {
-                "Type": "Wait",
-                "TimestampPath": "$.last.until",
-                "Next": sid,
-            }
-            # the send function records its own failures in the ledger; a crash after all
-            # retries is kept in $.error and the journey goes on
+            # each member's outcome is in the ledger; a crash after all retries is kept
+            # in $.error (and alarmed on) and the journey goes on
             states[f"{sid}__failed"] = {"Type": "Pass", "Next": after(i)}
         elif isinstance(step, WaitStep):
             seconds = int(step.duration.total_seconds())
@@ -164,7 +142,7 @@ def _states(program: Program) -> dict[str, Any]:
                 states[sid] = _invoke(
                     "JourneyFunctionArn",
                     {
-                        **COMMON_INPUT,
+                        **GROUP_INPUT,
                         "action": "local_time",
                         "step": sid,
                         "after_seconds": seconds,
@@ -182,69 +160,21 @@ def _states(program: Program) -> dict[str, Any]:
                     "Next": after(i),
                 }
         elif isinstance(step, BranchStep):
-            yes = step.then or END
-            no = step.otherwise or END
-            rule = choice_rule(step.condition)
-            if rule is not None:
-                fields = sorted(step.condition)
-                states[sid] = {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::dynamodb:getItem",
-                    "Parameters": {
-                        "TableName": "${CustomersTable}",
-                        "Key": {"customer_id": {"S.$": "$.customer_id"}},
-                        "ConsistentRead": True,
-                        "ProjectionExpression": ", ".join(f"#f{n}" for n in range(len(fields))),
-                        "ExpressionAttributeNames": {f"#f{n}": f for n, f in enumerate(fields)},
-                    },
-                    "ResultPath": "$.fresh",
-                    "Retry": [
-                        {
-                            "ErrorEquals": ["States.ALL"],
-                            "IntervalSeconds": 2,
-                            "MaxAttempts": 5,
-                            "BackoffRate": 2.0,
-                        }
-                    ],
-                    "Next": f"{sid}__choice",
-                }
-                states[f"{sid}__choice"] = {
-                    "Type": "Choice",
-                    "Choices": [{**rule, "Next": yes}],
-                    "Default": no,
-                }
-            else:
-                states[sid] = _invoke(
-                    "JourneyFunctionArn",
-                    {**COMMON_INPUT, "action": "check", "step": sid},
-                    {
-                        "ResultSelector": {"match.$": "$.Payload.match"},
-                        "ResultPath": "$.check",
-                        "Next": f"{sid}__choice",
-                    },
-                )
-                states[f"{sid}__choice"] = {
-                    "Type": "Choice",
-                    "Choices": [{"Variable": "$.check.match", "BooleanEquals": True, "Next": yes}],
-                    "Default": no,
-                }
+            states[sid] = _invoke(
+                "JourneyFunctionArn",
+                {**GROUP_INPUT, "action": "check", "step": sid},
+                {"Next": step.then or END},
+            )
         elif isinstance(step, SplitStep):
-            states[sid] = {
-                "Type": "Choice",
-                "Choices": [
-                    {"Variable": f"$.arms.{sid}", "StringEquals": arm.name, "Next": arm.next or END}
-                    for arm in step.arms
-                ],
-                "Default": step.arms[0].next or END,
-            }
+            states[sid] = _invoke(
+                "JourneyFunctionArn",
+                {**GROUP_INPUT, "action": "split", "step": sid},
+                {"Next": step.arms[0].next or END},
+            )
         elif isinstance(step, ExitStep):
             states[sid] = {"Type": "Succeed"}
-    assert program.steps[0].id in index
-    targets = {target for state in states.values() for target in _transitions(state)}
-    if END in targets:
+    if END in {t for state in states.values() for t in _transitions(state)}:
         states[END] = {"Type": "Succeed"}
-    if GOAL_REACHED in targets:
-        states[GOAL_REACHED] = {"Type": "Succeed", "Comment": "goal reached: journey ends"}
     return states
 
 
@@ -257,8 +187,10 @@ def _transitions(state: dict[str, Any]) -> list[str]:
 
 
 def estimated_transitions(program: Program) -> dict[str, int]:
-    """States entered on the shortest and the longest path through the journey when the goal
-    is not reached (no retries, no deferrals): what an entry costs in transitions."""
+    """States a cohort's root execution enters on its shortest and longest path (no
+    retries, no deferrals, the group never empty): what a cohort costs in transitions,
+    whatever its size. Members who diverge cost a child execution: 2 states plus the rest
+    of their path."""
     asl = compile_program(program)
     states = asl["States"]
     memo: dict[str, tuple[int, int]] = {}
@@ -268,10 +200,10 @@ def estimated_transitions(program: Program) -> dict[str, int]:
             return memo[name]
         state = states[name]
         nexts: list[str] = []
-        if state["Type"] == "Choice":
+        if name == DISPATCH:
+            nexts = [state["Default"]]  # the root's start
+        elif state["Type"] == "Choice":
             nexts = [c["Next"] for c in state["Choices"]] + [state["Default"]]
-            if name.endswith("__route"):  # a send's normal path: no deferral, goal not reached
-                nexts = [state["Default"]]
         elif "Next" in state:
             nexts = [state["Next"]]
         if not nexts:

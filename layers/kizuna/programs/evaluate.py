@@ -19,13 +19,23 @@ from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
 from kizuna.events import Cause, DerivedEvent, ProgramConverted, derived_event
+from kizuna.programs.cohorts import (
+    JOIN_MARGIN,
+    ceil_to,
+    cohort_id,
+    due_of,
+    execution_input,
+    expires_at,
+    first_due,
+    joinable,
+)
 from kizuna.programs.journeys import (
     JourneyState,
     assign_arms,
     execution_name,
     in_holdout,
-    state_input,
 )
+from kizuna.programs.members import ROOT, Member
 from kizuna.programs.model import Program, ReentryMode, SendStep
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
@@ -55,10 +65,23 @@ class Decision:
     decision: str  # entered | holdout | skipped | converted
     reason: str | None = None
     execution: str | None = None
+    cohort: str | None = None
 
 
 class JourneyStore(Protocol):
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+    def join_cohort(
+        self,
+        state: JourneyState,
+        previous: JourneyState | None,
+        cohort: str,
+        member: Member,
+        expires_at: int,
+    ) -> bool:
+        """The journey state and the cohort member in one write; False if the journey
+        changed since ``previous`` was read."""
+        ...
 
     def get_journeys(
         self, keys: Sequence[tuple[str, str]]
@@ -113,6 +136,7 @@ class Evaluator:
         self.publisher = publisher
         self.cfg = cfg
         self.clock = clock
+        self._started: set[str] = set()  # cohorts this container has started
 
     def triggered(self, ev: IncomingEvent) -> list[Program]:
         return [
@@ -188,7 +212,7 @@ class Evaluator:
             # the same trigger again (EventBridge/SQS redelivery, a repeated sweep):
             # make sure its execution exists, record nothing new
             if previous.execution == name and not previous.holdout:
-                self._start(program, customer, previous, ev, now)
+                self._start(program, previous)
             return None
 
         def skip(reason: str) -> Decision:
@@ -226,33 +250,56 @@ class Evaluator:
             holdout=holdout,
             arms=assign_arms(program, cid),
         )
-        if not self.store.save_journey(state, previous):
+        if holdout:
+            if not self.store.save_journey(state, previous):
+                logger.info("journey entered concurrently", program=program.id, customer_id=cid)
+                return None
+            journeys[(cid, program.id)] = state
+            return Decision(program.id, cid, ev.event_id, "holdout", "holdout")
+        joined = self._join(program, customer, state, previous, now)
+        if joined is None:
             logger.info("journey entered concurrently", program=program.id, customer_id=cid)
             return None
-        journeys[(cid, program.id)] = state
-        if holdout:
-            return Decision(program.id, cid, ev.event_id, "holdout", "holdout")
-        self._start(program, customer, state, ev, now)
-        return Decision(program.id, cid, ev.event_id, "entered", None, name)
+        journeys[(cid, program.id)] = joined
+        self._start(program, joined)
+        return Decision(program.id, cid, ev.event_id, "entered", None, name, joined.cohort)
 
-    def _start(
+    def _join(
         self,
         program: Program,
-        customer: Customer | None,
+        customer: Customer,
         state: JourneyState,
-        ev: IncomingEvent,
+        previous: JourneyState | None,
         now: datetime,
-    ) -> None:
-        assert state.execution is not None
-        payload = state_input(
-            program,
-            state.customer_id,
-            state.execution,
-            state.last_entry_at or now,
-            {"type": ev.detail_type, "id": ev.event_id, "detail": ev.detail},
-            state.arms,
-        )
-        self.starter.start(program.id, state.execution, payload)
+    ) -> JourneyState | None:
+        """Join the entry's cohort (the next window's if that one is about to leave); None
+        if the journey changed concurrently."""
+        assert state.execution is not None and state.last_entry_at is not None
+        due, _ = first_due(program, state.last_entry_at, customer, self.cfg)
+        if not joinable(due, now):
+            due = ceil_to(now + JOIN_MARGIN + timedelta(seconds=1), program.cohort_minutes)
+        member = Member(state.customer_id, state.execution, state.last_entry_at, state.arms)
+        joined = state.model_copy(update={"cohort": cohort_id(program.id, due)})
+        assert joined.cohort is not None
+        if not self.store.join_cohort(
+            joined, previous, joined.cohort, member, expires_at(program, due)
+        ):
+            return None
+        return joined
+
+    def _start(self, program: Program, state: JourneyState) -> None:
+        """Start the state's cohort execution (once per container: later entries of the
+        same cohort join the running execution; a retried batch starts it again, which
+        Step Functions answers with the same execution)."""
+        cohort = state.cohort
+        if cohort is None or cohort in self._started:
+            return
+        _, start = first_due(program, state.last_entry_at or self.clock.now(), None, self.cfg)
+        if start is None:
+            return  # nothing after the first wait: the entry is recorded, nothing runs
+        payload = execution_input(program.id, cohort, ROOT, start, due_of(cohort))
+        self.starter.start(program.id, cohort, payload)
+        self._started.add(cohort)
 
     # -- goals ----------------------------------------------------------------------------
     def _goal(
@@ -316,6 +363,7 @@ class Evaluator:
                 "decision": d.decision,
                 "reason": d.reason,
                 "execution": d.execution,
+                "cohort": d.cohort,
                 "trigger_type": ev.detail_type,
                 "trigger_id": d.event_id,
                 # when the entry counts from for attribution (never before its trigger)

@@ -24,7 +24,8 @@ class JourneyState(BaseModel):
     first_entry_at: datetime | None = None
     last_entry_at: datetime | None = None
     last_event_id: str | None = None
-    execution: str | None = None
+    execution: str | None = None  # the entry's key in the ledger (MSG#<execution>#<step>)
+    cohort: str | None = None  # the cohort that carries the entry (its execution's name)
     holdout: bool = False
     arms: dict[str, str] = Field(default_factory=dict)
     goal_reached_at: datetime | None = None

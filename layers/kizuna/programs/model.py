@@ -203,6 +203,13 @@ class Program(_Strict):
     )
     reentry: Reentry = Reentry()
     holdout_percent: int = Field(default=0, ge=0, le=50)
+    cohort_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=1440,
+        description="entries due within this many minutes share one execution (a cohort): "
+        "a step runs at most this long after its exact instant (until_local_time: exact)",
+    )
     goal: Goal | None = None
     steps: list[Step] = Field(min_length=1, max_length=40)
 

@@ -75,10 +75,6 @@ class _QueueSettings(_BusSettings):
 class IngestSettings(_QueueSettings, _ConfigSettings):
     """Environment of the ingest function."""
 
-    # State machine ARN prefix of the journeys, to stop an erased customer's executions
-    # (empty: no journeys deployed).
-    JOURNEY_ARN_PREFIX: str = ""
-
 
 @lru_cache(maxsize=1)
 def ingest_settings() -> IngestSettings:
@@ -98,9 +94,11 @@ def evaluate_settings() -> EvaluateSettings:
 
 
 class JourneySettings(_TableSettings, _ConfigSettings):
-    """Environment of the journey helper function (branch checks, local times)."""
+    """Environment of the journey helper function (a cohort's branches, splits and local
+    times; it starts the child executions)."""
 
     PROGRAMS_DIR: str | None = None
+    JOURNEY_ARN_PREFIX: str = Field(min_length=1)
 
 
 @lru_cache(maxsize=1)
@@ -146,9 +144,11 @@ class DeliverySettings(_BusSettings, _ConfigSettings):
 
 
 class SendSettings(DeliverySettings):
-    """Environment of the send function (the journeys' Send task)."""
+    """Environment of the send function (the journeys' Send task; it starts the child
+    executions of members deferred by quiet hours)."""
 
     PROGRAMS_DIR: str | None = None
+    JOURNEY_ARN_PREFIX: str = Field(min_length=1)
     PRODUCTS_TABLE: str = Field(min_length=1, description="recommendations per product")
 
 

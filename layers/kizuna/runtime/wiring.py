@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     from kizuna.runtime.settings import DeliverySettings
     from kizuna.scoring.requests import ScoringRequest
     from kizuna.services.campaign import CampaignService
+    from kizuna.services.cohort import CohortService
     from kizuna.services.evaluate import EvaluateService
     from kizuna.services.feedback import FeedbackService
     from kizuna.services.ingest import IngestService
-    from kizuna.services.journey import JourneyService
     from kizuna.services.send import SendService
     from kizuna.services.sweep import SweepRequest
     from kizuna.services.unsubscribe import UnsubscribeService
@@ -47,7 +47,6 @@ def ingest_service() -> IngestService:
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.adapters.eventbridge import EventBridgePublisher
     from kizuna.adapters.sqs import SqsDeadLetters
-    from kizuna.adapters.stepfunctions import StepFunctionsStopper
     from kizuna.domain.privacy import ErasureReport, erase
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.config import load_config
@@ -56,11 +55,10 @@ def ingest_service() -> IngestService:
 
     s = ingest_settings()
     store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
-    stopper = StepFunctionsStopper(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX)
     clock = CurrentClock()
 
     def eraser(customer_id: str) -> ErasureReport:
-        return erase(customer_id, store, stopper, clock.now())
+        return erase(customer_id, store, store, clock.now())
 
     return IngestService(
         store=store,
@@ -107,21 +105,23 @@ def evaluate_service() -> EvaluateService:
 
 
 @lru_cache(maxsize=1)
-def journey_service() -> JourneyService:
+def journey_service() -> CohortService:
+    """The journey function: a cohort's branches, splits and local times."""
     import boto3
 
     from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.stepfunctions import StepFunctionsStarter
     from kizuna.programs.bundle import load_deployed_segments
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.config import load_config
     from kizuna.runtime.settings import journey_settings
-    from kizuna.services.journey import JourneyService
+    from kizuna.services.cohort import CohortService
 
     s = journey_settings()
-    store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
-    return JourneyService(
+    return CohortService(
         programs(s.PROGRAMS_DIR),
-        store,
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),
         segments=load_deployed_segments(),
@@ -301,6 +301,29 @@ def send_service() -> SendService:
         unsubscribe=d.links,
         sms_opted_out=opted_out,
         products=ProductStore(boto3.resource("dynamodb"), s.PRODUCTS_TABLE),
+    )
+
+
+@lru_cache(maxsize=1)
+def cohort_sends() -> CohortService:
+    """The send function's cohort steps: a group's messages through :func:`send_service`."""
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.stepfunctions import StepFunctionsStarter
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import send_settings
+    from kizuna.services.cohort import CohortService
+
+    s = send_settings()
+    return CohortService(
+        programs(s.PROGRAMS_DIR),
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
+        load_config(s.KIZUNA_CONFIG),
+        CurrentClock(),
+        sender=send_service(),
     )
 
 

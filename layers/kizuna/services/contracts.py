@@ -12,14 +12,34 @@ Status = Literal["sent", "suppressed", "deferred", "failed", "exit", "duplicate"
 
 
 class SendRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """One customer's message of a journey step (a cohort's send asks for many)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     action: Literal["send"] = "send"
     program: str
     step: str
     customer_id: str
-    execution: str
+    execution: str  # the entry: the ledger's key
     entered_at: datetime
+    cohort: str | None = None
+    run: str | None = None  # the execution that carries the customer
+
+
+class GroupRequest(BaseModel):
+    """What a cohort execution asks of the send and journey functions: one step over one
+    group of the cohort's members. No customer id: the members are in DynamoDB."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["send", "check", "split", "local_time"]
+    program: str
+    cohort: str
+    group: str
+    run: str
+    step: str
+    after_seconds: int = 0
+    local_time: str | None = None
 
 
 class SendResponse(BaseModel):

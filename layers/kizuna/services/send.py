@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,7 +26,7 @@ from kizuna.delivery.channels import (
     OutboundMessage,
     SendResult,
     report_dead_devices,
-    send_with_retry,
+    send_all,
 )
 from kizuna.delivery.coupons import Coupon, issue_coupon
 from kizuna.delivery.feedback import suppression
@@ -66,12 +66,12 @@ class SendStore(Protocol):
 
     def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]: ...
 
-    def ledger_entries(
-        self, customer_ids: Sequence[str], execution: str, step: str
-    ) -> dict[str, dict[str, Any]]: ...
+    def ledger_entries_of(
+        self, keys: Sequence[tuple[str, str]], step: str
+    ) -> dict[tuple[str, str], dict[str, Any]]: ...
 
-    def record_message(
-        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+    def record_entries(
+        self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]
     ) -> None: ...
 
 
@@ -79,6 +79,17 @@ class ProductLookup(Protocol):
     """The products table (:class:`kizuna.adapters.dynamodb.ProductStore`)."""
 
     def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+
+@dataclass
+class _Plan:
+    """One customer's send on its way: the claim that records it, then either the message
+    to deliver or the final answer."""
+
+    req: SendRequest
+    claim: Claim
+    message: OutboundMessage | None = None
+    response: SendResponse | None = None
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:
@@ -123,19 +134,73 @@ class SendService:
 
     # -- the decision -------------------------------------------------------------------
     def send(self, req: SendRequest) -> SendResponse:
-        program = self.programs[req.program]
-        step = program.step(req.step)
+        """One customer's message (a group of one)."""
+        return self.send_many([req])[0]
+
+    def send_many(self, reqs: Sequence[SendRequest]) -> list[SendResponse]:
+        """The messages of one step to many customers (a cohort's group): one read of the
+        customers, their CONTACT items and journeys; each decided on that fresh state;
+        the claims in shared transactions; push batched; the outcomes in BatchWriteItem.
+        Answers in the order of ``reqs``."""
+        if not reqs:
+            return []
+        steps = {(r.program, r.step) for r in reqs}
+        if len(steps) != 1:
+            raise ValueError("send_many sends one step of one program")
+        program = self.programs[reqs[0].program]
+        step = program.step(reqs[0].step)
         if not isinstance(step, SendStep):
-            raise ValueError(f"{program.id}.{req.step} is not a send step")
+            raise ValueError(f"{program.id}.{reqs[0].step} is not a send step")
         now = self.clock.now()
+        customers, contacts = self.store.read_recipients([r.customer_id for r in reqs])
+        reached = self._goals_reached(program, reqs)
+        plans = [
+            self._plan(
+                req, program, step, customers.get(req.customer_id), contacts, req in reached, now
+            )
+            for req in reqs
+        ]
+        duplicates = self.store.claim_messages(reqs[0].execution, step.id, [p.claim for p in plans])
+        if duplicates:
+            first = self.store.ledger_entries_of(
+                [(p.req.customer_id, p.req.execution) for p in plans], step.id
+            )
+            for p in plans:
+                if p.req.customer_id in duplicates:
+                    key = (p.req.customer_id, p.req.execution)
+                    p.response = self._duplicate(first.get(key, {}))
+                    p.message = None
+        self._deliver(program, step, [p for p in plans if p.message is not None], now)
+        for p in plans:
+            if p.message is None and p.req.customer_id not in duplicates:
+                assert p.response is not None
+                logger.info(
+                    "message not sent",
+                    program=program.id,
+                    step=step.id,
+                    status=p.response.status,
+                    reason=p.response.reason,
+                )
+        return [p.response or SendResponse(status="failed") for p in plans]
+
+    def _plan(
+        self,
+        req: SendRequest,
+        program: Program,
+        step: SendStep,
+        customer: Customer | None,
+        contacts: Mapping[str, Mapping[str, str]],
+        goal_reached: bool,
+        now: datetime,
+    ) -> _Plan:
+        """One customer's decision: a final answer (suppressed, deferred, exit, failed) or a
+        rendered message, and the claim that records it."""
         cid = req.customer_id
-        customers, contacts = self.store.read_recipients([cid])
-        customer = customers.get(cid)
         if customer is None:
             return self._final(req, now, "suppressed", None, "unknown_customer")
-        if self._goal_reached(program, req):
+        if goal_reached:
             return self._final(req, now, "exit", None, "goal_reached")
-        times, stale = contact_times(contacts.get(cid, {}), now)
+        times, stale = contact_times(dict(contacts.get(cid, {})), now)
         decision = decide(
             customer,
             [str(c) for c in step.channels],
@@ -150,15 +215,49 @@ class SendService:
             return self._final(req, now, "suppressed", decision.channel, decision.reason, decision)
         if decision.outcome == Outcome.DEFER:
             return self._final(req, now, "deferred", decision.channel, decision.reason, decision)
-        noted = Claim(  # the send, as the claim notes it in CONTACT
+        channel = decision.channel
+        assert channel is not None and decision.address is not None
+        coupon = self._coupon(program, step, customer, req, now)
+        try:
+            content = self._render(program, step, customer, channel, coupon)
+        except RenderError as exc:
+            logger.error(
+                "template failed to render",
+                program=program.id,
+                step=step.id,
+                channel=channel,
+                reason=exc.reason,
+            )
+            return self._final(req, now, "failed", channel, f"render_error: {exc.reason}")
+        message = OutboundMessage(
+            customer_id=cid,
+            program=program.id,
+            step=step.id,
+            execution=req.execution,
+            channel=channel,
+            address=decision.address,
+            content=content,
+            sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
+        )
+        sending = self._data(
+            req,
+            now,
+            "sending",
+            channel,
+            None,
+            coupon=coupon.code if coupon else None,
+            skipped=[f"{c}:{why}" for c, why in decision.skipped] or None,
+        )
+        claim = Claim(  # the send, as the claim notes it in CONTACT
             cid,
-            {},
+            sending,
             sent_at=iso(now),
             stale=tuple(stale),
             contact_exists=cid in contacts,
             contact_key=contact_key(req.execution, req.step),
+            execution=req.execution,
         )
-        return self._deliver(req, program, step, customer, decision, noted, now)
+        return _Plan(req, claim, message=message)
 
     def _carrier_block(self, customer: Customer, channel: str, now: datetime) -> str | None:
         """SMS to a customer who replied STOP: tell ingest, and do not use SMS."""
@@ -171,111 +270,81 @@ class SendService:
         )
         return "suppressed_opt_out"
 
-    def _goal_reached(self, program: Program, req: SendRequest) -> bool:
+    def _goals_reached(self, program: Program, reqs: Sequence[SendRequest]) -> set[SendRequest]:
+        """The requests whose customer reached the program's goal since that entry."""
         if program.goal is None or not program.goal.exit_journey:
-            return False
-        state = self.store.get_journeys([(req.customer_id, program.id)]).get(
-            (req.customer_id, program.id)
-        )
-        return bool(state and state.goal_reached_at and state.goal_reached_at >= req.entered_at)
+            return set()
+        states = self.store.get_journeys([(r.customer_id, program.id) for r in reqs])
+        out: set[SendRequest] = set()
+        for req in reqs:
+            state = states.get((req.customer_id, program.id))
+            if state and state.goal_reached_at and state.goal_reached_at >= req.entered_at:
+                out.add(req)
+        return out
 
     # -- delivery -----------------------------------------------------------------------
-    def _deliver(
+    def _render(
         self,
-        req: SendRequest,
         program: Program,
         step: SendStep,
         customer: Customer,
-        decision: PolicyDecision,
-        noted: Claim,
-        now: datetime,
-    ) -> SendResponse:
-        channel = decision.channel
-        assert channel is not None
-        coupon = self._coupon(program, step, customer, req, now)
-        try:
-            context = build_context(
-                customer,
-                program=program.id,
-                step=step.id,
-                loyalty_config=self.cfg.loyalty,
-                coupon=coupon,
-                recommendations=self._recommendations(customer)
-                if self.renderer.uses(program.id, step.template, "recommendations")
-                else (),
-                extra={"cart": self._cart(customer)},
-                unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel)
-                if self.unsubscribe and channel == "email"
-                else None,
-                default_locale=self.cfg.contact.default_locale,
-                default_time_zone=self.cfg.contact.default_time_zone,
-            )
-            content = self.renderer.render(
-                program.id, step.template, channel, customer.locale, context
-            )
-        except RenderError as exc:
-            logger.error(
-                "template failed to render",
-                program=program.id,
-                step=step.id,
-                channel=channel,
-                reason=exc.reason,
-            )
-            return self._final(req, now, "failed", channel, f"render_error: {exc.reason}")
-        address = decision.address
-        assert address is not None  # the policy chose the channel for this address
-        message = OutboundMessage(
-            customer_id=customer.customer_id,
+        channel: str,
+        coupon: Coupon | None,
+    ) -> Any:
+        context = build_context(
+            customer,
             program=program.id,
             step=step.id,
-            execution=req.execution,
-            channel=channel,
-            address=address,
-            content=content,
-            sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
+            loyalty_config=self.cfg.loyalty,
+            coupon=coupon,
+            recommendations=self._recommendations(customer)
+            if self.renderer.uses(program.id, step.template, "recommendations")
+            else (),
+            extra={"cart": self._cart(customer)},
+            unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel)
+            if self.unsubscribe and channel == "email"
+            else None,
+            default_locale=self.cfg.contact.default_locale,
+            default_time_zone=self.cfg.contact.default_time_zone,
         )
-        sending = self._data(req, now, "sending", channel, None)
-        duplicate = self._claim(req, replace(noted, data=sending))
-        if duplicate is not None:
-            return duplicate
-        try:
-            result = send_with_retry(
-                self.channels[channel], message, attempts=self.attempts, sleep=self.sleep
-            )
-        except DeliveryError as exc:
-            report_dead_devices(self.inbound, message, exc.invalid, now)
-            logger.warning(
-                "send failed",
-                program=program.id,
-                step=step.id,
-                channel=channel,
-                reason=exc.reason,
-                maybe_sent=exc.maybe_sent,
-            )
-            status = "failed"
-            self.store.record_message(
-                customer.customer_id,
-                req.execution,
-                req.step,
-                self._data(req, now, status, channel, exc.reason),
-            )
-            return SendResponse(status=status, channel=channel, reason=exc.reason)
-        report_dead_devices(self.inbound, message, result.invalid_addresses, now)
-        data = self._data(
-            req,
-            now,
-            "sent",
-            channel,
-            None,
-            sent_at=iso(now),
-            provider_message_id=result.provider_message_id,
-            attempts=result.attempts,
-            coupon=coupon.code if coupon else None,
-            skipped=[f"{c}:{why}" for c, why in decision.skipped] or None,
-        )
-        self.store.record_message(customer.customer_id, req.execution, req.step, data)
-        logger.info("message sent", program=program.id, step=step.id, channel=channel)
-        return SendResponse(status="sent", channel=channel)
+        return self.renderer.render(program.id, step.template, channel, customer.locale, context)
+
+    def _deliver(
+        self, program: Program, step: SendStep, plans: Sequence[_Plan], now: datetime
+    ) -> None:
+        """Send the claimed messages (push batched), report dead push tokens, record the
+        outcomes in one batch."""
+        messages = [p.message for p in plans if p.message is not None]
+        outcomes = send_all(self.channels, messages, attempts=self.attempts, sleep=self.sleep)
+        records: list[tuple[str, str, dict[str, Any]]] = []
+        for plan, message, result in zip(plans, messages, outcomes, strict=True):
+            req, channel = plan.req, str(message.channel)
+            if isinstance(result, DeliveryError):
+                report_dead_devices(self.inbound, message, result.invalid, now)
+                logger.warning(
+                    "send failed",
+                    program=program.id,
+                    step=step.id,
+                    channel=channel,
+                    reason=result.reason,
+                    maybe_sent=result.maybe_sent,
+                )
+                data = {**plan.claim.data, "status": "failed", "reason": result.reason}
+                plan.response = SendResponse(status="failed", channel=channel, reason=result.reason)
+            else:
+                report_dead_devices(self.inbound, message, result.invalid_addresses, now)
+                data = {
+                    **plan.claim.data,
+                    "status": "sent",
+                    "sent_at": iso(now),
+                    "provider_message_id": result.provider_message_id,
+                    "attempts": result.attempts,
+                }
+                logger.info("message sent", program=program.id, step=step.id, channel=channel)
+                plan.response = SendResponse(status="sent", channel=channel)
+            records.append((req.customer_id, req.execution, data))
+        if records:
+            self.store.record_entries(step.id, records)
 
     def _coupon(
         self, program: Program, step: SendStep, customer: Customer, req: SendRequest, now: datetime
@@ -336,25 +405,19 @@ class SendService:
         **extra: Any,
     ) -> dict[str, Any]:
         """A ledger entry: domain values only (the store adds its own keys)."""
-        return {
+        data = {
             "program": req.program,
             "step": req.step,
             "execution": req.execution,
+            "cohort": req.cohort,
+            "run": req.run,
             "status": status,
             "channel": channel,
             "reason": reason,
             "at": iso(now),
-            **{k: v for k, v in extra.items() if v is not None},
+            **extra,
         }
-
-    def _claim(self, req: SendRequest, claim: Claim) -> SendResponse | None:
-        """Claim (execution, step) with ``claim`` (one write, with its CONTACT note if it
-        sends): None if claimed now, else the answer a retried or duplicated invocation
-        gives (what the first one decided, read then: only a duplicate pays that read)."""
-        if not self.store.claim_messages(req.execution, req.step, [claim]):
-            return None
-        first = self.store.ledger_entries([req.customer_id], req.execution, req.step)
-        return self._duplicate(first.get(req.customer_id, {}))
+        return {k: v for k, v in data.items() if v is not None}
 
     def _final(
         self,
@@ -364,8 +427,9 @@ class SendService:
         channel: str | None,
         reason: str | None,
         decision: PolicyDecision | None = None,
-    ) -> SendResponse:
-        """Record a decision that sends nothing now (suppressed, deferred, exit, failed)."""
+    ) -> _Plan:
+        """A decision that sends nothing now (suppressed, deferred, exit, failed): its
+        claim records it."""
         skipped = decision.skipped if decision else ()
         until = iso(decision.until) if decision and decision.until else None
         data = self._data(
@@ -377,13 +441,8 @@ class SendService:
             until=until,
             skipped=[f"{c}:{why}" for c, why in skipped] or None,
         )
-        duplicate = self._claim(req, Claim(req.customer_id, data))
-        if duplicate is not None:
-            return duplicate
-        logger.info(
-            "message not sent", program=req.program, step=req.step, status=status, reason=reason
-        )
-        return SendResponse(status=status, until=until, channel=channel, reason=reason)
+        response = SendResponse(status=status, until=until, channel=channel, reason=reason)
+        return _Plan(req, Claim(req.customer_id, data, execution=req.execution), response=response)
 
     @staticmethod
     def _duplicate(existing: Mapping[str, Any]) -> SendResponse:

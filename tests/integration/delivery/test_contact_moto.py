@@ -82,7 +82,7 @@ def test_journey_and_campaign_sends_share_the_contact_item(store: DynamoStore) -
     assert dict(calls.calls) == {
         ("dynamodb", "BatchGetItem"): 2,
         ("dynamodb", "TransactWriteItems"): 1,
-        ("dynamodb", "PutItem"): 1,
+        ("dynamodb", "BatchWriteItem"): 1,
     }
     _, contacts = store.read_recipients(["c1"])
     assert contacts["c1"] == {

@@ -55,14 +55,6 @@ class Tables:
         return DynamoStore(aws.resource("dynamodb"), customers_table, activity_table)
 
 
-def _journey_prefix(stack: str, outputs: dict[str, str]) -> str:
-    """Journeys are named ``<stack name, 32 chars>-<program>`` (kizuna_infra.programs)."""
-    arns = [v for k, v in outputs.items() if k.startswith("Journey") and ":stateMachine:" in v]
-    if not arns:
-        return ""
-    return f"{arns[0].split(':stateMachine:')[0]}:stateMachine:{stack[:32]}-"
-
-
 @customers_app.command("export")
 @option_groups
 def customers_export(customer_id: CustomerId, tables: Tables, aws: Aws) -> None:
@@ -82,30 +74,21 @@ def customers_export(customer_id: CustomerId, tables: Tables, aws: Aws) -> None:
 def customers_erase(
     customer_id: CustomerId,
     tables: Tables,
-    journey_arn_prefix: Annotated[
-        str, typer.Option(help="state machine ARN prefix of the journeys (to stop them)")
-    ] = "",
     *,
     aws: Aws,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """Erase a customer now: profile, activity, ledger, journeys. Same as putting a
     ``customer.erase`` event on the bus, which is what producers should do."""
-    from kizuna.adapters.stepfunctions import StepFunctionsStopper
     from kizuna.domain.privacy import erase
     from kizuna.runtime.clock import utcnow
 
     if not yes:
         typer.confirm(f"Erase everything held about {customer_id}?", abort=True)
     store = tables.store(aws)
-    if not journey_arn_prefix and tables.stack:
-        journey_arn_prefix = _journey_prefix(tables.stack, _outputs(aws, tables.stack))
-    stopper = StepFunctionsStopper(aws.client("stepfunctions"), journey_arn_prefix)
-    if not journey_arn_prefix:
-        console.print("running journeys are not stopped: give --stack or --journey-arn-prefix")
-    report = erase(customer_id, store, stopper, utcnow())
+    report = erase(customer_id, store, store, utcnow())
     table = Table(title=f"erased {customer_id}")
-    for col in ("customer item", "activity items", "journeys stopped"):
+    for col in ("customer item", "activity items", "journeys left"):
         table.add_column(col, justify="right")
     table.add_row(
         "deleted" if report.customer_found else "none",

@@ -84,6 +84,22 @@ class _Parked:
     receipt_handle: str = field(compare=False)
 
 
+def _with_overrides(configuration: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The message one address gets: a batch's per-address ``TitleOverride`` and
+    ``BodyOverride`` (Pinpoint's AddressConfiguration) applied to every channel's part."""
+    overrides = {
+        key: spec[name]
+        for key, name in (("Title", "TitleOverride"), ("Body", "BodyOverride"))
+        if spec.get(name) is not None
+    }
+    if not overrides:
+        return configuration
+    return {
+        part: {**value, **overrides} if isinstance(value, dict) else value
+        for part, value in configuration.items()
+    }
+
+
 @dataclass
 class FunctionError:
     function: str
@@ -716,7 +732,7 @@ class LocalCloud:
                     "application_id": application_id,
                     "address": address,
                     "channel_type": spec.get("ChannelType"),
-                    "message": configuration,
+                    "message": _with_overrides(configuration, spec),
                     "context": message_request.get("Context"),
                     "trace_id": message_request.get("TraceId"),
                     "message_id": message_id,

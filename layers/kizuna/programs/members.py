@@ -1,0 +1,46 @@
+"""A cohort's items as data (:mod:`kizuna.programs.cohorts` decides; the adapter stores):
+members, child groups and their keys in the activity table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+COHORT_PK = "COHORT#"  # the cohort's partition in the activity table ('#' is in no customer id)
+MEMBER_SK = "M#"  # a member: M#<customer>#<entry>
+CHILD_SK = "G#"  # a child group's header: G#<parent>#<origin step>#<key>
+ROOT = "root"  # the cohort's first group
+GONE = "-"  # the group of a member who left (goal reached, erased, journey over)
+GROUP_LIMIT = 500  # members per group (one Lambda invocation per step)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One entry in a cohort: who, which entry (the ledger's execution key), since when."""
+
+    customer_id: str
+    entry: str
+    entered_at: datetime
+    arms: Mapping[str, str] = field(default_factory=dict)
+    group: str = ROOT
+
+    @property
+    def sk(self) -> str:
+        return f"{MEMBER_SK}{self.customer_id}#{self.entry}"
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child group: the members that went elsewhere, where and from when."""
+
+    group: str
+    parent: str
+    origin: str  # the parent's step that made it
+    step: str  # the step the child execution starts at
+    key: str  # why: a branch side, an arm, a due instant, a chunk
+    at: datetime
+
+    @property
+    def sk(self) -> str:
+        return f"{CHILD_SK}{self.parent}#{self.origin}#{self.key}"

@@ -1,0 +1,346 @@
+"""A cohort execution's steps (:mod:`kizuna.programs.cohorts`): one invocation per step over
+one group of members, deciding per member on fresh state.
+
+- ``send`` (the send function): every member's message through
+  :meth:`kizuna.services.send.SendService.send_many`; members deferred by quiet hours continue
+  in child groups at the same step, members whose goal was reached leave;
+- ``check`` (a branch), ``split``, ``local_time`` (the journey function): the members who go
+  elsewhere (``else``, another arm, another local-time instant) continue in child groups.
+
+Every step first splits a group of more than :data:`GROUP_LIMIT` members into child groups
+of at most that many. Child groups are written (header, then members) before any child
+execution starts, and the child executions are (re)started from the headers, so a step
+retried after a crash finds and starts its own children, and a member is never in two
+groups. A group with no member left goes on doing nothing. Each member's branch, split and
+local-time decision is recorded in the activity table (``STEP#<entry>#<step>``), naming the
+execution that carries them on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import iso, parse_time
+from kizuna.programs.cohorts import (
+    child_group,
+    chunked,
+    due_of,
+    execution_input,
+    expires_at,
+    run_name,
+    stamp,
+)
+from kizuna.programs.loader import next_of
+from kizuna.programs.members import GONE, GROUP_LIMIT, Child, Member
+from kizuna.programs.model import BranchStep, ExitStep, Program, SendStep, SplitStep, WaitStep
+from kizuna.programs.patterns import matches
+from kizuna.programs.steps import local_time_after
+from kizuna.programs.view import customer_view
+from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.observability import logger
+from kizuna.services.contracts import GroupRequest, SendRequest, SendResponse
+
+
+class CohortStore(Protocol):
+    """The activity table as a cohort step sees it (:class:`kizuna.adapters.dynamodb.
+    DynamoStore`)."""
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+    def cohort_members(self, cohort: str, group: str) -> list[Member]: ...
+
+    def move_members(
+        self, cohort: str, members: Sequence[Member], group: str, expires_at: int
+    ) -> None: ...
+
+    def put_children(self, cohort: str, children: Sequence[Child], expires_at: int) -> None: ...
+
+    def cohort_children(self, cohort: str, parent: str, step: str) -> list[Child]: ...
+
+    def record_steps(
+        self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]
+    ) -> None: ...
+
+
+class Starter(Protocol):
+    def start(self, program_id: str, name: str, payload: dict[str, Any]) -> bool: ...
+
+
+class Sender(Protocol):
+    def send_many(self, reqs: Sequence[SendRequest]) -> list[SendResponse]: ...
+
+
+@dataclass
+class _Outcome:
+    """What a step did to its group: who stays, who goes where (None: nowhere, their
+    journey is over), what the state machine gets back."""
+
+    kept: list[Member] = field(default_factory=list)
+    moves: list[tuple[Child | None, list[Member]]] = field(default_factory=list)
+    answer: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)  # member sk -> decision
+
+
+def _idle(step: object, now: datetime) -> dict[str, Any]:
+    """The answer of a step over an empty group (a local-time wait: no wait)."""
+    return {"at": iso(now)} if isinstance(step, WaitStep) else {}
+
+
+def _digest(members: Sequence[Member]) -> str:
+    """Names a set of members: a retried step moving the same members names the same child;
+    different members (fresh state changed) go to a new one, never to a finished child."""
+    joined = "\x1f".join(sorted(m.sk for m in members))
+    return hashlib.sha256(joined.encode()).hexdigest()[:8]
+
+
+class CohortService:
+    def __init__(
+        self,
+        programs: Sequence[Program],
+        store: CohortStore,
+        starter: Starter,
+        cfg: KizunaConfig,
+        clock: Clock,
+        *,
+        sender: Sender | None = None,
+        segments: Mapping[str, Mapping[str, Any]] | None = None,
+        group_limit: int = GROUP_LIMIT,
+    ) -> None:
+        self.programs = {p.id: p for p in programs}
+        self.store = store
+        self.starter = starter
+        self.cfg = cfg
+        self.clock = clock
+        self.sender = sender
+        self.segments = dict(segments or {})
+        self.group_limit = group_limit
+
+    def handle(self, req: GroupRequest) -> dict[str, Any]:
+        program = self.programs[req.program]
+        expires = expires_at(program, due_of(req.cohort))
+        step = program.step(req.step)
+        now = self.clock.now()
+        members, overflow = chunked(
+            self.store.cohort_members(req.cohort, req.group), self.group_limit
+        )
+        moves: list[tuple[Child | None, list[Member]]] = [
+            (self._child(req, step.id, step.id, f"part:{_digest(chunk)}", now), chunk)
+            for chunk in overflow
+        ]
+        outcome = (
+            self._act(req, program, members, now) if members else _Outcome(answer=_idle(step, now))
+        )
+        moves += outcome.moves
+        self._record(req, step.id, outcome, moves, now)
+        children = [c for c, _ in moves if c is not None]
+        if children:
+            self.store.put_children(req.cohort, children, expires)
+        for child, group in moves:
+            if group:
+                self.store.move_members(req.cohort, group, child.group if child else GONE, expires)
+        for child in self.store.cohort_children(req.cohort, req.group, step.id):
+            name = run_name(req.cohort, child.group)
+            payload = execution_input(program.id, req.cohort, child.group, child.step, child.at)
+            self.starter.start(program.id, name, payload)
+        logger.info(
+            "cohort step",
+            program=program.id,
+            step=step.id,
+            action=req.action,
+            members=len(members),
+            kept=len(outcome.kept),
+            children=len(children),
+        )
+        return outcome.answer
+
+    def _child(self, req: GroupRequest, at_step: str, start: str, key: str, due: datetime) -> Child:
+        return Child(child_group(req.group, at_step, key), req.group, at_step, start, key, due)
+
+    def _act(
+        self, req: GroupRequest, program: Program, members: list[Member], now: datetime
+    ) -> _Outcome:
+        step = program.step(req.step)
+        if req.action == "send" and isinstance(step, SendStep):
+            return self._send(req, members)
+        if req.action == "check" and isinstance(step, BranchStep):
+            return self._branch(req, step, members, now)
+        if req.action == "split" and isinstance(step, SplitStep):
+            return self._split(req, step, members, now)
+        if req.action == "local_time" and isinstance(step, WaitStep):
+            return self._local_time(req, program, step, members, now)
+        raise ValueError(f"{program.id}.{req.step}: no action {req.action!r} on this step")
+
+    # -- the steps ------------------------------------------------------------------------
+    def _send(self, req: GroupRequest, members: list[Member]) -> _Outcome:
+        assert self.sender is not None, "the send function sends"
+        answers = self.sender.send_many(
+            [
+                SendRequest(
+                    program=req.program,
+                    step=req.step,
+                    customer_id=m.customer_id,
+                    execution=m.entry,
+                    entered_at=m.entered_at,
+                    cohort=req.cohort,
+                    run=req.run,
+                )
+                for m in members
+            ]
+        )
+        counts = Counter(a.status for a in answers)
+        failed = [a.channel or "" for a in answers if a.status == "failed"]
+        out = _Outcome(answer={"counts": dict(counts), "failed_channels": failed})
+        gone: list[Member] = []
+        deferred: dict[str, list[Member]] = {}
+        for member, answer in zip(members, answers, strict=True):
+            if answer.status == "exit":
+                gone.append(member)
+            elif answer.status == "deferred" and answer.until:
+                deferred.setdefault(answer.until, []).append(member)
+            else:
+                out.kept.append(member)
+        if gone:
+            out.moves.append((None, gone))
+        for until, group in sorted(deferred.items()):
+            at = parse_time(until)
+            key = f"until-{stamp(at)}:{_digest(group)}"
+            out.moves.append((self._child(req, req.step, req.step, key, at), group))
+        return out
+
+    def _branch(
+        self, req: GroupRequest, step: BranchStep, members: list[Member], now: datetime
+    ) -> _Outcome:
+        customers = self.store.get_customers([m.customer_id for m in members])
+        out = _Outcome()
+        other: list[Member] = []
+        for m in members:
+            customer = customers.get(m.customer_id)
+            view = customer_view(customer, now, self.cfg, self.segments) if customer else None
+            if view is not None and matches(step.condition, view):
+                out.kept.append(m)
+                out.decisions[m.sk] = "then"
+            else:
+                other.append(m)
+                out.decisions[m.sk] = "else"
+        self._elsewhere(req, out, other, step.otherwise, "else", now)
+        return out
+
+    def _split(
+        self, req: GroupRequest, step: SplitStep, members: list[Member], now: datetime
+    ) -> _Outcome:
+        first = step.arms[0]
+        out = _Outcome()
+        by_arm: dict[str, list[Member]] = {}
+        for m in members:
+            arm = m.arms.get(step.id, first.name)
+            out.decisions[m.sk] = f"arm:{arm}"
+            if arm == first.name:
+                out.kept.append(m)
+            else:
+                by_arm.setdefault(arm, []).append(m)
+        targets = {a.name: a.next for a in step.arms}
+        for arm, group in sorted(by_arm.items()):
+            self._elsewhere(req, out, group, targets.get(arm), f"arm-{arm}", now)
+        return out
+
+    def _local_time(
+        self,
+        req: GroupRequest,
+        program: Program,
+        step: WaitStep,
+        members: list[Member],
+        now: datetime,
+    ) -> _Outcome:
+        assert step.until_local_time is not None
+        customers = self.store.get_customers([m.customer_id for m in members])
+        seconds = int(step.duration.total_seconds())
+        due: dict[str, datetime] = {
+            m.sk: local_time_after(
+                customers.get(m.customer_id), now, seconds, step.until_local_time, self.cfg
+            )
+            for m in members
+        }
+        # the group keeps the instant most of it shares (the earliest of a tie)
+        counts = Counter(due.values())
+        keep = min(counts, key=lambda at: (-counts[at], at))
+        out = _Outcome(answer={"at": iso(keep)})
+        index = [s.id for s in program.steps].index(step.id)
+        after = next_of(program, index)
+        by_due: dict[datetime, list[Member]] = {}
+        for m in members:
+            out.decisions[m.sk] = f"until:{iso(due[m.sk])}"
+            if due[m.sk] == keep:
+                out.kept.append(m)
+            else:
+                by_due.setdefault(due[m.sk], []).append(m)
+        for at, group in sorted(by_due.items()):
+            if not after or isinstance(program.step(after[0]), ExitStep):
+                out.moves.append((None, group))
+                continue
+            key = f"until-{stamp(at)}:{_digest(group)}"
+            out.moves.append((self._child(req, step.id, after[0], key, at), group))
+        return out
+
+    def _elsewhere(
+        self,
+        req: GroupRequest,
+        out: _Outcome,
+        group: list[Member],
+        target: str | None,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """``group`` goes on at ``target`` in a child group (no target: their journey is
+        over)."""
+        if not group:
+            return
+        if target is None or isinstance(self.programs[req.program].step(target), ExitStep):
+            out.moves.append((None, group))  # their journey is over: no execution for that
+            return
+        key = f"{reason}:{_digest(group)}"
+        out.moves.append((self._child(req, req.step, target, key, now), group))
+
+    def _record(
+        self,
+        req: GroupRequest,
+        step: str,
+        outcome: _Outcome,
+        moves: Sequence[tuple[Child | None, list[Member]]],
+        now: datetime,
+    ) -> None:
+        """Each member's decision at this step and the execution that carries them on."""
+        if not outcome.decisions:
+            return
+        runs = {m.sk: req.run for m in outcome.kept}
+        for child, group in moves:
+            for m in group:
+                runs[m.sk] = run_name(req.cohort, child.group) if child else ""
+        members = [*outcome.kept, *(m for _, group in moves for m in group)]
+        self.store.record_steps(
+            step,
+            [
+                (
+                    m.customer_id,
+                    m.entry,
+                    {
+                        "program": req.program,
+                        "step": step,
+                        "execution": m.entry,
+                        "cohort": req.cohort,
+                        "run": req.run,
+                        "decision": outcome.decisions[m.sk],
+                        "next_run": runs.get(m.sk) or None,
+                        "at": iso(now),
+                    },
+                )
+                for m in members
+                if m.sk in outcome.decisions
+            ],
+        )

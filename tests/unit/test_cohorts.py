@@ -1,0 +1,323 @@
+"""Cohorts (issue 15): entries due together share one execution; each step decides per member
+on fresh state, and the members who go elsewhere continue in child groups — once, even when
+a step is retried."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.domain.customer import Customer
+from kizuna.domain.privacy import erase
+from kizuna.programs.cohorts import (
+    JOIN_MARGIN,
+    ceil_to,
+    cohort_id,
+    due_of,
+    first_due,
+    run_name,
+)
+from kizuna.programs.evaluate import Evaluator, IncomingEvent
+from kizuna.programs.journeys import in_holdout
+from kizuna.programs.loader import load_program, load_programs
+from kizuna.programs.members import GONE, ROOT, Member
+from kizuna.programs.model import Program
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.cohort import CohortService
+from kizuna.services.contracts import GroupRequest, SendRequest, SendResponse
+from kizuna_tools.fakes import MemoryPublisher, MemoryStarter, MemoryStore
+from tests import factories
+from tests.factories import opted_in
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+PROGRAMS = {p.id: p for p in load_programs(ROOT_DIR / "programs")[0]}
+CFG = KizunaConfig()
+NIGHT = datetime(2026, 1, 5, 13, 20, tzinfo=UTC)  # 22:20 in Tokyo
+
+
+def tokyo(cid: str, **fields: Any) -> Customer:
+    fields = {"time_zone": "Asia/Tokyo", **fields}
+    return factories.customer(cid, email=f"{cid}@example.jp", consent=opted_in("email"), **fields)
+
+
+# --- the cohort of an entry -------------------------------------------------------------------
+def test_a_days_entries_in_one_time_zone_share_the_local_time_instant() -> None:
+    program = PROGRAMS["second-purchase-coupon"]  # wait 1 day until 10:00, then the coupon
+    # from 10:00 one day to 10:00 the next (Tokyo), entries meet at 10:00 the day after
+    early = first_due(program, datetime(2026, 1, 4, 1, 30, tzinfo=UTC), tokyo("a"), CFG)
+    late = first_due(program, datetime(2026, 1, 5, 0, 30, tzinfo=UTC), tokyo("b"), CFG)
+    assert early == late == (datetime(2026, 1, 6, 1, 0, tzinfo=UTC), "coupon")
+    # a New Yorker's 10:00 is another instant: another cohort
+    ny = first_due(
+        program,
+        datetime(2026, 1, 5, 0, 5, tzinfo=UTC),
+        tokyo("c", time_zone="America/New_York"),
+        CFG,
+    )
+    assert ny[0] != early[0]
+
+
+def test_a_send_first_program_leaves_at_the_end_of_the_window() -> None:
+    program = PROGRAMS["rank-up-congratulations"]
+    assert program.cohort_minutes == 60
+    due, start = first_due(program, NIGHT, tokyo("a"), CFG)
+    assert (due, start) == (datetime(2026, 1, 5, 14, 0, tzinfo=UTC), "congratulate")
+    assert due_of(cohort_id(program.id, due)) == due
+    assert ceil_to(datetime(2026, 1, 5, 14, 0, tzinfo=UTC), 60) == datetime(
+        2026, 1, 5, 14, 0, tzinfo=UTC
+    )
+
+
+# --- evaluate: joining ---------------------------------------------------------------------------
+def treated(program: Program, prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(500) if not in_holdout(program, f"{prefix}{i}")][:n]
+
+
+def rank_changed(cid: str, at: datetime) -> IncomingEvent:
+    return IncomingEvent(
+        event_id=f"{cid}:rank",
+        detail_type="customer.rank_changed",
+        time=at,
+        detail={"customer_id": cid, "from_rank": "Bronze", "to_rank": "Silver", "direction": "up"},
+    )
+
+
+def evaluator(store: MemoryStore, starter: MemoryStarter, now: datetime) -> Evaluator:
+    return Evaluator(
+        list(PROGRAMS.values()), store, starter, MemoryPublisher(), CFG, FixedClock(now)
+    )
+
+
+def test_entries_of_one_window_share_one_execution_started_once() -> None:
+    store, starter = MemoryStore(), MemoryStarter()
+    program = PROGRAMS["rank-up-congratulations"]
+    ids = treated(program, "r", 5)
+    for cid in ids:
+        store.customers[cid] = tokyo(cid, rank="Silver")
+    ev = evaluator(store, starter, NIGHT)
+    ev.evaluate([rank_changed(cid, NIGHT) for cid in ids[:3]])
+    ev.evaluate([rank_changed(cid, NIGHT) for cid in ids[3:]])  # another batch
+    cohort = cohort_id(program.id, datetime(2026, 1, 5, 14, 0, tzinfo=UTC))
+    assert list(starter.started) == [cohort]
+    assert {m.customer_id for m in store.cohort_members(cohort, ROOT)} == set(ids)
+    payload = starter.started[cohort][1]
+    assert ids[0] not in str(payload)  # no customer id in an execution's input
+    assert store.journeys[(ids[0], program.id)].cohort == cohort
+    # the ledger names the entry and the cohort that carries it
+    entry = store.ledger(ids[0], "ENTRY")[-1].data
+    assert entry["cohort"] == cohort and entry["execution"].startswith(program.id)
+
+
+def test_an_entry_too_close_to_its_cohorts_instant_joins_the_next_one() -> None:
+    store, starter = MemoryStore(), MemoryStarter()
+    program = PROGRAMS["rank-up-congratulations"]
+    (cid,) = treated(program, "z", 1)
+    store.customers[cid] = tokyo(cid, rank="Silver")
+    now = datetime(2026, 1, 5, 14, 0, tzinfo=UTC) - JOIN_MARGIN + timedelta(seconds=1)
+    evaluator(store, starter, now).evaluate([rank_changed(cid, now)])
+    assert store.journeys[(cid, program.id)].cohort == cohort_id(
+        program.id, datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+    )
+
+
+# --- the steps ---------------------------------------------------------------------------------
+BRANCHY = """
+id: branchy
+name: Branchy
+trigger: {event: customer.first_purchase}
+steps:
+  - {id: hello, type: send, channels: [email], template: hello}
+  - {id: check, type: branch, condition: {rank: [Gold]}, then: gold, else: other}
+  - {id: gold, type: wait, days: 1, next: done}
+  - {id: other, type: wait, days: 2, until_local_time: "09:00", next: split}
+  - id: split
+    type: split
+    arms: [{name: a, weight: 50, next: done}, {name: b, weight: 50, next: bye}]
+  - {id: bye, type: wait, days: 1, next: done}
+  - {id: done, type: exit}
+"""
+
+
+class FakeSender:
+    """Answers per customer id: ``exit:...``, ``deferred:<iso>`` or sent."""
+
+    def __init__(self, answers: dict[str, str] | None = None) -> None:
+        self.answers = answers or {}
+        self.calls: list[list[SendRequest]] = []
+
+    def send_many(self, reqs: Any) -> list[SendResponse]:
+        self.calls.append(list(reqs))
+        out = []
+        for r in reqs:
+            answer = self.answers.get(r.customer_id, "sent")
+            if answer.startswith("deferred:"):
+                out.append(SendResponse(status="deferred", until=answer.split(":", 1)[1]))
+            else:
+                out.append(SendResponse(status=answer))  # type: ignore[arg-type]
+        return out
+
+
+@pytest.fixture
+def branchy(tmp_path: Path) -> Program:
+    (tmp_path / "branchy.yaml").write_text(BRANCHY)
+    return load_program(tmp_path / "branchy.yaml")
+
+
+def world(
+    program: Program,
+    members: dict[str, Customer],
+    sender: FakeSender | None = None,
+    limit: int = 500,
+) -> tuple[CohortService, MemoryStore, MemoryStarter, str]:
+    store, starter = MemoryStore(), MemoryStarter()
+    cohort = cohort_id(program.id, NIGHT.replace(minute=0))
+    for cid, customer in members.items():
+        store.customers[cid] = customer
+        arms = {"split": "a" if cid.endswith(("0", "2", "4", "6", "8")) else "b"}
+        store.members.setdefault(cohort, {})
+        member = Member(cid, f"{program.id}-{cid}", NIGHT - timedelta(hours=1), arms)
+        store.members[cohort][member.sk] = member
+    service = CohortService(
+        [program], store, starter, CFG, FixedClock(NIGHT), sender=sender, group_limit=limit
+    )
+    return service, store, starter, cohort
+
+
+def ask(
+    service: CohortService, cohort: str, action: str, step: str, group: str = ROOT, **extra: Any
+) -> dict[str, Any]:
+    req = GroupRequest(
+        action=action,  # type: ignore[arg-type]
+        program=next(iter(service.programs)),
+        cohort=cohort,
+        group=group,
+        run=run_name(cohort, group),
+        step=step,
+        **extra,
+    )
+    return service.handle(req)
+
+
+def test_a_branch_keeps_then_and_moves_else_to_one_child_started_at_else(branchy: Program) -> None:
+    people = {f"g{i}": tokyo(f"g{i}", rank="Gold" if i < 3 else "Bronze") for i in range(7)}
+    service, store, starter, cohort = world(branchy, people)
+    ask(service, cohort, "check", "check")
+    kept = {m.customer_id for m in store.cohort_members(cohort, ROOT)}
+    assert kept == {"g0", "g1", "g2"}
+    (child,) = store.cohort_children(cohort, ROOT, "check")
+    assert child.step == "other"
+    assert {m.customer_id for m in store.cohort_members(cohort, child.group)} == {
+        "g3",
+        "g4",
+        "g5",
+        "g6",
+    }
+    assert [(n, p["step"], p["group"]) for n, (_, p) in starter.started.items()] == [
+        (run_name(cohort, child.group), "other", child.group)
+    ]
+    # each member's decision, and the execution that carries them on, is in the ledger
+    step = store.steps[("g4", f"STEP#{branchy.id}-g4#check")]
+    assert step["decision"] == "else" and step["next_run"] == run_name(cohort, child.group)
+    assert store.steps[("g0", f"STEP#{branchy.id}-g0#check")]["decision"] == "then"
+
+
+def test_a_retried_step_moves_nobody_twice_and_restarts_its_own_children(branchy: Program) -> None:
+    people = {f"g{i}": tokyo(f"g{i}", rank="Gold" if i < 3 else "Bronze") for i in range(7)}
+    service, store, starter, cohort = world(branchy, people)
+    ask(service, cohort, "check", "check")
+    ask(service, cohort, "check", "check")  # Step Functions retried the task
+    assert len(store.cohort_children(cohort, ROOT, "check")) == 1
+    assert len(starter.started) == 1  # started again under the same name: the same execution
+    assert len({m.sk for group in store.members.values() for m in group.values()}) == 7
+
+
+def test_split_arms_that_go_to_an_exit_start_nothing(branchy: Program) -> None:
+    people = {f"s{i}": tokyo(f"s{i}") for i in range(6)}
+    service, store, starter, cohort = world(branchy, people)
+    # the group at `split`: arm a -> done (exit), b -> bye; the group keeps arm a
+    ask(service, cohort, "split", "split")
+    assert {m.customer_id for m in store.cohort_members(cohort, ROOT)} == {"s0", "s2", "s4"}
+    (child,) = store.cohort_children(cohort, ROOT, "split")
+    assert child.step == "bye"
+    assert len(starter.started) == 1
+
+
+def test_local_time_keeps_the_instant_most_share_and_sends_the_others_on(branchy: Program) -> None:
+    people = {f"t{i}": tokyo(f"t{i}") for i in range(4)}
+    people["t9"] = tokyo("t9", time_zone="Europe/London")
+    service, store, _starter, cohort = world(branchy, people)
+    answer = ask(
+        service, cohort, "local_time", "other", after_seconds=2 * 86400, local_time="09:00"
+    )
+    assert answer == {"at": "2026-01-08T00:00:00.000000Z"}  # 09:00 in Tokyo
+    (child,) = store.cohort_children(cohort, ROOT, "other")
+    assert child.step == "split" and child.at == datetime(2026, 1, 8, 9, 0, tzinfo=UTC)
+    assert [m.customer_id for m in store.cohort_members(cohort, child.group)] == ["t9"]
+
+
+def test_a_send_defers_by_instant_and_lets_converted_members_go(branchy: Program) -> None:
+    people = {f"d{i}": tokyo(f"d{i}") for i in range(5)}
+    until = "2026-01-05T23:00:00.000000Z"
+    sender = FakeSender({"d1": f"deferred:{until}", "d2": f"deferred:{until}", "d3": "exit"})
+    service, store, _starter, cohort = world(branchy, people, sender)
+    answer = ask(service, cohort, "send", "hello")
+    assert answer["counts"] == {"sent": 2, "deferred": 2, "exit": 1}
+    assert {m.customer_id for m in store.cohort_members(cohort, ROOT)} == {"d0", "d4"}
+    assert [m.customer_id for m in store.cohort_members(cohort, GONE)] == ["d3"]
+    (child,) = store.cohort_children(cohort, ROOT, "hello")
+    assert child.step == "hello" and child.at == datetime(2026, 1, 5, 23, 0, tzinfo=UTC)
+    assert {m.customer_id for m in store.cohort_members(cohort, child.group)} == {"d1", "d2"}
+    # every request names the member's own entry (the ledger key) and the carrying execution
+    assert {(r.execution, r.run) for r in sender.calls[0]} == {
+        (f"branchy-d{i}", cohort) for i in range(5)
+    }
+
+
+def test_a_big_group_is_split_into_groups_of_at_most_the_limit(branchy: Program) -> None:
+    people = {f"b{i:02d}": tokyo(f"b{i:02d}") for i in range(23)}
+    sender = FakeSender()
+    service, store, starter, cohort = world(branchy, people, sender, limit=10)
+    ask(service, cohort, "send", "hello")
+    assert len(sender.calls[0]) == 10
+    children = store.cohort_children(cohort, ROOT, "hello")
+    sizes = sorted(len(store.cohort_members(cohort, c.group)) for c in children)
+    assert sizes == [3, 10] and all(c.step == "hello" for c in children)
+    assert len(starter.started) == 2
+
+
+def test_erasure_takes_the_customer_out_of_their_cohorts() -> None:
+    store, starter = MemoryStore(), MemoryStarter()
+    program = PROGRAMS["rank-up-congratulations"]
+    (cid,) = treated(program, "e", 1)
+    store.customers[cid] = tokyo(cid, rank="Silver")
+    evaluator(store, starter, NIGHT).evaluate([rank_changed(cid, NIGHT)])
+    cohort = store.journeys[(cid, program.id)].cohort
+    assert cohort and store.cohort_members(cohort, ROOT)
+    journey = store.journeys[(cid, program.id)]
+
+    class Privacy:
+        def activity(self, customer_id: str, prefix: str = "") -> list[dict[str, Any]]:
+            return (
+                [{"sk": f"JOURNEY#{program.id}", "cohort": journey.cohort}]
+                if customer_id == cid
+                else []
+            )
+
+        def delete_activity(self, customer_id: str, sort_keys: Any) -> None: ...
+
+        def delete_customer(self, customer_id: str) -> bool:
+            return True
+
+        def customer_item(self, customer_id: str) -> None: ...
+
+        def mark_erased(self, key: str, expires_at: int) -> None: ...
+
+        def count_erasure(self, day: str) -> None: ...
+
+    report = erase(cid, Privacy(), store, NIGHT)  # type: ignore[arg-type]
+    assert report.journeys_stopped == 1
+    assert store.cohort_members(cohort, ROOT) == []
