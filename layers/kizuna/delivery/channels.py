@@ -206,6 +206,11 @@ class OutboundMessage(BaseModel):
     content: RenderedMessage
     tags: dict[str, str] = Field(default_factory=dict)
     sms_type: SmsType = "Promotional"
+    batch: str | None = Field(
+        default=None,
+        description="What the messages of one push batch share (a cohort's run); None: "
+        "the execution",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> OutboundMessage:
@@ -221,6 +226,13 @@ class OutboundMessage(BaseModel):
     @property
     def idempotency_key(self) -> str:
         return f"{self.execution}/{self.step}"
+
+    @property
+    def batch_key(self) -> str:
+        """Messages batched in one push call share it (and APNs's collapse id): a campaign
+        occurrence's or a cohort run's step. A device belongs to one customer, who is in
+        a run's step once, so the collapse id never merges two messages."""
+        return f"{self.batch}/{self.step}" if self.batch else self.idempotency_key
 
     def kizuna_tags(self) -> dict[str, str]:
         """Program, step, customer and execution, then the message's own tags."""
@@ -596,7 +608,7 @@ class PinpointPush:
     def request(
         self, message: OutboundMessage, content: PushContent, targets: tuple[PushTarget, ...]
     ) -> dict[str, Any]:
-        collapse = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
+        collapse = hashlib.sha256(message.batch_key.encode()).hexdigest()[:32]
         apns: dict[str, Any] = {"Body": content.body, "Action": "OPEN_APP", "CollapseId": collapse}
         gcm: dict[str, Any] = {"Body": content.body, "Action": "OPEN_APP"}
         if content.title:
@@ -609,15 +621,16 @@ class PinpointPush:
         }
 
     def batch_request(self, messages: Sequence[OutboundMessage]) -> dict[str, Any]:
-        """One request for many messages sharing their execution and step: each address
+        """One request for many messages sharing their batch key (:attr:`OutboundMessage.
+        batch_key`: a campaign occurrence's or a cohort run's step): each address
         carries its message's title and body (``TitleOverride``, ``BodyOverride``: the
         content is rendered per customer, so there are no ``Substitutions`` to merge) and
         its customer's tags (``Context``); the channel messages hold only what the messages
         share (the action, APNs's collapse id), so no body can leak from one customer to
         another."""
-        keys = {m.idempotency_key for m in messages}
+        keys = {m.batch_key for m in messages}
         if len(keys) != 1:
-            raise ValueError("a push batch is one execution and step")
+            raise ValueError("a push batch is one campaign occurrence or cohort run, and step")
         collapse = hashlib.sha256(keys.pop().encode()).hexdigest()[:32]
         addresses: dict[str, dict[str, Any]] = {}
         for message in messages:
@@ -734,15 +747,18 @@ def push_batches(
     messages: Sequence[OutboundMessage], max_addresses: int = PUSH_ADDRESSES_PER_CALL
 ) -> list[list[int]]:
     """The messages (by index, in order) grouped for :meth:`PinpointPush.send_many`: at most
-    ``max_addresses`` devices a group, and a token only once in a group (one device shared
-    by two customers gets two calls)."""
+    ``max_addresses`` devices a group, a token only once in a group (one device shared by
+    two customers gets two calls), one batch key a group."""
     groups: list[list[int]] = []
     tokens: set[str] = set()
+    key = ""
     for i, message in enumerate(messages):
         mine = {t.token for t in message.address} if not isinstance(message.address, str) else set()
-        if not groups or len(tokens) + len(mine) > max_addresses or tokens & mine:
+        full = len(tokens) + len(mine) > max_addresses or bool(tokens & mine)
+        if not groups or full or message.batch_key != key:
             groups.append([])
             tokens = set()
+            key = message.batch_key
         groups[-1].append(i)
         tokens |= mine
     return groups

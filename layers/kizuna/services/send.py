@@ -238,6 +238,7 @@ class SendService:
             address=decision.address,
             content=content,
             sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
+            batch=req.run,
         )
         sending = self._data(
             req,

@@ -631,7 +631,7 @@ def test_a_failed_push_batch_call_is_every_messages_failure() -> None:
 
 def test_a_push_batch_refuses_what_one_request_cannot_carry() -> None:
     adapter = PinpointPush(aws("pinpoint"), "app-1")
-    with pytest.raises(ValueError, match="one execution and step"):
+    with pytest.raises(ValueError, match="one campaign occurrence or cohort run, and step"):
         adapter.batch_request([campaign_push(1, "t1"), message("push")])
     with pytest.raises(ValueError, match="twice"):
         adapter.batch_request([campaign_push(1, "shared"), campaign_push(2, "shared")])
@@ -944,3 +944,18 @@ def test_tag_value_examples() -> None:
 def test_ses_skips_tags_too_long_to_carry() -> None:
     tags = SesEmail.email_tags(message(customer_id="山" * 40))
     assert [t["Name"] for t in tags] == ["program", "step", "execution"]
+
+
+def test_a_cohort_runs_pushes_batch_across_entries_and_split_by_run() -> None:
+    # members of one cohort run have their own entries (the ledger's key) but one run
+    def member(n: int, run: str) -> OutboundMessage:
+        return campaign_push(n, f"tok-{run}-{n}").model_copy(
+            update={"execution": f"entry-{n}", "batch": run}
+        )
+
+    same = [member(n, "run-a") for n in range(3)]
+    assert push_batches(same) == [[0, 1, 2]]
+    request = PinpointPush(aws("pinpoint"), "app-1").batch_request(same)
+    contexts = [a["Context"]["execution"] for a in request["Addresses"].values()]
+    assert contexts == ["entry-0", "entry-1", "entry-2"]  # each address names its entry
+    assert push_batches([*same, member(3, "run-b")]) == [[0, 1, 2], [3]]
