@@ -17,7 +17,7 @@ from kizuna.events import DerivedEvent, InboundDetail, inbound_type
 from kizuna.events.derived import CampaignEvent
 from kizuna.ports import Claim, DeadLetter, StoredCampaign, VersionConflict
 from kizuna.programs.journeys import JourneyState
-from kizuna.programs.members import Child, Member
+from kizuna.programs.members import Child, Join, Member
 
 
 class MemoryStore:
@@ -164,19 +164,20 @@ class MemoryStore:
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
         return [cid for cid, c in sorted(self.customers.items()) if c.phone_hash == phone_hash]
 
+    def read_entries(
+        self, customer_ids: Sequence[str], keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Customer], dict[tuple[str, str], JourneyState]]:
+        return self.get_customers(customer_ids), self.get_journeys(keys)
+
     # cohorts (kizuna.ports.CohortStore) ---------------------------------------------------
-    def join_cohort(
-        self,
-        state: JourneyState,
-        previous: JourneyState | None,
-        cohort: str,
-        member: Member,
-        expires_at: int,
-    ) -> bool:
-        if not self.save_journey(state, previous):
-            return False
-        self.members.setdefault(cohort, {})[member.sk] = member
-        return True
+    def join_cohorts(self, joins: Sequence[Join]) -> set[int]:
+        conflicts: set[int] = set()
+        for n, join in enumerate(joins):
+            if not self.save_journey(join.state, join.previous):
+                conflicts.add(n)
+                continue
+            self.members.setdefault(join.cohort, {})[join.member.sk] = join.member
+        return conflicts
 
     def cohort_members(self, cohort: str, group: str) -> list[Member]:
         found = self.members.get(cohort, {})

@@ -26,6 +26,7 @@ from kizuna.programs.members import (
     COHORT_PK,
     MEMBER_SK,
     Child,
+    Join,
     Member,
 )
 
@@ -254,6 +255,32 @@ class DynamoStore:
         items = self._batch_get(self._customers_name, keys, ConsistentRead=True)
         return {c.customer_id: c for c in map(customer_from_item, items)}
 
+    def read_entries(
+        self, customer_ids: Sequence[str], keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Customer], dict[tuple[str, str], JourneyState]]:
+        """Customers and their ``JOURNEY#<program>`` items (``keys``: customer, program) in
+        shared BatchGetItem calls of at most 100 keys over both tables (evaluate's read)."""
+        wanted: list[tuple[str, dict[str, str]]] = [
+            (self._customers_name, {"customer_id": cid}) for cid in dict.fromkeys(customer_ids)
+        ]
+        wanted += [
+            (self._activity.name, {"pk": cid, "sk": f"JOURNEY#{pid}"})
+            for cid, pid in dict.fromkeys(keys)
+        ]
+        customers: dict[str, Customer] = {}
+        journeys: dict[tuple[str, str], JourneyState] = {}
+        for chunk in _chunks(wanted, BATCH_GET_LIMIT):
+            request: dict[str, Any] = {}
+            for table, key in chunk:
+                request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
+            found = _batch_get_request(self._dynamodb, request, self._sleep)
+            for item in found.get(self._customers_name, []):
+                customer = customer_from_item(item)
+                customers[customer.customer_id] = customer
+            for state in map(JourneyState.model_validate, found.get(self._activity.name, [])):
+                journeys[(state.customer_id, state.program)] = state
+        return customers, journeys
+
     def save_customer(self, customer: Customer, expected_version: int) -> Customer:
         saved = customer.model_copy(update={"version": expected_version + 1})
         condition: dict[str, Any]
@@ -341,34 +368,39 @@ class DynamoStore:
         return True
 
     # cohorts (activity table, pk = COHORT#<cohort>: members and child groups) -----
-    def join_cohort(
-        self,
-        state: JourneyState,
-        previous: JourneyState | None,
-        cohort: str,
-        member: Member,
-        expires_at: int,
-    ) -> bool:
-        """The journey state (conditional, as :meth:`save_journey`) and the member item in
-        one TransactWriteItems; False if the journey changed since it was read."""
+    def join_cohorts(self, joins: Sequence[Join]) -> set[int]:
+        """Each join's journey state (conditional, as :meth:`save_journey`) and member item,
+        in TransactWriteItems of at most 50 joins (100 items): the indexes of the joins
+        whose journey changed since it was read (their items are not written; the others
+        are, in a transaction without them)."""
         client = self._dynamodb.meta.client
-        actions = [
-            {"Put": {"TableName": self._activity.name, **self._journey_put(state, previous)}},
-            {
-                "Put": {
-                    "TableName": self._activity.name,
-                    "Item": _member_item(f"{COHORT_PK}{cohort}", member, expires_at),
-                }
-            },
-        ]
-        try:
-            client.transact_write_items(TransactItems=actions)
-        except client.exceptions.TransactionCanceledException as exc:
-            codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
-            if codes and codes[0] == "ConditionalCheckFailed":
-                return False
-            raise
-        return True
+        conflicts: set[int] = set()
+        for start in range(0, len(joins), TRANSACT_LIMIT // 2):
+            group = list(range(start, min(start + TRANSACT_LIMIT // 2, len(joins))))
+            while group:
+                actions: list[dict[str, Any]] = []
+                for n in group:
+                    join = joins[n]
+                    put = self._journey_put(join.state, join.previous)
+                    member = _member_item(f"{COHORT_PK}{join.cohort}", join.member, join.expires_at)
+                    actions.append({"Put": {"TableName": self._activity.name, **put}})
+                    actions.append({"Put": {"TableName": self._activity.name, "Item": member}})
+                try:
+                    client.transact_write_items(TransactItems=actions)
+                except client.exceptions.TransactionCanceledException as exc:
+                    reasons = exc.response.get("CancellationReasons") or []
+                    failed = {
+                        group[i // 2]
+                        for i, r in enumerate(reasons)
+                        if i % 2 == 0 and r.get("Code") == "ConditionalCheckFailed"
+                    }
+                    if not failed:
+                        raise
+                    conflicts |= failed
+                    group = [n for n in group if n not in failed]
+                    continue
+                break
+        return conflicts
 
     def cohort_members(self, cohort: str, group: str) -> list[Member]:
         """The members of one group of a cohort (a strongly consistent query of the

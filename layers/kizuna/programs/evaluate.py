@@ -35,7 +35,7 @@ from kizuna.programs.journeys import (
     execution_name,
     in_holdout,
 )
-from kizuna.programs.members import ROOT, Member
+from kizuna.programs.members import ROOT, Join, Member
 from kizuna.programs.model import Program, ReentryMode, SendStep
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
@@ -69,23 +69,16 @@ class Decision:
 
 
 class JourneyStore(Protocol):
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
-
-    def join_cohort(
-        self,
-        state: JourneyState,
-        previous: JourneyState | None,
-        cohort: str,
-        member: Member,
-        expires_at: int,
-    ) -> bool:
-        """The journey state and the cohort member in one write; False if the journey
-        changed since ``previous`` was read."""
+    def read_entries(
+        self, customer_ids: Sequence[str], keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Customer], dict[tuple[str, str], JourneyState]]:
+        """Customers and their journey states (customer, program), read together."""
         ...
 
-    def get_journeys(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], JourneyState]: ...
+    def join_cohorts(self, joins: Sequence[Join]) -> set[int]:
+        """Each join's journey state and cohort member, written together (in shared
+        transactions); the indexes of the joins whose journey changed since it was read."""
+        ...
 
     def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
         """Conditional write: False if the item changed since ``previous`` was read."""
@@ -102,6 +95,15 @@ class JourneyStarter(Protocol):
 
 class Publisher(Protocol):
     def publish(self, events: Sequence[DerivedEvent]) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """An entry decided, to be written with the batch's others."""
+
+    program: Program
+    event: IncomingEvent
+    join: Join
 
 
 @dataclass
@@ -159,19 +161,53 @@ class Evaluator:
         if not work:
             return result
         cids = list(dict.fromkeys(ev.customer_id for ev, _, _ in work if ev.customer_id))
-        customers = self.store.get_customers(cids)
         keys = list(
             dict.fromkeys(
                 (ev.customer_id, p.id) for ev, ts, gs in work for p in [*ts, *gs] if ev.customer_id
             )
         )
-        journeys = self.store.get_journeys(keys)
+        customers, journeys = self.store.read_entries(cids, keys)
         ledger: list[ActivityItem] = []
         converted: list[DerivedEvent] = []
         now = self.clock.now()
+        pending: dict[tuple[str, str], _Entry] = {}
+
+        def flush() -> None:
+            """Write the entries waiting to be written; record and start the ones written."""
+            entries = list(pending.values())
+            pending.clear()
+            if not entries:
+                return
+            conflicts = self.store.join_cohorts([e.join for e in entries])
+            for n, entry in enumerate(entries):
+                state = entry.join.state
+                if n in conflicts:
+                    logger.info(
+                        "journey entered concurrently",
+                        program=state.program,
+                        customer_id=state.customer_id,
+                    )
+                    continue
+                journeys[(state.customer_id, state.program)] = state
+                self._start(entry.program, state)
+                decision = Decision(
+                    state.program,
+                    state.customer_id,
+                    entry.event.event_id,
+                    "entered",
+                    None,
+                    state.execution,
+                    state.cohort,
+                )
+                result.decisions.append(decision)
+                ledger.append(self._ledger(decision, entry.event, now))
+                result.started += 1
+
         for ev, triggered, goals in work:
             cid = ev.customer_id
             assert cid is not None
+            if any((cid, p.id) in pending for p in [*triggered, *goals]):
+                flush()  # a later event of the same journey sees what the earlier one wrote
             for (
                 program
             ) in goals:  # conversions first: an order can end one journey and start another
@@ -180,13 +216,15 @@ class Evaluator:
                     result.decisions.append(decision)
                     ledger.append(self._ledger(decision, ev, now))
             for program in triggered:
-                decision = self._trigger(program, ev, customers.get(cid), journeys, now)
-                if decision is None:
+                outcome = self._trigger(program, ev, customers.get(cid), journeys, now)
+                if outcome is None:
                     continue  # a redelivered trigger: nothing new to record
-                result.decisions.append(decision)
-                ledger.append(self._ledger(decision, ev, now))
-                if decision.decision == "entered":
-                    result.started += 1
+                if isinstance(outcome, _Entry):
+                    pending[(cid, program.id)] = outcome
+                    continue
+                result.decisions.append(outcome)
+                ledger.append(self._ledger(outcome, ev, now))
+        flush()
         self.store.put_activity(ledger)
         if converted:
             failed = self.publisher.publish(converted)
@@ -202,7 +240,8 @@ class Evaluator:
         customer: Customer | None,
         journeys: dict[tuple[str, str], JourneyState],
         now: datetime,
-    ) -> Decision | None:
+    ) -> Decision | _Entry | None:
+        """A decision not to enter (skipped, holdout), an entry to write, or None."""
         cid = ev.customer_id
         assert cid is not None
         key = (cid, program.id)
@@ -256,13 +295,7 @@ class Evaluator:
                 return None
             journeys[(cid, program.id)] = state
             return Decision(program.id, cid, ev.event_id, "holdout", "holdout")
-        joined = self._join(program, customer, state, previous, now)
-        if joined is None:
-            logger.info("journey entered concurrently", program=program.id, customer_id=cid)
-            return None
-        journeys[(cid, program.id)] = joined
-        self._start(program, joined)
-        return Decision(program.id, cid, ev.event_id, "entered", None, name, joined.cohort)
+        return _Entry(program, ev, self._join(program, customer, state, previous, now))
 
     def _join(
         self,
@@ -271,21 +304,21 @@ class Evaluator:
         state: JourneyState,
         previous: JourneyState | None,
         now: datetime,
-    ) -> JourneyState | None:
-        """Join the entry's cohort (the next window's if that one is about to leave); None
-        if the journey changed concurrently."""
+    ) -> Join:
+        """The entry in its cohort (the next window's if that one is about to leave)."""
         assert state.execution is not None and state.last_entry_at is not None
         due, _ = first_due(program, state.last_entry_at, customer, self.cfg)
         if not joinable(due, now):
             due = ceil_to(now + JOIN_MARGIN + timedelta(seconds=1), program.cohort_minutes)
         member = Member(state.customer_id, state.execution, state.last_entry_at, state.arms)
-        joined = state.model_copy(update={"cohort": cohort_id(program.id, due)})
-        assert joined.cohort is not None
-        if not self.store.join_cohort(
-            joined, previous, joined.cohort, member, expires_at(program, due)
-        ):
-            return None
-        return joined
+        cohort = cohort_id(program.id, due)
+        return Join(
+            state.model_copy(update={"cohort": cohort}),
+            previous,
+            cohort,
+            member,
+            expires_at(program, due),
+        )
 
     def _start(self, program: Program, state: JourneyState) -> None:
         """Start the state's cohort execution (once per container: later entries of the

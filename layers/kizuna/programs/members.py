@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kizuna.programs.journeys import JourneyState
 
 COHORT_PK = "COHORT#"  # the cohort's partition in the activity table ('#' is in no customer id)
 MEMBER_SK = "M#"  # a member: M#<customer>#<entry>
@@ -44,3 +48,15 @@ class Child:
     @property
     def sk(self) -> str:
         return f"{CHILD_SK}{self.parent}#{self.origin}#{self.key}"
+
+
+@dataclass(frozen=True)
+class Join:
+    """An entry joining its cohort: the journey state to write (conditionally on
+    ``previous``) and the member item, in one transaction."""
+
+    state: JourneyState
+    previous: JourneyState | None
+    cohort: str
+    member: Member
+    expires_at: int

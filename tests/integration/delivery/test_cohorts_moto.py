@@ -1,0 +1,82 @@
+"""Cohort items on DynamoDB (moto): entries join in shared transactions (a conflicting one is
+left out, the others written), groups are read by a filtered strongly consistent query,
+members move, child headers are found by the step that made them, erasure leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bench.common import create_kizuna_tables
+from kizuna.adapters.dynamodb import DynamoStore
+from kizuna.programs.journeys import JourneyState
+from kizuna.programs.members import GONE, ROOT, Child, Join, Member
+from kizuna_tools.metering import ApiCallCounter
+from tests.moto_setup import fake_aws_env
+
+pytestmark = pytest.mark.integration
+
+REGION = "ap-northeast-1"
+T0 = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
+COHORT = "rank-up-congratulations-20260105T0400Z"
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
+    fake_aws_env(monkeypatch, REGION)
+    with mock_aws():
+        create_kizuna_tables(boto3.client("dynamodb", region_name=REGION))
+        yield DynamoStore(
+            boto3.resource("dynamodb", region_name=REGION),
+            "customers",
+            "activity",
+            sleep=lambda _: None,
+        )
+
+
+def join(cid: str, previous: JourneyState | None = None) -> Join:
+    entry = f"rank-up-congratulations-{cid}"
+    state = JourneyState(
+        customer_id=cid,
+        program="rank-up-congratulations",
+        entries=1,
+        last_entry_at=T0,
+        execution=entry,
+        cohort=COHORT,
+    )
+    return Join(state, previous, COHORT, Member(cid, entry, T0, {"pick": "a"}), 2_000_000_000)
+
+
+def test_joins_share_a_transaction_and_a_conflict_leaves_only_itself_out(
+    store: DynamoStore,
+) -> None:
+    # c1 entered already (another evaluate): its second join conflicts on the journey item
+    assert store.join_cohorts([join("c1")]) == set()
+    calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
+    assert store.join_cohorts([join("c0"), join("c1"), join("c2")]) == {1}
+    # one transaction refused, the rest written in a second one
+    assert dict(calls.calls) == {("dynamodb", "TransactWriteItems"): 2}
+    members = store.cohort_members(COHORT, ROOT)
+    assert sorted(m.customer_id for m in members) == ["c0", "c1", "c2"]
+    assert members[0].arms == {"pick": "a"} and members[0].entered_at == T0
+    _, journeys = store.read_entries([], [("c0", "rank-up-congratulations")])
+    assert journeys[("c0", "rank-up-congratulations")].cohort == COHORT
+
+
+def test_moves_children_and_erasure(store: DynamoStore) -> None:
+    store.join_cohorts([join(f"c{i}") for i in range(4)])
+    members = store.cohort_members(COHORT, ROOT)
+    child = Child("abc123", ROOT, "check", "other", "else:x", T0 + timedelta(hours=1))
+    store.put_children(COHORT, [child], 2_000_000_000)
+    store.move_members(COHORT, members[:2], child.group, 2_000_000_000)
+    store.move_members(COHORT, members[2:3], GONE, 2_000_000_000)
+    assert [m.customer_id for m in store.cohort_members(COHORT, ROOT)] == ["c3"]
+    assert [m.customer_id for m in store.cohort_members(COHORT, "abc123")] == ["c0", "c1"]
+    assert store.cohort_children(COHORT, ROOT, "check") == [child]
+    assert store.cohort_children(COHORT, ROOT, "other") == []
+    assert store.leave_cohort(COHORT, "c0") == 1
+    assert [m.customer_id for m in store.cohort_members(COHORT, "abc123")] == ["c1"]
