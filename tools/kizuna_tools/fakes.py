@@ -121,6 +121,15 @@ class MemoryStore:
         ids = [cid for cid in customer_ids if cid in self.contacts]
         return self.get_customers(customer_ids), {cid: dict(self.contacts[cid]) for cid in ids}
 
+    def read_send_state(
+        self, customer_ids: Sequence[str], program: str | None
+    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]], dict[str, JourneyState]]:
+        customers, contacts = self.read_recipients(customer_ids)
+        if program is None:
+            return customers, contacts, {}
+        found = self.get_journeys([(cid, program) for cid in customer_ids])
+        return customers, contacts, {cid: s for (cid, _), s in found.items()}
+
     def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
         duplicates: set[str] = set()
         for claim in claims:

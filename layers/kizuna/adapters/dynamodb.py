@@ -267,19 +267,24 @@ class DynamoStore:
             (self._activity.name, {"pk": cid, "sk": f"JOURNEY#{pid}"})
             for cid, pid in dict.fromkeys(keys)
         ]
-        customers: dict[str, Customer] = {}
-        journeys: dict[tuple[str, str], JourneyState] = {}
-        for chunk in _chunks(wanted, BATCH_GET_LIMIT):
+        found = self._read_mixed(wanted)
+        customers = {
+            c.customer_id: c for c in map(customer_from_item, found.get(self._customers_name, []))
+        }
+        states = map(JourneyState.model_validate, found.get(self._activity.name, []))
+        return customers, {(j.customer_id, j.program): j for j in states}
+
+    def _read_mixed(self, wanted: Sequence[tuple[str, dict[str, str]]]) -> dict[str, list[Any]]:
+        """Strongly consistent reads of (table, key) pairs over any tables, in shared
+        BatchGetItem calls of at most 100 keys: the items found, by table."""
+        out: dict[str, list[Any]] = {}
+        for chunk in _chunks(list(wanted), BATCH_GET_LIMIT):
             request: dict[str, Any] = {}
             for table, key in chunk:
                 request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
-            found = _batch_get_request(self._dynamodb, request, self._sleep)
-            for item in found.get(self._customers_name, []):
-                customer = customer_from_item(item)
-                customers[customer.customer_id] = customer
-            for state in map(JourneyState.model_validate, found.get(self._activity.name, [])):
-                journeys[(state.customer_id, state.program)] = state
-        return customers, journeys
+            for table, items in _batch_get_request(self._dynamodb, request, self._sleep).items():
+                out.setdefault(table, []).extend(items)
+        return out
 
     def save_customer(self, customer: Customer, expected_version: int) -> Customer:
         saved = customer.model_copy(update={"version": expected_version + 1})
@@ -521,30 +526,37 @@ class DynamoStore:
     ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]:
         """Customers and their CONTACT items' ``sent`` maps in shared BatchGetItem calls
         (both tables in one call, at most 100 keys)."""
+        customers, contacts, _ = self.read_send_state(customer_ids, None)
+        return customers, contacts
+
+    def read_send_state(
+        self, customer_ids: Sequence[str], program: str | None
+    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]], dict[str, JourneyState]]:
+        """What a send decides on, in shared BatchGetItem calls of at most 100 keys: the
+        customers, their CONTACT items' ``sent`` maps and (``program``) their journey
+        states in that program, by customer."""
         ids = list(dict.fromkeys(customer_ids))
-        customers: dict[str, Customer] = {}
+        wanted: list[tuple[str, dict[str, str]]] = []
+        for cid in ids:
+            wanted.append((self._customers_name, {"customer_id": cid}))
+            wanted.append((self._activity.name, {"pk": cid, "sk": CONTACT_SK}))
+            if program is not None:
+                wanted.append((self._activity.name, {"pk": cid, "sk": f"JOURNEY#{program}"}))
+        found = self._read_mixed(wanted)
+        customers = {
+            c.customer_id: c for c in map(customer_from_item, found.get(self._customers_name, []))
+        }
         contacts: dict[str, dict[str, str]] = {}
-        half = BATCH_GET_LIMIT // 2
-        for chunk in _chunks(ids, half):
-            request: dict[str, Any] = {
-                self._customers_name: {
-                    "Keys": [{"customer_id": cid} for cid in chunk],
-                    "ConsistentRead": True,
-                },
-                self._activity.name: {
-                    "Keys": [{"pk": cid, "sk": CONTACT_SK} for cid in chunk],
-                    "ConsistentRead": True,
-                },
-            }
-            found = _batch_get_request(self._dynamodb, request, self._sleep)
-            for item in found.get(self._customers_name, []):
-                customer = customer_from_item(item)
-                customers[customer.customer_id] = customer
-            for item in found.get(self._activity.name, []):
+        journeys: dict[str, JourneyState] = {}
+        for item in found.get(self._activity.name, []):
+            if item["sk"] == CONTACT_SK:
                 sent = item.get("sent")
                 if isinstance(sent, dict):
                     contacts[str(item["pk"])] = {str(k): str(v) for k, v in sent.items()}
-        return customers, contacts
+            else:
+                state = JourneyState.model_validate(item)
+                journeys[state.customer_id] = state
+        return customers, contacts, journeys
 
     @staticmethod
     def _contact_key(execution: str, claim: Claim) -> str:

@@ -56,13 +56,9 @@ class SendStore(Protocol):
     (:class:`kizuna.adapters.dynamodb.DynamoStore`): the same reads and claims as a campaign
     batch's (:class:`kizuna.ports.CampaignRecipients`), for one customer."""
 
-    def read_recipients(
-        self, customer_ids: Sequence[str]
-    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]: ...
-
-    def get_journeys(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], JourneyState]: ...
+    def read_send_state(
+        self, customer_ids: Sequence[str], program: str | None
+    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]], dict[str, JourneyState]]: ...
 
     def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]: ...
 
@@ -152,8 +148,17 @@ class SendService:
         if not isinstance(step, SendStep):
             raise ValueError(f"{program.id}.{reqs[0].step} is not a send step")
         now = self.clock.now()
-        customers, contacts = self.store.read_recipients([r.customer_id for r in reqs])
-        reached = self._goals_reached(program, reqs)
+        exits = program.goal is not None and program.goal.exit_journey
+        customers, contacts, journeys = self.store.read_send_state(
+            [r.customer_id for r in reqs], program.id if exits else None
+        )
+        reached = {
+            r
+            for r in reqs
+            if (state := journeys.get(r.customer_id)) is not None
+            and state.goal_reached_at is not None
+            and state.goal_reached_at >= r.entered_at
+        }
         plans = [
             self._plan(
                 req, program, step, customers.get(req.customer_id), contacts, req in reached, now
@@ -270,18 +275,6 @@ class SendService:
             suppression(customer.customer_id, now, "sms", "opt_out", customer.phone)
         )
         return "suppressed_opt_out"
-
-    def _goals_reached(self, program: Program, reqs: Sequence[SendRequest]) -> set[SendRequest]:
-        """The requests whose customer reached the program's goal since that entry."""
-        if program.goal is None or not program.goal.exit_journey:
-            return set()
-        states = self.store.get_journeys([(r.customer_id, program.id) for r in reqs])
-        out: set[SendRequest] = set()
-        for req in reqs:
-            state = states.get((req.customer_id, program.id))
-            if state and state.goal_reached_at and state.goal_reached_at >= req.entered_at:
-                out.add(req)
-        return out
 
     # -- delivery -----------------------------------------------------------------------
     def _render(
