@@ -382,6 +382,7 @@ class Evaluator:
             "converted",
             "holdout" if state.holdout else None,
             state.execution,
+            state.cohort,
         )
 
     def _ledger(self, d: Decision, ev: IncomingEvent, now: datetime) -> ActivityItem:
