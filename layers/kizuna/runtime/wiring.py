@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from kizuna.delivery.channels import Channel
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
     from kizuna.programs.model import Program
-    from kizuna.runtime.settings import DeliverySettings
+    from kizuna.runtime.settings import DeliverySettings, JourneySettings, SendSettings
     from kizuna.scoring.requests import ScoringRequest
     from kizuna.services.campaign import CampaignService
     from kizuna.services.cohort import CohortService
@@ -104,9 +104,10 @@ def evaluate_service() -> EvaluateService:
     )
 
 
-@lru_cache(maxsize=1)
-def journey_service() -> CohortService:
-    """The journey function: a cohort's branches, splits and local times."""
+def _cohorts(
+    s: JourneySettings | SendSettings, sender: SendService | None = None
+) -> CohortService:
+    """A cohort's steps over the deployed programs, starting child executions."""
     import boto3
 
     from kizuna.adapters.dynamodb import DynamoStore
@@ -114,18 +115,25 @@ def journey_service() -> CohortService:
     from kizuna.programs.bundle import load_deployed_segments
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.config import load_config
-    from kizuna.runtime.settings import journey_settings
     from kizuna.services.cohort import CohortService
 
-    s = journey_settings()
     return CohortService(
         programs(s.PROGRAMS_DIR),
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),
-        segments=load_deployed_segments(),
+        sender=sender,
+        segments=None if sender else load_deployed_segments(),
     )
+
+
+@lru_cache(maxsize=1)
+def journey_service() -> CohortService:
+    """The journey function: a cohort's branches, splits and local times."""
+    from kizuna.runtime.settings import journey_settings
+
+    return _cohorts(journey_settings())
 
 
 @lru_cache(maxsize=1)
@@ -307,24 +315,9 @@ def send_service() -> SendService:
 @lru_cache(maxsize=1)
 def cohort_sends() -> CohortService:
     """The send function's cohort steps: a group's messages through :func:`send_service`."""
-    import boto3
-
-    from kizuna.adapters.dynamodb import DynamoStore
-    from kizuna.adapters.stepfunctions import StepFunctionsStarter
-    from kizuna.runtime.clock import CurrentClock
-    from kizuna.runtime.config import load_config
     from kizuna.runtime.settings import send_settings
-    from kizuna.services.cohort import CohortService
 
-    s = send_settings()
-    return CohortService(
-        programs(s.PROGRAMS_DIR),
-        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
-        StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
-        load_config(s.KIZUNA_CONFIG),
-        CurrentClock(),
-        sender=send_service(),
-    )
+    return _cohorts(send_settings(), send_service())
 
 
 @lru_cache(maxsize=1)
