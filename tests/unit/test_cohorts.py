@@ -321,3 +321,15 @@ def test_erasure_takes_the_customer_out_of_their_cohorts() -> None:
     report = erase(cid, Privacy(), store, NIGHT)  # type: ignore[arg-type]
     assert report.journeys_stopped == 1
     assert store.cohort_members(cohort, ROOT) == []
+
+
+def test_a_send_step_that_crashed_leaves_nobody_without_an_outcome(branchy: Program) -> None:
+    people = {f"f{i}": tokyo(f"f{i}") for i in range(3)}
+    service, store, _, cohort = world(branchy, people)
+    # f0 was sent before the crash: its entry stays
+    store.messages[("f0", "MSG#branchy-f0#hello")] = {"status": "sent", "channel": "email"}
+    assert ask(service, cohort, "failed", "hello") == {"failed": 2}
+    statuses = {cid: store.messages[(cid, f"MSG#branchy-{cid}#hello")] for cid in people}
+    assert statuses["f0"]["status"] == "sent"
+    assert statuses["f1"]["status"] == statuses["f2"]["status"] == "failed"
+    assert statuses["f1"]["reason"] == "step_failed" and statuses["f1"]["run"] == cohort

@@ -4,8 +4,9 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
 - ``__start`` waits until the execution's instant (``$.at``: the cohort's due instant, or a
   child group's), ``__dispatch`` goes to the step the group starts at (``$.step``);
 - ``send`` -> one invocation of the send function over the group (contact policy, render,
-  claim, deliver, record — per member); a crash after every retry is kept in ``$.error``
-  and the journey goes on (the ledger has each member's outcome or its absence);
+  claim, deliver, record — per member); after a crash that outlasts every retry, the
+  journey function records ``failed`` for each member the step did not decide for, and
+  the journey goes on;
 - ``wait`` -> a Wait state; "until a local time" asks the journey function for the instant
   most of the group shares (members in other time zones continue in child groups);
 - ``branch`` / ``split`` -> one invocation of the journey function, which moves the members
@@ -131,9 +132,19 @@ def _states(program: Program) -> dict[str, Any]:
                     "Next": after(i),
                 },
             )
-            # each member's outcome is in the ledger; a crash after all retries is kept
-            # in $.error (and alarmed on) and the journey goes on
-            states[f"{sid}__failed"] = {"Type": "Pass", "Next": after(i)}
+            # a crash after all retries (kept in $.error): every member the step did not
+            # decide for gets a `failed` ledger entry (never silently none), and the
+            # journey goes on
+            states[f"{sid}__failed"] = _invoke(
+                "JourneyFunctionArn",
+                {**GROUP_INPUT, "action": "failed", "step": sid},
+                {
+                    "Catch": [
+                        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": after(i)}
+                    ],
+                    "Next": after(i),
+                },
+            )
         elif isinstance(step, WaitStep):
             seconds = int(step.duration.total_seconds())
             if step.until_local_time is None:

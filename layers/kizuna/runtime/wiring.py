@@ -104,9 +104,7 @@ def evaluate_service() -> EvaluateService:
     )
 
 
-def _cohorts(
-    s: JourneySettings | SendSettings, sender: SendService | None = None
-) -> CohortService:
+def _cohorts(s: JourneySettings | SendSettings, sender: SendService | None = None) -> CohortService:
     """A cohort's steps over the deployed programs, starting child executions."""
     import boto3
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso, parse_time
+from kizuna.ports import Claim
 from kizuna.programs.cohorts import (
     child_group,
     chunked,
@@ -67,6 +68,8 @@ class CohortStore(Protocol):
     def record_steps(
         self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]
     ) -> None: ...
+
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]: ...
 
 
 class Starter(Protocol):
@@ -125,6 +128,8 @@ class CohortService:
     def handle(self, req: GroupRequest) -> dict[str, Any]:
         program = self.programs[req.program]
         expires = expires_at(program, due_of(req.cohort))
+        if req.action == "failed":
+            return self._failed(req)
         step = program.step(req.step)
         now = self.clock.now()
         members, overflow = chunked(
@@ -176,6 +181,39 @@ class CohortService:
         if req.action == "local_time" and isinstance(step, WaitStep):
             return self._local_time(req, program, step, members, now)
         raise ValueError(f"{program.id}.{req.step}: no action {req.action!r} on this step")
+
+    def _failed(self, req: GroupRequest) -> dict[str, Any]:
+        """The send step crashed after every retry: each member without a ledger entry for
+        it gets ``failed`` (a claim: what the step did decide stays; a ``sending`` claim
+        stays ``sending``, the provider may have taken it)."""
+        now = iso(self.clock.now())
+        members = self.store.cohort_members(req.cohort, req.group)
+        claims = [
+            Claim(
+                m.customer_id,
+                {
+                    "program": req.program,
+                    "step": req.step,
+                    "execution": m.entry,
+                    "cohort": req.cohort,
+                    "run": req.run,
+                    "status": "failed",
+                    "reason": "step_failed",
+                    "at": now,
+                },
+                execution=m.entry,
+            )
+            for m in members
+        ]
+        already = self.store.claim_messages(req.run, req.step, claims) if claims else set()
+        logger.error(
+            "cohort send step failed",
+            program=req.program,
+            step=req.step,
+            members=len(members),
+            recorded=len(claims) - len(already),
+        )
+        return {"failed": len(claims) - len(already)}
 
     # -- the steps ------------------------------------------------------------------------
     def _send(self, req: GroupRequest, members: list[Member]) -> _Outcome:

@@ -32,7 +32,7 @@ class GroupRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["send", "check", "split", "local_time"]
+    action: Literal["send", "check", "split", "local_time", "failed"]
     program: str
     cohort: str
     group: str
