@@ -77,9 +77,9 @@ def test_asl_validator_refuses_what_aws_refused(
     # The second opinion is not vacuous: it refuses the pre-fix shape (an orphan Succeed)
     name, definition = next(iter(definitions.items()))
     broken = copy.deepcopy(definition)
-    broken["States"]["__end"] = {"Type": "Succeed"}
+    broken["States"]["__orphan"] = {"Type": "Succeed"}
     assert run_asl_validator({name: broken}, asl_validator) == {
-        name: ["MISSING_TRANSITION_TARGET: State __end is not reachable"]
+        name: ["MISSING_TRANSITION_TARGET: State __orphan is not reachable"]
     }
 
 

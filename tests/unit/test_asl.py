@@ -24,7 +24,15 @@ from kizuna.programs.asl import (
     path_problem,
     validate_definition,
 )
-from kizuna.programs.compiler import DISPATCH, END, START, compile_program, estimated_transitions
+from kizuna.programs.compiler import (
+    DISPATCH,
+    END,
+    START,
+    child_starts,
+    compile_program,
+    estimated_transitions,
+    start_step,
+)
 from kizuna.programs.loader import load_program, load_programs
 from kizuna.programs.model import Program
 from kizuna_tools import aslcheck
@@ -33,23 +41,28 @@ from tests.factories import sample_program
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
-# Transitions of a cohort's root execution (issue 15): 2 to start (the Wait until its instant
-# and the dispatch), then one per step (a local-time wait: two); a wait-first program's cohort
-# starts after that wait. Whatever the cohort's size.
+# Transitions of a cohort's root execution (issue 15): the Wait until its instant (a
+# wait-first program's first wait is that Wait), the dispatch if a child group can start
+# elsewhere, then one per step (a local-time wait: two; an exit: none, the state before it
+# ends the execution). Whatever the cohort's size.
 SEED_TRANSITIONS = {
-    "cart-abandonment": {"min": 8, "max": 8},
-    "champions-care": {"min": 4, "max": 4},
-    "points-to-next-rank": {"min": 4, "max": 4},
-    "post-purchase-recommendation": {"min": 4, "max": 4},
-    "rank-up-congratulations": {"min": 8, "max": 8},
-    "second-purchase-coupon": {"min": 7, "max": 7},
-    "winback-before-dormancy": {"min": 7, "max": 7},
+    "cart-abandonment": {"min": 7, "max": 7},
+    "champions-care": {"min": 2, "max": 2},
+    "points-to-next-rank": {"min": 2, "max": 2},
+    "post-purchase-recommendation": {"min": 2, "max": 2},
+    "rank-up-congratulations": {"min": 7, "max": 7},
+    "second-purchase-coupon": {"min": 6, "max": 6},
+    "winback-before-dormancy": {"min": 6, "max": 6},
 }
 FALLS_OFF_THE_END = sample_program("{id: pause, type: wait, days: 1}")
 NO_SEND_TO_EXIT = sample_program(
     "{id: check, type: branch, condition: {rank: [Gold]}, then: done}",
     "{id: done, type: exit}",
 )
+
+
+def exits(program: Program) -> set[str]:
+    return {s.id for s in program.steps if s.type == "exit"}
 
 
 def reachable(definition: dict[str, Any]) -> set[str]:
@@ -95,42 +108,54 @@ def test_the_seeds_are_all_there() -> None:
 def test_pruning_keeps_the_seeds_behaviour(program: Program) -> None:
     definition = compile_program(program)
     assert estimated_transitions(program) == SEED_TRANSITIONS[program.id]
-    # Every step still has its state; a child group can start at any step but the root's
-    assert {s.id for s in program.steps} <= set(definition["States"])
-    assert definition["StartAt"] == START and definition["States"][START]["Next"] == DISPATCH
-    dispatch = definition["States"][DISPATCH]
-    assert {c["Next"] for c in dispatch["Choices"]} | {dispatch["Default"]} == {
-        s.id for s in program.steps
+    # Every step has its state but an exit (the state before it ends the execution) and a
+    # wait-first program's first wait (the cohort's own: __start)
+    first_wait = program.steps[0].id if program.steps[0].type == "wait" else None
+    kept = {s.id for s in program.steps if s.type != "exit" and s.id != first_wait}
+    assert {n for n in definition["States"] if not n.startswith("__")} - kept <= {
+        n for n in definition["States"] if "__" in n
     }
-    # All seven end every path with an exit step: nothing falls off the end
-    assert END not in definition["States"]
+    assert kept <= set(definition["States"])
+    assert definition["StartAt"] == START
+    # a child group starts where it may (the dispatch), the root where its cohort starts
+    dispatch = definition["States"].get(DISPATCH)
+    starts = {start_step(program)} | (
+        {c["Next"] for c in dispatch["Choices"]} if dispatch else set()
+    )
+    assert starts == {s for s in child_starts(program) if s not in exits(program)} | {
+        start_step(program)
+    }
+    # __end only where a Catch needs a state to go to (a failed send before the exit)
+    if END in definition["States"]:
+        assert definition["States"][END] == {"Type": "Succeed"}
 
 
 def test_end_is_emitted_when_a_step_falls_off_the_end(tmp_path: Path) -> None:
     # Given a program whose last step has no successor
     definition = compile_program(load(tmp_path, FALLS_OFF_THE_END))
-    # Then the wait goes to __end, which exists, and the definition is valid
-    assert definition["States"]["pause"]["Next"] == END
-    assert definition["States"][END] == {"Type": "Succeed"}
+    # Then the wait ends the execution, and the definition is valid
+    assert definition["States"]["pause"]["End"] is True
     assert validate_definition(definition) == []
 
 
 def test_a_branch_without_else_goes_to_end(tmp_path: Path) -> None:
     definition = compile_program(load(tmp_path, NO_SEND_TO_EXIT))
-    # the group goes on along `then`; the members of the missing `else` leave in the step
-    assert definition["States"]["check"]["Next"] == "done"
+    # the group goes on along `then` (an exit: the step ends the execution); the members of
+    # the missing `else` leave in the step
+    assert definition["States"]["check"]["End"] is True
     assert END not in definition["States"]
     assert validate_definition(definition) == []
 
 
 def test_the_pre_fix_definitions_are_refused_as_aws_refused_them() -> None:
-    # Given a seed's definition with the Succeed state the compiler used to add
-    program = next(p for p in PROGRAMS if p.id == "champions-care")
+    # Given a seed's definition with a Succeed state nothing leads to (what the compiler
+    # used to add as __end)
+    program = next(p for p in PROGRAMS if p.id == "points-to-next-rank")
     definition = compile_program(program)
-    definition["States"][END] = {"Type": "Succeed"}
+    definition["States"]["__done"] = {"Type": "Succeed"}
     # Then it is refused, naming the state
     assert validate_definition(definition) == [
-        "State '__end' is not reachable from StartAt '__start'"
+        "State '__done' is not reachable from StartAt '__start'"
     ]
 
 

@@ -208,6 +208,9 @@ class MemoryStore:
         found = self.children.get(cohort, {})
         return [c for _, c in sorted(found.items()) if c.parent == parent and c.origin == step]
 
+    def read_group(self, cohort: str, group: str, step: str) -> tuple[list[Member], list[Child]]:
+        return self.cohort_members(cohort, group), self.cohort_children(cohort, group, step)
+
     def leave_cohort(self, cohort: str, customer_id: str) -> int:
         found = self.members.get(cohort, {})
         gone = [sk for sk, m in found.items() if m.customer_id == customer_id]

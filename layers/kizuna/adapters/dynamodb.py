@@ -450,25 +450,37 @@ class DynamoStore:
 
     def cohort_children(self, cohort: str, parent: str, step: str) -> list[Child]:
         """The child groups a step of ``parent`` made (every one, a retried step's too)."""
-        from boto3.dynamodb.conditions import Key
+        return self.read_group(cohort, parent, step)[1]
+
+    def read_group(self, cohort: str, group: str, step: str) -> tuple[list[Member], list[Child]]:
+        """A group's members and the child groups its step made already (a retried step's),
+        in one strongly consistent query of the cohort's partition."""
+        from boto3.dynamodb.conditions import Attr, Key
 
         items = _items(
             self._activity.query,
-            KeyConditionExpression=Key("pk").eq(f"{COHORT_PK}{cohort}")
-            & Key("sk").begins_with(f"{CHILD_SK}{parent}#{step}#"),
+            KeyConditionExpression=Key("pk").eq(f"{COHORT_PK}{cohort}"),
+            FilterExpression=(Attr("sk").begins_with(MEMBER_SK) & Attr("group").eq(group))
+            | Attr("sk").begins_with(f"{CHILD_SK}{group}#{step}#"),
             ConsistentRead=True,
         )
-        return [
-            Child(
-                group=str(i["group"]),
-                parent=str(i["parent"]),
-                origin=str(i["origin"]),
-                step=str(i["step"]),
-                key=str(i["key"]),
-                at=parse_time(str(i["due"])),
-            )
-            for i in items
-        ]
+        members: list[Member] = []
+        children: list[Child] = []
+        for i in items:
+            if str(i["sk"]).startswith(MEMBER_SK):
+                members.append(_member_of(i))
+            else:
+                children.append(
+                    Child(
+                        group=str(i["group"]),
+                        parent=str(i["parent"]),
+                        origin=str(i["origin"]),
+                        step=str(i["step"]),
+                        key=str(i["key"]),
+                        at=parse_time(str(i["due"])),
+                    )
+                )
+        return members, children
 
     def leave_cohort(self, cohort: str, customer_id: str) -> int:
         """Delete a customer's member items in a cohort (erasure); how many there were."""

@@ -8,11 +8,12 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
   journey function records ``failed`` for each member the step did not decide for, and
   the journey goes on;
 - ``wait`` -> a Wait state; "until a local time" asks the journey function for the instant
-  most of the group shares (members in other time zones continue in child groups);
+  most of the group shares (members in other time zones continue in child groups); a
+  program's first wait is the cohort's own: ``__start`` waits until it ends;
 - ``branch`` / ``split`` -> one invocation of the journey function, which moves the members
   of the other side / other arms to child groups; the group goes on along ``then`` / the
   first arm;
-- ``exit`` -> Succeed.
+- ``exit`` -> nothing: the state before it ends the execution.
 
 A group with nobody left goes on (each later step is one query that finds no member): a
 Choice after every step to end it early would cost a transition per step for every cohort.
@@ -83,6 +84,26 @@ def start_step(program: Program) -> str | None:
     return program.steps[0].id
 
 
+def child_starts(program: Program) -> list[str]:
+    """The steps a child group can start at (:mod:`kizuna.services.cohort`): any step a
+    function runs (a group over the limit splits there; a send defers there), a branch's
+    and a split's targets, and the step after a wait until a local time."""
+    found: list[str] = []
+    for i, step in enumerate(program.steps):
+        runs = isinstance(step, SendStep | BranchStep | SplitStep) or (
+            isinstance(step, WaitStep) and step.until_local_time is not None
+        )
+        if runs and not (i == 0 and isinstance(step, WaitStep)):  # a cohort's own wait
+            found.append(step.id)
+        if isinstance(step, BranchStep):
+            found += [t for t in (step.then, step.otherwise) if t]
+        elif isinstance(step, SplitStep):
+            found += [a.next for a in step.arms if a.next]
+        elif isinstance(step, WaitStep) and step.until_local_time is not None:
+            found += next_of(program, i)
+    return list(dict.fromkeys(found))
+
+
 def compile_program(program: Program) -> dict[str, Any]:
     """The program's ASL definition; raises :class:`kizuna.programs.asl.InvalidDefinition`
     if Step Functions would refuse it."""
@@ -96,27 +117,41 @@ def compile_program(program: Program) -> dict[str, Any]:
 
 
 def _states(program: Program) -> dict[str, Any]:
-    """The entry states, every step's states, then ``__end`` if something leads there."""
-    first = start_step(program) or END
-    states: dict[str, Any] = {
-        START: {"Type": "Wait", "TimestampPath": "$.at", "Next": DISPATCH},
-        DISPATCH: {
-            "Type": "Choice",
-            "Choices": [
-                {"Variable": "$.step", "StringEquals": s.id, "Next": s.id}
-                for s in program.steps
-                if s.id != first
-            ],
-            "Default": first,
-        },
-    }
+    """The entry states, every step's states, then ``__end`` if something leads there.
 
-    def after(i: int) -> str:
+    An ``exit`` step is no state of its own: the state before it ends the execution
+    (``End``), one transition fewer per execution; a Catch, which needs a state to go to,
+    goes to ``__end``."""
+    exits = {s.id for s in program.steps if isinstance(s, ExitStep)}
+    first = start_step(program)
+
+    def then(target: str | None) -> dict[str, Any]:
+        """How a state goes on to ``target`` (None: the journey is over)."""
+        return {"End": True} if target is None or target in exits else {"Next": target}
+
+    def catch_to(target: str | None) -> str:
+        return END if target is None or target in exits else target
+
+    choices = [
+        {"Variable": "$.step", "StringEquals": sid, "Next": sid}
+        for sid in child_starts(program)
+        if sid != first and sid not in exits
+    ]
+    states: dict[str, Any] = {START: {"Type": "Wait", "TimestampPath": "$.at"}}
+    if choices:  # a child group may start at another step than the root's
+        states[START]["Next"] = DISPATCH
+        states[DISPATCH] = {"Type": "Choice", "Choices": choices, "Default": catch_to(first)}
+    else:
+        states[START].update(then(first))
+
+    def after(i: int) -> str | None:
         found = next_of(program, i)
-        return found[0] if found else END
+        return found[0] if found else None
 
     for i, step in enumerate(program.steps):
         sid = step.id
+        if i == 0 and isinstance(step, WaitStep):
+            continue  # a wait-first program's cohort is due when that wait ends: __start
         if isinstance(step, SendStep):
             states[sid] = _invoke(
                 "SendFunctionArn",
@@ -129,7 +164,7 @@ def _states(program: Program) -> dict[str, Any]:
                             "Next": f"{sid}__failed",
                         }
                     ],
-                    "Next": after(i),
+                    **then(after(i)),
                 },
             )
             # a crash after all retries (kept in $.error): every member the step did not
@@ -140,15 +175,19 @@ def _states(program: Program) -> dict[str, Any]:
                 {**GROUP_INPUT, "action": "failed", "step": sid},
                 {
                     "Catch": [
-                        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": after(i)}
+                        {
+                            "ErrorEquals": ["States.ALL"],
+                            "ResultPath": "$.error",
+                            "Next": catch_to(after(i)),
+                        }
                     ],
-                    "Next": after(i),
+                    **then(after(i)),
                 },
             )
         elif isinstance(step, WaitStep):
             seconds = int(step.duration.total_seconds())
             if step.until_local_time is None:
-                states[sid] = {"Type": "Wait", "Seconds": seconds, "Next": after(i)}
+                states[sid] = {"Type": "Wait", "Seconds": seconds, **then(after(i))}
             else:
                 states[sid] = _invoke(
                     "JourneyFunctionArn",
@@ -168,22 +207,20 @@ def _states(program: Program) -> dict[str, Any]:
                 states[f"{sid}__wait"] = {
                     "Type": "Wait",
                     "TimestampPath": "$.wait.at",
-                    "Next": after(i),
+                    **then(after(i)),
                 }
         elif isinstance(step, BranchStep):
             states[sid] = _invoke(
                 "JourneyFunctionArn",
                 {**GROUP_INPUT, "action": "check", "step": sid},
-                {"Next": step.then or END},
+                then(step.then),
             )
         elif isinstance(step, SplitStep):
             states[sid] = _invoke(
                 "JourneyFunctionArn",
                 {**GROUP_INPUT, "action": "split", "step": sid},
-                {"Next": step.arms[0].next or END},
+                then(step.arms[0].next),
             )
-        elif isinstance(step, ExitStep):
-            states[sid] = {"Type": "Succeed"}
     if END in {t for state in states.values() for t in _transitions(state)}:
         states[END] = {"Type": "Succeed"}
     return states

@@ -63,7 +63,9 @@ class CohortStore(Protocol):
 
     def put_children(self, cohort: str, children: Sequence[Child], expires_at: int) -> None: ...
 
-    def cohort_children(self, cohort: str, parent: str, step: str) -> list[Child]: ...
+    def read_group(
+        self, cohort: str, group: str, step: str
+    ) -> tuple[list[Member], list[Child]]: ...
 
     def record_steps(
         self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]
@@ -132,9 +134,8 @@ class CohortService:
             return self._failed(req)
         step = program.step(req.step)
         now = self.clock.now()
-        members, overflow = chunked(
-            self.store.cohort_members(req.cohort, req.group), self.group_limit
-        )
+        found, started = self.store.read_group(req.cohort, req.group, step.id)
+        members, overflow = chunked(found, self.group_limit)
         moves: list[tuple[Child | None, list[Member]]] = [
             (self._child(req, step.id, step.id, f"part:{_digest(chunk)}", now), chunk)
             for chunk in overflow
@@ -150,7 +151,9 @@ class CohortService:
         for child, group in moves:
             if group:
                 self.store.move_members(req.cohort, group, child.group if child else GONE, expires)
-        for child in self.store.cohort_children(req.cohort, req.group, step.id):
+        # this attempt's children, and any an earlier attempt made (it may have crashed
+        # before it started them): starting one twice is the same execution
+        for child in {c.sk: c for c in [*started, *children]}.values():
             name = run_name(req.cohort, child.group)
             payload = execution_input(program.id, req.cohort, child.group, child.step, child.at)
             self.starter.start(program.id, name, payload)

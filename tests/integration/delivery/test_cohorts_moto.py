@@ -80,3 +80,17 @@ def test_moves_children_and_erasure(store: DynamoStore) -> None:
     assert store.cohort_children(COHORT, ROOT, "other") == []
     assert store.leave_cohort(COHORT, "c0") == 1
     assert [m.customer_id for m in store.cohort_members(COHORT, "abc123")] == ["c1"]
+
+
+def test_a_step_reads_its_group_and_its_earlier_children_in_one_query(
+    store: DynamoStore,
+) -> None:
+    store.join_cohorts([join(f"c{i}") for i in range(3)])
+    child = Child("abc123", ROOT, "check", "other", "else:x", T0)
+    elsewhere = Child("def456", ROOT, "remind", "remind", "until:y", T0)
+    store.put_children(COHORT, [child, elsewhere], 2_000_000_000)
+    store.move_members(COHORT, store.cohort_members(COHORT, ROOT)[:1], child.group, 2_000_000_000)
+    calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
+    members, children = store.read_group(COHORT, ROOT, "check")
+    assert dict(calls.calls) == {("dynamodb", "Query"): 1}
+    assert [m.customer_id for m in members] == ["c1", "c2"] and children == [child]
