@@ -252,18 +252,26 @@ def _merge(a: Mapping[str, OpCount], b: Mapping[str, OpCount]) -> dict[str, OpCo
 def journey_transitions(pipe: Mapping[str, Any]) -> tuple[float, float]:
     """(transitions per journey entry, scoring transitions in the run).
 
-    Per entry: the mean states entered per finished execution, weighted by executions over
-    the programs (executions still waiting are assumed to finish like the finished ones).
+    Per entry: every state the journey machines entered (the mean per finished execution
+    times their executions: executions still waiting are assumed to finish like the
+    finished ones), over the journeys started — one execution carries a cohort of entries,
+    so executions and entries differ. Campaign machines are neither (see
+    :func:`delivery_transitions`).
     """
-    programs = {p for p in pipe["transitions"] if "Scoring" not in p}
-    executions = sum(pipe["transitions"][p]["executions"] for p in programs)
-    entered = sum(
-        pipe["transitions"][p]["mean"] * pipe["transitions"][p]["executions"] for p in programs
+    table = pipe["transitions"]
+    journeys = [p for p in table if "Scoring" not in p and "Campaign" not in p]
+    entered = sum(table[p]["mean"] * table[p]["executions"] for p in journeys)
+    scoring = sum(t["mean"] * t["executions"] for p, t in table.items() if "Scoring" in p)
+    started = float(pipe.get("journeys_started") or 0)
+    return (entered / started if started else 0.0), scoring
+
+
+def delivery_transitions(pipe: Mapping[str, Any]) -> float:
+    """Every state the machines that deliver (journeys and campaigns) entered in the run."""
+    table = pipe["transitions"]
+    return float(
+        sum(t["mean"] * t["executions"] for p, t in table.items() if "Scoring" not in p)
     )
-    scoring = sum(
-        t["mean"] * t["executions"] for p, t in pipe["transitions"].items() if "Scoring" in p
-    )
-    return (entered / executions if executions else 0.0), scoring
 
 
 def usages(pipe: Mapping[str, Any]) -> tuple[Usage, Usage]:
@@ -293,10 +301,10 @@ def usages(pipe: Mapping[str, Any]) -> tuple[Usage, Usage]:
 
     processing = usage(PROCESSING)
     processing.eventbridge_events += float(pipe["events"])  # the producer's inbound events
-    per_entry, scoring = journey_transitions(pipe)
+    _, scoring = journey_transitions(pipe)
     processing.transitions = scoring
     delivery = usage(DELIVERY)
-    delivery.transitions = per_entry * float(pipe["journeys_started"])
+    delivery.transitions = delivery_transitions(pipe)
     delivery.channel_messages = {
         CHANNEL_PRICE[ch]: float(n) for ch, n in pipe["summary"]["outbox"].items() if n
     }

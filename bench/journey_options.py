@@ -2,8 +2,10 @@
 it since: three ways to run the demo's programs, each priced with ``bench/cost_model.py``'s
 unit prices on the demo's measured mix.
 
-* **status quo** — one Standard execution per entry: the transitions, Lambda invocations,
-  handler times and DynamoDB items measured by the pipeline bench (``out/bench.json``);
+* **status quo** — the previous engine, one Standard execution per entry: the
+  transitions, Lambda invocations, handler times and DynamoDB items measured by the
+  pipeline bench (``out/bench.json`` if it is a run of that engine, else the figures of
+  its 2026-11-30 run, below);
 * **timers** — per-customer durable timers: each wait is a one-time EventBridge Scheduler
   schedule (deleted after it fires), each stretch between waits a short Express execution
   that runs the same per-customer tasks as today;
@@ -13,52 +15,60 @@ unit prices on the demo's measured mix.
   "Journeys in cohorts").
 
 Pure arithmetic on measured counts and the programs in ``programs/*.yaml``; the cohort
-figures are a model (stated below), not a measurement. Scope: the journey path from the
-start of a journey to its last step — evaluate's own reads and writes, the same for every
-option, are left out, except what an option changes at entry (its start call, and the
-cohort member written with the journey state). Channel fees excluded.
+figures are a model (stated below), not a measurement: the engine's measured figures are
+docs/PERFORMANCE.md's "Journeys: previous engine vs cohort engine (same run)". Scope: the
+journey path from the start of a journey to its last step. Of evaluate, only what the
+engine changes at entry is counted, in its own column and not in the steps' calls: its
+read (S: two calls a batch, customers then journeys, as measured; T and C: one
+BatchGetItem over both tables a batch), the entry's write (S and T: a PutItem; C: the
+journey state and the cohort member in shared TransactWriteItems, 50 entries a call, one
+call per evaluate batch as an upper bound, 4 WRU an entry: +3 WRU against a PutItem) and
+its start call. Channel fees excluded.
 
 Cohort model, per program and day:
 
 * entries a day = the run's entries of the program x scale / days;
 * cohorts a day: a first step that waits until a local time keys the cohort by that local
   instant, so each time zone with an entry that day makes one cohort; otherwise entries
-  share the W-minute window they arrive in, and arrive together when a daily job triggers
-  them (segment changes from the 02:00 scoring, dormancy risk from the 01:00 sweep), by the
-  hour when the hourly sweep does (abandoned carts), spread evenly over the shop's active
-  hours otherwise (the demo's events fall between 07:00 and 23:00):
+  share the W-minute window they arrive in (the program's ``cohort_minutes`` unless
+  ``--window``), and arrive together when a daily job triggers them (segment changes from
+  the 02:00 scoring, dormancy risk from the 01:00 sweep), by the hour when the hourly
+  sweep does (abandoned carts), spread evenly over the shop's active hours otherwise (the
+  demo's events fall between 07:00 and 23:00):
   ``slots x (1 - (1 - 1/slots) ** entries)`` windows hold one (a lower bound on the size:
   real arrivals bunch); an entry within 2 minutes of its window's end joins the next
   window's cohort, which shifts the windows but not their number;
-* the engine as it is built (``kizuna.programs.compiler``, ``kizuna.services.cohort``):
-  an execution, root or child, enters a Wait until its instant and a Choice (the dispatch):
-  2 transitions; then 1 per step (a Task; a wait until a local time is a Task and a Wait:
-  2; a fixed wait: 1; an exit or the end: 1). A root cohort whose program starts with a
-  wait starts after it (the cohort's instant is that wait's end). The first step invoked
-  over a group of more than 500 keeps 500 and moves the others, 500 at a time, to child
-  executions that start at that step;
-* members who diverge (a branch's else side, other split arms, another time zone at a
-  local-time wait) continue in a child execution (2 + the steps from the divergence) if
-  any member of the group does: probability ``1 - (1 - share) ** members``; members whose
-  next step is an exit (or nothing) leave in the step that decides: no child. An emptied
-  group goes on to the end, each step finding nobody (``--empty-ends`` prices the
-  alternative: its next Task fails, a Catch ends it). Branch sides are 50/50
-  (``--branch-share``); split arms by weight; time zones as the demo's shop
-  (``tools/kizuna_tools/simulation.py``: 90% Asia/Tokyo, the rest among four zones); goal
-  exits and quiet-hours deferrals are left out;
-* per step invocation: two consistent Queries of the cohort's partition (the group's
-  members, filtered from every member, 1 MB a page; the step's child headers); send steps
-  read customers and CONTACT items (50 members a BatchGetItem) and, with a goal that
-  exits, the members' journeys (100 a call), write a claim per member and a CONTACT update
-  per message in TransactWriteItems (100 actions a call), outcomes in BatchWriteItem (25 a
-  call), call the providers (push: 100 a call); branches read fresh customers, local-time
-  waits the members' zones; branches, splits and local-time waits record each member's
-  decision (``STEP#<entry>#<step>``, BatchWriteItem) and move the members who leave; the
-  step's children cost their headers (one BatchWriteItem), their moved members and a
-  StartExecution each. Entry: the journey state and the member item in one
-  TransactWriteItems (4 WRU, against 1 for today's PutItem: +3 WRU an entry); evaluate
-  starts a cohort's root execution once per warm container, counted once per cohort (a
-  lower bound);
+* transitions are read off the compiled state machine
+  (``kizuna.programs.compiler.compile_program``), not re-derived: an execution, root or
+  child, enters ``__start`` (a Wait until its instant), ``__dispatch`` (a Choice) only if
+  a child group can start elsewhere than the root (``child_starts``), then the states of
+  each step on the success path (a send, branch or split: its Task; a wait until a local
+  time: Task and Wait; a fixed wait: its Wait; an exit: nothing, the state before it
+  ends the execution). A root starts at ``start_step``: a wait-first program's first wait
+  is ``__start`` itself. The crash path (``<step>__failed``, ``__end``) is not priced;
+* the first step invoked over a group of more than 500 keeps 500 and moves the others,
+  500 at a time, to child executions that start at that step; members who diverge (a
+  branch's else side, other split arms, another time zone at a local-time wait) continue
+  in a child execution if any member of the group does: probability
+  ``1 - (1 - share) ** members``; members whose next step is an exit (or nothing) leave
+  in the step that decides: no child. An emptied group goes on to the end, each step
+  finding nobody (``--empty-ends`` prices the alternative the engine does not build: its
+  next Task ends it, 2 transitions). Branch sides are 50/50 (``--branch-share``); split
+  arms by weight; time zones as the demo's shop (``tools/kizuna_tools/simulation.py``:
+  90% Asia/Tokyo, the rest among four zones); goal exits and quiet-hours deferrals are
+  left out;
+* per step invocation: one consistent Query of the cohort's partition (the group's
+  members and the child headers an earlier attempt made, filtered from every item, 1 MB
+  a page; the headers are not counted); send steps read customers, CONTACT items and,
+  with a goal that exits, JOURNEY# items in one BatchGetItem (2 or 3 keys a member, 100
+  keys a call), write a claim per member and a CONTACT update per message in
+  TransactWriteItems (100 actions a call), outcomes in BatchWriteItem (25 a call), call
+  the providers (push: 100 a call); branches read fresh customers, local-time waits the
+  members' zones (100 a call); branches, splits and local-time waits record each
+  member's decision (``STEP#<entry>#<step>``, BatchWriteItem) and move the members who
+  leave; the step's children cost their headers (one BatchWriteItem), their moved
+  members and a StartExecution each. Evaluate starts a cohort's root execution once per
+  warm container, counted once per cohort (a lower bound);
 * Lambda compute: an invocation costs the journey helper's measured mean handler time,
   and each delivered message the campaign function's measured GB-s per delivered message
   (both on moto, both over-estimates).
@@ -93,7 +103,14 @@ from bench.cost_model import (  # noqa: E402
     load_prices,
     per_million,
 )
+from kizuna.adapters.dynamodb import (  # noqa: E402
+    BATCH_GET_LIMIT,
+    BATCH_WRITE_LIMIT,
+    TRANSACT_LIMIT,
+)
+from kizuna.programs.compiler import START, compile_program, start_step  # noqa: E402
 from kizuna.programs.loader import load_programs, next_of  # noqa: E402
+from kizuna.programs.members import GROUP_LIMIT  # noqa: E402
 from kizuna.programs.model import (  # noqa: E402
     BranchStep,
     ExitStep,
@@ -104,12 +121,16 @@ from kizuna.programs.model import (  # noqa: E402
 )
 
 BENCH_JSON = ROOT / "out" / "bench.json"
+EVALUATE_READS = ("dynamodb:BatchGetItem", "dynamodb:GetItem")
 PROGRAMS_DIR = ROOT / "programs"
 
-MAX_GROUP = 500  # members per step invocation; bigger cohorts run as several executions
-BATCH_GET_ITEMS = 100
-TRANSACT_ACTIONS = 100
-BATCH_WRITE_ITEMS = 25
+# the engine's own limits: members per step invocation (bigger groups split into children),
+# keys per BatchGetItem, actions per TransactWriteItems, items per BatchWriteItem
+MAX_GROUP = GROUP_LIMIT
+BATCH_GET_ITEMS = BATCH_GET_LIMIT
+TRANSACT_ACTIONS = TRANSACT_LIMIT
+BATCH_WRITE_ITEMS = BATCH_WRITE_LIMIT
+JOINS_PER_CALL = TRANSACT_LIMIT // 2  # evaluate: journey state + member item per entry
 PUSH_PER_CALL = 100  # SendMessages
 QUERY_PAGE_ITEMS = 1000  # a Query returns 1 MB a page: 1,000 items of 1 KB
 EXTRA_ENTRY_WRU = 3.0  # 2 items in a TransactWriteItems (2 WRU each) instead of a PutItem (1)
@@ -131,8 +152,9 @@ DEMO_ZONES = (0.9, 0.025, 0.025, 0.025, 0.025)
 
 # The pipeline run docs/PERFORMANCE.md reports (2026-11-30, 1,000 customers x 30 days), for
 # when out/bench.json is absent: journeys, invocations, handler ms and transitions per
-# program are the doc's tables; messages per program, items per call and the campaign
-# function's GB-s per message are that run's out/bench.json (the doc prints only totals).
+# program are the doc's tables; messages per program, items per call, evaluate's
+# invocations and reads, and the campaign function's GB-s per message are that run's
+# out/bench.json (the doc prints only totals).
 FALLBACK_PIPELINE: dict[str, Any] = {
     "customers": 1000,
     "days": 30,
@@ -146,7 +168,7 @@ FALLBACK_PIPELINE: dict[str, Any] = {
         "second-purchase-coupon": {"executions": 359, "mean": 9.404},
         "winback-before-dormancy": {"executions": 104, "mean": 7.490},
     },
-    "invocations": {"journey": 1580, "send": 2301},
+    "invocations": {"journey": 1580, "send": 2301, "evaluate": 622},
     "mean_handler_ms": {"journey": 114.0, "send": 228.8},
     "functions": {"journey": {"memory_mb": 512}, "send": {"memory_mb": 512}},
     "calls": {
@@ -164,6 +186,10 @@ FALLBACK_PIPELINE: dict[str, Any] = {
         },
     },
     "items": {
+        "evaluate": {
+            "dynamodb:BatchGetItem": {"calls": 1068, "items": 10007, "strong": 10007},
+            "dynamodb:GetItem": {"calls": 176, "items": 176, "strong": 176},
+        },
         "journey": {"dynamodb:GetItem": {"calls": 1580, "items": 1580, "strong": 1580}},
         "send": {
             "dynamodb:BatchGetItem": {"calls": 4402, "items": 7173, "strong": 6450},
@@ -234,6 +260,8 @@ class Mix:
     step_calls: float  # every AWS call they made, provider calls included
     batch_gb_s_per_message: float  # the batch send path's compute per delivered message
     source: str = ""
+    evaluate_invocations: float = 0.0
+    evaluate_reads: OpCount = field(default_factory=lambda: OpCount(0, 0, 0))  # customers, journeys
 
     @property
     def entries(self) -> float:
@@ -289,6 +317,7 @@ def mix_from_pipeline(
                 prev.strong_items + float(c.get("strong", 0)),
             )
         calls += float(sum(pipe["calls"].get(role, {}).values()))
+    reads = [c for op, c in pipe["items"].get("evaluate", {}).items() if op in EVALUATE_READS]
     return Mix(
         days=float(pipe["days"]),
         customers=int(pipe["customers"]),
@@ -298,15 +327,28 @@ def mix_from_pipeline(
         step_calls=calls,
         batch_gb_s_per_message=batch_gb_s_per_message,
         source=source,
+        evaluate_invocations=float(pipe["invocations"].get("evaluate", 0)),
+        evaluate_reads=OpCount(
+            sum(float(c["calls"]) for c in reads),
+            sum(float(c["items"]) for c in reads),
+            sum(float(c.get("strong", 0)) for c in reads),
+        ),
     )
 
 
+def previous_engine(pipe: Mapping[str, Any]) -> bool:
+    """Whether a pipeline result is a run of the previous, per-entry engine: the cohort
+    engine's evaluate writes entries in TransactWriteItems, the previous one in PutItem."""
+    return "dynamodb:TransactWriteItems" not in pipe.get("calls", {}).get("evaluate", {})
+
+
 def load_mix(path: Path = BENCH_JSON) -> Mix:
-    """The mix of ``out/bench.json`` if it has a pipeline section, else the fallback."""
+    """The mix of ``out/bench.json`` if it has a pipeline section of the previous engine (the
+    status quo), else the fallback."""
     if path.exists():
         results = json.loads(path.read_text())
         pipe = results.get("pipeline")
-        if pipe and "items" in pipe:
+        if pipe and "items" in pipe and previous_engine(pipe):
             batch = FALLBACK_BATCH_GB_S_PER_MESSAGE
             campaign = (results.get("campaign") or {}).get("campaign")
             if campaign and campaign.get("delivered"):
@@ -323,15 +365,6 @@ def load_mix(path: Path = BENCH_JSON) -> Mix:
 
 
 # -- walking a program ----------------------------------------------------------------------
-def first_stop(program: Program) -> str | None:
-    """Where a root cohort starts: after the first step if it is a wait (the cohort's
-    instant is the end of that wait), else the first step."""
-    if isinstance(program.steps[0], WaitStep):
-        found = next_of(program, 0)
-        return found[0] if found else None
-    return program.steps[0].id
-
-
 def _next(program: Program, step_id: str) -> str | None:
     found = next_of(program, [s.id for s in program.steps].index(step_id))
     return found[0] if found else None
@@ -355,6 +388,55 @@ def sides(
         after = _next(program, step_id)
         return [(share, after) for share in zones]
     return [(1.0, _next(program, step_id) if not isinstance(step, ExitStep) else None)]
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A program's compiled state machine (``compile_program``): the states an execution
+    enters on the success path, read off the ASL itself so that the model follows the
+    compiler (the crash path, ``<step>__failed`` and ``__end``, is not walked)."""
+
+    states: Mapping[str, Mapping[str, Any]]
+    steps: frozenset[str]  # the program's steps that are states (no exits, no first wait)
+
+    @classmethod
+    def of(cls, program: Program) -> Machine:
+        states = compile_program(program)["States"]
+        return cls(states, frozenset(s.id for s in program.steps if s.id in states))
+
+    def _follow(self, name: str, step: str | None) -> tuple[int, str | None]:
+        """From state ``name``: (states entered until the next step's state, that step; None
+        when the execution ends). A Choice goes to ``step`` if it names it, else to its
+        Default."""
+        entered = 0
+        while True:
+            state = self.states[name]
+            entered += 1
+            if state["Type"] == "Choice":
+                found = [c["Next"] for c in state["Choices"] if c.get("StringEquals") == step]
+                target = found[0] if found else state["Default"]
+            else:
+                target = state.get("Next")
+            if target is None:  # End
+                return entered, None
+            if target in self.steps:
+                return entered, target
+            name = target
+
+    def start(self, step: str | None) -> tuple[int, str | None]:
+        """An execution started at ``step`` (its ``$.step``): the states it enters before it
+        (``__start``, and ``__dispatch`` where the program has one), and the step reached
+        (None: the execution ends there, e.g. a wait-first program whose wait leads to an
+        exit)."""
+        entered, reached = self._follow(START, step)
+        if reached != (step if step in self.steps else None):
+            raise AssertionError(f"an execution started at {step} reaches {reached}")
+        return entered, reached
+
+    def run(self, step: str) -> tuple[int, str | None]:
+        """The states the group enters at ``step`` (its Task, Wait, or Task and Wait), and
+        the step after (None: the execution ends)."""
+        return self._follow(step, None)
 
 
 @dataclass(frozen=True)
@@ -442,26 +524,36 @@ class Delivery:
 @dataclass(frozen=True)
 class CohortWalk:
     """Expected use of one program's cohort executions, step by step, as the engine runs
-    them (``kizuna.services.cohort``). One alternative is priced by a flag:
-    ``empty_goes_on`` — an emptied group walks the rest of the program, each step finding
-    nobody, as the engine does (False: its next Task fails and a Catch ends it: 2
-    transitions)."""
+    them (``kizuna.services.cohort``), their transitions read off the compiled state
+    machine (:class:`Machine`). One alternative is priced by a flag: ``empty_goes_on`` — an
+    emptied group walks the rest of the program, each step finding nobody, as the engine
+    does (False: its next Task ends it: 2 transitions)."""
 
     program: Program
     delivery: Delivery
     branch_share: float = 0.5
     zones: Sequence[float] = DEMO_ZONES
     empty_goes_on: bool = True
+    machine: Machine = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "machine", Machine.of(self.program))
 
     def root(self, members: float) -> Tally:
-        """A root cohort of ``members`` entries, started by evaluate: its Wait and its Choice,
-        then the program from where it starts. Nothing runs for a program with nothing after
-        its first wait."""
-        first = first_stop(self.program)
+        """A root cohort of ``members`` entries, started by evaluate at the compiler's
+        ``start_step``. Nothing runs for a program with nothing after its first wait."""
+        first = start_step(self.program)
         if first is None:
             return Tally()
-        out = Tally(transitions=2, executions=1, roots=1)
-        out.add(self.rest(first, members, members))
+        out = self.execution(first, members, members)
+        out.roots = 1
+        return out
+
+    def execution(self, step_id: str, g: float, cohort: float) -> Tally:
+        """One execution (root or child) started at ``step_id`` with ``g`` members."""
+        entered, first = self.machine.start(step_id)
+        out = Tally(transitions=entered, executions=1)
+        out.add(self.rest(first, g, cohort))
         return out
 
     def rest(self, step_id: str | None, g: float, cohort: float) -> Tally:
@@ -470,54 +562,55 @@ class CohortWalk:
         first step invoked over more than MAX_GROUP members keeps MAX_GROUP of them and moves
         the others, MAX_GROUP at a time, to child executions that start at that step."""
         t = Tally()
-        if step_id is None or isinstance(self.program.step(step_id), ExitStep):
-            t.transitions += 1  # Succeed
-            return t
+        if step_id is None:
+            return t  # the state before ended the execution
         step = self.program.step(step_id)
+        entered, following = self.machine.run(step_id)
         if isinstance(step, WaitStep) and step.local_time is None:
-            t.transitions += 1
-            t.add(self.rest(_next(self.program, step_id), g, cohort))
+            t.transitions += entered
+            t.add(self.rest(following, g, cohort))
             return t
         t.invocations += 1
-        # the group's members (a consistent query of the cohort's partition, filtered by
-        # group: it reads every member, 1 MB a page), then the step's child headers
+        # the group's members and the children an earlier attempt made: one consistent
+        # query of the cohort's partition, filtered (it reads every item, 1 MB a page)
         pages = max(1.0, math.ceil(cohort / QUERY_PAGE_ITEMS))
+        t.call("Query", pages, cohort, cohort)
         if g <= 0 and not self.empty_goes_on:
-            t.transitions += 2  # the Task fails on an empty group, its Catch ends it
-            t.call("Query", pages, cohort, cohort)
+            t.transitions += 2  # the alternative: the Task ends the execution
             return t
-        t.transitions += 2 if isinstance(step, WaitStep) else 1
-        t.call("Query", pages + 1, cohort, cohort)
+        t.transitions += entered
         overflow = max(0.0, g - MAX_GROUP)
         chunks = [float(MAX_GROUP)] * int(overflow // MAX_GROUP)
         if overflow % MAX_GROUP:
             chunks.append(overflow % MAX_GROUP)
         g -= overflow
-        children: list[tuple[float, float, str | None]] = [(1.0, c, step_id) for c in chunks]
+        children: list[tuple[float, float, str]] = [(1.0, c, step_id) for c in chunks]
         if isinstance(step, SendStep):
             sent = g * self.delivery.delivered_share
             push = sent * self.delivery.push_share
-            # customers and CONTACT items (50 members a call), the members' journeys
-            t.call("BatchGetItem", calls_for(g, BATCH_GET_ITEMS // 2), 2 * g, 2 * g)
-            if self.program.goal and self.program.goal.exit_journey:
-                t.call("BatchGetItem", calls_for(g, BATCH_GET_ITEMS), g, g)
+            # customers, CONTACT items and (a goal that exits) JOURNEY# items: one
+            # BatchGetItem over both tables, 100 keys a call
+            keys = (3 if self.program.goal and self.program.goal.exit_journey else 2) * g
+            t.call("BatchGetItem", calls_for(keys, BATCH_GET_ITEMS), keys, keys)
             # a claim per member and a CONTACT update per message, 100 actions a call
             t.call("TransactWriteItems", calls_for(g + sent, TRANSACT_ACTIONS), g + sent)
             t.call("BatchWriteItem", calls_for(sent, BATCH_WRITE_ITEMS), sent)  # outcomes
             t.delivered += sent
             t.provider_calls += sent - push + calls_for(push, PUSH_PER_CALL)
-            after = self.rest(_next(self.program, step_id), g, cohort)
+            after = self.rest(following, g, cohort)
         else:
             if isinstance(step, BranchStep | WaitStep):  # fresh state, or each member's zone
                 t.call("BatchGetItem", calls_for(g, BATCH_GET_ITEMS), g, g)
             t.call("BatchWriteItem", calls_for(g, BATCH_WRITE_ITEMS), g)  # each decision
             (kept, main), *others = sides(self.program, step_id, self.branch_share, self.zones)
+            if following != (None if ends(self.program, main) else main):
+                raise AssertionError(f"{step_id}: the group goes on to {following}, not {main}")
             for share, target in others:
                 if share <= 0 or g <= 0:
                     continue
                 p = 1 - (1 - share) ** g  # some member goes there
                 moved = g * share / p
-                if ends(self.program, target):
+                if target is None or ends(self.program, target):
                     # their journey is over: they leave the group (moved to "-"), no child
                     t.call("BatchWriteItem", p * calls_for(moved, BATCH_WRITE_ITEMS), p * moved)
                 else:
@@ -525,11 +618,11 @@ class CohortWalk:
             p = 1 - (1 - kept) ** g if kept < 1 else 1.0
             after = Tally()
             if p > 0:
-                after.add(self.rest(main, g * kept / p, cohort), p)
+                after.add(self.rest(following, g * kept / p, cohort), p)
             if p < 1:
-                after.add(self.rest(main, 0.0, cohort), 1 - p)
+                after.add(self.rest(following, 0.0, cohort), 1 - p)
         # the step's child groups: headers in one BatchWriteItem, then each child's members
-        # moved (BatchWriteItem) and its execution started (Wait, Choice, the rest)
+        # moved (BatchWriteItem) and its execution started
         if children:
             headers = sum(p for p, _, _ in children)
             calls = (
@@ -539,9 +632,9 @@ class CohortWalk:
             )
             t.call("BatchWriteItem", calls, headers)
             for p, moved, target in children:
-                child = Tally(transitions=2, executions=1)
+                child = Tally()
                 child.call("BatchWriteItem", calls_for(moved, BATCH_WRITE_ITEMS), moved)
-                child.add(self.rest(target, moved, cohort))
+                child.add(self.execution(target, moved, cohort))
                 t.add(child, p)
         t.add(after)
         return t
@@ -594,6 +687,13 @@ class Option:
     scheduler_invocations: float = 0.0
     extra_entry_wru: float = 0.0
     members_per_cohort: float | None = None
+    entry_reads: float = 0.0  # evaluate's reads of customers and journeys
+    entry_writes: float = 0.0  # evaluate's writes of the entries (journey state, member)
+
+    @property
+    def entry_calls(self) -> float:
+        """What evaluate calls for the journeys: its reads, the entries' writes, the starts."""
+        return self.entry_reads + self.entry_writes + self.start_calls
 
     def costs(self, prices: Prices, more: MorePrices) -> dict[str, float]:
         """USD of the run by service (no channel fees)."""
@@ -620,8 +720,25 @@ class Option:
         return count / self.messages if self.messages else 0.0
 
 
+def evaluate_batches(mix: Mix, scale: float = 1.0) -> tuple[float, float]:
+    """(read calls, entry write calls) of evaluate as built, at ``scale``: per batch (an
+    invocation, the run's batches at every scale) one BatchGetItem over both tables (100 keys
+    a call), and the batch's entries in shared TransactWriteItems (50 entries a call),
+    counted for every batch (an upper bound). Without measured batches, one per entry."""
+    batches = mix.evaluate_invocations * scale or mix.entries * scale
+    if not batches:
+        return 0.0, 0.0
+    keys = mix.evaluate_reads.items * scale / batches
+    entries = mix.entries * scale / batches
+    return (
+        batches * calls_for(keys, BATCH_GET_ITEMS),
+        batches * calls_for(entries, JOINS_PER_CALL),
+    )
+
+
 def status_quo(mix: Mix) -> Option:
-    """One Standard execution per entry, as measured."""
+    """One Standard execution per entry, as measured; evaluate read customers and
+    journeys in two calls a batch (measured), wrote an entry in a PutItem."""
     return Option(
         name="S: status quo, one Standard execution per entry (measured)",
         entries=mix.entries,
@@ -632,6 +749,8 @@ def status_quo(mix: Mix) -> Option:
         step_calls=mix.step_calls,
         executions=mix.entries,
         transitions=sum(p.entries * p.transitions_per_entry for p in mix.programs.values()),
+        entry_reads=mix.evaluate_reads.calls,
+        entry_writes=mix.entries,
     )
 
 
@@ -642,7 +761,8 @@ def timers(mix: Mix, programs: Mapping[str, Program], branch_share: float = 0.5)
     execution (billed 64 MB for the tasks' measured time, rounded up to 100 ms). A program
     that starts with a wait is scheduled by evaluate: no first segment. Each branch or split
     decision is written to the ledger (a PutItem), since Express keeps no history but in
-    CloudWatch Logs: "why did customer X get step S" stays one ledger query."""
+    CloudWatch Logs: "why did customer X get step S" stays one ledger query. Evaluate reads
+    as built (one call a batch) and writes an entry in a PutItem."""
     segments = waits = later_waits = decisions = 0.0
     for pid, pm in mix.programs.items():
         path = member_path(programs[pid], branch_share)
@@ -668,6 +788,8 @@ def timers(mix: Mix, programs: Mapping[str, Program], branch_share: float = 0.5)
         express_requests=segments,
         express_gb_seconds=segments * billed * EXPRESS_MEMORY_MB / 1024,
         scheduler_invocations=waits,
+        entry_reads=evaluate_batches(mix)[0],
+        entry_writes=mix.entries,
     )
 
 
@@ -685,7 +807,7 @@ def delivery_of(mix: Mix, pid: str, program: Program, branch_share: float) -> De
 class CohortModel:
     """The cohort model's parameters (see the module's docstring)."""
 
-    window_minutes: float = 60
+    window_minutes: float | None = None  # None: each program's cohort_minutes
     branch_share: float = 0.5
     zones: Sequence[float] = DEMO_ZONES
     empty_goes_on: bool = True
@@ -726,7 +848,8 @@ def program_cohorts(
     elif one_a_day:
         classes = [(1.0, entries)] if entries else []
     else:
-        classes = cohorts_a_day(program, entries, model.window_minutes, model.zones)
+        window = model.window_minutes or program.cohort_minutes
+        classes = cohorts_a_day(program, entries, window, model.zones)
     day = Tally()
     for count, size in classes:
         day.add(walk.root(size), count)
@@ -751,13 +874,14 @@ def cohorts(
     name: str | None = None,
 ) -> Option:
     """Cohort executions for ``scale`` times the demo's customers (the same mix per customer),
-    as run totals over the run's days."""
+    as run totals over the run's days; evaluate as built (:func:`evaluate_batches`)."""
     total = Tally()
     entries = 0.0
     for pid in mix.programs:
         pc = program_cohorts(mix, pid, programs[pid], scale, model, members, one_a_day)
         total.add(pc.day, mix.days)
         entries += pc.entries_a_day * mix.days
+    reads, writes = evaluate_batches(mix, scale)
     gb_s = total.invocations * mix.helper_gb_s + total.delivered * mix.batch_gb_s_per_message
     step = FunctionUse(
         invocations=total.invocations,
@@ -776,6 +900,8 @@ def cohorts(
         transitions=total.transitions,
         extra_entry_wru=EXTRA_ENTRY_WRU * entries,
         members_per_cohort=entries / total.roots if total.roots else None,
+        entry_reads=reads,
+        entry_writes=writes,
     )
 
 
@@ -811,7 +937,7 @@ def options_table(options: Sequence[Option], prices: Prices, more: MorePrices) -
                 _num(o.per_message(o.express_requests)),
                 _num(o.per_message(o.scheduler_invocations)),
                 _num(o.per_message(o.step_calls)),
-                _num(o.start_calls / o.entries if o.entries else 0.0),
+                _num(o.entry_calls / o.entries if o.entries else 0.0),
                 _num(o.executions / o.entries if o.entries else 0.0),
                 _usd(orchestration),
                 _usd(usd["total"]),
@@ -825,7 +951,7 @@ def options_table(options: Sequence[Option], prices: Prices, more: MorePrices) -
             "Express requests / message",
             "Scheduler invocations / message",
             "AWS calls / message (steps)",
-            "start calls / entry",
+            "evaluate calls / entry (read, write, start)",
             "executions / entry",
             "orchestration $ / 1M messages",
             "platform $ / 1M messages",
@@ -906,11 +1032,16 @@ def report(
     model: CohortModel = CohortModel(),
 ) -> str:
     priced = options(mix, programs, scales, model)
+    window = (
+        f"{model.window_minutes:g}"
+        if model.window_minutes
+        else "/".join(sorted({f"{programs[p].cohort_minutes:g}" for p in mix.programs}))
+    )
     return "\n\n".join(
         [
             f"Mix: {mix.source}: {mix.entries:,.0f} journey entries, {mix.messages:,.0f} "
             f"delivered journey messages, {len(mix.programs)} programs, {mix.days:g} days. "
-            f"Cohort window {model.window_minutes:g} min, branch else-share "
+            f"Cohort window {window} min, branch else-share "
             f"{model.branch_share:g}, emptied groups go on: {model.empty_goes_on}.",
             options_table(priced, prices, more),
             services_table(priced, prices, more),
@@ -922,7 +1053,12 @@ def report(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench", type=Path, default=BENCH_JSON, help="pipeline results")
-    parser.add_argument("--window", type=float, default=60, help="cohort window W, minutes")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="cohort window W, minutes (default: each program's cohort_minutes)",
+    )
     parser.add_argument("--branch-share", type=float, default=0.5, help="a branch's else side")
     parser.add_argument("--scales", default="1,10,100", help="customers, x the demo's")
     parser.add_argument(

@@ -25,6 +25,7 @@ from bench import (  # noqa: E402
     campaign_bench,
     coldstart_bench,
     cost_model,
+    engine_compare,
     hotpath_bench,
     import_bench,
     pipeline_bench,
@@ -504,6 +505,50 @@ def _md_campaign(cp: dict[str, Any]) -> list[str]:
     ]
 
 
+def _md_engine(en: dict[str, Any]) -> list[str]:
+    title = "## Journeys: previous engine vs cohort engine (same run)"
+    if en.get("skipped"):
+        return [title, "", f"Not measured: {en['skipped']}.", ""]
+    base, cur = en["baseline"], en["current"]
+    lines = [
+        title,
+        "",
+        f"`bench/engine_compare.py`: the demo's program mix ({en['customers']:,} customers x "
+        f"{en['days']} days, seed {en['seed']}) through each engine's own "
+        "`bench/pipeline_bench.py`, one after the other in this run, each in a fresh "
+        f"interpreter importing its own tree: the previous engine is {base['label']} "
+        f"(exported with `git archive`), the cohort engine {cur['label']}.",
+        "",
+        *_md_head("figure | previous engine | cohort engine | cohort / previous | goal | met"),
+    ]
+    for row in engine_compare.table_rows(en):
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", *_md_head("engine | events | journeys | journey messages | states entered")]
+    for name, side in (("previous", en["old"]), ("cohort", en["new"])):
+        u = side["units"]
+        lines.append(
+            f"| {name} | {u['events']} | {u['journeys_started']} | {u['journey_messages']} | "
+            f"{u['states_entered']:.0f} |"
+        )
+    return [
+        *lines,
+        "",
+        "- Transitions: every state entered by the journey state machines (scoring and "
+        "campaign machines left out), executions still waiting at the end included, over the "
+        "journey messages the ledger records as sent (campaign sends left out).",
+        "- Send path: the send function's and the journey helper's AWS calls (provider calls "
+        "included) per delivered journey message. Per journey entry: the evaluate function's "
+        "calls per journey started, as in the pipeline section.",
+        "- Platform USD: `cost_model.pipeline_costs` on both results, its delivery side "
+        "(journey helper, send, the journeys' transitions as counted) per 1M journey messages, "
+        "channel fees taken out.",
+        "- Wall time: `run_demo` (the synthesized template provisioned, the shop replayed, the "
+        "summary read; what `make demo` does but the HTML report), less the bench's reading "
+        "of execution histories. Goal: the previous engine's time / the cohort engine's >= 3.",
+        "",
+    ]
+
+
 def _kept_notes(path: Path) -> list[str]:
     """Hand-written ``## Notes…`` sections of the existing file, kept when regenerating."""
     if not path.exists():
@@ -528,6 +573,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         lines += _md_cost(results["cost"])
     if results.get("campaign"):
         lines += _md_campaign(results["campaign"])
+    if results.get("engine"):
+        lines += _md_engine(results["engine"])
     if results.get("transitions"):
         lines += _md_transitions(results)
     if results.get("hotpath"):
@@ -555,6 +602,7 @@ SECTIONS = (
     "shipped",
     "hotpath",
     "campaign",
+    "engine",
 )
 DOCS = ROOT / "docs" / "PERFORMANCE.md"
 QUICK_OUT = ROOT / "out" / "PERFORMANCE.quick.md"
@@ -638,6 +686,11 @@ def main() -> None:
         help="campaign section: recipients (default 100,000; QUICK: 1,000)",
     )
     parser.add_argument(
+        "--engine-current-ref",
+        default=None,
+        help="engine section: the cohort side as a commit (default: this working tree)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help=f"markdown (default {DOCS}; QUICK: {QUICK_OUT})"
     )
     parser.add_argument(
@@ -706,6 +759,14 @@ def main() -> None:
     if "campaign" in only:
         results["campaign"] = campaign_bench.run(
             args.campaign_recipients or (1_000 if args.quick else 100_000)
+        )
+    if "engine" in only:
+        # the previous engine (engine_compare.BASELINE_REF) beside this tree, at the
+        # pipeline's size; QUICK: 100 x 3 (about 35 s for both), enough to run both engines
+        results["engine"] = engine_compare.compare(
+            args.customers or (100 if args.quick else 1_000),
+            args.days or (3 if args.quick else 30),
+            current_ref=args.engine_current_ref,
         )
     results["cost"] = cost_section(results.get("pipeline"))
     write_markdown(results, out_md)

@@ -203,3 +203,21 @@ def test_prices_file_is_complete() -> None:
     for key in ("email_ses", "sms_us", "sms_japan", "push", "line_japan"):
         assert prices.channels[key] > 0
     assert {v.name for v in prices.saas} >= {"klaviyo", "customer_io", "braze"}
+
+
+def test_transitions_are_what_the_machines_entered_not_executions_times_entries() -> None:
+    # two cohort executions (4 and 6 states) carried ten entries; a campaign ran 18 states
+    pipe = {
+        **_pipe(),
+        "journeys_started": 10,
+        "transitions": {
+            "p1": {"executions": 1, "mean": 4.0, "max": 4},
+            "p2": {"executions": 1, "mean": 6.0, "max": 6},
+            "KizunaCampaignsStateMachineX": {"executions": 1, "mean": 18.0, "max": 18},
+            "KizunaScoringStateMachineX": {"executions": 2, "mean": 2.0, "max": 2},
+        },
+    }
+    out = pipeline_costs(pipe, ROUND)
+    assert out["units"]["transitions_per_entry"] == pytest.approx(1.0)  # (4 + 6) / 10
+    # the delivery side pays the journeys' 10 states and the campaign's 18
+    assert out["per_million_messages"]["Step Functions"] == pytest.approx(28 * 1e-5 / 20 * 1e6)
