@@ -269,9 +269,7 @@ def journey_transitions(pipe: Mapping[str, Any]) -> tuple[float, float]:
 def delivery_transitions(pipe: Mapping[str, Any]) -> float:
     """Every state the machines that deliver (journeys and campaigns) entered in the run."""
     table = pipe["transitions"]
-    return float(
-        sum(t["mean"] * t["executions"] for p, t in table.items() if "Scoring" not in p)
-    )
+    return float(sum(t["mean"] * t["executions"] for p, t in table.items() if "Scoring" not in p))
 
 
 def usages(pipe: Mapping[str, Any]) -> tuple[Usage, Usage]:
