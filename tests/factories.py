@@ -227,3 +227,23 @@ def journey_send(customer_id: str, execution: str) -> SendRequest:
         execution=execution,
         entered_at=NOON - timedelta(days=1),
     )
+
+
+def _round_prices() -> Any:
+    from bench.cost_model import Prices
+
+    return Prices(
+        lambda_request=1e-6,
+        lambda_gb_second={"arm64": 1e-5, "x86_64": 2e-5},
+        dynamodb_wru=2e-6,
+        dynamodb_rru=1e-6,
+        eventbridge_event=1e-6,
+        stepfunctions_transition=1e-5,
+        sqs_request=1e-6,
+        channels={"email_ses": 1e-4, "push": 1e-6, "sms_japan": 0.1, "line_japan": 0.02},
+    )
+
+
+# Round prices per single unit (bench/cost_model.py), so the expected figures of a cost test
+# can be worked out on paper.
+ROUND_PRICES = _round_prices()

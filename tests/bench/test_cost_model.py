@@ -20,18 +20,7 @@ from bench.cost_model import (
     pipeline_costs,
     prices_from,
 )
-
-# Round prices per single unit, so the expected figures can be worked out on paper.
-ROUND = Prices(
-    lambda_request=1e-6,
-    lambda_gb_second={"arm64": 1e-5, "x86_64": 2e-5},
-    dynamodb_wru=2e-6,
-    dynamodb_rru=1e-6,
-    eventbridge_event=1e-6,
-    stepfunctions_transition=1e-5,
-    sqs_request=1e-6,
-    channels={"email_ses": 1e-4, "push": 1e-6, "sms_japan": 0.1, "line_japan": 0.02},
-)
+from tests.factories import ROUND_PRICES as ROUND
 
 # The cost lines, in the order the expected figures below are written.
 SERVICES = (
