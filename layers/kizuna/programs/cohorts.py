@@ -25,7 +25,6 @@ Plain functions and values: no AWS, no clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,21 +139,6 @@ def execution_input(
         "step": step,
         "at": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
-
-
-def split_by(
-    members: list[Member], key_of: Mapping[str, str], keep: str | None
-) -> tuple[list[Member], dict[str, list[Member]]]:
-    """Members whose key (by ``sk``) is ``keep`` stay; the others grouped by key."""
-    kept: list[Member] = []
-    others: dict[str, list[Member]] = {}
-    for m in members:
-        k = key_of[m.sk]
-        if k == keep:
-            kept.append(m)
-        else:
-            others.setdefault(k, []).append(m)
-    return kept, others
 
 
 def chunked(

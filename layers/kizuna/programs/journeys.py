@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,22 +61,3 @@ def execution_name(program_id: str, trigger_event_id: str) -> str:
     """Deterministic: the same trigger event can never start two journeys (<= 80 chars)."""
     digest = hashlib.sha256(f"{program_id}\x1f{trigger_event_id}".encode()).hexdigest()[:32]
     return f"{program_id[:40]}-{digest}"
-
-
-def state_input(
-    program: Program,
-    customer_id: str,
-    execution: str,
-    entered_at: datetime,
-    trigger: dict[str, Any],
-    arms: dict[str, str],
-) -> dict[str, Any]:
-    """The execution input every state of the compiled journey reads."""
-    return {
-        "program": program.id,
-        "customer_id": customer_id,
-        "execution": execution,
-        "entered_at": entered_at.isoformat(),
-        "arms": arms,
-        "trigger": trigger,
-    }
