@@ -5,15 +5,19 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import ConsentState, Customer
 from kizuna.domain.ingest import apply_events
 from kizuna.events import DerivedEvent
+from kizuna.ports import Watermark
+from kizuna.programs.evaluate import Evaluator, IncomingEvent
+from kizuna.programs.journeys import in_holdout
+from kizuna.programs.loader import load_programs
 from kizuna.programs.sweeps import SweepKind, sweep
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.sweep import SweepFailed, SweepRequest, run_sweep
-from kizuna_tools.fakes import MemoryStore
-from tests.factories import T0, days, envelope, order, parsed
+from kizuna_tools.fakes import MemoryPublisher, MemoryStarter, MemoryStore
+from tests.factories import ROOT, T0, days, envelope, order, parsed
 
 CFG = KizunaConfig()  # risk after 60 days, dormant after 120; carts after 3 hours
 
@@ -177,3 +181,33 @@ def test_a_kind_that_fails_does_not_hold_back_the_others() -> None:
         SweepKind.CARTS: 1,
     }
     assert set(store.watermarks) == {SweepKind.DORMANCY, SweepKind.CARTS}
+
+
+def test_a_window_swept_twice_enters_the_cart_program_once() -> None:
+    # given an abandoned cart of a reachable customer outside the holdout
+    programs = [p for p in load_programs(ROOT / "programs")[0] if p.id == "cart-abandonment"]
+    cid = next(f"k{i}" for i in range(100) if not in_holdout(programs[0], f"k{i}"))
+    store, publisher = MemoryStore(), Publisher()
+    receive(store, cart(cid, T0), T0)
+    consent = ConsentState(status="opted_in", at=T0, source="t", stamp="x")
+    store.customers[cid] = store.customers[cid].model_copy(
+        update={"email": f"{cid}@example.com", "consent": {"email": consent}}
+    )
+    # when two runs sweep the same window (a retry overlapping the next hour's run)
+    store.watermarks[SweepKind.CARTS] = Watermark(edge=T0, ran_at=T0 + timedelta(hours=3))
+    hourly(store, publisher, T0 + timedelta(hours=4))
+    store.watermarks[SweepKind.CARTS] = Watermark(edge=T0, ran_at=T0 + timedelta(hours=3))
+    hourly(store, publisher, T0 + timedelta(hours=4, minutes=5))
+    assert len(publisher.events) == 2
+    # then both carry the same event id, and evaluate enters the customer once
+    assert len({e.detail.event_id for e in publisher.events}) == 1
+    starter = MemoryStarter()
+    evaluator = Evaluator(
+        programs, store, starter, MemoryPublisher(), CFG, FixedClock(T0 + timedelta(hours=5))
+    )
+    for e in publisher.events:
+        detail = e.detail.model_dump(mode="json")
+        evaluator.evaluate(
+            [IncomingEvent(detail["event_id"], e.detail_type, e.detail.occurred_at, detail)]
+        )
+    assert len(store.ledger(cid, "ENTRY")) == 1
