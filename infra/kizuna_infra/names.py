@@ -251,6 +251,11 @@ OUTPUT_CONFIGURATION_SET: Final[str] = "SesConfigurationSetName"
 OUTPUT_SIGNING_SECRET_ARN: Final[str] = "SigningSecretArn"  # noqa: S105 - an output id
 OUTPUT_EVALUATE_DLQ_URL: Final[str] = "EvaluateDeadLetterQueueUrl"
 OUTPUT_FEEDBACK_DLQ_URL: Final[str] = "FeedbackDeadLetterQueueUrl"
+# the schedules' DLQs (Scheduler's dead-letter events and the functions' on-failure records)
+OUTPUT_SWEEP_SCHEDULE_DLQ_URL: Final[str] = "SweepScheduleDeadLetterQueueUrl"
+OUTPUT_FEEDBACK_SCHEDULE_DLQ_URL: Final[str] = "FeedbackScheduleDeadLetterQueueUrl"
+OUTPUT_SCORING_SCHEDULE_DLQ_URL: Final[str] = "ScoringScheduleDeadLetterQueueUrl"
+OUTPUT_CAMPAIGN_SCHEDULE_DLQ_URL: Final[str] = "CampaignScheduleDeadLetterQueueUrl"
 OUTPUT_CAMPAIGNS_TABLE: Final[str] = "CampaignsTableName"
 OUTPUT_CAMPAIGN_STATE_MACHINE_ARN: Final[str] = "CampaignStateMachineArn"
 OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN: Final[str] = "CampaignSchedulerRoleArn"

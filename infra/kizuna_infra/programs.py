@@ -28,6 +28,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from kizuna.adapters.dynamodb import SWEEP_WATERMARK_PK
 from kizuna.delivery.templates import Renderer
 from kizuna.events import DERIVED_EVENT_TYPES
 from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
@@ -339,6 +340,16 @@ class Programs(Construct):
         )
         wiring.tables.customers.grant_read_data(self.sweep.function)  # the table and its indexes
         wiring.bus.grant_put_events_to(self.sweep.function)
+        # its watermarks: activity items in the SWEEP# partitions, and nothing else there
+        self.sweep.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+                resources=[wiring.tables.activity.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{SWEEP_WATERMARK_PK}*"]}
+                },
+            )
+        )
 
         self.sweep_schedules = ScheduledInvocations(
             self.sweep, "Schedules", function=self.sweep.function

@@ -77,6 +77,26 @@ class KizunaStack(Stack):
                 "Dead-letter queue of SES events the feedback function could not process",
             ),
             (
+                names.OUTPUT_SWEEP_SCHEDULE_DLQ_URL,
+                k.programs.sweep_schedules.dead_letter_queue.queue_url,
+                "Dead-letter queue of sweep runs that failed or could not be invoked",
+            ),
+            (
+                names.OUTPUT_FEEDBACK_SCHEDULE_DLQ_URL,
+                k.delivery.feedback.schedules.dead_letter_queue.queue_url,
+                "Dead-letter queue of SMS opt-out sweeps that failed or could not be invoked",
+            ),
+            (
+                names.OUTPUT_SCORING_SCHEDULE_DLQ_URL,
+                k.scoring.dead_letter_queue.queue_url,
+                "Dead-letter queue of daily scoring runs Scheduler could not start",
+            ),
+            (
+                names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_URL,
+                k.campaigns.dead_letter_queue.queue_url,
+                "Dead-letter queue of campaign occurrences Scheduler could not start",
+            ),
+            (
                 names.OUTPUT_UNSUBSCRIBE_URL,
                 k.delivery.unsubscribe_url.url,
                 "One-click unsubscribe endpoint (signed links in every message)",

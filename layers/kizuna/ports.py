@@ -35,6 +35,22 @@ class CustomerStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Watermark:
+    """How far one scheduled sweep got: index values up to ``edge``, read at ``ran_at``."""
+
+    edge: datetime
+    ran_at: datetime
+
+
+class WatermarkStore(Protocol):
+    def sweep_watermark(self, kind: str) -> Watermark | None: ...
+
+    def save_sweep_watermark(self, kind: str, mark: Watermark) -> None:
+        """Keep ``mark`` unless a later edge is already saved (it never moves back)."""
+        ...
+
+
 class Inbound(Protocol):
     """Puts facts Kizuna learns about a customer (``channel.suppressed``,
     ``device.unregistered``, ``consent.changed``) on the bus as inbound events, so ingest

@@ -322,7 +322,13 @@ def test_sweep_queries_the_customer_indexes_and_puts_events(
         arn(ids.customers),
         index_arn(ids.customers),
     ]
-    assert resources_for(statements, "dynamodb:PutItem") == []
+    # its only write: its watermarks, activity items whose key starts with SWEEP#
+    (watermarks,) = [s for s in statements if "dynamodb:PutItem" in as_list(s["Action"])]
+    assert sorted(as_list(watermarks["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert watermarks["Resource"] == arn(ids.activity)
+    assert watermarks["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*"]}
+    }
     assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
 
 

@@ -18,6 +18,7 @@ from infra_helpers import CONFIGURED_CONTEXT
 from kizuna_infra import Kizuna, names
 from kizuna_infra.layers import CopyPackageBundler, PipInstallBundler
 from kizuna_infra.stack import KizunaStack, journey_output_id
+from kizuna_tools.dlq import DLQ_OUTPUTS
 
 pytestmark = pytest.mark.infra
 
@@ -109,6 +110,10 @@ def test_outputs_for_producers_and_operators(
         names.OUTPUT_INGEST_DLQ_URL,
         names.OUTPUT_EVALUATE_DLQ_URL,
         names.OUTPUT_FEEDBACK_DLQ_URL,
+        names.OUTPUT_SWEEP_SCHEDULE_DLQ_URL,
+        names.OUTPUT_FEEDBACK_SCHEDULE_DLQ_URL,
+        names.OUTPUT_SCORING_SCHEDULE_DLQ_URL,
+        names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_URL,
         names.OUTPUT_UNSUBSCRIBE_URL,
         names.OUTPUT_CONFIGURATION_SET,
         names.OUTPUT_SIGNING_SECRET_ARN,
@@ -119,6 +124,20 @@ def test_outputs_for_producers_and_operators(
         names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN,
         *journeys,
     }
+
+
+def test_kizuna_dlq_reaches_every_dead_letter_queue_by_name(template_json: dict[str, Any]) -> None:
+    # Given every dead-letter queue of the stack (queues', rules' and schedules')
+    resources = template_json["Resources"]
+    dead_letter_queues = {
+        logical_id
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::SQS::Queue" and "DeadLetterQueue" in logical_id
+    }
+    # Then each is the output behind one of `kizuna dlq`'s queue names (list, show, redrive)
+    outputs = template_json["Outputs"]
+    named = {outputs[output]["Value"]["Ref"] for output in DLQ_OUTPUTS.values()}
+    assert named == dead_letter_queues
 
 
 def test_one_output_per_journey_with_its_state_machine_arn(

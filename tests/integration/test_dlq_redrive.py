@@ -1,5 +1,8 @@
-"""A poisoned event lands in the ingest DLQ with its reason, the cause is fixed, and
-`kizuna dlq redrive` replays it: processed once, no duplicate effect."""
+"""Dead letters on the local runtime, one test per kind the stack produces: a poisoned event
+lands in the ingest DLQ with its reason, the cause is fixed, and `kizuna dlq redrive`
+replays it (processed once, no duplicate effect); a scheduled run that failed every attempt
+(Lambda's on-failure record), and a schedule Scheduler could not invoke (its dead-letter
+event), are shown with their reason and replayed to their function."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kizuna.adapters.dynamodb import DynamoStore
+from kizuna.adapters.eventbridge import EventBridgePublisher
 from kizuna_tools.cli import app
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.functions import current_function
@@ -90,3 +94,79 @@ def test_poisoned_event_is_redriven_after_the_fix_and_counted_once(
     cloud.drain()
     (again,) = [c for c in cloud.scan(customers) if c["customer_id"] == "poisoned-1"]
     assert again["order_count"] == 1
+
+
+# --- schedules: a failed run, and a target Scheduler could not invoke ------------------------
+def sweep_dead_letters(cloud: LocalCloud) -> tuple[str, str]:
+    """The sweep schedules' DLQ: (logical id, URL)."""
+    (dlq,) = [
+        q
+        for q in cloud.find("AWS::SQS::Queue", "ScheduleDeadLetterQueue")
+        if "Sweep" in q.logical_id
+    ]
+    return dlq.logical_id, cloud.client("sqs").get_queue_url(QueueName=dlq.name)["QueueUrl"]
+
+
+def sweeps_run(cloud: LocalCloud) -> int:
+    return sum(n for name, n in cloud.invocations.items() if "Sweep" in name)
+
+
+def test_a_failed_sweep_run_is_dead_lettered_with_its_reason_and_redriven(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logical_id, url = sweep_dead_letters(cloud)
+    # given the bus refuses the sweep's events for one hourly run (and Lambda's retries)
+    real_publish = EventBridgePublisher.publish
+
+    def refused(self: EventBridgePublisher, events: Any) -> list[int]:
+        if "sweep" in (current_function() or "").lower():
+            raise RuntimeError("bus unavailable")
+        return real_publish(self, events)
+
+    cloud.advance(minutes=30)
+    monkeypatch.setattr(EventBridgePublisher, "publish", refused)
+    cloud.advance(hours=1)
+    monkeypatch.setattr(EventBridgePublisher, "publish", real_publish)
+    # then the failed invocation is in the schedules' DLQ, with its reason
+    assert len(cloud.dlq_messages()[logical_id]) == 1
+    listed = kizuna("dlq", "list", url)
+    assert "lambda" in listed.stdout and "SweepFailed" in listed.stdout
+    shown = kizuna("dlq", "show", url)
+    assert "carts: RuntimeError" in shown.stdout and "RetriesExhausted" in shown.stdout
+    # when it is redriven, the sweep runs again with the schedule's input, and succeeds
+    before, errors = sweeps_run(cloud), len(cloud.errors)
+    redriven = kizuna("dlq", "redrive", url)
+    assert "moved 1 message" in redriven.stdout
+    cloud.drain()
+    assert sweeps_run(cloud) == before + 1
+    assert len(cloud.errors) == errors
+    assert cloud.dlq_messages()[logical_id] == []
+
+
+def test_a_schedule_that_could_not_invoke_its_target_is_dead_lettered_and_redriven(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logical_id, url = sweep_dead_letters(cloud)
+    # given Scheduler cannot invoke the sweep function for one hourly run
+    real_function = cloud._function
+
+    def unreachable(name_or_arn: str) -> Any:
+        return None if "sweep" in name_or_arn.lower() else real_function(name_or_arn)
+
+    cloud.advance(minutes=30)
+    monkeypatch.setattr(cloud, "_function", unreachable)
+    cloud.advance(hours=1)
+    monkeypatch.setattr(cloud, "_function", real_function)
+    # then Scheduler's dead-letter event is in the DLQ: the input, and why, in its attributes
+    (message,) = cloud.dlq_messages()[logical_id]
+    assert json.loads(message["body"]) == {"kinds": ["carts"], "lookback_minutes": 60}
+    shown = kizuna("dlq", "show", url)
+    assert "ResourceNotFoundException" in shown.stdout
+    assert "schedule from arn:aws:scheduler:" in shown.stdout.replace("\n", "")
+    # when it is redriven, the target is invoked with that input
+    before = sweeps_run(cloud)
+    redriven = kizuna("dlq", "redrive", url)
+    assert "moved 1 message" in redriven.stdout
+    cloud.drain()
+    assert sweeps_run(cloud) == before + 1
+    assert cloud.dlq_messages()[logical_id] == []

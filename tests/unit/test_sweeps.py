@@ -1,13 +1,23 @@
 """Scheduled triggers: dormancy risk, points expiry, abandoned carts."""
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from kizuna.domain.customer import Customer
+import pytest
+
+from kizuna.domain.customer import ConsentState, Customer
 from kizuna.domain.ingest import apply_events
+from kizuna.events import DerivedEvent
+from kizuna.ports import Watermark
+from kizuna.programs.evaluate import Evaluator, IncomingEvent
+from kizuna.programs.journeys import in_holdout
+from kizuna.programs.loader import load_programs
 from kizuna.programs.sweeps import SweepKind, sweep
+from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
-from kizuna_tools.fakes import MemoryStore
-from tests.factories import T0, days, envelope, order, parsed
+from kizuna.services.sweep import SweepFailed, SweepRequest, run_sweep
+from kizuna_tools.fakes import MemoryPublisher, MemoryStarter, MemoryStore
+from tests.factories import ROOT, T0, days, envelope, order, parsed
 
 CFG = KizunaConfig()  # risk after 60 days, dormant after 120; carts after 3 hours
 
@@ -69,3 +79,135 @@ def test_points_expiry_warning_within_the_window() -> None:
     assert [(e.detail_type, e.detail.model_dump()["points"]) for e in events] == [
         ("customer.points_expiring", 300)
     ]
+
+
+# --- catching up from a watermark; late arrivals ------------------------------------------
+class Publisher:
+    """Puts events on a list, or refuses every one of them while ``down``."""
+
+    def __init__(self) -> None:
+        self.events: list[DerivedEvent] = []
+        self.down = False
+
+    def publish(self, events: Sequence[DerivedEvent]) -> list[int]:
+        if self.down:
+            return list(range(len(events)))
+        self.events.extend(events)
+        return []
+
+
+HOURLY = SweepRequest(kinds=[SweepKind.CARTS], lookback_minutes=60)
+
+
+def hourly(store: MemoryStore, publisher: Publisher, at: datetime) -> dict[str, int]:
+    return run_sweep(HOURLY, store, store, publisher, CFG, FixedClock(at))
+
+
+def receive(store: MemoryStore, raw: dict, at: datetime) -> None:  # type: ignore[type-arg]
+    """Ingest ``raw`` at ``at`` (its receive time, whatever its occurred_at says)."""
+    ev = parsed(raw)
+    cur = store.customers.get(ev.customer_id) or Customer(customer_id=ev.customer_id)
+    store.customers[ev.customer_id] = apply_events(cur, [ev], CFG, at).customer
+
+
+def test_a_failed_hourly_sweep_is_caught_up_by_the_next_run() -> None:
+    # given a cart abandoned at T0 and hourly sweeps (carts after 3 hours)
+    store, publisher = MemoryStore(), Publisher()
+    receive(store, cart("a", T0), T0)
+    for hour in range(1, 4):
+        hourly(store, publisher, T0 + timedelta(hours=hour))
+    assert publisher.events == []  # not abandoned for 3 hours yet
+    # when the run that would find it cannot put events on the bus
+    publisher.down = True
+    with pytest.raises(SweepFailed):
+        hourly(store, publisher, T0 + timedelta(hours=4))
+    assert store.watermarks[SweepKind.CARTS].edge == T0  # left where the last success was
+    # then the next run sweeps from the watermark: the cart is found, once
+    publisher.down = False
+    for hour in range(5, 9):
+        hourly(store, publisher, T0 + timedelta(hours=hour))
+    assert [e.detail.event_id for e in publisher.events] == [
+        f"a:cart_abandoned:{store.customers['a'].cart.stamp}"  # type: ignore[union-attr]
+    ]
+    assert store.watermarks[SweepKind.CARTS].edge == T0 + timedelta(hours=5)
+
+
+def test_a_cart_event_that_arrives_late_is_swept_once() -> None:
+    # given hourly sweeps, and a cart updated at T0+2h whose event only arrives at T0+10h
+    store, publisher = MemoryStore(), Publisher()
+    receive(store, cart("z", T0), T0)  # someone else's cart, on time
+    for hour in range(1, 11):
+        hourly(store, publisher, T0 + timedelta(hours=hour))
+    receive(store, cart("late", T0 + timedelta(hours=2)), T0 + timedelta(hours=10, minutes=20))
+    # when the sweeps go on for a day and more
+    for hour in range(11, 40):
+        hourly(store, publisher, T0 + timedelta(hours=hour))
+    # then the late cart was swept by the first run after it arrived, and only then
+    swept = [(e.detail.customer_id, e.detail.occurred_at) for e in publisher.events]
+    assert swept == [("z", T0 + timedelta(hours=4)), ("late", T0 + timedelta(hours=11))]
+
+
+def test_a_cart_later_than_the_lateness_allowance_is_not_swept() -> None:
+    def late_cart_swept(request: SweepRequest) -> list[str]:
+        store, publisher = MemoryStore(), Publisher()
+        for hour in range(1, 30):
+            run_sweep(request, store, store, publisher, CFG, FixedClock(T0 + timedelta(hours=hour)))
+        # a cart abandoned at T0 (due T0+3h) whose event arrives 26 hours later
+        receive(store, cart("very-late", T0), T0 + timedelta(hours=29, minutes=10))
+        for hour in range(30, 34):
+            run_sweep(request, store, store, publisher, CFG, FixedClock(T0 + timedelta(hours=hour)))
+        return [e.detail.customer_id for e in publisher.events]
+
+    assert late_cart_swept(HOURLY) == []  # 24 hours by default
+    # unless the schedule allows more lateness
+    assert late_cart_swept(HOURLY.model_copy(update={"lateness_minutes": 48 * 60})) == ["very-late"]
+
+
+def test_a_kind_that_fails_does_not_hold_back_the_others() -> None:
+    store, publisher = MemoryStore(), Publisher()
+    receive(store, cart("a", T0), T0)
+
+    def broken(*_: object) -> list[str]:
+        raise RuntimeError("index unavailable")
+
+    both = SweepRequest(kinds=[SweepKind.DORMANCY, SweepKind.CARTS], lookback_minutes=600)
+    store.query_window = broken  # type: ignore[method-assign]
+    with pytest.raises(SweepFailed, match="dormancy: RuntimeError; carts: RuntimeError"):
+        run_sweep(both, store, store, publisher, CFG, FixedClock(T0 + timedelta(hours=4)))
+    assert store.watermarks == {}
+    del store.query_window  # the class's own again
+    assert run_sweep(both, store, store, publisher, CFG, FixedClock(T0 + timedelta(hours=5))) == {
+        SweepKind.DORMANCY: 0,
+        SweepKind.CARTS: 1,
+    }
+    assert set(store.watermarks) == {SweepKind.DORMANCY, SweepKind.CARTS}
+
+
+def test_a_window_swept_twice_enters_the_cart_program_once() -> None:
+    # given an abandoned cart of a reachable customer outside the holdout
+    programs = [p for p in load_programs(ROOT / "programs")[0] if p.id == "cart-abandonment"]
+    cid = next(f"k{i}" for i in range(100) if not in_holdout(programs[0], f"k{i}"))
+    store, publisher = MemoryStore(), Publisher()
+    receive(store, cart(cid, T0), T0)
+    consent = ConsentState(status="opted_in", at=T0, source="t", stamp="x")
+    store.customers[cid] = store.customers[cid].model_copy(
+        update={"email": f"{cid}@example.com", "consent": {"email": consent}}
+    )
+    # when two runs sweep the same window (a retry overlapping the next hour's run)
+    store.watermarks[SweepKind.CARTS] = Watermark(edge=T0, ran_at=T0 + timedelta(hours=3))
+    hourly(store, publisher, T0 + timedelta(hours=4))
+    store.watermarks[SweepKind.CARTS] = Watermark(edge=T0, ran_at=T0 + timedelta(hours=3))
+    hourly(store, publisher, T0 + timedelta(hours=4, minutes=5))
+    assert len(publisher.events) == 2
+    # then both carry the same event id, and evaluate enters the customer once
+    assert len({e.detail.event_id for e in publisher.events}) == 1
+    starter = MemoryStarter()
+    evaluator = Evaluator(
+        programs, store, starter, MemoryPublisher(), CFG, FixedClock(T0 + timedelta(hours=5))
+    )
+    for e in publisher.events:
+        detail = e.detail.model_dump(mode="json")
+        evaluator.evaluate(
+            [IncomingEvent(detail["event_id"], e.detail_type, e.detail.occurred_at, detail)]
+        )
+    assert len(store.ledger(cid, "ENTRY")) == 1

@@ -15,7 +15,7 @@ from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.events import DerivedEvent, InboundDetail, inbound_type
 from kizuna.events.derived import CampaignEvent
-from kizuna.ports import Claim, DeadLetter, StoredCampaign, VersionConflict
+from kizuna.ports import Claim, DeadLetter, StoredCampaign, VersionConflict, Watermark
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import Child, Join, Member
 
@@ -32,6 +32,7 @@ class MemoryStore:
         self.members: dict[str, dict[str, Member]] = {}  # cohort -> member sk -> member
         self.children: dict[str, dict[str, Child]] = {}
         self.steps: dict[tuple[str, str], dict[str, Any]] = {}  # STEP# decisions
+        self.watermarks: dict[str, Watermark] = {}  # sweep kind -> how far it swept
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
         return {
@@ -77,6 +78,14 @@ class MemoryStore:
             return False
         self.journeys[key] = state.model_copy(update={"rev": (previous.rev if previous else 0) + 1})
         return True
+
+    def sweep_watermark(self, kind: str) -> Watermark | None:
+        return self.watermarks.get(kind)
+
+    def save_sweep_watermark(self, kind: str, mark: Watermark) -> None:
+        current = self.watermarks.get(kind)
+        if current is None or current.edge <= mark.edge:
+            self.watermarks[kind] = mark
 
     def query_window(
         self, index: str, attribute: str, shard: str, start: str, end: str

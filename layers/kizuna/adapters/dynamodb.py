@@ -7,6 +7,7 @@ models to build, never domain logic, and never reads the clock (callers pass ``n
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -19,7 +20,7 @@ from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
 from kizuna.domain.privacy import ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.timestamps import iso, parse_time
-from kizuna.ports import Claim, VersionConflict
+from kizuna.ports import Claim, VersionConflict, Watermark
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import (
     CHILD_SK,
@@ -218,6 +219,15 @@ def _contact_update(claim: Claim, key: str, *, merge: bool = False) -> dict[str,
     }
 
 
+# A sweep's watermark: an activity item in a partition of its own ('#' is in no customer id)
+SWEEP_WATERMARK_PK = "SWEEP#"
+SWEEP_WATERMARK_SK = "WATERMARK"
+
+
+def sweep_watermark_key(kind: str) -> dict[str, str]:
+    return {"pk": f"{SWEEP_WATERMARK_PK}{kind}", "sk": SWEEP_WATERMARK_SK}
+
+
 class DynamoStore:
     """Customers and activity tables through a boto3 DynamoDB resource."""
 
@@ -333,6 +343,28 @@ class DynamoStore:
         }
         items = _items(self._customers.query, **kwargs)
         return [str(i["customer_id"]) for i in items if i[attribute] < end]
+
+    def sweep_watermark(self, kind: str) -> Watermark | None:
+        resp = self._activity.get_item(Key=sweep_watermark_key(kind), ConsistentRead=True)
+        item = resp.get("Item")
+        if item is None:
+            return None
+        return Watermark(edge=parse_time(str(item["edge"])), ran_at=parse_time(str(item["ran_at"])))
+
+    def save_sweep_watermark(self, kind: str, mark: Watermark) -> None:
+        failed = self._activity.meta.client.exceptions.ConditionalCheckFailedException
+        with contextlib.suppress(failed):  # a later run already swept further: keep it
+            self._activity.put_item(
+                Item={
+                    **sweep_watermark_key(kind),
+                    "kind": "SWEEP_WATERMARK",
+                    "edge": iso(mark.edge),
+                    "ran_at": iso(mark.ran_at),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #e <= :e",
+                ExpressionAttributeNames={"#e": "edge"},
+                ExpressionAttributeValues={":e": iso(mark.edge)},
+            )
 
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
         from boto3.dynamodb.conditions import Key

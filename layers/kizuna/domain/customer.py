@@ -156,6 +156,9 @@ class Customer(_Model):
     # ``phone_hash`` keys PHONE_INDEX, for the SMS opt-out sweep
     gsi_shard: str | None = None
     cart_open_at: datetime | None = None
+    # when ingest saw ``cart_open_at`` take its value (receive time, not event time): a cart
+    # event that arrives late is still swept (kizuna.programs.sweeps)
+    cart_open_seen_at: datetime | None = None
     phone_hash: str | None = None
     # RFM scores and segment (written by the daily scoring job)
     rfm_recency: int | None = None

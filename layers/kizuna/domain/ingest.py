@@ -353,6 +353,8 @@ def apply_events(
         after = before.model_copy(deep=True)
         activity = _apply_facts(after, ev, cfg)
         after = recompute(after, cfg.loyalty)
+        if after.cart_open_at != before.cart_open_at:
+            after.cart_open_seen_at = now if after.cart_open_at is not None else None
         derived = _derive(before, after, ev, cfg)
         activity = _with_points(activity, before, after)
         if derived:

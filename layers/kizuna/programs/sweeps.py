@@ -3,13 +3,26 @@
 Three sparse indexes on the customers table (partition ``gsi_shard``, 4 shards) hold only
 the customers they concern: ``by_last_order`` (``last_order_at``), ``by_points_expiry``
 (``points_next_expiry_at``) and ``by_open_cart`` (``cart_open_at``). A sweep queries the
-time window that crossed its threshold since the previous sweep, re-checks fresh state,
-and emits derived events with deterministic ids (so an overlapping sweep starts nothing
-twice):
+index values that crossed its threshold since the last sweep that succeeded, re-checks fresh
+state, and emits derived events with deterministic ids (so an overlapping sweep starts
+nothing twice):
 
 - ``customer.dormancy_risk``: no order for ``dormancy_risk_days`` (before dormancy);
 - ``customer.points_expiring``: points expire within ``points_expiry_warning_days``;
 - ``cart.abandoned``: a cart with items and no order for ``cart_abandoned_hours``.
+
+Catching up. Each kind keeps a durable :class:`Watermark` (the index value it has swept up
+to, and when that run read the index), saved only after the run's events are on the bus. A
+run sweeps [watermark, edge): after a failed run (or an hour the schedule could not run) the
+next one sweeps everything since the last success, so no window is lost. With no watermark
+yet, a run sweeps the request's ``lookback``.
+
+Late events. An event is stamped with when it happened, and the index with that time: a cart
+event that arrives hours late lands below the watermark, where no later window would look.
+So a cart sweep also re-reads ``lateness`` below its watermark and emits a cart there when
+ingest saw it open only after the previous run read the index
+(``Customer.cart_open_seen_at``, a receive time): that run could not have seen it. A cart
+older than ``lateness`` when it arrives is not swept (a reminder days late is not useful).
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from kizuna.events import (
     PointsExpiring,
     derived_event,
 )
+from kizuna.ports import Watermark
 from kizuna.runtime.config import KizunaConfig
 
 
@@ -52,6 +66,14 @@ PHONE_INDEX = "by_phone"
 PHONE_HASH_ATTRIBUTE = "phone_hash"
 
 
+# How late a cart event may arrive (after its cart turned abandoned) and still be swept.
+DEFAULT_LATENESS = {SweepKind.CARTS: timedelta(hours=24)}
+# A run reads the index a little after it starts, and the index trails the table by up to
+# seconds: a cart seen open this close before the previous run is checked again (a repeat
+# is harmless, the event id is the same).
+INDEX_LAG = timedelta(minutes=5)
+
+
 class SweepStore(Protocol):
     def query_window(
         self, index: str, attribute: str, shard: str, start: str, end: str
@@ -64,20 +86,52 @@ class SweepStore(Protocol):
 
 @dataclass(frozen=True)
 class Window:
+    """Index values in [start, end) are swept; those below ``late_until`` only if they were
+    seen after ``seen_by`` (a late arrival the previous run could not have read)."""
+
     start: datetime
     end: datetime
+    late_until: datetime | None = None
+    seen_by: datetime | None = None
 
 
-def window(kind: SweepKind, now: datetime, lookback: timedelta, cfg: KizunaConfig) -> Window:
-    """Index values that crossed the threshold in (now - lookback, now]."""
+def edge(kind: SweepKind, now: datetime, cfg: KizunaConfig) -> datetime:
+    """The index value that crosses the threshold at ``now``."""
     lc = cfg.lifecycle
     if kind == SweepKind.DORMANCY:
-        edge = now - timedelta(days=lc.dormancy_risk_days)
-    elif kind == SweepKind.POINTS:
-        edge = now + timedelta(days=lc.points_expiry_warning_days)
-    else:
-        edge = now - timedelta(hours=lc.cart_abandoned_hours)
-    return Window(edge - lookback, edge)
+        return now - timedelta(days=lc.dormancy_risk_days)
+    if kind == SweepKind.POINTS:
+        return now + timedelta(days=lc.points_expiry_warning_days)
+    return now - timedelta(hours=lc.cart_abandoned_hours)
+
+
+def window(
+    kind: SweepKind,
+    now: datetime,
+    lookback: timedelta,
+    cfg: KizunaConfig,
+    previous: Watermark | None = None,
+    lateness: timedelta | None = None,
+) -> Window:
+    """[watermark, edge) after a previous run, else [edge - lookback, edge); for carts, also
+    ``lateness`` below the watermark, for late arrivals."""
+    end = edge(kind, now, cfg)
+    if previous is None:
+        return Window(end - lookback, end)
+    since = min(previous.edge, end)
+    late = DEFAULT_LATENESS.get(kind, timedelta(0)) if lateness is None else lateness
+    if kind != SweepKind.CARTS or late <= timedelta(0):
+        return Window(since, end)
+    return Window(since - late, end, late_until=since, seen_by=previous.ran_at - INDEX_LAG)
+
+
+def _in_window(kind: SweepKind, c: Customer, w: Window) -> bool:
+    """A candidate from the late band is kept only if it arrived after the previous run."""
+    if w.late_until is None or w.seen_by is None or kind != SweepKind.CARTS:
+        return True
+    if c.cart_open_at is None or c.cart_open_at >= w.late_until:
+        return True
+    return c.cart_open_seen_at is not None and c.cart_open_seen_at > w.seen_by
 
 
 def event_for(
@@ -136,10 +190,22 @@ def event_for(
 
 
 def sweep(
-    kind: SweepKind, store: SweepStore, now: datetime, lookback: timedelta, cfg: KizunaConfig
+    kind: SweepKind,
+    store: SweepStore,
+    now: datetime,
+    lookback: timedelta,
+    cfg: KizunaConfig,
+    previous: Watermark | None = None,
+    lateness: timedelta | None = None,
+) -> list[DerivedEvent]:
+    """The events of one run (see :func:`window` for what it reads)."""
+    return sweep_window(kind, store, now, window(kind, now, lookback, cfg, previous, lateness), cfg)
+
+
+def sweep_window(
+    kind: SweepKind, store: SweepStore, now: datetime, w: Window, cfg: KizunaConfig
 ) -> list[DerivedEvent]:
     index, attribute = INDEXES[kind]
-    w = window(kind, now, lookback, cfg)
     ids: list[str] = []
     for shard in range(INDEX_SHARDS):
         ids += store.query_window(index, attribute, str(shard), iso(w.start), iso(w.end))
@@ -148,7 +214,9 @@ def sweep(
         customers = store.get_customers(ids[start : start + 100])
         for cid in ids[start : start + 100]:
             customer = customers.get(cid)
-            event = event_for(kind, customer, now, cfg) if customer else None
+            if customer is None or not _in_window(kind, customer, w):
+                continue
+            event = event_for(kind, customer, now, cfg)
             if event is not None:
                 out.append(event)
     return out

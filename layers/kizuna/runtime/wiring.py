@@ -188,7 +188,14 @@ def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
 
     store, publisher = sweep_parts()
     cfg = load_config(sweep_settings().KIZUNA_CONFIG)
-    return partial(run_sweep, store=store, publisher=publisher, cfg=cfg, clock=CurrentClock())
+    return partial(
+        run_sweep,
+        store=store,
+        watermarks=store,
+        publisher=publisher,
+        cfg=cfg,
+        clock=CurrentClock(),
+    )
 
 
 @lru_cache(maxsize=1)

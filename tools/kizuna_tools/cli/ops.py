@@ -100,7 +100,11 @@ def customers_erase(
 
 # --- dead-letter queues ---------------------------------------------------------------------
 Queue = Annotated[
-    str, typer.Argument(help="ingest, evaluate or feedback (with --stack), or a queue URL")
+    str,
+    typer.Argument(
+        help="ingest, evaluate, feedback, sweep-schedules, feedback-schedules, "
+        "scoring-schedule or campaign-schedules (with --stack), or a queue URL"
+    ),
 ]
 
 
@@ -111,7 +115,12 @@ def _dlq(queue: str, stack: str | None, aws: Aws) -> Any:
         url = resolve_dlq_url(queue, _outputs(aws, stack))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="QUEUE") from exc
-    return DeadLetterQueue(aws.client("sqs"), url)
+    return DeadLetterQueue(
+        aws.client("sqs"),
+        url,
+        lambda_client=aws.client("lambda"),
+        sfn_client=aws.client("stepfunctions"),
+    )
 
 
 @dlq_app.command("list")
@@ -127,12 +136,13 @@ def dlq_list(
 
     dlq = _dlq(queue, stack, aws)
     messages = dlq.peek(limit=1000)
-    counts = Counter(m.error_type for m in messages)
+    counts = Counter((m.kind, m.error_type) for m in messages)
     table = Table(title=f"{queue}: {dlq.depth()} message(s)")
+    table.add_column("kind")
     table.add_column("error type")
     table.add_column("messages", justify="right")
-    for error_type, n in counts.most_common():
-        table.add_row(error_type, str(n))
+    for (kind, error_type), n in counts.most_common():
+        table.add_row(kind, error_type, str(n))
     out.print(table)
 
 
@@ -149,7 +159,9 @@ def dlq_show(
     dlq = _dlq(queue, stack, aws)
     for m in dlq.peek(limit=limit):
         out.rule(f"{m.message_id}  receives={m.receive_count}")
-        out.print(f"[bold]{m.error_type}[/bold]: {m.error}", markup=True, highlight=False)
+        out.print(f"{m.error_type}: {m.error}", markup=False, highlight=False)
+        target = m.target or "the queue it serves"
+        out.print(f"{m.kind} from {m.source}, replays to {target}", markup=False, highlight=False)
         out.print(m.body, markup=False, highlight=False)
 
 
@@ -165,13 +177,13 @@ def dlq_redrive(
     *,
     aws: Aws,
 ) -> None:
-    """Replay dead messages after the cause is fixed (consumers are idempotent)."""
+    """Replay dead messages after the cause is fixed (consumers are idempotent): a queue's
+    dead letters to the queue it serves (or --to), a rule's or schedule's to its target, a
+    failed asynchronous invocation to its function."""
     dlq = _dlq(queue, stack, aws)
-    try:
-        target = to or dlq.source_url()
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--to") from exc
-    report = dlq.redrive(target, limit=limit)
-    out.print(f"moved {report.moved} message(s) to {target}; {report.failed} failed")
+    report = dlq.redrive(to, limit=limit)
+    out.print(f"moved {report.moved} message(s); {report.failed} failed")
+    for error in report.errors:
+        console.print(error, markup=False, highlight=False)
     if report.failed:
         raise typer.Exit(code=1)

@@ -51,7 +51,11 @@ from kizuna_tools.local.provision import (
     ResourceInfo,
     Unsupported,
 )
-from kizuna_tools.local.schedules import Schedule, parse_schedule
+from kizuna_tools.local.schedules import (
+    Schedule,
+    parse_schedule,
+    scheduler_dead_letter_attributes,
+)
 from kizuna_tools.local.template import ACCOUNT_ID, REGION, Template
 from kizuna_tools.local.virtual_clock import Timeline, VirtualClock
 
@@ -72,6 +76,7 @@ class Delivery:
     payload: str
     source_arn: str
     dead_letter_arn: str | None = None
+    execution_id: str | None = None  # a Scheduler invocation's <aws.scheduler.execution-id>
 
 
 @dataclass(order=True)
@@ -1003,7 +1008,19 @@ class LocalCloud:
                 "at": self.clock.now(),
             }
         )
-        if delivery.dead_letter_arn:
+        if delivery.dead_letter_arn and _service(delivery.source_arn) == "scheduler":
+            self._send_to(
+                delivery.dead_letter_arn,
+                delivery.payload,
+                scheduler_dead_letter_attributes(
+                    schedule_arn=delivery.source_arn,
+                    target_arn=delivery.target_arn,
+                    execution_id=delivery.execution_id or str(uuid.uuid4()),
+                    code=code,
+                    message=message,
+                ),
+            )
+        elif delivery.dead_letter_arn:
             self._send_to(
                 delivery.dead_letter_arn,
                 delivery.payload,
@@ -1377,17 +1394,20 @@ class LocalCloud:
         target = dict(item.target)
         arn = str(target["Arn"])
         payload = str(target.get("Input") or "{}")
+        execution_id = str(uuid.uuid4())
         for placeholder, value in (
             ("<aws.scheduler.scheduled-time>", _iso(when)),
             ("<aws.scheduler.schedule-arn>", item.arn),
-            ("<aws.scheduler.execution-id>", str(uuid.uuid4())),
+            ("<aws.scheduler.execution-id>", execution_id),
             ("<aws.scheduler.attempt-number>", "1"),
         ):
             payload = payload.replace(placeholder, value)
         dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
         service = _service(arn)
         if service in ("lambda", "states", "sns"):
-            self._deliveries.append(Delivery(service, arn, payload, item.arn, dead_letter))
+            self._deliveries.append(
+                Delivery(service, arn, payload, item.arn, dead_letter, execution_id)
+            )
         elif service == "sqs":
             group = (target.get("SqsParameters") or {}).get("MessageGroupId")
             backends.send_to_queue(arn.rsplit(":", 1)[-1], payload, group)

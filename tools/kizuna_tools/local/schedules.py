@@ -205,3 +205,22 @@ def parse_schedule(expression: str, *, anchor: datetime, timezone: str = "UTC") 
         at = datetime.fromisoformat(match.group(1)).replace(tzinfo=zone).astimezone(UTC)
         return AtSchedule(text, at)
     raise ValueError(f"unsupported schedule expression: {expression!r}")
+
+
+# EventBridge Scheduler's dead-letter event: the input it could not deliver as the body, and
+# why in these message attributes ("Configuring a dead-letter queue", Scheduler User Guide).
+SCHEDULER_DEAD_LETTER_ATTRIBUTES = (
+    "ERROR_CODE",
+    "ERROR_MESSAGE",
+    "EXECUTION_ID",
+    "SCHEDULE_ARN",
+    "TARGET_ARN",
+)
+
+
+def scheduler_dead_letter_attributes(
+    *, schedule_arn: str, target_arn: str, execution_id: str, code: str, message: str
+) -> dict[str, str]:
+    """The message attributes of a dead-letter event for one failed invocation."""
+    values = (code, message[:1000], execution_id, schedule_arn, target_arn)
+    return dict(zip(SCHEDULER_DEAD_LETTER_ATTRIBUTES, values, strict=True))
