@@ -13,8 +13,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from kizuna_tools.cli.options import CustomersTable, Endpoint
 
@@ -164,32 +166,48 @@ def local_serve(
 def programs_validate(
     directory: Annotated[Path, typer.Argument(help="folder of program YAML")] = Path("programs"),
     templates: Annotated[Path, typer.Option(help="templates folder")] = Path("templates"),
+    segments: Annotated[Path, typer.Option(help="segments folder")] = Path("segments"),
 ) -> None:
-    """Check every program: schema, steps, graph, conditions, templates, and its compiled
-    state machine (what CreateStateMachine checks; also the npm asl-validator if installed)."""
-    from rich.markup import escape
-
+    """Check every program as synthesis does: schema, steps, graph, conditions (fields
+    included), segments, templates, and its compiled state machine (what CreateStateMachine
+    checks; also the npm asl-validator if installed)."""
     from kizuna.delivery.templates import Renderer
     from kizuna.programs.loader import load_programs
+    from kizuna.segments import SegmentError, load_segments
     from kizuna_tools.aslcheck import check_programs, find_asl_validator
 
-    programs, issues = load_programs(directory, templates=Renderer(templates))
-    for issue in issues:
-        out.print(f"[red]✗[/red] {issue}")
+    problems: list[str] = []
+    segment_names: list[str] = []
+    if segments.is_dir():
+        try:
+            segment_names = list(load_segments(segments))
+        except SegmentError as exc:
+            problems += [f"{segments}: {p}" for p in exc.problems]
+    programs, issues = load_programs(
+        directory, templates=Renderer(templates), segment_names=segment_names
+    )
+    problems += [str(issue) for issue in issues]
     asl = check_programs(programs)
-    for program_id, problems in asl.items():
+    for program_id, found in asl.items():
         file = next(iter(sorted(directory.glob(f"{program_id}.y*ml"))), directory / program_id)
-        for problem in problems:
-            out.print(f"[red]✗[/red] {escape(f'{file} (state machine): {problem}')}")
+        problems += [f"{file} (state machine): {problem}" for problem in found]
+    for problem in problems:
+        _fail_line(problem)
     checked = "ASL valid" + (" (+ asl-validator)" if find_asl_validator() else "")
     for p in programs:
         if p.id not in asl:
             out.print(
-                f"[green]✓[/green] {p.id}: {len(p.steps)} steps, trigger {p.trigger.event}, "
-                f"{checked}"
+                f"[green]✓[/green] {escape(p.id)}: {len(p.steps)} steps, "
+                f"trigger {escape(p.trigger.event)}, {checked}"
             )
-    if issues or asl:
+    if problems:
         raise typer.Exit(code=1)
+
+
+def _fail_line(text: str) -> None:
+    """A problem, its text as written (a regex's ``[a-z]`` or ``[step x]`` is not rich
+    markup) on one line (to grep)."""
+    out.print(Text.assemble(("✗ ", "red"), text), soft_wrap=True, highlight=False)
 
 
 @programs_app.command("show")
@@ -270,7 +288,7 @@ def render_preview(
         try:
             message = renderer.render(prog.id, send.template, channel, who.locale, context)
         except RenderError as exc:
-            out.print(f"[red]{channel}: {exc}[/red]")
+            out.print(f"[red]{escape(f'{channel}: {exc}')}[/red]")
             failed = True
             continue
         data = message.model_dump()
