@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from kizuna_tools.cli.options import CustomersTable, Endpoint
+from kizuna_tools.cli.options import Config, CustomersTable, Endpoint
 
 local_app = typer.Typer(
     help="Run Kizuna on the local runtime (moto, in-process).", no_args_is_help=True
@@ -37,13 +37,17 @@ def local_run(
     report_dir: Annotated[
         Path | None, typer.Option(help="write the HTML report and CSVs here ('' for none)")
     ] = Path("out/demo-report"),
+    config: Config = None,
 ) -> None:
     """Replay a synthetic shop through the real app and print what happened.
 
     The functions' own output (JSON logs, metrics) goes to ``out/local-run.log``.
     """
     from kizuna_tools.demo import run_demo
+    from kizuna_tools.project import project_config
 
+    project = project_config(config)
+    console.print(f"configuration: {project.source}", markup=False, highlight=False)
     log_path = Path("out/local-run.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -64,6 +68,7 @@ def local_run(
             seed,
             progress=lambda done, _: bar.update(task, completed=done),
             report_dir=report_dir if report_dir and str(report_dir) not in ("", ".") else None,
+            config=project.raw,
         )
     out.print(f"function logs: {log_path}")
     data = summary.as_dict()
@@ -136,13 +141,18 @@ def _print_summary(data: dict[str, object]) -> None:
 @local_app.command("serve")
 def local_serve(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4566,
+    config: Config = None,
 ) -> None:
-    """Serve the provisioned app on moto's HTTP server, with the clock running."""
-    from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
+    """Serve the provisioned app on moto's HTTP server, with the clock running, and the
+    project's configuration (the one `kizuna import` finds too)."""
+    from kizuna_tools.demo import local_context, prepare_channels
     from kizuna_tools.local.app import default_project_root, kizuna_template
     from kizuna_tools.local.cloud import LocalCloud
+    from kizuna_tools.project import project_config
 
-    template = kizuna_template(DEMO_CONTEXT)
+    project = project_config(config)
+    console.print(f"configuration: {project.source}", markup=False, highlight=False)
+    template = kizuna_template(local_context(project.raw))
     with LocalCloud.from_template(
         template, project_root=default_project_root(), start=datetime.now(UTC)
     ) as cloud:
@@ -167,14 +177,18 @@ def programs_validate(
     directory: Annotated[Path, typer.Argument(help="folder of program YAML")] = Path("programs"),
     templates: Annotated[Path, typer.Option(help="templates folder")] = Path("templates"),
     segments: Annotated[Path, typer.Option(help="segments folder")] = Path("segments"),
+    config: Config = None,
 ) -> None:
     """Check every program as synthesis does: schema, steps, graph, conditions (fields
     included), segments, templates, and its compiled state machine (what CreateStateMachine
-    checks; also the npm asl-validator if installed)."""
+    checks; also the npm asl-validator if installed); and render every send step's template
+    (each locale, each channel) with the context a send gives it."""
     from kizuna.delivery.templates import Renderer
     from kizuna.programs.loader import load_programs
     from kizuna.segments import SegmentError, load_segments
     from kizuna_tools.aslcheck import check_programs, find_asl_validator
+    from kizuna_tools.project import project_config
+    from kizuna_tools.templatecheck import program_template_problems
 
     problems: list[str] = []
     segment_names: list[str] = []
@@ -187,6 +201,12 @@ def programs_validate(
         directory, templates=Renderer(templates), segment_names=segment_names
     )
     problems += [str(issue) for issue in issues]
+    problems += [
+        str(issue)
+        for issue in program_template_problems(
+            programs, Renderer(templates), project_config(config).config, directory
+        )
+    ]
     asl = check_programs(programs)
     for program_id, found in asl.items():
         file = next(iter(sorted(directory.glob(f"{program_id}.y*ml"))), directory / program_id)
@@ -239,19 +259,20 @@ def render_preview(
     ),
     programs_dir: Annotated[Path, typer.Option()] = Path("programs"),
     templates_dir: Annotated[Path, typer.Option()] = Path("templates"),
+    config: Config = None,
 ) -> None:
     """Preview a send step's message on every channel it may use."""
     from kizuna.delivery.templates import Renderer, RenderError, build_context
     from kizuna.programs.loader import load_program
     from kizuna.programs.model import SendStep
-    from kizuna.runtime.config import KizunaConfig
     from kizuna_tools.demo import sample_coupon, sample_customer
+    from kizuna_tools.project import project_config
 
     prog = load_program(programs_dir / f"{program}.yaml")
     send = prog.step(step)
     if not isinstance(send, SendStep):
         raise typer.BadParameter(f"{step} is not a send step", param_hint="STEP")
-    cfg = KizunaConfig()
+    cfg = project_config(config).config
     if customer:
         import boto3
 
