@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -172,8 +172,8 @@ def transitions(cloud: Any) -> dict[str, dict[str, float]]:
 def run(customers: int, days: int) -> dict[str, Any]:
     captured: dict[str, Any] = {}
 
-    def measure(cloud: Any, summary: DemoSummary) -> DemoSummary:
-        out = collect(cloud, summary)
+    def measure(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> DemoSummary:
+        out = collect(cloud, summary, config)
         captured["calls"] = {role: Counter() for role in (*ROLES.values(), "runtime")}
         for fn, calls in cloud.calls_by_function.items():
             captured["calls"].setdefault(role_of(fn), Counter()).update(calls)

@@ -49,7 +49,7 @@ def test_orders_csv_imports_good_rows_and_reports_every_bad_one(tmp_path: Path) 
     path = tmp_path / "orders.csv"
     path.write_text(ORDERS_CSV)
     store = MemoryStore()
-    report = import_file("orders", path, store, CFG, T0)
+    report = import_file("orders", path, store, CFG, T0, partial=True)
     assert (report.rows, report.imported, report.rejected) == (8, 3, 4)
     errors = {e.row: e.error for e in report.errors}
     assert "UTC offset" in errors[6]
@@ -104,7 +104,7 @@ def test_customers_import_with_consent_and_a_dry_run(tmp_path: Path) -> None:
     dry = import_file("customers", path, None, CFG, T0)
     assert (dry.imported, dry.rejected) == (1, 3)
     store = MemoryStore()
-    report = import_file("customers", path, store, CFG, T0)
+    report = import_file("customers", path, store, CFG, T0, partial=True)
     assert [e.row for e in report.errors] == [3, 4, 5]
     assert "email" in report.errors[0].error and "gender" in report.errors[1].error
     c1 = store.customers["c1"]
@@ -121,7 +121,7 @@ def test_malformed_jsonl_line_is_reported_not_fatal(tmp_path: Path) -> None:
         "lines": [{"product_id": "p", "quantity": 1, "unit_price": "500"}],
     }
     path.write_text(json.dumps(good) + "\n{oops\n[1,2]\n")
-    report = import_file("orders", path, MemoryStore(), CFG, T0)
+    report = import_file("orders", path, MemoryStore(), CFG, T0, partial=True)
     assert report.imported == 1
     assert [(e.row, e.error.split(":")[0]) for e in report.errors] == [
         (2, "invalid JSON"),

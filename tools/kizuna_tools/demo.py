@@ -13,7 +13,7 @@ import json
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,35 +26,22 @@ if TYPE_CHECKING:
     from kizuna.domain.customer import Customer
     from kizuna.programs.model import CouponSpec
 
-# A 90-day demo needs thresholds a few months of a tea shop can reach.
-DEMO_CONFIG: dict[str, Any] = {
-    "loyalty": {
-        "earn_rate": "0.01",
-        "ranks": [
-            {"name": "Bronze", "min_points": 0, "multiplier": "1", "benefits": ["Birthday coupon"]},
-            {
-                "name": "Silver",
-                "min_points": 100,
-                "multiplier": "1.5",
-                "benefits": ["Birthday coupon", "Free shipping over 3,000 yen"],
-            },
-            {
-                "name": "Gold",
-                "min_points": 300,
-                "multiplier": "2",
-                "benefits": ["Birthday coupon", "Free shipping", "Members-only sales"],
-            },
-            {
-                "name": "Platinum",
-                "min_points": 800,
-                "multiplier": "3",
-                "benefits": ["Birthday coupon", "Free shipping", "Members-only sales", "Concierge"],
-            },
-        ],
-        "near_next_rank_points": 50,
-    },
-    "lifecycle": {"dormancy_risk_days": 21, "dormant_after_days": 45},
-}
+
+def checkout_config() -> dict[str, Any]:
+    """This checkout's configuration (``cdk.json``'s ``kizuna:config``): the sample tea shop's,
+    with rank thresholds a few months of the shop can reach."""
+    from kizuna.programs.bundle import REPO_ROOT
+    from kizuna_tools.project import CONTEXT_KEY
+
+    config: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8"))[
+        "context"
+    ][CONTEXT_KEY]
+    return config
+
+
+# The checkout's configuration and its local stack's context (tests; commands resolve theirs
+# with kizuna_tools.project.project_config and local_context).
+DEMO_CONFIG: dict[str, Any] = checkout_config()
 
 
 @dataclass
@@ -133,13 +120,13 @@ def _table(cloud: Any, contains: str) -> str:
     return str(found[0].logical_id)
 
 
-def collect(cloud: Any, summary: DemoSummary) -> DemoSummary:
+def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> DemoSummary:
     """Read what happened back from the tables, the ledger, the queues and the outboxes."""
     from kizuna.domain.customer import Customer
     from kizuna.programs.view import lifecycle
     from kizuna.runtime.config import KizunaConfig
 
-    cfg = KizunaConfig.model_validate(DEMO_CONFIG)
+    cfg = KizunaConfig.model_validate(config)
     now = cloud.clock.now()
     ranks: Counter[str] = Counter()
     segments: Counter[str] = Counter()
@@ -208,15 +195,21 @@ def run_demo(
     progress: Callable[[int, int], None] | None = None,
     project_root: Path | None = None,
     report_dir: Path | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> DemoSummary:
+    """The synthetic shop on the local stack, with ``config`` (default: the project's
+    configuration, as every command finds it)."""
     from kizuna_tools.local.app import default_project_root, kizuna_template
     from kizuna_tools.local.cloud import LocalCloud
+    from kizuna_tools.project import project_config
+
+    config = dict(project_config().raw if config is None else config)
 
     # functions without metrics in an invocation: Powertools warns each time
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     started = time.perf_counter()
     shop = Shop(customers=customers, days=days, seed=seed)
-    template = kizuna_template(DEMO_CONTEXT)
+    template = kizuna_template(local_context(config))
     summary = DemoSummary(days=days)
     root = project_root or default_project_root()
     with LocalCloud.from_template(
@@ -243,9 +236,9 @@ def run_demo(
             cloud.advance_to(shop.start + timedelta(days=day + 1), wake="batch")
             if progress:
                 progress(day + 1, days)
-        collect(cloud, summary)
+        collect(cloud, summary, config)
         if report_dir is not None:
-            summary.report = str(write_demo_report(cloud, report_dir, root))
+            summary.report = str(write_demo_report(cloud, report_dir, root, config))
     summary.wall_seconds = round(time.perf_counter() - started, 1)
     return summary
 
@@ -254,12 +247,20 @@ EMAIL_FROM = "shop@example.com"
 LINE_TOKEN_PARAMETER = "/kizuna/local/line-channel-token"  # noqa: S105 - a name
 PUSH_APP_ID = "kizunalocalpushapp"
 # All four channels on: push through a (faked) End User Messaging app, LINE with a token.
-DEMO_CONTEXT: dict[str, Any] = {
-    "kizuna:config": DEMO_CONFIG,
+LOCAL_CHANNELS: dict[str, Any] = {
     "kizuna:emailFrom": EMAIL_FROM,
     "kizuna:pushApplicationId": PUSH_APP_ID,
     "kizuna:lineTokenParameter": LINE_TOKEN_PARAMETER,
 }
+
+
+def local_context(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The CDK context of the local stack (``kizuna local run|serve``): ``config`` and the
+    four channels."""
+    return {"kizuna:config": dict(config), **LOCAL_CHANNELS}
+
+
+DEMO_CONTEXT: dict[str, Any] = local_context(DEMO_CONFIG)
 # Handlers log at WARNING in the demo (the summary says what happened).
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 
@@ -323,12 +324,14 @@ def apply_campaigns(cloud: Any, project_root: Path) -> list[str]:
     return applied
 
 
-def write_demo_report(cloud: Any, directory: Path, project_root: Path) -> Path:
+def write_demo_report(
+    cloud: Any, directory: Path, project_root: Path, config: Mapping[str, Any]
+) -> Path:
     """The HTML report (and CSVs) of the simulated run."""
     from kizuna.runtime.config import KizunaConfig
     from kizuna_tools.reports.document import build_reports, write_report
 
-    cfg = KizunaConfig.model_validate(DEMO_CONFIG)
+    cfg = KizunaConfig.model_validate(config)
     reports = build_reports(report_data(cloud, project_root), cfg)
     return write_report(reports, cfg, directory, "Kizuna demo: the synthetic shop")
 

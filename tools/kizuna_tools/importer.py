@@ -18,6 +18,10 @@ Orders columns: CSV has one row per order line: ``order_id``, ``customer_id``,
 ``unit_price``, ``total`` (optional, defaults to the sum of the lines), ``currency``
 (default JPY), ``channel`` (web/app/store, default store), ``cancelled_at`` (optional).
 JSON Lines has one order per line with the same keys and a ``lines`` array.
+
+A column (or JSON key) that is none of these rejects the row: a misspelled ``totl`` or
+``curency`` is never silently ignored. Nothing is written when any row is rejected unless
+``partial`` is given (``kizuna import --partial``): then the valid rows are.
 """
 
 from __future__ import annotations
@@ -50,6 +54,19 @@ CONSENT_COLUMNS = {
     "push_consent": "push",
     "line_consent": "line",
 }
+CUSTOMER_COLUMNS = frozenset({"customer_id", "updated_at", *CUSTOMER_FIELDS, *CONSENT_COLUMNS})
+LINE_COLUMNS = ("product_id", "category", "quantity", "unit_price")
+# An order's own columns: one value per order (in CSV, every line of the order repeats them).
+ORDER_LEVEL_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "ordered_at",
+    "total",
+    "currency",
+    "channel",
+    "cancelled_at",
+)
+ORDER_COLUMNS = frozenset({*ORDER_LEVEL_COLUMNS, *LINE_COLUMNS})
 TRUE_WORDS = {"opted_in", "yes", "true", "1", "y"}
 FALSE_WORDS = {"opted_out", "no", "false", "0", "n"}
 CUSTOMERS_PER_BATCH = 100
@@ -152,12 +169,9 @@ def customer_events(row: dict[str, Any], now: datetime) -> list[ParsedEvent]:
     if _blank(cid):
         raise RowRejected("customer_id: required")
     at = now if _blank(row.get("updated_at")) else _time(row.get("updated_at"), "updated_at")
+    _known_columns(row, CUSTOMER_COLUMNS)
     detail = {"customer_id": cid, "occurred_at": at}
     detail.update({k: row[k] for k in CUSTOMER_FIELDS if not _blank(row.get(k))})
-    known = {"customer_id", "updated_at", *CUSTOMER_FIELDS, *CONSENT_COLUMNS}
-    unknown = sorted(set(row) - known)
-    if unknown:
-        raise RowRejected(f"unknown columns: {', '.join(unknown)}")
     stamp = at.isoformat()
     events = [
         _event(CustomerUpserted, f"import:customer:{cid}:{stamp}", "customer.upserted", detail)
@@ -187,6 +201,14 @@ def customer_events(row: dict[str, Any], now: datetime) -> list[ParsedEvent]:
     return events
 
 
+def _known_columns(row: dict[str, Any], known: Iterable[str], what: str = "columns") -> None:
+    unknown = sorted(set(row) - set(known))
+    if unknown:
+        raise RowRejected(
+            f"unknown {what}: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+
+
 def _decimal(value: Any, column: str) -> Decimal:
     try:
         return Decimal(str(value))
@@ -208,22 +230,39 @@ def group_order_rows(
             yield [number], row
             continue
         oid = row.get("order_id")
-        if _blank(oid):
-            report.errors.append(RowError(number, "order_id: required"))
+        try:
+            _known_columns(row, ORDER_COLUMNS)
+            if _blank(oid):
+                raise RowRejected("order_id: required")
+        except RowRejected as exc:
+            report.errors.append(RowError(number, str(exc)))
             continue
-        numbers, order = orders.setdefault(str(oid), ([], {**row, "lines": []}))
+        own = {c: row[c] for c in ORDER_LEVEL_COLUMNS if c in row}
+        numbers, order = orders.setdefault(str(oid), ([], {**own, "lines": []}))
         numbers.append(number)
-        line = {k: row.get(k) for k in ("product_id", "category", "quantity", "unit_price")}
+        differs = [c for c in ORDER_LEVEL_COLUMNS if row.get(c) != order.get(c)]
+        if differs:
+            order.setdefault("__error__", f"rows of order {oid} differ in {', '.join(differs)}")
+        line = {k: row.get(k) for k in LINE_COLUMNS}
         order["lines"].append({k: v for k, v in line.items() if not _blank(v)})
     yield from orders.values()
 
 
 def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
+    if "__error__" in order:
+        raise RowRejected(order["__error__"])
+    _known_columns(order, {*ORDER_LEVEL_COLUMNS, "lines"}, "keys")
     oid, cid = order.get("order_id"), order.get("customer_id")
     if _blank(cid):
         raise RowRejected("customer_id: required")
     at = _time(order.get("ordered_at"), "ordered_at")
     lines = order.get("lines") or []
+    if not isinstance(lines, list):
+        raise RowRejected("lines: a list of order lines")
+    for i, line in enumerate(lines):
+        if not isinstance(line, dict):
+            raise RowRejected(f"lines.{i}: an object with {', '.join(LINE_COLUMNS)}")
+        _known_columns(line, LINE_COLUMNS, f"keys in lines.{i}")
     total = order.get("total")
     if _blank(total):
         total = sum(
@@ -294,8 +333,11 @@ def import_file(
     cfg: KizunaConfig,
     now: datetime,
     progress: Callable[[int], None] | None = None,
+    *,
+    partial: bool = False,
 ) -> ImportReport:
-    """Validate every row, import the good ones (``store=None`` validates only)."""
+    """Validate every row; import them all when none is rejected, the valid ones when
+    ``partial`` (``store=None`` validates only)."""
     report = ImportReport(kind=kind)
     by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
     if kind == "customers":
@@ -319,7 +361,7 @@ def import_file(
             report.imported += 1
     else:
         raise ValueError(f"unknown import kind {kind!r}")
-    if store is not None:
+    if store is not None and (partial or not report.errors):
         report.customers_written = apply_grouped(store, by_customer, cfg, now, progress)
     report.errors.sort(key=lambda e: e.row)
     return report

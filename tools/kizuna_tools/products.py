@@ -21,7 +21,7 @@ Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=204
 
 
 class ProductRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     product_id: Identifier
     name: str = Field(min_length=1, max_length=200)
@@ -41,6 +41,13 @@ def parse_rows(
         if "__error__" in row:
             report.errors.append(RowError(number, str(row["__error__"])))
             continue
+        unknown = sorted(set(row) - set(ProductRecord.model_fields))
+        if unknown:
+            known = ", ".join(ProductRecord.model_fields)
+            report.errors.append(
+                RowError(number, f"unknown columns: {', '.join(unknown)} (known: {known})")
+            )
+            continue
         try:
             record = ProductRecord.model_validate({k: v for k, v in row.items() if v != ""})
         except ValidationError as exc:
@@ -54,13 +61,18 @@ def parse_rows(
 
 
 def import_products(
-    path: Path, store: CatalogWriter | None, progress: Callable[[int], None] | None = None
+    path: Path,
+    store: CatalogWriter | None,
+    progress: Callable[[int], None] | None = None,
+    *,
+    partial: bool = False,
 ) -> ImportReport:
-    """Validate every row and upsert the good ones (``store=None`` validates only). The
-    last row of a product id wins."""
+    """Validate every row; upsert them all when none is rejected, the valid ones when
+    ``partial`` (``store=None`` validates only). The last row of a product id wins; a
+    column that is not a product field rejects the row."""
     report = ImportReport(kind="products")
     records = {r.product_id: r for r in parse_rows(read_rows(path), report)}
-    if store is not None and records:
+    if store is not None and records and (partial or not report.errors):
         report.customers_written = store.upsert_catalog(records.values())
     if progress:
         progress(report.rows)

@@ -24,6 +24,7 @@ from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER
 from kizuna.campaigns.model import Campaign
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import Customer
+from kizuna.programs.pattern_rules import Fields
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
 from kizuna.runtime.config import KizunaConfig
@@ -324,6 +325,12 @@ def pick_winner(
         for r in [results.get(n, ArmResult())]
     )
     return best, f"best {metric} rate in the test pool: {figures}"
+
+
+# What a campaign goal's conditions see of an order (the fields :func:`converted` matches).
+CONVERSION_FIELDS: Fields = dict.fromkeys(
+    ("order_id", "total", "currency", "channel", "product_ids")
+)
 
 
 def converted(

@@ -14,6 +14,7 @@ from kizuna.campaigns.model import Campaign, LocalTimeSchedule, OnceSchedule
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
 from kizuna.programs.loader import GOAL_EVENTS, TemplateCatalog
 from kizuna.programs.pattern_rules import condition_problems
+from kizuna.programs.view import VIEW_FIELDS
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def check_campaign(
     """What the model alone cannot know: names that must exist elsewhere."""
     issues: list[CampaignIssue] = []
     for problem in condition_problems(
-        campaign.audience.conditions, "conditions", to_eventbridge=False
+        campaign.audience.conditions, "conditions", to_eventbridge=False, fields=VIEW_FIELDS
     ):
         issues.append(CampaignIssue(file, "audience", problem))
     if campaign.goal is not None:
@@ -59,8 +60,10 @@ def check_campaign(
             issues.append(
                 CampaignIssue(file, "goal.event", f"unknown event type {campaign.goal.event!r}")
             )
+        from kizuna.campaigns.engine import CONVERSION_FIELDS
+
         for problem in condition_problems(
-            campaign.goal.conditions, "conditions", to_eventbridge=False
+            campaign.goal.conditions, "conditions", to_eventbridge=False, fields=CONVERSION_FIELDS
         ):
             issues.append(CampaignIssue(file, "goal", problem))
     if campaign.id in program_ids:

@@ -12,12 +12,23 @@ Layout under the templates root (the repository's ``templates/`` unless told oth
     _base/...                     shared layouts ({% extends "_base/email.html.j2" %})
 
 A message renders completely or not at all: an undefined variable, a missing part, a
-syntax error, a sandbox violation or an empty required part raises :class:`RenderError`.
+syntax error, a sandbox violation, an empty required part or a part over its bounds raises
+:class:`RenderError`.
+
+Bounds: a template is code, and code can be slow or huge (``{{ 'a' * 10**9 }}``). Operators
+and methods that make big values in one C-level step (``*``, ``**``, ``%``, ``+``,
+``str.center``/``replace``/``join``/``format``..., the filters that pad, repeat or join) are
+refused beyond :data:`MAX_ITEMS` characters or items (integers beyond :data:`MAX_INT_BITS`
+bits); rendering a part stops at :data:`MAX_PART_CHARS` characters of output and after
+:data:`MAX_RENDER_SECONDS` of wall-clock time (checked on every Python line the render runs).
 """
 
 from __future__ import annotations
 
 import re
+import string
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -30,11 +41,24 @@ from jinja2 import (
     DictLoader,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateNotFound,
+    meta,
+    nodes,
     select_autoescape,
 )
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.filters import FILTERS
+from jinja2.runtime import Context
+from jinja2.sandbox import (
+    UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+    UNSAFE_COROUTINE_ATTRIBUTES,
+    UNSAFE_FUNCTION_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+    UNSAFE_METHOD_ATTRIBUTES,
+    ImmutableSandboxedEnvironment,
+)
+from jinja2.utils import Namespace
 from pydantic import ValidationError
 
 from kizuna.delivery.content import (
@@ -67,6 +91,19 @@ SUFFIX = ".j2"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _REASON_MAX = 300
+
+# Bounds of one render (see the module's docstring).
+MAX_ITEMS = 100_000  # characters of a string, items of a list, made by one operation
+MAX_INT_BITS = 4096  # integers a template computes
+MAX_PART_CHARS = 1_000_000  # output of one part
+MAX_RENDER_SECONDS = 2.0  # wall-clock time of one part
+_UNSAFE_NAMES = (
+    UNSAFE_FUNCTION_ATTRIBUTES
+    | UNSAFE_METHOD_ATTRIBUTES
+    | UNSAFE_GENERATOR_ATTRIBUTES
+    | UNSAFE_COROUTINE_ATTRIBUTES
+    | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
+)
 
 # How a customer without a name is addressed; the Japanese form carries its honorific.
 ANONYMOUS = {"ja": "お客様", "en": "Customer"}
@@ -138,6 +175,238 @@ def _single_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# --- bounds ----------------------------------------------------------------------------------
+class RenderLimit(SecurityError):
+    """A template that would take too long or make something too big."""
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | bytes | list | tuple) else 0
+
+
+def _need(size: int, what: str) -> None:
+    if size > MAX_ITEMS:
+        raise RenderLimit(f"{what} would make {size:,} characters or items (limit {MAX_ITEMS:,})")
+
+
+def _check_int(value: Any, what: str) -> None:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise RenderLimit(f"{what}: an integer over {MAX_INT_BITS} bits")
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?[a-zA-Z%]")
+
+
+def _check_percent(fmt: str) -> None:
+    """``%`` formatting with a width or precision that pads beyond the limit."""
+    for width, precision in _PERCENT_SPEC.findall(fmt):
+        for number in (width, precision):
+            if number == "*":
+                raise RenderLimit("'%*' widths are not allowed")
+            if number:
+                _need(int(number), "a % format width")
+
+
+def _check_format(fmt: str) -> None:
+    """``str.format`` specs with a width or precision beyond the limit (nested ones refused)."""
+    for _, _, spec, _ in string.Formatter().parse(fmt):
+        if not spec:
+            continue
+        if "{" in spec:
+            raise RenderLimit("nested format specs are not allowed")
+        for number in re.findall(r"\d+", spec):
+            _need(int(number), "a format width")
+
+
+def _product(left: Any, right: Any) -> None:
+    _need(_size(left) * _count(right) + _size(right) * _count(left), "'*'")
+    both_ints = isinstance(left, int) and isinstance(right, int)
+    if both_ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        raise RenderLimit(f"'*': an integer over {MAX_INT_BITS} bits")
+
+
+def _power(left: Any, right: Any) -> None:
+    both_ints = isinstance(left, int) and isinstance(right, int)
+    if both_ints and abs(left) > 1 and left.bit_length() * right > MAX_INT_BITS:
+        raise RenderLimit(f"'**': an integer over {MAX_INT_BITS} bits")
+
+
+def _replaced(text: str, old: str, new: str, count: int = -1) -> int:
+    times = text.count(old) if old else len(text) + 1
+    if count >= 0:
+        times = min(times, count)
+    return len(text) + times * (len(new) - len(old))
+
+
+def _joined(separator: str, items: Any) -> tuple[int, list[Any]]:
+    listed = list(items)
+    _need(len(listed), "join")
+    return len(separator) * len(listed) + sum(len(str(i)) for i in listed), listed
+
+
+_STR_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+
+
+def _bounded_str_method(text: str, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``text.<name>`` that refuses to make a string beyond the limit."""
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        if name in _STR_WIDTH_METHODS and args:
+            _need(_count(args[0]), f"str.{name}")
+        elif name == "expandtabs":
+            _need(
+                len(text) * max(_count(args[0] if args else kwargs.get("tabsize", 8)), 1),
+                "str.expandtabs",
+            )
+        elif name == "replace" and len(args) >= 2:
+            _need(_replaced(text, str(args[0]), str(args[1]), *args[2:3]), "str.replace")
+        elif name == "join" and args:
+            size, listed = _joined(text, args[0])
+            _need(size, "str.join")
+            return method(listed)
+        return method(*args, **kwargs)
+
+    return bounded
+
+
+class _BoundedNamespace(Namespace):
+    """``namespace()`` whose attributes cannot grow beyond the limit (``ns.s = ns.s ~ ns.s``
+    in a loop doubles a string each time)."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _need(_size(value), f"namespace attribute {name}")
+        super().__setitem__(name, value)
+
+
+def _bounded_filters() -> dict[str, Callable[..., Any]]:
+    """Jinja's filters that pad, repeat or join, refusing results beyond the limit."""
+
+    def center(value: Any, width: int = 80) -> Any:
+        _need(_count(width), "center")
+        return FILTERS["center"](value, width)
+
+    def indent(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> Any:
+        text = str(value)
+        pad = _count(width) if not isinstance(width, str) else len(width)
+        _need(len(text) + pad * (text.count("\n") + 1), "indent")
+        return FILTERS["indent"](value, width, *args, **kwargs)
+
+    def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_percent(str(value))
+        return FILTERS["format"](value, *args, **kwargs)
+
+    def replace(ctx: Any, value: Any, old: str, new: str, count: int | None = None) -> Any:
+        _need(_replaced(str(value), str(old), str(new), -1 if count is None else count), "replace")
+        return FILTERS["replace"](ctx, value, old, new, count)
+
+    def batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
+        _need(_count(linecount), "batch")
+        return FILTERS["batch"](value, linecount, fill_with)
+
+    def wordwrap(value: Any, width: int = 79, *args: Any, **kwargs: Any) -> Any:
+        _need(len(str(value)) * 2 + _count(width), "wordwrap")
+        return FILTERS["wordwrap"](value, width, *args, **kwargs)
+
+    replace.jinja_pass_arg = FILTERS["replace"].jinja_pass_arg  # type: ignore[attr-defined]
+    return {
+        "center": center,
+        "indent": indent,
+        "format": format_,
+        "replace": replace,
+        "batch": batch,
+        "wordwrap": wordwrap,
+    }
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with the render bounds of this module."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+", "//"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters.update(_bounded_filters())
+        self.globals["namespace"] = _BoundedNamespace
+        self.globals.pop("lipsum", None)  # placeholder text, up to any length
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            _product(left, right)
+        elif operator == "**":
+            _power(left, right)
+        elif operator == "%" and isinstance(left, str):
+            _check_percent(left)
+        elif operator == "+":
+            _need(_size(left) + _size(right), "'+'")
+        result = super().call_binop(context, operator, left, right)
+        _check_int(result, f"'{operator}'")
+        return result
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        value = super().getattr(obj, attribute)
+        if isinstance(obj, str) and callable(value):
+            if attribute in ("format", "format_map"):
+                _check_format(obj)
+            elif attribute in (*_STR_WIDTH_METHODS, "expandtabs", "replace", "join"):
+                return _bounded_str_method(obj, attribute, value)
+        return value
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        value = super().getitem(obj, argument)
+        if isinstance(obj, str) and callable(value) and isinstance(argument, str):
+            return self.getattr(obj, argument)
+        return value
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        for arg in (*args, *kwargs.values()):
+            _need(_size(arg), "an argument")  # a macro calling itself with s ~ s
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def render_bounded(
+    template: Template,
+    context: Mapping[str, Any],
+    *,
+    max_chars: int = MAX_PART_CHARS,
+    max_seconds: float = MAX_RENDER_SECONDS,
+) -> str:
+    """``template`` rendered, refused (:class:`RenderLimit`) past ``max_chars`` of output or
+    ``max_seconds`` of wall-clock time (checked on each line of Python the render runs, so a
+    loop that outputs nothing is stopped too)."""
+    deadline = time.monotonic() + max_seconds
+    environment = template.environment
+
+    def tick(frame: Any, event: str, arg: Any) -> Any:
+        if time.monotonic() > deadline:
+            raise RenderLimit(f"rendering took over {max_seconds:g} s")
+        return tick
+
+    def enter(frame: Any, event: str, arg: Any) -> Any:
+        # Trace the template's own code (its loops), not the filters it calls: they run on
+        # values the bounds above keep small, so each call ends quickly.
+        if frame.f_globals.get("environment") is environment:
+            return tick(frame, event, arg)
+        return None
+
+    chunks: list[str] = []
+    size = 0
+    previous = sys.gettrace()
+    sys.settrace(enter)
+    try:
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > max_chars:
+                raise RenderLimit(f"output over {max_chars:,} characters")
+            chunks.append(chunk)
+    finally:
+        sys.settrace(previous)
+    return "".join(chunks)
+
+
 # --- renderer --------------------------------------------------------------------------------
 class Renderer:
     """Renders a program's template for one channel. Compiled templates are cached for the
@@ -148,7 +417,7 @@ class Renderer:
     ) -> None:
         self.root = Path(root) if root is not None else DEFAULT_ROOT
         self.default_locale = default_locale
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = BoundedSandbox(
             loader=FileSystemLoader(str(self.root)),
             undefined=StrictUndefined,
             autoescape=select_autoescape(
@@ -227,8 +496,6 @@ class Renderer:
         return self._uses[key]
 
     def _reads(self, program: str, template: str, variable: str) -> bool:
-        from jinja2 import meta
-
         locales = self.locales(program, template)
         if not locales:
             return True
@@ -252,6 +519,73 @@ class Renderer:
                 return True
             pending += [t for t in meta.find_referenced_templates(ast) if t is not None]
         return False
+
+    def check(
+        self,
+        program: str,
+        template: str,
+        channel: str,
+        context_for: Callable[[str], Mapping[str, Any]],
+    ) -> list[str]:
+        """Every problem a send of ``template`` on ``channel`` would meet, per locale folder
+        (``<locale>/<part>: ...``): names the context lacks and attributes the sandbox refuses,
+        found in the source (branches a sample would not take included; what it extends,
+        includes or imports too), then the render itself with ``context_for(locale)`` (the
+        context a send gives a customer of that locale): undefined attributes, sandbox and
+        bound violations, empty or invalid parts."""
+        problems: list[str] = []
+        parts = PARTS.get(str(channel), ())
+        for loc in self.locales(program, template) or [self.default_locale]:
+            context = context_for(loc)
+            found = [
+                f"{loc}/{part}: {problem}"
+                for part in parts
+                for problem in self._source_problems(
+                    f"{program}/{template}/{loc}/{part}{SUFFIX}", set(context)
+                )
+            ]
+            if not found:
+                try:
+                    self.render(program, template, channel, loc, context)
+                except RenderError as err:
+                    found.append(f"{err.locale}: {err.reason}")
+            problems += found
+        return problems
+
+    def _source_problems(self, name: str, known: set[str]) -> list[str]:
+        problems: list[str] = []
+        pending, seen = [name], set()
+        allowed = known | set(self._env.globals)
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            try:
+                source = self._env.loader.get_source(self._env, current)[0]  # type: ignore[union-attr]
+                ast = self._env.parse(source, current)
+            except TemplateNotFound:
+                if current != name:
+                    problems.append(f"missing template {current}")
+                continue  # a missing part is reported by parts_missing / the render
+            except TemplateSyntaxError as err:
+                problems.append(
+                    f"syntax error at {err.name or current}:{err.lineno}: {err.message}"
+                )
+                continue
+            where = "" if current == name else f" (in {current})"
+            for undefined in sorted(meta.find_undeclared_variables(ast) - allowed):
+                problems.append(f"undefined name {undefined!r}{where}")
+            for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+                attr = node.attr if isinstance(node, nodes.Getattr) else None
+                if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+                    attr = node.arg.value if isinstance(node.arg.value, str) else None
+                if attr is not None and (attr.startswith("_") or attr in _UNSAFE_NAMES):
+                    problems.append(
+                        f"the sandbox refuses attribute {attr!r} (line {node.lineno}){where}"
+                    )
+            pending += [t for t in meta.find_referenced_templates(ast) if t is not None]
+        return problems
 
     # -- rendering ------------------------------------------------------------------------
     def render(
@@ -282,12 +616,14 @@ class Renderer:
         for part in parts:
             name = f"{program}/{template}/{loc}/{part}{SUFFIX}"
             try:
-                texts[part] = self._env.get_template(name).render(context)
+                texts[part] = render_bounded(self._env.get_template(name), context)
             except TemplateNotFound as err:
                 raise fail(f"missing template {err.name}", loc) from None
             except TemplateSyntaxError as err:
                 where = f"{err.name or name}:{err.lineno}"
                 raise fail(f"syntax error at {where}: {err.message}", loc) from None
+            except RenderLimit as err:
+                raise fail(f"over a render bound in {part}: {err}", loc) from None
             except SecurityError as err:
                 raise fail(f"sandbox refused in {part}: {err}", loc) from None
             except UndefinedError as err:

@@ -1,5 +1,10 @@
 """The bus contract: inbound events (from the user's systems) and derived events (from Kizuna)."""
 
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+
 from kizuna.events.derived import (
     DERIVED_MODELS,
     CartAbandoned,
@@ -48,6 +53,29 @@ from kizuna.events.inbound import (
 INBOUND_EVENT_TYPES: tuple[str, ...] = tuple(INBOUND_MODELS)
 DERIVED_EVENT_TYPES: tuple[str, ...] = tuple(DERIVED_MODELS)
 
+
+def detail_fields(detail_type: str) -> dict[str, Any] | None:
+    """The fields of an event's detail, as a condition on it may name them (an object's or
+    an array of objects' own fields nested: ``lines.product_id``); None for a detail-type
+    that is not part of the contract."""
+    model = INBOUND_MODELS.get(detail_type) or DERIVED_MODELS.get(detail_type)
+    return None if model is None else _model_fields(model)
+
+
+def _model_fields(model: type[BaseModel]) -> dict[str, Any]:
+    return {name: _nested(info.annotation) for name, info in model.model_fields.items()}
+
+
+def _nested(annotation: Any) -> dict[str, Any] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _model_fields(annotation)
+    for arg in typing.get_args(annotation):  # tuple[OrderLine, ...], X | None
+        found = _nested(arg)
+        if found is not None:
+            return found
+    return None
+
+
 __all__ = [
     "BEHAVIOUR_TYPES",
     "DERIVED_EVENT_TYPES",
@@ -90,5 +118,6 @@ __all__ = [
     "SalesChannel",
     "SegmentChanged",
     "derived_event",
+    "detail_fields",
     "inbound_type",
 ]

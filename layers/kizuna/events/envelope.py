@@ -38,7 +38,11 @@ class ParsedEvent(BaseModel):
 def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
     """A readable reason without the offending values (they may be personal data)."""
     parts = []
-    for err in error.errors(include_input=False, include_url=False):
+    errors = error.errors(include_input=False, include_url=False)
+    inner = {tuple(e["loc"][:n]) for e in errors for n in range(len(e["loc"]))}
+    for err in errors:
+        if err["type"] == "too_short" and tuple(err["loc"]) in inner:
+            continue  # "at least 1 item" only because an item was invalid: that error says why
         loc = ".".join(str(p) for p in err["loc"])
         parts.append(f"{prefix}{loc}: {err['msg']}" if loc else f"{prefix}{err['msg']}")
     return "; ".join(parts)

@@ -10,11 +10,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from kizuna.events import DERIVED_EVENT_TYPES, INBOUND_EVENT_TYPES
+from kizuna.events import DERIVED_EVENT_TYPES, INBOUND_EVENT_TYPES, detail_fields
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
 from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, WaitStep, successors
-from kizuna.programs.pattern_rules import condition_problems
-from kizuna.programs.view import SEGMENTS_FIELD
+from kizuna.programs.pattern_rules import Fields, condition_problems
+from kizuna.programs.view import SEGMENTS_FIELD, VIEW_FIELDS
 
 # What may start a program or count as its goal.
 TRIGGER_EVENTS = frozenset(DERIVED_EVENT_TYPES) | {
@@ -160,20 +160,39 @@ def check_segments(
 def check_conditions(file: str, program: Program) -> list[ProgramIssue]:
     """EventBridge's own rules on every condition: strictly (size included) on the trigger and
     goal, which go into the bus rule's pattern; the same syntax rules on audience and branches,
-    which only Kizuna evaluates."""
-    conditions: list[tuple[str | None, str, dict[str, Any], bool]] = [
-        (None, "trigger.conditions", program.trigger.conditions, True),
-        (None, "audience", program.audience, False),
+    which only Kizuna evaluates. Every field a condition names must exist: in the customer
+    view for audience and branches, in the event's detail for trigger and goal."""
+    conditions: list[tuple[str | None, str, dict[str, Any], bool, Fields | None]] = [
+        (
+            None,
+            "trigger.conditions",
+            program.trigger.conditions,
+            True,
+            detail_fields(program.trigger.event),
+        ),
+        (None, "audience", program.audience, False, VIEW_FIELDS),
     ]
     if program.goal:
-        conditions.append((None, "goal.conditions", program.goal.conditions, True))
+        conditions.append(
+            (
+                None,
+                "goal.conditions",
+                program.goal.conditions,
+                True,
+                detail_fields(program.goal.event),
+            )
+        )
     conditions += [
-        (s.id, "condition", s.condition, False) for s in program.steps if isinstance(s, BranchStep)
+        (s.id, "condition", s.condition, False, VIEW_FIELDS)
+        for s in program.steps
+        if isinstance(s, BranchStep)
     ]
     return [
         ProgramIssue(file, step_id, problem)
-        for step_id, where, condition, to_eventbridge in conditions
-        for problem in condition_problems(condition, where, to_eventbridge=to_eventbridge)
+        for step_id, where, condition, to_eventbridge, fields in conditions
+        for problem in condition_problems(
+            condition, where, to_eventbridge=to_eventbridge, fields=fields
+        )
     ]
 
 

@@ -32,12 +32,17 @@ evaluator would not evaluate the way EventBridge does; every condition is evalua
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeAlias
+
+# The fields a condition may name: each maps to None (a value, or an array of values) or to
+# the fields of an object (arrays of objects too: EventBridge matches into their elements).
+Fields: TypeAlias = Mapping[str, "Fields | None"]
 
 MAX_PATTERN_CHARS = 2048  # EventBridge's default "event pattern size" quota (up to 4,096)
 MAX_NUMBER = Decimal("5e9")
@@ -132,12 +137,57 @@ def evaluator_gaps(condition: Any, path: str = "$") -> list[str]:
     return gaps
 
 
-def condition_problems(condition: Any, path: str, *, to_eventbridge: bool) -> list[str]:
+def unknown_fields(condition: Any, fields: Fields, path: str = "$") -> list[str]:
+    """Field names in ``condition`` that its data never has (``rnak`` for ``rank``): such a
+    condition is valid syntax, but silently matches nobody. Also a value condition on an
+    object field and fields named inside a plain value."""
+    problems: list[str] = []
+    if not isinstance(condition, Mapping):
+        return problems
+    for key, value in condition.items():
+        where = _join(path, key)
+        if key == OR and isinstance(value, list):
+            for i, sub in enumerate(value):
+                problems += unknown_fields(sub, fields, f"{where}[{i}]")
+            continue
+        if key not in fields:
+            problems.append(f"{where}: no field {key!r} here; {_known(str(key), fields)}")
+            continue
+        inner = fields[key]
+        if isinstance(value, Mapping):
+            if inner is None:
+                problems.append(f"{where}: {key!r} is a value, not an object of fields")
+            else:
+                problems += unknown_fields(value, inner, where)
+        elif (
+            inner is not None
+            and isinstance(value, list)
+            and not all(isinstance(v, Mapping) and set(v) == {"exists"} for v in value)
+        ):
+            fields_of = ", ".join(sorted(inner))
+            problems.append(f"{where}: {key!r} is an object; name its fields ({fields_of})")
+    return problems
+
+
+def _known(name: str, fields: Fields) -> str:
+    close = difflib.get_close_matches(name, list(fields), n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"the fields are {', '.join(sorted(fields))}"
+
+
+def condition_problems(
+    condition: Any, path: str, *, to_eventbridge: bool, fields: Fields | None = None
+) -> list[str]:
     """What to refuse in a Kizuna condition at load: EventBridge's rules (and its size limit
-    when the condition goes into a rule's pattern), then what Kizuna's evaluator lacks."""
+    when the condition goes into a rule's pattern), then what Kizuna's evaluator lacks, then
+    (given the ``fields`` of the data it matches) names of fields the data never has."""
     max_chars = MAX_PATTERN_CHARS if to_eventbridge else None
     problems = validate_condition(condition, path=path, max_chars=max_chars)
-    return problems or evaluator_gaps(condition, path)
+    problems = problems or evaluator_gaps(condition, path)
+    if not problems and fields is not None:
+        problems = unknown_fields(condition, fields, path)
+    return problems
 
 
 # --- Structure -----------------------------------------------------------------------------

@@ -13,12 +13,48 @@ from decimal import Decimal
 from typing import Any
 
 from kizuna.domain.customer import Customer
+from kizuna.events.inbound import Channel
+from kizuna.programs.pattern_rules import Fields
 from kizuna.programs.patterns import matches
 from kizuna.runtime.config import KizunaConfig
 
 # The view field listing the named segments (segments/*.yaml) a customer is in: a program's
 # audience or branch says ``segments: [gold-at-risk, champions]`` (in any of them).
 SEGMENTS_FIELD = "segments"
+
+# Every field of the view, the names a condition may use (``consent`` is an object of
+# channels): a condition naming another field (``rnak``) is refused at load, since it would
+# silently match nobody. A test keeps this in step with :func:`customer_view`.
+VIEW_FIELDS: Fields = {
+    **dict.fromkeys(
+        (
+            "customer_id",
+            "rank",
+            "next_rank",
+            "rank_points",
+            "points_to_next_rank",
+            "points_balance",
+            "order_count",
+            "lifetime_value",
+            "spend_12m",
+            "days_since_last_order",
+            "lifecycle",
+            "region",
+            "prefecture",
+            "gender",
+            "occupation",
+            "locale",
+            "time_zone",
+            "age",
+            "age_band",
+            "reachable",
+            "cart_items",
+            "rfm_segment",
+            SEGMENTS_FIELD,
+        )
+    ),
+    "consent": dict.fromkeys(str(channel) for channel in Channel),
+}
 
 
 def age_on(birth: date, today: date) -> int:

@@ -30,10 +30,12 @@ from kizuna.domain.customer import Customer
 from kizuna.programs.model import Pattern
 from kizuna.programs.pattern_rules import condition_problems
 from kizuna.programs.patterns import matches
-from kizuna.programs.view import customer_view
+from kizuna.programs.view import SEGMENTS_FIELD, VIEW_FIELDS, customer_view
 from kizuna.runtime.config import KizunaConfig
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# A segment sees the view without the segments field: segments cannot refer to segments.
+SEGMENT_FIELDS = {k: v for k, v in VIEW_FIELDS.items() if k != SEGMENTS_FIELD}
 
 
 class SegmentDefinition(BaseModel):
@@ -46,7 +48,9 @@ class SegmentDefinition(BaseModel):
     @field_validator("conditions")
     @classmethod
     def _valid_pattern(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problems = condition_problems(value, "conditions", to_eventbridge=False)
+        problems = condition_problems(
+            value, "conditions", to_eventbridge=False, fields=SEGMENT_FIELDS
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return value

@@ -54,7 +54,7 @@ from kizuna.delivery.channels import (
     report_dead_devices,
     send_all,
 )
-from kizuna.delivery.coupons import issue_coupon
+from kizuna.delivery.coupons import Coupon, issue_coupon
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import Customer
@@ -83,6 +83,29 @@ from kizuna.services.contracts import (
 )
 
 OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
+
+
+def campaign_context(
+    campaign: Campaign,
+    customer: Customer,
+    cfg: KizunaConfig,
+    *,
+    coupon: Coupon | None,
+    unsubscribe_url: str | None,
+) -> dict[str, Any]:
+    """What a campaign's templates get (``kizuna campaigns validate`` and a dry run render
+    with it too): :func:`build_context` and the ``campaign``'s id and name."""
+    return build_context(
+        customer,
+        program=campaign.id,
+        step=SEND_STEP,
+        loyalty_config=cfg.loyalty,
+        coupon=coupon,
+        extra={"campaign": {"id": campaign.id, "name": campaign.name}},
+        unsubscribe_url=unsubscribe_url,
+        default_locale=cfg.contact.default_locale,
+        default_time_zone=cfg.contact.default_time_zone,
+    )
 
 
 @dataclass
@@ -356,18 +379,14 @@ class CampaignService:
             )
             recipient.data["coupon"] = coupon.code
         try:
-            context = build_context(
+            context = campaign_context(
+                campaign,
                 customer,
-                program=campaign.id,
-                step=SEND_STEP,
-                loyalty_config=self.cfg.loyalty,
+                self.cfg,
                 coupon=coupon,
-                extra={"campaign": {"id": campaign.id, "name": campaign.name}},
                 unsubscribe_url=self.unsubscribe.url(customer.customer_id, plan.channel)
                 if self.unsubscribe and plan.channel == "email"
                 else None,
-                default_locale=self.cfg.contact.default_locale,
-                default_time_zone=self.cfg.contact.default_time_zone,
             )
             content = renderer.render(
                 campaign.id, plan.template, plan.channel, customer.locale, context

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -86,6 +86,42 @@ class _Plan:
     claim: Claim
     message: OutboundMessage | None = None
     response: SendResponse | None = None
+
+
+def message_context(
+    program: Program,
+    step: SendStep,
+    customer: Customer,
+    cfg: KizunaConfig,
+    *,
+    coupon: Coupon | None,
+    recommendations: Iterable[Mapping[str, Any]],
+    unsubscribe_url: str | None,
+) -> dict[str, Any]:
+    """What a program's send step gives its template (``kizuna programs validate`` renders
+    every template with it too): :func:`build_context` and the customer's open ``cart``."""
+    cart = customer.cart
+    return build_context(
+        customer,
+        program=program.id,
+        step=step.id,
+        loyalty_config=cfg.loyalty,
+        coupon=coupon,
+        recommendations=recommendations,
+        extra={
+            "cart": None
+            if cart is None or cart.item_count == 0
+            else {
+                "item_count": cart.item_count,
+                "value": cart.value,
+                "currency": cart.currency,
+                "product_ids": list(cart.product_ids),
+            }
+        },
+        unsubscribe_url=unsubscribe_url,
+        default_locale=cfg.contact.default_locale,
+        default_time_zone=cfg.contact.default_time_zone,
+    )
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:
@@ -285,21 +321,18 @@ class SendService:
         channel: str,
         coupon: Coupon | None,
     ) -> Any:
-        context = build_context(
+        context = message_context(
+            program,
+            step,
             customer,
-            program=program.id,
-            step=step.id,
-            loyalty_config=self.cfg.loyalty,
+            self.cfg,
             coupon=coupon,
             recommendations=self._recommendations(customer)
             if self.renderer.uses(program.id, step.template, "recommendations")
             else (),
-            extra={"cart": self._cart(customer)},
             unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel)
             if self.unsubscribe and channel == "email"
             else None,
-            default_locale=self.cfg.contact.default_locale,
-            default_time_zone=self.cfg.contact.default_time_zone,
         )
         return self.renderer.render(program.id, step.template, channel, customer.locale, context)
 
@@ -375,18 +408,6 @@ class SendService:
             fallback,
             self.cfg.catalog.recommendations,
         )
-
-    @staticmethod
-    def _cart(customer: Customer) -> dict[str, Any] | None:
-        cart = customer.cart
-        if cart is None or cart.item_count == 0:
-            return None
-        return {
-            "item_count": cart.item_count,
-            "value": cart.value,
-            "currency": cart.currency,
-            "product_ids": list(cart.product_ids),
-        }
 
     # -- the ledger ---------------------------------------------------------------------
     @staticmethod

@@ -5,20 +5,69 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kizuna.runtime.config import load_config
-from kizuna_tools.cli.options import ActivityTable, Aws, CustomersTable, option_groups
+from kizuna_tools.cli.options import ActivityTable, Aws, Config, CustomersTable, option_groups
 
 if TYPE_CHECKING:
     from kizuna_tools.importer import ImportReport
 
-app = typer.Typer(help="Kizuna: cross-channel campaign management on AWS.", no_args_is_help=True)
+
+def setup_problem(exc: Exception) -> str | None:
+    """One line saying what to set, for the errors a missing setup gives (no AWS region or
+    credentials, an unknown profile, an unreachable endpoint, a broken configuration)."""
+    from botocore.exceptions import (
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
+    from kizuna_tools.project import ConfigError
+
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: give --region or set AWS_REGION (or AWS_DEFAULT_REGION)"
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            "no AWS credentials: set AWS_PROFILE (or --profile), or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY; for `kizuna local serve` give --endpoint-url "
+            "http://127.0.0.1:4566 and any credentials"
+        )
+    if isinstance(exc, ProfileNotFound):
+        return f"{exc}: check AWS_PROFILE or --profile (aws configure list-profiles)"
+    if isinstance(exc, EndpointConnectionError):
+        return f"{exc}: is the endpoint running (kizuna local serve), or --endpoint-url right?"
+    if isinstance(exc, ConfigError):
+        return f"configuration: {exc}"
+    return None
+
+
+class KizunaGroup(typer.core.TyperGroup):
+    """The ``kizuna`` command: a missing setup is one line and exit code 2, not a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            problem = setup_problem(exc)
+            if problem is None:
+                raise
+            console.print(f"Error: {problem}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from exc
+
+
+app = typer.Typer(
+    cls=KizunaGroup,
+    help="Kizuna: cross-channel campaign management on AWS.",
+    no_args_is_help=True,
+)
 import_app = typer.Typer(help="Import existing CRM data (CSV or JSON Lines).", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
@@ -68,35 +117,50 @@ class ImportKind(StrEnum):
 FileArg = Annotated[Path, typer.Argument(help=".csv, .tsv or .jsonl file")]
 ProductsTable = Annotated[str | None, typer.Option(envvar="PRODUCTS_TABLE")]
 DryRun = Annotated[bool, typer.Option(help="Validate and report only; write nothing")]
-ConfigJson = Annotated[
-    str, typer.Option("--config", envvar="KIZUNA_CONFIG", help="Loyalty configuration as JSON")
-]
 ErrorsCsv = Annotated[Path | None, typer.Option(help="Write every rejected row here")]
 
 
+Partial = Annotated[
+    bool,
+    typer.Option(
+        "--partial",
+        help="Import the valid rows even if some are rejected (default: any rejected row "
+        "means nothing is written)",
+    ),
+]
+
+
 def _print_import_report(
-    what: str, file: Path, report: ImportReport, dry_run: bool, errors_csv: Path | None
+    what: str,
+    file: Path,
+    report: ImportReport,
+    dry_run: bool,
+    errors_csv: Path | None,
+    partial: bool,
 ) -> None:
-    """The report's table, the first rejected rows, all of them in ``errors_csv``; exit 2
-    when nothing was imported."""
+    """The report's table, the first rejected rows, all of them in ``errors_csv``. Exit code
+    2 when nothing could be imported, 1 when a row was rejected (nothing written, unless
+    ``partial``), 0 when every row was imported or ``partial`` imported the valid ones."""
     table = Table(title=f"import {what}: {file.name}")
     written = "products written" if what == "products" else "customers written"
     for col in ("rows", "imported", "rejected", written):
         table.add_column(col, justify="right")
+    rejected = bool(report.errors)
+    kept_back = rejected and not partial
     table.add_row(
         str(report.rows),
         str(report.imported),
         str(report.rejected),
-        "dry run" if dry_run else str(report.customers_written),
+        "dry run" if dry_run else ("none" if kept_back else str(report.customers_written)),
     )
     out.print(table)
-    if not report.errors:
+    if not rejected:
         return
     errs = Table(title="rejected rows")
     errs.add_column("row", justify="right")
     errs.add_column("error")
     for e in report.errors[:50]:
-        errs.add_row(str(e.row), e.error)
+        errs.add_row(str(e.row), escape(e.error))
     out.print(errs)
     if len(report.errors) > 50:
         out.print(f"... and {len(report.errors) - 50} more")
@@ -108,7 +172,16 @@ def _print_import_report(
             writer.writerow(["row", "error"])
             writer.writerows((e.row, e.error) for e in report.errors)
         out.print(f"all rejected rows: {errors_csv}")
-    raise typer.Exit(code=2 if report.imported == 0 else 0)
+    if report.imported == 0:
+        raise typer.Exit(code=2)
+    if kept_back:
+        verb = "would be" if dry_run else "was"
+        console.print(
+            f"{report.rejected} rows rejected: nothing {verb} written. Fix them, or give "
+            "--partial to import the valid rows.",
+            markup=False,
+        )
+        raise typer.Exit(code=1)
 
 
 def _import(
@@ -118,13 +191,17 @@ def _import(
     activity_table: str | None,
     aws: Aws,
     dry_run: bool,
-    config_json: str,
+    config: Path | None,
     errors_csv: Path | None,
+    partial: bool,
 ) -> None:
     from kizuna_tools.importer import import_file, read_rows
+    from kizuna_tools.project import project_config
 
     if not file.exists():
         raise typer.BadParameter(f"{file} does not exist", param_hint="FILE")
+    project = project_config(config)
+    console.print(f"configuration: {project.source}", markup=False, highlight=False)
     store = None
     if not dry_run:
         if not customers_table or not activity_table:
@@ -149,12 +226,13 @@ def _import(
             kind.value,
             file,
             store,
-            load_config(config_json),
+            project.config,
             datetime.now(UTC),
             progress=lambda n: bar.advance(task, n),
+            partial=partial,
         )
         bar.update(task, completed=total)
-    _print_import_report(kind.value, file, report, dry_run, errors_csv)
+    _print_import_report(kind.value, file, report, dry_run, errors_csv, partial)
 
 
 def _register_import(kind: ImportKind, doc: str) -> None:
@@ -165,10 +243,13 @@ def _register_import(kind: ImportKind, doc: str) -> None:
         *,
         aws: Aws,
         dry_run: DryRun = False,
-        config: ConfigJson = "{}",
+        config: Config = None,
         errors_csv: ErrorsCsv = None,
+        partial: Partial = False,
     ) -> None:
-        _import(kind, file, customers_table, activity_table, aws, dry_run, config, errors_csv)
+        _import(
+            kind, file, customers_table, activity_table, aws, dry_run, config, errors_csv, partial
+        )
 
     command.__doc__ = doc
     import_app.command(kind.value)(option_groups(command))
@@ -189,6 +270,7 @@ def import_products_command(
     aws: Aws,
     dry_run: DryRun = False,
     errors_csv: ErrorsCsv = None,
+    partial: Partial = False,
 ) -> None:
     """Import the product catalogue (product_id, name, url, category) that recommendations
     show; what the daily job learned about each product is kept."""
@@ -202,7 +284,8 @@ def import_products_command(
         if not products_table:
             raise typer.BadParameter("give --products-table (or PRODUCTS_TABLE), or --dry-run")
         store = ProductStore(aws.resource("dynamodb"), products_table)
-    _print_import_report("products", file, import_products(file, store), dry_run, errors_csv)
+    report = import_products(file, store, partial=partial)
+    _print_import_report("products", file, report, dry_run, errors_csv, partial)
 
 
 _register_more()

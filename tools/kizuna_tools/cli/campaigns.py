@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from kizuna_tools.cli.options import Aws, option_groups, session
+from kizuna_tools.cli.options import Aws, Config, option_groups, session
 
 if TYPE_CHECKING:
     from kizuna.adapters.campaigns import CampaignStore
@@ -45,9 +45,6 @@ OutputsOption = Annotated[
     Path | None,
     typer.Option("--outputs", help="the stack's outputs as JSON (kizuna local serve writes one)"),
 ]
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="KizunaConfig JSON (default: defaults)")
-]
 # Coupon codes in a dry run's samples are made with this, so none of them is a real code.
 DRY_RUN_SECRET = b"kizuna dry run: not a real coupon"
 
@@ -59,9 +56,9 @@ def _dir(name: str) -> Path:
 
 
 def _config(path: Path | None) -> KizunaConfig:
-    from kizuna.runtime.config import load_config
+    from kizuna_tools.project import project_config
 
-    return load_config(path.read_text(encoding="utf-8") if path else "{}")
+    return project_config(path).config
 
 
 def _segments() -> dict[str, Any]:
@@ -73,8 +70,9 @@ def _segments() -> dict[str, Any]:
 def _load_all(paths: list[Path]) -> tuple[list[Campaign], list[str], dict[str, Path]]:
     """Campaigns from files and folders, validated against the project; with the problems
     and each campaign's file."""
-    from kizuna.campaigns.loader import CampaignError, load_campaign
+    from kizuna.campaigns.loader import CampaignError, CampaignIssue, load_campaign
     from kizuna.delivery.templates import Renderer
+    from kizuna_tools.templatecheck import campaign_template_problems
 
     files: list[Path] = []
     for path in paths:
@@ -90,6 +88,10 @@ def _load_all(paths: list[Path]) -> tuple[list[Campaign], list[str], dict[str, P
             )
         except CampaignError as exc:
             problems += [str(issue) for issue in exc.issues]
+            continue
+        rendered = campaign_template_problems(campaign, renderer, _config(None))
+        if rendered:
+            problems += [str(CampaignIssue(str(file), "template", p)) for p in rendered]
             continue
         campaigns.append(campaign)
         where[campaign.id] = file
@@ -203,8 +205,9 @@ def _now() -> datetime:
 
 
 def _print_problems(problems: list[str]) -> None:
+    """Each problem as written (no rich markup in it), on one line (to grep)."""
     for problem in problems:
-        out.print(f"[red]✗[/red] {escape(problem)}")
+        out.print(Text.assemble(("✗ ", "red"), problem), soft_wrap=True, highlight=False)
 
 
 @campaigns_app.command("validate")
@@ -363,8 +366,10 @@ def dry_run(
     a claim, a ledger row or a provider call."""
     from kizuna.campaigns.assign import assign
     from kizuna.campaigns.engine import Member, in_audience, plan_recipient
-    from kizuna.delivery.templates import FilesRenderer, RenderError, build_context
+    from kizuna.delivery.templates import FilesRenderer, RenderError
+    from kizuna.services.campaign import campaign_context
     from kizuna_tools.demo import sample_coupon
+    from kizuna_tools.templatecheck import SAMPLE_UNSUBSCRIBE_URL
 
     campaign = stored.campaign
     conditions = {name: dict(s.conditions) for name, s in segments.items()}
@@ -401,14 +406,12 @@ def dry_run(
                 campaign.coupon, DRY_RUN_SECRET, campaign.id, customer.customer_id, "dry-run", now
             )
             try:
-                context = build_context(
+                context = campaign_context(
+                    campaign,
                     customer,
-                    program=campaign.id,
-                    step="send",
-                    loyalty_config=cfg.loyalty,
-                    default_locale=cfg.contact.default_locale,
-                    default_time_zone=cfg.contact.default_time_zone,
+                    cfg,
                     coupon=coupon,
+                    unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL if plan.channel == "email" else None,
                 )
                 rendered = renderer.render(
                     campaign.id, plan.template, plan.channel, customer.locale, context
@@ -420,7 +423,7 @@ def dry_run(
 
 
 @campaigns_app.command("estimate")
-def estimate(ctx: typer.Context, campaign_id: CampaignName, config: ConfigOption = None) -> None:
+def estimate(ctx: typer.Context, campaign_id: CampaignName, config: Config = None) -> None:
     """The audience now, and the channel each member would get (caps and quiet hours as now)."""
     t: Target = ctx.obj
     result = dry_run(
@@ -436,7 +439,7 @@ def send(
     dry_run_only: Annotated[
         bool, typer.Option("--dry-run", help="decide and render, call no provider")
     ] = False,
-    config: ConfigOption = None,
+    config: Config = None,
 ) -> None:
     """Send an occurrence now (the campaign must be scheduled), or with --dry-run report what
     would be sent: audience by channel, suppressions by reason, a rendered sample per locale

@@ -13,10 +13,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from kizuna_tools.cli.options import CustomersTable, Endpoint
+from kizuna_tools.cli.options import Config, CustomersTable, Endpoint
 
 local_app = typer.Typer(
     help="Run Kizuna on the local runtime (moto, in-process).", no_args_is_help=True
@@ -35,13 +37,17 @@ def local_run(
     report_dir: Annotated[
         Path | None, typer.Option(help="write the HTML report and CSVs here ('' for none)")
     ] = Path("out/demo-report"),
+    config: Config = None,
 ) -> None:
     """Replay a synthetic shop through the real app and print what happened.
 
     The functions' own output (JSON logs, metrics) goes to ``out/local-run.log``.
     """
     from kizuna_tools.demo import run_demo
+    from kizuna_tools.project import project_config
 
+    project = project_config(config)
+    console.print(f"configuration: {project.source}", markup=False, highlight=False)
     log_path = Path("out/local-run.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -62,6 +68,7 @@ def local_run(
             seed,
             progress=lambda done, _: bar.update(task, completed=done),
             report_dir=report_dir if report_dir and str(report_dir) not in ("", ".") else None,
+            config=project.raw,
         )
     out.print(f"function logs: {log_path}")
     data = summary.as_dict()
@@ -134,13 +141,18 @@ def _print_summary(data: dict[str, object]) -> None:
 @local_app.command("serve")
 def local_serve(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4566,
+    config: Config = None,
 ) -> None:
-    """Serve the provisioned app on moto's HTTP server, with the clock running."""
-    from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
+    """Serve the provisioned app on moto's HTTP server, with the clock running, and the
+    project's configuration (the one `kizuna import` finds too)."""
+    from kizuna_tools.demo import local_context, prepare_channels
     from kizuna_tools.local.app import default_project_root, kizuna_template
     from kizuna_tools.local.cloud import LocalCloud
+    from kizuna_tools.project import project_config
 
-    template = kizuna_template(DEMO_CONTEXT)
+    project = project_config(config)
+    console.print(f"configuration: {project.source}", markup=False, highlight=False)
+    template = kizuna_template(local_context(project.raw))
     with LocalCloud.from_template(
         template, project_root=default_project_root(), start=datetime.now(UTC)
     ) as cloud:
@@ -164,32 +176,58 @@ def local_serve(
 def programs_validate(
     directory: Annotated[Path, typer.Argument(help="folder of program YAML")] = Path("programs"),
     templates: Annotated[Path, typer.Option(help="templates folder")] = Path("templates"),
+    segments: Annotated[Path, typer.Option(help="segments folder")] = Path("segments"),
+    config: Config = None,
 ) -> None:
-    """Check every program: schema, steps, graph, conditions, templates, and its compiled
-    state machine (what CreateStateMachine checks; also the npm asl-validator if installed)."""
-    from rich.markup import escape
-
+    """Check every program as synthesis does: schema, steps, graph, conditions (fields
+    included), segments, templates, and its compiled state machine (what CreateStateMachine
+    checks; also the npm asl-validator if installed); and render every send step's template
+    (each locale, each channel) with the context a send gives it."""
     from kizuna.delivery.templates import Renderer
     from kizuna.programs.loader import load_programs
+    from kizuna.segments import SegmentError, load_segments
     from kizuna_tools.aslcheck import check_programs, find_asl_validator
+    from kizuna_tools.project import project_config
+    from kizuna_tools.templatecheck import program_template_problems
 
-    programs, issues = load_programs(directory, templates=Renderer(templates))
-    for issue in issues:
-        out.print(f"[red]✗[/red] {issue}")
+    problems: list[str] = []
+    segment_names: list[str] = []
+    if segments.is_dir():
+        try:
+            segment_names = list(load_segments(segments))
+        except SegmentError as exc:
+            problems += [f"{segments}: {p}" for p in exc.problems]
+    programs, issues = load_programs(
+        directory, templates=Renderer(templates), segment_names=segment_names
+    )
+    problems += [str(issue) for issue in issues]
+    problems += [
+        str(issue)
+        for issue in program_template_problems(
+            programs, Renderer(templates), project_config(config).config, directory
+        )
+    ]
     asl = check_programs(programs)
-    for program_id, problems in asl.items():
+    for program_id, found in asl.items():
         file = next(iter(sorted(directory.glob(f"{program_id}.y*ml"))), directory / program_id)
-        for problem in problems:
-            out.print(f"[red]✗[/red] {escape(f'{file} (state machine): {problem}')}")
+        problems += [f"{file} (state machine): {problem}" for problem in found]
+    for problem in problems:
+        _fail_line(problem)
     checked = "ASL valid" + (" (+ asl-validator)" if find_asl_validator() else "")
     for p in programs:
         if p.id not in asl:
             out.print(
-                f"[green]✓[/green] {p.id}: {len(p.steps)} steps, trigger {p.trigger.event}, "
-                f"{checked}"
+                f"[green]✓[/green] {escape(p.id)}: {len(p.steps)} steps, "
+                f"trigger {escape(p.trigger.event)}, {checked}"
             )
-    if issues or asl:
+    if problems:
         raise typer.Exit(code=1)
+
+
+def _fail_line(text: str) -> None:
+    """A problem, its text as written (a regex's ``[a-z]`` or ``[step x]`` is not rich
+    markup) on one line (to grep)."""
+    out.print(Text.assemble(("✗ ", "red"), text), soft_wrap=True, highlight=False)
 
 
 @programs_app.command("show")
@@ -221,19 +259,20 @@ def render_preview(
     ),
     programs_dir: Annotated[Path, typer.Option()] = Path("programs"),
     templates_dir: Annotated[Path, typer.Option()] = Path("templates"),
+    config: Config = None,
 ) -> None:
     """Preview a send step's message on every channel it may use."""
     from kizuna.delivery.templates import Renderer, RenderError, build_context
     from kizuna.programs.loader import load_program
     from kizuna.programs.model import SendStep
-    from kizuna.runtime.config import KizunaConfig
     from kizuna_tools.demo import sample_coupon, sample_customer
+    from kizuna_tools.project import project_config
 
     prog = load_program(programs_dir / f"{program}.yaml")
     send = prog.step(step)
     if not isinstance(send, SendStep):
         raise typer.BadParameter(f"{step} is not a send step", param_hint="STEP")
-    cfg = KizunaConfig()
+    cfg = project_config(config).config
     if customer:
         import boto3
 
@@ -270,7 +309,7 @@ def render_preview(
         try:
             message = renderer.render(prog.id, send.template, channel, who.locale, context)
         except RenderError as exc:
-            out.print(f"[red]{channel}: {exc}[/red]")
+            out.print(f"[red]{escape(f'{channel}: {exc}')}[/red]")
             failed = True
             continue
         data = message.model_dump()

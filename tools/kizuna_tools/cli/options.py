@@ -20,7 +20,14 @@ ActivityTable = Annotated[str | None, typer.Option(envvar="ACTIVITY_TABLE", help
 Endpoint = Annotated[str | None, typer.Option(help="e.g. the endpoint of `kizuna local serve`")]
 Region = Annotated[str | None, typer.Option(envvar="AWS_REGION")]
 Profile = Annotated[str | None, typer.Option(envvar="AWS_PROFILE")]
-Config = Annotated[Path | None, typer.Option(help="KizunaConfig JSON (default: defaults)")]
+Config = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="KizunaConfig JSON file (default: $KIZUNA_CONFIG, else cdk.json's kizuna:config, "
+        "else defaults)",
+    ),
+]
 
 R = TypeVar("R")
 

@@ -52,7 +52,7 @@ class Source:
         from kizuna.adapters.s3 import S3Objects
         from kizuna.programs.bundle import resolve_dir
         from kizuna.programs.loader import load_programs
-        from kizuna.runtime.config import load_config
+        from kizuna_tools.project import project_config
         from kizuna_tools.reports.document import build_reports
         from kizuna_tools.reports.sources import load
 
@@ -61,7 +61,7 @@ class Source:
                 "give --activity-table and --snapshots-table (or ACTIVITY_TABLE and "
                 "SNAPSHOTS_TABLE) before the report's name"
             )
-        cfg = load_config(self.config.read_text(encoding="utf-8") if self.config else "{}")
+        cfg = project_config(self.config).config
         aws = session(self.region)
         dynamodb = aws.resource("dynamodb", endpoint_url=self.endpoint_url)
         activity = DynamoStore(dynamodb, self.activity_table, self.activity_table)

@@ -56,12 +56,11 @@ class Members:
 
     def of(self, name: str) -> list[str]:
         from kizuna.adapters.dynamodb import DynamoStore
-        from kizuna.runtime.config import KizunaConfig
         from kizuna.segments import members
+        from kizuna_tools.project import project_config
 
         segment = _segment(name, self.directory)
-        config = self.config
-        cfg = KizunaConfig.model_validate_json(config.read_text()) if config else KizunaConfig()
+        cfg = project_config(self.config).config
         resource = session(self.region).resource("dynamodb", endpoint_url=self.endpoint_url)
         store = DynamoStore(resource, self.customers_table, self.customers_table)
         return list(members(segment, store.scan_customers(), datetime.now(UTC), cfg))

@@ -1,0 +1,88 @@
+"""A template is code: rendering one is bounded in time and size. Operators and methods that
+make a big value in one C-level step are refused before they run; output and wall-clock
+time are capped for whatever a template does in Python."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from delivery_helpers import make_customer
+
+from kizuna.delivery.templates import (
+    MAX_ITEMS,
+    BoundedSandbox,
+    Renderer,
+    RenderError,
+    RenderLimit,
+    build_context,
+    render_bounded,
+)
+from kizuna.runtime.config import LoyaltyConfig
+
+HOSTILE = {
+    "repeat a string": "{{ 'a' * 10**9 }}",
+    "repeat a list": "{{ ([1] * 10**8)|length }}",
+    "a huge power": "{{ 7 ** 100000 }}",
+    "a % width": "{{ '%1000000000d' % 1 }}",
+    "a % star width": "{{ '%*d' % (10**9, 1) }}",
+    "a format width": "{{ '{:>1000000000}'.format(1) }}",
+    "a nested format width": "{{ '{:>{w}}'.format(1, w=10**9) }}",
+    "str.center": "{{ 'a'.center(10**9) }}",
+    "str.center by item": "{{ 'a'['center'](10**9) }}",
+    "the center filter": "{{ 'a'|center(10**9) }}",
+    "the indent filter": "{{ 'a\nb'|indent(10**9) }}",
+    "the format filter": "{{ '%1000000000s'|format(1) }}",
+    "the batch filter": "{{ [1]|batch(10**9, 'x')|list|length }}",
+    "str.replace": "{{ ('a' * 99999).replace('', 'b' * 9999) }}",
+    "the replace filter": "{{ ('a' * 99999)|replace('a', 'b' * 99999) }}",
+    "str.join": "{{ ('b' * 99999).join('a' * 99999) }}",
+    "doubling in a namespace": "{% set ns = namespace(s='ab') %}{% for i in range(60) %}"
+    "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+    "doubling by recursion": "{% macro f(s) %}{{ f(s ~ s) }}{% endmacro %}{{ f('ab') }}",
+    "adding lists": "{{ ([0] * 99999 + [0] * 99999)|length }}",
+    "a loop that outputs nothing": "{% for a in range(100000) %}{% for b in range(100000) %}"
+    "{% endfor %}{% endfor %}",
+    "a loop that outputs a lot": "{% for a in range(100000) %}{{ 'x' * 99999 }}{% endfor %}",
+}
+
+
+@pytest.mark.parametrize("source", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_templates_are_refused_quickly(source: str) -> None:
+    env = BoundedSandbox()
+    started = time.monotonic()
+    with pytest.raises(RenderLimit):
+        render_bounded(env.from_string(source), {}, max_seconds=0.5)
+    assert time.monotonic() - started < 2.0
+
+
+def test_ordinary_templates_are_untouched() -> None:
+    env = BoundedSandbox()
+    source = (
+        "{{ 'a' * 3 }} {{ 2 ** 10 }} {{ '%05d' % 42 }} {{ '{:>4}'.format(7) }} "
+        "{{ [1, 2]|join(',') }} {{ 'x'|center(5) }}|{{ 'ab'.replace('a', 'c') }} "
+        "{% set ns = namespace(n=0) %}{% for i in range(10) %}{% set ns.n = ns.n + i %}"
+        "{% endfor %}{{ ns.n }} {{ '-' * (MAX // 1000) }}"
+    )
+    out = render_bounded(env.from_string(source), {"MAX": MAX_ITEMS})
+    assert out.startswith("aaa 1024 00042    7 1,2   x  |cb 45 ")
+    assert out.endswith("-" * 100)
+
+
+def test_lipsum_is_not_available() -> None:
+    # placeholder text of any length: nothing a message needs
+    assert "lipsum" not in BoundedSandbox().globals
+
+
+def test_a_template_over_a_bound_is_a_render_error(tmp_path: Path, loyalty: LoyaltyConfig) -> None:
+    # Given a message template that repeats a string a billion times
+    folder = tmp_path / "p" / "t" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "sms.txt.j2").write_text("{{ 'a' * 10**9 }}")
+    context = build_context(make_customer(), program="p", step="s", loyalty_config=loyalty)
+    # When it is rendered / Then it fails at once, as a render error naming the bound
+    started = time.monotonic()
+    with pytest.raises(RenderError, match=r"over a render bound in sms.txt: '\*' would make"):
+        Renderer(tmp_path).render("p", "t", "sms", "ja", context)
+    assert time.monotonic() - started < 1.0
