@@ -24,7 +24,17 @@ dlq_app = typer.Typer(help="Dead-letter queues: inspect and replay.", no_args_is
 console = Console(stderr=True)
 out = Console()
 
-CustomerId = Annotated[str, typer.Argument(help="customer id")]
+
+def _customer_id(value: str) -> str:
+    """The id as given, if it is one by the grammar (docs/EVENTS.md): never trimmed."""
+    from kizuna.events.inbound import CUSTOMER_ID_PATTERN, is_customer_id
+
+    if not is_customer_id(value):
+        raise typer.BadParameter(f"not a customer id: it must match {CUSTOMER_ID_PATTERN}")
+    return value
+
+
+CustomerId = Annotated[str, typer.Argument(help="customer id", callback=_customer_id)]
 Stack = Annotated[str | None, typer.Option(help="deployed stack to read the outputs of")]
 
 
