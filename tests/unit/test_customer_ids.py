@@ -142,3 +142,14 @@ def test_the_cli_refuses_an_id_outside_the_grammar(command: str) -> None:
     result = CliRunner().invoke(app, [*args, *(["--yes"] if command == "erase" else [])])
     assert result.exit_code == 2
     assert "not a customer id" in result.output
+
+
+def test_the_cli_takes_an_id_stored_before_the_grammar_only_when_told() -> None:
+    # an id the previous rules let in (no whitespace, no '#') can still be erased
+    args = ["customers", "export", "山田", "--customers-table", "c", "--activity-table", "a"]
+    assert "not a customer id" in CliRunner().invoke(app, args).output
+    result = CliRunner().invoke(app, [*args[:3], "--legacy-id"])
+    assert result.exit_code == 2 and "--stack" in result.output  # past the id, to the tables
+    for hostile in (" victim", "vic#tim", "vic\ttim"):
+        result = CliRunner().invoke(app, ["customers", "export", hostile, "--legacy-id"])
+        assert "not a customer id" in result.output, hostile
