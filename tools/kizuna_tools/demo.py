@@ -54,6 +54,9 @@ DEMO_CONFIG: dict[str, Any] = {
         "near_next_rank_points": 50,
     },
     "lifecycle": {"dormancy_risk_days": 21, "dormant_after_days": 45},
+    # The simulated shop puts a batch of events on the bus (an hour's, or a day's in tests)
+    # before the times they carry: a day of producer clock skew lets them in.
+    "event_time": {"max_future_skew_seconds": 86_400},
 }
 
 
