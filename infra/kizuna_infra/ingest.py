@@ -1,8 +1,11 @@
 """Inbound events: bus rule -> SQS (with DLQ) -> ingest function.
 
-The handler reports partial batch failures; after ``max_receive_count`` receives SQS moves a
-record to the dead-letter queue, and the handler (which knows the validation error) may also
-send it there itself with the reason, so nothing is dropped silently.
+The rule takes *every* event not from Kizuna itself, whatever its detail-type: ingest knows
+the inbound types, so an unknown one (``bogus.type``, ``Order.Placed``) is dead-lettered with
+its reason instead of matching no rule and vanishing. The handler reports partial batch
+failures; after ``max_receive_count`` receives SQS moves a record to the dead-letter queue,
+and the handler (which knows the validation error) may also send it there itself with the
+reason, so nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from constructs import Construct
 
-from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.runtime.settings import (
     KIZUNA_EVENT_SOURCE,
 )
@@ -51,9 +53,8 @@ class Ingest(QueuedFunction):
         self.rule = self.add_rule(
             names.INGEST_RULE_ID,
             bus=wiring.bus,
-            description="Inbound events from producers (not Kizuna's own) to the ingest queue",
+            description="Every event from producers (not Kizuna's own) to the ingest queue",
             event_pattern=events.EventPattern(
-                detail_type=list(INBOUND_EVENT_TYPES),
                 source=events.Match.anything_but(KIZUNA_EVENT_SOURCE),
             ),
         )

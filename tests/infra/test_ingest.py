@@ -21,6 +21,7 @@ from moto.events.models import EventPattern
 from moto.events.utils import EventMessageType
 
 from kizuna.events import INBOUND_EVENT_TYPES
+from kizuna.programs.pattern_rules import validate_pattern
 from kizuna.runtime.settings import IngestSettings
 from kizuna_infra.stack import KizunaStack
 
@@ -108,18 +109,15 @@ def test_queues_are_encrypted_and_enforce_ssl(
 # --- Rule ---------------------------------------------------------------------------------
 
 
-def test_rule_sends_inbound_event_types_from_producers_only(
-    resources: dict[str, Any], ids: Ids
-) -> None:
+def test_rule_sends_every_event_from_producers(resources: dict[str, Any], ids: Ids) -> None:
+    # every type, so an unknown one reaches ingest and is dead-lettered with its reason
     props = resources[ids.rule]["Properties"]
     assert props["EventBusName"] == {"Ref": ids.bus}
-    assert props["EventPattern"] == {
-        "detail-type": list(INBOUND_EVENT_TYPES),
-        "source": [{"anything-but": ["kizuna"]}],
-    }
+    assert props["EventPattern"] == {"source": [{"anything-but": ["kizuna"]}]}
+    assert validate_pattern(props["EventPattern"]) == []
 
 
-def test_rule_pattern_ignores_kizunas_own_and_unknown_events(
+def test_rule_pattern_takes_unknown_types_and_ignores_kizunas_own(
     resources: dict[str, Any], ids: Ids
 ) -> None:
     # Given the synthesized pattern, evaluated by moto's EventBridge matcher
@@ -128,11 +126,14 @@ def test_rule_pattern_ignores_kizunas_own_and_unknown_events(
     def event(source: str, detail_type: str) -> EventMessageType:
         return {"source": source, "detail-type": detail_type, "detail": {}}
 
-    # Then producers' inbound events match, Kizuna's own and derived events do not
-    assert pattern.matches_event(event("shop", "order.placed"))
-    assert pattern.matches_event(event("crm", "customer.upserted"))
-    assert not pattern.matches_event(event("kizuna", "order.placed"))
-    assert not pattern.matches_event(event("shop", "customer.first_purchase"))
+    # Then producers' events match, whatever their type (Kizuna's feedback reports too)
+    for detail_type in (*INBOUND_EVENT_TYPES, "bogus.type", "Order.Placed"):
+        assert pattern.matches_event(event("shop", detail_type)), detail_type
+    assert pattern.matches_event(event("crm", "customer.first_purchase"))
+    assert pattern.matches_event(event("kizuna.feedback", "channel.suppressed"))
+    # and Kizuna's own events do not
+    for detail_type in ("customer.first_purchase", "campaign.completed", "order.placed"):
+        assert not pattern.matches_event(event("kizuna", detail_type))
 
 
 def test_rule_target_retries_for_a_day_then_dead_letters(

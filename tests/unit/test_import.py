@@ -9,7 +9,7 @@ from kizuna.runtime.config import KizunaConfig
 from kizuna.services.ingest import ingest_one
 from kizuna_tools.fakes import MemoryStore
 from kizuna_tools.importer import import_file
-from tests.factories import T0, cancel, order, parsed
+from tests.factories import T0, cancel, days, order, parsed
 
 CFG = KizunaConfig()
 LOYALTY_FIELDS = (
@@ -49,7 +49,7 @@ def test_orders_csv_imports_good_rows_and_reports_every_bad_one(tmp_path: Path) 
     path = tmp_path / "orders.csv"
     path.write_text(ORDERS_CSV)
     store = MemoryStore()
-    report = import_file("orders", path, store, CFG, T0, partial=True)
+    report = import_file("orders", path, store, CFG, T0 + days(3), partial=True)
     assert (report.rows, report.imported, report.rejected) == (8, 3, 4)
     errors = {e.row: e.error for e in report.errors}
     assert "UTC offset" in errors[6]
@@ -61,13 +61,16 @@ def test_orders_csv_imports_good_rows_and_reports_every_bad_one(tmp_path: Path) 
     assert report.customers_written == 1
 
 
+IMPORTED_AT = T0.replace(day=31)  # after the history imported (a later time is rejected)
+
+
 def test_imported_orders_give_the_same_state_as_the_same_orders_as_events(tmp_path: Path) -> None:
     raws = [order("c1", f"o{i}", 10000 * (i + 1), T0.replace(day=1 + i)) for i in range(6)]
     raws.append(cancel("c1", "o2", T0.replace(day=20)))
     # as events, one by one through the ingest path
     via_bus = MemoryStore()
     for raw in raws:
-        applied = ingest_one(via_bus, parsed(raw), CFG, FixedClock(T0))
+        applied = ingest_one(via_bus, parsed(raw), CFG, FixedClock(IMPORTED_AT))
         via_bus.put_activity(applied.activity)
     # as a JSON Lines import
     path = tmp_path / "orders.jsonl"
@@ -86,7 +89,7 @@ def test_imported_orders_give_the_same_state_as_the_same_orders_as_events(tmp_pa
                 row["cancelled_at"] = raws[-1]["detail"]["occurred_at"]
             fh.write(json.dumps(row) + "\n")
     imported = MemoryStore()
-    report = import_file("orders", path, imported, CFG, T0)
+    report = import_file("orders", path, imported, CFG, IMPORTED_AT)
     assert report.rejected == 0
     assert loyalty(imported.customers["c1"]) == loyalty(via_bus.customers["c1"])
     assert imported.customers["c1"].rank == "Silver"

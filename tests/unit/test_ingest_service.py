@@ -14,7 +14,9 @@ def service(
     store = store or MemoryStore()
     publisher = publisher or MemoryPublisher()
     dlq = MemoryDeadLetters()
-    svc = IngestService(store, publisher, dlq, KizunaConfig(), FixedClock(T0), max_receive_count=3)
+    # the clock reads the time of the latest event of these tests (a later one is rejected)
+    clock = FixedClock(T0 + days(1))
+    svc = IngestService(store, publisher, dlq, KizunaConfig(), clock, max_receive_count=3)
     return svc, store, publisher, dlq
 
 

@@ -41,7 +41,12 @@ from pydantic import ValidationError
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import PROFILE_FIELDS
 from kizuna.events import ConsentChanged, CustomerUpserted, OrderCancelled, OrderPlaced
-from kizuna.events.envelope import ParsedEvent, describe_validation_error
+from kizuna.events.envelope import (
+    EventRejected,
+    ParsedEvent,
+    check_occurred_at,
+    describe_validation_error,
+)
 from kizuna.ports import CustomerStore
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.ingest import IngestStats, apply_to_customers
@@ -117,14 +122,8 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if None in row:
                     yield number, {"__error__": "more values than header columns"}
                     continue
-                yield (
-                    number,
-                    {
-                        k.strip(): (v.strip() if isinstance(v, str) else v)
-                        for k, v in row.items()
-                        if k
-                    },
-                )
+                # values as written: a padded id is rejected, never trimmed into another one
+                yield number, {k.strip(): v for k, v in row.items() if k}
         else:
             raise ValueError(f"{path.name}: use .csv, .tsv or .jsonl")
 
@@ -299,6 +298,16 @@ def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
     return events
 
 
+def within_window(events: list[ParsedEvent], now: datetime, cfg: KizunaConfig) -> list[ParsedEvent]:
+    """``events``, if every time lies within ``cfg.event_time`` of ``now`` (as on the bus)."""
+    for ev in events:
+        try:
+            check_occurred_at(ev.detail_type, ev.detail.occurred_at, now, cfg.event_time)
+        except EventRejected as exc:
+            raise RowRejected(exc.reason) from exc
+    return events
+
+
 # -- applying ---------------------------------------------------------------------------------
 def apply_grouped(
     store: CustomerStore,
@@ -344,7 +353,7 @@ def import_file(
         for number, row in read_rows(path):
             report.rows += 1
             try:
-                events = customer_events(row, now)
+                events = within_window(customer_events(row, now), now, cfg)
             except RowRejected as exc:
                 report.errors.append(RowError(number, str(exc)))
                 continue
@@ -353,7 +362,7 @@ def import_file(
     elif kind == "orders":
         for numbers, order in group_order_rows(read_rows(path), report):
             try:
-                events = order_events(order)
+                events = within_window(order_events(order), now, cfg)
             except RowRejected as exc:
                 report.errors.extend(RowError(n, str(exc)) for n in numbers)
                 continue

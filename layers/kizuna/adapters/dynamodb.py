@@ -18,7 +18,7 @@ from typing import Any
 
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
-from kizuna.domain.privacy import ERASED_SK, ERASURES_PK, erased_key
+from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.ports import Claim, VersionConflict, Watermark
 from kizuna.programs.journeys import JourneyState
@@ -32,6 +32,10 @@ from kizuna.programs.members import (
 )
 
 BATCH_GET_LIMIT = 100
+# The activity table's partitions that belong to no customer (every other pk is a customer
+# id). Each contains '#', which the customer id grammar (kizuna.events.inbound) forbids, so
+# no customer id can name, export or erase them.
+INTERNAL_PARTITIONS = (COHORT_PK, ERASED_PREFIX, ERASURES_PK)
 
 
 def to_dynamo(value: Any) -> Any:

@@ -22,7 +22,7 @@ from kizuna.domain.customer import (
     Suppression,
 )
 from kizuna.domain.loyalty import rank_changed, recompute
-from kizuna.domain.timestamps import epoch_seconds, stamp
+from kizuna.domain.timestamps import beyond, epoch_seconds, stamp
 from kizuna.events import (
     AppOpened,
     CartUpdated,
@@ -64,17 +64,39 @@ def device_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
-def _newer(current: str | None, candidate: str) -> bool:
-    return current is None or candidate > current
+# -- one bad timestamp -------------------------------------------------------------------------
+# Ingest rejects an occurred_at beyond the allowed skew, but a customer item may hold one from
+# before it did (or from a tool that applied events unchecked). ``horizon`` (the receiver's
+# clock plus the skew; None: no check) is where trust ends: a stored time or stamp beyond it
+# loses to any incoming fact, so it cannot win every later update.
 
 
-def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[ActivityItem]:
+def _newer(current: str | None, candidate: str, horizon: datetime | None = None) -> bool:
+    return current is None or candidate > current or beyond(current, horizon)
+
+
+def _later(current: datetime | None, at: datetime, horizon: datetime | None) -> bool:
+    return current is None or at > current or beyond(current, horizon)
+
+
+def _last_event_at(c: Customer, at: datetime, horizon: datetime | None) -> datetime:
+    """The customer's latest event time after one at ``at``. A stored one beyond the horizon
+    is replaced by the latest trusted time of the facts that move the rolling windows."""
+    if not beyond(c.last_event_at, horizon):
+        return at if c.last_event_at is None or at > c.last_event_at else c.last_event_at
+    trusted = [o.at for o in c.orders.values() if o.at is not None]
+    trusted += [a.at for a in c.adjustments.values()]
+    return max([at, *(t for t in trusted if not beyond(t, horizon))])
+
+
+def _apply_facts(
+    c: Customer, ev: ParsedEvent, cfg: KizunaConfig, horizon: datetime | None = None
+) -> list[ActivityItem]:
     """Mutate ``c``'s facts with ``ev``; return the activity items the event writes."""
     d = ev.detail
     at = d.occurred_at
     cid = c.customer_id
-    if c.last_event_at is None or at > c.last_event_at:
-        c.last_event_at = at
+    c.last_event_at = _last_event_at(c, at, horizon)
 
     match d:
         case CustomerUpserted():
@@ -83,7 +105,7 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
                 if value is None:
                     continue
                 st = stamp(at, value)
-                if not _newer(c.stamps.get(name), st):
+                if not _newer(c.stamps.get(name), st, horizon):
                     continue
                 setattr(c, name, value)
                 c.stamps[name] = st
@@ -91,7 +113,7 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
         case ConsentChanged():
             cur = c.consent.get(d.channel)
             st = stamp(at, (d.status, d.source), rank="1" if d.status == "opted_out" else "0")
-            if cur is None or _newer(cur.stamp, st):
+            if cur is None or _newer(cur.stamp, st, horizon):
                 c.consent[d.channel] = ConsentState(
                     status=d.status, at=at, source=d.source, stamp=st
                 )
@@ -107,7 +129,7 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
         case OrderPlaced():
             order = c.orders.get(d.order_id) or OrderFact()
             st = stamp(at, (d.total, d.currency, d.channel, d.lines))
-            if not order.placed or _newer(order.stamp, st):
+            if not order.placed or _newer(order.stamp, st, horizon):
                 c.orders[d.order_id] = order.model_copy(
                     update={
                         "placed": True,
@@ -163,18 +185,18 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
         case DeviceRegistered():
             key = device_key(d.token)
             cur_dev = c.devices.get(key)
-            if cur_dev is None or at > cur_dev.at:
+            if cur_dev is None or _later(cur_dev.at, at, horizon):
                 c.devices[key] = Device(token=d.token, platform=d.platform, at=at)
             return []
         case DeviceUnregistered():
             key = device_key(d.token)
             dev = c.devices.get(key)
-            if dev is not None and dev.at <= at:
+            if dev is not None and (dev.at <= at or beyond(dev.at, horizon)):
                 del c.devices[key]
             return []
         case ChannelSuppressed():
             cur_sup = c.suppressions.get(d.channel)
-            if cur_sup is None or at > cur_sup.at:
+            if cur_sup is None or _later(cur_sup.at, at, horizon):
                 c.suppressions[d.channel] = Suppression(
                     reason=d.reason, at=at, address_hash=d.address_hash
                 )
@@ -189,13 +211,13 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
             ]
         case LineLinked():
             st = stamp(at, d.line_user_id)
-            if _newer(c.stamps.get("line_user_id"), st):
+            if _newer(c.stamps.get("line_user_id"), st, horizon):
                 c.line_user_id = d.line_user_id
                 c.stamps["line_user_id"] = st
             return []
         case CartUpdated():
             st = stamp(at, (d.cart_id, d.items, d.currency))
-            if c.cart is None or _newer(c.cart.stamp, st):
+            if c.cart is None or _newer(c.cart.stamp, st, horizon):
                 c.cart = CartState(
                     cart_id=d.cart_id,
                     item_count=sum(i.quantity for i in d.items),
@@ -207,11 +229,11 @@ def _apply_facts(c: Customer, ev: ParsedEvent, cfg: KizunaConfig) -> list[Activi
                 )
             return [_behaviour(ev, cfg, {"cart_id": d.cart_id, "items": len(d.items)})]
         case ProductViewed():
-            if c.last_product_view_at is None or at > c.last_product_view_at:
+            if _later(c.last_product_view_at, at, horizon):
                 c.last_product_view_at = at
             return [_behaviour(ev, cfg, {"product_id": d.product_id, "category": d.category})]
         case AppOpened():
-            if c.last_app_open_at is None or at > c.last_app_open_at:
+            if _later(c.last_app_open_at, at, horizon):
                 c.last_app_open_at = at
             return [_behaviour(ev, cfg, {"platform": d.platform})]
     raise TypeError(f"no rule for {type(d).__name__}")  # pragma: no cover - union is closed
@@ -327,13 +349,22 @@ def restore_derived(record: ProcessedRecord) -> list[DerivedEvent]:
 
 
 def apply_events(
-    customer: Customer, events: list[ParsedEvent], cfg: KizunaConfig, now: datetime
+    customer: Customer,
+    events: list[ParsedEvent],
+    cfg: KizunaConfig,
+    now: datetime,
+    *,
+    horizon: datetime | None = None,
 ) -> Applied:
     """Apply ``events`` (all for ``customer``) in order.
 
     An event already in the customer's idempotency records is not applied again; the
     derived events it produced the first time are returned again so they can be re-emitted
     (at-least-once out, deduplicated downstream by their deterministic ids).
+
+    ``horizon`` (ingest: its clock plus ``cfg.event_time.max_future_skew``) is the latest
+    time trusted: a stored time beyond it loses to any incoming fact, and the state is never
+    computed as of a time beyond it (see ``_newer``).
     """
     state = customer.model_copy(deep=True)
     result = Applied(customer=state)
@@ -347,12 +378,13 @@ def apply_events(
             result.derived_by_event[ev.event_id] = replay
             # activity writes are idempotent puts: write them again in case the first
             # delivery failed after the customer was saved
-            result.activity.extend(_apply_facts(state.model_copy(deep=True), ev, cfg))
+            result.activity.extend(_apply_facts(state.model_copy(deep=True), ev, cfg, horizon))
             continue
         before = state
         after = before.model_copy(deep=True)
-        activity = _apply_facts(after, ev, cfg)
-        after = recompute(after, cfg.loyalty)
+        activity = _apply_facts(after, ev, cfg, horizon)
+        as_of = after.last_event_at
+        after = recompute(after, cfg.loyalty, horizon if beyond(as_of, horizon) else as_of)
         if after.cart_open_at != before.cart_open_at:
             after.cart_open_seen_at = now if after.cart_open_at is not None else None
         derived = _derive(before, after, ev, cfg)
@@ -371,7 +403,7 @@ def apply_events(
         result.derived.extend(derived)
         result.derived_by_event[ev.event_id] = derived
         result.activity.extend(activity)
-    horizon = now - timedelta(days=cfg.idempotency_days)
-    state.processed = {k: v for k, v in state.processed.items() if v.at > horizon}
+    kept_after = now - timedelta(days=cfg.idempotency_days)
+    state.processed = {k: v for k, v in state.processed.items() if v.at > kept_after}
     result.customer = state
     return result

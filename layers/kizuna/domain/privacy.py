@@ -23,7 +23,7 @@ from kizuna.domain.timestamps import epoch_seconds
 ERASED_MARKER_DAYS = 30
 ERASED_PREFIX = "ERASED#"
 ERASED_SK = "ERASED"
-ERASURES_PK = "ERASURES"  # anonymous counters: sk = DAY#<yyyy-mm-dd>, attribute `count`
+ERASURES_PK = "ERASURES#"  # anonymous counters: sk = DAY#<yyyy-mm-dd>, attribute `count`
 
 
 def erased_key(customer_id: str) -> str:

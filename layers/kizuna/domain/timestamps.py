@@ -29,3 +29,14 @@ def parse_time(value: object) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def beyond(at: datetime | str | None, horizon: datetime | None) -> bool:
+    """Whether a stored time (or a :func:`stamp`) lies after ``horizon`` (the receiver's clock
+    plus the allowed skew). Such a time came from the future before ingest rejected those
+    (kizuna.runtime.config.EventTimeConfig): it must not win every later comparison."""
+    if at is None or horizon is None:
+        return False
+    if isinstance(at, str):
+        return at.split("|", 1)[0] > iso(horizon)
+    return at > horizon

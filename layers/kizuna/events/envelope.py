@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kizuna.domain.timestamps import iso
 from kizuna.events.inbound import INBOUND_MODELS, InboundDetail
+from kizuna.runtime.config import EventTimeConfig
 
 D = TypeVar("D", bound=BaseModel)
 
@@ -80,8 +82,36 @@ def validate_detail(envelope: Envelope, model: type[D]) -> D:
         ) from exc
 
 
-def parse_inbound(raw: str | dict[str, Any]) -> ParsedEvent:
-    """Validate an EventBridge event carrying an inbound detail; raise EventRejected if bad."""
+def check_occurred_at(
+    detail_type: str, occurred_at: datetime, now: datetime, limits: EventTimeConfig
+) -> None:
+    """Raise EventRejected (``InvalidEvent``, naming ``detail.occurred_at``) if the time is
+    more than ``limits.max_future_skew`` ahead of ``now`` or more than ``limits.max_age``
+    behind it. The reason gives the limit, never the customer's data."""
+    if occurred_at > now + limits.max_future_skew:
+        raise EventRejected(
+            "InvalidEvent",
+            f"{detail_type}: detail.occurred_at: more than {limits.max_future_skew_seconds} s "
+            f"in the future of the receiver's clock ({iso(now)}); "
+            "see event_time.max_future_skew_seconds",
+        )
+    if occurred_at < now - limits.max_age:
+        raise EventRejected(
+            "InvalidEvent",
+            f"{detail_type}: detail.occurred_at: more than {limits.max_age_days} days "
+            f"in the past of the receiver's clock ({iso(now)}); see event_time.max_age_days",
+        )
+
+
+def parse_inbound(
+    raw: str | dict[str, Any],
+    now: datetime | None = None,
+    limits: EventTimeConfig | None = None,
+) -> ParsedEvent:
+    """Validate an EventBridge event carrying an inbound detail; raise EventRejected if bad.
+
+    With ``now`` (the receiver's clock), ``occurred_at`` must also lie within ``limits``
+    (:class:`~kizuna.runtime.config.EventTimeConfig`; its defaults if not given)."""
     envelope = parse_envelope(raw)
     model = INBOUND_MODELS.get(envelope.detail_type)
     if model is None:
@@ -89,6 +119,10 @@ def parse_inbound(raw: str | dict[str, Any]) -> ParsedEvent:
             "UnknownEventType", f"detail-type {envelope.detail_type!r} is not inbound"
         )
     detail = validate_detail(envelope, model)
+    if now is not None:
+        check_occurred_at(
+            envelope.detail_type, detail.occurred_at, now, limits or EventTimeConfig()
+        )
     return ParsedEvent(
         event_id=envelope.id,
         detail_type=envelope.detail_type,

@@ -8,6 +8,7 @@ Unknown fields are rejected so a producer's typo is caught, not silently dropped
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -15,8 +16,30 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^#\s]+$")]
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^#\s]+$")]
+# The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
+# (bus events, imports, the CLI): an ASCII letter or digit, then at most 127 ASCII letters,
+# digits or ``. _ : @ -``. An id that does not match is rejected, never trimmed or
+# normalised, so two spellings can never name one customer. It has no ``#`` and no ``$``:
+# every internal key of Kizuna's tables contains one, so no customer id can reach them.
+CUSTOMER_ID_CHARS = r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}"
+CUSTOMER_ID_PATTERN = f"^{CUSTOMER_ID_CHARS}$"
+_CUSTOMER_ID = re.compile(CUSTOMER_ID_CHARS)
+
+# Characters no text field may hold: C0 and C1 controls (tab, CR and LF included), DEL, the
+# line and paragraph separators, and the bidi embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069) that make a name display as something else.
+_FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+TEXT_PATTERN = f"^[^{_FORBIDDEN_CHARS}]*$"
+
+CustomerId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=CUSTOMER_ID_PATTERN)
+]
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=f"^[^#\\s{_FORBIDDEN_CHARS}]+$"),
+]
+Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
+"""Free text (names, reasons, categories): any printable character, as sent (not trimmed)."""
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
 
@@ -46,7 +69,7 @@ class Gender(StrEnum):
 class InboundDetail(BaseModel):
     """Fields every inbound detail has."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
     customer_id: CustomerId
@@ -60,15 +83,15 @@ class CustomerUpserted(InboundDetail):
     phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
         default=None, description="E.164"
     )
-    first_name: Annotated[str, StringConstraints(max_length=100)] | None = None
-    last_name: Annotated[str, StringConstraints(max_length=100)] | None = None
-    region: Annotated[str, StringConstraints(max_length=64)] | None = None
-    prefecture: Annotated[str, StringConstraints(max_length=64)] | None = None
+    first_name: Annotated[Text, Field(max_length=100)] | None = None
+    last_name: Annotated[Text, Field(max_length=100)] | None = None
+    region: Annotated[Text, Field(max_length=64)] | None = None
+    prefecture: Annotated[Text, Field(max_length=64)] | None = None
     birth_date: date | None = None
     gender: Gender | None = None
-    occupation: Annotated[str, StringConstraints(max_length=64)] | None = None
+    occupation: Annotated[Text, Field(max_length=64)] | None = None
     locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
-    time_zone: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+    time_zone: Annotated[Text, Field(max_length=64)] | None = Field(
         default=None, description="IANA time zone, e.g. Asia/Tokyo"
     )
 
@@ -81,14 +104,14 @@ class ConsentStatus(StrEnum):
 class ConsentChanged(InboundDetail):
     channel: Channel
     status: ConsentStatus
-    source: Annotated[str, StringConstraints(max_length=64)] = "user"
+    source: Annotated[Text, Field(max_length=64)] = "user"
 
 
 class OrderLine(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     product_id: Identifier
-    category: Annotated[str, StringConstraints(max_length=64)] | None = None
+    category: Annotated[Text, Field(max_length=64)] | None = None
     quantity: int = Field(ge=1, le=100_000)
     unit_price: Money
 
@@ -103,7 +126,7 @@ class OrderPlaced(InboundDetail):
 
 class OrderCancelled(InboundDetail):
     order_id: Identifier
-    reason: Annotated[str, StringConstraints(max_length=128)] | None = None
+    reason: Annotated[Text, Field(max_length=128)] | None = None
 
 
 class PointsAdjusted(InboundDetail):
@@ -111,7 +134,7 @@ class PointsAdjusted(InboundDetail):
 
     adjustment_id: Identifier
     delta: int = Field(ge=-10_000_000, le=10_000_000)
-    reason: Annotated[str, StringConstraints(max_length=128)]
+    reason: Annotated[Text, Field(max_length=128)]
 
 
 class PushPlatform(StrEnum):
@@ -120,7 +143,7 @@ class PushPlatform(StrEnum):
 
 
 class DeviceRegistered(InboundDetail):
-    token: Annotated[str, StringConstraints(min_length=8, max_length=4096)]
+    token: Annotated[Text, Field(min_length=8, max_length=4096)]
     platform: PushPlatform
 
 
@@ -144,12 +167,12 @@ class ChannelSuppressed(InboundDetail):
 class DeviceUnregistered(InboundDetail):
     """A push token the provider reported invalid, or the app unregistered."""
 
-    token: Annotated[str, StringConstraints(min_length=8, max_length=4096)]
+    token: Annotated[Text, Field(min_length=8, max_length=4096)]
 
 
 class ProductViewed(InboundDetail):
     product_id: Identifier
-    category: Annotated[str, StringConstraints(max_length=64)] | None = None
+    category: Annotated[Text, Field(max_length=64)] | None = None
     channel: SalesChannel = SalesChannel.WEB
 
 
@@ -217,6 +240,11 @@ INBOUND_MODELS: dict[str, type[InboundDetail]] = {
 }
 
 _TYPE_OF: dict[type[InboundDetail], str] = {model: name for name, model in INBOUND_MODELS.items()}
+
+
+def is_customer_id(value: object) -> bool:
+    """Whether ``value`` is a customer id by the grammar (nothing is trimmed first)."""
+    return isinstance(value, str) and _CUSTOMER_ID.fullmatch(value) is not None
 
 
 def inbound_type(detail: InboundDetail) -> str:

@@ -6,6 +6,7 @@ Deployed through the CDK app (context ``kizuna:config``) into each function's
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
@@ -254,6 +255,38 @@ class ScoringConfig(BaseModel):
         return self
 
 
+class EventTimeConfig(BaseModel):
+    """Which ``occurred_at`` an inbound event may carry, measured against the clock of the
+    function that receives it (ingest, evaluate, the importer). An event outside the window is
+    dead-lettered with a reason naming ``detail.occurred_at``: a time far in the future would
+    otherwise win every last-writer-wins comparison and move the customer's ``as_of`` (the
+    end of the rolling rank and spend windows) past every real order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_future_skew_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="how far ahead of the receiver's clock occurred_at may be (producer skew)",
+    )
+    max_age_days: int = Field(
+        default=3653,
+        ge=1,
+        le=36_525,
+        description="how far behind the receiver's clock occurred_at may be "
+        "(about 10 years by default: raise it to import older history)",
+    )
+
+    @property
+    def max_future_skew(self) -> timedelta:
+        return timedelta(seconds=self.max_future_skew_seconds)
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(days=self.max_age_days)
+
+
 class KizunaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -266,6 +299,7 @@ class KizunaConfig(BaseModel):
     idempotency_days: int = Field(
         default=7, ge=1, description="How long processed-event records stay in a customer item"
     )
+    event_time: EventTimeConfig = EventTimeConfig()
 
 
 @lru_cache(maxsize=8)

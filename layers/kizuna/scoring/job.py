@@ -41,6 +41,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import rank_changed, recompute
+from kizuna.domain.timestamps import beyond
 from kizuna.events import Cause, DerivedEvent, SegmentChanged, derived_event
 from kizuna.ports import EventPublisher, VersionConflict
 from kizuna.runtime.clock import Clock
@@ -149,12 +150,18 @@ def compute_boundaries(
     )
 
 
+def _trusted(at: datetime | None, horizon: datetime) -> datetime | None:
+    return None if beyond(at, horizon) else at
+
+
 def rescore(
     customers: Sequence[Customer], bounds: Boundaries, cfg: KizunaConfig, as_of: datetime
 ) -> list[Customer]:
     """``customers`` with loyalty recomputed as of ``as_of`` and RFM scores set."""
+    horizon = as_of + cfg.event_time.max_future_skew  # a later last_event_at is not trusted
     fresh = [
-        recompute(c, cfg.loyalty, as_of=max(as_of, c.last_event_at or as_of)) for c in customers
+        recompute(c, cfg.loyalty, as_of=max(as_of, _trusted(c.last_event_at, horizon) or as_of))
+        for c in customers
     ]
     keep, inputs = collect_inputs(fresh, as_of, cfg.scoring.window_days)
     scores = score(inputs, bounds, cfg.scoring)

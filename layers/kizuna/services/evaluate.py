@@ -1,7 +1,9 @@
 """The evaluate function's work: an SQS batch of bus events -> program decisions.
 
 Records are validated one by one (Powertools batch processing); an event that can never be
-evaluated goes to the dead-letter queue with its reason. The valid ones are evaluated
+evaluated goes to the dead-letter queue with its reason, unless a producer sent it: ingest
+receives every producer event and dead-letters the invalid ones itself, so a bad event makes
+one letter, not two. The valid ones are evaluated
 together (one read of customers and journeys for the batch). Evaluation is idempotent
 (deterministic execution names, conditional journey items), so when it fails the whole
 batch is simply delivered again.
@@ -17,16 +19,25 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kizuna.events import DERIVED_MODELS, INBOUND_MODELS
-from kizuna.events.envelope import EventRejected, parse_envelope, validate_detail
+from kizuna.events.envelope import (
+    EventRejected,
+    check_occurred_at,
+    parse_envelope,
+    validate_detail,
+)
 from kizuna.ports import DeadLetterSink
 from kizuna.programs.evaluate import EvaluateResult, Evaluator, IncomingEvent
+from kizuna.runtime.config import EventTimeConfig
 from kizuna.runtime.observability import logger
 from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
 from kizuna.services.failures import DeadLetterPolicy
 
 
-def incoming(raw: str | dict[str, Any]) -> IncomingEvent:
-    """Validate a bus event for evaluation; raise EventRejected if it cannot be."""
+def incoming(
+    raw: str | dict[str, Any], now: datetime | None = None, limits: EventTimeConfig | None = None
+) -> IncomingEvent:
+    """Validate a bus event for evaluation; raise EventRejected if it cannot be. With ``now``,
+    a producer's occurred_at must lie within ``limits`` (as ingest checks it)."""
     env = parse_envelope(raw)
     derived = env.source == KIZUNA_EVENT_SOURCE
     model = (DERIVED_MODELS if derived else INBOUND_MODELS).get(env.detail_type)
@@ -37,8 +48,18 @@ def incoming(raw: str | dict[str, Any]) -> IncomingEvent:
         )
     detail = validate_detail(env, model)
     at: datetime = getattr(detail, "occurred_at", env.time)
+    if now is not None and not derived:
+        check_occurred_at(env.detail_type, at, now, limits or EventTimeConfig())
     event_id = str(env.detail.get("event_id")) if derived else env.id
     return IncomingEvent(event_id=event_id, detail_type=env.detail_type, time=at, detail=env.detail)
+
+
+def _from_producer(raw: str) -> bool:
+    """Whether the body is a well-formed bus event from a producer (not from Kizuna)."""
+    try:
+        return parse_envelope(raw).source != KIZUNA_EVENT_SOURCE
+    except EventRejected:
+        return False
 
 
 class EvaluateService:
@@ -70,8 +91,17 @@ class EvaluateService:
         def validate(record: SQSRecord) -> None:
             records[record.message_id] = record
             try:
-                events[record.message_id] = incoming(record.body)
+                events[record.message_id] = incoming(
+                    record.body, self.evaluator.clock.now(), self.evaluator.cfg.event_time
+                )
             except EventRejected as exc:
+                if _from_producer(record.body):
+                    logger.info(
+                        "event not evaluated; ingest dead-letters it",
+                        error_type=exc.error_type,
+                        reason=exc.reason,
+                    )
+                    return
                 logger.warning("event rejected", error_type=exc.error_type, reason=exc.reason)
                 self.failures.keep(record, exc.error_type, exc.reason)
 

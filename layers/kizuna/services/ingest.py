@@ -60,6 +60,7 @@ def apply_to_customers(
     re-read and re-applied. The outcome per customer is what was applied, or the error.
     """
     stats = stats or IngestStats()
+    horizon = now + cfg.event_time.max_future_skew  # no valid event is later (parse_inbound)
     out: dict[str, Applied | Exception] = {}
     try:
         current = store.get_customers(list(by_customer))
@@ -79,7 +80,7 @@ def apply_to_customers(
                     applied = Applied(customer=Customer(customer_id=cid))
                     break
                 base = customer or Customer(customer_id=cid)
-                applied = apply_events(base, list(events), cfg, now)
+                applied = apply_events(base, list(events), cfg, now, horizon=horizon)
                 if not applied.changed and customer is not None:
                     break
                 try:
@@ -147,7 +148,9 @@ class IngestService:
         def validate(record: SQSRecord) -> None:
             batch.records[record.message_id] = record
             try:
-                batch.events[record.message_id] = parse_inbound(record.body)
+                batch.events[record.message_id] = parse_inbound(
+                    record.body, self.clock.now(), self.cfg.event_time
+                )
             except EventRejected as exc:
                 self.stats.rejected += 1
                 logger.warning(

@@ -7,6 +7,7 @@ Both talk to a deployed stack (``--stack`` reads its outputs) or to explicit res
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -24,7 +25,31 @@ dlq_app = typer.Typer(help="Dead-letter queues: inspect and replay.", no_args_is
 console = Console(stderr=True)
 out = Console()
 
+
 CustomerId = Annotated[str, typer.Argument(help="customer id")]
+LegacyId = Annotated[
+    bool,
+    typer.Option(
+        "--legacy-id",
+        help="accept an id stored before the id grammar (1-128 characters, no whitespace, "
+        "no '#'), so such a customer can still be exported and erased",
+    ),
+]
+# What Kizuna accepted (after trimming) before the id grammar; no internal key matches it.
+_LEGACY_ID = re.compile(r"[^#\s]{1,128}")
+
+
+def _checked(customer_id: str, legacy: bool) -> str:
+    """The id as given, if it is one by the grammar (docs/EVENTS.md): never trimmed."""
+    from kizuna.events.inbound import CUSTOMER_ID_PATTERN, is_customer_id
+
+    if is_customer_id(customer_id) or (legacy and _LEGACY_ID.fullmatch(customer_id)):
+        return customer_id
+    raise typer.BadParameter(
+        f"not a customer id: it must match {CUSTOMER_ID_PATTERN}", param_hint="CUSTOMER_ID"
+    )
+
+
 Stack = Annotated[str | None, typer.Option(help="deployed stack to read the outputs of")]
 
 
@@ -57,10 +82,13 @@ class Tables:
 
 @customers_app.command("export")
 @option_groups
-def customers_export(customer_id: CustomerId, tables: Tables, aws: Aws) -> None:
+def customers_export(
+    customer_id: CustomerId, tables: Tables, aws: Aws, legacy_id: LegacyId = False
+) -> None:
     """Everything held about a customer, as JSON on stdout (an access request)."""
     from kizuna.domain.privacy import export
 
+    customer_id = _checked(customer_id, legacy_id)
     store = tables.store(aws)
     data = export(customer_id, store)
     if data is None:
@@ -77,12 +105,14 @@ def customers_erase(
     *,
     aws: Aws,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+    legacy_id: LegacyId = False,
 ) -> None:
     """Erase a customer now: profile, activity, ledger, journeys. Same as putting a
     ``customer.erase`` event on the bus, which is what producers should do."""
     from kizuna.domain.privacy import erase
     from kizuna.runtime.clock import utcnow
 
+    customer_id = _checked(customer_id, legacy_id)
     if not yes:
         typer.confirm(f"Erase everything held about {customer_id}?", abort=True)
     store = tables.store(aws)
