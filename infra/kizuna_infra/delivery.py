@@ -246,8 +246,13 @@ class Delivery(Construct):
         )
         self.signing_secret.grant_read(self.unsubscribe.function)
         wiring.bus.grant_put_events_to(self.unsubscribe.function)
-        # a token is checked against the customer's consent (never creates one): read only
-        wiring.tables.customers.grant(self.unsubscribe.function, "dynamodb:GetItem")
+        # a token is checked against the customer's consent (never creates one): GetItem on
+        # the table itself (Table.grant would add its indexes, which it never reads)
+        self.unsubscribe.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"], resources=[wiring.tables.customers.table_arn]
+            )
+        )
 
         # --- Send -----------------------------------------------------------------------------
         self.send = KizunaFunction(
