@@ -295,3 +295,34 @@ def test_each_claim_holds_against_the_state_it_was_derived_from_only(
     detail = json.loads(event.detail.model_dump_json())
     assert claim_holds(event.detail_type, detail, Customer(**TRUE_STATE))
     assert not claim_holds(event.detail_type, detail, Customer(**{**TRUE_STATE, **other}))
+
+
+def test_a_forged_goal_converts_nobody(world) -> None:  # type: ignore[no-untyped-def]
+    ev, store, _ = world
+    program = BY_ID["points-to-next-rank"]
+    cid = next(f"n{i}" for i in range(1000) if not in_holdout(program, f"n{i}"))
+    store.customers[cid] = customer(cid, rank="Silver", next_rank="Gold", points_to_next_rank=80)
+    near = derived_event(
+        PointsNearNextRank,
+        "points_near_next_rank:Gold:e1",
+        Cause(cid, T0, "e1"),
+        rank="Silver",
+        next_rank="Gold",
+        points_to_next_rank=80,
+        rank_points=920,
+        points_balance=300,
+    )
+    assert [d.decision for d in ev.evaluate([incoming(near)]).decisions] == ["entered"]
+    # a rank-up to Gold the customer never made: the goal of points-to-next-rank
+    forged = derived_event(
+        RankChanged,
+        "rank_changed:Silver:Gold:forged",
+        Cause(cid, T0 + timedelta(days=1), "forged"),
+        from_rank="Silver",
+        to_rank="Gold",
+        direction="up",
+        rank_points=1000,
+    )
+    result = ev.evaluate([incoming(forged)])
+    assert not [d for d in result.decisions if d.decision == "converted"]
+    assert store.journeys[(cid, program.id)].goal_reached_at is None

@@ -225,20 +225,25 @@ class Evaluator:
             assert cid is not None
             if any((cid, p.id) in pending for p in [*triggered, *goals]):
                 flush()  # a later event of the same journey sees what the earlier one wrote
-            unconfirmed = self._unconfirmed(ev, triggered, customers.get(cid), journeys)
-            if unconfirmed is not None:
-                if not ev.final:
+            if not self._claim_holds(ev, customers.get(cid), journeys):
+                # triggers already acted on (a redelivery) stand; nothing else goes on
+                acted = [p for p in triggered if self._acted_on(ev, p, journeys)]
+                fresh = [p for p in triggered if p not in acted]
+                if (fresh or goals) and not ev.final:
                     result.deferred.add(n)
                     continue
-                logger.warning(
-                    "derived event not borne out by the customer's state",
-                    detail_type=ev.detail_type,
-                    customer_id=cid,
-                )
-                for program in unconfirmed:
+                if fresh or goals:
+                    logger.warning(
+                        "derived event not borne out by the customer's state",
+                        detail_type=ev.detail_type,
+                        customer_id=cid,
+                    )
+                for program in fresh:
                     skipped = Decision(program.id, cid, ev.event_id, "skipped", CLAIM_NOT_IN_STATE)
                     result.decisions.append(skipped)
                     ledger.append(self._ledger(skipped, ev, now))
+                for program in acted:
+                    self._trigger(program, ev, customers.get(cid), journeys, now)
                 continue
             for (
                 program
@@ -265,34 +270,28 @@ class Evaluator:
         return result
 
     # -- claims ---------------------------------------------------------------------------
-    def _unconfirmed(
-        self,
+    @staticmethod
+    def _claim_holds(
         ev: IncomingEvent,
-        triggered: Sequence[Program],
         customer: Customer | None,
         journeys: Mapping[tuple[str, str], JourneyState],
-    ) -> list[Program] | None:
-        """None if the event may go on; else the triggered programs to record it against.
-
-        Only derived events make claims; an unknown customer is left to ``_trigger``
-        (``unknown_customer``). A trigger already acted on (its redelivery) is not checked
-        again: the state may have moved on since, and its ledger entry must stay.
-        """
-        cid = ev.customer_id
-        if ev.detail_type not in DERIVED_MODELS or customer is None or cid is None:
-            return None
-        fresh = [
-            p
-            for p in triggered
-            if (state := journeys.get((cid, p.id))) is None or state.last_event_id != ev.event_id
-        ]
-        if triggered and not fresh:
-            return None
+    ) -> bool:
+        """Whether the stored state bears out a derived event. Only derived events make
+        claims; an unknown customer is left to ``_trigger`` (``unknown_customer``)."""
+        if ev.detail_type not in DERIVED_MODELS or customer is None or ev.customer_id is None:
+            return True
         pid = journey_key(ev.detail_type, ev.detail)
-        journey = journeys.get((cid, pid)) if pid else None
-        if claim_holds(ev.detail_type, ev.detail, customer, journey):
-            return None
-        return fresh
+        journey = journeys.get((ev.customer_id, pid)) if pid else None
+        return claim_holds(ev.detail_type, ev.detail, customer, journey)
+
+    @staticmethod
+    def _acted_on(
+        ev: IncomingEvent, program: Program, journeys: Mapping[tuple[str, str], JourneyState]
+    ) -> bool:
+        """The program already took this very trigger (a redelivery): its entry stands
+        whatever the state says now."""
+        state = journeys.get((ev.customer_id or "", program.id))
+        return state is not None and state.last_event_id == ev.event_id
 
     # -- triggers -------------------------------------------------------------------------
     def _trigger(
