@@ -36,6 +36,8 @@ import boto3
 from bench import cost_model
 from bench.common import print_table
 from bench.pipeline_bench import function_sizes, metered_items
+from kizuna_tools.local.bus_policy import acting_as
+from kizuna_tools.local.bus_policy import role_of as execution_role
 
 CAMPAIGN_ID = "month-end-sale"  # its templates: templates/month-end-sale/
 JOURNEY_PROGRAM = "champions-care"  # one send step: one email per entry
@@ -401,26 +403,30 @@ def run(recipients: int, journey_sample: int = 200) -> dict[str, Any]:
         # when: a sample of the same recipients is sent through the journey path
         t1 = time.perf_counter()
         journey_fns = {_function(cloud, code): code for code in JOURNEY_ROLES}
+        # as the daily scoring does: save the segment, then announce it as the score function
+        # (the bus refuses source "kizuna" from anyone else; evaluate checks the claim)
+        _seed(cloud, [c.model_copy(update={"rfm_segment": "Champions"}) for c in sample])
         for customer in sample:
-            cloud.put_events(
-                [
-                    {
-                        "Source": "kizuna",
-                        "DetailType": "customer.segment_changed",
-                        "Detail": {
-                            "event_id": f"{customer.customer_id}:segment:Champions",
-                            "customer_id": customer.customer_id,
-                            "occurred_at": cloud.clock.now().isoformat(),
-                            "caused_by": "scoring",
-                            "from_segment": "Loyal",
-                            "to_segment": "Champions",
-                            "recency": 5,
-                            "frequency": 5,
-                            "monetary": 5,
-                        },
-                    }
-                ]
-            )
+            with acting_as(execution_role(cloud.template, "score")):
+                cloud.put_events(
+                    [
+                        {
+                            "Source": "kizuna",
+                            "DetailType": "customer.segment_changed",
+                            "Detail": {
+                                "event_id": f"{customer.customer_id}:segment:Champions",
+                                "customer_id": customer.customer_id,
+                                "occurred_at": cloud.clock.now().isoformat(),
+                                "caused_by": "scoring",
+                                "from_segment": "Loyal",
+                                "to_segment": "Champions",
+                                "recency": 5,
+                                "frequency": 5,
+                                "monetary": 5,
+                            },
+                        }
+                    ]
+                )
         cloud.drain()
         cloud.advance(hours=1)
         cloud.drain()

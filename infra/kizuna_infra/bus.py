@@ -1,16 +1,50 @@
-"""The EventBridge bus every producer and every Kizuna component talks through."""
+"""The EventBridge bus every producer and every Kizuna component talks through.
+
+Two guards live here:
+
+- **Only Kizuna puts Kizuna's events.** Derived events (source ``kizuna``) start journeys
+  and send messages; a producer that could put them could send a "Champions" message to a
+  customer who never qualified. The bus's resource policy denies ``events:PutEvents`` of an
+  entry whose ``events:source`` is ``kizuna`` to every principal but the roles of the
+  functions that derive events (:meth:`EventBus.allow_derived_events_only_from`). An
+  explicit Deny in a resource policy applies to callers of the same account too, whatever
+  their identity policies allow. Rules cannot match on the caller, so the evaluate function
+  also re-checks every derived claim against the stored customer (kizuna.programs.claims).
+- **No direct identifiers in the archive.** The archive keeps, for replay, only the event
+  types that carry none (:func:`archived_event_types`): never ``customer.upserted`` (email,
+  phone, name, birth date), device tokens or LINE ids. Erasure cannot reach into an
+  archive; what it keeps is pseudonymous (customer ids, orders, points, consent, behaviour)
+  and expires after ``names.ARCHIVE_RETENTION_DAYS``, no later than the erasure marker
+  (kizuna.domain.privacy.ERASED_MARKER_DAYS), so a replay never re-creates an erased
+  customer.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from kizuna.domain.privacy import DIRECT_IDENTIFIER_EVENTS
+from kizuna.events import DERIVED_MODELS, INBOUND_MODELS
+from kizuna.events.derived import CAMPAIGN_EVENT_MODELS
+from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
 from kizuna_infra import names
 
 
+def archived_event_types() -> list[str]:
+    """Every event type of the bus contract that carries no direct identifier. An allow
+    list: an event type nobody declared (a producer's own, a future one) is not archived."""
+    known = [*INBOUND_MODELS, *DERIVED_MODELS, *CAMPAIGN_EVENT_MODELS]
+    return sorted(t for t in known if t not in DIRECT_IDENTIFIER_EVENTS)
+
+
 class EventBus(Construct):
-    """A named custom bus plus an archive of all its events, kept for replay."""
+    """A named custom bus, its archive of the events that carry no direct identifier, and
+    (once the functions exist) the policy that keeps Kizuna's own source to Kizuna."""
 
     def __init__(
         self,
@@ -22,12 +56,30 @@ class EventBus(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, names.BUS_ID, event_bus_name=bus_name)
+        retention = archive_retention or Duration.days(names.ARCHIVE_RETENTION_DAYS)
         self.archive = self.bus.archive(
             names.ARCHIVE_ID,
-            description=f"All events on the {bus_name} bus, for replay",
-            # An empty pattern renders no EventPattern property: the archive keeps every event.
-            event_pattern=events.EventPattern(),
-            retention=archive_retention or Duration.days(names.ARCHIVE_RETENTION_DAYS),
+            description=f"Events on the {bus_name} bus without direct identifiers, for replay",
+            event_pattern=events.EventPattern(detail_type=archived_event_types()),
+            retention=retention,
+        )
+
+    def allow_derived_events_only_from(self, roles: Sequence[iam.IRole]) -> None:
+        """Deny PutEvents of source ``kizuna`` to every principal but ``roles``."""
+        if not roles:
+            raise ValueError("at least one role must be allowed to put Kizuna's events")
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=names.BUS_POLICY_SID,
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                conditions={
+                    "StringEquals": {"events:source": KIZUNA_EVENT_SOURCE},
+                    "ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]},
+                },
+            )
         )
 
     @property

@@ -26,6 +26,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from kizuna.runtime.settings import (
+    ENV_CUSTOMERS_TABLE,
     ENV_EVENT_BUS_NAME,
     ENV_PRODUCTS_TABLE,
 )
@@ -229,6 +230,7 @@ class Delivery(Construct):
             environment={
                 ENV_EVENT_BUS_NAME: wiring.bus.event_bus_name,
                 names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
+                ENV_CUSTOMERS_TABLE: wiring.tables.customers.table_name,
             },
             timeout=UNSUBSCRIBE_TIMEOUT,
             **wiring.shared,
@@ -244,6 +246,13 @@ class Delivery(Construct):
         )
         self.signing_secret.grant_read(self.unsubscribe.function)
         wiring.bus.grant_put_events_to(self.unsubscribe.function)
+        # a token is checked against the customer's consent (never creates one): GetItem on
+        # the table itself (Table.grant would add its indexes, which it never reads)
+        self.unsubscribe.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"], resources=[wiring.tables.customers.table_arn]
+            )
+        )
 
         # --- Send -----------------------------------------------------------------------------
         self.send = KizunaFunction(

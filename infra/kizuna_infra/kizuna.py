@@ -130,6 +130,17 @@ class Kizuna(Construct):
             templates_dir=templates_dir,
         )
 
+        # Derived events (source "kizuna") only from the functions that derive them.
+        self.bus.allow_derived_events_only_from(
+            [
+                self.ingest.role,
+                self.programs.evaluate.role,
+                self.programs.sweep.role,
+                self.scoring.score.role,
+                self.campaigns.campaign.role,
+            ]
+        )
+
         queues, functions, machines = monitored(self)
         self.monitoring = Monitoring(
             self,

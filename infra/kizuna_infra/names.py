@@ -53,7 +53,11 @@ DEFAULT_BUS_NAME: Final[str] = "kizuna"
 BUS_CONSTRUCT_ID: Final[str] = "Bus"
 BUS_ID: Final[str] = "EventBus"
 ARCHIVE_ID: Final[str] = "Archive"
+# No longer than kizuna.domain.privacy.ERASED_MARKER_DAYS: a replay never re-creates an
+# erased customer (tests/infra/test_bus_security.py).
 ARCHIVE_RETENTION_DAYS: Final[int] = 30
+# The bus policy statement that keeps source "kizuna" to Kizuna's own functions.
+BUS_POLICY_SID: Final[str] = "OnlyKizunaPutsDerivedEvents"
 
 # --- Data --------------------------------------------------------------------------------
 DATA_CONSTRUCT_ID: Final[str] = "Data"

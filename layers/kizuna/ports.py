@@ -51,6 +51,12 @@ class WatermarkStore(Protocol):
         ...
 
 
+class CustomerReader(Protocol):
+    """Reads customers, strongly consistent (the unsubscribe function's only read)."""
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+
 class Inbound(Protocol):
     """Puts facts Kizuna learns about a customer (``channel.suppressed``,
     ``device.unregistered``, ``consent.changed``) on the bus as inbound events, so ingest

@@ -143,15 +143,24 @@ def test_unsubscribe_url_needs_no_credentials(resources: dict[str, Any], ids: Id
     }
 
 
-def test_unsubscribe_reads_the_secret_and_puts_events_only(
+def test_unsubscribe_reads_the_secret_and_a_customer_and_puts_events_only(
     resources: dict[str, Any], ids: Ids
 ) -> None:
     env = environment(resources, ids.unsubscribe)
     assert {n for n, f in UnsubscribeSettings.model_fields.items() if f.is_required()} <= set(env)
     assert env["SIGNING_SECRET_ARN"] == {"Ref": ids.secret}
+    assert env["CUSTOMERS_TABLE"] == {"Ref": ids.customers}
     statements = function_statements(resources, ids.unsubscribe)
-    assert {a.split(":")[0] for a in actions_of(statements)} == {"logs", "secretsmanager", "events"}
+    assert {a.split(":")[0] for a in actions_of(statements)} == {
+        "logs",
+        "secretsmanager",
+        "events",
+        "dynamodb",
+    }
     assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
+    # a token is checked against the customer's consent, read by id: nothing else, no write
+    assert {a for a in actions_of(statements) if a.startswith("dynamodb:")} == {"dynamodb:GetItem"}
+    assert resources_for(statements, "dynamodb:GetItem") == [arn(ids.customers)]
 
 
 # --- Send ------------------------------------------------------------------------------------

@@ -33,14 +33,7 @@ def test_bus_is_named_kizuna(template: Template) -> None:
     assert [b["Properties"]["Name"] for b in buses.values()] == ["kizuna"]
 
 
-def test_archive_keeps_every_event_on_the_bus_for_thirty_days(
-    template: Template, stack: KizunaStack, logical_id: Callable[[Any], str]
-) -> None:
-    [archive] = template.find_resources("AWS::Events::Archive").values()
-    props = archive["Properties"]
-    assert props["SourceArn"] == {"Fn::GetAtt": [logical_id(stack.kizuna.bus.bus), "Arn"]}
-    assert props["RetentionDays"] == 30
-    assert "EventPattern" not in props  # no pattern: everything is archived
+# The archive and the bus policy: tests/infra/test_bus_security.py
 
 
 # --- Layers -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
+from kizuna_tools.local.bus_policy import acting_as, role_of
 from kizuna_tools.local.cloud import LocalCloud
 from tests.integration.conftest import START
 
@@ -123,6 +124,34 @@ def emails_to(cloud: LocalCloud, cid: str) -> list[dict[str, Any]]:
         if f"{cid}@example.jp"
         in json.dumps(e.get("destinations", e.get("request", "")), default=str)
     ]
+
+
+def scoring_names_a_champion(cloud: LocalCloud, cid: str, event: dict[str, Any]) -> None:
+    """What the daily scoring does for a new Champion: save the scores and segment, and
+    announce it as the score function (the bus refuses source ``kizuna`` from anyone else,
+    and evaluate checks the claim against the saved segment)."""
+    table = cloud.find("AWS::DynamoDB::Table", "Customers")[0].name
+    scores = {":r": event["recency"], ":f": event["frequency"], ":m": event["monetary"]}
+    cloud.client("dynamodb").update_item(
+        TableName=table,
+        Key={"customer_id": {"S": cid}},
+        UpdateExpression=(
+            "SET rfm_segment = :s, rfm_recency = :r, rfm_frequency = :f, rfm_monetary = :m "
+            "ADD version :one"
+        ),
+        ExpressionAttributeValues={
+            ":s": {"S": event["to_segment"]},
+            ":one": {"N": "1"},
+            **{k: {"N": str(v)} for k, v in scores.items()},
+        },
+    )
+    detail = {"occurred_at": cloud.clock.now().isoformat(), **event}
+    with acting_as(role_of(cloud.template, "score")):
+        [result] = cloud.put_events(
+            [{"Source": "kizuna", "DetailType": "customer.segment_changed", "Detail": detail}]
+        )
+    assert "ErrorCode" not in result, result
+    cloud.drain()
 
 
 def settle(cloud: LocalCloud) -> None:
@@ -241,9 +270,9 @@ def test_post_purchase_recommendation_and_champions_care(cloud: LocalCloud) -> N
     assert ("post-purchase-recommendation", "recommend", "email") in sent(cloud, cid)
     assert "Sencha Asatsuyu" in json.dumps(emails_to(cloud, cid)[-1], default=str)
     # the daily scoring (issue 6) announces a Champion: the care program thanks them
-    put(
+    scoring_names_a_champion(
         cloud,
-        "customer.segment_changed",
+        cid,
         {
             "event_id": f"{cid}:segment:Champions",
             "customer_id": cid,
@@ -254,7 +283,6 @@ def test_post_purchase_recommendation_and_champions_care(cloud: LocalCloud) -> N
             "frequency": 5,
             "monetary": 5,
         },
-        source="kizuna",
     )
     settle(cloud)
     assert ("champions-care", "thanks", "email") in sent(cloud, cid)
@@ -274,7 +302,7 @@ def test_a_duplicated_trigger_starts_one_journey(cloud: LocalCloud) -> None:
         "monetary": 5,
     }
     for _ in range(3):
-        put(cloud, "customer.segment_changed", event, source="kizuna")
+        scoring_names_a_champion(cloud, cid, event)
     settle(cloud)
     assert sent(cloud, cid) == [("champions-care", "thanks", "email")]
     assert len(ledger(cloud, cid, "ENTRY")) == 1

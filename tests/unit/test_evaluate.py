@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kizuna.domain.customer import ConsentState, Customer
+from kizuna.domain.customer import ConsentState, Customer, OrderFact
 from kizuna.programs.evaluate import Evaluator, IncomingEvent
 from kizuna.programs.journeys import bucket, in_holdout
 from kizuna.programs.loader import load_programs
@@ -20,8 +20,14 @@ PROGRAMS, _ = load_programs(ROOT / "programs")
 BY_ID = {p.id: p for p in PROGRAMS}
 
 
+def placed(*order_ids: str) -> dict[str, OrderFact]:
+    """Orders in the customer's state (a purchase event's claim is checked against them)."""
+    return {oid: OrderFact(placed=True, at=T0) for oid in order_ids}
+
+
 def customer(cid: str, **extra: Any) -> Customer:
     base: dict[str, Any] = {
+        "orders": placed("o1", "o2"),
         "customer_id": cid,
         "email": f"{cid}@example.com",
         "order_count": 1,
@@ -158,7 +164,7 @@ def test_reentry_once_and_every_n_days(world) -> None:  # type: ignore[no-untype
     # every 14 days: a second repeat purchase a week later is skipped, two weeks later enters
     program = BY_ID["post-purchase-recommendation"]
     cid2 = next(f"r{i}" for i in range(999) if not in_holdout(program, f"r{i}"))
-    store.customers[cid2] = customer(cid2, order_count=3)
+    store.customers[cid2] = customer(cid2, order_count=3, orders=placed("r1", "r2", "r3"))
 
     def repeat(eid: str) -> IncomingEvent:
         return IncomingEvent(

@@ -6,7 +6,7 @@ from typing import Any
 from kizuna.delivery.policy import address_hash
 from kizuna.delivery.tags import TAG_CUSTOMER, TAG_EXECUTION, TAG_PROGRAM, TAG_STEP
 from kizuna.delivery.unsubscribe import sign
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import ConsentState, Customer
 from kizuna.events import Channel, ChannelSuppressed
 from kizuna.runtime.clock import FixedClock
 from kizuna.services.feedback import FeedbackService
@@ -118,13 +118,25 @@ def test_malformed_feedback_goes_to_the_dead_letters() -> None:
 
 
 KEY = b"u" * 32
+OPTED_IN_AT = NOW - timedelta(days=100)
+
+
+def opted_in(cid: str = "c1", at: datetime = OPTED_IN_AT, status: str = "opted_in") -> Customer:
+    """A customer whose email consent last changed at ``at``."""
+    consent = ConsentState(status=status, at=at, source="shop", stamp=f"{at}|{status}")
+    return Customer(customer_id=cid, email=f"{cid}@example.com", consent={"email": consent})
 
 
 def unsubscribe(
-    method: str, token: str, form: bool = False
+    method: str,
+    token: str,
+    form: bool = False,
+    customers: tuple[Customer, ...] = (opted_in(),),
 ) -> tuple[dict[str, Any], MemoryInbound]:
     inbound = MemoryInbound()
-    svc = UnsubscribeService([KEY], inbound, FixedClock(NOW))
+    store = MemoryStore()
+    store.customers = {c.customer_id: c for c in customers}
+    svc = UnsubscribeService([KEY], inbound, FixedClock(NOW), store)
     event: dict[str, Any] = {
         "requestContext": {"http": {"method": method}},
         "queryStringParameters": {"t": token},
@@ -157,6 +169,49 @@ def test_forged_and_expired_tokens_change_nothing_and_say_why() -> None:
     assert resp["statusCode"] == 410 and "expired" in resp["body"] and inbound.events == []
     resp, _ = unsubscribe("POST", "not-a-token")
     assert resp["statusCode"] == 400
+
+
+def test_an_old_link_replayed_after_the_customer_opted_back_in_changes_nothing() -> None:
+    # Given a link sent on day 1, the customer unsubscribed with it on day 2 and opted back
+    # in on day 3 (consent changes flow through ingest; here, the stored state after them)
+    issued = NOW - timedelta(days=3)
+    token = sign(KEY, "c1", "email", issued + timedelta(days=90), issued_at=issued)
+    back_in = opted_in(at=NOW - timedelta(days=1))
+    # When the old link is used again (a replay, a mail client's retry, a forwarded mail)
+    resp, inbound = unsubscribe("POST", token, form=True, customers=(back_in,))
+    # Then nothing is put on the bus and the page asks for a recent link
+    assert resp["statusCode"] == 409 and "recent message" in resp["body"]
+    assert inbound.events == []
+    # while a link sent after the opt-in still works
+    fresh = sign(KEY, "c1", "email", NOW + timedelta(days=89), issued_at=NOW)
+    resp, inbound = unsubscribe("POST", fresh, form=True, customers=(back_in,))
+    assert resp["statusCode"] == 200 and inbound.events == [
+        ("consent.changed", unsubscribed("c1", NOW))
+    ]
+
+
+def test_a_change_within_the_links_second_does_not_make_it_stale() -> None:
+    issued = NOW - timedelta(hours=1)
+    token = sign(KEY, "c1", "email", issued + timedelta(days=90), issued_at=issued)
+    same_second = opted_in(at=issued + timedelta(milliseconds=600))
+    resp, inbound = unsubscribe("POST", token, form=True, customers=(same_second,))
+    assert resp["statusCode"] == 200 and len(inbound.events) == 1
+
+
+def test_a_valid_token_for_an_unknown_customer_creates_nothing() -> None:
+    # a genuine token for an id Kizuna does not hold (an erased customer's old mail)
+    token = sign(KEY, "gone", "email", NOW + timedelta(days=30))
+    for method in ("GET", "POST"):
+        resp, inbound = unsubscribe(method, token, form=True)
+        assert resp["statusCode"] == 404 and inbound.events == []
+
+
+def test_an_opted_out_customer_is_told_so_and_nothing_is_put() -> None:
+    token = sign(KEY, "c1", "email", NOW + timedelta(days=30))
+    out = opted_in(at=NOW - timedelta(days=1), status="opted_out")
+    resp, inbound = unsubscribe("POST", token, form=True, customers=(out,))
+    assert resp["statusCode"] == 200 and "unsubscribed" in resp["body"]
+    assert inbound.events == []
 
 
 def test_sms_stop_replies_suppress_the_customers_with_that_number() -> None:

@@ -832,6 +832,24 @@ class DynamoStore:
         return {by_key[str(i["pk"])] for i in items if float(i.get("expires_at", 0)) > cutoff}
 
 
+class CustomerTable:
+    """The customers table read by id only (the unsubscribe function: it never writes)."""
+
+    def __init__(self, dynamodb: Any, customers_table: str) -> None:
+        self._customers = dynamodb.Table(customers_table)
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        """One strongly consistent GetItem per id."""
+        out: dict[str, Customer] = {}
+        for cid in dict.fromkeys(customer_ids):
+            item = self._customers.get_item(Key={"customer_id": cid}, ConsistentRead=True).get(
+                "Item"
+            )
+            if item:
+                out[cid] = customer_from_item(item)
+        return out
+
+
 class ProductStore:
     """The products table (``pk = product_id``): catalogue entries (name, url, category,
     imported) and what the daily job learned (``related`` products, best sellers)."""

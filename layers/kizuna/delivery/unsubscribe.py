@@ -2,10 +2,17 @@
 
 Token = base64url without padding of::
 
-    version (1 byte, =1) | channel (1 byte) | expires_at (uint32, Unix seconds) |
-    customer_id (UTF-8) | HMAC-SHA256(secret, domain | all of the above)[:16]
+    version (1 byte, =2) | channel (1 byte) | issued_at (uint32, Unix seconds) |
+    expires_at (uint32, Unix seconds) | customer_id (UTF-8) |
+    HMAC-SHA256(secret, domain | all of the above)[:16]
 
-A 128-bit tag is far beyond guessing; the whole token for a 36-character customer id is 80
+``issued_at`` lets the unsubscribe function refuse a token older than the customer's latest
+consent change for the channel (an old link replayed after the customer opted back in must
+not opt them out again: kizuna.services.unsubscribe). Version 1 tokens (no ``issued_at``,
+made before it existed, always with the 90-day :data:`LINK_TTL`) are still accepted, as
+issued ``LINK_TTL`` before they expire.
+
+A 128-bit tag is far beyond guessing; the whole token for a 36-character customer id is 83
 characters. Only the canonical base64url spelling is accepted, so no two strings verify as
 the same token and any change to a single character is rejected. ``verify`` accepts several
 secrets (current first) so the secret can be rotated without breaking links in flight.
@@ -26,11 +33,16 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
-VERSION = 1
+VERSION = 2
+LEGACY_VERSION = 1
+# How long a link lives (mail is read late, and mailbox providers call List-Unsubscribe long
+# after delivery); every version 1 token was made with it.
+LINK_TTL = timedelta(days=90)
 # The byte each channel is written as: a public contract, never renumber.
 CHANNEL_CODES: dict[str, int] = {"email": 1, "sms": 2, "push": 3, "line": 4}
 _CHANNELS_BY_CODE = {code: name for name, code in CHANNEL_CODES.items()}
-_HEADER = struct.Struct(">BBI")
+_HEADER = struct.Struct(">BBII")  # version, channel, issued_at, expires_at
+_LEGACY_HEADER = struct.Struct(">BBI")  # version 1: version, channel, expires_at
 _MAC_BYTES = 16
 _DOMAIN = b"kizuna/unsubscribe\x00"
 _MAX_TOKEN_CHARS = 512
@@ -50,6 +62,7 @@ class Claims(BaseModel):
 
     customer_id: str
     channel: str
+    issued_at: datetime
     expires_at: datetime
     version: int = VERSION
 
@@ -58,8 +71,17 @@ def _mac(secret: bytes, payload: bytes) -> bytes:
     return hmac.new(secret, _DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
-def sign(secret: bytes, customer_id: str, channel: str, expires_at: datetime) -> str:
-    """A token that unsubscribes ``customer_id`` from ``channel`` until ``expires_at``."""
+def sign(
+    secret: bytes,
+    customer_id: str,
+    channel: str,
+    expires_at: datetime,
+    *,
+    issued_at: datetime | None = None,
+) -> str:
+    """A token that unsubscribes ``customer_id`` from ``channel`` until ``expires_at``,
+    unless their consent for it changes after ``issued_at`` (default: ``expires_at`` less
+    :data:`LINK_TTL`, a link's life)."""
     if not secret:
         raise ValueError("an unsubscribe secret is required")
     code = CHANNEL_CODES.get(str(channel))
@@ -69,10 +91,15 @@ def sign(secret: bytes, customer_id: str, channel: str, expires_at: datetime) ->
         raise ValueError("customer_id is required")
     if expires_at.tzinfo is None:
         raise ValueError("expires_at must be timezone-aware")
-    seconds = int(expires_at.timestamp())
+    issued = issued_at if issued_at is not None else expires_at - LINK_TTL
+    if issued.tzinfo is None:
+        raise ValueError("issued_at must be timezone-aware")
+    seconds, issued_seconds = int(expires_at.timestamp()), int(issued.timestamp())
     if not 0 < seconds < 2**32:
         raise ValueError("expires_at is out of range")
-    payload = _HEADER.pack(VERSION, code, seconds) + customer_id.encode()
+    if not 0 < issued_seconds <= seconds:
+        raise ValueError("issued_at must be before expires_at")
+    payload = _HEADER.pack(VERSION, code, issued_seconds, seconds) + customer_id.encode()
     return base64.urlsafe_b64encode(payload + _mac(secret, payload)).rstrip(b"=").decode()
 
 
@@ -92,7 +119,8 @@ def verify(secret: bytes | Sequence[bytes], token: str, now: datetime) -> Claims
         raise InvalidToken("malformed") from None
     if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
         raise InvalidToken("malformed")  # a non-canonical spelling of some bytes
-    if len(raw) <= _HEADER.size + _MAC_BYTES or raw[0] != VERSION:
+    header = {VERSION: _HEADER, LEGACY_VERSION: _LEGACY_HEADER}.get(raw[0]) if raw else None
+    if header is None or len(raw) <= header.size + _MAC_BYTES:
         raise InvalidToken("malformed")
 
     payload, tag = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
@@ -102,18 +130,28 @@ def verify(secret: bytes | Sequence[bytes], token: str, now: datetime) -> Claims
     if not genuine:
         raise InvalidToken("forged")
 
-    _, code, seconds = _HEADER.unpack_from(payload)
+    if header is _LEGACY_HEADER:
+        _, code, seconds = _LEGACY_HEADER.unpack_from(payload)
+        issued_seconds = seconds - int(LINK_TTL.total_seconds())
+    else:
+        _, code, issued_seconds, seconds = _HEADER.unpack_from(payload)
     channel = _CHANNELS_BY_CODE.get(code)
     try:
-        customer_id = payload[_HEADER.size :].decode()
+        customer_id = payload[header.size :].decode()
     except UnicodeDecodeError:
         raise InvalidToken("malformed") from None
-    if channel is None:
+    if channel is None or not customer_id:
         raise InvalidToken("malformed")
     expires_at = datetime.fromtimestamp(seconds, UTC)
     if now >= expires_at:
         raise InvalidToken("expired")
-    return Claims(customer_id=customer_id, channel=channel, expires_at=expires_at)
+    return Claims(
+        customer_id=customer_id,
+        channel=channel,
+        issued_at=datetime.fromtimestamp(issued_seconds, UTC),
+        expires_at=expires_at,
+        version=raw[0],
+    )
 
 
 def _utcnow() -> datetime:
@@ -124,8 +162,9 @@ class UnsubscribeLinks:
     """Builds one-click unsubscribe URLs: ``<base_url>?t=<token>``.
 
     ``base_url`` is the unsubscribe function's URL (a Lambda function URL or a custom
-    domain in front of it). Links live ``ttl`` (default 90 days: mail is read late, and
-    mailbox providers call List-Unsubscribe long after delivery).
+    domain in front of it). Links live ``ttl`` (default :data:`LINK_TTL`: mail is read
+    late, and mailbox providers call List-Unsubscribe long after delivery) and carry the
+    instant they were made.
     """
 
     def __init__(
@@ -133,7 +172,7 @@ class UnsubscribeLinks:
         base_url: str,
         secret: bytes,
         *,
-        ttl: timedelta = timedelta(days=90),
+        ttl: timedelta = LINK_TTL,
         now: Callable[[], datetime] = _utcnow,
         param: str = "t",
     ) -> None:
@@ -149,7 +188,8 @@ class UnsubscribeLinks:
         self._param = param
 
     def token(self, customer_id: str, channel: str) -> str:
-        return sign(self._secret, customer_id, channel, self._now() + self._ttl)
+        now = self._now()
+        return sign(self._secret, customer_id, channel, now + self._ttl, issued_at=now)
 
     def url(self, customer_id: str, channel: str) -> str:
         query = urlencode({self._param: self.token(customer_id, channel)})

@@ -25,6 +25,18 @@ ERASED_PREFIX = "ERASED#"
 ERASED_SK = "ERASED"
 ERASURES_PK = "ERASURES#"  # anonymous counters: sk = DAY#<yyyy-mm-dd>, attribute `count`
 
+# Inbound events whose detail carries a direct identifier (an email address, a phone number,
+# a name, a birth date, a push device token, a LINE user id). The bus's archive never keeps
+# them (kizuna_infra.bus): erasure cannot reach into an EventBridge archive.
+DIRECT_IDENTIFIER_EVENTS: frozenset[str] = frozenset(
+    {"customer.upserted", "device.registered", "device.unregistered", "line.linked"}
+)
+# Fields that are direct identifiers wherever an event carries them (checked by the tests
+# against every event model, so a new event type that carries one cannot be archived).
+DIRECT_IDENTIFIER_FIELDS: frozenset[str] = frozenset(
+    {"email", "phone", "first_name", "last_name", "birth_date", "token", "line_user_id"}
+)
+
 
 def erased_key(customer_id: str) -> str:
     """The marker's key: a hash, never the id in clear."""

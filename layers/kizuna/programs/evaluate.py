@@ -1,10 +1,12 @@
 """Evaluate: which programs does an event start (or convert), for whom, and why not.
 
-For each event: programs whose trigger matches; the customer's fresh state against the
-audience; the re-entry rule; a channel pre-check; holdout by stable hash. An entry starts
-the program's state machine under a deterministic execution name, so a duplicated event
-never starts two journeys. Every decision — entered, holdout, skipped with its reason — is
-written to the activity ledger. Goal events mark conversions (treated and holdout alike).
+For each event: programs whose trigger matches; for a derived event, its claim against the
+customer's stored state (kizuna.programs.claims: a forged or stale claim enters nobody);
+the customer's fresh state against the audience; the re-entry rule; a channel pre-check;
+holdout by stable hash. An entry starts the program's state machine under a deterministic
+execution name, so a duplicated event never starts two journeys. Every decision — entered,
+holdout, skipped with its reason — is written to the activity ledger. Goal events mark
+conversions (treated and holdout alike).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, Protocol
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
-from kizuna.events import Cause, DerivedEvent, ProgramConverted, derived_event
+from kizuna.events import DERIVED_MODELS, Cause, DerivedEvent, ProgramConverted, derived_event
+from kizuna.programs.claims import CLAIM_NOT_IN_STATE, claim_holds, journey_key
 from kizuna.programs.cohorts import (
     JOIN_MARGIN,
     ceil_to,
@@ -50,6 +53,9 @@ class IncomingEvent:
     detail_type: str
     time: datetime
     detail: dict[str, Any]
+    # No later delivery will come (the queue's last receive): a derived claim that the
+    # stored state does not bear out is recorded as skipped now instead of deferred.
+    final: bool = True
 
     @property
     def customer_id(self) -> str | None:
@@ -110,6 +116,9 @@ class _Entry:
 class EvaluateResult:
     decisions: list[Decision] = field(default_factory=list)
     started: int = 0
+    # positions (in the events evaluated) of derived events whose claim is not in the
+    # stored state (yet): deliver them again later
+    deferred: set[int] = field(default_factory=set)
 
     def count(self, decision: str) -> int:
         return sum(1 for d in self.decisions if d.decision == decision)
@@ -156,16 +165,24 @@ class Evaluator:
 
     def evaluate(self, events: Sequence[IncomingEvent]) -> EvaluateResult:
         result = EvaluateResult()
-        work = [(ev, self.triggered(ev), self.goals(ev)) for ev in events if ev.customer_id]
-        work = [w for w in work if w[1] or w[2]]
+        work = [
+            (n, ev, self.triggered(ev), self.goals(ev))
+            for n, ev in enumerate(events)
+            if ev.customer_id
+        ]
+        work = [w for w in work if w[2] or w[3]]
         if not work:
             return result
-        cids = list(dict.fromkeys(ev.customer_id for ev, _, _ in work if ev.customer_id))
-        keys = list(
-            dict.fromkeys(
-                (ev.customer_id, p.id) for ev, ts, gs in work for p in [*ts, *gs] if ev.customer_id
-            )
-        )
+        cids = list(dict.fromkeys(ev.customer_id for _, ev, _, _ in work if ev.customer_id))
+        wanted = [
+            (ev.customer_id, p.id) for _, ev, ts, gs in work for p in [*ts, *gs] if ev.customer_id
+        ]
+        wanted += [
+            (ev.customer_id, pid)
+            for _, ev, _, _ in work
+            if ev.customer_id and (pid := journey_key(ev.detail_type, ev.detail))
+        ]
+        keys = list(dict.fromkeys(wanted))
         customers, journeys = self.store.read_entries(cids, keys)
         ledger: list[ActivityItem] = []
         converted: list[DerivedEvent] = []
@@ -203,11 +220,31 @@ class Evaluator:
                 ledger.append(self._ledger(decision, entry.event, now))
                 result.started += 1
 
-        for ev, triggered, goals in work:
+        for n, ev, triggered, goals in work:
             cid = ev.customer_id
             assert cid is not None
             if any((cid, p.id) in pending for p in [*triggered, *goals]):
                 flush()  # a later event of the same journey sees what the earlier one wrote
+            if not self._claim_holds(ev, customers.get(cid), journeys):
+                # triggers already acted on (a redelivery) stand; nothing else goes on
+                acted = [p for p in triggered if self._acted_on(ev, p, journeys)]
+                fresh = [p for p in triggered if p not in acted]
+                if (fresh or goals) and not ev.final:
+                    result.deferred.add(n)
+                    continue
+                if fresh or goals:
+                    logger.warning(
+                        "derived event not borne out by the customer's state",
+                        detail_type=ev.detail_type,
+                        customer_id=cid,
+                    )
+                for program in fresh:
+                    skipped = Decision(program.id, cid, ev.event_id, "skipped", CLAIM_NOT_IN_STATE)
+                    result.decisions.append(skipped)
+                    ledger.append(self._ledger(skipped, ev, now))
+                for program in acted:
+                    self._trigger(program, ev, customers.get(cid), journeys, now)
+                continue
             for (
                 program
             ) in goals:  # conversions first: an order can end one journey and start another
@@ -231,6 +268,30 @@ class Evaluator:
             if failed:
                 raise RuntimeError(f"{len(failed)} program.converted events could not be put")
         return result
+
+    # -- claims ---------------------------------------------------------------------------
+    @staticmethod
+    def _claim_holds(
+        ev: IncomingEvent,
+        customer: Customer | None,
+        journeys: Mapping[tuple[str, str], JourneyState],
+    ) -> bool:
+        """Whether the stored state bears out a derived event. Only derived events make
+        claims; an unknown customer is left to ``_trigger`` (``unknown_customer``)."""
+        if ev.detail_type not in DERIVED_MODELS or customer is None or ev.customer_id is None:
+            return True
+        pid = journey_key(ev.detail_type, ev.detail)
+        journey = journeys.get((ev.customer_id, pid)) if pid else None
+        return claim_holds(ev.detail_type, ev.detail, customer, journey)
+
+    @staticmethod
+    def _acted_on(
+        ev: IncomingEvent, program: Program, journeys: Mapping[tuple[str, str], JourneyState]
+    ) -> bool:
+        """The program already took this very trigger (a redelivery): its entry stands
+        whatever the state says now."""
+        state = journeys.get((ev.customer_id or "", program.id))
+        return state is not None and state.last_event_id == ev.event_id
 
     # -- triggers -------------------------------------------------------------------------
     def _trigger(

@@ -171,6 +171,8 @@ class UnsubscribeSettings(_FunctionSettings):
 
     EVENT_BUS_NAME: str = Field(min_length=1)
     SIGNING_SECRET_ARN: str = Field(min_length=1)
+    # read (GetItem) to check the token against the customer's consent: never written
+    CUSTOMERS_TABLE: str = Field(min_length=1)
 
 
 @lru_cache(maxsize=1)

@@ -387,6 +387,7 @@ def feedback_service() -> FeedbackService:
 def unsubscribe_service() -> UnsubscribeService:
     import boto3
 
+    from kizuna.adapters.dynamodb import CustomerTable
     from kizuna.adapters.inbound import BusInbound
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.settings import unsubscribe_settings
@@ -399,6 +400,7 @@ def unsubscribe_service() -> UnsubscribeService:
         keys,
         BusInbound(boto3.client("events"), s.EVENT_BUS_NAME, source="kizuna.unsubscribe"),
         CurrentClock(),
+        CustomerTable(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE),
     )
 
 

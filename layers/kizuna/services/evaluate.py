@@ -7,11 +7,17 @@ one letter, not two. The valid ones are evaluated
 together (one read of customers and journeys for the batch). Evaluation is idempotent
 (deterministic execution names, conditional journey items), so when it fails the whole
 batch is simply delivered again.
+
+A derived event whose claim the stored customer does not bear out (kizuna.programs.claims) is
+reported as a failed record, so SQS delivers it again after the visibility timeout (the
+daily scoring puts its events before it saves); on its last receive evaluate records it as
+``skipped: claim_not_in_state`` and it is done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -76,13 +82,20 @@ class EvaluateService:
         with processor(records=event["Records"], handler=self._validator(events, records)):
             processor.process()
         failed = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}
+        order = list(events)
         try:
-            result = self.evaluator.evaluate(list(events.values()))
+            result = self.evaluator.evaluate([events[mid] for mid in order])
         except Exception as exc:
             logger.exception("evaluation failed; the batch will be retried")
             failed |= {mid for mid in events if self.failures.retry(records[mid], exc)}
         else:
             self._log(result)
+            if result.deferred:
+                logger.info(
+                    "derived claims not in state yet; delivered again later",
+                    records=len(result.deferred),
+                )
+            failed |= {order[n] for n in result.deferred}
         return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
 
     def _validator(
@@ -91,7 +104,7 @@ class EvaluateService:
         def validate(record: SQSRecord) -> None:
             records[record.message_id] = record
             try:
-                events[record.message_id] = incoming(
+                ev = incoming(
                     record.body, self.evaluator.clock.now(), self.evaluator.cfg.event_time
                 )
             except EventRejected as exc:
@@ -104,6 +117,8 @@ class EvaluateService:
                     return
                 logger.warning("event rejected", error_type=exc.error_type, reason=exc.reason)
                 self.failures.keep(record, exc.error_type, exc.reason)
+                return
+            events[record.message_id] = replace(ev, final=self.failures.exhausted(record))
 
         return validate
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import string
+import struct
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kizuna.delivery.unsubscribe import (
+    LINK_TTL,
     Claims,
     InvalidToken,
     UnsubscribeLinks,
@@ -43,6 +47,7 @@ def test_round_trip(customer_id: str, channel: str, seconds_ahead: int) -> None:
     assert claims == Claims(
         customer_id=customer_id,
         channel=channel,
+        issued_at=(expires - LINK_TTL).replace(microsecond=0),
         expires_at=expires.replace(microsecond=0),
     )
 
@@ -84,12 +89,29 @@ def test_reasons() -> None:
     assert reason(token + "A") in {"malformed", "forged"}
     assert reason("A" * 600) == "malformed"
     assert (
-        reason(base64.urlsafe_b64encode(b"\x02" + bytes(40)).rstrip(b"=").decode()) == "malformed"
+        reason(base64.urlsafe_b64encode(b"\x07" + bytes(40)).rstrip(b"=").decode()) == "malformed"
     )
     # forged payload with a wrong MAC: valid shape, wrong signature
     raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     raw[-1] ^= 1
     assert reason(base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()) == "forged"
+
+
+def test_a_token_carries_its_issue_time_and_version_1_tokens_still_verify() -> None:
+    issued = NOW - timedelta(days=2)
+    token = sign(SECRET, "cust-1", "email", issued + LINK_TTL, issued_at=issued)
+    claims = verify(SECRET, token, NOW)
+    assert (claims.version, claims.issued_at) == (2, issued.replace(microsecond=0))
+    # a link mailed before tokens had an issue time: always made LINK_TTL before it expires
+    expires = int((NOW + timedelta(days=10)).timestamp())
+    payload = struct.pack(">BBI", 1, 1, expires) + b"cust-1"
+    mac = hmac.new(SECRET, b"kizuna/unsubscribe\x00" + payload, hashlib.sha256).digest()[:16]
+    legacy = base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
+    old = verify(SECRET, legacy, NOW)
+    assert (old.version, old.customer_id, old.channel) == (1, "cust-1", "email")
+    assert old.issued_at == datetime.fromtimestamp(expires, UTC) - LINK_TTL
+    with pytest.raises(ValueError, match="before"):
+        sign(SECRET, "c", "email", LATER, issued_at=LATER + timedelta(seconds=1))
 
 
 def test_expired_only_after_signature_checks() -> None:

@@ -37,8 +37,10 @@ What runs, and how:
   service tasks, producers via ``cloud.put_events``); the runtime's own calls (polling,
   provisioning) are in ``cloud.runtime_api_calls``.
 
-moto's internals are patched only in :mod:`kizuna_tools.local.patches` (one test each); pytest
-fixtures are in :mod:`kizuna_tools.local.testing`.
+moto's internals are patched only in :mod:`kizuna_tools.local.patches` (one test each) and,
+for the template's bus policies (AWS refuses a denied PutEvents entry; moto enforces no
+policy), in :mod:`kizuna_tools.local.bus_policy`; pytest fixtures are in
+:mod:`kizuna_tools.local.testing`.
 """
 
 from kizuna_tools.local.cloud import (

@@ -34,6 +34,7 @@ import boto3
 
 from kizuna.runtime import clock as kizuna_clock
 from kizuna_tools.local import backends, executions
+from kizuna_tools.local.bus_policy import enforce_bus_policies
 from kizuna_tools.local.functions import (
     FunctionRunner,
     FunctionSpec,
@@ -211,6 +212,18 @@ def fill_input_template(template: str, values: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def _also(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    """One undo: ``first``, then ``then``."""
+
+    def undo() -> None:
+        try:
+            first()
+        finally:
+            then()
+
+    return undo
+
+
 def _put_on_bus(
     bus_arn: str, source: str, detail_type: str, detail: str, resource: str, when: datetime
 ) -> None:
@@ -352,6 +365,7 @@ class LocalCloud:
             )
             self._mock.start()
             self._undo_patches = apply_all(self)
+            self._undo_patches = _also(enforce_bus_policies(self.template), self._undo_patches)
             self._previous_clock = kizuna_clock.get_clock()
             kizuna_clock.set_clock(self.clock)
             reset_containers()

@@ -102,7 +102,8 @@ IGNORED_TYPES: dict[str, str] = {
     "AWS::SQS::QueuePolicy": "resource policies are not enforced locally",
     "AWS::SNS::TopicPolicy": "resource policies are not enforced locally",
     "AWS::S3::BucketPolicy": "resource policies are not enforced locally",
-    "AWS::Events::EventBusPolicy": "resource policies are not enforced locally",
+    "AWS::Events::EventBusPolicy": "not created: its Deny statements are enforced on PutEvents "
+    "(kizuna_tools.local.bus_policy)",
     "AWS::Logs::LogGroup": "handlers log to stdout locally",
     "AWS::Logs::MetricFilter": "no CloudWatch metrics locally",
     "AWS::Logs::SubscriptionFilter": "handlers log to stdout locally",

@@ -1,0 +1,127 @@
+"""Does the customer's stored state bear out what a derived event claims?
+
+Derived events (source ``kizuna``) start journeys, so they are claims about a customer:
+"moved to Champions", "ranked up to Gold", "left a cart". The bus policy keeps producers
+from putting them (kizuna_infra.bus); evaluate re-checks each claim against the state it
+reads anyway before it lets the event start or convert anything, so a forged or replayed
+claim sends nothing even if it reached the bus. One check per derived type (a test holds
+:data:`CLAIMS` to :data:`kizuna.events.DERIVED_MODELS`): what the emitter wrote, or the
+fact it read, must be in the stored state now.
+
+A claim can be true but not stored *yet*: the daily scoring puts its events before it saves
+the customers (kizuna.scoring.job). Evaluate therefore defers an event whose claim does not
+hold to a later delivery, and records ``skipped: claim_not_in_state`` only on the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from kizuna.domain.customer import Customer
+from kizuna.programs.journeys import JourneyState
+
+Detail = Mapping[str, Any]
+Check = Callable[[Detail, Customer, JourneyState | None], bool]
+
+CLAIM_NOT_IN_STATE = "claim_not_in_state"
+
+
+def _text(detail: Detail, key: str) -> str | None:
+    value = detail.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _instant(detail: Detail, key: str) -> datetime | None:
+    value = detail.get(key)
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _order_counts(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+    """first_purchase, repeat_purchase: the order is one the customer placed (and it counts)."""
+    order_id = _text(detail, "order_id")
+    fact = c.orders.get(order_id) if order_id else None
+    return fact is not None and fact.counts
+
+
+def _rank(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+    to_rank = _text(detail, "to_rank")
+    return to_rank is not None and c.rank == to_rank
+
+
+def _near_next_rank(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+    rank, next_rank = _text(detail, "rank"), _text(detail, "next_rank")
+    return rank is not None and next_rank is not None and (c.rank, c.next_rank) == (rank, next_rank)
+
+
+def _dormancy(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+    last = _instant(detail, "last_order_at")
+    return last is not None and c.last_order_at == last
+
+
+def _points_expiring(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+    at = _instant(detail, "expires_at")
+    return at is not None and c.points_next_expiry_at == at and c.points_next_expiry_amount > 0
+
+
+def _cart(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+    cart_id = _text(detail, "cart_id")
+    return (
+        cart_id is not None
+        and c.cart is not None
+        and c.cart.cart_id == cart_id
+        and c.cart_open_at is not None
+    )
+
+
+def _segment(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+    to_segment = _text(detail, "to_segment")
+    return to_segment is not None and c.rfm_segment == to_segment
+
+
+def _converted(detail: Detail, _: Customer, journey: JourneyState | None) -> bool:
+    """Evaluate itself emits it after saving the conversion on the program's journey."""
+    at = _instant(detail, "occurred_at")
+    return (
+        at is not None
+        and journey is not None
+        and journey.goal_reached_at == at
+        and journey.converted_execution == detail.get("execution")
+    )
+
+
+CLAIMS: dict[str, Check] = {
+    "customer.first_purchase": _order_counts,
+    "customer.repeat_purchase": _order_counts,
+    "customer.rank_changed": _rank,
+    "customer.points_near_next_rank": _near_next_rank,
+    "customer.dormancy_risk": _dormancy,
+    "customer.points_expiring": _points_expiring,
+    "cart.abandoned": _cart,
+    "customer.segment_changed": _segment,
+    "program.converted": _converted,
+}
+
+
+def journey_key(detail_type: str, detail: Detail) -> str | None:
+    """The program whose journey state a claim is checked against (program.converted)."""
+    return _text(detail, "program") if detail_type == "program.converted" else None
+
+
+def claim_holds(
+    detail_type: str, detail: Detail, customer: Customer, journey: JourneyState | None = None
+) -> bool:
+    """True if the stored state bears out the derived event; False for a derived type
+    without a check (none: the tests hold every type to one), so nothing unchecked passes."""
+    check = CLAIMS.get(detail_type)
+    return check is not None and check(detail, customer, journey)
