@@ -71,7 +71,9 @@ class CohortStore(Protocol):
         self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]
     ) -> None: ...
 
-    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]: ...
+    def claim_messages(
+        self, execution: str, step: str, claims: Sequence[Claim]
+    ) -> set[tuple[str, str]]: ...
 
 
 class Starter(Protocol):
@@ -231,6 +233,7 @@ class CohortService:
                     entered_at=m.entered_at,
                     cohort=req.cohort,
                     run=req.run,
+                    trigger=dict(m.trigger) or None,
                 )
                 for m in members
             ]
