@@ -190,7 +190,8 @@ class CohortService:
     def _failed(self, req: GroupRequest) -> dict[str, Any]:
         """The send step crashed after every retry: each member without a ledger entry for
         it gets ``failed`` (a claim: what the step did decide stays; a ``sending`` claim
-        stays ``sending``, the provider may have taken it)."""
+        stays ``sending``, the provider may have taken it: the reconciliation sweep,
+        :mod:`kizuna.services.reconcile`, settles it)."""
         now = iso(self.clock.now())
         members = self.store.cohort_members(req.cohort, req.group)
         claims = [
