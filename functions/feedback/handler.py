@@ -16,5 +16,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("sweep") == "sms_opt_outs":
         return {"suppressed": feedback_service().sweep_sms_opt_outs(sms_opted_out_numbers())}
     if event.get("sweep") == "reconcile_sends":
-        return {"settled": reconcile_service().run()}
+        settled = reconcile_service().run()
+        metrics.add_metric(name="ReconcileSettled", unit="Count", value=sum(settled.values()))
+        return {"settled": settled}
     return feedback_service().process_batch(event)

@@ -320,6 +320,10 @@ def test_two_rank_ups_in_one_batch_get_one_message_each_with_its_rank(cloud: Loc
         m["request"]["Content"]["Simple"]["Subject"]["Data"] for m in emails_to(cloud, cid)
     )
     assert subjects == ["Congratulations! You are now Gold", "Congratulations! You are now Silver"]
+    # and the reconciliation sweep (every 30 minutes) finds nothing left at `sending`
+    cloud.advance(minutes=30)
+    assert [k for k in cloud.invocations if "Feedback" in k] and not cloud.errors
+    assert not [m for m in ledger(cloud, cid, "MSG") if m["status"] == "sending"]
 
 
 def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
