@@ -11,6 +11,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from kizuna.delivery.ledger import SENDING_INDEX, SENDING_PK, SENDING_SK
 from kizuna.programs.sweeps import INDEXES, PHONE_HASH_ATTRIBUTE, PHONE_INDEX
 from kizuna.runtime.settings import ENV_ACTIVITY_TABLE, ENV_CUSTOMERS_TABLE
 from kizuna_infra import names
@@ -85,6 +86,14 @@ class DataTables(Construct):
             partition_key=_key(names.ACTIVITY_GSI1_PK),
             sort_key=_key(names.ACTIVITY_GSI1_SK),
             projection_type=dynamodb.ProjectionType.ALL,
+        )
+        # Sparse: only ledger entries at `sending` (kizuna.delivery.ledger), sharded, keys
+        # only -- the reconciliation sweep finds the stale ones without a scan.
+        self.activity.add_global_secondary_index(
+            index_name=SENDING_INDEX,
+            partition_key=_key(SENDING_PK),
+            sort_key=_key(SENDING_SK),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
 
         self.products = table(names.PRODUCTS_TABLE_ID, names.PRODUCTS_PK)

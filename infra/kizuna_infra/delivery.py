@@ -61,6 +61,8 @@ SES_DETAIL_TYPES = (
     "Email Rendering Failure",
 )
 SMS_OPT_OUT_SWEEP = {"sweep": "sms_opt_outs"}
+RECONCILE_SWEEP = {"sweep": "reconcile_sends"}
+RECONCILE_EVERY = Duration.minutes(30)
 # Direct SMS to a phone number: the numbers are not IAM resources.
 SMS_ACTIONS = ("sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut")
 # The signing secret is JSON: {"current": key} now, {"current": new, "previous": old} after a
@@ -125,6 +127,14 @@ class Feedback(QueuedFunction):
             ),
             payload=SMS_OPT_OUT_SWEEP,
             description="Daily: phone numbers that opted out of SMS become suppressions",
+        )
+        # --- Reconciliation of ledger entries left at `sending` (kizuna.services.reconcile)
+        self.schedules.add(
+            names.RECONCILE_SCHEDULE_ID,
+            name=names.RECONCILE_SCHEDULE_NAME,
+            expression=scheduler.ScheduleExpression.rate(RECONCILE_EVERY),
+            payload=RECONCILE_SWEEP,
+            description="Every 30 minutes: stale `sending` ledger entries get an outcome",
         )
         # ListPhoneNumbersOptedOut has no resource-level permissions: a policy of its own, so
         # its "*" is acknowledged on exactly this statement.

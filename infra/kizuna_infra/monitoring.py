@@ -22,7 +22,13 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from kizuna.runtime.observability import CHANNEL_DIMENSION, SEND_FAILED_METRIC
+from kizuna.runtime.observability import (
+    CHANNEL_DIMENSION,
+    OUTCOME_DIMENSION,
+    SEND_FAILED_METRIC,
+    STALE_OUTCOMES,
+    STALE_SENDING_METRIC,
+)
 from kizuna_infra import names
 
 # SES reviews an account at a 5% bounce rate and may pause sending at 10%; complaints at
@@ -32,6 +38,7 @@ SES_COMPLAINT_RATE_THRESHOLD = 0.001
 CHANNELS = ("email", "sms", "push", "line")
 PERIOD = Duration.minutes(5)
 SES_PERIOD = Duration.hours(1)
+STALE_PERIOD = Duration.minutes(30)  # the reconciliation sweep's rate
 DLQ_SUFFIX = "DeadLetterQueue"
 _C = TypeVar("_C", bound=Construct)
 
@@ -137,6 +144,31 @@ class Monitoring(Construct):
             )
             send_failed.append(metric)
 
+        # Ledger entries the reconciliation sweep found still `sending` long after their
+        # claim (a crash, or an outcome not written after delivery), by how it settled them.
+        stale = {
+            outcome: cw.Metric(
+                namespace=names.METRICS_NAMESPACE,
+                metric_name=STALE_SENDING_METRIC,
+                dimensions_map={OUTCOME_DIMENSION: outcome},
+                statistic="Sum",
+                period=STALE_PERIOD,
+            )
+            for outcome in STALE_OUTCOMES
+        }
+        stale_sending = cw.MathExpression(
+            expression=" + ".join(f"FILL(s{i}, 0)" for i in range(len(stale))),
+            using_metrics={f"s{i}": m for i, m in enumerate(stale.values())},
+            label="Stale sending entries",
+            period=STALE_PERIOD,
+        )
+        self._alarm(
+            names.STALE_SENDING_ALARM_ID,
+            stale_sending,
+            description="Ledger entries left at `sending` (settled by the reconciliation "
+            "sweep; outcome_unknown: the customer may or may not have the message)",
+        )
+
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
         self.dashboard.add_widgets(
             cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24),
@@ -150,6 +182,9 @@ class Monitoring(Construct):
             cw.GraphWidget(title="Failed journey executions", left=failed_journeys, width=8),
             cw.GraphWidget(title="Failed sends by channel", left=send_failed, width=8),
             cw.GraphWidget(title="SES reputation", left=[bounce, complaint], width=8),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Stale sending entries", left=list(stale.values()), width=8),
         )
 
     def _alarm_each(
@@ -173,7 +208,7 @@ class Monitoring(Construct):
         return metrics
 
     def _alarm(
-        self, alarm_id: str, metric: cw.Metric, *, description: str, threshold: float = 0
+        self, alarm_id: str, metric: cw.IMetric, *, description: str, threshold: float = 0
     ) -> cw.Alarm:
         alarm = cw.Alarm(
             self,

@@ -198,6 +198,9 @@ FEEDBACK_RULE_ID: Final[str] = "SesEventsRule"
 FEEDBACK_FUNCTION_NAME: Final[str] = "feedback"
 FEEDBACK_SCHEDULE_ID: Final[str] = "SmsOptOutSchedule"
 FEEDBACK_SCHEDULE_NAME: Final[str] = "sms-opt-outs"
+RECONCILE_SCHEDULE_ID: Final[str] = "ReconcileSendsSchedule"
+RECONCILE_SCHEDULE_NAME: Final[str] = "reconcile-sends"
+STALE_SENDING_ALARM_ID: Final[str] = "StaleSending"
 SMS_OPT_OUT_POLICY_ID: Final[str] = "SmsOptOutPolicy"
 
 # --- Queues (shared): every QueuedFunction holds these two, beside its function ------------

@@ -94,7 +94,11 @@ class Claim:
     the same write, under ``contact_key`` (None: the execution, a campaign occurrence's key;
     a journey's is ``<execution>#<step>``), removing ``stale`` keys and creating the item's
     map when the read found none. The CONTACT item is what the frequency caps count, for
-    journeys and campaigns alike."""
+    journeys and campaigns alike.
+
+    ``owner`` and ``token`` (:mod:`kizuna.delivery.ledger`): the execution that claims and
+    the invocation that writes; a ``sending`` claim of the same owner not yet dispatched
+    may be claimed again (a retry is the same caller)."""
 
     customer_id: str
     data: dict[str, Any]
@@ -103,6 +107,12 @@ class Claim:
     contact_exists: bool = True
     contact_key: str | None = None
     execution: str | None = None  # the ledger key's execution when not the batch's (cohorts)
+    owner: str | None = None
+    token: str | None = None
+
+    def key(self, execution: str) -> tuple[str, str]:
+        """(customer, the ledger key's execution), ``execution`` the batch's."""
+        return self.customer_id, self.execution or execution
 
 
 class CampaignRecipients(Protocol):
@@ -119,8 +129,18 @@ class CampaignRecipients(Protocol):
         """Customers and their CONTACT ``sent`` maps (message key -> ISO time), together."""
         ...
 
-    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
-        """Claim each (customer, execution, step) once; return the ids already claimed."""
+    def claim_messages(
+        self, execution: str, step: str, claims: Sequence[Claim]
+    ) -> set[tuple[str, str]]:
+        """Claim each (customer, execution, step) once; return the (customer, execution)
+        keys already claimed by someone else."""
+        ...
+
+    def dispatch_messages(
+        self, step: str, keys: Sequence[tuple[str, str]], token: str, at: str
+    ) -> set[tuple[str, str]]:
+        """Mark claimed ``sending`` entries dispatched (just before the provider call);
+        return the keys this ``token`` does not own (do not send those)."""
         ...
 
     def record_messages(

@@ -78,14 +78,20 @@ def test_customers_table_has_the_sparse_sweep_indexes(tables: dict[str, Any]) ->
     assert indexes[PHONE_INDEX]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
-def test_activity_table_has_sort_key_ttl_and_gsi1(tables: dict[str, Any]) -> None:
+def test_activity_table_has_sort_key_ttl_gsi1_and_the_sending_index(
+    tables: dict[str, Any],
+) -> None:
     props = tables["activity"]["Properties"]
     assert key_schema(tables["activity"]) == {"HASH": "pk", "RANGE": "sk"}
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    [gsi] = props["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == "gsi1"
-    assert key_schema(gsi) == {"HASH": "gsi1pk", "RANGE": "gsi1sk"}
-    assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    gsi1, sending = props["GlobalSecondaryIndexes"]
+    assert gsi1["IndexName"] == "gsi1"
+    assert key_schema(gsi1) == {"HASH": "gsi1pk", "RANGE": "gsi1sk"}
+    assert gsi1["Projection"] == {"ProjectionType": "ALL"}
+    # sparse: only ledger entries at `sending`, keys only (the reconciliation sweep)
+    assert sending["IndexName"] == "sending"
+    assert key_schema(sending) == {"HASH": "sending_pk", "RANGE": "sending_at"}
+    assert sending["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
 def test_removal_policy_is_configurable(make_app: Callable[..., cdk.App]) -> None:

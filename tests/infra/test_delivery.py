@@ -346,13 +346,29 @@ def test_feedback_environment_and_grants(resources: dict[str, Any], ids: Ids) ->
     )
 
 
-def test_daily_sms_opt_out_sweep(resources: dict[str, Any], ids: Ids) -> None:
-    [schedule] = [
-        s
+def feedback_schedules(resources: dict[str, Any], ids: Ids) -> dict[str, dict[str, Any]]:
+    return {
+        s["Metadata"]["kizuna:schedule"]: s
         for s in of_type(resources, "AWS::Scheduler::Schedule").values()
         if s["Properties"]["Target"]["Arn"] == arn(ids.feedback)
-    ]
-    assert schedule["Metadata"] == {"kizuna:schedule": "sms-opt-outs"}
+    }
+
+
+def test_stale_sending_entries_are_reconciled_every_30_minutes(
+    resources: dict[str, Any], ids: Ids
+) -> None:
+    # the feedback function (it settles ledger entries from provider evidence) runs the
+    # reconciliation sweep, with the schedule's retries and dead-letter queue
+    schedule = feedback_schedules(resources, ids)["reconcile-sends"]
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(30 minutes)"
+    target = schedule["Properties"]["Target"]
+    assert json.loads(target["Input"]) == {"sweep": "reconcile_sends"}
+    assert target["DeadLetterConfig"] == {"Arn": arn(ids.feedback_schedule_dlq)}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_daily_sms_opt_out_sweep(resources: dict[str, Any], ids: Ids) -> None:
+    schedule = feedback_schedules(resources, ids)["sms-opt-outs"]
     target = schedule["Properties"]["Target"]
     assert json.loads(target["Input"]) == {"sweep": "sms_opt_outs"}
     assert target["DeadLetterConfig"] == {"Arn": arn(ids.feedback_schedule_dlq)}

@@ -133,6 +133,7 @@ def test_every_schedule_retries_dead_letters_and_is_named(resources: dict[str, A
         "sweep-daily",
         "sweep-hourly",
         "sms-opt-outs",
+        "reconcile-sends",
         "scoring-daily",
     }
     for schedule in schedules.values():

@@ -116,6 +116,22 @@ def test_failed_sends_alarm_per_channel(resources: dict[str, Any]) -> None:
         assert (a["Threshold"], a["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
+def test_stale_sending_entries_alarm(resources: dict[str, Any]) -> None:
+    # one alarm over the reconciliation sweep's StaleSending counts, every outcome
+    (alarm,) = [a for a in alarms(resources) if "Metrics" in a and "sending" in str(a).lower()]
+    used = [m for m in alarm["Metrics"] if "MetricStat" in m]
+    assert sorted(m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for m in used) == [
+        "not_dispatched",
+        "outcome_unknown",
+        "sent",
+    ]
+    for m in used:
+        metric = m["MetricStat"]["Metric"]
+        assert (metric["Namespace"], metric["MetricName"]) == ("Kizuna", "StaleSending")
+        assert m["MetricStat"]["Period"] == 1800 and m["ReturnData"] is False
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
 def test_one_dashboard(template: Template, stack: KizunaStack) -> None:
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
     assert len(stack.kizuna.monitoring.alarms) == len(

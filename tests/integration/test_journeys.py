@@ -308,6 +308,52 @@ def test_a_duplicated_trigger_starts_one_journey(cloud: LocalCloud) -> None:
     assert len(ledger(cloud, cid, "ENTRY")) == 1
 
 
+def test_two_rank_ups_in_one_batch_get_one_message_each_with_its_rank(cloud: LocalCloud) -> None:
+    cid = treated("rank-up-congratulations", "w")
+    signup(cloud, cid, locale="en")
+    # given: two orders in one put, ingested in one batch: Bronze -> Silver -> Gold
+    cloud.put_events(
+        [
+            {
+                "Source": "com.example.shop",
+                "DetailType": "order.placed",
+                "Detail": {
+                    "occurred_at": cloud.clock.now().isoformat(),
+                    "customer_id": cid,
+                    "order_id": oid,
+                    "total": str(total),
+                    "currency": "JPY",
+                    "channel": "web",
+                    "lines": [
+                        {
+                            "product_id": "tea-009",
+                            "category": "tea",
+                            "quantity": 1,
+                            "unit_price": str(total),
+                        }
+                    ],
+                },
+            }
+            for oid, total in (("o-w1", 12000), ("o-w2", 30000))
+        ]
+    )
+    cloud.drain()
+    settle(cloud)
+    # then: one congratulation per rank change, each naming its own rank
+    congratulations = [
+        m for m in ledger(cloud, cid, "MSG") if m["program"] == "rank-up-congratulations"
+    ]
+    assert [m["status"] for m in congratulations] == ["sent", "sent"]
+    subjects = sorted(
+        m["request"]["Content"]["Simple"]["Subject"]["Data"] for m in emails_to(cloud, cid)
+    )
+    assert subjects == ["Congratulations! You are now Gold", "Congratulations! You are now Silver"]
+    # and the reconciliation sweep (every 30 minutes) finds nothing left at `sending`
+    cloud.advance(minutes=30)
+    assert [k for k in cloud.invocations if "Feedback" in k] and not cloud.errors
+    assert not [m for m in ledger(cloud, cid, "MSG") if m["status"] == "sending"]
+
+
 def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
     cid = treated("rank-up-congratulations", "u")
     signup(cloud, cid, locale="en")

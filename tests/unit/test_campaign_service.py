@@ -333,3 +333,52 @@ def test_push_recipients_go_in_batched_calls_and_dead_tokens_are_reported() -> N
     assert sorted(
         (d.customer_id, d.token) for _, d in w.inbound.events if isinstance(d, DeviceUnregistered)
     ) == [("c001", "tok-0001-b"), ("c003", "tok-0003-a")]
+
+
+def test_a_batch_retried_after_its_claims_took_effect_sends_them() -> None:
+    # given: the batch's claims are written, then the store answers an error (a 5xx after
+    # the write took effect): the invocation fails
+    w = World(n=5)
+    plan = w.start()
+    claim = w.store.claim_messages
+
+    def claim_then_fail(*args: Any) -> set[tuple[str, str]]:
+        claim(*args)
+        raise RuntimeError("InternalServerError after the write took effect")
+
+    w.store.claim_messages = claim_then_fail  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        w.call(action="send_batch", chunk=plan["chunks"][0])
+    claimed = len(w.ledger())
+    assert claimed > 0 and {m["status"] for m in w.ledger().values()} == {"sending"}
+    w.store.claim_messages = claim  # type: ignore[method-assign]
+    # when: the state machine retries the same batch
+    retried = w.call(action="send_batch", chunk=plan["chunks"][0])
+    # then: its claims are its own, not duplicates: each recipient gets the message once
+    assert retried["sent"] == claimed == len(w.channels["email"].sent)
+    assert {m["status"] for m in w.ledger().values()} == {"sent"}
+    # and a batch retried once more sends nothing again
+    assert w.call(action="send_batch", chunk=plan["chunks"][0])["duplicate"] == claimed
+    assert len(w.channels["email"].sent) == claimed
+
+
+def test_a_campaign_batch_crashing_after_the_provider_never_sends_again() -> None:
+    # given: the batch dies after the provider took the messages (before the record)
+    w = World(n=5)
+    plan = w.start()
+
+    def crash(*_: Any) -> None:
+        raise SystemExit("the function died before it recorded the outcomes")
+
+    record = w.store.record_messages
+    w.store.record_messages = crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        w.call(action="send_batch", chunk=plan["chunks"][0])
+    w.store.record_messages = record  # type: ignore[method-assign]
+    sent = len(w.channels["email"].sent)
+    assert sent > 0
+    # when: the batch is retried
+    retried = w.call(action="send_batch", chunk=plan["chunks"][0])
+    # then: dispatched entries are never sent again
+    assert retried.get("sent", 0) == 0 and retried["duplicate"] == sent
+    assert len(w.channels["email"].sent) == sent

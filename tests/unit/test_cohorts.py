@@ -333,3 +333,60 @@ def test_a_send_step_that_crashed_leaves_nobody_without_an_outcome(branchy: Prog
     assert statuses["f0"]["status"] == "sent"
     assert statuses["f1"]["status"] == statuses["f2"]["status"] == "failed"
     assert statuses["f1"]["reason"] == "step_failed" and statuses["f1"]["run"] == cohort
+
+
+# --- two rank changes in one batch (issue #20, item 11) -------------------------------------
+@pytest.mark.parametrize("batches", [[[0, 1]], [[0], [1]]], ids=["one-batch", "two-batches"])
+def test_two_rank_ups_in_one_window_send_one_message_each_naming_its_rank(
+    batches: list[list[int]],
+) -> None:
+    from kizuna.delivery.channels import OutboundMessage, SendResult
+
+    class Email:
+        def __init__(self) -> None:
+            self.sent: list[OutboundMessage] = []
+
+        def send(self, message: OutboundMessage) -> SendResult:
+            self.sent.append(message)
+            return SendResult(provider_message_id=f"m{len(self.sent)}")
+
+    # given: c rose Bronze -> Silver -> Gold (now Gold, in English), the two changes
+    # evaluated in one batch or in two, within one cohort window
+    store, starter = MemoryStore(), MemoryStarter()
+    program = PROGRAMS["rank-up-congratulations"]
+    (cid,) = treated(program, "up", 1)
+    store.customers[cid] = tokyo(cid, rank="Gold", locale="en")
+    moves = [("Bronze", "Silver"), ("Silver", "Gold")]
+    events = [
+        IncomingEvent(
+            event_id=f"rank_changed:{before}:{after}:o{n}",
+            detail_type="customer.rank_changed",
+            time=NIGHT,
+            detail={
+                "customer_id": cid,
+                "from_rank": before,
+                "to_rank": after,
+                "direction": "up",
+                "rank_points": 100 * (n + 1),
+            },
+        )
+        for n, (before, after) in enumerate(moves)
+    ]
+    # when: they are evaluated, and the cohort's send step runs
+    ev = evaluator(store, starter, NIGHT)
+    for batch in batches:
+        ev.evaluate([events[i] for i in batch])
+    (cohort,) = starter.started
+    members = store.cohort_members(cohort, ROOT)
+    assert sorted(m.trigger["to_rank"] for m in members) == ["Gold", "Silver"]
+    email = Email()
+    sender = factories.send_service(store, {"email": email}, FixedClock(NIGHT))
+    service = CohortService(
+        [program], store, starter, CFG, FixedClock(NIGHT + timedelta(hours=1)), sender=sender
+    )
+    ask(service, cohort, "send", "congratulate")
+    # then: one message per rank change, each naming the rank of its change
+    subjects = sorted(m.content.subject for m in email.sent)  # type: ignore[union-attr]
+    assert subjects == ["Congratulations! You are now Gold", "Congratulations! You are now Silver"]
+    silver = next(m for m in email.sent if "Silver" in m.content.subject)  # type: ignore[union-attr]
+    assert "Free shipping over 3,000 yen" in silver.content.text  # type: ignore[union-attr]

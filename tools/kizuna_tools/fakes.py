@@ -11,6 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from kizuna.campaigns.model import Campaign
+from kizuna.delivery.ledger import (
+    CLAIM_TOKEN,
+    CLAIMED_BY,
+    DISPATCHED_AT,
+    SENDING,
+    claimable,
+    own_dispatch,
+)
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.events import DerivedEvent, InboundDetail, inbound_type
@@ -100,13 +108,20 @@ class MemoryStore:
         return out
 
     def claim_message(
-        self, customer_id: str, execution: str, step: str, data: dict[str, Any]
+        self,
+        customer_id: str,
+        execution: str,
+        step: str,
+        data: dict[str, Any],
+        owner: str | None = None,
+        token: str | None = None,
     ) -> dict[str, Any] | None:
         key = (customer_id, f"MSG#{execution}#{step}")
         existing = self.messages.get(key)
-        if existing is not None and existing.get("status") != "deferred":
-            return dict(existing)
-        self.messages[key] = dict(data)
+        if not claimable(existing, owner):
+            return dict(existing or {})
+        claimed = {**data, CLAIMED_BY: owner, CLAIM_TOKEN: token}
+        self.messages[key] = {k: v for k, v in claimed.items() if v is not None}
         return None
 
     def record_message(
@@ -115,12 +130,20 @@ class MemoryStore:
         self.messages[(customer_id, f"MSG#{execution}#{step}")] = dict(data)
 
     def stamp_message(
-        self, customer_id: str, execution: str, step: str, field: str, value: str
+        self,
+        customer_id: str,
+        execution: str,
+        step: str,
+        field: str,
+        value: str,
+        message_id: str | None = None,
     ) -> bool:
         entry = self.messages.get((customer_id, f"MSG#{execution}#{step}"))
         if entry is None:
             return False
         entry[field] = value
+        if message_id:
+            entry.setdefault("provider_message_id", message_id)
         return True
 
     # recipients of the Send task and of campaign batches (kizuna.ports.CampaignRecipients)
@@ -139,12 +162,17 @@ class MemoryStore:
         found = self.get_journeys([(cid, program) for cid in customer_ids])
         return customers, contacts, {cid: s for (cid, _), s in found.items()}
 
-    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
-        duplicates: set[str] = set()
+    def claim_messages(
+        self, execution: str, step: str, claims: Sequence[Claim]
+    ) -> set[tuple[str, str]]:
+        duplicates: set[tuple[str, str]] = set()
         for claim in claims:
             ex = claim.execution or execution
-            if self.claim_message(claim.customer_id, ex, step, claim.data) is not None:
-                duplicates.add(claim.customer_id)
+            existing = self.claim_message(
+                claim.customer_id, ex, step, claim.data, claim.owner, claim.token
+            )
+            if existing is not None:
+                duplicates.add((claim.customer_id, ex))
                 continue
             if claim.sent_at is not None:
                 sent = self.contacts.setdefault(claim.customer_id, {})
@@ -152,6 +180,36 @@ class MemoryStore:
                     sent.pop(key, None)
                 sent[claim.contact_key or ex] = claim.sent_at
         return duplicates
+
+    def dispatch_messages(
+        self, step: str, keys: Sequence[tuple[str, str]], token: str, at: str
+    ) -> set[tuple[str, str]]:
+        lost: set[tuple[str, str]] = set()
+        for cid, ex in keys:
+            entry = self.messages.get((cid, f"MSG#{ex}#{step}"))
+            if entry is None or not own_dispatch(entry, token):
+                lost.add((cid, ex))
+            else:
+                entry[DISPATCHED_AT] = at
+        return lost
+
+    def stale_sending(self, claimed_before: str) -> list[dict[str, Any]]:
+        return [
+            {**data, "pk": cid, "sk": sk}
+            for (cid, sk), data in sorted(self.messages.items())
+            if data.get("status") == SENDING and str(data.get("at", "")) < claimed_before
+        ]
+
+    def settle_message(self, entry: dict[str, Any], status: str, reason: str, at: str) -> bool:
+        current = self.messages.get((entry["pk"], entry["sk"]))
+        if (
+            current is None
+            or current.get("status") != SENDING
+            or current.get(CLAIM_TOKEN) != entry.get(CLAIM_TOKEN)
+        ):
+            return False
+        current.update(status=status, reason=reason, reconciled_at=at)
+        return True
 
     def record_messages(
         self, execution: str, step: str, entries: Sequence[tuple[str, dict[str, Any]]]

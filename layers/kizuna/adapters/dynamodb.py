@@ -16,6 +16,18 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from kizuna.delivery.ledger import (
+    CLAIM_TOKEN,
+    CLAIMED_BY,
+    DEFERRED,
+    DISPATCHED_AT,
+    SENDING,
+    SENDING_INDEX,
+    SENDING_PK,
+    SENDING_SHARDS,
+    SENDING_SK,
+    sending_keys,
+)
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
@@ -152,6 +164,7 @@ def _member_item(pk: str, member: Member, expires_at: int) -> dict[str, Any]:
         "arms": dict(member.arms),
         "group": member.group,
         "expires_at": expires_at,
+        **({"trigger": to_dynamo(dict(member.trigger))} if member.trigger else {}),
     }
 
 
@@ -162,6 +175,7 @@ def _member_of(item: dict[str, Any]) -> Member:
         entered_at=parse_time(str(item["entered_at"])),
         arms={str(k): str(v) for k, v in (item.get("arms") or {}).items()},
         group=str(item["group"]),
+        trigger=from_dynamo(item.get("trigger") or {}),
     )
 
 
@@ -182,18 +196,79 @@ def ledger_item(
     if data.get("program") and data.get("at"):
         item["gsi1pk"] = f"PROGRAM#{data['program']}"
         item["gsi1sk"] = f"{data['at']}#{customer_id}"
+    if data.get("status") == SENDING and data.get("at"):
+        item.update(sending_keys(customer_id, str(data["at"])))  # until its outcome replaces it
     return item
 
 
 BATCH_WRITE_LIMIT = 25
 TRANSACT_LIMIT = 100
 CONTACT_SK = "CONTACT"  # activity item: a customer's recent sends (``sent``: key -> ISO time)
-# A deferred entry can be claimed again (its deferral ended); anything else cannot.
+# A deferred entry can be claimed again (its deferral ended); so can a sending entry of the
+# same owner that nobody dispatched (a retry: kizuna.delivery.ledger.claimable); nothing else.
 _CLAIM_CONDITION: dict[str, Any] = {
     "ConditionExpression": "attribute_not_exists(sk) OR #s = :deferred",
     "ExpressionAttributeNames": {"#s": "status"},
-    "ExpressionAttributeValues": {":deferred": "deferred"},
+    "ExpressionAttributeValues": {":deferred": DEFERRED},
 }
+_RETRYABLE_WRITE_CODES = frozenset(
+    {
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+WRITE_ATTEMPTS = 5  # a ledger write failing with a 5xx or throttling, in all
+
+
+def _claim_condition(claim: Claim) -> dict[str, Any]:
+    if claim.owner is None:
+        return _CLAIM_CONDITION
+    return {
+        "ConditionExpression": "attribute_not_exists(sk) OR #s = :deferred OR "
+        "(#s = :sending AND #by = :by AND attribute_not_exists(#d))",
+        "ExpressionAttributeNames": {"#s": "status", "#by": CLAIMED_BY, "#d": DISPATCHED_AT},
+        "ExpressionAttributeValues": {
+            ":deferred": DEFERRED,
+            ":sending": SENDING,
+            ":by": claim.owner,
+        },
+    }
+
+
+def _claim_item(execution: str, step: str, claim: Claim) -> dict[str, Any]:
+    item = ledger_item(claim.customer_id, claim.execution or execution, step, claim.data)
+    if claim.owner is not None:
+        item[CLAIMED_BY] = claim.owner
+    if claim.token is not None:
+        item[CLAIM_TOKEN] = claim.token
+    return item
+
+
+def _dispatch_update(
+    customer_id: str, execution: str, step: str, token: str, at: str
+) -> dict[str, Any]:
+    """Mark an entry dispatched, on condition that ``token``'s claim still holds it: the
+    same write again (a retry of one that took effect) succeeds again."""
+    return {
+        "Key": _message_key(customer_id, execution, step),
+        "UpdateExpression": "SET #d = :at",
+        "ConditionExpression": "#s = :sending AND #t = :token",
+        "ExpressionAttributeNames": {"#d": DISPATCHED_AT, "#s": "status", "#t": CLAIM_TOKEN},
+        "ExpressionAttributeValues": {":at": at, ":sending": SENDING, ":token": token},
+    }
+
+
+def _retryable(err: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    if not isinstance(err, ClientError):
+        return False
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return code in _RETRYABLE_WRITE_CODES or status >= 500
 
 
 def _contact_update(claim: Claim, key: str, *, merge: bool = False) -> dict[str, Any]:
@@ -537,6 +612,20 @@ class DynamoStore:
                 batch.delete_item(Key={"pk": pk, "sk": item["sk"]})
         return len(items)
 
+    def _retrying(self, write: Callable[..., Any], **params: Any) -> Any:
+        """Run an idempotent ledger write, again after a 5xx or throttling (which botocore
+        already retried), with backoff, up to :data:`WRITE_ATTEMPTS` times. Idempotent by
+        design: a claim of the same owner, a dispatch of the same token and a record are
+        accepted again when the failed attempt took effect."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return write(**params)
+            except Exception as err:
+                if not _retryable(err) or attempt == WRITE_ATTEMPTS:
+                    raise
+                self._sleep(min(0.1 * 2**attempt, 2.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _batch_put(self, items: Sequence[dict[str, Any]]) -> None:
         """BatchWriteItem puts, 25 per call, unprocessed items retried with backoff."""
         for chunk in _chunks(list(items), BATCH_WRITE_LIMIT):
@@ -615,10 +704,8 @@ class DynamoStore:
             {
                 "Put": {
                     "TableName": self._activity.name,
-                    "Item": ledger_item(
-                        claim.customer_id, claim.execution or execution, step, claim.data
-                    ),
-                    **_CLAIM_CONDITION,
+                    "Item": _claim_item(execution, step, claim),
+                    **_claim_condition(claim),
                 }
             }
         ]
@@ -629,27 +716,42 @@ class DynamoStore:
             )
         return actions
 
-    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]:
+    def claim_messages(
+        self, execution: str, step: str, claims: Sequence[Claim]
+    ) -> set[tuple[str, str]]:
         """Claim (customer, execution, step) for each claim, and note each send in the
         customer's CONTACT item, in TransactWriteItems of at most 100 actions (a lone claim
         with no send: one conditional PutItem). A claim whose condition fails is a duplicate
-        (returned); any other cancellation falls back to single conditional writes."""
-        duplicates: set[str] = set()
-        pending = list({(c.customer_id, c.execution): c for c in claims}.values())
+        (its (customer, execution) key returned); any other cancellation falls back to
+        single conditional writes. A claim of ``owner`` is accepted again over its own
+        ``sending`` entry not yet dispatched (:func:`kizuna.delivery.ledger.claimable`), so
+        a write that took effect before a 5xx, retried, succeeds."""
+        duplicates: set[tuple[str, str]] = set()
+        pending = list({c.key(execution): c for c in claims}.values())
         while pending:
-            group, size = [], 0
+            group, size, later = [], 0, []
+            noted: set[str] = set()  # one CONTACT update per item and transaction
             while pending and size + (2 if pending[0].sent_at else 1) <= TRANSACT_LIMIT:
-                size += 2 if pending[0].sent_at else 1
-                group.append(pending.pop(0))
+                claim = pending.pop(0)
+                if claim.sent_at is not None and claim.customer_id in noted:
+                    later.append(claim)  # a customer's second entry: the next transaction
+                    continue
+                if claim.sent_at is not None:
+                    noted.add(claim.customer_id)
+                size += 2 if claim.sent_at else 1
+                group.append(claim)
+            pending = later + pending
             if size == 1:
                 duplicates |= self._claim_singly(execution, step, group)
             else:
                 duplicates |= self._transact_claims(execution, step, group)
         return duplicates
 
-    def _transact_claims(self, execution: str, step: str, group: list[Claim]) -> set[str]:
+    def _transact_claims(
+        self, execution: str, step: str, group: list[Claim]
+    ) -> set[tuple[str, str]]:
         client = self._dynamodb.meta.client
-        duplicates: set[str] = set()
+        duplicates: set[tuple[str, str]] = set()
         while group:
             owners: list[int] = []
             actions: list[dict[str, Any]] = []
@@ -658,7 +760,7 @@ class DynamoStore:
                     owners.append(n)
                     actions.append(action)
             try:
-                client.transact_write_items(TransactItems=actions)
+                self._retrying(client.transact_write_items, TransactItems=actions)
             except client.exceptions.TransactionCanceledException as exc:
                 reasons = exc.response.get("CancellationReasons") or []
                 failed = {
@@ -673,24 +775,22 @@ class DynamoStore:
                 ]
                 if others or not failed:
                     return duplicates | self._claim_singly(execution, step, group)
-                duplicates |= {group[n].customer_id for n in failed}
+                duplicates |= {group[n].key(execution) for n in failed}
                 group = [c for n, c in enumerate(group) if n not in failed]
                 continue
             return duplicates
         return duplicates
 
-    def _claim_singly(self, execution: str, step: str, group: Sequence[Claim]) -> set[str]:
-        duplicates: set[str] = set()
+    def _claim_singly(
+        self, execution: str, step: str, group: Sequence[Claim]
+    ) -> set[tuple[str, str]]:
+        duplicates: set[tuple[str, str]] = set()
         for claim in group:
+            item, condition = _claim_item(execution, step, claim), _claim_condition(claim)
             try:
-                self._activity.put_item(
-                    Item=ledger_item(
-                        claim.customer_id, claim.execution or execution, step, claim.data
-                    ),
-                    **_CLAIM_CONDITION,
-                )
+                self._retrying(self._activity.put_item, Item=item, **condition)
             except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
-                duplicates.add(claim.customer_id)
+                duplicates.add(claim.key(execution))
                 continue
             if claim.sent_at is not None:
                 key = self._contact_key(execution, claim)
@@ -702,6 +802,50 @@ class DynamoStore:
                     self._activity.update_item(**_contact_update(fresh, key, merge=True))
         return duplicates
 
+    def dispatch_messages(
+        self, step: str, keys: Sequence[tuple[str, str]], token: str, at: str
+    ) -> set[tuple[str, str]]:
+        """Mark the claimed entries of ``keys`` dispatched, just before the provider call,
+        in TransactWriteItems of up to 100 conditional updates (one: an UpdateItem). Returns
+        the keys ``token`` does not hold (another invocation re-claimed them): not to send."""
+        client = self._dynamodb.meta.client
+        lost: set[tuple[str, str]] = set()
+        pending = list(dict.fromkeys(keys))
+        while pending:
+            group, pending = pending[:TRANSACT_LIMIT], pending[TRANSACT_LIMIT:]
+            while len(group) > 1:
+                actions = [
+                    {
+                        "Update": {
+                            "TableName": self._activity.name,
+                            **_dispatch_update(cid, ex, step, token, at),
+                        }
+                    }
+                    for cid, ex in group
+                ]
+                try:
+                    self._retrying(client.transact_write_items, TransactItems=actions)
+                except client.exceptions.TransactionCanceledException as exc:
+                    reasons = exc.response.get("CancellationReasons") or []
+                    failed = {
+                        i
+                        for i, r in enumerate(reasons)
+                        if r.get("Code") == "ConditionalCheckFailed"
+                    }
+                    if not failed:
+                        break  # a conflict: one at a time below
+                    lost |= {group[i] for i in failed}
+                    group = [k for i, k in enumerate(group) if i not in failed]
+                    continue
+                group = []
+            for cid, ex in group:
+                update = _dispatch_update(cid, ex, step, token, at)
+                try:
+                    self._retrying(self._activity.update_item, **update)
+                except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+                    lost.add((cid, ex))
+        return lost
+
     def record_messages(
         self, execution: str, step: str, entries: Sequence[tuple[str, dict[str, Any]]]
     ) -> None:
@@ -710,8 +854,10 @@ class DynamoStore:
         self.record_entries(step, [(cid, execution, data) for cid, data in entries])
 
     def record_entries(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-        """Final ledger entries of one step, each (customer, execution, entry)."""
-        self._batch_put([ledger_item(cid, ex, step, data) for cid, ex, data in entries])
+        """Final ledger entries of one step, each (customer, execution, entry): puts, so a
+        throttled or failed (5xx) batch is written again (:meth:`_retrying`)."""
+        items = [ledger_item(cid, ex, step, data) for cid, ex, data in entries]
+        self._retrying(self._batch_put, items=items)
 
     def record_steps(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         """A journey step's decision per member (branch side, arm, local-time instant):
@@ -750,16 +896,75 @@ class DynamoStore:
         return {(str(i["pk"]), str(i["sk"]).split("#")[1]): from_dynamo(i) for i in items}
 
     def stamp_message(
-        self, customer_id: str, execution: str, step: str, field: str, value: str
+        self,
+        customer_id: str,
+        execution: str,
+        step: str,
+        field: str,
+        value: str,
+        message_id: str | None = None,
     ) -> bool:
-        """Stamp delivery feedback (delivery_at, open_at, bounce_at...) on a ledger entry."""
+        """Stamp delivery feedback (delivery_at, open_at, bounce_at...) on a ledger entry,
+        and the provider's ``message_id`` when the entry has none yet (an entry whose
+        outcome was never recorded: the reconciliation sweep settles it from these)."""
+        names = {"#f": field}
+        values: dict[str, Any] = {":v": value}
+        expression = "SET #f = :v"
+        if message_id:
+            names["#m"] = "provider_message_id"
+            values[":m"] = message_id
+            expression += ", #m = if_not_exists(#m, :m)"
         try:
             self._activity.update_item(
                 Key=_message_key(customer_id, execution, step),
-                UpdateExpression="SET #f = :v",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(sk)",
-                ExpressionAttributeNames={"#f": field},
-                ExpressionAttributeValues={":v": value},
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def stale_sending(self, claimed_before: str) -> list[dict[str, Any]]:
+        """Ledger entries still ``sending`` that were claimed before ``claimed_before`` (an
+        ISO time): one Query per shard of the sparse :data:`SENDING_INDEX` (keys only),
+        then the entries themselves, read consistently."""
+        from boto3.dynamodb.conditions import Key
+
+        keys: list[dict[str, Any]] = []
+        for shard in range(SENDING_SHARDS):
+            cond = Key(SENDING_PK).eq(f"SENDING#{shard}") & Key(SENDING_SK).lt(claimed_before)
+            keys += [
+                {"pk": i["pk"], "sk": i["sk"]}
+                for i in _items(
+                    self._activity.query, IndexName=SENDING_INDEX, KeyConditionExpression=cond
+                )
+            ]
+        items = self._batch_get(self._activity.name, keys, ConsistentRead=True)
+        return [from_dynamo(i) for i in items if i.get("status") == SENDING]
+
+    def settle_message(self, entry: dict[str, Any], status: str, reason: str, at: str) -> bool:
+        """Settle a stale ``sending`` entry (``entry`` as :meth:`stale_sending` read it) on
+        condition that nobody changed it since: still ``sending``, the same claim. Leaves
+        the sparse index. False: someone else settled or re-claimed it."""
+        token = entry.get(CLAIM_TOKEN)
+        names = {"#s": "status", "#r": "reason", "#at": "reconciled_at", "#t": CLAIM_TOKEN}
+        names |= {"#p": SENDING_PK, "#k": SENDING_SK}
+        values: dict[str, Any] = {":s": status, ":r": reason, ":at": at, ":sending": SENDING}
+        condition = "#s = :sending AND "
+        if token is None:
+            condition += "attribute_not_exists(#t)"
+        else:
+            condition += "#t = :t"
+            values[":t"] = token
+        try:
+            self._activity.update_item(
+                Key={"pk": entry["pk"], "sk": entry["sk"]},
+                UpdateExpression="SET #s = :s, #r = :r, #at = :at REMOVE #p, #k",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
             return False

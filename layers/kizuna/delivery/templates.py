@@ -746,11 +746,14 @@ def build_context(
     Datetimes are in the customer's time zone; format them with ``|date(locale)``.
     ``unsubscribe_url`` is None until the sender fills it in (``UnsubscribeLinks.url``).
     ``extra`` adds keys (the event's detail, say) but cannot replace the ones above.
+    ``trigger`` is what the journey entry's trigger said (``trigger.to_rank`` of a rank
+    change), None when the message has no trigger (a campaign, a preview): a rank-up
+    message names the rank of *its* change, not the customer's latest rank.
     """
     loc = locale or customer.locale or default_locale
     language = loc.split("-")[0]
     zone = _zone(customer.time_zone, default_time_zone)
-    context: dict[str, Any] = dict(extra or {})
+    context: dict[str, Any] = {"trigger": None, **dict(extra or {})}
     context.update(
         {
             "program": program,
@@ -774,6 +777,7 @@ def build_context(
                 "next_rank": customer.next_rank,
                 "points_to_next_rank": customer.points_to_next_rank,
                 "rank_benefits": _benefits(loyalty_config, customer.rank),
+                "benefits": {r.name: list(r.benefits) for r in loyalty_config.ranks},
                 "next_rank_benefits": _benefits(loyalty_config, customer.next_rank),
                 "points_next_expiry_at": _local(customer.points_next_expiry_at, zone),
                 "points_next_expiry_amount": customer.points_next_expiry_amount,

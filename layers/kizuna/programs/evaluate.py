@@ -38,13 +38,20 @@ from kizuna.programs.journeys import (
     execution_name,
     in_holdout,
 )
-from kizuna.programs.members import ROOT, Join, Member
+from kizuna.programs.members import ROOT, Join, Member, trigger_of
 from kizuna.programs.model import Program, ReentryMode, SendStep
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.runtime.observability import logger
+
+
+def written(state: JourneyState, previous: JourneyState | None) -> JourneyState:
+    """``state`` as the store now holds it (its ``rev`` bumped over ``previous``'s): what a
+    later event of the same batch reads, so a second entry in one batch (two rank-ups) is
+    written over the first instead of being taken for a concurrent one and dropped."""
+    return state.model_copy(update={"rev": (previous.rev if previous else 0) + 1})
 
 
 @dataclass(frozen=True)
@@ -205,7 +212,7 @@ class Evaluator:
                         customer_id=state.customer_id,
                     )
                     continue
-                journeys[(state.customer_id, state.program)] = state
+                journeys[(state.customer_id, state.program)] = written(state, entry.join.previous)
                 self._start(entry.program, state)
                 decision = Decision(
                     state.program,
@@ -354,9 +361,10 @@ class Evaluator:
             if not self.store.save_journey(state, previous):
                 logger.info("journey entered concurrently", program=program.id, customer_id=cid)
                 return None
-            journeys[(cid, program.id)] = state
+            journeys[(cid, program.id)] = written(state, previous)
             return Decision(program.id, cid, ev.event_id, "holdout", "holdout")
-        return _Entry(program, ev, self._join(program, customer, state, previous, now))
+        trigger = trigger_of(ev.detail_type, ev.detail)
+        return _Entry(program, ev, self._join(program, customer, state, previous, now, trigger))
 
     def _join(
         self,
@@ -365,13 +373,17 @@ class Evaluator:
         state: JourneyState,
         previous: JourneyState | None,
         now: datetime,
+        trigger: dict[str, Any],
     ) -> Join:
-        """The entry in its cohort (the next window's if that one is about to leave)."""
+        """The entry in its cohort (the next window's if that one is about to leave), with
+        what its trigger said (two rank-ups in one batch: two members, each its own rank)."""
         assert state.execution is not None and state.last_entry_at is not None
         due, _ = first_due(program, state.last_entry_at, customer, self.cfg)
         if not joinable(due, now):
             due = ceil_to(now + JOIN_MARGIN + timedelta(seconds=1), program.cohort_minutes)
-        member = Member(state.customer_id, state.execution, state.last_entry_at, state.arms)
+        member = Member(
+            state.customer_id, state.execution, state.last_entry_at, state.arms, trigger=trigger
+        )
         cohort = cohort_id(program.id, due)
         return Join(
             state.model_copy(update={"cohort": cohort}),
@@ -421,7 +433,7 @@ class Evaluator:
         )
         if not self.store.save_journey(updated, state):
             return None
-        journeys[(cid, program.id)] = updated
+        journeys[(cid, program.id)] = written(updated, state)
         total = ev.detail.get("total")
         converted.append(
             derived_event(

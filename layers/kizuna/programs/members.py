@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kizuna.programs.journeys import JourneyState
@@ -17,6 +17,25 @@ CHILD_SK = "G#"  # a child group's header: G#<parent>#<origin step>#<key>
 ROOT = "root"  # the cohort's first group
 GONE = "-"  # the group of a member who left (goal reached, erased, journey over)
 GROUP_LIMIT = 500  # members per group (one Lambda invocation per step)
+TRIGGER_KEYS = 20  # what a member keeps of its trigger's detail: a few scalars, small
+TRIGGER_VALUE_CHARS = 200
+
+
+def trigger_of(detail_type: str, detail: Mapping[str, Any]) -> dict[str, Any]:
+    """What a member keeps of the event that made it enter (the template context's
+    ``trigger``): its type and the detail's top-level scalar fields (``to_rank``,
+    ``from_rank``, ``points_to_next_rank``...), at most :data:`TRIGGER_KEYS` of them,
+    strings of at most :data:`TRIGGER_VALUE_CHARS` characters; nested values and longer
+    strings are left out (the member item stays small)."""
+    kept: dict[str, Any] = {"type": detail_type}
+    for key, value in detail.items():
+        if len(kept) > TRIGGER_KEYS:
+            break
+        if isinstance(value, bool | int | float) or (
+            isinstance(value, str) and len(value) <= TRIGGER_VALUE_CHARS
+        ):
+            kept[str(key)] = value
+    return kept
 
 
 @dataclass(frozen=True)
@@ -28,6 +47,8 @@ class Member:
     entered_at: datetime
     arms: Mapping[str, str] = field(default_factory=dict)
     group: str = ROOT
+    # what the entry's trigger said (:func:`trigger_of`): a message about *this* entry
+    trigger: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def sk(self) -> str:

@@ -17,6 +17,10 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Kizu
 
 SEND_FAILED_METRIC = "SendFailed"
 CHANNEL_DIMENSION = "channel"
+LEDGER_WRITE_FAILED_METRIC = "LedgerWriteFailed"  # outcomes not recorded after delivery
+STALE_SENDING_METRIC = "StaleSending"  # ledger entries the reconciliation sweep settled
+OUTCOME_DIMENSION = "outcome"
+STALE_OUTCOMES = ("sent", "not_dispatched", "outcome_unknown")
 
 
 def count_send_failure(channel: str | None) -> None:
@@ -31,3 +35,24 @@ def count_send_failure(channel: str | None) -> None:
         namespace=metrics.namespace,
     ) as metric:
         metric.add_dimension(name=CHANNEL_DIMENSION, value=channel or "none")
+
+
+def _count(name: str, value: int, dimension: str, dimension_value: str) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name=dimension, value=dimension_value)
+
+
+def count_ledger_write_failure(entries: int) -> None:
+    """``LedgerWriteFailed``: outcomes delivered but not written (the entries stay
+    ``sending`` until the reconciliation sweep settles them)."""
+    _count(LEDGER_WRITE_FAILED_METRIC, entries, OUTCOME_DIMENSION, "not_recorded")
+
+
+def count_stale_sending(outcome: str, entries: int) -> None:
+    """``StaleSending`` by ``outcome`` (:data:`STALE_OUTCOMES`): entries found ``sending``
+    long after their claim, as the reconciliation sweep settled them (alarmed on)."""
+    _count(STALE_SENDING_METRIC, entries, OUTCOME_DIMENSION, outcome)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kizuna.services.evaluate import EvaluateService
     from kizuna.services.feedback import FeedbackService
     from kizuna.services.ingest import IngestService
+    from kizuna.services.reconcile import ReconcileService
     from kizuna.services.send import SendService
     from kizuna.services.sweep import SweepRequest
     from kizuna.services.unsubscribe import UnsubscribeService
@@ -380,6 +381,23 @@ def feedback_service() -> FeedbackService:
         SqsDeadLetters(boto3.client("sqs"), s.DEAD_LETTER_QUEUE_URL),
         CurrentClock(),
         s.MAX_RECEIVE_COUNT,
+    )
+
+
+@lru_cache(maxsize=1)
+def reconcile_service() -> ReconcileService:
+    """The reconciliation sweep of stale ``sending`` ledger entries (run by the feedback
+    function on its schedule: it settles ledger entries from provider evidence)."""
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.settings import feedback_settings
+    from kizuna.services.reconcile import ReconcileService
+
+    s = feedback_settings()
+    return ReconcileService(
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE), CurrentClock()
     )
 
 

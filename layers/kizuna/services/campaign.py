@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ from kizuna.services.contracts import (
     SendBatchRequest,
     WinnerRequest,
 )
+from kizuna.services.send import record_delivered
 
 OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
 
@@ -270,13 +272,15 @@ class CampaignService:
             return {"skipped": len(members)}
         if occ.get("status") in STOPPED:
             return {"skipped": len(members)}
-        batch = self._decide(stored, occ, req, members)
+        token = uuid.uuid4().hex  # this invocation: its claims and dispatches
+        batch = self._decide(stored, occ, req, members, token)
         for until, deferred in sorted(batch.deferred.items()):
             key = deferred_key(req.chunk.pass_number + 1, until, req.chunk.key)
             self.manifest.put_lines(prefix + key, [m.line() for m in deferred])
         execution = execution_of(req.campaign_id, req.occurrence)
         claims = [r.claim for r in batch.recipients if r.claim is not None]
         duplicates = self.recipients.claim_messages(execution, SEND_STEP, claims)
+        duplicates |= self._dispatch(batch, duplicates, execution, token)
         counts = self._deliver(batch, duplicates, execution)
         totals = self.campaigns.add_counts(req.campaign_id, req.occurrence, counts)
         reason = breaker_reason(stored.campaign, totals)
@@ -292,6 +296,7 @@ class CampaignService:
         occ: Mapping[str, Any],
         req: SendBatchRequest,
         members: list[Member],
+        token: str,
     ) -> _Batch:
         """Every recipient's plan, ledger entry and (for a send) rendered message."""
         campaign, now = stored.campaign, self.clock.now()
@@ -323,6 +328,8 @@ class CampaignService:
                 sent_at=iso(now) if recipient.message is not None else None,
                 stale=plan.stale,
                 contact_exists=member.customer_id in contacts,
+                owner=req.chunk.key,  # a retried batch is the same caller; another is not
+                token=token,
             )
             batch.recipients.append(recipient)
         return batch
@@ -406,14 +413,30 @@ class CampaignService:
             sms_type="Transactional" if campaign.sms_type == "transactional" else "Promotional",
         )
 
-    def _deliver(self, batch: _Batch, duplicates: set[str], execution: str) -> dict[str, int]:
+    def _dispatch(
+        self, batch: _Batch, duplicates: set[tuple[str, str]], execution: str, token: str
+    ) -> set[tuple[str, str]]:
+        """Mark the claimed messages dispatched before any provider call; the keys another
+        invocation of this batch re-claimed since (not to send)."""
+        keys = [
+            (r.member.customer_id, execution)
+            for r in batch.recipients
+            if r.message is not None and (r.member.customer_id, execution) not in duplicates
+        ]
+        if not keys:
+            return set()
+        return self.recipients.dispatch_messages(SEND_STEP, keys, token, iso(self.clock.now()))
+
+    def _deliver(
+        self, batch: _Batch, duplicates: set[tuple[str, str]], execution: str
+    ) -> dict[str, int]:
         """Send the claimed messages (push batched); report dead push tokens; record the
         outcomes; count every recipient once."""
         counts: Counter[str] = Counter()
         records: list[tuple[str, dict[str, Any]]] = []
         claimed: list[tuple[_Recipient, OutboundMessage]] = []
         for r in batch.recipients:
-            if r.member.customer_id in duplicates:
+            if (r.member.customer_id, execution) in duplicates:
                 counts["duplicate"] += 1
             elif r.message is None:
                 counts[str(r.data["status"])] += 1
@@ -438,7 +461,12 @@ class CampaignService:
             records.append((r.member.customer_id, entry))
             if self.inbound is not None:
                 report_dead_devices(self.inbound, message, invalid, now)
-        self.recipients.record_messages(execution, SEND_STEP, records)
+        record_delivered(
+            lambda: self.recipients.record_messages(execution, SEND_STEP, records),
+            "campaign",
+            SEND_STEP,
+            [(cid, execution, entry) for cid, entry in records],
+        )
         return {k: counts[k] for k in OUTCOMES if counts[k]}
 
     def _renderer(self, stored: StoredCampaign) -> Renderer:

@@ -71,7 +71,9 @@ class CohortStore(Protocol):
         self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]
     ) -> None: ...
 
-    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]: ...
+    def claim_messages(
+        self, execution: str, step: str, claims: Sequence[Claim]
+    ) -> set[tuple[str, str]]: ...
 
 
 class Starter(Protocol):
@@ -188,7 +190,8 @@ class CohortService:
     def _failed(self, req: GroupRequest) -> dict[str, Any]:
         """The send step crashed after every retry: each member without a ledger entry for
         it gets ``failed`` (a claim: what the step did decide stays; a ``sending`` claim
-        stays ``sending``, the provider may have taken it)."""
+        stays ``sending``, the provider may have taken it: the reconciliation sweep,
+        :mod:`kizuna.services.reconcile`, settles it)."""
         now = iso(self.clock.now())
         members = self.store.cohort_members(req.cohort, req.group)
         claims = [
@@ -231,6 +234,7 @@ class CohortService:
                     entered_at=m.entered_at,
                     cohort=req.cohort,
                     run=req.run,
+                    trigger=dict(m.trigger) or None,
                 )
                 for m in members
             ]

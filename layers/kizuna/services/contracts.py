@@ -24,6 +24,9 @@ class SendRequest(BaseModel):
     entered_at: datetime
     cohort: str | None = None
     run: str | None = None  # the execution that carries the customer
+    # What the entry's trigger said (``customer.rank_changed``: its ``to_rank``...): the
+    # message of *this* entry, not of the customer's latest state (templates: ``trigger``).
+    trigger: dict[str, Any] | None = None
 
 
 class GroupRequest(BaseModel):

@@ -2,8 +2,9 @@
 
 A permanent bounce or a complaint suppresses the customer's *current* email address; every
 event (delivery, open, click too) is stamped on the message's ledger entry, found by the
-execution and step tags the send wrote. Idempotent: stamps and suppressions are
-last-writer-wins facts.
+execution and step tags the send wrote, with SES's message id when the entry has none (an
+outcome never recorded: the reconciliation sweep settles it from these). Idempotent: stamps
+and suppressions are last-writer-wins facts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ class FeedbackStore(Protocol):
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
 
     def stamp_message(
-        self, customer_id: str, execution: str, step: str, field: str, value: str
+        self,
+        customer_id: str,
+        execution: str,
+        step: str,
+        field: str,
+        value: str,
+        message_id: str | None = None,
     ) -> bool: ...
 
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]: ...
@@ -95,7 +102,7 @@ class FeedbackService:
             return
         if action.execution and action.step:
             self.store.stamp_message(
-                cid, action.execution, action.step, f"{action.kind}_at", iso(at)
+                cid, action.execution, action.step, f"{action.kind}_at", iso(at), action.message_id
             )
         if not action.suppress:
             return

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from kizuna.delivery.channels import (
 )
 from kizuna.delivery.coupons import Coupon, issue_coupon
 from kizuna.delivery.feedback import suppression
+from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
 from kizuna.delivery.policy import Outcome, PolicyDecision, contact_times, decide
 from kizuna.delivery.templates import Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
@@ -41,7 +43,7 @@ from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Program, SendStep
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
-from kizuna.runtime.observability import logger
+from kizuna.runtime.observability import count_ledger_write_failure, logger
 from kizuna.scoring.copurchase import (
     BEST_SELLERS_KEY,
     last_order_products,
@@ -60,7 +62,13 @@ class SendStore(Protocol):
         self, customer_ids: Sequence[str], program: str | None
     ) -> tuple[dict[str, Customer], dict[str, dict[str, str]], dict[str, JourneyState]]: ...
 
-    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> set[str]: ...
+    def claim_messages(
+        self, execution: str, step: str, claims: Sequence[Claim]
+    ) -> set[tuple[str, str]]: ...
+
+    def dispatch_messages(
+        self, step: str, keys: Sequence[tuple[str, str]], token: str, at: str
+    ) -> set[tuple[str, str]]: ...
 
     def ledger_entries_of(
         self, keys: Sequence[tuple[str, str]], step: str
@@ -97,9 +105,11 @@ def message_context(
     coupon: Coupon | None,
     recommendations: Iterable[Mapping[str, Any]],
     unsubscribe_url: str | None,
+    trigger: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a program's send step gives its template (``kizuna programs validate`` renders
-    every template with it too): :func:`build_context` and the customer's open ``cart``."""
+    every template with it too): :func:`build_context`, the customer's open ``cart`` and
+    what the entry's ``trigger`` said (:func:`kizuna.programs.members.trigger_of`)."""
     cart = customer.cart
     return build_context(
         customer,
@@ -116,7 +126,8 @@ def message_context(
                 "value": cart.value,
                 "currency": cart.currency,
                 "product_ids": list(cart.product_ids),
-            }
+            },
+            "trigger": dict(trigger) if trigger else None,
         },
         unsubscribe_url=unsubscribe_url,
         default_locale=cfg.contact.default_locale,
@@ -189,31 +200,37 @@ class SendService:
             [r.customer_id for r in reqs], program.id if exits else None
         )
         reached = {
-            r
+            _key(r)
             for r in reqs
             if (state := journeys.get(r.customer_id)) is not None
             and state.goal_reached_at is not None
             and state.goal_reached_at >= r.entered_at
         }
+        token = uuid.uuid4().hex  # this invocation: its claims, its dispatches
         plans = [
             self._plan(
-                req, program, step, customers.get(req.customer_id), contacts, req in reached, now
+                req,
+                program,
+                step,
+                customers.get(req.customer_id),
+                contacts,
+                _key(req) in reached,
+                now,
+                token,
             )
             for req in reqs
         ]
         duplicates = self.store.claim_messages(reqs[0].execution, step.id, [p.claim for p in plans])
         if duplicates:
-            first = self.store.ledger_entries_of(
-                [(p.req.customer_id, p.req.execution) for p in plans], step.id
-            )
+            first = self.store.ledger_entries_of([_key(p.req) for p in plans], step.id)
             for p in plans:
-                if p.req.customer_id in duplicates:
-                    key = (p.req.customer_id, p.req.execution)
-                    p.response = self._duplicate(first.get(key, {}))
+                if _key(p.req) in duplicates:
+                    p.response = self._duplicate(first.get(_key(p.req), {}), _owner(p.req))
                     p.message = None
+        self._dispatch(step, plans, token, now)
         self._deliver(program, step, [p for p in plans if p.message is not None], now)
         for p in plans:
-            if p.message is None and p.req.customer_id not in duplicates:
+            if p.message is None and _key(p.req) not in duplicates:
                 assert p.response is not None
                 logger.info(
                     "message not sent",
@@ -233,14 +250,15 @@ class SendService:
         contacts: Mapping[str, Mapping[str, str]],
         goal_reached: bool,
         now: datetime,
+        token: str,
     ) -> _Plan:
         """One customer's decision: a final answer (suppressed, deferred, exit, failed) or a
         rendered message, and the claim that records it."""
         cid = req.customer_id
         if customer is None:
-            return self._final(req, now, "suppressed", None, "unknown_customer")
+            return self._final(req, now, token, "suppressed", None, "unknown_customer")
         if goal_reached:
-            return self._final(req, now, "exit", None, "goal_reached")
+            return self._final(req, now, token, "exit", None, "goal_reached")
         times, stale = contact_times(dict(contacts.get(cid, {})), now)
         decision = decide(
             customer,
@@ -253,14 +271,18 @@ class SendService:
             blocked=lambda channel: self._carrier_block(customer, channel, now),
         )
         if decision.outcome == Outcome.SUPPRESS:
-            return self._final(req, now, "suppressed", decision.channel, decision.reason, decision)
+            return self._final(
+                req, now, token, "suppressed", decision.channel, decision.reason, decision
+            )
         if decision.outcome == Outcome.DEFER:
-            return self._final(req, now, "deferred", decision.channel, decision.reason, decision)
+            return self._final(
+                req, now, token, "deferred", decision.channel, decision.reason, decision
+            )
         channel = decision.channel
         assert channel is not None and decision.address is not None
         coupon = self._coupon(program, step, customer, req, now)
         try:
-            content = self._render(program, step, customer, channel, coupon)
+            content = self._render(program, step, customer, channel, coupon, req.trigger)
         except RenderError as exc:
             logger.error(
                 "template failed to render",
@@ -269,7 +291,7 @@ class SendService:
                 channel=channel,
                 reason=exc.reason,
             )
-            return self._final(req, now, "failed", channel, f"render_error: {exc.reason}")
+            return self._final(req, now, token, "failed", channel, f"render_error: {exc.reason}")
         message = OutboundMessage(
             customer_id=cid,
             program=program.id,
@@ -298,6 +320,8 @@ class SendService:
             contact_exists=cid in contacts,
             contact_key=contact_key(req.execution, req.step),
             execution=req.execution,
+            owner=_owner(req),
+            token=token,
         )
         return _Plan(req, claim, message=message)
 
@@ -320,6 +344,7 @@ class SendService:
         customer: Customer,
         channel: str,
         coupon: Coupon | None,
+        trigger: Mapping[str, Any] | None = None,
     ) -> Any:
         context = message_context(
             program,
@@ -330,11 +355,24 @@ class SendService:
             recommendations=self._recommendations(customer)
             if self.renderer.uses(program.id, step.template, "recommendations")
             else (),
+            trigger=trigger,
             unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel)
             if self.unsubscribe and channel == "email"
             else None,
         )
         return self.renderer.render(program.id, step.template, channel, customer.locale, context)
+
+    def _dispatch(self, step: SendStep, plans: Sequence[_Plan], token: str, now: datetime) -> None:
+        """Mark the claimed messages dispatched before any provider call; one another
+        invocation of the same caller has re-claimed since is left to it."""
+        keys = [_key(p.req) for p in plans if p.message is not None]
+        if not keys:
+            return
+        lost = self.store.dispatch_messages(step.id, keys, token, iso(now))
+        for p in plans:
+            if p.message is not None and _key(p.req) in lost:
+                p.message = None
+                p.response = SendResponse(status="duplicate", reason="in_flight")
 
     def _deliver(
         self, program: Program, step: SendStep, plans: Sequence[_Plan], now: datetime
@@ -371,7 +409,14 @@ class SendService:
                 plan.response = SendResponse(status="sent", channel=channel)
             records.append((req.customer_id, req.execution, data))
         if records:
-            self.store.record_entries(step.id, records)
+            self._record(program, step, records)
+
+    def _record(
+        self, program: Program, step: SendStep, records: Sequence[tuple[str, str, dict[str, Any]]]
+    ) -> None:
+        record_delivered(
+            lambda: self.store.record_entries(step.id, records), program.id, step.id, records
+        )
 
     def _coupon(
         self, program: Program, step: SendStep, customer: Customer, req: SendRequest, now: datetime
@@ -438,6 +483,7 @@ class SendService:
         self,
         req: SendRequest,
         now: datetime,
+        token: str,
         status: Status,
         channel: str | None,
         reason: str | None,
@@ -457,17 +503,76 @@ class SendService:
             skipped=[f"{c}:{why}" for c, why in skipped] or None,
         )
         response = SendResponse(status=status, until=until, channel=channel, reason=reason)
-        return _Plan(req, Claim(req.customer_id, data, execution=req.execution), response=response)
+        claim = Claim(
+            req.customer_id, data, execution=req.execution, owner=_owner(req), token=token
+        )
+        return _Plan(req, claim, response=response)
 
     @staticmethod
-    def _duplicate(existing: Mapping[str, Any]) -> SendResponse:
-        """A retried or duplicated invocation: answer what was decided, send nothing."""
+    def _duplicate(existing: Mapping[str, Any], owner: str) -> SendResponse:
+        """A retried or duplicated invocation: answer what was decided, send nothing. Its
+        own claim already dispatched (an earlier invocation crashed after it): the
+        provider may have the message, it is never sent again; the reconciliation sweep
+        settles the entry."""
         status = str(existing.get("status", ""))
         if status in {"sent", "suppressed", "failed", "exit"}:
             return SendResponse(
                 status=status, channel=existing.get("channel"), reason=existing.get("reason")
             )
+        if existing.get(CLAIMED_BY) == owner and existing.get(DISPATCHED_AT):
+            logger.warning(
+                "send outcome unknown: left to reconciliation",
+                program=existing.get("program"),
+                step=existing.get("step"),
+                channel=existing.get("channel"),
+            )
+            return SendResponse(
+                status="duplicate", channel=existing.get("channel"), reason="outcome_unknown"
+            )
         return SendResponse(status="duplicate", channel=existing.get("channel"), reason="in_flight")
+
+
+def record_delivered(
+    write: Callable[[], None],
+    source: str,
+    step: str,
+    records: Sequence[tuple[str, str, dict[str, Any]]],
+) -> None:
+    """Write the outcomes of messages the providers had (``write``; the store retries a
+    failed write itself). A write that still fails does not fail the step: a retry could
+    not send again (the entries are dispatched) and would not know the providers' ids.
+    The entries stay ``sending``: the reconciliation sweep settles them, the stale-sending
+    alarm fires; the ids are logged (no personal data) and ``LedgerWriteFailed`` counts
+    them."""
+    try:
+        write()
+    except Exception as exc:
+        logger.exception(
+            "ledger write failed after delivery",
+            program=source,
+            step=step,
+            error=type(exc).__name__,
+            outcomes=[
+                {
+                    "customer_id": cid,
+                    "execution": execution,
+                    "status": data.get("status"),
+                    "provider_message_id": data.get("provider_message_id"),
+                }
+                for cid, execution, data in records
+            ],
+        )
+        count_ledger_write_failure(len(records))
+
+
+def _owner(req: SendRequest) -> str:
+    """Who claims: the execution that carries the customer (a cohort's run), or the
+    journey's own execution."""
+    return req.run or req.execution
+
+
+def _key(req: SendRequest) -> tuple[str, str]:
+    return req.customer_id, req.execution
 
 
 __all__ = [
@@ -478,4 +583,5 @@ __all__ = [
     "SendResult",
     "SendService",
     "contact_key",
+    "record_delivered",
 ]

@@ -1,0 +1,97 @@
+"""The message ledger's send protocol, as plain rules (the adapter turns them into DynamoDB
+conditions; the in-memory fake applies them as they are).
+
+A send goes through three writes of its ledger entry (``MSG#<execution>#<step>``):
+
+1. **claim** — the decision (``sending``, or a final one: suppressed, deferred, failed, exit),
+   written once per (customer, execution, step). The claim names its *owner* (the Step
+   Functions execution that carries the customer: a cohort's run, a journey's execution, a
+   campaign batch's chunk) and a *token* (one invocation of it). A claim may be written
+   again only over a ``deferred`` entry (the deferral ended), or over a ``sending`` entry of
+   the same owner that no invocation has dispatched yet: a retried invocation (the first
+   one's claim took effect but it got a 5xx, or it crashed) is the same caller and sends.
+   Another owner (a duplicated entry, another execution) finds a duplicate.
+2. **dispatch** — ``dispatched_at`` set, on condition that the entry still carries the
+   invocation's token and is ``sending``, just before the provider is called. From then on
+   no claim is accepted: the provider may have the message, and email, SMS and push have
+   no idempotency key, so a second call could deliver it twice. The write is idempotent for
+   its token (a retried write that took effect succeeds again).
+3. **record** — the outcome (``sent`` with the provider's message id, or ``failed``).
+
+A ``sending`` entry carries ``sending_pk`` / ``sending_at`` (a sparse index,
+:data:`SENDING_INDEX`): a crash or a ledger write that failed after dispatch leaves it
+there, and the reconciliation sweep (:mod:`kizuna.services.reconcile`) settles entries
+older than a few minutes with :func:`settle`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+SENDING: Final = "sending"
+DEFERRED: Final = "deferred"
+CLAIMED_BY: Final = "claimed_by"  # the execution that owns a claim
+CLAIM_TOKEN: Final = "claim_token"  # noqa: S105 - the invocation that wrote it, no secret
+DISPATCHED_AT: Final = "dispatched_at"  # set just before the provider is called
+
+# The sparse index of entries at ``sending`` (activity table): spread over shards so a
+# campaign's burst of claims does not heat one index partition.
+SENDING_INDEX: Final = "sending"
+SENDING_PK: Final = "sending_pk"
+SENDING_SK: Final = "sending_at"
+SENDING_SHARDS: Final = 16
+
+# Feedback stamps (``<kind>_at``, :mod:`kizuna.services.feedback`) that prove the provider
+# took the message (a bounce too: SES accepted it and tried).
+ACCEPTED_EVIDENCE: Final = ("delivery_at", "bounce_at", "complaint_at", "open_at", "click_at")
+
+Settled = Literal["sent", "failed"]
+
+
+def sending_shard(customer_id: str) -> str:
+    digest = hashlib.sha256(customer_id.encode()).digest()
+    return f"SENDING#{digest[0] % SENDING_SHARDS}"
+
+
+def sending_keys(customer_id: str, at: str) -> dict[str, str]:
+    """The sparse index's attributes of a ``sending`` entry claimed at ``at``."""
+    return {SENDING_PK: sending_shard(customer_id), SENDING_SK: f"{at}#{customer_id}"}
+
+
+def claimable(existing: Mapping[str, Any] | None, owner: str | None) -> bool:
+    """Whether a claim by ``owner`` may be written over ``existing`` (the adapter's
+    condition expression says the same)."""
+    if existing is None or existing.get("status") == DEFERRED:
+        return True
+    return (
+        owner is not None
+        and existing.get("status") == SENDING
+        and existing.get(CLAIMED_BY) == owner
+        and not existing.get(DISPATCHED_AT)
+    )
+
+
+def own_dispatch(existing: Mapping[str, Any] | None, token: str) -> bool:
+    """Whether the invocation holding ``token`` may dispatch the entry."""
+    return (
+        existing is not None
+        and existing.get("status") == SENDING
+        and existing.get(CLAIM_TOKEN) == token
+    )
+
+
+def settle(entry: Mapping[str, Any]) -> tuple[Settled, str]:
+    """A stale ``sending`` entry's outcome, from what the ledger holds:
+
+    - never dispatched: the provider never saw it -> ``failed: not_dispatched``;
+    - the provider's message id, or feedback that the provider took it (delivery, bounce,
+      complaint, open, click) -> ``sent: reconciled``;
+    - dispatched with no evidence either way -> ``failed: outcome_unknown`` (alarmed: it
+      may or may not have reached the customer, and it is never sent again)."""
+    if not entry.get(DISPATCHED_AT):
+        return "failed", "not_dispatched"
+    if entry.get("provider_message_id") or any(entry.get(f) for f in ACCEPTED_EVIDENCE):
+        return "sent", "reconciled"
+    return "failed", "outcome_unknown"
