@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kizuna.delivery.templates import Renderer
 from kizuna_tools.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +90,18 @@ def test_campaigns_validate_renders_each_variant(project: Path) -> None:
         "campaigns/month-end-sale.yaml [template]: template 'sale_urgent' (email) en: "
         "undefined in email.subject: 'dict object' has no attribute 'title'"
     ) in output, output
+
+
+def test_a_top_level_set_is_known_to_the_blocks_of_a_child_template(tmp_path: Path) -> None:
+    # the rank-up templates name the rank of *their* change in a top-level {% set %}
+    base = tmp_path / "_base"
+    base.mkdir()
+    (base / "email.txt.j2").write_text("[{% block content %}{% endblock %}]")
+    folder = tmp_path / "p" / "t" / "en"
+    folder.mkdir(parents=True)
+    (folder / "email.txt.j2").write_text(
+        '{% extends "_base/email.txt.j2" %}{% set rank = (trigger or {}).get("to_rank") %}'
+        "{% block content %}{{ rank }}{{ nope }}{% endblock %}"
+    )
+    problems = Renderer(tmp_path)._source_problems("p/t/en/email.txt.j2", {"trigger"})
+    assert problems == ["undefined name 'nope'"]

@@ -574,7 +574,16 @@ class Renderer:
                 )
                 continue
             where = "" if current == name else f" (in {current})"
-            for undefined in sorted(meta.find_undeclared_variables(ast) - allowed):
+            # a top-level ``{% set %}`` (outside blocks) is in the context of the blocks too,
+            # though jinja2.meta counts a block's use of it as undeclared
+            top_level = {
+                target.name
+                for node in ast.body
+                if isinstance(node, nodes.Assign)
+                for target in node.find_all(nodes.Name)
+                if target.ctx == "store"
+            }
+            for undefined in sorted(meta.find_undeclared_variables(ast) - allowed - top_level):
                 problems.append(f"undefined name {undefined!r}{where}")
             for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
                 attr = node.attr if isinstance(node, nodes.Getattr) else None
