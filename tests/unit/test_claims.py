@@ -326,3 +326,27 @@ def test_a_forged_goal_converts_nobody(world) -> None:  # type: ignore[no-untype
     result = ev.evaluate([incoming(forged)])
     assert not [d for d in result.decisions if d.decision == "converted"]
     assert store.journeys[(cid, program.id)].goal_reached_at is None
+
+
+def test_a_claim_ingest_recorded_holds_though_the_state_moved_on() -> None:
+    from kizuna.domain.customer import ProcessedRecord
+    from kizuna.programs.claims import claim_holds
+
+    # given: order o1 made c Silver and o2 made c Gold; ingest kept what each derived
+    silver = derived_event(
+        RankChanged,
+        "rank:o1",
+        Cause("c1", T0, "o1"),
+        from_rank="Bronze",
+        to_rank="Silver",
+        direction="up",
+        rank_points=100,
+    )
+    detail = silver.detail.model_dump(mode="json")
+    record = ProcessedRecord(at=T0, derived=[{"detail_type": silver.detail_type, "detail": detail}])
+    c = customer("c1", rank="Gold", processed={"o1": record})
+    # then: the Silver change is borne out by ingest's record, though c is Gold now
+    assert claim_holds("customer.rank_changed", detail, c)
+    # and a claim naming o1 that says anything else is not (the state says Gold, not Platinum)
+    assert not claim_holds("customer.rank_changed", {**detail, "to_rank": "Platinum"}, c)
+    assert not claim_holds("customer.segment_changed", detail, c)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import Customer, ProcessedRecord
 from kizuna.domain.privacy import erase
 from kizuna.programs.cohorts import (
     JOIN_MARGIN,
@@ -355,22 +355,37 @@ def test_two_rank_ups_in_one_window_send_one_message_each_naming_its_rank(
     store, starter = MemoryStore(), MemoryStarter()
     program = PROGRAMS["rank-up-congratulations"]
     (cid,) = treated(program, "up", 1)
-    store.customers[cid] = tokyo(cid, rank="Gold", locale="en")
     moves = [("Bronze", "Silver"), ("Silver", "Gold")]
+    details = [
+        {
+            "customer_id": cid,
+            "caused_by": f"o{n}",
+            "from_rank": before,
+            "to_rank": after,
+            "direction": "up",
+            "rank_points": 100 * (n + 1),
+        }
+        for n, (before, after) in enumerate(moves)
+    ]
+    # (ingest keeps what each order derived: the Silver change is true though c is Gold now)
+    store.customers[cid] = tokyo(cid, rank="Gold", locale="en").model_copy(
+        update={
+            "processed": {
+                d["caused_by"]: ProcessedRecord(
+                    at=NIGHT, derived=[{"detail_type": "customer.rank_changed", "detail": d}]
+                )
+                for d in details
+            }
+        }
+    )
     events = [
         IncomingEvent(
-            event_id=f"rank_changed:{before}:{after}:o{n}",
+            event_id=f"rank_changed:{d['from_rank']}:{d['to_rank']}:{d['caused_by']}",
             detail_type="customer.rank_changed",
             time=NIGHT,
-            detail={
-                "customer_id": cid,
-                "from_rank": before,
-                "to_rank": after,
-                "direction": "up",
-                "rank_points": 100 * (n + 1),
-            },
+            detail=d,
         )
-        for n, (before, after) in enumerate(moves)
+        for d in details
     ]
     # when: they are evaluated, and the cohort's send step runs
     ev = evaluator(store, starter, NIGHT)

@@ -118,10 +118,32 @@ def journey_key(detail_type: str, detail: Detail) -> str | None:
     return _text(detail, "program") if detail_type == "program.converted" else None
 
 
+def recorded_by_ingest(detail_type: str, detail: Detail, customer: Customer) -> bool:
+    """Ingest keeps, on the customer, the derived events each inbound event produced (its
+    idempotency record, ``Customer.processed``): a claim found there, as written, is what
+    ingest derived, even if a later fact has moved the state on since (two rank-ups of one
+    batch: the Silver one is true though the customer is Gold now)."""
+    cause = _text(detail, "caused_by")
+    record = customer.processed.get(cause) if cause else None
+    if record is None:
+        return False
+    claimed = {k: v for k, v in detail.items() if v is not None}
+    for written in record.derived:
+        if written.get("detail_type") != detail_type:
+            continue
+        stored = {k: v for k, v in dict(written.get("detail") or {}).items() if v is not None}
+        if stored == claimed:
+            return True
+    return False
+
+
 def claim_holds(
     detail_type: str, detail: Detail, customer: Customer, journey: JourneyState | None = None
 ) -> bool:
-    """True if the stored state bears out the derived event; False for a derived type
-    without a check (none: the tests hold every type to one), so nothing unchecked passes."""
+    """True if ingest recorded the derived event (:func:`recorded_by_ingest`) or the stored
+    state bears it out; False for a derived type without a check (none: the tests hold every
+    type to one), so nothing unchecked passes."""
     check = CLAIMS.get(detail_type)
-    return check is not None and check(detail, customer, journey)
+    if check is None:
+        return False
+    return recorded_by_ingest(detail_type, detail, customer) or check(detail, customer, journey)
