@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kizuna.delivery.coupons import Coupon
     from kizuna.domain.customer import Customer
     from kizuna.programs.model import CouponSpec
+    from kizuna_tools.local.faults import FaultPlan
 
 # A 90-day demo needs thresholds a few months of a tea shop can reach.
 DEMO_CONFIG: dict[str, Any] = {
@@ -83,6 +84,8 @@ class DemoSummary:
     campaigns: list[str] = field(default_factory=list)  # applied at the start
     # each campaign occurrence: status and counts by outcome, winner
     occurrences: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # faults injected (``--faults``): spec, total, by kind, by target; None without
+    faults: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -197,6 +200,7 @@ def collect(cloud: Any, summary: DemoSummary) -> DemoSummary:
         executions[status] += n
     summary.executions = dict(executions)
     summary.api_calls = sum(cloud.api_calls.values())
+    summary.faults = cloud.faults.summary() if cloud.faults is not None else None
     summary.unsupported = [f"{u[0]} {u[1]}" for u in cloud.unsupported]
     return summary
 
@@ -208,9 +212,14 @@ def run_demo(
     progress: Callable[[int, int], None] | None = None,
     project_root: Path | None = None,
     report_dir: Path | None = None,
+    faults: FaultPlan | None = None,
+    stall_timeout: float | None = None,
 ) -> DemoSummary:
+    """``faults`` injects failures into the app's calls; ``stall_timeout`` (seconds, default
+    the runtime's) ends the run with a report when nothing progresses that long."""
     from kizuna_tools.local.app import default_project_root, kizuna_template
     from kizuna_tools.local.cloud import LocalCloud
+    from kizuna_tools.local.watchdog import DEFAULT_STALL_TIMEOUT
 
     # functions without metrics in an invocation: Powertools warns each time
     warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -225,6 +234,8 @@ def run_demo(
         start=shop.start,
         environment_overrides=QUIET,
         ttl_sweep_interval=timedelta(days=1),
+        faults=faults,
+        stall_timeout=stall_timeout if stall_timeout is not None else DEFAULT_STALL_TIMEOUT,
     ) as cloud:
         prepare_channels(cloud)
         load_catalog(cloud)

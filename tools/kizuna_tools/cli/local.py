@@ -35,13 +35,36 @@ def local_run(
     report_dir: Annotated[
         Path | None, typer.Option(help="write the HTML report and CSVs here ('' for none)")
     ] = Path("out/demo-report"),
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help="inject faults into the app's AWS calls, e.g. "
+            "'dynamodb=0.1,sesv2=0.1,dynamodb.TransactWriteItems=0.2:after,kinds=throttle+after"
+            "+timeout+error+duplicate,seed=7' (seed defaults to --seed; docs/LOCAL.md)"
+        ),
+    ] = None,
+    stall_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="seconds without a completed invocation or a clock move before the run "
+            "stops with every thread's stack (exit status 70)",
+        ),
+    ] = 120.0,
 ) -> None:
     """Replay a synthetic shop through the real app and print what happened.
 
     The functions' own output (JSON logs, metrics) goes to ``out/local-run.log``.
     """
     from kizuna_tools.demo import run_demo
+    from kizuna_tools.local.faults import FaultPlan, FaultSpecError
 
+    plan = None
+    if faults is not None:
+        try:
+            plan = FaultPlan.parse(faults, seed=seed)
+        except FaultSpecError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--faults") from None
     log_path = Path("out/local-run.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -62,6 +85,8 @@ def local_run(
             seed,
             progress=lambda done, _: bar.update(task, completed=done),
             report_dir=report_dir if report_dir and str(report_dir) not in ("", ".") else None,
+            faults=plan,
+            stall_timeout=stall_timeout,
         )
     out.print(f"function logs: {log_path}")
     data = summary.as_dict()
@@ -128,6 +153,15 @@ def _print_summary(data: dict[str, object]) -> None:
             table.add_row(str(k), json.dumps(v) if isinstance(v, dict) else str(v))
         if not data[key]:
             table.add_row("(none)", "")
+        out.print(table)
+    faults = data.get("faults")
+    if isinstance(faults, dict):
+        table = Table(title=f"faults injected ({faults['spec']})", show_header=False)
+        table.add_row("total", str(faults["total"]))
+        for kind, n in dict(faults["by_kind"]).items():
+            table.add_row(kind, str(n))
+        for target, kinds in dict(faults["by_target"]).items():
+            table.add_row(target, json.dumps(kinds))
         out.print(table)
 
 
