@@ -311,6 +311,7 @@ class LocalCloud:
         self._last_ttl_sweep = self.clock.now()
         self._push: list[dict[str, Any]] = []
         self._line: list[dict[str, Any]] = []
+        self._line_retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
         self._sms_v2: list[dict[str, Any]] = []
         self._email_requests: dict[str, Any] = {}
         self._servers: list[ServeHandle] = []
@@ -753,6 +754,13 @@ class LocalCloud:
                     ],
                 }
                 return 400, response_headers, json.dumps(error).encode()
+            retry_key = {k.lower(): v for k, v in headers.items()}.get("x-line-retry-key")
+            if retry_key in self._line_retry_keys:
+                # LINE accepts a retry key once (24 hours): 409, nothing sent again
+                accepted, sent = self._line_retry_keys[retry_key]
+                conflict = {"message": "The retry key is already accepted", "sentMessages": sent}
+                response_headers["x-line-accepted-request-id"] = accepted
+                return 409, response_headers, json.dumps(conflict).encode()
             self._line.append(
                 {
                     "method": method,
@@ -769,6 +777,8 @@ class LocalCloud:
             sent = [
                 {"id": str(uuid.uuid4().int)[:18], "quoteToken": uuid.uuid4().hex} for _ in messages
             ]
+            if retry_key:
+                self._line_retry_keys[retry_key] = (request_id, sent)
             return 200, response_headers, json.dumps({"sentMessages": sent}).encode()
         self._line.append(
             {
@@ -830,7 +840,8 @@ class LocalCloud:
                     "address": address,
                     "channel_type": spec.get("ChannelType"),
                     "message": _with_overrides(configuration, spec),
-                    "context": message_request.get("Context"),
+                    # a batch's per-address Context (AddressConfiguration), else the request's
+                    "context": spec.get("Context") or message_request.get("Context"),
                     "trace_id": message_request.get("TraceId"),
                     "message_id": message_id,
                     "at": now,
