@@ -584,7 +584,9 @@ class LocalCloud:
             return False
         payload = self._target_payload(target, event, str(getattr(rule, "arn", "")))
         dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
-        copies = 2 if self.faults is not None and self.faults.duplicate("events") else 1
+        copies = 1
+        if self.faults is not None and self.faults.duplicate("events", f"to {arn}"):
+            copies = 2
         for _ in range(copies):  # EventBridge delivers at least once
             if service == "sqs":
                 group = (target.get("SqsParameters") or {}).get("MessageGroupId")
@@ -618,8 +620,9 @@ class LocalCloud:
             and not internal
             and (owner is not None or (signer is not None and signer in self._interpreter_signers))
         ):
+            where = f"{owner or 'states'} at {self.clock.now().isoformat()}"
             refused = self.faults.before_call(
-                service, operation, str(request.get("url", "")), context
+                service, operation, str(request.get("url", "")), context, where
             )
             if refused is not None:
                 return refused
@@ -1184,7 +1187,9 @@ class LocalCloud:
         again = set()
         for record in done:
             message_id = record["messageId"]
-            if message_id not in self._duplicated and self.faults.duplicate("sqs"):
+            if message_id not in self._duplicated and self.faults.duplicate(
+                "sqs", f"{record['eventSourceARN']} at {self.clock.now().isoformat()}"
+            ):
                 self._duplicated.add(message_id)
                 again.add(message_id)
         return again

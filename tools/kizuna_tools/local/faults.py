@@ -225,10 +225,19 @@ class FaultInjector:
     def __init__(self, plan: FaultPlan) -> None:
         self.plan = plan
         self.counts: Counter[tuple[str, str]] = Counter()  # (service.Operation, kind)
+        # every fault injected, in order: (service.Operation, kind, note), the note saying
+        # where (the runtime passes the function and the virtual time)
+        self.log: list[tuple[str, str, str]] = []
         self._draws: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def draw(self, service: str, operation: str, kinds: frozenset[str] = CALL_KINDS) -> str | None:
+    def draw(
+        self,
+        service: str,
+        operation: str,
+        kinds: frozenset[str] = CALL_KINDS,
+        note: str = "",
+    ) -> str | None:
         """The fault this call (or delivery) gets, if any, among ``kinds``."""
         rule = self.plan.rule_for(service, operation)
         if rule is None or rule.rate <= 0.0:
@@ -248,19 +257,21 @@ class FaultInjector:
         kind = choices[min(int(u / rule.rate * len(choices)), len(choices) - 1)]
         with self._lock:
             self.counts[(target, kind)] += 1
+            self.log.append((target, kind, note))
         return kind
 
-    def duplicate(self, service: str) -> bool:
+    def duplicate(self, service: str, note: str = "") -> bool:
         """Is this delivery (an SQS message processed, an event to a target) made twice?"""
-        return self.draw(service, DUPLICATES[service], frozenset({"duplicate"})) == "duplicate"
+        kinds = frozenset({"duplicate"})
+        return self.draw(service, DUPLICATES[service], kinds, note) == "duplicate"
 
     # --- botocore's before-call and after-call ----------------------------------------------
     def before_call(
-        self, service: str, operation: str, url: str, context: dict[str, Any]
+        self, service: str, operation: str, url: str, context: dict[str, Any], note: str = ""
     ) -> tuple[Any, dict[str, Any]] | None:
         """A response that refuses the call (throttle, error), or None to let it through
         (remembering in ``context`` a fault to apply after it: after, timeout)."""
-        kind = self.draw(service, operation)
+        kind = self.draw(service, operation, note=note)
         if kind is None:
             return None
         if kind in ("after", "timeout"):
