@@ -153,3 +153,18 @@ def test_every_kind_is_documented_in_the_module() -> None:
     from kizuna_tools.local import faults
 
     assert all(f"``{kind}``" in (faults.__doc__ or "") for kind in KINDS)
+
+
+def test_the_cli_refuses_a_malformed_spec_before_running_anything() -> None:
+    from typer.testing import CliRunner
+
+    from kizuna_tools.cli import app
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["local", "run", *args])
+        return result.exit_code, " ".join(result.output.replace("│", " ").split())
+
+    code, output = run("--faults", "dynamodb=2")
+    assert code == 2 and "rate must be a number in [0, 1]" in output
+    code, output = run("--reference")
+    assert code == 2 and "--reference compares with a --faults run" in output

@@ -51,6 +51,13 @@ def local_run(
             "stops with every thread's stack (exit status 70)",
         ),
     ] = 120.0,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            help="with --faults: first run the same seed without faults, then print what "
+            "the faults changed (messages, failures, dead letters, executions)"
+        ),
+    ] = False,
 ) -> None:
     """Replay a synthetic shop through the real app and print what happened.
 
@@ -60,6 +67,8 @@ def local_run(
     from kizuna_tools.local.faults import FaultPlan, FaultSpecError
 
     plan = None
+    if reference and faults is None:
+        raise typer.BadParameter("--reference compares with a --faults run", param_hint="--faults")
     if faults is not None:
         try:
             plan = FaultPlan.parse(faults, seed=seed)
@@ -67,6 +76,13 @@ def local_run(
             raise typer.BadParameter(str(exc), param_hint="--faults") from None
     log_path = Path("out/local-run.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    baseline = None
+    if reference:
+        with _stdout_to(log_path):
+            baseline = run_demo(
+                customers, days, seed, report_dir=None, stall_timeout=stall_timeout
+            ).as_dict()
+        out.print(f"reference run without faults: {baseline['wall_seconds']} s")
     with (
         Progress(
             TextColumn("[bold]simulating"),
@@ -91,12 +107,41 @@ def local_run(
     out.print(f"function logs: {log_path}")
     data = summary.as_dict()
     _print_summary(data)
+    if baseline is not None:
+        _print_differences(baseline, data)
     if summary_json:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         out.print(f"summary: {summary_json}")
     if summary.report:
         out.print(f"report: {summary.report} (open it in a browser; CSVs beside it)")
+
+
+COMPARED = ("messages", "outbox", "suppressed", "deferred", "failed", "dlq", "executions")
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        flat: dict[str, object] = {}
+        for key, inner in value.items():
+            flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _print_differences(baseline: dict[str, object], faulted: dict[str, object]) -> None:
+    """What the injected faults changed, against the fault-free run of the same seed."""
+    before = _flatten({key: baseline[key] for key in COMPARED})
+    after = _flatten({key: faulted[key] for key in COMPARED})
+    table = Table(title="with faults vs without (same seed)")
+    for column in ("what", "without", "with faults"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            table.add_row(key, str(before.get(key, 0)), str(after.get(key, 0)))
+    if not table.row_count:
+        table.add_row("(no difference)", "", "")
+    out.print(table)
 
 
 @contextlib.contextmanager
