@@ -554,7 +554,7 @@ class LocalCloud:
         )
         for timer in pending[:10]:
             lines.append(f"  due {timer.due.isoformat()} {'/'.join(timer.key)}")
-        alive, busy = executions.survey(self.timeline)
+        alive, busy = executions.survey(self.timeline, prune=False)
         lines.append(f"execution threads: {alive} alive, {len(busy)} busy (not parked or blocked)")
         if busy:
             lines.append("  " + executions.describe(busy))

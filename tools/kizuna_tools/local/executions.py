@@ -63,13 +63,15 @@ def _ident(thread: threading.Thread) -> int | None:
     return ident
 
 
-def survey(timeline: Timeline) -> tuple[int, list[threading.Thread]]:
+def survey(timeline: Timeline, prune: bool = True) -> tuple[int, list[threading.Thread]]:
     """One pass over moto's threads: drop the finished ones, and return how many are left
     and which of them are busy (what :func:`prune_finished` and :func:`busy_threads` say,
     at the cost of one loop: the runtime asks this every few hundred microseconds while
-    executions run, over every parked journey's thread)."""
+    executions run, over every parked journey's thread). ``prune=False`` reads only (for
+    another thread than the driver: two threads deleting by index would delete wrongly)."""
     threads = _moto_threads()
     blocked = timeline.blocked_ids()
+    finished = 0
     busy: list[threading.Thread] = []
     candidates: list[threading.Thread] = []
     for index in range(len(threads) - 1, -1, -1):
@@ -80,7 +82,10 @@ def survey(timeline: Timeline) -> tuple[int, list[threading.Thread]]:
         elif ident in blocked:  # parked on the clock: the common case, a set lookup
             continue
         elif not is_running(thread):
-            del threads[index]
+            if prune:
+                del threads[index]
+            else:
+                finished += 1
         else:
             candidates.append(thread)
     if candidates:
@@ -89,7 +94,7 @@ def survey(timeline: Timeline) -> tuple[int, list[threading.Thread]]:
             frame = frames.get(_ident(thread) or -1)
             if frame is None or not _blocked(frame):
                 busy.append(thread)
-    return len(threads), busy
+    return len(threads) - finished, busy
 
 
 def busy_threads(timeline: Timeline) -> list[threading.Thread]:
