@@ -392,10 +392,12 @@ class LocalCloud:
         if self._closed:
             return
         self._closed = True
-        with self._phase("close"):
-            self._close()
-        if self.watchdog is not None:
-            self.watchdog.stop()
+        try:
+            with self._phase("close"):
+                self._close()
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
 
     def _close(self) -> None:
         for server in self._servers:
