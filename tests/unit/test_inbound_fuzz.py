@@ -32,6 +32,8 @@ NOW = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
 MAX_RECEIVES = 3
 NAMED = ["c1", "c2", "c3"]  # the customers events may name
 BYSTANDERS = ["b1", "b2"]  # stored customers no event names
+# ids that look like a stored customer's and must never reach it
+LOOKALIKES = ["c1\u200b", "C1", "\uff43\uff11", "c1 ", " c1", "c1#x", "c1\n", "c1/../b1"]
 JUNK: list[Any] = [None, 0, -1, 1e300, "", " ", "x" * 300, [], {}, "2026-13-45T99:00:00Z", True]
 
 DETAILS = {
@@ -59,7 +61,9 @@ def event_bodies(draw: st.DrawFn, index: int) -> str:
         "detail": detail,
     }
     mutation = draw(
-        st.sampled_from(["none", "none", "none", "drop", "add", "junk", "type", "envelope", "raw"])
+        st.sampled_from(
+            ["none", "none", "none", "drop", "add", "junk", "type", "envelope", "raw", "identity"]
+        )
     )
     if mutation == "drop" and detail:
         detail.pop(draw(st.sampled_from(sorted(detail))))
@@ -67,6 +71,8 @@ def event_bodies(draw: st.DrawFn, index: int) -> str:
         detail[draw(st.sampled_from(["extra", "customerId", "__proto__", "pk"]))] = "x"
     elif mutation == "junk" and detail:
         detail[draw(st.sampled_from(sorted(detail)))] = draw(st.sampled_from(JUNK))
+    elif mutation == "identity" and "customer_id" in detail:
+        detail["customer_id"] = draw(st.sampled_from(LOOKALIKES))
     elif mutation == "type":
         envelope["detail-type"] = draw(
             st.sampled_from([*sorted(DETAILS), "order.placed.v2", "", "Order Placed"])
