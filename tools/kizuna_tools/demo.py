@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kizuna.delivery.coupons import Coupon
     from kizuna.domain.customer import Customer
     from kizuna.programs.model import CouponSpec
+    from kizuna_tools.local.faults import FaultPlan
 
 
 def checkout_config() -> dict[str, Any]:
@@ -82,6 +83,8 @@ class DemoSummary:
     campaigns: list[str] = field(default_factory=list)  # applied at the start
     # each campaign occurrence: status and counts by outcome, winner
     occurrences: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # faults injected (``--faults``): spec, total, by kind, by target; None without
+    faults: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -196,6 +199,7 @@ def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> Demo
         executions[status] += n
     summary.executions = dict(executions)
     summary.api_calls = sum(cloud.api_calls.values())
+    summary.faults = cloud.faults.summary() if cloud.faults is not None else None
     summary.unsupported = [f"{u[0]} {u[1]}" for u in cloud.unsupported]
     return summary
 
@@ -208,11 +212,16 @@ def run_demo(
     project_root: Path | None = None,
     report_dir: Path | None = None,
     config: Mapping[str, Any] | None = None,
+    faults: FaultPlan | None = None,
+    stall_timeout: float | None = None,
 ) -> DemoSummary:
     """The synthetic shop on the local stack, with ``config`` (default: the project's
-    configuration, as every command finds it)."""
+    configuration, as every command finds it). ``faults`` injects failures into the app's
+    calls; ``stall_timeout`` (seconds, default the runtime's) ends the run with a report when
+    nothing progresses that long."""
     from kizuna_tools.local.app import default_project_root, kizuna_template
     from kizuna_tools.local.cloud import LocalCloud
+    from kizuna_tools.local.watchdog import DEFAULT_STALL_TIMEOUT
     from kizuna_tools.project import project_config
 
     config = simulation_config(project_config().raw if config is None else config)
@@ -230,6 +239,8 @@ def run_demo(
         start=shop.start,
         environment_overrides=QUIET,
         ttl_sweep_interval=timedelta(days=1),
+        faults=faults,
+        stall_timeout=stall_timeout if stall_timeout is not None else DEFAULT_STALL_TIMEOUT,
     ) as cloud:
         prepare_channels(cloud)
         load_catalog(cloud)

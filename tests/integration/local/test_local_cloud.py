@@ -461,6 +461,26 @@ def test_line_recorder_rejects_malformed_pushes(cloud: LocalCloud) -> None:
     assert cloud.outbox("line") == []
 
 
+def test_line_recorder_accepts_a_retry_key_once(cloud: LocalCloud) -> None:
+    # Given a push sent with LINE's X-Line-Retry-Key
+    def push() -> requests.Response:
+        return requests.post(
+            "https://api.line.me/v2/bot/message/push",
+            timeout=5,
+            headers={"X-Line-Retry-Key": "123e4567-e89b-12d3-a456-426614174000"},
+            json={"to": "U" + "0" * 32, "messages": [{"type": "text", "text": "Hi"}]},
+        )
+
+    first = push()
+    # When the same request is retried (a timeout, a re-invoked function)
+    again = push()
+    # Then LINE answers 409 with the request it accepted, and sends nothing more
+    assert first.status_code == 200 and again.status_code == 409
+    assert again.headers["x-line-accepted-request-id"] == first.headers["x-line-request-id"]
+    assert again.json()["sentMessages"] == first.json()["sentMessages"]
+    assert len(cloud.outbox("line")) == 1
+
+
 # --- lifecycle ----------------------------------------------------------------------------
 def test_one_cloud_at_a_time_and_each_starts_clean(
     template: dict[str, Any], project_root: Path

@@ -38,18 +38,62 @@ def local_run(
         Path | None, typer.Option(help="write the HTML report and CSVs here ('' for none)")
     ] = Path("out/demo-report"),
     config: Config = None,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help="inject faults into the app's AWS calls, e.g. "
+            "'dynamodb=0.1,sesv2=0.1,dynamodb.TransactWriteItems=0.2:after,kinds=throttle+after"
+            "+timeout+error+duplicate,seed=7' (seed defaults to --seed; docs/LOCAL.md)"
+        ),
+    ] = None,
+    stall_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="seconds without a completed invocation or a clock move before the run "
+            "stops with every thread's stack (exit status 70)",
+        ),
+    ] = 120.0,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            help="with --faults: first run the same seed without faults, then print what "
+            "the faults changed (messages, failures, dead letters, executions)"
+        ),
+    ] = False,
 ) -> None:
     """Replay a synthetic shop through the real app and print what happened.
 
     The functions' own output (JSON logs, metrics) goes to ``out/local-run.log``.
     """
     from kizuna_tools.demo import run_demo
+    from kizuna_tools.local.faults import FaultPlan, FaultSpecError
     from kizuna_tools.project import project_config
 
+    plan = None
+    if reference and faults is None:
+        raise typer.BadParameter("--reference compares with a --faults run", param_hint="--faults")
+    if faults is not None:
+        try:
+            plan = FaultPlan.parse(faults, seed=seed)
+        except FaultSpecError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--faults") from None
     project = project_config(config)
     console.print(f"configuration: {project.source}", markup=False, highlight=False)
     log_path = Path("out/local-run.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    baseline = None
+    if reference:
+        with _stdout_to(log_path):
+            baseline = run_demo(
+                customers,
+                days,
+                seed,
+                report_dir=None,
+                config=project.raw,
+                stall_timeout=stall_timeout,
+            ).as_dict()
+        out.print(f"reference run without faults: {baseline['wall_seconds']} s")
     with (
         Progress(
             TextColumn("[bold]simulating"),
@@ -69,16 +113,47 @@ def local_run(
             progress=lambda done, _: bar.update(task, completed=done),
             report_dir=report_dir if report_dir and str(report_dir) not in ("", ".") else None,
             config=project.raw,
+            faults=plan,
+            stall_timeout=stall_timeout,
         )
     out.print(f"function logs: {log_path}")
     data = summary.as_dict()
     _print_summary(data)
+    if baseline is not None:
+        _print_differences(baseline, data)
     if summary_json:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         out.print(f"summary: {summary_json}")
     if summary.report:
         out.print(f"report: {summary.report} (open it in a browser; CSVs beside it)")
+
+
+COMPARED = ("messages", "outbox", "suppressed", "deferred", "failed", "dlq", "executions")
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        flat: dict[str, object] = {}
+        for key, inner in value.items():
+            flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _print_differences(baseline: dict[str, object], faulted: dict[str, object]) -> None:
+    """What the injected faults changed, against the fault-free run of the same seed."""
+    before = _flatten({key: baseline[key] for key in COMPARED})
+    after = _flatten({key: faulted[key] for key in COMPARED})
+    table = Table(title="with faults vs without (same seed)")
+    for column in ("what", "without", "with faults"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            table.add_row(key, str(before.get(key, 0)), str(after.get(key, 0)))
+    if not table.row_count:
+        table.add_row("(no difference)", "", "")
+    out.print(table)
 
 
 @contextlib.contextmanager
@@ -135,6 +210,15 @@ def _print_summary(data: dict[str, object]) -> None:
             table.add_row(str(k), json.dumps(v) if isinstance(v, dict) else str(v))
         if not data[key]:
             table.add_row("(none)", "")
+        out.print(table)
+    faults = data.get("faults")
+    if isinstance(faults, dict):
+        table = Table(title=f"faults injected ({faults['spec']})", show_header=False)
+        table.add_row("total", str(faults["total"]))
+        for kind, n in dict(faults["by_kind"]).items():
+            table.add_row(kind, str(n))
+        for target, kinds in dict(faults["by_target"]).items():
+            table.add_row(target, json.dumps(kinds))
         out.print(table)
 
 

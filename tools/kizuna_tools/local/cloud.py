@@ -35,6 +35,7 @@ import boto3
 from kizuna.runtime import clock as kizuna_clock
 from kizuna_tools.local import backends, executions
 from kizuna_tools.local.bus_policy import enforce_bus_policies
+from kizuna_tools.local.faults import FaultInjector, FaultPlan
 from kizuna_tools.local.functions import (
     FunctionRunner,
     FunctionSpec,
@@ -59,6 +60,7 @@ from kizuna_tools.local.schedules import (
 )
 from kizuna_tools.local.template import ACCOUNT_ID, REGION, Template
 from kizuna_tools.local.virtual_clock import Timeline, VirtualClock
+from kizuna_tools.local.watchdog import DEFAULT_STALL_TIMEOUT, Watchdog, exit_on_stall
 
 LOG = logging.getLogger(__name__)
 
@@ -272,9 +274,22 @@ class LocalCloud:
         ttl_sweep_interval: timedelta = timedelta(hours=1),
         execution_timeout: float = 60.0,
         environment_overrides: Mapping[str, str] | None = None,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        on_stall: Callable[[str], None] = exit_on_stall,
+        faults: FaultPlan | None = None,
     ) -> None:
         """``environment_overrides`` apply to every function (e.g. quieter logging for a
         demo: ``{"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}``).
+
+        ``stall_timeout``: while the runtime drives the app, if no invocation completes and
+        the clock does not move for that many seconds (wall time), ``on_stall`` gets a report
+        of every thread's stack and what the runtime waits for; by default it is written to
+        stderr and the process exits with status 70 (:mod:`kizuna_tools.local.watchdog`).
+        ``None`` turns the watchdog off.
+
+        ``faults``: throttling, 5xx (before or after the call took effect), timeouts and
+        duplicated deliveries injected into the app's calls (:mod:`kizuna_tools.local.faults`);
+        what was injected is in ``summary()["faults"]``.
         """
         self.template = template
         self.project_root = Path(project_root)
@@ -300,6 +315,9 @@ class LocalCloud:
         self._session: Any = None
         self._clients: dict[str, Any] = {}
         self._internal_signers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._interpreter_signers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.faults = FaultInjector(faults) if faults is not None else None
+        self._duplicated: set[str] = set()  # SQS message ids already delivered again
         self._counter_lock = threading.Lock()
         self._drive_lock = threading.RLock()
         self._deliveries: deque[Delivery] = deque()
@@ -311,10 +329,16 @@ class LocalCloud:
         self._last_ttl_sweep = self.clock.now()
         self._push: list[dict[str, Any]] = []
         self._line: list[dict[str, Any]] = []
+        self._line_retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
         self._sms_v2: list[dict[str, Any]] = []
         self._email_requests: dict[str, Any] = {}
         self._servers: list[ServeHandle] = []
         self._closed = False
+        self.watchdog: Watchdog | None = None
+        if stall_timeout is not None:
+            self.watchdog = Watchdog(
+                stall_timeout, self._progress, self.describe_waits, on_stall=on_stall
+            )
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -355,6 +379,8 @@ class LocalCloud:
         if LocalCloud._active is not None:
             raise LocalCloudError("another LocalCloud is running in this process; close it first")
         LocalCloud._active = self
+        if self.watchdog is not None:
+            self.watchdog.start()
         try:
             self._mock = mock_aws(
                 config={
@@ -385,6 +411,14 @@ class LocalCloud:
         if self._closed:
             return
         self._closed = True
+        try:
+            with self._phase("close"):
+                self._close()
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
+
+    def _close(self) -> None:
         for server in self._servers:
             server.stop()
         try:
@@ -494,7 +528,7 @@ class LocalCloud:
             prepared.append(item)
         results: list[dict[str, Any]] = []
         events = self.client("events")
-        with self._drive_lock:
+        with self._drive_lock, self._phase("put_events"):
             for start in range(0, len(prepared), 10):
                 response = events.put_events(Entries=prepared[start : start + 10])
                 results.extend(response["Entries"])
@@ -507,6 +541,49 @@ class LocalCloud:
     # --- the patches' host interface -----------------------------------------------------
     def _touch(self) -> None:
         self._activity += 1
+
+    # --- the watchdog ----------------------------------------------------------------------
+    def _phase(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """Mark what the runtime is driving (the watchdog counts stalls only meanwhile)."""
+        if self.watchdog is None:
+            return contextlib.nullcontext()
+        return self.watchdog.phase(what)
+
+    def _progress(self) -> tuple[int, datetime]:
+        return self.runner.completed, self.clock.now()
+
+    def describe_waits(self) -> str:
+        """What the runtime waits for now: the clock, the function running, the timers, the
+        execution threads, the deliveries (for a stall report; reads without locking)."""
+        now = time.monotonic()
+        lines = [f"virtual clock: {self.clock.now().isoformat()}"]
+        running = list(self.runner.running)
+        lines.append(
+            "function running: "
+            + (
+                "; ".join(
+                    f"{name} on thread {ident} for {now - since:.1f}s"
+                    for name, ident, since in running
+                )
+                or "none"
+            )
+        )
+        pending = self.timeline.pending()
+        lines.append(
+            f"parked on the clock: {len(pending)} timers, {self.timeline.waking()} woken but "
+            "not resumed"
+        )
+        for timer in pending[:10]:
+            lines.append(f"  due {timer.due.isoformat()} {'/'.join(timer.key)}")
+        alive, busy = executions.survey(self.timeline, prune=False)
+        lines.append(f"execution threads: {alive} alive, {len(busy)} busy (not parked or blocked)")
+        if busy:
+            lines.append("  " + executions.describe(busy))
+        lines.append(
+            f"deliveries queued: {len(self._deliveries)}; SQS messages parked until their "
+            f"visibility timeout: {len(self._parked)}"
+        )
+        return "\n".join(lines)
 
     def invoke_from_moto(self, function_name: str, event: Any) -> tuple[str, bool, str]:
         spec = self._function(function_name)
@@ -528,13 +605,20 @@ class LocalCloud:
             return False
         payload = self._target_payload(target, event, str(getattr(rule, "arn", "")))
         dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
-        if service == "sqs":
-            group = (target.get("SqsParameters") or {}).get("MessageGroupId")
-            backends.send_to_queue(arn.rsplit(":", 1)[-1], payload, group)
-        else:
-            self._deliveries.append(Delivery(service, arn, payload, rule.arn, dead_letter))
+        copies = 1
+        if self.faults is not None and self.faults.duplicate("events", f"to {arn}"):
+            copies = 2
+        for _ in range(copies):  # EventBridge delivers at least once
+            if service == "sqs":
+                group = (target.get("SqsParameters") or {}).get("MessageGroupId")
+                backends.send_to_queue(arn.rsplit(":", 1)[-1], payload, group)
+            else:
+                self._deliveries.append(Delivery(service, arn, payload, rule.arn, dead_letter))
         self._touch()
         return True
+
+    def interpreter_client(self, client: Any) -> None:
+        self._interpreter_signers.add(client._request_signer)
 
     def before_call(
         self,
@@ -546,11 +630,23 @@ class LocalCloud:
     ) -> tuple[Any, dict[str, Any]] | None:
         self._touch()
         internal = signer is not None and signer in self._internal_signers
+        owner = current_function()
         with self._counter_lock:
             (self.runtime_api_calls if internal else self.api_calls)[(service, operation)] += 1
             if not internal:
-                owner = current_function() or "(outside functions)"
-                self.calls_by_function[owner][(service, operation)] += 1
+                self.calls_by_function[owner or "(outside functions)"][(service, operation)] += 1
+        # faults reach the app's calls only: a handler's, or the Step Functions interpreter's
+        if (
+            self.faults is not None
+            and not internal
+            and (owner is not None or (signer is not None and signer in self._interpreter_signers))
+        ):
+            where = f"{owner or 'states'} at {self.clock.now().isoformat()}"
+            refused = self.faults.before_call(
+                service, operation, str(request.get("url", "")), context, where
+            )
+            if refused is not None:
+                return refused
         if service == "pinpoint" and operation == "SendMessages":
             return self._fake_pinpoint_send(request)
         if service == "pinpoint-sms-voice-v2" and operation == "SendTextMessage":
@@ -560,7 +656,12 @@ class LocalCloud:
         return None
 
     def after_call(
-        self, service: str, operation: str, parsed: dict[str, Any], context: dict[str, Any]
+        self,
+        service: str,
+        operation: str,
+        http: Any,
+        parsed: dict[str, Any],
+        context: dict[str, Any],
     ) -> None:
         if service == "sesv2" and operation == "SendEmail" and parsed.get("MessageId"):
             body = context.get("kizuna_local_body")
@@ -569,6 +670,8 @@ class LocalCloud:
             except (TypeError, ValueError):
                 request = None
             self._email_requests[str(parsed["MessageId"])] = request
+        if self.faults is not None:
+            self.faults.after_call(http, parsed, context)
 
     def http_request(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
@@ -675,6 +778,13 @@ class LocalCloud:
                     ],
                 }
                 return 400, response_headers, json.dumps(error).encode()
+            retry_key = {k.lower(): v for k, v in headers.items()}.get("x-line-retry-key")
+            if retry_key in self._line_retry_keys:
+                # LINE accepts a retry key once (24 hours): 409, nothing sent again
+                accepted, sent = self._line_retry_keys[retry_key]
+                conflict = {"message": "The retry key is already accepted", "sentMessages": sent}
+                response_headers["x-line-accepted-request-id"] = accepted
+                return 409, response_headers, json.dumps(conflict).encode()
             self._line.append(
                 {
                     "method": method,
@@ -691,6 +801,8 @@ class LocalCloud:
             sent = [
                 {"id": str(uuid.uuid4().int)[:18], "quoteToken": uuid.uuid4().hex} for _ in messages
             ]
+            if retry_key:
+                self._line_retry_keys[retry_key] = (request_id, sent)
             return 200, response_headers, json.dumps({"sentMessages": sent}).encode()
         self._line.append(
             {
@@ -752,7 +864,8 @@ class LocalCloud:
                     "address": address,
                     "channel_type": spec.get("ChannelType"),
                     "message": _with_overrides(configuration, spec),
-                    "context": message_request.get("Context"),
+                    # a batch's per-address Context (AddressConfiguration), else the request's
+                    "context": spec.get("Context") or message_request.get("Context"),
                     "trace_id": message_request.get("TraceId"),
                     "message_id": message_id,
                     "at": now,
@@ -854,6 +967,7 @@ class LocalCloud:
             "outbox": {channel: len(self.outbox(channel)) for channel in CHANNELS},
             "api_calls": {f"{s}:{o}": n for (s, o), n in sorted(self.api_calls.items())},
             "unsupported": [list(u) for u in self.unsupported],
+            "faults": self.faults.summary() if self.faults is not None else None,
         }
 
     def scan(self, logical_id: str) -> list[dict[str, Any]]:
@@ -903,7 +1017,8 @@ class LocalCloud:
         )
         if spec is None:
             raise KeyError(f"no function {logical_id_or_name!r}")
-        return self._invoke(spec, event, source="direct")
+        with self._phase(f"invoke {spec.name}"):
+            return self._invoke(spec, event, source="direct")
 
     # --- EventBridge payloads and deliveries ---------------------------------------------
     def _target_payload(
@@ -946,20 +1061,22 @@ class LocalCloud:
         while self._deliveries:
             delivery = self._deliveries.popleft()
             done += 1
-            try:
-                if delivery.kind == "lambda":
-                    self._deliver_lambda(delivery)
-                elif delivery.kind == "states":
-                    self._client("stepfunctions").start_execution(
-                        stateMachineArn=delivery.target_arn, input=delivery.payload
-                    )
-                elif delivery.kind == "sns":
-                    self._client("sns").publish(
-                        TopicArn=delivery.target_arn, Message=delivery.payload
-                    )
-            except Exception as exc:  # the target is gone or refused: EventBridge's DLQ
-                self._delivery_failed(delivery, type(exc).__name__, str(exc))
+            with self._phase(f"deliver to {delivery.target_arn}"):
+                self._deliver(delivery)
         return done
+
+    def _deliver(self, delivery: Delivery) -> None:
+        try:
+            if delivery.kind == "lambda":
+                self._deliver_lambda(delivery)
+            elif delivery.kind == "states":
+                self._client("stepfunctions").start_execution(
+                    stateMachineArn=delivery.target_arn, input=delivery.payload
+                )
+            elif delivery.kind == "sns":
+                self._client("sns").publish(TopicArn=delivery.target_arn, Message=delivery.payload)
+        except Exception as exc:  # the target is gone or refused: EventBridge's DLQ
+            self._delivery_failed(delivery, type(exc).__name__, str(exc))
 
     def _deliver_lambda(self, delivery: Delivery) -> None:
         spec = self._function(delivery.target_arn)
@@ -1093,7 +1210,22 @@ class LocalCloud:
             if not messages:
                 return processed
             processed += len(messages)
-            self._run_batch(pump, messages)
+            with self._phase(f"SQS batch of {len(messages)} from {pump.queue_name}"):
+                self._run_batch(pump, messages)
+
+    def _duplicates(self, done: list[dict[str, Any]]) -> set[str]:
+        """Messages processed that an injected fault delivers once more (once at most)."""
+        if self.faults is None:
+            return set()
+        again = set()
+        for record in done:
+            message_id = record["messageId"]
+            if message_id not in self._duplicated and self.faults.duplicate(
+                "sqs", f"{record['eventSourceARN']} at {self.clock.now().isoformat()}"
+            ):
+                self._duplicated.add(message_id)
+                again.add(message_id)
+        return again
 
     def _sqs_record(self, pump: QueuePump, message: dict[str, Any]) -> dict[str, Any]:
         now_ms = str(int(self.clock.epoch() * 1000))
@@ -1156,6 +1288,19 @@ class LocalCloud:
                     failed_ids = {str(i) for i in identifiers}
         sqs = self._client("sqs")
         done = [r for r in records if r["messageId"] not in failed_ids]
+        again = self._duplicates(done)
+        if again:  # processed, but SQS delivers it once more (at-least-once)
+            done = [r for r in done if r["messageId"] not in again]
+            for start in range(0, len(again), 10):
+                sqs.change_message_visibility_batch(
+                    QueueUrl=pump.queue_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": r["receiptHandle"], "VisibilityTimeout": 0}
+                        for n, r in enumerate(
+                            [r for r in records if r["messageId"] in again][start : start + 10]
+                        )
+                    ],
+                )
         for start in range(0, len(done), 10):
             sqs.delete_message_batch(
                 QueueUrl=pump.queue_url,
@@ -1190,6 +1335,10 @@ class LocalCloud:
         Fails loudly, with the busy threads' stacks, when nothing has progressed (no AWS call,
         no delivery) for ``timeout`` seconds: a long batch that keeps calling is not a hang.
         """
+        with self._phase("wait for the executions"):
+            self._wait_for_executions(timeout)
+
+    def _wait_for_executions(self, timeout: float | None) -> None:
         limit = timeout if timeout is not None else self.execution_timeout
         deadline = time.monotonic() + limit
         progress = (self._activity, self.api_calls.total())
@@ -1226,7 +1375,7 @@ class LocalCloud:
         Returns how many deliveries and messages were handled.
         """
         total = 0
-        with self._drive_lock:
+        with self._drive_lock, self._phase("drain"):
             for _ in range(max_rounds):
                 self.wait_for_executions()
                 worked = self._process_deliveries()
@@ -1261,7 +1410,7 @@ class LocalCloud:
         return self.advance_to(self.clock.now() + delta, wake=wake)
 
     def advance_to(self, target: datetime, *, wake: Wake = "one") -> datetime:
-        with self._drive_lock:
+        with self._drive_lock, self._phase(f"advance to {target.isoformat()}"):
             self.drain()
             while True:
                 due = self._next_due(target)

@@ -5,6 +5,10 @@ timeout) in its own daemon thread and lists them in ``moto.stepfunctions.parser.
 TMP_THREADS``. The executions are *quiescent* when each of those threads has finished, is
 parked on the virtual clock (a Wait state or a Retry interval), or is blocked in
 ``threading`` waiting for another of them (a join, an event, a task token).
+
+Every check here only *reads* another thread's state: the runtime never acquires a lock that
+belongs to an execution thread (``Thread.is_alive`` does, on the thread's state lock, and
+racing a ``join`` there can trip ``Thread._stop``'s assertion in either thread).
 """
 
 from __future__ import annotations
@@ -17,6 +21,17 @@ from kizuna_tools.local.virtual_clock import Timeline
 
 _THREADING_FILE = threading.__file__
 _BLOCKING_FUNCTIONS = frozenset({"wait", "_wait_for_tstate_lock", "join"})
+_CONDITION_WAIT = threading.Condition.wait.__code__
+
+
+def is_running(thread: threading.Thread) -> bool:
+    """Started and not finished, read without taking the thread's state lock (the C runtime
+    releases that lock when the thread ends)."""
+    started: threading.Event = thread._started  # type: ignore[attr-defined]
+    if not started.is_set():
+        return True  # appended and not started yet, or starting: it will run
+    lock = getattr(thread, "_tstate_lock", None)
+    return lock is not None and bool(lock.locked())
 
 
 def _moto_threads() -> list[Any]:
@@ -36,8 +51,8 @@ def prune_finished(timeline: Timeline | None = None) -> int:
     for index in range(len(threads) - 1, -1, -1):
         thread = threads[index]
         if timeline is not None and timeline.is_blocked(thread.ident):
-            continue  # parked on the clock: alive, no need to ask (is_alive takes a lock)
-        if thread.ident is not None and not thread.is_alive():
+            continue  # parked on the clock: alive
+        if thread.ident is not None and not is_running(thread):
             del threads[index]
     return len(threads)
 
@@ -48,13 +63,15 @@ def _ident(thread: threading.Thread) -> int | None:
     return ident
 
 
-def survey(timeline: Timeline) -> tuple[int, list[threading.Thread]]:
+def survey(timeline: Timeline, prune: bool = True) -> tuple[int, list[threading.Thread]]:
     """One pass over moto's threads: drop the finished ones, and return how many are left
     and which of them are busy (what :func:`prune_finished` and :func:`busy_threads` say,
     at the cost of one loop: the runtime asks this every few hundred microseconds while
-    executions run, over every parked journey's thread)."""
+    executions run, over every parked journey's thread). ``prune=False`` reads only (for
+    another thread than the driver: two threads deleting by index would delete wrongly)."""
     threads = _moto_threads()
     blocked = timeline.blocked_ids()
+    finished = 0
     busy: list[threading.Thread] = []
     candidates: list[threading.Thread] = []
     for index in range(len(threads) - 1, -1, -1):
@@ -64,8 +81,11 @@ def survey(timeline: Timeline) -> tuple[int, list[threading.Thread]]:
             busy.append(thread)
         elif ident in blocked:  # parked on the clock: the common case, a set lookup
             continue
-        elif not thread.is_alive():
-            del threads[index]
+        elif not is_running(thread):
+            if prune:
+                del threads[index]
+            else:
+                finished += 1
         else:
             candidates.append(thread)
     if candidates:
@@ -74,7 +94,7 @@ def survey(timeline: Timeline) -> tuple[int, list[threading.Thread]]:
             frame = frames.get(_ident(thread) or -1)
             if frame is None or not _blocked(frame):
                 busy.append(thread)
-    return len(threads), busy
+    return len(threads) - finished, busy
 
 
 def busy_threads(timeline: Timeline) -> list[threading.Thread]:
@@ -86,7 +106,7 @@ def busy_threads(timeline: Timeline) -> list[threading.Thread]:
             busy.append(thread)
             continue
         # most threads are parked on the clock: a dict lookup, before anything costlier
-        if timeline.is_blocked(thread.ident) or not thread.is_alive():
+        if timeline.is_blocked(thread.ident) or not is_running(thread):
             continue
         candidates.append(thread)
     if not candidates:
@@ -106,8 +126,12 @@ def busy_threads(timeline: Timeline) -> list[threading.Thread]:
 def _blocked(frame: Any) -> bool:
     """Is this innermost frame a wait that nothing has ended yet?
 
-    A join on a thread that has finished, or a condition wait whose waiter lock was
-    released (notified), is about to return: that thread is runnable, not blocked.
+    Blocked: a join on a thread still running; a ``Condition.wait`` whose waiter is still
+    queued on the condition (not notified). Anything else in ``threading`` is on its way in
+    or out of a wait and will run: a join on a finished thread, a condition wait that was
+    notified (its waiter left the queue; once the woken thread re-acquires it the waiter
+    is locked again, so ``locked()`` alone cannot tell), ``Event.wait`` itself (checking
+    its flag, or returning).
     """
     code = frame.f_code
     if code.co_filename != _THREADING_FILE or code.co_name not in _BLOCKING_FUNCTIONS:
@@ -115,9 +139,14 @@ def _blocked(frame: Any) -> bool:
     local = frame.f_locals
     if code.co_name in ("_wait_for_tstate_lock", "join"):
         target = local.get("self")
-        return not isinstance(target, threading.Thread) or target.is_alive()
-    waiter = local.get("waiter")  # Condition.wait (and so Event.wait)
-    return waiter is None or bool(waiter.locked())
+        return isinstance(target, threading.Thread) and is_running(target)
+    if code is not _CONDITION_WAIT:  # Event.wait, Barrier.wait...: not inside the wait
+        return False
+    condition, waiter = local.get("self"), local.get("waiter")
+    if condition is None or waiter is None:
+        return False  # entering: no waiter yet
+    queued = waiter in list(getattr(condition, "_waiters", ()))
+    return queued and bool(waiter.locked())
 
 
 def describe(threads: list[threading.Thread]) -> str:

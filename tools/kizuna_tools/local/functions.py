@@ -139,6 +139,9 @@ class FunctionRunner:
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.RLock()
         self.invocations = 0
+        self.completed = 0  # invocations that returned or raised: the watchdog's progress
+        # (function name, thread ident, monotonic start) of the handlers running, outermost first
+        self.running: list[tuple[str, int, float]] = []
         self.invocations_by_function: Counter[str] = Counter()
         self.seconds_by_function: defaultdict[str, float] = defaultdict(float)
 
@@ -187,6 +190,8 @@ class FunctionRunner:
             self.invocations += 1
             self.invocations_by_function[spec.name] += 1
             _CURRENT.name = spec.name
+            frame = (spec.name, threading.get_ident(), time.monotonic())
+            self.running.append(frame)
             try:
                 handler = self._load(spec)
                 with applied_environment(self.environment(spec)):
@@ -204,7 +209,9 @@ class FunctionRunner:
                     spec.name, False, None, error, request_id, time.perf_counter() - started
                 )
             finally:
-                _CURRENT.name = None
+                _CURRENT.name = self.running[-2][0] if len(self.running) > 1 else None
+                self.running.remove(frame)
+                self.completed += 1
                 self.seconds_by_function[spec.name] += time.perf_counter() - started
         return Invocation(spec.name, True, result, None, request_id, time.perf_counter() - started)
 

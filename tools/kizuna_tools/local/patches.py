@@ -85,9 +85,19 @@ class PatchHost(Protocol):
         ...
 
     def after_call(
-        self, service: str, operation: str, parsed: dict[str, Any], context: dict[str, Any]
+        self,
+        service: str,
+        operation: str,
+        http: Any,
+        parsed: dict[str, Any],
+        context: dict[str, Any],
     ) -> None:
-        """See a call's parsed response (e.g. to keep an email's full request)."""
+        """See a call's response (e.g. to keep an email's full request); may turn it into an
+        error (an injected fault: set ``http.status_code`` and ``parsed["Error"]``) or raise."""
+        ...
+
+    def interpreter_client(self, client: Any) -> None:
+        """A client the Step Functions interpreter made (its calls are the app's)."""
         ...
 
     def http_request(
@@ -215,8 +225,9 @@ def patch_execution_names(host: PatchHost) -> Undo:
 class _CachingBoto3:
     """Stands in for ``boto3`` inside moto's Step Functions: one client per service."""
 
-    def __init__(self, real: Any) -> None:
+    def __init__(self, real: Any, host: PatchHost) -> None:
         self._real = real
+        self._host = host
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
 
@@ -231,6 +242,7 @@ class _CachingBoto3:
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = self._real.client(*args, **kwargs)
+                self._host.interpreter_client(self._clients[key])
             return self._clients[key]
 
     def __getattr__(self, name: str) -> Any:
@@ -246,7 +258,7 @@ def patch_sfn_client_cache(host: PatchHost) -> Undo:
     """
     from moto.stepfunctions.parser.asl.utils import boto_client
 
-    return _swap(boto_client, "boto3", _CachingBoto3(boto_client.__dict__["boto3"]))
+    return _swap(boto_client, "boto3", _CachingBoto3(boto_client.__dict__["boto3"], host))
 
 
 def _touch_heap_keys(root: Any) -> None:
@@ -642,11 +654,23 @@ def _before_call(
     )
 
 
-def _after_call(model: Any = None, parsed: Any = None, context: Any = None, **_: Any) -> None:
+def _after_call(
+    model: Any = None,
+    http_response: Any = None,
+    parsed: Any = None,
+    context: Any = None,
+    **_: Any,
+) -> None:
     host = _HOST
     if host is None or model is None:
         return
-    host.after_call(model.service_model.service_name, model.name, parsed or {}, context or {})
+    host.after_call(
+        model.service_model.service_name,
+        model.name,
+        http_response,
+        parsed if parsed is not None else {},
+        context if context is not None else {},
+    )
 
 
 _HOOKS: tuple[tuple[str, Callable[..., Any]], ...] = (
