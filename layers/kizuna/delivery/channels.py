@@ -807,10 +807,12 @@ class UrllibHttp:
                 )
 
 
-def line_retry_key(execution: str, step: str) -> str:
-    """LINE's ``X-Line-Retry-Key``: a UUID fixed by the execution and step, so a retried or
-    re-invoked send is accepted by LINE at most once (LINE keeps keys for 24 hours)."""
-    return str(uuid.uuid5(_LINE_RETRY_NAMESPACE, f"{execution}\x00{step}"))
+def line_retry_key(execution: str, step: str, customer_id: str) -> str:
+    """LINE's ``X-Line-Retry-Key``: a UUID fixed by the execution, step and customer, so a
+    retried or re-invoked send is accepted by LINE at most once (LINE keeps keys for 24
+    hours). The customer is part of it: one cohort execution or campaign occurrence sends the
+    same step to many customers, and LINE answers 409 (accepted before) to a reused key."""
+    return str(uuid.uuid5(_LINE_RETRY_NAMESPACE, f"{execution}\x00{step}\x00{customer_id}"))
 
 
 class LinePush:
@@ -843,7 +845,7 @@ class LinePush:
             {"to": message.address, "messages": [{"type": "text", "text": content.text}]},
             ensure_ascii=False,
         ).encode()
-        retry_key = line_retry_key(message.execution, message.step)
+        retry_key = line_retry_key(message.execution, message.step, message.customer_id)
         headers = {
             "Authorization": f"Bearer {self._token()}",
             "Content-Type": "application/json",

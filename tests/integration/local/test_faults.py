@@ -193,7 +193,7 @@ def delivered(run: Run) -> Counter[tuple[str, str, str, str, str]]:
             (context["customer"], context["program"], context["step"], "push", push["address"])
         ] += 1
     line_keys = {
-        line_retry_key(str(m["execution"]), str(m["step"])): m
+        line_retry_key(str(m["execution"]), str(m["step"]), str(m["pk"])): m
         for m in run.ledger
         if m.get("channel") == "line" and m.get("execution")
     }

@@ -784,16 +784,21 @@ def test_line_push_request() -> None:
     }
     assert request["headers"]["Authorization"] == f"Bearer {LINE_TOKEN}"
     assert request["headers"]["Content-Type"] == "application/json"
+    sent = message("line")
     assert request["headers"]["X-Line-Retry-Key"] == line_retry_key(
-        "points-nudge-cust_0001-20260105", "send-1"
+        sent.execution, sent.step, sent.customer_id
     )
 
 
-def test_line_retry_key_is_a_stable_uuid_per_execution_and_step() -> None:
-    key = line_retry_key("exec-1", "step-1")
+def test_line_retry_key_is_a_stable_uuid_per_execution_step_and_customer() -> None:
+    key = line_retry_key("exec-1", "step-1", "c1")
     assert uuid.UUID(key).version == 5
-    assert key == line_retry_key("exec-1", "step-1")
-    assert key != line_retry_key("exec-1", "step-2") != line_retry_key("exec-2", "step-1")
+    assert key == line_retry_key("exec-1", "step-1", "c1")
+    assert (
+        key != line_retry_key("exec-1", "step-2", "c1") != line_retry_key("exec-2", "step-1", "c1")
+    )
+    # one execution (a cohort, a campaign occurrence) sends a step to many customers
+    assert key != line_retry_key("exec-1", "step-1", "c2")
 
 
 def test_line_retries_reuse_the_retry_key_and_409_means_already_sent() -> None:
