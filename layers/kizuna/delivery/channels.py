@@ -149,6 +149,8 @@ THROTTLING_CODES = frozenset(
         "KMSThrottlingException",
     }
 )
+# 503s: the service did not take the request (AWS's "slow down, try again")
+NOT_ACCEPTED_CODES = frozenset({"ServiceUnavailable", "ServiceUnavailableException"})
 TEMPORARY_CODES = frozenset(
     {
         "ServiceUnavailable",
@@ -172,8 +174,12 @@ def classify_client_error(err: ClientError) -> DeliveryError:
     reason = f"{operation}: {code}"
     if code in THROTTLING_CODES or status == 429:
         return Throttled(reason)
+    if code in NOT_ACCEPTED_CODES or status == 503:
+        return TemporaryFailure(reason)  # refused before it was taken: safe to send again
     if code in TEMPORARY_CODES or status >= 500:
-        return TemporaryFailure(reason)
+        # an internal error answered after the request arrived: the provider may have taken
+        # the message (none of these APIs takes an idempotency key), so it is not sent again
+        return TemporaryFailure(f"{reason} (outcome unknown)", maybe_sent=True)
     return PermanentFailure(reason)
 
 

@@ -175,7 +175,6 @@ def test_jitter_scales_each_delay_between_half_and_full() -> None:
         "ThrottlingException",
         "TooManyRequestsException",
         "ServiceUnavailable",
-        "InternalFailure",
     ],
 )
 def test_retryable_client_error_codes(code: str) -> None:
@@ -183,6 +182,19 @@ def test_retryable_client_error_codes(code: str) -> None:
     channel = Scripted(client_error(code, 400), OK)
     assert send_with_retry(channel, message(), sleep=sleeps.append).attempts == 2
     assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize(("code", "status"), [("InternalFailure", 500), ("Unknown", 502)])
+def test_an_internal_error_after_the_request_arrived_is_not_sent_again(
+    code: str, status: int
+) -> None:
+    # the provider may have taken the message (SES and the push API take no idempotency
+    # key): sending again could deliver it twice, so the send fails as "outcome unknown"
+    channel = Scripted(client_error(code, status), OK)
+    with pytest.raises(TemporaryFailure) as caught:
+        send_with_retry(channel, message(), sleep=lambda _: None)
+    assert channel.calls == 1 and caught.value.maybe_sent
+    assert "outcome unknown" in caught.value.reason
 
 
 def test_gives_up_after_attempts_and_raises_the_last_error() -> None:
