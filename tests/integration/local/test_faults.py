@@ -117,11 +117,20 @@ def _redrive(cloud: LocalCloud, run: Run) -> None:
     sqs = cloud.client("sqs")
     for logical_id in run.dlq:
         url = cloud.resources[logical_id].url or ""
-        queue = DeadLetterQueue(sqs, url)
-        try:
-            run.redriven[logical_id] = queue.redrive(queue.source_url()).moved
+        queue = DeadLetterQueue(
+            sqs,
+            url,
+            lambda_client=cloud.client("lambda"),
+            sfn_client=cloud.client("stepfunctions"),
+        )
+        try:  # what `kizuna dlq redrive QUEUE` does: each letter back to where it failed
+            report = queue.redrive()
         except Exception as exc:  # not redrivable: kept as evidence
             run.redrive_errors[logical_id] = f"{type(exc).__name__}: {exc}"
+            continue
+        run.redriven[logical_id] = report.moved
+        if report.failed:
+            run.redrive_errors[logical_id] = "; ".join(report.errors)
     cloud.advance(days=1)
     run.dlq_after_redrive = {n: m for n, m in cloud.dlq_messages().items() if m}
 
