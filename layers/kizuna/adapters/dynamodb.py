@@ -324,14 +324,15 @@ class DynamoStore:
             yield customer_from_item(item)
 
     def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
-        """The first page (at most ``limit`` items) of one scan segment, order facts only:
+        """The first page (at most ``limit`` items) of one scan segment, order facts (recent
+        and settled) only:
         a cheap, spread sample for the scoring job's quantile boundaries."""
         resp = self._customers.scan(
             Segment=segment,
             TotalSegments=total_segments,
             Limit=limit,
-            ProjectionExpression="#c, #o",
-            ExpressionAttributeNames={"#c": "customer_id", "#o": "orders"},
+            ProjectionExpression="#c, #o, #h",
+            ExpressionAttributeNames={"#c": "customer_id", "#o": "orders", "#h": "history"},
         )
         return [customer_from_item(item) for item in resp.get("Items", [])]
 

@@ -54,7 +54,8 @@ MAX_PENDING_CANCELS = 20  # cancellations waiting for their order
 MAX_ORDER_PRODUCTS = 5  # product ids kept per order (the ORDER activity item has all lines)
 MAX_HISTORY_PRODUCTS = 100  # distinct products of settled orders (most recent kept)
 MAX_LOTS = 400  # points lots carried over a settlement (one a day suffices for 1 year)
-PROCESSED_BUDGET = 24_000  # serialized bytes of idempotency records kept
+PROCESSED_BUDGET = 24_000  # serialized bytes of idempotency records with derived events
+SEEN_BUDGET = 8_000  # serialized bytes of records of events that derived nothing
 
 
 class OrderFact(_Model):
@@ -215,9 +216,9 @@ class Customer(_Model):
     rfm_monetary: int | None = None
     rfm_segment: str | None = None
 
-    # idempotency: inbound event id -> the derived events it produced (as JSON), for
-    # re-emission when the event is delivered again; pruned after `idempotency_days` and
-    # to the most recent PROCESSED_BUDGET bytes.
+    # idempotency: inbound event id -> the derived events it produced (as JSON, maybe none),
+    # for re-emission when the event is delivered again; pruned after `idempotency_days` and
+    # to the most recent PROCESSED_BUDGET (SEEN_BUDGET for those without) bytes.
     processed: dict[str, ProcessedRecord] = Field(default_factory=dict)
 
     def derived_view(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from kizuna.domain.customer import (
     MAX_ORDER_PRODUCTS,
     PROCESSED_BUDGET,
     PROFILE_FIELDS,
+    SEEN_BUDGET,
     AdjustmentFact,
     CartState,
     ConsentState,
@@ -505,8 +506,8 @@ def _apply_late(
     result.activity += _with_ledger(_with_points(activity, base, state), state, cfg)
     if fresh and not bulk:  # the state moved once for all of them: the last is the cause
         derived = _derive(base, state, fresh[-1], cfg, news=False)
-        if derived:
-            state.processed[fresh[-1].event_id] = _record(derived, now)
+        for ev in fresh:
+            state.processed[ev.event_id] = _record(derived if ev is fresh[-1] else [], now)
         result.derived += derived
         result.derived_by_event[fresh[-1].event_id] = derived
     return state
@@ -545,17 +546,19 @@ def _record(derived: list[DerivedEvent], now: datetime) -> ProcessedRecord:
 def _prune_processed(
     processed: dict[str, ProcessedRecord], horizon: datetime
 ) -> dict[str, ProcessedRecord]:
-    """Records younger than ``horizon``, the most recent first while they fit in
-    PROCESSED_BUDGET serialized bytes."""
+    """Records younger than ``horizon``, the most recent first while they fit: those with
+    derived events in PROCESSED_BUDGET serialized bytes (they are what a redelivery
+    re-emits), the others (a redelivery only writes nothing) in SEEN_BUDGET."""
     kept: dict[str, ProcessedRecord] = {}
-    size = 0
+    size = {True: 0, False: 0}
+    budget = {True: PROCESSED_BUDGET, False: SEEN_BUDGET}
     for key, record in sorted(processed.items(), key=lambda kv: kv[1].at, reverse=True):
         if record.at <= horizon:
             continue
-        size += len(key) + len(json.dumps(record.derived, default=str))
-        if size > PROCESSED_BUDGET:
-            break
-        kept[key] = record
+        kind = bool(record.derived)
+        size[kind] += len(key) + 40 + len(json.dumps(record.derived, default=str))
+        if size[kind] <= budget[kind]:
+            kept[key] = record
     return kept
 
 
@@ -613,8 +616,9 @@ def apply_events(
             after = recompute(after, cfg.loyalty)
             derived = _derive(before, after, ev, cfg)
             activity = _with_points(activity, before, after)
-            if derived:
-                after.processed[ev.event_id] = _record(derived, now)
+            # every event is recorded (those with derived events first, see _prune_processed):
+            # a redelivery is recognised and writes no activity again
+            after.processed[ev.event_id] = _record(derived, now)
             state = after
             result.derived.extend(derived)
             result.derived_by_event[ev.event_id] = derived
