@@ -228,3 +228,25 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
     deliver(store, raws, T0 + timedelta(days=31))
     size = item_size(store.customers["c1"])
     assert size < 300_000, size
+    print("worst-case item bytes", size)
+
+
+def test_a_large_order_is_re_emitted_whole_though_its_record_is_small() -> None:
+    # given a 500-line order whose derived event could not be put the first time
+    raw = order("c1", "big", 50_000, T0)
+    raw["detail"]["lines"] = [
+        {"product_id": f"p-{k}", "category": f"c-{k % 7}", "quantity": 1, "unit_price": "100"}
+        for k in range(500)
+    ]
+    store, publisher = MemoryStore(), MemoryPublisher(fail_first=1)
+    svc = IngestService(
+        store, publisher, MemoryDeadLetters(), CFG, FixedClock(T0), max_receive_count=3
+    )
+    first = svc.process_batch(sqs_event(sqs_record(raw, "m1")))
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    # then the record in the item does not hold the 500 product ids
+    assert item_size(store.customers["c1"]) < 5_000
+    # and the redelivery re-emits the event whole
+    svc.process_batch(sqs_event(sqs_record(raw, "m1", receive_count=2)))
+    (emitted,) = publisher.events
+    assert len(emitted.detail.product_ids) == 500 and len(emitted.detail.categories) == 7

@@ -272,10 +272,7 @@ def _derive(
                 "total": d.total,
                 "currency": d.currency,
                 "channel": d.channel,
-                "product_ids": tuple(dict.fromkeys(line.product_id for line in d.lines)),
-                "categories": tuple(
-                    dict.fromkeys(line.category for line in d.lines if line.category)
-                ),
+                **_purchase_lists(ev),
             }
             if before.order_count == 0:
                 out.append(derived_event(FirstPurchase, "first_purchase", cause, **purchase))
@@ -363,12 +360,31 @@ def _with_ledger(
     return out
 
 
-def restore_derived(record: ProcessedRecord) -> list[DerivedEvent]:
+# fields of derived events a record leaves out: the redelivered event gives them back
+# (a 500-line order's product ids would take 64 KB of the customer item)
+_FROM_EVENT = ("product_ids", "categories")
+
+
+def _purchase_lists(ev: ParsedEvent) -> dict[str, tuple[str, ...]]:
+    d = ev.detail
+    if not isinstance(d, OrderPlaced):
+        return {}
+    return {
+        "product_ids": tuple(dict.fromkeys(line.product_id for line in d.lines)),
+        "categories": tuple(dict.fromkeys(line.category for line in d.lines if line.category)),
+    }
+
+
+def restore_derived(record: ProcessedRecord, ev: ParsedEvent) -> list[DerivedEvent]:
+    """The derived events ``record`` keeps for ``ev`` (delivered again), as first emitted."""
     out = []
     for raw in record.derived:
         model = DERIVED_MODELS[raw["detail_type"]]
+        detail = dict(raw["detail"])
+        if raw.get("from_event"):
+            detail.update(_purchase_lists(ev))
         out.append(
-            DerivedEvent(detail_type=raw["detail_type"], detail=model.model_validate(raw["detail"]))
+            DerivedEvent(detail_type=raw["detail_type"], detail=model.model_validate(detail))
         )
     return out
 
@@ -497,7 +513,7 @@ def _apply_late(
     for ev in late:
         record = state.processed.get(ev.event_id)
         if record is not None:  # delivered again: re-emit what it produced
-            result.derived_by_event[ev.event_id] = restore_derived(record)
+            result.derived_by_event[ev.event_id] = restore_derived(record, ev)
             result.derived += result.derived_by_event[ev.event_id]
             continue
         activity += _apply_facts(state, ev, cfg)
@@ -534,13 +550,16 @@ def _earliest_touched(state: Customer, events: Sequence[ParsedEvent]) -> tuple[d
 
 
 def _record(derived: list[DerivedEvent], now: datetime) -> ProcessedRecord:
-    return ProcessedRecord(
-        at=now,
-        derived=[
-            {"detail_type": e.detail_type, "detail": e.detail.model_dump(mode="json")}
-            for e in derived
-        ],
-    )
+    out: list[dict[str, Any]] = []
+    for e in derived:
+        detail = e.detail.model_dump(mode="json")
+        raw: dict[str, Any] = {"detail_type": e.detail_type, "detail": detail}
+        if isinstance(e.detail, FirstPurchase | RepeatPurchase):
+            for name in _FROM_EVENT:
+                detail.pop(name)
+            raw["from_event"] = True
+        out.append(raw)
+    return ProcessedRecord(at=now, derived=out)
 
 
 def _prune_processed(
@@ -606,7 +625,7 @@ def apply_events(
         for ev in events:
             record = state.processed.get(ev.event_id)
             if record is not None:
-                replay = restore_derived(record)
+                replay = restore_derived(record, ev)
                 result.derived.extend(replay)
                 result.derived_by_event[ev.event_id] = replay
                 continue
