@@ -228,7 +228,6 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
     deliver(store, raws, T0 + timedelta(days=31))
     size = item_size(store.customers["c1"])
     assert size < 300_000, size
-    print("worst-case item bytes", size)
 
 
 def test_a_large_order_is_re_emitted_whole_though_its_record_is_small() -> None:
