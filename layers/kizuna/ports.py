@@ -29,6 +29,11 @@ class CustomerStore(Protocol):
 
     def put_activity(self, items: Iterable[ActivityItem]) -> None: ...
 
+    def fact_log(self, customer_id: str) -> list[ActivityItem]:
+        """The customer's ORDER, CANCEL and POINTS activity items (read only when an event
+        concerns a fact the customer item has settled)."""
+        ...
+
     def erased(self, customer_ids: Sequence[str], now: datetime) -> set[str]:
         """Ids erased recently, as of ``now`` (kizuna.domain.privacy): events for them must
         not re-create them."""

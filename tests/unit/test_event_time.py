@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -56,14 +57,16 @@ def poisoned_customer() -> Customer:
     """A customer as a Kizuna without the time check left it: a real order, then an app open,
     an email, an opt-in and a device all dated in the year 2999."""
     c = Customer(customer_id="c1")
-    for raw in (
-        order("c1", "o1", 60000, T0),
-        app_opened("c1", FAR_FUTURE, "ev-future-open"),
-        upsert("c1", FAR_FUTURE, "ev-future-email", email="future@example.jp"),
-        consent("c1", "opted_in", FAR_FUTURE, "ev-future-consent"),
-        device("device.registered", "c1", FAR_FUTURE, "ev-future-device"),
-    ):
-        c = apply_events(c, [parsed(raw)], CFG, T0).customer  # no horizon: as before the fix
+    # no horizon, and no settling of old facts into history either: as before the fix
+    with mock.patch("kizuna.domain.ingest.settle", lambda customer, _cfg, limit=None: customer):
+        for raw in (
+            order("c1", "o1", 60000, T0),
+            app_opened("c1", FAR_FUTURE, "ev-future-open"),
+            upsert("c1", FAR_FUTURE, "ev-future-email", email="future@example.jp"),
+            consent("c1", "opted_in", FAR_FUTURE, "ev-future-consent"),
+            device("device.registered", "c1", FAR_FUTURE, "ev-future-device"),
+        ):
+            c = apply_events(c, [parsed(raw)], CFG, T0).customer
     assert c.rank == "Bronze" and c.points_balance == 0  # the damage, as reported
     return c
 

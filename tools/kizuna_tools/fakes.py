@@ -74,6 +74,13 @@ class MemoryStore:
         for item in items:
             self.activity[(item.customer_id, item.sk)] = item
 
+    def fact_log(self, customer_id: str) -> list[ActivityItem]:
+        return [
+            i
+            for (cid, _), i in self.activity.items()
+            if cid == customer_id and i.kind in {"ORDER", "CANCEL", "POINTS"}
+        ]
+
     def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:
         return {k: self.journeys[k].model_copy() for k in keys if k in self.journeys}
 

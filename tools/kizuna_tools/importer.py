@@ -36,9 +36,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoRegionError
 from pydantic import ValidationError
 
-from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import PROFILE_FIELDS
 from kizuna.events import ConsentChanged, CustomerUpserted, OrderCancelled, OrderPlaced
 from kizuna.events.envelope import (
@@ -91,6 +91,8 @@ class ImportReport:
     imported: int = 0
     customers_written: int = 0
     errors: list[RowError] = field(default_factory=list)
+    # customers whose valid rows could not be written (their rows are in ``errors`` too)
+    customers_failed: list[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -309,30 +311,50 @@ def within_window(events: list[ParsedEvent], now: datetime, cfg: KizunaConfig) -
 
 
 # -- applying ---------------------------------------------------------------------------------
+@dataclass
+class CustomerFailure:
+    """A customer whose rows could not be written (the other customers were)."""
+
+    customer_id: str
+    error: str
+
+
 def apply_grouped(
     store: CustomerStore,
     by_customer: dict[str, list[ParsedEvent]],
     cfg: KizunaConfig,
     now: datetime,
     progress: Callable[[int], None] | None = None,
-) -> int:
-    """Fold each customer's events and save once per customer; return customers written."""
+) -> tuple[int, list[CustomerFailure]]:
+    """Fold each customer's events and save once per customer; return the customers
+    written and those that failed. One customer failing (a DynamoDB error, a conflict
+    that does not resolve) never stops the import: it is reported and the rest go on.
+
+    Each customer's events are folded at once (``bulk``: history is not news), so the cost
+    is linear in their number and the item stays bounded (kizuna.domain.loyalty.settle)."""
     written = 0
+    failures: list[CustomerFailure] = []
     ids = list(by_customer)
     for start in range(0, len(ids), CUSTOMERS_PER_BATCH):
         chunk = {cid: by_customer[cid] for cid in ids[start : start + CUSTOMERS_PER_BATCH]}
         stats = IngestStats()
-        outcomes = apply_to_customers(store, chunk, cfg, now, stats)
-        activity: list[ActivityItem] = []
-        for outcome in outcomes.values():
+        outcomes = apply_to_customers(store, chunk, cfg, now, stats, bulk=True)
+        for cid, outcome in outcomes.items():
+            if isinstance(outcome, NoRegionError | NoCredentialsError | EndpointConnectionError):
+                raise outcome  # no customer can be written: the setup is wrong, say so once
             if isinstance(outcome, Exception):
-                raise outcome
-            activity.extend(outcome.activity)
-        store.put_activity(activity)
+                failures.append(CustomerFailure(cid, _describe(outcome)))
         written += stats.customers_saved
         if progress:
             progress(sum(len(events) for events in chunk.values()))
-    return written
+    return written, failures
+
+
+def _describe(exc: Exception) -> str:
+    """The error's type and, for an AWS error, its code (never the message: it may quote
+    the item)."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return f"{type(exc).__name__}: {code}" if code else type(exc).__name__
 
 
 def import_file(
@@ -349,6 +371,7 @@ def import_file(
     ``partial`` (``store=None`` validates only)."""
     report = ImportReport(kind=kind)
     by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
+    rows_of: dict[str, list[list[int]]] = defaultdict(list)  # customer -> rows of each record
     if kind == "customers":
         for number, row in read_rows(path):
             report.rows += 1
@@ -358,6 +381,7 @@ def import_file(
                 report.errors.append(RowError(number, str(exc)))
                 continue
             by_customer[events[0].customer_id].extend(events)
+            rows_of[events[0].customer_id].append([number])
             report.imported += 1
     elif kind == "orders":
         for numbers, order in group_order_rows(read_rows(path), report):
@@ -367,10 +391,19 @@ def import_file(
                 report.errors.extend(RowError(n, str(exc)) for n in numbers)
                 continue
             by_customer[events[0].customer_id].extend(events)
+            rows_of[events[0].customer_id].append(numbers)
             report.imported += 1
     else:
         raise ValueError(f"unknown import kind {kind!r}")
     if store is not None and (partial or not report.errors):
-        report.customers_written = apply_grouped(store, by_customer, cfg, now, progress)
+        written, failures = apply_grouped(store, by_customer, cfg, now, progress)
+        report.customers_written = written
+        for failure in failures:
+            report.customers_failed.append(failure.customer_id)
+            report.imported -= len(rows_of[failure.customer_id])
+            reason = f"customer not written ({failure.error}); re-run the import to retry"
+            report.errors.extend(
+                RowError(n, reason) for numbers in rows_of[failure.customer_id] for n in numbers
+            )
     report.errors.sort(key=lambda e: e.row)
     return report

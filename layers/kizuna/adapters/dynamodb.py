@@ -104,6 +104,23 @@ def activity_to_item(item: ActivityItem) -> dict[str, Any]:
     return out
 
 
+# the activity items a customer's settled history is rebuilt from (kizuna.domain.ingest)
+FACT_KINDS = ("ORDER", "CANCEL", "POINTS")
+_ACTIVITY_KEYS = {"pk", "sk", "kind", "at", "expires_at"}
+
+
+def activity_from_item(item: dict[str, Any]) -> ActivityItem:
+    """The inverse of :func:`activity_to_item` (numbers back as Decimal)."""
+    return ActivityItem(
+        customer_id=str(item["pk"]),
+        kind=str(item["kind"]),
+        at=parse_time(item["at"]),
+        key=str(item["sk"]).split("#", 2)[2],
+        data={k: v for k, v in item.items() if k not in _ACTIVITY_KEYS},
+        expires_at=int(item["expires_at"]) if "expires_at" in item else None,
+    )
+
+
 def _items(call: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a paginated Scan or Query (``call`` is ``table.scan``/``table.query``)."""
     while True:
@@ -396,14 +413,15 @@ class DynamoStore:
             yield customer_from_item(item)
 
     def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
-        """The first page (at most ``limit`` items) of one scan segment, order facts only:
+        """The first page (at most ``limit`` items) of one scan segment, order facts (recent
+        and settled) only:
         a cheap, spread sample for the scoring job's quantile boundaries."""
         resp = self._customers.scan(
             Segment=segment,
             TotalSegments=total_segments,
             Limit=limit,
-            ProjectionExpression="#c, #o",
-            ExpressionAttributeNames={"#c": "customer_id", "#o": "orders"},
+            ProjectionExpression="#c, #o, #h",
+            ExpressionAttributeNames={"#c": "customer_id", "#o": "orders", "#h": "history"},
         )
         return [customer_from_item(item) for item in resp.get("Items", [])]
 
@@ -981,6 +999,17 @@ class DynamoStore:
         with self._activity.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
             for item in unique.values():
                 batch.put_item(Item=activity_to_item(item))
+
+    def fact_log(self, customer_id: str) -> list[ActivityItem]:
+        """The customer's ORDER, CANCEL and POINTS items (strongly consistent queries)."""
+        from boto3.dynamodb.conditions import Key
+
+        out: list[ActivityItem] = []
+        for kind in FACT_KINDS:
+            cond = Key("pk").eq(customer_id) & Key("sk").begins_with(f"{kind}#")
+            items = _items(self._activity.query, KeyConditionExpression=cond, ConsistentRead=True)
+            out += map(activity_from_item, items)
+        return out
 
     def activity(self, customer_id: str, prefix: str = "") -> list[dict[str, Any]]:
         from boto3.dynamodb.conditions import Key

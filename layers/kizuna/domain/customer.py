@@ -5,6 +5,13 @@ adjustments) and last-writer-wins fields stamped with ``(occurred_at, event_id)`
 derived part (order counts, spend, points, rank) is recomputed from the facts by
 :mod:`kizuna.domain.loyalty`, so the same set of events gives the same state whatever the
 order or number of deliveries.
+
+The item is bounded (DynamoDB's limit is 400 KB): only the recent facts are kept one by
+one; older orders and adjustments are *settled* into :class:`SettledHistory`, a fixed-size
+summary of what the fold still needs from them (counters, the points lots still alive,
+per-day totals for the rolling windows). Every fact also lives in the activity table
+(``ORDER#``, ``CANCEL#``, ``POINTS#`` items, written before the customer item), which is
+what a late fact about a settled order is folded against (see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -40,9 +47,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Bounds of the customer item (see SettledHistory and docs/ARCHITECTURE.md, "Data").
+MAX_ORDERS = 100  # orders kept one by one; older ones are settled
+MAX_ADJUSTMENTS = 40  # point adjustments kept one by one
+MAX_PENDING_CANCELS = 20  # cancellations waiting for their order
+MAX_ORDER_PRODUCTS = 5  # product ids kept per order (the ORDER activity item has all lines)
+MAX_HISTORY_PRODUCTS = 100  # distinct products of settled orders (most recent kept)
+MAX_LOTS = 400  # points lots carried over a settlement (one a day suffices for 1 year)
+PROCESSED_BUDGET = 24_000  # serialized bytes of idempotency records with derived events
+SEEN_BUDGET = 8_000  # serialized bytes of records of events that derived nothing
+
+
 class OrderFact(_Model):
     """One order as far as loyalty is concerned. ``placed`` is False for a cancellation
-    that arrived before its order."""
+    that arrived before its order. ``products`` keeps the first MAX_ORDER_PRODUCTS distinct
+    product ids."""
 
     placed: bool = False
     at: datetime | None = None
@@ -105,6 +124,39 @@ class PointsLot(_Model):
     remaining: int
 
 
+class SettledHistory(_Model):
+    """Orders and adjustments before ``(before_at, before_id)`` folded into a summary.
+
+    A fact is settled when its position in the fold's timeline (orders by
+    ``(at, order_id)``, then adjustments at the same instant) is before the checkpoint.
+    ``lots`` are the points still alive at the checkpoint after replaying everything before
+    it (ISO expiry time -> remaining points); ``days`` are per-UTC-day totals of settled
+    counted orders that the rank window or the 12-month spend can still reach (ISO date ->
+    ``(orders, spend, rank points)``). Every part is bounded: MAX_LOTS lots (lots of one day
+    are merged, keeping the earliest expiry, only when there would be more), the windows'
+    days, MAX_HISTORY_PRODUCTS."""
+
+    before_at: datetime | None = None
+    before_id: str = ""
+    order_count: int = 0
+    lifetime_value: Decimal = Decimal(0)
+    first_order_at: datetime | None = None
+    first_order_id: str | None = None
+    last_order_at: datetime | None = None
+    lots: dict[str, int] = Field(default_factory=dict)
+    days: dict[str, tuple[int, Decimal, int]] = Field(default_factory=dict)
+    products: tuple[str, ...] = ()
+
+    def settled_order(self, at: datetime | None, order_id: str) -> bool:
+        """Would an order at ``at`` be before the checkpoint (already summarised)?"""
+        if self.before_at is None or at is None:
+            return False
+        return (at, order_id) < (self.before_at, self.before_id)
+
+    def settled_adjustment(self, at: datetime) -> bool:
+        return self.before_at is not None and at < self.before_at
+
+
 class Customer(_Model):
     customer_id: str
     version: int = 0
@@ -132,6 +184,7 @@ class Customer(_Model):
     # facts
     orders: dict[str, OrderFact] = Field(default_factory=dict)
     adjustments: dict[str, AdjustmentFact] = Field(default_factory=dict)
+    history: SettledHistory = Field(default_factory=SettledHistory)
     cart: CartState | None = None
     last_app_open_at: datetime | None = None
     last_product_view_at: datetime | None = None
@@ -166,8 +219,9 @@ class Customer(_Model):
     rfm_monetary: int | None = None
     rfm_segment: str | None = None
 
-    # idempotency: inbound event id -> the derived events it produced (as JSON), for
-    # re-emission when the event is delivered again; pruned after `idempotency_days`.
+    # idempotency: inbound event id -> the derived events it produced (as JSON, maybe none),
+    # for re-emission when the event is delivered again; pruned after `idempotency_days` and
+    # to the most recent PROCESSED_BUDGET (SEEN_BUDGET for those without) bytes.
     processed: dict[str, ProcessedRecord] = Field(default_factory=dict)
 
     def derived_view(self) -> dict[str, Any]:

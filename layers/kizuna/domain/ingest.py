@@ -4,14 +4,19 @@ difference becomes derived events and activity items."""
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import (
+    MAX_ORDER_PRODUCTS,
+    PROCESSED_BUDGET,
     PROFILE_FIELDS,
+    SEEN_BUDGET,
     AdjustmentFact,
     CartState,
     ConsentState,
@@ -19,9 +24,10 @@ from kizuna.domain.customer import (
     Device,
     OrderFact,
     ProcessedRecord,
+    SettledHistory,
     Suppression,
 )
-from kizuna.domain.loyalty import rank_changed, recompute
+from kizuna.domain.loyalty import rank_changed, recompute, replay_points, settle
 from kizuna.domain.timestamps import beyond, epoch_seconds, stamp
 from kizuna.events import (
     AppOpened,
@@ -34,6 +40,7 @@ from kizuna.events import (
     DeviceRegistered,
     DeviceUnregistered,
     FirstPurchase,
+    InboundDetail,
     LineLinked,
     OrderCancelled,
     OrderPlaced,
@@ -41,10 +48,14 @@ from kizuna.events import (
     PointsNearNextRank,
     ProductViewed,
     RepeatPurchase,
+    inbound_type,
 )
 from kizuna.events.derived import DERIVED_MODELS, derived_event
 from kizuna.events.envelope import ParsedEvent
 from kizuna.runtime.config import KizunaConfig
+
+# the source of the events rebuilt from a customer's fact log
+LOG_SOURCE = "kizuna.log"
 
 
 @dataclass
@@ -113,6 +124,8 @@ def _apply_facts(
         case ConsentChanged():
             cur = c.consent.get(d.channel)
             st = stamp(at, (d.status, d.source), rank="1" if d.status == "opted_out" else "0")
+            if cur is not None and cur.stamp == st:
+                return []  # the current consent already: its row was written with it
             if cur is None or _newer(cur.stamp, st, horizon):
                 c.consent[d.channel] = ConsentState(
                     status=d.status, at=at, source=d.source, stamp=st
@@ -129,7 +142,10 @@ def _apply_facts(
         case OrderPlaced():
             order = c.orders.get(d.order_id) or OrderFact()
             st = stamp(at, (d.total, d.currency, d.channel, d.lines))
+            if order.placed and order.stamp == st:
+                return []  # folded already: its row was written before the state
             if not order.placed or _newer(order.stamp, st, horizon):
+                products = tuple(dict.fromkeys(line.product_id for line in d.lines))
                 c.orders[d.order_id] = order.model_copy(
                     update={
                         "placed": True,
@@ -137,7 +153,7 @@ def _apply_facts(
                         "total": d.total,
                         "currency": d.currency,
                         "channel": d.channel,
-                        "products": tuple(dict.fromkeys(line.product_id for line in d.lines)),
+                        "products": products[:MAX_ORDER_PRODUCTS],
                         "stamp": st,
                     }
                 )
@@ -158,6 +174,8 @@ def _apply_facts(
             ]
         case OrderCancelled():
             order = c.orders.get(d.order_id) or OrderFact()
+            if order.cancelled_at == at:
+                return []  # this cancellation already: its row was written before the state
             if order.cancelled_at is None or at < order.cancelled_at:
                 c.orders[d.order_id] = order.model_copy(update={"cancelled_at": at})
             return [
@@ -170,9 +188,9 @@ def _apply_facts(
                 )
             ]
         case PointsAdjusted():
-            c.adjustments.setdefault(
-                d.adjustment_id, AdjustmentFact(at=at, delta=d.delta, reason=d.reason)
-            )
+            if d.adjustment_id in c.adjustments:
+                return []
+            c.adjustments[d.adjustment_id] = AdjustmentFact(at=at, delta=d.delta, reason=d.reason)
             return [
                 ActivityItem(
                     customer_id=cid,
@@ -196,10 +214,11 @@ def _apply_facts(
             return []
         case ChannelSuppressed():
             cur_sup = c.suppressions.get(d.channel)
-            if cur_sup is None or _later(cur_sup.at, at, horizon):
-                c.suppressions[d.channel] = Suppression(
-                    reason=d.reason, at=at, address_hash=d.address_hash
-                )
+            if cur_sup is not None and at <= cur_sup.at and not beyond(cur_sup.at, horizon):
+                return []  # one row per channel: the current suppression's
+            c.suppressions[d.channel] = Suppression(
+                reason=d.reason, at=at, address_hash=d.address_hash
+            )
             return [
                 ActivityItem(
                     customer_id=cid,
@@ -217,6 +236,8 @@ def _apply_facts(
             return []
         case CartUpdated():
             st = stamp(at, (d.cart_id, d.items, d.currency))
+            if c.cart is not None and c.cart.stamp == st:
+                return []
             if c.cart is None or _newer(c.cart.stamp, st, horizon):
                 c.cart = CartState(
                     cart_id=d.cart_id,
@@ -252,14 +273,17 @@ def _behaviour(ev: ParsedEvent, cfg: KizunaConfig, data: dict[str, Any]) -> Acti
 
 
 def _derive(
-    before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfig
+    before: Customer, after: Customer, ev: ParsedEvent, cfg: KizunaConfig, news: bool = True
 ) -> list[DerivedEvent]:
+    """The derived events of ``ev`` (which took the state from ``before`` to ``after``);
+    ``news=False`` for history (a fact older than the item's checkpoint): it may move the
+    rank, it starts no purchase journey."""
     at = ev.detail.occurred_at
     cause = Cause(after.customer_id, at, ev.event_id)
     out: list[DerivedEvent] = []
     d = ev.detail
 
-    if isinstance(d, OrderPlaced):
+    if isinstance(d, OrderPlaced) and news:
         fact = after.orders[d.order_id]
         newly_counted = fact.counts and not (
             d.order_id in before.orders and before.orders[d.order_id].counts
@@ -270,10 +294,7 @@ def _derive(
                 "total": d.total,
                 "currency": d.currency,
                 "channel": d.channel,
-                "product_ids": tuple(dict.fromkeys(line.product_id for line in d.lines)),
-                "categories": tuple(
-                    dict.fromkeys(line.category for line in d.lines if line.category)
-                ),
+                **_purchase_lists(ev),
             }
             if before.order_count == 0:
                 out.append(derived_event(FirstPurchase, "first_purchase", cause, **purchase))
@@ -338,14 +359,248 @@ def _with_points(
     return out
 
 
-def restore_derived(record: ProcessedRecord) -> list[DerivedEvent]:
+def _with_ledger(
+    activity: list[ActivityItem], customer: Customer, cfg: KizunaConfig
+) -> list[ActivityItem]:
+    """A bulk fold's ORDER rows carry the points around the order at its place in time."""
+    ledger = replay_points(customer, cfg.loyalty).ledger
+    out = []
+    for item in activity:
+        entry = ledger.get(item.key) if item.kind == "ORDER" else None
+        if entry is not None:
+            item = item.model_copy(
+                update={
+                    "data": {
+                        **item.data,
+                        "points_balance_before": entry.balance_before,
+                        "points_balance_after": entry.balance_after,
+                        "rank_after": entry.rank_after,
+                    }
+                }
+            )
+        out.append(item)
+    return out
+
+
+# fields of derived events a record leaves out: the redelivered event gives them back
+# (a 500-line order's product ids would take 64 KB of the customer item)
+_FROM_EVENT = ("product_ids", "categories")
+
+
+def _purchase_lists(ev: ParsedEvent) -> dict[str, tuple[str, ...]]:
+    d = ev.detail
+    if not isinstance(d, OrderPlaced):
+        return {}
+    return {
+        "product_ids": tuple(dict.fromkeys(line.product_id for line in d.lines)),
+        "categories": tuple(dict.fromkeys(line.category for line in d.lines if line.category)),
+    }
+
+
+def restore_derived(record: ProcessedRecord, ev: ParsedEvent) -> list[DerivedEvent]:
+    """The derived events ``record`` keeps for ``ev`` (delivered again), as first emitted."""
     out = []
     for raw in record.derived:
         model = DERIVED_MODELS[raw["detail_type"]]
+        detail = dict(raw["detail"])
+        if raw.get("from_event"):
+            detail.update(_purchase_lists(ev))
         out.append(
-            DerivedEvent(detail_type=raw["detail_type"], detail=model.model_validate(raw["detail"]))
+            DerivedEvent(detail_type=raw["detail_type"], detail=model.model_validate(detail))
         )
     return out
+
+
+class HistoryNeeded(Exception):
+    """An event is about an order or adjustment the customer item has settled: the fold needs
+    the customer's fact log (their ORDER, CANCEL and POINTS activity items) to apply it
+    exactly once. Call :func:`apply_events` again with ``log``."""
+
+
+def needs_history(customer: Customer, events: Sequence[ParsedEvent]) -> bool:
+    """Does any of ``events`` concern a fact that only the fact log can answer for (a late
+    order or adjustment before the settlement checkpoint, a cancellation of an order not in
+    the item while some are settled)?"""
+    history = customer.history
+    if history.before_at is None:
+        return False
+    for ev in events:
+        d = ev.detail
+        if isinstance(d, OrderPlaced):
+            late = d.order_id not in customer.orders and history.settled_order(
+                d.occurred_at, d.order_id
+            )
+        elif isinstance(d, OrderCancelled):
+            late = d.order_id not in customer.orders
+        elif isinstance(d, PointsAdjusted):
+            late = d.adjustment_id not in customer.adjustments and history.settled_adjustment(
+                d.occurred_at
+            )
+        else:
+            late = False
+        if late:
+            return True
+    return False
+
+
+def facts_from_activity(customer_id: str, items: Sequence[ActivityItem]) -> list[ParsedEvent]:
+    """The order, cancellation and adjustment events a customer's ORDER, CANCEL and POINTS
+    activity items record (what the fold needs to rebuild their settled history)."""
+    out = []
+    for item in items:
+        base = {"customer_id": customer_id, "occurred_at": item.at}
+        d = item.data
+        detail: InboundDetail
+        if item.kind == "ORDER":
+            detail = OrderPlaced.model_validate(
+                {
+                    **base,
+                    "order_id": d["order_id"],
+                    "lines": d["lines"],
+                    "total": d["total"],
+                    "currency": d["currency"],
+                    "channel": d["channel"],
+                }
+            )
+        elif item.kind == "CANCEL":
+            detail = OrderCancelled.model_validate(
+                {**base, "order_id": d["order_id"], "reason": d.get("reason")}
+            )
+        elif item.kind == "POINTS" and item.key.startswith("adjust#"):
+            detail = PointsAdjusted.model_validate(
+                {
+                    **base,
+                    "adjustment_id": item.key.removeprefix("adjust#"),
+                    "delta": d["delta"],
+                    "reason": d["reason"],
+                }
+            )
+        else:
+            continue
+        out.append(
+            ParsedEvent(
+                event_id=f"log:{item.sk}",
+                detail_type=inbound_type(detail),
+                source=LOG_SOURCE,
+                time=item.at,
+                detail=detail,
+            )
+        )
+    return out
+
+
+def _rebuilt(customer: Customer, log: Sequence[ParsedEvent], cfg: KizunaConfig) -> Customer:
+    """``customer`` with its orders, adjustments and settled history rebuilt from the fact
+    log, every fact kept one by one (settled again at the end of the fold)."""
+    state = customer.model_copy(
+        deep=True, update={"orders": {}, "adjustments": {}, "history": SettledHistory()}
+    )
+    for ev in sorted(log, key=lambda e: e.detail.occurred_at):
+        _apply_facts(state, ev, cfg)
+    return state  # the derived fields are still the stored ones: the state "before"
+
+
+def _fork(c: Customer) -> Customer:
+    """A copy of ``c`` whose containers can change without changing ``c``: the fold replaces
+    the facts in them, it never changes one in place (cheaper than a deep copy)."""
+    return c.model_copy(
+        update={
+            name: dict(getattr(c, name))
+            for name in (
+                "stamps",
+                "consent",
+                "devices",
+                "suppressions",
+                "orders",
+                "adjustments",
+                "processed",
+            )
+        }
+    )
+
+
+def _apply_late(
+    base: Customer,
+    late: list[ParsedEvent],
+    cfg: KizunaConfig,
+    now: datetime,
+    result: Applied,
+    bulk: bool,
+) -> Customer:
+    """Fold events about settled facts into ``base`` (rebuilt from the fact log, every fact
+    one by one) at once: one recompute for all of them, however long the history."""
+    state = _fork(base)
+    activity: list[ActivityItem] = []
+    fresh: list[ParsedEvent] = []
+    for ev in late:
+        record = state.processed.get(ev.event_id)
+        if record is not None:  # delivered again: re-emit what it produced
+            result.derived_by_event[ev.event_id] = restore_derived(record, ev)
+            result.derived += result.derived_by_event[ev.event_id]
+            continue
+        activity += _apply_facts(state, ev, cfg)
+        fresh.append(ev)
+    state = recompute(state, cfg.loyalty)
+    result.activity += _with_ledger(_with_points(activity, base, state), state, cfg)
+    if fresh and not bulk:  # the state moved once for all of them: the last is the cause
+        derived = _derive(base, state, fresh[-1], cfg, news=False)
+        for ev in fresh:
+            state.processed[ev.event_id] = _record(derived if ev is fresh[-1] else [], now)
+        result.derived += derived
+        result.derived_by_event[fresh[-1].event_id] = derived
+    return state
+
+
+def _earliest_touched(state: Customer, events: Sequence[ParsedEvent]) -> tuple[datetime, str]:
+    """The earliest place in the fold's timeline that ``events`` change: facts before it can
+    stay settled while they are applied."""
+    touched = [(state.last_event_at or datetime.max.replace(tzinfo=UTC), "")]
+    for ev in events:
+        d = ev.detail
+        if isinstance(d, OrderPlaced):
+            touched.append((d.occurred_at, d.order_id))
+            known = state.orders.get(d.order_id)
+            if known is not None and known.at is not None:
+                touched.append((known.at, d.order_id))
+        elif isinstance(d, OrderCancelled):
+            known = state.orders.get(d.order_id)
+            if known is not None and known.at is not None:
+                touched.append((known.at, d.order_id))
+        elif isinstance(d, PointsAdjusted):
+            touched.append((d.occurred_at, ""))
+    return min(touched)
+
+
+def _record(derived: list[DerivedEvent], now: datetime) -> ProcessedRecord:
+    out: list[dict[str, Any]] = []
+    for e in derived:
+        detail = e.detail.model_dump(mode="json")
+        raw: dict[str, Any] = {"detail_type": e.detail_type, "detail": detail}
+        if isinstance(e.detail, FirstPurchase | RepeatPurchase):
+            for name in _FROM_EVENT:
+                detail.pop(name)
+            raw["from_event"] = True
+        out.append(raw)
+    return ProcessedRecord(at=now, derived=out)
+
+
+def _prune_processed(
+    processed: dict[str, ProcessedRecord], horizon: datetime
+) -> dict[str, ProcessedRecord]:
+    """Records younger than ``horizon``, the most recent first while they fit: those with
+    derived events in PROCESSED_BUDGET serialized bytes (they are what a redelivery
+    re-emits), the others (a redelivery only writes nothing) in SEEN_BUDGET."""
+    kept: dict[str, ProcessedRecord] = {}
+    size = {True: 0, False: 0}
+    budget = {True: PROCESSED_BUDGET, False: SEEN_BUDGET}
+    for key, record in sorted(processed.items(), key=lambda kv: kv[1].at, reverse=True):
+        if record.at <= horizon:
+            continue
+        kind = bool(record.derived)
+        size[kind] += len(key) + 40 + len(json.dumps(record.derived, default=str))
+        if size[kind] <= budget[kind]:
+            kept[key] = record
+    return kept
 
 
 def apply_events(
@@ -354,56 +609,71 @@ def apply_events(
     cfg: KizunaConfig,
     now: datetime,
     *,
+    log: Sequence[ParsedEvent] | None = None,
+    bulk: bool = False,
     horizon: datetime | None = None,
 ) -> Applied:
     """Apply ``events`` (all for ``customer``) in order.
 
     An event already in the customer's idempotency records is not applied again; the
     derived events it produced the first time are returned again so they can be re-emitted
-    (at-least-once out, deduplicated downstream by their deterministic ids).
+    (at-least-once out, deduplicated downstream by their deterministic ids). A fact already
+    folded writes no activity again: its activity item was written before the state.
+
+    Raises HistoryNeeded when an event concerns a settled fact and ``log`` (the customer's
+    fact log, :func:`facts_from_activity`) is not given. ``bulk`` folds history (the
+    importer): the facts are applied at once, no derived event is produced or recorded,
+    and ORDER rows carry the points around the order at its place in time. The item is
+    settled at the end (:func:`kizuna.domain.loyalty.settle`) so it stays bounded.
 
     ``horizon`` (ingest: its clock plus ``cfg.event_time.max_future_skew``) is the latest
     time trusted: a stored time beyond it loses to any incoming fact, and the state is never
     computed as of a time beyond it (see ``_newer``).
     """
-    state = customer.model_copy(deep=True)
-    result = Applied(customer=state)
     for ev in events:
         if ev.customer_id != customer.customer_id:
             raise ValueError("event for another customer")
-        record = state.processed.get(ev.event_id)
-        if record is not None:
-            replay = restore_derived(record)
-            result.derived.extend(replay)
-            result.derived_by_event[ev.event_id] = replay
-            # activity writes are idempotent puts: write them again in case the first
-            # delivery failed after the customer was saved
-            result.activity.extend(_apply_facts(state.model_copy(deep=True), ev, cfg, horizon))
-            continue
-        before = state
-        after = before.model_copy(deep=True)
-        activity = _apply_facts(after, ev, cfg, horizon)
-        as_of = after.last_event_at
-        after = recompute(after, cfg.loyalty, horizon if beyond(as_of, horizon) else as_of)
-        if after.cart_open_at != before.cart_open_at:
-            after.cart_open_seen_at = now if after.cart_open_at is not None else None
-        derived = _derive(before, after, ev, cfg)
-        activity = _with_points(activity, before, after)
-        if derived:
-            after.processed[ev.event_id] = ProcessedRecord(
-                at=now,
-                derived=[
-                    {"detail_type": e.detail_type, "detail": e.detail.model_dump(mode="json")}
-                    for e in derived
-                ],
-            )
-        if after != before:
-            result.changed = True
-        state = after
-        result.derived.extend(derived)
-        result.derived_by_event[ev.event_id] = derived
-        result.activity.extend(activity)
-    kept_after = now - timedelta(days=cfg.idempotency_days)
-    state.processed = {k: v for k, v in state.processed.items() if v.at > kept_after}
+    result = Applied(customer=customer)
+    if log is not None:
+        late = [ev for ev in events if needs_history(customer, [ev])]
+        events = [ev for ev in events if not needs_history(customer, [ev])]
+        state = _apply_late(_rebuilt(customer, log, cfg), late, cfg, now, result, bulk)
+        state = settle(state, cfg.loyalty, limit=_earliest_touched(state, events))
+    elif needs_history(customer, events):
+        raise HistoryNeeded(customer.customer_id)
+    else:
+        state = customer.model_copy(deep=True)
+    if bulk:
+        for ev in events:
+            result.activity.extend(_apply_facts(state, ev, cfg))
+        state = recompute(state, cfg.loyalty)
+        result.activity = _with_ledger(result.activity, state, cfg)
+    else:
+        for ev in events:
+            record = state.processed.get(ev.event_id)
+            if record is not None:
+                replay = restore_derived(record, ev)
+                result.derived.extend(replay)
+                result.derived_by_event[ev.event_id] = replay
+                continue
+            before = state
+            after = _fork(before)
+            activity = _apply_facts(after, ev, cfg, horizon)
+            as_of = after.last_event_at
+            after = recompute(after, cfg.loyalty, horizon if beyond(as_of, horizon) else as_of)
+            if after.cart_open_at != before.cart_open_at:
+                after.cart_open_seen_at = now if after.cart_open_at is not None else None
+            derived = _derive(before, after, ev, cfg)
+            activity = _with_points(activity, before, after)
+            # every event is recorded (those with derived events first, see _prune_processed):
+            # a redelivery is recognised and writes no activity again
+            after.processed[ev.event_id] = _record(derived, now)
+            state = after
+            result.derived.extend(derived)
+            result.derived_by_event[ev.event_id] = derived
+            result.activity.extend(activity)
+    state = settle(state, cfg.loyalty)
+    state.processed = _prune_processed(state.processed, now - timedelta(days=cfg.idempotency_days))
+    result.changed = state != customer
     result.customer = state
     return result

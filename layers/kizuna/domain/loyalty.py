@@ -7,11 +7,24 @@ event time seen for the customer), which is what makes ingest order-independent.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from itertools import accumulate
 
-from kizuna.domain.customer import Customer, OrderFact, PointsLot
+from kizuna.domain.customer import (
+    MAX_ADJUSTMENTS,
+    MAX_HISTORY_PRODUCTS,
+    MAX_LOTS,
+    MAX_ORDERS,
+    MAX_PENDING_CANCELS,
+    Customer,
+    OrderFact,
+    PointsLot,
+    SettledHistory,
+)
+from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events import Cause, DerivedEvent, RankChanged, RankDirection, derived_event
 from kizuna.runtime.config import LoyaltyConfig
 
@@ -23,8 +36,28 @@ class _Timeline:
     key: str
 
 
+@dataclass(frozen=True)
+class OrderLedger:
+    """The points around one order, at the order's place in time: the balance just before
+    and after its lot, and the rank held once it counted."""
+
+    balance_before: int
+    balance_after: int
+    rank_after: str
+
+
+@dataclass
+class Replay:
+    lots: list[PointsLot]
+    ledger: dict[str, OrderLedger] = field(default_factory=dict)
+
+
 def base_points(total: Decimal, cfg: LoyaltyConfig) -> int:
     return int((total * cfg.earn_rate).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def utc_day(at: datetime) -> date:
+    return at.astimezone(UTC).date()
 
 
 def _counted_orders(customer: Customer) -> list[tuple[str, OrderFact]]:
@@ -33,61 +66,102 @@ def _counted_orders(customer: Customer) -> list[tuple[str, OrderFact]]:
     return orders
 
 
-def rank_points_at(
-    orders: list[tuple[str, OrderFact]], at: datetime, cfg: LoyaltyConfig, *, inclusive: bool
-) -> int:
-    """Rank points of the orders in the rolling window ending at ``at``."""
-    start = at - timedelta(days=cfg.rank_window_days)
-    total = 0
-    for _, order in orders:
-        assert order.at is not None
-        if order.at <= start:
-            continue
-        if order.at < at or (inclusive and order.at == at):
-            total += base_points(order.total, cfg)
-    return total
+class RankWindow:
+    """Rank points of the rolling window ending at any instant at or after the settlement
+    checkpoint, in O(log n): the orders kept one by one count by their time, settled ones by
+    their UTC day (a day counts when it is after the day the window starts on)."""
+
+    def __init__(
+        self, orders: list[tuple[str, OrderFact]], history: SettledHistory, cfg: LoyaltyConfig
+    ) -> None:
+        self._cfg = cfg
+        self._ats = [o.at for _, o in orders if o.at is not None]
+        self._sums = list(accumulate((base_points(o.total, cfg) for _, o in orders), initial=0))
+        days = sorted((date.fromisoformat(d), t[2]) for d, t in history.days.items())
+        self._days = [d for d, _ in days]
+        self._day_sums = list(accumulate((p for _, p in days), initial=0))
+
+    def at(self, at: datetime, *, inclusive: bool) -> int:
+        start = at - timedelta(days=self._cfg.rank_window_days)
+        lo = bisect_right(self._ats, start)
+        hi = bisect_right(self._ats, at) if inclusive else bisect_left(self._ats, at)
+        total = self._sums[hi] - self._sums[lo] if hi > lo else 0
+        first_day = bisect_right(self._days, utc_day(start))
+        return total + self._day_sums[-1] - self._day_sums[first_day]
 
 
-def points_lots(customer: Customer, cfg: LoyaltyConfig) -> list[PointsLot]:
-    """Replay earn (with the multiplier of the rank held when ordering) and adjustments.
+def replay_points(
+    customer: Customer, cfg: LoyaltyConfig, stop: tuple[datetime, str] | None = None
+) -> Replay:
+    """Replay earn (with the multiplier of the rank held when ordering) and adjustments,
+    from the lots carried by the settled history, up to ``stop`` (the next checkpoint:
+    orders before ``(at, order_id)``, adjustments before ``at``) or to the end.
 
     Positive adjustments are new lots; negative ones spend the oldest unexpired points
-    first and never take the balance below zero.
+    first and never take the balance below zero. Lots expire in the order they were
+    earned (a fixed expiry), so one cursor finds the oldest live lot and one the next to
+    expire: O(n) after the sort.
     """
     orders = _counted_orders(customer)
+    window = RankWindow(orders, customer.history, cfg)
     expiry = timedelta(days=cfg.points_expiry_days)
     timeline = [_Timeline(o.at, 0, oid) for oid, o in orders if o.at is not None]
     timeline += [_Timeline(a.at, 1, aid) for aid, a in customer.adjustments.items()]
     timeline.sort(key=lambda t: (t.at, t.kind, t.key))
-    lots: list[PointsLot] = []
+    carried = sorted(customer.history.lots.items(), key=lambda kv: parse_time(kv[0]))
+    lots = [
+        PointsLot(earned_at=customer.history.before_at or at, expires_at=at, remaining=n)
+        for at, n in ((parse_time(k), v) for k, v in carried)
+    ]
+    out = Replay(lots=lots)
+    balance = sum(lot.remaining for lot in lots)
+    head = 0  # the oldest lot that may still hold points
+    gone = 0  # lots before this one have expired (their remaining left the balance)
     for item in timeline:
+        if stop is not None and (
+            (item.at, item.key) >= stop if item.kind == 0 else item.at >= stop[0]
+        ):
+            break
+        while gone < len(lots) and lots[gone].expires_at <= item.at:
+            balance -= lots[gone].remaining
+            gone += 1
         if item.kind == 0:
             order = customer.orders[item.key]
-            held = cfg.rank_for(rank_points_at(orders, item.at, cfg, inclusive=False))
+            held = cfg.rank_for(window.at(item.at, inclusive=False))
             earned = int(
                 (order.total * cfg.earn_rate * held.multiplier).to_integral_value(
                     rounding=ROUND_FLOOR
                 )
             )
+            before = balance
             if earned > 0:
                 lots.append(
                     PointsLot(earned_at=item.at, expires_at=item.at + expiry, remaining=earned)
                 )
+                balance += earned
+            rank_after = cfg.rank_for(window.at(item.at, inclusive=True)).name
+            out.ledger[item.key] = OrderLedger(before, balance, rank_after)
             continue
         delta = customer.adjustments[item.key].delta
         if delta > 0:
             lots.append(PointsLot(earned_at=item.at, expires_at=item.at + expiry, remaining=delta))
+            balance += delta
             continue
         need = -delta
-        for lot in lots:
-            if need == 0:
-                break
-            if lot.expires_at <= item.at or lot.remaining == 0:
-                continue
+        head = max(head, gone)
+        while need and head < len(lots):
+            lot = lots[head]
             used = min(lot.remaining, need)
             lot.remaining -= used
+            balance -= used
             need -= used
-    return lots
+            if lot.remaining == 0:
+                head += 1
+    return out
+
+
+def points_lots(customer: Customer, cfg: LoyaltyConfig) -> list[PointsLot]:
+    return replay_points(customer, cfg).lots
 
 
 INDEX_SHARDS = 4
@@ -113,28 +187,42 @@ def open_cart_since(customer: Customer, last_order_at: datetime | None) -> datet
 
 
 def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = None) -> Customer:
-    """Return ``customer`` with every derived field recomputed from its facts."""
+    """Return ``customer`` with every derived field recomputed from its facts and its
+    settled history."""
     as_of = as_of or customer.last_event_at
+    history = customer.history
     orders = _counted_orders(customer)
     window_start = as_of - timedelta(days=365) if as_of else None
-    lifetime = sum((o.total for _, o in orders), Decimal(0))
+    lifetime = history.lifetime_value + sum((o.total for _, o in orders), Decimal(0))
     spend_12m = sum(
         (o.total for _, o in orders if window_start is None or (o.at and o.at > window_start)),
         Decimal(0),
     )
-    rank_points = rank_points_at(orders, as_of, cfg, inclusive=True) if as_of else 0
+    if window_start is not None:
+        first_day = utc_day(window_start)
+        spend_12m += sum(
+            (t[1] for d, t in history.days.items() if date.fromisoformat(d) > first_day),
+            Decimal(0),
+        )
+    window = RankWindow(orders, history, cfg)
+    rank_points = window.at(as_of, inclusive=True) if as_of else 0
     rank = cfg.rank_for(rank_points)
     nxt = cfg.next_rank(rank_points)
-    lots = points_lots(customer, cfg)
+    lots = replay_points(customer, cfg).lots
     live = [lot for lot in lots if as_of is None or lot.expires_at > as_of]
     live = [lot for lot in live if lot.remaining > 0]
     next_expiry = min((lot.expires_at for lot in live), default=None)
+    first_at: datetime | None = history.first_order_at
+    first_id: str | None = history.first_order_id
+    if first_at is None and orders:
+        first_at, first_id = orders[0][1].at, orders[0][0]
+    last_at = orders[-1][1].at if orders else history.last_order_at
     return customer.model_copy(
         update={
-            "order_count": len(orders),
-            "first_order_at": orders[0][1].at if orders else None,
-            "first_order_id": orders[0][0] if orders else None,
-            "last_order_at": orders[-1][1].at if orders else None,
+            "order_count": history.order_count + len(orders),
+            "first_order_at": first_at,
+            "first_order_id": first_id,
+            "last_order_at": last_at,
             "lifetime_value": lifetime,
             "spend_12m": spend_12m,
             "rank": rank.name,
@@ -149,9 +237,134 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
             "as_of": as_of,
             "gsi_shard": shard_of(customer.customer_id),
             "phone_hash": address_hash(customer.phone) if customer.phone else None,
-            "cart_open_at": open_cart_since(customer, orders[-1][1].at if orders else None),
+            "cart_open_at": open_cart_since(customer, last_at),
         }
     )
+
+
+def settle(
+    customer: Customer, cfg: LoyaltyConfig, limit: tuple[datetime, str] | None = None
+) -> Customer:
+    """Fold the facts the item no longer needs one by one into its settled history, so the
+    item stays bounded whatever the number of orders.
+
+    The checkpoint moves to the later of: ``rank_window_days + points_expiry_days`` before
+    ``as_of`` (older facts can change neither the rank, the 12-month spend nor a live
+    lot), the MAX_ORDERS-th most recent order, the MAX_ADJUSTMENTS-th most recent
+    adjustment. It never moves back. The derived fields do not change (``recompute`` gives
+    the same result before and after), except that lots of one day are merged (earliest
+    expiry kept) when more than MAX_LOTS would be carried, and orders settled by the count
+    limits count in the rolling windows by their UTC day.
+    """
+    as_of = customer.as_of or customer.last_event_at
+    if as_of is None:
+        return customer
+    history = customer.history
+    horizon = as_of - timedelta(days=cfg.rank_window_days + cfg.points_expiry_days)
+    placed = sorted((o.at, oid) for oid, o in customer.orders.items() if o.placed and o.at)
+    adjusted = sorted(a.at for a in customer.adjustments.values())
+    cut: tuple[datetime, str] = (horizon, "")
+    if len(placed) > MAX_ORDERS:
+        # orders of one instant stay together (the windows stay exact) unless there are
+        # more of them than the bound allows
+        at, oid = placed[-MAX_ORDERS]
+        ties = len(placed) - bisect_left(placed, (at, ""))
+        cut = max(cut, (at, "") if ties <= MAX_ORDERS + MAX_ORDERS // 2 else (at, oid))
+    if len(adjusted) > MAX_ADJUSTMENTS:
+        cut = max(cut, (adjusted[-MAX_ADJUSTMENTS], ""))
+    if limit is not None:
+        cut = min(cut, limit)
+    if history.before_at is not None:
+        cut = max(cut, (history.before_at, history.before_id))
+    pending = _pending_cancels(customer, horizon)
+    settled = [oid for at, oid in placed if (at, oid) < cut]
+    settled_adj = [aid for aid, a in customer.adjustments.items() if a.at < cut[0]]
+    if not settled and not settled_adj:
+        if pending == customer.orders:
+            return customer
+        return customer.model_copy(update={"orders": pending})
+    replay = replay_points(customer, cfg, stop=cut)
+    counted = sorted(
+        (at, oid) for at, oid in placed if (at, oid) < cut and customer.orders[oid].counts
+    )
+    days = dict(history.days)
+    products: dict[str, None] = dict.fromkeys(history.products)
+    first = (history.first_order_at, history.first_order_id)
+    last_at = history.last_order_at
+    lifetime = history.lifetime_value
+    for at, oid in counted:
+        order = customer.orders[oid]
+        key = utc_day(at).isoformat()
+        n, spend, points = days.get(key, (0, Decimal(0), 0))
+        days[key] = (n + 1, spend + order.total, points + base_points(order.total, cfg))
+        lifetime += order.total
+        if first[0] is None:
+            first = (at, oid)
+        last_at = at if last_at is None or at > last_at else last_at
+        for product in order.products:
+            products.pop(product, None)
+            products[product] = None
+    keep_from = utc_day(cut[0] - timedelta(days=max(cfg.rank_window_days, 365)))
+    days = {d: t for d, t in days.items() if date.fromisoformat(d) >= keep_from}
+    new_history = SettledHistory(
+        before_at=cut[0],
+        before_id=cut[1],
+        order_count=history.order_count + len(counted),
+        lifetime_value=lifetime,
+        first_order_at=first[0],
+        first_order_id=first[1],
+        last_order_at=last_at,
+        lots=_carry(replay.lots, cut[0]),
+        days=days,
+        products=tuple(products)[-MAX_HISTORY_PRODUCTS:],
+    )
+    gone = set(settled)
+    return customer.model_copy(
+        update={
+            "history": new_history,
+            "orders": {oid: o for oid, o in pending.items() if oid not in gone},
+            "adjustments": {
+                aid: a for aid, a in customer.adjustments.items() if aid not in set(settled_adj)
+            },
+        }
+    )
+
+
+def _pending_cancels(customer: Customer, horizon: datetime) -> dict[str, OrderFact]:
+    """The orders without the cancellations that waited too long for their order (older
+    than the horizon, or beyond the MAX_PENDING_CANCELS most recent)."""
+    waiting = sorted(
+        (o.cancelled_at, oid)
+        for oid, o in customer.orders.items()
+        if not o.placed and o.cancelled_at is not None
+    )
+    keep = {oid for at, oid in waiting[-MAX_PENDING_CANCELS:] if at >= horizon}
+    return {
+        oid: o
+        for oid, o in customer.orders.items()
+        if o.placed or o.cancelled_at is None or oid in keep
+    }
+
+
+def _carry(lots: list[PointsLot], at: datetime) -> dict[str, int]:
+    """Lots still holding points after ``at``, as expiry -> points; lots of the same expiry
+    are one; when there would be more than MAX_LOTS, lots of the same day (then of the same
+    span of days) are merged and keep the earliest expiry."""
+    live = sorted((lot.expires_at, lot.remaining) for lot in lots if lot.expires_at > at)
+    merged: dict[datetime, int] = {}
+    for expires, n in live:
+        if n > 0:
+            merged[expires] = merged.get(expires, 0) + n
+    span = 1
+    while len(merged) > MAX_LOTS:
+        grouped: dict[int, tuple[datetime, int]] = {}
+        for expires, n in merged.items():
+            bucket = utc_day(expires).toordinal() // span
+            first, total = grouped.get(bucket, (expires, 0))
+            grouped[bucket] = (min(first, expires), total + n)
+        merged = dict(grouped.values())
+        span *= 2
+    return {iso(expires): n for expires, n in sorted(merged.items())}
 
 
 def rank_changed(

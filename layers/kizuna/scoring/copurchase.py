@@ -32,8 +32,10 @@ BEST_SELLERS_KEY = "#best-sellers"
 
 
 def purchased(customer: Customer) -> set[str]:
-    """Products in the customer's counted (placed, not cancelled) orders."""
-    return {p for order in customer.orders.values() if order.counts for p in order.products}
+    """Products in the customer's counted (placed, not cancelled) orders, the settled ones
+    included (their most recent distinct products, kizuna.domain.customer.SettledHistory)."""
+    recent = {p for order in customer.orders.values() if order.counts for p in order.products}
+    return recent | set(customer.history.products)
 
 
 def last_order_products(customer: Customer) -> list[str]:

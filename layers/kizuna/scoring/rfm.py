@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -65,13 +65,19 @@ def inputs_of(customer: Customer, now: datetime, window_days: int) -> tuple[floa
     """``(days since last order, orders in window, spend in window)`` from the order facts;
     raises ValueError for a customer without a counted order (not scored)."""
     counted = [o for o in customer.orders.values() if o.counts and o.at is not None]
-    if not counted:
+    history = customer.history
+    last = max((o.at for o in counted if o.at is not None), default=history.last_order_at)
+    if last is None:
         raise ValueError("no counted order")
     start = now - timedelta(days=window_days)
-    last = max(o.at for o in counted if o.at is not None)
     in_window = [o for o in counted if o.at is not None and start < o.at <= now]
+    # settled orders count by their UTC day (kizuna.domain.customer.SettledHistory)
+    first_day, last_day = start.astimezone(UTC).date(), now.astimezone(UTC).date()
+    settled = [t for d, t in history.days.items() if first_day < date.fromisoformat(d) <= last_day]
     days = max((now - last).total_seconds() // 86400, 0.0)
-    return days, len(in_window), float(sum(o.total for o in in_window))
+    orders = len(in_window) + sum(t[0] for t in settled)
+    spend = sum(o.total for o in in_window) + sum(t[1] for t in settled)
+    return days, orders, float(spend)
 
 
 def collect_inputs(

@@ -2,9 +2,10 @@
 
 1. Every record is validated on its own (Powertools batch processing): an event that can
    never succeed goes to the dead-letter queue *with its reason* and the rest goes on.
-2. The valid events are grouped per customer: one BatchGetItem for the batch, one
+2. The valid events are grouped per customer: one BatchGetItem for the batch, activity
+   items with BatchWriteItem (before the state: they are the fact log), one
    optimistic-concurrency PutItem per customer (re-read and re-applied on conflict).
-3. Activity items go out with BatchWriteItem, derived events with PutEvents (10 a call).
+3. Derived events go out with PutEvents (10 a call).
 
 A record is reported successful only when all of that is stored. A record that fails is
 retried by SQS; on its last receive it is dead-lettered with the reason instead.
@@ -22,7 +23,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kizuna.domain.customer import Customer
-from kizuna.domain.ingest import Applied, apply_events
+from kizuna.domain.ingest import Applied, HistoryNeeded, apply_events, facts_from_activity
 from kizuna.domain.privacy import ErasureReport
 from kizuna.events import ERASE_TYPE, DerivedEvent
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
@@ -53,11 +54,19 @@ def apply_to_customers(
     cfg: KizunaConfig,
     now: datetime,
     stats: IngestStats | None = None,
+    *,
+    bulk: bool = False,
 ) -> dict[str, Applied | Exception]:
-    """Apply each customer's events and save each customer at most once.
+    """Apply each customer's events, write their activity, and save each customer at most
+    once.
 
-    One batched read for all customers; a customer saved concurrently by someone else is
-    re-read and re-applied. The outcome per customer is what was applied, or the error.
+    One batched read for all customers; the activity of every customer is written (one
+    BatchWriteItem) *before* any customer is saved, so a fact the state holds always has
+    its activity item (the customer's fact log, which settled history is rebuilt from, see
+    :class:`kizuna.domain.ingest.HistoryNeeded`), and a redelivery finds nothing to write
+    again. A customer saved concurrently by someone else is re-read, re-applied and its
+    activity re-written. The outcome per customer is what was applied, or the error.
+    ``bulk`` folds history (the importer): see :func:`kizuna.domain.ingest.apply_events`.
     """
     stats = stats or IngestStats()
     horizon = now + cfg.event_time.max_future_skew  # no valid event is later (parse_inbound)
@@ -70,32 +79,85 @@ def apply_to_customers(
         erased = store.erased([cid for cid in by_customer if cid not in current], now)
     except Exception as exc:
         return dict.fromkeys(by_customer, exc)
+    first: dict[str, Applied] = {}
     for cid, events in by_customer.items():
-        customer = current.get(cid)
+        if cid in erased:
+            stats.dropped_erased += len(events)
+            out[cid] = Applied(customer=Customer(customer_id=cid))
+            continue
         try:
-            for attempt in range(MAX_CONFLICT_RETRIES):
-                # after a conflict the customer may have been erased meanwhile: ask again
-                if customer is None and (cid in erased or (attempt and store.erased([cid], now))):
-                    stats.dropped_erased += len(events)
-                    applied = Applied(customer=Customer(customer_id=cid))
-                    break
-                base = customer or Customer(customer_id=cid)
-                applied = apply_events(base, list(events), cfg, now, horizon=horizon)
-                if not applied.changed and customer is not None:
-                    break
-                try:
-                    store.save_customer(applied.customer, expected_version=base.version)
-                    stats.customers_saved += 1
-                    break
-                except VersionConflict:
-                    stats.conflicts += 1
-                    customer = store.get_customers([cid]).get(cid)
-            else:
-                raise VersionConflict(f"gave up after {MAX_CONFLICT_RETRIES} concurrent writes")
-            out[cid] = applied
+            base = current.get(cid) or Customer(customer_id=cid)
+            first[cid] = _fold(store, base, events, cfg, now, bulk, horizon)
+        except Exception as exc:
+            out[cid] = exc
+    try:
+        store.put_activity([item for a in first.values() for item in a.activity])
+    except Exception as exc:  # e.g. throttled BatchWriteItem: nothing saved, all retried
+        out.update(dict.fromkeys(first, exc))
+        return out
+    for cid, applied in first.items():
+        try:
+            out[cid] = _save(
+                store, current.get(cid), applied, by_customer[cid], cfg, now, stats, bulk, horizon
+            )
         except Exception as exc:
             out[cid] = exc
     return out
+
+
+def _fold(
+    store: CustomerStore,
+    base: Customer,
+    events: Sequence[ParsedEvent],
+    cfg: KizunaConfig,
+    now: datetime,
+    bulk: bool,
+    horizon: datetime | None = None,
+) -> Applied:
+    """Apply the events; when they concern settled facts, with the customer's fact log."""
+    try:
+        return apply_events(base, list(events), cfg, now, bulk=bulk, horizon=horizon)
+    except HistoryNeeded:
+        log = facts_from_activity(base.customer_id, store.fact_log(base.customer_id))
+        return apply_events(base, list(events), cfg, now, log=log, bulk=bulk, horizon=horizon)
+
+
+def _save(
+    store: CustomerStore,
+    customer: Customer | None,
+    applied: Applied,
+    events: Sequence[ParsedEvent],
+    cfg: KizunaConfig,
+    now: datetime,
+    stats: IngestStats,
+    bulk: bool,
+    horizon: datetime | None = None,
+) -> Applied:
+    """Save one customer (its activity is written); on a version conflict re-read,
+    re-apply, re-write the activity and try again."""
+    cid = applied.customer.customer_id
+    for attempt in range(MAX_CONFLICT_RETRIES):
+        if attempt:
+            customer = store.get_customers([cid]).get(cid)
+            if customer is None and store.erased([cid], now):  # erased meanwhile
+                stats.dropped_erased += len(events)
+                return Applied(customer=Customer(customer_id=cid))
+            applied = _fold(
+                store, customer or Customer(customer_id=cid), events, cfg, now, bulk, horizon
+            )
+            store.put_activity(applied.activity)
+        if not applied.changed and customer is not None:
+            return applied
+        try:
+            store.save_customer(
+                applied.customer, expected_version=customer.version if customer else 0
+            )
+        except VersionConflict:
+            stats.conflicts += 1
+            continue
+        stats.customers_saved += 1
+        return applied
+    raise VersionConflict(f"gave up after {MAX_CONFLICT_RETRIES} concurrent writes")
 
 
 def ingest_one(
@@ -218,14 +280,6 @@ class IngestService:
                     self._fail(batch, mid, outcome)
             else:
                 applied.append((cid, outcome))
-        try:
-            self.store.put_activity([i for _, a in applied for i in a.activity])
-        except Exception as exc:  # e.g. throttled BatchWriteItem: the puts are idempotent
-            logger.warning("activity write failed", error=type(exc).__name__)
-            for cid, _ in applied:
-                for mid in owners[cid]:
-                    self._fail(batch, mid, exc)
-            return
         derived: list[DerivedEvent] = []
         derived_owner: list[str] = []
         for cid, a in applied:

@@ -1,0 +1,255 @@
+"""The customer item stays bounded whatever the number of orders, and its state is the
+state of the whole history (issue #20, items 4 and 16)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.adapters.dynamodb import customer_to_item
+from kizuna.domain.customer import AdjustmentFact, Customer, OrderFact
+from kizuna.domain.loyalty import recompute
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.ingest import IngestService
+from kizuna_tools.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStore
+from kizuna_tools.importer import import_file
+from tests.factories import T0, adjust, cancel, envelope, order
+from tests.sqs_events import sqs_event, sqs_record
+
+# Decades of history: older than event_time.max_age_days' default (about 10 years), which an
+# import of such a history raises, as docs/IMPORT.md says
+CFG = KizunaConfig.model_validate({"event_time": {"max_age_days": 36_525}})
+LOYALTY_FIELDS = (
+    "order_count",
+    "first_order_at",
+    "first_order_id",
+    "last_order_at",
+    "lifetime_value",
+    "spend_12m",
+    "rank",
+    "rank_points",
+    "next_rank",
+    "points_to_next_rank",
+    "points_balance",
+    "points_next_expiry_at",
+    "points_next_expiry_amount",
+)
+START = T0 - timedelta(days=20 * 365)  # 20 years of history, orders at 10:00 UTC
+
+
+def item_size(customer: Customer) -> int:
+    """Bytes of the item as JSON: more than DynamoDB counts (quotes, digits as text)."""
+    return len(json.dumps(customer_to_item(customer), default=str).encode())
+
+
+def loyalty(c: Customer) -> dict[str, object]:
+    return {f: getattr(c, f) for f in LOYALTY_FIELDS}
+
+
+@dataclass
+class Facts:
+    """What was sent, folded the simple way (every fact kept): the reference."""
+
+    orders: dict[str, OrderFact] = field(default_factory=dict)
+    adjustments: dict[str, AdjustmentFact] = field(default_factory=dict)
+    last: datetime = START
+
+    def placed(self, oid: str, at: datetime, total: Decimal) -> None:
+        current = self.orders.get(oid, OrderFact())
+        self.orders[oid] = current.model_copy(update={"placed": True, "at": at, "total": total})
+        self.last = max(self.last, at)
+
+    def cancelled(self, oid: str, at: datetime) -> None:
+        current = self.orders.get(oid, OrderFact())
+        if current.cancelled_at is None or at < current.cancelled_at:
+            self.orders[oid] = current.model_copy(update={"cancelled_at": at})
+        self.last = max(self.last, at)
+
+    def adjusted(self, aid: str, at: datetime, delta: int) -> None:
+        self.adjustments.setdefault(aid, AdjustmentFact(at=at, delta=delta, reason="manual"))
+        self.last = max(self.last, at)
+
+    def state(self, cid: str) -> Customer:
+        c = Customer(
+            customer_id=cid,
+            orders=self.orders,
+            adjustments=self.adjustments,
+            last_event_at=self.last,
+        )
+        return recompute(c, CFG.loyalty)
+
+
+def history(n: int, facts: Facts, seed: int = 7) -> list[dict[str, Any]]:
+    """``n`` orders over 20 years (0-6 a day, all at 10:00 UTC; one in 500 has 500 lines),
+    2% cancelled a few days later: JSON Lines rows for the importer."""
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    per_day = max(1, n // (20 * 365) * 2 + 1)
+    day = 0
+    while len(rows) < n:
+        for _ in range(rng.randint(0, per_day)):
+            if len(rows) == n:
+                break
+            i = len(rows)
+            at = START + timedelta(days=day)
+            width = 500 if i % 500 == 7 else rng.randint(1, 3)
+            lines = [
+                {"product_id": f"p-{(i * 7 + k) % 900}", "quantity": 1, "unit_price": "100"}
+                for k in range(width)
+            ]
+            total = Decimal(100 * width + 100 * rng.randint(0, 400))
+            row: dict[str, Any] = {
+                "order_id": f"o-{i}",
+                "customer_id": "heavy",
+                "ordered_at": at.isoformat(),
+                "lines": lines,
+                "total": str(total),
+                "channel": "web",
+            }
+            facts.placed(f"o-{i}", at, total)
+            if rng.random() < 0.02:
+                cancelled_at = at + timedelta(days=rng.randint(1, 5))
+                row["cancelled_at"] = cancelled_at.isoformat()
+                facts.cancelled(f"o-{i}", cancelled_at)
+            rows.append(row)
+        day += 1
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def deliver(store: MemoryStore, raws: list[dict[str, Any]], now: datetime) -> None:
+    svc = IngestService(
+        store, MemoryPublisher(), MemoryDeadLetters(), CFG, FixedClock(now), max_receive_count=3
+    )
+    for k in range(0, len(raws), 10):
+        records = [sqs_record(r, f"m{k + j}") for j, r in enumerate(raws[k : k + 10])]
+        assert svc.process_batch(sqs_event(*records)) == {"batchItemFailures": []}
+
+
+@pytest.mark.parametrize("n", [3_000, 20_000])
+def test_a_customer_with_thousands_of_orders_stays_bounded_and_exact(
+    tmp_path: Path, n: int
+) -> None:
+    # given n orders (some of 500 lines, some cancelled) imported as a new user would
+    facts = Facts()
+    rows = history(n, facts)
+    # (the clock of the import and of the live deliveries: after the last of them)
+    now = max(o.at for o in facts.orders.values() if o.at) + timedelta(days=60)
+    store = MemoryStore()
+    report = import_file("orders", write_jsonl(tmp_path / "o.jsonl", rows), store, CFG, now)
+    assert (report.rejected, report.customers_written) == (0, 1)
+    imported = store.customers["heavy"]
+    # then the item is small and its state is that of the whole history
+    assert item_size(imported) < 100_000
+    assert loyalty(imported) == loyalty(facts.state("heavy"))
+    assert imported.order_count > 0.95 * n and imported.processed == {}
+
+    # when the customer keeps buying live, redeems points, cancels an order the item has
+    # settled, and an old order arrives late, each delivered twice
+    last = max(o.at for o in facts.orders.values() if o.at)
+    live: list[dict[str, Any]] = []
+    for i in range(40):
+        at = last + timedelta(days=1 + i)
+        live.append(order("heavy", f"live-{i}", 5000 + 100 * i, at))
+        facts.placed(f"live-{i}", at, Decimal(5000 + 100 * i))
+    live.append(adjust("heavy", "redeem-1", -700, last + timedelta(days=3)))
+    facts.adjusted("redeem-1", last + timedelta(days=3), -700)
+    live.append(adjust("heavy", "bonus-1", 300, last + timedelta(days=4)))
+    facts.adjusted("bonus-1", last + timedelta(days=4), 300)
+    settled = max(  # the most recent order the item holds no more
+        (o.at, oid)
+        for oid, o in facts.orders.items()
+        if o.counts and o.at and oid not in imported.orders
+    )[1]
+    live.append(cancel("heavy", settled, last + timedelta(days=5)))
+    facts.cancelled(settled, last + timedelta(days=5))
+    old_at = last - timedelta(days=400)
+    live.append(order("heavy", "late-old", 12000, old_at))
+    facts.placed("late-old", old_at, Decimal(12000))
+    deliver(store, live + live, now)
+
+    # then the state is still exact and the item still bounded
+    after = store.customers["heavy"]
+    assert loyalty(after) == loyalty(facts.state("heavy"))
+    assert item_size(after) < 100_000
+    assert len(after.orders) <= 150
+
+    # and importing the same file again changes nothing
+    report = import_file("orders", write_jsonl(tmp_path / "o.jsonl", rows), store, CFG, now)
+    assert report.rejected == 0
+    assert loyalty(store.customers["heavy"]) == loyalty(after)
+
+
+def test_the_worst_case_item_fits_in_dynamodb() -> None:
+    """Every identifier at its longest (128 characters), every order of 500 lines, a cart of
+    500 items, the largest derived records: the item stays well under 400 KB."""
+    long = "x" * 120
+    raws: list[dict[str, Any]] = []
+    for i in range(400):
+        at = T0 + timedelta(hours=i)
+        raw = order("c1", f"{long}{i:08d}", 1000, at)
+        raw["detail"]["lines"] = [
+            {"product_id": f"{long}{i:04d}{k:04d}", "quantity": 1, "unit_price": "2"}
+            for k in range(500)
+        ]
+        raws.append(raw)
+        if i % 3 == 0:
+            raws.append(cancel("c1", f"{long}pending{i:04d}", at))
+        if i % 2 == 0:
+            a = adjust("c1", f"{long}{i:08d}", 5 if i % 4 else -3, at)
+            a["detail"]["reason"] = "r" * 128
+            raws.append(a)
+    cart_items = [
+        {"product_id": f"{long}{k:08d}", "quantity": 1, "unit_price": "1", "category": "c" * 64}
+        for k in range(500)
+    ]
+    raws.append(
+        envelope(
+            "cart.updated",
+            {
+                "customer_id": "c1",
+                "occurred_at": (T0 + timedelta(days=30)).isoformat(),
+                "cart_id": long,
+                "items": cart_items,
+                "currency": "JPY",
+            },
+            "ev-cart",
+        )
+    )
+    store = MemoryStore()
+    deliver(store, raws, T0 + timedelta(days=31))
+    size = item_size(store.customers["c1"])
+    assert size < 300_000, size
+
+
+def test_a_large_order_is_re_emitted_whole_though_its_record_is_small() -> None:
+    # given a 500-line order whose derived event could not be put the first time
+    raw = order("c1", "big", 50_000, T0)
+    raw["detail"]["lines"] = [
+        {"product_id": f"p-{k}", "category": f"c-{k % 7}", "quantity": 1, "unit_price": "100"}
+        for k in range(500)
+    ]
+    store, publisher = MemoryStore(), MemoryPublisher(fail_first=1)
+    svc = IngestService(
+        store, publisher, MemoryDeadLetters(), CFG, FixedClock(T0), max_receive_count=3
+    )
+    first = svc.process_batch(sqs_event(sqs_record(raw, "m1")))
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    # then the record in the item does not hold the 500 product ids
+    assert item_size(store.customers["c1"]) < 5_000
+    # and the redelivery re-emits the event whole
+    svc.process_batch(sqs_event(sqs_record(raw, "m1", receive_count=2)))
+    (emitted,) = publisher.events
+    assert len(emitted.detail.product_ids) == 500 and len(emitted.detail.categories) == 7
