@@ -131,3 +131,30 @@ def test_unknown_product_columns_are_rejected(tmp_path: Path) -> None:
     report = import_products(path, None)
     assert report.imported == 0
     assert report.errors[0].error.startswith("unknown columns: categroy")
+
+
+def test_a_customer_that_could_not_be_written_exits_1_and_says_the_others_were(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    from kizuna_tools.cli import _print_import_report
+    from kizuna_tools.importer import ImportReport, RowError
+
+    # given an import whose rows were all valid, but one customer's write was refused
+    reason = "customer not written (ClientError: ValidationException); re-run the import"
+    report = ImportReport(
+        kind="orders",
+        rows=3,
+        imported=2,
+        customers_written=2,
+        errors=[RowError(3, reason)],
+        customers_failed=["bad"],
+    )
+    # then the command fails (1), and does not claim that nothing was written
+    with pytest.raises(typer.Exit) as exited:
+        _print_import_report("orders", tmp_path / "o.csv", report, False, None, False)
+    assert exited.value.exit_code == 1
+    captured = capsys.readouterr()
+    printed = " ".join((captured.out + captured.err).split())
+    assert "1 customers could not be written" in printed and "nothing" not in printed

@@ -140,13 +140,15 @@ def _print_import_report(
 ) -> None:
     """The report's table, the first rejected rows, all of them in ``errors_csv``. Exit code
     2 when nothing could be imported, 1 when a row was rejected (nothing written, unless
-    ``partial``), 0 when every row was imported or ``partial`` imported the valid ones."""
+    ``partial``) or a customer could not be written (the others were), 0 when every row was
+    imported or ``partial`` imported the valid ones."""
     table = Table(title=f"import {what}: {file.name}")
     written = "products written" if what == "products" else "customers written"
     for col in ("rows", "imported", "rejected", written):
         table.add_column(col, justify="right")
     rejected = bool(report.errors)
-    kept_back = rejected and not partial
+    failed = len(getattr(report, "customers_failed", ()))  # written rows, refused by AWS
+    kept_back = rejected and not partial and not failed
     table.add_row(
         str(report.rows),
         str(report.imported),
@@ -172,6 +174,13 @@ def _print_import_report(
             writer.writerow(["row", "error"])
             writer.writerows((e.row, e.error) for e in report.errors)
         out.print(f"all rejected rows: {errors_csv}")
+    if failed:
+        console.print(
+            f"{failed} customers could not be written (their rows above); the others were. "
+            "Re-run the import to retry them.",
+            markup=False,
+        )
+        raise typer.Exit(code=1 if report.imported else 2)
     if report.imported == 0:
         raise typer.Exit(code=2)
     if kept_back:
