@@ -63,7 +63,9 @@ def test_the_daily_scoring_segments_the_base_and_thanks_a_new_champion(
     champ = next(f"c{i}" for i in range(500) if not in_holdout(PROGRAMS["champions-care"], f"c{i}"))
     # Given customers with different order histories (and one who never ordered)
     histories = {
-        champ: [(30000, 1 + i) for i in range(4)],
+        # (one rank change, to Gold on the oldest order: two rank-up emails — one per change,
+        # issue 20 — would fill the day's contact cap before the thanks)
+        champ: [(30000, 4), (12000, 3), (12000, 2), (12000, 1)],
         "loyal": [(10000, 20 + 10 * i) for i in range(3)],
         "newbie": [(3000, 2)],
         "sleepy": [(5000, 100), (5000, 150)],
