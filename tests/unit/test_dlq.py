@@ -162,7 +162,14 @@ def dlq(*messages: dict[str, Any]) -> tuple[DeadLetterQueue, Sqs, Lambda, StepFu
             FUNCTION,
         ),
         (failed_asynchronously(), "lambda", "SweepFailed", "carts: RuntimeError", FUNCTION),
-        ({"Body": "not json"}, "queue", "-", "-", None),
+        (
+            {"Body": "not json"},
+            "queue",
+            "ReceivesExhausted",
+            "moved by SQS after the queue's maxReceiveCount receives, none reported done: "
+            "the consumer failed or timed out each time (see its logs for the message id)",
+            None,
+        ),
     ],
     ids=["queue", "rule", "schedule", "lambda", "bare"],
 )

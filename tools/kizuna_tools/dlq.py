@@ -68,6 +68,10 @@ class DeadMessage:
     source: str = "-"  # the rule or schedule that dead-lettered it, when known
 
 
+# the reason of a message SQS moved itself (no consumer annotated it)
+RECEIVES_EXHAUSTED = "ReceivesExhausted"
+
+
 @dataclass
 class RedriveReport:
     moved: int = 0
@@ -126,13 +130,15 @@ def dead_message(message: Mapping[str, Any]) -> DeadMessage:
     """A received SQS message as a dead letter: its kind, reason, and where it replays to."""
     attrs = _attributes(message)
     body = str(message["Body"])
-    # moved by SQS itself unless told otherwise (the consumer never annotated it: a timeout)
+    # moved by SQS itself unless told otherwise: the consumer never annotated it (it timed
+    # out, crashed, or could not reach the DLQ on the last receive). That is its reason.
     dead = DeadMessage(
         message_id=str(message["MessageId"]),
         receipt_handle=str(message["ReceiptHandle"]),
         body=body,
-        error_type="-",
-        error="-",
+        error_type=RECEIVES_EXHAUSTED,
+        error="moved by SQS after the queue's maxReceiveCount receives, none reported done: "
+        "the consumer failed or timed out each time (see its logs for the message id)",
         receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
         payload=body,
     )
