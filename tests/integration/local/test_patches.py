@@ -600,3 +600,40 @@ def test_patch_dynamodb_transactions() -> None:
     assert expected[1] == ["None", "None", "ConditionalCheckFailed"]
     assert [i["pk"]["S"] for i in found[0]] == ["a", "d"]
     assert copied == []
+
+
+def test_patch_lambda_task_client_errors(
+    local_cloud_factory: CloudFactory, project_root: Path
+) -> None:
+    # Given a Lambda task retried on Lambda.SdkClientException, whose first Invoke by the
+    # interpreter times out after the function ran (an injected fault)
+    from kizuna_tools.local.faults import FaultPlan
+
+    retried = {
+        **SEND,
+        "Retry": [
+            {"ErrorEquals": ["Lambda.SdkClientException"], "IntervalSeconds": 1, "MaxAttempts": 3}
+        ],
+    }
+    cloud = local_cloud_factory(
+        with_resources(
+            probe_template(),
+            {"Direct": state_machine({"StartAt": "Send", "States": {"Send": retried}})},
+        ),
+        project_root=project_root,
+        faults=FaultPlan.parse("lambda.Invoke=1:timeout", seed=1),
+    )
+
+    # When it runs
+    arn = run(cloud, "Direct", {"hello": "world"})
+    cloud.drain()
+    cloud.advance(minutes=1)
+
+    # Then each timeout is a Lambda.SdkClientException its Retry matched, as on AWS (moto
+    # alone reports States.Runtime, which no Retry or Catch can match)
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    history = sfn.get_execution_history(executionArn=arn)["events"]
+    errors = [e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"]
+    assert errors == ["Lambda.SdkClientException"] * 4  # the first attempt and 3 retries
+    assert describe(arn)["status"] == "FAILED"
+    assert cloud.invocations["Echo"] == 4
