@@ -480,6 +480,9 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     from moto.events.models import EventsBackend, Rule
     from moto.sqs.models import Message, SQSBackend
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: E501
+        StateTaskServiceLambda,
+    )
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import (
         Timestamp,
     )
@@ -493,6 +496,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     owners = [
         (WaitFunction, "_eval_body"),
         (LambdaFunction, "_invoke_lambda"),
+        (StateTaskServiceLambda, "_from_error"),
         (Rule, "send_to_targets"),
         (EventsBackend, "put_events"),
         (StepFunctionsParserBackend, "start_execution"),
@@ -516,7 +520,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 16
+    assert len(patches.PATCHES) == 17
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
