@@ -480,7 +480,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     from moto.events.models import EventsBackend, Rule
     from moto.sqs.models import Message, SQSBackend
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: E501
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
         StateTaskServiceLambda,
     )
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import (
