@@ -49,7 +49,7 @@ SCORE_TIMEOUT = Duration.minutes(15)
 SCORE_MEMORY_MB = 1024
 # After the daily sweep (01:00): scores are fresh when marketers start their day.
 DAILY_SCORING = "cron(0 2 * * ? *)"
-SEGMENT_RETRY = Retry((sfn.Errors.TASKS_FAILED,), Duration.seconds(30), 3)
+SEGMENT_RETRY = Retry((sfn.Errors.TASKS_FAILED,), Duration.seconds(30), 5)
 MAX_CONCURRENCY = 16  # segments scored at once: bounds the write rate on the customers table
 RUN_TIMEOUT = Duration.hours(6)
 

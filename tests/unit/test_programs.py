@@ -81,6 +81,27 @@ def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
     assert estimated_transitions(program) == {"min": 6, "max": 6}
 
 
+def test_a_crashed_send_steps_failed_records_retry_longer_and_never_go_on_without_them(
+    tmp_path: Path,
+) -> None:
+    # Given the `failed` task a send step's Catch goes to
+    states = compile_program(load_program(write(tmp_path, GOOD)))["States"]
+    failed = states["hello__failed"]
+    assert failed["Parameters"]["Payload"]["action"] == "failed"
+    # Then it retries every error (a timeout, a 5xx or the function's own) longer than the
+    # step did, and has no Catch: if recording fails too, the execution fails (an alarm, a
+    # redrive) instead of going on with members who have no ledger entry for the step
+    retry = {tuple(r["ErrorEquals"]): r for r in failed["Retry"]}
+    assert retry[("States.ALL",)]["MaxAttempts"] >= 5
+    assert retry[("States.ALL",)]["MaxAttempts"] > max(
+        r["MaxAttempts"]
+        for r in states["hello"]["Retry"]
+        if r["ErrorEquals"] == ["States.TaskFailed"]
+    )
+    assert "Catch" not in failed
+    assert failed["Next"] == "pause"
+
+
 def test_numeric_condition_uses_the_journey_function(tmp_path: Path) -> None:
     text = GOOD.replace(
         "condition: {rank: [Gold]}", 'condition: {order_count: [{numeric: [">=", 2]}]}'

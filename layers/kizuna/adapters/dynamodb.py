@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from kizuna.adapters.retry import ATTEMPTS, retrying
 from kizuna.delivery.ledger import (
     CLAIM_TOKEN,
     CLAIMED_BY,
@@ -121,10 +122,13 @@ def activity_from_item(item: dict[str, Any]) -> ActivityItem:
     )
 
 
-def _items(call: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """Every item of a paginated Scan or Query (``call`` is ``table.scan``/``table.query``)."""
+def _items(
+    call: Any, sleep: Callable[[float], None] = time.sleep, **kwargs: Any
+) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated Scan or Query (``call`` is ``table.scan``/``table.query``),
+    each page read again after a transient failure (a read: idempotent)."""
     while True:
-        resp = call(**kwargs)
+        resp = retrying(call, sleep=sleep, **kwargs)
         yield from resp.get("Items", [])
         if "LastEvaluatedKey" not in resp:
             return
@@ -160,7 +164,7 @@ def _batch_get_request(
     out: dict[str, list[dict[str, Any]]] = {}
     attempt = 0
     while request:
-        resp = dynamodb.batch_get_item(RequestItems=request)
+        resp = retrying(dynamodb.batch_get_item, sleep=sleep, RequestItems=request)
         for table, items in resp["Responses"].items():
             out.setdefault(table, []).extend(items)
         request = resp.get("UnprocessedKeys") or {}
@@ -228,16 +232,7 @@ _CLAIM_CONDITION: dict[str, Any] = {
     "ExpressionAttributeNames": {"#s": "status"},
     "ExpressionAttributeValues": {":deferred": DEFERRED},
 }
-_RETRYABLE_WRITE_CODES = frozenset(
-    {
-        "InternalServerError",
-        "ServiceUnavailable",
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
-WRITE_ATTEMPTS = 5  # a ledger write failing with a 5xx or throttling, in all
+WRITE_ATTEMPTS = ATTEMPTS  # an idempotent call failing transiently (kizuna.adapters.retry), in all
 
 
 def _claim_condition(claim: Claim) -> dict[str, Any]:
@@ -276,16 +271,6 @@ def _dispatch_update(
         "ExpressionAttributeNames": {"#d": DISPATCHED_AT, "#s": "status", "#t": CLAIM_TOKEN},
         "ExpressionAttributeValues": {":at": at, ":sending": SENDING, ":token": token},
     }
-
-
-def _retryable(err: Exception) -> bool:
-    from botocore.exceptions import ClientError
-
-    if not isinstance(err, ClientError):
-        return False
-    code = str(err.response.get("Error", {}).get("Code", ""))
-    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    return code in _RETRYABLE_WRITE_CODES or status >= 500
 
 
 def _contact_update(claim: Claim, key: str, *, merge: bool = False) -> dict[str, Any]:
@@ -348,7 +333,9 @@ class DynamoStore:
 
     # customers -----------------------------------------------------------------------
     def get_customer(self, customer_id: str) -> Customer | None:
-        resp = self._customers.get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
+        resp = self._retrying(
+            self._customers.get_item, Key={"customer_id": customer_id}, ConsistentRead=True
+        )
         item = resp.get("Item")
         return customer_from_item(item) if item else None
 
@@ -393,6 +380,13 @@ class DynamoStore:
         return out
 
     def save_customer(self, customer: Customer, expected_version: int) -> Customer:
+        """Put ``customer`` at ``expected_version + 1`` on condition that the stored item is
+        at ``expected_version`` (or absent, for 0); :class:`VersionConflict` otherwise.
+
+        A transient failure is retried in place: when the failed attempt had taken effect,
+        the retry finds the new version and raises :class:`VersionConflict`, and the caller
+        re-reads and re-applies (ingest: the event is already processed; scoring: nothing
+        is left to change), so the write is never made twice over another one."""
         saved = customer.model_copy(update={"version": expected_version + 1})
         condition: dict[str, Any]
         if expected_version == 0:
@@ -403,20 +397,24 @@ class DynamoStore:
                 "ExpressionAttributeValues": {":v": expected_version},
             }
         try:
-            self._customers.put_item(Item=customer_to_item(saved), **condition)
+            self._retrying(self._customers.put_item, Item=customer_to_item(saved), **condition)
         except self._customers.meta.client.exceptions.ConditionalCheckFailedException as exc:
             raise VersionConflict(customer.customer_id) from exc
         return saved
 
     def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
-        for item in _items(self._customers.scan, Segment=segment, TotalSegments=total_segments):
+        pages = _items(
+            self._customers.scan, self._sleep, Segment=segment, TotalSegments=total_segments
+        )
+        for item in pages:
             yield customer_from_item(item)
 
     def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
         """The first page (at most ``limit`` items) of one scan segment, order facts (recent
         and settled) only:
         a cheap, spread sample for the scoring job's quantile boundaries."""
-        resp = self._customers.scan(
+        resp = self._retrying(
+            self._customers.scan,
             Segment=segment,
             TotalSegments=total_segments,
             Limit=limit,
@@ -630,19 +628,14 @@ class DynamoStore:
                 batch.delete_item(Key={"pk": pk, "sk": item["sk"]})
         return len(items)
 
-    def _retrying(self, write: Callable[..., Any], **params: Any) -> Any:
-        """Run an idempotent ledger write, again after a 5xx or throttling (which botocore
-        already retried), with backoff, up to :data:`WRITE_ATTEMPTS` times. Idempotent by
-        design: a claim of the same owner, a dispatch of the same token and a record are
-        accepted again when the failed attempt took effect."""
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                return write(**params)
-            except Exception as err:
-                if not _retryable(err) or attempt == WRITE_ATTEMPTS:
-                    raise
-                self._sleep(min(0.1 * 2**attempt, 2.0))
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _retrying(self, call: Callable[..., Any], **params: Any) -> Any:
+        """Run an idempotent call, again after a transient failure (5xx, throttling, a
+        timeout: :func:`kizuna.adapters.retry.transient`), with backoff, up to
+        :data:`WRITE_ATTEMPTS` times. Idempotent by design: a read; a claim of the same
+        owner, a dispatch of the same token and a record are accepted again when the failed
+        attempt took effect; a customer's versioned put then conflicts with itself, which
+        its caller resolves by re-reading (:meth:`save_customer`)."""
+        return retrying(call, sleep=self._sleep, attempts=WRITE_ATTEMPTS, **params)
 
     def _batch_put(self, items: Sequence[dict[str, Any]]) -> None:
         """BatchWriteItem puts, 25 per call, unprocessed items retried with backoff."""
@@ -1122,8 +1115,10 @@ class ProductStore:
 
     def set_related(self, product_id: str, related: list[dict[str, Any]], day: str) -> None:
         """What the daily run learned about one product (UpdateItem: the catalogue's own
-        fields, which an import may be writing at the same moment, are left alone)."""
-        self._table.update_item(
+        fields, which an import may be writing at the same moment, are left alone); the same
+        update again after a transient failure."""
+        retrying(
+            self._table.update_item,
             Key={"product_id": product_id},
             UpdateExpression="SET #r = :r, #d = :d",
             ExpressionAttributeNames={"#r": "related", "#d": "related_at"},
@@ -1131,8 +1126,9 @@ class ProductStore:
         )
 
     def put_product(self, item: dict[str, Any]) -> None:
-        """Write a whole item (the run's own ``#best-sellers`` item)."""
-        self._table.put_item(Item=to_dynamo(item))
+        """Write a whole item (the run's own ``#best-sellers`` item), again after a transient
+        failure."""
+        retrying(self._table.put_item, Item=to_dynamo(item))
 
 
 class SnapshotStore:
@@ -1143,6 +1139,10 @@ class SnapshotStore:
         self._table = dynamodb.Table(snapshots_table)
 
     def put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int:
+        """The day's cells (whole items: all of them again after a transient failure)."""
+        return retrying(self._put_cells, day, cells)
+
+    def _put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int:
         with self._table.batch_writer(overwrite_by_pkeys=["date", "cell"]) as batch:
             for cell, data in cells.items():
                 batch.put_item(Item={"date": day, "cell": cell, **to_dynamo(data)})

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from kizuna.adapters.retry import retrying
 from kizuna.events import DerivedEvent
 from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
 
@@ -24,7 +25,9 @@ class EventBridgePublisher:
             pending = list(range(start, min(start + PUT_EVENTS_LIMIT, len(events))))
             for attempt in range(self._attempts):
                 entries = [events[i].to_entry(self._bus, KIZUNA_EVENT_SOURCE) for i in pending]
-                resp = self._client.put_events(Entries=entries)
+                # a call failing as a whole (5xx, throttling, timeout) is made again: the
+                # events' ids are deterministic, consumers drop the copies
+                resp = retrying(self._client.put_events, Entries=entries)
                 if not resp.get("FailedEntryCount"):
                     pending = []
                     break

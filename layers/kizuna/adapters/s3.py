@@ -7,14 +7,20 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kizuna.adapters.retry import retrying
+
 
 class S3Objects:
+    """Whole objects by key: a put (the same body again) and a get are idempotent, so each
+    is retried in place after a transient failure (:mod:`kizuna.adapters.retry`)."""
+
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
         self.bucket = bucket
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
-        self._s3.put_object(
+        retrying(
+            self._s3.put_object,
             Bucket=self.bucket,
             Key=key,
             Body=body,
@@ -23,6 +29,9 @@ class S3Objects:
         )
 
     def get(self, key: str) -> bytes | None:
+        return retrying(self._get, key)
+
+    def _get(self, key: str) -> bytes | None:
         try:
             resp = self._s3.get_object(Bucket=self.bucket, Key=key)
         except self._s3.exceptions.NoSuchKey:

@@ -6,7 +6,9 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
 - ``send`` -> one invocation of the send function over the group (contact policy, render,
   claim, deliver, record — per member); after a crash that outlasts every retry, the
   journey function records ``failed`` for each member the step did not decide for, and
-  the journey goes on;
+  the journey goes on; that ``__failed`` task retries every error longer still, and if it
+  too fails the execution fails (an alarm, and a redrive runs it again): it never goes on
+  with members who have no ledger entry for the step;
 - ``wait`` -> a Wait state; "until a local time" asks the journey function for the instant
   most of the group shares (members in other time zones continue in child groups); a
   program's first wait is the cohort's own: ``__start`` waits until it ends;
@@ -54,6 +56,19 @@ LAMBDA_RETRY = [
         "BackoffRate": 2.0,
     },
 ]
+# `<send step>__failed` records `failed` for the members of a step that crashed: it must not
+# give up where the step did (a 5xx, a throttle, a timeout or the function's own error,
+# retried for about 20 minutes); it is idempotent (claims: a member already decided for
+# keeps its entry).
+FAILED_RETRY = [
+    LAMBDA_RETRY[0],
+    {
+        "ErrorEquals": ["States.ALL"],
+        "IntervalSeconds": 10,
+        "MaxAttempts": 7,
+        "BackoffRate": 2.0,
+    },
+]
 GROUP_INPUT = {
     "program.$": "$.program",
     "cohort.$": "$.cohort",
@@ -62,14 +77,19 @@ GROUP_INPUT = {
 }
 
 
-def _invoke(function: str, payload: dict[str, Any], rest: dict[str, Any]) -> dict[str, Any]:
+def _invoke(
+    function: str,
+    payload: dict[str, Any],
+    rest: dict[str, Any],
+    retry: list[dict[str, Any]] = LAMBDA_RETRY,
+) -> dict[str, Any]:
     """A Lambda task over the group, with retries; ``rest`` (ResultSelector, ResultPath,
     Catch, Next, ...) completes it. The answer is dropped unless ``rest`` keeps it."""
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": "${" + function + "}", "Payload": payload},
-        "Retry": LAMBDA_RETRY,
+        "Retry": retry,
         "ResultPath": None,
         **rest,
     }
@@ -169,20 +189,13 @@ def _states(program: Program) -> dict[str, Any]:
             )
             # a crash after all retries (kept in $.error): every member the step did not
             # decide for gets a `failed` ledger entry (never silently none), and the
-            # journey goes on
+            # journey goes on. No Catch: should recording fail too (after FAILED_RETRY),
+            # the execution fails, loudly, rather than go on without those entries
             states[f"{sid}__failed"] = _invoke(
                 "JourneyFunctionArn",
                 {**GROUP_INPUT, "action": "failed", "step": sid},
-                {
-                    "Catch": [
-                        {
-                            "ErrorEquals": ["States.ALL"],
-                            "ResultPath": "$.error",
-                            "Next": catch_to(after(i)),
-                        }
-                    ],
-                    **then(after(i)),
-                },
+                then(after(i)),
+                FAILED_RETRY,
             )
         elif isinstance(step, WaitStep):
             seconds = int(step.duration.total_seconds())

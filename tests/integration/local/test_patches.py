@@ -480,6 +480,9 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     from moto.events.models import EventsBackend, Rule
     from moto.sqs.models import Message, SQSBackend
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import (
         Timestamp,
     )
@@ -493,6 +496,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     owners = [
         (WaitFunction, "_eval_body"),
         (LambdaFunction, "_invoke_lambda"),
+        (StateTaskServiceLambda, "_from_error"),
         (Rule, "send_to_targets"),
         (EventsBackend, "put_events"),
         (StepFunctionsParserBackend, "start_execution"),
@@ -516,7 +520,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 16
+    assert len(patches.PATCHES) == 17
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
@@ -600,3 +604,40 @@ def test_patch_dynamodb_transactions() -> None:
     assert expected[1] == ["None", "None", "ConditionalCheckFailed"]
     assert [i["pk"]["S"] for i in found[0]] == ["a", "d"]
     assert copied == []
+
+
+def test_patch_lambda_task_client_errors(
+    local_cloud_factory: CloudFactory, project_root: Path
+) -> None:
+    # Given a Lambda task retried on Lambda.SdkClientException, whose first Invoke by the
+    # interpreter times out after the function ran (an injected fault)
+    from kizuna_tools.local.faults import FaultPlan
+
+    retried = {
+        **SEND,
+        "Retry": [
+            {"ErrorEquals": ["Lambda.SdkClientException"], "IntervalSeconds": 1, "MaxAttempts": 3}
+        ],
+    }
+    cloud = local_cloud_factory(
+        with_resources(
+            probe_template(),
+            {"Direct": state_machine({"StartAt": "Send", "States": {"Send": retried}})},
+        ),
+        project_root=project_root,
+        faults=FaultPlan.parse("lambda.Invoke=1:timeout", seed=1),
+    )
+
+    # When it runs
+    arn = run(cloud, "Direct", {"hello": "world"})
+    cloud.drain()
+    cloud.advance(minutes=1)
+
+    # Then each timeout is a Lambda.SdkClientException its Retry matched, as on AWS (moto
+    # alone reports States.Runtime, which no Retry or Catch can match)
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    history = sfn.get_execution_history(executionArn=arn)["events"]
+    errors = [e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"]
+    assert errors == ["Lambda.SdkClientException"] * 4  # the first attempt and 3 retries
+    assert describe(arn)["status"] == "FAILED"
+    assert cloud.invocations["Echo"] == 4

@@ -332,6 +332,36 @@ def patch_lambda_invoke(host: PatchHost) -> Undo:
     return _swap(LambdaFunction, "_invoke_lambda", _invoke_lambda)
 
 
+def patch_lambda_task_client_errors(host: PatchHost) -> Undo:
+    """A Lambda task whose ``Invoke`` fails on the client side (a read timeout, a dropped
+    connection) fails with ``Lambda.SdkClientException``, as on AWS, which a ``Retry``
+    can match.
+
+    moto's parser turns any exception that is not a ``ClientError`` into ``States.Runtime``,
+    which no ``Retry`` or ``Catch`` can match: an injected ``timeout`` on the interpreter's
+    Invoke would fail the execution outright, which AWS does not do.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: E501
+        StateTaskServiceLambda,
+    )
+
+    original = StateTaskServiceLambda.__dict__["_from_error"]
+
+    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if isinstance(ex, BotoCoreError):
+            ex = ClientError(
+                {
+                    "Error": {"Code": "SdkClientException", "Message": str(ex)},
+                    "ResponseMetadata": {"HTTPStatusCode": 0, "RequestId": ""},
+                },
+                "Invoke",
+            )
+        return original(self, env, ex)
+
+    return _swap(StateTaskServiceLambda, "_from_error", _from_error)
+
+
 # --- DynamoDB --------------------------------------------------------------------------------
 DYNAMODB_ITEM_OPERATIONS = frozenset(
     {
@@ -795,6 +825,7 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_sfn_client_cache,
     patch_asl_parse_cache,
     patch_lambda_invoke,
+    patch_lambda_task_client_errors,
     patch_dynamodb_item_responses,
     patch_dynamodb_query_candidates,
     patch_dynamodb_transactions,
