@@ -31,7 +31,7 @@ import pytest
 from kizuna.delivery.channels import line_retry_key
 from kizuna.delivery.tags import decode_tag_value
 from kizuna_tools.demo import DEMO_CONTEXT, QUIET, load_catalog, prepare_channels
-from kizuna_tools.dlq import ERROR, DeadLetterQueue
+from kizuna_tools.dlq import DeadLetterQueue, dead_message
 from kizuna_tools.local import LocalCloud
 from kizuna_tools.local.app import default_project_root, kizuna_template
 from kizuna_tools.local.faults import FaultPlan
@@ -161,17 +161,21 @@ def _attribute(message: dict[str, Any], name: str) -> str:
 
 
 def reason(message: dict[str, Any]) -> str:
-    """Why a message is dead: Kizuna's attributes, EventBridge's and Scheduler's
-    (ERROR_CODE, ERROR_MESSAGE), Lambda's DLQ (ErrorMessage), or a Lambda on-failure
-    record's response (errorType, errorMessage)."""
-    for name in (ERROR, "ERROR_MESSAGE", "ErrorMessage"):
-        if _attribute(message, name):
-            return _attribute(message, name)
-    body = message.get("json")
-    if isinstance(body, dict) and isinstance(body.get("responsePayload"), dict):
-        response = body["responsePayload"]
-        return f"{response.get('errorType', '')}: {response.get('errorMessage', '')}".strip(": ")
-    return ""
+    """Why a message is dead, as `kizuna dlq show` tells an operator (kizuna_tools.dlq):
+    Kizuna's attributes, EventBridge's and Scheduler's (ERROR_CODE, ERROR_MESSAGE), a Lambda
+    on-failure record's response, or that SQS moved it itself after its last receive."""
+    dead = dead_message(
+        {
+            "MessageId": "-",
+            "ReceiptHandle": "-",
+            "Body": message["body"],
+            "MessageAttributes": {
+                name: {"StringValue": _attribute(message, name)}
+                for name in message.get("message_attributes") or {}
+            },
+        }
+    )
+    return f"{dead.error_type}: {dead.error}" if dead.error_type != "-" else ""
 
 
 def faults_near(run: Run, at: str, minutes: int = 15) -> list[tuple[str, str, str]]:
