@@ -169,7 +169,7 @@ def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> Demo
             elif status == "deferred":
                 deferred += 1
             elif status == "failed":
-                failed[str(item.get("reason"))[:40]] += 1
+                failed[str(item.get("reason"))[:80]] += 1
         elif kind == "ENTRY":
             decision = item.get("decision")
             started += decision == "entered"
