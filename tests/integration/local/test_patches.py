@@ -641,3 +641,22 @@ def test_patch_lambda_task_client_errors(
     assert errors == ["Lambda.SdkClientException"] * 4  # the first attempt and 3 retries
     assert describe(arn)["status"] == "FAILED"
     assert cloud.invocations["Echo"] == 4
+
+
+def test_an_asynchronous_invoke_is_queued_and_never_reports_the_functions_error(
+    local_cloud_factory: CloudFactory, project_root: Path
+) -> None:
+    # Given the Flaky function, which fails its first attempt for a key
+    cloud = cloud_with(local_cloud_factory, project_root, {})
+    lam = boto3.client("lambda", region_name="us-east-1")
+    arn = cloud.resources["Flaky"].arn
+    # When it is invoked asynchronously (what `kizuna dlq redrive` does with a record)
+    resp = lam.invoke(
+        FunctionName=arn, InvocationType="Event", Payload=json.dumps({"key": "async"}).encode()
+    )
+    # Then Lambda's answer is 202 with no function error, as on AWS, and nothing ran yet
+    assert resp["StatusCode"] == 202 and "FunctionError" not in resp
+    assert cloud.invocations["Flaky"] == 0
+    # and the queued invoke runs with the async retries: the second attempt succeeds
+    cloud.drain()
+    assert cloud.invocations["Flaky"] == 2

@@ -594,6 +594,11 @@ class LocalCloud:
         invocation = self._invoke(spec, event, source="invoke")
         return json.dumps(invocation.payload()), not invocation.ok, ""
 
+    def invoke_async(self, function_arn: str, payload: str) -> None:
+        """An ``InvocationType="Event"`` invoke: queued, run by the driver like an
+        EventBridge or Scheduler hand-off (retries, then the on-failure destination)."""
+        self._deliveries.append(Delivery("lambda", function_arn, payload, "invoke"))
+
     def deliver_event_target(
         self, rule: Any, target: dict[str, Any], event: dict[str, Any]
     ) -> bool:

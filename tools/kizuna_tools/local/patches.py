@@ -73,6 +73,10 @@ class PatchHost(Protocol):
         """Deliver one matched event to one rule target; False leaves it to moto."""
         ...
 
+    def invoke_async(self, function_arn: str, payload: str) -> None:
+        """Queue an asynchronous invoke (Lambda's own queue: retries, on-failure)."""
+        ...
+
     def before_call(
         self,
         service: str,
@@ -323,13 +327,33 @@ def patch_lambda_invoke(host: PatchHost) -> Undo:
 
     ``LambdaFunction._invoke_lambda(event)`` returns ``(payload, errored, logs)``; direct
     invokes, Step Functions Lambda tasks and SNS subscriptions all go through it.
+
+    An asynchronous invoke (``InvocationType="Event"``, e.g. ``kizuna dlq redrive`` replaying
+    an on-failure record) is queued as Lambda does, answered 202 without a function error,
+    and run later with the function's async retries and on-failure destination (moto would
+    run it at once and report its error to the caller, which AWS never does).
     """
     from moto.awslambda.models import LambdaFunction
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         return host.invoke_from_moto(self.function_name, event)
 
-    return _swap(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+    original_invoke = LambdaFunction.invoke
+
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> Any:
+        if str(request_headers.get("x-amz-invocation-type", "")).lower() == "event":
+            host.invoke_async(self.function_arn, body or "{}")
+            return b""
+        return original_invoke(self, body, request_headers, response_headers)
+
+    undo_invoke = _swap(LambdaFunction, "invoke", invoke)
+    undo_run = _swap(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+
+    def undo() -> None:
+        undo_run()
+        undo_invoke()
+
+    return undo
 
 
 def patch_lambda_task_client_errors(host: PatchHost) -> Undo:
