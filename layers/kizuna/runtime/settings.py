@@ -36,6 +36,10 @@ ENV_ANALYTICS_BUCKET = "ANALYTICS_BUCKET"
 ENV_CAMPAIGNS_TABLE = "CAMPAIGNS_TABLE"
 ENV_CHUNK_SIZE = "CHUNK_SIZE"
 ENV_SCAN_SEGMENTS = "SCAN_SEGMENTS"
+ENV_USER_POOL_ID = "USER_POOL_ID"
+ENV_USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
+ENV_JWKS_URL = "JWKS_URL"
+ENV_SECURE_COOKIES = "SECURE_COOKIES"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
@@ -193,3 +197,23 @@ class CampaignSettings(DeliverySettings):
 @lru_cache(maxsize=1)
 def campaign_settings() -> CampaignSettings:
     return CampaignSettings()
+
+
+class ApiSettings(_BusSettings, _ConfigSettings):
+    """Environment of the API function (HTTP API and console)."""
+
+    USER_POOL_ID: str = Field(min_length=1)
+    USER_POOL_CLIENT_ID: str = Field(min_length=1)
+    # The pool's JWKS; empty means Cognito's well-known URL of USER_POOL_ID (the local
+    # runtime points it at its own stand-in).
+    JWKS_URL: str = ""
+    AWS_REGION: str = Field(default="us-east-1", min_length=1)
+    # Secure cookies (HTTPS); only the local server on 127.0.0.1 turns this off.
+    SECURE_COOKIES: bool = True
+    PROGRAMS_DIR: str | None = None
+    TEMPLATES_DIR: str | None = None
+
+
+@lru_cache(maxsize=1)
+def api_settings() -> ApiSettings:
+    return ApiSettings()

@@ -14,6 +14,8 @@ from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
     from kizuna.adapters.dynamodb import DynamoStore, ProductStore, SnapshotStore
     from kizuna.adapters.eventbridge import EventBridgePublisher
     from kizuna.adapters.s3 import S3Objects
@@ -428,3 +430,60 @@ def sms_opted_out_numbers() -> list[str]:
     from kizuna.delivery.channels import SnsSms
 
     return list(SnsSms(boto3.client("sns")).opted_out_numbers())
+
+
+@lru_cache(maxsize=1)
+def api_app() -> APIGatewayHttpResolver:
+    """The HTTP API and console (:mod:`kizuna.api`)."""
+    from datetime import datetime
+
+    import boto3
+
+    from kizuna.adapters.audit import AuditLog
+    from kizuna.adapters.cognito import CognitoSignIn, HttpJwks, jwks_url
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.api.app import build_app
+    from kizuna.api.auth import TokenVerifier
+    from kizuna.api.deps import ApiDeps
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
+    from kizuna.runtime.settings import api_settings
+
+    s = api_settings()
+    dynamodb = boto3.resource("dynamodb")
+    clock = CurrentClock()
+
+    def now() -> datetime:
+        return clock.now()
+
+    verifier = TokenVerifier(
+        region=s.AWS_REGION,
+        user_pool_id=s.USER_POOL_ID,
+        client_id=s.USER_POOL_CLIENT_ID,
+        jwks=_jwks_loader(s.JWKS_URL or jwks_url(s.AWS_REGION, s.USER_POOL_ID), HttpJwks),
+    )
+    deps = ApiDeps(
+        config=load_config(s.KIZUNA_CONFIG),
+        store=DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        audit=AuditLog(dynamodb, s.ACTIVITY_TABLE),
+        verifier=verifier,
+        sign_in=CognitoSignIn(boto3.client("cognito-idp"), s.USER_POOL_CLIENT_ID),
+        now=now,
+        programs_dir=_dir_or_none("programs", s.PROGRAMS_DIR),
+        templates_dir=_dir_or_none("templates", s.TEMPLATES_DIR),
+        secure_cookies=s.SECURE_COOKIES,
+    )
+    return build_app(deps)
+
+
+def _jwks_loader(url: str, http: Callable[[str], Any]) -> Callable[[], Any]:
+    return cast("Callable[[], Any]", http(url))
+
+
+def _dir_or_none(kind: str, explicit: str | None) -> Any:
+    from kizuna.programs.bundle import resolve_dir
+
+    try:
+        return resolve_dir(kind, explicit)
+    except (FileNotFoundError, ValueError):
+        return None

@@ -1,0 +1,125 @@
+"""The API function's app: every route family, authentication, security headers.
+
+Authentication happens once, before any route, by path prefix: ``/api`` reads the bearer
+id token, ``/machine`` the IAM identity API Gateway verified, ``/console`` the session
+cookie. The result (a principal, or why there is none) is in the request context; routes
+then ask for what they need with :func:`kizuna.api.context.require`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from kizuna.api import console
+from kizuna.api.auth import AuthError, Principal, bearer_token, iam_principal
+from kizuna.api.console.i18n import Translator
+from kizuna.api.context import AUTH_ERROR_KEY, DEPS_KEY, PRINCIPAL_KEY
+from kizuna.api.deps import ApiDeps
+
+API_TITLE: Final = "Kizuna API"
+API_VERSION: Final = "1.0.0"
+
+# Every answer: a restrictive CSP (the console needs no script), no sniffing, no framing,
+# HTTPS only, nothing cached (answers carry customer data).
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "Cache-Control": "no-store",
+}
+
+
+def _identify(app: APIGatewayHttpResolver, deps: ApiDeps) -> Principal | None:
+    event = app.current_event
+    path = event.path
+    if path.startswith("/machine/"):
+        principal = iam_principal(event.raw_event.get("requestContext") or {})
+        if principal is None:
+            raise AuthError("this route needs a SigV4-signed request (IAM)")
+        return principal
+    if path.startswith("/api/"):
+        token = bearer_token(event.headers or {})
+        if token is None:
+            raise AuthError("sign-in required: send 'Authorization: Bearer <id token>'")
+        return deps.verifier.verify(token)
+    if path.startswith("/console"):
+        token = console.session_token(event)
+        return deps.verifier.verify(token) if token else None
+    return None
+
+
+class KizunaResolver(APIGatewayHttpResolver):
+    """Powertools' resolver, with the security headers on every answer (errors included)."""
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        result: dict[str, Any] = super().resolve(event, context)
+        headers = result.setdefault("headers", {})
+        for name, value in SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
+        return result
+
+
+def build_app(deps: ApiDeps) -> KizunaResolver:
+    from kizuna.api.console import pages_auth
+    from kizuna.api.routes import meta
+
+    app = KizunaResolver(enable_validation=True)
+
+    def authenticate(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        app.append_context(**{DEPS_KEY: deps})
+        try:
+            app.append_context(**{PRINCIPAL_KEY: _identify(app, deps)})
+        except AuthError as error:
+            app.append_context(**{PRINCIPAL_KEY: None, AUTH_ERROR_KEY: error})
+        return next_middleware(app)
+
+    app.use(middlewares=[authenticate])
+
+    @app.exception_handler(console.SignInRequired)
+    def _sign_in(_: console.SignInRequired) -> Response[str]:
+        lang = console.lang_of(app.current_event)
+        return console.redirect(f"/console/sign-in?lang={lang}")
+
+    @app.exception_handler(console.PageForbidden)
+    def _forbidden(error: console.PageForbidden) -> Response[str]:
+        event = app.current_event
+        t = Translator(console.lang_of(event))
+        return console.render(
+            event,
+            "error.html",
+            status=403,
+            principal=app.context.get(PRINCIPAL_KEY),
+            message=t("error.forbidden", role=error.role),
+        )
+
+    # one entry per route family (routes/ for JSON, console/ for pages)
+    routers: list[Any] = [meta.router, pages_auth.router]
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
+    """The OpenAPI document of the JSON routes (console pages are not in it)."""
+    import json
+
+    schema: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE,
+            version=API_VERSION,
+            description=(
+                "Kizuna's HTTP API. `/api/...` routes take a Cognito id token "
+                "(`Authorization: Bearer`); `/machine/...` routes take a SigV4-signed request."
+            ),
+        )
+    )
+    return schema

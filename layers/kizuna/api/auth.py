@@ -1,0 +1,148 @@
+"""Who is calling: a Cognito user (id token, groups as roles) or a machine (IAM SigV4).
+
+People carry a Cognito **id token**: in ``Authorization: Bearer`` on ``/api`` routes (API
+Gateway's JWT authorizer checked it already on AWS; the function checks again, so a route
+reached any other way is no weaker), or in the console's session cookie. Machines call
+``/machine`` routes signed with SigV4; API Gateway verified the signature and IAM allowed the
+route, and the function reads who it was from ``requestContext.authorizer.iam``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+ISSUER_FORMAT: Final = "https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
+LEEWAY_SECONDS: Final = 30
+
+
+class Role(StrEnum):
+    """Cognito groups, lowest first: each role may do what the ones before it may."""
+
+    VIEWER = "viewer"
+    MARKETER = "marketer"
+    ADMIN = "admin"
+
+
+ROLE_ORDER: Final = (Role.VIEWER, Role.MARKETER, Role.ADMIN)
+
+
+class AuthError(Exception):
+    """No valid identity (401). The message says why, without echoing the token."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. ``id`` is the Cognito ``sub`` or the IAM user/role ARN."""
+
+    id: str
+    name: str
+    kind: Literal["user", "iam"]
+    roles: frozenset[Role] = frozenset()
+
+    @property
+    def highest(self) -> Role | None:
+        ranked = [r for r in ROLE_ORDER if r in self.roles]
+        return ranked[-1] if ranked else None
+
+    def allows(self, role: Role) -> bool:
+        """A user in ``role`` or a higher group. Machines hold no group: their routes are
+        allowed by IAM, and a people's route never allows them."""
+        highest = self.highest
+        return highest is not None and ROLE_ORDER.index(highest) >= ROLE_ORDER.index(role)
+
+    def audit_name(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+JwksLoader = Callable[[], Mapping[str, Any]]
+
+
+class TokenVerifier:
+    """Verifies Cognito id tokens of one user pool and app client (RS256, issuer,
+    audience, ``token_use: id``, expiry against the real clock: tokens are wall-clock
+    artefacts even when the business clock is virtual)."""
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        user_pool_id: str,
+        client_id: str,
+        jwks: JwksLoader,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = ISSUER_FORMAT.format(region=region, user_pool_id=user_pool_id)
+        self.client_id = client_id
+        self._jwks = jwks
+        self._keys: KeySet | None = None
+        self._now = now
+
+    def _keyset(self, *, refresh: bool = False) -> KeySet:
+        if self._keys is None or refresh:
+            self._keys = KeySet.import_key_set(dict(self._jwks()))  # type: ignore[arg-type]
+        return self._keys
+
+    def verify(self, token: str) -> Principal:
+        if not token or len(token) > 8192 or token.count(".") != 2:
+            raise AuthError("the token is not a JWT")
+        try:
+            decoded = jwt.decode(token, self._keyset(), algorithms=["RS256"])
+        except JoseError:
+            try:  # keys rotate: one refresh of the key set, then give up
+                decoded = jwt.decode(token, self._keyset(refresh=True), algorithms=["RS256"])
+            except (JoseError, ValueError) as error:
+                raise AuthError("the token's signature does not verify") from error
+        except ValueError as error:
+            raise AuthError("the token is malformed") from error
+        claims = decoded.claims
+        registry = jwt.JWTClaimsRegistry(
+            now=int(self._now()),
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.client_id},
+            token_use={"essential": True, "value": "id"},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except JoseError as error:
+            raise AuthError(
+                f"the token is not valid here ({error.description or error.error})"
+            ) from error
+        groups = claims.get("cognito:groups") or []
+        if not isinstance(groups, list):
+            raise AuthError("the token's groups are malformed")
+        roles = frozenset(Role(g) for g in groups if g in {r.value for r in Role})
+        name = claims.get("cognito:username") or claims.get("email") or claims["sub"]
+        return Principal(id=str(claims["sub"]), name=str(name), kind="user", roles=roles)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("the Authorization header must be 'Bearer <id token>'")
+    return token.strip()
+
+
+def iam_principal(request_context: Mapping[str, Any]) -> Principal | None:
+    """The machine API Gateway authenticated with SigV4 (``authorizer.iam``), if any."""
+    authorizer = request_context.get("authorizer") or {}
+    iam = authorizer.get("iam") if isinstance(authorizer, Mapping) else None
+    if not isinstance(iam, Mapping):
+        return None
+    arn = iam.get("userArn") or iam.get("callerId")
+    if not arn:
+        return None
+    return Principal(id=str(arn), name=str(arn), kind="iam")

@@ -1,0 +1,62 @@
+"""Sign-in, sign-out, the home page and the stylesheet."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from kizuna.api import console
+from kizuna.api.auth import Role
+from kizuna.api.context import deps
+
+router = APIGatewayHttpRouter()
+
+
+@router.get("/console", include_in_schema=False)
+def root() -> Response[str]:
+    return console.redirect("/console/")
+
+
+@router.get("/console/", include_in_schema=False)
+def home() -> Response[str]:
+    principal = console.page_user(router, Role.VIEWER)
+    return console.render(router.current_event, "home.html", principal=principal)
+
+
+@router.get("/console/sign-in", include_in_schema=False)
+def sign_in_page() -> Response[str]:
+    return console.render(router.current_event, "sign_in.html", failed=False)
+
+
+@router.post("/console/sign-in", include_in_schema=False)
+def sign_in() -> Response[str]:
+    event = router.current_event
+    fields = console.form(event)  # no CSRF field before a session exists
+    username = fields.get("username", "")
+    password = fields.get("password", "")
+    token = None
+    if 0 < len(username) <= 128 and 0 < len(password) <= 256:
+        token = deps(router).sign_in.id_token(username, password)
+    if token is None:
+        return console.render(event, "sign_in.html", status=401, failed=True)
+    cookie = console.session_cookie(token, secure=deps(router).secure_cookies)
+    lang = console.lang_of(event)
+    return console.redirect(f"/console/?lang={lang}", cookies=[cookie])
+
+
+@router.post("/console/sign-out", include_in_schema=False)
+def sign_out() -> Response[str]:
+    event = router.current_event
+    console.check_csrf(event, console.form(event))
+    cookie = console.session_cookie("", secure=deps(router).secure_cookies, max_age=0)
+    return console.redirect("/console/sign-in", cookies=[cookie])
+
+
+@router.get("/console/static/console.css", include_in_schema=False)
+def stylesheet() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type="text/css; charset=utf-8",
+        body=(console.STATIC / "console.css").read_text(encoding="utf-8"),
+        headers={"Cache-Control": "public, max-age=300"},
+    )

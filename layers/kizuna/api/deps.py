@@ -1,0 +1,42 @@
+"""What the API's routes work with, built once per container by
+:func:`kizuna.runtime.wiring.api_app` (tests build it on moto or with fakes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from kizuna.adapters.audit import AuditLog
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.api.auth import TokenVerifier
+    from kizuna.runtime.config import KizunaConfig
+
+
+class SignIn(Protocol):
+    """Password sign-in for the console (Cognito ``InitiateAuth``, USER_PASSWORD_AUTH):
+    :class:`kizuna.adapters.cognito.CognitoSignIn` on AWS and locally."""
+
+    def id_token(self, username: str, password: str) -> str | None: ...
+
+
+@dataclass
+class ApiDeps:
+    """Adapters and configuration. Route families add what they need here (one field each,
+    built in ``wiring.api_app``); keep boto3 out: these are adapters and services."""
+
+    config: KizunaConfig
+    store: DynamoStore  # customers + activity tables
+    audit: AuditLog
+    verifier: TokenVerifier
+    sign_in: SignIn
+    now: Callable[[], datetime]
+    programs_dir: Path | None = None
+    templates_dir: Path | None = None
+    segments_dir: Path | None = None
+    # secure cookies (HTTPS); the local server on 127.0.0.1 runs over HTTP
+    secure_cookies: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)

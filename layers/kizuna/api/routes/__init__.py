@@ -1,0 +1,1 @@
+"""JSON route families, one ``Router`` per module."""

@@ -1,0 +1,95 @@
+"""Who may call what: id tokens verified like Cognito's, groups as roles, IAM for machines,
+the console's session cookie and CSRF field; and the security headers on every answer."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.api.harness import Api
+
+pytestmark = pytest.mark.integration
+
+
+def test_me_with_each_group(api: Api) -> None:
+    for role in ("viewer", "marketer", "admin"):
+        answer = api.call("GET", "/api/me", as_=role)
+        assert answer.status == 200, answer.body
+        assert answer.json()["roles"] == [role]
+
+
+def test_no_token_is_401_and_a_user_without_a_group_is_403(api: Api) -> None:
+    assert api.call("GET", "/api/me").status == 401
+    assert api.call("GET", "/api/me", as_="none").status == 403
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) - 3600},  # expired
+        {"aud": "another-client"},
+        {"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_other"},
+        {"token_use": "access"},
+    ],
+)
+def test_tokens_not_for_this_pool_and_client_are_401(api: Api, claims: dict[str, object]) -> None:
+    answer = api.call("GET", "/api/me", token=api.pool.forged(**claims))
+    assert answer.status == 401, answer.body
+
+
+def test_a_tampered_token_is_401(api: Api) -> None:
+    token = api.pool.token("vera")
+    header, payload, signature = token.split(".")
+    assert api.call("GET", "/api/me", token=f"{header}.{payload}x.{signature}").status == 401
+    assert api.call("GET", "/api/me", headers={"Authorization": "Basic dmVyYQ=="}).status == 401
+
+
+def test_machine_routes_need_iam_and_people_routes_refuse_machines(api: Api) -> None:
+    assert api.call("GET", "/machine/me").status == 401
+    assert api.call("GET", "/machine/me", as_="machine").json()["kind"] == "iam"
+    # a machine's identity on a people's route is no identity there
+    assert api.call("GET", "/api/me", as_="machine").status == 401
+
+
+def test_security_headers_on_every_answer(api: Api) -> None:
+    for answer in (api.call("GET", "/api/me"), api.call("GET", "/console/sign-in")):
+        csp = answer.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_console_sign_in_sets_a_strict_http_only_cookie(api: Api) -> None:
+    bad = api.call("POST", "/console/sign-in", form={"username": "mari", "password": "wrong"})
+    assert bad.status == 401 and not bad.cookies
+    answer = api.call(
+        "POST", "/console/sign-in", form={"username": "mari", "password": "Correct-Horse-9"}
+    )
+    assert answer.status == 303
+    (cookie,) = answer.cookies
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
+    cookies = api.session("marketer")
+    home = api.call("GET", "/console/", cookies=cookies)
+    assert home.status == 200 and "mari" in home.body
+
+
+def test_console_without_session_redirects_and_sign_out_needs_csrf(api: Api) -> None:
+    answer = api.call("GET", "/console/")
+    assert answer.status == 303 and answer.headers["Location"].startswith("/console/sign-in")
+    cookies = api.session("viewer")
+    refused = api.call("POST", "/console/sign-out", cookies=cookies, form={"csrf": "nope"})
+    assert refused.status == 403
+
+
+def test_console_speaks_japanese_and_english(api: Api) -> None:
+    cookies = api.session("viewer")
+    ja = api.call("GET", "/console/", cookies=cookies)
+    en = api.call("GET", "/console/", cookies=cookies, query={"lang": "en"})
+    assert "ようこそ" in ja.body and "Welcome" in en.body
+
+
+def test_ui_text_has_both_languages() -> None:
+    from kizuna.api.console.i18n import TEXT
+
+    assert set(TEXT["ja"]) == set(TEXT["en"])
