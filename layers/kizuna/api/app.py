@@ -68,13 +68,16 @@ class KizunaResolver(APIGatewayHttpResolver):
         return result
 
 
-def build_app(deps: ApiDeps) -> KizunaResolver:
+def build_app(deps: ApiDeps | None) -> KizunaResolver:
+    """The app; ``deps`` is ``None`` only to read its routes (the OpenAPI document)."""
     from kizuna.api.console import pages_auth
     from kizuna.api.routes import meta
 
     app = KizunaResolver(enable_validation=True)
 
     def authenticate(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        if deps is None:
+            raise RuntimeError("this app was built without dependencies (documentation only)")
         app.append_context(**{DEPS_KEY: deps})
         try:
             app.append_context(**{PRINCIPAL_KEY: _identify(app, deps)})

@@ -101,11 +101,16 @@ def schemas(
     directory: Annotated[Path, typer.Option("--out", help="Where to write the schemas")] = Path(
         "schemas"
     ),
+    api_docs: Annotated[
+        Path, typer.Option("--api-docs", help="Where to write the API's reference (Markdown)")
+    ] = Path("docs/API.md"),
 ) -> None:
-    """Write the JSON Schema of every inbound and derived event."""
+    """Write the JSON Schema of every inbound and derived event, the HTTP API's OpenAPI
+    document (``openapi.json``) and its reference (docs/API.md, after docs/api-intro.md)."""
+    from kizuna_tools.apidocs import write_api_docs
     from kizuna_tools.schemas import write_schemas
 
-    for path in write_schemas(directory):
+    for path in write_schemas(directory) + write_api_docs(directory, api_docs):
         out.print(str(path))
 
 
