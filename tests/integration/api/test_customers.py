@@ -409,3 +409,13 @@ def test_console_lookup_errors(seeded: Api) -> None:
         "GET", f"/console/customers/{SENT}", cookies=cookies, query={"next": "garbage"}
     )
     assert token.status == 422
+
+
+def test_the_routes_are_in_the_openapi_document(api: Api) -> None:
+    doc = api.call("GET", "/api/openapi.json", as_="viewer").json()
+    for path in ("/api/customers/{customer_id}", "/api/customers/{customer_id}/timeline"):
+        operation = doc["paths"][path]["get"]
+        assert operation["tags"] == ["customers"] and operation["summary"]
+        assert "404" in operation["responses"]
+    assert "CustomerProfile" in doc["components"]["schemas"]
+    assert not any(p.startswith("/console") for p in doc["paths"])
