@@ -213,7 +213,9 @@ class TimelineItem(BaseModel):
         ),
     )
     reason: str | None = Field(None, description="the ledger's reason, as recorded")
-    detail: str | None = Field(None, description="the ledger's detail, as recorded")
+    detail: str | dict[str, Any] | list[Any] | None = Field(
+        None, description="the ledger's detail, as recorded (e.g. which condition failed)"
+    )
     until: datetime | None = Field(None, description="a deferred message: when it goes out")
     why: Why | None = None
     data: dict[str, Any] = Field(default_factory=dict)
@@ -258,7 +260,8 @@ def _why(row: Mapping[str, Any], lang: str) -> Why:
     kind = str(row.get("kind") or str(row.get("sk", "")).split("#", 1)[0])
     outcome = str(row.get("decision") or row.get("status") or "")
     reason = str(row.get("reason") or "")
-    detail = str(row.get("detail") or "")
+    raw = row.get("detail")
+    detail = raw if isinstance(raw, str) else json.dumps(_plain("detail", raw)) if raw else ""
     key = f"{outcome}:{reason}" if f"{outcome}:{reason}" in _WHY[lang] else outcome
     template = _WHY[lang].get(key, _WHY[lang]["other"])
     text = template.format(
@@ -314,7 +317,12 @@ MONEY: Final = frozenset({"total", "unit_price"})
 
 
 def _plain(name: str, value: Any) -> Any:
-    """A stored number as the answer shows it: money as a decimal string, counts as int."""
+    """A stored value as the answer shows it: money as a decimal string, other numbers as
+    int when whole (DynamoDB gives Decimal), maps and lists likewise all the way down."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(name, v) for v in value]
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
         if name in MONEY:
             return str(value)
@@ -377,7 +385,7 @@ def timeline_item(row: Mapping[str, Any], lang: str) -> TimelineItem | None:
                 program=row.get("program"),
                 outcome=row.get("decision"),
                 reason=row.get("reason"),
-                detail=row.get("detail"),
+                detail=_plain("detail", row.get("detail")),
                 why=_why(row, lang),
                 data=_pick(row, "execution", "trigger_type", "trigger_id", "entered_at"),
                 **base,
@@ -405,7 +413,7 @@ def timeline_item(row: Mapping[str, Any], lang: str) -> TimelineItem | None:
                 channel=row.get("channel"),
                 outcome=row.get("status"),
                 reason=row.get("reason"),
-                detail=row.get("detail"),
+                detail=_plain("detail", row.get("detail")),
                 until=_opt_time(row.get("until")),
                 why=_why(row, lang),
                 data=data,
