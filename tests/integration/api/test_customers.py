@@ -386,16 +386,30 @@ def test_the_console_page_in_clear_for_a_marketer_and_paged(seeded: Api) -> None
     assert page.status == 200
     assert "Yamada" in page.body and f"hanako.{HELD}@example.jp" in page.body
     assert "Held out of second-purchase-coupon" in page_text(page.body)
-    # by phone number: marketers may, viewers may not
-    by_phone = seeded.call(
-        "GET", "/console/customers", cookies=cookies, query={"phone": "+819012345678"}
+    # by phone number (posted, with the CSRF field): marketers may, viewers may not
+    by_phone = seeded.call("GET", "/console/customers", cookies=cookies)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', by_phone.body)
+    assert csrf is not None
+    form = {"phone": "+819012345678", "csrf": csrf.group(1)}
+    found = seeded.call("POST", "/console/customers", cookies=cookies, form=form)
+    assert found.status == 200 and f"/console/customers/{HELD}" in found.body  # three share it
+    assert "+819012345678" not in found.headers.get("Location", "")
+    forged = seeded.call(
+        "POST", "/console/customers", cookies=cookies, form={**form, "csrf": "0" * 32}
     )
-    assert by_phone.status == 200 and f"/console/customers/{HELD}" in by_phone.body
+    assert forged.status == 403
     viewer = seeded.session("viewer")
+    viewer_page = seeded.call("GET", "/console/customers", cookies=viewer)
+    assert 'name="phone"' not in viewer_page.body
+    viewer_csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', viewer_page.body)
+    assert viewer_csrf is not None
     refused = seeded.call(
-        "GET", "/console/customers", cookies=viewer, query={"phone": "+819012345678"}
+        "POST",
+        "/console/customers",
+        cookies=viewer,
+        form={"phone": "+819012345678", "csrf": viewer_csrf.group(1)},
     )
-    assert refused.status == 422 and HELD not in refused.body
+    assert refused.status == 403 and HELD not in refused.body
 
 
 def test_console_lookup_errors(seeded: Api) -> None:

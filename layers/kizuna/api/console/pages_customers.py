@@ -5,6 +5,7 @@ was taken."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -40,43 +41,65 @@ def _customer_url(customer_id: str, lang: str) -> str:
     return f"/console/customers/{quote(customer_id, safe=':@')}?lang={lang}"
 
 
-@router.get("/console/customers", include_in_schema=False)
-def search() -> Response[str]:
-    principal = console.page_user(router, Role.VIEWER)
+def _search_page(
+    principal: Any,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    wanted_id: str = "",
+    found: Sequence[str] = (),
+) -> Response[str]:
     event = router.current_event
     lang = console.lang_of(event)
-    t = Translator(lang)
-    query = event.query_string_parameters or {}
-    wanted_id = (query.get("id") or "").strip()
-    phone = (query.get("phone") or "").strip()
-    error: str | None = None
-    found: list[str] = []
-    if wanted_id:
-        if _CUSTOMER_ID.match(wanted_id):
-            return console.redirect(_customer_url(wanted_id, lang))
-        error = t("customers.invalid_id")
-    elif phone:
-        if not principal.sees_personal_data:
-            error = t("customers.phone_forbidden")
-        elif not E164.match(phone):
-            error = t("customers.invalid_phone")
-        else:
-            found = deps(router).store.customers_by_phone_hash(address_hash(phone))
-            if len(found) == 1:
-                return console.redirect(_customer_url(found[0], lang))
-            if not found:
-                error = t("customers.not_found")
     return console.render(
         event,
         "customers.html",
-        status=422 if error and error != t("customers.not_found") else 200,
+        status=status,
         principal=principal,
         error=error,
         wanted_id=wanted_id,
-        phone=phone if principal.sees_personal_data else "",
         found=[(cid, _customer_url(cid, lang)) for cid in found],
         phone_search=principal.sees_personal_data,
     )
+
+
+@router.get("/console/customers", include_in_schema=False)
+def search() -> Response[str]:
+    """By id (``?id=``): a customer id is pseudonymous, so it may travel in the URL."""
+    principal = console.page_user(router, Role.VIEWER)
+    event = router.current_event
+    lang = console.lang_of(event)
+    wanted_id = (event.query_string_parameters or {}).get("id")
+    if wanted_id is None:
+        return _search_page(principal)
+    if _CUSTOMER_ID.match(wanted_id):
+        return console.redirect(_customer_url(wanted_id, lang))
+    return _search_page(
+        principal, error=Translator(lang)("customers.invalid_id"), status=422, wanted_id=wanted_id
+    )
+
+
+@router.post("/console/customers", include_in_schema=False)
+def search_by_phone() -> Response[str]:
+    """By phone number, for those who see personal data: posted (with the CSRF field), so
+    the number stays out of URLs, browser history and access logs."""
+    principal = console.page_user(router, Role.VIEWER)
+    event = router.current_event
+    fields = console.form(event)
+    console.check_csrf(event, fields)
+    lang = console.lang_of(event)
+    t = Translator(lang)
+    phone = fields.get("phone", "")
+    if not principal.sees_personal_data:
+        return _search_page(principal, error=t("customers.phone_forbidden"), status=403)
+    if not E164.match(phone):
+        return _search_page(principal, error=t("customers.invalid_phone"), status=422)
+    found = deps(router).store.customers_by_phone_hash(address_hash(phone))
+    if len(found) == 1:
+        return console.redirect(_customer_url(found[0], lang))
+    if not found:
+        return _search_page(principal, error=t("customers.not_found"), status=404)
+    return _search_page(principal, found=sorted(found))
 
 
 def _describe(item: TimelineItem, t: Translator) -> str:
@@ -120,17 +143,7 @@ def customer_page(customer_id: str) -> Response[str]:
     token = query.get("next")
 
     def not_found(message: str, status: int) -> Response[str]:
-        return console.render(
-            event,
-            "customers.html",
-            status=status,
-            principal=principal,
-            error=message,
-            wanted_id="",
-            phone="",
-            found=[],
-            phone_search=principal.sees_personal_data,
-        )
+        return _search_page(principal, error=message, status=status)
 
     if not _CUSTOMER_ID.match(customer_id):
         return not_found(t("customers.invalid_id"), 422)
