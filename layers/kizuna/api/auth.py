@@ -32,6 +32,10 @@ class Role(StrEnum):
 
 
 ROLE_ORDER: Final = (Role.VIEWER, Role.MARKETER, Role.ADMIN)
+# The lowest group that sees customers' personal data (email, phone, names, birth date, LINE
+# id) in clear; lower groups see it masked by kizuna.domain.privacy.mask. Marketers preview
+# messages with a customer's data and answer customers, so they see it; a viewer does not.
+PERSONAL_DATA_ROLE: Final = Role.MARKETER
 
 
 class AuthError(Exception):
@@ -57,6 +61,11 @@ class Principal:
         allowed by IAM, and a people's route never allows them."""
         highest = self.highest
         return highest is not None and ROLE_ORDER.index(highest) >= ROLE_ORDER.index(role)
+
+    @property
+    def sees_personal_data(self) -> bool:
+        """Whether answers to this caller may carry personal data in clear."""
+        return self.kind == "user" and self.allows(PERSONAL_DATA_ROLE)
 
     def audit_name(self) -> str:
         return f"{self.kind}:{self.id}"

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from kizuna.domain.timestamps import epoch_seconds
 
@@ -36,6 +36,34 @@ DIRECT_IDENTIFIER_EVENTS: frozenset[str] = frozenset(
 DIRECT_IDENTIFIER_FIELDS: frozenset[str] = frozenset(
     {"email", "phone", "first_name", "last_name", "birth_date", "token", "line_user_id"}
 )
+
+
+MASK: Final = "***"
+
+
+def mask(field: str, value: object) -> str | None:
+    """A personal value as someone who may not see personal data sees it: enough to tell two
+    customers apart on a call, not enough to contact them. The one masking function (the API,
+    the console and anything else that shows a profile call it).
+
+    ``email``: the first character of the local part and the domain (``h***@example.jp``);
+    ``phone``: the last two digits (``***78``); ``birth_date``: the year (``1985-**-**``);
+    anything else (names, a LINE id): the first character (``Y***``). None stays None."""
+    if value is None:
+        return None
+    text = str(value)
+    if not text:
+        return MASK
+    match field:
+        case "email":
+            local, at, domain = text.rpartition("@")
+            return f"{local[:1]}{MASK}@{domain}" if at and local else MASK
+        case "phone":
+            digits = [c for c in text if c.isdigit()]
+            return MASK + "".join(digits[-2:]) if len(digits) > 4 else MASK
+        case "birth_date":
+            return f"{text[:4]}-**-**" if len(text) >= 4 else MASK
+    return text[:1] + MASK
 
 
 def erased_key(customer_id: str) -> str:

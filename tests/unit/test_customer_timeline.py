@@ -1,0 +1,92 @@
+"""Timeline rows as the customer lookup shows them: typed, reduced to an allow-list, each
+decision with the ledger's reason and detail and a why; pages by a checked position."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from kizuna.services.customers import (
+    InvalidPageToken,
+    decode_token,
+    encode_token,
+    timeline_item,
+    timeline_page,
+)
+
+AT = "2026-01-05T03:00:00.000000Z"
+
+
+def test_a_deferred_message_says_until_when_and_keeps_no_internals() -> None:
+    row = {
+        "pk": "c1",
+        "sk": "MSG#welcome-abc#push",
+        "kind": "MSG",
+        "program": "welcome",
+        "step": "push",
+        "status": "deferred",
+        "channel": "push",
+        "reason": "quiet_hours",
+        "until": "2026-01-05T23:00:00.000000Z",
+        "at": AT,
+        "claim_token": "t",
+        "claimed_by": "x",
+        "sending_pk": "SENDING#1",
+        "provider_message_id": "p",
+        "attempts": Decimal(1),
+    }
+    item = timeline_item(row, "en")
+    assert item is not None and item.type == "message" and item.outcome == "deferred"
+    assert item.until == datetime(2026, 1, 5, 23, tzinfo=UTC)
+    assert item.why is not None and "2026-01-05T23:00" in item.why.text
+    dumped = item.model_dump_json()
+    for internal in ("claim_token", "claimed_by", "SENDING#", "provider_message_id"):
+        assert internal not in dumped
+    assert item.data == {"attempts": 1}
+
+
+def test_a_skipped_entry_keeps_the_ledger_detail_whatever_its_shape() -> None:
+    detail = {"field": "lifecycle", "expected": ["new"], "found": "repeat", "n": Decimal(2)}
+    row = {
+        "sk": f"ENTRY#{AT}#second-purchase-coupon#e1",
+        "kind": "ENTRY",
+        "program": "second-purchase-coupon",
+        "decision": "skipped",
+        "reason": "audience",
+        "detail": detail,
+        "at": AT,
+    }
+    item = timeline_item(row, "ja")
+    assert item is not None and item.type == "decision"
+    assert (item.outcome, item.reason) == ("skipped", "audience")
+    assert item.detail == {**detail, "n": 2}
+    assert item.why is not None and "second-purchase-coupon" in item.why.text
+
+
+def test_state_and_unknown_rows_are_not_events() -> None:
+    for sk in ("JOURNEY#welcome", "CONTACT", "SOMETHING#new"):
+        assert timeline_item({"sk": sk, "at": AT}, "en") is None
+    assert timeline_item({"sk": "ORDER#x#o1"}, "en") is None  # no time: not placed in time
+
+
+def test_pages_are_strictly_older_than_the_token() -> None:
+    rows = [
+        {"sk": f"POINTS#{AT}#adjust#a{i}", "at": AT, "delta": Decimal(i), "reason": "r"}
+        for i in range(5)
+    ]
+    first = timeline_page(rows, "c1", limit=3, after=None, lang="en")
+    assert first.next_token is not None
+    second = timeline_page(rows, "c1", limit=3, after=decode_token(first.next_token), lang="en")
+    assert second.next_token is None
+    ids = [i.id for i in first.items + second.items]
+    assert ids == sorted((str(r["sk"]) for r in rows), reverse=True)
+
+
+@pytest.mark.parametrize(
+    "token", ["", "!!!", "e30", "x" * 2000, encode_token(datetime.now(UTC), "")]
+)
+def test_tokens_not_issued_are_refused(token: str) -> None:
+    with pytest.raises(InvalidPageToken):
+        decode_token(token)
