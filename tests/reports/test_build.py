@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kizuna.analytics.stats import lift
 from kizuna.scoring.snapshot import SnapshotRow
 from kizuna_tools.reports.build import (
     Ledger,
@@ -16,7 +17,6 @@ from kizuna_tools.reports.build import (
     treated_and_holdout,
     trend,
 )
-from kizuna_tools.reports.stats import lift
 
 T0 = datetime(2026, 5, 1, 1, 0, tzinfo=UTC)
 
