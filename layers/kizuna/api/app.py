@@ -69,8 +69,8 @@ class KizunaResolver(APIGatewayHttpResolver):
 
 
 def build_app(deps: ApiDeps) -> KizunaResolver:
-    from kizuna.api.console import pages_auth
-    from kizuna.api.routes import meta
+    from kizuna.api.console import pages_auth, pages_programs, pages_reports
+    from kizuna.api.routes import meta, programs, reports
 
     app = KizunaResolver(enable_validation=True)
 
@@ -103,6 +103,7 @@ def build_app(deps: ApiDeps) -> KizunaResolver:
 
     # one entry per route family (routes/ for JSON, console/ for pages)
     routers: list[Any] = [meta.router, pages_auth.router]
+    routers += [programs.router, reports.router, pages_programs.router, pages_reports.router]
     for router in routers:
         app.include_router(router)
     return app

@@ -23,7 +23,9 @@ from kizuna.analytics.document import (
     StructureShift,
     TableSection,
 )
+from kizuna.analytics.published import publish
 from kizuna.analytics.stats import Migration
+from kizuna.ports import ReportObjects
 from kizuna.runtime.config import KizunaConfig
 from kizuna.scoring.rfm import segment_names
 from kizuna_tools.reports.build import (
@@ -467,11 +469,24 @@ def headline(reports: Reports) -> Headline | None:
     )
 
 
-def write_report(reports: Reports, cfg: KizunaConfig, directory: Path, title: str) -> Path:
-    """``report.html`` and one CSV per table in ``directory``; returns the HTML's path."""
+def write_report(
+    reports: Reports,
+    cfg: KizunaConfig,
+    directory: Path,
+    title: str,
+    publish_to: ReportObjects | None = None,
+) -> Path:
+    """``report.html`` and one CSV per table in ``directory``; returns the HTML's path.
+    With ``publish_to`` (the analytics bucket), also publishes the document as JSON and the
+    HTML under ``reports/`` (:mod:`kizuna.analytics.published`) for the API and console."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, table in reports.tables().items():
         table.write_csv(directory / f"{name}.csv")
     path = directory / "report.html"
-    path.write_text(render_html(report_document(reports, cfg, title)), encoding="utf-8")
+    doc = report_document(reports, cfg, title)
+    html = render_html(doc)
+    path.write_text(html, encoding="utf-8")
+    (directory / "report.json").write_text(doc.model_dump_json(indent=1), encoding="utf-8")
+    if publish_to is not None:
+        publish(publish_to, doc, html)
     return path
