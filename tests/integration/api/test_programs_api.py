@@ -221,3 +221,22 @@ def test_console_program_page_refuses_a_bad_range_and_an_unknown_program(shop_ap
     assert shop_api.call("GET", "/console/programs").status == 303  # no session: sign in
     forbidden = shop_api.call("GET", "/console/programs", cookies=shop_api.session("none"))
     assert forbidden.status == 403
+
+
+def test_the_openapi_document_describes_the_programs_and_reports_routes(shop_api: Api) -> None:
+    doc = shop_api.call("GET", "/api/openapi.json", as_="viewer").json()
+    paths = doc["paths"]
+    for path in (
+        "/api/programs",
+        "/api/programs/{name}",
+        "/api/programs/{name}/diagram",
+        "/api/programs/{name}/stats",
+        "/api/reports",
+        "/api/reports/latest",
+        "/api/reports/{day}",
+    ):
+        operation = paths[path]["get"]
+        assert operation["summary"] and operation["tags"], path
+    stats = paths["/api/programs/{name}/stats"]["get"]
+    assert {p["name"] for p in stats["parameters"]} == {"name", "from", "to"}
+    assert not any(p.startswith("/console") for p in paths)
