@@ -218,3 +218,13 @@ class CampaignEventSink(Protocol):
     def publish(self, event: CampaignEvent) -> bool:
         """Put a campaign event on the bus; False if it could not be put."""
         ...
+
+
+class ReportObjects(Protocol):
+    """The published reports in the analytics bucket (:class:`kizuna.adapters.s3.S3Objects`)."""
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def keys(self, prefix: str) -> list[str]: ...

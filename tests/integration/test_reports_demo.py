@@ -10,9 +10,13 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 from typer.testing import CliRunner
 
+from kizuna.adapters.s3 import S3Objects
+from kizuna.analytics import published
+from kizuna.analytics.document import ReportDocument
 from kizuna_tools.cli import app
 from kizuna_tools.demo import DemoSummary, run_demo
 from kizuna_tools.local.cloud import LocalCloud
@@ -35,6 +39,7 @@ def test_the_demo_writes_the_report_with_treated_and_holdout_structure(
 ) -> None:
     summary, out = demo
     assert summary.report == str(out / "report.html")
+    assert (out / "report.json").is_file()  # also published to the local bucket's reports/
     html = (out / "report.html").read_text(encoding="utf-8")
     # structure change: a treated and a holdout heatmap per scope and attribute
     assert html.count('data-chart="migration-heatmap"') >= 4
@@ -96,6 +101,7 @@ def test_report_commands_read_a_stack(
         "--analytics-bucket": cloud.find("AWS::S3::Bucket", "Analytics")[0].name,
     }
     args = [a for pair in names.items() for a in pair] + ["--region", "us-east-1"]
+    bucket = S3Objects(boto3.client("s3", region_name="us-east-1"), names["--analytics-bucket"])
     runner = CliRunner()
     programs = runner.invoke(app, ["report", *args, "programs", "--json"])
     assert programs.exit_code == 0, programs.output
@@ -104,6 +110,15 @@ def test_report_commands_read_a_stack(
     html = runner.invoke(app, ["report", *args, "html", "--out", str(tmp_path / "r")])
     assert html.exit_code == 0, html.output
     assert (tmp_path / "r" / "report.html").is_file()
+    assert not published.days(bucket), "published without --publish"
+    # --publish: the JSON the API serves (the same document as report.json) and the HTML
+    run = runner.invoke(app, ["report", *args, "html", "--out", str(tmp_path / "p"), "--publish"])
+    assert run.exit_code == 0, run.output
+    doc = published.latest(bucket)
+    assert doc is not None and doc.headline is not None
+    local = ReportDocument.model_validate_json((tmp_path / "p" / "report.json").read_text())
+    assert doc == local and published.days(bucket) == [doc.generated_at.date()]
+    assert bucket.get(f"reports/{doc.generated_at.date().isoformat()}.html") is not None
     segments = runner.invoke(app, ["report", *args, "segments", "--csv", str(tmp_path / "csv")])
     # without the tables: a clear error, before anything is read
     missing = runner.invoke(app, ["report", "programs"], env={"ACTIVITY_TABLE": ""})

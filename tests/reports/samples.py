@@ -3,8 +3,8 @@
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from kizuna_tools.reports import html as report_html
-from kizuna_tools.reports.stats import lift, migration
+from kizuna.analytics import document as report_html
+from kizuna.analytics.stats import lift, migration
 
 SEGMENTS = ("優良顧客", "安定顧客", "新規顧客", "休眠予備軍", "休眠顧客")
 PROGRAMS = (

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from kizuna.analytics.stats import lift
 from kizuna.scoring.snapshot import SnapshotRow
 from kizuna_tools.reports.build import (
     Ledger,
@@ -16,7 +18,6 @@ from kizuna_tools.reports.build import (
     treated_and_holdout,
     trend,
 )
-from kizuna_tools.reports.stats import lift
 
 T0 = datetime(2026, 5, 1, 1, 0, tzinfo=UTC)
 
@@ -157,6 +158,7 @@ def test_trend_sums_cells_per_date() -> None:
                 "repeaters": 2,
                 "new_buyers": 1,
                 "new_repeaters": 1,
+                "spend_12m": Decimal("5000.5"),
             },
             "New|Bronze|Kanto|20s|m|x": {
                 "customers": 3,
@@ -175,6 +177,8 @@ def test_trend_sums_cells_per_date() -> None:
     assert [r.value for r in t.second_purchase] == [1 / 4, None]  # no new buyer on d2
     assert [r.value for r in t.repeat] == [2 / 5, 1 / 2]
     assert [r.value for r in t.dormancy] == [1 / 5, 0.0]
+    assert t.buyers == [5, 2]
+    assert t.revenue_12m == [5000.5, 0.0]
 
 
 def test_segment_analysis_by_band(ledger: Ledger) -> None:
@@ -195,3 +199,27 @@ def test_segment_analysis_by_band(ledger: Ledger) -> None:
     assert (kinki.messaged, kinki.response_rate, kinki.conversion_rate) == (1, 0.0, 0.0)
     assert kinki.second_purchase_rate is None
     assert out[("region", "(none)")].messaged == 0
+
+
+def test_the_document_carries_the_headline_and_section_keys() -> None:
+    from kizuna.runtime.config import KizunaConfig
+    from kizuna_tools.reports.document import build_reports, report_document
+    from kizuna_tools.reports.sources import ReportData
+
+    # given two days of cells and no export (so no structure change)
+    d1, d2 = date(2026, 5, 1), date(2026, 5, 2)
+    cell = "New|Bronze|Kanto|20s|m|x"
+    cells = {
+        d1: {cell: {"customers": 3, "buyers": 2, "repeaters": 1, "spend_12m": Decimal(900)}},
+        d2: {cell: {"customers": 4, "buyers": 3, "repeaters": 2, "spend_12m": Decimal(1500)}},
+    }
+    cfg = KizunaConfig()
+    doc = report_document(build_reports(ReportData(Ledger(), cells), cfg), cfg)
+    # then the front page is the last date's base
+    assert doc.headline is not None
+    h = doc.headline
+    assert (h.as_of, h.customers, h.buyers, h.revenue_12m) == (d2, 4, 3, 1500.0)
+    assert h.repeat_rate.value == 2 / 3 and h.structure == ()
+    # and sections say what they are
+    keys = {s.key for s in doc.sections}
+    assert {"rfm_segment_trend", "rank_trend", "rates_trend", "program_lift", "programs"} <= keys

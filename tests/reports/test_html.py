@@ -7,9 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from pydantic import ValidationError
 
-from kizuna_tools.reports import svg
-from kizuna_tools.reports.html import (
-    NO_DATA,
+from kizuna.analytics.document import (
     LiftRow,
     LiftSection,
     MigrationPanel,
@@ -19,9 +17,10 @@ from kizuna_tools.reports.html import (
     SegmentTrendSection,
     Series,
     TableSection,
-    render_html,
 )
-from kizuna_tools.reports.stats import NONE_STATE, lift, migration
+from kizuna.analytics.stats import NONE_STATE, lift, migration
+from kizuna_tools.reports import svg
+from kizuna_tools.reports.html import NO_DATA, render_html
 from tests.reports.samples import PROGRAMS, SEGMENTS, sample_document
 
 NOW = datetime(2025, 4, 1, 9, 30, tzinfo=UTC)

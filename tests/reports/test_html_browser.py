@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kizuna_tools.reports.html import LiftSection, ReportDocument, SegmentTrendSection, render_html
+from kizuna.analytics.document import LiftSection, ReportDocument, SegmentTrendSection
+from kizuna_tools.reports.html import render_html
 from tests.reports.samples import PROGRAMS, SEGMENTS, sample_document
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from kizuna_tools.reports.stats import (
+from kizuna.analytics.stats import (
     NONE_STATE,
     Interval,
     Lift,

@@ -116,6 +116,35 @@ def test_the_adapter_builds_the_ledger_index_keys() -> None:
         assert item["gsi1sk"] == "2026-01-05T03:00:00.000000Z#c1"
 
 
+@pytest.mark.parametrize(
+    ("kind", "decision", "indexed"),
+    [
+        ("ENTRY", "entered", True),
+        ("ENTRY", "holdout", True),
+        ("CONV", "converted", True),
+        ("ENTRY", "skipped", False),
+    ],
+)
+def test_program_decisions_that_count_join_the_ledger_index(
+    kind: str, decision: str, indexed: bool
+) -> None:
+    from kizuna.adapters.dynamodb import activity_from_item, activity_to_item
+    from kizuna.domain.activity import ActivityItem
+
+    # given a program decision as evaluate records it
+    at = datetime(2026, 1, 5, 3, tzinfo=UTC)
+    data = {"program": "p1", "decision": decision}
+    item = activity_to_item(
+        ActivityItem(customer_id="c1", kind=kind, at=at, key="p1#e1", data=data)
+    )
+    # then entries, holdouts and conversions are on the program/time index, skips are not
+    keys = {"gsi1pk": "PROGRAM#p1", "gsi1sk": "2026-01-05T03:00:00.000000Z#c1"}
+    assert ({k: item.get(k) for k in keys} == keys) is indexed
+    assert indexed or not {"gsi1pk", "gsi1sk"} & set(item)
+    # and the index keys are not data when the item is read back
+    assert activity_from_item(item).data == data
+
+
 def test_the_adapter_loads_no_domain_logic_and_no_clock() -> None:
     # given a fresh interpreter (when the adapter is imported and its lookups run)
     script = (

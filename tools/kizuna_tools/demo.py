@@ -351,13 +351,23 @@ def apply_campaigns(cloud: Any, project_root: Path) -> list[str]:
 def write_demo_report(
     cloud: Any, directory: Path, project_root: Path, config: Mapping[str, Any]
 ) -> Path:
-    """The HTML report (and CSVs) of the simulated run."""
+    """The HTML report (and CSVs) of the simulated run, also published to the local
+    analytics bucket (``reports/``) as ``kizuna report html --publish`` does, for the
+    console and ``GET /api/reports/latest``."""
+    import boto3
+
+    from kizuna.adapters.s3 import S3Objects
     from kizuna.runtime.config import KizunaConfig
+    from kizuna_tools.local.template import REGION
     from kizuna_tools.reports.document import build_reports, write_report
 
     cfg = KizunaConfig.model_validate(config)
     reports = build_reports(report_data(cloud, project_root), cfg)
-    return write_report(reports, cfg, directory, "Kizuna demo: the synthetic shop")
+    bucket = cloud.find("AWS::S3::Bucket", "Analytics")[0].name
+    published = S3Objects(boto3.client("s3", region_name=REGION), bucket)
+    return write_report(
+        reports, cfg, directory, "Kizuna demo: the synthetic shop", publish_to=published
+    )
 
 
 def load_catalog(cloud: Any) -> int:

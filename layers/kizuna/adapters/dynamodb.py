@@ -92,6 +92,16 @@ def customer_from_item(item: dict[str, Any]) -> Customer:
     return Customer.model_validate(item)
 
 
+# program decisions the program/time index (``gsi1``) carries beside the message ledger:
+# what a program's figures count (entries, holdouts, conversions), not the skips
+INDEXED_DECISIONS = frozenset({("ENTRY", "entered"), ("ENTRY", "holdout"), ("CONV", "converted")})
+
+
+def program_index_keys(program: str, at: str, customer_id: str) -> dict[str, str]:
+    """``gsi1``: a program's ledger rows by time (messages, entries, conversions)."""
+    return {"gsi1pk": f"PROGRAM#{program}", "gsi1sk": f"{at}#{customer_id}"}
+
+
 def activity_to_item(item: ActivityItem) -> dict[str, Any]:
     out: dict[str, Any] = {
         "pk": item.customer_id,
@@ -100,6 +110,9 @@ def activity_to_item(item: ActivityItem) -> dict[str, Any]:
         "at": iso(item.at),
         **to_dynamo(item.data),
     }
+    program = item.data.get("program")
+    if program and (item.kind, item.data.get("decision")) in INDEXED_DECISIONS:
+        out.update(program_index_keys(str(program), out["at"], item.customer_id))
     if item.expires_at is not None:
         out["expires_at"] = Decimal(item.expires_at)
     return out
@@ -107,7 +120,7 @@ def activity_to_item(item: ActivityItem) -> dict[str, Any]:
 
 # the activity items a customer's settled history is rebuilt from (kizuna.domain.ingest)
 FACT_KINDS = ("ORDER", "CANCEL", "POINTS")
-_ACTIVITY_KEYS = {"pk", "sk", "kind", "at", "expires_at"}
+_ACTIVITY_KEYS = {"pk", "sk", "kind", "at", "expires_at", "gsi1pk", "gsi1sk"}
 
 
 def activity_from_item(item: dict[str, Any]) -> ActivityItem:
@@ -215,8 +228,7 @@ def ledger_item(
         **to_dynamo(data),
     }
     if data.get("program") and data.get("at"):
-        item["gsi1pk"] = f"PROGRAM#{data['program']}"
-        item["gsi1sk"] = f"{data['at']}#{customer_id}"
+        item.update(program_index_keys(str(data["program"]), str(data["at"]), customer_id))
     if data.get("status") == SENDING and data.get("at"):
         item.update(sending_keys(customer_id, str(data["at"])))  # until its outcome replaces it
     return item
@@ -980,6 +992,18 @@ class DynamoStore:
         except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def program_ledger(self, program: str, start: str, end: str) -> Iterator[dict[str, Any]]:
+        """A program's ledger rows (messages, entries, holdouts, conversions) with ``start
+        <= at < end`` (ISO times): one Query of the program/time index, bounded by the range,
+        page by page."""
+        from boto3.dynamodb.conditions import Key
+
+        # gsi1sk is "<at>#<customer>": every key of an instant before `end` sorts below `end`
+        cond = Key("gsi1pk").eq(f"PROGRAM#{program}") & Key("gsi1sk").between(start, end)
+        for item in _items(self._activity.query, IndexName="gsi1", KeyConditionExpression=cond):
+            if str(item.get("gsi1sk", "")) < end:
+                yield from_dynamo(item)
 
     def messages(self, customer_id: str) -> list[dict[str, Any]]:
         return self.activity(customer_id, "MSG#")

@@ -70,8 +70,8 @@ class KizunaResolver(APIGatewayHttpResolver):
 
 def build_app(deps: ApiDeps | None) -> KizunaResolver:
     """The app; ``deps`` is ``None`` only to read its routes (the OpenAPI document)."""
-    from kizuna.api.console import pages_auth, pages_customers
-    from kizuna.api.routes import customers, meta
+    from kizuna.api.console import pages_auth, pages_customers, pages_programs, pages_reports
+    from kizuna.api.routes import customers, meta, programs, reports
 
     app = KizunaResolver(enable_validation=True)
 
@@ -107,6 +107,7 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
     # one entry per route family (routes/ for JSON, console/ for pages)
     routers: list[Any] = [meta.router, pages_auth.router]
     routers += [customers.router, pages_customers.router]
+    routers += [programs.router, reports.router, pages_programs.router, pages_reports.router]
     for router in routers:
         app.include_router(router)
     return app

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from kizuna.adapters.audit import AuditLog
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.api.auth import TokenVerifier
+    from kizuna.ports import ReportObjects
     from kizuna.runtime.config import KizunaConfig
 
 
@@ -37,6 +38,8 @@ class ApiDeps:
     programs_dir: Path | None = None
     templates_dir: Path | None = None
     segments_dir: Path | None = None
+    # the analytics bucket's published reports (reports/*.json); None: no bucket configured
+    reports: ReportObjects | None = None
     # secure cookies (HTTPS); the local server on 127.0.0.1 runs over HTTP
     secure_cookies: bool = True
     extra: dict[str, Any] = field(default_factory=dict)

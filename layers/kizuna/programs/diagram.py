@@ -6,7 +6,7 @@ from kizuna.programs.loader import next_of
 from kizuna.programs.model import BranchStep, ExitStep, Program, SendStep, SplitStep, WaitStep
 
 
-def _label(step: SendStep | WaitStep | BranchStep | SplitStep | ExitStep) -> str:
+def label(step: SendStep | WaitStep | BranchStep | SplitStep | ExitStep) -> str:
     if isinstance(step, SendStep):
         via = " → ".join(step.channels)
         return f"send {step.template}<br/>{via}"
@@ -30,7 +30,7 @@ def mermaid(program: Program) -> str:
     shapes = {BranchStep: ("{", "}"), SplitStep: ("{{", "}}"), ExitStep: ("([", "])")}
     for step in program.steps:
         left, right = shapes.get(type(step), ("[", "]"))
-        lines.append(f'  {step.id}{left}"{_label(step)}"{right}')
+        lines.append(f'  {step.id}{left}"{label(step)}"{right}')
     lines.append(f"  start --> {program.steps[0].id}")
     if program.holdout_percent:
         lines.append(f'  start -. "holdout {program.holdout_percent}%" .-> holdout(["no message"])')

@@ -212,6 +212,8 @@ class ApiSettings(_BusSettings, _ConfigSettings):
     SECURE_COOKIES: bool = True
     PROGRAMS_DIR: str | None = None
     TEMPLATES_DIR: str | None = None
+    # the published reports (reports/*.json, read only); unset: the reports routes say none
+    ANALYTICS_BUCKET: str | None = None
 
 
 @lru_cache(maxsize=1)

@@ -442,6 +442,7 @@ def api_app() -> APIGatewayHttpResolver:
     from kizuna.adapters.audit import AuditLog
     from kizuna.adapters.cognito import CognitoSignIn, HttpJwks, jwks_url
     from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.s3 import S3Objects
     from kizuna.api.app import build_app
     from kizuna.api.auth import TokenVerifier
     from kizuna.api.deps import ApiDeps
@@ -472,6 +473,7 @@ def api_app() -> APIGatewayHttpResolver:
         programs_dir=_dir_or_none("programs", s.PROGRAMS_DIR),
         templates_dir=_dir_or_none("templates", s.TEMPLATES_DIR),
         secure_cookies=s.SECURE_COOKIES,
+        reports=S3Objects(boto3.client("s3"), s.ANALYTICS_BUCKET) if s.ANALYTICS_BUCKET else None,
     )
     return build_app(deps)
 

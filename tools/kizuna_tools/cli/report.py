@@ -47,6 +47,17 @@ class Source:
     config: Config = None
     programs_dir: Programs = None
 
+    def published(self) -> Any:
+        """The analytics bucket, where ``--publish`` stores reports."""
+        from kizuna.adapters.s3 import S3Objects
+
+        if not self.analytics_bucket:
+            raise typer.BadParameter(
+                "--publish needs --analytics-bucket (or ANALYTICS_BUCKET) before the report's name"
+            )
+        client = session(self.region).client("s3", endpoint_url=self.endpoint_url)
+        return S3Objects(client, self.analytics_bucket)
+
     def reports(self, start: str | None = None, end: str | None = None) -> tuple[Any, Any]:
         from kizuna.adapters.dynamodb import DynamoStore, SnapshotStore
         from kizuna.adapters.s3 import S3Objects
@@ -147,11 +158,24 @@ def report_html(
     start: From = None,
     end: To = None,
     title: Annotated[str, typer.Option(help="the report's title")] = "Kizuna report",
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="also publish the report (JSON and HTML) to the analytics bucket's reports/ "
+            "for the API and the console",
+        ),
+    ] = False,
 ) -> None:
     """The HTML report (charts: migration heatmaps, segment sizes over time, lift with
-    confidence bars) and every table as CSV."""
+    confidence bars), its JSON and every table as CSV; ``--publish`` also stores them in the
+    analytics bucket (``reports/<date>.json``, ``reports/latest.json``)."""
     from kizuna_tools.reports.document import write_report
 
-    reports, cfg = ctx.obj.reports(start, end)
-    path = write_report(reports, cfg, out_dir, title)
+    source: Source = ctx.obj
+    objects = source.published() if publish else None
+    reports, cfg = source.reports(start, end)
+    path = write_report(reports, cfg, out_dir, title, publish_to=objects)
     out.print(f"report: {path}")
+    if objects is not None:
+        out.print(f"published: s3://{objects.bucket}/reports/latest.json")

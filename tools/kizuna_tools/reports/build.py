@@ -8,7 +8,7 @@ Definitions (also in docs/REPORTS.md):
   triggered it but were held out (no message). A customer's entry time is the first entry.
 - **Converted**: reached the program's goal within its attribution window (the evaluate
   function records it, for treated and holdout alike). Lift is treated minus holdout
-  conversion rate, with Newcombe's 95% interval (:func:`kizuna_tools.reports.stats.lift`).
+  conversion rate, with Newcombe's 95% interval (:func:`kizuna.analytics.stats.lift`).
 - **Revenue per customer**: order totals after the entry (never the trigger's own order)
   to the end of the window,
   averaged over the group (cancelled orders still count: the ledger does not net them).
@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kizuna.analytics.stats import Lift, Migration, Rate, lift, migration, rate
 from kizuna.domain.timestamps import parse_time
 from kizuna.scoring.snapshot import CELL_FIELDS, NONE, SnapshotRow, cell_fields
-from kizuna_tools.reports.stats import Lift, Migration, Rate, lift, migration, rate
 
 DIMENSIONS = ("region", "prefecture", "age_band", "gender", "occupation")
 
@@ -338,6 +338,8 @@ class Trend:
     repeat: list[Rate]
     dormancy: list[Rate]
     customers: list[int]
+    buyers: list[int] = field(default_factory=list)
+    revenue_12m: list[float] = field(default_factory=list)
 
 
 def trend(cells_by_date: Mapping[date, Mapping[str, Mapping[str, Any]]]) -> Trend:
@@ -349,8 +351,11 @@ def trend(cells_by_date: Mapping[date, Mapping[str, Mapping[str, Any]]]) -> Tren
     repeat: list[Rate] = []
     dormancy: list[Rate] = []
     customers: list[int] = []
+    buyers: list[int] = []
+    revenue: list[float] = []
     for i, day in enumerate(dates):
         totals: Counter[str] = Counter()
+        spend = 0.0
         for key, values in cells_by_date[day].items():
             where = cell_fields(key)
             n = int(values.get("customers", 0))
@@ -366,6 +371,7 @@ def trend(cells_by_date: Mapping[date, Mapping[str, Mapping[str, Any]]]) -> Tren
                 "new_repeaters",
             ):
                 totals[measure] += int(values.get(measure, 0))
+            spend += float(values.get("spend_12m", 0))
         for bucket in (segments, ranks):
             for series in bucket.values():
                 series.extend([0] * (len(dates) - len(series)))
@@ -373,7 +379,9 @@ def trend(cells_by_date: Mapping[date, Mapping[str, Mapping[str, Any]]]) -> Tren
         repeat.append(rate(totals["repeaters"], totals["buyers"]))
         dormancy.append(rate(totals["dormant"], totals["buyers"]))
         customers.append(totals["customers"])
-    return Trend(dates, segments, ranks, second, repeat, dormancy, customers)
+        buyers.append(totals["buyers"])
+        revenue.append(round(spend, 2))
+    return Trend(dates, segments, ranks, second, repeat, dormancy, customers, buyers, revenue)
 
 
 # -- segments --------------------------------------------------------------------------

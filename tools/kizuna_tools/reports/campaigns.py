@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from kizuna.analytics.stats import Lift, lift
 from kizuna.domain.timestamps import parse_time
 from kizuna_tools.reports.build import Order
-from kizuna_tools.reports.stats import Lift, lift
 
 HOLDOUT = "holdout"
 

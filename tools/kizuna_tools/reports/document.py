@@ -9,6 +9,23 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from kizuna.analytics.document import (
+    Headline,
+    LiftRow,
+    LiftSection,
+    MigrationPanel,
+    MigrationSection,
+    Period,
+    ReportDocument,
+    SegmentTrendSection,
+    Series,
+    Shift,
+    StructureShift,
+    TableSection,
+)
+from kizuna.analytics.published import publish
+from kizuna.analytics.stats import Migration
+from kizuna.ports import ReportObjects
 from kizuna.runtime.config import KizunaConfig
 from kizuna.scoring.rfm import segment_names
 from kizuna_tools.reports.build import (
@@ -23,20 +40,8 @@ from kizuna_tools.reports.build import (
     trend,
 )
 from kizuna_tools.reports.campaigns import OccurrenceReport, campaign_reports
-from kizuna_tools.reports.html import (
-    LiftRow,
-    LiftSection,
-    MigrationPanel,
-    MigrationSection,
-    Period,
-    ReportDocument,
-    SegmentTrendSection,
-    Series,
-    TableSection,
-    render_html,
-)
+from kizuna_tools.reports.html import render_html
 from kizuna_tools.reports.sources import ReportData
-from kizuna_tools.reports.stats import Migration
 
 Cell = str | int | float | None
 
@@ -331,6 +336,7 @@ def report_document(
         scope = f"program {change.program}" if change.program else "all programs"
         sections.append(
             MigrationSection(
+                key=f"{change.attribute}_migration",
                 title=f"{what} migration, {scope}: treated vs holdout",
                 description=(
                     "Rows: the state on the first date; columns: on the last; colour: the row's "
@@ -357,6 +363,7 @@ def report_document(
     if t.dates:
         sections.append(
             SegmentTrendSection(
+                key="rfm_segment_trend",
                 title="RFM segment sizes over time",
                 dates=tuple(t.dates),
                 series=_series(t.segments, segment_names(cfg.scoring)),
@@ -364,6 +371,7 @@ def report_document(
         )
         sections.append(
             SegmentTrendSection(
+                key="rank_trend",
                 title="Member ranks over time",
                 dates=tuple(t.dates),
                 series=_series(t.ranks, rank_order(cfg)),
@@ -371,6 +379,7 @@ def report_document(
         )
         sections.append(
             SegmentTrendSection(
+                key="rates_trend",
                 title="Second-purchase, repeat and dormancy rates over time",
                 description=(
                     "Second purchase: customers whose first order is under 90 days old who "
@@ -394,6 +403,7 @@ def report_document(
     lift_rows = [r for r in reports.programs if r.channel is None and r.lift.ci is not None]
     sections.append(
         LiftSection(
+            key="program_lift",
             title="Program lift: conversion, treated minus holdout (95% CI)",
             description="Newcombe's hybrid score interval; a bar that crosses 0 is no evidence.",
             rows=tuple(LiftRow(program=r.program, arm=r.arm, lift=r.lift) for r in lift_rows),
@@ -408,13 +418,16 @@ def report_document(
     if campaign_lifts:
         sections.append(
             LiftSection(
+                key="campaign_lift",
                 title="Campaign lift: conversion, variant minus holdout (95% CI)",
                 description="Per occurrence and variant, against the campaign's own holdout.",
                 rows=tuple(campaign_lifts),
             )
         )
-    for table in reports.tables().values():
-        sections.append(TableSection(title=table.title, columns=table.columns, rows=table.rows))
+    for name, table in reports.tables().items():
+        sections.append(
+            TableSection(key=name, title=table.title, columns=table.columns, rows=table.rows)
+        )
     period = (
         Period(start=reports.first, end=reports.last)
         if reports.first and reports.last and reports.first <= reports.last
@@ -426,14 +439,54 @@ def report_document(
         period=period,
         lang=lang,
         sections=tuple(sections),
+        headline=headline(reports),
     )
 
 
-def write_report(reports: Reports, cfg: KizunaConfig, directory: Path, title: str) -> Path:
-    """``report.html`` and one CSV per table in ``directory``; returns the HTML's path."""
+def headline(reports: Reports) -> Headline | None:
+    """The front page: the base on the last snapshot date (customers, buyers, repeat rate,
+    12-month revenue) and each structure change, treated against the holdout."""
+    t = reports.trend
+    if not t.dates:
+        return None
+    return Headline(
+        as_of=t.dates[-1],
+        customers=t.customers[-1],
+        buyers=t.buyers[-1],
+        repeat_rate=t.repeat[-1],
+        revenue_12m=t.revenue_12m[-1],
+        structure=tuple(
+            StructureShift(
+                attribute="rank" if c.attribute == "rank" else "rfm_segment",
+                program=c.program,
+                before=c.before,
+                after=c.after,
+                treated=Shift.of(c.treated),
+                holdout=Shift.of(c.holdout),
+            )
+            for c in reports.segment_changes
+        ),
+    )
+
+
+def write_report(
+    reports: Reports,
+    cfg: KizunaConfig,
+    directory: Path,
+    title: str,
+    publish_to: ReportObjects | None = None,
+) -> Path:
+    """``report.html`` and one CSV per table in ``directory``; returns the HTML's path.
+    With ``publish_to`` (the analytics bucket), also publishes the document as JSON and the
+    HTML under ``reports/`` (:mod:`kizuna.analytics.published`) for the API and console."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, table in reports.tables().items():
         table.write_csv(directory / f"{name}.csv")
     path = directory / "report.html"
-    path.write_text(render_html(report_document(reports, cfg, title)), encoding="utf-8")
+    doc = report_document(reports, cfg, title)
+    html = render_html(doc)
+    path.write_text(html, encoding="utf-8")
+    (directory / "report.json").write_text(doc.model_dump_json(indent=1), encoding="utf-8")
+    if publish_to is not None:
+        publish(publish_to, doc, html)
     return path

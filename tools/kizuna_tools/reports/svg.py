@@ -22,7 +22,7 @@ from datetime import date
 
 from markupsafe import Markup
 
-from kizuna_tools.reports.stats import NONE_STATE, Lift, Migration
+from kizuna.analytics.stats import NONE_STATE, Lift, Migration
 
 FONT_SIZE = 12
 SVG_NS = "http://www.w3.org/2000/svg"
