@@ -459,7 +459,10 @@ class Api(Construct):
         tables.customers.grant_read_data(function)
         # Activity: timelines (reads) and the audit log (one PutItem per write).
         tables.activity.grant_read_data(function)
-        tables.activity.grant(function, "dynamodb:PutItem")
+        # (Table.grant would add its indexes, where nothing is put)
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[tables.activity.table_arn])
+        )
         tables.snapshots.grant_read_data(function)
         tables.campaigns.grant_read_write_data(function)
         # Reports: JSON under reports/ only; a campaign's static audience list.
@@ -495,7 +498,7 @@ class Api(Construct):
             ],
             resource_arns=[self.schedules_arn(campaigns)],
         )
-        campaigns.scheduler_role.grant_pass_role(function)
+        campaigns.scheduler_role.grant_pass_role(function.grant_principal)
         campaigns.state_machine.grant_start_execution(function)
         # Transactional messages: the send function, synchronously.
         delivery.send.function.grant_invoke(function)
@@ -525,7 +528,7 @@ class Api(Construct):
                 )
             return
         CfnRule(
-            stack,
+            self,
             names.WEB_ACL_REGION_RULE_ID,
             assertions=[
                 CfnRuleAssertion(
