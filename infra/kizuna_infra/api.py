@@ -144,6 +144,26 @@ class AccessLogs:
         return apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT))
 
 
+# wafv2 ARN of a CLOUDFRONT-scope ("global") WebACL, which only us-east-1 holds.
+_CLOUDFRONT_WEB_ACL_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-fA-F-]{36}"
+)
+
+
+def check_web_acl_arn(value: str) -> str:
+    """``value`` if it is the ARN of a CLOUDFRONT-scope WebACL (or a token resolved at
+    deploy time); a regional WebACL's ARN, or anything else, is refused with the reason."""
+    if Token.is_unresolved(value):
+        return value
+    if not _CLOUDFRONT_WEB_ACL_ARN.fullmatch(value):
+        raise ValueError(
+            f"web_acl_arn ({names.CONTEXT_WEB_ACL_ARN_KEY}) must be the ARN of a WAF WebACL of "
+            f"scope CLOUDFRONT, arn:aws:wafv2:us-east-1:<account>:global/webacl/<name>/<id>; "
+            f"got {value!r}"
+        )
+    return value
+
+
 class ConsoleWebAcl(Construct):
     """A CLOUDFRONT-scope WAF WebACL (create it in us-east-1): a rate limit per client IP on
     the public routes (``/api/``, ``/console``) and AWS's common rule set (its body-size rule
@@ -405,7 +425,7 @@ class Api(Construct):
             self.web_acl_arn = self.web_acl.arn
         else:
             self.web_acl = None
-            self.web_acl_arn = web_acl_arn
+            self.web_acl_arn = check_web_acl_arn(web_acl_arn)
         self.response_headers = cloudfront.ResponseHeadersPolicy(
             self,
             names.RESPONSE_HEADERS_POLICY_ID,

@@ -29,7 +29,13 @@ from infra_helpers import (
 from kizuna.api.app import SECURITY_HEADERS
 from kizuna.runtime import settings
 from kizuna_infra import names
-from kizuna_infra.api import ACCESS_LOG_FORMAT, RATE_LIMIT_PER_IP, THROTTLE_BURST, THROTTLE_RATE
+from kizuna_infra.api import (
+    ACCESS_LOG_FORMAT,
+    RATE_LIMIT_PER_IP,
+    THROTTLE_BURST,
+    THROTTLE_RATE,
+    check_web_acl_arn,
+)
 from kizuna_infra.layers import CopyPackageBundler
 from kizuna_infra.stack import KizunaStack
 
@@ -48,7 +54,7 @@ ROUTES = {
 }
 OTHER_REGION_ACL = (
     "arn:aws:wafv2:us-east-1:123456789012:global/webacl/kizuna-console/"
-    "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+    "a1b2c3d4-5678-90ab-cdef-0123456789ab"
 )
 
 
@@ -297,6 +303,24 @@ def test_another_region_without_a_web_acl_fails_synthesis_with_the_fix() -> None
     app = cdk.App(context={"aws:cdk:bundling-stacks": []})
     with pytest.raises(ValueError, match=names.CONTEXT_WEB_ACL_ARN_KEY):
         KizunaStack(app, env=cdk.Environment(account="123456789012", region="eu-west-1"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "arn:aws:wafv2:ap-northeast-1:123456789012:regional/webacl/kizuna/"
+        "a1b2c3d4-5678-90ab-cdef-0123456789ab",  # a regional WebACL cannot guard CloudFront
+        "arn:aws:wafv2:us-east-1:123456789012:global/ipset/kizuna/"
+        "a1b2c3d4-5678-90ab-cdef-0123456789ab",
+        "a1b2c3d4-5678-90ab-cdef-0123456789ab",  # WAF Classic's bare id
+        OTHER_REGION_ACL + " ",
+    ],
+)
+def test_a_given_web_acl_must_be_a_cloudfront_one(value: str) -> None:
+    with pytest.raises(ValueError, match="scope CLOUDFRONT"):
+        check_web_acl_arn(value)
+    assert check_web_acl_arn(OTHER_REGION_ACL) == OTHER_REGION_ACL
 
 
 @pytest.fixture(scope="module")
