@@ -432,23 +432,46 @@ class Api(Construct):
             comment="Kizuna console: the API function's own security headers",
             security_headers_behavior=security_headers_behavior(),
         )
+        origin = origins.HttpOrigin(
+            self.api_domain,
+            protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+            origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+        )
+
+        def behavior(cache_policy: cloudfront.ICachePolicy) -> cloudfront.BehaviorOptions:
+            return cloudfront.BehaviorOptions(
+                origin=origin,
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+                cache_policy=cache_policy,
+                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+                response_headers_policy=self.response_headers,
+                compress=True,
+            )
+
+        # CloudFront forwards a GET's Authorization header only when it is in the cache key,
+        # and a policy with a cache key needs a maximum TTL above 0: the bearer token is the
+        # key, and the function's "Cache-Control: no-store" keeps anything from being cached.
+        self.api_cache_policy = cloudfront.CachePolicy(
+            self,
+            names.API_CACHE_POLICY_ID,
+            comment="Kizuna /api: forward the bearer token, cache nothing",
+            default_ttl=Duration.seconds(0),
+            min_ttl=Duration.seconds(0),
+            max_ttl=Duration.seconds(1),
+            header_behavior=cloudfront.CacheHeaderBehavior.allow_list("Authorization"),
+            query_string_behavior=cloudfront.CacheQueryStringBehavior.all(),
+            cookie_behavior=cloudfront.CacheCookieBehavior.none(),
+        )
         self.distribution = cloudfront.Distribution(
             self,
             names.DISTRIBUTION_ID,
             comment="Kizuna console and API",
-            default_behavior=cloudfront.BehaviorOptions(
-                origin=origins.HttpOrigin(
-                    self.api_domain,
-                    protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
-                    origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
-                ),
-                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
-                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
-                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
-                response_headers_policy=self.response_headers,
-                compress=True,
-            ),
+            # the console (its cookie is forwarded) and everything else: never cached
+            default_behavior=behavior(cloudfront.CachePolicy.CACHING_DISABLED),
+            additional_behaviors={
+                f"{names.API_ROUTE_PREFIX}/*": behavior(self.api_cache_policy),
+            },
             web_acl_id=self.web_acl_arn,
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             price_class=cloudfront.PriceClass.PRICE_CLASS_ALL,

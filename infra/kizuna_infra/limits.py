@@ -33,9 +33,9 @@ RESOLVED_TOKEN_BYTES = 256
 # Measured on the seed programs by tests/infra/test_conformance.py, rounded up: the stack
 # without programs, and what each enabled program adds. The test fails if they drift below
 # what synthesis measures.
-BASE_RESOURCES = 180  # 179: 152 before issue 16, and the HTTP API, console and WAF (27)
+BASE_RESOURCES = 182  # 180: 152 before issue 16, and the HTTP API, console and WAF (28)
 RESOURCES_PER_PROGRAM = 3
-# 201.1 KB measured after issue 16 (the API: Cognito, HTTP API, CloudFront, WAF, its grants)
+# 202.6 KB measured after issue 16 (the API: Cognito, HTTP API, CloudFront, WAF, its grants)
 BASE_TEMPLATE_BYTES = 210_000
 TEMPLATE_BYTES_PER_PROGRAM = 8_000
 # Headroom kept under each quota for what is not a program (a new function, a new table).

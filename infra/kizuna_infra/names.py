@@ -299,6 +299,7 @@ MACHINE_ROUTE_PREFIX: Final[str] = "/machine"  # machines: SigV4 (AWS_IAM)
 CONSOLE_ROUTE_PREFIX: Final[str] = "/console"  # pages: the function checks its cookie
 DISTRIBUTION_ID: Final[str] = "Distribution"
 RESPONSE_HEADERS_POLICY_ID: Final[str] = "SecurityHeaders"
+API_CACHE_POLICY_ID: Final[str] = "ApiCachePolicy"
 WEB_ACL_ID: Final[str] = "WebAcl"
 WEB_ACL_RATE_RULE: Final[str] = "RateLimitPerClientIp"
 WEB_ACL_COMMON_RULE: Final[str] = "AwsCommonRuleSet"

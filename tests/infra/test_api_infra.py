@@ -230,6 +230,18 @@ def test_distribution_is_https_only_uncached_in_front_of_the_api(
     assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
     assert behavior["ResponseHeadersPolicyId"] == {"Ref": ids.headers}
     assert "POST" in behavior["AllowedMethods"]  # console forms and API writes
+    # /api/*: the bearer token reaches the API (CloudFront drops a GET's Authorization
+    # header unless it is in the cache key), and nothing is cached
+    [api] = config["CacheBehaviors"]
+    assert api["PathPattern"] == "/api/*"
+    assert api["ViewerProtocolPolicy"] == behavior["ViewerProtocolPolicy"]
+    assert api["ResponseHeadersPolicyId"] == {"Ref": ids.headers}
+    assert api["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
+    cache = resources[api["CachePolicyId"]["Ref"]]["Properties"]["CachePolicyConfig"]
+    assert (cache["DefaultTTL"], cache["MinTTL"], cache["MaxTTL"]) == (0, 0, 1)
+    key = cache["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Authorization"]}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
     [origin] = config["Origins"]
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     assert origin["CustomOriginConfig"]["OriginSSLProtocols"] == ["TLSv1.2"]

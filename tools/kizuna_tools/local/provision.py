@@ -122,6 +122,7 @@ IGNORED_TYPES: dict[str, str] = {
     # itself sets the security headers CloudFront adds on AWS.
     "AWS::CloudFront::Distribution": "no CloudFront locally: the API is served directly",
     "AWS::CloudFront::ResponseHeadersPolicy": "the API function sets the same headers itself",
+    "AWS::CloudFront::CachePolicy": "no CloudFront locally: the API is served directly",
     "AWS::WAFv2::WebACL": "no WAF locally (the local server listens on 127.0.0.1 only)",
 }
 
