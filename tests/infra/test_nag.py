@@ -269,13 +269,14 @@ def make_stack() -> Callable[[], cdk.Stack]:
 def test_tracing_and_every_channel_variant_is_also_clean(
     make_stack: Callable[[], cdk.Stack],
 ) -> None:
-    # Given Kizuna embedded with X-Ray tracing on (adds Resource::* statements) and push and
-    # LINE configured (adds their grants)
+    # Given Kizuna embedded with X-Ray tracing on (adds Resource::* statements), push and
+    # LINE configured (adds their grants), and Cognito threat protection on (no COG8)
     stack = make_stack()
     Kizuna(
         stack,
         "Kizuna",
         tracing=True,
+        advanced_security=True,
         push_application_id="0123456789abcdef0123456789abcdef",
         line_token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:line-AbCdEf",
     )
