@@ -14,6 +14,7 @@ from constructs import Construct
 
 from kizuna.runtime.config import KizunaConfig
 from kizuna_infra import names
+from kizuna_infra.api import Api
 from kizuna_infra.bus import EventBus
 from kizuna_infra.campaigns import Campaigns
 from kizuna_infra.data import DataTables
@@ -29,8 +30,8 @@ from kizuna_infra.scoring import Scoring
 
 
 class Kizuna(Construct):
-    """Bus, tables, layers, ingest, programs (evaluate, journeys, sweeps), delivery, scoring
-    and campaigns.
+    """Bus, tables, layers, ingest, programs (evaluate, journeys, sweeps), delivery, scoring,
+    campaigns, and the HTTP API with its console.
 
     Keyword arguments:
         bus_name: name of the EventBridge bus producers put events on.
@@ -46,6 +47,10 @@ class Kizuna(Construct):
         email_from, ses_identity, push_application_id, line_token_secret_arn,
         line_token_parameter, sms_sender_id: channel settings, see
             :class:`~kizuna_infra.delivery.Delivery`.
+        web_acl_arn: a CLOUDFRONT-scope WAF WebACL made in us-east-1 for the console's
+            distribution; without it one is created here, which needs the stack in us-east-1
+            (see :mod:`kizuna_infra.api`).
+        advanced_security: Cognito threat protection on the console's user pool (billed).
     """
 
     def __init__(
@@ -66,6 +71,8 @@ class Kizuna(Construct):
         line_token_secret_arn: str = "",
         line_token_parameter: str = "",
         sms_sender_id: str = "",
+        web_acl_arn: str | None = None,
+        advanced_security: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         # Validated here, so a wrong setting fails synthesis instead of every cold start.
@@ -130,7 +137,20 @@ class Kizuna(Construct):
             templates_dir=templates_dir,
         )
 
-        # Derived events (source "kizuna") only from the functions that derive them.
+        # The HTTP API and console: reads everything, writes through the same services.
+        self.api = Api(
+            self,
+            names.API_CONSTRUCT_ID,
+            wiring=wiring,
+            delivery=self.delivery,
+            campaigns=self.campaigns,
+            web_acl_arn=web_acl_arn,
+            removal_policy=removal_policy,
+            advanced_security=advanced_security,
+        )
+
+        # Derived events (source "kizuna") only from the functions that derive them (never
+        # the API's: what it puts on the bus comes from people and machines).
         self.bus.allow_derived_events_only_from(
             [
                 self.ingest.role,

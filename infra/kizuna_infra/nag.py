@@ -20,6 +20,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 if TYPE_CHECKING:
+    from kizuna_infra.api import Api
     from kizuna_infra.campaigns import Campaigns
     from kizuna_infra.functions import KizunaFunction
     from kizuna_infra.kizuna import Kizuna
@@ -232,6 +233,83 @@ def _acknowledge_campaigns(campaigns: Campaigns, kizuna: Kizuna) -> None:
     )
 
 
+def _acknowledge_api(api: Api, kizuna: Kizuna) -> None:
+    """The API function (table indexes, its S3 prefixes, the campaigns' schedules, the send
+    function), its console routes, the console's distribution and the user pool."""
+    tables = kizuna.tables
+    _acknowledge_function(
+        api.function, {"customers": tables.customers, "activity": tables.activity}
+    )
+    policy = _default_policy(api.function.role)
+    bucket = _logical_id(tables.analytics)
+    for resource, reason in (
+        (
+            f"<{bucket}.Arn>/reports/*",
+            "The API reads the reports (one JSON object per report, keys known only at run "
+            "time) under reports/ only.",
+        ),
+        (
+            f"<{bucket}.Arn>/campaigns/*/list.csv",
+            "A campaign's static audience list is one object per campaign, "
+            "campaigns/<campaign id>/list.csv; the API writes that object only.",
+        ),
+        (
+            "arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/"
+            f"{api.schedule_group_name}/*",
+            "Campaign routes create, update, read and delete one schedule per campaign, named "
+            "after it, in the campaigns' own Scheduler group only.",
+        ),
+    ):
+        acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+    _acknowledge_qualified_invoke(api.function.role, [kizuna.delivery.send.function])
+    for route in api.console_routes:
+        acknowledge(
+            _resource(route),
+            "AwsSolutions-APIG4",
+            "Console pages have no API Gateway authorizer: a browser sends no bearer token. "
+            "The function verifies the session cookie (a Cognito id token, HttpOnly, Secure, "
+            "SameSite) on every page and a CSRF field on every form; without one it shows the "
+            "sign-in form only.",
+        )
+    distribution = _resource(api.distribution)
+    acknowledge(
+        distribution,
+        "AwsSolutions-CFR1",
+        "The console serves a shop's own staff, wherever they travel; every request needs a "
+        "Cognito sign-in and WAF limits each client IP. Add a geo restriction if your shop "
+        "needs one.",
+    )
+    acknowledge(
+        distribution,
+        "AwsSolutions-CFR3",
+        "Every request CloudFront forwards reaches the HTTP API, whose access log (JSON, "
+        "without bodies) records it; WAF samples what it blocks. CloudFront standard logs "
+        "would need an ACL-enabled bucket for no extra reader.",
+    )
+    acknowledge(
+        distribution,
+        "AwsSolutions-CFR4",
+        "The distribution uses CloudFront's default *.cloudfront.net certificate, with which "
+        "CloudFront fixes the viewer's minimum TLS version itself; give the console a custom "
+        "domain and certificate to choose TLSv1.2_2021. The origin is HTTPS TLSv1.2 only.",
+    )
+    pool = _resource(api.user_pool)
+    acknowledge(
+        pool,
+        "AwsSolutions-COG2",
+        "The console signs in with USER_PASSWORD_AUTH and answers no MFA challenge; the pool "
+        "has no self sign-up (an admin creates every account), a 12-character password "
+        "policy with every character class, and 1-hour id tokens.",
+    )
+    if not api.advanced_security:
+        acknowledge(
+            pool,
+            "AwsSolutions-COG8",
+            "Cognito threat protection needs the Plus feature plan, billed per monthly active "
+            "user; Kizuna(advanced_security=True) turns it on (enforced).",
+        )
+
+
 def _acknowledge_cohort_children(kizuna: Kizuna) -> None:
     """The journey and send functions start child executions of a cohort (members who went
     another way): by the journeys' name prefix, as naming each state machine would make a
@@ -298,6 +376,7 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
     _acknowledge_schedules(delivery.feedback.schedules)
     _acknowledge_scoring(kizuna.scoring, kizuna.tables.customers, kizuna.tables.analytics)
     _acknowledge_campaigns(kizuna.campaigns, kizuna)
+    _acknowledge_api(kizuna.api, kizuna)
     acknowledge(
         _resource(kizuna.tables.analytics),
         "AwsSolutions-S1",

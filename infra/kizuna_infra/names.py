@@ -74,6 +74,8 @@ ANALYTICS_WORK_PREFIX: Final[str] = "work/"
 ANALYTICS_WORK_EXPIRY_DAYS: Final[int] = 7
 ANALYTICS_SNAPSHOTS_PREFIX: Final[str] = "snapshots/"
 ANALYTICS_SNAPSHOTS_EXPIRY_DAYS: Final[int] = 730
+# Reports the API and console read (JSON of what the HTML report shows).
+ANALYTICS_REPORTS_PREFIX: Final[str] = "reports/"
 PRODUCTS_PK: Final[str] = "product_id"
 SNAPSHOTS_PK: Final[str] = "date"
 SNAPSHOTS_SK: Final[str] = "cell"
@@ -162,6 +164,8 @@ CAMPAIGN_SCHEDULE_GROUP_SUFFIX: Final[str] = "-campaigns"  # "<stack name>-campa
 CAMPAIGN_SCHEDULE_GROUP_MAX_LENGTH: Final[int] = 64
 # Frozen audiences (manifests) and chunk files of every occurrence, in the analytics bucket.
 ANALYTICS_CAMPAIGNS_PREFIX: Final[str] = "campaigns/"
+# A static audience: campaigns/<campaign id>/list.csv (kizuna.campaigns.engine.list_key).
+CAMPAIGN_LIST_OBJECT: Final[str] = "list.csv"
 # States of the campaign state machine (unique across the machine, Map item processors included).
 CAMPAIGN_PREPARE_STATE: Final[str] = "Prepare"
 CAMPAIGN_RUN_CHOICE: Final[str] = "ShouldRun"
@@ -268,9 +272,42 @@ OUTPUT_CAMPAIGN_STATE_MACHINE_ARN: Final[str] = "CampaignStateMachineArn"
 OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN: Final[str] = "CampaignSchedulerRoleArn"
 OUTPUT_CAMPAIGN_SCHEDULE_GROUP: Final[str] = "CampaignScheduleGroupName"
 OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN: Final[str] = "CampaignScheduleDlqArn"
+OUTPUT_API_URL: Final[str] = "ApiUrl"
+OUTPUT_CONSOLE_URL: Final[str] = "ConsoleUrl"
+OUTPUT_USER_POOL_ID: Final[str] = "UserPoolId"
+OUTPUT_USER_POOL_CLIENT_ID: Final[str] = "UserPoolClientId"
 # One output per program: "Journey" + the program id in CamelCase + "Arn".
 OUTPUT_JOURNEY_PREFIX: Final[str] = "Journey"
 OUTPUT_JOURNEY_SUFFIX: Final[str] = "Arn"
+
+# --- API: HTTP API + console (one function), Cognito, CloudFront, WAF -----------------------
+API_CONSTRUCT_ID: Final[str] = "Api"
+API_FUNCTION_ID: Final[str] = "Function"  # a KizunaFunction: Api/Function/{Function,Role,...}
+API_FUNCTION_NAME: Final[str] = "api"
+USER_POOL_ID: Final[str] = "UserPool"
+USER_POOL_CLIENT_ID: Final[str] = "ConsoleClient"
+USER_POOL_GROUP_PREFIX: Final[str] = "Group"  # + the role, capitalised (kizuna.api.auth.Role)
+HTTP_API_ID: Final[str] = "HttpApi"
+HTTP_STAGE_ID: Final[str] = "DefaultStage"
+HTTP_INTEGRATION_ID: Final[str] = "LambdaIntegration"
+JWT_AUTHORIZER_ID: Final[str] = "JwtAuthorizer"
+IAM_AUTHORIZER_ID: Final[str] = "IamAuthorizer"
+API_ACCESS_LOG_GROUP_ID: Final[str] = "AccessLogs"
+# Route paths (API Gateway HTTP API route keys; the function dispatches below them).
+API_ROUTE_PREFIX: Final[str] = "/api"  # people and scripts: Cognito id token (JWT)
+MACHINE_ROUTE_PREFIX: Final[str] = "/machine"  # machines: SigV4 (AWS_IAM)
+CONSOLE_ROUTE_PREFIX: Final[str] = "/console"  # pages: the function checks its cookie
+DISTRIBUTION_ID: Final[str] = "Distribution"
+RESPONSE_HEADERS_POLICY_ID: Final[str] = "SecurityHeaders"
+API_CACHE_POLICY_ID: Final[str] = "ApiCachePolicy"
+WEB_ACL_ID: Final[str] = "WebAcl"
+WEB_ACL_RATE_RULE: Final[str] = "RateLimitPerClientIp"
+WEB_ACL_COMMON_RULE: Final[str] = "AwsCommonRuleSet"
+# A CLOUDFRONT-scope WebACL exists only in us-east-1 (a CloudFormation Rule asserts it when
+# the stack's region is only known at deploy time).
+WEB_ACL_REGION: Final[str] = "us-east-1"
+WEB_ACL_REGION_RULE_ID: Final[str] = "WebAclNeedsUsEast1"
+CONTEXT_WEB_ACL_ARN_KEY: Final[str] = "kizuna:webAclArn"
 
 # --- Monitoring: alarms on one SNS topic, one dashboard ----------------------------------------
 MONITORING_CONSTRUCT_ID: Final[str] = "Monitoring"

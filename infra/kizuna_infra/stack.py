@@ -48,6 +48,7 @@ class KizunaStack(Stack):
             line_token_secret_arn=context(names.CONTEXT_LINE_TOKEN_SECRET_ARN_KEY),
             line_token_parameter=context(names.CONTEXT_LINE_TOKEN_PARAMETER_KEY),
             sms_sender_id=context(names.CONTEXT_SMS_SENDER_ID_KEY),
+            web_acl_arn=context(names.CONTEXT_WEB_ACL_ARN_KEY) or None,
         )
 
         k = self.kizuna
@@ -131,6 +132,14 @@ class KizunaStack(Stack):
                 names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN,
                 k.campaigns.dead_letter_queue.queue_arn,
                 "Dead-letter queue of campaign schedules Scheduler could not deliver",
+            ),
+            (names.OUTPUT_API_URL, k.api.api_url, "HTTP API (machines sign SigV4 for it)"),
+            (names.OUTPUT_CONSOLE_URL, k.api.console_url, "The console, through CloudFront"),
+            (names.OUTPUT_USER_POOL_ID, k.api.user_pool.user_pool_id, "Console user pool"),
+            (
+                names.OUTPUT_USER_POOL_CLIENT_ID,
+                k.api.client.user_pool_client_id,
+                "Console app client (id tokens for /api)",
             ),
         ):
             CfnOutput(self, output_id, value=value, description=description)

@@ -30,6 +30,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "unsubscribe": settings.UnsubscribeSettings,
     "score": settings.ScoreSettings,
     "campaign": settings.CampaignSettings,
+    "api": settings.ApiSettings,
 }
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 

@@ -192,6 +192,30 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
     expected += [(child_policy, f) for f in distributed_map_findings(campaigns.state_machine)]
     expected.append((_logical_id(campaigns.state_machine), "AwsSolutions-SF2"))
     expected.append((_logical_id(campaigns.dead_letter_queue), "AwsSolutions-SQS3"))
+    # API: the function (both tables' indexes, reports/ and static lists, the campaigns'
+    # schedules, the send function), the console routes (cookie, no authorizer), the
+    # distribution (no geo restriction, API access logs, default certificate), the pool (no
+    # MFA challenge in the console's sign-in, no paid threat protection by default).
+    api = k.api
+    policy = _default_policy(api.function.role)
+    schedules = (
+        "arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/"
+        f"{campaigns.schedule_group_name}/*"
+    )
+    expected += [
+        (_logical_id(api.function.function), "AwsSolutions-L1"),
+        (policy, customers),
+        (policy, activity),
+        (policy, f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/reports/*]"),
+        (policy, f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/campaigns/*/list.csv]"),
+        (policy, f"AwsSolutions-IAM5[Resource::{schedules}]"),
+        (policy, qualified(delivery.send.function)),
+    ]
+    expected += [(_logical_id(route), "AwsSolutions-APIG4") for route in api.console_routes]
+    distribution = _logical_id(api.distribution)
+    expected += [(distribution, f"AwsSolutions-CFR{n}") for n in (1, 3, 4)]
+    pool = _logical_id(api.user_pool)
+    expected += [(pool, "AwsSolutions-COG2"), (pool, "AwsSolutions-COG8")]
     return sorted(expected)
 
 
@@ -245,13 +269,14 @@ def make_stack() -> Callable[[], cdk.Stack]:
 def test_tracing_and_every_channel_variant_is_also_clean(
     make_stack: Callable[[], cdk.Stack],
 ) -> None:
-    # Given Kizuna embedded with X-Ray tracing on (adds Resource::* statements) and push and
-    # LINE configured (adds their grants)
+    # Given Kizuna embedded with X-Ray tracing on (adds Resource::* statements), push and
+    # LINE configured (adds their grants), and Cognito threat protection on (no COG8)
     stack = make_stack()
     Kizuna(
         stack,
         "Kizuna",
         tracing=True,
+        advanced_security=True,
         push_application_id="0123456789abcdef0123456789abcdef",
         line_token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:line-AbCdEf",
     )

@@ -115,6 +115,10 @@ def test_outputs_for_producers_and_operators(
         names.OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN,
         names.OUTPUT_CAMPAIGN_SCHEDULE_GROUP,
         names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN,
+        names.OUTPUT_API_URL,
+        names.OUTPUT_CONSOLE_URL,
+        names.OUTPUT_USER_POOL_ID,
+        names.OUTPUT_USER_POOL_CLIENT_ID,
         *journeys,
     }
 
@@ -164,6 +168,7 @@ def test_cdk_json_declares_every_optional_context_key() -> None:
         names.CONTEXT_PUSH_APPLICATION_ID_KEY,
         names.CONTEXT_LINE_TOKEN_SECRET_ARN_KEY,
         names.CONTEXT_SMS_SENDER_ID_KEY,
+        names.CONTEXT_WEB_ACL_ARN_KEY,
     ):
         assert context[key] == "", key
 
@@ -177,7 +182,7 @@ def test_context_config_reaches_every_function_that_reads_it_as_json(
         )
         for f in configured.find_resources("AWS::Lambda::Function").values()
     }
-    readers = {"ingest", "evaluate", "journey", "sweep", "send", "score", "campaign"}
+    readers = {"ingest", "evaluate", "journey", "sweep", "send", "score", "campaign", "api"}
     for folder in readers:
         assert json.loads(configs[folder]) == CONFIGURED_CONTEXT[names.CONTEXT_CONFIG_KEY]
     assert {folder for folder, config in configs.items() if config is not None} == readers

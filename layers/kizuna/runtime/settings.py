@@ -40,6 +40,13 @@ ENV_USER_POOL_ID = "USER_POOL_ID"
 ENV_USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
 ENV_JWKS_URL = "JWKS_URL"
 ENV_SECURE_COOKIES = "SECURE_COOKIES"
+# The API function: what the campaign routes schedule and start, and the send function it
+# invokes for a transactional message.
+ENV_CAMPAIGN_STATE_MACHINE_ARN = "CAMPAIGN_STATE_MACHINE_ARN"
+ENV_CAMPAIGN_SCHEDULE_GROUP = "CAMPAIGN_SCHEDULE_GROUP"
+ENV_CAMPAIGN_SCHEDULER_ROLE_ARN = "CAMPAIGN_SCHEDULER_ROLE_ARN"
+ENV_CAMPAIGN_SCHEDULE_DLQ_ARN = "CAMPAIGN_SCHEDULE_DLQ_ARN"
+ENV_SEND_FUNCTION_NAME = "SEND_FUNCTION_NAME"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
@@ -212,8 +219,18 @@ class ApiSettings(_BusSettings, _ConfigSettings):
     SECURE_COOKIES: bool = True
     PROGRAMS_DIR: str | None = None
     TEMPLATES_DIR: str | None = None
-    # the published reports (reports/*.json, read only); unset: the reports routes say none
-    ANALYTICS_BUCKET: str | None = None
+    # Campaign routes: the campaigns table, the state machine a campaign runs on, and the
+    # Scheduler group, role and dead-letter queue of its schedule (as ``kizuna campaigns``).
+    CAMPAIGNS_TABLE: str = Field(min_length=1)
+    CAMPAIGN_STATE_MACHINE_ARN: str = Field(min_length=1)
+    CAMPAIGN_SCHEDULE_GROUP: str = Field(min_length=1)
+    CAMPAIGN_SCHEDULER_ROLE_ARN: str = Field(min_length=1)
+    CAMPAIGN_SCHEDULE_DLQ_ARN: str = ""
+    # Reports (read under reports/) and static audience lists (campaigns/<id>/list.csv).
+    ANALYTICS_BUCKET: str = Field(min_length=1)
+    SNAPSHOTS_TABLE: str = Field(min_length=1, description="daily snapshot cells (reports)")
+    # Transactional messages: invoked synchronously (RequestResponse).
+    SEND_FUNCTION_NAME: str = Field(min_length=1)
 
 
 @lru_cache(maxsize=1)

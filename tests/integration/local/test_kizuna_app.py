@@ -51,6 +51,15 @@ def test_real_template_provisions_with_nothing_unexpected(kizuna_cloud: LocalClo
         "AWS::SES::ConfigurationSetEventDestination",
         "AWS::Glue::Database",  # Athena over the snapshot export: the files are local
         "AWS::Glue::Table",
+        # The HTTP API and its user pool, until the local runtime serves them (issue 16)
+        "AWS::Cognito::UserPool",
+        "AWS::Cognito::UserPoolClient",
+        "AWS::Cognito::UserPoolGroup",
+        "AWS::ApiGatewayV2::Api",
+        "AWS::ApiGatewayV2::Stage",
+        "AWS::ApiGatewayV2::Integration",
+        "AWS::ApiGatewayV2::Route",
+        "AWS::ApiGatewayV2::Authorizer",
     }
     assert {u.what for u in kizuna_cloud.unsupported} <= known_gaps, kizuna_cloud.unsupported
     ran = {

@@ -118,6 +118,12 @@ IGNORED_TYPES: dict[str, str] = {
     "AWS::Pinpoint::GCMChannel": "the push fake accepts every address",
     "AWS::Pinpoint::BaiduChannel": "the push fake accepts every address",
     "AWS::Pinpoint::ADMChannel": "the push fake accepts every address",
+    # The console's edge: locally the API is served on 127.0.0.1 directly, and the function
+    # itself sets the security headers CloudFront adds on AWS.
+    "AWS::CloudFront::Distribution": "no CloudFront locally: the API is served directly",
+    "AWS::CloudFront::ResponseHeadersPolicy": "the API function sets the same headers itself",
+    "AWS::CloudFront::CachePolicy": "no CloudFront locally: the API is served directly",
+    "AWS::WAFv2::WebACL": "no WAF locally (the local server listens on 127.0.0.1 only)",
 }
 
 UNSUPPORTED_REASONS: dict[str, str] = {
