@@ -349,7 +349,7 @@ def render_preview(
     from kizuna.delivery.templates import Renderer, RenderError, build_context
     from kizuna.programs.loader import load_program
     from kizuna.programs.model import SendStep
-    from kizuna_tools.demo import sample_coupon, sample_customer
+    from kizuna.delivery.samples import sample_coupon, sample_customer
     from kizuna_tools.project import project_config
 
     prog = load_program(programs_dir / f"{program}.yaml")
