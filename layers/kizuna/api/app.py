@@ -69,8 +69,8 @@ class KizunaResolver(APIGatewayHttpResolver):
 
 
 def build_app(deps: ApiDeps) -> KizunaResolver:
-    from kizuna.api.console import pages_auth
-    from kizuna.api.routes import meta
+    from kizuna.api.console import pages_auth, pages_campaigns, pages_segments
+    from kizuna.api.routes import campaigns, meta, segments
 
     app = KizunaResolver(enable_validation=True)
 
@@ -103,6 +103,7 @@ def build_app(deps: ApiDeps) -> KizunaResolver:
 
     # one entry per route family (routes/ for JSON, console/ for pages)
     routers: list[Any] = [meta.router, pages_auth.router]
+    routers += [segments.router, campaigns.router, pages_segments.router, pages_campaigns.router]
     for router in routers:
         app.include_router(router)
     return app

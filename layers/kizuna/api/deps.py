@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from kizuna.adapters.audit import AuditLog
+    from kizuna.adapters.campaigns import CampaignStore
     from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.scheduler import CampaignSchedules
     from kizuna.api.auth import TokenVerifier
     from kizuna.runtime.config import KizunaConfig
 
@@ -37,6 +39,8 @@ class ApiDeps:
     programs_dir: Path | None = None
     templates_dir: Path | None = None
     segments_dir: Path | None = None
+    campaigns: CampaignStore | None = None  # the campaigns table
+    campaign_schedules: CampaignSchedules | None = None  # their Scheduler schedules
     # secure cookies (HTTPS); the local server on 127.0.0.1 runs over HTTP
     secure_cookies: bool = True
     extra: dict[str, Any] = field(default_factory=dict)

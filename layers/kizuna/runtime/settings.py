@@ -40,6 +40,11 @@ ENV_USER_POOL_ID = "USER_POOL_ID"
 ENV_USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
 ENV_JWKS_URL = "JWKS_URL"
 ENV_SECURE_COOKIES = "SECURE_COOKIES"
+ENV_SEGMENTS_DIR = "SEGMENTS_DIR"
+ENV_CAMPAIGN_STATE_MACHINE_ARN = "CAMPAIGN_STATE_MACHINE_ARN"
+ENV_CAMPAIGN_SCHEDULE_GROUP = "CAMPAIGN_SCHEDULE_GROUP"
+ENV_CAMPAIGN_SCHEDULER_ROLE_ARN = "CAMPAIGN_SCHEDULER_ROLE_ARN"
+ENV_CAMPAIGN_SCHEDULE_DLQ_ARN = "CAMPAIGN_SCHEDULE_DLQ_ARN"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
@@ -212,6 +217,16 @@ class ApiSettings(_BusSettings, _ConfigSettings):
     SECURE_COOKIES: bool = True
     PROGRAMS_DIR: str | None = None
     TEMPLATES_DIR: str | None = None
+    SEGMENTS_DIR: str | None = None
+    # Campaigns (kizuna.services.campaign_admin): the definitions, and their EventBridge
+    # Scheduler schedules, which start the campaign state machine with the scheduler role
+    # (the stack outputs CampaignsTableName, CampaignStateMachineArn,
+    # CampaignScheduleGroupName, CampaignSchedulerRoleArn, CampaignScheduleDlqArn).
+    CAMPAIGNS_TABLE: str = Field(min_length=1)
+    CAMPAIGN_STATE_MACHINE_ARN: str = Field(min_length=1)
+    CAMPAIGN_SCHEDULE_GROUP: str = Field(min_length=1)
+    CAMPAIGN_SCHEDULER_ROLE_ARN: str = Field(min_length=1)
+    CAMPAIGN_SCHEDULE_DLQ_ARN: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,5 @@
+"""placeholder"""
+
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+router = APIGatewayHttpRouter()
