@@ -119,6 +119,7 @@ def render(
             path=event.path,
             principal=principal,
             csrf=csrf_token(session) if session else "",
+            status=status,
             **context,
         )
     )
