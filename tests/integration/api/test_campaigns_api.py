@@ -231,7 +231,13 @@ def test_an_invalid_campaign_is_422_naming_the_field(
 
 
 def test_a_malformed_request_is_422_from_the_schema(capi: Api) -> None:
-    for body in ({}, {"definition": winter_sale(), "yaml": "id: x"}, {"definition": 3}):
+    for body in (
+        {},
+        {"definition": winter_sale(), "yaml": "id: x"},
+        {"definition": 3},
+        {"definition": winter_sale(), "locales": ["ja"]},  # locales without template_sources
+        {"definition": winter_sale(), "surprise": True},
+    ):
         answer = capi.call("POST", "/api/campaigns", as_="marketer", body=body)
         assert answer.status == 422, (body, answer.body)
         assert answer.json()["detail"][0]["loc"][0] == "body"

@@ -135,6 +135,8 @@ class CampaignWrite(BaseModel):
             raise ValueError("give exactly one of definition and yaml")
         if self.templates is not None and self.template_sources is not None:
             raise ValueError("give templates or template_sources, not both")
+        if self.locales is not None and self.template_sources is None:
+            raise ValueError("locales choose what template_sources copy: give template_sources")
         return self
 
 
