@@ -13,9 +13,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bench.common import print_table
 from kizuna.delivery.coupons import issue_coupon
+from kizuna.delivery.samples import sample_customer
 from kizuna.delivery.templates import PARTS, Renderer, build_context, format_date, format_number
 from kizuna.runtime.config import KizunaConfig
-from kizuna_tools.demo import sample_customer
 
 ROOT = Path(__file__).resolve().parents[1] / "templates"
 

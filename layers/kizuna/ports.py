@@ -182,6 +182,11 @@ class StoredCampaign:
     updated_by: str | None = None
 
 
+class DefinitionConflict(Exception):
+    """A campaign definition written against a version that is no longer the stored one (or
+    created where one exists already): read it again, then write."""
+
+
 class CampaignDefinitions(Protocol):
     """The campaigns table (:class:`kizuna.adapters.campaigns.CampaignStore`)."""
 

@@ -22,9 +22,6 @@ from typing import TYPE_CHECKING, Any
 from kizuna_tools.simulation import Shop
 
 if TYPE_CHECKING:
-    from kizuna.delivery.coupons import Coupon
-    from kizuna.domain.customer import Customer
-    from kizuna.programs.model import CouponSpec
     from kizuna_tools.local.faults import FaultPlan
 
 
@@ -88,44 +85,6 @@ class DemoSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def sample_customer(locale: str = "ja", customer_id: str = "sample") -> Customer:
-    """The customer a preview or a render bench shows: a Silver member 80 points from Gold,
-    named in ``locale``."""
-    from kizuna.domain.customer import Customer
-
-    return Customer(
-        customer_id=customer_id,
-        first_name="花子" if locale == "ja" else "Hanako",
-        last_name="山田" if locale == "ja" else "Yamada",
-        locale=locale,
-        rank="Silver",
-        next_rank="Gold",
-        points_to_next_rank=80,
-        points_balance=1240,
-        order_count=1,
-    )
-
-
-def sample_coupon(
-    spec: CouponSpec | None,
-    secret: bytes,
-    program: str,
-    customer_id: str,
-    execution: str,
-    now: datetime,
-) -> Coupon | None:
-    """The coupon a send with ``spec`` would issue (none without one), for a preview or a dry
-    run: ``secret`` keeps its code from being a real one."""
-    from kizuna.delivery.coupons import issue_coupon
-
-    if spec is None:
-        return None
-    expires_at = now + timedelta(days=spec.valid_days)
-    return issue_coupon(
-        secret, program, customer_id, execution, discount=spec.discount, expires_at=expires_at
-    )
 
 
 def _table(cloud: Any, contains: str) -> str:

@@ -23,7 +23,14 @@ from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.events import DerivedEvent, InboundDetail, inbound_type
 from kizuna.events.derived import CampaignEvent
-from kizuna.ports import Claim, DeadLetter, StoredCampaign, VersionConflict, Watermark
+from kizuna.ports import (
+    Claim,
+    DeadLetter,
+    DefinitionConflict,
+    StoredCampaign,
+    VersionConflict,
+    Watermark,
+)
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import Child, Join, Member
 
@@ -41,6 +48,10 @@ class MemoryStore:
         self.children: dict[str, dict[str, Child]] = {}
         self.steps: dict[tuple[str, str], dict[str, Any]] = {}  # STEP# decisions
         self.watermarks: dict[str, Watermark] = {}  # sweep kind -> how far it swept
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        found = self.customers.get(customer_id)
+        return found.model_copy(deep=True) if found else None
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
         return {
@@ -244,6 +255,15 @@ class MemoryStore:
         found = {(cid, ex): (cid, f"MSG#{ex}#{step}") for cid, ex in keys}
         return {k: dict(self.messages[m]) for k, m in found.items() if m in self.messages}
 
+    def program_ledger(self, program: str) -> Iterator[dict[str, Any]]:
+        """The ledger entries naming ``program`` (a campaign's id on its entries), by time."""
+        found = [
+            {**data, "pk": cid, "sk": sk}
+            for (cid, sk), data in self.messages.items()
+            if data.get("program") == program
+        ]
+        yield from sorted(found, key=lambda e: (str(e.get("at", "")), e["pk"]))
+
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
         return [cid for cid, c in sorted(self.customers.items()) if c.phone_hash == phone_hash]
 
@@ -366,8 +386,37 @@ class MemoryCampaigns:
             (old.version if old else 0) + 1,
         )
 
+    def put_definition(
+        self,
+        campaign: Campaign,
+        templates: Mapping[str, str],
+        updated_by: str,
+        now: datetime,
+        *,
+        expected_version: int | None = None,
+    ) -> int:
+        old = self.definitions.get(campaign.id)
+        version = old.version if old else 0
+        if expected_version is not None and expected_version != version:
+            raise DefinitionConflict(campaign.id)
+        self.definitions[campaign.id] = StoredCampaign(
+            campaign,
+            dict(templates),
+            str(campaign.status),
+            version + 1,
+            now.isoformat(),
+            updated_by,
+        )
+        return version + 1
+
     def get_definition(self, campaign_id: str) -> StoredCampaign | None:
         return self.definitions.get(campaign_id)
+
+    def list_definitions(self) -> list[StoredCampaign]:
+        return [self.definitions[k] for k in sorted(self.definitions)]
+
+    def list_occurrences(self, campaign_id: str) -> list[dict[str, Any]]:
+        return [dict(o) for (c, _), o in sorted(self.occurrences.items()) if c == campaign_id]
 
     def get_state(
         self, campaign_id: str, occurrence: str

@@ -12,49 +12,21 @@ with the program, step and channel, instead of a failed send.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kizuna.campaigns.model import Campaign
+from kizuna.delivery.samples import (
+    CHECK_SECRET,
+    SAMPLE_UNSUBSCRIBE_URL,
+    sample_coupon,
+    sample_recipient,
+)
 from kizuna.delivery.templates import Renderer
-from kizuna.domain.customer import CartState, Customer
 from kizuna.programs.loader import ProgramIssue
 from kizuna.programs.model import Program, SendStep
 from kizuna.runtime.config import KizunaConfig
 from kizuna.scoring.copurchase import recommend
-from kizuna_tools.demo import sample_coupon, sample_customer
-
-# Coupons in a check are made with this, so none of them is a real code.
-CHECK_SECRET = b"kizuna template check: not a real coupon"
-SAMPLE_UNSUBSCRIBE_URL = "https://example.com/unsubscribe?t=check"
-
-
-def sample_recipient(locale: str, now: datetime) -> Customer:
-    """A customer reading ``locale`` with every field a template may read filled in: names,
-    rank and next rank, orders, points about to expire, an open cart."""
-    base = sample_customer(locale)
-    return base.model_copy(
-        update={
-            "time_zone": "Asia/Tokyo" if locale.startswith("ja") else "Europe/London",
-            "order_count": 2,
-            "first_order_at": now - timedelta(days=90),
-            "first_order_id": "sample-order-1",
-            "last_order_at": now - timedelta(days=7),
-            "points_next_expiry_at": now + timedelta(days=30),
-            "points_next_expiry_amount": 200,
-            "cart": CartState(
-                cart_id="sample-cart",
-                item_count=2,
-                value=Decimal(3600),
-                currency="JPY",
-                product_ids=("tea-001", "ware-001"),
-                at=now - timedelta(hours=3),
-                stamp="sample",
-            ),
-        }
-    )
 
 
 def _recommendations(cfg: KizunaConfig) -> list[dict[str, Any]]:
@@ -105,34 +77,3 @@ def program_template_problems(
                         )
                     )
     return issues
-
-
-def campaign_template_problems(
-    campaign: Campaign, renderer: Renderer, cfg: KizunaConfig, now: datetime | None = None
-) -> list[str]:
-    """Each of the campaign's templates (variants included) for each channel and locale."""
-    from kizuna.services.campaign import campaign_context
-
-    at = now or datetime.now(UTC)
-    problems: list[str] = []
-    for template in campaign.templates():
-        for channel in campaign.channels:
-
-            def context_for(locale: str, ch: str = channel) -> Mapping[str, Any]:
-                customer = sample_recipient(locale, at)
-                coupon = sample_coupon(
-                    campaign.coupon, CHECK_SECRET, campaign.id, customer.customer_id, "check", at
-                )
-                return campaign_context(
-                    campaign,
-                    customer,
-                    cfg,
-                    coupon=coupon,
-                    unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL if ch == "email" else None,
-                )
-
-            problems += [
-                f"template {template!r} ({channel}) {problem}"
-                for problem in renderer.check(campaign.id, template, channel, context_for)
-            ]
-    return problems

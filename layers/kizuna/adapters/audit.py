@@ -21,9 +21,16 @@ AUDIT_PREFIX = "AUDIT#"
 
 
 class Actor(Protocol):
-    id: str
-    name: str
-    kind: str
+    """Who wrote (:class:`kizuna.api.auth.Principal`, frozen: read-only members)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
 
 
 class AuditLog:

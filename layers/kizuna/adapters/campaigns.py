@@ -20,7 +20,7 @@ from kizuna.adapters.dynamodb import _batch_get, _items, from_dynamo, to_dynamo
 from kizuna.campaigns.model import Campaign
 from kizuna.domain.timestamps import iso
 from kizuna.events.derived import CampaignEvent
-from kizuna.ports import StoredCampaign
+from kizuna.ports import DefinitionConflict, StoredCampaign
 
 DEF = "DEF"
 OCC = "OCC#"
@@ -56,31 +56,49 @@ class CampaignStore:
 
     # definitions ---------------------------------------------------------------------
     def put_definition(
-        self, campaign: Campaign, templates: Mapping[str, str], updated_by: str, now: datetime
+        self,
+        campaign: Campaign,
+        templates: Mapping[str, str],
+        updated_by: str,
+        now: datetime,
+        *,
+        expected_version: int | None = None,
     ) -> int:
         """Store (or replace) a definition; its status becomes the definition's own. Returns
-        the new version."""
-        resp = self._table.update_item(
-            Key={"campaign_id": campaign.id, "sk": DEF},
-            UpdateExpression=("SET #d = :d, #t = :t, #s = :s, #ua = :ua, #ub = :ub ADD #v :one"),
-            ExpressionAttributeNames={
-                "#d": "definition",
-                "#t": "templates",
-                "#s": "status",
-                "#ua": "updated_at",
-                "#ub": "updated_by",
-                "#v": "version",
-            },
-            ExpressionAttributeValues={
-                ":d": campaign.model_dump_json(),
-                ":t": dict(templates),
-                ":s": str(campaign.status),
-                ":ua": iso(now),
-                ":ub": updated_by,
-                ":one": 1,
-            },
-            ReturnValues="UPDATED_NEW",
-        )
+        the new version. With ``expected_version`` (0: it must not exist yet), only over that
+        version: else :class:`DefinitionConflict`."""
+        values: dict[str, Any] = {
+            ":d": campaign.model_dump_json(),
+            ":t": dict(templates),
+            ":s": str(campaign.status),
+            ":ua": iso(now),
+            ":ub": updated_by,
+            ":one": 1,
+        }
+        condition: dict[str, Any] = {}
+        if expected_version == 0:
+            condition = {"ConditionExpression": "attribute_not_exists(sk)"}
+        elif expected_version is not None:
+            values[":expected"] = expected_version
+            condition = {"ConditionExpression": "#v = :expected"}
+        try:
+            resp = self._table.update_item(
+                Key={"campaign_id": campaign.id, "sk": DEF},
+                UpdateExpression="SET #d = :d, #t = :t, #s = :s, #ua = :ua, #ub = :ub ADD #v :one",
+                ExpressionAttributeNames={
+                    "#d": "definition",
+                    "#t": "templates",
+                    "#s": "status",
+                    "#ua": "updated_at",
+                    "#ub": "updated_by",
+                    "#v": "version",
+                },
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+                **condition,
+            )
+        except self._conditional as error:
+            raise DefinitionConflict(campaign.id) from error
         return int(resp["Attributes"]["version"])
 
     def get_definition(self, campaign_id: str) -> StoredCampaign | None:
@@ -276,4 +294,10 @@ class CampaignEvents:
         return False
 
 
-__all__ = ["COUNTERS", "CampaignEvents", "CampaignStore", "StoredCampaign"]
+__all__ = [
+    "COUNTERS",
+    "CampaignEvents",
+    "CampaignStore",
+    "DefinitionConflict",
+    "StoredCampaign",
+]

@@ -45,6 +45,9 @@ from kizuna.programs.members import (
 )
 
 BATCH_GET_LIMIT = 100
+# The activity table's index of ledger entries by program (or campaign) and time
+# (``gsi1pk = PROGRAM#<id>``, ``gsi1sk = <at>#<customer>``; infra: names.ACTIVITY_GSI1).
+LEDGER_INDEX = "gsi1"
 # The activity table's partitions that belong to no customer (every other pk is a customer
 # id). Each contains '#', which the customer id grammar (kizuna.events.inbound) forbids, so
 # no customer id can name, export or erase them.
@@ -1035,6 +1038,17 @@ class DynamoStore:
         if prefix:
             cond = cond & Key("sk").begins_with(prefix)
         return list(_items(self._activity.query, KeyConditionExpression=cond))
+
+    def program_ledger(self, program: str) -> Iterator[dict[str, Any]]:
+        """Every ledger entry of a program or campaign (``program`` is a campaign's id on its
+        entries), from the activity table's ``gsi1`` index (``PROGRAM#<id>``), oldest first."""
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("gsi1pk").eq(f"PROGRAM#{program}")
+        for item in _items(
+            self._activity.query, IndexName=LEDGER_INDEX, KeyConditionExpression=cond
+        ):
+            yield from_dynamo(item)
 
     # privacy (kizuna.domain.privacy): access and erasure requests -----------------------------
     def scan_activity(self, kinds: Sequence[str]) -> Iterator[dict[str, Any]]:

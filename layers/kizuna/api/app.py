@@ -70,8 +70,15 @@ class KizunaResolver(APIGatewayHttpResolver):
 
 def build_app(deps: ApiDeps | None) -> KizunaResolver:
     """The app; ``deps`` is ``None`` only to read its routes (the OpenAPI document)."""
-    from kizuna.api.console import pages_auth, pages_customers, pages_programs, pages_reports
-    from kizuna.api.routes import customers, meta, programs, reports
+    from kizuna.api.console import (
+        pages_auth,
+        pages_campaigns,
+        pages_customers,
+        pages_programs,
+        pages_reports,
+        pages_segments,
+    )
+    from kizuna.api.routes import campaigns, customers, meta, programs, reports, segments
 
     app = KizunaResolver(enable_validation=True)
 
@@ -108,6 +115,7 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
     routers: list[Any] = [meta.router, pages_auth.router]
     routers += [customers.router, pages_customers.router]
     routers += [programs.router, reports.router, pages_programs.router, pages_reports.router]
+    routers += [segments.router, campaigns.router, pages_segments.router, pages_campaigns.router]
     for router in routers:
         app.include_router(router)
     return app

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from kizuna.adapters.audit import AuditLog
+    from kizuna.adapters.campaigns import CampaignStore
     from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.scheduler import CampaignSchedules
     from kizuna.api.auth import TokenVerifier
     from kizuna.ports import ReportObjects
     from kizuna.runtime.config import KizunaConfig
@@ -40,6 +42,8 @@ class ApiDeps:
     segments_dir: Path | None = None
     # the analytics bucket's published reports (reports/*.json); None: no bucket configured
     reports: ReportObjects | None = None
+    campaigns: CampaignStore | None = None  # the campaigns table
+    campaign_schedules: CampaignSchedules | None = None  # their Scheduler schedules
     # secure cookies (HTTPS); the local server on 127.0.0.1 runs over HTTP
     secure_cookies: bool = True
     extra: dict[str, Any] = field(default_factory=dict)

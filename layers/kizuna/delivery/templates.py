@@ -686,6 +686,23 @@ class FilesRenderer(Renderer):
             return super().resolve_locale(program, template, locale)
         return self._first_locale(program, template, locale, lambda loc: loc in found)
 
+    def parts_missing(
+        self, program: str, template: str, channel: str, locale: str | None = None
+    ) -> list[str]:
+        """As :meth:`Renderer.parts_missing`, in ``files`` when they hold the template."""
+        if not self._file_locales(program, template):
+            return super().parts_missing(program, template, channel, locale)
+        parts = PARTS.get(str(channel))
+        if parts is None:
+            raise ValueError(f"unknown channel {channel!r}")
+        locales = [locale] if locale else self.locales(program, template)
+        return [
+            f"{loc}/{part}{SUFFIX}"
+            for loc in locales
+            for part in parts
+            if f"{program}/{template}/{loc}/{part}{SUFFIX}" not in self.files
+        ]
+
 
 def _content(channel: str, texts: Mapping[str, str]) -> RenderedMessage:
     if channel == "email":

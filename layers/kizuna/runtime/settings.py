@@ -42,6 +42,7 @@ ENV_JWKS_URL = "JWKS_URL"
 ENV_SECURE_COOKIES = "SECURE_COOKIES"
 # The API function: what the campaign routes schedule and start, and the send function it
 # invokes for a transactional message.
+ENV_SEGMENTS_DIR = "SEGMENTS_DIR"
 ENV_CAMPAIGN_STATE_MACHINE_ARN = "CAMPAIGN_STATE_MACHINE_ARN"
 ENV_CAMPAIGN_SCHEDULE_GROUP = "CAMPAIGN_SCHEDULE_GROUP"
 ENV_CAMPAIGN_SCHEDULER_ROLE_ARN = "CAMPAIGN_SCHEDULER_ROLE_ARN"
@@ -219,8 +220,11 @@ class ApiSettings(_BusSettings, _ConfigSettings):
     SECURE_COOKIES: bool = True
     PROGRAMS_DIR: str | None = None
     TEMPLATES_DIR: str | None = None
-    # Campaign routes: the campaigns table, the state machine a campaign runs on, and the
-    # Scheduler group, role and dead-letter queue of its schedule (as ``kizuna campaigns``).
+    SEGMENTS_DIR: str | None = None
+    # Campaigns (kizuna.services.campaign_admin): the definitions, and their EventBridge
+    # Scheduler schedules, which start the campaign state machine with the scheduler role
+    # (the stack outputs CampaignsTableName, CampaignStateMachineArn,
+    # CampaignScheduleGroupName, CampaignSchedulerRoleArn, CampaignScheduleDlqArn).
     CAMPAIGNS_TABLE: str = Field(min_length=1)
     CAMPAIGN_STATE_MACHINE_ARN: str = Field(min_length=1)
     CAMPAIGN_SCHEDULE_GROUP: str = Field(min_length=1)

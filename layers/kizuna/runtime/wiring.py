@@ -440,9 +440,11 @@ def api_app() -> APIGatewayHttpResolver:
     import boto3
 
     from kizuna.adapters.audit import AuditLog
+    from kizuna.adapters.campaigns import CampaignStore
     from kizuna.adapters.cognito import CognitoSignIn, HttpJwks, jwks_url
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.adapters.s3 import S3Objects
+    from kizuna.adapters.scheduler import CampaignSchedules
     from kizuna.api.app import build_app
     from kizuna.api.auth import TokenVerifier
     from kizuna.api.deps import ApiDeps
@@ -472,6 +474,15 @@ def api_app() -> APIGatewayHttpResolver:
         now=now,
         programs_dir=_dir_or_none("programs", s.PROGRAMS_DIR),
         templates_dir=_dir_or_none("templates", s.TEMPLATES_DIR),
+        segments_dir=_dir_or_none("segments", s.SEGMENTS_DIR),
+        campaigns=CampaignStore(dynamodb, s.CAMPAIGNS_TABLE),
+        campaign_schedules=CampaignSchedules(
+            boto3.client("scheduler"),
+            s.CAMPAIGN_SCHEDULE_GROUP,
+            s.CAMPAIGN_STATE_MACHINE_ARN,
+            s.CAMPAIGN_SCHEDULER_ROLE_ARN,
+            s.CAMPAIGN_SCHEDULE_DLQ_ARN or None,
+        ),
         secure_cookies=s.SECURE_COOKIES,
         reports=S3Objects(boto3.client("s3"), s.ANALYTICS_BUCKET) if s.ANALYTICS_BUCKET else None,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from kizuna.campaigns.model import Campaign
     from kizuna.ports import StoredCampaign
     from kizuna.runtime.config import KizunaConfig
+    from kizuna.services.campaign_admin import CampaignAdmin, CampaignRules, DryRun
 
 campaigns_app = typer.Typer(
     help="Campaigns: validate, apply (store and schedule), estimate, dry-run, send, pause, "
@@ -45,8 +45,6 @@ OutputsOption = Annotated[
     Path | None,
     typer.Option("--outputs", help="the stack's outputs as JSON (kizuna local serve writes one)"),
 ]
-# Coupon codes in a dry run's samples are made with this, so none of them is a real code.
-DRY_RUN_SECRET = b"kizuna dry run: not a real coupon"
 
 
 def _dir(name: str) -> Path:
@@ -67,45 +65,41 @@ def _segments() -> dict[str, Any]:
     return dict(load_segments(_dir("segments")))
 
 
-def _load_all(paths: list[Path]) -> tuple[list[Campaign], list[str], dict[str, Path]]:
-    """Campaigns from files and folders, validated against the project; with the problems
-    and each campaign's file."""
-    from kizuna.campaigns.loader import CampaignError, CampaignIssue, load_campaign
-    from kizuna.delivery.templates import Renderer
-    from kizuna_tools.templatecheck import campaign_template_problems
+def _rules(config: Path | None = None) -> CampaignRules:
+    """What campaigns are checked against: this project's configuration, templates,
+    segments and programs."""
+    from kizuna.services.campaign_admin import CampaignRules
+
+    return CampaignRules(
+        _config(config),
+        _dir("templates"),
+        _segments(),
+        frozenset(p.stem for p in _dir("programs").glob("*.y*ml")),
+    )
+
+
+def _load_all(
+    paths: list[Path],
+) -> tuple[list[tuple[Campaign, dict[str, str]]], list[str], dict[str, Path]]:
+    """Campaigns (with their template files) from files and folders, validated against the
+    project (:meth:`CampaignRules.load_file`); with the problems and each campaign's file."""
+    from kizuna.campaigns.loader import CampaignError
 
     files: list[Path] = []
     for path in paths:
         files += sorted(path.glob("*.y*ml")) if path.is_dir() else [path]
-    programs = {p.stem for p in _dir("programs").glob("*.y*ml")}
-    renderer = Renderer(_dir("templates"))
-    segment_names = set(_segments())
+    rules = _rules()
+    now = _now()
     campaigns, problems, where = [], [], {}
     for file in files:
         try:
-            campaign = load_campaign(
-                file, templates=renderer, segment_names=segment_names, program_ids=programs
-            )
+            campaign, templates = rules.load_file(file, now)
         except CampaignError as exc:
             problems += [str(issue) for issue in exc.issues]
             continue
-        rendered = campaign_template_problems(campaign, renderer, _config(None))
-        if rendered:
-            problems += [str(CampaignIssue(str(file), "template", p)) for p in rendered]
-            continue
-        campaigns.append(campaign)
+        campaigns.append((campaign, templates))
         where[campaign.id] = file
     return campaigns, problems, where
-
-
-def _template_files(campaign: Campaign) -> dict[str, str]:
-    """The campaign's own template files, ``<template>/<locale>/<part>.j2`` -> source."""
-    root = _dir("templates") / campaign.id
-    files: dict[str, str] = {}
-    for template in campaign.templates():
-        for path in sorted((root / template).rglob("*.j2")):
-            files[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
-    return files
 
 
 @dataclass
@@ -181,6 +175,11 @@ class Target:
             self.outputs.get("CampaignScheduleDlqArn"),
         )
 
+    def admin(self, config: Path | None = None) -> CampaignAdmin:
+        from kizuna.services.campaign_admin import CampaignAdmin
+
+        return CampaignAdmin(_rules(config), self.store, self.customers, self.schedules)
+
     def stored(self, campaign_id: str) -> StoredCampaign:
         found = self.store.get_definition(campaign_id)
         if found is None:
@@ -216,7 +215,7 @@ def validate(
 ) -> None:
     """Validate campaigns (default: campaigns/): fields, segments, templates, ids."""
     campaigns, problems, _ = _load_all(paths or [_dir("campaigns")])
-    for campaign in campaigns:
+    for campaign, _templates in campaigns:
         out.print(f"[green]✓[/green] {campaign.id}")
     _print_problems(problems)
     if problems:
@@ -247,7 +246,8 @@ def apply_files(t: Target, paths: list[Path], by: str) -> tuple[list[str], list[
     if problems:
         return problems, []
     applied = []
-    for campaign in campaigns:
+    admin = t.admin()
+    for campaign, templates in campaigns:
         if campaign.audience.customer_list:
             from kizuna.campaigns.engine import list_key
 
@@ -257,8 +257,7 @@ def apply_files(t: Target, paths: list[Path], by: str) -> tuple[list[str], list[
                 Key=list_key(campaign.id),
                 Body=source.read_bytes(),
             )
-        version = t.store.put_definition(campaign, _template_files(campaign), by, _now())
-        t.schedules.put(campaign, campaign.status)
+        version = admin.save(campaign, templates, by, _now())
         applied.append(f"applied {campaign.id} (version {version}, {campaign.status})")
     return [], applied
 
@@ -312,123 +311,40 @@ def _occurrences_table(occurrences: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
-def _set_status(ctx: typer.Context, campaign_id: str, status: str, expected: set[str]) -> None:
-    from kizuna.campaigns.model import CampaignStatus
+def _set_status(ctx: typer.Context, campaign_id: str, action: str) -> None:
+    from kizuna.services.campaign_admin import NotFound, StatusConflict
 
     t: Target = ctx.obj
-    s = t.stored(campaign_id)
-    if not t.store.set_status(campaign_id, status, _now(), expected=expected):
-        raise typer.BadParameter(
-            f"{campaign_id} is {t.stored(campaign_id).status}; {status} needs "
-            + " or ".join(sorted(expected)),
-            param_hint="CAMPAIGN",
-        )
-    t.schedules.put(s.campaign, CampaignStatus(status))
-    out.print(f"{campaign_id}: {s.status} -> {status}")
+    try:
+        old, new = t.admin().transition(campaign_id, action, _now())
+    except (NotFound, StatusConflict) as exc:
+        raise typer.BadParameter(str(exc), param_hint="CAMPAIGN") from exc
+    out.print(f"{campaign_id}: {old} -> {new}")
 
 
 @campaigns_app.command("pause")
 def pause(ctx: typer.Context, campaign_id: CampaignName) -> None:
     """Pause: the next batch of a running occurrence waits (no schedule fires) until resumed."""
-    _set_status(ctx, campaign_id, "paused", {"scheduled"})
+    _set_status(ctx, campaign_id, "pause")
 
 
 @campaigns_app.command("resume")
 def resume(ctx: typer.Context, campaign_id: CampaignName) -> None:
     """Resume a paused campaign: waiting batches go on, the schedule is enabled again."""
-    _set_status(ctx, campaign_id, "scheduled", {"paused"})
+    _set_status(ctx, campaign_id, "resume")
 
 
 @campaigns_app.command("cancel")
 def cancel(ctx: typer.Context, campaign_id: CampaignName) -> None:
     """Cancel: the next batch sends nothing, and the schedule is disabled."""
-    _set_status(ctx, campaign_id, "cancelled", {"scheduled", "paused", "draft"})
-
-
-@dataclass
-class DryRun:
-    audience: int = 0
-    by_status: Counter[str] | None = None
-    by_channel: Counter[str] | None = None
-    by_reason: Counter[str] | None = None
-    samples: dict[tuple[str, str], dict[str, str]] | None = None
-
-
-def dry_run(
-    stored: StoredCampaign,
-    customers: DynamoStore,
-    cfg: KizunaConfig,
-    segments: dict[str, Any],
-    now: datetime,
-    templates_root: Path,
-) -> DryRun:
-    """What an occurrence would do now, decided as the batch send function decides, without
-    a claim, a ledger row or a provider call."""
-    from kizuna.campaigns.assign import assign
-    from kizuna.campaigns.engine import Member, in_audience, plan_recipient
-    from kizuna.delivery.templates import FilesRenderer, RenderError
-    from kizuna.services.campaign import campaign_context
-    from kizuna_tools.demo import sample_coupon
-    from kizuna_tools.templatecheck import SAMPLE_UNSUBSCRIBE_URL
-
-    campaign = stored.campaign
-    conditions = {name: dict(s.conditions) for name, s in segments.items()}
-    members = [
-        Member(c.customer_id, assign(campaign, c.customer_id).arm)
-        for c in customers.scan_customers()
-        if in_audience(campaign, c, now, cfg, conditions)
-    ]
-    result = DryRun(len(members), Counter(), Counter(), Counter(), {})
-    assert result.by_status is not None and result.by_channel is not None
-    assert result.by_reason is not None and result.samples is not None
-    renderer = FilesRenderer(
-        {f"{campaign.id}/{name}": src for name, src in stored.templates.items()}, templates_root
-    )
-    for start in range(0, len(members), 100):
-        group = members[start : start + 100]
-        found, contacts = customers.read_recipients([m.customer_id for m in group])
-        for member in group:
-            customer = found.get(member.customer_id)
-            plan = plan_recipient(
-                campaign, member, customer, contacts.get(member.customer_id, {}), now, cfg, None
-            )
-            result.by_status[plan.status] += 1
-            if plan.status == "send" and plan.channel:
-                result.by_channel[plan.channel] += 1
-            elif plan.reason and plan.reason != plan.status:
-                result.by_reason[f"{plan.status}: {plan.reason}"] += 1
-            if plan.status != "send" or customer is None or plan.channel is None:
-                continue
-            key = (customer.locale or cfg.contact.default_locale, plan.channel)
-            if key in result.samples or plan.template is None:
-                continue
-            coupon = sample_coupon(
-                campaign.coupon, DRY_RUN_SECRET, campaign.id, customer.customer_id, "dry-run", now
-            )
-            try:
-                context = campaign_context(
-                    campaign,
-                    customer,
-                    cfg,
-                    coupon=coupon,
-                    unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL if plan.channel == "email" else None,
-                )
-                rendered = renderer.render(
-                    campaign.id, plan.template, plan.channel, customer.locale, context
-                )
-                result.samples[key] = {k: str(v) for k, v in rendered.model_dump().items() if v}
-            except RenderError as exc:
-                result.samples[key] = {"error": exc.reason}
-    return result
+    _set_status(ctx, campaign_id, "cancel")
 
 
 @campaigns_app.command("estimate")
 def estimate(ctx: typer.Context, campaign_id: CampaignName, config: Config = None) -> None:
     """The audience now, and the channel each member would get (caps and quiet hours as now)."""
     t: Target = ctx.obj
-    result = dry_run(
-        t.stored(campaign_id), t.customers, _config(config), _segments(), _now(), _dir("templates")
-    )
+    result = t.admin(config).dry_run(t.stored(campaign_id), _now(), samples=False)
     _print_dry_run(campaign_id, result, samples=False)
 
 
@@ -447,9 +363,7 @@ def send(
     t: Target = ctx.obj
     stored = t.stored(campaign_id)
     if dry_run_only:
-        result = dry_run(
-            stored, t.customers, _config(config), _segments(), _now(), _dir("templates")
-        )
+        result = t.admin(config).dry_run(stored, _now())
         _print_dry_run(campaign_id, result, samples=True)
         return
     if stored.status != "scheduled":
@@ -469,16 +383,16 @@ def _print_dry_run(campaign_id: str, result: DryRun, *, samples: bool) -> None:
     table = Table(title=f"{campaign_id}: audience {result.audience}")
     table.add_column("decision")
     table.add_column("customers", justify="right")
-    for status, n in (result.by_status or Counter()).most_common():
+    for status, n in result.by_status.most_common():
         table.add_row(status, str(n))
-    for channel, n in (result.by_channel or Counter()).most_common():
+    for channel, n in result.by_channel.most_common():
         table.add_row(f"send on {channel}", str(n))
-    for reason, n in (result.by_reason or Counter()).most_common():
+    for reason, n in result.by_reason.most_common():
         table.add_row(reason, str(n))
     out.print(table)
     if not samples:
         return
-    for (locale, channel), parts in sorted((result.samples or {}).items()):
+    for (locale, channel), parts in sorted(result.samples.items()):
         out.rule(f"{locale} / {channel}")
         for part, text in parts.items():
             out.print(f"[bold]{part}[/bold]", markup=True)

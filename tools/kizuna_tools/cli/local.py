@@ -346,10 +346,10 @@ def render_preview(
     config: Config = None,
 ) -> None:
     """Preview a send step's message on every channel it may use."""
+    from kizuna.delivery.samples import sample_coupon, sample_customer
     from kizuna.delivery.templates import Renderer, RenderError, build_context
     from kizuna.programs.loader import load_program
     from kizuna.programs.model import SendStep
-    from kizuna_tools.demo import sample_coupon, sample_customer
     from kizuna_tools.project import project_config
 
     prog = load_program(programs_dir / f"{program}.yaml")

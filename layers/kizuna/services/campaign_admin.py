@@ -1,0 +1,667 @@
+"""Campaigns as people manage them: validate, store, schedule, pause, resume, cancel; the
+estimate, the dry run, the preview of each variant and the results; named segments' count
+and sample.
+
+The CLI (``kizuna campaigns``, ``kizuna segments``) and the HTTP API and console
+(:mod:`kizuna.api`) both call this module: what "valid" means, which status may follow
+which, and what a dry run shows are decided here once. The campaign function's own work (an
+occurrence) is :mod:`kizuna.services.campaign`; the decisions per recipient are
+:mod:`kizuna.campaigns.engine`'s, used here as the batch send uses them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from kizuna.campaigns.assign import HOLDOUT, assign
+from kizuna.campaigns.engine import Member, converted, in_audience, plan_recipient
+from kizuna.campaigns.loader import (
+    CampaignError,
+    CampaignIssue,
+    check_campaign,
+    parse_campaign,
+)
+from kizuna.campaigns.model import (
+    Campaign,
+    CampaignStatus,
+    LocalTimeSchedule,
+    OnceSchedule,
+    local_time_window,
+)
+from kizuna.delivery.samples import (
+    CHECK_SECRET,
+    DRY_RUN_SECRET,
+    PREVIEW_SECRET,
+    SAMPLE_UNSUBSCRIBE_URL,
+    sample_coupon,
+    sample_recipient,
+)
+from kizuna.delivery.templates import PARTS, SUFFIX, FilesRenderer, Renderer, RenderError
+from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import parse_time
+from kizuna.ports import StoredCampaign
+from kizuna.programs.issues import read_yaml
+from kizuna.runtime.config import KizunaConfig
+from kizuna.segments import SegmentDefinition, members
+from kizuna.services.campaign import OUTCOMES, campaign_context
+
+# A campaign's own template file: ``<template>/<locale>/<part>.j2``.
+TEMPLATE_FILE: Final = re.compile(
+    r"^(?P<template>[a-z][a-z0-9_-]{0,39})/(?P<locale>[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?)/"
+    r"(?P<part>[a-z]+\.[a-z]+)\.j2$"
+)
+# A template of the library (the templates folder deployed with the function):
+# ``<folder>/<template>``, e.g. ``month-end-sale/sale``.
+LIBRARY_TEMPLATE: Final = re.compile(
+    r"^(?P<folder>[a-z0-9][a-z0-9-]{0,62})/(?P<name>[a-z][a-z0-9_-]{0,39})$"
+)
+MAX_TEMPLATE_FILES: Final = 200
+MAX_TEMPLATE_BYTES: Final = 512 * 1024  # all of a campaign's files (a DynamoDB item is 400 KB)
+ALL_PARTS: Final = frozenset(p for parts in PARTS.values() for p in parts)
+DRY_RUN_BATCH: Final = 100
+MAX_SAMPLE: Final = 100
+
+
+# --- collaborators -----------------------------------------------------------------------------
+class DefinitionStore(Protocol):
+    """The campaigns table (:class:`kizuna.adapters.campaigns.CampaignStore`)."""
+
+    def put_definition(
+        self,
+        campaign: Campaign,
+        templates: Mapping[str, str],
+        updated_by: str,
+        now: datetime,
+        *,
+        expected_version: int | None = None,
+    ) -> int: ...
+
+    def get_definition(self, campaign_id: str) -> StoredCampaign | None: ...
+
+    def list_definitions(self) -> list[StoredCampaign]: ...
+
+    def set_status(
+        self, campaign_id: str, status: str, now: datetime, expected: set[str] | None = None
+    ) -> bool: ...
+
+    def list_occurrences(self, campaign_id: str) -> list[dict[str, Any]]: ...
+
+
+class Schedules(Protocol):
+    """The campaigns' schedules (:class:`kizuna.adapters.scheduler.CampaignSchedules`)."""
+
+    def put(self, campaign: Campaign, status: CampaignStatus) -> None: ...
+
+    def get(self, campaign_id: str) -> dict[str, Any] | None: ...
+
+
+class Customers(Protocol):
+    """The customers and activity tables (:class:`kizuna.adapters.dynamodb.DynamoStore`)."""
+
+    def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]: ...
+
+    def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+    def read_recipients(
+        self, customer_ids: Sequence[str]
+    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]: ...
+
+    def program_ledger(self, program: str) -> Iterator[dict[str, Any]]: ...
+
+
+class NotFound(LookupError):
+    """No such campaign, segment or customer."""
+
+
+class StatusConflict(Exception):
+    """The campaign's status does not allow this action (e.g. pausing a draft)."""
+
+
+# --- validation ----------------------------------------------------------------------------------
+def campaign_template_problems(
+    campaign: Campaign, renderer: Renderer, cfg: KizunaConfig, now: datetime
+) -> list[str]:
+    """Each of the campaign's templates (variants included) for each channel and locale,
+    rendered with the context a send gives a sample customer of that locale."""
+    problems: list[str] = []
+    for template in campaign.templates():
+        for channel in campaign.channels:
+
+            def context_for(locale: str, ch: str = channel) -> Mapping[str, Any]:
+                customer = sample_recipient(locale, now)
+                coupon = sample_coupon(
+                    campaign.coupon, CHECK_SECRET, campaign.id, customer.customer_id, "check", now
+                )
+                return campaign_context(
+                    campaign,
+                    customer,
+                    cfg,
+                    coupon=coupon,
+                    unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL if ch == "email" else None,
+                )
+
+            problems += [
+                f"template {template!r} ({channel}) {problem}"
+                for problem in renderer.check(campaign.id, template, channel, context_for)
+            ]
+    return problems
+
+
+def library_templates(root: Path) -> list[str]:
+    """Every template of the library, ``<folder>/<template>`` (folders starting with ``_``,
+    the shared layouts, are not templates)."""
+    found: list[str] = []
+    if not root.is_dir():
+        return found
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for template in sorted(p for p in folder.iterdir() if p.is_dir()):
+            name = f"{folder.name}/{template.name}"
+            if LIBRARY_TEMPLATE.match(name):
+                found.append(name)
+    return found
+
+
+def _files_under(folder: Path, locales: Collection[str] | None) -> dict[str, str]:
+    """``<locale>/<part>.j2`` -> source of one template folder."""
+    files: dict[str, str] = {}
+    for path in sorted(folder.rglob(f"*{SUFFIX}")):
+        relative = path.relative_to(folder).as_posix()
+        if locales is not None and relative.split("/", 1)[0] not in locales:
+            continue
+        files[relative] = path.read_text(encoding="utf-8")
+    return files
+
+
+@dataclass(frozen=True)
+class CampaignRules:
+    """What a campaign is checked against: the configuration, the templates folder, the
+    named segments and the programs' ids (a campaign may not take a program's id)."""
+
+    cfg: KizunaConfig
+    templates_root: Path
+    segments: Mapping[str, SegmentDefinition] = field(default_factory=dict)
+    program_ids: frozenset[str] = frozenset()
+
+    def renderer(self, campaign_id: str, files: Mapping[str, str]) -> FilesRenderer:
+        """A renderer of the campaign's own files (``<template>/<locale>/<part>.j2``), which
+        may extend the templates folder's shared layouts."""
+        return FilesRenderer(
+            {f"{campaign_id}/{name}": source for name, source in files.items()},
+            self.templates_root,
+            default_locale=self.cfg.contact.default_locale,
+        )
+
+    def folder_files(self, campaign: Campaign) -> dict[str, str]:
+        """The campaign's template files from the templates folder
+        (``templates/<campaign id>/<template>/...``), as ``kizuna campaigns apply`` stores
+        them."""
+        root = self.templates_root / campaign.id
+        files: dict[str, str] = {}
+        for template in campaign.templates():
+            for name, source in _files_under(root / template, None).items():
+                files[f"{template}/{name}"] = source
+        return files
+
+    def library_files(
+        self, sources: Mapping[str, str], locales: Collection[str] | None = None
+    ) -> dict[str, str]:
+        """Template files copied from the library: ``sources`` maps a template name of the
+        campaign to ``<folder>/<template>``; with ``locales``, only those locale folders.
+        Raises :class:`CampaignError` naming the field."""
+        issues: list[CampaignIssue] = []
+        files: dict[str, str] = {}
+        for name, source in sources.items():
+            where = f"template_sources.{name}"
+            match = LIBRARY_TEMPLATE.match(source)
+            folder = self.templates_root / source if match else None
+            if folder is None or not folder.is_dir():
+                issues.append(CampaignIssue("<campaign>", where, f"no template {source!r}"))
+                continue
+            found = _files_under(folder, locales)
+            if not found:
+                wanted = ", ".join(sorted(locales or ())) or "any locale"
+                issues.append(
+                    CampaignIssue("<campaign>", where, f"{source!r} has no files for {wanted}")
+                )
+            files.update({f"{name}/{rel}": text for rel, text in found.items()})
+        if issues:
+            raise CampaignError(issues)
+        return files
+
+    def file_issues(
+        self, campaign: Campaign, files: Mapping[str, str], file: str
+    ) -> list[CampaignIssue]:
+        """Template files given as data: names, sizes, and only the campaign's templates."""
+        issues: list[CampaignIssue] = []
+        wanted = set(campaign.templates())
+        if len(files) > MAX_TEMPLATE_FILES:
+            issues.append(CampaignIssue(file, "templates", f"more than {MAX_TEMPLATE_FILES} files"))
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in files.items())
+        if size > MAX_TEMPLATE_BYTES:
+            issues.append(
+                CampaignIssue(file, "templates", f"over {MAX_TEMPLATE_BYTES // 1024} KB in all")
+            )
+        for name in files:
+            match = TEMPLATE_FILE.match(name)
+            if match is None or match["part"] not in ALL_PARTS:
+                issues.append(
+                    CampaignIssue(
+                        file, f"templates.{name}", "name files <template>/<locale>/<part>.j2"
+                    )
+                )
+            elif match["template"] not in wanted:
+                issues.append(
+                    CampaignIssue(
+                        file,
+                        f"templates.{name}",
+                        f"the campaign uses no template {match['template']!r}",
+                    )
+                )
+        default = self.cfg.contact.default_locale
+        for template in sorted(wanted):
+            locales = {n.split("/")[1] for n in files if n.startswith(f"{template}/")}
+            if locales and default not in locales:
+                issues.append(
+                    CampaignIssue(
+                        file,
+                        "templates",
+                        f"template {template!r} needs the default locale {default!r} "
+                        f"(has {', '.join(sorted(locales))})",
+                    )
+                )
+        return issues
+
+    def issues(
+        self,
+        campaign: Campaign,
+        files: Mapping[str, str],
+        now: datetime,
+        *,
+        file: str = "<campaign>",
+        base_dir: Path | None = None,
+    ) -> list[CampaignIssue]:
+        """Every problem of a parsed campaign with these template files: segments, goal,
+        ids, template parts, then each template rendered per channel and locale (what
+        ``kizuna campaigns validate`` checks)."""
+        renderer = self.renderer(campaign.id, files)
+        issues = self.file_issues(campaign, files, file)
+        issues += check_campaign(
+            file,
+            campaign,
+            templates=renderer,
+            segment_names=set(self.segments),
+            program_ids=self.program_ids,
+            base_dir=base_dir,
+        )
+        if not issues:
+            issues += [
+                CampaignIssue(file, "template", problem)
+                for problem in campaign_template_problems(campaign, renderer, self.cfg, now)
+            ]
+        return issues
+
+    def validate(
+        self, raw: Any, files: Mapping[str, str], now: datetime, *, file: str = "<campaign>"
+    ) -> Campaign:
+        """A campaign from data (a parsed YAML or JSON document) and its template files, or
+        :class:`CampaignError` with every issue, each naming its field."""
+        campaign = parse_campaign(raw, file)
+        issues = self.issues(campaign, files, now, file=file)
+        if issues:
+            raise CampaignError(issues)
+        return campaign
+
+    def load_file(self, path: Path, now: datetime) -> tuple[Campaign, dict[str, str]]:
+        """A campaign file (``campaigns/<id>.yaml``) and its templates from the templates
+        folder, validated as :meth:`validate` does; the id must be the file's name."""
+        file = str(path)
+        raw = read_yaml(path, lambda message: CampaignError([CampaignIssue(file, None, message)]))
+        campaign = parse_campaign(raw, file)
+        files = self.folder_files(campaign)
+        issues = []
+        if path.stem != campaign.id:
+            issues.append(CampaignIssue(file, "id", f"{campaign.id!r} must match the file name"))
+        issues += self.issues(campaign, files, now, file=file, base_dir=path.parent)
+        if issues:
+            raise CampaignError(issues)
+        return campaign, files
+
+
+# --- status --------------------------------------------------------------------------------------
+# action -> (the status it sets, the statuses it may start from)
+TRANSITIONS: Final[dict[str, tuple[CampaignStatus, frozenset[str]]]] = {
+    "schedule": (CampaignStatus.SCHEDULED, frozenset({"draft"})),
+    "pause": (CampaignStatus.PAUSED, frozenset({"scheduled"})),
+    "resume": (CampaignStatus.SCHEDULED, frozenset({"paused"})),
+    "cancel": (CampaignStatus.CANCELLED, frozenset({"scheduled", "paused", "draft"})),
+}
+# A definition may be replaced while nothing final happened to it.
+EDITABLE: Final = frozenset({"draft", "scheduled", "paused"})
+
+
+def start_of(campaign: Campaign) -> datetime | None:
+    """When a one-off campaign's occurrence starts (None for a recurring one)."""
+    schedule = campaign.schedule
+    if isinstance(schedule, OnceSchedule):
+        return schedule.at
+    if isinstance(schedule, LocalTimeSchedule):
+        return local_time_window(schedule)[0]
+    return None
+
+
+# --- what the commands and routes show -----------------------------------------------------------
+@dataclass
+class DryRun:
+    """What an occurrence would do now: the audience, each member's decision, the channel
+    of each send, the reason of each suppression or deferral, and (for a dry run) one
+    rendered message per locale and channel."""
+
+    audience: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_channel: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    samples: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One variant's template rendered for one locale and channel."""
+
+    variant: str
+    template: str
+    locale: str
+    channel: str
+    rendered_locale: str | None = None  # the locale folder used (a fallback shows here)
+    parts: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class VariantResult:
+    """Per variant (or ``holdout``) of an occurrence: decisions and conversions."""
+
+    variant: str
+    sent: int = 0
+    suppressed: int = 0
+    deferred: int = 0
+    failed: int = 0
+    holdout: int = 0
+    converted: int = 0
+
+
+@dataclass
+class OccurrenceResult:
+    occurrence: str
+    status: str
+    counts: dict[str, int]
+    winner: str | None = None
+    winner_reason: str | None = None
+    stop_reason: str | None = None
+    variants: list[VariantResult] = field(default_factory=list)
+
+
+def _variant_of(row: Mapping[str, Any]) -> str:
+    if row.get("arm") == HOLDOUT or row.get("status") == "holdout":
+        return HOLDOUT
+    return str(row.get("variant") or "default")
+
+
+def results_of(
+    campaign: Campaign,
+    occurrences: Iterable[Mapping[str, Any]],
+    ledger: Iterable[Mapping[str, Any]],
+    customers: Callable[[Sequence[str]], Mapping[str, Customer]],
+) -> list[OccurrenceResult]:
+    """Per occurrence: the counters, and per variant sent, suppressed, deferred, failed and
+    converted (an order after the message within the goal's window, default 7 days; the
+    holdout's orders after its decision are its baseline)."""
+    window = campaign.goal.within_days if campaign.goal else 7
+    conditions = campaign.goal.conditions if campaign.goal else {}
+    out: dict[str, OccurrenceResult] = {}
+    for occ in occurrences:
+        name = str(occ["occurrence"])
+        out[name] = OccurrenceResult(
+            name,
+            str(occ.get("status", "")),
+            {c: int(occ.get(c, 0)) for c in ("audience", *OUTCOMES)},
+            occ.get("winner"),
+            occ.get("winner_reason"),
+            occ.get("stop_reason"),
+        )
+    rows = [r for r in ledger if r.get("campaign") == campaign.id and r.get("occurrence")]
+    counted = [r for r in rows if r.get("status") in ("sent", "holdout")]
+    found = customers(sorted({str(r["pk"]) for r in counted})) if counted else {}
+    by_variant: dict[tuple[str, str], VariantResult] = {}
+    for row in rows:
+        occurrence = str(row["occurrence"])
+        result = out.setdefault(occurrence, OccurrenceResult(occurrence, "", {}))
+        key = (occurrence, _variant_of(row))
+        if key not in by_variant:
+            by_variant[key] = VariantResult(key[1])
+            result.variants.append(by_variant[key])
+        variant = by_variant[key]
+        status = str(row.get("status"))
+        if status in ("sent", "suppressed", "deferred", "failed", "holdout"):
+            setattr(variant, status, getattr(variant, status) + 1)
+        customer = found.get(str(row.get("pk")))
+        if status in ("sent", "holdout") and customer is not None:
+            at = parse_time(str(row.get("sent_at") or row["at"]))
+            variant.converted += int(converted(customer, at, window, conditions))
+    for result in out.values():
+        result.variants.sort(key=lambda v: (v.variant == HOLDOUT, v.variant))
+    return [out[k] for k in sorted(out)]
+
+
+@dataclass
+class CampaignAdmin:
+    """The stored campaigns of a stack and what people do with them."""
+
+    rules: CampaignRules
+    store: DefinitionStore
+    customers: Customers
+    schedules: Schedules | None = None
+
+    @property
+    def cfg(self) -> KizunaConfig:
+        return self.rules.cfg
+
+    # reading -------------------------------------------------------------------------------
+    def list_all(self) -> list[StoredCampaign]:
+        return self.store.list_definitions()
+
+    def get(self, campaign_id: str) -> StoredCampaign:
+        found = self.store.get_definition(campaign_id)
+        if found is None:
+            raise NotFound(f"no campaign {campaign_id!r}")
+        return found
+
+    def schedule_of(self, campaign_id: str) -> dict[str, Any] | None:
+        return self.schedules.get(campaign_id) if self.schedules is not None else None
+
+    # writing -------------------------------------------------------------------------------
+    def save(
+        self,
+        campaign: Campaign,
+        files: Mapping[str, str],
+        by: str,
+        now: datetime,
+        *,
+        expected_version: int | None = None,
+    ) -> int:
+        """Store a validated definition and its template files, then bring its schedule in
+        line (enabled only while scheduled). ``expected_version``: 0 to create (it must not
+        exist), the version read to update (:class:`kizuna.ports.DefinitionConflict` when
+        another write came between); None replaces whatever is stored (``apply``)."""
+        if expected_version is not None and expected_version > 0:
+            current = self.get(campaign.id)
+            if current.status not in EDITABLE:
+                raise StatusConflict(f"{campaign.id} is {current.status}: it cannot be changed")
+        version = self.store.put_definition(
+            campaign, files, by, now, expected_version=expected_version
+        )
+        if self.schedules is not None:
+            self.schedules.put(campaign, campaign.status)
+        return version
+
+    def transition(self, campaign_id: str, action: str, now: datetime) -> tuple[str, str]:
+        """Schedule, pause, resume or cancel: the status changes only from the statuses the
+        action allows (checked in the same write), then the schedule follows. Returns the
+        (old, new) statuses."""
+        if action not in TRANSITIONS:
+            raise ValueError(f"unknown action {action!r}")
+        target, allowed = TRANSITIONS[action]
+        stored = self.get(campaign_id)
+        if action == "schedule":
+            start = start_of(stored.campaign)
+            if start is not None and start <= now:
+                raise StatusConflict(
+                    f"{campaign_id}'s time ({start.isoformat()}) has passed: change the schedule"
+                )
+        if not self.store.set_status(campaign_id, str(target), now, expected=set(allowed)):
+            current = self.get(campaign_id).status
+            raise StatusConflict(
+                f"{campaign_id} is {current}; {action} needs " + " or ".join(sorted(allowed))
+            )
+        if self.schedules is not None:
+            self.schedules.put(stored.campaign, target)
+        return stored.status, str(target)
+
+    # what it would do ----------------------------------------------------------------------
+    def dry_run(self, stored: StoredCampaign, now: datetime, *, samples: bool = True) -> DryRun:
+        """What an occurrence would do now, decided as the batch send decides, without a
+        claim, a ledger row or a provider call; with ``samples``, one message rendered per
+        locale and channel for the first member of each (with a coupon no send issues)."""
+        campaign = stored.campaign
+        conditions = {name: dict(s.conditions) for name, s in self.rules.segments.items()}
+        audience = [
+            Member(c.customer_id, assign(campaign, c.customer_id).arm)
+            for c in self.customers.scan_customers()
+            if in_audience(campaign, c, now, self.cfg, conditions)
+        ]
+        result = DryRun(len(audience))
+        renderer = self.rules.renderer(campaign.id, stored.templates)
+        for start in range(0, len(audience), DRY_RUN_BATCH):
+            group = audience[start : start + DRY_RUN_BATCH]
+            found, contacts = self.customers.read_recipients([m.customer_id for m in group])
+            for member in group:
+                customer = found.get(member.customer_id)
+                plan = plan_recipient(
+                    campaign,
+                    member,
+                    customer,
+                    contacts.get(member.customer_id, {}),
+                    now,
+                    self.cfg,
+                    None,
+                )
+                result.by_status[plan.status] += 1
+                if plan.status == "send" and plan.channel:
+                    result.by_channel[plan.channel] += 1
+                elif plan.reason and plan.reason != plan.status:
+                    result.by_reason[f"{plan.status}: {plan.reason}"] += 1
+                if not samples or plan.status != "send" or customer is None:
+                    continue
+                if plan.channel is None or plan.template is None:
+                    continue
+                key = (customer.locale or self.cfg.contact.default_locale, plan.channel)
+                if key not in result.samples:
+                    result.samples[key] = self._render_parts(
+                        renderer, campaign, plan.template, plan.channel, customer, now, "dry-run"
+                    )[1]
+        return result
+
+    def preview(
+        self,
+        stored: StoredCampaign,
+        now: datetime,
+        *,
+        customer: Customer | None = None,
+        locales: Sequence[str] = ("ja", "en"),
+        channels: Sequence[str] | None = None,
+    ) -> list[Preview]:
+        """Each variant's template rendered for each locale and channel, with ``customer``'s
+        data read in that locale (or a sample customer of that locale)."""
+        campaign = stored.campaign
+        renderer = self.rules.renderer(campaign.id, stored.templates)
+        variants = [(v.name, campaign.template_of(v.name)) for v in campaign.variants] or [
+            ("default", campaign.template)
+        ]
+        wanted = [str(c) for c in campaign.channels if channels is None or str(c) in channels]
+        out: list[Preview] = []
+        for variant, template in variants:
+            for locale in locales:
+                reader = (customer or sample_recipient(locale, now)).model_copy(
+                    update={"locale": locale}
+                )
+                for channel in wanted:
+                    used, parts = self._render_parts(
+                        renderer, campaign, template, channel, reader, now, "preview"
+                    )
+                    error = parts.pop("error", None)
+                    out.append(Preview(variant, template, locale, channel, used, parts, error))
+        return out
+
+    def _render_parts(
+        self,
+        renderer: Renderer,
+        campaign: Campaign,
+        template: str,
+        channel: str,
+        customer: Customer,
+        now: datetime,
+        purpose: str,
+    ) -> tuple[str | None, dict[str, str]]:
+        """(the locale folder used, the rendered parts or ``{"error": why}``)."""
+        secret = DRY_RUN_SECRET if purpose == "dry-run" else PREVIEW_SECRET
+        coupon = sample_coupon(
+            campaign.coupon, secret, campaign.id, customer.customer_id, purpose, now
+        )
+        try:
+            used = renderer.resolve_locale(campaign.id, template, customer.locale)
+            context = campaign_context(
+                campaign,
+                customer,
+                self.cfg,
+                coupon=coupon,
+                unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL if channel == "email" else None,
+            )
+            rendered = renderer.render(campaign.id, template, channel, customer.locale, context)
+        except RenderError as exc:
+            return None, {"error": exc.reason}
+        parts = {k: str(v) for k, v in rendered.model_dump().items() if v and k != "channel"}
+        return used, parts
+
+    # what it did ---------------------------------------------------------------------------
+    def results(self, stored: StoredCampaign) -> list[OccurrenceResult]:
+        campaign = stored.campaign
+        return results_of(
+            campaign,
+            ({**o} for o in self.store.list_occurrences(campaign.id)),
+            self.customers.program_ledger(campaign.id),
+            self.customers.get_customers,
+        )
+
+
+# --- segments ------------------------------------------------------------------------------------
+def segment_members(
+    segment: SegmentDefinition,
+    customers: Customers,
+    now: datetime,
+    cfg: KizunaConfig,
+    limit: int | None = None,
+) -> list[str]:
+    """The ids of the segment's members now, in scan order (the first ``limit``)."""
+    out: list[str] = []
+    for customer_id in members(segment, customers.scan_customers(), now, cfg):
+        out.append(customer_id)
+        if limit is not None and len(out) >= limit:
+            break
+    return out

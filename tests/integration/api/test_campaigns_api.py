@@ -1,0 +1,331 @@
+"""The campaigns routes on moto: who may call what (401 without a token, 403 for a viewer's
+write, nothing changed), validation errors naming the field, and a campaign's life through
+the API: create -> estimate -> dry run -> preview (ja and en) -> schedule -> pause -> resume
+-> cancel, each write audited; an update only over the version read; results per variant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from kizuna.adapters.dynamodb import customer_to_item, ledger_item
+from kizuna.campaigns.engine import SEND_STEP, execution_of
+from kizuna.domain.ingest import apply_events
+from kizuna.domain.timestamps import iso
+from tests.factories import order, parsed
+from tests.integration.api.campaign_setup import (
+    CFG,
+    GROUP,
+    NOW,
+    REPEAT_BUYERS,
+    SHOPPERS,
+    SOURCES,
+    prepare_campaigns,
+    winter_sale,
+)
+from tests.integration.api.harness import REGION, Api
+
+pytestmark = pytest.mark.integration
+
+READS = [
+    ("GET", "/api/campaigns", None),
+    ("GET", "/api/campaigns/winter-sale", None),
+    ("POST", "/api/campaigns/winter-sale/estimate", None),
+    ("POST", "/api/campaigns/winter-sale/dry-run", None),
+    ("POST", "/api/campaigns/winter-sale/preview", {}),
+]
+WRITES = [
+    ("POST", "/api/campaigns", {"definition": winter_sale(id="other"), "template_sources": {}}),
+    (
+        "PUT",
+        "/api/campaigns/winter-sale",
+        {"definition": winter_sale(name="Changed"), "version": 1},
+    ),
+    ("DELETE", "/api/campaigns/winter-sale", None),
+    ("POST", "/api/campaigns/winter-sale/schedule", None),
+    ("POST", "/api/campaigns/winter-sale/pause", None),
+    ("POST", "/api/campaigns/winter-sale/resume", None),
+]
+
+
+@pytest.fixture
+def capi(api: Api) -> Iterator[Api]:
+    yield prepare_campaigns(api)
+
+
+def create(capi: Api, **fields: Any) -> Any:
+    body = {"definition": winter_sale(**fields), "template_sources": SOURCES}
+    return capi.call("POST", "/api/campaigns", as_="marketer", body=body)
+
+
+def audit_actions(capi: Api) -> list[tuple[str, str, str]]:
+    rows = capi.deps.audit.day(NOW.date().isoformat())
+    return sorted((r["action"], r["target"], r["actor_name"]) for r in rows)
+
+
+def test_every_route_needs_a_token_and_writes_need_a_marketer(capi: Api) -> None:
+    # given a stored draft campaign
+    assert create(capi).status == 200
+    before = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
+    # then no token is 401 on every route, reads or writes
+    for method, path, body in READS + WRITES:
+        answer = capi.call(method, path, body=body)
+        assert answer.status == 401, (method, path, answer.body)
+    # and a viewer may read but not write
+    for method, path, body in READS:
+        assert capi.call(method, path, as_="viewer", body=body).status == 200, path
+    for method, path, body in WRITES:
+        answer = capi.call(method, path, as_="viewer", body=body)
+        assert answer.status == 403, (method, path, answer.body)
+    # and nothing changed, nothing was audited but the marketer's create
+    after = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
+    assert after == before
+    assert [a for a, _, _ in audit_actions(capi)] == ["campaign.create"]
+
+
+def test_a_campaign_from_create_to_pause(capi: Api) -> None:
+    # when a marketer creates it from JSON with library templates
+    created = create(capi)
+    assert created.status == 200, created.body
+    assert created.json() == {"id": "winter-sale", "version": 1, "status": "draft"}
+    listed = capi.call("GET", "/api/campaigns", as_="viewer").json()["campaigns"]
+    assert [(c["id"], c["status"], c["updated_by"]) for c in listed] == [
+        ("winter-sale", "draft", "mari")
+    ]
+    detail = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
+    assert "sale/ja/email.subject.j2" in detail["template_files"]
+    assert "sale_urgent/en/line.txt.j2" in detail["template_files"]
+    assert detail["schedule"]["state"] == "DISABLED"
+
+    # then the estimate counts the repeat buyers (the segment), by decision and channel
+    estimate = capi.call("POST", "/api/campaigns/winter-sale/estimate", as_="viewer").json()
+    assert estimate["audience"] == len(REPEAT_BUYERS)
+    assert sum(estimate["by_status"].values()) == len(REPEAT_BUYERS)
+    assert estimate["by_channel"].get("email", 0) == estimate["by_status"].get("send", 0)
+
+    # and the dry run renders one sample per locale and channel for a marketer, none for a
+    # viewer (a sample is a real member's message)
+    dry = capi.call("POST", "/api/campaigns/winter-sale/dry-run", as_="marketer").json()
+    assert {(s["locale"], s["channel"]) for s in dry["samples"]} == {
+        ("ja", "email"),
+        ("en", "email"),
+    }
+    ja = next(s for s in dry["samples"] if s["locale"] == "ja")
+    assert "花子" in ja["parts"]["subject"] and "10%" in ja["parts"]["subject"]
+    viewer_dry = capi.call("POST", "/api/campaigns/winter-sale/dry-run", as_="viewer").json()
+    assert viewer_dry["samples"] is None and viewer_dry["audience"] == dry["audience"]
+
+    # and the preview shows each variant in ja and en on each channel, with the chosen
+    # customer's data (marketer) ...
+    answer = capi.call(
+        "POST",
+        "/api/campaigns/winter-sale/preview",
+        as_="marketer",
+        body={"customer_id": "s01", "locales": ["ja", "en"]},
+    )
+    assert answer.status == 200, answer.body
+    previews = answer.json()["previews"]
+    assert {(p["variant"], p["locale"], p["channel"]) for p in previews} == {
+        (v, loc, ch) for v in ("a", "b") for loc in ("ja", "en") for ch in ("email", "line")
+    }
+    assert all(p["error"] is None for p in previews), previews
+    by = {(p["variant"], p["locale"], p["channel"]): p for p in previews}
+    assert "月末セール" in by[("a", "ja", "email")]["parts"]["subject"]
+    assert by[("a", "en", "email")]["rendered_locale"] == "en"
+    assert "Hanako" in by[("a", "en", "email")]["parts"]["subject"]
+    assert by[("a", "en", "email")]["parts"] != by[("b", "en", "email")]["parts"]
+    # ... which a viewer may not choose, though a sample customer's preview is theirs
+    refused = capi.call(
+        "POST", "/api/campaigns/winter-sale/preview", as_="viewer", body={"customer_id": "s01"}
+    )
+    assert refused.status == 403
+    sample = capi.call("POST", "/api/campaigns/winter-sale/preview", as_="viewer", body={})
+    assert sample.status == 200 and len(sample.json()["previews"]) == 8
+
+    # when it is scheduled, the schedule is enabled; paused, disabled; resumed, enabled
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    for action, status, state in (
+        ("schedule", "scheduled", "ENABLED"),
+        ("pause", "paused", "DISABLED"),
+        ("resume", "scheduled", "ENABLED"),
+    ):
+        answer = capi.call("POST", f"/api/campaigns/winter-sale/{action}", as_="marketer")
+        assert answer.status == 200, answer.body
+        assert answer.json()["status"] == status
+        schedule = scheduler.get_schedule(Name="winter-sale", GroupName=GROUP)
+        assert schedule["State"] == state
+    # and an action its status does not allow is a 409
+    again = capi.call("POST", "/api/campaigns/winter-sale/resume", as_="marketer")
+    assert again.status == 409 and "scheduled" in again.json()["message"]
+    # and DELETE cancels it (kept, with its results)
+    cancelled = capi.call("DELETE", "/api/campaigns/winter-sale", as_="marketer")
+    assert cancelled.json() == {"id": "winter-sale", "previous": "scheduled", "status": "cancelled"}
+    assert scheduler.get_schedule(Name="winter-sale", GroupName=GROUP)["State"] == "DISABLED"
+
+    # and every write is in the audit log: who, what, which campaign
+    assert audit_actions(capi) == sorted(
+        (f"campaign.{a}", "winter-sale", "mari")
+        for a in ("create", "schedule", "pause", "resume", "cancel")
+    )
+
+
+def test_create_from_yaml_text_and_update_only_over_the_version_read(capi: Api) -> None:
+    text = yaml.safe_dump(winter_sale(), allow_unicode=True)
+    body = {"yaml": text, "template_sources": SOURCES, "locales": ["ja", "en"]}
+    assert capi.call("POST", "/api/campaigns", as_="marketer", body=body).status == 200
+    # creating it again is a conflict
+    again = capi.call("POST", "/api/campaigns", as_="marketer", body=body)
+    assert again.status == 409
+    # an update over version 1 keeps the stored templates and makes version 2
+    update = {"definition": winter_sale(name="Winter sale, extended"), "version": 1}
+    answer = capi.call("PUT", "/api/campaigns/winter-sale", as_="marketer", body=update)
+    assert answer.status == 200, answer.body
+    assert answer.json()["version"] == 2
+    stored = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
+    assert stored["definition"]["name"] == "Winter sale, extended"
+    assert "sale/ja/email.subject.j2" in stored["template_files"]
+    # a second update over version 1 (someone else's write came between) is refused
+    stale = capi.call("PUT", "/api/campaigns/winter-sale", as_="marketer", body=update)
+    assert stale.status == 409
+    assert capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()["version"] == 2
+    # the id cannot change under a PUT
+    moved = {"definition": winter_sale(id="spring-sale"), "version": 2}
+    answer = capi.call("PUT", "/api/campaigns/winter-sale", as_="marketer", body=moved)
+    assert answer.status == 422 and answer.json()["detail"][0]["field"] == "id"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"definition": winter_sale(audience={"segments": ["nope"]})}, "audience.segments"),
+        ({"definition": winter_sale(name="")}, "name"),
+        ({"definition": winter_sale(channels=["fax"])}, "channels.0"),
+        ({"definition": winter_sale(holdout_percent=90)}, "holdout_percent"),
+        ({"definition": winter_sale(id="Bad Id")}, "id"),
+        ({"definition": winter_sale(template="missing")}, "template"),
+        ({"definition": winter_sale(id="cart-abandonment")}, "id"),  # a program's id
+        ({"yaml": "id: [unclosed"}, "yaml"),
+        ({"yaml": "a: &x [1]\nb: *x\n"}, "yaml"),
+        (
+            {"definition": winter_sale(), "templates": {"sale/ja/../../x.j2": "x"}},
+            "templates.sale/ja/../../x.j2",
+        ),
+        ({"definition": winter_sale(), "template_sources": {"sale": "nope/sale"}}, None),
+    ],
+)
+def test_an_invalid_campaign_is_422_naming_the_field(
+    capi: Api, body: dict[str, Any], field: str | None
+) -> None:
+    body.setdefault("template_sources", SOURCES) if "templates" not in body else None
+    answer = capi.call("POST", "/api/campaigns", as_="marketer", body=body)
+    assert answer.status == 422, answer.body
+    fields = [d["field"] for d in answer.json()["detail"]]
+    assert (field or "template_sources.sale") in fields, fields
+    assert capi.call("GET", "/api/campaigns", as_="marketer").json()["campaigns"] == []
+    assert audit_actions(capi) == []
+
+
+def test_a_malformed_request_is_422_from_the_schema(capi: Api) -> None:
+    for body in (
+        {},
+        {"definition": winter_sale(), "yaml": "id: x"},
+        {"definition": 3},
+        {"definition": winter_sale(), "locales": ["ja"]},  # locales without template_sources
+        {"definition": winter_sale(), "surprise": True},
+    ):
+        answer = capi.call("POST", "/api/campaigns", as_="marketer", body=body)
+        assert answer.status == 422, (body, answer.body)
+        assert answer.json()["detail"][0]["loc"][0] == "body"
+    bad_path = capi.call("GET", "/api/campaigns/NOT_AN_ID", as_="viewer")
+    assert bad_path.status == 422
+    missing = capi.call("GET", "/api/campaigns/none-such", as_="viewer")
+    assert missing.status == 404
+
+
+def test_scheduling_a_campaign_whose_time_passed_is_refused(capi: Api) -> None:
+    past = {"type": "once", "at": iso(NOW - timedelta(hours=1))}
+    assert create(capi, schedule=past).status == 200
+    answer = capi.call("POST", "/api/campaigns/winter-sale/schedule", as_="marketer")
+    assert answer.status == 409 and "passed" in answer.json()["message"]
+    detail = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
+    assert detail["status"] == "draft"
+
+
+def test_results_per_variant_sent_suppressed_and_converted(capi: Api) -> None:
+    # given a campaign whose occurrence sent to three customers (variants a and b), suppressed
+    # one and held one out; s00 ordered after the message
+    assert create(capi).status == 200
+    occurrence = "20261202T0100Z"
+    at = NOW + timedelta(days=2)
+    execution = execution_of("winter-sale", occurrence)
+    rows = [
+        ("s00", "sent", "a", "a"),
+        ("s01", "sent", "b", "b"),
+        ("s02", "sent", "a", "a"),
+        ("s03", "suppressed", "b", "b"),
+        ("s04", "holdout", "holdout", None),
+    ]
+    dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    activity = dynamodb.Table("activity")
+    for cid, status, arm, variant in rows:
+        data = {
+            "program": "winter-sale",
+            "campaign": "winter-sale",
+            "occurrence": occurrence,
+            "execution": execution,
+            "status": status,
+            "arm": arm,
+            "variant": variant,
+            "channel": "email" if status == "sent" else None,
+            "reason": "frequency_cap_day" if status == "suppressed" else None,
+            "at": iso(at),
+            "sent_at": iso(at) if status == "sent" else None,
+        }
+        clean = {k: v for k, v in data.items() if v is not None}
+        activity.put_item(Item=ledger_item(cid, execution, SEND_STEP, clean))
+    buyer = next(c for c in SHOPPERS if c.customer_id == "s00")
+    buyer = apply_events(
+        buyer, [parsed(order("s00", "s00-o3", 4000, at + timedelta(days=1)))], CFG, at
+    ).customer
+    dynamodb.Table("customers").put_item(Item=customer_to_item(buyer))
+    dynamodb.Table("campaigns").put_item(
+        Item={
+            "campaign_id": "winter-sale",
+            "sk": f"OCC#{occurrence}",
+            "status": "done",
+            "audience": 5,
+            "sent": 3,
+            "suppressed": 1,
+            "holdout": 1,
+        }
+    )
+
+    # when its results are read
+    detail = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
+
+    # then per variant: sent, suppressed, converted
+    (occ,) = detail["occurrences"]
+    assert occ["occurrence"] == occurrence and occ["counts"]["sent"] == 3
+    got = {
+        v["variant"]: (v["sent"], v["suppressed"], v["holdout"], v["converted"])
+        for v in occ["variants"]
+    }
+    assert got == {"a": (2, 0, 0, 1), "b": (1, 1, 0, 0), "holdout": (0, 0, 1, 0)}
+
+
+def test_the_openapi_document_describes_the_routes(capi: Api) -> None:
+    doc = capi.call("GET", "/api/openapi.json", as_="viewer").json()
+    for path in (
+        "/api/campaigns",
+        "/api/campaigns/{campaign_id}",
+        "/api/campaigns/{campaign_id}/preview",
+        "/api/segments/{name}/sample",
+    ):
+        assert path in doc["paths"], sorted(doc["paths"])
+    post = doc["paths"]["/api/campaigns"]["post"]
+    assert post["tags"] == ["campaigns"] and post["summary"]

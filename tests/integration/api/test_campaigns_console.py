@@ -1,0 +1,207 @@
+"""The console's segment and campaign pages on moto, in Japanese and English: a marketer
+creates a campaign from the form (and another from pasted YAML), previews each variant in ja
+and en with a chosen customer's data, estimates it, dry-runs it, schedules and pauses it;
+forms need the CSRF field and the marketer group; a viewer reads but sees no customer's
+data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from urllib.parse import parse_qsl
+
+import pytest
+import yaml
+
+from kizuna.api.console import csrf_token
+from tests.integration.api.campaign_setup import NOW, REPEAT_BUYERS, prepare_campaigns, winter_sale
+from tests.integration.api.harness import Api
+
+pytestmark = pytest.mark.integration
+
+DAY = (NOW + timedelta(days=2)).date().isoformat()
+
+
+@pytest.fixture
+def capi(api: Api) -> Iterator[Api]:
+    yield prepare_campaigns(api)
+
+
+def csrf_of(cookies: list[str]) -> str:
+    session = next(c.split("=", 1)[1] for c in cookies if c.startswith("kizuna_session="))
+    return csrf_token(session)
+
+
+def form(**fields: str) -> dict[str, str]:
+    base = {
+        "id": "winter-sale",
+        "name": "冬のセール",
+        "segment": "repeat-buyers",
+        "channel_1": "email",
+        "channel_2": "line",
+        "channel_3": "",
+        "template_a": "month-end-sale/sale",
+        "template_b": "month-end-sale/sale_urgent",
+        "template_c": "",
+        "locale_ja": "on",
+        "locale_en": "on",
+        "schedule_type": "once",
+        "date": DAY,
+        "time": "10:00",
+        "time_zone": "Asia/Tokyo",
+        "holdout_percent": "10",
+        "coupon_discount": "10%",
+        "coupon_days": "3",
+    }
+    return {**base, **fields}
+
+
+def test_segment_pages_in_japanese_and_english(capi: Api) -> None:
+    cookies = capi.session("viewer")
+    ja = capi.call("GET", "/console/segments", cookies=cookies)
+    en = capi.call("GET", "/console/segments", cookies=cookies, query={"lang": "en"})
+    assert ja.status == en.status == 200
+    assert "セグメント" in ja.body and "Segments" in en.body and "repeat-buyers" in ja.body
+    page = capi.call("GET", "/console/segments/repeat-buyers", cookies=cookies)
+    assert page.status == 200
+    assert f'id="segment-count">{len(REPEAT_BUYERS)}<' in page.body
+    assert all(cid in page.body for cid in REPEAT_BUYERS)
+    assert "example.jp" not in page.body  # ids only
+    assert "人数の推移" in page.body
+    en_page = capi.call(
+        "GET", "/console/segments/repeat-buyers", cookies=cookies, query={"lang": "en"}
+    )
+    assert "Size over time" in en_page.body and "not named segments" in en_page.body
+    missing = capi.call("GET", "/console/segments/nope", cookies=cookies, query={"lang": "en"})
+    assert missing.status == 404 and "No segment" in missing.body
+    assert capi.call("GET", "/console/segments").status == 303  # no session: sign in
+
+
+def test_a_marketer_creates_previews_dry_runs_schedules_and_pauses(capi: Api) -> None:
+    cookies = capi.session("marketer")
+    token = csrf_of(cookies)
+    # the form, in both languages
+    ja = capi.call("GET", "/console/campaigns/new", cookies=cookies)
+    en = capi.call("GET", "/console/campaigns/new", cookies=cookies, query={"lang": "en"})
+    assert ja.status == en.status == 200
+    assert "キャンペーンを作成" in ja.body and "Create a campaign" in en.body
+    assert "month-end-sale/sale_urgent" in ja.body and 'name="csrf"' in ja.body
+
+    # without the CSRF field nothing is created
+    refused = capi.call("POST", "/console/campaigns/new", cookies=cookies, form=form())
+    assert refused.status == 403
+    # a form with a problem is shown again with the field named
+    bad = capi.call(
+        "POST",
+        "/console/campaigns/new",
+        cookies=cookies,
+        form=form(csrf=token, segment="no-such-segment"),
+    )
+    assert bad.status == 422 and "audience.segments" in bad.body
+    assert 'value="冬のセール"' in bad.body  # what was typed is kept
+
+    # when the form is posted
+    created = capi.call("POST", "/console/campaigns/new", cookies=cookies, form=form(csrf=token))
+    assert created.status == 303, created.body
+    assert created.headers["Location"].startswith("/console/campaigns/winter-sale")
+    page = capi.call("GET", "/console/campaigns/winter-sale", cookies=cookies)
+    assert page.status == 200 and "冬のセール" in page.body and "下書き" in page.body
+    en_page = capi.call(
+        "GET", "/console/campaigns/winter-sale", cookies=cookies, query={"lang": "en"}
+    )
+    assert "Draft" in en_page.body and "Nothing sent yet." in en_page.body
+    listed = capi.call("GET", "/console/campaigns", cookies=cookies, query={"lang": "en"})
+    assert "winter-sale" in listed.body and "email → line" in listed.body
+
+    # then its preview shows each variant in ja and en, with the chosen customer's data
+    preview = capi.call(
+        "GET", "/console/campaigns/winter-sale/preview", cookies=cookies, query={"customer": "s02"}
+    )
+    assert preview.status == 200
+    assert preview.body.count('<section class="card preview"') == 2 * 2 * 2
+    assert 'lang="ja"' in preview.body and 'lang="en"' in preview.body
+    assert "月末セール" in preview.body and "顧客 s02 のデータで表示しています" in preview.body
+    sample = capi.call(
+        "GET", "/console/campaigns/winter-sale/preview", cookies=cookies, query={"lang": "en"}
+    )
+    assert "Shown with a sample customer" in sample.body and "Hanako" in sample.body
+
+    # and its estimate and dry run
+    estimate = capi.call("GET", "/console/campaigns/winter-sale/estimate", cookies=cookies)
+    assert f'id="audience">{len(REPEAT_BUYERS)}<' in estimate.body
+    dry = capi.call(
+        "GET", "/console/campaigns/winter-sale/dry-run", cookies=cookies, query={"lang": "en"}
+    )
+    assert "Dry run" in dry.body and "ja · email" in dry.body and "en · email" in dry.body
+
+    # when it is scheduled, then paused (each a form with the CSRF field)
+    for action, shown in (("schedule", "予約済み"), ("pause", "一時停止中")):
+        done = capi.call(
+            "POST",
+            f"/console/campaigns/winter-sale/{action}",
+            cookies=cookies,
+            form={"csrf": token},
+        )
+        assert done.status == 303, done.body
+        path, _, query = done.headers["Location"].partition("?")
+        page = capi.call("GET", path, cookies=cookies, query=dict(parse_qsl(query)))
+        assert shown in page.body and 'role="status"' in page.body
+    # an action the status does not allow is refused on the page
+    again = capi.call(
+        "POST", "/console/campaigns/winter-sale/pause", cookies=cookies, form={"csrf": token}
+    )
+    assert again.status == 409 and "scheduled" in again.body
+
+    # and each write is audited
+    rows = capi.deps.audit.day(NOW.date().isoformat())
+    assert sorted(r["action"] for r in rows) == [
+        "campaign.create",
+        "campaign.pause",
+        "campaign.schedule",
+    ]
+
+
+def test_create_from_pasted_yaml(capi: Api) -> None:
+    cookies = capi.session("marketer")
+    # the YAML's templates are the templates folder's <id>/...: the month-end sale's
+    text = yaml.safe_dump(
+        winter_sale(id="month-end-sale", status="draft"), allow_unicode=True, sort_keys=False
+    )
+    answer = capi.call(
+        "POST",
+        "/console/campaigns/new-yaml",
+        cookies=cookies,
+        form={"csrf": csrf_of(cookies), "yaml": text},
+    )
+    assert answer.status == 303, answer.body
+    broken = capi.call(
+        "POST",
+        "/console/campaigns/new-yaml",
+        cookies=cookies,
+        form={"csrf": csrf_of(cookies), "yaml": "id: [oops"},
+        query={"lang": "en"},
+    )
+    assert broken.status == 422 and "yaml: not valid YAML" in broken.body
+
+
+def test_a_viewer_reads_but_neither_writes_nor_sees_a_customer(capi: Api) -> None:
+    marketer = capi.session("marketer")
+    capi.call("POST", "/console/campaigns/new", cookies=marketer, form=form(csrf=csrf_of(marketer)))
+    viewer = capi.session("viewer")
+    assert capi.call("GET", "/console/campaigns/winter-sale", cookies=viewer).status == 200
+    page = capi.call("GET", "/console/campaigns/winter-sale", cookies=viewer).body
+    assert 'action="/console/campaigns/winter-sale/schedule' not in page
+    assert capi.call("GET", "/console/campaigns/new", cookies=viewer).status == 403
+    posted = capi.call(
+        "POST",
+        "/console/campaigns/winter-sale/schedule",
+        cookies=viewer,
+        form={"csrf": csrf_of(viewer)},
+    )
+    assert posted.status == 403
+    chosen = capi.call(
+        "GET", "/console/campaigns/winter-sale/preview", cookies=viewer, query={"customer": "s02"}
+    )
+    assert chosen.status == 403
+    dry = capi.call("GET", "/console/campaigns/winter-sale/dry-run", cookies=viewer)
+    assert dry.status == 200 and "marketer 以上" in dry.body and "花子" not in dry.body

@@ -1,0 +1,280 @@
+"""Campaign administration on in-memory fakes (what the CLI, the API and the console share):
+template files given as data, library templates, the status transitions and the schedule that
+follows them, the optimistic version, the dry run and the preview, results per variant, and
+the console form's definition."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from kizuna.api.console.pages_campaigns import definition_from_form
+from kizuna.campaigns.loader import CampaignError, parse_campaign
+from kizuna.campaigns.model import Campaign, CampaignStatus
+from kizuna.domain.customer import Customer, OrderFact
+from kizuna.ports import DefinitionConflict
+from kizuna.programs.bundle import REPO_ROOT
+from kizuna.runtime.config import KizunaConfig
+from kizuna.segments import load_segments
+from kizuna.services.campaign_admin import (
+    CampaignAdmin,
+    CampaignRules,
+    StatusConflict,
+    library_templates,
+    results_of,
+)
+from kizuna_tools.fakes import MemoryCampaigns, MemoryStore
+from tests.factories import campaign_definition, customer, opted_in
+
+NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+SOURCES = {"sale": "month-end-sale/sale", "sale_urgent": "month-end-sale/sale_urgent"}
+
+
+class Schedules:
+    def __init__(self) -> None:
+        self.put_calls: list[tuple[str, str]] = []
+
+    def put(self, campaign: Campaign, status: CampaignStatus) -> None:
+        self.put_calls.append((campaign.id, str(status)))
+
+    def get(self, campaign_id: str) -> dict[str, Any] | None:
+        return None
+
+
+def rules() -> CampaignRules:
+    return CampaignRules(
+        KizunaConfig(),
+        REPO_ROOT / "templates",
+        load_segments(REPO_ROOT / "segments"),
+        frozenset({"cart-abandonment"}),
+    )
+
+
+def sale(**fields: Any) -> dict[str, Any]:
+    return campaign_definition(
+        id="winter-sale",
+        status="draft",
+        template="sale",
+        channels=["email"],
+        schedule={"type": "once", "at": (NOW + timedelta(days=1)).isoformat()},
+        coupon={"discount": "10%", "valid_days": 3},
+        **fields,
+    )
+
+
+def admin(store: MemoryStore | None = None) -> tuple[CampaignAdmin, MemoryCampaigns, Schedules]:
+    campaigns, schedules = MemoryCampaigns(), Schedules()
+    return (
+        CampaignAdmin(rules(), campaigns, store or MemoryStore(), schedules),
+        campaigns,
+        schedules,
+    )
+
+
+def saved(a: CampaignAdmin, **fields: Any) -> Campaign:
+    used = parse_campaign(sale(**fields)).templates()
+    files = a.rules.library_files({k: v for k, v in SOURCES.items() if k in used})
+    campaign = a.rules.validate(sale(**fields), files, NOW)
+    a.save(campaign, files, "mari", NOW, expected_version=0)
+    return campaign
+
+
+def test_library_templates_are_folder_and_name() -> None:
+    found = library_templates(REPO_ROOT / "templates")
+    assert "month-end-sale/sale" in found and "cart-abandonment/cart" in found
+    assert not any(name.startswith("_base") for name in found)
+
+
+def test_template_files_given_as_data_are_checked_by_name_and_locale() -> None:
+    r = rules()
+    files = r.library_files({"sale": "month-end-sale/sale"}, ["en"])
+    assert sorted(files) == [f"sale/en/email.{p}.j2" for p in ("html", "subject", "txt")] + [
+        "sale/en/line.txt.j2"
+    ]
+    with pytest.raises(CampaignError) as err:
+        r.validate(sale(), files, NOW)  # no ja: the default locale
+    assert [i.field for i in err.value.issues] == ["templates"]
+    with pytest.raises(CampaignError) as err:
+        r.validate(
+            sale(), {**r.library_files({"sale": SOURCES["sale"]}), "x/ja/email.txt.j2": ""}, NOW
+        )
+    assert [i.field for i in err.value.issues] == ["templates.x/ja/email.txt.j2"]
+    with pytest.raises(CampaignError) as err:
+        r.library_files({"sale": "../etc"})
+    assert [i.field for i in err.value.issues] == ["template_sources.sale"]
+    broken = {
+        **r.library_files({"sale": SOURCES["sale"]}),
+        "sale/ja/email.subject.j2": "{{ nope }}",
+    }
+    with pytest.raises(CampaignError) as err:
+        r.validate(sale(), broken, NOW)
+    assert "undefined name 'nope'" in str(err.value)
+
+
+def test_transitions_follow_the_status_and_the_schedule_follows_them() -> None:
+    a, campaigns, schedules = admin()
+    saved(a)
+    assert schedules.put_calls == [("winter-sale", "draft")]
+    with pytest.raises(StatusConflict):
+        a.transition("winter-sale", "pause", NOW)  # a draft cannot be paused
+    for action, status in (("schedule", "scheduled"), ("pause", "paused"), ("resume", "scheduled")):
+        assert a.transition("winter-sale", action, NOW)[1] == status
+    assert a.transition("winter-sale", "cancel", NOW) == ("scheduled", "cancelled")
+    assert [s for _, s in schedules.put_calls] == [
+        "draft",
+        "scheduled",
+        "paused",
+        "scheduled",
+        "cancelled",
+    ]
+    with pytest.raises(StatusConflict):
+        a.transition("winter-sale", "resume", NOW)
+    assert campaigns.definitions["winter-sale"].status == "cancelled"
+
+
+def test_a_campaign_whose_time_passed_is_not_scheduled() -> None:
+    a, campaigns, _ = admin()
+    saved(a)
+    with pytest.raises(StatusConflict, match="has passed"):
+        a.transition("winter-sale", "schedule", NOW + timedelta(days=2))
+    assert campaigns.definitions["winter-sale"].status == "draft"
+
+
+def test_writes_only_over_the_version_read() -> None:
+    a, campaigns, _ = admin()
+    campaign = saved(a)
+    with pytest.raises(DefinitionConflict):
+        a.save(campaign, {}, "mari", NOW, expected_version=0)  # exists
+    files = campaigns.definitions["winter-sale"].templates
+    assert a.save(campaign, files, "ada", NOW, expected_version=1) == 2
+    with pytest.raises(DefinitionConflict):
+        a.save(campaign, files, "mari", NOW, expected_version=1)  # stale
+    a.transition("winter-sale", "cancel", NOW)
+    with pytest.raises(StatusConflict):
+        a.save(campaign, files, "mari", NOW, expected_version=2)
+
+
+def test_dry_run_and_preview_render_without_sending() -> None:
+    store = MemoryStore()
+    for cid, locale in (("c1", "ja"), ("c2", "en"), ("c3", "ja")):
+        store.customers[cid] = customer(cid, locale=locale, first_name="Aiko")
+    store.customers["c4"] = customer("c4", consent={})  # nothing consented
+    a, campaigns, _ = admin(store)
+    saved(
+        a,
+        variants=[
+            {"name": "a", "weight": 50},
+            {"name": "b", "weight": 50, "template": "sale_urgent"},
+        ],
+    )
+    stored = campaigns.definitions["winter-sale"]
+    result = a.dry_run(stored, NOW)
+    assert result.audience == 4
+    assert result.by_status["send"] == 3 and result.by_channel["email"] == 3
+    assert result.by_reason["suppressed: no_channel"] == 1
+    assert set(result.samples) == {("ja", "email"), ("en", "email")}
+    assert store.messages == {}  # nothing claimed or recorded
+    previews = a.preview(stored, NOW, customer=store.customers["c1"])
+    assert [(p.variant, p.locale, p.channel) for p in previews] == [
+        ("a", "ja", "email"),
+        ("a", "en", "email"),
+        ("b", "ja", "email"),
+        ("b", "en", "email"),
+    ]
+    assert all(p.error is None and "Aiko" in p.parts["subject"] for p in previews)
+
+
+def test_results_per_variant_count_conversions_after_the_message() -> None:
+    campaign = parse_campaign(sale(goal={"event": "order.placed", "within_days": 7}))
+    sent_at = NOW + timedelta(days=1)
+    buyer = customer(
+        "c1",
+        orders={"o9": OrderFact(placed=True, at=sent_at + timedelta(days=2), total=3000)},
+        consent=opted_in("email"),
+    )
+    late = customer(
+        "c2", orders={"o8": OrderFact(placed=True, at=sent_at + timedelta(days=9), total=100)}
+    )
+    rows = [
+        {
+            "pk": "c1",
+            "campaign": "winter-sale",
+            "occurrence": "o1",
+            "status": "sent",
+            "arm": "a",
+            "variant": "a",
+            "at": sent_at.isoformat(),
+        },
+        {
+            "pk": "c2",
+            "campaign": "winter-sale",
+            "occurrence": "o1",
+            "status": "sent",
+            "arm": "b",
+            "variant": "b",
+            "at": sent_at.isoformat(),
+        },
+        {
+            "pk": "c3",
+            "campaign": "winter-sale",
+            "occurrence": "o1",
+            "status": "suppressed",
+            "arm": "b",
+            "variant": "b",
+            "reason": "frequency_cap_day",
+            "at": sent_at.isoformat(),
+        },
+        {
+            "pk": "c4",
+            "campaign": "winter-sale",
+            "occurrence": "o1",
+            "status": "holdout",
+            "arm": "holdout",
+            "at": sent_at.isoformat(),
+        },
+    ]
+    found: dict[str, Customer] = {"c1": buyer, "c2": late}
+    (result,) = results_of(
+        campaign,
+        [{"occurrence": "o1", "status": "done", "sent": 2}],
+        rows,
+        lambda ids: {i: found[i] for i in ids if i in found},
+    )
+    got = {v.variant: (v.sent, v.suppressed, v.holdout, v.converted) for v in result.variants}
+    assert got == {"a": (1, 0, 0, 1), "b": (1, 1, 0, 0), "holdout": (0, 0, 1, 0)}
+    assert [v.variant for v in result.variants][-1] == "holdout"
+    assert result.counts["sent"] == 2 and result.counts["failed"] == 0
+
+
+def test_the_console_form_makes_a_definition() -> None:
+    fields = {
+        "id": "winter-sale",
+        "name": "Winter",
+        "segment": "",
+        "channel_1": "email",
+        "channel_2": "email",
+        "channel_3": "line",
+        "template_a": "month-end-sale/sale",
+        "template_b": "month-end-sale/sale_urgent",
+        "locale_ja": "on",
+        "schedule_type": "once",
+        "date": "2026-12-02",
+        "time": "10:00",
+        "time_zone": "Asia/Tokyo",
+        "holdout_percent": "10",
+    }
+    definition, sources, locales, issues = definition_from_form(fields, "Asia/Tokyo")
+    assert issues == []
+    assert definition["audience"] == {"everyone": True}
+    assert definition["channels"] == ["email", "line"]
+    assert definition["schedule"] == {"type": "once", "at": "2026-12-02T10:00:00+09:00"}
+    assert [(v["name"], v["weight"], v["template"]) for v in definition["variants"]] == [
+        ("a", 50, "sale"),
+        ("b", 50, "sale_urgent"),
+    ]
+    assert sources == SOURCES and locales == ["ja"]
+    parse_campaign(definition)  # a valid campaign
+    _, _, _, issues = definition_from_form({**fields, "date": "2 Dec", "locale_ja": ""}, "UTC")
+    assert sorted(i.field or "" for i in issues) == ["locales", "schedule.date"]
