@@ -996,16 +996,22 @@ class DynamoStore:
             return False
         return True
 
-    def program_ledger(self, program: str, start: str, end: str) -> Iterator[dict[str, Any]]:
-        """A program's ledger rows (messages, entries, holdouts, conversions) with ``start
-        <= at < end`` (ISO times): one Query of the program/time index, bounded by the range,
-        page by page."""
+    def program_ledger(
+        self, program: str, start: str | None = None, end: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """A program's (or a campaign's: ``program`` is its id on its entries) ledger rows —
+        messages, entries, holdouts, conversions — oldest first, with ``start <= at < end``
+        (ISO times) when given: one Query of the program/time index, page by page."""
         from boto3.dynamodb.conditions import Key
 
-        # gsi1sk is "<at>#<customer>": every key of an instant before `end` sorts below `end`
-        cond = Key("gsi1pk").eq(f"PROGRAM#{program}") & Key("gsi1sk").between(start, end)
-        for item in _items(self._activity.query, IndexName="gsi1", KeyConditionExpression=cond):
-            if str(item.get("gsi1sk", "")) < end:
+        cond = Key("gsi1pk").eq(f"PROGRAM#{program}")
+        if start is not None and end is not None:
+            # gsi1sk is "<at>#<customer>": every key of an instant before `end` sorts below it
+            cond = cond & Key("gsi1sk").between(start, end)
+        for item in _items(
+            self._activity.query, IndexName=LEDGER_INDEX, KeyConditionExpression=cond
+        ):
+            if end is None or str(item.get("gsi1sk", "")) < end:
                 yield from_dynamo(item)
 
     def messages(self, customer_id: str) -> list[dict[str, Any]]:
@@ -1038,17 +1044,6 @@ class DynamoStore:
         if prefix:
             cond = cond & Key("sk").begins_with(prefix)
         return list(_items(self._activity.query, KeyConditionExpression=cond))
-
-    def program_ledger(self, program: str) -> Iterator[dict[str, Any]]:
-        """Every ledger entry of a program or campaign (``program`` is a campaign's id on its
-        entries), from the activity table's ``gsi1`` index (``PROGRAM#<id>``), oldest first."""
-        from boto3.dynamodb.conditions import Key
-
-        cond = Key("gsi1pk").eq(f"PROGRAM#{program}")
-        for item in _items(
-            self._activity.query, IndexName=LEDGER_INDEX, KeyConditionExpression=cond
-        ):
-            yield from_dynamo(item)
 
     # privacy (kizuna.domain.privacy): access and erasure requests -----------------------------
     def scan_activity(self, kinds: Sequence[str]) -> Iterator[dict[str, Any]]:
