@@ -309,6 +309,12 @@ def sweep_watermark_key(kind: str) -> dict[str, str]:
     return {"pk": f"{SWEEP_WATERMARK_PK}{kind}", "sk": SWEEP_WATERMARK_SK}
 
 
+# A transactional message's idempotency key, bound to what was asked with it (a partition of
+# its own: '#' is in no customer id). Holds hashes only, no personal data.
+IDEMPOTENCY_PK = "IDEMPOTENCY#"
+IDEMPOTENCY_SK = "REQUEST"
+
+
 class DynamoStore:
     """Customers and activity tables through a boto3 DynamoDB resource."""
 
@@ -1035,6 +1041,29 @@ class DynamoStore:
     def delete_customer(self, customer_id: str) -> bool:
         resp = self._customers.delete_item(Key={"customer_id": customer_id}, ReturnValues="ALL_OLD")
         return bool(resp.get("Attributes"))
+
+    def bind_request(self, execution: str, request_hash: str, at: str, expires_at: int) -> str:
+        """Bind a transactional message's key (its ``execution``) to ``request_hash``, once:
+        a conditional put. Returns the hash the key is bound to (``request_hash`` unless an
+        earlier request bound it to another; a retried put that took effect finds its own)."""
+        key = {"pk": f"{IDEMPOTENCY_PK}{execution}", "sk": IDEMPOTENCY_SK}
+        try:
+            self._retrying(
+                self._activity.put_item,
+                Item={
+                    **key,
+                    "kind": "IDEMPOTENCY",
+                    "request_hash": request_hash,
+                    "at": at,
+                    "expires_at": expires_at,
+                },
+                ConditionExpression="attribute_not_exists(pk) OR request_hash = :h",
+                ExpressionAttributeValues={":h": request_hash},
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            item = self._activity.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            return str(item.get("request_hash", ""))
+        return request_hash
 
     def mark_erased(self, key: str, expires_at: int) -> None:
         self._activity.put_item(
