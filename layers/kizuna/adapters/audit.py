@@ -21,9 +21,12 @@ AUDIT_PREFIX = "AUDIT#"
 
 
 class Actor(Protocol):
-    id: str
-    name: str
-    kind: str
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
 
 
 class AuditLog:

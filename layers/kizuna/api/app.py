@@ -70,7 +70,7 @@ class KizunaResolver(APIGatewayHttpResolver):
 
 def build_app(deps: ApiDeps) -> KizunaResolver:
     from kizuna.api.console import pages_auth
-    from kizuna.api.routes import meta
+    from kizuna.api.routes import audit, events, messages, meta
 
     app = KizunaResolver(enable_validation=True)
 
@@ -103,6 +103,7 @@ def build_app(deps: ApiDeps) -> KizunaResolver:
 
     # one entry per route family (routes/ for JSON, console/ for pages)
     routers: list[Any] = [meta.router, pages_auth.router]
+    routers += [events.router, messages.router, audit.router]
     for router in routers:
         app.include_router(router)
     return app

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from kizuna.adapters.audit import AuditLog
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.api.auth import TokenVerifier
+    from kizuna.ports import ShopEvents
     from kizuna.runtime.config import KizunaConfig
+    from kizuna.services.contracts import TransactionalRequest, TransactionalResponse
 
 
 class SignIn(Protocol):
@@ -21,6 +23,14 @@ class SignIn(Protocol):
     :class:`kizuna.adapters.cognito.CognitoSignIn` on AWS and locally."""
 
     def id_token(self, username: str, password: str) -> str | None: ...
+
+
+class TransactionalSender(Protocol):
+    """The send function's transactional messages (:class:`kizuna.adapters.send_function.
+    SendFunction`: a synchronous invoke); raises
+    :class:`kizuna.services.contracts.SendUnavailable` when it does not answer."""
+
+    def transactional(self, request: TransactionalRequest) -> TransactionalResponse: ...
 
 
 @dataclass
@@ -39,4 +49,8 @@ class ApiDeps:
     segments_dir: Path | None = None
     # secure cookies (HTTPS); the local server on 127.0.0.1 runs over HTTP
     secure_cookies: bool = True
+    # the shop's events onto the bus (POST /machine/events); None: not configured (503)
+    events: ShopEvents | None = None
+    # transactional messages through the send function (POST /machine/messages); None: 503
+    messages: TransactionalSender | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -40,9 +40,13 @@ ENV_USER_POOL_ID = "USER_POOL_ID"
 ENV_USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
 ENV_JWKS_URL = "JWKS_URL"
 ENV_SECURE_COOKIES = "SECURE_COOKIES"
+ENV_SEND_FUNCTION_NAME = "SEND_FUNCTION_NAME"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
+# Source of the shop's events put through the HTTP API (POST /machine/events): an inbound
+# source like any producer's (never ``kizuna``, which the bus policy refuses).
+SHOP_API_SOURCE = "shop.api"
 
 
 class _FunctionSettings(BaseSettings):
@@ -212,6 +216,9 @@ class ApiSettings(_BusSettings, _ConfigSettings):
     SECURE_COOKIES: bool = True
     PROGRAMS_DIR: str | None = None
     TEMPLATES_DIR: str | None = None
+    # The send function, invoked synchronously for transactional messages; empty: the
+    # message routes answer 503.
+    SEND_FUNCTION_NAME: str = ""
 
 
 @lru_cache(maxsize=1)
