@@ -62,7 +62,7 @@ class Flaky:
         self.codes = codes  # order_id -> error codes for its next attempts
         self.calls: list[int] = []
 
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append(len(Entries))
         answers: list[dict[str, Any] | None] = []
         passed = []
