@@ -234,3 +234,20 @@ def test_every_batch_is_audited(world: tuple[Api, Bus]) -> None:
         "failed": 0,
         "types": ["order.placed"],
     }
+
+
+def test_the_audit_log_is_for_admins_and_by_day(world: tuple[Api, Bus]) -> None:
+    api, _ = world
+    api.call("POST", "/machine/events", as_="machine", body=[order("o-1")])
+    assert api.call("GET", "/api/audit").status == 401
+    assert api.call("GET", "/machine/audit", as_="machine").status == 404
+    for role in ("viewer", "marketer"):
+        assert api.call("GET", "/api/audit", as_=role).status == 403
+    for day in ("2026-13-01", "yesterday", "2026-1-5"):
+        answer = api.call("GET", "/api/audit", as_="admin", query={"day": day})
+        assert answer.status == 400 and "day" in answer.json()["message"]
+    today = datetime.now(UTC).date().isoformat()
+    answer = api.call("GET", "/api/audit", as_="admin", query={"day": today}).json()
+    assert answer["day"] == today and [r["action"] for r in answer["rows"]] == ["events.put"]
+    other = api.call("GET", "/api/audit", as_="admin", query={"day": "2020-01-01"}).json()
+    assert other["rows"] == []
