@@ -48,7 +48,11 @@ BATCH_GET_LIMIT = 100
 # The activity table's partitions that belong to no customer (every other pk is a customer
 # id). Each contains '#', which the customer id grammar (kizuna.events.inbound) forbids, so
 # no customer id can name, export or erase them.
-INTERNAL_PARTITIONS = (COHORT_PK, ERASED_PREFIX, ERASURES_PK)
+# A transactional message's idempotency key, bound to what was asked with it (hashes only,
+# no personal data): pk ``IDEMPOTENCY#<execution>``.
+IDEMPOTENCY_PK = "IDEMPOTENCY#"
+IDEMPOTENCY_SK = "REQUEST"
+INTERNAL_PARTITIONS = (COHORT_PK, ERASED_PREFIX, ERASURES_PK, IDEMPOTENCY_PK)
 
 
 def to_dynamo(value: Any) -> Any:
@@ -307,12 +311,6 @@ SWEEP_WATERMARK_SK = "WATERMARK"
 
 def sweep_watermark_key(kind: str) -> dict[str, str]:
     return {"pk": f"{SWEEP_WATERMARK_PK}{kind}", "sk": SWEEP_WATERMARK_SK}
-
-
-# A transactional message's idempotency key, bound to what was asked with it (a partition of
-# its own: '#' is in no customer id). Holds hashes only, no personal data.
-IDEMPOTENCY_PK = "IDEMPOTENCY#"
-IDEMPOTENCY_SK = "REQUEST"
 
 
 class DynamoStore:

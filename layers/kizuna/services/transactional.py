@@ -55,9 +55,20 @@ class TransactionalService:
 
     def send(self, req: TransactionalRequest) -> TransactionalResponse:
         s = self.send_service
-        if not s.renderer.locales(TRANSACTIONAL, req.template):
+        locales = s.renderer.locales(TRANSACTIONAL, req.template)
+        if not locales:
             return TransactionalResponse(
                 status="rejected", field="template", reason="no such transactional template"
+            )
+        if not any(
+            not s.renderer.parts_missing(TRANSACTIONAL, req.template, channel, loc)
+            for channel in req.channels
+            for loc in locales
+        ):
+            return TransactionalResponse(
+                status="rejected",
+                field="channels",
+                reason=f"the template has no parts for {', '.join(req.channels)}",
             )
         now = s.clock.now()
         expires = epoch_seconds(now + timedelta(days=IDEMPOTENCY_DAYS))
@@ -98,7 +109,7 @@ class TransactionalService:
             now,
             s.cfg.contact,
             configured=frozenset(s.channels),
-            blocked=lambda channel: s.carrier_block(customer, channel, now),
+            blocked=lambda channel: self._unusable(req, customer, channel, now),
             transactional=True,
         )
         skipped = [f"{c}:{why}" for c, why in decision.skipped] or None
@@ -137,6 +148,22 @@ class TransactionalService:
             sms_type="Transactional",
         )
         return _entry(req, now, "sending", channel, None, skipped=skipped), message
+
+    def _unusable(
+        self, req: TransactionalRequest, customer: Customer, channel: str, now: datetime
+    ) -> str | None:
+        """The last checks of a channel the policy would use: the template has its parts in
+        the customer's locale (else the next channel is tried), the carrier's opt-out list."""
+        s = self.send_service
+        try:
+            loc = s.renderer.resolve_locale(
+                TRANSACTIONAL, req.template, req.locale or customer.locale
+            )
+        except RenderError:
+            return "no_template"
+        if s.renderer.parts_missing(TRANSACTIONAL, req.template, channel, loc):
+            return "no_template"
+        return s.carrier_block(customer, channel, now)
 
     def _deliver(
         self,

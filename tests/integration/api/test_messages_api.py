@@ -25,7 +25,7 @@ from kizuna.domain.customer import ConsentState
 from kizuna.runtime.clock import FixedClock
 from kizuna.services.contracts import TransactionalRequest
 from kizuna.services.transactional import TransactionalService
-from tests.factories import PHONE, customer, send_service
+from tests.factories import LINE_USER, PHONE, customer, send_service
 from tests.integration.api.harness import MACHINE_ARN, REGION, Api, build_api
 from tests.moto_setup import fake_aws_env
 
@@ -101,7 +101,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         # c1: email opted in, a phone with no SMS consent either way
         store.save_customer(customer("c1", first_name="Hanako", last_name="Yamada", phone=PHONE), 0)
         email, sms = Outbox("email"), Outbox("sms")
-        sender = send_service(store, {"email": email, "sms": sms}, FixedClock(NIGHT))
+        channels = {"email": email, "sms": sms, "line": Outbox("line")}
+        sender = send_service(store, channels, FixedClock(NIGHT))
         send = SendLambda(TransactionalService(sender, store))
         api = build_api(messages=SendFunction(send, "kizuna-send"))
         yield World(api, store, email, sms, send)
@@ -257,3 +258,17 @@ def test_a_send_function_that_does_not_answer_is_503_and_a_retry_sends_once(
     rows = world.api.call("GET", "/api/audit", as_="admin").json()["rows"]
     statuses = [r["detail"]["status"] for r in rows if r["action"] == "message.send"]
     assert statuses == ["unavailable", "sent", "sent"]
+
+
+def test_a_channel_the_template_lacks_is_passed_over_or_refused(world: World) -> None:
+    # order_confirmation has email and SMS parts, no push or LINE
+    only_push = world.post(confirmation(channel="push"))
+    assert only_push.status == 422
+    assert only_push.json()["detail"][0]["loc"] == ["body", "channels"]
+    # c1 reachable on LINE: the template has no LINE parts, so email is used
+    saved = world.store.get_customers(["c1"])["c1"]
+    world.store.save_customer(saved.model_copy(update={"line_user_id": LINE_USER}), saved.version)
+    answer = world.post(confirmation(channel=None, channels=["line", "email"]), key="k-3")
+    body = answer.json()
+    assert body["status"] == "sent" and body["channel"] == "email"
+    assert body["skipped"] == [{"channel": "line", "reason": "no_template"}]
