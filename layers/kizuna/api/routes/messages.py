@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 from aws_lambda_powertools.event_handler import Response
@@ -54,7 +55,7 @@ def _check_data(value: Any, depth: int = 0) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not _VARIABLE.match(key):
-                raise ValueError(f"names are letters, digits and '_' (at most 64): {key[:64]!r}")
+                raise ValueError("names are letters, digits and '_' (at most 64)")
             _check_data(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
@@ -62,11 +63,8 @@ def _check_data(value: Any, depth: int = 0) -> None:
     elif isinstance(value, str):
         if not _TEXT.match(value):
             raise ValueError("text must not contain control characters")
-    elif value is not None and not isinstance(value, bool | int | float):
-        from decimal import Decimal
-
-        if not isinstance(value, Decimal):
-            raise ValueError("values are text, numbers, booleans, null, lists or objects")
+    elif value is not None and not isinstance(value, bool | int | float | Decimal):
+        raise ValueError("values are text, numbers, booleans, null, lists or objects")
 
 
 class MessageBody(BaseModel):
@@ -160,34 +158,40 @@ def execution_of(principal: Principal, key: str) -> str:
     return f"tx:{digest[:32]}"
 
 
-def _invalid(loc: list[str | int], msg: str, kind: str = "value_error") -> Response[Any]:
-    body = {"statusCode": 422, "detail": [{"loc": loc, "msg": msg, "type": kind}]}
-    return Response(422, "application/json", json.dumps(body))
+class Invalid(Exception):
+    """A request refused with 422, its fields named as Powertools names them."""
+
+    def __init__(self, detail: list[dict[str, Any]]) -> None:
+        super().__init__("invalid request")
+        self.detail = detail
+
+    @classmethod
+    def at(cls, loc: list[str | int], msg: str) -> Invalid:
+        return cls([{"loc": loc, "msg": msg, "type": "value_error"}])
+
+    def response(self) -> Response[Any]:
+        body = {"statusCode": 422, "detail": self.detail}
+        return Response(422, "application/json", json.dumps(body))
 
 
-STATUS_CODES: Final = {"conflict": 409, "in_progress": 409, "rejected": 422}
-
-
-def _send(principal: Principal) -> Response[Any]:
-    d = deps(router)
-    if d.messages is None:
-        raise ServiceUnavailableError("transactional messages are not configured")
+def _request(principal: Principal) -> TransactionalRequest:
+    """The request the send function gets, from the key and the body; or Invalid."""
     key = header(router, IDEMPOTENCY_HEADER)
     if key is None or not IDEMPOTENCY_KEY.match(key):
-        return _invalid(
-            ["header", IDEMPOTENCY_HEADER],
-            "required: 1-128 letters, digits or . _ : ~ -",
+        raise Invalid.at(
+            ["header", IDEMPOTENCY_HEADER], "required: 1-128 letters, digits or . _ : ~ -"
         )
     raw = json_body(router, MAX_BODY_BYTES)
     try:
         body = MessageBody.model_validate(raw)
     except ValidationError as error:
-        detail = [
-            {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-            for e in error.errors(include_input=False, include_url=False)
-        ]
-        return Response(422, "application/json", json.dumps({"statusCode": 422, "detail": detail}))
-    request = TransactionalRequest(
+        raise Invalid(
+            [
+                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in error.errors(include_input=False, include_url=False)
+            ]
+        ) from error
+    return TransactionalRequest(
         execution=execution_of(principal, key),
         request_hash=body.digest(),
         caller=caller_scope(principal),
@@ -197,9 +201,23 @@ def _send(principal: Principal) -> Response[Any]:
         data=json.loads(json.dumps(body.data, default=float)),
         locale=body.locale,
     )
+
+
+# outcomes that are not a message's: the key's conflicts, a request the send refused
+STATUS_CODES: Final = {"conflict": 409, "in_progress": 409, "rejected": 422}
+
+
+def _send(principal: Principal) -> Response[Any]:
+    d = deps(router)
+    if d.messages is None:
+        raise ServiceUnavailableError("transactional messages are not configured")
+    try:
+        request = _request(principal)
+    except Invalid as invalid:
+        return invalid.response()
     now = d.now()
-    target = f"customer:{body.customer_id}"
-    audit = {"template": body.template, "message_id": request.execution}
+    target = f"customer:{request.customer_id}"
+    audit: dict[str, Any] = {"template": request.template, "message_id": request.execution}
     try:
         outcome = d.messages.transactional(request)
     except SendUnavailable as error:
@@ -207,23 +225,12 @@ def _send(principal: Principal) -> Response[Any]:
         raise ServiceUnavailableError(
             f"{error}: the outcome is unknown; retry with the same {IDEMPOTENCY_HEADER}"
         ) from error
+    said = outcome.model_dump(include={"status", "channel", "reason"}, exclude_none=True)
     d.audit.record(
-        principal,
-        "message.send",
-        target,
-        now,
-        {
-            **audit,
-            **{
-                k: v
-                for k, v in outcome.model_dump(include={"status", "channel", "reason"}).items()
-                if v
-            },
-            "replayed": outcome.replayed,
-        },
+        principal, "message.send", target, now, {**audit, **said, "replayed": outcome.replayed}
     )
     if outcome.status == "rejected":
-        return _invalid(["body", outcome.field or "body"], outcome.reason or "rejected")
+        return Invalid.at(["body", outcome.field or "body"], outcome.reason or "").response()
     answer = MessageAnswer(**outcome.model_dump(exclude={"replayed", "field"}))
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     status = STATUS_CODES.get(outcome.status, 200 if outcome.replayed else 201)
