@@ -233,3 +233,21 @@ class ReportObjects(Protocol):
     def get(self, key: str) -> bytes | None: ...
 
     def keys(self, prefix: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    """One inbound event put on the bus: its event id, or the error it was answered with."""
+
+    event_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class ShopEvents(Protocol):
+    """The shop's inbound events onto the bus (:class:`kizuna.adapters.eventbridge.
+    ShopEventBus`): ``(detail-type, detail JSON)`` each, outcomes in order."""
+
+    source: str
+
+    def put(self, events: Sequence[tuple[str, str]]) -> list[PutOutcome]: ...

@@ -147,3 +147,45 @@ def test_the_contact_item_gives_the_caps_their_times_and_names_its_stale_keys() 
         customer(), ["email"], 50, [*times, NOON_TOKYO - timedelta(hours=1)], NOON_TOKYO, CFG
     )
     assert (d.outcome, d.reason) == (Outcome.SUPPRESS, "frequency_cap_day")
+
+
+# --- transactional messages ---------------------------------------------------------------------
+def test_transactional_skips_caps_and_quiet_hours() -> None:
+    # given: at night, after a week's worth of marketing sends
+    sent = [NIGHT_TOKYO - timedelta(hours=h) for h in range(1, 8)]
+    marketing = decide(customer(), ["sms"], 50, sent, NIGHT_TOKYO, CFG)
+    assert marketing.outcome == Outcome.SUPPRESS and marketing.reason == "frequency_cap_day"
+    # when transactional: sent now
+    d = decide(customer(), ["sms"], 0, sent, NIGHT_TOKYO, CFG, transactional=True)
+    assert (d.outcome, d.channel, d.until) == (Outcome.SEND, "sms", None)
+
+
+def test_transactional_needs_no_opt_in_but_an_opt_out_refuses() -> None:
+    no_record = customer(consent={})
+    d = decide(no_record, ["email"], 0, [], NOON_TOKYO, CFG, transactional=True)
+    assert (d.outcome, d.channel) == (Outcome.SEND, "email")
+    refused = consent("sms") | {
+        "email": consent("email")["email"].model_copy(update={"status": "opted_out"})
+    }
+    d = decide(
+        customer(consent=refused), ["email", "sms"], 0, [], NOON_TOKYO, CFG, transactional=True
+    )
+    assert d.channel == "sms" and d.skipped == (("email", "opted_out"),)
+
+
+def test_transactional_honours_suppressions_and_the_carrier_list() -> None:
+    sup = {"email": Suppression(reason="complaint", at=NOON_TOKYO)}
+    d = decide(customer(suppressions=sup), ["email"], 0, [], NOON_TOKYO, CFG, transactional=True)
+    assert (d.outcome, d.reason) == (Outcome.SUPPRESS, "no_channel")
+    assert d.skipped == (("email", "suppressed_complaint"),)
+    d = decide(
+        customer(),
+        ["sms"],
+        0,
+        [],
+        NOON_TOKYO,
+        CFG,
+        blocked=lambda _: "suppressed_opt_out",
+        transactional=True,
+    )
+    assert d.outcome == Outcome.SUPPRESS and d.skipped == (("sms", "suppressed_opt_out"),)

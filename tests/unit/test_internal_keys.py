@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from kizuna.adapters.dynamodb import INTERNAL_PARTITIONS
+from kizuna.adapters.dynamodb import IDEMPOTENCY_PK, INTERNAL_PARTITIONS
 from kizuna.domain.privacy import ERASED_PREFIX, ERASURES_PK, erased_key
 from kizuna.events.inbound import is_customer_id
 from kizuna.programs.members import COHORT_PK
 
 
 def test_every_internal_partition_is_registered() -> None:
-    assert set(INTERNAL_PARTITIONS) == {COHORT_PK, ERASED_PREFIX, ERASURES_PK}
+    assert set(INTERNAL_PARTITIONS) == {COHORT_PK, ERASED_PREFIX, ERASURES_PK, IDEMPOTENCY_PK}
 
 
 @pytest.mark.parametrize("prefix", INTERNAL_PARTITIONS)

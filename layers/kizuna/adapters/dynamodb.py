@@ -51,7 +51,11 @@ LEDGER_INDEX = "gsi1"
 # The activity table's partitions that belong to no customer (every other pk is a customer
 # id). Each contains '#', which the customer id grammar (kizuna.events.inbound) forbids, so
 # no customer id can name, export or erase them.
-INTERNAL_PARTITIONS = (COHORT_PK, ERASED_PREFIX, ERASURES_PK)
+# A transactional message's idempotency key, bound to what was asked with it (hashes only,
+# no personal data): pk ``IDEMPOTENCY#<execution>``.
+IDEMPOTENCY_PK = "IDEMPOTENCY#"
+IDEMPOTENCY_SK = "REQUEST"
+INTERNAL_PARTITIONS = (COHORT_PK, ERASED_PREFIX, ERASURES_PK, IDEMPOTENCY_PK)
 
 
 def to_dynamo(value: Any) -> Any:
@@ -1068,6 +1072,29 @@ class DynamoStore:
     def delete_customer(self, customer_id: str) -> bool:
         resp = self._customers.delete_item(Key={"customer_id": customer_id}, ReturnValues="ALL_OLD")
         return bool(resp.get("Attributes"))
+
+    def bind_request(self, execution: str, request_hash: str, at: str, expires_at: int) -> str:
+        """Bind a transactional message's key (its ``execution``) to ``request_hash``, once:
+        a conditional put. Returns the hash the key is bound to (``request_hash`` unless an
+        earlier request bound it to another; a retried put that took effect finds its own)."""
+        key = {"pk": f"{IDEMPOTENCY_PK}{execution}", "sk": IDEMPOTENCY_SK}
+        try:
+            self._retrying(
+                self._activity.put_item,
+                Item={
+                    **key,
+                    "kind": "IDEMPOTENCY",
+                    "request_hash": request_hash,
+                    "at": at,
+                    "expires_at": expires_at,
+                },
+                ConditionExpression="attribute_not_exists(pk) OR request_hash = :h",
+                ExpressionAttributeValues={":h": request_hash},
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            item = self._activity.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            return str(item.get("request_hash", ""))
+        return request_hash
 
     def mark_erased(self, key: str, expires_at: int) -> None:
         self._activity.put_item(

@@ -1,13 +1,16 @@
-"""Derived events onto EventBridge, in PutEvents batches of 10 with retries of failed entries."""
+"""Events onto EventBridge, in PutEvents batches of 10 with retries of failed entries: Kizuna's
+derived events (:class:`EventBridgePublisher`) and the shop's events put through the HTTP
+API (:class:`ShopEventBus`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from kizuna.adapters.retry import retrying
+from kizuna.adapters.retry import RETRYABLE_CODES, retrying
 from kizuna.events import DerivedEvent
+from kizuna.ports import PutOutcome
 from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
 
 PUT_EVENTS_LIMIT = 10
@@ -37,3 +40,91 @@ class EventBridgePublisher:
                 time.sleep(min(0.05 * 2**attempt, 0.5))
             failed.extend(pending)
         return failed
+
+
+# --- the shop's events, put through the HTTP API ---------------------------------------------
+# EventBridge's bounds: an entry (source + detail-type + detail, in UTF-8 bytes) and a whole
+# PutEvents request are each at most 256 KB.
+ENTRY_LIMIT_BYTES = 256 * 1024
+
+
+def entry_size(source: str, detail_type: str, detail: str) -> int:
+    """An entry's size as EventBridge counts it (no resources, no time)."""
+    return len(source.encode()) + len(detail_type.encode()) + len(detail.encode())
+
+
+class ShopEventBus:
+    """Puts inbound events (detail-type, detail JSON) on the bus under one ``source`` (never
+    ``kizuna``: the bus policy refuses it), in PutEvents calls of at most 10 entries and
+    256 KB; an entry refused with a retryable code (throttling, an internal failure) is put
+    again, up to ``attempts`` times; the others are answered as they failed."""
+
+    def __init__(
+        self,
+        client: Any,
+        bus_name: str,
+        source: str,
+        attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if source == KIZUNA_EVENT_SOURCE:
+            raise ValueError("the shop's events cannot carry Kizuna's own source")
+        self._client = client
+        self._bus = bus_name
+        self.source = source
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def put(self, events: Sequence[tuple[str, str]]) -> list[PutOutcome]:
+        """Each event's outcome, in order. An entry over :data:`ENTRY_LIMIT_BYTES` is not
+        sent (``EntryTooLarge``): the caller checks sizes first."""
+        outcomes: dict[int, PutOutcome] = {}
+        batch: list[int] = []
+        size = 0
+        for i, (detail_type, detail) in enumerate(events):
+            n = entry_size(self.source, detail_type, detail)
+            if n > ENTRY_LIMIT_BYTES:
+                outcomes[i] = PutOutcome(error_code="EntryTooLarge", error_message=f"{n} bytes")
+                continue
+            if batch and (len(batch) == PUT_EVENTS_LIMIT or size + n > ENTRY_LIMIT_BYTES):
+                outcomes.update(self._put_batch(events, batch))
+                batch, size = [], 0
+            batch.append(i)
+            size += n
+        if batch:
+            outcomes.update(self._put_batch(events, batch))
+        return [outcomes[i] for i in range(len(events))]
+
+    def _put_batch(
+        self, events: Sequence[tuple[str, str]], indexes: list[int]
+    ) -> dict[int, PutOutcome]:
+        done: dict[int, PutOutcome] = {}
+        pending = list(indexes)
+        for attempt in range(self._attempts):
+            entries = [
+                {
+                    "EventBusName": self._bus,
+                    "Source": self.source,
+                    "DetailType": events[i][0],
+                    "Detail": events[i][1],
+                }
+                for i in pending
+            ]
+            # a call failing as a whole is made again (retrying): ingest absorbs a copy
+            resp = retrying(self._client.put_events, Entries=entries)
+            retry: list[int] = []
+            for i, answer in zip(pending, resp["Entries"], strict=True):
+                code = answer.get("ErrorCode")
+                if not code:
+                    done[i] = PutOutcome(event_id=str(answer["EventId"]))
+                elif code in RETRYABLE_CODES and attempt + 1 < self._attempts:
+                    retry.append(i)
+                else:
+                    done[i] = PutOutcome(
+                        error_code=str(code), error_message=str(answer.get("ErrorMessage", ""))
+                    )
+            if not retry:
+                break
+            pending = retry
+            self._sleep(min(0.05 * 2**attempt, 0.5))
+        return done

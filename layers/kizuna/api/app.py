@@ -78,7 +78,17 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
         pages_reports,
         pages_segments,
     )
-    from kizuna.api.routes import campaigns, customers, meta, programs, reports, segments
+    from kizuna.api.routes import (
+        audit,
+        campaigns,
+        customers,
+        events,
+        messages,
+        meta,
+        programs,
+        reports,
+        segments,
+    )
 
     app = KizunaResolver(enable_validation=True)
 
@@ -116,6 +126,7 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
     routers += [customers.router, pages_customers.router]
     routers += [programs.router, reports.router, pages_programs.router, pages_reports.router]
     routers += [segments.router, campaigns.router, pages_segments.router, pages_campaigns.router]
+    routers += [events.router, messages.router, audit.router]
     for router in routers:
         app.include_router(router)
     return app

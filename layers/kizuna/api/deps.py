@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.adapters.scheduler import CampaignSchedules
     from kizuna.api.auth import TokenVerifier
-    from kizuna.ports import ReportObjects
+    from kizuna.ports import ReportObjects, ShopEvents
     from kizuna.runtime.config import KizunaConfig
+    from kizuna.services.contracts import TransactionalRequest, TransactionalResponse
 
 
 class SignIn(Protocol):
@@ -24,6 +25,14 @@ class SignIn(Protocol):
     :class:`kizuna.adapters.cognito.CognitoSignIn` on AWS and locally."""
 
     def id_token(self, username: str, password: str) -> str | None: ...
+
+
+class TransactionalSender(Protocol):
+    """The send function's transactional messages (:class:`kizuna.adapters.send_function.
+    SendFunction`: a synchronous invoke); raises
+    :class:`kizuna.services.contracts.SendUnavailable` when it does not answer."""
+
+    def transactional(self, request: TransactionalRequest) -> TransactionalResponse: ...
 
 
 @dataclass
@@ -46,4 +55,8 @@ class ApiDeps:
     campaign_schedules: CampaignSchedules | None = None  # their Scheduler schedules
     # secure cookies (HTTPS); the local server on 127.0.0.1 runs over HTTP
     secure_cookies: bool = True
+    # the shop's events onto the bus (POST /machine/events); None: not configured (503)
+    events: ShopEvents | None = None
+    # transactional messages through the send function (POST /machine/messages); None: 503
+    messages: TransactionalSender | None = None
     extra: dict[str, Any] = field(default_factory=dict)

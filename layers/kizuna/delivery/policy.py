@@ -7,6 +7,14 @@
    the message is deferred to the end of the quiet period, never dropped;
 4. fallback: the first channel of the step's ordered list that passes 1 is used.
 
+A **transactional** message (an order confirmation asked for through the API, "template T
+to customer C now") is the customer's business with the shop, not marketing, and follows
+what Amazon Pinpoint and Braze do with transactional sends: no opt-in is needed and the
+marketing rules 2 and 3 do not apply (no frequency caps, no quiet hours: it goes now or not
+at all), but an explicit refusal still stops it: a channel the customer opted out of, a
+suppression (hard bounce, complaint, carrier STOP) and the carrier's opt-out list are
+honoured as for any message.
+
 Every outcome has a reason, written to the ledger by the caller.
 """
 
@@ -108,12 +116,19 @@ def _hash_of(address: Address) -> str:
     return address_hash(",".join(sorted(t.key for t in address)))
 
 
-def channel_block(customer: Customer, channel: str, address: Address | None) -> str | None:
-    """Why ``channel`` cannot be used for this customer at ``address``, or None if it can."""
+def channel_block(
+    customer: Customer, channel: str, address: Address | None, *, transactional: bool = False
+) -> str | None:
+    """Why ``channel`` cannot be used for this customer at ``address``, or None if it can.
+    A marketing message needs the customer's opt-in; a transactional one only the absence
+    of an opt-out."""
     if not address:
         return "no_address"
     consent = customer.consent.get(channel)
-    if consent is None or consent.status != "opted_in":
+    if transactional:
+        if consent is not None and consent.status == "opted_out":
+            return "opted_out"
+    elif consent is None or consent.status != "opted_in":
         return "no_consent"
     suppression = customer.suppressions.get(channel)
     if suppression is not None and (
@@ -163,17 +178,20 @@ def decide(
     cfg: ContactPolicyConfig,
     configured: frozenset[str] | None = None,
     blocked: Callable[[str], str | None] | None = None,
+    *,
+    transactional: bool = False,
 ) -> PolicyDecision:
     """``sent_at``: when this customer was sent messages (any program); ``configured``: the
     channels this deployment can send on (None: all); ``blocked``: a last check, asked only
     of a channel that passed every other one (the carrier's opt-out list for SMS): why it
-    cannot be used, or None."""
+    cannot be used, or None. ``transactional``: see the module's docstring (consent as an
+    absence of opt-out, no caps, no quiet hours: SEND or SUPPRESS, never DEFER)."""
     skipped: list[tuple[str, str]] = []
     channel: str | None = None
     address: Address | None = None
     for candidate in channels:
         at = address_for(customer, candidate)
-        block = channel_block(customer, candidate, at)
+        block = channel_block(customer, candidate, at, transactional=transactional)
         if block is None and configured is not None and candidate not in configured:
             block = "channel_not_configured"
         if block is None and blocked is not None:
@@ -190,6 +208,8 @@ def decide(
     ) -> PolicyDecision:
         return PolicyDecision(outcome, channel, reason, until, tuple(skipped), address)
 
+    if transactional:
+        return chosen(Outcome.SEND, None)
     if priority < cfg.bypass_caps_priority:
         day = sum(1 for t in sent_at if t > now - timedelta(days=1))
         week = sum(1 for t in sent_at if t > now - timedelta(days=7))

@@ -51,6 +51,9 @@ ENV_SEND_FUNCTION_NAME = "SEND_FUNCTION_NAME"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
+# Source of the shop's events put through the HTTP API (POST /machine/events): an inbound
+# source like any producer's (never ``kizuna``, which the bus policy refuses).
+SHOP_API_SOURCE = "shop.api"
 
 
 class _FunctionSettings(BaseSettings):
@@ -233,8 +236,9 @@ class ApiSettings(_BusSettings, _ConfigSettings):
     # Reports (read under reports/) and static audience lists (campaigns/<id>/list.csv).
     ANALYTICS_BUCKET: str = Field(min_length=1)
     SNAPSHOTS_TABLE: str = Field(min_length=1, description="daily snapshot cells (reports)")
-    # Transactional messages: invoked synchronously (RequestResponse).
-    SEND_FUNCTION_NAME: str = Field(min_length=1)
+    # The send function, invoked synchronously for transactional messages; empty: the
+    # message routes answer 503.
+    SEND_FUNCTION_NAME: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from kizuna.services.reconcile import ReconcileService
     from kizuna.services.send import SendService
     from kizuna.services.sweep import SweepRequest
+    from kizuna.services.transactional import TransactionalService
     from kizuna.services.unsubscribe import UnsubscribeService
 
 
@@ -321,6 +322,15 @@ def send_service() -> SendService:
 
 
 @lru_cache(maxsize=1)
+def transactional_service() -> TransactionalService:
+    """The send function's transactional messages: :func:`send_service`'s send path."""
+    from kizuna.services.transactional import TransactionalService
+
+    sender = send_service()
+    return TransactionalService(sender, cast("DynamoStore", sender.store))
+
+
+@lru_cache(maxsize=1)
 def cohort_sends() -> CohortService:
     """The send function's cohort steps: a group's messages through :func:`send_service`."""
     from kizuna.runtime.settings import send_settings
@@ -443,14 +453,16 @@ def api_app() -> APIGatewayHttpResolver:
     from kizuna.adapters.campaigns import CampaignStore
     from kizuna.adapters.cognito import CognitoSignIn, HttpJwks, jwks_url
     from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.adapters.eventbridge import ShopEventBus
     from kizuna.adapters.s3 import S3Objects
     from kizuna.adapters.scheduler import CampaignSchedules
+    from kizuna.adapters.send_function import SendFunction
     from kizuna.api.app import build_app
     from kizuna.api.auth import TokenVerifier
     from kizuna.api.deps import ApiDeps
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.config import load_config
-    from kizuna.runtime.settings import api_settings
+    from kizuna.runtime.settings import SHOP_API_SOURCE, api_settings
 
     s = api_settings()
     dynamodb = boto3.resource("dynamodb")
@@ -485,8 +497,22 @@ def api_app() -> APIGatewayHttpResolver:
         ),
         secure_cookies=s.SECURE_COOKIES,
         reports=S3Objects(boto3.client("s3"), s.ANALYTICS_BUCKET) if s.ANALYTICS_BUCKET else None,
+        events=ShopEventBus(boto3.client("events"), s.EVENT_BUS_NAME, SHOP_API_SOURCE),
+        messages=SendFunction(_send_invoker(), s.SEND_FUNCTION_NAME)
+        if s.SEND_FUNCTION_NAME
+        else None,
     )
     return build_app(deps)
+
+
+def _send_invoker() -> Any:
+    """A Lambda client for the synchronous send: no retry of its own (a retry is the API
+    client's, with its idempotency key) and a read timeout within API Gateway's 30 s."""
+    import boto3
+    from botocore.config import Config
+
+    once = Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=25)
+    return boto3.client("lambda", config=once)
 
 
 def _jwks_loader(url: str, http: Callable[[str], Any]) -> Callable[[], Any]:

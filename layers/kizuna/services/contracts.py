@@ -142,3 +142,53 @@ class CampaignRequest(
     ]
 ):
     """Any request of the campaign function, by its ``action``."""
+
+
+# --- transactional messages: what the API function asks of the send function ----------------
+TransactionalStatus = Literal["sent", "suppressed", "failed", "conflict", "in_progress", "rejected"]
+
+
+class TransactionalRequest(BaseModel):
+    """ "Template T to customer C now", as the API validated it (:mod:`kizuna.api.routes.
+    messages`). ``execution`` is ``tx:<hash>``, the hash of the caller and its idempotency
+    key (one caller cannot collide with another's key); ``request_hash`` the hash of what
+    was asked (the same key with another body is a conflict). ``data`` is for the template
+    only: it is never stored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["transactional"] = "transactional"
+    execution: str = Field(pattern=r"^tx:[0-9a-f]{32}$")
+    request_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    caller: str = Field(min_length=1, max_length=2048)
+    customer_id: str = Field(min_length=1, max_length=128)
+    template: str = Field(min_length=1, max_length=128)
+    channels: tuple[str, ...] = Field(min_length=1, max_length=4)
+    data: dict[str, Any] = Field(default_factory=dict)
+    locale: str | None = None
+
+
+class TransactionalResponse(BaseModel):
+    """What became of a transactional message (the same answer for every retry of its key):
+    ``sent`` on ``channel`` (``provider_message_id``), ``suppressed`` with ``reason`` and
+    the channels passed over (``skipped``), ``failed`` (the provider refused, or the
+    template did not render); ``conflict`` (the key was used with another body),
+    ``in_progress`` (another request with the key is sending), ``rejected`` (nothing
+    written: ``field`` and ``reason``)."""
+
+    status: TransactionalStatus
+    message_id: str | None = None  # the ledger's execution (tx:<hash>)
+    channel: str | None = None
+    provider_message_id: str | None = None
+    reason: str | None = None
+    field: str | None = None
+    skipped: list[dict[str, str]] = Field(default_factory=list)
+    at: str | None = None
+    # True when this answer repeats an earlier request's (not part of the API's body: the
+    # API says it with the ``Idempotent-Replayed`` header)
+    replayed: bool = False
+
+
+class SendUnavailable(Exception):
+    """The send function did not answer (an error, a timeout, throttling): the message may
+    or may not be claimed; a retry with the same idempotency key is safe."""

@@ -268,7 +268,7 @@ class SendService:
             now,
             self.cfg.contact,
             configured=frozenset(self.channels),
-            blocked=lambda channel: self._carrier_block(customer, channel, now),
+            blocked=lambda channel: self.carrier_block(customer, channel, now),
         )
         if decision.outcome == Outcome.SUPPRESS:
             return self._final(
@@ -325,7 +325,7 @@ class SendService:
         )
         return _Plan(req, claim, message=message)
 
-    def _carrier_block(self, customer: Customer, channel: str, now: datetime) -> str | None:
+    def carrier_block(self, customer: Customer, channel: str, now: datetime) -> str | None:
         """SMS to a customer who replied STOP: tell ingest, and do not use SMS."""
         if channel != "sms" or self.sms_opted_out is None or not customer.phone:
             return None

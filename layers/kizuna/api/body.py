@@ -1,0 +1,46 @@
+"""A JSON request body read under a size bound, before anything parses it: routes that take
+a body read it here, after authentication (a caller without an identity is refused before
+its body is looked at), and answer 413 past the bound, 400 for what is not JSON."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, NoReturn
+
+from aws_lambda_powertools.event_handler.exceptions import (
+    BadRequestError,
+    RequestEntityTooLargeError,
+)
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_body(router: Any, limit: int) -> Any:
+    """The request's JSON body (numbers with a fraction as Decimal, exactly as sent), or
+    400/413. ``limit``: bytes of the decoded body."""
+    event = router.current_event
+    raw: str | None = event.body
+    if raw is None or not raw.strip():
+        raise BadRequestError("the request needs a JSON body")
+    if len(raw) > limit * 4 // 3 + 4:  # past the bound even base64-encoded: not decoded
+        raise RequestEntityTooLargeError(f"the body is over {limit} bytes")
+    try:
+        text: str = event.decoded_body or ""
+    except ValueError as error:  # bad base64, or not UTF-8
+        raise BadRequestError("the body is not UTF-8 text") from error
+    size = len(text.encode())
+    if size > limit:
+        raise RequestEntityTooLargeError(f"the body is {size} bytes; at most {limit}")
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        raise BadRequestError("the body is not valid JSON") from error
+
+
+def header(router: Any, name: str) -> str | None:
+    headers = router.current_event.headers or {}
+    wanted = name.lower()
+    return next((str(v) for k, v in headers.items() if k.lower() == wanted), None)

@@ -1,0 +1,124 @@
+"""The shop's events through the API: ``POST /machine/events`` (IAM) and ``POST /api/events``
+(admin), one handler: a batch of up to 100 inbound events, each answered by its index
+(:mod:`kizuna.services.intake`)."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from aws_lambda_powertools.event_handler.exceptions import (
+    BadRequestError,
+    RequestEntityTooLargeError,
+    ServiceUnavailableError,
+)
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel
+
+from kizuna.api.auth import Principal, Role
+from kizuna.api.body import json_body
+from kizuna.api.context import deps, require, require_machine_or
+from kizuna.services.intake import MAX_EVENTS, EventIntake
+
+router = APIGatewayHttpRouter()
+
+# A request's body: 100 events of ~10 KB (an order of 500 lines is ~50 KB: send such orders
+# in smaller batches). Each event is also bounded by EventBridge's 256 KB.
+MAX_BODY_BYTES: Final = 1024 * 1024
+
+
+class EventAnswer(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected", "failed"]
+    event_id: str | None = None
+    detail_type: str | None = None
+    field: str | None = None
+    reason: str | None = None
+
+
+class EventsAnswer(BaseModel):
+    source: str
+    accepted: int
+    rejected: int
+    failed: int
+    results: list[EventAnswer]
+
+
+RESPONSES: Final[dict[int, OpenAPIResponse]] = {
+    200: {
+        "description": "Each event's outcome, by index",
+        "content": {"application/json": {"model": EventsAnswer}},
+    },
+    400: {"description": "The body is not JSON, or not a list of events"},
+    401: {"description": "No valid identity"},
+    403: {"description": "Not an admin (on /api)"},
+    413: {"description": f"Over {MAX_EVENTS} events or {MAX_BODY_BYTES} bytes"},
+    503: {"description": "The bus is not configured"},
+}
+
+
+def _events_of(body: Any) -> list[Any]:
+    events = body.get("events") if isinstance(body, dict) and set(body) == {"events"} else body
+    if not isinstance(events, list):
+        raise BadRequestError('the body is {"events": [...]} or a JSON array of events')
+    if not events:
+        raise BadRequestError("events: at least one event")
+    if len(events) > MAX_EVENTS:
+        raise RequestEntityTooLargeError(f"{len(events)} events; at most {MAX_EVENTS} a request")
+    return events
+
+
+def _put(principal: Principal) -> EventsAnswer:
+    d = deps(router)
+    if d.events is None:
+        raise ServiceUnavailableError("the event bus is not configured")
+    events = _events_of(json_body(router, MAX_BODY_BYTES))
+    now = d.now()
+    result = EventIntake(d.events, d.config.event_time, lambda: now).accept(events)
+    answer = EventsAnswer(
+        source=d.events.source,
+        accepted=result.count("accepted"),
+        rejected=result.count("rejected"),
+        failed=result.count("failed"),
+        results=[EventAnswer(**r.__dict__) for r in result.results],
+    )
+    types = sorted(
+        {r.detail_type for r in result.results if r.status == "accepted" and r.detail_type}
+    )
+    d.audit.record(
+        principal,
+        "events.put",
+        f"bus:{d.events.source}",
+        now,
+        {
+            "received": len(events),
+            "accepted": answer.accepted,
+            "rejected": answer.rejected,
+            "failed": answer.failed,
+            "types": types,
+        },
+    )
+    return answer
+
+
+@router.post(
+    "/machine/events",
+    summary="Put the shop's events on the bus (IAM)",
+    description='Up to 100 inbound events ({"detail-type", "detail"} as in docs/EVENTS.md), '
+    "each validated as ingest validates it and answered by its index.",
+    tags=["events"],
+    responses=RESPONSES,
+)
+def machine_events() -> EventsAnswer:
+    return _put(require_machine_or(router, Role.ADMIN))
+
+
+@router.post(
+    "/api/events",
+    summary="Put the shop's events on the bus (admin)",
+    description="The same as POST /machine/events, for an admin's id token.",
+    tags=["events"],
+    responses=RESPONSES,
+)
+def api_events() -> EventsAnswer:
+    return _put(require(router, Role.ADMIN))

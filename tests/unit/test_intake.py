@@ -1,0 +1,109 @@
+"""Property: the API's intake of the shop's events agrees with ingest. Whatever a batch holds
+(valid events from the JSON Schemas, mutated ones, junk), every event is answered once, in
+order; an event is put on the bus exactly when ingest would accept it (the same models, the
+same event-time window), and what is put is what ingest then parses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kizuna.events import INBOUND_EVENT_TYPES
+from kizuna.events.envelope import EventRejected, parse_inbound
+from kizuna.ports import PutOutcome
+from kizuna.runtime.config import EventTimeConfig
+from kizuna.services.intake import MAX_EVENTS, EventIntake
+from tests.schema_strategies import from_schema, load_schema
+
+NOW = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
+JUNK: list[Any] = [None, 0, -1, 1e300, "", " c1", "x" * 300, [], {}, "2026-13-45T99:00:00Z"]
+DETAILS = {t: from_schema(load_schema(t)) for t in INBOUND_EVENT_TYPES}
+
+
+class Bus:
+    source = "shop.api"
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str]] = []
+
+    def put(self, events: Sequence[tuple[str, str]]) -> list[PutOutcome]:
+        self.entries += events
+        return [
+            PutOutcome(event_id=f"e-{len(self.entries) - len(events) + i}")
+            for i in range(len(events))
+        ]
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> Any:
+    detail_type = draw(st.sampled_from(sorted(DETAILS)))
+    detail: dict[str, Any] = dict(draw(DETAILS[detail_type]))
+    entry: dict[str, Any] = {"detail-type": detail_type, "detail": detail}
+    mutation = draw(st.sampled_from(["none", "none", "drop", "add", "junk", "type", "shape"]))
+    if mutation == "drop" and detail:
+        detail.pop(draw(st.sampled_from(sorted(detail))))
+    elif mutation == "add":
+        entry[draw(st.sampled_from(["source", "time", "id"]))] = "x"
+    elif mutation == "junk" and detail:
+        detail[draw(st.sampled_from(sorted(detail)))] = draw(st.sampled_from(JUNK))
+    elif mutation == "type":
+        entry["detail-type"] = draw(st.sampled_from(["order.placed.v2", "", "Order.Placed", 7]))
+    elif mutation == "shape":
+        return draw(st.sampled_from(JUNK))
+    return entry
+
+
+def ingest_accepts(raw: Any) -> bool:
+    """What ingest says of the event a producer would put for ``raw`` (JSON as it travels)."""
+    if not isinstance(raw, dict) or set(raw) - {"detail-type", "detail"}:
+        return False
+    envelope = {
+        "id": "x",
+        "detail-type": raw.get("detail-type"),
+        "source": "shop",
+        "time": NOW.isoformat(),
+        "detail": raw.get("detail"),
+    }
+    try:
+        parse_inbound(json.loads(json.dumps(envelope)), now=NOW, limits=EventTimeConfig())
+    except EventRejected:
+        return False
+    return True
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(entries(), min_size=1, max_size=12))
+def test_intake_answers_every_event_and_agrees_with_ingest(batch: list[Any]) -> None:
+    # as the API reads a body: JSON, fractions as decimals
+    received = json.loads(json.dumps(batch), parse_float=Decimal)
+    bus = Bus()
+    result = EventIntake(bus, EventTimeConfig(), lambda: NOW).accept(received)
+    assert [r.index for r in result.results] == list(range(len(batch)))
+    put = iter(bus.entries)
+    for raw, answer in zip(batch, result.results, strict=True):
+        assert (answer.status == "accepted") == ingest_accepts(raw), (raw, answer)
+        if answer.status == "rejected":
+            assert answer.field and answer.field.startswith(f"events[{answer.index}]")
+            continue
+        detail_type, detail = next(put)
+        event = {
+            "id": answer.event_id,
+            "detail-type": detail_type,
+            "source": "shop.api",
+            "time": NOW.isoformat(),
+            "detail": json.loads(detail),
+        }
+        parsed = parse_inbound(event, now=NOW)
+        assert parsed.detail == parse_inbound({**event, "detail": raw["detail"]}).detail
+
+
+def test_more_than_the_bound_is_refused_whole() -> None:
+    with pytest.raises(ValueError, match="at most"):
+        EventIntake(Bus(), EventTimeConfig(), lambda: NOW).accept([{}] * (MAX_EVENTS + 1))
