@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kizuna.delivery.why import explain
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
 from kizuna_tools.local.bus_policy import acting_as, role_of
@@ -380,6 +381,23 @@ def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
         ("entered", None),
         ("skipped", "no_channel"),
     ]
+    # the repeat order's recommendation names the audience condition that failed (as
+    # data, from the view evaluate read anyway), and the timeline's sentence says it
+    (skipped,) = [
+        e for e in ledger(cloud, cid, "ENTRY") if e["program"] == "post-purchase-recommendation"
+    ]
+    assert (skipped["decision"], skipped["reason"]) == ("skipped", "audience")
+    assert skipped["failed"] == [
+        {"field": "reachable", "expected": ["email", "push", "line"], "found": []}
+    ]
+    assert explain(skipped, "en").text == (
+        "Not entered: the audience needs reachable channels email or push or LINE; "
+        "this customer has none."
+    )
+    assert explain(skipped, "ja").text == (
+        "対象外: 届けられるチャネルが メール または プッシュ通知 または LINE の顧客が対象ですが、"
+        "この顧客には届けられるチャネルがありません。"
+    )
     # (signup and unsubscribe happen at the same virtual instant: the ledger's order by
     # time is a tie, so look for the opt-out rather than at the last entry)
     consents = {(c["channel"], c["status"]) for c in ledger(cloud, cid, "CONSENT")}

@@ -17,21 +17,33 @@ from kizuna.campaigns.engine import Member, plan_recipient
 from kizuna.campaigns.loader import parse_campaign
 from kizuna.delivery.policy import Outcome, decide
 from kizuna.domain.customer import ConsentState
-from kizuna.programs.evaluate import IncomingEvent
+from kizuna.programs.evaluate import Evaluator, IncomingEvent
 from kizuna.programs.journeys import holdout_bucket
 from kizuna.programs.patterns import MAX_CHARS, MAX_FAILED, MAX_VALUES, failures, matches
 from kizuna.programs.view import VIEW_FIELDS
+from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
+from kizuna_tools.fakes import MemoryPublisher, MemoryStarter, MemoryStore
 from tests.factories import T0
 from tests.unit.test_evaluate import (
     BY_ID,
+    PROGRAMS,
     customer,
     first_purchase,
     held_out_customer_id,
     placed,
     treated_customer_id,
-    world,  # noqa: F401 - the fixture
 )
+
+
+@pytest.fixture
+def world() -> Any:
+    """Evaluate over the seed programs and in-memory stores (as test_evaluate's)."""
+    store, starter, publisher = MemoryStore(), MemoryStarter(), MemoryPublisher()
+    clock = FixedClock(T0)
+    ev = Evaluator(PROGRAMS, store, starter, publisher, KizunaConfig(), clock)
+    return ev, store, starter, publisher, clock
+
 
 VIEW = {
     "lifecycle": "repeat",
@@ -102,7 +114,13 @@ VIEW = {
         ),
         (
             {"rank": [{"anything-but": {"prefix": "Sil"}}]},
-            [{"field": "rank", "expected": [{"anything-but": {"prefix": "Sil"}}], "found": "Silver"}],
+            [
+                {
+                    "field": "rank",
+                    "expected": [{"anything-but": {"prefix": "Sil"}}],
+                    "found": "Silver",
+                }
+            ],
         ),
         # a missing field: no ``found``
         ({"gender": ["female"]}, [{"field": "gender", "expected": ["female"]}]),
@@ -173,7 +191,9 @@ matchers = st.one_of(
     st.builds(lambda p: {"prefix": p}, st.sampled_from(["a", "b"])),
     st.builds(lambda v: {"anything-but": [v]}, st.sampled_from(["a", "b"])),
 )
-patterns = st.dictionaries(st.sampled_from(["x", "y", "z"]), st.lists(matchers, min_size=1, max_size=3))
+patterns = st.dictionaries(
+    st.sampled_from(["x", "y", "z"]), st.lists(matchers, min_size=1, max_size=3)
+)
 datas = st.dictionaries(
     st.sampled_from(["x", "y", "z"]), st.one_of(values, st.lists(values, max_size=3))
 )

@@ -266,22 +266,28 @@ def _condition(failed: Mapping[str, Any], lang: Lang, *, short: bool = False) ->
             for alt in failed.get("any_of") or []
             if isinstance(alt, list)
         ]
-        return ("none of {alts} holds", "{alts} のいずれも満たしません")[i].format(
-            alts=_or(alternatives, lang)
-        )
-    label = _field(str(failed.get("field", "?")), lang)
+        return (
+            "one of {alts}, and none holds",
+            "{alts} のいずれかを満たす顧客が対象ですが、この顧客はいずれも満たしません",
+        )[i].format(alts=_or(alternatives, lang))
+    path = str(failed.get("field", "?"))
+    label = _field(path, lang)
     expected = failed.get("expected")
+    found_value = failed.get("found")
+    if path == "reachable":  # channel names, in the reader's words
+        expected = [_channel(c, lang) if isinstance(c, str) else c for c in expected or []]
+        if isinstance(found_value, list):
+            found_value = [_channel(c, lang) for c in found_value]
     wanted = _or([_matcher(m, lang) for m in expected], lang) if isinstance(expected, list) else "?"
-    has = "found" in failed
-    found = _value(failed.get("found"), lang)
+    has = "found" in failed and found_value != []
+    found = _value(found_value, lang)
     if short:
         shown = found if has else ("none", "なし")[i]
-        return ("{label} {wanted} (found {found})", "{label}が {wanted} (実際は {found})")[
-            i
-        ].format(label=label, wanted=wanted, found=shown)
+        short_form = ("{label} {wanted}, found {found}", "{label}が {wanted}、実際は {found}")
+        return short_form[i].format(label=label, wanted=wanted, found=shown)
     if has:
         return (
-            "{label} {wanted}; this customer's is {found}",
+            "{label} {wanted}; this customer's {label} is {found}",
             "{label}が {wanted} の顧客が対象ですが、この顧客は {found} です",
         )[i].format(label=label, wanted=wanted, found=found)
     return (
@@ -294,7 +300,7 @@ def _conditions(failed: Any, lang: Lang) -> str | None:
     if not isinstance(failed, list) or not failed:
         return None
     parts = [_condition(f, lang) for f in failed if isinstance(f, Mapping)]
-    return ("; and ", "。また、")[_i(lang)].join(parts) if parts else None
+    return (". It also needs ", "。また、")[_i(lang)].join(parts) if parts else None
 
 
 def _zone(name: Any) -> ZoneInfo:
@@ -423,7 +429,7 @@ def _skipped(reason: str | None, row: Mapping[str, Any], lang: Lang, tz: ZoneInf
         return ("Not entered: the audience needs {f}.", "対象外: {f}。")[i].format(f=failed)
     if reason in ("reentry_once", "reentry_window"):
         at = _time(row.get("last_entry_at"), tz)
-        last = ((" on {at}", " ({at})"), (" {at}", " {at}"))[reason == "reentry_window"][i]
+        last = ((" on {at}", " ({at})"), (" {at}", " {at} "))[reason == "reentry_window"][i]
         shown = last.format(at=at) if at else ("", "")[i]
         if reason == "reentry_window" and not at:
             shown = (" recent", "最近")[i]
@@ -514,6 +520,8 @@ def _message(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
         text = _text(reason, lang, at=(" on {at}", " ({at})")[i].format(at=at) if at else "")
     elif status == "failed":
         text = _failed(reason, row, lang)
+    elif status == "duplicate" and reason == "in_flight":
+        text = _text(reason, lang)
     else:
         text = _general(status, reason, lang)
     return Why(kind, status, reason, text)
