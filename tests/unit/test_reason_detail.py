@@ -17,6 +17,7 @@ from kizuna.campaigns.engine import Member, plan_recipient
 from kizuna.campaigns.loader import parse_campaign
 from kizuna.delivery.policy import Outcome, decide
 from kizuna.domain.customer import ConsentState
+from kizuna.domain.privacy import DIRECT_IDENTIFIER_FIELDS
 from kizuna.programs.evaluate import Evaluator, IncomingEvent
 from kizuna.programs.journeys import holdout_bucket
 from kizuna.programs.patterns import MAX_CHARS, MAX_FAILED, MAX_VALUES, failures, matches
@@ -208,10 +209,11 @@ def test_failures_are_empty_exactly_when_the_pattern_matches(
 
 
 def test_failed_fields_are_view_fields_only() -> None:
-    """The view holds no personal data (no name, email, phone, address): ``found`` is
-    always one of its values."""
-    personal = {"email", "phone", "first_name", "last_name", "line_user_id", "birth_date"}
-    assert not personal & set(VIEW_FIELDS)
+    """``found`` is one of the customer view's values, and the view holds no direct
+    identifier (email, phone, name, birth date, token, LINE id); the rows live in the
+    customer's own partition, erased with them."""
+    assert not DIRECT_IDENTIFIER_FIELDS & set(VIEW_FIELDS)
+    # (``consent.email`` is the email channel's consent status, not an address)
 
 
 # -- evaluate: the ENTRY rows -----------------------------------------------------------------
