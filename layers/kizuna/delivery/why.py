@@ -539,7 +539,7 @@ def _suppressed(reason: str | None, row: Mapping[str, Any], lang: Lang, passed: 
                 days=_num(cap.get("days", "?")),
                 count=_num(cap.get("count", "?")),
             )
-        per = ("day", "1 日") if reason == "frequency_cap_day" else ("week", "1 週間")
+        per = ("daily", "1 日") if reason == "frequency_cap_day" else ("weekly", "1 週間")
         return (
             "Not sent: the {p} frequency cap was reached.",
             "未送信: {p}の配信上限に達しました。",

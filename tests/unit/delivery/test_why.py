@@ -321,7 +321,7 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
         ),
         (
             {**MSG, "status": "suppressed", "channel": "email", "reason": "frequency_cap_day"},
-            "Not sent: the day frequency cap was reached.",
+            "Not sent: the daily frequency cap was reached.",
             "未送信: 1 日の配信上限に達しました。",
         ),
     ],
