@@ -234,6 +234,10 @@ def test_cart_abandonment_defers_through_quiet_hours(cloud: LocalCloud) -> None:
     cloud.advance(hours=5)
     deferred = [m for m in ledger(cloud, cid, "MSG") if m["program"] == "cart-abandonment"]
     assert [(m["status"], m["reason"]) for m in deferred] == [("deferred", "quiet_hours")]
+    # the row says until when and which quiet hours, in the customer's zone
+    assert deferred[0]["quiet"]["time_zone"] == "Asia/Tokyo"
+    assert explain(deferred[0], "en").text.startswith("Deferred until 2026-01-06 08:00 JST")
+    assert explain(deferred[0], "ja").text.startswith("2026-01-06 08:00 JST まで延期")
     cloud.advance(hours=8)
     assert ("cart-abandonment", "remind", "push") in sent(cloud, cid)
     reminder = next(m for m in ledger(cloud, cid, "MSG") if m["step"] == "remind")
