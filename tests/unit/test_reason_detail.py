@@ -264,7 +264,9 @@ def test_no_channel_names_the_programs_channels_and_the_reachable_ones(world) ->
     row = store.ledger(cid, "ENTRY")[0].data
     assert row["reason"] == "no_channel"
     assert row["reachable"] == []
-    assert set(row["channels"]) >= {"email"}
+    assert row["channels"] == ["email", "line", "push"]
+    # and why each cannot: as the contact policy would say it
+    assert row["skipped"] == ["email:no_consent", "line:no_address", "push:no_address"]
 
 
 def test_a_holdout_records_the_percentage_and_the_bucket(world) -> None:  # type: ignore[no-untyped-def]

@@ -36,6 +36,7 @@ __all__ = [
     "PushTarget",
     "address_for",
     "address_hash",
+    "channel_block",
     "contact_times",
     "decide",
     "push_targets",

@@ -351,7 +351,8 @@ def _general(outcome: str, reason: str | None, lang: Lang) -> str:
     """A row whose outcome or reason has no sentence of its own."""
     i = _i(lang)
     if reason:
-        return ("{o}: {r}.", "{o}: {r}。")[i].format(o=_outcome_word(outcome, lang), r=reason)
+        shown = reason[:120]
+        return ("{o}: {r}.", "{o}: {r}。")[i].format(o=_outcome_word(outcome, lang), r=shown)
     return ("{o}.", "{o}。")[i].format(o=_outcome_word(outcome, lang))
 
 
@@ -437,7 +438,10 @@ def _skipped(reason: str | None, row: Mapping[str, Any], lang: Lang, tz: ZoneInf
         return _text(reason, lang, last=shown, days=_num(days) if days is not None else "N")
     if reason == "no_channel":
         channels = row.get("channels")
-        if isinstance(channels, list):
+        blocks = _blocks(row, lang)
+        if blocks:
+            extra = " ({b})".format(b="; ".join(blocks))
+        elif isinstance(channels, list):
             listed = ", ".join(_channel(c, lang) for c in channels)
             reach = (
                 ", ".join(_channel(c, lang) for c in row.get("reachable") or [])

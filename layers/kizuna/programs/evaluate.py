@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from kizuna.delivery.policy import address_for, channel_block
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
@@ -133,6 +134,12 @@ class EvaluateResult:
 
     def count(self, decision: str) -> int:
         return sum(1 for d in self.decisions if d.decision == decision)
+
+
+def unreachable(customer: Customer, channel: str) -> str:
+    """Why ``channel`` cannot reach the customer (as the contact policy says it:
+    ``no_address``, ``no_consent``, ``suppressed_<why>``)."""
+    return channel_block(customer, channel, address_for(customer, channel)) or "no_consent"
 
 
 def channels_of(program: Program) -> set[str]:
@@ -347,7 +354,10 @@ class Evaluator:
         channels = channels_of(program)
         if not channels & set(view["reachable"]):
             return skip(
-                "no_channel", channels=sorted(channels), reachable=sorted(view["reachable"])
+                "no_channel",
+                channels=sorted(channels),
+                reachable=sorted(view["reachable"]),
+                skipped=[f"{c}:{unreachable(customer, c)}" for c in sorted(channels)],
             )
         point = holdout_bucket(program, cid)
         holdout = point < program.holdout_percent

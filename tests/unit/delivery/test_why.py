@@ -232,6 +232,19 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
         ),
         (
             {
+                **ENTRY,
+                "decision": "skipped",
+                "reason": "no_channel",
+                "channels": ["email", "line"],
+                "reachable": [],
+                "skipped": ["email:no_consent", "line:no_address"],
+            },
+            "Not entered: no channel of the program can reach this customer "
+            "(email: not consented; LINE: no address).",
+            "対象外: プログラムのチャネルではこの顧客に届けられません (メール: 同意なし; LINE: 宛先なし)。",
+        ),
+        (
+            {
                 **MSG,
                 "status": "suppressed",
                 "reason": "no_channel",
