@@ -23,6 +23,7 @@ from kizuna.adapters.dynamodb import DynamoStore, customer_to_item
 from kizuna.campaigns.assign import HOLDOUT, assign
 from kizuna.campaigns.engine import SEND_STEP, execution_of
 from kizuna.campaigns.loader import load_campaign
+from kizuna.delivery.why import explain
 from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import apply_events
 from kizuna.domain.timestamps import iso
@@ -198,6 +199,13 @@ def test_a_5000_customer_campaign_reaches_each_eligible_customer_once(
         expected_arm = assign(campaign, c.customer_id)
         if expected_arm.arm == HOLDOUT:
             assert row["status"] == "holdout"
+            # the row says which holdout and where the customer's hash fell
+            assert (row["held_out"], row["holdout_percent"]) == (
+                "campaign",
+                campaign.holdout_percent,
+            )
+            assert row["bucket"] < campaign.holdout_percent
+            assert explain(row, "en").text.startswith("Held out (campaign holdout")
             continue
         by_kind.setdefault(kind(i), Counter())[f"{row['status']}:{row.get('channel')}"] += 1
         if kind(i) in ("line_tokyo", "line_new_york") and row["status"] == "sent":
@@ -214,6 +222,11 @@ def test_a_5000_customer_campaign_reaches_each_eligible_customer_once(
     reasons = Counter(r.get("reason") for r in rows.values() if r["status"] == "suppressed")
     assert reasons["frequency_cap_day"] == by_kind["capped"]["suppressed:email"]
     assert reasons["no_channel"] == by_kind["unreachable"]["suppressed:None"]
+    # which cap, its window and what it counted; in a sentence for the timeline
+    capped = [r for r in rows.values() if r.get("reason") == "frequency_cap_day"]
+    assert capped and all(r["cap"]["count"] >= r["cap"]["limit"] for r in capped)
+    assert all(r["cap"]["days"] == 1 for r in capped)
+    assert all(explain(r, "ja").text.startswith("未送信: 1 日") for r in capped)
 
     # and each address got exactly one message
     emails = Counter(

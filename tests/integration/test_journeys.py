@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kizuna.delivery.why import explain
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
 from kizuna_tools.local.bus_policy import acting_as, role_of
@@ -233,6 +234,10 @@ def test_cart_abandonment_defers_through_quiet_hours(cloud: LocalCloud) -> None:
     cloud.advance(hours=5)
     deferred = [m for m in ledger(cloud, cid, "MSG") if m["program"] == "cart-abandonment"]
     assert [(m["status"], m["reason"]) for m in deferred] == [("deferred", "quiet_hours")]
+    # the row says until when and which quiet hours, in the customer's zone
+    assert deferred[0]["quiet"]["time_zone"] == "Asia/Tokyo"
+    assert explain(deferred[0], "en").text.startswith("Deferred until 2026-01-06 08:00 JST")
+    assert explain(deferred[0], "ja").text.startswith("2026-01-06 08:00 JST まで延期")
     cloud.advance(hours=8)
     assert ("cart-abandonment", "remind", "push") in sent(cloud, cid)
     reminder = next(m for m in ledger(cloud, cid, "MSG") if m["step"] == "remind")
@@ -380,6 +385,23 @@ def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
         ("entered", None),
         ("skipped", "no_channel"),
     ]
+    # the repeat order's recommendation names the audience condition that failed (as
+    # data, from the view evaluate read anyway), and the timeline's sentence says it
+    (skipped,) = [
+        e for e in ledger(cloud, cid, "ENTRY") if e["program"] == "post-purchase-recommendation"
+    ]
+    assert (skipped["decision"], skipped["reason"]) == ("skipped", "audience")
+    assert skipped["failed"] == [
+        {"field": "reachable", "expected": ["email", "push", "line"], "found": []}
+    ]
+    assert explain(skipped, "en").text == (
+        "Not entered: the audience needs reachable channels email or push or LINE; "
+        "this customer has none."
+    )
+    assert explain(skipped, "ja").text == (
+        "対象外: 届けられるチャネルが メール または プッシュ通知 または LINE の顧客が対象ですが、"
+        "この顧客には届けられるチャネルがありません。"
+    )
     # (signup and unsubscribe happen at the same virtual instant: the ledger's order by
     # time is a tie, so look for the opt-out rather than at the last entry)
     consents = {(c["channel"], c["status"]) for c in ledger(cloud, cid, "CONSENT")}

@@ -222,7 +222,10 @@ def test_a_branch_keeps_then_and_moves_else_to_one_child_started_at_else(branchy
     # each member's decision, and the execution that carries them on, is in the ledger
     step = store.steps[("g4", f"STEP#{branchy.id}-g4#check")]
     assert step["decision"] == "else" and step["next_run"] == run_name(cohort, child.group)
-    assert store.steps[("g0", f"STEP#{branchy.id}-g0#check")]["decision"] == "then"
+    # and why: the condition that failed, from the view already read (no extra read)
+    assert step["failed"] == [{"field": "rank", "expected": ["Gold"], "found": "Bronze"}]
+    then = store.steps[("g0", f"STEP#{branchy.id}-g0#check")]
+    assert then["decision"] == "then" and "failed" not in then
 
 
 def test_a_retried_step_moves_nobody_twice_and_restarts_its_own_children(branchy: Program) -> None:

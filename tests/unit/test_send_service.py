@@ -145,6 +145,10 @@ def test_quiet_hours_defer_push_and_the_retry_after_sends() -> None:
     svc.clock = FixedClock(datetime(2026, 1, 5, 13, 30, tzinfo=UTC))  # 22:30 Tokyo
     resp = svc.send(req("nudge", program="points-to-next-rank"))
     assert resp.status == "deferred" and resp.until == "2026-01-05T23:00:00.000000Z"
+    # the ledger says until when, and which quiet hours in which zone
+    entry = _store.messages[("c1", "MSG#ex-1#nudge")]
+    assert entry["until"] == resp.until
+    assert entry["quiet"] == {"start": "21:00", "end": "08:00", "time_zone": "Asia/Tokyo"}
     svc.clock = FixedClock(datetime(2026, 1, 5, 23, 0, tzinfo=UTC))
     assert svc.send(req("nudge", program="points-to-next-rank")).status == "sent"
     assert len(chans["push"].sent) == 1
@@ -161,6 +165,11 @@ def test_goal_reached_ends_the_journey() -> None:
     )
     assert svc.send(req("reminder")).status == "exit"
     assert all(not c.sent for c in chans.values())
+    entry = store.messages[("c1", "MSG#ex-1#reminder")]
+    assert (entry["reason"], entry["goal_reached_at"]) == (
+        "goal_reached",
+        "2026-01-05T01:00:00.000000Z",
+    )
 
 
 def test_frequency_cap_counts_the_contact_item_journeys_and_campaigns_alike() -> None:
@@ -175,6 +184,9 @@ def test_frequency_cap_counts_the_contact_item_journeys_and_campaigns_alike() ->
     # then the daily cap (2) holds it back, and the suppression notes no send
     assert (resp.status, resp.reason) == ("suppressed", "frequency_cap_day")
     assert not chans["email"].sent and len(store.contacts["c1"]) == 2
+    # the ledger names the cap, its window and what it counted
+    cap = store.messages[("c1", "MSG#ex-1#coupon")]["cap"]
+    assert cap == {"limit": 2, "days": 1, "count": 2, "priority": 70}
 
 
 def test_a_send_is_noted_in_the_contact_item_by_its_claim() -> None:

@@ -39,8 +39,14 @@ def variant_of(campaign: Campaign, customer_id: str) -> str:
     return campaign.variants[-1].name
 
 
+def holdout_bucket(campaign: Campaign, customer_id: str) -> float:
+    """The customer's place in [0, 100) for the campaign's holdout (held out below
+    ``holdout_percent``): the ledger records it with a holdout."""
+    return bucket("campaign-holdout", campaign.id, customer_id)
+
+
 def assign(campaign: Campaign, customer_id: str) -> Assignment:
-    if bucket("campaign-holdout", campaign.id, customer_id) < campaign.holdout_percent:
+    if holdout_bucket(campaign, customer_id) < campaign.holdout_percent:
         return Assignment(HOLDOUT, MAIN_POOL)
     if campaign.winner is None:
         return Assignment(variant_of(campaign, customer_id), MAIN_POOL)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER
+from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER, holdout_bucket
 from kizuna.campaigns.model import Campaign
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import Customer
@@ -166,6 +166,9 @@ class RecipientPlan:
     skipped: tuple[tuple[str, str], ...] = ()
     contact: tuple[datetime, ...] = ()
     stale: tuple[str, ...] = field(default=())
+    # what the reason rests on, for the ledger row (the holdout bucket, the cap, the quiet
+    # hours): see docs/PROGRAMS.md, "The ledger's reasons"
+    detail: Mapping[str, object] | None = None
 
 
 def plan_recipient(
@@ -183,7 +186,12 @@ def plan_recipient(
     if customer is None:
         return RecipientPlan("suppressed", reason="unknown_customer", variant=variant)
     if member.arm == HOLDOUT:
-        return RecipientPlan("holdout", reason="holdout")
+        held_out = {
+            "held_out": "campaign",
+            "holdout_percent": campaign.holdout_percent,
+            "bucket": holdout_bucket(campaign, member.customer_id),
+        }
+        return RecipientPlan("holdout", reason="holdout", detail=held_out)
     times, stale = contact_times(sent, now)
     decision = decide(
         customer,
@@ -206,6 +214,7 @@ def plan_recipient(
         skipped=decision.skipped,
         contact=tuple(times),
         stale=tuple(stale),
+        detail=decision.detail,
     )
 
 

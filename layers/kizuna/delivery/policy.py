@@ -44,6 +44,7 @@ __all__ = [
     "PushTarget",
     "address_for",
     "address_hash",
+    "channel_block",
     "contact_times",
     "decide",
     "push_targets",
@@ -81,6 +82,10 @@ class PolicyDecision:
     until: datetime | None = None
     skipped: tuple[tuple[str, str], ...] = ()  # (channel, why) for channels passed over
     address: Address | None = None  # where ``channel`` reaches the customer
+    # what the reason rests on, as data for the ledger row: ``cap`` (which frequency cap,
+    # its window, what was counted) or ``quiet`` (the quiet hours and the zone they were
+    # read in); see docs/PROGRAMS.md, "The ledger's reasons"
+    detail: Mapping[str, object] | None = None
 
 
 def push_targets(customer: Customer) -> tuple[PushTarget, ...]:
@@ -204,21 +209,32 @@ def decide(
         return PolicyDecision(Outcome.SUPPRESS, None, "no_channel", skipped=tuple(skipped))
 
     def chosen(
-        outcome: Outcome, reason: str | None, until: datetime | None = None
+        outcome: Outcome,
+        reason: str | None,
+        until: datetime | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> PolicyDecision:
-        return PolicyDecision(outcome, channel, reason, until, tuple(skipped), address)
+        return PolicyDecision(outcome, channel, reason, until, tuple(skipped), address, detail)
 
     if transactional:
         return chosen(Outcome.SEND, None)
     if priority < cfg.bypass_caps_priority:
         day = sum(1 for t in sent_at if t > now - timedelta(days=1))
         week = sum(1 for t in sent_at if t > now - timedelta(days=7))
-        if day >= cfg.max_per_day:
-            return chosen(Outcome.SUPPRESS, "frequency_cap_day")
-        if week >= cfg.max_per_week:
-            return chosen(Outcome.SUPPRESS, "frequency_cap_week")
+        for reason, count, limit, days in (
+            ("frequency_cap_day", day, cfg.max_per_day, 1),
+            ("frequency_cap_week", week, cfg.max_per_week, 7),
+        ):
+            if count >= limit:
+                cap = {"limit": limit, "days": days, "count": count, "priority": priority}
+                return chosen(Outcome.SUPPRESS, reason, detail={"cap": cap})
     if channel in INTERRUPTIVE:
         until = quiet_until(now, customer.time_zone, cfg)
         if until is not None:
-            return chosen(Outcome.DEFER, "quiet_hours", until)
+            quiet = {
+                "start": cfg.quiet_start,
+                "end": cfg.quiet_end,
+                "time_zone": str(zone(customer.time_zone, cfg.default_time_zone)),
+            }
+            return chosen(Outcome.DEFER, "quiet_hours", until, {"quiet": quiet})
     return chosen(Outcome.SEND, None)

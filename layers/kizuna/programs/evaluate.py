@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from kizuna.delivery.policy import address_for, channel_block
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
@@ -36,11 +37,11 @@ from kizuna.programs.journeys import (
     JourneyState,
     assign_arms,
     execution_name,
-    in_holdout,
+    holdout_bucket,
 )
 from kizuna.programs.members import ROOT, Join, Member, trigger_of
 from kizuna.programs.model import Program, ReentryMode, SendStep
-from kizuna.programs.patterns import matches
+from kizuna.programs.patterns import failures, matches
 from kizuna.programs.view import customer_view
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
@@ -79,6 +80,10 @@ class Decision:
     reason: str | None = None
     execution: str | None = None
     cohort: str | None = None
+    # what the reason rests on, as data, written into the ledger row beside ``reason``
+    # (the failed audience conditions, the last entry, the holdout bucket...): see
+    # docs/PROGRAMS.md, "The ledger's reasons"
+    detail: Mapping[str, Any] | None = None
 
 
 class JourneyStore(Protocol):
@@ -129,6 +134,12 @@ class EvaluateResult:
 
     def count(self, decision: str) -> int:
         return sum(1 for d in self.decisions if d.decision == decision)
+
+
+def unreachable(customer: Customer, channel: str) -> str:
+    """Why ``channel`` cannot reach the customer (as the contact policy says it:
+    ``no_address``, ``no_consent``, ``suppressed_<why>``)."""
+    return channel_block(customer, channel, address_for(customer, channel)) or "no_consent"
 
 
 def channels_of(program: Program) -> set[str]:
@@ -322,26 +333,34 @@ class Evaluator:
                 self._start(program, previous)
             return None
 
-        def skip(reason: str) -> Decision:
-            return Decision(program.id, cid, ev.event_id, "skipped", reason)
+        def skip(reason: str, **detail: Any) -> Decision:
+            return Decision(program.id, cid, ev.event_id, "skipped", reason, detail=detail)
 
         if customer is None:
             return skip("unknown_customer")
         view = customer_view(customer, now, self.cfg, self.segments)
         if not matches(program.audience, view):
-            return skip("audience")
+            return skip("audience", failed=failures(program.audience, view))
         if previous is not None and previous.entries > 0:
+            last = iso(previous.last_entry_at) if previous.last_entry_at else None
             if program.reentry.mode == ReentryMode.ONCE:
-                return skip("reentry_once")
+                return skip("reentry_once", last_entry_at=last)
             if (
                 program.reentry.mode == ReentryMode.EVERY
                 and previous.last_entry_at
                 and previous.last_entry_at > now - timedelta(days=program.reentry.days or 0)
             ):
-                return skip("reentry_window")
-        if not channels_of(program) & set(view["reachable"]):
-            return skip("no_channel")
-        holdout = in_holdout(program, cid)
+                return skip("reentry_window", last_entry_at=last, reentry_days=program.reentry.days)
+        channels = channels_of(program)
+        if not channels & set(view["reachable"]):
+            return skip(
+                "no_channel",
+                channels=sorted(channels),
+                reachable=sorted(view["reachable"]),
+                skipped=[f"{c}:{unreachable(customer, c)}" for c in sorted(channels)],
+            )
+        point = holdout_bucket(program, cid)
+        holdout = point < program.holdout_percent
         # The entry is never before its trigger: a goal must come strictly after the entry,
         # so the order that triggered a program (a repeat purchase, say) cannot also be its
         # conversion, even when the trigger is stamped later than the evaluation clock.
@@ -362,7 +381,18 @@ class Evaluator:
                 logger.info("journey entered concurrently", program=program.id, customer_id=cid)
                 return None
             journeys[(cid, program.id)] = written(state, previous)
-            return Decision(program.id, cid, ev.event_id, "holdout", "holdout")
+            return Decision(
+                program.id,
+                cid,
+                ev.event_id,
+                "holdout",
+                "holdout",
+                detail={
+                    "held_out": "program",
+                    "holdout_percent": program.holdout_percent,
+                    "bucket": point,
+                },
+            )
         trigger = trigger_of(ev.detail_type, ev.detail)
         return _Entry(program, ev, self._join(program, customer, state, previous, now, trigger))
 
@@ -477,5 +507,6 @@ class Evaluator:
                 "entered_at": iso(max(now, ev.time))
                 if d.decision in ("entered", "holdout")
                 else None,
+                **(d.detail or {}),
             },
         )

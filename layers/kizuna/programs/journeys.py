@@ -37,8 +37,14 @@ def bucket(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") % 10_000 / 100
 
 
+def holdout_bucket(program: Program, customer_id: str) -> float:
+    """The customer's place in [0, 100) for the program's holdout (held out below
+    ``holdout_percent``): the ledger records it with a holdout decision."""
+    return bucket("holdout", program.id, customer_id)
+
+
 def in_holdout(program: Program, customer_id: str) -> bool:
-    return bucket("holdout", program.id, customer_id) < program.holdout_percent
+    return holdout_bucket(program, customer_id) < program.holdout_percent
 
 
 def assign_arms(program: Program, customer_id: str) -> dict[str, str]:

@@ -170,3 +170,83 @@ def _one(matcher: Any, value: Any) -> bool:
                 return False
         return True
     raise PatternError(f"unsupported operator {op!r}")
+
+
+# -- why a pattern did not match (the ledger's ``failed``) ----------------------------------
+MAX_FAILED = 5  # conditions named per decision
+MAX_VALUES = 10  # values kept per list (expected or found)
+MAX_CHARS = 64  # characters kept per string value
+
+
+def failures(
+    pattern: Mapping[str, Any], data: Mapping[str, Any], limit: int = MAX_FAILED
+) -> list[dict[str, Any]]:
+    """The conditions of ``pattern`` that ``data`` fails, as data (empty exactly when
+    :func:`matches` is True), the first ``limit`` of them, each bounded:
+
+    - ``{"field": "lifecycle", "expected": ["new"], "found": "repeat"}``: ``field`` a dotted
+      path (``consent.email``); ``expected`` the condition's matchers in its own terms
+      (values; ``{">=": 3}`` for ``numeric``; ``{"exists": true}``; ``{"prefix": "x"}``,
+      ``{"anything-but": [...]}``...); ``found`` the value in ``data``, absent when the
+      field is missing;
+    - ``{"any_of": [[...], [...]]}`` for an ``$or`` none of whose patterns matched: each
+      pattern's own failures (at most 3 each).
+
+    Values are cut to :data:`MAX_VALUES` items and :data:`MAX_CHARS` characters. Only what
+    is in ``data`` is copied: given the customer view, no personal data."""
+    out: list[dict[str, Any]] = []
+    _failures(pattern, data, "", out, limit)
+    return out
+
+
+def _failures(
+    pattern: Mapping[str, Any],
+    data: Any,
+    prefix: str,
+    out: list[dict[str, Any]],
+    limit: int,
+) -> None:
+    for key, expected in pattern.items():
+        if len(out) >= limit:
+            return
+        if matches({key: expected}, data if isinstance(data, Mapping) else {}):
+            continue
+        if key == "$or":
+            alternatives = [failures(sub, data, 3) for sub in expected[:MAX_FAILED]]
+            out.append({"any_of": alternatives})
+            continue
+        path = f"{prefix}{key}"
+        value = data.get(key, _MISSING) if isinstance(data, Mapping) else _MISSING
+        if isinstance(expected, Mapping):
+            if isinstance(value, list):  # arrays of objects: the first one's failures
+                value = next((v for v in value if isinstance(v, Mapping)), {})
+            _failures(expected, value if isinstance(value, Mapping) else {}, f"{path}.", out, limit)
+            continue
+        failed: dict[str, Any] = {"field": path, "expected": _expected(expected)}
+        if value is not _MISSING and value is not None:
+            failed["found"] = _capped(value)
+        out.append(failed)
+
+
+def _expected(matchers: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for m in matchers[:MAX_VALUES]:
+        if isinstance(m, Mapping):
+            op, arg = next(iter(m.items()))
+            if op == "numeric":
+                out.append({str(arg[i]): arg[i + 1] for i in range(0, len(arg) - 1, 2)})
+            else:
+                out.append({str(op): _capped(arg)})
+        else:
+            out.append(_capped(m))
+    return out
+
+
+def _capped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= MAX_CHARS else value[: MAX_CHARS - 1] + "…"
+    if isinstance(value, list | tuple):
+        return [_capped(v) for v in list(value)[:MAX_VALUES]]
+    if isinstance(value, Mapping):
+        return {str(k)[:MAX_CHARS]: _capped(v) for k, v in list(value.items())[:MAX_VALUES]}
+    return value

@@ -358,6 +358,7 @@ class CampaignService:
             "until": iso(plan.until) if plan.until else None,
             "skipped": [f"{c}:{why}" for c, why in plan.skipped] or None,
             "at": iso(now),
+            **(plan.detail or {}),
         }
         return {k: v for k, v in entry.items() if v is not None}
 

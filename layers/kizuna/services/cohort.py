@@ -40,7 +40,7 @@ from kizuna.programs.cohorts import (
 from kizuna.programs.loader import next_of
 from kizuna.programs.members import GONE, GROUP_LIMIT, Child, Member
 from kizuna.programs.model import BranchStep, ExitStep, Program, SendStep, SplitStep, WaitStep
-from kizuna.programs.patterns import matches
+from kizuna.programs.patterns import failures, matches
 from kizuna.programs.steps import local_time_after
 from kizuna.programs.view import customer_view
 from kizuna.runtime.clock import Clock
@@ -93,6 +93,8 @@ class _Outcome:
     moves: list[tuple[Child | None, list[Member]]] = field(default_factory=list)
     answer: dict[str, Any] = field(default_factory=dict)
     decisions: dict[str, str] = field(default_factory=dict)  # member sk -> decision
+    # member sk -> what the decision rests on (the branch conditions that failed)
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _idle(step: object, now: datetime) -> dict[str, Any]:
@@ -274,6 +276,11 @@ class CohortService:
             else:
                 other.append(m)
                 out.decisions[m.sk] = "else"
+                out.details[m.sk] = (
+                    {"failed": failures(step.condition, view)}
+                    if view is not None
+                    else {"reason": "unknown_customer"}
+                )
         self._elsewhere(req, out, other, step.otherwise, "else", now)
         return out
 
@@ -383,6 +390,7 @@ class CohortService:
                         "decision": outcome.decisions[m.sk],
                         "next_run": runs.get(m.sk) or None,
                         "at": iso(now),
+                        **outcome.details.get(m.sk, {}),
                     },
                 )
                 for m in members

@@ -200,7 +200,7 @@ class SendService:
             [r.customer_id for r in reqs], program.id if exits else None
         )
         reached = {
-            _key(r)
+            _key(r): state.goal_reached_at
             for r in reqs
             if (state := journeys.get(r.customer_id)) is not None
             and state.goal_reached_at is not None
@@ -214,7 +214,7 @@ class SendService:
                 step,
                 customers.get(req.customer_id),
                 contacts,
-                _key(req) in reached,
+                reached.get(_key(req)),
                 now,
                 token,
             )
@@ -248,7 +248,7 @@ class SendService:
         step: SendStep,
         customer: Customer | None,
         contacts: Mapping[str, Mapping[str, str]],
-        goal_reached: bool,
+        goal_reached: datetime | None,
         now: datetime,
         token: str,
     ) -> _Plan:
@@ -257,8 +257,10 @@ class SendService:
         cid = req.customer_id
         if customer is None:
             return self._final(req, now, token, "suppressed", None, "unknown_customer")
-        if goal_reached:
-            return self._final(req, now, token, "exit", None, "goal_reached")
+        if goal_reached is not None:
+            return self._final(
+                req, now, token, "exit", None, "goal_reached", goal_reached_at=iso(goal_reached)
+            )
         times, stale = contact_times(dict(contacts.get(cid, {})), now)
         decision = decide(
             customer,
@@ -488,9 +490,10 @@ class SendService:
         channel: str | None,
         reason: str | None,
         decision: PolicyDecision | None = None,
+        **detail: Any,
     ) -> _Plan:
         """A decision that sends nothing now (suppressed, deferred, exit, failed): its
-        claim records it."""
+        claim records it, with what its reason rests on (``detail``, the policy's)."""
         skipped = decision.skipped if decision else ()
         until = iso(decision.until) if decision and decision.until else None
         data = self._data(
@@ -501,6 +504,8 @@ class SendService:
             reason,
             until=until,
             skipped=[f"{c}:{why}" for c, why in skipped] or None,
+            **(dict(decision.detail or {}) if decision else {}),
+            **detail,
         )
         response = SendResponse(status=status, until=until, channel=channel, reason=reason)
         claim = Claim(
