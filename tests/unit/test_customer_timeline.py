@@ -40,7 +40,7 @@ def test_a_deferred_message_says_until_when_and_keeps_no_internals() -> None:
     item = timeline_item(row, "en")
     assert item is not None and item.type == "message" and item.outcome == "deferred"
     assert item.until == datetime(2026, 1, 5, 23, tzinfo=UTC)
-    assert item.why is not None and "2026-01-05T23:00" in item.why.text
+    assert item.why is not None and "2026-01-05 23:00" in item.why.text
     dumped = item.model_dump_json()
     for internal in ("claim_token", "claimed_by", "SENDING#", "provider_message_id"):
         assert internal not in dumped
@@ -49,7 +49,7 @@ def test_a_deferred_message_says_until_when_and_keeps_no_internals() -> None:
 
 def test_a_skipped_entry_keeps_the_ledger_detail_whatever_its_shape() -> None:
     detail = {"field": "lifecycle", "expected": ["new"], "found": "repeat", "n": Decimal(2)}
-    row = {
+    row: dict[str, object] = {
         "sk": f"ENTRY#{AT}#second-purchase-coupon#e1",
         "kind": "ENTRY",
         "program": "second-purchase-coupon",
@@ -62,7 +62,13 @@ def test_a_skipped_entry_keeps_the_ledger_detail_whatever_its_shape() -> None:
     assert item is not None and item.type == "decision"
     assert (item.outcome, item.reason) == ("skipped", "audience")
     assert item.detail == {**detail, "n": 2}
-    assert item.why is not None and "second-purchase-coupon" in item.why.text
+    assert item.why is not None and item.why.reason == "audience"
+    # the row as evaluate writes it: the failed condition, named in the why
+    del row["detail"]
+    row["failed"] = [{"field": "lifecycle", "expected": ["new"], "found": "repeat"}]
+    item = timeline_item(row, "en")
+    assert item is not None and item.detail == {"failed": row["failed"]}
+    assert item.why is not None and "new" in item.why.text and "repeat" in item.why.text
 
 
 def test_state_and_unknown_rows_are_not_events() -> None:

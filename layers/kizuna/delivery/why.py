@@ -57,6 +57,7 @@ CHANNELS: Final[dict[str, Text]] = {
 CHANNEL_BLOCKS: Final[dict[str, Text]] = {
     "no_address": ("no address", "宛先なし"),
     "no_consent": ("not consented", "同意なし"),
+    "opted_out": ("opted out", "配信停止の申し出あり"),
     "channel_not_configured": ("not configured", "未設定"),
     "suppressed_bounce": ("suppressed after a bounce", "バウンスにより停止"),
     "suppressed_complaint": ("suppressed after a complaint", "苦情により停止"),

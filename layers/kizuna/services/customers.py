@@ -21,6 +21,7 @@ from typing import Any, Final, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from kizuna.delivery.policy import address_for, channel_block
+from kizuna.delivery.why import explain
 from kizuna.domain.customer import Customer
 from kizuna.domain.privacy import mask
 from kizuna.domain.timestamps import parse_time
@@ -194,6 +195,7 @@ class Why(BaseModel):
 
     kind: str
     outcome: str
+    reason: str | None = None
     text: str
 
 
@@ -252,65 +254,36 @@ def decode_token(token: str) -> tuple[datetime, str]:
         raise InvalidPageToken("not a page token") from error
 
 
-def _why(row: Mapping[str, Any], lang: str) -> Why:
-    """The plain-language why of a decision row (ENTRY, CONV, MSG).
-
-    A minimal fallback until ``kizuna.delivery.why.explain`` lands: replace this body by
-    ``w = explain(row, lang)`` and return its kind, outcome and text."""
-    kind = str(row.get("kind") or str(row.get("sk", "")).split("#", 1)[0])
-    outcome = str(row.get("decision") or row.get("status") or "")
-    reason = str(row.get("reason") or "")
-    raw = row.get("detail")
-    detail = raw if isinstance(raw, str) else json.dumps(_plain("detail", raw)) if raw else ""
-    key = f"{outcome}:{reason}" if f"{outcome}:{reason}" in _WHY[lang] else outcome
-    template = _WHY[lang].get(key, _WHY[lang]["other"])
-    text = template.format(
-        program=row.get("program", ""),
-        channel=row.get("channel") or "-",
-        reason=reason or "-",
-        until=row.get("until") or "-",
-    )
-    if detail:
-        text = f"{text} ({detail})"
-    return Why(kind="message" if kind == "MSG" else "program", outcome=outcome, text=text)
+def _why(row: Mapping[str, Any], lang: str, time_zone: str | None) -> Why:
+    """The plain-language why of a decision row (:func:`kizuna.delivery.why.explain`)."""
+    w = explain(row, lang, time_zone=time_zone)
+    return Why(kind=w.kind, outcome=w.outcome, reason=w.reason, text=w.text)
 
 
-_WHY: Final[dict[str, dict[str, str]]] = {
-    "en": {
-        "entered": "Entered {program}.",
-        "holdout": "Held out of {program}: in the control group, so it sends nothing.",
-        "skipped": "Not entered in {program}: {reason}.",
-        "skipped:audience": "Not entered in {program}: not in its audience.",
-        "converted": "Reached {program}'s goal.",
-        "sent": "Sent by {channel}.",
-        "suppressed": "Not sent: {reason}.",
-        "suppressed:frequency_cap_day": "Not sent: the daily contact cap was reached.",
-        "suppressed:frequency_cap_week": "Not sent: the weekly contact cap was reached.",
-        "suppressed:no_channel": "Not sent: no channel could reach the customer.",
-        "deferred": "Deferred until {until} ({reason}).",
-        "failed": "Failed: {reason}.",
-        "exit": "Left {program}: {reason}.",
-        "sending": "Being sent: claimed, the outcome is not recorded yet.",
-        "other": "{reason}",
-    },
-    "ja": {
-        "entered": "{program} に参加しました。",
-        "holdout": "{program} のホールドアウト(対照群)のため送信しません。",
-        "skipped": "{program} に参加しませんでした: {reason}。",
-        "skipped:audience": "{program} の対象条件に合いませんでした。",
-        "converted": "{program} のゴールに到達しました。",
-        "sent": "{channel} で送信しました。",
-        "suppressed": "送信しませんでした: {reason}。",
-        "suppressed:frequency_cap_day": "送信しませんでした: 1日の送信上限に達していました。",
-        "suppressed:frequency_cap_week": "送信しませんでした: 1週間の送信上限に達していました。",
-        "suppressed:no_channel": "送信しませんでした: 届けられるチャネルがありません。",
-        "deferred": "{until} まで延期しました ({reason})。",
-        "failed": "失敗しました: {reason}。",
-        "exit": "{program} を終了しました: {reason}。",
-        "sending": "送信中です (結果はまだ記録されていません)。",
-        "other": "{reason}",
-    },
-}
+# What a ledger row records beside its reason (kizuna.delivery.why reads the same fields):
+# the failed conditions, re-entry, reachability, holdout, cap, quiet hours, goal.
+REASON_DETAIL: Final = (
+    "failed",
+    "last_entry_at",
+    "reentry_days",
+    "channels",
+    "reachable",
+    "held_out",
+    "holdout_percent",
+    "bucket",
+    "cap",
+    "quiet",
+    "goal_reached_at",
+)
+
+
+def _reason_detail(row: Mapping[str, Any]) -> str | dict[str, Any] | list[Any] | None:
+    """The row's reason detail as recorded: its detail fields, or a legacy ``detail``."""
+    fields = {k: _plain(k, row[k]) for k in REASON_DETAIL if row.get(k) is not None}
+    if fields:
+        return fields
+    legacy: str | dict[str, Any] | list[Any] | None = _plain("detail", row.get("detail"))
+    return legacy
 
 
 MONEY: Final = frozenset({"total", "unit_price"})
@@ -341,7 +314,9 @@ def _opt_time(value: Any) -> datetime | None:
         return None
 
 
-def timeline_item(row: Mapping[str, Any], lang: str) -> TimelineItem | None:
+def timeline_item(
+    row: Mapping[str, Any], lang: str, time_zone: str | None = None
+) -> TimelineItem | None:
     """One activity row as the timeline shows it, or None for rows that are state, internal
     or of a kind this version does not know."""
     sk = str(row.get("sk", ""))
@@ -385,8 +360,8 @@ def timeline_item(row: Mapping[str, Any], lang: str) -> TimelineItem | None:
                 program=row.get("program"),
                 outcome=row.get("decision"),
                 reason=row.get("reason"),
-                detail=_plain("detail", row.get("detail")),
-                why=_why(row, lang),
+                detail=_reason_detail(row),
+                why=_why(row, lang, time_zone),
                 data=_pick(row, "execution", "trigger_type", "trigger_id", "entered_at"),
                 **base,
             )
@@ -396,6 +371,8 @@ def timeline_item(row: Mapping[str, Any], lang: str) -> TimelineItem | None:
                 program=row.get("program"),
                 step=row.get("step"),
                 outcome=row.get("decision") if isinstance(row.get("decision"), str) else None,
+                detail=_reason_detail(row),
+                why=_why(row, lang, time_zone),
                 data=_pick(row, "execution"),
                 **base,
             )
@@ -413,9 +390,9 @@ def timeline_item(row: Mapping[str, Any], lang: str) -> TimelineItem | None:
                 channel=row.get("channel"),
                 outcome=row.get("status"),
                 reason=row.get("reason"),
-                detail=_plain("detail", row.get("detail")),
+                detail=_reason_detail(row),
                 until=_opt_time(row.get("until")),
-                why=_why(row, lang),
+                why=_why(row, lang, time_zone),
                 data=data,
                 **base,
             )
@@ -429,9 +406,11 @@ def timeline_page(
     limit: int,
     after: tuple[datetime, str] | None,
     lang: str,
+    time_zone: str | None = None,
 ) -> TimelinePage:
-    """Newest first by (time, key); ``after``: the position of the previous page's last item."""
-    items = [i for i in (timeline_item(r, lang) for r in rows) if i is not None]
+    """Newest first by (time, key); ``after``: the position of the previous page's last item;
+    instants in the whys in ``time_zone`` (the shop's)."""
+    items = [i for i in (timeline_item(r, lang, time_zone) for r in rows) if i is not None]
     items.sort(key=lambda i: (i.at, i.id), reverse=True)
     if after is not None:
         items = [i for i in items if (i.at, i.id) < after]
@@ -471,4 +450,11 @@ class CustomerLookup:
         if self.store.get_customer(customer_id) is None:
             return None
         rows = self.store.activity(customer_id)
-        return timeline_page(rows, customer_id, limit=limit, after=after, lang=lang)
+        return timeline_page(
+            rows,
+            customer_id,
+            limit=limit,
+            after=after,
+            lang=lang,
+            time_zone=self.cfg.contact.default_time_zone,
+        )

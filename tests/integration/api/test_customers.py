@@ -371,12 +371,14 @@ def test_the_console_page_in_japanese_and_english_masked_for_a_viewer(seeded: Ap
     ja = seeded.call("GET", f"/console/customers/{CAPPED}", cookies=cookies)
     assert ja.status == 200, ja.body
     text = page_text(ja.body)
-    assert "タイムライン" in text and "1日の送信上限" in text and "h***@example.jp" in text
+    assert "タイムライン" in text, text
+    assert "配信上限に達しました" in text, text
+    assert "h***@example.jp" in text
     assert "Yamada" not in text and "hanako." not in text
     assert "<script" not in ja.body and "style=" not in ja.body
     en = seeded.call("GET", f"/console/customers/{CAPPED}", cookies=cookies, query={"lang": "en"})
     text = page_text(en.body)
-    assert "Timeline" in text and "daily contact cap" in text and "frequency_cap_day" in text
+    assert "Timeline" in text and "frequency cap 2 per day reached" in text and "frequency_cap_day" in text
     assert 'class="badge suppressed"' in en.body
 
 
@@ -385,7 +387,8 @@ def test_the_console_page_in_clear_for_a_marketer_and_paged(seeded: Api) -> None
     page = seeded.call("GET", f"/console/customers/{HELD}", cookies=cookies, query={"lang": "en"})
     assert page.status == 200
     assert "Yamada" in page.body and f"hanako.{HELD}@example.jp" in page.body
-    assert "Held out of second-purchase-coupon" in page_text(page.body)
+    assert "Held out (program holdout" in page_text(page.body)
+    assert "second-purchase-coupon" in page_text(page.body)
     # by phone number (posted, with the CSRF field): marketers may, viewers may not
     by_phone = seeded.call("GET", "/console/customers", cookies=cookies)
     csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', by_phone.body)

@@ -40,7 +40,7 @@ WRITERS = [
     "programs/claims.py",
 ]
 # functions whose answer is a reason (a channel's block, a stale claim's outcome)
-RETURNS_REASON = ("channel_block", "_carrier_block", "settle")
+RETURNS_REASON = ("channel_block", "carrier_block", "settle")
 # "reason" keys that are no ledger row's: the campaign state machine's answer when an
 # occurrence is not running (``occurrence paused``...)
 NOT_LEDGER = {"occurrence x"}
