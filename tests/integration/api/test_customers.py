@@ -378,7 +378,11 @@ def test_the_console_page_in_japanese_and_english_masked_for_a_viewer(seeded: Ap
     assert "<script" not in ja.body and "style=" not in ja.body
     en = seeded.call("GET", f"/console/customers/{CAPPED}", cookies=cookies, query={"lang": "en"})
     text = page_text(en.body)
-    assert "Timeline" in text and "frequency cap 2 per day reached" in text and "frequency_cap_day" in text
+    assert (
+        "Timeline" in text
+        and "frequency cap 2 per day reached" in text
+        and "frequency_cap_day" in text
+    )
     assert 'class="badge suppressed"' in en.body
 
 
