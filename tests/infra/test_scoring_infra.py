@@ -68,7 +68,11 @@ def test_boundaries_then_a_distributed_map_over_scan_segments(
     assert first["Parameters"]["FunctionName"] == f"<{ids['function']}.Arn>"
     segments = stack.kizuna.config.scoring.scan_segments
     ScoringRequest.model_validate(first["Parameters"]["Payload"])
-    assert first["Parameters"]["Payload"] == {"action": "boundaries", "total_segments": segments}
+    assert first["Parameters"]["Payload"] == {
+        "action": "boundaries",
+        "total_segments": segments,
+        "run.$": "$",
+    }
     mapped = asl["States"][first["Next"]]
     assert mapped["Type"] == "Map"
     assert mapped["ItemsPath"] == "$.segments"
