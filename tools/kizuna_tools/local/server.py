@@ -213,6 +213,8 @@ class ServeHandle:
         return [response.body]
 
     def _local(self, request: Any, path: str) -> HttpResponse:
+        from kizuna_tools.local.cloud import LocalCloudError
+
         body: dict[str, Any] = {}
         if request.method == "POST":
             try:
@@ -237,7 +239,7 @@ class ServeHandle:
             if path == "/_local/scoring" and request.method == "POST":
                 as_of = parse_instant(_text(body, "as_of")) if body.get("as_of") else None
                 return _json(200, self.cloud.run_scoring(as_of=as_of))
-        except (ValueError, KeyError) as error:
+        except (ValueError, KeyError, LocalCloudError) as error:
             return _json(400, {"message": str(error).strip("'\"")})
         return _json(404, {"message": f"no local control {request.method} {path}"})
 
