@@ -132,6 +132,7 @@ IGNORED_TYPES: dict[str, str] = {
     "AWS::WAFv2::WebACL": "no WAF locally: rate limits and managed rules are not applied",
     "AWS::WAFv2::WebACLAssociation": "no WAF locally",
     "AWS::WAFv2::IPSet": "no WAF locally",
+    "AWS::WAFv2::LoggingConfiguration": "no WAF locally",
     "AWS::ApiGatewayV2::Deployment": "routes are live as soon as they are created locally",
     "AWS::Cognito::UserPoolDomain": "no hosted UI locally (the console signs in with "
     "USER_PASSWORD_AUTH)",
