@@ -21,7 +21,9 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from typer.testing import CliRunner
 
+from kizuna_tools.cli import app
 from kizuna_tools.local import LocalCloud
 from kizuna_tools.local.app import default_project_root
 from kizuna_tools.local.gateway import Route, match_route
@@ -400,7 +402,48 @@ def test_the_console_signs_in_over_a_real_socket_and_the_servers_stop(
         home.read()
         # the JSON API without a token: the authorizer's 401 before the function
         connection.request("GET", "/api/openapi.json")
-        assert connection.getresponse().status == 401
+        refused = connection.getresponse()
+        refused.read()
+        assert refused.status == 401
+        # a console user added from the CLI signs in too
+        result = CliRunner().invoke(
+            app,
+            [
+                "local",
+                "user",
+                "add",
+                "anna@example.com",
+                "--group",
+                "viewer",
+                "--url",
+                f"http://127.0.0.1:{port}",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        anna = result.output.split("password ")[1].strip()
+        form = urllib.parse.urlencode({"username": "anna@example.com", "password": anna})
+        connection.request("POST", "/console/sign-in", body=form, headers=form_type)
+        anna_signed = connection.getresponse()
+        anna_signed.read()
+        assert anna_signed.status == 303
+        wrong_group = CliRunner().invoke(
+            app,
+            [
+                "local",
+                "user",
+                "add",
+                "bob@example.com",
+                "--group",
+                "root",
+                "--url",
+                f"http://127.0.0.1:{port}",
+            ],
+        )
+        assert wrong_group.exit_code == 2 and "no group 'root'" in wrong_group.output
+        connection.request("GET", "/_local/stack")
+        stack = json.loads(connection.getresponse().read())
+        assert stack["user_pools"][0]["id"] == api_cloud.user_pool_id()
+        assert stack["console_url"] == f"http://127.0.0.1:{port}/console/"
         connection.close()
     # then every server thread is gone
     deadline = time.monotonic() + 10
