@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 CUSTOMERS ?= 1000
 DAYS ?= 30
 
-.PHONY: demo test lint format synth bench deploy clean
+.PHONY: demo console test lint format synth bench deploy clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,11 @@ $(CDK): package.json
 
 demo: $(STAMP)
 	$(VENV)/bin/kizuna local run --customers $(CUSTOMERS) --days $(DAYS) --summary-json out/demo-summary.json
+
+# `make console`: the demo's shop, then its console and API on http://127.0.0.1:8080/console/
+# (users and passwords printed; Ctrl-C to stop)
+console: $(STAMP)
+	$(VENV)/bin/kizuna local run --customers $(CUSTOMERS) --days $(DAYS) --serve
 
 test: $(STAMP) $(CDK)
 	$(PY) -m pytest

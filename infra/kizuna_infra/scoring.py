@@ -121,7 +121,13 @@ class Scoring(Construct):
         # --- The state machine -----------------------------------------------------------
         boundaries = self._invoke(
             names.SCORING_BOUNDARIES_STATE,
-            {"action": "boundaries", "total_segments": scan_segments},
+            # the execution's input ({} from the schedule, {"as_of": ...} from `kizuna
+            # scoring run --as-of`) rides along: the run's as_of is decided here
+            {
+                "action": "boundaries",
+                "total_segments": scan_segments,
+                "run": sfn.JsonPath.object_at("$"),
+            },
         )
         segment = self._invoke(names.SCORING_SEGMENT_STATE)
         segments = sfn.DistributedMap(

@@ -67,8 +67,12 @@ def test_boundaries_then_a_distributed_map_over_scan_segments(
     first = asl["States"][asl["StartAt"]]
     assert first["Parameters"]["FunctionName"] == f"<{ids['function']}.Arn>"
     segments = stack.kizuna.config.scoring.scan_segments
-    ScoringRequest.model_validate(first["Parameters"]["Payload"])
-    assert first["Parameters"]["Payload"] == {"action": "boundaries", "total_segments": segments}
+    payload = dict(first["Parameters"]["Payload"])
+    assert payload.pop("run.$") == "$"  # the execution's input rides along
+    assert payload == {"action": "boundaries", "total_segments": segments}
+    ScoringRequest.model_validate({**payload, "run": {}})  # the schedule's input
+    ScoringRequest.model_validate({**payload, "run": {"as_of": None}})  # kizuna scoring run
+    ScoringRequest.model_validate({**payload, "run": {"as_of": "1997-03-01T00:00:00Z"}})
     mapped = asl["States"][first["Next"]]
     assert mapped["Type"] == "Map"
     assert mapped["ItemsPath"] == "$.segments"

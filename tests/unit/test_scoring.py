@@ -349,3 +349,29 @@ def test_events_that_cannot_be_put_fail_the_shard_before_anything_is_written() -
             CFG,
         )
     assert store.saves == 0
+
+
+def test_a_run_started_as_of_an_earlier_instant_scores_as_of_it_never_later() -> None:
+    # given the execution's input {"as_of": ...} (kizuna scoring run --as-of), or {} (schedule)
+    store = MemoryStore()
+    clock = FixedClock(T0)
+    earlier = T0 - days(30)
+
+    def first(run: dict[str, object]) -> object:
+        request = ScoringRequest.model_validate(
+            {"action": "boundaries", "total_segments": 2, "run": run}
+        ).root
+        assert isinstance(request, BoundariesRequest)
+        return compute_boundaries(request, store, CFG, clock).as_of
+
+    # then the run's as_of is that instant, or the clock's now
+    assert first({"as_of": earlier.isoformat()}) == earlier
+    assert first({}) == T0
+    assert first({"as_of": None}) == T0
+    # and never after the clock, nor a naive time, nor an unknown field
+    with pytest.raises(ValueError, match="in the future"):
+        first({"as_of": (T0 + days(1)).isoformat()})
+    with pytest.raises(ValidationError):
+        first({"as_of": "2026-01-01T00:00:00"})
+    with pytest.raises(ValidationError):
+        first({"asof": earlier.isoformat()})

@@ -13,7 +13,8 @@ import json
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kizuna_tools.simulation import Shop
 
 if TYPE_CHECKING:
+    from kizuna_tools.local.cloud import LocalCloud
     from kizuna_tools.local.faults import FaultPlan
 
 
@@ -178,6 +180,34 @@ def run_demo(
     configuration, as every command finds it). ``faults`` injects failures into the app's
     calls; ``stall_timeout`` (seconds, default the runtime's) ends the run with a report when
     nothing progresses that long."""
+    with demo_session(
+        customers,
+        days,
+        seed,
+        progress=progress,
+        project_root=project_root,
+        report_dir=report_dir,
+        config=config,
+        faults=faults,
+        stall_timeout=stall_timeout,
+    ) as (_, summary):
+        return summary
+
+
+@contextmanager
+def demo_session(
+    customers: int,
+    days: int,
+    seed: int = 42,
+    progress: Callable[[int, int], None] | None = None,
+    project_root: Path | None = None,
+    report_dir: Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    faults: FaultPlan | None = None,
+    stall_timeout: float | None = None,
+) -> Iterator[tuple[LocalCloud, DemoSummary]]:
+    """:func:`run_demo`, with the cloud still open after the simulated days (``kizuna local
+    run --serve`` serves it); it closes when the block ends."""
     from kizuna_tools.local.app import default_project_root, kizuna_template
     from kizuna_tools.local.cloud import LocalCloud
     from kizuna_tools.local.watchdog import DEFAULT_STALL_TIMEOUT
@@ -221,8 +251,8 @@ def run_demo(
         collect(cloud, summary, config)
         if report_dir is not None:
             summary.report = str(write_demo_report(cloud, report_dir, root, config))
-    summary.wall_seconds = round(time.perf_counter() - started, 1)
-    return summary
+        summary.wall_seconds = round(time.perf_counter() - started, 1)
+        yield cloud, summary
 
 
 EMAIL_FROM = "shop@example.com"

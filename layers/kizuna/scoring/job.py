@@ -137,7 +137,9 @@ class FinishResult(BaseModel):
 def compute_boundaries(
     request: BoundariesRequest, store: ScoringStore, cfg: KizunaConfig, clock: Clock
 ) -> BoundariesResult:
-    now = clock.now()
+    now = request.run.as_of or clock.now()
+    if now > clock.now():
+        raise ValueError(f"as_of {now.isoformat()} is in the future")
     n = request.total_segments
     per_segment = max(1, -(-cfg.scoring.sample_size // n))
     sample: list[Customer] = []

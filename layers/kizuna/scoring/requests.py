@@ -23,9 +23,17 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ScoringRun(_Request):
+    """The execution's input: ``{}`` from the daily schedule; ``kizuna scoring run --as-of``
+    starts one ``as_of`` an earlier instant (a replay of history)."""
+
+    as_of: AwareDatetime | None = None
+
+
 class BoundariesRequest(_Request):
     action: Literal["boundaries"] = "boundaries"
     total_segments: int = Field(ge=1, le=1000)
+    run: ScoringRun = ScoringRun()
 
 
 class ScoreRequest(_Request):

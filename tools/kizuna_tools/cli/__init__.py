@@ -90,6 +90,9 @@ def _register_more() -> None:
     from kizuna_tools.cli.campaigns import campaigns_app
 
     app.add_typer(campaigns_app, name="campaigns")
+    from kizuna_tools.cli.scoring import scoring_app
+
+    app.add_typer(scoring_app, name="scoring")
 
 
 console = Console(stderr=True)

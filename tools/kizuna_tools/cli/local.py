@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +26,7 @@ local_app = typer.Typer(
 programs_app = typer.Typer(help="Validate and show programs.", no_args_is_help=True)
 console = Console(stderr=True)
 out = Console()
+DEFAULT_API_PORT = 8080  # `kizuna local serve`: the HTTP API and the console
 
 
 @local_app.command("run")
@@ -61,12 +62,23 @@ def local_run(
             "the faults changed (messages, failures, dead letters, executions)"
         ),
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            help="then serve the shop's app (console, API, moto's endpoint) with the clock "
+            "stopped where the run ended, until Ctrl-C (like `kizuna local serve`)"
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="with --serve: moto's endpoint")] = 4566,
+    api_port: Annotated[
+        int, typer.Option(help="with --serve: the HTTP API and the console")
+    ] = DEFAULT_API_PORT,
 ) -> None:
     """Replay a synthetic shop through the real app and print what happened.
 
     The functions' own output (JSON logs, metrics) goes to ``out/local-run.log``.
     """
-    from kizuna_tools.demo import run_demo
+    from kizuna_tools.demo import demo_session, run_demo
     from kizuna_tools.local.faults import FaultPlan, FaultSpecError
     from kizuna_tools.project import project_config
 
@@ -94,28 +106,49 @@ def local_run(
                 stall_timeout=stall_timeout,
             ).as_dict()
         out.print(f"reference run without faults: {baseline['wall_seconds']} s")
-    with (
-        Progress(
-            TextColumn("[bold]simulating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("days"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar,
-        _stdout_to(log_path),
-    ):
-        task = bar.add_task("days", total=days)
-        summary = run_demo(
-            customers,
-            days,
-            seed,
-            progress=lambda done, _: bar.update(task, completed=done),
-            report_dir=report_dir if report_dir and str(report_dir) not in ("", ".") else None,
-            config=project.raw,
-            faults=plan,
-            stall_timeout=stall_timeout,
+    with contextlib.ExitStack() as keep_open:
+        with (
+            Progress(
+                TextColumn("[bold]simulating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("days"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar,
+            _stdout_to(log_path),
+        ):
+            task = bar.add_task("days", total=days)
+            cloud, summary = keep_open.enter_context(
+                demo_session(
+                    customers,
+                    days,
+                    seed,
+                    progress=lambda done, _: bar.update(task, completed=done),
+                    report_dir=(
+                        report_dir if report_dir and str(report_dir) not in ("", ".") else None
+                    ),
+                    config=project.raw,
+                    faults=plan,
+                    stall_timeout=stall_timeout,
+                )
+            )
+            if not serve:
+                keep_open.close()  # the run is over: close the cloud now
+        _report_run(summary, log_path, baseline, summary_json)
+        if serve:
+            serve_cloud(cloud, port, api_port, speed=0, users=True, outputs=None, log_path=log_path)
+    if not serve:
+        out.print(
+            "open the console on this shop: `make console` "
+            f"(kizuna local run --serve --customers {customers} --days {days}), then "
+            f"http://127.0.0.1:{api_port}/console/"
         )
+
+
+def _report_run(
+    summary: Any, log_path: Path, baseline: dict[str, object] | None, summary_json: Path | None
+) -> None:
     out.print(f"function logs: {log_path}")
     data = summary.as_dict()
     _print_summary(data)
@@ -222,38 +255,245 @@ def _print_summary(data: dict[str, object]) -> None:
         out.print(table)
 
 
+LOCAL_URL_ENV = "KIZUNA_LOCAL_URL"
+LocalUrl = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        envvar=LOCAL_URL_ENV,
+        help="the local server of `kizuna local serve` (its API port)",
+    ),
+]
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
+    from kizuna_tools.local.server import parse_instant
+
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
 @local_app.command("serve")
 def local_serve(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4566,
+    port: Annotated[int, typer.Option(help="moto's endpoint (every AWS API) on 127.0.0.1")] = 4566,
+    api_port: Annotated[
+        int, typer.Option(help="the HTTP API and the console on 127.0.0.1 (0: any free port)")
+    ] = DEFAULT_API_PORT,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="the virtual clock's start, an ISO instant or date (e.g. 1997-01-01 to "
+            "replay 1997's orders as of 1997); default now"
+        ),
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(min=0, help="virtual seconds per real second (0: only `clock advance`)"),
+    ] = 1.0,
+    users: Annotated[
+        bool, typer.Option(help="create one console user per group and print the passwords")
+    ] = True,
+    outputs: Annotated[
+        Path, typer.Option(help="write the stack's outputs here (for --outputs of other commands)")
+    ] = Path("out/local-outputs.json"),
     config: Config = None,
 ) -> None:
-    """Serve the provisioned app on moto's HTTP server, with the clock running, and the
-    project's configuration (the one `kizuna import` finds too)."""
+    """Serve the app on 127.0.0.1: moto's endpoint, the HTTP API and the console, with the
+    virtual clock running from --start at --speed, and the project's configuration (the one
+    `kizuna import` finds too)."""
     from kizuna_tools.demo import local_context, prepare_channels
     from kizuna_tools.local.app import default_project_root, kizuna_template
     from kizuna_tools.local.cloud import LocalCloud
     from kizuna_tools.project import project_config
 
+    begin = _instant(start, "--start") or datetime.now(UTC)
     project = project_config(config)
     console.print(f"configuration: {project.source}", markup=False, highlight=False)
     template = kizuna_template(local_context(project.raw))
     with LocalCloud.from_template(
-        template, project_root=default_project_root(), start=datetime.now(UTC)
+        template, project_root=default_project_root(), start=begin
     ) as cloud:
         prepare_channels(cloud)
-        handle = cloud.serve(port)
-        bus = cloud.bus_names()[0]
-        out.print(
-            f"Kizuna on http://127.0.0.1:{port} (bus {bus!r}). Try:\n"
-            f"  aws --endpoint-url http://127.0.0.1:{port} events put-events --entries "
-            f'\'[{{"EventBusName":"{bus}","Source":"shop","DetailType":'
-            f'"app.opened","Detail":"{{\\"customer_id\\":\\"c1\\",'
-            f'\\"occurred_at\\":\\"2026-01-01T00:00:00Z\\"}}"}}]\'\nCtrl-C to stop.'
-        )
-        try:
+        serve_cloud(cloud, port, api_port, speed=speed, users=users, outputs=outputs)
+
+
+def serve_cloud(
+    cloud: Any,
+    port: int,
+    api_port: int,
+    *,
+    speed: float,
+    users: bool,
+    outputs: Path | None,
+    log_path: Path | None = None,
+) -> None:
+    """Serve an open cloud, print what it created and how to reach it, block until Ctrl-C."""
+    handle = cloud.serve(port, api_port=api_port, speed=speed)
+    try:
+        passwords = _demo_users(cloud) if users else {}
+        machine = _machine_credentials(cloud)
+        if outputs is not None:
+            outputs.parent.mkdir(parents=True, exist_ok=True)
+            outputs.write_text(json.dumps(cloud.outputs, indent=2) + "\n", encoding="utf-8")
+        _print_served(cloud, handle, passwords, machine, outputs)
+        if log_path is not None:
+            with _stdout_to(log_path):
+                handle.wait()
+        else:
             handle.wait()
-        except KeyboardInterrupt:
-            handle.stop()
+    finally:
+        handle.stop()
+
+
+def _demo_users(cloud: Any) -> dict[str, tuple[str, str]]:
+    """group -> (user name, password) of one new user per group of the user pool."""
+    if not cloud.find("AWS::Cognito::UserPool"):
+        return {}
+    made = {}
+    for group in cloud.user_groups():
+        username = cloud.username_for(group)
+        made[group] = (username, cloud.add_user(username, group))
+    return made
+
+
+def _machine_credentials(cloud: Any) -> tuple[str, str, str]:
+    """An IAM user's access key for /machine routes (SigV4, service execute-api)."""
+    iam = cloud.client("iam")
+    user = iam.create_user(UserName="kizuna-local-machine")["User"]
+    key = iam.create_access_key(UserName="kizuna-local-machine")["AccessKey"]
+    return str(user["Arn"]), str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+
+
+def _print_served(
+    cloud: Any,
+    handle: Any,
+    passwords: dict[str, tuple[str, str]],
+    machine: tuple[str, str, str],
+    outputs: Path | None,
+) -> None:
+    stack = cloud.describe_stack(handle)
+    table = Table(title="Kizuna on 127.0.0.1", show_header=False)
+    table.add_row("virtual clock", f"{stack['clock']} (speed {handle.speed:g})")
+    table.add_row("AWS endpoint", str(handle.endpoint_url))
+    if handle.api_url and stack["http_apis"]:
+        table.add_row("console", str(stack["console_url"]))
+        table.add_row("API", f"{handle.api_url}/api/ (Bearer id token), /machine/ (SigV4)")
+    table.add_row("local controls", f"{handle.api_url}/_local/clock, /_local/stack")
+    table.add_row("tables", ", ".join(stack["tables"]))
+    table.add_row("buckets", ", ".join(stack["buckets"]) or "-")
+    table.add_row("buses", ", ".join(stack["buses"]) or "-")
+    for pool in stack["user_pools"]:
+        table.add_row("user pool", f"{pool['name']} ({pool['id']})")
+    for client in stack["user_pool_clients"]:
+        table.add_row("user pool client", f"{client['name']} ({client['id']})")
+    for group, (username, password) in passwords.items():
+        table.add_row(f"console user ({group})", f"{username}  password {password}")
+    table.add_row("machine (IAM)", f"{machine[0]}  key {machine[1]}  secret {machine[2]}")
+    if outputs is not None:
+        table.add_row("outputs", str(outputs))
+    out.print(table)
+    bus = stack["buses"][0] if stack["buses"] else "default"
+    out.print(
+        f"Try:\n  aws --endpoint-url {handle.endpoint_url} events put-events --entries "
+        f'\'[{{"EventBusName":"{bus}","Source":"shop","DetailType":'
+        f'"app.opened","Detail":"{{\\"customer_id\\":\\"c1\\",'
+        f'\\"occurred_at\\":\\"{stack["clock"][:19]}Z\\"}}"}}]\'\n'
+        f"  kizuna local clock advance --by 2h --url {handle.api_url}\n"
+        f"  kizuna scoring run --local {handle.api_url}\n"
+        "Ctrl-C to stop.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+clock_app = typer.Typer(help="The virtual clock of `kizuna local serve`.", no_args_is_help=True)
+local_app.add_typer(clock_app, name="clock")
+user_app = typer.Typer(help="Console users of `kizuna local serve`.", no_args_is_help=True)
+local_app.add_typer(user_app, name="user")
+
+
+def local_call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """A request to the local server's controls; its refusal is the command's error."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - checked below: the local server only
+        url.rstrip("/") + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    if not request.full_url.startswith(("http://127.0.0.1", "http://localhost")):
+        raise typer.BadParameter("the local server is on 127.0.0.1", param_hint="--url")
+    try:
+        with urllib.request.urlopen(request, timeout=900) as response:  # noqa: S310 - local
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        message = json.loads(error.read() or b"{}").get("message", str(error))
+        console.print(f"Error: {message}", markup=False, highlight=False)
+        raise typer.Exit(code=2) from None
+    except urllib.error.URLError as error:
+        console.print(
+            f"Error: no `kizuna local serve` at {url} ({error.reason})",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(code=2) from None
+
+
+@clock_app.command("show")
+def clock_show(url: LocalUrl = f"http://127.0.0.1:{DEFAULT_API_PORT}") -> None:
+    """Print the virtual time."""
+    state = local_call(url, "GET", "/_local/clock")
+    out.print(f"{state['now']} (speed {state['speed']:g})", markup=False, highlight=False)
+
+
+@clock_app.command("advance")
+def clock_advance(
+    by: Annotated[str | None, typer.Option(help="a duration: 2h, 1d12h, 90m, 30s")] = None,
+    to: Annotated[str | None, typer.Option(help="an ISO instant or date to move to")] = None,
+    url: LocalUrl = f"http://127.0.0.1:{DEFAULT_API_PORT}",
+) -> None:
+    """Move the virtual clock forward: what falls due meanwhile runs, in time order."""
+    from kizuna_tools.local.server import parse_duration
+
+    if (by is None) == (to is None):
+        raise typer.BadParameter("give one of --by or --to")
+    if by is not None:
+        try:
+            parse_duration(by)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--by") from None
+        body = {"by": by}
+    else:
+        target = _instant(to, "--to")
+        assert target is not None
+        body = {"to": target.isoformat()}
+    state = local_call(url, "POST", "/_local/clock", body)
+    out.print(f"virtual clock: {state['now']}", markup=False, highlight=False)
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[
+        str, typer.Argument(help="user name (an email address if the pool signs in with email)")
+    ],
+    group: Annotated[str, typer.Option(help="viewer, marketer or admin")] = "marketer",
+    url: LocalUrl = f"http://127.0.0.1:{DEFAULT_API_PORT}",
+) -> None:
+    """Add a console user to the served user pool; prints its password."""
+    made = local_call(url, "POST", "/_local/users", {"username": username, "group": group})
+    out.print(
+        f"{made['username']} ({made['group']}): password {made['password']}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @programs_app.command("validate")

@@ -49,10 +49,11 @@ from kizuna_tools.local.cloud import (
     FunctionError,
     LocalCloud,
     LocalCloudError,
-    ServeHandle,
 )
 from kizuna_tools.local.functions import FunctionSpec, Invocation, LambdaContext
+from kizuna_tools.local.gateway import HttpApi, HttpResponse, Route
 from kizuna_tools.local.provision import Ignored, QueuePump, ResourceInfo, Unsupported
+from kizuna_tools.local.server import ServeHandle
 from kizuna_tools.local.template import ACCOUNT_ID, REGION, Template, TemplateError
 from kizuna_tools.local.virtual_clock import VirtualClock
 
@@ -63,6 +64,8 @@ __all__ = [
     "Delivery",
     "FunctionError",
     "FunctionSpec",
+    "HttpApi",
+    "HttpResponse",
     "Ignored",
     "Invocation",
     "LambdaContext",
@@ -70,6 +73,7 @@ __all__ = [
     "LocalCloudError",
     "QueuePump",
     "ResourceInfo",
+    "Route",
     "ServeHandle",
     "Template",
     "TemplateError",

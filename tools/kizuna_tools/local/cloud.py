@@ -44,6 +44,7 @@ from kizuna_tools.local.functions import (
     reset_containers,
     unknown_function_error,
 )
+from kizuna_tools.local.gateway import Gateway, HttpApi, HttpResponse
 from kizuna_tools.local.patches import apply_all, shared_session
 from kizuna_tools.local.provision import (
     Ignored,
@@ -58,6 +59,7 @@ from kizuna_tools.local.schedules import (
     parse_schedule,
     scheduler_dead_letter_attributes,
 )
+from kizuna_tools.local.server import ServeHandle
 from kizuna_tools.local.template import ACCOUNT_ID, REGION, Template
 from kizuna_tools.local.virtual_clock import Timeline, VirtualClock
 from kizuna_tools.local.watchdog import DEFAULT_STALL_TIMEOUT, Watchdog, exit_on_stall
@@ -118,41 +120,6 @@ class FunctionError:
 
 class LocalCloudError(Exception):
     """The local runtime was used wrongly or could not finish what it was asked."""
-
-
-class ServeHandle:
-    """A running ``cloud.serve()``: moto's HTTP server plus the clock and pump thread."""
-
-    def __init__(
-        self, server: Any, stop: threading.Event, thread: threading.Thread, port: int
-    ) -> None:
-        self.server = server
-        self.port = port
-        self.endpoint_url = f"http://127.0.0.1:{port}"
-        self._stop = stop
-        self._thread = thread
-
-    def stop(self) -> None:
-        if not self._stop.is_set():
-            self._stop.set()
-            self._thread.join(timeout=10)
-            self.server.stop()
-
-    def wait(self) -> None:
-        """Block until stopped (Ctrl-C stops it)."""
-        try:
-            while not self._stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
-
-    def __enter__(self) -> ServeHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _iso(value: Any) -> str:
@@ -333,6 +300,7 @@ class LocalCloud:
         self._sms_v2: list[dict[str, Any]] = []
         self._email_requests: dict[str, Any] = {}
         self._servers: list[ServeHandle] = []
+        self._gateways: dict[str, Gateway] = {}
         self._closed = False
         self.watchdog: Watchdog | None = None
         if stall_timeout is not None:
@@ -681,14 +649,32 @@ class LocalCloud:
     def http_request(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, dict[str, str], bytes]:
-        """HTTP to a Lambda function URL runs the function; LINE's API is recorded."""
+        """HTTP to a Lambda function URL runs the function; LINE's API is recorded; a user
+        pool's JWKS is moto's public key set."""
         parsed = urllib.parse.urlsplit(url)
+        if (parsed.hostname or "").startswith("cognito-idp."):
+            return self._user_pool_jwks(parsed.path)
         spec = self._provisioned.function_urls.get(parsed.hostname or "")
         if spec is not None:
             return self._function_url_request(spec, method, parsed, headers, body)
         if ".lambda-url." in (parsed.hostname or ""):
             return 404, {"Content-Type": "application/json"}, b'{"Message":"Not Found"}'
         return self._line_request(method, url, headers, body)
+
+    def _user_pool_jwks(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """``/<pool>/.well-known/jwks.json``: the keys moto signs its Cognito tokens with."""
+        from moto.utilities.utils import load_resource
+
+        parts = path.strip("/").split("/")
+        headers = {"Content-Type": "application/json"}
+        if (
+            len(parts) == 3
+            and parts[1:] == [".well-known", "jwks.json"]
+            and parts[0] in backends.backend("cognito-idp").user_pools
+        ):
+            keys = load_resource("cognitoidp/resources/jwks-public.json")
+            return 200, headers, json.dumps(keys).encode()
+        return 404, headers, b'{"message":"User pool does not exist."}'
 
     def _function_url_request(
         self,
@@ -1597,37 +1583,219 @@ class LocalCloud:
         ):
             backends.delete_schedule(item.group_name, item.name)
 
+    # --- the HTTP API (API Gateway), Cognito users, scoring on demand ----------------------
+    @property
+    def http_apis(self) -> dict[str, HttpApi]:
+        """API id -> the template's HTTP APIs, with their routes (:mod:`.gateway`)."""
+        return dict(self._provisioned.http_apis)
+
+    def gateway(self, api: str | None = None) -> Gateway:
+        """The gateway of the template's only HTTP API, or of the one named ``api`` (its id,
+        name or logical id)."""
+        apis = list(self._provisioned.http_apis.values())
+        if api is None and len(apis) != 1:
+            raise LocalCloudError(f"the template has {len(apis)} HTTP APIs; name one")
+        found = next(
+            (a for a in apis if api is None or api in (a.api_id, a.name, a.logical_id)), None
+        )
+        if found is None:
+            raise LocalCloudError(f"no HTTP API {api!r} in the template")
+        if found.api_id not in self._gateways:
+            self._gateways[found.api_id] = Gateway(
+                found,
+                functools.partial(self._gateway_invoke, found.api_id),
+                now=self.clock.now,
+            )
+        return self._gateways[found.api_id]
+
+    def _gateway_invoke(
+        self, api_id: str, spec: FunctionSpec, event: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        invocation = self._invoke(spec, event, source=f"apigateway:{api_id}")
+        return invocation.ok, invocation.result
+
+    def http(
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
+        body: bytes | str | None = None,
+        *,
+        api: str | None = None,
+        source_ip: str = "127.0.0.1",
+    ) -> HttpResponse:
+        """One request to the HTTP API as API Gateway would take it: ``target`` is the path
+        and query as sent (``/api/customers/c1?lang=en``); the route's authorizer runs, then
+        its function with the payload 2.0 event. Runs on the caller's thread."""
+        gateway = self.gateway(api)
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+        with self._phase(f"http {method} {target.split('?', 1)[0]}"):
+            return gateway.handle(method, target, pairs, body, source_ip=source_ip)
+
+    def user_pool_id(self) -> str:
+        """The template's only user pool (moto's id)."""
+        pools = list(self._provisioned.user_pools)
+        if len(pools) != 1:
+            raise LocalCloudError(f"the template has {len(pools)} user pools; expected one")
+        return pools[0]
+
+    def user_pool_client_id(self) -> str:
+        clients = self.find("AWS::Cognito::UserPoolClient")
+        if len(clients) != 1:
+            raise LocalCloudError(f"the template has {len(clients)} user pool clients")
+        return clients[0].ref
+
+    def user_groups(self) -> list[str]:
+        return sorted(r.name for r in self.find("AWS::Cognito::UserPoolGroup"))
+
+    def add_user(self, username: str, group: str | None = None, password: str | None = None) -> str:
+        """A confirmed user of the user pool (in ``group``); returns its password."""
+        import secrets
+
+        cognito = self._client("cognito-idp")
+        pool = self.user_pool_id()
+        if group is not None and group not in self.user_groups():
+            raise ValueError(f"no group {group!r}; one of {', '.join(self.user_groups())}")
+        password = password or f"Kz-{secrets.token_urlsafe(12)}-9a"
+        attributes = []
+        if "@" in username:
+            attributes = [
+                {"Name": "email", "Value": username},
+                {"Name": "email_verified", "Value": "true"},
+            ]
+        try:
+            cognito.admin_create_user(
+                UserPoolId=pool,
+                Username=username,
+                UserAttributes=attributes,
+                MessageAction="SUPPRESS",
+            )
+        except cognito.exceptions.UsernameExistsException:
+            raise ValueError(f"user {username!r} exists already") from None
+        cognito.admin_set_user_password(
+            UserPoolId=pool, Username=username, Password=password, Permanent=True
+        )
+        if group is not None:
+            cognito.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
+        return password
+
+    def username_for(self, group: str) -> str:
+        """A user name the pool accepts for a demo user of ``group`` (an email address when
+        the pool signs in with email)."""
+        pool = self._client("cognito-idp").describe_user_pool(UserPoolId=self.user_pool_id())
+        attributes = pool["UserPool"].get("UsernameAttributes") or []
+        return f"{group}@example.com" if "email" in attributes else group
+
+    def id_token(self, username: str, password: str) -> str:
+        """What the console's sign-in gets: the user's Cognito id token (moto's)."""
+        result = self._client("cognito-idp").initiate_auth(
+            ClientId=self.user_pool_client_id(),
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )
+        return str(result["AuthenticationResult"]["IdToken"])
+
+    def scoring_state_machine(self) -> str:
+        """The ARN of the daily scoring state machine (logical id ``Scoring...StateMachine``)."""
+        found = [
+            r
+            for r in self.find("AWS::StepFunctions::StateMachine", "Scoring")
+            if "StateMachine" in r.logical_id.removeprefix("Scoring")
+        ]
+        if len(found) != 1:
+            raise LocalCloudError(f"expected one scoring state machine, found {len(found)}")
+        return str(found[0].arn)
+
+    def run_scoring(
+        self, *, as_of: datetime | None = None, timeout: float = 600.0
+    ) -> dict[str, Any]:
+        """Start the daily scoring job now, as its schedule does (``{"as_of": null}``) or as
+        of an earlier instant, and wait (real time) for it while the runtime drives it (the
+        caller's thread drains, or the serve loop does)."""
+        if as_of is not None and as_of > self.clock.now():
+            raise ValueError(
+                f"as_of {as_of.isoformat()} is after the virtual clock "
+                f"({self.clock.now().isoformat()}): advance the clock first"
+            )
+        sfn = self._client("stepfunctions")
+        started = sfn.start_execution(
+            stateMachineArn=self.scoring_state_machine(),
+            input=json.dumps({"as_of": as_of.isoformat() if as_of else None}),
+        )
+        arn = started["executionArn"]
+        deadline = time.monotonic() + timeout
+        while True:
+            if not any(not s.stopped for s in self._servers):  # nobody else drives: we do
+                self.drain()
+            described = sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        output = json.loads(described.get("output") or "null")
+        return {
+            "execution": arn,
+            "status": described["status"],
+            "as_of": (as_of or self.clock.now()).isoformat() if as_of else None,
+            "output": output,
+            "error": described.get("error"),
+            "cause": described.get("cause"),
+        }
+
+    def describe_stack(self, handle: ServeHandle | None = None) -> dict[str, Any]:
+        """What ``kizuna local serve`` prints: names of tables, buckets, buses, the user pool
+        and its client, the URLs."""
+
+        def names(rtype: str) -> list[str]:
+            return sorted(r.name for r in self.find(rtype))
+
+        data: dict[str, Any] = {
+            "clock": self.clock.now().isoformat(),
+            "tables": names("AWS::DynamoDB::Table"),
+            "buckets": names("AWS::S3::Bucket"),
+            "buses": self.bus_names(),
+            "state_machines": names("AWS::StepFunctions::StateMachine"),
+            "user_pools": [
+                {"id": pool_id, "name": self.resources[logical].name}
+                for pool_id, logical in self._provisioned.user_pools.items()
+            ],
+            "user_pool_clients": [
+                {"id": r.ref, "name": r.name} for r in self.find("AWS::Cognito::UserPoolClient")
+            ],
+            "groups": self.user_groups(),
+            "http_apis": [
+                {"id": a.api_id, "name": a.name, "routes": [r.route_key for r in a.routes]}
+                for a in self._provisioned.http_apis.values()
+            ],
+            "outputs": self.outputs,
+        }
+        if handle is not None:
+            data["endpoint_url"] = handle.endpoint_url
+            data["api_url"] = handle.api_url
+            data["console_url"] = f"{handle.api_url}/console/" if handle.api_url else None
+            data["speed"] = handle.speed
+        return data
+
     # --- serving over HTTP ---------------------------------------------------------------
     def serve(
-        self, port: int, *, speed: float = 1.0, tick_seconds: float = 0.1, quiet: bool = True
+        self,
+        port: int,
+        *,
+        api_port: int | None = None,
+        speed: float = 1.0,
+        tick_seconds: float = 0.1,
+        quiet: bool = True,
     ) -> ServeHandle:
         """moto's HTTP server on 127.0.0.1:``port`` with this app; the clock runs.
 
-        The clock follows real time times ``speed``; a background thread fires what falls
-        due and drains every ``tick_seconds``. Point the AWS CLI at ``handle.endpoint_url``.
+        With ``api_port`` (0: any free port), the template's HTTP API (and the console) on
+        ``http://127.0.0.1:<api_port>/``, plus the local controls under ``/_local/``
+        (:mod:`kizuna_tools.local.server`). The clock follows real time times ``speed`` (0:
+        only manual moves); a background thread fires what falls due and drains every
+        ``tick_seconds``. Point the AWS CLI at ``handle.endpoint_url``.
         """
-        from moto.server import ThreadedMotoServer
-
         if quiet:  # werkzeug logs every request line otherwise
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        stop = threading.Event()
-        real_start = time.monotonic()
-        virtual_start = self.clock.now()
-
-        def run() -> None:
-            while not stop.wait(tick_seconds):
-                elapsed = (time.monotonic() - real_start) * speed
-                try:
-                    self.advance_to(
-                        max(self.clock.now(), virtual_start + timedelta(seconds=elapsed))
-                    )
-                except Exception:  # keep serving; the error is in the log
-                    LOG.exception("kizuna_tools.local serve loop")
-
-        thread = threading.Thread(target=run, name="kizuna-local-serve", daemon=True)
-        thread.start()
-        handle = ServeHandle(server, stop, thread, port)
+        handle = ServeHandle(self, port, api_port=api_port, speed=speed, tick_seconds=tick_seconds)
+        handle.start()
         self._servers.append(handle)
         return handle

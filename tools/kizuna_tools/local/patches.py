@@ -48,9 +48,11 @@ def _swap(owner: Any, name: str, replacement: Any) -> Undo:
 
 
 LINE_API_HOSTS: tuple[str, ...] = ("api.line.me", "api-data.line.me")
-# Hosts answered in-process: LINE's Messaging API and Lambda function URLs.
+# Hosts answered in-process: LINE's Messaging API, Lambda function URLs, and (for urllib,
+# which moto does not mock) Cognito's well-known JWKS of a user pool.
 INTERCEPTED_HOST = re.compile(
-    r"^(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws)$"
+    r"^(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws"
+    r"|cognito-idp\.[a-z0-9-]+\.amazonaws\.com)$"
 )
 INTERCEPTED_URL = re.compile(
     r"^https://(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws)(:443)?(/.*)?$"
@@ -817,7 +819,9 @@ def intercept_requests_library(host: PatchHost) -> Undo:
 
 
 def intercept_urllib(host: PatchHost) -> Undo:
-    """``urllib.request`` calls to LINE's API and to function URLs are answered in-process.
+    """``urllib.request`` calls to LINE's API, to function URLs and to a user pool's JWKS
+    (``https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/jwks.json``, what an API
+    function fetches to verify id tokens) are answered in-process.
 
     Wraps ``urllib.request.HTTPSHandler.https_open``, so ``urlopen`` and custom openers
     alike reach the runtime for those hosts and the network for anything else.

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from kizuna.programs.asl import InvalidDefinition, check_definition
 from kizuna_tools.local.functions import FunctionRunner, FunctionSpec
+from kizuna_tools.local.gateway import HttpApi, JwtAuthorizer, Route
 from kizuna_tools.local.schedules import parse_schedule
 from kizuna_tools.local.template import REGION, Physical, Template, TemplateError
 
@@ -86,6 +87,8 @@ class Provisioned:
     pumps: list[QueuePump] = field(default_factory=list)
     dead_letter_queues: dict[str, str] = field(default_factory=dict)  # queue name -> logical id
     function_urls: dict[str, FunctionSpec] = field(default_factory=dict)  # URL host -> function
+    http_apis: dict[str, HttpApi] = field(default_factory=dict)  # API id -> routes (gateway.py)
+    user_pools: dict[str, str] = field(default_factory=dict)  # pool id -> logical id
     outputs: dict[str, str] = field(default_factory=dict)  # the template's Outputs, resolved
     seconds: float = 0.0
 
@@ -118,18 +121,27 @@ IGNORED_TYPES: dict[str, str] = {
     "AWS::Pinpoint::GCMChannel": "the push fake accepts every address",
     "AWS::Pinpoint::BaiduChannel": "the push fake accepts every address",
     "AWS::Pinpoint::ADMChannel": "the push fake accepts every address",
-    # The console's edge: locally the API is served on 127.0.0.1 directly, and the function
-    # itself sets the security headers CloudFront adds on AWS.
-    "AWS::CloudFront::Distribution": "no CloudFront locally: the API is served directly",
-    "AWS::CloudFront::ResponseHeadersPolicy": "the API function sets the same headers itself",
-    "AWS::CloudFront::CachePolicy": "no CloudFront locally: the API is served directly",
-    "AWS::WAFv2::WebACL": "no WAF locally (the local server listens on 127.0.0.1 only)",
+    "AWS::CloudFront::Distribution": "no CDN locally: the local server answers on 127.0.0.1 "
+    "directly (the function sets the same security headers)",
+    "AWS::CloudFront::ResponseHeadersPolicy": "no CDN locally (the function sets the same "
+    "security headers)",
+    "AWS::CloudFront::CachePolicy": "no CDN locally",
+    "AWS::CloudFront::OriginRequestPolicy": "no CDN locally",
+    "AWS::CloudFront::OriginAccessControl": "no CDN locally",
+    "AWS::CloudFront::Function": "no CDN locally",
+    "AWS::WAFv2::WebACL": "no WAF locally: rate limits and managed rules are not applied",
+    "AWS::WAFv2::WebACLAssociation": "no WAF locally",
+    "AWS::WAFv2::IPSet": "no WAF locally",
+    "AWS::WAFv2::LoggingConfiguration": "no WAF locally",
+    "AWS::ApiGatewayV2::Deployment": "routes are live as soon as they are created locally",
+    "AWS::Cognito::UserPoolDomain": "no hosted UI locally (the console signs in with "
+    "USER_PASSWORD_AUTH)",
+    "AWS::Cognito::UserPoolRiskConfigurationAttachment": "no threat protection locally",
 }
 
 UNSUPPORTED_REASONS: dict[str, str] = {
     "AWS::SES::ConfigurationSetEventDestination": "moto emits no SES delivery events",
     "AWS::ApiGateway::RestApi": "no API Gateway locally",
-    "AWS::ApiGatewayV2::Api": "no API Gateway locally",
     "AWS::DynamoDB::Stream": "DynamoDB streams are not pumped locally",
     "AWS::CloudFormation::CustomResource": "custom resources do not run locally",
     "AWS::Glue::Database": "no Athena locally (the snapshot export is in the local bucket)",
@@ -262,6 +274,14 @@ class Provisioner:
             "AWS::S3::Bucket": self.bucket,
             "AWS::SSM::Parameter": self.parameter,
             "AWS::SecretsManager::Secret": self.secret,
+            "AWS::Cognito::UserPool": self.user_pool,
+            "AWS::Cognito::UserPoolGroup": self.user_pool_group,
+            "AWS::Cognito::UserPoolClient": self.user_pool_client,
+            "AWS::ApiGatewayV2::Api": self.http_api,
+            "AWS::ApiGatewayV2::Stage": self.http_stage,
+            "AWS::ApiGatewayV2::Integration": self.http_integration,
+            "AWS::ApiGatewayV2::Authorizer": self.http_authorizer,
+            "AWS::ApiGatewayV2::Route": self.http_route,
         }
         # Functions and queues first so mappings and configs can find them.
         order = self.t.creation_order()
@@ -1019,3 +1039,355 @@ class Provisioner:
             )
         arn = self.client("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
         self.record(logical_id, arn=arn, physical=Physical(arn, name, {"Id": arn}))
+
+    # --- Cognito -------------------------------------------------------------------------
+    def user_pool(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id,
+            props,
+            {
+                "UserPoolName",
+                "Policies",
+                "UsernameAttributes",
+                "AliasAttributes",
+                "AutoVerifiedAttributes",
+                "Schema",
+                "AdminCreateUserConfig",
+                "MfaConfiguration",
+                "UsernameConfiguration",
+            },
+            {
+                "AccountRecoverySetting",
+                "DeletionProtection",
+                "UserPoolAddOns",
+                "EmailConfiguration",
+                "EmailVerificationMessage",
+                "EmailVerificationSubject",
+                "VerificationMessageTemplate",
+                "SmsVerificationMessage",
+                "SmsAuthenticationMessage",
+                "SmsConfiguration",
+                "UserPoolTags",
+                "UserPoolTier",
+                "DeviceConfiguration",
+                "EnabledMfas",
+                "UserAttributeUpdateSettings",
+            },
+        )
+        r = self.t.resolve(props)
+        name = self.t.name_of(logical_id)
+        args: dict[str, Any] = {"PoolName": name}
+        for key in (
+            "Policies",
+            "UsernameAttributes",
+            "AliasAttributes",
+            "AutoVerifiedAttributes",
+            "Schema",
+            "AdminCreateUserConfig",
+            "UsernameConfiguration",
+        ):
+            if key in r:
+                args[key] = r[key]
+        mfa = str(r.get("MfaConfiguration", "OFF"))
+        if mfa != "OFF":
+            self.unsupported(
+                logical_id, "AWS::Cognito::UserPool.MfaConfiguration", "MFA is not emulated locally"
+            )
+        pool = self.client("cognito-idp").create_user_pool(**args)["UserPool"]
+        pool_id = str(pool["Id"])
+        provider = f"cognito-idp.{REGION}.amazonaws.com/{pool_id}"
+        self.out.user_pools[pool_id] = logical_id
+        self.record(
+            logical_id,
+            arn=pool["Arn"],
+            physical=Physical(
+                pool_id,
+                name,
+                {
+                    "Arn": pool["Arn"],
+                    "UserPoolId": pool_id,
+                    "ProviderName": provider,
+                    "ProviderURL": f"https://{provider}",
+                },
+            ),
+        )
+
+    def user_pool_group(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id, props, {"UserPoolId", "GroupName", "Precedence", "Description"}, {"RoleArn"}
+        )
+        r = self.t.resolve(props)
+        name = str(r.get("GroupName") or self.t.name_of(logical_id))
+        args: dict[str, Any] = {"UserPoolId": str(r["UserPoolId"]), "GroupName": name}
+        if "Precedence" in r:
+            args["Precedence"] = int(r["Precedence"])
+        if "Description" in r:
+            args["Description"] = str(r["Description"])
+        self.client("cognito-idp").create_group(**args)
+        self.record(logical_id, physical=Physical(name, name, {}))
+
+    def user_pool_client(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id,
+            props,
+            {
+                "UserPoolId",
+                "ClientName",
+                "ExplicitAuthFlows",
+                "GenerateSecret",
+                "IdTokenValidity",
+                "AccessTokenValidity",
+                "RefreshTokenValidity",
+                "TokenValidityUnits",
+                "ReadAttributes",
+                "WriteAttributes",
+            },
+            {
+                "PreventUserExistenceErrors",
+                "EnableTokenRevocation",
+                "AuthSessionValidity",
+                "SupportedIdentityProviders",
+                "AllowedOAuthFlows",
+                "AllowedOAuthScopes",
+                "AllowedOAuthFlowsUserPoolClient",
+                "CallbackURLs",
+                "LogoutURLs",
+                "DefaultRedirectURI",
+                "EnablePropagateAdditionalUserContextData",
+                "AnalyticsConfiguration",
+                "RefreshTokenRotation",
+            },
+        )
+        r = self.t.resolve(props)
+        name = str(r.get("ClientName") or self.t.name_of(logical_id))
+        args: dict[str, Any] = {"UserPoolId": str(r["UserPoolId"]), "ClientName": name}
+        for key in (
+            "ExplicitAuthFlows",
+            "GenerateSecret",
+            "IdTokenValidity",
+            "AccessTokenValidity",
+            "RefreshTokenValidity",
+            "TokenValidityUnits",
+            "ReadAttributes",
+            "WriteAttributes",
+        ):
+            if key in r:
+                args[key] = r[key]
+        if "GenerateSecret" in args:
+            args["GenerateSecret"] = str(args["GenerateSecret"]).lower() == "true"
+        client = self.client("cognito-idp").create_user_pool_client(**args)["UserPoolClient"]
+        client_id = str(client["ClientId"])
+        self.record(
+            logical_id,
+            physical=Physical(
+                client_id,
+                name,
+                {
+                    "ClientId": client_id,
+                    "Name": name,
+                    "ClientSecret": str(client.get("ClientSecret", "")),
+                },
+            ),
+        )
+
+    # --- API Gateway HTTP APIs (served by kizuna_tools.local.gateway) ----------------------
+    def _api(self, logical_id: str, reference: Any) -> HttpApi:
+        api = self.out.http_apis.get(str(reference))
+        if api is None:
+            raise ValueError(f"{logical_id}: its API {reference} was not created locally")
+        return api
+
+    def http_api(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id,
+            props,
+            {"Name", "ProtocolType"},
+            {
+                "CorsConfiguration",
+                "DisableExecuteApiEndpoint",
+                "RouteSelectionExpression",
+                "IpAddressType",
+                "DisableSchemaValidation",
+                "FailOnWarnings",
+                "Version",
+                "ApiKeySelectionExpression",
+            },
+        )
+        r = self.t.resolve(props)
+        if r.get("ProtocolType") != "HTTP":
+            self.unsupported(
+                logical_id,
+                "AWS::ApiGatewayV2::Api.ProtocolType",
+                f"only HTTP APIs are served locally, not {r.get('ProtocolType')}",
+            )
+            return
+        name = str(r.get("Name") or self.t.name_of(logical_id))
+        api_id = str(
+            self.client("apigatewayv2").create_api(Name=name, ProtocolType="HTTP")["ApiId"]
+        )
+        api = HttpApi(api_id=api_id, name=name, logical_id=logical_id)
+        self.out.http_apis[api_id] = api
+        endpoint = f"https://{api.domain}"
+        self.record(
+            logical_id,
+            url=endpoint,
+            physical=Physical(api_id, name, {"ApiId": api_id, "ApiEndpoint": endpoint}),
+        )
+
+    def http_stage(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id,
+            props,
+            {"ApiId", "StageName", "AutoDeploy", "StageVariables"},
+            {
+                "AccessLogSettings",
+                "DefaultRouteSettings",
+                "RouteSettings",
+                "DeploymentId",
+                "ClientCertificateId",
+                "AccessPolicyId",
+            },
+        )
+        r = self.t.resolve(props)
+        api = self._api(logical_id, r["ApiId"])
+        stage = str(r["StageName"])
+        api.stages[stage] = {str(k): str(v) for k, v in (r.get("StageVariables") or {}).items()}
+        self.client("apigatewayv2").create_stage(ApiId=api.api_id, StageName=stage)
+        self.record(logical_id, physical=Physical(stage, stage, {}))
+
+    def http_integration(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id,
+            props,
+            {"ApiId", "IntegrationType", "IntegrationUri", "PayloadFormatVersion"},
+            {"IntegrationMethod", "TimeoutInMillis", "Description", "CredentialsArn"},
+        )
+        r = self.t.resolve(props)
+        api = self._api(logical_id, r["ApiId"])
+        uri = str(r.get("IntegrationUri", ""))
+        kind = str(r.get("IntegrationType", ""))
+        version = str(r.get("PayloadFormatVersion", ""))
+        spec = self._function_for(
+            uri.rsplit("/functions/", maxsplit=1)[-1].removesuffix("/invocations")
+        )
+        if kind != "AWS_PROXY" or spec is None:
+            self.unsupported(
+                logical_id,
+                "AWS::ApiGatewayV2::Integration",
+                f"only Lambda proxy integrations of the template's functions are served "
+                f"locally, not {kind} {uri}",
+            )
+        elif version != "2.0":
+            self.unsupported(
+                logical_id,
+                "AWS::ApiGatewayV2::Integration.PayloadFormatVersion",
+                f"only payload format 2.0 is emulated locally, not {version or '1.0'}",
+            )
+            spec = None
+        integration_id = str(
+            self.client("apigatewayv2").create_integration(
+                ApiId=api.api_id,
+                IntegrationType=kind or "AWS_PROXY",
+                IntegrationUri=uri,
+                PayloadFormatVersion=version or "1.0",
+            )["IntegrationId"]
+        )
+        api.integrations[integration_id] = spec
+        if spec is not None:
+            # The local server speaks plain HTTP on 127.0.0.1: a Secure cookie would never
+            # come back, so functions behind an HTTP API set theirs without it.
+            spec.environment["SECURE_COOKIES"] = "false"
+        self.record(logical_id, physical=Physical(integration_id, integration_id, {}))
+
+    def http_authorizer(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id,
+            props,
+            {"ApiId", "AuthorizerType", "IdentitySource", "JwtConfiguration", "Name"},
+        )
+        r = self.t.resolve(props)
+        api = self._api(logical_id, r["ApiId"])
+        if r.get("AuthorizerType") != "JWT":
+            raise ValueError(f"{r.get('AuthorizerType')} authorizers are not emulated locally")
+        sources = r.get("IdentitySource") or ["$request.header.Authorization"]
+        jwt = r.get("JwtConfiguration") or {}
+        name = str(r.get("Name") or logical_id)
+        authorizer_id = str(
+            self.client("apigatewayv2").create_authorizer(
+                ApiId=api.api_id,
+                AuthorizerType="JWT",
+                IdentitySource=[str(s) for s in sources],
+                JwtConfiguration=jwt,
+                Name=name,
+            )["AuthorizerId"]
+        )
+        api.authorizers[authorizer_id] = JwtAuthorizer(
+            authorizer_id=authorizer_id,
+            name=name,
+            issuer=str(jwt.get("Issuer", "")),
+            audience=tuple(str(a) for a in jwt.get("Audience") or []),
+            identity_source=str(sources[0]),
+        )
+        self.record(logical_id, physical=Physical(authorizer_id, name, {}))
+
+    def http_route(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.check(
+            logical_id,
+            props,
+            {
+                "ApiId",
+                "RouteKey",
+                "Target",
+                "AuthorizationType",
+                "AuthorizerId",
+                "AuthorizationScopes",
+            },
+            {"OperationName", "ApiKeyRequired"},
+        )
+        r = self.t.resolve(props)
+        api = self._api(logical_id, r["ApiId"])
+        key = str(r["RouteKey"])
+        if key != "$default":
+            method, _, path = key.partition(" ")
+            if method not in {"ANY", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}:
+                raise ValueError(f"route key {key!r}: unknown method")
+            if not path.startswith("/"):
+                raise ValueError(f"route key {key!r}: the path must start with /")
+        target = str(r.get("Target", ""))
+        spec = api.integrations.get(target.removeprefix("integrations/"))
+        if spec is None:
+            self.unsupported(
+                logical_id, "AWS::ApiGatewayV2::Route", f"{key}: its integration is not served"
+            )
+        authorization = str(r.get("AuthorizationType", "NONE"))
+        authorizer = None
+        if authorization == "JWT":
+            authorizer = api.authorizers.get(str(r.get("AuthorizerId", "")))
+            if authorizer is None:
+                raise ValueError(f"{key}: its JWT authorizer was not created locally")
+        elif authorization not in ("NONE", "AWS_IAM"):
+            self.unsupported(
+                logical_id,
+                "AWS::ApiGatewayV2::Route.AuthorizationType",
+                f"{authorization} authorizers are not emulated locally (the route answers 403)",
+            )
+        if str(r.get("ApiKeyRequired", "false")).lower() == "true":
+            self.unsupported(
+                logical_id, "AWS::ApiGatewayV2::Route.ApiKeyRequired", "HTTP APIs have no keys"
+            )
+        route_id = str(
+            self.client("apigatewayv2").create_route(
+                ApiId=api.api_id, RouteKey=key, Target=target, AuthorizationType=authorization
+            )["RouteId"]
+        )
+        api.routes.append(
+            Route(
+                route_key=key,
+                logical_id=logical_id,
+                function=spec,
+                authorization=authorization,  # type: ignore[arg-type]
+                authorizer=authorizer,
+                scopes=tuple(str(s) for s in r.get("AuthorizationScopes") or []),
+            )
+        )
+        self.record(logical_id, physical=Physical(route_id, key, {}))

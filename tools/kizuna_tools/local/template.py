@@ -56,6 +56,10 @@ NAME_PROPERTY: Final[dict[str, str]] = {
     "AWS::Pinpoint::App": "Name",
     "AWS::SecretsManager::Secret": "Name",
     "AWS::KMS::Alias": "AliasName",
+    "AWS::Cognito::UserPool": "UserPoolName",
+    "AWS::Cognito::UserPoolClient": "ClientName",
+    "AWS::Cognito::UserPoolGroup": "GroupName",
+    "AWS::ApiGatewayV2::Api": "Name",
 }
 
 _NAME_LIMITS: Final[dict[str, int]] = {
@@ -68,6 +72,8 @@ _NAME_LIMITS: Final[dict[str, int]] = {
     "AWS::S3::Bucket": 63,
     "AWS::Scheduler::Schedule": 64,
     "AWS::Scheduler::ScheduleGroup": 64,
+    "AWS::Cognito::UserPool": 128,
+    "AWS::Cognito::UserPoolClient": 128,
 }
 
 _SUB_VAR = re.compile(r"\$\{([^}]+)\}")
