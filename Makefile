@@ -27,7 +27,7 @@ $(CDK): package.json
 demo: $(STAMP)
 	$(VENV)/bin/kizuna local run --customers $(CUSTOMERS) --days $(DAYS) --summary-json out/demo-summary.json
 
-# `make console`: the demo's shop, then its console and API on http://127.0.0.1:8080/console/
+# `make console`: the demo's shop, then its console and API on http://127.0.0.1:8080/console
 # (users and passwords printed; Ctrl-C to stop)
 console: $(STAMP)
 	$(VENV)/bin/kizuna local run --customers $(CUSTOMERS) --days $(DAYS) --serve

@@ -477,7 +477,7 @@ class Api(Construct):
             price_class=cloudfront.PriceClass.PRICE_CLASS_ALL,
         )
         self.console_url = (
-            f"https://{self.distribution.distribution_domain_name}{names.CONSOLE_ROUTE_PREFIX}/"
+            f"https://{self.distribution.distribution_domain_name}{names.CONSOLE_ROUTE_PREFIX}"
         )
 
     @staticmethod

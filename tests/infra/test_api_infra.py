@@ -497,6 +497,6 @@ def test_outputs_name_the_api_console_and_pool(template_json: dict[str, Any], id
     assert outputs[names.OUTPUT_USER_POOL_ID]["Value"] == {"Ref": ids.pool}
     assert outputs[names.OUTPUT_USER_POOL_CLIENT_ID]["Value"] == {"Ref": ids.client}
     console = outputs[names.OUTPUT_CONSOLE_URL]["Value"]["Fn::Join"][1]
-    assert console == ["https://", {"Fn::GetAtt": [ids.distribution, "DomainName"]}, "/console/"]
+    assert console == ["https://", {"Fn::GetAtt": [ids.distribution, "DomainName"]}, "/console"]
     api = outputs[names.OUTPUT_API_URL]["Value"]["Fn::Join"][1]
     assert api[:2] == ["https://", {"Ref": ids.http_api}] and api[-1] == "/"

@@ -70,12 +70,12 @@ def test_console_sign_in_sets_a_strict_http_only_cookie(api: Api) -> None:
     (cookie,) = answer.cookies
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
     cookies = api.session("marketer")
-    home = api.call("GET", "/console/", cookies=cookies)
+    home = api.call("GET", "/console", cookies=cookies)
     assert home.status == 200 and "mari" in home.body
 
 
 def test_console_without_session_redirects_and_sign_out_needs_csrf(api: Api) -> None:
-    answer = api.call("GET", "/console/")
+    answer = api.call("GET", "/console")
     assert answer.status == 303 and answer.headers["Location"].startswith("/console/sign-in")
     cookies = api.session("viewer")
     refused = api.call("POST", "/console/sign-out", cookies=cookies, form={"csrf": "nope"})
@@ -84,8 +84,8 @@ def test_console_without_session_redirects_and_sign_out_needs_csrf(api: Api) -> 
 
 def test_console_speaks_japanese_and_english(api: Api) -> None:
     cookies = api.session("viewer")
-    ja = api.call("GET", "/console/", cookies=cookies)
-    en = api.call("GET", "/console/", cookies=cookies, query={"lang": "en"})
+    ja = api.call("GET", "/console", cookies=cookies)
+    en = api.call("GET", "/console", cookies=cookies, query={"lang": "en"})
     assert "ようこそ" in ja.body and "Welcome" in en.body
 
 

@@ -343,6 +343,13 @@ def api_cloud(local_cloud_factory: CloudFactory) -> LocalCloud:
         "CUSTOMERS_TABLE": {"Ref": "Customers"},
         "ACTIVITY_TABLE": {"Ref": "Activity"},
         "EVENT_BUS_NAME": {"Ref": "Bus"},
+        # required by the API function's settings; the sign-in pages never reach them
+        "CAMPAIGNS_TABLE": "campaigns",
+        "CAMPAIGN_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:c",
+        "CAMPAIGN_SCHEDULE_GROUP": "campaigns",
+        "CAMPAIGN_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/scheduler",
+        "ANALYTICS_BUCKET": "analytics",
+        "SNAPSHOTS_TABLE": "snapshots",
     }
     return local_cloud_factory(
         gateway_template("api", environment=environment, tables=True),
@@ -396,7 +403,7 @@ def test_the_console_signs_in_over_a_real_socket_and_the_servers_stop(
         cookie = signed.headers.get_all("Set-Cookie")[0]
         assert cookie.startswith("kizuna_session=") and "HttpOnly" in cookie
         assert "Secure" not in cookie
-        connection.request("GET", "/console/", headers={"Cookie": cookie.split(";")[0]})
+        connection.request("GET", "/console", headers={"Cookie": cookie.split(";")[0]})
         home = connection.getresponse()
         assert home.status == 200, home.read()
         home.read()
@@ -443,7 +450,7 @@ def test_the_console_signs_in_over_a_real_socket_and_the_servers_stop(
         connection.request("GET", "/_local/stack")
         stack = json.loads(connection.getresponse().read())
         assert stack["user_pools"][0]["id"] == api_cloud.user_pool_id()
-        assert stack["console_url"] == f"http://127.0.0.1:{port}/console/"
+        assert stack["console_url"] == f"http://127.0.0.1:{port}/console"
         connection.close()
     # then every server thread is gone
     deadline = time.monotonic() + 10

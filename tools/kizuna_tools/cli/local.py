@@ -142,7 +142,7 @@ def local_run(
         out.print(
             "open the console on this shop: `make console` "
             f"(kizuna local run --serve --customers {customers} --days {days}), then "
-            f"http://127.0.0.1:{api_port}/console/"
+            f"http://127.0.0.1:{api_port}/console"
         )
 
 

@@ -1771,7 +1771,7 @@ class LocalCloud:
         if handle is not None:
             data["endpoint_url"] = handle.endpoint_url
             data["api_url"] = handle.api_url
-            data["console_url"] = f"{handle.api_url}/console/" if handle.api_url else None
+            data["console_url"] = f"{handle.api_url}/console" if handle.api_url else None
             data["speed"] = handle.speed
         return data
 

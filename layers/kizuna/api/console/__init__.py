@@ -133,7 +133,7 @@ def render(
 
 def redirect(location: str, cookies: list[Cookie] | None = None) -> Response[str]:
     if not location.startswith(CONSOLE_PATH) or "//" in location or "\\" in location:
-        location = CONSOLE_PATH + "/"  # never an open redirect
+        location = CONSOLE_PATH  # never an open redirect
     return Response(status_code=303, headers={"Location": location}, body="", cookies=cookies or [])
 
 

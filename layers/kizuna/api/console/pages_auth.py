@@ -12,12 +12,14 @@ from kizuna.api.context import deps
 router = APIGatewayHttpRouter()
 
 
-@router.get("/console", include_in_schema=False)
-def root() -> Response[str]:
-    return console.redirect("/console/")
-
-
+# The home page is /console: API Gateway's greedy `/console/{proxy+}` may not match an
+# empty rest, so nothing links to /console/ (which redirects here when it is reached).
 @router.get("/console/", include_in_schema=False)
+def root() -> Response[str]:
+    return console.redirect(f"/console?lang={console.lang_of(router.current_event)}")
+
+
+@router.get("/console", include_in_schema=False)
 def home() -> Response[str]:
     principal = console.page_user(router, Role.VIEWER)
     return console.render(router.current_event, "home.html", principal=principal)
@@ -41,7 +43,7 @@ def sign_in() -> Response[str]:
         return console.render(event, "sign_in.html", status=401, failed=True)
     cookie = console.session_cookie(token, secure=deps(router).secure_cookies)
     lang = console.lang_of(event)
-    return console.redirect(f"/console/?lang={lang}", cookies=[cookie])
+    return console.redirect(f"/console?lang={lang}", cookies=[cookie])
 
 
 @router.post("/console/sign-out", include_in_schema=False)
