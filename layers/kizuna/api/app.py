@@ -146,4 +146,6 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
             ),
         )
     )
-    return schema
+    from kizuna.api.openapi import add_documented_bodies
+
+    return add_documented_bodies(schema)

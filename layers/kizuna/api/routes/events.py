@@ -13,14 +13,18 @@ from aws_lambda_powertools.event_handler.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from kizuna.api.auth import Principal, Role
 from kizuna.api.body import json_body
 from kizuna.api.context import deps, require, require_machine_or
+from kizuna.api.openapi import document_body
+from kizuna.events import INBOUND_MODELS
 from kizuna.services.intake import MAX_EVENTS, EventIntake
 
 router = APIGatewayHttpRouter()
+
+INBOUND_EVENT_TYPES: Final = tuple(INBOUND_MODELS)
 
 # A request's body: 100 events of ~10 KB (an order of 500 lines is ~50 KB: send such orders
 # in smaller batches). Each event is also bounded by EventBridge's 256 KB.
@@ -55,6 +59,26 @@ RESPONSES: Final[dict[int, OpenAPIResponse]] = {
     413: {"description": f"Over {MAX_EVENTS} events or {MAX_BODY_BYTES} bytes"},
     503: {"description": "The bus is not configured"},
 }
+
+
+class InboundEvent(BaseModel):
+    """One inbound event: its detail-type and its detail (docs/EVENTS.md; each detail's JSON
+    Schema is in schemas/<detail-type>.v1.json)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    detail_type: Literal[INBOUND_EVENT_TYPES] = Field(alias="detail-type")  # type: ignore[valid-type]
+    detail: dict[str, Any]
+
+
+class EventsBody(BaseModel):
+    """Up to 100 events (a bare JSON array of them is accepted too)."""
+
+    events: list[InboundEvent] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+document_body("POST", "/machine/events", EventsBody)
+document_body("POST", "/api/events", EventsBody)
 
 
 def _events_of(body: Any) -> list[Any]:

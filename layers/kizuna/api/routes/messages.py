@@ -28,6 +28,7 @@ from pydantic import (
 from kizuna.api.auth import Principal, Role
 from kizuna.api.body import header, json_body
 from kizuna.api.context import deps, require, require_machine_or
+from kizuna.api.openapi import document_body
 from kizuna.events.inbound import TEXT_PATTERN, Channel, CustomerId
 from kizuna.services.contracts import (
     SendUnavailable,
@@ -235,6 +236,18 @@ def _send(principal: Principal) -> Response[Any]:
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     status = STATUS_CODES.get(outcome.status, 200 if outcome.replayed else 201)
     return Response(status, "application/json", answer.model_dump_json(), headers=headers)
+
+
+_IDEMPOTENCY_PARAMETER: Final = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "1-128 of A-Z a-z 0-9 _ . : ~ -; the same key again answers the first "
+    "outcome (200, Idempotent-Replayed: true), with another body 409",
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
+}
+for _path in ("/machine/messages", "/api/messages"):
+    document_body("POST", _path, MessageBody, headers=[_IDEMPOTENCY_PARAMETER])
 
 
 @router.post(
