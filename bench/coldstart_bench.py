@@ -66,6 +66,12 @@ ENVIRONMENT = {
     "EMAIL_FROM": "shop@example.com",
     "SES_CONFIGURATION_SET": "kizuna",
     "UNSUBSCRIBE_URL": "https://example.lambda-url.us-east-1.on.aws/",
+    "USER_POOL_ID": "us-east-1_bench",
+    "USER_POOL_CLIENT_ID": "benchclient",
+    "CAMPAIGN_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:c",
+    "CAMPAIGN_SCHEDULE_GROUP": "kizuna-campaigns",
+    "CAMPAIGN_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/scheduler",
+    "SEND_FUNCTION_NAME": "kizuna-send",
 }
 
 # The factory each function's first invocation calls; the first name its wiring module has
@@ -81,6 +87,7 @@ FACTORIES: dict[str, tuple[str, ...]] = {
     "feedback": ("feedback_service",),
     "unsubscribe": ("unsubscribe_service",),
     "campaign": ("campaign_service",),
+    "api": ("api_app",),
 }
 # these read the signing key from Secrets Manager: stubbed
 NEEDS_SECRET = {"send", "unsubscribe", "campaign"}

@@ -41,6 +41,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "journey": ("programs", "segments"),
     "send": ("programs", "templates"),
     "campaign": ("templates", "segments"),
+    "api": ("programs", "segments", "templates"),
 }
 COMMON_REQUIREMENTS = "layers/requirements.txt"
 # The score function's own layer (kizuna_infra.layers.Layers.scoring), where it exists.

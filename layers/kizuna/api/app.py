@@ -75,7 +75,6 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
         pages_campaigns,
         pages_customers,
         pages_programs,
-        pages_reports,
         pages_segments,
     )
     from kizuna.api.routes import (
@@ -86,7 +85,7 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
         messages,
         meta,
         programs,
-        reports,
+        report_documents,
         segments,
     )
 
@@ -124,7 +123,12 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
     # one entry per route family (routes/ for JSON, console/ for pages)
     routers: list[Any] = [meta.router, pages_auth.router]
     routers += [customers.router, pages_customers.router]
-    routers += [programs.router, reports.router, pages_programs.router, pages_reports.router]
+    routers += [
+        programs.router,
+        report_documents.router,
+        pages_programs.router,
+        pages_report_documents.router,
+    ]
     routers += [segments.router, campaigns.router, pages_segments.router, pages_campaigns.router]
     routers += [events.router, messages.router, audit.router]
     for router in routers:
