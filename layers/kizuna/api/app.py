@@ -75,6 +75,7 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
         pages_campaigns,
         pages_customers,
         pages_programs,
+        pages_reports,
         pages_segments,
     )
     from kizuna.api.routes import (
@@ -127,7 +128,7 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
         programs.router,
         report_documents.router,
         pages_programs.router,
-        pages_report_documents.router,
+        pages_reports.router,
     ]
     routers += [segments.router, campaigns.router, pages_segments.router, pages_campaigns.router]
     routers += [events.router, messages.router, audit.router]
