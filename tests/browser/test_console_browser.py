@@ -351,7 +351,7 @@ def test_programs_segments_and_reports_render(
 
     page.goto(f"{console}/reports?lang=ja")
     assert page.locator("html").get_attribute("lang") == "ja"
-    shot(page, "16-reports-ja")
+    shot(page, "16-reports-ja", height=1400)
 
     _no_errors_and_local_only(watched, shop)
 

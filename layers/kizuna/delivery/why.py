@@ -344,6 +344,16 @@ def _block(block: str, lang: Lang) -> str:
     return block
 
 
+def channel_words(channel: str, lang: str) -> str:
+    """A channel's name in ``lang`` (ja or en; anything else reads as en)."""
+    return _channel(channel, "ja" if lang == "ja" else "en")
+
+
+def block_words(block: str, lang: str) -> str:
+    """Why a channel cannot reach a customer (``no_consent``...), in ``lang``."""
+    return _block(block, "ja" if lang == "ja" else "en")
+
+
 def _text(code: str, lang: Lang, **fields: Any) -> str:
     return REASONS[code][_i(lang)].format(**fields)
 
