@@ -155,8 +155,13 @@ def session(browser: Browser, shop: Shop) -> Iterator[tuple[Page, Watched]]:
 
 def shot(page: Page, name: str, *, height: int | None = None) -> None:
     """A full-page screenshot (or its top ``height`` pixels) under out/console/."""
-    clip = None if height is None else {"x": 0, "y": 0, "width": 1280, "height": height}
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, clip=clip)
+    path = str(SHOTS / f"{name}.png")
+    if height is None:
+        page.screenshot(path=path, full_page=True)
+    else:
+        page.screenshot(
+            path=path, full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height}
+        )
 
 
 def text_of(page: Page, selector: str = "main") -> str:
@@ -319,14 +324,12 @@ def test_a_marketer_finds_why_creates_schedules_and_reads_results(
     _no_errors_and_local_only(watched, shop)
 
 
-def test_programs_segments_and_reports_render(
-    shop: Shop, session: tuple[Page, Watched]
-) -> None:
+def test_programs_segments_and_reports_render(shop: Shop, session: tuple[Page, Watched]) -> None:
     page, watched = session
     watched.clear()
     console = f"{shop.url}/console"
-    if "/console/sign-in" in (page.goto(console) or page).url:
-        pytest.fail("the marketer's session did not last")
+    page.goto(console)
+    assert "/console/sign-in" not in page.url, "the marketer's session did not last"
 
     page.goto(f"{console}/programs?lang=en")
     assert page.locator(f"main a[href^='/console/programs/{PROGRAM}']").count() == 1

@@ -10,7 +10,7 @@ its outcome, its reason code and a sentence. Pure: no AWS, no clock; unknown cod
 written before a reason carried its detail still get a sentence (a more general one).
 
 The rows' shapes and every reason code are listed in docs/PROGRAMS.md ("The ledger's
-reasons"); docs/CONSOLE.reasons.part.md lists the sentences.
+reasons"); docs/CONSOLE.md ("Why") lists the sentences.
 """
 
 from __future__ import annotations
