@@ -268,7 +268,7 @@ def _campaign_page(
         stored=stored,
         campaign=campaign,
         definition=yaml.safe_dump(
-            campaign.model_dump(mode="json", exclude_none=True),
+            campaign.model_dump(mode="json", exclude_none=True, exclude={"status"}),
             allow_unicode=True,
             sort_keys=False,
         ),
