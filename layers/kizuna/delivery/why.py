@@ -10,7 +10,7 @@ its outcome, its reason code and a sentence. Pure: no AWS, no clock; unknown cod
 written before a reason carried its detail still get a sentence (a more general one).
 
 The rows' shapes and every reason code are listed in docs/PROGRAMS.md ("The ledger's
-reasons"); docs/CONSOLE.reasons.part.md lists the sentences.
+reasons"); docs/CONSOLE.md ("Why") lists the sentences.
 """
 
 from __future__ import annotations
@@ -342,6 +342,16 @@ def _block(block: str, lang: Lang) -> str:
         why = block[len(SUPPRESSED_PREFIX) :]
         return ("suppressed ({why})", "停止中 ({why})")[_i(lang)].format(why=why)
     return block
+
+
+def channel_words(channel: str, lang: str) -> str:
+    """A channel's name in ``lang`` (ja or en; anything else reads as en)."""
+    return _channel(channel, "ja" if lang == "ja" else "en")
+
+
+def block_words(block: str, lang: str) -> str:
+    """Why a channel cannot reach a customer (``no_consent``...), in ``lang``."""
+    return _block(block, "ja" if lang == "ja" else "en")
 
 
 def _text(code: str, lang: Lang, **fields: Any) -> str:

@@ -132,7 +132,9 @@ def test_a_marketer_creates_previews_dry_runs_schedules_and_pauses(capi: Api) ->
     dry = capi.call(
         "GET", "/console/campaigns/winter-sale/dry-run", cookies=cookies, query={"lang": "en"}
     )
-    assert "Dry run" in dry.body and "ja · email" in dry.body and "en · email" in dry.body
+    assert (
+        "Dry run" in dry.body and "Japanese · email" in dry.body and "English · email" in dry.body
+    )
 
     # when it is scheduled, then paused (each a form with the CSRF field)
     for action, shown in (("schedule", "予約済み"), ("pause", "一時停止中")):

@@ -10,12 +10,12 @@ HTML. Writes need ``marketer`` and the form's CSRF field, and are audited.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from datetime import date, datetime, time
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import ValidationError
@@ -267,7 +267,11 @@ def _campaign_page(
         status=status,
         stored=stored,
         campaign=campaign,
-        definition=json.dumps(campaign.model_dump(mode="json"), ensure_ascii=False, indent=2),
+        definition=yaml.safe_dump(
+            campaign.model_dump(mode="json", exclude_none=True, exclude={"status"}),
+            allow_unicode=True,
+            sort_keys=False,
+        ),
         schedule=admin.schedule_of(campaign.id),
         results=admin.results(stored),
         actions=[a for a, (_, allowed) in TRANSITIONS.items() if stored.status in allowed],
@@ -352,6 +356,7 @@ def _estimate_page(campaign_id: str, *, dry: bool) -> Response[str]:
         campaign=stored.campaign,
         result=result,
         dry=dry,
+        locales=LOCALES,
         samples=sorted(result.samples.items()) if personal else None,
     )
 

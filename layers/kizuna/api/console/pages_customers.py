@@ -17,6 +17,7 @@ from kizuna.api.auth import Role
 from kizuna.api.console.i18n import Translator
 from kizuna.api.context import deps
 from kizuna.delivery.policy import E164
+from kizuna.delivery.why import block_words, channel_words
 from kizuna.domain.loyalty import address_hash
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
 from kizuna.services.customers import (
@@ -170,4 +171,6 @@ def customer_page(customer_id: str) -> Response[str]:
         rows=rows,
         next_url=next_url,
         first_url=base if token else None,
+        channel_name=lambda channel: channel_words(channel, lang),
+        block_text=lambda block: block_words(block, lang),
     )
