@@ -1,0 +1,79 @@
+"""Every JSON route of the OpenAPI document refuses a caller without a valid identity
+(401), a signed-in person in no group (403) and an expired token (401), and writes
+nothing when it does."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import boto3
+import pytest
+
+from kizuna_tools.apidocs import METHODS, openapi
+from tests.integration.api.harness import REGION, Api
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = {
+    "customer_id": "cust-1",
+    "campaign_id": "spring-sale",
+    "name": "champions",
+    "day": "2026-01-05",
+}
+
+
+def routes() -> list[tuple[str, str]]:
+    out = []
+    for path, item in sorted(openapi()["paths"].items()):
+        for method in METHODS:
+            if method in item:
+                out.append((method.upper(), path))
+    return out
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: SAMPLE.get(m.group(1), "x1"), path)
+
+
+def item_count() -> int:
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    return sum(
+        ddb.scan(TableName=t, Select="COUNT")["Count"] for t in ddb.list_tables()["TableNames"]
+    )
+
+
+def test_the_document_has_the_issue_s_routes() -> None:
+    paths = {p for _, p in routes()}
+    for expected in (
+        "/api/customers/{customer_id}",
+        "/api/customers/{customer_id}/timeline",
+        "/api/messages",
+        "/machine/messages",
+        "/machine/events",
+        "/api/segments",
+        "/api/campaigns",
+        "/api/programs",
+        "/api/reports/latest",
+        "/api/audit",
+    ):
+        assert expected in paths, expected
+
+
+@pytest.mark.parametrize(("method", "path"), routes())
+def test_no_identity_no_group_or_expired_changes_nothing(api: Api, method: str, path: str) -> None:
+    before = item_count()
+    body: Any = {"customer_id": "cust-1"} if method in {"POST", "PUT"} else None
+    target = concrete(path)
+    assert api.call(method, target, body=body).status == 401
+    if path.startswith("/api/"):
+        assert api.call(method, target, body=body, as_="none").status == 403
+        expired = api.pool.forged(exp=int(time.time()) - 60)
+        assert api.call(method, target, body=body, token=expired).status == 401
+        # a machine's identity is none on a people's route
+        assert api.call(method, target, body=body, as_="machine").status == 401
+    else:
+        # a person's token is none on a machine's route
+        assert api.call(method, target, body=body, as_="admin").status == 401
+    assert item_count() == before
