@@ -20,7 +20,9 @@ and methods that make big values in one C-level step (``*``, ``**``, ``%``, ``+`
 ``str.center``/``replace``/``join``/``format``..., the filters that pad, repeat or join) are
 refused beyond :data:`MAX_ITEMS` characters or items (integers beyond :data:`MAX_INT_BITS`
 bits); rendering a part stops at :data:`MAX_PART_CHARS` characters of output and after
-:data:`MAX_RENDER_SECONDS` of wall-clock time (checked on every Python line the render runs).
+:data:`MAX_RENDER_SECONDS` of the rendering thread's CPU time (checked on every Python line
+the render runs; CPU time, not wall-clock time, so a render that waits for the GIL behind
+other threads — the local runtime runs many — is not cut short: only its own work counts).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ _REASON_MAX = 300
 MAX_ITEMS = 100_000  # characters of a string, items of a list, made by one operation
 MAX_INT_BITS = 4096  # integers a template computes
 MAX_PART_CHARS = 1_000_000  # output of one part
-MAX_RENDER_SECONDS = 2.0  # wall-clock time of one part
+MAX_RENDER_SECONDS = 2.0  # CPU time of the rendering thread, one part
 _UNSAFE_NAMES = (
     UNSAFE_FUNCTION_ATTRIBUTES
     | UNSAFE_METHOD_ATTRIBUTES
@@ -375,13 +377,13 @@ def render_bounded(
     max_seconds: float = MAX_RENDER_SECONDS,
 ) -> str:
     """``template`` rendered, refused (:class:`RenderLimit`) past ``max_chars`` of output or
-    ``max_seconds`` of wall-clock time (checked on each line of Python the render runs, so a
-    loop that outputs nothing is stopped too)."""
-    deadline = time.monotonic() + max_seconds
+    ``max_seconds`` of this thread's CPU time (checked on each line of Python the render runs,
+    so a loop that outputs nothing is stopped too)."""
+    deadline = time.thread_time() + max_seconds
     environment = template.environment
 
     def tick(frame: Any, event: str, arg: Any) -> Any:
-        if time.monotonic() > deadline:
+        if time.thread_time() > deadline:
             raise RenderLimit(f"rendering took over {max_seconds:g} s")
         return tick
 
