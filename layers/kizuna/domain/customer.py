@@ -157,6 +157,16 @@ class SettledHistory(_Model):
         return self.before_at is not None and at < self.before_at
 
 
+class BehaviourCounter(_Model):
+    """Occurrences of one event type: ``recent`` holds the epoch seconds of the latest
+    occurrences (ascending, at most ``MAX_OCCURRENCES`` of kizuna.events.custom, none older
+    than the longest declared window); ``total`` counts every occurrence folded."""
+
+    recent: list[int] = Field(default_factory=list)
+    total: int = 0
+    last_at: datetime | None = None
+
+
 class Customer(_Model):
     customer_id: str
     version: int = 0
@@ -173,6 +183,9 @@ class Customer(_Model):
     occupation: str | None = None
     locale: str | None = None
     time_zone: str | None = None
+    # custom attributes as declared (kizuna.events.custom): name -> a string, a Decimal, a
+    # bool, an ISO date string or a list of strings; stamped as ``stamps["attributes.<name>"]``
+    attributes: dict[str, Any] = Field(default_factory=dict)
     stamps: dict[str, str] = Field(default_factory=dict)
 
     # channels
@@ -189,6 +202,9 @@ class Customer(_Model):
     last_app_open_at: datetime | None = None
     last_product_view_at: datetime | None = None
     last_event_at: datetime | None = None
+    # behavioural counters of custom and tracked events (detail-type -> recent occurrences),
+    # what conditions like "wishlist.added at least twice in 14 days" read
+    behaviour: dict[str, BehaviourCounter] = Field(default_factory=dict)
 
     # derived (recomputed from the facts)
     order_count: int = 0

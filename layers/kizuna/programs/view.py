@@ -13,6 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 from kizuna.domain.customer import Customer
+from kizuna.events.custom import (
+    ATTRIBUTES_FIELD,
+    BEHAVIOUR_FIELD,
+    BUILTIN,
+    Vocabulary,
+    counter_view,
+    vocabulary,
+)
 from kizuna.events.inbound import Channel
 from kizuna.programs.pattern_rules import Fields
 from kizuna.programs.patterns import matches
@@ -55,6 +63,18 @@ VIEW_FIELDS: Fields = {
     ),
     "consent": dict.fromkeys(str(channel) for channel in Channel),
 }
+
+
+def view_fields(vocab: Vocabulary | None = None) -> Fields:
+    """The fields a condition may name with a shop's declarations: :data:`VIEW_FIELDS` plus
+    ``attributes.<name>`` (declared, not personal) and ``behaviour.<event>.count_<N>d | total
+    | days_since_last`` (custom and tracked events)."""
+    vocab = vocab or BUILTIN
+    return {
+        **VIEW_FIELDS,
+        ATTRIBUTES_FIELD: vocab.view_attribute_fields(),
+        BEHAVIOUR_FIELD: vocab.behaviour_fields(),
+    }
 
 
 def age_on(birth: date, today: date) -> int:
@@ -108,9 +128,32 @@ def customer_view(
     customer is in, under :data:`SEGMENTS_FIELD` (a segment's conditions see the view
     without it: segments cannot refer to segments)."""
     view = _base_view(customer, now, cfg)
+    view.update(_custom_view(customer, now, cfg))
     if segments:
         view[SEGMENTS_FIELD] = [name for name, cond in segments.items() if matches(cond, view)]
     return view
+
+
+def _custom_view(customer: Customer, now: datetime, cfg: KizunaConfig) -> dict[str, Any]:
+    """``attributes`` (declared and not personal; numbers as floats) and ``behaviour`` (every
+    counted event, zero counts included, so "not done in 30 days" is ``count_30d: [0]``)."""
+    vocab = vocabulary(cfg)
+    shown = vocab.view_attribute_fields()
+    attributes = {
+        name: float(value) if isinstance(value, Decimal) else value
+        for name, value in customer.attributes.items()
+        if name in shown and value is not None
+    }
+    behaviour = {
+        event: counter_view(customer.behaviour.get(event), windows, now)
+        for event, windows in vocab.windows.items()
+    }
+    out: dict[str, Any] = {}
+    if attributes:
+        out[ATTRIBUTES_FIELD] = attributes
+    if behaviour:
+        out[BEHAVIOUR_FIELD] = behaviour
+    return out
 
 
 def _base_view(customer: Customer, now: datetime, cfg: KizunaConfig) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from enum import StrEnum
 from functools import lru_cache
 from typing import Literal
 
@@ -287,6 +288,147 @@ class EventTimeConfig(BaseModel):
         return timedelta(days=self.max_age_days)
 
 
+# Names a shop may give its own attributes and event fields: lower snake case. Event types
+# are dotted lower snake case (``wishlist.added``), like the built-in ones.
+CUSTOM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+CUSTOM_EVENT_PATTERN = r"^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){1,3}$"
+MAX_CUSTOM_ATTRIBUTES = 250  # Pinpoint's limit on custom endpoint + user attributes
+MAX_CUSTOM_EVENTS = 50
+MAX_EVENT_FIELDS = 50
+MAX_WINDOW_DAYS = 400
+
+
+class ValueType(StrEnum):
+    """The type of a custom attribute or event field (and its JSON shape)."""
+
+    STRING = "string"  # a JSON string, at most ``max_length`` characters, no control characters
+    NUMBER = "number"  # a JSON number within +-1e12, at most 6 decimals
+    BOOLEAN = "boolean"  # true or false (not "true", not 1)
+    DATE = "date"  # "YYYY-MM-DD"
+    DATETIME = "datetime"  # ISO 8601 with an offset (event fields only)
+    STRING_LIST = "string_list"  # a JSON array of strings, at most ``max_items``
+
+
+class CustomValueSpec(BaseModel):
+    """What a custom attribute or event field may hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=CUSTOM_NAME_PATTERN)
+    type: ValueType
+    personal: bool = Field(
+        default=False,
+        description="personal data: masked in logs and exports, erased with the customer, "
+        "never in the customer view that conditions see",
+    )
+    enum: tuple[str, ...] | None = Field(
+        default=None, min_length=1, max_length=200, description="allowed values (strings)"
+    )
+    max_length: int = Field(default=256, ge=1, le=2048, description="characters of a string")
+    max_items: int = Field(default=50, ge=1, le=200, description="items of a string list")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _enum_for_strings(self) -> CustomValueSpec:
+        if self.enum is not None:
+            if self.type not in (ValueType.STRING, ValueType.STRING_LIST):
+                raise ValueError(f"{self.name}: enum is for string and string_list values")
+            if len(set(self.enum)) != len(self.enum):
+                raise ValueError(f"{self.name}: an enum value is listed twice")
+            if any(len(v) > self.max_length for v in self.enum):
+                raise ValueError(f"{self.name}: an enum value is longer than max_length")
+        return self
+
+
+class CustomAttribute(CustomValueSpec):
+    """A shop's own customer attribute, carried by ``customer.upserted`` under
+    ``attributes`` and stored on the customer (last writer wins per attribute)."""
+
+    @model_validator(mode="after")
+    def _no_datetime(self) -> CustomAttribute:
+        if self.type == ValueType.DATETIME:
+            raise ValueError(f"{self.name}: attributes are dates, not datetimes")
+        return self
+
+
+class CustomEventField(CustomValueSpec):
+    required: bool = False
+
+
+class CustomEvent(BaseModel):
+    """A shop's own event type (``wishlist.added``): validated like the built-in ones, kept
+    as activity for ``retention_days``, counted per customer over ``windows_days`` (for
+    behavioural conditions), usable as a program trigger and goal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detail_type: str = Field(pattern=CUSTOM_EVENT_PATTERN)
+    description: str = ""
+    fields: tuple[CustomEventField, ...] = Field(default=(), max_length=MAX_EVENT_FIELDS)
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    windows_days: tuple[int, ...] = Field(
+        default=(7, 30),
+        max_length=6,
+        description="the windows behavioural conditions count over (count_<N>d)",
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> CustomEvent:
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.detail_type}: a field is declared twice")
+        reserved = {"schema_version", "customer_id", "occurred_at"} & set(names)
+        if reserved:
+            raise ValueError(f"{self.detail_type}: {sorted(reserved)} are common fields")
+        windows = self.windows_days
+        if list(windows) != sorted(set(windows)) or any(
+            not 1 <= w <= MAX_WINDOW_DAYS for w in windows
+        ):
+            raise ValueError(f"{self.detail_type}: windows_days ascend, each 1..{MAX_WINDOW_DAYS}")
+        return self
+
+
+class TrackedEvent(BaseModel):
+    """Behavioural counters for a built-in event (``app.opened``, ``product.viewed``,
+    ``cart.updated``, ``order.placed``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detail_type: Literal["app.opened", "product.viewed", "cart.updated", "order.placed"]
+    windows_days: tuple[int, ...] = Field(default=(7, 30), min_length=1, max_length=6)
+
+    @model_validator(mode="after")
+    def _windows(self) -> TrackedEvent:
+        windows = self.windows_days
+        if list(windows) != sorted(set(windows)) or any(
+            not 1 <= w <= MAX_WINDOW_DAYS for w in windows
+        ):
+            raise ValueError(f"{self.detail_type}: windows_days ascend, each 1..{MAX_WINDOW_DAYS}")
+        return self
+
+
+class CustomConfig(BaseModel):
+    """The shop's own vocabulary (see :mod:`kizuna.events.custom`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attributes: tuple[CustomAttribute, ...] = Field(default=(), max_length=MAX_CUSTOM_ATTRIBUTES)
+    events: tuple[CustomEvent, ...] = Field(default=(), max_length=MAX_CUSTOM_EVENTS)
+    tracked: tuple[TrackedEvent, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> CustomConfig:
+        for what, names in (
+            ("attribute", [a.name for a in self.attributes]),
+            ("event", [e.detail_type for e in self.events]),
+            ("tracked event", [t.detail_type for t in self.tracked]),
+        ):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"custom {what} declared twice: {twice}")
+        return self
+
+
 class KizunaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -300,6 +442,7 @@ class KizunaConfig(BaseModel):
         default=7, ge=1, description="How long processed-event records stay in a customer item"
     )
     event_time: EventTimeConfig = EventTimeConfig()
+    custom: CustomConfig = CustomConfig()
 
 
 @lru_cache(maxsize=8)
