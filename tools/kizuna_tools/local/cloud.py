@@ -417,9 +417,25 @@ class LocalCloud:
                 stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
             ):
                 for execution in page.get("executions", []):
-                    sfn.stop_execution(
-                        executionArn=execution["executionArn"], cause="kizuna_tools.local closed"
-                    )
+                    self._stop_execution(sfn, execution["executionArn"])
+
+    @staticmethod
+    def _stop_execution(sfn: Any, arn: str, attempts: int = 50) -> None:
+        """Stop one execution. moto sets an execution's worker environment on the worker's
+        own thread, after StartExecution returned: a stop that comes first fails inside moto
+        (``'NoneType' object has no attribute 'set_stop'``), so it is retried for up to about
+        2.5 s, until the worker has started."""
+        for attempt in range(attempts):
+            try:
+                sfn.stop_execution(executionArn=arn, cause="kizuna_tools.local closed")
+                return
+            except Exception:  # moto's race surfaces as any error
+                status = sfn.describe_execution(executionArn=arn)["status"]
+                if status != "RUNNING":
+                    return  # it ended meanwhile
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05)
 
     # --- what was provisioned ------------------------------------------------------------
     @property
