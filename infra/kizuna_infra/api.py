@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Final
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
 
 import jsii
 from aws_cdk import (
@@ -271,6 +273,7 @@ class Api(Construct):
         wiring: Wiring,
         delivery: Delivery,
         campaigns: Campaigns,
+        data_dirs: Mapping[str, Path] | None = None,
         web_acl_arn: str | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         advanced_security: bool = False,
@@ -354,7 +357,7 @@ class Api(Construct):
                     settings.ENV_SEND_FUNCTION_NAME: delivery.send.function.function_name,
                 }
             ),
-            extras=self._data_dirs(source_root),
+            extras=self._data_dirs(source_root, data_dirs),
             timeout=API_TIMEOUT,
             memory_size=API_MEMORY_MB,
             **wiring.shared,
@@ -481,16 +484,17 @@ class Api(Construct):
         )
 
     @staticmethod
-    def _data_dirs(source_root: Any) -> dict[str, Any]:
+    def _data_dirs(source_root: Path, given: Mapping[str, Path] | None) -> dict[str, Path]:
         """``programs/`` and ``templates/`` (and ``segments/`` when there is one), bundled next
-        to the handler as the other functions bundle them."""
+        to the handler as the other functions bundle them (``given`` overrides the
+        checkout's)."""
+        given = given or {}
         dirs = {
-            names.PROGRAMS_DIR: source_root / names.PROGRAMS_DIR,
-            names.TEMPLATES_DIR: source_root / names.TEMPLATES_DIR,
+            name: given.get(name) or source_root / name
+            for name in (names.PROGRAMS_DIR, names.TEMPLATES_DIR, names.SEGMENTS_DIR)
         }
-        segments = source_root / names.SEGMENTS_DIR
-        if segments.is_dir():
-            dirs[names.SEGMENTS_DIR] = segments
+        if not dirs[names.SEGMENTS_DIR].is_dir():
+            del dirs[names.SEGMENTS_DIR]
         return dirs
 
     def _grant(self, wiring: Wiring, delivery: Delivery, campaigns: Campaigns) -> None:

@@ -42,8 +42,12 @@ class Kizuna(Construct):
             deleted (RETAIN).
         tracing: turn on X-Ray active tracing for the functions (off: it costs cold start).
         source_root: the directory holding ``functions/`` and ``layers/`` (this repository).
-        programs_dir: the program YAML (``<source_root>/programs``); validated at synth.
-        templates_dir: the message templates (``<source_root>/templates``).
+        content_dir: the folder holding the shop's ``programs/``, ``templates/`` and
+            ``segments/`` (``source_root`` by default), e.g. the output of
+            ``kizuna migrate pinpoint``.
+        programs_dir: the program YAML (``<content_dir>/programs``); validated at synth.
+        templates_dir: the message templates (``<content_dir>/templates``).
+        segments_dir: the named segments (``<content_dir>/segments``, optional).
         email_from, ses_identity, push_application_id, line_token_secret_arn,
         line_token_parameter, sms_sender_id: channel settings, see
             :class:`~kizuna_infra.delivery.Delivery`.
@@ -63,8 +67,10 @@ class Kizuna(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         tracing: bool = False,
         source_root: Path = names.PROJECT_ROOT,
+        content_dir: Path | None = None,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
+        segments_dir: Path | None = None,
         email_from: str = names.DEFAULT_EMAIL_FROM,
         ses_identity: str | None = None,
         push_application_id: str = "",
@@ -92,8 +98,10 @@ class Kizuna(Construct):
             names.INGEST_CONSTRUCT_ID,
             wiring=wiring,
         )
-        programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
-        templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
+        content_dir = content_dir or source_root
+        programs_dir = programs_dir or content_dir / names.PROGRAMS_DIR
+        templates_dir = templates_dir or content_dir / names.TEMPLATES_DIR
+        segments_dir = segments_dir or content_dir / names.SEGMENTS_DIR
         # Delivery first: every journey's Send step invokes its send function.
         self.delivery = Delivery(
             self,
@@ -117,6 +125,7 @@ class Kizuna(Construct):
             send_function=self.delivery.send.function,
             programs_dir=programs_dir,
             templates_dir=templates_dir,
+            segments_dir=segments_dir,
             schedule_time_zone=schedule_time_zone,
         )
         # one state machine per program: past what one template holds, fail here, clearly
@@ -135,6 +144,7 @@ class Kizuna(Construct):
             wiring=wiring,
             delivery=self.delivery,
             templates_dir=templates_dir,
+            segments_dir=segments_dir,
         )
 
         # The HTTP API and console: reads everything, writes through the same services.
@@ -144,6 +154,11 @@ class Kizuna(Construct):
             wiring=wiring,
             delivery=self.delivery,
             campaigns=self.campaigns,
+            data_dirs={
+                names.PROGRAMS_DIR: programs_dir,
+                names.TEMPLATES_DIR: templates_dir,
+                names.SEGMENTS_DIR: segments_dir,
+            },
             web_acl_arn=web_acl_arn,
             removal_policy=removal_policy,
             advanced_security=advanced_security,

@@ -308,6 +308,8 @@ WEB_ACL_COMMON_RULE: Final[str] = "AwsCommonRuleSet"
 WEB_ACL_REGION: Final[str] = "us-east-1"
 WEB_ACL_REGION_RULE_ID: Final[str] = "WebAclNeedsUsEast1"
 CONTEXT_WEB_ACL_ARN_KEY: Final[str] = "kizuna:webAclArn"
+# the folder holding the shop's programs/, templates/, segments/ (default: the checkout)
+CONTEXT_CONTENT_DIR_KEY: Final[str] = "kizuna:contentDir"
 
 # --- Monitoring: alarms on one SNS topic, one dashboard ----------------------------------------
 MONITORING_CONSTRUCT_ID: Final[str] = "Monitoring"

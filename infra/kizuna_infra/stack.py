@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
@@ -49,6 +50,9 @@ class KizunaStack(Stack):
             line_token_parameter=context(names.CONTEXT_LINE_TOKEN_PARAMETER_KEY),
             sms_sender_id=context(names.CONTEXT_SMS_SENDER_ID_KEY),
             web_acl_arn=context(names.CONTEXT_WEB_ACL_ARN_KEY) or None,
+            content_dir=Path(context(names.CONTEXT_CONTENT_DIR_KEY)).resolve()
+            if context(names.CONTEXT_CONTENT_DIR_KEY)
+            else None,
         )
 
         k = self.kizuna

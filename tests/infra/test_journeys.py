@@ -10,6 +10,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Template
 from infra_helpers import (
     StackIds,
     actions_of,
@@ -429,3 +430,28 @@ def test_every_program_issue_is_reported_not_only_the_first(tmp_path: Path) -> N
     files = {Path(issue.file).name for issue in raised.value.issues}
     assert files == {"a.yaml", "b.yaml"}
     assert all(str(issue) in str(raised.value) for issue in raised.value.issues)
+
+
+def test_a_content_folder_replaces_the_checkouts_programs_templates_and_segments(
+    tmp_path: Path, make_app: Callable[..., cdk.App]
+) -> None:
+    # Given a shop's own folder (as `kizuna migrate pinpoint` writes one) with one program,
+    # its templates and one segment
+    content = tmp_path / "shop"
+    (content / "programs").mkdir(parents=True)
+    shutil.copy(ROOT / "programs" / "rank-up-congratulations.yaml", content / "programs")
+    shutil.copytree(ROOT / "templates", content / "templates")
+    (content / "segments").mkdir()
+    shutil.copy(ROOT / "segments" / "champions.yaml", content / "segments")
+
+    # When the stack is synthesized with context kizuna:contentDir
+    stack = KizunaStack(make_app({"kizuna:contentDir": str(content)}))
+
+    # Then its journeys are that folder's programs, not the checkout's
+    programs = stack.kizuna.programs
+    assert [p.id for p in programs.programs] == ["rank-up-congratulations"]
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    machines = list(of_type(resources, "AWS::StepFunctions::StateMachine").values())
+    journeys = [m for m in machines if "rank-up" in json.dumps(m["Properties"])]
+    assert journeys, "the folder's program has its state machine"
+    assert not [m for m in machines if "second-purchase" in json.dumps(m["Properties"])]

@@ -266,10 +266,14 @@ LOCAL_CHANNELS: dict[str, Any] = {
 }
 
 
-def local_context(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The CDK context of the local stack (``kizuna local run|serve``): ``config`` and the
-    four channels."""
-    return {"kizuna:config": dict(config), **LOCAL_CHANNELS}
+def local_context(config: Mapping[str, Any], content_dir: Path | None = None) -> dict[str, Any]:
+    """The CDK context of the local stack (``kizuna local run|serve``): ``config``, the four
+    channels, and the folder of the shop's programs, templates and segments if not the
+    checkout's."""
+    context: dict[str, Any] = {"kizuna:config": dict(config), **LOCAL_CHANNELS}
+    if content_dir is not None:
+        context["kizuna:contentDir"] = str(Path(content_dir).resolve())
+    return context
 
 
 # the simulated shop's local stack (tests and benchmarks that replay the shop)

@@ -301,6 +301,15 @@ def local_serve(
         Path, typer.Option(help="write the stack's outputs here (for --outputs of other commands)")
     ] = Path("out/local-outputs.json"),
     config: Config = None,
+    content: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder holding programs/, templates/ and segments/ (default: the checkout's), "
+            "e.g. what `kizuna migrate pinpoint` wrote",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the app on 127.0.0.1: moto's endpoint, the HTTP API and the console, with the
     virtual clock running from --start at --speed, and the project's configuration (the one
@@ -313,9 +322,9 @@ def local_serve(
     begin = _instant(start, "--start") or datetime.now(UTC)
     project = project_config(config)
     console.print(f"configuration: {project.source}", markup=False, highlight=False)
-    template = kizuna_template(local_context(project.raw))
+    template = kizuna_template(local_context(project.raw, content))
     with LocalCloud.from_template(
-        template, project_root=default_project_root(), start=begin
+        template, project_root=default_project_root(), start=begin, content_dir=content
     ) as cloud:
         prepare_channels(cloud)
         serve_cloud(cloud, port, api_port, speed=speed, users=users, outputs=outputs)

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import boto3
 
 from kizuna.runtime import clock as kizuna_clock
+from kizuna.runtime import settings
 from kizuna_tools.local import backends, executions
 from kizuna_tools.local.bus_policy import enforce_bus_policies
 from kizuna_tools.local.faults import FaultInjector, FaultPlan
@@ -116,6 +117,19 @@ class FunctionError:
     source: str
     error: dict[str, Any]
     at: datetime
+
+
+def content_environment(content_dir: Path | None) -> dict[str, str]:
+    """The functions' environment naming a content folder's ``programs/``, ``templates/`` and
+    ``segments/`` (nothing without one)."""
+    if content_dir is None:
+        return {}
+    root = Path(content_dir).resolve()
+    return {
+        settings.ENV_PROGRAMS_DIR: str(root / "programs"),
+        settings.ENV_TEMPLATES_DIR: str(root / "templates"),
+        settings.ENV_SEGMENTS_DIR: str(root / "segments"),
+    }
 
 
 class LocalCloudError(Exception):
@@ -244,8 +258,14 @@ class LocalCloud:
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
         on_stall: Callable[[str], None] = exit_on_stall,
         faults: FaultPlan | None = None,
+        content_dir: Path | None = None,
     ) -> None:
-        """``environment_overrides`` apply to every function (e.g. quieter logging for a
+        """``content_dir``: the folder holding the shop's ``programs/``, ``templates/`` and
+        ``segments/`` when they are not the checkout's (what the stack was synthesized with,
+        context ``kizuna:contentDir``): the functions read them there, as a deployed function
+        reads the copies bundled next to its handler.
+
+        ``environment_overrides`` apply to every function (e.g. quieter logging for a
         demo: ``{"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}``).
 
         ``stall_timeout``: while the runtime drives the app, if no invocation completes and
@@ -262,7 +282,8 @@ class LocalCloud:
         self.project_root = Path(project_root)
         self.clock = VirtualClock(start)
         self.timeline = Timeline(self.clock, on_change=self._touch)
-        self.runner = FunctionRunner(self.project_root, environment_overrides=environment_overrides)
+        overrides = {**content_environment(content_dir), **(environment_overrides or {})}
+        self.runner = FunctionRunner(self.project_root, environment_overrides=overrides)
         self.ttl_sweep_interval = ttl_sweep_interval
         self.execution_timeout = execution_timeout
 
