@@ -6,9 +6,9 @@ the YAML file holds), the translated templates its send steps use (to be written
 note for everything a person may need to know or decide. The mapping:
 
 * **Start.** An ``EventStartCondition`` becomes the trigger: Pinpoint's ``_session.start`` is
-  ``app.opened``, ``_monetization.purchase`` is ``order.placed``; a custom event ``X`` is
-  Kizuna's custom event :func:`event_type` (``pinpoint.<snake_case x>``, unless the context
-  maps it); its attribute and metric filters become trigger conditions on the custom event's
+  ``app.opened``, ``_monetization.purchase`` is ``order.placed``; a custom event is Kizuna's
+  custom event :func:`event_type` (``WishlistAdded`` -> ``wishlist.added``, unless the
+  context maps it); its attribute and metric filters become trigger conditions on the custom event's
   fields; its ``SegmentId`` becomes the audience ``{segments: [...]}``. Kizuna programs start
   on an event, never on a segment: a ``SegmentStartCondition`` journey becomes a program with
   that segment as its audience and the context's ``segment_start_event`` as trigger; without
@@ -95,15 +95,24 @@ Translated = tuple[dict[str, Any] | None, list[str]]
 # --- names and durations ---------------------------------------------------------------------
 def event_type(pinpoint: str, overrides: Mapping[str, str] | None = None) -> str | None:
     """The Kizuna detail-type of a Pinpoint event type: the context's own mapping, then the
-    standard events with a counterpart, then ``pinpoint.<snake_case name>`` for a custom
-    event (None for another standard ``_x.y`` event: Kizuna has none)."""
+    standard events with a counterpart, then a custom event's own name when it is a Kizuna
+    detail-type (``wishlist.added``), else its first word, a dot and the rest
+    (``WishlistAdded`` -> ``wishlist.added``; one word: ``Checkin`` -> ``app.checkin``), as
+    the migration declares it; None for another standard ``_x.y`` event: Kizuna has none."""
     if overrides and pinpoint in overrides:
         return overrides[pinpoint]
     if pinpoint in BUILTIN_EVENTS:
         return BUILTIN_EVENTS[pinpoint]
     if pinpoint.startswith("_"):
         return None
-    candidate = f"pinpoint.{attribute_name(pinpoint)[:30].rstrip('_')}"
+    if _CUSTOM_EVENT.match(pinpoint):
+        return pinpoint
+    words = [w for w in attribute_name(pinpoint).split("_") if w]
+    head, rest = (words[0], words[1:]) if len(words) > 1 else ("app", words)
+    head = head if head[0].isalpha() else f"app_{head}"
+    tail = "_".join(rest) or "event"
+    tail = tail if tail[0].isalpha() else f"e_{tail}"
+    candidate = f"{head[:31]}.{tail[:31].rstrip('_')}"
     return candidate if _CUSTOM_EVENT.match(candidate) else None
 
 
@@ -366,6 +375,14 @@ class _Converter:
         template = members[0].template
         group = [r for r in self.ctx.templates if r.template == template]
         self.templates[template] = group
+        locales = sorted({r.locale for r in group if r.kind == kind})
+        if len(locales) > 1:
+            self.note(
+                "info",
+                f"Pinpoint sent {name!r} ({members[0].locale}) to everyone; Kizuna's template "
+                f"{template!r} has {', '.join(locales)}: each customer gets their locale",
+                aid,
+            )
         step: dict[str, Any] = {"id": sid, "type": "send", "channels": [kind]}
         step["template"] = template
         config = body.get("MessageConfig") or {}
@@ -438,8 +455,10 @@ class _Converter:
             if name is None:
                 return None, [f"segment {seg!r} was not migrated"]
             return {"segments": [name]}, []
-        if cond.get("SegmentDimensions"):
-            return self.ctx.condition_of(cond["SegmentDimensions"])
+        # the wire name is segmentDimensions (its locationName); SDKs print SegmentDimensions
+        dims = cond.get("segmentDimensions") or cond.get("SegmentDimensions")
+        if dims:
+            return self.ctx.condition_of(dims)
         return None, ["an empty condition"]
 
     def combined(self, aid: str, body: Mapping[str, Any]) -> Translated:
@@ -706,7 +725,7 @@ def _event_trigger(conv: _Converter, flt: Mapping[str, Any]) -> tuple[dict[str, 
         )
     pinpoint, kizuna = usable[0]
     trigger: dict[str, Any] = {"event": kizuna}
-    if kizuna.startswith("pinpoint.") and pinpoint not in conv.ctx.event_types:
+    if kizuna not in BUILTIN_EVENTS.values() and pinpoint not in conv.ctx.event_types:
         conv.note("info", f"custom event {pinpoint!r} is Kizuna's {kizuna!r} (declare it)")
     conditions: dict[str, Any] = {}
     custom = kizuna not in BUILTIN_EVENTS.values()

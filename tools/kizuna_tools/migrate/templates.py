@@ -43,6 +43,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
@@ -211,8 +212,9 @@ def attribute_name(raw: str) -> str:
     """A Pinpoint attribute or metric name as a Kizuna custom attribute name
     (``^[a-z][a-z0-9_]{0,39}$``): ``FavoriteStore`` -> ``favorite_store``,
     ``loyalty-tier`` -> ``loyalty_tier``, ``2ndStore`` -> ``a_2nd_store``."""
-    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw)
-    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    ascii_name = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", ascii_name)
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
     name = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     if not name or not name[0].isalpha():
         name = f"a_{name}".rstrip("_")
@@ -220,8 +222,9 @@ def attribute_name(raw: str) -> str:
 
 
 def template_name(base: str) -> str:
-    """A Kizuna template name (``^[a-z][a-z0-9_-]{0,39}$``) for a Pinpoint base name."""
-    name = re.sub(r"[^a-z0-9_-]+", "_", base.lower()).strip("_-")
+    """A Kizuna template name (``^[a-z][a-z0-9_-]{0,39}$``) for a Pinpoint base name, in
+    snake case like the repository's templates: ``WinterSale`` -> ``winter_sale``."""
+    name = attribute_name(base).replace("__", "_")
     if not name or not name[0].isalpha():
         name = f"t_{name}".rstrip("_")
     return name[:40].rstrip("_-")
@@ -564,7 +567,16 @@ class _Translator:
             raise _Untranslatable("hash arguments")
         if helper in _COMPARE and len(call.params) == 2:
             a, b = (self.operand(p) for p in call.params)
-            return f"{a} {_COMPARE[helper]} {b}"
+            op = _COMPARE[helper]
+            if op in ("==", "!="):
+                return f"{a} {op} {b}"
+            # JavaScript compares a missing value as false; Python refuses None > 1
+            guards = [
+                f"{x} is not none"
+                for x, p in ((a, call.params[0]), (b, call.params[1]))
+                if not isinstance(p, Literal_)
+            ]
+            return " and ".join([*guards, f"{a} {op} {b}"])
         if helper in ("and", "or") and len(call.params) >= 2:
             return f" {helper} ".join(self.operand(p) for p in call.params)
         if helper == "not" and len(call.params) == 1:
