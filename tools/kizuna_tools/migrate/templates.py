@@ -11,7 +11,8 @@ to ``OUT/templates/<program>/<template>/<locale>/<part>.j2``, the layout of ``te
 The convention: a ``locale`` (or ``language``) tag on the template wins; else a name ending in
 ``_<lang>``, ``-<lang>``, ``_<lang>_<REGION>`` (``welcome_ja``, ``welcome-en``,
 ``welcome_en_US``: a two-letter ISO 639-1 code Pinpoint users write) gives the locale and the
-base name (``welcome``); else the template is in the default locale. Templates with the same
+base name (``welcome``); else the template is in the default locale. The locale folder is
+the language (``ja_JP`` -> ``ja``): Kizuna serves a ``ja-JP`` customer from ``ja``. Templates with the same
 base name are one Kizuna template (email, SMS and push parts side by side);
 :func:`group_templates` reports a template that has no counterpart in the project's other
 locales.
@@ -234,19 +235,19 @@ def _locale_tag(value: str) -> str | None:
     loc = value.strip().replace("_", "-")
     if not _KIZUNA_LOCALE.match(loc):
         return None
-    lang, _, region = loc.partition("-")
-    return f"{lang.lower()}-{region.upper()}" if region else lang.lower()
+    return loc.partition("-")[0].lower()
 
 
 def split_locale(
     name: str, tags: Mapping[str, str] | None = None, default_locale: str = DEFAULT_LOCALE
 ) -> tuple[str, str, LocaleSource]:
-    """``(base name, locale, where the locale came from)`` by the convention above."""
+    """``(base name, locale, where the locale came from)`` by the convention above. The
+    locale is the language (``ja_JP`` -> ``ja``): Kizuna gives a ``ja-JP`` customer the
+    ``ja`` folder, and a ``ja`` customer would never get a ``ja-JP`` one."""
     m = _SUFFIX.match(name)
     suffix: str | None = None
     if m and m.group("lang").lower() in LANGUAGES:
-        region = m.group("region")
-        suffix = m.group("lang").lower() + (f"-{region.upper()}" if region else "")
+        suffix = m.group("lang").lower()
     for key, value in (tags or {}).items():
         if key.lower() in ("locale", "language") and isinstance(value, str):
             tagged = _locale_tag(value)
@@ -627,6 +628,8 @@ class _Translator:
         if not node.escaped and self.mode == "html":
             expr += " | safe"
             self.result.raw_html.append(node.source)
+        elif not node.escaped and self.mode == "html_to_text":
+            expr += " | striptags"  # raw markup in the HTML: its text in the text part
         self.out(expr)
 
     def block(self, node: Block, chained: bool = False) -> None:
@@ -730,6 +733,9 @@ def _defaults(raw: Any, result: TemplateResult) -> dict[str, str]:
 
 def _unwrap(kind: Kind, response: Mapping[str, Any]) -> Mapping[str, Any]:
     key = RESPONSE_KEYS[kind]
+    others = [k for k in RESPONSE_KEYS.values() if k != key and k in response]
+    if others:
+        raise ValueError(f"a {others[0]} is not a {kind} template")
     inner = response.get(key, response)
     if not isinstance(inner, Mapping):
         raise ValueError(f"{key} is not an object")
