@@ -30,7 +30,9 @@ def with_attributes(context: dict[str, Any], attributes: Mapping[str, Any]) -> d
     return {**context, "customer": customer}
 
 
-def context(locale: str = "en", attributes: Mapping[str, Any] | None = None, **customer: Any) -> dict[str, Any]:
+def context(
+    locale: str = "en", attributes: Mapping[str, Any] | None = None, **customer: Any
+) -> dict[str, Any]:
     """The context a send gives a sample customer of ``locale`` (names overridable)."""
     recipient = sample_recipient(locale, NOW)
     if customer:

@@ -65,10 +65,8 @@ def problems(value: Any, shape_name: str, path: str = "$") -> list[str]:
     elif kind in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             found.append(f"{path}: a number")
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            found.append(f"{path}: a boolean")
-    elif kind == "timestamp":
-        if not isinstance(value, str):
-            found.append(f"{path}: an ISO 8601 timestamp string")
+    elif kind == "boolean" and not isinstance(value, bool):
+        found.append(f"{path}: a boolean")
+    elif kind == "timestamp" and not isinstance(value, str):
+        found.append(f"{path}: an ISO 8601 timestamp string")
     return found

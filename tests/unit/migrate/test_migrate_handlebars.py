@@ -140,7 +140,7 @@ def test_channel_type_is_the_templates_own_channel() -> None:
 )
 def test_what_kizuna_does_not_offer_is_a_todo(variable: str, reason: str) -> None:
     jinja, result = translate(f"Hello {variable}!")
-    assert f"{{# TODO(migrate): " in jinja and variable in jinja
+    assert "{# TODO(migrate): " in jinja and variable in jinja
     assert len(result.todos) == 1 and reason in result.todos[0].reason
     assert result.todos[0].line == 1 and result.todos[0].source == variable
     assert render_text(jinja, context()) == "Hello !"
@@ -150,8 +150,8 @@ def test_what_kizuna_does_not_offer_is_a_todo(variable: str, reason: str) -> Non
 def test_html_escapes_double_stash_and_keeps_triple_stash_raw_as_a_risk() -> None:
     source = "<p>{{Attributes.Note}}</p><div>{{{Attributes.Banner}}}</div><i>{{&Attributes.Em}}</i>"
     jinja, result = translate(source, mode="html", kind="email")
-    assert "customer.attributes.banner | default(\"\") | safe" in jinja
-    assert "note | default(\"\") }}" in jinja  # no | safe on an escaped value
+    assert 'customer.attributes.banner | default("") | safe' in jinja
+    assert 'note | default("") }}' in jinja  # no | safe on an escaped value
     assert result.raw_html == ["{{{Attributes.Banner}}}", "{{&Attributes.Em}}"]
     html = render_html(
         jinja, context(attributes={"note": "<b>&", "banner": "<b>sale</b>", "em": "<i>"})
@@ -206,13 +206,15 @@ def test_each_with_this_index_first_last_and_else() -> None:
 
 
 def test_parent_paths_inside_each() -> None:
-    source = "{{#each Attributes.Interests}}{{this}} for {{../User.UserAttributes.FirstName}};{{/each}}"
+    source = (
+        "{{#each Attributes.Interests}}{{this}} for {{../User.UserAttributes.FirstName}};{{/each}}"
+    )
     assert text(source, attributes={"interests": ["tea"]}) == "tea for Hanako;"
 
 
 def test_nested_each_gets_its_own_variable() -> None:
     source = "{{#each Attributes.A}}{{#each ../Attributes.B}}{{../this}}{{this}} {{/each}}{{/each}}"
-    jinja, result = translate(source)
+    jinja, _ = translate(source)
     assert "item2" in jinja
     assert text(source, attributes={"a": ["x", "y"], "b": ["1", "2"]}) == "x1 x2 y1 y2"
 
@@ -254,7 +256,7 @@ def test_an_unknown_block_helper_is_a_todo_that_renders_its_else_side() -> None:
     ("source", "reason"),
     [
         ("{{> footer}}", "partials"),
-        ("{{formatDate Attributes.D \"YYYY\"}}", "helper 'formatDate'"),
+        ('{{formatDate Attributes.D "YYYY"}}', "helper 'formatDate'"),
         ("{{#each Attributes.M}}{{@key}}{{/each}}", "data variable @key"),
         ("{{#each Attributes.M}}{{name}}{{/each}}", "a field of a list item"),
         ("{{#each User.UserId}}x{{/each}}", "is not a list"),
@@ -273,7 +275,9 @@ def test_comments_vanish() -> None:
 
 # --- whitespace --------------------------------------------------------------------------------
 def test_standalone_block_lines_disappear_as_in_handlebars() -> None:
-    source = "Hi\n  {{#if Attributes.A}}\n  yes\n  {{else}}\n  no\n  {{/if}}\nBye\n  {{! note }}\nEnd"
+    source = (
+        "Hi\n  {{#if Attributes.A}}\n  yes\n  {{else}}\n  no\n  {{/if}}\nBye\n  {{! note }}\nEnd"
+    )
     assert text(source, attributes={"a": "1"}) == "Hi\n  yes\nBye\nEnd"
     assert text(source) == "Hi\n  no\nBye\nEnd"
 

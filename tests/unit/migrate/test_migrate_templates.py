@@ -245,14 +245,18 @@ def test_user_guide_examples_translate_and_render() -> None:
     results = translated(DOC_EXAMPLES)
     files = template_files("p", results)
     renderer = FilesRenderer(files)
-    ctx = context("en", {"activity": "half marathon", "personal_record": "1:42:17"}, first_name="Sofia")
+    ctx = context(
+        "en", {"activity": "half marathon", "personal_record": "1:42:17"}, first_name="Sofia"
+    )
     msg = renderer.render("p", "user_guide_personalizing", "email", "en", ctx)
     assert msg.text == "Hi Sofia, congratulations on your new half marathon record of 1:42:17!"  # type: ignore[union-attr]
     msg = renderer.render(
         "p", "user_guide_helpers", "email", "en", context("en", {"favorite_colors": ["red"]})
     )
     assert msg.html == "<ul><li>red</li></ul>\nDear Yamada"  # type: ignore[union-attr]
-    empty = renderer.render("p", "user_guide_helpers", "email", "en", context("en", {}, last_name=None))
+    empty = renderer.render(
+        "p", "user_guide_helpers", "email", "en", context("en", {}, last_name=None)
+    )
     assert empty.html == "<ul>You have no favorite colors.</ul>\nDear customer"  # type: ignore[union-attr]
 
 
@@ -261,7 +265,7 @@ def test_a_missing_subject_is_reported_and_kizuna_refuses_to_send_it() -> None:
         "email", "nosubject_en", {"TemplateType": "EMAIL", "HtmlPart": "<p>x</p>"}
     )
     assert any(n.level == "error" and "Subject" in n.message for n in result.notes)
-    with pytest.raises(RenderError, match="email.subject rendered empty"):
+    with pytest.raises(RenderError, match=r"email\.subject rendered empty"):
         FilesRenderer(template_files("p", [result])).render(
             "p", "nosubject", "email", "en", context()
         )

@@ -355,7 +355,7 @@ class _Converter:
             return self.random(aid, sid, body)
         if kind == "Holdout":
             return self.holdout(aid, sid, body, is_start)
-        label = {"CUSTOM": "a custom (Lambda or webhook) activity", "ContactCenter": "contact"}
+        label = {"CUSTOM": "a custom (Lambda or webhook)", "ContactCenter": "a contact center"}
         self.note(
             "dropped",
             f"{label.get(kind, kind)} activity is not carried over: goes on to its next activity",
@@ -497,7 +497,8 @@ class _Converter:
                 "decision", "the split cannot be expressed: everyone takes the 'no' path", aid
             )
             self.activities[aid] = "dropped (false path)"
-            return _Plan(through=body.get("FalseActivity"))
+            waits = self._wait_before(aid, sid, body, ("act", body.get("FalseActivity")))
+            return _Plan(steps=waits, through=body.get("FalseActivity"))
         branch = {
             "id": sid,
             "type": "branch",
@@ -509,14 +510,18 @@ class _Converter:
         self.activities[aid] = f"branch step {sid!r}"
         return _Plan(steps=[*waits, branch])
 
-    def _wait_before(self, aid: str, sid: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _wait_before(
+        self, aid: str, sid: str, body: Mapping[str, Any], then: tuple[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The split's EvaluationWaitTime as a wait step going to the split (or ``then``:
+        the path everyone takes when the split cannot be expressed: they still wait)."""
         wait = body.get("EvaluationWaitTime")
         if not wait:
             return []
         wid = _step_id(f"{sid}_wait", self.used_ids)
         steps = self.wait_step(aid, wid, wait, None, "evaluation wait")
         for s in steps:
-            s["next"] = ("step", sid)
+            s["next"] = then or ("step", sid)
         return steps
 
     def multi(self, aid: str, sid: str, body: Mapping[str, Any]) -> _Plan:
@@ -531,7 +536,8 @@ class _Converter:
         if not branches:
             self.note("decision", "no branch can be expressed: everyone takes the default", aid)
             self.activities[aid] = "dropped (default path)"
-            return _Plan(through=default)
+            waits = self._wait_before(aid, sid, body, ("act", default))
+            return _Plan(steps=waits, through=default)
         ids = [sid] + [_step_id(f"{sid}_{i}", self.used_ids) for i in range(2, len(branches) + 1)]
         steps: list[dict[str, Any]] = []
         for i, (condition, nxt) in enumerate(branches):
@@ -632,11 +638,15 @@ class _Converter:
             nexts = [step.get("next"), step.get("then"), step.get("else")]
             nexts += [a["next"] for a in step.get("arms", [])]
             pending += [n for n in reversed(nexts) if n]
+        owner = {step["id"]: aid for aid, plan in self.plans.items() for step in plan.steps}
         for sid in by_id:
             if sid not in seen:
                 self.note(
-                    "dropped", f"step {sid!r} can no longer be reached (a path taken as false)"
+                    "dropped",
+                    f"step {sid!r} can no longer be reached (a path taken as false)",
+                    owner[sid],
                 )
+                self.activities[owner[sid]] = "dropped (unreachable)"
         if any(
             END in (s.get("next"), s.get("then"), s.get("else"))
             or any(a["next"] == END for a in s.get("arms", []))
@@ -822,9 +832,9 @@ def convert_journey(response: Mapping[str, Any], ctx: JourneyContext) -> Journey
     if schedule.get("StartTime") or schedule.get("EndTime"):
         conv.note(
             "decision",
-            f"schedule {schedule.get('StartTime')} to {schedule.get('EndTime')} "
-            f"({schedule.get('Timezone', 'UTC')}): a Kizuna program runs while enabled; "
-            "disable it at the end date",
+            f"schedule from {schedule.get('StartTime') or 'creation'} to "
+            f"{schedule.get('EndTime') or 'no end'} ({schedule.get('Timezone', 'UTC')}): a "
+            "Kizuna program runs while enabled; enable it at the start, disable it at the end",
         )
     program: dict[str, Any] = {
         "id": pid,

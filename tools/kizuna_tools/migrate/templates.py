@@ -12,8 +12,8 @@ The convention: a ``locale`` (or ``language``) tag on the template wins; else a 
 ``_<lang>``, ``-<lang>``, ``_<lang>_<REGION>`` (``welcome_ja``, ``welcome-en``,
 ``welcome_en_US``: a two-letter ISO 639-1 code Pinpoint users write) gives the locale and the
 base name (``welcome``); else the template is in the default locale. The locale folder is
-the language (``ja_JP`` -> ``ja``): Kizuna serves a ``ja-JP`` customer from ``ja``. Templates with the same
-base name are one Kizuna template (email, SMS and push parts side by side);
+the language (``ja_JP`` -> ``ja``): Kizuna serves a ``ja-JP`` customer from ``ja``.
+Templates with the same base name are one Kizuna template (email, SMS and push parts side by side);
 :func:`group_templates` reports a template that has no counterpart in the project's other
 locales.
 
