@@ -4,7 +4,7 @@ StrictUndefined, autoescape on ``*.html.j2``) and the context a program's send s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,16 +22,22 @@ def fixture(rel: str) -> dict[str, Any]:
     return loaded
 
 
-def with_attributes(context: dict[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """The context with ``customer.attributes`` (what helper *uses* adds to the context: the
-    customer's custom attributes); a context that has them keeps its own, updated."""
+def with_attributes(
+    context: dict[str, Any], attributes: Mapping[str, Any], declared: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The context with ``customer.attributes`` as a send gives it: every declared attribute
+    (``declared`` and the keys of ``attributes``), None when the customer has no value."""
     customer = dict(context["customer"])
-    customer["attributes"] = {**customer.get("attributes", {}), **attributes}
+    values = {name: None for name in declared}
+    customer["attributes"] = {**customer.get("attributes", {}), **values, **attributes}
     return {**context, "customer": customer}
 
 
 def context(
-    locale: str = "en", attributes: Mapping[str, Any] | None = None, **customer: Any
+    locale: str = "en",
+    attributes: Mapping[str, Any] | None = None,
+    declared: Iterable[str] = (),
+    **customer: Any,
 ) -> dict[str, Any]:
     """The context a send gives a sample customer of ``locale`` (names overridable)."""
     recipient = sample_recipient(locale, NOW)
@@ -40,7 +46,7 @@ def context(
     built = build_context(
         recipient, program="p", step="s", loyalty_config=KizunaConfig().loyalty, locale=locale
     )
-    return with_attributes(built, attributes or {})
+    return with_attributes(built, attributes or {}, declared)
 
 
 def render_text(source: str, ctx: Mapping[str, Any]) -> str:

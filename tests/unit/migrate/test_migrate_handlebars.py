@@ -30,8 +30,10 @@ def translate(
 
 
 def text(source: str, defaults: dict[str, str] | None = None, **ctx: Any) -> str:
-    jinja, _ = translate(source, defaults=defaults)
-    return render_text(jinja, ctx.pop("_ctx", None) or context(**ctx))
+    """``source`` translated and rendered for a customer of the given data, every attribute
+    the template reads declared (None when not given)."""
+    jinja, result = translate(source, defaults=defaults)
+    return render_text(jinja, context(declared=result.attributes, **ctx))
 
 
 # --- the parser --------------------------------------------------------------------------------
@@ -150,8 +152,9 @@ def test_what_kizuna_does_not_offer_is_a_todo(variable: str, reason: str) -> Non
 def test_html_escapes_double_stash_and_keeps_triple_stash_raw_as_a_risk() -> None:
     source = "<p>{{Attributes.Note}}</p><div>{{{Attributes.Banner}}}</div><i>{{&Attributes.Em}}</i>"
     jinja, result = translate(source, mode="html", kind="email")
-    assert 'customer.attributes.banner | default("") | safe' in jinja
-    assert 'note | default("") }}' in jinja  # no | safe on an escaped value
+    banner = "customer.attributes.banner"
+    assert f'({banner} if {banner} is not none else "") | safe' in jinja
+    assert 'note is not none else "" }}' in jinja  # no | safe on an escaped value
     assert result.raw_html == ["{{{Attributes.Banner}}}", "{{&Attributes.Em}}"]
     html = render_html(
         jinja, context(attributes={"note": "<b>&", "banner": "<b>sale</b>", "em": "<i>"})
@@ -303,7 +306,8 @@ def test_translated_template_reads_naturally() -> None:
     assert jinja == (
         'Hi {{ customer.first_name | default("there", true) }}\n'
         "{% if customer.attributes.tier | default(none) %}\n"
-        'Tier: {{ customer.attributes.tier | default("") }}\n'
+        "Tier: {{ customer.attributes.tier if customer.attributes.tier is not none "
+        'else "" }}\n'
         "{% endif %}\n"
         "Bye"
     )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from migrate_helpers import FIXTURES, NOW, with_attributes
 from pinpoint_shapes import problems
-from test_migrate_templates import ATTRIBUTES, translated
+from test_migrate_templates import ATTRIBUTES, declared, translated
 
 from kizuna.delivery.samples import SAMPLE_UNSUBSCRIBE_URL, sample_recipient
 from kizuna.delivery.templates import FilesRenderer, Renderer
@@ -119,7 +119,7 @@ def validate(result: JourneyResult, tmp_path: Path) -> Program:
                         recommendations=[],
                         unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL if ch == "email" else None,
                     )
-                    return with_attributes(built, a)
+                    return with_attributes(built, a, declared())
 
                 assert renderer.check(program.id, step.template, channel, context_for) == []
     return program

@@ -43,6 +43,11 @@ ATTRIBUTES: dict[str, Any] = {
 }
 
 
+def declared() -> set[str]:
+    """Every attribute the fixture templates read: what the migration declares."""
+    return {name for r in translated() for name in r.attributes}
+
+
 def load(path: Path) -> tuple[Kind, Mapping[str, Any]]:
     kind = path.parent.name
     assert kind in SHAPES
@@ -171,13 +176,15 @@ def test_every_fixture_renders_in_both_locales(
 ) -> None:
     # with every attribute, and with none (a customer Pinpoint had no data for)
     for attrs in (ATTRIBUTES, {}):
-        message = renderer.render("p", template, channel, locale, context(locale, attrs))
+        message = renderer.render(
+            "p", template, channel, locale, context(locale, attrs, declared())
+        )
         assert message.channel == channel
 
 
 def test_welcome_renders_the_customers_data_in_each_locale(renderer: FilesRenderer) -> None:
-    ja = renderer.render("p", "welcome", "email", "ja", context("ja", ATTRIBUTES))
-    en = renderer.render("p", "welcome", "email", "en", context("en", ATTRIBUTES))
+    ja = renderer.render("p", "welcome", "email", "ja", context("ja", ATTRIBUTES, declared()))
+    en = renderer.render("p", "welcome", "email", "en", context("en", ATTRIBUTES, declared()))
     assert ja.subject == "花子さん、ようこそ"  # type: ignore[union-attr]
     assert "<p>山田 花子様</p>" in ja.html  # type: ignore[union-attr]
     assert "<li>tea</li>" in ja.html and "会員ランク: Gold" in ja.text  # type: ignore[union-attr]
@@ -191,7 +198,7 @@ def test_welcome_renders_the_customers_data_in_each_locale(renderer: FilesRender
 
 
 def test_defaults_apply_for_a_customer_without_data(renderer: FilesRenderer) -> None:
-    ctx = context("en", {}, first_name=None)
+    ctx = context("en", {}, declared(), first_name=None)
     en = renderer.render("p", "welcome", "email", "en", ctx)
     assert en.subject == "Welcome, there!"  # type: ignore[union-attr]
     assert "Your first order starts your membership." in en.html  # type: ignore[union-attr]
@@ -201,14 +208,16 @@ def test_defaults_apply_for_a_customer_without_data(renderer: FilesRenderer) -> 
 
 
 def test_helpers_in_fixtures(renderer: FilesRenderer) -> None:
-    gold = renderer.render("p", "winter_sale", "email", "ja", context("ja", ATTRIBUTES))
+    gold = renderer.render("p", "winter_sale", "email", "ja", context("ja", ATTRIBUTES, declared()))
     assert gold.subject == "冬のお茶セール (ゴールド会員先行)"  # type: ignore[union-attr]
     assert "累計 62000 円" in gold.html and "ニュースレターの登録" in gold.html  # type: ignore[union-attr]
     other = renderer.render(
-        "p", "winter_sale", "email", "ja", context("ja", {"membership_tier": "Silver"})
+        "p", "winter_sale", "email", "ja", context("ja", {"membership_tier": "Silver"}, declared())
     )
     assert other.subject == "冬のお茶セール"  # type: ignore[union-attr]
-    sms = renderer.render("p", "points_reminder", "sms", "ja", context("ja", ATTRIBUTES))
+    sms = renderer.render(
+        "p", "points_reminder", "sms", "ja", context("ja", ATTRIBUTES, declared())
+    )
     assert sms.text == "花子様 直近90日のご注文は3件です。次回ご注文でポイント2倍!"  # type: ignore[union-attr]
 
 
@@ -255,7 +264,7 @@ def test_user_guide_examples_translate_and_render() -> None:
     )
     assert msg.html == "<ul><li>red</li></ul>\nDear Yamada"  # type: ignore[union-attr]
     empty = renderer.render(
-        "p", "user_guide_helpers", "email", "en", context("en", {}, last_name=None)
+        "p", "user_guide_helpers", "email", "en", context("en", {}, declared(), last_name=None)
     )
     assert empty.html == "<ul>You have no favorite colors.</ul>\nDear customer"  # type: ignore[union-attr]
 

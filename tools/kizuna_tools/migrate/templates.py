@@ -24,8 +24,10 @@ attributes the migration declares); ``User.UserId`` is ``customer.customer_id``;
 ``Demographic.Locale`` / ``Timezone`` are ``customer.locale`` / ``time_zone``. Addresses, the
 endpoint id and status, device and location data are not in Kizuna's template context (a
 template has no business printing an address): TODO. Pinpoint prints nothing for a value a
-recipient lacks; Kizuna's renderer is strict, so every variable carries ``| default(...)``:
-its DefaultSubstitutions value, else ``""``.
+recipient lacks: a custom attribute prints ``customer.attributes.x if customer.attributes.x
+is not none else "<default>"`` (Kizuna's context holds every declared attribute, None when
+unset; an undeclared one fails the template check, loudly), a name ``| default("<default>",
+true)``; the default is the DefaultSubstitutions value, else ``""``.
 
 **Escaping.** ``{{x}}`` in the HTML part is autoescaped by Kizuna as Handlebars escaped it;
 ``{{{x}}}`` (and ``{{&x}}``) becomes ``{{ x | safe }}`` there only, listed as a risk (raw
@@ -534,14 +536,15 @@ class _Translator:
         if use == "iter":
             if v.kind != "attribute":
                 raise _Untranslatable(f"{v.key or v.expr} is not a list")
-            return f"{v.expr} | default([])"
+            return f"(({v.expr} | default(none)) or [])"
         if v.kind == "nullable":
             if use == "output" or default is not None:
                 return f"{v.expr} | default({_q(default)}, true)"
             return v.expr
         if v.kind == "attribute":
+            # the context holds every declared attribute, None when the customer has none
             if use == "output" or default is not None:
-                return f"{v.expr} | default({_q(default)})"
+                return f"{v.expr} if {v.expr} is not none else {_q(default)}"
             return f"{v.expr} | default(none)"
         if use == "output" and default is not None:
             return f"{v.expr} | default({_q(default)}, true)"
@@ -611,6 +614,7 @@ class _Translator:
                     param = call.params[0]
                     if isinstance(param, Path):
                         inner = self.value(self.resolve(param), "output")
+                        inner = f"({inner})" if " if " in inner else inner
                     else:
                         inner = self.operand(param)
                     expr = f"{inner} | {_FILTERS[helper]}"
@@ -625,6 +629,8 @@ class _Translator:
         except _Untranslatable as why:
             self.todo(node.source, node.line, str(why))
             return
+        if not node.escaped and self.mode in ("html", "html_to_text") and " if " in expr:
+            expr = f"({expr})"
         if not node.escaped and self.mode == "html":
             expr += " | safe"
             self.result.raw_html.append(node.source)
