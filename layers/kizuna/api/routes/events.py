@@ -20,6 +20,7 @@ from kizuna.api.body import json_body
 from kizuna.api.context import deps, require, require_machine_or
 from kizuna.api.openapi import document_body
 from kizuna.events import INBOUND_MODELS
+from kizuna.events.custom import vocabulary
 from kizuna.services.intake import MAX_EVENTS, EventIntake
 
 router = APIGatewayHttpRouter()
@@ -98,7 +99,8 @@ def _put(principal: Principal) -> EventsAnswer:
         raise ServiceUnavailableError("the event bus is not configured")
     events = _events_of(json_body(router, MAX_BODY_BYTES))
     now = d.now()
-    result = EventIntake(d.events, d.config.event_time, lambda: now).accept(events)
+    intake = EventIntake(d.events, d.config.event_time, lambda: now, vocabulary(d.config))
+    result = intake.accept(events)
     answer = EventsAnswer(
         source=d.events.source,
         accepted=result.count("accepted"),
