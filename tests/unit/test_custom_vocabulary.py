@@ -678,3 +678,25 @@ def test_the_api_intake_rejects_attributes_over_the_budget() -> None:
     [answer] = intake.accept([{"detail-type": "customer.upserted", "detail": detail}]).results
     assert (answer.status, answer.field) == ("rejected", "events[0].detail.attributes")
     assert answer.reason == f"over {MAX_ATTRIBUTES_BYTES} bytes (names and values as UTF-8 JSON)"
+
+
+def test_a_bulk_fold_reports_the_events_it_refuses() -> None:
+    # the importer's fold: an upsert that would take the customer over the budget is refused
+    big = KizunaConfig.model_validate(
+        {
+            "custom": {
+                "attributes": [
+                    {"name": f"notes_{n}", "type": "string_list", "max_length": 2048}
+                    for n in range(2)
+                ]
+            }
+        }
+    )
+    vocab = vocabulary(big)
+    events = [
+        parse_inbound(upsert(T, f"ev-{n}", {f"notes_{n}": ["n" * 2000] * 30}), vocab=vocab)
+        for n in range(2)
+    ]
+    applied = apply_events(Customer(customer_id="c1"), events, big, NOW, bulk=True)
+    assert list(applied.refused) == ["ev-1"] and "detail.attributes" in applied.refused["ev-1"]
+    assert set(applied.customer.attributes) == {"notes_0"}
