@@ -292,11 +292,11 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
     assert len([o for o in customer.orders.values() if not o.placed]) == 20
     # and every counted event at its 100 occurrences (as the fold counts them)
     for event, windows in vocabulary(WORST_CFG).windows.items():
-        counter = customer.behaviour.get(event)
         for n in range(MAX_OCCURRENCES):
             at = T0 + timedelta(days=30, seconds=n)
-            counter = count_occurrence(counter, at, windows, T0 + timedelta(days=31))
-        customer.behaviour[event] = counter
+            customer.behaviour[event] = count_occurrence(
+                customer.behaviour.get(event), at, windows, T0 + timedelta(days=31)
+            )
     item = customer_to_item(customer)
     size = dynamodb_size(item)
     assert size < 380_000, {k: dynamodb_size(v) for k, v in item.items()}
