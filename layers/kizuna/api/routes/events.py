@@ -68,7 +68,12 @@ class InboundEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    detail_type: Literal[INBOUND_EVENT_TYPES] = Field(alias="detail-type")  # type: ignore[valid-type]
+    detail_type: str = Field(
+        alias="detail-type",
+        description="a built-in inbound type (" + ", ".join(INBOUND_EVENT_TYPES) + ") or one "
+        "the configuration declares (custom.events, e.g. wishlist.added)",
+        examples=["order.placed"],
+    )
     detail: dict[str, Any]
 
 
