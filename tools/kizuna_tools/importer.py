@@ -344,6 +344,8 @@ def apply_grouped(
                 raise outcome  # no customer can be written: the setup is wrong, say so once
             if isinstance(outcome, Exception):
                 failures.append(CustomerFailure(cid, _describe(outcome)))
+            elif outcome.refused:  # rows the customer's state cannot take (attributes' size)
+                failures.append(CustomerFailure(cid, sorted(set(outcome.refused.values()))[0]))
         written += stats.customers_saved
         if progress:
             progress(sum(len(events) for events in chunk.values()))

@@ -16,6 +16,8 @@ what a late fact about a settled order is folded against (see docs/ARCHITECTURE.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -56,6 +58,38 @@ MAX_HISTORY_PRODUCTS = 100  # distinct products of settled orders (most recent k
 MAX_LOTS = 400  # points lots carried over a settlement (one a day suffices for 1 year)
 PROCESSED_BUDGET = 24_000  # serialized bytes of idempotency records with derived events
 SEEN_BUDGET = 8_000  # serialized bytes of records of events that derived nothing
+# A customer's custom attributes, names and values as UTF-8 JSON: 250 attributes of 256
+# ASCII characters with 40-character names fit (~76 KB); an event that would take a customer
+# over it is dead-lettered (see docs/ARCHITECTURE.md, "A bounded customer item").
+MAX_ATTRIBUTES_BYTES = 80_000
+
+
+def stored_attribute(value: Any) -> Any:
+    """A validated custom attribute value as the customer item keeps it: a string, a
+    Decimal, a bool, a date as its ISO string (``1990-04-01``), a string list as a list;
+    None (an explicit null: the attribute is cleared) stays None."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return list(value)
+    return value
+
+
+def attribute_values(attributes: BaseModel | None) -> dict[str, Any]:
+    """The custom attributes a ``customer.upserted`` states, as stored: only those it names
+    (``model_fields_set``), an explicit null as None. An absent ``attributes`` states none."""
+    if attributes is None:
+        return {}
+    return {
+        name: stored_attribute(getattr(attributes, name))
+        for name in sorted(attributes.model_fields_set)
+    }
+
+
+def attributes_size(values: Mapping[str, Any]) -> int:
+    """Bytes of custom attributes as UTF-8 JSON (names and values; what the budget counts)."""
+    text = json.dumps(values, default=str, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode())
 
 
 class OrderFact(_Model):

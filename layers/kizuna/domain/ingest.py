@@ -12,7 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from kizuna.domain.activity import ActivityItem
+from kizuna.domain.behaviour import count_occurrence
 from kizuna.domain.customer import (
+    MAX_ATTRIBUTES_BYTES,
     MAX_ORDER_PRODUCTS,
     PROCESSED_BUDGET,
     PROFILE_FIELDS,
@@ -26,9 +28,12 @@ from kizuna.domain.customer import (
     ProcessedRecord,
     SettledHistory,
     Suppression,
+    attribute_values,
+    attributes_size,
+    stored_attribute,
 )
 from kizuna.domain.loyalty import rank_changed, recompute, replay_points, settle
-from kizuna.domain.timestamps import beyond, epoch_seconds, stamp
+from kizuna.domain.timestamps import beyond, epoch_seconds, iso, stamp
 from kizuna.events import (
     AppOpened,
     CartUpdated,
@@ -50,6 +55,7 @@ from kizuna.events import (
     RepeatPurchase,
     inbound_type,
 )
+from kizuna.events.custom import CustomEventDetail, Vocabulary, vocabulary
 from kizuna.events.derived import DERIVED_MODELS, derived_event
 from kizuna.events.envelope import ParsedEvent
 from kizuna.runtime.config import KizunaConfig
@@ -67,8 +73,20 @@ class Applied:
     activity: list[ActivityItem] = field(default_factory=list)
     # event id -> derived events of that event (re-emitted for a duplicate delivery)
     derived_by_event: dict[str, list[DerivedEvent]] = field(default_factory=dict)
+    # event id -> why the fold refused it (not applied: dead-letter it with the reason)
+    refused: dict[str, str] = field(default_factory=dict)
 
     changed: bool = False
+
+
+class EventRefused(Exception):
+    """An event valid on its own that the customer's state cannot take (its custom
+    attributes would take the customer over MAX_ATTRIBUTES_BYTES): it is not applied, and
+    ingest dead-letters it with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def device_key(token: str) -> str:
@@ -101,12 +119,129 @@ def _last_event_at(c: Customer, at: datetime, horizon: datetime | None) -> datet
 
 
 def _apply_facts(
-    c: Customer, ev: ParsedEvent, cfg: KizunaConfig, horizon: datetime | None = None
+    c: Customer,
+    ev: ParsedEvent,
+    cfg: KizunaConfig,
+    horizon: datetime | None = None,
+    *,
+    vocab: Vocabulary | None = None,
+    now: datetime | None = None,
+    count: bool = True,
 ) -> list[ActivityItem]:
-    """Mutate ``c``'s facts with ``ev``; return the activity items the event writes."""
+    """Mutate ``c``'s facts with ``ev``; return the activity items the event writes.
+
+    A new occurrence of a counted event (``vocab.windows``: custom events and tracked
+    built-ins) is added to ``c.behaviour`` unless ``count`` is False (the fact log replayed
+    by a rebuild: those orders were counted when they were first folded). ``now``: the
+    receiver's clock (see :func:`kizuna.domain.behaviour.count_occurrence`)."""
+    vocab = vocab or vocabulary(cfg)
+    windows = vocab.windows.get(ev.detail_type) if count else None
+    new = windows is not None and _new_occurrence(c, ev)
+    items = _change_facts(c, ev, cfg, vocab, horizon)
+    if new and windows is not None:
+        c.behaviour[ev.detail_type] = count_occurrence(
+            c.behaviour.get(ev.detail_type), ev.detail.occurred_at, windows, now, horizon
+        )
+    return items
+
+
+def _new_occurrence(c: Customer, ev: ParsedEvent) -> bool:
+    """Is ``ev`` an occurrence ``c``'s counters have not seen (called before it is applied)?
+    An order counts when it is first placed (the same order under another event id is the
+    same fact); a cart update that restates the current cart is not a new one."""
+    d = ev.detail
+    if isinstance(d, OrderPlaced):
+        known = c.orders.get(d.order_id)
+        return known is None or not known.placed
+    if isinstance(d, CartUpdated):
+        return c.cart is None or c.cart.stamp != stamp(
+            d.occurred_at, (d.cart_id, d.items, d.currency)
+        )
+    return True
+
+
+def _apply_attributes(
+    c: Customer, d: CustomerUpserted, at: datetime, horizon: datetime | None
+) -> None:
+    """Custom attributes, last writer wins per attribute (stamped ``attributes.<name>``, as
+    the profile fields are); an explicit null clears one and keeps its stamp, so an older
+    value arriving later does not bring it back. EventRefused, with nothing changed, if the
+    customer's attributes would be over MAX_ATTRIBUTES_BYTES."""
+    stated = attribute_values(getattr(d, "attributes", None))
+    if not stated:
+        return
+    values = dict(c.attributes)
+    stamps: dict[str, str] = {}
+    for name, value in stated.items():
+        key = f"attributes.{name}"
+        st = stamp(at, value)
+        if not _newer(c.stamps.get(key), st, horizon):
+            continue
+        if value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
+        stamps[key] = st
+    if not stamps:
+        return
+    if attributes_size(values) > MAX_ATTRIBUTES_BYTES:
+        raise EventRefused(
+            f"customer.upserted: detail.attributes: the customer's custom attributes would be "
+            f"over {MAX_ATTRIBUTES_BYTES} bytes (names and values as UTF-8 JSON)"
+        )
+    c.attributes = values
+    c.stamps.update(stamps)
+
+
+def _custom_event(ev: ParsedEvent, vocab: Vocabulary) -> list[ActivityItem]:
+    """A custom event's activity row (``EVENT#``, TTL ``retention_days``): its type and, under
+    ``fields`` (never beside the row's keys), its fields except those declared personal.
+    Personal fields are not stored at all: the row is history shown to people who may not
+    see personal data, and nothing reads them back; they reach only the programs the event
+    starts (their trigger context, in the journey's cohort, erased with the customer)."""
+    spec = vocab.events.get(ev.detail_type)
+    if spec is None:  # pragma: no cover - parsed with a vocabulary that declares it
+        return []
+    d = ev.detail
+    personal = {f.name for f in spec.fields if f.personal}
+    fields = {
+        f.name: _stored_field(getattr(d, f.name))
+        for f in spec.fields
+        if f.name not in personal and getattr(d, f.name) is not None
+    }
+    at = d.occurred_at
+    return [
+        ActivityItem(
+            customer_id=ev.customer_id,
+            kind="EVENT",
+            at=at,
+            key=f"{ev.detail_type}#{ev.event_id}",
+            data={"type": ev.detail_type, "fields": fields},
+            expires_at=epoch_seconds(at + timedelta(days=spec.retention_days)),
+        )
+    ]
+
+
+def _stored_field(value: Any) -> Any:
+    """A custom event field as an activity item keeps it: times and dates as ISO strings,
+    lists as lists, numbers as Decimal."""
+    if isinstance(value, datetime):
+        return iso(value)
+    return stored_attribute(value)
+
+
+def _change_facts(
+    c: Customer,
+    ev: ParsedEvent,
+    cfg: KizunaConfig,
+    vocab: Vocabulary,
+    horizon: datetime | None = None,
+) -> list[ActivityItem]:
     d = ev.detail
     at = d.occurred_at
     cid = c.customer_id
+    if isinstance(d, CustomerUpserted):  # first: a refused event changes nothing at all
+        _apply_attributes(c, d, at, horizon)
     c.last_event_at = _last_event_at(c, at, horizon)
 
     match d:
@@ -121,6 +256,8 @@ def _apply_facts(
                 setattr(c, name, value)
                 c.stamps[name] = st
             return []
+        case CustomEventDetail():
+            return _custom_event(ev, vocab)
         case ConsentChanged():
             cur = c.consent.get(d.channel)
             st = stamp(at, (d.status, d.source), rank="1" if d.status == "opted_out" else "0")
@@ -489,14 +626,17 @@ def facts_from_activity(customer_id: str, items: Sequence[ActivityItem]) -> list
     return out
 
 
-def _rebuilt(customer: Customer, log: Sequence[ParsedEvent], cfg: KizunaConfig) -> Customer:
+def _rebuilt(
+    customer: Customer, log: Sequence[ParsedEvent], cfg: KizunaConfig, vocab: Vocabulary
+) -> Customer:
     """``customer`` with its orders, adjustments and settled history rebuilt from the fact
-    log, every fact kept one by one (settled again at the end of the fold)."""
+    log, every fact kept one by one (settled again at the end of the fold). The log's orders
+    are not counted again in the behaviour counters: they were when first folded."""
     state = customer.model_copy(
         deep=True, update={"orders": {}, "adjustments": {}, "history": SettledHistory()}
     )
     for ev in sorted(log, key=lambda e: e.detail.occurred_at):
-        _apply_facts(state, ev, cfg)
+        _apply_facts(state, ev, cfg, vocab=vocab, count=False)
     return state  # the derived fields are still the stored ones: the state "before"
 
 
@@ -507,7 +647,9 @@ def _fork(c: Customer) -> Customer:
         update={
             name: dict(getattr(c, name))
             for name in (
+                "attributes",
                 "stamps",
+                "behaviour",
                 "consent",
                 "devices",
                 "suppressions",
@@ -526,6 +668,7 @@ def _apply_late(
     now: datetime,
     result: Applied,
     bulk: bool,
+    vocab: Vocabulary,
 ) -> Customer:
     """Fold events about settled facts into ``base`` (rebuilt from the fact log, every fact
     one by one) at once: one recompute for all of them, however long the history."""
@@ -538,7 +681,7 @@ def _apply_late(
             result.derived_by_event[ev.event_id] = restore_derived(record, ev)
             result.derived += result.derived_by_event[ev.event_id]
             continue
-        activity += _apply_facts(state, ev, cfg)
+        activity += _apply_facts(state, ev, cfg, vocab=vocab, now=now)
         fresh.append(ev)
     state = recompute(state, cfg.loyalty)
     result.activity += _with_ledger(_with_points(activity, base, state), state, cfg)
@@ -612,6 +755,7 @@ def apply_events(
     log: Sequence[ParsedEvent] | None = None,
     bulk: bool = False,
     horizon: datetime | None = None,
+    vocab: Vocabulary | None = None,
 ) -> Applied:
     """Apply ``events`` (all for ``customer``) in order.
 
@@ -629,15 +773,21 @@ def apply_events(
     ``horizon`` (ingest: its clock plus ``cfg.event_time.max_future_skew``) is the latest
     time trusted: a stored time beyond it loses to any incoming fact, and the state is never
     computed as of a time beyond it (see ``_newer``).
+
+    ``vocab`` (default: ``cfg``'s) says which events are counted in ``behaviour`` and how
+    custom events are kept. An event the state cannot take (:class:`EventRefused`) is not
+    applied nor recorded: it is in ``refused`` with the reason, the others go on.
     """
     for ev in events:
         if ev.customer_id != customer.customer_id:
             raise ValueError("event for another customer")
+    vocab = vocab or vocabulary(cfg)
     result = Applied(customer=customer)
     if log is not None:
         late = [ev for ev in events if needs_history(customer, [ev])]
         events = [ev for ev in events if not needs_history(customer, [ev])]
-        state = _apply_late(_rebuilt(customer, log, cfg), late, cfg, now, result, bulk)
+        rebuilt = _rebuilt(customer, log, cfg, vocab)
+        state = _apply_late(rebuilt, late, cfg, now, result, bulk, vocab)
         state = settle(state, cfg.loyalty, limit=_earliest_touched(state, events))
     elif needs_history(customer, events):
         raise HistoryNeeded(customer.customer_id)
@@ -645,7 +795,10 @@ def apply_events(
         state = customer.model_copy(deep=True)
     if bulk:
         for ev in events:
-            result.activity.extend(_apply_facts(state, ev, cfg))
+            try:
+                result.activity.extend(_apply_facts(state, ev, cfg, vocab=vocab, now=now))
+            except EventRefused as refused:  # raised before anything changed
+                result.refused[ev.event_id] = refused.reason
         state = recompute(state, cfg.loyalty)
         result.activity = _with_ledger(result.activity, state, cfg)
     else:
@@ -658,7 +811,11 @@ def apply_events(
                 continue
             before = state
             after = _fork(before)
-            activity = _apply_facts(after, ev, cfg, horizon)
+            try:
+                activity = _apply_facts(after, ev, cfg, horizon, vocab=vocab, now=now)
+            except EventRefused as refused:
+                result.refused[ev.event_id] = refused.reason
+                continue
             as_of = after.last_event_at
             after = recompute(after, cfg.loyalty, horizon if beyond(as_of, horizon) else as_of)
             if after.cart_open_at != before.cart_open_at:

@@ -1,10 +1,12 @@
 """Erasure and access requests (APPI, GDPR): everything Kizuna holds about one customer.
 
-A customer's data lives in two places: the customer item (profile, addresses, device
-tokens, LINE id, facts, loyalty, and the idempotency records of ingest in ``processed``)
-and the customer's partition of the activity table (orders, cancellations, points,
-consent, behaviour, journeys, program decisions and the message ledger). Erasure removes
-both and takes the customer out of their running journeys. What stays is anonymous: a daily count of
+A customer's data lives in two places: the customer item (profile, custom attributes
+personal or not, addresses, device tokens, LINE id, facts, loyalty, behaviour counters, and
+the idempotency records of ingest in ``processed``) and the customer's partition of the
+activity table (orders, cancellations, points, consent, behaviour and custom events,
+journeys, program decisions and the message ledger). Erasure removes both and takes the
+customer out of their running journeys (whose members keep what their trigger said, custom
+event fields included). What stays is anonymous: a daily count of
 erasures (so aggregates that drop can be explained) and, for ``ERASED_MARKER_DAYS``, a
 marker keyed by a hash of the id that stops an event still in flight from re-creating the
 customer (ingest checks it before creating a customer it has never seen).
@@ -13,12 +15,15 @@ customer (ingest checks it before creating a customer it has never seen).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kizuna.domain.timestamps import epoch_seconds
+
+if TYPE_CHECKING:  # the adapters import this module: it loads no configuration
+    from kizuna.runtime.config import CustomAttribute
 
 ERASED_MARKER_DAYS = 30
 ERASED_PREFIX = "ERASED#"
@@ -64,6 +69,32 @@ def mask(field: str, value: object) -> str | None:
         case "birth_date":
             return f"{text[:4]}-**-**" if len(text) >= 4 else MASK
     return text[:1] + MASK
+
+
+def mask_attribute(spec: CustomAttribute | None, name: str, value: Any) -> Any:
+    """A custom attribute as someone who may not see personal data sees it: one declared
+    personal (``spec``), or no longer declared (``spec`` None: nothing says it is not
+    personal), masked as :func:`mask` masks the built-in fields (text: its first character,
+    ``Y***``; a date: its year, ``1985-**-**``; a string list: each item; a number or a
+    boolean: ``***``); any other as stored. None stays None."""
+    if value is None or (spec is not None and not spec.personal):
+        return value
+    if isinstance(value, list | tuple):
+        return [mask(name, item) for item in value]
+    if spec is not None and spec.type == "date":  # ValueType.DATE
+        return mask("birth_date", value)
+    if isinstance(value, str):
+        return mask(name, value)
+    return MASK
+
+
+def mask_attributes(
+    attributes: Mapping[str, Any], declared: Mapping[str, CustomAttribute]
+) -> dict[str, Any]:
+    """A customer's custom attributes (name -> value) with :func:`mask_attribute` applied."""
+    return {
+        name: mask_attribute(declared.get(name), name, value) for name, value in attributes.items()
+    }
 
 
 def erased_key(customer_id: str) -> str:

@@ -7,8 +7,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kizuna.domain.customer import MAX_ATTRIBUTES_BYTES, attribute_values, attributes_size
 from kizuna.domain.timestamps import iso
-from kizuna.events.inbound import INBOUND_MODELS, InboundDetail
+from kizuna.events.custom import BUILTIN, Vocabulary
+from kizuna.events.inbound import InboundDetail
 from kizuna.runtime.config import EventTimeConfig
 
 D = TypeVar("D", bound=BaseModel)
@@ -82,6 +84,20 @@ def validate_detail(envelope: Envelope, model: type[D]) -> D:
         ) from exc
 
 
+def check_attributes(detail_type: str, detail: BaseModel) -> None:
+    """Raise EventRejected (``InvalidEvent``, naming ``detail.attributes``) if the custom
+    attributes of one event are over :data:`~kizuna.domain.customer.MAX_ATTRIBUTES_BYTES`
+    (the customer item's budget for them, see docs/ARCHITECTURE.md "A bounded customer
+    item"); the fold checks the customer's total again (an event may add to stored ones)."""
+    values = attribute_values(getattr(detail, "attributes", None))
+    if values and attributes_size(values) > MAX_ATTRIBUTES_BYTES:
+        raise EventRejected(
+            "InvalidEvent",
+            f"{detail_type}: detail.attributes: over {MAX_ATTRIBUTES_BYTES} bytes "
+            "(names and values as UTF-8 JSON)",
+        )
+
+
 def check_occurred_at(
     detail_type: str, occurred_at: datetime, now: datetime, limits: EventTimeConfig
 ) -> None:
@@ -107,18 +123,24 @@ def parse_inbound(
     raw: str | dict[str, Any],
     now: datetime | None = None,
     limits: EventTimeConfig | None = None,
+    vocab: Vocabulary = BUILTIN,
 ) -> ParsedEvent:
     """Validate an EventBridge event carrying an inbound detail; raise EventRejected if bad.
 
-    With ``now`` (the receiver's clock), ``occurred_at`` must also lie within ``limits``
-    (:class:`~kizuna.runtime.config.EventTimeConfig`; its defaults if not given)."""
+    ``vocab`` is the configuration's vocabulary (:func:`kizuna.events.custom.vocabulary`):
+    its custom events and ``customer.upserted``'s ``attributes`` as declared. The default,
+    :data:`~kizuna.events.custom.BUILTIN`, declares none: an ``attributes`` object or a
+    custom event is then rejected. With ``now`` (the receiver's clock), ``occurred_at`` must
+    also lie within ``limits`` (:class:`~kizuna.runtime.config.EventTimeConfig`; its
+    defaults if not given)."""
     envelope = parse_envelope(raw)
-    model = INBOUND_MODELS.get(envelope.detail_type)
+    model = vocab.inbound_model(envelope.detail_type)
     if model is None:
         raise EventRejected(
             "UnknownEventType", f"detail-type {envelope.detail_type!r} is not inbound"
         )
     detail = validate_detail(envelope, model)
+    check_attributes(envelope.detail_type, detail)
     if now is not None:
         check_occurred_at(
             envelope.detail_type, detail.occurred_at, now, limits or EventTimeConfig()

@@ -19,9 +19,11 @@ from typing import Any, Protocol
 
 from kizuna.delivery.policy import address_for, channel_block
 from kizuna.domain.activity import ActivityItem
+from kizuna.domain.behaviour import with_occurrence
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
 from kizuna.events import DERIVED_MODELS, Cause, DerivedEvent, ProgramConverted, derived_event
+from kizuna.events.custom import vocabulary
 from kizuna.programs.claims import CLAIM_NOT_IN_STATE, claim_holds, journey_key
 from kizuna.programs.cohorts import (
     JOIN_MARGIN,
@@ -164,6 +166,7 @@ class Evaluator:
         self.starter = starter
         self.publisher = publisher
         self.cfg = cfg
+        self.vocab = vocabulary(cfg)  # custom events and the counted ones
         self.clock = clock
         self._started: set[str] = set()  # cohorts this container has started
 
@@ -312,6 +315,20 @@ class Evaluator:
         return state is not None and state.last_event_id == ev.event_id
 
     # -- triggers -------------------------------------------------------------------------
+    def _counted(self, customer: Customer, ev: IncomingEvent) -> Customer:
+        """The customer as the audience sees them: with ``ev`` in their behaviour counters
+        when it is a counted event (custom or tracked) that ingest has not folded yet (both
+        receive it at once), so "the second ``wishlist.added`` in 14 days" is decided the
+        same whichever function comes first. Folded: its id is in ingest's idempotency
+        records (an order: its order is known)."""
+        windows = self.vocab.windows.get(ev.detail_type)
+        if windows is None or ev.event_id in customer.processed:
+            return customer
+        order = customer.orders.get(str(ev.detail.get("order_id")))
+        if ev.detail_type == "order.placed" and order is not None and order.placed:
+            return customer
+        return with_occurrence(customer, ev.detail_type, ev.time, windows)
+
     def _trigger(
         self,
         program: Program,
@@ -338,7 +355,7 @@ class Evaluator:
 
         if customer is None:
             return skip("unknown_customer")
-        view = customer_view(customer, now, self.cfg, self.segments)
+        view = customer_view(self._counted(customer, ev), now, self.cfg, self.segments)
         if not matches(program.audience, view):
             return skip("audience", failed=failures(program.audience, view))
         if previous is not None and previous.entries > 0:

@@ -421,7 +421,7 @@ class CustomConfig(BaseModel):
         for what, names in (
             ("attribute", [a.name for a in self.attributes]),
             ("event", [e.detail_type for e in self.events]),
-            ("tracked event", [t.detail_type for t in self.tracked]),
+            ("tracked event", [str(t.detail_type) for t in self.tracked]),
         ):
             twice = sorted({n for n in names if names.count(n) > 1})
             if twice:

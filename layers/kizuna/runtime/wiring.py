@@ -52,6 +52,7 @@ def ingest_service() -> IngestService:
     from kizuna.adapters.eventbridge import EventBridgePublisher
     from kizuna.adapters.sqs import SqsDeadLetters
     from kizuna.domain.privacy import ErasureReport, erase
+    from kizuna.events.custom import vocabulary
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.config import load_config
     from kizuna.runtime.settings import ingest_settings
@@ -60,6 +61,7 @@ def ingest_service() -> IngestService:
     s = ingest_settings()
     store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     clock = CurrentClock()
+    cfg = load_config(s.KIZUNA_CONFIG)
 
     def eraser(customer_id: str) -> ErasureReport:
         return erase(customer_id, store, store, clock.now())
@@ -68,10 +70,12 @@ def ingest_service() -> IngestService:
         store=store,
         publisher=EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
         dead_letters=SqsDeadLetters(boto3.client("sqs"), s.DEAD_LETTER_QUEUE_URL),
-        cfg=load_config(s.KIZUNA_CONFIG),
+        cfg=cfg,
         clock=clock,
         max_receive_count=s.MAX_RECEIVE_COUNT,
         eraser=eraser,
+        # the custom attributes and events of the configuration, built at cold start
+        vocab=vocabulary(cfg),
     )
 
 

@@ -24,9 +24,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kizuna.events import DERIVED_MODELS, INBOUND_MODELS
+from kizuna.events import DERIVED_MODELS
+from kizuna.events.custom import BUILTIN, Vocabulary, vocabulary
 from kizuna.events.envelope import (
     EventRejected,
+    check_attributes,
     check_occurred_at,
     parse_envelope,
     validate_detail,
@@ -40,19 +42,26 @@ from kizuna.services.failures import DeadLetterPolicy
 
 
 def incoming(
-    raw: str | dict[str, Any], now: datetime | None = None, limits: EventTimeConfig | None = None
+    raw: str | dict[str, Any],
+    now: datetime | None = None,
+    limits: EventTimeConfig | None = None,
+    vocab: Vocabulary = BUILTIN,
 ) -> IncomingEvent:
-    """Validate a bus event for evaluation; raise EventRejected if it cannot be. With ``now``,
-    a producer's occurred_at must lie within ``limits`` (as ingest checks it)."""
+    """Validate a bus event for evaluation; raise EventRejected if it cannot be. A producer's
+    event is validated as ingest validates it: by ``vocab`` (the configuration's custom
+    events and attributes, :func:`kizuna.events.custom.vocabulary`) and, with ``now``, its
+    occurred_at within ``limits``."""
     env = parse_envelope(raw)
     derived = env.source == KIZUNA_EVENT_SOURCE
-    model = (DERIVED_MODELS if derived else INBOUND_MODELS).get(env.detail_type)
+    model = DERIVED_MODELS.get(env.detail_type) if derived else vocab.inbound_model(env.detail_type)
     if model is None:
         raise EventRejected(
             "UnknownEventType",
             f"detail-type {env.detail_type!r} from {env.source!r} is not evaluated",
         )
     detail = validate_detail(env, model)
+    if not derived:
+        check_attributes(env.detail_type, detail)
     at: datetime = getattr(detail, "occurred_at", env.time)
     if now is not None and not derived:
         check_occurred_at(env.detail_type, at, now, limits or EventTimeConfig())
@@ -70,10 +79,16 @@ def _from_producer(raw: str) -> bool:
 
 class EvaluateService:
     def __init__(
-        self, evaluator: Evaluator, dead_letters: DeadLetterSink, max_receive_count: int
+        self,
+        evaluator: Evaluator,
+        dead_letters: DeadLetterSink,
+        max_receive_count: int,
+        vocab: Vocabulary | None = None,
     ) -> None:
         self.evaluator = evaluator
         self.failures = DeadLetterPolicy(dead_letters, max_receive_count)
+        # custom events start programs too: validated by the evaluator's configuration
+        self.vocab = vocab or vocabulary(evaluator.cfg)
 
     def process_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         events: dict[str, IncomingEvent] = {}
@@ -105,7 +120,10 @@ class EvaluateService:
             records[record.message_id] = record
             try:
                 ev = incoming(
-                    record.body, self.evaluator.clock.now(), self.evaluator.cfg.event_time
+                    record.body,
+                    self.evaluator.clock.now(),
+                    self.evaluator.cfg.event_time,
+                    self.vocab,
                 )
             except EventRejected as exc:
                 if _from_producer(record.body):

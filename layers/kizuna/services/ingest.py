@@ -26,6 +26,7 @@ from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import Applied, HistoryNeeded, apply_events, facts_from_activity
 from kizuna.domain.privacy import ErasureReport
 from kizuna.events import ERASE_TYPE, DerivedEvent
+from kizuna.events.custom import BUILTIN, Vocabulary, vocabulary
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
 from kizuna.ports import CustomerStore, DeadLetterSink, EventPublisher, VersionConflict
 from kizuna.runtime.clock import Clock
@@ -56,6 +57,7 @@ def apply_to_customers(
     stats: IngestStats | None = None,
     *,
     bulk: bool = False,
+    vocab: Vocabulary | None = None,
 ) -> dict[str, Applied | Exception]:
     """Apply each customer's events, write their activity, and save each customer at most
     once.
@@ -67,8 +69,11 @@ def apply_to_customers(
     again. A customer saved concurrently by someone else is re-read, re-applied and its
     activity re-written. The outcome per customer is what was applied, or the error.
     ``bulk`` folds history (the importer): see :func:`kizuna.domain.ingest.apply_events`.
+    An event the customer's state refuses is in its outcome's ``refused`` (not applied).
+    ``vocab``: the configuration's vocabulary (built from ``cfg`` if not given).
     """
     stats = stats or IngestStats()
+    vocab = vocab or vocabulary(cfg)
     horizon = now + cfg.event_time.max_future_skew  # no valid event is later (parse_inbound)
     out: dict[str, Applied | Exception] = {}
     try:
@@ -87,7 +92,7 @@ def apply_to_customers(
             continue
         try:
             base = current.get(cid) or Customer(customer_id=cid)
-            first[cid] = _fold(store, base, events, cfg, now, bulk, horizon)
+            first[cid] = _fold(store, base, events, cfg, now, bulk, horizon, vocab)
         except Exception as exc:
             out[cid] = exc
     try:
@@ -98,7 +103,16 @@ def apply_to_customers(
     for cid, applied in first.items():
         try:
             out[cid] = _save(
-                store, current.get(cid), applied, by_customer[cid], cfg, now, stats, bulk, horizon
+                store,
+                current.get(cid),
+                applied,
+                by_customer[cid],
+                cfg,
+                now,
+                stats,
+                bulk,
+                horizon,
+                vocab,
             )
         except Exception as exc:
             out[cid] = exc
@@ -113,13 +127,15 @@ def _fold(
     now: datetime,
     bulk: bool,
     horizon: datetime | None = None,
+    vocab: Vocabulary | None = None,
 ) -> Applied:
     """Apply the events; when they concern settled facts, with the customer's fact log."""
+    options: dict[str, Any] = {"bulk": bulk, "horizon": horizon, "vocab": vocab}
     try:
-        return apply_events(base, list(events), cfg, now, bulk=bulk, horizon=horizon)
+        return apply_events(base, list(events), cfg, now, **options)
     except HistoryNeeded:
         log = facts_from_activity(base.customer_id, store.fact_log(base.customer_id))
-        return apply_events(base, list(events), cfg, now, log=log, bulk=bulk, horizon=horizon)
+        return apply_events(base, list(events), cfg, now, log=log, **options)
 
 
 def _save(
@@ -132,6 +148,7 @@ def _save(
     stats: IngestStats,
     bulk: bool,
     horizon: datetime | None = None,
+    vocab: Vocabulary | None = None,
 ) -> Applied:
     """Save one customer (its activity is written); on a version conflict re-read,
     re-apply, re-write the activity and try again."""
@@ -142,9 +159,8 @@ def _save(
             if customer is None and store.erased([cid], now):  # erased meanwhile
                 stats.dropped_erased += len(events)
                 return Applied(customer=Customer(customer_id=cid))
-            applied = _fold(
-                store, customer or Customer(customer_id=cid), events, cfg, now, bulk, horizon
-            )
+            base = customer or Customer(customer_id=cid)
+            applied = _fold(store, base, events, cfg, now, bulk, horizon, vocab)
             store.put_activity(applied.activity)
         if not applied.changed and customer is not None:
             return applied
@@ -163,7 +179,8 @@ def _save(
 def ingest_one(
     store: CustomerStore, event: ParsedEvent, cfg: KizunaConfig, clock: Clock
 ) -> Applied:
-    """Apply a single event (tools and benchmarks); raise if it could not be saved."""
+    """Apply a single event (tools and benchmarks); raise if it could not be saved (an event
+    the state refuses is in the outcome's ``refused``)."""
     result = apply_to_customers(store, {event.customer_id: [event]}, cfg, clock.now())
     outcome = result[event.customer_id]
     if isinstance(outcome, Exception):
@@ -187,11 +204,15 @@ class IngestService:
     clock: Clock
     max_receive_count: InitVar[int]
     eraser: Callable[[str], ErasureReport] | None = None
+    # the configuration's custom attributes and events (kizuna.events.custom); from ``cfg``
+    # if not given
+    vocab: Vocabulary | None = None
     stats: IngestStats = field(default_factory=IngestStats, init=False)
     failures: DeadLetterPolicy = field(init=False)
 
     def __post_init__(self, max_receive_count: int) -> None:
         self.failures = DeadLetterPolicy(self.dead_letters, max_receive_count)
+        self.vocab = self.vocab or vocabulary(self.cfg)
 
     def process_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         """Process an SQS event; return the partial batch response Lambda expects."""
@@ -211,20 +232,22 @@ class IngestService:
             batch.records[record.message_id] = record
             try:
                 batch.events[record.message_id] = parse_inbound(
-                    record.body, self.clock.now(), self.cfg.event_time
+                    record.body, self.clock.now(), self.cfg.event_time, self.vocab or BUILTIN
                 )
             except EventRejected as exc:
-                self.stats.rejected += 1
-                logger.warning(
-                    "event rejected",
-                    error_type=exc.error_type,
-                    reason=exc.reason,
-                    message_id=record.message_id,
-                )
-                self.failures.keep(record, exc.error_type, exc.reason)
-                self.stats.dead_lettered += 1
+                self._reject(record, exc.error_type, exc.reason)
 
         return validate
+
+    def _reject(self, record: SQSRecord, error_type: str, reason: str) -> None:
+        """Dead-letter an event that can never be applied, with the reason (which names the
+        field, never its value); RuntimeError if the letter could not be kept."""
+        self.stats.rejected += 1
+        logger.warning(
+            "event rejected", error_type=error_type, reason=reason, message_id=record.message_id
+        )
+        self.failures.keep(record, error_type, reason)
+        self.stats.dead_lettered += 1
 
     # -- 2. apply, 3. store -----------------------------------------------------------------
     def _erase(self, batch: _Batch) -> None:
@@ -268,7 +291,7 @@ class IngestService:
         if not by_customer:
             return
         outcomes = apply_to_customers(
-            self.store, by_customer, self.cfg, self.clock.now(), self.stats
+            self.store, by_customer, self.cfg, self.clock.now(), self.stats, vocab=self.vocab
         )
         applied: list[tuple[str, Applied]] = []
         for cid, outcome in outcomes.items():
@@ -284,10 +307,16 @@ class IngestService:
         derived_owner: list[str] = []
         for cid, a in applied:
             for mid in owners[cid]:
+                refused = a.refused.get(batch.events[mid].event_id)
+                if refused is not None:
+                    self._refuse(batch, mid, refused)
+                    continue
                 events = a.derived_by_event.get(batch.events[mid].event_id, [])
                 derived += events
                 derived_owner += [mid] * len(events)
-            self.stats.processed += len(owners[cid])
+            self.stats.processed += sum(
+                1 for mid in owners[cid] if batch.events[mid].event_id not in a.refused
+            )
         if derived:
             bad = self.publisher.publish(derived)
             self.stats.derived += len(derived) - len(bad)
@@ -295,6 +324,13 @@ class IngestService:
                 self._fail(batch, mid, RuntimeError("PutEvents failed for derived events"))
 
     # -- failures -------------------------------------------------------------------------
+    def _refuse(self, batch: _Batch, message_id: str, reason: str) -> None:
+        """An event the customer's state refused (kizuna.domain.ingest.EventRefused)."""
+        try:
+            self._reject(batch.records[message_id], "InvalidEvent", reason)
+        except RuntimeError:  # the letter could not be kept: SQS delivers it again
+            batch.failed.add(message_id)
+
     def _fail(self, batch: _Batch, message_id: str, exc: Exception) -> None:
         """Retry the record, or on its last receive dead-letter it with the reason."""
         if self.failures.retry(batch.records[message_id], exc):

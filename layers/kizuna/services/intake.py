@@ -1,16 +1,18 @@
 """The shop's events put through the HTTP API (``POST /machine/events``): each validated as
-ingest validates it (the inbound models of :mod:`kizuna.events.inbound` and the event-time
-window, against the API's clock), the valid ones put on the bus under the shop's source
-(ingest then folds them as any producer's), every one answered by its index: accepted with
-the bus's event id, rejected with the field and the reason, or failed (the bus refused it:
-send it again). Nothing is dropped silently.
+ingest validates it (the inbound models of :mod:`kizuna.events.inbound`, the custom attributes
+and events the configuration declares (:mod:`kizuna.events.custom`), the size of an event's
+attributes and the event-time window, against the API's clock), the valid ones put on the
+bus under the shop's source (ingest then folds them as any producer's), every one answered
+by its index: accepted with the bus's event id, rejected with the field and the reason, or
+failed (the bus refused it: send it again). Nothing is dropped silently.
 
 A client's retry of a whole batch is absorbed downstream: ingest applies every inbound
 event by its own keys (an order by ``order_id`` and content, a cancellation by ``order_id``
 and time, points by ``adjustment_id``, a cart by its content, consent, profile, devices and
 LINE by value and ``occurred_at``), so the same event twice changes nothing and derives
 nothing twice. Only the behaviour rows of ``product.viewed`` and ``app.opened`` (90-day
-activity, no state) are keyed by the bus's event id: a retried view may be listed twice.
+activity) and custom events (their rows, and the behaviour counters of those events) are
+keyed by the bus's event id: a retried view may be listed, and counted, twice.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import Any, Final, Literal
 
 from pydantic import ValidationError
 
-from kizuna.events.envelope import EventRejected, check_occurred_at
-from kizuna.events.inbound import INBOUND_MODELS
+from kizuna.events.custom import BUILTIN, Vocabulary
+from kizuna.events.envelope import EventRejected, check_attributes, check_occurred_at
 from kizuna.ports import ShopEvents
 from kizuna.runtime.config import EventTimeConfig
 
@@ -69,11 +71,16 @@ def _number(value: Any) -> Any:
 
 class EventIntake:
     def __init__(
-        self, bus: ShopEvents, limits: EventTimeConfig, now: Callable[[], datetime]
+        self,
+        bus: ShopEvents,
+        limits: EventTimeConfig,
+        now: Callable[[], datetime],
+        vocab: Vocabulary = BUILTIN,
     ) -> None:
         self.bus = bus
         self.limits = limits
         self.now = now
+        self.vocab = vocab  # the configuration's (kizuna.events.custom.vocabulary), as ingest's
 
     def validate(self, index: int, raw: Any, now: datetime) -> EventResult | tuple[str, str]:
         """The entry to put (detail-type, detail JSON), or why it is rejected. Values are
@@ -86,7 +93,7 @@ class EventIntake:
         detail_type = raw.get("detail-type")
         if not isinstance(detail_type, str):
             return _rejected(index, ".detail-type", "required: the event's name")
-        model = INBOUND_MODELS.get(detail_type)
+        model = self.vocab.inbound_model(detail_type)
         if model is None:
             return _rejected(index, ".detail-type", "not an inbound event type (docs/EVENTS.md)")
         detail = raw.get("detail")
@@ -98,6 +105,11 @@ class EventIntake:
             first = error.errors(include_input=False, include_url=False)[0]
             loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
             return _rejected(index, f".detail{loc}", str(first["msg"]), detail_type)
+        try:
+            check_attributes(detail_type, parsed)
+        except EventRejected as error:
+            reason = error.reason.split("detail.attributes: ", 1)[-1]
+            return _rejected(index, ".detail.attributes", reason, detail_type)
         try:
             check_occurred_at(detail_type, parsed.occurred_at, now, self.limits)
         except EventRejected as error:

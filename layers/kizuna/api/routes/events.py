@@ -20,6 +20,7 @@ from kizuna.api.body import json_body
 from kizuna.api.context import deps, require, require_machine_or
 from kizuna.api.openapi import document_body
 from kizuna.events import INBOUND_MODELS
+from kizuna.events.custom import vocabulary
 from kizuna.services.intake import MAX_EVENTS, EventIntake
 
 router = APIGatewayHttpRouter()
@@ -67,7 +68,12 @@ class InboundEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    detail_type: Literal[INBOUND_EVENT_TYPES] = Field(alias="detail-type")  # type: ignore[valid-type]
+    detail_type: str = Field(
+        alias="detail-type",
+        description="a built-in inbound type (" + ", ".join(INBOUND_EVENT_TYPES) + ") or one "
+        "the configuration declares (custom.events, e.g. wishlist.added)",
+        examples=["order.placed"],
+    )
     detail: dict[str, Any]
 
 
@@ -98,7 +104,8 @@ def _put(principal: Principal) -> EventsAnswer:
         raise ServiceUnavailableError("the event bus is not configured")
     events = _events_of(json_body(router, MAX_BODY_BYTES))
     now = d.now()
-    result = EventIntake(d.events, d.config.event_time, lambda: now).accept(events)
+    intake = EventIntake(d.events, d.config.event_time, lambda: now, vocabulary(d.config))
+    result = intake.accept(events)
     answer = EventsAnswer(
         source=d.events.source,
         accepted=result.count("accepted"),
