@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from aws_cdk import RemovalPolicy, TimeZone
 from constructs import Construct
 
+from kizuna.events.custom import vocabulary
 from kizuna.runtime.config import KizunaConfig
 from kizuna_infra import names
 from kizuna_infra.api import Api
@@ -44,6 +45,8 @@ class Kizuna(Construct):
         source_root: the directory holding ``functions/`` and ``layers/`` (this repository).
         programs_dir: the program YAML (``<source_root>/programs``); validated at synth.
         templates_dir: the message templates (``<source_root>/templates``).
+        segments_dir: the named segments (``<source_root>/segments``); validated at synth with
+            the programs (the attributes and events ``config`` declares may be named).
         email_from, ses_identity, push_application_id, line_token_secret_arn,
         line_token_parameter, sms_sender_id: channel settings, see
             :class:`~kizuna_infra.delivery.Delivery`.
@@ -65,6 +68,7 @@ class Kizuna(Construct):
         source_root: Path = names.PROJECT_ROOT,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
+        segments_dir: Path | None = None,
         email_from: str = names.DEFAULT_EMAIL_FROM,
         ses_identity: str | None = None,
         push_application_id: str = "",
@@ -83,7 +87,9 @@ class Kizuna(Construct):
         schedule_time_zone = TimeZone.of(time_zone)
 
         self.tables = DataTables(self, names.DATA_CONSTRUCT_ID, removal_policy=removal_policy)
-        self.bus = EventBus(self, names.BUS_CONSTRUCT_ID, bus_name=bus_name)
+        self.bus = EventBus(
+            self, names.BUS_CONSTRUCT_ID, bus_name=bus_name, vocab=vocabulary(self.config)
+        )
         self.layers = Layers(self, names.LAYERS_CONSTRUCT_ID, source_root=source_root)
         shared = SharedProps(layers=self.layers.all, source_root=source_root, tracing=tracing)
         wiring = Wiring(self.bus.bus, self.tables, shared, self.config_json)
@@ -117,6 +123,7 @@ class Kizuna(Construct):
             send_function=self.delivery.send.function,
             programs_dir=programs_dir,
             templates_dir=templates_dir,
+            segments_dir=segments_dir,
             schedule_time_zone=schedule_time_zone,
         )
         # one state machine per program: past what one template holds, fail here, clearly
@@ -135,6 +142,7 @@ class Kizuna(Construct):
             wiring=wiring,
             delivery=self.delivery,
             templates_dir=templates_dir,
+            segments_dir=segments_dir,
         )
 
         # The HTTP API and console: reads everything, writes through the same services.
