@@ -194,9 +194,10 @@ def settle(cloud: LocalCloud) -> None:
 
 # --- the scenario ---------------------------------------------------------------------------------
 def test_declared_attributes_and_events_drive_a_program_end_to_end(cloud: LocalCloud) -> None:
-    # Given five newsletter readers and one who is not, with the POS's attributes
-    member(cloud, "vip", newsletter=True, membership_tier_pos="vip", nickname="ハナ",
-           favourite_store="銀座本店")  # fmt: skip
+    # Given four newsletter readers and one who is not, with the POS's attributes (the VIP
+    # gave a nickname, personal data, and a favourite store)
+    vip = {"nickname": "ハナ", "favourite_store": "銀座本店"}
+    member(cloud, "vip", newsletter=True, membership_tier_pos="vip", **vip)
     member(cloud, "regular", newsletter=True, membership_tier_pos="standard")
     member(cloud, "cheap", newsletter=True, membership_tier_pos="vip")
     member(cloud, "no-news", newsletter=False, membership_tier_pos="vip")

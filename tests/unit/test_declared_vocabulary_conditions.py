@@ -134,7 +134,7 @@ def test_a_program_on_the_declared_vocabulary_loads(tmp_path: Path) -> None:
         (  # not a counter
             "count_14d:",
             "count:",
-            "(\'wishlist.added\' is counted over 14, 30 days: count_<N>d, total, days_since_last)",
+            "('wishlist.added' is counted over 14, 30 days: count_<N>d, total, days_since_last)",
         ),
         (  # a value outside the enum
             "tier: [premium, vip]",
