@@ -421,7 +421,10 @@ def timeline_item(
                 **base,
             )
         case "EVENT":
-            data = _pick(row, "type", "product_id", "category", "cart_id", "items", "platform")
+            # a declared event's row keeps its fields (never the personal ones) under fields
+            data = _pick(
+                row, "type", "product_id", "category", "cart_id", "items", "platform", "fields"
+            )
             return TimelineItem(type="behaviour", data=data, **base)
         case "ENTRY" | "CONV":
             return TimelineItem(
