@@ -16,11 +16,13 @@ Two guards live here:
   archive; what it keeps is pseudonymous (customer ids, orders, points, consent, behaviour)
   and expires after ``names.ARCHIVE_RETENTION_DAYS``, no later than the erasure marker
   (kizuna.domain.privacy.ERASED_MARKER_DAYS), so a replay never re-creates an erased
-  customer.
+  customer. A shop's own event (``custom.events`` of the configuration) is archived unless
+  one of its fields is declared personal or is named like a direct identifier.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from aws_cdk import Duration
@@ -28,18 +30,26 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from kizuna.domain.privacy import DIRECT_IDENTIFIER_EVENTS
+from kizuna.domain.privacy import DIRECT_IDENTIFIER_EVENTS, DIRECT_IDENTIFIER_FIELDS
 from kizuna.events import DERIVED_MODELS, INBOUND_MODELS
+from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.events.derived import CAMPAIGN_EVENT_MODELS
+from kizuna.programs.pattern_rules import MAX_PATTERN_CHARS
 from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
 from kizuna_infra import names
 
 
-def archived_event_types() -> list[str]:
-    """Every event type of the bus contract that carries no direct identifier. An allow
-    list: an event type nobody declared (a producer's own, a future one) is not archived."""
+def archived_event_types(vocab: Vocabulary = BUILTIN) -> list[str]:
+    """Every event type of the bus contract that carries no direct identifier, the shop's
+    declared events with no personal field included. An allow list: an event type nobody
+    declared (a producer's own, a future one) is not archived."""
     known = [*INBOUND_MODELS, *DERIVED_MODELS, *CAMPAIGN_EVENT_MODELS]
-    return sorted(t for t in known if t not in DIRECT_IDENTIFIER_EVENTS)
+    custom = [
+        event.detail_type
+        for event in vocab.events.values()
+        if not any(f.personal or f.name in DIRECT_IDENTIFIER_FIELDS for f in event.fields)
+    ]
+    return sorted([*(t for t in known if t not in DIRECT_IDENTIFIER_EVENTS), *custom])
 
 
 class EventBus(Construct):
@@ -53,14 +63,22 @@ class EventBus(Construct):
         *,
         bus_name: str = names.DEFAULT_BUS_NAME,
         archive_retention: Duration | None = None,
+        vocab: Vocabulary = BUILTIN,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, names.BUS_ID, event_bus_name=bus_name)
         retention = archive_retention or Duration.days(names.ARCHIVE_RETENTION_DAYS)
+        archived = archived_event_types(vocab)
+        size = len(json.dumps({"detail-type": archived}, separators=(",", ":")))
+        if size > MAX_PATTERN_CHARS:
+            raise ValueError(
+                f"the archive's event pattern would be {size} characters, over EventBridge's "
+                f"{MAX_PATTERN_CHARS}: shorten or declare fewer custom.events"
+            )
         self.archive = self.bus.archive(
             names.ARCHIVE_ID,
             description=f"Events on the {bus_name} bus without direct identifiers, for replay",
-            event_pattern=events.EventPattern(detail_type=archived_event_types()),
+            event_pattern=events.EventPattern(detail_type=archived),
             retention=retention,
         )
 

@@ -162,6 +162,7 @@ SNAPSHOT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("age_band", "string"),
     ("gender", "string"),
     ("occupation", "string"),
+    ("attributes", "map<string,string>"),
     ("lifecycle", "string"),
     ("order_count", "int"),
     ("spend_12m", "double"),

@@ -31,6 +31,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from kizuna.events.custom import Vocabulary, vocabulary
+from kizuna.runtime.config import load_config
 from kizuna.runtime.settings import ENV_EVENT_BUS_NAME, ENV_KIZUNA_CONFIG
 from kizuna_infra import names
 from kizuna_infra.data import DataTables
@@ -146,6 +148,11 @@ class Wiring:
             ENV_KIZUNA_CONFIG: self.config_json,
             **(more or {}),
         }
+
+    def vocabulary(self) -> Vocabulary:
+        """The attributes and events the configuration declares (what programs and segments
+        may name, which events the bus archives)."""
+        return vocabulary(load_config(self.config_json))
 
 
 class KizunaFunction(Construct):

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from aws_cdk import RemovalPolicy, TimeZone
 from constructs import Construct
 
+from kizuna.events.custom import vocabulary
 from kizuna.runtime.config import KizunaConfig
 from kizuna_infra import names
 from kizuna_infra.api import Api
@@ -47,7 +48,8 @@ class Kizuna(Construct):
             ``kizuna migrate pinpoint``.
         programs_dir: the program YAML (``<content_dir>/programs``); validated at synth.
         templates_dir: the message templates (``<content_dir>/templates``).
-        segments_dir: the named segments (``<content_dir>/segments``, optional).
+        segments_dir: the named segments (``<content_dir>/segments``, optional); validated at
+            synth with the programs (the attributes and events ``config`` declares may be named).
         email_from, ses_identity, push_application_id, line_token_secret_arn,
         line_token_parameter, sms_sender_id: channel settings, see
             :class:`~kizuna_infra.delivery.Delivery`.
@@ -89,7 +91,9 @@ class Kizuna(Construct):
         schedule_time_zone = TimeZone.of(time_zone)
 
         self.tables = DataTables(self, names.DATA_CONSTRUCT_ID, removal_policy=removal_policy)
-        self.bus = EventBus(self, names.BUS_CONSTRUCT_ID, bus_name=bus_name)
+        self.bus = EventBus(
+            self, names.BUS_CONSTRUCT_ID, bus_name=bus_name, vocab=vocabulary(self.config)
+        )
         self.layers = Layers(self, names.LAYERS_CONSTRUCT_ID, source_root=source_root)
         shared = SharedProps(layers=self.layers.all, source_root=source_root, tracing=tracing)
         wiring = Wiring(self.bus.bus, self.tables, shared, self.config_json)

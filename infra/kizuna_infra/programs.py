@@ -31,6 +31,7 @@ from constructs import Construct
 from kizuna.adapters.dynamodb import SWEEP_WATERMARK_PK
 from kizuna.delivery.templates import Renderer
 from kizuna.events import DERIVED_EVENT_TYPES
+from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
 from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_programs
 from kizuna.programs.model import Program
@@ -76,17 +77,25 @@ class InvalidProgramsError(ProgramError):
 
 
 def load_enabled_programs(
-    programs_dir: Path, templates_dir: Path, segments_dir: Path | None = None
+    programs_dir: Path,
+    templates_dir: Path,
+    segments_dir: Path | None = None,
+    vocab: Vocabulary = BUILTIN,
 ) -> list[Program]:
     """The enabled programs; raises :class:`InvalidProgramsError` listing every issue of every
-    program (enabled or not), missing message templates and unknown segments included."""
+    program (enabled or not), missing message templates and unknown segments included.
+    ``vocab``: the configuration's declared attributes and events, which programs and
+    segments may name (a custom event's trigger goes into the evaluate rule like any other)."""
     if not programs_dir.is_dir():
         raise FileNotFoundError(f"no programs folder {programs_dir}")
     segment_names: list[str] = []
     if segments_dir is not None and segments_dir.is_dir():
-        segment_names = list(load_segments(segments_dir))
+        segment_names = list(load_segments(segments_dir, vocab))
     programs, issues = load_programs(
-        programs_dir, templates=Renderer(templates_dir), segment_names=segment_names
+        programs_dir,
+        templates=Renderer(templates_dir),
+        segment_names=segment_names,
+        vocab=vocab,
     )
     if issues:
         raise InvalidProgramsError(programs_dir, issues)
@@ -227,7 +236,9 @@ class Programs(Construct):
         programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
         segments_dir = segments_dir or source_root / names.SEGMENTS_DIR
-        self.programs = load_enabled_programs(programs_dir, templates_dir, segments_dir)
+        self.programs = load_enabled_programs(
+            programs_dir, templates_dir, segments_dir, wiring.vocabulary()
+        )
         # what evaluate and the journey helper read: programs, and named segments if any
         data_dirs = {names.PROGRAMS_DIR: programs_dir}
         if segments_dir.is_dir():

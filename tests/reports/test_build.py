@@ -201,6 +201,31 @@ def test_segment_analysis_by_band(ledger: Ledger) -> None:
     assert out[("region", "(none)")].messaged == 0
 
 
+def test_segment_analysis_by_declared_attributes(ledger: Ledger) -> None:
+    # Given a snapshot whose rows carry the declared attributes reports break down by
+    day = date(2026, 6, 1)
+    rows = [
+        row("t1", day, "New", attributes={"tier": "vip", "newsletter": "true"}, order_count=2),
+        row("t2", day, "New", attributes={"tier": "vip"}, order_count=1, spend_12m=500.0),
+        row("t3", day, "New", attributes={"tier": "standard", "newsletter": "false"}),
+        row("q", day, "New"),
+    ]
+    # When analysed with the default dimensions
+    out = {(r.dimension, r.value): r for r in segment_analysis(rows, ledger)}
+    # Then each attribute is a dimension after the built-in ones, unset as (none)
+    dimensions = list(dict.fromkeys(d for d, _ in out))
+    assert dimensions[-2:] == ["attributes.newsletter", "attributes.tier"]
+    vip = out[("attributes.tier", "vip")]
+    assert (vip.customers, vip.buyers, vip.revenue_12m, vip.messaged) == (2, 2, 500.0, 2)
+    assert vip.second_purchase_rate == 0.5
+    assert out[("attributes.tier", "standard")].customers == 1
+    assert out[("attributes.tier", "(none)")].customers == 1
+    assert {v for d, v in out if d == "attributes.newsletter"} == {"true", "false", "(none)"}
+    # and a snapshot without declarations has the built-in dimensions only
+    plain = segment_analysis([row("x", day, "New")], ledger)
+    assert not any(r.dimension.startswith("attributes.") for r in plain)
+
+
 def test_the_document_carries_the_headline_and_section_keys() -> None:
     from kizuna.runtime.config import KizunaConfig
     from kizuna_tools.reports.document import build_reports, report_document

@@ -71,6 +71,24 @@ def test_a_skipped_entry_keeps_the_ledger_detail_whatever_its_shape() -> None:
     assert item.why is not None and "new" in item.why.text and "repeat" in item.why.text
 
 
+def test_a_declared_event_shows_its_stored_fields() -> None:
+    # the row ingest keeps of a declared event: its type and its (non-personal) fields
+    row = {
+        "sk": f"EVENT#{AT}#wishlist.added#e1",
+        "kind": "EVENT",
+        "type": "wishlist.added",
+        "fields": {"product_id": "tea-1", "price": Decimal("5400"), "weight": Decimal("0.5")},
+        "at": AT,
+        "expires_at": Decimal(1),
+    }
+    item = timeline_item(row, "en")
+    assert item is not None and item.type == "behaviour"
+    assert item.data == {
+        "type": "wishlist.added",
+        "fields": {"product_id": "tea-1", "price": 5400, "weight": "0.5"},
+    }
+
+
 def test_state_and_unknown_rows_are_not_events() -> None:
     for sk in ("JOURNEY#welcome", "CONTACT", "SOMETHING#new"):
         assert timeline_item({"sk": sk, "at": AT}, "en") is None

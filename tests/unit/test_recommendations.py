@@ -325,3 +325,39 @@ def test_finish_without_the_analytics_bucket_is_a_clear_error() -> None:
     )
     with pytest.raises(RuntimeError, match="analytics bucket"):
         run_scoring(request, MemoryStore(), MemoryPublisher(), KizunaConfig(), FixedClock(NOW))  # type: ignore[arg-type]
+
+
+def test_the_snapshot_carries_declared_attributes_reports_break_down_by() -> None:
+    # Given declarations of every kind, and a customer with a value for each
+    cfg = KizunaConfig.model_validate(
+        {
+            "custom": {
+                "attributes": [
+                    {"name": "tier", "type": "string", "enum": ["standard", "vip"]},
+                    {"name": "newsletter", "type": "boolean"},
+                    {"name": "store", "type": "string"},
+                    {"name": "shoe_size", "type": "number"},
+                    {"name": "secret_tier", "type": "string", "enum": ["a", "b"], "personal": True},
+                    {"name": "unset", "type": "boolean"},
+                ]
+            }
+        }
+    )
+    c = customer("a", ["p1"]).model_copy(
+        update={
+            "attributes": {
+                "tier": "vip",
+                "newsletter": False,
+                "store": "銀座本店",
+                "shoe_size": Decimal("24.5"),
+                "secret_tier": "b",
+            }
+        }
+    )
+    # When the snapshot row is taken
+    row = row_for(c, NOW, cfg)
+    # Then only the non-personal enums and booleans are kept, as text; the rest never leaves
+    assert row.attributes == {"tier": "vip", "newsletter": "false"}
+    assert "銀座本店" not in row.model_dump_json()
+    # and without declarations the row has none
+    assert row_for(c, NOW, KizunaConfig()).attributes == {}

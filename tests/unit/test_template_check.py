@@ -105,3 +105,30 @@ def test_a_top_level_set_is_known_to_the_blocks_of_a_child_template(tmp_path: Pa
     )
     problems = Renderer(tmp_path)._source_problems("p/t/en/email.txt.j2", {"trigger"})
     assert problems == ["undefined name 'nope'"]
+
+
+def test_templates_read_every_declared_attribute_and_a_misspelled_one_is_refused(
+    project: Path,
+) -> None:
+    # Given a configuration declaring attributes, one of them personal data
+    (project / "config.json").write_text(
+        '{"custom": {"attributes": [{"name": "nickname", "type": "string", "personal": true},'
+        ' {"name": "favourite_store", "type": "string"},'
+        ' {"name": "newsletter", "type": "boolean"}]}}'
+    )
+    path = project / REMINDER
+    original = path.read_text(encoding="utf-8")
+    # When a template addresses the customer by a declared attribute, personal or not
+    path.write_text(
+        "{{ customer.attributes.nickname }} {{ customer.attributes.favourite_store }}"
+        "{% if customer.attributes.newsletter %}!{% endif %}\n" + original,
+        encoding="utf-8",
+    )
+    # Then it renders (the check gives every declared attribute a sample value)
+    code, output = validate("programs", "validate", "--config", "config.json")
+    assert code == 0, output
+    # and a name the configuration does not declare is refused, like any undefined name
+    path.write_text("{{ customer.attributes.favourite_stor }}\n" + original, encoding="utf-8")
+    code, output = validate("programs", "validate", "--config", "config.json")
+    assert code == 1
+    assert "'dict object' has no attribute 'favourite_stor'" in output, output

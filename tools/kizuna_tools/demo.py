@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kizuna_tools.simulation import Shop
 
 if TYPE_CHECKING:
+    from kizuna.runtime.config import KizunaConfig
     from kizuna_tools.local.cloud import LocalCloud
     from kizuna_tools.local.faults import FaultPlan
 
@@ -282,13 +283,15 @@ DEMO_CONTEXT: dict[str, Any] = local_context(simulation_config(DEMO_CONFIG))
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
-def report_data(cloud: Any, project_root: Path) -> Any:
-    """The reports' data, read back from the local cloud as from a deployed stack."""
+def report_data(cloud: Any, project_root: Path, cfg: KizunaConfig | None = None) -> Any:
+    """The reports' data, read back from the local cloud as from a deployed stack (its
+    programs read with the configuration's vocabulary, ``cfg``)."""
     import boto3
 
     from kizuna.adapters.campaigns import CampaignStore
     from kizuna.adapters.dynamodb import DynamoStore, SnapshotStore
     from kizuna.adapters.s3 import S3Objects
+    from kizuna.events.custom import vocabulary
     from kizuna.programs.loader import load_programs
     from kizuna_tools.local.template import REGION
     from kizuna_tools.reports.sources import load
@@ -302,7 +305,7 @@ def report_data(cloud: Any, project_root: Path) -> Any:
     snapshots = SnapshotStore(dynamodb, cloud.physical_name(_table(cloud, "Snapshots")))
     bucket = cloud.find("AWS::S3::Bucket", "Analytics")[0].name
     export = S3Objects(boto3.client("s3", region_name=REGION), bucket)
-    programs, _ = load_programs(project_root / "programs")
+    programs, _ = load_programs(project_root / "programs", vocab=vocabulary(cfg))
     windows = {p.id: p.goal.within_days for p in programs if p.goal}
     campaigns = CampaignStore(dynamodb, cloud.outputs["CampaignsTableName"])
     return load(activity, snapshots, export, windows, campaigns)
@@ -355,7 +358,7 @@ def write_demo_report(
     from kizuna_tools.reports.document import build_reports, write_report
 
     cfg = KizunaConfig.model_validate(config)
-    reports = build_reports(report_data(cloud, project_root), cfg)
+    reports = build_reports(report_data(cloud, project_root, cfg), cfg)
     bucket = cloud.find("AWS::S3::Bucket", "Analytics")[0].name
     published = S3Objects(boto3.client("s3", region_name=REGION), bucket)
     return write_report(

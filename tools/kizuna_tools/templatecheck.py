@@ -56,7 +56,7 @@ def program_template_problems(
                 def context_for(
                     locale: str, p: Program = program, s: SendStep = step, ch: str = channel
                 ) -> Mapping[str, Any]:
-                    customer = sample_recipient(locale, at)
+                    customer = sample_recipient(locale, at, cfg.custom)
                     coupon = sample_coupon(
                         s.coupon, CHECK_SECRET, p.id, customer.customer_id, "check", at
                     )

@@ -11,10 +11,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from kizuna.campaigns.model import Campaign, LocalTimeSchedule, OnceSchedule
+from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
 from kizuna.programs.loader import GOAL_EVENTS, TemplateCatalog
 from kizuna.programs.pattern_rules import condition_problems
-from kizuna.programs.view import VIEW_FIELDS
+from kizuna.programs.view_rules import view_condition_problems
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,12 @@ def check_campaign(
     segment_names: Collection[str] | None = None,
     program_ids: Collection[str] = (),
     base_dir: Path | None = None,
+    vocab: Vocabulary = BUILTIN,
 ) -> list[CampaignIssue]:
-    """What the model alone cannot know: names that must exist elsewhere."""
+    """What the model alone cannot know: names that must exist elsewhere (the audience's
+    conditions may name the shop's declared attributes and counters, ``vocab``)."""
     issues: list[CampaignIssue] = []
-    for problem in condition_problems(
-        campaign.audience.conditions, "conditions", to_eventbridge=False, fields=VIEW_FIELDS
-    ):
+    for problem in view_condition_problems(campaign.audience.conditions, "conditions", vocab):
         issues.append(CampaignIssue(file, "audience", problem))
     if campaign.goal is not None:
         if campaign.goal.event not in GOAL_EVENTS:
@@ -109,6 +110,7 @@ def load_campaign(
     templates: TemplateCatalog | None = None,
     segment_names: Collection[str] | None = None,
     program_ids: Collection[str] = (),
+    vocab: Vocabulary = BUILTIN,
 ) -> Campaign:
     """Parse and validate one campaign file; raise CampaignError with every issue found."""
     file = str(path)
@@ -124,6 +126,7 @@ def load_campaign(
         segment_names=segment_names,
         program_ids=program_ids,
         base_dir=path.parent,
+        vocab=vocab,
     )
     if issues:
         raise CampaignError(issues)
@@ -136,12 +139,17 @@ def load_campaigns(
     templates: TemplateCatalog | None = None,
     segment_names: Collection[str] | None = None,
     program_ids: Collection[str] = (),
+    vocab: Vocabulary = BUILTIN,
 ) -> tuple[list[Campaign], list[CampaignIssue]]:
     """Every campaign in a folder and every issue across them."""
 
     def load(path: Path) -> Campaign:
         return load_campaign(
-            path, templates=templates, segment_names=segment_names, program_ids=program_ids
+            path,
+            templates=templates,
+            segment_names=segment_names,
+            program_ids=program_ids,
+            vocab=vocab,
         )
 
     return load_folder(directory, load, CampaignError)

@@ -7,13 +7,14 @@ made with a secret no real send uses (so no sample code is ever a real one).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from kizuna.delivery.coupons import Coupon, issue_coupon
 from kizuna.domain.customer import CartState, Customer
 from kizuna.programs.model import CouponSpec
+from kizuna.runtime.config import CustomAttribute, CustomConfig, ValueType
 
 # Coupons of a template check, a dry run and a preview: none of them is a real code.
 CHECK_SECRET: Final = b"kizuna template check: not a real coupon"
@@ -22,9 +23,35 @@ PREVIEW_SECRET: Final = b"kizuna preview: not a real coupon"
 SAMPLE_UNSUBSCRIBE_URL: Final = "https://example.com/unsubscribe?t=check"
 
 
-def sample_customer(locale: str = "ja", customer_id: str = "sample") -> Customer:
+SAMPLE_TEXT: Final = "sample"
+SAMPLE_DATE: Final = date(2000, 1, 1)
+
+
+def sample_value(attribute: CustomAttribute) -> Any:
+    """A value ``attribute`` may hold (its first allowed value, ``sample``, 1, true...), as
+    stored on a customer."""
+    match attribute.type:
+        case ValueType.BOOLEAN:
+            return True
+        case ValueType.NUMBER:
+            return Decimal(1)
+        case ValueType.DATE:
+            return SAMPLE_DATE.isoformat()
+        case ValueType.STRING_LIST:
+            return [attribute.enum[0] if attribute.enum else SAMPLE_TEXT[: attribute.max_length]]
+    return attribute.enum[0] if attribute.enum else SAMPLE_TEXT[: attribute.max_length]
+
+
+def sample_attributes(custom: CustomConfig | None) -> dict[str, Any]:
+    """Every declared attribute with a sample value (what a template check renders with)."""
+    return {a.name: sample_value(a) for a in (custom.attributes if custom else ())}
+
+
+def sample_customer(
+    locale: str = "ja", customer_id: str = "sample", custom: CustomConfig | None = None
+) -> Customer:
     """The customer a preview or a render bench shows: a Silver member 80 points from Gold,
-    named in ``locale``."""
+    named in ``locale``, with a sample value of every attribute ``custom`` declares."""
     return Customer(
         customer_id=customer_id,
         first_name="花子" if locale == "ja" else "Hanako",
@@ -35,13 +62,15 @@ def sample_customer(locale: str = "ja", customer_id: str = "sample") -> Customer
         points_to_next_rank=80,
         points_balance=1240,
         order_count=1,
+        attributes=sample_attributes(custom),
     )
 
 
-def sample_recipient(locale: str, now: datetime) -> Customer:
+def sample_recipient(locale: str, now: datetime, custom: CustomConfig | None = None) -> Customer:
     """A customer reading ``locale`` with every field a template may read filled in: names,
-    rank and next rank, orders, points about to expire, an open cart."""
-    base = sample_customer(locale)
+    rank and next rank, orders, points about to expire, an open cart, every attribute
+    ``custom`` declares."""
+    base = sample_customer(locale, custom=custom)
     return base.model_copy(
         update={
             "time_zone": "Asia/Tokyo" if locale.startswith("ja") else "Europe/London",

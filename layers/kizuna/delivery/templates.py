@@ -73,7 +73,7 @@ from kizuna.delivery.content import (
 )
 from kizuna.delivery.coupons import Coupon
 from kizuna.domain.customer import Customer
-from kizuna.runtime.config import LoyaltyConfig
+from kizuna.runtime.config import CustomConfig, LoyaltyConfig
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / "templates"
 DEFAULT_LOCALE = "ja"
@@ -752,6 +752,12 @@ def _benefits(config: LoyaltyConfig, rank: str | None) -> list[str]:
     return []
 
 
+def declared_attributes(customer: Customer, custom: CustomConfig | None) -> dict[str, Any]:
+    """The customer's value of every declared attribute (None if unset)."""
+    declared = custom.attributes if custom is not None else ()
+    return {a.name: customer.attributes.get(a.name) for a in declared}
+
+
 def build_context(
     customer: Customer,
     *,
@@ -765,9 +771,15 @@ def build_context(
     unsubscribe_url: str | None = None,
     default_locale: str = DEFAULT_LOCALE,
     default_time_zone: str = DEFAULT_TIME_ZONE,
+    custom: CustomConfig | None = None,
 ) -> dict[str, Any]:
     """What a template may read. No email address or phone number: a template has no
     business printing them, and a preview must be safe to share.
+
+    ``customer.attributes`` holds every attribute ``custom`` declares (personal ones too: a
+    message may address the customer by the nickname they gave), None when the customer
+    has none, so ``customer.attributes.favourite_store`` is always defined and a misspelled
+    name fails the template check.
 
     ``customer.display_name`` is how the message addresses the customer: ``山田 太郎様`` /
     ``お客様`` in Japanese (honorific included), ``Taro`` / ``Customer`` in English.
@@ -798,6 +810,7 @@ def build_context(
                 "order_count": customer.order_count,
                 "first_order_at": _local(customer.first_order_at, zone),
                 "last_order_at": _local(customer.last_order_at, zone),
+                "attributes": declared_attributes(customer, custom),
             },
             "loyalty": {
                 "points_balance": customer.points_balance,

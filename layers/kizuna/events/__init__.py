@@ -1,7 +1,7 @@
 """The bus contract: inbound events (from the user's systems) and derived events (from Kizuna)."""
 
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -50,15 +50,23 @@ from kizuna.events.inbound import (
     inbound_type,
 )
 
+if TYPE_CHECKING:
+    from kizuna.events.custom import Vocabulary
+
 INBOUND_EVENT_TYPES: tuple[str, ...] = tuple(INBOUND_MODELS)
 DERIVED_EVENT_TYPES: tuple[str, ...] = tuple(DERIVED_MODELS)
 
 
-def detail_fields(detail_type: str) -> dict[str, Any] | None:
+def detail_fields(detail_type: str, vocab: "Vocabulary | None" = None) -> dict[str, Any] | None:
     """The fields of an event's detail, as a condition on it may name them (an object's or
     an array of objects' own fields nested: ``lines.product_id``); None for a detail-type
-    that is not part of the contract."""
-    model = INBOUND_MODELS.get(detail_type) or DERIVED_MODELS.get(detail_type)
+    that is not part of the contract. With a shop's ``vocab``
+    (:func:`kizuna.events.custom.vocabulary`), its declared events are part of it too."""
+    model: type[BaseModel] | None
+    if vocab is not None:
+        model = vocab.model_of(detail_type)
+    else:
+        model = INBOUND_MODELS.get(detail_type) or DERIVED_MODELS.get(detail_type)
     return None if model is None else _model_fields(model)
 
 

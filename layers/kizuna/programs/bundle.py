@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kizuna
+
+if TYPE_CHECKING:
+    from kizuna.events.custom import Vocabulary
 
 REPO_ROOT = Path(kizuna.__file__).resolve().parents[2]
 
@@ -30,23 +33,35 @@ def resolve_dir(name: str, explicit: str | None = None, near: Path | None = None
 
 
 @lru_cache(maxsize=4)
-def load_deployed_segments(explicit_dir: str | None = None) -> dict[str, dict[str, Any]]:
+def load_deployed_segments(
+    explicit_dir: str | None = None, vocab: Vocabulary | None = None
+) -> dict[str, dict[str, Any]]:
     """Named segments bundled with the function (name -> conditions); none when the
-    deployment has no ``segments/`` folder."""
+    deployment has no ``segments/`` folder. ``vocab``: the deployed configuration's
+    (``vocabulary(load_config(KIZUNA_CONFIG))``), which their conditions may name."""
+    from kizuna.events.custom import BUILTIN
     from kizuna.segments import load_segments
 
     try:
         directory = resolve_dir("segments", explicit_dir)
     except FileNotFoundError:
         return {}
-    return {name: dict(s.conditions) for name, s in load_segments(directory).items()}
+    found = load_segments(directory, vocab or BUILTIN)
+    return {name: dict(s.conditions) for name, s in found.items()}
 
 
 @lru_cache(maxsize=4)
-def load_deployed_programs(directory: str) -> tuple[object, ...]:
+def load_deployed_programs(directory: str, vocab: Vocabulary | None = None) -> tuple[object, ...]:
+    """The programs bundled with the function, validated against the deployed
+    configuration's ``vocab`` (as at synth)."""
+    from kizuna.events.custom import BUILTIN
     from kizuna.programs.loader import ProgramError, load_programs
 
-    programs, issues = load_programs(Path(directory), segment_names=load_deployed_segments())
+    programs, issues = load_programs(
+        Path(directory),
+        segment_names=load_deployed_segments(vocab=vocab),
+        vocab=vocab or BUILTIN,
+    )
     if issues:
         raise ProgramError(issues)
     return tuple(programs)

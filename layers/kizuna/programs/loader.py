@@ -11,12 +11,15 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from kizuna.events import DERIVED_EVENT_TYPES, INBOUND_EVENT_TYPES, detail_fields
+from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
 from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, WaitStep, successors
-from kizuna.programs.pattern_rules import Fields, condition_problems
-from kizuna.programs.view import SEGMENTS_FIELD, VIEW_FIELDS
+from kizuna.programs.pattern_rules import condition_problems, known
+from kizuna.programs.view import SEGMENTS_FIELD
+from kizuna.programs.view_rules import view_condition_problems
 
-# What may start a program or count as its goal.
+# What may start a program or count as its goal (built in; a shop's declared events too,
+# see trigger_events and goal_events).
 TRIGGER_EVENTS = frozenset(DERIVED_EVENT_TYPES) | {
     "order.placed",
     "product.viewed",
@@ -24,6 +27,25 @@ TRIGGER_EVENTS = frozenset(DERIVED_EVENT_TYPES) | {
     "app.opened",
 }
 GOAL_EVENTS = TRIGGER_EVENTS | frozenset(INBOUND_EVENT_TYPES)
+
+
+def trigger_events(vocab: Vocabulary = BUILTIN) -> frozenset[str]:
+    """What may start a program: :data:`TRIGGER_EVENTS` and the shop's declared events."""
+    return TRIGGER_EVENTS | frozenset(vocab.events)
+
+
+def goal_events(vocab: Vocabulary = BUILTIN) -> frozenset[str]:
+    """What may count as a program's goal: :data:`GOAL_EVENTS` and the declared events."""
+    return GOAL_EVENTS | frozenset(vocab.events)
+
+
+def unknown_event(where: str, event: str, allowed: frozenset[str]) -> str:
+    """``trigger.event: unknown event type 'wishlist.add'; did you mean ...``, with where a
+    shop's own event is declared."""
+    return (
+        f"{where}: unknown event type {event!r}; {known(event, dict.fromkeys(allowed))} "
+        "(a shop's own event is declared in the configuration's custom.events)"
+    )
 
 
 @dataclass(frozen=True)
@@ -157,56 +179,50 @@ def check_segments(
     return issues
 
 
-def check_conditions(file: str, program: Program) -> list[ProgramIssue]:
+def check_conditions(
+    file: str, program: Program, vocab: Vocabulary = BUILTIN
+) -> list[ProgramIssue]:
     """EventBridge's own rules on every condition: strictly (size included) on the trigger and
     goal, which go into the bus rule's pattern; the same syntax rules on audience and branches,
     which only Kizuna evaluates. Every field a condition names must exist: in the customer
-    view for audience and branches, in the event's detail for trigger and goal."""
-    conditions: list[tuple[str | None, str, dict[str, Any], bool, Fields | None]] = [
-        (
-            None,
-            "trigger.conditions",
-            program.trigger.conditions,
-            True,
-            detail_fields(program.trigger.event),
-        ),
-        (None, "audience", program.audience, False, VIEW_FIELDS),
-    ]
+    view for audience and branches (the shop's declared attributes and counters included:
+    :mod:`kizuna.programs.view_rules`), in the event's detail for trigger and goal (a
+    declared event's own fields)."""
+    issues: list[ProgramIssue] = []
+    events = [(program.trigger.event, "trigger.conditions", program.trigger.conditions)]
     if program.goal:
-        conditions.append(
-            (
-                None,
-                "goal.conditions",
-                program.goal.conditions,
-                True,
-                detail_fields(program.goal.event),
-            )
-        )
-    conditions += [
-        (s.id, "condition", s.condition, False, VIEW_FIELDS)
-        for s in program.steps
-        if isinstance(s, BranchStep)
-    ]
-    return [
+        events.append((program.goal.event, "goal.conditions", program.goal.conditions))
+    for event, where, condition in events:
+        fields = detail_fields(event, vocab)
+        issues += [
+            ProgramIssue(file, None, problem)
+            for problem in condition_problems(condition, where, to_eventbridge=True, fields=fields)
+        ]
+    views: list[tuple[str | None, str, dict[str, Any]]] = [(None, "audience", program.audience)]
+    views += [(s.id, "condition", s.condition) for s in program.steps if isinstance(s, BranchStep)]
+    issues += [
         ProgramIssue(file, step_id, problem)
-        for step_id, where, condition, to_eventbridge, fields in conditions
-        for problem in condition_problems(
-            condition, where, to_eventbridge=to_eventbridge, fields=fields
-        )
+        for step_id, where, condition in views
+        for problem in view_condition_problems(condition, where, vocab)
     ]
+    return issues
 
 
 def check_semantics(
-    file: str, program: Program, templates: TemplateCatalog | None
+    file: str, program: Program, templates: TemplateCatalog | None, vocab: Vocabulary = BUILTIN
 ) -> list[ProgramIssue]:
     issues: list[ProgramIssue] = []
-    if program.trigger.event not in TRIGGER_EVENTS:
+    triggers = trigger_events(vocab)
+    if program.trigger.event not in triggers:
         issues.append(
-            ProgramIssue(file, None, f"trigger.event: unknown event type {program.trigger.event!r}")
+            ProgramIssue(
+                file, None, unknown_event("trigger.event", program.trigger.event, triggers)
+            )
         )
-    if program.goal and program.goal.event not in GOAL_EVENTS:
+    goals = goal_events(vocab)
+    if program.goal and program.goal.event not in goals:
         issues.append(
-            ProgramIssue(file, None, f"goal.event: unknown event type {program.goal.event!r}")
+            ProgramIssue(file, None, unknown_event("goal.event", program.goal.event, goals))
         )
     if Path(file).stem != program.id:
         issues.append(ProgramIssue(file, None, f"id {program.id!r} must match the file name"))
@@ -230,8 +246,11 @@ def load_program(
     path: Path,
     templates: TemplateCatalog | None = None,
     segment_names: Collection[str] | None = None,
+    vocab: Vocabulary = BUILTIN,
 ) -> Program:
-    """Parse and validate one program file; raise ProgramError with every issue found."""
+    """Parse and validate one program file; raise ProgramError with every issue found.
+    ``vocab`` is the shop's declared vocabulary (``vocabulary(config)``): its events may be
+    triggers and goals, its attributes and counters named in audiences and branches."""
     file = str(path)
     raw = read_yaml(path, lambda message: ProgramError([ProgramIssue(file, None, message)]))
     if not isinstance(raw, dict):
@@ -241,8 +260,8 @@ def load_program(
     except ValidationError as exc:
         raise ProgramError(_pydantic_issues(file, raw, exc)) from exc
     issues = check_graph(file, program)
-    issues += check_semantics(file, program, templates)
-    issues += check_conditions(file, program)
+    issues += check_semantics(file, program, templates, vocab)
+    issues += check_conditions(file, program, vocab)
     if segment_names is not None:
         issues += check_segments(file, program, segment_names)
     if issues:
@@ -254,11 +273,13 @@ def load_programs(
     directory: Path,
     templates: TemplateCatalog | None = None,
     segment_names: Collection[str] | None = None,
+    vocab: Vocabulary = BUILTIN,
 ) -> tuple[list[Program], list[ProgramIssue]]:
     """All programs in a folder, and every issue across them (duplicates included). With
-    ``segment_names``, conditions naming an unknown segment are issues too."""
+    ``segment_names``, conditions naming an unknown segment are issues too; ``vocab`` as in
+    :func:`load_program`."""
     programs, issues = load_folder(
-        directory, lambda path: load_program(path, templates, segment_names), ProgramError
+        directory, lambda path: load_program(path, templates, segment_names, vocab), ProgramError
     )
     seen: dict[str, str] = {}
     for p in programs:

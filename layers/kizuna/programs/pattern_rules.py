@@ -36,13 +36,16 @@ import difflib
 import ipaddress
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
 # The fields a condition may name: each maps to None (a value, or an array of values) or to
 # the fields of an object (arrays of objects too: EventBridge matches into their elements).
 Fields: TypeAlias = Mapping[str, "Fields | None"]
+# Explains a name the data does not have: (the keys of the object it was looked up in, from
+# the data's root; the name; the fields there) -> what to do, or None for "did you mean".
+Hint: TypeAlias = Callable[[tuple[str, ...], str, Fields], "str | None"]
 
 MAX_PATTERN_CHARS = 2048  # EventBridge's default "event pattern size" quota (up to 4,096)
 MAX_NUMBER = Decimal("5e9")
@@ -137,10 +140,19 @@ def evaluator_gaps(condition: Any, path: str = "$") -> list[str]:
     return gaps
 
 
-def unknown_fields(condition: Any, fields: Fields, path: str = "$") -> list[str]:
+def unknown_fields(
+    condition: Any,
+    fields: Fields,
+    path: str = "$",
+    *,
+    hint: Hint | None = None,
+    above: tuple[str, ...] = (),
+) -> list[str]:
     """Field names in ``condition`` that its data never has (``rnak`` for ``rank``): such a
     condition is valid syntax, but silently matches nobody. Also a value condition on an
-    object field and fields named inside a plain value."""
+    object field and fields named inside a plain value. ``hint`` may explain a missing name
+    better than "did you mean" (a declaration to add, say); ``above`` is the object the
+    condition is in (the keys from the data's root)."""
     problems: list[str] = []
     if not isinstance(condition, Mapping):
         return problems
@@ -148,17 +160,20 @@ def unknown_fields(condition: Any, fields: Fields, path: str = "$") -> list[str]
         where = _join(path, key)
         if key == OR and isinstance(value, list):
             for i, sub in enumerate(value):
-                problems += unknown_fields(sub, fields, f"{where}[{i}]")
+                problems += unknown_fields(sub, fields, f"{where}[{i}]", hint=hint, above=above)
             continue
         if key not in fields:
-            problems.append(f"{where}: no field {key!r} here; {_known(str(key), fields)}")
+            explained = hint(above, str(key), fields) if hint else None
+            problems.append(
+                f"{where}: no field {key!r} here; {explained or known(str(key), fields)}"
+            )
             continue
         inner = fields[key]
         if isinstance(value, Mapping):
             if inner is None:
                 problems.append(f"{where}: {key!r} is a value, not an object of fields")
             else:
-                problems += unknown_fields(value, inner, where)
+                problems += unknown_fields(value, inner, where, hint=hint, above=(*above, key))
         elif (
             inner is not None
             and isinstance(value, list)
@@ -169,24 +184,33 @@ def unknown_fields(condition: Any, fields: Fields, path: str = "$") -> list[str]
     return problems
 
 
-def _known(name: str, fields: Fields) -> str:
+def known(name: str, fields: Fields) -> str:
+    """``did you mean 'rank'?``, else the fields there are."""
     close = difflib.get_close_matches(name, list(fields), n=1)
     if close:
         return f"did you mean {close[0]!r}?"
+    if not fields:
+        return "there are none"
     return f"the fields are {', '.join(sorted(fields))}"
 
 
 def condition_problems(
-    condition: Any, path: str, *, to_eventbridge: bool, fields: Fields | None = None
+    condition: Any,
+    path: str,
+    *,
+    to_eventbridge: bool,
+    fields: Fields | None = None,
+    hint: Hint | None = None,
 ) -> list[str]:
     """What to refuse in a Kizuna condition at load: EventBridge's rules (and its size limit
     when the condition goes into a rule's pattern), then what Kizuna's evaluator lacks, then
-    (given the ``fields`` of the data it matches) names of fields the data never has."""
+    (given the ``fields`` of the data it matches) names of fields the data never has
+    (explained by ``hint`` where it can)."""
     max_chars = MAX_PATTERN_CHARS if to_eventbridge else None
     problems = validate_condition(condition, path=path, max_chars=max_chars)
     problems = problems or evaluator_gaps(condition, path)
     if not problems and fields is not None:
-        problems = unknown_fields(condition, fields, path)
+        problems = unknown_fields(condition, fields, path, hint=hint)
     return problems
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kizuna.adapters.s3 import S3Objects
     from kizuna.delivery.channels import Channel
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
+    from kizuna.events.custom import Vocabulary
     from kizuna.programs.model import Program
     from kizuna.runtime.settings import DeliverySettings, JourneySettings, SendSettings
     from kizuna.scoring.requests import ScoringRequest
@@ -36,11 +37,20 @@ if TYPE_CHECKING:
     from kizuna.services.unsubscribe import UnsubscribeService
 
 
-def programs(explicit_dir: str | None) -> list[Program]:
+def deployed_vocabulary(config_json: str) -> Vocabulary:
+    """The shop's declared vocabulary in the deployed configuration (``KIZUNA_CONFIG``)."""
+    from kizuna.events.custom import vocabulary
+    from kizuna.runtime.config import load_config
+
+    return vocabulary(load_config(config_json))
+
+
+def programs(explicit_dir: str | None, config_json: str) -> list[Program]:
     from kizuna.programs.bundle import load_deployed_programs, resolve_dir
 
+    directory = str(resolve_dir("programs", explicit_dir))
     return cast(
-        "list[Program]", list(load_deployed_programs(str(resolve_dir("programs", explicit_dir))))
+        "list[Program]", list(load_deployed_programs(directory, deployed_vocabulary(config_json)))
     )
 
 
@@ -97,13 +107,13 @@ def evaluate_service() -> EvaluateService:
     s = evaluate_settings()
     store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     evaluator = Evaluator(
-        programs(s.PROGRAMS_DIR),
+        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG),
         store,
         StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
         EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),
-        segments=load_deployed_segments(),
+        segments=load_deployed_segments(vocab=deployed_vocabulary(s.KIZUNA_CONFIG)),
     )
     return EvaluateService(
         evaluator,
@@ -124,13 +134,15 @@ def _cohorts(s: JourneySettings | SendSettings, sender: SendService | None = Non
     from kizuna.services.cohort import CohortService
 
     return CohortService(
-        programs(s.PROGRAMS_DIR),
+        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG),
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),
         sender=sender,
-        segments=None if sender else load_deployed_segments(),
+        segments=None
+        if sender
+        else load_deployed_segments(vocab=deployed_vocabulary(s.KIZUNA_CONFIG)),
     )
 
 
@@ -309,7 +321,7 @@ def send_service() -> SendService:
         return bool(d.sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
 
     return SendService(
-        programs(s.PROGRAMS_DIR),
+        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG),
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         Renderer(
             resolve_dir("templates", s.TEMPLATES_DIR), default_locale=cfg.contact.default_locale
@@ -370,7 +382,7 @@ def campaign_service() -> CampaignService:
         cfg,
         CurrentClock(),
         templates_root=resolve_dir("templates", s.TEMPLATES_DIR),
-        segments=load_deployed_segments(),
+        segments=load_deployed_segments(vocab=deployed_vocabulary(s.KIZUNA_CONFIG)),
         coupon_secret=d.coupon_secret,
         unsubscribe=d.links,
         chunk_size=s.CHUNK_SIZE,

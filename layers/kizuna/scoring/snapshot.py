@@ -2,8 +2,9 @@
 
 Every scoring shard already reads every customer of its segment, so the snapshot costs no
 extra reads: for each customer one :class:`SnapshotRow` (RFM segment, rank, attribute bands,
-lifecycle, orders, spend — no personal data: no name, email, phone or birth date, only the
-age band), written as JSON Lines to S3 (``snapshots/date=YYYY-MM-DD/part-NNNN.jsonl``, an
+the shop's declared attributes that are not personal data and take few values — an enum or a
+boolean —, lifecycle, orders, spend — no personal data: no name, email, phone or birth date,
+only the age band), written as JSON Lines to S3 (``snapshots/date=YYYY-MM-DD/part-NNNN.jsonl``, an
 Athena table over it is defined in CDK), and the shard's counts per :class:`Cell` (RFM
 segment x rank x region x age band x gender x occupation), which the run's last step adds
 up into the snapshots table: one item per date and non-empty cell, what reports read.
@@ -15,11 +16,11 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from kizuna.domain.customer import Customer
 from kizuna.programs.view import age_band, age_on, lifecycle
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import CustomConfig, KizunaConfig, ValueType
 
 NONE = "(none)"
 # The cohort of the second-purchase rate: customers whose first order is this recent.
@@ -42,6 +43,9 @@ class SnapshotRow(BaseModel):
     age_band: str | None = None
     gender: str | None = None
     occupation: str | None = None
+    # declared attributes a report breaks down by (:func:`breakdown_attributes`): name -> the
+    # value as text ("vip", "true"); unset ones are absent
+    attributes: dict[str, str] = Field(default_factory=dict)
     lifecycle: str
     order_count: int = 0
     spend_12m: float = 0.0
@@ -53,8 +57,28 @@ class SnapshotRow(BaseModel):
         return CELL_SEPARATOR.join(str(getattr(self, f) or NONE) for f in CELL_FIELDS)
 
 
+def breakdown_attributes(custom: CustomConfig) -> list[str]:
+    """The declared attributes reports break customers down by: not personal data, and an
+    enum string or a boolean (a free text or a number has too many values to compare)."""
+    return [
+        a.name
+        for a in custom.attributes
+        if not a.personal
+        and (a.type == ValueType.BOOLEAN or (a.type == ValueType.STRING and a.enum))
+    ]
+
+
+def _text(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def row_for(customer: Customer, as_of: datetime, cfg: KizunaConfig) -> SnapshotRow:
     today = as_of.date()
+    attributes = {
+        name: _text(customer.attributes[name])
+        for name in breakdown_attributes(cfg.custom)
+        if customer.attributes.get(name) is not None
+    }
     age = age_on(customer.birth_date, today) if customer.birth_date else None
     return SnapshotRow(
         date=today,
@@ -66,6 +90,7 @@ def row_for(customer: Customer, as_of: datetime, cfg: KizunaConfig) -> SnapshotR
         age_band=age_band(age),
         gender=customer.gender,
         occupation=customer.occupation,
+        attributes=attributes,
         lifecycle=lifecycle(customer, as_of, cfg),
         order_count=customer.order_count,
         spend_12m=float(customer.spend_12m),

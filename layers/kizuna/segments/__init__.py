@@ -12,30 +12,45 @@ language as program audiences and branches::
       rfm_segment: ["At risk", "Can't lose"]
       consent: {email: [opted_in]}
 
+Conditions may name the shop's declared attributes and behaviour counters
+(``attributes: {membership_tier_pos: [gold]}``, ``behaviour: {wishlist.added: {count_14d:
+[{numeric: [">=", 2]}]}}``): give the vocabulary of the configuration
+(:func:`kizuna.events.custom.vocabulary`) to :func:`load_segments`, or to
+``SegmentDefinition.model_validate(raw, context={VOCABULARY: vocab})``; without one only the
+built-in fields are known (:mod:`kizuna.programs.view_rules`).
+
 The file name (without ``.yaml``) must equal ``name``. :func:`load_segments` validates every
 file and returns the problems of all of them at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from kizuna.domain.customer import Customer
+from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.model import Pattern
-from kizuna.programs.pattern_rules import condition_problems
 from kizuna.programs.patterns import matches
-from kizuna.programs.view import SEGMENTS_FIELD, VIEW_FIELDS, customer_view
+from kizuna.programs.view import customer_view
+from kizuna.programs.view_rules import view_condition_problems
 from kizuna.runtime.config import KizunaConfig
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-# A segment sees the view without the segments field: segments cannot refer to segments.
-SEGMENT_FIELDS = {k: v for k, v in VIEW_FIELDS.items() if k != SEGMENTS_FIELD}
+# The validation context's key for the vocabulary a segment's conditions may name.
+VOCABULARY = "vocabulary"
 
 
 class SegmentDefinition(BaseModel):
@@ -47,10 +62,11 @@ class SegmentDefinition(BaseModel):
 
     @field_validator("conditions")
     @classmethod
-    def _valid_pattern(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problems = condition_problems(
-            value, "conditions", to_eventbridge=False, fields=SEGMENT_FIELDS
-        )
+    def _valid_pattern(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # a segment sees the view without the segments field: segments cannot name segments
+        context = info.context if isinstance(info.context, Mapping) else {}
+        vocab = context.get(VOCABULARY, BUILTIN)
+        problems = view_condition_problems(value, "conditions", vocab, segments=False)
         if problems:
             raise ValueError("; ".join(problems))
         return value
@@ -65,22 +81,22 @@ class SegmentError(ValueError):
         self.problems = problems
 
 
-def load_segment(path: Path) -> SegmentDefinition:
+def load_segment(path: Path, vocab: Vocabulary = BUILTIN) -> SegmentDefinition:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    segment = SegmentDefinition.model_validate(raw)
+    segment = SegmentDefinition.model_validate(raw, context={VOCABULARY: vocab})
     if segment.name != path.stem:
         raise ValueError(f"name {segment.name!r} differs from the file name {path.stem!r}")
     return segment
 
 
-def load_segments(directory: Path) -> dict[str, SegmentDefinition]:
-    """Every ``*.yaml`` under ``directory``, validated; raises :class:`SegmentError` with the
-    problems of every file."""
+def load_segments(directory: Path, vocab: Vocabulary = BUILTIN) -> dict[str, SegmentDefinition]:
+    """Every ``*.yaml`` under ``directory``, validated against the shop's ``vocab``; raises
+    :class:`SegmentError` with the problems of every file."""
     found: dict[str, SegmentDefinition] = {}
     problems: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            segment = load_segment(path)
+            segment = load_segment(path, vocab)
         except (ValidationError, ValueError, yaml.YAMLError) as exc:
             problems.append(f"{path.name}: {exc}")
             continue

@@ -107,6 +107,7 @@ def campaign_context(
         unsubscribe_url=unsubscribe_url,
         default_locale=cfg.contact.default_locale,
         default_time_zone=cfg.contact.default_time_zone,
+        custom=cfg.custom,
     )
 
 

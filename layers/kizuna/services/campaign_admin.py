@@ -45,6 +45,7 @@ from kizuna.delivery.samples import (
 from kizuna.delivery.templates import PARTS, SUFFIX, FilesRenderer, Renderer, RenderError
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import parse_time
+from kizuna.events.custom import vocabulary
 from kizuna.ports import StoredCampaign
 from kizuna.programs.issues import read_yaml
 from kizuna.runtime.config import KizunaConfig
@@ -136,7 +137,7 @@ def campaign_template_problems(
         for channel in campaign.channels:
 
             def context_for(locale: str, ch: str = channel) -> Mapping[str, Any]:
-                customer = sample_recipient(locale, now)
+                customer = sample_recipient(locale, now, cfg.custom)
                 coupon = sample_coupon(
                     campaign.coupon, CHECK_SECRET, campaign.id, customer.customer_id, "check", now
                 )
@@ -300,6 +301,7 @@ class CampaignRules:
             segment_names=set(self.segments),
             program_ids=self.program_ids,
             base_dir=base_dir,
+            vocab=vocabulary(self.cfg),
         )
         if not issues:
             issues += [
@@ -598,9 +600,8 @@ class CampaignAdmin:
         out: list[Preview] = []
         for variant, template in variants:
             for locale in locales:
-                reader = (customer or sample_recipient(locale, now)).model_copy(
-                    update={"locale": locale}
-                )
+                sample = customer or sample_recipient(locale, now, self.rules.cfg.custom)
+                reader = sample.model_copy(update={"locale": locale})
                 for channel in wanted:
                     used, parts = self._render_parts(
                         renderer, campaign, template, channel, reader, now, "preview"

@@ -2,7 +2,9 @@
 one customer's profile and their timeline, shaped for people.
 
 The profile masks personal data unless the caller may see it (``reveal``; who may is
-:data:`kizuna.api.auth.PERSONAL_DATA_ROLE`), with :func:`kizuna.domain.privacy.mask`. The
+:data:`kizuna.api.auth.PERSONAL_DATA_ROLE`), with :func:`kizuna.domain.privacy.mask`, the
+shop's declared attributes that are personal data included; it shows the behaviour counters
+conditions read (``behaviour.<event>.count_<N>d``...). The
 timeline is the customer's activity partition (one Query), newest first, each row typed and
 reduced to an allow-list of fields (no addresses, tokens or claim internals), each decision
 with the ledger's own ``reason``/``detail`` and a plain-language ``why``.
@@ -23,11 +25,12 @@ from pydantic import BaseModel, Field
 from kizuna.delivery.policy import address_for, channel_block
 from kizuna.delivery.why import explain
 from kizuna.domain.customer import Customer
-from kizuna.domain.privacy import mask
+from kizuna.domain.privacy import MASK, mask
 from kizuna.domain.timestamps import parse_time
+from kizuna.events.custom import Vocabulary, counter_view, vocabulary
 from kizuna.events.inbound import Channel
 from kizuna.programs.view import lifecycle
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import CustomAttribute, KizunaConfig, ValueType
 
 DEFAULT_LIMIT: Final = 25
 MAX_LIMIT: Final = 100
@@ -117,10 +120,35 @@ class ChannelState(BaseModel):
     )
 
 
+AttributeValue = str | Decimal | bool | list[str | None] | None
+
+
+class CustomAttributeValue(BaseModel):
+    """One attribute the configuration declares (``custom.attributes``), as stored."""
+
+    name: str
+    type: str = Field(description="string, number, boolean, date or string_list")
+    personal: bool = Field(description="personal data: masked unless the caller may see it")
+    value: AttributeValue = Field(
+        description="as stored (a date as YYYY-MM-DD); null when the customer has none; "
+        "masked like the built-in personal fields (`Y***`, `1985-**-**`, `***`) when "
+        "personal and the caller may not see personal data"
+    )
+
+
 class CustomerProfile(BaseModel):
     customer_id: str
     personal: PersonalData
     attributes: Attributes
+    custom_attributes: list[CustomAttributeValue] = Field(
+        default_factory=list, description="every declared attribute, in declaration order"
+    )
+    behaviour: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="per counted event (custom.events and custom.tracked), what behavioural "
+        "conditions read: count_<N>d per declared window, total, days_since_last (absent if "
+        "never)",
+    )
     loyalty: Loyalty
     rfm: Rfm
     lifecycle: str
@@ -143,6 +171,44 @@ def _personal(c: Customer, reveal: bool) -> PersonalData:
     if not reveal:
         values = {name: mask(name, value) for name, value in values.items()}
     return PersonalData(masked=not reveal, push_devices=len(c.devices), **values)
+
+
+def _masked(spec: CustomAttribute, value: Any) -> AttributeValue:
+    """A personal attribute as :func:`mask` shows the built-in fields: text its first
+    character, a date its year, each item of a list; a number or a boolean ``***``."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return [mask(spec.name, item) for item in value]
+    if spec.type == ValueType.DATE:
+        return mask("birth_date", value)
+    if isinstance(value, str):
+        return mask(spec.name, value)
+    return MASK
+
+
+def _custom_attributes(c: Customer, vocab: Vocabulary, reveal: bool) -> list[CustomAttributeValue]:
+    out = []
+    for spec in vocab.attributes.values():
+        value = c.attributes.get(spec.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        out.append(
+            CustomAttributeValue(
+                name=spec.name,
+                type=str(spec.type),
+                personal=spec.personal,
+                value=_masked(spec, value) if spec.personal and not reveal else value,
+            )
+        )
+    return out
+
+
+def _behaviour(c: Customer, vocab: Vocabulary, now: datetime) -> dict[str, dict[str, int]]:
+    return {
+        event: counter_view(c.behaviour.get(event), windows, now)
+        for event, windows in vocab.windows.items()
+    }
 
 
 def _channels(c: Customer) -> list[ChannelState]:
@@ -169,10 +235,13 @@ def customer_profile(
     c: Customer, *, reveal: bool, now: datetime, cfg: KizunaConfig
 ) -> CustomerProfile:
     channels = _channels(c)
+    vocab = vocabulary(cfg)
     return CustomerProfile(
         customer_id=c.customer_id,
         personal=_personal(c, reveal),
         attributes=Attributes(**{k: getattr(c, k) for k in Attributes.model_fields}),
+        custom_attributes=_custom_attributes(c, vocab, reveal),
+        behaviour=_behaviour(c, vocab, now),
         loyalty=Loyalty(**{k: getattr(c, k) for k in Loyalty.model_fields}),
         rfm=Rfm(
             recency=c.rfm_recency,
@@ -352,7 +421,10 @@ def timeline_item(
                 **base,
             )
         case "EVENT":
-            data = _pick(row, "type", "product_id", "category", "cart_id", "items", "platform")
+            # a declared event's row keeps its fields (never the personal ones) under fields
+            data = _pick(
+                row, "type", "product_id", "category", "cart_id", "items", "platform", "fields"
+            )
             return TimelineItem(type="behaviour", data=data, **base)
         case "ENTRY" | "CONV":
             return TimelineItem(

@@ -20,6 +20,7 @@ from kizuna.domain.timestamps import iso
 from kizuna.ports import ReportObjects
 from kizuna.programs.loader import next_of
 from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep
+from kizuna.runtime.config import KizunaConfig
 
 DEFAULT_RANGE = timedelta(days=30)
 MAX_RANGE = timedelta(days=366)
@@ -31,13 +32,15 @@ class ProgramLedger(Protocol):
     def program_ledger(self, program: str, start: str, end: str) -> Iterator[dict[str, Any]]: ...
 
 
-def deployed(programs_dir: Path | None) -> dict[str, Program]:
-    """The programs the function was deployed with, by id (none without a bundle)."""
+def deployed(programs_dir: Path | None, cfg: KizunaConfig) -> dict[str, Program]:
+    """The programs the function was deployed with, by id (none without a bundle), validated
+    against the deployed configuration's vocabulary."""
     if programs_dir is None:
         return {}
+    from kizuna.events.custom import vocabulary
     from kizuna.programs.bundle import load_deployed_programs
 
-    found = load_deployed_programs(str(programs_dir))
+    found = load_deployed_programs(str(programs_dir), vocabulary(cfg))
     return {p.id: p for p in found if isinstance(p, Program)}
 
 

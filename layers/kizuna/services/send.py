@@ -132,6 +132,7 @@ def message_context(
         unsubscribe_url=unsubscribe_url,
         default_locale=cfg.contact.default_locale,
         default_time_zone=cfg.contact.default_time_zone,
+        custom=cfg.custom,
     )
 
 

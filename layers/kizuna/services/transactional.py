@@ -128,6 +128,7 @@ class TransactionalService:
             locale=req.locale,
             default_locale=s.cfg.contact.default_locale,
             default_time_zone=s.cfg.contact.default_time_zone,
+            custom=s.cfg.custom,
         )
         try:
             content = s.renderer.render(

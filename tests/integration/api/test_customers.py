@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from decimal import Decimal
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.delivery.channels import OutboundMessage, SendResult
-from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX
+from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, BehaviourCounter, Customer
 from kizuna.domain.privacy import erase
 from kizuna.domain.timestamps import iso
 from kizuna.ports import Claim
@@ -440,3 +441,105 @@ def test_the_routes_are_in_the_openapi_document(api: Api) -> None:
         assert "404" in operation["responses"]
     assert "CustomerProfile" in doc["components"]["schemas"]
     assert not any(p.startswith("/console") for p in doc["paths"])
+
+
+# -- the shop's declared attributes and behaviour counters -----------------------------------------
+DECLARED = KizunaConfig.model_validate(
+    {
+        "custom": {
+            "attributes": [
+                {"name": "favourite_store", "type": "string"},
+                {"name": "newsletter", "type": "boolean"},
+                {"name": "shoe_size", "type": "number"},
+                {"name": "interests", "type": "string_list"},
+                {"name": "nickname", "type": "string", "personal": True},
+                {"name": "anniversary", "type": "date", "personal": True},
+                {"name": "membership_tier_pos", "type": "string", "enum": ["standard", "vip"]},
+            ],
+            "events": [{"detail_type": "wishlist.added", "windows_days": [14, 30]}],
+            "tracked": [{"detail_type": "app.opened", "windows_days": [30]}],
+        }
+    }
+)
+SHOPPER = "shopper-1"
+
+
+@pytest.fixture
+def shopper(api: Api) -> Api:
+    """A customer with declared attributes (two of them personal data) and three wishes:
+    20 days, 10 days and one day before NOON."""
+    api.deps.config = DECLARED
+    api.deps.now = lambda: NOON
+    wishes = [NOON - timedelta(days=d) for d in (20, 10, 1)]
+    customer = Customer(
+        customer_id=SHOPPER,
+        attributes={
+            "favourite_store": "銀座本店",
+            "newsletter": True,
+            "shoe_size": Decimal("24.5"),
+            "interests": ["sencha", "matcha"],
+            "nickname": "ハナ",
+            "anniversary": "2019-06-01",
+        },
+        behaviour={
+            "wishlist.added": BehaviourCounter(
+                recent=[int(t.timestamp()) for t in wishes], total=3, last_at=wishes[-1]
+            )
+        },
+    )
+    api.deps.store.save_customer(customer, 0)
+    return api
+
+
+def test_the_profile_shows_declared_attributes_personal_ones_masked_for_a_viewer(
+    shopper: Api,
+) -> None:
+    answer = shopper.call("GET", f"/api/customers/{SHOPPER}", as_="viewer")
+    assert answer.status == 200, answer.body
+    body = answer.json()
+    attributes = {a["name"]: a for a in body["custom_attributes"]}
+    # every declaration, in order, the unset one as null
+    assert list(attributes) == [a.name for a in DECLARED.custom.attributes]
+    assert attributes["membership_tier_pos"]["value"] is None
+    # what is not personal data in clear, as stored
+    assert attributes["favourite_store"]["value"] == "銀座本店"
+    assert attributes["newsletter"]["value"] is True
+    assert float(attributes["shoe_size"]["value"]) == 24.5
+    assert attributes["interests"]["value"] == ["sencha", "matcha"]
+    # personal data masked like the built-in fields
+    assert attributes["nickname"] == {
+        "name": "nickname",
+        "type": "string",
+        "personal": True,
+        "value": "ハ***",
+    }
+    assert attributes["anniversary"]["value"] == "2019-**-**"
+    assert "ハナ" not in answer.body and "06-01" not in answer.body
+    # and the counters, as behavioural conditions read them at NOON
+    assert body["behaviour"] == {
+        "app.opened": {"count_30d": 0, "total": 0},
+        "wishlist.added": {"count_14d": 2, "count_30d": 3, "total": 3, "days_since_last": 1},
+    }
+
+
+def test_a_marketer_sees_declared_personal_attributes_in_clear(shopper: Api) -> None:
+    body = shopper.call("GET", f"/api/customers/{SHOPPER}", as_="marketer").json()
+    attributes = {a["name"]: a["value"] for a in body["custom_attributes"]}
+    assert (attributes["nickname"], attributes["anniversary"]) == ("ハナ", "2019-06-01")
+
+
+def test_the_console_page_shows_declared_attributes_and_counters(shopper: Api) -> None:
+    viewer = shopper.call("GET", f"/console/customers/{SHOPPER}", cookies=shopper.session("viewer"))
+    assert viewer.status == 200, viewer.body
+    text = page_text(viewer.body)
+    assert "独自の属性" in text and "favourite_store" in text and "銀座本店" in text
+    assert "ハ***" in text and "ハナ" not in text and "2019-**-**" in text
+    assert "wishlist.added" in text and "14日間: 2 · 30日間: 3" in text
+    english = shopper.call(
+        "GET",
+        f"/console/customers/{SHOPPER}",
+        cookies=shopper.session("marketer"),
+        query={"lang": "en"},
+    )
+    text = page_text(english.body)
+    assert "The shop's attributes" in text and "ハナ" in text and "14 days: 2 · 30 days: 3" in text

@@ -93,7 +93,7 @@ def test_every_route_needs_a_viewer(shop_api: Api) -> None:
 def test_the_list_is_the_deployed_bundle(shop_api: Api) -> None:
     answer = shop_api.call("GET", "/api/programs", as_="viewer")
     rows = {r["name"]: r for r in answer.json()}
-    assert set(rows) == set(deployed(shop_api.deps.programs_dir))
+    assert set(rows) == set(deployed(shop_api.deps.programs_dir, shop_api.deps.config))
     assert rows[PROGRAM] == {
         "name": PROGRAM,
         "title": "Second-purchase coupon after the first order",
@@ -106,7 +106,7 @@ def test_the_list_is_the_deployed_bundle(shop_api: Api) -> None:
 
 
 def test_definition_and_diagram(shop_api: Api) -> None:
-    program = deployed(shop_api.deps.programs_dir)[PROGRAM]
+    program = deployed(shop_api.deps.programs_dir, shop_api.deps.config)[PROGRAM]
     definition = shop_api.call("GET", f"/api/programs/{PROGRAM}", as_="viewer").json()
     assert definition["id"] == PROGRAM and definition["goal"]["within_days"] == 30
     assert [s["id"] for s in definition["steps"]] == [s.id for s in program.steps]

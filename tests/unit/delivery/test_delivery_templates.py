@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,14 @@ from kizuna.delivery.content import EmailContent, LineContent, PushContent, SmsC
 from kizuna.delivery.coupons import Coupon
 from kizuna.delivery.templates import (
     DEFAULT_ROOT,
+    FilesRenderer,
     Renderer,
     RenderError,
     build_context,
     format_date,
     format_number,
 )
-from kizuna.runtime.config import LoyaltyConfig
+from kizuna.runtime.config import CustomConfig, LoyaltyConfig
 
 COUPON = Coupon(
     code="KZ-ABCD-EFGH-JKMN", discount="10%", expires_at=datetime(2026, 1, 31, 15, 30, tzinfo=UTC)
@@ -287,6 +289,43 @@ def test_context_has_no_contact_details_and_falls_back_on_names(loyalty: Loyalty
         loyalty_config=loyalty,
     )
     assert english["customer"]["display_name"] == "Customer"
+
+
+def test_context_has_every_declared_attribute_personal_ones_included(
+    loyalty: LoyaltyConfig,
+) -> None:
+    # Given declarations, one of them personal data, and a customer with two of them set
+    # (and a value of an attribute no longer declared)
+    custom = CustomConfig.model_validate(
+        {
+            "attributes": [
+                {"name": "nickname", "type": "string", "personal": True},
+                {"name": "shoe_size", "type": "number"},
+                {"name": "newsletter", "type": "boolean"},
+            ]
+        }
+    )
+    customer = make_customer().model_copy(
+        update={"attributes": {"nickname": "ハナ", "shoe_size": Decimal("24.5"), "old": "x"}}
+    )
+    # When the context is built with them
+    ctx = build_context(customer, program="p", step="s", loyalty_config=loyalty, custom=custom)
+    # Then the template reads each declared attribute (unset: None), undeclared ones not
+    assert ctx["customer"]["attributes"] == {
+        "nickname": "ハナ",
+        "shoe_size": Decimal("24.5"),
+        "newsletter": None,
+    }
+    # and a template addresses the customer with it
+    source = "{{ customer.attributes.nickname }}さん{% if not customer.attributes.newsletter %}、"
+    source += "ニュースレターはいかがですか{% endif %}"
+    renderer = FilesRenderer({"p/t/ja/line.txt.j2": source}, TEMPLATES)
+    message = renderer.render("p", "t", "line", "ja", ctx)
+    assert isinstance(message, LineContent)
+    assert message.text == "ハナさん、ニュースレターはいかがですか"
+    # without declarations there is nothing to read
+    plain = build_context(customer, program="p", step="s", loyalty_config=loyalty)
+    assert plain["customer"]["attributes"] == {}
 
 
 def test_context_extra_cannot_override_core_keys(loyalty: LoyaltyConfig) -> None:

@@ -107,13 +107,18 @@ def schemas(
     api_docs: Annotated[
         Path, typer.Option("--api-docs", help="Where to write the API's reference (Markdown)")
     ] = Path("docs/API.md"),
+    config: Config = None,
 ) -> None:
-    """Write the JSON Schema of every inbound and derived event, the HTTP API's OpenAPI
+    """Write the JSON Schema of every inbound and derived event (the shop's own events and
+    attributes, declared in the project's configuration, included), the HTTP API's OpenAPI
     document (``openapi.json``) and its reference (docs/API.md, after docs/api-intro.md)."""
+    from kizuna.events.custom import vocabulary
     from kizuna_tools.apidocs import write_api_docs
+    from kizuna_tools.project import project_config
     from kizuna_tools.schemas import write_schemas
 
-    for path in write_schemas(directory) + write_api_docs(directory, api_docs):
+    vocab = vocabulary(project_config(config).config)
+    for path in write_schemas(directory, vocab) + write_api_docs(directory, api_docs):
         out.print(str(path))
 
 

@@ -59,10 +59,11 @@ def _config(path: Path | None) -> KizunaConfig:
     return project_config(path).config
 
 
-def _segments() -> dict[str, Any]:
+def _segments(cfg: KizunaConfig) -> dict[str, Any]:
+    from kizuna.events.custom import vocabulary
     from kizuna.segments import load_segments
 
-    return dict(load_segments(_dir("segments")))
+    return dict(load_segments(_dir("segments"), vocabulary(cfg)))
 
 
 def _rules(config: Path | None = None) -> CampaignRules:
@@ -70,25 +71,27 @@ def _rules(config: Path | None = None) -> CampaignRules:
     segments and programs."""
     from kizuna.services.campaign_admin import CampaignRules
 
+    cfg = _config(config)
     return CampaignRules(
-        _config(config),
+        cfg,
         _dir("templates"),
-        _segments(),
+        _segments(cfg),
         frozenset(p.stem for p in _dir("programs").glob("*.y*ml")),
     )
 
 
 def _load_all(
-    paths: list[Path],
+    paths: list[Path], config: Path | None = None
 ) -> tuple[list[tuple[Campaign, dict[str, str]]], list[str], dict[str, Path]]:
     """Campaigns (with their template files) from files and folders, validated against the
-    project (:meth:`CampaignRules.load_file`); with the problems and each campaign's file."""
+    project (:meth:`CampaignRules.load_file`: its configuration, with the attributes and
+    counters it declares); with the problems and each campaign's file."""
     from kizuna.campaigns.loader import CampaignError
 
     files: list[Path] = []
     for path in paths:
         files += sorted(path.glob("*.y*ml")) if path.is_dir() else [path]
-    rules = _rules()
+    rules = _rules(config)
     now = _now()
     campaigns, problems, where = [], [], {}
     for file in files:
@@ -212,9 +215,11 @@ def _print_problems(problems: list[str]) -> None:
 @campaigns_app.command("validate")
 def validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="files or folders")] = None,
+    config: Config = None,
 ) -> None:
-    """Validate campaigns (default: campaigns/): fields, segments, templates, ids."""
-    campaigns, problems, _ = _load_all(paths or [_dir("campaigns")])
+    """Validate campaigns (default: campaigns/): fields, segments, templates, ids, against the
+    project's configuration (its declared attributes and counters)."""
+    campaigns, problems, _ = _load_all(paths or [_dir("campaigns")], config)
     for campaign, _templates in campaigns:
         out.print(f"[green]✓[/green] {campaign.id}")
     _print_problems(problems)
@@ -227,10 +232,11 @@ def apply(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="campaign files or folders")],
     by: Annotated[str | None, typer.Option(help="who applies it (the audit field)")] = None,
+    config: Config = None,
 ) -> None:
     """Validate, store the definition and its templates, and create or update its schedule
     (enabled only when the status is `scheduled`)."""
-    problems, applied = apply_files(ctx.obj, paths, by or getpass.getuser())
+    problems, applied = apply_files(ctx.obj, paths, by or getpass.getuser(), config)
     if problems:
         _print_problems(problems)
         raise typer.Exit(code=1)
@@ -238,11 +244,13 @@ def apply(
         out.print(line)
 
 
-def apply_files(t: Target, paths: list[Path], by: str) -> tuple[list[str], list[str]]:
+def apply_files(
+    t: Target, paths: list[Path], by: str, config: Path | None = None
+) -> tuple[list[str], list[str]]:
     """Validate every campaign first, then store each (definition, templates, static list)
     and bring its schedule in line. Returns (problems, what was applied): nothing is applied
     when anything is wrong."""
-    campaigns, problems, where = _load_all(paths)
+    campaigns, problems, where = _load_all(paths, config)
     if problems:
         return problems, []
     applied = []

@@ -517,28 +517,29 @@ def programs_validate(
     checks; also the npm asl-validator if installed); and render every send step's template
     (each locale, each channel) with the context a send gives it."""
     from kizuna.delivery.templates import Renderer
+    from kizuna.events.custom import vocabulary
     from kizuna.programs.loader import load_programs
     from kizuna.segments import SegmentError, load_segments
     from kizuna_tools.aslcheck import check_programs, find_asl_validator
     from kizuna_tools.project import project_config
     from kizuna_tools.templatecheck import program_template_problems
 
+    cfg = project_config(config).config
+    vocab = vocabulary(cfg)  # the attributes and events the configuration declares
     problems: list[str] = []
     segment_names: list[str] = []
     if segments.is_dir():
         try:
-            segment_names = list(load_segments(segments))
+            segment_names = list(load_segments(segments, vocab))
         except SegmentError as exc:
             problems += [f"{segments}: {p}" for p in exc.problems]
     programs, issues = load_programs(
-        directory, templates=Renderer(templates), segment_names=segment_names
+        directory, templates=Renderer(templates), segment_names=segment_names, vocab=vocab
     )
     problems += [str(issue) for issue in issues]
     problems += [
         str(issue)
-        for issue in program_template_problems(
-            programs, Renderer(templates), project_config(config).config, directory
-        )
+        for issue in program_template_problems(programs, Renderer(templates), cfg, directory)
     ]
     asl = check_programs(programs)
     for program_id, found in asl.items():
@@ -567,15 +568,19 @@ def _fail_line(text: str) -> None:
 def programs_show(
     name: Annotated[str, typer.Argument(help="program id")],
     directory: Annotated[Path, typer.Option(help="folder of program YAML")] = Path("programs"),
+    config: Config = None,
 ) -> None:
     """Print a program's journey as a Mermaid flowchart."""
+    from kizuna.events.custom import vocabulary
     from kizuna.programs.diagram import mermaid
     from kizuna.programs.loader import load_program
+    from kizuna_tools.project import project_config
 
     path = directory / f"{name}.yaml"
     if not path.exists():
         raise typer.BadParameter(f"no program {name!r} in {directory}", param_hint="NAME")
-    out.print(mermaid(load_program(path)), markup=False, highlight=False)
+    program = load_program(path, vocab=vocabulary(project_config(config).config))
+    out.print(mermaid(program), markup=False, highlight=False)
 
 
 def render_preview(
@@ -597,15 +602,16 @@ def render_preview(
     """Preview a send step's message on every channel it may use."""
     from kizuna.delivery.samples import sample_coupon, sample_customer
     from kizuna.delivery.templates import Renderer, RenderError, build_context
+    from kizuna.events.custom import vocabulary
     from kizuna.programs.loader import load_program
     from kizuna.programs.model import SendStep
     from kizuna_tools.project import project_config
 
-    prog = load_program(programs_dir / f"{program}.yaml")
+    cfg = project_config(config).config
+    prog = load_program(programs_dir / f"{program}.yaml", vocab=vocabulary(cfg))
     send = prog.step(step)
     if not isinstance(send, SendStep):
         raise typer.BadParameter(f"{step} is not a send step", param_hint="STEP")
-    cfg = project_config(config).config
     if customer:
         import boto3
 
@@ -621,7 +627,7 @@ def render_preview(
             raise typer.BadParameter(f"no customer {customer!r}", param_hint="--customer")
         who = found
     else:
-        who = sample_customer(locale)
+        who = sample_customer(locale, custom=cfg.custom)
     now = datetime.now(UTC)
     coupon = sample_coupon(send.coupon, b"preview", prog.id, who.customer_id, "preview", now)
     context = build_context(
@@ -635,6 +641,7 @@ def render_preview(
             "cart": {"item_count": 2, "value": 3600, "currency": "JPY", "product_ids": ["tea-001"]}
         },
         unsubscribe_url="https://example.com/unsubscribe?t=preview",
+        custom=cfg.custom,
     )
     renderer = Renderer(templates_dir)
     failed = False

@@ -61,6 +61,7 @@ class Source:
     def reports(self, start: str | None = None, end: str | None = None) -> tuple[Any, Any]:
         from kizuna.adapters.dynamodb import DynamoStore, SnapshotStore
         from kizuna.adapters.s3 import S3Objects
+        from kizuna.events.custom import vocabulary
         from kizuna.programs.bundle import resolve_dir
         from kizuna.programs.loader import load_programs
         from kizuna_tools.project import project_config
@@ -83,7 +84,7 @@ class Source:
             else None
         )
         programs_dir = str(self.programs_dir) if self.programs_dir else None
-        programs, _ = load_programs(resolve_dir("programs", programs_dir))
+        programs, _ = load_programs(resolve_dir("programs", programs_dir), vocab=vocabulary(cfg))
         windows = {p.id: p.goal.within_days for p in programs if p.goal}
         data = load(activity, snapshots, export, windows)
         before = date.fromisoformat(start) if start else None

@@ -23,21 +23,25 @@ Directory = Annotated[Path | None, typer.Option("--dir", help="segments folder")
 CustomersTable = Annotated[str, typer.Option(envvar="CUSTOMERS_TABLE", help="customers table")]
 
 
-def _segments(directory: Path | None) -> dict[str, Any]:
-    """The named segments (validated); every problem printed and exit 1 when invalid."""
+def _segments(directory: Path | None, config: Path | None) -> dict[str, Any]:
+    """The named segments, validated against the project's configuration (the attributes and
+    counters it declares); every problem printed and exit 1 when invalid."""
+    from kizuna.events.custom import vocabulary
     from kizuna.programs.bundle import resolve_dir
     from kizuna.segments import SegmentError, load_segments
+    from kizuna_tools.project import project_config
 
+    folder = resolve_dir("segments", str(directory) if directory else None)
     try:
-        return load_segments(resolve_dir("segments", str(directory) if directory else None))
+        return load_segments(folder, vocabulary(project_config(config).config))
     except SegmentError as exc:
         for problem in exc.problems:
             console.print(f"[red]{problem}[/red]")
         raise typer.Exit(1) from exc
 
 
-def _segment(name: str, directory: Path | None) -> Any:
-    found = _segments(directory)
+def _segment(name: str, directory: Path | None, config: Path | None) -> Any:
+    found = _segments(directory, config)
     if name not in found:
         console.print(f"[red]no segment {name!r}[/red] (known: {', '.join(sorted(found))})")
         raise typer.Exit(1)
@@ -59,7 +63,7 @@ class Members:
         from kizuna.segments import members
         from kizuna_tools.project import project_config
 
-        segment = _segment(name, self.directory)
+        segment = _segment(name, self.directory, self.config)
         cfg = project_config(self.config).config
         resource = session(self.region).resource("dynamodb", endpoint_url=self.endpoint_url)
         store = DynamoStore(resource, self.customers_table, self.customers_table)
@@ -67,11 +71,11 @@ class Members:
 
 
 @segments_app.command("list")
-def segments_list(directory: Directory = None) -> None:
+def segments_list(directory: Directory = None, config: Config = None) -> None:
     """Every segment and its conditions (validated)."""
     import json
 
-    for name, segment in sorted(_segments(directory).items()):
+    for name, segment in sorted(_segments(directory, config).items()):
         out.print(f"{name}: {json.dumps(segment.conditions, ensure_ascii=False)}")
 
 

@@ -35,6 +35,9 @@ from kizuna.domain.timestamps import parse_time
 from kizuna.scoring.snapshot import CELL_FIELDS, NONE, SnapshotRow, cell_fields
 
 DIMENSIONS = ("region", "prefecture", "age_band", "gender", "occupation")
+# A declared attribute's dimension: ``attributes.membership_tier_pos``
+# (kizuna.scoring.snapshot.breakdown_attributes: not personal, an enum or a boolean).
+ATTRIBUTE_PREFIX = "attributes."
 
 
 @dataclass(frozen=True)
@@ -400,10 +403,24 @@ class SegmentRow(BaseModel):
     second_purchase_rate: float | None  # >= 2 orders among buyers
 
 
+def attribute_dimensions(rows: Sequence[SnapshotRow]) -> list[str]:
+    """``attributes.<name>`` for every declared attribute the rows carry, by name."""
+    return [ATTRIBUTE_PREFIX + n for n in sorted({n for r in rows for n in r.attributes})]
+
+
+def _value(row: SnapshotRow, dimension: str) -> str:
+    if dimension.startswith(ATTRIBUTE_PREFIX):
+        return row.attributes.get(dimension.removeprefix(ATTRIBUTE_PREFIX)) or NONE
+    return str(getattr(row, dimension) or NONE)
+
+
 def segment_analysis(
-    rows: Sequence[SnapshotRow], ledger: Ledger, dimensions: Sequence[str] = DIMENSIONS
+    rows: Sequence[SnapshotRow], ledger: Ledger, dimensions: Sequence[str] | None = None
 ) -> list[SegmentRow]:
-    """Customers, revenue, response and second purchases by attribute band, on one date."""
+    """Customers, revenue, response and second purchases by attribute band, on one date: by
+    :data:`DIMENSIONS` and the declared attributes the snapshot carries (by default)."""
+    if dimensions is None:
+        dimensions = [*DIMENSIONS, *attribute_dimensions(rows)]
     messaged = {m.customer_id for m in ledger.messages if m.status == "sent"}
     engaged = {m.customer_id for m in ledger.messages if m.status == "sent" and m.engaged}
     converted = {c.customer_id for c in ledger.conversions if not c.holdout} & messaged
@@ -411,7 +428,7 @@ def segment_analysis(
     for dimension in dimensions:
         groups: dict[str, list[SnapshotRow]] = defaultdict(list)
         for r in rows:
-            groups[str(getattr(r, dimension) or NONE)].append(r)
+            groups[_value(r, dimension)].append(r)
         for value in sorted(groups, key=lambda v: (-len(groups[v]), v)):
             members = groups[value]
             ids = {r.customer_id for r in members}

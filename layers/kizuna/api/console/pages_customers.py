@@ -123,8 +123,12 @@ def _describe(item: TimelineItem, t: Translator) -> str:
         case "consent":
             return t("timeline.consent", channel=item.channel or "-")
         case "behaviour":
+            fields = d.get("fields") or {}  # a declared event's own fields
+            declared = [f"{k}={v}" for k, v in sorted(fields.items()) if v is not None]
             return " ".join(
-                str(v) for v in (d.get("type"), d.get("product_id"), d.get("category")) if v
+                str(v)
+                for v in (d.get("type"), d.get("product_id"), d.get("category"), *declared)
+                if v
             )
         case "decision" | "step":
             return " / ".join(str(v) for v in (item.program, item.step) if v)

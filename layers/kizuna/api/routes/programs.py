@@ -23,7 +23,7 @@ ProgramName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{1,39}$", description
 
 
 def find(name: str) -> Program:
-    program = service.deployed(deps(router).programs_dir).get(name)
+    program = service.deployed(deps(router).programs_dir, deps(router).config).get(name)
     if program is None:
         raise NotFoundError(f"no deployed program named {name!r}")
     return program
@@ -42,7 +42,7 @@ class Diagram(BaseModel):
 )
 def list_programs() -> list[service.ProgramSummary]:
     require(router, Role.VIEWER)
-    programs = service.deployed(deps(router).programs_dir)
+    programs = service.deployed(deps(router).programs_dir, deps(router).config)
     return [service.summary(p) for p in sorted(programs.values(), key=lambda p: p.id)]
 
 

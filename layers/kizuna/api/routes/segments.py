@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from kizuna.api.auth import Role
 from kizuna.api.context import deps, require
 from kizuna.api.deps import ApiDeps
+from kizuna.events.custom import vocabulary
 from kizuna.segments import NAME_PATTERN, SegmentDefinition, load_segments
 from kizuna.services.campaign_admin import MAX_SAMPLE, segment_members
 
@@ -22,7 +23,9 @@ SegmentName = Annotated[str, Path(pattern=NAME_PATTERN, description="segment nam
 def segments_of(d: ApiDeps) -> dict[str, SegmentDefinition]:
     """The segments deployed with the function (``segments/*.yaml``); none without the
     folder."""
-    return load_segments(d.segments_dir) if d.segments_dir is not None else {}
+    if d.segments_dir is None:
+        return {}
+    return load_segments(d.segments_dir, vocabulary(d.config))
 
 
 def segment_named(d: ApiDeps, name: str) -> SegmentDefinition:
