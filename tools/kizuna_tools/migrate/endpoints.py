@@ -98,7 +98,7 @@ JP_REGIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 PREFECTURE_REGION = {p: r for r, ps in JP_REGIONS.items() for p in ps}
-_PREFECTURE_SUFFIX = re.compile(r"[- ]?(to|fu|ken|prefecture)$", re.IGNORECASE)
+_PREFECTURE_SUFFIX = re.compile(r"[- ](to|fu|ken|prefecture)$", re.IGNORECASE)
 JAPAN = {"JP", "JPN"}
 TIME_ZONES = frozenset(available_timezones())
 
@@ -211,10 +211,10 @@ def time_zone(raw: str) -> str | None:
 
 def prefecture_of(raw: str) -> str | None:
     """A Japanese prefecture's English name (``Tokyo-to``, ``tokyo`` -> ``Tokyo``)."""
-    name = _PREFECTURE_SUFFIX.sub("", raw.strip()).strip().lower()
-    for prefecture in PREFECTURE_REGION:
-        if prefecture.lower() == name:
-            return prefecture
+    for name in (raw.strip().lower(), _PREFECTURE_SUFFIX.sub("", raw.strip()).strip().lower()):
+        for prefecture in PREFECTURE_REGION:
+            if prefecture.lower() == name:
+                return prefecture
     return None
 
 

@@ -158,15 +158,18 @@ class Report:
                 continue
             lines += ["", f"## {kind.capitalize()} ({len(items)})", ""]
             shown = items
-            if kind == "endpoint" and len(items) > _EXCERPT:
-                shown = items[:_EXCERPT]
+            if kind == "endpoint":  # a thousand lines of "migrated" help nobody: the others
+                shown = [i for i in items if i.status != Status.MIGRATED][:_EXCERPT]
             for item in shown:
                 became = ", ".join(f"`{b}`" for b in item.became) or "nothing"
                 lines.append(f"- **{_md(item.source)}** ({item.status.value}) -> {became}")
                 lines += [f"  - {_md(n)}" for n in item.notes]
                 lines += [f"  - decide: {_md(d)}" for d in item.decisions]
             if len(shown) < len(items):
-                lines.append(f"- ... {len(items) - len(shown)} more in MIGRATION-REPORT.json")
+                lines.append(
+                    f"- ... and {len(items) - len(shown)} more (those migrated as they were) "
+                    "in MIGRATION-REPORT.json"
+                )
         return "\n".join(lines) + "\n"
 
     def write(self, out: Path) -> list[Path]:
