@@ -50,7 +50,7 @@ def pinpoint(
     try:
         result = migrate_pinpoint(directory, out_dir, base=config, force=force)
     except MigrationError as exc:
-        console.print(f"Error: {exc}", markup=False, highlight=False)
+        console.print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from exc
     summary = result.report.summary()
     table = Table(title=f"Pinpoint -> {out_dir}")
@@ -72,11 +72,13 @@ def pinpoint(
         f"{out_dir / 'MIGRATION-REPORT.md'}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     out.print(
-        f"next: kizuna programs validate {out_dir / 'programs'} --config "
-        f"{out_dir / 'kizuna-config.json'}; kizuna import customers "
-        f"{out_dir / 'customers.jsonl'} --config {out_dir / 'kizuna-config.json'} --dry-run",
+        f"next: cd {out_dir}; read MIGRATION-REPORT.md; kizuna programs validate --config "
+        "kizuna-config.json; kizuna campaigns validate; kizuna import customers "
+        "customers.jsonl --config kizuna-config.json --dry-run",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )

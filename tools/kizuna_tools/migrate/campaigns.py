@@ -103,8 +103,8 @@ def quiet_union(windows: list[tuple[str, str]]) -> tuple[str, str] | None:
     """The one window covering every quiet window (minutes on a 24-hour circle), or None
     when they do not make one contiguous window."""
     quiet = [False] * 1440
-    for start, end in windows:
-        a, b = _minutes(start), _minutes(end)
+    for first, last in windows:
+        a, b = _minutes(first), _minutes(last)
         m = a
         while m != b:
             quiet[m] = True
@@ -211,7 +211,7 @@ def event_trigger(
             decisions.append(f"{where}: {exc}")
         if field_name != name:
             notes.append(f"event metric {name} -> field {field_name}")
-    triggers = []
+    triggers: list[tuple[str, dict[str, Any]]] = []
     for name in names:
         if name.startswith("_"):
             builtin = SYSTEM_EVENTS.get(name)

@@ -120,11 +120,11 @@ class Endpoint:
 
     @property
     def active(self) -> bool:
-        return self.data.get("EndpointStatus", "ACTIVE") == "ACTIVE"
+        return bool(self.data.get("EndpointStatus", "ACTIVE") == "ACTIVE")
 
     @property
     def opted_out(self) -> bool:
-        return self.data.get("OptOut", "NONE") != "NONE"
+        return bool(self.data.get("OptOut", "NONE") != "NONE")
 
     @property
     def effective(self) -> str:
@@ -241,8 +241,7 @@ class CustomersResult:
     attributes: AttributeMap
     endpoint_customer: dict[str, str]  # endpoint id -> customer id
     user_customer: dict[str, str]  # Pinpoint UserId -> customer id
-    countries: Counter[str]
-    locales: Counter[str]
+    locales: Counter[str]  # the customers' locales, counted
 
     def declarations(self) -> tuple[CustomAttribute, ...]:
         return self.attributes.declarations()
@@ -299,7 +298,6 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
 
     rows: list[dict[str, Any]] = []
     endpoint_customer: dict[str, str] = {}
-    countries: Counter[str] = Counter()
     locales: Counter[str] = Counter()
     upserted = vocabulary(CustomConfig(attributes=amap.declarations())).inbound_model(
         "customer.upserted"
@@ -316,11 +314,6 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
             item.became = [f"customer {cid}", *item.became]
         if isinstance(row.get("locale"), str):
             locales[row["locale"]] += 1
-        country = (row.get("attributes") or {}).get(
-            amap.get("Location", "Country").name if amap.get("Location", "Country") else ""
-        )
-        if isinstance(country, str):
-            countries[country] += 1
 
     user_customer = {
         str(ep.user.get("UserId")): endpoint_customer[ep.id]
@@ -328,7 +321,7 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
         if ep.id in endpoint_customer and ep.user.get("UserId")
     }
     _report_customers(report, rows, endpoints, tally, amap)
-    return CustomersResult(rows, amap, endpoint_customer, user_customer, countries, locales)
+    return CustomersResult(rows, amap, endpoint_customer, user_customer, locales)
 
 
 def _why_not_id(value: str) -> str:
