@@ -153,7 +153,8 @@ def _notes(item: Item, result: Any) -> None:
         else:
             item.note(f"{level}: {text}" if level != "info" else text)
     for todo in getattr(result, "todos", []):
-        item.decide(f"TODO left in the template: {todo}")
+        if not any(str(todo.source) in d for d in item.decisions):  # not said yet
+            item.decide(f"TODO left in the template: {todo}")
 
 
 def notes_of(item: Item, translated: Translated) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,17 +218,17 @@ def _items(payload: Any) -> list[Mapping[str, Any]]:
     return []
 
 
-def _translator() -> Callable[..., Any]:
+def _translate(*args: Any, **kwargs: Any) -> Any:
+    """:func:`kizuna_tools.migrate.templates.translate_template`, imported when first used."""
     from kizuna_tools.migrate.templates import (  # type: ignore[import-not-found, unused-ignore]
         translate_template,
     )
 
-    translate: Callable[..., Any] = translate_template
-    return translate
+    return translate_template(*args, **kwargs)
 
 
 def _library(m: Migration, documents: Mapping[str, Any]) -> Library:
-    library = Library(_translator(), m.base.contact.default_locale, m.naming, m.report)
+    library = Library(_translate, m.base.contact.default_locale, m.naming, m.report)
     for rel, payload in sorted(documents.items()):
         parts = rel.split("/")
         if parts[0] != "templates" or len(parts) != 3:
@@ -241,6 +241,8 @@ def _library(m: Migration, documents: Mapping[str, Any]) -> Library:
 
 # -- journeys ---------------------------------------------------------------------------------
 def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
+    if not any(rel.startswith("journeys/") for rel in documents):
+        return
     from kizuna_tools.migrate.journeys import (  # type: ignore[import-not-found, unused-ignore]
         JourneyContext,
         convert_journey,
