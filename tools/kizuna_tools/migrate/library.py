@@ -65,6 +65,7 @@ class Library:
     report: Report
     by_name: dict[tuple[str, str], Translated] = field(default_factory=dict)
     owners: dict[str, dict[str, str]] = field(default_factory=dict)  # owner -> path -> text
+    inlines: list[Translated] = field(default_factory=list)  # campaigns' own messages
     _items: dict[tuple[str, str], Item] = field(default_factory=dict)
 
     def add(self, kind: str, name: str, response: Mapping[str, Any], source: str) -> None:
@@ -92,7 +93,17 @@ class Library:
             kind, name, body, default_locale=locale or self.default_locale, naming=self.naming
         )
         result.notes = [n for n in result.notes if "no locale in its name" not in str(n)]
-        return Translated(kind, name, result)
+        translated = Translated(kind, name, result)
+        self.inlines.append(translated)
+        return translated
+
+    def attribute_paths(self) -> list[tuple[str, str]]:
+        """(Kizuna attribute name, Pinpoint path) of every custom attribute a translated
+        template or message reads (``Attributes.PromoBanner``...)."""
+        found: list[tuple[str, str]] = []
+        for translated in [*self.by_name.values(), *self.inlines]:
+            found += sorted(dict(getattr(translated.result, "attributes", {}) or {}).items())
+        return found
 
     def group(self, kind: str, name: str) -> list[Translated]:
         """The named template and its siblings in the other locales (same Kizuna template)."""

@@ -174,6 +174,7 @@ def read_project(source: Path, *, base: KizunaConfig, now: datetime) -> Migratio
     for item in m.library.unused():
         item.note("used by no campaign or journey: not written")
         item.status = Status.NOT_MIGRATED
+    _declare_template_attributes(m)
     m.config = _config(m)
     _check_conditions(m)
     return m
@@ -237,6 +238,37 @@ def _library(m: Migration, documents: Mapping[str, Any]) -> Library:
         name = str(payload.get("TemplateName") or Path(parts[2]).stem)
         library.add(kind, name, payload, rel)
     return library
+
+
+_PATH_SOURCES = {
+    "User.UserAttributes": "UserAttributes",
+    "Attributes": "Attributes",
+    "Metrics": "Metrics",
+}
+
+
+def _declare_template_attributes(m: Migration) -> None:
+    """Declare the custom attributes templates read that no endpoint had (a template naming
+    an undeclared attribute is refused by the template check)."""
+    assert m.library is not None
+    declared = {t.name for t in m.attributes.items()}
+    for name, path in m.library.attribute_paths():
+        if name in declared:
+            continue
+        where, _, raw = path.rpartition(".")
+        source = _PATH_SOURCES.get(where)
+        if source is None or not raw:
+            continue
+        target = m.attributes.ensure(source, raw)
+        declared.add(target.name)
+        spec = target.spec
+        m.report.add(
+            "attribute",
+            target.label,
+            Status.CHANGED,
+            became=[f"custom.attributes.{target.name} ({spec.type.value if spec else '?'})"],
+            notes=["no endpoint has it; a template reads it: declared so the template renders"],
+        )
 
 
 # -- journeys ---------------------------------------------------------------------------------
@@ -482,10 +514,23 @@ def _contact(m: Migration) -> ContactPolicyConfig:
 
 def _check_segments(m: Migration) -> None:
     """Every segment condition against the customer view with what is declared so far (the
-    attributes and the activity windows segments need are all known by now)."""
-    config = _config(m, report=False)
-    fields = {k: v for k, v in view_fields(vocabulary(config)).items() if k != SEGMENTS_FIELD}
-    check_segments(m.segments, fields, m.report)
+    attributes and the activity windows segments need are all known by now), by the rules
+    the segments loader applies."""
+    vocab = vocabulary(_config(m, report=False))
+    try:  # the loaders' rules with the vocabulary (values typed by the declarations)
+        from kizuna.programs.view_rules import (  # type: ignore[import-not-found, unused-ignore]
+            view_condition_problems,
+        )
+    except ImportError:  # without them: the fields the view has
+        fields = {k: v for k, v in view_fields(vocab).items() if k != SEGMENTS_FIELD}
+        check_segments(m.segments, fields, m.report)
+        return
+
+    def problems(condition: Mapping[str, Any]) -> list[str]:
+        found: list[str] = view_condition_problems(condition, "conditions", vocab, segments=False)
+        return found
+
+    check_segments(m.segments, problems, m.report)
 
 
 def _check_conditions(m: Migration) -> None:

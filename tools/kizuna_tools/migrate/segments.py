@@ -30,7 +30,7 @@ conditions, and a campaign can take a customer list instead.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from kizuna.programs.pattern_rules import condition_problems
+from kizuna.programs.pattern_rules import Fields, condition_problems
 from kizuna.runtime.config import ValueType
 from kizuna_tools.migrate.attributes import AttributeMap, Target, number
 from kizuna_tools.migrate.names import kebab, unique
@@ -520,22 +520,34 @@ def translate_segments(
     return result
 
 
-def check_segments(result: SegmentsResult, fields: Any, report: Report) -> None:
-    """Kizuna's own rules on every segment's condition (``fields``: the customer view's
-    fields with the declared attributes and counted events); a refused one is not written."""
+def check_segments(
+    result: SegmentsResult,
+    rules: Fields | Callable[[Mapping[str, Any]], list[str]],
+    report: Report,
+) -> None:
+    """Kizuna's own rules on every segment's condition (``rules``: the customer view's
+    fields with the declared attributes and counted events, or a function returning a
+    condition's problems); a refused segment is not written."""
     for outcome in result.by_id.values():
         if outcome.name is None:
             continue
-        outcome.problems = condition_problems(
-            outcome.condition, "conditions", to_eventbridge=False, fields=fields
-        )
+        if callable(rules):
+            outcome.problems = rules(outcome.condition)
+        else:
+            outcome.problems = condition_problems(
+                outcome.condition, "conditions", to_eventbridge=False, fields=rules
+            )
         if outcome.problems:
             item = report.find("segment", outcome.pinpoint_name)
             if item is not None:
                 item.status = Status.NOT_MIGRATED
                 item.became = []
-                for problem in outcome.problems:
-                    item.decide(f"not valid in Kizuna: {problem}")
+                more = len(outcome.problems) - 3
+                item.decide(
+                    "not valid in Kizuna, not written: "
+                    + "; ".join(outcome.problems[:3])
+                    + (f"; and {more} more" if more > 0 else "")
+                )
                 item.status = Status.NOT_MIGRATED
 
 
