@@ -65,6 +65,9 @@ SKIPPED_CHANNELS = {
     "PUSH": "the generic PUSH channel type",
 }
 CONSENT = {"email": "email_consent", "sms": "sms_consent", "push": "push_consent"}
+BUILT_IN_FIELDS = frozenset(
+    {"birth_date", "gender", "occupation", "region", "prefecture", "locale", "time_zone"}
+)
 LOCATION_ATTRIBUTES = {"Country": "country", "City": "city"}
 
 # Japanese prefectures -> Kizuna's regions (the demo's and the reports' regions)
@@ -642,6 +645,12 @@ def _report_customers(
             notes.append(f"renamed {target.pinpoint} -> {target.name}")
         if spec.personal:
             notes.append("personal data by its name: masked, erased, never in conditions")
+        if spec.name in BUILT_IN_FIELDS:
+            notes.append(
+                f"Kizuna has a built-in {spec.name} (conditions and reports read it, e.g. age "
+                "from birth_date): kept as a custom attribute, as templates read it; move it "
+                "there if you prefer"
+            )
         report.add(
             "attribute",
             target.label,
