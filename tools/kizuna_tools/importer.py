@@ -11,7 +11,14 @@ Customers columns (CSV header or JSON keys): ``customer_id`` (required), ``email
 ``birth_date`` (YYYY-MM-DD), ``gender`` (female/male/other/unknown), ``occupation``,
 ``locale`` (ja, en), ``time_zone`` (IANA), ``email_consent``, ``sms_consent``,
 ``push_consent``, ``line_consent`` (opted_in/opted_out, yes/no, true/false), ``updated_at``
-(ISO 8601; defaults to the import time).
+(ISO 8601; defaults to the import time), the shop's own attributes as declared in the
+configuration (``custom.attributes``): JSON Lines ``attributes`` (an object; ``null`` clears
+one), CSV one ``attributes.<name>`` column each (the cell typed by the declaration: text,
+a JSON number, ``true``/``false``, ``YYYY-MM-DD``, a JSON array of strings; an empty cell
+leaves it as it is), and push devices: JSON Lines ``push_tokens`` (a list of
+``{"token", "platform"}``, platform APNS or FCM), CSV ``push_tokens`` (``APNS:<token>``
+or ``FCM:<token>``, several separated by spaces), each a ``device.registered`` event. An
+attribute that is not declared rejects the row, naming it.
 
 Orders columns: CSV has one row per order line: ``order_id``, ``customer_id``,
 ``ordered_at`` (ISO 8601 with offset), ``product_id``, ``category``, ``quantity``,
@@ -27,6 +34,7 @@ A column (or JSON key) that is none of these rejects the row: a misspelled ``tot
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -40,7 +48,8 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoR
 from pydantic import ValidationError
 
 from kizuna.domain.customer import PROFILE_FIELDS
-from kizuna.events import ConsentChanged, CustomerUpserted, OrderCancelled, OrderPlaced
+from kizuna.events import ConsentChanged, DeviceRegistered, OrderCancelled, OrderPlaced
+from kizuna.events.custom import vocabulary
 from kizuna.events.envelope import (
     EventRejected,
     ParsedEvent,
@@ -48,7 +57,7 @@ from kizuna.events.envelope import (
     describe_validation_error,
 )
 from kizuna.ports import CustomerStore
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import KizunaConfig, ValueType
 from kizuna.services.ingest import IngestStats, apply_to_customers
 
 # the profile columns are the customer.upserted fields
@@ -59,7 +68,11 @@ CONSENT_COLUMNS = {
     "push_consent": "push",
     "line_consent": "line",
 }
-CUSTOMER_COLUMNS = frozenset({"customer_id", "updated_at", *CUSTOMER_FIELDS, *CONSENT_COLUMNS})
+ATTRIBUTES = "attributes"  # JSON Lines: an object; CSV: attributes.<name> columns
+PUSH_TOKENS = "push_tokens"
+CUSTOMER_COLUMNS = frozenset(
+    {"customer_id", "updated_at", *CUSTOMER_FIELDS, *CONSENT_COLUMNS, ATTRIBUTES, PUSH_TOKENS}
+)
 LINE_COLUMNS = ("product_id", "category", "quantity", "unit_price")
 # An order's own columns: one value per order (in CSV, every line of the order repeats them).
 ORDER_LEVEL_COLUMNS = (
@@ -163,20 +176,31 @@ def _event(
 
 
 # -- rows to events ---------------------------------------------------------------------------
-def customer_events(row: dict[str, Any], now: datetime) -> list[ParsedEvent]:
+def customer_events(
+    row: dict[str, Any], now: datetime, cfg: KizunaConfig | None = None
+) -> list[ParsedEvent]:
+    """A customer row as ``customer.upserted`` (validated with ``cfg``'s declared attributes),
+    ``consent.changed`` per consent column and ``device.registered`` per push token."""
     if "__error__" in row:
         raise RowRejected(row["__error__"])
     cid = row.get("customer_id")
     if _blank(cid):
         raise RowRejected("customer_id: required")
     at = now if _blank(row.get("updated_at")) else _time(row.get("updated_at"), "updated_at")
+    cfg = cfg or KizunaConfig()
+    row = _attribute_columns(row, cfg)
     _known_columns(row, CUSTOMER_COLUMNS)
     detail = {"customer_id": cid, "occurred_at": at}
     detail.update({k: row[k] for k in CUSTOMER_FIELDS if not _blank(row.get(k))})
+    if ATTRIBUTES in row:
+        if not isinstance(row[ATTRIBUTES], dict):
+            raise RowRejected("attributes: an object of declared attributes")
+        if row[ATTRIBUTES]:
+            detail[ATTRIBUTES] = row[ATTRIBUTES]
     stamp = at.isoformat()
-    events = [
-        _event(CustomerUpserted, f"import:customer:{cid}:{stamp}", "customer.upserted", detail)
-    ]
+    upserted = vocabulary(cfg).inbound_model("customer.upserted")
+    assert upserted is not None
+    events = [_event(upserted, f"import:customer:{cid}:{stamp}", "customer.upserted", detail)]
     for column, channel in CONSENT_COLUMNS.items():
         raw = row.get(column)
         if _blank(raw):
@@ -199,7 +223,86 @@ def customer_events(row: dict[str, Any], now: datetime) -> list[ParsedEvent]:
                 },
             )
         )
+    for i, device in enumerate(_push_tokens(row.get(PUSH_TOKENS))):
+        digest = hashlib.sha256(str(device.get("token")).encode()).hexdigest()[:16]
+        try:
+            events.append(
+                _event(
+                    DeviceRegistered,
+                    f"import:device:{cid}:{digest}:{stamp}",
+                    "device.registered",
+                    {"customer_id": cid, "occurred_at": at, **device},
+                )
+            )
+        except RowRejected as exc:
+            raise RowRejected(f"push_tokens.{i}: {exc}") from exc
     return events
+
+
+def _attribute_columns(row: dict[str, Any], cfg: KizunaConfig) -> dict[str, Any]:
+    """CSV ``attributes.<name>`` columns as one ``attributes`` object, each cell typed by the
+    attribute's declaration; an undeclared name rejects the row."""
+    columns = [k for k in row if k.startswith(f"{ATTRIBUTES}.")]
+    if not columns:
+        return row
+    if ATTRIBUTES in row:
+        raise RowRejected("give attributes as one object or as attributes.<name> columns")
+    declared = vocabulary(cfg).attributes
+    out = {k: v for k, v in row.items() if k not in columns}
+    values: dict[str, Any] = {}
+    for column in columns:
+        name = column.split(".", 1)[1]
+        spec = declared.get(name)
+        if spec is None:
+            known = ", ".join(sorted(declared)) or "none declared"
+            raise RowRejected(f"{column}: not a declared attribute (custom.attributes: {known})")
+        cell = row[column]
+        if _blank(cell):
+            continue
+        values[name] = _typed_cell(column, str(cell), spec.type)
+    out[ATTRIBUTES] = values
+    return out
+
+
+def _typed_cell(column: str, cell: str, kind: ValueType) -> Any:
+    if kind in (ValueType.STRING, ValueType.DATE):
+        return cell
+    if kind == ValueType.BOOLEAN:
+        if cell not in ("true", "false"):
+            raise RowRejected(f"{column}: true or false")
+        return cell == "true"
+    try:
+        value = json.loads(cell)
+    except json.JSONDecodeError as exc:
+        what = "a number" if kind == ValueType.NUMBER else 'a JSON array of strings (["a", "b"])'
+        raise RowRejected(f"{column}: {what}") from exc
+    if kind == ValueType.NUMBER and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise RowRejected(f"{column}: a number")
+    if kind == ValueType.STRING_LIST and not isinstance(value, list):
+        raise RowRejected(f'{column}: a JSON array of strings (["a", "b"])')
+    return value
+
+
+def _push_tokens(raw: Any) -> list[dict[str, Any]]:
+    """``push_tokens`` as device dicts: a JSON Lines list of {token, platform}, or a CSV cell
+    of ``PLATFORM:token`` separated by spaces."""
+    if _blank(raw):
+        return []
+    if isinstance(raw, str):
+        devices = []
+        for part in raw.split():
+            platform, sep, token = part.partition(":")
+            if not sep:
+                raise RowRejected("push_tokens: write each as APNS:<token> or FCM:<token>")
+            devices.append({"platform": platform, "token": token})
+        return devices
+    if not isinstance(raw, list) or not all(isinstance(d, dict) for d in raw):
+        raise RowRejected("push_tokens: a list of {token, platform}")
+    for i, device in enumerate(raw):
+        unknown = sorted(set(device) - {"token", "platform"})
+        if unknown:
+            raise RowRejected(f"push_tokens.{i}: unknown keys {', '.join(unknown)}")
+    return list(raw)
 
 
 def _known_columns(row: dict[str, Any], known: Iterable[str], what: str = "columns") -> None:
@@ -378,7 +481,7 @@ def import_file(
         for number, row in read_rows(path):
             report.rows += 1
             try:
-                events = within_window(customer_events(row, now), now, cfg)
+                events = within_window(customer_events(row, now, cfg), now, cfg)
             except RowRejected as exc:
                 report.errors.append(RowError(number, str(exc)))
                 continue

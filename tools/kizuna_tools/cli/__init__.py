@@ -93,6 +93,9 @@ def _register_more() -> None:
     from kizuna_tools.cli.scoring import scoring_app
 
     app.add_typer(scoring_app, name="scoring")
+    from kizuna_tools.cli.migrate import migrate_app
+
+    app.add_typer(migrate_app, name="migrate")
 
 
 console = Console(stderr=True)

@@ -1,0 +1,94 @@
+"""Custom attribute declarations from Pinpoint's values: types inferred, names in snake case,
+personal data marked, first and last names as profile fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from kizuna.runtime.config import ValueType
+from kizuna_tools.migrate.attributes import ENUM_MIN_CUSTOMERS, AttributeMap, infer, is_personal
+from kizuna_tools.migrate.names import event_type, kebab, snake
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([["tea", "sweets"], ["tea"]], ValueType.STRING_LIST),  # several values on a customer
+        ([["true"], ["false"], ["True"]], ValueType.BOOLEAN),
+        ([["2024-01-05"], ["1999-12-31"]], ValueType.DATE),
+        ([["24"], ["3.5"], ["-2"]], ValueType.NUMBER),
+        ([["0123"], ["42"]], ValueType.STRING),  # a leading zero: a code, not a number
+        ([["2024-02-30"]], ValueType.STRING),  # not a date
+        ([["2024-01-05T10:00:00Z"]], ValueType.STRING),  # a time is kept as text
+        ([["Ginza"], ["Umeda"]], ValueType.STRING),
+        ([], ValueType.STRING),
+    ],
+)
+def test_types_are_inferred_from_the_values(values: list[list[str]], kind: ValueType) -> None:
+    assert infer(values).type == kind
+
+
+def test_a_few_values_over_many_customers_are_an_enum_and_it_is_said() -> None:
+    tiers = [["Gold"], ["Silver"], ["Bronze"]] * (ENUM_MIN_CUSTOMERS // 3 + 1)
+    inferred = infer(tiers)
+    assert inferred.enum == ("Bronze", "Gold", "Silver")
+    assert "refused at ingest until it is added" in inferred.how
+    assert infer([["Gold"], ["Silver"]]).enum is None  # too few customers to tell
+
+
+def test_long_values_raise_the_declared_bounds() -> None:
+    inferred = infer([["x" * 300], ["a", "b", "c"]])
+    assert (inferred.max_length, inferred.max_items) == (300, 50)
+
+
+@pytest.mark.parametrize(
+    ("name", "personal"),
+    [
+        ("Email", True),
+        ("PhoneNumber", True),
+        ("HomeAddress", True),
+        ("ZipCode", True),
+        ("BirthDate", True),
+        ("Name", True),
+        ("NickName", True),
+        ("FavoriteStore", False),
+        ("StoreName", False),
+        ("MembershipTier", False),
+    ],
+)
+def test_personal_data_by_name(name: str, personal: bool) -> None:
+    assert is_personal(name) is personal
+
+
+def test_names_profile_fields_collisions_and_metrics() -> None:
+    m = AttributeMap()
+    first = m.plan("UserAttributes", "FirstName", [["Hanako"]])
+    tier = m.plan("UserAttributes", "Tier", [["Gold"]])
+    tier_too = m.plan("Attributes", "tier", [["x"]])
+    spend = m.plan("Metrics", "LifetimeSpend", [["1.0"]])
+    assert (first.profile, first.name, first.view_path) == (True, "first_name", None)
+    assert (tier.name, tier_too.name) == ("tier", "tier_2")  # one namespace, reported
+    assert spend.spec is not None and spend.spec.type == ValueType.NUMBER
+    assert spend.view_path == ["attributes", "lifetime_spend"]
+    assert [a.name for a in m.declarations()] == ["lifetime_spend", "tier", "tier_2"]
+
+
+def test_name_helpers() -> None:
+    assert [
+        snake(x) for x in ("FavoriteStore", "favorite-store", "SMSOptIn", "3DSecure", "お気に入り")
+    ] == [
+        "favorite_store",
+        "favorite_store",
+        "sms_opt_in",
+        "a_3_d_secure",
+        "a",
+    ]
+    assert kebab("Winter tea sale!", fallback="c") == "winter-tea-sale"
+    assert [
+        event_type(x) for x in ("wishlist.added", "WishlistAdded", "wishlist_added", "Checkin")
+    ] == [
+        "wishlist.added",
+        "wishlist.added",
+        "wishlist.added",
+        "app.checkin",
+    ]

@@ -1,0 +1,327 @@
+"""Endpoints -> customers: one customer per UserId, endpoints merged, consent from OptOut and
+EndpointStatus, demographics and location normalised (and said), invalid ids reported."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from kizuna.events.inbound import is_customer_id
+from kizuna_tools.migrate.endpoints import migrate_endpoints, normalise_locale, prefecture_of
+from kizuna_tools.migrate.report import Report, Status
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "pinpoint"
+
+
+def endpoint(
+    eid: str, channel: str, address: str, user: str | None = "u1", **fields: Any
+) -> dict[str, Any]:
+    ep: dict[str, Any] = {
+        "Id": eid,
+        "ChannelType": channel,
+        "Address": address,
+        "EndpointStatus": "ACTIVE",
+        "OptOut": "NONE",
+        "EffectiveDate": "2026-01-01T00:00:00.000Z",
+    }
+    if user is not None:
+        ep["User"] = {"UserId": user}
+    ep.update(fields)
+    return ep
+
+
+def migrate(
+    tmp_path: Path, *endpoints: dict[str, Any], lines: list[str] | None = None
+) -> tuple[Any, Report]:
+    folder = tmp_path / "endpoints"
+    folder.mkdir(exist_ok=True)
+    text = "".join(json.dumps(e) + "\n" for e in endpoints) + "".join(f"{x}\n" for x in lines or [])
+    (folder / "part-0.json").write_text(text)
+    report = Report()
+    return migrate_endpoints(folder, report), report
+
+
+def notes(report: Report) -> list[str]:
+    return [n for i in report.of("customers") for n in i.notes]
+
+
+def test_a_users_endpoints_become_one_customer_with_every_address(tmp_path: Path) -> None:
+    # Given one user with an email, a phone and two devices (iOS and Android)
+    result, _ = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "hanako@example.jp"),
+        endpoint("e2", "SMS", "+819012345678"),
+        endpoint("e3", "APNS", "a" * 64),
+        endpoint("e4", "GCM", "fcm:" + "b" * 60),
+    )
+    # Then one customer carries them all, opted in on each channel
+    assert len(result.rows) == 1
+    row = result.rows[0]
+    assert row["customer_id"] == "u1"
+    assert (row["email"], row["phone"]) == ("hanako@example.jp", "+819012345678")
+    assert row["push_tokens"] == [
+        {"token": "a" * 64, "platform": "APNS"},
+        {"token": "fcm:" + "b" * 60, "platform": "FCM"},
+    ]
+    assert (row["email_consent"], row["sms_consent"], row["push_consent"]) == ("opted_in",) * 3
+    assert result.endpoint_customer == {"e1": "u1", "e2": "u1", "e3": "u1", "e4": "u1"}
+
+
+def test_opt_out_all_is_opted_out_and_the_address_is_kept(tmp_path: Path) -> None:
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "hanako@example.jp", OptOut="ALL"),
+        endpoint("e2", "GCM", "c" * 40, OptOut="ALL"),
+    )
+    row = result.rows[0]
+    assert (row["email"], row["email_consent"], row["push_consent"]) == (
+        "hanako@example.jp",
+        "opted_out",
+        "opted_out",
+    )
+    assert "push_tokens" not in row  # an opted-out device is not registered
+    assert report.find("endpoint", "e2").status == Status.NOT_MIGRATED
+
+
+def test_an_inactive_endpoint_keeps_its_address_but_no_consent(tmp_path: Path) -> None:
+    result, report = migrate(
+        tmp_path, endpoint("e1", "EMAIL", "old@example.jp", EndpointStatus="INACTIVE")
+    )
+    row = result.rows[0]
+    assert row["email"] == "old@example.jp"
+    assert "email_consent" not in row
+    assert "sms: INACTIVE" not in " ".join(notes(report))
+    assert "email: INACTIVE endpoint, not opted in: 1" in notes(report)
+
+
+def test_of_two_email_endpoints_the_active_most_recent_wins_and_the_other_is_reported(
+    tmp_path: Path,
+) -> None:
+    result, report = migrate(
+        tmp_path,
+        endpoint(
+            "old",
+            "EMAIL",
+            "new@example.jp",
+            EffectiveDate="2026-05-01T00:00:00Z",
+            EndpointStatus="INACTIVE",
+        ),
+        endpoint("mid", "EMAIL", "mid@example.jp", EffectiveDate="2025-05-01T00:00:00Z"),
+        endpoint("new", "EMAIL", "latest@example.jp", EffectiveDate="2026-02-01T00:00:00Z"),
+    )
+    assert result.rows[0]["email"] == "latest@example.jp"
+    assert result.rows[0]["email_consent"] == "opted_in"
+    for eid in ("old", "mid"):
+        item = report.find("endpoint", eid)
+        assert item.status == Status.NOT_MIGRATED
+        assert "another EMAIL endpoint of the same user was kept" in item.notes[0]
+
+
+def test_an_endpoint_without_a_user_id_is_a_customer_of_its_own_and_reported(
+    tmp_path: Path,
+) -> None:
+    result, report = migrate(tmp_path, endpoint("anon-1", "GCM", "d" * 40, user=None))
+    assert [r["customer_id"] for r in result.rows] == ["anon-1"]
+    assert report.find("endpoint", "anon-1").status == Status.CHANGED
+    assert "endpoints without a UserId (a customer each): 1" in notes(report)
+
+
+def test_a_user_id_kizuna_refuses_is_reported_never_renamed(tmp_path: Path) -> None:
+    # Given user ids with a trailing space and a '#'
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "a@example.jp", user="C000599 "),
+        endpoint("e2", "EMAIL", "b@example.jp", user="C000600#legacy"),
+        endpoint("e3", "EMAIL", "c@example.jp", user="C000601"),
+    )
+    # Then only the valid one is a customer; the others are left out, each saying why
+    assert [r["customer_id"] for r in result.rows] == ["C000601"]
+    assert "it has a space" in report.find("endpoint", "e1").notes[0]
+    assert "outside A-Z" in report.find("endpoint", "e2").notes[0]
+    assert not any("C000599" in r["customer_id"] for r in result.rows)
+
+
+def test_addresses_kizuna_cannot_send_to_are_left_out_and_reported(tmp_path: Path) -> None:
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "SMS", "09012345678"),  # no country code
+        endpoint("e2", "VOICE", "+819012345678"),
+        endpoint("e3", "APNS_SANDBOX", "f" * 64),
+        endpoint("e4", "EMAIL", "not-an-address"),
+    )
+    row = result.rows[0]
+    assert not {"phone", "email", "push_tokens"} & set(row)
+    assert "not an E.164 phone number" in report.find("endpoint", "e1").notes[0]
+    assert "voice channel is not a Kizuna channel" in report.find("endpoint", "e2").notes[0]
+    assert "sandbox" in report.find("endpoint", "e3").notes[0]
+
+
+def test_demographics_and_location_are_normalised_and_the_report_says_so(tmp_path: Path) -> None:
+    result, report = migrate(
+        tmp_path,
+        endpoint(
+            "e1",
+            "EMAIL",
+            "a@example.jp",
+            Demographic={"Timezone": "Asia/Tokyo", "Locale": "ja_JP", "Platform": "ios"},
+            Location={
+                "Country": "JP",
+                "Region": "Osaka-fu",
+                "City": "Sakai",
+                "PostalCode": "590-0001",
+            },
+        ),
+        endpoint(
+            "e2",
+            "EMAIL",
+            "b@example.jp",
+            user="u2",
+            Demographic={"Timezone": "JST", "Locale": "en_US"},
+            Location={"Country": "JP", "Region": "Kyoto"},
+        ),
+    )
+    u1, u2 = result.rows
+    assert (u1["time_zone"], u1["locale"], u1["prefecture"], u1["region"]) == (
+        "Asia/Tokyo",
+        "ja",
+        "Osaka",
+        "Kansai",
+    )
+    assert u1["attributes"] == {"city": "Sakai", "country": "JP"}
+    assert "time_zone" not in u2  # JST is not an IANA zone: left out, counted
+    assert (u2["locale"], u2["prefecture"], u2["region"]) == ("en", "Kyoto", "Kansai")
+    said = notes(report)
+    for expected in (
+        "locale ja_JP -> ja: 1",
+        "locale en_US -> en: 1",
+        "Location.Region Osaka-fu -> prefecture Osaka: 1",
+        "time zones that are not IANA zones (left out): 1",
+        "Location.PostalCode (not kept): 1",
+        "Demographic.Platform (not kept: Kizuna keeps no device details): 1",
+    ):
+        assert expected in said
+
+
+def test_custom_attributes_are_typed_renamed_and_merged(tmp_path: Path) -> None:
+    user = {
+        "UserId": "u1",
+        "UserAttributes": {
+            "FirstName": ["Hanako"],
+            "FavoriteStore": ["Ginza"],
+            "BirthDate": ["1990-04-01"],
+        },
+    }
+    result, report = migrate(
+        tmp_path,
+        endpoint(
+            "e1",
+            "EMAIL",
+            "a@example.jp",
+            User=user,
+            EffectiveDate="2026-01-01T00:00:00Z",
+            Attributes={"Interests": ["tea"], "NewsletterOptIn": ["TRUE"]},
+            Metrics={"Spend": 100.5},
+        ),
+        endpoint(
+            "e2",
+            "GCM",
+            "g" * 40,
+            User=user,
+            EffectiveDate="2026-02-01T00:00:00Z",
+            Attributes={"Interests": ["sweets", "tea"]},
+            Metrics={"Spend": 200.0},
+        ),
+    )
+    row = result.rows[0]
+    assert row["first_name"] == "Hanako"  # a built-in profile field
+    assert row["attributes"] == {
+        "birth_date": "1990-04-01",
+        "favorite_store": "Ginza",
+        "interests": ["tea", "sweets"],  # the endpoints' lists joined
+        "newsletter_opt_in": True,  # "TRUE" read as true, and said
+        "spend": 200,  # the most recent endpoint's metric
+    }
+    declared = {a.name: a for a in result.declarations()}
+    assert declared["birth_date"].personal and not declared["favorite_store"].personal
+    assert declared["interests"].type.value == "string_list"
+    said = notes(report)
+    assert "Attributes.NewsletterOptIn: 'TRUE' read as true: 1" in said
+    assert "customers whose endpoints disagree on Metrics.Spend (latest kept): 1" in said
+
+
+def test_a_line_that_is_not_an_endpoint_is_reported_and_the_others_are_read(tmp_path: Path) -> None:
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "a@example.jp"),
+        lines=['{"ChannelType": "EMAIL", "Adress": "x@example.jp"}', "not json"],
+    )
+    assert len(result.rows) == 1
+    problems = {i.source: i.notes[0] for i in report.of("input")}
+    assert "EndpointResponse has no member 'Adress'" in problems["endpoints/part-0.json:2"]
+    assert problems["endpoints/part-0.json:3"].startswith("not JSON")
+
+
+def test_gzipped_export_parts_are_read(tmp_path: Path) -> None:
+    folder = tmp_path / "endpoints"
+    folder.mkdir()
+    with gzip.open(folder / "part-1.gz", "wt") as fh:
+        fh.write(json.dumps(endpoint("e1", "EMAIL", "a@example.jp")) + "\n")
+    result = migrate_endpoints(folder, Report())
+    assert result.rows[0]["email"] == "a@example.jp"
+
+
+def test_locale_and_prefecture_helpers() -> None:
+    assert [normalise_locale(x) for x in ("ja_JP", "en-US", "ja", "japanese", "")] == [
+        "ja",
+        "en",
+        "ja",
+        None,
+        None,
+    ]
+    assert [prefecture_of(x) for x in ("Tokyo-to", "tokyo", "Kyoto", "Kyoto-fu", "Gotham")] == [
+        "Tokyo",
+        "Tokyo",
+        "Kyoto",
+        "Kyoto",
+        None,
+    ]
+
+
+def test_the_fixture_project_becomes_one_customer_per_valid_user(tmp_path: Path) -> None:
+    # An independent reading of the export: users by UserId, endpoints without one
+    endpoints: list[dict[str, Any]] = []
+    for path in sorted((FIXTURES / "endpoints").iterdir()):
+        text = (
+            gzip.decompress(path.read_bytes()).decode()
+            if path.suffix == ".gz"
+            else path.read_text()
+        )
+        endpoints += [json.loads(line) for line in text.splitlines() if line.strip()]
+    by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ep in endpoints:
+        by_user[ep.get("User", {}).get("UserId") or ep["Id"]].append(ep)
+    expected = {k for k in by_user if is_customer_id(k)}
+    opted_in_email = {
+        k
+        for k in expected
+        if any(
+            e["ChannelType"] == "EMAIL"
+            and e["EndpointStatus"] == "ACTIVE"
+            and e["OptOut"] == "NONE"
+            for e in by_user[k]
+        )
+    }
+    # When the export is migrated
+    report = Report()
+    result = migrate_endpoints(FIXTURES / "endpoints", report)
+    # Then every valid user is one customer, and email consent follows the endpoints
+    assert {r["customer_id"] for r in result.rows} == expected
+    assert {
+        r["customer_id"] for r in result.rows if r.get("email_consent") == "opted_in"
+    } == opted_in_email
+    assert report.counts["endpoints_read"] == len(endpoints) == 1000
+    left_out = [i for i in report.of("endpoint") if "customer id" in " ".join(i.notes)]
+    assert len(left_out) == sum(len(v) for k, v in by_user.items() if not is_customer_id(k))

@@ -1,0 +1,154 @@
+"""The orchestration on small projects (no templates or journeys, so no translation): inputs
+checked against Pinpoint's model, the configuration and its contact policy, the output
+folder's rules."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.runtime.config import KizunaConfig
+from kizuna_tools.migrate.inputs import shape_of
+from kizuna_tools.migrate.project import MigrationError, migrate_pinpoint
+from kizuna_tools.migrate.report import Status
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def write(folder: Path, rel: str, doc: Any) -> None:
+    path = folder / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+
+
+def endpoint(eid: str, user: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "Id": eid,
+        "ChannelType": "EMAIL",
+        "Address": f"{eid}@example.jp",
+        "EndpointStatus": "ACTIVE",
+        "OptOut": "NONE",
+        "EffectiveDate": "2026-01-01T00:00:00Z",
+        "User": {"UserId": user, "UserAttributes": {"Tier": ["Gold" if user < "u5" else "Silver"]}},
+        **fields,
+    }
+
+
+def segment(sid: str, name: str, dims: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Id": sid,
+        "Name": name,
+        "SegmentType": "DIMENSIONAL",
+        "Arn": f"arn:aws:mobiletargeting:us-east-1:111122223333:apps/a/segments/{sid}",
+        "ApplicationId": "a",
+        "CreationDate": "2026-01-01T00:00:00Z",
+        "Dimensions": dims,
+    }
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    source = tmp_path / "pinpoint"
+    (source / "endpoints").mkdir(parents=True)
+    (source / "endpoints" / "part.json").write_text(
+        "".join(json.dumps(endpoint(f"e{i}", f"u{i}")) + "\n" for i in range(8))
+    )
+    write(
+        source,
+        "segments.json",
+        {
+            "SegmentsResponse": {
+                "Item": [
+                    segment("s1", "Gold", {"UserAttributes": {"Tier": {"Values": ["Gold"]}}}),
+                    segment(
+                        "s2",
+                        "Active",
+                        {"Behavior": {"Recency": {"Duration": "DAY_14", "RecencyType": "ACTIVE"}}},
+                    ),
+                ]
+            }
+        },
+    )
+    write(
+        source,
+        "application-settings.json",
+        {
+            "ApplicationSettingsResource": {
+                "ApplicationId": "a",
+                "QuietTime": {"Start": "22:00", "End": "07:00"},
+                "Limits": {"Daily": 3},
+            }
+        },
+    )
+    return source
+
+
+def test_a_project_becomes_the_kizuna_files(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = migrate_pinpoint(project, out, now=NOW)
+    cfg = KizunaConfig.model_validate_json((out / "kizuna-config.json").read_text())
+    assert [a.name for a in cfg.custom.attributes] == ["tier"]
+    assert [(t.detail_type, t.windows_days) for t in cfg.custom.tracked] == [("app.opened", (14,))]
+    # the application settings are the project's contact policy
+    assert (cfg.contact.quiet_start, cfg.contact.quiet_end, cfg.contact.max_per_day) == (
+        "22:00",
+        "07:00",
+        3,
+    )
+    assert sorted(p.name for p in (out / "segments").iterdir()) == ["active.yaml", "gold.yaml"]
+    assert len((out / "customers.jsonl").read_text().splitlines()) == 8
+    assert result.report.find("segment", "Gold").status == Status.MIGRATED
+    assert (out / "MIGRATION-REPORT.md").read_text().startswith("# Migration report")
+
+
+def test_the_base_configuration_is_kept(project: Path, tmp_path: Path) -> None:
+    base = KizunaConfig.model_validate(
+        {"behaviour_ttl_days": 45, "contact": {"default_locale": "en"}}
+    )
+    migrate_pinpoint(project, tmp_path / "out", base=base, now=NOW)
+    cfg = KizunaConfig.model_validate_json((tmp_path / "out" / "kizuna-config.json").read_text())
+    assert (cfg.behaviour_ttl_days, cfg.contact.default_locale) == (45, "en")
+
+
+def test_a_file_that_does_not_fit_pinpoints_model_is_reported_not_read(
+    project: Path, tmp_path: Path
+) -> None:
+    doc = json.loads((project / "segments.json").read_text())
+    doc["SegmentsResponse"]["Item"][0]["Dimension"] = {}
+    write(project, "segments.json", doc)
+    write(project, "campaign.json", {"CampaignsResponse": {"Item": []}})  # not a layout name
+    result = migrate_pinpoint(project, tmp_path / "out", now=NOW)
+    inputs = {i.source: i.notes[0] for i in result.report.of("input")}
+    assert "SegmentResponse has no member 'Dimension'" in inputs["segments.json"]
+    assert inputs["campaign.json"] == "not a file of the input layout: not read"
+    assert not (tmp_path / "out" / "segments").exists()
+
+
+def test_the_output_folder_must_be_empty_unless_forced(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    migrate_pinpoint(project, out, now=NOW)
+    (out / "notes.txt").write_text("mine")
+    (out / "segments" / "old.yaml").write_text("name: old\n")
+    with pytest.raises(MigrationError, match="is not empty: give --force"):
+        migrate_pinpoint(project, out, now=NOW)
+    migrate_pinpoint(project, out, now=NOW, force=True)
+    assert (out / "notes.txt").read_text() == "mine"  # not a migration's file: kept
+    assert not (out / "segments" / "old.yaml").exists()  # the migration's folders are redone
+    with pytest.raises(MigrationError, match="no such folder"):
+        migrate_pinpoint(tmp_path / "missing", tmp_path / "x", now=NOW)
+
+
+def test_list_journeys_is_read_as_journeys() -> None:
+    assert (
+        shape_of("journeys/all.json", {"JourneysResponse": {"Item": []}}) == "ListJourneysResponse"
+    )
+    assert (
+        shape_of("journeys/one.json", {"JourneyResponse": {"Activities": {}}})
+        == "GetJourneyResponse"
+    )
+    assert shape_of("templates/email/x.json") == "GetEmailTemplateResponse"
+    assert shape_of("templates/voice/x.json") is None

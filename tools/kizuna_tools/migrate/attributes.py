@@ -1,0 +1,247 @@
+"""Pinpoint's custom attributes as Kizuna declarations: names, inferred types, personal data.
+
+Pinpoint keeps three kinds of custom data on an endpoint, all free-form: ``Attributes``
+(endpoint attributes, lists of strings), ``User.UserAttributes`` (the user's, lists of
+strings) and ``Metrics`` (numbers). Kizuna declares each attribute once
+(``custom.attributes`` in the configuration) with a type, so the migration infers one from
+the values it saw and says how (the report):
+
+- ``Metrics`` -> ``number``;
+- more than one value on some customer -> ``string_list``;
+- every value ``true``/``false`` -> ``boolean``; every value a ``YYYY-MM-DD`` date ->
+  ``date``; every value a plain decimal number without leading zeros (``24``, ``3.5``, not
+  ``0123``) -> ``number``;
+- else ``string``, with an ``enum`` when a few values (at most :data:`ENUM_MAX`) cover many
+  customers (at least :data:`ENUM_MIN_CUSTOMERS`): a new value is then refused at ingest
+  until it is added, which the report says.
+
+Names become snake case (``FavoriteStore`` -> ``favorite_store``); names that look like
+personal data (an email, a phone number, an address, a birth date, a name) are declared
+``personal`` (masked in logs, erased with the customer, never in conditions), and a first
+or last name goes to the built-in ``first_name``/``last_name`` profile fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from kizuna.events.inbound import TEXT_PATTERN
+from kizuna.runtime.config import CustomAttribute, ValueType
+from kizuna_tools.migrate.names import MAX_ATTRIBUTE, snake, unique, words
+
+SOURCES = ("UserAttributes", "Attributes", "Metrics")  # the order names are given out
+ENUM_MAX = 10
+ENUM_MIN_CUSTOMERS = 30
+DEFAULT_MAX_LENGTH = 256
+DEFAULT_MAX_ITEMS = 50
+_NUMBER = re.compile(r"^-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_TEXT = re.compile(TEXT_PATTERN)
+# words that make a name personal data (matched against the name's words)
+_PERSONAL_WORDS = frozenset(
+    {
+        "email",
+        "mail",
+        "phone",
+        "tel",
+        "telephone",
+        "mobile",
+        "cell",
+        "address",
+        "street",
+        "zip",
+        "zipcode",
+        "postal",
+        "postcode",
+        "birth",
+        "birthday",
+        "birthdate",
+        "dob",
+        "passport",
+        "ssn",
+        "surname",
+        "firstname",
+        "lastname",
+        "fullname",
+        "ip",
+    }
+)
+_NAME_QUALIFIERS = frozenset({"first", "last", "given", "family", "full", "middle", "sur", "nick"})
+# Pinpoint names that are Kizuna's own profile fields (letters and digits of the name, lower
+# case: the same rule the template translation applies to ``{{User.UserAttributes.X}}``)
+PROFILE_NAMES = {
+    "firstname": "first_name",
+    "givenname": "first_name",
+    "lastname": "last_name",
+    "familyname": "last_name",
+    "surname": "last_name",
+}
+
+
+def is_personal(name: str) -> bool:
+    """Whether a Pinpoint attribute's name says it holds personal data."""
+    ws = words(name)
+    if set(ws) & _PERSONAL_WORDS:
+        return True
+    if ws == ["name"]:
+        return True
+    return any(w == "name" and i > 0 and ws[i - 1] in _NAME_QUALIFIERS for i, w in enumerate(ws))
+
+
+def profile_field(name: str) -> str | None:
+    """The built-in profile field a Pinpoint attribute is (``FirstName`` -> ``first_name``)."""
+    return PROFILE_NAMES.get(re.sub(r"[^a-z0-9]", "", name.lower()))
+
+
+@dataclass
+class Inferred:
+    type: ValueType
+    enum: tuple[str, ...] | None = None
+    max_length: int = DEFAULT_MAX_LENGTH
+    max_items: int = DEFAULT_MAX_ITEMS
+    how: str = ""
+
+
+def infer(values: Sequence[Sequence[str]]) -> Inferred:
+    """The type of an attribute whose customers hold ``values`` (each customer's list)."""
+    flat = [v for vs in values for v in vs]
+    longest = max((len(v) for v in flat), default=0)
+    most = max((len(vs) for vs in values), default=0)
+    max_length = max(DEFAULT_MAX_LENGTH, min(longest, 2048))
+    max_items = max(DEFAULT_MAX_ITEMS, min(most, 200))
+    if not flat:
+        return Inferred(ValueType.STRING, how="no values seen: string")
+    if most <= 1:
+        if all(v.lower() in ("true", "false") for v in flat):
+            return Inferred(ValueType.BOOLEAN, how="every value true or false: boolean")
+        if all(_is_date(v) for v in flat):
+            return Inferred(ValueType.DATE, how="every value a YYYY-MM-DD date: date")
+        if all(_NUMBER.match(v) for v in flat):
+            return Inferred(ValueType.NUMBER, how="every value a number: number")
+    kind = ValueType.STRING_LIST if most > 1 else ValueType.STRING
+    counts = Counter(flat)
+    if len(counts) <= ENUM_MAX and len(values) >= ENUM_MIN_CUSTOMERS:
+        enum = tuple(sorted(counts))
+        return Inferred(
+            kind,
+            enum,
+            max_length,
+            max_items,
+            how=f"{len(values)} customers share {len(counts)} values: {kind.value} with an enum "
+            "(a new value is refused at ingest until it is added to the enum)",
+        )
+    what = "more than one value on some customers" if most > 1 else "text"
+    return Inferred(kind, None, max_length, max_items, how=f"{what}: {kind.value}")
+
+
+def _is_date(value: str) -> bool:
+    if not _DATE.match(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_text(value: str, max_length: int) -> bool:
+    return len(value) <= max_length and _TEXT.match(value) is not None
+
+
+def number(value: str | float) -> Decimal | None:
+    """A value as a Kizuna number (within +-1e12, at most 6 decimals), or None."""
+    try:
+        n = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not n.is_finite() or not Decimal("-1e12") <= n <= Decimal("1e12"):
+        return None
+    exponent = n.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -6:
+        return None
+    return n
+
+
+@dataclass
+class Target:
+    """Where one Pinpoint attribute goes: a profile field, or a declared custom attribute."""
+
+    source: str  # Attributes | UserAttributes | Metrics
+    pinpoint: str
+    name: str  # the profile field, or the custom attribute's name
+    profile: bool = False
+    spec: CustomAttribute | None = None
+    how: str = ""
+    seen: bool = True  # False: declared because a segment or campaign names it
+
+    @property
+    def label(self) -> str:
+        where = "User.UserAttributes" if self.source == "UserAttributes" else self.source
+        return f"{where}.{self.pinpoint}"
+
+    @property
+    def view_path(self) -> list[str] | None:
+        """The customer view's path a condition names, or None (personal, profile name)."""
+        if self.profile or self.spec is None or self.spec.personal:
+            return None
+        return ["attributes", self.name]
+
+
+@dataclass
+class AttributeMap:
+    """Every Pinpoint attribute the migration met, and what it became."""
+
+    targets: dict[tuple[str, str], Target] = field(default_factory=dict)
+    _names: set[str] = field(default_factory=set)
+
+    def get(self, source: str, name: str) -> Target | None:
+        return self.targets.get((source, name))
+
+    def declarations(self) -> tuple[CustomAttribute, ...]:
+        specs = [t.spec for t in self.targets.values() if t.spec is not None]
+        return tuple(sorted(specs, key=lambda s: s.name))
+
+    def plan(self, source: str, name: str, values: Sequence[Sequence[str]] | None) -> Target:
+        """Name, type and personal flag for one attribute, from the values customers hold
+        (``None``: no endpoint had it; a segment names it)."""
+        profile = profile_field(name) if source != "Metrics" else None
+        if profile is not None and profile not in self._names:
+            self._names.add(profile)
+            target = Target(source, name, profile, profile=True, how="a built-in profile field")
+            self.targets[(source, name)] = target
+            return target
+        personal = is_personal(name)
+        if source == "Metrics":
+            inferred = Inferred(ValueType.NUMBER, how="a Pinpoint metric: number")
+        elif values is None:
+            inferred = Inferred(ValueType.STRING, how="no endpoint has it: string")
+        else:
+            inferred = infer(values)
+        if personal and inferred.enum is not None:
+            inferred.enum = None
+        base = snake(name)
+        kizuna = unique(base, self._names, MAX_ATTRIBUTE, "_")
+        spec = CustomAttribute(
+            name=kizuna,
+            type=inferred.type,
+            personal=personal,
+            enum=inferred.enum,
+            max_length=inferred.max_length,
+            max_items=inferred.max_items,
+            description=f"Pinpoint {Target(source, name, '').label}"[:200],
+        )
+        target = Target(source, name, kizuna, spec=spec, how=inferred.how, seen=values is not None)
+        self.targets[(source, name)] = target
+        return target
+
+    def ensure(self, source: str, name: str) -> Target:
+        """The target of an attribute a segment or a campaign names (declared if new)."""
+        return self.get(source, name) or self.plan(source, name, None)
+
+    def items(self) -> Iterable[Target]:
+        return self.targets.values()

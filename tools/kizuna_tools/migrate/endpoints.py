@@ -1,0 +1,660 @@
+"""Pinpoint endpoints -> Kizuna customers (``customers.jsonl`` for ``kizuna import customers``).
+
+Pinpoint stores one *endpoint* per address (an email address, a phone number, a device
+token) and groups them by ``User.UserId``; Kizuna stores one *customer* with one email, one
+phone, its push devices and a consent per channel. So:
+
+- one customer per ``User.UserId``; an endpoint without one becomes a customer of its own
+  (its id is the endpoint's ``Id``), reported. An id that does not match Kizuna's customer id
+  grammar is reported and its endpoints are left out: it is never changed into another id.
+- ``EMAIL`` -> ``email``, ``SMS`` -> ``phone`` (E.164, as Pinpoint required), ``APNS`` and
+  ``GCM`` -> push devices (``device.registered``: APNS, FCM). Of several endpoints of one
+  channel the active, not opted-out, most recently updated one wins; the others are reported.
+  Other channels (voice, ADM, Baidu, custom, in-app, VoIP, sandbox tokens) are reported.
+- Consent per channel: the chosen endpoint ``ACTIVE`` with ``OptOut`` ``NONE`` ->
+  ``opted_in``; ``OptOut`` ``ALL`` -> ``opted_out``; ``INACTIVE`` -> no consent (not opted
+  in), reported.
+- ``Demographic.Timezone`` -> ``time_zone`` when it is an IANA zone; ``Demographic.Locale``
+  ``ja_JP`` -> ``ja`` (the language; normalisations are counted in the report);
+  ``Location.Region`` -> ``prefecture`` (and ``region`` from it, for Japanese prefectures) or
+  ``region`` elsewhere; ``Location.Country`` and ``Location.City`` -> attributes ``country``,
+  ``city``.
+- ``Attributes``, ``User.UserAttributes``, ``Metrics`` -> custom attributes, typed as
+  :mod:`kizuna_tools.migrate.attributes` infers. A user's endpoints that disagree: the most
+  recently updated endpoint's value wins (lists are joined), counted in the report.
+
+Every row is finally validated with the configuration's own ``customer.upserted`` model, so
+what is written imports.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import ValidationError
+
+from kizuna.events.custom import vocabulary
+from kizuna.events.inbound import is_customer_id
+from kizuna.runtime.config import CustomAttribute, CustomConfig, ValueType
+from kizuna_tools.migrate import shapes
+from kizuna_tools.migrate.attributes import SOURCES, AttributeMap, Target, is_text, number
+from kizuna_tools.migrate.report import Report, Status
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # as customer.upserted's email
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_LOCALE = re.compile(r"^([a-z]{2})(?:[_-]([A-Za-z]{2}))?$")
+PUSH = {"APNS": "APNS", "GCM": "FCM"}  # Pinpoint channel -> Kizuna push platform
+SKIPPED_CHANNELS = {
+    "APNS_SANDBOX": "an APNs sandbox (development) token",
+    "APNS_VOIP": "an APNs VoIP token",
+    "APNS_VOIP_SANDBOX": "an APNs VoIP sandbox token",
+    "ADM": "Amazon Device Messaging",
+    "BAIDU": "Baidu Cloud Push",
+    "VOICE": "the voice channel",
+    "CUSTOM": "a custom channel",
+    "IN_APP": "in-app messaging",
+    "PUSH": "the generic PUSH channel type",
+}
+CONSENT = {"email": "email_consent", "sms": "sms_consent", "push": "push_consent"}
+BUILT_IN_FIELDS = frozenset(
+    {"birth_date", "gender", "occupation", "region", "prefecture", "locale", "time_zone"}
+)
+LOCATION_ATTRIBUTES = {"Country": "country", "City": "city"}
+
+# Japanese prefectures -> Kizuna's regions (the demo's and the reports' regions)
+JP_REGIONS: dict[str, tuple[str, ...]] = {
+    "Hokkaido": ("Hokkaido",),
+    "Tohoku": ("Aomori", "Iwate", "Miyagi", "Akita", "Yamagata", "Fukushima"),
+    "Kanto": ("Ibaraki", "Tochigi", "Gunma", "Saitama", "Chiba", "Tokyo", "Kanagawa"),
+    "Chubu": (
+        "Niigata",
+        "Toyama",
+        "Ishikawa",
+        "Fukui",
+        "Yamanashi",
+        "Nagano",
+        "Gifu",
+        "Shizuoka",
+        "Aichi",
+    ),
+    "Kansai": ("Mie", "Shiga", "Kyoto", "Osaka", "Hyogo", "Nara", "Wakayama"),
+    "Chugoku": ("Tottori", "Shimane", "Okayama", "Hiroshima", "Yamaguchi"),
+    "Shikoku": ("Tokushima", "Kagawa", "Ehime", "Kochi"),
+    "Kyushu": (
+        "Fukuoka",
+        "Saga",
+        "Nagasaki",
+        "Kumamoto",
+        "Oita",
+        "Miyazaki",
+        "Kagoshima",
+        "Okinawa",
+    ),
+}
+PREFECTURE_REGION = {p: r for r, ps in JP_REGIONS.items() for p in ps}
+_PREFECTURE_SUFFIX = re.compile(r"[- ](to|fu|ken|prefecture)$", re.IGNORECASE)
+JAPAN = {"JP", "JPN"}
+TIME_ZONES = frozenset(available_timezones())
+
+
+# -- reading ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Endpoint:
+    file: str
+    line: int
+    data: Mapping[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.data.get("Id") or f"{self.file}:{self.line}")
+
+    @property
+    def channel(self) -> str:
+        return str(self.data.get("ChannelType", ""))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.data.get("EndpointStatus", "ACTIVE") == "ACTIVE")
+
+    @property
+    def opted_out(self) -> bool:
+        return bool(self.data.get("OptOut", "NONE") != "NONE")
+
+    @property
+    def effective(self) -> str:
+        return str(self.data.get("EffectiveDate") or self.data.get("CreationDate") or "")
+
+    @property
+    def user(self) -> Mapping[str, Any]:
+        user = self.data.get("User")
+        return user if isinstance(user, Mapping) else {}
+
+    def rank(self) -> tuple[int, int, str, str]:
+        """Higher is better: active, not opted out, most recent, then the id (stable)."""
+        return (int(self.active), int(not self.opted_out), self.effective, self.id)
+
+
+def endpoint_files(directory: Path) -> list[Path]:
+    """The export's files: ``*.json``, ``*.jsonl``, ``*.ndjson`` and their ``.gz`` (an
+    export job writes gzipped parts), in name order."""
+    found = [
+        p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and (p.suffix in {".json", ".jsonl", ".ndjson", ".gz"})
+        and not p.name.startswith(".")
+    ]
+    return sorted(found)
+
+
+def read_endpoints(directory: Path, report: Report) -> Iterator[Endpoint]:
+    """Every endpoint line that is an ``EndpointResponse``; the others are reported."""
+    for path in endpoint_files(directory):
+        rel = f"endpoints/{path.relative_to(directory)}"
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rt", encoding="utf-8") as fh:
+                for number_, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        data = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        report.add(
+                            "input",
+                            f"{rel}:{number_}",
+                            Status.NOT_MIGRATED,
+                            notes=[f"not JSON ({exc.msg}): the line is left out"],
+                        )
+                        continue
+                    problems = shapes.check(data, "EndpointResponse", required=False)
+                    if problems:
+                        report.add(
+                            "input",
+                            f"{rel}:{number_}",
+                            Status.NOT_MIGRATED,
+                            notes=[
+                                "not a Pinpoint EndpointResponse, left out: "
+                                + "; ".join(problems[:5])
+                            ],
+                        )
+                        continue
+                    yield Endpoint(rel, number_, data)
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            report.add(
+                "input", rel, Status.NOT_MIGRATED, notes=[f"cannot be read: {type(exc).__name__}"]
+            )
+
+
+# -- the customer's own fields ------------------------------------------------------------
+def normalise_locale(raw: str) -> str | None:
+    """``ja_JP`` -> ``ja``, ``en-US`` -> ``en``, ``ja`` -> ``ja``; None if not a locale."""
+    match = _LOCALE.match(raw.strip()) if raw else None
+    return match.group(1) if match else None
+
+
+def time_zone(raw: str) -> str | None:
+    if raw not in TIME_ZONES:
+        return None
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return raw
+
+
+def prefecture_of(raw: str) -> str | None:
+    """A Japanese prefecture's English name (``Tokyo-to``, ``tokyo`` -> ``Tokyo``)."""
+    for name in (raw.strip().lower(), _PREFECTURE_SUFFIX.sub("", raw.strip()).strip().lower()):
+        for prefecture in PREFECTURE_REGION:
+            if prefecture.lower() == name:
+                return prefecture
+    return None
+
+
+@dataclass
+class Tally:
+    """What was changed or left out, counted (the report's notes say it once, with counts)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __call__(self, what: str, n: int = 1) -> None:
+        self.counts[what] += n
+
+
+@dataclass
+class CustomerDraft:
+    customer_id: str
+    endpoints: list[Endpoint] = field(default_factory=list)
+    from_endpoint_id: bool = False
+
+
+@dataclass
+class CustomersResult:
+    rows: list[dict[str, Any]]
+    attributes: AttributeMap
+    endpoint_customer: dict[str, str]  # endpoint id -> customer id
+    user_customer: dict[str, str]  # Pinpoint UserId -> customer id
+    locales: Counter[str]  # the customers' locales, counted
+
+    def declarations(self) -> tuple[CustomAttribute, ...]:
+        return self.attributes.declarations()
+
+
+def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult:
+    """Read the export under ``directory`` and build the customers (see the module)."""
+    tally = Tally()
+    drafts: dict[str, CustomerDraft] = {}
+    endpoint_items: dict[str, Any] = {}
+    endpoints = list(read_endpoints(directory, report)) if directory is not None else []
+    for ep in endpoints:
+        user_id = ep.user.get("UserId")
+        item = report.add("endpoint", ep.id, pinpoint_id=ep.id)
+        endpoint_items[ep.id] = item
+        if isinstance(user_id, str) and user_id != "":
+            if not is_customer_id(user_id):
+                item.status = Status.NOT_MIGRATED
+                item.note(
+                    "its User.UserId is not a Kizuna customer id (an ASCII letter or digit, "
+                    "then up to 127 letters, digits or . _ : @ -): left out, not renamed; "
+                    f"{_why_not_id(user_id)}"
+                )
+                tally("endpoints whose UserId is not a customer id")
+                continue
+            drafts.setdefault(user_id, CustomerDraft(user_id)).endpoints.append(ep)
+        elif is_customer_id(ep.id):
+            draft = drafts.setdefault(ep.id, CustomerDraft(ep.id, from_endpoint_id=True))
+            draft.endpoints.append(ep)
+            item.note("no User.UserId: a customer of its own, whose id is the endpoint's Id")
+            tally("endpoints without a UserId (a customer each)")
+        else:
+            item.status = Status.NOT_MIGRATED
+            item.note("no User.UserId and its Id is not a customer id: left out")
+            tally("endpoints without a UserId or a usable Id")
+
+    # attribute values per customer, then one plan per attribute
+    merged = {cid: _merge_attributes(d, tally) for cid, d in drafts.items()}
+    amap = AttributeMap()
+    for source in SOURCES:
+        names = sorted({n for m in merged.values() for (s, n) in m if s == source})
+        for name in names:
+            values = [m[(source, name)] for m in merged.values() if (source, name) in m]
+            amap.plan(source, name, values)
+    location_values: dict[str, list[list[str]]] = defaultdict(list)
+    for draft in drafts.values():
+        loc = _location(draft)
+        for key, attr in LOCATION_ATTRIBUTES.items():
+            if loc.get(key):
+                location_values[attr].append([str(loc[key])])
+    for key, attr in LOCATION_ATTRIBUTES.items():
+        if location_values[attr]:
+            amap.plan("Location", key, location_values[attr])
+
+    rows: list[dict[str, Any]] = []
+    endpoint_customer: dict[str, str] = {}
+    locales: Counter[str] = Counter()
+    upserted = vocabulary(CustomConfig(attributes=amap.declarations())).inbound_model(
+        "customer.upserted"
+    )
+    assert upserted is not None
+    for cid in sorted(drafts):
+        draft = drafts[cid]
+        row = _row(draft, merged[cid], amap, tally, endpoint_items)
+        row = _validated(row, upserted, tally)
+        rows.append(row)
+        for ep in draft.endpoints:
+            endpoint_customer[ep.id] = cid
+            item = endpoint_items[ep.id]
+            item.became = [f"customer {cid}", *item.became]
+        if isinstance(row.get("locale"), str):
+            locales[row["locale"]] += 1
+
+    user_customer = {
+        str(ep.user.get("UserId")): endpoint_customer[ep.id]
+        for ep in endpoints
+        if ep.id in endpoint_customer and ep.user.get("UserId")
+    }
+    _report_customers(report, rows, endpoints, tally, amap)
+    return CustomersResult(rows, amap, endpoint_customer, user_customer, locales)
+
+
+def _why_not_id(value: str) -> str:
+    if len(value) > 128:
+        return "it is over 128 characters"
+    if any(c.isspace() for c in value):
+        return "it has a space"
+    if not value[:1].isascii() or not value[:1].isalnum():
+        return "it does not start with an ASCII letter or digit"
+    return "it has a character outside A-Z a-z 0-9 . _ : @ -"
+
+
+def _merge_attributes(draft: CustomerDraft, tally: Tally) -> dict[tuple[str, str], list[str]]:
+    """(source, name) -> the customer's values; the most recent endpoint wins, except for
+    endpoint attributes with several values, which are joined."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for ep in sorted(draft.endpoints, key=lambda e: (e.effective, e.id)):  # oldest first
+        sources: list[tuple[str, Any]] = [
+            ("UserAttributes", ep.user.get("UserAttributes")),
+            ("Attributes", ep.data.get("Attributes")),
+        ]
+        for source, attrs in sources:
+            for name, values in (attrs or {}).items():
+                key = (source, name)
+                values = [str(v) for v in values]
+                if key in merged and merged[key] != values:
+                    if source == "Attributes" and (len(values) > 1 or len(merged[key]) > 1):
+                        joined = list(dict.fromkeys([*merged[key], *values]))
+                        tally(f"customers whose endpoints' {source}.{name} lists were joined")
+                        merged[key] = joined
+                        continue
+                    tally(f"customers whose endpoints disagree on {source}.{name} (latest kept)")
+                merged[key] = values
+        for name, value in (ep.data.get("Metrics") or {}).items():
+            key = ("Metrics", name)
+            if key in merged and merged[key] != [str(value)]:
+                tally(f"customers whose endpoints disagree on Metrics.{name} (latest kept)")
+            merged[key] = [str(value)]
+    return merged
+
+
+def _location(draft: CustomerDraft) -> dict[str, Any]:
+    """The most recently updated endpoint's location fields (each from the latest that has
+    it)."""
+    out: dict[str, Any] = {}
+    for ep in sorted(draft.endpoints, key=lambda e: (e.effective, e.id)):
+        loc = ep.data.get("Location") or {}
+        out.update({k: v for k, v in loc.items() if v not in (None, "")})
+    return out
+
+
+def _demographic(draft: CustomerDraft) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for ep in sorted(draft.endpoints, key=lambda e: (e.effective, e.id)):
+        dem = ep.data.get("Demographic") or {}
+        out.update({k: v for k, v in dem.items() if v not in (None, "")})
+    return out
+
+
+def _row(
+    draft: CustomerDraft,
+    values: dict[tuple[str, str], list[str]],
+    amap: AttributeMap,
+    tally: Tally,
+    items: dict[str, Any],
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"customer_id": draft.customer_id}
+    latest = max((ep.effective for ep in draft.endpoints), default="")
+    if latest:
+        row["updated_at"] = latest
+    by_channel: dict[str, list[Endpoint]] = defaultdict(list)
+    for ep in draft.endpoints:
+        by_channel[ep.channel].append(ep)
+    # email and phone: the best endpoint with a valid address
+    for channel, column, pattern, kizuna in (
+        ("EMAIL", "email", EMAIL, "email"),
+        ("SMS", "phone", E164, "sms"),
+    ):
+        chosen = None
+        for ep in sorted(by_channel.get(channel, []), key=Endpoint.rank, reverse=True):
+            address = ep.data.get("Address")
+            if not isinstance(address, str) or not pattern.match(address):
+                what = "an email address" if channel == "EMAIL" else "an E.164 phone number"
+                items[ep.id].status = Status.NOT_MIGRATED
+                items[ep.id].note(f"its Address is not {what}: left out")
+                tally(f"{channel} endpoints whose Address is not {what}")
+                continue
+            if chosen is None:
+                chosen = ep
+                items[ep.id].became.append(column)
+                continue
+            items[ep.id].status = Status.NOT_MIGRATED
+            items[ep.id].note(
+                f"another {channel} endpoint of the same user was kept (a customer has one "
+                f"{column}: the active, not opted-out, most recently updated)"
+            )
+            tally(f"extra {channel} endpoints of one user (left out)")
+        if chosen is None:
+            continue
+        row[column] = chosen.data["Address"]
+        if chosen.opted_out:
+            row[CONSENT[kizuna]] = "opted_out"
+            items[chosen.id].note(f"OptOut {chosen.data.get('OptOut')}: {kizuna} opted out")
+            tally(f"{kizuna}: opted out (OptOut ALL)")
+        elif chosen.active:
+            row[CONSENT[kizuna]] = "opted_in"
+        else:
+            items[chosen.id].note(f"INACTIVE: the {column} is kept, {kizuna} is not opted in")
+            tally(f"{kizuna}: INACTIVE endpoint, not opted in")
+    # push devices
+    tokens: list[dict[str, str]] = []
+    push_out = False
+    for channel, platform in PUSH.items():
+        for ep in sorted(by_channel.get(channel, []), key=lambda e: e.id):
+            token = ep.data.get("Address")
+            if (
+                not isinstance(token, str)
+                or not 8 <= len(token) <= 4096
+                or not is_text(token, 4096)
+            ):
+                items[ep.id].status = Status.NOT_MIGRATED
+                items[ep.id].note("its Address is not a device token: left out")
+                tally("push endpoints without a usable token")
+            elif ep.opted_out:
+                push_out = True
+                items[ep.id].status = Status.NOT_MIGRATED
+                items[ep.id].note("OptOut ALL: the device is not registered; push opted out")
+                tally("push devices opted out (not registered)")
+            elif not ep.active:
+                items[ep.id].status = Status.NOT_MIGRATED
+                items[ep.id].note("INACTIVE: the device is not registered")
+                tally("push devices INACTIVE (not registered)")
+            else:
+                tokens.append({"token": token, "platform": platform})
+                items[ep.id].became.append(f"push device ({platform})")
+    if tokens:
+        row["push_tokens"] = tokens
+        row["push_consent"] = "opted_in"
+    elif push_out:
+        row["push_consent"] = "opted_out"
+    for channel, eps in by_channel.items():
+        if channel in SKIPPED_CHANNELS:
+            for ep in eps:
+                items[ep.id].status = Status.NOT_MIGRATED
+                items[ep.id].note(f"{SKIPPED_CHANNELS[channel]} is not a Kizuna channel")
+            tally(f"{channel} endpoints (not a Kizuna channel)", len(eps))
+    # demographic and location
+    dem = _demographic(draft)
+    if dem.get("Timezone"):
+        zone = time_zone(str(dem["Timezone"]))
+        if zone:
+            row["time_zone"] = zone
+        else:
+            tally("time zones that are not IANA zones (left out)")
+    if dem.get("Locale"):
+        locale = normalise_locale(str(dem["Locale"]))
+        if locale is None:
+            tally("locales that are not language codes (left out)")
+        else:
+            row["locale"] = locale
+            if locale != dem["Locale"]:
+                tally(f"locale {dem['Locale']} -> {locale}")
+    for key in ("Platform", "Make", "Model", "ModelVersion", "PlatformVersion", "AppVersion"):
+        if dem.get(key):
+            tally(f"Demographic.{key} (not kept: Kizuna keeps no device details)")
+    loc = _location(draft)
+    attributes: dict[str, Any] = {}
+    if loc.get("Region"):
+        region = str(loc["Region"])
+        prefecture = prefecture_of(region) if str(loc.get("Country", "")).upper() in JAPAN else None
+        if prefecture:
+            row["prefecture"] = prefecture
+            row["region"] = PREFECTURE_REGION[prefecture]
+            if prefecture != region:
+                tally(f"Location.Region {region} -> prefecture {prefecture}")
+        else:
+            row["region"] = region
+    for key in LOCATION_ATTRIBUTES:
+        target = amap.get("Location", key)
+        if target is not None and loc.get(key):
+            attributes[target.name] = str(loc[key])
+    for key in ("PostalCode", "Latitude", "Longitude"):
+        if loc.get(key) is not None:
+            tally(f"Location.{key} (not kept)")
+    # custom attributes and the profile fields they name
+    for (source, name), vals in sorted(values.items()):
+        target = amap.get(source, name)
+        if target is None:
+            continue
+        value = _convert(target, vals, tally)
+        if value is None:
+            continue
+        if target.profile:
+            row[target.name] = value
+        else:
+            attributes[target.name] = value
+    if attributes:
+        row["attributes"] = dict(sorted(attributes.items()))
+    return row
+
+
+def _convert(target: Target, values: list[str], tally: Tally) -> Any:
+    """A customer's Pinpoint values as the declared type's JSON (None: left out, counted)."""
+    label = target.label
+    if target.profile:
+        if len(values) > 1:
+            tally(f"{label}: more than one value (the first kept)")
+        value = values[0] if values else ""
+        if not value or not is_text(value, 100):
+            tally(f"{label}: empty, over 100 characters or with control characters (left out)")
+            return None
+        return value
+    spec = target.spec
+    assert spec is not None
+    if not values:
+        return None
+    if spec.type == ValueType.STRING_LIST:
+        kept = [v for v in values if is_text(v, spec.max_length)]
+        if len(kept) < len(values):
+            tally(f"{label}: values over {spec.max_length} characters or with control characters")
+        return kept[: spec.max_items] or None
+    value = values[0]
+    if len(values) > 1:
+        tally(f"{label}: more than one value (the first kept)")
+    if spec.type == ValueType.NUMBER:
+        n = number(value)
+        if n is None:
+            rounded = number(round(float(value), 6)) if _float(value) is not None else None
+            if rounded is None:
+                tally(f"{label}: not a number within +-1e12 (left out)")
+                return None
+            tally(f"{label}: rounded to 6 decimals")
+            n = rounded
+        return int(n) if n == n.to_integral_value() else float(n)
+    if spec.type == ValueType.BOOLEAN:
+        if value not in ("true", "false"):
+            tally(f"{label}: {value!r} read as {value.lower()}")
+        return value.lower() == "true"
+    if spec.type == ValueType.DATE:
+        return value
+    if not is_text(value, spec.max_length):
+        tally(f"{label}: over {spec.max_length} characters or with control characters")
+        return None
+    return value
+
+
+def _float(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _validated(row: dict[str, Any], model: type[Any], tally: Tally) -> dict[str, Any]:
+    """The row as ``customer.upserted`` accepts it: a field it refuses is left out, counted.
+    Consent, updated_at and push tokens are the importer's columns, checked there."""
+    import_only = {"customer_id", "updated_at", "push_tokens", *CONSENT.values()}
+    for _ in range(8):  # each pass drops what the previous refused
+        detail = {k: v for k, v in row.items() if k not in import_only}
+        detail.update(customer_id=row["customer_id"], occurred_at=datetime(2000, 1, 1).astimezone())
+        try:
+            model.model_validate(detail)
+            return row
+        except ValidationError as exc:
+            for err in exc.errors(include_input=False, include_url=False):
+                loc = [str(p) for p in err["loc"]]
+                if (
+                    loc[0] == "attributes"
+                    and len(loc) > 1
+                    and isinstance(row.get("attributes"), dict)
+                ):
+                    row["attributes"].pop(loc[1], None)
+                    tally(f"attributes.{loc[1]}: refused by its declaration ({err['msg']})")
+                    if not row["attributes"]:
+                        row.pop("attributes")
+                elif loc[0] in row:
+                    row.pop(loc[0])
+                    tally(f"{loc[0]}: refused ({err['msg']})")
+    return row
+
+
+def _report_customers(
+    report: Report,
+    rows: list[dict[str, Any]],
+    endpoints: list[Endpoint],
+    tally: Tally,
+    amap: AttributeMap,
+) -> None:
+    report.counts["endpoints_read"] = len(endpoints)
+    report.counts["customers"] = len(rows)
+    for channel in ("email", "phone", "push_tokens"):
+        report.counts[f"customers_with_{channel}"] = sum(1 for r in rows if r.get(channel))
+    for column in CONSENT.values():
+        report.counts[f"{column}_opted_in"] = sum(1 for r in rows if r.get(column) == "opted_in")
+        report.counts[f"{column}_opted_out"] = sum(1 for r in rows if r.get(column) == "opted_out")
+    item = report.add(
+        "customers",
+        "endpoint export",
+        became=["customers.jsonl"],
+        notes=[f"{len(endpoints):,} endpoints -> {len(rows):,} customers"],
+    )
+    for what, n in sorted(tally.counts.items()):
+        item.note(f"{what}: {n:,}")
+    for target in amap.items():
+        if target.profile:
+            report.add(
+                "attribute",
+                target.label,
+                Status.CHANGED,
+                became=[target.name],
+                notes=[f"the built-in profile field {target.name}"],
+            )
+            continue
+        spec = target.spec
+        assert spec is not None
+        notes = [target.how]
+        if target.name != target.pinpoint:
+            notes.append(f"renamed {target.pinpoint} -> {target.name}")
+        if spec.personal:
+            notes.append("personal data by its name: masked, erased, never in conditions")
+        if spec.name in BUILT_IN_FIELDS:
+            notes.append(
+                f"Kizuna has a built-in {spec.name} (conditions and reports read it, e.g. age "
+                "from birth_date): kept as a custom attribute, as templates read it; move it "
+                "there if you prefer"
+            )
+        report.add(
+            "attribute",
+            target.label,
+            Status.CHANGED if len(notes) > 1 or spec.enum else Status.MIGRATED,
+            became=[f"custom.attributes.{spec.name} ({spec.type.value})"],
+            notes=notes,
+        )
