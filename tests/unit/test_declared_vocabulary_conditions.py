@@ -291,3 +291,25 @@ def test_the_validate_commands_use_the_project_configuration(
     assert "unknown event type 'wishlist.added'" in refused.output
     assert "vip-wishers.yaml" in refused.output
     assert "conditions.attributes.tier: no field 'tier' here" in refused.output.replace("\n", "")
+
+
+def test_a_date_attribute_takes_a_prefix_of_its_iso_text_and_nothing_else() -> None:
+    from kizuna.programs.view_rules import view_condition_problems
+
+    vocab = vocabulary(
+        KizunaConfig.model_validate(
+            {"custom": {"attributes": [{"name": "joined", "type": "date"}]}}
+        )
+    )
+    # "2025-07" is every day of July 2025 (a date is its YYYY-MM-DD text in the view)
+    good = {"attributes": {"joined": [{"prefix": "2025-07"}, {"prefix": "2026"}]}}
+    assert view_condition_problems(good, "audience", vocab) == []
+    bad = {"attributes": {"joined": [{"prefix": "July"}]}}
+    assert any(
+        "cannot begin a YYYY-MM-DD date" in p
+        for p in view_condition_problems(bad, "audience", vocab)
+    )
+    other = {"attributes": {"joined": [{"suffix": "-01"}]}}
+    assert any(
+        "suffix compares strings" in p for p in view_condition_problems(other, "audience", vocab)
+    )

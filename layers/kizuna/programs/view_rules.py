@@ -79,6 +79,13 @@ def _value_problem(spec: CustomAttribute, item: Any) -> str | None:
         op, arg = next(iter(item.items()))
         if op == "numeric" and spec.type != ValueType.NUMBER:
             return f"numeric compares numbers; {spec.name!r} is a {spec.type}"
+        if op == "prefix" and spec.type == ValueType.DATE and isinstance(arg, str):
+            # a date is its "YYYY-MM-DD" text in the view: "2025-07" is every day of July
+            return (
+                None
+                if arg and all(c.isdigit() or c == "-" for c in arg)
+                else (f"prefix {arg!r} cannot begin a YYYY-MM-DD date")
+            )
         if op in _TEXT_OPERATORS and spec.type not in _STRINGS:
             return f"{op} compares strings; {spec.name!r} is a {spec.type}"
         if op == "anything-but":
