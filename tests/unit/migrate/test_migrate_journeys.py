@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from migrate_helpers import FIXTURES, NOW, with_attributes
-from pinpoint_shapes import problems
 from test_migrate_templates import ATTRIBUTES, declared, translated
 
 from kizuna.delivery.samples import SAMPLE_UNSUBSCRIBE_URL, sample_recipient
@@ -31,6 +30,7 @@ from kizuna_tools.migrate.journeys import (
     program_id,
     write_program,
 )
+from kizuna_tools.migrate.shapes import check
 from kizuna_tools.migrate.templates import template_files
 
 SEG = "5e9f1c2a7b3d4e6f8a0b1c2d3e4f5a0"
@@ -130,7 +130,7 @@ def validate(result: JourneyResult, tmp_path: Path) -> Program:
 def test_journey_fixture_is_pinpoints_shape(path: Path) -> None:
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert list(doc) == ["JourneyResponse"]
-    assert problems(doc["JourneyResponse"], "JourneyResponse") == []
+    assert check(doc["JourneyResponse"], "JourneyResponse") == []
 
 
 def test_the_shape_check_refuses_a_journey_field_pinpoint_never_had() -> None:
@@ -140,10 +140,11 @@ def test_the_shape_check_refuses_a_journey_field_pinpoint_never_had() -> None:
     bad["Activities"]["FollowUp"]["MultiCondition"]["Branches"][1]["Condition"][
         "SegmentDimensions"
     ] = {}  # the wire name is segmentDimensions
-    assert problems(bad, "JourneyResponse") == [
-        "$.Activities.SplitAB.RandomSplit.Branches[0]: RandomSplitEntry has no member 'Percent'",
+    assert check(bad, "JourneyResponse") == [
+        "$.Activities.SplitAB.RandomSplit.Branches[0]: RandomSplitEntry has no member 'Percent' "
+        "(it has: NextActivity, Percentage)",
         "$.Activities.FollowUp.MultiCondition.Branches[1].Condition: SimpleCondition has no "
-        "member 'SegmentDimensions'",
+        "member 'SegmentDimensions' (it has: EventCondition, SegmentCondition, segmentDimensions)",
     ]
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from migrate_helpers import FIXTURES, context, fixture
-from pinpoint_shapes import problems
 
 from kizuna.delivery.templates import FilesRenderer, RenderError
+from kizuna_tools.migrate.shapes import check
 from kizuna_tools.migrate.templates import (
     Kind,
     TemplateResult,
@@ -68,17 +68,17 @@ def test_template_fixture_is_pinpoints_shape(path: Path) -> None:
     kind, doc = load(path)
     (key,) = doc
     assert key == SHAPES[kind]
-    assert problems(doc[key], SHAPES[kind]) == []
+    assert check(doc[key], SHAPES[kind]) == []
 
 
 def test_the_shape_check_refuses_a_field_pinpoint_never_had() -> None:
     doc = fixture("templates/email/Welcome_ja.json")["EmailTemplateResponse"]
-    assert problems({**doc, "HTMLPart": "<p>x</p>"}, "EmailTemplateResponse") == [
-        "$: EmailTemplateResponse has no member 'HTMLPart'"
-    ]
+    (problem,) = check({**doc, "HTMLPart": "<p>x</p>"}, "EmailTemplateResponse")
+    assert problem.startswith("$: EmailTemplateResponse has no member 'HTMLPart' (it has: ")
+    assert "HtmlPart" in problem  # the member it meant
     push = fixture("templates/push/WishlistReminder.json")["PushNotificationTemplateResponse"]
     bad = {**push, "Default": {**push["Default"], "Action": "OPEN"}}
-    assert problems(bad, "PushNotificationTemplateResponse") == [
+    assert check(bad, "PushNotificationTemplateResponse") == [
         "$.Default.Action: 'OPEN' is not one of OPEN_APP, DEEP_LINK, URL"
     ]
 
