@@ -73,7 +73,7 @@ _PERSONAL_WORDS = frozenset(
 )
 _NAME_QUALIFIERS = frozenset({"first", "last", "given", "family", "full", "middle", "sur", "nick"})
 # Pinpoint names that are Kizuna's own profile fields (letters and digits of the name, lower
-# case: the same rule the template translation applies to ``{{User.UserAttributes.X}}``)
+# case), here and in templates (``{{User.UserAttributes.FirstName}}``): :func:`profile_field`
 PROFILE_NAMES = {
     "firstname": "first_name",
     "givenname": "first_name",

@@ -37,7 +37,7 @@ from typing import Any
 
 from kizuna.runtime.config import CustomEvent, CustomEventField, ValueType
 from kizuna_tools.migrate.library import Library, Translated, message_kinds
-from kizuna_tools.migrate.names import event_type, kebab, snake, unique
+from kizuna_tools.migrate.names import BUILTIN_EVENTS, event_type, kebab, snake, unique
 from kizuna_tools.migrate.report import Item, Report, Status
 from kizuna_tools.migrate.segments import (
     Inexpressible,
@@ -48,8 +48,6 @@ from kizuna_tools.migrate.segments import (
 
 RECURRING = {"HOURLY", "DAILY", "WEEKLY", "MONTHLY"}
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-# Pinpoint's own events that are Kizuna's built-in ones
-SYSTEM_EVENTS = {"_session.start": "app.opened", "_monetization.purchase": "order.placed"}
 STATUS = {
     "SCHEDULED": "scheduled",
     "EXECUTING": "scheduled",
@@ -214,7 +212,7 @@ def event_trigger(
     triggers: list[tuple[str, dict[str, Any]]] = []
     for name in names:
         if name.startswith("_"):
-            builtin = SYSTEM_EVENTS.get(name)
+            builtin = BUILTIN_EVENTS.get(name)
             if builtin is None:
                 decisions.append(
                     f"{where}: {name} is a Pinpoint system event (message or session "

@@ -46,11 +46,11 @@ from typing import Any
 
 import yaml
 
+from kizuna_tools.migrate import names
 from kizuna_tools.migrate.notes import Level, Note
-from kizuna_tools.migrate.templates import Kind, TemplateResult, attribute_name
+from kizuna_tools.migrate.templates import Kind, TemplateResult
 
 __all__ = [
-    "BUILTIN_EVENTS",
     "JourneyContext",
     "JourneyResult",
     "convert_journey",
@@ -62,8 +62,6 @@ __all__ = [
     "write_program",
 ]
 
-# Pinpoint's standard events with a Kizuna counterpart.
-BUILTIN_EVENTS = {"_session.start": "app.opened", "_monetization.purchase": "order.placed"}
 PLACEHOLDER_TRIGGER = "app.opened"
 END = "end"
 MAX_STEPS = 40
@@ -86,7 +84,6 @@ _OPERATORS = {
     "LESS_THAN_OR_EQUAL": "<=",
     "EQUAL": "=",
 }
-_CUSTOM_EVENT = re.compile(r"^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){1,3}$")
 
 # (condition or None when it cannot be expressed, the reasons)
 Translated = tuple[dict[str, Any] | None, list[str]]
@@ -98,22 +95,15 @@ def event_type(pinpoint: str, overrides: Mapping[str, str] | None = None) -> str
     standard events with a counterpart, then a custom event's own name when it is a Kizuna
     detail-type (``wishlist.added``), else its first word, a dot and the rest
     (``WishlistAdded`` -> ``wishlist.added``; one word: ``Checkin`` -> ``app.checkin``), as
-    the migration declares it; None for another standard ``_x.y`` event: Kizuna has none."""
+    the migration declares it (:func:`kizuna_tools.migrate.names.event_type`); None for
+    another standard ``_x.y`` event: Kizuna has none."""
     if overrides and pinpoint in overrides:
         return overrides[pinpoint]
-    if pinpoint in BUILTIN_EVENTS:
-        return BUILTIN_EVENTS[pinpoint]
+    if pinpoint in names.BUILTIN_EVENTS:
+        return names.BUILTIN_EVENTS[pinpoint]
     if pinpoint.startswith("_"):
         return None
-    if _CUSTOM_EVENT.match(pinpoint):
-        return pinpoint
-    words = [w for w in attribute_name(pinpoint).split("_") if w]
-    head, rest = (words[0], words[1:]) if len(words) > 1 else ("app", words)
-    head = head if head[0].isalpha() else f"app_{head}"
-    tail = "_".join(rest) or "event"
-    tail = tail if tail[0].isalpha() else f"e_{tail}"
-    candidate = f"{head[:31]}.{tail[:31].rstrip('_')}"
-    return candidate if _CUSTOM_EVENT.match(candidate) else None
+    return names.event_type(pinpoint)
 
 
 def program_id(name: str, journey_id: str, taken: Collection[str] = ()) -> str:
@@ -202,7 +192,7 @@ def _metric(dim: Mapping[str, Any]) -> tuple[list[Any] | None, str | None]:
 
 
 def dimensions_condition(
-    dims: Mapping[str, Any], naming: Callable[[str], str] = attribute_name
+    dims: Mapping[str, Any], naming: Callable[[str], str] = names.snake
 ) -> Translated:
     """Pinpoint ``SegmentDimensions`` as a condition on Kizuna's customer view: custom
     attributes and metrics on ``attributes.<name>``, the ``Channel`` demographic on
@@ -268,7 +258,7 @@ class JourneyContext:
     event_types: Mapping[str, str] = field(default_factory=dict)
     taken_ids: Collection[str] = ()
     segment_start_event: str | None = None
-    naming: Callable[[str], str] = attribute_name
+    naming: Callable[[str], str] = names.snake
     dimensions: Callable[[Mapping[str, Any]], Translated] | None = None
 
     def condition_of(self, dims: Mapping[str, Any]) -> Translated:
@@ -735,10 +725,10 @@ def _event_trigger(conv: _Converter, flt: Mapping[str, Any]) -> tuple[dict[str, 
         )
     pinpoint, kizuna = usable[0]
     trigger: dict[str, Any] = {"event": kizuna}
-    if kizuna not in BUILTIN_EVENTS.values() and pinpoint not in conv.ctx.event_types:
+    if kizuna not in names.BUILTIN_EVENTS.values() and pinpoint not in conv.ctx.event_types:
         conv.note("info", f"custom event {pinpoint!r} is Kizuna's {kizuna!r} (declare it)")
     conditions: dict[str, Any] = {}
-    custom = kizuna not in BUILTIN_EVENTS.values()
+    custom = kizuna not in names.BUILTIN_EVENTS.values()
     for group, convert in (("Attributes", _attribute_values), ("Metrics", _metric)):
         for raw, dim in (dims.get(group) or {}).items():
             values_, why = convert(dim)

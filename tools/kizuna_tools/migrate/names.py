@@ -16,6 +16,8 @@ ATTRIBUTE_NAME = re.compile(CUSTOM_NAME_PATTERN)
 EVENT_NAME = re.compile(CUSTOM_EVENT_PATTERN)
 MAX_ATTRIBUTE = 40
 MAX_ID = 40  # program and campaign ids: ^[a-z][a-z0-9-]{1,39}$
+# Pinpoint's standard events that are Kizuna's built-in ones (the other ``_x.y`` have none)
+BUILTIN_EVENTS = {"_session.start": "app.opened", "_monetization.purchase": "order.placed"}
 
 
 def words(name: str) -> list[str]:

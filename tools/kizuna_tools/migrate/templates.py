@@ -46,12 +46,12 @@ from __future__ import annotations
 import html
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Literal
 
+from kizuna_tools.migrate.attributes import profile_field
 from kizuna_tools.migrate.handlebars import (
     Block,
     Call,
@@ -67,6 +67,7 @@ from kizuna_tools.migrate.handlebars import (
     Text,
     parse,
 )
+from kizuna_tools.migrate.names import ATTRIBUTE_NAME, snake
 from kizuna_tools.migrate.notes import Note
 
 Kind = Literal["email", "sms", "push"]
@@ -76,7 +77,6 @@ __all__ = [
     "Kind",
     "TemplateResult",
     "Todo",
-    "attribute_name",
     "group_templates",
     "split_locale",
     "template_files",
@@ -155,15 +155,6 @@ LANGUAGES = frozenset(
 )
 _SUFFIX = re.compile(r"^(?P<base>.+?)[_.-](?P<lang>[A-Za-z]{2})(?:[_-](?P<region>[A-Za-z]{2}))?$")
 _KIZUNA_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
-_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-# Pinpoint attribute names that are Kizuna's own customer fields.
-KNOWN_ATTRIBUTES = {
-    "firstname": "first_name",
-    "givenname": "first_name",
-    "lastname": "last_name",
-    "familyname": "last_name",
-    "surname": "last_name",
-}
 _NULLABLE = {"first_name", "last_name"}
 _ENDPOINT_ONLY = {
     "Address": "an endpoint's address (Kizuna gives templates no email address or phone number)",
@@ -211,26 +202,10 @@ _JINJA_KEYWORDS = frozenset(
 
 
 # --- names -----------------------------------------------------------------------------------
-def attribute_name(raw: str) -> str:
-    """A Pinpoint attribute or metric name as a Kizuna custom attribute name
-    (``^[a-z][a-z0-9_]{0,39}$``): ``FavoriteStore`` -> ``favorite_store``,
-    ``loyalty-tier`` -> ``loyalty_tier``, ``2ndStore`` -> ``a_2nd_store``."""
-    ascii_name = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
-    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", ascii_name)
-    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    name = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    if not name or not name[0].isalpha():
-        name = f"a_{name}".rstrip("_")
-    return name[:40].rstrip("_")
-
-
 def template_name(base: str) -> str:
     """A Kizuna template name (``^[a-z][a-z0-9_-]{0,39}$``) for a Pinpoint base name, in
     snake case like the repository's templates: ``WinterSale`` -> ``winter_sale``."""
-    name = attribute_name(base).replace("__", "_")
-    if not name or not name[0].isalpha():
-        name = f"t_{name}".rstrip("_")
-    return name[:40].rstrip("_-")
+    return snake(base)
 
 
 def _locale_tag(value: str) -> str | None:
@@ -515,11 +490,11 @@ class _Translator:
         raise _Untranslatable(f"unknown variable {original or key}")
 
     def _attribute(self, raw: str, key: str) -> _Value:
-        known = KNOWN_ATTRIBUTES.get(re.sub(r"[^a-z0-9]", "", raw.lower()))
+        known = profile_field(raw)
         if known is not None:
             return _Value(f"customer.{known}", "nullable" if known in _NULLABLE else "builtin", key)
         name = self.naming(raw)
-        if not _ATTRIBUTE.match(name):
+        if not ATTRIBUTE_NAME.fullmatch(name):
             raise _Untranslatable(f"{key}: {name!r} is not a Kizuna attribute name")
         self.result.attributes.setdefault(name, key)
         expr = (
@@ -705,7 +680,7 @@ def translate_handlebars(
     mode: Mode,
     result: TemplateResult,
     defaults: Mapping[str, str] | None = None,
-    naming: Callable[[str], str] = attribute_name,
+    naming: Callable[[str], str] = snake,
 ) -> str:
     """One Handlebars part as Jinja2 source; TODOs and attributes go to ``result``. A
     template Handlebars itself would refuse becomes a single TODO comment (the part then
@@ -761,7 +736,7 @@ def translate_template(
     response: Mapping[str, Any],
     *,
     default_locale: str = DEFAULT_LOCALE,
-    naming: Callable[[str], str] = attribute_name,
+    naming: Callable[[str], str] = snake,
 ) -> TemplateResult:
     """One Pinpoint template (a Get*Template response, wrapped or not) as Kizuna part files
     in its locale. Raises ValueError for a response of another kind."""
