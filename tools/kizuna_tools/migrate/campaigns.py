@@ -43,7 +43,7 @@ from kizuna_tools.migrate.segments import (
     Inexpressible,
     SegmentsResult,
     dump_yaml,
-    numeric_matchers,
+    event_conditions,
 )
 
 RECURRING = {"HOURLY", "DAILY", "WEEKLY", "MONTHLY"}
@@ -187,28 +187,10 @@ def event_trigger(
         return [], [f"{where}: EventType EXCLUSIVE (every event but {names}) cannot trigger"], notes
     if not names:
         return [], [f"{where}: no event type"], notes
-    conditions: dict[str, Any] = {}
-    fields: dict[str, ValueType] = {}
-    for name, dim in sorted((dims.get("Attributes") or {}).items()):
-        field_name = snake(name)
-        fields[field_name] = ValueType.STRING
-        kind = str(dim.get("AttributeType", "INCLUSIVE"))
-        values = [str(v) for v in dim.get("Values", [])]
-        try:
-            conditions[field_name] = _event_matchers(field_name, kind, values, notes)
-        except Inexpressible as exc:
-            decisions.append(f"{where}: event attribute {name}: {exc}")
-        if field_name != name:
-            notes.append(f"event attribute {name} -> field {field_name}")
-    for name, metric in sorted((dims.get("Metrics") or {}).items()):
-        field_name = snake(name)
-        fields[field_name] = ValueType.NUMBER
-        try:
-            conditions[field_name] = numeric_matchers(f"event metric {name}", metric)
-        except Inexpressible as exc:
-            decisions.append(f"{where}: {exc}")
-        if field_name != name:
-            notes.append(f"event metric {name} -> field {field_name}")
+    translation, fields = event_conditions(dims, where)
+    conditions = translation.condition
+    decisions += translation.decisions
+    notes += translation.notes
     triggers: list[tuple[str, dict[str, Any]]] = []
     for name in names:
         if name.startswith("_"):
@@ -234,19 +216,6 @@ def event_trigger(
             continue
         triggers.append((declared, dict(conditions)))
     return triggers, decisions, notes
-
-
-def _event_matchers(field_name: str, kind: str, values: list[str], notes: list[str]) -> list[Any]:
-    if kind == "INCLUSIVE":
-        return list(values)
-    if kind == "EXCLUSIVE":
-        notes.append(f"{field_name} EXCLUSIVE: events without {field_name} do not match")
-        return [{"anything-but": list(values)}]
-    if kind == "CONTAINS":
-        if any("*" in v or "\\" in v for v in values):
-            raise Inexpressible("CONTAINS a '*' or '\\'")
-        return [{"wildcard": f"*{v}*"} for v in values]
-    raise Inexpressible(f"{kind} on an event attribute (event fields are text)")
 
 
 # -- schedules --------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import yaml
 from kizuna.programs.pattern_rules import Fields, condition_problems
 from kizuna.runtime.config import ValueType
 from kizuna_tools.migrate.attributes import AttributeMap, Target, number
-from kizuna_tools.migrate.names import kebab, unique
+from kizuna_tools.migrate.names import kebab, snake, unique
 from kizuna_tools.migrate.report import Report, Status
 
 RECENCY_DAYS = {"HR_24": 1, "DAY_7": 7, "DAY_14": 14, "DAY_30": 30}
@@ -232,9 +232,9 @@ def date_matchers(kind: str, values: list[str]) -> list[Any]:
 
 
 # -- values -----------------------------------------------------------------------------------
-def _wildcard(value: str) -> dict[str, str]:
+def _wildcard(value: str, label: str) -> dict[str, str]:
     if "*" in value or "\\" in value:
-        raise Inexpressible(f"CONTAINS {value!r}: a '*' or '\\' in the text")
+        raise Inexpressible(f"{label} CONTAINS {value!r}: a '*' or '\\' in the text")
     return {"wildcard": f"*{value}*"}
 
 
@@ -291,7 +291,7 @@ def attribute_matchers(target: Target, kind: str, values: list[str], notes: list
     if kind == "CONTAINS":
         if spec.type not in (ValueType.STRING, ValueType.STRING_LIST, ValueType.DATE):
             raise Inexpressible(f"{label}: CONTAINS on a {spec.type.value}")
-        return [_wildcard(v) for v in values]
+        return [_wildcard(v, label) for v in values]
     raise Inexpressible(f"{label}: AttributeType {kind}")
 
 
@@ -304,6 +304,58 @@ def numeric_matchers(label: str, metric: Mapping[str, Any]) -> list[Any]:
         raise Inexpressible(f"{label}: {metric.get('Value')!r} is outside +-5e9")
     n = int(value) if value == value.to_integral_value() else float(value)
     return [{"numeric": [op, n]}]
+
+
+def event_conditions(
+    dims: Mapping[str, Any], where: str
+) -> tuple[Translation, dict[str, ValueType]]:
+    """An event filter's ``Attributes`` and ``Metrics`` (a campaign's ``EventFilter``, a
+    journey's ``EventStartCondition``) as conditions on the custom event's fields, and the
+    fields it names with their types (an attribute is text, a metric a number): field names
+    in snake case; INCLUSIVE -> the values, EXCLUSIVE -> ``anything-but``, CONTAINS ->
+    ``wildcard *v*``, a metric -> ``numeric``."""
+    result = Translation()
+    fields: dict[str, ValueType] = {}
+    sources = (
+        ("Attributes", "event attribute", ValueType.STRING),
+        ("Metrics", "event metric", ValueType.NUMBER),
+    )
+    for source, what, kind in sources:
+        for name, dim in sorted((dims.get(source) or {}).items()):
+            field_name, label = snake(name), f"{what} {name}"
+            if field_name in fields:
+                result.decisions.append(f"{where}: {label}: a second filter on {field_name}")
+                continue
+            fields[field_name] = kind
+            try:
+                if kind == ValueType.NUMBER:
+                    matchers = numeric_matchers(label, dim)
+                else:
+                    matchers = _event_matchers(label, field_name, dim, result.notes)
+            except Inexpressible as exc:
+                result.decisions.append(f"{where}: {exc}")
+            else:
+                result.condition[field_name] = matchers
+            if field_name != name:
+                result.notes.append(f"{what} {name} -> field {field_name}")
+    return result, fields
+
+
+def _event_matchers(
+    label: str, field_name: str, dim: Mapping[str, Any], notes: list[str]
+) -> list[Any]:
+    kind = str(dim.get("AttributeType", "INCLUSIVE"))
+    values = [str(v) for v in dim.get("Values", [])]
+    if not values:
+        raise Inexpressible(f"{label}: no values")
+    if kind == "INCLUSIVE":
+        return values
+    if kind == "EXCLUSIVE":
+        notes.append(f"{field_name} EXCLUSIVE: events without {field_name} do not match")
+        return [{"anything-but": values}]
+    if kind == "CONTAINS":
+        return [_wildcard(v, label) for v in values]
+    raise Inexpressible(f"{label}: {kind} on an event attribute (event fields are text)")
 
 
 def _nest(path: list[str], matchers: list[Any]) -> dict[str, Any]:
