@@ -105,7 +105,7 @@ class Migration:
         return self.customers.attributes
 
     def naming(self, raw: str) -> str:
-        """The Kizuna name of a Pinpoint attribute (templates and journeys ask by name only:
+        """The Kizuna name of a Pinpoint attribute (templates ask by name only:
         user attributes first, then endpoint attributes, then metrics)."""
         for source in ("UserAttributes", "Attributes", "Metrics", "Location"):
             target = self.attributes.get(source, raw)
@@ -281,16 +281,6 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
     )
 
     assert m.library is not None and m.conditions is not None
-    conditions = m.conditions
-
-    def dimensions(dims: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
-        translation = conditions.dimensions(dims, "journey condition")
-        if translation.decisions:
-            return None, translation.decisions
-        if not translation.condition:
-            return None, ["an empty segment dimension"]
-        return translation.condition, []
-
     journeys: list[tuple[str, Mapping[str, Any]]] = []
     for rel, payload in sorted(documents.items()):
         if not rel.startswith("journeys/"):
@@ -307,8 +297,7 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
             segments=segments,
             event_types={p: k for k, p in m.events.sources.items()},
             taken_ids=frozenset(m.ids.taken),
-            naming=m.naming,
-            dimensions=dimensions,
+            conditions=m.conditions,
         )
         label = str(journey.get("Name") or journey.get("Id") or rel)
         item = m.report.add("journey", label, pinpoint_id=str(journey.get("Id") or ""))
@@ -331,7 +320,7 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
             continue
         program = dict(result.program)
         m.ids.taken.add(result.program_id)
-        _declare_trigger(m, program, item, journey)
+        _declare_trigger(m, program, result.trigger_fields, item, journey)
         _hold_incomplete(m, program, item)
         groups: dict[str, list[Translated]] = {}
         for r in result.templates:
@@ -349,21 +338,16 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
 
 
 def _declare_trigger(
-    m: Migration, program: dict[str, Any], item: Item, journey: Mapping[str, Any]
+    m: Migration,
+    program: dict[str, Any],
+    fields: dict[str, ValueType],
+    item: Item,
+    journey: Mapping[str, Any],
 ) -> None:
-    """Declare the custom event a journey starts on (fields typed by its conditions)."""
+    """Declare the custom event a journey starts on (with the fields its filter names)."""
     event = str((program.get("trigger") or {}).get("event", ""))
     if vocabulary(m.base).inbound_model(event) is not None or _builtin(event):
         return
-    conditions = (program.get("trigger") or {}).get("conditions") or {}
-    fields = {
-        name: ValueType.NUMBER
-        if any(isinstance(x, Mapping) and "numeric" in x for x in matchers)
-        or all(isinstance(x, int | float) and not isinstance(x, bool) for x in matchers)
-        else ValueType.STRING
-        for name, matchers in conditions.items()
-        if isinstance(matchers, list)
-    }
     start = (journey.get("StartCondition") or {}).get("EventStartCondition") or {}
     values = (
         ((start.get("EventFilter") or {}).get("Dimensions") or {})
