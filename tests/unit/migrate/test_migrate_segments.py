@@ -153,6 +153,7 @@ def test_dimensions_together_are_one_condition_and_windows_are_declared() -> Non
             "a time comparison on a string",
         ),
         (dims(Attributes={"Interests": attr("CONTAINS", "a*b")}), "a '*'"),
+        (dims(Attributes={"Interests": attr("INCLUSIVE")}), "INCLUSIVE: no values"),
     ],
 )
 def test_what_cannot_be_said_is_a_decision_not_a_broader_condition(

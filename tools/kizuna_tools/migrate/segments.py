@@ -243,6 +243,8 @@ def attribute_matchers(target: Target, kind: str, values: list[str], notes: list
     spec = target.spec
     assert spec is not None
     label = target.label
+    if not values:
+        raise Inexpressible(f"{label} {kind}: no values")
     if spec.type == ValueType.DATE and kind in ("ON", "BEFORE", "AFTER", "BETWEEN"):
         notes.append(
             f"{label} {kind} {', '.join(values)}: dates compared as Pinpoint did "
