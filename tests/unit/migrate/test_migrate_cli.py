@@ -189,6 +189,22 @@ def test_the_python_entry_point_matches_the_command(tmp_path: Path) -> None:
     assert result.report.counts["customers"] == 604
 
 
+def test_a_template_printing_the_city_holds_nothing_back(tmp_path: Path) -> None:
+    # Given WinterSale prints {{Location.City}} (the city attribute declared from the
+    # endpoints' location) / When the project is migrated before the sale
+    result = migrate_pinpoint(FIXTURES, tmp_path / "p", now=_now())
+    # Then the template has no TODO and the campaign sending it is scheduled, not a draft
+    cfg = KizunaConfig.model_validate_json((tmp_path / "p" / "kizuna-config.json").read_text())
+    assert {"city", "country"} <= {a.name for a in cfg.custom.attributes}
+    html = tmp_path / "p" / "templates" / "winter-tea-sale" / "winter_sale" / "ja"
+    assert "customer.attributes.city" in (html / "email.html.j2").read_text()
+    assert "TODO" not in (html / "email.html.j2").read_text()
+    campaign = (tmp_path / "p" / "campaigns" / "winter-tea-sale.yaml").read_text()
+    assert "status: scheduled" in campaign
+    item = result.report.find("campaign", "Winter tea sale")
+    assert item is not None and item.decisions == []
+
+
 def _now() -> Any:
     from datetime import UTC, datetime
 

@@ -35,6 +35,8 @@ from kizuna.runtime.config import CustomAttribute, ValueType
 from kizuna_tools.migrate.names import MAX_ATTRIBUTE, snake, unique, words
 
 SOURCES = ("UserAttributes", "Attributes", "Metrics")  # the order names are given out
+# an endpoint's Location fields kept as custom attributes (source "Location"), by name
+LOCATION_ATTRIBUTES = {"Country": "country", "City": "city"}
 ENUM_MAX = 10
 ENUM_MIN_CUSTOMERS = 30
 DEFAULT_MAX_LENGTH = 256

@@ -244,6 +244,7 @@ _PATH_SOURCES = {
     "User.UserAttributes": "UserAttributes",
     "Attributes": "Attributes",
     "Metrics": "Metrics",
+    "Location": "Location",
 }
 
 

@@ -20,10 +20,12 @@ locales.
 **Variables.** ``{{User.UserAttributes.FirstName}}`` / ``{{Attributes.FirstName}}`` become
 ``customer.first_name`` (likewise ``LastName``); other ``User.UserAttributes.X``,
 ``Attributes.X`` and ``Metrics.X`` become ``customer.attributes.<snake_case x>`` (the custom
-attributes the migration declares); ``User.UserId`` is ``customer.customer_id``;
-``Demographic.Locale`` / ``Timezone`` are ``customer.locale`` / ``time_zone``. Addresses, the
-endpoint id and status, device and location data are not in Kizuna's template context (a
-template has no business printing an address): TODO. Pinpoint prints nothing for a value a
+attributes the migration declares), and so do ``Location.City`` / ``Location.Country``
+(``customer.attributes.city`` / ``country``: the migration declares them from the endpoints'
+location); ``User.UserId`` is ``customer.customer_id``; ``Demographic.Locale`` /
+``Timezone`` are ``customer.locale`` / ``time_zone``. Addresses, the endpoint id and status,
+device data and the other location fields are not in Kizuna's template context (a template
+has no business printing an address): TODO. Pinpoint prints nothing for a value a
 recipient lacks: a custom attribute prints ``customer.attributes.x if customer.attributes.x
 is not none else "<default>"`` (Kizuna's context holds every declared attribute, None when
 unset; an undeclared one fails the template check, loudly), a name ``| default("<default>",
@@ -51,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Literal
 
-from kizuna_tools.migrate.attributes import profile_field
+from kizuna_tools.migrate.attributes import LOCATION_ATTRIBUTES, profile_field
 from kizuna_tools.migrate.handlebars import (
     Block,
     Call,
@@ -165,7 +167,8 @@ _ENDPOINT_ONLY = {
     "CreationDate": "the endpoint's creation date (not in Kizuna's template context)",
     "RequestId": "the endpoint's request id (no Kizuna counterpart)",
     "CohortId": "the endpoint's cohort id (no Kizuna counterpart)",
-    "Location": "location data (Kizuna keeps a region for conditions, not in templates)",
+    "Location": "location data other than the city and the country (Kizuna keeps a region "
+    "for conditions, not in templates)",
     "Recommendations": "Pinpoint recommender output (Kizuna offers `recommendations`: "
     "product_id, name, url)",
 }
@@ -473,6 +476,8 @@ class _Translator:
             return self._attribute(parts[2], key)
         if head in ("Attributes", "Metrics") and len(parts) == 2:
             return self._attribute(parts[1], key)
+        if head == "Location" and len(parts) == 2 and parts[1] in LOCATION_ATTRIBUTES:
+            return self._attribute(parts[1], key)  # declared from the endpoints' location
         if head == "Demographic" and len(parts) == 2:
             field_ = {"Locale": "customer.locale", "Timezone": "customer.time_zone"}.get(parts[1])
             if field_ is None:
