@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kizuna.events.custom import vocabulary
-from kizuna.programs.view import SEGMENTS_FIELD, view_fields
+from kizuna.programs.view import SEGMENTS_FIELD
 from kizuna.runtime.config import (
     ContactPolicyConfig,
     CustomConfig,
@@ -51,6 +51,7 @@ from kizuna_tools.migrate.campaigns import (
     write_campaigns,
 )
 from kizuna_tools.migrate.endpoints import CustomersResult, migrate_endpoints
+from kizuna_tools.migrate.journeys import JourneyContext, convert_journey
 from kizuna_tools.migrate.library import Library, Translated
 from kizuna_tools.migrate.names import snake
 from kizuna_tools.migrate.report import Item, Report, Status
@@ -62,6 +63,7 @@ from kizuna_tools.migrate.segments import (
     translate_segments,
     write_segments,
 )
+from kizuna_tools.migrate.templates import translate_template
 
 OUTPUTS = (
     "kizuna-config.json",
@@ -219,17 +221,8 @@ def _items(payload: Any) -> list[Mapping[str, Any]]:
     return []
 
 
-def _translate(*args: Any, **kwargs: Any) -> Any:
-    """:func:`kizuna_tools.migrate.templates.translate_template`, imported when first used."""
-    from kizuna_tools.migrate.templates import (  # type: ignore[import-not-found, unused-ignore]
-        translate_template,
-    )
-
-    return translate_template(*args, **kwargs)
-
-
 def _library(m: Migration, documents: Mapping[str, Any]) -> Library:
-    library = Library(_translate, m.base.contact.default_locale, m.naming, m.report)
+    library = Library(translate_template, m.base.contact.default_locale, m.naming, m.report)
     for rel, payload in sorted(documents.items()):
         parts = rel.split("/")
         if parts[0] != "templates" or len(parts) != 3:
@@ -276,11 +269,6 @@ def _declare_template_attributes(m: Migration) -> None:
 def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
     if not any(rel.startswith("journeys/") for rel in documents):
         return
-    from kizuna_tools.migrate.journeys import (  # type: ignore[import-not-found, unused-ignore]
-        JourneyContext,
-        convert_journey,
-    )
-
     assert m.library is not None and m.conditions is not None
     journeys: list[tuple[str, Mapping[str, Any]]] = []
     for rel, payload in sorted(documents.items()):
@@ -499,23 +487,8 @@ def _contact(m: Migration) -> ContactPolicyConfig:
 
 def _check_segments(m: Migration) -> None:
     """Every segment condition against the customer view with what is declared so far (the
-    attributes and the activity windows segments need are all known by now), by the rules
-    the segments loader applies."""
-    vocab = vocabulary(_config(m, report=False))
-    try:  # the loaders' rules with the vocabulary (values typed by the declarations)
-        from kizuna.programs.view_rules import (  # type: ignore[import-not-found, unused-ignore]
-            view_condition_problems,
-        )
-    except ImportError:  # without them: the fields the view has
-        fields = {k: v for k, v in view_fields(vocab).items() if k != SEGMENTS_FIELD}
-        check_segments(m.segments, fields, m.report)
-        return
-
-    def problems(condition: Mapping[str, Any]) -> list[str]:
-        found: list[str] = view_condition_problems(condition, "conditions", vocab, segments=False)
-        return found
-
-    check_segments(m.segments, problems, m.report)
+    attributes and the activity windows segments need are all known by now)."""
+    check_segments(m.segments, vocabulary(_config(m, report=False)), m.report)
 
 
 def _check_conditions(m: Migration) -> None:

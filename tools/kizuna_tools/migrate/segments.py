@@ -30,7 +30,7 @@ conditions, and a campaign can take a customer list instead.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -38,7 +38,8 @@ from typing import Any
 
 import yaml
 
-from kizuna.programs.pattern_rules import Fields, condition_problems
+from kizuna.events.custom import Vocabulary
+from kizuna.programs.view_rules import view_condition_problems
 from kizuna.runtime.config import ValueType
 from kizuna_tools.migrate.attributes import AttributeMap, Target, number
 from kizuna_tools.migrate.names import kebab, snake, unique
@@ -574,23 +575,16 @@ def translate_segments(
     return result
 
 
-def check_segments(
-    result: SegmentsResult,
-    rules: Fields | Callable[[Mapping[str, Any]], list[str]],
-    report: Report,
-) -> None:
-    """Kizuna's own rules on every segment's condition (``rules``: the customer view's
-    fields with the declared attributes and counted events, or a function returning a
-    condition's problems); a refused segment is not written."""
+def check_segments(result: SegmentsResult, vocab: Vocabulary, report: Report) -> None:
+    """The segments loader's rules on every segment's condition (the customer view with the
+    declared attributes and counted events of ``vocab``, values typed by the declarations);
+    a refused segment is not written."""
     for outcome in result.by_id.values():
         if outcome.name is None:
             continue
-        if callable(rules):
-            outcome.problems = rules(outcome.condition)
-        else:
-            outcome.problems = condition_problems(
-                outcome.condition, "conditions", to_eventbridge=False, fields=rules
-            )
+        outcome.problems = view_condition_problems(
+            outcome.condition, "conditions", vocab, segments=False
+        )
         if outcome.problems:
             item = report.find("segment", outcome.pinpoint_name)
             if item is not None:
@@ -602,7 +596,6 @@ def check_segments(
                     + "; ".join(outcome.problems[:3])
                     + (f"; and {more} more" if more > 0 else "")
                 )
-                item.status = Status.NOT_MIGRATED
 
 
 def _sources_first(items: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
