@@ -37,7 +37,7 @@ from typing import Any
 
 from kizuna.runtime.config import CustomEvent, CustomEventField, ValueType
 from kizuna_tools.migrate.library import Library, Translated, message_kinds
-from kizuna_tools.migrate.names import BUILTIN_EVENTS, event_type, kebab, snake, unique
+from kizuna_tools.migrate.names import BUILTIN_EVENTS, event_type, kebab, object_id, snake, unique
 from kizuna_tools.migrate.report import Item, Report, Status
 from kizuna_tools.migrate.segments import (
     Inexpressible,
@@ -68,7 +68,7 @@ class Ids:
     taken: set[str] = field(default_factory=set)
 
     def new(self, name: str, fallback: str) -> str:
-        return unique(kebab(name, fallback=fallback), self.taken, 40, "-")
+        return object_id(name, fallback=fallback, taken=self.taken)
 
 
 @dataclass
@@ -357,6 +357,20 @@ class Message:
     notes: list[str] = field(default_factory=list)
 
 
+def _sendable(
+    holder: Mapping[str, Any], library: Library, fallback_name: str, item: Item
+) -> Message | None:
+    """:func:`message_of`, its notes and decisions on ``item``; None (the item not migrated)
+    when it has nothing Kizuna can send."""
+    message = message_of(holder, library, fallback_name)
+    item.record(message.notes, message.decisions)
+    if not message.channels or not message.parts or message.template is None:
+        item.status = Status.NOT_MIGRATED
+        item.note("no message Kizuna can send (email, SMS or push)")
+        return None
+    return message
+
+
 def message_of(holder: Mapping[str, Any], library: Library, fallback_name: str) -> Message:
     """A campaign's (or treatment's) templates or inline messages as Kizuna parts."""
     msg = holder.get("MessageConfiguration") or {}
@@ -607,10 +621,7 @@ def _scheduled_campaign(
     sched = schedule_of(
         raw.get("Schedule") or {}, ctx.now, state, str(raw.get("LastModifiedDate", ""))
     )
-    for n in sched.notes:
-        item.note(n)
-    for d in sched.decisions:
-        item.decide(d)
+    item.record(sched.notes, sched.decisions)
     if sched.schedule is None:
         item.status = Status.NOT_MIGRATED
         return
@@ -618,14 +629,8 @@ def _scheduled_campaign(
     if audience is None:
         item.status = Status.NOT_MIGRATED
         return
-    message = message_of(raw, ctx.library, cid)
-    for n in message.notes:
-        item.note(n)
-    for d in message.decisions:
-        item.decide(d)
-    if not message.channels or not message.parts or message.template is None:
-        item.status = Status.NOT_MIGRATED
-        item.note("no message Kizuna can send (email, SMS or push)")
+    message = _sendable(raw, ctx.library, cid, item)
+    if message is None:
         return
     holdout = int(raw.get("HoldoutPercent") or 0)
     if holdout > 50:
@@ -658,15 +663,26 @@ def _scheduled_campaign(
             f"MessagesPerSecond {mps} -> rate_limit_per_minute {doc['rate_limit_per_minute']}"
         )
     _limit_notes(raw, item, event=False)
-    problems = ctx.library.use(cid, message.template, message.parts, label)
-    for template, parts in variant_templates:
-        problems += ctx.library.use(cid, template, parts, label)
-    for p in problems:
-        item.decide(p)
+    _use_templates(ctx.library, cid, message, variant_templates, item)
     result.campaigns[cid] = doc
     item.became.append(f"campaigns/{cid}.yaml")
     if "customer_list" in audience:
         item.became.append(f"campaigns/{audience['customer_list']}")
+
+
+def _use_templates(
+    library: Library,
+    owner: str,
+    message: Message,
+    variants: list[tuple[str, list[Translated]]],
+    item: Item,
+) -> None:
+    """Give ``owner`` (a campaign or program id) its message's templates and its variants';
+    what they need decided is the item's."""
+    assert message.template is not None  # a message _sendable returned
+    for template, parts in [(message.template, message.parts), *variants]:
+        for problem in library.use(owner, template, parts, item.source):
+            item.decide(problem)
 
 
 def _limit_notes(raw: Mapping[str, Any], item: Item, *, event: bool) -> None:
@@ -701,10 +717,7 @@ def _event_campaign(
     triggers, decisions, notes = event_trigger(
         schedule.get("EventFilter") or {}, ctx.events, ctx.report, label
     )
-    for n in notes:
-        item.note(n)
-    for d in decisions:
-        item.decide(d)
+    item.record(notes, decisions)
     if not triggers:
         item.status = Status.NOT_MIGRATED
         return
@@ -716,14 +729,8 @@ def _event_campaign(
             item.decide("a program's audience cannot be a customer list: describe it as conditions")
         item.status = Status.NOT_MIGRATED
         return
-    message = message_of(raw, ctx.library, base_id)
-    for n in message.notes:
-        item.note(n)
-    for d in message.decisions:
-        item.decide(d)
-    if not message.channels or not message.parts or message.template is None:
-        item.status = Status.NOT_MIGRATED
-        item.note("no message Kizuna can send (email, SMS or push)")
+    message = _sendable(raw, ctx.library, base_id, item)
+    if message is None:
         return
     holdout = min(int(raw.get("HoldoutPercent") or 0), 50)
     limits = raw.get("Limits") or {}
@@ -774,11 +781,7 @@ def _event_campaign(
         if holdout:
             doc["holdout_percent"] = holdout
         doc["steps"] = steps
-        problems = ctx.library.use(pid, message.template, message.parts, label)
-        for template, parts in variant_templates:
-            problems += ctx.library.use(pid, template, parts, label)
-        for p in problems:
-            item.decide(p)
+        _use_templates(ctx.library, pid, message, variant_templates, item)
         result.programs[pid] = doc
         item.became.append(f"programs/{pid}.yaml")
     item.note("an event-triggered campaign: a program with a trigger")

@@ -44,6 +44,13 @@ def kebab(name: str, *, fallback: str, max_length: int = MAX_ID) -> str:
     return out[:max_length].rstrip("-")
 
 
+def object_id(name: str, *, fallback: str, taken: set[str]) -> str:
+    """A program or campaign id (``^[a-z][a-z0-9-]{1,39}$``) for a Pinpoint name (``fallback``
+    when it gives fewer than two characters), not in ``taken`` (then added to it)."""
+    slug = kebab(name, fallback=fallback)
+    return unique(slug if len(slug) >= 2 else fallback, taken, MAX_ID, "-")
+
+
 def unique(name: str, taken: set[str], max_length: int, sep: str) -> str:
     """``name``, or ``name<sep>2``, ``name<sep>3``... (within ``max_length``) not in
     ``taken``; the result is added to ``taken``."""

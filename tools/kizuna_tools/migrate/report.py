@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -69,6 +70,13 @@ class Item:
             self.decisions.append(text)
         if self.status in (Status.MIGRATED, Status.CHANGED):
             self.status = Status.NEEDS_DECISION
+
+    def record(self, notes: Iterable[str] = (), decisions: Iterable[str] = ()) -> None:
+        """What a translation said: its notes, then its decisions."""
+        for text in notes:
+            self.note(text)
+        for text in decisions:
+            self.decide(text)
 
 
 @dataclass

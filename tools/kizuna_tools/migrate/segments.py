@@ -401,13 +401,7 @@ class Conditions:
         recency = ((dims or {}).get("Behavior") or {}).get("Recency")
         if recency:
             parts += self._attempt(result, lambda: self._recency(recency, result))
-        condition: dict[str, Any] = {}
-        for part in parts:
-            try:
-                condition = conjoin(condition, part)
-            except Inexpressible as exc:
-                result.decisions.append(f"{where}: {exc}")
-        result.condition = condition
+        result.condition = _all(parts, result, where)
         return result
 
     @staticmethod
@@ -697,6 +691,7 @@ def _segment_condition(
 
 
 def _all(conditions: list[dict[str, Any]], result: Translation, where: str) -> dict[str, Any]:
+    """Every condition at once (:func:`conjoin`); what cannot be joined is a decision."""
     out: dict[str, Any] = {}
     for c in conditions:
         try:
