@@ -696,6 +696,8 @@ def test_program_ids() -> None:
     assert program_id("Welcome series", "x") == "welcome-series"
     assert program_id("Welcome series", "x", {"welcome-series"}) == "welcome-series-2"
     assert program_id("ようこそ", "ABC123") == "journey-abc123"
+    assert program_id("WelcomeSeries", "x") == "welcome-series"  # as a campaign's id
+    assert program_id("A", "ABC123") == "journey-abc123"  # an id has two characters at least
     assert len(program_id("A very long journey name " * 5, "x")) <= 40
 
 

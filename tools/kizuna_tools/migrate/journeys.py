@@ -101,17 +101,11 @@ def event_type(pinpoint: str, overrides: Mapping[str, str] | None = None) -> str
 
 def program_id(name: str, journey_id: str, taken: Collection[str] = ()) -> str:
     """A program id (``^[a-z][a-z0-9-]{1,39}$``) from the journey's name, else its id;
-    ``-2``, ``-3``... when taken."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    if len(slug) < 2 or not slug[0].isalpha():
-        ident = re.sub(r"[^a-z0-9]", "", journey_id.lower())[:12]
-        slug = f"journey-{ident}" if ident else "journey"
-    slug = slug[:40].rstrip("-")
-    candidate, n = slug, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{slug[: 40 - len(str(n)) - 1].rstrip('-')}-{n}"
-    return candidate
+    ``-2``, ``-3``... when taken (:func:`kizuna_tools.migrate.names.object_id`, as a
+    campaign's)."""
+    ident = re.sub(r"[^a-z0-9]", "", journey_id.lower())[:12]
+    fallback = f"journey-{ident}" if ident else "journey"
+    return names.object_id(name, fallback=fallback, taken=set(taken))
 
 
 _DURATION = re.compile(
@@ -142,19 +136,10 @@ def parse_duration(text: str) -> tuple[int, list[str]]:
     return minutes, approx
 
 
-def _step_id(raw: str, used: set[str], suffix: str = "") -> str:
-    base = re.sub(r"[^a-z0-9]+", "_", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw).lower())
-    base = base.strip("_")
-    if not base or not base[0].isalpha():
-        base = f"a_{base}".rstrip("_")
-    room = 40 - len(suffix)
-    candidate, n = f"{base[:room].rstrip('_')}{suffix}", 1
-    while candidate in used or candidate == END:
-        n += 1
-        tail = f"_{n}{suffix}"
-        candidate = f"{base[: 40 - len(tail)].rstrip('_')}{tail}"
-    used.add(candidate)
-    return candidate
+def _step_id(raw: str, used: set[str]) -> str:
+    """A step id (``^[a-z][a-z0-9_]{0,39}$``) for an activity id, not in ``used`` (the exit
+    step's among them), then added to it."""
+    return names.unique(names.snake(raw), used, names.MAX_ATTRIBUTE, "_")
 
 
 # --- context and result ----------------------------------------------------------------------
@@ -202,7 +187,7 @@ class _Converter:
         self.name = str(journey.get("Name") or journey.get("Id") or "journey")
         self.subject = f"journey {self.name!r}"
         self.notes: list[Note] = []
-        self.used_ids: set[str] = set()
+        self.used_ids: set[str] = {END}
         self.acts: Mapping[str, Any] = journey.get("Activities") or {}
         self.step_ids = {aid: _step_id(aid, self.used_ids) for aid in self.acts}
         self.plans: dict[str, _Plan] = {}
