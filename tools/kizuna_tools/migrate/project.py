@@ -75,7 +75,6 @@ OUTPUTS = (
     "MIGRATION-REPORT.md",
     "MIGRATION-REPORT.json",
 )
-NOTE_LEVELS_DECIDE = ("decision", "error")
 
 
 class MigrationError(ValueError):
@@ -297,11 +296,9 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
             item.note(f"{rel}: {exc}")
             continue
         for note in result.notes:
-            text = f"{note.subject}: {note.message}" if note.subject else note.message
-            if note.level in NOTE_LEVELS_DECIDE:
-                item.decide(text)
-            else:
-                item.note(f"{note.level}: {text}" if note.level != "info" else text)
+            item.tell(
+                note.level, f"{note.subject}: {note.message}" if note.subject else note.message
+            )
         for activity, became in sorted(result.activities.items()):
             item.note(f"activity {activity} -> {became}")
         if result.program is None:
