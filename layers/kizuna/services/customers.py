@@ -5,9 +5,10 @@ The profile masks personal data unless the caller may see it (``reveal``; who ma
 :data:`kizuna.api.auth.PERSONAL_DATA_ROLE`): the built-in fields with
 :func:`kizuna.domain.privacy.mask`, the shop's declared attributes that are personal data
 with :func:`kizuna.domain.privacy.mask_attribute`; it shows the behaviour counters
-conditions read (``behaviour.<event>.count_<N>d``...). The timeline is the customer's activity partition (one Query), newest first, each row typed and
-reduced to an allow-list of fields (no addresses, tokens or claim internals), each decision
-with the ledger's own ``reason``/``detail`` and a plain-language ``why``.
+conditions read (``behaviour.<event>.count_<N>d``...). The timeline is the customer's
+activity partition (one Query), newest first, each row typed and reduced to an allow-list
+of fields (no addresses, tokens or claim internals), each decision with the ledger's own
+``reason``/``detail`` and a plain-language ``why``.
 """
 
 from __future__ import annotations
