@@ -66,11 +66,14 @@ def test_declared_events_and_attributes_are_published_like_the_built_in_ones(
     assert event["x-kizuna-direction"] == "inbound" and event[CUSTOM] is True
     assert event["additionalProperties"] is False
     assert set(event["required"]) == {"customer_id", "occurred_at", "store_id"}
+    # a field declared without a description has none (not an empty one)
+    assert "description" not in event["properties"]["store_id"]
     # and customer.upserted carries the declared attributes (nothing else), described as before
     upserted = schemas["customer.upserted.v1.json"]
     attributes = upserted["$defs"]["CustomAttributes"]
     assert attributes["additionalProperties"] is False
     assert attributes["properties"]["tier"]["anyOf"][0]["enum"] == ["a", "b"]
+    assert "description" not in attributes["properties"]["tier"]
     assert CUSTOM not in upserted
     assert upserted["description"] == event_schemas()["customer.upserted.v1.json"]["description"]
     # and an event no longer declared loses its file when the schemas are written again

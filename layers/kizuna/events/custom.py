@@ -4,9 +4,13 @@
 A :class:`Vocabulary` is built once from the configuration and answers every question a
 path that accepts or names events and fields asks: which model validates a detail-type
 (:meth:`Vocabulary.inbound_model`, built-in or custom; ``customer.upserted`` with its
-``attributes`` typed by the declarations), which fields a condition on an event may name
-(:meth:`Vocabulary.detail_fields`), which events may start a program, which fields the
-customer view has (:attr:`Vocabulary.view_fields`, with ``attributes`` and ``behaviour``).
+``attributes`` typed by the declarations), which events exist, inbound or derived
+(:meth:`Vocabulary.model_of`), which custom attributes and counted events a condition on the
+customer view may name (:meth:`Vocabulary.view_attribute_fields`,
+:meth:`Vocabulary.behaviour_fields`). Given the vocabulary, :func:`kizuna.events.detail_fields`
+(``detail_fields(detail_type, vocab)``) gives the fields a condition on an event may name,
+and :func:`kizuna.programs.view.view_fields` (``view_fields(vocab)``) the customer view's,
+with ``attributes`` and ``behaviour``.
 :data:`BUILTIN` is the vocabulary of an empty declaration: an attribute or a custom event is
 then an error, as before there were any.
 
@@ -122,6 +126,11 @@ def value_annotation(spec: CustomValueSpec) -> Any:
     raise ValueError(spec.type)  # pragma: no cover - the enum is closed
 
 
+def _text(spec: CustomValueSpec) -> str | None:
+    """A declaration's description for its JSON Schema; None (no ``description``) when empty."""
+    return spec.description or None
+
+
 class Vocabulary:
     """Built-in plus declared events and attributes (immutable; build with :func:`vocabulary`)."""
 
@@ -146,7 +155,7 @@ class Vocabulary:
         if not self.attributes:
             return CustomerUpserted
         fields: dict[str, Any] = {
-            a.name: (value_annotation(a) | None, Field(default=None, description=a.description))
+            a.name: (value_annotation(a) | None, Field(default=None, description=_text(a)))
             for a in self.attributes.values()
         }
         attrs = create_model(
@@ -172,9 +181,9 @@ class Vocabulary:
         for f in event.fields:
             annotation = value_annotation(f)
             if f.required:
-                fields[f.name] = (annotation, Field(description=f.description))
+                fields[f.name] = (annotation, Field(description=_text(f)))
             else:
-                fields[f.name] = (annotation | None, Field(default=None, description=f.description))
+                fields[f.name] = (annotation | None, Field(default=None, description=_text(f)))
         name = "".join(part.capitalize() for part in detail_type.replace("_", ".").split("."))
         return create_model(
             name, __base__=CustomEventDetail, __doc__=event.description or None, **fields

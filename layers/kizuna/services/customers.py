@@ -2,12 +2,13 @@
 one customer's profile and their timeline, shaped for people.
 
 The profile masks personal data unless the caller may see it (``reveal``; who may is
-:data:`kizuna.api.auth.PERSONAL_DATA_ROLE`), with :func:`kizuna.domain.privacy.mask`, the
-shop's declared attributes that are personal data included; it shows the behaviour counters
-conditions read (``behaviour.<event>.count_<N>d``...). The
-timeline is the customer's activity partition (one Query), newest first, each row typed and
-reduced to an allow-list of fields (no addresses, tokens or claim internals), each decision
-with the ledger's own ``reason``/``detail`` and a plain-language ``why``.
+:data:`kizuna.api.auth.PERSONAL_DATA_ROLE`): the built-in fields with
+:func:`kizuna.domain.privacy.mask`, the shop's declared attributes that are personal data
+with :func:`kizuna.domain.privacy.mask_attribute`; it shows the behaviour counters
+conditions read (``behaviour.<event>.count_<N>d``...). The timeline is the customer's
+activity partition (one Query), newest first, each row typed and reduced to an allow-list
+of fields (no addresses, tokens or claim internals), each decision with the ledger's own
+``reason``/``detail`` and a plain-language ``why``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from pydantic import BaseModel, Field
 from kizuna.delivery.policy import address_for, channel_block
 from kizuna.delivery.why import explain
 from kizuna.domain.customer import Customer
-from kizuna.domain.privacy import MASK, mask
+from kizuna.domain.privacy import mask, mask_attribute
 from kizuna.domain.timestamps import parse_time
 from kizuna.events.custom import Vocabulary, counter_view, vocabulary
 from kizuna.events.inbound import Channel
 from kizuna.programs.view import lifecycle
-from kizuna.runtime.config import CustomAttribute, KizunaConfig, ValueType
+from kizuna.runtime.config import KizunaConfig
 
 DEFAULT_LIMIT: Final = 25
 MAX_LIMIT: Final = 100
@@ -173,20 +174,6 @@ def _personal(c: Customer, reveal: bool) -> PersonalData:
     return PersonalData(masked=not reveal, push_devices=len(c.devices), **values)
 
 
-def _masked(spec: CustomAttribute, value: Any) -> AttributeValue:
-    """A personal attribute as :func:`mask` shows the built-in fields: text its first
-    character, a date its year, each item of a list; a number or a boolean ``***``."""
-    if value is None:
-        return None
-    if isinstance(value, list | tuple):
-        return [mask(spec.name, item) for item in value]
-    if spec.type == ValueType.DATE:
-        return mask("birth_date", value)
-    if isinstance(value, str):
-        return mask(spec.name, value)
-    return MASK
-
-
 def _custom_attributes(c: Customer, vocab: Vocabulary, reveal: bool) -> list[CustomAttributeValue]:
     out = []
     for spec in vocab.attributes.values():
@@ -198,7 +185,7 @@ def _custom_attributes(c: Customer, vocab: Vocabulary, reveal: bool) -> list[Cus
                 name=spec.name,
                 type=str(spec.type),
                 personal=spec.personal,
-                value=_masked(spec, value) if spec.personal and not reveal else value,
+                value=value if reveal else mask_attribute(spec, spec.name, value),
             )
         )
     return out

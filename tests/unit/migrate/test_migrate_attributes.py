@@ -7,7 +7,7 @@ import pytest
 
 from kizuna.runtime.config import ValueType
 from kizuna_tools.migrate.attributes import ENUM_MIN_CUSTOMERS, AttributeMap, infer, is_personal
-from kizuna_tools.migrate.names import event_type, kebab, snake
+from kizuna_tools.migrate.names import event_type, kebab, object_id, snake
 
 
 @pytest.mark.parametrize(
@@ -84,6 +84,11 @@ def test_name_helpers() -> None:
         "a",
     ]
     assert kebab("Winter tea sale!", fallback="c") == "winter-tea-sale"
+    # program and campaign ids: two characters at least, unique among both
+    taken = {"winter-tea-sale"}
+    assert object_id("Winter tea sale", fallback="campaign", taken=taken) == "winter-tea-sale-2"
+    assert object_id("A", fallback="campaign", taken=taken) == "campaign"
+    assert taken == {"winter-tea-sale", "winter-tea-sale-2", "campaign"}
     assert [
         event_type(x) for x in ("wishlist.added", "WishlistAdded", "wishlist_added", "Checkin")
     ] == [

@@ -27,10 +27,11 @@ from kizuna_tools.migrate.campaigns import (
     schedule_of,
     utc_offset,
 )
-from kizuna_tools.migrate.library import RESPONSE, Library
+from kizuna_tools.migrate.library import Library
 from kizuna_tools.migrate.names import snake
 from kizuna_tools.migrate.report import Report, Status
 from kizuna_tools.migrate.segments import Conditions, translate_segments
+from kizuna_tools.migrate.templates import RESPONSE_KEYS, TEMPLATE_TYPES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "pinpoint"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -45,12 +46,13 @@ class FakeResult:
     files: dict[str, str]
     notes: list[Any] = field(default_factory=list)
     todos: list[Any] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 def fake_translate(
     kind: str, name: str, response: dict[str, Any], *, default_locale: str, naming: Any
 ) -> FakeResult:
-    body = response.get(RESPONSE[kind][0], response)
+    body = response.get(RESPONSE_KEYS[kind], response)
     base, _, lang = name.rpartition("_")
     locale = lang if base and lang in ("en", "ja") else default_locale
     base = base if base and lang in ("en", "ja") else name
@@ -72,8 +74,9 @@ def fake_translate(
 
 
 def template(kind: str, name: str, **body: Any) -> dict[str, Any]:
-    key, kind_type = RESPONSE[kind]
-    return {key: {"TemplateName": name, "TemplateType": kind_type, **body}}
+    return {
+        RESPONSE_KEYS[kind]: {"TemplateName": name, "TemplateType": TEMPLATE_TYPES[kind], **body}
+    }
 
 
 def context(report: Report, segments: list[dict[str, Any]] | None = None) -> CampaignContext:

@@ -105,6 +105,16 @@ def test_custom_attributes_and_metrics_are_customer_attributes() -> None:
     assert text(source) == "//"  # none of them: nothing, as Pinpoint
 
 
+def test_the_city_and_the_country_are_the_declared_location_attributes() -> None:
+    # the migration declares city and country from the endpoints' Location
+    source = "{{Location.City}}, {{Location.Country}}"
+    _, result = translate(source)
+    assert not result.todos
+    assert result.attributes == {"city": "Location.City", "country": "Location.Country"}
+    assert text(source, attributes={"city": "Shinjuku", "country": "JP"}) == "Shinjuku, JP"
+    assert text(source) == ","  # a customer without them: nothing, as Pinpoint
+
+
 def test_user_id_locale_and_time_zone() -> None:
     source = "{{User.UserId}} {{Demographic.Locale}} {{Demographic.Timezone}}"
     assert text(source) == "sample en Europe/London"
@@ -132,7 +142,7 @@ def test_channel_type_is_the_templates_own_channel() -> None:
     [
         ("{{Address}}", "address"),
         ("{{Id}}", "endpoint id"),
-        ("{{Location.City}}", "location"),
+        ("{{Location.PostalCode}}", "location data other than the city and the country"),
         ("{{Demographic.Platform}}", "device data"),
         ("{{OptOut}}", "opt-out"),
         ("{{Recommendations.Title}}", "recommender"),

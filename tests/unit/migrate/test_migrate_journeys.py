@@ -12,25 +12,26 @@ from typing import Any
 
 import pytest
 from migrate_helpers import FIXTURES, NOW, with_attributes
-from pinpoint_shapes import problems
 from test_migrate_templates import ATTRIBUTES, declared, translated
 
 from kizuna.delivery.samples import SAMPLE_UNSUBSCRIBE_URL, sample_recipient
 from kizuna.delivery.templates import FilesRenderer, Renderer
 from kizuna.programs.loader import load_program
 from kizuna.programs.model import Program, SendStep
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import KizunaConfig, ValueType
 from kizuna.services.send import message_context
+from kizuna_tools.migrate.attributes import AttributeMap
 from kizuna_tools.migrate.journeys import (
     JourneyContext,
     JourneyResult,
     convert_journey,
-    dimensions_condition,
     event_type,
     parse_duration,
     program_id,
     write_program,
 )
+from kizuna_tools.migrate.segments import Conditions
+from kizuna_tools.migrate.shapes import check
 from kizuna_tools.migrate.templates import template_files
 
 SEG = "5e9f1c2a7b3d4e6f8a0b1c2d3e4f5a0"
@@ -130,7 +131,7 @@ def validate(result: JourneyResult, tmp_path: Path) -> Program:
 def test_journey_fixture_is_pinpoints_shape(path: Path) -> None:
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert list(doc) == ["JourneyResponse"]
-    assert problems(doc["JourneyResponse"], "JourneyResponse") == []
+    assert check(doc["JourneyResponse"], "JourneyResponse") == []
 
 
 def test_the_shape_check_refuses_a_journey_field_pinpoint_never_had() -> None:
@@ -140,10 +141,11 @@ def test_the_shape_check_refuses_a_journey_field_pinpoint_never_had() -> None:
     bad["Activities"]["FollowUp"]["MultiCondition"]["Branches"][1]["Condition"][
         "SegmentDimensions"
     ] = {}  # the wire name is segmentDimensions
-    assert problems(bad, "JourneyResponse") == [
-        "$.Activities.SplitAB.RandomSplit.Branches[0]: RandomSplitEntry has no member 'Percent'",
+    assert check(bad, "JourneyResponse") == [
+        "$.Activities.SplitAB.RandomSplit.Branches[0]: RandomSplitEntry has no member 'Percent' "
+        "(it has: NextActivity, Percentage)",
         "$.Activities.FollowUp.MultiCondition.Branches[1].Condition: SimpleCondition has no "
-        "member 'SegmentDimensions'",
+        "member 'SegmentDimensions' (it has: EventCondition, SegmentCondition, segmentDimensions)",
     ]
 
 
@@ -421,6 +423,14 @@ def test_any_of_two_segments_is_an_or() -> None:
     }
 
 
+def dimensions_branch(
+    *dims: dict[str, Any], ctx: JourneyContext = CTX
+) -> tuple[dict[str, Any] | None, JourneyResult]:
+    """The condition of a yes/no split on ``dims`` (all must hold); None: not expressible."""
+    result = convert(journey(split([{"segmentDimensions": d} for d in dims])), ctx)
+    return steps(result).get("a", {}).get("condition"), result
+
+
 def test_segment_dimensions_become_view_conditions() -> None:
     dims = {
         "UserAttributes": {"MembershipTier": {"AttributeType": "INCLUSIVE", "Values": ["Gold"]}},
@@ -430,23 +440,64 @@ def test_segment_dimensions_become_view_conditions() -> None:
         },
         "Demographic": {"Channel": {"DimensionType": "INCLUSIVE", "Values": ["APNS", "GCM"]}},
     }
-    assert dimensions_condition(dims) == (
-        {
-            "attributes": {
-                "membership_tier": ["Gold"],
-                "favorite_store": [{"anything-but": ["Online"]}],
-                "lifetime_spend": [{"numeric": [">=", 50000]}],
-            },
-            "reachable": ["push"],
+    condition, _ = dimensions_branch(dims)
+    assert condition == {
+        "attributes": {
+            "membership_tier": ["Gold"],
+            "favorite_store": [{"anything-but": ["Online"]}],
+            "lifetime_spend": [{"numeric": [">=", 50000]}],
         },
-        [],
-    )
-    condition, why = dimensions_condition({"Location": {"Country": {"Values": ["JP"]}}})
-    assert condition is None and "Location" in why[0]
-    condition, why = dimensions_condition(
-        {"Attributes": {"SignupDate": {"AttributeType": "AFTER", "Values": ["2025-06-30"]}}}
-    )
-    assert condition is None and "AFTER" in why[0]
+        "reachable": ["push"],
+    }
+
+
+def test_segment_dimensions_are_translated_as_segments_are() -> None:
+    # Given the migration's attributes: SignupDate is a date on the endpoints
+    attributes = AttributeMap()
+    attributes.plan("Attributes", "SignupDate", [["2025-01-02"], ["2025-03-04"]])
+    ctx = JourneyContext(templates=TEMPLATES, segments=SEGMENTS, conditions=Conditions(attributes))
+    # Then a date comparison is date prefixes, the country the declared attribute, app
+    # recency a count of app.opened (its window declared), two bounds on one metric a range
+    between = ["2025-07-01T00:00:00Z", "2025-09-30T00:00:00Z"]  # Q3, both days in
+    dims = {"Attributes": {"SignupDate": {"AttributeType": "BETWEEN", "Values": between}}}
+    condition, _ = dimensions_branch(dims, ctx=ctx)
+    months = [{"prefix": "2025-07"}, {"prefix": "2025-08"}, {"prefix": "2025-09"}]
+    assert condition == {"attributes": {"signup_date": months}}
+    condition, _ = dimensions_branch({"Location": {"Country": {"Values": ["JP"]}}}, ctx=ctx)
+    assert condition == {"attributes": {"country": ["JP"]}}
+    recency = {"Behavior": {"Recency": {"Duration": "DAY_7", "RecencyType": "INACTIVE"}}}
+    condition, result = dimensions_branch(recency, ctx=ctx)
+    assert condition == {"behaviour": {"app.opened": {"count_7d": [0]}}}
+    assert ctx.conditions.activity_windows == {7} and "app.opened" in messages(result, "info")
+    spend = "LifetimeSpend"
+    low = {"Metrics": {spend: {"ComparisonOperator": "GREATER_THAN_OR_EQUAL", "Value": 1000}}}
+    high = {"Metrics": {spend: {"ComparisonOperator": "LESS_THAN", "Value": 5000}}}
+    condition, _ = dimensions_branch(low, high, ctx=ctx)
+    assert condition == {"attributes": {"lifetime_spend": [{"numeric": [">=", 1000, "<", 5000]}]}}
+
+
+@pytest.mark.parametrize(
+    ("dims", "why"),
+    [
+        (
+            {"Attributes": {"SignupDate": {"AttributeType": "AFTER", "Values": ["2025-06-30"]}}},
+            "a time comparison on a string attribute",
+        ),
+        ({"Location": {"GPSPoint": {"RangeInKilometers": 5}}}, "Kizuna keeps no coordinates"),
+        ({"Demographic": {"Platform": {"Values": ["iOS"]}}}, "Kizuna keeps no device platform"),
+        (
+            {"Demographic": {"Channel": {"Values": ["APNS_SANDBOX"]}}},
+            "APNS_SANDBOX: not a Kizuna channel",
+        ),
+        ({"UserAttributes": {"Email": {"Values": ["a@example.com"]}}}, "personal data"),
+    ],
+)
+def test_segment_dimensions_kizuna_cannot_say_take_the_no_path(
+    dims: dict[str, Any], why: str
+) -> None:
+    condition, result = dimensions_branch(dims)
+    assert condition is None and list(steps(result)) == ["f", "end"]
+    assert why in messages(result, "decision")
 
 
 def test_a_multi_condition_split_is_a_chain_of_branches_in_order() -> None:
@@ -567,6 +618,8 @@ def test_a_custom_event_start_with_filters_is_a_custom_trigger() -> None:
         "event": "wishlist.added",
         "conditions": {"category": ["tea", "teaware"], "price": [{"numeric": [">=", 3000]}]},
     }
+    # the fields the migration declares on the custom event (as for a campaign's filter)
+    assert result.trigger_fields == {"category": ValueType.STRING, "price": ValueType.NUMBER}
 
 
 @pytest.mark.parametrize(
@@ -643,6 +696,8 @@ def test_program_ids() -> None:
     assert program_id("Welcome series", "x") == "welcome-series"
     assert program_id("Welcome series", "x", {"welcome-series"}) == "welcome-series-2"
     assert program_id("ようこそ", "ABC123") == "journey-abc123"
+    assert program_id("WelcomeSeries", "x") == "welcome-series"  # as a campaign's id
+    assert program_id("A", "ABC123") == "journey-abc123"  # an id has two characters at least
     assert len(program_id("A very long journey name " * 5, "x")) <= 40
 
 

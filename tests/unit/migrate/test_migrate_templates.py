@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from migrate_helpers import FIXTURES, context, fixture
-from pinpoint_shapes import problems
 
 from kizuna.delivery.templates import FilesRenderer, RenderError
+from kizuna_tools.migrate.shapes import check
 from kizuna_tools.migrate.templates import (
     Kind,
     TemplateResult,
@@ -40,6 +40,7 @@ ATTRIBUTES: dict[str, Any] = {
     "lifetime_spend": 62000,
     "orders_last90_days": 3,
     "promo_banner": "<b>Free shipping</b>",
+    "city": "新宿",
 }
 
 
@@ -68,17 +69,17 @@ def test_template_fixture_is_pinpoints_shape(path: Path) -> None:
     kind, doc = load(path)
     (key,) = doc
     assert key == SHAPES[kind]
-    assert problems(doc[key], SHAPES[kind]) == []
+    assert check(doc[key], SHAPES[kind]) == []
 
 
 def test_the_shape_check_refuses_a_field_pinpoint_never_had() -> None:
     doc = fixture("templates/email/Welcome_ja.json")["EmailTemplateResponse"]
-    assert problems({**doc, "HTMLPart": "<p>x</p>"}, "EmailTemplateResponse") == [
-        "$: EmailTemplateResponse has no member 'HTMLPart'"
-    ]
+    (problem,) = check({**doc, "HTMLPart": "<p>x</p>"}, "EmailTemplateResponse")
+    assert problem.startswith("$: EmailTemplateResponse has no member 'HTMLPart' (it has: ")
+    assert "HtmlPart" in problem  # the member it meant
     push = fixture("templates/push/WishlistReminder.json")["PushNotificationTemplateResponse"]
     bad = {**push, "Default": {**push["Default"], "Action": "OPEN"}}
-    assert problems(bad, "PushNotificationTemplateResponse") == [
+    assert check(bad, "PushNotificationTemplateResponse") == [
         "$.Default.Action: 'OPEN' is not one of OPEN_APP, DEEP_LINK, URL"
     ]
 
@@ -211,6 +212,7 @@ def test_helpers_in_fixtures(renderer: FilesRenderer) -> None:
     gold = renderer.render("p", "winter_sale", "email", "ja", context("ja", ATTRIBUTES, declared()))
     assert gold.subject == "冬のお茶セール (ゴールド会員先行)"  # type: ignore[union-attr]
     assert "累計 62000 円" in gold.html and "ニュースレターの登録" in gold.html  # type: ignore[union-attr]
+    assert "<p>新宿 のお客様へ</p>" in gold.html  # type: ignore[union-attr]
     other = renderer.render(
         "p", "winter_sale", "email", "ja", context("ja", {"membership_tier": "Silver"}, declared())
     )
@@ -233,14 +235,27 @@ def test_push_takes_default_and_reports_what_kizuna_push_lacks() -> None:
     assert any("APNS.MediaUrl" in n.message for n in apns.notes)
 
 
-def test_untranslatable_variables_are_listed_with_their_part_and_line() -> None:
+def test_the_location_city_is_the_declared_city_attribute() -> None:
+    # WinterSale prints {{Location.City}}: the attribute the migration declares, no TODO
     (result,) = translated([FIXTURES / "templates/email/WinterSale_en.json"])
+    assert result.todos == []
+    assert result.attributes["city"] == "Location.City"
+    html = result.files["en/email.html.j2"]
+    assert "For our customers in {{ customer.attributes.city if " in html
+    assert not [n for n in result.notes if n.level == "decision"]
+
+
+def test_untranslatable_variables_are_listed_with_their_part_and_line() -> None:
+    source = "<p>Hi</p>\n<p>{{Location.PostalCode}}</p>"
+    email = {"TemplateType": "EMAIL", "Subject": "s", "HtmlPart": source, "TextPart": "Hi"}
+    doc = {"EmailTemplateResponse": email}
+    result = translate_template("email", "zip_en", doc)
     assert [(t.part, t.line, t.source) for t in result.todos] == [
-        ("email.html", 10, "{{Location.City}}")
+        ("email.html", 2, "{{Location.PostalCode}}")
     ]
     assert "{# TODO(migrate): location data" in result.files["en/email.html.j2"]
     decisions = [n for n in result.notes if n.level == "decision"]
-    assert any("{{Location.City}}" in n.message for n in decisions)
+    assert any("{{Location.PostalCode}}" in n.message for n in decisions)
 
 
 def test_raw_html_is_reported_as_a_risk() -> None:

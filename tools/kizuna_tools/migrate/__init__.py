@@ -7,7 +7,10 @@ events, the contact policy), ``customers.jsonl`` (for ``kizuna import customers`
 (+ ``.json``). docs/MIGRATING-FROM-PINPOINT.md is the guide.
 
 Modules: ``shapes`` (Pinpoint's model from botocore), ``inputs`` (the input layout),
-``names``, ``attributes`` (type inference), ``endpoints`` (customers), ``segments``,
-``campaigns``, ``templates`` and ``journeys`` (Handlebars and journeys), ``report``,
-``project`` (the orchestration).
+``names`` (every Kizuna name for a Pinpoint one), ``attributes`` (type inference),
+``endpoints`` (customers), ``segments`` (dimensions and event filters as conditions, for
+segments, campaigns and journeys alike), ``campaigns``, ``handlebars`` and ``templates``
+(Handlebars to Jinja2), ``library`` (each template translated once, copied to its owners),
+``journeys``, ``notes`` and ``report`` (what a person must know or decide), ``project``
+(the orchestration).
 """

@@ -35,6 +35,8 @@ from kizuna.runtime.config import CustomAttribute, ValueType
 from kizuna_tools.migrate.names import MAX_ATTRIBUTE, snake, unique, words
 
 SOURCES = ("UserAttributes", "Attributes", "Metrics")  # the order names are given out
+# an endpoint's Location fields kept as custom attributes (source "Location"), by name
+LOCATION_ATTRIBUTES = {"Country": "country", "City": "city"}
 ENUM_MAX = 10
 ENUM_MIN_CUSTOMERS = 30
 DEFAULT_MAX_LENGTH = 256
@@ -73,7 +75,7 @@ _PERSONAL_WORDS = frozenset(
 )
 _NAME_QUALIFIERS = frozenset({"first", "last", "given", "family", "full", "middle", "sur", "nick"})
 # Pinpoint names that are Kizuna's own profile fields (letters and digits of the name, lower
-# case: the same rule the template translation applies to ``{{User.UserAttributes.X}}``)
+# case), here and in templates (``{{User.UserAttributes.FirstName}}``): :func:`profile_field`
 PROFILE_NAMES = {
     "firstname": "first_name",
     "givenname": "first_name",

@@ -37,19 +37,17 @@ from typing import Any
 
 from kizuna.runtime.config import CustomEvent, CustomEventField, ValueType
 from kizuna_tools.migrate.library import Library, Translated, message_kinds
-from kizuna_tools.migrate.names import event_type, kebab, snake, unique
+from kizuna_tools.migrate.names import BUILTIN_EVENTS, event_type, kebab, object_id, snake, unique
 from kizuna_tools.migrate.report import Item, Report, Status
 from kizuna_tools.migrate.segments import (
     Inexpressible,
     SegmentsResult,
     dump_yaml,
-    numeric_matchers,
+    event_conditions,
 )
 
 RECURRING = {"HOURLY", "DAILY", "WEEKLY", "MONTHLY"}
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-# Pinpoint's own events that are Kizuna's built-in ones
-SYSTEM_EVENTS = {"_session.start": "app.opened", "_monetization.purchase": "order.placed"}
 STATUS = {
     "SCHEDULED": "scheduled",
     "EXECUTING": "scheduled",
@@ -70,7 +68,7 @@ class Ids:
     taken: set[str] = field(default_factory=set)
 
     def new(self, name: str, fallback: str) -> str:
-        return unique(kebab(name, fallback=fallback), self.taken, 40, "-")
+        return object_id(name, fallback=fallback, taken=self.taken)
 
 
 @dataclass
@@ -189,32 +187,14 @@ def event_trigger(
         return [], [f"{where}: EventType EXCLUSIVE (every event but {names}) cannot trigger"], notes
     if not names:
         return [], [f"{where}: no event type"], notes
-    conditions: dict[str, Any] = {}
-    fields: dict[str, ValueType] = {}
-    for name, dim in sorted((dims.get("Attributes") or {}).items()):
-        field_name = snake(name)
-        fields[field_name] = ValueType.STRING
-        kind = str(dim.get("AttributeType", "INCLUSIVE"))
-        values = [str(v) for v in dim.get("Values", [])]
-        try:
-            conditions[field_name] = _event_matchers(field_name, kind, values, notes)
-        except Inexpressible as exc:
-            decisions.append(f"{where}: event attribute {name}: {exc}")
-        if field_name != name:
-            notes.append(f"event attribute {name} -> field {field_name}")
-    for name, metric in sorted((dims.get("Metrics") or {}).items()):
-        field_name = snake(name)
-        fields[field_name] = ValueType.NUMBER
-        try:
-            conditions[field_name] = numeric_matchers(f"event metric {name}", metric)
-        except Inexpressible as exc:
-            decisions.append(f"{where}: {exc}")
-        if field_name != name:
-            notes.append(f"event metric {name} -> field {field_name}")
+    translation, fields = event_conditions(dims, where)
+    conditions = translation.condition
+    decisions += translation.decisions
+    notes += translation.notes
     triggers: list[tuple[str, dict[str, Any]]] = []
     for name in names:
         if name.startswith("_"):
-            builtin = SYSTEM_EVENTS.get(name)
+            builtin = BUILTIN_EVENTS.get(name)
             if builtin is None:
                 decisions.append(
                     f"{where}: {name} is a Pinpoint system event (message or session "
@@ -236,19 +216,6 @@ def event_trigger(
             continue
         triggers.append((declared, dict(conditions)))
     return triggers, decisions, notes
-
-
-def _event_matchers(field_name: str, kind: str, values: list[str], notes: list[str]) -> list[Any]:
-    if kind == "INCLUSIVE":
-        return list(values)
-    if kind == "EXCLUSIVE":
-        notes.append(f"{field_name} EXCLUSIVE: events without {field_name} do not match")
-        return [{"anything-but": list(values)}]
-    if kind == "CONTAINS":
-        if any("*" in v or "\\" in v for v in values):
-            raise Inexpressible("CONTAINS a '*' or '\\'")
-        return [{"wildcard": f"*{v}*"} for v in values]
-    raise Inexpressible(f"{kind} on an event attribute (event fields are text)")
 
 
 # -- schedules --------------------------------------------------------------------------------
@@ -388,6 +355,20 @@ class Message:
     sms_type: str | None = None
     decisions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def _sendable(
+    holder: Mapping[str, Any], library: Library, fallback_name: str, item: Item
+) -> Message | None:
+    """:func:`message_of`, its notes and decisions on ``item``; None (the item not migrated)
+    when it has nothing Kizuna can send."""
+    message = message_of(holder, library, fallback_name)
+    item.record(message.notes, message.decisions)
+    if not message.channels or not message.parts or message.template is None:
+        item.status = Status.NOT_MIGRATED
+        item.note("no message Kizuna can send (email, SMS or push)")
+        return None
+    return message
 
 
 def message_of(holder: Mapping[str, Any], library: Library, fallback_name: str) -> Message:
@@ -640,10 +621,7 @@ def _scheduled_campaign(
     sched = schedule_of(
         raw.get("Schedule") or {}, ctx.now, state, str(raw.get("LastModifiedDate", ""))
     )
-    for n in sched.notes:
-        item.note(n)
-    for d in sched.decisions:
-        item.decide(d)
+    item.record(sched.notes, sched.decisions)
     if sched.schedule is None:
         item.status = Status.NOT_MIGRATED
         return
@@ -651,14 +629,8 @@ def _scheduled_campaign(
     if audience is None:
         item.status = Status.NOT_MIGRATED
         return
-    message = message_of(raw, ctx.library, cid)
-    for n in message.notes:
-        item.note(n)
-    for d in message.decisions:
-        item.decide(d)
-    if not message.channels or not message.parts or message.template is None:
-        item.status = Status.NOT_MIGRATED
-        item.note("no message Kizuna can send (email, SMS or push)")
+    message = _sendable(raw, ctx.library, cid, item)
+    if message is None:
         return
     holdout = int(raw.get("HoldoutPercent") or 0)
     if holdout > 50:
@@ -691,15 +663,26 @@ def _scheduled_campaign(
             f"MessagesPerSecond {mps} -> rate_limit_per_minute {doc['rate_limit_per_minute']}"
         )
     _limit_notes(raw, item, event=False)
-    problems = ctx.library.use(cid, message.template, message.parts, label)
-    for template, parts in variant_templates:
-        problems += ctx.library.use(cid, template, parts, label)
-    for p in problems:
-        item.decide(p)
+    _use_templates(ctx.library, cid, message, variant_templates, item)
     result.campaigns[cid] = doc
     item.became.append(f"campaigns/{cid}.yaml")
     if "customer_list" in audience:
         item.became.append(f"campaigns/{audience['customer_list']}")
+
+
+def _use_templates(
+    library: Library,
+    owner: str,
+    message: Message,
+    variants: list[tuple[str, list[Translated]]],
+    item: Item,
+) -> None:
+    """Give ``owner`` (a campaign or program id) its message's templates and its variants';
+    what they need decided is the item's."""
+    assert message.template is not None  # a message _sendable returned
+    for template, parts in [(message.template, message.parts), *variants]:
+        for problem in library.use(owner, template, parts, item.source):
+            item.decide(problem)
 
 
 def _limit_notes(raw: Mapping[str, Any], item: Item, *, event: bool) -> None:
@@ -734,10 +717,7 @@ def _event_campaign(
     triggers, decisions, notes = event_trigger(
         schedule.get("EventFilter") or {}, ctx.events, ctx.report, label
     )
-    for n in notes:
-        item.note(n)
-    for d in decisions:
-        item.decide(d)
+    item.record(notes, decisions)
     if not triggers:
         item.status = Status.NOT_MIGRATED
         return
@@ -749,14 +729,8 @@ def _event_campaign(
             item.decide("a program's audience cannot be a customer list: describe it as conditions")
         item.status = Status.NOT_MIGRATED
         return
-    message = message_of(raw, ctx.library, base_id)
-    for n in message.notes:
-        item.note(n)
-    for d in message.decisions:
-        item.decide(d)
-    if not message.channels or not message.parts or message.template is None:
-        item.status = Status.NOT_MIGRATED
-        item.note("no message Kizuna can send (email, SMS or push)")
+    message = _sendable(raw, ctx.library, base_id, item)
+    if message is None:
         return
     holdout = min(int(raw.get("HoldoutPercent") or 0), 50)
     limits = raw.get("Limits") or {}
@@ -807,11 +781,7 @@ def _event_campaign(
         if holdout:
             doc["holdout_percent"] = holdout
         doc["steps"] = steps
-        problems = ctx.library.use(pid, message.template, message.parts, label)
-        for template, parts in variant_templates:
-            problems += ctx.library.use(pid, template, parts, label)
-        for p in problems:
-            item.decide(p)
+        _use_templates(ctx.library, pid, message, variant_templates, item)
         result.programs[pid] = doc
         item.became.append(f"programs/{pid}.yaml")
     item.note("an event-triggered campaign: a program with a trigger")

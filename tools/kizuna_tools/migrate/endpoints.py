@@ -46,7 +46,14 @@ from kizuna.events.custom import vocabulary
 from kizuna.events.inbound import is_customer_id
 from kizuna.runtime.config import CustomAttribute, CustomConfig, ValueType
 from kizuna_tools.migrate import shapes
-from kizuna_tools.migrate.attributes import SOURCES, AttributeMap, Target, is_text, number
+from kizuna_tools.migrate.attributes import (
+    LOCATION_ATTRIBUTES,
+    SOURCES,
+    AttributeMap,
+    Target,
+    is_text,
+    number,
+)
 from kizuna_tools.migrate.report import Report, Status
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # as customer.upserted's email
@@ -68,7 +75,6 @@ CONSENT = {"email": "email_consent", "sms": "sms_consent", "push": "push_consent
 BUILT_IN_FIELDS = frozenset(
     {"birth_date", "gender", "occupation", "region", "prefecture", "locale", "time_zone"}
 )
-LOCATION_ATTRIBUTES = {"Country": "country", "City": "city"}
 
 # Japanese prefectures -> Kizuna's regions (the demo's and the reports' regions)
 JP_REGIONS: dict[str, tuple[str, ...]] = {

@@ -36,7 +36,6 @@ DOCUMENTS: dict[str, str] = {
     "templates/sms/*.json": "GetSmsTemplateResponse",
     "templates/push/*.json": "GetPushTemplateResponse",
 }
-TEMPLATE_KINDS = ("email", "sms", "push")
 LIST_JOURNEYS = "ListJourneysResponse"
 
 

@@ -8,8 +8,9 @@ note for everything a person may need to know or decide. The mapping:
 * **Start.** An ``EventStartCondition`` becomes the trigger: Pinpoint's ``_session.start`` is
   ``app.opened``, ``_monetization.purchase`` is ``order.placed``; a custom event is Kizuna's
   custom event :func:`event_type` (``WishlistAdded`` -> ``wishlist.added``, unless the
-  context maps it); its attribute and metric filters become trigger conditions on the custom event's
-  fields; its ``SegmentId`` becomes the audience ``{segments: [...]}``. Kizuna programs start
+  context maps it); its attribute and metric filters become trigger conditions on the custom
+  event's fields (:func:`kizuna_tools.migrate.segments.event_conditions`, as a campaign's event
+  filter); its ``SegmentId`` becomes the audience ``{segments: [...]}``. Kizuna programs start
   on an event, never on a segment: a ``SegmentStartCondition`` journey becomes a program with
   that segment as its audience and the context's ``segment_start_event`` as trigger; without
   one it is written **disabled** with ``app.opened`` as a placeholder trigger (a decision).
@@ -19,9 +20,12 @@ note for everything a person may need to know or decide. The mapping:
   dropped, a decision). ``ConditionalSplit`` is a ``branch`` (after a ``wait`` of its
   ``EvaluationWaitTime``); ``MultiCondition`` a chain of branches, in order, ending in its
   default; ``RandomSplit`` a ``split`` with the percentages as weights. Segment conditions
-  name the migrated segment, segment dimensions become view conditions. Engagement conditions
-  (a message opened or clicked, issue 19) do not exist in Kizuna: the condition is taken as
-  false (a decision), so customers follow the "no" path. ``Holdout`` at the start of the
+  name the migrated segment; segment dimensions become view conditions, translated as a
+  segment's are (:class:`kizuna_tools.migrate.segments.Conditions`: attributes typed by their
+  declaration, dates, location, channels, app recency), and conditions that must all hold
+  are joined as a segment's groups are. Engagement conditions (a message opened or clicked,
+  issue 19) do not exist in Kizuna: the condition is taken as false (a decision), so
+  customers follow the "no" path. ``Holdout`` at the start of the
   journey is the program's ``holdout_percent`` (Kizuna holds out at entry); anywhere else it
   is a ``split`` whose ``holdout`` arm exits (a decision: its conversions are not compared).
   ``CUSTOM``, ``ContactCenter`` and any other activity are not carried over: the journey
@@ -39,22 +43,30 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 
 import yaml
 
+from kizuna.runtime.config import ValueType
+from kizuna_tools.migrate import names
+from kizuna_tools.migrate.attributes import AttributeMap
 from kizuna_tools.migrate.notes import Level, Note
-from kizuna_tools.migrate.templates import Kind, TemplateResult, attribute_name
+from kizuna_tools.migrate.segments import (
+    Conditions,
+    Inexpressible,
+    conjoin,
+    disjoin,
+    event_conditions,
+)
+from kizuna_tools.migrate.templates import Kind, TemplateResult
 
 __all__ = [
-    "BUILTIN_EVENTS",
     "JourneyContext",
     "JourneyResult",
     "convert_journey",
-    "dimensions_condition",
     "event_type",
     "parse_duration",
     "program_id",
@@ -62,32 +74,10 @@ __all__ = [
     "write_program",
 ]
 
-# Pinpoint's standard events with a Kizuna counterpart.
-BUILTIN_EVENTS = {"_session.start": "app.opened", "_monetization.purchase": "order.placed"}
 PLACEHOLDER_TRIGGER = "app.opened"
 END = "end"
 MAX_STEPS = 40
 _CHANNELS: dict[str, Kind] = {"EMAIL": "email", "SMS": "sms", "PUSH": "push"}
-_ENDPOINT_CHANNELS = {
-    "EMAIL": "email",
-    "SMS": "sms",
-    "APNS": "push",
-    "APNS_SANDBOX": "push",
-    "APNS_VOIP": "push",
-    "APNS_VOIP_SANDBOX": "push",
-    "GCM": "push",
-    "ADM": "push",
-    "BAIDU": "push",
-}
-_OPERATORS = {
-    "GREATER_THAN": ">",
-    "GREATER_THAN_OR_EQUAL": ">=",
-    "LESS_THAN": "<",
-    "LESS_THAN_OR_EQUAL": "<=",
-    "EQUAL": "=",
-}
-_CUSTOM_EVENT = re.compile(r"^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){1,3}$")
-
 # (condition or None when it cannot be expressed, the reasons)
 Translated = tuple[dict[str, Any] | None, list[str]]
 
@@ -98,37 +88,24 @@ def event_type(pinpoint: str, overrides: Mapping[str, str] | None = None) -> str
     standard events with a counterpart, then a custom event's own name when it is a Kizuna
     detail-type (``wishlist.added``), else its first word, a dot and the rest
     (``WishlistAdded`` -> ``wishlist.added``; one word: ``Checkin`` -> ``app.checkin``), as
-    the migration declares it; None for another standard ``_x.y`` event: Kizuna has none."""
+    the migration declares it (:func:`kizuna_tools.migrate.names.event_type`); None for
+    another standard ``_x.y`` event: Kizuna has none."""
     if overrides and pinpoint in overrides:
         return overrides[pinpoint]
-    if pinpoint in BUILTIN_EVENTS:
-        return BUILTIN_EVENTS[pinpoint]
+    if pinpoint in names.BUILTIN_EVENTS:
+        return names.BUILTIN_EVENTS[pinpoint]
     if pinpoint.startswith("_"):
         return None
-    if _CUSTOM_EVENT.match(pinpoint):
-        return pinpoint
-    words = [w for w in attribute_name(pinpoint).split("_") if w]
-    head, rest = (words[0], words[1:]) if len(words) > 1 else ("app", words)
-    head = head if head[0].isalpha() else f"app_{head}"
-    tail = "_".join(rest) or "event"
-    tail = tail if tail[0].isalpha() else f"e_{tail}"
-    candidate = f"{head[:31]}.{tail[:31].rstrip('_')}"
-    return candidate if _CUSTOM_EVENT.match(candidate) else None
+    return names.event_type(pinpoint)
 
 
 def program_id(name: str, journey_id: str, taken: Collection[str] = ()) -> str:
     """A program id (``^[a-z][a-z0-9-]{1,39}$``) from the journey's name, else its id;
-    ``-2``, ``-3``... when taken."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    if len(slug) < 2 or not slug[0].isalpha():
-        ident = re.sub(r"[^a-z0-9]", "", journey_id.lower())[:12]
-        slug = f"journey-{ident}" if ident else "journey"
-    slug = slug[:40].rstrip("-")
-    candidate, n = slug, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{slug[: 40 - len(str(n)) - 1].rstrip('-')}-{n}"
-    return candidate
+    ``-2``, ``-3``... when taken (:func:`kizuna_tools.migrate.names.object_id`, as a
+    campaign's)."""
+    ident = re.sub(r"[^a-z0-9]", "", journey_id.lower())[:12]
+    fallback = f"journey-{ident}" if ident else "journey"
+    return names.object_id(name, fallback=fallback, taken=set(taken))
 
 
 _DURATION = re.compile(
@@ -159,100 +136,10 @@ def parse_duration(text: str) -> tuple[int, list[str]]:
     return minutes, approx
 
 
-def _step_id(raw: str, used: set[str], suffix: str = "") -> str:
-    base = re.sub(r"[^a-z0-9]+", "_", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw).lower())
-    base = base.strip("_")
-    if not base or not base[0].isalpha():
-        base = f"a_{base}".rstrip("_")
-    room = 40 - len(suffix)
-    candidate, n = f"{base[:room].rstrip('_')}{suffix}", 1
-    while candidate in used or candidate == END:
-        n += 1
-        tail = f"_{n}{suffix}"
-        candidate = f"{base[: 40 - len(tail)].rstrip('_')}{tail}"
-    used.add(candidate)
-    return candidate
-
-
-# --- conditions ------------------------------------------------------------------------------
-def _attribute_values(dim: Mapping[str, Any]) -> tuple[list[Any] | None, str | None]:
-    values = [str(v) for v in dim.get("Values") or []]
-    kind = dim.get("AttributeType") or "INCLUSIVE"
-    if not values:
-        return None, "a dimension without values"
-    if kind == "INCLUSIVE":
-        return values, None
-    if kind == "EXCLUSIVE":
-        return [{"anything-but": values}], None
-    if kind == "CONTAINS":
-        bad = [v for v in values if "*" in v or "\\" in v]
-        if bad:
-            return None, f"CONTAINS {bad!r} (a '*' in the value)"
-        return [{"wildcard": f"*{v}*"} for v in values], None
-    return None, f"AttributeType {kind} (dates) has no Kizuna condition"
-
-
-def _metric(dim: Mapping[str, Any]) -> tuple[list[Any] | None, str | None]:
-    op = _OPERATORS.get(str(dim.get("ComparisonOperator")))
-    value = dim.get("Value")
-    if op is None or not isinstance(value, int | float):
-        return None, f"metric comparison {dim.get('ComparisonOperator')!r}"
-    number: int | float = int(value) if float(value).is_integer() else value
-    return [{"numeric": [op, number]}], None
-
-
-def dimensions_condition(
-    dims: Mapping[str, Any], naming: Callable[[str], str] = attribute_name
-) -> Translated:
-    """Pinpoint ``SegmentDimensions`` as a condition on Kizuna's customer view: custom
-    attributes and metrics on ``attributes.<name>``, the ``Channel`` demographic on
-    ``reachable``. Anything else (devices, location, recency) cannot be expressed: None
-    and the reasons (every dimension must hold, so one missing changes the meaning)."""
-    condition: dict[str, Any] = {}
-    reasons: list[str] = []
-    attributes: dict[str, Any] = {}
-    for group in ("Attributes", "UserAttributes"):
-        for raw, dim in (dims.get(group) or {}).items():
-            values, why = _attribute_values(dim)
-            name = naming(raw)
-            if why or values is None:
-                reasons.append(f"{group}.{raw}: {why}")
-            elif name in attributes:
-                reasons.append(f"{group}.{raw}: a second condition on attribute {name!r}")
-            else:
-                attributes[name] = values
-    for raw, dim in (dims.get("Metrics") or {}).items():
-        values, why = _metric(dim)
-        name = naming(raw)
-        if why or values is None:
-            reasons.append(f"Metrics.{raw}: {why}")
-        elif name in attributes:
-            reasons.append(f"Metrics.{raw}: a second condition on attribute {name!r}")
-        else:
-            attributes[name] = values
-    if attributes:
-        condition["attributes"] = attributes
-    demographic = dims.get("Demographic") or {}
-    for key, dim in demographic.items():
-        if key != "Channel":
-            reasons.append(f"Demographic.{key}: device data Kizuna does not keep")
-            continue
-        channels = sorted({_ENDPOINT_CHANNELS.get(str(v), "") for v in dim.get("Values") or []})
-        if "" in channels or not channels:
-            reasons.append(f"Demographic.Channel {dim.get('Values')!r}: a channel Kizuna lacks")
-        elif dim.get("DimensionType", "INCLUSIVE") != "INCLUSIVE":
-            reasons.append("Demographic.Channel EXCLUSIVE")
-        else:
-            condition["reachable"] = channels
-    for key in ("Location", "Behavior"):
-        if dims.get(key):
-            what = "country and GPS" if key == "Location" else "app recency"
-            reasons.append(f"{key}: {what} conditions have no Kizuna counterpart")
-    if reasons:
-        return None, reasons
-    if not condition:
-        return None, ["an empty segment dimension"]
-    return condition, []
+def _step_id(raw: str, used: set[str]) -> str:
+    """A step id (``^[a-z][a-z0-9_]{0,39}$``) for an activity id, not in ``used`` (the exit
+    step's among them), then added to it."""
+    return names.unique(names.snake(raw), used, names.MAX_ATTRIBUTE, "_")
 
 
 # --- context and result ----------------------------------------------------------------------
@@ -260,21 +147,16 @@ def dimensions_condition(
 class JourneyContext:
     """What the rest of the migration knows: the translated templates (all kinds and
     locales), the migrated segments (Pinpoint segment id -> Kizuna segment name), event-type
-    overrides (Pinpoint -> Kizuna), program ids already used, and the event that starts a
-    segment journey (None: written disabled, a decision)."""
+    overrides (Pinpoint -> Kizuna), program ids already used, the event that starts a
+    segment journey (None: written disabled, a decision) and the segments' translator of
+    dimensions (with the migration's attributes; its own, empty, by default)."""
 
     templates: Sequence[TemplateResult] = ()
     segments: Mapping[str, str] = field(default_factory=dict)
     event_types: Mapping[str, str] = field(default_factory=dict)
     taken_ids: Collection[str] = ()
     segment_start_event: str | None = None
-    naming: Callable[[str], str] = attribute_name
-    dimensions: Callable[[Mapping[str, Any]], Translated] | None = None
-
-    def condition_of(self, dims: Mapping[str, Any]) -> Translated:
-        if self.dimensions is not None:
-            return self.dimensions(dims)
-        return dimensions_condition(dims, self.naming)
+    conditions: Conditions = field(default_factory=lambda: Conditions(AttributeMap()))
 
 
 @dataclass
@@ -286,6 +168,7 @@ class JourneyResult:
     templates: list[TemplateResult] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     activities: dict[str, str] = field(default_factory=dict)  # activity id -> what it became
+    trigger_fields: dict[str, ValueType] = field(default_factory=dict)  # the custom event's
 
 
 # --- conversion ------------------------------------------------------------------------------
@@ -304,13 +187,14 @@ class _Converter:
         self.name = str(journey.get("Name") or journey.get("Id") or "journey")
         self.subject = f"journey {self.name!r}"
         self.notes: list[Note] = []
-        self.used_ids: set[str] = set()
+        self.used_ids: set[str] = {END}
         self.acts: Mapping[str, Any] = journey.get("Activities") or {}
         self.step_ids = {aid: _step_id(aid, self.used_ids) for aid in self.acts}
         self.plans: dict[str, _Plan] = {}
         self.templates: dict[str, list[TemplateResult]] = {}
         self.holdout_percent = 0
         self.activities: dict[str, str] = {}
+        self.trigger_fields: dict[str, ValueType] = {}
 
     def note(self, level: Level, message: str, activity: str | None = None) -> None:
         where = self.subject + (f" activity {activity!r}" if activity else "")
@@ -457,9 +341,16 @@ class _Converter:
             return {"segments": [name]}, []
         # the wire name is segmentDimensions (its locationName); SDKs print SegmentDimensions
         dims = cond.get("segmentDimensions") or cond.get("SegmentDimensions")
-        if dims:
-            return self.ctx.condition_of(dims)
-        return None, ["an empty condition"]
+        if not dims:
+            return None, ["an empty condition"]
+        translation = self.ctx.conditions.dimensions(dims, "segment dimensions")
+        for note in translation.notes:
+            self.note("info", note, aid)
+        if translation.decisions:
+            return None, translation.decisions
+        if not translation.condition:
+            return None, ["an empty segment dimension"]
+        return translation.condition, []
 
     def combined(self, aid: str, body: Mapping[str, Any]) -> Translated:
         condition = body.get("Condition") or {}
@@ -469,23 +360,15 @@ class _Converter:
         if not parts:
             return None, ["no conditions"]
         if condition.get("Operator", "ALL") == "ANY":
-            if not ok:
-                return None, reasons
-            return (ok[0] if len(ok) == 1 else {"$or": ok}), reasons
+            return (disjoin(ok) if ok else None), reasons
         if len(ok) < len(parts):
             return None, reasons
         merged: dict[str, Any] = {}
         for p in ok:
-            for key, value in p.items():
-                if key in merged and key == "attributes" and isinstance(value, dict):
-                    clash = set(merged[key]) & set(value)
-                    if clash:
-                        return None, [f"two conditions on {sorted(clash)} (ALL)"]
-                    merged[key] = {**merged[key], **value}
-                elif key in merged:
-                    return None, [f"two conditions on {key!r} that must all hold (ALL)"]
-                else:
-                    merged[key] = value
+            try:
+                merged = conjoin(merged, p)
+            except Inexpressible as exc:
+                return None, [f"{exc} (ALL)"]
         return merged, reasons
 
     def yes_no(self, aid: str, sid: str, body: Mapping[str, Any]) -> _Plan:
@@ -735,21 +618,25 @@ def _event_trigger(conv: _Converter, flt: Mapping[str, Any]) -> tuple[dict[str, 
         )
     pinpoint, kizuna = usable[0]
     trigger: dict[str, Any] = {"event": kizuna}
-    if kizuna not in BUILTIN_EVENTS.values() and pinpoint not in conv.ctx.event_types:
+    if kizuna in names.BUILTIN_EVENTS.values():
+        for group in ("Attributes", "Metrics"):
+            for raw in dims.get(group) or {}:
+                conv.note(
+                    "decision",
+                    f"trigger filter {group}.{raw} dropped: {kizuna} has no field for "
+                    f"Pinpoint's {raw!r}",
+                )
+        return trigger, True
+    if pinpoint not in conv.ctx.event_types:
         conv.note("info", f"custom event {pinpoint!r} is Kizuna's {kizuna!r} (declare it)")
-    conditions: dict[str, Any] = {}
-    custom = kizuna not in BUILTIN_EVENTS.values()
-    for group, convert in (("Attributes", _attribute_values), ("Metrics", _metric)):
-        for raw, dim in (dims.get(group) or {}).items():
-            values_, why = convert(dim)
-            if not custom:
-                why = why or f"{kizuna} has no field for Pinpoint's {raw!r}"
-            if why or values_ is None:
-                conv.note("decision", f"trigger filter {group}.{raw} dropped: {why}")
-                continue
-            conditions[conv.ctx.naming(raw)] = values_
-    if conditions:
-        trigger["conditions"] = conditions
+    translation, fields = event_conditions(dims, "trigger filter")
+    for why in translation.decisions:
+        conv.note("decision", f"{why}: the filter is dropped")
+    for note in translation.notes:
+        conv.note("info", note)
+    if translation.condition:
+        trigger["conditions"] = translation.condition
+    conv.trigger_fields = fields
     return trigger, True
 
 
@@ -858,6 +745,7 @@ def convert_journey(response: Mapping[str, Any], ctx: JourneyContext) -> Journey
     else:
         result.program = program
     result.notes, result.activities = conv.notes, conv.activities
+    result.trigger_fields = conv.trigger_fields
     return result
 
 

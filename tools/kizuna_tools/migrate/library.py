@@ -21,13 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from kizuna_tools.migrate.report import Item, Report, Status
+from kizuna_tools.migrate.templates import RESPONSE_KEYS, TEMPLATE_TYPES, TemplateResult
 
-KINDS = ("email", "sms", "push")
-RESPONSE = {
-    "email": ("EmailTemplateResponse", "EMAIL"),
-    "sms": ("SMSTemplateResponse", "SMS"),
-    "push": ("PushNotificationTemplateResponse", "PUSH"),
-}
 # Message members (a campaign's push message) -> the push template's members
 _PUSH_DEFAULT = ("Action", "Body", "Title", "Url")
 _PUSH_APNS = ("Action", "Body", "MediaUrl", "RawContent", "Title", "Url")
@@ -40,7 +35,7 @@ class Translated:
 
     kind: str
     pinpoint: str
-    result: Any  # kizuna_tools.migrate.templates.TemplateResult
+    result: TemplateResult
 
     @property
     def template(self) -> str:
@@ -102,7 +97,7 @@ class Library:
         template or message reads (``Attributes.PromoBanner``...)."""
         found: list[tuple[str, str]] = []
         for translated in [*self.by_name.values(), *self.inlines]:
-            found += sorted(dict(getattr(translated.result, "attributes", {}) or {}).items())
+            found += sorted(translated.result.attributes.items())
         return found
 
     def group(self, kind: str, name: str) -> list[Translated]:
@@ -154,30 +149,20 @@ class Library:
         return written
 
 
-def _notes(item: Item, result: Any) -> None:
+def _notes(item: Item, result: TemplateResult) -> None:
     """A TemplateResult's notes and TODOs on its report item."""
-    for note in getattr(result, "notes", []):
-        level = getattr(note, "level", "info")
-        text = getattr(note, "message", str(note))
-        if level in ("decision", "error"):
-            item.decide(text)
-        else:
-            item.note(f"{level}: {text}" if level != "info" else text)
-    for todo in getattr(result, "todos", []):
+    for note in result.notes:
+        item.tell(note.level, note.message)
+    for todo in result.todos:
         if not any(str(todo.source) in d for d in item.decisions):  # not said yet
             item.decide(f"TODO left in the template: {todo}")
 
 
-def notes_of(item: Item, translated: Translated) -> None:
-    _notes(item, translated.result)
-
-
 def inline_response(kind: str, name: str, message: Mapping[str, Any]) -> dict[str, Any] | None:
     """A campaign's message of ``kind`` as the Get*Template response it would have been."""
-    key, template_type = RESPONSE[kind]
     body: dict[str, Any] = {
         "TemplateName": name,
-        "TemplateType": template_type,
+        "TemplateType": TEMPLATE_TYPES[kind],
         "CreationDate": "1970-01-01T00:00:00Z",
         "LastModifiedDate": "1970-01-01T00:00:00Z",
     }
@@ -206,7 +191,7 @@ def inline_response(kind: str, name: str, message: Mapping[str, Any]) -> dict[st
                 found = True
         if not found:
             return None
-    return {key: body}
+    return {RESPONSE_KEYS[kind]: body}
 
 
 def message_kinds(message: Mapping[str, Any], templates: Mapping[str, Any]) -> list[str]:

@@ -16,6 +16,8 @@ ATTRIBUTE_NAME = re.compile(CUSTOM_NAME_PATTERN)
 EVENT_NAME = re.compile(CUSTOM_EVENT_PATTERN)
 MAX_ATTRIBUTE = 40
 MAX_ID = 40  # program and campaign ids: ^[a-z][a-z0-9-]{1,39}$
+# Pinpoint's standard events that are Kizuna's built-in ones (the other ``_x.y`` have none)
+BUILTIN_EVENTS = {"_session.start": "app.opened", "_monetization.purchase": "order.placed"}
 
 
 def words(name: str) -> list[str]:
@@ -40,6 +42,13 @@ def kebab(name: str, *, fallback: str, max_length: int = MAX_ID) -> str:
     if not out[0].isalpha():
         out = f"{fallback}-{out}"
     return out[:max_length].rstrip("-")
+
+
+def object_id(name: str, *, fallback: str, taken: set[str]) -> str:
+    """A program or campaign id (``^[a-z][a-z0-9-]{1,39}$``) for a Pinpoint name (``fallback``
+    when it gives fewer than two characters), not in ``taken`` (then added to it)."""
+    slug = kebab(name, fallback=fallback)
+    return unique(slug if len(slug) >= 2 else fallback, taken, MAX_ID, "-")
 
 
 def unique(name: str, taken: set[str], max_length: int, sep: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kizuna.events.custom import vocabulary
-from kizuna.programs.view import SEGMENTS_FIELD, view_fields
+from kizuna.programs.view import SEGMENTS_FIELD
 from kizuna.runtime.config import (
     ContactPolicyConfig,
     CustomConfig,
@@ -51,6 +51,7 @@ from kizuna_tools.migrate.campaigns import (
     write_campaigns,
 )
 from kizuna_tools.migrate.endpoints import CustomersResult, migrate_endpoints
+from kizuna_tools.migrate.journeys import JourneyContext, convert_journey
 from kizuna_tools.migrate.library import Library, Translated
 from kizuna_tools.migrate.names import snake
 from kizuna_tools.migrate.report import Item, Report, Status
@@ -62,6 +63,7 @@ from kizuna_tools.migrate.segments import (
     translate_segments,
     write_segments,
 )
+from kizuna_tools.migrate.templates import translate_template
 
 OUTPUTS = (
     "kizuna-config.json",
@@ -73,7 +75,6 @@ OUTPUTS = (
     "MIGRATION-REPORT.md",
     "MIGRATION-REPORT.json",
 )
-NOTE_LEVELS_DECIDE = ("decision", "error")
 
 
 class MigrationError(ValueError):
@@ -105,7 +106,7 @@ class Migration:
         return self.customers.attributes
 
     def naming(self, raw: str) -> str:
-        """The Kizuna name of a Pinpoint attribute (templates and journeys ask by name only:
+        """The Kizuna name of a Pinpoint attribute (templates ask by name only:
         user attributes first, then endpoint attributes, then metrics)."""
         for source in ("UserAttributes", "Attributes", "Metrics", "Location"):
             target = self.attributes.get(source, raw)
@@ -219,17 +220,8 @@ def _items(payload: Any) -> list[Mapping[str, Any]]:
     return []
 
 
-def _translate(*args: Any, **kwargs: Any) -> Any:
-    """:func:`kizuna_tools.migrate.templates.translate_template`, imported when first used."""
-    from kizuna_tools.migrate.templates import (  # type: ignore[import-not-found, unused-ignore]
-        translate_template,
-    )
-
-    return translate_template(*args, **kwargs)
-
-
 def _library(m: Migration, documents: Mapping[str, Any]) -> Library:
-    library = Library(_translate, m.base.contact.default_locale, m.naming, m.report)
+    library = Library(translate_template, m.base.contact.default_locale, m.naming, m.report)
     for rel, payload in sorted(documents.items()):
         parts = rel.split("/")
         if parts[0] != "templates" or len(parts) != 3:
@@ -244,6 +236,7 @@ _PATH_SOURCES = {
     "User.UserAttributes": "UserAttributes",
     "Attributes": "Attributes",
     "Metrics": "Metrics",
+    "Location": "Location",
 }
 
 
@@ -275,22 +268,7 @@ def _declare_template_attributes(m: Migration) -> None:
 def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
     if not any(rel.startswith("journeys/") for rel in documents):
         return
-    from kizuna_tools.migrate.journeys import (  # type: ignore[import-not-found, unused-ignore]
-        JourneyContext,
-        convert_journey,
-    )
-
     assert m.library is not None and m.conditions is not None
-    conditions = m.conditions
-
-    def dimensions(dims: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
-        translation = conditions.dimensions(dims, "journey condition")
-        if translation.decisions:
-            return None, translation.decisions
-        if not translation.condition:
-            return None, ["an empty segment dimension"]
-        return translation.condition, []
-
     journeys: list[tuple[str, Mapping[str, Any]]] = []
     for rel, payload in sorted(documents.items()):
         if not rel.startswith("journeys/"):
@@ -307,8 +285,7 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
             segments=segments,
             event_types={p: k for k, p in m.events.sources.items()},
             taken_ids=frozenset(m.ids.taken),
-            naming=m.naming,
-            dimensions=dimensions,
+            conditions=m.conditions,
         )
         label = str(journey.get("Name") or journey.get("Id") or rel)
         item = m.report.add("journey", label, pinpoint_id=str(journey.get("Id") or ""))
@@ -319,11 +296,9 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
             item.note(f"{rel}: {exc}")
             continue
         for note in result.notes:
-            text = f"{note.subject}: {note.message}" if note.subject else note.message
-            if note.level in NOTE_LEVELS_DECIDE:
-                item.decide(text)
-            else:
-                item.note(f"{note.level}: {text}" if note.level != "info" else text)
+            item.tell(
+                note.level, f"{note.subject}: {note.message}" if note.subject else note.message
+            )
         for activity, became in sorted(result.activities.items()):
             item.note(f"activity {activity} -> {became}")
         if result.program is None:
@@ -331,7 +306,7 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
             continue
         program = dict(result.program)
         m.ids.taken.add(result.program_id)
-        _declare_trigger(m, program, item, journey)
+        _declare_trigger(m, program, result.trigger_fields, item, journey)
         _hold_incomplete(m, program, item)
         groups: dict[str, list[Translated]] = {}
         for r in result.templates:
@@ -349,21 +324,16 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
 
 
 def _declare_trigger(
-    m: Migration, program: dict[str, Any], item: Item, journey: Mapping[str, Any]
+    m: Migration,
+    program: dict[str, Any],
+    fields: dict[str, ValueType],
+    item: Item,
+    journey: Mapping[str, Any],
 ) -> None:
-    """Declare the custom event a journey starts on (fields typed by its conditions)."""
+    """Declare the custom event a journey starts on (with the fields its filter names)."""
     event = str((program.get("trigger") or {}).get("event", ""))
     if vocabulary(m.base).inbound_model(event) is not None or _builtin(event):
         return
-    conditions = (program.get("trigger") or {}).get("conditions") or {}
-    fields = {
-        name: ValueType.NUMBER
-        if any(isinstance(x, Mapping) and "numeric" in x for x in matchers)
-        or all(isinstance(x, int | float) and not isinstance(x, bool) for x in matchers)
-        else ValueType.STRING
-        for name, matchers in conditions.items()
-        if isinstance(matchers, list)
-    }
     start = (journey.get("StartCondition") or {}).get("EventStartCondition") or {}
     values = (
         ((start.get("EventFilter") or {}).get("Dimensions") or {})
@@ -514,23 +484,8 @@ def _contact(m: Migration) -> ContactPolicyConfig:
 
 def _check_segments(m: Migration) -> None:
     """Every segment condition against the customer view with what is declared so far (the
-    attributes and the activity windows segments need are all known by now), by the rules
-    the segments loader applies."""
-    vocab = vocabulary(_config(m, report=False))
-    try:  # the loaders' rules with the vocabulary (values typed by the declarations)
-        from kizuna.programs.view_rules import (  # type: ignore[import-not-found, unused-ignore]
-            view_condition_problems,
-        )
-    except ImportError:  # without them: the fields the view has
-        fields = {k: v for k, v in view_fields(vocab).items() if k != SEGMENTS_FIELD}
-        check_segments(m.segments, fields, m.report)
-        return
-
-    def problems(condition: Mapping[str, Any]) -> list[str]:
-        found: list[str] = view_condition_problems(condition, "conditions", vocab, segments=False)
-        return found
-
-    check_segments(m.segments, problems, m.report)
+    attributes and the activity windows segments need are all known by now)."""
+    check_segments(m.segments, vocabulary(_config(m, report=False)), m.report)
 
 
 def _check_conditions(m: Migration) -> None:

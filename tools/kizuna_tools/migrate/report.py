@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -48,6 +49,9 @@ KINDS = (
 _EXCERPT = 200  # endpoint items listed in the Markdown (all of them are in the JSON)
 
 
+DECIDE_LEVELS = ("decision", "error")  # a translator's notes a person must act on
+
+
 @dataclass
 class Item:
     kind: str  # one of KINDS
@@ -69,6 +73,22 @@ class Item:
             self.decisions.append(text)
         if self.status in (Status.MIGRATED, Status.CHANGED):
             self.status = Status.NEEDS_DECISION
+
+    def tell(self, level: str, text: str) -> None:
+        """A translator's note (:class:`kizuna_tools.migrate.notes.Note`) by its level: a
+        decision or an error is a decision to make; any other a note (its level said, but
+        ``info``)."""
+        if level in DECIDE_LEVELS:
+            self.decide(text)
+        else:
+            self.note(text if level == "info" else f"{level}: {text}")
+
+    def record(self, notes: Iterable[str] = (), decisions: Iterable[str] = ()) -> None:
+        """What a translation said: its notes, then its decisions."""
+        for text in notes:
+            self.note(text)
+        for text in decisions:
+            self.decide(text)
 
 
 @dataclass

@@ -30,7 +30,7 @@ conditions, and a campaign can take a customer list instead.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -38,10 +38,11 @@ from typing import Any
 
 import yaml
 
-from kizuna.programs.pattern_rules import Fields, condition_problems
+from kizuna.events.custom import Vocabulary
+from kizuna.programs.view_rules import view_condition_problems
 from kizuna.runtime.config import ValueType
 from kizuna_tools.migrate.attributes import AttributeMap, Target, number
-from kizuna_tools.migrate.names import kebab, unique
+from kizuna_tools.migrate.names import kebab, snake, unique
 from kizuna_tools.migrate.report import Report, Status
 
 RECENCY_DAYS = {"HR_24": 1, "DAY_7": 7, "DAY_14": 14, "DAY_30": 30}
@@ -232,9 +233,9 @@ def date_matchers(kind: str, values: list[str]) -> list[Any]:
 
 
 # -- values -----------------------------------------------------------------------------------
-def _wildcard(value: str) -> dict[str, str]:
+def _wildcard(value: str, label: str) -> dict[str, str]:
     if "*" in value or "\\" in value:
-        raise Inexpressible(f"CONTAINS {value!r}: a '*' or '\\' in the text")
+        raise Inexpressible(f"{label} CONTAINS {value!r}: a '*' or '\\' in the text")
     return {"wildcard": f"*{value}*"}
 
 
@@ -243,6 +244,8 @@ def attribute_matchers(target: Target, kind: str, values: list[str], notes: list
     spec = target.spec
     assert spec is not None
     label = target.label
+    if not values:
+        raise Inexpressible(f"{label} {kind}: no values")
     if spec.type == ValueType.DATE and kind in ("ON", "BEFORE", "AFTER", "BETWEEN"):
         notes.append(
             f"{label} {kind} {', '.join(values)}: dates compared as Pinpoint did "
@@ -291,7 +294,7 @@ def attribute_matchers(target: Target, kind: str, values: list[str], notes: list
     if kind == "CONTAINS":
         if spec.type not in (ValueType.STRING, ValueType.STRING_LIST, ValueType.DATE):
             raise Inexpressible(f"{label}: CONTAINS on a {spec.type.value}")
-        return [_wildcard(v) for v in values]
+        return [_wildcard(v, label) for v in values]
     raise Inexpressible(f"{label}: AttributeType {kind}")
 
 
@@ -304,6 +307,58 @@ def numeric_matchers(label: str, metric: Mapping[str, Any]) -> list[Any]:
         raise Inexpressible(f"{label}: {metric.get('Value')!r} is outside +-5e9")
     n = int(value) if value == value.to_integral_value() else float(value)
     return [{"numeric": [op, n]}]
+
+
+def event_conditions(
+    dims: Mapping[str, Any], where: str
+) -> tuple[Translation, dict[str, ValueType]]:
+    """An event filter's ``Attributes`` and ``Metrics`` (a campaign's ``EventFilter``, a
+    journey's ``EventStartCondition``) as conditions on the custom event's fields, and the
+    fields it names with their types (an attribute is text, a metric a number): field names
+    in snake case; INCLUSIVE -> the values, EXCLUSIVE -> ``anything-but``, CONTAINS ->
+    ``wildcard *v*``, a metric -> ``numeric``."""
+    result = Translation()
+    fields: dict[str, ValueType] = {}
+    sources = (
+        ("Attributes", "event attribute", ValueType.STRING),
+        ("Metrics", "event metric", ValueType.NUMBER),
+    )
+    for source, what, kind in sources:
+        for name, dim in sorted((dims.get(source) or {}).items()):
+            field_name, label = snake(name), f"{what} {name}"
+            if field_name in fields:
+                result.decisions.append(f"{where}: {label}: a second filter on {field_name}")
+                continue
+            fields[field_name] = kind
+            try:
+                if kind == ValueType.NUMBER:
+                    matchers = numeric_matchers(label, dim)
+                else:
+                    matchers = _event_matchers(label, field_name, dim, result.notes)
+            except Inexpressible as exc:
+                result.decisions.append(f"{where}: {exc}")
+            else:
+                result.condition[field_name] = matchers
+            if field_name != name:
+                result.notes.append(f"{what} {name} -> field {field_name}")
+    return result, fields
+
+
+def _event_matchers(
+    label: str, field_name: str, dim: Mapping[str, Any], notes: list[str]
+) -> list[Any]:
+    kind = str(dim.get("AttributeType", "INCLUSIVE"))
+    values = [str(v) for v in dim.get("Values", [])]
+    if not values:
+        raise Inexpressible(f"{label}: no values")
+    if kind == "INCLUSIVE":
+        return values
+    if kind == "EXCLUSIVE":
+        notes.append(f"{field_name} EXCLUSIVE: events without {field_name} do not match")
+        return [{"anything-but": values}]
+    if kind == "CONTAINS":
+        return [_wildcard(v, label) for v in values]
+    raise Inexpressible(f"{label}: {kind} on an event attribute (event fields are text)")
 
 
 def _nest(path: list[str], matchers: list[Any]) -> dict[str, Any]:
@@ -346,13 +401,7 @@ class Conditions:
         recency = ((dims or {}).get("Behavior") or {}).get("Recency")
         if recency:
             parts += self._attempt(result, lambda: self._recency(recency, result))
-        condition: dict[str, Any] = {}
-        for part in parts:
-            try:
-                condition = conjoin(condition, part)
-            except Inexpressible as exc:
-                result.decisions.append(f"{where}: {exc}")
-        result.condition = condition
+        result.condition = _all(parts, result, where)
         return result
 
     @staticmethod
@@ -520,23 +569,16 @@ def translate_segments(
     return result
 
 
-def check_segments(
-    result: SegmentsResult,
-    rules: Fields | Callable[[Mapping[str, Any]], list[str]],
-    report: Report,
-) -> None:
-    """Kizuna's own rules on every segment's condition (``rules``: the customer view's
-    fields with the declared attributes and counted events, or a function returning a
-    condition's problems); a refused segment is not written."""
+def check_segments(result: SegmentsResult, vocab: Vocabulary, report: Report) -> None:
+    """The segments loader's rules on every segment's condition (the customer view with the
+    declared attributes and counted events of ``vocab``, values typed by the declarations);
+    a refused segment is not written."""
     for outcome in result.by_id.values():
         if outcome.name is None:
             continue
-        if callable(rules):
-            outcome.problems = rules(outcome.condition)
-        else:
-            outcome.problems = condition_problems(
-                outcome.condition, "conditions", to_eventbridge=False, fields=rules
-            )
+        outcome.problems = view_condition_problems(
+            outcome.condition, "conditions", vocab, segments=False
+        )
         if outcome.problems:
             item = report.find("segment", outcome.pinpoint_name)
             if item is not None:
@@ -548,7 +590,6 @@ def check_segments(
                     + "; ".join(outcome.problems[:3])
                     + (f"; and {more} more" if more > 0 else "")
                 )
-                item.status = Status.NOT_MIGRATED
 
 
 def _sources_first(items: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -650,6 +691,7 @@ def _segment_condition(
 
 
 def _all(conditions: list[dict[str, Any]], result: Translation, where: str) -> dict[str, Any]:
+    """Every condition at once (:func:`conjoin`); what cannot be joined is a decision."""
     out: dict[str, Any] = {}
     for c in conditions:
         try:

@@ -20,10 +20,12 @@ locales.
 **Variables.** ``{{User.UserAttributes.FirstName}}`` / ``{{Attributes.FirstName}}`` become
 ``customer.first_name`` (likewise ``LastName``); other ``User.UserAttributes.X``,
 ``Attributes.X`` and ``Metrics.X`` become ``customer.attributes.<snake_case x>`` (the custom
-attributes the migration declares); ``User.UserId`` is ``customer.customer_id``;
-``Demographic.Locale`` / ``Timezone`` are ``customer.locale`` / ``time_zone``. Addresses, the
-endpoint id and status, device and location data are not in Kizuna's template context (a
-template has no business printing an address): TODO. Pinpoint prints nothing for a value a
+attributes the migration declares), and so do ``Location.City`` / ``Location.Country``
+(``customer.attributes.city`` / ``country``: the migration declares them from the endpoints'
+location); ``User.UserId`` is ``customer.customer_id``; ``Demographic.Locale`` /
+``Timezone`` are ``customer.locale`` / ``time_zone``. Addresses, the endpoint id and status,
+device data and the other location fields are not in Kizuna's template context (a template
+has no business printing an address): TODO. Pinpoint prints nothing for a value a
 recipient lacks: a custom attribute prints ``customer.attributes.x if customer.attributes.x
 is not none else "<default>"`` (Kizuna's context holds every declared attribute, None when
 unset; an undeclared one fails the template check, loudly), a name ``| default("<default>",
@@ -46,12 +48,12 @@ from __future__ import annotations
 import html
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Literal
 
+from kizuna_tools.migrate.attributes import LOCATION_ATTRIBUTES, profile_field
 from kizuna_tools.migrate.handlebars import (
     Block,
     Call,
@@ -67,6 +69,7 @@ from kizuna_tools.migrate.handlebars import (
     Text,
     parse,
 )
+from kizuna_tools.migrate.names import ATTRIBUTE_NAME, snake
 from kizuna_tools.migrate.notes import Note
 
 Kind = Literal["email", "sms", "push"]
@@ -76,7 +79,6 @@ __all__ = [
     "Kind",
     "TemplateResult",
     "Todo",
-    "attribute_name",
     "group_templates",
     "split_locale",
     "template_files",
@@ -155,15 +157,6 @@ LANGUAGES = frozenset(
 )
 _SUFFIX = re.compile(r"^(?P<base>.+?)[_.-](?P<lang>[A-Za-z]{2})(?:[_-](?P<region>[A-Za-z]{2}))?$")
 _KIZUNA_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
-_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-# Pinpoint attribute names that are Kizuna's own customer fields.
-KNOWN_ATTRIBUTES = {
-    "firstname": "first_name",
-    "givenname": "first_name",
-    "lastname": "last_name",
-    "familyname": "last_name",
-    "surname": "last_name",
-}
 _NULLABLE = {"first_name", "last_name"}
 _ENDPOINT_ONLY = {
     "Address": "an endpoint's address (Kizuna gives templates no email address or phone number)",
@@ -174,7 +167,8 @@ _ENDPOINT_ONLY = {
     "CreationDate": "the endpoint's creation date (not in Kizuna's template context)",
     "RequestId": "the endpoint's request id (no Kizuna counterpart)",
     "CohortId": "the endpoint's cohort id (no Kizuna counterpart)",
-    "Location": "location data (Kizuna keeps a region for conditions, not in templates)",
+    "Location": "location data other than the city and the country (Kizuna keeps a region "
+    "for conditions, not in templates)",
     "Recommendations": "Pinpoint recommender output (Kizuna offers `recommendations`: "
     "product_id, name, url)",
 }
@@ -211,26 +205,10 @@ _JINJA_KEYWORDS = frozenset(
 
 
 # --- names -----------------------------------------------------------------------------------
-def attribute_name(raw: str) -> str:
-    """A Pinpoint attribute or metric name as a Kizuna custom attribute name
-    (``^[a-z][a-z0-9_]{0,39}$``): ``FavoriteStore`` -> ``favorite_store``,
-    ``loyalty-tier`` -> ``loyalty_tier``, ``2ndStore`` -> ``a_2nd_store``."""
-    ascii_name = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
-    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", ascii_name)
-    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    name = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    if not name or not name[0].isalpha():
-        name = f"a_{name}".rstrip("_")
-    return name[:40].rstrip("_")
-
-
 def template_name(base: str) -> str:
     """A Kizuna template name (``^[a-z][a-z0-9_-]{0,39}$``) for a Pinpoint base name, in
     snake case like the repository's templates: ``WinterSale`` -> ``winter_sale``."""
-    name = attribute_name(base).replace("__", "_")
-    if not name or not name[0].isalpha():
-        name = f"t_{name}".rstrip("_")
-    return name[:40].rstrip("_-")
+    return snake(base)
 
 
 def _locale_tag(value: str) -> str | None:
@@ -498,6 +476,8 @@ class _Translator:
             return self._attribute(parts[2], key)
         if head in ("Attributes", "Metrics") and len(parts) == 2:
             return self._attribute(parts[1], key)
+        if head == "Location" and len(parts) == 2 and parts[1] in LOCATION_ATTRIBUTES:
+            return self._attribute(parts[1], key)  # declared from the endpoints' location
         if head == "Demographic" and len(parts) == 2:
             field_ = {"Locale": "customer.locale", "Timezone": "customer.time_zone"}.get(parts[1])
             if field_ is None:
@@ -515,11 +495,11 @@ class _Translator:
         raise _Untranslatable(f"unknown variable {original or key}")
 
     def _attribute(self, raw: str, key: str) -> _Value:
-        known = KNOWN_ATTRIBUTES.get(re.sub(r"[^a-z0-9]", "", raw.lower()))
+        known = profile_field(raw)
         if known is not None:
             return _Value(f"customer.{known}", "nullable" if known in _NULLABLE else "builtin", key)
         name = self.naming(raw)
-        if not _ATTRIBUTE.match(name):
+        if not ATTRIBUTE_NAME.fullmatch(name):
             raise _Untranslatable(f"{key}: {name!r} is not a Kizuna attribute name")
         self.result.attributes.setdefault(name, key)
         expr = (
@@ -705,7 +685,7 @@ def translate_handlebars(
     mode: Mode,
     result: TemplateResult,
     defaults: Mapping[str, str] | None = None,
-    naming: Callable[[str], str] = attribute_name,
+    naming: Callable[[str], str] = snake,
 ) -> str:
     """One Handlebars part as Jinja2 source; TODOs and attributes go to ``result``. A
     template Handlebars itself would refuse becomes a single TODO comment (the part then
@@ -761,7 +741,7 @@ def translate_template(
     response: Mapping[str, Any],
     *,
     default_locale: str = DEFAULT_LOCALE,
-    naming: Callable[[str], str] = attribute_name,
+    naming: Callable[[str], str] = snake,
 ) -> TemplateResult:
     """One Pinpoint template (a Get*Template response, wrapped or not) as Kizuna part files
     in its locale. Raises ValueError for a response of another kind."""
