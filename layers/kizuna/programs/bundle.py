@@ -51,15 +51,18 @@ def load_deployed_segments(
 
 
 @lru_cache(maxsize=4)
-def load_deployed_programs(directory: str, vocab: Vocabulary | None = None) -> tuple[object, ...]:
+def load_deployed_programs(
+    directory: str, vocab: Vocabulary | None = None, segments_dir: str | None = None
+) -> tuple[object, ...]:
     """The programs bundled with the function, validated against the deployed
-    configuration's ``vocab`` (as at synth)."""
+    configuration's ``vocab`` (as at synth) and the named segments beside them
+    (``segments_dir``, as :func:`load_deployed_segments` finds them)."""
     from kizuna.events.custom import BUILTIN
     from kizuna.programs.loader import ProgramError, load_programs
 
     programs, issues = load_programs(
         Path(directory),
-        segment_names=load_deployed_segments(vocab=vocab),
+        segment_names=load_deployed_segments(segments_dir, vocab),
         vocab=vocab or BUILTIN,
     )
     if issues:

@@ -101,6 +101,7 @@ class EvaluateSettings(_QueueSettings, _ConfigSettings):
 
     JOURNEY_ARN_PREFIX: str = Field(min_length=1)
     PROGRAMS_DIR: str | None = None
+    SEGMENTS_DIR: str | None = None
 
 
 @lru_cache(maxsize=1)
@@ -113,6 +114,7 @@ class JourneySettings(_TableSettings, _ConfigSettings):
     times; it starts the child executions)."""
 
     PROGRAMS_DIR: str | None = None
+    SEGMENTS_DIR: str | None = None
     JOURNEY_ARN_PREFIX: str = Field(min_length=1)
 
 
@@ -148,6 +150,7 @@ class DeliverySettings(_BusSettings, _ConfigSettings):
     channel's settings (the send and campaign functions)."""
 
     TEMPLATES_DIR: str | None = None
+    SEGMENTS_DIR: str | None = None
     SIGNING_SECRET_ARN: str = Field(min_length=1, description="HMAC key for coupons/unsubscribe")
     EMAIL_FROM: str = Field(min_length=3)
     SES_CONFIGURATION_SET: str = Field(min_length=1)

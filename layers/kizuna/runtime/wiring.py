@@ -45,13 +45,16 @@ def deployed_vocabulary(config_json: str) -> Vocabulary:
     return vocabulary(load_config(config_json))
 
 
-def programs(explicit_dir: str | None, config_json: str) -> list[Program]:
+def programs(
+    explicit_dir: str | None, config_json: str, segments_dir: str | None = None
+) -> list[Program]:
+    """The deployed programs (``explicit_dir``, else bundled), validated against the deployed
+    configuration and the named segments (``segments_dir``, else bundled)."""
     from kizuna.programs.bundle import load_deployed_programs, resolve_dir
 
     directory = str(resolve_dir("programs", explicit_dir))
-    return cast(
-        "list[Program]", list(load_deployed_programs(directory, deployed_vocabulary(config_json)))
-    )
+    vocab = deployed_vocabulary(config_json)
+    return cast("list[Program]", list(load_deployed_programs(directory, vocab, segments_dir)))
 
 
 @lru_cache(maxsize=1)
@@ -107,13 +110,13 @@ def evaluate_service() -> EvaluateService:
     s = evaluate_settings()
     store = DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     evaluator = Evaluator(
-        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG),
+        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
         store,
         StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
         EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),
-        segments=load_deployed_segments(vocab=deployed_vocabulary(s.KIZUNA_CONFIG)),
+        segments=load_deployed_segments(s.SEGMENTS_DIR, deployed_vocabulary(s.KIZUNA_CONFIG)),
     )
     return EvaluateService(
         evaluator,
@@ -134,7 +137,7 @@ def _cohorts(s: JourneySettings | SendSettings, sender: SendService | None = Non
     from kizuna.services.cohort import CohortService
 
     return CohortService(
-        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG),
+        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
         load_config(s.KIZUNA_CONFIG),
@@ -142,7 +145,7 @@ def _cohorts(s: JourneySettings | SendSettings, sender: SendService | None = Non
         sender=sender,
         segments=None
         if sender
-        else load_deployed_segments(vocab=deployed_vocabulary(s.KIZUNA_CONFIG)),
+        else load_deployed_segments(s.SEGMENTS_DIR, deployed_vocabulary(s.KIZUNA_CONFIG)),
     )
 
 
@@ -321,7 +324,7 @@ def send_service() -> SendService:
         return bool(d.sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
 
     return SendService(
-        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG),
+        programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         Renderer(
             resolve_dir("templates", s.TEMPLATES_DIR), default_locale=cfg.contact.default_locale
@@ -382,7 +385,7 @@ def campaign_service() -> CampaignService:
         cfg,
         CurrentClock(),
         templates_root=resolve_dir("templates", s.TEMPLATES_DIR),
-        segments=load_deployed_segments(vocab=deployed_vocabulary(s.KIZUNA_CONFIG)),
+        segments=load_deployed_segments(s.SEGMENTS_DIR, deployed_vocabulary(s.KIZUNA_CONFIG)),
         coupon_secret=d.coupon_secret,
         unsubscribe=d.links,
         chunk_size=s.CHUNK_SIZE,

@@ -32,15 +32,19 @@ class ProgramLedger(Protocol):
     def program_ledger(self, program: str, start: str, end: str) -> Iterator[dict[str, Any]]: ...
 
 
-def deployed(programs_dir: Path | None, cfg: KizunaConfig) -> dict[str, Program]:
+def deployed(
+    programs_dir: Path | None, cfg: KizunaConfig, segments_dir: Path | None = None
+) -> dict[str, Program]:
     """The programs the function was deployed with, by id (none without a bundle), validated
-    against the deployed configuration's vocabulary."""
+    against the deployed configuration's vocabulary and the named segments beside them
+    (``segments_dir``, else bundled)."""
     if programs_dir is None:
         return {}
     from kizuna.events.custom import vocabulary
     from kizuna.programs.bundle import load_deployed_programs
 
-    found = load_deployed_programs(str(programs_dir), vocabulary(cfg))
+    segments = str(segments_dir) if segments_dir is not None else None
+    found = load_deployed_programs(str(programs_dir), vocabulary(cfg), segments)
     return {p.id: p for p in found if isinstance(p, Program)}
 
 

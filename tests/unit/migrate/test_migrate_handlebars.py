@@ -163,8 +163,8 @@ def test_html_escapes_double_stash_and_keeps_triple_stash_raw_as_a_risk() -> Non
     source = "<p>{{Attributes.Note}}</p><div>{{{Attributes.Banner}}}</div><i>{{&Attributes.Em}}</i>"
     jinja, result = translate(source, mode="html", kind="email")
     banner = "customer.attributes.banner"
-    assert f'({banner} if {banner} is not none else "") | safe' in jinja
-    assert 'note is not none else "" }}' in jinja  # no | safe on an escaped value
+    assert f'({banner} if {banner} is not none else "")) | safe' in jinja
+    assert 'note is not none else "") }}' in jinja  # no | safe on an escaped value
     assert result.raw_html == ["{{{Attributes.Banner}}}", "{{&Attributes.Em}}"]
     html = render_html(
         jinja, context(attributes={"note": "<b>&", "banner": "<b>sale</b>", "em": "<i>"})
@@ -216,6 +216,21 @@ def test_each_with_this_index_first_last_and_else() -> None:
     assert text(source, attributes={"interests": ["tea", "ware"]}) == "[0:tea,1:ware]"
     assert text(source, attributes={"interests": []}) == "none"
     assert text(source) == "none"
+
+
+def test_a_list_attribute_prints_its_items_joined_by_commas() -> None:
+    # Handlebars.js prints an array as Array.prototype.toString does: "sweets,tea"
+    source = "New {{Attributes.Interests}} arrivals"
+    assert text(source, attributes={"interests": ["sweets", "tea"]}) == "New sweets,tea arrivals"
+    assert text(source, attributes={"interests": ("tea",)}) == "New tea arrivals"
+    assert text(source) == "New  arrivals"  # none: nothing, as Pinpoint
+    defaults = {"Attributes.Interests": "tea"}
+    assert text(source, defaults) == "New tea arrivals"
+    html = render_html(
+        translate(source, mode="html", kind="email")[0],
+        context(attributes={"interests": ["<b>", "tea"]}),
+    )
+    assert html == "New &lt;b&gt;,tea arrivals"  # each item escaped in HTML
 
 
 def test_parent_paths_inside_each() -> None:
@@ -316,8 +331,9 @@ def test_translated_template_reads_naturally() -> None:
     assert jinja == (
         'Hi {{ customer.first_name | default("there", true) }}\n'
         "{% if customer.attributes.tier | default(none) %}\n"
-        "Tier: {{ customer.attributes.tier if customer.attributes.tier is not none "
-        'else "" }}\n'
+        'Tier: {{ customer.attributes.tier | join(",") if customer.attributes.tier is sequence '
+        "and customer.attributes.tier is not string else (customer.attributes.tier if "
+        'customer.attributes.tier is not none else "") }}\n'
         "{% endif %}\n"
         "Bye"
     )

@@ -254,7 +254,7 @@ def apply_files(
     if problems:
         return problems, []
     applied = []
-    admin = t.admin()
+    admin = t.admin(config)
     for campaign, templates in campaigns:
         if campaign.audience.customer_list:
             from kizuna.campaigns.engine import list_key

@@ -158,6 +158,8 @@ LANGUAGES = frozenset(
 _SUFFIX = re.compile(r"^(?P<base>.+?)[_.-](?P<lang>[A-Za-z]{2})(?:[_-](?P<region>[A-Za-z]{2}))?$")
 _KIZUNA_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _NULLABLE = {"first_name", "last_name"}
+# Pinpoint paths whose values are arrays of strings (a metric is a number)
+_LISTS = ("Attributes.", "User.UserAttributes.")
 _ENDPOINT_ONLY = {
     "Address": "an endpoint's address (Kizuna gives templates no email address or phone number)",
     "Id": "the Pinpoint endpoint id (no Kizuna counterpart)",
@@ -523,8 +525,15 @@ class _Translator:
             return v.expr
         if v.kind == "attribute":
             # the context holds every declared attribute, None when the customer has none
+            present = f"{v.expr} if {v.expr} is not none else {_q(default)}"
+            if use == "output" and v.key.startswith(_LISTS):
+                # Pinpoint's (user) attributes are arrays, and Handlebars.js prints an array as
+                # its items joined by commas ("sweets,tea"): a string_list attribute prints
+                # the same, never Python's ['sweets', 'tea']
+                listed = f"{v.expr} is sequence and {v.expr} is not string"
+                return f'{v.expr} | join(",") if {listed} else ({present})'
             if use == "output" or default is not None:
-                return f"{v.expr} if {v.expr} is not none else {_q(default)}"
+                return present
             return f"{v.expr} | default(none)"
         if use == "output" and default is not None:
             return f"{v.expr} | default({_q(default)}, true)"

@@ -21,7 +21,8 @@ router = APIGatewayHttpRouter()
 @router.get("/console/programs", include_in_schema=False)
 def programs_page() -> Response[str]:
     principal = console.page_user(router, Role.VIEWER)
-    found = service.deployed(deps(router).programs_dir, deps(router).config)
+    d = deps(router)
+    found = service.deployed(d.programs_dir, d.config, d.segments_dir)
     rows = [service.summary(p) for p in sorted(found.values(), key=lambda p: p.id)]
     return console.render(router.current_event, "programs.html", principal=principal, rows=rows)
 
@@ -35,7 +36,7 @@ def program_page(name: str) -> Response[str]:
     principal = console.page_user(router, Role.VIEWER)
     event = router.current_event
     d = deps(router)
-    program = service.deployed(d.programs_dir, d.config).get(name)
+    program = service.deployed(d.programs_dir, d.config, d.segments_dir).get(name)
     t = Translator(console.lang_of(event))
     if program is None:
         return console.render(

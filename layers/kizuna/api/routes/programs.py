@@ -23,7 +23,8 @@ ProgramName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{1,39}$", description
 
 
 def find(name: str) -> Program:
-    program = service.deployed(deps(router).programs_dir, deps(router).config).get(name)
+    d = deps(router)
+    program = service.deployed(d.programs_dir, d.config, d.segments_dir).get(name)
     if program is None:
         raise NotFoundError(f"no deployed program named {name!r}")
     return program
@@ -42,7 +43,8 @@ class Diagram(BaseModel):
 )
 def list_programs() -> list[service.ProgramSummary]:
     require(router, Role.VIEWER)
-    programs = service.deployed(deps(router).programs_dir, deps(router).config)
+    d = deps(router)
+    programs = service.deployed(d.programs_dir, d.config, d.segments_dir)
     return [service.summary(p) for p in sorted(programs.values(), key=lambda p: p.id)]
 
 

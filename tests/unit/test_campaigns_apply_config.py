@@ -1,0 +1,98 @@
+"""``kizuna campaigns apply --config FILE``: the campaign is checked and stored with the
+configuration given, whose declared attributes its segments may name (a migrated project's
+``kizuna-config.json``), not with the checkout's or the defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.campaigns.model import Campaign, CampaignStatus
+from kizuna.services.campaign_admin import CampaignAdmin
+from kizuna_tools.cli.campaigns import Target, _rules, apply_files
+from kizuna_tools.fakes import MemoryCampaigns, MemoryStore
+
+CAMPAIGN = """\
+id: gold-sale
+name: Gold sale
+status: scheduled
+audience:
+  segments: [gold]
+schedule: {type: once, at: "2099-01-15T01:00:00Z"}
+channels: [email]
+template: sale
+"""
+
+
+class Schedules:
+    def __init__(self) -> None:
+        self.put_calls: list[tuple[str, str]] = []
+
+    def put(self, campaign: Campaign, status: CampaignStatus) -> None:
+        self.put_calls.append((campaign.id, str(status)))
+
+    def get(self, campaign_id: str) -> dict[str, Any] | None:
+        return None
+
+
+class InMemory(Target):
+    """A stack whose campaigns table and schedules are in memory."""
+
+    def __init__(self) -> None:
+        super().__init__(None, None, None, "us-east-1", None, {})
+        self.campaigns = MemoryCampaigns()
+        self.schedules_seen = Schedules()
+
+    def admin(self, config: Path | None = None) -> CampaignAdmin:
+        return CampaignAdmin(_rules(config), self.campaigns, MemoryStore(), self.schedules_seen)
+
+
+def project(root: Path) -> Path:
+    """A project (as `kizuna migrate pinpoint` writes one) whose segment names an attribute
+    only its own configuration declares."""
+    config = {
+        "custom": {
+            "attributes": [
+                {"name": "membership_tier", "type": "string", "enum": ["Gold", "Bronze"]}
+            ]
+        }
+    }
+    (root / "kizuna-config.json").write_text(json.dumps(config), encoding="utf-8")
+    (root / "segments").mkdir()
+    (root / "segments" / "gold.yaml").write_text(
+        "name: gold\nconditions:\n  attributes:\n    membership_tier: [Gold]\n", encoding="utf-8"
+    )
+    parts = root / "templates" / "gold-sale" / "sale" / "ja"
+    parts.mkdir(parents=True)
+    (parts / "email.subject.j2").write_text("冬のセール", encoding="utf-8")
+    (parts / "email.html.j2").write_text("<p>{{ customer.first_name }}様</p>", encoding="utf-8")
+    (parts / "email.txt.j2").write_text("{{ customer.first_name }}様", encoding="utf-8")
+    (root / "programs").mkdir()
+    (root / "campaigns").mkdir()
+    (root / "campaigns" / "gold-sale.yaml").write_text(CAMPAIGN, encoding="utf-8")
+    return root
+
+
+def test_apply_checks_and_stores_with_the_configuration_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a migrated project, worked on from its folder (no cdk.json of its own yet)
+    root = project(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
+    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
+    target = InMemory()
+
+    # When its campaign is applied with --config kizuna-config.json
+    problems, applied = apply_files(
+        target, [root / "campaigns" / "gold-sale.yaml"], "mari", root / "kizuna-config.json"
+    )
+
+    # Then it is stored and scheduled: its segment's attribute is the configuration's own
+    assert (problems, applied) == ([], ["applied gold-sale (version 1, scheduled)"])
+    stored = target.campaigns.get_definition("gold-sale")
+    assert stored is not None and list(stored.campaign.audience.segments) == ["gold"]
+    assert target.schedules_seen.put_calls == [("gold-sale", "scheduled")]
