@@ -380,12 +380,14 @@ class CustomEvent(BaseModel):
         reserved = {"schema_version", "customer_id", "occurred_at"} & set(names)
         if reserved:
             raise ValueError(f"{self.detail_type}: {sorted(reserved)} are common fields")
-        windows = self.windows_days
-        if list(windows) != sorted(set(windows)) or any(
-            not 1 <= w <= MAX_WINDOW_DAYS for w in windows
-        ):
-            raise ValueError(f"{self.detail_type}: windows_days ascend, each 1..{MAX_WINDOW_DAYS}")
+        _check_windows(self.detail_type, self.windows_days)
         return self
+
+
+def _check_windows(detail_type: str, windows: tuple[int, ...]) -> None:
+    """Counting windows ascend without repeats, each 1..MAX_WINDOW_DAYS days."""
+    if list(windows) != sorted(set(windows)) or any(not 1 <= w <= MAX_WINDOW_DAYS for w in windows):
+        raise ValueError(f"{detail_type}: windows_days ascend, each 1..{MAX_WINDOW_DAYS}")
 
 
 class TrackedEvent(BaseModel):
@@ -399,11 +401,7 @@ class TrackedEvent(BaseModel):
 
     @model_validator(mode="after")
     def _windows(self) -> TrackedEvent:
-        windows = self.windows_days
-        if list(windows) != sorted(set(windows)) or any(
-            not 1 <= w <= MAX_WINDOW_DAYS for w in windows
-        ):
-            raise ValueError(f"{self.detail_type}: windows_days ascend, each 1..{MAX_WINDOW_DAYS}")
+        _check_windows(self.detail_type, self.windows_days)
         return self
 
 
