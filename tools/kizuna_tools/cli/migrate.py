@@ -76,7 +76,8 @@ def pinpoint(
     )
     out.print(
         f"next: cd {out_dir}; read MIGRATION-REPORT.md; kizuna programs validate --config "
-        "kizuna-config.json; kizuna campaigns validate; kizuna import customers "
+        "kizuna-config.json; kizuna campaigns validate --config kizuna-config.json; "
+        "kizuna import customers "
         "customers.jsonl --config kizuna-config.json --dry-run",
         markup=False,
         highlight=False,
