@@ -219,7 +219,7 @@ def demo_session(
     # functions without metrics in an invocation: Powertools warns each time
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     started = time.perf_counter()
-    shop = Shop(customers=customers, days=days, seed=seed)
+    shop = Shop(customers=customers, days=days, seed=seed, config=config)
     template = kizuna_template(local_context(config))
     summary = DemoSummary(days=days)
     root = project_root or default_project_root()

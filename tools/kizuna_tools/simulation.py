@@ -4,16 +4,26 @@ abandoned; cancellations; point redemptions). Deterministic for a seed.
 
 It produces the inbound events a real shop would put on the bus, nothing else: what happens
 next is the real pipeline's doing.
+
+Given the configuration (``Shop(..., config=...)``), the shop also speaks the vocabulary it
+declares (``custom``): ``customer.upserted`` carries declared ``attributes`` for a share of
+customers, product-related custom events (``wishlist.added``) follow some product views, and
+store-related ones (``store.checked_in``) come with store orders and store visits. Those draws
+come from a stream of their own (:attr:`Shop.vocabulary_rng`): every other draw, and so every
+customer, order and program outcome of a seed, is the same with or without them.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kizuna.runtime.config import CustomConfig, CustomEvent, CustomValueSpec
 
 # (prefecture, region, weight ~ population in millions)
 PREFECTURES: tuple[tuple[str, str, float], ...] = (
@@ -77,6 +87,34 @@ def catalog() -> list[dict[str, str]]:
 
 SHOP_SOURCE = "com.example.shop"
 
+# The shop's stores (store_id, region): where store customers shop and check in.
+STORES: tuple[tuple[str, str], ...] = (
+    ("store-ginza", "Kanto"),
+    ("store-yokohama", "Kanto"),
+    ("store-omiya", "Kanto"),
+    ("store-umeda", "Kansai"),
+    ("store-kyoto", "Kansai"),
+    ("store-sakae", "Chubu"),
+    ("store-sapporo", "Hokkaido"),
+    ("store-sendai", "Tohoku"),
+    ("store-hiroshima", "Chugoku"),
+    ("store-tenjin", "Kyushu"),
+    ("store-matsuyama", "Shikoku"),
+)
+NICKNAMES = ("Hana", "Yuichan", "Aochan", "Saku", "Haru", "Sotchi", "Em", "Liv", "Nono")
+# How much of the declared vocabulary the shop uses: customers whose profile carries
+# attributes; of those, each attribute's share; product views followed by a product event
+# (for customers who use a wishlist, and for the others); store orders with a check-in;
+# store customers' daily visits without buying.
+ATTRIBUTES_SHARE = 0.7
+ATTRIBUTE_FILL = 0.85
+PERSONAL_FILL = 0.3  # personal attributes (a nickname): fewer customers give one
+WISHLISTERS = 0.3
+AFTER_VIEW = {True: 0.6, False: 0.1}
+WISHLIST_DAILY = 0.05  # a wishlister adds something while browsing the app, now and then
+CHECK_IN_AT_ORDER = 0.7
+STORE_VISIT_DAILY = 0.01
+
 
 @dataclass
 class SimCustomer:
@@ -88,6 +126,8 @@ class SimCustomer:
     platform: str | None
     opens_app: bool
     orders: list[str] = field(default_factory=list)
+    store: str | None = None  # the store they shop at (the vocabulary's store events)
+    wishlister: bool = False  # uses the wishlist (the vocabulary's product events)
 
 
 @dataclass
@@ -96,10 +136,17 @@ class Shop:
     days: int
     seed: int = 42
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    # the configuration (``kizuna:config``): its ``custom`` vocabulary is spoken; without
+    # one (or without ``custom``) only the built-in events are emitted
+    config: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        # the vocabulary's draws: a stream of their own, so self.rng's stay as they are
+        self.vocabulary_rng = random.Random(f"{self.seed}:vocabulary")
+        self.custom = _custom(self.config)
         self.population: list[SimCustomer] = []
+        self._by_id: dict[str, SimCustomer] = {}
         self.order_seq = 0
         self.event_seq = 0
 
@@ -151,7 +198,7 @@ class Shop:
         at = self._at(day)
         first = rng.choice(JA_FIRST if ja else EN_FIRST)
         last = rng.choice(JA_LAST if ja else EN_LAST)
-        profile = {
+        profile: dict[str, Any] = {
             "customer_id": cid,
             "occurred_at": at.isoformat(),
             "email": f"{first.lower()}.{last.lower()}.{n}@example.com",
@@ -167,6 +214,7 @@ class Shop:
         }
         if rng.random() < 0.6:
             profile["phone"] = f"+8190{rng.randrange(10**8):08d}"
+        profile["attributes"] = self._join_vocabulary(sim, region if ja else None)
         events = [self._event("customer.upserted", {k: v for k, v in profile.items() if v})]
         consents = {"email": 0.75, "sms": 0.3, "push": 0.9 if platform else 0.0, "line": 0.35}
         for channel, p in consents.items():  # the signup form sends the opt-ins
@@ -325,6 +373,157 @@ class Shop:
                             reason="redeemed at checkout",
                         )
                     )
-            entries += self._pending_day.pop(day, [])
+            orders = self._pending_day.pop(day, [])
+            entries += orders
+            entries += self._vocabulary_events(day, entries, orders)
             entries.sort(key=lambda e: json.loads(e["Detail"])["occurred_at"])
             yield day, entries
+
+    # -- the declared vocabulary (custom attributes and events) ---------------------------
+    def _join_vocabulary(self, sim: SimCustomer, region: str | None) -> dict[str, Any]:
+        """Decide ``sim``'s store and wishlist habit; the declared attributes their profile
+        carries (empty for some customers, and without declarations)."""
+        self._by_id[sim.customer_id] = sim
+        if self.custom is None:
+            return {}
+        vr = self.vocabulary_rng
+        local = [s for s, r in STORES if r == region] or [s for s, _ in STORES]
+        sim.store = vr.choice(local) if region is not None and vr.random() < 0.6 else None
+        sim.wishlister = vr.random() < WISHLISTERS
+        if not self.custom.attributes or vr.random() >= ATTRIBUTES_SHARE:
+            return {}
+        store = sim.store or vr.choice(local)
+        attributes: dict[str, Any] = {}
+        for spec in self.custom.attributes:
+            if vr.random() < (PERSONAL_FILL if spec.personal else ATTRIBUTE_FILL):
+                attributes[spec.name] = self._value(spec, {"store": store})
+        return attributes
+
+    def _vocabulary_events(
+        self, day: int, entries: list[dict[str, Any]], orders: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The day's declared custom events: a product event after some product views (and
+        now and then from a wishlister browsing), a store event with most store orders and
+        on some store customers' visits."""
+        if self.custom is None or not self.custom.events:
+            return []
+        vr = self.vocabulary_rng
+        product_events = [e for e in self.custom.events if not _is_store_event(e)]
+        store_events = [e for e in self.custom.events if _is_store_event(e)]
+        out: list[dict[str, Any]] = []
+        if product_events:
+            for entry in entries:
+                if entry["DetailType"] != "product.viewed":
+                    continue
+                detail = json.loads(entry["Detail"])
+                c = self._by_id[detail["customer_id"]]
+                if vr.random() < AFTER_VIEW[c.wishlister]:
+                    at = datetime.fromisoformat(detail["occurred_at"])
+                    at += timedelta(minutes=vr.randint(1, 15))
+                    viewed = {"product_id": detail["product_id"], "category": detail["category"]}
+                    out.append(self._custom_event(vr.choice(product_events), c, at, viewed))
+            for c in self.population:
+                if c.wishlister and _active(c, day) and vr.random() < WISHLIST_DAILY:
+                    at = self._vocabulary_at(day)
+                    out.append(self._custom_event(vr.choice(product_events), c, at, {}))
+        if store_events:
+            for entry in orders:
+                detail = json.loads(entry["Detail"])
+                c = self._by_id[detail["customer_id"]]
+                if detail["channel"] == "store" and vr.random() < CHECK_IN_AT_ORDER:
+                    at = datetime.fromisoformat(detail["occurred_at"])
+                    at -= timedelta(minutes=vr.randint(2, 20))
+                    visit = {"store": c.store} if c.store else {}
+                    out.append(self._custom_event(vr.choice(store_events), c, at, visit))
+            for c in self.population:
+                if c.store and _active(c, day) and vr.random() < STORE_VISIT_DAILY:
+                    at = self._vocabulary_at(day, 10, 20)
+                    out.append(
+                        self._custom_event(vr.choice(store_events), c, at, {"store": c.store})
+                    )
+        return out
+
+    def _vocabulary_at(self, day: int, hour_lo: int = 7, hour_hi: int = 23) -> datetime:
+        """As :meth:`_at`, from the vocabulary's stream."""
+        hours = self.vocabulary_rng.uniform(hour_lo, hour_hi) - 9
+        return self.start + timedelta(days=day, hours=hours)
+
+    def _custom_event(
+        self, event: CustomEvent, c: SimCustomer, at: datetime, known: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``event`` by ``c`` at ``at``: its required fields, and most optional ones (the
+        ``known`` store, product or category where fields name them, else the shop's)."""
+        vr = self.vocabulary_rng
+        pid, cat = vr.choice(PRODUCTS)
+        context: dict[str, Any] = {
+            "store": vr.choice(STORES)[0],
+            "product_id": pid,
+            "category": cat,
+            "at": at,
+            **known,
+        }
+        context["price"] = vr.choice(CATEGORIES[context["category"]])
+        fields = {
+            f.name: self._value(f, context) for f in event.fields if f.required or vr.random() < 0.9
+        }
+        # not through _event: event_seq numbers the built-in events (adjustment ids)
+        detail = {"customer_id": c.customer_id, "occurred_at": at.isoformat(), **fields}
+        return {
+            "Source": SHOP_SOURCE,
+            "DetailType": event.detail_type,
+            "Detail": json.dumps(detail, default=str),
+        }
+
+    def _value(self, spec: CustomValueSpec, context: Mapping[str, Any]) -> Any:
+        """A plausible value for a declared attribute or event field, valid as declared: a
+        store, product, category or price of the shop where the name says so."""
+        vr = self.vocabulary_rng
+        name, kind = spec.name, str(spec.type)
+        if spec.enum:
+            if kind == "string_list":
+                return vr.sample(spec.enum, vr.randint(1, min(len(spec.enum), spec.max_items)))
+            return vr.choice(spec.enum)
+        if kind == "boolean":
+            return vr.random() < 0.4
+        if kind == "number":
+            if any(w in name for w in ("price", "amount", "total", "value")):
+                return int(context.get("price", vr.choice(CATEGORIES["tea"])))
+            return vr.randint(1, 5)
+        if kind == "date":
+            return (self.start.date() - timedelta(days=vr.randint(0, 3650))).isoformat()
+        if kind == "datetime":
+            return context.get("at", self.start).isoformat()
+        if kind == "string_list":
+            items = vr.sample(list(CATEGORIES), vr.randint(1, 2))
+            return [i[: spec.max_length] for i in items][: spec.max_items]
+        if "store" in name:
+            text = str(context.get("store") or vr.choice(STORES)[0])
+        elif "product" in name:
+            text = str(context.get("product_id") or vr.choice(PRODUCTS)[0])
+        elif "category" in name:
+            text = str(context.get("category") or vr.choice(list(CATEGORIES)))
+        elif "nick" in name:
+            text = vr.choice(NICKNAMES)
+        else:
+            text = f"{name}-{vr.randint(1, 9)}"
+        return text[: spec.max_length]
+
+
+def _custom(config: Mapping[str, Any] | None) -> CustomConfig | None:
+    """The configuration's declared vocabulary, or None when it declares nothing."""
+    if not config or not config.get("custom"):
+        return None
+    from kizuna.runtime.config import CustomConfig
+
+    return CustomConfig.model_validate(config["custom"])
+
+
+def _active(c: SimCustomer, day: int) -> bool:
+    """``c`` has joined and still comes by on ``day`` (as the built-in behaviour decides)."""
+    return c.joined < day and (day < c.churn_day or c.persona == "repeater")
+
+
+def _is_store_event(event: CustomEvent) -> bool:
+    """A custom event about a store visit (a field names a store): it comes with store orders
+    and visits; the others follow product views."""
+    return any("store" in f.name for f in event.fields)
