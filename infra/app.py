@@ -22,6 +22,7 @@ for _path in (ROOT / "infra", ROOT / "layers"):
 
 import aws_cdk as cdk  # noqa: E402
 
+from kizuna_infra.limits import check_template  # noqa: E402
 from kizuna_infra.nag import apply_nag_checks  # noqa: E402
 from kizuna_infra.stack import KizunaStack  # noqa: E402
 
@@ -58,7 +59,9 @@ def build_app(
 
 def main() -> None:
     app, _ = build_app()
-    app.synth()
+    assembly = app.synth()
+    for stack in assembly.stacks:  # what AWS would refuse fails here, not at deploy
+        check_template(stack.template, stack.stack_name)
 
 
 if __name__ == "__main__":

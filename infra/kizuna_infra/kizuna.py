@@ -13,7 +13,7 @@ from aws_cdk import RemovalPolicy, TimeZone
 from constructs import Construct
 
 from kizuna.events.custom import vocabulary
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import KizunaConfig, encode_config
 from kizuna_infra import names
 from kizuna_infra.api import Api
 from kizuna_infra.bus import EventBus
@@ -85,7 +85,16 @@ class Kizuna(Construct):
         super().__init__(scope, construct_id)
         # Validated here, so a wrong setting fails synthesis instead of every cold start.
         self.config = KizunaConfig.model_validate(dict(config or {}))
-        self.config_json = json.dumps(dict(config or {}), sort_keys=True, separators=(",", ":"))
+        # what the functions get in KIZUNA_CONFIG: compressed past 1 KB (a function's whole
+        # environment is at most 4 KB; synthesis fails past it, see kizuna_infra.limits)
+        # (only what differs from the defaults: the functions read the same configuration)
+        self.config_json = encode_config(
+            json.dumps(
+                self.config.model_dump(mode="json", exclude_defaults=True),
+                sort_keys=True,
+                separators=(",", ":"),
+            )
+        )
         # Daily jobs run at night in the shop's time zone (ZoneInfo rejects unknown names).
         time_zone = ZoneInfo(self.config.contact.default_time_zone).key
         schedule_time_zone = TimeZone.of(time_zone)

@@ -29,6 +29,12 @@ MAX_DEFINITION_BYTES = 1_048_576
 MAX_ENVIRONMENT_BYTES = 4096
 # An intrinsic (Ref, GetAtt, ...) resolves at deploy time; counted as this many bytes.
 RESOLVED_TOKEN_BYTES = 256
+# In a function's environment an intrinsic is one of this stack's names, ARNs or queue URLs:
+# at most about 60 bytes of partition, service, region and account, and a generated name of
+# at most 80 (queues, state machines) or the stack's name, a logical id part and a 13-character
+# suffix (tables), which MAX_STACK_NAME keeps under 100.
+RESOLVED_ENV_TOKEN_BYTES = 160
+MAX_STACK_NAME = 40  # KizunaStack refuses a longer stack name (see RESOLVED_ENV_TOKEN_BYTES)
 
 # Measured on the seed programs by tests/infra/test_conformance.py, rounded up: the stack
 # without programs, and what each enabled program adds. The test fails if they drift below
@@ -73,9 +79,9 @@ def template_body_bytes(template: Mapping[str, Any]) -> int:
     return len(json.dumps(template, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
-def _resolved_bytes(value: Any) -> int:
-    """Bytes of a property once deployed: literal text as is, each intrinsic as
-    :data:`RESOLVED_TOKEN_BYTES`, joins as the sum of their parts."""
+def _resolved_bytes(value: Any, token: int = RESOLVED_TOKEN_BYTES) -> int:
+    """Bytes of a property once deployed: literal text as is, each intrinsic as ``token``
+    bytes, joins as the sum of their parts."""
     if isinstance(value, str):
         return len(value.encode("utf-8"))
     if isinstance(value, Mapping) and len(value) == 1:
@@ -83,13 +89,13 @@ def _resolved_bytes(value: Any) -> int:
         if name == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
             parts = arg[1] if isinstance(arg[1], list) else [arg[1]]
             separator = len(str(arg[0]).encode("utf-8")) * max(len(parts) - 1, 0)
-            return separator + sum(_resolved_bytes(p) for p in parts)
+            return separator + sum(_resolved_bytes(p, token) for p in parts)
         if name == "Fn::Sub":
             text = arg[0] if isinstance(arg, list) else arg
             tokens = len(re.findall(r"\$\{[^}]+\}", str(text)))
-            return len(str(text).encode("utf-8")) + tokens * RESOLVED_TOKEN_BYTES
+            return len(str(text).encode("utf-8")) + tokens * token
         if name.startswith("Fn::") or name == "Ref":
-            return RESOLVED_TOKEN_BYTES
+            return token
     return len(json.dumps(value).encode("utf-8"))
 
 
@@ -135,10 +141,33 @@ def template_problems(template: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+class TemplateLimitError(ValueError):
+    """A synthesized template that CloudFormation, Lambda or Step Functions would refuse."""
+
+
+def check_template(template: Mapping[str, Any], name: str = "Kizuna") -> None:
+    """Raise :class:`TemplateLimitError` with every quota ``template`` breaks: synthesis (the
+    CDK app, the local runtime's stack) fails here instead of the deploy."""
+    problems = template_problems(template)
+    if problems:
+        hint = (
+            " (a function's environment carries the configuration, KIZUNA_CONFIG: declare "
+            "fewer custom attributes and events, or shorter descriptions and enums)"
+            if any("environment" in p for p in problems)
+            else ""
+        )
+        listed = "".join(f"\n  - {p}" for p in problems)
+        raise TemplateLimitError(f"{name}: AWS would refuse this template{hint}:{listed}")
+
+
 def environment_bytes(function: Mapping[str, Any]) -> int:
-    """Keys and values of a function's environment, intrinsics counted generously."""
+    """Keys and values of a function's environment, each intrinsic counted as the longest
+    name, ARN or URL it can resolve to (:data:`RESOLVED_ENV_TOKEN_BYTES`)."""
     variables = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
-    return sum(len(k.encode("utf-8")) + _resolved_bytes(v) for k, v in variables.items())
+    return sum(
+        len(k.encode("utf-8")) + _resolved_bytes(v, RESOLVED_ENV_TOKEN_BYTES)
+        for k, v in variables.items()
+    )
 
 
 def definition_bytes(machine: Mapping[str, Any]) -> int:

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from kizuna_infra import names
 from kizuna_infra.kizuna import Kizuna
+from kizuna_infra.limits import MAX_STACK_NAME
 
 
 class KizunaStack(Stack):
@@ -27,6 +28,10 @@ class KizunaStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        if len(self.stack_name) > MAX_STACK_NAME:
+            # the functions' environments carry this stack's generated names: a long stack
+            # name could push one past Lambda's 4 KB (see kizuna_infra.limits)
+            raise ValueError(f"stack name {self.stack_name!r}: at most {MAX_STACK_NAME} characters")
         if config is None:
             config = self.node.try_get_context(names.CONTEXT_CONFIG_KEY) or {}
         if bus_name is None:

@@ -14,7 +14,7 @@ import pytest
 from moto.events.models import EventPattern
 
 from kizuna.events.custom import vocabulary
-from kizuna.runtime.config import MAX_CUSTOM_EVENTS, KizunaConfig
+from kizuna.runtime.config import MAX_CUSTOM_EVENTS, KizunaConfig, load_config
 from kizuna.runtime.settings import ENV_KIZUNA_CONFIG
 from kizuna_infra import Kizuna
 from kizuna_infra.bus import EventBus, archived_event_types
@@ -98,10 +98,7 @@ def test_ingest_takes_declared_events_and_the_functions_get_the_declarations(
     }
     assert len(configs) == 1
     [config] = configs
-    assert (
-        KizunaConfig.model_validate_json(config).custom
-        == KizunaConfig.model_validate(CONFIG).custom
-    )
+    assert load_config(config).custom == KizunaConfig.model_validate(CONFIG).custom
 
 
 def test_the_archive_keeps_declared_events_without_personal_data(

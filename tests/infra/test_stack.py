@@ -15,6 +15,7 @@ import pytest
 from aws_cdk.assertions import Template
 from infra_helpers import CONFIGURED_CONTEXT
 
+from kizuna.runtime.config import KizunaConfig, load_config
 from kizuna_infra import Kizuna, names
 from kizuna_infra.layers import CopyPackageBundler, PipInstallBundler
 from kizuna_infra.stack import KizunaStack, journey_output_id
@@ -184,7 +185,9 @@ def test_context_config_reaches_every_function_that_reads_it_as_json(
     }
     readers = {"ingest", "evaluate", "journey", "sweep", "send", "score", "campaign", "api"}
     for folder in readers:
-        assert json.loads(configs[folder]) == CONFIGURED_CONTEXT[names.CONTEXT_CONFIG_KEY]
+        assert load_config(configs[folder]) == KizunaConfig.model_validate(
+            CONFIGURED_CONTEXT[names.CONTEXT_CONFIG_KEY]
+        )
     assert {folder for folder, config in configs.items() if config is not None} == readers
 
 

@@ -6,6 +6,8 @@ Deployed through the CDK app (context ``kizuna:config``) into each function's
 
 from __future__ import annotations
 
+import base64
+import zlib
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -443,6 +445,36 @@ class KizunaConfig(BaseModel):
     custom: CustomConfig = CustomConfig()
 
 
+# A configuration reaches each function in its ``KIZUNA_CONFIG`` environment variable, and
+# AWS caps a function's whole environment at 4 KB: a large one (a migrated project's declared
+# attributes) travels zlib-compressed and base64-encoded behind this prefix.
+COMPRESSED_PREFIX = "zlib:"
+PLAIN_CONFIG_BYTES = 1024  # a configuration up to this size travels as readable JSON
+
+
+def encode_config(raw_json: str) -> str:
+    """The value of ``KIZUNA_CONFIG`` for a configuration's JSON: the JSON itself when it is
+    small, else ``zlib:`` and the base64 of its zlib compression (:func:`load_config` reads
+    both)."""
+    if len(raw_json.encode()) <= PLAIN_CONFIG_BYTES:
+        return raw_json
+    packed = base64.b64encode(zlib.compress(raw_json.encode(), 9)).decode("ascii")
+    return COMPRESSED_PREFIX + packed
+
+
+def decode_config(value: str) -> str:
+    """The configuration's JSON from a ``KIZUNA_CONFIG`` value (plain or compressed)."""
+    if not value.startswith(COMPRESSED_PREFIX):
+        return value
+    try:
+        packed = base64.b64decode(value[len(COMPRESSED_PREFIX) :], validate=True)
+        return zlib.decompress(packed).decode()
+    except (ValueError, zlib.error) as exc:
+        raise ValueError("KIZUNA_CONFIG: a zlib: value that does not decompress") from exc
+
+
 @lru_cache(maxsize=8)
 def load_config(raw_json: str) -> KizunaConfig:
-    return KizunaConfig.model_validate_json(raw_json or "{}")
+    """The configuration from its JSON, or from a ``KIZUNA_CONFIG`` value (see
+    :func:`encode_config`)."""
+    return KizunaConfig.model_validate_json(decode_config(raw_json or "{}") or "{}")

@@ -37,11 +37,14 @@ def _synth(context_json: str) -> str:
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
+    from kizuna_infra.limits import check_template
     from kizuna_infra.stack import KizunaStack
 
     app = cdk.App(context={**SKIP_BUNDLING, **json.loads(context_json)})
     stack = KizunaStack(app)
-    return json.dumps(Template.from_stack(stack).to_json())
+    template = Template.from_stack(stack).to_json()
+    check_template(template)  # the local runtime refuses what AWS would refuse
+    return json.dumps(template)
 
 
 def kizuna_template(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
