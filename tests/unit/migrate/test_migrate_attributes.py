@@ -119,3 +119,17 @@ def test_an_event_named_like_one_of_kizunas_own_is_renamed(pinpoint: str, kizuna
     assert detail_type == kizuna
     config = CustomConfig(events=(CustomEvent(detail_type=detail_type),))
     assert detail_type in vocabulary(config).events
+
+
+def test_an_attribute_named_like_a_dict_method_is_renamed() -> None:
+    # Given Pinpoint attributes ``Items`` and ``Values`` (a template would read
+    # ``customer.attributes.items`` as the dict's method)
+    attributes = AttributeMap()
+
+    # When they are planned
+    items = attributes.plan("Attributes", "Items", [["3"]])
+    values = attributes.plan("User", "Values", [["a"]])
+
+    # Then they get names the configuration accepts
+    assert (items.name, values.name) == ("items_2", "values_2")
+    assert [a.name for a in attributes.declarations()] == ["items_2", "values_2"]
