@@ -21,7 +21,9 @@ for _path in (ROOT / "infra", ROOT / "layers"):
         sys.path.insert(0, str(_path))
 
 import aws_cdk as cdk  # noqa: E402
+from aws_cdk import cx_api  # noqa: E402
 
+from kizuna_infra.limits import check_environments  # noqa: E402
 from kizuna_infra.nag import apply_nag_checks  # noqa: E402
 from kizuna_infra.stack import KizunaStack  # noqa: E402
 
@@ -56,9 +58,16 @@ def build_app(
     return app, stack
 
 
+def check_deployable(assembly: cx_api.CloudAssembly) -> None:
+    """Refuse, at synth, what AWS would refuse at deploy and the template alone does not
+    show: a function environment over Lambda's 4 KB (the configuration is in each)."""
+    for artifact in assembly.stacks:
+        check_environments(artifact.template)
+
+
 def main() -> None:
     app, _ = build_app()
-    app.synth()
+    check_deployable(app.synth())
 
 
 if __name__ == "__main__":

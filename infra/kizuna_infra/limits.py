@@ -29,6 +29,10 @@ MAX_DEFINITION_BYTES = 1_048_576
 MAX_ENVIRONMENT_BYTES = 4096
 # An intrinsic (Ref, GetAtt, ...) resolves at deploy time; counted as this many bytes.
 RESOLVED_TOKEN_BYTES = 256
+# ... and, checking a stack at synth, as this many: the generated names and ARNs Kizuna's
+# functions are given (``<stack>-<logical id>-<13 characters>``, an ARN around one) are
+# 50 to 110 bytes with a stack name of up to 30 characters.
+DEPLOYED_TOKEN_BYTES = 128
 
 # Measured on the seed programs by tests/infra/test_conformance.py, rounded up: the stack
 # without programs, and what each enabled program adds. The test fails if they drift below
@@ -47,6 +51,10 @@ _PROGRAM_METADATA_KEY = "kizuna:program"
 
 class TooManyProgramsError(ValueError):
     """More enabled programs than one stack can hold."""
+
+
+class EnvironmentTooLargeError(ValueError):
+    """A function's environment (the configuration's JSON in it) over Lambda's 4 KB."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +81,9 @@ def template_body_bytes(template: Mapping[str, Any]) -> int:
     return len(json.dumps(template, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
-def _resolved_bytes(value: Any) -> int:
+def _resolved_bytes(value: Any, token_bytes: int = RESOLVED_TOKEN_BYTES) -> int:
     """Bytes of a property once deployed: literal text as is, each intrinsic as
-    :data:`RESOLVED_TOKEN_BYTES`, joins as the sum of their parts."""
+    ``token_bytes``, joins as the sum of their parts."""
     if isinstance(value, str):
         return len(value.encode("utf-8"))
     if isinstance(value, Mapping) and len(value) == 1:
@@ -83,13 +91,13 @@ def _resolved_bytes(value: Any) -> int:
         if name == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
             parts = arg[1] if isinstance(arg[1], list) else [arg[1]]
             separator = len(str(arg[0]).encode("utf-8")) * max(len(parts) - 1, 0)
-            return separator + sum(_resolved_bytes(p) for p in parts)
+            return separator + sum(_resolved_bytes(p, token_bytes) for p in parts)
         if name == "Fn::Sub":
             text = arg[0] if isinstance(arg, list) else arg
             tokens = len(re.findall(r"\$\{[^}]+\}", str(text)))
-            return len(str(text).encode("utf-8")) + tokens * RESOLVED_TOKEN_BYTES
+            return len(str(text).encode("utf-8")) + tokens * token_bytes
         if name.startswith("Fn::") or name == "Ref":
-            return RESOLVED_TOKEN_BYTES
+            return token_bytes
     return len(json.dumps(value).encode("utf-8"))
 
 
@@ -138,7 +146,38 @@ def template_problems(template: Mapping[str, Any]) -> list[str]:
 def environment_bytes(function: Mapping[str, Any]) -> int:
     """Keys and values of a function's environment, intrinsics counted generously."""
     variables = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
-    return sum(len(k.encode("utf-8")) + _resolved_bytes(v) for k, v in variables.items())
+    return variables_bytes(variables)
+
+
+def variables_bytes(variables: Mapping[str, Any], token_bytes: int = RESOLVED_TOKEN_BYTES) -> int:
+    """Keys and values of environment variables once deployed (intrinsics as ``token_bytes``)."""
+    return sum(
+        len(k.encode("utf-8")) + _resolved_bytes(v, token_bytes) for k, v in variables.items()
+    )
+
+
+def check_environments(template: Mapping[str, Any]) -> None:
+    """Raise :class:`EnvironmentTooLargeError` if a function's environment variables would be
+    over Lambda's 4 KB once deployed (intrinsics as :data:`DEPLOYED_TOKEN_BYTES`): Lambda
+    refuses such a function at deploy, once the stack has begun to change. Every function
+    carries the configuration (``KIZUNA_CONFIG``): it is what grows."""
+    over: dict[str, int] = {}
+    config_bytes = 0
+    for logical_id, function in _of_type(template, "AWS::Lambda::Function"):
+        variables = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        size = variables_bytes(variables, DEPLOYED_TOKEN_BYTES)
+        if size > MAX_ENVIRONMENT_BYTES:
+            over[logical_id] = size
+            config_bytes = _resolved_bytes(variables.get("KIZUNA_CONFIG", ""))
+    if over:
+        worst = max(over.values())
+        raise EnvironmentTooLargeError(
+            f"the environment of {len(over)} function(s) would be about {worst:,} bytes, over "
+            f"Lambda's limit of {MAX_ENVIRONMENT_BYTES:,} ({', '.join(sorted(over))}): the "
+            f"configuration travels in each (KIZUNA_CONFIG, {config_bytes:,} bytes of JSON); "
+            f"make it {worst - MAX_ENVIRONMENT_BYTES:,} bytes smaller (fewer declared "
+            "attributes and events, shorter descriptions, no values left at their default)"
+        )
 
 
 def definition_bytes(machine: Mapping[str, Any]) -> int:

@@ -5,6 +5,7 @@ Lambda limits, with room for more programs than the seeds."""
 from __future__ import annotations
 
 import re
+import runpy
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -169,3 +170,44 @@ def test_synth_refuses_more_programs_than_fit() -> None:
         limits.TooManyProgramsError, match=rf"{fit + 1} enabled programs.*at most {fit}"
     ):
         limits.check_program_capacity(fit + 1)
+
+
+# --- The configuration in every function's environment ---------------------------------------
+
+
+def test_an_environment_over_lambdas_4_kb_is_refused_naming_the_configuration() -> None:
+    # Given a function with a few intrinsics and a configuration of 3 KB, then of 3.9 KB
+    def template(config_bytes: int) -> dict[str, Any]:
+        variables = {
+            "CUSTOMERS_TABLE": {"Ref": "Customers"},
+            "EVENT_BUS_NAME": {"Ref": "Bus"},
+            "KIZUNA_CONFIG": "x" * config_bytes,
+        }
+        function = {"Type": "AWS::Lambda::Function", "Properties": {}}
+        function["Properties"] = {"Environment": {"Variables": variables}}
+        return {"Resources": {"Fn": function}}
+
+    # Then the first deploys and the second is refused, saying what to shrink
+    limits.check_environments(template(3000))
+    with pytest.raises(limits.EnvironmentTooLargeError, match=r"Fn\).*KIZUNA_CONFIG, 3,900"):
+        limits.check_environments(template(3900))
+
+
+def test_synth_refuses_a_configuration_too_big_for_a_function_environment(
+    make_app: AppFactory,
+) -> None:
+    # Given a configuration declaring 40 described attributes (about 4 KB of JSON), which
+    # every function carries in KIZUNA_CONFIG
+    attributes = [
+        {"name": f"attribute_{i}", "type": "string", "description": f"Pinpoint attribute {i}"}
+        for i in range(40)
+    ]
+    app = make_app({names.CONTEXT_CONFIG_KEY: {"custom": {"attributes": attributes}}})
+    KizunaStack(app)
+    check_deployable = runpy.run_path(str(ROOT / "infra" / "app.py"), run_name="kizuna_app")[
+        "check_deployable"
+    ]
+
+    # When the app is synthesized and checked as `cdk synth` does, then it is refused
+    with pytest.raises(limits.EnvironmentTooLargeError, match="KIZUNA_CONFIG"):
+        check_deployable(app.synth())
