@@ -700,3 +700,21 @@ def test_a_bulk_fold_reports_the_events_it_refuses() -> None:
     applied = apply_events(Customer(customer_id="c1"), events, big, NOW, bulk=True)
     assert list(applied.refused) == ["ev-1"] and "detail.attributes" in applied.refused["ev-1"]
     assert set(applied.customer.attributes) == {"notes_0"}
+
+
+@pytest.mark.parametrize("name", ["items", "values", "keys", "get", "copy", "update"])
+def test_a_name_a_template_would_read_as_a_dict_method_is_refused(name: str) -> None:
+    # Given a declaration naming an attribute or an event field like a dict method, which
+    # ``{{ customer.attributes.items }}`` / ``{{ trigger.items }}`` would render as the method
+    attribute = {"custom": {"attributes": [{"name": name, "type": "string"}]}}
+    field = {
+        "custom": {
+            "events": [
+                {"detail_type": "wishlist.added", "fields": [{"name": name, "type": "string"}]}
+            ]
+        }
+    }
+    for declared in (attribute, field):
+        # When the configuration is read, then it is refused, naming it
+        with pytest.raises(ValueError, match=rf"{name}: a template reading it"):
+            KizunaConfig.model_validate(declared)

@@ -298,6 +298,9 @@ MAX_CUSTOM_ATTRIBUTES = 250  # Pinpoint's limit on custom endpoint + user attrib
 MAX_CUSTOM_EVENTS = 50
 MAX_EVENT_FIELDS = 50
 MAX_WINDOW_DAYS = 400
+# Names a template could not read: ``customer.attributes.items`` (and ``trigger.items``) is
+# the dict's method in Jinja, not the value, so these names are refused.
+RESERVED_VALUE_NAMES = frozenset(name for name in dir(dict) if not name.startswith("_"))
 
 
 class ValueType(StrEnum):
@@ -332,6 +335,11 @@ class CustomValueSpec(BaseModel):
 
     @model_validator(mode="after")
     def _enum_for_strings(self) -> CustomValueSpec:
+        if self.name in RESERVED_VALUE_NAMES:
+            raise ValueError(
+                f"{self.name}: a template reading it would get the dict method of that name; "
+                f"choose another name (reserved: {', '.join(sorted(RESERVED_VALUE_NAMES))})"
+            )
         if self.enum is not None:
             if self.type not in (ValueType.STRING, ValueType.STRING_LIST):
                 raise ValueError(f"{self.name}: enum is for string and string_list values")

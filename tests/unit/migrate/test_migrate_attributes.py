@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from kizuna.runtime.config import ValueType
+from kizuna.events.custom import vocabulary
+from kizuna.runtime.config import CustomConfig, CustomEvent, ValueType
 from kizuna_tools.migrate.attributes import ENUM_MIN_CUSTOMERS, AttributeMap, infer, is_personal
 from kizuna_tools.migrate.names import event_type, kebab, object_id, snake
 
@@ -97,3 +98,38 @@ def test_name_helpers() -> None:
         "wishlist.added",
         "app.checkin",
     ]
+
+
+@pytest.mark.parametrize(
+    ("pinpoint", "kizuna"),
+    [
+        ("ProductViewed", "pinpoint.product_viewed"),  # would be the built-in product.viewed
+        ("Opened", "pinpoint.app_opened"),  # one word: app.opened
+        ("order.placed", "pinpoint.order_placed"),
+        ("customer.rank_changed", "pinpoint.customer_rank_changed"),  # Kizuna derives it
+        ("CartAbandoned", "pinpoint.cart_abandoned"),
+    ],
+)
+def test_an_event_named_like_one_of_kizunas_own_is_renamed(pinpoint: str, kizuna: str) -> None:
+    # Given a Pinpoint custom event whose name would become a Kizuna detail-type
+    # When it is named for Kizuna
+    detail_type = event_type(pinpoint)
+
+    # Then it is a custom event the vocabulary accepts (never a built-in or derived type)
+    assert detail_type == kizuna
+    config = CustomConfig(events=(CustomEvent(detail_type=detail_type),))
+    assert detail_type in vocabulary(config).events
+
+
+def test_an_attribute_named_like_a_dict_method_is_renamed() -> None:
+    # Given Pinpoint attributes ``Items`` and ``Values`` (a template would read
+    # ``customer.attributes.items`` as the dict's method)
+    attributes = AttributeMap()
+
+    # When they are planned
+    items = attributes.plan("Attributes", "Items", [["3"]])
+    values = attributes.plan("User", "Values", [["a"]])
+
+    # Then they get names the configuration accepts
+    assert (items.name, values.name) == ("items_2", "values_2")
+    assert [a.name for a in attributes.declarations()] == ["items_2", "values_2"]

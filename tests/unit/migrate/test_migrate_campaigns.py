@@ -369,3 +369,23 @@ def test_event_filters_as_triggers() -> None:
         ("app.checkin", {"store": [{"anything-but": ["Online"]}]}),
     ]
     assert set(events.declared) == {"store.checkin", "app.checkin"}
+
+
+@pytest.mark.parametrize("field", ["Items", "CustomerId", "occurred_at"])
+def test_an_event_filter_on_a_field_kizuna_refuses_is_a_decision_not_a_crash(field: str) -> None:
+    # Given a campaign triggered by an event filtered on an attribute whose name Kizuna
+    # refuses for a field (a dict method's name, a common field's)
+    events, report = Events(), Report()
+    dims = {
+        "EventType": {"Values": ["WishlistAdded"]},
+        "Attributes": {field: {"AttributeType": "INCLUSIVE", "Values": ["x"]}},
+    }
+
+    # When it becomes a trigger
+    triggers, decisions, _ = event_trigger(
+        {"FilterType": "ENDPOINT", "Dimensions": dims}, events, report, "c"
+    )
+
+    # Then no trigger and no declaration: a decision says why
+    assert triggers == [] and events.declared == {}
+    assert "WishlistAdded" in decisions[0]

@@ -264,6 +264,19 @@ def test_a_line_that_is_not_an_endpoint_is_reported_and_the_others_are_read(tmp_
     assert problems["endpoints/part-0.json:3"].startswith("not JSON")
 
 
+def test_a_line_nested_too_deep_is_reported_and_the_others_are_read(tmp_path: Path) -> None:
+    # Given an export line of 100,000 nested arrays (beyond what json.loads can recurse)
+    deep = "[" * 100_000 + "]" * 100_000
+
+    # When the endpoints are read
+    result, report = migrate(tmp_path, endpoint("e1", "EMAIL", "a@example.jp"), lines=[deep])
+
+    # Then that line is reported, not a crash, and the rest is migrated
+    assert len(result.rows) == 1
+    problems = {i.source: i.notes[0] for i in report.of("input")}
+    assert problems["endpoints/part-0.json:2"] == "not JSON (nested too deep): the line is left out"
+
+
 def test_gzipped_export_parts_are_read(tmp_path: Path) -> None:
     folder = tmp_path / "endpoints"
     folder.mkdir()

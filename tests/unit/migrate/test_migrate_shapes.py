@@ -171,3 +171,15 @@ def test_a_broken_copy_fails_the_checker(tmp_path: Path) -> None:
         "EndTime, EventFilter, Frequency, IsLocalTime, QuietTime, StartTime, Timezone)"
     ]
     assert CHECK.main([str(tmp_path)]) == 1
+
+
+def test_a_response_file_nested_too_deep_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    # Given a response file of 100,000 nested arrays
+    path = tmp_path / "segments.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+
+    # When it is loaded, then it is refused with a reason
+    assert inputs.load(path, "segments.json") == (
+        None,
+        ["segments.json: not JSON (nested too deep)"],
+    )

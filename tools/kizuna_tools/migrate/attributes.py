@@ -31,7 +31,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from kizuna.events.inbound import TEXT_PATTERN
-from kizuna.runtime.config import CustomAttribute, ValueType
+from kizuna.runtime.config import RESERVED_VALUE_NAMES, CustomAttribute, ValueType
 from kizuna_tools.migrate.names import MAX_ATTRIBUTE, snake, unique, words
 
 SOURCES = ("UserAttributes", "Attributes", "Metrics")  # the order names are given out
@@ -199,7 +199,8 @@ class AttributeMap:
     """Every Pinpoint attribute the migration met, and what it became."""
 
     targets: dict[tuple[str, str], Target] = field(default_factory=dict)
-    _names: set[str] = field(default_factory=set)
+    # names taken, and those no attribute may have (``items``: a template reads a dict method)
+    _names: set[str] = field(default_factory=lambda: set(RESERVED_VALUE_NAMES))
 
     def get(self, source: str, name: str) -> Target | None:
         return self.targets.get((source, name))

@@ -35,6 +35,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from kizuna.runtime.config import CustomEvent, CustomEventField, ValueType
 from kizuna_tools.migrate.library import Library, Translated, message_kinds
 from kizuna_tools.migrate.names import BUILTIN_EVENTS, event_type, kebab, object_id, snake, unique
@@ -150,12 +152,20 @@ class Events:
                 return Inexpressible(
                     f"{detail_type}.{name} is a {merged[name].type.value} and a {kind.value}"
                 )
-            merged.setdefault(name, CustomEventField(name=name, type=kind))
-        self.declared[detail_type] = CustomEvent(
-            detail_type=detail_type,
-            description=f"Pinpoint custom event {pinpoint}",
-            fields=tuple(sorted(merged.values(), key=lambda f: f.name)),
-        )
+            try:
+                merged.setdefault(name, CustomEventField(name=name, type=kind))
+            except ValidationError:
+                return Inexpressible(f"{pinpoint}: Kizuna refuses a field named {name!r}")
+        try:
+            self.declared[detail_type] = CustomEvent(
+                detail_type=detail_type,
+                description=f"Pinpoint custom event {pinpoint}",
+                fields=tuple(sorted(merged.values(), key=lambda f: f.name)),
+            )
+        except ValidationError as err:
+            # a common field's name (customer_id, occurred_at...): refused, said so
+            reason = "; ".join(str(e["msg"]) for e in err.errors())
+            return Inexpressible(f"{pinpoint} cannot be declared as {detail_type}: {reason}")
         if detail_type not in self.sources:
             self.sources[detail_type] = pinpoint
             report.add(

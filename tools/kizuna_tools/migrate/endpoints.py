@@ -174,12 +174,15 @@ def read_endpoints(directory: Path, report: Report) -> Iterator[Endpoint]:
                         continue
                     try:
                         data = json.loads(line)
-                    except json.JSONDecodeError as exc:
+                    except (json.JSONDecodeError, RecursionError) as exc:
+                        why = (
+                            exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+                        )
                         report.add(
                             "input",
                             f"{rel}:{number_}",
                             Status.NOT_MIGRATED,
-                            notes=[f"not JSON ({exc.msg}): the line is left out"],
+                            notes=[f"not JSON ({why}): the line is left out"],
                         )
                         continue
                     problems = shapes.check(data, "EndpointResponse", required=False)

@@ -72,6 +72,8 @@ def load(path: Path, rel: str) -> tuple[Any, list[str]]:
         return None, [f"{rel}: cannot be read ({type(exc).__name__})"]
     except json.JSONDecodeError as exc:
         return None, [f"{rel}: not JSON ({exc.msg}, line {exc.lineno})"]
+    except RecursionError:
+        return None, [f"{rel}: not JSON (nested too deep)"]
     problems = check_document(rel, document)
     if problems:
         return None, problems

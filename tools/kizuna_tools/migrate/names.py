@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from kizuna.events.derived import DERIVED_MODELS
+from kizuna.events.inbound import INBOUND_MODELS
 from kizuna.runtime.config import CUSTOM_EVENT_PATTERN, CUSTOM_NAME_PATTERN
 
 _CAMEL_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
@@ -18,6 +20,9 @@ MAX_ATTRIBUTE = 40
 MAX_ID = 40  # program and campaign ids: ^[a-z][a-z0-9-]{1,39}$
 # Pinpoint's standard events that are Kizuna's built-in ones (the other ``_x.y`` have none)
 BUILTIN_EVENTS = {"_session.start": "app.opened", "_monetization.purchase": "order.placed"}
+# Kizuna's own detail-types: a custom event may not take one (``ProductViewed`` would)
+KIZUNA_EVENTS = frozenset(INBOUND_MODELS) | frozenset(DERIVED_MODELS)
+RENAMED_PREFIX = "pinpoint"
 
 
 def words(name: str) -> list[str]:
@@ -66,7 +71,17 @@ def unique(name: str, taken: set[str], max_length: int, sep: str) -> str:
 def event_type(name: str) -> str:
     """A custom detail-type for a Pinpoint custom event name: ``wishlist.added`` stays;
     ``WishlistAdded`` / ``wishlist_added`` -> ``wishlist.added`` (the first word, a dot, the
-    rest); a one-word ``Checkin`` -> ``app.checkin``."""
+    rest); a one-word ``Checkin`` -> ``app.checkin``. A name that would be one of Kizuna's own
+    detail-types (``ProductViewed`` -> ``product.viewed``, ``customer.rank_changed``) is
+    declared under ``pinpoint.`` (``pinpoint.product_viewed``): a custom event may not take a
+    built-in or derived type."""
+    candidate = _event_type(name)
+    if candidate in KIZUNA_EVENTS:
+        return f"{RENAMED_PREFIX}.{candidate.replace('.', '_')}"
+    return candidate
+
+
+def _event_type(name: str) -> str:
     if EVENT_NAME.fullmatch(name):
         return name
     parts = [snake(p, fallback="event") for p in name.split(".") if words(p)]
