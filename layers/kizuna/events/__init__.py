@@ -7,6 +7,8 @@ from pydantic import BaseModel
 
 from kizuna.events.derived import (
     DERIVED_MODELS,
+    Anniversary,
+    Birthday,
     CartAbandoned,
     Cause,
     DerivedDetail,
@@ -91,7 +93,9 @@ __all__ = [
     "ERASE_TYPE",
     "INBOUND_EVENT_TYPES",
     "INBOUND_MODELS",
+    "Anniversary",
     "AppOpened",
+    "Birthday",
     "CartAbandoned",
     "CartItem",
     "CartUpdated",
