@@ -1,5 +1,5 @@
-"""Sweep: scheduled triggers (dormancy risk, points expiry, abandoned carts, birthdays,
-anniversaries) onto the bus."""
+"""Sweep: scheduled triggers (dormancy risk, points expiry, abandoned carts, birthdays) onto
+the bus."""
 
 from typing import Any
 

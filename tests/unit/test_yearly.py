@@ -1,4 +1,4 @@
-"""Yearly date triggers: birthdays and membership anniversaries, on the customer's local date."""
+"""Yearly date triggers: birthdays, on the customer's local date."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from tests.factories import order, parsed, upsert
 
 CFG = KizunaConfig()  # the shop's default time zone: Asia/Tokyo
 TOKYO, NEW_YORK = ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York")
-DAILY = SweepRequest(kinds=[SweepKind.BIRTHDAYS, SweepKind.ANNIVERSARIES], lookback_minutes=1440)
+DAILY = SweepRequest(kinds=[SweepKind.BIRTHDAYS], lookback_minutes=1440)
 
 
 def at(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
@@ -60,15 +60,9 @@ def test_the_window_keys_cover_every_time_zone_and_the_leap_day() -> None:
     # a daily run at 16:00 UTC (01:00 in Tokyo) on 28 February 2027, a non-leap year
     keys = keys_for_window(at(2027, 2, 27, 16), at(2027, 2, 28, 16))
     assert keys == ["02-27", "02-28", "02-29", "03-01"]
-    # in a leap year, 02-29 is a day of its own; anniversaries allow a day either side
+    # in a leap year, 02-29 is a day of its own
+    assert keys_for_window(at(2028, 2, 28, 16), at(2028, 2, 29, 16)) == ["02-28", "02-29", "03-01"]
     assert keys_for_window(at(2028, 3, 1, 16), at(2028, 3, 2, 16)) == ["03-01", "03-02", "03-03"]
-    assert keys_for_window(at(2028, 3, 1, 16), at(2028, 3, 2, 16), 1) == [
-        "02-29",
-        "03-01",
-        "03-02",
-        "03-03",
-        "03-04",
-    ]
     # over the year's end
     assert keys_for_window(at(2027, 12, 31, 16), at(2028, 1, 1, 16)) == ["01-01", "01-02", "12-31"]
 
@@ -210,38 +204,21 @@ def test_a_29_february_birthday_fires_once_in_a_leap_and_a_non_leap_year(
     assert publisher.events[0].detail.model_dump()["age"] == year - 2000
 
 
-def test_a_membership_anniversary_counts_from_the_first_order_on_its_local_date() -> None:
-    # given a first order at 20:00 UTC on 9 May 2025: 05:00 on 10 May in Tokyo
+def test_no_birthday_for_customers_without_a_birth_date() -> None:
+    # given a customer without a birth date, who orders (a first order is no yearly date)
     store = shop(
-        upsert("a", at(2025, 1, 1), "ev-a", time_zone="Asia/Tokyo"),
-        order("a", "o1", 3000, at(2025, 5, 9, 20)),
-        order("a", "o2", 3000, at(2025, 8, 1)),
+        upsert("x", at(2024, 1, 1), "ev-x", time_zone="Asia/Tokyo"),
+        order("x", "o1", 3000, at(2025, 5, 9, 20)),
     )
-    assert store.customers["a"].anniversary_mmdd == "05-09"  # the UTC date; +-1 day swept
-    publisher = Publisher()
-    fired: list[tuple[str, str, str]] = []
-    for n in range(6):
-        fired += daily(store, publisher, at(2026, 5, 6, 16) + timedelta(days=n))
-    # then it fires once, on 10 May local, one year on
-    assert fired == [("a", "customer.anniversary", "2026-05-10")]
-    detail = publisher.events[0].detail.model_dump(mode="json")
-    assert detail["years"] == 1
-    assert detail["first_order_at"] == "2025-05-09T20:00:00Z"
-    assert detail["event_id"] == "a:anniversary:2026"
-
-
-def test_no_birthday_no_anniversary_for_customers_without_the_date() -> None:
-    store = shop(upsert("x", at(2024, 1, 1), "ev-x", time_zone="Asia/Tokyo"))
     assert store.customers["x"].birthday_mmdd is None
-    assert store.customers["x"].anniversary_mmdd is None
     publisher = Publisher()
     for n in range(400):
         daily(store, publisher, at(2025, 1, 1, 16) + timedelta(days=n))
     assert publisher.events == []
 
 
-def test_the_yearly_events_are_program_triggers_with_claims_checked() -> None:
-    assert {"customer.birthday", "customer.anniversary"} <= TRIGGER_EVENTS
+def test_the_birthday_is_a_program_trigger_with_its_claim_checked() -> None:
+    assert "customer.birthday" in TRIGGER_EVENTS
     store = shop(member("tokyo", "1990-03-10", "Asia/Tokyo"))
     publisher = Publisher()
     daily(store, publisher, at(2027, 3, 10, 1))

@@ -240,7 +240,6 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
             "phone_hash": address_hash(customer.phone) if customer.phone else None,
             "cart_open_at": open_cart_since(customer, last_at),
             "birthday_mmdd": month_day(customer.birth_date) if customer.birth_date else None,
-            "anniversary_mmdd": month_day(first_at.astimezone(UTC).date()) if first_at else None,
         }
     )
 

@@ -1,4 +1,4 @@
-"""Dates that come back every year: a birthday, a membership anniversary.
+"""Dates that come back every year (a birthday).
 
 A yearly date is celebrated on the customer's *local* calendar date (their ``time_zone``, or
 the shop's default): it starts at local midnight, which is a different UTC instant in Tokyo
@@ -43,12 +43,11 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
-def keys_for_window(start: datetime, end: datetime, slack_days: int = 0) -> list[str]:
+def keys_for_window(start: datetime, end: datetime) -> list[str]:
     """The ``MM-DD`` keys of every local date that may start in [start, end) somewhere on
-    Earth (and ``slack_days`` either side, for keys stored as a UTC date); ``02-29`` goes
-    with 28 February of a non-leap year. Sorted, without repeats."""
-    first = (start - LATEST_OFFSET).date() - timedelta(days=slack_days)
-    last = (end + EARLIEST_OFFSET).date() + timedelta(days=slack_days)
+    Earth; ``02-29`` goes with 28 February of a non-leap year. Sorted, without repeats."""
+    first = (start - LATEST_OFFSET).date()
+    last = (end + EARLIEST_OFFSET).date()
     keys: set[str] = set()
     day = first
     while day <= last:

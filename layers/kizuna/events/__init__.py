@@ -7,7 +7,6 @@ from pydantic import BaseModel
 
 from kizuna.events.derived import (
     DERIVED_MODELS,
-    Anniversary,
     Birthday,
     CartAbandoned,
     Cause,
@@ -93,7 +92,6 @@ __all__ = [
     "ERASE_TYPE",
     "INBOUND_EVENT_TYPES",
     "INBOUND_MODELS",
-    "Anniversary",
     "AppOpened",
     "Birthday",
     "CartAbandoned",

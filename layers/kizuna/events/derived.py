@@ -109,16 +109,6 @@ class Birthday(DerivedDetail):
     time_zone: str = Field(description="The time zone the date is local to")
 
 
-class Anniversary(DerivedDetail):
-    """The anniversary of the customer's membership (their first order) began in their time
-    zone (the daily sweep; 29 February is celebrated on 28 February in a non-leap year)."""
-
-    date: LocalDate = Field(description="The local date celebrated")
-    years: int = Field(ge=1, description="Years since the first order")
-    first_order_at: AwareDatetime
-    time_zone: str = Field(description="The time zone the date is local to")
-
-
 class SegmentChanged(DerivedDetail):
     """The daily scoring moved a customer to another RFM segment."""
 
@@ -149,7 +139,6 @@ DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
     "customer.points_expiring": PointsExpiring,
     "cart.abandoned": CartAbandoned,
     "customer.birthday": Birthday,
-    "customer.anniversary": Anniversary,
     "customer.segment_changed": SegmentChanged,
     "program.converted": ProgramConverted,
 }

@@ -105,12 +105,6 @@ def _birthday(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
     return celebrated_on(c.birth_date, day.year) == day and day.year - c.birth_date.year == age
 
 
-def _anniversary(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
-    """The first order is still the one the anniversary counts from."""
-    first = _instant(detail, "first_order_at")
-    return first is not None and c.first_order_at == first
-
-
 def _segment(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
     to_segment = _text(detail, "to_segment")
     return to_segment is not None and c.rfm_segment == to_segment
@@ -136,7 +130,6 @@ CLAIMS: dict[str, Check] = {
     "customer.points_expiring": _points_expiring,
     "cart.abandoned": _cart,
     "customer.birthday": _birthday,
-    "customer.anniversary": _anniversary,
     "customer.segment_changed": _segment,
     "program.converted": _converted,
 }

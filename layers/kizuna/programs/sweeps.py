@@ -10,12 +10,11 @@ nothing twice):
 - ``customer.dormancy_risk``: no order for ``dormancy_risk_days`` (before dormancy);
 - ``customer.points_expiring``: points expire within ``points_expiry_warning_days``;
 - ``cart.abandoned``: a cart with items and no order for ``cart_abandoned_hours``;
-- ``customer.birthday`` and ``customer.anniversary`` (the first order's): the local date
-  began (midnight in the customer's time zone) in the window. Their indexes
-  (``by_birthday``, ``by_anniversary``) are keyed by ``MM-DD``, not by an instant: a run
-  queries the keys of the local dates that may begin in its window anywhere on Earth
-  (:func:`kizuna.domain.yearly.keys_for_window`) and keeps the customers whose own local
-  midnight did; the id is per customer and local year.
+- ``customer.birthday``: the birthday's local date began (midnight in the customer's time
+  zone) in the window. Its index (``by_birthday``) is keyed by ``MM-DD``, not by an
+  instant: a run queries the keys of the local dates that may begin in its window anywhere
+  on Earth (:func:`kizuna.domain.yearly.keys_for_window`) and keeps the customers whose own
+  local midnight did; the id is per customer and local year.
 
 Catching up. Each kind keeps a durable :class:`Watermark` (the index value it has swept up
 to, and when that run read the index), saved only after the run's events are on the bus. A
@@ -44,7 +43,6 @@ from kizuna.domain.loyalty import INDEX_SHARDS
 from kizuna.domain.timestamps import iso
 from kizuna.domain.yearly import keys_for_window, occurrences
 from kizuna.events import (
-    Anniversary,
     Birthday,
     CartAbandoned,
     Cause,
@@ -63,7 +61,6 @@ class SweepKind(StrEnum):
     POINTS = "points_expiry"
     CARTS = "carts"
     BIRTHDAYS = "birthdays"
-    ANNIVERSARIES = "anniversaries"
 
 
 INDEXES = {
@@ -71,12 +68,7 @@ INDEXES = {
     SweepKind.POINTS: ("by_points_expiry", "points_next_expiry_at"),
     SweepKind.CARTS: ("by_open_cart", "cart_open_at"),
     SweepKind.BIRTHDAYS: ("by_birthday", "birthday_mmdd"),
-    SweepKind.ANNIVERSARIES: ("by_anniversary", "anniversary_mmdd"),
 }
-# Kinds whose index holds an ``MM-DD`` (kizuna.domain.yearly), not an instant: the keys of
-# the window's local dates are queried, and a day either side for anniversaries (keyed by
-# the first order's UTC date, celebrated on its local date).
-YEARLY_SLACK_DAYS = {SweepKind.BIRTHDAYS: 0, SweepKind.ANNIVERSARIES: 1}
 
 
 # phone number (hashed) -> customer, for the SMS opt-out sweep
@@ -120,7 +112,7 @@ def edge(kind: SweepKind, now: datetime, cfg: KizunaConfig) -> datetime:
         return now - timedelta(days=lc.dormancy_risk_days)
     if kind == SweepKind.POINTS:
         return now + timedelta(days=lc.points_expiry_warning_days)
-    if kind in YEARLY_SLACK_DAYS:
+    if kind == SweepKind.BIRTHDAYS:
         return now  # the local midnights that have passed
     return now - timedelta(hours=lc.cart_abandoned_hours)
 
@@ -209,40 +201,23 @@ def event_for(
     )
 
 
-def yearly_events(kind: SweepKind, c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
-    """Birthdays or anniversaries of ``c`` whose local midnight (the customer's time zone,
-    else the shop's) is in the window; the id names the customer and the local year, so a
-    window swept twice, or a re-run the same day, repeats the same event."""
-    tz = zone(c.time_zone, cfg.contact.default_time_zone)
-    cause_of = f"sweep:{kind}"
-    if kind == SweepKind.BIRTHDAYS:
-        if c.birth_date is None:
-            return []
-        return [
-            derived_event(
-                Birthday,
-                f"birthday:{o.day.year}",
-                Cause(c.customer_id, o.starts_at, cause_of),
-                date=o.day,
-                age=o.years,
-                time_zone=tz.key,
-            )
-            for o in occurrences(c.birth_date, tz, w.start, w.end)
-        ]
-    if c.first_order_at is None:
+def birthday_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
+    """Birthdays of ``c`` whose local midnight (the customer's time zone, else the shop's) is
+    in the window; the id names the customer and the local year, so a window swept twice, or
+    a re-run the same day, repeats the same event."""
+    if c.birth_date is None:
         return []
-    first = c.first_order_at
+    tz = zone(c.time_zone, cfg.contact.default_time_zone)
     return [
         derived_event(
-            Anniversary,
-            f"anniversary:{o.day.year}",
-            Cause(c.customer_id, o.starts_at, cause_of),
+            Birthday,
+            f"birthday:{o.day.year}",
+            Cause(c.customer_id, o.starts_at, f"sweep:{SweepKind.BIRTHDAYS}"),
             date=o.day,
-            years=o.years,
-            first_order_at=first,
+            age=o.years,
             time_zone=tz.key,
         )
-        for o in occurrences(first.astimezone(tz).date(), tz, w.start, w.end)
+        for o in occurrences(c.birth_date, tz, w.start, w.end)
     ]
 
 
@@ -265,8 +240,8 @@ def sweep_window(
     index, attribute = INDEXES[kind]
     ids: list[str] = []
     for shard in range(INDEX_SHARDS):
-        if kind in YEARLY_SLACK_DAYS:
-            for key in keys_for_window(w.start, w.end, YEARLY_SLACK_DAYS[kind]):
+        if kind == SweepKind.BIRTHDAYS:
+            for key in keys_for_window(w.start, w.end):
                 # "~" sorts after every digit: exactly the key
                 ids += store.query_window(index, attribute, str(shard), key, key + "~")
         else:
@@ -278,8 +253,8 @@ def sweep_window(
             customer = customers.get(cid)
             if customer is None or not _in_window(kind, customer, w):
                 continue
-            if kind in YEARLY_SLACK_DAYS:
-                out += yearly_events(kind, customer, w, cfg)
+            if kind == SweepKind.BIRTHDAYS:
+                out += birthday_events(customer, w, cfg)
                 continue
             event = event_for(kind, customer, now, cfg)
             if event is not None:
