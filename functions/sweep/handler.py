@@ -1,4 +1,5 @@
-"""Sweep: scheduled triggers (dormancy risk, points expiry, abandoned carts) onto the bus."""
+"""Sweep: scheduled triggers (dormancy risk, points expiry, abandoned carts, birthdays) onto
+the bus."""
 
 from typing import Any
 

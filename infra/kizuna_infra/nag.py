@@ -80,8 +80,8 @@ XRAY_REASON = (
 )
 INDEX_REASONS = {
     "customers": "grant_*_data on the customers table covers its own sparse sweep indexes "
-    "(by_last_order, by_points_expiry, by_open_cart) only; the wildcard is limited to "
-    "<customers table ARN>/index/*.",
+    "(by_last_order, by_points_expiry, by_open_cart, by_birthday, by_phone) "
+    "only; the wildcard is limited to <customers table ARN>/index/*.",
     "activity": "grant_*_data on the activity table covers its own indexes (gsi1) only; "
     "the wildcard is limited to <activity table ARN>/index/*.",
 }

@@ -8,8 +8,8 @@
 * Evaluate: one bus rule whose pattern is a ``$or`` of every enabled program's trigger and
   goal (events that match no program never wake a Lambda) -> SQS (with DLQ) -> function.
 * The journey helper function answers the state machines' branch and local-time questions.
-* Sweep: scheduled triggers (dormancy risk, points expiry, abandoned carts), run daily and
-  hourly by EventBridge Scheduler.
+* Sweep: scheduled triggers (dormancy risk, points expiry and birthdays daily; abandoned
+  carts hourly), run by EventBridge Scheduler.
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ SWEEP_TIMEOUT = Duration.minutes(5)
 # outgrows it is split over several rules to the same queue.
 MAX_PATTERN_CHARS = 2048
 DAILY_SWEEP = {
-    "kinds": [SweepKind.DORMANCY.value, SweepKind.POINTS.value],
+    "kinds": [
+        SweepKind.DORMANCY.value,
+        SweepKind.POINTS.value,
+        SweepKind.BIRTHDAYS.value,
+    ],
     "lookback_minutes": 1440,
 }
 HOURLY_SWEEP = {"kinds": [SweepKind.CARTS.value], "lookback_minutes": 60}
@@ -344,7 +348,7 @@ class Programs(Construct):
             self,
             names.SWEEP_CONSTRUCT_ID,
             folder=names.SWEEP_FUNCTION_NAME,
-            description="Kizuna sweep: scheduled triggers (dormancy, points expiry, carts)",
+            description="Kizuna sweep: scheduled triggers (dormancy, points, carts, birthdays)",
             environment=wiring.environment(),
             timeout=SWEEP_TIMEOUT,
             **wiring.shared,
@@ -372,7 +376,7 @@ class Programs(Construct):
                 "cron(0 1 * * ? *)", schedule_time_zone
             ),
             payload=DAILY_SWEEP,
-            description="Daily sweep: dormancy risk and points about to expire",
+            description="Daily sweep: dormancy risk, points expiring, birthdays",
         )
         self.sweep_schedules.add(
             names.SWEEP_HOURLY_SCHEDULE_ID,

@@ -98,3 +98,24 @@ def test_a_cart_event_that_arrives_hours_late_is_swept_once(cloud: LocalCloud) -
     assert (PROGRAM, "remind", "push") in sent(cloud, cid)
     cloud.advance(hours=30)
     assert len(entries(cloud, cid)) == 1
+
+
+def test_birthdays_are_found_through_their_index_once_a_day(cloud: LocalCloud) -> None:
+    # given, at 09:00 in Tokyo on 5 January, a customer in Tokyo whose birthday it is, one
+    # in New York whose birthday has not begun there yet (04:00 on the 4th), and one without
+    # a birthday
+    for cid, born, zone in [
+        ("bd-tokyo", "1990-01-05", "Asia/Tokyo"),
+        ("bd-ny", "1990-01-05", "America/New_York"),
+        ("bd-other", "1990-02-05", "Asia/Tokyo"),
+    ]:
+        put(cloud, "customer.upserted", {"customer_id": cid, "birth_date": born, "time_zone": zone})
+    put(cloud, "customer.upserted", {"customer_id": "bd-none", "time_zone": "Asia/Tokyo"})
+    # when the sweep function runs (its first run: the last day), and again
+    request = {"kinds": ["birthdays"], "lookback_minutes": 1440}
+    sweep = next(name for name, spec in cloud.functions.items() if spec.code_name == "sweep")
+    first = cloud.invoke(sweep, request)
+    again = cloud.invoke(sweep, request)
+    # then the index gave the Tokyo birthday (the sparse GSI on moto), once
+    assert first.ok and first.result == {"birthdays": 1}
+    assert again.ok and again.result == {"birthdays": 0}

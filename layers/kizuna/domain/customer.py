@@ -263,6 +263,8 @@ class Customer(_Model):
     # event that arrives late is still swept (kizuna.programs.sweeps)
     cart_open_seen_at: datetime | None = None
     phone_hash: str | None = None
+    # ``MM-DD`` of ``birth_date``: the key of the birthday index (kizuna.domain.yearly)
+    birthday_mmdd: str | None = None
     # RFM scores and segment (written by the daily scoring job)
     rfm_recency: int | None = None
     rfm_frequency: int | None = None

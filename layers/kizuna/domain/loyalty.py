@@ -25,6 +25,7 @@ from kizuna.domain.customer import (
     SettledHistory,
 )
 from kizuna.domain.timestamps import iso, parse_time
+from kizuna.domain.yearly import month_day
 from kizuna.events import Cause, DerivedEvent, RankChanged, RankDirection, derived_event
 from kizuna.runtime.config import LoyaltyConfig
 
@@ -238,6 +239,7 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
             "gsi_shard": shard_of(customer.customer_id),
             "phone_hash": address_hash(customer.phone) if customer.phone else None,
             "cart_open_at": open_cart_since(customer, last_at),
+            "birthday_mmdd": month_day(customer.birth_date) if customer.birth_date else None,
         }
     )
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from kizuna.events.derived import (
     DERIVED_MODELS,
+    Birthday,
     CartAbandoned,
     Cause,
     DerivedDetail,
@@ -92,6 +93,7 @@ __all__ = [
     "INBOUND_EVENT_TYPES",
     "INBOUND_MODELS",
     "AppOpened",
+    "Birthday",
     "CartAbandoned",
     "CartItem",
     "CartUpdated",

@@ -8,7 +8,7 @@ at-least-once delivery produces.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -19,6 +19,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerialize
 def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
+
+# A calendar date (``2027-02-28``): ``date`` is also a field name below.
+LocalDate = date
 
 # Amounts travel as JSON numbers so EventBridge numeric patterns can match them.
 Amount = Annotated[Decimal, PlainSerializer(_number, return_type=int | float, when_used="json")]
@@ -97,6 +100,15 @@ class CartAbandoned(DerivedDetail):
     cart_updated_at: AwareDatetime
 
 
+class Birthday(DerivedDetail):
+    """The customer's birthday began in their time zone (the daily sweep; 29 February is
+    celebrated on 28 February in a non-leap year)."""
+
+    date: LocalDate = Field(description="The local date celebrated")
+    age: int = Field(ge=1, description="Years old on that date")
+    time_zone: str = Field(description="The time zone the date is local to")
+
+
 class SegmentChanged(DerivedDetail):
     """The daily scoring moved a customer to another RFM segment."""
 
@@ -126,6 +138,7 @@ DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
     "customer.dormancy_risk": DormancyRisk,
     "customer.points_expiring": PointsExpiring,
     "cart.abandoned": CartAbandoned,
+    "customer.birthday": Birthday,
     "customer.segment_changed": SegmentChanged,
     "program.converted": ProgramConverted,
 }

@@ -16,10 +16,11 @@ hold to a later delivery, and records ``skipped: claim_not_in_state`` only on th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from kizuna.domain.customer import Customer
+from kizuna.domain.yearly import celebrated_on
 from kizuna.programs.journeys import JourneyState
 
 Detail = Mapping[str, Any]
@@ -84,6 +85,26 @@ def _cart(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
     )
 
 
+def _day(detail: Detail, key: str) -> date | None:
+    value = detail.get(key)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _birthday(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+    """The date is the customer's birthday that year, at the age claimed."""
+    day, age = _day(detail, "date"), detail.get("age")
+    if day is None or c.birth_date is None or not isinstance(age, int):
+        return False
+    return celebrated_on(c.birth_date, day.year) == day and day.year - c.birth_date.year == age
+
+
 def _segment(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
     to_segment = _text(detail, "to_segment")
     return to_segment is not None and c.rfm_segment == to_segment
@@ -108,6 +129,7 @@ CLAIMS: dict[str, Check] = {
     "customer.dormancy_risk": _dormancy,
     "customer.points_expiring": _points_expiring,
     "cart.abandoned": _cart,
+    "customer.birthday": _birthday,
     "customer.segment_changed": _segment,
     "program.converted": _converted,
 }

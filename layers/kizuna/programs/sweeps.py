@@ -1,6 +1,6 @@
 """Scheduled triggers, found without scanning the whole base.
 
-Three sparse indexes on the customers table (partition ``gsi_shard``, 4 shards) hold only
+Sparse indexes on the customers table (partition ``gsi_shard``, 4 shards) hold only
 the customers they concern: ``by_last_order`` (``last_order_at``), ``by_points_expiry``
 (``points_next_expiry_at``) and ``by_open_cart`` (``cart_open_at``). A sweep queries the
 index values that crossed its threshold since the last sweep that succeeded, re-checks fresh
@@ -9,7 +9,12 @@ nothing twice):
 
 - ``customer.dormancy_risk``: no order for ``dormancy_risk_days`` (before dormancy);
 - ``customer.points_expiring``: points expire within ``points_expiry_warning_days``;
-- ``cart.abandoned``: a cart with items and no order for ``cart_abandoned_hours``.
+- ``cart.abandoned``: a cart with items and no order for ``cart_abandoned_hours``;
+- ``customer.birthday``: the birthday's local date began (midnight in the customer's time
+  zone) in the window. Its index (``by_birthday``) is keyed by ``MM-DD``, not by an
+  instant: a run queries the keys of the local dates that may begin in its window anywhere
+  on Earth (:func:`kizuna.domain.yearly.keys_for_window`) and keeps the customers whose own
+  local midnight did; the id is per customer and local year.
 
 Catching up. Each kind keeps a durable :class:`Watermark` (the index value it has swept up
 to, and when that run read the index), saved only after the run's events are on the bus. A
@@ -36,7 +41,9 @@ from typing import Protocol
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import INDEX_SHARDS
 from kizuna.domain.timestamps import iso
+from kizuna.domain.yearly import keys_for_window, occurrences
 from kizuna.events import (
+    Birthday,
     CartAbandoned,
     Cause,
     DerivedEvent,
@@ -45,6 +52,7 @@ from kizuna.events import (
     derived_event,
 )
 from kizuna.ports import Watermark
+from kizuna.programs.steps import zone
 from kizuna.runtime.config import KizunaConfig
 
 
@@ -52,12 +60,14 @@ class SweepKind(StrEnum):
     DORMANCY = "dormancy"
     POINTS = "points_expiry"
     CARTS = "carts"
+    BIRTHDAYS = "birthdays"
 
 
 INDEXES = {
     SweepKind.DORMANCY: ("by_last_order", "last_order_at"),
     SweepKind.POINTS: ("by_points_expiry", "points_next_expiry_at"),
     SweepKind.CARTS: ("by_open_cart", "cart_open_at"),
+    SweepKind.BIRTHDAYS: ("by_birthday", "birthday_mmdd"),
 }
 
 
@@ -102,6 +112,8 @@ def edge(kind: SweepKind, now: datetime, cfg: KizunaConfig) -> datetime:
         return now - timedelta(days=lc.dormancy_risk_days)
     if kind == SweepKind.POINTS:
         return now + timedelta(days=lc.points_expiry_warning_days)
+    if kind == SweepKind.BIRTHDAYS:
+        return now  # the local midnights that have passed
     return now - timedelta(hours=lc.cart_abandoned_hours)
 
 
@@ -189,6 +201,26 @@ def event_for(
     )
 
 
+def birthday_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
+    """Birthdays of ``c`` whose local midnight (the customer's time zone, else the shop's) is
+    in the window; the id names the customer and the local year, so a window swept twice, or
+    a re-run the same day, repeats the same event."""
+    if c.birth_date is None:
+        return []
+    tz = zone(c.time_zone, cfg.contact.default_time_zone)
+    return [
+        derived_event(
+            Birthday,
+            f"birthday:{o.day.year}",
+            Cause(c.customer_id, o.starts_at, f"sweep:{SweepKind.BIRTHDAYS}"),
+            date=o.day,
+            age=o.years,
+            time_zone=tz.key,
+        )
+        for o in occurrences(c.birth_date, tz, w.start, w.end)
+    ]
+
+
 def sweep(
     kind: SweepKind,
     store: SweepStore,
@@ -208,13 +240,21 @@ def sweep_window(
     index, attribute = INDEXES[kind]
     ids: list[str] = []
     for shard in range(INDEX_SHARDS):
-        ids += store.query_window(index, attribute, str(shard), iso(w.start), iso(w.end))
+        if kind == SweepKind.BIRTHDAYS:
+            for key in keys_for_window(w.start, w.end):
+                # "~" sorts after every digit: exactly the key
+                ids += store.query_window(index, attribute, str(shard), key, key + "~")
+        else:
+            ids += store.query_window(index, attribute, str(shard), iso(w.start), iso(w.end))
     out: list[DerivedEvent] = []
     for start in range(0, len(ids), 100):
         customers = store.get_customers(ids[start : start + 100])
         for cid in ids[start : start + 100]:
             customer = customers.get(cid)
             if customer is None or not _in_window(kind, customer, w):
+                continue
+            if kind == SweepKind.BIRTHDAYS:
+                out += birthday_events(customer, w, cfg)
                 continue
             event = event_for(kind, customer, now, cfg)
             if event is not None:
