@@ -34,6 +34,7 @@ from kizuna.analytics.stats import Lift, Migration, Rate, lift, migration, rate
 from kizuna.domain.timestamps import parse_time
 from kizuna.scoring.snapshot import CELL_FIELDS, NONE, SnapshotRow, cell_fields
 
+GLOBAL_CONTROL = "global_control"  # kizuna.delivery.control.GLOBAL_CONTROL
 DIMENSIONS = ("region", "prefecture", "age_band", "gender", "occupation")
 # A declared attribute's dimension: ``attributes.membership_tier_pos``
 # (kizuna.scoring.snapshot.breakdown_attributes: not personal, an enum or a boolean).
@@ -84,12 +85,18 @@ class Ledger:
     orders: list[Order] = field(default_factory=list)
     # (customer, program) -> "step:arm" of the A/B splits the customer was assigned
     arms: dict[tuple[str, str], str] = field(default_factory=dict)
+    # customers a program decision held out as members of the global control group
+    global_control: set[str] = field(default_factory=set)
 
     def add_item(self, item: Mapping[str, Any]) -> None:
         """One activity-table item (other kinds are ignored)."""
         kind = item.get("kind")
         cid = str(item.get("pk", item.get("customer_id", "")))
-        if kind == "ENTRY" and item.get("decision") in ("entered", "holdout"):
+        if kind == "ENTRY" and item.get("reason") == GLOBAL_CONTROL:
+            # a global control customer is in neither group of the program's lift (its
+            # holdout is drawn apart); the global control comparison counts them
+            self.global_control.add(cid)
+        elif kind == "ENTRY" and item.get("decision") in ("entered", "holdout"):
             self.entries.append(
                 Entry(
                     str(item["program"]),
