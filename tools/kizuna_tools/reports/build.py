@@ -13,7 +13,8 @@ Definitions (also in docs/REPORTS.md):
   to the end of the window,
   averaged over the group (cancelled orders still count: the ledger does not net them).
 - **Structure**: customers treated by any program against customers only ever held out,
-  their RFM segment (or rank) on two snapshot dates, as a migration matrix.
+  their RFM segment (or rank) on two snapshot dates, as a migration matrix; with the global
+  control group on, also everyone else against the control group.
 - **Rates over time**, from the daily snapshot cells: second-purchase rate = customers whose
   first order is under 90 days old who ordered again / those customers; repeat rate =
   customers with two or more orders / customers with one or more; dormancy rate = dormant /
@@ -302,8 +303,9 @@ class StructureChange:
     before: date
     after: date
     treated: Migration
-    holdout: Migration
+    holdout: Migration  # the holdout, or the global control group (``against``)
     program: str | None = None  # None: every program
+    against: str = "holdout"  # or global_control: everyone else against the control group
 
 
 def structure_change(
@@ -314,6 +316,7 @@ def structure_change(
     attribute: str,
     order: Sequence[str],
     program: str | None = None,
+    against: str = "holdout",
 ) -> StructureChange:
     """Migration of ``attribute`` between two snapshot dates, treated vs holdout. States
     not in ``order`` (an unscored customer) appear as ``(none)``."""
@@ -335,6 +338,7 @@ def structure_change(
         treated=migration(states(before, treated), states(after, treated), order),
         holdout=migration(states(before, holdout), states(after, holdout), order),
         program=program,
+        against=against,
     )
 
 
