@@ -215,3 +215,21 @@ def test_the_report_opens_with_treated_vs_global_control() -> None:
     off = report_document(build_reports(data, KizunaConfig()), KizunaConfig())
     assert off.headline is not None and off.headline.control is None
     assert "global_control" not in [s.key for s in off.sections]
+
+
+def test_program_figures_leave_the_global_control_out_of_the_programs_holdout() -> None:
+    from kizuna.analytics.programs import program_figures
+
+    rows = [
+        {"pk": "c1", "kind": "ENTRY", "program": "p", "decision": "entered"},
+        {"pk": "c2", "kind": "ENTRY", "program": "p", "decision": "holdout", "reason": "holdout"},
+        {
+            "pk": "c3",
+            "kind": "ENTRY",
+            "program": "p",
+            "decision": "holdout",
+            "reason": "global_control",
+        },
+    ]
+    figures = program_figures("p", rows, start=OLD, end=END, as_of=END)
+    assert (figures.treated, figures.held_out) == (1, 1)
