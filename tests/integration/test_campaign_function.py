@@ -22,12 +22,15 @@ from kizuna.campaigns.assign import assign
 from kizuna.campaigns.loader import parse_campaign
 from kizuna.domain.customer import Customer
 from kizuna.runtime.clock import FixedClock, SystemClock, set_clock
+from kizuna.runtime.config import GlobalControlConfig
 from kizuna.runtime.settings import campaign_settings
 from kizuna.runtime.wiring import campaign_service
 from kizuna_tools.metering import ApiCallCounter
 from tests import factories
 from tests.integration.lambda_runtime import ACCOUNT, REGION, LambdaContext, load_handler
 from tests.moto_setup import create_table, fake_aws_env
+
+NO_CONTROL = GlobalControlConfig()  # the global control group off
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +116,7 @@ def test_a_campaign_reaches_every_eligible_customer_once(aws: ApiCallCounter) ->
 
     # given: 300 customers, a tenth without email consent, a campaign with a 10% holdout
     campaign = parse_campaign(CAMPAIGN)
-    held = {f"c{n:04d}" for n in range(300) if assign(campaign, f"c{n:04d}").held_out}
+    held = {f"c{n:04d}" for n in range(300) if assign(campaign, f"c{n:04d}", NO_CONTROL).held_out}
     eligible = {f"c{n:04d}" for n in range(300) if n % 10 != 3} - held
 
     # when: the state machine's tasks run in order

@@ -27,11 +27,13 @@ from kizuna.delivery.why import explain
 from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import apply_events
 from kizuna.domain.timestamps import iso
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import GlobalControlConfig, KizunaConfig
 from kizuna_tools.cli import app
 from kizuna_tools.local.cloud import LocalCloud
 from tests.factories import envelope, order, parsed, upsert
 from tests.integration.conftest import DemoCloud
+
+NO_CONTROL = GlobalControlConfig()  # the global control group off
 
 pytestmark = pytest.mark.integration
 
@@ -196,7 +198,7 @@ def test_a_5000_customer_campaign_reaches_each_eligible_customer_once(
         if kind(i) == "prospect":
             continue
         row = rows[c.customer_id]
-        expected_arm = assign(campaign, c.customer_id)
+        expected_arm = assign(campaign, c.customer_id, NO_CONTROL)
         if expected_arm.arm == HOLDOUT:
             assert row["status"] == "holdout"
             # the row says which holdout and where the customer's hash fell

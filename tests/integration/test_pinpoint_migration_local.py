@@ -50,7 +50,7 @@ from kizuna.events.custom import vocabulary
 from kizuna.programs.journeys import holdout_bucket
 from kizuna.programs.loader import load_programs
 from kizuna.programs.model import Program
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import GlobalControlConfig, KizunaConfig
 from kizuna.segments import load_segments
 from kizuna_tools.cli import app
 from kizuna_tools.demo import QUIET as QUIET_LOGS
@@ -58,6 +58,8 @@ from kizuna_tools.demo import local_context, prepare_channels
 from kizuna_tools.importer import import_file
 from kizuna_tools.local.app import kizuna_template
 from kizuna_tools.local.testing import local_cloud_from_template
+
+NO_CONTROL = GlobalControlConfig()  # the global control group off
 
 pytestmark = pytest.mark.integration
 
@@ -610,7 +612,7 @@ def winter_tea_sale(campaign: Campaign) -> dict[str, tuple[str, Message | None]]
         if not eps:
             continue  # not in the segment, or not reachable by email (then not in Kizuna's)
         assert len(eps) == 1, user.customer_id  # Kizuna keeps one email a customer
-        arm = assign(campaign, user.customer_id)
+        arm = assign(campaign, user.customer_id, NO_CONTROL)
         if arm.held_out:
             expected[user.customer_id] = ("holdout", None)
             continue

@@ -21,7 +21,10 @@ from kizuna.campaigns.model import (
     scheduler_expression,
 )
 from kizuna.delivery.templates import Renderer
+from kizuna.runtime.config import GlobalControlConfig
 from kizuna.segments import load_segments
+
+NO_CONTROL = GlobalControlConfig()  # the global control group off
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,9 +137,11 @@ def test_assignment_is_stable_and_follows_the_weights() -> None:
         )
     )
     ids = [f"c{i}" for i in range(20_000)]
-    arms = Counter(assign(campaign, cid).arm for cid in ids)
+    arms = Counter(assign(campaign, cid, NO_CONTROL).arm for cid in ids)
     # the same customer always lands in the same arm
-    assert [assign(campaign, cid) for cid in ids[:50]] == [assign(campaign, c) for c in ids[:50]]
+    assert [assign(campaign, cid, NO_CONTROL) for cid in ids[:50]] == [
+        assign(campaign, c, NO_CONTROL) for c in ids[:50]
+    ]
     assert abs(arms[HOLDOUT] / len(ids) - 0.10) < 0.01
     treated = len(ids) - arms[HOLDOUT]
     assert abs(arms["a"] / treated - 0.70) < 0.015
@@ -150,7 +155,9 @@ def test_winner_selection_sends_variants_to_the_test_pool_only() -> None:
             winner={"test_percent": 20, "metric": "click", "wait_hours": 4},
         )
     )
-    pools = Counter((a.pool, a.arm) for a in (assign(campaign, f"c{i}") for i in range(10_000)))
+    pools = Counter(
+        (a.pool, a.arm) for a in (assign(campaign, f"c{i}", NO_CONTROL) for i in range(10_000))
+    )
     test = pools[(TEST_POOL, "a")] + pools[(TEST_POOL, "b")]
     assert abs(test / 10_000 - 0.20) < 0.015
     assert pools[(MAIN_POOL, WINNER)] == 10_000 - test

@@ -80,7 +80,9 @@ def customer(n: int, **extra: Any) -> Customer:
 
 
 class World:
-    def __init__(self, n: int = 20, fail: bool = False, **campaign: Any) -> None:
+    def __init__(
+        self, n: int = 20, fail: bool = False, cfg: KizunaConfig | None = None, **campaign: Any
+    ) -> None:
         self.campaign = parse_campaign(campaign_definition(**campaign))
         self.store = MemoryStore()
         for i in range(n):
@@ -98,7 +100,7 @@ class World:
             self.manifest,
             self.channels,
             self.events,
-            KizunaConfig(),
+            cfg or KizunaConfig(),
             self.clock,
             templates_root=ROOT / "templates",
             chunk_size=5,

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kizuna.analytics.control import ControlComparison
 from kizuna.analytics.stats import Lift, Migration, Rate
 
 Cell = str | int | float | None
@@ -176,6 +177,11 @@ class StructureShift(_Frozen):
 
     attribute: Literal["rfm_segment", "rank"]
     program: str | None = Field(default=None, description="None: every program")
+    against: Literal["holdout", "global_control"] = Field(
+        default="holdout",
+        description="holdout: treated vs held out; global_control: everyone else (treated "
+        "population) vs the global control group, in ``holdout``",
+    )
     before: date
     after: date
     treated: Shift
@@ -202,6 +208,10 @@ class Headline(_Frozen):
     repeat_rate: Rate = Field(description="buyers with two or more orders / buyers")
     revenue_12m: float = Field(ge=0, description="the customers' spend over the last 12 months")
     structure: tuple[StructureShift, ...] = Field(default=())
+    control: ControlComparison | None = Field(
+        default=None,
+        description="treated population vs global control (None: the group is off)",
+    )
 
 
 class ReportDocument(_Frozen):

@@ -67,6 +67,8 @@ def program_figures(
         if kind == "ENTRY" and row.get("decision") == "entered":
             entries += 1
             treated.add(customer)
+        elif kind == "ENTRY" and row.get("reason") == "global_control":
+            continue  # the global control group: not the program's holdout
         elif kind == "ENTRY" and row.get("decision") == "holdout":
             held.add(customer)
         elif kind == "CONV":

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kizuna.campaigns.model import Campaign
+from kizuna.delivery.control import GLOBAL_CONTROL, in_global_control
 from kizuna.programs.journeys import bucket
+from kizuna.runtime.config import GlobalControlConfig
 
 HOLDOUT = "holdout"
 DEFAULT_VARIANT = "default"
@@ -19,12 +21,12 @@ MAIN_POOL = "main"
 
 @dataclass(frozen=True)
 class Assignment:
-    arm: str  # holdout, a variant's name, "default" (no variants) or "winner"
+    arm: str  # global_control, holdout, a variant's name, "default" (no variants) or "winner"
     pool: str  # "test" (sent first, decides the winner) or "main"
 
     @property
     def held_out(self) -> bool:
-        return self.arm == HOLDOUT
+        return self.arm in (HOLDOUT, GLOBAL_CONTROL)
 
 
 def variant_of(campaign: Campaign, customer_id: str) -> str:
@@ -45,7 +47,11 @@ def holdout_bucket(campaign: Campaign, customer_id: str) -> float:
     return bucket("campaign-holdout", campaign.id, customer_id)
 
 
-def assign(campaign: Campaign, customer_id: str) -> Assignment:
+def assign(campaign: Campaign, customer_id: str, control: GlobalControlConfig) -> Assignment:
+    """The global control group first (never sent, whatever the campaign), then the
+    campaign's own holdout, test pool and variant."""
+    if in_global_control(control, customer_id):
+        return Assignment(GLOBAL_CONTROL, MAIN_POOL)
     if holdout_bucket(campaign, customer_id) < campaign.holdout_percent:
         return Assignment(HOLDOUT, MAIN_POOL)
     if campaign.winner is None:

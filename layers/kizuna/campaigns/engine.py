@@ -22,6 +22,7 @@ from typing import Any
 
 from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER, holdout_bucket
 from kizuna.campaigns.model import Campaign
+from kizuna.delivery.control import GLOBAL_CONTROL, control_detail
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import Customer
 from kizuna.programs.pattern_rules import Fields
@@ -149,7 +150,7 @@ def variant_for(campaign: Campaign, arm: str, winner: str | None) -> str | None:
     the winner (the first variant if none was chosen)."""
     if arm == WINNER:
         return winner or (campaign.variants[0].name if campaign.variants else None)
-    return None if arm in (DEFAULT_VARIANT, HOLDOUT) else arm
+    return None if arm in (DEFAULT_VARIANT, HOLDOUT, GLOBAL_CONTROL) else arm
 
 
 @dataclass(frozen=True)
@@ -181,10 +182,15 @@ def plan_recipient(
     winner: str | None,
     configured: frozenset[str] | None = None,
 ) -> RecipientPlan:
-    """Holdout first (recorded, never sent); then the contact policy, as for journeys."""
+    """The global control group and the holdout first (recorded, never sent); then the
+    contact policy, as for journeys."""
     variant = variant_for(campaign, member.arm, winner)
     if customer is None:
         return RecipientPlan("suppressed", reason="unknown_customer", variant=variant)
+    if member.arm == GLOBAL_CONTROL:
+        # frozen into the global control group: recorded, never sent
+        detail = control_detail(cfg.measurement.global_control, member.customer_id)
+        return RecipientPlan("holdout", reason=GLOBAL_CONTROL, detail=detail)
     if member.arm == HOLDOUT:
         held_out = {
             "held_out": "campaign",

@@ -141,6 +141,13 @@ REASONS: Final[dict[str, Text]] = {
         "Held out ({which} holdout{detail}).",
         "ホールドアウト ({which}のホールドアウト{detail})。",
     ),
+    # ENTRY# holdout, campaign MSG# holdout of a global control customer
+    "global_control": (
+        "Held out: this customer is in the global control group ({percent}% of customers, "
+        "no marketing message from any program or campaign{detail}).",
+        "ホールドアウト: この顧客はグローバルコントロール群です (顧客の {percent}%、"
+        "どのプログラム・キャンペーンからもマーケティングメッセージを送りません{detail})。",
+    ),
     # MSG# suppressed
     "frequency_cap_day": (
         "Not sent: frequency cap {limit} per day reached ({count} sent).",
@@ -477,6 +484,8 @@ def _skipped(reason: str | None, row: Mapping[str, Any], lang: Lang, tz: ZoneInf
 
 def _holdout(row: Mapping[str, Any], lang: Lang, default: str) -> str:
     i = _i(lang)
+    if row.get("held_out") == "global_control" or row.get("reason") == "global_control":
+        return _global_control(row, lang)
     which = str(row.get("held_out") or default)
     label = {"program": ("program", "プログラム"), "campaign": ("campaign", "キャンペーン")}.get(
         which, (which, which)
@@ -490,6 +499,24 @@ def _holdout(row: Mapping[str, Any], lang: Lang, default: str) -> str:
                 "、この顧客のハッシュバケットは 100 中 {b}",
             )[i].format(b=_num(row["bucket"]))
     return _text("holdout", lang, which=label, detail=detail)
+
+
+def _global_control(row: Mapping[str, Any], lang: Lang) -> str:
+    i = _i(lang)
+    percent = row.get("global_control_percent")
+    parts: list[str] = []
+    if row.get("global_control_since"):
+        parts.append(("since {d}", "{d} から")[i].format(d=row["global_control_since"]))
+    if row.get("bucket") is not None:
+        parts.append(
+            (
+                "this customer's hash bucket is {b} of 100",
+                "この顧客のハッシュバケットは 100 中 {b}",
+            )[i].format(b=_num(row["bucket"]))
+        )
+    detail = ("; " + "; ".join(parts), "、" + "、".join(parts))[i] if parts else ""
+    shown = _num(percent) if percent is not None else "?"
+    return _text("global_control", lang, percent=shown, detail=detail)
 
 
 def _conversion(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from kizuna.delivery.control import GLOBAL_CONTROL, control_detail, in_global_control
 from kizuna.delivery.policy import address_for, channel_block
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.behaviour import with_occurrence
@@ -376,8 +377,12 @@ class Evaluator:
                 reachable=sorted(view["reachable"]),
                 skipped=[f"{c}:{unreachable(customer, c)}" for c in sorted(channels)],
             )
+        # The global control group first: its customers enter no program (a held-out
+        # decision, recorded like a holdout's), before the program's own holdout draw.
+        control = self.cfg.measurement.global_control
+        in_control = in_global_control(control, cid)
         point = holdout_bucket(program, cid)
-        holdout = point < program.holdout_percent
+        holdout = in_control or point < program.holdout_percent
         # The entry is never before its trigger: a goal must come strictly after the entry,
         # so the order that triggered a program (a repeat purchase, say) cannot also be its
         # conversion, even when the trigger is stamped later than the evaluation clock.
@@ -398,6 +403,15 @@ class Evaluator:
                 logger.info("journey entered concurrently", program=program.id, customer_id=cid)
                 return None
             journeys[(cid, program.id)] = written(state, previous)
+            if in_control:
+                return Decision(
+                    program.id,
+                    cid,
+                    ev.event_id,
+                    "holdout",
+                    GLOBAL_CONTROL,
+                    detail=control_detail(control, cid),
+                )
             return Decision(
                 program.id,
                 cid,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import zlib
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -290,6 +290,47 @@ class EventTimeConfig(BaseModel):
         return timedelta(days=self.max_age_days)
 
 
+class GlobalControlConfig(BaseModel):
+    """The global control group: a stable random share of customers that no program and no
+    campaign sends a marketing message to (transactional messages still go), so reports can
+    compare the treated population with an untouched one (docs/PROGRAMS.md).
+
+    A customer's place is ``bucket("global-control", salt, customer_id)`` in [0, 100); they
+    are in the control group below ``percent``. The place is fixed by the salt: raising the
+    percent adds the customers just above the old boundary (nobody leaves), lowering it
+    releases those just below. To draw a new group, change the salt and record the new
+    ``since`` (reports compare from that date)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    percent: float = Field(
+        default=0, ge=0, le=20, description="share of customers in the control group (0 = off)"
+    )
+    salt: str = Field(default="", max_length=64, description="draws the group; change to redraw")
+    since: date | None = Field(default=None, description="when this group (this salt) started")
+
+    @model_validator(mode="after")
+    def _drawn(self) -> GlobalControlConfig:
+        if self.percent > 0 and not self.salt.strip():
+            raise ValueError("measurement.global_control.salt is required when percent > 0")
+        if self.percent > 0 and self.since is None:
+            raise ValueError("measurement.global_control.since is required when percent > 0")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.percent > 0
+
+
+class MeasurementConfig(BaseModel):
+    """How marketing is measured: the global control group (per-program and per-campaign
+    holdouts are set on each program and campaign)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    global_control: GlobalControlConfig = GlobalControlConfig()
+
+
 # Names a shop may give its own attributes and event fields: lower snake case. Event types
 # are dotted lower snake case (``wishlist.added``), like the built-in ones.
 CUSTOM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -451,6 +492,7 @@ class KizunaConfig(BaseModel):
     )
     event_time: EventTimeConfig = EventTimeConfig()
     custom: CustomConfig = CustomConfig()
+    measurement: MeasurementConfig = MeasurementConfig()
 
 
 # A configuration reaches each function in its ``KIZUNA_CONFIG`` environment variable, and

@@ -220,7 +220,7 @@ class CampaignService:
         for customer in self._audience_source(campaign, req.segment, req.total_segments):
             if not in_audience(campaign, customer, now, self.cfg, self.segments):
                 continue
-            arm = assign(campaign, customer.customer_id)
+            arm = assign(campaign, customer.customer_id, self.cfg.measurement.global_control)
             zone = self.cfg.contact.default_time_zone
             due = due_at(campaign, scheduled, customer.time_zone, zone)
             members.append((Member(customer.customer_id, arm.arm), arm.pool, due))

@@ -34,6 +34,7 @@ from kizuna.campaigns.model import (
     OnceSchedule,
     local_time_window,
 )
+from kizuna.delivery.control import GLOBAL_CONTROL
 from kizuna.delivery.samples import (
     CHECK_SECRET,
     DRY_RUN_SECRET,
@@ -411,6 +412,8 @@ class OccurrenceResult:
 
 
 def _variant_of(row: Mapping[str, Any]) -> str:
+    if row.get("arm") == GLOBAL_CONTROL:
+        return GLOBAL_CONTROL  # apart from the campaign's own holdout
     if row.get("arm") == HOLDOUT or row.get("status") == "holdout":
         return HOLDOUT
     return str(row.get("variant") or "default")
@@ -544,7 +547,10 @@ class CampaignAdmin:
         campaign = stored.campaign
         conditions = {name: dict(s.conditions) for name, s in self.rules.segments.items()}
         audience = [
-            Member(c.customer_id, assign(campaign, c.customer_id).arm)
+            Member(
+                c.customer_id,
+                assign(campaign, c.customer_id, self.cfg.measurement.global_control).arm,
+            )
             for c in self.customers.scan_customers()
             if in_audience(campaign, c, now, self.cfg, conditions)
         ]

@@ -38,6 +38,7 @@ WRITERS = [
     "campaigns/engine.py",
     "programs/evaluate.py",
     "programs/claims.py",
+    "delivery/control.py",  # the global control group's reason (a constant both writers use)
 ]
 # functions whose answer is a reason (a channel's block, a stale claim's outcome)
 RETURNS_REASON = ("channel_block", "carrier_block", "settle")
@@ -126,6 +127,7 @@ def test_the_scan_finds_the_reasons_the_code_writes() -> None:
         "unknown_customer",
         "claim_not_in_state",
         "holdout",
+        "global_control",
         "frequency_cap_day",
         "frequency_cap_week",
         "quiet_hours",
@@ -313,6 +315,39 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             {"kind": "CONV", "program": "p", "decision": "converted", "reason": "holdout"},
             "Converted: reached the program's goal (in the holdout group).",
             "コンバージョン: プログラムのゴールに到達しました (ホールドアウト群)。",
+        ),
+    ],
+    "global_control": [
+        (
+            {
+                **ENTRY,
+                "decision": "holdout",
+                "reason": "global_control",
+                "held_out": "global_control",
+                "global_control_percent": 5,
+                "global_control_since": "2026-01-01",
+                "bucket": 3.21,
+            },
+            "Held out: this customer is in the global control group (5% of customers, no "
+            "marketing message from any program or campaign; since 2026-01-01; this customer's "
+            "hash bucket is 3.21 of 100).",
+            "ホールドアウト: この顧客はグローバルコントロール群です (顧客の 5%、どのプログラム・"
+            "キャンペーンからもマーケティングメッセージを送りません、2026-01-01 から、"
+            "この顧客のハッシュバケットは 100 中 3.21)。",
+        ),
+        (
+            {
+                **CAMPAIGN,
+                "status": "holdout",
+                "arm": "global_control",
+                "reason": "global_control",
+                "held_out": "global_control",
+                "global_control_percent": 7.5,
+            },
+            "Held out: this customer is in the global control group (7.5% of customers, no "
+            "marketing message from any program or campaign).",
+            "ホールドアウト: この顧客はグローバルコントロール群です (顧客の 7.5%、どのプログラム・"
+            "キャンペーンからもマーケティングメッセージを送りません)。",
         ),
     ],
     "frequency_cap_day": [

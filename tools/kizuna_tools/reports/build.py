@@ -13,7 +13,8 @@ Definitions (also in docs/REPORTS.md):
   to the end of the window,
   averaged over the group (cancelled orders still count: the ledger does not net them).
 - **Structure**: customers treated by any program against customers only ever held out,
-  their RFM segment (or rank) on two snapshot dates, as a migration matrix.
+  their RFM segment (or rank) on two snapshot dates, as a migration matrix; with the global
+  control group on, also everyone else against the control group.
 - **Rates over time**, from the daily snapshot cells: second-purchase rate = customers whose
   first order is under 90 days old who ordered again / those customers; repeat rate =
   customers with two or more orders / customers with one or more; dormancy rate = dormant /
@@ -34,6 +35,7 @@ from kizuna.analytics.stats import Lift, Migration, Rate, lift, migration, rate
 from kizuna.domain.timestamps import parse_time
 from kizuna.scoring.snapshot import CELL_FIELDS, NONE, SnapshotRow, cell_fields
 
+GLOBAL_CONTROL = "global_control"  # kizuna.delivery.control.GLOBAL_CONTROL
 DIMENSIONS = ("region", "prefecture", "age_band", "gender", "occupation")
 # A declared attribute's dimension: ``attributes.membership_tier_pos``
 # (kizuna.scoring.snapshot.breakdown_attributes: not personal, an enum or a boolean).
@@ -84,12 +86,18 @@ class Ledger:
     orders: list[Order] = field(default_factory=list)
     # (customer, program) -> "step:arm" of the A/B splits the customer was assigned
     arms: dict[tuple[str, str], str] = field(default_factory=dict)
+    # customers a program decision held out as members of the global control group
+    global_control: set[str] = field(default_factory=set)
 
     def add_item(self, item: Mapping[str, Any]) -> None:
         """One activity-table item (other kinds are ignored)."""
         kind = item.get("kind")
         cid = str(item.get("pk", item.get("customer_id", "")))
-        if kind == "ENTRY" and item.get("decision") in ("entered", "holdout"):
+        if kind == "ENTRY" and item.get("reason") == GLOBAL_CONTROL:
+            # a global control customer is in neither group of the program's lift (its
+            # holdout is drawn apart); the global control comparison counts them
+            self.global_control.add(cid)
+        elif kind == "ENTRY" and item.get("decision") in ("entered", "holdout"):
             self.entries.append(
                 Entry(
                     str(item["program"]),
@@ -295,8 +303,9 @@ class StructureChange:
     before: date
     after: date
     treated: Migration
-    holdout: Migration
+    holdout: Migration  # the holdout, or the global control group (``against``)
     program: str | None = None  # None: every program
+    against: str = "holdout"  # or global_control: everyone else against the control group
 
 
 def structure_change(
@@ -307,6 +316,7 @@ def structure_change(
     attribute: str,
     order: Sequence[str],
     program: str | None = None,
+    against: str = "holdout",
 ) -> StructureChange:
     """Migration of ``attribute`` between two snapshot dates, treated vs holdout. States
     not in ``order`` (an unscored customer) appear as ``(none)``."""
@@ -328,6 +338,7 @@ def structure_change(
         treated=migration(states(before, treated), states(after, treated), order),
         holdout=migration(states(before, holdout), states(after, holdout), order),
         program=program,
+        against=against,
     )
 
 

@@ -19,6 +19,7 @@ from kizuna.domain.timestamps import parse_time
 from kizuna_tools.reports.build import Order
 
 HOLDOUT = "holdout"
+GLOBAL_CONTROL = "global_control"
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def campaign_reports(
             ("failed", report.failed_by_reason),
         ):
             target.update(Counter(r.reason or "?" for r in group if r.status == status))
-        held = [r for r in group if r.status == HOLDOUT]
+        # the campaign's own holdout (a global control customer is compared elsewhere)
+        held = [r for r in group if r.status == HOLDOUT and r.reason != GLOBAL_CONTROL]
         report.holdout = len(held)
         if not report.audience:
             report.audience = len({r.customer_id for r in group})

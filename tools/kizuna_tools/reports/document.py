@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from kizuna.analytics.control import ControlComparison, ControlWindow, control_comparison
 from kizuna.analytics.document import (
     Headline,
     LiftRow,
@@ -24,7 +25,8 @@ from kizuna.analytics.document import (
     TableSection,
 )
 from kizuna.analytics.published import publish
-from kizuna.analytics.stats import Migration
+from kizuna.analytics.stats import Lift, Migration
+from kizuna.delivery.control import GLOBAL_CONTROL, in_global_control
 from kizuna.ports import ReportObjects
 from kizuna.runtime.config import KizunaConfig
 from kizuna.scoring.rfm import segment_names
@@ -193,19 +195,100 @@ class Reports:
     first: date | None
     last: date | None
     campaigns: list[OccurrenceReport] = field(default_factory=list)
+    control: ControlComparison | None = None  # treated population vs global control
 
     def tables(self) -> dict[str, Table]:
-        out = {"programs": program_table(self.programs), "trend": trend_table(self.trend)}
+        out: dict[str, Table] = {}
+        if self.control is not None:
+            out["global_control"] = control_table(self.control)
+        out["programs"] = program_table(self.programs)
+        out["trend"] = trend_table(self.trend)
         for occurrence in self.campaigns:
             key = f"campaign_{occurrence.campaign}_{occurrence.occurrence}"
             out[key] = campaign_table(occurrence)
         for change in self.segment_changes:
-            scope = change.program or "all"
-            for group, m in (("treated", change.treated), ("holdout", change.holdout)):
+            scope = change.program or ("global_control" if change.against != "holdout" else "all")
+            other = "control" if change.against != "holdout" else "holdout"
+            for group, m in (("treated", change.treated), (other, change.holdout)):
                 key = f"{change.attribute}_migration_{scope}_{group}"
                 out[key] = migration_table(change, f"{scope}, {group}", m)
         out["segments"] = segment_table(self.segments)
         return out
+
+
+def _lift_cells(lift: Lift) -> tuple[Cell, ...]:
+    ci = lift.ci
+    return (
+        _pct(lift.absolute_lift),
+        _pct(ci.low) if ci else None,
+        _pct(ci.high) if ci else None,
+    )
+
+
+def _rate_cell(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k / n:.1f}%)" if n else f"{k}/{n}"
+
+
+def control_rows(w: ControlWindow) -> list[tuple[Cell, ...]]:
+    """One window's rows: each rate (treated, control, difference with its interval), then
+    revenue per customer."""
+    small = "small group: read with care" if w.small else ""
+    rows: list[tuple[Cell, ...]] = []
+    for name, lift in (
+        ("repeat rate", w.repeat),
+        ("second-purchase rate (new buyers)", w.second_purchase),
+        ("dormancy rate (lower is better)", w.dormancy),
+    ):
+        rows.append(
+            (
+                w.days,
+                name,
+                _rate_cell(lift.treated_conversions, lift.treated_n),
+                _rate_cell(lift.holdout_conversions, lift.holdout_n),
+                *_lift_cells(lift),
+                small,
+            )
+        )
+    gap = w.revenue_per_customer
+    rows.append(
+        (
+            w.days,
+            "revenue per customer",
+            None
+            if gap.treated_mean is None
+            else f"{gap.treated_mean:.2f} (n={w.treated.customers})",
+            None
+            if gap.control_mean is None
+            else f"{gap.control_mean:.2f} (n={w.control.customers})",
+            None if gap.difference is None else round(gap.difference, 2),
+            None if gap.ci is None else round(gap.ci.low, 2),
+            None if gap.ci is None else round(gap.ci.high, 2),
+            small,
+        )
+    )
+    return rows
+
+
+def control_table(c: ControlComparison) -> Table:
+    """Treated population (everyone not in the global control group) vs the control group,
+    per window: rates in % points, revenue in the order currency."""
+    since = f" since {c.since.isoformat()}" if c.since else ""
+    title = (
+        f"Treated population vs global control ({c.percent:g}% of customers{since}), "
+        f"windows ending {c.end.date().isoformat()}"
+    )
+    columns = (
+        "window (days)",
+        "figure",
+        "treated",
+        "global control",
+        "difference",
+        "95% CI low",
+        "95% CI high",
+        "note",
+    )
+    rows = [row for w in c.windows for row in control_rows(w)]
+    return Table(title, columns, rows)
 
 
 def campaign_table(r: OccurrenceReport) -> Table:
@@ -297,10 +380,25 @@ def build_reports(
                 (p, treated_and_holdout(data.ledger, p))
                 for p in _largest_holdouts(data, per_program_structures)
             )
+            control = cfg.measurement.global_control
+            everyone = {r.customer_id for r in (*rows_before, *rows_after)}
+            in_control = {c for c in everyone if in_global_control(control, c)}
             for attribute, order in (
                 ("rfm_segment", segment_names(cfg.scoring)),
                 ("rank", rank_order(cfg)),
             ):
+                if control.enabled:
+                    changes.append(
+                        structure_change(
+                            rows_before,
+                            rows_after,
+                            everyone - in_control,
+                            in_control,
+                            attribute,
+                            order,
+                            against=GLOBAL_CONTROL,
+                        )
+                    )
                 for program, (treated, holdout) in groups.items():
                     changes.append(
                         structure_change(
@@ -310,6 +408,7 @@ def build_reports(
     elif last is not None:
         latest = data.rows(last)
     return Reports(
+        control=_control(data, cfg, first, last, latest),
         programs=program_report(data.ledger, data.windows),
         segment_changes=changes,
         trend=trend(data.cells_by_date),
@@ -322,6 +421,29 @@ def build_reports(
     )
 
 
+def _control(
+    data: ReportData, cfg: KizunaConfig, first: date | None, last: date | None, rows: list[Any]
+) -> ControlComparison | None:
+    """Treated population vs global control, from the customers of the last snapshot
+    (their first order) and the ledger's orders, over windows ending after the last
+    snapshot date; None when the group is off or there is no snapshot export."""
+    control = cfg.measurement.global_control
+    if not control.enabled or last is None or first is None or not rows:
+        return None
+    end = datetime.combine(last + timedelta(days=1), time(), UTC)
+    starts = [datetime.combine(first, time(), UTC)]
+    starts += [min(o.at for o in data.ledger.orders)] if data.ledger.orders else []
+    return control_comparison(
+        {r.customer_id: r.first_order_at for r in rows},
+        ((o.customer_id, o.at, o.total) for o in data.ledger.orders),
+        lambda cid: in_global_control(control, cid),
+        end,
+        percent=control.percent,
+        since=control.since,
+        data_start=min(starts),
+    )
+
+
 def _series(values: dict[str, list[int]], order: Sequence[str]) -> tuple[Series, ...]:
     names = [n for n in order if n in values] + sorted(set(values) - set(order))
     return tuple(Series(name=n, values=tuple(float(v) for v in values[n])) for n in names)
@@ -331,8 +453,54 @@ def report_document(
     reports: Reports, cfg: KizunaConfig, title: str = "Kizuna report", lang: str = "en"
 ) -> ReportDocument:
     sections: list[Any] = []
+    tables = reports.tables()
+    if "global_control" in tables:
+        # the front page: the programs and campaigns as a whole against the global control
+        control = tables.pop("global_control")
+        sections.append(
+            TableSection(
+                key="global_control",
+                title=control.title,
+                description=(
+                    "Treated = every customer not in the global control group (a random share "
+                    "drawn by hash, sent no marketing message). Rates: treated − control in % "
+                    "points with Newcombe's 95% interval; revenue: Welch normal 95% interval. "
+                    "Dormancy: earlier buyers without an order in the window (lower is better). "
+                    "An interval that contains 0 is no evidence either way."
+                ),
+                columns=control.columns,
+                rows=control.rows,
+                float_digits=2,
+            )
+        )
     for change in reports.segment_changes:
         what = "RFM segment" if change.attribute == "rfm_segment" else "Member rank"
+        if change.against != "holdout":
+            sections.append(
+                MigrationSection(
+                    key=f"{change.attribute}_migration_global_control",
+                    title=f"{what} migration: treated population vs global control",
+                    description=(
+                        "Rows: the state on the first date; columns: on the last. Treated = "
+                        "every customer not in the global control group; control = the group "
+                        "(random, no marketing message). (none) = not yet a customer, or not "
+                        "scored, on that date."
+                    ),
+                    panels=tuple(
+                        MigrationPanel(
+                            label=f"{group} (up {m.up}, stayed {m.stayed}, down {m.down})",
+                            migration=m,
+                            before_label=change.before.isoformat(),
+                            after_label=change.after.isoformat(),
+                        )
+                        for group, m in (
+                            ("Treated", change.treated),
+                            ("Global control", change.holdout),
+                        )
+                    ),
+                )
+            )
+            continue
         scope = f"program {change.program}" if change.program else "all programs"
         sections.append(
             MigrationSection(
@@ -424,7 +592,7 @@ def report_document(
                 rows=tuple(campaign_lifts),
             )
         )
-    for name, table in reports.tables().items():
+    for name, table in tables.items():
         sections.append(
             TableSection(key=name, title=table.title, columns=table.columns, rows=table.rows)
         )
@@ -445,7 +613,9 @@ def report_document(
 
 def headline(reports: Reports) -> Headline | None:
     """The front page: the base on the last snapshot date (customers, buyers, repeat rate,
-    12-month revenue) and each structure change, treated against the holdout."""
+    12-month revenue), each structure change (treated against the holdout, or the treated
+    population against the global control group) and, with the group on, the treated vs
+    global control figures per window."""
     t = reports.trend
     if not t.dates:
         return None
@@ -459,6 +629,7 @@ def headline(reports: Reports) -> Headline | None:
             StructureShift(
                 attribute="rank" if c.attribute == "rank" else "rfm_segment",
                 program=c.program,
+                against="global_control" if c.against == GLOBAL_CONTROL else "holdout",
                 before=c.before,
                 after=c.after,
                 treated=Shift.of(c.treated),
@@ -466,6 +637,7 @@ def headline(reports: Reports) -> Headline | None:
             )
             for c in reports.segment_changes
         ),
+        control=reports.control,
     )
 
 

@@ -1,0 +1,201 @@
+"""Treated population against the global control group: how the customer structure of
+everyone marketing may reach compares with a random share it never reaches (plain Python,
+no AWS; docs/REPORTS.md, "Treated vs global control").
+
+The global control group is drawn by a stable hash of the customer id (kizuna.delivery.
+control), independently of behaviour, so the two groups differ only by the marketing the
+treated population received: a difference here is the effect of the programs and campaigns
+as a whole. Per window of ``days`` ending at ``end`` (the report's last snapshot):
+
+- **repeat rate**: customers with two or more orders in the window / customers with one or
+  more;
+- **second-purchase rate of new buyers**: customers whose first order ever falls in the
+  window and who ordered again in it / those customers;
+- **dormancy rate**: customers who had ordered before the window and did not order in it /
+  customers who had ordered before the window;
+- **revenue per customer**: order totals in the window / customers of the group (everyone
+  known on ``end``, buyers or not), with a normal (Welch) 95% interval of the difference;
+- the rates: treated minus control with Newcombe's 95% interval (:func:`kizuna.analytics.
+  stats.lift`, the program lift's).
+
+A window is only computed when the data covers it (its start is on or after the group's
+``since`` and the first data); with less data than the shortest window, the one window the
+data covers is computed instead (its ``days`` says how long). A group under
+:data:`SMALL_GROUP` customers is flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kizuna.analytics.stats import Interval, Lift, Rate, lift, rate, z_value
+
+WINDOWS = (30, 90, 180, 365)
+SMALL_GROUP = 100
+"""Fewer customers than this in a group (or at risk of a rate): intervals are wide, and the
+normal interval of revenue may be off; the report labels the figure "small"."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MeanGap(_Frozen):
+    """Difference of two means (treated − control) with a normal 95% interval (Welch's
+    standard error); None where a group has fewer than two customers."""
+
+    treated_mean: float | None
+    control_mean: float | None
+    difference: float | None
+    ci: Interval | None
+
+
+def mean_gap(treated: list[float], control: list[float], confidence: float = 0.95) -> MeanGap:
+    def mean(xs: list[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    def var(xs: list[float], m: float) -> float:
+        return sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+
+    mt, mc = mean(treated), mean(control)
+    if mt is None or mc is None:
+        return MeanGap(treated_mean=mt, control_mean=mc, difference=None, ci=None)
+    diff = mt - mc
+    if len(treated) < 2 or len(control) < 2:
+        return MeanGap(treated_mean=mt, control_mean=mc, difference=diff, ci=None)
+    se = math.sqrt(var(treated, mt) / len(treated) + var(control, mc) / len(control))
+    half = z_value(confidence) * se
+    return MeanGap(
+        treated_mean=mt,
+        control_mean=mc,
+        difference=diff,
+        ci=Interval(low=diff - half, high=diff + half),
+    )
+
+
+class GroupFigures(_Frozen):
+    customers: int = Field(ge=0, description="customers of the group known on the end date")
+    repeat: Rate
+    second_purchase: Rate
+    dormancy: Rate
+    revenue: float = Field(description="order totals in the window")
+    revenue_per_customer: float | None
+
+
+class ControlWindow(_Frozen):
+    """One window's figures, treated (everyone else) and the global control group."""
+
+    days: int = Field(ge=1)
+    start: datetime
+    end: datetime
+    treated: GroupFigures
+    control: GroupFigures
+    repeat: Lift = Field(description="treated − control repeat rate")
+    second_purchase: Lift = Field(description="treated − control second-purchase rate")
+    dormancy: Lift = Field(description="treated − control dormancy rate (lower is better)")
+    revenue_per_customer: MeanGap
+    small: bool = Field(description="a group or a rate's denominator under SMALL_GROUP")
+
+
+class ControlComparison(_Frozen):
+    """Treated population vs global control over the windows the data allows."""
+
+    percent: float = Field(description="the configured share of the control group")
+    since: date | None = Field(description="the group's start date (its salt's)")
+    end: datetime
+    windows: tuple[ControlWindow, ...] = ()
+
+
+def _group(
+    members: set[str],
+    first_order: Mapping[str, datetime | None],
+    orders: Mapping[str, list[tuple[datetime, float]]],
+    start: datetime,
+    end: datetime,
+) -> tuple[GroupFigures, dict[str, tuple[int, int]], list[float]]:
+    """The group's figures, (successes, at risk) per rate, and revenue per customer."""
+    buyers = repeaters = new = new_again = earlier = lapsed = 0
+    revenues: list[float] = []
+    for cid in members:
+        inside = [(at, total) for at, total in orders.get(cid, []) if start <= at < end]
+        revenues.append(sum(t for _, t in inside))
+        if inside:
+            buyers += 1
+            repeaters += len(inside) >= 2
+        first = first_order.get(cid)
+        if first is not None and start <= first < end:
+            new += 1
+            new_again += len(inside) >= 2
+        elif first is not None and first < start:
+            earlier += 1
+            lapsed += not inside
+    counts = {"repeat": (repeaters, buyers), "second": (new_again, new), "dorm": (lapsed, earlier)}
+    total = sum(revenues)
+    figures = GroupFigures(
+        customers=len(members),
+        repeat=rate(repeaters, buyers),
+        second_purchase=rate(new_again, new),
+        dormancy=rate(lapsed, earlier),
+        revenue=total,
+        revenue_per_customer=total / len(members) if members else None,
+    )
+    return figures, counts, revenues
+
+
+def control_comparison(
+    first_order: Mapping[str, datetime | None],
+    orders: Iterable[tuple[str, datetime, float]],
+    in_control: Callable[[str], bool],
+    end: datetime,
+    *,
+    percent: float,
+    since: date | None,
+    data_start: datetime | None,
+    windows: Iterable[int] = WINDOWS,
+) -> ControlComparison:
+    """``first_order``: every customer known on ``end`` and their first order ever (None:
+    none yet); ``orders``: (customer, at, total) of every order the data holds;
+    ``data_start``: when the data begins (the first order or snapshot), so a window that
+    starts before it is left out, as is one that starts before ``since``."""
+    by_customer: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for cid, at, total in orders:
+        by_customer[cid].append((at, total))
+    control = {c for c in first_order if in_control(c)}
+    treated = set(first_order) - control
+    earliest = [t for t in (data_start,) if t is not None]
+    if since is not None:
+        earliest.append(datetime.combine(since, datetime.min.time(), tzinfo=end.tzinfo))
+    allowed = [
+        d for d in sorted(set(windows)) if not any(end - timedelta(days=d) < t for t in earliest)
+    ]
+    if not allowed and earliest:
+        # shorter data than the shortest window: the whole period it covers, labelled by days
+        available = (end - max(earliest)).days
+        allowed = [available] if available >= 1 else []
+    out: list[ControlWindow] = []
+    for days in allowed:
+        start = end - timedelta(days=days)
+        t, t_counts, t_rev = _group(treated, first_order, by_customer, start, end)
+        c, c_counts, c_rev = _group(control, first_order, by_customer, start, end)
+        lifts = {k: lift(*t_counts[k], *c_counts[k]) for k in t_counts}
+        at_risk = [n for _, n in c_counts.values() if n] + [len(control)]
+        out.append(
+            ControlWindow(
+                days=days,
+                start=start,
+                end=end,
+                treated=t,
+                control=c,
+                repeat=lifts["repeat"],
+                second_purchase=lifts["second"],
+                dormancy=lifts["dorm"],
+                revenue_per_customer=mean_gap(t_rev, c_rev),
+                small=min(at_risk) < SMALL_GROUP,
+            )
+        )
+    return ControlComparison(percent=percent, since=since, end=end, windows=tuple(out))

@@ -1,0 +1,235 @@
+"""Treated population vs global control on a hand-built population: every figure is
+computed by hand below."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from kizuna.analytics.control import ControlComparison, control_comparison, mean_gap
+from kizuna.analytics.stats import newcombe, z_value
+from kizuna.delivery.control import in_global_control
+from kizuna.runtime.config import GlobalControlConfig, KizunaConfig, MeasurementConfig
+from kizuna.scoring.snapshot import SnapshotRow
+from kizuna_tools.reports.build import Ledger
+from kizuna_tools.reports.document import build_reports, report_document
+from kizuna_tools.reports.sources import ReportData
+
+END = datetime(2026, 7, 1, tzinfo=UTC)
+OLD = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def days_ago(n: int) -> datetime:
+    return END - timedelta(days=n)
+
+
+# customer -> first order ever (None: never ordered); t* treated, k* global control
+FIRST = {
+    "t1": OLD,
+    "t2": days_ago(60),
+    "t3": OLD,
+    "t4": None,
+    "k1": OLD,
+    "k2": days_ago(50),
+    "k3": OLD,
+    "k4": None,
+}
+ORDERS = [
+    ("t1", OLD, 70.0),
+    ("t1", days_ago(20), 50.0),
+    ("t1", days_ago(10), 100.0),
+    ("t2", days_ago(60), 200.0),
+    ("t2", days_ago(5), 100.0),
+    ("t3", OLD, 80.0),
+    ("k1", OLD, 10.0),
+    ("k1", days_ago(15), 60.0),
+    ("k2", days_ago(50), 40.0),
+    ("k3", OLD, 30.0),
+]
+
+
+def compare() -> ControlComparison:
+    return control_comparison(
+        FIRST,
+        ORDERS,
+        lambda c: c.startswith("k"),
+        END,
+        percent=50,
+        since=days_ago(100).date(),
+        data_start=OLD,
+    )
+
+
+def test_windows_before_the_group_started_are_left_out() -> None:
+    result = compare()
+    # since is 100 days before the end: 180 and 365 days would mix in the time before it
+    assert [w.days for w in result.windows] == [30, 90]
+
+
+def test_the_30_day_figures_are_the_hand_computed_ones() -> None:
+    (w30, _) = compare().windows
+    t, c = w30.treated, w30.control
+    assert (t.customers, c.customers) == (4, 4)
+    # repeat: t1 has 2 orders in the window, t2 one -> 1/2; control: k1 one -> 0/1
+    assert (t.repeat.numerator, t.repeat.denominator) == (1, 2)
+    assert (c.repeat.numerator, c.repeat.denominator) == (0, 1)
+    # nobody's first order is in the last 30 days
+    assert t.second_purchase.denominator == c.second_purchase.denominator == 0
+    # dormancy: earlier buyers t1, t2, t3 (t3 lapsed); k1, k2, k3 (k2, k3 lapsed)
+    assert (t.dormancy.numerator, t.dormancy.denominator) == (1, 3)
+    assert (c.dormancy.numerator, c.dormancy.denominator) == (2, 3)
+    # revenue: 150 + 100 over 4 customers; 60 over 4
+    assert (t.revenue, c.revenue) == (250.0, 60.0)
+    assert (t.revenue_per_customer, c.revenue_per_customer) == (62.5, 15.0)
+    # lift: the program lift's Newcombe interval
+    assert w30.repeat.absolute_lift == 0.5
+    assert w30.repeat.ci == newcombe(1, 2, 0, 1)
+    assert w30.dormancy.absolute_lift == pytest.approx(1 / 3 - 2 / 3)
+    # revenue gap 47.5 with Welch's standard error: variances 5625 and 900, n = 4 and 4
+    gap = w30.revenue_per_customer
+    assert gap.difference == 47.5
+    half = z_value(0.95) * math.sqrt(5625 / 4 + 900 / 4)
+    assert gap.ci is not None
+    assert gap.ci.low == pytest.approx(47.5 - half) and gap.ci.high == pytest.approx(47.5 + half)
+    assert w30.small  # 4 customers a group
+
+
+def test_the_90_day_figures_are_the_hand_computed_ones() -> None:
+    (_, w90) = compare().windows
+    t, c = w90.treated, w90.control
+    assert (t.repeat.numerator, t.repeat.denominator) == (2, 2)
+    assert (c.repeat.numerator, c.repeat.denominator) == (0, 2)
+    # new buyers: t2 ordered again, k2 did not
+    assert (t.second_purchase.numerator, t.second_purchase.denominator) == (1, 1)
+    assert (c.second_purchase.numerator, c.second_purchase.denominator) == (0, 1)
+    assert w90.second_purchase.absolute_lift == 1.0
+    # earlier buyers: t1, t3 (t3 lapsed); k1, k3 (k3 lapsed)
+    assert (t.dormancy.numerator, t.dormancy.denominator) == (1, 2)
+    assert (c.dormancy.numerator, c.dormancy.denominator) == (1, 2)
+    assert (t.revenue_per_customer, c.revenue_per_customer) == (112.5, 25.0)
+
+
+def test_mean_gap_without_two_customers_a_side_has_no_interval() -> None:
+    assert mean_gap([1.0], [2.0, 3.0]).ci is None
+    assert mean_gap([], [2.0]).difference is None
+
+
+def test_less_data_than_a_window_gives_the_window_the_data_covers() -> None:
+    result = control_comparison(
+        FIRST,
+        ORDERS,
+        lambda c: c.startswith("k"),
+        END,
+        percent=50,
+        since=None,
+        data_start=days_ago(20),
+    )
+    (only,) = result.windows
+    assert only.days == 20
+    # t1's order 20 days ago is in it, t2's 5 days ago too
+    assert only.treated.revenue == 250.0
+
+
+# -- in the report ---------------------------------------------------------------------------
+class Export:
+    """The snapshot export: one JSON line per customer per date."""
+
+    def __init__(self, rows: list[SnapshotRow]) -> None:
+        self.objects: dict[str, bytes] = {}
+        for day in sorted({r.date for r in rows}):
+            lines = [r.model_dump_json() for r in rows if r.date == day]
+            self.objects[f"snapshots/date={day.isoformat()}/part.jsonl"] = "\n".join(lines).encode()
+
+    def keys(self, prefix: str) -> list[str]:
+        return [k for k in self.objects if k.startswith(prefix)]
+
+    def get(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+
+def test_the_report_opens_with_treated_vs_global_control() -> None:
+    # given: 300 customers on two snapshot dates 40 days apart, a 10% control group; each
+    # treated customer ordered twice in the last 30 days, each control customer once
+    control = GlobalControlConfig(percent=10, salt="s", since=date(2026, 1, 1))
+    cfg = KizunaConfig(measurement=MeasurementConfig(global_control=control))
+    d1, d2 = date(2026, 5, 1), date(2026, 6, 10)
+    ids = [f"c{i:03d}" for i in range(300)]
+    members = {c for c in ids if in_global_control(control, c)}
+    rows: list[SnapshotRow] = []
+    items: list[dict[str, object]] = []
+    first = datetime(2026, 4, 1, tzinfo=UTC)
+    for cid in ids:
+        for day, segment in ((d1, "New"), (d2, "New" if cid in members else "Loyal")):
+            rows.append(
+                SnapshotRow(
+                    date=day,
+                    customer_id=cid,
+                    rfm_segment=segment,
+                    lifecycle="new",
+                    first_order_at=first,
+                )
+            )
+        items.append({"pk": cid, "kind": "ORDER", "total": 10, "at": first.isoformat()})
+        for k in range(1 if cid in members else 2):
+            at = datetime(2026, 6, 1 + k, tzinfo=UTC).isoformat()
+            items.append({"pk": cid, "kind": "ORDER", "total": 100, "at": at})
+    # a global control decision in the ledger: not the program's holdout
+    items.append(
+        {
+            "pk": "c000",
+            "kind": "ENTRY",
+            "program": "p",
+            "decision": "holdout",
+            "reason": "global_control",
+            "at": first.isoformat(),
+        }
+    )
+    cell = "New|Bronze|Kanto|20s|m|x"
+    cells = {d: {cell: {"customers": 300, "buyers": 300, "repeaters": 0}} for d in (d1, d2)}
+    data = ReportData(Ledger.from_items(items), cells, Export(rows))
+    # when
+    reports = build_reports(data, cfg)
+    doc = report_document(reports, cfg)
+    # then: the ledger's global control decision is no program entry
+    assert data.ledger.entries == [] and data.ledger.global_control == {"c000"}
+    # the front page carries the comparison; it is the report's first section
+    assert doc.headline is not None and doc.headline.control is not None
+    assert doc.sections[0].key == "global_control"
+    (w30,) = doc.headline.control.windows  # 70 days of data since the first order: 30 only
+    assert w30.days == 30
+    n = len(members)
+    assert (w30.treated.customers, w30.control.customers) == (300 - n, n)
+    assert w30.treated.repeat.value == 1.0 and w30.control.repeat.value == 0.0
+    assert w30.repeat.absolute_lift == 1.0
+    assert w30.revenue_per_customer.difference == 100.0
+    assert w30.small == (n < 100)
+    # the migration: treated moved up to Loyal, the control stayed
+    shifts = [s for s in doc.headline.structure if s.against == "global_control"]
+    seg = next(s for s in shifts if s.attribute == "rfm_segment")
+    assert (seg.treated.up, seg.holdout.stayed) == (300 - n, n)
+    keys = [s.key for s in doc.sections]
+    assert "rfm_segment_migration_global_control" in keys
+    # off: nothing of it
+    off = report_document(build_reports(data, KizunaConfig()), KizunaConfig())
+    assert off.headline is not None and off.headline.control is None
+    assert "global_control" not in [s.key for s in off.sections]
+
+
+def test_program_figures_leave_the_global_control_out_of_the_programs_holdout() -> None:
+    from kizuna.analytics.programs import program_figures
+
+    rows = [
+        {"pk": "c1", "kind": "ENTRY", "program": "p", "decision": "entered"},
+        {"pk": "c2", "kind": "ENTRY", "program": "p", "decision": "holdout", "reason": "holdout"},
+        {
+            "pk": "c3",
+            "kind": "ENTRY",
+            "program": "p",
+            "decision": "holdout",
+            "reason": "global_control",
+        },
+    ]
+    figures = program_figures("p", rows, start=OLD, end=END, as_of=END)
+    assert (figures.treated, figures.held_out) == (1, 1)
