@@ -91,6 +91,26 @@ def test_the_shipped_campaigns_validate_against_segments_and_templates() -> None
             {"winner": {"test_percent": 20, "metric": "open", "wait_hours": 4}},
             "needs at least two variants",
         ),
+        (
+            {
+                "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+                "winner": {"test_percent": 20, "metric": "open", "wait_hours": 4, "alpha": 0.05},
+            },
+            "alpha and min_per_arm need rule: sequential",
+        ),
+        (
+            {
+                "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+                "winner": {
+                    "test_percent": 20,
+                    "metric": "open",
+                    "wait_hours": 4,
+                    "rule": "sequential",
+                    "alpha": 0.5,
+                },
+            },
+            "alpha",
+        ),
         ({"holdout_percent": 60}, "holdout_percent"),
         ({"status": "sending"}, "status"),
         ({"colour": "red"}, "[colour]: unknown field"),

@@ -234,6 +234,64 @@ def test_choose_winner_reads_the_test_pools_ledger() -> None:
     assert occ is not None and "b:" in occ["winner_reason"]
 
 
+def sequential_world(n: int, min_per_arm: int) -> World:
+    return World(
+        n=n,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={
+            "test_percent": 50,
+            "metric": "open",
+            "wait_hours": 2,
+            "rule": "sequential",
+            "alpha": 0.05,
+            "min_per_arm": min_per_arm,
+        },
+    )
+
+
+def open_variant(w: World, variant: str) -> None:
+    plan = w.start()
+    assert plan["phase"] == "test"
+    w.send_all(plan)
+    for (_, _), entry in w.store.messages.items():
+        if entry.get("variant") == variant:
+            entry["open_at"] = (NOON + timedelta(hours=1)).isoformat()
+    assert w.call(action="plan", after={"phase": "test", "pass": 0})["phase"] == "winner"
+
+
+def test_sequential_winner_decides_with_evidence_and_sends_it_to_the_rest() -> None:
+    # given: a sequential rule with a minimum of 10 per arm; every b opened, no a
+    w = sequential_world(n=400, min_per_arm=10)
+    open_variant(w, "b")
+    # when
+    assert w.call(action="choose_winner") == {"winner": "b"}
+    w.send_all(w.call(action="plan", after={"phase": "winner", "pass": 0}))
+    # then: the rest got b; the occurrence records the rule, p-value, counts and interval
+    rest = [m for m in w.ledger().values() if m["arm"] == "winner"]
+    assert rest and {m["template"] for m in rest} == {"urgent"}
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None
+    reason = occ["winner_reason"]
+    assert "b wins (mSPRT alpha 0.05" in reason and "p = " in reason
+    assert "always-valid interval" in reason and "a: 0/" in reason
+
+
+def test_sequential_winner_undecided_below_the_minimum_keeps_the_first_variant() -> None:
+    # given: the same clear difference, but fewer recipients per arm than the minimum
+    w = sequential_world(n=40, min_per_arm=100)
+    open_variant(w, "b")
+    # when: no decision; the first variant (the default) stays for the rest
+    assert w.call(action="choose_winner") == {"winner": "a"}
+    w.send_all(w.call(action="plan", after={"phase": "winner", "pass": 0}))
+    # then: the rest got a's template and the reason says there was no winner, and why
+    rest = [m for m in w.ledger().values() if m["arm"] == "winner"]
+    assert rest and {m["template"] for m in rest} == {"news"}
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None
+    assert "undecided: fewer than 100 exposed" in occ["winner_reason"]
+    assert "no winner, the rest get the first variant a" in occ["winner_reason"]
+
+
 # --- caps shared with the journeys ---------------------------------------------------------
 def journeys(w: World) -> SendService:
     """The journeys' Send task on the campaign's store, clock and email channel."""

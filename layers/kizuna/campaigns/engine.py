@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kizuna.analytics.sequential import DEFAULT_ALPHA, DEFAULT_MIN_PER_ARM, Arm
+from kizuna.analytics.sequential import decide as sequential_decide
 from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER, holdout_bucket
-from kizuna.campaigns.model import Campaign
+from kizuna.campaigns.model import Campaign, WinnerSelection
 from kizuna.delivery.control import GLOBAL_CONTROL, control_detail
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import Customer
@@ -340,6 +342,32 @@ def pick_winner(
         for r in [results.get(n, ArmResult())]
     )
     return best, f"best {metric} rate in the test pool: {figures}"
+
+
+def sequential_winner(
+    variants: Sequence[str], results: Mapping[str, ArmResult], selection: WinnerSelection
+) -> tuple[str, str]:
+    """The winner by the always-valid test (kizuna.analytics.sequential): the leader when the
+    test finds it better than every other variant at ``alpha`` with at least ``min_per_arm``
+    recipients per variant; undecided, the first variant (the default) stays for the rest and
+    the reason says so. Either way the reason carries the evidence: the rule, the p-value,
+    the counts and the always-valid interval."""
+    arms = {
+        n: Arm(r.recipients, r.successes) for n in variants for r in [results.get(n, ArmResult())]
+    }
+    decision = sequential_decide(
+        arms,
+        alpha=selection.alpha if selection.alpha is not None else DEFAULT_ALPHA,
+        min_per_arm=(
+            selection.min_per_arm if selection.min_per_arm is not None else DEFAULT_MIN_PER_ARM
+        ),
+    )
+    metric = f"{selection.metric} rate in the test pool"
+    if decision.winner is not None:
+        return decision.winner, f"{metric}: {decision.reason}"
+    return variants[0], (
+        f"{metric}: {decision.reason}; no winner, the rest get the first variant {variants[0]}"
+    )
 
 
 # What a campaign goal's conditions see of an order (the fields :func:`converted` matches).

@@ -152,6 +152,23 @@ class WinnerSelection(_Strict):
     test_percent: int = Field(ge=1, le=50, description="share of the audience in the test")
     metric: Literal["open", "click", "goal"]
     wait_hours: int = Field(ge=1, le=168)
+    rule: Literal["best", "sequential"] = Field(
+        default="best",
+        description="best: the best observed rate wins; sequential: an always-valid test "
+        "(mSPRT) must find the difference, else the first variant stays",
+    )
+    alpha: float | None = Field(
+        default=None, gt=0, le=0.2, description="sequential: the false-positive rate (0.05)"
+    )
+    min_per_arm: int | None = Field(
+        default=None, ge=10, le=10_000_000, description="sequential: no decision below (100)"
+    )
+
+    @model_validator(mode="after")
+    def _rule(self) -> WinnerSelection:
+        if self.rule != "sequential" and (self.alpha is not None or self.min_per_arm is not None):
+            raise ValueError("winner: alpha and min_per_arm need rule: sequential")
+        return self
 
 
 class FailureBreaker(_Strict):

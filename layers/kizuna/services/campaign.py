@@ -45,6 +45,7 @@ from kizuna.campaigns.engine import (
     phase_prefix,
     pick_winner,
     plan_recipient,
+    sequential_winner,
 )
 from kizuna.campaigns.loader import one_off
 from kizuna.campaigns.model import Campaign, due_at, occurrence_id
@@ -482,7 +483,8 @@ class CampaignService:
 
     # -- the winner and the end ------------------------------------------------------------------
     def choose_winner(self, req: WinnerRequest) -> dict[str, Any]:
-        """The test pool's best variant by the campaign's metric."""
+        """The test pool's winner by the campaign's metric and rule (best observed rate, or
+        the always-valid sequential test: undecided keeps the first variant)."""
         stored = self.campaigns.get_definition(req.campaign_id)
         if stored is None or stored.campaign.winner is None or not stored.campaign.variants:
             return {"winner": None}
@@ -505,7 +507,11 @@ class CampaignService:
             result = results.setdefault(arms[cid], ArmResult())
             result.recipients += 1
             result.successes += self._succeeded(campaign, metric, entry, customers.get(cid))
-        winner, reason = pick_winner([v.name for v in campaign.variants], results, metric)
+        names = [v.name for v in campaign.variants]
+        if campaign.winner.rule == "sequential":
+            winner, reason = sequential_winner(names, results, campaign.winner)
+        else:
+            winner, reason = pick_winner(names, results, metric)
         self.campaigns.set_winner(req.campaign_id, req.occurrence, winner, reason)
         logger.info("campaign winner", campaign=req.campaign_id, winner=winner, reason=reason)
         return {"winner": winner}
