@@ -62,6 +62,11 @@ def test_the_demo_writes_the_report_with_treated_and_holdout_structure(
     assert len(trend) >= 3  # one row per daily scoring run
     assert int(trend[-1]["customers"]) == summary.customers
     assert (out / "segments.csv").read_text(encoding="utf-8").count("\n") > 5
+    # engagement: the demo's simulated recipients, folded by the feedback function, and
+    # labelled as simulated behaviour
+    assert summary.engagement and summary.engagement["Delivery"] > 0
+    assert sum(int(r["opened or clicked"]) for r in programs if r["group"] == "all") > 0
+    assert "simulated behaviour" in html
 
 
 @pytest.mark.browser

@@ -25,6 +25,7 @@ from kizuna_tools.simulation import Shop
 if TYPE_CHECKING:
     from kizuna.runtime.config import KizunaConfig
     from kizuna_tools.local.cloud import LocalCloud
+    from kizuna_tools.local.engagement import EngagementModel
     from kizuna_tools.local.faults import FaultPlan
 
 
@@ -57,6 +58,44 @@ def simulation_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"event_time": SHOP_CLOCK_SKEW, **config}
 
 
+# How the simulated recipients respond (kizuna_tools.local.engagement): email rates, then
+# multipliers by RFM segment and by the send's hour in Tokyo. Opens and clicks in the demo's
+# report are this model's, not anybody's behaviour (the report says so).
+DEMO_SEGMENT_FACTORS: dict[str, float] = {
+    "Champions": 1.5,
+    "Loyal": 1.3,
+    "Potential loyalist": 1.1,
+    "Need attention": 0.9,
+    "About to sleep": 0.8,
+    "Can't lose": 0.8,
+    "At risk": 0.7,
+    "Hibernating": 0.5,
+    "Lost": 0.3,
+}
+DEMO_HOUR_FACTORS: dict[int, float] = {
+    **dict.fromkeys(range(0, 7), 0.5),
+    **dict.fromkeys((12, 13), 1.2),
+    **dict.fromkeys(range(19, 23), 1.3),
+}
+SIMULATED_BEHAVIOUR = (
+    "Local runtime: deliveries, opens, clicks, bounces and complaints are simulated behaviour "
+    "(the engagement model of kizuna local run), not measured on real recipients."
+)
+
+
+def demo_engagement(seed: int) -> EngagementModel:
+    """The demo's engagement model (kizuna_tools.local.engagement), seeded with the shop."""
+    from kizuna_tools.local.engagement import ChannelRates, EngagementModel
+
+    return EngagementModel(
+        channels={"email": ChannelRates(open=0.35, click=0.2, bounce=0.01, complaint=0.001)},
+        segment_factors=DEMO_SEGMENT_FACTORS,
+        hour_factors=DEMO_HOUR_FACTORS,
+        time_zone="Asia/Tokyo",
+        seed=seed,
+    )
+
+
 @dataclass
 class DemoSummary:
     customers: int = 0
@@ -85,6 +124,8 @@ class DemoSummary:
     occurrences: dict[str, dict[str, Any]] = field(default_factory=dict)
     # faults injected (``--faults``): spec, total, by kind, by target; None without
     faults: dict[str, Any] | None = None
+    # SES events the simulated recipients produced, by type; None with the model off
+    engagement: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -162,6 +203,7 @@ def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> Demo
     summary.executions = dict(executions)
     summary.api_calls = sum(cloud.api_calls.values())
     summary.faults = cloud.faults.summary() if cloud.faults is not None else None
+    summary.engagement = cloud.summary()["engagement"]
     summary.unsupported = [f"{u[0]} {u[1]}" for u in cloud.unsupported]
     return summary
 
@@ -176,11 +218,13 @@ def run_demo(
     config: Mapping[str, Any] | None = None,
     faults: FaultPlan | None = None,
     stall_timeout: float | None = None,
+    engagement: bool = True,
 ) -> DemoSummary:
     """The synthetic shop on the local stack, with ``config`` (default: the project's
     configuration, as every command finds it). ``faults`` injects failures into the app's
     calls; ``stall_timeout`` (seconds, default the runtime's) ends the run with a report when
-    nothing progresses that long."""
+    nothing progresses that long; ``engagement`` turns the simulated recipients
+    (:func:`demo_engagement`) on."""
     with demo_session(
         customers,
         days,
@@ -191,6 +235,7 @@ def run_demo(
         config=config,
         faults=faults,
         stall_timeout=stall_timeout,
+        engagement=engagement,
     ) as (_, summary):
         return summary
 
@@ -206,6 +251,7 @@ def demo_session(
     config: Mapping[str, Any] | None = None,
     faults: FaultPlan | None = None,
     stall_timeout: float | None = None,
+    engagement: bool = True,
 ) -> Iterator[tuple[LocalCloud, DemoSummary]]:
     """:func:`run_demo`, with the cloud still open after the simulated days (``kizuna local
     run --serve`` serves it); it closes when the block ends."""
@@ -231,6 +277,7 @@ def demo_session(
         ttl_sweep_interval=timedelta(days=1),
         faults=faults,
         stall_timeout=stall_timeout if stall_timeout is not None else DEFAULT_STALL_TIMEOUT,
+        engagement=demo_engagement(seed) if engagement else None,
     ) as cloud:
         prepare_channels(cloud)
         load_catalog(cloud)
@@ -251,7 +298,9 @@ def demo_session(
                 progress(day + 1, days)
         collect(cloud, summary, config)
         if report_dir is not None:
-            summary.report = str(write_demo_report(cloud, report_dir, root, config))
+            summary.report = str(
+                write_demo_report(cloud, report_dir, root, config, simulated=engagement)
+            )
         summary.wall_seconds = round(time.perf_counter() - started, 1)
         yield cloud, summary
 
@@ -345,11 +394,16 @@ def apply_campaigns(cloud: Any, project_root: Path) -> list[str]:
 
 
 def write_demo_report(
-    cloud: Any, directory: Path, project_root: Path, config: Mapping[str, Any]
+    cloud: Any,
+    directory: Path,
+    project_root: Path,
+    config: Mapping[str, Any],
+    simulated: bool = True,
 ) -> Path:
     """The HTML report (and CSVs) of the simulated run, also published to the local
     analytics bucket (``reports/``) as ``kizuna report html --publish`` does, for the
-    console and ``GET /api/reports/latest``."""
+    console and ``GET /api/reports/latest``. ``simulated``: engagement came from the
+    engagement model, and the report's subtitle says so."""
     import boto3
 
     from kizuna.adapters.s3 import S3Objects
@@ -362,7 +416,12 @@ def write_demo_report(
     bucket = cloud.find("AWS::S3::Bucket", "Analytics")[0].name
     published = S3Objects(boto3.client("s3", region_name=REGION), bucket)
     return write_report(
-        reports, cfg, directory, "Kizuna demo: the synthetic shop", publish_to=published
+        reports,
+        cfg,
+        directory,
+        "Kizuna demo: the synthetic shop",
+        publish_to=published,
+        subtitle=SIMULATED_BEHAVIOUR if simulated else None,
     )
 
 

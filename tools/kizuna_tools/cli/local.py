@@ -62,6 +62,13 @@ def local_run(
             "the faults changed (messages, failures, dead letters, executions)"
         ),
     ] = False,
+    engagement: Annotated[
+        bool,
+        typer.Option(
+            help="simulated recipients: SES delivery, open, click, bounce and complaint events "
+            "for the emails sent, through the feedback function (docs/LOCAL.md)"
+        ),
+    ] = True,
     serve: Annotated[
         bool,
         typer.Option(
@@ -104,6 +111,7 @@ def local_run(
                 report_dir=None,
                 config=project.raw,
                 stall_timeout=stall_timeout,
+                engagement=engagement,
             ).as_dict()
         out.print(f"reference run without faults: {baseline['wall_seconds']} s")
     with contextlib.ExitStack() as keep_open:
@@ -131,6 +139,7 @@ def local_run(
                     config=project.raw,
                     faults=plan,
                     stall_timeout=stall_timeout,
+                    engagement=engagement,
                 )
             )
             if not serve:

@@ -36,6 +36,7 @@ from kizuna.runtime import clock as kizuna_clock
 from kizuna.runtime import settings
 from kizuna_tools.local import backends, executions
 from kizuna_tools.local.bus_policy import enforce_bus_policies
+from kizuna_tools.local.engagement import EngagementModel, EngagementSimulator
 from kizuna_tools.local.faults import FaultInjector, FaultPlan
 from kizuna_tools.local.functions import (
     FunctionRunner,
@@ -259,6 +260,7 @@ class LocalCloud:
         on_stall: Callable[[str], None] = exit_on_stall,
         faults: FaultPlan | None = None,
         content_dir: Path | None = None,
+        engagement: EngagementModel | None = None,
     ) -> None:
         """``content_dir``: the folder holding the shop's ``programs/``, ``templates/`` and
         ``segments/`` when they are not the checkout's (what the stack was synthesized with,
@@ -277,6 +279,11 @@ class LocalCloud:
         ``faults``: throttling, 5xx (before or after the call took effect), timeouts and
         duplicated deliveries injected into the app's calls (:mod:`kizuna_tools.local.faults`);
         what was injected is in ``summary()["faults"]``.
+
+        ``engagement``: simulated recipients (:mod:`kizuna_tools.local.engagement`): SES
+        delivery, open, click, bounce and complaint events for the emails sent, through the
+        template's feedback rule and function; what was emitted is in
+        ``summary()["engagement"]``. ``None`` (the default): no SES events at all.
         """
         self.template = template
         self.project_root = Path(project_root)
@@ -305,6 +312,11 @@ class LocalCloud:
         self._internal_signers: weakref.WeakSet[Any] = weakref.WeakSet()
         self._interpreter_signers: weakref.WeakSet[Any] = weakref.WeakSet()
         self.faults = FaultInjector(faults) if faults is not None else None
+        self.engagement = (
+            EngagementSimulator(engagement, self._emit_ses_event, self._rfm_segment)
+            if engagement is not None
+            else None
+        )
         self._duplicated: set[str] = set()  # SQS message ids already delivered again
         self._counter_lock = threading.Lock()
         self._drive_lock = threading.RLock()
@@ -680,6 +692,8 @@ class LocalCloud:
             except (TypeError, ValueError):
                 request = None
             self._email_requests[str(parsed["MessageId"])] = request
+            if self.engagement is not None:
+                self.engagement.sent(str(parsed["MessageId"]), request, self.clock.now())
         if self.faults is not None:
             self.faults.after_call(http, parsed, context)
 
@@ -996,6 +1010,11 @@ class LocalCloud:
             "api_calls": {f"{s}:{o}": n for (s, o), n in sorted(self.api_calls.items())},
             "unsupported": [list(u) for u in self.unsupported],
             "faults": self.faults.summary() if self.faults is not None else None,
+            "engagement": (
+                dict(sorted(self.engagement.emitted.items()))
+                if self.engagement is not None
+                else None
+            ),
         }
 
     def scan(self, logical_id: str) -> list[dict[str, Any]]:
@@ -1517,11 +1536,48 @@ class LocalCloud:
         if self._parked:
             first = min(self._parked)
             candidates.append((first.due, 3, first.message_id, self._release_parked))
+        engagement_due = self.engagement.next_due() if self.engagement is not None else None
+        if engagement_due is not None:
+            candidates.append((max(engagement_due, now), 4, "", self._fire_engagement))
         due = [c for c in candidates if c[0] <= limit]
         if not due:
             return None
         when, _, _, fire = min(due, key=lambda c: (c[0], c[1], c[2]))
         return when, fire
+
+    def _fire_engagement(self, _wake: Wake) -> None:
+        if self.engagement is not None:
+            self.engagement.fire(self.clock.now())
+
+    def _emit_ses_event(self, detail_type: str, detail: dict[str, Any], at: datetime) -> None:
+        """What SES's configuration set destination does: the event on the default bus."""
+        self._client("events").put_events(
+            Entries=[
+                {
+                    "Source": "aws.ses",
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": "default",
+                    "Time": at,
+                }
+            ]
+        )
+
+    def _rfm_segment(self, customer_id: str) -> str | None:
+        table = self.find("AWS::DynamoDB::Table", "Customers")
+        if not table:
+            return None
+        item = (
+            self._client("dynamodb")
+            .get_item(
+                TableName=table[0].name,
+                Key={"customer_id": {"S": customer_id}},
+                ProjectionExpression="rfm_segment",
+            )
+            .get("Item")
+            or {}
+        )
+        return (item.get("rfm_segment") or {}).get("S")
 
     def _wake(self, wake: Wake) -> None:
         first = self.timeline.release_next(self.clock.now())

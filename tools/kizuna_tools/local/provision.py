@@ -140,7 +140,8 @@ IGNORED_TYPES: dict[str, str] = {
 }
 
 UNSUPPORTED_REASONS: dict[str, str] = {
-    "AWS::SES::ConfigurationSetEventDestination": "moto emits no SES delivery events",
+    "AWS::SES::ConfigurationSetEventDestination": "moto emits no SES events (with an "
+    "engagement model, kizuna_tools.local.engagement puts them on the default bus)",
     "AWS::ApiGateway::RestApi": "no API Gateway locally",
     "AWS::DynamoDB::Stream": "DynamoDB streams are not pumped locally",
     "AWS::CloudFormation::CustomResource": "custom resources do not run locally",

@@ -450,7 +450,11 @@ def _series(values: dict[str, list[int]], order: Sequence[str]) -> tuple[Series,
 
 
 def report_document(
-    reports: Reports, cfg: KizunaConfig, title: str = "Kizuna report", lang: str = "en"
+    reports: Reports,
+    cfg: KizunaConfig,
+    title: str = "Kizuna report",
+    lang: str = "en",
+    subtitle: str | None = None,
 ) -> ReportDocument:
     sections: list[Any] = []
     tables = reports.tables()
@@ -603,6 +607,7 @@ def report_document(
     )
     return ReportDocument(
         title=title,
+        subtitle=subtitle,
         generated_at=datetime.now(UTC),
         period=period,
         lang=lang,
@@ -647,15 +652,17 @@ def write_report(
     directory: Path,
     title: str,
     publish_to: ReportObjects | None = None,
+    subtitle: str | None = None,
 ) -> Path:
     """``report.html`` and one CSV per table in ``directory``; returns the HTML's path.
     With ``publish_to`` (the analytics bucket), also publishes the document as JSON and the
-    HTML under ``reports/`` (:mod:`kizuna.analytics.published`) for the API and console."""
+    HTML under ``reports/`` (:mod:`kizuna.analytics.published`) for the API and console.
+    ``subtitle``: a line under the title (the demo's: engagement is simulated behaviour)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, table in reports.tables().items():
         table.write_csv(directory / f"{name}.csv")
     path = directory / "report.html"
-    doc = report_document(reports, cfg, title)
+    doc = report_document(reports, cfg, title, subtitle=subtitle)
     html = render_html(doc)
     path.write_text(html, encoding="utf-8")
     (directory / "report.json").write_text(doc.model_dump_json(indent=1), encoding="utf-8")
