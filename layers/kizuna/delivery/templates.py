@@ -22,14 +22,18 @@ refused beyond :data:`MAX_ITEMS` characters or items (integers beyond :data:`MAX
 bits); rendering a part stops at :data:`MAX_PART_CHARS` characters of output and after
 :data:`MAX_RENDER_SECONDS` of the rendering thread's CPU time (checked on every Python line
 the render runs; CPU time, not wall-clock time, so a render that waits for the GIL behind
-other threads — the local runtime runs many — is not cut short: only its own work counts).
+other threads — the local runtime runs many — is not cut short: only its own work counts;
+and the garbage collector's pauses in that thread are not counted either, since a collection
+of a large heap that happens to start during a render is not the template's work).
 """
 
 from __future__ import annotations
 
 import re
 import string
+import gc
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -369,6 +373,33 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
 
+class _GcClock(threading.local):
+    """Per thread: CPU seconds the garbage collector has spent in this thread so far."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self.started: float | None = None
+
+
+_GC_CLOCK = _GcClock()
+
+
+def _count_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC_CLOCK.started = time.thread_time()
+    elif _GC_CLOCK.started is not None:
+        _GC_CLOCK.spent += time.thread_time() - _GC_CLOCK.started
+        _GC_CLOCK.started = None
+
+
+gc.callbacks.append(_count_gc)
+
+
+def _render_seconds() -> float:
+    """This thread's CPU time, less what the garbage collector took of it."""
+    return time.thread_time() - _GC_CLOCK.spent
+
+
 def render_bounded(
     template: Template,
     context: Mapping[str, Any],
@@ -377,13 +408,13 @@ def render_bounded(
     max_seconds: float = MAX_RENDER_SECONDS,
 ) -> str:
     """``template`` rendered, refused (:class:`RenderLimit`) past ``max_chars`` of output or
-    ``max_seconds`` of this thread's CPU time (checked on each line of Python the render runs,
-    so a loop that outputs nothing is stopped too)."""
-    deadline = time.thread_time() + max_seconds
+    ``max_seconds`` of this thread's CPU time, garbage collection excepted (checked on each
+    line of Python the render runs, so a loop that outputs nothing is stopped too)."""
+    deadline = _render_seconds() + max_seconds
     environment = template.environment
 
     def tick(frame: Any, event: str, arg: Any) -> Any:
-        if time.thread_time() > deadline:
+        if _render_seconds() > deadline:
             raise RenderLimit(f"rendering took over {max_seconds:g} s")
         return tick
 
