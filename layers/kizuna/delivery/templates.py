@@ -29,9 +29,9 @@ of a large heap that happens to start during a render is not the template's work
 
 from __future__ import annotations
 
+import gc
 import re
 import string
-import gc
 import sys
 import threading
 import time
@@ -373,33 +373,6 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
 
-class _GcClock(threading.local):
-    """Per thread: CPU seconds the garbage collector has spent in this thread so far."""
-
-    def __init__(self) -> None:
-        self.spent = 0.0
-        self.started: float | None = None
-
-
-_GC_CLOCK = _GcClock()
-
-
-def _count_gc(phase: str, info: dict[str, Any]) -> None:
-    if phase == "start":
-        _GC_CLOCK.started = time.thread_time()
-    elif _GC_CLOCK.started is not None:
-        _GC_CLOCK.spent += time.thread_time() - _GC_CLOCK.started
-        _GC_CLOCK.started = None
-
-
-gc.callbacks.append(_count_gc)
-
-
-def _render_seconds() -> float:
-    """This thread's CPU time, less what the garbage collector took of it."""
-    return time.thread_time() - _GC_CLOCK.spent
-
-
 def render_bounded(
     template: Template,
     context: Mapping[str, Any],
@@ -410,11 +383,23 @@ def render_bounded(
     """``template`` rendered, refused (:class:`RenderLimit`) past ``max_chars`` of output or
     ``max_seconds`` of this thread's CPU time, garbage collection excepted (checked on each
     line of Python the render runs, so a loop that outputs nothing is stopped too)."""
-    deadline = _render_seconds() + max_seconds
+    rendering = threading.get_ident()
+    collecting: list[float] = []  # the thread time a collection in this thread started at
+    collected = [0.0]  # CPU seconds the collector took in this thread during the render
+
+    def count_gc(phase: str, info: dict[str, Any]) -> None:
+        if threading.get_ident() != rendering:
+            return
+        if phase == "start":
+            collecting[:] = [time.thread_time()]
+        elif collecting:
+            collected[0] += time.thread_time() - collecting.pop()
+
+    deadline = time.thread_time() + max_seconds
     environment = template.environment
 
     def tick(frame: Any, event: str, arg: Any) -> Any:
-        if _render_seconds() > deadline:
+        if time.thread_time() - collected[0] > deadline:
             raise RenderLimit(f"rendering took over {max_seconds:g} s")
         return tick
 
@@ -428,6 +413,7 @@ def render_bounded(
     chunks: list[str] = []
     size = 0
     previous = sys.gettrace()
+    gc.callbacks.append(count_gc)
     sys.settrace(enter)
     try:
         for chunk in template.generate(context):
@@ -437,6 +423,7 @@ def render_bounded(
             chunks.append(chunk)
     finally:
         sys.settrace(previous)
+        gc.callbacks.remove(count_gc)
     return "".join(chunks)
 
 

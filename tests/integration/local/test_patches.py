@@ -353,6 +353,126 @@ def test_patch_dynamodb_query_candidates() -> None:
             undo()
 
 
+def test_index_candidates_are_reused_until_a_write_and_never_stale() -> None:
+    """Index queries between two writes share one pass over the table; every kind of write
+    (put, update in place, delete, batch, transaction, a cancelled transaction) is seen by
+    the next query, exactly as moto answers without the patch."""
+    from collections import defaultdict
+
+    from boto3.dynamodb.conditions import Key
+    from moto import mock_aws
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
+    from moto.dynamodb.models.table import Table
+
+    def run(patched: bool) -> tuple[list[Any], int]:
+        with mock_aws():
+            ddb = boto3.resource("dynamodb", region_name="us-east-1")
+            table = create_table(
+                ddb,
+                "q",
+                "pk",
+                "sk",
+                indexed=("g", "t"),
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": "by_t",
+                        "KeySchema": key_schema("g", "t"),
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
+                ],
+            )
+            client = table.meta.client
+            passes = [0]
+            undo = patches.patch_dynamodb_query_candidates(None) if patched else None  # type: ignore[arg-type]
+            try:
+                answers: list[Any] = []
+
+                def ask() -> None:
+                    before = passes[0]
+                    for shard in ("0", "1", "2"):
+                        answers.append(
+                            sorted(
+                                (i["pk"], i["sk"])
+                                for i in table.query(
+                                    IndexName="by_t", KeyConditionExpression=Key("g").eq(shard)
+                                )["Items"]
+                            )
+                        )
+                    answers.append(passes[0] - before)
+
+                backend_table: Table = get_backend("dynamodb")[ACCOUNT_ID]["us-east-1"].tables["q"]
+
+                class Counting(defaultdict):  # type: ignore[type-arg]
+                    def values(self) -> Any:  # one call per pass over the table
+                        passes[0] += 1
+                        return super().values()
+
+                backend_table.items = Counting(dict, backend_table.items)
+                for i in range(30):
+                    item: dict[str, Any] = {"pk": f"c{i % 5}", "sk": f"M#{i:02d}"}
+                    if i % 2:
+                        item.update(g=str(i % 3), t=f"2026-01-{1 + i:02d}")
+                    table.put_item(Item=item)
+                ask()
+                ask()  # no write in between
+                table.update_item(  # joins the sparse index in place
+                    Key={"pk": "c0", "sk": "M#00"},
+                    UpdateExpression="SET g = :g, t = :t",
+                    ExpressionAttributeValues={":g": "1", ":t": "2026-02-01"},
+                )
+                ask()
+                table.delete_item(Key={"pk": "c1", "sk": "M#01"})
+                ask()
+                with table.batch_writer() as batch:
+                    batch.put_item(Item={"pk": "c9", "sk": "M#90", "g": "2", "t": "2026-03-01"})
+                ask()
+                client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": "q",
+                                "Key": {"pk": "c3", "sk": "M#03"},
+                                "UpdateExpression": "REMOVE g, t",
+                            }
+                        }
+                    ]
+                )
+                ask()
+                with pytest.raises(client.exceptions.TransactionCanceledException):
+                    client.transact_write_items(
+                        TransactItems=[
+                            {
+                                "Put": {
+                                    "TableName": "q",
+                                    "Item": {"pk": "c8", "sk": "x", "g": "0", "t": "z"},
+                                }
+                            },
+                            {
+                                "ConditionCheck": {
+                                    "TableName": "q",
+                                    "Key": {"pk": "nobody", "sk": "x"},
+                                    "ConditionExpression": "attribute_exists(pk)",
+                                }
+                            },
+                        ]
+                    )
+                ask()
+                return answers, passes[0]
+            finally:
+                if undo is not None:
+                    undo()
+
+    plain, _ = run(False)
+    patched, _ = run(True)
+    strip = lambda answers: [a for a in answers if isinstance(a, list)]  # noqa: E731
+    assert strip(patched) == strip(plain)
+    assert any(strip(plain))
+    # with the patch: one pass per ask after a write, none for the repeated ask
+    passes_per_ask = [a for a in patched if isinstance(a, int)]
+    assert passes_per_ask == [1, 0, 1, 1, 1, 1, 1], passes_per_ask
+
+
 def test_patch_sqs_message_clock(local_cloud_factory: CloudFactory, project_root: Path) -> None:
     cloud = local_cloud_factory(probe_template(), project_root=project_root)
     sqs = boto3.client("sqs", region_name="us-east-1")
