@@ -514,8 +514,9 @@ def welcome_series(run: Run, expected: Expected) -> None:
                     if "SegmentCondition" in c:
                         results.append(in_segment(user, c["SegmentCondition"]["SegmentId"]))
                     else:
-                        # a message-engagement condition (opened, clicked): Kizuna has none
-                        # (documented: taken as false, everyone takes the "no" path)
+                        # a message-engagement condition (the welcome email opened): an
+                        # engagement branch in Kizuna; nobody reads the local runtime's mail
+                        # here (no engagement model), so nobody opened it
                         assert "EventCondition" in c and c["EventCondition"]["MessageActivity"]
                         results.append(False)
                 held = all(results) if spec["Condition"]["Operator"] == "ALL" else any(results)

@@ -48,6 +48,7 @@ class MemoryStore:
         self.children: dict[str, dict[str, Child]] = {}
         self.steps: dict[tuple[str, str], dict[str, Any]] = {}  # STEP# decisions
         self.watermarks: dict[str, Watermark] = {}  # sweep kind -> how far it swept
+        self.engagement_reads = 0  # engagement_state calls (one per engagement branch step)
 
     def get_customer(self, customer_id: str) -> Customer | None:
         found = self.customers.get(customer_id)
@@ -157,8 +158,8 @@ class MemoryStore:
         message_id: str | None = None,
     ) -> bool:
         entry = self.messages.get((customer_id, f"MSG#{execution}#{step}"))
-        if entry is None:
-            return False
+        if entry is None or (field in entry and str(entry[field]) <= value):
+            return False  # the earliest stamp stays (as DynamoStore's condition)
         entry[field] = value
         if message_id:
             entry.setdefault("provider_message_id", message_id)
@@ -254,6 +255,16 @@ class MemoryStore:
     ) -> dict[tuple[str, str], dict[str, Any]]:
         found = {(cid, ex): (cid, f"MSG#{ex}#{step}") for cid, ex in keys}
         return {k: dict(self.messages[m]) for k, m in found.items() if m in self.messages}
+
+    def engagement_state(
+        self, keys: Sequence[tuple[str, str]], step: str, program: str | None = None
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, JourneyState]]:
+        self.engagement_reads += 1
+        entries = self.ledger_entries_of(keys, step)
+        if program is None:
+            return entries, {}
+        found = self.get_journeys([(cid, program) for cid, _ in keys])
+        return entries, {cid: state for (cid, _), state in found.items()}
 
     def program_ledger(self, program: str) -> Iterator[dict[str, Any]]:
         """The ledger entries naming ``program`` (a campaign's id on its entries), by time."""

@@ -925,6 +925,32 @@ class DynamoStore:
             items = self._batch_get(self._activity.name, wanted, ConsistentRead=True)
         return {(str(i["pk"]), str(i["sk"]).split("#")[1]): from_dynamo(i) for i in items}
 
+    def engagement_state(
+        self, keys: Sequence[tuple[str, str]], step: str, program: str | None = None
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, JourneyState]]:
+        """What an engagement branch reads (:mod:`kizuna.programs.engagement`), strongly
+        consistent, in shared BatchGetItem calls of at most 100 keys: the ledger entries
+        ``MSG#<entry>#<step>`` of these (customer, entry) keys, and with ``program`` the
+        customers' ``JOURNEY#<program>`` items (a conversion), by customer."""
+        pairs = list(dict.fromkeys(keys))
+        wanted = [(self._activity.name, _message_key(cid, ex, step)) for cid, ex in pairs]
+        if program is not None:
+            wanted += [
+                (self._activity.name, {"pk": cid, "sk": f"JOURNEY#{program}"})
+                for cid in dict.fromkeys(cid for cid, _ in pairs)
+            ]
+        entries: dict[tuple[str, str], dict[str, Any]] = {}
+        journeys: dict[str, JourneyState] = {}
+        for item in self._read_mixed(wanted).get(self._activity.name, []):
+            sk = str(item["sk"])
+            if sk.startswith("JOURNEY#"):
+                state = JourneyState.model_validate(item)
+                journeys[state.customer_id] = state
+            else:
+                # MSG#<entry>#<step>: an entry id has no '#' (execution names never do)
+                entries[(str(item["pk"]), sk.split("#")[1])] = from_dynamo(item)
+        return entries, journeys
+
     def stamp_message(
         self,
         customer_id: str,
@@ -936,7 +962,11 @@ class DynamoStore:
     ) -> bool:
         """Stamp delivery feedback (delivery_at, open_at, bounce_at...) on a ledger entry,
         and the provider's ``message_id`` when the entry has none yet (an entry whose
-        outcome was never recorded: the reconciliation sweep settles it from these)."""
+        outcome was never recorded: the reconciliation sweep settles it from these). A
+        stamp keeps the earliest time (``value``, ISO, as :func:`kizuna.domain.timestamps.iso`
+        writes it): a second open, or an event redelivered late, never moves ``open_at``
+        later (engagement branches measure the first open from the send). False: no such
+        entry, or it holds an earlier stamp of ``field``."""
         names = {"#f": field}
         values: dict[str, Any] = {":v": value}
         expression = "SET #f = :v"
@@ -948,7 +978,8 @@ class DynamoStore:
             self._activity.update_item(
                 Key=_message_key(customer_id, execution, step),
                 UpdateExpression=expression,
-                ConditionExpression="attribute_exists(sk)",
+                ConditionExpression="attribute_exists(sk) AND "
+                "(attribute_not_exists(#f) OR #f > :v)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )

@@ -194,6 +194,15 @@ REASONS: Final[dict[str, Text]] = {
         "Sent by {channel} (confirmed by reconciliation).",
         "{channel}で送信しました (照合で確認)。",
     ),
+    # STEP# else of an engagement branch (kizuna.programs.engagement)
+    "not_sent": (
+        "Branch {step}: the other side (else): step {of} sent this customer no message{status}.",
+        "分岐 {step}: else 側へ: ステップ {of} ではこの顧客にメッセージを送っていません{status}。",
+    ),
+    "not_engaged": (
+        "Branch {step}: the other side (else): {what}.",
+        "分岐 {step}: else 側へ: {what}。",
+    ),
 }
 RENDER_ERROR_PREFIX: Final = "render_error: "
 
@@ -625,11 +634,80 @@ def _failed(reason: str | None, row: Mapping[str, Any], lang: Lang) -> str:
     )
 
 
+# An engagement branch's event (kizuna.programs.engagement): what happened, {m} the send
+# step, {h} hours after its send; what did not, within {n} hours
+_ENGAGED: Final[dict[str, Text]] = {
+    "opened": (
+        "the message of step {m} was opened {h} h after it was sent",
+        "ステップ {m} のメッセージは送信から {h} 時間後に開封されました",
+    ),
+    "clicked": (
+        "a link in the message of step {m} was clicked {h} h after it was sent",
+        "ステップ {m} のメッセージのリンクが送信から {h} 時間後にクリックされました",
+    ),
+    "converted": (
+        "the goal was reached {h} h after the message of step {m} was sent",
+        "ステップ {m} のメッセージ送信から {h} 時間後にゴールに到達しました",
+    ),
+}
+_NOT_ENGAGED: Final[dict[str, Text]] = {
+    "opened": (
+        "the message of step {m}{sent} was not opened within {n} h",
+        "ステップ {m} のメッセージ{sent}は {n} 時間以内に開封されませんでした",
+    ),
+    "clicked": (
+        "no link in the message of step {m}{sent} was clicked within {n} h",
+        "ステップ {m} のメッセージ{sent}のリンクは {n} 時間以内にクリックされませんでした",
+    ),
+    "converted": (
+        "the goal was not reached within {n} h of the message of step {m}{sent}",
+        "ステップ {m} のメッセージ{sent}から {n} 時間以内にゴールに到達しませんでした",
+    ),
+}
+
+
+def _engagement(row: Mapping[str, Any], reason: str | None, lang: Lang, tz: ZoneInfo) -> str:
+    """The sentence of an engagement branch's STEP row (``engagement``: step, event,
+    within_hours, and sent_at, found, hours, status as they apply)."""
+    i = _i(lang)
+    e: Mapping[str, Any] = row.get("engagement") or {}
+    step, of = str(row.get("step", "")), str(e.get("step", "?"))
+    event = str(e.get("event", "opened"))
+    within = _num(e.get("within_hours", "?"))
+    if reason == "not_sent":
+        found = e.get("status")
+        status = (" (its ledger entry: {s})", " (記録: {s})")[i].format(s=found) if found else ""
+        return _text(reason, lang, step=step, of=of, status=status)
+    hours = e.get("hours")
+    engaged = _ENGAGED.get(event, _ENGAGED["opened"])[i]
+    if hours is None:
+        at = _time(e.get("sent_at"), tz)
+        sent = (" (sent {t})", " ({t} 送信)")[i].format(t=at) if at else ""
+        what = _NOT_ENGAGED.get(event, _NOT_ENGAGED["opened"])[i].format(m=of, n=within, sent=sent)
+    elif Decimal(str(hours)) <= 0:
+        what = (
+            "the goal was reached before the message of step {m} was sent",
+            "ステップ {m} のメッセージ送信前にゴールに到達していました",
+        )[i].format(m=of)
+    else:
+        what = engaged.format(m=of, h=_num(hours)) + (
+            ", later than {n} h",
+            " ({n} 時間を過ぎていました)",
+        )[i].format(n=within)
+    if reason == "not_engaged":
+        return _text(reason, lang, step=step, what=what)
+    # the then side
+    text = ("Branch {s}: {w}, within {n} h (then).", "分岐 {s}: {w} ({n} 時間以内、then)。")[i]
+    return text.format(s=step, w=engaged.format(m=of, h=_num(hours)), n=within)
+
+
 def _step(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
     decision = str(row.get("decision", ""))
     step = str(row.get("step", ""))
     reason = row.get("reason") if isinstance(row.get("reason"), str) else None
     i = _i(lang)
+    if decision in ("then", "else") and isinstance(row.get("engagement"), Mapping):
+        return Why("step", decision, reason, _engagement(row, reason, lang, tz))
     if decision == "then":
         text = ("Branch {s}: the condition held (then).", "分岐 {s}: 条件を満たしました (then)。")[
             i

@@ -19,6 +19,9 @@ def label(step: SendStep | WaitStep | BranchStep | SplitStep | ExitStep) -> str:
             text += f" until {step.until_local_time} local"
         return text
     if isinstance(step, BranchStep):
+        if step.engagement is not None:  # "opened coupon within 48 h?"
+            e = step.engagement
+            return f"{e.event.value} {e.step} within {e.within_hours} h?"
         return "branch"
     if isinstance(step, SplitStep):
         return "split " + " / ".join(f"{a.name} {a.weight}%" for a in step.arms)

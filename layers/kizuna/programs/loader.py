@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from kizuna.events import DERIVED_EVENT_TYPES, INBOUND_EVENT_TYPES, detail_fields
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
-from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, WaitStep, successors
+from kizuna.programs.model import (
+    BranchStep,
+    EngagementEvent,
+    Program,
+    SendStep,
+    SplitStep,
+    WaitStep,
+    successors,
+)
 from kizuna.programs.pattern_rules import condition_problems, known
 from kizuna.programs.view import SEGMENTS_FIELD
 from kizuna.programs.view_rules import view_condition_problems
@@ -145,6 +153,124 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
     return issues
 
 
+# Channels whose messages report opens and clicks: email (SES open and click events, stamped
+# on the ledger entry by the feedback function). Push, LINE and SMS report neither.
+ENGAGEMENT_CHANNELS: frozenset[str] = frozenset({"email"})
+
+
+def _path_avoiding(program: Program, avoid: str, goal: str) -> list[str] | None:
+    """A path from the first step to ``goal`` that does not pass ``avoid`` (None: every
+    path passes it)."""
+    index = {s.id: i for i, s in enumerate(program.steps)}
+    first = program.steps[0].id
+    stack: list[list[str]] = [[first]] if first != avoid else []
+    seen: set[str] = set()
+    while stack:
+        path = stack.pop()
+        sid = path[-1]
+        if sid == goal:
+            return path
+        if sid in seen:
+            continue
+        seen.add(sid)
+        stack += [[*path, n] for n in next_of(program, index[sid]) if n != avoid]
+    return None
+
+
+def _shortest_wait(program: Program, start: str, goal: str) -> tuple[float, list[str]] | None:
+    """The least fixed waiting (hours: the waits' durations; a local time of day may add to
+    it) on any path from ``start`` to ``goal``, and that path (None: no path)."""
+    index = {s.id: i for i, s in enumerate(program.steps)}
+    memo: dict[str, tuple[float, list[str]] | None] = {}
+
+    def best(sid: str) -> tuple[float, list[str]] | None:
+        if sid == goal:
+            return 0.0, [sid]
+        if sid not in memo:
+            step = program.steps[index[sid]]
+            own = step.duration.total_seconds() / 3600 if isinstance(step, WaitStep) else 0.0
+            found = [b for b in map(best, next_of(program, index[sid])) if b is not None]
+            memo[sid] = (
+                min(((own + h, [sid, *p]) for h, p in found), key=lambda b: b[0]) if found else None
+            )
+        return memo[sid]
+
+    return best(start)
+
+
+def check_engagement(file: str, program: Program) -> list[ProgramIssue]:
+    """An engagement branch names a send step that every path to the branch passes, whose
+    channels report the event (opened, clicked: email only), with at least ``within_hours``
+    of waiting between them (else the branch would decide while the window is still
+    open); ``converted`` needs the program's goal. Call on a graph :func:`check_graph`
+    accepted (no cycle)."""
+    issues: list[ProgramIssue] = []
+    for branch in program.steps:
+        if not isinstance(branch, BranchStep) or branch.engagement is None:
+            continue
+        eng = branch.engagement
+        try:
+            target = program.step(eng.step)
+        except KeyError:
+            issues.append(ProgramIssue(file, branch.id, f"engagement.step: no step {eng.step!r}"))
+            continue
+        if not isinstance(target, SendStep):
+            issues.append(
+                ProgramIssue(
+                    file,
+                    branch.id,
+                    f"engagement.step: {eng.step!r} is a {target.type} step; name a send step",
+                )
+            )
+            continue
+        around = _path_avoiding(program, eng.step, branch.id)
+        if around is not None:
+            issues.append(
+                ProgramIssue(
+                    file,
+                    branch.id,
+                    f"engagement.step: {eng.step!r} must come before the branch on every path "
+                    f"to it; this one does not pass it: {' -> '.join(around)}",
+                )
+            )
+            continue
+        if eng.event != EngagementEvent.CONVERTED:
+            blind = [str(c) for c in target.channels if str(c) not in ENGAGEMENT_CHANNELS]
+            if blind:
+                issues.append(
+                    ProgramIssue(
+                        file,
+                        branch.id,
+                        f"engagement.event: {eng.event.value!r} is measured for email only "
+                        f"(SES open and click events); step {eng.step!r} may send on "
+                        f"{', '.join(blind)}, whose messages would always count as not "
+                        f"{eng.event.value}: send that step on email only, or test 'converted'",
+                    )
+                )
+        elif program.goal is None:
+            issues.append(
+                ProgramIssue(
+                    file,
+                    branch.id,
+                    "engagement.event: 'converted' means the program's goal was reached; "
+                    "this program has no goal",
+                )
+            )
+        shortest = _shortest_wait(program, eng.step, branch.id)
+        if shortest is not None and shortest[0] < eng.within_hours:
+            hours, path = shortest
+            issues.append(
+                ProgramIssue(
+                    file,
+                    branch.id,
+                    f"engagement.within_hours: the branch can run {hours:g} h after "
+                    f"{eng.step!r} ({' -> '.join(path)}), while its {eng.within_hours} h window "
+                    f"is still open; wait at least {eng.within_hours} h between them",
+                )
+            )
+    return issues
+
+
 def segment_references(pattern: Any) -> list[Any]:
     """Values a condition matches the view's ``segments`` field against (in ``$or`` too)."""
     found: list[Any] = []
@@ -164,7 +290,11 @@ def check_segments(
     """Audience and branch conditions may only name segments that exist, by exact name."""
     issues: list[ProgramIssue] = []
     conditions: list[tuple[str | None, Any]] = [(None, program.audience)]
-    conditions += [(s.id, s.condition) for s in program.steps if isinstance(s, BranchStep)]
+    conditions += [
+        (s.id, s.condition)
+        for s in program.steps
+        if isinstance(s, BranchStep) and s.condition is not None
+    ]
     for step_id, condition in conditions:
         for ref in segment_references(condition):
             if not isinstance(ref, str):
@@ -199,7 +329,11 @@ def check_conditions(
             for problem in condition_problems(condition, where, to_eventbridge=True, fields=fields)
         ]
     views: list[tuple[str | None, str, dict[str, Any]]] = [(None, "audience", program.audience)]
-    views += [(s.id, "condition", s.condition) for s in program.steps if isinstance(s, BranchStep)]
+    views += [
+        (s.id, "condition", s.condition)
+        for s in program.steps
+        if isinstance(s, BranchStep) and s.condition is not None
+    ]
     issues += [
         ProgramIssue(file, step_id, problem)
         for step_id, where, condition in views
@@ -260,6 +394,8 @@ def load_program(
     except ValidationError as exc:
         raise ProgramError(_pydantic_issues(file, raw, exc)) from exc
     issues = check_graph(file, program)
+    if not issues:  # engagement checks walk the paths: only on a sound graph
+        issues += check_engagement(file, program)
     issues += check_semantics(file, program, templates, vocab)
     issues += check_conditions(file, program, vocab)
     if segment_names is not None:

@@ -148,12 +148,47 @@ class WaitStep(_Strict):
         return time(int(hh), int(mm))
 
 
+class EngagementEvent(StrEnum):
+    """What an engagement branch asks of a send step's message: ``opened`` and ``clicked``
+    are the email's SES open and click events (the ledger entry's ``open_at``, ``click_at``);
+    ``converted`` is the program's goal reached after the send."""
+
+    OPENED = "opened"
+    CLICKED = "clicked"
+    CONVERTED = "converted"
+
+
+class Engagement(_Strict):
+    """``then`` when the member's message of send step ``step`` was ``event`` within
+    ``within_hours`` of its send; ``else`` otherwise, including when that step sent them
+    nothing."""
+
+    step: StepId = Field(description="a send step before the branch on every path to it")
+    event: EngagementEvent
+    within_hours: int = Field(ge=1, le=720, description="counted from the step's send")
+
+
 class BranchStep(_Strict):
     id: StepId
     type: Literal["branch"]
-    condition: Pattern = Field(description="EventBridge content filter on fresh customer state")
-    then: StepId | None = Field(default=None, description="next step when the condition holds")
+    condition: Pattern | None = Field(
+        default=None, description="EventBridge content filter on fresh customer state"
+    )
+    engagement: Engagement | None = Field(
+        default=None,
+        description="instead of a condition: did the member open, click or convert after a "
+        "send step's message, within N hours (read from the ledger when the branch is reached)",
+    )
+    then: StepId | None = Field(
+        default=None, description="next step when the condition (or engagement) holds"
+    )
     otherwise: StepId | None = Field(default=None, alias="else")
+
+    @model_validator(mode="after")
+    def _one_test(self) -> BranchStep:
+        if (self.condition is None) == (self.engagement is None):
+            raise ValueError("a branch needs exactly one of condition or engagement")
+        return self
 
 
 class SplitArm(_Strict):

@@ -50,6 +50,8 @@ def check_branch(
     step = program.step(step_id)
     if not isinstance(step, BranchStep):
         raise ValueError(f"{program.id}.{step_id} is not a branch")
+    if step.condition is None:  # an engagement branch reads the ledger (services/cohort.py)
+        raise ValueError(f"{program.id}.{step_id} is an engagement branch, not a condition")
     if customer is None:
         return False
     return matches(step.condition, customer_view(customer, now, cfg, segments))

@@ -4,8 +4,10 @@ one group of members, deciding per member on fresh state.
 - ``send`` (the send function): every member's message through
   :meth:`kizuna.services.send.SendService.send_many`; members deferred by quiet hours continue
   in child groups at the same step, members whose goal was reached leave;
-- ``check`` (a branch), ``split``, ``local_time`` (the journey function): the members who go
-  elsewhere (``else``, another arm, another local-time instant) continue in child groups.
+- ``check`` (a branch: a condition on the fresh customer view, or engagement with an earlier
+  send's message read from the ledger), ``split``, ``local_time`` (the journey function): the
+  members who go elsewhere (``else``, another arm, another local-time instant) continue in
+  child groups.
 
 Every step first splits a group of more than :data:`GROUP_LIMIT` members into child groups
 of at most that many. Child groups are written (header, then members) before any child
@@ -37,9 +39,20 @@ from kizuna.programs.cohorts import (
     run_name,
     stamp,
 )
+from kizuna.programs.engagement import decide
+from kizuna.programs.journeys import JourneyState
 from kizuna.programs.loader import next_of
 from kizuna.programs.members import GONE, GROUP_LIMIT, Child, Member
-from kizuna.programs.model import BranchStep, ExitStep, Program, SendStep, SplitStep, WaitStep
+from kizuna.programs.model import (
+    BranchStep,
+    Engagement,
+    EngagementEvent,
+    ExitStep,
+    Program,
+    SendStep,
+    SplitStep,
+    WaitStep,
+)
 from kizuna.programs.patterns import failures, matches
 from kizuna.programs.steps import local_time_after
 from kizuna.programs.view import customer_view
@@ -74,6 +87,10 @@ class CohortStore(Protocol):
     def claim_messages(
         self, execution: str, step: str, claims: Sequence[Claim]
     ) -> set[tuple[str, str]]: ...
+
+    def engagement_state(
+        self, keys: Sequence[tuple[str, str]], step: str, program: str | None = None
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, JourneyState]]: ...
 
 
 class Starter(Protocol):
@@ -264,6 +281,9 @@ class CohortService:
     def _branch(
         self, req: GroupRequest, step: BranchStep, members: list[Member], now: datetime
     ) -> _Outcome:
+        if step.engagement is not None:
+            return self._engagement(req, step, step.engagement, members, now)
+        assert step.condition is not None
         customers = self.store.get_customers([m.customer_id for m in members])
         out = _Outcome()
         other: list[Member] = []
@@ -281,6 +301,42 @@ class CohortService:
                     if view is not None
                     else {"reason": "unknown_customer"}
                 )
+        self._elsewhere(req, out, other, step.otherwise, "else", now)
+        return out
+
+    def _engagement(
+        self,
+        req: GroupRequest,
+        step: BranchStep,
+        engagement: Engagement,
+        members: list[Member],
+        now: datetime,
+    ) -> _Outcome:
+        """An engagement branch: each member's ledger entry of the engagement's send step
+        (and for ``converted`` their journey state), read in one batch, strongly
+        consistent, as it is now (:func:`kizuna.programs.engagement.decide`)."""
+        converted = engagement.event == EngagementEvent.CONVERTED
+        entries, journeys = self.store.engagement_state(
+            [(m.customer_id, m.entry) for m in members],
+            engagement.step,
+            req.program if converted else None,
+        )
+        out = _Outcome()
+        other: list[Member] = []
+        for m in members:
+            verdict = decide(
+                engagement,
+                entries.get((m.customer_id, m.entry)),
+                journeys.get(m.customer_id),
+                m.entry,
+            )
+            out.details[m.sk] = {"engagement": verdict.detail, "reason": verdict.reason}
+            if verdict.held:
+                out.kept.append(m)
+                out.decisions[m.sk] = "then"
+            else:
+                other.append(m)
+                out.decisions[m.sk] = "else"
         self._elsewhere(req, out, other, step.otherwise, "else", now)
         return out
 

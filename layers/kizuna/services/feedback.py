@@ -3,8 +3,9 @@
 A permanent bounce or a complaint suppresses the customer's *current* email address; every
 event (delivery, open, click too) is stamped on the message's ledger entry, found by the
 execution and step tags the send wrote, with SES's message id when the entry has none (an
-outcome never recorded: the reconciliation sweep settles it from these). Idempotent: stamps
-and suppressions are last-writer-wins facts.
+outcome never recorded: the reconciliation sweep settles it from these). Idempotent: a
+stamp keeps the earliest time it was seen (``open_at`` is the first open, whatever the order
+events come in), suppressions are last-writer-wins facts.
 """
 
 from __future__ import annotations

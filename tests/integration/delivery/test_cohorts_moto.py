@@ -94,3 +94,31 @@ def test_a_step_reads_its_group_and_its_earlier_children_in_one_query(
     members, children = store.read_group(COHORT, ROOT, "check")
     assert dict(calls.calls) == {("dynamodb", "Query"): 1}
     assert [m.customer_id for m in members] == ["c1", "c2"] and children == [child]
+
+
+def test_an_engagement_branch_reads_entries_and_journeys_in_one_batch(store: DynamoStore) -> None:
+    # given: two members' coupon entries (one opened twice: the later open arrived first),
+    # c1's journey state, and c2 with no entry
+    store.join_cohorts([join("c0"), join("c1")])
+    for cid in ("c0", "c1"):
+        store.record_entries(
+            "coupon",
+            [(cid, f"rank-up-congratulations-{cid}", {"status": "sent", "sent_at": "x"})],
+        )
+    entry = "rank-up-congratulations-c0"
+    assert store.stamp_message("c0", entry, "coupon", "open_at", "2026-01-05T09:00:00.000000Z")
+    assert store.stamp_message("c0", entry, "coupon", "open_at", "2026-01-05T04:00:00.000000Z")
+    # a later open never moves it; a stamp on no entry is refused
+    assert not store.stamp_message("c0", entry, "coupon", "open_at", "2026-01-06T00:00:00.000000Z")
+    assert not store.stamp_message("c2", "nope", "coupon", "open_at", "2026-01-05T04:00:00Z")
+    calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
+    # when
+    keys = [(f"c{i}", f"rank-up-congratulations-c{i}") for i in range(3)]
+    entries, journeys = store.engagement_state(keys, "coupon", "rank-up-congratulations")
+    # then: one BatchGetItem, each entry by (customer, entry), the journeys by customer
+    assert dict(calls.calls) == {("dynamodb", "BatchGetItem"): 1}
+    assert set(entries) == set(keys[:2])
+    assert entries[keys[0]]["open_at"] == "2026-01-05T04:00:00.000000Z"
+    assert set(journeys) == {"c0", "c1"} and journeys["c1"].execution == keys[1][1]
+    # without a program (opened, clicked): no journey read
+    assert store.engagement_state(keys, "coupon")[1] == {}

@@ -39,6 +39,7 @@ WRITERS = [
     "programs/evaluate.py",
     "programs/claims.py",
     "delivery/control.py",  # the global control group's reason (a constant both writers use)
+    "programs/engagement.py",  # an engagement branch's else side
 ]
 # functions whose answer is a reason (a channel's block, a stale claim's outcome)
 RETURNS_REASON = ("channel_block", "carrier_block", "settle")
@@ -142,6 +143,8 @@ def test_the_scan_finds_the_reasons_the_code_writes() -> None:
         "suppressed_opt_out",
         "render_error: x",
         "suppressed_x",
+        "not_sent",
+        "not_engaged",
     } <= reasons
 
 
@@ -464,6 +467,35 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             {**MSG, "status": "sent", "channel": "email", "reason": "reconciled"},
             "Sent by email (confirmed by reconciliation).",
             "メールで送信しました (照合で確認)。",
+        ),
+    ],
+    # an engagement branch's else side (more in tests/unit/test_engagement_branch.py)
+    "not_sent": [
+        (
+            {
+                "kind": "STEP",
+                "step": "opened",
+                "decision": "else",
+                "reason": "not_sent",
+                "engagement": {"step": "coupon", "event": "opened", "within_hours": 48},
+            },
+            "Branch opened: the other side (else): step coupon sent this customer no message.",
+            "分岐 opened: else 側へ: ステップ coupon ではこの顧客にメッセージを送っていません。",
+        ),
+    ],
+    "not_engaged": [
+        (
+            {
+                "kind": "STEP",
+                "step": "clicked",
+                "decision": "else",
+                "reason": "not_engaged",
+                "engagement": {"step": "coupon", "event": "clicked", "within_hours": 24},
+            },
+            "Branch clicked: the other side (else): no link in the message of step coupon was "
+            "clicked within 24 h.",
+            "分岐 clicked: else 側へ: ステップ coupon のメッセージのリンクは 24 時間以内に"
+            "クリックされませんでした。",
         ),
     ],
 }

@@ -192,20 +192,30 @@ def test_welcome_series(tmp_path: Path) -> None:
         "gold_check",
         "gold_sms",
         "opened_check_wait",
+        "opened_check",
+        "thanks_push",
         "comeback_push",
         "end",
     ]
-    # the engagement split: everyone takes the "no" path, after its evaluation wait
+    # the engagement split ("opened WelcomeEmail"): an engagement branch after its evaluation
+    # wait, its window the waits from the email to the evaluation (2 d + 1 h + 1 d)
     by_id = steps(result)
     assert by_id["gold_check"]["else"] == "opened_check_wait"
     assert by_id["opened_check_wait"] == {
         "id": "opened_check_wait",
         "type": "wait",
         "days": 1,
-        "next": "comeback_push",
+        "next": "opened_check",
     }
-    assert result.activities["ThanksPush"] == "dropped (unreachable)"
-    assert "issue 19" in messages(result, "decision")
+    assert by_id["opened_check"] == {
+        "id": "opened_check",
+        "type": "branch",
+        "engagement": {"step": "welcome_email", "event": "opened", "within_hours": 73},
+        "then": "thanks_push",
+        "else": "comeback_push",
+    }
+    assert result.activities["OpenedCheck"] == "branch step 'opened_check' (engagement)"
+    assert "opened within 73 h of the email" in messages(result, "info")
     assert "quiet time" in messages(result, "dropped")
 
 
@@ -399,11 +409,75 @@ def test_a_yes_no_split_on_a_segment_waits_then_branches() -> None:
     }
 
 
-def test_an_engagement_condition_takes_the_no_path() -> None:
-    result = convert(journey(split([OPENED])))
-    assert list(steps(result)) == ["f", "end"]
-    assert result.activities["T"] == "dropped (unreachable)"
-    assert "issue 19" in messages(result, "decision")
+def engaged(
+    values: list[str], wait: str = "P1D", evaluation: str | None = "PT12H"
+) -> dict[str, Any]:
+    """An email X, a wait of ``wait``, then a yes/no split on engagement with X (evaluated
+    after ``evaluation``)."""
+    condition = {
+        "EventCondition": {
+            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": values}},
+            "MessageActivity": "X",
+        }
+    }
+    acts = {
+        "X": email("W", template="Welcome_en"),
+        "W": {"Wait": {"NextActivity": "A", "WaitTime": {"WaitFor": wait}}},
+        **split([condition], wait=evaluation),
+    }
+    return journey(acts, start="X")
+
+
+def test_an_email_open_split_is_an_engagement_branch(tmp_path: Path) -> None:
+    result = convert(engaged(["_email.open"]))
+    by_id = steps(result)
+    assert by_id["a"]["engagement"] == {"step": "x", "event": "opened", "within_hours": 36}
+    assert (by_id["a"]["then"], by_id["a"]["else"]) == ("t", "f")
+    assert by_id["a_wait"]["next"] == "a"
+    assert validate(result, tmp_path).step("a")  # Kizuna's loader accepts it
+    # open or click is Kizuna's "opened" (a click counts as an open); a click alone: clicked
+    assert (
+        steps(convert(engaged(["_email.click", "_email.open"])))["a"]["engagement"]["event"]
+        == "opened"
+    )
+    assert steps(convert(engaged(["_email.click"])))["a"]["engagement"]["event"] == "clicked"
+
+
+@pytest.mark.parametrize(
+    ("doc", "why"),
+    [
+        (journey(split([OPENED])), "not an email activity"),
+        (engaged(["_email.delivered"]), "Kizuna branches on an email's opens and clicks"),
+        (engaged(["_email.open"], wait="PT30M", evaluation=None), "less than an hour"),
+    ],
+    ids=["no-email", "delivered", "too-soon"],
+)
+def test_an_engagement_split_that_does_not_map_takes_the_no_path(
+    doc: dict[str, Any], why: str
+) -> None:
+    result = convert(doc)
+    assert "a" not in steps(result) and result.activities["T"] == "dropped (unreachable)"
+    assert why in messages(result, "decision")
+
+
+def test_an_engagement_split_around_the_email_takes_the_no_path() -> None:
+    doc = engaged(["_email.open"])
+    acts = doc["JourneyResponse"]["Activities"]
+    # R: a random split, half to the email, half straight to the wait (around it)
+    acts["R"] = {
+        "RandomSplit": {
+            "Branches": [
+                {"Percentage": 50, "NextActivity": "X"},
+                {"Percentage": 50, "NextActivity": "W"},
+            ]
+        }
+    }
+    doc["JourneyResponse"]["StartActivity"] = "R"
+    result = convert(doc)
+    assert "a" not in steps(result)
+    assert "the email is not on every path to the split (R -> W -> A)" in messages(
+        result, "decision"
+    )
 
 
 def test_any_of_an_engagement_and_a_segment_keeps_the_segment() -> None:
@@ -719,6 +793,7 @@ def test_templates_written_with_the_program_render_for_files_renderer() -> None:
         "app_comeback",
         "points_reminder",
         "welcome",
+        "wishlist_reminder",
     ]
     renderer = FilesRenderer(files)
     assert renderer.parts_missing(result.program_id, "welcome", "email") == []

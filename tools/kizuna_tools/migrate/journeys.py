@@ -23,11 +23,16 @@ note for everything a person may need to know or decide. The mapping:
   name the migrated segment; segment dimensions become view conditions, translated as a
   segment's are (:class:`kizuna_tools.migrate.segments.Conditions`: attributes typed by their
   declaration, dates, location, channels, app recency), and conditions that must all hold
-  are joined as a segment's groups are. Engagement conditions (a message opened or clicked,
-  issue 19) do not exist in Kizuna: the condition is taken as false (a decision), so
-  customers follow the "no" path. ``Holdout`` at the start of the
-  journey is the program's ``holdout_percent`` (Kizuna holds out at entry); anywhere else it
-  is a ``split`` whose ``holdout`` arm exits (a decision: its conversions are not compared).
+  are joined as a segment's groups are. A yes/no split whose only condition is an email
+  activity's ``_email.open`` / ``_email.click`` (INCLUSIVE) is an engagement branch
+  (``opened``; ``clicked`` for clicks alone) within the hours from the email to the split's
+  evaluation (the waits between them and its ``EvaluationWaitTime``, at least on every path;
+  the email on every path to the split). Other engagement conditions (delivered, bounced,
+  push or SMS events, an engagement beside other conditions, in a multi-condition split)
+  are taken as false (a decision), so customers follow the "no" path. ``Holdout`` at the
+  start of the journey is the program's ``holdout_percent`` (Kizuna holds out at entry);
+  anywhere else it is a ``split`` whose ``holdout`` arm exits (a decision: its conversions
+  are not compared).
   ``CUSTOM``, ``ContactCenter`` and any other activity are not carried over: the journey
   goes on to their next activity.
 * **Limits.** ``EndpointReentryCap`` 1 (or none) is ``reentry: once``; unlimited re-entry is
@@ -78,6 +83,9 @@ PLACEHOLDER_TRIGGER = "app.opened"
 END = "end"
 MAX_STEPS = 40
 _CHANNELS: dict[str, Kind] = {"EMAIL": "email", "SMS": "sms", "PUSH": "push"}
+# Pinpoint's email engagement events an engagement branch measures (Kizuna: opened, clicked)
+_EMAIL_ENGAGEMENT = ("_email.open", "_email.click")
+MAX_WINDOW_HOURS = 720
 # (condition or None when it cannot be expressed, the reasons)
 Translated = tuple[dict[str, Any] | None, list[str]]
 
@@ -330,8 +338,9 @@ class _Converter:
             types = ((event.get("Dimensions") or {}).get("EventType") or {}).get("Values")
             return None, [
                 f"engagement condition {types or ''} on activity "
-                f"{event.get('MessageActivity')!r}: Kizuna has no message-engagement branches "
-                "yet (issue 19)"
+                f"{event.get('MessageActivity')!r}: Kizuna translates engagement only as a "
+                "yes/no split's single condition (TODO: in a multi-condition split, or beside "
+                "other conditions)"
             ]
         if cond.get("SegmentCondition"):
             seg = str(cond["SegmentCondition"].get("SegmentId"))
@@ -371,8 +380,139 @@ class _Converter:
                 return None, [f"{exc} (ALL)"]
         return merged, reasons
 
+    def engagement_split(
+        self, aid: str, body: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | None, str] | None:
+        """A yes/no split whose only condition is engagement with a message: Kizuna's
+        ``engagement`` (or None and why it cannot be); None when it is another split."""
+        conditions = (body.get("Condition") or {}).get("Conditions") or []
+        if len(conditions) != 1 or not conditions[0].get("EventCondition"):
+            return None
+        event = conditions[0]["EventCondition"]
+        types = (event.get("Dimensions") or {}).get("EventType") or {}
+        values = sorted({str(v) for v in types.get("Values") or []})
+        msg = event.get("MessageActivity")
+        what = f"engagement condition {values} on activity {msg!r}"
+        if (
+            types.get("DimensionType", "INCLUSIVE") != "INCLUSIVE"
+            or not values
+            or not set(values) <= set(_EMAIL_ENGAGEMENT)
+        ):
+            return None, (
+                f"{what}: Kizuna branches on an email's opens and clicks "
+                f"({', '.join(_EMAIL_ENGAGEMENT)}) only"
+            )
+        mail = (self.acts.get(msg) or {}).get("EMAIL") if isinstance(msg, str) else None
+        if not isinstance(mail, Mapping):
+            return None, f"{what}: not an email activity (Kizuna measures opens of email only)"
+        if not any(
+            r.kind == "email" and r.name == mail.get("TemplateName") for r in self.ctx.templates
+        ):
+            return None, f"{what}: that email is not carried over"
+        around = self._path_avoiding(msg, aid)
+        if around is not None:
+            return None, (
+                f"{what}: the email is not on every path to the split ({' -> '.join(around)})"
+            )
+        minutes = self._least_wait(msg, aid)
+        hours = min(minutes // 60, MAX_WINDOW_HOURS)
+        if hours < 1:
+            return None, (
+                f"{what}: less than an hour from the email to the evaluation (Kizuna's "
+                "window is whole hours, at least 1)"
+            )
+        if minutes // 60 > MAX_WINDOW_HOURS:
+            self.note("info", f"the engagement window is cut to Kizuna's {MAX_WINDOW_HOURS} h", aid)
+        kind = "clicked" if values == ["_email.click"] else "opened"
+        engagement = {"step": self.step_ids[msg], "event": kind, "within_hours": hours}
+        self.note(
+            "info",
+            f"{what}: an engagement branch, {kind} within {hours} h of the email (the waits "
+            "from the email to the split's evaluation; Kizuna counts a click as an open)",
+            aid,
+        )
+        return engagement, ""
+
+    def _next_activities(self, aid: str) -> list[str]:
+        act = self.acts.get(aid) or {}
+        found: list[str] = []
+        for body in act.values():
+            if not isinstance(body, Mapping):
+                continue
+            for key in ("NextActivity", "TrueActivity", "FalseActivity", "DefaultActivity"):
+                if body.get(key):
+                    found.append(str(body[key]))
+            found += [
+                str(b["NextActivity"]) for b in body.get("Branches") or [] if b.get("NextActivity")
+            ]
+        return [a for a in found if a in self.acts]
+
+    def _path_avoiding(self, avoid: str, goal: str) -> list[str] | None:
+        """A path of activities from the start to ``goal`` not passing ``avoid``."""
+        start = str(self.j.get("StartActivity"))
+        stack = [[start]] if start != avoid else []
+        seen: set[str] = set()
+        while stack:
+            path = stack.pop()
+            if path[-1] == goal:
+                return path
+            if path[-1] in seen:
+                continue
+            seen.add(path[-1])
+            stack += [[*path, n] for n in self._next_activities(path[-1]) if n != avoid]
+        return None
+
+    def _own_wait(self, aid: str) -> int:
+        """Minutes an activity makes a customer wait in Kizuna (a wait's duration, a split's
+        evaluation wait; a wait until a date: none)."""
+        act = self.acts.get(aid) or {}
+        for kind, key in (
+            ("Wait", "WaitTime"),
+            ("ConditionalSplit", "EvaluationWaitTime"),
+            ("MultiCondition", "EvaluationWaitTime"),
+        ):
+            wait = (act.get(kind) or {}).get(key) or {}
+            if wait.get("WaitFor") and not wait.get("WaitUntil"):
+                try:
+                    return min(parse_duration(str(wait["WaitFor"]))[0], 365 * 1440)
+                except ValueError:
+                    return 0
+        return 0
+
+    def _least_wait(self, start: str, goal: str) -> int:
+        """The least waiting (minutes) on any path from ``start`` to ``goal``, ``goal``'s own
+        evaluation wait included."""
+        memo: dict[str, int | None] = {}
+
+        def best(aid: str, visiting: frozenset[str]) -> int | None:
+            if aid == goal:
+                return self._own_wait(aid)
+            if aid in visiting:
+                return None
+            if aid not in memo:
+                found = [
+                    b
+                    for n in self._next_activities(aid)
+                    if (b := best(n, visiting | {aid})) is not None
+                ]
+                memo[aid] = self._own_wait(aid) + min(found) if found else None
+            return memo[aid]
+
+        return best(start, frozenset()) or 0
+
     def yes_no(self, aid: str, sid: str, body: Mapping[str, Any]) -> _Plan:
-        condition, reasons = self.combined(aid, body)
+        engaged = self.engagement_split(aid, body)
+        if engaged is not None and engaged[0] is not None:
+            self.activities[aid] = f"branch step {sid!r} (engagement)"
+            branch = {
+                "id": sid,
+                "type": "branch",
+                "engagement": engaged[0],
+                "then": ("act", body.get("TrueActivity")),
+                "else": ("act", body.get("FalseActivity")),
+            }
+            return _Plan(steps=[*self._wait_before(aid, sid, body), branch])
+        condition, reasons = (None, [engaged[1]]) if engaged else self.combined(aid, body)
         for why in reasons:
             self.note("decision", f"condition taken as false: {why}", aid)
         if condition is None:
