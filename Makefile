@@ -32,8 +32,11 @@ demo: $(STAMP)
 console: $(STAMP)
 	$(VENV)/bin/kizuna local run --customers $(CUSTOMERS) --days $(DAYS) --serve
 
+# One worker per core (pytest-xdist), a test file's tests in one worker (module-scoped
+# fixtures such as a CDK synth are built once); `make test PYTEST_ARGS=-n0` runs in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: $(STAMP) $(CDK)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
