@@ -7,9 +7,11 @@ fact about to run lets the clock move under it.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -80,3 +82,55 @@ def test_a_thread_not_started_yet_counts_as_running() -> None:
     pending.start()
     pending.join(5)
     assert not is_running(pending)
+
+
+STRESS = """
+import sys, threading, time, weakref
+from kizuna_tools.local.executions import current_frames
+sys.setswitchinterval(1e-6)  # hand the GIL over as often as possible
+
+class Node:
+    pass
+
+alive = weakref.WeakSet()
+stop = time.monotonic() + float(sys.argv[1])
+
+def ask() -> None:
+    while time.monotonic() < stop:
+        current_frames()
+
+def litter() -> None:  # cycles the collector frees, each with a weakref callback to run
+    while time.monotonic() < stop:
+        for _ in range(200):
+            a, b = Node(), Node()
+            a.b, b.a = b, a
+            alive.add(a)
+            alive.add(b)
+
+threads = [threading.Thread(target=ask), threading.Thread(target=litter)]
+for thread in threads:
+    thread.start()
+ask()
+for thread in threads:
+    thread.join()
+print("done")
+"""
+
+
+def test_asking_for_the_frames_from_two_threads_during_collections_does_not_deadlock() -> None:
+    # CPython 3.11's sys._current_frames() deadlocks when a collection starts inside it and
+    # another thread asks too (gh-106883): a CI run hung in the local runtime's watchdog and
+    # driver that way. Without the collector held off, this script hangs within seconds
+    # most runs; with it, it finishes.
+    import subprocess
+
+    tools = str(Path(__file__).resolve().parents[3] / "tools")
+    done = subprocess.run(
+        [sys.executable, "-c", STRESS, "6"],
+        env={**os.environ, "PYTHONPATH": tools},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-2000:]

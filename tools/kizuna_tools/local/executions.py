@@ -13,11 +13,36 @@ racing a ``join`` there can trip ``Thread._stop``'s assertion in either thread).
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
+from types import FrameType
 from typing import Any
 
 from kizuna_tools.local.virtual_clock import Timeline
+
+_FRAMES = threading.Lock()
+
+
+def current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()``, with the garbage collector held off while it runs.
+
+    CPython 3.11 can deadlock there (gh-106883, fixed in 3.13): the call holds the
+    interpreter's thread-list lock while it builds its dict; a collection that starts then
+    runs weakref callbacks in Python, which may hand the GIL to another thread that asks
+    for the frames too and waits on the lock while holding the GIL. The runtime's driver
+    and its watchdog both ask (a test run hung there under pytest-xdist). The lock keeps
+    two callers from re-enabling the collector under each other.
+    """
+    with _FRAMES:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return sys._current_frames()
+        finally:
+            if enabled:
+                gc.enable()
+
 
 _THREADING_FILE = threading.__file__
 _BLOCKING_FUNCTIONS = frozenset({"wait", "_wait_for_tstate_lock", "join"})
@@ -89,7 +114,7 @@ def survey(timeline: Timeline, prune: bool = True) -> tuple[int, list[threading.
         else:
             candidates.append(thread)
     if candidates:
-        frames = sys._current_frames()
+        frames = current_frames()
         for thread in candidates:
             frame = frames.get(_ident(thread) or -1)
             if frame is None or not _blocked(frame):
@@ -111,7 +136,7 @@ def busy_threads(timeline: Timeline) -> list[threading.Thread]:
         candidates.append(thread)
     if not candidates:
         return busy
-    frames = sys._current_frames()
+    frames = current_frames()
     for thread in candidates:
         frame = frames.get(thread.ident)
         if frame is None:  # alive without a Python frame: starting or finishing
@@ -150,7 +175,7 @@ def _blocked(frame: Any) -> bool:
 
 
 def describe(threads: list[threading.Thread]) -> str:
-    frames = sys._current_frames()
+    frames = current_frames()
     lines = []
     for thread in threads[:10]:
         frame = frames.get(thread.ident or -1)

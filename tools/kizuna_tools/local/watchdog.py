@@ -24,6 +24,8 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from kizuna_tools.local.executions import current_frames
+
 STALL_EXIT_CODE = 70  # EX_SOFTWARE
 DEFAULT_STALL_TIMEOUT = 120.0
 
@@ -40,7 +42,7 @@ class _Phase:
 
 def thread_stacks() -> str:
     """Every live thread's Python stack, innermost call last, with its name and ident."""
-    frames = sys._current_frames()
+    frames = current_frames()
     names = {t.ident: t for t in threading.enumerate()}
     parts = []
     for ident, frame in sorted(frames.items(), key=lambda kv: kv[0]):
