@@ -36,6 +36,7 @@ from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
 from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_programs
 from kizuna.programs.model import Program
 from kizuna.programs.sweeps import SweepKind
+from kizuna.programs.winners import WINNER_PK
 from kizuna.runtime.settings import (
     ENV_JOURNEY_ARN_PREFIX,
     ENV_KIZUNA_CONFIG,
@@ -64,6 +65,7 @@ DAILY_SWEEP = {
         SweepKind.BIRTHDAYS.value,
     ],
     "lookback_minutes": 1440,
+    "winners": True,  # the splits' winner rules, looked at once a day
 }
 HOURLY_SWEEP = {"kinds": [SweepKind.CARTS.value], "lookback_minutes": 60}
 
@@ -348,21 +350,33 @@ class Programs(Construct):
             self,
             names.SWEEP_CONSTRUCT_ID,
             folder=names.SWEEP_FUNCTION_NAME,
-            description="Kizuna sweep: scheduled triggers (dormancy, points, carts, birthdays)",
+            description="Kizuna sweep: scheduled triggers (dormancy, points, carts, birthdays), "
+            "split winners",
             environment=wiring.environment(),
+            extras=data_dirs,  # the programs: their splits' winner rules
             timeout=SWEEP_TIMEOUT,
             **wiring.shared,
         )
         wiring.tables.customers.grant_read_data(self.sweep.function)  # the table and its indexes
         wiring.bus.grant_put_events_to(self.sweep.function)
-        # its watermarks: activity items in the SWEEP# partitions, and nothing else there
+        # its watermarks (SWEEP# partitions) and the splits' winners (PROGRAM# partitions):
+        # activity items there, and nothing else of the table
         self.sweep.function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+                actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"],
                 resources=[wiring.tables.activity.table_arn],
                 conditions={
-                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{SWEEP_WATERMARK_PK}*"]}
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{SWEEP_WATERMARK_PK}*", f"{WINNER_PK}*"]
+                    }
                 },
+            )
+        )
+        # what a winner rule counts: the program's ledger rows, one Query of the ledger index
+        self.sweep.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{wiring.tables.activity.table_arn}/index/{names.ACTIVITY_GSI1}"],
             )
         )
 

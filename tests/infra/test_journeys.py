@@ -319,16 +319,22 @@ def test_sweep_queries_the_customer_indexes_and_puts_events(
     env = environment(resources, ids.sweep)
     assert {n for n, f in SweepSettings.model_fields.items() if f.is_required()} <= set(env)
     statements = function_statements(resources, ids.sweep)
-    assert resources_for(statements, "dynamodb:Query") == [
-        arn(ids.customers),
-        index_arn(ids.customers),
+    queried = resources_for(statements, "dynamodb:Query")
+    assert queried[:2] == [arn(ids.customers), index_arn(ids.customers)]
+    # and the activity table's ledger index alone (a program's ledger rows: split winners)
+    (ledger,) = queried[2:]
+    assert ledger == {"Fn::Join": ["", [arn(ids.activity), "/index/gsi1"]]}
+    # its only writes: its watermarks and the splits' winners, activity items whose key
+    # starts with SWEEP# or PROGRAM#
+    (own,) = [s for s in statements if "dynamodb:PutItem" in as_list(s["Action"])]
+    assert sorted(as_list(own["Action"])) == [
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
     ]
-    # its only write: its watermarks, activity items whose key starts with SWEEP#
-    (watermarks,) = [s for s in statements if "dynamodb:PutItem" in as_list(s["Action"])]
-    assert sorted(as_list(watermarks["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
-    assert watermarks["Resource"] == arn(ids.activity)
-    assert watermarks["Condition"] == {
-        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*"]}
+    assert own["Resource"] == arn(ids.activity)
+    assert own["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*", "PROGRAM#*"]}
     }
     assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
 
@@ -349,6 +355,7 @@ def test_daily_and_hourly_sweeps(sweep_schedules: dict[str, Any]) -> None:
     assert json.loads(daily["Target"]["Input"]) == {
         "kinds": ["dormancy", "points_expiry", "birthdays"],
         "lookback_minutes": 1440,
+        "winners": True,
     }
     assert hourly["ScheduleExpression"] == "rate(1 hour)"
     assert json.loads(hourly["Target"]["Input"]) == {"kinds": ["carts"], "lookback_minutes": 60}

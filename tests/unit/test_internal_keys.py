@@ -10,10 +10,17 @@ from kizuna.adapters.dynamodb import IDEMPOTENCY_PK, INTERNAL_PARTITIONS
 from kizuna.domain.privacy import ERASED_PREFIX, ERASURES_PK, erased_key
 from kizuna.events.inbound import is_customer_id
 from kizuna.programs.members import COHORT_PK
+from kizuna.programs.winners import WINNER_PK
 
 
 def test_every_internal_partition_is_registered() -> None:
-    assert set(INTERNAL_PARTITIONS) == {COHORT_PK, ERASED_PREFIX, ERASURES_PK, IDEMPOTENCY_PK}
+    assert set(INTERNAL_PARTITIONS) == {
+        COHORT_PK,
+        ERASED_PREFIX,
+        ERASURES_PK,
+        IDEMPOTENCY_PK,
+        WINNER_PK,
+    }
 
 
 @pytest.mark.parametrize("prefix", INTERNAL_PARTITIONS)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from kizuna.adapters.dynamodb import INDEXED_DECISIONS
 from kizuna.campaigns.model import Campaign
 from kizuna.delivery.ledger import (
     CLAIM_TOKEN,
@@ -21,6 +22,7 @@ from kizuna.delivery.ledger import (
 )
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import iso
 from kizuna.events import DerivedEvent, InboundDetail, inbound_type
 from kizuna.events.derived import CampaignEvent
 from kizuna.ports import (
@@ -33,6 +35,7 @@ from kizuna.ports import (
 )
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import Child, Join, Member
+from kizuna.programs.winners import ARM_PREFIX, WinnerDecision, winner_key
 
 
 class MemoryStore:
@@ -47,6 +50,7 @@ class MemoryStore:
         self.members: dict[str, dict[str, Member]] = {}  # cohort -> member sk -> member
         self.children: dict[str, dict[str, Child]] = {}
         self.steps: dict[tuple[str, str], dict[str, Any]] = {}  # STEP# decisions
+        self.winners: dict[tuple[str, str], dict[str, Any]] = {}  # (program, split) -> decision
         self.watermarks: dict[str, Watermark] = {}  # sweep kind -> how far it swept
         self.engagement_reads = 0  # engagement_state calls (one per engagement branch step)
 
@@ -267,13 +271,41 @@ class MemoryStore:
         return entries, {cid: state for (cid, _), state in found.items()}
 
     def program_ledger(self, program: str) -> Iterator[dict[str, Any]]:
-        """The ledger entries naming ``program`` (a campaign's id on its entries), by time."""
+        """The rows of the program/time index naming ``program`` (a campaign's id on its
+        entries), by time: ledger entries, entries and conversions, splits' arms, winners."""
         found = [
-            {**data, "pk": cid, "sk": sk}
+            {"kind": "MSG", **data, "pk": cid, "sk": sk}
             for (cid, sk), data in self.messages.items()
             if data.get("program") == program
         ]
+        found += [
+            {**i.data, "pk": cid, "sk": sk, "kind": i.kind, "at": iso(i.at)}
+            for (cid, sk), i in self.activity.items()
+            if i.data.get("program") == program
+            and (i.kind, i.data.get("decision")) in INDEXED_DECISIONS
+        ]
+        found += [
+            {**data, "pk": cid, "sk": sk, "kind": "STEP"}
+            for (cid, sk), data in self.steps.items()
+            if data.get("program") == program
+            and str(data.get("decision") or "").startswith(ARM_PREFIX)
+        ]
+        found += [
+            {**data, **winner_key(pid, step)}
+            for (pid, step), data in self.winners.items()
+            if pid == program
+        ]
         yield from sorted(found, key=lambda e: (str(e.get("at", "")), e["pk"]))
+
+    def split_winners(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {k: str(self.winners[k]["winner"]) for k in keys if k in self.winners}
+
+    def save_split_winner(self, decision: WinnerDecision) -> bool:
+        key = (decision.program, decision.step)
+        if key in self.winners:
+            return False
+        self.winners[key] = decision.item()
+        return True
 
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]:
         return [cid for cid, c in sorted(self.customers.items()) if c.phone_hash == phone_hash]

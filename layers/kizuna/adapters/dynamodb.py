@@ -43,6 +43,7 @@ from kizuna.programs.members import (
     Join,
     Member,
 )
+from kizuna.programs.winners import ARM_PREFIX, WINNER_PK, WinnerDecision, winner_key
 
 BATCH_GET_LIMIT = 100
 # The activity table's index of ledger entries by program (or campaign) and time
@@ -55,7 +56,8 @@ LEDGER_INDEX = "gsi1"
 # no personal data): pk ``IDEMPOTENCY#<execution>``.
 IDEMPOTENCY_PK = "IDEMPOTENCY#"
 IDEMPOTENCY_SK = "REQUEST"
-INTERNAL_PARTITIONS = (COHORT_PK, ERASED_PREFIX, ERASURES_PK, IDEMPOTENCY_PK)
+# A program's decisions (a split's winner): pk ``PROGRAM#<program>``.
+INTERNAL_PARTITIONS = (COHORT_PK, ERASED_PREFIX, ERASURES_PK, IDEMPOTENCY_PK, WINNER_PK)
 
 
 def to_dynamo(value: Any) -> Any:
@@ -238,6 +240,19 @@ def ledger_item(
         item.update(program_index_keys(str(data["program"]), str(data["at"]), customer_id))
     if data.get("status") == SENDING and data.get("at"):
         item.update(sending_keys(customer_id, str(data["at"])))  # until its outcome replaces it
+    return item
+
+
+def _step_item(customer_id: str, entry: str, step: str, data: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": customer_id,
+        "sk": f"STEP#{entry}#{step}",
+        "kind": "STEP",
+        **to_dynamo({k: v for k, v in data.items() if v is not None}),
+    }
+    decision = str(data.get("decision") or "")
+    if decision.startswith(ARM_PREFIX) and data.get("program") and data.get("at"):
+        item.update(program_index_keys(str(data["program"]), str(data["at"]), customer_id))
     return item
 
 
@@ -891,18 +906,32 @@ class DynamoStore:
 
     def record_steps(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         """A journey step's decision per member (branch side, arm, local-time instant):
-        ``STEP#<entry>#<step>``, overwritten by a retried step."""
-        self._batch_put(
-            [
-                {
-                    "pk": cid,
-                    "sk": f"STEP#{entry}#{step}",
-                    "kind": "STEP",
-                    **to_dynamo({k: v for k, v in data.items() if v is not None}),
-                }
-                for cid, entry, data in entries
-            ]
-        )
+        ``STEP#<entry>#<step>``, overwritten by a retried step. A split's rows (``arm:…``)
+        are on the program/time index too: what a split's winner rule counts."""
+        self._batch_put([_step_item(cid, entry, step, data) for cid, entry, data in entries])
+
+    def split_winners(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The decided winners of these (program, split step) keys (undecided: absent)."""
+        wanted = [winner_key(program, step) for program, step in dict.fromkeys(keys)]
+        if not wanted:
+            return {}
+        items = self._batch_get(self._activity.name, wanted, ConsistentRead=True)
+        return {(str(i["program"]), str(i["step"])): str(i["winner"]) for i in items}
+
+    def save_split_winner(self, decision: WinnerDecision) -> bool:
+        """Record a split's winner once (a conditional put; on the program/time index, so the
+        program's ledger shows it). False: it was decided already (that decision stands)."""
+        data = decision.item()
+        item = {
+            **winner_key(decision.program, decision.step),
+            **to_dynamo(data),
+            **program_index_keys(decision.program, data["at"], f"{WINNER_PK}{decision.step}"),
+        }
+        try:
+            self._activity.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def ledger_entries(
         self, customer_ids: Sequence[str], execution: str, step: str

@@ -46,6 +46,7 @@ from kizuna.programs.members import ROOT, Join, Member, trigger_of
 from kizuna.programs.model import Program, ReentryMode, SendStep
 from kizuna.programs.patterns import failures, matches
 from kizuna.programs.view import customer_view
+from kizuna.programs.winners import winner_splits
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.runtime.observability import logger
@@ -106,6 +107,10 @@ class JourneyStore(Protocol):
         ...
 
     def put_activity(self, items: Sequence[ActivityItem]) -> None: ...
+
+    def split_winners(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The decided winners of these (program, split step) keys (undecided: absent)."""
+        ...
 
 
 class JourneyStarter(Protocol):
@@ -170,6 +175,9 @@ class Evaluator:
         self.vocab = vocabulary(cfg)  # custom events and the counted ones
         self.clock = clock
         self._started: set[str] = set()  # cohorts this container has started
+        # splits' decided winners, (program, step) -> arm: a decision never changes, so it is
+        # read until found, then kept for the container's life
+        self._winners: dict[tuple[str, str], str] = {}
 
     def triggered(self, ev: IncomingEvent) -> list[Program]:
         return [
@@ -206,6 +214,7 @@ class Evaluator:
         ]
         keys = list(dict.fromkeys(wanted))
         customers, journeys = self.store.read_entries(cids, keys)
+        self._read_winners([p for _, _, ts, _ in work for p in ts])
         ledger: list[ActivityItem] = []
         converted: list[DerivedEvent] = []
         now = self.clock.now()
@@ -290,6 +299,22 @@ class Evaluator:
             if failed:
                 raise RuntimeError(f"{len(failed)} program.converted events could not be put")
         return result
+
+    def _read_winners(self, programs: Sequence[Program]) -> None:
+        """The winners decided since this container last looked, of the splits of these
+        programs that have a winner rule (one read per batch while any is undecided)."""
+        undecided = [
+            (p.id, s.id)
+            for p in {p.id: p for p in programs}.values()
+            for s in winner_splits(p)
+            if (p.id, s.id) not in self._winners
+        ]
+        if undecided:
+            self._winners.update(self.store.split_winners(undecided))
+
+    def winners_of(self, program: Program) -> dict[str, str]:
+        """Split step -> its decided winner, as far as this container knows."""
+        return {step: arm for (pid, step), arm in self._winners.items() if pid == program.id}
 
     # -- claims ---------------------------------------------------------------------------
     @staticmethod
@@ -396,7 +421,7 @@ class Evaluator:
             last_event_id=ev.event_id,
             execution=None if holdout else name,
             holdout=holdout,
-            arms=assign_arms(program, cid),
+            arms=assign_arms(program, cid, self.winners_of(program)),
         )
         if holdout:
             if not self.store.save_journey(state, previous):

@@ -4,6 +4,7 @@ and the stable hashes that assign holdout and A/B arms."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,10 +48,19 @@ def in_holdout(program: Program, customer_id: str) -> bool:
     return holdout_bucket(program, customer_id) < program.holdout_percent
 
 
-def assign_arms(program: Program, customer_id: str) -> dict[str, str]:
+def assign_arms(
+    program: Program, customer_id: str, winners: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The entry's arm at each split, by stable hash and the arms' weights; at a split whose
+    winner was decided (``winners``: split step id -> arm, :mod:`kizuna.programs.winners`),
+    the winner. Assigned once, at entry: a member keeps the arm for the whole journey."""
     arms: dict[str, str] = {}
     for step in program.steps:
         if isinstance(step, SplitStep):
+            chosen = (winners or {}).get(step.id)
+            if chosen is not None and any(a.name == chosen for a in step.arms):
+                arms[step.id] = chosen
+                continue
             point = bucket("split", program.id, step.id, customer_id)
             edge = 0.0
             for arm in step.arms:

@@ -271,6 +271,59 @@ def check_engagement(file: str, program: Program) -> list[ProgramIssue]:
     return issues
 
 
+def check_split_winners(file: str, program: Program) -> list[ProgramIssue]:
+    """A split's ``winner`` needs something to measure: ``opened`` and ``clicked`` the email
+    that every arm sends next (each arm's ``next`` a send step on email only, as SES reports
+    opens and clicks for email alone); ``goal`` the program's goal."""
+    issues: list[ProgramIssue] = []
+    for split in program.steps:
+        if not isinstance(split, SplitStep) or split.winner is None:
+            continue
+        metric = split.winner.metric
+        if metric == "goal":
+            if program.goal is None:
+                issues.append(
+                    ProgramIssue(
+                        file,
+                        split.id,
+                        "winner.metric: 'goal' means the program's goal was reached; "
+                        "this program has no goal",
+                    )
+                )
+            continue
+        for arm in split.arms:
+            target = None
+            if arm.next is not None:
+                try:
+                    target = program.step(arm.next)
+                except KeyError:
+                    continue  # check_graph reports the dangling id
+            if not isinstance(target, SendStep):
+                what = "ends the journey" if target is None else f"goes to a {target.type} step"
+                issues.append(
+                    ProgramIssue(
+                        file,
+                        split.id,
+                        f"winner.metric: {metric!r} is measured on the email each arm sends "
+                        f"next; arm {arm.name!r} {what}: make every arm's next step an email "
+                        f"send, or choose 'goal'",
+                    )
+                )
+                continue
+            blind = [str(c) for c in target.channels if str(c) not in ENGAGEMENT_CHANNELS]
+            if blind:
+                issues.append(
+                    ProgramIssue(
+                        file,
+                        split.id,
+                        f"winner.metric: {metric!r} is measured for email only (SES open and "
+                        f"click events); arm {arm.name!r} sends step {target.id!r}, which may "
+                        f"send on {', '.join(blind)}: send it on email only, or choose 'goal'",
+                    )
+                )
+    return issues
+
+
 def segment_references(pattern: Any) -> list[Any]:
     """Values a condition matches the view's ``segments`` field against (in ``$or`` too)."""
     found: list[Any] = []
@@ -396,6 +449,7 @@ def load_program(
     issues = check_graph(file, program)
     if not issues:  # engagement checks walk the paths: only on a sound graph
         issues += check_engagement(file, program)
+    issues += check_split_winners(file, program)
     issues += check_semantics(file, program, templates, vocab)
     issues += check_conditions(file, program, vocab)
     if segment_names is not None:

@@ -197,10 +197,32 @@ class SplitArm(_Strict):
     next: StepId | None = None
 
 
+class SplitWinner(_Strict):
+    """Let the data choose the arm: checked daily by the sweep, the always-valid sequential
+    test (:mod:`kizuna.analytics.sequential`) compares the arms' rates of ``metric``; once it
+    names a winner, new entries get the winner (members already in the journey keep their
+    arm)."""
+
+    metric: Literal["opened", "clicked", "goal"] = Field(
+        description="opened, clicked: the email each arm sends next (email only); goal: the "
+        "program's goal reached by the entry"
+    )
+    rule: Literal["sequential"] = Field(
+        default="sequential", description="sequential: the mSPRT, valid when checked daily"
+    )
+    alpha: float = Field(default=0.05, gt=0, le=0.2, description="the false-positive rate")
+    min_per_arm: int = Field(
+        default=100, ge=10, le=10_000_000, description="no decision while an arm has fewer"
+    )
+
+
 class SplitStep(_Strict):
     id: StepId
     type: Literal["split"]
     arms: list[SplitArm] = Field(min_length=2, max_length=5)
+    winner: SplitWinner | None = Field(
+        default=None, description="choose the winning arm from the data (daily re-check)"
+    )
 
     @field_validator("arms")
     @classmethod

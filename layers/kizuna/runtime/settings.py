@@ -124,7 +124,11 @@ def journey_settings() -> JourneySettings:
 
 
 class SweepSettings(_BusSettings, _ConfigSettings):
-    """Environment of the sweep function (scheduled triggers)."""
+    """Environment of the sweep function (scheduled triggers; the splits' winner rules, for
+    which it reads the programs)."""
+
+    PROGRAMS_DIR: str | None = None
+    SEGMENTS_DIR: str | None = None
 
 
 @lru_cache(maxsize=1)

@@ -210,7 +210,8 @@ def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
     from kizuna.services.sweep import run_sweep
 
     store, publisher = sweep_parts()
-    cfg = load_config(sweep_settings().KIZUNA_CONFIG)
+    s = sweep_settings()
+    cfg = load_config(s.KIZUNA_CONFIG)
     return partial(
         run_sweep,
         store=store,
@@ -218,6 +219,8 @@ def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
         publisher=publisher,
         cfg=cfg,
         clock=CurrentClock(),
+        programs=programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
+        winners=store,
     )
 
 
