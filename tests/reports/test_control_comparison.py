@@ -4,6 +4,7 @@ computed by hand below."""
 from __future__ import annotations
 
 import math
+import statistics
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from kizuna.runtime.config import GlobalControlConfig, KizunaConfig, Measurement
 from kizuna.scoring.snapshot import SnapshotRow
 from kizuna_tools.reports.build import Ledger
 from kizuna_tools.reports.document import build_reports, report_document
+from kizuna_tools.reports.html import render_html
 from kizuna_tools.reports.sources import ReportData
 
 END = datetime(2026, 7, 1, tzinfo=UTC)
@@ -132,6 +134,133 @@ def test_less_data_than_a_window_gives_the_window_the_data_covers() -> None:
     assert only.treated.revenue == 250.0
 
 
+# -- rank and segment migration, LTV -----------------------------------------------------------
+RANKS = ["Gold", "Silver", "Bronze"]  # best first
+
+
+def snap(day: date, ranks: dict[str, str | None], ltv: dict[str, float] | None = None) -> list:
+    return [
+        SnapshotRow(
+            date=day,
+            customer_id=cid,
+            rank=rank,
+            lifecycle="active",
+            lifetime_value=(ltv or {}).get(cid, 0.0),
+        )
+        for cid, rank in ranks.items()
+    ]
+
+
+LAST = date(2026, 6, 30)  # END is the day after the last snapshot
+SNAPSHOTS = {
+    # the 30-day window opens on 1 June: the state when it opens is 31 May's snapshot
+    date(2026, 5, 31): snap(
+        date(2026, 5, 31),
+        {
+            "t1": "Bronze",
+            "t2": "Silver",
+            "t3": "Gold",
+            "t4": "Bronze",
+            "t6": None,  # in the snapshot but without a rank yet: new, not a mover
+            "k1": "Bronze",
+            "k2": "Silver",
+            "k4": "Bronze",
+        },
+    ),
+    # the 90-day window opens on 2 April: no snapshot of 1 April, so the first day's
+    date(2026, 4, 2): snap(date(2026, 4, 2), {"t1": "Gold", "k1": "Gold"}),
+    LAST: snap(
+        LAST,
+        {
+            "t1": "Silver",  # up
+            "t2": "Silver",  # stayed
+            "t3": "Silver",  # down
+            "t4": "Gold",  # up (two ranks: one mover)
+            "t5": "Bronze",  # absent on 31 May: new
+            "t6": "Silver",  # no rank on 31 May: new
+            "k1": "Bronze",  # stayed
+            "k2": "Bronze",  # down
+            "k3": "Silver",  # new
+            "k4": "Silver",  # up
+        },
+        ltv={"t1": 300.0, "t2": 100.0, "t3": 800.0, "t4": 200.0, "k1": 50.0, "k2": 250.0},
+    ),
+}
+
+
+def compare_with_snapshots() -> ControlComparison:
+    customers = {r.customer_id: None for r in SNAPSHOTS[LAST]}
+    return control_comparison(
+        customers,
+        [],
+        lambda c: c.startswith("k"),
+        END,
+        percent=50,
+        since=None,
+        data_start=OLD,
+        snapshot=lambda day: SNAPSHOTS.get(day, []),
+        state_orders={"rank": RANKS},
+    )
+
+
+def test_a_known_rank_migration_gives_the_known_shares_and_intervals() -> None:
+    w30 = compare_with_snapshots().windows[0]
+    m = w30.rank
+    assert m is not None and w30.rfm_segment is None  # no segment order given
+    assert (m.before, m.after) == (date(2026, 5, 31), LAST)
+    # treated: t1, t4 up; t2 stayed; t3 down, of 4 in both snapshots
+    assert (m.treated.up, m.treated.stayed, m.treated.down, m.treated.retained) == (2, 1, 1, 4)
+    # control: k4 up, k1 stayed, k2 down, of 3
+    assert (m.control.up, m.control.stayed, m.control.down, m.control.retained) == (1, 1, 1, 3)
+    assert m.up.absolute_lift == pytest.approx(2 / 4 - 1 / 3)
+    assert m.up.ci == newcombe(2, 4, 1, 3)
+    assert m.stayed.ci == newcombe(1, 4, 1, 3)
+    assert m.down.absolute_lift == pytest.approx(1 / 4 - 1 / 3)
+    assert m.down.ci == newcombe(1, 4, 1, 3)
+    # the full matrix per group
+    assert m.treated.count("Bronze", "Gold") == 1 and m.control.count("Silver", "Bronze") == 1
+
+
+def test_a_new_customer_is_not_a_mover() -> None:
+    m = compare_with_snapshots().windows[0].rank
+    assert m is not None
+    # t5 (absent on 31 May) and t6 (no rank then) entered; k3 too
+    assert (m.treated.entered, m.control.entered) == (2, 1)
+    assert m.treated.count("(none)", "Silver") == 1 and m.treated.count("(none)", "Bronze") == 1
+    assert m.up.treated_n == 4 and m.up.holdout_n == 3
+
+
+def test_the_window_start_falls_back_to_its_first_day_and_else_has_no_migration() -> None:
+    windows = {w.days: w for w in compare_with_snapshots().windows}
+    m90 = windows[90].rank
+    assert m90 is not None and m90.before == date(2026, 4, 2)
+    assert (m90.treated.down, m90.treated.retained, m90.control.down) == (1, 1, 1)
+    assert windows[180].rank is None and windows[365].rank is None
+
+
+def test_ltv_is_the_last_snapshots_lifetime_value_over_every_customer() -> None:
+    result = compare_with_snapshots()
+    assert result.ltv_as_of == LAST and result.ltv is not None
+    # treated t1..t6: 300, 100, 800, 200, 0, 0 -> 1400 / 6; control k1..k4: 50, 250, 0, 0
+    treated = [300.0, 100.0, 800.0, 200.0, 0.0, 0.0]
+    control = [50.0, 250.0, 0.0, 0.0]
+    assert result.ltv.treated_mean == pytest.approx(1400 / 6)
+    assert result.ltv.control_mean == pytest.approx(75.0)
+    assert result.ltv == mean_gap(treated, control)
+    # the interval is Welch's: sample variances over n
+    assert result.ltv.ci is not None
+    half = z_value(0.95) * math.sqrt(
+        statistics.variance(treated) / 6 + statistics.variance(control) / 4
+    )
+    assert result.ltv.ci.high == pytest.approx(1400 / 6 - 75 + half)
+
+
+def test_without_snapshots_there_is_no_migration_and_no_ltv() -> None:
+    result = compare()
+    assert result.ltv is None and result.ltv_as_of is None
+    assert all(w.rank is None and w.rfm_segment is None for w in result.windows)
+
+
 # -- in the report ---------------------------------------------------------------------------
 class Export:
     """The snapshot export: one JSON line per customer per date."""
@@ -160,15 +289,24 @@ def test_the_report_opens_with_treated_vs_global_control() -> None:
     rows: list[SnapshotRow] = []
     items: list[dict[str, object]] = []
     first = datetime(2026, 4, 1, tzinfo=UTC)
+    # the 30-day window opens on 12 May: the snapshot of 11 May is its start (export only)
+    d0 = date(2026, 5, 11)
     for cid in ids:
-        for day, segment in ((d1, "New"), (d2, "New" if cid in members else "Loyal")):
+        treated = cid not in members
+        for day, segment, rank in (
+            (d1, "New", "Bronze"),
+            (d0, "New", "Bronze"),
+            (d2, "Loyal" if treated else "New", "Silver" if treated else "Bronze"),
+        ):
             rows.append(
                 SnapshotRow(
                     date=day,
                     customer_id=cid,
                     rfm_segment=segment,
+                    rank=rank,
                     lifecycle="new",
                     first_order_at=first,
+                    lifetime_value=(210.0 if treated else 110.0) if day == d2 else 10.0,
                 )
             )
         items.append({"pk": cid, "kind": "ORDER", "total": 10, "at": first.isoformat()})
@@ -205,6 +343,27 @@ def test_the_report_opens_with_treated_vs_global_control() -> None:
     assert w30.repeat.absolute_lift == 1.0
     assert w30.revenue_per_customer.difference == 100.0
     assert w30.small == (n < 100)
+    # rank and segment: every treated customer moved up between 11 May and 10 June, no
+    # control customer moved; LTV: 210 against 110
+    for m in (w30.rank, w30.rfm_segment):
+        assert m is not None and (m.before, m.after) == (d0, d2)
+        assert (m.up.treated_rate, m.up.holdout_rate) == (1.0, 0.0)
+        assert m.up.treated_n == 300 - n and m.treated.entered == 0
+        assert m.up.significant
+    ltv = doc.headline.control.ltv
+    assert ltv is not None and ltv.difference == pytest.approx(100.0)
+    assert doc.headline.control.ltv_as_of == d2
+    # in the table of the front section, and the matrices in their own table
+    figures = [str(row[1]) for row in doc.sections[0].rows]  # type: ignore[union-attr]
+    assert "member rank 2026-05-11 -> 2026-06-10: moved up" in figures
+    assert "RFM segment 2026-05-11 -> 2026-06-10: new (not in the first snapshot; not movers)" in (
+        figures
+    )
+    assert any(f.startswith("LTV per customer, realised to 2026-06-10") for f in figures)
+    matrix = reports.tables()["global_control_migration"]
+    assert (30, "member rank", "treated", "Bronze", "Silver", 300 - n, 100.0) in matrix.rows
+    assert (30, "RFM segment", "global control", "New", "New", n, 100.0) in matrix.rows
+    assert "moved up" in render_html(doc)
     # the migration: treated moved up to Loyal, the control stayed
     shifts = [s for s in doc.headline.structure if s.against == "global_control"]
     seg = next(s for s in shifts if s.attribute == "rfm_segment")

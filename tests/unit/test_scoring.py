@@ -33,6 +33,7 @@ from kizuna.scoring.rfm import (
     score,
     segment_grid,
     segment_names,
+    segment_order,
 )
 from kizuna_tools.fakes import MemoryPublisher, MemoryStore
 from tests.factories import T0, cancel, days, order, parsed, upsert
@@ -162,6 +163,24 @@ def test_a_custom_mapping_is_used() -> None:
     )
     scores = score(inputs([3, 3], [6, 1], [60000, 1]), FIXED, cfg)
     assert [segment_names(cfg)[int(i)] for i in scores.segment] == ["VIP", "Everyone"]
+
+
+def test_segments_are_ranked_by_the_mean_score_of_their_cells_not_their_listing() -> None:
+    # default grid: Champions (R5, FM4-5) 9.5 ... Hibernating (3 cells) 3.33, Lost (R1, FM1) 2
+    order = segment_order(SCORING)
+    assert order[:3] == ["Champions", "Loyal", "Potential loyalist"]
+    assert order[-2:] == ["Hibernating", "Lost"]  # listed Lost first: a precedence
+    assert set(order) == set(segment_names(SCORING))
+    # ties keep the listing order; a segment whose every cell an earlier rule takes is last
+    cfg = ScoringConfig(
+        segments=(
+            SegmentRule(segment="Low R high FM", recency=(1, 1), fm=(5, 5)),
+            SegmentRule(segment="High R low FM", recency=(5, 5), fm=(1, 1)),
+            SegmentRule(segment="Rest", recency=(1, 5), fm=(1, 5)),
+            SegmentRule(segment="Shadowed", recency=(2, 2), fm=(2, 2)),
+        )
+    )
+    assert segment_order(cfg) == ["Low R high FM", "High R low FM", "Rest", "Shadowed"]
 
 
 @settings(max_examples=60, deadline=None)

@@ -16,7 +16,19 @@ as a whole. Per window of ``days`` ending at ``end`` (the report's last snapshot
 - **revenue per customer**: order totals in the window / customers of the group (everyone
   known on ``end``, buyers or not), with a normal (Welch) 95% interval of the difference;
 - the rates: treated minus control with Newcombe's 95% interval (:func:`kizuna.analytics.
-  stats.lift`, the program lift's).
+  stats.lift`, the program lift's);
+- **rank and RFM segment migration** (with snapshots): each group's customers' state in the
+  snapshot when the window opens (the day before its first day; the first day's when that
+  one is missing) and in the last one, as a from × to matrix; the share of customers present
+  in both who moved up / stayed / moved down (the order given: ranks highest first, segments
+  by :func:`kizuna.scoring.rfm.segment_order`), treated − control with Newcombe's interval.
+  A customer absent from the first snapshot (or without a state in it) is *new* (the
+  matrix's ``entered``), never a mover.
+
+And over the whole comparison, **LTV per customer**: the last snapshot's ``lifetime_value``
+(realised revenue from the customer's first order to that date, imported history included;
+not a prediction) averaged over every customer of the group, non-buyers at 0, with the Welch
+interval of the difference.
 
 A window is only computed when the data covers it (its start is on or after the group's
 ``since`` and the first data); with less data than the shortest window, the one window the
@@ -28,12 +40,22 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kizuna.analytics.stats import Interval, Lift, Rate, lift, rate, z_value
+from kizuna.analytics.stats import (
+    Interval,
+    Lift,
+    Migration,
+    Rate,
+    lift,
+    migration,
+    rate,
+    z_value,
+)
 
 WINDOWS = (30, 90, 180, 365)
 SMALL_GROUP = 100
@@ -78,6 +100,40 @@ def mean_gap(treated: list[float], control: list[float], confidence: float = 0.9
     )
 
 
+Attribute = Literal["rank", "rfm_segment"]
+
+
+class CustomerState(Protocol):
+    """One customer in one snapshot (:class:`kizuna.scoring.snapshot.SnapshotRow`)."""
+
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def rank(self) -> str | None: ...
+    @property
+    def rfm_segment(self) -> str | None: ...
+    @property
+    def lifetime_value(self) -> float: ...
+
+
+class MigrationGap(_Frozen):
+    """Rank or RFM segment migration over a window, treated against the global control.
+
+    ``treated`` and ``control`` are the from × to matrices (``entered``: new customers, absent
+    or without a state on ``before``, not movers); up / stayed / down are shares of the
+    customers present on both dates (``retained``), treated − control with Newcombe's
+    interval (``up``: moved to a better state; ``down``: to a worse one, lower is better)."""
+
+    attribute: Attribute
+    before: date = Field(description="the snapshot at the window's start")
+    after: date = Field(description="the snapshot at its end")
+    treated: Migration
+    control: Migration
+    up: Lift
+    stayed: Lift
+    down: Lift
+
+
 class GroupFigures(_Frozen):
     customers: int = Field(ge=0, description="customers of the group known on the end date")
     repeat: Rate
@@ -100,6 +156,12 @@ class ControlWindow(_Frozen):
     dormancy: Lift = Field(description="treated − control dormancy rate (lower is better)")
     revenue_per_customer: MeanGap
     small: bool = Field(description="a group or a rate's denominator under SMALL_GROUP")
+    rank: MigrationGap | None = Field(
+        default=None, description="rank migration (None: no snapshot at the window's start)"
+    )
+    rfm_segment: MigrationGap | None = Field(
+        default=None, description="RFM segment migration (None: as rank)"
+    )
 
 
 class ControlComparison(_Frozen):
@@ -109,6 +171,12 @@ class ControlComparison(_Frozen):
     since: date | None = Field(description="the group's start date (its salt's)")
     end: datetime
     windows: tuple[ControlWindow, ...] = ()
+    ltv: MeanGap | None = Field(
+        default=None,
+        description="realised LTV per customer to ``ltv_as_of`` (the last snapshot's "
+        "lifetime_value; non-buyers at 0), treated − control; None without snapshots",
+    )
+    ltv_as_of: date | None = Field(default=None, description="the snapshot LTV is read from")
 
 
 def _group(
@@ -157,11 +225,18 @@ def control_comparison(
     since: date | None,
     data_start: datetime | None,
     windows: Iterable[int] = WINDOWS,
+    snapshot: Callable[[date], Sequence[CustomerState]] | None = None,
+    state_orders: Mapping[Attribute, Sequence[str]] | None = None,
 ) -> ControlComparison:
     """``first_order``: every customer known on ``end`` and their first order ever (None:
     none yet); ``orders``: (customer, at, total) of every order the data holds;
     ``data_start``: when the data begins (the first order or snapshot), so a window that
-    starts before it is left out, as is one that starts before ``since``."""
+    starts before it is left out, as is one that starts before ``since``. ``snapshot``: the
+    rows of a snapshot date (empty: none that day), the last one being the day before
+    ``end``; with it, ``state_orders`` (attribute -> its states, best first) gives each
+    window's migrations, and the last snapshot the LTV."""
+    if snapshot is not None:
+        snapshot = _read_once(snapshot)
     by_customer: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for cid, at, total in orders:
         by_customer[cid].append((at, total))
@@ -184,6 +259,7 @@ def control_comparison(
         c, c_counts, c_rev = _group(control, first_order, by_customer, start, end)
         lifts = {k: lift(*t_counts[k], *c_counts[k]) for k in t_counts}
         at_risk = [n for _, n in c_counts.values() if n] + [len(control)]
+        moves = _migrations(snapshot, state_orders or {}, in_control, start, end)
         out.append(
             ControlWindow(
                 days=days,
@@ -196,6 +272,104 @@ def control_comparison(
                 dormancy=lifts["dorm"],
                 revenue_per_customer=mean_gap(t_rev, c_rev),
                 small=min(at_risk) < SMALL_GROUP,
+                rank=moves.get("rank"),
+                rfm_segment=moves.get("rfm_segment"),
             )
         )
-    return ControlComparison(percent=percent, since=since, end=end, windows=tuple(out))
+    ltv, as_of = None, None
+    if snapshot is not None:
+        as_of = (end - timedelta(days=1)).date()
+        values = {r.customer_id: float(r.lifetime_value) for r in snapshot(as_of)}
+        if values:
+            ltv = mean_gap(
+                [values.get(c, 0.0) for c in treated], [values.get(c, 0.0) for c in control]
+            )
+        else:
+            as_of = None
+    return ControlComparison(
+        percent=percent,
+        since=since,
+        end=end,
+        windows=tuple(out),
+        ltv=ltv,
+        ltv_as_of=as_of,
+    )
+
+
+def _states(
+    rows: Sequence[CustomerState],
+    attribute: Attribute,
+    order: Sequence[str],
+    member: Callable[[str], bool],
+) -> dict[str, str]:
+    """customer -> state, for the group's customers with a state in ``order`` (the others
+    are "(none)" in the migration)."""
+    known = set(order)
+    out: dict[str, str] = {}
+    for r in rows:
+        value = r.rank if attribute == "rank" else r.rfm_segment
+        if value is not None and value in known and member(r.customer_id):
+            out[r.customer_id] = value
+    return out
+
+
+def _read_once(
+    snapshot: Callable[[date], Sequence[CustomerState]],
+) -> Callable[[date], Sequence[CustomerState]]:
+    """``snapshot``, each date read once (every window reads the last snapshot)."""
+    read: dict[date, Sequence[CustomerState]] = {}
+
+    def rows(day: date) -> Sequence[CustomerState]:
+        if day not in read:
+            read[day] = snapshot(day)
+        return read[day]
+
+    return rows
+
+
+def _migrations(
+    snapshot: Callable[[date], Sequence[CustomerState]] | None,
+    state_orders: Mapping[Attribute, Sequence[str]],
+    in_control: Callable[[str], bool],
+    start: datetime,
+    end: datetime,
+) -> dict[str, MigrationGap]:
+    """The window's migrations by attribute; none without a snapshot at either end."""
+    if snapshot is None or not state_orders:
+        return {}
+    after_day = (end - timedelta(days=1)).date()
+    after = snapshot(after_day)
+    before_day = start.date() - timedelta(days=1)
+    before = snapshot(before_day)
+    if not before:  # the first snapshot: the state at the end of the window's first day
+        before_day = start.date()
+        before = snapshot(before_day)
+    if not after or not before or before_day >= after_day:
+        return {}
+    out: dict[str, MigrationGap] = {}
+
+    def treated_only(cid: str) -> bool:
+        return not in_control(cid)
+
+    for attribute, order in state_orders.items():
+        t = migration(
+            _states(before, attribute, order, treated_only),
+            _states(after, attribute, order, treated_only),
+            order,
+        )
+        c = migration(
+            _states(before, attribute, order, in_control),
+            _states(after, attribute, order, in_control),
+            order,
+        )
+        out[attribute] = MigrationGap(
+            attribute=attribute,
+            before=before_day,
+            after=after_day,
+            treated=t,
+            control=c,
+            up=lift(t.up, t.retained, c.up, c.retained),
+            stayed=lift(t.stayed, t.retained, c.stayed, c.retained),
+            down=lift(t.down, t.retained, c.down, c.retained),
+        )
+    return out

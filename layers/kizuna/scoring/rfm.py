@@ -137,7 +137,24 @@ def segment_grid(cfg: ScoringConfig) -> IntArray:
 
 
 def segment_names(cfg: ScoringConfig) -> list[str]:
+    """The segments in the order their rules are listed (the first matching rule names a
+    cell, so this is a precedence, not a ranking: "Lost" precedes "Hibernating")."""
     return list(dict.fromkeys(rule.segment for rule in cfg.segments))
+
+
+def segment_order(cfg: ScoringConfig) -> list[str]:
+    """The segments best first, the one ranking the reports use for "better" and "worse":
+    by the mean R + FM score of the grid cells a segment names (Champions 9.5, Loyal 8,
+    ..., Hibernating 3.3, Lost 2 with the default rules), ties in listing order; a segment
+    whose rules name no cell (every cell taken by an earlier rule) comes last."""
+    grid = segment_grid(cfg)
+    names = segment_names(cfg)
+
+    def mean_score(i: int) -> float:
+        cells = [r + fm + 2 for r, fm in zip(*np.nonzero(grid == i), strict=True)]
+        return sum(cells) / len(cells) if cells else float("-inf")
+
+    return [names[i] for i in sorted(range(len(names)), key=lambda i: (-mean_score(i), i))]
 
 
 def score(inputs: RfmInputs, bounds: Boundaries, cfg: ScoringConfig) -> RfmScores:

@@ -9,7 +9,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from kizuna.analytics.control import ControlComparison, ControlWindow, control_comparison
+from kizuna.analytics.control import (
+    ControlComparison,
+    ControlWindow,
+    MigrationGap,
+    control_comparison,
+)
 from kizuna.analytics.document import (
     Headline,
     LiftRow,
@@ -29,7 +34,7 @@ from kizuna.analytics.stats import Lift, Migration
 from kizuna.delivery.control import GLOBAL_CONTROL, in_global_control
 from kizuna.ports import ReportObjects
 from kizuna.runtime.config import KizunaConfig
-from kizuna.scoring.rfm import segment_names
+from kizuna.scoring.rfm import segment_names, segment_order
 from kizuna_tools.reports.build import (
     ProgramRow,
     SegmentRow,
@@ -201,6 +206,9 @@ class Reports:
         out: dict[str, Table] = {}
         if self.control is not None:
             out["global_control"] = control_table(self.control)
+            moves = control_migration_table(self.control)
+            if moves.rows:
+                out["global_control_migration"] = moves
         out["programs"] = program_table(self.programs)
         out["trend"] = trend_table(self.trend)
         for occurrence in self.campaigns:
@@ -266,7 +274,72 @@ def control_rows(w: ControlWindow) -> list[tuple[Cell, ...]]:
             small,
         )
     )
+    for m in (w.rank, w.rfm_segment):
+        if m is not None:
+            rows += _migration_rows(w.days, m, small)
     return rows
+
+
+_ATTRIBUTE = {"rank": "member rank", "rfm_segment": "RFM segment"}
+
+
+def _migration_rows(days: int, m: MigrationGap, small: str) -> list[tuple[Cell, ...]]:
+    """Up / stayed / down shares of the customers in both snapshots, then the new ones."""
+    what = f"{_ATTRIBUTE[m.attribute]} {m.before.isoformat()} -> {m.after.isoformat()}"
+    rows: list[tuple[Cell, ...]] = [
+        (
+            days,
+            f"{what}: {label}",
+            _rate_cell(lift.treated_conversions, lift.treated_n),
+            _rate_cell(lift.holdout_conversions, lift.holdout_n),
+            *_lift_cells(lift),
+            small,
+        )
+        for label, lift in (
+            ("moved up", m.up),
+            ("stayed", m.stayed),
+            ("moved down (lower is better)", m.down),
+        )
+    ]
+    rows.append(
+        (
+            days,
+            f"{what}: new (not in the first snapshot; not movers)",
+            m.treated.entered,
+            m.control.entered,
+            None,
+            None,
+            None,
+            "",
+        )
+    )
+    return rows
+
+
+def control_migration_table(c: ControlComparison) -> Table:
+    """Each window's from -> to matrices, treated and control, as non-empty cells."""
+    rows: list[tuple[Cell, ...]] = []
+    for w in c.windows:
+        for m in (w.rank, w.rfm_segment):
+            if m is None:
+                continue
+            for group, matrix in (("treated", m.treated), ("global control", m.control)):
+                for i, before in enumerate(matrix.states):
+                    for j, after in enumerate(matrix.states):
+                        if matrix.counts[i][j]:
+                            rows.append(
+                                (
+                                    w.days,
+                                    _ATTRIBUTE[m.attribute],
+                                    group,
+                                    before,
+                                    after,
+                                    matrix.counts[i][j],
+                                    _pct(matrix.row_shares[i][j]),
+                                )
+                            )
+    columns = ("window (days)", "attribute", "group", "from", "to", "customers", "% of from")
+    return Table("Treated vs global control: migration per window (non-empty cells)", columns, rows)
 
 
 def control_table(c: ControlComparison) -> Table:
@@ -288,6 +361,20 @@ def control_table(c: ControlComparison) -> Table:
         "note",
     )
     rows = [row for w in c.windows for row in control_rows(w)]
+    if c.ltv is not None and c.ltv_as_of is not None:
+        gap = c.ltv
+        rows.append(
+            (
+                "to date",
+                f"LTV per customer, realised to {c.ltv_as_of.isoformat()} (not a prediction)",
+                None if gap.treated_mean is None else round(gap.treated_mean, 2),
+                None if gap.control_mean is None else round(gap.control_mean, 2),
+                None if gap.difference is None else round(gap.difference, 2),
+                None if gap.ci is None else round(gap.ci.low, 2),
+                None if gap.ci is None else round(gap.ci.high, 2),
+                "",
+            )
+        )
     return Table(title, columns, rows)
 
 
@@ -384,7 +471,7 @@ def build_reports(
             everyone = {r.customer_id for r in (*rows_before, *rows_after)}
             in_control = {c for c in everyone if in_global_control(control, c)}
             for attribute, order in (
-                ("rfm_segment", segment_names(cfg.scoring)),
+                ("rfm_segment", segment_order(cfg.scoring)),
                 ("rank", rank_order(cfg)),
             ):
                 if control.enabled:
@@ -441,6 +528,8 @@ def _control(
         percent=control.percent,
         since=control.since,
         data_start=min(starts),
+        snapshot=data.rows,
+        state_orders={"rank": rank_order(cfg), "rfm_segment": segment_order(cfg.scoring)},
     )
 
 
@@ -470,6 +559,12 @@ def report_document(
                     "drawn by hash, sent no marketing message). Rates: treated − control in % "
                     "points with Newcombe's 95% interval; revenue: Welch normal 95% interval. "
                     "Dormancy: earlier buyers without an order in the window (lower is better). "
+                    "Rank and RFM segment: customers in the snapshots at the window's start and "
+                    "end who moved up, stayed or moved down (ranks highest first; segments by "
+                    "their mean R + FM score), as shares of those in both; new customers (not in "
+                    "the first snapshot) are counted apart, not as movers. LTV: the last "
+                    "snapshot's lifetime value (realised revenue since the first order, "
+                    "non-buyers at 0), not a prediction. "
                     "An interval that contains 0 is no evidence either way."
                 ),
                 columns=control.columns,
