@@ -62,6 +62,7 @@ DAILY_SWEEP = {
         SweepKind.DORMANCY.value,
         SweepKind.POINTS.value,
         SweepKind.BIRTHDAYS.value,
+        SweepKind.COUPONS.value,
     ],
     "lookback_minutes": 1440,
 }
@@ -348,7 +349,7 @@ class Programs(Construct):
             self,
             names.SWEEP_CONSTRUCT_ID,
             folder=names.SWEEP_FUNCTION_NAME,
-            description="Kizuna sweep: scheduled triggers (dormancy, points, carts, birthdays)",
+            description="Kizuna sweep: scheduled triggers (dormancy, points, carts, birthdays, coupons)",
             environment=wiring.environment(),
             timeout=SWEEP_TIMEOUT,
             **wiring.shared,
@@ -366,6 +367,14 @@ class Programs(Construct):
             )
         )
 
+        # unused coupons by expiry: the activity table's gsi1 (COUPONS#<shard> partitions)
+        self.sweep.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{wiring.tables.activity.table_arn}/index/{names.ACTIVITY_GSI1}"],
+            )
+        )
+
         self.sweep_schedules = ScheduledInvocations(
             self.sweep, "Schedules", function=self.sweep.function
         )
@@ -376,7 +385,7 @@ class Programs(Construct):
                 "cron(0 1 * * ? *)", schedule_time_zone
             ),
             payload=DAILY_SWEEP,
-            description="Daily sweep: dormancy risk, points expiring, birthdays",
+            description="Daily sweep: dormancy risk, points expiring, birthdays, coupons expiring",
         )
         self.sweep_schedules.add(
             names.SWEEP_HOURLY_SCHEDULE_ID,
