@@ -319,9 +319,11 @@ def test_sweep_queries_the_customer_indexes_and_puts_events(
     env = environment(resources, ids.sweep)
     assert {n for n, f in SweepSettings.model_fields.items() if f.is_required()} <= set(env)
     statements = function_statements(resources, ids.sweep)
+    # the customers' indexes, and the activity table's gsi1 (unused coupons by expiry) only
     assert resources_for(statements, "dynamodb:Query") == [
         arn(ids.customers),
         index_arn(ids.customers),
+        {"Fn::Join": ["", [arn(ids.activity), "/index/gsi1"]]},
     ]
     # its only write: its watermarks, activity items whose key starts with SWEEP#
     (watermarks,) = [s for s in statements if "dynamodb:PutItem" in as_list(s["Action"])]
@@ -347,7 +349,7 @@ def test_daily_and_hourly_sweeps(sweep_schedules: dict[str, Any]) -> None:
     assert daily["ScheduleExpression"] == "cron(0 1 * * ? *)"
     assert daily["ScheduleExpressionTimezone"] == "Asia/Tokyo"
     assert json.loads(daily["Target"]["Input"]) == {
-        "kinds": ["dormancy", "points_expiry", "birthdays"],
+        "kinds": ["dormancy", "points_expiry", "birthdays", "coupons"],
         "lookback_minutes": 1440,
     }
     assert hourly["ScheduleExpression"] == "rate(1 hour)"
