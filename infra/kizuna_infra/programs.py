@@ -63,6 +63,7 @@ DAILY_SWEEP = {
         SweepKind.DORMANCY.value,
         SweepKind.POINTS.value,
         SweepKind.BIRTHDAYS.value,
+        SweepKind.COUPONS.value,
     ],
     "lookback_minutes": 1440,
     "winners": True,  # the splits' winner rules, looked at once a day
@@ -350,8 +351,8 @@ class Programs(Construct):
             self,
             names.SWEEP_CONSTRUCT_ID,
             folder=names.SWEEP_FUNCTION_NAME,
-            description="Kizuna sweep: scheduled triggers (dormancy, points, carts, birthdays), "
-            "split winners",
+            description="Kizuna sweep: scheduled triggers (dormancy, points, carts, birthdays, "
+            "coupons), split winners",
             environment=wiring.environment(),
             extras=data_dirs,  # the programs: their splits' winner rules
             timeout=SWEEP_TIMEOUT,
@@ -372,7 +373,8 @@ class Programs(Construct):
                 },
             )
         )
-        # what a winner rule counts: the program's ledger rows, one Query of the ledger index
+        # the activity table's gsi1: what a winner rule counts (a program's ledger rows, one
+        # Query) and unused coupons by expiry (COUPONS#<shard> partitions)
         self.sweep.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],
@@ -390,7 +392,7 @@ class Programs(Construct):
                 "cron(0 1 * * ? *)", schedule_time_zone
             ),
             payload=DAILY_SWEEP,
-            description="Daily sweep: dormancy risk, points expiring, birthdays",
+            description="Daily sweep: dormancy risk, points expiring, birthdays, coupons expiring",
         )
         self.sweep_schedules.add(
             names.SWEEP_HOURLY_SCHEDULE_ID,

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from kizuna.campaigns.model import Campaign
+from kizuna.delivery.coupons import IssuedCoupon, Redemption
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import Customer
 from kizuna.events import DerivedEvent, InboundDetail
@@ -37,6 +38,11 @@ class CustomerStore(Protocol):
     def erased(self, customer_ids: Sequence[str], now: datetime) -> set[str]:
         """Ids erased recently, as of ``now`` (kizuna.domain.privacy): events for them must
         not re-create them."""
+        ...
+
+    def redeem_coupons(self, redemptions: Sequence[Redemption]) -> int:
+        """Mark each named coupon of its customer ``redeemed``, on condition that it is that
+        customer's, ``issued`` and unexpired at the order's time; how many were."""
         ...
 
 
@@ -149,8 +155,14 @@ class CampaignRecipients(Protocol):
         ...
 
     def record_messages(
-        self, execution: str, step: str, entries: Sequence[tuple[str, dict[str, Any]]]
-    ) -> None: ...
+        self,
+        execution: str,
+        step: str,
+        entries: Sequence[tuple[str, dict[str, Any]]],
+        coupons: Sequence[IssuedCoupon] = (),
+    ) -> None:
+        """The final entries, and the coupons of the messages sent (``COUPON#`` rows)."""
+        ...
 
     def ledger_entries(
         self, customer_ids: Sequence[str], execution: str, step: str

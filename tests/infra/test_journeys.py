@@ -319,11 +319,13 @@ def test_sweep_queries_the_customer_indexes_and_puts_events(
     env = environment(resources, ids.sweep)
     assert {n for n, f in SweepSettings.model_fields.items() if f.is_required()} <= set(env)
     statements = function_statements(resources, ids.sweep)
-    queried = resources_for(statements, "dynamodb:Query")
-    assert queried[:2] == [arn(ids.customers), index_arn(ids.customers)]
-    # and the activity table's ledger index alone (a program's ledger rows: split winners)
-    (ledger,) = queried[2:]
-    assert ledger == {"Fn::Join": ["", [arn(ids.activity), "/index/gsi1"]]}
+    # the customers' indexes, and the activity table's gsi1 alone (a program's ledger rows
+    # for split winners; unused coupons by expiry)
+    assert resources_for(statements, "dynamodb:Query") == [
+        arn(ids.customers),
+        index_arn(ids.customers),
+        {"Fn::Join": ["", [arn(ids.activity), "/index/gsi1"]]},
+    ]
     # its only writes: its watermarks and the splits' winners, activity items whose key
     # starts with SWEEP# or PROGRAM#
     (own,) = [s for s in statements if "dynamodb:PutItem" in as_list(s["Action"])]
@@ -353,7 +355,7 @@ def test_daily_and_hourly_sweeps(sweep_schedules: dict[str, Any]) -> None:
     assert daily["ScheduleExpression"] == "cron(0 1 * * ? *)"
     assert daily["ScheduleExpressionTimezone"] == "Asia/Tokyo"
     assert json.loads(daily["Target"]["Input"]) == {
-        "kinds": ["dormancy", "points_expiry", "birthdays"],
+        "kinds": ["dormancy", "points_expiry", "birthdays", "coupons"],
         "lookback_minutes": 1440,
         "winners": True,
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 from kizuna.adapters.dynamodb import INDEXED_DECISIONS
 from kizuna.campaigns.model import Campaign
+from kizuna.delivery.coupons import ISSUED, REDEEMED, IssuedCoupon, Redemption
 from kizuna.delivery.ledger import (
     CLAIM_TOKEN,
     CLAIMED_BY,
@@ -53,6 +54,7 @@ class MemoryStore:
         self.winners: dict[tuple[str, str], dict[str, Any]] = {}  # (program, split) -> decision
         self.watermarks: dict[str, Watermark] = {}  # sweep kind -> how far it swept
         self.engagement_reads = 0  # engagement_state calls (one per engagement branch step)
+        self.coupons: dict[tuple[str, str], dict[str, Any]] = {}  # COUPON# rows by (cid, code)
 
     def get_customer(self, customer_id: str) -> Customer | None:
         found = self.customers.get(customer_id)
@@ -235,14 +237,54 @@ class MemoryStore:
         return True
 
     def record_messages(
-        self, execution: str, step: str, entries: Sequence[tuple[str, dict[str, Any]]]
+        self,
+        execution: str,
+        step: str,
+        entries: Sequence[tuple[str, dict[str, Any]]],
+        coupons: Sequence[IssuedCoupon] = (),
     ) -> None:
-        for customer_id, data in entries:
-            self.record_message(customer_id, execution, step, data)
+        self.record_entries(step, [(cid, execution, data) for cid, data in entries], coupons)
 
-    def record_entries(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+    def record_entries(
+        self,
+        step: str,
+        entries: Sequence[tuple[str, str, dict[str, Any]]],
+        coupons: Sequence[IssuedCoupon] = (),
+    ) -> None:
         for customer_id, execution, data in entries:
             self.record_message(customer_id, execution, step, data)
+        for c in coupons:  # a put, as DynamoStore's: the same key for the same send
+            row = c.model_dump(exclude={"customer_id", "expires_at"})
+            self.coupons[(c.customer_id, c.code)] = {
+                **row,
+                "pk": c.customer_id,
+                "sk": f"COUPON#{c.code}",
+                "valid_until": c.expires_at,
+                "status": ISSUED,
+            }
+
+    # issued coupons (DynamoStore's COUPON# rows) ------------------------------------------
+    def redeem_coupons(self, redemptions: Sequence[Redemption]) -> int:
+        done = 0
+        for r in redemptions:
+            row = self.coupons.get((r.customer_id, r.code))
+            if row is None or row["status"] != ISSUED or not row["valid_until"] > r.at:
+                continue
+            row.update(status=REDEEMED, redeemed_at=r.at, order_id=r.order_id)
+            done += 1
+        return done
+
+    def coupons_expiring(self, start: str, end: str) -> list[dict[str, Any]]:
+        return [
+            {**row, "valid_until": iso(row["valid_until"])}
+            for row in self.coupons.values()
+            if row["status"] == ISSUED and start <= iso(row["valid_until"]) < end
+        ]
+
+    def read_coupons(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        return {k: dict(self.coupons[k]) for k in keys if k in self.coupons}
 
     def ledger_entries(
         self, customer_ids: Sequence[str], execution: str, step: str

@@ -11,12 +11,23 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from kizuna.adapters.retry import ATTEMPTS, retrying
+from kizuna.delivery.coupons import (
+    COUPON_INDEX_PREFIX,
+    COUPON_SHARDS,
+    COUPON_SK,
+    ISSUED,
+    KEEP_AFTER_EXPIRY_DAYS,
+    REDEEMED,
+    IssuedCoupon,
+    Redemption,
+    coupon_shard,
+)
 from kizuna.delivery.ledger import (
     CLAIM_TOKEN,
     CLAIMED_BY,
@@ -32,7 +43,7 @@ from kizuna.delivery.ledger import (
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
-from kizuna.domain.timestamps import iso, parse_time
+from kizuna.domain.timestamps import epoch_seconds, iso, parse_time
 from kizuna.ports import Claim, VersionConflict, Watermark
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import (
@@ -254,6 +265,25 @@ def _step_item(customer_id: str, entry: str, step: str, data: dict[str, Any]) ->
     if decision.startswith(ARM_PREFIX) and data.get("program") and data.get("at"):
         item.update(program_index_keys(str(data["program"]), str(data["at"]), customer_id))
     return item
+
+
+def coupon_item(coupon: IssuedCoupon) -> dict[str, Any]:
+    """An issued coupon as stored (``COUPON#<code>`` in the customer's partition), indexed
+    by expiry in ``gsi1`` while issued (the sweep's reminders), kept
+    :data:`KEEP_AFTER_EXPIRY_DAYS` after it expired (``expires_at`` is the table's TTL, in
+    epoch seconds; the coupon's own expiry is ``valid_until``)."""
+    valid_until = iso(coupon.expires_at)
+    return {
+        "pk": coupon.customer_id,
+        "sk": f"{COUPON_SK}{coupon.code}",
+        "kind": "COUPON",
+        **to_dynamo(coupon.model_dump(exclude={"customer_id", "expires_at"})),
+        "valid_until": valid_until,
+        "status": ISSUED,
+        "gsi1pk": coupon_shard(coupon.customer_id),
+        "gsi1sk": f"{valid_until}#{coupon.customer_id}",
+        "expires_at": epoch_seconds(coupon.expires_at + timedelta(days=KEEP_AFTER_EXPIRY_DAYS)),
+    }
 
 
 BATCH_WRITE_LIMIT = 25
@@ -892,17 +922,87 @@ class DynamoStore:
         return lost
 
     def record_messages(
-        self, execution: str, step: str, entries: Sequence[tuple[str, dict[str, Any]]]
+        self,
+        execution: str,
+        step: str,
+        entries: Sequence[tuple[str, dict[str, Any]]],
+        coupons: Sequence[IssuedCoupon] = (),
     ) -> None:
         """Write final ledger entries (sent, failed) with BatchWriteItem, 25 per call,
         unprocessed items retried with backoff."""
-        self.record_entries(step, [(cid, execution, data) for cid, data in entries])
+        self.record_entries(step, [(cid, execution, data) for cid, data in entries], coupons)
 
-    def record_entries(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-        """Final ledger entries of one step, each (customer, execution, entry): puts, so a
-        throttled or failed (5xx) batch is written again (:meth:`_retrying`)."""
+    def record_entries(
+        self,
+        step: str,
+        entries: Sequence[tuple[str, str, dict[str, Any]]],
+        coupons: Sequence[IssuedCoupon] = (),
+    ) -> None:
+        """Final ledger entries of one step, each (customer, execution, entry), and the
+        coupons of the messages sent: puts, so a throttled or failed (5xx) batch is written
+        again (:meth:`_retrying`). Only the invocation that claimed and sent a message
+        records it (a retried send finds its claim), so a coupon row is written once; the
+        same send re-derives the same code, hence the same key."""
         items = [ledger_item(cid, ex, step, data) for cid, ex, data in entries]
+        items += [coupon_item(c) for c in coupons]
         self._retrying(self._batch_put, items=items)
+
+    # issued coupons (activity table, sk = COUPON#<code>) ------------------------------------
+    def redeem_coupons(self, redemptions: Sequence[Redemption]) -> int:
+        """Mark each coupon ``redeemed`` (and take it out of the expiry index) on condition
+        that the customer's partition holds it, ``issued`` and unexpired at the order's time:
+        a code of another customer, used, expired or unknown changes nothing. How many were
+        redeemed."""
+        done = 0
+        for r in redemptions:
+            try:
+                self._retrying(
+                    self._activity.update_item,
+                    Key={"pk": r.customer_id, "sk": f"{COUPON_SK}{r.code}"},
+                    UpdateExpression="SET #s = :redeemed, redeemed_at = :at, order_id = :order "
+                    "REMOVE gsi1pk, gsi1sk",
+                    ConditionExpression="#s = :issued AND valid_until > :at",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":redeemed": REDEEMED,
+                        ":issued": ISSUED,
+                        ":at": iso(r.at),
+                        ":order": r.order_id,
+                    },
+                )
+            except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+                continue
+            done += 1
+        return done
+
+    def coupons_expiring(self, start: str, end: str) -> list[dict[str, Any]]:
+        """Issued coupons expiring in [start, end) (ISO times), over every shard of the
+        expiry index (``gsi1``, eventually consistent)."""
+        from boto3.dynamodb.conditions import Key
+
+        out: list[dict[str, Any]] = []
+        for shard in range(COUPON_SHARDS):
+            cond = Key("gsi1pk").eq(f"{COUPON_INDEX_PREFIX}{shard}") & Key("gsi1sk").between(
+                start, end
+            )
+            for item in _items(
+                self._activity.query, IndexName=LEDGER_INDEX, KeyConditionExpression=cond
+            ):
+                if str(item.get("gsi1sk", "")) < end and item.get("status") == ISSUED:
+                    out.append(from_dynamo(item))
+        return out
+
+    def read_coupons(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The coupon rows of (customer, code), strongly consistent (evaluate's claim
+        check of ``coupon.expiring``)."""
+        wanted = [
+            (self._activity.name, {"pk": cid, "sk": f"{COUPON_SK}{code}"})
+            for cid, code in dict.fromkeys(keys)
+        ]
+        found = self._read_mixed(wanted).get(self._activity.name, [])
+        return {(str(i["pk"]), str(i["sk"])[len(COUPON_SK) :]): from_dynamo(i) for i in found}
 
     def record_steps(self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         """A journey step's decision per member (branch side, arm, local-time instant):

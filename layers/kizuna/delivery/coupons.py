@@ -83,3 +83,58 @@ def normalize_coupon_code(typed: str) -> str:
 def is_coupon_code(code: str, *, groups: int = 3) -> bool:
     pattern = rf"^{PREFIX}(-[{ALPHABET}]{{{GROUP}}}){{{groups}}}$"
     return re.match(pattern, code) is not None
+
+
+# --- Issued coupons: one activity row per coupon a customer was sent ------------------------
+# pk = the customer, sk = ``COUPON#<code>`` (erased with the customer's partition). While
+# ``issued`` it is in the activity table's ``gsi1`` under ``COUPONS#<shard>`` by expiry (the
+# daily sweep's reminders, :mod:`kizuna.programs.sweeps`); redeemed, it leaves the index.
+COUPON_SK = "COUPON#"
+ISSUED = "issued"
+REDEEMED = "redeemed"
+COUPON_SHARDS = 16
+COUPON_INDEX_PREFIX = "COUPONS#"
+KEEP_AFTER_EXPIRY_DAYS = 30  # the row's TTL: this long after the coupon expired
+MAX_CODES_PER_ORDER = 5
+CODE_PATTERN = rf"^{PREFIX}(-[{ALPHABET}]{{{GROUP}}}){{3}}$"
+
+
+class IssuedCoupon(BaseModel):
+    """A coupon sent to a customer: who, which code, from which program (or campaign) send,
+    worth what, valid until when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_id: str = Field(min_length=1)
+    code: str = Field(pattern=CODE_PATTERN)
+    program: str = Field(min_length=1)
+    execution: str = Field(min_length=1)
+    step: str = Field(min_length=1)
+    discount: str = Field(min_length=1)
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime
+
+
+def coupon_shard(customer_id: str) -> str:
+    """The index partition of a customer's coupons (spread so one day's expiries of a large
+    campaign do not all land on one partition)."""
+    digest = hashlib.sha256(customer_id.encode()).digest()
+    return f"{COUPON_INDEX_PREFIX}{digest[0] % COUPON_SHARDS}"
+
+
+def code_ref(code: str) -> str:
+    """A short stand-in for a code where the code itself must not go (event ids, which
+    become execution names; logs): not reversible without the list of codes."""
+    return hashlib.sha256(f"kizuna-coupon\x1f{code}".encode()).hexdigest()[:16]
+
+
+class Redemption(BaseModel):
+    """An order that names one of the customer's coupons (``order.placed``'s
+    ``coupon_codes``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_id: str = Field(min_length=1)
+    code: str = Field(pattern=CODE_PATTERN)
+    order_id: str = Field(min_length=1)
+    at: AwareDatetime  # when the order was placed: a coupon expired by then is not redeemed

@@ -109,6 +109,17 @@ class Birthday(DerivedDetail):
     time_zone: str = Field(description="The time zone the date is local to")
 
 
+class CouponExpiring(DerivedDetail):
+    """A coupon sent to the customer is still unused and expires in ``days_left`` days (the
+    daily sweep, once per coupon and reminder day of ``lifecycle.coupon_reminder_days``)."""
+
+    code: str = Field(description="The coupon's code, for the reminder to show")
+    program: str = Field(description="The program (or campaign) whose message issued it")
+    discount: str = Field(description='What it is worth, as shown: "10%"')
+    expires_at: AwareDatetime
+    days_left: int = Field(ge=1, description="The reminder day: expires this many days on")
+
+
 class SegmentChanged(DerivedDetail):
     """The daily scoring moved a customer to another RFM segment."""
 
@@ -139,6 +150,7 @@ DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
     "customer.points_expiring": PointsExpiring,
     "cart.abandoned": CartAbandoned,
     "customer.birthday": Birthday,
+    "coupon.expiring": CouponExpiring,
     "customer.segment_changed": SegmentChanged,
     "program.converted": ProgramConverted,
 }

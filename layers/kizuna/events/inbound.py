@@ -14,7 +14,16 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 
 # The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
 # (bus events, imports, the CLI): an ASCII letter or digit, then at most 127 ASCII letters,
@@ -116,12 +125,30 @@ class OrderLine(BaseModel):
     unit_price: Money
 
 
+# A Kizuna coupon code as issued (kizuna.delivery.coupons): canonical form only (the shop
+# normalises what a customer typed with ``normalize_coupon_code`` before it sends the order).
+CouponCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+
+
 class OrderPlaced(InboundDetail):
     order_id: Identifier
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=500)
     total: Money
     currency: CurrencyCode
     channel: SalesChannel
+    coupon_codes: tuple[CouponCode, ...] = Field(
+        default=(),
+        max_length=MAX_CODES_PER_ORDER,
+        description="Kizuna coupon codes used on the order (KZ-XXXX-XXXX-XXXX): each of "
+        "the customer's issued, unexpired coupons named here is marked redeemed",
+    )
+
+    @field_validator("coupon_codes")
+    @classmethod
+    def _distinct(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(codes)) != len(codes):
+            raise ValueError("coupon_codes: a code is named twice")
+        return codes
 
 
 class OrderCancelled(InboundDetail):

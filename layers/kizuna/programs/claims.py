@@ -24,7 +24,11 @@ from kizuna.domain.yearly import celebrated_on
 from kizuna.programs.journeys import JourneyState
 
 Detail = Mapping[str, Any]
-Check = Callable[[Detail, Customer, JourneyState | None], bool]
+# What else the claim is checked against, besides the customer: the journey state a
+# program.converted names (:func:`journey_key`), the coupon row a coupon.expiring names
+# (:func:`coupon_key`), else None.
+Stored = JourneyState | Mapping[str, Any] | None
+Check = Callable[[Detail, Customer, Stored], bool]
 
 CLAIM_NOT_IN_STATE = "claim_not_in_state"
 
@@ -48,34 +52,34 @@ def _instant(detail: Detail, key: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def _order_counts(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+def _order_counts(detail: Detail, c: Customer, _: Stored) -> bool:
     """first_purchase, repeat_purchase: the order is one the customer placed (and it counts)."""
     order_id = _text(detail, "order_id")
     fact = c.orders.get(order_id) if order_id else None
     return fact is not None and fact.counts
 
 
-def _rank(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+def _rank(detail: Detail, c: Customer, _: Stored) -> bool:
     to_rank = _text(detail, "to_rank")
     return to_rank is not None and c.rank == to_rank
 
 
-def _near_next_rank(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+def _near_next_rank(detail: Detail, c: Customer, _: Stored) -> bool:
     rank, next_rank = _text(detail, "rank"), _text(detail, "next_rank")
     return rank is not None and next_rank is not None and (c.rank, c.next_rank) == (rank, next_rank)
 
 
-def _dormancy(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+def _dormancy(detail: Detail, c: Customer, _: Stored) -> bool:
     last = _instant(detail, "last_order_at")
     return last is not None and c.last_order_at == last
 
 
-def _points_expiring(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+def _points_expiring(detail: Detail, c: Customer, _: Stored) -> bool:
     at = _instant(detail, "expires_at")
     return at is not None and c.points_next_expiry_at == at and c.points_next_expiry_amount > 0
 
 
-def _cart(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+def _cart(detail: Detail, c: Customer, _: Stored) -> bool:
     cart_id = _text(detail, "cart_id")
     return (
         cart_id is not None
@@ -97,7 +101,7 @@ def _day(detail: Detail, key: str) -> date | None:
     return None
 
 
-def _birthday(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+def _birthday(detail: Detail, c: Customer, _: Stored) -> bool:
     """The date is the customer's birthday that year, at the age claimed."""
     day, age = _day(detail, "date"), detail.get("age")
     if day is None or c.birth_date is None or not isinstance(age, int):
@@ -105,17 +109,32 @@ def _birthday(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
     return celebrated_on(c.birth_date, day.year) == day and day.year - c.birth_date.year == age
 
 
-def _segment(detail: Detail, c: Customer, _: JourneyState | None) -> bool:
+def _segment(detail: Detail, c: Customer, _: Stored) -> bool:
     to_segment = _text(detail, "to_segment")
     return to_segment is not None and c.rfm_segment == to_segment
 
 
-def _converted(detail: Detail, _: Customer, journey: JourneyState | None) -> bool:
+def _coupon(detail: Detail, c: Customer, row: Stored) -> bool:
+    """The customer's coupon row is still issued, expiring when claimed, from the program
+    claimed (a redeemed coupon's reminder, delivered late or replayed, enters nobody)."""
+    if row is None or isinstance(row, JourneyState):
+        return False
+    at = _instant(detail, "expires_at")
+    return (
+        row.get("status") == "issued"
+        and row.get("pk") == c.customer_id
+        and row.get("program") == detail.get("program")
+        and at is not None
+        and _instant(row, "valid_until") == at
+    )
+
+
+def _converted(detail: Detail, _: Customer, journey: Stored) -> bool:
     """Evaluate itself emits it after saving the conversion on the program's journey."""
     at = _instant(detail, "occurred_at")
     return (
         at is not None
-        and journey is not None
+        and isinstance(journey, JourneyState)
         and journey.goal_reached_at == at
         and journey.converted_execution == detail.get("execution")
     )
@@ -130,6 +149,7 @@ CLAIMS: dict[str, Check] = {
     "customer.points_expiring": _points_expiring,
     "cart.abandoned": _cart,
     "customer.birthday": _birthday,
+    "coupon.expiring": _coupon,
     "customer.segment_changed": _segment,
     "program.converted": _converted,
 }
@@ -138,6 +158,14 @@ CLAIMS: dict[str, Check] = {
 def journey_key(detail_type: str, detail: Detail) -> str | None:
     """The program whose journey state a claim is checked against (program.converted)."""
     return _text(detail, "program") if detail_type == "program.converted" else None
+
+
+def coupon_key(detail_type: str, detail: Detail) -> tuple[str, str] | None:
+    """The coupon row (customer, code) a coupon.expiring claim is checked against."""
+    if detail_type != "coupon.expiring":
+        return None
+    cid, code = _text(detail, "customer_id"), _text(detail, "code")
+    return (cid, code) if cid and code else None
 
 
 def recorded_by_ingest(detail_type: str, detail: Detail, customer: Customer) -> bool:
@@ -160,7 +188,7 @@ def recorded_by_ingest(detail_type: str, detail: Detail, customer: Customer) -> 
 
 
 def claim_holds(
-    detail_type: str, detail: Detail, customer: Customer, journey: JourneyState | None = None
+    detail_type: str, detail: Detail, customer: Customer, journey: Stored = None
 ) -> bool:
     """True if ingest recorded the derived event (:func:`recorded_by_ingest`) or the stored
     state bears it out; False for a derived type without a check (none: the tests hold every

@@ -25,7 +25,7 @@ from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
 from kizuna.events import DERIVED_MODELS, Cause, DerivedEvent, ProgramConverted, derived_event
 from kizuna.events.custom import vocabulary
-from kizuna.programs.claims import CLAIM_NOT_IN_STATE, claim_holds, journey_key
+from kizuna.programs.claims import CLAIM_NOT_IN_STATE, Stored, claim_holds, coupon_key, journey_key
 from kizuna.programs.cohorts import (
     JOIN_MARGIN,
     ceil_to,
@@ -95,6 +95,12 @@ class JourneyStore(Protocol):
         self, customer_ids: Sequence[str], keys: Sequence[tuple[str, str]]
     ) -> tuple[dict[str, Customer], dict[tuple[str, str], JourneyState]]:
         """Customers and their journey states (customer, program), read together."""
+        ...
+
+    def read_coupons(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The ``COUPON#`` rows of (customer, code), strongly consistent."""
         ...
 
     def join_cohorts(self, joins: Sequence[Join]) -> set[int]:
@@ -215,6 +221,8 @@ class Evaluator:
         keys = list(dict.fromkeys(wanted))
         customers, journeys = self.store.read_entries(cids, keys)
         self._read_winners([p for _, _, ts, _ in work for p in ts])
+        coupon_keys = [k for _, ev, _, _ in work if (k := coupon_key(ev.detail_type, ev.detail))]
+        coupons = self.store.read_coupons(coupon_keys) if coupon_keys else {}
         ledger: list[ActivityItem] = []
         converted: list[DerivedEvent] = []
         now = self.clock.now()
@@ -256,7 +264,7 @@ class Evaluator:
             assert cid is not None
             if any((cid, p.id) in pending for p in [*triggered, *goals]):
                 flush()  # a later event of the same journey sees what the earlier one wrote
-            if not self._claim_holds(ev, customers.get(cid), journeys):
+            if not self._claim_holds(ev, customers.get(cid), journeys, coupons):
                 # triggers already acted on (a redelivery) stand; nothing else goes on
                 acted = [p for p in triggered if self._acted_on(ev, p, journeys)]
                 fresh = [p for p in triggered if p not in acted]
@@ -322,14 +330,20 @@ class Evaluator:
         ev: IncomingEvent,
         customer: Customer | None,
         journeys: Mapping[tuple[str, str], JourneyState],
+        coupons: Mapping[tuple[str, str], Mapping[str, Any]],
     ) -> bool:
         """Whether the stored state bears out a derived event. Only derived events make
         claims; an unknown customer is left to ``_trigger`` (``unknown_customer``)."""
         if ev.detail_type not in DERIVED_MODELS or customer is None or ev.customer_id is None:
             return True
         pid = journey_key(ev.detail_type, ev.detail)
-        journey = journeys.get((ev.customer_id, pid)) if pid else None
-        return claim_holds(ev.detail_type, ev.detail, customer, journey)
+        coupon = coupon_key(ev.detail_type, ev.detail)
+        stored: Stored = None
+        if pid:
+            stored = journeys.get((ev.customer_id, pid))
+        elif coupon:
+            stored = coupons.get(coupon)
+        return claim_holds(ev.detail_type, ev.detail, customer, stored)
 
     @staticmethod
     def _acted_on(

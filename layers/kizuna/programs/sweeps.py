@@ -14,7 +14,12 @@ nothing twice):
   zone) in the window. Its index (``by_birthday``) is keyed by ``MM-DD``, not by an
   instant: a run queries the keys of the local dates that may begin in its window anywhere
   on Earth (:func:`kizuna.domain.yearly.keys_for_window`) and keeps the customers whose own
-  local midnight did; the id is per customer and local year.
+  local midnight did; the id is per customer and local year;
+- ``coupon.expiring``: an issued, unused coupon (a ``COUPON#<code>`` activity row) expires in
+  N days, for each N of ``lifecycle.coupon_reminder_days``: the reminder is due at the
+  expiry minus N days, and a run emits the reminders that fell due in its window. The rows
+  are found by expiry in the activity table's ``gsi1`` (``COUPONS#<shard>``, only while
+  issued); the id is per customer, coupon (a digest of the code, never the code) and N.
 
 Catching up. Each kind keeps a durable :class:`Watermark` (the index value it has swept up
 to, and when that run read the index), saved only after the run's events are on the bus. A
@@ -36,16 +41,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
+from kizuna.delivery.coupons import code_ref
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import INDEX_SHARDS
-from kizuna.domain.timestamps import iso
+from kizuna.domain.timestamps import iso, parse_time
 from kizuna.domain.yearly import keys_for_window, occurrences
 from kizuna.events import (
     Birthday,
     CartAbandoned,
     Cause,
+    CouponExpiring,
     DerivedEvent,
     DormancyRisk,
     PointsExpiring,
@@ -61,6 +68,7 @@ class SweepKind(StrEnum):
     POINTS = "points_expiry"
     CARTS = "carts"
     BIRTHDAYS = "birthdays"
+    COUPONS = "coupons"
 
 
 INDEXES = {
@@ -93,6 +101,10 @@ class SweepStore(Protocol):
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
 
+    def coupons_expiring(self, start: str, end: str) -> list[dict[str, Any]]:
+        """Issued coupon rows whose ``valid_until`` is in [start, end) (ISO times)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Window:
@@ -112,8 +124,8 @@ def edge(kind: SweepKind, now: datetime, cfg: KizunaConfig) -> datetime:
         return now - timedelta(days=lc.dormancy_risk_days)
     if kind == SweepKind.POINTS:
         return now + timedelta(days=lc.points_expiry_warning_days)
-    if kind == SweepKind.BIRTHDAYS:
-        return now  # the local midnights that have passed
+    if kind in (SweepKind.BIRTHDAYS, SweepKind.COUPONS):
+        return now  # the local midnights, the reminders' due times, that have passed
     return now - timedelta(hours=lc.cart_abandoned_hours)
 
 
@@ -221,6 +233,32 @@ def birthday_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEv
     ]
 
 
+def coupon_events(row: dict[str, Any], days: int) -> DerivedEvent:
+    """The reminder ``days`` before an issued coupon expires (``row``: its ``COUPON#`` row)."""
+    code, expires = str(row["sk"]).removeprefix("COUPON#"), parse_time(row["valid_until"])
+    return derived_event(
+        CouponExpiring,
+        f"coupon_expiring:{code_ref(code)}:{days}",
+        Cause(str(row["pk"]), expires - timedelta(days=days), f"sweep:{SweepKind.COUPONS}"),
+        code=code,
+        program=str(row["program"]),
+        discount=str(row["discount"]),
+        expires_at=expires,
+        days_left=days,
+    )
+
+
+def coupon_reminders(store: SweepStore, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
+    """For each reminder day N, the issued coupons expiring in [start + N, end + N): their
+    reminder fell due in the window, so each (coupon, N) is in exactly one window."""
+    out: list[DerivedEvent] = []
+    for days in sorted(set(cfg.lifecycle.coupon_reminder_days)):
+        ahead = timedelta(days=days)
+        rows = store.coupons_expiring(iso(w.start + ahead), iso(w.end + ahead))
+        out += [coupon_events(row, days) for row in rows]
+    return out
+
+
 def sweep(
     kind: SweepKind,
     store: SweepStore,
@@ -237,6 +275,8 @@ def sweep(
 def sweep_window(
     kind: SweepKind, store: SweepStore, now: datetime, w: Window, cfg: KizunaConfig
 ) -> list[DerivedEvent]:
+    if kind == SweepKind.COUPONS:
+        return coupon_reminders(store, w, cfg)
     index, attribute = INDEXES[kind]
     ids: list[str] = []
     for shard in range(INDEX_SHARDS):

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -115,11 +115,18 @@ class LifecycleConfig(BaseModel):
     )
     cart_abandoned_hours: int = Field(default=3, ge=1, le=24 * 14)
     points_expiry_warning_days: int = Field(default=30, ge=1, le=365)
+    coupon_reminder_days: tuple[Annotated[int, Field(ge=1, le=90)], ...] = Field(
+        default=(3,),
+        max_length=5,
+        description="fire coupon.expiring this many days before an unused coupon expires",
+    )
 
     @model_validator(mode="after")
     def _before_dormancy(self) -> LifecycleConfig:
         if self.dormancy_risk_days >= self.dormant_after_days:
             raise ValueError("dormancy_risk_days must come before dormant_after_days")
+        if len(set(self.coupon_reminder_days)) != len(self.coupon_reminder_days):
+            raise ValueError("coupon_reminder_days: a day is named twice")
         return self
 
 

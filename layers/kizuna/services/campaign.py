@@ -56,7 +56,7 @@ from kizuna.delivery.channels import (
     report_dead_devices,
     send_all,
 )
-from kizuna.delivery.coupons import Coupon, issue_coupon
+from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import Customer
@@ -121,6 +121,7 @@ class _Recipient:
     data: dict[str, Any]
     message: OutboundMessage | None = None
     claim: Claim | None = None
+    coupon: IssuedCoupon | None = None  # recorded only if the message is sent
 
 
 @dataclass
@@ -388,6 +389,16 @@ class CampaignService:
                 expires_at=now + timedelta(days=campaign.coupon.valid_days),
             )
             recipient.data["coupon"] = coupon.code
+            recipient.coupon = IssuedCoupon(
+                customer_id=customer.customer_id,
+                code=coupon.code,
+                program=campaign.id,
+                execution=execution,
+                step=SEND_STEP,
+                discount=coupon.discount,
+                issued_at=now,
+                expires_at=coupon.expires_at,
+            )
         try:
             context = campaign_context(
                 campaign,
@@ -437,6 +448,7 @@ class CampaignService:
         outcomes; count every recipient once."""
         counts: Counter[str] = Counter()
         records: list[tuple[str, dict[str, Any]]] = []
+        coupons: list[IssuedCoupon] = []
         claimed: list[tuple[_Recipient, OutboundMessage]] = []
         for r in batch.recipients:
             if (r.member.customer_id, execution) in duplicates:
@@ -460,12 +472,14 @@ class CampaignService:
                     provider_message_id=result.provider_message_id,
                     attempts=result.attempts,
                 )
+                if r.coupon is not None:
+                    coupons.append(r.coupon)
             counts[entry["status"]] += 1
             records.append((r.member.customer_id, entry))
             if self.inbound is not None:
                 report_dead_devices(self.inbound, message, invalid, now)
         record_delivered(
-            lambda: self.recipients.record_messages(execution, SEND_STEP, records),
+            lambda: self.recipients.record_messages(execution, SEND_STEP, records, coupons),
             "campaign",
             SEND_STEP,
             [(cid, execution, entry) for cid, entry in records],

@@ -22,12 +22,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from kizuna.delivery.coupons import Redemption
 from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import Applied, HistoryNeeded, apply_events, facts_from_activity
 from kizuna.domain.privacy import ErasureReport
 from kizuna.events import ERASE_TYPE, DerivedEvent
 from kizuna.events.custom import BUILTIN, Vocabulary, vocabulary
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
+from kizuna.events.inbound import OrderPlaced
 from kizuna.ports import CustomerStore, DeadLetterSink, EventPublisher, VersionConflict
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
@@ -114,9 +116,32 @@ def apply_to_customers(
                 horizon,
                 vocab,
             )
+            redeem(store, by_customer[cid])
         except Exception as exc:
             out[cid] = exc
     return out
+
+
+def redeem(store: CustomerStore, events: Sequence[ParsedEvent]) -> None:
+    """Mark the coupons the customer's orders name as redeemed (conditional: only their own,
+    issued and unexpired at the order's time; a redelivered order finds them redeemed and
+    changes nothing). A code that redeems nothing is counted in the log, never shown."""
+    wanted = [
+        Redemption(
+            customer_id=ev.customer_id,
+            code=code,
+            order_id=ev.detail.order_id,
+            at=ev.detail.occurred_at,
+        )
+        for ev in events
+        if isinstance(ev.detail, OrderPlaced)
+        for code in ev.detail.coupon_codes
+    ]
+    if not wanted:
+        return
+    done = store.redeem_coupons(wanted)
+    if done < len(wanted):
+        logger.info("coupon codes not redeemed", named=len(wanted), redeemed=done)
 
 
 def _fold(

@@ -29,7 +29,7 @@ from kizuna.delivery.channels import (
     report_dead_devices,
     send_all,
 )
-from kizuna.delivery.coupons import Coupon, issue_coupon
+from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
 from kizuna.delivery.feedback import suppression
 from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
 from kizuna.delivery.policy import Outcome, PolicyDecision, contact_times, decide
@@ -75,7 +75,10 @@ class SendStore(Protocol):
     ) -> dict[tuple[str, str], dict[str, Any]]: ...
 
     def record_entries(
-        self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]
+        self,
+        step: str,
+        entries: Sequence[tuple[str, str, dict[str, Any]]],
+        coupons: Sequence[IssuedCoupon] = (),
     ) -> None: ...
 
 
@@ -94,6 +97,7 @@ class _Plan:
     claim: Claim
     message: OutboundMessage | None = None
     response: SendResponse | None = None
+    coupon: Coupon | None = None  # issued (recorded) only if the message is sent
 
 
 def message_context(
@@ -326,7 +330,7 @@ class SendService:
             owner=_owner(req),
             token=token,
         )
-        return _Plan(req, claim, message=message)
+        return _Plan(req, claim, message=message, coupon=coupon)
 
     def carrier_block(self, customer: Customer, channel: str, now: datetime) -> str | None:
         """SMS to a customer who replied STOP: tell ingest, and do not use SMS."""
@@ -385,6 +389,7 @@ class SendService:
         messages = [p.message for p in plans if p.message is not None]
         outcomes = send_all(self.channels, messages, attempts=self.attempts, sleep=self.sleep)
         records: list[tuple[str, str, dict[str, Any]]] = []
+        coupons: list[IssuedCoupon] = []
         for plan, message, result in zip(plans, messages, outcomes, strict=True):
             req, channel = plan.req, str(message.channel)
             if isinstance(result, DeliveryError):
@@ -410,15 +415,24 @@ class SendService:
                 }
                 logger.info("message sent", program=program.id, step=step.id, channel=channel)
                 plan.response = SendResponse(status="sent", channel=channel)
+                if plan.coupon is not None:
+                    coupons.append(issued(plan.coupon, req, now))
             records.append((req.customer_id, req.execution, data))
         if records:
-            self._record(program, step, records)
+            self._record(program, step, records, coupons)
 
     def _record(
-        self, program: Program, step: SendStep, records: Sequence[tuple[str, str, dict[str, Any]]]
+        self,
+        program: Program,
+        step: SendStep,
+        records: Sequence[tuple[str, str, dict[str, Any]]],
+        coupons: Sequence[IssuedCoupon] = (),
     ) -> None:
         record_delivered(
-            lambda: self.store.record_entries(step.id, records), program.id, step.id, records
+            lambda: self.store.record_entries(step.id, records, coupons),
+            program.id,
+            step.id,
+            records,
         )
 
     def _coupon(
@@ -569,6 +583,21 @@ def record_delivered(
             ],
         )
         count_ledger_write_failure(len(records))
+
+
+def issued(coupon: Coupon, req: SendRequest, now: datetime) -> IssuedCoupon:
+    """The coupon row of a sent message (the same key for the same send: a retried send
+    re-derives the same code)."""
+    return IssuedCoupon(
+        customer_id=req.customer_id,
+        code=coupon.code,
+        program=req.program,
+        execution=req.execution,
+        step=req.step,
+        discount=coupon.discount,
+        issued_at=now,
+        expires_at=coupon.expires_at,
+    )
 
 
 def _owner(req: SendRequest) -> str:
