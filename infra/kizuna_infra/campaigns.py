@@ -62,8 +62,9 @@ from kizuna_infra.states import (
 
 CAMPAIGN_TIMEOUT = Duration.minutes(5)
 CAMPAIGN_MEMORY_MB = 1024
-# An occurrence spans every customer's local time (about a day), a winner wait and pauses.
-RUN_TIMEOUT = Duration.days(7)
+# An occurrence spans every customer's local time (about a day), a winner wait (a sequential
+# rule's daily looks: up to 14 days, winner.max_wait_hours) and pauses.
+RUN_TIMEOUT = Duration.days(21)
 FREEZE_MAX_CONCURRENCY = 16  # scan segments frozen at once: bounds the read rate on customers
 SEND_MAX_CONCURRENCY = 10  # chunks sent at once: with the chunk size and pacing, the send rate
 # While a campaign is paused SendBatch raises CampaignPaused: retried every minute, for a day.

@@ -228,6 +228,20 @@ class CampaignDefinitions(Protocol):
 
     def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool: ...
 
+    def record_look(
+        self,
+        campaign_id: str,
+        occurrence: str,
+        number: int,
+        look: Mapping[str, Any],
+        next_look_at: datetime | None,
+        winner: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Append look ``number`` (1-based) with the next look's time or the final winner,
+        at once; False if the winner is chosen or that look is already recorded."""
+        ...
+
     def complete_occurrence(self, campaign_id: str, occurrence: str, now: datetime) -> bool: ...
 
 

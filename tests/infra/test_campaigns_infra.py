@@ -355,7 +355,7 @@ def test_state_machine_is_standard_bounded_logged_without_data_and_invokes_only_
 ) -> None:
     props = resources[ids.machine]["Properties"]
     assert props["StateMachineType"] == "STANDARD"
-    assert asl["TimeoutSeconds"] == 7 * 24 * 3600
+    assert asl["TimeoutSeconds"] == 21 * 24 * 3600
     logging = props["LoggingConfiguration"]
     assert logging["Level"] == "ALL"
     assert logging["IncludeExecutionData"] is False

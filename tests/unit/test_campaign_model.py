@@ -96,7 +96,58 @@ def test_the_shipped_campaigns_validate_against_segments_and_templates() -> None
                 "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
                 "winner": {"test_percent": 20, "metric": "open", "wait_hours": 4, "alpha": 0.05},
             },
-            "alpha and min_per_arm need rule: sequential",
+            "alpha, min_per_arm and max_wait_hours need rule: sequential",
+        ),
+        (
+            {
+                "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+                "winner": {
+                    "test_percent": 20,
+                    "metric": "open",
+                    "wait_hours": 4,
+                    "max_wait_hours": 72,
+                },
+            },
+            "alpha, min_per_arm and max_wait_hours need rule: sequential",
+        ),
+        (
+            {
+                "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+                "winner": {
+                    "test_percent": 20,
+                    "metric": "open",
+                    "wait_hours": 24,
+                    "rule": "sequential",
+                    "max_wait_hours": 24,
+                },
+            },
+            "winner.max_wait_hours (24) must be more than winner.wait_hours (24)",
+        ),
+        (
+            {
+                "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+                "winner": {
+                    "test_percent": 20,
+                    "metric": "open",
+                    "wait_hours": 24,
+                    "rule": "sequential",
+                    "max_wait_hours": 337,
+                },
+            },
+            "max_wait_hours",
+        ),
+        (
+            {
+                "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+                "winner": {
+                    "test_percent": 20,
+                    "metric": "open",
+                    "wait_hours": 24,
+                    "rule": "sequential",
+                    "max_wait_hours": "72",
+                },
+            },
+            "max_wait_hours",
         ),
         (
             {

@@ -24,6 +24,7 @@ from kizuna.delivery.channels import (
     Throttled,
 )
 from kizuna.domain.customer import Customer, Device
+from kizuna.domain.timestamps import iso
 from kizuna.events import DeviceUnregistered
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
@@ -290,6 +291,133 @@ def test_sequential_winner_undecided_below_the_minimum_keeps_the_first_variant()
     assert occ is not None
     assert "undecided: fewer than 100 exposed" in occ["winner_reason"]
     assert "no winner, the rest get the first variant a" in occ["winner_reason"]
+
+
+def rechecking_world(max_wait_hours: int) -> World:
+    """A sequential rule that looks at 2 h and, while undecided, every day until the max."""
+    return World(
+        n=400,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={
+            "test_percent": 50,
+            "metric": "open",
+            "wait_hours": 2,
+            "rule": "sequential",
+            "min_per_arm": 10,
+            "max_wait_hours": max_wait_hours,
+        },
+    )
+
+
+def send_test_pool(w: World) -> dict[str, Any]:
+    """The test pool sent; the plan that waits for the first look."""
+    plan = w.start()
+    assert plan["phase"] == "test"
+    w.send_all(plan)
+    wait = w.call(action="plan", after={"phase": "test", "pass": 0})
+    assert wait["phase"] == "winner"
+    return wait
+
+
+def look(w: World, wait: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """As the state machine does: wait until the plan's time, choose_winner, plan."""
+    w.clock.set(datetime.fromisoformat(wait["wait_until"]))
+    chosen = w.call(action="choose_winner")
+    return chosen, w.call(action="plan", after=wait)
+
+
+def test_sequential_rechecks_daily_until_it_decides_and_sends_the_rest_once() -> None:
+    # given: a sequential rule looking for up to 5 days; nobody has opened yet
+    w = rechecking_world(max_wait_hours=120)
+    wait = send_test_pool(w)
+    first = datetime.fromisoformat(wait["wait_until"])
+    # when: the first look finds nothing: undecided, the next look a day later
+    chosen, wait = look(w, wait)
+    assert chosen == {"winner": None, "next_look_at": iso(first + timedelta(hours=24))}
+    assert wait["phase"] == "winner" and wait["chunks"] == []
+    assert datetime.fromisoformat(wait["wait_until"]) == first + timedelta(hours=24)
+    # a retried first look takes no second look and records nothing more
+    assert w.call(action="choose_winner")["winner"] is None
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and len(occ["looks"]) == 1 and "winner" not in occ
+    # the second look: still nothing
+    chosen, wait = look(w, wait)
+    assert chosen["winner"] is None and wait["phase"] == "winner"
+    # then every b opens; the third look decides
+    for (_, _), entry in w.store.messages.items():
+        if entry.get("variant") == "b":
+            entry["open_at"] = (first + timedelta(hours=30)).isoformat()
+    chosen, main = look(w, wait)
+    assert chosen == {"winner": "b"}
+    assert main["phase"] == "main" and main["chunks"]
+    sent = w.send_all(main)
+    # then: the rest got b, once; each look is on the occurrence, the running minimum p
+    rest = [m for m in w.ledger().values() if m["arm"] == "winner"]
+    assert rest and {m["template"] for m in rest} == {"urgent"}
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and occ["winner"] == "b" and "next_look_at" not in occ
+    assert "b wins (mSPRT" in occ["winner_reason"]
+    looks = occ["looks"]
+    assert [x["number"] for x in looks] == [1, 2, 3]
+    assert [x["due"] for x in looks] == [iso(first + timedelta(hours=24 * i)) for i in range(3)]
+    assert [x.get("winner") for x in looks] == [None, None, "b"]
+    assert looks[0]["p_value"] == looks[1]["p_value"] == 1.0 and looks[2]["p_value"] <= 0.05
+    b = looks[2]["counts"]["b"]
+    assert b["exposed"] == b["converted"] > 0 and looks[2]["counts"]["a"]["converted"] == 0
+    # a retried third look (and its plan and batches) sends nothing more
+    emails = len(w.channels["email"].sent)
+    assert w.call(action="choose_winner") == {"winner": "b"}
+    again = w.call(action="plan", after=wait)
+    assert again["phase"] == "main"
+    assert total(w.send_all(again), "sent") == 0 and total(sent, "sent") == len(rest)
+    assert len(w.channels["email"].sent) == emails
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and len(occ["looks"]) == 3
+
+
+def test_sequential_undecided_until_the_max_keeps_the_first_variant() -> None:
+    # given: looks at 2 h, 26 h and the last at 50 h (the max); nobody ever opens
+    w = rechecking_world(max_wait_hours=50)
+    wait = send_test_pool(w)
+    first = datetime.fromisoformat(wait["wait_until"])
+    dues = []
+    while wait["phase"] == "winner":
+        dues.append(datetime.fromisoformat(wait["wait_until"]))
+        chosen, wait = look(w, wait)
+    # then: three looks, the last at the max; the rest get the first variant
+    assert dues == [first, first + timedelta(hours=24), first + timedelta(hours=48)]
+    assert chosen == {"winner": "a"} and wait["phase"] == "main"
+    w.send_all(wait)
+    rest = [m for m in w.ledger().values() if m["arm"] == "winner"]
+    assert rest and {m["template"] for m in rest} == {"news"}
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and len(occ["looks"]) == 3
+    assert (
+        "undecided after 3 looks, no winner, the rest get the first variant a"
+        in (occ["winner_reason"])
+    )
+
+
+def test_a_look_that_lost_a_race_keeps_the_recorded_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: while this look counts, a concurrent invocation of it records its decision, b
+    w = rechecking_world(max_wait_hours=120)
+    wait = send_test_pool(w)
+    w.clock.set(datetime.fromisoformat(wait["wait_until"]))
+    original = w.campaigns.record_look
+
+    def racing(*args: Any, **kwargs: Any) -> bool:
+        assert original("sale", w.occurrence, 1, {"number": 1, "p_value": 0.01}, None, "b", "r")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(w.campaigns, "record_look", racing)
+    # when: this look (undecided: nobody opened) comes to write
+    chosen = w.call(action="choose_winner")
+    # then: the first write stands: b, one look; the rest get b
+    assert chosen == {"winner": "b"}
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and occ["winner"] == "b" and len(occ["looks"]) == 1
+    monkeypatch.undo()
+    assert w.call(action="plan", after=wait)["phase"] == "main"
 
 
 # --- caps shared with the journeys ---------------------------------------------------------

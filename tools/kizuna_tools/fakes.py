@@ -561,6 +561,28 @@ class MemoryCampaigns:
         occ.update(winner=winner, winner_reason=reason)
         return True
 
+    def record_look(
+        self,
+        campaign_id: str,
+        occurrence: str,
+        number: int,
+        look: Mapping[str, Any],
+        next_look_at: datetime | None,
+        winner: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        occ = self.occurrences.get((campaign_id, occurrence))
+        looks = list(occ.get("looks", [])) if occ is not None else []
+        if occ is None or "winner" in occ or len(looks) != number - 1:
+            return False
+        occ["looks"] = [*looks, json.loads(json.dumps(dict(look)))]
+        occ.pop("next_look_at", None)
+        if next_look_at is not None:
+            occ["next_look_at"] = iso(next_look_at)
+        if winner is not None:
+            occ.update(winner=winner, winner_reason=reason or "")
+        return True
+
     def complete_occurrence(self, campaign_id: str, occurrence: str, now: datetime) -> bool:
         occ = self.occurrences[(campaign_id, occurrence)]
         occ["completed_at"] = now.isoformat()

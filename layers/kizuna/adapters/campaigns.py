@@ -261,6 +261,53 @@ class CampaignStore:
             "attribute_exists(sk)",
         )
 
+    def record_look(
+        self,
+        campaign_id: str,
+        occurrence: str,
+        number: int,
+        look: Mapping[str, Any],
+        next_look_at: datetime | None,
+        winner: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Append look ``number`` (1-based) to the occurrence's ``looks``, with the next
+        look's time (None: no further look) or the final ``winner``, in one UpdateItem;
+        False if the winner is already chosen or look ``number`` is already recorded (a
+        retried or racing look: the first one written stands)."""
+        names = {"#looks": "looks", "#next": "next_look_at", "#winner": "winner"}
+        values: dict[str, Any] = {":look": [to_dynamo(dict(look))], ":empty": []}
+        sets = ["#looks = list_append(if_not_exists(#looks, :empty), :look)"]
+        removes: list[str] = []
+        if next_look_at is None:
+            removes.append("#next")
+        else:
+            sets.append("#next = :next")
+            values[":next"] = iso(next_look_at)
+        if winner is not None:
+            names["#reason"] = "winner_reason"
+            sets += ["#winner = :winner", "#reason = :reason"]
+            values.update({":winner": winner, ":reason": reason or ""})
+        if number == 1:
+            condition = "attribute_exists(sk) AND attribute_not_exists(#looks)"
+        else:
+            condition = "attribute_exists(sk) AND size(#looks) = :before"
+            values[":before"] = number - 1
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        try:
+            self._table.update_item(
+                Key={"campaign_id": campaign_id, "sk": f"{OCC}{occurrence}"},
+                UpdateExpression=expression,
+                ConditionExpression=condition + " AND attribute_not_exists(#winner)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._conditional:
+            return False
+        return True
+
     def complete_occurrence(self, campaign_id: str, occurrence: str, now: datetime) -> bool:
         """Done, unless it was stopped or cancelled (then it keeps that status)."""
         done = self._set(

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kizuna.analytics.sequential import DEFAULT_ALPHA, DEFAULT_MIN_PER_ARM, Arm
+from kizuna.analytics.sequential import DEFAULT_ALPHA, DEFAULT_MIN_PER_ARM, Arm, Decision
 from kizuna.analytics.sequential import decide as sequential_decide
 from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER, holdout_bucket
-from kizuna.campaigns.model import Campaign, WinnerSelection
+from kizuna.campaigns.model import RECHECK_HOURS, Campaign, WinnerSelection
 from kizuna.delivery.control import GLOBAL_CONTROL, control_detail
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import Customer
@@ -269,11 +269,14 @@ def next_step(
     occurrence_status: str | None,
     list_keys: Callable[[str], list[str]],
     chunk_size: int = CHUNK_SIZE,
+    pending_look: datetime | None = None,
 ) -> Step:
     """The sequencer, stateless: from the previous step (None at the start) and the
     occurrence's status, the next one. With winner selection: test pass 0 -> wait for the
     winner -> main pass 0; without: main pass 0; after any sending phase of pass k, the
-    recipients deferred into pass k+1; none left -> done."""
+    recipients deferred into pass k+1; none left -> done. ``pending_look``: the winner is
+    still undecided and its next look is due then (a sequential rule's re-checks): wait
+    for the winner again."""
     if occurrence_status in STOPPED or occurrence_status is None:
         return Step("done")
     phase = str(after.get("phase")) if after else None
@@ -288,6 +291,8 @@ def next_step(
         if test.chunks:
             return test
         phase = "winner"
+    if phase == "winner" and pending_look is not None:
+        return Step("winner", 0, wait_until=pending_look)
     if phase is None or phase == "winner":
         return sending("main", 0)
     if phase == TEST_POOL:
@@ -295,7 +300,7 @@ def next_step(
         test = sending(TEST_POOL, 0)
         if not test.chunks:  # an empty test pool (or one already removed): nothing to wait for
             return sending("main", 0)
-        wait = max(c.due for c in test.chunks) + timedelta(hours=campaign.winner.wait_hours)
+        wait = test_sent_at(test.chunks) + timedelta(hours=campaign.winner.wait_hours)
         return Step("winner", 0, wait_until=wait)
     if phase in SENDING_PHASES:
         deferred = sending("deferred", number + 1)
@@ -344,30 +349,68 @@ def pick_winner(
     return best, f"best {metric} rate in the test pool: {figures}"
 
 
-def sequential_winner(
-    variants: Sequence[str], results: Mapping[str, ArmResult], selection: WinnerSelection
-) -> tuple[str, str]:
-    """The winner by the always-valid test (kizuna.analytics.sequential): the leader when the
-    test finds it better than every other variant at ``alpha`` with at least ``min_per_arm``
-    recipients per variant; undecided, the first variant (the default) stays for the rest and
-    the reason says so. Either way the reason carries the evidence: the rule, the p-value,
-    the counts and the always-valid interval."""
+def sequential_decision(
+    variants: Sequence[str],
+    results: Mapping[str, ArmResult],
+    selection: WinnerSelection,
+    previous_p: float = 1.0,
+) -> Decision:
+    """One look of the always-valid test (kizuna.analytics.sequential) at the test pool's
+    counts: the leader wins when the test finds it better than every other variant at
+    ``alpha`` with at least ``min_per_arm`` recipients per variant. ``previous_p`` is the
+    previous look's p-value (the test's running minimum: looking again keeps the error rate)."""
     arms = {
         n: Arm(r.recipients, r.successes) for n in variants for r in [results.get(n, ArmResult())]
     }
-    decision = sequential_decide(
+    return sequential_decide(
         arms,
         alpha=selection.alpha if selection.alpha is not None else DEFAULT_ALPHA,
         min_per_arm=(
             selection.min_per_arm if selection.min_per_arm is not None else DEFAULT_MIN_PER_ARM
         ),
+        previous_p=previous_p,
     )
+
+
+def sequential_winner(
+    variants: Sequence[str],
+    results: Mapping[str, ArmResult],
+    selection: WinnerSelection,
+    previous_p: float = 1.0,
+    looks: int = 1,
+) -> tuple[str, str]:
+    """The winner by the always-valid test (:func:`sequential_decision`); undecided, the
+    first variant (the default) stays for the rest and the reason says so (and after how
+    many ``looks``). Either way the reason carries the evidence: the rule, the p-value, the
+    counts and the always-valid interval."""
+    decision = sequential_decision(variants, results, selection, previous_p)
     metric = f"{selection.metric} rate in the test pool"
     if decision.winner is not None:
         return decision.winner, f"{metric}: {decision.reason}"
+    after = f"undecided after {looks} looks, " if looks > 1 else ""
     return variants[0], (
-        f"{metric}: {decision.reason}; no winner, the rest get the first variant {variants[0]}"
+        f"{metric}: {decision.reason}; {after}no winner, the rest get the first variant "
+        f"{variants[0]}"
     )
+
+
+def test_sent_at(test_chunks: Sequence[Chunk]) -> datetime:
+    """When the test pool's last chunk was due: the winner's waits count from it."""
+    return max(c.due for c in test_chunks)
+
+
+def next_look(
+    selection: WinnerSelection, test_sent: datetime, look_at: datetime
+) -> datetime | None:
+    """The look after the one due at ``look_at``: ``RECHECK_HOURS`` later, the last one at
+    ``max_wait_hours`` after the test pool's send; None when ``look_at`` was the last (and
+    always None unless a sequential rule declares ``max_wait_hours``: one look)."""
+    if selection.rule != "sequential" or selection.max_wait_hours is None:
+        return None
+    deadline = test_sent + timedelta(hours=selection.max_wait_hours)
+    if look_at >= deadline:
+        return None
+    return min(look_at + timedelta(hours=RECHECK_HOURS), deadline)
 
 
 # What a campaign goal's conditions see of an order (the fields :func:`converted` matches).

@@ -146,6 +146,12 @@ class Variant(_Strict):
     )
 
 
+# The longest a sequential winner keeps looking (winner.max_wait_hours): 14 days; and the
+# interval between its looks after the first, at wait_hours.
+MAX_WAIT_HOURS = 14 * 24
+RECHECK_HOURS = 24
+
+
 class WinnerSelection(_Strict):
     """Send the variants to a test pool first, wait, then send the winner to the rest."""
 
@@ -163,11 +169,28 @@ class WinnerSelection(_Strict):
     min_per_arm: int | None = Field(
         default=None, ge=10, le=10_000_000, description="sequential: no decision below (100)"
     )
+    max_wait_hours: int | None = Field(
+        default=None,
+        strict=True,
+        ge=2,
+        le=MAX_WAIT_HOURS,
+        description="sequential: undecided at wait_hours, look again every 24 hours until "
+        "the test decides or this many hours after the test pool's send (at most 14 days)",
+    )
 
     @model_validator(mode="after")
     def _rule(self) -> WinnerSelection:
-        if self.rule != "sequential" and (self.alpha is not None or self.min_per_arm is not None):
-            raise ValueError("winner: alpha and min_per_arm need rule: sequential")
+        if self.rule != "sequential" and (
+            self.alpha is not None
+            or self.min_per_arm is not None
+            or self.max_wait_hours is not None
+        ):
+            raise ValueError("winner: alpha, min_per_arm and max_wait_hours need rule: sequential")
+        if self.max_wait_hours is not None and self.max_wait_hours <= self.wait_hours:
+            raise ValueError(
+                f"winner.max_wait_hours ({self.max_wait_hours}) must be more than "
+                f"winner.wait_hours ({self.wait_hours})"
+            )
         return self
 
 

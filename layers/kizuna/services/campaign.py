@@ -34,18 +34,22 @@ from kizuna.campaigns.engine import (
     Member,
     RecipientPlan,
     breaker_reason,
+    chunk_of,
     converted,
     deferred_key,
     execution_of,
     group_members,
     in_audience,
     list_key,
+    next_look,
     next_step,
     occurrence_prefix,
     phase_prefix,
     pick_winner,
     plan_recipient,
+    sequential_decision,
     sequential_winner,
+    test_sent_at,
 )
 from kizuna.campaigns.loader import one_off
 from kizuna.campaigns.model import Campaign, due_at, occurrence_id
@@ -86,6 +90,12 @@ from kizuna.services.contracts import (
 from kizuna.services.send import record_delivered
 
 OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
+
+
+def _stored_p(p_value: float) -> float:
+    """A look's p-value as the occurrence keeps it (DynamoDB numbers stop at 1e-130): 0
+    below 1e-100 (far past any alpha: that look decided), else exactly."""
+    return 0.0 if p_value < 1e-100 else p_value
 
 
 def campaign_context(
@@ -261,7 +271,15 @@ class CampaignService:
         campaign = stored.campaign if stored else None
         if campaign is None:
             return {"phase": "done", "pass": 0, "chunks": []}
-        step = next_step(campaign, req.after, status, list_keys, self.chunk_size)
+        pending = occ.get("next_look_at") if occ and not occ.get("winner") else None
+        step = next_step(
+            campaign,
+            req.after,
+            status,
+            list_keys,
+            self.chunk_size,
+            pending_look=parse_time(str(pending)) if pending else None,
+        )
         return step.as_json()
 
     # -- send a batch ------------------------------------------------------------------------
@@ -498,18 +516,99 @@ class CampaignService:
     # -- the winner and the end ------------------------------------------------------------------
     def choose_winner(self, req: WinnerRequest) -> dict[str, Any]:
         """The test pool's winner by the campaign's metric and rule (best observed rate, or
-        the always-valid sequential test: undecided keeps the first variant)."""
-        stored = self.campaigns.get_definition(req.campaign_id)
+        the always-valid sequential test: undecided keeps the first variant). A sequential
+        rule with ``max_wait_hours`` looks again while undecided: each look is recorded on
+        the occurrence (``looks``) with the next one's time (``next_look_at``, which Plan
+        waits for), until the test decides or the last look is taken."""
+        stored, occ = self.campaigns.get_state(req.campaign_id, req.occurrence)
         if stored is None or stored.campaign.winner is None or not stored.campaign.variants:
             return {"winner": None}
         campaign = stored.campaign
-        assert campaign.winner is not None
+        selection = campaign.winner
+        assert selection is not None
+        occ = occ or {}
+        if occ.get("winner"):  # decided already: a retried or racing look changes nothing
+            return {"winner": occ["winner"]}
+        looks = list(occ.get("looks") or [])
+        now = self.clock.now()
+        pending = occ.get("next_look_at")
+        if looks and pending and now < parse_time(str(pending)):
+            # a retry of the previous look (the next is not due): it was taken and recorded
+            return {"winner": None, "next_look_at": pending}
         prefix = occurrence_prefix(req.campaign_id, req.occurrence)
+        test_keys = self.manifest.keys(prefix + phase_prefix(0, TEST_POOL))
         arms: dict[str, str] = {}
-        for key in self.manifest.keys(prefix + phase_prefix(0, TEST_POOL)):
+        for key in test_keys:
             arms.update(
                 (m.customer_id, m.arm) for m in map(Member.of, self.manifest.get_lines(key))
             )
+        results = self._arm_results(campaign, req, arms)
+        names = [v.name for v in campaign.variants]
+        if selection.rule != "sequential":
+            winner, reason = pick_winner(names, results, selection.metric)
+            self.campaigns.set_winner(req.campaign_id, req.occurrence, winner, reason)
+            logger.info("campaign winner", campaign=req.campaign_id, winner=winner, reason=reason)
+            return {"winner": winner}
+        # the sequential test: this look's due time, and the next look's if undecided
+        chunks = [chunk_of(k.removeprefix(prefix)) for k in test_keys]
+        sent = test_sent_at(chunks) if chunks else now
+        if looks and pending:
+            look_at = parse_time(str(pending))
+        else:
+            look_at = sent + timedelta(hours=selection.wait_hours)
+        previous_p = float(looks[-1]["p_value"]) if looks else 1.0
+        decision = sequential_decision(names, results, selection, previous_p)
+        following = None
+        if decision.winner is None and chunks:
+            following = next_look(selection, sent, look_at)
+        number = len(looks) + 1
+        look = {
+            "number": number,
+            "due": iso(look_at),
+            "at": iso(now),
+            "counts": {
+                n: {"exposed": r.recipients, "converted": r.successes}
+                for n in names
+                for r in [results.get(n, ArmResult())]
+            },
+            "p_value": _stored_p(decision.p_value),
+            "winner": decision.winner,
+        }
+        if following is not None:
+            recorded = self.campaigns.record_look(
+                req.campaign_id, req.occurrence, number, look, following
+            )
+            logger.info(
+                "campaign winner undecided",
+                campaign=req.campaign_id,
+                look=number,
+                p_value=decision.p_value,
+                next_look_at=iso(following),
+                recorded=recorded,
+            )
+            if not recorded:  # another look got there first: what it recorded stands
+                return self._recorded(req)
+            return {"winner": None, "next_look_at": iso(following)}
+        winner, reason = sequential_winner(names, results, selection, previous_p, number)
+        if not self.campaigns.record_look(
+            req.campaign_id, req.occurrence, number, look, None, winner, reason
+        ):
+            return self._recorded(req)  # another look got there first: its decision stands
+        logger.info("campaign winner", campaign=req.campaign_id, winner=winner, reason=reason)
+        return {"winner": winner}
+
+    def _recorded(self, req: WinnerRequest) -> dict[str, Any]:
+        """What the occurrence holds after a look lost a race: the winner or the next look."""
+        occ = self.campaigns.get_occurrence(req.campaign_id, req.occurrence) or {}
+        if occ.get("winner"):
+            return {"winner": occ["winner"]}
+        return {"winner": None, "next_look_at": occ.get("next_look_at")}
+
+    def _arm_results(
+        self, campaign: Campaign, req: WinnerRequest, arms: Mapping[str, str]
+    ) -> dict[str, ArmResult]:
+        """Per variant of the test pool: recipients sent, and those who met the metric."""
+        assert campaign.winner is not None
         execution = execution_of(req.campaign_id, req.occurrence)
         entries = self.recipients.ledger_entries(list(arms), execution, SEND_STEP)
         metric = campaign.winner.metric
@@ -521,14 +620,7 @@ class CampaignService:
             result = results.setdefault(arms[cid], ArmResult())
             result.recipients += 1
             result.successes += self._succeeded(campaign, metric, entry, customers.get(cid))
-        names = [v.name for v in campaign.variants]
-        if campaign.winner.rule == "sequential":
-            winner, reason = sequential_winner(names, results, campaign.winner)
-        else:
-            winner, reason = pick_winner(names, results, metric)
-        self.campaigns.set_winner(req.campaign_id, req.occurrence, winner, reason)
-        logger.info("campaign winner", campaign=req.campaign_id, winner=winner, reason=reason)
-        return {"winner": winner}
+        return results
 
     @staticmethod
     def _succeeded(
