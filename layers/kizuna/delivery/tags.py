@@ -20,9 +20,9 @@ KIZUNA_TAGS = (TAG_PROGRAM, TAG_STEP, TAG_CUSTOMER, TAG_EXECUTION)
 # What a push's data payload (Context) adds: the message reference the app echoes back in
 # ``push.opened`` (docs/EVENTS.md). ``<execution>/<step>``: the ledger entry's own key, opaque
 # to the app and not personal (an execution is a program's hash, ``campaign:<id>:<time>``
-# or ``tx:<hash>``; a step is a step id).
+# or ``tx:<hash>``; a step is a step id, ``send`` or a transactional template's name).
 TAG_MESSAGE = "message"
-MESSAGE_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}/[a-z][a-z0-9_]{0,39}$"
+MESSAGE_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}/[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$"
 
 MAX_TAG_CHARS = 256
 _PLAIN = re.compile(r"[A-Za-z0-9-]")

@@ -206,9 +206,9 @@ def _shortest_wait(program: Program, start: str, goal: str) -> tuple[float, list
 
 def check_engagement(file: str, program: Program) -> list[ProgramIssue]:
     """An engagement branch names a send step that every path to the branch passes, whose
-    channels report the event (opened: email or push; clicked: email only), with at least ``within_hours``
-    of waiting between them (else the branch would decide while the window is still
-    open); ``converted`` needs the program's goal. Call on a graph :func:`check_graph`
+    channels report the event (opened: email or push; clicked: email only), with at least
+    ``within_hours`` of waiting between them (else the branch would decide while the window
+    is still open); ``converted`` needs the program's goal. Call on a graph :func:`check_graph`
     accepted (no cycle)."""
     issues: list[ProgramIssue] = []
     for branch in program.steps:
