@@ -17,6 +17,24 @@ from kizuna.events import DerivedEvent, InboundDetail
 from kizuna.events.derived import CampaignEvent
 
 
+class MessageStamps(Protocol):
+    """Engagement stamped on a ledger entry ``MSG#<execution>#<step>`` of a customer."""
+
+    def stamp_message(
+        self,
+        customer_id: str,
+        execution: str,
+        step: str,
+        field: str,
+        value: str,
+        message_id: str | None = None,
+        channel: str | None = None,
+    ) -> bool:
+        """Set ``field`` to ``value`` (ISO) unless the entry holds an earlier one; False when
+        no such entry (sent on ``channel``, when given) or an earlier stamp."""
+        ...
+
+
 class VersionConflict(Exception):
     """Someone else saved the customer since it was read."""
 

@@ -144,13 +144,26 @@ def test_opens_and_clicks_are_refused_on_channels_that_report_neither(tmp_path: 
         1,
     )
     (problem,) = issues(tmp_path, text)
-    assert "engagement.event: 'opened' is measured for email only" in problem
-    assert "step 'coupon' may send on line, push" in problem
+    # push reports opens (the app's push.opened), LINE reports none
+    assert "engagement.event: 'opened' is measured for email or push only" in problem
+    assert "step 'coupon' may send on line, whose" in problem
     clicked = text.replace("event: opened", "event: clicked")
-    assert "'clicked' is measured for email only" in issues(tmp_path, clicked)[0]
+    (problem,) = issues(tmp_path, clicked)
+    assert "'clicked' is measured for email only" in problem
+    assert "step 'coupon' may send on line, push, whose" in problem
     # a conversion is measured whatever the channel
     converted = text.replace("event: opened", "event: converted")
     assert load_program(write(tmp_path, converted)).step("opened")
+
+
+def test_a_push_open_may_be_tested_but_not_a_push_click(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "channels: [email], template: coupon}", "channels: [push], template: coupon}", 1
+    )
+    assert load_program(write(tmp_path, text)).step("opened")
+    clicked = text.replace("event: opened", "event: clicked")
+    (problem,) = issues(tmp_path, clicked)
+    assert "'clicked' is measured for email only" in problem
 
 
 def test_converted_needs_a_goal(tmp_path: Path) -> None:

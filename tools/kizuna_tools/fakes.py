@@ -162,10 +162,13 @@ class MemoryStore:
         field: str,
         value: str,
         message_id: str | None = None,
+        channel: str | None = None,
     ) -> bool:
         entry = self.messages.get((customer_id, f"MSG#{execution}#{step}"))
         if entry is None or (field in entry and str(entry[field]) <= value):
             return False  # the earliest stamp stays (as DynamoStore's condition)
+        if channel and entry.get("channel") != channel:
+            return False
         entry[field] = value
         if message_id:
             entry.setdefault("provider_message_id", message_id)

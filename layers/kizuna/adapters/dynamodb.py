@@ -1088,6 +1088,7 @@ class DynamoStore:
         field: str,
         value: str,
         message_id: str | None = None,
+        channel: str | None = None,
     ) -> bool:
         """Stamp delivery feedback (delivery_at, open_at, bounce_at...) on a ledger entry,
         and the provider's ``message_id`` when the entry has none yet (an entry whose
@@ -1095,20 +1096,25 @@ class DynamoStore:
         stamp keeps the earliest time (``value``, ISO, as :func:`kizuna.domain.timestamps.iso`
         writes it): a second open, or an event redelivered late, never moves ``open_at``
         later (engagement branches measure the first open from the send). False: no such
-        entry, or it holds an earlier stamp of ``field``."""
+        entry, or it holds an earlier stamp of ``field``, or (with ``channel``) it was not
+        sent on that channel."""
         names = {"#f": field}
         values: dict[str, Any] = {":v": value}
         expression = "SET #f = :v"
+        condition = "attribute_exists(sk) AND (attribute_not_exists(#f) OR #f > :v)"
         if message_id:
             names["#m"] = "provider_message_id"
             values[":m"] = message_id
             expression += ", #m = if_not_exists(#m, :m)"
+        if channel:
+            names["#c"] = "channel"
+            values[":c"] = channel
+            condition += " AND #c = :c"
         try:
             self._activity.update_item(
                 Key=_message_key(customer_id, execution, step),
                 UpdateExpression=expression,
-                ConditionExpression="attribute_exists(sk) AND "
-                "(attribute_not_exists(#f) OR #f > :v)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )

@@ -57,9 +57,11 @@ from kizuna.delivery.policy import E164, PushTarget, address_for, push_targets
 from kizuna.delivery.tags import (
     TAG_CUSTOMER,
     TAG_EXECUTION,
+    TAG_MESSAGE,
     TAG_PROGRAM,
     TAG_STEP,
     encode_tag_value,
+    message_ref,
     tag_name,
 )
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
@@ -239,6 +241,11 @@ class OutboundMessage(BaseModel):
         occurrence's or a cohort run's step. A device belongs to one customer, who is in
         a run's step once, so the collapse id never merges two messages."""
         return f"{self.batch}/{self.step}" if self.batch else self.idempotency_key
+
+    def push_context(self) -> dict[str, str]:
+        """A push's data payload (Pinpoint ``Context``): the Kizuna tags and the message
+        reference the app echoes back when it reports an open (``push.opened``)."""
+        return {**self.kizuna_tags(), TAG_MESSAGE: message_ref(self.execution, self.step)}
 
     def kizuna_tags(self) -> dict[str, str]:
         """Program, step, customer and execution, then the message's own tags."""
@@ -621,7 +628,7 @@ class PinpointPush:
             apns["Title"] = gcm["Title"] = content.title
         return {
             "Addresses": {t.token: {"ChannelType": self._channel_type(t)} for t in targets},
-            "Context": dict(message.kizuna_tags()),
+            "Context": message.push_context(),
             "MessageConfiguration": {"APNSMessage": apns, "GCMMessage": gcm},
             "TraceId": collapse,
         }
@@ -647,7 +654,7 @@ class PinpointPush:
                 config: dict[str, Any] = {
                     "ChannelType": self._channel_type(target),
                     "BodyOverride": content.body,
-                    "Context": dict(message.kizuna_tags()),
+                    "Context": message.push_context(),
                 }
                 if content.title:
                     config["TitleOverride"] = content.title

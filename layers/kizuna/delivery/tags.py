@@ -17,6 +17,12 @@ TAG_STEP = "step"
 TAG_CUSTOMER = "customer"
 TAG_EXECUTION = "execution"
 KIZUNA_TAGS = (TAG_PROGRAM, TAG_STEP, TAG_CUSTOMER, TAG_EXECUTION)
+# What a push's data payload (Context) adds: the message reference the app echoes back in
+# ``push.opened`` (docs/EVENTS.md). ``<execution>/<step>``: the ledger entry's own key, opaque
+# to the app and not personal (an execution is a program's hash, ``campaign:<id>:<time>``
+# or ``tx:<hash>``; a step is a step id, ``send`` or a transactional template's name).
+TAG_MESSAGE = "message"
+MESSAGE_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}/[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$"
 
 MAX_TAG_CHARS = 256
 _PLAIN = re.compile(r"[A-Za-z0-9-]")
@@ -62,3 +68,15 @@ def tag_name(name: str) -> str:
     if not cleaned:
         raise ValueError("a tag name cannot be empty")
     return cleaned
+
+
+def message_ref(execution: str, step: str) -> str:
+    """The reference of the message ``step`` of ``execution`` sent (``<execution>/<step>``)."""
+    return f"{execution}/{step}"
+
+
+def parse_message_ref(ref: str) -> tuple[str, str]:
+    """``(execution, step)`` of a reference :func:`message_ref` wrote (validated first by
+    :data:`MESSAGE_REF_PATTERN`: an execution has no ``/``)."""
+    execution, _, step = ref.rpartition("/")
+    return execution, step

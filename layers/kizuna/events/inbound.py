@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
+from kizuna.delivery.tags import MESSAGE_REF_PATTERN
 
 # The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
 # (bus events, imports, the CLI): an ASCII letter or digit, then at most 127 ASCII letters,
@@ -223,6 +224,17 @@ class AppOpened(InboundDetail):
     platform: PushPlatform | None = None
 
 
+class PushOpened(InboundDetail):
+    """The app opened from one of Kizuna's push messages: ``occurred_at`` is the open.
+    Ingest stamps ``open_at`` on that message's ledger entry, if the customer has one on
+    the push channel (the earliest open is kept); any other reference changes nothing."""
+
+    message: Annotated[str, StringConstraints(pattern=MESSAGE_REF_PATTERN)] = Field(
+        description="The push's ``message`` data value (Pinpoint Context), as received"
+    )
+    platform: PushPlatform | None = None
+
+
 class CustomerErase(InboundDetail):
     """An erasure request (APPI / GDPR): remove everything held about the customer.
 
@@ -246,6 +258,7 @@ InboundEvent = (
     | ProductViewed
     | CartUpdated
     | AppOpened
+    | PushOpened
     | CustomerErase
 )
 
@@ -263,6 +276,7 @@ INBOUND_MODELS: dict[str, type[InboundDetail]] = {
     "product.viewed": ProductViewed,
     "cart.updated": CartUpdated,
     "app.opened": AppOpened,
+    "push.opened": PushOpened,
     "customer.erase": CustomerErase,
 }
 
@@ -282,5 +296,6 @@ def inbound_type(detail: InboundDetail) -> str:
 
 # Requests that are routed to their own domain instead of being folded into state.
 ERASE_TYPE = "customer.erase"
+PUSH_OPENED_TYPE = "push.opened"  # stamps the ledger, not the customer's state
 
 BEHAVIOUR_TYPES = frozenset({"product.viewed", "cart.updated", "app.opened"})

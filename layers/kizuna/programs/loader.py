@@ -156,6 +156,12 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
 # Channels whose messages report opens and clicks: email (SES open and click events, stamped
 # on the ledger entry by the feedback function). Push, LINE and SMS report neither.
 ENGAGEMENT_CHANNELS: frozenset[str] = frozenset({"email"})
+# What an engagement branch may test, by channel: email reports opens and clicks (SES); push
+# reports opens (the app's ``push.opened``, stamped by ingest) and has no link to click.
+BRANCH_CHANNELS: dict[EngagementEvent, frozenset[str]] = {
+    EngagementEvent.OPENED: frozenset({"email", "push"}),
+    EngagementEvent.CLICKED: frozenset({"email"}),
+}
 
 
 def _path_avoiding(program: Program, avoid: str, goal: str) -> list[str] | None:
@@ -200,9 +206,9 @@ def _shortest_wait(program: Program, start: str, goal: str) -> tuple[float, list
 
 def check_engagement(file: str, program: Program) -> list[ProgramIssue]:
     """An engagement branch names a send step that every path to the branch passes, whose
-    channels report the event (opened, clicked: email only), with at least ``within_hours``
-    of waiting between them (else the branch would decide while the window is still
-    open); ``converted`` needs the program's goal. Call on a graph :func:`check_graph`
+    channels report the event (opened: email or push; clicked: email only), with at least
+    ``within_hours`` of waiting between them (else the branch would decide while the window
+    is still open); ``converted`` needs the program's goal. Call on a graph :func:`check_graph`
     accepted (no cycle)."""
     issues: list[ProgramIssue] = []
     for branch in program.steps:
@@ -235,16 +241,19 @@ def check_engagement(file: str, program: Program) -> list[ProgramIssue]:
             )
             continue
         if eng.event != EngagementEvent.CONVERTED:
-            blind = [str(c) for c in target.channels if str(c) not in ENGAGEMENT_CHANNELS]
+            seen = BRANCH_CHANNELS[eng.event]
+            blind = [str(c) for c in target.channels if str(c) not in seen]
             if blind:
+                on = " or ".join(sorted(seen))
                 issues.append(
                     ProgramIssue(
                         file,
                         branch.id,
-                        f"engagement.event: {eng.event.value!r} is measured for email only "
-                        f"(SES open and click events); step {eng.step!r} may send on "
-                        f"{', '.join(blind)}, whose messages would always count as not "
-                        f"{eng.event.value}: send that step on email only, or test 'converted'",
+                        f"engagement.event: {eng.event.value!r} is measured for {on} only "
+                        f"(SES open and click events, the app's push.opened); step "
+                        f"{eng.step!r} may send on {', '.join(blind)}, whose messages would "
+                        f"always count as not {eng.event.value}: send that step on {on} "
+                        f"only, or test 'converted'",
                     )
                 )
         elif program.goal is None:

@@ -150,7 +150,8 @@ class WaitStep(_Strict):
 
 class EngagementEvent(StrEnum):
     """What an engagement branch asks of a send step's message: ``opened`` and ``clicked``
-    are the email's SES open and click events (the ledger entry's ``open_at``, ``click_at``);
+    are the email's SES open and click events, or a push's ``push.opened`` from the app (the
+    ledger entry's ``open_at``, ``click_at``);
     ``converted`` is the program's goal reached after the send."""
 
     OPENED = "opened"

@@ -87,6 +87,7 @@ def ingest_service() -> IngestService:
         clock=clock,
         max_receive_count=s.MAX_RECEIVE_COUNT,
         eraser=eraser,
+        stamps=store,
         # the custom attributes and events of the configuration, built at cold start
         vocab=vocabulary(cfg),
     )

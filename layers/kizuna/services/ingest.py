@@ -7,6 +7,10 @@
    optimistic-concurrency PutItem per customer (re-read and re-applied on conflict).
 3. Derived events go out with PutEvents (10 a call).
 
+Two event types are not folded into state: ``customer.erase`` (handed to the eraser) and
+``push.opened`` (the app opened from a push: ``open_at`` stamped on that message's ledger
+entry, :meth:`IngestService._push_opens`).
+
 A record is reported successful only when all of that is stored. A record that fails is
 retried by SQS; on its last receive it is dead-lettered with the reason instead.
 """
@@ -23,14 +27,22 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kizuna.delivery.coupons import Redemption
+from kizuna.delivery.tags import parse_message_ref
 from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import Applied, HistoryNeeded, apply_events, facts_from_activity
 from kizuna.domain.privacy import ErasureReport
-from kizuna.events import ERASE_TYPE, DerivedEvent
+from kizuna.domain.timestamps import iso
+from kizuna.events import ERASE_TYPE, DerivedEvent, PushOpened
 from kizuna.events.custom import BUILTIN, Vocabulary, vocabulary
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
 from kizuna.events.inbound import OrderPlaced
-from kizuna.ports import CustomerStore, DeadLetterSink, EventPublisher, VersionConflict
+from kizuna.ports import (
+    CustomerStore,
+    DeadLetterSink,
+    EventPublisher,
+    MessageStamps,
+    VersionConflict,
+)
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.runtime.observability import logger
@@ -49,6 +61,7 @@ class IngestStats:
     customers_saved: int = 0
     erased: int = 0
     dropped_erased: int = 0
+    push_opens: int = 0  # push.opened events that stamped a ledger entry
 
 
 def apply_to_customers(
@@ -229,6 +242,8 @@ class IngestService:
     clock: Clock
     max_receive_count: InitVar[int]
     eraser: Callable[[str], ErasureReport] | None = None
+    # the ledger push.opened stamps (the store, on AWS); None: opens are not recorded
+    stamps: MessageStamps | None = None
     # the configuration's custom attributes and events (kizuna.events.custom); from ``cfg``
     # if not given
     vocab: Vocabulary | None = None
@@ -306,8 +321,45 @@ class IngestService:
             for mid in mids:
                 del batch.events[mid]
 
+    def _push_opens(self, batch: _Batch) -> None:
+        """``push.opened``: ``open_at`` on the customer's own ledger entry the reference
+        names, if it was sent on push (the key holds the event's customer id, so a forged
+        reference reaches no other customer's ledger); the earliest open stays. A reference
+        that matches nothing changes nothing and is logged (without the customer or the
+        reference)."""
+        opens = {
+            mid: (ev.customer_id, ev.detail)
+            for mid, ev in batch.events.items()
+            if isinstance(ev.detail, PushOpened)
+        }
+        for mid, (customer_id, detail) in opens.items():
+            del batch.events[mid]
+            if self.stamps is None:
+                logger.warning("push open not recorded: no ledger", message_id=mid)
+                self.stats.processed += 1
+                continue
+            execution, step = parse_message_ref(detail.message)
+            try:
+                stamped = self.stamps.stamp_message(
+                    customer_id,
+                    execution,
+                    step,
+                    "open_at",
+                    iso(detail.occurred_at),
+                    channel="push",
+                )
+            except Exception as exc:
+                self._fail(batch, mid, exc)
+                continue
+            self.stats.processed += 1
+            if stamped:
+                self.stats.push_opens += 1
+            else:
+                logger.info("push open matched no unopened push message", message_id=mid)
+
     def _apply(self, batch: _Batch) -> None:
         self._erase(batch)
+        self._push_opens(batch)
         by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
         owners: dict[str, list[str]] = defaultdict(list)
         for mid, ev in batch.events.items():

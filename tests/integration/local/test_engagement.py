@@ -1,6 +1,6 @@
 """Simulated recipients (kizuna_tools.local.engagement): SES events for the emails the local
 SES accepted, through the template's feedback rule, queue and function, into the ledger and
-the suppressions."""
+the suppressions; the app's push.opened for the pushes sent, through the bus and ingest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from kizuna.delivery.tags import TAG_CUSTOMER, TAG_EXECUTION, TAG_STEP
+from kizuna.delivery.tags import TAG_CUSTOMER, TAG_EXECUTION, TAG_MESSAGE, TAG_STEP
+from kizuna.programs.journeys import in_holdout
+from kizuna.programs.loader import load_programs
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.engagement import (
     ChannelRates,
@@ -18,6 +20,7 @@ from kizuna_tools.local.engagement import (
     EngagementSimulator,
     ses_timestamp,
 )
+from tests.factories import ROOT
 from tests.integration.conftest import START, DemoCloud
 
 pytestmark = pytest.mark.integration
@@ -123,9 +126,69 @@ def test_without_a_model_nothing_is_emitted(demo_cloud: DemoCloud) -> None:
     assert not any(entry.get(f) for f in ("delivery_at", "open_at", "click_at", "bounce_at"))
 
 
+def put(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:
+    detail = {"occurred_at": cloud.clock.now().isoformat(), **detail}
+    cloud.put_events([{"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}])
+    cloud.drain()
+
+
+def push_member(cloud: LocalCloud, cid: str) -> None:
+    """A customer reachable by push who orders 60 points short of Silver: the
+    points-to-next-rank program nudges them by push at 12:00 in Tokyo."""
+    put(cloud, "customer.upserted", {"customer_id": cid, "locale": "ja"})
+    token = f"fcm-token-{cid}-0123456789"
+    put(cloud, "device.registered", {"customer_id": cid, "platform": "FCM", "token": token})
+    put(cloud, "consent.changed", {"customer_id": cid, "channel": "push", "status": "opted_in"})
+    line = {"product_id": "tea-009", "category": "tea", "quantity": 1, "unit_price": "6000"}
+    put(
+        cloud,
+        "order.placed",
+        {
+            "customer_id": cid,
+            "order_id": f"o-{cid}",
+            "total": "6000",
+            "currency": "JPY",
+            "channel": "web",
+            "lines": [line],
+        },
+    )
+
+
+def test_push_opens_reach_the_ledger_through_the_bus_and_ingest(demo_cloud: DemoCloud) -> None:
+    # given: every push is opened (push rates only: emails are not simulated)
+    program = next(p for p in load_programs(ROOT / "programs")[0] if p.id == "points-to-next-rank")
+    members = [c for c in (f"p{i}" for i in range(40)) if not in_holdout(program, c)][:2]
+    cloud = demo_cloud(START, engagement=EngagementModel(channels={"push": ChannelRates(open=1.0)}))
+    for cid in members:
+        push_member(cloud, cid)
+    # when: the nudge goes out by push (at noon) and the day passes
+    cloud.advance(days=1)
+    # then: each push carried its message reference; the app's push.opened went through the
+    # bus and ingest, which stamped open_at on the push's own ledger entry
+    pushes = cloud.outbox("push")
+    assert {p["context"][TAG_CUSTOMER] for p in pushes} == set(members)
+    assert cloud.summary()["engagement"] == {"push.opened": 2}
+    table = cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id
+    entries = {
+        str(i["pk"]): i
+        for i in cloud.scan(table)
+        if str(i.get("sk", "")).startswith("MSG#") and i.get("channel") == "push"
+    }
+    assert set(entries) == set(members)
+    for push in pushes:
+        entry = entries[push["context"][TAG_CUSTOMER]]
+        assert push["context"][TAG_MESSAGE] == f"{entry['execution']}/{entry['step']}"
+        assert entry["status"] == "sent" and entry["sent_at"] < entry["open_at"]
+    assert not any(cloud.dlq_messages().values())
+
+
 def test_the_model_refuses_rates_it_cannot_honour() -> None:
-    with pytest.raises(ValueError, match="feedback path for email only"):
-        EngagementModel(channels={"push": ChannelRates()})
+    with pytest.raises(ValueError, match="feedback path for email, push only"):
+        EngagementModel(channels={"line": ChannelRates()})
+    with pytest.raises(ValueError, match="needs emit_app"):
+        EngagementSimulator(
+            EngagementModel(channels={"push": ChannelRates()}), lambda *a: None, lambda c: None
+        )
     with pytest.raises(ValueError, match="open must be in"):
         ChannelRates(open=1.5)
     with pytest.raises(ValueError, match="hour_factors"):

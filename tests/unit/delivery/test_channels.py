@@ -422,6 +422,8 @@ def test_push_sends_to_apns_and_fcm_tokens() -> None:
                 "step": "send-1",
                 "customer": "cust_0001",
                 "execution": "points-nudge-cust_0001-20260105",
+                # the reference the app echoes in push.opened
+                "message": "points-nudge-cust_0001-20260105/send-1",
             },
             "MessageConfiguration": {
                 "APNSMessage": {
@@ -588,6 +590,7 @@ def test_push_to_many_customers_is_one_call_with_each_addresss_own_message() -> 
                 "step": "send",
                 "customer": f"c{n:03d}",
                 "execution": "campaign:sale:20260105T0300Z",
+                "message": "campaign:sale:20260105T0300Z/send",
             },
         }
         return config | ({"TitleOverride": title} if title else {})

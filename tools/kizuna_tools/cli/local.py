@@ -66,7 +66,8 @@ def local_run(
         bool,
         typer.Option(
             help="simulated recipients: SES delivery, open, click, bounce and complaint events "
-            "for the emails sent, through the feedback function (docs/LOCAL.md)"
+            "for the emails sent, through the feedback function, and the app's push.opened "
+            "for the pushes sent, through ingest (docs/LOCAL.md)"
         ),
     ] = True,
     serve: Annotated[

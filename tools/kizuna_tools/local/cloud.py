@@ -36,7 +36,7 @@ from kizuna.runtime import clock as kizuna_clock
 from kizuna.runtime import settings
 from kizuna_tools.local import backends, executions
 from kizuna_tools.local.bus_policy import enforce_bus_policies
-from kizuna_tools.local.engagement import EngagementModel, EngagementSimulator
+from kizuna_tools.local.engagement import APP_SOURCE, EngagementModel, EngagementSimulator
 from kizuna_tools.local.faults import FaultInjector, FaultPlan
 from kizuna_tools.local.functions import (
     FunctionRunner,
@@ -282,8 +282,9 @@ class LocalCloud:
 
         ``engagement``: simulated recipients (:mod:`kizuna_tools.local.engagement`): SES
         delivery, open, click, bounce and complaint events for the emails sent, through the
-        template's feedback rule and function; what was emitted is in
-        ``summary()["engagement"]``. ``None`` (the default): no SES events at all.
+        template's feedback rule and function, and the app's ``push.opened`` for the pushes
+        sent, through the bus and ingest; what was emitted is in ``summary()["engagement"]``.
+        ``None`` (the default): no SES or app events at all.
         """
         self.template = template
         self.project_root = Path(project_root)
@@ -313,7 +314,9 @@ class LocalCloud:
         self._interpreter_signers: weakref.WeakSet[Any] = weakref.WeakSet()
         self.faults = FaultInjector(faults) if faults is not None else None
         self.engagement = (
-            EngagementSimulator(engagement, self._emit_ses_event, self._rfm_segment)
+            EngagementSimulator(
+                engagement, self._emit_ses_event, self._rfm_segment, self._emit_app_event
+            )
             if engagement is not None
             else None
         )
@@ -900,19 +903,22 @@ class LocalCloud:
                 "StatusMessage": "Accepted by kizuna_tools.local",
                 "MessageId": message_id,
             }
+            # a batch's per-address Context (AddressConfiguration), else the request's
+            context = spec.get("Context") or message_request.get("Context")
             self._push.append(
                 {
                     "application_id": application_id,
                     "address": address,
                     "channel_type": spec.get("ChannelType"),
                     "message": _with_overrides(configuration, spec),
-                    # a batch's per-address Context (AddressConfiguration), else the request's
-                    "context": spec.get("Context") or message_request.get("Context"),
+                    "context": context,
                     "trace_id": message_request.get("TraceId"),
                     "message_id": message_id,
                     "at": now,
                 }
             )
+            if self.engagement is not None:
+                self.engagement.push_sent(context, str(spec.get("ChannelType") or ""), now)
         endpoint_result: dict[str, Any] = {}
         for endpoint_id in message_request.get("Endpoints") or {}:
             message_id = str(uuid.uuid4())
@@ -1558,6 +1564,20 @@ class LocalCloud:
                     "DetailType": detail_type,
                     "Detail": json.dumps(detail),
                     "EventBusName": "default",
+                    "Time": at,
+                }
+            ]
+        )
+
+    def _emit_app_event(self, detail_type: str, detail: dict[str, Any], at: datetime) -> None:
+        """What the shop's app does: its event (``push.opened``) on Kizuna's bus."""
+        self._client("events").put_events(
+            Entries=[
+                {
+                    "Source": APP_SOURCE,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": self._default_bus(),
                     "Time": at,
                 }
             ]

@@ -1,4 +1,5 @@
-"""Simulated recipients on the local runtime: SES event publishing for the emails it accepts.
+"""Simulated recipients on the local runtime: SES event publishing for the emails it accepts,
+and the shop's app reporting opens of the push messages it receives.
 
 On AWS, the configuration set Kizuna's emails carry publishes their sending events
 (``Email Delivered``, ``Email Opened``, ``Email Clicked``, ``Email Bounced``,
@@ -19,8 +20,15 @@ the message's Kizuna tags, so a replay draws the same outcomes):
 - a click, given an open, with probability ``click`` x the segment factor, minutes later;
 - a complaint, given a delivery, with probability ``complaint``, after the open delay.
 
-Only email has a feedback path: push and LINE messages carry no tracked link and no
-app-open attribution, so the model has no rates for them (see docs/LOCAL.md).
+What happens to one push message (to one customer: a message to several devices is opened
+once): one second after the send it is delivered (the fake provider accepted it), and it is
+opened with probability ``open`` x segment factor x hour factor, after the same exponential
+delay; the open is a ``push.opened`` event (docs/EVENTS.md) with the push's ``message`` data
+value, put on Kizuna's bus as the shop's app would (source :data:`APP_SOURCE`), which ingest
+stamps on the ledger. A push has no link, bounce or complaint: only ``open`` is read.
+
+LINE has no feedback path (LINE link clicks are not reported), so the model has no rates
+for it (see docs/LOCAL.md).
 """
 
 from __future__ import annotations
@@ -35,12 +43,20 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from kizuna.delivery.tags import TAG_CUSTOMER, TAG_EXECUTION, TAG_STEP, decode_tag_value
+from kizuna.delivery.tags import (
+    TAG_CUSTOMER,
+    TAG_EXECUTION,
+    TAG_MESSAGE,
+    TAG_STEP,
+    decode_tag_value,
+)
+from kizuna.events import PushOpened, PushPlatform, inbound_type
 
 SesEvent = Literal["Delivery", "Open", "Click", "Bounce", "Complaint"]
+PushEvent = Literal["PushDelivery", "PushOpen"]
 DETAIL_TYPES: dict[str, str] = {
     "Delivery": "Email Delivered",
     "Open": "Email Opened",
@@ -48,7 +64,8 @@ DETAIL_TYPES: dict[str, str] = {
     "Bounce": "Email Bounced",
     "Complaint": "Email Complaint Received",
 }
-CHANNELS_WITH_FEEDBACK = ("email",)
+CHANNELS_WITH_FEEDBACK = ("email", "push")
+APP_SOURCE = "com.example.shop.app"  # the simulated app's events (ingest takes any non-Kizuna)
 DELIVERY_DELAY = timedelta(seconds=1)
 USER_AGENT = "Mozilla/5.0 (kizuna-local simulated recipient)"
 SIMULATED_IP = "192.0.2.10"  # TEST-NET-1: never a real client
@@ -75,10 +92,10 @@ class ChannelRates:
 class EngagementModel:
     """How simulated recipients respond (``kizuna local run`` turns it on; off by default).
 
-    ``channels``: rates by channel (only ``email`` has a feedback path). ``segment_factors``:
-    ``rfm_segment`` -> multiplier on the open and click rates (a customer without a segment, or
-    one not listed, gets 1). ``hour_factors``: the send's hour (0-23) in ``time_zone`` ->
-    multiplier on the open rate.
+    ``channels``: rates by channel (``email``; ``push``, whose ``open`` alone is read).
+    ``segment_factors``: ``rfm_segment`` -> multiplier on the open and click rates (a customer
+    without a segment, or one not listed, gets 1). ``hour_factors``: the send's hour (0-23) in
+    ``time_zone`` -> multiplier on the open rate.
     """
 
     channels: Mapping[str, ChannelRates] = field(default_factory=lambda: {"email": ChannelRates()})
@@ -122,6 +139,14 @@ class EngagementModel:
 
 
 @dataclass
+class _PushSent:
+    customer_id: str
+    message: str  # the push's message reference (its ``message`` data value)
+    platform: PushPlatform | None
+    sent_at: datetime
+
+
+@dataclass
 class _Sent:
     message_id: str
     sent_at: datetime
@@ -160,8 +185,10 @@ def _first_link(content: Mapping[str, Any]) -> str:
 class EngagementSimulator:
     """Plays the recipients of the emails SES accepted, as SES event publishing records.
 
-    ``emit(detail_type, detail, at)`` puts one record on the default bus; ``segment_of``
-    reads a customer's ``rfm_segment`` (only called when the model has segment factors).
+    ``emit(detail_type, detail, at)`` puts one record on the default bus; ``emit_app`` (the
+    same signature) puts an app's event on Kizuna's bus (needed for push rates);
+    ``segment_of`` reads a customer's ``rfm_segment`` (only called when the model has
+    segment factors).
     """
 
     def __init__(
@@ -169,13 +196,20 @@ class EngagementSimulator:
         model: EngagementModel,
         emit: Callable[[str, dict[str, Any], datetime], None],
         segment_of: Callable[[str], str | None],
+        emit_app: Callable[[str, dict[str, Any], datetime], None] | None = None,
     ) -> None:
+        if "push" in model.channels and emit_app is None:
+            raise ValueError("push engagement needs emit_app: the app's bus")
         self.model = model
         self._emit = emit
+        self._emit_app = emit_app
         self._segment_of = segment_of
         self._lock = threading.Lock()
-        self._due: list[tuple[datetime, int, SesEvent, _Sent, random.Random]] = []
+        self._due: list[
+            tuple[datetime, int, SesEvent | PushEvent, _Sent | _PushSent, random.Random]
+        ] = []
         self._order = 0
+        self._pushed: set[tuple[str, str]] = set()  # (customer, message): one open at most
         self.emitted: Counter[str] = Counter()
 
     def sent(self, message_id: str, request: Mapping[str, Any] | None, at: datetime) -> None:
@@ -205,7 +239,32 @@ class EngagementSimulator:
         rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
         self._push(at + DELIVERY_DELAY, "Delivery", sent, rng)
 
-    def _push(self, at: datetime, kind: SesEvent, sent: _Sent, rng: random.Random) -> None:
+    def push_sent(self, context: Mapping[str, Any] | None, channel_type: str, at: datetime) -> None:
+        """A push the provider accepted for one device (``context``: its data payload,
+        ``channel_type``: APNS, APNS_SANDBOX or GCM): schedule whether the customer opens
+        it. A message reaches a customer's devices once: its other devices, and a retried
+        send, add nothing."""
+        if "push" not in self.model.channels or not context:
+            return
+        customer, message = context.get(TAG_CUSTOMER), context.get(TAG_MESSAGE)
+        if not isinstance(customer, str) or not isinstance(message, str):
+            return  # not a Kizuna message: nothing to attribute an open to
+        with self._lock:
+            if (customer, message) in self._pushed:
+                return
+            self._pushed.add((customer, message))
+        platform = PushPlatform.FCM if channel_type == "GCM" else PushPlatform.APNS
+        sent = _PushSent(customer, message, platform, at)
+        rng = random.Random(f"{self.model.seed}|push|{customer}|{message}")  # noqa: S311
+        self._push(at + DELIVERY_DELAY, "PushDelivery", sent, rng)
+
+    def _push(
+        self,
+        at: datetime,
+        kind: SesEvent | PushEvent,
+        sent: _Sent | _PushSent,
+        rng: random.Random,
+    ) -> None:
         with self._lock:
             self._order += 1
             heapq.heappush(self._due, (at, self._order, kind, sent, rng))
@@ -225,7 +284,16 @@ class EngagementSimulator:
             fired += 1
             self._happen(at, kind, sent, rng)
 
-    def _happen(self, at: datetime, kind: SesEvent, sent: _Sent, rng: random.Random) -> None:
+    def _happen(
+        self,
+        at: datetime,
+        kind: SesEvent | PushEvent,
+        sent: _Sent | _PushSent,
+        rng: random.Random,
+    ) -> None:
+        if isinstance(sent, _PushSent):
+            self._happen_push(at, kind, sent, rng)
+            return
         rates = self.model.channels.get("email")
         if rates is None:
             return
@@ -249,7 +317,28 @@ class EngagementSimulator:
             if rng.random() < rates.complaint:
                 self._push(at + delay, "Complaint", sent, rng)
             return
-        self._record(kind, sent, at)
+        if kind in DETAIL_TYPES:
+            self._record(cast(SesEvent, kind), sent, at)
+
+    def _happen_push(
+        self, at: datetime, kind: SesEvent | PushEvent, sent: _PushSent, rng: random.Random
+    ) -> None:
+        if kind == "PushDelivery":
+            segment = self._segment_of(sent.customer_id) if self.model.segment_factors else None
+            delay = timedelta(hours=rng.expovariate(1 / self.model.open_delay_hours))
+            if rng.random() < self.model.open_rate("push", segment, sent.sent_at):
+                self._push(at + delay, "PushOpen", sent, rng)
+            return
+        if self._emit_app is None:
+            return
+        detail = PushOpened(
+            customer_id=sent.customer_id,
+            occurred_at=at,
+            message=sent.message,
+            platform=sent.platform,
+        )
+        self._emit_app(inbound_type(detail), detail.model_dump(mode="json"), at)
+        self.emitted[inbound_type(detail)] += 1
 
     def _record(self, kind: SesEvent, sent: _Sent, at: datetime) -> None:
         stamp = ses_timestamp(at)

@@ -66,7 +66,7 @@ class Message:
     status: str
     channel: str | None
     reason: str | None
-    engaged: bool = False  # opened or clicked (SES engagement events stamp the ledger)
+    engaged: bool = False  # opened or clicked (SES events and the app's push.opened stamp it)
 
 
 @dataclass(frozen=True)
