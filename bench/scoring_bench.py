@@ -48,6 +48,8 @@ def pandas_rfm(data: RfmInputs, bounds: Any, cfg: ScoringConfig) -> Any:
     df["R"] = cut("recency", bounds.recency_days, [5, 4, 3, 2, 1])
     df["F"] = cut("frequency", bounds.frequency, [1, 2, 3, 4, 5])
     df["M"] = cut("monetary", bounds.monetary, [1, 2, 3, 4, 5])
+    no_order = df["frequency"] == 0  # no order in the window: F=1 and M=1 (kizuna.scoring.rfm)
+    df.loc[no_order, ["F", "M"]] = 1
     df["FM"] = (df["F"] + df["M"] + 1) // 2
     grid = pd.DataFrame(
         [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -55,6 +54,7 @@ class MemoryStore:
         self.watermarks: dict[str, Watermark] = {}  # sweep kind -> how far it swept
         self.engagement_reads = 0  # engagement_state calls (one per engagement branch step)
         self.coupons: dict[tuple[str, str], dict[str, Any]] = {}  # COUPON# rows by (cid, code)
+        self.order_fact_scans = 0  # scan_order_facts calls (one per segment per sample)
 
     def get_customer(self, customer_id: str) -> Customer | None:
         found = self.customers.get(customer_id)
@@ -85,8 +85,12 @@ class MemoryStore:
             if zlib.crc32(cid.encode()) % total_segments == segment:
                 yield self.customers[cid].model_copy(deep=True)
 
-    def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
-        return list(itertools.islice(self.scan_customers(segment, total_segments), limit))
+    def scan_order_facts(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
+        """Like :meth:`scan_customers`, without the copies (the sample only reads them)."""
+        self.order_fact_scans += 1
+        for cid in sorted(self.customers):
+            if zlib.crc32(cid.encode()) % total_segments == segment:
+                yield self.customers[cid]
 
     def put_activity(self, items: Iterable[ActivityItem]) -> None:
         for item in items:

@@ -473,19 +473,20 @@ class DynamoStore:
         for item in pages:
             yield customer_from_item(item)
 
-    def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
-        """The first page (at most ``limit`` items) of one scan segment, order facts (recent
-        and settled) only:
-        a cheap, spread sample for the scoring job's quantile boundaries."""
-        resp = self._retrying(
+    def scan_order_facts(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
+        """Every customer of one scan segment, order facts (recent and settled) only: what
+        the scoring job's uniform sample reads (a projection lowers the bytes sent and
+        parsed, not the read units: those count the whole item)."""
+        pages = _items(
             self._customers.scan,
+            self._sleep,
             Segment=segment,
             TotalSegments=total_segments,
-            Limit=limit,
             ProjectionExpression="#c, #o, #h",
             ExpressionAttributeNames={"#c": "customer_id", "#o": "orders", "#h": "history"},
         )
-        return [customer_from_item(item) for item in resp.get("Items", [])]
+        for item in pages:
+            yield customer_from_item(item)
 
     # sparse sweep indexes ----------------------------------------------------------------
     def query_window(

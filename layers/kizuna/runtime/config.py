@@ -7,6 +7,7 @@ Deployed through the CDK app (context ``kizuna:config``) into each function's
 from __future__ import annotations
 
 import base64
+import re
 import zlib
 from datetime import date, timedelta
 from decimal import Decimal
@@ -49,6 +50,30 @@ DEFAULT_RANKS: tuple[RankRule, ...] = (
 )
 
 
+# Default points per unit of the order currency: about one point per US dollar's worth,
+# rounded to a plain figure, so the default rank thresholds (500 / 2,000 points) mean about
+# the same spend in every currency. JPY keeps the original 1 point per 100 yen.
+DEFAULT_EARN_RATES: dict[str, Decimal] = {
+    "JPY": Decimal("0.01"),
+    "KRW": Decimal("0.001"),
+    "USD": Decimal("1"),
+    "EUR": Decimal("1"),
+    "GBP": Decimal("1"),
+    "CHF": Decimal("1"),
+    "CAD": Decimal("1"),
+    "AUD": Decimal("1"),
+    "NZD": Decimal("1"),
+    "SGD": Decimal("1"),
+    "HKD": Decimal("0.1"),
+    "CNY": Decimal("0.1"),
+    "SEK": Decimal("0.1"),
+    "NOK": Decimal("0.1"),
+    "DKK": Decimal("0.1"),
+    "TWD": Decimal("0.03"),
+    "THB": Decimal("0.03"),
+}
+
+
 class LoyaltyConfig(BaseModel):
     """Points and member rank, computed from purchase history.
 
@@ -56,12 +81,24 @@ class LoyaltyConfig(BaseModel):
     non-cancelled orders of the last ``rank_window_days``. Spendable points per order are
     the rank points times the multiplier of the rank the customer held when ordering;
     they expire ``points_expiry_days`` after they were earned.
+
+    ``earn_rate`` is per unit of ``currency``, the shop's order currency: left out, it is
+    the currency's default (:data:`DEFAULT_EARN_RATES`); a currency without a default needs
+    an explicit ``earn_rate`` (refused otherwise: yen rates on dollar totals would keep
+    every customer at the first rank).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    currency: str = Field(
+        default="JPY",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of the order totals the earn rate applies to",
+    )
     earn_rate: Decimal = Field(
-        default=Decimal("0.01"), gt=0, description="Points per currency unit"
+        default=Decimal("0.01"),
+        gt=0,
+        description="Points per currency unit (default: the currency's, see DEFAULT_EARN_RATES)",
     )
     ranks: tuple[RankRule, ...] = DEFAULT_RANKS
     rank_window_days: int = Field(default=365, ge=1)
@@ -69,6 +106,18 @@ class LoyaltyConfig(BaseModel):
     near_next_rank_points: int = Field(
         default=100, ge=1, description="Emit points_near_next_rank when the gap is at most this"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earn_rate_of_currency(cls, data: object) -> object:
+        if not isinstance(data, dict) or "earn_rate" in data:
+            return data
+        currency = data.get("currency", "JPY")
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+            return data  # the field's own validation names the error
+        if currency not in DEFAULT_EARN_RATES:
+            return _no_rate(currency)
+        return {**data, "earn_rate": DEFAULT_EARN_RATES[currency]}
 
     @model_validator(mode="after")
     def _ranks_ascending(self) -> LoyaltyConfig:
@@ -102,6 +151,14 @@ class LoyaltyConfig(BaseModel):
             if rule.name == name:
                 return i
         raise KeyError(name)
+
+
+def _no_rate(currency: str) -> object:
+    known = ", ".join(sorted(DEFAULT_EARN_RATES))
+    raise ValueError(
+        f"loyalty.earn_rate: currency {currency!r} has no default earn rate ({known}); "
+        "set loyalty.earn_rate (points per unit of the currency)"
+    )
 
 
 class LifecycleConfig(BaseModel):

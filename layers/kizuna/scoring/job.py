@@ -2,9 +2,26 @@
 
 A run has two steps (the ``Scoring`` state machine):
 
-1. :func:`compute_boundaries` samples up to ``sample_size`` customers spread over every
-   scan segment (the first page of each) and returns the RFM quantile boundaries and the
-   run's ``as_of`` instant, which every shard then shares.
+1. :func:`compute_boundaries` draws a uniform random sample of ``scoring.sample_size``
+   scored customers (all of them on a smaller base) and returns the RFM quantile
+   boundaries and the run's ``as_of`` instant, which every shard then shares. The sample is
+   a reservoir (:func:`kizuna.scoring.rfm.uniform_sample`) over a scan of the whole table
+   projected to the order facts (``customer_id``, ``orders``, ``history``), segment after
+   segment; only the three RFM inputs of the sampled customers stay in memory. Its seed is
+   the run's ``as_of``, so a retried step draws the same sample.
+
+   Why a full scan: the first page of each segment (what this step read before) is neither
+   uniform nor of the configured size (a page stops at 1 MB; on a store that returns a
+   segment in insertion order it holds the oldest customers); a random ``ExclusiveStartKey``
+   must map to its segment's hash range, which DynamoDB does not expose; and yesterday's
+   snapshot misses new customers and is absent on a first run. Cost: one more read of the
+   table per run, the same as the scoring pass's: ``table size / 4 KB / 2`` read request
+   units (eventually consistent; a projection does not lower them, it lowers the bytes
+   parsed), about ``table size / 1 MB`` Scan calls: with items of ~2 KB, 250 units per
+   1,000 customers and run (a few cents a year per 10,000 customers on demand). Time grows
+   with the base, in one Lambda (not measured on DynamoDB here): past what one 15-minute
+   invocation can read, the sample would move into the Map (a reservoir per segment, each
+   of ``sample_size * segment count / total`` items, merged); see docs/ARCHITECTURE.md.
 2. :func:`score_segment`, once per segment (a Map state): reads the segment, recomputes
    the time-dependent loyalty state as of ``as_of`` (the rolling rank window and point
    expiry move with time, not only with events: a rank can drop with no event at all),
@@ -33,10 +50,12 @@ drift.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 from pydantic import AwareDatetime, BaseModel
 
 from kizuna.domain.customer import Customer
@@ -54,7 +73,15 @@ from kizuna.scoring.requests import (
     ScoreRequest,
     ScoringRequest,
 )
-from kizuna.scoring.rfm import boundaries, collect_inputs, score, segment_names
+from kizuna.scoring.rfm import (
+    RfmInputs,
+    boundaries,
+    collect_inputs,
+    inputs_of,
+    score,
+    segment_names,
+    uniform_sample,
+)
 from kizuna.scoring.snapshot import CellTotals, SnapshotRow, cells, merge_cells, row_for
 
 CHUNK = 500
@@ -66,8 +93,8 @@ _NOT_A_CHANGE = {"version", "processed", "as_of"}
 class ScoringStore(Protocol):
     def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]: ...
 
-    def sample_customers(self, segment: int, total_segments: int, limit: int) -> list[Customer]:
-        """Up to ``limit`` customers of one scan segment (order facts are enough)."""
+    def scan_order_facts(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
+        """Every customer of one scan segment, order facts (recent and settled) only."""
         ...
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
@@ -141,15 +168,29 @@ def compute_boundaries(
     if now > clock.now():
         raise ValueError(f"as_of {now.isoformat()} is in the future")
     n = request.total_segments
-    per_segment = max(1, -(-cfg.scoring.sample_size // n))
-    sample: list[Customer] = []
+    rows: list[tuple[float, int, float]] = []
     if cfg.scoring.method == "quantiles":
-        for segment in range(n):
-            sample += store.sample_customers(segment, n, per_segment)
-    _, inputs = collect_inputs(sample, now, cfg.scoring.window_days)
+        rng = random.Random(f"rfm-sample:{now.isoformat()}")  # noqa: S311 - a sample, no secret
+        rows = uniform_sample(
+            _inputs(store, n, now, cfg.scoring.window_days), cfg.scoring.sample_size, rng
+        )
+    table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    sample = RfmInputs(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy())
     return BoundariesResult(
-        boundaries=boundaries(inputs, cfg.scoring), as_of=now, segments=list(range(n))
+        boundaries=boundaries(sample, cfg.scoring), as_of=now, segments=list(range(n))
     )
+
+
+def _inputs(
+    store: ScoringStore, total_segments: int, now: datetime, window_days: int
+) -> Iterator[tuple[float, int, float]]:
+    """The RFM inputs of every scored customer of the table, segment after segment."""
+    for segment in range(total_segments):
+        for customer in store.scan_order_facts(segment, total_segments):
+            try:
+                yield inputs_of(customer, now, window_days)
+            except ValueError:  # no counted order: not scored, not sampled
+                continue
 
 
 def _trusted(at: datetime | None, horizon: datetime) -> datetime | None:

@@ -17,6 +17,11 @@ class Boundaries(BaseModel):
     frequency: tuple[float, float, float, float]
     monetary: tuple[float, float, float, float]
     sample_size: int = Field(default=0, ge=0, description="customers the quantiles came from")
+    window_buyers: int = Field(
+        default=0,
+        ge=0,
+        description="of them, those with an order in the window (the F and M quantiles' base)",
+    )
 
 
 class _Request(BaseModel):

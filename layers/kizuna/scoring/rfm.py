@@ -6,15 +6,31 @@ Customers without a counted order are not scored: their RFM fields stay ``None``
 ``lifecycle`` "prospect" of the customer view already names them).
 
 Scores are 1 (worst) to 5 (best). Four boundaries per measure split it into five bins;
-they are either quantiles (20/40/60/80 %, ``numpy.quantile(method="lower")``, so every
-boundary is a value seen in the sample) of a sample of the current base, computed once per
-run and shared by every shard, or fixed thresholds from
+they are either quantiles of a uniform sample of the current base (:func:`uniform_sample`,
+computed once per run and shared by every shard), or fixed thresholds from
 :class:`~kizuna.runtime.config.ScoringConfig`.
 
-Ties are decided one way everywhere: a value *equal to* a boundary falls in the bin below
-it (``numpy.searchsorted(side="left")``). For frequency and monetary the bin below is the
-lower score; for recency (fewer days is better) it is the higher score. Equal inputs always
-get equal scores.
+**Who the quantiles are taken among.** Recency: every scored customer. Frequency and
+monetary: only the customers with an order *in the window* (frequency > 0). On a real base
+most customers with an order have none in the window (65% on one shop's log); taking F and
+M quantiles over everyone put three of the four boundaries at 0, so a single order scored
+F=4. A customer with no order in the window scores F=1 and M=1 ("no purchase in window"),
+whatever the boundaries.
+
+**The rank rule (ties).** Scores follow ranks in the sample. For frequency and monetary,
+``score = 1 + min(4, floor(5 * p))`` with ``p`` the share of the sampled window buyers with
+a strictly *smaller* value; for recency, ``R = 5 - min(4, floor(5 * q))`` with ``q`` the
+share of the sampled scored customers with strictly *fewer* days since their last order.
+Equal inputs always get equal scores and a tie group is never split: for F and M it takes
+the score of its lowest rank (so the one-order majority of the buyers is F=1, and a
+single-order customer's FM is at most ``(1 + 5 + 1) // 2 = 3``: never the Champions column
+of the default grid), for R the best. In boundary terms: the cuts are the 20/40/60/80 %
+quantiles with ``numpy.quantile(method="inverted_cdf")`` (the smallest sample value whose
+cumulative share reaches the level, so every boundary is a value seen), and a value *equal
+to* a boundary falls in the bin below it (``numpy.searchsorted(side="left")``): for F and M
+the lower score, for R (fewer days is better) the higher one. Repeated boundaries are
+expected (a tie group spanning several quintiles, e.g. ``(1, 1, 1, 2)`` orders), not a
+collapse: the scores still follow the ranks.
 
 Segments come from a 5x5 grid of R (recency score) against FM, the rounded-up mean of the
 frequency and monetary scores (``(F + M + 1) // 2``) — the common R-vs-FM grid of RFM
@@ -25,9 +41,11 @@ of the 25 cells is named.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +57,7 @@ from kizuna.scoring.requests import Boundaries
 QUANTILES = (0.2, 0.4, 0.6, 0.8)
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,26 +115,50 @@ def collect_inputs(
     return keep, RfmInputs(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy())
 
 
+def uniform_sample(items: Iterable[T], size: int, rng: random.Random) -> list[T]:
+    """A uniform random sample of ``size`` items (all of them when there are fewer), in one
+    pass over an iterable of unknown length: reservoir sampling (Vitter's algorithm R).
+    Every item ends in the sample with the same probability ``size / n``; memory holds
+    ``size`` items. Deterministic for a given ``rng`` state and item order."""
+    if size < 1:
+        raise ValueError("size must be at least 1")
+    sample: list[T] = []
+    for seen, item in enumerate(items):
+        if seen < size:
+            sample.append(item)
+            continue
+        j = rng.randrange(seen + 1)
+        if j < size:
+            sample[j] = item
+    return sample
+
+
 def _cuts(values: FloatArray) -> tuple[float, float, float, float]:
-    q = np.quantile(values, QUANTILES, method="lower")
+    q = np.quantile(values, QUANTILES, method="inverted_cdf")
     return (float(q[0]), float(q[1]), float(q[2]), float(q[3]))
 
 
 def boundaries(sample: RfmInputs, cfg: ScoringConfig) -> Boundaries:
-    """Quantile boundaries of ``sample`` (or the fixed thresholds when configured, or when
-    the sample is empty)."""
+    """Quantile boundaries of ``sample`` (see the module docstring: recency among every
+    sampled customer, frequency and monetary among those with an order in the window), or
+    the fixed thresholds when configured, when the sample is empty, and (for F and M only)
+    when nobody in the sample ordered in the window."""
+    fixed = cfg.fixed
     if cfg.method == "fixed" or len(sample) == 0:
         return Boundaries(
-            recency_days=cfg.fixed.recency_days,
-            frequency=cfg.fixed.frequency,
-            monetary=cfg.fixed.monetary,
+            recency_days=fixed.recency_days,
+            frequency=fixed.frequency,
+            monetary=fixed.monetary,
             sample_size=0,
         )
+    buyers = sample.frequency > 0
+    any_buyer = bool(buyers.any())
     return Boundaries(
         recency_days=_cuts(sample.recency_days),
-        frequency=_cuts(sample.frequency),
-        monetary=_cuts(sample.monetary),
+        frequency=_cuts(sample.frequency[buyers]) if any_buyer else fixed.frequency,
+        monetary=_cuts(sample.monetary[buyers]) if any_buyer else fixed.monetary,
         sample_size=len(sample),
+        window_buyers=int(buyers.sum()),
     )
 
 
@@ -160,8 +203,9 @@ def segment_order(cfg: ScoringConfig) -> list[str]:
 def score(inputs: RfmInputs, bounds: Boundaries, cfg: ScoringConfig) -> RfmScores:
     """Scores 1..5 and segment indexes for every row of ``inputs``."""
     recency = 5 - _bin(inputs.recency_days, bounds.recency_days)
-    frequency = 1 + _bin(inputs.frequency, bounds.frequency)
-    monetary = 1 + _bin(inputs.monetary, bounds.monetary)
+    bought = inputs.frequency > 0  # no order in the window: F=1 and M=1, whatever the cuts
+    frequency = np.where(bought, 1 + _bin(inputs.frequency, bounds.frequency), 1)
+    monetary = np.where(bought, 1 + _bin(inputs.monetary, bounds.monetary), 1)
     fm = (frequency + monetary + 1) // 2
     segment = segment_grid(cfg)[recency - 1, fm - 1]
     return RfmScores(recency, frequency, monetary, segment)
