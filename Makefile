@@ -34,7 +34,7 @@ console: $(STAMP)
 
 # One worker per core (pytest-xdist), a test file's tests in one worker (module-scoped
 # fixtures such as a CDK synth are built once); `make test PYTEST_ARGS=-n0` runs in one process.
-PYTEST_ARGS ?= -n auto --dist loadfile
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
 test: $(STAMP) $(CDK)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

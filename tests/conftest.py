@@ -8,14 +8,19 @@ import pytest
 pytest_plugins = ["kizuna_tools.local.testing"]
 
 # The longest test files, longest first. `make test` runs the suite in one worker per core,
-# a file's tests in one worker, files handed out in collection order: starting these first
-# keeps one worker from running the longest file alone at the end (minutes on 2 cores).
-LONGEST_FIRST = (
-    "tests/integration/test_cohort_journeys.py",
-    "tests/integration/test_campaigns_local.py",
-    "tests/integration/test_pinpoint_migration_local.py",
-    "tests/integration/test_reports_demo.py",
-    "tests/integration/test_journeys.py",
+# a file's tests in one worker, files handed out in collection order (`--no-loadscope-reorder`:
+# xdist would otherwise order files by their number of tests, and these have few): starting
+# them first, on different workers, keeps one worker from running the longest file alone at
+# the end (minutes on 2 cores).
+LONGEST_FIRST = (  # measured with --durations (setup + calls), 2 cores
+    "tests/integration/local/test_faults.py",  # ~250 s
+    "tests/integration/test_cohort_journeys.py",  # ~220 s
+    "tests/integration/test_campaigns_local.py",  # ~170 s
+    "tests/integration/test_journeys.py",  # ~110 s
+    "tests/browser/test_console_browser.py",  # ~70 s
+    "tests/integration/test_pinpoint_migration_local.py",  # ~65 s
+    "tests/integration/test_custom_vocabulary_local.py",  # ~60 s
+    "tests/integration/test_reports_demo.py",  # ~45 s
 )
 
 
