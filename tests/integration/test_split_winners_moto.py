@@ -16,6 +16,7 @@ from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.domain.timestamps import iso
 from kizuna.programs.model import Program
 from kizuna.services.sweep import check_winners
+from kizuna_tools.reports.splits import split_results
 from tests.integration.api.shop import add_program_index
 from tests.integration.lambda_runtime import REGION
 
@@ -97,3 +98,7 @@ def test_the_daily_look_decides_once_on_dynamodb(store: DynamoStore) -> None:
     assert check_winners([PROGRAM], store, NOW + timedelta(days=1)) == 0
     again = [r for r in store.program_ledger("ab-test") if r["kind"] == "WINNER"]
     assert again == [row]
+    # the report reads the same row back (one Query of the index): the decision's evidence
+    (shown,) = split_results(PROGRAM, store.program_ledger("ab-test"))
+    assert (shown.winner, shown.decided_at, shown.p_value) == ("b", iso(NOW), row["p_value"])
+    assert shown.arms["b"].converted == 160 and shown.arms["a"].exposed == 800

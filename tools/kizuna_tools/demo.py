@@ -360,7 +360,7 @@ def report_data(cloud: Any, project_root: Path, cfg: KizunaConfig | None = None)
     programs, _ = load_programs(project_root / "programs", vocab=vocabulary(cfg))
     windows = {p.id: p.goal.within_days for p in programs if p.goal}
     campaigns = CampaignStore(dynamodb, cloud.outputs["CampaignsTableName"])
-    return load(activity, snapshots, export, windows, campaigns)
+    return load(activity, snapshots, export, windows, campaigns, programs)
 
 
 def campaign_occurrences(cloud: Any) -> dict[str, dict[str, Any]]:

@@ -86,7 +86,7 @@ class Source:
         programs_dir = str(self.programs_dir) if self.programs_dir else None
         programs, _ = load_programs(resolve_dir("programs", programs_dir), vocab=vocabulary(cfg))
         windows = {p.id: p.goal.within_days for p in programs if p.goal}
-        data = load(activity, snapshots, export, windows)
+        data = load(activity, snapshots, export, windows, programs=programs)
         before = date.fromisoformat(start) if start else None
         after = date.fromisoformat(end) if end else None
         return build_reports(data, cfg, before, after), cfg

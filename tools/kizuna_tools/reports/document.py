@@ -49,6 +49,7 @@ from kizuna_tools.reports.build import (
 from kizuna_tools.reports.campaigns import OccurrenceReport, campaign_reports
 from kizuna_tools.reports.html import render_html
 from kizuna_tools.reports.sources import ReportData
+from kizuna_tools.reports.splits import SplitResult
 
 Cell = str | int | float | None
 
@@ -201,6 +202,7 @@ class Reports:
     last: date | None
     campaigns: list[OccurrenceReport] = field(default_factory=list)
     control: ControlComparison | None = None  # treated population vs global control
+    splits: list[SplitResult] = field(default_factory=list)  # winner-rule splits
 
     def tables(self) -> dict[str, Table]:
         out: dict[str, Table] = {}
@@ -210,6 +212,8 @@ class Reports:
             if moves.rows:
                 out["global_control_migration"] = moves
         out["programs"] = program_table(self.programs)
+        if self.splits:
+            out["split_winners"] = split_table(self.splits)
         out["trend"] = trend_table(self.trend)
         for occurrence in self.campaigns:
             key = f"campaign_{occurrence.campaign}_{occurrence.occurrence}"
@@ -378,6 +382,59 @@ def control_table(c: ControlComparison) -> Table:
     return Table(title, columns, rows)
 
 
+def split_table(results: Sequence[SplitResult]) -> Table:
+    """One row per arm of each program split with a winner rule: the counts (a decided
+    split: those its decision saw) and the decision with its evidence, or ``undecided``."""
+    columns = (
+        "program",
+        "split",
+        "metric",
+        "arm",
+        "reached",
+        "exposed",
+        "converted",
+        "converted %",
+        "decision",
+        "p-value",
+        "winner − runner-up (pts)",
+        "CI low",
+        "CI high",
+        "decided at",
+    )
+    rows: list[tuple[Cell, ...]] = []
+    for r in results:
+        decision = f"winner: {r.winner}" if r.winner else "undecided"
+        low, high = r.interval if r.interval else (None, None)
+        for arm, c in r.arms.items():
+            rows.append(
+                (
+                    r.program,
+                    r.step,
+                    r.metric,
+                    f"{arm} (winner)" if arm == r.winner else arm,
+                    c.reached,
+                    c.exposed,
+                    c.converted,
+                    _pct(c.converted / c.exposed if c.exposed else None),
+                    decision,
+                    None if r.p_value is None else round(r.p_value, 4),
+                    _pct(r.difference),
+                    _pct(low),
+                    _pct(high),
+                    r.decided_at,
+                )
+            )
+    return Table(
+        title=(
+            "Program splits with a winner rule: per arm, reached / exposed / converted and "
+            "the decision (always-valid sequential test; a decided split shows the counts "
+            "its decision saw)"
+        ),
+        columns=columns,
+        rows=rows,
+    )
+
+
 def campaign_table(r: OccurrenceReport) -> Table:
     """One campaign occurrence: the funnel, then one row per variant (and the holdout)."""
     reasons = [
@@ -505,6 +562,7 @@ def build_reports(
         campaigns=campaign_reports(
             data.campaign_items, data.ledger.orders, data.occurrences, data.campaign_windows
         ),
+        splits=data.splits,
     )
 
 

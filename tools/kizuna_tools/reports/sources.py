@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from kizuna.programs.model import Program
+from kizuna.programs.winners import winner_splits
 from kizuna.scoring.snapshot import SnapshotRow
 from kizuna_tools.reports.build import Ledger
+from kizuna_tools.reports.splits import SplitResult, split_results
 
 LEDGER_KINDS = ("ENTRY", "CONV", "MSG", "ORDER", "JOURNEY")
 EXPORT_PREFIX = "snapshots/"
@@ -18,6 +21,8 @@ EXPORT_PREFIX = "snapshots/"
 
 class ActivityScanner(Protocol):
     def scan_activity(self, kinds: Sequence[str]) -> Any: ...
+
+    def program_ledger(self, program: str) -> Any: ...
 
 
 class OccurrenceReader(Protocol):
@@ -50,6 +55,8 @@ class ReportData:
     campaign_items: list[dict[str, Any]] = field(default_factory=list)
     occurrences: list[dict[str, Any]] = field(default_factory=list)
     campaign_windows: dict[str, int] = field(default_factory=dict)
+    # the programs' splits with a winner rule: counts per arm and the decision
+    splits: list[SplitResult] = field(default_factory=list)
 
     @property
     def dates(self) -> list[date]:
@@ -72,7 +79,10 @@ def load(
     export: ExportReader | None,
     windows: Mapping[str, int],
     campaigns: OccurrenceReader | None = None,
+    programs: Sequence[Program] = (),
 ) -> ReportData:
+    """The reports' data; ``programs``: those whose winner-rule splits the report shows
+    (one Query of each such program's ledger index)."""
     items = list(activity.scan_activity(LEDGER_KINDS))
     ledger = Ledger.from_items(i for i in items if not i.get("campaign"))
     cells = {date.fromisoformat(d): snapshots.cells(d) for d in snapshots.dates()}
@@ -86,4 +96,7 @@ def load(
                 {**occ, "campaign_id": campaign.id}
                 for occ in campaigns.list_occurrences(campaign.id)
             ]
+    for program in programs:
+        if winner_splits(program):
+            data.splits += split_results(program, activity.program_ledger(program.id))
     return data
