@@ -78,3 +78,66 @@ def test_occurrence_counts_variants_and_lift() -> None:
     assert (h.recipients, h.conversions, h.lift) == (4, 1, None)
     assert a.lift is not None and a.lift.treated_rate == 0.5 and a.lift.holdout_rate == 0.25
     assert a.lift.ci is not None and a.lift.ci.low < a.lift.absolute_lift < a.lift.ci.high
+
+
+def _look(
+    number: int, hours: int, a: tuple[int, int], b: tuple[int, int], p: float, **extra: Any
+) -> dict[str, Any]:
+    due = T0 + timedelta(hours=hours)
+    return {
+        "number": number,
+        "due": due.isoformat(),
+        "at": (due + timedelta(minutes=1)).isoformat(),
+        "counts": {
+            "a": {"exposed": a[0], "converted": a[1]},
+            "b": {"exposed": b[0], "converted": b[1]},
+        },
+        "p_value": p,
+        "winner": extra.get("winner"),
+    }
+
+
+def test_sequential_looks_are_listed_with_counts_p_values_and_the_decision() -> None:
+    # given an occurrence whose sequential test looked twice: undecided, then b won
+    occ = {
+        "campaign_id": "sale",
+        "occurrence": "20260128T2000Z",
+        "winner": "b",
+        "winner_reason": "b beats a",
+        "looks": [
+            _look(2, 48, (800, 40), (810, 71), 0.0123, winner="b"),  # stored order kept apart
+            _look(1, 24, (400, 20), (410, 29), 0.3412),
+        ],
+    }
+    # when the report is built
+    [report] = campaign_reports([], [], [occ])
+    # then both looks, in order, with each variant's counts, the p-value and the decision
+    assert [look.number for look in report.looks] == [1, 2]
+    assert report.looks[0].counts == {"a": (400, 20), "b": (410, 29)}
+    assert report.next_look_at is None
+    assert report.look_lines() == [
+        "look 1 (due 2026-01-30 01:00Z, taken 2026-01-30 01:01Z): a 20/400, b 29/410; "
+        "p 0.3412 -> undecided",
+        "look 2 (due 2026-01-31 01:00Z, taken 2026-01-31 01:01Z): a 40/800, b 71/810; "
+        "p 0.0123 -> b",
+        "decision: b after 2 looks",
+    ]
+
+
+def test_undecided_looks_say_when_the_next_is_or_what_the_rest_got() -> None:
+    # given one undecided look with the next one pending
+    first = _look(1, 24, (400, 20), (410, 22), 0.61)
+    pending = {"campaign_id": "sale", "occurrence": "o1", "looks": [first]}
+    pending["next_look_at"] = (T0 + timedelta(hours=48)).isoformat()
+    # and an occurrence undecided at its last look (the rest got the first variant)
+    last = {**first, "number": 2, "p_value": 0.2}
+    done = {"campaign_id": "sale", "occurrence": "o2", "looks": [first, last], "winner": "a"}
+    # when reported
+    waiting, finished = campaign_reports([], [], [pending, done])
+    # then
+    assert (
+        waiting.look_lines()[-1] == "decision: undecided after 1 look, next look 2026-01-31 01:00Z"
+    )
+    assert finished.look_lines()[-1] == "decision: undecided after 2 looks, the rest get a"
+    # and an occurrence without looks (rule: best) shows none
+    assert campaign_reports([], [], [{"campaign_id": "x", "occurrence": "o"}])[0].looks == []

@@ -410,7 +410,8 @@ def _print_dry_run(campaign_id: str, result: DryRun, *, samples: bool) -> None:
 @campaigns_app.command("report")
 def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
     """Per occurrence: audience, sent by channel, suppressed and deferred by reason, holdout,
-    per variant opens, clicks, conversions, revenue and lift against the holdout."""
+    per variant opens, clicks, conversions, revenue and lift against the holdout; the
+    winner, and each look a sequential winner test took with the decision."""
     from kizuna_tools.reports.build import Ledger
     from kizuna_tools.reports.campaigns import campaign_reports
 
@@ -460,5 +461,7 @@ def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
                 shown,
             )
         out.print(table)
+        for line in r.look_lines():
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
         if r.winner:
             out.print(f"winner: {r.winner} ({r.winner_reason})")
