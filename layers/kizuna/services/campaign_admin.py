@@ -27,6 +27,7 @@ from kizuna.campaigns.loader import (
     check_campaign,
     parse_campaign,
 )
+from kizuna.campaigns.looks import decision_line, looks_of, next_look_of
 from kizuna.campaigns.model import (
     Campaign,
     CampaignStatus,
@@ -45,7 +46,7 @@ from kizuna.delivery.samples import (
 )
 from kizuna.delivery.templates import PARTS, SUFFIX, FilesRenderer, Renderer, RenderError
 from kizuna.domain.customer import Customer
-from kizuna.domain.timestamps import parse_time
+from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events.custom import vocabulary
 from kizuna.ports import StoredCampaign
 from kizuna.programs.issues import read_yaml
@@ -409,6 +410,9 @@ class OccurrenceResult:
     winner_reason: str | None = None
     stop_reason: str | None = None
     variants: list[VariantResult] = field(default_factory=list)
+    looks: list[str] = field(default_factory=list)  # a sequential winner test's looks
+    decision: str | None = None  # ... and its decision so far (None: no look yet)
+    next_look_at: str | None = None  # an undecided test's next look
 
 
 def _variant_of(row: Mapping[str, Any]) -> str:
@@ -441,6 +445,10 @@ def results_of(
             occ.get("winner_reason"),
             occ.get("stop_reason"),
         )
+        looks, following = looks_of(occ), next_look_of(occ)
+        out[name].looks = [look.line() for look in looks]
+        out[name].decision = decision_line(looks, occ.get("winner"), following)
+        out[name].next_look_at = iso(following) if following else None
     rows = [r for r in ledger if r.get("campaign") == campaign.id and r.get("occurrence")]
     counted = [r for r in rows if r.get("status") in ("sent", "holdout")]
     found = customers(sorted({str(r["pk"]) for r in counted})) if counted else {}

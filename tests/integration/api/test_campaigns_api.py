@@ -329,3 +329,44 @@ def test_the_openapi_document_describes_the_routes(capi: Api) -> None:
         assert path in doc["paths"], sorted(doc["paths"])
     post = doc["paths"]["/api/campaigns"]["post"]
     assert post["tags"] == ["campaigns"] and post["summary"]
+
+
+def test_a_sequential_tests_looks_and_decision_in_the_api_and_the_console(capi: Api) -> None:
+    # given a campaign whose sequential winner test was undecided at look 1 and chose b at 2
+    assert create(capi).status == 200
+    due = NOW + timedelta(days=1)
+
+    def look(number: int, a: int, b: int, p: float, winner: str | None) -> dict[str, Any]:
+        at = iso(due + timedelta(days=number - 1))
+        counts = {"a": {"exposed": 400, "converted": a}, "b": {"exposed": 410, "converted": b}}
+        return {"number": number, "due": at, "at": at, "counts": counts, "p_value": str(p)}
+
+    first, second = look(1, 20, 29, 0.3412, None), look(2, 40, 71, 0.0123, "b")
+    second["winner"] = "b"
+    boto3.resource("dynamodb", region_name=REGION).Table("campaigns").put_item(
+        Item={
+            "campaign_id": "winter-sale",
+            "sk": "OCC#20261202T0100Z",
+            "status": "done",
+            "audience": 810,
+            "looks": [first, second],
+            "winner": "b",
+            "winner_reason": "b beats a",
+        }
+    )
+
+    # when the campaign is read through the API and the console
+    (occ,) = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()["occurrences"]
+    cookies = capi.session("viewer")
+    page = capi.call("GET", "/console/campaigns/winter-sale", cookies=cookies).body
+
+    # then each look (counts, p-value, choice) and the decision are shown in both
+    assert occ["looks"] == [
+        "look 1 (due 2026-12-01 01:00Z, taken 2026-12-01 01:00Z): a 20/400, b 29/410; "
+        "p 0.3412 -> undecided",
+        "look 2 (due 2026-12-02 01:00Z, taken 2026-12-02 01:00Z): a 40/400, b 71/410; "
+        "p 0.0123 -> b",
+    ]
+    assert occ["decision"] == "decision: b after 2 looks" and occ["next_look_at"] is None
+    for line in (*occ["looks"], occ["decision"]):
+        assert line.replace(">", "&gt;") in page

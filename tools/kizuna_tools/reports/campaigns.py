@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kizuna.analytics.stats import Lift, lift
+from kizuna.campaigns.looks import Look, decision_line, looks_of, next_look_of
 from kizuna.domain.timestamps import parse_time
 from kizuna_tools.reports.build import Order
 
@@ -71,42 +72,6 @@ class VariantResult:
     lift: Lift | None  # against the holdout; None for the holdout itself
 
 
-@dataclass(frozen=True)
-class Look:
-    """One look of a sequential winner test, as the occurrence records it (``looks``)."""
-
-    number: int
-    due: datetime
-    at: datetime
-    counts: dict[str, tuple[int, int]]  # variant -> (exposed, converted)
-    p_value: float
-    winner: str | None
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> Look:
-        counts = item.get("counts") or {}
-        return cls(
-            number=int(item["number"]),
-            due=parse_time(str(item["due"])),
-            at=parse_time(str(item["at"])),
-            counts={
-                str(name): (int(c.get("exposed", 0)), int(c.get("converted", 0)))
-                for name, c in counts.items()
-            },
-            p_value=float(item["p_value"]),
-            winner=str(item["winner"]) if item.get("winner") else None,
-        )
-
-    def line(self) -> str:
-        """``look 2 (due …, taken …): a 40/400, b 62/410; p 0.0123 -> b``"""
-        counts = ", ".join(f"{n} {k}/{e}" for n, (e, k) in self.counts.items()) or "no counts"
-        return (
-            f"look {self.number} (due {self.due:%Y-%m-%d %H:%M}Z, "
-            f"taken {self.at:%Y-%m-%d %H:%M}Z): {counts}; "
-            f"p {self.p_value:.4g} -> {self.winner or 'undecided'}"
-        )
-
-
 @dataclass
 class OccurrenceReport:
     campaign: str
@@ -130,23 +95,8 @@ class OccurrenceReport:
 
     def look_lines(self) -> list[str]:
         """Each look of the sequential test, then the decision so far (none: no looks)."""
-        if not self.looks:
-            return []
-        lines = [look.line() for look in self.looks]
-        n = len(self.looks)
-        taken = f"{n} look{'s' if n > 1 else ''}"
-        decided = next((look.winner for look in self.looks if look.winner), None)
-        if decided:
-            lines.append(f"decision: {decided} after {taken}")
-        elif self.winner:
-            lines.append(f"decision: undecided after {taken}, the rest get {self.winner}")
-        elif self.next_look_at is not None:
-            lines.append(
-                f"decision: undecided after {taken}, next look {self.next_look_at:%Y-%m-%d %H:%M}Z"
-            )
-        else:
-            lines.append(f"decision: undecided after {taken}")
-        return lines
+        decision = decision_line(self.looks, self.winner, self.next_look_at)
+        return [*(look.line() for look in self.looks), *([decision] if decision else [])]
 
 
 def _converted(
@@ -178,15 +128,8 @@ def campaign_reports(
             audience=int(occ.get("audience", 0)),
             winner=occ.get("winner"),
             winner_reason=occ.get("winner_reason"),
-            looks=sorted(
-                (Look.from_item(look) for look in occ.get("looks") or ()),
-                key=lambda look: look.number,
-            ),
-            next_look_at=(
-                parse_time(str(occ["next_look_at"]))
-                if occ.get("next_look_at") and not occ.get("winner")
-                else None
-            ),
+            looks=looks_of(occ),
+            next_look_at=next_look_of(occ),
         )
     grouped: dict[tuple[str, str], list[CampaignRow]] = defaultdict(list)
     for row in rows:

@@ -198,6 +198,12 @@ class OccurrenceOut(BaseModel):
     winner_reason: str | None = None
     stop_reason: str | None = None
     variants: list[VariantResultOut]
+    looks: list[str] = Field(
+        default_factory=list,
+        description="a sequential winner test's daily looks: counts per variant, p-value, choice",
+    )
+    decision: str | None = Field(default=None, description="the test's decision so far")
+    next_look_at: str | None = Field(default=None, description="an undecided test's next look")
 
 
 class CampaignDetail(BaseModel):
