@@ -63,6 +63,7 @@ DAILY_SWEEP = {
         SweepKind.DORMANCY.value,
         SweepKind.POINTS.value,
         SweepKind.BIRTHDAYS.value,
+        SweepKind.ANNIVERSARIES.value,
         SweepKind.COUPONS.value,
     ],
     "lookback_minutes": 1440,
@@ -374,7 +375,8 @@ class Programs(Construct):
             )
         )
         # the activity table's gsi1: what a winner rule counts (a program's ledger rows, one
-        # Query) and unused coupons by expiry (COUPONS#<shard> partitions)
+        # Query), unused coupons by expiry (COUPONS#<shard> partitions) and members by start
+        # date (ANNIV#<MM-DD>#<shard>)
         self.sweep.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],

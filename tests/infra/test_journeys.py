@@ -355,7 +355,7 @@ def test_daily_and_hourly_sweeps(sweep_schedules: dict[str, Any]) -> None:
     assert daily["ScheduleExpression"] == "cron(0 1 * * ? *)"
     assert daily["ScheduleExpressionTimezone"] == "Asia/Tokyo"
     assert json.loads(daily["Target"]["Input"]) == {
-        "kinds": ["dormancy", "points_expiry", "birthdays", "coupons"],
+        "kinds": ["dormancy", "points_expiry", "birthdays", "anniversaries", "coupons"],
         "lookback_minutes": 1440,
         "winners": True,
     }

@@ -130,3 +130,14 @@ def test_malformed_jsonl_line_is_reported_not_fatal(tmp_path: Path) -> None:
         (2, "invalid JSON"),
         (3, "not an object"),
     ]
+
+
+def test_customers_import_member_since_indexes_the_anniversary(tmp_path: Path) -> None:
+    path = tmp_path / "customers.csv"
+    path.write_text("customer_id,member_since\nm1,2019-02-29\nm2,2018-04-01\nm3,2018-02-29\n")
+    store = MemoryStore()
+    report = import_file("customers", path, store, CFG, T0, partial=True)
+    # a 29 February that never was is refused, naming the column
+    assert [(e.row, "member_since" in e.error) for e in report.errors] == [(2, True), (4, True)]
+    assert str(store.customers["m2"].member_since) == "2018-04-01"
+    assert store.members_since_on("04-01") == ["m2"]

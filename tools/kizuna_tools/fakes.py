@@ -20,7 +20,7 @@ from kizuna.delivery.ledger import (
     claimable,
     own_dispatch,
 )
-from kizuna.domain.activity import ActivityItem
+from kizuna.domain.activity import MEMBER_KIND, ActivityItem, anniversary_partition
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
 from kizuna.events import DerivedEvent, InboundDetail, inbound_type
@@ -286,6 +286,14 @@ class MemoryStore:
             {**row, "valid_until": iso(row["valid_until"])}
             for row in self.coupons.values()
             if row["status"] == ISSUED and start <= iso(row["valid_until"]) < end
+        ]
+
+    def members_since_on(self, month_day: str) -> list[str]:
+        prefix = anniversary_partition(month_day, "")
+        return [
+            i.customer_id
+            for i in self.activity.values()
+            if i.kind == MEMBER_KIND and str(i.data.get("gsi1pk", "")).startswith(prefix)
         ]
 
     def read_coupons(

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from kizuna.runtime.config import CustomConfig, CustomEvent, CustomValueSpec
@@ -212,6 +213,8 @@ class Shop:
             "locale": "ja" if ja else "en",
             "time_zone": "Asia/Tokyo" if ja else rng.choice(EN_ZONES),
         }
+        # the membership starts at signup, on the customer's local date (anniversaries)
+        profile["member_since"] = at.astimezone(ZoneInfo(profile["time_zone"])).date().isoformat()
         if rng.random() < 0.6:
             profile["phone"] = f"+8190{rng.randrange(10**8):08d}"
         profile["attributes"] = self._join_vocabulary(sim, region if ja else None)

@@ -40,8 +40,9 @@ from kizuna.delivery.ledger import (
     SENDING_SK,
     sending_keys,
 )
-from kizuna.domain.activity import ActivityItem
+from kizuna.domain.activity import ActivityItem, anniversary_partition
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
+from kizuna.domain.loyalty import INDEX_SHARDS
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.timestamps import epoch_seconds, iso, parse_time
 from kizuna.ports import Claim, VersionConflict, Watermark
@@ -991,6 +992,23 @@ class DynamoStore:
             ):
                 if str(item.get("gsi1sk", "")) < end and item.get("status") == ISSUED:
                     out.append(from_dynamo(item))
+        return out
+
+    def members_since_on(self, month_day: str) -> list[str]:
+        """Customers whose MEMBER row is under ``month_day`` in ``gsi1``, every shard
+        (eventually consistent; the sweep re-reads the customers)."""
+        from boto3.dynamodb.conditions import Key
+
+        out: list[str] = []
+        for shard in range(INDEX_SHARDS):
+            cond = Key("gsi1pk").eq(anniversary_partition(month_day, str(shard)))
+            for item in _items(
+                self._activity.query,
+                IndexName=LEDGER_INDEX,
+                KeyConditionExpression=cond,
+                ProjectionExpression="pk",
+            ):
+                out.append(str(item["pk"]))
         return out
 
     def read_coupons(

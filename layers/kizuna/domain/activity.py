@@ -3,16 +3,26 @@
 Key layout (table ``activity``): ``pk = customer_id``, ``sk = KIND#<iso time>#<id>``.
 Kinds: ORDER, CANCEL, POINTS (earn, reversal, adjustment), CONSENT, EVENT (behaviour,
 with a TTL), and MSG (the message ledger, written by delivery).
+
+One row per customer has a fixed sort key: ``MEMBER#since``, the membership start, in
+``gsi1`` under ``ANNIV#<MM-DD>#<shard>`` (the daily sweep's ``customer.anniversary``,
+:mod:`kizuna.programs.sweeps`). Ingest puts it again when ``member_since`` changes, so the
+index entry moves with it; erasure deletes it with the rest of the partition.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kizuna.domain.loyalty import shard_of
 from kizuna.domain.timestamps import iso
+from kizuna.domain.yearly import month_day
+
+MEMBER_KIND = "MEMBER"
+ANNIVERSARY_INDEX_PREFIX = "ANNIV#"
 
 
 class ActivityItem(BaseModel):
@@ -27,4 +37,27 @@ class ActivityItem(BaseModel):
 
     @property
     def sk(self) -> str:
+        if self.kind == MEMBER_KIND:  # one per customer: a new start replaces the old
+            return f"{MEMBER_KIND}#{self.key}"
         return f"{self.kind}#{iso(self.at)}#{self.key}"
+
+
+def anniversary_partition(mmdd: str, shard: str) -> str:
+    """The ``gsi1`` partition of the members whose start is on ``mmdd`` (``MM-DD``)."""
+    return f"{ANNIVERSARY_INDEX_PREFIX}{mmdd}#{shard}"
+
+
+def member_row(customer_id: str, member_since: date, at: datetime) -> ActivityItem:
+    """The customer's MEMBER row: indexed by the ``MM-DD`` of the start (``02-29`` stays
+    itself, found with 28 February of a non-leap year, as birthdays are)."""
+    return ActivityItem(
+        customer_id=customer_id,
+        kind=MEMBER_KIND,
+        at=at,
+        key="since",
+        data={
+            "member_since": member_since.isoformat(),
+            "gsi1pk": anniversary_partition(month_day(member_since), shard_of(customer_id)),
+            "gsi1sk": customer_id,
+        },
+    )

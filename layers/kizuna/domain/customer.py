@@ -34,6 +34,7 @@ PROFILE_FIELDS = (
     "region",
     "prefecture",
     "birth_date",
+    "member_since",
     "gender",
     "occupation",
     "locale",
@@ -213,6 +214,9 @@ class Customer(_Model):
     region: str | None = None
     prefecture: str | None = None
     birth_date: date | None = None
+    # the membership start: ``customer.anniversary`` (kizuna.domain.yearly); its index is a
+    # MEMBER activity row (kizuna.domain.activity.member_row)
+    member_since: date | None = None
     gender: str | None = None
     occupation: str | None = None
     locale: str | None = None

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kizuna.domain.activity import ActivityItem
+from kizuna.domain.activity import ActivityItem, member_row
 from kizuna.domain.behaviour import count_occurrence
 from kizuna.domain.customer import (
     MAX_ATTRIBUTES_BYTES,
@@ -255,6 +255,10 @@ def _change_facts(
                     continue
                 setattr(c, name, value)
                 c.stamps[name] = st
+            since = d.member_since
+            if since is not None and c.stamps.get("member_since") == stamp(at, since):
+                # this event holds the start (a redelivery puts the same row again)
+                return [member_row(cid, since, at)]
             return []
         case CustomEventDetail():
             return _custom_event(ev, vocab)

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from kizuna.events.derived import (
     DERIVED_MODELS,
+    Anniversary,
     Birthday,
     CartAbandoned,
     Cause,
@@ -96,6 +97,7 @@ __all__ = [
     "INBOUND_EVENT_TYPES",
     "INBOUND_MODELS",
     "PUSH_OPENED_TYPE",
+    "Anniversary",
     "AppOpened",
     "Birthday",
     "CartAbandoned",

@@ -109,6 +109,17 @@ class Birthday(DerivedDetail):
     time_zone: str = Field(description="The time zone the date is local to")
 
 
+class Anniversary(DerivedDetail):
+    """The anniversary of the customer's membership start (``member_since``) began in their
+    time zone (the daily sweep; a 29 February start is celebrated on 28 February in a
+    non-leap year; nothing in the year they joined)."""
+
+    date: LocalDate = Field(description="The local date celebrated")
+    years: int = Field(ge=1, description="Years of membership completed on that date")
+    member_since: LocalDate = Field(description="The membership start")
+    time_zone: str = Field(description="The time zone the date is local to")
+
+
 class CouponExpiring(DerivedDetail):
     """A coupon sent to the customer is still unused and expires in ``days_left`` days (the
     daily sweep, once per coupon and reminder day of ``lifecycle.coupon_reminder_days``)."""
@@ -150,6 +161,7 @@ DERIVED_MODELS: dict[str, type[DerivedDetail]] = {
     "customer.points_expiring": PointsExpiring,
     "cart.abandoned": CartAbandoned,
     "customer.birthday": Birthday,
+    "customer.anniversary": Anniversary,
     "coupon.expiring": CouponExpiring,
     "customer.segment_changed": SegmentChanged,
     "program.converted": ProgramConverted,

@@ -98,6 +98,9 @@ class CustomerUpserted(InboundDetail):
     region: Annotated[Text, Field(max_length=64)] | None = None
     prefecture: Annotated[Text, Field(max_length=64)] | None = None
     birth_date: date | None = None
+    member_since: date | None = Field(
+        default=None, description="When the customer joined the membership (anniversaries)"
+    )
     gender: Gender | None = None
     occupation: Annotated[Text, Field(max_length=64)] | None = None
     locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None

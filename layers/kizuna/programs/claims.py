@@ -109,6 +109,17 @@ def _birthday(detail: Detail, c: Customer, _: Stored) -> bool:
     return celebrated_on(c.birth_date, day.year) == day and day.year - c.birth_date.year == age
 
 
+def _anniversary(detail: Detail, c: Customer, _: Stored) -> bool:
+    """The date is the anniversary of the customer's current membership start, at the
+    number of years claimed (a start changed since the sweep enters nobody)."""
+    day, since, years = _day(detail, "date"), _day(detail, "member_since"), detail.get("years")
+    if day is None or c.member_since is None or since != c.member_since:
+        return False
+    if not isinstance(years, int) or years < 1:
+        return False
+    return celebrated_on(since, day.year) == day and day.year - since.year == years
+
+
 def _segment(detail: Detail, c: Customer, _: Stored) -> bool:
     to_segment = _text(detail, "to_segment")
     return to_segment is not None and c.rfm_segment == to_segment
@@ -149,6 +160,7 @@ CLAIMS: dict[str, Check] = {
     "customer.points_expiring": _points_expiring,
     "cart.abandoned": _cart,
     "customer.birthday": _birthday,
+    "customer.anniversary": _anniversary,
     "coupon.expiring": _coupon,
     "customer.segment_changed": _segment,
     "program.converted": _converted,

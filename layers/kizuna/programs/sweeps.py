@@ -15,6 +15,12 @@ nothing twice):
   instant: a run queries the keys of the local dates that may begin in its window anywhere
   on Earth (:func:`kizuna.domain.yearly.keys_for_window`) and keeps the customers whose own
   local midnight did; the id is per customer and local year;
+- ``customer.anniversary``: the anniversary of ``member_since`` began (local midnight, as
+  birthdays; years >= 1). Not a fifth index on the customers table: the ``MEMBER`` activity
+  row (:func:`kizuna.domain.activity.member_row`) is in the activity table's ``gsi1`` under
+  ``ANNIV#<MM-DD>#<shard>``; a run queries the keys of :func:`keys_for_window`, re-reads the
+  customers and keeps those whose current start's local midnight is in the window; the id
+  is per customer and local year;
 - ``coupon.expiring``: an issued, unused coupon (a ``COUPON#<code>`` activity row) expires in
   N days, for each N of ``lifecycle.coupon_reminder_days``: the reminder is due at the
   expiry minus N days, and a run emits the reminders that fell due in its window. The rows
@@ -49,6 +55,7 @@ from kizuna.domain.loyalty import INDEX_SHARDS
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.domain.yearly import keys_for_window, occurrences
 from kizuna.events import (
+    Anniversary,
     Birthday,
     CartAbandoned,
     Cause,
@@ -68,6 +75,7 @@ class SweepKind(StrEnum):
     POINTS = "points_expiry"
     CARTS = "carts"
     BIRTHDAYS = "birthdays"
+    ANNIVERSARIES = "anniversaries"
     COUPONS = "coupons"
 
 
@@ -105,6 +113,11 @@ class SweepStore(Protocol):
         """Issued coupon rows whose ``valid_until`` is in [start, end) (ISO times)."""
         ...
 
+    def members_since_on(self, month_day: str) -> list[str]:
+        """Customer ids whose MEMBER row is indexed under ``month_day`` (``MM-DD``), every
+        shard."""
+        ...
+
 
 @dataclass(frozen=True)
 class Window:
@@ -124,7 +137,7 @@ def edge(kind: SweepKind, now: datetime, cfg: KizunaConfig) -> datetime:
         return now - timedelta(days=lc.dormancy_risk_days)
     if kind == SweepKind.POINTS:
         return now + timedelta(days=lc.points_expiry_warning_days)
-    if kind in (SweepKind.BIRTHDAYS, SweepKind.COUPONS):
+    if kind in (SweepKind.BIRTHDAYS, SweepKind.ANNIVERSARIES, SweepKind.COUPONS):
         return now  # the local midnights, the reminders' due times, that have passed
     return now - timedelta(hours=lc.cart_abandoned_hours)
 
@@ -233,6 +246,44 @@ def birthday_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEv
     ]
 
 
+def anniversary_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
+    """Membership anniversaries of ``c`` whose local midnight is in the window (years >= 1:
+    nothing in the join year); one id per customer and local year, as birthdays."""
+    if c.member_since is None:
+        return []
+    tz = zone(c.time_zone, cfg.contact.default_time_zone)
+    return [
+        derived_event(
+            Anniversary,
+            f"anniversary:{o.day.year}",
+            Cause(c.customer_id, o.starts_at, f"sweep:{SweepKind.ANNIVERSARIES}"),
+            date=o.day,
+            years=o.years,
+            member_since=c.member_since,
+            time_zone=tz.key,
+        )
+        for o in occurrences(c.member_since, tz, w.start, w.end)
+    ]
+
+
+def anniversaries(store: SweepStore, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
+    """The members indexed under the window's ``MM-DD`` keys, re-read: a start changed since
+    the index was read is judged on the customer's current ``member_since``."""
+    ids = list(
+        dict.fromkeys(
+            cid for key in keys_for_window(w.start, w.end) for cid in store.members_since_on(key)
+        )
+    )
+    out: list[DerivedEvent] = []
+    for start in range(0, len(ids), 100):
+        customers = store.get_customers(ids[start : start + 100])
+        for cid in ids[start : start + 100]:
+            customer = customers.get(cid)
+            if customer is not None:
+                out += anniversary_events(customer, w, cfg)
+    return out
+
+
 def coupon_events(row: dict[str, Any], days: int) -> DerivedEvent:
     """The reminder ``days`` before an issued coupon expires (``row``: its ``COUPON#`` row)."""
     code, expires = str(row["sk"]).removeprefix("COUPON#"), parse_time(row["valid_until"])
@@ -277,6 +328,8 @@ def sweep_window(
 ) -> list[DerivedEvent]:
     if kind == SweepKind.COUPONS:
         return coupon_reminders(store, w, cfg)
+    if kind == SweepKind.ANNIVERSARIES:
+        return anniversaries(store, w, cfg)
     index, attribute = INDEXES[kind]
     ids: list[str] = []
     for shard in range(INDEX_SHARDS):
