@@ -202,6 +202,19 @@ def unsubscribe_settings() -> UnsubscribeSettings:
     return UnsubscribeSettings()
 
 
+class LinkSettings(_FunctionSettings):
+    """Environment the same function reads for tracked link clicks (``/l/<token>``)."""
+
+    SIGNING_SECRET_ARN: str = Field(min_length=1)
+    # ledger entries: click_at stamped (UpdateItem on an existing entry, never a new one)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+
+
+@lru_cache(maxsize=1)
+def link_settings() -> LinkSettings:
+    return LinkSettings()
+
+
 class CampaignSettings(DeliverySettings):
     """Environment of the campaign function (every task of the campaign state machine)."""
 
