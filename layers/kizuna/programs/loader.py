@@ -154,7 +154,8 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
 
 
 # Channels whose messages report opens and clicks: email (SES open and click events, stamped
-# on the ledger entry by the feedback function). Push, LINE and SMS report neither.
+# on the ledger entry by the feedback function): what split winners measure. Push reports opens
+# only, LINE clicks only (BRANCH_CHANNELS), SMS neither.
 ENGAGEMENT_CHANNELS: frozenset[str] = frozenset({"email"})
 # What an engagement branch may test, by channel: email reports opens and clicks (SES); push
 # reports opens (the app's ``push.opened``, stamped by ingest) and has no link to click; LINE
