@@ -202,10 +202,10 @@ def unsubscribe_settings() -> UnsubscribeSettings:
     return UnsubscribeSettings()
 
 
-class LinkSettings(_FunctionSettings):
-    """Environment the same function reads for tracked link clicks (``/l/<token>``)."""
+class LinkSettings(UnsubscribeSettings):
+    """The same function's whole environment: the unsubscribe settings, and the ledger for
+    tracked link clicks (``/l/<token>``)."""
 
-    SIGNING_SECRET_ARN: str = Field(min_length=1)
     # ledger entries: click_at stamped (UpdateItem on an existing entry, never a new one)
     ACTIVITY_TABLE: str = Field(min_length=1)
 
