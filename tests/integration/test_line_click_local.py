@@ -153,7 +153,9 @@ def test_an_unclicked_line_coupon_is_followed_by_email_and_a_clicked_one_is_not(
         assert "Code: " in text
     messages, steps = rows(cloud, "MSG"), rows(cloud, "STEP")
     coupons = {cid: messages[(cid, "coupon")] for cid in CUSTOMERS}
-    assert {(m["status"], m.get("channel")) for m in coupons.values()} == {("sent", "line")}, coupons
+    assert {(m["status"], m.get("channel")) for m in coupons.values()} == {("sent", "line")}, (
+        coupons
+    )
     clicked = {cid for cid, m in coupons.items() if m.get("click_at")}
     for cid in clicked:
         delay = parse_time(coupons[cid]["click_at"]) - parse_time(coupons[cid]["sent_at"])
