@@ -26,6 +26,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from kizuna.runtime.settings import (
+    ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
     ENV_EVENT_BUS_NAME,
     ENV_PRODUCTS_TABLE,
@@ -241,6 +242,8 @@ class Delivery(Construct):
                 ENV_EVENT_BUS_NAME: wiring.bus.event_bus_name,
                 names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
                 ENV_CUSTOMERS_TABLE: wiring.tables.customers.table_name,
+                # tracked link clicks (/l/<token>) stamp click_at on ledger entries
+                ENV_ACTIVITY_TABLE: wiring.tables.activity.table_name,
             },
             timeout=UNSUBSCRIBE_TIMEOUT,
             **wiring.shared,
@@ -261,6 +264,12 @@ class Delivery(Construct):
         self.unsubscribe.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem"], resources=[wiring.tables.customers.table_arn]
+            )
+        )
+        # a tracked link's click is stamped on its (existing) ledger entry: UpdateItem only
+        self.unsubscribe.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"], resources=[wiring.tables.activity.table_arn]
             )
         )
 

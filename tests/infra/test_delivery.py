@@ -22,7 +22,12 @@ from infra_helpers import (
 )
 from moto.events.models import EventPattern
 
-from kizuna.runtime.settings import FeedbackSettings, SendSettings, UnsubscribeSettings
+from kizuna.runtime.settings import (
+    FeedbackSettings,
+    LinkSettings,
+    SendSettings,
+    UnsubscribeSettings,
+)
 from kizuna_infra.delivery import email_domain
 from kizuna_infra.stack import KizunaStack
 
@@ -143,7 +148,7 @@ def test_unsubscribe_url_needs_no_credentials(resources: dict[str, Any], ids: Id
     }
 
 
-def test_unsubscribe_reads_the_secret_and_a_customer_and_puts_events_only(
+def test_unsubscribe_reads_the_secret_and_a_customer_puts_events_and_stamps_clicks_only(
     resources: dict[str, Any], ids: Ids
 ) -> None:
     env = environment(resources, ids.unsubscribe)
@@ -158,9 +163,15 @@ def test_unsubscribe_reads_the_secret_and_a_customer_and_puts_events_only(
         "dynamodb",
     }
     assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
-    # a token is checked against the customer's consent, read by id: nothing else, no write
-    assert {a for a in actions_of(statements) if a.startswith("dynamodb:")} == {"dynamodb:GetItem"}
+    # a token is checked against the customer's consent, read by id; a tracked link's click
+    # is stamped on its ledger entry (UpdateItem): nothing else
+    assert {n for n, f in LinkSettings.model_fields.items() if f.is_required()} <= set(env)
+    assert {a for a in actions_of(statements) if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
     assert resources_for(statements, "dynamodb:GetItem") == [arn(ids.customers)]
+    assert resources_for(statements, "dynamodb:UpdateItem") == [arn(ids.activity)]
 
 
 # --- Send ------------------------------------------------------------------------------------

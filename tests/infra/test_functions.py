@@ -27,7 +27,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "sweep": settings.SweepSettings,
     "send": settings.SendSettings,
     "feedback": settings.FeedbackSettings,
-    "unsubscribe": settings.UnsubscribeSettings,
+    "unsubscribe": settings.LinkSettings,  # unsubscribe and tracked links
     "score": settings.ScoreSettings,
     "campaign": settings.CampaignSettings,
     "api": settings.ApiSettings,

@@ -58,8 +58,8 @@ def simulation_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"event_time": SHOP_CLOCK_SKEW, **config}
 
 
-# How the simulated recipients respond (kizuna_tools.local.engagement): email and push rates,
-# then multipliers by RFM segment and by the send's hour in Tokyo. Opens and clicks in the
+# How the simulated recipients respond (kizuna_tools.local.engagement): email, push and LINE
+# rates, then multipliers by RFM segment and by the send's hour in Tokyo. Opens and clicks in the
 # demo's report are this model's, not anybody's behaviour (the report says so).
 DEMO_SEGMENT_FACTORS: dict[str, float] = {
     "Champions": 1.5,
@@ -78,7 +78,8 @@ DEMO_HOUR_FACTORS: dict[int, float] = {
     **dict.fromkeys(range(19, 23), 1.3),
 }
 SIMULATED_BEHAVIOUR = (
-    "Local runtime: deliveries, opens, clicks, bounces, complaints and push opens are simulated "
+    "Local runtime: deliveries, opens, clicks, bounces, complaints, push opens and LINE clicks "
+    "are simulated "
     "behaviour (the engagement model of kizuna local run), not measured on real recipients."
 )
 
@@ -91,6 +92,7 @@ def demo_engagement(seed: int) -> EngagementModel:
         channels={
             "email": ChannelRates(open=0.35, click=0.2, bounce=0.01, complaint=0.001),
             "push": ChannelRates(open=0.08),  # opens only: a push has no link or bounce
+            "line": ChannelRates(click=0.1),  # clicks of its tracked links only: no opens
         },
         segment_factors=DEMO_SEGMENT_FACTORS,
         hour_factors=DEMO_HOUR_FACTORS,

@@ -154,13 +154,15 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
 
 
 # Channels whose messages report opens and clicks: email (SES open and click events, stamped
-# on the ledger entry by the feedback function). Push, LINE and SMS report neither.
+# on the ledger entry by the feedback function): what split winners measure. Push reports opens
+# only, LINE clicks only (BRANCH_CHANNELS), SMS neither.
 ENGAGEMENT_CHANNELS: frozenset[str] = frozenset({"email"})
 # What an engagement branch may test, by channel: email reports opens and clicks (SES); push
-# reports opens (the app's ``push.opened``, stamped by ingest) and has no link to click.
+# reports opens (the app's ``push.opened``, stamped by ingest) and has no link to click; LINE
+# reports clicks of its tracked links (kizuna.delivery.links), never opens.
 BRANCH_CHANNELS: dict[EngagementEvent, frozenset[str]] = {
     EngagementEvent.OPENED: frozenset({"email", "push"}),
-    EngagementEvent.CLICKED: frozenset({"email"}),
+    EngagementEvent.CLICKED: frozenset({"email", "line"}),
 }
 
 
@@ -250,8 +252,8 @@ def check_engagement(file: str, program: Program) -> list[ProgramIssue]:
                         file,
                         branch.id,
                         f"engagement.event: {eng.event.value!r} is measured for {on} only "
-                        f"(SES open and click events, the app's push.opened); step "
-                        f"{eng.step!r} may send on {', '.join(blind)}, whose messages would "
+                        f"(SES open and click events, the app's push.opened, LINE tracked links); "
+                        f"step {eng.step!r} may send on {', '.join(blind)}, whose messages would "
                         f"always count as not {eng.event.value}: send that step on {on} "
                         f"only, or test 'converted'",
                     )

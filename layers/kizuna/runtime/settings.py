@@ -202,6 +202,19 @@ def unsubscribe_settings() -> UnsubscribeSettings:
     return UnsubscribeSettings()
 
 
+class LinkSettings(UnsubscribeSettings):
+    """The same function's whole environment: the unsubscribe settings, and the ledger for
+    tracked link clicks (``/l/<token>``)."""
+
+    # ledger entries: click_at stamped (UpdateItem on an existing entry, never a new one)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+
+
+@lru_cache(maxsize=1)
+def link_settings() -> LinkSettings:
+    return LinkSettings()
+
+
 class CampaignSettings(DeliverySettings):
     """Environment of the campaign function (every task of the campaign state machine)."""
 

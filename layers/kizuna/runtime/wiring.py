@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kizuna.services.evaluate import EvaluateService
     from kizuna.services.feedback import FeedbackService
     from kizuna.services.ingest import IngestService
+    from kizuna.services.links import LinkClickService
     from kizuna.services.reconcile import ReconcileService
     from kizuna.services.send import SendService
     from kizuna.services.sweep import SweepRequest
@@ -279,6 +280,7 @@ def delivery(s: DeliverySettings) -> Delivery:
     from botocore.config import Config
 
     from kizuna.delivery.channels import LinePush, PinpointPush, SesEmail, SnsSms, line_token_from
+    from kizuna.delivery.links import TrackedLinks
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
     from kizuna.runtime.clock import CurrentClock
     from kizuna.services.send import derive_key
@@ -287,6 +289,10 @@ def delivery(s: DeliverySettings) -> Delivery:
     once = Config(retries={"mode": "standard", "total_max_attempts": 1})
     key = signing_keys(s.SIGNING_SECRET_ARN)[0]
     links = UnsubscribeLinks(
+        s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
+    )
+    # LINE reports no clicks: its links go through the same function URL, signed alike
+    tracked = TrackedLinks(
         s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
     )
     sns = boto3.client("sns", config=once)
@@ -301,9 +307,13 @@ def delivery(s: DeliverySettings) -> Delivery:
             boto3.client("pinpoint", config=once), s.PUSH_APPLICATION_ID
         )
     if s.LINE_TOKEN_SECRET_ARN:
-        channels["line"] = LinePush(line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN))
+        channels["line"] = LinePush(
+            line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN), links=tracked
+        )
     elif s.LINE_TOKEN_PARAMETER:
-        channels["line"] = LinePush(line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER))
+        channels["line"] = LinePush(
+            line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER), links=tracked
+        )
     return Delivery(channels, links, derive_key(key, "coupon"), sns)
 
 
@@ -455,6 +465,24 @@ def unsubscribe_service() -> UnsubscribeService:
         CurrentClock(),
         CustomerTable(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE),
     )
+
+
+@lru_cache(maxsize=1)
+def link_click_service() -> LinkClickService:
+    """Tracked link clicks (``GET /l/<token>`` on the unsubscribe function's URL)."""
+    import boto3
+
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.settings import link_settings
+    from kizuna.services.links import LinkClickService
+    from kizuna.services.send import derive_key
+
+    s = link_settings()
+    keys = [derive_key(k, "unsubscribe") for k in signing_keys(s.SIGNING_SECRET_ARN)]
+    # the customers table is never read here: the store's customers side stays unused
+    store = DynamoStore(boto3.resource("dynamodb"), s.ACTIVITY_TABLE, s.ACTIVITY_TABLE)
+    return LinkClickService(keys, store, CurrentClock())
 
 
 def sms_opted_out_numbers() -> list[str]:

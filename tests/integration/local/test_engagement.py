@@ -183,8 +183,12 @@ def test_push_opens_reach_the_ledger_through_the_bus_and_ingest(demo_cloud: Demo
 
 
 def test_the_model_refuses_rates_it_cannot_honour() -> None:
-    with pytest.raises(ValueError, match="feedback path for email, push only"):
-        EngagementModel(channels={"line": ChannelRates()})
+    with pytest.raises(ValueError, match="feedback path for email, push, line only"):
+        EngagementModel(channels={"sms": ChannelRates()})
+    with pytest.raises(ValueError, match="needs open_url"):
+        EngagementSimulator(
+            EngagementModel(channels={"line": ChannelRates()}), lambda *a: None, lambda c: None
+        )
     with pytest.raises(ValueError, match="needs emit_app"):
         EngagementSimulator(
             EngagementModel(channels={"push": ChannelRates()}), lambda *a: None, lambda c: None

@@ -315,7 +315,11 @@ class LocalCloud:
         self.faults = FaultInjector(faults) if faults is not None else None
         self.engagement = (
             EngagementSimulator(
-                engagement, self._emit_ses_event, self._rfm_segment, self._emit_app_event
+                engagement,
+                self._emit_ses_event,
+                self._rfm_segment,
+                self._emit_app_event,
+                self._browse,
             )
             if engagement is not None
             else None
@@ -715,6 +719,12 @@ class LocalCloud:
             return 404, {"Content-Type": "application/json"}, b'{"Message":"Not Found"}'
         return self._line_request(method, url, headers, body)
 
+    def _browse(self, method: str, url: str) -> int:
+        """A simulated recipient's browser following a link (no redirect followed)."""
+        headers = {"User-Agent": "Mozilla/5.0 (kizuna-local simulated recipient)"}
+        status, _, _ = self.http_request(method, url, headers, None)
+        return status
+
     def _user_pool_jwks(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """``/<pool>/.well-known/jwks.json``: the keys moto signs its Cognito tokens with."""
         from moto.utilities.utils import load_resource
@@ -848,6 +858,8 @@ class LocalCloud:
             ]
             if retry_key:
                 self._line_retry_keys[retry_key] = (request_id, sent)
+            if self.engagement is not None:
+                self.engagement.line_sent(messages, self.clock.now())
             return 200, response_headers, json.dumps({"sentMessages": sent}).encode()
         self._line.append(
             {

@@ -27,8 +27,13 @@ delay; the open is a ``push.opened`` event (docs/EVENTS.md) with the push's ``me
 value, put on Kizuna's bus as the shop's app would (source :data:`APP_SOURCE`), which ingest
 stamps on the ledger. A push has no link, bounce or complaint: only ``open`` is read.
 
-LINE has no feedback path (LINE link clicks are not reported), so the model has no rates
-for it (see docs/LOCAL.md).
+What happens to one LINE message: LINE reports nothing, so Kizuna rewrites its links to
+signed tracked links on its own function URL (:mod:`kizuna.delivery.links`). With ``line``
+rates, the recipient clicks the message's first tracked link with probability ``click`` x the
+send's local hour factor (capped at 1; no segment factor: the message names a LINE user, not
+a customer), after an exponential delay of mean ``click_delay_minutes``: a ``GET`` of the link,
+through ``open_url``, exactly as a browser hits the function URL (the function stamps the
+ledger and answers 302). Only ``click`` is read for LINE (no opens, bounces or complaints).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from kizuna.events import PushOpened, PushPlatform, inbound_type
 
 SesEvent = Literal["Delivery", "Open", "Click", "Bounce", "Complaint"]
 PushEvent = Literal["PushDelivery", "PushOpen"]
+LineEvent = Literal["LineClick"]
 DETAIL_TYPES: dict[str, str] = {
     "Delivery": "Email Delivered",
     "Open": "Email Opened",
@@ -64,12 +70,14 @@ DETAIL_TYPES: dict[str, str] = {
     "Bounce": "Email Bounced",
     "Complaint": "Email Complaint Received",
 }
-CHANNELS_WITH_FEEDBACK = ("email", "push")
+CHANNELS_WITH_FEEDBACK = ("email", "push", "line")
+TRACKED_PATH = "/l/"  # kizuna.delivery.links.PATH_PREFIX: a tracked link's path
 APP_SOURCE = "com.example.shop.app"  # the simulated app's events (ingest takes any non-Kizuna)
 DELIVERY_DELAY = timedelta(seconds=1)
 USER_AGENT = "Mozilla/5.0 (kizuna-local simulated recipient)"
 SIMULATED_IP = "192.0.2.10"  # TEST-NET-1: never a real client
 _HREF = re.compile(rb"""href=["'](https?://[^"'\s>]+)["']""", re.IGNORECASE)
+_TEXT_LINK = re.compile(r"https?://[^\s<>\"']+")
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,8 @@ class ChannelRates:
 class EngagementModel:
     """How simulated recipients respond (``kizuna local run`` turns it on; off by default).
 
-    ``channels``: rates by channel (``email``; ``push``, whose ``open`` alone is read).
+    ``channels``: rates by channel (``email``; ``push``, whose ``open`` alone is read;
+    ``line``, whose ``click`` alone is read, per message: LINE has no open).
     ``segment_factors``: ``rfm_segment`` -> multiplier on the open and click rates (a customer
     without a segment, or one not listed, gets 1). ``hour_factors``: the send's hour (0-23) in
     ``time_zone`` -> multiplier on the open rate.
@@ -147,6 +156,12 @@ class _PushSent:
 
 
 @dataclass
+class _LineSent:
+    link: str  # the message's first tracked link
+    sent_at: datetime
+
+
+@dataclass
 class _Sent:
     message_id: str
     sent_at: datetime
@@ -188,7 +203,8 @@ class EngagementSimulator:
     ``emit(detail_type, detail, at)`` puts one record on the default bus; ``emit_app`` (the
     same signature) puts an app's event on Kizuna's bus (needed for push rates);
     ``segment_of`` reads a customer's ``rfm_segment`` (only called when the model has
-    segment factors).
+    segment factors); ``open_url(method, url)`` makes an HTTP request as a browser does and
+    returns its status (needed for LINE rates: a click is a GET of the tracked link).
     """
 
     def __init__(
@@ -197,16 +213,26 @@ class EngagementSimulator:
         emit: Callable[[str, dict[str, Any], datetime], None],
         segment_of: Callable[[str], str | None],
         emit_app: Callable[[str, dict[str, Any], datetime], None] | None = None,
+        open_url: Callable[[str, str], int] | None = None,
     ) -> None:
         if "push" in model.channels and emit_app is None:
             raise ValueError("push engagement needs emit_app: the app's bus")
+        if "line" in model.channels and open_url is None:
+            raise ValueError("LINE engagement needs open_url: the browser that follows links")
         self.model = model
         self._emit = emit
         self._emit_app = emit_app
+        self._open_url = open_url
         self._segment_of = segment_of
         self._lock = threading.Lock()
         self._due: list[
-            tuple[datetime, int, SesEvent | PushEvent, _Sent | _PushSent, random.Random]
+            tuple[
+                datetime,
+                int,
+                SesEvent | PushEvent | LineEvent,
+                _Sent | _PushSent | _LineSent,
+                random.Random,
+            ]
         ] = []
         self._order = 0
         self._pushed: set[tuple[str, str]] = set()  # (customer, message): one open at most
@@ -258,11 +284,36 @@ class EngagementSimulator:
         rng = random.Random(f"{self.model.seed}|push|{customer}|{message}")  # noqa: S311
         self._push(at + DELIVERY_DELAY, "PushDelivery", sent, rng)
 
+    def line_sent(self, messages: Any, at: datetime) -> None:
+        """A LINE push the API accepted (``messages``: its message objects): schedule whether
+        the recipient clicks its first tracked link."""
+        if "line" not in self.model.channels or not isinstance(messages, list):
+            return
+        link = next(
+            (
+                url
+                for m in messages
+                if isinstance(m, dict) and isinstance(m.get("text"), str)
+                for url in _TEXT_LINK.findall(m["text"])
+                if TRACKED_PATH in url
+            ),
+            None,
+        )
+        if link is None:
+            return  # no tracked link: nothing to click
+        rng = random.Random(f"{self.model.seed}|line|{link}")  # noqa: S311 - a simulation
+        rates = self.model.channels["line"]
+        hour = at.astimezone(ZoneInfo(self.model.time_zone)).hour
+        chance = min(1.0, rates.click * self.model.hour_factors.get(hour, 1.0))
+        if rng.random() < chance:
+            minutes = rng.expovariate(1 / self.model.click_delay_minutes)
+            self._push(at + timedelta(minutes=minutes), "LineClick", _LineSent(link, at), rng)
+
     def _push(
         self,
         at: datetime,
-        kind: SesEvent | PushEvent,
-        sent: _Sent | _PushSent,
+        kind: SesEvent | PushEvent | LineEvent,
+        sent: _Sent | _PushSent | _LineSent,
         rng: random.Random,
     ) -> None:
         with self._lock:
@@ -287,10 +338,15 @@ class EngagementSimulator:
     def _happen(
         self,
         at: datetime,
-        kind: SesEvent | PushEvent,
-        sent: _Sent | _PushSent,
+        kind: SesEvent | PushEvent | LineEvent,
+        sent: _Sent | _PushSent | _LineSent,
         rng: random.Random,
     ) -> None:
+        if isinstance(sent, _LineSent):
+            if self._open_url is not None:
+                status = self._open_url("GET", sent.link)
+                self.emitted["LineClick" if status == 302 else "LineClickRefused"] += 1
+            return
         if isinstance(sent, _PushSent):
             self._happen_push(at, kind, sent, rng)
             return
@@ -321,7 +377,11 @@ class EngagementSimulator:
             self._record(cast(SesEvent, kind), sent, at)
 
     def _happen_push(
-        self, at: datetime, kind: SesEvent | PushEvent, sent: _PushSent, rng: random.Random
+        self,
+        at: datetime,
+        kind: SesEvent | PushEvent | LineEvent,
+        sent: _PushSent,
+        rng: random.Random,
     ) -> None:
         if kind == "PushDelivery":
             segment = self._segment_of(sent.customer_id) if self.model.segment_factors else None

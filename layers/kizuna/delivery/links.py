@@ -1,0 +1,230 @@
+"""Signed tracked links for channels without provider click tracking (LINE), stateless and
+URL-safe.
+
+A LINE text message's http(s) links are rewritten, at send, to ``<base>/l/<token>``: the
+signed-link function (the unsubscribe function's URL) stamps ``click_at`` on the message's
+ledger entry and answers 302 to the target (:mod:`kizuna.services.links`).
+
+Token = base64url without padding of::
+
+    version (1 byte, =1) | expires_at (uint32, Unix seconds) |
+    4 x (length uint16 | UTF-8): customer_id, execution, step, target URL |
+    HMAC-SHA256(secret, domain | all of the above)[:16]
+
+The target is inside the signed bytes, so no token can redirect anywhere Kizuna did not
+write into a message (no open redirect); only absolute http(s) targets are signed or
+followed. The key is the unsubscribe tokens' (derived ``"unsubscribe"``) with its own
+domain string, so a token of one kind never verifies as the other. Only the canonical
+base64url spelling is accepted. ``verify`` accepts several secrets (current first) so the
+secret can be rotated without breaking links in flight.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import struct
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict
+
+VERSION = 1
+LINK_TTL = timedelta(days=90)
+PATH_PREFIX = "/l/"
+_HEADER = struct.Struct(">BI")  # version, expires_at
+_LENGTH = struct.Struct(">H")
+_MAC_BYTES = 16
+_DOMAIN = b"kizuna/link\x00"
+MAX_TARGET_CHARS = 1000
+_MAX_TOKEN_CHARS = 2048
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
+# An http(s) link in plain text: up to whitespace, or a character a URL never has unescaped.
+LINK_PATTERN = re.compile(r"""https?://[^\s<>"'\u3000-\u30ff\uff00-\uffef]+""", re.IGNORECASE)
+# Punctuation that ends a sentence rather than the link.
+_TRAILING = ".,;:!?)]}"
+
+Reason = Literal["malformed", "forged", "expired"]
+
+
+class InvalidLink(Exception):
+    def __init__(self, reason: Reason) -> None:
+        self.reason: Reason = reason
+        super().__init__(reason)
+
+
+class LinkClaims(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    execution: str
+    step: str
+    target: str
+    expires_at: datetime
+
+
+def valid_target(url: str) -> bool:
+    """An absolute http(s) URL with a host, of a sane length, without control characters."""
+    if not isinstance(url, str) or not 0 < len(url) <= MAX_TARGET_CHARS:
+        return False
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _mac(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(secret, _DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def sign(
+    secret: bytes,
+    customer_id: str,
+    execution: str,
+    step: str,
+    target: str,
+    expires_at: datetime,
+) -> str:
+    """A token that records a click of ``customer_id`` on the message of ``execution`` /
+    ``step`` and leads to ``target``, until ``expires_at``."""
+    if not secret:
+        raise ValueError("a link secret is required")
+    for name, value in (("customer_id", customer_id), ("execution", execution), ("step", step)):
+        if not value:
+            raise ValueError(f"{name} is required")
+    if not valid_target(target):
+        raise ValueError("target must be an absolute http(s) URL")
+    if expires_at.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware")
+    seconds = int(expires_at.timestamp())
+    if not 0 < seconds < 2**32:
+        raise ValueError("expires_at is out of range")
+    payload = _HEADER.pack(VERSION, seconds)
+    for value in (customer_id, execution, step, target):
+        raw = value.encode()
+        if len(raw) >= 2**16:
+            raise ValueError("a link field is too long")
+        payload += _LENGTH.pack(len(raw)) + raw
+    return base64.urlsafe_b64encode(payload + _mac(secret, payload)).rstrip(b"=").decode()
+
+
+def _fields(body: bytes) -> list[str]:
+    fields: list[str] = []
+    at = 0
+    while at < len(body):
+        if at + _LENGTH.size > len(body):
+            raise InvalidLink("malformed")
+        (size,) = _LENGTH.unpack_from(body, at)
+        at += _LENGTH.size
+        if size == 0 or at + size > len(body):
+            raise InvalidLink("malformed")
+        try:
+            fields.append(body[at : at + size].decode())
+        except UnicodeDecodeError:
+            raise InvalidLink("malformed") from None
+        at += size
+    if len(fields) != 4:
+        raise InvalidLink("malformed")
+    return fields
+
+
+def verify(secret: bytes | Sequence[bytes], token: str, now: datetime) -> LinkClaims:
+    """The claims of a genuine, unexpired token; :class:`InvalidLink` otherwise, with
+    ``reason`` ``malformed`` (not a token), ``forged`` (wrong signature) or ``expired``."""
+    secrets = [secret] if isinstance(secret, bytes | bytearray) else list(secret)
+    if not secrets or not all(secrets):
+        raise ValueError("a link secret is required")
+    if not isinstance(token, str) or not 0 < len(token) <= _MAX_TOKEN_CHARS:
+        raise InvalidLink("malformed")
+    if not _TOKEN_CHARS.match(token):
+        raise InvalidLink("malformed")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidLink("malformed") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
+        raise InvalidLink("malformed")  # a non-canonical spelling of some bytes
+    if len(raw) <= _HEADER.size + _MAC_BYTES or raw[0] != VERSION:
+        raise InvalidLink("malformed")
+    payload, tag = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+    genuine = False
+    for key in secrets:  # compare against every key: no early exit on the first match
+        genuine |= hmac.compare_digest(_mac(bytes(key), payload), tag)
+    if not genuine:
+        raise InvalidLink("forged")
+    _, seconds = _HEADER.unpack_from(payload)
+    customer_id, execution, step, target = _fields(payload[_HEADER.size :])
+    if not valid_target(target):
+        raise InvalidLink("malformed")
+    expires_at = datetime.fromtimestamp(seconds, UTC)
+    if now >= expires_at:
+        raise InvalidLink("expired")
+    return LinkClaims(
+        customer_id=customer_id,
+        execution=execution,
+        step=step,
+        target=target,
+        expires_at=expires_at,
+    )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TrackedLinks:
+    """Rewrites the http(s) links of a plain-text message to ``<base>/l/<token>``.
+
+    ``base_url`` is the signed-link function's URL (the unsubscribe function URL, or a
+    custom domain in front of it); its path and query are dropped. Links live ``ttl``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        secret: bytes,
+        *,
+        ttl: timedelta = LINK_TTL,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "https" or not parts.netloc:
+            raise ValueError("the tracked link base URL must be an absolute https URL")
+        if not secret:
+            raise ValueError("a link secret is required")
+        self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        self._secret = secret
+        self._ttl = ttl
+        self._now = now
+
+    def url(self, customer_id: str, execution: str, step: str, target: str) -> str:
+        token = sign(self._secret, customer_id, execution, step, target, self._now() + self._ttl)
+        return f"{self._origin}{PATH_PREFIX}{token}"
+
+    def is_own(self, url: str) -> bool:
+        """A link to the signed-link function itself (a tracked or an unsubscribe link)."""
+        return url == self._origin or url.startswith(f"{self._origin}/")
+
+    def rewrite(self, text: str, customer_id: str, execution: str, step: str) -> str:
+        """``text`` with every http(s) link replaced by its tracked link; everything else,
+        trailing sentence punctuation included, untouched. A link to the function itself
+        (already tracked, or an unsubscribe link), or one that is not a valid target (too
+        long, say), stays as it is."""
+
+        def replace(match: re.Match[str]) -> str:
+            found = match.group(0)
+            link = found.rstrip(_TRAILING)
+            tail = found[len(link) :]
+            if not valid_target(link) or self.is_own(link):
+                return found
+            return self.url(customer_id, execution, step, link) + tail
+
+        return LINK_PATTERN.sub(replace, text)

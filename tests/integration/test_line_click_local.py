@@ -1,0 +1,193 @@
+"""LINE link clicks on the local runtime (issue 19, items 2 and 3): a coupon on LINE, a day,
+then the same offer by email for whoever did not click its link within 24 hours
+(``tests/fixtures/line_click_project``). The LINE text's link is rewritten to a signed
+tracked link on the unsubscribe function's URL; simulated recipients
+(kizuna_tools.local.engagement) click about half of them with a GET of the function URL, as a
+browser does; the function stamps ``click_at`` on the ledger entry and answers 302, and the
+cohort engine's branch reads it when it runs: clickers get nothing more, the others the email."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.domain.timestamps import parse_time
+from kizuna_tools.demo import (
+    DEMO_CONFIG,
+    DEMO_CONTEXT,
+    EMAIL_FROM,
+    LINE_TOKEN_PARAMETER,
+    PUSH_APP_ID,
+    QUIET,
+    prepare_channels,
+)
+from kizuna_tools.local.app import SKIP_BUNDLING
+from kizuna_tools.local.cloud import LocalCloud
+from kizuna_tools.local.engagement import ChannelRates, EngagementModel
+from kizuna_tools.local.testing import CloudFactory
+from tests.integration.conftest import START
+
+pytestmark = pytest.mark.integration
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "line_click_project"
+PROGRAM = "line-clicked"
+CUSTOMERS = [f"ca{i}" for i in range(6)]  # hex: LINE user ids are U + 32 hex digits
+LINE_HOST_PATTERN = r"https://[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws/l/[A-Za-z0-9_-]+"
+# half the LINE links clicked, minutes after the send; nothing for email (the branch reads
+# LINE clicks only); the seed makes both sides of the branch taken
+MODEL = EngagementModel(channels={"line": ChannelRates(click=0.5)}, seed=3)
+
+
+@pytest.fixture(scope="module")
+def engagement_template() -> dict[str, Any]:
+    """The Kizuna stack with the fixture's program and templates (every channel on)."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from kizuna_infra import names
+    from kizuna_infra.kizuna import Kizuna
+
+    app = cdk.App(context={**SKIP_BUNDLING, **DEMO_CONTEXT})
+    stack = cdk.Stack(app, names.STACK_ID)
+    Kizuna(
+        stack,
+        names.KIZUNA_CONSTRUCT_ID,
+        config=DEMO_CONFIG,
+        email_from=EMAIL_FROM,
+        push_application_id=PUSH_APP_ID,
+        line_token_parameter=LINE_TOKEN_PARAMETER,
+        programs_dir=FIXTURE / "programs",
+        templates_dir=FIXTURE / "templates",
+    )
+    return dict(Template.from_stack(stack).to_json())
+
+
+@pytest.fixture
+def cloud(
+    engagement_template: dict[str, Any], local_cloud_factory: CloudFactory
+) -> Iterator[LocalCloud]:
+    c = local_cloud_factory(
+        engagement_template,
+        start=START,
+        engagement=MODEL,
+        environment_overrides={
+            **QUIET,
+            "PROGRAMS_DIR": str(FIXTURE / "programs"),
+            "TEMPLATES_DIR": str(FIXTURE / "templates"),
+        },
+    )
+    prepare_channels(c)
+    yield c
+
+
+def put(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:
+    detail = {"occurred_at": cloud.clock.now().isoformat(), **detail}
+    cloud.put_events([{"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}])
+
+
+def first_order(cloud: LocalCloud, cid: str) -> None:
+    put(
+        cloud,
+        "customer.upserted",
+        {
+            "customer_id": cid,
+            "email": f"{cid}@example.jp",
+            "first_name": "Hana",
+            "locale": "en",
+            "time_zone": "Asia/Tokyo",
+        },
+    )
+    put(cloud, "line.linked", {"customer_id": cid, "line_user_id": "U" + cid.ljust(32, "0")})
+    for channel in ("email", "line"):
+        put(
+            cloud, "consent.changed", {"customer_id": cid, "channel": channel, "status": "opted_in"}
+        )
+    cloud.drain()
+    line = {"product_id": "tea-009", "category": "tea", "quantity": 1, "unit_price": "3000"}
+    put(
+        cloud,
+        "order.placed",
+        {
+            "customer_id": cid,
+            "order_id": f"{cid}-1",
+            "total": "3000",
+            "currency": "JPY",
+            "channel": "web",
+            "lines": [line],
+        },
+    )
+    cloud.drain()
+
+
+def rows(cloud: LocalCloud, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """This program's ``kind`` rows (MSG, STEP) by (customer, step)."""
+    table = cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id
+    return {
+        (str(i["pk"]), str(i["step"])): i
+        for i in cloud.scan(table)
+        if i.get("kind") == kind and i.get("program") == PROGRAM
+    }
+
+
+def test_an_unclicked_line_coupon_is_followed_by_email_and_a_clicked_one_is_not(
+    cloud: LocalCloud,
+) -> None:
+    # given: six customers with email and LINE place their first order
+    for cid in CUSTOMERS:
+        first_order(cloud, cid)
+    # when: two days pass (the coupon within the hour, the branch a day after it)
+    cloud.advance(days=2)
+    # then: everyone got the coupon on LINE, its link tracked and the rest of the text as
+    # the template wrote it
+    for sent in cloud.outbox("line"):
+        text = sent["messages"][0]["text"]
+        assert "https://shop.example/" not in text
+        assert re.search(LINE_HOST_PATTERN, text), text
+        assert "Code: " in text
+    messages, steps = rows(cloud, "MSG"), rows(cloud, "STEP")
+    coupons = {cid: messages[(cid, "coupon")] for cid in CUSTOMERS}
+    assert {(m["status"], m.get("channel")) for m in coupons.values()} == {("sent", "line")}, (
+        coupons
+    )
+    clicked = {cid for cid, m in coupons.items() if m.get("click_at")}
+    for cid in clicked:
+        delay = parse_time(coupons[cid]["click_at"]) - parse_time(coupons[cid]["sent_at"])
+        assert timedelta(0) < delay <= timedelta(hours=24)
+    assert clicked and clicked != set(CUSTOMERS), "the seed should take both sides"
+    # the branch read the ledger: clickers took `then` (the exit), the others the email
+    for cid in CUSTOMERS:
+        step = steps[(cid, "clicked")]
+        email = messages.get((cid, "email_coupon"))
+        if cid in clicked:
+            assert step["decision"] == "then" and step["engagement"]["found"]
+            assert email is None
+        else:
+            assert (step["decision"], step["reason"]) == ("else", "not_engaged")
+            assert email is not None and (email["status"], email["channel"]) == ("sent", "email")
+    # the simulator's clicks were the function's 302s, one per clicked message
+    assert cloud.summary()["engagement"] == {"LineClick": len(clicked)}
+    assert not any(cloud.dlq_messages().values())
+
+
+def test_a_tracked_link_followed_again_or_forged_stamps_nothing_more(cloud: LocalCloud) -> None:
+    first_order(cloud, CUSTOMERS[0])
+    cloud.advance(hours=1)
+    (sent,) = cloud.outbox("line")
+    link = re.search(LINE_HOST_PATTERN, sent["messages"][0]["text"])
+    assert link is not None
+    status, headers, _ = cloud.http_request("GET", link.group(0), {}, None)
+    assert status == 302 and headers["Location"].startswith("https://shop.example/coupon?code=")
+    stamped = rows(cloud, "MSG")[(CUSTOMERS[0], "coupon")]["click_at"]
+    cloud.advance(hours=1)
+    assert cloud.http_request("GET", link.group(0), {}, None)[0] == 302
+    forged = link.group(0)[:-2] + ("AA" if not link.group(0).endswith("AA") else "BB")
+    status, headers, _ = cloud.http_request("GET", forged, {}, None)
+    assert status == 400 and "Location" not in headers
+    assert rows(cloud, "MSG")[(CUSTOMERS[0], "coupon")]["click_at"] == stamped
