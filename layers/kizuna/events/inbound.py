@@ -61,6 +61,9 @@ class Channel(StrEnum):
     SMS = "sms"
     PUSH = "push"
     LINE = "line"
+    # the shop's own HTTPS endpoint (a CRM, a POS, a print vendor): no per-customer consent
+    # or address; see docs/channels/WEBHOOK.md
+    WEBHOOK = "webhook"
 
 
 class SalesChannel(StrEnum):
