@@ -322,3 +322,29 @@ def test_a_program_step_records_a_permanent_failure_with_its_status(tmp_path: Pa
     entry = store.messages[("c1", "MSG#ex-2#notify")]
     assert (entry["status"], entry["reason"]) == ("failed", "webhook crm: HTTP 422")
     assert svc.send(request).status == "failed" and len(http.requests) == 1
+
+
+# --- endpoints named at load -----------------------------------------------------------------
+def test_a_program_naming_an_undeclared_endpoint_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "programs").mkdir()
+    (tmp_path / "programs" / "vip-sync.yaml").write_text(PROGRAM.replace("crm", "pos"))
+    _programs, issues = load_programs(tmp_path / "programs", webhooks=("crm",))
+    assert [(i.step, i.message) for i in issues] == [
+        ("notify", "webhook 'pos' is not a configured endpoint (crm)")
+    ]
+    assert load_programs(tmp_path / "programs", webhooks=("crm", "pos"))[1] == []
+
+
+def test_a_campaign_naming_an_undeclared_endpoint_is_refused() -> None:
+    from kizuna.campaigns.loader import CampaignError, check_campaign, parse_campaign
+    from tests.unit.test_campaign_model import raw
+
+    campaign = parse_campaign(raw(channels=["webhook"], webhook="pos"))
+    (issue,) = check_campaign("c.yaml", campaign, webhooks=())
+    assert (issue.field, issue.message) == (
+        "webhook",
+        "'pos' is not a configured endpoint (none declared)",
+    )
+    assert check_campaign("c.yaml", campaign, webhooks=("pos",)) == []
+    with pytest.raises(CampaignError, match="webhook"):
+        parse_campaign(raw(channels=["webhook"]))

@@ -544,7 +544,11 @@ def programs_validate(
         except SegmentError as exc:
             problems += [f"{segments}: {p}" for p in exc.problems]
     programs, issues = load_programs(
-        directory, templates=Renderer(templates), segment_names=segment_names, vocab=vocab
+        directory,
+        templates=Renderer(templates),
+        segment_names=segment_names,
+        vocab=vocab,
+        webhooks=tuple(cfg.webhooks),
     )
     problems += [str(issue) for issue in issues]
     problems += [
