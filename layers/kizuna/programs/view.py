@@ -61,7 +61,8 @@ VIEW_FIELDS: Fields = {
             SEGMENTS_FIELD,
         )
     ),
-    "consent": dict.fromkeys(str(channel) for channel in Channel),
+    # the channels a customer consents to (a webhook goes to the shop's own endpoint)
+    "consent": dict.fromkeys(str(channel) for channel in Channel if channel != Channel.WEBHOOK),
 }
 
 

@@ -201,6 +201,8 @@ def _behaviour(c: Customer, vocab: Vocabulary, now: datetime) -> dict[str, dict[
 def _channels(c: Customer) -> list[ChannelState]:
     out = []
     for channel in Channel:
+        if channel == Channel.WEBHOOK:  # the shop's own endpoint: not the customer's channel
+            continue
         consent = c.consent.get(channel.value)
         suppression = c.suppressions.get(channel.value)
         block = channel_block(c, channel.value, address_for(c, channel.value))
