@@ -26,6 +26,7 @@ from kizuna.delivery.channels import (
 from kizuna.delivery.content import WEBHOOK_MAX_BODY_BYTES, WebhookContent
 from kizuna.delivery.templates import Renderer, RenderError
 from kizuna.delivery.webhook import RetriesExhausted, WebhookPost, idempotency_key
+from kizuna.events import Channel, ChannelSuppressed, ConsentChanged, ConsentChannel
 from kizuna.programs.loader import load_programs
 from kizuna.programs.model import SendStep
 from kizuna.runtime.clock import FixedClock
@@ -348,3 +349,17 @@ def test_a_campaign_naming_an_undeclared_endpoint_is_refused() -> None:
     assert check_campaign("c.yaml", campaign, webhooks=("pos",)) == []
     with pytest.raises(CampaignError, match="webhook"):
         parse_campaign(raw(channels=["webhook"]))
+
+
+@pytest.mark.parametrize("event", [ConsentChanged, ChannelSuppressed])
+def test_a_webhook_is_refused_as_a_channel_a_customer_consents_to(event: type) -> None:
+    extra = {"status": "opted_in"} if event is ConsentChanged else {"reason": "bounce"}
+    base = {"customer_id": "c-1", "occurred_at": "2026-01-05T03:00:00Z", **extra}
+    with pytest.raises(ValidationError, match="webhook is a delivery channel"):
+        event.model_validate({**base, "channel": "webhook"})
+    with pytest.raises(ValidationError, match="channel"):
+        event.model_validate({**base, "channel": "fax"})
+    assert event.model_validate({**base, "channel": "email"}).channel == ConsentChannel.EMAIL
+    schema = event.model_json_schema()["$defs"]["ConsentChannel"]["enum"]
+    assert "webhook" not in schema and "email" in schema
+    assert set(ConsentChannel) < {str(c) for c in Channel}  # every consent channel is deliverable
