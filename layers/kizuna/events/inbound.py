@@ -79,8 +79,15 @@ class Channel(StrEnum):
     WEBHOOK = "webhook"
 
 
+DELIVERY_ONLY_CHANNELS: frozenset[str] = frozenset(c.value for c in Channel) - frozenset(
+    c.value for c in ConsentChannel
+)
+"""Channels that reach no address of the customer's (``webhook``): every customer is
+reachable on them, and no customer consents to them."""
+
+
 def _consent_channel(value: object) -> object:
-    if value in {c.value for c in Channel} - {c.value for c in ConsentChannel}:
+    if value in DELIVERY_ONLY_CHANNELS:
         raise ValueError(
             f"{value} is a delivery channel (the shop's own endpoint), "
             "not one a customer consents to"
