@@ -363,3 +363,10 @@ def test_a_webhook_is_refused_as_a_channel_a_customer_consents_to(event: type) -
     schema = event.model_json_schema()["$defs"]["ConsentChannel"]["enum"]
     assert "webhook" not in schema and "email" in schema
     assert set(ConsentChannel) < {str(c) for c in Channel}  # every consent channel is deliverable
+
+
+def test_every_delivery_channel_is_named_in_both_languages_by_why() -> None:
+    from kizuna.delivery.why import CHANNELS
+
+    assert {str(c) for c in Channel} <= set(CHANNELS)
+    assert CHANNELS["webhook"] == ("webhook", "Webhook")

@@ -228,7 +228,7 @@ def _print_summary(data: dict[str, object]) -> None:
         head.add_row(key, str(data[key]))
     out.print(head)
     messages = Table(title="messages sent (program x channel)")
-    channels = ("email", "sms", "push", "line")
+    channels = ("email", "sms", "push", "line", "webhook")
     messages.add_column("program")
     for ch in channels:
         messages.add_column(ch, justify="right")
