@@ -370,3 +370,43 @@ def test_every_delivery_channel_is_named_in_both_languages_by_why() -> None:
 
     assert {str(c) for c in Channel} <= set(CHANNELS)
     assert CHANNELS["webhook"] == ("webhook", "Webhook")
+
+
+def test_a_webhook_step_enters_a_customer_with_no_address_or_consent() -> None:
+    from kizuna.domain.customer import Customer, OrderFact
+    from kizuna.programs.evaluate import Evaluator, IncomingEvent
+    from kizuna.programs.journeys import in_holdout
+    from kizuna_tools.fakes import MemoryPublisher, MemoryStarter
+
+    # given: the fixture's first-purchase-to-the-CRM program, and a customer with no email,
+    # phone, device or LINE id, and no consent at all
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "webhook_project"
+    programs, issues = load_programs(fixture / "programs", webhooks={"crm"})
+    assert issues == []
+    [program] = programs
+    cid = next(f"c{i}" for i in range(1000) if not in_holdout(program, f"c{i}"))
+    store, starter = MemoryStore(), MemoryStarter()
+    store.customers[cid] = Customer(
+        customer_id=cid,
+        orders={"o1": OrderFact(placed=True, at=NOON)},
+        order_count=1,
+        first_order_at=NOON,
+        last_order_at=NOON,
+    )
+    evaluator = Evaluator(
+        programs, store, starter, MemoryPublisher(), KizunaConfig(), FixedClock(NOON)
+    )
+    # when: the first purchase arrives
+    result = evaluator.evaluate(
+        [
+            IncomingEvent(
+                event_id=f"{cid}:first_purchase",
+                detail_type="customer.first_purchase",
+                time=NOON,
+                detail={"customer_id": cid, "order_id": "o1", "total": 3000},
+            )
+        ]
+    )
+    # then: the customer enters (the endpoint is the shop's own: no_channel does not apply)
+    assert [(d.decision, d.reason) for d in result.decisions] == [("entered", None)]
+    assert len(starter.started) == 1
