@@ -410,3 +410,13 @@ def test_a_webhook_step_enters_a_customer_with_no_address_or_consent() -> None:
     # then: the customer enters (the endpoint is the shop's own: no_channel does not apply)
     assert [(d.decision, d.reason) for d in result.decisions] == [("entered", None)]
     assert len(starter.started) == 1
+
+
+def test_a_transactional_message_cannot_name_the_webhook_channel() -> None:
+    from kizuna.api.routes.messages import MessageBody
+
+    base = {"customer_id": "c-1", "template": "order_shipped"}
+    for field, value in (("channel", "webhook"), ("channels", ["email", "webhook"])):
+        with pytest.raises(ValidationError, match="webhook is a delivery channel"):
+            MessageBody.model_validate({**base, field: value})
+    assert MessageBody.model_validate({**base, "channel": "email"}).channel_order() == ("email",)
