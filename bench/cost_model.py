@@ -46,7 +46,13 @@ DELIVERY = ("journey", "send")
 # Functions fed by an SQS queue (the event source mapping receives and deletes per batch).
 QUEUE_FED = ("ingest", "evaluate", "feedback")
 # Outbox channel -> price key in prices.yaml (SMS: the demo shop's customers are in Japan).
-CHANNEL_PRICE = {"email": "email_ses", "sms": "sms_japan", "push": "push", "line": "line_japan"}
+CHANNEL_PRICE = {
+    "email": "email_ses",
+    "sms": "sms_japan",
+    "push": "push",
+    "line": "line_japan",
+    "webhook": "webhook",  # data transfer out only: the endpoint is the shop's own
+}
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 POINT_READS = ("GetItem", "BatchGetItem")

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from aws_cdk import aws_ses as ses
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from kizuna.runtime.config import load_config
 from kizuna.runtime.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
@@ -69,6 +71,23 @@ SMS_ACTIONS = ("sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut")
 # The signing secret is JSON: {"current": key} now, {"current": new, "previous": old} after a
 # rotation by hand (kizuna.runtime.wiring.signing_keys accepts both, so sent links keep working).
 SIGNING_KEY_CURRENT = "current"
+
+
+# Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN
+_COMPLETE_SECRET_ARN = re.compile(
+    r"^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:.+-[A-Za-z0-9]{6}$"
+)
+
+
+def webhook_secret(scope: Construct, construct_id: str, secret: str) -> secretsmanager.ISecret:
+    """The secret a webhook endpoint names (``webhooks.<name>.secret``): a name is this
+    stack's account and region (``...:secret:<name>-??????``); an ARN ending in the 6-character
+    suffix is complete (exactly that secret), any other ARN partial (``<arn>-??????``)."""
+    if not secret.startswith("arn:"):
+        return secretsmanager.Secret.from_secret_name_v2(scope, construct_id, secret)
+    if _COMPLETE_SECRET_ARN.match(secret):
+        return secretsmanager.Secret.from_secret_complete_arn(scope, construct_id, secret)
+    return secretsmanager.Secret.from_secret_partial_arn(scope, construct_id, secret)
 
 
 def email_domain(email_from: str) -> str:
@@ -194,6 +213,10 @@ class Delivery(Construct):
         self.line_token_parameter = line_token_parameter
         self.sms_sender_id = sms_sender_id
         self.tracing = wiring.shared.get("tracing", False)
+        # the HMAC keys of the shop's webhook endpoints (docs/channels/WEBHOOK.md), each once
+        self.webhook_secrets = tuple(
+            dict.fromkeys(e.secret for e in load_config(wiring.config_json).webhooks.values())
+        )
         stack = Stack.of(self)
 
         # --- Signing secret (HMAC key of coupon codes and unsubscribe tokens) ---------------
@@ -354,6 +377,8 @@ class Delivery(Construct):
             ssm.StringParameter.from_secure_string_parameter_attributes(
                 sender, "LineTokenParameter", parameter_name=self.line_token_parameter
             ).grant_read(function)
+        for index, secret in enumerate(self.webhook_secrets):
+            webhook_secret(sender, f"WebhookSecret{index}", secret).grant_read(function)
         self.signing_secret.grant_read(function)
         return iam.Policy(
             sender,

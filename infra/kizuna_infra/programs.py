@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +37,7 @@ from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_pro
 from kizuna.programs.model import Program
 from kizuna.programs.sweeps import SweepKind
 from kizuna.programs.winners import WINNER_PK
+from kizuna.runtime.config import load_config
 from kizuna.runtime.settings import (
     ENV_JOURNEY_ARN_PREFIX,
     ENV_KIZUNA_CONFIG,
@@ -89,6 +90,7 @@ def load_enabled_programs(
     templates_dir: Path,
     segments_dir: Path | None = None,
     vocab: Vocabulary = BUILTIN,
+    webhooks: Collection[str] | None = None,
 ) -> list[Program]:
     """The enabled programs; raises :class:`InvalidProgramsError` listing every issue of every
     program (enabled or not), missing message templates and unknown segments included.
@@ -104,6 +106,7 @@ def load_enabled_programs(
         templates=Renderer(templates_dir),
         segment_names=segment_names,
         vocab=vocab,
+        webhooks=webhooks,
     )
     if issues:
         raise InvalidProgramsError(programs_dir, issues)
@@ -245,7 +248,11 @@ class Programs(Construct):
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
         segments_dir = segments_dir or source_root / names.SEGMENTS_DIR
         self.programs = load_enabled_programs(
-            programs_dir, templates_dir, segments_dir, wiring.vocabulary()
+            programs_dir,
+            templates_dir,
+            segments_dir,
+            wiring.vocabulary(),
+            webhooks=tuple(load_config(wiring.config_json).webhooks),
         )
         # what evaluate and the journey helper read: programs, and named segments if any
         data_dirs = {names.PROGRAMS_DIR: programs_dir}

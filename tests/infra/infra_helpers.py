@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -83,8 +84,26 @@ def environment(resources: Resources, function: str) -> dict[str, Any]:
 
 
 # Every optional setting given, through cdk.json-style context.
+WEBHOOK_COMPLETE_ARN = (
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kizuna/webhooks/pos-AbC123"
+)
+WEBHOOK_PARTIAL_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kizuna/webhooks/print"
 CONFIGURED_CONTEXT: dict[str, Any] = {
-    "kizuna:config": {"contact": {"default_time_zone": "Europe/London", "max_per_day": 3}},
+    "kizuna:config": {
+        "contact": {"default_time_zone": "Europe/London", "max_per_day": 3},
+        # the three ways to name a webhook's key: a name, a complete ARN, a partial ARN
+        "webhooks": {
+            "crm": {"url": "https://crm.shop.example/hook", "secret": "kizuna/webhooks/crm"},
+            "pos": {
+                "url": "https://pos.shop.example/hook",
+                "secret": WEBHOOK_COMPLETE_ARN,
+            },
+            "print": {
+                "url": "https://print.shop.example/hook",
+                "secret": WEBHOOK_PARTIAL_ARN,
+            },
+        },
+    },
     "kizuna:busName": "shop-events",
     "kizuna:emailFrom": "Shop <news@shop.example>",
     "kizuna:pushApplicationId": "0123456789abcdef0123456789abcdef",
@@ -93,3 +112,33 @@ CONFIGURED_CONTEXT: dict[str, Any] = {
     ),
     "kizuna:smsSenderId": "SHOP",
 }
+
+
+# a name resolves in the stack's own account and region, with the suffix Secrets Manager adds
+CONFIGURED_WEBHOOK_SECRETS: list[Any] = [
+    {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":secretsmanager:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":secret:kizuna/webhooks/crm-??????",
+            ],
+        ]
+    },
+    WEBHOOK_COMPLETE_ARN,
+    WEBHOOK_PARTIAL_ARN + "-??????",
+]
+
+
+def webhook_secret_resources(statements: list[Statement]) -> list[Any]:
+    """The resources of ``secretsmanager:GetSecretValue`` that are webhook keys."""
+    return [
+        r
+        for r in resources_for(statements, "secretsmanager:GetSecretValue")
+        if "kizuna/webhooks/" in json.dumps(r)  # every test webhook key is named so
+    ]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 from infra_helpers import (
+    CONFIGURED_WEBHOOK_SECRETS,
     StackIds,
     actions_of,
     arn,
@@ -21,6 +22,7 @@ from infra_helpers import (
     qualified_arn,
     resources_for,
     statements_of,
+    webhook_secret_resources,
 )
 
 from kizuna.runtime import settings
@@ -164,6 +166,8 @@ def test_campaign_function_sends_with_exactly_the_send_functions_channel_setting
     assert "0123456789abcdef0123456789abcdef/messages" in json.dumps(pinpoint)
     secrets = resources_for(statements, "secretsmanager:GetSecretValue")
     assert any("kizuna/line-AbCdEf" in json.dumps(s) for s in secrets)
+    # and exactly the configured webhooks' keys
+    assert webhook_secret_resources(statements) == CONFIGURED_WEBHOOK_SECRETS
 
 
 def test_campaign_function_is_granted_only_what_the_batch_send_path_does(

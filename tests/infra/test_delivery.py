@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 from infra_helpers import (
+    CONFIGURED_WEBHOOK_SECRETS,
     StackIds,
     actions_of,
     arn,
@@ -19,6 +20,7 @@ from infra_helpers import (
     of_type,
     resources_for,
     statements_of,
+    webhook_secret_resources,
 )
 from moto.events.models import EventPattern
 
@@ -275,6 +277,16 @@ def test_configured_channels_reach_send(
         }
     ]
     assert line in resources_for(statements, "secretsmanager:GetSecretValue")
+
+
+def test_send_reads_exactly_each_configured_webhook_key(
+    configured_send: tuple[dict[str, Any], list[dict[str, Any]]],
+    send_statements: list[dict[str, Any]],
+) -> None:
+    _, statements = configured_send
+    assert webhook_secret_resources(statements) == CONFIGURED_WEBHOOK_SECRETS
+    # without webhooks configured, no webhook key is readable
+    assert webhook_secret_resources(send_statements) == []
 
 
 @pytest.mark.parametrize(

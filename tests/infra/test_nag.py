@@ -15,6 +15,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match
+from infra_helpers import CONFIGURED_CONTEXT
 
 from kizuna_infra import Kizuna, KizunaStack
 from kizuna_infra.nag import MIN_REASON_LENGTH, distributed_map_findings, nag_checks
@@ -279,6 +280,7 @@ def test_tracing_and_every_channel_variant_is_also_clean(
         advanced_security=True,
         push_application_id="0123456789abcdef0123456789abcdef",
         line_token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:line-AbCdEf",
+        config=CONFIGURED_CONTEXT["kizuna:config"],  # with webhooks (their keys' grants)
     )
     # Then its known findings are acknowledged and nothing else is reported
     assert findings(stack) == []

@@ -196,7 +196,9 @@ def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> Demo
     summary.suppressed = dict(suppressed.most_common())
     summary.deferred = deferred
     summary.failed = dict(failed.most_common())
-    summary.outbox = {ch: len(cloud.outbox(ch)) for ch in ("email", "sms", "push", "line")}
+    summary.outbox = {
+        ch: len(cloud.outbox(ch)) for ch in ("email", "sms", "push", "line", "webhook")
+    }
     summary.occurrences = campaign_occurrences(cloud)
     summary.dlq = {name: len(msgs) for name, msgs in cloud.dlq_messages().items() if msgs}
     summary.ranks = dict(ranks.most_common())

@@ -50,10 +50,19 @@ def check_campaign(
     program_ids: Collection[str] = (),
     base_dir: Path | None = None,
     vocab: Vocabulary = BUILTIN,
+    webhooks: Collection[str] | None = None,
 ) -> list[CampaignIssue]:
     """What the model alone cannot know: names that must exist elsewhere (the audience's
-    conditions may name the shop's declared attributes and counters, ``vocab``)."""
+    conditions may name the shop's declared attributes and counters, ``vocab``; its
+    ``webhook``, one of the configuration's endpoints, ``webhooks``)."""
     issues: list[CampaignIssue] = []
+    if webhooks is not None and campaign.webhook is not None and campaign.webhook not in webhooks:
+        known = ", ".join(sorted(webhooks)) or "none declared"
+        issues.append(
+            CampaignIssue(
+                file, "webhook", f"{campaign.webhook!r} is not a configured endpoint ({known})"
+            )
+        )
     for problem in view_condition_problems(campaign.audience.conditions, "conditions", vocab):
         issues.append(CampaignIssue(file, "audience", problem))
     if campaign.goal is not None:

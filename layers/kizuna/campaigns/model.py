@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kizuna.programs.model import Channels, CouponSpec, Goal, Pattern, SmsType
+from kizuna.programs.model import (
+    Channels,
+    CouponSpec,
+    Goal,
+    Pattern,
+    SmsType,
+    WebhookName,
+    check_webhook,
+)
 
 CampaignId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
 TemplateName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
@@ -214,6 +222,9 @@ class Campaign(_Strict):
     template: TemplateName
     sms_type: SmsType = SmsType.PROMOTIONAL
     coupon: CouponSpec | None = None
+    webhook: WebhookName | None = Field(
+        default=None, description="the configured endpoint (config webhooks) of channel webhook"
+    )
     variants: list[Variant] = Field(default_factory=list, max_length=8)
     holdout_percent: int = Field(default=0, ge=0, le=50)
     winner: WinnerSelection | None = None
@@ -223,6 +234,11 @@ class Campaign(_Strict):
     )
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     stop_on_failures: FailureBreaker = FailureBreaker()
+
+    @model_validator(mode="after")
+    def _webhook_named(self) -> Campaign:
+        check_webhook(self.channels, self.webhook)
+        return self
 
     @model_validator(mode="after")
     def _variants(self) -> Campaign:

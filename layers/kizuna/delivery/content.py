@@ -6,9 +6,10 @@ no personal data beyond what the message itself says.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SmsEncoding = Literal["GSM-7", "UCS-2"]
 
@@ -92,16 +93,38 @@ class LineContent(_Content):
     text: NonEmpty = Field(max_length=5000, description="LINE text messages hold 5,000 chars")
 
 
+WEBHOOK_MAX_BODY_BYTES = 256 * 1024  # a webhook body, rendered (UTF-8 JSON)
+
+
+class WebhookContent(_Content):
+    channel: Literal["webhook"] = "webhook"
+    body: NonEmpty = Field(description="The rendered JSON document, compact UTF-8 text")
+
+    @field_validator("body")
+    @classmethod
+    def _json_within_limit(cls, body: str) -> str:
+        if len(body.encode()) > WEBHOOK_MAX_BODY_BYTES:
+            raise ValueError(f"a webhook body holds at most {WEBHOOK_MAX_BODY_BYTES} bytes")
+        try:
+            json.loads(body)
+        except ValueError:
+            raise ValueError("a webhook body is a JSON document") from None
+        return body
+
+
 RenderedMessage = Annotated[
-    EmailContent | SmsContent | PushContent | LineContent, Field(discriminator="channel")
+    EmailContent | SmsContent | PushContent | LineContent | WebhookContent,
+    Field(discriminator="channel"),
 ]
 
 __all__ = [
+    "WEBHOOK_MAX_BODY_BYTES",
     "EmailContent",
     "LineContent",
     "PushContent",
     "RenderedMessage",
     "SmsContent",
     "SmsEncoding",
+    "WebhookContent",
     "sms_segments",
 ]

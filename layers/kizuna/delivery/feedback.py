@@ -38,7 +38,7 @@ from kizuna.delivery.tags import (
     decode_tag_value,
 )
 from kizuna.domain.loyalty import address_hash
-from kizuna.events import Channel, ChannelSuppressed
+from kizuna.events import ChannelSuppressed, ConsentChannel
 
 Kind = Literal["bounce", "complaint", "delivery", "open", "click", "opt_out", "invalid_token"]
 
@@ -78,14 +78,14 @@ def _validate(model: type[_Record], record: Mapping[str, Any], what: str) -> _Re
 
 
 def suppression(
-    customer_id: str, at: datetime, channel: Channel | str, reason: str, address: str | None
+    customer_id: str, at: datetime, channel: ConsentChannel | str, reason: str, address: str | None
 ) -> ChannelSuppressed:
     """The ``channel.suppressed`` event that stops ``channel`` for the customer's
     ``address`` (hashed, never in clear; None: whatever the address)."""
     return ChannelSuppressed(
         customer_id=customer_id,
         occurred_at=at,
-        channel=Channel(channel),
+        channel=ConsentChannel(channel),
         reason=reason,
         address_hash=address_hash(address) if address else None,
     )
@@ -100,7 +100,7 @@ class FeedbackAction(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     customer_id: str | None
-    channel: Channel
+    channel: ConsentChannel
     program: str | None = None
     step: str | None = None
     execution: str | None = None
@@ -233,7 +233,7 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
     tags = record.mail.tags
     return FeedbackAction(
         customer_id=_tag(tags, TAG_CUSTOMER),
-        channel=Channel.EMAIL,
+        channel=ConsentChannel.EMAIL,
         program=_tag(tags, TAG_PROGRAM),
         step=_tag(tags, TAG_STEP),
         execution=_tag(tags, TAG_EXECUTION),
@@ -261,7 +261,7 @@ def parse_sms_opt_out(record: Mapping[str, Any]) -> FeedbackAction:
     opt_out = _validate(SmsOptOut, record, "SMS opt-out")
     return FeedbackAction(
         customer_id=opt_out.customer_id,
-        channel=Channel.SMS,
+        channel=ConsentChannel.SMS,
         kind="opt_out",
         suppress=True,
         reason="opted out by SMS reply (STOP)",
@@ -297,7 +297,7 @@ def parse_invalid_token(record: Mapping[str, Any]) -> FeedbackAction:
     bad = _validate(InvalidPushToken, record, "invalid-token record")
     return FeedbackAction(
         customer_id=bad.customer_id,
-        channel=Channel.PUSH,
+        channel=ConsentChannel.PUSH,
         program=bad.program,
         step=bad.step,
         execution=bad.execution,

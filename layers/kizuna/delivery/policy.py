@@ -1,6 +1,7 @@
 """The contact policy: one for all programs, checked at send time, in order.
 
-1. consent and suppression per channel (with an address to send to);
+1. consent and suppression per channel (with an address to send to); a ``webhook`` step
+   delivers to the shop's own endpoint and needs neither (docs/channels/WEBHOOK.md);
 2. global frequency caps per customer across programs (per day, per week), unless the
    program's priority is at or above ``bypass_caps_priority``;
 3. quiet hours in the customer's time zone for interruptive channels (SMS, push, LINE):
@@ -111,6 +112,10 @@ def address_for(customer: Customer, channel: str) -> Address | None:
             return push_targets(customer) or None
         case "line":
             return customer.line_user_id or None
+        case "webhook":
+            # the shop's own endpoint, not the customer's: the customer id is what it gets
+            # (the endpoint itself is the step's or campaign's ``webhook``)
+            return customer.customer_id
     raise ValueError(f"unknown channel {channel!r}")
 
 
@@ -129,6 +134,10 @@ def channel_block(
     of an opt-out."""
     if not address:
         return "no_address"
+    if channel == "webhook":
+        # a touch through the shop's own system (a CRM, a print vendor): no channel the
+        # customer consents to; the global control, caps and holdouts still apply
+        return None
     consent = customer.consent.get(channel)
     if transactional:
         if consent is not None and consent.status == "opted_out":

@@ -9,7 +9,15 @@ Layout under the templates root (the repository's ``templates/`` unless told oth
                                   push.title.j2     (may render empty)
                                   push.body.j2
                                   line.txt.j2
+                                  webhook.json.j2   (a JSON document: its string values
+                                                     are templates, see below)
     _base/...                     shared layouts ({% extends "_base/email.html.j2" %})
+
+A webhook body is JSON, never Jinja output pasted into JSON text: ``webhook.json.j2`` is
+a JSON document (at most :data:`WEBHOOK_MAX_BODY_BYTES`), and each string value in it (keys
+are not) is rendered as a template on its own; numbers, booleans and null stay as written.
+A value like ``"{{ customer.first_name }}"`` is always a JSON string, whatever the name
+holds (quotes, braces): the customer's data cannot change the document's structure.
 
 A message renders completely or not at all: an undefined variable, a missing part, a
 syntax error, a sandbox violation, an empty required part or a part over its bounds raises
@@ -30,6 +38,7 @@ of a large heap that happens to start during a render is not the template's work
 from __future__ import annotations
 
 import gc
+import json
 import re
 import string
 import sys
@@ -68,11 +77,13 @@ from jinja2.utils import Namespace
 from pydantic import ValidationError
 
 from kizuna.delivery.content import (
+    WEBHOOK_MAX_BODY_BYTES,
     EmailContent,
     LineContent,
     PushContent,
     RenderedMessage,
     SmsContent,
+    WebhookContent,
     sms_segments,
 )
 from kizuna.delivery.coupons import Coupon
@@ -89,6 +100,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "sms": ("sms.txt",),
     "push": ("push.title", "push.body"),
     "line": ("line.txt",),
+    "webhook": ("webhook.json",),
 }
 # Parts that may render to nothing (the app's name shows as a push title).
 MAY_BE_EMPTY = frozenset({"push.title"})
@@ -474,12 +486,35 @@ class Renderer:
         locales = [locale] if locale else self.locales(program, template)
         if not locales:
             locales = [self.default_locale]
-        return [
+        missing = [
             f"{loc}/{part}{SUFFIX}"
             for loc in locales
             for part in parts
             if not (self.root / program / template / loc / f"{part}{SUFFIX}").is_file()
         ]
+        return missing + self._json_problems(program, template, str(channel), locales, missing)
+
+    def _json_problems(
+        self, program: str, template: str, channel: str, locales: list[str], missing: list[str]
+    ) -> list[str]:
+        """A webhook body template that is there but is no JSON document within the size
+        limit, as ``valid <locale>/webhook.json.j2 (why)``."""
+        if channel != "webhook":
+            return []
+        problems = []
+        for loc in locales:
+            name = f"{loc}/webhook.json{SUFFIX}"
+            if name in missing:
+                continue
+            try:
+                source = self._source(f"{program}/{template}/{name}")
+                _json_template(source)
+            except (TemplateNotFound, ValueError) as err:
+                problems.append(f"valid {name} ({err})")
+        return problems
+
+    def _source(self, name: str) -> str:
+        return self._env.loader.get_source(self._env, name)[0]  # type: ignore[union-attr]
 
     def resolve_locale(self, program: str, template: str, locale: str | None) -> str:
         """The locale folder used for a customer's locale: exact (``en-GB``), then the
@@ -641,6 +676,8 @@ class Renderer:
         except RenderError as err:
             raise fail(err.reason) from None
 
+        if channel == "webhook":
+            return self._render_webhook(program, template, loc, context, fail)
         texts: dict[str, str] = {}
         for part in parts:
             name = f"{program}/{template}/{loc}/{part}{SUFFIX}"
@@ -669,6 +706,61 @@ class Renderer:
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
             )
             raise fail(problems, loc) from None
+
+    def _render_webhook(
+        self,
+        program: str,
+        template: str,
+        loc: str,
+        context: Mapping[str, Any],
+        fail: Callable[[str, str], RenderError],
+    ) -> WebhookContent:
+        """The JSON document with each string value rendered on its own (module docstring)."""
+        name = f"{program}/{template}/{loc}/webhook.json{SUFFIX}"
+        try:
+            document = _json_template(self._source(name))
+        except TemplateNotFound as err:
+            raise fail(f"missing template {err.name}", loc) from None
+        except ValueError as err:
+            raise fail(f"webhook.json: {err}", loc) from None
+
+        def render_value(value: Any, where: str) -> Any:
+            if isinstance(value, dict):
+                return {k: render_value(v, f"{where}.{k}") for k, v in value.items()}
+            if isinstance(value, list):
+                return [render_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            if not isinstance(value, str) or ("{" not in value and "%" not in value):
+                return value
+            try:
+                return render_bounded(self._env.from_string(value), context)
+            except TemplateSyntaxError as err:
+                raise fail(f"syntax error in webhook.json at {where}: {err.message}", loc) from None
+            except RenderLimit as err:
+                raise fail(f"over a render bound in webhook.json at {where}: {err}", loc) from None
+            except SecurityError as err:
+                raise fail(f"sandbox refused in webhook.json at {where}: {err}", loc) from None
+            except UndefinedError as err:
+                raise fail(f"undefined in webhook.json at {where}: {err.message}", loc) from None
+            except Exception as err:  # anything a template can raise: never half-render
+                raise fail(f"{type(err).__name__} in webhook.json at {where}: {err}", loc) from None
+
+        body = json.dumps(render_value(document, "$"), ensure_ascii=False, separators=(",", ":"))
+        if len(body.encode()) > WEBHOOK_MAX_BODY_BYTES:
+            raise fail(f"webhook.json rendered over {WEBHOOK_MAX_BODY_BYTES} bytes", loc)
+        return WebhookContent(body=body)
+
+
+def _json_template(source: str) -> Any:
+    """A webhook body template's JSON document (an object or an array), or ValueError."""
+    if len(source.encode()) > WEBHOOK_MAX_BODY_BYTES:
+        raise ValueError(f"over {WEBHOOK_MAX_BODY_BYTES} bytes")
+    try:
+        document = json.loads(source)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not a JSON document: {err.msg} at line {err.lineno}") from None
+    if not isinstance(document, dict | list):
+        raise ValueError("the document is a JSON object or array")
+    return document
 
 
 class FilesRenderer(Renderer):
@@ -716,12 +808,13 @@ class FilesRenderer(Renderer):
         if parts is None:
             raise ValueError(f"unknown channel {channel!r}")
         locales = [locale] if locale else self.locales(program, template)
-        return [
+        missing = [
             f"{loc}/{part}{SUFFIX}"
             for loc in locales
             for part in parts
             if f"{program}/{template}/{loc}/{part}{SUFFIX}" not in self.files
         ]
+        return missing + self._json_problems(program, template, str(channel), locales, missing)
 
 
 def _content(channel: str, texts: Mapping[str, str]) -> RenderedMessage:

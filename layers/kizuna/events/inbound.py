@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -54,13 +55,48 @@ CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
 
 
-class Channel(StrEnum):
-    """Messaging channels a customer can consent to."""
+class ConsentChannel(StrEnum):
+    """Channels a customer consents to: an address and a consent state of theirs
+    (``consent.changed``, ``channel.suppressed``, a customer's ``consent``). A new channel a
+    customer can opt in to is added here AND to ``Channel``."""
 
     EMAIL = "email"
     SMS = "sms"
     PUSH = "push"
     LINE = "line"
+
+
+class Channel(StrEnum):
+    """Channels a send step or a campaign may deliver on: every ``ConsentChannel``, and the
+    delivery-only channels below, which reach no address of the customer's."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    LINE = "line"
+    # delivery-only: the shop's own HTTPS endpoint (a CRM, a POS, a print vendor), no
+    # per-customer consent or address; see docs/channels/WEBHOOK.md
+    WEBHOOK = "webhook"
+
+
+DELIVERY_ONLY_CHANNELS: frozenset[str] = frozenset(c.value for c in Channel) - frozenset(
+    c.value for c in ConsentChannel
+)
+"""Channels that reach no address of the customer's (``webhook``): every customer is
+reachable on them, and no customer consents to them."""
+
+
+def _consent_channel(value: object) -> object:
+    if value in DELIVERY_ONLY_CHANNELS:
+        raise ValueError(
+            f"{value} is a delivery channel (the shop's own endpoint), "
+            "not one a customer consents to"
+        )
+    return value
+
+
+CustomerChannel = Annotated[ConsentChannel, BeforeValidator(_consent_channel)]
+"""A ``ConsentChannel`` field: a delivery-only channel (``webhook``) is refused by name."""
 
 
 class SalesChannel(StrEnum):
@@ -115,7 +151,7 @@ class ConsentStatus(StrEnum):
 
 
 class ConsentChanged(InboundDetail):
-    channel: Channel
+    channel: CustomerChannel
     status: ConsentStatus
     source: Annotated[Text, Field(max_length=64)] = "user"
 
@@ -186,7 +222,7 @@ class ChannelSuppressed(InboundDetail):
     """Stop sending on a channel: a hard bounce, a complaint, a carrier opt-out. Sent by
     Kizuna's feedback function (or by the user's own systems)."""
 
-    channel: Channel
+    channel: CustomerChannel
     reason: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
     address_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = Field(
         default=None,

@@ -25,6 +25,7 @@ from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
 from kizuna.events import DERIVED_MODELS, Cause, DerivedEvent, ProgramConverted, derived_event
 from kizuna.events.custom import vocabulary
+from kizuna.events.inbound import DELIVERY_ONLY_CHANNELS
 from kizuna.programs.claims import CLAIM_NOT_IN_STATE, Stored, claim_holds, coupon_key, journey_key
 from kizuna.programs.cohorts import (
     JOIN_MARGIN,
@@ -409,7 +410,8 @@ class Evaluator:
             ):
                 return skip("reentry_window", last_entry_at=last, reentry_days=program.reentry.days)
         channels = channels_of(program)
-        if not channels & set(view["reachable"]):
+        # a delivery-only channel (webhook) reaches every customer: no address, no consent
+        if not channels & (set(view["reachable"]) | DELIVERY_ONLY_CHANNELS):
             return skip(
                 "no_channel",
                 channels=sorted(channels),

@@ -440,11 +440,24 @@ def check_semantics(
     return issues
 
 
+def check_webhooks(file: str, program: Program, webhooks: Collection[str]) -> list[ProgramIssue]:
+    """Send steps naming a webhook endpoint the configuration does not declare."""
+    known = ", ".join(sorted(webhooks)) or "none declared"
+    return [
+        ProgramIssue(
+            file, step.id, f"webhook {step.webhook!r} is not a configured endpoint ({known})"
+        )
+        for step in program.steps
+        if isinstance(step, SendStep) and step.webhook is not None and step.webhook not in webhooks
+    ]
+
+
 def load_program(
     path: Path,
     templates: TemplateCatalog | None = None,
     segment_names: Collection[str] | None = None,
     vocab: Vocabulary = BUILTIN,
+    webhooks: Collection[str] | None = None,
 ) -> Program:
     """Parse and validate one program file; raise ProgramError with every issue found.
     ``vocab`` is the shop's declared vocabulary (``vocabulary(config)``): its events may be
@@ -465,6 +478,8 @@ def load_program(
     issues += check_conditions(file, program, vocab)
     if segment_names is not None:
         issues += check_segments(file, program, segment_names)
+    if webhooks is not None:
+        issues += check_webhooks(file, program, webhooks)
     if issues:
         raise ProgramError(issues)
     return program
@@ -475,12 +490,16 @@ def load_programs(
     templates: TemplateCatalog | None = None,
     segment_names: Collection[str] | None = None,
     vocab: Vocabulary = BUILTIN,
+    webhooks: Collection[str] | None = None,
 ) -> tuple[list[Program], list[ProgramIssue]]:
     """All programs in a folder, and every issue across them (duplicates included). With
-    ``segment_names``, conditions naming an unknown segment are issues too; ``vocab`` as in
-    :func:`load_program`."""
+    ``segment_names``, conditions naming an unknown segment are issues too; with
+    ``webhooks`` (the configuration's endpoint names), a step naming another endpoint;
+    ``vocab`` as in :func:`load_program`."""
     programs, issues = load_folder(
-        directory, lambda path: load_program(path, templates, segment_names, vocab), ProgramError
+        directory,
+        lambda path: load_program(path, templates, segment_names, vocab, webhooks),
+        ProgramError,
     )
     seen: dict[str, str] = {}
     for p in programs:

@@ -9,6 +9,7 @@ public contract. Conditions use EventBridge content-filter syntax (see
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from kizuna.events import Channel
 from kizuna.programs.patterns import PatternError, validate_pattern
+from kizuna.runtime.config import WEBHOOK_NAME_PATTERN
 
 StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 ProgramId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
@@ -40,6 +42,15 @@ def _unique(channels: list[Channel]) -> list[Channel]:
 Pattern = Annotated[dict[str, Any], AfterValidator(_pattern)]
 # Channels in order of preference, each at most once.
 Channels = Annotated[list[Channel], AfterValidator(_unique)]
+WebhookName = Annotated[str, Field(pattern=WEBHOOK_NAME_PATTERN)]
+
+
+def check_webhook(channels: Sequence[Channel], webhook: str | None) -> None:
+    """A ``webhook`` channel names its endpoint (``webhook``), and only it does. Whether the
+    endpoint is configured is checked where the configuration is known (the loader with a
+    configuration, the send)."""
+    if (Channel.WEBHOOK in channels) != (webhook is not None):
+        raise ValueError("webhook: name the endpoint exactly when the webhook channel is used")
 
 
 class _Strict(BaseModel):
@@ -98,7 +109,15 @@ class SendStep(_Strict):
     template: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
     sms_type: SmsType = SmsType.PROMOTIONAL
     coupon: CouponSpec | None = None
+    webhook: WebhookName | None = Field(
+        default=None, description="the configured endpoint (config webhooks) of channel webhook"
+    )
     next: StepId | None = None
+
+    @model_validator(mode="after")
+    def _webhook_named(self) -> SendStep:
+        check_webhook(self.channels, self.webhook)
+        return self
 
     @model_validator(mode="before")
     @classmethod

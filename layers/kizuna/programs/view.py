@@ -21,7 +21,7 @@ from kizuna.events.custom import (
     counter_view,
     vocabulary,
 )
-from kizuna.events.inbound import Channel
+from kizuna.events.inbound import ConsentChannel
 from kizuna.programs.pattern_rules import Fields
 from kizuna.programs.patterns import matches
 from kizuna.runtime.config import KizunaConfig
@@ -61,7 +61,8 @@ VIEW_FIELDS: Fields = {
             SEGMENTS_FIELD,
         )
     ),
-    "consent": dict.fromkeys(str(channel) for channel in Channel),
+    # the channels a customer consents to (a webhook goes to the shop's own endpoint)
+    "consent": dict.fromkeys(str(channel) for channel in ConsentChannel),
 }
 
 

@@ -14,8 +14,9 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
 class RankRule(BaseModel):
@@ -542,6 +543,55 @@ class CustomConfig(BaseModel):
         return self
 
 
+WEBHOOK_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+_SECRET_REF = re.compile(
+    r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+    r"|[A-Za-z0-9/_+=.@-]{1,512})$"
+)
+_HOST = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+class WebhookEndpoint(BaseModel):
+    """One of the shop's HTTPS endpoints a ``webhook`` step or campaign delivers to
+    (docs/channels/WEBHOOK.md): the body is signed with HMAC-SHA256 under the key held in
+    Secrets Manager (``secret``: its name or ARN; never the key itself)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(max_length=2048, description="https://host[:port]/path[?query]")
+    secret: str = Field(description="Secrets Manager name or ARN of the HMAC key")
+    timeout_seconds: float = Field(default=10, gt=0, le=30, description="per attempt")
+    max_attempts: int = Field(
+        default=3, ge=1, le=8, description="attempts on 5xx, 429 and timeouts"
+    )
+
+    @model_validator(mode="after")
+    def _https(self) -> WebhookEndpoint:
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"url: not a URL: {self.url!r}") from None
+        if parts.scheme != "https":
+            raise ValueError("url: only https:// endpoints (the body carries customer data)")
+        if (
+            not parts.hostname
+            or not _HOST.match(parts.hostname)
+            or parts.username
+            or parts.password
+        ):
+            raise ValueError("url: a host name, without credentials in the URL")
+        if parts.fragment or any(c.isspace() or ord(c) < 32 for c in self.url):
+            raise ValueError("url: no fragment, whitespace or control characters")
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("url: port out of range")
+        if not _SECRET_REF.match(self.secret):
+            raise ValueError("secret: a Secrets Manager secret name or ARN")
+        return self
+
+
 class KizunaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -557,6 +607,13 @@ class KizunaConfig(BaseModel):
     event_time: EventTimeConfig = EventTimeConfig()
     custom: CustomConfig = CustomConfig()
     measurement: MeasurementConfig = MeasurementConfig()
+    webhooks: dict[
+        Annotated[str, StringConstraints(pattern=WEBHOOK_NAME_PATTERN)], WebhookEndpoint
+    ] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="the shop's HTTPS endpoints, by name (a step's or campaign's webhook)",
+    )
 
 
 # A configuration reaches each function in its ``KIZUNA_CONFIG`` environment variable, and

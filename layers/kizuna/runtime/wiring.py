@@ -282,7 +282,9 @@ def delivery(s: DeliverySettings) -> Delivery:
     from kizuna.delivery.channels import LinePush, PinpointPush, SesEmail, SnsSms, line_token_from
     from kizuna.delivery.links import TrackedLinks
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
+    from kizuna.delivery.webhook import WebhookPost, webhook_key_from
     from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
     from kizuna.services.send import derive_key
 
     # send_with_retry owns retries: botocore's own would stack under it and could resend
@@ -314,6 +316,9 @@ def delivery(s: DeliverySettings) -> Delivery:
         channels["line"] = LinePush(
             line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER), links=tracked
         )
+    webhooks = load_config(s.KIZUNA_CONFIG).webhooks
+    if webhooks:
+        channels["webhook"] = WebhookPost(webhooks, webhook_key_from())
     return Delivery(channels, links, derive_key(key, "coupon"), sns)
 
 

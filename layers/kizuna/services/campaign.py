@@ -440,7 +440,10 @@ class CampaignService:
             step=SEND_STEP,
             execution=execution,
             channel=plan.channel,
-            address=plan.address,
+            # a webhook goes to the campaign's endpoint, not to an address of the customer's
+            address=campaign.webhook
+            if plan.channel == "webhook" and campaign.webhook
+            else plan.address,
             content=content,
             sms_type="Transactional" if campaign.sms_type == "transactional" else "Promotional",
         )

@@ -304,6 +304,7 @@ class CampaignRules:
             program_ids=self.program_ids,
             base_dir=base_dir,
             vocab=vocabulary(self.cfg),
+            webhooks=tuple(self.cfg.webhooks),
         )
         if not issues:
             issues += [

@@ -29,7 +29,7 @@ from kizuna.domain.customer import Customer
 from kizuna.domain.privacy import mask, mask_attribute
 from kizuna.domain.timestamps import parse_time
 from kizuna.events.custom import Vocabulary, counter_view, vocabulary
-from kizuna.events.inbound import Channel
+from kizuna.events.inbound import ConsentChannel
 from kizuna.programs.view import lifecycle
 from kizuna.runtime.config import KizunaConfig
 
@@ -200,7 +200,7 @@ def _behaviour(c: Customer, vocab: Vocabulary, now: datetime) -> dict[str, dict[
 
 def _channels(c: Customer) -> list[ChannelState]:
     out = []
-    for channel in Channel:
+    for channel in ConsentChannel:  # a webhook goes to the shop's own endpoint
         consent = c.consent.get(channel.value)
         suppression = c.suppressions.get(channel.value)
         block = channel_block(c, channel.value, address_for(c, channel.value))

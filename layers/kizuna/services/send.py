@@ -305,7 +305,8 @@ class SendService:
             step=step.id,
             execution=req.execution,
             channel=channel,
-            address=decision.address,
+            # a webhook goes to the step's endpoint, not to an address of the customer's
+            address=step.webhook if channel == "webhook" and step.webhook else decision.address,
             content=content,
             sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
             batch=req.run,

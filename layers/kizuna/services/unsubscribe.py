@@ -31,7 +31,7 @@ from urllib.parse import parse_qs
 
 from kizuna.delivery.unsubscribe import Claims, InvalidToken, verify
 from kizuna.domain.customer import Customer
-from kizuna.events import Channel, ConsentChanged, ConsentStatus
+from kizuna.events import ConsentChanged, ConsentChannel, ConsentStatus
 from kizuna.ports import CustomerReader, Inbound
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.observability import logger
@@ -165,7 +165,7 @@ class UnsubscribeService:
             ConsentChanged(
                 customer_id=claims.customer_id,
                 occurred_at=now,
-                channel=Channel(claims.channel),
+                channel=ConsentChannel(claims.channel),
                 status=ConsentStatus.OPTED_OUT,
                 source="unsubscribe_link",
             )

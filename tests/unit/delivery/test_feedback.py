@@ -19,7 +19,7 @@ from kizuna.delivery.feedback import (
     sms_opt_out_records,
     suppression,
 )
-from kizuna.events import Channel
+from kizuna.events import Channel, ConsentChannel
 from tests.factories import sms_opted_out
 
 MESSAGE_ID = "010001942a5c7f1e-5d1b2c3a-9f8e-4d7c-b6a5-1234567890ab-000000"
@@ -74,7 +74,7 @@ def test_complaint_suppresses_email() -> None:
 def test_engagement_events_do_not_suppress(fixture: str, kind: str, reason: str) -> None:
     action = ses(fixture)
     assert (action.kind, action.suppress, action.reason) == (kind, False, reason)
-    assert action.customer_id == "cust_0001.jp" and action.channel is Channel.EMAIL
+    assert action.customer_id == "cust_0001.jp" and action.channel is ConsentChannel.EMAIL
 
 
 def test_bare_ses_record_as_sns_or_firehose_carry_it() -> None:

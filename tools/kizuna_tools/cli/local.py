@@ -228,7 +228,7 @@ def _print_summary(data: dict[str, object]) -> None:
         head.add_row(key, str(data[key]))
     out.print(head)
     messages = Table(title="messages sent (program x channel)")
-    channels = ("email", "sms", "push", "line")
+    channels = ("email", "sms", "push", "line", "webhook")
     messages.add_column("program")
     for ch in channels:
         messages.add_column(ch, justify="right")
@@ -544,7 +544,11 @@ def programs_validate(
         except SegmentError as exc:
             problems += [f"{segments}: {p}" for p in exc.problems]
     programs, issues = load_programs(
-        directory, templates=Renderer(templates), segment_names=segment_names, vocab=vocab
+        directory,
+        templates=Renderer(templates),
+        segment_names=segment_names,
+        vocab=vocab,
+        webhooks=tuple(cfg.webhooks),
     )
     problems += [str(issue) for issue in issues]
     problems += [

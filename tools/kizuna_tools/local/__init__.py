@@ -28,11 +28,13 @@ What runs, and how:
   Retry intervals park their thread until ``advance()`` reaches them.
 - Channels: email (moto SES, v1 and v2; the SESv2 request with its headers is kept), SMS
   (moto SNS, and a fake for ``pinpoint-sms-voice-v2``), push (a fake for ``pinpoint``
-  ``SendMessages``), LINE (an HTTP recorder): ``cloud.outbox(channel)``. With
+  ``SendMessages``), LINE (an HTTP recorder), webhook (the configured endpoints' receiver,
+  :mod:`kizuna_tools.local.webhooks`): ``cloud.outbox(channel)``. With
   ``engagement=EngagementModel(...)``, simulated recipients answer the emails with SES events
   (delivery, open, click, bounce, complaint) through the feedback function
   (:mod:`kizuna_tools.local.engagement`).
-- HTTP: calls to ``https://api.line.me`` (LINE's Messaging API) and to the template's
+- HTTP: calls to ``https://api.line.me`` (LINE's Messaging API), to the configuration's
+  webhook endpoints (``urllib`` only) and to the template's
   Lambda function URLs (``https://<id>.lambda-url.us-east-1.on.aws/``) are answered
   in-process when made with ``urllib.request`` (recommended: no extra dependency in the
   Lambda layer) or ``requests``. Other HTTP clients (httpx, aiohttp) are not intercepted.

@@ -65,11 +65,12 @@ from kizuna_tools.local.server import ServeHandle
 from kizuna_tools.local.template import ACCOUNT_ID, REGION, Template
 from kizuna_tools.local.virtual_clock import Timeline, VirtualClock
 from kizuna_tools.local.watchdog import DEFAULT_STALL_TIMEOUT, Watchdog, exit_on_stall
+from kizuna_tools.local.webhooks import WebhookReceiver, endpoints_of
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
-CHANNELS = ("email", "sms", "push", "line")
+CHANNELS = ("email", "sms", "push", "line", "webhook")
 _INTERNAL_KEY = "kizuna-local-runtime"
 Wake = Literal["one", "batch"]
 
@@ -336,6 +337,8 @@ class LocalCloud:
         self._last_ttl_sweep = self.clock.now()
         self._push: list[dict[str, Any]] = []
         self._line: list[dict[str, Any]] = []
+        # the shop's webhook endpoints, known once the template's functions are provisioned
+        self.webhooks = WebhookReceiver({}, self._secret_value)
         self._line_retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
         self._sms_v2: list[dict[str, Any]] = []
         self._email_requests: dict[str, Any] = {}
@@ -407,6 +410,10 @@ class LocalCloud:
             provisioner = Provisioner(self.template, self._client, self.runner)
             self._provisioned = provisioner.run()
             self.provision_seconds = self._provisioned.seconds
+            self.webhooks = WebhookReceiver(
+                endpoints_of({n: f.environment for n, f in self._provisioned.functions.items()}),
+                self._secret_value,
+            )
             for item in self._provisioned.unsupported:
                 LOG.info("not emulated locally: %s %s: %s", *item)
         except BaseException:
@@ -708,7 +715,7 @@ class LocalCloud:
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, dict[str, str], bytes]:
         """HTTP to a Lambda function URL runs the function; LINE's API is recorded; a user
-        pool's JWKS is moto's public key set."""
+        pool's JWKS is moto's public key set; a webhook endpoint's receiver answers."""
         parsed = urllib.parse.urlsplit(url)
         if (parsed.hostname or "").startswith("cognito-idp."):
             return self._user_pool_jwks(parsed.path)
@@ -717,6 +724,8 @@ class LocalCloud:
             return self._function_url_request(spec, method, parsed, headers, body)
         if ".lambda-url." in (parsed.hostname or ""):
             return 404, {"Content-Type": "application/json"}, b'{"Message":"Not Found"}'
+        if self.webhooks.handles(parsed.hostname or ""):
+            return self.webhooks.request(method, url, headers, body)
         return self._line_request(method, url, headers, body)
 
     def _browse(self, method: str, url: str) -> int:
@@ -724,6 +733,17 @@ class LocalCloud:
         headers = {"User-Agent": "Mozilla/5.0 (kizuna-local simulated recipient)"}
         status, _, _ = self.http_request(method, url, headers, None)
         return status
+
+    def intercepts(self, host: str) -> bool:
+        """Whether HTTPS to ``host`` is answered here besides LINE's and AWS's hosts: the
+        shop's webhook endpoints (:mod:`kizuna_tools.local.webhooks`)."""
+        return self.webhooks.handles(host)
+
+    def _secret_value(self, secret_id: str) -> str:
+        value: str = self._client("secretsmanager").get_secret_value(SecretId=secret_id)[
+            "SecretString"
+        ]
+        return value
 
     def _user_pool_jwks(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """``/<pool>/.well-known/jwks.json``: the keys moto signs its Cognito tokens with."""
@@ -977,7 +997,7 @@ class LocalCloud:
 
     # --- outputs ---------------------------------------------------------------------------
     def outbox(self, channel: str) -> list[dict[str, Any]]:
-        """Messages sent on a channel: ``email``, ``sms``, ``push`` or ``line``."""
+        """Messages sent on a channel: ``email``, ``sms``, ``push``, ``line`` or ``webhook``."""
         if channel == "email":
             emails = backends.sent_emails()
             for email in emails:
@@ -991,6 +1011,8 @@ class LocalCloud:
             return list(self._push)
         if channel == "line":
             return list(self._line)
+        if channel == "webhook":  # what the receivers accepted (once per idempotency key)
+            return list(self.webhooks.accepted)
         raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
 
     def dlq_messages(self) -> dict[str, list[dict[str, Any]]]:

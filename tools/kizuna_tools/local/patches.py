@@ -113,6 +113,10 @@ class PatchHost(Protocol):
         """Answer an HTTP request to LINE (recorded) or to a Lambda function URL (invoked)."""
         ...
 
+    def intercepts(self, host: str) -> bool:
+        """Whether HTTPS to ``host`` (another than LINE's and AWS's) is answered in-process."""
+        ...
+
 
 # --- Step Functions: Wait states and Retry intervals on the virtual clock ----------------
 def _wait_key(env: Any) -> tuple[str, ...]:
@@ -891,7 +895,8 @@ def intercept_requests_library(host: PatchHost) -> Undo:
 
 
 def intercept_urllib(host: PatchHost) -> Undo:
-    """``urllib.request`` calls to LINE's API, to function URLs and to a user pool's JWKS
+    """``urllib.request`` calls to LINE's API, to function URLs, to the configured webhook
+    endpoints and to a user pool's JWKS
     (``https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/jwks.json``, what an API
     function fetches to verify id tokens) are answered in-process.
 
@@ -901,7 +906,8 @@ def intercept_urllib(host: PatchHost) -> Undo:
     original = urllib.request.HTTPSHandler.__dict__["https_open"]  # the one to fall back to
 
     def https_open(self: Any, req: urllib.request.Request) -> Any:
-        if not INTERCEPTED_HOST.match(req.host.split(":")[0]):
+        hostname = req.host.split(":")[0]
+        if not (INTERCEPTED_HOST.match(hostname) or host.intercepts(hostname)):
             return original(self, req)
         data = req.data if isinstance(req.data, bytes) else None
         headers = {k: str(v) for k, v in req.header_items()}

@@ -29,7 +29,7 @@ from kizuna.api.auth import Principal, Role
 from kizuna.api.body import header, json_body
 from kizuna.api.context import deps, require, require_machine_or
 from kizuna.api.openapi import document_body
-from kizuna.events.inbound import TEXT_PATTERN, Channel, CustomerId
+from kizuna.events.inbound import TEXT_PATTERN, CustomerChannel, CustomerId
 from kizuna.services.contracts import (
     SendUnavailable,
     TransactionalRequest,
@@ -76,8 +76,8 @@ class MessageBody(BaseModel):
 
     customer_id: CustomerId
     template: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
-    channel: Channel | None = None
-    channels: list[Channel] | None = Field(default=None, min_length=1, max_length=4)
+    channel: CustomerChannel | None = None
+    channels: list[CustomerChannel] | None = Field(default=None, min_length=1, max_length=4)
     data: dict[str, Any] = Field(default_factory=dict)
     locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
 
