@@ -47,6 +47,10 @@ SIGNATURE_HEADER = "X-Kizuna-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY_NAMESPACE = uuid.UUID("0d7f6b1e-2c44-5a0e-8f4b-6b697a756e77")
 MAX_RETRY_AFTER = 30.0  # seconds one Retry-After may hold a send (the Lambda's time is finite)
+# Seconds one message may spend on its attempts and waits: the send function stops at 60 s
+# (infra SEND_TIMEOUT), and what is left after this budget records the outcome. A retry that
+# could not finish inside it is not started: the message fails as "out of time".
+SEND_BUDGET = 45.0
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
@@ -93,6 +97,8 @@ class WebhookPost:
         *,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        budget: float = SEND_BUDGET,
         base_delay: float = 0.5,
         max_delay: float = 8.0,
         jitter: Callable[[], float] = random.random,
@@ -102,6 +108,8 @@ class WebhookPost:
         self._http: HttpClient = http if http is not None else UrllibHttp()
         self._now = now
         self._sleep = sleep
+        self._monotonic = monotonic
+        self._budget = budget
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._jitter = jitter
@@ -118,6 +126,7 @@ class WebhookPost:
         key = idempotency_key(message.execution, message.step, message.customer_id)
         secret = self._key_for(endpoint)
         error: DeliveryError = TemporaryFailure(f"webhook {name}: not sent")
+        started = self._monotonic()
         for attempt in range(1, endpoint.max_attempts + 1):
             timestamp = int(self._now())  # signed per attempt: a late retry is not stale
             headers = {
@@ -143,7 +152,14 @@ class WebhookPost:
             if not error.retryable:
                 raise error
             if attempt < endpoint.max_attempts:
-                self._sleep(self._delay(attempt, error))
+                delay = self._delay(attempt, error)
+                spent = self._monotonic() - started
+                if spent + delay + endpoint.timeout_seconds > self._budget:
+                    raise RetriesExhausted(
+                        f"{error.reason}; out of time after {attempt} attempts",
+                        maybe_sent=error.maybe_sent,
+                    )
+                self._sleep(delay)
         raise RetriesExhausted(
             f"{error.reason} after {endpoint.max_attempts} attempts", maybe_sent=error.maybe_sent
         )

@@ -154,6 +154,32 @@ def test_429_waits_for_its_retry_after() -> None:
     assert sleeps == [7.0]
 
 
+def test_a_retry_that_cannot_finish_inside_the_send_budget_is_not_started() -> None:
+    """The send function stops at 60 s: two Retry-After: 30 answers would outlast it, so the
+    second wait is not taken and the message fails as out of time (no half-done attempt)."""
+    clock = [0.0]
+    http = FakeHttp(*[HttpResponse(429, {"Retry-After": "30"}, b"")] * 3)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    sender = WebhookPost(
+        {"crm": endpoint()},
+        lambda _e: KEY,
+        http,
+        now=lambda: NOW,
+        sleep=sleep,
+        monotonic=lambda: clock[0],
+        jitter=lambda: 0.0,
+    )
+    with pytest.raises(RetriesExhausted) as failure:
+        sender.send(message())
+    assert failure.value.reason == "webhook crm: HTTP 429; out of time after 2 attempts"
+    assert sleeps == [30.0] and len(http.requests) == 2
+
+
 def test_spent_attempts_are_not_multiplied_by_the_callers_retry() -> None:
     http = FakeHttp(503, 503, 503, 503, 503, 503)
     with pytest.raises(TemporaryFailure) as failure:
