@@ -36,6 +36,7 @@ from kizuna.programs.steps import next_local_time, zone
 from kizuna.runtime.config import ContactPolicyConfig
 
 __all__ = [
+    "ALLOWED_UNLESS_OPTED_OUT",
     "CONTACT_DAYS",
     "E164",
     "Address",
@@ -111,7 +112,15 @@ def address_for(customer: Customer, channel: str) -> Address | None:
             return push_targets(customer) or None
         case "line":
             return customer.line_user_id or None
+        case "card":
+            # a card waits in Kizuna for the shop's own site or app (docs/channels/CARDS.md)
+            return customer.customer_id
     raise ValueError(f"unknown channel {channel!r}")
+
+
+# Channels a customer is in unless they opted out: a card is seen only on the shop's own
+# site or app, where the customer is signed in (docs/channels/CARDS.md, "Consent").
+ALLOWED_UNLESS_OPTED_OUT = frozenset({"card"})
 
 
 def _hash_of(address: Address) -> str:
@@ -130,7 +139,7 @@ def channel_block(
     if not address:
         return "no_address"
     consent = customer.consent.get(channel)
-    if transactional:
+    if transactional or channel in ALLOWED_UNLESS_OPTED_OUT:
         if consent is not None and consent.status == "opted_out":
             return "opted_out"
     elif consent is None or consent.status != "opted_in":

@@ -61,6 +61,7 @@ class Channel(StrEnum):
     SMS = "sms"
     PUSH = "push"
     LINE = "line"
+    CARD = "card"  # in-app / web content cards (docs/channels/CARDS.md)
 
 
 class SalesChannel(StrEnum):

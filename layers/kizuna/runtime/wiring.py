@@ -278,6 +278,8 @@ def delivery(s: DeliverySettings) -> Delivery:
     import boto3
     from botocore.config import Config
 
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.delivery.cards import CardChannel
     from kizuna.delivery.channels import LinePush, PinpointPush, SesEmail, SnsSms, line_token_from
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
     from kizuna.runtime.clock import CurrentClock
@@ -304,6 +306,11 @@ def delivery(s: DeliverySettings) -> Delivery:
         channels["line"] = LinePush(line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN))
     elif s.LINE_TOKEN_PARAMETER:
         channels["line"] = LinePush(line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER))
+    # cards need nothing outside Kizuna: kept in the activity table for the shop's site
+    channels["card"] = CardChannel(
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        CurrentClock().now,
+    )
     return Delivery(channels, links, derive_key(key, "coupon"), sns)
 
 
@@ -500,9 +507,10 @@ def api_app() -> APIGatewayHttpResolver:
         client_id=s.USER_POOL_CLIENT_ID,
         jwks=_jwks_loader(s.JWKS_URL or jwks_url(s.AWS_REGION, s.USER_POOL_ID), HttpJwks),
     )
+    store = DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     deps = ApiDeps(
         config=load_config(s.KIZUNA_CONFIG),
-        store=DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        store=store,
         audit=AuditLog(dynamodb, s.ACTIVITY_TABLE),
         verifier=verifier,
         sign_in=CognitoSignIn(boto3.client("cognito-idp"), s.USER_POOL_CLIENT_ID),
@@ -524,8 +532,20 @@ def api_app() -> APIGatewayHttpResolver:
         messages=SendFunction(_send_invoker(), s.SEND_FUNCTION_NAME)
         if s.SEND_FUNCTION_NAME
         else None,
+        cards=_cards(store, s.SIGNING_SECRET_ARN, now) if s.SIGNING_SECRET_ARN else None,
     )
     return build_app(deps)
+
+
+def _cards(store: Any, signing_secret_arn: str, now: Callable[[], Any]) -> Any:
+    """The cards routes' service: card tokens under a key derived from the signing secret
+    for cards alone (every key of a rotation verifies)."""
+    from kizuna.delivery.cards import CardTokens
+    from kizuna.services.cards import CardService
+    from kizuna.services.send import derive_key
+
+    keys = [derive_key(k, "cards") for k in signing_keys(signing_secret_arn)]
+    return CardService(store, CardTokens(keys, now), now)
 
 
 def _send_invoker() -> Any:
