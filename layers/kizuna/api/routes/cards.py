@@ -90,7 +90,7 @@ def _customer(service: CardService) -> str:
     responses={
         200: {"description": "The cards", "content": {"application/json": {"model": CardList}}},
         **_CARD_RESPONSES,
-    },  # noqa: E501
+    },
 )
 def list_cards() -> Response[Any]:
     service = _service()
