@@ -51,6 +51,7 @@ CHANNELS: Final[dict[str, Text]] = {
     "sms": ("SMS", "SMS"),
     "push": ("push", "プッシュ通知"),
     "line": ("LINE", "LINE"),
+    "card": ("card", "カード（サイト・アプリ内）"),
 }
 
 # Why a channel was passed over (the ``skipped`` list of a message row, ``channel:why``)
