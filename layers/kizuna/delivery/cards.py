@@ -51,6 +51,9 @@ _CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")  # kizuna.eve
 Mark = Literal["seen", "clicked"]
 # where a mark is stamped: the ledger entry's field (reports count open_at / click_at)
 MARK_FIELDS: Final[dict[str, str]] = {"seen": "open_at", "clicked": "click_at"}
+# every attribute a mark's UpdateItems name (the keys, the stamps, the ledger entry's
+# channel in its condition): the API function's IAM grant allows these only
+CARD_STAMPS: Final = ("pk", "sk", "channel", "open_at", "click_at", "seen_at", "clicked_at")
 
 
 def card_id(execution: str, step: str) -> str:
@@ -173,6 +176,7 @@ class CardChannel:
 __all__ = [
     "CARD_ID",
     "CARD_SK",
+    "CARD_STAMPS",
     "MARK_FIELDS",
     "CardChannel",
     "CardStore",
