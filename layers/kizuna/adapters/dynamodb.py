@@ -17,7 +17,6 @@ from enum import Enum
 from typing import Any
 
 from kizuna.adapters.retry import ATTEMPTS, retrying
-from kizuna.delivery.cards import CARD_SK
 from kizuna.delivery.coupons import (
     COUPON_INDEX_PREFIX,
     COUPON_SHARDS,
@@ -30,6 +29,7 @@ from kizuna.delivery.coupons import (
     coupon_shard,
 )
 from kizuna.delivery.ledger import (
+    CARD_SK,
     CLAIM_TOKEN,
     CLAIMED_BY,
     DEFERRED,

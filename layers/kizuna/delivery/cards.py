@@ -33,9 +33,9 @@ from typing import Any, Final, Literal, Protocol
 
 from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
 from kizuna.delivery.content import CardContent
+from kizuna.delivery.ledger import CARD_SK
 from kizuna.domain.timestamps import iso
 
-CARD_SK: Final = "CARD#"
 CARD_ID = re.compile(r"^[0-9a-f]{32}$")
 # Card token bounds: a token lives at most a day (the shop's backend mints a new one per
 # session); ids are at most 128 characters, so a token is at most ~200 characters.
