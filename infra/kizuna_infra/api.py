@@ -7,7 +7,9 @@ Routes (the function dispatches below each prefix, :mod:`kizuna.api.app`):
   id token (issuer: the user pool, audience: the console's app client), the function again;
 * ``ANY /machine/{proxy+}``: machines; ``AWS_IAM`` (SigV4), the function reads the caller;
 * ``GET /console``, ``ANY /console/{proxy+}``: server-rendered pages; no authorizer, the
-  function verifies the session cookie (a Cognito id token) and the CSRF field.
+  function verifies the session cookie (a Cognito id token) and the CSRF field;
+* ``GET /cards``, ``POST /cards/{proxy+}``: the shop's site or app; no authorizer, the
+  function verifies the card token (docs/channels/CARDS.md).
 
 People use the console through CloudFront (``ConsoleUrl``): HTTPS only, nothing cached, the
 same restrictive headers the function sets (``kizuna.api.app.SECURITY_HEADERS``), and a WAF
@@ -53,6 +55,7 @@ from constructs import Construct
 
 from kizuna.api.app import SECURITY_HEADERS
 from kizuna.api.auth import ROLE_ORDER
+from kizuna.delivery.cards import CARD_STAMPS
 from kizuna.runtime import settings
 from kizuna_infra import names
 from kizuna_infra.campaigns import Campaigns
@@ -200,6 +203,7 @@ class ConsoleWebAcl(Construct):
                 statements=[
                     starts_with(f"{names.API_ROUTE_PREFIX}/"),
                     starts_with(names.CONSOLE_ROUTE_PREFIX),
+                    starts_with(names.CARDS_ROUTE_PREFIX),
                 ]
             )
         )
@@ -355,6 +359,8 @@ class Api(Construct):
                     settings.ENV_ANALYTICS_BUCKET: wiring.tables.analytics.bucket_name,
                     settings.ENV_SNAPSHOTS_TABLE: wiring.tables.snapshots.table_name,
                     settings.ENV_SEND_FUNCTION_NAME: delivery.send.function.function_name,
+                    # card tokens (/cards) under a key derived from it
+                    names.ENV_SIGNING_SECRET_ARN: delivery.signing_secret.secret_arn,
                 }
             ),
             extras=self._data_dirs(source_root, data_dirs),
@@ -414,6 +420,19 @@ class Api(Construct):
             *self.http_api.add_routes(
                 path=route_path(names.CONSOLE_ROUTE_PREFIX),
                 methods=any_method,
+                integration=integration,
+            ),
+        ]
+        # No authorizer: the shop's site sends a card token, which the function verifies.
+        self.card_routes = [
+            *self.http_api.add_routes(
+                path=names.CARDS_ROUTE_PREFIX,
+                methods=[apigwv2.HttpMethod.GET],
+                integration=integration,
+            ),
+            *self.http_api.add_routes(
+                path=route_path(names.CARDS_ROUTE_PREFIX),
+                methods=[apigwv2.HttpMethod.POST],
                 integration=integration,
             ),
         ]
@@ -547,6 +566,18 @@ class Api(Construct):
         )
         campaigns.scheduler_role.grant_pass_role(function.grant_principal)
         campaigns.state_machine.grant_start_execution(function)
+        # Cards: the signing secret (card tokens); a card's seen / clicked stamps (its row
+        # and its ledger entry, conditional UpdateItem).
+        delivery.signing_secret.grant_read(function)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[tables.activity.table_arn],
+                conditions={
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(CARD_STAMPS)}
+                },
+            )
+        )
         # Transactional messages: the send function, synchronously.
         delivery.send.function.grant_invoke(function)
         # Inbound events from /machine/events (never source "kizuna": the bus denies it).

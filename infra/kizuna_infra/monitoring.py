@@ -35,7 +35,7 @@ from kizuna_infra import names
 # 0.1% and 0.5%. Alarm at the review thresholds, before SES acts.
 SES_BOUNCE_RATE_THRESHOLD = 0.05
 SES_COMPLAINT_RATE_THRESHOLD = 0.001
-CHANNELS = ("email", "sms", "push", "line")
+CHANNELS = ("email", "sms", "push", "line", "card")
 PERIOD = Duration.minutes(5)
 SES_PERIOD = Duration.hours(1)
 STALE_PERIOD = Duration.minutes(30)  # the reconciliation sweep's rate

@@ -271,6 +271,14 @@ def _acknowledge_api(api: Api, kizuna: Kizuna) -> None:
             "SameSite) on every page and a CSRF field on every form; without one it shows the "
             "sign-in form only.",
         )
+    for route in api.card_routes:
+        acknowledge(
+            _resource(route),
+            "AwsSolutions-APIG4",
+            "The shop's site or app calls the card routes for its signed-in customer with a "
+            "card token (HMAC over the customer id and an expiry, a key only Kizuna holds); "
+            "the function verifies it on every request and answers about that customer only.",
+        )
     distribution = _resource(api.distribution)
     acknowledge(
         distribution,

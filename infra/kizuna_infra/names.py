@@ -297,6 +297,7 @@ API_ACCESS_LOG_GROUP_ID: Final[str] = "AccessLogs"
 API_ROUTE_PREFIX: Final[str] = "/api"  # people and scripts: Cognito id token (JWT)
 MACHINE_ROUTE_PREFIX: Final[str] = "/machine"  # machines: SigV4 (AWS_IAM)
 CONSOLE_ROUTE_PREFIX: Final[str] = "/console"  # pages: the function checks its cookie
+CARDS_ROUTE_PREFIX: Final[str] = "/cards"  # the shop's site: the function checks a card token
 DISTRIBUTION_ID: Final[str] = "Distribution"
 RESPONSE_HEADERS_POLICY_ID: Final[str] = "SecurityHeaders"
 API_CACHE_POLICY_ID: Final[str] = "ApiCachePolicy"

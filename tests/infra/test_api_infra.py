@@ -27,6 +27,7 @@ from infra_helpers import (
 )
 
 from kizuna.api.app import SECURITY_HEADERS
+from kizuna.delivery.cards import CARD_STAMPS
 from kizuna.runtime import settings
 from kizuna_infra import names
 from kizuna_infra.api import (
@@ -51,6 +52,8 @@ ROUTES = {
     "ANY /machine/{proxy+}": "AWS_IAM",
     "GET /console": "NONE",
     "ANY /console/{proxy+}": "NONE",
+    "GET /cards": "NONE",
+    "POST /cards/{proxy+}": "NONE",
 }
 OTHER_REGION_ACL = (
     "arn:aws:wafv2:us-east-1:123456789012:global/webacl/kizuna-console/"
@@ -285,7 +288,7 @@ def test_waf_limits_each_client_ip_on_the_public_routes_and_guards_the_distribut
         s["ByteMatchStatement"]["SearchString"]
         for s in statement["ScopeDownStatement"]["OrStatement"]["Statements"]
     }
-    assert prefixes == {"/api/", "/console"}
+    assert prefixes == {"/api/", "/console", "/cards"}
     assert all(
         s["ByteMatchStatement"]["PositionalConstraint"] == "STARTS_WITH"
         for s in statement["ScopeDownStatement"]["OrStatement"]["Statements"]
@@ -392,7 +395,13 @@ def test_function_reads_customers_and_writes_only_the_audit_log_in_activity(
         actions = set(as_list(statement["Action"]))
         if arn(ids.customers) in targets or arn(ids.snapshots) in targets:
             assert not actions & writes, statement
-        if arn(ids.activity) in targets:
+        if arn(ids.activity) in targets and "dynamodb:UpdateItem" in actions:
+            # a card's seen / clicked stamps (docs/channels/CARDS.md): those fields only
+            assert actions == {"dynamodb:UpdateItem"}, statement
+            assert statement["Condition"] == {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(CARD_STAMPS)}
+            }
+        elif arn(ids.activity) in targets:
             assert actions & writes <= {"dynamodb:PutItem"}, statement
     # puts: the audit log (activity) and campaign definitions, nothing else
     put = resources_for(statements, "dynamodb:PutItem")

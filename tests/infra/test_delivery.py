@@ -79,6 +79,7 @@ class Ids(StackIds):
         self.url = logical_id(d.unsubscribe_url)
         self.feedback = logical_id(d.feedback.function)
         self.campaign = logical_id(k.campaigns.campaign.function)
+        self.api = logical_id(k.api.function.function)
         self.feedback_queue = logical_id(d.feedback.queue)
         self.feedback_dlq = logical_id(d.feedback.dead_letter_queue)
         self.feedback_rule = logical_id(d.feedback.rule)
@@ -112,7 +113,7 @@ def test_signing_secret_is_a_generated_64_character_key(
     assert secret["DeletionPolicy"] == "Retain"
 
 
-def test_only_the_senders_and_unsubscribe_read_the_signing_secret(
+def test_only_the_senders_unsubscribe_and_the_api_read_the_signing_secret(
     resources: dict[str, Any], ids: Ids
 ) -> None:
     readers = set()
@@ -120,7 +121,8 @@ def test_only_the_senders_and_unsubscribe_read_the_signing_secret(
         statements = function_statements(resources, function)
         if {"Ref": ids.secret} in resources_for(statements, "secretsmanager:GetSecretValue"):
             readers.add(function)
-    assert readers == {ids.send, ids.campaign, ids.unsubscribe}
+    # the API: card tokens (docs/channels/CARDS.md) are derived from it
+    assert readers == {ids.send, ids.campaign, ids.unsubscribe, ids.api}
 
 
 # --- SES configuration set -------------------------------------------------------------------

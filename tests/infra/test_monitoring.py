@@ -110,7 +110,13 @@ def test_ses_reputation_alarms_at_the_review_thresholds(
 
 def test_failed_sends_alarm_per_channel(resources: dict[str, Any]) -> None:
     found = by_metric(resources, "SendFailed")
-    assert sorted(a["Dimensions"][0]["Value"] for a in found) == ["email", "line", "push", "sms"]
+    assert sorted(a["Dimensions"][0]["Value"] for a in found) == [
+        "card",
+        "email",
+        "line",
+        "push",
+        "sms",
+    ]
     for a in found:
         assert a["Namespace"] == "Kizuna" and a["Dimensions"][0]["Name"] == "channel"
         assert (a["Threshold"], a["ComparisonOperator"]) == (0, "GreaterThanThreshold")

@@ -213,6 +213,7 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
         (policy, qualified(delivery.send.function)),
     ]
     expected += [(_logical_id(route), "AwsSolutions-APIG4") for route in api.console_routes]
+    expected += [(_logical_id(route), "AwsSolutions-APIG4") for route in api.card_routes]
     distribution = _logical_id(api.distribution)
     expected += [(distribution, f"AwsSolutions-CFR{n}") for n in (1, 3, 4)]
     pool = _logical_id(api.user_pool)

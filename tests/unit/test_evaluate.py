@@ -284,3 +284,32 @@ def test_the_triggering_order_is_not_its_own_conversion(world) -> None:  # type:
     assert not [d for d in same_order.decisions if d.decision == "converted"]
     later = ev.evaluate([order(cid, placed + timedelta(days=3))])
     assert [d.program for d in later.decisions if d.decision == "converted"] == [program.id]
+
+
+def test_a_program_that_may_send_a_card_enters_a_customer_without_any_opt_in(world) -> None:  # type: ignore[no-untyped-def]
+    # given: the second-purchase program, its send steps also offering a card
+    _, store, starter, publisher, clock = world
+    base = BY_ID["second-purchase-coupon"]
+    program = base.model_copy(
+        update={
+            "steps": [
+                s.model_copy(update={"channels": [*s.channels, "card"]}) if s.type == "send" else s
+                for s in base.steps
+            ]
+        }
+    )
+    ev = Evaluator([program], store, starter, publisher, KizunaConfig(), clock)
+    cids = [f"c{i}" for i in range(1000) if not in_holdout(program, f"c{i}")][:2]
+    silent, refused = cids
+    out = ConsentState(status="opted_out", at=T0, source="site", stamp="y")
+    # a customer who never consented to anything; one who opted out of cards
+    store.customers[silent] = customer(silent, consent={})
+    store.customers[refused] = customer(refused, consent={"card": out})
+    result = ev.evaluate([first_purchase(silent), first_purchase(refused)])
+    # then: the first enters (a card reaches them), the second has no channel
+    assert {(d.customer_id, d.decision, d.reason) for d in result.decisions} == {
+        (silent, "entered", None),
+        (refused, "skipped", "no_channel"),
+    }
+    skipped = store.ledger(refused, "ENTRY")[0].data["skipped"]
+    assert "card:opted_out" in skipped and "email:no_consent" in skipped

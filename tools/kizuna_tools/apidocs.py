@@ -24,6 +24,8 @@ def openapi() -> dict[str, Any]:
 def _auth(path: str) -> str:
     if path.startswith("/machine/"):
         return "IAM (SigV4-signed; the caller's role needs `execute-api:Invoke` on the route)"
+    if path == "/cards" or path.startswith("/cards/"):
+        return "card token (`Authorization: Bearer`; docs/channels/CARDS.md)"
     return "Cognito id token (`Authorization: Bearer`)"
 
 

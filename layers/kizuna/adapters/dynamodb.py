@@ -29,6 +29,7 @@ from kizuna.delivery.coupons import (
     coupon_shard,
 )
 from kizuna.delivery.ledger import (
+    CARD_SK,
     CLAIM_TOKEN,
     CLAIMED_BY,
     DEFERRED,
@@ -1136,6 +1137,53 @@ class DynamoStore:
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # cards (kizuna.delivery.cards) ------------------------------------------------------
+    def put_card(self, customer_id: str, sk: str, card: dict[str, Any], expires_at: int) -> bool:
+        """Keep a card in the customer's partition until ``expires_at`` (epoch seconds, the
+        table's TTL). False: that row exists already (nothing written)."""
+        try:
+            self._activity.put_item(
+                Item={
+                    "pk": customer_id,
+                    "sk": sk,
+                    "kind": "CARD",
+                    **to_dynamo(card),
+                    "expires_at": expires_at,
+                },
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def cards_of(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's card rows, oldest first (expired ones too, until TTL removes
+        them: the caller filters by expiry)."""
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("pk").eq(customer_id) & Key("sk").begins_with(CARD_SK)
+        return [
+            from_dynamo(i)
+            for i in _items(self._activity.query, KeyConditionExpression=cond, ConsistentRead=True)
+        ]
+
+    def stamp_card(self, customer_id: str, sk: str, field: str, value: str) -> bool:
+        """Stamp ``field`` on a card row (its earliest value wins). False: no such row, or
+        it holds an earlier stamp."""
+        try:
+            self._activity.update_item(
+                Key={"pk": customer_id, "sk": sk},
+                UpdateExpression="SET #f = :v",
+                ConditionExpression=(
+                    "attribute_exists(sk) AND (attribute_not_exists(#f) OR #f > :v)"
+                ),
+                ExpressionAttributeNames={"#f": field},
+                ExpressionAttributeValues={":v": value},
             )
         except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
             return False

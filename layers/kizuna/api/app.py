@@ -116,6 +116,7 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
     from kizuna.api.routes import (
         audit,
         campaigns,
+        cards,
         customers,
         events,
         messages,
@@ -162,6 +163,7 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
     ]
     routers += [segments.router, campaigns.router, pages_segments.router, pages_campaigns.router]
     routers += [events.router, messages.router, audit.router]
+    routers += [cards.router]
     for router in routers:
         app.include_router(router)
     return app
@@ -176,7 +178,9 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
             version=API_VERSION,
             description=(
                 "Kizuna's HTTP API. `/api/...` routes take a Cognito id token "
-                "(`Authorization: Bearer`); `/machine/...` routes take a SigV4-signed request."
+                "(`Authorization: Bearer`); `/machine/...` routes take a SigV4-signed request; "
+                "`/cards...` routes take a card token (`Authorization: Bearer`, "
+                "docs/channels/CARDS.md)."
             ),
         )
     )

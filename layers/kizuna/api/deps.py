@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kizuna.api.auth import TokenVerifier
     from kizuna.ports import ReportObjects, ShopEvents
     from kizuna.runtime.config import KizunaConfig
+    from kizuna.services.cards import CardService
     from kizuna.services.contracts import TransactionalRequest, TransactionalResponse
 
 
@@ -59,4 +60,6 @@ class ApiDeps:
     events: ShopEvents | None = None
     # transactional messages through the send function (POST /machine/messages); None: 503
     messages: TransactionalSender | None = None
+    # cards for the shop's site (/cards, /machine/cards/tokens); None: not configured (503)
+    cards: CardService | None = None
     extra: dict[str, Any] = field(default_factory=dict)

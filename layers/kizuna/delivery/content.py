@@ -7,7 +7,9 @@ no personal data beyond what the message itself says.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -112,13 +114,68 @@ class WebhookContent(_Content):
         return body
 
 
+# A card's bounds (docs/channels/CARDS.md): what a site's card widget can show, and how long
+# a card may wait for the customer.
+CARD_TITLE_MAX = 120
+CARD_BODY_MAX = 1000
+CARD_URL_MAX = 2048
+CARD_EXPIRES_MIN_HOURS = 1
+CARD_EXPIRES_MAX_HOURS = 90 * 24
+CARD_EXPIRES_DEFAULT_HOURS = 7 * 24
+# no whitespace, controls, quotes or angle brackets anywhere in a card's URL
+_URL_CHARS = re.compile(r"^[!#$%&()*+,\-./0-9:;=?@A-Z\[\]_a-z~]+$")
+
+
+def https_url(value: str) -> str:
+    """``value`` if it is an absolute https URL with a host, at most :data:`CARD_URL_MAX`
+    characters of printable ASCII without quotes or brackets; else ValueError (never
+    repaired)."""
+    if len(value) > CARD_URL_MAX:
+        raise ValueError(f"at most {CARD_URL_MAX} characters")
+    if not _URL_CHARS.match(value):
+        raise ValueError("only printable ASCII without spaces, quotes or angle brackets")
+    try:
+        parts = urlsplit(value)
+    except ValueError as err:
+        raise ValueError(f"not a URL: {err}") from None
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise ValueError("an https:// URL with a host (and no user name)")
+    return value
+
+
+class CardContent(_Content):
+    """A web / in-app card (kept by Kizuna for the shop's site or app to show)."""
+
+    channel: Literal["card"] = "card"
+    title: NonEmpty = Field(max_length=CARD_TITLE_MAX)
+    body: NonEmpty = Field(max_length=CARD_BODY_MAX)
+    image_url: str | None = Field(default=None, description="https only")
+    link_url: str | None = Field(default=None, description="https only")
+    expires_after_hours: int = Field(
+        default=CARD_EXPIRES_DEFAULT_HOURS, ge=CARD_EXPIRES_MIN_HOURS, le=CARD_EXPIRES_MAX_HOURS
+    )
+
+    @field_validator("expires_after_hours", mode="before")
+    @classmethod
+    def _whole_hours(cls, value: object) -> object:
+        if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,5}", value):
+            raise ValueError("a whole number of hours")
+        return value
+
+    @field_validator("image_url", "link_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        return None if value is None else https_url(value)
+
+
 RenderedMessage = Annotated[
-    EmailContent | SmsContent | PushContent | LineContent | WebhookContent,
+    EmailContent | SmsContent | PushContent | LineContent | WebhookContent | CardContent,
     Field(discriminator="channel"),
 ]
 
 __all__ = [
     "WEBHOOK_MAX_BODY_BYTES",
+    "CardContent",
     "EmailContent",
     "LineContent",
     "PushContent",

@@ -35,6 +35,8 @@ DEFERRED: Final = "deferred"
 CLAIMED_BY: Final = "claimed_by"  # the execution that owns a claim
 CLAIM_TOKEN: Final = "claim_token"  # noqa: S105 - the invocation that wrote it, no secret
 DISPATCHED_AT: Final = "dispatched_at"  # set just before the provider is called
+# a card the card channel keeps for the site: ``CARD#<created>#<id>`` (kizuna.delivery.cards)
+CARD_SK: Final = "CARD#"
 
 # The sparse index of entries at ``sending`` (activity table): spread over shards so a
 # campaign's burst of claims does not heat one index partition.

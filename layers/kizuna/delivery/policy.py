@@ -37,6 +37,7 @@ from kizuna.programs.steps import next_local_time, zone
 from kizuna.runtime.config import ContactPolicyConfig
 
 __all__ = [
+    "ALLOWED_UNLESS_OPTED_OUT",
     "CONTACT_DAYS",
     "E164",
     "Address",
@@ -116,7 +117,15 @@ def address_for(customer: Customer, channel: str) -> Address | None:
             # the shop's own endpoint, not the customer's: the customer id is what it gets
             # (the endpoint itself is the step's or campaign's ``webhook``)
             return customer.customer_id
+        case "card":
+            # a card waits in Kizuna for the shop's own site or app (docs/channels/CARDS.md)
+            return customer.customer_id
     raise ValueError(f"unknown channel {channel!r}")
+
+
+# Channels a customer is in unless they opted out: a card is seen only on the shop's own
+# site or app, where the customer is signed in (docs/channels/CARDS.md, "Consent").
+ALLOWED_UNLESS_OPTED_OUT = frozenset({"card"})
 
 
 def _hash_of(address: Address) -> str:
@@ -139,7 +148,7 @@ def channel_block(
         # customer consents to; the global control, caps and holdouts still apply
         return None
     consent = customer.consent.get(channel)
-    if transactional:
+    if transactional or channel in ALLOWED_UNLESS_OPTED_OUT:
         if consent is not None and consent.status == "opted_out":
             return "opted_out"
     elif consent is None or consent.status != "opted_in":

@@ -78,6 +78,7 @@ from pydantic import ValidationError
 
 from kizuna.delivery.content import (
     WEBHOOK_MAX_BODY_BYTES,
+    CardContent,
     EmailContent,
     LineContent,
     PushContent,
@@ -101,9 +102,12 @@ PARTS: dict[str, tuple[str, ...]] = {
     "push": ("push.title", "push.body"),
     "line": ("line.txt",),
     "webhook": ("webhook.json",),
+    # a card: its title and body; an https image and link, and its lifetime in hours
+    # (empty: none / the default; kizuna.delivery.content.CardContent bounds them)
+    "card": ("card.title", "card.body", "card.image", "card.link", "card.expires"),
 }
 # Parts that may render to nothing (the app's name shows as a push title).
-MAY_BE_EMPTY = frozenset({"push.title"})
+MAY_BE_EMPTY = frozenset({"push.title", "card.image", "card.link", "card.expires"})
 SUFFIX = ".j2"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -828,7 +832,24 @@ def _content(channel: str, texts: Mapping[str, str]) -> RenderedMessage:
         return SmsContent.of(texts["sms.txt"].strip())
     if channel == "push":
         return PushContent(title=_single_line(texts["push.title"]), body=texts["push.body"].strip())
+    if channel == "card":
+        return _card(texts)
     return LineContent(text=texts["line.txt"].strip())
+
+
+def _card(texts: Mapping[str, str]) -> CardContent:
+    """A card's parts as its content: the optional ones empty -> absent, the lifetime a
+    whole number of hours (anything else fails validation, naming the field)."""
+    expires = texts["card.expires"].strip()
+    fields: dict[str, Any] = {
+        "title": _single_line(texts["card.title"]),
+        "body": texts["card.body"].strip(),
+        "image_url": texts["card.image"].strip() or None,
+        "link_url": texts["card.link"].strip() or None,
+    }
+    if expires:
+        fields["expires_after_hours"] = expires  # pydantic: digits only, else an error
+    return CardContent.model_validate(fields)
 
 
 # --- context ---------------------------------------------------------------------------------

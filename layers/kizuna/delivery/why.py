@@ -52,6 +52,7 @@ CHANNELS: Final[dict[str, Text]] = {
     "push": ("push", "プッシュ通知"),
     "line": ("LINE", "LINE"),
     "webhook": ("webhook", "Webhook"),
+    "card": ("card", "カード（サイト・アプリ内）"),
 }
 
 # Why a channel was passed over (the ``skipped`` list of a message row, ``channel:why``)

@@ -64,6 +64,7 @@ class ConsentChannel(StrEnum):
     SMS = "sms"
     PUSH = "push"
     LINE = "line"
+    CARD = "card"  # in-app / web content cards (docs/channels/CARDS.md)
 
 
 class Channel(StrEnum):
@@ -74,6 +75,7 @@ class Channel(StrEnum):
     SMS = "sms"
     PUSH = "push"
     LINE = "line"
+    CARD = "card"
     # delivery-only: the shop's own HTTPS endpoint (a CRM, a POS, a print vendor), no
     # per-customer consent or address; see docs/channels/WEBHOOK.md
     WEBHOOK = "webhook"

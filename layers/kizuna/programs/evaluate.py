@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from kizuna.delivery.control import GLOBAL_CONTROL, control_detail, in_global_control
-from kizuna.delivery.policy import address_for, channel_block
+from kizuna.delivery.policy import ALLOWED_UNLESS_OPTED_OUT, address_for, channel_block
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.behaviour import with_occurrence
 from kizuna.domain.customer import Customer
@@ -410,12 +410,23 @@ class Evaluator:
             ):
                 return skip("reentry_window", last_entry_at=last, reentry_days=program.reentry.days)
         channels = channels_of(program)
+        # a card needs no opt-in (only the absence of an opt-out): not in the view's
+        # ``reachable`` (which audiences read), reachable for the entry all the same
         # a delivery-only channel (webhook) reaches every customer: no address, no consent
-        if not channels & (set(view["reachable"]) | DELIVERY_ONLY_CHANNELS):
+        reachable = (
+            set(view["reachable"])
+            | DELIVERY_ONLY_CHANNELS
+            | {
+                c
+                for c in channels & ALLOWED_UNLESS_OPTED_OUT
+                if channel_block(customer, c, address_for(customer, c)) is None
+            }
+        )
+        if not channels & reachable:
             return skip(
                 "no_channel",
                 channels=sorted(channels),
-                reachable=sorted(view["reachable"]),
+                reachable=sorted(reachable),
                 skipped=[f"{c}:{unreachable(customer, c)}" for c in sorted(channels)],
             )
         # The global control group first: its customers enter no program (a held-out

@@ -259,6 +259,9 @@ class ApiSettings(_BusSettings, _ConfigSettings):
     # The send function, invoked synchronously for transactional messages; empty: the
     # message routes answer 503.
     SEND_FUNCTION_NAME: str = ""
+    # The signing secret: card tokens (/cards) are signed with a key derived from it; empty:
+    # the cards routes answer 503.
+    SIGNING_SECRET_ARN: str = ""
 
 
 @lru_cache(maxsize=1)

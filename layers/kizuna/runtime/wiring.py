@@ -279,6 +279,8 @@ def delivery(s: DeliverySettings) -> Delivery:
     import boto3
     from botocore.config import Config
 
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.delivery.cards import CardChannel
     from kizuna.delivery.channels import LinePush, PinpointPush, SesEmail, SnsSms, line_token_from
     from kizuna.delivery.links import TrackedLinks
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
@@ -319,6 +321,11 @@ def delivery(s: DeliverySettings) -> Delivery:
     webhooks = load_config(s.KIZUNA_CONFIG).webhooks
     if webhooks:
         channels["webhook"] = WebhookPost(webhooks, webhook_key_from())
+    # cards need nothing outside Kizuna: kept in the activity table for the shop's site
+    channels["card"] = CardChannel(
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        CurrentClock().now,
+    )
     return Delivery(channels, links, derive_key(key, "coupon"), sns)
 
 
@@ -533,9 +540,10 @@ def api_app() -> APIGatewayHttpResolver:
         client_id=s.USER_POOL_CLIENT_ID,
         jwks=_jwks_loader(s.JWKS_URL or jwks_url(s.AWS_REGION, s.USER_POOL_ID), HttpJwks),
     )
+    store = DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE)
     deps = ApiDeps(
         config=load_config(s.KIZUNA_CONFIG),
-        store=DynamoStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        store=store,
         audit=AuditLog(dynamodb, s.ACTIVITY_TABLE),
         verifier=verifier,
         sign_in=CognitoSignIn(boto3.client("cognito-idp"), s.USER_POOL_CLIENT_ID),
@@ -557,8 +565,20 @@ def api_app() -> APIGatewayHttpResolver:
         messages=SendFunction(_send_invoker(), s.SEND_FUNCTION_NAME)
         if s.SEND_FUNCTION_NAME
         else None,
+        cards=_cards(store, s.SIGNING_SECRET_ARN, now) if s.SIGNING_SECRET_ARN else None,
     )
     return build_app(deps)
+
+
+def _cards(store: Any, signing_secret_arn: str, now: Callable[[], Any]) -> Any:
+    """The cards routes' service: card tokens under a key derived from the signing secret
+    for cards alone (every key of a rotation verifies)."""
+    from kizuna.delivery.cards import CardTokens
+    from kizuna.services.cards import CardService
+    from kizuna.services.send import derive_key
+
+    keys = [derive_key(k, "cards") for k in signing_keys(signing_secret_arn)]
+    return CardService(store, CardTokens(keys, now), now)
 
 
 def _send_invoker() -> Any:

@@ -23,12 +23,15 @@ from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.api.app import build_app
 from kizuna.api.auth import TokenVerifier
 from kizuna.api.deps import ApiDeps
+from kizuna.delivery.cards import CardTokens
 from kizuna.runtime.config import KizunaConfig
+from kizuna.services.cards import CardService
 
 REGION = "us-east-1"
 PASSWORD = "Correct-Horse-9"
 MACHINE_ARN = "arn:aws:iam::123456789012:role/shop-backend"
 GROUPS = ("viewer", "marketer", "admin")
+CARD_KEY = b"card-token-test-key-0123456789abcdef"
 
 
 def moto_jwks() -> dict[str, Any]:
@@ -223,9 +226,14 @@ def build_api(config: KizunaConfig | None = None, **extra: Any) -> Api:
     cognito = boto3.client("cognito-idp", region_name=REGION)
     pool = create_pool(cognito)
     dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    store = DynamoStore(dynamodb, "customers", "activity", sleep=lambda _: None)
+    if "cards" not in extra:  # the card routes, with a test key
+        extra["cards"] = CardService(
+            store, CardTokens([CARD_KEY], lambda: datetime.now(UTC)), lambda: datetime.now(UTC)
+        )
     deps = ApiDeps(
         config=config or KizunaConfig(),
-        store=DynamoStore(dynamodb, "customers", "activity", sleep=lambda _: None),
+        store=store,
         audit=AuditLog(dynamodb, "activity"),
         verifier=TokenVerifier(
             region=REGION, user_pool_id=pool.user_pool_id, client_id=pool.client_id, jwks=moto_jwks

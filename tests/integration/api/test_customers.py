@@ -252,7 +252,7 @@ def test_the_profile_has_loyalty_lifecycle_and_channels(seeded: Api) -> None:
     assert channels["email"]["consent"] == "opted_in" and channels["email"]["reachable"]
     assert channels["sms"]["blocked_by"] == "no_consent"
     assert channels["line"]["blocked_by"] == "no_address"
-    assert body["reachable"] == ["email"]
+    assert body["reachable"] == ["email", "card"]  # a card needs no opt-in (CARDS.md)
     assert set(body["rfm"]) == {"recency", "frequency", "monetary", "segment"}
 
 
