@@ -145,11 +145,11 @@ def test_opens_and_clicks_are_refused_on_channels_that_report_neither(tmp_path: 
     )
     (problem,) = issues(tmp_path, text)
     # push reports opens (the app's push.opened), LINE reports clicks of its tracked links only
-    assert "engagement.event: 'opened' is measured for email or push only" in problem
+    assert "engagement.event: 'opened' is measured for card, email or push only" in problem
     assert "step 'coupon' may send on line, whose" in problem
     clicked = text.replace("event: opened", "event: clicked")
     (problem,) = issues(tmp_path, clicked)
-    assert "'clicked' is measured for email or line only" in problem
+    assert "'clicked' is measured for card, email or line only" in problem
     assert "step 'coupon' may send on push, whose" in problem
     # a conversion is measured whatever the channel
     converted = text.replace("event: opened", "event: converted")
@@ -163,7 +163,7 @@ def test_a_push_open_may_be_tested_but_not_a_push_click(tmp_path: Path) -> None:
     assert load_program(write(tmp_path, text)).step("opened")
     clicked = text.replace("event: opened", "event: clicked")
     (problem,) = issues(tmp_path, clicked)
-    assert "'clicked' is measured for email or line only" in problem
+    assert "'clicked' is measured for card, email or line only" in problem
 
 
 def test_a_line_click_may_be_tested_but_not_a_line_open(tmp_path: Path) -> None:
@@ -173,7 +173,16 @@ def test_a_line_click_may_be_tested_but_not_a_line_open(tmp_path: Path) -> None:
     clicked = text.replace("event: opened", "event: clicked")
     assert load_program(write(tmp_path, clicked)).step("opened")
     (problem,) = issues(tmp_path, text)
-    assert "'opened' is measured for email or push only" in problem
+    assert "'opened' is measured for card, email or push only" in problem
+
+
+def test_a_card_seen_or_clicked_may_be_tested(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "channels: [email], template: coupon}", "channels: [card], template: coupon}", 1
+    )
+    assert load_program(write(tmp_path, text)).step("opened")
+    clicked = text.replace("event: opened", "event: clicked")
+    assert load_program(write(tmp_path, clicked)).step("opened")
 
 
 def test_converted_needs_a_goal(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 within N hours of its send? Decided on the ledger as it is when the branch runs.
 
 What each event reads (the send step's ledger entry ``MSG#<entry>#<step>``, stamped by the
-feedback function for email, :mod:`kizuna.services.feedback`, and by ingest for the app's
-``push.opened``, :mod:`kizuna.services.ingest`; the stamps keep the earliest time):
+feedback function for email, :mod:`kizuna.services.feedback`, by ingest for the app's
+``push.opened``, :mod:`kizuna.services.ingest`, by the signed-link function for LINE's
+tracked links, :mod:`kizuna.services.links`, and by the cards API when the shop's site marks a
+card seen or clicked, :mod:`kizuna.services.cards`; the stamps keep the earliest time):
 
 - ``opened``: ``open_at``, or ``click_at`` when SES reported a click without an open (images
-  blocked: a click is an open); email and push (the loader refuses other channels);
+  blocked: a click is an open); card, email and push (the loader refuses other channels);
 - ``clicked``: ``click_at``;
 - ``converted``: the program's goal, reached for this entry (``JOURNEY#<program>``:
   ``converted_execution`` is the entry, at ``goal_reached_at``).

@@ -159,10 +159,11 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
 ENGAGEMENT_CHANNELS: frozenset[str] = frozenset({"email"})
 # What an engagement branch may test, by channel: email reports opens and clicks (SES); push
 # reports opens (the app's ``push.opened``, stamped by ingest) and has no link to click; LINE
-# reports clicks of its tracked links (kizuna.delivery.links), never opens.
+# reports clicks of its tracked links (kizuna.delivery.links), never opens; a card reports
+# both (the shop's site marks it seen and clicked: kizuna.services.cards).
 BRANCH_CHANNELS: dict[EngagementEvent, frozenset[str]] = {
-    EngagementEvent.OPENED: frozenset({"email", "push"}),
-    EngagementEvent.CLICKED: frozenset({"email", "line"}),
+    EngagementEvent.OPENED: frozenset({"card", "email", "push"}),
+    EngagementEvent.CLICKED: frozenset({"card", "email", "line"}),
 }
 
 
@@ -246,13 +247,15 @@ def check_engagement(file: str, program: Program) -> list[ProgramIssue]:
             seen = BRANCH_CHANNELS[eng.event]
             blind = [str(c) for c in target.channels if str(c) not in seen]
             if blind:
-                on = " or ".join(sorted(seen))
+                *most, last = sorted(seen)
+                on = f"{', '.join(most)} or {last}"
                 issues.append(
                     ProgramIssue(
                         file,
                         branch.id,
                         f"engagement.event: {eng.event.value!r} is measured for {on} only "
-                        f"(SES open and click events, the app's push.opened, LINE tracked links); "
+                        f"(SES open and click events, the app's push.opened, LINE tracked links, "
+                        f"cards marked by the shop's site); "
                         f"step {eng.step!r} may send on {', '.join(blind)}, whose messages would "
                         f"always count as not {eng.event.value}: send that step on {on} "
                         f"only, or test 'converted'",
