@@ -53,6 +53,7 @@ from kizuna.delivery.content import (
     RenderedMessage,
     SmsContent,
 )
+from kizuna.delivery.line_messages import message_problems
 from kizuna.delivery.policy import E164, PushTarget, address_for, push_targets
 from kizuna.delivery.tags import (
     TAG_CUSTOMER,
@@ -855,7 +856,7 @@ class LinePush:
         if not isinstance(content, LineContent) or not isinstance(message.address, str):
             raise PermanentFailure("LinePush sends LINE content to one user")
         body = json.dumps(
-            {"to": message.address, "messages": [{"type": "text", "text": content.text}]},
+            {"to": message.address, "messages": line_message_objects(content)},
             ensure_ascii=False,
         ).encode()
         retry_key = line_retry_key(message.execution, message.step, message.customer_id)
@@ -896,6 +897,16 @@ class LinePush:
         if status >= 500:
             raise TemporaryFailure(f"LINE {status} {detail}".strip())
         raise PermanentFailure(f"LINE {status} {detail}".strip())
+
+
+def line_message_objects(content: LineContent) -> list[dict[str, Any]]:
+    """The ``messages`` of a LINE request, checked against LINE's rules once more right
+    before the send (a message LINE would refuse is a permanent failure, not a 400)."""
+    objects = content.message_objects()
+    problems = message_problems(objects)
+    if problems:
+        raise PermanentFailure(f"LINE message invalid: {'; '.join(problems)}"[:300])
+    return objects
 
 
 def _line_error(body: bytes) -> str:
