@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from test_channels import LINE_TOKEN, FakeHttp, line_ok, message
 
-from kizuna.delivery.channels import LinePush, PermanentFailure
+from kizuna.delivery.channels import HttpResponse, LinePush, PermanentFailure, SendResult, send_all
 from kizuna.delivery.content import LineContent
 from kizuna.delivery.line_messages import (
     MAX_BUBBLE_BYTES,
@@ -280,3 +280,71 @@ def test_line_content_is_text_or_objects() -> None:
         LineContent()
     with pytest.raises(ValueError, match="exactly one"):
         LineContent(text="x", messages=({"type": "text", "text": "x"},))
+
+
+# --- multicast -----------------------------------------------------------------------------
+def batch_message(i: int, content: LineContent, batch: str | None = None) -> Any:
+    return message(
+        "line",
+        customer_id=f"c{i:04d}",
+        address=f"U{i:032x}",
+        content=content,
+        execution="campaign-occurrence-1",
+        step="send",
+        batch=batch,
+    )
+
+
+def multicast_ok(n: int) -> list[Any]:
+    return [HttpResponse(200, {"x-line-request-id": f"req-{i}"}, b"{}") for i in range(n)]
+
+
+def test_identical_content_goes_in_multicasts_of_at_most_500() -> None:
+    same = LineContent(messages=(flex(bubble("Sale!")),))
+    messages = [batch_message(i, same) for i in range(1001)]
+    messages.append(batch_message(2000, LineContent(text="only for you")))  # its own content
+    http = FakeHttp(*multicast_ok(2), line_ok(), line_ok())
+    outcomes = send_all({"line": LinePush(lambda: LINE_TOKEN, http)}, messages)
+    # two multicasts of 500, then the last two alone (one recipient each: a push each):
+    # 4 calls, not 1,002
+    calls = [(r["url"].rsplit("/", 1)[-1], r["body"]["to"]) for r in http.requests]
+    assert [(kind, len(to)) for kind, to in calls[:2]] == [("multicast", 500)] * 2
+    assert calls[2:] == [("push", f"U{1000:032x}"), ("push", f"U{2000:032x}")]
+    # each customer's outcome is its own (one ledger row each), every user id sent once
+    assert len(outcomes) == len(messages) and all(isinstance(o, SendResult) for o in outcomes)
+    users = [u for r in http.requests if r["url"].endswith("multicast") for u in r["body"]["to"]]
+    assert sorted(users) == sorted(f"U{i:032x}" for i in range(1000))
+    # one retry key per call
+    keys = [r["headers"]["X-Line-Retry-Key"] for r in http.requests]
+    assert len(set(keys)) == 4
+    first = next(r for r in http.requests if r["url"].endswith("multicast"))
+    assert first["body"]["messages"] == [flex(bubble("Sale!"))]
+
+
+def test_a_retried_multicast_reuses_its_retry_key() -> None:
+    same = LineContent(text="Sale!")
+    messages = [batch_message(i, same) for i in range(3)]
+    conflict = HttpResponse(409, {"x-line-accepted-request-id": "accepted-1"}, b"{}")
+    http = FakeHttp(HttpResponse(503, {}, b"{}"), conflict)
+    outcomes = send_all(
+        {"line": LinePush(lambda: LINE_TOKEN, http)}, messages, sleep=lambda _: None
+    )
+    first, again = http.requests
+    assert first["headers"]["X-Line-Retry-Key"] == again["headers"]["X-Line-Retry-Key"]
+    assert [o.provider_message_id for o in outcomes] == ["accepted-1"] * 3  # type: ignore[union-attr]
+
+
+def test_a_failed_multicast_fails_each_of_its_messages() -> None:
+    same = LineContent(text="Sale!")
+    messages = [batch_message(i, same) for i in range(2)]
+    http = FakeHttp(HttpResponse(400, {}, b'{"message": "bad"}'))
+    outcomes = send_all({"line": LinePush(lambda: LINE_TOKEN, http)}, messages)
+    assert len(http.requests) == 1
+    assert all(isinstance(o, PermanentFailure) for o in outcomes)
+
+
+def test_personalised_content_is_pushed_one_by_one() -> None:
+    messages = [batch_message(i, LineContent(text=f"Hi customer {i}")) for i in range(3)]
+    http = FakeHttp(line_ok(), line_ok(), line_ok())
+    send_all({"line": LinePush(lambda: LINE_TOKEN, http)}, messages)
+    assert [r["url"].rsplit("/", 1)[-1] for r in http.requests] == ["push"] * 3
