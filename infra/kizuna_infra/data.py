@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from kizuna.delivery.ledger import SENDING_INDEX, SENDING_PK, SENDING_SK
+from kizuna.domain.customer import LINE_USER_HASH_ATTRIBUTE, LINE_USER_INDEX
 from kizuna.programs.sweeps import INDEXES, PHONE_HASH_ATTRIBUTE, PHONE_INDEX
 from kizuna.runtime.settings import ENV_ACTIVITY_TABLE, ENV_CUSTOMERS_TABLE
 from kizuna_infra import names
@@ -72,6 +73,12 @@ class DataTables(Construct):
         self.customers.add_global_secondary_index(
             index_name=PHONE_INDEX,
             partition_key=_key(PHONE_HASH_ATTRIBUTE),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        # LINE user id (hashed) -> customer, for the LINE webhook's follow and unfollow.
+        self.customers.add_global_secondary_index(
+            index_name=LINE_USER_INDEX,
+            partition_key=_key(LINE_USER_HASH_ATTRIBUTE),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
 

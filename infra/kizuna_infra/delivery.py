@@ -26,11 +26,14 @@ from aws_cdk import aws_ses as ses
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from kizuna.domain.customer import LINE_USER_INDEX
 from kizuna.runtime.config import load_config
 from kizuna.runtime.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
     ENV_EVENT_BUS_NAME,
+    ENV_LINE_CHANNEL_SECRET_ARN,
+    ENV_LINE_CHANNEL_SECRET_PARAMETER,
     ENV_PRODUCTS_TABLE,
 )
 from kizuna_infra import names
@@ -180,6 +183,10 @@ class Delivery(Construct):
         line_token_secret_arn: complete ARN of a secret holding the LINE channel access
             token; LINE is off when empty (and no parameter is given).
         line_token_parameter: or the name of an SSM SecureString parameter holding it.
+        line_channel_secret_arn / line_channel_secret_parameter: the LINE channel secret
+            (a secret's complete ARN, or an SSM SecureString name): the LINE webhook
+            (follow, unfollow, account link) is deployed behind a function URL when one
+            is given.
         sms_sender_id: SMS sender id where the destination country supports one.
         removal_policy: what happens to the signing secret when the stack is deleted
             (RETAIN: links in emails already sent keep working after a re-deploy).
@@ -198,6 +205,8 @@ class Delivery(Construct):
         push_application_id: str = "",
         line_token_secret_arn: str = "",
         line_token_parameter: str = "",
+        line_channel_secret_arn: str = "",
+        line_channel_secret_parameter: str = "",
         sms_sender_id: str = "",
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
@@ -296,6 +305,12 @@ class Delivery(Construct):
             )
         )
 
+        # --- LINE webhook (public function URL, LINE's signature is the authorization) -------
+        self.line_webhook: KizunaFunction | None = None
+        self.line_webhook_url: lambda_.FunctionUrl | None = None
+        if line_channel_secret_arn or line_channel_secret_parameter:
+            self._line_webhook(wiring, line_channel_secret_arn, line_channel_secret_parameter)
+
         # --- Send -----------------------------------------------------------------------------
         self.send = KizunaFunction(
             self,
@@ -330,6 +345,52 @@ class Delivery(Construct):
             max_receive_count=max_receive_count,
             schedule_time_zone=schedule_time_zone,
         )
+
+    def _line_webhook(self, wiring: Wiring, secret_arn: str, parameter: str) -> None:
+        hook = self.line_webhook = KizunaFunction(
+            self,
+            names.LINE_WEBHOOK_CONSTRUCT_ID,
+            folder=names.LINE_WEBHOOK_FUNCTION_NAME,
+            description="Kizuna LINE webhook: follow/unfollow as consent, account link",
+            environment={
+                ENV_EVENT_BUS_NAME: wiring.bus.event_bus_name,
+                names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
+                ENV_CUSTOMERS_TABLE: wiring.tables.customers.table_name,
+                ENV_ACTIVITY_TABLE: wiring.tables.activity.table_name,
+                ENV_LINE_CHANNEL_SECRET_ARN: secret_arn,
+                ENV_LINE_CHANNEL_SECRET_PARAMETER: parameter,
+            },
+            timeout=UNSUBSCRIBE_TIMEOUT,
+            **wiring.shared,
+        )
+        # No IAM auth: LINE's platform posts without AWS credentials; every request's
+        # X-Line-Signature (HMAC of the body under the channel secret) is checked instead.
+        self.line_webhook_url = lambda_.FunctionUrl(
+            hook,
+            names.FUNCTION_URL_ID,
+            function=hook.function,
+            auth_type=lambda_.FunctionUrlAuthType.NONE,
+        )
+        self.signing_secret.grant_read(hook.function)
+        wiring.bus.grant_put_events_to(hook.function)
+        customers = wiring.tables.customers.table_arn
+        for actions, resources in (
+            (["dynamodb:GetItem"], [customers]),
+            (["dynamodb:Query"], [f"{customers}/index/{LINE_USER_INDEX}"]),
+            # one claim per webhook event id
+            (["dynamodb:PutItem", "dynamodb:DeleteItem"], [wiring.tables.activity.table_arn]),
+        ):
+            hook.function.add_to_role_policy(
+                iam.PolicyStatement(actions=actions, resources=resources)
+            )
+        if secret_arn:
+            secretsmanager.Secret.from_secret_complete_arn(
+                hook, "ChannelSecret", secret_arn
+            ).grant_read(hook.function)
+        if parameter:
+            ssm.StringParameter.from_secure_string_parameter_attributes(
+                hook, "ChannelSecretParameter", parameter_name=parameter
+            ).grant_read(hook.function)
 
     def channel_environment(self) -> dict[str, str]:
         """The settings of a function that sends messages: signing secret, sender, SES
@@ -389,4 +450,5 @@ class Delivery(Construct):
 
     @property
     def functions(self) -> list[lambda_.Function]:
-        return [self.send.function, self.unsubscribe.function, self.feedback.function]
+        found = [self.send.function, self.unsubscribe.function, self.feedback.function]
+        return found + ([self.line_webhook.function] if self.line_webhook else [])

@@ -353,6 +353,7 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
         (delivery.send, both),
         (delivery.unsubscribe, {}),
         (delivery.feedback, both),
+        *([(delivery.line_webhook, {})] if delivery.line_webhook else []),
     ):
         _acknowledge_function(function, index_tables)
     _acknowledge_cohort_children(kizuna)

@@ -45,6 +45,9 @@ CONTEXT_SES_IDENTITY_KEY: Final[str] = "kizuna:sesIdentity"  # empty: EMAIL_FROM
 CONTEXT_PUSH_APPLICATION_ID_KEY: Final[str] = "kizuna:pushApplicationId"
 CONTEXT_LINE_TOKEN_SECRET_ARN_KEY: Final[str] = "kizuna:lineTokenSecretArn"  # noqa: S105 - a key
 CONTEXT_LINE_TOKEN_PARAMETER_KEY: Final[str] = "kizuna:lineTokenParameter"  # noqa: S105 - a key
+# the LINE channel secret (webhook signatures): the webhook is deployed when one is given
+CONTEXT_LINE_CHANNEL_SECRET_ARN_KEY: Final[str] = "kizuna:lineChannelSecretArn"  # noqa: S105 - a key
+CONTEXT_LINE_CHANNEL_SECRET_PARAMETER_KEY: Final[str] = "kizuna:lineChannelSecretParameter"  # noqa: S105 - a key
 CONTEXT_SMS_SENDER_ID_KEY: Final[str] = "kizuna:smsSenderId"
 DEFAULT_EMAIL_FROM: Final[str] = "no-reply@example.com"
 
@@ -197,6 +200,8 @@ SMS_POLICY_ID: Final[str] = "SmsPublishPolicy"
 UNSUBSCRIBE_CONSTRUCT_ID: Final[str] = "Unsubscribe"
 UNSUBSCRIBE_FUNCTION_NAME: Final[str] = "unsubscribe"
 FUNCTION_URL_ID: Final[str] = "Url"
+LINE_WEBHOOK_CONSTRUCT_ID: Final[str] = "LineWebhook"
+LINE_WEBHOOK_FUNCTION_NAME: Final[str] = "line_webhook"
 FEEDBACK_CONSTRUCT_ID: Final[str] = "Feedback"
 FEEDBACK_RULE_ID: Final[str] = "SesEventsRule"
 FEEDBACK_FUNCTION_NAME: Final[str] = "feedback"
@@ -258,6 +263,7 @@ OUTPUT_ACTIVITY_TABLE: Final[str] = "ActivityTableName"
 OUTPUT_ANALYTICS_BUCKET: Final[str] = "AnalyticsBucketName"
 OUTPUT_INGEST_DLQ_URL: Final[str] = "IngestDeadLetterQueueUrl"
 OUTPUT_UNSUBSCRIBE_URL: Final[str] = "UnsubscribeUrl"
+OUTPUT_LINE_WEBHOOK_URL: Final[str] = "LineWebhookUrl"
 OUTPUT_CONFIGURATION_SET: Final[str] = "SesConfigurationSetName"
 OUTPUT_SIGNING_SECRET_ARN: Final[str] = "SigningSecretArn"  # noqa: S105 - an output id
 OUTPUT_EVALUATE_DLQ_URL: Final[str] = "EvaluateDeadLetterQueueUrl"

@@ -53,6 +53,8 @@ class KizunaStack(Stack):
             push_application_id=context(names.CONTEXT_PUSH_APPLICATION_ID_KEY),
             line_token_secret_arn=context(names.CONTEXT_LINE_TOKEN_SECRET_ARN_KEY),
             line_token_parameter=context(names.CONTEXT_LINE_TOKEN_PARAMETER_KEY),
+            line_channel_secret_arn=context(names.CONTEXT_LINE_CHANNEL_SECRET_ARN_KEY),
+            line_channel_secret_parameter=context(names.CONTEXT_LINE_CHANNEL_SECRET_PARAMETER_KEY),
             sms_sender_id=context(names.CONTEXT_SMS_SENDER_ID_KEY),
             web_acl_arn=context(names.CONTEXT_WEB_ACL_ARN_KEY) or None,
             content_dir=Path(context(names.CONTEXT_CONTENT_DIR_KEY)).resolve()
@@ -110,6 +112,17 @@ class KizunaStack(Stack):
                 names.OUTPUT_UNSUBSCRIBE_URL,
                 k.delivery.unsubscribe_url.url,
                 "One-click unsubscribe endpoint (signed links in every message)",
+            ),
+            *(
+                [
+                    (
+                        names.OUTPUT_LINE_WEBHOOK_URL,
+                        k.delivery.line_webhook_url.url,
+                        "LINE webhook URL (set it in the LINE Developers Console)",
+                    )
+                ]
+                if k.delivery.line_webhook_url is not None
+                else []
             ),
             (
                 names.OUTPUT_CONFIGURATION_SET,

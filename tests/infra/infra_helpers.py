@@ -110,6 +110,7 @@ CONFIGURED_CONTEXT: dict[str, Any] = {
     "kizuna:lineTokenSecretArn": (
         "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kizuna/line-AbCdEf"
     ),
+    "kizuna:lineChannelSecretParameter": "/shop/line-channel-secret",
     "kizuna:smsSenderId": "SHOP",
 }
 

@@ -9,6 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
+from kizuna.domain.customer import LINE_USER_INDEX
 from kizuna.programs.sweeps import INDEXES, PHONE_INDEX
 from kizuna_infra.data import DataTables
 from kizuna_infra.stack import KizunaStack
@@ -67,7 +68,7 @@ def test_customers_table_has_the_sparse_sweep_indexes(tables: dict[str, Any]) ->
     # Given the indexes the sweeps query (kizuna.programs.sweeps.INDEXES)
     props = tables["customers"]["Properties"]
     indexes = {gsi["IndexName"]: gsi for gsi in props["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {index for index, _ in INDEXES.values()} | {PHONE_INDEX}
+    assert set(indexes) == {index for index, _ in INDEXES.values()} | {PHONE_INDEX, LINE_USER_INDEX}
     for index, sort_key in INDEXES.values():
         # Then each is sharded by gsi_shard, sorted by its timestamp, and holds keys only
         assert key_schema(indexes[index]) == {"HASH": "gsi_shard", "RANGE": sort_key}
@@ -76,6 +77,9 @@ def test_customers_table_has_the_sparse_sweep_indexes(tables: dict[str, Any]) ->
     # and the SMS opt-out sweep finds customers by a hash of the number, never the number
     assert key_schema(indexes[PHONE_INDEX]) == {"HASH": "phone_hash"}
     assert indexes[PHONE_INDEX]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # and the LINE webhook finds customers by a hash of the LINE user id
+    assert key_schema(indexes[LINE_USER_INDEX]) == {"HASH": "line_user_hash"}
+    assert indexes[LINE_USER_INDEX]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
 def test_activity_table_has_sort_key_ttl_gsi1_and_the_sending_index(

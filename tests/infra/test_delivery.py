@@ -26,6 +26,7 @@ from moto.events.models import EventPattern
 
 from kizuna.runtime.settings import (
     FeedbackSettings,
+    LineWebhookSettings,
     LinkSettings,
     SendSettings,
     UnsubscribeSettings,
@@ -405,3 +406,40 @@ def test_daily_sms_opt_out_sweep(resources: dict[str, Any], ids: Ids) -> None:
         "Action": "sns:ListPhoneNumbersOptedOut",
         "Resource": "*",
     }
+
+
+# --- LINE webhook --------------------------------------------------------------------------
+
+
+def test_no_line_webhook_without_a_channel_secret(stack: KizunaStack) -> None:
+    assert stack.kizuna.delivery.line_webhook is None
+
+
+def test_line_webhook_behind_a_public_url_reads_and_claims_only(
+    configured_stack: KizunaStack, configured: Template, logical_id: LogicalId
+) -> None:
+    d = configured_stack.kizuna.delivery
+    assert d.line_webhook is not None and d.line_webhook_url is not None
+    resources = configured.to_json()["Resources"]
+    hook, url = logical_id(d.line_webhook.function), logical_id(d.line_webhook_url)
+    customers = logical_id(configured_stack.kizuna.tables.customers)
+    activity = logical_id(configured_stack.kizuna.tables.activity)
+    # LINE's platform cannot sign AWS requests: X-Line-Signature is the authorization
+    assert resources[url]["Properties"] == {"AuthType": "NONE", "TargetFunctionArn": arn(hook)}
+    env = environment(resources, hook)
+    assert {n for n, f in LineWebhookSettings.model_fields.items() if f.is_required()} <= set(env)
+    assert env["LINE_CHANNEL_SECRET_PARAMETER"] == "/shop/line-channel-secret"
+    statements = function_statements(resources, hook)
+    dynamo = {a for a in actions_of(statements) if a.startswith("dynamodb:")}
+    assert dynamo == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    }
+    assert resources_for(statements, "dynamodb:GetItem") == [arn(customers)]
+    assert resources_for(statements, "dynamodb:Query") == [
+        {"Fn::Join": ["", [arn(customers), "/index/by_line_user"]]}
+    ]
+    assert resources_for(statements, "dynamodb:PutItem") == [arn(activity)]
+    assert "ssm:GetParameter" in actions_of(statements)

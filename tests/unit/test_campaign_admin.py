@@ -5,6 +5,7 @@ the console form's definition."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -278,3 +279,19 @@ def test_the_console_form_makes_a_definition() -> None:
     parse_campaign(definition)  # a valid campaign
     _, _, _, issues = definition_from_form({**fields, "date": "2 Dec", "locale_ja": ""}, "UTC")
     assert sorted(i.field or "" for i in issues) == ["locales", "schedule.date"]
+
+
+def test_a_campaign_may_carry_a_line_json_checked_against_lines_rules() -> None:
+    r = rules()
+    text = {k: v for k, v in r.library_files({"sale": SOURCES["sale"]}).items() if "line" not in k}
+    bubble = {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": [
+        {"type": "text", "text": "{{ customer.display_name }}"}]}}  # fmt: skip
+    card = {"type": "flex", "altText": "Sale", "contents": bubble}
+    good = {**text, **{f"sale/{loc}/line.json": json.dumps(card) for loc in ("ja", "en")}}
+    line_sale = {**sale(), "channels": ["line"]}
+    r.validate(line_sale, good, NOW)
+    too_many = {**card, "contents": {"type": "carousel", "contents": [bubble] * 13}}
+    bad = {**good, "sale/ja/line.json": json.dumps(too_many)}
+    with pytest.raises(CampaignError) as err:
+        r.validate(line_sale, bad, NOW)
+    assert "13 bubbles, LINE takes 1 to 12" in str(err.value)

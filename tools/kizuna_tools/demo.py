@@ -314,12 +314,15 @@ def demo_session(
 
 EMAIL_FROM = "shop@example.com"
 LINE_TOKEN_PARAMETER = "/kizuna/local/line-channel-token"  # noqa: S105 - a name
+LINE_SECRET_PARAMETER = "/kizuna/local/line-channel-secret"  # noqa: S105 - a name
+LINE_CHANNEL_SECRET = "local-line-channel-secret"  # noqa: S105 - the local runtime's
 PUSH_APP_ID = "kizunalocalpushapp"
 # All four channels on: push through a (faked) End User Messaging app, LINE with a token.
 LOCAL_CHANNELS: dict[str, Any] = {
     "kizuna:emailFrom": EMAIL_FROM,
     "kizuna:pushApplicationId": PUSH_APP_ID,
     "kizuna:lineTokenParameter": LINE_TOKEN_PARAMETER,
+    "kizuna:lineChannelSecretParameter": LINE_SECRET_PARAMETER,
 }
 
 
@@ -457,4 +460,7 @@ def prepare_channels(cloud: Any) -> None:
         Type="SecureString",
         Value="local-line-channel-access-token",
         Overwrite=True,
+    )
+    cloud.client("ssm").put_parameter(
+        Name=LINE_SECRET_PARAMETER, Type="SecureString", Value=LINE_CHANNEL_SECRET, Overwrite=True
     )

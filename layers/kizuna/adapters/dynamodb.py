@@ -42,7 +42,13 @@ from kizuna.delivery.ledger import (
     sending_keys,
 )
 from kizuna.domain.activity import ActivityItem, anniversary_partition
-from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, Customer
+from kizuna.domain.customer import (
+    LINE_USER_HASH_ATTRIBUTE,
+    LINE_USER_INDEX,
+    PHONE_HASH_ATTRIBUTE,
+    PHONE_INDEX,
+    Customer,
+)
 from kizuna.domain.loyalty import INDEX_SHARDS
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.timestamps import epoch_seconds, iso, parse_time
@@ -1368,6 +1374,50 @@ class CustomerTable:
             if item:
                 out[cid] = customer_from_item(item)
         return out
+
+
+class LineWebhookStore:
+    """What the LINE webhook reads and claims: customers by their LINE user id (hashed,
+    ``LINE_USER_INDEX``), strongly consistent reads by id, and one claim per webhook event
+    (``LINEWEBHOOK#<webhookEventId>`` in the activity table, expiring) so a redelivered
+    event changes nothing twice."""
+
+    def __init__(self, dynamodb: Any, customers_table: str, activity_table: str) -> None:
+        self._customers = dynamodb.Table(customers_table)
+        self._activity = dynamodb.Table(activity_table)
+        self._reader = CustomerTable(dynamodb, customers_table)
+
+    def customers_by_line_user(self, line_user_hash: str) -> list[str]:
+        from boto3.dynamodb.conditions import Key
+
+        resp = self._customers.query(
+            IndexName=LINE_USER_INDEX,
+            KeyConditionExpression=Key(LINE_USER_HASH_ATTRIBUTE).eq(line_user_hash),
+        )
+        return [str(i["customer_id"]) for i in resp.get("Items", [])]
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        return self._reader.get_customers(customer_ids)
+
+    def claim_webhook_event(self, event_id: str, expires_at: datetime) -> bool:
+        """True the first time ``event_id`` is claimed (until it expires)."""
+        failed = self._activity.meta.client.exceptions.ConditionalCheckFailedException
+        try:
+            self._activity.put_item(
+                Item={
+                    "pk": f"LINEWEBHOOK#{event_id}",
+                    "sk": "CLAIM",
+                    "kind": "LINE_WEBHOOK",
+                    "expires_at": epoch_seconds(expires_at),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except failed:
+            return False
+        return True
+
+    def release_webhook_event(self, event_id: str) -> None:
+        self._activity.delete_item(Key={"pk": f"LINEWEBHOOK#{event_id}", "sk": "CLAIM"})
 
 
 class ProductStore:

@@ -53,6 +53,7 @@ from kizuna.delivery.content import (
     RenderedMessage,
     SmsContent,
 )
+from kizuna.delivery.line_messages import MAX_MULTICAST_RECIPIENTS, message_problems
 from kizuna.delivery.links import TrackedLinks
 from kizuna.delivery.policy import E164, PushTarget, address_for, push_targets
 from kizuna.delivery.tags import (
@@ -760,14 +761,16 @@ def _push_outcome(targets: tuple[PushTarget, ...], answer: Mapping[str, Any]) ->
 def push_batches(
     messages: Sequence[OutboundMessage], max_addresses: int = PUSH_ADDRESSES_PER_CALL
 ) -> list[list[int]]:
-    """The messages (by index, in order) grouped for :meth:`PinpointPush.send_many`: at most
-    ``max_addresses`` devices a group, a token only once in a group (one device shared by
+    """The messages (by index, in order) grouped for a batch call (:meth:`PinpointPush.
+    send_many`, :meth:`LinePush.send_many`): at most ``max_addresses`` devices (or single
+    addresses: LINE user ids) a group, an address only once in a group (one device shared by
     two customers gets two calls), one batch key a group."""
     groups: list[list[int]] = []
     tokens: set[str] = set()
     key = ""
     for i, message in enumerate(messages):
-        mine = {t.token for t in message.address} if not isinstance(message.address, str) else set()
+        address = message.address
+        mine = {address} if isinstance(address, str) else {t.token for t in address}
         full = len(tokens) + len(mine) > max_addresses or bool(tokens & mine)
         if not groups or full or message.batch_key != key:
             groups.append([])
@@ -780,6 +783,7 @@ def push_batches(
 
 # --- LINE Messaging API ----------------------------------------------------------------------
 LINE_PUSH_ENDPOINT = "https://api.line.me/v2/bot/message/push"
+LINE_MULTICAST_ENDPOINT = "https://api.line.me/v2/bot/message/multicast"
 _LINE_RETRY_NAMESPACE = uuid.UUID("6f1c1d8e-4b8a-5c1e-9d7a-6b697a756e61")
 
 
@@ -829,14 +833,34 @@ def line_retry_key(execution: str, step: str, customer_id: str) -> str:
     return str(uuid.uuid5(_LINE_RETRY_NAMESPACE, f"{execution}\x00{step}\x00{customer_id}"))
 
 
+def line_multicast_retry_key(messages: Sequence[OutboundMessage]) -> str:
+    """One retry key per multicast call, fixed by the batch, the customers and the content:
+    the same call made again (a retry, a re-invoked batch) is accepted by LINE at most
+    once."""
+    customers = "\x00".join(sorted(m.customer_id for m in messages))
+    content = messages[0].content
+    body = json.dumps(
+        content.message_objects() if isinstance(content, LineContent) else "", sort_keys=True
+    )
+    digest = hashlib.sha256(f"{customers}\x01{body}".encode()).hexdigest()
+    return str(
+        uuid.uuid5(_LINE_RETRY_NAMESPACE, f"multicast\x00{messages[0].batch_key}\x00{digest}")
+    )
+
+
 class LinePush:
-    """LINE Messaging API push of one text message, idempotent through the retry key.
+    """LINE Messaging API push, idempotent through the retry key; and, for a batch
+    (:meth:`send_many`), one multicast per group of messages whose content is identical
+    (up to :data:`MAX_MULTICAST_RECIPIENTS` user ids, one retry key a call) instead of one
+    push per customer.
 
     The channel access token comes from ``token_provider`` on every send (cached by the
     provider) and is never logged or put in an error. With ``links``, every http(s) link of
     the text is rewritten to a signed tracked link (LINE reports no clicks:
     :mod:`kizuna.delivery.links`), which stamps ``click_at`` on the message's ledger entry.
     """
+
+    max_addresses = MAX_MULTICAST_RECIPIENTS
 
     def __init__(
         self,
@@ -846,12 +870,14 @@ class LinePush:
         *,
         timeout: float = 10.0,
         links: TrackedLinks | None = None,
+        multicast_endpoint: str = LINE_MULTICAST_ENDPOINT,
     ) -> None:
-        if not endpoint.startswith("https://"):
+        if not (endpoint.startswith("https://") and multicast_endpoint.startswith("https://")):
             raise ValueError("the LINE endpoint must be https")
         self._token = token_provider
         self._http: HttpClient = http if http is not None else UrllibHttp()
         self._endpoint = endpoint
+        self._multicast = multicast_endpoint
         self._timeout = timeout
         self._links = links
 
@@ -861,23 +887,84 @@ class LinePush:
             return text
         return self._links.rewrite(text, message.customer_id, message.execution, message.step)
 
+    def _tracks_links(self, content: LineContent) -> bool:
+        """Whether the content's text gets per-customer tracked links (then it cannot be one
+        multicast: each customer's links are signed for them)."""
+        return self._links is not None and any(
+            o.get("type") == "text" and "http" in str(o.get("text", ""))
+            for o in content.message_objects()
+        )
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        """Each message's outcome, in order: messages with the same content (rendered alike:
+        no per-customer placeholder) go in one multicast, the others one push each. A
+        multicast is all or nothing: its outcome is each of its messages'."""
+        groups: dict[str, list[int]] = {}
+        for i, message in enumerate(messages):
+            content = message.content
+            key = (
+                json.dumps(content.message_objects(), sort_keys=True, ensure_ascii=False)
+                if isinstance(content, LineContent) and not self._tracks_links(content)
+                else f"#{i}"
+            )
+            groups.setdefault(key, []).append(i)
+        outcomes: dict[int, SendOutcome] = {}
+        for indexes in groups.values():
+            if len(indexes) == 1:
+                try:
+                    outcomes[indexes[0]] = self.send(messages[indexes[0]])
+                except DeliveryError as error:
+                    outcomes[indexes[0]] = error
+                continue
+            for start in range(0, len(indexes), self.max_addresses):
+                chunk = indexes[start : start + self.max_addresses]
+                try:
+                    result: SendOutcome = self.multicast([messages[i] for i in chunk])
+                except DeliveryError as error:
+                    result = error
+                outcomes.update((i, result) for i in chunk)
+        return [outcomes[i] for i in range(len(messages))]
+
+    def multicast(self, messages: Sequence[OutboundMessage]) -> SendResult:
+        """One multicast of the messages' (identical) content to their user ids."""
+        first = messages[0].content
+        users = [m.address for m in messages]
+        if (
+            not isinstance(first, LineContent)
+            or any(m.content != first for m in messages)
+            or not all(isinstance(u, str) for u in users)
+            or len(set(map(str, users))) != len(users)
+            or len(users) > self.max_addresses
+        ):
+            raise PermanentFailure("a LINE multicast is one content to distinct users")
+        body = json.dumps(
+            {"to": users, "messages": line_message_objects(first)}, ensure_ascii=False
+        ).encode()
+        return self._post(self._multicast, body, line_multicast_retry_key(messages))
+
     def send(self, message: OutboundMessage) -> SendResult:
         content = message.content
         if not isinstance(content, LineContent) or not isinstance(message.address, str):
             raise PermanentFailure("LinePush sends LINE content to one user")
-        text = self.text(message, content.text)
+        objects = [
+            {**o, "text": self.text(message, str(o["text"]))} if o.get("type") == "text" else o
+            for o in line_message_objects(content)
+        ]
         body = json.dumps(
-            {"to": message.address, "messages": [{"type": "text", "text": text}]},
+            {"to": message.address, "messages": objects},
             ensure_ascii=False,
         ).encode()
         retry_key = line_retry_key(message.execution, message.step, message.customer_id)
+        return self._post(self._endpoint, body, retry_key)
+
+    def _post(self, url: str, body: bytes, retry_key: str) -> SendResult:
         headers = {
             "Authorization": f"Bearer {self._token()}",
             "Content-Type": "application/json",
             "X-Line-Retry-Key": retry_key,
         }
         try:
-            response = self._http.post(self._endpoint, headers, body, self._timeout)
+            response = self._http.post(url, headers, body, self._timeout)
         except (OSError, TimeoutError) as err:
             # Safe to retry: LINE accepts a retry key once.
             raise TemporaryFailure(f"LINE unreachable: {type(err).__name__}") from None
@@ -908,6 +995,16 @@ class LinePush:
         if status >= 500:
             raise TemporaryFailure(f"LINE {status} {detail}".strip())
         raise PermanentFailure(f"LINE {status} {detail}".strip())
+
+
+def line_message_objects(content: LineContent) -> list[dict[str, Any]]:
+    """The ``messages`` of a LINE request, checked against LINE's rules once more right
+    before the send (a message LINE would refuse is a permanent failure, not a 400)."""
+    objects = content.message_objects()
+    problems = message_problems(objects)
+    if problems:
+        raise PermanentFailure(f"LINE message invalid: {'; '.join(problems)}"[:300])
+    return objects
 
 
 def _line_error(body: bytes) -> str:

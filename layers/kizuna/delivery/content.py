@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SmsEncoding = Literal["GSM-7", "UCS-2"]
 
@@ -91,8 +91,28 @@ class PushContent(_Content):
 
 
 class LineContent(_Content):
+    """A LINE text (``text``) or up to five rendered LINE message objects (``messages``,
+    from a ``line.json`` template, checked by :mod:`kizuna.delivery.line_messages`)."""
+
     channel: Literal["line"] = "line"
-    text: NonEmpty = Field(max_length=5000, description="LINE text messages hold 5,000 chars")
+    text: str = Field(
+        default="", max_length=5000, description="LINE text messages hold 5,000 chars"
+    )
+    messages: tuple[dict[str, Any], ...] = Field(
+        default=(), max_length=5, description="LINE message objects (Flex, image, ...)"
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LineContent:
+        if bool(self.text.strip()) == bool(self.messages):
+            raise ValueError("a LINE message is a text or message objects, exactly one")
+        return self
+
+    def message_objects(self) -> list[dict[str, Any]]:
+        """What LINE's ``messages`` field carries."""
+        if self.messages:
+            return [dict(m) for m in self.messages]
+        return [{"type": "text", "text": self.text}]
 
 
 WEBHOOK_MAX_BODY_BYTES = 256 * 1024  # a webhook body, rendered (UTF-8 JSON)

@@ -11,6 +11,9 @@ Layout under the templates root (the repository's ``templates/`` unless told oth
                                   line.txt.j2
                                   webhook.json.j2   (a JSON document: its string values
                                                      are templates, see below)
+                                  line.json         (instead of line.txt.j2: LINE message
+                                                     objects, Jinja2 in string values only;
+                                                     see kizuna.delivery.line_messages)
     _base/...                     shared layouts ({% extends "_base/email.html.j2" %})
 
 A webhook body is JSON, never Jinja output pasted into JSON text: ``webhook.json.j2`` is
@@ -88,6 +91,13 @@ from kizuna.delivery.content import (
     sms_segments,
 )
 from kizuna.delivery.coupons import Coupon
+from kizuna.delivery.line_messages import (
+    LineMessageError,
+    message_problems,
+    parse_template,
+    render_strings,
+    template_problems,
+)
 from kizuna.domain.customer import Customer
 from kizuna.runtime.config import CustomConfig, LoyaltyConfig
 
@@ -109,6 +119,8 @@ PARTS: dict[str, tuple[str, ...]] = {
 # Parts that may render to nothing (the app's name shows as a push title).
 MAY_BE_EMPTY = frozenset({"push.title", "card.image", "card.link", "card.expires"})
 SUFFIX = ".j2"
+# A LINE template may instead be JSON message objects (Flex, image, imagemap, template).
+LINE_JSON = "line.json"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -469,6 +481,7 @@ class Renderer:
         self._env.filters["number"] = format_number
         self._env.filters["date"] = format_date
         self._uses: dict[tuple[str, str, str], bool] = {}
+        self._line_strings: dict[tuple[str, str], Template] = {}
 
     # -- queries for the validator and the preview ----------------------------------------
     def locales(self, program: str, template: str) -> list[str]:
@@ -495,6 +508,9 @@ class Renderer:
             for loc in locales
             for part in parts
             if not (self.root / program / template / loc / f"{part}{SUFFIX}").is_file()
+            and not (
+                channel == "line" and (self.root / program / template / loc / LINE_JSON).is_file()
+            )
         ]
         return missing + self._json_problems(program, template, str(channel), locales, missing)
 
@@ -562,6 +578,10 @@ class Renderer:
             f"{program}/{template}/{loc}/{path.name}"
             for loc in locales
             for path in (self.root / program / template / loc).glob(f"*{SUFFIX}")
+        ] + [
+            f"{program}/{template}/{loc}/{LINE_JSON}"
+            for loc in locales
+            if (self.root / program / template / loc / LINE_JSON).is_file()
         ]
         seen: set[str] = set()
         while pending:
@@ -682,6 +702,11 @@ class Renderer:
 
         if channel == "webhook":
             return self._render_webhook(program, template, loc, context, fail)
+        if channel == "line":
+            source = self._line_json(program, template, loc)
+            if source is not None:
+                return self._render_line_json(f"{program}/{template}/{loc}", source, context, fail)
+
         texts: dict[str, str] = {}
         for part in parts:
             name = f"{program}/{template}/{loc}/{part}{SUFFIX}"
@@ -753,6 +778,57 @@ class Renderer:
             raise fail(f"webhook.json rendered over {WEBHOOK_MAX_BODY_BYTES} bytes", loc)
         return WebhookContent(body=body)
 
+    def _line_json(self, program: str, template: str, loc: str) -> str | None:
+        """The ``line.json`` of a locale folder, None when it has none."""
+        name = f"{program}/{template}/{loc}/{LINE_JSON}"
+        try:
+            return self._env.loader.get_source(self._env, name)[0]  # type: ignore[union-attr]
+        except TemplateNotFound:
+            return None
+
+    def _render_line_json(
+        self,
+        folder: str,
+        source: str,
+        context: Mapping[str, Any],
+        fail: Callable[..., RenderError],
+    ) -> RenderedMessage:
+        """LINE message objects from a ``line.json``: parsed as JSON first, each string value
+        rendered on its own (never text pasted into JSON), checked against LINE's rules as
+        written and again once rendered."""
+        loc = folder.rsplit("/", 1)[-1]
+        try:
+            messages = parse_template(source)
+        except LineMessageError as err:
+            raise fail(str(err), loc) from None
+        problems = template_problems(messages)
+        if problems:
+            raise fail(f"{LINE_JSON}: {'; '.join(problems)}", loc)
+
+        def render_one(text: str, path: str) -> str:
+            key = (folder, text)
+            compiled = self._line_strings.get(key)
+            try:
+                if compiled is None:
+                    compiled = self._line_strings[key] = self._env.from_string(text)
+                return render_bounded(compiled, context)
+            except TemplateSyntaxError as err:
+                raise fail(f"{LINE_JSON} {path}: syntax error: {err.message}", loc) from None
+            except RenderLimit as err:
+                raise fail(f"{LINE_JSON} {path}: over a render bound: {err}", loc) from None
+            except SecurityError as err:
+                raise fail(f"{LINE_JSON} {path}: sandbox refused: {err}", loc) from None
+            except UndefinedError as err:
+                raise fail(f"{LINE_JSON} {path}: undefined: {err.message}", loc) from None
+            except Exception as err:  # anything a template can raise: never half-render
+                raise fail(f"{LINE_JSON} {path}: {type(err).__name__}: {err}", loc) from None
+
+        rendered = render_strings(messages, render_one)
+        problems = message_problems(rendered)
+        if problems:
+            raise fail(f"{LINE_JSON} rendered: {'; '.join(problems)}", loc)
+        return LineContent(messages=tuple(rendered))
+
 
 def _json_template(source: str) -> Any:
     """A webhook body template's JSON document (an object or an array), or ValueError."""
@@ -817,6 +893,7 @@ class FilesRenderer(Renderer):
             for loc in locales
             for part in parts
             if f"{program}/{template}/{loc}/{part}{SUFFIX}" not in self.files
+            and not (channel == "line" and f"{program}/{template}/{loc}/{LINE_JSON}" in self.files)
         ]
         return missing + self._json_problems(program, template, str(channel), locales, missing)
 

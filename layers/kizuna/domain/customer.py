@@ -44,6 +44,9 @@ PROFILE_FIELDS = (
 # phone number (hashed) -> customer: the customers table's index for the SMS opt-out sweep
 PHONE_INDEX = "by_phone"
 PHONE_HASH_ATTRIBUTE = "phone_hash"
+# LINE user id (hashed) -> customer, for the LINE webhook (follow, unfollow)
+LINE_USER_INDEX = "by_line_user"
+LINE_USER_HASH_ATTRIBUTE = "line_user_hash"
 
 
 class _Model(BaseModel):
@@ -267,6 +270,8 @@ class Customer(_Model):
     # event that arrives late is still swept (kizuna.programs.sweeps)
     cart_open_seen_at: datetime | None = None
     phone_hash: str | None = None
+    # ``line_user_hash`` keys LINE_USER_INDEX, for the LINE webhook
+    line_user_hash: str | None = None
     # ``MM-DD`` of ``birth_date``: the key of the birthday index (kizuna.domain.yearly)
     birthday_mmdd: str | None = None
     # RFM scores and segment (written by the daily scoring job)

@@ -238,6 +238,9 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
             "as_of": as_of,
             "gsi_shard": shard_of(customer.customer_id),
             "phone_hash": address_hash(customer.phone) if customer.phone else None,
+            "line_user_hash": address_hash(customer.line_user_id)
+            if customer.line_user_id
+            else None,
             "cart_open_at": open_cart_since(customer, last_at),
             "birthday_mmdd": month_day(customer.birth_date) if customer.birth_date else None,
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Environment variable names (the CDK app sets exactly these).
@@ -29,6 +29,8 @@ ENV_UNSUBSCRIBE_URL = "UNSUBSCRIBE_URL"
 ENV_PUSH_APPLICATION_ID = "PUSH_APPLICATION_ID"
 ENV_LINE_TOKEN_SECRET_ARN = "LINE_TOKEN_SECRET_ARN"  # noqa: S105 - a variable name
 ENV_LINE_TOKEN_PARAMETER = "LINE_TOKEN_PARAMETER"  # noqa: S105 - a variable name
+ENV_LINE_CHANNEL_SECRET_ARN = "LINE_CHANNEL_SECRET_ARN"  # noqa: S105 - a variable name
+ENV_LINE_CHANNEL_SECRET_PARAMETER = "LINE_CHANNEL_SECRET_PARAMETER"  # noqa: S105 - a name
 ENV_SMS_SENDER_ID = "SMS_SENDER_ID"
 ENV_PRODUCTS_TABLE = "PRODUCTS_TABLE"
 ENV_SNAPSHOTS_TABLE = "SNAPSHOTS_TABLE"
@@ -213,6 +215,33 @@ class LinkSettings(UnsubscribeSettings):
 @lru_cache(maxsize=1)
 def link_settings() -> LinkSettings:
     return LinkSettings()
+
+
+class LineWebhookSettings(_FunctionSettings):
+    """Environment of the LINE webhook function (Lambda function URL)."""
+
+    EVENT_BUS_NAME: str = Field(min_length=1)
+    # HMAC key of account-link nonces (the coupon/unsubscribe signing secret, derived)
+    SIGNING_SECRET_ARN: str = Field(min_length=1)
+    # read only: customers by LINE user id (index) and by id
+    CUSTOMERS_TABLE: str = Field(min_length=1)
+    # one claim per webhook event id (redeliveries change nothing twice)
+    ACTIVITY_TABLE: str = Field(min_length=1)
+    LINE_CHANNEL_SECRET_ARN: str = ""
+    LINE_CHANNEL_SECRET_PARAMETER: str = Field(default="", description="or an SSM SecureString")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> LineWebhookSettings:
+        if bool(self.LINE_CHANNEL_SECRET_ARN) == bool(self.LINE_CHANNEL_SECRET_PARAMETER):
+            raise ValueError(
+                "give exactly one of LINE_CHANNEL_SECRET_ARN and LINE_CHANNEL_SECRET_PARAMETER"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def line_webhook_settings() -> LineWebhookSettings:
+    return LineWebhookSettings()
 
 
 class CampaignSettings(DeliverySettings):

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kizuna.services.evaluate import EvaluateService
     from kizuna.services.feedback import FeedbackService
     from kizuna.services.ingest import IngestService
+    from kizuna.services.line_webhook import LineWebhookService
     from kizuna.services.links import LinkClickService
     from kizuna.services.reconcile import ReconcileService
     from kizuna.services.send import SendService
@@ -495,6 +496,33 @@ def link_click_service() -> LinkClickService:
     # the customers table is never read here: the store's customers side stays unused
     store = DynamoStore(boto3.resource("dynamodb"), s.ACTIVITY_TABLE, s.ACTIVITY_TABLE)
     return LinkClickService(keys, store, CurrentClock())
+
+
+def line_webhook_service() -> LineWebhookService:
+    import boto3
+
+    from kizuna.adapters.dynamodb import LineWebhookStore
+    from kizuna.adapters.inbound import BusInbound
+    from kizuna.delivery.channels import line_token_from
+    from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.settings import line_webhook_settings
+    from kizuna.services.line_webhook import LineWebhookService
+    from kizuna.services.send import derive_key
+
+    s = line_webhook_settings()
+    keys = [derive_key(k, "line-link") for k in signing_keys(s.SIGNING_SECRET_ARN)]
+    secret = line_token_from(
+        secret_name=s.LINE_CHANNEL_SECRET_ARN or None,
+        parameter_name=s.LINE_CHANNEL_SECRET_PARAMETER or None,
+    )
+    dynamodb = boto3.resource("dynamodb")
+    return LineWebhookService(
+        secret,
+        keys,
+        BusInbound(boto3.client("events"), s.EVENT_BUS_NAME, source="kizuna.line"),
+        LineWebhookStore(dynamodb, s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        CurrentClock(),
+    )
 
 
 def sms_opted_out_numbers() -> list[str]:

@@ -44,7 +44,14 @@ from kizuna.delivery.samples import (
     sample_coupon,
     sample_recipient,
 )
-from kizuna.delivery.templates import PARTS, SUFFIX, FilesRenderer, Renderer, RenderError
+from kizuna.delivery.templates import (
+    LINE_JSON,
+    PARTS,
+    SUFFIX,
+    FilesRenderer,
+    Renderer,
+    RenderError,
+)
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events.custom import vocabulary
@@ -54,10 +61,11 @@ from kizuna.runtime.config import KizunaConfig
 from kizuna.segments import SegmentDefinition, members
 from kizuna.services.campaign import OUTCOMES, campaign_context
 
-# A campaign's own template file: ``<template>/<locale>/<part>.j2``.
+# A campaign's own template file: ``<template>/<locale>/<part>.j2`` (or ``line.json``: LINE
+# message objects, kizuna.delivery.line_messages).
 TEMPLATE_FILE: Final = re.compile(
     r"^(?P<template>[a-z][a-z0-9_-]{0,39})/(?P<locale>[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?)/"
-    r"(?P<part>[a-z]+\.[a-z]+)\.j2$"
+    r"(?:(?P<part>[a-z]+\.[a-z]+)\.j2|(?P<json>line\.json))$"
 )
 # A template of the library (the templates folder deployed with the function):
 # ``<folder>/<template>``, e.g. ``month-end-sale/sale``.
@@ -173,9 +181,9 @@ def library_templates(root: Path) -> list[str]:
 
 
 def _files_under(folder: Path, locales: Collection[str] | None) -> dict[str, str]:
-    """``<locale>/<part>.j2`` -> source of one template folder."""
+    """``<locale>/<part>.j2`` (and ``<locale>/line.json``) -> source of one template folder."""
     files: dict[str, str] = {}
-    for path in sorted(folder.rglob(f"*{SUFFIX}")):
+    for path in sorted([*folder.rglob(f"*{SUFFIX}"), *folder.rglob(LINE_JSON)]):
         relative = path.relative_to(folder).as_posix()
         if locales is not None and relative.split("/", 1)[0] not in locales:
             continue
@@ -254,7 +262,7 @@ class CampaignRules:
             )
         for name in files:
             match = TEMPLATE_FILE.match(name)
-            if match is None or match["part"] not in ALL_PARTS:
+            if match is None or (match["json"] is None and match["part"] not in ALL_PARTS):
                 issues.append(
                     CampaignIssue(
                         file, f"templates.{name}", "name files <template>/<locale>/<part>.j2"

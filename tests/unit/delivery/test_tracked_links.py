@@ -113,6 +113,30 @@ def test_text_without_links_and_the_functions_own_links_are_untouched() -> None:
     assert http.bodies[0]["messages"][0]["text"] == f"no tracking {TARGET}"
 
 
+def test_a_batch_with_tracked_links_is_pushed_per_customer_not_multicast() -> None:
+    """Each customer's links are signed for them: identical text with a link cannot be one
+    multicast; identical text without one still is."""
+    http = Http()
+    push = LinePush(lambda: "t", http, links=links())
+    with_link = [
+        line_message(f"sale {TARGET}").model_copy(
+            update={"customer_id": f"c{i}", "address": f"U{i:032d}"}
+        )
+        for i in range(3)
+    ]
+    plain = [m.model_copy(update={"content": LineContent(text="thank you")}) for m in with_link]
+    outcomes = push.send_many([*with_link, *plain])
+    assert all(not isinstance(o, Exception) for o in outcomes)
+    single = [b for b in http.bodies if isinstance(b["to"], str)]
+    multi = [b for b in http.bodies if isinstance(b["to"], list)]
+    assert len(single) == 3 and len(multi) == 1 and len(multi[0]["to"]) == 3
+    owners = {
+        verify(SECRET, token_of(b["messages"][0]["text"].split(" ")[1]), NOW).customer_id
+        for b in single
+    }
+    assert owners == {"c0", "c1", "c2"}
+
+
 # --- clicks ----------------------------------------------------------------------------------
 
 

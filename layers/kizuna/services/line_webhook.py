@@ -1,0 +1,243 @@
+"""The LINE webhook (a public Lambda function URL LINE posts to).
+
+- The ``X-Line-Signature`` header must be the base64 HMAC-SHA256 of the raw body under the
+  channel secret (compared in constant time); a missing or bad signature is answered 401
+  and nothing changes. (https://developers.line.biz/en/reference/messaging-api/#signature-validation)
+- ``follow`` opts the customer holding that LINE user id in to LINE, ``unfollow`` (a
+  block) opts them out: ``consent.changed`` with source ``line_webhook``, ``occurred_at``
+  the webhook event's own timestamp (so a late redelivery never beats a newer change in
+  ingest). The contact policy then sees LINE opted out and sends nothing on it.
+- ``accountLink`` with result ``ok`` and a nonce this shop issued (:func:`link_nonce`,
+  signed, naming the customer) becomes ``line.linked``: ingest sets the customer's
+  ``line_user_id``.
+- A LINE user no customer holds changes nothing. Each ``webhookEventId`` is claimed once
+  (redeliveries, ``deliveryContext.isRedelivery``, carry the same id): the second delivery
+  changes nothing. A put that fails releases its claim, and the answer is 500 so LINE
+  redelivers (when redelivery is on).
+
+The customer item is only read here; changes go through ingest as events.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from kizuna.domain.customer import Customer
+from kizuna.domain.loyalty import address_hash
+from kizuna.events import Channel, ConsentChanged, ConsentStatus, LineLinked
+from kizuna.ports import Inbound
+from kizuna.runtime.clock import Clock
+from kizuna.runtime.observability import logger
+
+SOURCE = "line_webhook"
+CLAIM_DAYS = 7  # LINE redelivers for up to a day; keep the claim longer
+NONCE_VALID = timedelta(hours=1)  # LINE's link token is valid for 10 minutes
+_LINE_USER = "U"
+
+
+class LineWebhookStore(Protocol):
+    def customers_by_line_user(self, line_user_hash: str) -> list[str]: ...
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+
+    def claim_webhook_event(self, event_id: str, expires_at: datetime) -> bool: ...
+
+    def release_webhook_event(self, event_id: str) -> None: ...
+
+
+# --- signatures and nonces ------------------------------------------------------------------
+def line_signature(channel_secret: str, body: bytes) -> str:
+    """What LINE puts in ``X-Line-Signature``."""
+    digest = hmac.new(channel_secret.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signature_ok(channel_secret: str, body: bytes, signature: str | None) -> bool:
+    if not signature or not channel_secret:
+        return False
+    return hmac.compare_digest(line_signature(channel_secret, body), signature)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def link_nonce(key: bytes, customer_id: str, now: datetime) -> str:
+    """The ``nonce`` of LINE's account-link redirect for ``customer_id``: random, signed,
+    naming the customer and when it was issued (no storage needed)."""
+    claims = _b64(
+        json.dumps(
+            {"c": customer_id, "t": int(now.timestamp()), "r": secrets.token_hex(8)},
+            separators=(",", ":"),
+        ).encode()
+    )
+    mac = _b64(hmac.new(key, claims.encode(), hashlib.sha256).digest()[:16])
+    return f"{claims}.{mac}"
+
+
+def nonce_customer(keys: Sequence[bytes], nonce: str, at: datetime) -> str | None:
+    """The customer a nonce was issued for, None when forged, malformed or too old at
+    ``at``."""
+    try:
+        claims, mac = nonce.split(".")
+        if not any(
+            hmac.compare_digest(
+                _b64(hmac.new(k, claims.encode(), hashlib.sha256).digest()[:16]), mac
+            )
+            for k in keys
+        ):
+            return None
+        data = json.loads(_unb64(claims))
+        issued = datetime.fromtimestamp(int(data["t"]), UTC)
+        customer_id = str(data["c"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not issued - timedelta(minutes=5) <= at <= issued + NONCE_VALID:
+        return None
+    return customer_id
+
+
+# --- the service ---------------------------------------------------------------------------
+def _answer(status: int, message: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"message": message}),
+    }
+
+
+def raw_body(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+class LineWebhookService:
+    def __init__(
+        self,
+        channel_secret: Callable[[], str],
+        nonce_keys: Sequence[bytes],
+        inbound: Inbound,
+        store: LineWebhookStore,
+        clock: Clock,
+    ) -> None:
+        self.channel_secret = channel_secret
+        self.nonce_keys = list(nonce_keys)
+        self.inbound = inbound
+        self.store = store
+        self.clock = clock
+
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        method = (event.get("requestContext", {}).get("http", {}).get("method") or "").upper()
+        if method != "POST":
+            return _answer(405, "POST only")
+        headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+        body = raw_body(event)
+        if not signature_ok(self.channel_secret(), body, headers.get("x-line-signature")):
+            logger.warning("line webhook refused", reason="signature")
+            return _answer(401, "bad signature")
+        try:
+            payload = json.loads(body)
+            events = payload["events"]
+            if not isinstance(events, list):
+                raise TypeError("events")
+        except (ValueError, KeyError, TypeError):
+            return _answer(400, "not a LINE webhook body")
+        counts = {"applied": 0, "ignored": 0, "repeated": 0}
+        for item in events:
+            outcome = self.apply(item)
+            counts[outcome] += 1
+        logger.info(
+            "line webhook",
+            applied=counts["applied"],
+            ignored=counts["ignored"],
+            repeated=counts["repeated"],
+        )
+        return _answer(200, "ok")
+
+    def apply(self, item: Any) -> str:
+        """One webhook event: ``applied``, ``repeated`` (its id was claimed before) or
+        ``ignored`` (a type Kizuna does not act on, an unknown user, a bad nonce)."""
+        if not isinstance(item, dict):
+            return "ignored"
+        detail = self.detail(item)
+        if detail is None:
+            return "ignored"
+        event_id = str(item.get("webhookEventId") or "")
+        if not event_id:
+            return "ignored"
+        expires = self.clock.now() + timedelta(days=CLAIM_DAYS)
+        if not self.store.claim_webhook_event(event_id, expires):
+            return "repeated"
+        try:
+            self.inbound.put_inbound(detail)
+        except Exception:
+            self.store.release_webhook_event(event_id)
+            raise
+        return "applied"
+
+    def detail(self, item: dict[str, Any]) -> ConsentChanged | LineLinked | None:
+        kind = item.get("type")
+        source = item.get("source") or {}
+        user = source.get("userId") if isinstance(source, dict) else None
+        stamp = item.get("timestamp")
+        if kind not in ("follow", "unfollow", "accountLink") or not isinstance(user, str):
+            return None
+        if not user.startswith(_LINE_USER) or not isinstance(stamp, int):
+            return None
+        at = datetime.fromtimestamp(stamp / 1000, UTC)
+        if kind == "accountLink":
+            link = item.get("link") or {}
+            if not isinstance(link, dict) or link.get("result") != "ok":
+                return None
+            customer_id = nonce_customer(self.nonce_keys, str(link.get("nonce") or ""), at)
+            if customer_id is None:
+                logger.warning("line account link refused", reason="nonce")
+                return None
+            if not self.store.get_customers([customer_id]):
+                return None  # a nonce never creates a customer
+            try:
+                return LineLinked(customer_id=customer_id, occurred_at=at, line_user_id=user)
+            except ValueError:
+                return None
+        customer_id = self.customer_of(user)
+        if customer_id is None:
+            return None
+        status = ConsentStatus.OPTED_IN if kind == "follow" else ConsentStatus.OPTED_OUT
+        return ConsentChanged(
+            customer_id=customer_id,
+            occurred_at=at,
+            channel=Channel.LINE,
+            status=status,
+            source=SOURCE,
+        )
+
+    def customer_of(self, line_user_id: str) -> str | None:
+        """The one customer holding ``line_user_id`` now (read consistently: the index is
+        eventually consistent, the item is the truth)."""
+        found = self.store.customers_by_line_user(address_hash(line_user_id))
+        customers = self.store.get_customers(found)
+        holders = [c for c in customers.values() if c.line_user_id == line_user_id]
+        return holders[0].customer_id if len(holders) == 1 else None
+
+
+__all__ = [
+    "LineWebhookService",
+    "LineWebhookStore",
+    "line_signature",
+    "link_nonce",
+    "nonce_customer",
+    "signature_ok",
+]

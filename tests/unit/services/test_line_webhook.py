@@ -1,0 +1,228 @@
+"""The LINE webhook: signature, follow/unfollow as consent, account link, redelivery."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from kizuna.delivery.policy import channel_block
+from kizuna.domain.customer import Customer
+from kizuna.domain.ingest import apply_events
+from kizuna.domain.loyalty import address_hash
+from kizuna.events import ConsentChanged, InboundDetail, LineLinked, inbound_type
+from kizuna.events.envelope import parse_inbound
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.line_webhook import LineWebhookService, link_nonce, nonce_customer
+from tests.factories import envelope
+
+SECRET = "line-channel-secret-0123456789ab"
+NONCE_KEY = b"nonce-key-for-tests-000000000000"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+USER = "U" + "a" * 32
+OTHER = "U" + "b" * 32
+CFG = KizunaConfig()
+
+
+class Store:
+    def __init__(self, customers: Sequence[Customer]) -> None:
+        self.customers = {c.customer_id: c for c in customers}
+        self.claims: set[str] = set()
+
+    def customers_by_line_user(self, line_user_hash: str) -> list[str]:
+        return [
+            c.customer_id
+            for c in self.customers.values()
+            if c.line_user_id and address_hash(c.line_user_id) == line_user_hash
+        ]
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        return {i: self.customers[i] for i in customer_ids if i in self.customers}
+
+    def claim_webhook_event(self, event_id: str, expires_at: datetime) -> bool:
+        if event_id in self.claims:
+            return False
+        self.claims.add(event_id)
+        return True
+
+    def release_webhook_event(self, event_id: str) -> None:
+        self.claims.discard(event_id)
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.details: list[InboundDetail] = []
+
+    def put_inbound(self, detail: InboundDetail) -> None:
+        self.details.append(detail)
+
+
+def world(*customers: Customer) -> tuple[LineWebhookService, Bus, Store]:
+    bus, store = Bus(), Store(customers or [Customer(customer_id="c1", line_user_id=USER)])
+    service = LineWebhookService(lambda: SECRET, [NONCE_KEY], bus, store, FixedClock(NOW))
+    return service, bus, store
+
+
+def webhook_event(
+    kind: str, user: str = USER, event_id: str = "01EVT1", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "mode": "active",
+        "timestamp": int((NOW - timedelta(seconds=5)).timestamp() * 1000),
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": event_id,
+        "deliveryContext": {"isRedelivery": False},
+        **extra,
+    }
+
+
+def request(
+    events: list[dict[str, Any]], signature: str | None = "sign", **over: Any
+) -> dict[str, Any]:
+    body = json.dumps({"destination": "U" + "f" * 32, "events": events}).encode()
+    headers: dict[str, str] = {}
+    if signature == "sign":
+        digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
+        headers["x-line-signature"] = base64.b64encode(digest).decode()
+    elif signature is not None:
+        headers["x-line-signature"] = signature
+    return {
+        "requestContext": {"http": {"method": "POST"}},
+        "headers": headers,
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+        **over,
+    }
+
+
+def fold(customer: Customer, details: Sequence[InboundDetail]) -> Customer:
+    for d in details:
+        event_id = hashlib.sha256(d.model_dump_json().encode()).hexdigest()[:16]
+        raw = envelope(inbound_type(d), json.loads(d.model_dump_json()), event_id, "kizuna.line")
+        customer = apply_events(
+            customer, [parse_inbound(raw, NOW, CFG.event_time)], CFG, NOW
+        ).customer
+    return customer
+
+
+def test_a_bad_or_missing_signature_is_401_and_changes_nothing() -> None:
+    service, bus, store = world()
+    for signature in (None, "", base64.b64encode(b"x" * 32).decode(), "not base64!"):
+        answer = service.handle(request([webhook_event("unfollow")], signature=signature))
+        assert answer["statusCode"] == 401
+    # a body changed after signing
+    signed = request([webhook_event("follow")])
+    signed["body"] = base64.b64encode(
+        json.dumps({"events": [webhook_event("unfollow")]}).encode()
+    ).decode()
+    assert service.handle(signed)["statusCode"] == 401
+    assert bus.details == [] and store.claims == set()
+
+
+def test_unfollow_opts_out_and_stops_line_follow_opts_in() -> None:
+    service, bus, _ = world()
+    assert service.handle(request([webhook_event("unfollow")]))["statusCode"] == 200
+    (detail,) = bus.details
+    assert isinstance(detail, ConsentChanged)
+    assert (detail.customer_id, str(detail.channel), str(detail.status), detail.source) == (
+        "c1",
+        "line",
+        "opted_out",
+        "line_webhook",
+    )
+    assert detail.occurred_at == NOW - timedelta(seconds=5)  # the webhook event's timestamp
+    customer = fold(Customer(customer_id="c1", line_user_id=USER), bus.details)
+    assert str(customer.consent["line"].status) == "opted_out"
+    assert channel_block(customer, "line", USER) == "no_consent"  # marketing
+    assert channel_block(customer, "line", USER, transactional=True) == "opted_out"
+
+    service.handle(
+        request([webhook_event("follow", event_id="01EVT2", timestamp=int(NOW.timestamp() * 1000))])
+    )
+    customer = fold(customer, bus.details[1:])
+    assert str(bus.details[1].status) == "opted_in"  # type: ignore[attr-defined]
+    assert channel_block(customer, "line", USER) is None
+
+
+def test_an_unknown_line_user_changes_nothing() -> None:
+    service, bus, _ = world(Customer(customer_id="c1", line_user_id=USER))
+    answer = service.handle(
+        request([webhook_event("unfollow", user=OTHER), webhook_event("follow", user="x")])
+    )
+    assert answer["statusCode"] == 200 and bus.details == []
+
+
+def test_a_redelivered_event_is_applied_once() -> None:
+    service, bus, _ = world()
+    first = webhook_event("unfollow", event_id="01SAME")
+    again = {**first, "deliveryContext": {"isRedelivery": True}}
+    service.handle(request([first]))
+    service.handle(request([again]))
+    service.handle(request([first, again]))
+    assert len(bus.details) == 1
+
+
+def test_a_failed_put_releases_the_claim() -> None:
+    service, bus, store = world()
+
+    class Failing(Bus):
+        def put_inbound(self, detail: InboundDetail) -> None:
+            raise RuntimeError("bus down")
+
+    service.inbound = Failing()
+    with pytest.raises(RuntimeError):
+        service.handle(request([webhook_event("unfollow")]))
+    assert store.claims == set()
+    service.inbound = bus
+    service.handle(request([webhook_event("unfollow")]))  # LINE's redelivery
+    assert len(bus.details) == 1
+
+
+def test_account_link_with_a_good_nonce_links_the_customer() -> None:
+    service, bus, _ = world(Customer(customer_id="c9"))
+    nonce = link_nonce(NONCE_KEY, "c9", NOW - timedelta(minutes=2))
+    link = {"result": "ok", "nonce": nonce}
+    service.handle(request([webhook_event("accountLink", user=OTHER, link=link)]))
+    (detail,) = bus.details
+    assert isinstance(detail, LineLinked)
+    assert (detail.customer_id, detail.line_user_id) == ("c9", OTHER)
+    assert fold(Customer(customer_id="c9"), bus.details).line_user_id == OTHER
+
+
+def test_account_link_refusals() -> None:
+    service, bus, _ = world(Customer(customer_id="c9"))
+    good = link_nonce(NONCE_KEY, "c9", NOW)
+    cases = [
+        {"result": "failed", "nonce": good},
+        {"result": "ok", "nonce": link_nonce(b"another-key-0000000000000000000", "c9", NOW)},
+        {"result": "ok", "nonce": link_nonce(NONCE_KEY, "c9", NOW - timedelta(hours=3))},  # old
+        {"result": "ok", "nonce": link_nonce(NONCE_KEY, "nobody", NOW)},  # no such customer
+        {"result": "ok", "nonce": "garbage"},
+    ]
+    events = [webhook_event("accountLink", event_id=f"e{i}", link=c) for i, c in enumerate(cases)]
+    assert service.handle(request(events))["statusCode"] == 200
+    assert bus.details == []
+    assert nonce_customer([NONCE_KEY], good, NOW) == "c9"
+
+
+def test_not_post_and_not_json() -> None:
+    service, _, _ = world()
+    assert service.handle({"requestContext": {"http": {"method": "GET"}}})["statusCode"] == 405
+    body = b"not json"
+    digest = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    event = {
+        "requestContext": {"http": {"method": "POST"}},
+        "headers": {"X-Line-Signature": digest},
+        "body": "not json",
+    }
+    assert service.handle(event)["statusCode"] == 400
+    # LINE's "verify" button: an empty list of events
+    assert service.handle(request([]))["statusCode"] == 200
