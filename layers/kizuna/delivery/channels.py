@@ -65,6 +65,7 @@ from kizuna.delivery.tags import (
     tag_name,
 )
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
+from kizuna.domain.customer import PostalAddress
 from kizuna.events import Channel as ChannelName
 from kizuna.events import DeviceUnregistered
 
@@ -208,8 +209,9 @@ class OutboundMessage(BaseModel):
     step: str = Field(min_length=1)
     execution: str = Field(min_length=1, description="The journey execution: idempotency key")
     channel: ChannelName
-    address: str | tuple[PushTarget, ...] = Field(
-        description="Email address, E.164 phone number, LINE user id, or push devices"
+    address: str | tuple[PushTarget, ...] | PostalAddress = Field(
+        description="Email address, E.164 phone number, LINE user id, push devices, or a "
+        "postal address (dm)"
     )
     content: RenderedMessage
     tags: dict[str, str] = Field(default_factory=dict)
@@ -219,14 +221,21 @@ class OutboundMessage(BaseModel):
         description="What the messages of one push batch share (a cohort's run); None: "
         "the execution",
     )
+    template: str | None = Field(
+        default=None,
+        description="The template rendered (a direct mail's print file is per template)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> OutboundMessage:
         if self.content.channel != self.channel.value:
             raise ValueError(f"{self.content.channel} content on the {self.channel} channel")
         if self.channel is ChannelName.PUSH:
-            if isinstance(self.address, str) or not self.address:
+            if not isinstance(self.address, tuple) or not self.address:
                 raise ValueError("push needs at least one device")
+        elif self.channel is ChannelName.DM:
+            if not isinstance(self.address, PostalAddress):
+                raise ValueError("dm needs a postal address")
         elif not isinstance(self.address, str) or not self.address:
             raise ValueError(f"{self.channel} needs a single address")
         return self
@@ -293,7 +302,7 @@ def report_dead_devices(
     """Dead push tokens a send found leave the customer: ``device.unregistered`` through the
     inbound port (ingest is the only writer of the customer item). Other channels' invalid
     addresses are not devices: nothing to report."""
-    if isinstance(message.address, str):
+    if not isinstance(message.address, tuple):
         return
     devices = {t.key: t for t in message.address}
     for info in invalid:
@@ -766,7 +775,7 @@ def push_batches(
     tokens: set[str] = set()
     key = ""
     for i, message in enumerate(messages):
-        mine = {t.token for t in message.address} if not isinstance(message.address, str) else set()
+        mine = {t.token for t in message.address} if isinstance(message.address, tuple) else set()
         full = len(tokens) + len(mine) > max_addresses or bool(tokens & mine)
         if not groups or full or message.batch_key != key:
             groups.append([])

@@ -92,11 +92,27 @@ class LineContent(_Content):
     text: NonEmpty = Field(max_length=5000, description="LINE text messages hold 5,000 chars")
 
 
+MAX_DM_LINES = 8  # printed text lines of a direct mail (CSV columns line_1 .. line_8)
+MAX_DM_LINE_CHARS = 200
+
+
+class DmContent(_Content):
+    """A direct mail's printed text: the non-blank lines of its ``dm.txt`` template."""
+
+    channel: Literal["dm"] = "dm"
+    lines: tuple[Annotated[str, Field(min_length=1, max_length=MAX_DM_LINE_CHARS)], ...] = Field(
+        min_length=1, max_length=MAX_DM_LINES
+    )
+
+
 RenderedMessage = Annotated[
-    EmailContent | SmsContent | PushContent | LineContent, Field(discriminator="channel")
+    EmailContent | SmsContent | PushContent | LineContent | DmContent,
+    Field(discriminator="channel"),
 ]
 
 __all__ = [
+    "MAX_DM_LINES",
+    "DmContent",
     "EmailContent",
     "LineContent",
     "PushContent",

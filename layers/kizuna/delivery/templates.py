@@ -68,6 +68,7 @@ from jinja2.utils import Namespace
 from pydantic import ValidationError
 
 from kizuna.delivery.content import (
+    DmContent,
     EmailContent,
     LineContent,
     PushContent,
@@ -89,6 +90,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "sms": ("sms.txt",),
     "push": ("push.title", "push.body"),
     "line": ("line.txt",),
+    "dm": ("dm.txt",),
 }
 # Parts that may render to nothing (the app's name shows as a push title).
 MAY_BE_EMPTY = frozenset({"push.title"})
@@ -735,6 +737,10 @@ def _content(channel: str, texts: Mapping[str, str]) -> RenderedMessage:
         return SmsContent.of(texts["sms.txt"].strip())
     if channel == "push":
         return PushContent(title=_single_line(texts["push.title"]), body=texts["push.body"].strip())
+    if channel == "dm":
+        return DmContent(
+            lines=tuple(_single_line(t) for t in texts["dm.txt"].splitlines() if t.strip())
+        )
     return LineContent(text=texts["line.txt"].strip())
 
 

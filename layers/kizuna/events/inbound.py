@@ -25,6 +25,7 @@ from pydantic import (
 
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 from kizuna.delivery.tags import MESSAGE_REF_PATTERN
+from kizuna.domain.customer import PostalAddress
 
 # The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
 # (bus events, imports, the CLI): an ASCII letter or digit, then at most 127 ASCII letters,
@@ -61,6 +62,7 @@ class Channel(StrEnum):
     SMS = "sms"
     PUSH = "push"
     LINE = "line"
+    DM = "dm"
 
 
 class SalesChannel(StrEnum):
@@ -103,6 +105,9 @@ class CustomerUpserted(InboundDetail):
     locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
     time_zone: Annotated[Text, Field(max_length=64)] | None = Field(
         default=None, description="IANA time zone, e.g. Asia/Tokyo"
+    )
+    postal_address: PostalAddress | None = Field(
+        default=None, description="Where direct mail (the dm channel) reaches the customer"
     )
 
 

@@ -443,6 +443,7 @@ class CampaignService:
             address=plan.address,
             content=content,
             sms_type="Transactional" if campaign.sms_type == "transactional" else "Promotional",
+            template=plan.template,
         )
 
     def _dispatch(
