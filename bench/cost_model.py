@@ -46,7 +46,14 @@ DELIVERY = ("journey", "send")
 # Functions fed by an SQS queue (the event source mapping receives and deletes per batch).
 QUEUE_FED = ("ingest", "evaluate", "feedback")
 # Outbox channel -> price key in prices.yaml (SMS: the demo shop's customers are in Japan).
-CHANNEL_PRICE = {"email": "email_ses", "sms": "sms_japan", "push": "push", "line": "line_japan"}
+# Direct mail: postage per printed piece (``dm_postage``, in JPY like LINE).
+CHANNEL_PRICE = {
+    "email": "email_ses",
+    "sms": "sms_japan",
+    "push": "push",
+    "line": "line_japan",
+    "dm": "dm_postage",
+}
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 POINT_READS = ("GetItem", "BatchGetItem")

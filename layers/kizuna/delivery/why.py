@@ -51,6 +51,7 @@ CHANNELS: Final[dict[str, Text]] = {
     "sms": ("SMS", "SMS"),
     "push": ("push", "プッシュ通知"),
     "line": ("LINE", "LINE"),
+    "dm": ("direct mail", "ダイレクトメール"),
 }
 
 # Why a channel was passed over (the ``skipped`` list of a message row, ``channel:why``)
