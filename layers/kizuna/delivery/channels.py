@@ -715,7 +715,7 @@ class PinpointPush:
 def _push_parts(message: OutboundMessage) -> tuple[PushContent, tuple[PushTarget, ...]]:
     """A push message's content and devices (one per token)."""
     content, targets = message.content, message.address
-    if not isinstance(content, PushContent) or isinstance(targets, str):
+    if not isinstance(content, PushContent) or not isinstance(targets, tuple):
         raise PermanentFailure("PinpointPush sends push content to devices")
     return content, tuple({t.token: t for t in targets}.values())
 
