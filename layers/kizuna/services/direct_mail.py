@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from kizuna.delivery.direct_mail import (
@@ -22,6 +22,7 @@ from kizuna.delivery.direct_mail import (
     file_key,
     manifest,
     manifest_bytes,
+    print_day,
     print_file,
 )
 from kizuna.runtime.observability import logger
@@ -65,4 +66,24 @@ def write_print_files(
     return written
 
 
-__all__ = ["FileReadyEvents", "PrintFiles", "manifest_key", "write_print_files"]
+def write_previous_day(
+    now: datetime,
+    time_zone: str,
+    rows: DmRows,
+    files: PrintFiles,
+    events: FileReadyEvents,
+    prefix: str = "dm/",
+) -> int:
+    """The daily sweep's task: the print files of the day before ``now`` in ``time_zone``
+    (the sends of that day are done); the number of files written."""
+    day = print_day(now, time_zone) - timedelta(days=1)
+    return len(write_print_files(day, rows, files, events, prefix))
+
+
+__all__ = [
+    "FileReadyEvents",
+    "PrintFiles",
+    "manifest_key",
+    "write_previous_day",
+    "write_print_files",
+]

@@ -10,7 +10,7 @@ starts nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -37,6 +37,8 @@ class SweepRequest(BaseModel):
     lateness_minutes: int | None = Field(default=None, ge=0, le=60 * 24 * 7)
     # look at the programs' splits with a winner rule (the daily run)
     winners: bool = False
+    # write the previous day's direct-mail print files (the daily run; docs/channels/DM.md)
+    direct_mail: bool = False
 
 
 class WinnerStore(Protocol):
@@ -95,6 +97,7 @@ def run_sweep(
     clock: Clock,
     programs: Sequence[Program] = (),
     winners: WinnerStore | None = None,
+    direct_mail: Callable[[datetime], int] | None = None,
 ) -> dict[str, int]:
     now = clock.now()
     lookback = timedelta(minutes=request.lookback_minutes)
@@ -124,6 +127,12 @@ def run_sweep(
         except Exception as exc:  # the next day looks again
             logger.exception("winner check failed")
             failures.append(f"winners: {type(exc).__name__}")
+    if request.direct_mail and direct_mail is not None:
+        try:
+            counts["dm_files"] = direct_mail(now)
+        except Exception as exc:  # the next day's run does not write this day: a retry must
+            logger.exception("direct-mail print files failed")
+            failures.append(f"direct_mail: {type(exc).__name__}")
     if failures:
         raise SweepFailed("; ".join(failures))
     return counts
