@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kizuna.ports import EventPublisher, Watermark, WatermarkStore
 from kizuna.programs.model import Program
@@ -30,7 +30,7 @@ class SweepRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    kinds: list[SweepKind] = Field(min_length=1)
+    kinds: list[SweepKind] = Field(default_factory=list)
     # the window of a kind's first run (no watermark yet)
     lookback_minutes: int = Field(ge=1, le=60 * 24 * 7)
     # carts: how late a cart event may arrive and still be swept (default: the domain's)
@@ -39,6 +39,12 @@ class SweepRequest(BaseModel):
     winners: bool = False
     # write the previous day's direct-mail print files (the daily run; docs/channels/DM.md)
     direct_mail: bool = False
+
+    @model_validator(mode="after")
+    def _something(self) -> SweepRequest:
+        if not (self.kinds or self.winners or self.direct_mail):
+            raise ValueError("kinds: name at least one (or winners, direct_mail)")
+        return self
 
 
 class WinnerStore(Protocol):
