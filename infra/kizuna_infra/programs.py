@@ -396,12 +396,9 @@ class Programs(Construct):
                 resources=[bucket.arn_for_objects(f"{names.DM_PREFIX}*")],
             )
         )
+        # (no s3:prefix condition: a GetObject's implied List check carries no prefix)
         self.sweep.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{names.DM_PREFIX}*"]}},
-            )
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
         )
         self.sweep.function.add_to_role_policy(
             iam.PolicyStatement(

@@ -160,13 +160,29 @@ def test_the_daily_sweep_writes_yesterdays_files(aws: DynamoStore) -> None:
     events, url = bus_with_queue()
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="print")
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    s3.put_bucket_encryption(
+        Bucket="print",
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": key,
+                    }
+                }
+            ]
+        },
+    )
     store.put_dm_row(row("c1"))
     store.put_dm_row(row("c2", template="card"))
     store.put_dm_row(row("c3", day=DAY + timedelta(days=1)))  # today's: not yet
     publisher = EventBridgePublisher(events, "kizuna")
 
+    files = S3Objects(s3, "print", server_side_encryption=None)  # the bucket's KMS key
+
     def job(now: datetime) -> int:
-        return write_previous_day(now, "Asia/Tokyo", store, S3Objects(s3, "print"), publisher)
+        return write_previous_day(now, "Asia/Tokyo", store, files, publisher)
 
     class Watermarks:
         def sweep_watermark(self, kind: Any) -> None:
@@ -195,6 +211,9 @@ def test_the_daily_sweep_writes_yesterdays_files(aws: DynamoStore) -> None:
         "dm/date=2026-01-05/winback/postcard.csv",
         "dm/date=2026-01-05/winback/postcard.manifest.json",
     ]
+    # encrypted with the bucket's own key, not S3's (no AES256 header overrides it)
+    head = s3.head_object(Bucket="print", Key=keys[2])
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key)
     sqs = boto3.client("sqs", region_name=REGION)
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert sorted(json.loads(m["Body"])["detail"]["template"] for m in got) == ["card", "postcard"]

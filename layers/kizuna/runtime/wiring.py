@@ -224,7 +224,8 @@ def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
             write_previous_day,
             time_zone=cfg.contact.default_time_zone,
             rows=store,
-            files=S3Objects(boto3.client("s3"), s.PRINT_FILES_BUCKET),
+            # the bucket's own KMS key encrypts (no AES256 header)
+            files=S3Objects(boto3.client("s3"), s.PRINT_FILES_BUCKET, server_side_encryption=None),
             events=publisher,
         )
     return partial(
