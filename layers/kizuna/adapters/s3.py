@@ -20,7 +20,7 @@ class S3Objects:
         use the AWS managed key instead)."""
         self._s3 = s3
         self.bucket = bucket
-        self._encryption = (
+        self._encryption: dict[str, Any] = (
             {}
             if server_side_encryption is None
             else {"ServerSideEncryption": server_side_encryption}
