@@ -46,12 +46,14 @@ DELIVERY = ("journey", "send")
 # Functions fed by an SQS queue (the event source mapping receives and deletes per batch).
 QUEUE_FED = ("ingest", "evaluate", "feedback")
 # Outbox channel -> price key in prices.yaml (SMS: the demo shop's customers are in Japan).
+# Direct mail: postage per printed piece (``dm_postage``, in JPY like LINE).
 CHANNEL_PRICE = {
     "email": "email_ses",
     "sms": "sms_japan",
     "push": "push",
     "line": "line_japan",
     "webhook": "webhook",  # data transfer out only: the endpoint is the shop's own
+    "dm": "dm_postage",
 }
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -33,8 +34,13 @@ class DataTables(Construct):
         construct_id: str,
         *,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        print_files_expiry_days: int = names.DM_EXPIRY_DAYS,
     ) -> None:
         super().__init__(scope, construct_id)
+        if not 1 <= print_files_expiry_days <= 3650:
+            raise ValueError(
+                f"print_files_expiry_days: {print_files_expiry_days} is not 1 to 3650 days"
+            )
 
         def table(
             table_id: str,
@@ -131,6 +137,33 @@ class DataTables(Construct):
                     prefix=names.ANALYTICS_SNAPSHOTS_PREFIX,
                     expiration=Duration.days(names.ANALYTICS_SNAPSHOTS_EXPIRY_DAYS),
                 ),
+            ],
+        )
+        # Direct mail's print files hold postal addresses: a customer-managed key (the
+        # vendor's role is granted kms:Decrypt on it), TLS only, expired after the retention.
+        self.print_files_key = kms.Key(
+            self,
+            names.PRINT_FILES_KEY_ID,
+            description="Kizuna direct-mail print files",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        self.print_files = s3.Bucket(
+            self,
+            names.PRINT_FILES_BUCKET_ID,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.print_files_key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            removal_policy=removal_policy,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="dm-print-files",
+                    prefix=names.DM_PREFIX,
+                    expiration=Duration.days(print_files_expiry_days),
+                )
             ],
         )
         self.glue_database = glue.CfnDatabase(

@@ -394,6 +394,20 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
         "would need a second bucket for no reader. Add them with your org's logging bucket.",
     )
 
+    acknowledge(
+        _resource(kizuna.tables.print_files),
+        "AwsSolutions-S1",
+        "The print-file bucket holds only the daily direct-mail CSVs Kizuna's sweep writes; "
+        "reads are the vendor's role, which CloudTrail data events can record. Server access "
+        "logs would need a second bucket: add them with your org's logging bucket.",
+    )
+    acknowledge(
+        _default_policy(programs.sweep.role),
+        f"AwsSolutions-IAM5[Resource::<{_logical_id(kizuna.tables.print_files)}.Arn>/dm/*]",
+        "The sweep writes the day's direct-mail print files and manifests (keys named by "
+        "date, program and template, known only at run time) under dm/ only.",
+    )
+
     # --- Delivery -------------------------------------------------------------------------
     acknowledge(
         _resource(delivery.signing_secret),

@@ -77,6 +77,11 @@ ANALYTICS_WORK_PREFIX: Final[str] = "work/"
 ANALYTICS_WORK_EXPIRY_DAYS: Final[int] = 7
 ANALYTICS_SNAPSHOTS_PREFIX: Final[str] = "snapshots/"
 ANALYTICS_SNAPSHOTS_EXPIRY_DAYS: Final[int] = 730
+# Direct mail's print files (addresses): a KMS-encrypted bucket of their own, expired.
+PRINT_FILES_BUCKET_ID: Final[str] = "PrintFilesBucket"
+PRINT_FILES_KEY_ID: Final[str] = "PrintFilesKey"
+DM_PREFIX: Final[str] = "dm/"
+DM_EXPIRY_DAYS: Final[int] = 90
 # Reports the API and console read (JSON of what the HTML report shows).
 ANALYTICS_REPORTS_PREFIX: Final[str] = "reports/"
 PRODUCTS_PK: Final[str] = "product_id"

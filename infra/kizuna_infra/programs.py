@@ -41,6 +41,7 @@ from kizuna.runtime.config import load_config
 from kizuna.runtime.settings import (
     ENV_JOURNEY_ARN_PREFIX,
     ENV_KIZUNA_CONFIG,
+    ENV_PRINT_FILES_BUCKET,
     KIZUNA_EVENT_SOURCE,
 )
 from kizuna.segments import load_segments
@@ -69,6 +70,7 @@ DAILY_SWEEP = {
     ],
     "lookback_minutes": 1440,
     "winners": True,  # the splits' winner rules, looked at once a day
+    "direct_mail": True,  # the previous day's direct-mail print files
 }
 HOURLY_SWEEP = {"kinds": [SweepKind.CARTS.value], "lookback_minutes": 60}
 
@@ -361,7 +363,9 @@ class Programs(Construct):
             folder=names.SWEEP_FUNCTION_NAME,
             description="Kizuna sweep: scheduled triggers (dormancy, points, carts, birthdays, "
             "coupons), split winners",
-            environment=wiring.environment(),
+            environment=wiring.environment(
+                {ENV_PRINT_FILES_BUCKET: wiring.tables.print_files.bucket_name}
+            ),
             extras=data_dirs,  # the programs: their splits' winner rules
             timeout=SWEEP_TIMEOUT,
             **wiring.shared,
@@ -391,6 +395,27 @@ class Programs(Construct):
             )
         )
 
+        # direct mail's print files: read (the manifest of a re-run) and write under dm/
+        # only, with the key's encrypt/decrypt; the day's rows are a Query of gsi1 (above)
+        # (reading a missing manifest needs the bucket's List: NoSuchKey, not AccessDenied)
+        bucket = wiring.tables.print_files
+        self.sweep.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{names.DM_PREFIX}*")],
+            )
+        )
+        # (no s3:prefix condition: a GetObject's implied List check carries no prefix)
+        self.sweep.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+        )
+        self.sweep.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[wiring.tables.print_files_key.key_arn],
+            )
+        )
+
         self.sweep_schedules = ScheduledInvocations(
             self.sweep, "Schedules", function=self.sweep.function
         )
@@ -401,7 +426,8 @@ class Programs(Construct):
                 "cron(0 1 * * ? *)", schedule_time_zone
             ),
             payload=DAILY_SWEEP,
-            description="Daily sweep: dormancy risk, points expiring, birthdays, coupons expiring",
+            description="Daily sweep: dormancy risk, points expiring, birthdays, coupons "
+            "expiring, yesterday's direct-mail print files",
         )
         self.sweep_schedules.add(
             names.SWEEP_HOURLY_SCHEDULE_ID,

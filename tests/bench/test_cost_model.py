@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bench.cost_model import (
+    CHANNEL_PRICE,
     PRICES_FILE,
     FunctionUse,
     OpCount,
@@ -210,3 +211,11 @@ def test_transitions_are_what_the_machines_entered_not_executions_times_entries(
     assert out["units"]["transitions_per_entry"] == pytest.approx(1.0)  # (4 + 6) / 10
     # the delivery side pays the journeys' 10 states and the campaign's 18
     assert out["per_million_messages"]["Step Functions"] == pytest.approx(28 * 1e-5 / 20 * 1e6)
+
+
+def test_direct_mail_is_priced_per_piece_from_the_prices_file() -> None:
+    # given: the prices file's postage (JPY)
+    prices = load_prices(PRICES_FILE)
+    # then: the dm channel has its own per-piece price, converted like LINE's
+    assert CHANNEL_PRICE["dm"] == "dm_postage"
+    assert prices.channels["dm_postage"] == pytest.approx(85.0 / 150)

@@ -141,6 +141,54 @@ def test_analytics_bucket_is_private_encrypted_tls_only_and_expires_work_files(
     )
 
 
+def test_print_file_bucket_is_private_kms_encrypted_tls_only_and_expires_dm_files(
+    template_json: dict[str, Any], stack: KizunaStack, logical_id: Callable[[Any], str]
+) -> None:
+    resources = template_json["Resources"]
+    tables = stack.kizuna.tables
+    bucket_id, key_id = logical_id(tables.print_files), logical_id(tables.print_files_key)
+    props = resources[bucket_id]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    # a customer-managed key (rotated), not S3's own: the vendor's role is granted Decrypt
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]},
+    }
+    assert resources[key_id]["Properties"]["EnableKeyRotation"] is True
+    assert "VersioningConfiguration" not in props
+    assert props["LifecycleConfiguration"]["Rules"] == [
+        {"ExpirationInDays": 90, "Id": "dm-print-files", "Prefix": "dm/", "Status": "Enabled"}
+    ]
+    assert resources[bucket_id]["DeletionPolicy"] == "Retain"
+    [policy] = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
+
+
+def test_print_file_retention_is_configurable_and_bounded(make_app: Callable[..., cdk.App]) -> None:
+    stack = cdk.Stack(make_app(), "Retention")
+    data = DataTables(stack, "Data", print_files_expiry_days=30)
+    bucket = Template.from_stack(stack).to_json()["Resources"][
+        stack.get_logical_id(data.print_files.node.default_child)  # type: ignore[arg-type]
+    ]
+    [rule] = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 30
+    with pytest.raises(ValueError, match="print_files_expiry_days: 0"):
+        DataTables(cdk.Stack(make_app(), "Never"), "Data", print_files_expiry_days=0)
+
+
 def test_snapshot_export_has_an_athena_table_with_partition_projection(
     template_json: dict[str, Any],
 ) -> None:

@@ -341,6 +341,26 @@ def test_sweep_queries_the_customer_indexes_and_puts_events(
     assert resources_for(statements, "events:PutEvents") == [arn(ids.bus)]
 
 
+def test_sweep_writes_direct_mail_print_files_under_dm_only(
+    resources: dict[str, Any], ids: Ids, stack: KizunaStack, logical_id: Callable[[Any], str]
+) -> None:
+    tables = stack.kizuna.tables
+    bucket, key = logical_id(tables.print_files), logical_id(tables.print_files_key)
+    env = environment(resources, ids.sweep)
+    assert env["PRINT_FILES_BUCKET"] == {"Ref": bucket}
+    statements = function_statements(resources, ids.sweep)
+    dm_objects = {"Fn::Join": ["", [arn(bucket), "/dm/*"]]}
+    assert resources_for(statements, "s3:GetObject") == [dm_objects]
+    assert resources_for(statements, "s3:PutObject") == [dm_objects]
+    # listing (so a missing manifest reads as NoSuchKey, not AccessDenied): this bucket only
+    assert resources_for(statements, "s3:ListBucket") == [arn(bucket)]
+    assert resources_for(statements, "kms:GenerateDataKey") == [arn(key)]
+    assert resources_for(statements, "kms:Decrypt") == [arn(key)]
+    # nothing else of the bucket: no delete, no other prefix
+    s3_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")}
+    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+
+
 @pytest.fixture(scope="module")
 def sweep_schedules(resources: dict[str, Any], ids: Ids) -> dict[str, Any]:
     return {
@@ -358,6 +378,7 @@ def test_daily_and_hourly_sweeps(sweep_schedules: dict[str, Any]) -> None:
         "kinds": ["dormancy", "points_expiry", "birthdays", "anniversaries", "coupons"],
         "lookback_minutes": 1440,
         "winners": True,
+        "direct_mail": True,
     }
     assert hourly["ScheduleExpression"] == "rate(1 hour)"
     assert json.loads(hourly["Target"]["Input"]) == {"kinds": ["carts"], "lookback_minutes": 60}

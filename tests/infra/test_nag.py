@@ -158,6 +158,15 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
         for p in ("work", "snapshots")
     ]
     expected.append((bucket, "AwsSolutions-S1"))
+    # Direct mail: the print-file bucket (no access logs), the sweep's dm/ objects
+    print_files = _logical_id(k.tables.print_files)
+    expected.append((print_files, "AwsSolutions-S1"))
+    expected.append(
+        (
+            _default_policy(programs.sweep.role),
+            f"AwsSolutions-IAM5[Resource::<{print_files}.Arn>/dm/*]",
+        )
+    )
     machine = _default_policy(scoring.state_machine.role)
     expected += [
         (machine, qualified(scoring.score.function)),

@@ -131,6 +131,8 @@ class DemoSummary:
     faults: dict[str, Any] | None = None
     # SES events the simulated recipients produced, by type; None with the model off
     engagement: dict[str, int] | None = None
+    # direct mail's print files (s3://bucket/key of each CSV) and their rows
+    print_files: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -212,7 +214,24 @@ def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> Demo
     summary.faults = cloud.faults.summary() if cloud.faults is not None else None
     summary.engagement = cloud.summary()["engagement"]
     summary.unsupported = [f"{u[0]} {u[1]}" for u in cloud.unsupported]
+    summary.print_files = print_files(cloud)
     return summary
+
+
+def print_files(cloud: Any) -> dict[str, int]:
+    """Direct mail's print files in the local print-file bucket, by their manifests: the
+    CSV's ``s3://`` location -> its rows."""
+    found = cloud.find("AWS::S3::Bucket", "PrintFiles")
+    if not found:
+        return {}
+    bucket, s3 = found[0].name, cloud.client("s3")
+    files: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="dm/"):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith(".manifest.json"):
+                doc = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+                files[f"s3://{bucket}/{doc['file']}"] = int(doc["rows"])
+    return dict(sorted(files.items()))
 
 
 def run_demo(

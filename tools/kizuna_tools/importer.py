@@ -10,7 +10,10 @@ Customers columns (CSV header or JSON keys): ``customer_id`` (required), ``email
 ``phone`` (E.164), ``first_name``, ``last_name``, ``region``, ``prefecture``,
 ``birth_date`` (YYYY-MM-DD), ``gender`` (female/male/other/unknown), ``occupation``,
 ``locale`` (ja, en), ``time_zone`` (IANA), ``email_consent``, ``sms_consent``,
-``push_consent``, ``line_consent`` (opted_in/opted_out, yes/no, true/false), ``updated_at``
+``push_consent``, ``line_consent``, ``dm_consent`` (opted_in/opted_out, yes/no, true/false),
+``postal_address`` (direct mail: JSON Lines an object, CSV ``postal_address.<field>``
+columns: ``recipient_name``, ``postal_code``, ``country``, ``region``, ``locality``,
+``line1``, ``line2``), ``updated_at``
 (ISO 8601; defaults to the import time), the shop's own attributes as declared in the
 configuration (``custom.attributes``): JSON Lines ``attributes`` (an object; ``null`` clears
 one), CSV one ``attributes.<name>`` column each (the cell typed by the declaration: text,
@@ -67,9 +70,11 @@ CONSENT_COLUMNS = {
     "sms_consent": "sms",
     "push_consent": "push",
     "line_consent": "line",
+    "dm_consent": "dm",
 }
 ATTRIBUTES = "attributes"  # JSON Lines: an object; CSV: attributes.<name> columns
 PUSH_TOKENS = "push_tokens"
+POSTAL_ADDRESS = "postal_address"  # JSON Lines: an object; CSV: postal_address.<field> columns
 CUSTOMER_COLUMNS = frozenset(
     {"customer_id", "updated_at", *CUSTOMER_FIELDS, *CONSENT_COLUMNS, ATTRIBUTES, PUSH_TOKENS}
 )
@@ -175,6 +180,22 @@ def _event(
     )
 
 
+def _postal_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """CSV ``postal_address.<field>`` columns as one ``postal_address`` object (all blank:
+    none; a field the address does not have is rejected by the model, naming it)."""
+    prefix = f"{POSTAL_ADDRESS}."
+    parts = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
+    if not parts:
+        return row
+    out = {k: v for k, v in row.items() if not k.startswith(prefix)}
+    if POSTAL_ADDRESS in out:
+        raise RowRejected("postal_address: give the object or its columns, not both")
+    filled = {k: v for k, v in parts.items() if not _blank(v)}
+    if filled:
+        out[POSTAL_ADDRESS] = filled
+    return out
+
+
 # -- rows to events ---------------------------------------------------------------------------
 def customer_events(
     row: dict[str, Any], now: datetime, cfg: KizunaConfig | None = None
@@ -189,6 +210,7 @@ def customer_events(
     at = now if _blank(row.get("updated_at")) else _time(row.get("updated_at"), "updated_at")
     cfg = cfg or KizunaConfig()
     row = _attribute_columns(row, cfg)
+    row = _postal_columns(row)
     _known_columns(row, CUSTOMER_COLUMNS)
     detail = {"customer_id": cid, "occurred_at": at}
     detail.update({k: row[k] for k in CUSTOMER_FIELDS if not _blank(row.get(k))})

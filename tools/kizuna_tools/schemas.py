@@ -10,7 +10,7 @@ from typing import Any
 
 from kizuna.events import DERIVED_MODELS, INBOUND_MODELS
 from kizuna.events.custom import BUILTIN, Vocabulary
-from kizuna.events.derived import CAMPAIGN_EVENT_MODELS
+from kizuna.events.derived import CAMPAIGN_EVENT_MODELS, DM_EVENT_MODELS
 
 DIRECTION = "x-kizuna-direction"
 CUSTOM = "x-kizuna-custom"  # true on a shop's own event (declared in the configuration)
@@ -24,6 +24,7 @@ def event_schemas(vocab: Vocabulary = BUILTIN) -> dict[str, dict[str, Any]]:
         ("inbound", vocab.inbound_models),
         ("derived", DERIVED_MODELS),
         ("derived", CAMPAIGN_EVENT_MODELS),
+        ("derived", DM_EVENT_MODELS),
     ):
         for detail_type, model in models.items():
             schema = model.model_json_schema(mode="validation")

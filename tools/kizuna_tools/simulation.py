@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from kizuna.runtime.config import CustomConfig, CustomEvent, CustomValueSpec
 
 # (prefecture, region, weight ~ population in millions)
+# Share of Japanese customers with a postal address and direct-mail consent.
+DM_SHARE = 0.2
+LOCALITIES = ("Chuo-ku", "Minato-ku", "Kita-ku", "Naka-ku", "Midori-ku", "Higashi-ku")
 PREFECTURES: tuple[tuple[str, str, float], ...] = (
     ("Tokyo", "Kanto", 14.0),
     ("Kanagawa", "Kanto", 9.2),
@@ -218,7 +221,26 @@ class Shop:
         if rng.random() < 0.6:
             profile["phone"] = f"+8190{rng.randrange(10**8):08d}"
         profile["attributes"] = self._join_vocabulary(sim, region if ja else None)
+        # some Japanese customers give a postal address and accept postcards (direct mail);
+        # a random stream of its own, so the rest of the shop is what it was without it
+        postal = random.Random(f"{self.seed}:dm:{cid}")
+        mails = ja and postal.random() < DM_SHARE
+        if mails:
+            profile["postal_address"] = {
+                "recipient_name": f"{last} {first}",
+                "postal_code": f"{postal.randrange(100, 1000)}-{postal.randrange(10**4):04d}",
+                "country": "JP",
+                "region": pref,
+                "locality": postal.choice(LOCALITIES),
+                "line1": f"{postal.randint(1, 5)}-{postal.randint(1, 30)}-{postal.randint(1, 20)}",
+            }
         events = [self._event("customer.upserted", {k: v for k, v in profile.items() if v})]
+        if mails:
+            events.append(
+                self._customer_event(
+                    "consent.changed", cid, at, channel="dm", status="opted_in", source="signup"
+                )
+            )
         consents = {"email": 0.75, "sms": 0.3, "push": 0.9 if platform else 0.0, "line": 0.35}
         for channel, p in consents.items():  # the signup form sends the opt-ins
             if rng.random() < p:

@@ -11,7 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -28,6 +28,7 @@ from kizuna.delivery.coupons import (
     Redemption,
     coupon_shard,
 )
+from kizuna.delivery.direct_mail import DM_DAY_PREFIX, DM_ROW_PREFIX, DmRow
 from kizuna.delivery.ledger import (
     CARD_SK,
     CLAIM_TOKEN,
@@ -161,6 +162,9 @@ def activity_from_item(item: dict[str, Any]) -> ActivityItem:
         data={k: v for k, v in item.items() if k not in _ACTIVITY_KEYS},
         expires_at=int(item["expires_at"]) if "expires_at" in item else None,
     )
+
+
+DM_ROW_DAYS = 30  # a collected direct-mail row outlives its day's print file by a month
 
 
 def _items(
@@ -955,6 +959,40 @@ class DynamoStore:
         items = [ledger_item(cid, ex, step, data) for cid, ex, data in entries]
         items += [coupon_item(c) for c in coupons]
         self._retrying(self._batch_put, items=items)
+
+    # direct mail (activity table, sk = DM#<execution>#<step>) -------------------------------
+    def put_dm_row(self, row: DmRow) -> None:
+        """A direct mail's recipient in its print batch: in the customer's partition (erased
+        with it), on ``gsi1`` under ``DMDAY#<day>``; expires 30 days after its day."""
+        data = row.model_dump(mode="json")
+        item = {
+            **data,
+            "pk": row.customer_id,
+            "sk": f"{DM_ROW_PREFIX}{row.execution}#{row.step}",
+            "gsi1pk": f"{DM_DAY_PREFIX}{row.day.isoformat()}",
+            "gsi1sk": f"{row.program}#{row.template}#{row.customer_id}#{row.execution}",
+            "expires_at": epoch_seconds(datetime.combine(row.day, datetime.min.time(), UTC))
+            + DM_ROW_DAYS * 86_400,
+        }
+        item.pop("customer_id")
+        self._retrying(self._activity.put_item, Item=to_dynamo(item))
+
+    def dm_rows(self, day: date) -> list[DmRow]:
+        """The recipients collected on ``day`` (one Query of ``gsi1``)."""
+        from boto3.dynamodb.conditions import Key
+
+        items = _items(
+            self._activity.query,
+            IndexName=LEDGER_INDEX,
+            KeyConditionExpression=Key("gsi1pk").eq(f"{DM_DAY_PREFIX}{day.isoformat()}"),
+        )
+        fields = set(DmRow.model_fields)
+        return [
+            DmRow.model_validate(
+                {"customer_id": i["pk"], **{k: v for k, v in from_dynamo(i).items() if k in fields}}
+            )
+            for i in items
+        ]
 
     # issued coupons (activity table, sk = COUPON#<code>) ------------------------------------
     def redeem_coupons(self, redemptions: Sequence[Redemption]) -> int:

@@ -5,11 +5,13 @@ API (:class:`ShopEventBus`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kizuna.adapters.retry import RETRYABLE_CODES, retrying
+from kizuna.delivery.direct_mail import FILE_READY
 from kizuna.events import DerivedEvent
+from kizuna.events.derived import DmFileReady
 from kizuna.ports import PutOutcome
 from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
 
@@ -40,6 +42,21 @@ class EventBridgePublisher:
                 time.sleep(min(0.05 * 2**attempt, 0.5))
             failed.extend(pending)
         return failed
+
+    def put_file_ready(self, detail: Mapping[str, Any]) -> None:
+        """A direct-mail print file is written (``dm.file_ready``, source ``kizuna``: only
+        Kizuna's roles may put it); raises when EventBridge refuses it, so the manifest is
+        not written and the next run announces the file again."""
+        entry = {
+            "EventBusName": self._bus,
+            "Source": KIZUNA_EVENT_SOURCE,
+            "DetailType": FILE_READY,
+            "Detail": DmFileReady.model_validate(detail).model_dump_json(),
+        }
+        resp = retrying(self._client.put_events, Entries=[entry])
+        if resp.get("FailedEntryCount"):
+            code = resp["Entries"][0].get("ErrorCode", "unknown")
+            raise RuntimeError(f"{FILE_READY} not put on the bus: {code}")
 
 
 # --- the shop's events, put through the HTTP API ---------------------------------------------

@@ -14,9 +14,17 @@ class S3Objects:
     """Whole objects by key: a put (the same body again) and a get are idempotent, so each
     is retried in place after a transient failure (:mod:`kizuna.adapters.retry`)."""
 
-    def __init__(self, s3: Any, bucket: str) -> None:
+    def __init__(self, s3: Any, bucket: str, server_side_encryption: str | None = "AES256") -> None:
+        """``server_side_encryption`` None: no header, the bucket's default encryption applies
+        (a bucket with its own KMS key: an explicit ``aws:kms`` without the key's id would
+        use the AWS managed key instead)."""
         self._s3 = s3
         self.bucket = bucket
+        self._encryption: dict[str, Any] = (
+            {}
+            if server_side_encryption is None
+            else {"ServerSideEncryption": server_side_encryption}
+        )
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         retrying(
@@ -25,7 +33,7 @@ class S3Objects:
             Key=key,
             Body=body,
             ContentType=content_type,
-            ServerSideEncryption="AES256",
+            **self._encryption,
         )
 
     def get(self, key: str) -> bytes | None:

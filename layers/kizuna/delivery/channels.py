@@ -67,6 +67,7 @@ from kizuna.delivery.tags import (
     tag_name,
 )
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
+from kizuna.domain.customer import PostalAddress
 from kizuna.events import Channel as ChannelName
 from kizuna.events import DeviceUnregistered
 
@@ -210,8 +211,9 @@ class OutboundMessage(BaseModel):
     step: str = Field(min_length=1)
     execution: str = Field(min_length=1, description="The journey execution: idempotency key")
     channel: ChannelName
-    address: str | tuple[PushTarget, ...] = Field(
-        description="Email address, E.164 phone number, LINE user id, or push devices"
+    address: str | tuple[PushTarget, ...] | PostalAddress = Field(
+        description="Email address, E.164 phone number, LINE user id, push devices, or a "
+        "postal address (dm)"
     )
     content: RenderedMessage
     tags: dict[str, str] = Field(default_factory=dict)
@@ -221,14 +223,21 @@ class OutboundMessage(BaseModel):
         description="What the messages of one push batch share (a cohort's run); None: "
         "the execution",
     )
+    template: str | None = Field(
+        default=None,
+        description="The template rendered (a direct mail's print file is per template)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> OutboundMessage:
         if self.content.channel != self.channel.value:
             raise ValueError(f"{self.content.channel} content on the {self.channel} channel")
         if self.channel is ChannelName.PUSH:
-            if isinstance(self.address, str) or not self.address:
+            if not isinstance(self.address, tuple) or not self.address:
                 raise ValueError("push needs at least one device")
+        elif self.channel is ChannelName.DM:
+            if not isinstance(self.address, PostalAddress):
+                raise ValueError("dm needs a postal address")
         elif not isinstance(self.address, str) or not self.address:
             raise ValueError(f"{self.channel} needs a single address")
         return self
@@ -295,7 +304,7 @@ def report_dead_devices(
     """Dead push tokens a send found leave the customer: ``device.unregistered`` through the
     inbound port (ingest is the only writer of the customer item). Other channels' invalid
     addresses are not devices: nothing to report."""
-    if isinstance(message.address, str):
+    if not isinstance(message.address, tuple):
         return
     devices = {t.key: t for t in message.address}
     for info in invalid:
@@ -708,7 +717,7 @@ class PinpointPush:
 def _push_parts(message: OutboundMessage) -> tuple[PushContent, tuple[PushTarget, ...]]:
     """A push message's content and devices (one per token)."""
     content, targets = message.content, message.address
-    if not isinstance(content, PushContent) or isinstance(targets, str):
+    if not isinstance(content, PushContent) or not isinstance(targets, tuple):
         raise PermanentFailure("PinpointPush sends push content to devices")
     return content, tuple({t.token: t for t in targets}.values())
 
@@ -770,7 +779,12 @@ def push_batches(
     key = ""
     for i, message in enumerate(messages):
         address = message.address
-        mine = {address} if isinstance(address, str) else {t.token for t in address}
+        if isinstance(address, str):
+            mine = {address}
+        elif isinstance(address, tuple):
+            mine = {t.token for t in address}
+        else:  # a postal address (dm): no device
+            mine = set()
         full = len(tokens) + len(mine) > max_addresses or bool(tokens & mine)
         if not groups or full or message.batch_key != key:
             groups.append([])

@@ -188,14 +188,35 @@ class CardContent(_Content):
         return None if value is None else https_url(value)
 
 
+MAX_DM_LINES = 8  # printed text lines of a direct mail (CSV columns line_1 .. line_8)
+MAX_DM_LINE_CHARS = 200
+
+
+class DmContent(_Content):
+    """A direct mail's printed text: the non-blank lines of its ``dm.txt`` template."""
+
+    channel: Literal["dm"] = "dm"
+    lines: tuple[Annotated[str, Field(min_length=1, max_length=MAX_DM_LINE_CHARS)], ...] = Field(
+        min_length=1, max_length=MAX_DM_LINES
+    )
+
+
 RenderedMessage = Annotated[
-    EmailContent | SmsContent | PushContent | LineContent | WebhookContent | CardContent,
+    EmailContent
+    | SmsContent
+    | PushContent
+    | LineContent
+    | WebhookContent
+    | CardContent
+    | DmContent,
     Field(discriminator="channel"),
 ]
 
 __all__ = [
+    "MAX_DM_LINES",
     "WEBHOOK_MAX_BODY_BYTES",
     "CardContent",
+    "DmContent",
     "EmailContent",
     "LineContent",
     "PushContent",

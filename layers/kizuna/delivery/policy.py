@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import Customer, PostalAddress
 from kizuna.domain.loyalty import address_hash
 from kizuna.domain.timestamps import parse_time
 from kizuna.programs.steps import next_local_time, zone
@@ -73,7 +73,7 @@ class PushTarget(BaseModel):
     platform: Platform
 
 
-Address = str | tuple[PushTarget, ...]
+Address = str | tuple[PushTarget, ...] | PostalAddress
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,8 @@ def address_for(customer: Customer, channel: str) -> Address | None:
         case "card":
             # a card waits in Kizuna for the shop's own site or app (docs/channels/CARDS.md)
             return customer.customer_id
+        case "dm":  # a stored address is complete (every field but line2 is required)
+            return customer.postal_address
     raise ValueError(f"unknown channel {channel!r}")
 
 
@@ -132,6 +134,8 @@ def _hash_of(address: Address) -> str:
     """The suppression hash of an address (push: of its device keys)."""
     if isinstance(address, str):
         return address_hash(address)
+    if isinstance(address, PostalAddress):
+        return address_hash(address.model_dump_json())
     return address_hash(",".join(sorted(t.key for t in address)))
 
 

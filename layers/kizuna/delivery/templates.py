@@ -82,6 +82,7 @@ from pydantic import ValidationError
 from kizuna.delivery.content import (
     WEBHOOK_MAX_BODY_BYTES,
     CardContent,
+    DmContent,
     EmailContent,
     LineContent,
     PushContent,
@@ -115,6 +116,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     # a card: its title and body; an https image and link, and its lifetime in hours
     # (empty: none / the default; kizuna.delivery.content.CardContent bounds them)
     "card": ("card.title", "card.body", "card.image", "card.link", "card.expires"),
+    "dm": ("dm.txt",),
 }
 # Parts that may render to nothing (the app's name shows as a push title).
 MAY_BE_EMPTY = frozenset({"push.title", "card.image", "card.link", "card.expires"})
@@ -911,6 +913,10 @@ def _content(channel: str, texts: Mapping[str, str]) -> RenderedMessage:
         return PushContent(title=_single_line(texts["push.title"]), body=texts["push.body"].strip())
     if channel == "card":
         return _card(texts)
+    if channel == "dm":
+        return DmContent(
+            lines=tuple(_single_line(t) for t in texts["dm.txt"].splitlines() if t.strip())
+        )
     return LineContent(text=texts["line.txt"].strip())
 
 

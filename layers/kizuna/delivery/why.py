@@ -53,6 +53,7 @@ CHANNELS: Final[dict[str, Text]] = {
     "line": ("LINE", "LINE"),
     "webhook": ("webhook", "Webhook"),
     "card": ("card", "カード（サイト・アプリ内）"),
+    "dm": ("direct mail", "ダイレクトメール"),
 }
 
 # Why a channel was passed over (the ``skipped`` list of a message row, ``channel:why``)

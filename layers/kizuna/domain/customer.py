@@ -17,15 +17,16 @@ what a late fact about a settled order is folded against (see docs/ARCHITECTURE.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Fields of the profile that hold personal data: never logged, erased on request.
-PERSONAL_FIELDS = ("email", "phone", "first_name", "last_name", "line_user_id")
+PERSONAL_FIELDS = ("email", "phone", "first_name", "last_name", "line_user_id", "postal_address")
 PROFILE_FIELDS = (
     "email",
     "phone",
@@ -39,6 +40,7 @@ PROFILE_FIELDS = (
     "occupation",
     "locale",
     "time_zone",
+    "postal_address",
 )
 
 # phone number (hashed) -> customer: the customers table's index for the SMS opt-out sweep
@@ -51,6 +53,46 @@ LINE_USER_HASH_ATTRIBUTE = "line_user_hash"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# A line of a postal address: printable text (no control, line-separator or bidi characters,
+# the same set kizuna.events.inbound's Text refuses), at least one non-space character.
+_NOT_TEXT = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_ADDRESS_TEXT = f"^[^{_NOT_TEXT}]*[^\\s{_NOT_TEXT}][^{_NOT_TEXT}]*$"
+
+
+_Line64 = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_ADDRESS_TEXT)]
+_Line100 = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_ADDRESS_TEXT)]
+_Line200 = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_ADDRESS_TEXT)]
+
+
+JP_POSTAL_CODE = r"^[0-9]{3}-?[0-9]{4}$"
+
+
+class PostalAddress(BaseModel):
+    """Where a direct mail reaches the customer (personal data). Every field but ``line2`` is
+    required, so a stored address is a complete one; sizes fit a Japanese address label
+    (prefecture, city and ward, chome-banchi, building and room) as well as others."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipient_name: _Line100 = Field(description="As printed on the label")
+    postal_code: Annotated[
+        str, StringConstraints(min_length=3, max_length=12, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")
+    ] = Field(description="Japan: 123-4567 or 1234567")
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        default="JP", description="ISO 3166-1 alpha-2"
+    )
+    region: _Line64 = Field(description="Prefecture (都道府県) or state")
+    locality: _Line100 = Field(description="City, ward, town (市区町村)")
+    line1: _Line200 = Field(description="Street, chome-banchi-go")
+    line2: _Line200 | None = Field(default=None, description="Building, room")
+
+    @model_validator(mode="after")
+    def _japanese_postal_code(self) -> PostalAddress:
+        if self.country == "JP" and not re.match(JP_POSTAL_CODE, self.postal_code):
+            raise ValueError("postal_code: a Japanese postal code is 123-4567")
+        return self
 
 
 # Bounds of the customer item (see SettledHistory and docs/ARCHITECTURE.md, "Data").
@@ -224,6 +266,7 @@ class Customer(_Model):
     occupation: str | None = None
     locale: str | None = None
     time_zone: str | None = None
+    postal_address: PostalAddress | None = None
     # custom attributes as declared (kizuna.events.custom): name -> a string, a Decimal, a
     # bool, an ISO date string or a list of strings; stamped as ``stamps["attributes.<name>"]``
     attributes: dict[str, Any] = Field(default_factory=dict)

@@ -39,7 +39,16 @@ DIRECT_IDENTIFIER_EVENTS: frozenset[str] = frozenset(
 # Fields that are direct identifiers wherever an event carries them (checked by the tests
 # against every event model, so a new event type that carries one cannot be archived).
 DIRECT_IDENTIFIER_FIELDS: frozenset[str] = frozenset(
-    {"email", "phone", "first_name", "last_name", "birth_date", "token", "line_user_id"}
+    {
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "birth_date",
+        "token",
+        "line_user_id",
+        "postal_address",
+    }
 )
 
 
@@ -53,9 +62,12 @@ def mask(field: str, value: object) -> str | None:
 
     ``email``: the first character of the local part and the domain (``h***@example.jp``);
     ``phone``: the last two digits (``***78``); ``birth_date``: the year (``1985-**-**``);
+    ``postal_address`` (a mapping): its country and region (``JP 東京都 ***``);
     anything else (names, a LINE id): the first character (``Y***``). None stays None."""
     if value is None:
         return None
+    if field == "postal_address" and isinstance(value, Mapping):
+        return f"{value.get('country') or ''} {value.get('region') or ''} {MASK}".strip()
     text = str(value)
     if not text:
         return MASK

@@ -231,6 +231,28 @@ class CampaignCompleted(BaseModel):
 CAMPAIGN_EVENT_MODELS: dict[str, type[BaseModel]] = {"campaign.completed": CampaignCompleted}
 
 
+# --- direct mail: a day's print file is ready (docs/channels/DM.md) ------------------------------
+class DmFileReady(BaseModel):
+    """A direct-mail print file was written: its manifest. Not a per-customer fact (no
+    ``customer_id``, no address: the addresses are in the file), not a program trigger; a
+    rewritten file (a row collected late) is announced again with its new ``sha256``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    file: str = Field(min_length=1, description="The CSV's key in the print-file bucket")
+    rows: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Of the CSV's bytes")
+    program: str = Field(min_length=1, description="The program or campaign")
+    template: str = Field(min_length=1)
+    date: LocalDate
+    columns: list[str] = Field(min_length=1)
+    encoding: Literal["utf-8"] = "utf-8"
+
+
+DM_EVENT_MODELS: dict[str, type[BaseModel]] = {"dm.file_ready": DmFileReady}
+
+
 class CampaignEvent(BaseModel):
     """A campaign event ready for PutEvents."""
 

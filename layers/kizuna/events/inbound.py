@@ -26,6 +26,7 @@ from pydantic import (
 
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 from kizuna.delivery.tags import MESSAGE_REF_PATTERN
+from kizuna.domain.customer import PostalAddress
 
 # The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
 # (bus events, imports, the CLI): an ASCII letter or digit, then at most 127 ASCII letters,
@@ -65,6 +66,7 @@ class ConsentChannel(StrEnum):
     PUSH = "push"
     LINE = "line"
     CARD = "card"  # in-app / web content cards (docs/channels/CARDS.md)
+    DM = "dm"  # direct mail to the postal address (docs/channels/DM.md)
 
 
 class Channel(StrEnum):
@@ -76,6 +78,7 @@ class Channel(StrEnum):
     PUSH = "push"
     LINE = "line"
     CARD = "card"
+    DM = "dm"
     # delivery-only: the shop's own HTTPS endpoint (a CRM, a POS, a print vendor), no
     # per-customer consent or address; see docs/channels/WEBHOOK.md
     WEBHOOK = "webhook"
@@ -144,6 +147,9 @@ class CustomerUpserted(InboundDetail):
     locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
     time_zone: Annotated[Text, Field(max_length=64)] | None = Field(
         default=None, description="IANA time zone, e.g. Asia/Tokyo"
+    )
+    postal_address: PostalAddress | None = Field(
+        default=None, description="Where direct mail (the dm channel) reaches the customer"
     )
 
 

@@ -111,6 +111,7 @@ def reachable_channels(customer: Customer) -> list[str]:
         "sms": customer.phone,
         "push": bool(customer.devices) or None,
         "line": customer.line_user_id,
+        "dm": customer.postal_address,
     }
     for channel, address in addresses.items():
         consent = customer.consent.get(channel)

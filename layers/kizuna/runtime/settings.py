@@ -35,6 +35,7 @@ ENV_SMS_SENDER_ID = "SMS_SENDER_ID"
 ENV_PRODUCTS_TABLE = "PRODUCTS_TABLE"
 ENV_SNAPSHOTS_TABLE = "SNAPSHOTS_TABLE"
 ENV_ANALYTICS_BUCKET = "ANALYTICS_BUCKET"
+ENV_PRINT_FILES_BUCKET = "PRINT_FILES_BUCKET"  # direct mail's print files (encrypted)
 ENV_CAMPAIGNS_TABLE = "CAMPAIGNS_TABLE"
 ENV_CHUNK_SIZE = "CHUNK_SIZE"
 ENV_SCAN_SEGMENTS = "SCAN_SEGMENTS"
@@ -131,6 +132,9 @@ class SweepSettings(_BusSettings, _ConfigSettings):
 
     PROGRAMS_DIR: str | None = None
     SEGMENTS_DIR: str | None = None
+    PRINT_FILES_BUCKET: str = Field(
+        default="", description="direct mail's print files; none: the daily job is off"
+    )
 
 
 @lru_cache(maxsize=1)

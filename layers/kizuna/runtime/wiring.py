@@ -215,6 +215,21 @@ def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
     store, publisher = sweep_parts()
     s = sweep_settings()
     cfg = load_config(s.KIZUNA_CONFIG)
+    direct_mail = None
+    if s.PRINT_FILES_BUCKET:
+        import boto3
+
+        from kizuna.adapters.s3 import S3Objects
+        from kizuna.services.direct_mail import write_previous_day
+
+        direct_mail = partial(
+            write_previous_day,
+            time_zone=cfg.contact.default_time_zone,
+            rows=store,
+            # the bucket's own KMS key encrypts (no AES256 header)
+            files=S3Objects(boto3.client("s3"), s.PRINT_FILES_BUCKET, server_side_encryption=None),
+            events=publisher,
+        )
     return partial(
         run_sweep,
         store=store,
@@ -224,6 +239,7 @@ def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
         clock=CurrentClock(),
         programs=programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
         winners=store,
+        direct_mail=direct_mail,
     )
 
 
@@ -283,6 +299,7 @@ def delivery(s: DeliverySettings) -> Delivery:
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.delivery.cards import CardChannel
     from kizuna.delivery.channels import LinePush, PinpointPush, SesEmail, SnsSms, line_token_from
+    from kizuna.delivery.direct_mail import DmCollector
     from kizuna.delivery.links import TrackedLinks
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
     from kizuna.delivery.webhook import WebhookPost, webhook_key_from
@@ -311,6 +328,12 @@ def delivery(s: DeliverySettings) -> Delivery:
         channels["push"] = PinpointPush(
             boto3.client("pinpoint", config=once), s.PUSH_APPLICATION_ID
         )
+    # direct mail collects into the day's print batch (the daily sweep writes the files)
+    channels["dm"] = DmCollector(
+        DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
+        CurrentClock(),
+        load_config(s.KIZUNA_CONFIG).contact.default_time_zone,
+    )
     if s.LINE_TOKEN_SECRET_ARN:
         channels["line"] = LinePush(
             line_token_from(secret_name=s.LINE_TOKEN_SECRET_ARN), links=tracked

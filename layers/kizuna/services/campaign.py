@@ -446,6 +446,7 @@ class CampaignService:
             else plan.address,
             content=content,
             sms_type="Transactional" if campaign.sms_type == "transactional" else "Promotional",
+            template=plan.template,
         )
 
     def _dispatch(

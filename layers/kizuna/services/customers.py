@@ -75,6 +75,9 @@ class PersonalData(BaseModel):
     last_name: str | None = None
     birth_date: str | None = None
     line_user_id: str | None = None
+    postal_address: dict[str, str] | str | None = Field(
+        None, description="The direct-mail address; masked: its country and region only"
+    )
     push_devices: int = Field(description="registered push devices (tokens are never shown)")
 
 
@@ -168,6 +171,9 @@ def _personal(c: Customer, reveal: bool) -> PersonalData:
         "last_name": c.last_name,
         "birth_date": c.birth_date.isoformat() if isinstance(c.birth_date, date) else None,
         "line_user_id": c.line_user_id,
+        "postal_address": c.postal_address.model_dump(exclude_none=True)
+        if c.postal_address
+        else None,
     }
     if not reveal:
         values = {name: mask(name, value) for name, value in values.items()}

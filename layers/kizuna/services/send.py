@@ -310,6 +310,7 @@ class SendService:
             content=content,
             sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
             batch=req.run,
+            template=step.template,
         )
         sending = self._data(
             req,

@@ -10,11 +10,11 @@ starts nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kizuna.ports import EventPublisher, Watermark, WatermarkStore
 from kizuna.programs.model import Program
@@ -30,13 +30,21 @@ class SweepRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    kinds: list[SweepKind] = Field(min_length=1)
+    kinds: list[SweepKind] = Field(default_factory=list)
     # the window of a kind's first run (no watermark yet)
     lookback_minutes: int = Field(ge=1, le=60 * 24 * 7)
     # carts: how late a cart event may arrive and still be swept (default: the domain's)
     lateness_minutes: int | None = Field(default=None, ge=0, le=60 * 24 * 7)
     # look at the programs' splits with a winner rule (the daily run)
     winners: bool = False
+    # write the previous day's direct-mail print files (the daily run; docs/channels/DM.md)
+    direct_mail: bool = False
+
+    @model_validator(mode="after")
+    def _something(self) -> SweepRequest:
+        if not (self.kinds or self.winners or self.direct_mail):
+            raise ValueError("kinds: name at least one (or winners, direct_mail)")
+        return self
 
 
 class WinnerStore(Protocol):
@@ -95,6 +103,7 @@ def run_sweep(
     clock: Clock,
     programs: Sequence[Program] = (),
     winners: WinnerStore | None = None,
+    direct_mail: Callable[[datetime], int] | None = None,
 ) -> dict[str, int]:
     now = clock.now()
     lookback = timedelta(minutes=request.lookback_minutes)
@@ -124,6 +133,12 @@ def run_sweep(
         except Exception as exc:  # the next day looks again
             logger.exception("winner check failed")
             failures.append(f"winners: {type(exc).__name__}")
+    if request.direct_mail and direct_mail is not None:
+        try:
+            counts["dm_files"] = direct_mail(now)
+        except Exception as exc:  # the next day's run does not write this day: a retry must
+            logger.exception("direct-mail print files failed")
+            failures.append(f"direct_mail: {type(exc).__name__}")
     if failures:
         raise SweepFailed("; ".join(failures))
     return counts

@@ -170,6 +170,8 @@ def _report_run(
         out.print(f"summary: {summary_json}")
     if summary.report:
         out.print(f"report: {summary.report} (open it in a browser; CSVs beside it)")
+    for location, rows in summary.print_files.items():
+        out.print(f"direct-mail print file: {location} ({rows} rows)")
 
 
 COMPARED = ("messages", "outbox", "suppressed", "deferred", "failed", "dlq", "executions")
@@ -228,7 +230,7 @@ def _print_summary(data: dict[str, object]) -> None:
         head.add_row(key, str(data[key]))
     out.print(head)
     messages = Table(title="messages sent (program x channel)")
-    channels = ("email", "sms", "push", "line", "webhook")
+    channels = ("email", "sms", "push", "line", "webhook", "dm")
     messages.add_column("program")
     for ch in channels:
         messages.add_column(ch, justify="right")

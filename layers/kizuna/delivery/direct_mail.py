@@ -1,0 +1,178 @@
+"""Direct mail (the ``dm`` channel): a send *collects* the recipient; a daily job prints.
+
+A DM send passes the same contact policy (consent and a complete postal address) and the
+same ``MSG#`` claim as any message; the channel (:class:`DmCollector`) then writes one row
+per recipient into the print batch of its day (in the configured time zone), program or
+campaign and template: an activity item in the customer's partition (so erasure removes
+it with the customer), on ``gsi1`` under ``DMDAY#<day>``. The daily job
+(:mod:`kizuna.services.direct_mail`) turns a day's rows into one CSV per program and
+template (:func:`print_file`), a manifest (:func:`manifest`) and a ``dm.file_ready`` event.
+
+CSV: UTF-8, RFC 4180 (every cell quoted, CRLF), the columns of :data:`COLUMNS`, rows in a
+fixed order (customer, execution) so the same rows give the same bytes and checksum. A cell
+that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (what a spreadsheet
+reads as a formula) is prefixed with a single quote (``'``): OWASP's CSV-injection advice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
+from kizuna.delivery.content import MAX_DM_LINES, DmContent
+from kizuna.domain.customer import PostalAddress
+from kizuna.runtime.clock import Clock
+
+ADDRESS_COLUMNS = (
+    "recipient_name",
+    "postal_code",
+    "country",
+    "region",
+    "locality",
+    "line1",
+    "line2",
+)
+LINE_COLUMNS = tuple(f"line_{i}" for i in range(1, MAX_DM_LINES + 1))
+COLUMNS = ("customer_id", *ADDRESS_COLUMNS, *LINE_COLUMNS)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+DM_ROW_PREFIX = "DM#"  # sk of a collected row: DM#<execution>#<step>
+DM_DAY_PREFIX = "DMDAY#"  # gsi1pk of a day's rows
+FILE_READY = "dm.file_ready"
+
+
+class DmRow(BaseModel):
+    """One recipient of one print batch (personal data: the address)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: date
+    program: str = Field(min_length=1, description="The program or campaign")
+    template: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    execution: str = Field(min_length=1)
+    step: str = Field(min_length=1)
+    address: PostalAddress
+    lines: tuple[str, ...]
+
+
+class DmRows(Protocol):
+    """Where collected rows live (:class:`kizuna.adapters.dynamodb.DynamoStore`)."""
+
+    def put_dm_row(self, row: DmRow) -> None: ...
+
+    def dm_rows(self, day: date) -> list[DmRow]: ...
+
+
+def print_day(at: datetime, time_zone: str) -> date:
+    """The print batch a send at ``at`` joins: its date in the configured time zone."""
+    return at.astimezone(ZoneInfo(time_zone)).date()
+
+
+class DmCollector:
+    """The ``dm`` channel: records the recipient in the day's print batch. Putting the same
+    row twice (a retried send) writes the same item: one row per claimed send."""
+
+    def __init__(self, rows: DmRows, clock: Clock, time_zone: str) -> None:
+        self.rows = rows
+        self.clock = clock
+        self.time_zone = time_zone
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        content, address = message.content, message.address
+        if not isinstance(content, DmContent) or not isinstance(address, PostalAddress):
+            raise PermanentFailure("dm: not a direct mail")
+        if not message.template:
+            raise PermanentFailure("dm: no template named")
+        day = print_day(self.clock.now(), self.time_zone)
+        row = DmRow(
+            day=day,
+            program=message.program,
+            template=message.template,
+            customer_id=message.customer_id,
+            execution=message.execution,
+            step=message.step,
+            address=address,
+            lines=content.lines,
+        )
+        self.rows.put_dm_row(row)
+        return SendResult(provider_message_id=f"dm:{day.isoformat()}/{row.program}/{row.template}")
+
+
+def safe_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula."""
+    return f"'{value}" if value.startswith(FORMULA_START) else value
+
+
+def csv_row(row: DmRow) -> list[str]:
+    address = row.address.model_dump()
+    lines = list(row.lines) + [""] * (MAX_DM_LINES - len(row.lines))
+    cells = [row.customer_id, *(address.get(c) or "" for c in ADDRESS_COLUMNS), *lines]
+    return [safe_cell(str(c)) for c in cells]
+
+
+def batches(rows: Iterable[DmRow]) -> dict[tuple[str, str], list[DmRow]]:
+    """A day's rows by (program, template), each in file order."""
+    out: dict[tuple[str, str], list[DmRow]] = {}
+    for row in rows:
+        out.setdefault((row.program, row.template), []).append(row)
+    return {
+        key: sorted(found, key=lambda r: (r.customer_id, r.execution, r.step))
+        for key, found in sorted(out.items())
+    }
+
+
+def print_file(rows: Sequence[DmRow]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(csv_row(row))
+    return buffer.getvalue().encode("utf-8")
+
+
+def file_key(prefix: str, day: date, program: str, template: str) -> str:
+    return f"{prefix}date={day.isoformat()}/{program}/{template}.csv"
+
+
+def manifest(
+    key: str, body: bytes, rows: int, program: str, template: str, day: date
+) -> dict[str, Any]:
+    return {
+        "file": key,
+        "rows": rows,
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "program": program,
+        "template": template,
+        "date": day.isoformat(),
+        "columns": list(COLUMNS),
+        "encoding": "utf-8",
+    }
+
+
+def manifest_bytes(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, indent=2).encode()
+
+
+__all__ = [
+    "COLUMNS",
+    "FILE_READY",
+    "DmCollector",
+    "DmRow",
+    "DmRows",
+    "batches",
+    "csv_row",
+    "file_key",
+    "manifest",
+    "print_day",
+    "print_file",
+    "safe_cell",
+]

@@ -1,0 +1,89 @@
+"""The daily direct-mail job: a day's collected recipients as print files.
+
+One CSV per program (or campaign) and template (:mod:`kizuna.delivery.direct_mail`), its
+manifest (file, rows, sha256, program, template, date) beside it, then a ``dm.file_ready``
+event (source ``kizuna``: the bus policy lets only Kizuna's roles put it) for the print
+vendor's integration. Order: the CSV, the event, the manifest last; a re-run finds the
+manifest with the same checksum and writes nothing, puts nothing. A row collected late for
+that day (a send at 23:59 still running) changes the checksum: the file is written again
+under the same name, with a new manifest and event (consumers keep the latest sha256).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from kizuna.delivery.direct_mail import (
+    DmRows,
+    batches,
+    file_key,
+    manifest,
+    manifest_bytes,
+    print_day,
+    print_file,
+)
+from kizuna.runtime.observability import logger
+
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+
+
+class PrintFiles(Protocol):
+    """The encrypted print-file bucket (:class:`kizuna.adapters.s3.S3Objects`)."""
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+
+class FileReadyEvents(Protocol):
+    def put_file_ready(self, detail: Mapping[str, Any]) -> None: ...
+
+
+def manifest_key(csv_key: str) -> str:
+    return csv_key.removesuffix(".csv") + ".manifest.json"
+
+
+def write_print_files(
+    day: date, rows: DmRows, files: PrintFiles, events: FileReadyEvents, prefix: str = "dm/"
+) -> list[dict[str, Any]]:
+    """Write ``day``'s print files; the manifests written by this run (none on a re-run)."""
+    written = []
+    for (program, template), found in batches(rows.dm_rows(day)).items():
+        key = file_key(prefix, day, program, template)
+        body = print_file(found)
+        document = manifest(key, body, len(found), program, template, day)
+        previous = files.get(manifest_key(key))
+        if previous is not None and json.loads(previous).get("sha256") == document["sha256"]:
+            continue
+        files.put(key, body, CSV_CONTENT_TYPE)
+        events.put_file_ready(document)
+        files.put(manifest_key(key), manifest_bytes(document))
+        logger.info("dm print file written", program=program, template=template, rows=len(found))
+        written.append(document)
+    return written
+
+
+def write_previous_day(
+    now: datetime,
+    time_zone: str,
+    rows: DmRows,
+    files: PrintFiles,
+    events: FileReadyEvents,
+    prefix: str = "dm/",
+) -> int:
+    """The daily sweep's task: the print files of the day before ``now`` in ``time_zone``
+    (the sends of that day are done); the number of files written."""
+    day = print_day(now, time_zone) - timedelta(days=1)
+    return len(write_print_files(day, rows, files, events, prefix))
+
+
+__all__ = [
+    "FileReadyEvents",
+    "PrintFiles",
+    "manifest_key",
+    "write_previous_day",
+    "write_print_files",
+]

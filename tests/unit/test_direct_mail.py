@@ -1,0 +1,235 @@
+"""Direct mail: a dm send collects the recipient (consent and a complete address, exactly
+once), the daily job prints one CSV per program and template with a manifest and an event,
+a re-run adds nothing, cells a spreadsheet would run are escaped."""
+
+import csv
+import hashlib
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from kizuna.delivery.direct_mail import COLUMNS, DmCollector, DmRow, safe_cell
+from kizuna.delivery.templates import Renderer
+from kizuna.domain.customer import PostalAddress
+from kizuna.domain.privacy import mask
+from kizuna.events import CustomerUpserted
+from kizuna.programs.loader import load_programs
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.direct_mail import manifest_key, write_print_files
+from kizuna.services.send import SendRequest, SendService
+from kizuna_tools.fakes import MemoryInbound, MemoryStore
+from tests import factories
+from tests.factories import opted_in
+
+NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
+ADDRESS = {
+    "recipient_name": "山田 花子",
+    "postal_code": "150-0001",
+    "region": "東京都",
+    "locality": "渋谷区神宮前",
+    "line1": "1-2-3",
+    "line2": "ハイツ101",
+}
+PROGRAM = """id: dm-sample
+name: DM sample
+trigger: {event: customer.first_purchase}
+steps:
+  - {id: mail, type: send, channels: [dm, email], template: postcard}
+"""
+
+
+class Rows:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str], DmRow] = {}
+        self.puts = 0
+
+    def put_dm_row(self, row: DmRow) -> None:
+        self.puts += 1
+        self.rows[(row.customer_id, row.execution, row.step)] = row
+
+    def dm_rows(self, day: date) -> list[DmRow]:
+        return [r for r in self.rows.values() if r.day == day]
+
+
+class Files:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.puts = 0
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        self.objects[key] = body
+        self.puts += 1
+
+    def get(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.put: list[dict[str, Any]] = []
+
+    def put_file_ready(self, detail: Any) -> None:
+        self.put.append(dict(detail))
+
+
+class Email:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, message: Any) -> Any:
+        from kizuna.delivery.channels import SendResult
+
+        self.sent.append(message)
+        return SendResult(provider_message_id="e1")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Any:
+    (tmp_path / "programs").mkdir()
+    (tmp_path / "programs" / "dm-sample.yaml").write_text(PROGRAM)
+    for locale, text in (
+        (
+            "ja",
+            "{{ customer.display_name }} 様\nクーポン {{ coupon.code if coupon else 'なし' }}\n\n",
+        ),
+        ("en", "Dear {{ customer.display_name }}\n{{ customer.first_name }}\n"),
+    ):
+        folder = tmp_path / "templates" / "dm-sample" / "postcard" / locale
+        folder.mkdir(parents=True)
+        (folder / "dm.txt.j2").write_text(text)
+        (folder / "email.subject.j2").write_text("Hi")
+        (folder / "email.html.j2").write_text("<p>Hi</p>")
+        (folder / "email.txt.j2").write_text("Hi")
+    programs, problems = load_programs(tmp_path / "programs")
+    assert not problems
+    store = MemoryStore()
+    rows = Rows()
+    email = Email()
+    clock = FixedClock(NOON)
+    service = SendService(
+        programs,
+        store,
+        Renderer(tmp_path / "templates"),
+        {"dm": DmCollector(rows, clock, "Asia/Tokyo"), "email": email},
+        MemoryInbound(),
+        KizunaConfig(),
+        clock,
+        coupon_secret=b"k" * 32,
+        sleep=lambda _: None,
+    )
+    return service, store, rows, email
+
+
+def send(service: SendService, cid: str, execution: str = "") -> Any:
+    return service.send(
+        SendRequest(
+            program="dm-sample",
+            step="mail",
+            customer_id=cid,
+            execution=execution or f"ex-{cid}",
+            entered_at=NOON - timedelta(hours=1),
+        )
+    )
+
+
+def test_the_file_holds_exactly_the_customers_with_consent_and_an_address(world: Any) -> None:
+    service, store, rows, email = world
+    # given: one with consent and an address, one without consent (but on email), one
+    # without an address, one whose name a spreadsheet would run as a formula
+    address = PostalAddress.model_validate(ADDRESS)
+    evil = address.model_copy(update={"recipient_name": '=HYPERLINK("x")'})
+    store.customers["c1"] = factories.customer("c1", consent=opted_in("dm"), postal_address=address)
+    store.customers["c2"] = factories.customer(
+        "c2", consent=opted_in("email"), email="c2@example.jp", postal_address=address
+    )
+    store.customers["c3"] = factories.customer("c3", consent=opted_in("dm"))
+    store.customers["c4"] = factories.customer(
+        "c4", consent=opted_in("dm"), postal_address=evil, first_name="-1+1", locale="en"
+    )
+    # when: the step runs for each, c1's twice (a duplicated invocation)
+    answers = {cid: send(service, cid) for cid in ("c1", "c2", "c3", "c4")}
+    again = send(service, "c1")
+    # then: the ledger says why; the fallback took email; nobody is collected twice
+    assert answers["c1"].status == "sent" and answers["c1"].channel == "dm"
+    assert answers["c2"].channel == "email" and len(email.sent) == 1
+    assert answers["c3"].status == "suppressed" and answers["c3"].reason == "no_channel"
+    entry = store.ledger_entries_of([("c3", "ex-c3")], "mail")[("c3", "ex-c3")]
+    assert "dm:no_address" in entry["skipped"]
+    assert again.status == "sent" and rows.puts == 2  # the claim's answer; c1 collected once
+    files, events = Files(), Events()
+    written = write_print_files(date(2026, 1, 5), rows, files, events)
+    assert len(written) == 1
+    key = "dm/date=2026-01-05/dm-sample/postcard.csv"
+    body = files.objects[key]
+    table = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    assert tuple(table[0]) == COLUMNS
+    assert [r[0] for r in table[1:]] == ["c1", "c4"]
+    c1 = dict(zip(COLUMNS, table[1], strict=True))
+    assert c1["recipient_name"] == "山田 花子" and c1["postal_code"] == "150-0001"
+    assert c1["line_1"].endswith("様") and c1["line_2"].startswith("クーポン")
+    c4 = dict(zip(COLUMNS, table[2], strict=True))
+    assert c4["recipient_name"] == '\'=HYPERLINK("x")'
+    assert c4["line_2"] == "'-1+1"
+    # the manifest and the event
+    manifest = json.loads(files.objects[manifest_key(key)])
+    assert manifest["sha256"] == hashlib.sha256(body).hexdigest()
+    assert manifest["rows"] == 2 and manifest["program"] == "dm-sample"
+    assert manifest["template"] == "postcard" and manifest["date"] == "2026-01-05"
+    assert events.put == [manifest]
+    # a re-run writes nothing and puts nothing
+    puts = files.puts
+    assert write_print_files(date(2026, 1, 5), rows, files, events) == []
+    assert files.puts == puts and len(events.put) == 1
+    # another day has no file
+    assert write_print_files(date(2026, 1, 6), rows, files, events) == []
+
+
+def test_opted_out_customer_is_not_collected(world: Any) -> None:
+    service, store, rows, _ = world
+    consent = opted_in("dm")
+    consent["dm"] = consent["dm"].model_copy(update={"status": "opted_out"})
+    store.customers["c1"] = factories.customer(
+        "c1", consent=consent, postal_address=PostalAddress.model_validate(ADDRESS)
+    )
+    assert send(service, "c1").status == "suppressed"
+    assert rows.rows == {}
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+81", "-x", "@SUM(A1)", "\tx", "\rx"])
+def test_formula_cells_are_prefixed(value: str) -> None:
+    assert safe_cell(value) == "'" + value
+    assert safe_cell("渋谷区") == "渋谷区"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"postal_code": "1500"},  # not a Japanese postal code
+        {"line1": "   "},
+        {"locality": "a\nb"},
+        {"line2": "x" * 201},
+        {"zip": "1"},
+        {"country": "jp"},
+    ],
+)
+def test_address_is_validated_strictly(change: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        CustomerUpserted.model_validate(
+            {
+                "customer_id": "c1",
+                "occurred_at": NOON.isoformat(),
+                "postal_address": {**ADDRESS, **change},
+            }
+        )
+
+
+def test_address_is_masked_for_viewers() -> None:
+    shown = mask("postal_address", ADDRESS | {"country": "JP"})
+    assert shown == "JP 東京都 ***"
+    assert "1-2-3" not in str(shown)
