@@ -143,7 +143,7 @@ def test_an_undeclared_or_transactional_opt_out_is_refused_and_changes_nothing(
 )
 def test_malformed_preferences_events_are_rejected(fields: dict[str, Any]) -> None:
     detail = {"customer_id": "c1", "occurred_at": NOON_TOKYO.isoformat(), **fields}
-    with pytest.raises(EventRejected, match="preferences.changed"):
+    with pytest.raises(EventRejected, match=r"preferences\.changed"):
         parse_inbound(envelope("preferences.changed", detail, "x"))
 
 

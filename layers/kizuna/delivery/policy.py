@@ -54,9 +54,9 @@ __all__ = [
     "channel_block",
     "contact_times",
     "decide",
+    "paused_until",
     "push_targets",
     "quiet_until",
-    "paused_until",
     "topic_block",
 ]
 
