@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kizuna.programs.model import Channels, CouponSpec, Goal, Pattern, SmsType
+from kizuna.programs.model import Channels, CouponSpec, Goal, Pattern, SmsType, TopicName
 
 CampaignId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
 TemplateName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
@@ -214,6 +214,11 @@ class Campaign(_Strict):
     template: TemplateName
     sms_type: SmsType = SmsType.PROMOTIONAL
     coupon: CouponSpec | None = None
+    topic: TopicName | None = Field(
+        default=None,
+        description="preference topic (docs/PREFERENCES.md); none: the configuration's "
+        "preferences.default_topic (promotions)",
+    )
     variants: list[Variant] = Field(default_factory=list, max_length=8)
     holdout_percent: int = Field(default=0, ge=0, le=50)
     winner: WinnerSelection | None = None
