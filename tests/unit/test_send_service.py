@@ -333,7 +333,7 @@ def test_a_pause_stops_the_message_until_its_end() -> None:
     from kizuna.domain.customer import PauseState
 
     pause = PauseState(until=NOON + timedelta(days=1), at=NOON, source="page", stamp="x")
-    svc, store, chans, _ = build(pause=pause)
+    svc, store, _chans, _ = build(pause=pause)
     resp = svc.send(req())
     assert (resp.status, resp.reason) == ("suppressed", "paused")
     assert store.messages[("c1", "MSG#ex-1#coupon")]["paused_until"].startswith("2026-01-06")
