@@ -28,6 +28,7 @@ from constructs import Construct
 from kizuna.runtime.settings import (
     ENV_CUSTOMERS_TABLE,
     ENV_EVENT_BUS_NAME,
+    ENV_KIZUNA_CONFIG,
     ENV_PRODUCTS_TABLE,
 )
 from kizuna_infra import names
@@ -241,6 +242,8 @@ class Delivery(Construct):
                 ENV_EVENT_BUS_NAME: wiring.bus.event_bus_name,
                 names.ENV_SIGNING_SECRET_ARN: self.signing_secret.secret_arn,
                 ENV_CUSTOMERS_TABLE: wiring.tables.customers.table_name,
+                # the preference topics the page shows
+                ENV_KIZUNA_CONFIG: wiring.config_json,
             },
             timeout=UNSUBSCRIBE_TIMEOUT,
             **wiring.shared,
