@@ -227,7 +227,7 @@ def parse_form(
         customer_id=customer.customer_id,
         occurred_at=now,
         topics=topics,
-        pause_days=int(pause) if pause in ("30", "90") else None,  # type: ignore[arg-type]
+        pause_days=int(pause) if pause in ("30", "90") else None,
         resume=pause == "resume",
         source=SOURCE_PAGE,
     )
@@ -366,8 +366,8 @@ class UnsubscribeService:
             logger.info("unsubscribe not applied", reason="unknown", channel=claims.channel)
             return _response("unknown")
         if method != "POST":
-            form = preference_form(found, claims, self.preferences, token, now)
-            return _response("preferences", token, form)
+            shown = preference_form(found, claims, self.preferences, token, now)
+            return _response("preferences", token, shown)
         form = self.form_of(event)
         action = (form.get("action") or [""])[0]
         if action == "save":
