@@ -227,11 +227,11 @@ def decide(
     for candidate in channels:
         at = address_for(customer, candidate)
         block = channel_block(customer, candidate, at, transactional=transactional)
+        if block is None and configured is not None and candidate not in configured:
+            block = "channel_not_configured"
         if block is None and preferences:
             assert topic is not None
             block = topic_block(customer, candidate, topic)
-        if block is None and configured is not None and candidate not in configured:
-            block = "channel_not_configured"
         if block is None and blocked is not None:
             block = blocked(candidate)
         if block is None:
