@@ -80,8 +80,8 @@ def link_key(cloud: LocalCloud) -> tuple[str, bytes]:
 
 def test_an_old_link_does_not_opt_out_a_customer_who_opted_back_in(cloud: LocalCloud) -> None:
     # Given a customer who got an email and unsubscribed with its link: the one-click header
-    # carries the message's topic (the seed program names none: promotions, the default),
-    # and opts out of that topic on email, not of email
+    # carries the message's topic (the seed program's: loyalty), and opts out of that topic
+    # on email, not of email
     cid = treated("rank-up-congratulations", "r")
     signup(cloud, cid, locale="en")
     order(cloud, cid, "o-r1", 12000)
@@ -89,52 +89,55 @@ def test_an_old_link_does_not_opt_out_a_customer_who_opted_back_in(cloud: LocalC
     url = unsubscribe_url(cloud, cid)
     _, key = link_key(cloud)
     claims = verify(key, parse_qs(urlsplit(url).query)["t"][0], cloud.clock.now())
-    assert (claims.channel, claims.topic) == ("email", "promotions")
+    assert (claims.channel, claims.topic) == ("email", "loyalty")
     assert one_click(url) == 200
     cloud.drain()
-    assert topic_status(cloud, cid, "promotions") == "opted_out"
+    assert topic_status(cloud, cid, "loyalty") == "opted_out"
     assert email_consent(cloud, cid) == "opted_in"  # the channel itself stays on
     # and who opted back in a day later
     cloud.advance(days=1)
     put(
         cloud,
         "preferences.changed",
-        {"customer_id": cid, "topics": {"promotions": {"email": "opted_in"}}, "source": "app"},
+        {"customer_id": cid, "topics": {"loyalty": {"email": "opted_in"}}, "source": "app"},
     )
-    assert topic_status(cloud, cid, "promotions") == "opted_in"
+    assert topic_status(cloud, cid, "loyalty") == "opted_in"
     # When the old link is used again a day after that (a replay, a forwarded mail)
     cloud.advance(days=1)
     status = one_click(url)
     cloud.drain()
     # Then it is refused and the customer stays subscribed
     assert status == 409
-    assert topic_status(cloud, cid, "promotions") == "opted_in"
+    assert topic_status(cloud, cid, "loyalty") == "opted_in"
 
 
 def test_a_topic_opt_out_stops_that_topic_and_a_pause_stops_marketing(cloud: LocalCloud) -> None:
-    # Given a customer who opted out of promotions on email through the preference page
+    # Given a customer who opted out of loyalty messages on email through the preference page
     cid = treated("rank-up-congratulations", "p")
     signup(cloud, cid, locale="en")
     base, key = link_key(cloud)
     links = UnsubscribeLinks(base, key, now=cloud.clock.now)
-    t = links.token(cid, "email", topic="promotions")
+    t = links.token(cid, "email", topic="loyalty")
     page = urllib.request.urlopen(f"{base}?t={t}").read().decode()  # GET: changes nothing
-    assert 'name="promotions.email"' in page and "Pause" in page
+    assert 'name="loyalty.email"' in page and "Pause" in page
     cloud.drain()
-    assert topic_status(cloud, cid, "promotions") is None
-    form = urlencode({"t": t, "action": "save", "promotions.email": "opted_out"}).encode()
+    assert topic_status(cloud, cid, "loyalty") is None
+    form = urlencode({"t": t, "action": "save", "loyalty.email": "opted_out"}).encode()
     with urllib.request.urlopen(urllib.request.Request(base, data=form, method="POST")) as r:
         assert r.status == 200
     cloud.drain()
-    assert topic_status(cloud, cid, "promotions") == "opted_out"
-    # When the program (about promotions) would send to them
+    assert topic_status(cloud, cid, "loyalty") == "opted_out"
+    # When the program (about loyalty) would send to them
     order(cloud, cid, "o-p1", 12000)
     settle(cloud)
     # Then no email went, and the ledger says the topic stopped it
     assert emails_to(cloud, cid) == []
     rows = [r for r in ledger(cloud, cid, "MSG") if r["program"] == "rank-up-congratulations"]
     assert rows and all(r["reason"] == "topic_opted_out" for r in rows)
-    assert all(r["topic"] == "promotions" and r["status"] == "suppressed" for r in rows)
+    assert all(r["topic"] == "loyalty" and r["status"] == "suppressed" for r in rows)
+    # and nothing else: no message about another topic was stopped for it
+    others = [r for r in ledger(cloud, cid, "MSG") if r.get("topic") != "loyalty"]
+    assert all(r.get("reason") != "topic_opted_out" for r in others)
 
 
 def test_a_genuine_link_for_an_unknown_customer_creates_nobody(cloud: LocalCloud) -> None:
