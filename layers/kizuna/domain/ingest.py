@@ -236,19 +236,10 @@ def _stored_field(value: Any) -> Any:
 def _check_preferences(d: PreferencesChanged, cfg: KizunaConfig) -> None:
     """EventRefused, before anything changed, for a topic the configuration does not
     declare or an opt-out of the transactional topic (not optional)."""
-    declared = cfg.preferences.names
-    for name, channels in d.topics.items():
-        topic = cfg.preferences.topic(name)
-        if topic is None:
-            raise EventRefused(
-                f"preferences.changed: detail.topics.{name}: not a declared topic "
-                f"(declared: {', '.join(declared)})"
-            )
-        if topic.transactional and ConsentStatus.OPTED_OUT in channels.values():
-            raise EventRefused(
-                f"preferences.changed: detail.topics.{name}: a transactional topic cannot be "
-                "opted out of (opt out of the channel instead)"
-            )
+    problem = cfg.preferences.choice_problem(d.topics)
+    if problem is not None:
+        name, reason = problem
+        raise EventRefused(f"preferences.changed: detail.topics.{name}: {reason}")
 
 
 def _preferences(

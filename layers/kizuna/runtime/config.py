@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import zlib
+from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -483,6 +484,20 @@ class PreferencesConfig(BaseModel):
     def is_transactional(self, name: str | None) -> bool:
         found = self.topic(name) if name else None
         return found is not None and found.transactional
+
+    def choice_problem(self, topics: Mapping[str, Mapping[str, str]]) -> tuple[str, str] | None:
+        """Why a customer's choice (topic -> channel -> opted_in | opted_out) cannot be
+        taken, as (the topic, the reason), or None: a topic not declared, or an opt-out of
+        the transactional topic (not optional)."""
+        for name, channels in topics.items():
+            topic = self.topic(name)
+            if topic is None:
+                return name, f"not a declared topic (declared: {', '.join(self.names)})"
+            if topic.transactional and "opted_out" in {str(v) for v in channels.values()}:
+                return name, (
+                    "a transactional topic cannot be opted out of (opt out of the channel instead)"
+                )
+        return None
 
 
 # Names a shop may give its own attributes and event fields: lower snake case. Event types
