@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -485,7 +485,7 @@ class PreferencesConfig(BaseModel):
         found = self.topic(name) if name else None
         return found is not None and found.transactional
 
-    def choice_problem(self, topics: Mapping[str, Mapping[str, str]]) -> tuple[str, str] | None:
+    def choice_problem(self, topics: Mapping[str, Mapping[Any, Any]]) -> tuple[str, str] | None:
         """Why a customer's choice (topic -> channel -> opted_in | opted_out) cannot be
         taken, as (the topic, the reason), or None: a topic not declared, or an opt-out of
         the transactional topic (not optional)."""
