@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
 from kizuna.delivery.unsubscribe import UnsubscribeLinks, verify
+from kizuna.domain.timestamps import parse_time
 from kizuna.services.send import derive_key
 from kizuna_tools.local.cloud import LocalCloud
 from tests.integration.test_journeys import (
@@ -152,3 +154,43 @@ def test_a_genuine_link_for_an_unknown_customer_creates_nobody(cloud: LocalCloud
     # Then nothing is written: no customer item appears
     assert status == 404
     assert "nobody-0001" not in customers(cloud)
+
+
+def test_a_pause_stops_marketing_until_it_ends_and_transactional_still_goes(
+    cloud: LocalCloud,
+) -> None:
+    # Given a customer who paused everything for 30 days (from their app's settings)
+    cid = treated("rank-up-congratulations", "z")
+    signup(cloud, cid, locale="en")
+    put(cloud, "preferences.changed", {"customer_id": cid, "pause_days": 30, "source": "app"})
+    assert customers(cloud)[cid]["pause"]["source"] == "app"
+    # When they rank up (a loyalty message) during the pause
+    order(cloud, cid, "o-z1", 12000)
+    settle(cloud)
+    # Then it is not sent, and the ledger says the pause stopped it, until when
+    (row,) = [r for r in ledger(cloud, cid, "MSG") if r["program"] == "rank-up-congratulations"]
+    assert (row["status"], row["reason"]) == ("suppressed", "paused")
+    assert parse_time(row["paused_until"]) > cloud.clock.now() + timedelta(days=29)
+    assert emails_to(cloud, cid) == []
+    # but a transactional message (the service topic) still goes
+    send = next(f for f in cloud.functions.values() if "SendFunction" in f.logical_id)
+    tx = cloud.invoke(
+        send.logical_id,
+        {
+            "action": "transactional",
+            "execution": "tx:" + "a" * 32,
+            "request_hash": "b" * 64,
+            "caller": "iam:arn:aws:iam::123456789012:role/shop-backend",
+            "customer_id": cid,
+            "template": "order_confirmation",
+            "channels": ["email"],
+            "data": {"order_id": "A-1", "total": 5400, "currency": "JPY"},
+        },
+    )
+    assert tx.ok and tx.result["status"] == "sent", (tx.error, tx.result)
+    # and after the pause ends, the next rank up is sent again
+    cloud.advance(days=31)
+    order(cloud, cid, "o-z2", 30000)
+    settle(cloud)
+    rows = [r for r in ledger(cloud, cid, "MSG") if r["program"] == "rank-up-congratulations"]
+    assert [r["status"] for r in rows] == ["suppressed", "sent"]
