@@ -17,10 +17,11 @@ not opt them out again: kizuna.services.unsubscribe). Version 1 tokens (no ``iss
 made before it existed, always with the 90-day :data:`LINK_TTL`) are still accepted, as
 issued ``LINK_TTL`` before they expire.
 
-A 128-bit tag is far beyond guessing; the whole token for a 36-character customer id is 83
-characters. Only the canonical base64url spelling is accepted, so no two strings verify as
-the same token and any change to a single character is rejected. ``verify`` accepts several
-secrets (current first) so the secret can be rotated without breaking links in flight.
+A 128-bit tag is far beyond guessing; the whole token for a 36-character customer id and a
+10-letter topic is 98 characters. Only the canonical base64url spelling is accepted, so no
+two strings verify as the same token and any change to a single character is rejected.
+``verify`` accepts several secrets (current first) so the secret can be rotated without
+breaking links in flight.
 """
 
 from __future__ import annotations
