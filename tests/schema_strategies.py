@@ -2,7 +2,7 @@
 
 Enough of JSON Schema for the inbound contract: ``$ref``/``$defs``, ``anyOf``, ``enum``,
 ``const``, objects (``properties``, ``required``, ``additionalProperties``), arrays (``items``,
-``minItems``, ``maxItems``), strings (``minLength``, ``maxLength``, ``pattern``, ``format``
+``minItems``, ``maxItems``), maps (``patternProperties`` or ``propertyNames``), strings (``minLength``, ``maxLength``, ``pattern``, ``format``
 ``date`` and ``date-time``), integers and numbers (``minimum``, ``maximum``), booleans and
 null. Anything else raises, so a new keyword in a schema is noticed rather than ignored.
 """
@@ -33,6 +33,10 @@ KNOWN = {
     "items",
     "maxItems",
     "maxLength",
+    "maxProperties",
+    "minProperties",
+    "patternProperties",
+    "propertyNames",
     "maximum",
     "minItems",
     "minLength",
@@ -73,6 +77,21 @@ def from_schema(
     if "anyOf" in schema:
         return st.one_of([from_schema(s, root) for s in schema["anyOf"]])
     kind = schema.get("type")
+    if kind == "object" and ("patternProperties" in schema or "propertyNames" in schema):
+        # a map (``dict[Key, Value]``): keys by their pattern or names schema
+        patterned = dict(schema.get("patternProperties", {}))
+        if patterned:
+            pattern, value = next(iter(patterned.items()))
+            keys: st.SearchStrategy[Any] = st.from_regex(pattern, fullmatch=True)
+        else:
+            keys = from_schema(schema["propertyNames"], root)
+            value = schema.get("additionalProperties", {})
+        return st.dictionaries(
+            keys,
+            from_schema(value, root),
+            min_size=int(schema.get("minProperties", 0)),
+            max_size=min(int(schema.get("maxProperties", 3)), 3),
+        )
     if kind == "object":
         properties = dict(schema.get("properties", {}))
         required = set(schema.get("required", []))

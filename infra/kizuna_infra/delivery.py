@@ -32,6 +32,7 @@ from kizuna.runtime.settings import (
     ENV_ACTIVITY_TABLE,
     ENV_CUSTOMERS_TABLE,
     ENV_EVENT_BUS_NAME,
+    ENV_KIZUNA_CONFIG,
     ENV_LINE_CHANNEL_SECRET_ARN,
     ENV_LINE_CHANNEL_SECRET_PARAMETER,
     ENV_PRODUCTS_TABLE,
@@ -276,6 +277,8 @@ class Delivery(Construct):
                 ENV_CUSTOMERS_TABLE: wiring.tables.customers.table_name,
                 # tracked link clicks (/l/<token>) stamp click_at on ledger entries
                 ENV_ACTIVITY_TABLE: wiring.tables.activity.table_name,
+                # the preference topics the page shows
+                ENV_KIZUNA_CONFIG: wiring.config_json,
             },
             timeout=UNSUBSCRIBE_TIMEOUT,
             **wiring.shared,

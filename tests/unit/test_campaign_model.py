@@ -280,3 +280,22 @@ def test_variant_templates() -> None:
     assert campaign.templates() == ["sale", "sale_b"]
     assert campaign.template_of("a") == "sale"
     assert campaign.template_of("b") == "sale_b"
+
+
+def test_a_campaign_names_a_declared_topic_or_gets_the_default() -> None:
+    from kizuna.campaigns.engine import topic_of
+    from kizuna.campaigns.loader import check_campaign
+    from kizuna.events.custom import vocabulary
+    from kizuna.runtime.config import KizunaConfig
+    from tests.factories import campaign_definition
+
+    cfg = KizunaConfig()
+    unknown = parse_campaign(campaign_definition(topic="coupons"), "sale.yaml")
+    problems = [str(i) for i in check_campaign("sale.yaml", unknown, vocab=vocabulary(cfg))]
+    assert any("unknown topic 'coupons' (declared: promotions" in p for p in problems)
+    news = parse_campaign(campaign_definition(topic="newsletter"), "sale.yaml")
+    assert check_campaign("sale.yaml", news, vocab=vocabulary(cfg)) == []
+    assert topic_of(news, cfg) == "newsletter"
+    assert topic_of(parse_campaign(campaign_definition(), "sale.yaml"), cfg) == "promotions"
+    with pytest.raises(CampaignError, match="topic"):
+        parse_campaign(campaign_definition(topic="Not A Topic"), "sale.yaml")

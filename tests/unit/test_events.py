@@ -22,6 +22,7 @@ def test_catalogue_has_the_inbound_types() -> None:
     assert set(INBOUND_EVENT_TYPES) == {
         "customer.upserted",
         "consent.changed",
+        "preferences.changed",
         "order.placed",
         "order.cancelled",
         "points.adjusted",
@@ -91,6 +92,7 @@ def test_each_inbound_type_accepts_a_minimal_valid_detail() -> None:
     samples = {
         "customer.upserted": {},
         "consent.changed": {"channel": "email", "status": "opted_in"},
+        "preferences.changed": {"topics": {"promotions": {"email": "opted_out"}}},
         "order.placed": {
             "order_id": "o1",
             "total": "1",

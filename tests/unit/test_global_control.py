@@ -261,3 +261,16 @@ def test_transactional_messages_still_reach_a_control_customer() -> None:
     response = TransactionalService(sender, Keys()).send(req)
     assert response.status == "sent", response
     assert len(email.sent) == 1
+
+
+def test_a_program_about_the_transactional_topic_is_not_held_back_by_the_control() -> None:
+    # given: the seed program re-declared as about the transactional topic (service)
+    service = SPC.model_copy(update={"topic": "service"})
+    store, starter = MemoryStore(), MemoryStarter()
+    ev = Evaluator([service], store, starter, MemoryPublisher(), CFG, FixedClock(T0))
+    (outside,) = controlled(program_holdout=False)
+    store.customers[outside] = customer(outside)
+    # when
+    result = ev.evaluate([first_purchase(outside)])
+    # then: the control customer enters (the group holds back marketing only)
+    assert [(d.decision, d.reason) for d in result.decisions] == [("entered", None)]

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kizuna.events import INBOUND_EVENT_TYPES
+from kizuna.events import INBOUND_EVENT_TYPES, PreferencesChanged
 from kizuna.events.envelope import EventRejected, parse_inbound
 from kizuna.ports import PutOutcome
-from kizuna.runtime.config import EventTimeConfig
+from kizuna.runtime.config import EventTimeConfig, PreferencesConfig
 from kizuna.services.intake import MAX_EVENTS, EventIntake
 from tests.schema_strategies import from_schema, load_schema
 
@@ -72,9 +72,13 @@ def ingest_accepts(raw: Any) -> bool:
         "detail": raw.get("detail"),
     }
     try:
-        parse_inbound(json.loads(json.dumps(envelope)), now=NOW, limits=EventTimeConfig())
+        parsed = parse_inbound(json.loads(json.dumps(envelope)), now=NOW, limits=EventTimeConfig())
     except EventRejected:
         return False
+    # the fold refuses a choice of an undeclared topic (or an opt-out of the transactional
+    # one): the intake refuses it before the bus
+    if isinstance(parsed.detail, PreferencesChanged):
+        return PreferencesConfig().choice_problem(parsed.detail.topics) is None
     return True
 
 
@@ -102,6 +106,22 @@ def test_intake_answers_every_event_and_agrees_with_ingest(batch: list[Any]) -> 
         }
         parsed = parse_inbound(event, now=NOW)
         assert parsed.detail == parse_inbound({**event, "detail": raw["detail"]}).detail
+
+
+def test_a_choice_of_an_undeclared_or_transactional_topic_is_refused_naming_it() -> None:
+    for topics, reason in (
+        ({"coupons": {"email": "opted_out"}}, "not a declared topic (declared: promotions"),
+        ({"service": {"sms": "opted_out"}}, "a transactional topic cannot be opted out of"),
+    ):
+        detail = {"customer_id": "c1", "occurred_at": NOW.isoformat(), "topics": topics}
+        bus = Bus()
+        result = EventIntake(bus, EventTimeConfig(), lambda: NOW).accept(
+            [{"detail-type": "preferences.changed", "detail": detail}]
+        )
+        (answer,) = result.results
+        assert answer.status == "rejected" and bus.entries == []
+        assert answer.field == f"events[0].detail.topics.{next(iter(topics))}"
+        assert answer.reason is not None and reason in answer.reason
 
 
 def test_more_than_the_bound_is_refused_whole() -> None:

@@ -23,7 +23,18 @@ def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
     base = {"customer_id": "c1", "occurred_at": at}
     kind = draw(
         st.sampled_from(
-            ["order", "order", "order", "cancel", "adjust", "profile", "consent", "open", "cart"]
+            [
+                "order",
+                "order",
+                "order",
+                "cancel",
+                "adjust",
+                "profile",
+                "consent",
+                "open",
+                "cart",
+                "preferences",
+            ]
         )
     )
     detail_type, fields = "app.opened", dict[str, Any]()
@@ -49,6 +60,15 @@ def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
     elif kind == "consent":
         status = draw(st.sampled_from(["opted_in", "opted_out"]))
         detail_type, fields = "consent.changed", {"channel": "email", "status": status}
+    elif kind == "preferences":
+        status = draw(st.sampled_from(["opted_in", "opted_out"]))
+        topic = draw(st.sampled_from(["promotions", "newsletter"]))
+        pause = draw(st.sampled_from([None, 30, 90, "resume"]))
+        detail_type, fields = "preferences.changed", {"topics": {topic: {"email": status}}}
+        if pause == "resume":
+            fields["resume"] = True
+        elif pause is not None:
+            fields["pause_days"] = pause
     elif kind == "cart":
         quantity = draw(st.integers(1, 3))
         item = {"product_id": "p", "quantity": quantity, "unit_price": "100"}

@@ -190,3 +190,23 @@ def test_unknown_segment_names_are_reported(tmp_path: Path) -> None:
     ]
     # without segment names (no segments/ folder known) references are not checked
     assert load(tmp_path)[1] == []
+
+
+def test_topics_must_be_declared_in_the_configuration(tmp_path: Path) -> None:
+    text = GOOD.replace("id: sample\n", "id: sample\ntopic: coupons\n", 1).replace(
+        "template: bye,", "template: bye, topic: offers,", 1
+    )
+    found = issues(tmp_path, text)
+    assert any(
+        "topic: unknown topic 'coupons' (declared: promotions, loyalty, " in i for i in found
+    )
+    assert any("[step bye]" in i and "unknown topic 'offers'" in i for i in found)
+    good = GOOD.replace("id: sample\n", "id: sample\ntopic: newsletter\n", 1).replace(
+        "template: bye,", "template: bye, topic: loyalty,", 1
+    )
+    program = load_program(write(tmp_path, good))
+    send = program.step("bye")
+    assert program.topic == "newsletter" and program.topic_of(send, "promotions") == "loyalty"  # type: ignore[arg-type]
+    # a file that names no topic: the configuration's default topic
+    plain = load_program(write(tmp_path, GOOD))
+    assert plain.topic_of(plain.step("bye"), "promotions") == "promotions"  # type: ignore[arg-type]

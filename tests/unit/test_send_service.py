@@ -291,3 +291,51 @@ def test_push_without_a_usable_device_falls_back_to_the_next_channel() -> None:
     # then push is passed over (no address) and LINE sends, instead of ending no_channel
     assert (resp.status, resp.channel) == ("sent", "line")
     assert len(chans["line"].sent) == 1 and not chans["push"].sent
+
+
+def _topics(**per: dict[str, str]) -> dict[str, Any]:
+    from kizuna.domain.customer import ConsentState
+
+    return {
+        topic: {
+            ch: ConsentState(status=s, at=NOON, source="page", stamp="x") for ch, s in chs.items()
+        }
+        for topic, chs in per.items()
+    }
+
+
+def test_a_topic_opt_out_falls_back_and_the_ledger_names_the_topic() -> None:
+    # given: the customer opted out of promotions (the seed program's topic) by email only
+    svc, store, chans, _ = build(topics=_topics(promotions={"email": "opted_out"}))
+    # when
+    resp = svc.send(req())
+    # then: the next channel of the step is used; the row says why email was passed over
+    assert (resp.status, resp.channel) == ("sent", "line")
+    entry = store.messages[("c1", "MSG#ex-1#coupon")]
+    assert entry["topic"] == "promotions" and entry["skipped"] == ["email:topic_opted_out"]
+    assert chans["line"].sent[0].topic == "promotions"
+
+
+def test_a_topic_opt_out_on_every_channel_stops_that_topic_only() -> None:
+    everywhere = {"email": "opted_out", "line": "opted_out", "push": "opted_out"}
+    svc, store, chans, _ = build(topics=_topics(promotions=everywhere))
+    resp = svc.send(req())
+    assert (resp.status, resp.reason) == ("suppressed", "topic_opted_out")
+    assert all(not c.sent for c in chans.values())
+    # the same customer still gets a program about another topic
+    other = svc.programs["second-purchase-coupon"].model_copy(update={"topic": "newsletter"})
+    svc.programs["second-purchase-coupon"] = other
+    assert svc.send(req(execution="ex-2")).status == "sent"
+    assert store.messages[("c1", "MSG#ex-2#coupon")]["topic"] == "newsletter"
+
+
+def test_a_pause_stops_the_message_until_its_end() -> None:
+    from kizuna.domain.customer import PauseState
+
+    pause = PauseState(until=NOON + timedelta(days=1), at=NOON, source="page", stamp="x")
+    svc, store, _chans, _ = build(pause=pause)
+    resp = svc.send(req())
+    assert (resp.status, resp.reason) == ("suppressed", "paused")
+    assert store.messages[("c1", "MSG#ex-1#coupon")]["paused_until"].startswith("2026-01-06")
+    svc.clock = FixedClock(NOON + timedelta(days=1, seconds=1))
+    assert svc.send(req(execution="ex-2")).status == "sent"

@@ -172,6 +172,13 @@ class RecipientPlan:
     # what the reason rests on, for the ledger row (the holdout bucket, the cap, the quiet
     # hours): see docs/PROGRAMS.md, "The ledger's reasons"
     detail: Mapping[str, object] | None = None
+    topic: str | None = None  # the campaign's preference topic (docs/PREFERENCES.md)
+
+
+def topic_of(campaign: Campaign, cfg: KizunaConfig) -> str:
+    """The preference topic a campaign's messages are about: its own, else the
+    configuration's ``preferences.default_topic``."""
+    return campaign.topic or cfg.preferences.default_topic
 
 
 def plan_recipient(
@@ -201,6 +208,7 @@ def plan_recipient(
         }
         return RecipientPlan("holdout", reason="holdout", detail=held_out)
     times, stale = contact_times(sent, now)
+    topic = topic_of(campaign, cfg)
     decision = decide(
         customer,
         [str(c) for c in campaign.channels],
@@ -209,6 +217,8 @@ def plan_recipient(
         now,
         cfg.contact,
         configured=configured,
+        topic=topic,
+        topic_transactional=cfg.preferences.is_transactional(topic),
     )
     status = {Outcome.SEND: "send", Outcome.SUPPRESS: "suppressed", Outcome.DEFER: "deferred"}
     return RecipientPlan(
@@ -223,6 +233,7 @@ def plan_recipient(
         contact=tuple(times),
         stale=tuple(stale),
         detail=decision.detail,
+        topic=topic,
     )
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from kizuna.campaigns.model import Campaign, LocalTimeSchedule, OnceSchedule
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
-from kizuna.programs.loader import GOAL_EVENTS, TemplateCatalog
+from kizuna.programs.loader import GOAL_EVENTS, TemplateCatalog, unknown_topic
 from kizuna.programs.pattern_rules import condition_problems
 from kizuna.programs.view_rules import view_condition_problems
 
@@ -63,6 +63,8 @@ def check_campaign(
                 file, "webhook", f"{campaign.webhook!r} is not a configured endpoint ({known})"
             )
         )
+    if campaign.topic is not None and (problem := unknown_topic("topic", campaign.topic, vocab)):
+        issues.append(CampaignIssue(file, "topic", problem))
     for problem in view_condition_problems(campaign.audience.conditions, "conditions", vocab):
         issues.append(CampaignIssue(file, "audience", problem))
     if campaign.goal is not None:

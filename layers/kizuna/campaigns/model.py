@@ -24,6 +24,7 @@ from kizuna.programs.model import (
     Goal,
     Pattern,
     SmsType,
+    TopicName,
     WebhookName,
     check_webhook,
 )
@@ -224,6 +225,11 @@ class Campaign(_Strict):
     coupon: CouponSpec | None = None
     webhook: WebhookName | None = Field(
         default=None, description="the configured endpoint (config webhooks) of channel webhook"
+    )
+    topic: TopicName | None = Field(
+        default=None,
+        description="preference topic (docs/PREFERENCES.md); none: the configuration's "
+        "preferences.default_topic (promotions)",
     )
     variants: list[Variant] = Field(default_factory=list, max_length=8)
     holdout_percent: int = Field(default=0, ge=0, le=50)

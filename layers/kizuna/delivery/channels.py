@@ -218,6 +218,12 @@ class OutboundMessage(BaseModel):
     content: RenderedMessage
     tags: dict[str, str] = Field(default_factory=dict)
     sms_type: SmsType = "Promotional"
+    topic: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="The preference topic the message is about (its one-click unsubscribe "
+        "opts out of it)",
+    )
     batch: str | None = Field(
         default=None,
         description="What the messages of one push batch share (a cohort's run); None: "
@@ -470,7 +476,7 @@ class SesEmail:
         self._raw = raw_mime
 
     def headers(self, message: OutboundMessage) -> list[dict[str, str]]:
-        url = self._unsubscribe.url(message.customer_id, ChannelName.EMAIL)
+        url = self._unsubscribe.url(message.customer_id, ChannelName.EMAIL, topic=message.topic)
         return [
             {"Name": "List-Unsubscribe", "Value": f"<{url}>"},
             {"Name": "List-Unsubscribe-Post", "Value": ONE_CLICK},

@@ -12,10 +12,13 @@ nobody leaves). A new group is drawn only by a new salt, with a new ``since`` da
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from kizuna.programs.journeys import bucket
-from kizuna.runtime.config import GlobalControlConfig
+from kizuna.runtime.config import GlobalControlConfig, KizunaConfig
+
+OFF = GlobalControlConfig()
 
 GLOBAL_CONTROL = "global_control"
 """The ledger's ``held_out`` (and ``reason``) of a decision the global control group made,
@@ -25,6 +28,17 @@ and a campaign recipient's arm."""
 def control_bucket(control: GlobalControlConfig, customer_id: str) -> float:
     """The customer's place in [0, 100) for the global control group of ``control.salt``."""
     return bucket(GLOBAL_CONTROL, control.salt, customer_id)
+
+
+def control_for(cfg: KizunaConfig, topics: Iterable[str]) -> GlobalControlConfig:
+    """The global control group that applies to messages about ``topics``: none when every
+    one is transactional (``service``: an order's confirmation is not marketing, and the
+    group holds back marketing only, as it always did for the API's transactional
+    messages), else the configured one."""
+    names = list(topics)
+    if names and all(cfg.preferences.is_transactional(t) for t in names):
+        return OFF
+    return cfg.measurement.global_control
 
 
 def in_global_control(control: GlobalControlConfig, customer_id: str) -> bool:

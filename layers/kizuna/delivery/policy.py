@@ -8,6 +8,13 @@
    the message is deferred to the end of the quiet period, never dropped;
 4. fallback: the first channel of the step's ordered list that passes 1 is used.
 
+Rule 1 has three parts, in order (docs/PREFERENCES.md): the channel's consent and
+suppressions (the master switch), then the customer's consent to the message's **topic** on
+that channel (``topic_opted_out``: the next channel is tried, as for consent; when no channel
+is left because of it, the message's reason is ``topic_opted_out``), then the customer's
+**pause** of everything (``paused``, until its end). A transactional topic (``service``)
+bypasses the topic opt-out and the pause, never the master switch.
+
 A **transactional** message (an order confirmation asked for through the API, "template T
 to customer C now") is the customer's business with the shop, not marketing, and follows
 what Amazon Pinpoint and Braze do with transactional sends: no opt-in is needed and the
@@ -32,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kizuna.domain.customer import Customer, PostalAddress
 from kizuna.domain.loyalty import address_hash
-from kizuna.domain.timestamps import parse_time
+from kizuna.domain.timestamps import iso, parse_time
 from kizuna.programs.steps import next_local_time, zone
 from kizuna.runtime.config import ContactPolicyConfig
 
@@ -49,8 +56,10 @@ __all__ = [
     "channel_block",
     "contact_times",
     "decide",
+    "paused_until",
     "push_targets",
     "quiet_until",
+    "topic_block",
 ]
 
 INTERRUPTIVE = frozenset({"sms", "push", "line"})
@@ -165,6 +174,22 @@ def channel_block(
     return None
 
 
+def topic_block(customer: Customer, channel: str, topic: str) -> str | None:
+    """``topic_opted_out`` if the customer opted out of ``topic`` on ``channel``."""
+    consent = customer.topics.get(topic, {}).get(channel)
+    if consent is not None and consent.status == "opted_out":
+        return "topic_opted_out"
+    return None
+
+
+def paused_until(customer: Customer, now: datetime) -> datetime | None:
+    """The end of the customer's pause if it is still running at ``now``."""
+    pause = customer.pause
+    if pause is None or pause.until is None or pause.until <= now:
+        return None
+    return pause.until
+
+
 def _hhmm(value: str) -> time:
     hh, mm = value.split(":")
     return time(int(hh), int(mm))
@@ -207,13 +232,18 @@ def decide(
     blocked: Callable[[str], str | None] | None = None,
     *,
     transactional: bool = False,
+    topic: str | None = None,
+    topic_transactional: bool = False,
 ) -> PolicyDecision:
     """``sent_at``: when this customer was sent messages (any program); ``configured``: the
     channels this deployment can send on (None: all); ``blocked``: a last check, asked only
     of a channel that passed every other one (the carrier's opt-out list for SMS): why it
     cannot be used, or None. ``transactional``: see the module's docstring (consent as an
-    absence of opt-out, no caps, no quiet hours: SEND or SUPPRESS, never DEFER)."""
+    absence of opt-out, no caps, no quiet hours: SEND or SUPPRESS, never DEFER). ``topic``:
+    the message's preference topic (None: none is checked); ``topic_transactional``: it is
+    the transactional topic (no topic opt-out, no pause)."""
     skipped: list[tuple[str, str]] = []
+    preferences = topic is not None and not topic_transactional
     channel: str | None = None
     address: Address | None = None
     for candidate in channels:
@@ -221,6 +251,9 @@ def decide(
         block = channel_block(customer, candidate, at, transactional=transactional)
         if block is None and configured is not None and candidate not in configured:
             block = "channel_not_configured"
+        if block is None and preferences:
+            assert topic is not None
+            block = topic_block(customer, candidate, topic)
         if block is None and blocked is not None:
             block = blocked(candidate)
         if block is None:
@@ -228,6 +261,8 @@ def decide(
             break
         skipped.append((candidate, block))
     if channel is None:
+        if any(why == "topic_opted_out" for _, why in skipped):
+            return PolicyDecision(Outcome.SUPPRESS, None, "topic_opted_out", skipped=tuple(skipped))
         return PolicyDecision(Outcome.SUPPRESS, None, "no_channel", skipped=tuple(skipped))
 
     def chosen(
@@ -238,6 +273,9 @@ def decide(
     ) -> PolicyDecision:
         return PolicyDecision(outcome, channel, reason, until, tuple(skipped), address, detail)
 
+    pause_end = paused_until(customer, now) if preferences else None
+    if pause_end is not None:
+        return chosen(Outcome.SUPPRESS, "paused", detail={"paused_until": iso(pause_end)})
     if transactional:
         return chosen(Outcome.SEND, None)
     if priority < cfg.bypass_caps_priority:

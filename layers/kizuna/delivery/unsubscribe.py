@@ -2,9 +2,14 @@
 
 Token = base64url without padding of::
 
-    version (1 byte, =2) | channel (1 byte) | issued_at (uint32, Unix seconds) |
-    expires_at (uint32, Unix seconds) | customer_id (UTF-8) |
-    HMAC-SHA256(secret, domain | all of the above)[:16]
+    version (1 byte, =3) | channel (1 byte) | issued_at (uint32, Unix seconds) |
+    expires_at (uint32, Unix seconds) | topic length (1 byte, 0: none) | topic (ASCII) |
+    customer_id (UTF-8) | HMAC-SHA256(secret, domain | all of the above)[:16]
+
+The **topic** is the preference topic of the message the link came with
+(docs/PREFERENCES.md): the one-click POST opts the customer out of that topic on the
+channel, not of the channel. Version 2 tokens (no topic) are still accepted and opt out of
+the channel, as they always did.
 
 ``issued_at`` lets the unsubscribe function refuse a token older than the customer's latest
 consent change for the channel (an old link replayed after the customer opted back in must
@@ -12,10 +17,11 @@ not opt them out again: kizuna.services.unsubscribe). Version 1 tokens (no ``iss
 made before it existed, always with the 90-day :data:`LINK_TTL`) are still accepted, as
 issued ``LINK_TTL`` before they expire.
 
-A 128-bit tag is far beyond guessing; the whole token for a 36-character customer id is 83
-characters. Only the canonical base64url spelling is accepted, so no two strings verify as
-the same token and any change to a single character is rejected. ``verify`` accepts several
-secrets (current first) so the secret can be rotated without breaking links in flight.
+A 128-bit tag is far beyond guessing; the whole token for a 36-character customer id and a
+10-letter topic is 98 characters. Only the canonical base64url spelling is accepted, so no
+two strings verify as the same token and any change to a single character is rejected.
+``verify`` accepts several secrets (current first) so the secret can be rotated without
+breaking links in flight.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
-VERSION = 2
+VERSION = 3
+V2 = 2  # no topic
 LEGACY_VERSION = 1
 # How long a link lives (mail is read late, and mailbox providers call List-Unsubscribe long
 # after delivery); every version 1 token was made with it.
@@ -43,6 +50,8 @@ CHANNEL_CODES: dict[str, int] = {"email": 1, "sms": 2, "push": 3, "line": 4}
 _CHANNELS_BY_CODE = {code: name for name, code in CHANNEL_CODES.items()}
 _HEADER = struct.Struct(">BBII")  # version, channel, issued_at, expires_at
 _LEGACY_HEADER = struct.Struct(">BBI")  # version 1: version, channel, expires_at
+_V2_HEADER = _HEADER  # version 2: the same header, no topic after it
+_TOPIC = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _MAC_BYTES = 16
 _DOMAIN = b"kizuna/unsubscribe\x00"
 _MAX_TOKEN_CHARS = 512
@@ -62,6 +71,7 @@ class Claims(BaseModel):
 
     customer_id: str
     channel: str
+    topic: str | None = None
     issued_at: datetime
     expires_at: datetime
     version: int = VERSION
@@ -78,6 +88,7 @@ def sign(
     expires_at: datetime,
     *,
     issued_at: datetime | None = None,
+    topic: str | None = None,
 ) -> str:
     """A token that unsubscribes ``customer_id`` from ``channel`` until ``expires_at``,
     unless their consent for it changes after ``issued_at`` (default: ``expires_at`` less
@@ -99,7 +110,15 @@ def sign(
         raise ValueError("expires_at is out of range")
     if not 0 < issued_seconds <= seconds:
         raise ValueError("issued_at must be before expires_at")
-    payload = _HEADER.pack(VERSION, code, issued_seconds, seconds) + customer_id.encode()
+    if topic is not None and not _TOPIC.match(topic):
+        raise ValueError(f"not a topic name: {topic!r}")
+    named = (topic or "").encode()
+    payload = (
+        _HEADER.pack(VERSION, code, issued_seconds, seconds)
+        + bytes([len(named)])
+        + named
+        + customer_id.encode()
+    )
     return base64.urlsafe_b64encode(payload + _mac(secret, payload)).rstrip(b"=").decode()
 
 
@@ -119,7 +138,11 @@ def verify(secret: bytes | Sequence[bytes], token: str, now: datetime) -> Claims
         raise InvalidToken("malformed") from None
     if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
         raise InvalidToken("malformed")  # a non-canonical spelling of some bytes
-    header = {VERSION: _HEADER, LEGACY_VERSION: _LEGACY_HEADER}.get(raw[0]) if raw else None
+    header = (
+        {VERSION: _HEADER, V2: _V2_HEADER, LEGACY_VERSION: _LEGACY_HEADER}.get(raw[0])
+        if raw
+        else None
+    )
     if header is None or len(raw) <= header.size + _MAC_BYTES:
         raise InvalidToken("malformed")
 
@@ -136,8 +159,18 @@ def verify(secret: bytes | Sequence[bytes], token: str, now: datetime) -> Claims
     else:
         _, code, issued_seconds, seconds = _HEADER.unpack_from(payload)
     channel = _CHANNELS_BY_CODE.get(code)
+    rest, topic = payload[header.size :], None
+    if raw[0] == VERSION:
+        size = rest[0] if rest else 0
+        try:
+            topic = rest[1 : 1 + size].decode("ascii") if size else None
+        except UnicodeDecodeError:
+            raise InvalidToken("malformed") from None
+        if topic is not None and not _TOPIC.match(topic):
+            raise InvalidToken("malformed")
+        rest = rest[1 + size :]
     try:
-        customer_id = payload[header.size :].decode()
+        customer_id = rest.decode()
     except UnicodeDecodeError:
         raise InvalidToken("malformed") from None
     if channel is None or not customer_id:
@@ -148,6 +181,7 @@ def verify(secret: bytes | Sequence[bytes], token: str, now: datetime) -> Claims
     return Claims(
         customer_id=customer_id,
         channel=channel,
+        topic=topic,
         issued_at=datetime.fromtimestamp(issued_seconds, UTC),
         expires_at=expires_at,
         version=raw[0],
@@ -187,12 +221,12 @@ class UnsubscribeLinks:
         self._now = now
         self._param = param
 
-    def token(self, customer_id: str, channel: str) -> str:
+    def token(self, customer_id: str, channel: str, *, topic: str | None = None) -> str:
         now = self._now()
-        return sign(self._secret, customer_id, channel, now + self._ttl, issued_at=now)
+        return sign(self._secret, customer_id, channel, now + self._ttl, issued_at=now, topic=topic)
 
-    def url(self, customer_id: str, channel: str) -> str:
-        query = urlencode({self._param: self.token(customer_id, channel)})
+    def url(self, customer_id: str, channel: str, *, topic: str | None = None) -> str:
+        query = urlencode({self._param: self.token(customer_id, channel, topic=topic)})
         if self._parts.query:
             query = f"{self._parts.query}&{query}"
         return urlunsplit(self._parts._replace(query=query, fragment=""))

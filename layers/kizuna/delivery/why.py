@@ -65,6 +65,7 @@ CHANNEL_BLOCKS: Final[dict[str, Text]] = {
     "suppressed_bounce": ("suppressed after a bounce", "バウンスにより停止"),
     "suppressed_complaint": ("suppressed after a complaint", "苦情により停止"),
     "suppressed_opt_out": ("opted out (STOP reply)", "配信停止 (STOP 返信)"),
+    "topic_opted_out": ("opted out of this topic", "このトピックの配信停止の申し出あり"),
 }
 SUPPRESSED_PREFIX: Final = "suppressed_"  # suppressed_<the suppression's reason>
 
@@ -159,6 +160,14 @@ REASONS: Final[dict[str, Text]] = {
     "frequency_cap_week": (
         "Not sent: frequency cap {limit} per {days} days reached ({count} sent).",
         "未送信: {days} 日間 {limit} 通の配信上限に達しました ({count} 通送信済み)。",
+    ),
+    "topic_opted_out": (
+        "Not sent: the customer opted out of the topic {topic} on every usable channel{b}.",
+        "未送信: 顧客は使えるすべてのチャネルでトピック {topic} の配信を停止しています{b}。",
+    ),
+    "paused": (
+        "Not sent: the customer paused every non-transactional message until {until}.",
+        "未送信: 顧客が {until} まで取引関連以外のすべての配信を一時停止しています。",
     ),
     # MSG# deferred
     "quiet_hours": (
@@ -566,7 +575,7 @@ def _message(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
     elif status == "holdout":
         text = _holdout(row, lang, "campaign")
     elif status == "suppressed":
-        text = _suppressed(reason, row, lang, passed)
+        text = _suppressed(reason, row, lang, passed, tz)
     elif status == "deferred" and reason == "quiet_hours":
         text = _quiet(row, lang, tz)
     elif status == "exit" and reason == "goal_reached":
@@ -581,8 +590,16 @@ def _message(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
     return Why(kind, status, reason, text)
 
 
-def _suppressed(reason: str | None, row: Mapping[str, Any], lang: Lang, passed: str) -> str:
+def _suppressed(
+    reason: str | None, row: Mapping[str, Any], lang: Lang, passed: str, tz: ZoneInfo
+) -> str:
     i = _i(lang)
+    if reason == "topic_opted_out":
+        topic = str(row.get("topic") or ("of the message", "")[i])
+        return _text(reason, lang, topic=topic, b=passed)
+    if reason == "paused":
+        until = _time(row.get("paused_until"), tz) or ("its end", "終了")[i]
+        return _text(reason, lang, until=until)
     if reason in ("frequency_cap_day", "frequency_cap_week"):
         cap = row.get("cap")
         if isinstance(cap, Mapping):

@@ -172,6 +172,15 @@ class ConsentState(_Model):
     stamp: str
 
 
+class PauseState(_Model):
+    """A pause of every non-transactional topic until ``until`` (None: resumed at ``at``)."""
+
+    until: datetime | None = None
+    at: datetime
+    source: str
+    stamp: str
+
+
 class Device(_Model):
     token: str
     platform: str
@@ -274,6 +283,11 @@ class Customer(_Model):
 
     # channels
     consent: dict[str, ConsentState] = Field(default_factory=dict)
+    # the preference centre (docs/PREFERENCES.md): topic -> channel -> consent, each stamped
+    # (last writer wins per topic and channel); the per-channel ``consent`` is the master
+    # switch. No entry for a topic and channel: not opted out of it.
+    topics: dict[str, dict[str, ConsentState]] = Field(default_factory=dict)
+    pause: PauseState | None = None
     devices: dict[str, Device] = Field(default_factory=dict)
     line_user_id: str | None = None
     suppressions: dict[str, Suppression] = Field(default_factory=dict)

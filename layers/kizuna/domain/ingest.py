@@ -25,6 +25,7 @@ from kizuna.domain.customer import (
     Customer,
     Device,
     OrderFact,
+    PauseState,
     ProcessedRecord,
     SettledHistory,
     Suppression,
@@ -40,6 +41,7 @@ from kizuna.events import (
     Cause,
     ChannelSuppressed,
     ConsentChanged,
+    ConsentStatus,
     CustomerUpserted,
     DerivedEvent,
     DeviceRegistered,
@@ -51,6 +53,7 @@ from kizuna.events import (
     OrderPlaced,
     PointsAdjusted,
     PointsNearNextRank,
+    PreferencesChanged,
     ProductViewed,
     RepeatPurchase,
     inbound_type,
@@ -230,6 +233,70 @@ def _stored_field(value: Any) -> Any:
     return stored_attribute(value)
 
 
+def _check_preferences(d: PreferencesChanged, cfg: KizunaConfig) -> None:
+    """EventRefused, before anything changed, for a topic the configuration does not
+    declare or an opt-out of the transactional topic (not optional)."""
+    problem = cfg.preferences.choice_problem(d.topics)
+    if problem is not None:
+        name, reason = problem
+        raise EventRefused(f"preferences.changed: detail.topics.{name}: {reason}")
+
+
+def _preferences(
+    c: Customer, ev: ParsedEvent, d: PreferencesChanged, horizon: datetime | None
+) -> list[ActivityItem]:
+    """Topic consent, last writer wins per topic and channel (stamped as consent.changed,
+    an opt-out winning a tie), and the pause; one CONSENT row as the proof (with the
+    source), unless the event is already the current state of everything it names."""
+    at = d.occurred_at
+    news = False
+    topics = dict(c.topics)
+    for name, channels in d.topics.items():
+        per = dict(topics.get(name, {}))
+        for channel, status in channels.items():
+            rank = "1" if status == ConsentStatus.OPTED_OUT else "0"
+            st = stamp(at, (status, d.source), rank=rank)
+            cur = per.get(channel)
+            if cur is not None and cur.stamp == st:
+                continue
+            news = True
+            if cur is None or _newer(cur.stamp, st, horizon):
+                per[str(channel)] = ConsentState(status=status, at=at, source=d.source, stamp=st)
+        topics[name] = per
+    c.topics = topics
+    until: datetime | None = None
+    if d.pause_days is not None or d.resume:
+        until = at + timedelta(days=d.pause_days) if d.pause_days is not None else None
+        st = stamp(at, ("pause", d.pause_days, d.source), rank="1" if until else "0")
+        if c.pause is None or c.pause.stamp != st:
+            news = True
+            if c.pause is None or _newer(c.pause.stamp, st, horizon):
+                c.pause = PauseState(until=until, at=at, source=d.source, stamp=st)
+    if not news:
+        return []  # the current state already: its row was written with it
+    data: dict[str, Any] = {
+        "status": "preferences",
+        "topics": {
+            name: {str(ch): str(v) for ch, v in chs.items()} for name, chs in d.topics.items()
+        },
+        "source": d.source,
+    }
+    if d.pause_days is not None:
+        data["pause_days"] = d.pause_days
+        data["pause_until"] = iso(until) if until else None
+    if d.resume:
+        data["resume"] = True
+    return [
+        ActivityItem(
+            customer_id=c.customer_id,
+            kind="CONSENT",
+            at=at,
+            key=f"preferences#{ev.event_id}",
+            data=data,
+        )
+    ]
+
+
 def _change_facts(
     c: Customer,
     ev: ParsedEvent,
@@ -242,6 +309,8 @@ def _change_facts(
     cid = c.customer_id
     if isinstance(d, CustomerUpserted):  # first: a refused event changes nothing at all
         _apply_attributes(c, d, at, horizon)
+    if isinstance(d, PreferencesChanged):
+        _check_preferences(d, cfg)
     c.last_event_at = _last_event_at(c, at, horizon)
 
     match d:
@@ -280,6 +349,8 @@ def _change_facts(
                     data={"channel": d.channel, "status": d.status, "source": d.source},
                 )
             ]
+        case PreferencesChanged():
+            return _preferences(c, ev, d, horizon)
         case OrderPlaced():
             order = c.orders.get(d.order_id) or OrderFact()
             st = stamp(at, (d.total, d.currency, d.channel, d.lines))
@@ -655,6 +726,7 @@ def _fork(c: Customer) -> Customer:
                 "stamps",
                 "behaviour",
                 "consent",
+                "topics",
                 "devices",
                 "suppressions",
                 "orders",

@@ -50,7 +50,13 @@ from kizuna.events.inbound import (
     CustomerUpserted,
     InboundDetail,
 )
-from kizuna.runtime.config import CustomConfig, CustomValueSpec, KizunaConfig, ValueType
+from kizuna.runtime.config import (
+    CustomConfig,
+    CustomValueSpec,
+    KizunaConfig,
+    PreferencesConfig,
+    ValueType,
+)
 
 
 def _bounded(value: Decimal) -> Decimal:
@@ -134,8 +140,10 @@ def _text(spec: CustomValueSpec) -> str | None:
 class Vocabulary:
     """Built-in plus declared events and attributes (immutable; build with :func:`vocabulary`)."""
 
-    def __init__(self, custom: CustomConfig) -> None:
+    def __init__(self, custom: CustomConfig, preferences: PreferencesConfig | None = None) -> None:
         self.custom = custom
+        # the preference topics programs and campaigns may name (docs/PREFERENCES.md)
+        self.preferences = preferences if preferences is not None else PreferencesConfig()
         self.attributes = {a.name: a for a in custom.attributes}
         self.events = {e.detail_type: e for e in custom.events}
         clash = sorted(set(self.events) & (set(INBOUND_MODELS) | set(DERIVED_MODELS)))
@@ -218,15 +226,17 @@ class Vocabulary:
 
 
 @lru_cache(maxsize=8)
-def _vocabulary(custom: CustomConfig) -> Vocabulary:
-    return Vocabulary(custom)
+def _vocabulary(custom: CustomConfig, preferences: PreferencesConfig) -> Vocabulary:
+    return Vocabulary(custom, preferences)
 
 
 def vocabulary(cfg: KizunaConfig | CustomConfig | None = None) -> Vocabulary:
     """The vocabulary of a configuration (cached: configurations are immutable)."""
     if cfg is None:
         return BUILTIN
-    return _vocabulary(cfg.custom if isinstance(cfg, KizunaConfig) else cfg)
+    if isinstance(cfg, KizunaConfig):
+        return _vocabulary(cfg.custom, cfg.preferences)
+    return _vocabulary(cfg, PreferencesConfig())
 
 
 BUILTIN = Vocabulary(CustomConfig())

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
@@ -164,6 +165,49 @@ class ConsentChanged(InboundDetail):
     source: Annotated[Text, Field(max_length=64)] = "user"
 
 
+# A preference topic's name, as configuration declares it (kizuna.runtime.config); ingest
+# refuses a topic the configuration does not declare.
+TopicName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+PAUSE_DAYS = (30, 90)
+
+
+class PreferencesChanged(InboundDetail):
+    """A customer's choices in the preference centre (the hosted page, the shop's own
+    settings screen): per topic and channel opted in or out, and/or a pause of every
+    non-transactional message for 30 or 90 days from ``occurred_at`` (or ``resume`` to end
+    one). The per-channel consent (``consent.changed``) stays the master switch. ``source``
+    is kept as the proof of consent (``preference_page``, ``app_settings``...)."""
+
+    topics: dict[TopicName, dict[CustomerChannel, ConsentStatus]] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="topic -> channel -> opted_in | opted_out; absent pairs are unchanged",
+    )
+    pause_days: Literal[30, 90] | None = Field(
+        default=None, description="pause every non-transactional topic for 30 or 90 days"
+    )
+    resume: bool = Field(default=False, description="end a pause now")
+    source: Annotated[Text, Field(min_length=1, max_length=64)] = "user"
+
+    @field_validator("topics")
+    @classmethod
+    def _channels(
+        cls, topics: dict[str, dict[ConsentChannel, ConsentStatus]]
+    ) -> dict[str, dict[ConsentChannel, ConsentStatus]]:
+        for name, channels in topics.items():
+            if not channels:
+                raise ValueError(f"topics.{name}: names no channel")
+        return topics
+
+    @model_validator(mode="after")
+    def _something(self) -> PreferencesChanged:
+        if self.pause_days is not None and self.resume:
+            raise ValueError("pause_days and resume: one or the other, not both")
+        if not self.topics and self.pause_days is None and not self.resume:
+            raise ValueError("preferences.changed: names no topic, no pause_days and no resume")
+        return self
+
+
 class OrderLine(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -295,6 +339,7 @@ class CustomerErase(InboundDetail):
 InboundEvent = (
     CustomerUpserted
     | ConsentChanged
+    | PreferencesChanged
     | OrderPlaced
     | OrderCancelled
     | PointsAdjusted
@@ -313,6 +358,7 @@ InboundEvent = (
 INBOUND_MODELS: dict[str, type[InboundDetail]] = {
     "customer.upserted": CustomerUpserted,
     "consent.changed": ConsentChanged,
+    "preferences.changed": PreferencesChanged,
     "order.placed": OrderPlaced,
     "order.cancelled": OrderCancelled,
     "points.adjusted": PointsAdjusted,

@@ -17,7 +17,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from kizuna.delivery.control import GLOBAL_CONTROL, control_detail, in_global_control
+from kizuna.delivery.control import (
+    GLOBAL_CONTROL,
+    control_detail,
+    control_for,
+    in_global_control,
+)
 from kizuna.delivery.policy import ALLOWED_UNLESS_OPTED_OUT, address_for, channel_block
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.behaviour import with_occurrence
@@ -431,7 +436,9 @@ class Evaluator:
             )
         # The global control group first: its customers enter no program (a held-out
         # decision, recorded like a holdout's), before the program's own holdout draw.
-        control = self.cfg.measurement.global_control
+        default = self.cfg.preferences.default_topic
+        topics = [program.topic_of(s, default) for s in program.steps if isinstance(s, SendStep)]
+        control = control_for(self.cfg, topics)
         in_control = in_global_control(control, cid)
         point = holdout_bucket(program, cid)
         holdout = in_control or point < program.holdout_percent

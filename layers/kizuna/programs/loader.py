@@ -409,6 +409,29 @@ def check_conditions(
     return issues
 
 
+def unknown_topic(where: str, topic: str, vocab: Vocabulary) -> str | None:
+    """``topic: unknown topic 'promo' (declared: ...)`` if ``topic`` is not declared."""
+    declared = vocab.preferences.names
+    if topic in declared:
+        return None
+    return (
+        f"{where}: unknown topic {topic!r} (declared: {', '.join(declared)}; topics are "
+        "declared in the configuration's preferences.topics)"
+    )
+
+
+def _topic_issues(file: str, program: Program, vocab: Vocabulary) -> list[ProgramIssue]:
+    issues = []
+    if program.topic is not None and (problem := unknown_topic("topic", program.topic, vocab)):
+        issues.append(ProgramIssue(file, None, problem))
+    for step in program.steps:
+        if not isinstance(step, SendStep) or step.topic is None:
+            continue
+        if problem := unknown_topic("topic", step.topic, vocab):
+            issues.append(ProgramIssue(file, step.id, problem))
+    return issues
+
+
 def check_semantics(
     file: str, program: Program, templates: TemplateCatalog | None, vocab: Vocabulary = BUILTIN
 ) -> list[ProgramIssue]:
@@ -429,6 +452,7 @@ def check_semantics(
         issues.append(ProgramIssue(file, None, f"id {program.id!r} must match the file name"))
     if not any(isinstance(s, SendStep) for s in program.steps):
         issues.append(ProgramIssue(file, None, "a program needs at least one send step"))
+    issues += _topic_issues(file, program, vocab)
     for step in program.steps:
         if isinstance(step, SplitStep) and sum(a.weight for a in step.arms) != 100:
             issues.append(ProgramIssue(file, step.id, "split weights must add up to 100"))

@@ -90,6 +90,10 @@ class Goal(_Strict):
     exit_journey: bool = Field(default=True, description="stop sending once the goal is reached")
 
 
+# A preference topic's name (declared in the configuration's preferences.topics)
+TopicName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
 class SmsType(StrEnum):
     TRANSACTIONAL = "transactional"
     PROMOTIONAL = "promotional"
@@ -111,6 +115,9 @@ class SendStep(_Strict):
     coupon: CouponSpec | None = None
     webhook: WebhookName | None = Field(
         default=None, description="the configured endpoint (config webhooks) of channel webhook"
+    )
+    topic: TopicName | None = Field(
+        default=None, description="preference topic of this step (default: the program's)"
     )
     next: StepId | None = None
 
@@ -288,9 +295,19 @@ class Program(_Strict):
         "a step runs at most this long after its exact instant (until_local_time: exact)",
     )
     goal: Goal | None = None
+    topic: TopicName | None = Field(
+        default=None,
+        description="preference topic of every send step (docs/PREFERENCES.md); none: the "
+        "configuration's preferences.default_topic (promotions)",
+    )
     steps: list[Step] = Field(min_length=1, max_length=40)
 
     _check = field_validator("audience")(_pattern)
+
+    def topic_of(self, step: SendStep, default: str) -> str:
+        """The preference topic a send step's messages are about: the step's, else the
+        program's, else ``default`` (the configuration's ``preferences.default_topic``)."""
+        return step.topic or self.topic or default
 
     def step(self, step_id: str) -> SendStep | WaitStep | BranchStep | SplitStep | ExitStep:
         for s in self.steps:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import re
 import zlib
+from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -396,6 +397,110 @@ class MeasurementConfig(BaseModel):
     global_control: GlobalControlConfig = GlobalControlConfig()
 
 
+# A preference topic's name: lower snake case (the event and the hosted page carry it).
+TOPIC_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+MAX_TOPICS = 20
+DEFAULT_TOPIC = "promotions"
+"""The topic of a program or campaign file that names none (docs/PREFERENCES.md)."""
+
+
+class TopicLabels(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    en: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f<>&]+$")
+    ja: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f<>&]+$")
+
+
+class Topic(BaseModel):
+    """What a message is about, as a customer may choose it: ``promotions``, ``newsletter``.
+    A **transactional** topic (``service``: orders, account) is not optional: a customer
+    cannot opt out of it nor pause it, only refuse the channel itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=TOPIC_NAME_PATTERN)
+    labels: TopicLabels
+    transactional: bool = False
+
+
+DEFAULT_TOPICS: tuple[Topic, ...] = (
+    Topic(
+        name="promotions", labels=TopicLabels(en="Promotions and sales", ja="キャンペーン・セール")
+    ),
+    Topic(name="loyalty", labels=TopicLabels(en="Points and rank", ja="ポイント・会員ランク")),
+    Topic(name="newsletter", labels=TopicLabels(en="Newsletter", ja="ニュースレター")),
+    Topic(
+        name="service",
+        labels=TopicLabels(en="Orders and account", ja="ご注文・アカウント"),
+        transactional=True,
+    ),
+)
+
+
+class PreferencesConfig(BaseModel):
+    """The preference topics (docs/PREFERENCES.md): declared once, named by every program
+    step and campaign that sends; exactly one is transactional (what API sends use)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topics: tuple[Topic, ...] = Field(default=DEFAULT_TOPICS, min_length=1, max_length=MAX_TOPICS)
+    default_topic: str = Field(
+        default=DEFAULT_TOPIC,
+        pattern=TOPIC_NAME_PATTERN,
+        description="the topic of a program or campaign that names none",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> PreferencesConfig:
+        names = [t.name for t in self.topics]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"preferences.topics: topic declared twice: {twice}")
+        transactional = [t.name for t in self.topics if t.transactional]
+        if len(transactional) != 1:
+            raise ValueError(
+                "preferences.topics: exactly one topic must be transactional "
+                f"(found {transactional or 'none'})"
+            )
+        if self.default_topic not in names:
+            raise ValueError(
+                f"preferences.default_topic: {self.default_topic!r} is not a declared topic "
+                f"(declared: {', '.join(names)})"
+            )
+        if self.default_topic in transactional:
+            raise ValueError("preferences.default_topic: must not be the transactional topic")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.topics)
+
+    @property
+    def transactional_topic(self) -> str:
+        return next(t.name for t in self.topics if t.transactional)
+
+    def topic(self, name: str) -> Topic | None:
+        return next((t for t in self.topics if t.name == name), None)
+
+    def is_transactional(self, name: str | None) -> bool:
+        found = self.topic(name) if name else None
+        return found is not None and found.transactional
+
+    def choice_problem(self, topics: Mapping[str, Mapping[Any, Any]]) -> tuple[str, str] | None:
+        """Why a customer's choice (topic -> channel -> opted_in | opted_out) cannot be
+        taken, as (the topic, the reason), or None: a topic not declared, or an opt-out of
+        the transactional topic (not optional)."""
+        for name, channels in topics.items():
+            topic = self.topic(name)
+            if topic is None:
+                return name, f"not a declared topic (declared: {', '.join(self.names)})"
+            if topic.transactional and "opted_out" in {str(v) for v in channels.values()}:
+                return name, (
+                    "a transactional topic cannot be opted out of (opt out of the channel instead)"
+                )
+        return None
+
+
 # Names a shop may give its own attributes and event fields: lower snake case. Event types
 # are dotted lower snake case (``wishlist.added``), like the built-in ones.
 CUSTOM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -614,6 +719,7 @@ class KizunaConfig(BaseModel):
         max_length=20,
         description="the shop's HTTPS endpoints, by name (a step's or campaign's webhook)",
     )
+    preferences: PreferencesConfig = PreferencesConfig()
 
 
 # A configuration reaches each function in its ``KIZUNA_CONFIG`` environment variable, and

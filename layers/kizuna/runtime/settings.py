@@ -194,8 +194,9 @@ def feedback_settings() -> FeedbackSettings:
     return FeedbackSettings()
 
 
-class UnsubscribeSettings(_FunctionSettings):
-    """Environment of the unsubscribe function (Lambda function URL)."""
+class UnsubscribeSettings(_ConfigSettings):
+    """Environment of the unsubscribe function (Lambda function URL); the configuration
+    for its preference topics."""
 
     EVENT_BUS_NAME: str = Field(min_length=1)
     SIGNING_SECRET_ARN: str = Field(min_length=1)

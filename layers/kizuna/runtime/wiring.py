@@ -489,6 +489,7 @@ def unsubscribe_service() -> UnsubscribeService:
     from kizuna.adapters.dynamodb import CustomerTable
     from kizuna.adapters.inbound import BusInbound
     from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
     from kizuna.runtime.settings import unsubscribe_settings
     from kizuna.services.send import derive_key
     from kizuna.services.unsubscribe import UnsubscribeService
@@ -500,6 +501,7 @@ def unsubscribe_service() -> UnsubscribeService:
         BusInbound(boto3.client("events"), s.EVENT_BUS_NAME, source="kizuna.unsubscribe"),
         CurrentClock(),
         CustomerTable(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE),
+        load_config(s.KIZUNA_CONFIG).preferences,
     )
 
 

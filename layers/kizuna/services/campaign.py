@@ -50,6 +50,7 @@ from kizuna.campaigns.engine import (
     sequential_decision,
     sequential_winner,
     test_sent_at,
+    topic_of,
 )
 from kizuna.campaigns.loader import one_off
 from kizuna.campaigns.model import Campaign, due_at, occurrence_id
@@ -60,6 +61,7 @@ from kizuna.delivery.channels import (
     report_dead_devices,
     send_all,
 )
+from kizuna.delivery.control import control_for
 from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
@@ -229,10 +231,11 @@ class CampaignService:
         campaign, now = stored.campaign, self.clock.now()
         scheduled = parse_time(str(occ["scheduled_time"]))
         members: list[tuple[Member, str, datetime]] = []
+        control = control_for(self.cfg, [topic_of(campaign, self.cfg)])
         for customer in self._audience_source(campaign, req.segment, req.total_segments):
             if not in_audience(campaign, customer, now, self.cfg, self.segments):
                 continue
-            arm = assign(campaign, customer.customer_id, self.cfg.measurement.global_control)
+            arm = assign(campaign, customer.customer_id, control)
             zone = self.cfg.contact.default_time_zone
             due = due_at(campaign, scheduled, customer.time_zone, zone)
             members.append((Member(customer.customer_id, arm.arm), arm.pool, due))
@@ -378,6 +381,7 @@ class CampaignService:
             "reason": plan.reason,
             "until": iso(plan.until) if plan.until else None,
             "skipped": [f"{c}:{why}" for c, why in plan.skipped] or None,
+            "topic": plan.topic,
             "at": iso(now),
             **(plan.detail or {}),
         }
@@ -423,7 +427,9 @@ class CampaignService:
                 customer,
                 self.cfg,
                 coupon=coupon,
-                unsubscribe_url=self.unsubscribe.url(customer.customer_id, plan.channel)
+                unsubscribe_url=self.unsubscribe.url(
+                    customer.customer_id, plan.channel, topic=plan.topic
+                )
                 if self.unsubscribe and plan.channel == "email"
                 else None,
             )
@@ -447,6 +453,7 @@ class CampaignService:
             content=content,
             sms_type="Transactional" if campaign.sms_type == "transactional" else "Promotional",
             template=plan.template,
+            topic=plan.topic,
         )
 
     def _dispatch(

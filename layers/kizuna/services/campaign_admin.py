@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from kizuna.campaigns.assign import HOLDOUT, assign
-from kizuna.campaigns.engine import Member, converted, in_audience, plan_recipient
+from kizuna.campaigns.engine import Member, converted, in_audience, plan_recipient, topic_of
 from kizuna.campaigns.loader import (
     CampaignError,
     CampaignIssue,
@@ -35,7 +35,7 @@ from kizuna.campaigns.model import (
     OnceSchedule,
     local_time_window,
 )
-from kizuna.delivery.control import GLOBAL_CONTROL
+from kizuna.delivery.control import GLOBAL_CONTROL, control_for
 from kizuna.delivery.samples import (
     CHECK_SECRET,
     DRY_RUN_SECRET,
@@ -566,7 +566,11 @@ class CampaignAdmin:
         audience = [
             Member(
                 c.customer_id,
-                assign(campaign, c.customer_id, self.cfg.measurement.global_control).arm,
+                assign(
+                    campaign,
+                    c.customer_id,
+                    control_for(self.cfg, [topic_of(campaign, self.cfg)]),
+                ).arm,
             )
             for c in self.customers.scan_customers()
             if in_audience(campaign, c, now, self.cfg, conditions)

@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 
 from pydantic import ValidationError
 
+from kizuna.events import PreferencesChanged
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.events.envelope import EventRejected, check_attributes, check_occurred_at
 from kizuna.ports import ShopEvents
@@ -110,6 +111,10 @@ class EventIntake:
         except EventRejected as error:
             reason = error.reason.split("detail.attributes: ", 1)[-1]
             return _rejected(index, ".detail.attributes", reason, detail_type)
+        if isinstance(parsed, PreferencesChanged):
+            problem = self.vocab.preferences.choice_problem(parsed.topics)
+            if problem is not None:
+                return _rejected(index, f".detail.topics.{problem[0]}", problem[1], detail_type)
         try:
             check_occurred_at(detail_type, parsed.occurred_at, now, self.limits)
         except EventRejected as error:

@@ -267,6 +267,8 @@ class SendService:
                 req, now, token, "exit", None, "goal_reached", goal_reached_at=iso(goal_reached)
             )
         times, stale = contact_times(dict(contacts.get(cid, {})), now)
+        prefs = self.cfg.preferences
+        topic = program.topic_of(step, prefs.default_topic)
         decision = decide(
             customer,
             [str(c) for c in step.channels],
@@ -276,20 +278,38 @@ class SendService:
             self.cfg.contact,
             configured=frozenset(self.channels),
             blocked=lambda channel: self.carrier_block(customer, channel, now),
+            topic=topic,
+            topic_transactional=prefs.is_transactional(topic),
         )
         if decision.outcome == Outcome.SUPPRESS:
             return self._final(
-                req, now, token, "suppressed", decision.channel, decision.reason, decision
+                req,
+                now,
+                token,
+                "suppressed",
+                decision.channel,
+                decision.reason,
+                decision,
+                topic=topic,
             )
         if decision.outcome == Outcome.DEFER:
             return self._final(
-                req, now, token, "deferred", decision.channel, decision.reason, decision
+                req,
+                now,
+                token,
+                "deferred",
+                decision.channel,
+                decision.reason,
+                decision,
+                topic=topic,
             )
         channel = decision.channel
         assert channel is not None and decision.address is not None
         coupon = self._coupon(program, step, customer, req, now)
         try:
-            content = self._render(program, step, customer, channel, coupon, req.trigger)
+            content = self._render(
+                program, step, customer, channel, coupon, req.trigger, topic=topic
+            )
         except RenderError as exc:
             logger.error(
                 "template failed to render",
@@ -309,6 +329,7 @@ class SendService:
             address=step.webhook if channel == "webhook" and step.webhook else decision.address,
             content=content,
             sms_type="Transactional" if step.sms_type == "transactional" else "Promotional",
+            topic=topic,
             batch=req.run,
             template=step.template,
         )
@@ -320,6 +341,7 @@ class SendService:
             None,
             coupon=coupon.code if coupon else None,
             skipped=[f"{c}:{why}" for c, why in decision.skipped] or None,
+            topic=topic,
         )
         claim = Claim(  # the send, as the claim notes it in CONTACT
             cid,
@@ -354,6 +376,8 @@ class SendService:
         channel: str,
         coupon: Coupon | None,
         trigger: Mapping[str, Any] | None = None,
+        *,
+        topic: str | None = None,
     ) -> Any:
         context = message_context(
             program,
@@ -365,7 +389,7 @@ class SendService:
             if self.renderer.uses(program.id, step.template, "recommendations")
             else (),
             trigger=trigger,
-            unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel)
+            unsubscribe_url=self.unsubscribe.url(customer.customer_id, channel, topic=topic)
             if self.unsubscribe and channel == "email"
             else None,
         )

@@ -101,6 +101,7 @@ class TransactionalService:
         s = self.send_service
         if customer is None:
             return _entry(req, now, "suppressed", None, "unknown_customer"), None
+        topic = s.cfg.preferences.transactional_topic
         decision = decide(
             customer,
             list(req.channels),
@@ -111,11 +112,19 @@ class TransactionalService:
             configured=frozenset(s.channels),
             blocked=lambda channel: self._unusable(req, customer, channel, now),
             transactional=True,
+            topic=topic,
+            topic_transactional=True,
         )
         skipped = [f"{c}:{why}" for c, why in decision.skipped] or None
         if decision.outcome != Outcome.SEND:  # transactional: never deferred
             return _entry(
-                req, now, "suppressed", decision.channel, decision.reason, skipped=skipped
+                req,
+                now,
+                "suppressed",
+                decision.channel,
+                decision.reason,
+                skipped=skipped,
+                topic=topic,
             ), None
         channel, address = decision.channel, decision.address
         assert channel is not None and address is not None
@@ -137,7 +146,7 @@ class TransactionalService:
         except RenderError as exc:
             logger.error("transactional template failed", template=req.template, reason=exc.reason)
             reason = f"render_error: {exc.reason}"
-            return _entry(req, now, "failed", channel, reason, skipped=skipped), None
+            return _entry(req, now, "failed", channel, reason, skipped=skipped, topic=topic), None
         message = OutboundMessage(
             customer_id=customer.customer_id,
             program=TRANSACTIONAL,
@@ -147,8 +156,9 @@ class TransactionalService:
             address=address,
             content=content,
             sms_type="Transactional",
+            topic=topic,
         )
-        return _entry(req, now, "sending", channel, None, skipped=skipped), message
+        return _entry(req, now, "sending", channel, None, skipped=skipped, topic=topic), message
 
     def _unusable(
         self, req: TransactionalRequest, customer: Customer, channel: str, now: datetime

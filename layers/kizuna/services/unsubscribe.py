@@ -1,39 +1,57 @@
-"""One-click unsubscribe (RFC 8058) behind a Lambda function URL.
+"""The preference centre and one-click unsubscribe (RFC 8058) behind a Lambda function URL.
 
-- ``POST`` with a valid token (what a mail client's one-click sends, and what the
-  confirmation page's button sends) opts the customer out of that channel at once: a
-  ``consent.changed`` event goes on the bus and ingest applies it.
-- ``GET`` never changes anything (mail scanners follow links): it shows a page with the
-  button.
-- A forged, expired or malformed token changes nothing and the page says why.
-- A token never outlives a later consent change: if the customer's consent for the channel
-  changed after the token was issued (they opted back in, say), the old link changes nothing
-  and the page asks for a recent message's link. A change stamped within the token's second
-  counts as before it (the unsubscribe wins a tie). Consent times are the producers'
+Every link carries a signed token (kizuna.delivery.unsubscribe): the customer, the channel
+the message came by, and the message's preference topic (docs/PREFERENCES.md).
+
+- ``POST`` with only the token (what a mail client's RFC 8058 one-click sends:
+  ``List-Unsubscribe=One-Click``) opts the customer out of **the message's topic** on that
+  channel: a ``preferences.changed`` event goes on the bus and ingest applies it. A token
+  without a topic (made before topics), or of the transactional topic, opts out of the
+  channel (``consent.changed``), as one-click always did.
+- ``GET`` never changes anything (mail scanners follow links): it shows the preference
+  page, the customer's topics per channel with their current state, a pause of everything
+  for 30 or 90 days, and a button to stop the channel altogether.
+- ``POST`` with ``action=save`` (the page's form) puts the changes as one
+  ``preferences.changed`` event (source ``preference_page``, the proof of consent), and
+  shows the page again with a fresh token; ``action=unsubscribe`` stops the channel.
+- A forged, expired or malformed token changes nothing and the page says why; a form that
+  names an unknown topic, channel or value changes nothing either (400).
+- A token never outlives a later change: if the customer's consent or preferences changed
+  after the token was issued (for one-click: that channel's consent or that topic on it),
+  the old link changes nothing and the page asks for a recent message's link. A change
+  stamped within the token's second counts as before it. Times are the producers'
   ``occurred_at``: a producer clock running ahead can make a fresh link look old.
 - A token never creates a customer: for an id Kizuna does not hold (erased, say) nothing is
   put on the bus. An already opted-out customer is told so, and nothing is put either.
 
 The customer is read once (a strongly consistent GetItem) and the decision is taken on it;
-consent still changes only through ingest (a ``consent.changed`` event). A consent change
-in flight while the link is clicked is not seen: the later of the two (by ``occurred_at``)
-wins in ingest.
+consent and preferences change only through ingest (events), so ordering, the ledger's
+proof rows and erasure hold. A change in flight while the page is used is not seen: the
+later of the two (by ``occurred_at``) wins in ingest, per topic and channel.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from kizuna.delivery.unsubscribe import Claims, InvalidToken, verify
+from kizuna.delivery.policy import address_for, paused_until
+from kizuna.delivery.unsubscribe import Claims, InvalidToken, sign, verify
 from kizuna.domain.customer import Customer
-from kizuna.events import ConsentChanged, ConsentChannel, ConsentStatus
+from kizuna.events import (
+    ConsentChanged,
+    ConsentChannel,
+    ConsentStatus,
+    InboundDetail,
+    PreferencesChanged,
+)
 from kizuna.ports import CustomerReader, Inbound
 from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import PreferencesConfig
 from kizuna.runtime.observability import logger
 
 PAGES = {
@@ -41,6 +59,16 @@ PAGES = {
         "配信停止の確認 / Unsubscribe",
         "このチャネルでのお知らせの配信を停止しますか？<br>"
         "Stop receiving messages on this channel?",
+    ),
+    "preferences": (
+        "配信設定 / Your preferences",
+        "受け取るお知らせをトピックとチャネルごとに選べます。<br>"
+        "Choose what you receive, per topic and channel.",
+    ),
+    "saved": (
+        "配信設定を保存しました / Preferences saved",
+        "配信設定を保存しました。反映まで数分かかることがあります。<br>"
+        "Your preferences are saved. They may take a few minutes to apply.",
     ),
     "done": (
         "配信を停止しました / Unsubscribed",
@@ -54,6 +82,11 @@ PAGES = {
     "forged": (
         "リンクが正しくありません / Invalid link",
         "このリンクは正しくありません。<br>This link is not valid.",
+    ),
+    "bad_form": (
+        "入力が正しくありません / Invalid request",
+        "送信された内容が正しくありません。何も変更していません。<br>"
+        "The request was not valid. Nothing was changed.",
     ),
     "expired": (
         "リンクの有効期限が切れています / Link expired",
@@ -74,8 +107,11 @@ PAGES = {
 }
 STATUS = {
     "confirm": 200,
+    "preferences": 200,
+    "saved": 200,
     "done": 200,
     "malformed": 400,
+    "bad_form": 400,
     "forged": 403,
     "unknown": 404,
     "stale": 409,
@@ -83,25 +119,193 @@ STATUS = {
 }
 # The token's issue time has whole seconds: a change within that second is not "after" it.
 _TOKEN_RESOLUTION = timedelta(seconds=1)
+SOURCE_LINK = "unsubscribe_link"
+SOURCE_PAGE = "preference_page"
+CHANNEL_WORDS = {
+    "email": "メール / Email",
+    "sms": "SMS",
+    "push": "プッシュ / Push",
+    "line": "LINE",
+    "card": "サイト・アプリ内のお知らせ / Cards on the site and app",
+    "dm": "ダイレクトメール / Direct mail",
+}
+IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
+PAUSES = ("30", "90", "resume")
+_FORM_KEYS = frozenset({"t", "action", "pause", "List-Unsubscribe"})
 
 
-def decide(claims: Claims, customer: Customer | None) -> str:
-    """What a valid token may do for the customer as stored: ``unsubscribe``, or the page
-    that says why not (``unknown``, ``done`` when already opted out, ``stale``)."""
+def one_click_topic(claims: Claims, preferences: PreferencesConfig) -> str | None:
+    """The topic a one-click opts out of: the token's, unless it has none, or names the
+    transactional topic or one no longer declared (then: the channel)."""
+    topic = claims.topic
+    if topic is None or preferences.topic(topic) is None:
+        return None
+    return None if preferences.is_transactional(topic) else topic
+
+
+def _after(at: datetime | None, claims: Claims) -> bool:
+    return at is not None and at >= claims.issued_at + _TOKEN_RESOLUTION
+
+
+def decide(
+    claims: Claims, customer: Customer | None, preferences: PreferencesConfig | None = None
+) -> str:
+    """What a valid one-click token may do for the customer as stored: ``unsubscribe`` (the
+    channel), ``topic`` (the token's topic on the channel), or the page that says why not
+    (``unknown``, ``done`` when already opted out, ``stale``)."""
     if customer is None:
         return "unknown"
     consent = customer.consent.get(claims.channel)
     if consent is not None and consent.status == ConsentStatus.OPTED_OUT:
         return "done"
-    if consent is not None and consent.at >= claims.issued_at + _TOKEN_RESOLUTION:
+    if consent is not None and _after(consent.at, claims):
         return "stale"
-    return "unsubscribe"
+    topic = one_click_topic(claims, preferences or PreferencesConfig())
+    if topic is None:
+        return "unsubscribe"
+    state = customer.topics.get(topic, {}).get(claims.channel)
+    if state is not None and state.status == ConsentStatus.OPTED_OUT:
+        return "done"
+    if state is not None and _after(state.at, claims):
+        return "stale"
+    return "topic"
 
 
-def page(kind: str, token: str | None = None) -> str:
+def changed_since(claims: Claims, customer: Customer) -> bool:
+    """Whether any of the customer's consent or preferences changed after the token."""
+    times = [c.at for c in customer.consent.values()]
+    times += [c.at for per in customer.topics.values() for c in per.values()]
+    times += [customer.pause.at] if customer.pause is not None else []
+    return any(_after(at, claims) for at in times)
+
+
+def channels_of(customer: Customer, claims: Claims) -> list[str]:
+    """The channels the page shows: the link's, and every one the customer can be reached
+    on or has a consent for."""
+    return [
+        c.value
+        for c in ConsentChannel
+        if c.value == claims.channel
+        or c.value in customer.consent
+        or address_for(customer, c.value) is not None
+    ]
+
+
+def topic_state(customer: Customer, topic: str, channel: str) -> str:
+    """opted_in unless the customer opted out of ``topic`` on ``channel``."""
+    state = customer.topics.get(topic, {}).get(channel)
+    return OUT if state is not None and state.status == OUT else IN
+
+
+def parse_form(
+    form: Mapping[str, list[str]],
+    customer: Customer,
+    claims: Claims,
+    preferences: PreferencesConfig,
+    now: datetime,
+) -> PreferencesChanged | None:
+    """The page's form as one event: the pairs that differ from the stored state, and the
+    pause. ValueError for anything the page does not offer (nothing is changed then);
+    None when nothing changes."""
+    channels = channels_of(customer, claims)
+    optional = [t.name for t in preferences.topics if not t.transactional]
+    offered = {f"{t}.{c}" for t in optional for c in channels}
+    for key, values in form.items():
+        if len(values) != 1:
+            raise ValueError(f"{key}: given {len(values)} times")
+        if key not in offered and key not in _FORM_KEYS:
+            raise ValueError(f"{key}: not on the page")
+    topics: dict[str, dict[ConsentChannel, ConsentStatus]] = {}
+    for key in sorted(offered & set(form)):
+        value = form[key][0]
+        if value not in (IN, OUT):
+            raise ValueError(f"{key}: {value!r} is not opted_in or opted_out")
+        topic, channel = key.split(".")
+        if value != topic_state(customer, topic, channel):
+            topics.setdefault(topic, {})[ConsentChannel(channel)] = ConsentStatus(value)
+    pause = (form.get("pause") or [""])[0]
+    if pause not in ("", *PAUSES):
+        raise ValueError(f"pause: {pause!r} is not 30, 90 or resume")
+    if pause == "resume" and paused_until(customer, now) is None:
+        pause = ""  # nothing to resume
+    if not topics and not pause:
+        return None
+    return PreferencesChanged(
+        customer_id=customer.customer_id,
+        occurred_at=now,
+        topics=topics,
+        pause_days=int(pause) if pause in ("30", "90") else None,
+        resume=pause == "resume",
+        source=SOURCE_PAGE,
+    )
+
+
+def _select(name: str, current: str) -> str:
+    options = ((IN, "受け取る / Receive"), (OUT, "停止 / Stop"))
+    return (
+        f'<select name="{html.escape(name)}">'
+        + "".join(
+            f'<option value="{v}"{" selected" if v == current else ""}>{w}</option>'
+            for v, w in options
+        )
+        + "</select>"
+    )
+
+
+def preference_form(
+    customer: Customer,
+    claims: Claims,
+    preferences: PreferencesConfig,
+    token: str,
+    now: datetime,
+    overrides: Mapping[tuple[str, str], str] | None = None,
+) -> str:
+    """The preference page's form: a row per topic, a column per channel."""
+    channels = channels_of(customer, claims)
+    overrides = overrides or {}
+    head = "".join(f"<th>{CHANNEL_WORDS[c]}</th>" for c in channels)
+    rows = []
+    for t in preferences.topics:
+        label = f"{html.escape(t.labels.ja)} / {html.escape(t.labels.en)}"
+        cells = []
+        for c in channels:
+            master = customer.consent.get(c)
+            if master is not None and master.status == OUT:
+                cells.append("<td>チャネル停止中 / Channel off</td>")
+            elif t.transactional:
+                cells.append("<td>必須 / Always sent</td>")
+            else:
+                current = overrides.get((t.name, c), topic_state(customer, t.name, c))
+                cells.append(f"<td>{_select(f'{t.name}.{c}', current)}</td>")
+        rows.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
+    until = paused_until(customer, now)
+    paused = (
+        f"<p>{until:%Y-%m-%d} まで一時停止中 / Paused until {until:%Y-%m-%d}</p>" if until else ""
+    )
+    pause_options = [("", "一時停止しない / No pause"), ("30", "30 日 / 30 days")]
+    pause_options += [("90", "90 日 / 90 days")]
+    if until:
+        pause_options.append(("resume", "再開する / Resume now"))
+    pause = (
+        '<select name="pause">'
+        + "".join(f'<option value="{v}">{w}</option>' for v, w in pause_options)
+        + "</select>"
+    )
+    hidden = f'<input type="hidden" name="t" value="{html.escape(token)}">'
+    channel = CHANNEL_WORDS[claims.channel]
+    return (
+        f'<form method="post">{hidden}<input type="hidden" name="action" value="save">'
+        f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>{paused}"
+        f"<p>すべて一時停止 / Pause everything: {pause}</p>"
+        '<button type="submit">保存 / Save</button></form>'
+        f'<form method="post">{hidden}<input type="hidden" name="action" value="unsubscribe">'
+        f'<button type="submit">{channel}をすべて停止 / Stop all {channel}</button></form>'
+    )
+
+
+def page(kind: str, token: str | None = None, form: str = "") -> str:
     title, text = PAGES[kind]
-    form = ""
-    if kind == "confirm" and token:
+    if kind == "confirm" and token and not form:
         form = (
             f'<form method="post"><input type="hidden" name="t" value="{html.escape(token)}">'
             '<button type="submit">配信を停止する / Unsubscribe</button></form>'
@@ -109,16 +313,20 @@ def page(kind: str, token: str | None = None) -> str:
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" '
         f'content="width=device-width"><title>{title}</title></head>'
-        f'<body style="font-family:sans-serif;max-width:480px;margin:48px auto;">'
+        f'<body style="font-family:sans-serif;max-width:640px;margin:48px auto;">'
         f"<h1>{title}</h1><p>{text}</p>{form}</body></html>"
     )
 
 
-def _response(kind: str, token: str | None = None) -> dict[str, Any]:
+def _response(kind: str, token: str | None = None, form: str = "") -> dict[str, Any]:
     return {
         "statusCode": STATUS[kind],
-        "headers": {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
-        "body": page(kind, token),
+        "headers": {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",  # the token is in the URL
+        },
+        "body": page(kind, token, form),
     }
 
 
@@ -129,21 +337,26 @@ class UnsubscribeService:
         inbound: Inbound,
         clock: Clock,
         customers: CustomerReader,
+        preferences: PreferencesConfig | None = None,
     ) -> None:
         self.secrets = list(secrets)
         self.inbound = inbound
         self.clock = clock
         self.customers = customers
+        self.preferences = preferences if preferences is not None else PreferencesConfig()
 
     @staticmethod
-    def token_of(event: dict[str, Any]) -> str | None:
-        query = event.get("queryStringParameters") or {}
-        token = query.get("t")
+    def form_of(event: dict[str, Any]) -> dict[str, list[str]]:
         body = event.get("body") or ""
         if event.get("isBase64Encoded") and body:
             body = base64.b64decode(body).decode(errors="replace")
-        form = parse_qs(body)
-        return (form.get("t") or [token])[0] if form.get("t") else token
+        return parse_qs(body, keep_blank_values=True)
+
+    @classmethod
+    def token_of(cls, event: dict[str, Any]) -> str | None:
+        query = event.get("queryStringParameters") or {}
+        form = cls.form_of(event)
+        return form["t"][0] if form.get("t") else query.get("t")
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         method = (event.get("requestContext", {}).get("http", {}).get("method") or "GET").upper()
@@ -154,21 +367,84 @@ class UnsubscribeService:
         except InvalidToken as exc:
             logger.warning("unsubscribe refused", reason=exc.reason)
             return _response(exc.reason)
+        assert token is not None
         found = self.customers.get_customers([claims.customer_id]).get(claims.customer_id)
-        outcome = decide(claims, found)
-        if outcome != "unsubscribe":
+        if found is None:
+            logger.info("unsubscribe not applied", reason="unknown", channel=claims.channel)
+            return _response("unknown")
+        if method != "POST":
+            shown = preference_form(found, claims, self.preferences, token, now)
+            return _response("preferences", token, shown)
+        form = self.form_of(event)
+        action = (form.get("action") or [""])[0]
+        if action == "save":
+            return self._save(claims, found, form, now)
+        if action not in ("", "unsubscribe"):
+            return _response("bad_form")
+        return self._one_click(claims, found, now, channel_only=action == "unsubscribe")
+
+    def _one_click(
+        self, claims: Claims, customer: Customer, now: datetime, *, channel_only: bool
+    ) -> dict[str, Any]:
+        plain = claims.model_copy(update={"topic": None}) if channel_only else claims
+        outcome = decide(plain, customer, self.preferences)
+        if outcome not in ("unsubscribe", "topic"):
             logger.info("unsubscribe not applied", reason=outcome, channel=claims.channel)
             return _response(outcome)
-        if method != "POST":
-            return _response("confirm", token)
-        self.inbound.put_inbound(
-            ConsentChanged(
+        detail: InboundDetail
+        if outcome == "topic":
+            assert plain.topic is not None
+            detail = PreferencesChanged(
+                customer_id=claims.customer_id,
+                occurred_at=now,
+                topics={plain.topic: {ConsentChannel(claims.channel): ConsentStatus.OPTED_OUT}},
+                source=SOURCE_LINK,
+            )
+        else:
+            detail = ConsentChanged(
                 customer_id=claims.customer_id,
                 occurred_at=now,
                 channel=ConsentChannel(claims.channel),
                 status=ConsentStatus.OPTED_OUT,
-                source="unsubscribe_link",
+                source=SOURCE_LINK,
             )
+        self.inbound.put_inbound(detail)
+        logger.info(
+            "unsubscribed",
+            channel=claims.channel,
+            topic=plain.topic,
+            customer_id=claims.customer_id,
         )
-        logger.info("unsubscribed", channel=claims.channel, customer_id=claims.customer_id)
         return _response("done")
+
+    def _save(
+        self, claims: Claims, customer: Customer, form: Mapping[str, list[str]], now: datetime
+    ) -> dict[str, Any]:
+        if changed_since(claims, customer):
+            logger.info("preferences not applied", reason="stale", channel=claims.channel)
+            return _response("stale")
+        try:
+            change = parse_form(form, customer, claims, self.preferences, now)
+        except ValueError as exc:
+            logger.warning("preferences refused", reason=str(exc)[:120])
+            return _response("bad_form")
+        if change is not None:
+            self.inbound.put_inbound(change)
+            logger.info("preferences changed", customer_id=claims.customer_id)
+        # the page again, as saved, with a token issued now (the change is not "after" it)
+        fresh = sign(
+            self.secrets[0],
+            claims.customer_id,
+            claims.channel,
+            claims.expires_at,
+            issued_at=now,
+            topic=claims.topic,
+        )
+        shown = {
+            (t, str(c)): str(v)
+            for t, per in (change.topics if change else {}).items()
+            for c, v in per.items()
+        }
+        return _response(
+            "saved", fresh, preference_form(customer, claims, self.preferences, fresh, now, shown)
+        )

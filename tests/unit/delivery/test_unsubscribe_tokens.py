@@ -101,7 +101,13 @@ def test_a_token_carries_its_issue_time_and_version_1_tokens_still_verify() -> N
     issued = NOW - timedelta(days=2)
     token = sign(SECRET, "cust-1", "email", issued + LINK_TTL, issued_at=issued)
     claims = verify(SECRET, token, NOW)
-    assert (claims.version, claims.issued_at) == (2, issued.replace(microsecond=0))
+    assert (claims.version, claims.issued_at) == (3, issued.replace(microsecond=0))
+    assert claims.topic is None
+    # a version 2 token (no topic, mailed before topics): still verifies, names no topic
+    v2 = struct.pack(">BBII", 2, 1, int(issued.timestamp()), int(LATER.timestamp())) + b"cust-1"
+    v2mac = hmac.new(SECRET, b"kizuna/unsubscribe\x00" + v2, hashlib.sha256).digest()[:16]
+    two = verify(SECRET, base64.urlsafe_b64encode(v2 + v2mac).rstrip(b"=").decode(), NOW)
+    assert (two.version, two.customer_id, two.topic) == (2, "cust-1", None)
     # a link mailed before tokens had an issue time: always made LINK_TTL before it expires
     expires = int((NOW + timedelta(days=10)).timestamp())
     payload = struct.pack(">BBI", 1, 1, expires) + b"cust-1"
@@ -112,6 +118,19 @@ def test_a_token_carries_its_issue_time_and_version_1_tokens_still_verify() -> N
     assert old.issued_at == datetime.fromtimestamp(expires, UTC) - LINK_TTL
     with pytest.raises(ValueError, match="before"):
         sign(SECRET, "c", "email", LATER, issued_at=LATER + timedelta(seconds=1))
+
+
+def test_a_token_carries_the_message_topic() -> None:
+    token = sign(SECRET, "cust-1", "email", LATER, topic="newsletter")
+    claims = verify(SECRET, token, NOW)
+    assert (claims.customer_id, claims.channel, claims.topic) == ("cust-1", "email", "newsletter")
+    with pytest.raises(ValueError, match="topic"):
+        sign(SECRET, "cust-1", "email", LATER, topic="News Letter")
+    # a valid signature over a topic that is not a topic name is still refused
+    issued = int((LATER - LINK_TTL).timestamp())
+    payload = struct.pack(">BBII", 3, 1, issued, int(LATER.timestamp())) + b"\x02A#cust-1"
+    mac = hmac.new(SECRET, b"kizuna/unsubscribe\x00" + payload, hashlib.sha256).digest()[:16]
+    assert reason(base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()) == "malformed"
 
 
 def test_expired_only_after_signature_checks() -> None:

@@ -455,6 +455,36 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             "未送信: テンプレートを表示できませんでした ('coupon' is undefined)。",
         ),
     ],
+    "topic_opted_out": [
+        (
+            {
+                **MSG,
+                "status": "suppressed",
+                "reason": "topic_opted_out",
+                "topic": "promotions",
+                "skipped": ["email:topic_opted_out", "sms:no_consent"],
+            },
+            "Not sent: the customer opted out of the topic promotions on every usable channel "
+            "(email: opted out of this topic; SMS: not consented).",
+            "未送信: 顧客は使えるすべてのチャネルでトピック promotions の配信を停止しています "
+            "(メール: このトピックの配信停止の申し出あり; SMS: 同意なし)。",
+        ),
+    ],
+    "paused": [
+        (
+            {
+                **MSG,
+                "status": "suppressed",
+                "channel": "email",
+                "reason": "paused",
+                "paused_until": "2026-12-31T00:00:00+00:00",
+            },
+            "Not sent: the customer paused every non-transactional message until "
+            "2026-12-31 00:00 UTC.",
+            "未送信: 顧客が 2026-12-31 00:00 UTC まで取引関連以外のすべての配信を"
+            "一時停止しています。",
+        ),
+    ],
     "in_flight": [
         (
             {**MSG, "status": "duplicate", "reason": "in_flight"},

@@ -1,0 +1,189 @@
+"""The preference centre behind the signed link: one-click opts out of the message's topic,
+the page shows and changes topics per channel or pauses everything, and a forged, expired
+or replayed token changes nothing. Every change is an event (never a direct write)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from kizuna.delivery.unsubscribe import sign, verify
+from kizuna.domain.customer import ConsentState, Customer, PauseState
+from kizuna.events import ConsentChanged, PreferencesChanged
+from kizuna.runtime.clock import FixedClock
+from kizuna.services.unsubscribe import UnsubscribeService
+from kizuna_tools.fakes import MemoryInbound, MemoryStore
+
+NOW = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
+KEY = b"u" * 32
+SINCE = NOW - timedelta(days=100)
+LATER = NOW + timedelta(days=30)
+
+
+def state(status: str, at: datetime = SINCE) -> ConsentState:
+    return ConsentState(status=status, at=at, source="shop", stamp=f"{at}|{status}")
+
+
+def customer(**extra: Any) -> Customer:
+    """c1 on email and SMS, opted in to both channels, no topic choices yet."""
+    base: dict[str, Any] = {
+        "customer_id": "c1",
+        "email": "c1@example.com",
+        "phone": "+819012345678",
+        "consent": {"email": state("opted_in"), "sms": state("opted_in")},
+    }
+    return Customer(**{**base, **extra})
+
+
+def call(
+    method: str,
+    token: str,
+    body: dict[str, str] | str | None = None,
+    stored: Customer | None = None,
+) -> tuple[dict[str, Any], MemoryInbound]:
+    inbound, store = MemoryInbound(), MemoryStore()
+    c = stored if stored is not None else customer()
+    store.customers = {c.customer_id: c}
+    svc = UnsubscribeService([KEY], inbound, FixedClock(NOW), store)
+    event: dict[str, Any] = {
+        "requestContext": {"http": {"method": method}},
+        "queryStringParameters": {"t": token},
+    }
+    if body is not None:
+        event["body"] = body if isinstance(body, str) else urlencode(body)
+    return svc.handle(event), inbound
+
+
+def token(topic: str | None = "newsletter", channel: str = "email", **kw: Any) -> str:
+    return sign(KEY, "c1", channel, LATER, issued_at=kw.get("issued_at", NOW), topic=topic)
+
+
+# -- one-click -------------------------------------------------------------------------------
+def test_one_click_opts_out_of_the_messages_topic_on_that_channel_only() -> None:
+    resp, inbound = call("POST", token("newsletter"), "List-Unsubscribe=One-Click")
+    assert resp["statusCode"] == 200
+    ((kind, detail),) = inbound.events
+    assert kind == "preferences.changed" and isinstance(detail, PreferencesChanged)
+    assert detail.topics == {"newsletter": {"email": "opted_out"}}
+    assert detail.source == "unsubscribe_link" and detail.pause_days is None
+
+
+def test_one_click_of_the_transactional_topic_or_no_topic_stops_the_channel() -> None:
+    for t in (token("service"), token(None)):
+        resp, inbound = call("POST", t, "List-Unsubscribe=One-Click")
+        assert resp["statusCode"] == 200
+        ((kind, detail),) = inbound.events
+        assert kind == "consent.changed" and isinstance(detail, ConsentChanged)
+        assert (detail.channel, detail.status) == ("email", "opted_out")
+
+
+def test_one_click_when_already_opted_out_of_the_topic_puts_nothing() -> None:
+    stored = customer(topics={"newsletter": {"email": state("opted_out")}})
+    resp, inbound = call("POST", token("newsletter"), "List-Unsubscribe=One-Click", stored)
+    assert resp["statusCode"] == 200 and inbound.events == []
+
+
+def test_a_replayed_one_click_after_a_later_opt_in_changes_nothing() -> None:
+    # the link was issued before the customer opted back in to the topic
+    stored = customer(topics={"newsletter": {"email": state("opted_in", NOW)}})
+    old = token("newsletter", issued_at=NOW - timedelta(days=2))
+    resp, inbound = call("POST", old, "List-Unsubscribe=One-Click", stored)
+    assert resp["statusCode"] == 409 and inbound.events == []
+
+
+# -- the page ----------------------------------------------------------------------------------
+def test_get_shows_every_topic_per_channel_with_its_state_and_changes_nothing() -> None:
+    stored = customer(topics={"promotions": {"sms": state("opted_out")}})
+    resp, inbound = call("GET", token(), stored=stored)
+    assert resp["statusCode"] == 200 and inbound.events == []
+    body = resp["body"]
+    for label in ("キャンペーン・セール", "Newsletter", "Orders and account"):
+        assert label in body
+    assert '<select name="promotions.email"><option value="opted_in" selected>' in body
+    assert '<select name="promotions.sms"><option value="opted_in">' in body
+    assert 'value="opted_out" selected' in body
+    assert "service.email" not in body  # transactional: shown as always sent, not a choice
+    assert 'name="pause"' in body and "30" in body and "90" in body
+    assert resp["headers"]["Cache-Control"] == "no-store"
+
+
+def test_save_puts_one_event_with_the_changes_and_the_pause() -> None:
+    form = {
+        "t": token(),
+        "action": "save",
+        "promotions.email": "opted_out",
+        "promotions.sms": "opted_in",  # unchanged: not in the event
+        "loyalty.sms": "opted_out",
+        "pause": "90",
+    }
+    resp, inbound = call("POST", token(), form)
+    assert resp["statusCode"] == 200
+    ((kind, detail),) = inbound.events
+    assert kind == "preferences.changed" and isinstance(detail, PreferencesChanged)
+    assert detail.topics == {
+        "loyalty": {"sms": "opted_out"},
+        "promotions": {"email": "opted_out"},
+    }
+    assert (detail.pause_days, detail.source) == (90, "preference_page")
+    # the page comes back with a fresh token: the change is not "after" it
+    fresh = resp["body"].split('name="t" value="')[1].split('"')[0]
+    assert verify(KEY, fresh, NOW).issued_at == NOW
+
+
+def test_resume_ends_a_running_pause() -> None:
+    paused = PauseState(until=NOW + timedelta(days=10), at=SINCE, source="page", stamp="x")
+    form = {"t": token(), "action": "save", "pause": "resume"}
+    _, inbound = call("POST", token(), form, customer(pause=paused))
+    ((_, detail),) = inbound.events
+    assert isinstance(detail, PreferencesChanged) and detail.resume
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"service.email": "opted_out"},  # transactional: not offered
+        {"coupons.email": "opted_out"},  # not a topic
+        {"promotions.fax": "opted_out"},  # not a channel
+        {"promotions.line": "opted_out"},  # not one of the customer's channels
+        {"promotions.email": "maybe"},
+        {"pause": "7"},
+        {"customer_id": "c2"},
+    ],
+)
+def test_a_form_with_anything_the_page_does_not_offer_changes_nothing(
+    extra: dict[str, str],
+) -> None:
+    resp, inbound = call("POST", token(), {"t": token(), "action": "save", **extra})
+    assert resp["statusCode"] == 400 and inbound.events == []
+
+
+def test_forged_expired_and_replayed_page_posts_change_nothing() -> None:
+    form = {"action": "save", "promotions.email": "opted_out", "pause": "30"}
+    forged = sign(b"x" * 32, "c1", "email", LATER, issued_at=NOW, topic="newsletter")
+    expired = sign(KEY, "c1", "email", NOW - timedelta(seconds=1), topic="newsletter")
+    # a token issued before the customer's latest change (on any topic or channel)
+    stored = customer(topics={"loyalty": {"sms": state("opted_in", NOW)}})
+    replayed = token(issued_at=NOW - timedelta(days=1))
+    for t, who, status in (
+        (forged, None, 403),
+        (expired, None, 410),
+        (replayed, stored, 409),
+    ):
+        resp, inbound = call("POST", t, {"t": t, **form}, who)
+        assert resp["statusCode"] == status and inbound.events == []
+
+
+def test_the_channel_button_stops_the_whole_channel() -> None:
+    resp, inbound = call("POST", token(), {"t": token(), "action": "unsubscribe"})
+    assert resp["statusCode"] == 200
+    ((kind, detail),) = inbound.events
+    assert kind == "consent.changed" and isinstance(detail, ConsentChanged)
+    assert detail.status == "opted_out"
+
+
+def test_every_consent_channel_has_a_column_on_the_page() -> None:
+    from kizuna.events import ConsentChannel
+    from kizuna.services.unsubscribe import CHANNEL_WORDS
+
+    assert {c.value for c in ConsentChannel} <= set(CHANNEL_WORDS)
