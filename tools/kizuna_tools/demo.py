@@ -133,6 +133,9 @@ class DemoSummary:
     engagement: dict[str, int] | None = None
     # direct mail's print files (s3://bucket/key of each CSV) and their rows
     print_files: dict[str, int] = field(default_factory=dict)
+    # LINE message objects sent, by type (text, flex, image...), and one Flex alt text
+    line_messages: dict[str, int] = field(default_factory=dict)
+    line_flex_sample: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -215,7 +218,23 @@ def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> Demo
     summary.engagement = cloud.summary()["engagement"]
     summary.unsupported = [f"{u[0]} {u[1]}" for u in cloud.unsupported]
     summary.print_files = print_files(cloud)
+    summary.line_messages, summary.line_flex_sample = line_message_types(cloud.outbox("line"))
     return summary
+
+
+def line_message_types(sent: list[dict[str, Any]]) -> tuple[dict[str, int], str | None]:
+    """The LINE message objects sent, by type (a multicast counts once per recipient), and
+    the alt text of one Flex message (what a phone's notification shows)."""
+    types: Counter[str] = Counter()
+    sample: str | None = None
+    for request in sent:
+        to = request.get("to")
+        recipients = len(to) if isinstance(to, list) else 1
+        for message in request.get("messages") or ():
+            types[str(message.get("type"))] += recipients
+            if message.get("type") == "flex" and sample is None:
+                sample = str(message.get("altText"))
+    return dict(types.most_common()), sample
 
 
 def print_files(cloud: Any) -> dict[str, int]:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 # (prefecture, region, weight ~ population in millions)
 # Share of Japanese customers with a postal address and direct-mail consent.
 DM_SHARE = 0.2
+# Share of customers who take email but untick "promotions" on it at signup (topics:
+# docs/PREFERENCES.md): they still get loyalty news and service messages by email.
+PROMOTIONS_EMAIL_OPT_OUT = 0.1
 LOCALITIES = ("Chuo-ku", "Minato-ku", "Kita-ku", "Naka-ku", "Midori-ku", "Higashi-ku")
 PREFECTURES: tuple[tuple[str, str, float], ...] = (
     ("Tokyo", "Kanto", 14.0),
@@ -242,8 +245,10 @@ class Shop:
                 )
             )
         consents = {"email": 0.75, "sms": 0.3, "push": 0.9 if platform else 0.0, "line": 0.35}
+        opted: set[str] = set()
         for channel, p in consents.items():  # the signup form sends the opt-ins
             if rng.random() < p:
+                opted.add(channel)
                 events.append(
                     self._customer_event(
                         "consent.changed",
@@ -254,6 +259,19 @@ class Shop:
                         source="signup",
                     )
                 )
+        # a random stream of its own, so the rest of the shop is what it was without it
+        if "email" in opted and random.Random(f"{self.seed}:topics:{cid}").random() < (
+            PROMOTIONS_EMAIL_OPT_OUT
+        ):
+            events.append(
+                self._customer_event(
+                    "preferences.changed",
+                    cid,
+                    at,
+                    topics={"promotions": {"email": "opted_out"}},
+                    source="signup",
+                )
+            )
         if platform:
             events.append(
                 self._customer_event(

@@ -172,6 +172,10 @@ def _report_run(
         out.print(f"report: {summary.report} (open it in a browser; CSVs beside it)")
     for location, rows in summary.print_files.items():
         out.print(f"direct-mail print file: {location} ({rows} rows)")
+    if summary.line_messages:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in summary.line_messages.items())
+        flex = f"; a Flex message: {summary.line_flex_sample!r}" if summary.line_flex_sample else ""
+        out.print(f"LINE message objects sent: {kinds}{flex}")
 
 
 COMPARED = ("messages", "outbox", "suppressed", "deferred", "failed", "dlq", "executions")
