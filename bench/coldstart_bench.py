@@ -72,6 +72,7 @@ ENVIRONMENT = {
     "CAMPAIGN_SCHEDULE_GROUP": "kizuna-campaigns",
     "CAMPAIGN_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/scheduler",
     "SEND_FUNCTION_NAME": "kizuna-send",
+    "LINE_CHANNEL_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:line",
 }
 
 # The factory each function's first invocation calls; the first name its wiring module has
@@ -88,9 +89,10 @@ FACTORIES: dict[str, tuple[str, ...]] = {
     "unsubscribe": ("unsubscribe_service",),
     "campaign": ("campaign_service",),
     "api": ("api_app",),
+    "line_webhook": ("line_webhook_service",),
 }
 # these read the signing key from Secrets Manager: stubbed
-NEEDS_SECRET = {"send", "unsubscribe", "campaign"}
+NEEDS_SECRET = {"send", "unsubscribe", "campaign", "line_webhook"}
 
 PROBE = """
 import importlib, json, sys, time

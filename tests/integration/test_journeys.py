@@ -378,19 +378,39 @@ def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(urllib.request.Request(forged, data=b"", method="POST"))
     assert info.value.code in (400, 403)
-    # the next congratulation does not even start: no channel left to reach them on
+    # the one-click opts out of the message's topic (loyalty) on email, not of email: the
+    # next congratulation enters and its email is suppressed, naming the topic
     order(cloud, cid, "o-u2", 30000)  # Gold
+    settle(cloud)
+    congratulations = [
+        m for m in ledger(cloud, cid, "MSG") if m["program"] == "rank-up-congratulations"
+    ]
+    assert [(m["status"], m.get("reason")) for m in congratulations] == [
+        ("sent", None),
+        ("suppressed", "topic_opted_out"),
+    ]
+    # stopping email altogether (the preference page's "stop this channel": consent.changed):
+    # the next congratulation does not even start, no channel is left to reach them on
+    put(
+        cloud,
+        "consent.changed",
+        {"customer_id": cid, "channel": "email", "status": "opted_out", "source": "page"},
+    )
+    order(cloud, cid, "o-u3", 50000)  # Platinum
     entries = [e for e in ledger(cloud, cid, "ENTRY") if e["program"] == "rank-up-congratulations"]
     assert [(e["decision"], e.get("reason")) for e in entries] == [
+        ("entered", None),
         ("entered", None),
         ("skipped", "no_channel"),
     ]
     # the repeat order's recommendation names the audience condition that failed (as
     # data, from the view evaluate read anyway), and the timeline's sentence says it
     (skipped,) = [
-        e for e in ledger(cloud, cid, "ENTRY") if e["program"] == "post-purchase-recommendation"
+        e
+        for e in ledger(cloud, cid, "ENTRY")
+        if e["program"] == "post-purchase-recommendation" and e["decision"] == "skipped"
     ]
-    assert (skipped["decision"], skipped["reason"]) == ("skipped", "audience")
+    assert skipped["reason"] == "audience"
     assert skipped["failed"] == [
         {"field": "reachable", "expected": ["email", "push", "line"], "found": []}
     ]
@@ -404,8 +424,12 @@ def test_one_click_unsubscribe_from_the_email_header(cloud: LocalCloud) -> None:
     )
     # (signup and unsubscribe happen at the same virtual instant: the ledger's order by
     # time is a tie, so look for the opt-out rather than at the last entry)
-    consents = {(c["channel"], c["status"]) for c in ledger(cloud, cid, "CONSENT")}
+    rows = ledger(cloud, cid, "CONSENT")
+    consents = {(c.get("channel"), c["status"]) for c in rows}
     assert ("email", "opted_out") in consents
+    # the one-click's proof: the topic, the channel and where it came from
+    (proof,) = [c for c in rows if c["status"] == "preferences"]
+    assert proof["topics"] == {"loyalty": {"email": "opted_out"}}
     assert urllib.parse.urlsplit(url).query.startswith("t=")
 
 
