@@ -126,7 +126,7 @@ CHANNEL_WORDS = {
     "sms": "SMS",
     "push": "プッシュ / Push",
     "line": "LINE",
-    "card": "サイト・アプリ内のお知らせ / Cards on the site and app",
+    "card": "サイト・アプリ内 / On the site and app",
     "dm": "ダイレクトメール / Direct mail",
 }
 IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
