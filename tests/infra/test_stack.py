@@ -184,6 +184,7 @@ def test_context_config_reaches_every_function_that_reads_it_as_json(
         for f in configured.find_resources("AWS::Lambda::Function").values()
     }
     readers = {"ingest", "evaluate", "journey", "sweep", "send", "score", "campaign", "api"}
+    readers.add("unsubscribe")  # the preference page shows the configured topics
     for folder in readers:
         assert load_config(configs[folder]) == KizunaConfig.model_validate(
             CONFIGURED_CONTEXT[names.CONTEXT_CONFIG_KEY]

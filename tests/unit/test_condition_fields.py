@@ -120,7 +120,7 @@ def test_the_view_fields_are_exactly_what_the_view_holds() -> None:
     view = customer_view(full, T0, KizunaConfig(), {"all": {"customer_id": [{"exists": True}]}})
     # Then the declared fields are the view's, and consent's channels are the channels
     assert set(view) == set(VIEW_FIELDS)
-    assert set(VIEW_FIELDS["consent"] or {}) == {"email", "sms", "push", "line"}
+    assert set(VIEW_FIELDS["consent"] or {}) == {"email", "sms", "push", "line", "card", "dm"}
 
 
 def test_event_fields_come_from_the_bus_contract() -> None:

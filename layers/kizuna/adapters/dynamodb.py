@@ -28,7 +28,7 @@ from kizuna.delivery.coupons import (
     Redemption,
     coupon_shard,
 )
-from kizuna.delivery.direct_mail import DM_DAY_PREFIX, DM_ROW_PREFIX, DmRow
+from kizuna.delivery.dm_rows import DM_DAY_PREFIX, DM_ROW_PREFIX, DmRow
 from kizuna.delivery.ledger import (
     CARD_SK,
     CLAIM_TOKEN,
@@ -50,8 +50,8 @@ from kizuna.domain.customer import (
     PHONE_INDEX,
     Customer,
 )
-from kizuna.domain.loyalty import INDEX_SHARDS
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
+from kizuna.domain.shards import INDEX_SHARDS
 from kizuna.domain.timestamps import epoch_seconds, iso, parse_time
 from kizuna.ports import Claim, VersionConflict, Watermark
 from kizuna.programs.journeys import JourneyState

@@ -25,10 +25,9 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
 from kizuna.delivery.content import MAX_DM_LINES, DmContent
+from kizuna.delivery.dm_rows import DmRow
 from kizuna.domain.customer import PostalAddress
 from kizuna.runtime.clock import Clock
 
@@ -44,24 +43,7 @@ ADDRESS_COLUMNS = (
 LINE_COLUMNS = tuple(f"line_{i}" for i in range(1, MAX_DM_LINES + 1))
 COLUMNS = ("customer_id", *ADDRESS_COLUMNS, *LINE_COLUMNS)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-DM_ROW_PREFIX = "DM#"  # sk of a collected row: DM#<execution>#<step>
-DM_DAY_PREFIX = "DMDAY#"  # gsi1pk of a day's rows
 FILE_READY = "dm.file_ready"
-
-
-class DmRow(BaseModel):
-    """One recipient of one print batch (personal data: the address)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    day: date
-    program: str = Field(min_length=1, description="The program or campaign")
-    template: str = Field(min_length=1)
-    customer_id: str = Field(min_length=1)
-    execution: str = Field(min_length=1)
-    step: str = Field(min_length=1)
-    address: PostalAddress
-    lines: tuple[str, ...]
 
 
 class DmRows(Protocol):

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kizuna.domain.loyalty import shard_of
+from kizuna.domain.shards import shard_of
 from kizuna.domain.timestamps import iso
 from kizuna.domain.yearly import month_day
 

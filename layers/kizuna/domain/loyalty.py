@@ -24,6 +24,7 @@ from kizuna.domain.customer import (
     PointsLot,
     SettledHistory,
 )
+from kizuna.domain.shards import shard_of
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.domain.yearly import month_day
 from kizuna.events import Cause, DerivedEvent, RankChanged, RankDirection, derived_event
@@ -165,17 +166,9 @@ def points_lots(customer: Customer, cfg: LoyaltyConfig) -> list[PointsLot]:
     return replay_points(customer, cfg).lots
 
 
-INDEX_SHARDS = 4
-
-
 def address_hash(address: str) -> str:
     """How an address appears in keys and suppressions: never in clear."""
     return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
-
-
-def shard_of(customer_id: str) -> str:
-    """Spreads the sparse sweep indexes over a few partitions (no hot key)."""
-    return str(int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % INDEX_SHARDS)
 
 
 def open_cart_since(customer: Customer, last_order_at: datetime | None) -> datetime | None:

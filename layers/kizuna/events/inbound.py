@@ -93,7 +93,8 @@ reachable on them, and no customer consents to them."""
 
 
 def _consent_channel(value: object) -> object:
-    if value in DELIVERY_ONLY_CHANNELS:
+    # anything but a string (a list, an object: hostile input) is left to the enum to refuse
+    if isinstance(value, str) and value in DELIVERY_ONLY_CHANNELS:
         raise ValueError(
             f"{value} is a delivery channel (the shop's own endpoint), "
             "not one a customer consents to"

@@ -431,7 +431,7 @@ class Evaluator:
             return skip(
                 "no_channel",
                 channels=sorted(channels),
-                reachable=sorted(reachable),
+                reachable=sorted(reachable - DELIVERY_ONLY_CHANNELS),
                 skipped=[f"{c}:{unreachable(customer, c)}" for c in sorted(channels)],
             )
         # The global control group first: its customers enter no program (a held-out

@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from kizuna.events import Channel
 from kizuna.programs.patterns import PatternError, validate_pattern
-from kizuna.runtime.config import WEBHOOK_NAME_PATTERN
+from kizuna.runtime.names import WEBHOOK_NAME_PATTERN
 
 StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 ProgramId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]

@@ -51,7 +51,7 @@ from typing import Any, Protocol
 
 from kizuna.delivery.coupons import code_ref
 from kizuna.domain.customer import Customer
-from kizuna.domain.loyalty import INDEX_SHARDS
+from kizuna.domain.shards import INDEX_SHARDS
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.domain.yearly import keys_for_window, occurrences
 from kizuna.events import (

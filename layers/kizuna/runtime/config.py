@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from kizuna.runtime.names import WEBHOOK_NAME_PATTERN
+
 
 class RankRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -648,7 +650,6 @@ class CustomConfig(BaseModel):
         return self
 
 
-WEBHOOK_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 _SECRET_REF = re.compile(
     r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
     r"|[A-Za-z0-9/_+=.@-]{1,512})$"

@@ -223,6 +223,7 @@ def test_a_viewer_sees_personal_data_masked(seeded: Api) -> None:
         "birth_date": "1985-**-**",
         "line_user_id": None,
         "push_devices": 0,
+        "postal_address": None,  # none given (direct mail: masked like the others when set)
     }
     for secret in ("hanako.", "Yamada", "Hanako", "12345678", "04-12"):
         assert secret not in answer.body

@@ -446,3 +446,18 @@ def test_a_transactional_message_cannot_name_the_webhook_channel() -> None:
         with pytest.raises(ValidationError, match="webhook is a delivery channel"):
             MessageBody.model_validate({**base, field: value})
     assert MessageBody.model_validate({**base, "channel": "email"}).channel_order() == ("email",)
+
+
+@pytest.mark.parametrize("channel", [[], {}, ["email"], None, 3])
+def test_a_consent_channel_that_is_not_a_string_is_refused_not_raised(channel: Any) -> None:
+    """A hostile ``channel`` (a list is unhashable) is a validation error, so the event is
+    dead-lettered with the reason, never an exception that SQS retries forever."""
+    with pytest.raises(ValidationError):
+        ConsentChanged.model_validate(
+            {
+                "customer_id": "c1",
+                "occurred_at": "2026-01-05T03:00:00Z",
+                "channel": channel,
+                "status": "opted_in",
+            }
+        )
