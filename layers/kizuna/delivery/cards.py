@@ -85,11 +85,25 @@ class CardTokens:
     """Mints and verifies card tokens with ``keys`` (current first: a rotated secret's
     previous key still verifies)."""
 
-    def __init__(self, keys: Sequence[bytes], now: Callable[[], datetime]) -> None:
-        if not keys:
+    def __init__(
+        self,
+        keys: Sequence[bytes] | Callable[[], Sequence[bytes]],
+        now: Callable[[], datetime],
+    ) -> None:
+        """``keys``: the keys, or what reads them when a token is first minted or checked
+        (the API function then reads the secret only when a card route is called, not at
+        every cold start)."""
+        if not callable(keys) and not keys:
             raise ValueError("at least one key")
-        self.keys = list(keys)
+        self._keys = keys
         self.now = now
+
+    @property
+    def keys(self) -> list[bytes]:
+        found = list(self._keys() if callable(self._keys) else self._keys)
+        if not found:
+            raise ValueError("at least one key")
+        return found
 
     def mint(self, customer_id: str, ttl: timedelta = timedelta(hours=1)) -> tuple[str, datetime]:
         """A token for ``customer_id`` valid ``ttl`` (at most :data:`TOKEN_MAX_TTL`), and its

@@ -630,7 +630,9 @@ def _cards(store: Any, signing_secret_arn: str, now: Callable[[], Any]) -> Any:
     from kizuna.services.cards import CardService
     from kizuna.services.send import derive_key
 
-    keys = [derive_key(k, "cards") for k in signing_keys(signing_secret_arn)]
+    def keys() -> list[bytes]:  # read when a card route is first called (then cached)
+        return [derive_key(k, "cards") for k in signing_keys(signing_secret_arn)]
+
     return CardService(store, CardTokens(keys, now), now)
 
 

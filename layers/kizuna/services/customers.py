@@ -124,6 +124,27 @@ class ChannelState(BaseModel):
     )
 
 
+class TopicChoice(BaseModel):
+    """A customer's choice for one topic on one channel (``preferences.changed``)."""
+
+    topic: str
+    channel: str
+    status: str = Field(description="opted_in or opted_out")
+    at: datetime
+    source: str = Field(description="where the choice was made: the proof of consent")
+
+
+class Preferences(BaseModel):
+    """What the customer chose in the preference centre (docs/PREFERENCES.md): only explicit
+    choices (a topic and channel never named follows the channel's consent), and a pause."""
+
+    topics: list[TopicChoice] = Field(default_factory=list)
+    paused_until: datetime | None = Field(
+        default=None, description="every non-transactional topic is paused until then"
+    )
+    pause_source: str | None = None
+
+
 AttributeValue = str | Decimal | bool | list[str | None] | None
 
 
@@ -157,6 +178,7 @@ class CustomerProfile(BaseModel):
     rfm: Rfm
     lifecycle: str
     channels: list[ChannelState]
+    preferences: Preferences = Field(default_factory=Preferences)
     reachable: list[str]
     open_cart_items: int | None = None
     last_event_at: datetime | None = None
@@ -224,6 +246,19 @@ def _channels(c: Customer) -> list[ChannelState]:
     return out
 
 
+def _preferences(c: Customer, now: datetime) -> Preferences:
+    pause = c.pause if c.pause is not None and c.pause.until and c.pause.until > now else None
+    return Preferences(
+        topics=[
+            TopicChoice(topic=t, channel=ch, status=s.status, at=s.at, source=s.source)
+            for t, channels in sorted(c.topics.items())
+            for ch, s in sorted(channels.items())
+        ],
+        paused_until=pause.until if pause else None,
+        pause_source=pause.source if pause else None,
+    )
+
+
 def customer_profile(
     c: Customer, *, reveal: bool, now: datetime, cfg: KizunaConfig
 ) -> CustomerProfile:
@@ -244,6 +279,7 @@ def customer_profile(
         ),
         lifecycle=lifecycle(c, now, cfg),
         channels=channels,
+        preferences=_preferences(c, now),
         reachable=[s.channel for s in channels if s.reachable],
         open_cart_items=c.cart.item_count if c.cart and c.cart_open_at else None,
         last_event_at=c.last_event_at,

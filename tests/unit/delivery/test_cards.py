@@ -234,3 +234,20 @@ def test_an_expired_card_is_neither_listed_nor_marked() -> None:
     assert [c.id for c in service.cards("alice")] == [long]
     with pytest.raises(CardNotFound):
         service.mark("alice", short, "clicked")
+
+
+def test_the_keys_are_read_when_a_token_is_first_used_not_when_the_api_starts() -> None:
+    """The API function builds the cards service at every cold start: reading the signing
+    secret there would slow (and, with Secrets Manager down, break) every route."""
+    from kizuna.delivery.cards import CardTokens
+
+    reads: list[int] = []
+
+    def keys() -> list[bytes]:
+        reads.append(1)
+        return [b"k" * 32]
+
+    tokens = CardTokens(keys, lambda: datetime(2026, 1, 5, tzinfo=UTC))
+    assert reads == []
+    token, _ = tokens.mint("c1")
+    assert tokens.verify(token) == "c1" and reads
