@@ -111,6 +111,8 @@ th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: le
   white-space: nowrap; }
 th { background: var(--soft); font-weight: 600; border-bottom: 2px solid var(--line); }
 td.num, th.num { text-align: right; }
+/* long labels (a figure's name) wrap, so the numbers and their intervals stay in view */
+td:not(.num) { white-space: normal; min-width: 12ch; }
 td.empty { color: var(--muted); }
 tr.significant td { font-weight: 600; }
 footer { color: var(--muted); font-size: 12px; margin-top: 28px; }
