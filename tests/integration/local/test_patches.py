@@ -266,6 +266,33 @@ def test_patch_asl_parse_cache(local_cloud_factory: CloudFactory, project_root: 
     assert program.__dict__.get("_EvalComponent__heap_key")  # drawn before sharing
 
 
+def test_patch_moto_parse_caches() -> None:
+    """A JSONPath is parsed once and still reads each document's own value; a response
+    class's method names are listed once; both are moto's own answers."""
+    from moto import mock_aws
+    from moto.core import responses
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    before = [json_path.extract_json("$.wait.at", {"wait": {"at": n}}) for n in range(3)]
+    undo = patches.patch_moto_parse_caches(None)  # type: ignore[arg-type]
+    try:
+        after = [json_path.extract_json("$.wait.at", {"wait": {"at": n}}) for n in range(3)]
+        assert after == before == [0, 1, 2]
+        assert json_path.parse.cache_info().hits >= 2  # type: ignore[attr-defined]
+        with pytest.raises(json_path.NoSuchJsonPathError):
+            json_path.extract_json("$.wait.at", {"other": 1})
+        with mock_aws():
+            sqs = boto3.client("sqs", region_name="us-east-1")
+            for n in range(3):
+                sqs.create_queue(QueueName=f"q{n}")
+            assert len(sqs.list_queues()["QueueUrls"]) == 3
+        assert responses.method_names_from_class.cache_info().hits >= 3  # type: ignore[attr-defined]
+    finally:
+        undo()
+    assert not hasattr(json_path.parse, "cache_info")
+    assert not hasattr(responses.method_names_from_class, "cache_info")
+
+
 def test_patch_dynamodb_item_responses(
     local_cloud_factory: CloudFactory, project_root: Path
 ) -> None:
@@ -326,7 +353,11 @@ def test_patch_dynamodb_query_candidates() -> None:
             table.put_item(Item=item)
 
         def answers() -> list[Any]:
-            from boto3.dynamodb.conditions import Key
+            from boto3.dynamodb.conditions import Attr, Key
+
+            def page(response: dict[str, Any]) -> Any:
+                keys = ("Items", "Count", "ScannedCount", "LastEvaluatedKey")
+                return {key: response.get(key) for key in keys}
 
             return [
                 table.query(KeyConditionExpression=Key("pk").eq("c3"))["Items"],
@@ -341,6 +372,36 @@ def test_patch_dynamodb_query_candidates() -> None:
                     & Key("t").between("2026-01-05", "2026-01-20"),
                 )["Items"],
                 table.query(KeyConditionExpression=Key("pk").eq("c1"), Limit=3)["Items"],
+                table.query(KeyConditionExpression=Key("pk").eq("c2") & Key("sk").lt("MSG#030"))[
+                    "Items"
+                ],
+                page(
+                    table.query(
+                        KeyConditionExpression=Key("pk").eq("c2") & Key("sk").gte("MSG#030"),
+                        Limit=2,
+                    )
+                ),
+                table.query(
+                    KeyConditionExpression=Key("pk").eq("c2") & Key("sk").gte("MSG#030"),
+                    Limit=2,
+                    ExclusiveStartKey={"pk": "c2", "sk": "MSG#030"},
+                )["Items"],
+                table.query(IndexName="by_t", KeyConditionExpression=Key("g").eq("0"))["Items"],
+                page(
+                    table.query(
+                        IndexName="by_t",
+                        KeyConditionExpression=Key("g").eq("0") & Key("t").begins_with("2026-01-1"),
+                        ScanIndexForward=False,
+                        Limit=2,
+                    )
+                ),
+                page(
+                    table.query(
+                        IndexName="by_t",
+                        KeyConditionExpression=Key("g").eq("1") & Key("t").lte("2026-01-09"),
+                        FilterExpression=Attr("n").gt(10),
+                    )
+                ),
             ]
 
         expected = answers()
@@ -351,6 +412,164 @@ def test_patch_dynamodb_query_candidates() -> None:
             assert len(table.scan()["Items"]) == 60  # scans still see every item
         finally:
             undo()
+
+
+def _nested(rng: Any, depth: int = 0) -> Any:
+    """A random DynamoDB value: numbers, strings (multi-byte too), bytes, booleans, null,
+    sets, and lists and maps of them, nested."""
+    kinds = ["n", "s", "b", "bool", "null", "ss", "ns"] + (["l", "m"] if depth < 4 else [])
+    kind = rng.choice(kinds)
+    if kind == "n":
+        return Decimal(str(rng.choice([0, 7, -3.25, 1e20, 12345678901234567890])))
+    if kind == "s":
+        return "".join(rng.choice("aZ9あ語🙂") for _ in range(rng.randint(1, 20)))
+    if kind == "b":
+        return bytes(rng.randint(0, 255) for _ in range(rng.randint(1, 9)))
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    if kind == "ss":
+        return {f"s{rng.randint(0, 99)}é" for _ in range(rng.randint(1, 4))}
+    if kind == "ns":
+        return {Decimal(rng.randint(-999, 999)) for _ in range(rng.randint(1, 4))}
+    if kind == "l":
+        return [_nested(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {f"k{i}ü": _nested(rng, depth + 1) for i in range(rng.randint(0, 4))}
+
+
+def test_patch_dynamodb_item_sizes() -> None:
+    """Items and values measure the same as with moto's own ``size``; the 400 KB limit is
+    where it was; pages of a Query and a Scan end at the same items."""
+    import random
+
+    from boto3.dynamodb.conditions import Key
+    from boto3.dynamodb.types import TypeSerializer
+    from moto import mock_aws
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    rng = random.Random(7)
+    serialize = TypeSerializer().serialize
+    values = [serialize(_nested(rng)) for _ in range(400)]
+    items = [
+        Item(
+            DynamoType({"S": f"c{i}"}),
+            None,
+            {f"a{j}ß": values[(i * 5 + j) % 400] for j in range(5)},
+        )
+        for i in range(80)
+    ]
+    expected = [DynamoType(v).size() for v in values], [item.size() for item in items]
+    undo = patches.patch_dynamodb_item_sizes(None)  # type: ignore[arg-type]
+    try:
+        assert ([DynamoType(v).size() for v in values], [i.size() for i in items]) == expected
+    finally:
+        undo()
+
+    def run(patched: bool) -> list[Any]:
+        with mock_aws():
+            ddb = boto3.resource("dynamodb", region_name="us-east-1")
+            table = create_table(ddb, "big", "pk", "sk")
+            big = "x" * 90_000
+            for i in range(14):  # 14 x 90 KB: a Query's and a Scan's 1 MB page ends early
+                table.put_item(Item={"pk": "p", "sk": f"{i:02d}", "v": big})
+            undo = patches.patch_dynamodb_item_sizes(None) if patched else None  # type: ignore[arg-type]
+            try:
+                answers: list[Any] = []
+                answers.append(
+                    table.query(KeyConditionExpression=Key("pk").eq("p")).get("LastEvaluatedKey")
+                )
+                answers.append(table.scan().get("LastEvaluatedKey"))
+                near = {"pk": "q", "sk": "1", "v": "y" * 404_980}  # just under moto's limit
+                table.put_item(Item=near)
+                with pytest.raises(table.meta.client.exceptions.ClientError) as refused:
+                    table.put_item(Item={**near, "v": "y" * 405_000})
+                answers.append(refused.value.response["Error"]["Message"])
+                return answers
+            finally:
+                if undo:
+                    undo()
+
+    assert run(patched=True) == run(patched=False)
+
+
+def test_patch_dynamodb_projected_scans() -> None:
+    """Scans answer exactly as moto's own, with projections, filters, pages and indexes;
+    a projected scan's items are not copies, and the table's items stay as they were."""
+    from boto3.dynamodb.conditions import Attr
+    from moto import mock_aws
+    from moto.dynamodb.models.dynamo_type import Item
+
+    def run(patched: bool) -> tuple[list[Any], int]:
+        with mock_aws():
+            ddb = boto3.resource("dynamodb", region_name="us-east-1")
+            table = create_table(
+                ddb,
+                "s",
+                "pk",
+                "sk",
+                indexed=("g",),
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": "by_g",
+                        "KeySchema": key_schema("g"),
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+            )
+            for i in range(40):
+                item: dict[str, Any] = {
+                    "pk": f"c{i % 9}",
+                    "sk": f"{i:02d}",
+                    "n": i,
+                    "m": {"orders": [i, {"at": f"t{i}"}], "tags": {"a", f"b{i}"}},
+                }
+                if i % 2:
+                    item["g"] = str(i % 3)
+                table.put_item(Item=item)
+            copies = [0]
+            original = Item.__deepcopy__
+
+            def counting(self: Any, memo: Any) -> Any:
+                copies[0] += 1
+                return original(self, memo)
+
+            Item.__deepcopy__ = counting  # type: ignore[method-assign]
+            undo = patches.patch_dynamodb_projected_scans(None) if patched else None  # type: ignore[arg-type]
+            try:
+                answers: list[Any] = []
+                answers.append(table.scan(ProjectionExpression="pk, m.orders[1]")["Items"])
+                answers.append(
+                    table.scan(
+                        ProjectionExpression="pk, n",
+                        FilterExpression=Attr("n").gt(20),
+                    )["Items"]
+                )
+                page = table.scan(ProjectionExpression="sk", Limit=7)
+                answers.append(page["Items"])
+                answers.append(
+                    table.scan(
+                        ProjectionExpression="sk",
+                        Limit=7,
+                        ExclusiveStartKey=page["LastEvaluatedKey"],
+                    )["Items"]
+                )
+                answers.append(table.scan()["Items"])
+                answers.append(table.scan(IndexName="by_g", ProjectionExpression="pk, g")["Items"])
+                answers.append(table.scan()["Items"])  # the table as stored, after all that
+                return answers, copies[0]
+            finally:
+                if undo:
+                    undo()
+                Item.__deepcopy__ = original  # type: ignore[method-assign]
+
+    expected, copied_before = run(patched=False)
+    answers, copied_after = run(patched=True)
+    assert answers == expected
+    assert expected[0] and expected[1] and expected[5]
+    # unprojected and index scans still copy; the projected ones (40, 40 filtered after, 7, 7)
+    # do not
+    assert copied_before - copied_after == 40 + 40 + 7 + 7
 
 
 def test_index_candidates_are_reused_until_a_write_and_never_stale() -> None:
@@ -595,7 +814,10 @@ def test_intercept_urllib(local_cloud_factory: CloudFactory, project_root: Path)
 def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: Path) -> None:
     import moto.dynamodb.models as dynamodb_models
     from moto.awslambda.models import LambdaFunction
+    from moto.core import responses
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoResult
     from moto.events.models import EventsBackend, Rule
     from moto.sqs.models import Message, SQSBackend
@@ -609,7 +831,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
         WaitFunction,
     )
-    from moto.stepfunctions.parser.asl.utils import boto_client
+    from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.backend import execution_worker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
@@ -630,6 +852,12 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (SQSBackend, "is_message_valid_based_on_retention_period"),
         (DynamoDBBackend, "transact_write_items"),
         (dynamodb_models, "copy"),
+        (DynamoType, "size"),
+        (Item, "size"),
+        (Item, "__deepcopy__"),
+        (Table, "scan"),
+        (responses, "method_names_from_class"),
+        (json_path, "parse"),
     ]
     before = [owner.__dict__[name] for owner, name in owners]
     with LocalCloud.from_template(template, project_root=project_root):
@@ -640,7 +868,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 17
+    assert len(patches.PATCHES) == 20
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:

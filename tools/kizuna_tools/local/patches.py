@@ -436,7 +436,169 @@ def patch_dynamodb_item_responses(host: PatchHost) -> Undo:
     return _swap(DynamoResult, "execute_result", execute_result)
 
 
+def patch_dynamodb_item_sizes(host: PatchHost) -> Undo:
+    """Items and attribute values are measured without copying them.
+
+    moto measures sizes for the 400 KB item limit (every attribute put, against all the
+    others), for the 1 MB page of a Query or Scan (every item, twice), and its measure
+    rebuilt each nested value at every level: a tenth of the demo's CPU time. The numbers are
+    the same, so limits and pages are too.
+    """
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.utilities import bytesize
+
+    def measure(value: Any) -> int:
+        """``DynamoType.size()``: the same number, without copying the value (moto rebuilds
+        each nested map and list, ``DynamoType(v)``, at every level to measure it)."""
+        kind, inner = value.type, value.value
+        if kind == "N":
+            return len(str(inner))
+        if kind == "NS":
+            return sum(len(str(v)) for v in inner)
+        if kind in ("SS", "BS"):
+            return sum(1 if isinstance(v, bool) else bytesize(v) for v in inner)
+        if kind == "L":
+            return sum(measure(v if type(v) is DynamoType else DynamoType(v)) for v in inner)
+        if kind == "M":
+            return sum(
+                bytesize(k) + measure(v if type(v) is DynamoType else DynamoType(v))
+                for k, v in inner.items()
+            )
+        if isinstance(inner, bool):
+            return 1
+        return bytesize(inner)
+
+    def value_size(self: Any) -> int:
+        return measure(self)
+
+    def item_size(self: Any) -> int:
+        return sum(bytesize(key) + measure(value) for key, value in self.attrs.items())
+
+    undo_value = _swap(DynamoType, "size", value_size)
+    undo_item = _swap(Item, "size", item_size)
+
+    def undo() -> None:
+        undo_item()
+        undo_value()
+
+    return undo
+
+
+def patch_moto_parse_caches(host: PatchHost) -> Undo:
+    """Two things moto works out again on every call are worked out once.
+
+    - Each request: the names of its response class's methods (``inspect.getmembers`` on
+      the class, to find the action's method): kept per class, which does not change.
+    - Each JSONPath in a state machine (``$.cohort``, ``$.wait.at``...), parsed again by
+      ``jsonpath_ng``'s parser each time a state reads it (its LALR tables too): kept per
+      path. A parsed path is only read (``find``), never changed.
+    """
+    import functools
+
+    from jsonpath_ng.ext.parser import parse as parse_path
+    from moto.core import responses
+    from moto.core.utils import method_names_from_class
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    names = functools.lru_cache(maxsize=None)(method_names_from_class)
+    parse = functools.lru_cache(maxsize=4096)(parse_path)
+    undo_names = _swap(responses, "method_names_from_class", names)
+    undo_parse = _swap(json_path, "parse", parse)
+
+    def undo() -> None:
+        undo_parse()
+        undo_names()
+
+    return undo
+
+
+_SCAN_SCOPE = threading.local()
+
+
+def patch_dynamodb_projected_scans(host: PatchHost) -> Undo:
+    """A Scan with a projection (and no index) does not deep-copy each item it returns.
+
+    moto's ``Table.scan`` copies every item it keeps, then builds a new item of the
+    projected attributes from the copy (``Item.project`` converts it to plain JSON and back):
+    the copy is never used again. The scoring job's daily scans project; the copies were a
+    twentieth of the demo's CPU time. Scans without a projection and index scans (moto trims
+    the copy to the index's attributes) still copy.
+    """
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+
+    original_scan = Table.__dict__["scan"]
+    original_copy = Item.__dict__["__deepcopy__"]
+    signature = inspect.signature(original_scan)
+
+    def scan(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs).arguments
+        shared = bool(bound.get("projection_expression")) and not bound.get("index_name")
+        previous = getattr(_SCAN_SCOPE, "shared", False)
+        _SCAN_SCOPE.shared = shared
+        try:
+            return original_scan(self, *args, **kwargs)
+        finally:
+            _SCAN_SCOPE.shared = previous
+
+    def deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        if getattr(_SCAN_SCOPE, "shared", False):
+            return self  # read only: projected into a new item right after
+        return original_copy(self, memo)
+
+    undo_scan = _swap(Table, "scan", scan)
+    undo_copy = _swap(Item, "__deepcopy__", deepcopy)
+
+    def undo() -> None:
+        undo_copy()
+        undo_scan()
+
+    return undo
+
+
 _QUERY_SCOPE = threading.local()
+# (the attribute compared, or None for the table's own sort key; an index query?; the
+# comparison; its operands)
+RangeTest = tuple[str | None, bool, str, list[Any]]
+
+
+def _range_test(table: Any, index_name: str | None, bound: dict[str, Any]) -> RangeTest | None:
+    """The sort-key condition moto's ``Table.query`` applies to each candidate, or None when
+    there is none (or the query takes a path this patch leaves to moto: a legacy
+    QueryFilter, a condition on several sort-key attributes)."""
+    comparison = bound.get("range_comparison")
+    conditions = bound.get("range_key_conditions") or []
+    if not comparison or bound.get("filter_kwargs") or len(conditions) > 1:
+        return None
+    attribute: str | None = conditions[-1][0] if conditions else None
+    if attribute is None and index_name:
+        index = {i.name: i for i in table.all_indexes()}.get(index_name)
+        ranges = [k for k in index.schema if k["KeyType"] == "RANGE"] if index else []
+        if not ranges:
+            return None  # moto raises its own error
+        attribute = ranges[0]["AttributeName"]
+    return attribute, bool(index_name), comparison, list(bound.get("range_objs") or [])
+
+
+def _in_range(items: list[Any]) -> list[Any]:
+    """The candidates that pass the query's sort-key condition, tested exactly as moto's
+    ``Table.query`` tests them; before, moto measured the size of every item of the
+    partition (a few ms for a large one) only to drop most of them."""
+    test: RangeTest | None = getattr(_QUERY_SCOPE, "range", None)
+    if test is None:
+        return items
+    attribute, indexed, comparison, operands = test
+    kept = []
+    for item in items:
+        found = item.attrs.get(attribute) if attribute else None
+        if found is not None:
+            if found.compare(comparison, operands):
+                kept.append(item)
+        elif not indexed and (
+            item.range_key is None or item.range_key.compare(comparison, operands)
+        ):
+            kept.append(item)
+    return kept
 
 
 def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
@@ -454,7 +616,8 @@ def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
     writing method of moto's DynamoDB backend and table moves, before and after it runs):
     the reconcile-sends sweep queries 16 shards of a sparse index every 30 simulated
     minutes, which had been 16 passes over the activity table (a quarter of the demo's
-    CPU time), and is now one.
+    CPU time), and is now one. The candidates are also tested against the query's sort-key
+    condition (:func:`_in_range`, moto's own test) before moto measures each one's size.
     """
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
@@ -489,7 +652,9 @@ def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
     def all_items(table: Any) -> Any:
         if getattr(_QUERY_SCOPE, "table", None) is not table:
             return original_all_items(table)
-        self: Any = table
+        return _in_range(_candidates(table))
+
+    def _candidates(self: Any) -> list[Any]:
         hash_key = _QUERY_SCOPE.hash_key
         if hash_key is not None:
             bucket = self.items.get(hash_key)
@@ -530,6 +695,7 @@ def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
             getattr(_QUERY_SCOPE, "table", None),
             getattr(_QUERY_SCOPE, "hash_key", None),
             getattr(_QUERY_SCOPE, "index_keys", None),
+            getattr(_QUERY_SCOPE, "range", None),
         )
         _QUERY_SCOPE.table = self
         _QUERY_SCOPE.hash_key = None if index_name else hash_key
@@ -546,10 +712,16 @@ def patch_dynamodb_query_candidates(host: PatchHost) -> Undo:
                         )
                     else:
                         _QUERY_SCOPE.index_keys.append((name, None))
+        _QUERY_SCOPE.range = _range_test(self, index_name, bound)
         try:
             return original_query(self, hash_key, *args, **kwargs)
         finally:
-            _QUERY_SCOPE.table, _QUERY_SCOPE.hash_key, _QUERY_SCOPE.index_keys = previous
+            (
+                _QUERY_SCOPE.table,
+                _QUERY_SCOPE.hash_key,
+                _QUERY_SCOPE.index_keys,
+                _QUERY_SCOPE.range,
+            ) = previous
 
     def counted(original: Callable[..., Any]) -> Callable[..., Any]:
         def write(*args: Any, **kwargs: Any) -> Any:
@@ -933,6 +1105,9 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_lambda_invoke,
     patch_lambda_task_client_errors,
     patch_dynamodb_item_responses,
+    patch_dynamodb_item_sizes,
+    patch_dynamodb_projected_scans,
+    patch_moto_parse_caches,
     patch_dynamodb_query_candidates,
     patch_dynamodb_transactions,
     patch_sqs_message_clock,
