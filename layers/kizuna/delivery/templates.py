@@ -755,13 +755,7 @@ class Renderer:
         except ValueError as err:
             raise fail(f"webhook.json: {err}", loc) from None
 
-        def render_value(value: Any, where: str) -> Any:
-            if isinstance(value, dict):
-                return {k: render_value(v, f"{where}.{k}") for k, v in value.items()}
-            if isinstance(value, list):
-                return [render_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
-            if not isinstance(value, str) or ("{" not in value and "%" not in value):
-                return value
+        def render_value(value: str, where: str) -> str:
             try:
                 return render_bounded(self._env.from_string(value), context)
             except TemplateSyntaxError as err:
@@ -775,7 +769,8 @@ class Renderer:
             except Exception as err:  # anything a template can raise: never half-render
                 raise fail(f"{type(err).__name__} in webhook.json at {where}: {err}", loc) from None
 
-        body = json.dumps(render_value(document, "$"), ensure_ascii=False, separators=(",", ":"))
+        rendered = render_strings(document, render_value, "$", renders=_may_have_markup)
+        body = json.dumps(rendered, ensure_ascii=False, separators=(",", ":"))
         if len(body.encode()) > WEBHOOK_MAX_BODY_BYTES:
             raise fail(f"webhook.json rendered over {WEBHOOK_MAX_BODY_BYTES} bytes", loc)
         return WebhookContent(body=body)
@@ -830,6 +825,11 @@ class Renderer:
         if problems:
             raise fail(f"{LINE_JSON} rendered: {'; '.join(problems)}", loc)
         return LineContent(messages=tuple(rendered))
+
+
+def _may_have_markup(value: str) -> bool:
+    """A webhook.json string rendered by Jinja2 (any other is copied as it is)."""
+    return "{" in value or "%" in value
 
 
 def _json_template(source: str) -> Any:
