@@ -8,7 +8,6 @@ cohort engine's branch reads it when it runs: clickers get nothing more, the oth
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,20 +17,16 @@ from typing import Any
 import pytest
 
 from kizuna.domain.timestamps import parse_time
-from kizuna_tools.demo import (
-    DEMO_CONFIG,
-    DEMO_CONTEXT,
-    EMAIL_FROM,
-    LINE_TOKEN_PARAMETER,
-    PUSH_APP_ID,
-    QUIET,
-    prepare_channels,
-)
-from kizuna_tools.local.app import SKIP_BUNDLING
+from kizuna_tools.demo import prepare_channels
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.engagement import ChannelRates, EngagementModel
 from kizuna_tools.local.testing import CloudFactory
-from tests.integration.conftest import START
+from tests.integration.conftest import (
+    DEMO_CHANNELS,
+    START,
+    project_environment,
+    project_template,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,26 +42,7 @@ MODEL = EngagementModel(channels={"line": ChannelRates(click=0.5)}, seed=3)
 @pytest.fixture(scope="module")
 def engagement_template() -> dict[str, Any]:
     """The Kizuna stack with the fixture's program and templates (every channel on)."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
-    from kizuna_infra import names
-    from kizuna_infra.kizuna import Kizuna
-
-    app = cdk.App(context={**SKIP_BUNDLING, **DEMO_CONTEXT})
-    stack = cdk.Stack(app, names.STACK_ID)
-    Kizuna(
-        stack,
-        names.KIZUNA_CONSTRUCT_ID,
-        config=DEMO_CONFIG,
-        email_from=EMAIL_FROM,
-        push_application_id=PUSH_APP_ID,
-        line_token_parameter=LINE_TOKEN_PARAMETER,
-        programs_dir=FIXTURE / "programs",
-        templates_dir=FIXTURE / "templates",
-    )
-    return dict(Template.from_stack(stack).to_json())
+    return project_template(FIXTURE, **DEMO_CHANNELS)
 
 
 @pytest.fixture
@@ -77,11 +53,7 @@ def cloud(
         engagement_template,
         start=START,
         engagement=MODEL,
-        environment_overrides={
-            **QUIET,
-            "PROGRAMS_DIR": str(FIXTURE / "programs"),
-            "TEMPLATES_DIR": str(FIXTURE / "templates"),
-        },
+        environment_overrides=project_environment(FIXTURE),
     )
     prepare_channels(c)
     yield c
