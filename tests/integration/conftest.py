@@ -25,6 +25,7 @@ START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)  # Monday 09:00 in Tokyo
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
 
 DemoCloud = Callable[..., LocalCloud]
+ProjectCloud = Callable[..., LocalCloud]
 # every channel configured as the demo does (email, push, LINE)
 DEMO_CHANNELS: dict[str, Any] = {
     "email_from": demo.EMAIL_FROM,
@@ -87,6 +88,25 @@ def demo_cloud(demo_template: dict[str, Any], local_cloud_factory: CloudFactory)
     def make(start: datetime, **options: Any) -> LocalCloud:
         options.setdefault("environment_overrides", QUIET)
         c = local_cloud_factory(demo_template, start=start, **options)
+        prepare_channels(c)
+        return c
+
+    return make
+
+
+@pytest.fixture
+def project_cloud(local_cloud_factory: CloudFactory) -> ProjectCloud:
+    """Start a fixture project's stack (:func:`project_template`) at ``start`` (default
+    :data:`START`; options as ``LocalCloud.from_template``), its functions reading the
+    project's programs and templates (:func:`project_environment`), channels prepared;
+    closed after the test."""
+
+    def make(
+        template: dict[str, Any], project: Path, start: datetime = START, **options: Any
+    ) -> LocalCloud:
+        c = local_cloud_factory(
+            template, start=start, environment_overrides=project_environment(project), **options
+        )
         prepare_channels(c)
         return c
 

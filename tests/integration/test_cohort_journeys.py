@@ -47,10 +47,8 @@ import pytest
 
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
-from kizuna_tools.demo import prepare_channels
 from kizuna_tools.local.cloud import LocalCloud
-from kizuna_tools.local.testing import CloudFactory
-from tests.integration.conftest import DEMO_CHANNELS, project_environment, project_template
+from tests.integration.conftest import DEMO_CHANNELS, ProjectCloud, project_template
 
 pytestmark = pytest.mark.integration
 
@@ -336,18 +334,17 @@ def cohort_template() -> dict[str, Any]:
 
 @pytest.fixture
 def cohort_cloud(
-    cohort_template: dict[str, Any], local_cloud_factory: CloudFactory
+    cohort_template: dict[str, Any], project_cloud: ProjectCloud
 ) -> Iterator[tuple[LocalCloud, EmailLog]]:
     """The fixture's app at T0, channels prepared; the functions read the fixture's
     programs and templates (on Lambda they are bundled next to the handlers)."""
-    cloud = local_cloud_factory(
+    cloud = project_cloud(
         cohort_template,
+        FIXTURE,
         start=T0,
-        environment_overrides=project_environment(FIXTURE),
         ttl_sweep_interval=timedelta(days=1),
         execution_timeout=300.0,
     )
-    prepare_channels(cloud)
     log = EmailLog(cloud)
     events = boto3.DEFAULT_SESSION.events
     events.register("before-parameter-build.sesv2", log)

@@ -21,17 +21,15 @@ import base64
 import email
 import email.policy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kizuna_tools.demo import DEMO_CONTEXT, prepare_channels
+from kizuna_tools.demo import DEMO_CONTEXT
 from kizuna_tools.local.cloud import LocalCloud
-from kizuna_tools.local.testing import CloudFactory
-from tests.integration.conftest import DEMO_CHANNELS, project_environment, project_template
+from tests.integration.conftest import DEMO_CHANNELS, ProjectCloud, project_template
 
 pytestmark = pytest.mark.integration
 
@@ -60,20 +58,13 @@ def vocabulary_template() -> dict[str, Any]:
 @pytest.fixture
 def cloud(
     vocabulary_template: dict[str, Any],
-    local_cloud_factory: CloudFactory,
+    project_cloud: ProjectCloud,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[LocalCloud]:
+) -> LocalCloud:
     """The fixture's app at START. The functions find the bundle they were deployed with
     (programs/, segments/, templates/) next to them; here, in the fixture's folder."""
     monkeypatch.chdir(FIXTURE)
-    c = local_cloud_factory(
-        vocabulary_template,
-        project_root=ROOT,
-        start=START,
-        environment_overrides=project_environment(FIXTURE),
-    )
-    prepare_channels(c)
-    yield c
+    return project_cloud(vocabulary_template, FIXTURE, project_root=ROOT, start=START)
 
 
 # --- driving and reading the cloud ---------------------------------------------------------------

@@ -7,7 +7,6 @@ them when it runs: openers get nothing more, the others the LINE coupon."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,16 +14,9 @@ from typing import Any
 import pytest
 
 from kizuna.domain.timestamps import parse_time
-from kizuna_tools.demo import prepare_channels
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.engagement import ChannelRates, EngagementModel
-from kizuna_tools.local.testing import CloudFactory
-from tests.integration.conftest import (
-    DEMO_CHANNELS,
-    START,
-    project_environment,
-    project_template,
-)
+from tests.integration.conftest import DEMO_CHANNELS, ProjectCloud, project_template
 
 pytestmark = pytest.mark.integration
 
@@ -45,17 +37,8 @@ def engagement_template() -> dict[str, Any]:
 
 
 @pytest.fixture
-def cloud(
-    engagement_template: dict[str, Any], local_cloud_factory: CloudFactory
-) -> Iterator[LocalCloud]:
-    c = local_cloud_factory(
-        engagement_template,
-        start=START,
-        engagement=MODEL,
-        environment_overrides=project_environment(FIXTURE),
-    )
-    prepare_channels(c)
-    yield c
+def cloud(engagement_template: dict[str, Any], project_cloud: ProjectCloud) -> LocalCloud:
+    return project_cloud(engagement_template, FIXTURE, engagement=MODEL)
 
 
 def put(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:
