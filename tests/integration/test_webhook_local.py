@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +16,7 @@ from kizuna_tools.demo import DEMO_CONFIG
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.testing import local_cloud_from_template
 from tests.integration.conftest import START, project_environment, project_template
+from tests.integration.shop_events import place_first_order, put
 
 pytestmark = pytest.mark.integration
 
@@ -44,28 +44,10 @@ def cloud() -> Iterator[LocalCloud]:
         yield c
 
 
-def put(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:
-    detail = {"occurred_at": cloud.clock.now().isoformat(), **detail}
-    cloud.put_events([{"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}])
-
-
 def first_order(cloud: LocalCloud, cid: str) -> None:
     put(cloud, "customer.upserted", {"customer_id": cid, "first_name": "Hana", "locale": "en"})
     cloud.drain()
-    line = {"product_id": "tea-009", "category": "tea", "quantity": 1, "unit_price": "3000"}
-    put(
-        cloud,
-        "order.placed",
-        {
-            "customer_id": cid,
-            "order_id": f"{cid}-1",
-            "total": "3000",
-            "currency": "JPY",
-            "channel": "web",
-            "lines": [line],
-        },
-    )
-    cloud.drain()
+    place_first_order(cloud, cid)
 
 
 def test_a_webhook_step_is_retried_after_a_503_and_accepted_once_per_customer(
