@@ -47,18 +47,8 @@ import pytest
 
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
-from kizuna_tools.demo import (
-    DEMO_CONFIG,
-    DEMO_CONTEXT,
-    EMAIL_FROM,
-    LINE_TOKEN_PARAMETER,
-    PUSH_APP_ID,
-    QUIET,
-    prepare_channels,
-)
-from kizuna_tools.local.app import SKIP_BUNDLING
 from kizuna_tools.local.cloud import LocalCloud
-from kizuna_tools.local.testing import CloudFactory
+from tests.integration.conftest import DEMO_CHANNELS, ProjectCloud, project_template
 
 pytestmark = pytest.mark.integration
 
@@ -339,46 +329,22 @@ class EmailLog:
 def cohort_template() -> dict[str, Any]:
     """The Kizuna stack with the fixture's programs and templates, as the demo configures
     it (every channel on)."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
-    from kizuna_infra import names
-    from kizuna_infra.kizuna import Kizuna
-
-    app = cdk.App(context={**SKIP_BUNDLING, **DEMO_CONTEXT})
-    stack = cdk.Stack(app, names.STACK_ID)
-    Kizuna(
-        stack,
-        names.KIZUNA_CONSTRUCT_ID,
-        config=DEMO_CONFIG,
-        email_from=EMAIL_FROM,
-        push_application_id=PUSH_APP_ID,
-        line_token_parameter=LINE_TOKEN_PARAMETER,
-        programs_dir=FIXTURE / "programs",
-        templates_dir=FIXTURE / "templates",
-    )
-    return dict(Template.from_stack(stack).to_json())
+    return project_template(FIXTURE, **DEMO_CHANNELS)
 
 
 @pytest.fixture
 def cohort_cloud(
-    cohort_template: dict[str, Any], local_cloud_factory: CloudFactory
+    cohort_template: dict[str, Any], project_cloud: ProjectCloud
 ) -> Iterator[tuple[LocalCloud, EmailLog]]:
     """The fixture's app at T0, channels prepared; the functions read the fixture's
     programs and templates (on Lambda they are bundled next to the handlers)."""
-    cloud = local_cloud_factory(
+    cloud = project_cloud(
         cohort_template,
+        FIXTURE,
         start=T0,
-        environment_overrides={
-            **QUIET,
-            "PROGRAMS_DIR": str(FIXTURE / "programs"),
-            "TEMPLATES_DIR": str(FIXTURE / "templates"),
-        },
         ttl_sweep_interval=timedelta(days=1),
         execution_timeout=300.0,
     )
-    prepare_channels(cloud)
     log = EmailLog(cloud)
     events = boto3.DEFAULT_SESSION.events
     events.register("before-parameter-build.sesv2", log)

@@ -21,25 +21,15 @@ import base64
 import email
 import email.policy
 import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kizuna_tools.demo import (
-    DEMO_CONTEXT,
-    EMAIL_FROM,
-    LINE_TOKEN_PARAMETER,
-    PUSH_APP_ID,
-    QUIET,
-    prepare_channels,
-)
-from kizuna_tools.local.app import SKIP_BUNDLING
+from kizuna_tools.demo import DEMO_CONTEXT
 from kizuna_tools.local.cloud import LocalCloud
-from kizuna_tools.local.testing import CloudFactory
+from tests.integration.conftest import DEMO_CHANNELS, ProjectCloud, project_template
 
 pytestmark = pytest.mark.integration
 
@@ -54,51 +44,27 @@ PROGRAM = "wishlist-nudge"
 def vocabulary_template() -> dict[str, Any]:
     """The Kizuna stack with the fixture's configuration, programs, segments and templates
     (every channel configured as the demo does)."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
     from kizuna_infra import names
-    from kizuna_infra.kizuna import Kizuna
 
-    context = {**DEMO_CONTEXT, names.CONTEXT_CONFIG_KEY: CONFIG}
-    app = cdk.App(context={**SKIP_BUNDLING, **context})
-    stack = cdk.Stack(app, names.STACK_ID)
-    Kizuna(
-        stack,
-        names.KIZUNA_CONSTRUCT_ID,
-        config=CONFIG,
-        email_from=EMAIL_FROM,
-        push_application_id=PUSH_APP_ID,
-        line_token_parameter=LINE_TOKEN_PARAMETER,
-        programs_dir=FIXTURE / "programs",
-        templates_dir=FIXTURE / "templates",
+    return project_template(
+        FIXTURE,
+        CONFIG,
+        {**DEMO_CONTEXT, names.CONTEXT_CONFIG_KEY: CONFIG},
         segments_dir=FIXTURE / "segments",
+        **DEMO_CHANNELS,
     )
-    return dict(Template.from_stack(stack).to_json())
 
 
 @pytest.fixture
 def cloud(
     vocabulary_template: dict[str, Any],
-    local_cloud_factory: CloudFactory,
+    project_cloud: ProjectCloud,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[LocalCloud]:
+) -> LocalCloud:
     """The fixture's app at START. The functions find the bundle they were deployed with
     (programs/, segments/, templates/) next to them; here, in the fixture's folder."""
     monkeypatch.chdir(FIXTURE)
-    c = local_cloud_factory(
-        vocabulary_template,
-        project_root=ROOT,
-        start=START,
-        environment_overrides={
-            **QUIET,
-            "PROGRAMS_DIR": str(FIXTURE / "programs"),
-            "TEMPLATES_DIR": str(FIXTURE / "templates"),
-        },
-    )
-    prepare_channels(c)
-    yield c
+    return project_cloud(vocabulary_template, FIXTURE, project_root=ROOT, start=START)
 
 
 # --- driving and reading the cloud ---------------------------------------------------------------

@@ -7,8 +7,6 @@ them when it runs: openers get nothing more, the others the LINE coupon."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,20 +14,10 @@ from typing import Any
 import pytest
 
 from kizuna.domain.timestamps import parse_time
-from kizuna_tools.demo import (
-    DEMO_CONFIG,
-    DEMO_CONTEXT,
-    EMAIL_FROM,
-    LINE_TOKEN_PARAMETER,
-    PUSH_APP_ID,
-    QUIET,
-    prepare_channels,
-)
-from kizuna_tools.local.app import SKIP_BUNDLING
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.engagement import ChannelRates, EngagementModel
-from kizuna_tools.local.testing import CloudFactory
-from tests.integration.conftest import START
+from tests.integration.conftest import DEMO_CHANNELS, ProjectCloud, project_template
+from tests.integration.shop_events import first_order, program_rows
 
 pytestmark = pytest.mark.integration
 
@@ -46,93 +34,12 @@ MODEL = EngagementModel(
 @pytest.fixture(scope="module")
 def engagement_template() -> dict[str, Any]:
     """The Kizuna stack with the fixture's program and templates (every channel on)."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
-    from kizuna_infra import names
-    from kizuna_infra.kizuna import Kizuna
-
-    app = cdk.App(context={**SKIP_BUNDLING, **DEMO_CONTEXT})
-    stack = cdk.Stack(app, names.STACK_ID)
-    Kizuna(
-        stack,
-        names.KIZUNA_CONSTRUCT_ID,
-        config=DEMO_CONFIG,
-        email_from=EMAIL_FROM,
-        push_application_id=PUSH_APP_ID,
-        line_token_parameter=LINE_TOKEN_PARAMETER,
-        programs_dir=FIXTURE / "programs",
-        templates_dir=FIXTURE / "templates",
-    )
-    return dict(Template.from_stack(stack).to_json())
+    return project_template(FIXTURE, **DEMO_CHANNELS)
 
 
 @pytest.fixture
-def cloud(
-    engagement_template: dict[str, Any], local_cloud_factory: CloudFactory
-) -> Iterator[LocalCloud]:
-    c = local_cloud_factory(
-        engagement_template,
-        start=START,
-        engagement=MODEL,
-        environment_overrides={
-            **QUIET,
-            "PROGRAMS_DIR": str(FIXTURE / "programs"),
-            "TEMPLATES_DIR": str(FIXTURE / "templates"),
-        },
-    )
-    prepare_channels(c)
-    yield c
-
-
-def put(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:
-    detail = {"occurred_at": cloud.clock.now().isoformat(), **detail}
-    cloud.put_events([{"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}])
-
-
-def first_order(cloud: LocalCloud, cid: str) -> None:
-    put(
-        cloud,
-        "customer.upserted",
-        {
-            "customer_id": cid,
-            "email": f"{cid}@example.jp",
-            "first_name": "Hana",
-            "locale": "en",
-            "time_zone": "Asia/Tokyo",
-        },
-    )
-    put(cloud, "line.linked", {"customer_id": cid, "line_user_id": "U" + cid.ljust(32, "0")})
-    for channel in ("email", "line"):
-        put(
-            cloud, "consent.changed", {"customer_id": cid, "channel": channel, "status": "opted_in"}
-        )
-    cloud.drain()
-    line = {"product_id": "tea-009", "category": "tea", "quantity": 1, "unit_price": "3000"}
-    put(
-        cloud,
-        "order.placed",
-        {
-            "customer_id": cid,
-            "order_id": f"{cid}-1",
-            "total": "3000",
-            "currency": "JPY",
-            "channel": "web",
-            "lines": [line],
-        },
-    )
-    cloud.drain()
-
-
-def rows(cloud: LocalCloud, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """This program's ``kind`` rows (MSG, STEP) by (customer, step)."""
-    table = cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id
-    return {
-        (str(i["pk"]), str(i["step"])): i
-        for i in cloud.scan(table)
-        if i.get("kind") == kind and i.get("program") == PROGRAM
-    }
+def cloud(engagement_template: dict[str, Any], project_cloud: ProjectCloud) -> LocalCloud:
+    return project_cloud(engagement_template, FIXTURE, engagement=MODEL)
 
 
 def test_an_unopened_coupon_is_followed_on_line_and_an_opened_one_is_not(
@@ -144,7 +51,7 @@ def test_an_unopened_coupon_is_followed_on_line_and_an_opened_one_is_not(
     # when: three days pass (the coupon within the hour, the branch two days after it)
     cloud.advance(days=3)
     # then: everyone got the coupon by email; the simulated recipients opened some
-    messages, steps = rows(cloud, "MSG"), rows(cloud, "STEP")
+    messages, steps = program_rows(cloud, PROGRAM, "MSG"), program_rows(cloud, PROGRAM, "STEP")
     coupons = {cid: messages[(cid, "coupon")] for cid in CUSTOMERS}
     assert all(m["status"] == "sent" and m["channel"] == "email" for m in coupons.values())
     opened = {cid for cid, m in coupons.items() if m.get("open_at")}

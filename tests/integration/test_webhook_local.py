@@ -7,18 +7,16 @@ customer is accepted once, with one ``sent`` ledger row each."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from kizuna_tools.demo import DEMO_CONFIG, DEMO_CONTEXT, QUIET
-from kizuna_tools.local.app import SKIP_BUNDLING
+from kizuna_tools.demo import DEMO_CONFIG
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.testing import local_cloud_from_template
-from tests.integration.conftest import START
+from tests.integration.conftest import START, project_environment, project_template
+from tests.integration.shop_events import place_first_order, put
 
 pytestmark = pytest.mark.integration
 
@@ -38,58 +36,18 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
     """The Kizuna stack with the fixture's program and a `crm` webhook, started once."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
-    from kizuna_infra import names
-    from kizuna_infra.kizuna import Kizuna
-
-    app = cdk.App(context={**SKIP_BUNDLING, **DEMO_CONTEXT})
-    stack = cdk.Stack(app, names.STACK_ID)
-    Kizuna(
-        stack,
-        names.KIZUNA_CONSTRUCT_ID,
-        config=CONFIG,
-        programs_dir=FIXTURE / "programs",
-        templates_dir=FIXTURE / "templates",
-    )
-    template = dict(Template.from_stack(stack).to_json())
+    template = project_template(FIXTURE, CONFIG)
     with local_cloud_from_template(
-        template,
-        start=START,
-        environment_overrides={
-            **QUIET,
-            "PROGRAMS_DIR": str(FIXTURE / "programs"),
-            "TEMPLATES_DIR": str(FIXTURE / "templates"),
-        },
+        template, start=START, environment_overrides=project_environment(FIXTURE)
     ) as c:
         c.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=KEY)
         yield c
 
 
-def put(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:
-    detail = {"occurred_at": cloud.clock.now().isoformat(), **detail}
-    cloud.put_events([{"Source": "com.example.shop", "DetailType": detail_type, "Detail": detail}])
-
-
 def first_order(cloud: LocalCloud, cid: str) -> None:
     put(cloud, "customer.upserted", {"customer_id": cid, "first_name": "Hana", "locale": "en"})
     cloud.drain()
-    line = {"product_id": "tea-009", "category": "tea", "quantity": 1, "unit_price": "3000"}
-    put(
-        cloud,
-        "order.placed",
-        {
-            "customer_id": cid,
-            "order_id": f"{cid}-1",
-            "total": "3000",
-            "currency": "JPY",
-            "channel": "web",
-            "lines": [line],
-        },
-    )
-    cloud.drain()
+    place_first_order(cloud, cid)
 
 
 def test_a_webhook_step_is_retried_after_a_503_and_accepted_once_per_customer(

@@ -21,16 +21,14 @@ Token = base64url without padding of::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import re
 import struct
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, Protocol
 
+from kizuna.delivery import signing
 from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
 from kizuna.delivery.content import CardContent
 from kizuna.delivery.ledger import CARD_SK
@@ -42,10 +40,7 @@ CARD_ID = re.compile(r"^[0-9a-f]{32}$")
 TOKEN_MAX_TTL: Final = timedelta(hours=24)
 TOKEN_VERSION: Final = 1
 _HEADER = struct.Struct(">BI")  # version, expires_at
-_MAC_BYTES = 16
-_DOMAIN = b"kizuna/cards\x00"
 _MAX_TOKEN_CHARS = 256
-_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
 _CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")  # kizuna.events.inbound
 
 Mark = Literal["seen", "clicked"]
@@ -73,12 +68,7 @@ class InvalidCardToken(Exception):
         super().__init__(reason)
 
 
-def _mac(key: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, _DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+_mac = signing.domain_mac(b"kizuna/cards\x00")
 
 
 class CardTokens:
@@ -114,23 +104,22 @@ class CardTokens:
             raise ValueError(f"ttl: between 1 second and {TOKEN_MAX_TTL}")
         expires = int((self.now() + ttl).timestamp())
         payload = _HEADER.pack(TOKEN_VERSION, expires) + customer_id.encode()
-        token = _b64(payload + _mac(self.keys[0], payload))
+        token = signing.encode(payload, self.keys[0], _mac)
         return token, datetime.fromtimestamp(expires, self.now().tzinfo)
 
     def verify(self, token: str) -> str:
         """The customer id ``token`` was minted for; :class:`InvalidCardToken` if it is
         malformed, not minted with one of the keys, or expired."""
-        if not 0 < len(token) <= _MAX_TOKEN_CHARS or not _TOKEN_CHARS.match(token):
-            raise InvalidCardToken("malformed")
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        except (binascii.Error, ValueError):
-            raise InvalidCardToken("malformed") from None
-        if _b64(raw) != token or len(raw) <= _HEADER.size + _MAC_BYTES:
-            raise InvalidCardToken("malformed")  # only the canonical spelling
-        payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if not any(hmac.compare_digest(mac, _mac(k, payload)) for k in self.keys):
-            raise InvalidCardToken("forged")
+            payload = signing.decode(
+                token,
+                lambda: self.keys,
+                _mac,
+                max_chars=_MAX_TOKEN_CHARS,
+                well_formed=lambda body: len(body) > _HEADER.size,
+            )
+        except signing.SignedTokenError as err:
+            raise InvalidCardToken(err.reason) from None
         version, expires = _HEADER.unpack_from(payload)
         try:
             customer_id = payload[_HEADER.size :].decode()

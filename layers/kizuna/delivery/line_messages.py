@@ -81,15 +81,27 @@ def parse_template(source: str) -> list[Any]:
     return messages
 
 
-def render_strings(value: Any, render: Callable[[str, str], str], path: str = "messages") -> Any:
-    """``value`` with every string value replaced by ``render(string, path)``; keys, numbers,
-    booleans and the structure itself are copied unchanged (never text pasted into JSON)."""
+def render_strings(
+    value: Any,
+    render: Callable[[str, str], str],
+    path: str = "messages",
+    *,
+    renders: Callable[[str], bool] = has_markup,
+) -> Any:
+    """``value`` with every string value that ``renders`` picks replaced by
+    ``render(string, path)``; keys, numbers, booleans, the other strings and the structure
+    itself are copied unchanged (never text pasted into JSON). The JSON templates' one walk:
+    ``line.json`` and ``webhook.json`` (kizuna.delivery.templates)."""
     if isinstance(value, str):
-        return render(value, path) if has_markup(value) else value
+        return render(value, path) if renders(value) else value
     if isinstance(value, list):
-        return [render_strings(v, render, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [
+            render_strings(v, render, f"{path}[{i}]", renders=renders) for i, v in enumerate(value)
+        ]
     if isinstance(value, dict):
-        return {k: render_strings(v, render, f"{path}.{k}") for k, v in value.items()}
+        return {
+            k: render_strings(v, render, f"{path}.{k}", renders=renders) for k, v in value.items()
+        }
     return value
 
 

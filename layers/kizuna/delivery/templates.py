@@ -719,14 +719,9 @@ class Renderer:
             except TemplateSyntaxError as err:
                 where = f"{err.name or name}:{err.lineno}"
                 raise fail(f"syntax error at {where}: {err.message}", loc) from None
-            except RenderLimit as err:
-                raise fail(f"over a render bound in {part}: {err}", loc) from None
-            except SecurityError as err:
-                raise fail(f"sandbox refused in {part}: {err}", loc) from None
-            except UndefinedError as err:
-                raise fail(f"undefined in {part}: {err.message}", loc) from None
             except Exception as err:  # anything a template can raise: never half-render
-                raise fail(f"{type(err).__name__} in {part}: {err}", loc) from None
+                kind, detail = _failure(err)
+                raise fail(f"{kind} in {part}: {detail}", loc) from None
             if not texts[part].strip() and part not in MAY_BE_EMPTY:
                 raise fail(f"{part} rendered empty", loc)
 
@@ -755,27 +750,15 @@ class Renderer:
         except ValueError as err:
             raise fail(f"webhook.json: {err}", loc) from None
 
-        def render_value(value: Any, where: str) -> Any:
-            if isinstance(value, dict):
-                return {k: render_value(v, f"{where}.{k}") for k, v in value.items()}
-            if isinstance(value, list):
-                return [render_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
-            if not isinstance(value, str) or ("{" not in value and "%" not in value):
-                return value
+        def render_value(value: str, where: str) -> str:
             try:
                 return render_bounded(self._env.from_string(value), context)
-            except TemplateSyntaxError as err:
-                raise fail(f"syntax error in webhook.json at {where}: {err.message}", loc) from None
-            except RenderLimit as err:
-                raise fail(f"over a render bound in webhook.json at {where}: {err}", loc) from None
-            except SecurityError as err:
-                raise fail(f"sandbox refused in webhook.json at {where}: {err}", loc) from None
-            except UndefinedError as err:
-                raise fail(f"undefined in webhook.json at {where}: {err.message}", loc) from None
             except Exception as err:  # anything a template can raise: never half-render
-                raise fail(f"{type(err).__name__} in webhook.json at {where}: {err}", loc) from None
+                kind, detail = _failure(err)
+                raise fail(f"{kind} in webhook.json at {where}: {detail}", loc) from None
 
-        body = json.dumps(render_value(document, "$"), ensure_ascii=False, separators=(",", ":"))
+        rendered = render_strings(document, render_value, "$", renders=_may_have_markup)
+        body = json.dumps(rendered, ensure_ascii=False, separators=(",", ":"))
         if len(body.encode()) > WEBHOOK_MAX_BODY_BYTES:
             raise fail(f"webhook.json rendered over {WEBHOOK_MAX_BODY_BYTES} bytes", loc)
         return WebhookContent(body=body)
@@ -814,22 +797,35 @@ class Renderer:
                 if compiled is None:
                     compiled = self._line_strings[key] = self._env.from_string(text)
                 return render_bounded(compiled, context)
-            except TemplateSyntaxError as err:
-                raise fail(f"{LINE_JSON} {path}: syntax error: {err.message}", loc) from None
-            except RenderLimit as err:
-                raise fail(f"{LINE_JSON} {path}: over a render bound: {err}", loc) from None
-            except SecurityError as err:
-                raise fail(f"{LINE_JSON} {path}: sandbox refused: {err}", loc) from None
-            except UndefinedError as err:
-                raise fail(f"{LINE_JSON} {path}: undefined: {err.message}", loc) from None
             except Exception as err:  # anything a template can raise: never half-render
-                raise fail(f"{LINE_JSON} {path}: {type(err).__name__}: {err}", loc) from None
+                kind, detail = _failure(err)
+                raise fail(f"{LINE_JSON} {path}: {kind}: {detail}", loc) from None
 
         rendered = render_strings(messages, render_one)
         problems = message_problems(rendered)
         if problems:
             raise fail(f"{LINE_JSON} rendered: {'; '.join(problems)}", loc)
         return LineContent(messages=tuple(rendered))
+
+
+def _failure(err: Exception) -> tuple[str, str]:
+    """What went wrong rendering a template, for a :class:`RenderError`'s reason: a kind
+    (``syntax error``, ``over a render bound``, ``sandbox refused``, ``undefined``, or the
+    exception's name) and the detail."""
+    if isinstance(err, TemplateSyntaxError):
+        return "syntax error", f"{err.message}"
+    if isinstance(err, RenderLimit):  # before SecurityError, which it is
+        return "over a render bound", str(err)
+    if isinstance(err, SecurityError):
+        return "sandbox refused", str(err)
+    if isinstance(err, UndefinedError):
+        return "undefined", f"{err.message}"
+    return type(err).__name__, str(err)
+
+
+def _may_have_markup(value: str) -> bool:
+    """A webhook.json string rendered by Jinja2 (any other is copied as it is)."""
+    return "{" in value or "%" in value
 
 
 def _json_template(source: str) -> Any:

@@ -270,6 +270,37 @@ def test_a_body_rendered_over_the_limit_fails_the_render(tmp_path: Path) -> None
         Renderer(tmp_path).render("vip-sync", "vip", "webhook", "ja", {"big": "x" * 90_000})
 
 
+@pytest.mark.parametrize(
+    ("source", "kind", "detail"),
+    [
+        ("{{ name ", "syntax error", "unexpected end of template"),
+        ("{{ nope.attr }}", "undefined", "'nope' is undefined"),
+        ("{{ ''.__class__ }}", "sandbox refused", "access to attribute '__class__'"),
+        ("{{ 1 / 0 }}", "ZeroDivisionError", "division by zero"),
+        (
+            "{% for i in range(99999) %}{% for j in range(99999) %}xxxxxxxxxx{% endfor %}"
+            "{% endfor %}",
+            "over a render bound",
+            "output over 1,000,000 characters",
+        ),
+    ],
+)
+def test_a_json_template_string_that_fails_names_what_went_wrong_and_where(
+    tmp_path: Path, source: str, kind: str, detail: str
+) -> None:
+    write(tmp_path, json.dumps({"tags": ["vip", source]}))
+    (tmp_path / "vip-sync" / "vip" / "ja" / "line.json").write_text(
+        json.dumps([{"type": "text", "text": source}])
+    )
+    renderer = Renderer(tmp_path)
+    with pytest.raises(RenderError) as webhook:
+        renderer.render("vip-sync", "vip", "webhook", "ja", {"name": "Hana"})
+    assert f": {kind} in webhook.json at $.tags[1]: {detail}" in str(webhook.value)
+    with pytest.raises(RenderError) as line:
+        renderer.render("vip-sync", "vip", "line", "ja", {"name": "Hana"})
+    assert f": line.json messages[0].text: {kind}: {detail}" in str(line.value)
+
+
 # --- a program step, end to end --------------------------------------------------------------
 PROGRAM = """
 id: vip-sync
