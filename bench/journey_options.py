@@ -438,6 +438,12 @@ class Machine:
         the step after (None: the execution ends)."""
         return self._follow(step, None)
 
+    def fused(self, step: str) -> str | None:
+        """The step ``step``'s task runs right after it in the same invocation (the
+        compiler's fused pair), if any."""
+        then = self.states[step].get("Parameters", {}).get("Payload", {}).get("then")
+        return str(then[0]["step"]) if then else None
+
 
 @dataclass(frozen=True)
 class MemberPath:
@@ -556,27 +562,38 @@ class CohortWalk:
         out.add(self.rest(first, g, cohort))
         return out
 
-    def rest(self, step_id: str | None, g: float, cohort: float) -> Tally:
+    def rest(self, step_id: str | None, g: float, cohort: float, chained: bool = False) -> Tally:
         """The rest of one execution from ``step_id`` with ``g`` members (0: an emptied group,
         which goes on, each step finding nobody) in a cohort of ``cohort`` members. The
         first step invoked over more than MAX_GROUP members keeps MAX_GROUP of them and moves
-        the others, MAX_GROUP at a time, to child executions that start at that step."""
+        the others, MAX_GROUP at a time, to child executions that start at that step.
+        ``chained``: the step runs in the invocation of the step before (a fused pair: no
+        state, no invocation of its own; it reads the group again)."""
         t = Tally()
         if step_id is None:
             return t  # the state before ended the execution
         step = self.program.step(step_id)
         entered, following = self.machine.run(step_id)
+        fused = None if chained else self.machine.fused(step_id)
+        if chained:  # its own state (if it heads a pair) is not entered: go on as the step
+            entered = 0
+            main = sides(self.program, step_id, self.branch_share, self.zones)[0][1]
+            following = None if ends(self.program, main) else main
+        elif fused is not None:
+            following = fused  # the second step of the pair, in this invocation
         if isinstance(step, WaitStep) and step.local_time is None:
             t.transitions += entered
             t.add(self.rest(following, g, cohort))
             return t
-        t.invocations += 1
+        t.invocations += 0 if chained else 1
         # the group's members and the children an earlier attempt made: one consistent
         # query of the cohort's partition, filtered (it reads every item, 1 MB a page)
         pages = max(1.0, math.ceil(cohort / QUERY_PAGE_ITEMS))
         t.call("Query", pages, cohort, cohort)
         if g <= 0 and not self.empty_goes_on:
-            t.transitions += 2  # the alternative: the Task ends the execution
+            # the alternative: the Task ends the execution (its state and an end; a step
+            # fused after another: the end only)
+            t.transitions += 1 if chained else 2
             return t
         t.transitions += entered
         overflow = max(0.0, g - MAX_GROUP)
@@ -597,7 +614,7 @@ class CohortWalk:
             t.call("BatchWriteItem", calls_for(sent, BATCH_WRITE_ITEMS), sent)  # outcomes
             t.delivered += sent
             t.provider_calls += sent - push + calls_for(push, PUSH_PER_CALL)
-            after = self.rest(following, g, cohort)
+            after = self.rest(following, g, cohort, chained=fused is not None)
         else:
             if isinstance(step, BranchStep | WaitStep):  # fresh state, or each member's zone
                 t.call("BatchGetItem", calls_for(g, BATCH_GET_ITEMS), g, g)
@@ -618,9 +635,9 @@ class CohortWalk:
             p = 1 - (1 - kept) ** g if kept < 1 else 1.0
             after = Tally()
             if p > 0:
-                after.add(self.rest(following, g * kept / p, cohort), p)
+                after.add(self.rest(following, g * kept / p, cohort, fused is not None), p)
             if p < 1:
-                after.add(self.rest(following, 0.0, cohort), 1 - p)
+                after.add(self.rest(following, 0.0, cohort, fused is not None), 1 - p)
         # the step's child groups: headers in one BatchWriteItem, then each child's members
         # moved (BatchWriteItem) and its execution started
         if children:

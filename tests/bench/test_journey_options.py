@@ -178,13 +178,15 @@ def test_the_machine_is_read_off_the_compiled_program() -> None:
     )
     m = Machine.of(p)
     # then an execution enters its Wait and the Choice before any step; a send is its Task
-    # (the crash path, a__failed, is not walked), the exit no state: c ends the execution
+    # (the crash path, a__failed, is not walked), the exit no state: c ends the execution.
+    # The send and the branch after it are one task (fused), and so are the branch and the
+    # send it keeps (the state a child group at b starts in)
     assert m.steps == {"a", "b", "c"}
     assert m.start("a") == (2, "a")
     assert m.start("c") == (2, "c")
-    assert m.run("a") == (1, "b")
-    assert m.run("b") == (1, "c")
-    assert m.run("c") == (1, None)
+    assert (m.run("a"), m.fused("a")) == ((1, "c"), "b")
+    assert (m.run("b"), m.fused("b")) == ((1, None), "c")
+    assert (m.run("c"), m.fused("c")) == ((1, None), None)
     # and a program no child can start elsewhere in has no Choice: the Wait, then the step
     alone = Machine.of(program(send("a", next="done"), EXIT))
     assert alone.start("a") == (1, "a")
@@ -272,12 +274,12 @@ def test_a_branch_side_that_continues_starts_a_child_if_a_member_takes_it() -> N
         EXIT,
     )
     walk = CohortWalk(p, ALL_SENT, branch_share=0.5)
-    # when the cohort is large, the child exists: Wait, Choice, a, b (which ends the root);
-    # the child Wait, Choice, c
-    assert walk.root(100).transitions == pytest.approx(4 + 3)
+    # when the cohort is large, the child exists: Wait, Choice, a and b (one task, which
+    # ends the root); the child Wait, Choice, c
+    assert walk.root(100).transitions == pytest.approx(3 + 3)
     # when it is one member, the child exists half the time
     one = walk.root(1)
-    assert one.transitions == pytest.approx(4 + 0.5 * 3)
+    assert one.transitions == pytest.approx(3 + 0.5 * 3)
     assert one.executions == pytest.approx(1.5)
     # a's outcome, b's decision; half the time the child's header, its moved member, c's
     # outcome
@@ -294,20 +296,20 @@ def test_an_emptied_group_goes_on_and_an_exit_side_leaves_without_a_child() -> N
     )
     # when one member is in the group, as the engine runs it: half the time the member
     # leaves at b (moved out of the group, no execution), and the group walks c and d with
-    # or without them: Wait, Choice, b, c, d
+    # or without them: Wait, Choice, b and c (one task), d
     t = CohortWalk(p, ALL_SENT, branch_share=0.5).root(1)
-    assert t.transitions == pytest.approx(2 + 1 + 2)
+    assert t.transitions == pytest.approx(2 + 1 + 1)
     assert t.executions == 1
-    assert t.invocations == pytest.approx(1 + 2)  # b; c and d, with or without members
+    assert t.invocations == pytest.approx(1 + 1)  # b and c; d, with or without members
     # b's decision, the leaving member half the time, c's and d's outcomes half the time
     assert t.dynamodb["BatchWriteItem"].items == pytest.approx(1 + 0.5 + 0.5 + 0.5)
     # each step queries the partition once, with or without members
     assert t.dynamodb["Query"].calls == pytest.approx(3)
     # and an emptied group ending at its next Task (the alternative: Task and end)
     lean = CohortWalk(p, ALL_SENT, 0.5, empty_goes_on=False).root(1)
-    assert lean.transitions == pytest.approx(2 + 1 + 0.5 * 2 + 0.5 * 2)
+    assert lean.transitions == pytest.approx(2 + 1 + 0.5 * 1 + 0.5 * 1)
     assert lean.executions == 1
-    assert lean.invocations == pytest.approx(1 + 0.5 * 2 + 0.5)
+    assert lean.invocations == pytest.approx(1 + 0.5 * 1)
 
 
 def test_split_arms_to_an_exit_leave_in_the_split() -> None:
@@ -325,8 +327,9 @@ def test_split_arms_to_an_exit_leave_in_the_split() -> None:
         EXIT,
     )
     t = CohortWalk(p, ALL_SENT).root(100)
-    # then one execution: Wait, Choice, s, a; 30 members moved out, 70 messages
-    assert (t.transitions, t.executions) == (pytest.approx(4), 1)
+    # then one execution: Wait, Choice, s and a (one task); 30 members moved out, 70
+    # messages
+    assert (t.transitions, t.executions) == (pytest.approx(3), 1)
     assert t.delivered == pytest.approx(70)
     # s's 100 decisions (4 calls), 30 leaving (2 calls), 70 outcomes (3 calls)
     assert t.dynamodb["BatchWriteItem"] == OpCount(pytest.approx(9), pytest.approx(200))

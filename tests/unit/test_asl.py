@@ -45,13 +45,13 @@ PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
 # wait-first program's first wait is that Wait), the dispatch if a child group can start
 # elsewhere, then one per step (a local-time wait: two; an exit: none, the state before it
 # ends the execution). Whatever the cohort's size.
-SEED_TRANSITIONS = {
-    "cart-abandonment": {"min": 7, "max": 7},
+SEED_TRANSITIONS = {  # a send and the branch or split next to it are one task
+    "cart-abandonment": {"min": 6, "max": 6},
     "champions-care": {"min": 2, "max": 2},
     "points-to-next-rank": {"min": 2, "max": 2},
     "post-purchase-recommendation": {"min": 2, "max": 2},
-    "rank-up-congratulations": {"min": 7, "max": 7},
-    "second-purchase-coupon": {"min": 6, "max": 6},
+    "rank-up-congratulations": {"min": 5, "max": 5},
+    "second-purchase-coupon": {"min": 5, "max": 5},
     "winback-before-dormancy": {"min": 6, "max": 6},
 }
 FALLS_OFF_THE_END = sample_program("{id: pause, type: wait, days: 1}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from kizuna.domain.customer import Customer, ProcessedRecord
 from kizuna.domain.privacy import erase
@@ -278,6 +279,48 @@ def test_a_send_defers_by_instant_and_lets_converted_members_go(branchy: Program
     assert {(r.execution, r.run) for r in sender.calls[0]} == {
         (f"branchy-d{i}", cohort) for i in range(5)
     }
+
+
+def test_a_fused_send_then_branch_decides_only_for_the_members_who_went_on(
+    branchy: Program,
+) -> None:
+    # Given a group of five: d1 deferred by quiet hours, d3 converted (leaves), d0 and d4 Gold
+    people = {f"d{i}": tokyo(f"d{i}", rank="Gold" if i in (0, 4) else "Bronze") for i in range(6)}
+    until = "2026-01-05T23:00:00.000000Z"
+    sender = FakeSender({"d1": f"deferred:{until}", "d3": "exit"})
+    service, store, starter, cohort = world(branchy, people, sender)
+    # When the compiler's fused task runs the send and then the branch in one invocation
+    answer = ask(service, cohort, "send", "hello", then=[{"action": "check", "step": "check"}])
+    # Then it answers the send's counts, the group keeps the Gold members who were sent to,
+    # the Bronze ones who were go on at `other`, and the deferred one waits to redo both
+    assert answer["counts"] == {"sent": 4, "deferred": 1, "exit": 1}
+    assert {m.customer_id for m in store.cohort_members(cohort, ROOT)} == {"d0", "d4"}
+    (deferred,) = store.cohort_children(cohort, ROOT, "hello")
+    assert (deferred.step, deferred.at) == ("hello", datetime(2026, 1, 5, 23, 0, tzinfo=UTC))
+    (other,) = store.cohort_children(cohort, ROOT, "check")
+    assert other.step == "other"
+    assert {m.customer_id for m in store.cohort_members(cohort, other.group)} == {"d2", "d5"}
+    decided = {cid for cid, sk in store.steps if sk.endswith("#check")}
+    assert decided == {"d0", "d2", "d4", "d5"}  # nobody deferred or gone was branched
+    # and a retry of the whole task (Step Functions after a timeout) moves nobody twice
+    ask(service, cohort, "send", "hello", then=[{"action": "check", "step": "check"}])
+    assert len(store.cohort_children(cohort, ROOT, "check")) == 1
+    assert len(starter.started) == 2  # the same two children, started again by name
+    assert len({m.sk for group in store.members.values() for m in group.values()}) == 6
+
+
+def test_only_a_send_branch_or_split_is_fused_and_only_one_step_after() -> None:
+    base = {"program": "p", "cohort": "c", "group": ROOT, "run": "c", "step": "a"}
+    with pytest.raises(ValidationError):
+        GroupRequest(**base, action="send", then=[{"action": "local_time", "step": "w"}])
+    with pytest.raises(ValidationError):
+        GroupRequest(
+            **base,
+            action="send",
+            then=[{"action": "check", "step": "b"}, {"action": "split", "step": "s"}],
+        )
+    with pytest.raises(ValidationError):
+        GroupRequest(**base, action="send", then=[{"action": "check", "step": "b", "x": 1}])
 
 
 def test_a_big_group_is_split_into_groups_of_at_most_the_limit(branchy: Program) -> None:

@@ -73,12 +73,24 @@ def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
     # members deferred by quiet hours continue in a child group: the group goes on
     assert states["hello"]["Next"] == "pause"
     assert states["pause"] == {"Type": "Wait", "Seconds": 86400, "Next": "check"}
-    # a branch keeps `then` (the else side went to a child group, or left at an exit)
-    assert states["check"]["Parameters"]["Payload"]["action"] == "check"
-    assert states["check"]["Next"] == "bye"
-    assert states["bye"]["End"] is True and "done" not in states  # the exit: bye ends it
-    # Wait + dispatch (a child group may start at check or bye), then hello, pause, check, bye
-    assert estimated_transitions(program) == {"min": 6, "max": 6}
+    # a branch keeps `then` (the else side went to a child group, or left at an exit); the
+    # branch and the send it goes on to are one task of the send function: one transition
+    check = states["check"]
+    assert check["Parameters"]["FunctionName"] == "${SendFunctionArn}"
+    assert check["Parameters"]["Payload"]["action"] == "check"
+    assert check["Parameters"]["Payload"]["then"] == [{"action": "send", "step": "bye"}]
+    assert check["End"] is True and "done" not in states  # the exit: the fused task ends it
+    # after a crash that outlasts its retries: the branch alone, then the send alone (with
+    # its own __failed)
+    assert check["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "check__alone"}
+    ]
+    alone = states["check__alone"]
+    assert alone["Parameters"]["FunctionName"] == "${JourneyFunctionArn}"
+    assert "then" not in alone["Parameters"]["Payload"] and alone["Next"] == "bye"
+    assert states["bye"]["End"] is True and states["bye"]["Catch"][0]["Next"] == "bye__failed"
+    # Wait + dispatch (a child group may start at check or bye), then hello, pause, check+bye
+    assert estimated_transitions(program) == {"min": 5, "max": 5}
 
 
 def test_a_crashed_send_steps_failed_records_retry_longer_and_never_go_on_without_them(
@@ -107,8 +119,8 @@ def test_numeric_condition_uses_the_journey_function(tmp_path: Path) -> None:
         "condition: {rank: [Gold]}", 'condition: {order_count: [{numeric: [">=", 2]}]}'
     )
     states = compile_program(load_program(write(tmp_path, text)))["States"]
-    assert states["check"]["Parameters"]["FunctionName"] == "${JourneyFunctionArn}"
-    assert states["check"]["Parameters"]["Payload"]["action"] == "check"
+    assert states["check__alone"]["Parameters"]["FunctionName"] == "${JourneyFunctionArn}"
+    assert states["check__alone"]["Parameters"]["Payload"]["action"] == "check"
 
 
 @pytest.mark.parametrize(

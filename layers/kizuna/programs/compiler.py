@@ -15,7 +15,14 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
 - ``branch`` / ``split`` -> one invocation of the journey function, which moves the members
   of the other side / other arms to child groups; the group goes on along ``then`` / the
   first arm;
-- ``exit`` -> nothing: the state before it ends the execution.
+- ``exit`` -> nothing: the state before it ends the execution;
+- a step and the step its group goes on to at once (a send and then a branch or split, or
+  a branch or split and then a send or another of them; never two sends) -> **one** task:
+  the invocation runs both, one after the other, as the two tasks would (:data:`FUSED`).
+  After a crash that outlasts every retry it goes to ``<step>__alone``, the first step
+  by itself (its own retries, and a send's ``__failed``), then the second by itself: the
+  same path as before, one transition more, only then. The second step keeps its own state
+  for the groups that start there.
 
 A group with nobody left goes on (each later step is one query that finds no member): a
 Choice after every step to end it early would cost a transition per step for every cohort.
@@ -95,6 +102,50 @@ def _invoke(
     }
 
 
+ALONE = "__alone"  # the unfused first step of a fused pair: the crash path
+
+
+def _action(step: object) -> str | None:
+    """What a function does for a step it runs by itself in one invocation (a local-time
+    wait answers an instant: never fused)."""
+    if isinstance(step, SendStep):
+        return "send"
+    if isinstance(step, BranchStep):
+        return "check"
+    if isinstance(step, SplitStep):
+        return "split"
+    return None
+
+
+def _kept_next(program: Program, index: int) -> str | None:
+    """Where the group goes on after step ``index`` (a branch's ``then``, a split's first
+    arm; the members who go elsewhere moved to child groups)."""
+    step = program.steps[index]
+    if isinstance(step, BranchStep):
+        return step.then
+    if isinstance(step, SplitStep):
+        return step.arms[0].next
+    found = next_of(program, index)
+    return found[0] if found else None
+
+
+def fused_with(program: Program, index: int) -> str | None:
+    """The step fused with step ``index`` into its task, if any: the step the group goes on
+    to at once, when both are sends, branches or splits and at most one is a send (one
+    invocation stays within one send's time)."""
+    step = program.steps[index]
+    first = _action(step)
+    if first is None or (index == 0 and isinstance(step, WaitStep)):
+        return None
+    target = _kept_next(program, index)
+    if target is None:
+        return None
+    second = _action(program.step(target))
+    if second is None or (first == "send" and second == "send"):
+        return None
+    return target
+
+
 def start_step(program: Program) -> str | None:
     """Where a cohort's root execution starts: after the first wait (the cohort's due
     instant is that wait's end), else at the first step."""
@@ -168,12 +219,13 @@ def _states(program: Program) -> dict[str, Any]:
         found = next_of(program, i)
         return found[0] if found else None
 
-    for i, step in enumerate(program.steps):
+    def single(i: int, name: str) -> dict[str, Any]:
+        """Step ``i`` by itself, as state ``name`` (and a send's ``__failed``)."""
+        step = program.steps[i]
         sid = step.id
-        if i == 0 and isinstance(step, WaitStep):
-            continue  # a wait-first program's cohort is due when that wait ends: __start
+        found: dict[str, Any] = {}
         if isinstance(step, SendStep):
-            states[sid] = _invoke(
+            found[name] = _invoke(
                 "SendFunctionArn",
                 {**GROUP_INPUT, "action": "send", "step": sid},
                 {
@@ -191,12 +243,50 @@ def _states(program: Program) -> dict[str, Any]:
             # decide for gets a `failed` ledger entry (never silently none), and the
             # journey goes on. No Catch: should recording fail too (after FAILED_RETRY),
             # the execution fails, loudly, rather than go on without those entries
-            states[f"{sid}__failed"] = _invoke(
+            found[f"{sid}__failed"] = _invoke(
                 "JourneyFunctionArn",
                 {**GROUP_INPUT, "action": "failed", "step": sid},
                 then(after(i)),
                 FAILED_RETRY,
             )
+        elif isinstance(step, BranchStep | SplitStep):
+            found[name] = _invoke(
+                "JourneyFunctionArn",
+                {**GROUP_INPUT, "action": _action(step), "step": sid},
+                then(_kept_next(program, i)),
+            )
+        return found
+
+    index = {s.id: i for i, s in enumerate(program.steps)}
+    for i, step in enumerate(program.steps):
+        sid = step.id
+        if i == 0 and isinstance(step, WaitStep):
+            continue  # a wait-first program's cohort is due when that wait ends: __start
+        fused = fused_with(program, i)
+        if fused is not None:
+            first, second = _action(step), _action(program.step(fused))
+            states[sid] = _invoke(
+                "SendFunctionArn" if "send" in (first, second) else "JourneyFunctionArn",
+                {
+                    **GROUP_INPUT,
+                    "action": first,
+                    "step": sid,
+                    "then": [{"action": second, "step": fused}],
+                },
+                {
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["States.ALL"],
+                            "ResultPath": "$.error",
+                            "Next": sid + ALONE,
+                        }
+                    ],
+                    **then(_kept_next(program, index[fused])),
+                },
+            )
+            states.update(single(i, sid + ALONE))
+        elif isinstance(step, SendStep | BranchStep | SplitStep):
+            states.update(single(i, sid))
         elif isinstance(step, WaitStep):
             seconds = int(step.duration.total_seconds())
             if step.until_local_time is None:
@@ -222,18 +312,6 @@ def _states(program: Program) -> dict[str, Any]:
                     "TimestampPath": "$.wait.at",
                     **then(after(i)),
                 }
-        elif isinstance(step, BranchStep):
-            states[sid] = _invoke(
-                "JourneyFunctionArn",
-                {**GROUP_INPUT, "action": "check", "step": sid},
-                then(step.then),
-            )
-        elif isinstance(step, SplitStep):
-            states[sid] = _invoke(
-                "JourneyFunctionArn",
-                {**GROUP_INPUT, "action": "split", "step": sid},
-                then(step.arms[0].next),
-            )
     if END in {t for state in states.values() for t in _transitions(state)}:
         states[END] = {"Type": "Succeed"}
     return states

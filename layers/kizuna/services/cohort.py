@@ -149,6 +149,26 @@ class CohortService:
         self.group_limit = group_limit
 
     def handle(self, req: GroupRequest) -> dict[str, Any]:
+        """The step ``req`` names over the group, then the step fused after it (``then``)
+        over the members who went on, exactly as two tasks one after the other would: each
+        reads the group as it is, so a retry after a crash between them does the first
+        again for nobody new (its decisions and claims stand). The answer sums the sends'
+        counts."""
+        if req.then and req.action not in ("send", "check", "split"):
+            raise ValueError(f"{req.program}.{req.step}: nothing is fused after {req.action!r}")
+        answer = self._step(req.model_copy(update={"then": []}))
+        for link in req.then:
+            more = self._step(
+                req.model_copy(update={"action": link.action, "step": link.step, "then": []})
+            )
+            counts = Counter(answer.get("counts", {})) + Counter(more.get("counts", {}))
+            failed = [*answer.get("failed_channels", []), *more.get("failed_channels", [])]
+            answer = {**answer, **more}
+            if counts or failed:
+                answer |= {"counts": dict(counts), "failed_channels": failed}
+        return answer
+
+    def _step(self, req: GroupRequest) -> dict[str, Any]:
         program = self.programs[req.program]
         expires = expires_at(program, due_of(req.cohort))
         if req.action == "failed":

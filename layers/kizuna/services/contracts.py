@@ -29,9 +29,20 @@ class SendRequest(BaseModel):
     trigger: dict[str, Any] | None = None
 
 
+class ChainedStep(BaseModel):
+    """A step a cohort's task runs right after the one it names, over the group that goes
+    on (the compiler fuses a send and a branch or split into one task)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["send", "check", "split"]
+    step: str
+
+
 class GroupRequest(BaseModel):
     """What a cohort execution asks of the send and journey functions: one step over one
-    group of the cohort's members. No customer id: the members are in DynamoDB."""
+    group of the cohort's members (and the step fused after it, ``then``). No customer id:
+    the members are in DynamoDB."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +54,7 @@ class GroupRequest(BaseModel):
     step: str
     after_seconds: int = 0
     local_time: str | None = None
+    then: Annotated[list[ChainedStep], Field(max_length=1)] = []
 
 
 class SendResponse(BaseModel):
