@@ -45,14 +45,14 @@ PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
 # wait-first program's first wait is that Wait), the dispatch if a child group can start
 # elsewhere, then one per step (a local-time wait: two; an exit: none, the state before it
 # ends the execution). Whatever the cohort's size.
-SEED_TRANSITIONS = {  # a send and the branch or split next to it are one task
-    "cart-abandonment": {"min": 6, "max": 6},
+SEED_TRANSITIONS = {  # a send and the branch, split or local time next to it are one task
+    "cart-abandonment": {"min": 5, "max": 5},
     "champions-care": {"min": 2, "max": 2},
     "points-to-next-rank": {"min": 2, "max": 2},
     "post-purchase-recommendation": {"min": 2, "max": 2},
     "rank-up-congratulations": {"min": 5, "max": 5},
     "second-purchase-coupon": {"min": 5, "max": 5},
-    "winback-before-dormancy": {"min": 6, "max": 6},
+    "winback-before-dormancy": {"min": 5, "max": 5},
 }
 FALLS_OFF_THE_END = sample_program("{id: pause, type: wait, days: 1}")
 NO_SEND_TO_EXIT = sample_program(

@@ -309,10 +309,32 @@ def test_a_fused_send_then_branch_decides_only_for_the_members_who_went_on(
     assert len({m.sk for group in store.members.values() for m in group.values()}) == 6
 
 
-def test_only_a_send_branch_or_split_is_fused_and_only_one_step_after() -> None:
+def test_a_fused_send_then_local_time_answers_the_counts_and_the_instant(
+    branchy: Program,
+) -> None:
+    # Given four members in Tokyo and one in London, one of them deferred by quiet hours
+    people = {f"t{i}": tokyo(f"t{i}") for i in range(4)}
+    people["t9"] = tokyo("t9", time_zone="Europe/London")
+    sender = FakeSender({"t3": "deferred:2026-01-05T23:00:00.000000Z"})
+    service, store, _starter, cohort = world(branchy, people, sender)
+    # When the send and the wait until 09:00 after it run as one task
+    answer = ask(service, cohort, "send", "hello", then=[{"action": "local_time", "step": "other"}])
+    # Then the answer has the send's counts and the instant the group waits until (the Wait
+    # reads it); London goes on in a child group, the deferred member redoes both later
+    assert answer["counts"] == {"sent": 4, "deferred": 1}
+    assert answer["at"] == "2026-01-08T00:00:00.000000Z"  # 09:00 in Tokyo
+    assert {m.customer_id for m in store.cohort_members(cohort, ROOT)} == {"t0", "t1", "t2"}
+    (london,) = store.cohort_children(cohort, ROOT, "other")
+    assert london.step == "split"
+    assert [m.customer_id for m in store.cohort_members(cohort, london.group)] == ["t9"]
+    (deferred,) = store.cohort_children(cohort, ROOT, "hello")
+    assert [m.customer_id for m in store.cohort_members(cohort, deferred.group)] == ["t3"]
+
+
+def test_only_one_step_is_fused_after_another_and_never_the_failure_path() -> None:
     base = {"program": "p", "cohort": "c", "group": ROOT, "run": "c", "step": "a"}
     with pytest.raises(ValidationError):
-        GroupRequest(**base, action="send", then=[{"action": "local_time", "step": "w"}])
+        GroupRequest(**base, action="send", then=[{"action": "failed", "step": "w"}])
     with pytest.raises(ValidationError):
         GroupRequest(
             **base,

@@ -93,6 +93,26 @@ def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
     assert estimated_transitions(program) == {"min": 5, "max": 5}
 
 
+def test_a_send_and_the_local_time_after_it_are_one_task_that_answers_the_instant() -> None:
+    # Given the cart program: a reminder, then a wait until 19:00 the next evening
+    program = next(p for p in load_programs(ROOT / "programs")[0] if p.id == "cart-abandonment")
+    states = compile_program(program)["States"]
+    # Then the send function sends and answers the group's instant in one invocation, and
+    # the Wait waits until it; the crash path sends alone, then asks the journey function
+    remind = states["remind"]
+    assert remind["Parameters"]["FunctionName"] == "${SendFunctionArn}"
+    assert remind["Parameters"]["Payload"]["then"] == [
+        {"action": "local_time", "step": "next_evening"}
+    ]
+    assert remind["ResultSelector"] == {"at.$": "$.Payload.at"}
+    assert (remind["ResultPath"], remind["Next"]) == ("$.wait", "next_evening__wait")
+    assert states["remind__alone"]["Next"] == "next_evening"
+    assert states["remind__alone"]["Catch"][0]["Next"] == "remind__failed"
+    assert states["next_evening"]["Next"] == "next_evening__wait"
+    # Wait, Choice, remind + its instant, the Wait, cart_still_open + email
+    assert estimated_transitions(program) == {"min": 5, "max": 5}
+
+
 def test_a_crashed_send_steps_failed_records_retry_longer_and_never_go_on_without_them(
     tmp_path: Path,
 ) -> None:

@@ -16,8 +16,9 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
   of the other side / other arms to child groups; the group goes on along ``then`` / the
   first arm;
 - ``exit`` -> nothing: the state before it ends the execution;
-- a step and the step its group goes on to at once (a send and then a branch or split, or
-  a branch or split and then a send or another of them; never two sends) -> **one** task:
+- a step and the step its group goes on to at once (a send and then a branch, a split or
+  a wait until a local time, or a branch or split and then a send or another of them;
+  never two sends) -> **one** task:
   the invocation runs both, one after the other, as the two tasks would (:data:`FUSED`).
   After a crash that outlasts every retry it goes to ``<step>__alone``, the first step
   by itself (its own retries, and a send's ``__failed``), then the second by itself: the
@@ -140,10 +141,18 @@ def fused_with(program: Program, index: int) -> str | None:
     target = _kept_next(program, index)
     if target is None:
         return None
-    second = _action(program.step(target))
+    second = _second_action(program.step(target))
     if second is None or (first == "send" and second == "send"):
         return None
     return target
+
+
+def _second_action(step: object) -> str | None:
+    """What a step does as the second of a fused pair: also a wait until a local time (the
+    task answers its instant; its Wait follows)."""
+    if isinstance(step, WaitStep) and step.until_local_time is not None:
+        return "local_time"
+    return _action(step)
 
 
 def start_step(program: Program) -> str | None:
@@ -264,7 +273,17 @@ def _states(program: Program) -> dict[str, Any]:
             continue  # a wait-first program's cohort is due when that wait ends: __start
         fused = fused_with(program, i)
         if fused is not None:
-            first, second = _action(step), _action(program.step(fused))
+            first, second = _action(step), _second_action(program.step(fused))
+            # after the pair: where the second step goes on; a local time's Wait
+            onward = (
+                {
+                    "ResultSelector": {"at.$": "$.Payload.at"},
+                    "ResultPath": "$.wait",
+                    "Next": f"{fused}__wait",
+                }
+                if second == "local_time"
+                else then(_kept_next(program, index[fused]))
+            )
             states[sid] = _invoke(
                 "SendFunctionArn" if "send" in (first, second) else "JourneyFunctionArn",
                 {
@@ -281,7 +300,7 @@ def _states(program: Program) -> dict[str, Any]:
                             "Next": sid + ALONE,
                         }
                     ],
-                    **then(_kept_next(program, index[fused])),
+                    **onward,
                 },
             )
             states.update(single(i, sid + ALONE))

@@ -31,11 +31,12 @@ class SendRequest(BaseModel):
 
 class ChainedStep(BaseModel):
     """A step a cohort's task runs right after the one it names, over the group that goes
-    on (the compiler fuses a send and a branch or split into one task)."""
+    on (the compiler fuses a send and the branch, split or local-time wait after it into
+    one task, and a branch or split and the step it keeps)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["send", "check", "split"]
+    action: Literal["send", "check", "split", "local_time"]
     step: str
 
 
