@@ -201,6 +201,7 @@ class Delivery(Construct):
         wiring: Wiring,
         programs_dir: Path | None = None,
         templates_dir: Path | None = None,
+        segments_dir: Path | None = None,
         email_from: str = names.DEFAULT_EMAIL_FROM,
         ses_identity: str | None = None,
         push_application_id: str = "",
@@ -216,6 +217,7 @@ class Delivery(Construct):
         super().__init__(scope, construct_id)
         programs_dir = programs_dir or wiring.shared["source_root"] / names.PROGRAMS_DIR
         templates_dir = templates_dir or wiring.shared["source_root"] / names.TEMPLATES_DIR
+        segments_dir = segments_dir or wiring.shared["source_root"] / names.SEGMENTS_DIR
         self.email_from = email_from
         self.ses_identity = ses_identity or email_domain(email_from)
         self.push_application_id = push_application_id
@@ -326,7 +328,13 @@ class Delivery(Construct):
                     ENV_PRODUCTS_TABLE: wiring.tables.products.table_name,
                 },
             ),
-            extras={names.PROGRAMS_DIR: programs_dir, names.TEMPLATES_DIR: templates_dir},
+            # the named segments too: a branch fused with a send (one task of this
+            # function) decides segment conditions here
+            extras={
+                names.PROGRAMS_DIR: programs_dir,
+                names.TEMPLATES_DIR: templates_dir,
+                **({names.SEGMENTS_DIR: segments_dir} if segments_dir.is_dir() else {}),
+            },
             timeout=SEND_TIMEOUT,
             memory_size=SEND_MEMORY_MB,
             **wiring.shared,

@@ -124,6 +124,7 @@ class Kizuna(Construct):
             wiring=wiring,
             programs_dir=programs_dir,
             templates_dir=templates_dir,
+            segments_dir=segments_dir,
             email_from=email_from,
             ses_identity=ses_identity,
             push_application_id=push_application_id,

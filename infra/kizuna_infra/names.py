@@ -24,7 +24,7 @@ SCORING_REQUIREMENTS_FILE: Final[str] = "requirements-scoring.txt"  # inside LAY
 FUNCTIONS_DIR: Final[str] = "functions"
 PROGRAMS_DIR: Final[str] = "programs"  # program YAML, bundled next to some handlers
 TEMPLATES_DIR: Final[str] = "templates"  # message templates, bundled next to send's handler
-SEGMENTS_DIR: Final[str] = "segments"  # named segments, bundled with evaluate and journey
+SEGMENTS_DIR: Final[str] = "segments"  # named segments, bundled with evaluate, journey, send
 
 # Never shipped in an asset.
 ASSET_EXCLUDES: Final[tuple[str, ...]] = (

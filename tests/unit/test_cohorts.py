@@ -331,6 +331,23 @@ def test_a_fused_send_then_local_time_answers_the_counts_and_the_instant(
     assert [m.customer_id for m in store.cohort_members(cohort, deferred.group)] == ["t3"]
 
 
+def test_a_branch_on_a_segment_it_does_not_have_fails_instead_of_deciding_else(
+    tmp_path: Path,
+) -> None:
+    # Given a branch on a named segment, and a cohort service without that segment's
+    # definition (a function deployed without the segments folder)
+    text = BRANCHY.replace("condition: {rank: [Gold]}", "condition: {segments: [vip]}")
+    (tmp_path / "branchy.yaml").write_text(text)
+    program = load_program(tmp_path / "branchy.yaml")
+    service, store, starter, cohort = world(program, {"v1": tokyo("v1")})
+    # Then the step fails (Step Functions retries it, then the execution fails: an alarm)
+    # and nobody is moved or recorded as "else"
+    with pytest.raises(ValueError, match="vip"):
+        ask(service, cohort, "check", "check")
+    assert store.steps == {} and starter.started == {}
+    assert [m.customer_id for m in store.cohort_members(cohort, ROOT)] == ["v1"]
+
+
 def test_only_one_step_is_fused_after_another_and_never_the_failure_path() -> None:
     base = {"program": "p", "cohort": "c", "group": ROOT, "run": "c", "step": "a"}
     with pytest.raises(ValidationError):

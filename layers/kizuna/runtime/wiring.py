@@ -146,9 +146,8 @@ def _cohorts(s: JourneySettings | SendSettings, sender: SendService | None = Non
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),
         sender=sender,
-        segments=None
-        if sender
-        else load_deployed_segments(s.SEGMENTS_DIR, deployed_vocabulary(s.KIZUNA_CONFIG)),
+        # the send function decides the branches fused with its sends: it has them too
+        segments=load_deployed_segments(s.SEGMENTS_DIR, deployed_vocabulary(s.KIZUNA_CONFIG)),
     )
 
 

@@ -41,7 +41,7 @@ from kizuna.programs.cohorts import (
 )
 from kizuna.programs.engagement import decide
 from kizuna.programs.journeys import JourneyState
-from kizuna.programs.loader import next_of
+from kizuna.programs.loader import next_of, segment_references
 from kizuna.programs.members import GONE, GROUP_LIMIT, Child, Member
 from kizuna.programs.model import (
     BranchStep,
@@ -304,6 +304,12 @@ class CohortService:
         if step.engagement is not None:
             return self._engagement(req, step, step.engagement, members, now)
         assert step.condition is not None
+        unknown = [ref for ref in segment_references(step.condition) if ref not in self.segments]
+        if unknown:  # never decide "else" for want of a definition: fail, loudly
+            raise ValueError(
+                f"{req.program}.{step.id}: segments {sorted(map(str, unknown))} are not "
+                "deployed with this function"
+            )
         customers = self.store.get_customers([m.customer_id for m in members])
         out = _Outcome()
         other: list[Member] = []
