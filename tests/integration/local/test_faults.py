@@ -295,19 +295,41 @@ def test_the_messages_due_are_those_of_the_fault_free_run(runs: tuple[Run, Run])
     reference, faulted = runs
     expected = sends(reference, "sent")
     got = sends(faulted, "sent") | {s for s in sends(faulted, "failed") if s in expected}
+    only_faulted = sends(faulted, "sent") - expected
+    # Retries delay a step by seconds to minutes, and the frequency caps are rolling windows
+    # (24 hours, 7 days): a delayed send can find yesterday's message still inside the window,
+    # and two programs' messages competing for the cap can change places. That is the cap at
+    # work, not a lost message: it is suppressed with the cap as its reason, and no customer
+    # gets more messages than without faults.
+    capped = {
+        s
+        for s in expected - got
+        if any(
+            (m["pk"], m["program"], m["step"]) == s
+            and m["status"] == "suppressed"
+            and str(m.get("reason", "")).startswith("frequency_cap")
+            for m in faulted.ledger
+        )
+    }
+    swapped = {s for s in only_faulted if s[0] in {c[0] for c in capped}}
+    per_customer = Counter(s[0] for s in capped)
+    assert all(n <= per_customer[c] for c, n in Counter(s[0] for s in swapped).items()), (
+        capped,
+        swapped,
+    )
     missing = {
         s: [
             (m["status"], m.get("reason"))
             for m in faulted.ledger
             if (m["pk"], m["program"], m["step"]) == s
         ]
-        for s in sorted(expected - got)
+        for s in sorted(expected - got - capped)
     }
     assert missing == {}, (
         "sent without faults, neither sent nor failed with them (their ledger rows with "
         f"faults; executions with faults: {faulted.executions}, without: {reference.executions})"
     )
-    assert sorted(sends(faulted, "sent") - expected) == [], "sent only with faults"
+    assert sorted(only_faulted - swapped) == [], "sent only with faults"
 
 
 def test_every_dead_letter_has_its_reason(runs: tuple[Run, Run]) -> None:
