@@ -23,6 +23,7 @@ from aws_cdk import ArnFormat, Duration, Stack, TimeZone, Token
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
@@ -40,8 +41,10 @@ from kizuna.programs.winners import WINNER_PK
 from kizuna.runtime.config import load_config
 from kizuna.runtime.settings import (
     ENV_JOURNEY_ARN_PREFIX,
+    ENV_JOURNEY_FUNCTION_NAME,
     ENV_KIZUNA_CONFIG,
     ENV_PRINT_FILES_BUCKET,
+    ENV_SEND_FUNCTION_NAME,
     KIZUNA_EVENT_SOURCE,
 )
 from kizuna.segments import load_segments
@@ -52,7 +55,12 @@ from kizuna_infra.functions import (
     Wiring,
 )
 from kizuna_infra.queues import DEFAULT_MAX_RECEIVE_COUNT, QueuedFunction
-from kizuna_infra.schedules import DEFAULT_TIME_ZONE, ScheduledInvocations
+from kizuna_infra.schedules import (
+    ASYNC_MAX_EVENT_AGE,
+    ASYNC_RETRY_ATTEMPTS,
+    DEFAULT_TIME_ZONE,
+    ScheduledInvocations,
+)
 from kizuna_infra.states import standard_state_machine, state_machine_log_group
 
 EVALUATE_TIMEOUT = Duration.seconds(30)
@@ -355,6 +363,21 @@ class Programs(Construct):
         )
         for machine in self.state_machines.values():
             machine.grant_start_execution(self.evaluate.function)
+        # at_once programs: evaluate invokes their entry segments asynchronously; Lambda
+        # retries a failed one twice, then keeps it in evaluate's dead-letter queue, with
+        # the error (alarmed; `kizuna dlq redrive` invokes it again)
+        if any(p.start == "at_once" for p in self.programs):
+            for function, env in (
+                (send_function, ENV_SEND_FUNCTION_NAME),
+                (self.journey_helper.function, ENV_JOURNEY_FUNCTION_NAME),
+            ):
+                self.evaluate.function.add_environment(env, function.function_name)
+                function.grant_invoke(self.evaluate.function)
+                function.configure_async_invoke(
+                    max_event_age=ASYNC_MAX_EVENT_AGE,
+                    retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                    on_failure=destinations.SqsDestination(self.evaluate.dead_letter_queue),
+                )
 
         # --- Sweeps ----------------------------------------------------------------------
         self.sweep = KizunaFunction(

@@ -46,11 +46,11 @@ PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
 # elsewhere, then one per step (a local-time wait: two; an exit: none, the state before it
 # ends the execution). Whatever the cohort's size.
 SEED_TRANSITIONS = {  # a send and the branch, split or local time next to it are one task
-    "cart-abandonment": {"min": 5, "max": 5},
+    "cart-abandonment": {"min": 3, "max": 3},  # at_once: the root starts after the wait
     "champions-care": {"min": 2, "max": 2},
     "points-to-next-rank": {"min": 2, "max": 2},
     "post-purchase-recommendation": {"min": 2, "max": 2},
-    "rank-up-congratulations": {"min": 5, "max": 5},
+    "rank-up-congratulations": {"min": 3, "max": 3},  # at_once
     "second-purchase-coupon": {"min": 5, "max": 5},
     "winback-before-dormancy": {"min": 5, "max": 5},
 }

@@ -35,7 +35,9 @@ from tests import factories
 from tests.factories import opted_in
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
-PROGRAMS = {p.id: p for p in load_programs(ROOT_DIR / "programs")[0]}
+SEEDS = {p.id: p for p in load_programs(ROOT_DIR / "programs")[0]}
+# the window's tests: every seed as a window program (rank-up and cart start at_once)
+PROGRAMS = {pid: p.model_copy(update={"start": "window"}) for pid, p in SEEDS.items()}
 CFG = KizunaConfig()
 NIGHT = datetime(2026, 1, 5, 13, 20, tzinfo=UTC)  # 22:20 in Tokyo
 
@@ -490,3 +492,155 @@ def test_two_rank_ups_in_one_window_send_one_message_each_naming_its_rank(
     assert subjects == ["Congratulations! You are now Gold", "Congratulations! You are now Silver"]
     silver = next(m for m in email.sent if "Silver" in m.content.subject)  # type: ignore[union-attr]
     assert "Free shipping over 3,000 yen" in silver.content.text  # type: ignore[union-attr]
+
+
+# --- start: at_once (an entry's first steps run when it is evaluated) -----------------------
+AT_ONCE = SEEDS["rank-up-congratulations"]  # congratulate + split, wait 7 days, branch + send
+
+
+def test_at_once_is_refused_for_a_program_that_starts_with_a_wait() -> None:
+    data = SEEDS["second-purchase-coupon"].model_dump(mode="json", exclude_none=True)
+    with pytest.raises(ValidationError, match="at_once"):
+        Program.model_validate({**data, "start": "at_once"})
+
+
+def test_at_once_entries_run_their_segment_per_batch_in_the_cohort_due_after_the_wait() -> None:
+    # given: 5 rank-ups evaluated in two batches at 22:20 Tokyo
+    store, starter = MemoryStore(), MemoryStarter()
+    program = AT_ONCE
+    assert program.start == "at_once"
+    ids = treated(program, "a", 5)
+    for cid in ids:
+        store.customers[cid] = tokyo(cid, rank="Silver")
+    ev = Evaluator([program], store, starter, MemoryPublisher(), CFG, FixedClock(NIGHT))
+    ev.evaluate([rank_changed(cid, NIGHT) for cid in ids[:3]])
+    ev.evaluate([rank_changed(cid, NIGHT) for cid in ids[3:]])
+    # then: no execution yet; one invocation of the send function per batch, each over its
+    # own entry group of the cohort due when the 7-day wait ends (rounded up to the hour)
+    due = datetime(2026, 1, 12, 14, 0, tzinfo=UTC)
+    cohort = cohort_id(program.id, due)
+    assert starter.started == {}
+    assert [f for f, _ in starter.runs] == ["send", "send"]
+    first, second = (payload for _, payload in starter.runs)
+    assert first["cohort"] == second["cohort"] == cohort and first["group"] != second["group"]
+    assert first["entry"] is True and first["step"] == "congratulate"
+    assert first["then"] == [{"action": "split", "step": "split_followup"}]
+    assert first["run"] == run_name(cohort, first["group"]) and ids[0] not in str(first)
+    grouped = {m.customer_id for m in store.cohort_members(cohort, first["group"])}
+    assert grouped == set(ids[:3])
+    assert store.journeys[(ids[0], program.id)].group == first["group"]
+    # a redelivered trigger (another container: evaluate crashed after the join) invokes
+    # the same group's segment again; nothing new is recorded
+    again = Evaluator([program], store, starter, MemoryPublisher(), CFG, FixedClock(NIGHT))
+    assert again.evaluate([rank_changed(ids[0], NIGHT)]).decisions == []
+    assert starter.runs[-1] == ("send", first)
+
+
+def segment_world(
+    program: Program, people: dict[str, Customer], now: datetime = NIGHT
+) -> tuple[MemoryStore, MemoryStarter, FakeSender, list[dict[str, Any]]]:
+    store, starter, sender = MemoryStore(), MemoryStarter(), FakeSender()
+    store.customers.update(people)
+    ev = Evaluator([program], store, starter, MemoryPublisher(), CFG, FixedClock(now))
+    for cid in people:  # one batch each: one entry group each
+        ev.evaluate([rank_changed(cid, now)])
+    return store, starter, sender, [payload for _, payload in starter.runs]
+
+
+def run_segment(
+    program: Program, store: MemoryStore, starter: MemoryStarter, sender: Any, payload: Any, at: Any
+) -> dict[str, Any]:
+    service = CohortService([program], store, starter, CFG, FixedClock(at), sender=sender)
+    return service.handle(GroupRequest.model_validate(payload))
+
+
+def test_an_entry_segment_sends_now_and_hands_the_group_off_to_the_cohorts_root() -> None:
+    program = AT_ONCE
+    ids = treated(program, "h", 12)
+    people = {cid: tokyo(cid, rank="Silver") for cid in ids}
+    store, starter, sender, payloads = segment_world(program, people)
+    for payload in payloads:
+        run_segment(program, store, starter, sender, payload, NIGHT + timedelta(seconds=5))
+    # every entry got its congratulation at once (one send per group)
+    assert sorted(r.customer_id for call in sender.calls for r in call) == sorted(ids)
+    cohort = payloads[0]["cohort"]
+    due = due_of(cohort)
+    # the "benefits" arm waits in the cohort's root, started once at the branch after the
+    # wait, due at the wait's end; the "none" arm's journey is over (no execution for them)
+    benefits = {cid for cid in ids if _arm(store, cid)}
+    root = {m.customer_id for m in store.cohort_members(cohort, ROOT)}
+    assert root == benefits and 0 < len(root) < len(ids)
+    gone = {m.customer_id for m in store.cohort_members(cohort, GONE)}
+    assert gone == set(ids) - benefits
+    assert list(starter.started) == [cohort]
+    assert starter.started[cohort][1] == {
+        "program": program.id,
+        "cohort": cohort,
+        "group": ROOT,
+        "run": cohort,
+        "step": "gold_or_better",
+        "at": due.isoformat().replace("+00:00", "Z"),
+    }
+    # the ledger names the execution that carries each member on
+    some = next(iter(benefits))
+    (row,) = [v for (c, k), v in store.steps.items() if c == some]
+    assert row["decision"] == "arm:benefits" and row["next_run"] == cohort
+    assert row["run"].startswith(cohort + "-e")
+    # a retried segment (Lambda retries after a crash) moves nobody twice, sends nothing
+    # new, and starts the root again (the same name: the same execution)
+    before = len(sender.calls)
+    run_segment(program, store, starter, sender, payloads[0], NIGHT + timedelta(minutes=2))
+    assert len(sender.calls) == before
+    assert {m.customer_id for m in store.cohort_members(cohort, ROOT)} == root
+
+
+def _arm(store: MemoryStore, cid: str) -> bool:
+    journey = next(j for (c, _), j in store.journeys.items() if c == cid)
+    return journey.arms.get("split_followup") == "benefits"
+
+
+def test_a_segment_too_late_for_its_cohort_hands_off_to_a_child_at_the_same_instant() -> None:
+    program = AT_ONCE
+    ids = treated(program, "l", 40)
+    people = {cid: tokyo(cid, rank="Silver") for cid in ids}
+    store, starter, sender, payloads = segment_world(program, people)
+    cohort = payloads[0]["cohort"]
+    late = due_of(cohort) - JOIN_MARGIN + timedelta(seconds=1)  # Lambda's retries took long
+    for payload in payloads:
+        run_segment(program, store, starter, sender, payload, late)
+    assert store.cohort_members(cohort, ROOT) == [] and cohort not in starter.started
+    children = list(starter.started.values())
+    assert children and all(p["step"] == "gold_or_better" for _, p in children)
+    assert all(p["at"] == starter.started[n][1]["at"] for n, (_, p) in starter.started.items())
+
+
+def test_a_cart_segment_hands_off_at_the_local_time_each_zone_its_own() -> None:
+    # cart-abandonment's steps (remind + the next 19:00, then the branch), on a trigger that
+    # needs no cart claim
+    seed = SEEDS["cart-abandonment"]
+    program = seed.model_copy(update={"trigger": AT_ONCE.trigger, "audience": {}})
+    tz = {"k0": "Asia/Tokyo", "k1": "Asia/Tokyo", "k2": "America/New_York"}
+    ids = [cid for cid in tz if not in_holdout(program, cid)]
+    store, starter, sender = MemoryStore(), MemoryStarter(), FakeSender()
+    for cid in ids:
+        store.customers[cid] = tokyo(cid, time_zone=tz[cid], rank="Silver")
+    ev = Evaluator([program], store, starter, MemoryPublisher(), CFG, FixedClock(NIGHT))
+    ev.evaluate([rank_changed(cid, NIGHT) for cid in ids])
+    # one batch, two cohorts (each zone's 19:00): the group's segment runs in each
+    assert [f for f, _ in starter.runs] == ["send", "send"]
+    for _, payload in starter.runs:
+        assert payload["then"] == [{"action": "local_time", "step": "next_evening"}]
+        run_segment(program, store, starter, sender, payload, NIGHT + timedelta(seconds=3))
+    tokyo_cohort = store.journeys[("k0", program.id)].cohort
+    assert tokyo_cohort is not None
+    # a day on (22:20 Tokyo), then 19:00 Tokyo (10:00 UTC): the cohort evaluate chose
+    assert due_of(tokyo_cohort) == datetime(2026, 1, 7, 10, 0, tzinfo=UTC)
+    root = {m.customer_id for m in store.cohort_members(tokyo_cohort, ROOT)}
+    assert root == {c for c in ids if tz[c] == "Asia/Tokyo"}
+    assert tokyo_cohort in starter.started
+    assert starter.started[tokyo_cohort][1]["step"] == "cart_still_open"
+    ny_cohort = store.journeys[("k2", program.id)].cohort
+    if "k2" in ids:  # New York's 19:00 the next day: its own cohort's root
+        assert ny_cohort and ny_cohort != tokyo_cohort and ny_cohort in starter.started
+        assert {m.customer_id for m in store.cohort_members(ny_cohort, ROOT)} == {"k2"}
+    assert sorted(r.customer_id for call in sender.calls for r in call) == sorted(ids)

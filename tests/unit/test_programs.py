@@ -109,8 +109,12 @@ def test_a_send_and_the_local_time_after_it_are_one_task_that_answers_the_instan
     assert states["remind__alone"]["Next"] == "next_evening"
     assert states["remind__alone"]["Catch"][0]["Next"] == "remind__failed"
     assert states["next_evening"]["Next"] == "next_evening__wait"
-    # Wait, Choice, remind + its instant, the Wait, cart_still_open + email
-    assert estimated_transitions(program) == {"min": 5, "max": 5}
+    # start: at_once: remind + its instant run at entry; the cohort due at 19:00 enters its
+    # Wait, the Choice and cart_still_open + email (a window program: 5, with remind's
+    # task and its instant's Wait)
+    assert estimated_transitions(program) == {"min": 3, "max": 3}
+    windowed = program.model_copy(update={"start": "window"})
+    assert estimated_transitions(windowed) == {"min": 5, "max": 5}
 
 
 def test_a_crashed_send_steps_failed_records_retry_longer_and_never_go_on_without_them(

@@ -434,12 +434,17 @@ class MemoryStarter:
 
     def __init__(self) -> None:
         self.started: dict[str, tuple[str, dict[str, Any]]] = {}
+        # asynchronous invocations: at_once programs' entry segments (function, payload)
+        self.runs: list[tuple[str, dict[str, Any]]] = []
 
     def start(self, program_id: str, name: str, payload: dict[str, Any]) -> bool:
         if name in self.started:
             return False
         self.started[name] = (program_id, payload)
         return True
+
+    def run(self, function: str, payload: dict[str, Any]) -> None:
+        self.runs.append((function, payload))
 
 
 class MemoryPublisher:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kizuna.domain.customer import Customer
+from kizuna.programs.compiler import entry_segment
 from kizuna.programs.loader import next_of
 from kizuna.programs.members import (
     GROUP_LIMIT,
@@ -64,24 +65,33 @@ def first_due(
     customer: Customer | None,
     cfg: KizunaConfig,
 ) -> tuple[datetime, str | None]:
-    """(the cohort instant of an entry at ``entered_at``, the step the cohort starts at —
-    None when the journey has nothing after its first wait)."""
+    """(the cohort instant of an entry at ``entered_at``, the step the cohort's root
+    execution starts at — None when it has nothing to do: nothing after the first wait, or
+    an ``at_once`` program whose entry segment hands off at no wait)."""
     first = program.steps[0]
     window = program.cohort_minutes
+    segment = entry_segment(program)
+    if segment is not None:  # at_once: the cohort is due when the wait it hands off at ends
+        if segment.wait is None or segment.resume is None:
+            return ceil_to(entered_at + timedelta(seconds=1), window), None
+        return wait_ends(segment.wait, entered_at, customer, cfg, window), segment.resume
     if isinstance(first, WaitStep):
         after = next_of(program, 0)
-        start = after[0] if after else None
-        if first.until_local_time is not None:
-            due = local_time_after(
-                customer,
-                entered_at,
-                int(first.duration.total_seconds()),
-                first.until_local_time,
-                cfg,
-            )
-            return due.replace(second=0, microsecond=0), start
-        return ceil_to(entered_at + first.duration, window), start
+        return wait_ends(first, entered_at, customer, cfg, window), after[0] if after else None
     return ceil_to(entered_at + timedelta(seconds=1), window), first.id
+
+
+def wait_ends(
+    wait: WaitStep, since: datetime, customer: Customer | None, cfg: KizunaConfig, window: int
+) -> datetime:
+    """The cohort instant of a wait begun at ``since``: a local time exactly (to the
+    minute), a fixed duration rounded up to the window."""
+    if wait.until_local_time is not None:
+        due = local_time_after(
+            customer, since, int(wait.duration.total_seconds()), wait.until_local_time, cfg
+        )
+        return due.replace(second=0, microsecond=0)
+    return ceil_to(since + wait.duration, window)
 
 
 def cohort_id(program_id: str, due: datetime) -> str:

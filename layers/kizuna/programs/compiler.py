@@ -35,6 +35,7 @@ before it is returned: a compiler bug fails here, at synth, not at ``cdk deploy`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from kizuna.programs.asl import check_definition
@@ -155,9 +156,92 @@ def _second_action(step: object) -> str | None:
     return _action(step)
 
 
+@dataclass(frozen=True)
+class EntrySegment:
+    """What an ``at_once`` program runs when an entry is evaluated: its first task (the
+    first step, and the step fused after it), then where the group goes on.
+
+    - ``wait``: the wait the group hands off at (a fixed wait after the task, or the local
+      time fused into it): the root execution of the cohort due when it ends carries the
+      group on, from ``resume``;
+    - no wait, ``resume`` set: the group goes on at once at ``resume`` (a child execution);
+    - neither: the journey is over after the task."""
+
+    step: str
+    action: str
+    then: tuple[tuple[str, str], ...]  # (action, step) fused after it
+    wait: WaitStep | None
+    resume: str | None
+
+    @property
+    def last(self) -> str:
+        """The step whose invocation hands the group off."""
+        return self.then[-1][1] if self.then else self.step
+
+    def request(self, program: str, cohort: str, group: str, run: str) -> dict[str, Any]:
+        """What evaluate invokes the function with (a
+        :class:`kizuna.services.contracts.GroupRequest`)."""
+        return {
+            "action": self.action,
+            "program": program,
+            "cohort": cohort,
+            "group": group,
+            "run": run,
+            "step": self.step,
+            "then": [{"action": a, "step": s} for a, s in self.then],
+            "entry": True,
+        }
+
+    @property
+    def function(self) -> str:
+        """The function that runs it: the send function if it sends."""
+        actions = {self.action, *(a for a, _ in self.then)}
+        return "send" if "send" in actions else "journey"
+
+
+def entry_segment(program: Program) -> EntrySegment | None:
+    """An ``at_once`` program's entry segment (None for ``window`` programs)."""
+    if program.start != "at_once":
+        return None
+    first = program.steps[0]
+    action = _action(first)
+    assert action is not None, "the model refuses at_once for a program starting with a wait"
+    index = {s.id: i for i, s in enumerate(program.steps)}
+    fused = fused_with(program, 0)
+    then: tuple[tuple[str, str], ...] = ()
+    last = first.id
+    if fused is not None:
+        second = _second_action(program.step(fused))
+        assert second is not None
+        then, last = ((second, fused),), fused
+    last_step = program.step(last)
+    if isinstance(last_step, WaitStep):  # a local time, fused: the task answers its instant
+        after = next_of(program, index[last])
+        return EntrySegment(first.id, action, then, last_step, _onward(program, after))
+    target = _kept_next(program, index[last])
+    if target is None or isinstance(program.step(target), ExitStep):
+        return EntrySegment(first.id, action, then, None, None)
+    target_step = program.step(target)
+    if isinstance(target_step, WaitStep):
+        after = next_of(program, index[target])
+        return EntrySegment(first.id, action, then, target_step, _onward(program, after))
+    return EntrySegment(first.id, action, then, None, target)
+
+
+def _onward(program: Program, after: list[str]) -> str | None:
+    """The step after a wait, unless the journey ends there."""
+    if not after or isinstance(program.step(after[0]), ExitStep):
+        return None
+    return after[0]
+
+
 def start_step(program: Program) -> str | None:
     """Where a cohort's root execution starts: after the first wait (the cohort's due
-    instant is that wait's end), else at the first step."""
+    instant is that wait's end); for an ``at_once`` program, after the wait its entry
+    segment hands off at (:func:`entry_segment`); else at the first step."""
+    segment = entry_segment(program)
+    if segment is not None:
+        return segment.resume if segment.wait is not None else None
     if isinstance(program.steps[0], WaitStep):
         found = next_of(program, 0)
         return found[0] if found else None
@@ -167,7 +251,8 @@ def start_step(program: Program) -> str | None:
 def child_starts(program: Program) -> list[str]:
     """The steps a child group can start at (:mod:`kizuna.services.cohort`): any step a
     function runs (a group over the limit splits there; a send defers there), a branch's
-    and a split's targets, and the step after a wait until a local time."""
+    and a split's targets, the step after a wait until a local time, and where an
+    ``at_once`` program's entry group goes on (:func:`entry_segment`)."""
     found: list[str] = []
     for i, step in enumerate(program.steps):
         runs = isinstance(step, SendStep | BranchStep | SplitStep) or (
@@ -181,6 +266,9 @@ def child_starts(program: Program) -> list[str]:
             found += [a.next for a in step.arms if a.next]
         elif isinstance(step, WaitStep) and step.until_local_time is not None:
             found += next_of(program, i)
+    segment = entry_segment(program)
+    if segment is not None and segment.resume is not None:  # where an entry group goes on
+        found.append(segment.resume)
     return list(dict.fromkeys(found))
 
 
@@ -349,6 +437,8 @@ def estimated_transitions(program: Program) -> dict[str, int]:
     retries, no deferrals, the group never empty): what a cohort costs in transitions,
     whatever its size. Members who diverge cost a child execution: 2 states plus the rest
     of their path."""
+    if start_step(program) is None and entry_segment(program) is not None:
+        return {"min": 0, "max": 0}  # an at_once program's root never runs: none to hand off to
     asl = compile_program(program)
     states = asl["States"]
     memo: dict[str, tuple[int, int]] = {}

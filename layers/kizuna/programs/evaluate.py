@@ -11,8 +11,9 @@ conversions (treated and holdout alike).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -41,7 +42,9 @@ from kizuna.programs.cohorts import (
     expires_at,
     first_due,
     joinable,
+    run_name,
 )
+from kizuna.programs.compiler import entry_segment
 from kizuna.programs.journeys import (
     JourneyState,
     assign_arms,
@@ -130,6 +133,11 @@ class JourneyStarter(Protocol):
         """Start the program's state machine; False if that execution already exists."""
         ...
 
+    def run(self, function: str, payload: dict[str, Any]) -> None:
+        """Invoke ``function`` (``send`` or ``journey``) asynchronously with ``payload``: an
+        at_once program's entry segment (Lambda retries it, then dead-letters it)."""
+        ...
+
 
 class Publisher(Protocol):
     def publish(self, events: Sequence[DerivedEvent]) -> list[int]: ...
@@ -164,6 +172,34 @@ def unreachable(customer: Customer, channel: str) -> str:
 
 def channels_of(program: Program) -> set[str]:
     return {c for s in program.steps if isinstance(s, SendStep) for c in s.channels}
+
+
+def _in_entry_groups(entries: list[_Entry]) -> list[_Entry]:
+    """The at_once programs' entries of a flush, each program's in a group of its own
+    (``e`` and a digest of its entries: one entry segment invocation for them)."""
+    by_program: dict[str, list[str]] = {}
+    for e in entries:
+        if e.program.start == "at_once" and e.join.state.execution:
+            by_program.setdefault(e.program.id, []).append(e.join.state.execution)
+    if not by_program:
+        return entries
+    groups = {
+        pid: "e" + hashlib.sha256("\x1f".join(sorted(names)).encode()).hexdigest()[:11]
+        for pid, names in by_program.items()
+    }
+    placed: list[_Entry] = []
+    for e in entries:
+        group = groups.get(e.program.id)
+        if group is None:
+            placed.append(e)
+            continue
+        join = replace(
+            e.join,
+            state=e.join.state.model_copy(update={"group": group}),
+            member=replace(e.join.member, group=group),
+        )
+        placed.append(replace(e, join=join))
+    return placed
 
 
 class Evaluator:
@@ -236,7 +272,7 @@ class Evaluator:
 
         def flush() -> None:
             """Write the entries waiting to be written; record and start the ones written."""
-            entries = list(pending.values())
+            entries = _in_entry_groups(list(pending.values()))
             pending.clear()
             if not entries:
                 return
@@ -516,8 +552,20 @@ class Evaluator:
     def _start(self, program: Program, state: JourneyState) -> None:
         """Start the state's cohort execution (once per container: later entries of the
         same cohort join the running execution; a retried batch starts it again, which
-        Step Functions answers with the same execution)."""
+        Step Functions answers with the same execution). An at_once program's entry group
+        runs its entry segment instead: one asynchronous invocation per group (a redelivery
+        invokes it again: each member's step is decided once)."""
         cohort = state.cohort
+        segment = entry_segment(program)
+        if segment is not None:
+            if cohort is None or state.group is None or f"{cohort}/{state.group}" in self._started:
+                return
+            run = run_name(cohort, state.group)
+            self.starter.run(
+                segment.function, segment.request(program.id, cohort, state.group, run)
+            )
+            self._started.add(f"{cohort}/{state.group}")
+            return
         if cohort is None or cohort in self._started:
             return
         _, start = first_due(program, state.last_entry_at or self.clock.now(), None, self.cfg)

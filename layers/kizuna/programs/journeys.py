@@ -26,6 +26,7 @@ class JourneyState(BaseModel):
     last_event_id: str | None = None
     execution: str | None = None  # the entry's key in the ledger (MSG#<execution>#<step>)
     cohort: str | None = None  # the cohort that carries the entry (its execution's name)
+    group: str | None = None  # an at_once program's entry group (None: the cohort's root)
     holdout: bool = False
     arms: dict[str, str] = Field(default_factory=dict)
     goal_reached_at: datetime | None = None

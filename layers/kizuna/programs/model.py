@@ -294,6 +294,13 @@ class Program(_Strict):
         description="entries due within this many minutes share one execution (a cohort): "
         "a step runs at most this long after its exact instant (until_local_time: exact)",
     )
+    start: Literal["window", "at_once"] = Field(
+        default="window",
+        description="window: an entry's first step runs with the cohort of its window, up to "
+        "cohort_minutes late; at_once: the steps before the first wait run when the entry is "
+        "evaluated (one invocation per evaluate batch), and the group hands off at that wait "
+        "to the cohort due when it ends (a program that starts with a wait is due then anyway)",
+    )
     goal: Goal | None = None
     topic: TopicName | None = Field(
         default=None,
@@ -303,6 +310,15 @@ class Program(_Strict):
     steps: list[Step] = Field(min_length=1, max_length=40)
 
     _check = field_validator("audience")(_pattern)
+
+    @model_validator(mode="after")
+    def _at_once(self) -> Program:
+        if self.start == "at_once" and isinstance(self.steps[0], WaitStep | ExitStep):
+            raise ValueError(
+                f"start: at_once runs the steps before the first wait at entry, but step "
+                f"{self.steps[0].id!r} is a {self.steps[0].type}: use start: window"
+            )
+        return self
 
     def topic_of(self, step: SendStep, default: str) -> str:
         """The preference topic a send step's messages are about: the step's, else the

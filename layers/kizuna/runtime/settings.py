@@ -51,6 +51,7 @@ ENV_CAMPAIGN_SCHEDULE_GROUP = "CAMPAIGN_SCHEDULE_GROUP"
 ENV_CAMPAIGN_SCHEDULER_ROLE_ARN = "CAMPAIGN_SCHEDULER_ROLE_ARN"
 ENV_CAMPAIGN_SCHEDULE_DLQ_ARN = "CAMPAIGN_SCHEDULE_DLQ_ARN"
 ENV_SEND_FUNCTION_NAME = "SEND_FUNCTION_NAME"
+ENV_JOURNEY_FUNCTION_NAME = "JOURNEY_FUNCTION_NAME"
 
 # Source of every event Kizuna itself puts on the bus; inbound rules exclude it.
 KIZUNA_EVENT_SOURCE = "kizuna"
@@ -105,6 +106,9 @@ class EvaluateSettings(_QueueSettings, _ConfigSettings):
     JOURNEY_ARN_PREFIX: str = Field(min_length=1)
     PROGRAMS_DIR: str | None = None
     SEGMENTS_DIR: str | None = None
+    # what runs an at_once program's entry segment (invoked asynchronously)
+    SEND_FUNCTION_NAME: str | None = None
+    JOURNEY_FUNCTION_NAME: str | None = None
 
 
 @lru_cache(maxsize=1)

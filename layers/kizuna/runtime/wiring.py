@@ -101,6 +101,7 @@ def evaluate_service() -> EvaluateService:
 
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.adapters.eventbridge import EventBridgePublisher
+    from kizuna.adapters.lambda_async import AsyncInvoker, JourneyLauncher
     from kizuna.adapters.sqs import SqsDeadLetters
     from kizuna.adapters.stepfunctions import StepFunctionsStarter
     from kizuna.programs.bundle import load_deployed_segments
@@ -115,7 +116,20 @@ def evaluate_service() -> EvaluateService:
     evaluator = Evaluator(
         programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
         store,
-        StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
+        JourneyLauncher(
+            StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
+            AsyncInvoker(
+                boto3.client("lambda"),
+                {
+                    name: fn
+                    for name, fn in (
+                        ("send", s.SEND_FUNCTION_NAME),
+                        ("journey", s.JOURNEY_FUNCTION_NAME),
+                    )
+                    if fn
+                },
+            ),
+        ),
         EventBridgePublisher(boto3.client("events"), s.EVENT_BUS_NAME),
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),

@@ -36,13 +36,16 @@ from kizuna.programs.cohorts import (
     due_of,
     execution_input,
     expires_at,
+    joinable,
     run_name,
     stamp,
+    wait_ends,
 )
+from kizuna.programs.compiler import entry_segment
 from kizuna.programs.engagement import decide
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.loader import next_of, segment_references
-from kizuna.programs.members import GONE, GROUP_LIMIT, Child, Member
+from kizuna.programs.members import GONE, GROUP_LIMIT, ROOT, Child, Member
 from kizuna.programs.model import (
     BranchStep,
     Engagement,
@@ -156,10 +159,11 @@ class CohortService:
         counts."""
         if req.then and req.action not in ("send", "check", "split"):
             raise ValueError(f"{req.program}.{req.step}: nothing is fused after {req.action!r}")
-        answer = self._step(req.model_copy(update={"then": []}))
-        for link in req.then:
+        answer = self._step(req.model_copy(update={"then": []}), hand_off=not req.then)
+        for n, link in enumerate(req.then):
             more = self._step(
-                req.model_copy(update={"action": link.action, "step": link.step, "then": []})
+                req.model_copy(update={"action": link.action, "step": link.step, "then": []}),
+                hand_off=n == len(req.then) - 1,
             )
             counts = Counter(answer.get("counts", {})) + Counter(more.get("counts", {}))
             failed = [*answer.get("failed_channels", []), *more.get("failed_channels", [])]
@@ -168,7 +172,10 @@ class CohortService:
                 answer |= {"counts": dict(counts), "failed_channels": failed}
         return answer
 
-    def _step(self, req: GroupRequest) -> dict[str, Any]:
+    def _step(self, req: GroupRequest, *, hand_off: bool = False) -> dict[str, Any]:
+        """One step over the group; with ``hand_off`` (the last step of an entry segment,
+        ``req.entry``) the members who go on move to the execution that carries them from
+        the segment's wait (:meth:`_hand_off`)."""
         program = self.programs[req.program]
         expires = expires_at(program, due_of(req.cohort))
         if req.action == "failed":
@@ -185,6 +192,9 @@ class CohortService:
             self._act(req, program, members, now) if members else _Outcome(answer=_idle(step, now))
         )
         moves += outcome.moves
+        if req.entry and hand_off and outcome.kept:
+            moves += self._hand_off(req, program, step.id, outcome, now)
+            outcome.kept = []
         self._record(req, step.id, outcome, moves, now)
         children = [c for c, _ in moves if c is not None]
         if children:
@@ -208,6 +218,40 @@ class CohortService:
             children=len(children),
         )
         return outcome.answer
+
+    def _hand_off(
+        self, req: GroupRequest, program: Program, step: str, outcome: _Outcome, now: datetime
+    ) -> list[tuple[Child | None, list[Member]]]:
+        """Where an entry group's members go on after the entry segment
+        (:func:`kizuna.programs.compiler.entry_segment`): the cohort's root group, due when
+        the segment's wait ends (the cohort evaluate chose for them), while it is still
+        joinable; else a child group at their own instant (late, or another instant than
+        the cohort's), or at once if no wait follows. The journey is over for them if
+        nothing does."""
+        segment = entry_segment(program)
+        if segment is None or segment.resume is None:
+            return []
+        kept = outcome.kept
+        if segment.wait is None:
+            key = f"next:{_digest(kept)}"
+            return [(self._child(req, step, segment.resume, key, now), kept)]
+        by_at: dict[datetime, list[Member]] = {}
+        if segment.wait.until_local_time is not None:  # fused: the task answered the instant
+            by_at[parse_time(outcome.answer["at"]).replace(second=0, microsecond=0)] = kept
+        else:
+            for m in kept:
+                at = wait_ends(segment.wait, m.entered_at, None, self.cfg, program.cohort_minutes)
+                by_at.setdefault(at, []).append(m)
+        due = due_of(req.cohort)
+        moves: list[tuple[Child | None, list[Member]]] = []
+        for at, group in sorted(by_at.items()):
+            if at == due and joinable(due, now):
+                child = Child(ROOT, req.group, step, segment.resume, ROOT, due)
+            else:
+                key = f"until-{stamp(at)}:{_digest(group)}"
+                child = self._child(req, step, segment.resume, key, at)
+            moves.append((child, group))
+        return moves
 
     def _child(self, req: GroupRequest, at_step: str, start: str, key: str, due: datetime) -> Child:
         return Child(child_group(req.group, at_step, key), req.group, at_step, start, key, due)

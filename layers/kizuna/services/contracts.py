@@ -56,6 +56,9 @@ class GroupRequest(BaseModel):
     after_seconds: int = 0
     local_time: str | None = None
     then: Annotated[list[ChainedStep], Field(max_length=1)] = []
+    # an at_once program's entry segment, invoked by evaluate: the last step hands the
+    # group off (kizuna.programs.compiler.entry_segment)
+    entry: bool = False
 
 
 class SendResponse(BaseModel):
