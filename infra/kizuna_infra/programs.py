@@ -372,7 +372,12 @@ class Programs(Construct):
                 (self.journey_helper.function, ENV_JOURNEY_FUNCTION_NAME),
             ):
                 self.evaluate.function.add_environment(env, function.function_name)
-                function.grant_invoke(self.evaluate.function)
+                # the function itself (grant_invoke would add its versions: `<arn>:*`)
+                self.evaluate.function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=["lambda:InvokeFunction"], resources=[function.function_arn]
+                    )
+                )
                 function.configure_async_invoke(
                     max_event_age=ASYNC_MAX_EVENT_AGE,
                     retry_attempts=ASYNC_RETRY_ATTEMPTS,

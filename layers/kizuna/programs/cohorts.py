@@ -6,6 +6,9 @@ An entry's **cohort** is named by the instant its journey first has something to
   ``until_local_time`` the local time itself (a day's entries in one time zone share it,
   exactly), for a fixed duration the entry time plus the duration rounded *up* to the
   program's cohort window;
+- an ``start: at_once`` program: the instant the wait after its first task ends
+  (:func:`kizuna.programs.compiler.entry_segment`): the first task runs at entry, over
+  the batch's *entry group*, and hands the group to the cohort's root there;
 - otherwise: the end of the cohort window the entry falls in.
 
 An entry joins a cohort up to :data:`JOIN_MARGIN` before its instant (later, the next
