@@ -3,7 +3,8 @@ what, on which channel and when — and who did not, and why.
 
 Entries travel in cohorts (kizuna.programs.cohorts): a program whose first step is a send
 sends at the end of the cohort window its entry fell in (``cohort_minutes``, 60 by
-default), so these tests let that hour pass (``settle``) before they look."""
+default), unless it starts at once (``start: at_once``: rank-up and cart-abandonment), so
+these tests let that hour pass (``settle``) before they look."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from kizuna.delivery.why import explain
-from kizuna.programs.journeys import in_holdout
+from kizuna.programs.journeys import assign_arms, in_holdout
 from kizuna.programs.loader import load_programs
 from kizuna_tools.local.bus_policy import acting_as, role_of
 from kizuna_tools.local.cloud import LocalCloud
@@ -203,6 +204,40 @@ def test_rank_up_congratulation_lists_the_new_benefits(cloud: LocalCloud) -> Non
     body = json.dumps(mail, ensure_ascii=False, default=str)
     assert "Silver" in body and "Free shipping over 3,000 yen" in body
     assert "<script>alert(1)</script>" not in str(mail.get("body", ""))  # escaped in HTML
+
+
+def test_rank_up_congratulates_at_once_and_the_week_after_goes_on_in_its_cohort(
+    cloud: LocalCloud,
+) -> None:
+    # start: at_once — a customer on the split's "benefits" arm (stable hash)
+    program = PROGRAMS["rank-up-congratulations"]
+    assert program.start == "at_once"
+    cid = next(
+        f"ra{i}"
+        for i in range(500)
+        if not in_holdout(program, f"ra{i}")
+        and assign_arms(program, f"ra{i}")["split_followup"] == "benefits"
+    )
+    signup(cloud, cid, locale="en")
+    order(cloud, cid, "o-ra1", 12000)  # Silver
+    # sent while the order's events were processed: no cohort window to wait for
+    assert ("rank-up-congratulations", "congratulate", "email") in sent(cloud, cid)
+    (entry,) = [e for e in ledger(cloud, cid, "ENTRY") if e["program"] == program.id]
+    (msg,) = [m for m in ledger(cloud, cid, "MSG") if m["program"] == program.id]
+    cohort = entry["cohort"]
+    assert msg["run"].startswith(f"{cohort}-e") and msg["sent_at"][:16] == entry["at"][:16]
+    # the split was decided in the same invocation; the member goes on in the cohort due
+    # when the week's wait ends (its root execution: the ledger names it)
+    (split,) = [s for s in ledger(cloud, cid, "STEP") if s["step"] == "split_followup"]
+    assert (split["decision"], split["next_run"]) == ("arm:benefits", cohort)
+    executions = cloud.client("stepfunctions").list_executions(
+        stateMachineArn=next(
+            m["stateMachineArn"]
+            for m in cloud.client("stepfunctions").list_state_machines()["stateMachines"]
+            if m["name"].endswith(program.id)
+        )
+    )["executions"]
+    assert [e["name"] for e in executions] == [cohort]
 
 
 def test_points_near_next_rank_nudge_by_push_at_noon(cloud: LocalCloud) -> None:
