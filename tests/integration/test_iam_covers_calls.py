@@ -35,7 +35,9 @@ IAM_PREFIX = {
 
 # AWS authorizes a transaction per item: TransactWriteItems needs the actions of its items
 # (the send paths put a ledger claim and update a CONTACT item), not an action of its own.
-AUTHORIZED_AS = {"TransactWriteItems": ["PutItem", "UpdateItem"]}
+# Lambda's Invoke (evaluate invoking an at_once program's entry segment) is the IAM action
+# lambda:InvokeFunction.
+AUTHORIZED_AS = {"TransactWriteItems": ["PutItem", "UpdateItem"], "Invoke": ["InvokeFunction"]}
 
 
 def _list(value: Any) -> list[Any]:
