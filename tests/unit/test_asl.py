@@ -47,12 +47,12 @@ PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
 # ends the execution). Whatever the cohort's size.
 SEED_TRANSITIONS = {  # a send and the branch, split or local time next to it are one task
     "cart-abandonment": {"min": 3, "max": 3},  # at_once: the root starts after the wait
-    "champions-care": {"min": 2, "max": 2},
+    "champions-care": {"min": 0, "max": 0},  # at_once, a send and nothing after: no execution
     "points-to-next-rank": {"min": 2, "max": 2},
     "post-purchase-recommendation": {"min": 2, "max": 2},
     "rank-up-congratulations": {"min": 3, "max": 3},  # at_once
     "second-purchase-coupon": {"min": 5, "max": 5},
-    "winback-before-dormancy": {"min": 5, "max": 5},
+    "winback-before-dormancy": {"min": 3, "max": 3},  # at_once
 }
 FALLS_OFF_THE_END = sample_program("{id: pause, type: wait, days: 1}")
 NO_SEND_TO_EXIT = sample_program(
