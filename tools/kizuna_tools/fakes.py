@@ -402,8 +402,26 @@ class MemoryStore:
         found = self.children.get(cohort, {})
         return [c for _, c in sorted(found.items()) if c.parent == parent and c.origin == step]
 
-    def read_group(self, cohort: str, group: str, step: str) -> tuple[list[Member], list[Child]]:
-        return self.cohort_members(cohort, group), self.cohort_children(cohort, group, step)
+    def read_group(
+        self, cohort: str, group: str, step: str | Sequence[str]
+    ) -> tuple[list[Member], list[Child]]:
+        steps = [step] if isinstance(step, str) else list(step)
+        children = [c for s in steps for c in self.cohort_children(cohort, group, s)]
+        return self.cohort_members(cohort, group), children
+
+    def settle_step(
+        self,
+        cohort: str,
+        step: str,
+        decisions: Sequence[tuple[str, str, dict[str, Any]]],
+        children: Sequence[Child],
+        moves: Sequence[tuple[str, Sequence[Member]]],
+        expires_at: int,
+    ) -> None:
+        self.record_steps(step, decisions)
+        self.put_children(cohort, children, expires_at)
+        for group, members in moves:
+            self.move_members(cohort, members, group, expires_at)
 
     def leave_cohort(self, cohort: str, customer_id: str) -> int:
         found = self.members.get(cohort, {})

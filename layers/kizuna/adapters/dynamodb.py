@@ -234,6 +234,21 @@ def _member_item(pk: str, member: Member, expires_at: int) -> dict[str, Any]:
     }
 
 
+def _child_item(pk: str, child: Child, expires_at: int) -> dict[str, Any]:
+    return {
+        "pk": pk,
+        "sk": child.sk,
+        "kind": "COHORT",
+        "group": child.group,
+        "parent": child.parent,
+        "origin": child.origin,
+        "step": child.step,
+        "key": child.key,
+        "due": iso(child.at),
+        "expires_at": expires_at,
+    }
+
+
 def _member_of(item: dict[str, Any]) -> Member:
     return Member(
         customer_id=str(item["customer"]),
@@ -633,22 +648,32 @@ class DynamoStore:
         self._batch_put([_member_item(pk, replace(m, group=group), expires_at) for m in members])
 
     def put_children(self, cohort: str, children: Sequence[Child], expires_at: int) -> None:
+        self._batch_put([_child_item(f"{COHORT_PK}{cohort}", c, expires_at) for c in children])
+
+    def settle_step(
+        self,
+        cohort: str,
+        step: str,
+        decisions: Sequence[tuple[str, str, dict[str, Any]]],
+        children: Sequence[Child],
+        moves: Sequence[tuple[str, Sequence[Member]]],
+        expires_at: int,
+    ) -> None:
+        """What a cohort step did, in two writes (BatchWriteItem, 25 items a call): its
+        decisions (as :meth:`record_steps`) and the headers of the child groups it made,
+        then every member's move (as :meth:`move_members`, to each group in ``moves``). A
+        header is written before its members move, so a retried step finds and starts
+        every child its members went to."""
         pk = f"{COHORT_PK}{cohort}"
         self._batch_put(
+            [_step_item(cid, entry, step, data) for cid, entry, data in decisions]
+            + [_child_item(pk, c, expires_at) for c in children]
+        )
+        self._batch_put(
             [
-                {
-                    "pk": pk,
-                    "sk": c.sk,
-                    "kind": "COHORT",
-                    "group": c.group,
-                    "parent": c.parent,
-                    "origin": c.origin,
-                    "step": c.step,
-                    "key": c.key,
-                    "due": iso(c.at),
-                    "expires_at": expires_at,
-                }
-                for c in children
+                _member_item(pk, replace(m, group=group), expires_at)
+                for group, members in moves
+                for m in members
             ]
         )
 
@@ -656,16 +681,22 @@ class DynamoStore:
         """The child groups a step of ``parent`` made (every one, a retried step's too)."""
         return self.read_group(cohort, parent, step)[1]
 
-    def read_group(self, cohort: str, group: str, step: str) -> tuple[list[Member], list[Child]]:
-        """A group's members and the child groups its step made already (a retried step's),
-        in one strongly consistent query of the cohort's partition."""
+    def read_group(
+        self, cohort: str, group: str, step: str | Sequence[str]
+    ) -> tuple[list[Member], list[Child]]:
+        """A group's members and the child groups its step (or steps: a fused pair's) made
+        already (a retried step's), in one strongly consistent query of the cohort's
+        partition."""
         from boto3.dynamodb.conditions import Attr, Key
 
+        steps = [step] if isinstance(step, str) else list(step)
+        condition = Attr("sk").begins_with(MEMBER_SK) & Attr("group").eq(group)
+        for one in steps:
+            condition = condition | Attr("sk").begins_with(f"{CHILD_SK}{group}#{one}#")
         items = _items(
             self._activity.query,
             KeyConditionExpression=Key("pk").eq(f"{COHORT_PK}{cohort}"),
-            FilterExpression=(Attr("sk").begins_with(MEMBER_SK) & Attr("group").eq(group))
-            | Attr("sk").begins_with(f"{CHILD_SK}{group}#{step}#"),
+            FilterExpression=condition,
             ConsistentRead=True,
         )
         members: list[Member] = []

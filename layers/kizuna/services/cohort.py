@@ -73,18 +73,18 @@ class CohortStore(Protocol):
 
     def cohort_members(self, cohort: str, group: str) -> list[Member]: ...
 
-    def move_members(
-        self, cohort: str, members: Sequence[Member], group: str, expires_at: int
-    ) -> None: ...
-
-    def put_children(self, cohort: str, children: Sequence[Child], expires_at: int) -> None: ...
-
     def read_group(
-        self, cohort: str, group: str, step: str
+        self, cohort: str, group: str, step: str | Sequence[str]
     ) -> tuple[list[Member], list[Child]]: ...
 
-    def record_steps(
-        self, step: str, entries: Sequence[tuple[str, str, dict[str, Any]]]
+    def settle_step(
+        self,
+        cohort: str,
+        step: str,
+        decisions: Sequence[tuple[str, str, dict[str, Any]]],
+        children: Sequence[Child],
+        moves: Sequence[tuple[str, Sequence[Member]]],
+        expires_at: int,
     ) -> None: ...
 
     def claim_messages(
@@ -153,16 +153,25 @@ class CohortService:
 
     def handle(self, req: GroupRequest) -> dict[str, Any]:
         """The step ``req`` names over the group, then the step fused after it (``then``)
-        over the members who went on, exactly as two tasks one after the other would: each
-        reads the group as it is, so a retry after a crash between them does the first
-        again for nobody new (its decisions and claims stand). The answer sums the sends'
-        counts."""
+        over the members who went on, exactly as two tasks one after the other would: the
+        group and the child groups either step made already (a retry's) are read once, the
+        second step going on with the members the first kept; a retry after a crash between
+        them does the first again for nobody new (its decisions and claims stand). The
+        answer sums the sends' counts."""
         if req.then and req.action not in ("send", "check", "split"):
             raise ValueError(f"{req.program}.{req.step}: nothing is fused after {req.action!r}")
-        answer = self._step(req.model_copy(update={"then": []}), hand_off=not req.then)
+        if req.action == "failed":
+            return self._failed(req)
+        steps = [req.step, *(link.step for link in req.then)]
+        found, started = self.store.read_group(req.cohort, req.group, steps)
+        answer, kept = self._step(
+            req.model_copy(update={"then": []}), found, started, hand_off=not req.then
+        )
         for n, link in enumerate(req.then):
-            more = self._step(
+            more, kept = self._step(
                 req.model_copy(update={"action": link.action, "step": link.step, "then": []}),
+                kept,
+                started,
                 hand_off=n == len(req.then) - 1,
             )
             counts = Counter(answer.get("counts", {})) + Counter(more.get("counts", {}))
@@ -172,17 +181,24 @@ class CohortService:
                 answer |= {"counts": dict(counts), "failed_channels": failed}
         return answer
 
-    def _step(self, req: GroupRequest, *, hand_off: bool = False) -> dict[str, Any]:
-        """One step over the group; with ``hand_off`` (the last step of an entry segment,
-        ``req.entry``) the members who go on move to the execution that carries them from
-        the segment's wait (:meth:`_hand_off`)."""
+    def _step(
+        self,
+        req: GroupRequest,
+        found: list[Member],
+        started: Sequence[Child],
+        *,
+        hand_off: bool = False,
+    ) -> tuple[dict[str, Any], list[Member]]:
+        """One step over the group's members ``found`` (the answer, and the members who
+        stay in the group); ``started``: child groups an earlier attempt made. With
+        ``hand_off`` (the last step of an entry segment, ``req.entry``) the members who go
+        on move to the execution that carries them from the segment's wait
+        (:meth:`_hand_off`)."""
         program = self.programs[req.program]
         expires = expires_at(program, due_of(req.cohort))
-        if req.action == "failed":
-            return self._failed(req)
         step = program.step(req.step)
         now = self.clock.now()
-        found, started = self.store.read_group(req.cohort, req.group, step.id)
+        mine = [c for c in started if c.origin == step.id]
         members, overflow = chunked(found, self.group_limit)
         moves: list[tuple[Child | None, list[Member]]] = [
             (self._child(req, step.id, step.id, f"part:{_digest(chunk)}", now), chunk)
@@ -195,16 +211,18 @@ class CohortService:
         if req.entry and hand_off and outcome.kept:
             moves += self._hand_off(req, program, step.id, outcome, now)
             outcome.kept = []
-        self._record(req, step.id, outcome, moves, now)
         children = [c for c, _ in moves if c is not None]
-        if children:
-            self.store.put_children(req.cohort, children, expires)
-        for child, group in moves:
-            if group:
-                self.store.move_members(req.cohort, group, child.group if child else GONE, expires)
+        self.store.settle_step(
+            req.cohort,
+            step.id,
+            self._decisions(req, step.id, outcome, moves, now),
+            children,
+            [(child.group if child else GONE, group) for child, group in moves if group],
+            expires,
+        )
         # this attempt's children, and any an earlier attempt made (it may have crashed
         # before it started them): starting one twice is the same execution
-        for child in {c.sk: c for c in [*started, *children]}.values():
+        for child in {c.sk: c for c in [*mine, *children]}.values():
             name = run_name(req.cohort, child.group)
             payload = execution_input(program.id, req.cohort, child.group, child.step, child.at)
             self.starter.start(program.id, name, payload)
@@ -217,7 +235,7 @@ class CohortService:
             kept=len(outcome.kept),
             children=len(children),
         )
-        return outcome.answer
+        return outcome.answer, outcome.kept
 
     def _hand_off(
         self, req: GroupRequest, program: Program, step: str, outcome: _Outcome, now: datetime
@@ -485,41 +503,38 @@ class CohortService:
         key = f"{reason}:{_digest(group)}"
         out.moves.append((self._child(req, req.step, target, key, now), group))
 
-    def _record(
+    def _decisions(
         self,
         req: GroupRequest,
         step: str,
         outcome: _Outcome,
         moves: Sequence[tuple[Child | None, list[Member]]],
         now: datetime,
-    ) -> None:
+    ) -> list[tuple[str, str, dict[str, Any]]]:
         """Each member's decision at this step and the execution that carries them on."""
         if not outcome.decisions:
-            return
+            return []
         runs = {m.sk: req.run for m in outcome.kept}
         for child, group in moves:
             for m in group:
                 runs[m.sk] = run_name(req.cohort, child.group) if child else ""
         members = [*outcome.kept, *(m for _, group in moves for m in group)]
-        self.store.record_steps(
-            step,
-            [
-                (
-                    m.customer_id,
-                    m.entry,
-                    {
-                        "program": req.program,
-                        "step": step,
-                        "execution": m.entry,
-                        "cohort": req.cohort,
-                        "run": req.run,
-                        "decision": outcome.decisions[m.sk],
-                        "next_run": runs.get(m.sk) or None,
-                        "at": iso(now),
-                        **outcome.details.get(m.sk, {}),
-                    },
-                )
-                for m in members
-                if m.sk in outcome.decisions
-            ],
-        )
+        return [
+            (
+                m.customer_id,
+                m.entry,
+                {
+                    "program": req.program,
+                    "step": step,
+                    "execution": m.entry,
+                    "cohort": req.cohort,
+                    "run": req.run,
+                    "decision": outcome.decisions[m.sk],
+                    "next_run": runs.get(m.sk) or None,
+                    "at": iso(now),
+                    **outcome.details.get(m.sk, {}),
+                },
+            )
+            for m in members
+            if m.sk in outcome.decisions
+        ]

@@ -96,6 +96,38 @@ def test_a_step_reads_its_group_and_its_earlier_children_in_one_query(
     assert [m.customer_id for m in members] == ["c1", "c2"] and children == [child]
 
 
+def test_a_step_settles_in_two_writes_and_a_fused_pair_reads_both_steps_children_at_once(
+    store: DynamoStore,
+) -> None:
+    store.join_cohorts([join(f"c{i}") for i in range(4)])
+    members = store.cohort_members(COHORT, ROOT)
+    other = Child("abc123", ROOT, "check", "other", "else:x", T0)
+    calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
+    # a branch: two decisions, a child header, members to the child and out of the journey
+    store.settle_step(
+        COHORT,
+        "check",
+        [(m.customer_id, m.entry, {"decision": "else"}) for m in members[:2]],
+        [other],
+        [(other.group, members[:1]), (GONE, members[1:2])],
+        2_000_000_000,
+    )
+    # decisions and headers in one call, every move in the next
+    assert dict(calls.calls) == {("dynamodb", "BatchWriteItem"): 2}
+    assert [m.customer_id for m in store.cohort_members(COHORT, "abc123")] == ["c0"]
+    assert [m.customer_id for m in store.cohort_members(COHORT, GONE)] == ["c1"]
+    (row,) = store.activity("c0", "STEP#")
+    assert row["sk"] == f"STEP#{members[0].entry}#check" and row["decision"] == "else"
+    # a fused pair (send, then the check) reads its group and both steps' headers in one query
+    remind = Child("def456", ROOT, "remind", "remind", "until:y", T0)
+    store.put_children(COHORT, [remind], 2_000_000_000)
+    calls.calls.clear()
+    found, children = store.read_group(COHORT, ROOT, ["remind", "check"])
+    assert dict(calls.calls) == {("dynamodb", "Query"): 1}
+    assert [m.customer_id for m in found] == ["c2", "c3"]
+    assert sorted(c.group for c in children) == ["abc123", "def456"]
+
+
 def test_an_engagement_branch_reads_entries_and_journeys_in_one_batch(store: DynamoStore) -> None:
     # given: two members' coupon entries (one opened twice: the later open arrived first),
     # c1's journey state, and c2 with no entry
