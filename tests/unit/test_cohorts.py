@@ -644,3 +644,44 @@ def test_a_cart_segment_hands_off_at_the_local_time_each_zone_its_own() -> None:
         assert ny_cohort and ny_cohort != tokyo_cohort and ny_cohort in starter.started
         assert {m.customer_id for m in store.cohort_members(ny_cohort, ROOT)} == {"k2"}
     assert sorted(r.customer_id for call in sender.calls for r in call) == sorted(ids)
+
+
+def test_entry_groups_deferred_to_one_instant_share_one_child_execution() -> None:
+    # given: three rank-ups at night in three batches (three entry groups of one cohort),
+    # each deferred by quiet hours to 08:00 Tokyo (23:00 UTC)
+    program = AT_ONCE
+    ids = treated(program, "q", 3)
+    people = {cid: tokyo(cid, rank="Silver") for cid in ids}
+    store, starter, _, payloads = segment_world(program, people)
+    until = "2026-01-05T23:00:00Z"
+    sender = FakeSender({cid: f"deferred:{until}" for cid in ids})
+    for payload in payloads:
+        run_segment(program, store, starter, sender, payload, NIGHT + timedelta(seconds=5))
+    cohort = payloads[0]["cohort"]
+    assert len({p["group"] for p in payloads}) == 3
+    # then: one child execution at congratulate, due at 08:00, carries all three
+    children = {n: p for n, (_, p) in starter.started.items()}
+    ((name, child),) = children.items()
+    assert (child["step"], child["at"]) == ("congratulate", until)
+    assert {m.customer_id for m in store.cohort_members(cohort, child["group"])} == set(ids)
+    # each entry group wrote its own header to it: a retry of any one starts it again
+    for payload in payloads:
+        (header,) = store.cohort_children(cohort, payload["group"], "congratulate")
+        assert header.group == child["group"]
+    # deferred too late to share (08:00 less than the margin away): a child of its own
+    late_ids = treated(program, "ql", 1)
+    store2, starter2, _, late_payloads = segment_world(
+        program, {cid: tokyo(cid, rank="Silver") for cid in late_ids}
+    )
+    soon = (NIGHT + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    run_segment(
+        program,
+        store2,
+        starter2,
+        FakeSender({late_ids[0]: f"deferred:{soon}"}),
+        late_payloads[0],
+        NIGHT,
+    )
+    ((_, (_, own)),) = starter2.started.items()
+    assert own["group"] != child["group"] and own["step"] == "congratulate"
+    assert name == run_name(cohort, child["group"])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -120,6 +120,12 @@ class _Outcome:
 def _idle(step: object, now: datetime) -> dict[str, Any]:
     """The answer of a step over an empty group (a local-time wait: no wait)."""
     return {"at": iso(now)} if isinstance(step, WaitStep) else {}
+
+
+def _deferred_group(step: str, at: datetime) -> str:
+    """The child group an at_once program's entry groups share when a quiet-hours deferral
+    moves their members at ``step`` to ``at``."""
+    return "d" + hashlib.sha256(f"{step}\x1f{stamp(at)}".encode()).hexdigest()[:11]
 
 
 def _digest(members: Sequence[Member]) -> str:
@@ -279,7 +285,7 @@ class CohortService:
     ) -> _Outcome:
         step = program.step(req.step)
         if req.action == "send" and isinstance(step, SendStep):
-            return self._send(req, members)
+            return self._send(req, members, now)
         if req.action == "check" and isinstance(step, BranchStep):
             return self._branch(req, step, members, now)
         if req.action == "split" and isinstance(step, SplitStep):
@@ -323,7 +329,7 @@ class CohortService:
         return {"failed": len(claims) - len(already)}
 
     # -- the steps ------------------------------------------------------------------------
-    def _send(self, req: GroupRequest, members: list[Member]) -> _Outcome:
+    def _send(self, req: GroupRequest, members: list[Member], now: datetime) -> _Outcome:
         assert self.sender is not None, "the send function sends"
         answers = self.sender.send_many(
             [
@@ -357,7 +363,12 @@ class CohortService:
         for until, group in sorted(deferred.items()):
             at = parse_time(until)
             key = f"until-{stamp(at)}:{_digest(group)}"
-            out.moves.append((self._child(req, req.step, req.step, key, at), group))
+            child = self._child(req, req.step, req.step, key, at)
+            if req.entry and joinable(at, now):
+                # entry groups of one cohort deferred to one instant share a child (its
+                # header is each group's own, so each one's retry finds and starts it)
+                child = replace(child, group=_deferred_group(req.step, at))
+            out.moves.append((child, group))
         return out
 
     def _branch(
