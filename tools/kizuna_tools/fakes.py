@@ -373,13 +373,18 @@ class MemoryStore:
         return self.get_customers(customer_ids), self.get_journeys(keys)
 
     # cohorts (kizuna.ports.CohortStore) ---------------------------------------------------
-    def join_cohorts(self, joins: Sequence[Join]) -> set[int]:
+    def join_cohorts(
+        self,
+        joins: Sequence[Join],
+        rows: Sequence[tuple[int | None, ActivityItem]] = (),
+    ) -> set[int]:
         conflicts: set[int] = set()
         for n, join in enumerate(joins):
             if not self.save_journey(join.state, join.previous):
                 conflicts.add(n)
                 continue
             self.members.setdefault(join.cohort, {})[join.member.sk] = join.member
+        self.put_activity([row for owner, row in rows if owner not in conflicts])
         return conflicts
 
     def cohort_members(self, cohort: str, group: str) -> list[Member]:

@@ -592,38 +592,87 @@ class DynamoStore:
         return True
 
     # cohorts (activity table, pk = COHORT#<cohort>: members and child groups) -----
-    def join_cohorts(self, joins: Sequence[Join]) -> set[int]:
-        """Each join's journey state (conditional, as :meth:`save_journey`) and member item,
-        in TransactWriteItems of at most 50 joins (100 items): the indexes of the joins
-        whose journey changed since it was read (their items are not written; the others
-        are, in a transaction without them)."""
+    def join_cohorts(
+        self,
+        joins: Sequence[Join],
+        rows: Sequence[tuple[int | None, ActivityItem]] = (),
+    ) -> set[int]:
+        """Each join's journey state (conditional, as :meth:`save_journey`), member item and
+        ledger rows (``rows`` tied to the join's index), in TransactWriteItems of at most 100
+        items: the indexes of the joins whose journey changed since it was read (their items
+        are not written; the others are, in a transaction without them). Rows tied to no
+        join (None) go into the last transaction while it has room, the rest after it
+        (:meth:`put_activity`): an evaluate batch's writes in one call where they fit."""
         client = self._dynamodb.meta.client
+        table = self._activity.name
+        tied: dict[int, dict[tuple[str, str], ActivityItem]] = {}
+        untied: dict[tuple[str, str], ActivityItem] = {}
+        for owner, row in rows:
+            key = (row.customer_id, row.sk)
+            if owner is None:
+                untied[key] = row
+            else:
+                tied.setdefault(owner, {})[key] = row
+        for own in tied.values():
+            for key in own:
+                untied.pop(key, None)
+
+        def actions_of(n: int) -> list[dict[str, Any]]:
+            join = joins[n]
+            member = _member_item(f"{COHORT_PK}{join.cohort}", join.member, join.expires_at)
+            return [
+                {"Put": {"TableName": table, **self._journey_put(join.state, join.previous)}},
+                {"Put": {"TableName": table, "Item": member}},
+                *(
+                    {"Put": {"TableName": table, "Item": activity_to_item(r)}}
+                    for r in tied.get(n, {}).values()
+                ),
+            ]
+
+        chunks: list[list[int]] = [[]]
+        size = 0
+        for n in range(len(joins)):
+            count = 2 + len(tied.get(n, {}))
+            if size + count > TRANSACT_LIMIT and chunks[-1]:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(n)
+            size += count
         conflicts: set[int] = set()
-        for start in range(0, len(joins), TRANSACT_LIMIT // 2):
-            group = list(range(start, min(start + TRANSACT_LIMIT // 2, len(joins))))
+        rest = list(untied.values())
+        for index, chunk in enumerate(chunks):
+            group = chunk
+            last = index == len(chunks) - 1
             while group:
                 actions: list[dict[str, Any]] = []
+                owners: list[int | None] = []
                 for n in group:
-                    join = joins[n]
-                    put = self._journey_put(join.state, join.previous)
-                    member = _member_item(f"{COHORT_PK}{join.cohort}", join.member, join.expires_at)
-                    actions.append({"Put": {"TableName": self._activity.name, **put}})
-                    actions.append({"Put": {"TableName": self._activity.name, "Item": member}})
+                    mine = actions_of(n)
+                    actions += mine
+                    owners += [n] * len(mine)
+                extra = rest[: TRANSACT_LIMIT - len(actions)] if last else []
+                actions += [
+                    {"Put": {"TableName": table, "Item": activity_to_item(r)}} for r in extra
+                ]
                 try:
                     client.transact_write_items(TransactItems=actions)
                 except client.exceptions.TransactionCanceledException as exc:
                     reasons = exc.response.get("CancellationReasons") or []
+                    # only a journey state's put has a condition
                     failed = {
-                        group[i // 2]
-                        for i, r in enumerate(reasons)
-                        if i % 2 == 0 and r.get("Code") == "ConditionalCheckFailed"
+                        owner
+                        for owner, r in zip(owners, reasons, strict=False)
+                        if owner is not None and r.get("Code") == "ConditionalCheckFailed"
                     }
                     if not failed:
                         raise
                     conflicts |= failed
                     group = [n for n in group if n not in failed]
                     continue
+                rest = rest[len(extra) :]
                 break
+        if rest:
+            self.put_activity(rest)
         return conflicts
 
     def cohort_members(self, cohort: str, group: str) -> list[Member]:

@@ -112,9 +112,15 @@ class JourneyStore(Protocol):
         """The ``COUPON#`` rows of (customer, code), strongly consistent."""
         ...
 
-    def join_cohorts(self, joins: Sequence[Join]) -> set[int]:
+    def join_cohorts(
+        self,
+        joins: Sequence[Join],
+        rows: Sequence[tuple[int | None, ActivityItem]] = (),
+    ) -> set[int]:
         """Each join's journey state and cohort member, written together (in shared
-        transactions); the indexes of the joins whose journey changed since it was read."""
+        transactions) with the ledger rows tied to it (a row tied to None: written anyway);
+        the indexes of the joins whose journey changed since it was read (their rows are not
+        written)."""
         ...
 
     def save_journey(self, state: JourneyState, previous: JourneyState | None) -> bool:
@@ -270,13 +276,36 @@ class Evaluator:
         now = self.clock.now()
         pending: dict[tuple[str, str], _Entry] = {}
 
-        def flush() -> None:
-            """Write the entries waiting to be written; record and start the ones written."""
+        def flush(final: bool = False) -> None:
+            """Write the entries waiting to be written, with their ledger rows (and, the
+            last time, every other row of the batch: one transaction where they fit);
+            start the ones written."""
             entries = _in_entry_groups(list(pending.values()))
             pending.clear()
+            decisions = [
+                Decision(
+                    e.join.state.program,
+                    e.join.state.customer_id,
+                    e.event.event_id,
+                    "entered",
+                    None,
+                    e.join.state.execution,
+                    e.join.state.cohort,
+                )
+                for e in entries
+            ]
+            rows: list[tuple[int | None, ActivityItem]] = [
+                (n, self._ledger(d, e.event, now))
+                for n, (d, e) in enumerate(zip(decisions, entries, strict=True))
+            ]
+            if final:
+                rows += [(None, row) for row in ledger]
+                ledger.clear()
             if not entries:
+                if rows:
+                    self.store.put_activity([row for _, row in rows])
                 return
-            conflicts = self.store.join_cohorts([e.join for e in entries])
+            conflicts = self.store.join_cohorts([e.join for e in entries], rows)
             for n, entry in enumerate(entries):
                 state = entry.join.state
                 if n in conflicts:
@@ -288,17 +317,7 @@ class Evaluator:
                     continue
                 journeys[(state.customer_id, state.program)] = written(state, entry.join.previous)
                 self._start(entry.program, state)
-                decision = Decision(
-                    state.program,
-                    state.customer_id,
-                    entry.event.event_id,
-                    "entered",
-                    None,
-                    state.execution,
-                    state.cohort,
-                )
-                result.decisions.append(decision)
-                ledger.append(self._ledger(decision, entry.event, now))
+                result.decisions.append(decisions[n])
                 result.started += 1
 
         for n, ev, triggered, goals in work:
@@ -342,8 +361,7 @@ class Evaluator:
                     continue
                 result.decisions.append(outcome)
                 ledger.append(self._ledger(outcome, ev, now))
-        flush()
-        self.store.put_activity(ledger)
+        flush(final=True)
         if converted:
             failed = self.publisher.publish(converted)
             if failed:

@@ -67,6 +67,34 @@ def test_joins_share_a_transaction_and_a_conflict_leaves_only_itself_out(
     assert journeys[("c0", "rank-up-congratulations")].cohort == COHORT
 
 
+def test_a_batch_writes_its_joins_and_ledger_rows_in_one_transaction(store: DynamoStore) -> None:
+    from kizuna.domain.activity import ActivityItem
+
+    def row(cid: str, decision: str) -> ActivityItem:
+        return ActivityItem(
+            customer_id=cid, kind="ENTRY", at=T0, key=f"p#{cid}", data={"decision": decision}
+        )
+
+    assert store.join_cohorts([join("c1")]) == set()  # c1 entered already
+    calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
+    rows = [(0, row("c0", "entered")), (1, row("c1", "entered")), (None, row("s9", "skipped"))]
+    assert store.join_cohorts([join("c0"), join("c1")], rows) == {1}
+    # the conflicting join and its row left out, the rest (the untied row too) in the retry
+    assert dict(calls.calls) == {("dynamodb", "TransactWriteItems"): 2}
+    assert [r["decision"] for r in store.activity("c0", "ENTRY#")] == ["entered"]
+    assert store.activity("c1", "ENTRY#") == []
+    assert [r["decision"] for r in store.activity("s9", "ENTRY#")] == ["skipped"]
+    # more rows than a transaction holds: the rest after it, in a batch write
+    calls.calls.clear()
+    many = [(None, row(f"x{i}", "skipped")) for i in range(120)]
+    assert store.join_cohorts([join("c2")], many) == set()
+    assert dict(calls.calls) == {
+        ("dynamodb", "TransactWriteItems"): 1,
+        ("dynamodb", "BatchWriteItem"): 1,
+    }
+    assert all(store.activity(f"x{i}", "ENTRY#") for i in range(120))
+
+
 def test_moves_children_and_erasure(store: DynamoStore) -> None:
     store.join_cohorts([join(f"c{i}") for i in range(4)])
     members = store.cohort_members(COHORT, ROOT)
