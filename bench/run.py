@@ -729,7 +729,9 @@ def main() -> None:
     for section in SECTIONS:
         if section not in only and section in earlier:
             results[section] = earlier[section]
-            results["reused"][section] = earlier.get("date", "?")
+            # a section the earlier file carried over itself keeps the date it was measured
+            measured = (earlier.get("reused") or {}).get(section) or earlier.get("date", "?")
+            results["reused"][section] = measured
     if "import" in only:
         results["import"] = import_bench.run(
             5_000 if args.quick else 100_000, 500 if args.quick else 5_000

@@ -170,3 +170,50 @@ def test_a_schedule_that_could_not_invoke_its_target_is_dead_lettered_and_redriv
     cloud.drain()
     assert sweeps_run(cloud) == before + 1
     assert cloud.dlq_messages()[logical_id] == []
+
+
+# --- an at_once program's entry segment that failed every attempt ----------------------------
+def test_an_entry_segment_that_failed_every_attempt_is_dead_lettered_and_redriven_once(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kizuna.services.cohort import CohortService
+    from tests.integration.test_journeys import order, sent, signup, treated
+
+    (dlq,) = [
+        q for q in cloud.find("AWS::SQS::Queue", "DeadLetterQueue") if "Evaluate" in q.logical_id
+    ]
+    url = cloud.client("sqs").get_queue_url(QueueName=dlq.name)["QueueUrl"]
+    cid = treated("rank-up-congratulations", "dl")
+    signup(cloud, cid, locale="en")
+    # given: the send function fails every run of an entry segment (Lambda's retries too)
+    real_handle = CohortService.handle
+
+    def failing(self: CohortService, req: Any) -> dict[str, Any]:
+        if req.entry:
+            raise RuntimeError("renderer unavailable")
+        return real_handle(self, req)
+
+    monkeypatch.setattr(CohortService, "handle", failing)
+    order(cloud, cid, "o-dl1", 12000)  # Silver: rank-up-congratulations starts at once
+    cloud.advance(minutes=10)
+    cloud.drain()
+    # then: nothing was sent, and the segment is in evaluate's DLQ with its reason
+    assert ("rank-up-congratulations", "congratulate", "email") not in sent(cloud, cid)
+    listed = kizuna("dlq", "list", url)
+    assert "lambda" in listed.stdout and "RuntimeError" in listed.stdout
+    assert "renderer unavailable" in kizuna("dlq", "show", url).stdout
+    (letter,) = cloud.dlq_messages()[dlq.logical_id]
+    record = json.loads(letter["body"])
+    assert record["requestPayload"]["entry"] is True
+    assert cid not in json.dumps(record["requestPayload"])  # no customer id in the request
+    # when the cause is fixed and it is redriven: the congratulation goes out, once
+    monkeypatch.setattr(CohortService, "handle", real_handle)
+    assert "moved 1 message" in kizuna("dlq", "redrive", url).stdout
+    cloud.drain()
+    congratulations = [m for m in sent(cloud, cid) if m[1] == "congratulate"]
+    assert len(congratulations) == 1
+    assert cloud.dlq_messages()[dlq.logical_id] == []
+    # the same request once more (a duplicate delivery) sends nothing more
+    (send,) = [f for f in cloud.functions.values() if "SendFunction" in f.logical_id]
+    cloud.invoke(send.logical_id, record["requestPayload"])
+    assert len([m for m in sent(cloud, cid) if m[1] == "congratulate"]) == 1

@@ -383,7 +383,8 @@ class MemoryStore:
             if not self.save_journey(join.state, join.previous):
                 conflicts.add(n)
                 continue
-            self.members.setdefault(join.cohort, {})[join.member.sk] = join.member
+            if join.cohort is not None and join.member is not None:
+                self.members.setdefault(join.cohort, {})[join.member.sk] = join.member
         self.put_activity([row for owner, row in rows if owner not in conflicts])
         return conflicts
 

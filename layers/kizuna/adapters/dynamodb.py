@@ -619,10 +619,14 @@ class DynamoStore:
 
         def actions_of(n: int) -> list[dict[str, Any]]:
             join = joins[n]
-            member = _member_item(f"{COHORT_PK}{join.cohort}", join.member, join.expires_at)
+            members = (
+                [_member_item(f"{COHORT_PK}{join.cohort}", join.member, join.expires_at)]
+                if join.member is not None
+                else []  # a holdout: its journey state alone
+            )
             return [
                 {"Put": {"TableName": table, **self._journey_put(join.state, join.previous)}},
-                {"Put": {"TableName": table, "Item": member}},
+                *({"Put": {"TableName": table, "Item": m}} for m in members),
                 *(
                     {"Put": {"TableName": table, "Item": activity_to_item(r)}}
                     for r in tied.get(n, {}).values()
@@ -632,7 +636,7 @@ class DynamoStore:
         chunks: list[list[int]] = [[]]
         size = 0
         for n in range(len(joins)):
-            count = 2 + len(tied.get(n, {}))
+            count = len(actions_of(n))
             if size + count > TRANSACT_LIMIT and chunks[-1]:
                 chunks.append([])
                 size = 0

@@ -25,6 +25,11 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
   same path as before, one transition more, only then. The second step keeps its own state
   for the groups that start there.
 
+A ``start: at_once`` program (:func:`entry_segment`) runs its first task when the entry is
+evaluated, outside Step Functions; its root starts after the wait that task hands off at
+(``__dispatch``'s default), and the states before it stay for the child groups that start
+there (quiet-hours deferrals, overflow).
+
 A group with nobody left goes on (each later step is one query that finds no member): a
 Choice after every step to end it early would cost a transition per step for every cohort.
 ARNs are ``${...}`` placeholders, filled by CloudFormation

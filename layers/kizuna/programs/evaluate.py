@@ -156,6 +156,8 @@ class _Entry:
     program: Program
     event: IncomingEvent
     join: Join
+    # the decision to record once written (None: entered); a holdout's is its own
+    decision: Decision | None = None
 
 
 @dataclass
@@ -185,7 +187,7 @@ def _in_entry_groups(entries: list[_Entry]) -> list[_Entry]:
     (``e`` and a digest of its entries: one entry segment invocation for them)."""
     by_program: dict[str, list[str]] = {}
     for e in entries:
-        if e.program.start == "at_once" and e.join.state.execution:
+        if e.program.start == "at_once" and e.join.member is not None and e.join.state.execution:
             by_program.setdefault(e.program.id, []).append(e.join.state.execution)
     if not by_program:
         return entries
@@ -196,7 +198,7 @@ def _in_entry_groups(entries: list[_Entry]) -> list[_Entry]:
     placed: list[_Entry] = []
     for e in entries:
         group = groups.get(e.program.id)
-        if group is None:
+        if group is None or e.join.member is None:  # a holdout joins no group
             placed.append(e)
             continue
         join = replace(
@@ -283,7 +285,8 @@ class Evaluator:
             entries = _in_entry_groups(list(pending.values()))
             pending.clear()
             decisions = [
-                Decision(
+                e.decision
+                or Decision(
                     e.join.state.program,
                     e.join.state.customer_id,
                     e.event.event_id,
@@ -316,9 +319,10 @@ class Evaluator:
                     )
                     continue
                 journeys[(state.customer_id, state.program)] = written(state, entry.join.previous)
-                self._start(entry.program, state)
                 result.decisions.append(decisions[n])
-                result.started += 1
+                if entry.decision is None:  # entered (a holdout starts nothing)
+                    self._start(entry.program, state)
+                    result.started += 1
 
         for n, ev, triggered, goals in work:
             cid = ev.customer_id
@@ -511,13 +515,9 @@ class Evaluator:
             holdout=holdout,
             arms=assign_arms(program, cid, self.winners_of(program)),
         )
-        if holdout:
-            if not self.store.save_journey(state, previous):
-                logger.info("journey entered concurrently", program=program.id, customer_id=cid)
-                return None
-            journeys[(cid, program.id)] = written(state, previous)
-            if in_control:
-                return Decision(
+        if holdout:  # its journey state alone, written with the batch's entries
+            held = (
+                Decision(
                     program.id,
                     cid,
                     ev.event_id,
@@ -525,18 +525,21 @@ class Evaluator:
                     GLOBAL_CONTROL,
                     detail=control_detail(control, cid),
                 )
-            return Decision(
-                program.id,
-                cid,
-                ev.event_id,
-                "holdout",
-                "holdout",
-                detail={
-                    "held_out": "program",
-                    "holdout_percent": program.holdout_percent,
-                    "bucket": point,
-                },
+                if in_control
+                else Decision(
+                    program.id,
+                    cid,
+                    ev.event_id,
+                    "holdout",
+                    "holdout",
+                    detail={
+                        "held_out": "program",
+                        "holdout_percent": program.holdout_percent,
+                        "bucket": point,
+                    },
+                )
             )
+            return _Entry(program, ev, Join(state, previous, None, None, 0), held)
         trigger = trigger_of(ev.detail_type, ev.detail)
         return _Entry(program, ev, self._join(program, customer, state, previous, now, trigger))
 

@@ -74,10 +74,11 @@ class Child:
 @dataclass(frozen=True)
 class Join:
     """An entry joining its cohort: the journey state to write (conditionally on
-    ``previous``) and the member item, in one transaction."""
+    ``previous``) and the member item, in one transaction. A held-out entry joins no cohort:
+    its journey state alone (``cohort`` and ``member`` None)."""
 
     state: JourneyState
     previous: JourneyState | None
-    cohort: str
-    member: Member
+    cohort: str | None
+    member: Member | None
     expires_at: int

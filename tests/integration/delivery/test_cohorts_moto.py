@@ -84,6 +84,16 @@ def test_a_batch_writes_its_joins_and_ledger_rows_in_one_transaction(store: Dyna
     assert [r["decision"] for r in store.activity("c0", "ENTRY#")] == ["entered"]
     assert store.activity("c1", "ENTRY#") == []
     assert [r["decision"] for r in store.activity("s9", "ENTRY#")] == ["skipped"]
+    # a holdout joins no cohort: its journey state and its row ride in the same transaction
+    calls.calls.clear()
+    held = join("h1")
+    held = Join(held.state.model_copy(update={"holdout": True}), None, None, None, 0)
+    assert store.join_cohorts([join("c3"), held], [(1, row("h1", "holdout"))]) == set()
+    assert dict(calls.calls) == {("dynamodb", "TransactWriteItems"): 1}
+    _, journeys = store.read_entries([], [("h1", "rank-up-congratulations")])
+    assert journeys[("h1", "rank-up-congratulations")].holdout is True
+    assert [r["decision"] for r in store.activity("h1", "ENTRY#")] == ["holdout"]
+    assert [m.customer_id for m in store.cohort_members(COHORT, ROOT)] == ["c0", "c1", "c3"]
     # more rows than a transaction holds: the rest after it, in a batch write
     calls.calls.clear()
     many = [(None, row(f"x{i}", "skipped")) for i in range(120)]
