@@ -685,3 +685,38 @@ def test_entry_groups_deferred_to_one_instant_share_one_child_execution() -> Non
     ((_, (_, own)),) = starter2.started.items()
     assert own["group"] != child["group"] and own["step"] == "congratulate"
     assert name == run_name(cohort, child["group"])
+
+
+TWO_SENDS = """
+id: two-sends
+name: Two sends
+start: at_once
+trigger: {event: customer.rank_changed}
+steps:
+  - {id: hello, type: send, channels: [email], template: hello}
+  - {id: again, type: send, channels: [email], template: hello, next: done}
+  - {id: done, type: exit}
+"""
+
+
+def test_an_entry_segment_with_no_wait_after_it_goes_on_at_once_in_a_child(
+    tmp_path: Path,
+) -> None:
+    # two sends in a row are never one task: the entry segment is the first send, and the
+    # group goes on at the second at once, in a child execution (no root: nothing waits)
+    (tmp_path / "two-sends.yaml").write_text(TWO_SENDS)
+    program = load_program(tmp_path / "two-sends.yaml")
+    ids = treated(program, "n", 2)
+    store, starter, sender, payloads = segment_world(
+        program, {cid: tokyo(cid, rank="Silver") for cid in ids}
+    )
+    for payload in payloads:
+        run_segment(program, store, starter, sender, payload, NIGHT)
+    # one child per entry group (one batch each), started at the second send, now
+    cohort = payloads[0]["cohort"]
+    children = [p for _, p in starter.started.values()]
+    assert len(children) == 2 and cohort not in starter.started
+    assert {(c["step"], c["at"]) for c in children} == {("again", "2026-01-05T13:20:00Z")}
+    moved = {m.customer_id for c in children for m in store.cohort_members(cohort, c["group"])}
+    assert moved == set(ids)
+    assert sorted(r.customer_id for call in sender.calls for r in call) == sorted(ids)
