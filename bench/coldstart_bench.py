@@ -62,6 +62,8 @@ ENVIRONMENT = {
     "EVENT_BUS_NAME": "kizuna",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
     "JOURNEY_ARN_PREFIX": "arn:aws:states:us-east-1:123456789012:stateMachine:Kizuna-",
+    "JOURNEY_SCHEDULE_GROUP": "Kizuna-journeys",
+    "JOURNEY_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/Kizuna-journey-timers",
     "SIGNING_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing",
     "EMAIL_FROM": "shop@example.com",
     "SES_CONFIGURATION_SET": "kizuna",

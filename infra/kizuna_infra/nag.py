@@ -338,6 +338,36 @@ def _acknowledge_cohort_children(kizuna: Kizuna) -> None:
         )
 
 
+def _acknowledge_journey_timers(kizuna: Kizuna) -> None:
+    """A cohort execution due later is started by a one-time schedule: the evaluate, journey
+    and send functions create schedules in the journeys' group (named per execution, known
+    only at run time), which run as a role that starts the journeys by their name prefix."""
+    programs = kizuna.programs
+    schedules = (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
+        f"<AWS::AccountId>:schedule/{programs.journey_schedule_group_name}/*]"
+    )
+    for function in (programs.evaluate, programs.journey_helper, kizuna.delivery.send):
+        acknowledge(
+            _default_policy(cast(iam.Role, function.function.role)),
+            schedules,
+            "scheduler:CreateSchedule in the journeys' own Scheduler group only: a cohort "
+            "execution due later is started by a one-time schedule named after it (known "
+            "only at run time), which deletes itself once it ran.",
+        )
+    prefix = programs.prefix
+    acknowledge(
+        _default_policy(programs.journey_scheduler_role),
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+        f"<AWS::AccountId>:stateMachine:{prefix}*]",
+        "states:StartExecution on the stack's journeys only (state machines named "
+        f"{prefix}<program>): the journey timers' schedules start cohort executions of any "
+        "program for the journey and send functions, which may start them by the same "
+        "prefix themselves; one statement keeps this policy the same size however many "
+        "programs the stack holds.",
+    )
+
+
 def acknowledge_findings(kizuna: Kizuna) -> None:
     """Acknowledge, resource by resource, the findings Kizuna accepts by design."""
     customers = {"customers": kizuna.tables.customers}
@@ -357,6 +387,7 @@ def acknowledge_findings(kizuna: Kizuna) -> None:
     ):
         _acknowledge_function(function, index_tables)
     _acknowledge_cohort_children(kizuna)
+    _acknowledge_journey_timers(kizuna)
 
     # --- Journeys (Step Functions) ------------------------------------------------------
     journeys = _default_policy(programs.journey_role)

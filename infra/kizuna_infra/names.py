@@ -128,6 +128,13 @@ SWEEP_DAILY_SCHEDULE_ID: Final[str] = "DailySchedule"
 SWEEP_HOURLY_SCHEDULE_ID: Final[str] = "HourlySchedule"
 SWEEP_DAILY_SCHEDULE_NAME: Final[str] = "sweep-daily"
 SWEEP_HOURLY_SCHEDULE_NAME: Final[str] = "sweep-hourly"
+# Journey timers: evaluate, the journey helper and send start a cohort execution due later
+# with a one-time Scheduler schedule in this group, run as its role (dead letters to
+# evaluate's DLQ).
+JOURNEY_TIMERS_CONSTRUCT_ID: Final[str] = "JourneyTimers"
+JOURNEY_SCHEDULE_GROUP_ID: Final[str] = "ScheduleGroup"
+JOURNEY_SCHEDULE_GROUP_SUFFIX: Final[str] = "-journeys"  # "<stack name>-journeys"
+JOURNEY_SCHEDULE_GROUP_MAX_LENGTH: Final[int] = 64  # Scheduler's limit on a group name
 # State machine names are "<prefix><program id>"; the prefix comes from the stack name so the
 # evaluate function can compute every journey's ARN without a lookup.
 STATE_MACHINE_PREFIX_STACK_CHARS: Final[int] = 32
@@ -283,6 +290,7 @@ OUTPUT_CAMPAIGN_STATE_MACHINE_ARN: Final[str] = "CampaignStateMachineArn"
 OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN: Final[str] = "CampaignSchedulerRoleArn"
 OUTPUT_CAMPAIGN_SCHEDULE_GROUP: Final[str] = "CampaignScheduleGroupName"
 OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN: Final[str] = "CampaignScheduleDlqArn"
+OUTPUT_JOURNEY_SCHEDULE_GROUP: Final[str] = "JourneyScheduleGroupName"
 OUTPUT_API_URL: Final[str] = "ApiUrl"
 OUTPUT_CONSOLE_URL: Final[str] = "ConsoleUrl"
 OUTPUT_USER_POOL_ID: Final[str] = "UserPoolId"

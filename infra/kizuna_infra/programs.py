@@ -8,6 +8,11 @@
 * Evaluate: one bus rule whose pattern is a ``$or`` of every enabled program's trigger and
   goal (events that match no program never wake a Lambda) -> SQS (with DLQ) -> function.
 * The journey helper function answers the state machines' branch and local-time questions.
+* Journey timers: a cohort execution due later (a cohort evaluate starts, a child group the
+  journey helper or send starts) is started at its instant by a one-time EventBridge
+  Scheduler schedule in the journeys' own group, run as a role that may start the journeys
+  only; what Scheduler cannot start goes to evaluate's dead-letter queue (alarmed;
+  ``kizuna dlq redrive``).
 * Sweep: scheduled triggers (dormancy risk, points expiry and birthdays daily; abandoned
   carts hourly), run by EventBridge Scheduler.
 """
@@ -42,6 +47,9 @@ from kizuna.runtime.config import load_config
 from kizuna.runtime.settings import (
     ENV_JOURNEY_ARN_PREFIX,
     ENV_JOURNEY_FUNCTION_NAME,
+    ENV_JOURNEY_SCHEDULE_DLQ_ARN,
+    ENV_JOURNEY_SCHEDULE_GROUP,
+    ENV_JOURNEY_SCHEDULER_ROLE_ARN,
     ENV_KIZUNA_CONFIG,
     ENV_PRINT_FILES_BUCKET,
     ENV_SEND_FUNCTION_NAME,
@@ -60,6 +68,7 @@ from kizuna_infra.schedules import (
     ASYNC_RETRY_ATTEMPTS,
     DEFAULT_TIME_ZONE,
     ScheduledInvocations,
+    scheduler_role,
 )
 from kizuna_infra.states import standard_state_machine, state_machine_log_group
 
@@ -133,6 +142,13 @@ def state_machine_prefix(stack: Stack) -> str:
     if Token.is_unresolved(stack.stack_name):
         raise ValueError("Kizuna needs a stack with a concrete name to name its journeys")
     return f"{stack.stack_name[: names.STATE_MACHINE_PREFIX_STACK_CHARS]}-"
+
+
+def journey_schedule_group_name(stack: Stack) -> str:
+    """``<stack name>-journeys``, the stack name cut so the whole fits Scheduler's 64."""
+    suffix = names.JOURNEY_SCHEDULE_GROUP_SUFFIX
+    keep = names.JOURNEY_SCHEDULE_GROUP_MAX_LENGTH - len(suffix)
+    return f"{stack.stack_name[:keep]}{suffix}"
 
 
 # --- Evaluate rule pattern ---------------------------------------------------------------------
@@ -231,10 +247,12 @@ class Evaluate(QueuedFunction):
 
 
 class Programs(Construct):
-    """Journeys (one state machine per enabled program), evaluate, journey helper, sweeps.
+    """Journeys (one state machine per enabled program), evaluate, journey helper, journey
+    timers (a Scheduler group and the role its schedules run as), sweeps.
 
     ``send_function`` is the delivery construct's send function, which every Send step of
-    every journey invokes.
+    every journey invokes; like evaluate and the journey helper it starts cohort
+    executions, so it gets the journey timers' environment and grants too.
     """
 
     def __init__(
@@ -384,6 +402,13 @@ class Programs(Construct):
                     on_failure=destinations.SqsDestination(self.evaluate.dead_letter_queue),
                 )
 
+        # --- Journey timers: one-time schedules starting executions due later ---------------
+        self._journey_timers(
+            stack,
+            starters=[self.evaluate.function, self.journey_helper.function, send_function],
+            start_journeys=start_children,
+        )
+
         # --- Sweeps ----------------------------------------------------------------------
         self.sweep = KizunaFunction(
             self,
@@ -463,6 +488,68 @@ class Programs(Construct):
             expression=scheduler.ScheduleExpression.rate(Duration.hours(1)),
             payload=HOURLY_SWEEP,
             description="Hourly sweep: abandoned carts",
+        )
+
+    def _journey_timers(
+        self,
+        stack: Stack,
+        *,
+        starters: list[lambda_.Function],
+        start_journeys: iam.PolicyStatement,
+    ) -> None:
+        """The journeys' Scheduler group and the role its schedules run as; ``starters``
+        (evaluate, journey helper, send) create a one-time schedule there for a cohort
+        execution due later, which Scheduler starts at that instant (its universal target
+        ``aws-sdk:sfn:startExecution``) or dead-letters to evaluate's DLQ."""
+        timers = Construct(self, names.JOURNEY_TIMERS_CONSTRUCT_ID)
+        self.journey_schedule_group_name = journey_schedule_group_name(stack)
+        self.journey_schedule_group = scheduler.CfnScheduleGroup(
+            timers, names.JOURNEY_SCHEDULE_GROUP_ID, name=self.journey_schedule_group_name
+        )
+        self.journey_schedule_group_arn = stack.format_arn(
+            service="scheduler",
+            resource="schedule-group",
+            resource_name=self.journey_schedule_group_name,
+        )
+        # Only schedules of this account's journey group may assume the role; it may start
+        # the stack's journeys (by their name prefix, as the journey and send functions
+        # do) and dead-letter to evaluate's DLQ, nothing else.
+        self.journey_scheduler_role = scheduler_role(
+            timers,
+            description="EventBridge Scheduler starting journey executions due later",
+            schedule_group_arn=self.journey_schedule_group_arn,
+        )
+        self.journey_scheduler_role.add_to_principal_policy(start_journeys)
+        dead_letters = self.evaluate.dead_letter_queue
+        iam.Grant.add_to_principal(
+            grantee=self.journey_scheduler_role,
+            actions=["sqs:SendMessage"],
+            resource_arns=[dead_letters.queue_arn],
+        )
+        if dead_letters.encryption_master_key is not None:  # a customer managed key
+            dead_letters.encryption_master_key.grant(
+                self.journey_scheduler_role, "kms:Decrypt", "kms:GenerateDataKey"
+            )
+
+        # The functions: schedules in the journeys' group only, run as that role only.
+        create_schedules = iam.PolicyStatement(
+            actions=["scheduler:CreateSchedule"], resources=[self.journey_schedules_arn(stack)]
+        )
+        for function in starters:
+            function.add_environment(ENV_JOURNEY_SCHEDULE_GROUP, self.journey_schedule_group.ref)
+            function.add_environment(
+                ENV_JOURNEY_SCHEDULER_ROLE_ARN, self.journey_scheduler_role.role_arn
+            )
+            function.add_environment(ENV_JOURNEY_SCHEDULE_DLQ_ARN, dead_letters.queue_arn)
+            function.add_to_role_policy(create_schedules)
+            self.journey_scheduler_role.grant_pass_role(function.grant_principal)
+
+    def journey_schedules_arn(self, stack: Stack) -> str:
+        """Every schedule of the journeys' Scheduler group."""
+        return stack.format_arn(
+            service="scheduler",
+            resource="schedule",
+            resource_name=f"{self.journey_schedule_group_name}/*",
         )
 
     @property

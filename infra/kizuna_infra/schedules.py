@@ -29,17 +29,16 @@ ASYNC_MAX_EVENT_AGE = Duration.hours(1)
 ASYNC_RETRY_ATTEMPTS = 2  # Lambda's maximum for asynchronous invocations
 
 
-def scheduler_role_and_queue(
+def scheduler_role(
     scope: Construct, *, description: str, schedule_group_arn: str | None = None
-) -> tuple[iam.Role, sqs.Queue]:
-    """The role schedules run as (``<scope>/SchedulerRole``) and their dead-letter queue
-    (``<scope>/ScheduleDeadLetterQueue``). Only schedules of this account -- of
-    ``schedule_group_arn`` when given -- may assume the role (confused-deputy protection)."""
+) -> iam.Role:
+    """The role schedules run as (``<scope>/SchedulerRole``). Only schedules of this
+    account -- of ``schedule_group_arn`` when given -- may assume it (confused-deputy
+    protection)."""
     condition = {"aws:SourceAccount": Aws.ACCOUNT_ID}
     if schedule_group_arn is not None:
         condition["aws:SourceArn"] = schedule_group_arn
-    queue = dead_letter_queue(scope, names.SCHEDULE_DLQ_ID)
-    role = iam.Role(
+    return iam.Role(
         scope,
         names.SCHEDULER_ROLE_ID,
         assumed_by=iam.ServicePrincipal(
@@ -47,6 +46,15 @@ def scheduler_role_and_queue(
         ),
         description=description,
     )
+
+
+def scheduler_role_and_queue(
+    scope: Construct, *, description: str, schedule_group_arn: str | None = None
+) -> tuple[iam.Role, sqs.Queue]:
+    """:func:`scheduler_role` and the schedules' dead-letter queue
+    (``<scope>/ScheduleDeadLetterQueue``)."""
+    queue = dead_letter_queue(scope, names.SCHEDULE_DLQ_ID)
+    role = scheduler_role(scope, description=description, schedule_group_arn=schedule_group_arn)
     return role, queue
 
 

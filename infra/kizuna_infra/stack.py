@@ -155,6 +155,12 @@ class KizunaStack(Stack):
                 k.campaigns.dead_letter_queue.queue_arn,
                 "Dead-letter queue of campaign schedules Scheduler could not deliver",
             ),
+            (
+                names.OUTPUT_JOURNEY_SCHEDULE_GROUP,
+                k.programs.journey_schedule_group.ref,
+                "Scheduler group holding the one-time schedules that start journey executions "
+                "due later (their dead letters go to the evaluate DLQ)",
+            ),
             (names.OUTPUT_API_URL, k.api.api_url, "HTTP API (machines sign SigV4 for it)"),
             (names.OUTPUT_CONSOLE_URL, k.api.console_url, "The console, through CloudFront"),
             (names.OUTPUT_USER_POOL_ID, k.api.user_pool.user_pool_id, "Console user pool"),

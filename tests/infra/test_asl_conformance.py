@@ -86,8 +86,9 @@ def test_asl_validator_refuses_what_aws_refused(
 def inject_unreachable_state(monkeypatch: pytest.MonkeyPatch) -> None:
     build = compiler._states
 
-    def buggy(program: Program) -> dict[str, Any]:
-        return {**build(program), "orphan": ORPHAN}
+    def buggy(program: Program) -> tuple[str, dict[str, Any]]:
+        start_at, states = build(program)
+        return start_at, {**states, "orphan": ORPHAN}
 
     monkeypatch.setattr(compiler, "_states", buggy)
 

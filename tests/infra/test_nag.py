@@ -137,6 +137,17 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
         (_default_policy(programs.journey_helper.role), children),
         (_default_policy(delivery.send.role), children),
     ]
+    # Journey timers: evaluate, journey and send create one-time schedules in the journeys'
+    # group; the role those schedules run as starts the journeys (by name prefix).
+    timers = (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
+        f"<AWS::AccountId>:schedule/{programs.journey_schedule_group_name}/*]"
+    )
+    expected += [
+        (_default_policy(function.role), timers)
+        for function in (programs.evaluate, programs.journey_helper, delivery.send)
+    ]
+    expected.append((_default_policy(programs.journey_scheduler_role), children))
     # Schedules: Scheduler's qualified invoke; their DLQs are DLQs without a redrive source.
     for schedules in (programs.sweep_schedules, delivery.feedback.schedules):
         expected.append((_default_policy(schedules.role), qualified(schedules.function)))

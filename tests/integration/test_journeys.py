@@ -230,14 +230,34 @@ def test_rank_up_congratulates_at_once_and_the_week_after_goes_on_in_its_cohort(
     # when the week's wait ends (its root execution: the ledger names it)
     (split,) = [s for s in ledger(cloud, cid, "STEP") if s["step"] == "split_followup"]
     assert (split["decision"], split["next_run"]) == ("arm:benefits", cohort)
-    executions = cloud.client("stepfunctions").list_executions(
-        stateMachineArn=next(
-            m["stateMachineArn"]
-            for m in cloud.client("stepfunctions").list_state_machines()["stateMachines"]
-            if m["name"].endswith(program.id)
-        )
-    )["executions"]
-    assert [e["name"] for e in executions] == [cohort]
+    machine = next(
+        m["stateMachineArn"]
+        for m in cloud.client("stepfunctions").list_state_machines()["stateMachines"]
+        if m["name"].endswith(program.id)
+    )
+
+    def executions() -> list[str]:
+        found = cloud.client("stepfunctions").list_executions(stateMachineArn=machine)
+        return [e["name"] for e in found["executions"]]
+
+    # no execution waits the week: a journey timer (a one-time Scheduler schedule) starts
+    # the root at its instant, under the cohort's name
+    assert executions() == []
+    scheduler = cloud.client("scheduler")
+    timers = [
+        scheduler.get_schedule(GroupName=s["GroupName"], Name=s["Name"])
+        for group in scheduler.list_schedule_groups()["ScheduleGroups"]
+        for s in scheduler.list_schedules(GroupName=group["Name"])["Schedules"]
+        if s["Name"].startswith(program.id)
+    ]
+    (timer,) = [t for t in timers if json.loads(t["Target"]["Input"])["Name"] == cohort]
+    due = json.loads(json.loads(timer["Target"]["Input"])["Input"])["at"]
+    assert timer["ScheduleExpression"] == f"at({due[:19]})"
+    cloud.advance(days=8)
+    assert executions() == [cohort]
+    # the root decided the week-later branch for them (Silver: no benefits reminder)
+    (branch,) = [s for s in ledger(cloud, cid, "STEP") if s["step"] == "gold_or_better"]
+    assert branch["run"] == cohort
 
 
 def test_points_near_next_rank_nudge_by_push_at_noon(cloud: LocalCloud) -> None:

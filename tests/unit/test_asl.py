@@ -27,7 +27,6 @@ from kizuna.programs.asl import (
 from kizuna.programs.compiler import (
     DISPATCH,
     END,
-    START,
     child_starts,
     compile_program,
     estimated_transitions,
@@ -41,18 +40,18 @@ from tests.factories import sample_program
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS, PROGRAM_ISSUES = load_programs(ROOT / "programs")
-# Transitions of a cohort's root execution (issue 15): the Wait until its instant (a
-# wait-first program's first wait is that Wait), the dispatch if a child group can start
-# elsewhere, then one per step (a local-time wait: two; an exit: none, the state before it
-# ends the execution). Whatever the cohort's size.
+# Transitions of a cohort's root execution (issue 15): started at its instant by a journey
+# timer (no Wait; a wait-first program's first wait is that timer), the dispatch if a child
+# group can start elsewhere, then one per step (a local-time wait: two; an exit: none, the
+# state before it ends the execution). Whatever the cohort's size.
 SEED_TRANSITIONS = {  # a send and the branch, split or local time next to it are one task
-    "cart-abandonment": {"min": 3, "max": 3},  # at_once: the root starts after the wait
+    "cart-abandonment": {"min": 2, "max": 2},  # at_once: the root starts after the wait
     "champions-care": {"min": 0, "max": 0},  # at_once, a send and nothing after: no execution
-    "points-to-next-rank": {"min": 2, "max": 2},
-    "post-purchase-recommendation": {"min": 2, "max": 2},
-    "rank-up-congratulations": {"min": 3, "max": 3},  # at_once
-    "second-purchase-coupon": {"min": 5, "max": 5},
-    "winback-before-dormancy": {"min": 3, "max": 3},  # at_once
+    "points-to-next-rank": {"min": 1, "max": 1},  # no dispatch: the send is the StartAt
+    "post-purchase-recommendation": {"min": 1, "max": 1},
+    "rank-up-congratulations": {"min": 2, "max": 2},  # at_once
+    "second-purchase-coupon": {"min": 4, "max": 4},
+    "winback-before-dormancy": {"min": 2, "max": 2},  # at_once
 }
 FALLS_OFF_THE_END = sample_program("{id: pause, type: wait, days: 1}")
 NO_SEND_TO_EXIT = sample_program(
@@ -109,16 +108,22 @@ def test_pruning_keeps_the_seeds_behaviour(program: Program) -> None:
     definition = compile_program(program)
     assert estimated_transitions(program) == SEED_TRANSITIONS[program.id]
     # Every step has its state but an exit (the state before it ends the execution) and a
-    # wait-first program's first wait (the cohort's own: __start)
+    # wait-first program's first wait (the cohort's own: its timer)
     first_wait = program.steps[0].id if program.steps[0].type == "wait" else None
     kept = {s.id for s in program.steps if s.type != "exit" and s.id != first_wait}
     assert {n for n in definition["States"] if not n.startswith("__")} - kept <= {
         n for n in definition["States"] if "__" in n
     }
     assert kept <= set(definition["States"])
-    assert definition["StartAt"] == START
-    # a child group starts where it may (the dispatch), the root where its cohort starts
+    # no Wait before the first step (a timer starts the execution at its instant): the
+    # dispatch if a child group may start elsewhere, else the root's first step
     dispatch = definition["States"].get(DISPATCH)
+    assert definition["StartAt"] == (DISPATCH if dispatch else start_step(program))
+    assert all(
+        state["Type"] != "Wait" or "TimestampPath" not in state or state["TimestampPath"] != "$.at"
+        for state in definition["States"].values()
+    )
+    # a child group starts where it may (the dispatch), the root where its cohort starts
     starts = {start_step(program)} | (
         {c["Next"] for c in dispatch["Choices"]} if dispatch else set()
     )
@@ -155,7 +160,7 @@ def test_the_pre_fix_definitions_are_refused_as_aws_refused_them() -> None:
     definition["States"]["__done"] = {"Type": "Succeed"}
     # Then it is refused, naming the state
     assert validate_definition(definition) == [
-        "State '__done' is not reachable from StartAt '__start'"
+        "State '__done' is not reachable from StartAt 'nudge'"
     ]
 
 
@@ -163,15 +168,17 @@ def test_the_compiler_refuses_its_own_bad_output(monkeypatch: pytest.MonkeyPatch
     # Given a compiler bug that leaves a state nothing leads to
     build = compiler._states
 
-    def buggy(program: Program) -> dict[str, Any]:
-        return {**build(program), "orphan": {"Type": "Succeed"}}
+    def buggy(program: Program) -> tuple[str, dict[str, Any]]:
+        start, states = build(program)
+        return start, {**states, "orphan": {"Type": "Succeed"}}
 
     monkeypatch.setattr(compiler, "_states", buggy)
     # When a program is compiled / Then it fails then and there, naming program and state
     with pytest.raises(InvalidDefinition) as info:
         compile_program(PROGRAMS[0])
     assert info.value.name == f"program {PROGRAMS[0].id}"
-    assert info.value.problems == [f"State 'orphan' is not reachable from StartAt {START!r}"]
+    start = build(PROGRAMS[0])[0]
+    assert info.value.problems == [f"State 'orphan' is not reachable from StartAt {start!r}"]
     assert "orphan" in str(info.value)
 
 
@@ -407,7 +414,9 @@ def test_programs_validate_checks_the_state_machines(monkeypatch: pytest.MonkeyP
 
     # Given a compiler that leaves an unreachable state
     build = compiler._states
-    monkeypatch.setattr(compiler, "_states", lambda p: {**build(p), "orphan": {"Type": "Succeed"}})
+    monkeypatch.setattr(
+        compiler, "_states", lambda p: (build(p)[0], {**build(p)[1], "orphan": {"Type": "Succeed"}})
+    )
     # When they are validated / Then every program fails, with its file and the state
     result = runner.invoke(app, ["programs", "validate"])
     assert result.exit_code == 1
@@ -418,9 +427,12 @@ def test_programs_validate_checks_the_state_machines(monkeypatch: pytest.MonkeyP
 
 def test_check_programs_reports_the_compilers_problems(monkeypatch: pytest.MonkeyPatch) -> None:
     build = compiler._states
-    monkeypatch.setattr(compiler, "_states", lambda p: {**build(p), "orphan": {"Type": "Succeed"}})
+    monkeypatch.setattr(
+        compiler, "_states", lambda p: (build(p)[0], {**build(p)[1], "orphan": {"Type": "Succeed"}})
+    )
+    start = build(PROGRAMS[0])[0]
     found = aslcheck.check_programs(PROGRAMS[:1], npm=False)
-    assert found == {PROGRAMS[0].id: [f"State 'orphan' is not reachable from StartAt {START!r}"]}
+    assert found == {PROGRAMS[0].id: [f"State 'orphan' is not reachable from StartAt {start!r}"]}
 
 
 # --- definitions from a template ------------------------------------------------------------

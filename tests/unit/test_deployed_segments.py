@@ -62,7 +62,8 @@ def test_every_function_reading_segments_takes_their_folder(
 ) -> None:
     required = {
         "CUSTOMERS_TABLE", "ACTIVITY_TABLE", "EVENT_BUS_NAME", "DEAD_LETTER_QUEUE_URL",
-        "JOURNEY_ARN_PREFIX", "SIGNING_SECRET_ARN", "EMAIL_FROM", "SES_CONFIGURATION_SET",
+        "JOURNEY_ARN_PREFIX", "JOURNEY_SCHEDULE_GROUP", "JOURNEY_SCHEDULER_ROLE_ARN",
+        "SIGNING_SECRET_ARN", "EMAIL_FROM", "SES_CONFIGURATION_SET",
         "UNSUBSCRIBE_URL", "PRODUCTS_TABLE", "CAMPAIGNS_TABLE", "ANALYTICS_BUCKET",
     }  # fmt: skip
     for name in required:

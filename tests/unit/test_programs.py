@@ -49,7 +49,8 @@ def test_the_seven_seed_programs_load_and_compile() -> None:
     assert {p.id for p in programs} == SEEDS
     for program in programs:
         asl = compile_program(program)
-        assert asl["StartAt"] == "__start"  # the Wait until the cohort's (or group's) instant
+        # no Wait first: a journey timer starts each execution at its instant
+        assert asl["States"][asl["StartAt"]]["Type"] in ("Choice", "Task")
         json.dumps(asl)  # serialisable
         assert mermaid(program).startswith("flowchart TD")
 
@@ -89,8 +90,9 @@ def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
     assert alone["Parameters"]["FunctionName"] == "${JourneyFunctionArn}"
     assert "then" not in alone["Parameters"]["Payload"] and alone["Next"] == "bye"
     assert states["bye"]["End"] is True and states["bye"]["Catch"][0]["Next"] == "bye__failed"
-    # Wait + dispatch (a child group may start at check or bye), then hello, pause, check+bye
-    assert estimated_transitions(program) == {"min": 5, "max": 5}
+    # dispatch (a child group may start at check or bye), then hello, pause, check+bye; no
+    # Wait first: the execution is started at its instant (a journey timer)
+    assert estimated_transitions(program) == {"min": 4, "max": 4}
 
 
 def test_a_send_and_the_local_time_after_it_are_one_task_that_answers_the_instant() -> None:
@@ -109,12 +111,12 @@ def test_a_send_and_the_local_time_after_it_are_one_task_that_answers_the_instan
     assert states["remind__alone"]["Next"] == "next_evening"
     assert states["remind__alone"]["Catch"][0]["Next"] == "remind__failed"
     assert states["next_evening"]["Next"] == "next_evening__wait"
-    # start: at_once: remind + its instant run at entry; the cohort due at 19:00 enters its
-    # Wait, the Choice and cart_still_open + email (a window program: 5, with remind's
-    # task and its instant's Wait)
-    assert estimated_transitions(program) == {"min": 3, "max": 3}
+    # start: at_once: remind + its instant run at entry; the cohort due at 19:00, started
+    # then by its timer, enters the Choice and cart_still_open + email (a window program: 4,
+    # with remind's task and its instant's Wait)
+    assert estimated_transitions(program) == {"min": 2, "max": 2}
     windowed = program.model_copy(update={"start": "window"})
-    assert estimated_transitions(windowed) == {"min": 5, "max": 5}
+    assert estimated_transitions(windowed) == {"min": 4, "max": 4}
 
 
 def test_a_crashed_send_steps_failed_records_retry_longer_and_never_go_on_without_them(

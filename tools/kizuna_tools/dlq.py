@@ -16,6 +16,10 @@ ingest DLQ takes both its consumer's dead letters and the bus rule's undeliverab
     schedule's input as the body, ``ERROR_CODE``, ``ERROR_MESSAGE``, ``EXECUTION_ID``,
     ``SCHEDULE_ARN`` and ``TARGET_ARN`` attributes. Replayed to ``TARGET_ARN`` with the
     same input (a function invoked asynchronously, a state machine started, a queue sent).
+    A journey timer (a one-time schedule starting a cohort execution due later, dead-lettered
+    to the evaluate DLQ) targets Scheduler's universal ``aws-sdk:sfn:startExecution``: its
+    body is the StartExecution request (``StateMachineArn``, ``Name``, ``Input``), replayed
+    as that call, under that name; ``ExecutionAlreadyExists`` counts as done (it ran).
 ``lambda``
     An asynchronous invocation that failed every attempt (the function's on-failure
     destination): a JSON record with ``requestContext`` (the function), ``requestPayload``
@@ -23,8 +27,9 @@ ingest DLQ takes both its consumer's dead letters and the bus rule's undeliverab
     function asynchronously with ``requestPayload``.
 
 A message leaves the DLQ only once its replay was accepted. Replaying is safe because every
-consumer is idempotent (ingest folds facts by id, evaluate starts journeys under
-deterministic names, a sweep catches up from its watermark and derives the same event ids).
+consumer is idempotent (ingest folds facts by id, evaluate and the journey timers start
+journeys under deterministic names, a sweep catches up from its watermark and derives the
+same event ids).
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ ERROR = "kizuna-error"
 BATCH = 10
 
 QUEUE, RULE, SCHEDULE, LAMBDA = "queue", "rule", "schedule", "lambda"
+# Scheduler's universal target for StartExecution: the dead letter's body is the request.
+SFN_START_EXECUTION_TARGET = "arn:aws:scheduler:::aws-sdk:sfn:startExecution"
 
 
 @dataclass(frozen=True)
@@ -255,7 +262,9 @@ class DeadLetterQueue:
             self._client.send_message(QueueUrl=queue_url, MessageBody=m.payload)
             return
         service = _service(m.target)
-        if service == "lambda" and self._lambda is not None:
+        if m.target == SFN_START_EXECUTION_TARGET and self._sfn is not None:
+            self._start_execution(m.payload)
+        elif service == "lambda" and self._lambda is not None:
             resp = self._lambda.invoke(
                 FunctionName=m.target, InvocationType="Event", Payload=m.payload.encode()
             )
@@ -267,6 +276,26 @@ class DeadLetterQueue:
             self._client.send_message(QueueUrl=queue_url_of(m.target), MessageBody=m.payload)
         else:
             raise ValueError(f"cannot replay to {m.target}")
+
+    def _start_execution(self, payload: str) -> None:
+        """Make the StartExecution request a journey timer could not make. An execution of
+        that name already exists: it ran (started again, or directly), which is done."""
+        request = json.loads(payload)
+        if not isinstance(request, dict) or not request.get("StateMachineArn"):
+            raise ValueError("not a StartExecution request: no StateMachineArn")
+        parameters = {"stateMachineArn": str(request["StateMachineArn"])}
+        for key, parameter in (
+            ("Name", "name"),
+            ("Input", "input"),
+            ("TraceHeader", "traceHeader"),
+        ):
+            if key in request:
+                value = request[key]
+                parameters[parameter] = value if isinstance(value, str) else json.dumps(value)
+        try:
+            self._sfn.start_execution(**parameters)
+        except self._sfn.exceptions.ExecutionAlreadyExists:
+            return
 
     def redrive(
         self,

@@ -1,8 +1,11 @@
 """Compile a program into Amazon States Language (a Step Functions Standard workflow) that
 carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a time.
 
-- ``__start`` waits until the execution's instant (``$.at``: the cohort's due instant, or a
-  child group's), ``__dispatch`` goes to the step the group starts at (``$.step``);
+- an execution starts at its instant (``$.at``: the cohort's due instant, or a child
+  group's): started then by a journey timer, a one-time EventBridge Scheduler schedule
+  (:mod:`kizuna.adapters.stepfunctions`), so no Wait state precedes its first step;
+  ``__dispatch`` (the StartAt, if child groups may start elsewhere) goes to the step the
+  group starts at (``$.step``);
 - ``send`` -> one invocation of the send function over the group (contact policy, render,
   claim, deliver, record — per member); after a crash that outlasts every retry, the
   journey function records ``failed`` for each member the step did not decide for, and
@@ -11,7 +14,7 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
   with members who have no ledger entry for the step;
 - ``wait`` -> a Wait state; "until a local time" asks the journey function for the instant
   most of the group shares (members in other time zones continue in child groups); a
-  program's first wait is the cohort's own: ``__start`` waits until it ends;
+  program's first wait is the cohort's own: its execution starts when it ends;
 - ``branch`` / ``split`` -> one invocation of the journey function, which moves the members
   of the other side / other arms to child groups; the group goes on along ``then`` / the
   first arm;
@@ -48,7 +51,6 @@ from kizuna.programs.loader import next_of
 from kizuna.programs.model import BranchStep, ExitStep, Program, SendStep, SplitStep, WaitStep
 
 SUBSTITUTIONS = ("SendFunctionArn", "JourneyFunctionArn")
-START = "__start"
 DISPATCH = "__dispatch"
 END = "__end"
 LAMBDA_RETRY = [
@@ -280,17 +282,19 @@ def child_starts(program: Program) -> list[str]:
 def compile_program(program: Program) -> dict[str, Any]:
     """The program's ASL definition; raises :class:`kizuna.programs.asl.InvalidDefinition`
     if Step Functions would refuse it."""
+    start_at, states = _states(program)
     definition = {
         "Comment": f"Kizuna program {program.id}: {program.name} (one execution per cohort)",
-        "StartAt": START,
-        "States": _states(program),
+        "StartAt": start_at,
+        "States": states,
     }
     check_definition(definition, name=f"program {program.id}")
     return definition
 
 
-def _states(program: Program) -> dict[str, Any]:
-    """The entry states, every step's states, then ``__end`` if something leads there.
+def _states(program: Program) -> tuple[str, dict[str, Any]]:
+    """Where an execution starts, and the states: the dispatch, every step's states, then
+    ``__end`` if something leads there.
 
     An ``exit`` step is no state of its own: the state before it ends the execution
     (``End``), one transition fewer per execution; a Catch, which needs a state to go to,
@@ -310,12 +314,15 @@ def _states(program: Program) -> dict[str, Any]:
         for sid in child_starts(program)
         if sid != first and sid not in exits
     ]
-    states: dict[str, Any] = {START: {"Type": "Wait", "TimestampPath": "$.at"}}
-    if choices:  # a child group may start at another step than the root's
-        states[START]["Next"] = DISPATCH
+    # the first state is where an execution starts (StartAt): the dispatch if a child group
+    # may start at another step than the root's, else the root's first step; an execution
+    # is started at its instant (a journey timer), so no Wait comes before it
+    states: dict[str, Any] = {}
+    if choices:
         states[DISPATCH] = {"Type": "Choice", "Choices": choices, "Default": catch_to(first)}
-    else:
-        states[START].update(then(first))
+    start_at = DISPATCH if choices else catch_to(first)
+    if start_at == END:
+        states[END] = {"Type": "Succeed"}  # nothing to run (never started)
 
     def after(i: int) -> str | None:
         found = next_of(program, i)
@@ -363,7 +370,7 @@ def _states(program: Program) -> dict[str, Any]:
     for i, step in enumerate(program.steps):
         sid = step.id
         if i == 0 and isinstance(step, WaitStep):
-            continue  # a wait-first program's cohort is due when that wait ends: __start
+            continue  # a wait-first program's cohort is due when that wait ends: its timer
         fused = fused_with(program, i)
         if fused is not None:
             first, second = _action(step), _second_action(program.step(fused))
@@ -424,9 +431,9 @@ def _states(program: Program) -> dict[str, Any]:
                     "TimestampPath": "$.wait.at",
                     **then(after(i)),
                 }
-    if END in {t for state in states.values() for t in _transitions(state)}:
+    if END not in states and END in {t for state in states.values() for t in _transitions(state)}:
         states[END] = {"Type": "Succeed"}
-    return states
+    return start_at, states
 
 
 def _transitions(state: dict[str, Any]) -> list[str]:
@@ -440,7 +447,7 @@ def _transitions(state: dict[str, Any]) -> list[str]:
 def estimated_transitions(program: Program) -> dict[str, int]:
     """States a cohort's root execution enters on its shortest and longest path (no
     retries, no deferrals, the group never empty): what a cohort costs in transitions,
-    whatever its size. Members who diverge cost a child execution: 2 states plus the rest
+    whatever its size. Members who diverge cost a child execution: the dispatch plus the rest
     of their path."""
     if start_step(program) is None and entry_segment(program) is not None:
         return {"min": 0, "max": 0}  # an at_once program's root never runs: none to hand off to

@@ -20,6 +20,12 @@ ENV_DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
 ENV_KIZUNA_CONFIG = "KIZUNA_CONFIG"
 ENV_MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
 ENV_JOURNEY_ARN_PREFIX = "JOURNEY_ARN_PREFIX"
+# Journey timers: a cohort execution due later is started by a one-time EventBridge
+# Scheduler schedule in this group, run as this role (StartExecution on the journeys only),
+# dead-lettered to this queue (evaluate's DLQ).
+ENV_JOURNEY_SCHEDULE_GROUP = "JOURNEY_SCHEDULE_GROUP"
+ENV_JOURNEY_SCHEDULER_ROLE_ARN = "JOURNEY_SCHEDULER_ROLE_ARN"
+ENV_JOURNEY_SCHEDULE_DLQ_ARN = "JOURNEY_SCHEDULE_DLQ_ARN"
 ENV_PROGRAMS_DIR = "PROGRAMS_DIR"
 ENV_TEMPLATES_DIR = "TEMPLATES_DIR"
 ENV_SIGNING_SECRET_ARN = "SIGNING_SECRET_ARN"  # noqa: S105 - a variable name
@@ -100,10 +106,20 @@ def ingest_settings() -> IngestSettings:
     return IngestSettings()
 
 
-class EvaluateSettings(_QueueSettings, _ConfigSettings):
-    """Environment of the evaluate function."""
+class _JourneyStartSettings(_FunctionSettings):
+    """What a function that starts cohort executions needs: the journeys' ARN prefix, and
+    the Scheduler group, role and dead-letter queue of the one-time schedules that start an
+    execution due later (:class:`kizuna.adapters.stepfunctions.StepFunctionsStarter`)."""
 
     JOURNEY_ARN_PREFIX: str = Field(min_length=1)
+    JOURNEY_SCHEDULE_GROUP: str = Field(min_length=1)
+    JOURNEY_SCHEDULER_ROLE_ARN: str = Field(min_length=1)
+    JOURNEY_SCHEDULE_DLQ_ARN: str = ""
+
+
+class EvaluateSettings(_QueueSettings, _ConfigSettings, _JourneyStartSettings):
+    """Environment of the evaluate function."""
+
     PROGRAMS_DIR: str | None = None
     SEGMENTS_DIR: str | None = None
     # what runs an at_once program's entry segment (invoked asynchronously)
@@ -116,13 +132,12 @@ def evaluate_settings() -> EvaluateSettings:
     return EvaluateSettings()
 
 
-class JourneySettings(_TableSettings, _ConfigSettings):
+class JourneySettings(_TableSettings, _ConfigSettings, _JourneyStartSettings):
     """Environment of the journey helper function (a cohort's branches, splits and local
     times; it starts the child executions)."""
 
     PROGRAMS_DIR: str | None = None
     SEGMENTS_DIR: str | None = None
-    JOURNEY_ARN_PREFIX: str = Field(min_length=1)
 
 
 @lru_cache(maxsize=1)
@@ -175,12 +190,11 @@ class DeliverySettings(_BusSettings, _ConfigSettings):
     SMS_SENDER_ID: str = ""
 
 
-class SendSettings(DeliverySettings):
+class SendSettings(DeliverySettings, _JourneyStartSettings):
     """Environment of the send function (the journeys' Send task; it starts the child
     executions of members deferred by quiet hours)."""
 
     PROGRAMS_DIR: str | None = None
-    JOURNEY_ARN_PREFIX: str = Field(min_length=1)
     PRODUCTS_TABLE: str = Field(min_length=1, description="recommendations per product")
 
 

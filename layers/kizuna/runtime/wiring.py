@@ -19,11 +19,17 @@ if TYPE_CHECKING:
     from kizuna.adapters.dynamodb import DynamoStore, ProductStore, SnapshotStore
     from kizuna.adapters.eventbridge import EventBridgePublisher
     from kizuna.adapters.s3 import S3Objects
+    from kizuna.adapters.stepfunctions import StepFunctionsStarter
     from kizuna.delivery.channels import Channel
     from kizuna.delivery.unsubscribe import UnsubscribeLinks
     from kizuna.events.custom import Vocabulary
     from kizuna.programs.model import Program
-    from kizuna.runtime.settings import DeliverySettings, JourneySettings, SendSettings
+    from kizuna.runtime.settings import (
+        DeliverySettings,
+        EvaluateSettings,
+        JourneySettings,
+        SendSettings,
+    )
     from kizuna.scoring.requests import ScoringRequest
     from kizuna.services.campaign import CampaignService
     from kizuna.services.cohort import CohortService
@@ -103,7 +109,6 @@ def evaluate_service() -> EvaluateService:
     from kizuna.adapters.eventbridge import EventBridgePublisher
     from kizuna.adapters.lambda_async import AsyncInvoker, JourneyLauncher
     from kizuna.adapters.sqs import SqsDeadLetters
-    from kizuna.adapters.stepfunctions import StepFunctionsStarter
     from kizuna.programs.bundle import load_deployed_segments
     from kizuna.programs.evaluate import Evaluator
     from kizuna.runtime.clock import CurrentClock
@@ -117,7 +122,7 @@ def evaluate_service() -> EvaluateService:
         programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
         store,
         JourneyLauncher(
-            StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
+            _starter(s),
             AsyncInvoker(
                 boto3.client("lambda"),
                 {
@@ -142,12 +147,31 @@ def evaluate_service() -> EvaluateService:
     )
 
 
+def _starter(s: EvaluateSettings | JourneySettings | SendSettings) -> StepFunctionsStarter:
+    """Cohort executions: started now, or by a journey timer when due later."""
+    import boto3
+
+    from kizuna.adapters.stepfunctions import JourneyTimers, StepFunctionsStarter
+    from kizuna.runtime.clock import CurrentClock
+
+    return StepFunctionsStarter(
+        boto3.client("stepfunctions"),
+        s.JOURNEY_ARN_PREFIX,
+        JourneyTimers(
+            boto3.client("scheduler"),
+            s.JOURNEY_SCHEDULE_GROUP,
+            s.JOURNEY_SCHEDULER_ROLE_ARN,
+            s.JOURNEY_SCHEDULE_DLQ_ARN,
+        ),
+        CurrentClock(),
+    )
+
+
 def _cohorts(s: JourneySettings | SendSettings, sender: SendService | None = None) -> CohortService:
     """A cohort's steps over the deployed programs, starting child executions."""
     import boto3
 
     from kizuna.adapters.dynamodb import DynamoStore
-    from kizuna.adapters.stepfunctions import StepFunctionsStarter
     from kizuna.programs.bundle import load_deployed_segments
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.config import load_config
@@ -156,7 +180,7 @@ def _cohorts(s: JourneySettings | SendSettings, sender: SendService | None = Non
     return CohortService(
         programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
-        StepFunctionsStarter(boto3.client("stepfunctions"), s.JOURNEY_ARN_PREFIX),
+        _starter(s),
         load_config(s.KIZUNA_CONFIG),
         CurrentClock(),
         sender=sender,

@@ -57,9 +57,11 @@ from kizuna_tools.local.provision import (
     Unsupported,
 )
 from kizuna_tools.local.schedules import (
+    SFN_START_EXECUTION_TARGET,
     Schedule,
     parse_schedule,
     scheduler_dead_letter_attributes,
+    start_execution_parameters,
 )
 from kizuna_tools.local.server import ServeHandle
 from kizuna_tools.local.template import ACCOUNT_ID, REGION, Template
@@ -80,6 +82,8 @@ class Delivery:
     """An asynchronous hand-off EventBridge or Scheduler makes to Lambda, SFN or SNS."""
 
     kind: str  # "lambda" | "states" | "sns"
+    # a function, state machine or topic; or Scheduler's universal target for StartExecution
+    # (kind "states"; the payload is the request)
     target_arn: str
     payload: str
     source_arn: str
@@ -1158,12 +1162,13 @@ class LocalCloud:
                 self._deliver_lambda(delivery)
             elif delivery.kind == "states":
                 self._client("stepfunctions").start_execution(
-                    stateMachineArn=delivery.target_arn, input=delivery.payload
+                    **start_execution_parameters(delivery.target_arn, delivery.payload)
                 )
             elif delivery.kind == "sns":
                 self._client("sns").publish(TopicArn=delivery.target_arn, Message=delivery.payload)
-        except Exception as exc:  # the target is gone or refused: EventBridge's DLQ
-            self._delivery_failed(delivery, type(exc).__name__, str(exc))
+        except Exception as exc:  # the target is gone or refused: EventBridge's (Scheduler's) DLQ
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            self._delivery_failed(delivery, str(code or type(exc).__name__), str(exc))
 
     def _deliver_lambda(self, delivery: Delivery) -> None:
         spec = self._function(delivery.target_arn)
@@ -1705,7 +1710,11 @@ class LocalCloud:
             payload = payload.replace(placeholder, value)
         dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
         service = _service(arn)
-        if service in ("lambda", "states", "sns"):
+        if arn == SFN_START_EXECUTION_TARGET:  # the universal target: the input is the request
+            self._deliveries.append(
+                Delivery("states", arn, payload, item.arn, dead_letter, execution_id)
+            )
+        elif service in ("lambda", "states", "sns"):
             self._deliveries.append(
                 Delivery(service, arn, payload, item.arn, dead_letter, execution_id)
             )
@@ -1729,6 +1738,11 @@ class LocalCloud:
             item.action_after_completion == "DELETE"
         ):
             backends.delete_schedule(item.group_name, item.name)
+            # forgotten with it: a later schedule of the same name starts afresh
+            self._last_fired.pop(item.arn, None)
+            self._first_seen.pop(item.arn, None)
+            for key in [k for k in self._schedule_cache if k[0] == item.arn]:
+                del self._schedule_cache[key]
 
     # --- the HTTP API (API Gateway), Cognito users, scoring on demand ----------------------
     @property

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from kizuna.programs.asl import InvalidDefinition, check_definition
 from kizuna_tools.local.functions import FunctionRunner, FunctionSpec
 from kizuna_tools.local.gateway import HttpApi, JwtAuthorizer, Route
-from kizuna_tools.local.schedules import parse_schedule
+from kizuna_tools.local.schedules import SFN_START_EXECUTION_TARGET, parse_schedule
 from kizuna_tools.local.template import REGION, Physical, Template, TemplateError
 
 LOG = logging.getLogger(__name__)
@@ -903,7 +903,13 @@ class Provisioner:
         )
         target = dict(r["Target"])
         target.setdefault("RoleArn", self._role_arn)
-        if _service_of(target["Arn"]) not in ("lambda", "states", "sqs", "sns", "events"):
+        if target["Arn"] != SFN_START_EXECUTION_TARGET and _service_of(target["Arn"]) not in (
+            "lambda",
+            "states",
+            "sqs",
+            "sns",
+            "events",
+        ):
             self.unsupported(
                 logical_id,
                 "AWS::Scheduler::Schedule.Target",

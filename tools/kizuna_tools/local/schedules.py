@@ -8,10 +8,11 @@ one-time ``at(2026-01-02T09:00:00)``. Cron and ``at`` are read in the schedule's
 from __future__ import annotations
 
 import calendar
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
@@ -205,6 +206,28 @@ def parse_schedule(expression: str, *, anchor: datetime, timezone: str = "UTC") 
         at = datetime.fromisoformat(match.group(1)).replace(tzinfo=zone).astimezone(UTC)
         return AtSchedule(text, at)
     raise ValueError(f"unsupported schedule expression: {expression!r}")
+
+
+# Scheduler's universal target for Step Functions' StartExecution: the target's Input is
+# the request itself (StateMachineArn, Name, Input, as the API names them).
+SFN_START_EXECUTION_TARGET = "arn:aws:scheduler:::aws-sdk:sfn:startExecution"
+
+
+def start_execution_parameters(target_arn: str, payload: str) -> dict[str, Any]:
+    """The StartExecution call a state machine target makes: a state machine ARN starts
+    that machine with ``payload`` as input (an unnamed execution); the universal target
+    :data:`SFN_START_EXECUTION_TARGET` makes the request its input holds, the name included.
+    Raises ValueError (or KeyError) on a request that is not one."""
+    if target_arn != SFN_START_EXECUTION_TARGET:
+        return {"stateMachineArn": target_arn, "input": payload}
+    request = json.loads(payload)
+    if not isinstance(request, dict):
+        raise ValueError("the StartExecution request is not a JSON object")
+    parameters: dict[str, Any] = {"stateMachineArn": request["StateMachineArn"]}
+    for key, parameter in (("Name", "name"), ("Input", "input"), ("TraceHeader", "traceHeader")):
+        if key in request:
+            parameters[parameter] = request[key]
+    return parameters
 
 
 # EventBridge Scheduler's dead-letter event: the input it could not deliver as the body, and
