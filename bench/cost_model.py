@@ -93,6 +93,7 @@ class Prices:
     stepfunctions_transition: float
     sqs_request: float
     channels: Mapping[str, float]  # price key -> USD per message
+    scheduler_invocation: float = 0.0  # EventBridge Scheduler (journey timers)
     saas: tuple[SaasPrice, ...] = ()
     messages_per_contact_month: float = 10.0
     read: str = ""
@@ -133,6 +134,7 @@ def prices_from(data: Mapping[str, Any]) -> Prices:
         },
         dynamodb_wru=_price(aws["dynamodb_on_demand_write_request_unit_per_million"], MILLION),
         dynamodb_rru=_price(aws["dynamodb_on_demand_read_request_unit_per_million"], MILLION),
+        scheduler_invocation=_price(aws["scheduler_invocations_per_million"], MILLION),
         eventbridge_event=_price(aws["eventbridge_custom_events_per_million"], MILLION),
         stepfunctions_transition=_price(
             aws["stepfunctions_standard_transitions_per_thousand"], 1000
@@ -176,6 +178,7 @@ class Usage:
     eventbridge_events: float = 0.0
     sqs_requests: float = 0.0
     transitions: float = 0.0
+    scheduler_invocations: float = 0.0  # journey timers (one invocation each)
     channel_messages: dict[str, float] = field(default_factory=dict)  # price key -> messages
 
 
@@ -223,6 +226,7 @@ def cost_by_service(usage: Usage, prices: Prices) -> dict[str, float]:
         "EventBridge": usage.eventbridge_events * prices.eventbridge_event,
         "SQS": usage.sqs_requests * prices.sqs_request,
         "Step Functions": usage.transitions * prices.stepfunctions_transition,
+        "EventBridge Scheduler": usage.scheduler_invocations * prices.scheduler_invocation,
         "channel fees": sum(n * prices.channels[key] for key, n in usage.channel_messages.items()),
     }
 
@@ -311,6 +315,13 @@ def usages(pipe: Mapping[str, Any]) -> tuple[Usage, Usage]:
     processing.transitions = scoring
     delivery = usage(DELIVERY)
     delivery.transitions = delivery_transitions(pipe)
+    # journey timers, whoever set them (evaluate a cohort's, a step a child's): each runs once
+    delivery.scheduler_invocations = float(
+        sum(
+            int(pipe.get("calls", {}).get(role, {}).get("scheduler:CreateSchedule", 0))
+            for role in ("evaluate", *DELIVERY)
+        )
+    )
     delivery.channel_messages = {
         CHANNEL_PRICE[ch]: float(n) for ch, n in pipe["summary"]["outbox"].items() if n
     }

@@ -40,12 +40,14 @@ Cohort model, per program and day:
   window's cohort, which shifts the windows but not their number;
 * transitions are read off the compiled state machine
   (``kizuna.programs.compiler.compile_program``), not re-derived: an execution, root or
-  child, enters ``__start`` (a Wait until its instant), ``__dispatch`` (a Choice) only if
-  a child group can start elsewhere than the root (``child_starts``), then the states of
+  child, is started at its instant (by a journey timer, a one-time Scheduler schedule,
+  when that is later: one Scheduler invocation, priced), enters ``__dispatch`` (a Choice,
+  its StartAt) only if a child group can start elsewhere than the root
+  (``child_starts``), then the states of
   each step on the success path (a send, branch or split: its Task; a wait until a local
   time: Task and Wait; a fixed wait: its Wait; an exit: nothing, the state before it
   ends the execution). A root starts at ``start_step``: a wait-first program's first wait
-  is ``__start`` itself. The crash path (``<step>__failed``, ``__end``) is not priced;
+  is its timer. The crash path (``<step>__failed``, ``__end``) is not priced;
 * the first step invoked over a group of more than 500 keeps 500 and moves the others,
   500 at a time, to child executions that start at that step; members who diverge (a
   branch's else side, other split arms, another time zone at a local-time wait) continue
@@ -108,7 +110,7 @@ from kizuna.adapters.dynamodb import (  # noqa: E402
     BATCH_WRITE_LIMIT,
     TRANSACT_LIMIT,
 )
-from kizuna.programs.compiler import START, compile_program, start_step  # noqa: E402
+from kizuna.programs.compiler import compile_program, start_step  # noqa: E402
 from kizuna.programs.loader import load_programs, next_of  # noqa: E402
 from kizuna.programs.members import GROUP_LIMIT  # noqa: E402
 from kizuna.programs.model import (  # noqa: E402
@@ -398,11 +400,13 @@ class Machine:
 
     states: Mapping[str, Mapping[str, Any]]
     steps: frozenset[str]  # the program's steps that are states (no exits, no first wait)
+    start_at: str
 
     @classmethod
     def of(cls, program: Program) -> Machine:
-        states = compile_program(program)["States"]
-        return cls(states, frozenset(s.id for s in program.steps if s.id in states))
+        asl = compile_program(program)
+        states = asl["States"]
+        return cls(states, frozenset(s.id for s in program.steps if s.id in states), asl["StartAt"])
 
     def _follow(self, name: str, step: str | None) -> tuple[int, str | None]:
         """From state ``name``: (states entered until the next step's state, that step; None
@@ -425,10 +429,11 @@ class Machine:
 
     def start(self, step: str | None) -> tuple[int, str | None]:
         """An execution started at ``step`` (its ``$.step``): the states it enters before it
-        (``__start``, and ``__dispatch`` where the program has one), and the step reached
-        (None: the execution ends there, e.g. a wait-first program whose wait leads to an
-        exit)."""
-        entered, reached = self._follow(START, step)
+        (``__dispatch`` where the program has one: the StartAt), and the step reached (None:
+        the execution ends there, e.g. a wait-first program whose wait leads to an exit)."""
+        if self.start_at in self.steps:  # no dispatch: the execution starts at its step
+            return 0, self.start_at
+        entered, reached = self._follow(self.start_at, step)
         if reached != (step if step in self.steps else None):
             raise AssertionError(f"an execution started at {step} reaches {reached}")
         return entered, reached
@@ -915,6 +920,9 @@ def cohorts(
         step_calls=total.dynamodb_calls + total.executions - total.roots + total.provider_calls,
         executions=total.executions,
         transitions=total.transitions,
+        # every execution due later starts by a timer: an upper bound (children due at once
+        # are started directly)
+        scheduler_invocations=total.executions,
         extra_entry_wru=EXTRA_ENTRY_WRU * entries,
         members_per_cohort=entries / total.roots if total.roots else None,
         entry_reads=reads,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -36,9 +37,14 @@ SERVICES = (
 )
 
 
-def by_service(*amounts: float, **more: float) -> dict[str, float]:
-    """One amount for each of SERVICES, in order, and ``more`` lines (the total)."""
-    return {**dict(zip(SERVICES, amounts, strict=True)), **more}
+def by_service(*amounts: float, scheduler: float = 0.0, **more: float) -> dict[str, float]:
+    """One amount for each of SERVICES, in order, EventBridge Scheduler's (journey timers),
+    and ``more`` lines (the total)."""
+    return {
+        **dict(zip(SERVICES, amounts, strict=True)),
+        "EventBridge Scheduler": scheduler,
+        **more,
+    }
 
 
 @pytest.mark.parametrize(
@@ -167,6 +173,7 @@ def test_prices_from_converts_units() -> None:
             "eventbridge_custom_events_per_million": entry(1.0),
             "stepfunctions_standard_transitions_per_thousand": entry(0.025),
             "sqs_standard_requests_per_million": entry(0.40),
+            "scheduler_invocations_per_million": entry(1.00),
         },
         "channels": {"email_ses": entry(0.0001), "line_japan": {"price_jpy": 3.0}},
         "saas": {
@@ -179,6 +186,7 @@ def test_prices_from_converts_units() -> None:
     assert p.lambda_request == pytest.approx(2e-7)
     assert p.dynamodb_wru == pytest.approx(6.25e-7)
     assert p.stepfunctions_transition == pytest.approx(2.5e-5)
+    assert p.scheduler_invocation == pytest.approx(1e-6)
     assert p.channels["line_japan"] == pytest.approx(0.02)  # 3 JPY at 150 JPY/USD
     klaviyo, braze = p.saas
     assert klaviyo.per_contact_month() == pytest.approx(0.015)
@@ -187,9 +195,26 @@ def test_prices_from_converts_units() -> None:
     assert braze.per_million_messages(10) is None
 
 
+def test_journey_timers_are_priced_on_the_delivery_side() -> None:
+    # Given a run in which evaluate set 6 journey timers and the send function 4 (each runs
+    # once: one Scheduler invocation), at $1 per million invocations
+    pipe = _pipe()
+    pipe["calls"] = {
+        "evaluate": {"scheduler:CreateSchedule": 6, "dynamodb:Query": 3},
+        "send": {"scheduler:CreateSchedule": 4},
+        "api": {"scheduler:CreateSchedule": 100},  # campaign schedules: not the journeys'
+    }
+    prices = dataclasses.replace(ROUND, scheduler_invocation=1e-6)
+    out = pipeline_costs(pipe, prices)
+    # Then 10 invocations x 1e-6 over 20 messages = $0.5 per 1M, on the messages
+    assert out["per_million_messages"]["EventBridge Scheduler"] == pytest.approx(0.5)
+    assert out["per_million_inbound_events"]["EventBridge Scheduler"] == 0.0
+
+
 def test_prices_file_is_complete() -> None:
     prices = load_prices(PRICES_FILE)
     assert prices.read
+    assert prices.scheduler_invocation > 0
     for key in ("email_ses", "sms_us", "sms_japan", "push", "line_japan"):
         assert prices.channels[key] > 0
     assert {v.name for v in prices.saas} >= {"klaviyo", "customer_io", "braze"}

@@ -177,19 +177,20 @@ def test_the_machine_is_read_off_the_compiled_program() -> None:
         EXIT,
     )
     m = Machine.of(p)
-    # then an execution enters its Wait and the Choice before any step; a send is its Task
+    # then an execution (started at its instant: no Wait) enters the Choice before any
+    # step; a send is its Task
     # (the crash path, a__failed, is not walked), the exit no state: c ends the execution.
     # The send and the branch after it are one task (fused), and so are the branch and the
     # send it keeps (the state a child group at b starts in)
     assert m.steps == {"a", "b", "c"}
-    assert m.start("a") == (2, "a")
-    assert m.start("c") == (2, "c")
+    assert m.start("a") == (1, "a")
+    assert m.start("c") == (1, "c")
     assert (m.run("a"), m.fused("a")) == ((1, "c"), "b")
     assert (m.run("b"), m.fused("b")) == ((1, None), "c")
     assert (m.run("c"), m.fused("c")) == ((1, None), None)
-    # and a program no child can start elsewhere in has no Choice: the Wait, then the step
+    # and a program no child can start elsewhere in has no Choice: it starts at the step
     alone = Machine.of(program(send("a", next="done"), EXIT))
-    assert alone.start("a") == (1, "a")
+    assert alone.start("a") == (0, "a")
     # a wait until a local time is its Task and its Wait
     local = Machine.of(
         program(
@@ -226,9 +227,9 @@ def test_a_straight_cohort_costs_its_states_and_splits_over_500() -> None:
     walk = CohortWalk(p, ALL_SENT)
     # when 100 members share a cohort
     t = walk.root(100)
-    # then the first wait is the cohort's own Wait: Wait, Choice (a child can start at c),
+    # then the first wait is the cohort's own timer: Choice (a child can start at c),
     # send, wait, send; the exit is no state
-    assert t.transitions == 5 == estimated_transitions(p)["max"]
+    assert t.transitions == 4 == estimated_transitions(p)["max"]
     assert (t.executions, t.roots, t.invocations) == (1, 1, 2)
     assert t.delivered == 200
     assert "PutItem" not in t.dynamodb  # no seal
@@ -241,7 +242,7 @@ def test_a_straight_cohort_costs_its_states_and_splits_over_500() -> None:
     # children that start at that send (the Choice's default; one start by evaluate); each
     # step reads the whole cohort (2 pages of 1,000)
     big = walk.root(1200)
-    assert (big.transitions, big.executions, big.roots, big.invocations) == (5 + 2 * 5, 3, 1, 6)
+    assert (big.transitions, big.executions, big.roots, big.invocations) == (4 + 2 * 4, 3, 1, 6)
     assert big.dynamodb["Query"] == OpCount(6 * 2, 6 * 1200, 6 * 1200)
     # headers (1 call, 2 items), moved members (20 + 8 calls), outcomes (2 x (20 + 20 + 8))
     assert big.dynamodb["BatchWriteItem"] == OpCount(1 + 28 + 2 * 48, 2 + 700 + 2400)
@@ -252,15 +253,15 @@ def test_a_send_with_a_goal_that_exits_reads_journeys_in_the_same_call() -> None
     # given a program whose goal exits the journey
     p = program(send("a", next="done"), EXIT, goal={"event": "order.placed"})
     t = CohortWalk(p, ALL_SENT).root(100)
-    # then customers, CONTACT and JOURNEY# items: 300 keys, 100 a call; Wait + send
+    # then customers, CONTACT and JOURNEY# items: 300 keys, 100 a call; the send
     assert t.dynamodb["BatchGetItem"] == OpCount(3, 300, 300)
-    assert t.transitions == 2
+    assert t.transitions == 1
 
 
 def test_nothing_runs_for_a_program_with_nothing_after_its_first_wait() -> None:
     p = program({"id": "w", "type": "wait", "days": 1})
     assert CohortWalk(p, ALL_SENT).root(10) == Tally()
-    # a first wait that leads to an exit: the execution is its Wait, which ends it
+    # a first wait that leads to an exit: the execution is its Succeed
     q = program({"id": "w", "type": "wait", "days": 1, "next": "done"}, EXIT)
     t = CohortWalk(q, ALL_SENT).root(10)
     assert (t.transitions, t.executions, t.invocations) == (1, 1, 0)
@@ -275,12 +276,12 @@ def test_a_branch_side_that_continues_starts_a_child_if_a_member_takes_it() -> N
         EXIT,
     )
     walk = CohortWalk(p, ALL_SENT, branch_share=0.5)
-    # when the cohort is large, the child exists: Wait, Choice, a and b (one task, which
-    # ends the root); the child Wait, Choice, c
-    assert walk.root(100).transitions == pytest.approx(3 + 3)
+    # when the cohort is large, the child exists: Choice, a and b (one task, which ends the
+    # root); the child Choice, c
+    assert walk.root(100).transitions == pytest.approx(2 + 2)
     # when it is one member, the child exists half the time
     one = walk.root(1)
-    assert one.transitions == pytest.approx(3 + 0.5 * 3)
+    assert one.transitions == pytest.approx(2 + 0.5 * 2)
     assert one.executions == pytest.approx(1.5)
     # a's outcome, b's decision; half the time the child's header, its moved member, c's
     # outcome
@@ -297,9 +298,9 @@ def test_an_emptied_group_goes_on_and_an_exit_side_leaves_without_a_child() -> N
     )
     # when one member is in the group, as the engine runs it: half the time the member
     # leaves at b (moved out of the group, no execution), and the group walks c and d with
-    # or without them: Wait, Choice, b and c (one task), d
+    # or without them: Choice, b and c (one task), d
     t = CohortWalk(p, ALL_SENT, branch_share=0.5).root(1)
-    assert t.transitions == pytest.approx(2 + 1 + 1)
+    assert t.transitions == pytest.approx(1 + 1 + 1)
     assert t.executions == 1
     assert t.invocations == pytest.approx(1 + 1)  # b and c; d, with or without members
     # b's decision, the leaving member half the time, c's and d's outcomes half the time
@@ -308,7 +309,7 @@ def test_an_emptied_group_goes_on_and_an_exit_side_leaves_without_a_child() -> N
     assert t.dynamodb["Query"].calls == pytest.approx(3)
     # and an emptied group ending at its next Task (the alternative: Task and end)
     lean = CohortWalk(p, ALL_SENT, 0.5, empty_goes_on=False).root(1)
-    assert lean.transitions == pytest.approx(2 + 1 + 0.5 * 1 + 0.5 * 1)
+    assert lean.transitions == pytest.approx(1 + 1 + 0.5 * 1 + 0.5 * 1)
     assert lean.executions == 1
     assert lean.invocations == pytest.approx(1 + 0.5 * 1)
 
@@ -328,9 +329,9 @@ def test_split_arms_to_an_exit_leave_in_the_split() -> None:
         EXIT,
     )
     t = CohortWalk(p, ALL_SENT).root(100)
-    # then one execution: Wait, Choice, s and a (one task); 30 members moved out, 70
+    # then one execution: Choice, s and a (one task); 30 members moved out, 70
     # messages
-    assert (t.transitions, t.executions) == (pytest.approx(3), 1)
+    assert (t.transitions, t.executions) == (pytest.approx(2), 1)
     assert t.delivered == pytest.approx(70)
     # s's 100 decisions (4 calls), 30 leaving (2 calls), 70 outcomes (3 calls)
     assert t.dynamodb["BatchWriteItem"] == OpCount(pytest.approx(9), pytest.approx(200))
@@ -345,9 +346,9 @@ def test_other_time_zones_continue_in_children() -> None:
         EXIT,
     )
     t = CohortWalk(p, ALL_SENT, zones=(0.5, 0.5)).root(2)
-    # then: Wait, Choice, a and w's instant (one task), w's Wait, c; the other zone's child
-    # (Wait, Choice, c) exists with probability 1 - 0.5^2
-    assert t.transitions == pytest.approx(2 + 1 + 1 + 1 + 0.75 * 3)
+    # then: Choice, a and w's instant (one task), w's Wait, c; the other zone's child
+    # (Choice, c; started by its timer) exists with probability 1 - 0.5^2
+    assert t.transitions == pytest.approx(1 + 1 + 1 + 1 + 0.75 * 2)
     assert t.executions == pytest.approx(1.75)
     # and if the wait leads to an exit, the other zones leave there: no child
     q = program(
@@ -356,7 +357,7 @@ def test_other_time_zones_continue_in_children() -> None:
         EXIT,
     )
     alone = CohortWalk(q, ALL_SENT, zones=(0.5, 0.5)).root(2)
-    assert (alone.transitions, alone.executions) == (pytest.approx(2 + 1 + 1), 1)
+    assert (alone.transitions, alone.executions) == (pytest.approx(1 + 1 + 1), 1)
 
 
 def test_cohorts_a_day_by_first_step_and_trigger() -> None:
@@ -453,22 +454,23 @@ def test_cohorts_option_for_a_daily_program() -> None:
     m = mix(entries=100, emails=100, transitions=3, batches=20, reads=OpCount(40, 400, 400))
     # when a day's 10 entries share one cohort
     option = cohorts(m, {"p-test": p})
-    # then a cohort costs its Wait and the send (no Choice, the exit no state); 10 of them;
-    # one start each
-    assert option.transitions == pytest.approx(20)
+    # then a cohort costs the send (no Choice, the exit no state; its timer started it at
+    # its instant: one Scheduler invocation); 10 of them; one start each
+    assert option.transitions == pytest.approx(10)
+    assert option.scheduler_invocations == pytest.approx(10)
     assert option.start_calls == option.executions == pytest.approx(10)
     assert option.members_per_cohort == pytest.approx(10)
     assert option.extra_entry_wru == pytest.approx(300)  # +3 WRU an entry
-    assert option.per_message(option.transitions) == pytest.approx(0.2)
+    assert option.per_message(option.transitions) == pytest.approx(0.1)
     # evaluate: a read and a join transaction a batch, a start a cohort
     assert option.entry_calls == pytest.approx(20 + 20 + 10)
     # and at 10x the customers: 100 a cohort, the same 10 cohorts
     big = cohorts(m, {"p-test": p}, scale=10)
-    assert big.transitions == pytest.approx(20)
+    assert big.transitions == pytest.approx(10)
     assert big.messages == 1000
     # and cohorts of one member cost less than the measured 3 transitions an entry
     alone = cohorts(m, {"p-test": p}, members=1.0)
-    assert alone.transitions == pytest.approx(200)
+    assert alone.transitions == pytest.approx(100)
     # compute: 1 invocation a cohort (send) at the helper's 0.1 s x 0.5 GB, and 0.01 GB-s
     # a delivered message
     costs = option.costs(ROUND, MORE)
