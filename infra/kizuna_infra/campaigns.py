@@ -35,7 +35,6 @@ from typing import Any
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -45,7 +44,7 @@ from kizuna.runtime.settings import (
     ENV_CAMPAIGNS_TABLE,
 )
 from kizuna.services.contracts import CAMPAIGN_PAUSED_ERROR
-from kizuna_infra import names
+from kizuna_infra import names, schedules
 from kizuna_infra.delivery import Delivery
 from kizuna_infra.functions import (
     DEFAULT_LOG_RETENTION,
@@ -78,9 +77,9 @@ THROTTLE_RETRY = Retry((LAMBDA_THROTTLED,), Duration.seconds(2), 6)
 
 def schedule_group_name(stack: Stack) -> str:
     """``<stack name>-campaigns``, the stack name cut so the whole fits Scheduler's 64."""
-    suffix = names.CAMPAIGN_SCHEDULE_GROUP_SUFFIX
-    keep = names.CAMPAIGN_SCHEDULE_GROUP_MAX_LENGTH - len(suffix)
-    return f"{stack.stack_name[:keep]}{suffix}"
+    return schedules.schedule_group_name(
+        stack, names.CAMPAIGN_SCHEDULE_GROUP_SUFFIX, names.CAMPAIGN_SCHEDULE_GROUP_MAX_LENGTH
+    )
 
 
 class Campaigns(Construct):
@@ -171,13 +170,8 @@ class Campaigns(Construct):
 
         # --- Scheduler: the group the CLI puts schedules in, the role they run as ------------
         self.schedule_group_name = schedule_group_name(stack)
-        self.schedule_group = scheduler.CfnScheduleGroup(
-            self, names.CAMPAIGN_SCHEDULE_GROUP_ID, name=self.schedule_group_name
-        )
-        self.schedule_group_arn = stack.format_arn(
-            service="scheduler",
-            resource="schedule-group",
-            resource_name=self.schedule_group_name,
+        self.schedule_group, self.schedule_group_arn = schedules.schedule_group(
+            self, names.CAMPAIGN_SCHEDULE_GROUP_ID, stack, self.schedule_group_name
         )
         # Only schedules of this account's campaign group may assume the role.
         self.scheduler_role, self.dead_letter_queue = scheduler_role_and_queue(

@@ -56,7 +56,7 @@ from kizuna.runtime.settings import (
     KIZUNA_EVENT_SOURCE,
 )
 from kizuna.segments import load_segments
-from kizuna_infra import names
+from kizuna_infra import names, schedules
 from kizuna_infra.functions import (
     DEFAULT_LOG_RETENTION,
     KizunaFunction,
@@ -146,9 +146,9 @@ def state_machine_prefix(stack: Stack) -> str:
 
 def journey_schedule_group_name(stack: Stack) -> str:
     """``<stack name>-journeys``, the stack name cut so the whole fits Scheduler's 64."""
-    suffix = names.JOURNEY_SCHEDULE_GROUP_SUFFIX
-    keep = names.JOURNEY_SCHEDULE_GROUP_MAX_LENGTH - len(suffix)
-    return f"{stack.stack_name[:keep]}{suffix}"
+    return schedules.schedule_group_name(
+        stack, names.JOURNEY_SCHEDULE_GROUP_SUFFIX, names.JOURNEY_SCHEDULE_GROUP_MAX_LENGTH
+    )
 
 
 # --- Evaluate rule pattern ---------------------------------------------------------------------
@@ -503,13 +503,8 @@ class Programs(Construct):
         ``aws-sdk:sfn:startExecution``) or dead-letters to evaluate's DLQ."""
         timers = Construct(self, names.JOURNEY_TIMERS_CONSTRUCT_ID)
         self.journey_schedule_group_name = journey_schedule_group_name(stack)
-        self.journey_schedule_group = scheduler.CfnScheduleGroup(
-            timers, names.JOURNEY_SCHEDULE_GROUP_ID, name=self.journey_schedule_group_name
-        )
-        self.journey_schedule_group_arn = stack.format_arn(
-            service="scheduler",
-            resource="schedule-group",
-            resource_name=self.journey_schedule_group_name,
+        self.journey_schedule_group, self.journey_schedule_group_arn = schedules.schedule_group(
+            timers, names.JOURNEY_SCHEDULE_GROUP_ID, stack, self.journey_schedule_group_name
         )
         # Only schedules of this account's journey group may assume the role; it may start
         # the stack's journeys (by their name prefix, as the journey and send functions

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from aws_cdk import Aws, Duration, TimeZone
+from aws_cdk import Aws, Duration, Stack, TimeZone
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -27,6 +27,22 @@ SCHEDULE_MAX_EVENT_AGE = Duration.hours(1)
 SCHEDULE_RETRY_ATTEMPTS = 10
 ASYNC_MAX_EVENT_AGE = Duration.hours(1)
 ASYNC_RETRY_ATTEMPTS = 2  # Lambda's maximum for asynchronous invocations
+
+
+def schedule_group_name(stack: Stack, suffix: str, max_length: int) -> str:
+    """``<stack name><suffix>``, the stack name cut so the whole fits ``max_length``
+    (Scheduler's 64 for a group name)."""
+    return f"{stack.stack_name[: max_length - len(suffix)]}{suffix}"
+
+
+def schedule_group(
+    scope: Construct, construct_id: str, stack: Stack, name: str
+) -> tuple[scheduler.CfnScheduleGroup, str]:
+    """A Scheduler schedule group named ``name``, and its ARN (what a role's
+    ``aws:SourceArn`` condition names, :func:`scheduler_role`)."""
+    group = scheduler.CfnScheduleGroup(scope, construct_id, name=name)
+    arn = stack.format_arn(service="scheduler", resource="schedule-group", resource_name=name)
+    return group, arn
 
 
 def scheduler_role(
