@@ -334,7 +334,7 @@ def _usage(
         for op, c in after["items"].get(metered, {}).items():
             prev = before["items"].get(metered, {}).get(op, {})
             row = items.setdefault(op, {})
-            for k in ("calls", "items", "strong"):
+            for k in ("calls", "items", "strong", "wru_table", "wru_index"):
                 row[k] = row.get(k, 0.0) + float(c.get(k, 0)) - float(prev.get(k, 0))
     return {
         "calls": dict(calls),

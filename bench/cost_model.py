@@ -12,8 +12,12 @@ The inputs are what ``bench/pipeline_bench.py`` measures on the local runtime:
 
 Assumptions (stated again in docs/PERFORMANCE.md):
 
-* DynamoDB items are at most 1 KB: a write of an item is 1 WRU (a BatchWriteItem of N items
-  is N WRUs, a transactional write 2 per item); a point read is 1 RRU strongly consistent,
+* DynamoDB writes: the write units the run measured (``bench.write_units``: each item's
+  size before and after, in 1 KB units, twice in a transaction, and every global secondary
+  index entry the write puts, rewrites or deletes) where a result carries them; else (older
+  results, the previous engine's tree) a write of an item is 1 WRU (a BatchWriteItem of N
+  items is N WRUs, a transactional write 2 per item) and indexes are left out.
+* DynamoDB reads: items are at most 1 KB; a point read is 1 RRU strongly consistent,
   0.5 eventually consistent; a Query or Scan reads 4 items per 4 KB unit (0.5 RRU per
   eventually consistent unit), at least half a unit per call.
 * Lambda duration is the mean handler time measured on moto (moto's in-process latency,
@@ -154,11 +158,14 @@ def load_prices(path: Path = PRICES_FILE) -> Prices:
 # -- usage ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OpCount:
-    """One operation's calls, the items they touched, and how many were read consistently."""
+    """One operation's calls, the items they touched, and how many were read consistently;
+    for a write, the write units measured (the table's and its indexes',
+    :mod:`bench.write_units`) when the run measured them."""
 
     calls: float
     items: float
     strong_items: float = 0.0
+    write_units: float | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,10 @@ class Usage:
 
 
 def dynamodb_units(operation: str, count: OpCount) -> tuple[float, float]:
-    """(WRU, RRU) of an operation's calls, items of at most 1 KB."""
+    """(WRU, RRU) of an operation's calls: a write's measured units (table and indexes)
+    when there are, else one an item of at most 1 KB (two in a transaction), no index."""
+    if count.write_units is not None and _is_write(operation):
+        return count.write_units, 0.0
     if operation in WRITES or operation == "BatchWriteItem":
         return count.items, 0.0
     if operation == "TransactWriteItems":
@@ -196,6 +206,10 @@ def dynamodb_units(operation: str, count: OpCount) -> tuple[float, float]:
         units = count.strong_items / 4 + (count.items - count.strong_items) / 8
         return 0.0, max(units, 0.5 * count.calls)
     return 0.0, 0.0  # DescribeTable and the like: not billed
+
+
+def _is_write(operation: str) -> bool:
+    return operation in WRITES or operation in ("BatchWriteItem", "TransactWriteItems")
 
 
 def lambda_cost(use: FunctionUse, prices: Prices) -> tuple[float, float]:
@@ -245,8 +259,12 @@ def _op_counts(items: Mapping[str, Mapping[str, float]]) -> dict[str, OpCount]:
     for key, c in items.items():
         service, operation = key.split(":", 1)
         if service == "dynamodb":
+            measured = "wru_table" in c or "wru_index" in c
             out[operation] = OpCount(
-                float(c.get("calls", 0)), float(c.get("items", 0)), float(c.get("strong", 0))
+                float(c.get("calls", 0)),
+                float(c.get("items", 0)),
+                float(c.get("strong", 0)),
+                float(c.get("wru_table", 0)) + float(c.get("wru_index", 0)) if measured else None,
             )
     return out
 
@@ -255,8 +273,14 @@ def _merge(a: Mapping[str, OpCount], b: Mapping[str, OpCount]) -> dict[str, OpCo
     out = dict(a)
     for op, c in b.items():
         prev = out.get(op, OpCount(0, 0, 0))
+        units: float | None = None
+        if prev.write_units is not None or c.write_units is not None:
+            units = dynamodb_units(op, prev)[0] + dynamodb_units(op, c)[0]
         out[op] = OpCount(
-            prev.calls + c.calls, prev.items + c.items, prev.strong_items + c.strong_items
+            prev.calls + c.calls,
+            prev.items + c.items,
+            prev.strong_items + c.strong_items,
+            units,
         )
     return out
 

@@ -31,13 +31,15 @@ module imports only the standard library at the top: it is also the worker, run 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +140,41 @@ def for_cost_model(pipe: Mapping[str, Any]) -> dict[str, Any]:
         "max": 0,
     }
     summary = {**pipe["summary"], "outbox": journey_messages_by_channel(pipe)}
-    return {**pipe, "transitions": transitions, "summary": summary}
+    return {**pipe, "transitions": transitions, "summary": summary, "items": _items_priced(pipe)}
+
+
+def _items_priced(pipe: Mapping[str, Any]) -> dict[str, Any]:
+    """``pipe["items"]`` with the write units the worker measured (the same meter on both
+    sides) in place of any the tree's own bench measured; as they are without them."""
+    measured = pipe.get("engine_compare", {}).get("write_units")
+    items = {role: {op: dict(c) for op, c in ops.items()} for role, ops in pipe["items"].items()}
+    if measured is None:
+        return items
+    for ops in items.values():
+        for op, c in ops.items():
+            if op.startswith("dynamodb:"):
+                c.pop("wru_table", None)
+                c.pop("wru_index", None)
+    for role, ops in measured.items():
+        for op, units in ops.items():
+            items.setdefault(role, {}).setdefault(op, {}).update(units)
+    return items
 
 
 def _calls(pipe: Mapping[str, Any], *roles: str) -> int:
     return sum(int(n) for role in roles for n in pipe["calls"].get(role, {}).values())
+
+
+def write_unit_split(pipe: Mapping[str, Any], roles: tuple[str, ...]) -> dict[str, float | None]:
+    """The write units the worker measured for ``roles``: the table's and the indexes'."""
+    measured = pipe.get("engine_compare", {}).get("write_units")
+    if measured is None:
+        return {"write_units_table": None, "write_units_index": None}
+    rows = [c for role in roles for c in measured.get(role, {}).values()]
+    return {
+        "write_units_table": float(sum(c.get("wru_table", 0) for c in rows)),
+        "write_units_index": float(sum(c.get("wru_index", 0) for c in rows)),
+    }
 
 
 def measured_wall_seconds(pipe: Mapping[str, Any]) -> float:
@@ -174,6 +206,9 @@ def figures(pipe: Mapping[str, Any], prices: Any = None) -> dict[str, Any]:
             "send_calls": _calls(pipe, "send"),
             "journey_helper_calls": _calls(pipe, "journey"),
             "evaluate_calls": _calls(pipe, "evaluate"),
+            # measured write units of the delivery side (send, journey helper) by where
+            # they land: the table's items, the indexes' entries (None: not measured)
+            **write_unit_split(pipe, ("send", "journey")),
             "events": int(pipe["events"]),
             "campaign_messages": sum(
                 n
@@ -238,6 +273,12 @@ def table_rows(result: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def per_message(units: Mapping[str, Any], key: str) -> str:
+    """Write units a journey message (the delivery side's, all messages' writes)."""
+    value, messages = units.get(key), units.get("journey_messages") or 0
+    return "-" if value is None or not messages else f"{value / messages:.2f}"
+
+
 def print_result(result: Mapping[str, Any]) -> None:
     from bench.common import print_table
 
@@ -251,7 +292,16 @@ def print_result(result: Mapping[str, Any]) -> None:
     )
     print_table(
         "Units",
-        ["side", "events", "journeys", "journey messages", "campaign messages", "states"],
+        [
+            "side",
+            "events",
+            "journeys",
+            "journey messages",
+            "campaign messages",
+            "states",
+            "WRU table / msg",
+            "WRU indexes / msg",
+        ],
         [
             [
                 side,
@@ -260,6 +310,8 @@ def print_result(result: Mapping[str, Any]) -> None:
                 u["journey_messages"],
                 u["campaign_messages"],
                 f"{u['states_entered']:.0f}",
+                per_message(u, "write_units_table"),
+                per_message(u, "write_units_index"),
             ]
             for side, u in (("previous", old_u), ("new", new_u))
         ],
@@ -451,6 +503,29 @@ def _tree_ids(folder: Path) -> list[str]:
     return ids
 
 
+@contextlib.contextmanager
+def _unmetered(*_: Any) -> Iterator[None]:
+    yield
+
+
+def _write_units_module() -> Any:
+    """``bench/write_units.py`` of this file's tree, whichever tree the worker measures
+    (loaded by path, under a name ``_isolate`` leaves alone)."""
+    import importlib.util
+
+    name = "_engine_compare_write_units"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().with_name("write_units.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def worker(spec: Mapping[str, Any]) -> None:
     """Run ``spec["tree"]``'s pipeline bench; write its result, and what this adds under
     ``engine_compare``, to ``spec["out"]``."""
@@ -488,7 +563,28 @@ def worker(spec: Mapping[str, Any]) -> None:
     # module attributes the bench looks up when it runs (``setattr``: a module of the tree)
     setattr(pb, "transitions", transitions)  # noqa: B010
     setattr(pb, "run_demo", functools.partial(pb.run_demo, seed=int(spec["seed"])))  # noqa: B010
-    result = pb.run(int(spec["customers"]), int(spec["days"]))
+    # both sides' writes priced by this file's meter (the previous tree's bench has none)
+    meter = _write_units_module()
+    account = importlib.import_module("kizuna_tools.local").ACCOUNT_ID
+    current_function = importlib.import_module("kizuna_tools.local.functions").current_function
+    units: dict[str, dict[str, dict[str, float]]] = {}
+    lock = threading.Lock()
+
+    def priced(operation: str, spent: Any) -> None:
+        owner = current_function()
+        role = pb.role_of(owner) if owner else "runtime"
+        with lock:
+            row = units.setdefault(role, {}).setdefault(
+                f"dynamodb:{operation}", {"wru_table": 0.0, "wru_index": 0.0}
+            )
+            row["wru_table"] += spent.table
+            row["wru_index"] += spent.index
+
+    if hasattr(pb, "metered_write_units"):  # the tree's own meter: once is enough
+        setattr(pb, "metered_write_units", _unmetered)  # noqa: B010
+    with meter.metered_write_units(priced, account):
+        result = pb.run(int(spec["customers"]), int(spec["days"]))
+    extra["write_units"] = units
     result["engine_compare"] = extra
     Path(spec["out"]).write_text(json.dumps(result, default=str))
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench.common import print_table
+from bench.write_units import Units, metered_write_units
 from kizuna_tools.demo import DemoSummary, collect, run_demo
 
 ROLES = {
@@ -75,11 +76,13 @@ def _items(operation: str, params: dict[str, Any], response: Any) -> tuple[int, 
 @contextmanager
 def metered_items() -> Iterator[dict[str, Any]]:
     """Count items per DynamoDB call and entries per PutEvents, by function (a wrapper on
-    botocore's ``_make_api_call``); messages EventBridge puts on each queue; and the detail
+    botocore's ``_make_api_call``); the write units of each DynamoDB write, the table's
+    (``wru_table``) and its indexes' (``wru_index``), as AWS bills them
+    (:mod:`bench.write_units`); messages EventBridge puts on each queue; and the detail
     types the producer puts on the bus. Yields the live counters."""
     from botocore.client import BaseClient
 
-    from kizuna_tools.local import backends
+    from kizuna_tools.local import ACCOUNT_ID, backends
     from kizuna_tools.local.cloud import LocalCloud
     from kizuna_tools.local.functions import current_function
 
@@ -116,12 +119,21 @@ def metered_items() -> Iterator[dict[str, Any]]:
             detail_types.update(str(e.get("DetailType")) for e in entries)
         return original_put(self, entries, bus)
 
+    def priced(operation: str, units: Units) -> None:
+        owner = current_function()
+        role = role_of(owner) if owner else "runtime"
+        with lock:
+            counter = items[role][f"dynamodb:{operation}"]
+            counter["wru_table"] += int(units.table)  # whole units: 1 KB each
+            counter["wru_index"] += int(units.index)
+
     live: dict[str, Any] = {"items": items, "queues": queues, "detail_types": detail_types}
     BaseClient._make_api_call = call
     backends.send_to_queue = send
     LocalCloud.put_events = put_events  # type: ignore[method-assign]
     try:
-        yield live
+        with metered_write_units(priced, ACCOUNT_ID):
+            yield live
     finally:
         BaseClient._make_api_call = original_call
         backends.send_to_queue = original_send

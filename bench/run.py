@@ -415,10 +415,15 @@ def _md_cost(c: dict[str, Any]) -> list[str]:
         "",
         "Assumptions, plainly:",
         "",
-        "- DynamoDB items are at most 1 KB: writing an item is 1 WRU (a BatchWriteItem of N "
-        "items is N WRUs); a point read is 1 RRU strongly consistent, 0.5 eventually; a Query "
-        "or Scan reads 4 items per unit, at least half a unit per call. Items per call were "
-        "counted from the requests and responses, by function.",
+        "- DynamoDB writes are the write units measured on every write (`bench/write_units.py`):"
+        " each item's size before and after in moto's tables, in 1 KB units (twice in a "
+        "transaction), and every global secondary index entry the write puts, rewrites or "
+        "deletes (an entry: the keys and projected attributes plus 100 bytes), as AWS bills "
+        "them; on the activity table that is the ledger's `gsi1` (projection ALL) and the "
+        "sparse `sending` index. Reads: items are at most 1 KB; a point read is 1 RRU "
+        "strongly consistent, 0.5 eventually; a Query or Scan reads 4 items per unit, at least "
+        "half a unit per call. Items per call were counted from the requests and responses, "
+        "by function.",
         "- Lambda duration is the mean handler time measured on moto (moto's in-process "
         "latency, likely more than DynamoDB's), times the memory in the synthesized template "
         "(arm64 price); no cold starts (AWS bills the INIT phase too since 2025-08-01: see "
@@ -497,8 +502,9 @@ def _md_campaign(cp: dict[str, Any]) -> list[str]:
         "- Calls: every AWS call the campaign function made (prepare, freeze, plan, send "
         "batches, complete; SendEmail included); for the journey path, evaluate's, the "
         "journey helper's and send's. Cost: `cost_model.campaign_costs` (Lambda at the "
-        "template's memory and the mean handler time measured on moto; DynamoDB units of the "
-        "items of each call, TransactWriteItems 2 WRU an item; S3 requests; EventBridge "
+        "template's memory and the mean handler time measured on moto; DynamoDB write units "
+        "measured with their indexes, read units of the items of each call; S3 requests; "
+        "EventBridge "
         "entries, the journey path's trigger events included; SQS for evaluate's queue; "
         "transitions); SES's own fee excluded.",
         "",
@@ -523,12 +529,19 @@ def _md_engine(en: dict[str, Any]) -> list[str]:
     ]
     for row in engine_compare.table_rows(en):
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", *_md_head("engine | events | journeys | journey messages | states entered")]
+    lines += [
+        "",
+        *_md_head(
+            "engine | events | journeys | journey messages | states entered | "
+            "write units / message, table | write units / message, indexes"
+        ),
+    ]
     for name, side in (("previous", en["old"]), ("cohort", en["new"])):
         u = side["units"]
         lines.append(
             f"| {name} | {u['events']} | {u['journeys_started']} | {u['journey_messages']} | "
-            f"{u['states_entered']:.0f} |"
+            f"{u['states_entered']:.0f} | {engine_compare.per_message(u, 'write_units_table')} "
+            f"| {engine_compare.per_message(u, 'write_units_index')} |"
         )
     return [
         *lines,
@@ -541,7 +554,8 @@ def _md_engine(en: dict[str, Any]) -> list[str]:
         "calls per journey started, as in the pipeline section.",
         "- Platform USD: `cost_model.pipeline_costs` on both results, its delivery side "
         "(journey helper, send, the journeys' transitions as counted) per 1M journey messages, "
-        "channel fees taken out.",
+        "channel fees taken out; DynamoDB write units measured on both sides by this tree's "
+        "meter (`bench/write_units.py`: item sizes and index entries).",
         "- Wall time: `run_demo` (the synthesized template provisioned, the shop replayed, the "
         "summary read; what `make demo` does but the HTML report), less the bench's reading "
         "of execution histories. Goal: the previous engine's time / the cohort engine's >= 3.",

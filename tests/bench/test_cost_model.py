@@ -244,3 +244,30 @@ def test_direct_mail_is_priced_per_piece_from_the_prices_file() -> None:
     # then: the dm channel has its own per-piece price, converted like LINE's
     assert CHANNEL_PRICE["dm"] == "dm_postage"
     assert prices.channels["dm_postage"] == pytest.approx(85.0 / 150)
+
+
+def test_measured_write_units_replace_the_one_unit_an_item_formula() -> None:
+    """A run that measured its writes (bench.write_units: sizes and index entries) is priced
+    on them; reads and unmeasured results keep the formula."""
+    from bench.cost_model import _merge, _op_counts
+
+    measured = _op_counts(
+        {
+            "dynamodb:TransactWriteItems": {
+                "calls": 1,
+                "items": 2,
+                "strong": 0,
+                "wru_table": 4,
+                "wru_index": 2,
+            },
+            "dynamodb:GetItem": {"calls": 1, "items": 1, "strong": 1, "wru_table": 0},
+        }
+    )
+    assert dynamodb_units("TransactWriteItems", measured["TransactWriteItems"]) == (6.0, 0.0)
+    assert dynamodb_units("GetItem", measured["GetItem"]) == (0.0, 1.0)
+    old = _op_counts({"dynamodb:TransactWriteItems": {"calls": 1, "items": 2, "strong": 0}})
+    assert old["TransactWriteItems"].write_units is None
+    assert dynamodb_units("TransactWriteItems", old["TransactWriteItems"]) == (4.0, 0.0)
+    # one side measured, the other not: each priced its own way, then summed
+    both = _merge(measured, old)
+    assert dynamodb_units("TransactWriteItems", both["TransactWriteItems"]) == (10.0, 0.0)

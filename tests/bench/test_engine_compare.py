@@ -153,3 +153,55 @@ def test_ratio_of_a_zero_is_none() -> None:
     old = ec.figures(pipe(), ROUND)
     zero = {**old, "transitions_per_message": 0.0}
     assert ec.ratios(zero, old)["transitions_per_message"] is None
+
+
+def test_both_sides_are_priced_on_the_write_units_the_worker_measured() -> None:
+    """The worker's meter (the same on both sides) replaces whatever the tree's own bench
+    measured; a side without it keeps the one-unit-an-item formula."""
+    measured = {"send": {"dynamodb:PutItem": {"wru_table": 3, "wru_index": 5}}}
+    mine = pipe(
+        items={
+            "send": {"dynamodb:GetItem": {"calls": 8, "items": 8, "strong": 0}},
+            "journey": {
+                "dynamodb:PutItem": {
+                    "calls": 2,
+                    "items": 2,
+                    "strong": 0,
+                    "wru_table": 99,
+                    "wru_index": 99,
+                }
+            },
+        }
+    )
+    mine["engine_compare"] = {**mine["engine_compare"], "write_units": measured}
+    items = ec.for_cost_model(mine)["items"]
+    assert items["send"]["dynamodb:PutItem"] == {"wru_table": 3, "wru_index": 5}
+    assert "wru_table" not in items["journey"]["dynamodb:PutItem"]  # the tree's own: dropped
+    assert "wru_table" not in mine["items"]["send"].get("dynamodb:PutItem", {})  # not changed
+    plain = pipe()
+    assert ec.for_cost_model(plain)["items"] == plain["items"]
+    # priced: send's 3 + 5 measured units and journey's 2 by the formula (its own dropped),
+    # against the formula's 2 alone
+    with_units = ec.figures(mine, ROUND)["usd_per_million_by_service"]["DynamoDB writes"]
+    formula = ec.figures(plain, ROUND)["usd_per_million_by_service"]["DynamoDB writes"]
+    assert with_units == pytest.approx(5 * formula)
+
+
+def test_the_delivery_sides_write_units_split_between_table_and_indexes() -> None:
+    mine = pipe()
+    mine["engine_compare"] = {
+        **mine["engine_compare"],
+        "write_units": {
+            "send": {
+                "dynamodb:TransactWriteItems": {"wru_table": 8, "wru_index": 4},
+                "dynamodb:BatchWriteItem": {"wru_table": 2, "wru_index": 3},
+            },
+            "evaluate": {"dynamodb:TransactWriteItems": {"wru_table": 100, "wru_index": 100}},
+        },
+    }
+    units = ec.figures(mine, ROUND)["units"]
+    assert (units["write_units_table"], units["write_units_index"]) == (10.0, 7.0)
+    assert ec.per_message(units, "write_units_index") == f"{7 / 5:.2f}"  # 5 journey messages
+    plain = ec.figures(pipe(), ROUND)["units"]
+    assert plain["write_units_table"] is None
+    assert ec.per_message(plain, "write_units_table") == "-"
