@@ -14,8 +14,9 @@ throughput considerations" and "Item sizes and formats"):
 * each global secondary index: nothing if the item is in it neither before nor after; one
   write of the index entry if it enters, leaves, or stays with any projected attribute
   changed; two (a delete and a put) if its index key changes. An index entry is the
-  table's key, the index's key and the projected attributes, plus 100 bytes. Index writes
-  are standard writes, in a transaction too.
+  table's key, the index's key and the projected attributes, plus 100 bytes. An index
+  write in a transaction is priced as a standard write (an assumption: AWS documents the
+  doubling for the table's items; if it doubles index entries too, the bill is higher).
 
 Not modelled: a ``ConditionCheck`` in a transaction (priced as a transactional write of
 its item, as before), writes another thread makes to the same item during the call (the
