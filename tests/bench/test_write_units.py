@@ -19,6 +19,7 @@ from bench.write_units import (
     value_size,
     write_units,
 )
+from tests.moto_setup import create_table, key_schema
 
 ACTIVITY = TableSpec(
     "activity",
@@ -94,30 +95,21 @@ def test_the_index_rules() -> None:
 def activity() -> Any:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        strings = ("pk", "sk", "gsi1pk", "gsi1sk", "sending_pk", "sending_at")
-        client.create_table(
-            TableName="activity",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in strings],
+        create_table(
+            client,
+            "activity",
+            "pk",
+            "sk",
+            indexed=("gsi1pk", "gsi1sk", "sending_pk", "sending_at"),
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": "gsi1",
-                    "KeySchema": [
-                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                    ],
+                    "KeySchema": key_schema("gsi1pk", "gsi1sk"),
                     "Projection": {"ProjectionType": "ALL"},
                 },
                 {
                     "IndexName": "sending",
-                    "KeySchema": [
-                        {"AttributeName": "sending_pk", "KeyType": "HASH"},
-                        {"AttributeName": "sending_at", "KeyType": "RANGE"},
-                    ],
+                    "KeySchema": key_schema("sending_pk", "sending_at"),
                     "Projection": {"ProjectionType": "KEYS_ONLY"},
                 },
             ],
