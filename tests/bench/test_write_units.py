@@ -187,3 +187,50 @@ def test_a_write_to_a_missing_table_fails_as_it_would_unmetered(activity: Any) -
     ):
         activity.put_item(TableName="nope", Item={"pk": s("x")})
     assert seen == []
+
+
+class _Email:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, message: Any) -> Any:
+        from kizuna.delivery.channels import SendResult
+
+        self.sent.append(message)
+        return SendResult(provider_message_id=f"ses-{len(self.sent)}")
+
+
+def test_a_sends_claim_and_dispatch_mark_write_no_program_index_entry(activity: Any) -> None:
+    """The Send task's own writes, metered: the ``sending`` claim is in the sparse index only,
+    so the dispatch mark rewrites no index entry and the record puts the ``gsi1`` entry it
+    keeps (with the coupon's expiry entry, 4 index units; 6 when the claim was in ``gsi1``
+    too)."""
+    from kizuna.adapters.dynamodb import DynamoStore
+    from kizuna.runtime.clock import FixedClock
+    from tests.factories import NOON, customer, journey_send, send_service
+
+    create_table(activity, "customers", "customer_id")
+    store = DynamoStore(
+        boto3.resource("dynamodb", region_name="us-east-1"),
+        "customers",
+        "activity",
+        sleep=lambda _: None,
+    )
+    store.save_customer(customer(), 0)
+    seen: list[tuple[str, Units]] = []
+    email = _Email()
+    with metered_write_units(lambda op, units: seen.append((op, units)), "123456789012"):
+        answer = send_service(store, {"email": email}, FixedClock(NOON)).send(
+            journey_send("c1", "ex-1")
+        )
+    assert answer.status == "sent" and len(email.sent) == 1
+    ledger_writes = [(op, u.index) for op, u in seen if op != "PutItem"]
+    assert ledger_writes == [
+        ("TransactWriteItems", 1.0),  # the claim: its sparse `sending` entry (and CONTACT)
+        ("UpdateItem", 0.0),  # the dispatch mark
+        ("BatchWriteItem", 3.0),  # the record: enters gsi1, leaves `sending`; its coupon
+    ]
+    settled = store.ledger_entries(["c1"], "ex-1", "coupon")["c1"]
+    rows = list(store.program_ledger("second-purchase-coupon"))
+    assert [(r["pk"], r["status"]) for r in rows] == [("c1", "sent")]
+    assert settled["gsi1sk"] == f"{settled['at']}#c1"

@@ -116,6 +116,21 @@ def test_the_adapter_builds_the_ledger_index_keys() -> None:
         assert item["gsi1sk"] == "2026-01-05T03:00:00.000000Z#c1"
 
 
+def test_a_sending_claim_joins_the_ledger_index_only_when_recorded() -> None:
+    from kizuna.delivery.ledger import SENDING_PK
+
+    # given a claim of a message about to be sent
+    s, dynamo, _ = store({})
+    data = {"program": "p1", "step": "s1", "status": "sending", "at": "2026-01-05T03:00:00Z"}
+    assert s.claim_message("c1", "ex-1", "s1", data) is None
+    # when its outcome is recorded
+    s.record_message("c1", "ex-1", "s1", {**data, "status": "sent"})
+    claim, record = dynamo.tables["activity"].puts
+    # then the claim is in the sparse sending index only, the record in gsi1 only
+    assert SENDING_PK in claim and "gsi1pk" not in claim
+    assert SENDING_PK not in record and record["gsi1pk"] == "PROGRAM#p1"
+
+
 @pytest.mark.parametrize(
     ("kind", "decision", "indexed"),
     [

@@ -329,11 +329,12 @@ class MemoryStore:
 
     def program_ledger(self, program: str) -> Iterator[dict[str, Any]]:
         """The rows of the program/time index naming ``program`` (a campaign's id on its
-        entries), by time: ledger entries, entries and conversions, splits' arms, winners."""
+        entries), by time: settled ledger entries (not ``sending``), entries and conversions,
+        splits' arms, winners."""
         found = [
             {"kind": "MSG", **data, "pk": cid, "sk": sk}
             for (cid, sk), data in self.messages.items()
-            if data.get("program") == program
+            if data.get("program") == program and data.get("status") != SENDING
         ]
         found += [
             {**i.data, "pk": cid, "sk": sk, "kind": i.kind, "at": iso(i.at)}

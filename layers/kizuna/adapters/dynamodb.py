@@ -267,17 +267,21 @@ def _message_key(customer_id: str, execution: str, step: str) -> dict[str, str]:
 def ledger_item(
     customer_id: str, execution: str, step: str, data: dict[str, Any]
 ) -> dict[str, Any]:
-    """A message-ledger entry as stored: keyed by customer, execution and step, and indexed
-    by program and time (``gsi1``) when the entry names them."""
+    """A message-ledger entry as stored: keyed by customer, execution and step; indexed by
+    program and time (``gsi1``) once settled, when the entry names them. A ``sending`` claim
+    is in the sparse ``sending`` index instead, until its outcome replaces it: its dispatch
+    mark then rewrites no ``gsi1`` entry, and the record puts the one it will keep (two
+    index writes a message fewer than indexing the claim)."""
     item: dict[str, Any] = {
         **_message_key(customer_id, execution, step),
         "kind": "MSG",
         **to_dynamo(data),
     }
-    if data.get("program") and data.get("at"):
+    if data.get("status") == SENDING:
+        if data.get("at"):
+            item.update(sending_keys(customer_id, str(data["at"])))
+    elif data.get("program") and data.get("at"):
         item.update(program_index_keys(str(data["program"]), str(data["at"]), customer_id))
-    if data.get("status") == SENDING and data.get("at"):
-        item.update(sending_keys(customer_id, str(data["at"])))  # until its outcome replaces it
     return item
 
 
@@ -1338,11 +1342,19 @@ class DynamoStore:
     def settle_message(self, entry: dict[str, Any], status: str, reason: str, at: str) -> bool:
         """Settle a stale ``sending`` entry (``entry`` as :meth:`stale_sending` read it) on
         condition that nobody changed it since: still ``sending``, the same claim. Leaves
-        the sparse index. False: someone else settled or re-claimed it."""
+        the sparse index and, naming its program and time, enters ``gsi1`` (as
+        :func:`ledger_item` indexes a settled entry). False: someone else settled or
+        re-claimed it."""
         token = entry.get(CLAIM_TOKEN)
         names = {"#s": "status", "#r": "reason", "#at": "reconciled_at", "#t": CLAIM_TOKEN}
         names |= {"#p": SENDING_PK, "#k": SENDING_SK}
         values: dict[str, Any] = {":s": status, ":r": reason, ":at": at, ":sending": SENDING}
+        index = ""
+        if entry.get("program") and entry.get("at"):
+            keys = program_index_keys(str(entry["program"]), str(entry["at"]), str(entry["pk"]))
+            names |= {"#gp": "gsi1pk", "#gs": "gsi1sk"}
+            values |= {":gp": keys["gsi1pk"], ":gs": keys["gsi1sk"]}
+            index = ", #gp = :gp, #gs = :gs"
         condition = "#s = :sending AND "
         if token is None:
             condition += "attribute_not_exists(#t)"
@@ -1352,7 +1364,7 @@ class DynamoStore:
         try:
             self._activity.update_item(
                 Key={"pk": entry["pk"], "sk": entry["sk"]},
-                UpdateExpression="SET #s = :s, #r = :r, #at = :at REMOVE #p, #k",
+                UpdateExpression=f"SET #s = :s, #r = :r, #at = :at{index} REMOVE #p, #k",
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -1365,7 +1377,8 @@ class DynamoStore:
         self, program: str, start: str | None = None, end: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """A program's (or a campaign's: ``program`` is its id on its entries) ledger rows —
-        messages, entries, holdouts, conversions — oldest first, with ``start <= at < end``
+        settled messages (a ``sending`` claim appears once its outcome is recorded or
+        reconciled), entries, holdouts, conversions — oldest first, with ``start <= at < end``
         (ISO times) when given: one Query of the program/time index, page by page."""
         from boto3.dynamodb.conditions import Key
 

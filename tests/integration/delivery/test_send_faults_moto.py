@@ -214,6 +214,7 @@ def test_a_crash_after_the_provider_took_the_message_never_sends_it_again(
     # then: the entry was dispatched: the provider may have it, it is not sent again
     assert (answer.status, answer.reason) == ("duplicate", "outcome_unknown")
     assert email.sent == [] and entry(store)["status"] == "sending"
+    assert "gsi1pk" not in entry(store)  # a claim is in the program/time index once settled
     # when: SES's delivery event arrives (feedback stamps it, with SES's message id)
     assert store.stamp_message("c1", "ex-1", "coupon", "delivery_at", "2026-01-05T03:00:05Z", "m9")
     # and the reconciliation sweep runs
@@ -222,6 +223,9 @@ def test_a_crash_after_the_provider_took_the_message_never_sends_it_again(
     settled = entry(store)
     assert (settled["status"], settled["reason"]) == ("sent", "reconciled")
     assert settled["provider_message_id"] == "m9" and SENDING_PK not in settled
+    # and enters the program/time index (gsi1) that the program's figures read
+    assert settled["gsi1pk"] == "PROGRAM#second-purchase-coupon"
+    assert settled["gsi1sk"] == f"{settled['at']}#c1"
     assert reconcile(store) == {}
 
 
