@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kizuna.delivery.channels import Channel
+from kizuna.delivery.channels import Channel, OutboundMessage, SendResult
 from kizuna.delivery.templates import Renderer
 from kizuna.domain.customer import ConsentState, Customer
 from kizuna.domain.loyalty import address_hash
@@ -189,6 +189,18 @@ def sample_program(*steps: str) -> str:
         "id: sample\nname: Sample\ntrigger: {event: customer.first_purchase}\nsteps:\n"
         + "".join(f"  - {step}\n" for step in lines)
     )
+
+
+class Email:
+    """An email channel that takes every message and keeps it, in order, under ``sent``
+    (provider message ids ``m-1``, ``m-2``, ...)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message)
+        return SendResult(provider_message_id=f"m-{len(self.sent)}")
 
 
 def send_service(

@@ -189,17 +189,6 @@ def test_a_write_to_a_missing_table_fails_as_it_would_unmetered(activity: Any) -
     assert seen == []
 
 
-class _Email:
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, message: Any) -> Any:
-        from kizuna.delivery.channels import SendResult
-
-        self.sent.append(message)
-        return SendResult(provider_message_id=f"ses-{len(self.sent)}")
-
-
 def test_a_sends_claim_and_dispatch_mark_write_no_program_index_entry(activity: Any) -> None:
     """The Send task's own writes, metered: the ``sending`` claim is in the sparse index only,
     so the dispatch mark rewrites no index entry and the record puts the ``gsi1`` entry it
@@ -207,7 +196,7 @@ def test_a_sends_claim_and_dispatch_mark_write_no_program_index_entry(activity: 
     too)."""
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.runtime.clock import FixedClock
-    from tests.factories import NOON, customer, journey_send, send_service
+    from tests.factories import NOON, Email, customer, journey_send, send_service
 
     create_table(activity, "customers", "customer_id")
     store = DynamoStore(
@@ -218,7 +207,7 @@ def test_a_sends_claim_and_dispatch_mark_write_no_program_index_entry(activity: 
     )
     store.save_customer(customer(), 0)
     seen: list[tuple[str, Units]] = []
-    email = _Email()
+    email = Email()
     with metered_write_units(lambda op, units: seen.append((op, units)), "123456789012"):
         answer = send_service(store, {"email": email}, FixedClock(NOON)).send(
             journey_send("c1", "ex-1")

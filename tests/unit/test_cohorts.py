@@ -32,7 +32,7 @@ from kizuna.services.cohort import CohortService
 from kizuna.services.contracts import GroupRequest, SendRequest, SendResponse
 from kizuna_tools.fakes import MemoryPublisher, MemoryStarter, MemoryStore
 from tests import factories
-from tests.factories import opted_in
+from tests.factories import Email, opted_in
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 SEEDS = {p.id: p for p in load_programs(ROOT_DIR / "programs")[0]}
@@ -427,16 +427,6 @@ def test_a_send_step_that_crashed_leaves_nobody_without_an_outcome(branchy: Prog
 def test_two_rank_ups_in_one_window_send_one_message_each_naming_its_rank(
     batches: list[list[int]],
 ) -> None:
-    from kizuna.delivery.channels import OutboundMessage, SendResult
-
-    class Email:
-        def __init__(self) -> None:
-            self.sent: list[OutboundMessage] = []
-
-        def send(self, message: OutboundMessage) -> SendResult:
-            self.sent.append(message)
-            return SendResult(provider_message_id=f"m{len(self.sent)}")
-
     # given: c rose Bronze -> Silver -> Gold (now Gold, in English), the two changes
     # evaluated in one batch or in two, within one cohort window
     store, starter = MemoryStore(), MemoryStarter()

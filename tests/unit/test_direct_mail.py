@@ -25,7 +25,7 @@ from kizuna.services.direct_mail import manifest_key, write_print_files
 from kizuna.services.send import SendRequest, SendService
 from kizuna_tools.fakes import MemoryInbound, MemoryStore
 from tests import factories
-from tests.factories import opted_in
+from tests.factories import Email, opted_in
 
 NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
 ADDRESS = {
@@ -76,17 +76,6 @@ class Events:
 
     def put_file_ready(self, detail: Any) -> None:
         self.put.append(dict(detail))
-
-
-class Email:
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, message: Any) -> Any:
-        from kizuna.delivery.channels import SendResult
-
-        self.sent.append(message)
-        return SendResult(provider_message_id="e1")
 
 
 @pytest.fixture

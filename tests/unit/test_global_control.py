@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from kizuna.campaigns.assign import HOLDOUT, assign
 from kizuna.campaigns.engine import Member, plan_recipient
 from kizuna.campaigns.loader import parse_campaign
-from kizuna.delivery.channels import SendResult
 from kizuna.delivery.control import GLOBAL_CONTROL, control_bucket, in_global_control
 from kizuna.delivery.templates import Renderer
 from kizuna.programs.evaluate import Evaluator
@@ -29,7 +28,7 @@ from kizuna.services.send import SendService
 from kizuna.services.transactional import TransactionalService
 from kizuna_tools.fakes import MemoryInbound, MemoryPublisher, MemoryStarter, MemoryStore
 from tests import factories
-from tests.factories import T0, campaign_definition, opted_in
+from tests.factories import T0, Email, campaign_definition, opted_in
 from tests.unit.test_campaign_service import World, total
 from tests.unit.test_evaluate import customer, first_purchase
 
@@ -222,15 +221,6 @@ def test_a_campaign_occurrence_sends_to_nobody_in_the_control_group() -> None:
 class Keys:
     def bind_request(self, execution: str, request_hash: str, at: str, expires_at: int) -> str:
         return request_hash
-
-
-class Email:
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, message: Any) -> Any:
-        self.sent.append(message)
-        return SendResult(provider_message_id=f"m-{len(self.sent)}")
 
 
 def test_transactional_messages_still_reach_a_control_customer() -> None:

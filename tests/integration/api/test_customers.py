@@ -19,7 +19,6 @@ import boto3
 import pytest
 
 from kizuna.adapters.dynamodb import DynamoStore
-from kizuna.delivery.channels import OutboundMessage, SendResult
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, BehaviourCounter, Customer
 from kizuna.domain.privacy import erase
 from kizuna.domain.timestamps import iso
@@ -32,7 +31,16 @@ from kizuna.runtime.config import KizunaConfig
 from kizuna.services.customers import decode_token, encode_token
 from kizuna.services.ingest import IngestService
 from kizuna_tools.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStarter
-from tests.factories import NOON, adjust, envelope, journey_send, order, send_service, upsert
+from tests.factories import (
+    NOON,
+    Email,
+    adjust,
+    envelope,
+    journey_send,
+    order,
+    send_service,
+    upsert,
+)
 from tests.integration.api.harness import REGION, Api
 from tests.sqs_events import sqs_event, sqs_record
 
@@ -43,15 +51,6 @@ PROGRAMS, _ = load_programs(ROOT / "programs")
 COUPON = {p.id: p for p in PROGRAMS}["second-purchase-coupon"]
 ENTERED = NOON - timedelta(days=1)  # journey_send's entry time
 ORDERED = ENTERED - timedelta(hours=1)  # the first order, just before the entry
-
-
-class Email:
-    def __init__(self) -> None:
-        self.sent: list[OutboundMessage] = []
-
-    def send(self, message: OutboundMessage) -> SendResult:
-        self.sent.append(message)
-        return SendResult(provider_message_id=f"m-{len(self.sent)}")
 
 
 def ids(holdout: bool, n: int) -> list[str]:

@@ -15,13 +15,12 @@ from moto import mock_aws
 
 from bench.common import create_kizuna_tables
 from kizuna.adapters.dynamodb import DynamoStore
-from kizuna.delivery.channels import OutboundMessage, SendResult
 from kizuna.domain.timestamps import iso
 from kizuna.ports import Claim
 from kizuna.runtime.clock import FixedClock
 from kizuna.services.send import SendService
 from kizuna_tools.metering import ApiCallCounter
-from tests.factories import customer, journey_send, send_service
+from tests.factories import Email, customer, journey_send, send_service
 from tests.moto_setup import fake_aws_env
 
 pytestmark = pytest.mark.integration
@@ -30,15 +29,6 @@ ROOT = Path(__file__).resolve().parents[3]
 REGION = "ap-northeast-1"
 NOON = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
 CAMPAIGN = "campaign:sale:20260105T0000Z"
-
-
-class Email:
-    def __init__(self) -> None:
-        self.sent: list[OutboundMessage] = []
-
-    def send(self, message: OutboundMessage) -> SendResult:
-        self.sent.append(message)
-        return SendResult(provider_message_id=f"m-{len(self.sent)}")
 
 
 @pytest.fixture
