@@ -422,6 +422,45 @@ def test_a_send_step_that_crashed_leaves_nobody_without_an_outcome(branchy: Prog
     assert statuses["f1"]["reason"] == "step_failed" and statuses["f1"]["run"] == cohort
 
 
+class _FlakyStarter(MemoryStarter):
+    """StartExecution / CreateSchedule failing (throttled, 5xx) while ``broken``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+
+    def start(self, program_id: str, name: str, payload: dict[str, Any]) -> bool:
+        if self.broken:
+            raise RuntimeError("ThrottlingException")
+        return super().start(program_id, name, payload)
+
+
+def test_a_send_step_that_failed_after_settling_still_starts_its_children(
+    branchy: Program,
+) -> None:
+    # given: a group of 5 at a send step with a group limit of 3 (d3, d4 overflow to a
+    # child), d1 deferred by quiet hours (a child at the same step)
+    people = {f"d{i}": tokyo(f"d{i}") for i in range(5)}
+    sender = FakeSender({"d1": "deferred:2026-01-05T23:00:00.000000Z"})
+    service, store, _, cohort = world(branchy, people, sender, limit=3)
+    starter = _FlakyStarter()
+    service.starter = starter
+    # when: the step settles (headers written, members moved) but starting the children
+    # fails on the first attempt and on each of Step Functions' retries
+    for _ in range(4):
+        with pytest.raises(RuntimeError):
+            ask(service, cohort, "send", "hello")
+    children = store.cohort_children(cohort, ROOT, "hello")
+    moved = {m.customer_id for c in children for m in store.cohort_members(cohort, c.group)}
+    assert len(children) == 2 and moved == {"d1", "d3", "d4"}
+    assert not starter.started
+    # and the Catch's hello__failed runs once starting works again
+    starter.broken = False
+    ask(service, cohort, "failed", "hello")
+    # then: every child group's execution is started: nobody is stranded
+    assert {run_name(cohort, c.group) for c in children} <= set(starter.started)
+
+
 # --- two rank changes in one batch (issue #20, item 11) -------------------------------------
 @pytest.mark.parametrize("batches", [[[0, 1]], [[0], [1]]], ids=["one-batch", "two-batches"])
 def test_two_rank_ups_in_one_window_send_one_message_each_naming_its_rank(

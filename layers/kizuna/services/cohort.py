@@ -71,8 +71,6 @@ class CohortStore(Protocol):
 
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
 
-    def cohort_members(self, cohort: str, group: str) -> list[Member]: ...
-
     def read_group(
         self, cohort: str, group: str, step: str | Sequence[str]
     ) -> tuple[list[Member], list[Child]]: ...
@@ -228,10 +226,7 @@ class CohortService:
         )
         # this attempt's children, and any an earlier attempt made (it may have crashed
         # before it started them): starting one twice is the same execution
-        for child in {c.sk: c for c in [*mine, *children]}.values():
-            name = run_name(req.cohort, child.group)
-            payload = execution_input(program.id, req.cohort, child.group, child.step, child.at)
-            self.starter.start(program.id, name, payload)
+        self._start(program.id, req.cohort, [*mine, *children])
         logger.info(
             "cohort step",
             program=program.id,
@@ -242,6 +237,13 @@ class CohortService:
             children=len(children),
         )
         return outcome.answer, outcome.kept
+
+    def _start(self, program_id: str, cohort: str, children: Sequence[Child]) -> None:
+        """Start each child group's execution (due now: at once; later: a schedule)."""
+        for child in {c.sk: c for c in children}.values():
+            name = run_name(cohort, child.group)
+            payload = execution_input(program_id, cohort, child.group, child.step, child.at)
+            self.starter.start(program_id, name, payload)
 
     def _hand_off(
         self, req: GroupRequest, program: Program, step: str, outcome: _Outcome, now: datetime
@@ -298,9 +300,14 @@ class CohortService:
         """The send step crashed after every retry: each member without a ledger entry for
         it gets ``failed`` (a claim: what the step did decide stays; a ``sending`` claim
         stays ``sending``, the provider may have taken it: the reconciliation sweep,
-        :mod:`kizuna.services.reconcile`, settles it)."""
+        :mod:`kizuna.services.reconcile`, settles it). The child groups the step had
+        written (quiet-hours deferrals, the overflow beyond the group limit) are started
+        here: the step may have failed after moving members to them but before starting
+        them (StartExecution or CreateSchedule failing on every retry), and nothing else
+        would ever run them. Starting one twice is the same execution."""
         now = iso(self.clock.now())
-        members = self.store.cohort_members(req.cohort, req.group)
+        members, children = self.store.read_group(req.cohort, req.group, req.step)
+        self._start(req.program, req.cohort, children)
         claims = [
             Claim(
                 m.customer_id,
