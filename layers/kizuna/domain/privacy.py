@@ -150,12 +150,11 @@ class ErasureReport:
 
 
 def _cohorts(items: Sequence[dict[str, Any]]) -> list[str]:
-    """The journey cohorts the customer entered, from their JOURNEY# items."""
-    found = (
-        str(item["cohort"])
-        for item in items
-        if str(item.get("sk", "")).startswith("JOURNEY#") and item.get("cohort")
-    )
+    """Every journey cohort the customer entered: named by their JOURNEY# items (the
+    latest entry of each program) and by the ledger rows of each entry and step (ENTRY,
+    MSG#, STEP#), so an earlier entry of a program they re-entered, whose cohort is still
+    due, is left too."""
+    found = (str(item["cohort"]) for item in items if item.get("cohort"))
     return list(dict.fromkeys(found))
 
 
