@@ -146,6 +146,10 @@ class Kizuna(Construct):
             segments_dir=segments_dir,
             schedule_time_zone=schedule_time_zone,
         )
+        # an erasure schedules its sweep with the journey timers (kizuna.domain.privacy)
+        self.programs.add_erasure_sweeps(
+            self.ingest.function, self.ingest.queue, self.ingest.dead_letter_queue
+        )
         # one state machine per program: past what one template holds, fail here, clearly
         check_program_capacity(len(self.programs.programs))
         self.scoring = Scoring(

@@ -19,6 +19,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from kizuna.adapters.scheduler import SWEEP_NAME_PREFIX
+
 if TYPE_CHECKING:
     from kizuna_infra.api import Api
     from kizuna_infra.campaigns import Campaigns
@@ -341,7 +343,8 @@ def _acknowledge_cohort_children(kizuna: Kizuna) -> None:
 def _acknowledge_journey_timers(kizuna: Kizuna) -> None:
     """A cohort execution due later is started by a one-time schedule: the evaluate, journey
     and send functions create schedules in the journeys' group (named per execution, known
-    only at run time), which run as a role that starts the journeys by their name prefix."""
+    only at run time), which run as a role that starts the journeys by their name prefix.
+    Ingest creates an erasure's sweep there too (kizuna.domain.privacy)."""
     programs = kizuna.programs
     schedules = (
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
@@ -355,6 +358,15 @@ def _acknowledge_journey_timers(kizuna: Kizuna) -> None:
             "execution due later is started by a one-time schedule named after it (known "
             "only at run time), which deletes itself once it ran.",
         )
+    acknowledge(
+        _default_policy(cast(iam.Role, kizuna.ingest.function.role)),
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
+        f"<AWS::AccountId>:schedule/{programs.journey_schedule_group_name}/"
+        f"{SWEEP_NAME_PREFIX}*]",
+        "scheduler:CreateSchedule of erasure sweeps only (erasure.<digest of the customer "
+        "id>, known only at run time) in the journeys' Scheduler group: a one-time schedule "
+        "that puts the erase request on ingest's queue again and deletes itself once it ran.",
+    )
     prefix = programs.prefix
     acknowledge(
         _default_policy(programs.journey_scheduler_role),

@@ -132,6 +132,7 @@ SWEEP_HOURLY_SCHEDULE_NAME: Final[str] = "sweep-hourly"
 # with a one-time Scheduler schedule in this group, run as its role (dead letters to
 # evaluate's DLQ).
 JOURNEY_TIMERS_CONSTRUCT_ID: Final[str] = "JourneyTimers"
+ERASURE_SWEEPS_CONSTRUCT_ID: Final[str] = "ErasureSweeps"
 JOURNEY_SCHEDULE_GROUP_ID: Final[str] = "ScheduleGroup"
 JOURNEY_SCHEDULE_GROUP_SUFFIX: Final[str] = "-journeys"  # "<stack name>-journeys"
 JOURNEY_SCHEDULE_GROUP_MAX_LENGTH: Final[int] = 64  # Scheduler's limit on a group name

@@ -31,10 +31,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from kizuna.adapters.dynamodb import SWEEP_WATERMARK_PK
+from kizuna.adapters.scheduler import SWEEP_NAME_PREFIX
 from kizuna.delivery.templates import Renderer
 from kizuna.events import DERIVED_EVENT_TYPES
 from kizuna.events.custom import BUILTIN, Vocabulary
@@ -45,6 +47,10 @@ from kizuna.programs.sweeps import SweepKind
 from kizuna.programs.winners import WINNER_PK
 from kizuna.runtime.config import load_config
 from kizuna.runtime.settings import (
+    ENV_DEAD_LETTER_QUEUE_ARN,
+    ENV_ERASURE_SWEEP_GROUP,
+    ENV_ERASURE_SWEEP_ROLE_ARN,
+    ENV_INGEST_QUEUE_ARN,
     ENV_JOURNEY_ARN_PREFIX,
     ENV_JOURNEY_FUNCTION_NAME,
     ENV_JOURNEY_SCHEDULE_DLQ_ARN,
@@ -538,6 +544,44 @@ class Programs(Construct):
             function.add_environment(ENV_JOURNEY_SCHEDULE_DLQ_ARN, dead_letters.queue_arn)
             function.add_to_role_policy(create_schedules)
             self.journey_scheduler_role.grant_pass_role(function.grant_principal)
+
+    def add_erasure_sweeps(
+        self, function: lambda_.Function, queue: sqs.IQueue, dead_letters: sqs.IQueue
+    ) -> None:
+        """Ingest (``function``, consuming ``queue``) schedules each erasure's sweep
+        (kizuna.domain.privacy) in the journeys' group: a one-time schedule named
+        ``erasure.<digest>``, run as a role of its own that may only put a message on
+        ``queue`` or dead-letter it to ``dead_letters`` (both SQS-managed encrypted: no key
+        grant). Ingest may create schedules so named only, and pass that role only."""
+        stack = Stack.of(self)
+        sweeps = Construct(self, names.ERASURE_SWEEPS_CONSTRUCT_ID)
+        self.erasure_sweep_role = scheduler_role(
+            sweeps,
+            description="EventBridge Scheduler putting an erasure's sweep on the ingest queue",
+            schedule_group_arn=self.journey_schedule_group_arn,
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.erasure_sweep_role,
+            actions=["sqs:SendMessage"],
+            resource_arns=[queue.queue_arn, dead_letters.queue_arn],
+        )
+        function.add_environment(ENV_ERASURE_SWEEP_GROUP, self.journey_schedule_group.ref)
+        function.add_environment(ENV_ERASURE_SWEEP_ROLE_ARN, self.erasure_sweep_role.role_arn)
+        function.add_environment(ENV_INGEST_QUEUE_ARN, queue.queue_arn)
+        function.add_environment(ENV_DEAD_LETTER_QUEUE_ARN, dead_letters.queue_arn)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["scheduler:CreateSchedule"],
+                resources=[
+                    stack.format_arn(
+                        service="scheduler",
+                        resource="schedule",
+                        resource_name=(f"{self.journey_schedule_group_name}/{SWEEP_NAME_PREFIX}*"),
+                    )
+                ],
+            )
+        )
+        self.erasure_sweep_role.grant_pass_role(function.grant_principal)
 
     def journey_schedules_arn(self, stack: Stack) -> str:
         """Every schedule of the journeys' Scheduler group."""

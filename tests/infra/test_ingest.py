@@ -41,6 +41,8 @@ class Ids(StackIds):
         self.role = logical_id(k.ingest.role)
         self.log_group = logical_id(k.ingest.log_group)
         self.layers = [logical_id(layer) for layer in k.layers.all]
+        self.journey_group = logical_id(k.programs.journey_schedule_group)
+        self.sweep_role = logical_id(k.programs.erasure_sweep_role)
 
 
 @pytest.fixture(scope="module")
@@ -214,12 +216,17 @@ def test_function_tells_the_local_runtime_which_handler_it_is(
 
 def test_function_environment(function: dict[str, Any], ids: Ids) -> None:
     env = dict(function["Properties"]["Environment"]["Variables"])
-    # erasure takes the customer out of their journeys' cohorts (DynamoDB): no state machine
+    # erasure takes the customer out of their journeys' cohorts (DynamoDB): no state machine;
+    # it schedules its sweep in the journeys' Scheduler group, onto this queue (or its DLQ)
     assert env == {
         "CUSTOMERS_TABLE": {"Ref": ids.customers},
         "ACTIVITY_TABLE": {"Ref": ids.activity},
         "EVENT_BUS_NAME": {"Ref": ids.bus},
         "DEAD_LETTER_QUEUE_URL": {"Ref": ids.dlq},
+        "DEAD_LETTER_QUEUE_ARN": arn(ids.dlq),
+        "INGEST_QUEUE_ARN": arn(ids.queue),
+        "ERASURE_SWEEP_GROUP": {"Ref": ids.journey_group},
+        "ERASURE_SWEEP_ROLE_ARN": arn(ids.sweep_role),
         "KIZUNA_CONFIG": "{}",
         "MAX_RECEIVE_COUNT": "5",
         "POWERTOOLS_SERVICE_NAME": "kizuna-ingest",
@@ -257,10 +264,14 @@ def test_no_statement_grants_on_every_resource(statements: list[dict[str, Any]],
     for resource in iter_resources(statements):
         assert resource != "*"
         if isinstance(resource, dict) and "Fn::Join" in resource:
-            # The only composed ARNs allowed: a table's own indexes, and the executions of
-            # a journey state machine (erasure stops them)
+            # The only composed ARNs allowed: a table's own indexes, the executions of a
+            # journey state machine (erasure stops them), the journey timers' schedules (an
+            # erasure's sweeps)
             if ":execution:" in json.dumps(resource):
                 assert json.dumps(resource).endswith('":*"]]}')
+                continue
+            if ":scheduler:" in json.dumps(resource):
+                assert json.dumps(resource).endswith(':schedule/Kizuna-journeys/erasure.*"]]}')
                 continue
             assert resource in (index_arn(ids.customers), index_arn(ids.activity))
 

@@ -1,7 +1,9 @@
 """Journey timers: a cohort execution due later is started by a one-time EventBridge
 Scheduler schedule, in the journeys' own group, run as a role that may only start the
 journeys and dead-letter to evaluate's DLQ; evaluate, the journey helper and send create
-those schedules (in that group only) and pass that role (only)."""
+those schedules (in that group only) and pass that role (only). Ingest creates one there for
+each erasure's sweep (named ``erasure.*``, only those), run as a role of its own that may
+only send to ingest's queue (or its DLQ); the sweep runs after every function's timeout."""
 
 from __future__ import annotations
 
@@ -23,7 +25,12 @@ from infra_helpers import (
     statements_of,
 )
 
+from kizuna.domain.privacy import SWEEP_AFTER
 from kizuna.runtime.settings import (
+    ENV_DEAD_LETTER_QUEUE_ARN,
+    ENV_ERASURE_SWEEP_GROUP,
+    ENV_ERASURE_SWEEP_ROLE_ARN,
+    ENV_INGEST_QUEUE_ARN,
     ENV_JOURNEY_SCHEDULE_DLQ_ARN,
     ENV_JOURNEY_SCHEDULE_GROUP,
     ENV_JOURNEY_SCHEDULER_ROLE_ARN,
@@ -52,6 +59,10 @@ class Ids(StackIds):
             "journey": logical_id(p.journey_helper.function),
             "send": logical_id(k.delivery.send.function),
         }
+        self.ingest = logical_id(k.ingest.function)
+        self.ingest_queue = logical_id(k.ingest.queue)
+        self.ingest_dlq = logical_id(k.ingest.dead_letter_queue)
+        self.sweep_role = logical_id(p.erasure_sweep_role)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +139,55 @@ def test_each_starter_knows_the_group_the_role_and_the_dlq(
     assert env[ENV_JOURNEY_SCHEDULE_GROUP] == {"Ref": ids.group}
     assert env[ENV_JOURNEY_SCHEDULER_ROLE_ARN] == arn(ids.role)
     assert env[ENV_JOURNEY_SCHEDULE_DLQ_ARN] == arn(ids.evaluate_dlq)
+
+
+def test_the_sweeps_role_is_assumed_by_the_groups_schedules_and_sends_to_ingest_only(
+    resources: dict[str, Any], ids: Ids
+) -> None:
+    [trust] = resources[ids.sweep_role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == scoped_arn(
+        "scheduler", f"schedule-group/{ids.group_name}"
+    )
+    statements = statements_of(resources, ids.sweep_role)
+    assert actions_of(statements) == {"sqs:SendMessage"}
+    # ingest's queue, or its DLQ (`kizuna dlq redrive ingest`)
+    assert resources_for(statements, "sqs:SendMessage") == [
+        arn(ids.ingest_queue),
+        arn(ids.ingest_dlq),
+    ]
+
+
+def test_ingest_knows_where_an_erasures_sweep_goes(resources: dict[str, Any], ids: Ids) -> None:
+    env = environment(resources, ids.ingest)
+    assert env[ENV_ERASURE_SWEEP_GROUP] == {"Ref": ids.group}
+    assert env[ENV_ERASURE_SWEEP_ROLE_ARN] == arn(ids.sweep_role)
+    assert env[ENV_INGEST_QUEUE_ARN] == arn(ids.ingest_queue)
+    assert env[ENV_DEAD_LETTER_QUEUE_ARN] == arn(ids.ingest_dlq)
+
+
+def test_ingest_creates_sweeps_only_and_passes_the_sweeps_role_only(
+    resources: dict[str, Any], ids: Ids
+) -> None:
+    statements = function_statements(resources, ids.ingest)
+    assert {a for a in actions_of(statements) if a.startswith("scheduler:")} == {
+        "scheduler:CreateSchedule"
+    }
+    assert resources_for(statements, "scheduler:CreateSchedule") == [
+        scoped_arn("scheduler", f"schedule/{ids.group_name}/erasure.*")
+    ]
+    assert resources_for(statements, "iam:PassRole") == [arn(ids.sweep_role)]
+
+
+def test_the_sweep_runs_after_every_function_of_the_stack_has_timed_out(
+    resources: dict[str, Any],
+) -> None:
+    # whatever read the customer before the erasure has written (or failed) by then
+    timeouts = [
+        int(r["Properties"]["Timeout"])
+        for r in of_type(resources, "AWS::Lambda::Function").values()
+    ]
+    assert timeouts and max(timeouts) < SWEEP_AFTER.total_seconds()
 
 
 @pytest.mark.parametrize("function", ["evaluate", "journey", "send"])

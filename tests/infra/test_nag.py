@@ -17,6 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match
 from infra_helpers import CONFIGURED_CONTEXT
 
+from kizuna.adapters.scheduler import SWEEP_NAME_PREFIX
 from kizuna_infra import Kizuna, KizunaStack
 from kizuna_infra.nag import MIN_REASON_LENGTH, distributed_map_findings, nag_checks
 
@@ -138,7 +139,8 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
         (_default_policy(delivery.send.role), children),
     ]
     # Journey timers: evaluate, journey and send create one-time schedules in the journeys'
-    # group; the role those schedules run as starts the journeys (by name prefix).
+    # group, and ingest an erasure's sweep; the role those schedules run as starts the
+    # journeys (by name prefix).
     timers = (
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
         f"<AWS::AccountId>:schedule/{programs.journey_schedule_group_name}/*]"
@@ -147,6 +149,9 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
         (_default_policy(function.role), timers)
         for function in (programs.evaluate, programs.journey_helper, delivery.send)
     ]
+    expected.append(
+        (_default_policy(k.ingest.role), timers.replace("/*]", f"/{SWEEP_NAME_PREFIX}*]"))
+    )
     expected.append((_default_policy(programs.journey_scheduler_role), children))
     # Schedules: Scheduler's qualified invoke; their DLQs are DLQs without a redrive source.
     for schedules in (programs.sweep_schedules, delivery.feedback.schedules):

@@ -61,6 +61,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "EVENT_BUS_NAME": "kizuna",
             "DEAD_LETTER_QUEUE_URL": dlq,
             "POWERTOOLS_METRICS_NAMESPACE": "Kizuna",
+            # where an erasure's sweep would go (no test here erases)
+            "ERASURE_SWEEP_GROUP": "Kizuna-journeys",
+            "ERASURE_SWEEP_ROLE_ARN": "arn:aws:iam::123456789012:role/erasure-sweeps",
+            "INGEST_QUEUE_ARN": f"arn:aws:sqs:{REGION}:123456789012:ingest",
+            "DEAD_LETTER_QUEUE_ARN": f"arn:aws:sqs:{REGION}:123456789012:dlq",
         }
         for k, v in env.items():
             monkeypatch.setenv(k, v)

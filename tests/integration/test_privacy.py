@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from kizuna.adapters.scheduler import sweep_name
 from kizuna.domain.privacy import ERASURES_PK
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
+from kizuna_infra import names
 from kizuna_tools.cli import app
 from kizuna_tools.local.app import default_project_root
 from kizuna_tools.local.cloud import LocalCloud
@@ -166,6 +168,29 @@ def test_export_then_erase_leaves_no_trace(cloud: LocalCloud) -> None:
     for value in ("keep1", *pb.values()):
         assert value in everything, value
     # only an anonymous count remains
+    counts = [
+        i
+        for i in cloud.scan(cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id)
+        if i["pk"] == ERASURES_PK
+    ]
+    assert [int(c["count"]) for c in counts] == [1]
+    assert cloud.summary()["errors"] == []
+    # and the erasure's sweep waits in the journey timers' group (named without the id)
+    scheduler = cloud.client("scheduler")
+    group = cloud.outputs[names.OUTPUT_JOURNEY_SCHEDULE_GROUP]
+    [sweep] = scheduler.list_schedules(GroupName=group)["Schedules"]
+    assert sweep["Name"] == sweep_name(a) and a not in sweep["Name"]
+
+    # when a journey step that read them before the erasure writes their decision after it
+    activity = cloud.physical_name(cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id)
+    cloud.client("dynamodb").put_item(
+        TableName=activity,
+        Item={"pk": {"S": a}, "sk": {"S": "STEP#late#check"}, "cohort": {"S": "late-1"}},
+    )
+    cloud.advance(minutes=21)
+    # then the sweep has run through ingest and deleted it; it is counted once, and gone
+    assert a not in all_items(cloud)
+    assert scheduler.list_schedules(GroupName=group)["Schedules"] == []
     counts = [
         i
         for i in cloud.scan(cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id)

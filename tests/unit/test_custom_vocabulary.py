@@ -526,10 +526,10 @@ class PrivacyView:
     def delete_customer(self, customer_id: str) -> bool:
         return self.store.customers.pop(customer_id, None) is not None
 
-    def mark_erased(self, key: str, expires_at: int) -> None:
+    def mark_erased(self, key: str, expires_at: int, now: int) -> None:
         pass
 
-    def count_erasure(self, day: str) -> None:
+    def count_erasure(self, day: str, key: str) -> None:
         pass
 
 

@@ -4,9 +4,21 @@ erased customer."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from kizuna.domain.privacy import ErasureReport, erase, erased_key, program_of
+import pytest
+
+from kizuna.domain.privacy import (
+    ERASED_MARKER_DAYS,
+    SWEEP_AFTER,
+    ErasureReport,
+    erase,
+    erased_key,
+    program_of,
+)
+from kizuna.events import ERASE_TYPE
+from kizuna.events.envelope import SWEEP_SOURCE, erasure_sweep_event, parse_inbound
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.ingest import IngestService
@@ -75,6 +87,8 @@ class PrivacyFake:
             {"pk": "c1", "sk": "ORDER#2026#o1"},
         ]
         self.markers: dict[str, int] = {}
+        self.sweeps: dict[str, int] = {}
+        self.counted: set[str] = set()
         self.days: list[str] = []
 
     def customer_item(self, customer_id: str) -> dict[str, Any] | None:
@@ -90,11 +104,21 @@ class PrivacyFake:
         found, self.customer = self.customer is not None, None
         return found
 
-    def mark_erased(self, key: str, expires_at: int) -> None:
+    def mark_erased(self, key: str, expires_at: int, now: int) -> int | None:
+        live = self.markers.get(key, 0) > now
+        if not live:
+            self.sweeps.pop(key, None)
+            self.counted.discard(key)
         self.markers[key] = expires_at
+        return self.sweeps.get(key)
 
-    def count_erasure(self, day: str) -> None:
-        self.days.append(day)
+    def note_sweep(self, key: str, at: int) -> None:
+        self.sweeps[key] = at
+
+    def count_erasure(self, day: str, key: str) -> None:
+        if key not in self.counted:
+            self.counted.add(key)
+            self.days.append(day)
 
 
 def test_erase_leaves_journeys_deletes_everything_and_keeps_a_hashed_marker() -> None:
@@ -118,3 +142,92 @@ def test_erase_leaves_journeys_deletes_everything_and_keeps_a_hashed_marker() ->
         list(store.markers) == [erased_key("c1")] and len(erased_key("c1")) == len("ERASED#") + 64
     )
     assert program_of("second-purchase-coupon-0123") == "second-purchase-coupon"
+
+
+class NoCohorts:
+    def leave_cohort(self, cohort: str, customer_id: str) -> int:
+        return 0
+
+
+class Sweeps:
+    def __init__(self, failures: int = 0) -> None:
+        self.scheduled: list[tuple[str, datetime]] = []
+        self.failures = failures
+
+    def schedule(self, customer_id: str, at: datetime) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("Scheduler: 500")
+        self.scheduled.append((customer_id, at))
+
+
+def written_back() -> list[dict[str, Any]]:
+    """A decision row a journey step that read the customer before the erasure wrote after."""
+    return [{"pk": "c1", "sk": "STEP#winback-ab#check", "cohort": "winback-20260105T1000Z"}]
+
+
+def test_an_erasure_schedules_its_sweep_which_schedules_nothing_and_is_not_counted() -> None:
+    store, sweeps = PrivacyFake(), Sweeps()
+    # when c1 is erased
+    first = erase("c1", store, NoCohorts(), T0, sweeps=sweeps)
+    # then its sweep is scheduled SWEEP_AFTER later, and the erasure counted once
+    assert sweeps.scheduled == [("c1", T0 + SWEEP_AFTER)]
+    assert first.sweep_scheduled == T0 + SWEEP_AFTER
+    assert store.days == [T0.date().isoformat()]
+    # when a step writes back, and the request is delivered again before the sweep
+    store.items = written_back()
+    again = erase("c1", store, NoCohorts(), T0 + timedelta(minutes=1), sweeps=sweeps)
+    # then it deletes it, schedules no other sweep and is not counted again
+    assert again.sweep_scheduled is None and again.activity_deleted == 1 and store.items == []
+    assert len(sweeps.scheduled) == 1 and store.days == [T0.date().isoformat()]
+    # when the sweep runs, after another write-back
+    store.items = written_back()
+    swept = erase("c1", store, NoCohorts(), T0 + SWEEP_AFTER, sweeps=sweeps)
+    # then it deletes it too, schedules nothing and counts nothing
+    assert swept.sweep_scheduled is None and swept.activity_deleted == 1 and store.items == []
+    assert len(sweeps.scheduled) == 1 and store.days == [T0.date().isoformat()]
+    # and so does a request long after (within the marker's life)
+    later = erase("c1", store, NoCohorts(), T0 + timedelta(days=3), sweeps=sweeps)
+    assert later.sweep_scheduled is None and len(sweeps.scheduled) == 1
+
+
+def test_an_erasure_whose_sweep_could_not_be_scheduled_erases_and_schedules_when_retried() -> None:
+    store, sweeps = PrivacyFake(), Sweeps(failures=1)
+    # when scheduling the sweep fails
+    with pytest.raises(RuntimeError):
+        erase("c1", store, NoCohorts(), T0, sweeps=sweeps)
+    # then the customer is erased all the same (and counted), the error raised afterwards
+    assert store.items == [] and store.customer is None and store.days == [T0.date().isoformat()]
+    # when SQS delivers the request again, after the instant the sweep would have had
+    retry = T0 + SWEEP_AFTER + timedelta(minutes=3)
+    report = erase("c1", store, NoCohorts(), retry, sweeps=sweeps)
+    # then the retry schedules it, SWEEP_AFTER after itself; the erasure is counted once
+    assert sweeps.scheduled == [("c1", retry + SWEEP_AFTER)]
+    assert report.sweep_scheduled == retry + SWEEP_AFTER
+    assert store.days == [T0.date().isoformat()]
+
+
+def test_an_erasure_after_the_marker_expired_is_a_new_one_with_its_own_sweep() -> None:
+    store, sweeps = PrivacyFake(), Sweeps()
+    erase("c1", store, NoCohorts(), T0, sweeps=sweeps)
+    # the marker expired (TTL deletes lazily: the item may still be there)
+    later = T0 + timedelta(days=ERASED_MARKER_DAYS, hours=1)
+    store.customer = {"customer_id": "c1"}  # a new customer under the same id
+    report = erase("c1", store, NoCohorts(), later, sweeps=sweeps)
+    assert report.sweep_scheduled == later + SWEEP_AFTER
+    assert sweeps.scheduled[-1] == ("c1", later + SWEEP_AFTER)
+    assert store.days == [T0.date().isoformat(), later.date().isoformat()]
+
+
+def test_the_sweeps_event_is_an_erase_request_ingest_accepts_without_the_id_in_its_id() -> None:
+    at = T0 + SWEEP_AFTER
+    event = parse_inbound(erasure_sweep_event("c-123", at), at, KizunaConfig().event_time)
+    assert (event.detail_type, event.customer_id, event.source) == (
+        ERASE_TYPE,
+        "c-123",
+        SWEEP_SOURCE,
+    )
+    assert "c-123" not in event.event_id and event.detail.occurred_at == at
+    # one per customer and instant: a retried schedule's event has the same id
+    assert erasure_sweep_event("c-123", at) == erasure_sweep_event("c-123", at)
+    assert erasure_sweep_event("c-124", at) != erasure_sweep_event("c-123", at)

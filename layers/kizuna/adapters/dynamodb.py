@@ -1470,12 +1470,51 @@ class DynamoStore:
             return str(item.get("request_hash", ""))
         return request_hash
 
-    def mark_erased(self, key: str, expires_at: int) -> None:
-        self._activity.put_item(
-            Item={"pk": key, "sk": ERASED_SK, "kind": "ERASED", "expires_at": expires_at}
+    def mark_erased(self, key: str, expires_at: int, now: int) -> int | None:
+        """The marker, expiring at ``expires_at``; the sweep instant a live one (not expired
+        by ``now``: TTL deletes lazily) notes. A new or expired marker is written afresh,
+        its notes (sweep, count) forgotten, in one conditional UpdateItem; a live one gets
+        its expiry moved by a second."""
+        marker = {"pk": key, "sk": ERASED_SK}
+        try:
+            self._activity.update_item(
+                Key=marker,
+                UpdateExpression="SET #k = :k, expires_at = :e REMOVE sweep_at, counted",
+                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ExpressionAttributeNames={"#k": "kind"},
+                ExpressionAttributeValues={":k": "ERASED", ":e": expires_at, ":now": now},
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            held = self._activity.update_item(
+                Key=marker,
+                UpdateExpression="SET expires_at = :e",
+                ExpressionAttributeValues={":e": expires_at},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+            return int(held["sweep_at"]) if "sweep_at" in held else None
+        return None
+
+    def note_sweep(self, key: str, at: int) -> None:
+        self._activity.update_item(
+            Key={"pk": key, "sk": ERASED_SK},
+            UpdateExpression="SET sweep_at = :s",
+            ExpressionAttributeValues={":s": at},
         )
 
-    def count_erasure(self, day: str) -> None:
+    def count_erasure(self, day: str, key: str) -> None:
+        """One more erasure on ``day``, once per marker ``key``: the marker notes it was
+        counted (conditionally), then the day's counter is incremented (a plain ADD, which
+        concurrent erasures never conflict on). A retried or swept erasure is not counted
+        again; a crash between the two writes loses one count (it never counts twice)."""
+        try:
+            self._activity.update_item(
+                Key={"pk": key, "sk": ERASED_SK},
+                UpdateExpression="SET counted = :d",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(counted)",
+                ExpressionAttributeValues={":d": day},
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            return
         self._activity.update_item(
             Key={"pk": ERASURES_PK, "sk": f"DAY#{day}"},
             UpdateExpression="ADD #c :one",

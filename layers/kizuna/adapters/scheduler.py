@@ -1,13 +1,23 @@
-"""Campaign schedules on EventBridge Scheduler: one schedule per campaign, in the stack's
-campaign schedule group, starting the one generic campaign state machine."""
+"""Schedules on EventBridge Scheduler: one per campaign, in the stack's campaign schedule
+group, starting the one generic campaign state machine; and the erasure sweeps, one-time
+schedules in the journey timers' group that put a ``customer.erase`` on the ingest queue."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from kizuna.adapters.stepfunctions import (
+    TIMER_MAX_EVENT_AGE_SECONDS,
+    TIMER_RETRY_ATTEMPTS,
+    at_expression,
+)
 from kizuna.campaigns.model import Campaign, CampaignStatus, RecurringSchedule, scheduler_expression
+from kizuna.events.envelope import erasure_sweep_event
 
 # Scheduler fills this in with the occurrence's scheduled instant.
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
@@ -81,3 +91,57 @@ class CampaignSchedules:
         except self.client.exceptions.ResourceNotFoundException:
             return None
         return found
+
+
+# Every sweep's schedule name starts so ('.' is never part of a program id, so no journey
+# timer's name does): ingest may create schedules so named only.
+SWEEP_NAME_PREFIX = "erasure."
+
+
+def sweep_name(customer_id: str) -> str:
+    """The sweep's schedule: :data:`SWEEP_NAME_PREFIX` and a digest of the id, never the
+    id in clear."""
+    digest = hashlib.sha256(f"kizuna-sweep\x1f{customer_id}".encode()).hexdigest()[:40]
+    return SWEEP_NAME_PREFIX + digest
+
+
+@dataclass(eq=False)
+class ErasureSweepSchedules:
+    """:class:`kizuna.domain.privacy.ErasureSweeps` on Scheduler: a one-time schedule (it
+    deletes itself once it ran), in the journey timers' group, run as the sweep's own role,
+    whose target is the ingest queue, input the sweep's ``customer.erase``
+    (:func:`kizuna.events.envelope.erasure_sweep_event`). The schedule holds the customer
+    id until it runs; one Scheduler could not deliver goes, with the reason, to ingest's
+    dead-letter queue (``kizuna dlq redrive ingest`` runs it)."""
+
+    client: Any  # boto3 "scheduler"
+    group: str
+    role_arn: str
+    queue_arn: str
+    dead_letter_arn: str
+
+    def request(self, customer_id: str, at: datetime) -> dict[str, Any]:
+        return {
+            "Name": sweep_name(customer_id),
+            "GroupName": self.group,
+            "ScheduleExpression": at_expression(at),
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "Description": "Kizuna erasure sweep",
+            "Target": {
+                "Arn": self.queue_arn,
+                "RoleArn": self.role_arn,
+                "Input": erasure_sweep_event(customer_id, at),
+                "RetryPolicy": {
+                    "MaximumEventAgeInSeconds": TIMER_MAX_EVENT_AGE_SECONDS,
+                    "MaximumRetryAttempts": TIMER_RETRY_ATTEMPTS,
+                },
+                "DeadLetterConfig": {"Arn": self.dead_letter_arn},
+            },
+        }
+
+    def schedule(self, customer_id: str, at: datetime) -> None:
+        """Create the sweep's schedule; one already there (a retried erasure) is kept."""
+        with contextlib.suppress(self.client.exceptions.ConflictException):
+            self.client.create_schedule(**self.request(customer_id, at))

@@ -10,6 +10,13 @@ event fields included). What stays is anonymous: a daily count of
 erasures (so aggregates that drop can be explained) and, for ``ERASED_MARKER_DAYS``, a
 marker keyed by a hash of the id that stops an event still in flight from re-creating the
 customer (ingest checks it before creating a customer it has never seen).
+
+An erasure runs again by itself ``SWEEP_AFTER`` later (the *sweep*): a journey step, a
+campaign or an event that read the customer before the erasure and wrote after it (the
+residual window of docs/ARCHITECTURE.md "Privacy") has finished by then, and the sweep
+deletes what it wrote. The marker notes the sweep once it is scheduled, so a retried
+erasure, the sweep itself and any request after it schedule no other; an erasure retried
+before the note (scheduling failed) schedules it then.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ if TYPE_CHECKING:  # the adapters import this module: it loads no configuration
     from kizuna.runtime.config import CustomAttribute
 
 ERASED_MARKER_DAYS = 30
+# The sweep runs this long after an erasure: longer than any of the stack's functions runs
+# (the longest Lambda timeout is scoring's 15 minutes; a campaign step's is 5;
+# tests/infra/test_journey_timers.py holds it), so whatever read the customer before the
+# erasure has written by then.
+SWEEP_AFTER = timedelta(minutes=20)
 ERASED_PREFIX = "ERASED#"
 ERASED_SK = "ERASED"
 ERASURES_PK = "ERASURES#"  # anonymous counters: sk = DAY#<yyyy-mm-dd>, attribute `count`
@@ -131,9 +143,26 @@ class PrivacyStore(Protocol):
         """Delete the customer item; True if there was one."""
         ...
 
-    def mark_erased(self, key: str, expires_at: int) -> None: ...
+    def mark_erased(self, key: str, expires_at: int, now: int) -> int | None:
+        """Write the marker, expiring at ``expires_at``; the instant of the sweep a live
+        marker (not expired by ``now``) notes as scheduled, or None (epoch seconds). An
+        expired marker's notes (sweep, count) are forgotten."""
+        ...
 
-    def count_erasure(self, day: str) -> None: ...
+    def note_sweep(self, key: str, at: int) -> None:
+        """Note on the marker that its sweep is scheduled at ``at``."""
+        ...
+
+    def count_erasure(self, day: str, key: str) -> None:
+        """One more erasure on ``day``, unless the marker ``key`` was counted already."""
+        ...
+
+
+class ErasureSweeps(Protocol):
+    def schedule(self, customer_id: str, at: datetime) -> None:
+        """Have the erasure of ``customer_id`` run again at ``at`` (idempotent: scheduling
+        the same customer again changes nothing)."""
+        ...
 
 
 class CohortLeaver(Protocol):
@@ -147,6 +176,9 @@ class ErasureReport:
     customer_found: bool
     activity_deleted: int
     journeys_stopped: int
+    # the sweep this erasure scheduled; None if one was scheduled before (a retry, the sweep
+    # itself or a later request) or no sweeps were given (kizuna customers erase)
+    sweep_scheduled: datetime | None = None
 
 
 def _cohorts(items: Sequence[dict[str, Any]]) -> list[str]:
@@ -164,16 +196,34 @@ def erase(
     cohorts: CohortLeaver,
     now: datetime,
     marker_days: int = ERASED_MARKER_DAYS,
+    sweeps: ErasureSweeps | None = None,
 ) -> ErasureReport:
     """Remove everything held about ``customer_id``. Idempotent: erasing twice is harmless.
 
     Order matters: the marker first (from then on ingest will not re-create the customer),
-    the customer taken out of their journeys' cohorts before their activity is deleted (the
-    next step of a cohort finds them no more; one running now could write a ledger entry,
-    deleted again below), the customer item last. The cohorts' executions never carried
-    the customer's id.
+    then the sweep scheduled (``sweeps``; so it runs even if this erasure fails from here on
+    and is dead-lettered) and noted on the marker, the customer taken out of their journeys'
+    cohorts before their activity is deleted (the next step of a cohort finds them no more;
+    one running now could write a ledger entry, deleted again below and by the sweep), the
+    customer item last. The cohorts' executions never carried the customer's id.
+
+    A marker that notes a sweep already (a retried erasure, the sweep, a later request)
+    schedules none. If scheduling fails, the customer is erased all the same and the error
+    raised afterwards, so the request is retried (and schedules it then). The daily count
+    counts a marker once.
     """
-    store.mark_erased(erased_key(customer_id), epoch_seconds(now + timedelta(days=marker_days)))
+    marker = erased_key(customer_id)
+    noted = store.mark_erased(
+        marker, epoch_seconds(now + timedelta(days=marker_days)), epoch_seconds(now)
+    )
+    scheduled, failed = None, None
+    if sweeps is not None and noted is None:
+        try:
+            sweeps.schedule(customer_id, now + SWEEP_AFTER)
+            store.note_sweep(marker, epoch_seconds(now + SWEEP_AFTER))
+            scheduled = now + SWEEP_AFTER
+        except Exception as exc:  # erase all the same; raised at the end (a retry schedules)
+            failed = exc
     items = store.activity(customer_id)
     stopped = sum(1 for cohort in _cohorts(items) if cohorts.leave_cohort(cohort, customer_id))
     deleted = len(items)
@@ -185,8 +235,15 @@ def erase(
         store.delete_activity(customer_id, [str(i["sk"]) for i in late])
     found = store.delete_customer(customer_id)
     if found or deleted:
-        store.count_erasure(now.date().isoformat())
-    return ErasureReport(customer_found=found, activity_deleted=deleted, journeys_stopped=stopped)
+        store.count_erasure(now.date().isoformat(), marker)
+    if failed is not None:
+        raise failed
+    return ErasureReport(
+        customer_found=found,
+        activity_deleted=deleted,
+        journeys_stopped=stopped,
+        sweep_scheduled=scheduled,
+    )
 
 
 def export(customer_id: str, store: PrivacyStore) -> dict[str, Any] | None:

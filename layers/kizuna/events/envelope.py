@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -10,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kizuna.domain.customer import MAX_ATTRIBUTES_BYTES, attribute_values, attributes_size
 from kizuna.domain.timestamps import iso
 from kizuna.events.custom import BUILTIN, Vocabulary
-from kizuna.events.inbound import InboundDetail
+from kizuna.events.inbound import ERASE_TYPE, InboundDetail
 from kizuna.runtime.config import EventTimeConfig
 
 D = TypeVar("D", bound=BaseModel)
@@ -151,4 +153,28 @@ def parse_inbound(
         source=envelope.source,
         time=envelope.time,
         detail=detail,
+    )
+
+
+# Source of the erasure sweeps' events (kizuna.domain.privacy), which Scheduler puts on the
+# ingest queue directly (not through the bus). It grants nothing: ingest treats a sweep as
+# any ``customer.erase`` (a producer may send this source too; it erases what it names).
+SWEEP_SOURCE = "kizuna.privacy"
+
+
+def erasure_sweep_event(customer_id: str, at: datetime) -> str:
+    """The ``customer.erase`` event of an erasure's sweep, due at ``at``, as the ingest queue
+    delivers an event from the bus (:func:`parse_inbound` reads it). Its id is a digest, so
+    the id is not repeated in clear outside the detail."""
+    digest = hashlib.sha256(f"kizuna-sweep\x1f{customer_id}\x1f{iso(at)}".encode()).hexdigest()
+    return json.dumps(
+        {
+            "version": "0",
+            "id": f"sweep-{digest[:32]}",
+            "detail-type": ERASE_TYPE,
+            "source": SWEEP_SOURCE,
+            "time": iso(at),
+            "resources": [],
+            "detail": {"schema_version": 1, "customer_id": customer_id, "occurred_at": iso(at)},
+        }
     )

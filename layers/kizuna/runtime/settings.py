@@ -26,6 +26,10 @@ ENV_JOURNEY_ARN_PREFIX = "JOURNEY_ARN_PREFIX"
 ENV_JOURNEY_SCHEDULE_GROUP = "JOURNEY_SCHEDULE_GROUP"
 ENV_JOURNEY_SCHEDULER_ROLE_ARN = "JOURNEY_SCHEDULER_ROLE_ARN"
 ENV_JOURNEY_SCHEDULE_DLQ_ARN = "JOURNEY_SCHEDULE_DLQ_ARN"
+ENV_ERASURE_SWEEP_GROUP = "ERASURE_SWEEP_GROUP"
+ENV_ERASURE_SWEEP_ROLE_ARN = "ERASURE_SWEEP_ROLE_ARN"
+ENV_INGEST_QUEUE_ARN = "INGEST_QUEUE_ARN"
+ENV_DEAD_LETTER_QUEUE_ARN = "DEAD_LETTER_QUEUE_ARN"
 ENV_PROGRAMS_DIR = "PROGRAMS_DIR"
 ENV_TEMPLATES_DIR = "TEMPLATES_DIR"
 ENV_SIGNING_SECRET_ARN = "SIGNING_SECRET_ARN"  # noqa: S105 - a variable name
@@ -98,7 +102,14 @@ class _QueueSettings(_BusSettings):
 
 
 class IngestSettings(_QueueSettings, _ConfigSettings):
-    """Environment of the ingest function."""
+    """Environment of the ingest function: with the Scheduler group an erasure schedules
+    its sweep in (:mod:`kizuna.domain.privacy`), the role the sweep runs as, and the ARNs
+    of its own queue (the sweep's target) and dead-letter queue."""
+
+    ERASURE_SWEEP_GROUP: str = Field(min_length=1)
+    ERASURE_SWEEP_ROLE_ARN: str = Field(min_length=1)
+    INGEST_QUEUE_ARN: str = Field(min_length=1)
+    DEAD_LETTER_QUEUE_ARN: str = Field(min_length=1)
 
 
 @lru_cache(maxsize=1)

@@ -71,6 +71,7 @@ def ingest_service() -> IngestService:
 
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.adapters.eventbridge import EventBridgePublisher
+    from kizuna.adapters.scheduler import ErasureSweepSchedules
     from kizuna.adapters.sqs import SqsDeadLetters
     from kizuna.domain.privacy import ErasureReport, erase
     from kizuna.events.custom import vocabulary
@@ -84,8 +85,18 @@ def ingest_service() -> IngestService:
     clock = CurrentClock()
     cfg = load_config(s.KIZUNA_CONFIG)
 
+    @lru_cache(maxsize=1)
+    def sweeps() -> ErasureSweepSchedules:  # at the first erasure, not at cold start
+        return ErasureSweepSchedules(
+            boto3.client("scheduler"),
+            s.ERASURE_SWEEP_GROUP,
+            s.ERASURE_SWEEP_ROLE_ARN,
+            s.INGEST_QUEUE_ARN,
+            s.DEAD_LETTER_QUEUE_ARN,
+        )
+
     def eraser(customer_id: str) -> ErasureReport:
-        return erase(customer_id, store, store, clock.now())
+        return erase(customer_id, store, store, clock.now(), sweeps=sweeps())
 
     return IngestService(
         store=store,

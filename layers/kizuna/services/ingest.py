@@ -315,6 +315,7 @@ class IngestService:
                     customer_found=report.customer_found,
                     activity_deleted=report.activity_deleted,
                     journeys_stopped=report.journeys_stopped,
+                    sweep_scheduled=report.sweep_scheduled is not None,
                 )
                 self.stats.erased += 1
                 self.stats.processed += len(mids)

@@ -84,7 +84,7 @@ def test_erasure_removes_the_customer_from_every_cohort_they_are_in(store: Dynam
     assert members_of(store, cohort_a, cid) == [], "the first entry's cohort still holds them"
 
 
-def test_a_second_erasure_removes_what_a_step_running_during_the_first_wrote_back(
+def test_the_sweep_removes_what_a_step_running_during_the_erasure_wrote_back(
     store: DynamoStore, tmp_path: Path
 ) -> None:
     # given: two members of a cohort at a branch (rank Gold: then; else: a child group)
@@ -106,6 +106,12 @@ def test_a_second_erasure_removes_what_a_step_running_during_the_first_wrote_bac
         joins.append(Join(state, None, cohort, Member(cid, entry, DAY1), 2_000_000_000))
     assert store.join_cohorts(joins) == set()
 
+    swept: list[tuple[str, datetime]] = []
+
+    class Sweeps:
+        def schedule(self, customer_id: str, at: datetime) -> None:
+            swept.append((customer_id, at))
+
     class ErasedMidStep:
         """x1's erasure runs to completion while the step decides (after it read its group,
         before it settled): the residual window docs/ARCHITECTURE.md names."""
@@ -114,7 +120,7 @@ def test_a_second_erasure_removes_what_a_step_running_during_the_first_wrote_bac
             return getattr(store, name)
 
         def get_customers(self, ids: Sequence[str]) -> dict[str, Customer]:
-            erase("x1", store, store, DAY1)
+            erase("x1", store, store, DAY1, sweeps=Sweeps())
             return store.get_customers(ids)
 
     service = CohortService([program], ErasedMidStep(), MemoryStarter(), CFG, FixedClock(DAY1))
@@ -130,8 +136,11 @@ def test_a_second_erasure_removes_what_a_step_running_during_the_first_wrote_bac
     # the step wrote x1's decision (naming the cohort) and moved x1's member item back
     assert [i["sk"] for i in store.activity("x1")] == [f"STEP#{program.id}-x1#check"]
     assert members_of(store, cohort, "x1")
-    # when: the customer is erased again (after the longest a step runs: 60 s)
-    erase("x1", store, store, DAY1 + timedelta(minutes=2))
+    # when: the erasure's sweep runs (scheduled after the longest a step runs: 60 s)
+    [(who, at)] = swept
+    assert who == "x1" and at >= DAY1 + timedelta(seconds=60)
+    assert erase("x1", store, store, at, sweeps=Sweeps()).sweep_scheduled is None
+    assert len(swept) == 1
     # then: nothing of x1 is left, and x2 is untouched
     assert store.activity("x1") == [] and members_of(store, cohort, "x1") == []
     assert members_of(store, cohort, "x2") and store.get_customers(["x2"])

@@ -107,9 +107,11 @@ def customers_erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
     legacy_id: LegacyId = False,
 ) -> None:
-    """Erase a customer now: profile, activity, ledger, journeys. Same as putting a
-    ``customer.erase`` event on the bus, which is what producers should do."""
-    from kizuna.domain.privacy import erase
+    """Erase a customer now: profile, activity, ledger, journeys. As a ``customer.erase``
+    event on the bus does (what producers should do), except the sweep: the event's erasure
+    runs again by itself 20 minutes later (for what a journey step or campaign running
+    meanwhile wrote back); after this command, run it again then."""
+    from kizuna.domain.privacy import SWEEP_AFTER, erase
     from kizuna.runtime.clock import utcnow
 
     customer_id = _checked(customer_id, legacy_id)
@@ -126,6 +128,13 @@ def customers_erase(
         str(report.journeys_stopped),
     )
     out.print(table)
+    # no sweep from here (no Scheduler role): say when to run it again
+    console.print(
+        "a journey step or campaign that read this customer before now can still write "
+        f"for up to {int(SWEEP_AFTER.total_seconds() // 60)} minutes: unless this was that "
+        f"second run, run this again after {(utcnow() + SWEEP_AFTER).isoformat(timespec='seconds')}"
+        " (customer.erase on the bus does so by itself)"
+    )
 
 
 # --- dead-letter queues ---------------------------------------------------------------------
