@@ -166,6 +166,20 @@ def test_a_render_failure_is_recorded_for_that_customer_and_the_batch_goes_on() 
     assert failed["status"] == "failed" and failed["reason"].startswith("render_error")
 
 
+def test_a_recipient_erased_after_the_audience_froze_is_counted_but_leaves_no_ledger_row() -> None:
+    # given an occurrence whose audience is frozen, then one of them erased
+    w = World(n=5)
+    plan = w.start()
+    del w.store.customers["c003"]
+    # when its batches are sent
+    results = w.send_all(plan)
+    # then the others get the email, the erased one is counted as suppressed, and no ledger
+    # row (nor claim) names them: erasure's residue would otherwise reappear
+    assert (total(results, "sent"), total(results, "suppressed")) == (4, 1)
+    assert "c003" not in w.ledger() and set(w.ledger()) == {"c000", "c001", "c002", "c004"}
+    assert "c003" not in {m.customer_id for m in w.channels["email"].sent}
+
+
 def test_paused_raises_and_cancelled_skips() -> None:
     w = World(n=5)
     plan = w.start()

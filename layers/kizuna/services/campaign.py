@@ -140,6 +140,9 @@ class _Recipient:
 class _Batch:
     recipients: list[_Recipient] = field(default_factory=list)
     deferred: dict[datetime, list[Member]] = field(default_factory=dict)
+    # members Kizuna no longer holds (erased since the audience was frozen): counted as
+    # suppressed, with no ledger row under their id
+    unknown: int = 0
 
 
 class CampaignService:
@@ -330,6 +333,9 @@ class CampaignService:
         batch = _Batch()
         for member in members:
             customer = customers.get(member.customer_id)
+            if customer is None:
+                batch.unknown += 1
+                continue
             sent = contacts.get(member.customer_id, {})
             plan = plan_recipient(
                 campaign,
@@ -344,7 +350,7 @@ class CampaignService:
             recipient = _Recipient(member, plan, self._entry(req, member, plan, now))
             if plan.status == "deferred" and plan.until is not None:
                 batch.deferred.setdefault(plan.until, []).append(member)
-            if plan.status == "send" and customer is not None:
+            if plan.status == "send":
                 self._render(recipient, campaign, customer, renderer, req, now)
             recipient.claim = Claim(
                 member.customer_id,
@@ -474,8 +480,9 @@ class CampaignService:
         self, batch: _Batch, duplicates: set[tuple[str, str]], execution: str
     ) -> dict[str, int]:
         """Send the claimed messages (push batched); report dead push tokens; record the
-        outcomes; count every recipient once."""
-        counts: Counter[str] = Counter()
+        outcomes; count every recipient once (one no longer held as suppressed; again if
+        the batch is retried, as it has no claim)."""
+        counts: Counter[str] = Counter(suppressed=batch.unknown)
         records: list[tuple[str, dict[str, Any]]] = []
         coupons: list[IssuedCoupon] = []
         claimed: list[tuple[_Recipient, OutboundMessage]] = []

@@ -79,6 +79,9 @@ class TransactionalService:
         customer = customers.get(req.customer_id)
         token = uuid.uuid4().hex
         entry, message = self._plan(req, customer, now)
+        if customer is None:  # no ledger row under an id Kizuna does not hold (or erased)
+            logger.info("transactional message not sent", status=entry["status"])
+            return _answer(req, entry)
         claim = Claim(
             req.customer_id, entry, execution=req.execution, owner=req.execution, token=token
         )

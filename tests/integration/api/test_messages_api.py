@@ -196,9 +196,14 @@ def test_an_opt_out_refuses_and_the_next_channel_needs_no_opt_in(world: World) -
     assert sms.sms_type == "Transactional" and world.email.sent == []
 
 
-def test_an_unknown_customer_is_suppressed(world: World) -> None:
+def test_an_unknown_customer_is_suppressed_with_no_ledger_row_under_their_id(
+    world: World,
+) -> None:
     body = world.post(confirmation(customer_id="nobody")).json()
     assert body["status"] == "suppressed" and body["reason"] == "unknown_customer"
+    # an id Kizuna does not hold (or erased) gets no row: the answer is not kept either
+    assert world.ledger(body["message_id"], customer_id="nobody") == {}
+    assert world.store.activity("nobody") == []
 
 
 @pytest.mark.parametrize(
