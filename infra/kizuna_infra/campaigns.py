@@ -149,10 +149,21 @@ class Campaigns(Construct):
             "dynamodb:ConditionCheckItem",
         )
         wiring.tables.campaigns.grant_read_write_data(function)
-        # Manifests and chunk files under campaigns/ only.
+        # Manifests and chunk files under campaigns/ only, put with their lifecycle tag.
         objects = wiring.tables.analytics.arn_for_objects(f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*")
         iam.Grant.add_to_principal(
-            grantee=function, actions=["s3:GetObject", "s3:PutObject"], resource_arns=[objects]
+            grantee=function,
+            actions=["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
+            resource_arns=[objects],
+        )
+        # Complete deletes its occurrence's objects (campaigns/<id>/<occurrence>/...): never
+        # a static audience a user uploaded (campaigns/<id>/list.csv, one level up).
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["s3:DeleteObject"],
+            resource_arns=[
+                wiring.tables.analytics.arn_for_objects(f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*/*/*")
+            ],
         )
         function.add_to_role_policy(
             iam.PolicyStatement(

@@ -15,7 +15,12 @@ from constructs import Construct
 from kizuna.delivery.ledger import SENDING_INDEX, SENDING_PK, SENDING_SK
 from kizuna.domain.customer import LINE_USER_HASH_ATTRIBUTE, LINE_USER_INDEX
 from kizuna.programs.sweeps import INDEXES, PHONE_HASH_ATTRIBUTE, PHONE_INDEX
-from kizuna.runtime.settings import ENV_ACTIVITY_TABLE, ENV_CUSTOMERS_TABLE
+from kizuna.runtime.settings import (
+    CAMPAIGN_MANIFEST_TAG_KEY,
+    CAMPAIGN_MANIFEST_TAG_VALUE,
+    ENV_ACTIVITY_TABLE,
+    ENV_CUSTOMERS_TABLE,
+)
 from kizuna_infra import names
 
 _S = dynamodb.AttributeType.STRING
@@ -136,6 +141,13 @@ class DataTables(Construct):
                     id="snapshot-export",
                     prefix=names.ANALYTICS_SNAPSHOTS_PREFIX,
                     expiration=Duration.days(names.ANALYTICS_SNAPSHOTS_EXPIRY_DAYS),
+                ),
+                # An occurrence's frozen audience (customer ids), if Complete never ran.
+                s3.LifecycleRule(
+                    id="campaign-manifests",
+                    prefix=names.ANALYTICS_CAMPAIGNS_PREFIX,
+                    tag_filters={CAMPAIGN_MANIFEST_TAG_KEY: CAMPAIGN_MANIFEST_TAG_VALUE},
+                    expiration=Duration.days(names.CAMPAIGN_MANIFEST_EXPIRY_DAYS),
                 ),
             ],
         )

@@ -214,6 +214,12 @@ def _acknowledge_campaigns(campaigns: Campaigns, kizuna: Kizuna) -> None:
         "files (keys known only at run time) under campaigns/ only.",
     )
     acknowledge(
+        _default_policy(campaigns.campaign.role),
+        f"AwsSolutions-IAM5[Resource::<{_logical_id(tables.analytics)}.Arn>/campaigns/*/*/*]",
+        "Complete deletes its occurrence's objects (campaigns/<id>/<occurrence>/..., keys "
+        "known only at run time); the two levels keep a user's campaigns/<id>/list.csv out.",
+    )
+    acknowledge(
         _resource(campaigns.sms_policy),
         "AwsSolutions-IAM5[Resource::*]",
         "sns:Publish of an SMS goes to a phone number, which is not an IAM resource, and "

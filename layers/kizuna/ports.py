@@ -198,6 +198,8 @@ class Manifest(Protocol):
 
     def keys(self, prefix: str) -> list[str]: ...
 
+    def delete_prefix(self, prefix: str) -> int: ...
+
 
 @dataclass(frozen=True)
 class StoredCampaign:

@@ -11,6 +11,7 @@ from aws_cdk.assertions import Template
 
 from kizuna.domain.customer import LINE_USER_INDEX
 from kizuna.programs.sweeps import INDEXES, PHONE_INDEX
+from kizuna_infra import campaigns
 from kizuna_infra.data import DataTables
 from kizuna_infra.stack import KizunaStack
 
@@ -127,8 +128,15 @@ def test_analytics_bucket_is_private_encrypted_tls_only_and_expires_work_files(
     }
     rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    expiry = {r["Prefix"]: r["ExpirationInDays"] for r in props["LifecycleConfiguration"]["Rules"]}
+    rules = props["LifecycleConfiguration"]["Rules"]
+    expiry = {r["Prefix"]: r["ExpirationInDays"] for r in rules if "TagFilters" not in r}
     assert expiry == {"work/": 7, "snapshots/": 730}
+    # campaign manifests (tagged; a user's list.csv under campaigns/ is not) expire once the
+    # longest occurrence is over
+    [manifests] = [r for r in rules if "TagFilters" in r]
+    assert manifests["Prefix"] == "campaigns/" and manifests["Status"] == "Enabled"
+    assert manifests["TagFilters"] == [{"Key": "kizuna-object", "Value": "campaign-manifest"}]
+    assert manifests["ExpirationInDays"] > campaigns.RUN_TIMEOUT.to_days()
     policies = [
         r
         for r in resources.values()

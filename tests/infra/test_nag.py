@@ -207,6 +207,8 @@ def expected_acknowledgments(stack: KizunaStack) -> list[tuple[str, str]]:
         (policy, customers),
         (policy, activity),
         (policy, f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/campaigns/*]"),
+        # deleting an occurrence's objects, two levels down (never a user's list.csv)
+        (policy, f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/campaigns/*/*/*]"),
         (_logical_id(campaigns.sms_policy), "AwsSolutions-IAM5[Resource::*]"),
     ]
     machine = _default_policy(campaigns.state_machine.role)

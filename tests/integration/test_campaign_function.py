@@ -154,8 +154,22 @@ def test_a_campaign_reaches_every_eligible_customer_once(aws: ApiCallCounter) ->
         "pass": 0,
         "chunks": [],
     }
+    # the manifest is tagged for the bucket's lifecycle rule; a user's list.csv is another's
+    s3 = boto3.client("s3", region_name=REGION)
+    prefix = f"campaigns/new-year-sale/{occ}/"
+    manifest = [o["Key"] for o in s3.list_objects_v2(Bucket="analytics")["Contents"]]
+    assert manifest and all(k.startswith(prefix) for k in manifest)
+    tags = s3.get_object_tagging(Bucket="analytics", Key=manifest[0])["TagSet"]
+    assert tags == [{"Key": "kizuna-object", "Value": "campaign-manifest"}]
+    s3.put_object(Bucket="analytics", Key="campaigns/new-year-sale/list.csv", Body=b"x")
     done = call(action="complete", **ids)
     assert (done["status"], done["sent"], done["audience"]) == ("done", sent, 300)
+    # then: the frozen audience (customer ids) is gone, the user's list kept; a retried
+    # Complete finds nothing left to delete
+    assert done["manifest_objects_deleted"] == len(manifest)
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket="analytics")["Contents"]]
+    assert left == ["campaigns/new-year-sale/list.csv"]
+    assert call(action="complete", **ids)["manifest_objects_deleted"] == 0
     stored = CampaignStore(boto3.resource("dynamodb", region_name=REGION), "campaigns")
     definition = stored.get_definition("new-year-sale")
     assert definition is not None and definition.status == "done"

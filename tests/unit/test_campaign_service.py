@@ -149,8 +149,11 @@ def test_an_occurrence_sends_once_to_each_recipient_and_completes() -> None:
     # then: nothing is sent twice
     assert total(again, "duplicate") == 20 and len(w.channels["email"].sent) == 20
     assert w.call(action="plan", after={"phase": "main", "pass": 0})["phase"] == "done"
+    assert w.manifest.keys(f"campaigns/sale/{w.occurrence}/")
     done = w.call(action="complete")
     assert (done["status"], done["sent"], done["audience"]) == ("done", 20, 20)
+    # the frozen audience (customer ids) goes with the occurrence
+    assert w.manifest.objects == {} and done["manifest_objects_deleted"] > 0
     assert w.campaigns.definitions["sale"].status == "done"
     (event,) = w.events.events
     assert event.detail.counts["sent"] == 20

@@ -656,6 +656,12 @@ class MemoryManifest:
     def keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
 
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.keys(prefix)
+        for key in keys:
+            del self.objects[key]
+        return len(keys)
+
 
 class MemoryCampaignEvents:
     def __init__(self) -> None:

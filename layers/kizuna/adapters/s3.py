@@ -1,13 +1,22 @@
 """The analytics bucket (S3): the scoring job's per-shard work files and the daily
-snapshot export, the campaign manifests. Nothing else in Kizuna talks to S3."""
+snapshot export, the campaign manifests (tagged; deleted when their occurrence completes).
+Nothing else in Kizuna talks to S3."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from kizuna.adapters.retry import retrying
+from kizuna.runtime.settings import CAMPAIGN_MANIFEST_TAG_KEY, CAMPAIGN_MANIFEST_TAG_VALUE
+
+DELETE_BATCH = 1000  # keys per DeleteObjects call (S3's maximum)
+
+
+class ObjectsNotDeleted(Exception):
+    """DeleteObjects answered per-key errors (e.g. AccessDenied) for some of the keys."""
 
 
 class S3Objects:
@@ -26,7 +35,16 @@ class S3Objects:
             else {"ServerSideEncryption": server_side_encryption}
         )
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        content_type: str = "application/json",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """``tags``: the object's tags, set with the put (the caller needs
+        ``s3:PutObjectTagging`` as well as ``s3:PutObject``)."""
+        tagging: dict[str, Any] = {"Tagging": urlencode(dict(tags))} if tags else {}
         retrying(
             self._s3.put_object,
             Bucket=self.bucket,
@@ -34,6 +52,7 @@ class S3Objects:
             Body=body,
             ContentType=content_type,
             **self._encryption,
+            **tagging,
         )
 
     def get(self, key: str) -> bytes | None:
@@ -55,10 +74,36 @@ class S3Objects:
             out += [str(o["Key"]) for o in page.get("Contents", [])]
         return sorted(out)
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Deletes every object under ``prefix``, a thousand a call; how many there were.
+        Idempotent (a retry finds fewer, or none); an object S3 could not delete raises."""
+        if not prefix.endswith("/"):
+            raise ValueError(f"not a folder prefix: {prefix!r}")
+        keys = self.keys(prefix)
+        for start in range(0, len(keys), DELETE_BATCH):
+            retrying(self._delete, keys[start : start + DELETE_BATCH])
+        return len(keys)
+
+    def _delete(self, keys: Sequence[str]) -> None:
+        resp = self._s3.delete_objects(
+            Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+        )
+        errors = resp.get("Errors") or []
+        if errors:
+            codes = sorted({str(e.get("Code")) for e in errors})
+            raise ObjectsNotDeleted(f"{len(errors)} of {len(keys)} objects not deleted: {codes}")
+
     # campaign manifests: JSON Lines, one object per line -----------------------------------
     def put_lines(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
+        """A manifest object, tagged for the bucket's lifecycle rule (expired after the
+        longest an occurrence runs, if Complete never deleted it)."""
         body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
-        self.put(key, body.encode(), content_type="application/x-ndjson")
+        self.put(
+            key,
+            body.encode(),
+            content_type="application/x-ndjson",
+            tags={CAMPAIGN_MANIFEST_TAG_KEY: CAMPAIGN_MANIFEST_TAG_VALUE},
+        )
 
     def get_lines(self, key: str) -> list[dict[str, Any]]:
         """The object's lines; none when it does not exist."""

@@ -52,6 +52,11 @@ def execution_of(campaign_id: str, occurrence: str) -> str:
 
 
 def occurrence_prefix(campaign_id: str, occurrence: str) -> str:
+    """Where an occurrence's manifest lives; deleted whole when the occurrence completes,
+    so neither part may be empty or hold a ``/`` (the prefix would reach other objects)."""
+    for part in (campaign_id, occurrence):
+        if not part or "/" in part:
+            raise ValueError(f"not a campaign id or occurrence: {part!r}")
     return f"campaigns/{campaign_id}/{occurrence}/"
 
 

@@ -12,6 +12,13 @@ from functools import lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Every campaign manifest object (kizuna.adapters.s3.S3Objects.put_lines) carries this tag;
+# the analytics bucket's lifecycle rule expires tagged objects under campaigns/ once the
+# longest occurrence is over (a static audience's list.csv, uploaded by a user, is untagged
+# and kept). The campaign function's Complete deletes an occurrence's objects sooner.
+CAMPAIGN_MANIFEST_TAG_KEY = "kizuna-object"
+CAMPAIGN_MANIFEST_TAG_VALUE = "campaign-manifest"
+
 # Environment variable names (the CDK app sets exactly these).
 ENV_CUSTOMERS_TABLE = "CUSTOMERS_TABLE"
 ENV_ACTIVITY_TABLE = "ACTIVITY_TABLE"

@@ -656,8 +656,11 @@ class CampaignService:
 
     def complete(self, req: CompleteRequest) -> dict[str, Any]:
         """The occurrence is done (or keeps stopped/cancelled); a one-off campaign is done;
-        ``campaign.completed`` carries the counts."""
+        ``campaign.completed`` carries the counts. The occurrence's manifest (its frozen
+        audience: customer ids and arms) is deleted first: nothing reads it after the last
+        batch and the winner, and erasure does not reach it."""
         now = self.clock.now()
+        deleted = self.manifest.delete_prefix(occurrence_prefix(req.campaign_id, req.occurrence))
         stored, _ = self.campaigns.get_state(req.campaign_id, req.occurrence)
         if stored is not None and stored.status == "cancelled":
             self.campaigns.stop_occurrence(
@@ -684,4 +687,4 @@ class CampaignService:
         )
         if not self.events.publish(event):
             logger.error("campaign.completed not put on the bus", campaign=req.campaign_id)
-        return {"status": status, **counts}
+        return {"status": status, **counts, "manifest_objects_deleted": deleted}

@@ -1,0 +1,88 @@
+"""The analytics bucket's adapter on moto: campaign manifest objects carry the lifecycle tag;
+an occurrence's prefix is deleted a thousand keys a call, its neighbours untouched, and a key
+S3 refuses to delete is an error, not a silent leftover."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from kizuna.adapters.s3 import DELETE_BATCH, ObjectsNotDeleted, S3Objects
+from kizuna.campaigns.engine import occurrence_prefix
+from kizuna.runtime.settings import CAMPAIGN_MANIFEST_TAG_KEY, CAMPAIGN_MANIFEST_TAG_VALUE
+
+REGION = "us-east-1"
+BUCKET = "analytics"
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def test_a_manifest_object_carries_the_lifecycle_tag_and_a_plain_put_none(s3: Any) -> None:
+    objects = S3Objects(s3, BUCKET)
+    objects.put_lines("campaigns/sale/o1/pass-0/main/a.jsonl", [{"c": "c001"}])
+    objects.put("reports/r.json", b"{}")
+    tags = s3.get_object_tagging(Bucket=BUCKET, Key="campaigns/sale/o1/pass-0/main/a.jsonl")
+    assert tags["TagSet"] == [
+        {"Key": CAMPAIGN_MANIFEST_TAG_KEY, "Value": CAMPAIGN_MANIFEST_TAG_VALUE}
+    ]
+    assert s3.get_object_tagging(Bucket=BUCKET, Key="reports/r.json")["TagSet"] == []
+    assert objects.get_lines("campaigns/sale/o1/pass-0/main/a.jsonl") == [{"c": "c001"}]
+
+
+def test_an_occurrence_is_deleted_in_batches_and_its_neighbours_are_kept(s3: Any) -> None:
+    # given more objects than one DeleteObjects call takes, and neighbours sharing a stem
+    objects = S3Objects(s3, BUCKET)
+    prefix = occurrence_prefix("sale", "o1")
+    for n in range(DELETE_BATCH + 1):
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}pass-0/main/{n:05d}.jsonl", Body=b"{}\n")
+    kept = ["campaigns/sale/list.csv", "campaigns/sale/o10/pass-0/main/a.jsonl"]
+    for key in kept:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    calls: list[int] = []
+    real = s3.delete_objects
+
+    def counted(**params: Any) -> Any:
+        calls.append(len(params["Delete"]["Objects"]))
+        return real(**params)
+
+    s3.delete_objects = counted
+    # when
+    deleted = objects.delete_prefix(prefix)
+    # then: two calls, everything under the occurrence gone, nothing else
+    assert deleted == DELETE_BATCH + 1 and calls == [DELETE_BATCH, 1]
+    assert objects.keys("campaigns/") == sorted(kept)
+    # and a retry finds nothing to delete
+    assert objects.delete_prefix(prefix) == 0 and calls == [DELETE_BATCH, 1]
+
+
+def test_a_key_s3_would_not_delete_raises(s3: Any) -> None:
+    objects = S3Objects(s3, BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="campaigns/sale/o1/a.jsonl", Body=b"{}\n")
+    s3.delete_objects = lambda **params: {
+        "Errors": [{"Key": "campaigns/sale/o1/a.jsonl", "Code": "AccessDenied"}]
+    }
+    with pytest.raises(ObjectsNotDeleted, match="1 of 1 objects not deleted: \\['AccessDenied'\\]"):
+        objects.delete_prefix("campaigns/sale/o1/")
+
+
+@pytest.mark.parametrize("campaign_id,occurrence", [("sale", ""), ("", "o1"), ("sale", "o1/..")])
+def test_an_occurrence_prefix_never_reaches_past_its_occurrence(
+    campaign_id: str, occurrence: str
+) -> None:
+    with pytest.raises(ValueError, match="not a campaign id or occurrence"):
+        occurrence_prefix(campaign_id, occurrence)
+
+
+def test_only_a_folder_prefix_is_deleted(s3: Any) -> None:
+    with pytest.raises(ValueError, match="not a folder prefix"):
+        S3Objects(s3, BUCKET).delete_prefix("campaigns/sale/o1")
