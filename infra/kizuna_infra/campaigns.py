@@ -149,18 +149,16 @@ class Campaigns(Construct):
             "dynamodb:ConditionCheckItem",
         )
         wiring.tables.campaigns.grant_read_write_data(function)
-        # Manifests and chunk files under campaigns/ only, put with their lifecycle tag.
+        # Reads under campaigns/ (the manifests, and a static audience's list.csv); writes
+        # (with the lifecycle tag) and deletes (Complete) an occurrence's objects only,
+        # campaigns/<id>/<occurrence>/...: never a list.csv a user uploaded, one level up.
         objects = wiring.tables.analytics.arn_for_objects(f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*")
         iam.Grant.add_to_principal(
-            grantee=function,
-            actions=["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
-            resource_arns=[objects],
+            grantee=function, actions=["s3:GetObject"], resource_arns=[objects]
         )
-        # Complete deletes its occurrence's objects (campaigns/<id>/<occurrence>/...): never
-        # a static audience a user uploaded (campaigns/<id>/list.csv, one level up).
         iam.Grant.add_to_principal(
             grantee=function,
-            actions=["s3:DeleteObject"],
+            actions=["s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"],
             resource_arns=[
                 wiring.tables.analytics.arn_for_objects(f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*/*/*")
             ],

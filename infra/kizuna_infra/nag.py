@@ -210,14 +210,15 @@ def _acknowledge_campaigns(campaigns: Campaigns, kizuna: Kizuna) -> None:
     acknowledge(
         _default_policy(campaigns.campaign.role),
         f"AwsSolutions-IAM5[Resource::<{_logical_id(tables.analytics)}.Arn>/campaigns/*]",
-        "The campaign function writes and reads each occurrence's frozen audience and chunk "
-        "files (keys known only at run time) under campaigns/ only.",
+        "The campaign function reads each occurrence's frozen audience and chunk files, and "
+        "a static audience's list.csv (keys known only at run time), under campaigns/ only.",
     )
     acknowledge(
         _default_policy(campaigns.campaign.role),
         f"AwsSolutions-IAM5[Resource::<{_logical_id(tables.analytics)}.Arn>/campaigns/*/*/*]",
-        "Complete deletes its occurrence's objects (campaigns/<id>/<occurrence>/..., keys "
-        "known only at run time); the two levels keep a user's campaigns/<id>/list.csv out.",
+        "The campaign function writes (tagged) and, on Complete, deletes its occurrences' "
+        "objects (campaigns/<id>/<occurrence>/..., keys known only at run time); the two "
+        "levels keep a user's campaigns/<id>/list.csv out of reach.",
     )
     acknowledge(
         _resource(campaigns.sms_policy),

@@ -187,18 +187,26 @@ class CampaignRecipients(Protocol):
     ) -> dict[str, dict[str, Any]]: ...
 
 
+class ManifestNotDeleted(Exception):
+    """Objects under a prefix could not be deleted (refused, or failing after retries)."""
+
+
 class Manifest(Protocol):
     """The campaign manifest's objects (:class:`kizuna.adapters.s3.S3Objects`)."""
 
     def put_lines(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None: ...
 
-    def get_lines(self, key: str) -> list[dict[str, Any]]: ...
+    def get_lines(self, key: str) -> list[dict[str, Any]] | None:
+        """The object's lines; None when there is no such object."""
+        ...
 
     def get(self, key: str) -> bytes | None: ...
 
     def keys(self, prefix: str) -> list[str]: ...
 
-    def delete_prefix(self, prefix: str) -> int: ...
+    def delete_prefix(self, prefix: str) -> int:
+        """How many objects were deleted; :class:`ManifestNotDeleted` if any is left."""
+        ...
 
 
 @dataclass(frozen=True)

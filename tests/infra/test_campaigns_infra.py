@@ -204,13 +204,12 @@ def test_campaign_function_is_granted_only_what_the_batch_send_path_does(
     # the bucket: objects under campaigns/ only (put with their tag), and listing that
     # prefix only; deleting an occurrence's objects, never a user's campaigns/<id>/list.csv
     objects = bucket_objects(ids.bucket, names.ANALYTICS_CAMPAIGNS_PREFIX)
+    occurrences = bucket_objects(ids.bucket, f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*/*/")
     assert resources_for(statements, "s3:GetObject") == [objects]
-    assert resources_for(statements, "s3:PutObject") == [objects]
-    assert resources_for(statements, "s3:PutObjectTagging") == [objects]
-    [deletable] = resources_for(statements, "s3:DeleteObject")
-    assert deletable == bucket_objects(ids.bucket, f"{names.ANALYTICS_CAMPAIGNS_PREFIX}*/*/")
-    pattern = deletable["Fn::Join"][1][-1].removeprefix("/")
-    assert fnmatch.fnmatchcase("campaigns/sale/20260105T030000Z/pass-0/main/x.jsonl", pattern)
+    for action in ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"):
+        assert resources_for(statements, action) == [occurrences], action
+    pattern = occurrences["Fn::Join"][1][-1].removeprefix("/")
+    assert fnmatch.fnmatchcase("campaigns/sale/20260105T0300Z/pass-0/main/x.jsonl", pattern)
     assert not fnmatch.fnmatchcase("campaigns/sale/list.csv", pattern)
     [listing] = [s for s in statements if "s3:ListBucket" in as_list(s["Action"])]
     assert listing["Resource"] == arn(ids.bucket)

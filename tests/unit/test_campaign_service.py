@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kizuna.campaigns.engine import CampaignPaused
+from kizuna.campaigns.engine import CampaignPaused, ManifestMissing
 from kizuna.campaigns.loader import parse_campaign
 from kizuna.delivery.channels import (
     DeliveryError,
@@ -26,6 +26,7 @@ from kizuna.delivery.channels import (
 from kizuna.domain.customer import Customer, Device
 from kizuna.domain.timestamps import iso
 from kizuna.events import DeviceUnregistered
+from kizuna.ports import ManifestNotDeleted
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.campaign import CampaignService
@@ -224,6 +225,49 @@ def test_the_circuit_breaker_stops_the_occurrence() -> None:
     assert occ is not None and occ["status"] == "stopped"
     assert "10 of 10" in occ["stop_reason"]
     assert w.call(action="complete")["status"] == "stopped"
+
+
+class RefusingManifest(MemoryManifest):
+    def delete_prefix(self, prefix: str) -> int:
+        raise ManifestNotDeleted("1 of 1 objects not deleted: ['AccessDenied']")
+
+
+def test_an_occurrence_is_done_even_when_its_manifest_cannot_be_deleted() -> None:
+    # given an occurrence sent in full, and a bucket that refuses the delete
+    w = World(n=5)
+    w.manifest = w.service.manifest = RefusingManifest()
+    w.send_all(w.start())
+    # when it completes
+    done = w.call(action="complete")
+    # then: done, the campaign too, campaign.completed sent; the objects left to the rule
+    assert (done["status"], done["sent"]) == ("done", 5)
+    assert done["manifest_objects_deleted"].startswith("not deleted:")
+    assert w.campaigns.definitions["sale"].status == "done" and len(w.events.events) == 1
+    assert w.manifest.objects
+
+
+def test_a_batch_of_a_done_occurrence_sends_nothing_even_with_its_chunk_gone() -> None:
+    # given an occurrence completed (its chunks deleted) by one execution
+    w = World(n=5)
+    plan = w.start()
+    w.send_all(plan)
+    w.call(action="complete")
+    # when a duplicate execution of it delivers a batch late
+    late = w.send_all(plan)
+    # then it is skipped, nothing sent again
+    assert total(late, "skipped") == 0 and len(w.channels["email"].sent) == 5
+    assert all(set(r) == {"skipped"} for r in late)
+
+
+def test_a_missing_chunk_of_a_running_occurrence_fails_the_batch_loudly() -> None:
+    # given a running occurrence whose chunk is gone (expired under a redriven execution)
+    w = World(n=5)
+    plan = w.start()
+    w.manifest.objects.clear()
+    # when its batch runs: an error, not a batch of nobody
+    with pytest.raises(ManifestMissing, match="of a running occurrence is missing"):
+        w.send_all(plan)
+    assert w.channels["email"].sent == []
 
 
 def test_choose_winner_reads_the_test_pools_ledger() -> None:

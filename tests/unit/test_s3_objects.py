@@ -11,8 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from kizuna.adapters.s3 import DELETE_BATCH, ObjectsNotDeleted, S3Objects
+from kizuna.adapters.s3 import DELETE_BATCH, S3Objects
 from kizuna.campaigns.engine import occurrence_prefix
+from kizuna.ports import ManifestNotDeleted
 from kizuna.runtime.settings import CAMPAIGN_MANIFEST_TAG_KEY, CAMPAIGN_MANIFEST_TAG_VALUE
 
 REGION = "us-east-1"
@@ -37,6 +38,7 @@ def test_a_manifest_object_carries_the_lifecycle_tag_and_a_plain_put_none(s3: An
     ]
     assert s3.get_object_tagging(Bucket=BUCKET, Key="reports/r.json")["TagSet"] == []
     assert objects.get_lines("campaigns/sale/o1/pass-0/main/a.jsonl") == [{"c": "c001"}]
+    assert objects.get_lines("campaigns/sale/o1/pass-0/main/b.jsonl") is None  # no such object
 
 
 def test_an_occurrence_is_deleted_in_batches_and_its_neighbours_are_kept(s3: Any) -> None:
@@ -65,13 +67,51 @@ def test_an_occurrence_is_deleted_in_batches_and_its_neighbours_are_kept(s3: Any
     assert objects.delete_prefix(prefix) == 0 and calls == [DELETE_BATCH, 1]
 
 
-def test_a_key_s3_would_not_delete_raises(s3: Any) -> None:
-    objects = S3Objects(s3, BUCKET)
+def test_a_key_s3_refuses_to_delete_raises(s3: Any) -> None:
+    objects = S3Objects(s3, BUCKET, sleep=lambda _: None)
     s3.put_object(Bucket=BUCKET, Key="campaigns/sale/o1/a.jsonl", Body=b"{}\n")
-    s3.delete_objects = lambda **params: {
-        "Errors": [{"Key": "campaigns/sale/o1/a.jsonl", "Code": "AccessDenied"}]
-    }
-    with pytest.raises(ObjectsNotDeleted, match="1 of 1 objects not deleted: \\['AccessDenied'\\]"):
+    calls: list[list[str]] = []
+
+    def refused(**params: Any) -> Any:
+        calls.append([o["Key"] for o in params["Delete"]["Objects"]])
+        return {"Errors": [{"Key": "campaigns/sale/o1/a.jsonl", "Code": "AccessDenied"}]}
+
+    s3.delete_objects = refused
+    with pytest.raises(
+        ManifestNotDeleted, match="1 of 1 objects not deleted: \\['AccessDenied'\\]"
+    ):
+        objects.delete_prefix("campaigns/sale/o1/")
+    assert len(calls) == 1  # refused is not tried again
+
+
+def test_keys_failing_inside_a_200_answer_are_tried_again_alone(s3: Any) -> None:
+    # given DeleteObjects answering InternalError for one key, twice, then deleting it
+    objects = S3Objects(s3, BUCKET, sleep=lambda _: None)
+    for name in ("a", "b", "c"):
+        s3.put_object(Bucket=BUCKET, Key=f"campaigns/sale/o1/{name}.jsonl", Body=b"{}\n")
+    real, calls = s3.delete_objects, []
+
+    def flaky(**params: Any) -> Any:
+        keys = [o["Key"] for o in params["Delete"]["Objects"]]
+        calls.append(keys)
+        if len(calls) <= 2:
+            others = [{"Key": k} for k in keys if "/b." not in k]
+            if others:
+                real(Bucket=BUCKET, Delete={"Objects": others})
+            return {"Errors": [{"Key": "campaigns/sale/o1/b.jsonl", "Code": "InternalError"}]}
+        return real(**params)
+
+    s3.delete_objects = flaky
+    # when
+    assert objects.delete_prefix("campaigns/sale/o1/") == 3
+    # then: the failed key alone was tried again until it went
+    assert calls[1:] == [["campaigns/sale/o1/b.jsonl"], ["campaigns/sale/o1/b.jsonl"]]
+    assert objects.keys("campaigns/") == []
+
+
+def test_a_refused_listing_is_a_manifest_not_deleted(s3: Any) -> None:
+    objects = S3Objects(s3, "no-such-bucket")
+    with pytest.raises(ManifestNotDeleted, match="ListObjectsV2: NoSuchBucket"):
         objects.delete_prefix("campaigns/sale/o1/")
 
 

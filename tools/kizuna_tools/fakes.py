@@ -646,8 +646,10 @@ class MemoryManifest:
     def put_lines(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
         self.objects[key] = "".join(json.dumps(dict(line)) + "\n" for line in lines).encode()
 
-    def get_lines(self, key: str) -> list[dict[str, Any]]:
-        body = self.objects.get(key, b"").decode()
+    def get_lines(self, key: str) -> list[dict[str, Any]] | None:
+        if key not in self.objects:
+            return None
+        body = self.objects[key].decode()
         return [json.loads(line) for line in body.splitlines() if line.strip()]
 
     def get(self, key: str) -> bytes | None:

@@ -5,30 +5,37 @@ Nothing else in Kizuna talks to S3."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from kizuna.adapters.retry import retrying
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kizuna.adapters.retry import ATTEMPTS, RETRYABLE_CODES, retrying
+from kizuna.ports import ManifestNotDeleted
 from kizuna.runtime.settings import CAMPAIGN_MANIFEST_TAG_KEY, CAMPAIGN_MANIFEST_TAG_VALUE
 
 DELETE_BATCH = 1000  # keys per DeleteObjects call (S3's maximum)
-
-
-class ObjectsNotDeleted(Exception):
-    """DeleteObjects answered per-key errors (e.g. AccessDenied) for some of the keys."""
 
 
 class S3Objects:
     """Whole objects by key: a put (the same body again) and a get are idempotent, so each
     is retried in place after a transient failure (:mod:`kizuna.adapters.retry`)."""
 
-    def __init__(self, s3: Any, bucket: str, server_side_encryption: str | None = "AES256") -> None:
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        server_side_encryption: str | None = "AES256",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         """``server_side_encryption`` None: no header, the bucket's default encryption applies
         (a bucket with its own KMS key: an explicit ``aws:kms`` without the key's id would
         use the AWS managed key instead)."""
         self._s3 = s3
         self.bucket = bucket
+        self._sleep = sleep
         self._encryption: dict[str, Any] = (
             {}
             if server_side_encryption is None
@@ -74,24 +81,44 @@ class S3Objects:
             out += [str(o["Key"]) for o in page.get("Contents", [])]
         return sorted(out)
 
-    def delete_prefix(self, prefix: str) -> int:
+    def delete_prefix(self, prefix: str, attempts: int = ATTEMPTS) -> int:
         """Deletes every object under ``prefix``, a thousand a call; how many there were.
-        Idempotent (a retry finds fewer, or none); an object S3 could not delete raises."""
+        Idempotent (a retry finds fewer, or none). Keys DeleteObjects reports as failed with
+        a transient code (``InternalError``, ``SlowDown``: inside a 200 answer) are tried
+        again; any left after ``attempts``, or refused (``AccessDenied``), raise."""
         if not prefix.endswith("/"):
             raise ValueError(f"not a folder prefix: {prefix!r}")
-        keys = self.keys(prefix)
-        for start in range(0, len(keys), DELETE_BATCH):
-            retrying(self._delete, keys[start : start + DELETE_BATCH])
+        try:
+            keys = self.keys(prefix)
+            for start in range(0, len(keys), DELETE_BATCH):
+                self._delete_batch(keys[start : start + DELETE_BATCH], attempts)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            raise ManifestNotDeleted(f"{err.operation_name}: {code}") from err
+        except BotoCoreError as err:
+            raise ManifestNotDeleted(type(err).__name__) from err
         return len(keys)
 
-    def _delete(self, keys: Sequence[str]) -> None:
+    def _delete_batch(self, batch: list[str], attempts: int) -> None:
+        for attempt in range(1, attempts + 1):
+            errors = retrying(self._delete, batch)
+            codes = sorted({str(e.get("Code")) for e in errors})
+            if errors and attempt < attempts and set(codes) <= RETRYABLE_CODES:
+                batch = [str(e["Key"]) for e in errors]
+                self._sleep(min(0.1 * 2**attempt, 2.0))
+                continue
+            if errors:
+                raise ManifestNotDeleted(
+                    f"{len(errors)} of {len(batch)} objects not deleted: {codes}"
+                )
+            return
+
+    def _delete(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """The keys DeleteObjects could not delete (a key that does not exist is deleted)."""
         resp = self._s3.delete_objects(
             Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
         )
-        errors = resp.get("Errors") or []
-        if errors:
-            codes = sorted({str(e.get("Code")) for e in errors})
-            raise ObjectsNotDeleted(f"{len(errors)} of {len(keys)} objects not deleted: {codes}")
+        return list(resp.get("Errors") or [])
 
     # campaign manifests: JSON Lines, one object per line -----------------------------------
     def put_lines(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
@@ -105,9 +132,9 @@ class S3Objects:
             tags={CAMPAIGN_MANIFEST_TAG_KEY: CAMPAIGN_MANIFEST_TAG_VALUE},
         )
 
-    def get_lines(self, key: str) -> list[dict[str, Any]]:
-        """The object's lines; none when it does not exist."""
+    def get_lines(self, key: str) -> list[dict[str, Any]] | None:
+        """The object's lines; None when it does not exist."""
         body = self.get(key)
         if body is None:
-            return []
+            return None
         return [json.loads(line) for line in body.decode().splitlines() if line.strip()]

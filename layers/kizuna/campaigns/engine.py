@@ -45,6 +45,11 @@ class CampaignPaused(Exception):
     resumed (or cancelled)."""
 
 
+class ManifestMissing(Exception):
+    """A chunk the plan listed does not exist while its occurrence runs: the execution
+    fails rather than counting its recipients as nobody."""
+
+
 # --- the manifest ------------------------------------------------------------------------------
 def execution_of(campaign_id: str, occurrence: str) -> str:
     """The ledger's execution of an occurrence (and the CONTACT item's message key)."""

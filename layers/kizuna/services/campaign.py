@@ -28,9 +28,9 @@ from kizuna.campaigns.assign import TEST_POOL, assign
 from kizuna.campaigns.engine import (
     CHUNK_SIZE,
     SEND_STEP,
-    STOPPED,
     ArmResult,
     CampaignPaused,
+    ManifestMissing,
     Member,
     RecipientPlan,
     breaker_reason,
@@ -75,6 +75,7 @@ from kizuna.ports import (
     Claim,
     Inbound,
     Manifest,
+    ManifestNotDeleted,
     StoredCampaign,
 )
 from kizuna.runtime.clock import Clock
@@ -294,11 +295,16 @@ class CampaignService:
         if stored is not None and stored.status == "paused":
             raise CampaignPaused(f"campaign {req.campaign_id} is paused")
         prefix = occurrence_prefix(req.campaign_id, req.occurrence)
-        members = [Member.of(line) for line in self.manifest.get_lines(prefix + req.chunk.key)]
+        lines = self.manifest.get_lines(prefix + req.chunk.key)
+        members = [Member.of(line) for line in lines or []]
         if stored is None or occ is None or stored.status == "cancelled":
             return {"skipped": len(members)}
-        if occ.get("status") in STOPPED:
+        if occ.get("status") != "running":  # stopped, cancelled, or done (a duplicate run)
             return {"skipped": len(members)}
+        if lines is None:
+            # a chunk Plan listed is gone while the occurrence runs (an execution redriven
+            # after the lifecycle rule expired it): fail loudly, never "sent to nobody"
+            raise ManifestMissing(f"chunk {req.chunk.key} of a running occurrence is missing")
         token = uuid.uuid4().hex  # this invocation: its claims and dispatches
         batch = self._decide(stored, occ, req, members, token)
         for until, deferred in sorted(batch.deferred.items()):
@@ -558,7 +564,7 @@ class CampaignService:
         arms: dict[str, str] = {}
         for key in test_keys:
             arms.update(
-                (m.customer_id, m.arm) for m in map(Member.of, self.manifest.get_lines(key))
+                (m.customer_id, m.arm) for m in map(Member.of, self.manifest.get_lines(key) or [])
             )
         results = self._arm_results(campaign, req, arms)
         names = [v.name for v in campaign.variants]
@@ -656,11 +662,11 @@ class CampaignService:
 
     def complete(self, req: CompleteRequest) -> dict[str, Any]:
         """The occurrence is done (or keeps stopped/cancelled); a one-off campaign is done;
-        ``campaign.completed`` carries the counts. The occurrence's manifest (its frozen
-        audience: customer ids and arms) is deleted first: nothing reads it after the last
-        batch and the winner, and erasure does not reach it."""
+        ``campaign.completed`` carries the counts. Then the occurrence's manifest (its
+        frozen audience: customer ids and arms) is deleted: nothing reads it after the last
+        batch and the winner, and erasure does not reach it. If S3 refuses, the occurrence
+        is done all the same (the bucket's lifecycle rule expires the objects): logged."""
         now = self.clock.now()
-        deleted = self.manifest.delete_prefix(occurrence_prefix(req.campaign_id, req.occurrence))
         stored, _ = self.campaigns.get_state(req.campaign_id, req.occurrence)
         if stored is not None and stored.status == "cancelled":
             self.campaigns.stop_occurrence(
@@ -687,4 +693,15 @@ class CampaignService:
         )
         if not self.events.publish(event):
             logger.error("campaign.completed not put on the bus", campaign=req.campaign_id)
+        prefix = occurrence_prefix(req.campaign_id, req.occurrence)
+        try:
+            deleted: int | str = self.manifest.delete_prefix(prefix)
+        except ManifestNotDeleted as err:
+            deleted = f"not deleted: {err}"
+            logger.error(
+                "campaign manifest not deleted; the bucket's lifecycle rule expires it",
+                campaign=req.campaign_id,
+                occurrence=req.occurrence,
+                reason=str(err),
+            )
         return {"status": status, **counts, "manifest_objects_deleted": deleted}
