@@ -7,14 +7,16 @@ per campaign in :attr:`Campaigns.schedule_group`, targeting :attr:`Campaigns.sta
 with :attr:`Campaigns.scheduler_role` and :attr:`Campaigns.dead_letter_queue`, input
 ``{"campaign_id": ..., "scheduled_time": "<aws.scheduler.scheduled-time>"}``:
 
-``Prepare`` (the campaign function decides whether this occurrence runs; its answer is the
-state: ``run``, ``campaign_id``, ``occurrence``, ``segments``, ``total_segments``) ->
+``Prepare`` (the campaign function decides whether this occurrence runs, in this execution
+only: it is given ``$$.Execution.Id``; its answer is the state: ``run``, ``campaign_id``,
+``occurrence``, ``segments``, ``total_segments``) ->
 ``ShouldRun`` (no: ``Skipped``) -> ``Freeze``, a Distributed Map over the scan segments
 (each freezes its part of the audience into the occurrence's manifest) -> ``NoPlanYet``
 (``$.plan`` = null) -> ``Plan`` (the function answers the next step, ``after`` the previous
 one) -> ``Route`` on ``$.plan.phase``:
 
-* ``done`` -> ``Complete`` (counts, the ``campaign.completed`` event) -> ``Completed``;
+* ``done`` -> ``Complete`` (counts, the ``campaign.completed`` event, then the occurrence's
+  manifest deleted) -> ``Completed``;
 * ``winner`` -> ``WaitForResults`` (until ``$.plan.wait_until``) -> ``ChooseWinner`` -> ``Plan``;
 * otherwise -> ``Send``, a Distributed Map over ``$.plan.chunks`` (at most
   :data:`SEND_MAX_CONCURRENCY` at once: with the chunk size, the send rate), each item
@@ -210,6 +212,8 @@ class Campaigns(Construct):
                 "action": "prepare",
                 "campaign_id": state("$.campaign_id"),
                 "scheduled_time": state("$.scheduled_time"),
+                # a retry of this execution runs the occurrence; another execution does not
+                "execution": state("$$.Execution.Id"),
             },
             output_path="$.Payload",
         )

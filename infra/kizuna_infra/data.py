@@ -16,6 +16,7 @@ from kizuna.delivery.ledger import SENDING_INDEX, SENDING_PK, SENDING_SK
 from kizuna.domain.customer import LINE_USER_HASH_ATTRIBUTE, LINE_USER_INDEX
 from kizuna.programs.sweeps import INDEXES, PHONE_HASH_ATTRIBUTE, PHONE_INDEX
 from kizuna.runtime.settings import (
+    CAMPAIGN_MANIFEST_EXPIRY_DAYS,
     CAMPAIGN_MANIFEST_TAG_KEY,
     CAMPAIGN_MANIFEST_TAG_VALUE,
     ENV_ACTIVITY_TABLE,
@@ -147,7 +148,7 @@ class DataTables(Construct):
                     id="campaign-manifests",
                     prefix=names.ANALYTICS_CAMPAIGNS_PREFIX,
                     tag_filters={CAMPAIGN_MANIFEST_TAG_KEY: CAMPAIGN_MANIFEST_TAG_VALUE},
-                    expiration=Duration.days(names.CAMPAIGN_MANIFEST_EXPIRY_DAYS),
+                    expiration=Duration.days(CAMPAIGN_MANIFEST_EXPIRY_DAYS),
                 ),
             ],
         )

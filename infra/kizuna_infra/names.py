@@ -180,10 +180,6 @@ CAMPAIGN_SCHEDULE_GROUP_SUFFIX: Final[str] = "-campaigns"  # "<stack name>-campa
 CAMPAIGN_SCHEDULE_GROUP_MAX_LENGTH: Final[int] = 64
 # Frozen audiences (manifests) and chunk files of every occurrence, in the analytics bucket.
 ANALYTICS_CAMPAIGNS_PREFIX: Final[str] = "campaigns/"
-# Manifest objects (tagged) expire this long after they were written: past the campaign
-# state machine's timeout (21 days), so only an occurrence that never reached Complete leaves
-# any for the rule (tests/infra/test_campaigns_infra.py holds the bound).
-CAMPAIGN_MANIFEST_EXPIRY_DAYS: Final[int] = 22
 # A static audience: campaigns/<campaign id>/list.csv (kizuna.campaigns.engine.list_key).
 CAMPAIGN_LIST_OBJECT: Final[str] = "list.csv"
 # States of the campaign state machine (unique across the machine, Map item processors included).

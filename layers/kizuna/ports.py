@@ -241,8 +241,16 @@ class CampaignDefinitions(Protocol):
     ) -> bool: ...
 
     def start_occurrence(
-        self, campaign_id: str, occurrence: str, scheduled_time: datetime, now: datetime
-    ) -> bool: ...
+        self,
+        campaign_id: str,
+        occurrence: str,
+        scheduled_time: datetime,
+        now: datetime,
+        execution: str | None = None,
+    ) -> bool:
+        """Create the occurrence as running (noting the execution that runs it); False if
+        it exists."""
+        ...
 
     def get_occurrence(self, campaign_id: str, occurrence: str) -> dict[str, Any] | None: ...
 

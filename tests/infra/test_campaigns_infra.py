@@ -242,6 +242,7 @@ def test_the_run_prepares_freezes_and_loops_on_plan(asl: dict[str, Any], ids: Id
         "action": "prepare",
         "campaign_id.$": "$.campaign_id",
         "scheduled_time.$": "$.scheduled_time",
+        "execution.$": "$$.Execution.Id",  # a duplicated delivery's execution runs nothing
     }
     assert prepare["OutputPath"] == "$.Payload"
     should_run = states[prepare["Next"]]

@@ -120,9 +120,20 @@ def test_a_campaign_reaches_every_eligible_customer_once(aws: ApiCallCounter) ->
     eligible = {f"c{n:04d}" for n in range(300) if n % 10 != 3} - held
 
     # when: the state machine's tasks run in order
-    prepared = call(action="prepare", campaign_id="new-year-sale", scheduled_time=NOON)
+    execution = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:kizuna-campaigns:first"
+    prepared = call(
+        action="prepare", campaign_id="new-year-sale", scheduled_time=NOON, execution=execution
+    )
     assert prepared["run"] is True and prepared["total_segments"] == 2
     occ = prepared["occurrence"]
+    # a second delivery of the schedule (another execution) does not run it alongside
+    twice = call(
+        action="prepare",
+        campaign_id="new-year-sale",
+        scheduled_time=NOON,
+        execution=execution.replace("first", "second"),
+    )
+    assert twice == {"run": False, "reason": "occurrence running in another execution"}
     ids = {"campaign_id": "new-year-sale", "occurrence": occ}
     frozen = [
         call(action="freeze", segment=s, total_segments=2, **ids) for s in prepared["segments"]

@@ -270,6 +270,43 @@ def test_a_missing_chunk_of_a_running_occurrence_fails_the_batch_loudly() -> Non
     assert w.channels["email"].sent == []
 
 
+def test_a_duplicated_schedule_delivery_does_not_run_the_occurrence_twice() -> None:
+    w = World(n=5)
+    first = "arn:aws:states:us-east-1:123456789012:execution:campaigns:one"
+    prepare = {"action": "prepare", "campaign_id": "sale", "scheduled_time": NOON}
+    # the execution that started it, and its own retry (the first attempt's write took
+    # effect), run it
+    assert w.call(**prepare, execution=first)["run"] is True
+    assert w.call(**prepare, execution=first)["run"] is True
+    # another execution of the same occurrence (Scheduler delivered twice) does not
+    other = w.call(**prepare, execution=first.replace("one", "two"))
+    assert other == {"run": False, "reason": "occurrence running in another execution"}
+    # an occurrence started before executions were noted runs while it runs, as it did
+    (occ,) = w.campaigns.occurrences.values()
+    del occ["execution"]
+    assert w.call(**prepare, execution=first.replace("one", "two"))["run"] is True
+
+
+def test_an_occurrence_past_the_chunks_expiry_does_not_plan_or_choose_on_what_is_left() -> None:
+    # given an occurrence with a test pool, redriven 22 days after it started
+    w = World(
+        n=20,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={"test_percent": 50, "metric": "open", "wait_hours": 2},
+    )
+    plan = w.start()
+    w.send_all(plan)
+    w.clock.set(NOON + timedelta(days=22))
+    # then neither the winner nor the plan goes on as if the audience were empty
+    with pytest.raises(ManifestMissing, match="started over 22 days ago"):
+        w.call(action="choose_winner")
+    with pytest.raises(ManifestMissing, match="its chunks may have expired"):
+        w.call(action="plan", after={"phase": "test", "pass": 0})
+    # a day earlier it would
+    w.clock.set(NOON + timedelta(days=21, hours=23))
+    assert w.call(action="choose_winner")["winner"] in {"a", "b"}
+
+
 def test_choose_winner_reads_the_test_pools_ledger() -> None:
     # given: a test pool of everyone (50%), variant b opened more
     w = World(

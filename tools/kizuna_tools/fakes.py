@@ -563,7 +563,12 @@ class MemoryCampaigns:
         return True
 
     def start_occurrence(
-        self, campaign_id: str, occurrence: str, scheduled_time: datetime, now: datetime
+        self,
+        campaign_id: str,
+        occurrence: str,
+        scheduled_time: datetime,
+        now: datetime,
+        execution: str | None = None,
     ) -> bool:
         if (campaign_id, occurrence) in self.occurrences:
             return False
@@ -572,6 +577,7 @@ class MemoryCampaigns:
             "status": "running",
             "scheduled_time": scheduled_time.isoformat(),
             "started_at": now.isoformat(),
+            **({"execution": execution} if execution else {}),
         }
         return True
 

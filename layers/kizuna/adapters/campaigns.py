@@ -154,15 +154,22 @@ class CampaignStore:
 
     # occurrences -----------------------------------------------------------------------
     def start_occurrence(
-        self, campaign_id: str, occurrence: str, scheduled_time: datetime, now: datetime
+        self,
+        campaign_id: str,
+        occurrence: str,
+        scheduled_time: datetime,
+        now: datetime,
+        execution: str | None = None,
     ) -> bool:
-        """Create the occurrence as running; False if it exists (a duplicated delivery)."""
+        """Create the occurrence as running, with the execution that runs it; False if it
+        exists (a retry of that execution, or a duplicated delivery)."""
         item = {
             "campaign_id": campaign_id,
             "sk": f"{OCC}{occurrence}",
             "status": "running",
             "scheduled_time": iso(scheduled_time),
             "started_at": iso(now),
+            **({"execution": execution} if execution else {}),
             **{c: 0 for c in COUNTERS},
         }
         try:

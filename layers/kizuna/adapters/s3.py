@@ -88,30 +88,32 @@ class S3Objects:
         again; any left after ``attempts``, or refused (``AccessDenied``), raise."""
         if not prefix.endswith("/"):
             raise ValueError(f"not a folder prefix: {prefix!r}")
+        left: list[dict[str, Any]] = []
         try:
-            keys = self.keys(prefix)
-            for start in range(0, len(keys), DELETE_BATCH):
-                self._delete_batch(keys[start : start + DELETE_BATCH], attempts)
+            keys = retrying(self.keys, prefix, sleep=self._sleep)
+            for start in range(0, len(keys), DELETE_BATCH):  # a refused batch stops no other
+                left += self._delete_batch(keys[start : start + DELETE_BATCH], attempts)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code")
             raise ManifestNotDeleted(f"{err.operation_name}: {code}") from err
         except BotoCoreError as err:
             raise ManifestNotDeleted(type(err).__name__) from err
+        if left:
+            codes = sorted({str(e.get("Code")) for e in left})
+            raise ManifestNotDeleted(f"{len(left)} of {len(keys)} objects not deleted: {codes}")
         return len(keys)
 
-    def _delete_batch(self, batch: list[str], attempts: int) -> None:
+    def _delete_batch(self, batch: list[str], attempts: int) -> list[dict[str, Any]]:
+        """The batch's keys S3 would not delete: refused at once, or still failing with a
+        transient code after ``attempts``."""
         for attempt in range(1, attempts + 1):
-            errors = retrying(self._delete, batch)
-            codes = sorted({str(e.get("Code")) for e in errors})
-            if errors and attempt < attempts and set(codes) <= RETRYABLE_CODES:
-                batch = [str(e["Key"]) for e in errors]
-                self._sleep(min(0.1 * 2**attempt, 2.0))
-                continue
-            if errors:
-                raise ManifestNotDeleted(
-                    f"{len(errors)} of {len(batch)} objects not deleted: {codes}"
-                )
-            return
+            errors = retrying(self._delete, batch, sleep=self._sleep)
+            codes = {str(e.get("Code")) for e in errors}
+            if not errors or attempt == attempts or not codes <= RETRYABLE_CODES:
+                return errors
+            batch = [str(e["Key"]) for e in errors]
+            self._sleep(min(0.1 * 2**attempt, 2.0))
+        return []  # pragma: no cover (attempts >= 1)
 
     def _delete(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         """The keys DeleteObjects could not delete (a key that does not exist is deleted)."""

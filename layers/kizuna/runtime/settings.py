@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # and kept). The campaign function's Complete deletes an occurrence's objects sooner.
 CAMPAIGN_MANIFEST_TAG_KEY = "kizuna-object"
 CAMPAIGN_MANIFEST_TAG_VALUE = "campaign-manifest"
+# Days after which the rule expires them: past the campaign state machine's 21-day timeout
+# (tests/infra/test_data.py holds the bound). An occurrence older than this (a redriven
+# execution) may have lost chunks: Plan and ChooseWinner refuse to go on.
+CAMPAIGN_MANIFEST_EXPIRY_DAYS = 22
 
 # Environment variable names (the CDK app sets exactly these).
 ENV_CUSTOMERS_TABLE = "CUSTOMERS_TABLE"

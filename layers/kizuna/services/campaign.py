@@ -28,6 +28,7 @@ from kizuna.campaigns.assign import TEST_POOL, assign
 from kizuna.campaigns.engine import (
     CHUNK_SIZE,
     SEND_STEP,
+    STOPPED,
     ArmResult,
     CampaignPaused,
     ManifestMissing,
@@ -81,6 +82,7 @@ from kizuna.ports import (
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.runtime.observability import logger
+from kizuna.runtime.settings import CAMPAIGN_MANIFEST_EXPIRY_DAYS
 from kizuna.services.contracts import (
     CampaignRequest,
     CompleteRequest,
@@ -204,19 +206,24 @@ class CampaignService:
 
     # -- prepare and freeze ---------------------------------------------------------------
     def prepare(self, req: PrepareRequest) -> dict[str, Any]:
-        """Start the occurrence of a scheduled campaign once (a duplicated delivery of the
-        schedule starts nothing new; one already finished does not run again)."""
+        """Start the occurrence of a scheduled campaign once: a retry of the execution that
+        started it runs it (its first attempt may have failed after the write), another
+        execution (a duplicated delivery of the schedule) does not run it alongside, and
+        one already finished does not run again. An occurrence started without an
+        execution noted (before it was) runs while it is running, as it did then."""
         stored = self.campaigns.get_definition(req.campaign_id)
         if stored is None or stored.status != "scheduled":
             return {"run": False, "reason": stored.status if stored else "unknown_campaign"}
         occurrence = occurrence_id(req.scheduled_time)
         now = self.clock.now()
         if not self.campaigns.start_occurrence(
-            req.campaign_id, occurrence, req.scheduled_time, now
+            req.campaign_id, occurrence, req.scheduled_time, now, req.execution
         ):
             occ = self.campaigns.get_occurrence(req.campaign_id, occurrence) or {}
             if occ.get("status") != "running":
                 return {"run": False, "reason": f"occurrence {occ.get('status', 'unknown')}"}
+            if occ.get("execution") and occ.get("execution") != req.execution:
+                return {"run": False, "reason": "occurrence running in another execution"}
         total = 1 if stored.campaign.audience.customer_list else self.scan_segments
         logger.info("campaign occurrence", campaign=req.campaign_id, occurrence=occurrence)
         return {
@@ -278,6 +285,8 @@ class CampaignService:
         campaign = stored.campaign if stored else None
         if campaign is None:
             return {"phase": "done", "pass": 0, "chunks": []}
+        if status == "running":
+            self._chunks_kept(occ)
         pending = occ.get("next_look_at") if occ and not occ.get("winner") else None
         step = next_step(
             campaign,
@@ -289,17 +298,33 @@ class CampaignService:
         )
         return step.as_json()
 
+    def _chunks_kept(self, occ: Mapping[str, Any] | None) -> None:
+        """Plan and ChooseWinner list the chunks: a missing one would read as nobody. Past
+        the lifecycle rule's expiry (only a redriven execution gets there: the state machine
+        times out before) some may be gone, so the occurrence does not go on."""
+        started = (occ or {}).get("started_at")
+        expiry = timedelta(days=CAMPAIGN_MANIFEST_EXPIRY_DAYS)
+        if started and self.clock.now() >= parse_time(str(started)) + expiry:
+            raise ManifestMissing(
+                f"the occurrence started over {CAMPAIGN_MANIFEST_EXPIRY_DAYS} days ago: "
+                "its chunks may have expired"
+            )
+
     # -- send a batch ------------------------------------------------------------------------
     def send_batch(self, req: SendBatchRequest) -> dict[str, Any]:
         stored, occ = self.campaigns.get_state(req.campaign_id, req.occurrence)
         if stored is not None and stored.status == "paused":
             raise CampaignPaused(f"campaign {req.campaign_id} is paused")
+        if occ is not None and occ.get("status") == "done":
+            # a late duplicate after Complete deleted the chunks (nothing to read: S3 may
+            # answer a missing key with 403 to a role that may not list it)
+            return {"skipped": 0}
         prefix = occurrence_prefix(req.campaign_id, req.occurrence)
         lines = self.manifest.get_lines(prefix + req.chunk.key)
         members = [Member.of(line) for line in lines or []]
         if stored is None or occ is None or stored.status == "cancelled":
             return {"skipped": len(members)}
-        if occ.get("status") != "running":  # stopped, cancelled, or done (a duplicate run)
+        if occ.get("status") in STOPPED:
             return {"skipped": len(members)}
         if lines is None:
             # a chunk Plan listed is gone while the occurrence runs (an execution redriven
@@ -553,6 +578,7 @@ class CampaignService:
         occ = occ or {}
         if occ.get("winner"):  # decided already: a retried or racing look changes nothing
             return {"winner": occ["winner"]}
+        self._chunks_kept(occ)
         looks = list(occ.get("looks") or [])
         now = self.clock.now()
         pending = occ.get("next_look_at")

@@ -84,6 +84,9 @@ class PrepareRequest(BaseModel):
     action: Literal["prepare"] = "prepare"
     campaign_id: str
     scheduled_time: datetime
+    # the execution running Prepare ($$.Execution.Id): its own retry runs the occurrence,
+    # another execution (a duplicated Scheduler delivery) does not
+    execution: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class FreezeRequest(_CampaignRequest):

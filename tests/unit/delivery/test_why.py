@@ -44,8 +44,8 @@ WRITERS = [
 # functions whose answer is a reason (a channel's block, a stale claim's outcome)
 RETURNS_REASON = ("channel_block", "carrier_block", "settle")
 # "reason" keys that are no ledger row's: the campaign state machine's answer when an
-# occurrence is not running (``occurrence paused``...)
-NOT_LEDGER = {"occurrence x"}
+# occurrence is not running (``occurrence paused``...) or runs in another execution
+NOT_LEDGER = {"occurrence x", "occurrence running in another execution"}
 # call -> the position of its reason argument
 REASON_ARG = {"skip": 0, "chosen": 1, "_final": 5, "Decision": 4, "PolicyDecision": 2}
 
