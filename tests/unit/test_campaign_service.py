@@ -307,6 +307,22 @@ def test_an_occurrence_past_the_chunks_expiry_does_not_plan_or_choose_on_what_is
     assert w.call(action="choose_winner")["winner"] in {"a", "b"}
 
 
+def test_a_stopped_occurrence_past_the_expiry_still_reaches_complete() -> None:
+    # given an occurrence stopped while it waited for its test pool, redriven 23 days later
+    w = World(
+        n=20,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={"test_percent": 50, "metric": "open", "wait_hours": 2},
+    )
+    w.send_all(w.start())
+    w.campaigns.stop_occurrence("sale", w.occurrence, "stopped by hand", NOON)
+    w.clock.set(NOON + timedelta(days=23))
+    # then ChooseWinner does not fail it; Plan ends it; Complete records it
+    w.call(action="choose_winner")
+    assert w.call(action="plan", after={"phase": "winner", "pass": 0})["phase"] == "done"
+    assert w.call(action="complete")["status"] == "stopped"
+
+
 def test_choose_winner_reads_the_test_pools_ledger() -> None:
     # given: a test pool of everyone (50%), variant b opened more
     w = World(

@@ -127,6 +127,26 @@ def test_a_refused_batch_stops_no_other_and_all_refusals_are_reported(s3: Any) -
     assert len(objects.keys("campaigns/sale/o1/")) == DELETE_BATCH  # the second batch went
 
 
+def test_a_failed_call_stops_no_other_batch(s3: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    objects = S3Objects(s3, BUCKET, sleep=lambda _: None)
+    for n in range(DELETE_BATCH + 2):
+        s3.put_object(Bucket=BUCKET, Key=f"campaigns/sale/o1/{n:05d}.jsonl", Body=b"{}\n")
+    real = s3.delete_objects
+
+    def first_fails(**params: Any) -> Any:
+        keys = [o["Key"] for o in params["Delete"]["Objects"]]
+        if "campaigns/sale/o1/00000.jsonl" in keys:
+            raise ClientError({"Error": {"Code": "AccessDenied"}}, "DeleteObjects")
+        return real(**params)
+
+    s3.delete_objects = first_fails
+    with pytest.raises(ManifestNotDeleted, match=r"1000 of 1002 .*DeleteObjects: AccessDenied"):
+        objects.delete_prefix("campaigns/sale/o1/")
+    assert len(objects.keys("campaigns/sale/o1/")) == DELETE_BATCH
+
+
 def test_a_refused_listing_is_a_manifest_not_deleted(s3: Any) -> None:
     objects = S3Objects(s3, "no-such-bucket")
     with pytest.raises(ManifestNotDeleted, match="ListObjectsV2: NoSuchBucket"):

@@ -19,6 +19,13 @@ from kizuna.runtime.settings import CAMPAIGN_MANIFEST_TAG_KEY, CAMPAIGN_MANIFEST
 DELETE_BATCH = 1000  # keys per DeleteObjects call (S3's maximum)
 
 
+def _failure(err: Exception) -> str:
+    """A failed call, as a short code: ``ListObjectsV2: AccessDenied``, ``ReadTimeoutError``."""
+    if isinstance(err, ClientError):
+        return f"{err.operation_name}: {err.response.get('Error', {}).get('Code')}"
+    return type(err).__name__
+
+
 class S3Objects:
     """Whole objects by key: a put (the same body again) and a get are idempotent, so each
     is retried in place after a transient failure (:mod:`kizuna.adapters.retry`)."""
@@ -88,16 +95,17 @@ class S3Objects:
         again; any left after ``attempts``, or refused (``AccessDenied``), raise."""
         if not prefix.endswith("/"):
             raise ValueError(f"not a folder prefix: {prefix!r}")
-        left: list[dict[str, Any]] = []
         try:
             keys = retrying(self.keys, prefix, sleep=self._sleep)
-            for start in range(0, len(keys), DELETE_BATCH):  # a refused batch stops no other
-                left += self._delete_batch(keys[start : start + DELETE_BATCH], attempts)
-        except ClientError as err:
-            code = err.response.get("Error", {}).get("Code")
-            raise ManifestNotDeleted(f"{err.operation_name}: {code}") from err
-        except BotoCoreError as err:
-            raise ManifestNotDeleted(type(err).__name__) from err
+        except (ClientError, BotoCoreError) as err:
+            raise ManifestNotDeleted(_failure(err)) from err
+        left: list[dict[str, Any]] = []
+        for start in range(0, len(keys), DELETE_BATCH):  # a failed batch stops no other
+            batch = keys[start : start + DELETE_BATCH]
+            try:
+                left += self._delete_batch(batch, attempts)
+            except (ClientError, BotoCoreError) as err:
+                left += [{"Key": k, "Code": _failure(err)} for k in batch]
         if left:
             codes = sorted({str(e.get("Code")) for e in left})
             raise ManifestNotDeleted(f"{len(left)} of {len(keys)} objects not deleted: {codes}")

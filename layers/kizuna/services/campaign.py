@@ -223,6 +223,12 @@ class CampaignService:
             if occ.get("status") != "running":
                 return {"run": False, "reason": f"occurrence {occ.get('status', 'unknown')}"}
             if occ.get("execution") and occ.get("execution") != req.execution:
+                logger.warning(
+                    "campaign occurrence running in another execution: not run twice",
+                    campaign=req.campaign_id,
+                    occurrence=occurrence,
+                    running=occ.get("execution"),
+                )
                 return {"run": False, "reason": "occurrence running in another execution"}
         total = 1 if stored.campaign.audience.customer_list else self.scan_segments
         logger.info("campaign occurrence", campaign=req.campaign_id, occurrence=occurrence)
@@ -578,7 +584,8 @@ class CampaignService:
         occ = occ or {}
         if occ.get("winner"):  # decided already: a retried or racing look changes nothing
             return {"winner": occ["winner"]}
-        self._chunks_kept(occ)
+        if occ.get("status") == "running":  # stopped or cancelled: Plan ends it next
+            self._chunks_kept(occ)
         looks = list(occ.get("looks") or [])
         now = self.clock.now()
         pending = occ.get("next_look_at")
