@@ -287,6 +287,15 @@ class CampaignEventSink(Protocol):
         ...
 
 
+class ExecutionStatuses(Protocol):
+    """Step Functions executions, by ARN (:class:`kizuna.adapters.stepfunctions.Executions`)."""
+
+    def status(self, execution_arn: str) -> str | None:
+        """``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT``, ``ABORTED``…; None when
+        there is no such execution (its history is kept 90 days after it closed)."""
+        ...
+
+
 class ReportObjects(Protocol):
     """The published reports in the analytics bucket (:class:`kizuna.adapters.s3.S3Objects`)."""
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 from moto.ses.models import ses_backends
+from typer.testing import CliRunner, Result
 
 from bench.common import create_kizuna_tables
 from kizuna.adapters.campaigns import CampaignStore
@@ -23,8 +25,9 @@ from kizuna.campaigns.loader import parse_campaign
 from kizuna.domain.customer import Customer
 from kizuna.runtime.clock import FixedClock, SystemClock, set_clock
 from kizuna.runtime.config import GlobalControlConfig
-from kizuna.runtime.settings import campaign_settings
+from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE, campaign_settings
 from kizuna.runtime.wiring import campaign_service
+from kizuna_tools.cli import app
 from kizuna_tools.metering import ApiCallCounter
 from tests import factories
 from tests.integration.lambda_runtime import ACCOUNT, REGION, LambdaContext, load_handler
@@ -186,3 +189,105 @@ def test_a_campaign_reaches_every_eligible_customer_once(aws: ApiCallCounter) ->
     assert definition is not None and definition.status == "done"
     # and a second delivery of the schedule starts nothing
     assert call(action="prepare", campaign_id="new-year-sale", scheduled_time=NOON)["run"] is False
+
+
+def test_an_operator_closes_an_occurrence_whose_execution_ended(
+    aws: ApiCallCounter, tmp_path: Path
+) -> None:
+    """``kizuna campaigns close`` on moto: refused while the execution runs; once it has
+    ended (aborted here; failed or timed out alike) the occurrence is stopped with the
+    operator's reason, campaign.completed is on the bus and the frozen audience is gone."""
+    handler = load_handler("campaign").handler
+    ctx = LambdaContext("campaign", memory_limit_in_mb=1024, timeout_ms=300_000)
+
+    def call(**request: Any) -> dict[str, Any]:
+        result: dict[str, Any] = handler(json.loads(json.dumps(request, default=str)), ctx)
+        return result
+
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name="kizuna-campaigns",
+        definition=json.dumps(
+            {"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}
+        ),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/kizuna-campaigns",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name="sale-1")["executionArn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="completed")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(
+        Name="completed",
+        EventBusName="kizuna",
+        EventPattern=json.dumps({"detail-type": ["campaign.completed"]}),
+    )
+    events.put_targets(
+        Rule="completed",
+        EventBusName="kizuna",
+        Targets=[{"Id": "q", "Arn": queue_arn["Attributes"]["QueueArn"]}],
+    )
+    # given: an occurrence started by that execution, its first batch sent
+    prepared = call(
+        action="prepare", campaign_id="new-year-sale", scheduled_time=NOON, execution=execution
+    )
+    occ = prepared["occurrence"]
+    ids = {"campaign_id": "new-year-sale", "occurrence": occ}
+    for s in prepared["segments"]:
+        call(action="freeze", segment=s, total_segments=2, **ids)
+    chunks = call(action="plan", after=None, **ids)["chunks"]
+    first = call(action="send_batch", chunk=chunks[0], **ids)
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps(
+            {
+                "CampaignsTableName": "campaigns",
+                "EventBusName": "kizuna",
+                "AnalyticsBucketName": "analytics",
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    def close(*args: str) -> Result:
+        return CliRunner().invoke(
+            app,
+            ["campaigns", "--outputs", str(outputs), "--region", REGION, "close", *args],
+            env={"COLUMNS": "400"},  # the error box on one line
+        )
+
+    s3 = boto3.client("s3", region_name=REGION)
+    prefix = f"campaigns/new-year-sale/{occ}/"
+    assert s3.list_objects_v2(Bucket="analytics", Prefix=prefix)["KeyCount"] > 0
+    # then: hostile arguments are refused before any call
+    for bad in (["new-year-sale", "../x", "--reason", "r"], ["new-year-sale", occ, "--reason", ""]):
+        refused = close(*bad)
+        assert refused.exit_code == 2, refused.output
+    # and closing is refused while the execution runs
+    running = close("new-year-sale", occ, "--reason", "stuck")
+    assert running.exit_code == 2 and "is running" in running.output
+    store = CampaignStore(boto3.resource("dynamodb", region_name=REGION), "campaigns")
+    assert (store.get_occurrence("new-year-sale", occ) or {})["status"] == "running"
+    # when: the execution has ended without reaching Complete
+    sfn.stop_execution(executionArn=execution, cause="simulated failure")
+    closed = close("new-year-sale", occ, "--reason", "SES quota reached; resent as a new campaign")
+    # then
+    assert closed.exit_code == 0, closed.output
+    assert f"new-year-sale {occ}: running -> stopped" in closed.output
+    state = store.get_occurrence("new-year-sale", occ) or {}
+    assert state["status"] == "stopped"
+    assert state["stop_reason"] == (
+        "closed by hand (execution ABORTED): SES quota reached; resent as a new campaign"
+    )
+    assert s3.list_objects_v2(Bucket="analytics", Prefix=prefix)["KeyCount"] == 0
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    (completed,) = [json.loads(m["Body"]) for m in received]
+    assert completed["source"] == KIZUNA_EVENT_SOURCE
+    assert completed["detail"]["status"] == "stopped"
+    assert completed["detail"]["counts"]["sent"] == first["sent"] > 0
+    # and the rest of the audience gets nothing (a late redrive skips every batch)
+    sent = len(emails())
+    assert all("skipped" in call(action="send_batch", chunk=c, **ids) for c in chunks[1:])
+    assert len(emails()) == sent
+    again = close("new-year-sale", occ, "--reason", "again")
+    assert again.exit_code == 2 and "is stopped" in again.output

@@ -29,7 +29,7 @@ from kizuna.events import DeviceUnregistered
 from kizuna.ports import ManifestNotDeleted
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
-from kizuna.services.campaign import CampaignService
+from kizuna.services.campaign import CampaignService, CloseRefused, OccurrenceEnd
 from kizuna.services.contracts import CampaignRequest
 from kizuna.services.send import SendService
 from kizuna_tools.fakes import (
@@ -321,6 +321,96 @@ def test_a_stopped_occurrence_past_the_expiry_still_reaches_complete() -> None:
     w.call(action="choose_winner")
     assert w.call(action="plan", after={"phase": "winner", "pass": 0})["phase"] == "done"
     assert w.call(action="complete")["status"] == "stopped"
+
+
+class Executions:
+    """DescribeExecution's answer, by ARN."""
+
+    def __init__(self, **statuses: str) -> None:
+        self.statuses = statuses
+
+    def status(self, execution_arn: str) -> str | None:
+        return self.statuses.get(execution_arn.rsplit(":", 1)[-1])
+
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:campaigns:one"
+
+
+def started_in(w: World, execution: str = EXECUTION) -> list[dict[str, Any]]:
+    """An occurrence started by ``execution``, frozen and planned; its chunks."""
+    prepared = w.call(
+        action="prepare", campaign_id="sale", scheduled_time=NOON, execution=execution
+    )
+    w.occurrence = prepared["occurrence"]
+    for s in prepared["segments"]:
+        w.call(action="freeze", segment=s, total_segments=prepared["total_segments"])
+    chunks: list[dict[str, Any]] = w.call(action="plan")["chunks"]
+    return chunks
+
+
+def test_an_occurrence_whose_execution_ended_without_complete_is_closed_by_hand() -> None:
+    # given: an occurrence whose execution failed after its first batch (20 members, 4 chunks)
+    w = World(n=20)
+    chunks = started_in(w)
+    first = w.call(action="send_batch", chunk=chunks[0])
+    end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
+    later = NOON + timedelta(days=3)
+    # then: closing is refused while its execution runs (it completes the occurrence itself)
+    with pytest.raises(CloseRefused, match="is running: it completes the occurrence"):
+        end.close("sale", w.occurrence, "stuck", later, Executions(one="RUNNING"))
+    assert w.campaigns.occurrences[("sale", w.occurrence)]["status"] == "running"
+    # when: it failed and will not be redriven
+    closed = end.close(
+        "sale", w.occurrence, "SES quota; resent as a new campaign", later, Executions(one="FAILED")
+    )
+    # then: stopped with the reason, counted, announced, its frozen audience deleted
+    occ = w.campaigns.occurrences[("sale", w.occurrence)]
+    assert occ["status"] == "stopped" == closed["status"]
+    assert occ["stop_reason"] == (
+        "closed by hand (execution FAILED): SES quota; resent as a new campaign"
+    )
+    assert closed["sent"] == first["sent"] and closed["execution"] == EXECUTION
+    assert closed["manifest_objects_deleted"] > 0
+    assert w.manifest.keys(f"campaigns/sale/{w.occurrence}/") == []
+    (event,) = w.events.events
+    assert event.detail.status == "stopped" and event.detail.counts["sent"] == first["sent"]
+    assert event.detail.stop_reason == occ["stop_reason"]
+    # the one-off campaign is done: its schedule fired and its occurrence ended
+    assert w.campaigns.get_definition("sale").status == "done"  # type: ignore[union-attr]
+    # and a redrive of the failed execution sends nothing more
+    sent = len(w.channels["email"].sent)
+    assert all("skipped" in w.call(action="send_batch", chunk=c) for c in chunks[1:])
+    assert len(w.channels["email"].sent) == sent
+    # closing twice is refused
+    with pytest.raises(CloseRefused, match="is stopped: only a running one is closed"):
+        end.close("sale", w.occurrence, "again", later, Executions(one="FAILED"))
+
+
+def test_closing_by_hand_refuses_what_it_cannot_check() -> None:
+    w = World(n=5)
+    started_in(w)
+    end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
+    with pytest.raises(CloseRefused, match="has no occurrence 20990101T0000Z"):
+        end.close("sale", "20990101T0000Z", "typo", NOON, Executions())
+    # an occurrence from before executions were noted: only with --unnoted
+    del w.campaigns.occurrences[("sale", w.occurrence)]["execution"]
+    with pytest.raises(CloseRefused, match="close it with --unnoted"):
+        end.close("sale", w.occurrence, "old", NOON, Executions())
+    assert w.campaigns.occurrences[("sale", w.occurrence)]["status"] == "running"
+    closed = end.close("sale", w.occurrence, "old", NOON, Executions(), unnoted=True)
+    assert closed["status"] == "stopped"
+    assert w.campaigns.occurrences[("sale", w.occurrence)]["stop_reason"] == (
+        "closed by hand (execution not noted): old"
+    )
+
+
+def test_an_execution_whose_history_is_gone_does_not_keep_the_occurrence_running() -> None:
+    # Step Functions keeps a closed execution 90 days; after that DescribeExecution finds none
+    w = World(n=5)
+    started_in(w)
+    end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
+    assert end.close("sale", w.occurrence, "old", NOON, Executions())["status"] == "stopped"
+    assert "execution gone" in w.campaigns.occurrences[("sale", w.occurrence)]["stop_reason"]
 
 
 def test_choose_winner_reads_the_test_pools_ledger() -> None:

@@ -146,3 +146,18 @@ class StepFunctionsStarter:
         except client.exceptions.ConflictException:
             return False
         return True
+
+
+class Executions:
+    """An execution's status by ARN (DescribeExecution): what ``kizuna campaigns close``
+    checks before it closes an occurrence by hand."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def status(self, execution_arn: str) -> str | None:
+        try:
+            described = self._client.describe_execution(executionArn=execution_arn)
+        except self._client.exceptions.ExecutionDoesNotExist:
+            return None
+        return str(described["status"])

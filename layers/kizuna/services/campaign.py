@@ -74,6 +74,7 @@ from kizuna.ports import (
     CampaignEventSink,
     CampaignRecipients,
     Claim,
+    ExecutionStatuses,
     Inbound,
     Manifest,
     ManifestNotDeleted,
@@ -694,29 +695,48 @@ class CampaignService:
         return int(converted(customer, sent_at, goal.within_days, goal.conditions))
 
     def complete(self, req: CompleteRequest) -> dict[str, Any]:
+        """The occurrence is done (or keeps stopped/cancelled): :meth:`OccurrenceEnd.finish`."""
+        end = OccurrenceEnd(self.campaigns, self.events, self.manifest)
+        return end.finish(req.campaign_id, req.occurrence, self.clock.now())
+
+
+class CloseRefused(Exception):
+    """An occurrence that ``kizuna campaigns close`` may not close: the message says why."""
+
+
+@dataclass(frozen=True)
+class OccurrenceEnd:
+    """How an occurrence ends: Complete, at the end of its execution, or by hand
+    (``kizuna campaigns close``) for one whose execution ended without reaching Complete
+    (failed, timed out or aborted, and not redriven: it would stay ``running`` for ever)."""
+
+    campaigns: CampaignDefinitions
+    events: CampaignEventSink
+    manifest: Manifest
+
+    def finish(self, campaign_id: str, occurrence: str, now: datetime) -> dict[str, Any]:
         """The occurrence is done (or keeps stopped/cancelled); a one-off campaign is done;
         ``campaign.completed`` carries the counts. Then the occurrence's manifest (its
         frozen audience: customer ids and arms) is deleted: nothing reads it after the last
         batch and the winner, and erasure does not reach it. If S3 refuses, the occurrence
         is done all the same (the bucket's lifecycle rule expires the objects): logged."""
-        now = self.clock.now()
-        stored, _ = self.campaigns.get_state(req.campaign_id, req.occurrence)
+        stored, _ = self.campaigns.get_state(campaign_id, occurrence)
         if stored is not None and stored.status == "cancelled":
             self.campaigns.stop_occurrence(
-                req.campaign_id, req.occurrence, "campaign cancelled", now, status="cancelled"
+                campaign_id, occurrence, "campaign cancelled", now, status="cancelled"
             )
-        self.campaigns.complete_occurrence(req.campaign_id, req.occurrence, now)
-        occ = self.campaigns.get_occurrence(req.campaign_id, req.occurrence) or {}
+        self.campaigns.complete_occurrence(campaign_id, occurrence, now)
+        occ = self.campaigns.get_occurrence(campaign_id, occurrence) or {}
         if stored is not None and one_off(stored.campaign):
-            self.campaigns.set_status(req.campaign_id, "done", now, expected={"scheduled"})
+            self.campaigns.set_status(campaign_id, "done", now, expected={"scheduled"})
         counts = {k: int(occ.get(k, 0)) for k in ("audience", *OUTCOMES)}
         status = str(occ.get("status", "done"))
         event = CampaignEvent(
             detail=CampaignCompleted(
-                event_id=f"{execution_of(req.campaign_id, req.occurrence)}:completed",
+                event_id=f"{execution_of(campaign_id, occurrence)}:completed",
                 occurred_at=now,
-                campaign_id=req.campaign_id,
-                occurrence=req.occurrence,
+                campaign_id=campaign_id,
+                occurrence=occurrence,
                 status=status if status in ("stopped", "cancelled") else "done",
                 counts=counts,
                 winner=occ.get("winner"),
@@ -725,16 +745,64 @@ class CampaignService:
             )
         )
         if not self.events.publish(event):
-            logger.error("campaign.completed not put on the bus", campaign=req.campaign_id)
-        prefix = occurrence_prefix(req.campaign_id, req.occurrence)
+            logger.error("campaign.completed not put on the bus", campaign=campaign_id)
+        prefix = occurrence_prefix(campaign_id, occurrence)
         try:
             deleted: int | str = self.manifest.delete_prefix(prefix)
         except ManifestNotDeleted as err:
             deleted = f"not deleted: {err}"
             logger.error(
                 "campaign manifest not deleted; the bucket's lifecycle rule expires it",
-                campaign=req.campaign_id,
-                occurrence=req.occurrence,
+                campaign=campaign_id,
+                occurrence=occurrence,
                 reason=str(err),
             )
         return {"status": status, **counts, "manifest_objects_deleted": deleted}
+
+    def close(
+        self,
+        campaign_id: str,
+        occurrence: str,
+        reason: str,
+        now: datetime,
+        executions: ExecutionStatuses,
+        *,
+        unnoted: bool = False,
+    ) -> dict[str, Any]:
+        """Stop a ``running`` occurrence whose execution has ended, then :meth:`finish` it
+        (``campaign.completed`` with status ``stopped``, the manifest deleted). Members not
+        yet sent stay unsent. Refused (:class:`CloseRefused`) for an occurrence that is not
+        running, and while its execution runs (it completes, or is stopped, by itself). An
+        occurrence from before executions were noted is closed only with ``unnoted``: the
+        operator has checked that no execution runs it."""
+        occ = self.campaigns.get_occurrence(campaign_id, occurrence)
+        if occ is None:
+            raise CloseRefused(f"{campaign_id} has no occurrence {occurrence}")
+        if occ.get("status") != "running":
+            raise CloseRefused(
+                f"occurrence {occurrence} is {occ.get('status')}: only a running one is closed"
+            )
+        execution = occ.get("execution")
+        if execution:
+            state = executions.status(str(execution))
+            if state == "RUNNING":
+                raise CloseRefused(
+                    f"its execution {execution} is running: it completes the occurrence (or "
+                    "stop it first: aws stepfunctions stop-execution --execution-arn ...)"
+                )
+            ended = f"execution {state or 'gone'}"
+        elif unnoted:
+            ended = "execution not noted"
+        else:
+            raise CloseRefused(
+                f"occurrence {occurrence} started before executions were noted: check in the "
+                "Step Functions console that none runs it, then close it with --unnoted"
+            )
+        if not self.campaigns.stop_occurrence(
+            campaign_id, occurrence, f"closed by hand ({ended}): {reason}", now
+        ):
+            raise CloseRefused(f"occurrence {occurrence} is no longer running")
+        logger.warning(
+            "campaign occurrence closed by hand", campaign=campaign_id, occurrence=occurrence
+        )
+        return {"execution": execution, **self.finish(campaign_id, occurrence, now)}

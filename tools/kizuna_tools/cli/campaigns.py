@@ -1,4 +1,4 @@
-"""``kizuna campaigns validate|apply|list|show|estimate|send|pause|resume|cancel|report``.
+"""``kizuna campaigns validate|apply|list|show|estimate|send|pause|resume|cancel|close|report``.
 
 Every command but ``validate`` talks to a stack: ``--stack NAME`` reads its CloudFormation
 outputs, ``--outputs FILE`` reads them from a JSON file (``kizuna local serve`` writes one for
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 campaigns_app = typer.Typer(
     help="Campaigns: validate, apply (store and schedule), estimate, dry-run, send, pause, "
-    "resume, cancel, report.",
+    "resume, cancel, close an occurrence, report.",
     no_args_is_help=True,
 )
 console = Console(stderr=True)
@@ -385,6 +386,80 @@ def send(
         input=json.dumps({"campaign_id": campaign_id, "scheduled_time": now.isoformat()}),
     )
     out.print(f"started {execution['executionArn']}")
+
+
+OCCURRENCE_ID = re.compile(r"\d{8}T\d{4}Z")  # kizuna.campaigns.model.occurrence_id
+CLOSE_REASON_MAX = 200
+
+
+def _occurrence_arg(value: str) -> str:
+    if not OCCURRENCE_ID.fullmatch(value):
+        raise typer.BadParameter(
+            f"{value!r} is not an occurrence: its scheduled minute in UTC, as `show` lists it "
+            "(e.g. 20260112T0100Z)"
+        )
+    return value
+
+
+def _reason_arg(value: str) -> str:
+    if not value.strip() or len(value) > CLOSE_REASON_MAX or not value.isprintable():
+        raise typer.BadParameter(f"1-{CLOSE_REASON_MAX} printable characters on one line")
+    return value
+
+
+@campaigns_app.command("close")
+def close(
+    ctx: typer.Context,
+    campaign_id: CampaignName,
+    occurrence: Annotated[
+        str,
+        typer.Argument(
+            help="the occurrence, as `show` lists it (e.g. 20260112T0100Z)",
+            callback=_occurrence_arg,
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="why (kept as its stop reason)", callback=_reason_arg)
+    ],
+    unnoted: Annotated[
+        bool,
+        typer.Option(
+            "--unnoted",
+            help="close an occurrence started before executions were noted (check first "
+            "that no execution runs it)",
+        ),
+    ] = False,
+) -> None:
+    """Close a running occurrence whose execution ended without completing it (failed,
+    timed out or aborted, and not redriven): stopped, with your reason; campaign.completed
+    published; its frozen audience deleted. Members not yet sent stay unsent. Refused while
+    its execution runs."""
+    from kizuna.adapters.campaigns import CampaignEvents
+    from kizuna.adapters.s3 import S3Objects
+    from kizuna.adapters.stepfunctions import Executions
+    from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
+    from kizuna.services.campaign import CloseRefused, OccurrenceEnd
+
+    t: Target = ctx.obj
+    end = OccurrenceEnd(
+        t.store,
+        CampaignEvents(t.client("events"), t.output("EventBusName"), KIZUNA_EVENT_SOURCE),
+        S3Objects(t.client("s3"), t.output("AnalyticsBucketName")),
+    )
+    try:
+        closed = end.close(
+            campaign_id,
+            occurrence,
+            reason,
+            _now(),
+            Executions(t.client("stepfunctions")),
+            unnoted=unnoted,
+        )
+    except CloseRefused as exc:
+        raise typer.BadParameter(str(exc), param_hint="OCCURRENCE") from exc
+    counts = ", ".join(f"{k} {closed.get(k, 0)}" for k in ("audience", "sent", "suppressed"))
+    out.print(f"{campaign_id} {occurrence}: running -> {closed['status']} ({counts})")
+    out.print(f"manifest objects deleted: {closed['manifest_objects_deleted']}")
 
 
 def _print_dry_run(campaign_id: str, result: DryRun, *, samples: bool) -> None:
