@@ -244,17 +244,21 @@ def test_an_operator_closes_an_occurrence_whose_execution_ended(
                 "CampaignsTableName": "campaigns",
                 "EventBusName": "kizuna",
                 "AnalyticsBucketName": "analytics",
+                "CampaignStateMachineArn": machine,
             }
         ),
         encoding="utf-8",
     )
 
-    def close(*args: str) -> Result:
+    def campaigns(*args: str) -> Result:
         return CliRunner().invoke(
             app,
-            ["campaigns", "--outputs", str(outputs), "--region", REGION, "close", *args],
+            ["campaigns", "--outputs", str(outputs), "--region", REGION, *args],
             env={"COLUMNS": "400"},  # the error box on one line
         )
+
+    def close(*args: str) -> Result:
+        return campaigns("close", *args)
 
     s3 = boto3.client("s3", region_name=REGION)
     prefix = f"campaigns/new-year-sale/{occ}/"
@@ -268,6 +272,11 @@ def test_an_operator_closes_an_occurrence_whose_execution_ended(
     assert running.exit_code == 2 and "is running" in running.output
     store = CampaignStore(boto3.resource("dynamodb", region_name=REGION), "campaigns")
     assert (store.get_occurrence("new-year-sale", occ) or {})["status"] == "running"
+    # and `send` in the occurrence's minute says it would not run (not "started")
+    again_now = campaigns("send", "new-year-sale")
+    assert again_now.exit_code == 2, again_now.output
+    assert f"occurrence {occ} of new-year-sale is running" in again_now.output
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
     # when: the execution has ended without reaching Complete
     sfn.stop_execution(executionArn=execution, cause="simulated failure")
     closed = close("new-year-sale", occ, "--reason", "SES quota reached; resent as a new campaign")

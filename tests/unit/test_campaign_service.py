@@ -358,6 +358,9 @@ def test_an_occurrence_whose_execution_ended_without_complete_is_closed_by_hand(
     # then: closing is refused while its execution runs (it completes the occurrence itself)
     with pytest.raises(CloseRefused, match="is running: it completes the occurrence"):
         end.close("sale", w.occurrence, "stuck", later, Executions(one="RUNNING"))
+    # or while a redrive of it is pending
+    with pytest.raises(CloseRefused, match="is pending redrive"):
+        end.close("sale", w.occurrence, "stuck", later, Executions(one="PENDING_REDRIVE"))
     assert w.campaigns.occurrences[("sale", w.occurrence)]["status"] == "running"
     # when: it failed and will not be redriven
     closed = end.close(

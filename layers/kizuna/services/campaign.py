@@ -785,10 +785,11 @@ class OccurrenceEnd:
         execution = occ.get("execution")
         if execution:
             state = executions.status(str(execution))
-            if state == "RUNNING":
+            if state in ("RUNNING", "PENDING_REDRIVE"):  # a redrive was asked: it will run
                 raise CloseRefused(
-                    f"its execution {execution} is running: it completes the occurrence (or "
-                    "stop it first: aws stepfunctions stop-execution --execution-arn ...)"
+                    f"its execution {execution} is {state.lower().replace('_', ' ')}: it "
+                    "completes the occurrence (or stop it first: aws stepfunctions "
+                    "stop-execution --execution-arn ...)"
                 )
             ended = f"execution {state or 'gone'}"
         elif unnoted:

@@ -380,6 +380,14 @@ def send(
     now = _now()
     from kizuna.campaigns.model import occurrence_id
 
+    existing = t.store.get_occurrence(campaign_id, occurrence_id(now))
+    if existing is not None:  # this minute's occurrence runs once: a new execution would stop
+        raise typer.BadParameter(
+            f"occurrence {occurrence_id(now)} of {campaign_id} is {existing.get('status')} "
+            "(an occurrence is one minute of a schedule and runs once): send again in a "
+            "minute",
+            param_hint="CAMPAIGN",
+        )
     execution = t.client("stepfunctions").start_execution(
         stateMachineArn=t.output("CampaignStateMachineArn"),
         name=f"{campaign_id[:40]}-{occurrence_id(now)}-now",
