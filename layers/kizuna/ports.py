@@ -287,12 +287,20 @@ class CampaignEventSink(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ExecutionState:
+    """A Step Functions execution's status and, once it has ended, when."""
+
+    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE
+    stopped_at: datetime | None = None
+
+
 class ExecutionStatuses(Protocol):
     """Step Functions executions, by ARN (:class:`kizuna.adapters.stepfunctions.Executions`)."""
 
-    def status(self, execution_arn: str) -> str | None:
-        """``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT``, ``ABORTED``…; None when
-        there is no such execution (its history is kept 90 days after it closed)."""
+    def state(self, execution_arn: str) -> ExecutionState | None:
+        """None when there is no such execution (its history is kept 90 days after it
+        ended)."""
         ...
 
 

@@ -446,3 +446,11 @@ def test_failed_runs_function_errors_and_dead_letters_alarm(
     assert any(
         {"Name": "QueueName", "Value": dlq_name} in a["Properties"]["Dimensions"] for a in alarms
     )
+
+
+def test_a_closed_occurrence_outlasts_any_batch_in_flight() -> None:
+    """`kizuna campaigns close` waits CLOSE_AFTER after the execution ended: a SendBatch
+    invocation under way runs to the function's timeout, so the wait must outlast it."""
+    from kizuna.services.campaign import CLOSE_AFTER
+
+    assert CLOSE_AFTER.total_seconds() >= 3 * campaigns.CAMPAIGN_TIMEOUT.to_seconds()

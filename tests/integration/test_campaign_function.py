@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -264,12 +264,16 @@ def test_an_operator_closes_an_occurrence_whose_execution_ended(
     prefix = f"campaigns/new-year-sale/{occ}/"
     assert s3.list_objects_v2(Bucket="analytics", Prefix=prefix)["KeyCount"] > 0
     # then: hostile arguments are refused before any call
-    for bad in (["new-year-sale", "../x", "--reason", "r"], ["new-year-sale", occ, "--reason", ""]):
+    for bad in (
+        ["new-year-sale", "../x", "--reason", "r"],
+        ["new-year-sale", occ, "--reason", ""],
+        ["../new-year-sale", occ, "--reason", "r"],
+    ):
         refused = close(*bad)
         assert refused.exit_code == 2, refused.output
     # and closing is refused while the execution runs
     running = close("new-year-sale", occ, "--reason", "stuck")
-    assert running.exit_code == 2 and "is running" in running.output
+    assert running.exit_code == 2 and "is RUNNING" in running.output
     store = CampaignStore(boto3.resource("dynamodb", region_name=REGION), "campaigns")
     assert (store.get_occurrence("new-year-sale", occ) or {})["status"] == "running"
     # and `send` in the occurrence's minute says it would not run (not "started")
@@ -279,6 +283,13 @@ def test_an_operator_closes_an_occurrence_whose_execution_ended(
     assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
     # when: the execution has ended without reaching Complete
     sfn.stop_execution(executionArn=execution, cause="simulated failure")
+    stopped = sfn.describe_execution(executionArn=execution)["stopDate"]
+    # then: not at once (a batch in flight may still send)
+    set_clock(FixedClock(stopped + timedelta(minutes=14)))
+    early = close("new-year-sale", occ, "--reason", "stuck")
+    assert early.exit_code == 2 and "batches in flight may still send" in early.output
+    # but 15 minutes later
+    set_clock(FixedClock(stopped + timedelta(minutes=15)))
     closed = close("new-year-sale", occ, "--reason", "SES quota reached; resent as a new campaign")
     # then
     assert closed.exit_code == 0, closed.output
@@ -299,4 +310,4 @@ def test_an_operator_closes_an_occurrence_whose_execution_ended(
     assert all("skipped" in call(action="send_batch", chunk=c, **ids) for c in chunks[1:])
     assert len(emails()) == sent
     again = close("new-year-sale", occ, "--reason", "again")
-    assert again.exit_code == 2 and "is stopped" in again.output
+    assert again.exit_code == 2 and "is stopped and has ended" in again.output

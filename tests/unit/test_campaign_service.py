@@ -26,10 +26,10 @@ from kizuna.delivery.channels import (
 from kizuna.domain.customer import Customer, Device
 from kizuna.domain.timestamps import iso
 from kizuna.events import DeviceUnregistered
-from kizuna.ports import ManifestNotDeleted
+from kizuna.ports import ExecutionState, ManifestNotDeleted
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
-from kizuna.services.campaign import CampaignService, CloseRefused, OccurrenceEnd
+from kizuna.services.campaign import CLOSE_AFTER, CampaignService, CloseRefused, OccurrenceEnd
 from kizuna.services.contracts import CampaignRequest
 from kizuna.services.send import SendService
 from kizuna_tools.fakes import (
@@ -324,16 +324,21 @@ def test_a_stopped_occurrence_past_the_expiry_still_reaches_complete() -> None:
 
 
 class Executions:
-    """DescribeExecution's answer, by ARN."""
+    """DescribeExecution's answer, by ARN: a status, and an execution that ended ended at
+    noon on the day the occurrence was sent."""
 
     def __init__(self, **statuses: str) -> None:
         self.statuses = statuses
 
-    def status(self, execution_arn: str) -> str | None:
-        return self.statuses.get(execution_arn.rsplit(":", 1)[-1])
+    def state(self, execution_arn: str) -> ExecutionState | None:
+        status = self.statuses.get(execution_arn.rsplit(":", 1)[-1])
+        if status is None:
+            return None
+        return ExecutionState(status, None if status == "RUNNING" else NOON)
 
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:campaigns:one"
+LATER = NOON + CLOSE_AFTER
 
 
 def started_in(w: World, execution: str = EXECUTION) -> list[dict[str, Any]]:
@@ -354,17 +359,21 @@ def test_an_occurrence_whose_execution_ended_without_complete_is_closed_by_hand(
     chunks = started_in(w)
     first = w.call(action="send_batch", chunk=chunks[0])
     end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
-    later = NOON + timedelta(days=3)
-    # then: closing is refused while its execution runs (it completes the occurrence itself)
-    with pytest.raises(CloseRefused, match="is running: it completes the occurrence"):
-        end.close("sale", w.occurrence, "stuck", later, Executions(one="RUNNING"))
-    # or while a redrive of it is pending
-    with pytest.raises(CloseRefused, match="is pending redrive"):
-        end.close("sale", w.occurrence, "stuck", later, Executions(one="PENDING_REDRIVE"))
+    # then: closing is refused while its execution runs (it completes the occurrence itself),
+    # a redrive is pending, or it succeeded (Complete ran)
+    for status in ("RUNNING", "PENDING_REDRIVE", "SUCCEEDED"):
+        with pytest.raises(CloseRefused, match=f"is {status}: only an execution that failed"):
+            end.close("sale", w.occurrence, "stuck", LATER, Executions(one=status))
+    # and for 15 minutes after it ended (a batch in flight may still send)
+    with pytest.raises(CloseRefused, match="batches in flight may still send until"):
+        end.close(
+            "sale", w.occurrence, "stuck", LATER - timedelta(seconds=1), Executions(one="FAILED")
+        )
     assert w.campaigns.occurrences[("sale", w.occurrence)]["status"] == "running"
+    assert w.events.events == []
     # when: it failed and will not be redriven
     closed = end.close(
-        "sale", w.occurrence, "SES quota; resent as a new campaign", later, Executions(one="FAILED")
+        "sale", w.occurrence, "SES quota; resent as a new campaign", LATER, Executions(one="FAILED")
     )
     # then: stopped with the reason, counted, announced, its frozen audience deleted
     occ = w.campaigns.occurrences[("sale", w.occurrence)]
@@ -380,13 +389,72 @@ def test_an_occurrence_whose_execution_ended_without_complete_is_closed_by_hand(
     assert event.detail.stop_reason == occ["stop_reason"]
     # the one-off campaign is done: its schedule fired and its occurrence ended
     assert w.campaigns.get_definition("sale").status == "done"  # type: ignore[union-attr]
-    # and a redrive of the failed execution sends nothing more
-    sent = len(w.channels["email"].sent)
-    assert all("skipped" in w.call(action="send_batch", chunk=c) for c in chunks[1:])
-    assert len(w.channels["email"].sent) == sent
     # closing twice is refused
-    with pytest.raises(CloseRefused, match="is stopped: only a running one is closed"):
-        end.close("sale", w.occurrence, "again", later, Executions(one="FAILED"))
+    with pytest.raises(CloseRefused, match="is stopped and has ended"):
+        end.close("sale", w.occurrence, "again", LATER, Executions(one="FAILED"))
+
+
+def test_a_redrive_after_a_close_sends_writes_and_decides_nothing() -> None:
+    # given: an A/B occurrence closed by hand after its test pool was sent
+    w = World(
+        n=20,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={"test_percent": 50, "metric": "open", "wait_hours": 2},
+    )
+    chunks = started_in(w)
+    w.send_all({"chunks": chunks})
+    OccurrenceEnd(w.campaigns, w.events, w.manifest).close(
+        "sale", w.occurrence, "gave up", LATER, Executions(one="TIMED_OUT")
+    )
+    sent = len(w.channels["email"].sent)
+
+    def unread(key: str) -> None:  # S3 may answer 403 for a deleted key
+        raise AssertionError(f"read {key}")
+
+    w.manifest.get_lines = unread  # type: ignore[assignment,method-assign]
+    # when: the execution is redriven from any state
+    winner = w.call(action="choose_winner")
+    frozen = w.call(action="freeze", segment=0, total_segments=2)
+    batches = [w.call(action="send_batch", chunk=c) for c in chunks]
+    # then: no winner made up from nobody, no audience written again, nothing sent
+    assert winner == {"winner": None}
+    assert "winner" not in w.campaigns.occurrences[("sale", w.occurrence)]
+    assert frozen["members"] == 0 and w.manifest.keys(f"campaigns/sale/{w.occurrence}/") == []
+    assert batches == [{"skipped": 0}] * len(chunks)
+    assert len(w.channels["email"].sent) == sent
+
+
+def test_closing_keeps_a_cancelled_or_paused_campaigns_meaning() -> None:
+    # a cancelled campaign's occurrence ends cancelled, as Complete would have ended it
+    w = World(n=5)
+    started_in(w)
+    w.campaigns.set_status("sale", "cancelled", NOON)
+    end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
+    assert end.close("sale", w.occurrence, "x", LATER, Executions(one="ABORTED"))["status"] == (
+        "cancelled"
+    )
+    (event,) = w.events.events
+    assert event.detail.status == "cancelled"
+    # a one-off paused past its retries (the execution failed) is done, not left to resume
+    w = World(n=5)
+    started_in(w)
+    w.campaigns.set_status("sale", "paused", NOON)
+    end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
+    end.close("sale", w.occurrence, "x", LATER, Executions(one="FAILED"))
+    assert w.campaigns.get_definition("sale").status == "done"  # type: ignore[union-attr]
+
+
+def test_a_stopped_occurrence_that_never_reached_complete_is_finished_by_close() -> None:
+    # the circuit breaker stopped it, then its execution failed before Complete
+    w = World(n=5)
+    started_in(w)
+    w.campaigns.stop_occurrence("sale", w.occurrence, "failures 6% > 5%", NOON)
+    end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
+    closed = end.close("sale", w.occurrence, "x", LATER, Executions(one="FAILED"))
+    occ = w.campaigns.occurrences[("sale", w.occurrence)]
+    assert (closed["status"], occ["stop_reason"]) == ("stopped", "failures 6% > 5%")
+    assert occ["completed_at"] and w.manifest.keys(f"campaigns/sale/{w.occurrence}/") == []
+    assert [e.detail.stop_reason for e in w.events.events] == ["failures 6% > 5%"]
 
 
 def test_closing_by_hand_refuses_what_it_cannot_check() -> None:
@@ -394,13 +462,13 @@ def test_closing_by_hand_refuses_what_it_cannot_check() -> None:
     started_in(w)
     end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
     with pytest.raises(CloseRefused, match="has no occurrence 20990101T0000Z"):
-        end.close("sale", "20990101T0000Z", "typo", NOON, Executions())
+        end.close("sale", "20990101T0000Z", "typo", LATER, Executions())
     # an occurrence from before executions were noted: only with --unnoted
     del w.campaigns.occurrences[("sale", w.occurrence)]["execution"]
     with pytest.raises(CloseRefused, match="close it with --unnoted"):
-        end.close("sale", w.occurrence, "old", NOON, Executions())
+        end.close("sale", w.occurrence, "old", LATER, Executions())
     assert w.campaigns.occurrences[("sale", w.occurrence)]["status"] == "running"
-    closed = end.close("sale", w.occurrence, "old", NOON, Executions(), unnoted=True)
+    closed = end.close("sale", w.occurrence, "old", LATER, Executions(), unnoted=True)
     assert closed["status"] == "stopped"
     assert w.campaigns.occurrences[("sale", w.occurrence)]["stop_reason"] == (
         "closed by hand (execution not noted): old"
@@ -408,7 +476,7 @@ def test_closing_by_hand_refuses_what_it_cannot_check() -> None:
 
 
 def test_an_execution_whose_history_is_gone_does_not_keep_the_occurrence_running() -> None:
-    # Step Functions keeps a closed execution 90 days; after that DescribeExecution finds none
+    # Step Functions keeps an ended execution 90 days; after that DescribeExecution finds none
     w = World(n=5)
     started_in(w)
     end = OccurrenceEnd(w.campaigns, w.events, w.manifest)

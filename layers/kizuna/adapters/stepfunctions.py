@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kizuna.ports import ExecutionState
 from kizuna.runtime.clock import Clock, SystemClock
 
 # Scheduler's universal target for StartExecution (the request's parameters are the Input).
@@ -155,9 +156,12 @@ class Executions:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def status(self, execution_arn: str) -> str | None:
+    def state(self, execution_arn: str) -> ExecutionState | None:
         try:
             described = self._client.describe_execution(executionArn=execution_arn)
         except self._client.exceptions.ExecutionDoesNotExist:
             return None
-        return str(described["status"])
+        stopped = described.get("stopDate")
+        return ExecutionState(
+            str(described["status"]), stopped.astimezone(UTC) if stopped else None
+        )

@@ -244,7 +244,8 @@ class CampaignService:
     def freeze(self, req: FreezeRequest) -> dict[str, Any]:
         """One scan segment of the audience into manifest objects, by pool and due instant."""
         stored, occ = self.campaigns.get_state(req.campaign_id, req.occurrence)
-        if stored is None or occ is None:
+        if stored is None or occ is None or occ.get("completed_at"):
+            # ended (a redrive after a close): its audience is not written again
             return {"segment": req.segment, "members": 0}
         campaign, now = stored.campaign, self.clock.now()
         scheduled = parse_time(str(occ["scheduled_time"]))
@@ -322,9 +323,10 @@ class CampaignService:
         stored, occ = self.campaigns.get_state(req.campaign_id, req.occurrence)
         if stored is not None and stored.status == "paused":
             raise CampaignPaused(f"campaign {req.campaign_id} is paused")
-        if occ is not None and occ.get("status") == "done":
-            # a late duplicate after Complete deleted the chunks (nothing to read: S3 may
-            # answer a missing key with 403 to a role that may not list it)
+        if occ is not None and (occ.get("status") == "done" or occ.get("completed_at")):
+            # a late duplicate (or a redrive after a close) once the occurrence ended and its
+            # chunks were deleted: nothing to read (S3 may answer a missing key with 403 to a
+            # role that may not list it)
             return {"skipped": 0}
         prefix = occurrence_prefix(req.campaign_id, req.occurrence)
         lines = self.manifest.get_lines(prefix + req.chunk.key)
@@ -585,6 +587,8 @@ class CampaignService:
         occ = occ or {}
         if occ.get("winner"):  # decided already: a retried or racing look changes nothing
             return {"winner": occ["winner"]}
+        if occ.get("completed_at"):  # ended (closed by hand): no test pool to read any more
+            return {"winner": None}
         if occ.get("status") == "running":  # stopped or cancelled: Plan ends it next
             self._chunks_kept(occ)
         looks = list(occ.get("looks") or [])
@@ -700,6 +704,14 @@ class CampaignService:
         return end.finish(req.campaign_id, req.occurrence, self.clock.now())
 
 
+# An execution that ended this way leaves its occurrence running (Complete never ran).
+ENDED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+# How long after its execution ended an occurrence may still see a batch send: a SendBatch
+# invocation under way runs to its end (the campaign function's timeout, 5 minutes), and a
+# Map Run's child executions stop some time after their parent. Three times the timeout.
+CLOSE_AFTER = timedelta(minutes=15)
+
+
 class CloseRefused(Exception):
     """An occurrence that ``kizuna campaigns close`` may not close: the message says why."""
 
@@ -728,7 +740,8 @@ class OccurrenceEnd:
         self.campaigns.complete_occurrence(campaign_id, occurrence, now)
         occ = self.campaigns.get_occurrence(campaign_id, occurrence) or {}
         if stored is not None and one_off(stored.campaign):
-            self.campaigns.set_status(campaign_id, "done", now, expected={"scheduled"})
+            # its one schedule fired; paused, it could never resume into anything
+            self.campaigns.set_status(campaign_id, "done", now, expected={"scheduled", "paused"})
         counts = {k: int(occ.get(k, 0)) for k in ("audience", *OUTCOMES)}
         status = str(occ.get("status", "done"))
         event = CampaignEvent(
@@ -769,29 +782,36 @@ class OccurrenceEnd:
         *,
         unnoted: bool = False,
     ) -> dict[str, Any]:
-        """Stop a ``running`` occurrence whose execution has ended, then :meth:`finish` it
-        (``campaign.completed`` with status ``stopped``, the manifest deleted). Members not
-        yet sent stay unsent. Refused (:class:`CloseRefused`) for an occurrence that is not
-        running, and while its execution runs (it completes, or is stopped, by itself). An
-        occurrence from before executions were noted is closed only with ``unnoted``: the
-        operator has checked that no execution runs it."""
-        occ = self.campaigns.get_occurrence(campaign_id, occurrence)
+        """End by hand an occurrence whose execution ended without Complete: a running one
+        is stopped (cancelled, if its campaign is) with ``reason``; then :meth:`finish`
+        (``campaign.completed``, the manifest deleted). Members not yet sent stay unsent.
+
+        Refused (:class:`CloseRefused`) for an occurrence that has ended already; while its
+        execution has not ended (running, a redrive pending); and for :data:`CLOSE_AFTER`
+        after it ended, while batches in flight (a Lambda invocation under way, a Map Run's
+        child executions) may still send. An occurrence from before executions were noted is
+        closed only with ``unnoted``: the operator has checked that no execution runs it."""
+        stored, occ = self.campaigns.get_state(campaign_id, occurrence)
         if occ is None:
             raise CloseRefused(f"{campaign_id} has no occurrence {occurrence}")
-        if occ.get("status") != "running":
-            raise CloseRefused(
-                f"occurrence {occurrence} is {occ.get('status')}: only a running one is closed"
-            )
+        status = str(occ.get("status"))
+        if occ.get("completed_at") or status not in ("running", *STOPPED):
+            raise CloseRefused(f"occurrence {occurrence} is {status} and has ended")
         execution = occ.get("execution")
         if execution:
-            state = executions.status(str(execution))
-            if state in ("RUNNING", "PENDING_REDRIVE"):  # a redrive was asked: it will run
+            found = executions.state(str(execution))
+            if found is not None and found.status not in ENDED_EXECUTION:
                 raise CloseRefused(
-                    f"its execution {execution} is {state.lower().replace('_', ' ')}: it "
-                    "completes the occurrence (or stop it first: aws stepfunctions "
-                    "stop-execution --execution-arn ...)"
+                    f"its execution {execution} is {found.status}: only an execution that "
+                    "failed, timed out or was aborted leaves an occurrence to close (stop it "
+                    "first: aws stepfunctions stop-execution --execution-arn ...)"
                 )
-            ended = f"execution {state or 'gone'}"
+            if found is not None and found.stopped_at and now < found.stopped_at + CLOSE_AFTER:
+                raise CloseRefused(
+                    f"its execution ended at {iso(found.stopped_at)}; batches in flight may "
+                    f"still send until {iso(found.stopped_at + CLOSE_AFTER)}: close it then"
+                )
+            ended = f"execution {found.status if found else 'gone'}"
         elif unnoted:
             ended = "execution not noted"
         else:
@@ -799,10 +819,14 @@ class OccurrenceEnd:
                 f"occurrence {occurrence} started before executions were noted: check in the "
                 "Step Functions console that none runs it, then close it with --unnoted"
             )
-        if not self.campaigns.stop_occurrence(
-            campaign_id, occurrence, f"closed by hand ({ended}): {reason}", now
-        ):
-            raise CloseRefused(f"occurrence {occurrence} is no longer running")
+        if status == "running":
+            final = (
+                "cancelled" if stored is not None and stored.status == "cancelled" else "stopped"
+            )
+            if not self.campaigns.stop_occurrence(
+                campaign_id, occurrence, f"closed by hand ({ended}): {reason}", now, status=final
+            ):
+                raise CloseRefused(f"occurrence {occurrence} is no longer running")
         logger.warning(
             "campaign occurrence closed by hand", campaign=campaign_id, occurrence=occurrence
         )

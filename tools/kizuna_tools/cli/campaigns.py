@@ -396,7 +396,16 @@ def send(
     out.print(f"started {execution['executionArn']}")
 
 
-OCCURRENCE_ID = re.compile(r"\d{8}T\d{4}Z")  # kizuna.campaigns.model.occurrence_id
+OCCURRENCE_ID = re.compile(r"[0-9]{8}T[0-9]{4}Z")  # kizuna.campaigns.model.occurrence_id
+CAMPAIGN_ID = re.compile(r"[a-z][a-z0-9-]{1,39}")  # kizuna.campaigns.model.CampaignId
+
+
+def _campaign_arg(value: str) -> str:
+    if not CAMPAIGN_ID.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a campaign id")
+    return value
+
+
 CLOSE_REASON_MAX = 200
 
 
@@ -418,7 +427,7 @@ def _reason_arg(value: str) -> str:
 @campaigns_app.command("close")
 def close(
     ctx: typer.Context,
-    campaign_id: CampaignName,
+    campaign_id: Annotated[str, typer.Argument(help="campaign id", callback=_campaign_arg)],
     occurrence: Annotated[
         str,
         typer.Argument(
@@ -438,10 +447,10 @@ def close(
         ),
     ] = False,
 ) -> None:
-    """Close a running occurrence whose execution ended without completing it (failed,
-    timed out or aborted, and not redriven): stopped, with your reason; campaign.completed
-    published; its frozen audience deleted. Members not yet sent stay unsent. Refused while
-    its execution runs."""
+    """Close an occurrence whose execution ended without completing it (failed, timed out
+    or aborted, and not redriven): stopped, with your reason; campaign.completed published;
+    its frozen audience deleted. Members not yet sent stay unsent. Refused until its
+    execution has ended 15 minutes ago (batches in flight)."""
     from kizuna.adapters.campaigns import CampaignEvents
     from kizuna.adapters.s3 import S3Objects
     from kizuna.adapters.stepfunctions import Executions
