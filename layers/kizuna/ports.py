@@ -247,9 +247,10 @@ class CampaignDefinitions(Protocol):
         scheduled_time: datetime,
         now: datetime,
         execution: str | None = None,
+        version: int | None = None,
     ) -> bool:
-        """Create the occurrence as running (noting the execution that runs it); False if
-        it exists."""
+        """Create the occurrence as running (noting the execution that runs it and the
+        definition's version it runs); False if it exists."""
         ...
 
     def get_occurrence(self, campaign_id: str, occurrence: str) -> dict[str, Any] | None: ...

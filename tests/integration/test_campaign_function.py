@@ -271,6 +271,11 @@ def test_an_operator_closes_an_occurrence_whose_execution_ended(
     ):
         refused = close(*bad)
         assert refused.exit_code == 2, refused.output
+        assert (
+            "is not a campaign id" in refused.output
+            or "is not an occurrence" in refused.output
+            or ("printable" in refused.output)
+        )
     # and closing is refused while the execution runs
     running = close("new-year-sale", occ, "--reason", "stuck")
     assert running.exit_code == 2 and "is RUNNING" in running.output
@@ -296,6 +301,7 @@ def test_an_operator_closes_an_occurrence_whose_execution_ended(
     assert f"new-year-sale {occ}: running -> stopped" in closed.output
     state = store.get_occurrence("new-year-sale", occ) or {}
     assert state["status"] == "stopped"
+    assert state["definition_version"] == 1  # the version it ran (a re-apply is another)
     assert state["stop_reason"] == (
         "closed by hand (execution ABORTED): SES quota reached; resent as a new campaign"
     )

@@ -361,9 +361,11 @@ def test_an_occurrence_whose_execution_ended_without_complete_is_closed_by_hand(
     end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
     # then: closing is refused while its execution runs (it completes the occurrence itself),
     # a redrive is pending, or it succeeded (Complete ran)
-    for status in ("RUNNING", "PENDING_REDRIVE", "SUCCEEDED"):
+    for status in ("RUNNING", "PENDING_REDRIVE"):
         with pytest.raises(CloseRefused, match=f"is {status}: only an execution that failed"):
             end.close("sale", w.occurrence, "stuck", LATER, Executions(one=status))
+    with pytest.raises(CloseRefused, match="succeeded, so Complete ran"):
+        end.close("sale", w.occurrence, "stuck", LATER, Executions(one="SUCCEEDED"))
     # and for 15 minutes after it ended (a batch in flight may still send)
     with pytest.raises(CloseRefused, match="batches in flight may still send until"):
         end.close(
@@ -422,6 +424,52 @@ def test_a_redrive_after_a_close_sends_writes_and_decides_nothing() -> None:
     assert frozen["members"] == 0 and w.manifest.keys(f"campaigns/sale/{w.occurrence}/") == []
     assert batches == [{"skipped": 0}] * len(chunks)
     assert len(w.channels["email"].sent) == sent
+
+
+def test_a_redrive_after_a_close_ends_no_campaign_applied_again() -> None:
+    # given: a one-off closed by hand, then applied again with a new time (scheduled)
+    w = World(n=5)
+    chunks = started_in(w)
+    end = OccurrenceEnd(w.campaigns, w.events, w.manifest)
+    end.close("sale", w.occurrence, "x", LATER, Executions(one="FAILED"))
+    w.campaigns.put(w.campaign, TEMPLATES)
+    assert w.campaigns.get_definition("sale").status == "scheduled"  # type: ignore[union-attr]
+    # when: the old execution is redriven; the campaign is paused meanwhile
+    w.campaigns.set_status("sale", "paused", LATER)
+    batches = [w.call(action="send_batch", chunk=c) for c in chunks]  # no CampaignPaused
+    w.campaigns.set_status("sale", "scheduled", LATER)
+    w.call(action="complete")
+    # then: its batches are skipped and the campaign applied again stays scheduled
+    assert batches == [{"skipped": 0}] * len(chunks)
+    assert w.campaigns.get_definition("sale").status == "scheduled"  # type: ignore[union-attr]
+
+
+def test_closing_an_occurrence_of_an_earlier_version_does_not_end_the_campaign() -> None:
+    # given: a one-off whose occurrence is stuck, applied again (a new version) before the close
+    w = World(n=5)
+    started_in(w)
+    assert w.campaigns.occurrences[("sale", w.occurrence)]["definition_version"] == 1
+    w.campaigns.put(w.campaign, TEMPLATES)
+    # when
+    OccurrenceEnd(w.campaigns, w.events, w.manifest).close(
+        "sale", w.occurrence, "x", LATER, Executions(one="FAILED")
+    )
+    # then: the new version's schedule still runs
+    assert w.campaigns.get_definition("sale").status == "scheduled"  # type: ignore[union-attr]
+
+
+def test_an_ended_execution_without_a_stop_date_is_not_taken_as_long_ended() -> None:
+    w = World(n=5)
+    started_in(w)
+
+    class NoStopDate:
+        def state(self, execution_arn: str) -> ExecutionState:
+            return ExecutionState("FAILED", None)
+
+    with pytest.raises(CloseRefused, match="has no stop date"):
+        OccurrenceEnd(w.campaigns, w.events, w.manifest).close(
+            "sale", w.occurrence, "x", LATER, NoStopDate()
+        )
 
 
 def test_closing_keeps_a_cancelled_or_paused_campaigns_meaning() -> None:

@@ -569,6 +569,7 @@ class MemoryCampaigns:
         scheduled_time: datetime,
         now: datetime,
         execution: str | None = None,
+        version: int | None = None,
     ) -> bool:
         if (campaign_id, occurrence) in self.occurrences:
             return False
@@ -578,6 +579,7 @@ class MemoryCampaigns:
             "scheduled_time": scheduled_time.isoformat(),
             "started_at": now.isoformat(),
             **({"execution": execution} if execution else {}),
+            **({"definition_version": version} if version is not None else {}),
         }
         return True
 

@@ -160,9 +160,11 @@ class CampaignStore:
         scheduled_time: datetime,
         now: datetime,
         execution: str | None = None,
+        version: int | None = None,
     ) -> bool:
-        """Create the occurrence as running, with the execution that runs it; False if it
-        exists (a retry of that execution, or a duplicated delivery)."""
+        """Create the occurrence as running, with the execution that runs it and the
+        definition's version; False if it exists (a retry of that execution, or a
+        duplicated delivery)."""
         item = {
             "campaign_id": campaign_id,
             "sk": f"{OCC}{occurrence}",
@@ -170,6 +172,7 @@ class CampaignStore:
             "scheduled_time": iso(scheduled_time),
             "started_at": iso(now),
             **({"execution": execution} if execution else {}),
+            **({"definition_version": version} if version is not None else {}),
             **{c: 0 for c in COUNTERS},
         }
         try:

@@ -218,7 +218,7 @@ class CampaignService:
         occurrence = occurrence_id(req.scheduled_time)
         now = self.clock.now()
         if not self.campaigns.start_occurrence(
-            req.campaign_id, occurrence, req.scheduled_time, now, req.execution
+            req.campaign_id, occurrence, req.scheduled_time, now, req.execution, stored.version
         ):
             occ = self.campaigns.get_occurrence(req.campaign_id, occurrence) or {}
             if occ.get("status") != "running":
@@ -321,13 +321,13 @@ class CampaignService:
     # -- send a batch ------------------------------------------------------------------------
     def send_batch(self, req: SendBatchRequest) -> dict[str, Any]:
         stored, occ = self.campaigns.get_state(req.campaign_id, req.occurrence)
-        if stored is not None and stored.status == "paused":
-            raise CampaignPaused(f"campaign {req.campaign_id} is paused")
         if occ is not None and (occ.get("status") == "done" or occ.get("completed_at")):
             # a late duplicate (or a redrive after a close) once the occurrence ended and its
             # chunks were deleted: nothing to read (S3 may answer a missing key with 403 to a
-            # role that may not list it)
+            # role that may not list it), nothing to wait for if the campaign is paused
             return {"skipped": 0}
+        if stored is not None and stored.status == "paused":
+            raise CampaignPaused(f"campaign {req.campaign_id} is paused")
         prefix = occurrence_prefix(req.campaign_id, req.occurrence)
         lines = self.manifest.get_lines(prefix + req.chunk.key)
         members = [Member.of(line) for line in lines or []]
@@ -712,6 +712,16 @@ ENDED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 CLOSE_AFTER = timedelta(minutes=15)
 
 
+def _ends_its_campaign(stored: StoredCampaign, occ: Mapping[str, Any] | None) -> bool:
+    """Does finishing this occurrence end its one-off campaign? Not when it had ended before
+    (a redrive after a close), nor when it ran another version of the definition (the
+    campaign was applied again, with a new time, since it started)."""
+    if occ is None or occ.get("completed_at"):
+        return False
+    version = occ.get("definition_version")
+    return version is None or int(version) == stored.version
+
+
 class CloseRefused(Exception):
     """An occurrence that ``kizuna campaigns close`` may not close: the message says why."""
 
@@ -732,14 +742,14 @@ class OccurrenceEnd:
         frozen audience: customer ids and arms) is deleted: nothing reads it after the last
         batch and the winner, and erasure does not reach it. If S3 refuses, the occurrence
         is done all the same (the bucket's lifecycle rule expires the objects): logged."""
-        stored, _ = self.campaigns.get_state(campaign_id, occurrence)
+        stored, before = self.campaigns.get_state(campaign_id, occurrence)
         if stored is not None and stored.status == "cancelled":
             self.campaigns.stop_occurrence(
                 campaign_id, occurrence, "campaign cancelled", now, status="cancelled"
             )
         self.campaigns.complete_occurrence(campaign_id, occurrence, now)
         occ = self.campaigns.get_occurrence(campaign_id, occurrence) or {}
-        if stored is not None and one_off(stored.campaign):
+        if stored is not None and one_off(stored.campaign) and _ends_its_campaign(stored, before):
             # its one schedule fired; paused, it could never resume into anything
             self.campaigns.set_status(campaign_id, "done", now, expected={"scheduled", "paused"})
         counts = {k: int(occ.get(k, 0)) for k in ("audience", *OUTCOMES)}
@@ -800,12 +810,19 @@ class OccurrenceEnd:
         execution = occ.get("execution")
         if execution:
             found = executions.state(str(execution))
+            if found is not None and found.status == "SUCCEEDED":
+                raise CloseRefused(
+                    f"its execution {execution} succeeded, so Complete ran: the occurrence "
+                    "should not be running (look at the execution's history)"
+                )
             if found is not None and found.status not in ENDED_EXECUTION:
                 raise CloseRefused(
                     f"its execution {execution} is {found.status}: only an execution that "
                     "failed, timed out or was aborted leaves an occurrence to close (stop it "
                     "first: aws stepfunctions stop-execution --execution-arn ...)"
                 )
+            if found is not None and found.stopped_at is None:
+                raise CloseRefused(f"its execution {execution} has no stop date yet")
             if found is not None and found.stopped_at and now < found.stopped_at + CLOSE_AFTER:
                 raise CloseRefused(
                     f"its execution ended at {iso(found.stopped_at)}; batches in flight may "
@@ -830,4 +847,8 @@ class OccurrenceEnd:
         logger.warning(
             "campaign occurrence closed by hand", campaign=campaign_id, occurrence=occurrence
         )
-        return {"execution": execution, **self.finish(campaign_id, occurrence, now)}
+        return {
+            "execution": execution,
+            "was": status,
+            **self.finish(campaign_id, occurrence, now),
+        }

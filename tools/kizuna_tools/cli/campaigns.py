@@ -436,7 +436,12 @@ def close(
         ),
     ],
     reason: Annotated[
-        str, typer.Option("--reason", help="why (kept as its stop reason)", callback=_reason_arg)
+        str,
+        typer.Option(
+            "--reason",
+            help="why (kept as its stop reason; one the circuit breaker stopped keeps its own)",
+            callback=_reason_arg,
+        ),
     ],
     unnoted: Annotated[
         bool,
@@ -475,7 +480,7 @@ def close(
     except CloseRefused as exc:
         raise typer.BadParameter(str(exc), param_hint="OCCURRENCE") from exc
     counts = ", ".join(f"{k} {closed.get(k, 0)}" for k in ("audience", "sent", "suppressed"))
-    out.print(f"{campaign_id} {occurrence}: running -> {closed['status']} ({counts})")
+    out.print(f"{campaign_id} {occurrence}: {closed['was']} -> {closed['status']} ({counts})")
     out.print(f"manifest objects deleted: {closed['manifest_objects_deleted']}")
 
 
