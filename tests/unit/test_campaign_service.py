@@ -472,6 +472,26 @@ def test_an_ended_execution_without_a_stop_date_is_not_taken_as_long_ended() -> 
         )
 
 
+def test_a_complete_retried_after_its_write_took_effect_still_ends_the_one_off() -> None:
+    # given: Complete marks the occurrence ended, then its invocation fails (a 5xx, a timeout)
+    w = World(n=5)
+    w.send_all(w.start())
+    write = w.campaigns.complete_occurrence
+
+    def then_fail(campaign_id: str, occurrence: str, now: datetime) -> bool:
+        write(campaign_id, occurrence, now)
+        raise RuntimeError("the invocation failed after the write")
+
+    w.campaigns.complete_occurrence = then_fail  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        w.call(action="complete")
+    w.campaigns.complete_occurrence = write  # type: ignore[method-assign]
+    # when: the state machine retries Complete
+    w.call(action="complete")
+    # then: the one-off campaign is done all the same
+    assert w.campaigns.get_definition("sale").status == "done"  # type: ignore[union-attr]
+
+
 def test_closing_keeps_a_cancelled_or_paused_campaigns_meaning() -> None:
     # a cancelled campaign's occurrence ends cancelled, as Complete would have ended it
     w = World(n=5)

@@ -747,11 +747,12 @@ class OccurrenceEnd:
             self.campaigns.stop_occurrence(
                 campaign_id, occurrence, "campaign cancelled", now, status="cancelled"
             )
+        if stored is not None and one_off(stored.campaign) and _ends_its_campaign(stored, before):
+            # its one schedule fired; paused, it could never resume into anything. Before the
+            # occurrence is marked ended: a retry after that write would no longer do it.
+            self.campaigns.set_status(campaign_id, "done", now, expected={"scheduled", "paused"})
         self.campaigns.complete_occurrence(campaign_id, occurrence, now)
         occ = self.campaigns.get_occurrence(campaign_id, occurrence) or {}
-        if stored is not None and one_off(stored.campaign) and _ends_its_campaign(stored, before):
-            # its one schedule fired; paused, it could never resume into anything
-            self.campaigns.set_status(campaign_id, "done", now, expected={"scheduled", "paused"})
         counts = {k: int(occ.get(k, 0)) for k in ("audience", *OUTCOMES)}
         status = str(occ.get("status", "done"))
         event = CampaignEvent(
