@@ -566,6 +566,8 @@ class Api(Construct):
         )
         campaigns.scheduler_role.grant_pass_role(function.grant_principal)
         campaigns.state_machine.grant_start_execution(function)
+        # ... and read how an occurrence's execution ended (one that ended unfinished is shown)
+        campaigns.state_machine.grant_execution(function, "states:DescribeExecution")
         # Cards: the signing secret (card tokens); a card's seen / clicked stamps (its row
         # and its ledger entry, conditional UpdateItem).
         delivery.signing_secret.grant_read(function)

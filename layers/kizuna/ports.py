@@ -301,8 +301,12 @@ class ExecutionStatuses(Protocol):
 
     def state(self, execution_arn: str) -> ExecutionState | None:
         """None when there is no such execution (its history is kept 90 days after it
-        ended)."""
+        ended). :class:`ExecutionsUnavailable` when Step Functions does not answer."""
         ...
+
+
+class ExecutionsUnavailable(Exception):
+    """Step Functions did not say what an execution is (throttled, refused, unreachable)."""
 
 
 class ReportObjects(Protocol):

@@ -455,6 +455,15 @@ def test_function_schedules_campaigns_in_their_group_as_their_role(
         assert resources_for(statements, f"scheduler:{action}") == [schedules], action
     assert resources_for(statements, "iam:PassRole") == [arn(ids.scheduler_role)]
     assert resources_for(statements, "states:StartExecution") == [{"Ref": ids.machine}]
+    # the console shows an occurrence whose execution ended unfinished: that machine's
+    # executions are read (DescribeExecution), and nothing else of Step Functions is allowed
+    [executions] = resources_for(statements, "states:DescribeExecution")
+    text = json.dumps(executions)
+    assert ":execution:" in text and text.endswith(':*"]]}') and ids.machine in text, text
+    assert {a for a in actions_of(statements) if a.startswith("states:")} == {
+        "states:StartExecution",
+        "states:DescribeExecution",
+    }
 
 
 def test_function_invokes_send_and_puts_events_on_the_bus_only(

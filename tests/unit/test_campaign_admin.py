@@ -15,7 +15,8 @@ from kizuna.api.console.pages_campaigns import definition_from_form
 from kizuna.campaigns.loader import CampaignError, parse_campaign
 from kizuna.campaigns.model import Campaign, CampaignStatus
 from kizuna.domain.customer import Customer, OrderFact
-from kizuna.ports import DefinitionConflict
+from kizuna.domain.timestamps import iso
+from kizuna.ports import DefinitionConflict, ExecutionState, ExecutionsUnavailable
 from kizuna.programs.bundle import REPO_ROOT
 from kizuna.runtime.config import KizunaConfig
 from kizuna.segments import load_segments
@@ -295,3 +296,76 @@ def test_a_campaign_may_carry_a_line_json_checked_against_lines_rules() -> None:
     with pytest.raises(CampaignError) as err:
         r.validate(line_sale, bad, NOW)
     assert "13 bubbles, LINE takes 1 to 12" in str(err.value)
+
+
+class Executions:
+    """Step Functions' answer per execution ARN (an exception: it does not answer)."""
+
+    def __init__(self, answers: dict[str, ExecutionState | Exception]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def state(self, execution_arn: str) -> ExecutionState | None:
+        self.asked.append(execution_arn)
+        answer = self.answers.get(execution_arn)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_results_show_an_unfinished_occurrence_whose_execution_ended() -> None:
+    # given occurrences of one campaign: one whose execution failed (left running: no later
+    # execution runs it), one stopped by the breaker whose execution timed out, one still
+    # running, one done, one closed by hand, one whose execution's history is gone, one
+    # from before executions were noted, and one whose execution Step Functions did not say
+    a, campaigns, _ = admin()
+    saved(a)
+    ended = NOW + timedelta(hours=2)
+
+    def occurrence(name: str, status: str, execution: str | None = None, **more: Any) -> None:
+        assert campaigns.start_occurrence("winter-sale", name, NOW, NOW, execution, 1)
+        campaigns.occurrences[("winter-sale", name)].update(status=status, **more)
+
+    occurrence("20261201T0100Z", "running", "arn:failed")
+    occurrence("20261202T0100Z", "stopped", "arn:timed-out", stop_reason="failure rate")
+    occurrence("20261203T0100Z", "running", "arn:running")
+    occurrence("20261204T0100Z", "done", "arn:failed-2", completed_at=iso(ended))
+    occurrence("20261205T0100Z", "stopped", "arn:aborted", completed_at=iso(ended))
+    occurrence("20261206T0100Z", "running", "arn:gone")
+    occurrence("20261207T0100Z", "running")
+    occurrence("20261208T0100Z", "running", "arn:throttled")
+    executions = Executions(
+        {
+            "arn:failed": ExecutionState("FAILED", ended),
+            "arn:timed-out": ExecutionState("TIMED_OUT", ended),
+            "arn:running": ExecutionState("RUNNING"),
+            "arn:failed-2": ExecutionState("FAILED", ended),
+            "arn:aborted": ExecutionState("ABORTED", ended),
+            "arn:throttled": ExecutionsUnavailable("ThrottlingException"),
+        }
+    )
+    a.executions = executions
+    stored = a.get("winter-sale")
+
+    # when its results are read
+    results = {r.occurrence: r for r in a.results(stored)}
+
+    # then the two whose executions ended unfinished say how and when; the others nothing
+    shown = {
+        name: (r.execution_status, r.execution_ended_at)
+        for name, r in results.items()
+        if r.execution_status
+    }
+    assert shown == {
+        "20261201T0100Z": ("FAILED", iso(ended)),
+        "20261202T0100Z": ("TIMED_OUT", iso(ended)),
+    }
+    assert results["20261202T0100Z"].stop_reason == "failure rate"
+    # only unfinished occurrences with an execution noted are asked about
+    assert sorted(executions.asked) == [
+        "arn:failed",
+        "arn:gone",
+        "arn:running",
+        "arn:throttled",
+        "arn:timed-out",
+    ]

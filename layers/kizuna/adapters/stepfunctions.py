@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kizuna.ports import ExecutionState
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kizuna.ports import ExecutionState, ExecutionsUnavailable
 from kizuna.runtime.clock import Clock, SystemClock
 
 # Scheduler's universal target for StartExecution (the request's parameters are the Input).
@@ -161,6 +163,10 @@ class Executions:
             described = self._client.describe_execution(executionArn=execution_arn)
         except self._client.exceptions.ExecutionDoesNotExist:
             return None
+        except (ClientError, BotoCoreError) as exc:
+            raise ExecutionsUnavailable(
+                f"DescribeExecution failed: {type(exc).__name__}: {exc}"
+            ) from exc
         stopped = described.get("stopDate")
         return ExecutionState(
             str(described["status"]), stopped.astimezone(UTC) if stopped else None

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.adapters.scheduler import CampaignSchedules
     from kizuna.api.auth import TokenVerifier
-    from kizuna.ports import ReportObjects, ShopEvents
+    from kizuna.ports import ExecutionStatuses, ReportObjects, ShopEvents
     from kizuna.runtime.config import KizunaConfig
     from kizuna.services.cards import CardService
     from kizuna.services.contracts import TransactionalRequest, TransactionalResponse
@@ -54,6 +54,8 @@ class ApiDeps:
     reports: ReportObjects | None = None
     campaigns: CampaignStore | None = None  # the campaigns table
     campaign_schedules: CampaignSchedules | None = None  # their Scheduler schedules
+    # the campaign state machine's executions: an occurrence whose execution ended unfinished
+    campaign_executions: ExecutionStatuses | None = None
     # secure cookies (HTTPS); the local server on 127.0.0.1 runs over HTTP
     secure_cookies: bool = True
     # the shop's events onto the bus (POST /machine/events); None: not configured (503)

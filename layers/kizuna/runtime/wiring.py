@@ -621,6 +621,7 @@ def api_app() -> APIGatewayHttpResolver:
     from kizuna.adapters.s3 import S3Objects
     from kizuna.adapters.scheduler import CampaignSchedules
     from kizuna.adapters.send_function import SendFunction
+    from kizuna.adapters.stepfunctions import Executions
     from kizuna.api.app import build_app
     from kizuna.api.auth import TokenVerifier
     from kizuna.api.deps import ApiDeps
@@ -660,6 +661,7 @@ def api_app() -> APIGatewayHttpResolver:
             s.CAMPAIGN_SCHEDULER_ROLE_ARN,
             s.CAMPAIGN_SCHEDULE_DLQ_ARN or None,
         ),
+        campaign_executions=Executions(boto3.client("stepfunctions")),
         secure_cookies=s.SECURE_COOKIES,
         reports=S3Objects(boto3.client("s3"), s.ANALYTICS_BUCKET) if s.ANALYTICS_BUCKET else None,
         events=ShopEventBus(boto3.client("events"), s.EVENT_BUS_NAME, SHOP_API_SOURCE),

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from kizuna.campaigns.assign import HOLDOUT, assign
-from kizuna.campaigns.engine import Member, converted, in_audience, plan_recipient, topic_of
+from kizuna.campaigns.engine import (
+    STOPPED,
+    Member,
+    converted,
+    in_audience,
+    plan_recipient,
+    topic_of,
+)
 from kizuna.campaigns.loader import (
     CampaignError,
     CampaignIssue,
@@ -55,11 +62,12 @@ from kizuna.delivery.templates import (
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events.custom import vocabulary
-from kizuna.ports import StoredCampaign
+from kizuna.ports import ExecutionStatuses, ExecutionsUnavailable, StoredCampaign
 from kizuna.programs.issues import read_yaml
 from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.observability import logger
 from kizuna.segments import SegmentDefinition, members
-from kizuna.services.campaign import OUTCOMES, campaign_context
+from kizuna.services.campaign import ENDED_EXECUTION, OUTCOMES, campaign_context
 
 # A campaign's own template file: ``<template>/<locale>/<part>.j2`` (or ``line.json``: LINE
 # message objects, kizuna.delivery.line_messages).
@@ -422,6 +430,11 @@ class OccurrenceResult:
     looks: list[str] = field(default_factory=list)  # a sequential winner test's looks
     decision: str | None = None  # ... and its decision so far (None: no look yet)
     next_look_at: str | None = None  # an undecided test's next look
+    # An unfinished occurrence whose execution ended without finishing it (FAILED,
+    # TIMED_OUT, ABORTED), and when: nothing more is sent until an operator redrives the
+    # execution or closes the occurrence (``kizuna campaigns close``).
+    execution_status: str | None = None
+    execution_ended_at: str | None = None
 
 
 def _variant_of(row: Mapping[str, Any]) -> str:
@@ -490,6 +503,8 @@ class CampaignAdmin:
     store: DefinitionStore
     customers: Customers
     schedules: Schedules | None = None
+    # the campaign state machine's executions (DescribeExecution); None: not asked
+    executions: ExecutionStatuses | None = None
 
     @property
     def cfg(self) -> KizunaConfig:
@@ -670,12 +685,38 @@ class CampaignAdmin:
     # what it did ---------------------------------------------------------------------------
     def results(self, stored: StoredCampaign) -> list[OccurrenceResult]:
         campaign = stored.campaign
-        return results_of(
+        occurrences = [{**o} for o in self.store.list_occurrences(campaign.id)]
+        results = results_of(
             campaign,
-            ({**o} for o in self.store.list_occurrences(campaign.id)),
+            occurrences,
             self.customers.program_ledger(campaign.id),
             self.customers.get_customers,
         )
+        by_name = {str(o["occurrence"]): o for o in occurrences}
+        for result in results:
+            occ = by_name.get(result.occurrence)
+            ended = self._execution_ended(occ) if occ is not None else None
+            if ended is not None:
+                result.execution_status, result.execution_ended_at = ended
+        return results
+
+    def _execution_ended(self, occ: Mapping[str, Any]) -> tuple[str, str | None] | None:
+        """For an occurrence not finished yet whose execution ended without finishing it
+        (no later execution runs an occurrence): that execution's status and end. Asked
+        only of an unfinished occurrence with its execution noted: a page reads one or two.
+        Step Functions not answering leaves the occurrence as it is shown without it."""
+        execution = occ.get("execution")
+        unfinished = not occ.get("completed_at") and occ.get("status") in ("running", *STOPPED)
+        if self.executions is None or not execution or not unfinished:
+            return None
+        try:
+            found = self.executions.state(str(execution))
+        except ExecutionsUnavailable as exc:
+            logger.warning("execution status unknown", reason=str(exc))
+            return None
+        if found is None or found.status not in ENDED_EXECUTION:
+            return None  # running, a redrive pending, or its history gone (90 days)
+        return found.status, iso(found.stopped_at) if found.stopped_at else None
 
 
 # --- segments ------------------------------------------------------------------------------------

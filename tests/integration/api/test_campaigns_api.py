@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from kizuna.adapters.dynamodb import customer_to_item, ledger_item
+from kizuna.adapters.stepfunctions import Executions
 from kizuna.campaigns.engine import SEND_STEP, execution_of
 from kizuna.domain.ingest import apply_events
 from kizuna.domain.timestamps import iso
@@ -370,3 +371,61 @@ def test_a_sequential_tests_looks_and_decision_in_the_api_and_the_console(capi: 
     assert occ["decision"] == "decision: b after 2 looks" and occ["next_look_at"] is None
     for line in (*occ["looks"], occ["decision"]):
         assert line.replace(">", "&gt;") in page
+
+
+def test_an_occurrence_whose_execution_ended_unfinished_is_shown_in_the_api_and_the_console(
+    capi: Api,
+) -> None:
+    # given an occurrence left running by an execution that was stopped (ABORTED) before
+    # Complete, and one whose execution still runs
+    assert create(capi).status == 200
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name="campaign",
+        definition='{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}',
+        roleArn="arn:aws:iam::123456789012:role/campaign",
+    )["stateMachineArn"]
+    stopped = sfn.start_execution(stateMachineArn=machine, name="stopped")["executionArn"]
+    running = sfn.start_execution(stateMachineArn=machine, name="running")["executionArn"]
+    sfn.stop_execution(executionArn=stopped, cause="by hand")
+    ended = sfn.describe_execution(executionArn=stopped)["stopDate"]
+    table = boto3.resource("dynamodb", region_name=REGION).Table("campaigns")
+    for occurrence, execution in (("20261201T0100Z", stopped), ("20261202T0100Z", running)):
+        table.put_item(
+            Item={
+                "campaign_id": "winter-sale",
+                "sk": f"OCC#{occurrence}",
+                "occurrence": occurrence,
+                "status": "running",
+                "execution": execution,
+                "audience": 120,
+                "sent": 40,
+            }
+        )
+    capi.deps.campaign_executions = Executions(sfn)
+
+    # when the campaign is read through the API and the console, in both languages
+    occurrences = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()["occurrences"]
+    cookies = capi.session("viewer")
+    pages = {
+        lang: capi.call(
+            "GET", "/console/campaigns/winter-sale", cookies=cookies, query={"lang": lang}
+        ).body
+        for lang in ("en", "ja")
+    }
+
+    # then the stopped one says how and when its execution ended, and what to do; the running
+    # one says nothing
+    by_name = {o["occurrence"]: o for o in occurrences}
+    at = iso(ended)
+    assert (
+        by_name["20261201T0100Z"]["execution_status"],
+        by_name["20261201T0100Z"]["execution_ended_at"],
+    ) == ("ABORTED", at)
+    assert by_name["20261202T0100Z"]["execution_status"] is None
+    shown = f"{at[:10]} {at[11:16]} UTC"
+    assert 'id="execution-ended-20261201T0100Z"' in pages["en"]
+    assert f"ended ABORTED at {shown}" in pages["en"]
+    assert "kizuna campaigns close" in pages["en"]
+    assert f"{shown} に ABORTED で終わり" in pages["ja"]
+    assert "execution-ended-20261202T0100Z" not in pages["en"] + pages["ja"]

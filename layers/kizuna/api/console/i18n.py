@@ -244,6 +244,11 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         ),
         "campaigns.winner": "勝者: {winner}（{reason}）",
         "campaigns.stopped": "停止理由: {reason}",
+        "campaigns.execution_ended": (
+            "この配信回を送る実行は {at} に {status} で終わり、配信回は完了していません。"
+            "運用担当者が実行を再開する（実行の終了から14日以内、配信回の開始から22日以内の"
+            " redrive）か、配信回を閉じる（kizuna campaigns close）まで、これ以上は送られません。"
+        ),
         "campaigns.no_schedule": "スケジュールはまだありません。",
         "status.draft": "下書き",
         "status.scheduled": "予約済み",
@@ -543,6 +548,12 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         ),
         "campaigns.winner": "Winner: {winner} ({reason})",
         "campaigns.stopped": "Stopped: {reason}",
+        "campaigns.execution_ended": (
+            "The execution sending this occurrence ended {status} at {at} without finishing "
+            "it: nothing more is sent until an operator redrives the execution (within 14 "
+            "days of its end and 22 days of the occurrence's start) or closes the occurrence "
+            "(kizuna campaigns close)."
+        ),
         "campaigns.no_schedule": "No schedule yet.",
         "status.draft": "Draft",
         "status.scheduled": "Scheduled",

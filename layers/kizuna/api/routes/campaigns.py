@@ -51,7 +51,9 @@ def admin_of(d: ApiDeps) -> CampaignAdmin:
         frozenset(p.stem for p in d.programs_dir.glob("*.y*ml")) if d.programs_dir else frozenset()
     )
     rules = CampaignRules(d.config, d.templates_dir or DEFAULT_ROOT, segments_of(d), program_ids)
-    return CampaignAdmin(rules, d.campaigns, d.store, d.campaign_schedules)
+    return CampaignAdmin(
+        rules, d.campaigns, d.store, d.campaign_schedules, executions=d.campaign_executions
+    )
 
 
 def audit(d: ApiDeps, who: Principal, action: str, target: str, **detail: Any) -> None:
@@ -204,6 +206,13 @@ class OccurrenceOut(BaseModel):
     )
     decision: str | None = Field(default=None, description="the test's decision so far")
     next_look_at: str | None = Field(default=None, description="an undecided test's next look")
+    execution_status: str | None = Field(
+        default=None,
+        description="an unfinished occurrence whose execution ended without finishing it: "
+        "FAILED, TIMED_OUT or ABORTED (nothing more is sent until the execution is redriven "
+        "or the occurrence closed)",
+    )
+    execution_ended_at: str | None = Field(default=None, description="... and when it ended")
 
 
 class CampaignDetail(BaseModel):
