@@ -3,7 +3,11 @@ the test files run in."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from kizuna_tools.local.patches import patch_dynamodb_key_filters
 
 pytest_plugins = ["kizuna_tools.local.testing"]
 
@@ -27,3 +31,12 @@ LONGEST_FIRST = (  # measured with --durations (setup + calls), 2 cores
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_refuses_key_filters() -> Iterator[None]:
+    """Every test on moto (not only the local runtime's) gets DynamoDB's refusal of a Query
+    whose FilterExpression names a key attribute: moto runs such a filter, AWS does not."""
+    undo = patch_dynamodb_key_filters(None)
+    yield
+    undo()

@@ -56,7 +56,6 @@ from kizuna.domain.timestamps import epoch_seconds, iso, parse_time
 from kizuna.ports import Claim, VersionConflict, Watermark
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import (
-    CHILD_SK,
     COHORT_PK,
     MEMBER_SK,
     Child,
@@ -743,17 +742,18 @@ class DynamoStore:
     ) -> tuple[list[Member], list[Child]]:
         """A group's members and the child groups its step (or steps: a fused pair's) made
         already (a retried step's), in one strongly consistent query of the cohort's
-        partition."""
+        partition. The filter names no key attribute (DynamoDB refuses ``sk`` there): a
+        member item has ``customer`` and its ``group``; a child header (``G#<parent>#<origin
+        step>#<key>``) has ``parent`` and ``origin``."""
         from boto3.dynamodb.conditions import Attr, Key
 
         steps = [step] if isinstance(step, str) else list(step)
-        condition = Attr("sk").begins_with(MEMBER_SK) & Attr("group").eq(group)
-        for one in steps:
-            condition = condition | Attr("sk").begins_with(f"{CHILD_SK}{group}#{one}#")
+        member = Attr("customer").exists() & Attr("group").eq(group)
+        child = Attr("parent").eq(group) & Attr("origin").is_in(steps)
         items = _items(
             self._activity.query,
             KeyConditionExpression=Key("pk").eq(f"{COHORT_PK}{cohort}"),
-            FilterExpression=condition,
+            FilterExpression=member | child,
             ConsistentRead=True,
         )
         members: list[Member] = []

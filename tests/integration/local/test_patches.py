@@ -818,7 +818,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoResult
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
     from moto.events.models import EventsBackend, Rule
     from moto.sqs.models import Message, SQSBackend
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -856,6 +856,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (Item, "size"),
         (Item, "__deepcopy__"),
         (Table, "scan"),
+        (DynamoHandler, "query"),
         (responses, "method_names_from_class"),
         (json_path, "parse"),
     ]
@@ -868,7 +869,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 20
+    assert len(patches.PATCHES) == 21
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
@@ -1008,3 +1009,72 @@ def test_an_asynchronous_invoke_is_queued_and_never_reports_the_functions_error(
     # and the queued invoke runs with the async retries: the second attempt succeeds
     cloud.drain()
     assert cloud.invocations["Flaky"] == 2
+
+
+def test_patch_dynamodb_key_filters() -> None:
+    """A Query filtering on a key attribute of what it queries (the table's or the index's,
+    by name or #placeholder) is refused as AWS refuses it (moto alone runs it); a filter on
+    other attributes is not, nor a Scan's on keys. (Applied again over the session's.)"""
+    from moto import mock_aws
+
+    from kizuna_tools.local.patches import patch_dynamodb_key_filters, top_level_names
+
+    assert top_level_names(
+        "begins_with(#s, :p) AND (a.sk = :v OR size(#g) > :n) AND NOT b IN (:x, :y)",
+        {"#s": "sk", "#g": "group"},
+    ) == {"sk", "a", "group", "b"}
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        index = {
+            "IndexName": "by-kind",
+            "KeySchema": key_schema("kind", "at"),
+            "Projection": {"ProjectionType": "ALL"},
+        }
+        create_table(
+            client, "t", "pk", "sk", indexed=("kind", "at"), GlobalSecondaryIndexes=[index]
+        )
+        client.put_item(
+            TableName="t",
+            Item={"pk": {"S": "a"}, "sk": {"S": "M#1"}, "kind": {"S": "k"}, "at": {"S": "1"}},
+        )
+        partition = {
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": "a"}, ":m": {"S": "M#"}},
+        }
+
+        def query(**params: Any) -> int:
+            return int(client.query(TableName="t", **params)["Count"])
+
+        undo = patch_dynamodb_key_filters(None)
+        try:
+            for params in (
+                {"FilterExpression": "begins_with(sk, :m)", **partition},
+                {
+                    "FilterExpression": "begins_with(#k, :m)",
+                    "ExpressionAttributeNames": {"#k": "sk"},
+                    **partition,
+                },
+                {
+                    "IndexName": "by-kind",
+                    "KeyConditionExpression": "kind = :k",
+                    "FilterExpression": "#at = :m",
+                    "ExpressionAttributeNames": {"#at": "at"},
+                    "ExpressionAttributeValues": {":k": {"S": "k"}, ":m": {"S": "M#"}},
+                },
+            ):
+                with pytest.raises(client.exceptions.ClientError) as refused:
+                    query(**params)
+                assert "non-primary key attributes" in str(refused.value)
+            # not a key: allowed; a Scan may filter on keys
+            assert query(FilterExpression="kind = :m", **partition) == 0
+            assert (
+                client.scan(
+                    TableName="t",
+                    FilterExpression="begins_with(sk, :m)",
+                    ExpressionAttributeValues={":m": {"S": "M#"}},
+                )["Count"]
+                == 1
+            )
+        finally:
+            undo()

@@ -484,6 +484,61 @@ def patch_dynamodb_item_sizes(host: PatchHost) -> Undo:
     return undo
 
 
+# A DynamoDB expression's names: a #placeholder or a bare name, and what follows it.
+_EXPRESSION_TOKEN = re.compile(r"(?P<name>#[A-Za-z0-9_]+|[A-Za-z_][A-Za-z0-9_]*)|(?P<other>\S)")
+_EXPRESSION_WORDS = frozenset({"and", "or", "not", "between", "in"})
+
+
+def top_level_names(expression: str, placeholders: dict[str, str]) -> set[str]:
+    """The top-level attributes a condition or filter expression names (``#n`` resolved
+    through ``placeholders``; a function name, a keyword, ``:value`` and a nested path's
+    later elements are not attributes of the item)."""
+    tokens = [(m.group("name"), m.group("other")) for m in _EXPRESSION_TOKEN.finditer(expression)]
+    names: set[str] = set()
+    for index, (name, _) in enumerate(tokens):
+        if name is None:
+            continue
+        before = tokens[index - 1][1] if index else None
+        after = tokens[index + 1][1] if index + 1 < len(tokens) else None
+        if before in (".", ":") or after == "(" or name.lower() in _EXPRESSION_WORDS:
+            continue
+        names.add(placeholders.get(name, name) if name.startswith("#") else name)
+    return names
+
+
+def patch_dynamodb_key_filters(host: PatchHost | None) -> Undo:
+    """A Query whose FilterExpression names a key attribute is refused, as AWS refuses it.
+
+    DynamoDB: "A filter expression cannot contain partition key or sort key attributes";
+    Query answers ``ValidationException`` ("Filter Expression can only contain non-primary
+    key attributes"). moto 5.2.5 runs such a filter. The keys are those of the queried table
+    or index. Applied to every test on moto too (``tests/conftest.py``), not only to the
+    local runtime; ``host`` is not used.
+    """
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.__dict__["query"]
+
+    def query(self: Any) -> Any:
+        body = self.body
+        expression = body.get("FilterExpression")
+        if expression:
+            schema = self.dynamodb_backend.get_schema(
+                table_name=body["TableName"], index_name=body.get("IndexName")
+            )
+            keys = {k["AttributeName"] for k in schema}
+            named = top_level_names(expression, body.get("ExpressionAttributeNames", {}))
+            for key in sorted(named & keys):
+                raise MockValidationException(
+                    "Filter Expression can only contain non-primary key attributes: "
+                    f"Primary key attribute: {key}"
+                )
+        return original(self)
+
+    return _swap(DynamoHandler, "query", query)
+
+
 def patch_moto_parse_caches(host: PatchHost) -> Undo:
     """Two things moto works out again on every call are worked out once.
 
@@ -1110,6 +1165,7 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_moto_parse_caches,
     patch_dynamodb_query_candidates,
     patch_dynamodb_transactions,
+    patch_dynamodb_key_filters,
     patch_sqs_message_clock,
     patch_sqs_retention_check,
     patch_event_targets,
