@@ -21,6 +21,7 @@ from kizuna.programs.cohorts import (
     first_due,
     run_name,
 )
+from kizuna.programs.compiler import fused_with
 from kizuna.programs.evaluate import Evaluator, IncomingEvent
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_program, load_programs
@@ -749,3 +750,107 @@ def test_an_entry_segment_with_no_wait_after_it_goes_on_at_once_in_a_child(
     moved = {m.customer_id for c in children for m in store.cohort_members(cohort, c["group"])}
     assert moved == set(ids)
     assert sorted(r.customer_id for call in sender.calls for r in call) == sorted(ids)
+
+
+SEND_BRANCH_EVENING = """\
+id: thanks-then-evening
+name: Thanks, then an evening note for Silver
+start: at_once
+trigger: {event: customer.rank_changed}
+steps:
+  - {id: hello, type: send, channels: [email], template: hello}
+  - id: gold
+    type: branch
+    condition: {rank: [Silver]}
+    then: evening
+    else: done
+  - {id: evening, type: wait, until_local_time: "19:00"}
+  - {id: note, type: send, channels: [email], template: hello, next: done}
+  - {id: done, type: exit}
+"""
+
+
+def test_an_entry_segment_whose_pair_is_followed_by_a_local_time_wait_goes_on_at_that_wait(
+    tmp_path: Path,
+) -> None:
+    # a send fused with a branch, then a wait until a local time: the task answers no
+    # instant (the wait is not fused into it), so the group goes on at once at the wait,
+    # whose own task puts each member at their evening (it raised KeyError 'at' before:
+    # every attempt, after the first message, with nothing recorded for the branch)
+    (tmp_path / "thanks-then-evening.yaml").write_text(SEND_BRANCH_EVENING)
+    program = load_program(tmp_path / "thanks-then-evening.yaml")
+    ids = treated(program, "e", 4)
+    store, starter, sender, payloads = segment_world(
+        program, {cid: tokyo(cid, rank="Silver") for cid in ids}
+    )
+    for payload in payloads:
+        run_segment(program, store, starter, sender, payload, NIGHT)
+    assert sorted(r.customer_id for call in sender.calls for r in call) == sorted(ids)
+    cohort = payloads[0]["cohort"]
+    children = [p for _, p in starter.started.values()]
+    assert {(c["step"], c["at"]) for c in children} == {("evening", "2026-01-05T13:20:00Z")}
+    moved = {m.customer_id for c in children for m in store.cohort_members(cohort, c["group"])}
+    assert moved == set(ids)
+    # the wait's task (its child execution's first) then puts them at 19:00 Tokyo the next
+    # day: the instant its Wait reads
+    service = CohortService([program], store, starter, CFG, FixedClock(NIGHT), sender=sender)
+    for child in children:
+        answer = ask(service, cohort, "local_time", "evening", group=child["group"])
+        assert answer["at"].startswith("2026-01-06T10:00:00")
+
+
+BRANCH_THEN_SEND = """\
+id: second-purchase-coupon
+name: Gold reminder, or thanks (the templates of the program of that id)
+trigger: {event: customer.rank_changed}
+steps:
+  - {id: gold, type: branch, condition: {rank: [Gold]}, then: reminder, else: thanks}
+  - {id: reminder, type: send, channels: [email], template: reminder, next: done}
+  - {id: thanks, type: send, channels: [email], template: reminder, next: done}
+  - {id: done, type: exit}
+"""
+
+
+def test_a_retried_branch_and_send_keeps_the_branch_it_decided_and_sends_one_side(
+    tmp_path: Path,
+) -> None:
+    # Given a branch fused with the send on its "then" side, whose first attempt decided
+    # "then", sent, and failed settling the send (a Lambda timeout, a 5xx)
+    (tmp_path / "second-purchase-coupon.yaml").write_text(BRANCH_THEN_SEND)
+    program = load_program(tmp_path / "second-purchase-coupon.yaml")
+    assert fused_with(program, 0) == "reminder"
+    store, starter = MemoryStore(), MemoryStarter()
+    store.customers["c1"] = tokyo("c1", rank="Gold")
+    cohort = cohort_id(program.id, NIGHT)
+    member = Member("c1", f"{program.id}-e1", NIGHT - timedelta(days=1))
+    store.members[cohort] = {member.sk: member}
+    email = Email()
+    sender = factories.send_service(store, {"email": email}, FixedClock(NIGHT), programs=[program])
+    service = CohortService([program], store, starter, CFG, FixedClock(NIGHT), sender=sender)
+    settle = store.settle_step
+
+    def fails_after_the_send(cohort: str, step: str, *args: Any, **kwargs: Any) -> None:
+        if step == "reminder":
+            raise RuntimeError("injected: timed out settling the send")
+        settle(cohort, step, *args, **kwargs)
+
+    store.settle_step = fails_after_the_send  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        ask(service, cohort, "check", "gold", then=[{"action": "send", "step": "reminder"}])
+    store.settle_step = settle  # type: ignore[method-assign]
+    assert [m.step for m in email.sent] == ["reminder"]
+
+    # When the customer is no longer Gold and Step Functions retries the task
+    store.customers["c1"] = tokyo("c1", rank="Silver")
+    ask(service, cohort, "check", "gold", then=[{"action": "send", "step": "reminder"}])
+    for _, payload in list(starter.started.values()):  # any child it started (none)
+        ask(service, cohort, "send", payload["step"], group=payload["group"])
+
+    # Then the decision it recorded stands: one side's message, and the ledger agrees
+    assert [m.step for m in email.sent] == ["reminder"]
+    assert not starter.started
+    (row,) = store.steps.values()
+    assert row["decision"] == "then"
+    assert {sk: m["status"] for (_, sk), m in store.messages.items()} == {
+        f"MSG#{program.id}-e1#reminder": "sent"
+    }

@@ -318,14 +318,36 @@ class MemoryStore:
         return {k: dict(self.messages[m]) for k, m in found.items() if m in self.messages}
 
     def engagement_state(
-        self, keys: Sequence[tuple[str, str]], step: str, program: str | None = None
-    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, JourneyState]]:
+        self,
+        keys: Sequence[tuple[str, str]],
+        step: str,
+        program: str | None = None,
+        decided_at: str | None = None,
+    ) -> tuple[
+        dict[tuple[str, str], dict[str, Any]],
+        dict[str, JourneyState],
+        dict[tuple[str, str], dict[str, Any]],
+    ]:
         self.engagement_reads += 1
         entries = self.ledger_entries_of(keys, step)
+        decided = self.step_decisions(keys, decided_at) if decided_at is not None else {}
         if program is None:
-            return entries, {}
+            return entries, {}, decided
         found = self.get_journeys([(cid, program) for cid, _ in keys])
-        return entries, {cid: state for (cid, _), state in found.items()}
+        return entries, {cid: state for (cid, _), state in found.items()}, decided
+
+    def branch_state(
+        self, keys: Sequence[tuple[str, str]], step: str
+    ) -> tuple[dict[str, Customer], dict[tuple[str, str], dict[str, Any]]]:
+        customers = self.get_customers(list(dict.fromkeys(cid for cid, _ in keys)))
+        return customers, self.step_decisions(keys, step)
+
+    def step_decisions(
+        self, keys: Sequence[tuple[str, str]], step: str
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The STEP rows ``step`` recorded for these (customer, entry) keys."""
+        found = {(cid, ex): (cid, f"STEP#{ex}#{step}") for cid, ex in keys}
+        return {k: dict(self.steps[s]) for k, s in found.items() if s in self.steps}
 
     def program_ledger(self, program: str) -> Iterator[dict[str, Any]]:
         """The rows of the program/time index naming ``program`` (a campaign's id on its

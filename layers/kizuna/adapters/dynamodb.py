@@ -284,10 +284,13 @@ def ledger_item(
     return item
 
 
+def _step_key(customer_id: str, entry: str, step: str) -> dict[str, str]:
+    return {"pk": customer_id, "sk": f"STEP#{entry}#{step}"}
+
+
 def _step_item(customer_id: str, entry: str, step: str, data: dict[str, Any]) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "pk": customer_id,
-        "sk": f"STEP#{entry}#{step}",
+        **_step_key(customer_id, entry, step),
         "kind": "STEP",
         **to_dynamo({k: v for k, v in data.items() if v is not None}),
     }
@@ -1207,12 +1210,22 @@ class DynamoStore:
         return {(str(i["pk"]), str(i["sk"]).split("#")[1]): from_dynamo(i) for i in items}
 
     def engagement_state(
-        self, keys: Sequence[tuple[str, str]], step: str, program: str | None = None
-    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, JourneyState]]:
+        self,
+        keys: Sequence[tuple[str, str]],
+        step: str,
+        program: str | None = None,
+        decided_at: str | None = None,
+    ) -> tuple[
+        dict[tuple[str, str], dict[str, Any]],
+        dict[str, JourneyState],
+        dict[tuple[str, str], dict[str, Any]],
+    ]:
         """What an engagement branch reads (:mod:`kizuna.programs.engagement`), strongly
         consistent, in shared BatchGetItem calls of at most 100 keys: the ledger entries
-        ``MSG#<entry>#<step>`` of these (customer, entry) keys, and with ``program`` the
-        customers' ``JOURNEY#<program>`` items (a conversion), by customer."""
+        ``MSG#<entry>#<step>`` of these (customer, entry) keys, with ``program`` the
+        customers' ``JOURNEY#<program>`` items (a conversion), by customer, and with
+        ``decided_at`` the decisions that branch step recorded already (``STEP#<entry>#<step>``:
+        a retried step's)."""
         pairs = list(dict.fromkeys(keys))
         wanted = [(self._activity.name, _message_key(cid, ex, step)) for cid, ex in pairs]
         if program is not None:
@@ -1220,17 +1233,44 @@ class DynamoStore:
                 (self._activity.name, {"pk": cid, "sk": f"JOURNEY#{program}"})
                 for cid in dict.fromkeys(cid for cid, _ in pairs)
             ]
+        if decided_at is not None:
+            wanted += [(self._activity.name, _step_key(cid, ex, decided_at)) for cid, ex in pairs]
         entries: dict[tuple[str, str], dict[str, Any]] = {}
         journeys: dict[str, JourneyState] = {}
+        decided: dict[tuple[str, str], dict[str, Any]] = {}
         for item in self._read_mixed(wanted).get(self._activity.name, []):
             sk = str(item["sk"])
             if sk.startswith("JOURNEY#"):
                 state = JourneyState.model_validate(item)
                 journeys[state.customer_id] = state
+            elif sk.startswith("STEP#"):
+                decided[(str(item["pk"]), sk.split("#")[1])] = from_dynamo(item)
             else:
                 # MSG#<entry>#<step>: an entry id has no '#' (execution names never do)
                 entries[(str(item["pk"]), sk.split("#")[1])] = from_dynamo(item)
-        return entries, journeys
+        return entries, journeys, decided
+
+    def branch_state(
+        self, keys: Sequence[tuple[str, str]], step: str
+    ) -> tuple[dict[str, Customer], dict[tuple[str, str], dict[str, Any]]]:
+        """What a condition branch reads, strongly consistent, in shared BatchGetItem calls
+        of at most 100 keys over both tables: the customers of these (customer, entry) keys
+        and the decisions ``step`` recorded already for them (a retried step's)."""
+        pairs = list(dict.fromkeys(keys))
+        wanted: list[tuple[str, dict[str, str]]] = [
+            (self._customers_name, {"customer_id": cid})
+            for cid in dict.fromkeys(cid for cid, _ in pairs)
+        ]
+        wanted += [(self._activity.name, _step_key(cid, ex, step)) for cid, ex in pairs]
+        found = self._read_mixed(wanted)
+        customers = {
+            c.customer_id: c for c in map(customer_from_item, found.get(self._customers_name, []))
+        }
+        decided = {
+            (str(i["pk"]), str(i["sk"]).split("#")[1]): from_dynamo(i)
+            for i in found.get(self._activity.name, [])
+        }
+        return customers, decided
 
     def stamp_message(
         self,

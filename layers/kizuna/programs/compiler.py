@@ -229,6 +229,10 @@ def entry_segment(program: Program) -> EntrySegment | None:
     if target is None or isinstance(program.step(target), ExitStep):
         return EntrySegment(first.id, action, then, None, None)
     target_step = program.step(target)
+    if isinstance(target_step, WaitStep) and target_step.until_local_time is not None:
+        # not fused (the task is a pair already): no instant answered; the group goes on at
+        # once at the wait, whose own task puts each member at their local time
+        return EntrySegment(first.id, action, then, None, target)
     if isinstance(target_step, WaitStep):
         after = next_of(program, index[target])
         return EntrySegment(first.id, action, then, target_step, _onward(program, after))

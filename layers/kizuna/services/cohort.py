@@ -90,8 +90,20 @@ class CohortStore(Protocol):
     ) -> set[tuple[str, str]]: ...
 
     def engagement_state(
-        self, keys: Sequence[tuple[str, str]], step: str, program: str | None = None
-    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, JourneyState]]: ...
+        self,
+        keys: Sequence[tuple[str, str]],
+        step: str,
+        program: str | None = None,
+        decided_at: str | None = None,
+    ) -> tuple[
+        dict[tuple[str, str], dict[str, Any]],
+        dict[str, JourneyState],
+        dict[tuple[str, str], dict[str, Any]],
+    ]: ...
+
+    def branch_state(
+        self, keys: Sequence[tuple[str, str]], step: str
+    ) -> tuple[dict[str, Customer], dict[tuple[str, str], dict[str, Any]]]: ...
 
 
 class Starter(Protocol):
@@ -113,6 +125,27 @@ class _Outcome:
     decisions: dict[str, str] = field(default_factory=dict)  # member sk -> decision
     # member sk -> what the decision rests on (the branch conditions that failed)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# What a branch's decision rests on, kept when a retried step follows the decision it recorded.
+_GROUNDS = ("failed", "reason", "engagement")
+
+
+def _stands(
+    out: _Outcome, member: Member, recorded: Mapping[str, Any] | None, other: list[Member]
+) -> bool:
+    """A branch decision this step recorded already for ``member`` (an earlier attempt of a
+    retried task, which may have gone on to send on that side) stands: the member follows
+    it, never the other side on fresh state (both sides' messages). True if it did."""
+    decision = (recorded or {}).get("decision")
+    if decision not in ("then", "else"):
+        return False
+    out.decisions[member.sk] = str(decision)
+    grounds = {k: recorded[k] for k in _GROUNDS if recorded and k in recorded}
+    if grounds:
+        out.details[member.sk] = grounds
+    (out.kept if decision == "then" else other).append(member)
+    return True
 
 
 def _idle(step: object, now: datetime) -> dict[str, Any]:
@@ -390,10 +423,14 @@ class CohortService:
                 f"{req.program}.{step.id}: segments {sorted(map(str, unknown))} are not "
                 "deployed with this function"
             )
-        customers = self.store.get_customers([m.customer_id for m in members])
+        customers, decided = self.store.branch_state(
+            [(m.customer_id, m.entry) for m in members], step.id
+        )
         out = _Outcome()
         other: list[Member] = []
         for m in members:
+            if _stands(out, m, decided.get((m.customer_id, m.entry)), other):
+                continue
             customer = customers.get(m.customer_id)
             view = customer_view(customer, now, self.cfg, self.segments) if customer else None
             if view is not None and matches(step.condition, view):
@@ -422,14 +459,17 @@ class CohortService:
         (and for ``converted`` their journey state), read in one batch, strongly
         consistent, as it is now (:func:`kizuna.programs.engagement.decide`)."""
         converted = engagement.event == EngagementEvent.CONVERTED
-        entries, journeys = self.store.engagement_state(
+        entries, journeys, decided = self.store.engagement_state(
             [(m.customer_id, m.entry) for m in members],
             engagement.step,
             req.program if converted else None,
+            decided_at=step.id,
         )
         out = _Outcome()
         other: list[Member] = []
         for m in members:
+            if _stands(out, m, decided.get((m.customer_id, m.entry)), other):
+                continue
             verdict = decide(
                 engagement,
                 entries.get((m.customer_id, m.entry)),

@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from bench.common import create_kizuna_tables
 from kizuna.adapters.dynamodb import DynamoStore
+from kizuna.domain.customer import Customer
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import GONE, ROOT, Child, Join, Member
 from kizuna_tools.metering import ApiCallCounter
@@ -184,11 +185,34 @@ def test_an_engagement_branch_reads_entries_and_journeys_in_one_batch(store: Dyn
     calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
     # when
     keys = [(f"c{i}", f"rank-up-congratulations-c{i}") for i in range(3)]
-    entries, journeys = store.engagement_state(keys, "coupon", "rank-up-congratulations")
-    # then: one BatchGetItem, each entry by (customer, entry), the journeys by customer
+    store.record_steps("opened", [("c1", keys[1][1], {"decision": "else", "engagement": "x"})])
+    calls.calls.clear()
+    entries, journeys, decided = store.engagement_state(
+        keys, "coupon", "rank-up-congratulations", decided_at="opened"
+    )
+    # then: one BatchGetItem, each entry by (customer, entry), the journeys by customer, and
+    # the decision the branch step recorded already (a retried step's)
     assert dict(calls.calls) == {("dynamodb", "BatchGetItem"): 1}
     assert set(entries) == set(keys[:2])
+    assert {k: v["decision"] for k, v in decided.items()} == {keys[1]: "else"}
     assert entries[keys[0]]["open_at"] == "2026-01-05T04:00:00.000000Z"
     assert set(journeys) == {"c0", "c1"} and journeys["c1"].execution == keys[1][1]
     # without a program (opened, clicked): no journey read
     assert store.engagement_state(keys, "coupon")[1] == {}
+
+
+def test_a_condition_branch_reads_customers_and_its_recorded_decisions_in_one_batch(
+    store: DynamoStore,
+) -> None:
+    # given two customers, one of whom the branch step decided for already
+    for cid in ("c0", "c1"):
+        store.save_customer(Customer(customer_id=cid), 0)
+    keys = [("c0", "e0"), ("c1", "e1"), ("c9", "e9")]
+    store.record_steps("gold", [("c1", "e1", {"decision": "then", "run": "r"})])
+    calls = ApiCallCounter().attach(store._dynamodb.meta.client.meta.events)
+    # when
+    customers, decided = store.branch_state(keys, "gold")
+    # then: one BatchGetItem over both tables
+    assert dict(calls.calls) == {("dynamodb", "BatchGetItem"): 1}
+    assert set(customers) == {"c0", "c1"}
+    assert {k: v["decision"] for k, v in decided.items()} == {("c1", "e1"): "then"}
