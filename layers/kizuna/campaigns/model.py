@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from enum import StrEnum
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kizuna.domain.zones import is_zone, zone_or
 from kizuna.programs.model import (
     Channels,
     CouponSpec,
@@ -123,10 +123,8 @@ class RecurringSchedule(_Strict):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
+        if not is_zone(v):
+            raise ValueError(f"unknown time zone {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -306,9 +304,6 @@ def due_at(
     schedule = campaign.schedule
     if not isinstance(schedule, LocalTimeSchedule):
         return scheduled.astimezone(UTC)
-    try:
-        tz = ZoneInfo(time_zone or default_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo(default_zone)
+    tz = zone_or(time_zone, default_zone)
     local = datetime.combine(schedule.date, schedule.local_time, tzinfo=tz)
     return max(local.astimezone(UTC), scheduled.astimezone(UTC))

@@ -23,12 +23,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
 from kizuna.delivery.content import MAX_DM_LINES, DmContent
 from kizuna.delivery.dm_rows import DmRow
 from kizuna.domain.customer import PostalAddress
+from kizuna.domain.zones import zone_or
 from kizuna.runtime.clock import Clock
 
 ADDRESS_COLUMNS = (
@@ -56,7 +56,7 @@ class DmRows(Protocol):
 
 def print_day(at: datetime, time_zone: str) -> date:
     """The print batch a send at ``at`` joins: its date in the configured time zone."""
-    return at.astimezone(ZoneInfo(time_zone)).date()
+    return at.astimezone(zone_or(time_zone)).date()
 
 
 class DmCollector:

@@ -52,7 +52,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from jinja2 import (
     ChoiceLoader,
@@ -100,6 +100,7 @@ from kizuna.delivery.line_messages import (
     template_problems,
 )
 from kizuna.domain.customer import Customer
+from kizuna.domain.zones import zone_or
 from kizuna.runtime.config import CustomConfig, LoyaltyConfig
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / "templates"
@@ -933,13 +934,7 @@ def _card(texts: Mapping[str, str]) -> CardContent:
 
 # --- context ---------------------------------------------------------------------------------
 def _zone(name: str | None, default: str) -> ZoneInfo:
-    for candidate in (name, default):
-        if candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
+    return zone_or(name, default)
 
 
 def _local(at: datetime | None, zone: ZoneInfo) -> datetime | None:

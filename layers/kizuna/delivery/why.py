@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from kizuna.domain.timestamps import parse_time
+from kizuna.domain.zones import zone_or
 
 Lang = Literal["ja", "en"]
 LANGS: Final[tuple[Lang, ...]] = ("ja", "en")
@@ -333,10 +334,7 @@ def _conditions(failed: Any, lang: Lang) -> str | None:
 
 
 def _zone(name: Any) -> ZoneInfo:
-    try:
-        return ZoneInfo(str(name)) if name else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    return zone_or(name if isinstance(name, str) else None)
 
 
 def _time(value: Any, tz: ZoneInfo) -> str | None:

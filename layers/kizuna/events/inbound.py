@@ -28,6 +28,7 @@ from pydantic import (
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 from kizuna.delivery.tags import MESSAGE_REF_PATTERN
 from kizuna.domain.customer import PostalAddress
+from kizuna.domain.zones import is_zone
 
 # The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
 # (bus events, imports, the CLI): an ASCII letter or digit, then at most 127 ASCII letters,
@@ -153,6 +154,13 @@ class CustomerUpserted(InboundDetail):
     postal_address: PostalAddress | None = Field(
         default=None, description="Where direct mail (the dm channel) reaches the customer"
     )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is not None and not is_zone(v):
+            raise ValueError(f"not an IANA time zone tzdata knows: {v!r} (e.g. Asia/Tokyo)")
+        return v
 
 
 class ConsentStatus(StrEnum):

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from kizuna.domain.customer import Customer
+from kizuna.domain.zones import zone_or
 from kizuna.programs.model import BranchStep, Program
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
@@ -16,10 +17,8 @@ from kizuna.runtime.config import KizunaConfig
 
 
 def zone(name: str | None, default: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or default)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(default)
+    """The customer's zone, else the configured default (:func:`kizuna.domain.zones.zone_or`)."""
+    return zone_or(name, default)
 
 
 def next_local_time(after: datetime, at: time, tz: ZoneInfo) -> datetime:

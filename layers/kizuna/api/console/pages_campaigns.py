@@ -13,7 +13,7 @@ import dataclasses
 import re
 from datetime import date, datetime, time
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from aws_lambda_powertools.event_handler import Response
@@ -34,6 +34,7 @@ from kizuna.api.routes.campaigns import (
 from kizuna.api.routes.segments import segments_of
 from kizuna.campaigns.loader import CampaignError, CampaignIssue
 from kizuna.delivery.templates import PARTS
+from kizuna.domain.zones import is_zone
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
 from kizuna.ports import DefinitionConflict, StoredCampaign
 from kizuna.services.campaign_admin import (
@@ -51,8 +52,8 @@ VARIANTS: Final = ("a", "b", "c")
 LOCALES: Final = ("ja", "en")
 _ID: Final = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 _CUSTOMER: Final = re.compile(CUSTOMER_ID_PATTERN)
-_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME: Final = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_DATE: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits (\d takes "２")
+_TIME: Final = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _WEIGHTS: Final = {1: [100], 2: [50, 50], 3: [34, 33, 33]}
 
 
@@ -161,11 +162,14 @@ def definition_from_form(
         schedule.update({"date": day, "time": at})
     else:
         zone = fields.get("time_zone") or default_zone
-        try:
-            when = datetime.combine(date.fromisoformat(day), time.fromisoformat(at), ZoneInfo(zone))
-            schedule["at"] = when.isoformat()
-        except (ZoneInfoNotFoundError, ValueError):
+        if not is_zone(zone):
             issue("schedule.time_zone", f"unknown time zone {zone!r}")
+        else:
+            try:
+                day_at = datetime.combine(date.fromisoformat(day), time.fromisoformat(at))
+                schedule["at"] = day_at.replace(tzinfo=ZoneInfo(zone)).isoformat()
+            except ValueError:
+                issue("schedule.date", f"no such date and time: {day} {at}")
     segment = fields.get("segment", "")
     definition: dict[str, Any] = {
         "id": fields.get("id", ""),
@@ -187,12 +191,15 @@ def definition_from_form(
     return definition, names, locales, issues
 
 
+_WHOLE: Final = re.compile(r"[0-9]{1,6}")
+
+
 def _int(value: str, field: str, issue: Any) -> int:
-    try:
-        return int(value or "0")
-    except ValueError:
-        issue(field, "a whole number")
+    """A whole number in ASCII digits (``int`` would also take "４５", " 1_4 ")."""
+    if not _WHOLE.fullmatch(value or "0"):
+        issue(field, "a whole number (digits 0-9)")
         return 0
+    return int(value or "0")
 
 
 def _save_new(principal: Principal, body: CampaignWrite) -> tuple[str | None, list[str]]:
