@@ -539,6 +539,12 @@ class Renderer:
     def _source(self, name: str) -> str:
         return self._env.loader.get_source(self._env, name)[0]  # type: ignore[union-attr]
 
+    def _source_or_nothing(self, name: str) -> str:
+        try:
+            return self._source(name)
+        except Exception:  # a failure's reason is being written: nothing quoted is kept
+            return ""
+
     def resolve_locale(self, program: str, template: str, locale: str | None) -> str:
         """The locale folder used for a customer's locale: exact (``en-GB``), then the
         language (``en``), then the default locale."""
@@ -721,7 +727,7 @@ class Renderer:
                 where = f"{err.name or name}:{err.lineno}"
                 raise fail(f"syntax error at {where}: {err.message}", loc) from None
             except Exception as err:  # anything a template can raise: never half-render
-                kind, detail = _failure(err)
+                kind, detail = _failure(err, self._source_or_nothing(name))
                 raise fail(f"{kind} in {part}: {detail}", loc) from None
             if not texts[part].strip() and part not in MAY_BE_EMPTY:
                 raise fail(f"{part} rendered empty", loc)
@@ -755,7 +761,7 @@ class Renderer:
             try:
                 return render_bounded(self._env.from_string(value), context)
             except Exception as err:  # anything a template can raise: never half-render
-                kind, detail = _failure(err)
+                kind, detail = _failure(err, value)
                 raise fail(f"{kind} in webhook.json at {where}: {detail}", loc) from None
 
         rendered = render_strings(document, render_value, "$", renders=_may_have_markup)
@@ -799,7 +805,7 @@ class Renderer:
                     compiled = self._line_strings[key] = self._env.from_string(text)
                 return render_bounded(compiled, context)
             except Exception as err:  # anything a template can raise: never half-render
-                kind, detail = _failure(err)
+                kind, detail = _failure(err, text)
                 raise fail(f"{LINE_JSON} {path}: {kind}: {detail}", loc) from None
 
         rendered = render_strings(messages, render_one)
@@ -809,10 +815,12 @@ class Renderer:
         return LineContent(messages=tuple(rendered))
 
 
-def _failure(err: Exception) -> tuple[str, str]:
+def _failure(err: Exception, source: str) -> tuple[str, str]:
     """What went wrong rendering a template, for a :class:`RenderError`'s reason: a kind
     (``syntax error``, ``over a render bound``, ``sandbox refused``, ``undefined``, or the
-    exception's name) and the detail."""
+    exception's name) and the detail. A failure while rendering is told in the template's
+    own words only (:func:`_own_words`: the reason goes to logs, the ledger and the
+    timeline); one of the template's form (syntax, bounds, the sandbox) holds no data."""
     if isinstance(err, TemplateSyntaxError):
         return "syntax error", f"{err.message}"
     if isinstance(err, RenderLimit):  # before SecurityError, which it is
@@ -820,8 +828,24 @@ def _failure(err: Exception) -> tuple[str, str]:
     if isinstance(err, SecurityError):
         return "sandbox refused", str(err)
     if isinstance(err, UndefinedError):
-        return "undefined", f"{err.message}"
-    return type(err).__name__, str(err)
+        return "undefined", _own_words(f"{err.message}", source)
+    return type(err).__name__, _own_words(str(err), source)
+
+
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+_TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]* object")  # "'dict object' has no attribute"
+
+
+def _own_words(detail: str, source: str) -> str:
+    """``detail`` if every quoted word in it is the template's own (in its ``source``) or a
+    type's name; else a message naming none: an error may quote a value of the context
+    (``title[customer.last_name]``: "'dict object' has no attribute '鈴木'"), which is
+    personal data."""
+    for match in _QUOTED.finditer(detail):
+        word = match.group(1) if match.group(1) is not None else match.group(2)
+        if word and word not in source and not _TYPE_NAME.fullmatch(word):
+            return "it names a value of the customer's data (not shown); render a preview"
+    return detail
 
 
 def _may_have_markup(value: str) -> bool:

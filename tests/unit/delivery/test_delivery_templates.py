@@ -345,3 +345,27 @@ def test_filters() -> None:
     assert format_number(None) == ""
     assert format_date(datetime(2026, 3, 9, tzinfo=UTC), "ja") == "2026年3月9日"
     assert format_date(datetime(2026, 3, 9, tzinfo=UTC), "en-US") == "March 9, 2026"
+
+
+def test_a_failure_quoting_the_customers_data_names_none_of_it(
+    tmp_path: Path, loyalty: LoyaltyConfig
+) -> None:
+    # given a template that looks a customer's value up (it passes with the sample 山田)
+    folder = tmp_path / "p" / "t" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "sms.txt.j2").write_text(
+        '{% set title = {"山田": "山田様"} %}{{ title[customer.last_name] }}{{ customer.nickname }}'
+    )
+    renderer = Renderer(tmp_path)
+    # when it is rendered for 鈴木
+    with pytest.raises(RenderError) as caught:
+        renderer.render("p", "t", "sms", "ja", context(loyalty, last_name="鈴木"))
+    # then the reason says what failed and where, quoting nothing of the customer's data
+    reason = caught.value.reason
+    assert reason.startswith("undefined in sms.txt:") and "鈴木" not in str(caught.value), reason
+    assert "not shown" in reason
+    # a name the template itself wrote is still told
+    (folder / "sms.txt.j2").write_text("{{ customer.nickname }}")
+    with pytest.raises(RenderError) as caught:
+        Renderer(tmp_path).render("p", "t", "sms", "ja", context(loyalty, last_name="鈴木"))
+    assert caught.value.reason == "undefined in sms.txt: 'dict object' has no attribute 'nickname'"
