@@ -217,6 +217,24 @@ def test_create_from_yaml_text_and_update_only_over_the_version_read(capi: Api) 
             "templates.sale/ja/../../x.j2",
         ),
         ({"definition": winter_sale(), "template_sources": {"sale": "nope/sale"}}, None),
+        # what DynamoDB would refuse as an item (400 KB) is refused first, by field
+        ({"definition": winter_sale(description="あ" * 150_000)}, "description"),
+        (
+            {
+                "definition": winter_sale(variants=[]),
+                "templates": {
+                    "sale/ja/email.subject.j2": "セール",
+                    "sale/ja/email.html.j2": "<p>" + "あ" * 140_000 + "</p>",
+                    "sale/ja/email.txt.j2": "セール",
+                },
+            },
+            "templates",
+        ),
+        # control characters, a bidi override, spaces only
+        ({"definition": winter_sale(name="Sale\x1b[31m")}, "name"),
+        ({"definition": winter_sale(name="Sale \u202egnp.exe")}, "name"),
+        ({"definition": winter_sale(name="   ")}, "name"),
+        ({"definition": winter_sale(description="ok\nbut \x00")}, "description"),
     ],
 )
 def test_an_invalid_campaign_is_422_naming_the_field(
