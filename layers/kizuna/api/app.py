@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
@@ -150,6 +150,15 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
             status=403,
             principal=app.context.get(PRINCIPAL_KEY),
             message=t("error.forbidden", role=error.role),
+        )
+
+    @app.exception_handler(RecursionError)
+    def _too_deep(_: RecursionError) -> Response[dict[str, Any]]:
+        # a JSON body nested thousands deep, parsed before any route (schema validation)
+        return Response(
+            status_code=400,
+            content_type=content_types.APPLICATION_JSON,
+            body={"statusCode": 400, "message": "the request is nested too deeply"},
         )
 
     # one entry per route family (routes/ for JSON, console/ for pages)

@@ -447,3 +447,14 @@ def test_an_occurrence_whose_execution_ended_unfinished_is_shown_in_the_api_and_
     assert "kizuna campaigns close" in pages["en"]
     assert f"{shown} に ABORTED で終わり" in pages["ja"]
     assert "execution-ended-20261202T0100Z" not in pages["en"] + pages["ja"]
+
+
+def test_a_body_nested_thousands_deep_is_refused_not_a_crash(capi: Api) -> None:
+    # a YAML campaign of 3,000 nested lists (6 KB), and a JSON body 100,000 deep
+    deep_yaml = "- " * 3000 + "x"
+    answer = capi.call("POST", "/api/campaigns", as_="marketer", body={"yaml": deep_yaml})
+    assert answer.status == 422 and answer.json()["detail"][0]["field"] == "yaml", answer.body
+    deep_json = '{"definition": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    answer = capi.call("POST", "/api/campaigns", as_="viewer", body=deep_json)
+    assert answer.status == 400 and "nested too deeply" in answer.body, answer.body
+    assert capi.call("GET", "/api/campaigns", as_="marketer").json()["campaigns"] == []

@@ -324,6 +324,10 @@ def parse_yaml_text(text: str) -> Any:
         raise CampaignError(
             [CampaignIssue("<campaign>", "yaml", f"not valid YAML: {exc}")]
         ) from exc
+    except RecursionError as exc:  # "- - - - ..." thousands deep
+        raise CampaignError(
+            [CampaignIssue("<campaign>", "yaml", "nested too deeply to be a campaign")]
+        ) from exc
 
 
 def prepare(
