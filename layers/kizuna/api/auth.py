@@ -9,6 +9,9 @@ route, and the function reads who it was from ``requestContext.authorizer.iam``.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +24,9 @@ from joserfc.jwk import KeySet
 
 ISSUER_FORMAT: Final = "https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
 LEEWAY_SECONDS: Final = 30
+# A token naming a key id the key set lacks downloads the set again (keys rotate), at most
+# this often: a stream of forged tokens costs no download each.
+REFRESH_AFTER_SECONDS: Final = 300
 
 
 class Role(StrEnum):
@@ -92,23 +98,40 @@ class TokenVerifier:
         self.client_id = client_id
         self._jwks = jwks
         self._keys: KeySet | None = None
+        self._kids: frozenset[str] = frozenset()
+        self._loaded_at = float("-inf")
         self._now = now
 
     def _keyset(self, *, refresh: bool = False) -> KeySet:
         if self._keys is None or refresh:
-            self._keys = KeySet.import_key_set(dict(self._jwks()))  # type: ignore[arg-type]
+            document = dict(self._jwks())
+            self._keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+            self._kids = frozenset(
+                str(k.get("kid")) for k in document.get("keys", []) if isinstance(k, Mapping)
+            )
+            self._loaded_at = self._now()
         return self._keys
+
+    def _keys_for(self, kid: str) -> KeySet:
+        """The key set, downloaded again for a key id it lacks (keys rotate), at most every
+        :data:`REFRESH_AFTER_SECONDS`; a failed download keeps the set it has."""
+        keys = self._keyset()
+        if kid in self._kids or self._now() - self._loaded_at < REFRESH_AFTER_SECONDS:
+            return keys
+        try:
+            return self._keyset(refresh=True)
+        except Exception:  # the key set's host unreachable: the token is not verified
+            self._loaded_at = self._now()
+            return keys
 
     def verify(self, token: str) -> Principal:
         if not token or len(token) > 8192 or token.count(".") != 2:
             raise AuthError("the token is not a JWT")
+        kid = _key_id(token)
         try:
-            decoded = jwt.decode(token, self._keyset(), algorithms=["RS256"])
-        except JoseError:
-            try:  # keys rotate: one refresh of the key set, then give up
-                decoded = jwt.decode(token, self._keyset(refresh=True), algorithms=["RS256"])
-            except (JoseError, ValueError) as error:
-                raise AuthError("the token's signature does not verify") from error
+            decoded = jwt.decode(token, self._keys_for(kid), algorithms=["RS256"])
+        except JoseError as error:
+            raise AuthError("the token's signature does not verify") from error
         except ValueError as error:
             raise AuthError("the token is malformed") from error
         claims = decoded.claims
@@ -133,6 +156,19 @@ class TokenVerifier:
         roles = frozenset(Role(g) for g in groups if g in {r.value for r in Role})
         name = claims.get("cognito:username") or claims.get("email") or claims["sub"]
         return Principal(id=str(claims["sub"]), name=str(name), kind="user", roles=roles)
+
+
+def _key_id(token: str) -> str:
+    """The ``kid`` of a compact JWT's header, read before any key is fetched."""
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error) as error:
+        raise AuthError("the token is malformed") from error
+    kid = header.get("kid") if isinstance(header, dict) else None
+    if not isinstance(kid, str) or not kid:
+        raise AuthError("the token names no key")
+    return kid
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
