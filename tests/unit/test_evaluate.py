@@ -313,3 +313,62 @@ def test_a_program_that_may_send_a_card_enters_a_customer_without_any_opt_in(wor
     }
     skipped = store.ledger(refused, "ENTRY")[0].data["skipped"]
     assert "card:opted_out" in skipped and "email:no_consent" in skipped
+
+
+REENTERING = """\
+id: second-purchase-coupon
+name: Reminder a week after each app open (templates of the program of that id)
+trigger: {event: app.opened}
+reentry: {mode: always}
+holdout_percent: 0
+goal: {event: order.placed, within_days: 30}
+steps:
+  - {id: wait_use, type: wait, days: 7}
+  - {id: reminder, type: send, channels: [email], template: reminder, next: done}
+  - {id: done, type: exit}
+"""
+
+
+def test_a_reentry_keeps_an_earlier_entrys_conversion_so_its_send_still_exits(
+    tmp_path: Path,
+) -> None:
+    from kizuna.programs.loader import load_program
+    from kizuna.services.contracts import SendRequest
+    from tests import factories
+    from tests.factories import Email
+
+    (tmp_path / "second-purchase-coupon.yaml").write_text(REENTERING)
+    program = load_program(tmp_path / "second-purchase-coupon.yaml")
+    store, starter = MemoryStore(), MemoryStarter()
+    store.customers["c1"] = factories.customer("c1", order_count=1)
+
+    def evaluate(days: float, event_id: str, kind: str, **detail: Any) -> None:
+        at = T0 + timedelta(days=days)
+        event = IncomingEvent(
+            event_id=event_id, detail_type=kind, time=at, detail={"customer_id": "c1", **detail}
+        )
+        Evaluator(
+            [program], store, starter, MemoryPublisher(), KizunaConfig(), FixedClock(at)
+        ).evaluate([event])
+
+    # entry 1 on day 0, its goal (an order) on day 1, entry 2 on day 2
+    evaluate(0, "open-1", "app.opened")
+    first = store.journeys[("c1", program.id)].execution
+    evaluate(1, "ord-1", "order.placed", order_id="o1", total=1000)
+    evaluate(2, "open-2", "app.opened")
+    state = store.journeys[("c1", program.id)]
+    assert state.entries == 2 and state.execution != first
+    assert state.goal_reached_at == T0 + timedelta(days=1)
+    # entry 1's reminder on day 7 exits on its goal: the customer bought already
+    email = Email()
+    sender = factories.send_service(
+        store, {"email": email}, FixedClock(T0 + timedelta(days=7)), programs=[program]
+    )
+    request = SendRequest(
+        program=program.id, step="reminder", customer_id="c1", execution=first, entered_at=T0
+    )
+    (answer,) = sender.send_many([request])
+    assert answer.status == "exit" and answer.reason == "goal_reached" and email.sent == []
+    # entry 2 has not converted: its own reminder would go
+    evaluate(3, "ord-2", "order.placed", order_id="o2", total=500)
+    assert store.journeys[("c1", program.id)].goal_reached_at == T0 + timedelta(days=3)

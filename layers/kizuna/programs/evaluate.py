@@ -514,6 +514,11 @@ class Evaluator:
             execution=None if holdout else name,
             holdout=holdout,
             arms=assign_arms(program, cid, self.winners_of(program)),
+            # an earlier entry may still be under way (re-entry shorter than the journey):
+            # its conversion stays, so its later sends still exit on the goal; every reader
+            # compares it with its own entry (the time entered, the execution)
+            goal_reached_at=previous.goal_reached_at if previous else None,
+            converted_execution=previous.converted_execution if previous else None,
         )
         if holdout:  # its journey state alone, written with the batch's entries
             held = (
