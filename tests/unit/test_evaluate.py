@@ -372,3 +372,50 @@ def test_a_reentry_keeps_an_earlier_entrys_conversion_so_its_send_still_exits(
     # entry 2 has not converted: its own reminder would go
     evaluate(3, "ord-2", "order.placed", order_id="o2", total=500)
     assert store.journeys[("c1", program.id)].goal_reached_at == T0 + timedelta(days=3)
+
+
+def test_a_conversion_whose_write_took_effect_and_answered_an_error_is_recorded_once(
+    world,  # type: ignore[no-untyped-def]
+) -> None:
+    ev, store, _, publisher, _ = world
+    cid = treated_customer_id()
+    store.customers[cid] = customer(cid)
+    ev.evaluate([first_purchase(cid)])
+    # the goal's conditional write takes effect, then answers an error; the SDK's retry
+    # fails its condition (the item changed: by that very write)
+    save = store.save_journey
+
+    def took_effect_then_failed(state, previous):  # type: ignore[no-untyped-def]
+        assert save(state, previous)
+        return False
+
+    store.save_journey = took_effect_then_failed  # type: ignore[method-assign]
+    result = ev.evaluate([order(cid, T0 + timedelta(days=3))])
+    store.save_journey = save  # type: ignore[method-assign]
+    # the conversion is recorded and published all the same
+    assert [d.decision for d in result.decisions] == ["converted"]
+    assert [e.detail_type for e in publisher.events] == ["program.converted"]
+    # another order does not convert the entry again
+    again = ev.evaluate([order(cid, T0 + timedelta(days=4))])
+    assert not [d for d in again.decisions if d.decision == "converted"]
+    assert len(publisher.events) == 1
+
+
+def test_a_conversion_whose_event_failed_is_published_when_its_order_comes_again() -> None:
+    store, starter, publisher = MemoryStore(), MemoryStarter(), MemoryPublisher(fail_first=1)
+    ev = Evaluator(PROGRAMS, store, starter, publisher, KizunaConfig(), FixedClock(T0))
+    cid = treated_customer_id()
+    store.customers[cid] = customer(cid)
+    ev.evaluate([first_purchase(cid)])
+    converting = order(cid, T0 + timedelta(days=3))
+    # PutEvents refuses program.converted after the conversion was saved: the batch fails
+    with pytest.raises(RuntimeError, match=r"program\.converted"):
+        ev.evaluate([converting])
+    assert publisher.events == []
+    # SQS delivers the order again: the conversion (saved) is published, under its own id
+    result = ev.evaluate([converting])
+    assert [d.decision for d in result.decisions] == ["converted"]
+    assert [e.detail_type for e in publisher.events] == ["program.converted"]
+    assert publisher.events[0].detail.event_id.startswith(
+        f"{cid}:converted:second-purchase-coupon:"
+    )

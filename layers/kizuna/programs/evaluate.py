@@ -621,13 +621,24 @@ class Evaluator:
         if not entered < at <= entered + timedelta(days=program.goal.within_days):
             return None  # before (or the trigger itself) or after the attribution window
         if state.goal_reached_at is not None and state.goal_reached_at >= entered:
-            return None  # this entry already converted
-        updated = state.model_copy(
-            update={"goal_reached_at": at, "converted_execution": state.execution}
-        )
-        if not self.store.save_journey(updated, state):
-            return None
-        journeys[(cid, program.id)] = written(updated, state)
+            if not _converted_by(state, at):
+                return None  # this entry converted already, on another event
+            # this very event converted it, and is delivered again: the conversion's event
+            # or ledger row may have failed after the write (their ids are the same again)
+        else:
+            updated = state.model_copy(
+                update={"goal_reached_at": at, "converted_execution": state.execution}
+            )
+            if self.store.save_journey(updated, state):
+                journeys[(cid, program.id)] = written(updated, state)
+            else:
+                # changed since read; or the write took effect and answered an error (a 5xx,
+                # a timeout), and the SDK's retry failed its condition: read what is there
+                _, found = self.store.read_entries([], [(cid, program.id)])
+                current = found.get((cid, program.id))
+                if current is None or not _converted_by(current, at, state.execution):
+                    return None
+                journeys[(cid, program.id)] = current
         total = ev.detail.get("total")
         converted.append(
             derived_event(
@@ -674,3 +685,11 @@ class Evaluator:
                 **(d.detail or {}),
             },
         )
+
+
+def _converted_by(state: JourneyState, at: datetime, execution: str | None = None) -> bool:
+    """Did the goal event at ``at`` convert this entry (the entry's own execution)?"""
+    return (
+        state.goal_reached_at == at
+        and state.converted_execution == (execution if execution is not None else state.execution)
+    )
