@@ -419,3 +419,25 @@ def test_a_conversion_whose_event_failed_is_published_when_its_order_comes_again
     assert publisher.events[0].detail.event_id.startswith(
         f"{cid}:converted:second-purchase-coupon:"
     )
+
+
+def test_another_goal_event_at_the_same_instant_is_no_second_conversion(
+    world,  # type: ignore[no-untyped-def]
+) -> None:
+    ev, store, _, publisher, _ = world
+    cid = treated_customer_id()
+    store.customers[cid] = customer(cid)
+    ev.evaluate([first_purchase(cid)])
+    converting = order(cid, T0 + timedelta(days=3))
+    # the same order put twice by its producer (a retried PutEvents: a new envelope id)
+    twin = IncomingEvent(
+        event_id="another-envelope-id",
+        detail_type=converting.detail_type,
+        time=converting.time,
+        detail=converting.detail,
+    )
+    first = ev.evaluate([converting])
+    second = ev.evaluate([twin])
+    assert [d.decision for d in first.decisions] == ["converted"]
+    assert [d.decision for d in second.decisions] == []
+    assert len(publisher.events) == 1

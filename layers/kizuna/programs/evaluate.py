@@ -519,6 +519,7 @@ class Evaluator:
             # compares it with its own entry (the time entered, the execution)
             goal_reached_at=previous.goal_reached_at if previous else None,
             converted_execution=previous.converted_execution if previous else None,
+            converted_by=previous.converted_by if previous else None,
         )
         if holdout:  # its journey state alone, written with the batch's entries
             held = (
@@ -621,13 +622,17 @@ class Evaluator:
         if not entered < at <= entered + timedelta(days=program.goal.within_days):
             return None  # before (or the trigger itself) or after the attribution window
         if state.goal_reached_at is not None and state.goal_reached_at >= entered:
-            if not _converted_by(state, at):
+            if not _converted_by(state, ev.event_id, at):
                 return None  # this entry converted already, on another event
             # this very event converted it, and is delivered again: the conversion's event
             # or ledger row may have failed after the write (their ids are the same again)
         else:
             updated = state.model_copy(
-                update={"goal_reached_at": at, "converted_execution": state.execution}
+                update={
+                    "goal_reached_at": at,
+                    "converted_execution": state.execution,
+                    "converted_by": ev.event_id,
+                }
             )
             if self.store.save_journey(updated, state):
                 journeys[(cid, program.id)] = written(updated, state)
@@ -636,7 +641,7 @@ class Evaluator:
                 # a timeout), and the SDK's retry failed its condition: read what is there
                 _, found = self.store.read_entries([], [(cid, program.id)])
                 current = found.get((cid, program.id))
-                if current is None or not _converted_by(current, at, state.execution):
+                if current is None or not _converted_by(current, ev.event_id, at, state.execution):
                     return None
                 journeys[(cid, program.id)] = current
         total = ev.detail.get("total")
@@ -687,9 +692,13 @@ class Evaluator:
         )
 
 
-def _converted_by(state: JourneyState, at: datetime, execution: str | None = None) -> bool:
-    """Did the goal event at ``at`` convert this entry (the entry's own execution)?"""
-    return (
-        state.goal_reached_at == at
-        and state.converted_execution == (execution if execution is not None else state.execution)
-    )
+def _converted_by(
+    state: JourneyState, event_id: str, at: datetime, execution: str | None = None
+) -> bool:
+    """Did this goal event (its id; at ``at``) convert this entry (its own execution)? Another
+    event at the same instant (two orders in a second, a producer's retried put) did not."""
+    if state.converted_execution != (execution if execution is not None else state.execution):
+        return False
+    if state.converted_by is not None:
+        return state.converted_by == event_id
+    return state.goal_reached_at == at  # saved before the event's id was kept

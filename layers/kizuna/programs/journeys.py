@@ -31,6 +31,7 @@ class JourneyState(BaseModel):
     arms: dict[str, str] = Field(default_factory=dict)
     goal_reached_at: datetime | None = None
     converted_execution: str | None = None
+    converted_by: str | None = None  # the goal event's id: its redelivery is no new conversion
 
 
 def bucket(*parts: str) -> float:
