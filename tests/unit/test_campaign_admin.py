@@ -369,3 +369,21 @@ def test_results_show_an_unfinished_occurrence_whose_execution_ended() -> None:
         "arn:throttled",
         "arn:timed-out",
     ]
+
+
+def test_name_and_description_rules_apply_to_writes_not_to_stored_definitions() -> None:
+    # a definition stored before the rules (a long description, a control character) loads
+    stored = parse_campaign(sale(description="x" * 3000, name="Sale\x07"))
+    assert stored.description == "x" * 3000
+    # a write is refused, by field; CRLF and tabs in a description are fine
+    a, _, _ = admin()
+    for fields, field in (
+        ({"description": "x" * 2001}, "description"),
+        ({"description": "ok\x00"}, "description"),
+        ({"name": "Sale\u202e"}, "name"),
+        ({"name": "   "}, "name"),
+    ):
+        with pytest.raises(CampaignError) as refused:
+            saved(a, **fields)
+        assert field in {i.field for i in refused.value.issues}, refused.value
+    assert saved(a, description="line one\r\nline\ttwo").description.endswith("two")

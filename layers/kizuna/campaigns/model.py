@@ -18,7 +18,6 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kizuna.domain.zones import is_zone, zone_or
-from kizuna.events.inbound import DESCRIPTION_PATTERN, TEXT_PATTERN
 from kizuna.programs.model import (
     Channels,
     CouponSpec,
@@ -211,8 +210,8 @@ class FailureBreaker(_Strict):
 
 class Campaign(_Strict):
     id: CampaignId
-    name: str = Field(min_length=1, max_length=120, pattern=TEXT_PATTERN)
-    description: str = Field(default="", max_length=2000, pattern=DESCRIPTION_PATTERN)
+    name: str = Field(min_length=1, max_length=120)
+    description: str = ""
     status: CampaignStatus = CampaignStatus.DRAFT
     audience: Audience
     schedule: Schedule
@@ -239,13 +238,6 @@ class Campaign(_Strict):
     )
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     stop_on_failures: FailureBreaker = FailureBreaker()
-
-    @field_validator("name")
-    @classmethod
-    def _named(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("a name of spaces only")
-        return v
 
     @model_validator(mode="after")
     def _webhook_named(self) -> Campaign:

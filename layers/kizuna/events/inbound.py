@@ -44,8 +44,10 @@ _CUSTOMER_ID = re.compile(CUSTOMER_ID_CHARS)
 # (U+202A-U+202E, U+2066-U+2069) that make a name display as something else.
 _FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 TEXT_PATTERN = f"^[^{_FORBIDDEN_CHARS}]*$"
-# Text of several lines (a campaign's description): line feeds and tabs too.
-DESCRIPTION_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$"
+# Text of several lines (a campaign's description): tabs and line ends (LF, CRLF) too.
+DESCRIPTION_PATTERN = "^[^{}]*$".format(
+    _FORBIDDEN_CHARS.replace(r"\x00-\x1f", r"\x00-\x08\x0b\x0c\x0e-\x1f")
+)
 
 CustomerId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=CUSTOMER_ID_PATTERN)

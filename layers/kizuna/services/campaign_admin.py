@@ -62,6 +62,7 @@ from kizuna.delivery.templates import (
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events.custom import vocabulary
+from kizuna.events.inbound import DESCRIPTION_PATTERN, TEXT_PATTERN
 from kizuna.ports import ExecutionStatuses, ExecutionsUnavailable, StoredCampaign
 from kizuna.programs.issues import read_yaml
 from kizuna.runtime.config import KizunaConfig
@@ -84,6 +85,9 @@ MAX_TEMPLATE_FILES: Final = 200
 # A campaign is stored as one DynamoDB item (400 KB): its definition and all its template
 # files, with room for the item's other attributes.
 MAX_STORED_BYTES: Final = 380 * 1024
+MAX_DESCRIPTION: Final = 2000
+_TEXT: Final = re.compile(TEXT_PATTERN)
+_DESCRIPTION: Final = re.compile(DESCRIPTION_PATTERN)
 ALL_PARTS: Final = frozenset(p for parts in PARTS.values() for p in parts)
 DRY_RUN_BATCH: Final = 100
 MAX_SAMPLE: Final = 100
@@ -260,8 +264,22 @@ class CampaignRules:
     def file_issues(
         self, campaign: Campaign, files: Mapping[str, str], file: str
     ) -> list[CampaignIssue]:
-        """Template files given as data: names, sizes, and only the campaign's templates."""
+        """Template files given as data: names, sizes, and only the campaign's templates;
+        the name and description as written (checked on every write, not on a stored
+        definition's read: one stored before these rules still loads)."""
         issues: list[CampaignIssue] = []
+        if not _TEXT.match(campaign.name) or not campaign.name.strip():
+            issues.append(CampaignIssue(file, "name", "printable characters, not only spaces"))
+        if len(campaign.description) > MAX_DESCRIPTION or not _DESCRIPTION.match(
+            campaign.description
+        ):
+            issues.append(
+                CampaignIssue(
+                    file,
+                    "description",
+                    f"at most {MAX_DESCRIPTION:,} printable characters (line feeds and tabs too)",
+                )
+            )
         wanted = set(campaign.templates())
         if len(files) > MAX_TEMPLATE_FILES:
             issues.append(CampaignIssue(file, "templates", f"more than {MAX_TEMPLATE_FILES} files"))
