@@ -10,7 +10,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from kizuna.api.auth import REFRESH_AFTER_SECONDS, AuthError, TokenVerifier
+from kizuna.api.auth import REFRESH_AFTER_SECONDS, RETRY_AFTER_SECONDS, AuthError, TokenVerifier
 
 POOL, CLIENT = "us-east-1_Pool", "client"
 ISSUER = f"https://cognito-idp.us-east-1.amazonaws.com/{POOL}"
@@ -73,3 +73,17 @@ def test_a_rotated_key_is_found_and_an_unreachable_set_is_a_refusal() -> None:
     with pytest.raises(AuthError):
         v.verify(token(k3, clock[0]))
     assert v.verify(token(K1, clock[0])).id == "s1"  # the keys held still verify
+
+
+def test_a_cold_start_without_the_key_set_refuses_and_tries_again_shortly() -> None:
+    jwks, clock = Jwks(K1), [1_000_000.0]
+    jwks.down = True
+    v = verifier(jwks, clock)
+    for _ in range(5):  # 401s, one download tried
+        with pytest.raises(AuthError, match="unavailable"):
+            v.verify(token(K1, clock[0]))
+    assert jwks.calls == 1
+    clock[0] += RETRY_AFTER_SECONDS
+    jwks.down = False
+    assert v.verify(token(K1, clock[0])).id == "s1"
+    assert jwks.calls == 2

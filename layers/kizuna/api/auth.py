@@ -27,6 +27,8 @@ LEEWAY_SECONDS: Final = 30
 # A token naming a key id the key set lacks downloads the set again (keys rotate), at most
 # this often: a stream of forged tokens costs no download each.
 REFRESH_AFTER_SECONDS: Final = 300
+# With no key set yet, a failed download is tried again after this long (not per request).
+RETRY_AFTER_SECONDS: Final = 10
 
 
 class Role(StrEnum):
@@ -100,6 +102,7 @@ class TokenVerifier:
         self._keys: KeySet | None = None
         self._kids: frozenset[str] = frozenset()
         self._loaded_at = float("-inf")
+        self._failed_at = float("-inf")
         self._now = now
 
     def _keyset(self, *, refresh: bool = False) -> KeySet:
@@ -114,14 +117,25 @@ class TokenVerifier:
 
     def _keys_for(self, kid: str) -> KeySet:
         """The key set, downloaded again for a key id it lacks (keys rotate), at most every
-        :data:`REFRESH_AFTER_SECONDS`; a failed download keeps the set it has."""
-        keys = self._keyset()
-        if kid in self._kids or self._now() - self._loaded_at < REFRESH_AFTER_SECONDS:
+        :data:`REFRESH_AFTER_SECONDS`; a failed download keeps the set it has. With none yet
+        (a cold start) a failed download refuses the token (401) and is not tried again
+        for :data:`RETRY_AFTER_SECONDS`."""
+        now = self._now()
+        if self._keys is None:
+            if now - self._failed_at < RETRY_AFTER_SECONDS:
+                raise AuthError("the user pool's keys are unavailable; try again shortly")
+            try:
+                return self._keyset()
+            except Exception as error:  # the key set's host unreachable
+                self._failed_at = now
+                raise AuthError("the user pool's keys are unavailable") from error
+        keys = self._keys
+        if kid in self._kids or now - self._loaded_at < REFRESH_AFTER_SECONDS:
             return keys
         try:
             return self._keyset(refresh=True)
         except Exception:  # the key set's host unreachable: the token is not verified
-            self._loaded_at = self._now()
+            self._loaded_at = now
             return keys
 
     def verify(self, token: str) -> Principal:
