@@ -833,17 +833,21 @@ def _failure(err: Exception, source: str) -> tuple[str, str]:
 
 
 _QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
-_TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]* object")  # "'dict object' has no attribute"
+# a type's name in Jinja's and Python's messages: "'dict object' has no attribute", "'None'"
+_TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]* object|None")
+_WORD = re.compile(r"\w+")
 
 
 def _own_words(detail: str, source: str) -> str:
-    """``detail`` if every quoted word in it is the template's own (in its ``source``) or a
-    type's name; else a message naming none: an error may quote a value of the context
-    (``title[customer.last_name]``: "'dict object' has no attribute '鈴木'"), which is
-    personal data."""
+    """``detail`` if every quoted word in it is a whole word of the template's ``source`` (a
+    name, a key it wrote) or a type's name; else a message naming none: an error may quote a
+    value of the context (``title[customer.last_name]``: "'dict object' has no attribute
+    '鈴木'"), which is personal data. Whole words: a one-kanji name (森) inside the copy
+    (森林公園) is no word of the template."""
+    words = set(_WORD.findall(source))
     for match in _QUOTED.finditer(detail):
         word = match.group(1) if match.group(1) is not None else match.group(2)
-        if word and word not in source and not _TYPE_NAME.fullmatch(word):
+        if word and word not in words and not _TYPE_NAME.fullmatch(word):
             return "it names a value of the customer's data (not shown); render a preview"
     return detail
 

@@ -354,16 +354,18 @@ def test_a_failure_quoting_the_customers_data_names_none_of_it(
     folder = tmp_path / "p" / "t" / "ja"
     folder.mkdir(parents=True)
     (folder / "sms.txt.j2").write_text(
-        '{% set title = {"山田": "山田様"} %}{{ title[customer.last_name] }}{{ customer.nickname }}'
+        '{% set title = {"山田": "山田様"} %}{{ title[customer.last_name] }}'
+        "{{ customer.nickname }} 森林公園へようこそ"
     )
     renderer = Renderer(tmp_path)
-    # when it is rendered for 鈴木
-    with pytest.raises(RenderError) as caught:
-        renderer.render("p", "t", "sms", "ja", context(loyalty, last_name="鈴木"))
-    # then the reason says what failed and where, quoting nothing of the customer's data
-    reason = caught.value.reason
-    assert reason.startswith("undefined in sms.txt:") and "鈴木" not in str(caught.value), reason
-    assert "not shown" in reason
+    # when it is rendered for 鈴木, and for 森 (a character of the copy: 森林公園)
+    for name in ("鈴木", "森"):
+        with pytest.raises(RenderError) as caught:
+            renderer.render("p", "t", "sms", "ja", context(loyalty, last_name=name))
+        # then the reason says what failed and where, quoting nothing of the customer's data
+        reason = caught.value.reason
+        assert reason.startswith("undefined in sms.txt:") and name not in reason, reason
+        assert "not shown" in reason
     # a name the template itself wrote is still told
     (folder / "sms.txt.j2").write_text("{{ customer.nickname }}")
     with pytest.raises(RenderError) as caught:
