@@ -119,9 +119,11 @@ def test_the_sweep_removes_what_a_step_running_during_the_erasure_wrote_back(
         def __getattr__(self, name: str) -> Any:
             return getattr(store, name)
 
-        def get_customers(self, ids: Sequence[str]) -> dict[str, Customer]:
+        def branch_state(
+            self, keys: Sequence[tuple[str, str]], step: str
+        ) -> tuple[dict[str, Customer], dict[tuple[str, str], dict[str, Any]]]:
             erase("x1", store, store, DAY1, sweeps=Sweeps())
-            return store.get_customers(ids)
+            return store.branch_state(keys, step)
 
     service = CohortService([program], ErasedMidStep(), MemoryStarter(), CFG, FixedClock(DAY1))
     request = GroupRequest(
