@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kizuna_tools.local.patches import patch_dynamodb_key_filters
+from kizuna_tools.local.patches import patch_dynamodb_batch_keys, patch_dynamodb_key_filters
 
 pytest_plugins = ["kizuna_tools.local.testing"]
 
@@ -34,9 +34,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def moto_refuses_key_filters() -> Iterator[None]:
+def moto_refuses_what_dynamodb_refuses() -> Iterator[None]:
     """Every test on moto (not only the local runtime's) gets DynamoDB's refusal of a Query
-    whose FilterExpression names a key attribute: moto runs such a filter, AWS does not."""
-    undo = patch_dynamodb_key_filters(None)
+    whose FilterExpression names a key attribute, and of a BatchWriteItem naming one key
+    twice: moto accepts both, AWS does not."""
+    undos = [patch_dynamodb_key_filters(None), patch_dynamodb_batch_keys(None)]
     yield
-    undo()
+    for undo in reversed(undos):
+        undo()

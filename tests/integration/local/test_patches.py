@@ -857,6 +857,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (Item, "__deepcopy__"),
         (Table, "scan"),
         (DynamoHandler, "query"),
+        (DynamoHandler, "batch_write_item"),
         (responses, "method_names_from_class"),
         (json_path, "parse"),
     ]
@@ -869,7 +870,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 21
+    assert len(patches.PATCHES) == 22
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
@@ -1076,5 +1077,32 @@ def test_patch_dynamodb_key_filters() -> None:
                 )["Count"]
                 == 1
             )
+        finally:
+            undo()
+
+
+def test_patch_dynamodb_batch_keys() -> None:
+    """Two requests of one BatchWriteItem naming one key (puts with different attributes, a
+    put and a delete) are refused as AWS refuses them; distinct keys pass."""
+    from moto import mock_aws
+
+    from kizuna_tools.local.patches import patch_dynamodb_batch_keys
+
+    def put(sk: str, n: str) -> dict[str, Any]:
+        return {"PutRequest": {"Item": {"pk": {"S": "a"}, "sk": {"S": sk}, "n": {"N": n}}}}
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "t", "pk", "sk")
+        undo = patch_dynamodb_batch_keys(None)
+        try:
+            for requests in (
+                [put("1", "1"), put("1", "2")],
+                [put("1", "1"), {"DeleteRequest": {"Key": {"pk": {"S": "a"}, "sk": {"S": "1"}}}}],
+            ):
+                with pytest.raises(client.exceptions.ClientError, match="contains duplicates"):
+                    client.batch_write_item(RequestItems={"t": requests})
+            client.batch_write_item(RequestItems={"t": [put("1", "1"), put("2", "1")]})
+            assert client.scan(TableName="t")["Count"] == 2
         finally:
             undo()

@@ -539,6 +539,39 @@ def patch_dynamodb_key_filters(host: PatchHost | None) -> Undo:
     return _swap(DynamoHandler, "query", query)
 
 
+def patch_dynamodb_batch_keys(host: PatchHost | None) -> Undo:
+    """A BatchWriteItem naming one item's key twice is refused, as AWS refuses it.
+
+    DynamoDB: "Provided list of item keys contains duplicates" when two requests of one call
+    (puts or deletes) name the same primary key; moto 5.2.5 compares whole items, so two puts
+    of one key with different attributes pass. Applied to every test on moto too
+    (``tests/conftest.py``); ``host`` is not used.
+    """
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.__dict__["batch_write_item"]
+
+    def batch_write_item(self: Any) -> Any:
+        for table_name, requests in (self.body.get("RequestItems") or {}).items():
+            schema = self.dynamodb_backend.get_schema(table_name=table_name, index_name=None)
+            names = [k["AttributeName"] for k in schema]
+            seen: set[str] = set()
+            for request in requests:
+                found = (request.get("PutRequest") or {}).get("Item") or (
+                    request.get("DeleteRequest") or {}
+                ).get("Key")
+                if not isinstance(found, dict):
+                    continue
+                key = json.dumps([found.get(n) for n in names], sort_keys=True)
+                if key in seen:
+                    raise MockValidationException("Provided list of item keys contains duplicates")
+                seen.add(key)
+        return original(self)
+
+    return _swap(DynamoHandler, "batch_write_item", batch_write_item)
+
+
 def patch_moto_parse_caches(host: PatchHost) -> Undo:
     """Two things moto works out again on every call are worked out once.
 
@@ -1166,6 +1199,7 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_dynamodb_query_candidates,
     patch_dynamodb_transactions,
     patch_dynamodb_key_filters,
+    patch_dynamodb_batch_keys,
     patch_sqs_message_clock,
     patch_sqs_retention_check,
     patch_event_targets,
