@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -289,3 +290,47 @@ def test_a_5000_customer_campaign_reaches_each_eligible_customer_once(
     # and the report reads it
     report = cli(cloud, tmp_path, "report", "month-end-sale")
     assert "holdout" in report and "winner" in report
+
+
+def test_a_recurring_campaign_is_paused_and_resumed_long_after_it_started(
+    demo_cloud: DemoCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scheduler refuses a StartDate more than 5 minutes past (the runtime refuses it too):
+    a pause or resume after a recurring campaign began sends none for a cron, and for a rate
+    the first of its runs still ahead, so both go through and the rate keeps its rhythm."""
+    cloud = demo_cloud(START)
+    # the two campaigns' templates: the month-end sale's, in a templates folder of their own
+    shutil.copytree(Path(__file__).parents[2] / "templates", tmp_path / "templates")
+    for name in ("weekly-cron", "weekly-rate"):
+        shutil.copytree(tmp_path / "templates/month-end-sale", tmp_path / "templates" / name)
+    monkeypatch.chdir(tmp_path)
+    start = START + timedelta(minutes=30)
+    schedules = {
+        "weekly-cron": 'cron: "cron(0 10 ? * MON 2030)"',  # never fires in this test
+        "weekly-rate": 'rate: "rate(7 days)"',
+    }
+    for name, expression in schedules.items():
+        (tmp_path / f"{name}.yaml").write_text(
+            f"id: {name}\nname: {name}\nstatus: scheduled\n"
+            "audience: {segments: [repeat-buyers]}\n"
+            f'schedule: {{type: recurring, {expression}, start: "{iso(start)}"}}\n'
+            'channels: [email]\ntemplate: sale\ncoupon: {discount: "10%", valid_days: 3}\n',
+            encoding="utf-8",
+        )
+        cli(cloud, tmp_path, "apply", str(tmp_path / f"{name}.yaml"), "--by", "test")
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    group = cloud.outputs["CampaignScheduleGroupName"]
+
+    def stored(name: str) -> dict[str, Any]:
+        return dict(scheduler.get_schedule(Name=name, GroupName=group))
+
+    assert stored("weekly-rate")["StartDate"] == start
+
+    cloud.advance_to(start + timedelta(hours=2))  # the start is long past
+    for name in schedules:
+        cli(cloud, tmp_path, "pause", name)
+        assert stored(name)["State"] == "DISABLED"
+        cli(cloud, tmp_path, "resume", name)
+        assert stored(name)["State"] == "ENABLED"
+    assert "StartDate" not in stored("weekly-cron")
+    assert stored("weekly-rate")["StartDate"] == start + timedelta(days=7)

@@ -38,7 +38,7 @@ class Schedules:
     def __init__(self) -> None:
         self.put_calls: list[tuple[str, str]] = []
 
-    def put(self, campaign: Campaign, status: CampaignStatus) -> None:
+    def put(self, campaign: Campaign, status: CampaignStatus, now: datetime) -> None:
         self.put_calls.append((campaign.id, str(status)))
 
     def get(self, campaign_id: str) -> dict[str, Any] | None:

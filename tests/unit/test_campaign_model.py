@@ -4,7 +4,7 @@ file-and-field errors."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ from kizuna.campaigns.loader import CampaignError, load_campaign, load_campaigns
 from kizuna.campaigns.model import (
     Campaign,
     LocalTimeSchedule,
+    RecurringSchedule,
     due_at,
     local_time_window,
     occurrence_id,
     scheduler_expression,
+    scheduler_start,
 )
 from kizuna.delivery.templates import Renderer
 from kizuna.runtime.config import GlobalControlConfig
@@ -75,6 +77,20 @@ def test_the_shipped_campaigns_validate_against_segments_and_templates() -> None
         ({"schedule": {"type": "once", "at": "2026-03-06T10:00:00"}}, "schedule.at"),
         ({"schedule": {"type": "local_time", "date": "2026-03-06", "time": "25:00"}}, "HH:MM"),
         ({"schedule": {"type": "recurring", "cron": "0 10 * * *"}}, "cron: use cron("),
+        # six fields, yet refused by EventBridge Scheduler (moto takes them)
+        (
+            {"schedule": {"type": "recurring", "cron": "cron(0 10 * * FRI *)"}},
+            "cron: one of day-of-month and day-of-week must be '?'",
+        ),
+        ({"schedule": {"type": "recurring", "cron": "cron(60 10 ? * FRI *)"}}, "outside 0-59"),
+        ({"schedule": {"type": "recurring", "cron": "cron(0 xx ? * FRI *)"}}, "not a number"),
+        ({"schedule": {"type": "recurring", "cron": "cron(0 10 ? * FRY *)"}}, "not a number"),
+        # day fields are checked whatever the month and year (June has no 32nd)
+        ({"schedule": {"type": "recurring", "cron": "cron(0 10 32 6 ? *)"}}, "outside 1-31"),
+        ({"schedule": {"type": "recurring", "cron": "cron(0 10 ? * 9#2 *)"}}, "outside 1-7"),
+        ({"schedule": {"type": "recurring", "cron": "cron(0 10 ? * 2#6 *)"}}, "outside 1-5"),
+        ({"schedule": {"type": "recurring", "cron": "cron(0 10 40W * ? 2027)"}}, "outside 1-31"),
+        ({"schedule": {"type": "recurring", "cron": "cron(0 10 ? FEB FOO *)"}}, "not a number"),
         ({"schedule": {"type": "recurring", "rate": "rate(1 week)"}}, "rate: use rate("),
         (
             {"schedule": {"type": "recurring", "rate": "rate(7 days)", "time_zone": "Mars/Base"}},
@@ -299,3 +315,28 @@ def test_a_campaign_names_a_declared_topic_or_gets_the_default() -> None:
     assert topic_of(parse_campaign(campaign_definition(), "sale.yaml"), cfg) == "promotions"
     with pytest.raises(CampaignError, match="topic"):
         parse_campaign(campaign_definition(topic="Not A Topic"), "sale.yaml")
+
+
+def test_a_recurring_schedule_never_gets_a_start_scheduler_refuses() -> None:
+    """Scheduler refuses a StartDate more than 5 minutes past: once the campaign's start is
+    further past (a pause, resume or edit weeks later), a cron gets none (its fields say
+    when it runs) and a rate the first of its runs still ahead, counted from its start (none
+    after its end)."""
+    start = datetime(2026, 3, 2, 10, tzinfo=UTC)  # a Monday
+    rate = RecurringSchedule(type="recurring", rate="rate(7 days)", start=start)
+    cron = RecurringSchedule(type="recurring", cron="cron(0 10 ? * MON *)", start=start)
+    before = start - timedelta(days=1)
+    assert scheduler_start(rate, before) == start
+    assert scheduler_start(cron, before) == start
+    # a minute past: still taken, the first run stays
+    assert scheduler_start(rate, start + timedelta(minutes=1)) == start
+    later = start + timedelta(days=20, hours=3)
+    assert scheduler_start(rate, later) == start + timedelta(days=21)
+    assert scheduler_start(rate, start + timedelta(minutes=5)) == start + timedelta(days=7)
+    assert scheduler_start(cron, later) is None
+    none = RecurringSchedule(type="recurring", rate="rate(1 day)")
+    assert scheduler_start(none, later) is None
+    ended = RecurringSchedule(
+        type="recurring", rate="rate(7 days)", start=start, end=start + timedelta(days=10)
+    )
+    assert scheduler_start(ended, later) is None  # its next run would be after its end

@@ -5,6 +5,7 @@ configuration given, whose declared attributes its segments may name (a migrated
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ class Schedules:
     def __init__(self) -> None:
         self.put_calls: list[tuple[str, str]] = []
 
-    def put(self, campaign: Campaign, status: CampaignStatus) -> None:
+    def put(self, campaign: Campaign, status: CampaignStatus, now: datetime) -> None:
         self.put_calls.append((campaign.id, str(status)))
 
     def get(self, campaign_id: str) -> dict[str, Any] | None:

@@ -16,7 +16,13 @@ from kizuna.adapters.stepfunctions import (
     TIMER_RETRY_ATTEMPTS,
     at_expression,
 )
-from kizuna.campaigns.model import Campaign, CampaignStatus, RecurringSchedule, scheduler_expression
+from kizuna.campaigns.model import (
+    Campaign,
+    CampaignStatus,
+    RecurringSchedule,
+    scheduler_expression,
+    scheduler_start,
+)
 from kizuna.events.envelope import erasure_sweep_event
 
 # Scheduler fills this in with the occurrence's scheduled instant.
@@ -38,9 +44,10 @@ class CampaignSchedules:
     role_arn: str
     dead_letter_arn: str | None = None
 
-    def request(self, campaign: Campaign, status: CampaignStatus) -> dict[str, Any]:
-        """The CreateSchedule / UpdateSchedule request for a campaign in this status: only a
-        scheduled campaign's schedule is enabled."""
+    def request(self, campaign: Campaign, status: CampaignStatus, now: datetime) -> dict[str, Any]:
+        """The CreateSchedule / UpdateSchedule request for a campaign in this status at
+        ``now``: only a scheduled campaign's schedule is enabled; a recurring one's start as
+        :func:`kizuna.campaigns.model.scheduler_start` gives it."""
         expression, time_zone = scheduler_expression(campaign)
         target: dict[str, Any] = {
             "Arn": self.state_machine_arn,
@@ -64,15 +71,16 @@ class CampaignSchedules:
             "Description": f"Kizuna campaign {campaign.id}"[:512],
         }
         if isinstance(campaign.schedule, RecurringSchedule):
-            if campaign.schedule.start:
-                request["StartDate"] = campaign.schedule.start
+            start = scheduler_start(campaign.schedule, now)
+            if start is not None:
+                request["StartDate"] = start
             if campaign.schedule.end:
                 request["EndDate"] = campaign.schedule.end
         return request
 
-    def put(self, campaign: Campaign, status: CampaignStatus) -> None:
+    def put(self, campaign: Campaign, status: CampaignStatus, now: datetime) -> None:
         """Create the campaign's schedule, or bring it in line with the campaign."""
-        request = self.request(campaign, status)
+        request = self.request(campaign, status, now)
         try:
             self.client.create_schedule(**request)
         except self.client.exceptions.ConflictException:

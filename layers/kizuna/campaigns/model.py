@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kizuna.domain.schedule_expressions import check_expression, parse_schedule
 from kizuna.domain.zones import is_zone, zone_or
 from kizuna.programs.model import (
     Channels,
@@ -131,8 +132,15 @@ class RecurringSchedule(_Strict):
     def _one(self) -> RecurringSchedule:
         if (self.cron is None) == (self.rate is None):
             raise ValueError("give exactly one of cron and rate")
-        if self.cron is not None and not _CRON.match(self.cron):
-            raise ValueError("cron: use cron(minutes hours day-of-month month day-of-week year)")
+        if self.cron is not None:
+            if not _CRON.match(self.cron):
+                raise ValueError(
+                    "cron: use cron(minutes hours day-of-month month day-of-week year)"
+                )
+            try:  # what EventBridge Scheduler refuses: a field out of range, '?' missing...
+                check_expression(self.cron, self.time_zone)
+            except ValueError as exc:
+                raise ValueError(f"cron: {exc}") from None
         if self.rate is not None and not _RATE.match(self.rate):
             raise ValueError('rate: use rate(N minutes|hours|days), e.g. "rate(7 days)"')
         if self.start and self.end and self.end <= self.start:
@@ -294,6 +302,28 @@ def scheduler_expression(campaign: Campaign) -> tuple[str, str]:
         start, _ = local_time_window(schedule)
         return f"at({start.strftime('%Y-%m-%dT%H:%M:%S')})", "UTC"
     return str(schedule.cron or schedule.rate), schedule.time_zone
+
+
+# Scheduler refuses a StartDate more than 5 minutes past; a start less than this far past is
+# still sent as it is (a campaign created a minute after its start keeps its first run).
+START_STILL_SENT = timedelta(minutes=4)
+
+
+def scheduler_start(schedule: RecurringSchedule, now: datetime) -> datetime | None:
+    """The StartDate a recurring campaign's schedule is given at ``now``: its start while
+    Scheduler still takes it. Once it is further past (a pause, resume or edit long after
+    the campaign began), Scheduler refuses it: a cron's own fields say when it runs, so
+    none; a rate counts its runs from its start, so the first of those runs still ahead,
+    which keeps the campaign's rhythm; none either when that run is after the end."""
+    start = schedule.start
+    if start is None or start > now - START_STILL_SENT:
+        return start
+    if schedule.rate is None:
+        return None
+    after = parse_schedule(schedule.rate, anchor=start).next_after(now)
+    if after is None or (schedule.end is not None and after > schedule.end):
+        return None
+    return after
 
 
 def due_at(

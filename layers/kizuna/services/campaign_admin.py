@@ -121,7 +121,7 @@ class DefinitionStore(Protocol):
 class Schedules(Protocol):
     """The campaigns' schedules (:class:`kizuna.adapters.scheduler.CampaignSchedules`)."""
 
-    def put(self, campaign: Campaign, status: CampaignStatus) -> None: ...
+    def put(self, campaign: Campaign, status: CampaignStatus, now: datetime) -> None: ...
 
     def get(self, campaign_id: str) -> dict[str, Any] | None: ...
 
@@ -571,7 +571,7 @@ class CampaignAdmin:
             campaign, files, by, now, expected_version=expected_version
         )
         if self.schedules is not None:
-            self.schedules.put(campaign, campaign.status)
+            self.schedules.put(campaign, campaign.status, now)
         return version
 
     def transition(self, campaign_id: str, action: str, now: datetime) -> tuple[str, str]:
@@ -594,7 +594,7 @@ class CampaignAdmin:
                 f"{campaign_id} is {current}; {action} needs " + " or ".join(sorted(allowed))
             )
         if self.schedules is not None:
-            self.schedules.put(stored.campaign, target)
+            self.schedules.put(stored.campaign, target, now)
         return stored.status, str(target)
 
     # what it would do ----------------------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kizuna_tools.local.schedules import parse_schedule
+from kizuna.domain.schedule_expressions import parse_schedule
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday
 
@@ -84,3 +84,20 @@ def test_at_fires_once() -> None:
 def test_rejects_bad_expressions(expression: str) -> None:
     with pytest.raises(ValueError):
         parse_schedule(expression, anchor=T0)
+
+
+def test_every_day_field_form_scheduler_reads_is_read() -> None:
+    from kizuna.domain.schedule_expressions import check_expression
+
+    for expression in (
+        "cron(0 10 ? * 6#3 *)",
+        "cron(0 10 ? * FRI#3 *)",
+        "cron(0 10 L * ? *)",
+        "cron(0 10 LW * ? *)",
+        "cron(0 10 15W * ? *)",
+        "cron(0 10 ? * 5L *)",
+        "cron(0 10 1-5/2 * ? *)",
+        "cron(*/5 * ? * mon-fri 2026-2030)",
+        "cron(0 10 ? * FRI-MON *)",
+    ):
+        check_expression(expression)

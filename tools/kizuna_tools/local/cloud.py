@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import boto3
 
+from kizuna.domain.schedule_expressions import Schedule, parse_schedule
 from kizuna.runtime import clock as kizuna_clock
 from kizuna.runtime import settings
 from kizuna_tools.local import backends, executions
@@ -58,8 +59,6 @@ from kizuna_tools.local.provision import (
 )
 from kizuna_tools.local.schedules import (
     SFN_START_EXECUTION_TARGET,
-    Schedule,
-    parse_schedule,
     scheduler_dead_letter_attributes,
     start_execution_parameters,
 )

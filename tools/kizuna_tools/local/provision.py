@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from kizuna.domain.schedule_expressions import parse_schedule
 from kizuna.programs.asl import InvalidDefinition, check_definition
 from kizuna_tools.local.functions import FunctionRunner, FunctionSpec
 from kizuna_tools.local.gateway import HttpApi, JwtAuthorizer, Route
-from kizuna_tools.local.schedules import SFN_START_EXECUTION_TARGET, parse_schedule
+from kizuna_tools.local.schedules import SFN_START_EXECUTION_TARGET
 from kizuna_tools.local.template import REGION, Physical, Template, TemplateError
 
 LOG = logging.getLogger(__name__)
