@@ -1,6 +1,6 @@
-"""Events onto EventBridge, in PutEvents batches of 10 with retries of failed entries: Kizuna's
-derived events (:class:`EventBridgePublisher`) and the shop's events put through the HTTP
-API (:class:`ShopEventBus`)."""
+"""Events onto EventBridge, in PutEvents calls of at most 10 entries and 256 KB, with retries
+of failed entries: Kizuna's derived events (:class:`EventBridgePublisher`) and the shop's
+events put through the HTTP API (:class:`ShopEventBus`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,39 @@ from kizuna.ports import PutOutcome
 from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
 
 PUT_EVENTS_LIMIT = 10
+# Kizuna's bound on an entry and on a whole PutEvents request, counted as :func:`entry_size`
+# counts ("Calculating PutEvents event entry size"): 256 KB, EventBridge's own until January
+# 2026 (1 MB since), and still the input limit of the Step Functions executions events start.
+ENTRY_LIMIT_BYTES = 256 * 1024
+TIME_BYTES = 14  # a Time counts 14 bytes, whatever its text
+
+
+def entry_size(source: str, detail_type: str, detail: str, *, timed: bool = False) -> int:
+    """An entry's size as EventBridge counts it: the UTF-8 bytes of its source, detail-type
+    and detail, and 14 for a ``Time`` (Kizuna's entries name no resources)."""
+    size = len(source.encode()) + len(detail_type.encode()) + len(detail.encode())
+    return size + (TIME_BYTES if timed else 0)
+
+
+def put_batches(sizes: Sequence[int]) -> tuple[list[list[int]], list[int]]:
+    """The entries' indexes, in order, in PutEvents calls of at most 10 entries and 256 KB;
+    and the indexes of entries over 256 KB alone (no call could carry them)."""
+    batches: list[list[int]] = []
+    too_large: list[int] = []
+    batch: list[int] = []
+    total = 0
+    for i, n in enumerate(sizes):
+        if n > ENTRY_LIMIT_BYTES:
+            too_large.append(i)
+            continue
+        if batch and (len(batch) == PUT_EVENTS_LIMIT or total + n > ENTRY_LIMIT_BYTES):
+            batches.append(batch)
+            batch, total = [], 0
+        batch.append(i)
+        total += n
+    if batch:
+        batches.append(batch)
+    return batches, too_large
 
 
 class EventBridgePublisher:
@@ -25,14 +58,20 @@ class EventBridgePublisher:
         self._attempts = attempts
 
     def publish(self, events: Sequence[DerivedEvent]) -> list[int]:
-        failed: list[int] = []
-        for start in range(0, len(events), PUT_EVENTS_LIMIT):
-            pending = list(range(start, min(start + PUT_EVENTS_LIMIT, len(events))))
+        """Put the events on the bus, in calls of at most 10 entries and 256 KB; returns the
+        indexes of those not put (refused after the retries, or over 256 KB alone)."""
+        entries = [e.to_entry(self._bus, KIZUNA_EVENT_SOURCE) for e in events]
+        sizes = [
+            entry_size(e["Source"], e["DetailType"], e["Detail"], timed="Time" in e)
+            for e in entries
+        ]
+        batches, failed = put_batches(sizes)
+        for batch in batches:
+            pending = batch
             for attempt in range(self._attempts):
-                entries = [events[i].to_entry(self._bus, KIZUNA_EVENT_SOURCE) for i in pending]
                 # a call failing as a whole (5xx, throttling, timeout) is made again: the
                 # events' ids are deterministic, consumers drop the copies
-                resp = retrying(self._client.put_events, Entries=entries)
+                resp = retrying(self._client.put_events, Entries=[entries[i] for i in pending])
                 if not resp.get("FailedEntryCount"):
                     pending = []
                     break
@@ -41,7 +80,7 @@ class EventBridgePublisher:
                 ]
                 time.sleep(min(0.05 * 2**attempt, 0.5))
             failed.extend(pending)
-        return failed
+        return sorted(failed)
 
     def put_file_ready(self, detail: Mapping[str, Any]) -> None:
         """A direct-mail print file is written (``dm.file_ready``, source ``kizuna``: only
@@ -60,16 +99,6 @@ class EventBridgePublisher:
 
 
 # --- the shop's events, put through the HTTP API ---------------------------------------------
-# EventBridge's bounds: an entry (source + detail-type + detail, in UTF-8 bytes) and a whole
-# PutEvents request are each at most 256 KB.
-ENTRY_LIMIT_BYTES = 256 * 1024
-
-
-def entry_size(source: str, detail_type: str, detail: str) -> int:
-    """An entry's size as EventBridge counts it (no resources, no time)."""
-    return len(source.encode()) + len(detail_type.encode()) + len(detail.encode())
-
-
 class ShopEventBus:
     """Puts inbound events (detail-type, detail JSON) on the bus under one ``source`` (never
     ``kizuna``: the bus policy refuses it), in PutEvents calls of at most 10 entries and
@@ -96,19 +125,11 @@ class ShopEventBus:
         """Each event's outcome, in order. An entry over :data:`ENTRY_LIMIT_BYTES` is not
         sent (``EntryTooLarge``): the caller checks sizes first."""
         outcomes: dict[int, PutOutcome] = {}
-        batch: list[int] = []
-        size = 0
-        for i, (detail_type, detail) in enumerate(events):
-            n = entry_size(self.source, detail_type, detail)
-            if n > ENTRY_LIMIT_BYTES:
-                outcomes[i] = PutOutcome(error_code="EntryTooLarge", error_message=f"{n} bytes")
-                continue
-            if batch and (len(batch) == PUT_EVENTS_LIMIT or size + n > ENTRY_LIMIT_BYTES):
-                outcomes.update(self._put_batch(events, batch))
-                batch, size = [], 0
-            batch.append(i)
-            size += n
-        if batch:
+        sizes = [entry_size(self.source, detail_type, detail) for detail_type, detail in events]
+        batches, too_large = put_batches(sizes)
+        for i in too_large:
+            outcomes[i] = PutOutcome(error_code="EntryTooLarge", error_message=f"{sizes[i]} bytes")
+        for batch in batches:
             outcomes.update(self._put_batch(events, batch))
         return [outcomes[i] for i in range(len(events))]
 
