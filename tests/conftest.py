@@ -7,7 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from kizuna_tools.local.patches import patch_dynamodb_batch_keys, patch_dynamodb_key_filters
+from kizuna_tools.local.patches import (
+    patch_dynamodb_batch_keys,
+    patch_dynamodb_key_filters,
+    patch_dynamodb_request_rules,
+    patch_put_events_size,
+)
 
 pytest_plugins = ["kizuna_tools.local.testing"]
 
@@ -36,9 +41,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def moto_refuses_what_dynamodb_refuses() -> Iterator[None]:
     """Every test on moto (not only the local runtime's) gets DynamoDB's refusal of a Query
-    whose FilterExpression names a key attribute, and of a BatchWriteItem naming one key
-    twice: moto accepts both, AWS does not."""
-    undos = [patch_dynamodb_key_filters(None), patch_dynamodb_batch_keys(None)]
+    whose FilterExpression names a key attribute, of a BatchWriteItem naming one key twice
+    or holding more than 25 requests, of an unused placeholder in a transaction, of a
+    secondary-index key of the wrong type and of nesting deeper than 32 levels; and
+    EventBridge's refusal of a PutEvents request over 256 KB: moto accepts them all, AWS
+    does not."""
+    undos = [
+        patch_dynamodb_key_filters(None),
+        patch_dynamodb_batch_keys(None),
+        patch_dynamodb_request_rules(None),
+        patch_put_events_size(None),
+    ]
     yield
     for undo in reversed(undos):
         undo()

@@ -820,6 +820,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler, DynamoResult
     from moto.events.models import EventsBackend, Rule
+    from moto.scheduler.models import Schedule
     from moto.sqs.models import Message, SQSBackend
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
@@ -858,6 +859,10 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (Table, "scan"),
         (DynamoHandler, "query"),
         (DynamoHandler, "batch_write_item"),
+        (DynamoHandler, "transact_write_items"),
+        (Table, "put_item"),
+        (Schedule, "_validate_start_date"),
+        (Schedule, "update"),
         (responses, "method_names_from_class"),
         (json_path, "parse"),
     ]
@@ -870,7 +875,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 22
+    assert len(patches.PATCHES) == 25
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
@@ -1104,5 +1109,234 @@ def test_patch_dynamodb_batch_keys() -> None:
                     client.batch_write_item(RequestItems={"t": requests})
             client.batch_write_item(RequestItems={"t": [put("1", "1"), put("2", "1")]})
             assert client.scan(TableName="t")["Count"] == 2
+        finally:
+            undo()
+
+
+def test_patch_dynamodb_request_rules() -> None:
+    """Requests DynamoDB refuses and moto 5.2.5 takes are refused: 26 requests in a
+    BatchWriteItem, an unused value or name in a Query, Scan, PutItem, DeleteItem or a
+    transaction's action, a secondary-index key
+    of the wrong type (put, batch or transaction; moto refuses an update's itself), 33
+    levels of nesting (32 containers). What DynamoDB takes still passes."""
+    from moto import mock_aws
+
+    from kizuna_tools.local.patches import nesting_levels, patch_dynamodb_request_rules
+
+    def nested(levels: int) -> dict[str, Any]:
+        value: dict[str, Any] = {"S": "x"}
+        for level in range(levels):
+            value = {"M": {"a": value}} if level % 2 else {"L": [value]}
+        return value
+
+    assert [nesting_levels(nested(n)) for n in (0, 1, 31, 32)] == [0, 1, 31, 32]
+
+    def key(sk: str) -> dict[str, Any]:
+        return {"pk": {"S": "a"}, "sk": {"S": sk}}
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        index = {
+            "IndexName": "by-kind",
+            "KeySchema": key_schema("kind"),
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+        create_table(client, "t", "pk", "sk", indexed=("kind",), GlobalSecondaryIndexes=[index])
+        client.put_item(TableName="t", Item={**key("1"), "kind": {"S": "k"}})
+        undo = patch_dynamodb_request_rules(None)
+        try:
+            refused = client.exceptions.ClientError
+            with pytest.raises(refused, match="less than or equal to 25"):
+                client.batch_write_item(
+                    RequestItems={"t": [{"PutRequest": {"Item": key(str(i))}} for i in range(26)]}
+                )
+            update = {
+                "TableName": "t",
+                "Key": key("2"),
+                "UpdateExpression": "SET n = :n",
+                "ExpressionAttributeValues": {":n": {"N": "1"}, ":unused": {"N": "2"}},
+            }
+            with pytest.raises(refused, match=r"unused in expressions: keys: \{:unused\}"):
+                client.transact_write_items(TransactItems=[{"Update": update}])
+            check = {
+                "TableName": "t",
+                "Key": key("1"),
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeNames": {"#k": "kind"},
+            }
+            with pytest.raises(refused, match=r"ExpressionAttributeNames unused.*\{#k\}"):
+                client.transact_write_items(TransactItems=[{"ConditionCheck": check}])
+            unused = {"ExpressionAttributeValues": {":p": {"S": "a"}, ":u": {"S": "x"}}}
+            for request in (
+                lambda: client.query(TableName="t", KeyConditionExpression="pk = :p", **unused),
+                lambda: client.scan(TableName="t", FilterExpression="pk = :p", **unused),
+                lambda: client.put_item(
+                    TableName="t", Item=key("9"), ConditionExpression="pk <> :p", **unused
+                ),
+                lambda: client.delete_item(
+                    TableName="t", Key=key("9"), ConditionExpression="pk = :p", **unused
+                ),
+                lambda: client.transact_get_items(
+                    TransactItems=[
+                        {
+                            "Get": {
+                                "TableName": "t",
+                                "Key": key("1"),
+                                "ProjectionExpression": "pk",
+                                "ExpressionAttributeNames": {"#k": "kind"},
+                            }
+                        }
+                    ]
+                ),
+            ):
+                with pytest.raises(refused, match=r"unused in expressions: keys: \{(:u|#k)\}"):
+                    request()
+            mismatch = "Type mismatch for Index Key kind Expected: S Actual: N IndexName: by-kind"
+            wrong = {**key("3"), "kind": {"N": "1"}}
+            for write in (
+                lambda: client.put_item(TableName="t", Item=wrong),
+                lambda: client.batch_write_item(
+                    RequestItems={"t": [{"PutRequest": {"Item": wrong}}]}
+                ),
+                lambda: client.transact_write_items(
+                    TransactItems=[{"Put": {"TableName": "t", "Item": wrong}}]
+                ),
+                lambda: client.update_item(
+                    TableName="t",
+                    Key=key("1"),
+                    UpdateExpression="SET kind = :n, n = :n",
+                    ExpressionAttributeValues={":n": {"N": "1"}},
+                ),
+            ):
+                with pytest.raises(refused, match=f"{mismatch}|Type mismatch for key kind"):
+                    write()
+            assert client.get_item(TableName="t", Key=key("1"))["Item"] == {
+                **key("1"),
+                "kind": {"S": "k"},
+            }
+            assert client.get_item(TableName="t", Key=key("3")).get("Item") is None
+            with pytest.raises(refused, match="Nesting Levels have exceeded supported limits"):
+                client.put_item(TableName="t", Item={**key("4"), "deep": nested(32)})
+            # what DynamoDB takes
+            client.batch_write_item(
+                RequestItems={"t": [{"PutRequest": {"Item": key(str(i))}} for i in range(25)]}
+            )
+            client.transact_write_items(
+                TransactItems=[
+                    {"Update": {**update, "ExpressionAttributeValues": {":n": {"N": "1"}}}}
+                ]
+            )
+            client.put_item(
+                TableName="t", Item={**key("4"), "deep": nested(31), "kind": {"S": "k"}}
+            )
+            client.update_item(
+                TableName="t",
+                Key=key("5"),
+                UpdateExpression="SET kind = :k",
+                ExpressionAttributeValues={":k": {"S": "k"}},
+            )
+            assert client.scan(TableName="t")["Count"] == 25  # "0" to "24"
+        finally:
+            undo()
+
+
+def test_patch_scheduler_rules() -> None:
+    """CreateSchedule and UpdateSchedule refuse an expression Scheduler cannot read and a
+    recurring schedule's StartDate more than 5 minutes before the runtime's clock (moto
+    alone takes both, and checks a start on create only, against the wall clock); a one-time
+    schedule's start and a start within the 5 minutes pass."""
+    from types import SimpleNamespace
+
+    from moto import mock_aws
+
+    from kizuna_tools.local.virtual_clock import VirtualClock
+
+    now = DEFAULT_START + timedelta(days=400)  # the runtime's clock, not the wall clock
+    host = SimpleNamespace(clock=VirtualClock(now))
+    target = {"Arn": "arn:aws:sqs:us-east-1:123456789012:q", "RoleArn": "arn:aws:iam::1:role/r"}
+
+    with mock_aws():
+        client = boto3.client("scheduler", region_name="us-east-1")
+
+        def schedule(name: str, expression: str, **extra: Any) -> dict[str, Any]:
+            return {
+                "Name": name,
+                "ScheduleExpression": expression,
+                "FlexibleTimeWindow": {"Mode": "OFF"},
+                "Target": target,
+                **extra,
+            }
+
+        undo = patches.patch_scheduler_rules(host)  # type: ignore[arg-type]
+        try:
+            refused = client.exceptions.ValidationException
+            for expression in ("cron(0 10 * * FRI *)", "cron(99 10 ? * FRI *)", "every friday"):
+                with pytest.raises(refused, match="Invalid Schedule Expression"):
+                    client.create_schedule(**schedule("a", expression))
+            past = now - timedelta(minutes=6)
+            for expression in ("rate(7 days)", "cron(0 10 ? * FRI *)"):
+                with pytest.raises(refused, match="cannot be earlier than 5 minutes ago"):
+                    client.create_schedule(**schedule("a", expression, StartDate=past))
+            client.create_schedule(**schedule("a", "rate(7 days)", StartDate=now))
+            client.create_schedule(
+                **schedule("b", "at(2020-01-01T00:00:00)", StartDate=past)
+            )  # a one-time schedule's start is ignored
+            with pytest.raises(refused, match="cannot be earlier than 5 minutes ago"):
+                client.update_schedule(**schedule("a", "rate(7 days)", StartDate=past))
+            with pytest.raises(refused, match="Invalid Schedule Expression"):
+                client.update_schedule(**schedule("a", "cron(0 10 * * FRI *)"))
+            client.update_schedule(
+                **schedule("a", "rate(7 days)", StartDate=now - timedelta(minutes=4))
+            )
+            assert client.get_schedule(Name="a")["ScheduleExpression"] == "rate(7 days)"
+        finally:
+            undo()
+
+
+def test_patch_put_events_size() -> None:
+    """A PutEvents request whose entries come to more than 1 MB (as EventBridge counts:
+    14 bytes for a Time, source, detail-type, detail, resources) is refused; 1 MB passes,
+    and so does a request the runtime stamps with a Time (measured as the caller made it)."""
+    from moto import mock_aws
+
+    from kizuna_tools.local.patches import put_events_size
+
+    entry = {"Source": "shop", "DetailType": "order.placed", "Time": DEFAULT_START}
+    assert put_events_size({**entry, "Detail": "{}", "Resources": ["arn:x"]}) == 14 + 4 + 12 + 2 + 5
+    fixed = put_events_size({**entry, "Detail": '{"x":""}'})
+
+    def detail(size: int) -> str:
+        return json.dumps({"x": "a" * (size - fixed)}, separators=(",", ":"))
+
+    with mock_aws():
+        client = boto3.client("events", region_name="us-east-1")
+        undo = patches.patch_put_events_size(None)
+        try:
+            quarter = [{**entry, "Detail": detail(256 * 1024)}] * 4
+            assert client.put_events(Entries=quarter)["FailedEntryCount"] == 0  # 1 MB
+            over = [*quarter[:3], {**entry, "Detail": detail(256 * 1024 + 1)}]
+            for entries in (over, [{**entry, "Detail": detail(1024 * 1024 + 1)}]):
+                with pytest.raises(client.exceptions.ClientError, match="over the limit"):
+                    client.put_events(Entries=entries)
+            # applied twice, a stamp of Time between the two (as the runtime stamps what
+            # comes without one): measured once, as the caller made the request
+            from moto.events.models import EventsBackend
+
+            inner = EventsBackend.__dict__["put_events"]
+
+            def stamping(self: Any, events: list[dict[str, Any]]) -> Any:
+                return inner(self, [{**e, "Time": DEFAULT_START.timestamp()} for e in events])
+
+            undo_stamp = patches._swap(EventsBackend, "put_events", stamping)
+            undo_outer = patches.patch_put_events_size(None)
+            try:
+                untimed = {"Source": "shop", "DetailType": "order.placed"}
+                bare = put_events_size({**untimed, "Detail": '{"x":""}'})
+                body = {"x": "a" * (256 * 1024 - bare)}
+                full = [{**untimed, "Detail": json.dumps(body, separators=(",", ":"))}] * 4
+                assert client.put_events(Entries=full)["FailedEntryCount"] == 0
+            finally:
+                undo_outer()
+                undo_stamp()
         finally:
             undo()

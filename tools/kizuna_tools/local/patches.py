@@ -22,10 +22,11 @@ import urllib.response
 import uuid
 import weakref
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any, Protocol
 
+from kizuna.domain.schedule_expressions import check_expression
 from kizuna_tools.local.virtual_clock import Timeline, VirtualClock
 
 Undo = Callable[[], None]
@@ -572,6 +573,152 @@ def patch_dynamodb_batch_keys(host: PatchHost | None) -> Undo:
     return _swap(DynamoHandler, "batch_write_item", batch_write_item)
 
 
+# DynamoDB's rules for what a request may hold, which moto 5.2.5 does not apply.
+MAX_BATCH_WRITE_REQUESTS = 25
+# "Nested attributes up to 32 levels deep", the item's own attribute the first: 31 maps or
+# lists within one another at most.
+MAX_NESTED_CONTAINERS = 31
+_PLACEHOLDER = re.compile(r"[:#][A-Za-z0-9_]+")
+# Operations whose unused placeholders moto 5.2.5 takes (it checks UpdateItem's, GetItem's and
+# BatchGetItem's itself).
+_PLACEHOLDER_CHECKED = (
+    "put_item",
+    "delete_item",
+    "query",
+    "scan",
+    "transact_write_items",
+    "transact_get_items",
+)
+
+
+def nesting_levels(value: Any) -> int:
+    """How deep a wire-format attribute value (``{"M": ...}``, ``{"L": [...]}``) nests: a
+    scalar is 0, a map or list one more than its deepest element."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, inner),) = value.items()
+        if kind == "M" and isinstance(inner, dict):
+            return 1 + max((nesting_levels(v) for v in inner.values()), default=0)
+        if kind == "L" and isinstance(inner, list):
+            return 1 + max((nesting_levels(v) for v in inner), default=0)
+    return 0
+
+
+def write_problem(table: Any, attrs: dict[str, Any]) -> str | None:
+    """Why DynamoDB refuses to store ``attrs`` (wire format) in ``table``, or None: a
+    secondary index's key attribute of another type than the table defines for it, or a
+    value nested more than 32 levels deep (the attribute itself the first)."""
+    defined = {a["AttributeName"]: a["AttributeType"] for a in table.attr}
+    for index in [*table.global_indexes, *table.indexes]:
+        for key in index.schema:
+            name = key["AttributeName"]
+            value = attrs.get(name)
+            if not isinstance(value, dict) or len(value) != 1:
+                continue
+            (actual,) = value
+            expected = defined.get(name)
+            if expected is not None and actual != expected:
+                return (
+                    "One or more parameter values were invalid: Type mismatch for Index Key "
+                    f"{name} Expected: {expected} Actual: {actual} IndexName: {index.name}"
+                )
+    for value in attrs.values():
+        if nesting_levels(value) > MAX_NESTED_CONTAINERS:
+            return "Nesting Levels have exceeded supported limits"
+    return None
+
+
+_EXPRESSION_FIELDS = (
+    "KeyConditionExpression",
+    "FilterExpression",
+    "ProjectionExpression",
+    "ConditionExpression",
+    "UpdateExpression",
+)
+
+
+def unused_placeholders(request: dict[str, Any]) -> list[str]:
+    """The ``:value`` and ``#name`` placeholders a request (or a transaction's action)
+    defines but none of its expressions uses."""
+    used: set[str] = set()
+    for field in _EXPRESSION_FIELDS:
+        used.update(_PLACEHOLDER.findall(request.get(field) or ""))
+    defined = [
+        *(request.get("ExpressionAttributeValues") or {}),
+        *(request.get("ExpressionAttributeNames") or {}),
+    ]
+    return [name for name in defined if name not in used]
+
+
+def patch_dynamodb_request_rules(host: PatchHost | None) -> Undo:
+    """Requests DynamoDB refuses are refused here too.
+
+    moto 5.2.5 accepts, where DynamoDB answers ``ValidationException``: a BatchWriteItem of
+    more than 25 requests; an expression value or name none of the request's expressions
+    uses, in a PutItem, DeleteItem, Query, Scan or a transaction's action (moto checks
+    unused values in UpdateItem only, unused names in some operations); an item whose
+    secondary-index key attribute has another type than the table's definition ("Type
+    mismatch for Index Key"; moto checks an update's, not a put's); an attribute nested more
+    than 32 levels (32 maps or lists within one another). Applied to every test on moto too
+    (``tests/conftest.py``); ``host`` is not used.
+    """
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    original_batch = DynamoHandler.__dict__["batch_write_item"]
+    original_put = Table.__dict__["put_item"]
+
+    def batch_write_item(self: Any) -> Any:
+        requests = sum(len(r) for r in (self.body.get("RequestItems") or {}).values())
+        if requests > MAX_BATCH_WRITE_REQUESTS:
+            raise MockValidationException(
+                "1 validation error detected: Value at 'requestItems' failed to satisfy "
+                "constraint: Map value must satisfy constraint: [Member must have length less "
+                f"than or equal to {MAX_BATCH_WRITE_REQUESTS}]"
+            )
+        return original_batch(self)
+
+    def refuse_unused(request: dict[str, Any]) -> None:
+        for name in unused_placeholders(request):
+            kind = "Values" if name.startswith(":") else "Names"
+            raise MockValidationException(
+                f"Value provided in ExpressionAttribute{kind} unused in expressions: "
+                f"keys: {{{name}}}"
+            )
+
+    def checked(operation: str) -> Any:
+        original = DynamoHandler.__dict__[operation]
+
+        def handler(self: Any) -> Any:
+            if operation.startswith("transact_"):
+                for entry in self.body.get("TransactItems") or []:
+                    for action in entry.values():
+                        refuse_unused(action if isinstance(action, dict) else {})
+            else:
+                refuse_unused(self.body)
+            return original(self)
+
+        return handler
+
+    def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        problem = write_problem(self, item_attrs)
+        if problem:
+            raise MockValidationException(problem)
+        return original_put(self, item_attrs, *args, **kwargs)
+
+    undos = [
+        _swap(DynamoHandler, "batch_write_item", batch_write_item),
+        *(_swap(DynamoHandler, op, checked(op)) for op in _PLACEHOLDER_CHECKED),
+        _swap(Table, "put_item", put_item),
+    ]
+
+    def undo() -> None:
+        for one in reversed(undos):
+            one()
+
+    return undo
+
+
 def patch_moto_parse_caches(host: PatchHost) -> Undo:
     """Two things moto works out again on every call are worked out once.
 
@@ -929,6 +1076,68 @@ def patch_dynamodb_transactions(host: PatchHost) -> Undo:
     return undo
 
 
+# --- EventBridge Scheduler ----------------------------------------------------------------
+START_DATE_GRACE = timedelta(minutes=5)
+
+
+def scheduler_problem(
+    expression: str, timezone: str | None, start_date: Any, now: datetime
+) -> str | None:
+    """Why EventBridge Scheduler refuses a schedule, or None: an expression it does not read
+    (a cron with both day fields, a field out of range...), or a recurring schedule's
+    StartDate more than 5 minutes before ``now``."""
+    try:
+        check_expression(expression, timezone or "UTC")
+    except (ValueError, KeyError):  # KeyError: an unknown time zone
+        return f"Invalid Schedule Expression {expression}"
+    if start_date is not None and not expression.startswith("at("):
+        start = datetime.fromtimestamp(float(start_date), UTC)
+        if start < now - START_DATE_GRACE:
+            return "The StartDate you specify cannot be earlier than 5 minutes ago."
+    return None
+
+
+def patch_scheduler_rules(host: PatchHost) -> Undo:
+    """CreateSchedule and UpdateSchedule refuse what Scheduler refuses, on the virtual clock.
+
+    Scheduler answers ``ValidationException`` to an expression it cannot read ("Invalid
+    Schedule Expression") and to a rate or cron schedule whose StartDate is more than 5
+    minutes past ("The StartDate you specify cannot be earlier than 5 minutes ago.").
+    moto 5.2.5 takes any expression, checks the StartDate on create only, only for an
+    expression with a ``*``, and against the wall clock, not the runtime's.
+    """
+    from moto.scheduler.exceptions import ValidationException
+    from moto.scheduler.models import Schedule
+
+    original_update = Schedule.__dict__["update"]
+
+    def refuse(expression: str, timezone: str | None, start_date: Any) -> None:
+        problem = scheduler_problem(expression, timezone, start_date, host.clock.now())
+        if problem:
+            raise ValidationException(message=problem)
+
+    def validate_start_date(self: Any, start_date: Any) -> Any:
+        refuse(self.schedule_expression, self.schedule_expression_timezone, start_date)
+        return start_date
+
+    def update(self: Any, **fields: Any) -> None:
+        refuse(
+            fields["schedule_expression"],
+            fields.get("schedule_expression_timezone"),
+            fields.get("start_date"),
+        )
+        original_update(self, **fields)
+
+    undo_start = _swap(Schedule, "_validate_start_date", validate_start_date)
+    undo_update = _swap(Schedule, "update", update)
+
+    def undo() -> None:
+        undo_update()
+        undo_start()
+
+    return undo
+
+
 # --- SQS -----------------------------------------------------------------------------------
 def patch_sqs_message_clock(host: PatchHost) -> Undo:
     """SQS visibility checks read the wall clock cheaply (same values, ~10x faster).
@@ -1022,6 +1231,54 @@ def patch_put_events_time(host: PatchHost) -> Undo:
     def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         stamped = [e if e.get("Time") else {**e, "Time": host.clock.epoch()} for e in events]
         result: list[dict[str, Any]] = original(self, stamped)
+        return result
+
+    return _swap(EventsBackend, "put_events", put_events)
+
+
+# EventBridge's bound on one PutEvents request (its entries together): 256 KB until
+# 29 January 2026, 1 MB since (AWS Compute Blog, "payloads up to 1 MB" for EventBridge, SQS
+# and asynchronous Lambda). Kizuna's own calls keep to 256 KB (kizuna.adapters.eventbridge).
+PUT_EVENTS_LIMIT_BYTES = 1024 * 1024
+_PUT_EVENTS_CHECKED = threading.local()
+
+
+def put_events_size(entry: dict[str, Any]) -> int:
+    """A PutEvents entry's size as EventBridge counts it ("Calculating PutEvents event entry
+    size"): 14 bytes for a Time, the UTF-8 bytes of Source, DetailType, Detail and each of
+    its Resources."""
+    size = 14 if entry.get("Time") else 0
+    for field in ("Source", "DetailType", "Detail"):
+        size += len(str(entry.get(field) or "").encode())
+    return size + sum(len(str(r).encode()) for r in entry.get("Resources") or [])
+
+
+def patch_put_events_size(host: PatchHost | None) -> Undo:
+    """A PutEvents request over 1 MB is refused as EventBridge refuses it.
+
+    EventBridge answers ``ValidationException`` ("Total size of the entries in the request is
+    over the limit.") when the entries of one request, counted as :func:`put_events_size`
+    counts, exceed its bound together (so also one entry over it); moto 5.2.5 takes any
+    size. Only the request as the caller made it is measured (the runtime's own stamp of a
+    missing ``Time``, below, does not count), once however often the patch is applied.
+    Applied to every test on moto too (``tests/conftest.py``); ``host`` is not used.
+    """
+    from moto.events.exceptions import ValidationException
+    from moto.events.models import EventsBackend
+
+    original = EventsBackend.__dict__["put_events"]
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if getattr(_PUT_EVENTS_CHECKED, "active", False):
+            result: list[dict[str, Any]] = original(self, events)
+            return result
+        if sum(put_events_size(e) for e in events) > PUT_EVENTS_LIMIT_BYTES:
+            raise ValidationException("Total size of the entries in the request is over the limit.")
+        _PUT_EVENTS_CHECKED.active = True
+        try:
+            result = original(self, events)
+        finally:
+            _PUT_EVENTS_CHECKED.active = False
         return result
 
     return _swap(EventsBackend, "put_events", put_events)
@@ -1200,10 +1457,13 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_dynamodb_transactions,
     patch_dynamodb_key_filters,
     patch_dynamodb_batch_keys,
+    patch_dynamodb_request_rules,
+    patch_scheduler_rules,
     patch_sqs_message_clock,
     patch_sqs_retention_check,
     patch_event_targets,
     patch_put_events_time,
+    patch_put_events_size,
     register_botocore_hooks,
     intercept_requests_library,
     intercept_urllib,
