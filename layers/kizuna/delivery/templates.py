@@ -31,11 +31,13 @@ and methods that make big values in one C-level step (``*``, ``**``, ``%``, ``+`
 ``str.center``/``replace``/``join``/``format``..., the filters that pad, repeat or join) are
 refused beyond :data:`MAX_ITEMS` characters or items (integers beyond :data:`MAX_INT_BITS`
 bits); rendering a part stops at :data:`MAX_PART_CHARS` characters of output and after
-:data:`MAX_RENDER_SECONDS` of the rendering thread's CPU time (checked on every Python line
-the render runs; CPU time, not wall-clock time, so a render that waits for the GIL behind
-other threads — the local runtime runs many — is not cut short: only its own work counts;
-and the garbage collector's pauses in that thread are not counted either, since a collection
-of a large heap that happens to start during a render is not the template's work).
+:data:`MAX_RENDER_SECONDS` of the rendering thread's user-mode CPU time (checked on every
+Python line the render runs; CPU time, not wall-clock time, so a render that waits for the
+GIL behind other threads — the local runtime runs many — is not cut short: only its own work
+counts; the garbage collector's pauses in that thread are not counted either, since a
+collection of a large heap that happens to start during a render is not the template's work,
+nor is kernel time, such as memory reclaim on a host short of memory). A render that overran
+is tried once more before it is refused: a template that loops overruns again.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import resource
 import string
 import sys
 import threading
@@ -404,6 +407,22 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
 
+def _work_seconds() -> float:
+    """This thread's CPU time in user mode: the render's own work. Kernel time charged to the
+    thread (page faults, memory reclaim when the host is short of memory) is not the
+    template's; where the platform cannot tell them apart, all of the thread's CPU time."""
+    if _RUSAGE_THREAD is None:
+        return time.thread_time()
+    return float(resource.getrusage(_RUSAGE_THREAD).ru_utime)
+
+
+_RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)
+
+
+class _Overrun(SecurityError):
+    """One attempt of a render ran past its CPU bound."""
+
+
 def render_bounded(
     template: Template,
     context: Mapping[str, Any],
@@ -412,8 +431,22 @@ def render_bounded(
     max_seconds: float = MAX_RENDER_SECONDS,
 ) -> str:
     """``template`` rendered, refused (:class:`RenderLimit`) past ``max_chars`` of output or
-    ``max_seconds`` of this thread's CPU time, garbage collection excepted (checked on each
-    line of Python the render runs, so a loop that outputs nothing is stopped too)."""
+    ``max_seconds`` of this thread's user-mode CPU time, garbage collection excepted
+    (checked on each line of Python the render runs, so a loop that outputs nothing is
+    stopped too). A render that overran once is tried once more before it is refused: a
+    template that loops overruns again, a one-off charge to the thread does not."""
+    for attempt in (1, 2):
+        try:
+            return _render_once(template, context, max_chars, max_seconds)
+        except _Overrun:
+            if attempt == 2:
+                raise RenderLimit(f"rendering took over {max_seconds:g} s") from None
+    raise AssertionError("unreachable")
+
+
+def _render_once(
+    template: Template, context: Mapping[str, Any], max_chars: int, max_seconds: float
+) -> str:
     rendering = threading.get_ident()
     collecting: list[float] = []  # the thread time a collection in this thread started at
     collected = [0.0]  # CPU seconds the collector took in this thread during the render
@@ -422,16 +455,16 @@ def render_bounded(
         if threading.get_ident() != rendering:
             return
         if phase == "start":
-            collecting[:] = [time.thread_time()]
+            collecting[:] = [_work_seconds()]
         elif collecting:
-            collected[0] += time.thread_time() - collecting.pop()
+            collected[0] += _work_seconds() - collecting.pop()
 
-    deadline = time.thread_time() + max_seconds
+    deadline = _work_seconds() + max_seconds
     environment = template.environment
 
     def tick(frame: Any, event: str, arg: Any) -> Any:
-        if time.thread_time() - collected[0] > deadline:
-            raise RenderLimit(f"rendering took over {max_seconds:g} s")
+        if _work_seconds() - collected[0] > deadline:
+            raise _Overrun
         return tick
 
     def enter(frame: Any, event: str, arg: Any) -> Any:

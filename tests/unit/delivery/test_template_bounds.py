@@ -5,6 +5,7 @@ time are capped for whatever a template does in Python."""
 from __future__ import annotations
 
 import gc
+import os
 import time
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def test_hostile_templates_are_refused_quickly(source: str) -> None:
     started = time.monotonic()
     with pytest.raises(RenderLimit):
         render_bounded(env.from_string(source), {}, max_seconds=0.5)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0  # two tries of 0.5 s of CPU at most
 
 
 def test_ordinary_templates_are_untouched() -> None:
@@ -122,3 +123,44 @@ def test_a_garbage_collection_during_the_render_is_not_its_own() -> None:
         assert render_bounded(env.from_string(source), {"collect": collect}, max_seconds=0.02)
     finally:
         del heap
+
+
+def test_kernel_time_charged_to_the_render_is_not_its_own() -> None:
+    # A host short of memory charges page faults and reclaim to whichever thread allocates:
+    # kernel time, not the template's work (CI failed an ordinary email subject with
+    # "rendering took over 2 s" under load, garbage collection already left out). Reading
+    # random bytes stands for it: the kernel makes them.
+    import resource
+
+    if not hasattr(resource, "RUSAGE_THREAD"):
+        pytest.skip("this platform does not tell a thread's kernel time from its own")
+    env = BoundedSandbox()
+
+    def kernel_work() -> str:
+        started = resource.getrusage(resource.RUSAGE_THREAD).ru_stime
+        while resource.getrusage(resource.RUSAGE_THREAD).ru_stime - started < 0.05:
+            os.urandom(1 << 20)
+        return "ok"
+
+    source = "{% for i in range(2) %}{{ kernel_work() }}{% endfor %}"
+    out = render_bounded(env.from_string(source), {"kernel_work": kernel_work}, max_seconds=0.04)
+    assert out == "ok" * 2
+
+
+def test_a_render_that_overran_once_is_tried_again() -> None:
+    # A one-off overrun (work charged to the thread that is not the template's) gets a second
+    # try; a template that loops overruns both times and is refused.
+    env = BoundedSandbox()
+    calls: list[int] = []
+
+    def slow_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            started = time.thread_time()
+            while time.thread_time() - started < 0.1:
+                pass
+        return "ok"
+
+    source = "{{ slow_once() }}{{ slow_once() }}"
+    assert render_bounded(env.from_string(source), {"slow_once": slow_once}, max_seconds=0.05)
+    assert len(calls) >= 2
