@@ -56,13 +56,15 @@ def rules() -> CampaignRules:
 
 def sale(**fields: Any) -> dict[str, Any]:
     return campaign_definition(
-        id="winter-sale",
-        status="draft",
-        template="sale",
-        channels=["email"],
-        schedule={"type": "once", "at": (NOW + timedelta(days=1)).isoformat()},
-        coupon={"discount": "10%", "valid_days": 3},
-        **fields,
+        **{
+            "id": "winter-sale",
+            "status": "draft",
+            "template": "sale",
+            "channels": ["email"],
+            "schedule": {"type": "once", "at": (NOW + timedelta(days=1)).isoformat()},
+            "coupon": {"discount": "10%", "valid_days": 3},
+            **fields,
+        }
     )
 
 
@@ -387,3 +389,72 @@ def test_name_and_description_rules_apply_to_writes_not_to_stored_definitions() 
             saved(a, **fields)
         assert field in {i.field for i in refused.value.issues}, refused.value
     assert saved(a, description="line one\r\nline\ttwo").description.endswith("two")
+
+
+def test_an_ended_campaign_is_not_written_again_and_done_is_kizunas() -> None:
+    # Given a campaign a marketer cancelled
+    a, campaigns, schedules = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    a.transition("winter-sale", "cancel", NOW)
+    schedules.put_calls.clear()
+
+    # When its file (still saying scheduled) is applied again, unchanged: it stays cancelled
+    assert a.save(campaign, files, "ci", NOW) == 1
+    assert campaigns.definitions["winter-sale"].status == "cancelled"
+    assert schedules.put_calls == []
+
+    # and a changed definition is refused, whichever path writes it
+    later = campaign.model_copy(update={"name": "Winter sale (2)"})
+    for version in (None, 1):
+        with pytest.raises(StatusConflict, match="is cancelled: it cannot be changed"):
+            a.save(later, files, "ci", NOW, expected_version=version)
+    assert campaigns.definitions["winter-sale"].campaign.name == campaign.name
+    assert schedules.put_calls == []
+
+    # and nobody writes "done": Kizuna sets it when a one-off campaign has sent
+    done = parse_campaign(sale(id="other-sale", status="done"))
+    with pytest.raises(StatusConflict, match="status done is set by Kizuna"):
+        a.save(done, files, "ci", NOW, expected_version=0)
+    assert "other-sale" not in campaigns.definitions
+
+
+def test_a_one_off_campaign_whose_time_passed_is_not_written_or_resumed_as_scheduled() -> None:
+    a, campaigns, schedules = admin()
+    campaign = saved(a, status="paused")
+    files = campaigns.definitions["winter-sale"].templates
+    later = NOW + timedelta(days=2)  # past its time (NOW + 1 day)
+
+    # a write that would schedule it (apply, or an update) is refused; a draft is not
+    scheduled = campaign.model_copy(update={"status": CampaignStatus.SCHEDULED})
+    for version in (None, 1):
+        with pytest.raises(StatusConflict, match="has passed"):
+            a.save(scheduled, files, "ci", later, expected_version=version)
+    with pytest.raises(StatusConflict, match="has passed"):
+        a.transition("winter-sale", "resume", later)
+    assert campaigns.definitions["winter-sale"].status == "paused"
+    assert [s for _, s in schedules.put_calls] == ["paused"]
+    draft = campaign.model_copy(update={"status": CampaignStatus.DRAFT})
+    assert a.save(draft, files, "ci", later, expected_version=1) == 2
+
+
+def test_a_campaign_cancelled_between_the_read_and_the_write_is_not_revived() -> None:
+    a, campaigns, _ = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    changed = campaign.model_copy(update={"name": "Winter sale (2)"})
+
+    class CancelledMeanwhile:
+        """The store as another request cancels the campaign right after save reads it."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(campaigns, name)
+
+        def put_definition(self, *args: Any, **kwargs: Any) -> int:
+            campaigns.set_status("winter-sale", "cancelled", NOW)
+            return campaigns.put_definition(*args, **kwargs)
+
+    a.store = CancelledMeanwhile()
+    with pytest.raises(StatusConflict, match="is cancelled"):
+        a.save(changed, files, "ci", NOW)
+    assert campaigns.definitions["winter-sale"].status == "cancelled"

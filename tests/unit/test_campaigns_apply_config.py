@@ -97,3 +97,41 @@ def test_apply_checks_and_stores_with_the_configuration_given(
     stored = target.campaigns.get_definition("gold-sale")
     assert stored is not None and list(stored.campaign.audience.segments) == ["gold"]
     assert target.schedules_seen.put_calls == [("gold-sale", "scheduled")]
+
+
+def test_apply_keeps_an_ended_campaign_and_refuses_what_its_status_forbids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a migrated project's campaign, applied, then cancelled by a marketer
+    root = project(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
+    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
+    target, config = InMemory(), root / "kizuna-config.json"
+    file = root / "campaigns" / "gold-sale.yaml"
+    assert apply_files(target, [file], "mari", config)[0] == []
+    target.admin(config).transition("gold-sale", "cancel", datetime(2098, 1, 1))
+    target.schedules_seen.put_calls.clear()
+
+    # When the folder is applied again as it is (a deploy pipeline's habit): left cancelled
+    assert apply_files(target, [file], "ci", config) == (
+        [],
+        ["left gold-sale as it is (cancelled)"],
+    )
+    stored = target.campaigns.get_definition("gold-sale")
+    assert stored is not None and (stored.status, stored.version) == ("cancelled", 1)
+    assert target.schedules_seen.put_calls == []
+
+    # When the file changes, with a second, new campaign beside it: nothing is applied
+    file.write_text(CAMPAIGN.replace("Gold sale", "Gold sale (again)"), encoding="utf-8")
+    late = CAMPAIGN.replace("gold-sale", "late-sale").replace("2099", "2020")
+    (root / "campaigns" / "late-sale.yaml").write_text(late, encoding="utf-8")
+    (root / "templates" / "late-sale").symlink_to(root / "templates" / "gold-sale")
+    problems, applied = apply_files(target, [root / "campaigns"], "ci", config)
+    assert applied == []
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "gold-sale is cancelled: it cannot be changed (a new campaign needs a new id)",
+        "late-sale's time (2020-01-15T01:00:00+00:00) has passed: change the schedule",
+    ]
+    assert target.campaigns.get_definition("late-sale") is None
+    assert target.schedules_seen.put_calls == []

@@ -546,10 +546,13 @@ class MemoryCampaigns:
         now: datetime,
         *,
         expected_version: int | None = None,
+        only_from: frozenset[str] | None = None,
     ) -> int:
         old = self.definitions.get(campaign.id)
         version = old.version if old else 0
         if expected_version is not None and expected_version != version:
+            raise DefinitionConflict(campaign.id)
+        if only_from and old is not None and old.status not in only_from:
             raise DefinitionConflict(campaign.id)
         self.definitions[campaign.id] = StoredCampaign(
             campaign,

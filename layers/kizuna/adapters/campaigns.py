@@ -63,10 +63,12 @@ class CampaignStore:
         now: datetime,
         *,
         expected_version: int | None = None,
+        only_from: frozenset[str] | None = None,
     ) -> int:
         """Store (or replace) a definition; its status becomes the definition's own. Returns
         the new version. With ``expected_version`` (0: it must not exist yet), only over that
-        version: else :class:`DefinitionConflict`."""
+        version; with ``only_from``, only over a stored one of those statuses (in the same
+        write): else :class:`DefinitionConflict`."""
         values: dict[str, Any] = {
             ":d": campaign.model_dump_json(),
             ":t": dict(templates),
@@ -75,24 +77,36 @@ class CampaignStore:
             ":ub": updated_by,
             ":one": 1,
         }
-        condition: dict[str, Any] = {}
+        names = {
+            "#d": "definition",
+            "#t": "templates",
+            "#s": "status",
+            "#ua": "updated_at",
+            "#ub": "updated_by",
+            "#v": "version",
+        }
+        conditions: list[str] = []
         if expected_version == 0:
-            condition = {"ConditionExpression": "attribute_not_exists(sk)"}
-        elif expected_version is not None:
-            values[":expected"] = expected_version
-            condition = {"ConditionExpression": "#v = :expected"}
+            conditions.append("attribute_not_exists(sk)")
+        else:
+            if expected_version is not None:
+                values[":expected"] = expected_version
+                conditions.append("#v = :expected")
+            if only_from:
+                keys = [f":from{i}" for i in range(len(only_from))]
+                values.update(dict(zip(keys, sorted(only_from), strict=True)))
+                status_in = f"#s IN ({', '.join(keys)})"
+                conditions.append(
+                    status_in
+                    if expected_version is not None
+                    else f"(attribute_not_exists(sk) OR {status_in})"
+                )
+        condition = {"ConditionExpression": " AND ".join(conditions)} if conditions else {}
         try:
             resp = self._table.update_item(
                 Key={"campaign_id": campaign.id, "sk": DEF},
                 UpdateExpression="SET #d = :d, #t = :t, #s = :s, #ua = :ua, #ub = :ub ADD #v :one",
-                ExpressionAttributeNames={
-                    "#d": "definition",
-                    "#t": "templates",
-                    "#s": "status",
-                    "#ua": "updated_at",
-                    "#ub": "updated_by",
-                    "#v": "version",
-                },
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_NEW",
                 **condition,

@@ -63,7 +63,12 @@ from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events.custom import vocabulary
 from kizuna.events.inbound import DESCRIPTION_PATTERN, TEXT_PATTERN
-from kizuna.ports import ExecutionStatuses, ExecutionsUnavailable, StoredCampaign
+from kizuna.ports import (
+    DefinitionConflict,
+    ExecutionStatuses,
+    ExecutionsUnavailable,
+    StoredCampaign,
+)
 from kizuna.programs.issues import read_yaml
 from kizuna.runtime.config import KizunaConfig
 from kizuna.runtime.observability import logger
@@ -105,6 +110,7 @@ class DefinitionStore(Protocol):
         now: datetime,
         *,
         expected_version: int | None = None,
+        only_from: frozenset[str] | None = None,
     ) -> int: ...
 
     def get_definition(self, campaign_id: str) -> StoredCampaign | None: ...
@@ -404,6 +410,20 @@ def start_of(campaign: Campaign) -> datetime | None:
     return None
 
 
+def passed_start(campaign: Campaign, now: datetime) -> str | None:
+    """Why a one-off campaign cannot be scheduled (or resumed) now: its time has passed."""
+    start = start_of(campaign)
+    if start is not None and start <= now:
+        return f"{campaign.id}'s time ({start.isoformat()}) has passed: change the schedule"
+    return None
+
+
+def unchanged(stored: StoredCampaign, campaign: Campaign, files: Mapping[str, str]) -> bool:
+    """The same definition (whatever its status) and the same template files."""
+    same = campaign.model_copy(update={"status": stored.campaign.status})
+    return same == stored.campaign and dict(files) == dict(stored.templates)
+
+
 # --- what the commands and routes show -----------------------------------------------------------
 @dataclass
 class DryRun:
@@ -562,17 +582,64 @@ class CampaignAdmin:
         """Store a validated definition and its template files, then bring its schedule in
         line (enabled only while scheduled). ``expected_version``: 0 to create (it must not
         exist), the version read to update (:class:`kizuna.ports.DefinitionConflict` when
-        another write came between); None replaces whatever is stored (``apply``)."""
-        if expected_version is not None and expected_version > 0:
-            current = self.get(campaign.id)
-            if current.status not in EDITABLE:
-                raise StatusConflict(f"{campaign.id} is {current.status}: it cannot be changed")
-        version = self.store.put_definition(
-            campaign, files, by, now, expected_version=expected_version
-        )
+        another write came between); None replaces whatever is stored (``apply``), except
+        that an ended campaign (cancelled or done) is never written again: an unchanged
+        definition is left as it is (its version returned), a changed one refused
+        (:class:`StatusConflict`), as is any write of ``done`` or of ``scheduled`` for a
+        one-off time that has passed (:meth:`write_problem`)."""
+        current = self.store.get_definition(campaign.id) if expected_version != 0 else None
+        if (
+            expected_version is None
+            and current is not None
+            and current.status not in EDITABLE
+            and unchanged(current, campaign, files)
+        ):
+            return current.version  # re-applied as it was: the ended campaign stays so
+        problem = self.write_problem(campaign, files, now, current)
+        if problem:
+            raise StatusConflict(problem)
+        try:
+            version = self.store.put_definition(
+                campaign, files, by, now, expected_version=expected_version, only_from=EDITABLE
+            )
+        except DefinitionConflict:
+            # another write came between: a stale version, or the campaign ended meanwhile
+            now_stored = self.store.get_definition(campaign.id)
+            if now_stored is not None and now_stored.status not in EDITABLE:
+                raise StatusConflict(
+                    f"{campaign.id} is {now_stored.status}: it cannot be changed"
+                ) from None
+            raise
         if self.schedules is not None:
             self.schedules.put(campaign, campaign.status, now)
         return version
+
+    def write_problem(
+        self,
+        campaign: Campaign,
+        files: Mapping[str, str],
+        now: datetime,
+        current: StoredCampaign | None,
+    ) -> str | None:
+        """Why this definition may not be written over ``current`` (None: it may). Only a
+        draft, scheduled or paused campaign is written over (an ended one keeps what it did;
+        :meth:`save` leaves it as it is when ``apply`` re-applies it unchanged); ``done`` is
+        Kizuna's to set; a one-off campaign is written as scheduled only while its time is
+        ahead (as the ``schedule`` action checks: whether Scheduler fires a passed one-time
+        schedule is not documented; the campaign could sit "scheduled", nothing sent)."""
+        if current is not None and current.status not in EDITABLE:
+            return (
+                f"{campaign.id} is {current.status}: it cannot be changed "
+                "(a new campaign needs a new id)"
+            )
+        if campaign.status == CampaignStatus.DONE:
+            return (
+                f"{campaign.id}: status done is set by Kizuna when a one-off campaign has sent; "
+                "write draft, scheduled, paused or cancelled"
+            )
+        if campaign.status == CampaignStatus.SCHEDULED:
+            return passed_start(campaign, now)
+        return None
 
     def transition(self, campaign_id: str, action: str, now: datetime) -> tuple[str, str]:
         """Schedule, pause, resume or cancel: the status changes only from the statuses the
@@ -582,12 +649,10 @@ class CampaignAdmin:
             raise ValueError(f"unknown action {action!r}")
         target, allowed = TRANSITIONS[action]
         stored = self.get(campaign_id)
-        if action == "schedule":
-            start = start_of(stored.campaign)
-            if start is not None and start <= now:
-                raise StatusConflict(
-                    f"{campaign_id}'s time ({start.isoformat()}) has passed: change the schedule"
-                )
+        if target == CampaignStatus.SCHEDULED:  # schedule, resume
+            problem = passed_start(stored.campaign, now)
+            if problem:
+                raise StatusConflict(problem)
         if not self.store.set_status(campaign_id, str(target), now, expected=set(allowed)):
             current = self.get(campaign_id).status
             raise StatusConflict(

@@ -18,6 +18,8 @@ from kizuna.adapters.stepfunctions import Executions
 from kizuna.campaigns.engine import SEND_STEP, execution_of
 from kizuna.domain.ingest import apply_events
 from kizuna.domain.timestamps import iso
+from kizuna.ports import DefinitionConflict
+from kizuna.services.campaign_admin import EDITABLE
 from tests.factories import order, parsed
 from tests.integration.api.campaign_setup import (
     CFG,
@@ -273,6 +275,42 @@ def test_scheduling_a_campaign_whose_time_passed_is_refused(capi: Api) -> None:
     assert answer.status == 409 and "passed" in answer.json()["message"]
     detail = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
     assert detail["status"] == "draft"
+    # nor is it created (or updated) as scheduled, nor as done: 409, nothing stored
+    created = create(capi, id="late-sale", schedule=past, status="scheduled")
+    assert created.status == 409 and "has passed" in created.json()["message"]
+    created = create(capi, id="done-sale", status="done")
+    assert created.status == 409 and "set by Kizuna" in created.json()["message"]
+    for name in ("late-sale", "done-sale"):
+        assert capi.call("GET", f"/api/campaigns/{name}", as_="viewer").status == 404
+    update = {"definition": {**winter_sale(schedule=past), "status": "scheduled"}, "version": 1}
+    answer = capi.call("PUT", "/api/campaigns/winter-sale", as_="marketer", body=update)
+    assert answer.status == 409 and "has passed" in answer.json()["message"]
+
+
+def test_a_cancelled_campaign_is_not_written_over_in_the_store_itself(capi: Api) -> None:
+    # the campaigns table refuses it in the same write (DynamoDB's condition, on moto)
+    assert create(capi).status == 200
+    store = capi.deps.campaigns
+    stored = store.get_definition("winter-sale")
+    assert stored is not None
+    assert store.set_status("winter-sale", "cancelled", NOW)
+    for version in (None, 1):
+        with pytest.raises(DefinitionConflict):
+            store.put_definition(
+                stored.campaign,
+                stored.templates,
+                "x",
+                NOW,
+                expected_version=version,
+                only_from=EDITABLE,
+            )
+    other = stored.campaign.model_copy(update={"id": "spring-sale"})
+    assert store.put_definition(other, stored.templates, "x", NOW, only_from=EDITABLE) == 1
+    again = store.get_definition("winter-sale")
+    assert again is not None and (again.status, again.version) == ("cancelled", 1)
+    body = {"definition": winter_sale(name="Renamed"), "version": 1}
+    answer = capi.call("PUT", "/api/campaigns/winter-sale", as_="marketer", body=body)
+    assert answer.status == 409 and "cancelled" in answer.json()["message"]
 
 
 def test_results_per_variant_sent_suppressed_and_converted(capi: Api) -> None:

@@ -254,9 +254,27 @@ def apply_files(
     campaigns, problems, where = _load_all(paths, config)
     if problems:
         return problems, []
+    from kizuna.services.campaign_admin import EDITABLE, unchanged
+
     applied = []
     admin = t.admin(config)
+    now = _now()
+    kept: dict[str, str] = {}  # ended campaigns re-applied unchanged: left as they are
+    for campaign, templates in campaigns:  # the status rules, before anything is written
+        current = admin.store.get_definition(campaign.id)
+        ended = current is not None and current.status not in EDITABLE
+        if ended and current is not None and unchanged(current, campaign, templates):
+            kept[campaign.id] = current.status
+            continue
+        problem = admin.write_problem(campaign, templates, now, current)
+        if problem:
+            problems.append(f"{where[campaign.id]}: {problem}")
+    if problems:
+        return problems, []
     for campaign, templates in campaigns:
+        if campaign.id in kept:
+            applied.append(f"left {campaign.id} as it is ({kept[campaign.id]})")
+            continue
         if campaign.audience.customer_list:
             from kizuna.campaigns.engine import list_key
 
@@ -266,7 +284,7 @@ def apply_files(
                 Key=list_key(campaign.id),
                 Body=source.read_bytes(),
             )
-        version = admin.save(campaign, templates, by, _now())
+        version = admin.save(campaign, templates, by, now)
         applied.append(f"applied {campaign.id} (version {version}, {campaign.status})")
     return [], applied
 

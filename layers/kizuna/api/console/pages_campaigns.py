@@ -214,6 +214,8 @@ def _save_new(principal: Principal, body: CampaignWrite) -> tuple[str | None, li
         return None, [f"{i.field or 'definition'}: {i.message}" for i in exc.issues]
     except DefinitionConflict:
         return None, [_t()("campaigns.exists")]
+    except StatusConflict as exc:  # pasted YAML: `done`, or scheduled for a time past
+        return None, [f"status: {exc}"]
     audit(d, principal, "campaign.create", campaign.id, version=version, via="console")
     return campaign.id, []
 
