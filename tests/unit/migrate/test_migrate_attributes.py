@@ -55,6 +55,24 @@ def test_long_values_raise_the_declared_bounds() -> None:
         ("FavoriteStore", False),
         ("StoreName", False),
         ("MembershipTier", False),
+        # a digit does not hide a personal word
+        ("Address1", True),
+        ("Address2", True),
+        ("Email2", True),
+        ("Phone1", True),
+        ("Tel2", True),
+        ("Mail2", True),
+        ("HomeAddr", True),
+        ("NameKana", True),
+        # LINE's user id is personal; a "line" elsewhere is not
+        ("LineUserId", True),
+        ("LINE_ID", True),
+        ("PipelineStage", False),
+        ("OnlineShopper", False),
+        ("ProductLine", False),
+        ("LineItemCount", False),
+        ("Top10Store", False),
+        ("Tier2", False),
     ],
 )
 def test_personal_data_by_name(name: str, personal: bool) -> None:

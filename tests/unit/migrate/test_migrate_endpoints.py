@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,137 @@ def test_of_two_email_endpoints_the_active_most_recent_wins_and_the_other_is_rep
         item = report.find("endpoint", eid)
         assert item.status == Status.NOT_MIGRATED
         assert "another EMAIL endpoint of the same user was kept" in item.notes[0]
+
+
+def test_an_opt_out_of_the_kept_address_wins_over_an_older_active_endpoint(
+    tmp_path: Path,
+) -> None:
+    # Given one address on two endpoints per channel: the older opted in, the newer opted out
+    result, report = migrate(
+        tmp_path,
+        endpoint("e-old", "EMAIL", "hanako@example.jp", EffectiveDate="2025-01-01T00:00:00Z"),
+        endpoint(
+            "e-new",
+            "EMAIL",
+            "Hanako@Example.jp",
+            OptOut="ALL",
+            EffectiveDate="2026-01-01T00:00:00Z",
+        ),
+        endpoint("s-old", "SMS", "+819012345678", EffectiveDate="2025-01-01T00:00:00Z"),
+        endpoint(
+            "s-new", "SMS", "+819012345678", OptOut="ALL", EffectiveDate="2026-01-01T00:00:00Z"
+        ),
+    )
+    # Then the address is kept, and opted out on both channels: the opt-out survives
+    row = result.rows[0]
+    assert (row["email"], row["email_consent"]) == ("hanako@example.jp", "opted_out")
+    assert (row["phone"], row["sms_consent"]) == ("+819012345678", "opted_out")
+    assert "OptOut ALL: email opted out" in report.find("endpoint", "e-new").notes
+    assert any(
+        "endpoint e-new has the same email" in n for n in report.find("endpoint", "e-old").notes
+    )
+    assert "email: opted out (OptOut ALL): 1" in notes(report)
+
+
+def test_an_opt_out_of_another_address_does_not_opt_out_the_kept_one(tmp_path: Path) -> None:
+    # Given an opted-in address and another, newer, opted-out address
+    result, report = migrate(
+        tmp_path,
+        endpoint("e-yes", "EMAIL", "yes@example.jp", EffectiveDate="2025-01-01T00:00:00Z"),
+        endpoint(
+            "e-no", "EMAIL", "no@example.jp", OptOut="ALL", EffectiveDate="2026-01-01T00:00:00Z"
+        ),
+    )
+    # Then the opted-in address is kept, opted in; the other is left out and listed
+    row = result.rows[0]
+    assert (row["email"], row["email_consent"]) == ("yes@example.jp", "opted_in")
+    assert report.find("endpoint", "e-no").status == Status.NOT_MIGRATED
+
+
+def test_a_device_token_opted_out_on_any_of_its_endpoints_is_not_registered(
+    tmp_path: Path,
+) -> None:
+    # Given one token on two endpoints, one of them opted out
+    result, report = migrate(
+        tmp_path,
+        endpoint("g-in", "GCM", "t" * 40, EffectiveDate="2025-01-01T00:00:00Z"),
+        endpoint("g-out", "GCM", "t" * 40, OptOut="ALL", EffectiveDate="2024-01-01T00:00:00Z"),
+    )
+    # Then the device is not registered and push is opted out
+    row = result.rows[0]
+    assert "push_tokens" not in row
+    assert row["push_consent"] == "opted_out"
+    assert report.find("endpoint", "g-in").status == Status.NOT_MIGRATED
+
+
+def test_an_endpoint_id_read_twice_is_reported_once_and_its_opt_out_is_kept(
+    tmp_path: Path,
+) -> None:
+    # Given overlapping export parts: the endpoint opted out, then a newer copy not opted out
+    folder = tmp_path / "endpoints"
+    folder.mkdir()
+    older = endpoint("e1", "EMAIL", "a@example.jp", OptOut="ALL")
+    newer = endpoint("e1", "EMAIL", "a@example.jp", EffectiveDate="2026-02-01T00:00:00Z")
+    (folder / "part-0.json").write_text(json.dumps(older) + "\n")
+    (folder / "part-1.json").write_text(json.dumps(newer) + "\n")
+    # When the export is migrated
+    report = Report()
+    result = migrate_endpoints(folder, report)
+    # Then the endpoint is one item saying where its copies were, and the opt-out is kept
+    assert [i.source for i in report.of("endpoint")] == ["e1"]
+    said = report.find("endpoint", "e1").notes
+    assert said[0] == (
+        "its Id appears 2 times in the export (endpoints/part-0.json:1, "
+        "endpoints/part-1.json:1): the most recent copy (endpoints/part-1.json:1) is read"
+    )
+    assert "endpoints/part-0.json:1 has OptOut ALL: kept (an opt-out wins)" in said[1]
+    assert result.rows[0]["email_consent"] == "opted_out"
+    assert "endpoint Ids read more than once (the most recent copy kept): 1" in notes(report)
+    assert report.counts["endpoints_read"] == 2
+
+
+def test_an_endpoint_without_a_user_id_never_merges_into_the_user_with_its_id(
+    tmp_path: Path,
+) -> None:
+    # Given an endpoint without a UserId whose Id is another user's UserId (read first)
+    result, report = migrate(
+        tmp_path,
+        endpoint("u-100", "EMAIL", "stranger@example.jp", user=None),
+        endpoint("e-alice", "EMAIL", "alice@example.jp", user="u-100"),
+    )
+    # Then the user keeps her own address, and the endpoint is left out, said by its id
+    assert [(r["customer_id"], r["email"]) for r in result.rows] == [("u-100", "alice@example.jp")]
+    assert result.endpoint_customer == {"e-alice": "u-100"}
+    item = report.find("endpoint", "u-100")
+    assert item.status == Status.NOT_MIGRATED
+    assert "its Id is the User.UserId of other endpoints" in item.notes[0]
+    assert not any("stranger" in n for i in report.items for n in i.notes)
+    assert "endpoints without a UserId whose Id is a UserId (left out): 1" in notes(report)
+
+
+def test_effective_date_becomes_updated_at_in_utc_and_an_unreadable_one_is_reported(
+    tmp_path: Path,
+) -> None:
+    # Given endpoints updated at a Pinpoint time, "yesterday" and a time without an offset
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "a@example.jp", EffectiveDate="2026-03-01T09:30:00.000Z"),
+        endpoint("e2", "SMS", "+819012345678", EffectiveDate="yesterday"),
+        endpoint("e3", "GCM", "g" * 40, EffectiveDate="2026-12-01T00:00:00"),
+        endpoint("e4", "EMAIL", "b@example.jp", user="u2", EffectiveDate="2026-13-01T00:00:00Z"),
+    )
+    # Then updated_at is the latest readable time, in UTC with its offset
+    rows = {r["customer_id"]: r for r in result.rows}
+    assert rows["u1"]["updated_at"] == "2026-03-01T09:30:00+00:00"
+    assert datetime.fromisoformat(rows["u1"]["updated_at"]).utcoffset() == timedelta(0)
+    assert "updated_at" not in rows["u2"]  # none readable: the import's time, and said
+    # And each unreadable one is reported on its endpoint
+    for eid in ("e2", "e3", "e4"):
+        item = report.find("endpoint", eid)
+        assert any("is not an ISO 8601 time with a UTC offset" in n for n in item.notes)
+    assert "endpoints whose EffectiveDate is not an ISO 8601 time with an offset: 3" in notes(
+        report
+    )
 
 
 def test_an_endpoint_without_a_user_id_is_a_customer_of_its_own_and_reported(

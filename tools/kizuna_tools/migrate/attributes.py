@@ -44,6 +44,7 @@ DEFAULT_MAX_ITEMS = 50
 _NUMBER = re.compile(r"^-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _TEXT = re.compile(TEXT_PATTERN)
+_LETTERS = re.compile(r"[a-z]+")
 # words that make a name personal data (matched against the name's words)
 _PERSONAL_WORDS = frozenset(
     {
@@ -71,8 +72,13 @@ _PERSONAL_WORDS = frozenset(
         "lastname",
         "fullname",
         "ip",
+        "addr",
+        "kana",
+        "furigana",
     }
 )
+# words that make a name personal only before one of these (``LineUserId``, not ``ProductLine``)
+_PERSONAL_BEFORE = {"line": frozenset({"user", "id", "uid"})}
 _NAME_QUALIFIERS = frozenset({"first", "last", "given", "family", "full", "middle", "sur", "nick"})
 # Pinpoint names that are Kizuna's own profile fields (letters and digits of the name, lower
 # case), here and in templates (``{{User.UserAttributes.FirstName}}``): :func:`profile_field`
@@ -86,9 +92,12 @@ PROFILE_NAMES = {
 
 
 def is_personal(name: str) -> bool:
-    """Whether a Pinpoint attribute's name says it holds personal data."""
-    ws = words(name)
+    """Whether a Pinpoint attribute's name says it holds personal data. Digits do not count:
+    ``Address2``, ``Tel1`` and ``Email2`` are an address, a phone and an email."""
+    ws = [part for w in words(name) for part in _LETTERS.findall(w)]
     if set(ws) & _PERSONAL_WORDS:
+        return True
+    if any(ws[i + 1] in _PERSONAL_BEFORE.get(w, ()) for i, w in enumerate(ws[:-1])):
         return True
     if ws == ["name"]:
         return True

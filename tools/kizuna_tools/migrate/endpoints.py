@@ -5,15 +5,21 @@ token) and groups them by ``User.UserId``; Kizuna stores one *customer* with one
 phone, its push devices and a consent per channel. So:
 
 - one customer per ``User.UserId``; an endpoint without one becomes a customer of its own
-  (its id is the endpoint's ``Id``), reported. An id that does not match Kizuna's customer id
-  grammar is reported and its endpoints are left out: it is never changed into another id.
+  (its id is the endpoint's ``Id``), reported, unless that ``Id`` is a ``UserId``: then it is
+  reported and left out, never merged into the user. An ``Id`` read twice (overlapping
+  export parts) is reported and its most recent copy read. An id that does not match
+  Kizuna's customer id grammar is reported and its endpoints are left out: it is never
+  changed into another id.
 - ``EMAIL`` -> ``email``, ``SMS`` -> ``phone`` (E.164, as Pinpoint required), ``APNS`` and
   ``GCM`` -> push devices (``device.registered``: APNS, FCM). Of several endpoints of one
   channel the active, not opted-out, most recently updated one wins; the others are reported.
   Other channels (voice, ADM, Baidu, custom, in-app, VoIP, sandbox tokens) are reported.
 - Consent per channel: the chosen endpoint ``ACTIVE`` with ``OptOut`` ``NONE`` ->
   ``opted_in``; ``OptOut`` ``ALL`` -> ``opted_out``; ``INACTIVE`` -> no consent (not opted
-  in), reported.
+  in), reported. An opt-out on any endpoint with the chosen address (or a device's token)
+  wins over an opt-in; another address's opt-out does not count.
+- The latest ``EffectiveDate`` -> ``updated_at`` in UTC; one that is not ISO 8601 with an
+  offset is reported on its endpoint and not used.
 - ``Demographic.Timezone`` -> ``time_zone`` when it is an IANA zone; ``Demographic.Locale``
   ``ja_JP`` -> ``ja`` (the language; normalisations are counted in the report);
   ``Location.Region`` -> ``prefecture`` (and ``region`` from it, for Japanese prefectures) or
@@ -35,7 +41,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -140,13 +146,41 @@ class Endpoint:
         return str(self.data.get("EffectiveDate") or self.data.get("CreationDate") or "")
 
     @property
+    def effective_at(self) -> datetime | None:
+        """When the endpoint was last updated, in UTC; None when :attr:`effective` is not an
+        ISO 8601 time with a UTC offset (Pinpoint writes ``2026-01-01T00:00:00.000Z``)."""
+        return utc_time(self.effective)
+
+    @property
+    def recency(self) -> datetime:
+        """:attr:`effective_at` to sort by: a time that cannot be read is the oldest."""
+        return self.effective_at or datetime.min.replace(tzinfo=UTC)
+
+    @property
+    def address_key(self) -> str:
+        """The address as endpoints are compared: an email in lower case, others as they are."""
+        address = str(self.data.get("Address", "")).strip()
+        return address.lower() if self.channel == "EMAIL" else address
+
+    @property
     def user(self) -> Mapping[str, Any]:
         user = self.data.get("User")
         return user if isinstance(user, Mapping) else {}
 
-    def rank(self) -> tuple[int, int, str, str]:
-        """Higher is better: active, not opted out, most recent, then the id (stable)."""
-        return (int(self.active), int(not self.opted_out), self.effective, self.id)
+    def rank(self) -> tuple[int, int, datetime, str]:
+        """Higher is better: active, not opted out, most recent, then the id (stable). This
+        chooses an address; an opt-out of the chosen address still wins (see :func:`_row`)."""
+        return (int(self.active), int(not self.opted_out), self.recency, self.id)
+
+
+def utc_time(raw: str) -> datetime | None:
+    """An ISO 8601 time with a UTC offset, in UTC; None for anything else (``yesterday``, a
+    time without an offset), which the importer would refuse."""
+    try:
+        at = datetime.fromisoformat(raw.strip())
+        return at.astimezone(UTC) if at.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def endpoint_files(directory: Path) -> list[Path]:
@@ -264,11 +298,18 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
     tally = Tally()
     drafts: dict[str, CustomerDraft] = {}
     endpoint_items: dict[str, Any] = {}
-    endpoints = list(read_endpoints(directory, report)) if directory is not None else []
+    read = list(read_endpoints(directory, report)) if directory is not None else []
+    endpoints, copies = _one_per_id(read, tally)
+    # an endpoint without a UserId never takes a user's customer id (it would merge into it)
+    user_ids = {
+        uid for ep in endpoints if isinstance(uid := ep.user.get("UserId"), str) and uid != ""
+    }
     for ep in endpoints:
         user_id = ep.user.get("UserId")
         item = report.add("endpoint", ep.id, pinpoint_id=ep.id)
         endpoint_items[ep.id] = item
+        for text in copies.get(ep.id, ()):
+            item.note(text)
         if isinstance(user_id, str) and user_id != "":
             if not is_customer_id(user_id):
                 item.status = Status.NOT_MIGRATED
@@ -280,6 +321,13 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
                 tally("endpoints whose UserId is not a customer id")
                 continue
             drafts.setdefault(user_id, CustomerDraft(user_id)).endpoints.append(ep)
+        elif ep.id in user_ids:
+            item.status = Status.NOT_MIGRATED
+            item.note(
+                "no User.UserId, and its Id is the User.UserId of other endpoints: left out, "
+                "so that it never merges into that user's customer"
+            )
+            tally("endpoints without a UserId whose Id is a UserId (left out)")
         elif is_customer_id(ep.id):
             draft = drafts.setdefault(ep.id, CustomerDraft(ep.id, from_endpoint_id=True))
             draft.endpoints.append(ep)
@@ -332,8 +380,47 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
         for ep in endpoints
         if ep.id in endpoint_customer and ep.user.get("UserId")
     }
-    _report_customers(report, rows, endpoints, tally, amap)
+    _report_customers(report, rows, read, tally, amap)
     return CustomersResult(rows, amap, endpoint_customer, user_customer, locales)
+
+
+def _one_per_id(
+    endpoints: list[Endpoint], tally: Tally
+) -> tuple[list[Endpoint], dict[str, list[str]]]:
+    """One endpoint per ``Id`` (overlapping export parts can hold one twice) and, per Id read
+    more than once, the notes that say so. The most recently updated copy is read; an opt-out
+    in any copy with the same channel and address is kept with it (an opt-out wins)."""
+    by_id: dict[str, list[Endpoint]] = defaultdict(list)
+    for ep in endpoints:
+        by_id[ep.id].append(ep)
+    kept: list[Endpoint] = []
+    notes: dict[str, list[str]] = {}
+    for eid, eps in by_id.items():
+        if len(eps) == 1:
+            kept.append(eps[0])
+            continue
+        # the most recent copy; of equally recent ones, the last read
+        best = max(enumerate(eps), key=lambda pair: (pair[1].recency, pair[0]))[1]
+        places = ", ".join(f"{e.file}:{e.line}" for e in eps)
+        notes[eid] = [
+            f"its Id appears {len(eps)} times in the export ({places}): the most recent copy "
+            f"({best.file}:{best.line}) is read"
+        ]
+        same = [e for e in eps if (e.channel, e.address_key) == (best.channel, best.address_key)]
+        opted_out = next((e for e in same if e.opted_out), None)
+        if opted_out is not None and not best.opted_out:
+            best = Endpoint(best.file, best.line, {**best.data, "OptOut": opted_out.data["OptOut"]})
+            notes[eid].append(
+                f"the copy at {opted_out.file}:{opted_out.line} has OptOut "
+                f"{opted_out.data['OptOut']}: kept (an opt-out wins)"
+            )
+        if len(same) < len(eps) or len({str(e.user.get("UserId")) for e in eps}) > 1:
+            notes[eid].append(
+                "its copies differ in channel, address or UserId: the other copies are not read"
+            )
+        tally("endpoint Ids read more than once (the most recent copy kept)")
+        kept.append(best)
+    return kept, notes
 
 
 def _why_not_id(value: str) -> str:
@@ -350,7 +437,7 @@ def _merge_attributes(draft: CustomerDraft, tally: Tally) -> dict[tuple[str, str
     """(source, name) -> the customer's values; the most recent endpoint wins, except for
     endpoint attributes with several values, which are joined."""
     merged: dict[tuple[str, str], list[str]] = {}
-    for ep in sorted(draft.endpoints, key=lambda e: (e.effective, e.id)):  # oldest first
+    for ep in sorted(draft.endpoints, key=lambda e: (e.recency, e.id)):  # oldest first
         sources: list[tuple[str, Any]] = [
             ("UserAttributes", ep.user.get("UserAttributes")),
             ("Attributes", ep.data.get("Attributes")),
@@ -379,7 +466,7 @@ def _location(draft: CustomerDraft) -> dict[str, Any]:
     """The most recently updated endpoint's location fields (each from the latest that has
     it)."""
     out: dict[str, Any] = {}
-    for ep in sorted(draft.endpoints, key=lambda e: (e.effective, e.id)):
+    for ep in sorted(draft.endpoints, key=lambda e: (e.recency, e.id)):
         loc = ep.data.get("Location") or {}
         out.update({k: v for k, v in loc.items() if v not in (None, "")})
     return out
@@ -387,7 +474,7 @@ def _location(draft: CustomerDraft) -> dict[str, Any]:
 
 def _demographic(draft: CustomerDraft) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for ep in sorted(draft.endpoints, key=lambda e: (e.effective, e.id)):
+    for ep in sorted(draft.endpoints, key=lambda e: (e.recency, e.id)):
         dem = ep.data.get("Demographic") or {}
         out.update({k: v for k, v in dem.items() if v not in (None, "")})
     return out
@@ -401,9 +488,19 @@ def _row(
     items: dict[str, Any],
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"customer_id": draft.customer_id}
-    latest = max((ep.effective for ep in draft.endpoints), default="")
-    if latest:
-        row["updated_at"] = latest
+    times: list[datetime] = []
+    for ep in draft.endpoints:
+        if ep.effective_at is not None:
+            times.append(ep.effective_at)
+        elif ep.effective:
+            items[ep.id].note(
+                f"its EffectiveDate {ep.effective[:40]!r} is not an ISO 8601 time with a UTC "
+                "offset: the customer's updated_at is taken from its other endpoints (or is "
+                "the import's time)"
+            )
+            tally("endpoints whose EffectiveDate is not an ISO 8601 time with an offset")
+    if times:
+        row["updated_at"] = max(times).isoformat()
     by_channel: dict[str, list[Endpoint]] = defaultdict(list)
     for ep in draft.endpoints:
         by_channel[ep.channel].append(ep)
@@ -413,6 +510,7 @@ def _row(
         ("SMS", "phone", E164, "sms"),
     ):
         chosen = None
+        same: list[Endpoint] = []  # the chosen endpoint and the others with its address
         for ep in sorted(by_channel.get(channel, []), key=Endpoint.rank, reverse=True):
             address = ep.data.get("Address")
             if not isinstance(address, str) or not pattern.match(address):
@@ -423,7 +521,14 @@ def _row(
                 continue
             if chosen is None:
                 chosen = ep
+                same.append(ep)
                 items[ep.id].became.append(column)
+                continue
+            if ep.address_key == chosen.address_key:
+                same.append(ep)
+                items[ep.id].became.append(column)
+                items[ep.id].note(f"the same {column} as endpoint {chosen.id}, which was kept")
+                tally(f"{channel} endpoints with the same address as the one kept")
                 continue
             items[ep.id].status = Status.NOT_MIGRATED
             items[ep.id].note(
@@ -434,9 +539,16 @@ def _row(
         if chosen is None:
             continue
         row[column] = chosen.data["Address"]
-        if chosen.opted_out:
+        # an opt-out of the address, on any of its endpoints, wins over an opt-in
+        out = next((ep for ep in same if ep.opted_out), None)
+        if out is not None:
             row[CONSENT[kizuna]] = "opted_out"
-            items[chosen.id].note(f"OptOut {chosen.data.get('OptOut')}: {kizuna} opted out")
+            items[out.id].note(f"OptOut {out.data.get('OptOut')}: {kizuna} opted out")
+            if out is not chosen:
+                items[chosen.id].note(
+                    f"endpoint {out.id} has the same {column} and OptOut "
+                    f"{out.data.get('OptOut')}: {kizuna} opted out (an opt-out wins)"
+                )
             tally(f"{kizuna}: opted out (OptOut ALL)")
         elif chosen.active:
             row[CONSENT[kizuna]] = "opted_in"
@@ -446,6 +558,10 @@ def _row(
     # push devices
     tokens: list[dict[str, str]] = []
     push_out = False
+    # a token opted out on any of its endpoints is not registered (an opt-out wins)
+    tokens_out = {
+        (ep.channel, ep.address_key) for c in PUSH for ep in by_channel.get(c, []) if ep.opted_out
+    }
     for channel, platform in PUSH.items():
         for ep in sorted(by_channel.get(channel, []), key=lambda e: e.id):
             token = ep.data.get("Address")
@@ -466,6 +582,17 @@ def _row(
                 items[ep.id].status = Status.NOT_MIGRATED
                 items[ep.id].note("INACTIVE: the device is not registered")
                 tally("push devices INACTIVE (not registered)")
+            elif (ep.channel, ep.address_key) in tokens_out:
+                items[ep.id].status = Status.NOT_MIGRATED
+                items[ep.id].note(
+                    "another endpoint with the same token has OptOut ALL: the device is not "
+                    "registered"
+                )
+                tally("push devices opted out on another endpoint (not registered)")
+            elif {"token": token, "platform": platform} in tokens:
+                items[ep.id].became.append(f"push device ({platform})")
+                items[ep.id].note("the same token as another endpoint: registered once")
+                tally("push endpoints with a token already registered")
             else:
                 tokens.append({"token": token, "platform": platform})
                 items[ep.id].became.append(f"push device ({platform})")
