@@ -8,8 +8,10 @@
   the webhook event's own timestamp (so a late redelivery never beats a newer change in
   ingest). The contact policy then sees LINE opted out and sends nothing on it.
 - ``accountLink`` with result ``ok`` and a nonce this shop issued (:func:`link_nonce`,
-  signed, naming the customer) becomes ``line.linked``: ingest sets the customer's
-  ``line_user_id``.
+  signed, naming the customer, :data:`NONCE_VALID` old at most) becomes ``line.linked``:
+  ingest sets the customer's ``line_user_id``. A nonce links once: it is claimed as a
+  webhook event is (under its own key), so the same nonce in another ``accountLink``, from
+  any LINE user, links nothing.
 - A LINE user no customer holds changes nothing. Each ``webhookEventId`` is claimed once
   (redeliveries, ``deliveryContext.isRedelivery``, carry the same id): the second delivery
   changes nothing. A put that fails releases its claim, and the answer is 500 so LINE
@@ -38,7 +40,8 @@ from kizuna.runtime.observability import logger
 
 SOURCE = "line_webhook"
 CLAIM_DAYS = 7  # LINE redelivers for up to a day; keep the claim longer
-NONCE_VALID = timedelta(hours=1)  # LINE's link token is valid for 10 minutes
+NONCE_VALID = timedelta(minutes=10)  # as LINE's link token, which the nonce goes with
+NONCE_CLAIM = "nonce:"  # the claim key prefix of a used nonce (webhook event ids: no ":")
 _LINE_USER = "U"
 
 
@@ -59,10 +62,13 @@ def line_signature(channel_secret: str, body: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-def signature_ok(channel_secret: str, body: bytes, signature: str | None) -> bool:
-    if not signature or not channel_secret:
+def signature_ok(channel_secret: str, body: bytes, signature: Any) -> bool:
+    """Whether ``signature`` (the header, as sent: anything) is LINE's for ``body``, compared
+    as bytes in constant time (a header with non-ASCII characters is simply wrong)."""
+    if not signature or not isinstance(signature, str) or not channel_secret:
         return False
-    return hmac.compare_digest(line_signature(channel_secret, body), signature)
+    expected = line_signature(channel_secret, body).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", errors="replace"))
 
 
 def _b64(data: bytes) -> str:
@@ -108,6 +114,11 @@ def nonce_customer(keys: Sequence[bytes], nonce: str, at: datetime) -> str | Non
     return customer_id
 
 
+def nonce_claim(nonce: str) -> str:
+    """The claim key of an account-link nonce (a hash: fixed length, nothing to read)."""
+    return NONCE_CLAIM + hashlib.sha256(nonce.encode()).hexdigest()[:32]
+
+
 # --- the service ---------------------------------------------------------------------------
 def _answer(status: int, message: str) -> dict[str, Any]:
     return {
@@ -117,11 +128,19 @@ def _answer(status: int, message: str) -> dict[str, Any]:
     }
 
 
+class BadBody(ValueError):
+    """A request body that cannot be read (not base64 when it says it is, not text)."""
+
+
 def raw_body(event: dict[str, Any]) -> bytes:
+    """The bytes LINE signed; :class:`BadBody` when the request's body cannot be read."""
     body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return body.encode() if isinstance(body, str) else bytes(body)
+    try:
+        if event.get("isBase64Encoded"):
+            return base64.b64decode(body, validate=True)
+        return body.encode() if isinstance(body, str) else bytes(body)
+    except (ValueError, TypeError):  # binascii.Error is a ValueError
+        raise BadBody("unreadable body") from None
 
 
 class LineWebhookService:
@@ -144,7 +163,11 @@ class LineWebhookService:
         if method != "POST":
             return _answer(405, "POST only")
         headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
-        body = raw_body(event)
+        try:
+            body = raw_body(event)
+        except BadBody:
+            logger.warning("line webhook refused", reason="body")
+            return _answer(400, "unreadable body")
         if not signature_ok(self.channel_secret(), body, headers.get("x-line-signature")):
             logger.warning("line webhook refused", reason="signature")
             return _answer(401, "bad signature")
@@ -181,10 +204,18 @@ class LineWebhookService:
         expires = self.clock.now() + timedelta(days=CLAIM_DAYS)
         if not self.store.claim_webhook_event(event_id, expires):
             return "repeated"
+        claims = [event_id]
+        if isinstance(detail, LineLinked):
+            nonce = nonce_claim(str(item["link"]["nonce"]))
+            if not self.store.claim_webhook_event(nonce, expires):
+                logger.warning("line account link refused", reason="nonce_used")
+                return "ignored"  # this event is done: a redelivery is "repeated"
+            claims.append(nonce)
         try:
             self.inbound.put_inbound(detail)
         except Exception:
-            self.store.release_webhook_event(event_id)
+            for claim in claims:
+                self.store.release_webhook_event(claim)
             raise
         return "applied"
 
@@ -238,6 +269,7 @@ __all__ = [
     "LineWebhookStore",
     "line_signature",
     "link_nonce",
+    "nonce_claim",
     "nonce_customer",
     "signature_ok",
 ]

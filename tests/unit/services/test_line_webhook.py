@@ -226,3 +226,64 @@ def test_not_post_and_not_json() -> None:
     assert service.handle(event)["statusCode"] == 400
     # LINE's "verify" button: an empty list of events
     assert service.handle(request([]))["statusCode"] == 200
+
+
+def test_a_signature_header_with_non_ascii_characters_is_401_not_a_crash() -> None:
+    service, bus, store = world()
+    for signature in ("\u00e9" * 44, "\udc80", "署名"):
+        answer = service.handle(request([webhook_event("unfollow")], signature=signature))
+        assert answer["statusCode"] == 401
+    assert bus.details == [] and store.claims == set()
+
+
+def test_a_body_that_is_not_base64_is_400_not_a_crash() -> None:
+    service, bus, store = world()
+    for body in ("abc", "not base64!", "=="):
+        event = request([webhook_event("unfollow")], body=body)
+        assert service.handle(event)["statusCode"] == 400
+    assert bus.details == [] and store.claims == set()
+
+
+def test_an_account_link_nonce_links_once() -> None:
+    # given the customer linked their LINE account with a nonce
+    victim_line = "U" + "c" * 32
+    service, bus, store = world(Customer(customer_id="victim"))
+    ok = {"result": "ok", "nonce": link_nonce(NONCE_KEY, "victim", NOW - timedelta(minutes=1))}
+    service.handle(
+        request([webhook_event("accountLink", user=victim_line, event_id="E1", link=ok)])
+    )
+    # when the same nonce comes again in another accountLink, from another LINE user
+    answer = service.handle(
+        request([webhook_event("accountLink", user=OTHER, event_id="E2", link=ok)])
+    )
+    # then it links nothing: the customer stays linked to their own LINE account
+    assert answer["statusCode"] == 200
+    (linked,) = bus.details
+    assert isinstance(linked, LineLinked)
+    assert (linked.customer_id, linked.line_user_id) == ("victim", victim_line)
+    assert store.claims >= {"E1", "E2"}
+
+
+def test_an_account_link_nonce_is_valid_for_ten_minutes() -> None:
+    issued = NOW - timedelta(seconds=5)  # the webhook event's time
+    nonce = link_nonce(NONCE_KEY, "c9", issued - timedelta(minutes=10))
+    assert nonce_customer([NONCE_KEY], nonce, issued) == "c9"
+    late = link_nonce(NONCE_KEY, "c9", issued - timedelta(minutes=11))
+    assert nonce_customer([NONCE_KEY], late, issued) is None
+
+
+def test_a_failed_put_releases_the_nonce_too() -> None:
+    service, bus, store = world(Customer(customer_id="c9"))
+
+    class Failing(Bus):
+        def put_inbound(self, detail: InboundDetail) -> None:
+            raise RuntimeError("bus down")
+
+    ok = {"result": "ok", "nonce": link_nonce(NONCE_KEY, "c9", NOW)}
+    service.inbound = Failing()
+    with pytest.raises(RuntimeError):
+        service.handle(request([webhook_event("accountLink", user=OTHER, link=ok)]))
+    assert store.claims == set()
+    service.inbound = bus
+    service.handle(request([webhook_event("accountLink", user=OTHER, link=ok)]))  # redelivery
+    assert [d.customer_id for d in bus.details] == ["c9"]
