@@ -48,6 +48,7 @@ FEEDBACK_TIMEOUT = Duration.seconds(60)
 UNSUBSCRIBE_TIMEOUT = Duration.seconds(10)
 
 SES_SOURCE = "aws.ses"
+SES_CONFIGURATION_SET_TAG = "ses:configuration-set"  # SES's own tag on a set's events
 # What the configuration set publishes, and the detail-types SES gives those events on the bus.
 SES_EVENTS = (
     ses.EmailSendingEvent.BOUNCE,
@@ -104,7 +105,11 @@ def email_domain(email_from: str) -> str:
 
 
 class Feedback(QueuedFunction):
-    """SES events (default bus) -> SQS (with DLQ) -> feedback function; daily SMS opt-outs."""
+    """SES events (default bus) -> SQS (with DLQ) -> feedback function; daily SMS opt-outs.
+
+    ``configuration_set_name``: the stack's SES configuration set. The rule takes only its
+    events (SES tags every event of a set with ``ses:configuration-set``): the default bus
+    carries every sender's SES events in the account and region."""
 
     def __init__(
         self,
@@ -112,6 +117,7 @@ class Feedback(QueuedFunction):
         construct_id: str,
         *,
         default_bus: events.IEventBus,
+        configuration_set_name: str,
         wiring: Wiring,
         max_receive_count: int,
         schedule_time_zone: TimeZone,
@@ -134,7 +140,9 @@ class Feedback(QueuedFunction):
             bus=default_bus,
             description="SES sending events of Kizuna's configuration set, to the feedback queue",
             event_pattern=events.EventPattern(
-                source=[SES_SOURCE], detail_type=list(SES_DETAIL_TYPES)
+                source=[SES_SOURCE],
+                detail_type=list(SES_DETAIL_TYPES),
+                detail={"mail": {"tags": {SES_CONFIGURATION_SET_TAG: [configuration_set_name]}}},
             ),
         )
         wiring.bus.grant_put_events_to(self.function)
@@ -352,6 +360,7 @@ class Delivery(Construct):
             self,
             names.FEEDBACK_CONSTRUCT_ID,
             default_bus=self.default_bus,
+            configuration_set_name=self.configuration_set.configuration_set_name,
             wiring=wiring,
             max_receive_count=max_receive_count,
             schedule_time_zone=schedule_time_zone,

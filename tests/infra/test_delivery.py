@@ -317,16 +317,26 @@ def test_feedback_rule_takes_ses_events_from_the_default_bus(
 ) -> None:
     props = resources[ids.feedback_rule]["Properties"]
     assert props["EventBusName"] == "default"
-    pattern = EventPattern.load(json.dumps(props["EventPattern"]))
-    for detail_type in SES_DETAIL_TYPES.values():
-        assert pattern.matches_event(
-            {"source": "aws.ses", "detail-type": detail_type, "detail": {}}
-        )
-    assert not pattern.matches_event(
-        {"source": "aws.ses", "detail-type": "Email Sent", "detail": {}}
+    # only the events of the stack's configuration set (SES tags each of them with its name):
+    # the default bus carries every sender's SES events in the account
+    tags = props["EventPattern"]["detail"]["mail"]["tags"]
+    assert tags == {"ses:configuration-set": [{"Ref": ids.configuration_set}]}
+    named = json.dumps(props["EventPattern"]).replace(
+        json.dumps({"Ref": ids.configuration_set}), '"kizuna-set"'
     )
+    pattern = EventPattern.load(named)
+
+    def ses_event(detail_type: str, source: str = "aws.ses", tag: str = "kizuna-set") -> Any:
+        detail = {"mail": {"tags": {"ses:configuration-set": [tag], "customer": ["c1"]}}}
+        return {"source": source, "detail-type": detail_type, "detail": detail}
+
+    for detail_type in SES_DETAIL_TYPES.values():
+        assert pattern.matches_event(ses_event(detail_type))
+    assert not pattern.matches_event(ses_event("Email Sent"))
+    assert not pattern.matches_event(ses_event("Email Bounced", source="shop"))
+    assert not pattern.matches_event(ses_event("Email Bounced", tag="someone-elses-set"))
     assert not pattern.matches_event(
-        {"source": "shop", "detail-type": "Email Bounced", "detail": {}}
+        {"source": "aws.ses", "detail-type": "Email Bounced", "detail": {"mail": {}}}
     )
     assert props["Targets"] == [
         {

@@ -71,7 +71,7 @@ def feedback() -> tuple[FeedbackService, MemoryStore, MemoryInbound, MemoryDeadL
     return FeedbackService(store, inbound, dlq, FixedClock(NOW), 3), store, inbound, dlq
 
 
-def test_permanent_bounce_suppresses_the_current_address_and_stamps_the_ledger() -> None:
+def test_permanent_bounce_suppresses_the_bounced_address_and_stamps_the_ledger() -> None:
     svc, store, inbound, _ = feedback()
     out = svc.process_batch(
         sqs_event(sqs_record(ses_event("Email Bounced", "Bounce", BOUNCE), "m1"))
@@ -115,6 +115,75 @@ def test_malformed_feedback_goes_to_the_dead_letters() -> None:
     bad = ses_event("Email Bounced", "Bounce", {})
     svc.process_batch(sqs_event(sqs_record(bad, "m1")))
     assert [d.error_type for d in dlq.letters] == ["FeedbackError"]
+
+
+def test_a_bounce_suppresses_the_address_that_bounced_not_the_current_one() -> None:
+    # given a customer who changed their address after the send
+    svc, store, inbound, _ = feedback()
+    store.customers["c1"] = Customer(customer_id="c1", email="new-working@example.jp")
+    # when the bounce of the old address arrives
+    svc.process_batch(sqs_event(sqs_record(ses_event("Email Bounced", "Bounce", BOUNCE), "m1")))
+    # then the old address is suppressed, and the new one is not
+    ((_, detail),) = inbound.events
+    assert isinstance(detail, ChannelSuppressed)
+    assert detail.address_hash == address_hash("hanako@example.jp")
+    assert detail.address_hash != address_hash("new-working@example.jp")
+
+
+def test_suppressing_feedback_never_suppresses_every_address_nor_creates_a_customer() -> None:
+    # an unknown customer (erased, never held): nothing, though its ledger entry exists
+    svc, store, inbound, _ = feedback()
+    del store.customers["c1"]
+    svc.process_batch(sqs_event(sqs_record(ses_event("Email Bounced", "Bounce", BOUNCE), "m1")))
+    assert inbound.events == []
+    # a bounce naming no address: nothing (never address_hash=None, "every address")
+    svc, _, inbound, _ = feedback()
+    nameless = ses_event("Email Bounced", "Bounce", bounce("Permanent", "General"))
+    nameless["detail"]["bounce"]["bouncedRecipients"] = []
+    nameless["detail"]["mail"]["destination"] = []
+    svc.process_batch(sqs_event(sqs_record(nameless, "m2")))
+    assert inbound.events == []
+
+
+def test_feedback_for_mail_kizuna_did_not_send_is_ignored_not_dead_lettered() -> None:
+    complaint = {"complaint": {"complaintFeedbackType": "abuse"}}
+    # a message with no ledger entry (another sender's, tags copied or guessed)
+    svc, store, inbound, dlq = feedback()
+    store.customers["victim"] = Customer(customer_id="victim", email="v@example.jp")
+    foreign = ses_event("Email Complaint Received", "Complaint", complaint)
+    foreign["detail"]["mail"]["tags"][TAG_CUSTOMER] = ["victim"]
+    foreign["detail"]["mail"]["messageId"] = "not-kizunas"
+    out = svc.process_batch(sqs_event(sqs_record(foreign, "m1")))
+    assert out == {"batchItemFailures": []} and inbound.events == [] and dlq.letters == []
+    # an entry that holds another message id (the send's own) for the same tags
+    store.messages[("c1", "MSG#ex-1#coupon")]["provider_message_id"] = "m-sent"
+    other = ses_event("Email Complaint Received", "Complaint", complaint)
+    other["detail"]["mail"]["messageId"] = "m-other"
+    svc.process_batch(sqs_event(sqs_record(other, "m2")))
+    assert inbound.events == [] and "complaint_at" not in store.messages[("c1", "MSG#ex-1#coupon")]
+    # untagged mail (no execution or step: no ledger entry to check)
+    untagged = ses_event("Email Complaint Received", "Complaint", complaint)
+    del untagged["detail"]["mail"]["tags"][TAG_EXECUTION]
+    svc.process_batch(sqs_event(sqs_record(untagged, "m3")))
+    assert inbound.events == [] and dlq.letters == []
+    # while the same complaint with the entry's message id suppresses
+    other["detail"]["mail"]["messageId"] = "m-sent"
+    svc.process_batch(sqs_event(sqs_record(other, "m4")))
+    assert [k for k, _ in inbound.events] == ["channel.suppressed"]
+    assert "complaint_at" in store.messages[("c1", "MSG#ex-1#coupon")]
+
+
+def test_bad_ses_input_goes_to_the_dead_letters_at_once() -> None:
+    svc, _, inbound, dlq = feedback()
+    bad_tag = ses_event("Email Bounced", "Bounce", BOUNCE)
+    bad_tag["detail"]["mail"]["tags"][TAG_CUSTOMER] = ["bad_2Fid_23x"]  # "bad/id#x"
+    records = [sqs_record(bad_tag, "m1"), sqs_record("123", "m2"), sqs_record("null", "m3")]
+    # first receive: nothing retried, every one kept with its reason
+    assert svc.process_batch(sqs_event(*records)) == {"batchItemFailures": []}
+    assert [d.error_type for d in dlq.letters] == ["FeedbackError"] * 3
+    assert "mail.tags.customer" in dlq.letters[0].reason
+    assert all("not an SES event" in d.reason for d in dlq.letters[1:])
+    assert inbound.events == []
 
 
 KEY = b"u" * 32
@@ -171,23 +240,68 @@ def test_forged_and_expired_tokens_change_nothing_and_say_why() -> None:
     assert resp["statusCode"] == 400
 
 
+def consented(*changes: tuple[timedelta, str]) -> Customer:
+    """Customer c1 after these email consent changes (days before NOW, status), folded by
+    ingest in the order given."""
+    from kizuna.domain.ingest import apply_events
+    from kizuna.runtime.config import KizunaConfig
+    from tests.factories import envelope, parsed
+
+    customer = Customer(customer_id="c1", email="c1@example.com")
+    for i, (ago, status) in enumerate(changes):
+        detail = {"customer_id": "c1", "occurred_at": (NOW - ago).isoformat()}
+        detail |= {"channel": "email", "status": status}
+        raw = envelope("consent.changed", detail, f"e{i}")
+        customer = apply_events(customer, [parsed(raw)], KizunaConfig(), NOW).customer
+    return customer
+
+
 def test_an_old_link_replayed_after_the_customer_opted_back_in_changes_nothing() -> None:
     # Given a link sent on day 1, the customer unsubscribed with it on day 2 and opted back
-    # in on day 3 (consent changes flow through ingest; here, the stored state after them)
+    # in on day 3 (consent changes flow through ingest)
     issued = NOW - timedelta(days=3)
     token = sign(KEY, "c1", "email", issued + timedelta(days=90), issued_at=issued)
-    back_in = opted_in(at=NOW - timedelta(days=1))
+    back_in = consented(
+        (timedelta(days=100), "opted_in"),
+        (timedelta(days=2), "opted_out"),
+        (timedelta(days=1), "opted_in"),
+    )
     # When the old link is used again (a replay, a mail client's retry, a forwarded mail)
     resp, inbound = unsubscribe("POST", token, form=True, customers=(back_in,))
     # Then nothing is put on the bus and the page asks for a recent link
     assert resp["statusCode"] == 409 and "recent message" in resp["body"]
     assert inbound.events == []
+    # whatever order ingest saw the changes in
+    shuffled = consented(
+        (timedelta(days=1), "opted_in"),
+        (timedelta(days=2), "opted_out"),
+        (timedelta(days=100), "opted_in"),
+    )
+    resp, _ = unsubscribe("POST", token, form=True, customers=(shuffled,))
+    assert resp["statusCode"] == 409
     # while a link sent after the opt-in still works
     fresh = sign(KEY, "c1", "email", NOW + timedelta(days=89), issued_at=NOW)
     resp, inbound = unsubscribe("POST", fresh, form=True, customers=(back_in,))
     assert resp["statusCode"] == 200 and inbound.events == [
         ("consent.changed", unsubscribed("c1", NOW))
     ]
+
+
+def test_a_repeated_opt_in_after_the_link_does_not_make_it_stale() -> None:
+    # Given a link sent 10 days ago, and opted_in re-sent by a CRM sync a day ago (and an
+    # opt-out long before the link)
+    issued = NOW - timedelta(days=10)
+    token = sign(KEY, "c1", "email", NOW + timedelta(days=80), issued_at=issued)
+    synced = consented(
+        (timedelta(days=200), "opted_out"),
+        (timedelta(days=100), "opted_in"),
+        (timedelta(days=1), "opted_in"),
+    )
+    # When the recipient's mail client sends the one-click POST
+    resp, inbound = unsubscribe("POST", token, form=True, customers=(synced,))
+    # Then the unsubscribe is honoured
+    assert resp["statusCode"] == 200
+    assert inbound.events == [("consent.changed", unsubscribed("c1", NOW))]
 
 
 def test_a_change_within_the_links_second_does_not_make_it_stale() -> None:

@@ -15,14 +15,19 @@ Sources and shapes:
 - **Invalid push token**: ``{"customer_id", "device_key", "reason", "program"?, "step"?,
   "execution"?}``, or straight from a send's ``invalid_addresses``.
 
-A permanent bounce or a complaint suppresses email; a transient or undetermined bounce does
-not. Reasons never carry an address or an SMTP diagnostic (they can quote the address).
+A permanent bounce or a complaint suppresses email -- the addresses SES names
+(``bouncedRecipients`` / ``complainedRecipients``, else ``mail.destination``), hashed here as
+the send-time suppression check hashes them, never in clear past this module; a transient or
+undetermined bounce does not. Reasons never carry an address or an SMTP diagnostic (they can
+quote the address).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -39,6 +44,7 @@ from kizuna.delivery.tags import (
 )
 from kizuna.domain.loyalty import address_hash
 from kizuna.events import ChannelSuppressed, ConsentChannel
+from kizuna.events.inbound import CUSTOMER_ID_PATTERN
 
 Kind = Literal["bounce", "complaint", "delivery", "open", "click", "opt_out", "invalid_token"]
 
@@ -78,16 +84,23 @@ def _validate(model: type[_Record], record: Mapping[str, Any], what: str) -> _Re
 
 
 def suppression(
-    customer_id: str, at: datetime, channel: ConsentChannel | str, reason: str, address: str | None
+    customer_id: str,
+    at: datetime,
+    channel: ConsentChannel | str,
+    reason: str,
+    address: str | None,
+    *,
+    hashed: str | None = None,
 ) -> ChannelSuppressed:
     """The ``channel.suppressed`` event that stops ``channel`` for the customer's
-    ``address`` (hashed, never in clear; None: whatever the address)."""
+    ``address`` (hashed, never in clear; ``hashed``: already hashed; neither: whatever the
+    address)."""
     return ChannelSuppressed(
         customer_id=customer_id,
         occurred_at=at,
         channel=ConsentChannel(channel),
         reason=reason,
-        address_hash=address_hash(address) if address else None,
+        address_hash=hashed or (address_hash(address) if address else None),
     )
 
 
@@ -110,6 +123,9 @@ class FeedbackAction(BaseModel):
     message_id: str | None = None
     occurred_at: datetime | None = None
     address_key: str | None = None
+    address_hashes: tuple[str, ...] = Field(
+        default=(), description="Email: the hashed addresses a bounce or complaint names"
+    )
     event_id: str | None = Field(default=None, description="Source event id, for idempotency")
 
 
@@ -121,10 +137,12 @@ class _Lenient(BaseModel):
 class _Mail(_Lenient):
     message_id: str = Field(min_length=1)
     timestamp: datetime | None = None
+    destination: list[str] = Field(default_factory=list)
     tags: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class _Recipient(_Lenient):
+    email_address: str | None = None
     status: str | None = None
 
 
@@ -136,6 +154,7 @@ class _Bounce(_Lenient):
 
 
 class _Complaint(_Lenient):
+    complained_recipients: list[_Recipient] = Field(default_factory=list)
     complaint_feedback_type: str | None = None
     complaint_sub_type: str | None = None
     timestamp: datetime | None = None
@@ -167,9 +186,29 @@ class _EventBridge(_Lenient):
     detail: dict[str, Any]
 
 
+_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
+
+
 def _tag(tags: Mapping[str, list[str]], name: str) -> str | None:
     values = tags.get(name) or []
     return decode_tag_value(values[0]) if values and values[0] else None
+
+
+def _customer_tag(tags: Mapping[str, list[str]]) -> str | None:
+    """The customer the message's tag names; a :class:`FeedbackError` when the tag is there
+    but decodes to no customer id Kizuna could have written (never retried: it never will)."""
+    customer_id = _tag(tags, TAG_CUSTOMER)
+    if customer_id is not None and not _CUSTOMER_ID.fullmatch(customer_id):
+        raise FeedbackError("malformed SES event: mail.tags.customer")
+    return customer_id
+
+
+def _hashed(named: Iterable[_Recipient], destination: Iterable[str]) -> tuple[str, ...]:
+    """The suppression hashes of the addresses a bounce or complaint names (its recipients,
+    else the message's destination), as the send-time check hashes them."""
+    given = [r.email_address for r in named if r.email_address] or list(destination)
+    bare = (parseaddr(a)[1] for a in given)
+    return tuple(dict.fromkeys(address_hash(a) for a in bare if "@" in a))
 
 
 def _link(url: str) -> str:
@@ -180,7 +219,11 @@ def _link(url: str) -> str:
 
 def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
     """The action for one SES event (EventBridge envelope or bare record); None for event
-    types Kizuna does not act on (Send, Reject, DeliveryDelay, Rendering Failure...)."""
+    types Kizuna does not act on (Send, Reject, DeliveryDelay, Rendering Failure...). A
+    :class:`FeedbackError` for anything else that is not an SES event (a JSON body that is
+    not an object, say)."""
+    if not isinstance(event, Mapping):
+        raise FeedbackError(f"not an SES event: a JSON {type(event).__name__}")
     event_id: str | None = None
     detail: Mapping[str, Any] = event
     if "detail" in event:
@@ -202,6 +245,7 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
     if kind is None:
         return None
     suppress = False
+    hashes: tuple[str, ...] = ()
     occurred_at = record.mail.timestamp
     match kind:
         case "bounce":
@@ -213,6 +257,7 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
             if statuses:
                 reason += f" ({', '.join(statuses)})"
             suppress = b.bounce_type == "Permanent"
+            hashes = _hashed(b.bounced_recipients, record.mail.destination) if suppress else ()
             occurred_at = b.timestamp or occurred_at
         case "complaint":
             if record.complaint is None:
@@ -220,6 +265,7 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
             c = record.complaint
             reason = f"complaint: {c.complaint_feedback_type or c.complaint_sub_type or 'abuse'}"
             suppress = True
+            hashes = _hashed(c.complained_recipients, record.mail.destination)
             occurred_at = c.timestamp or occurred_at
         case "click":
             click = record.click or _Click()
@@ -232,7 +278,7 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
 
     tags = record.mail.tags
     return FeedbackAction(
-        customer_id=_tag(tags, TAG_CUSTOMER),
+        customer_id=_customer_tag(tags),
         channel=ConsentChannel.EMAIL,
         program=_tag(tags, TAG_PROGRAM),
         step=_tag(tags, TAG_STEP),
@@ -242,6 +288,7 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
         reason=reason,
         message_id=record.mail.message_id,
         occurred_at=occurred_at,
+        address_hashes=hashes,
         event_id=event_id,
     )
 

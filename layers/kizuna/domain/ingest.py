@@ -111,6 +111,27 @@ def _later(current: datetime | None, at: datetime, horizon: datetime | None) -> 
     return current is None or at > current or beyond(current, horizon)
 
 
+def _opt_out_key(channel: str) -> str:
+    return f"consent.{channel}.opted_out_at"
+
+
+def _note_opt_out(c: Customer, channel: str, at: datetime, horizon: datetime | None) -> None:
+    """Remember the latest opt-out of ``channel`` ever seen (the latest wins, in any order
+    of arrival, as every stamp): :func:`last_opt_out`."""
+    key = _opt_out_key(channel)
+    current = c.stamps.get(key)
+    if _later(datetime.fromisoformat(current) if current else None, at, horizon):
+        c.stamps[key] = iso(at)
+
+
+def last_opt_out(customer: Customer, channel: str) -> datetime | None:
+    """When the customer last opted out of ``channel`` (None: never seen). ``consent.at``
+    moves on every newer event, a repeated opt-in too; this says whether an opt-out came in
+    between (an unsubscribe link is stale only after an opt-out and back in)."""
+    value = customer.stamps.get(_opt_out_key(channel))
+    return datetime.fromisoformat(value) if value else None
+
+
 def _last_event_at(c: Customer, at: datetime, horizon: datetime | None) -> datetime:
     """The customer's latest event time after one at ``at``. A stored one beyond the horizon
     is replaced by the latest trusted time of the facts that move the rolling windows."""
@@ -340,6 +361,8 @@ def _change_facts(
                 c.consent[d.channel] = ConsentState(
                     status=d.status, at=at, source=d.source, stamp=st
                 )
+            if d.status == ConsentStatus.OPTED_OUT:
+                _note_opt_out(c, d.channel, at, horizon)
             return [
                 ActivityItem(
                     customer_id=cid,

@@ -1,11 +1,19 @@
 """The feedback function: SES delivery events -> suppression (through ingest) and ledger.
 
-A permanent bounce or a complaint suppresses the customer's *current* email address; every
-event (delivery, open, click too) is stamped on the message's ledger entry, found by the
-execution and step tags the send wrote, with SES's message id when the entry has none (an
-outcome never recorded: the reconciliation sweep settles it from these). Idempotent: a
-stamp keeps the earliest time it was seen (``open_at`` is the first open, whatever the order
-events come in), suppressions are last-writer-wins facts.
+An event acts only on a message Kizuna sent: the ledger entry its customer, execution and
+step tags name must exist, and hold SES's message id or none yet (an outcome never
+recorded). Anything else -- an untagged message, another sender's mail, a message id that
+is not the entry's -- is not an error: it is ignored, logged without personal data and
+counted (``FeedbackIgnored`` by ``reason``). The EventBridge rule already takes only the
+events of the stack's own configuration set.
+
+A permanent bounce or a complaint of a known customer suppresses the addresses SES names
+(hashed as the send-time check hashes them: the address that bounced, not the customer's
+address of today). Every event (delivery, open, click too) is stamped on the message's
+ledger entry, with SES's message id when the entry has none (the reconciliation sweep
+settles such entries from these). Idempotent: a stamp keeps the earliest time it was seen
+(``open_at`` is the first open, whatever the order events come in), suppressions are
+last-writer-wins facts.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from kizuna.domain.loyalty import address_hash
 from kizuna.domain.timestamps import iso
 from kizuna.ports import DeadLetterSink, Inbound
 from kizuna.runtime.clock import Clock
-from kizuna.runtime.observability import logger
+from kizuna.runtime.observability import logger, metrics
 from kizuna.services.failures import DeadLetterPolicy
 
 
@@ -40,6 +48,24 @@ class FeedbackStore(Protocol):
     ) -> bool: ...
 
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]: ...
+
+    def ledger_entries(
+        self, customer_ids: Sequence[str], execution: str, step: str
+    ) -> dict[str, dict[str, Any]]: ...
+
+
+IGNORED_METRIC = "FeedbackIgnored"
+REASON_DIMENSION = "reason"
+
+
+def count_ignored(reason: str) -> None:
+    """One ``FeedbackIgnored`` metric (dimension ``reason``) for an event not acted on."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=IGNORED_METRIC, unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name=REASON_DIMENSION, value=reason)
 
 
 class FeedbackService:
@@ -81,7 +107,7 @@ class FeedbackService:
         def handle(record: SQSRecord) -> None:
             try:
                 action = parse_ses_event(record.json_body)
-            except (FeedbackError, ValueError) as exc:
+            except (FeedbackError, ValueError) as exc:  # ValueError: a body that is not JSON
                 logger.warning("feedback rejected", reason=str(exc))
                 self.failures.keep(record, type(exc).__name__, str(exc))
                 return
@@ -96,20 +122,42 @@ class FeedbackService:
         return handle
 
     def apply(self, action: FeedbackAction) -> None:
+        """Stamp the event on its ledger entry and, for a permanent bounce or a complaint,
+        suppress the addresses it names; ignore (counted) an event for a message Kizuna did
+        not send."""
         at = action.occurred_at or self.clock.now()
-        cid = action.customer_id
-        if cid is None:
-            logger.info("feedback without Kizuna tags ignored", kind=action.kind)
+        cid, execution, step = action.customer_id, action.execution, action.step
+        if cid is None or not execution or not step:
+            self._ignore(action, "untagged")
             return
-        if action.execution and action.step:
-            self.store.stamp_message(
-                cid, action.execution, action.step, f"{action.kind}_at", iso(at), action.message_id
-            )
+        entry = self.store.ledger_entries([cid], execution, step).get(cid)
+        if entry is None:
+            self._ignore(action, "no_ledger_entry")
+            return
+        sent_as = entry.get("provider_message_id")
+        if sent_as and str(sent_as) != action.message_id:
+            self._ignore(action, "other_message")
+            return
+        self.store.stamp_message(
+            cid, execution, step, f"{action.kind}_at", iso(at), action.message_id
+        )
         if not action.suppress:
             return
-        customer = self.store.get_customers([cid]).get(cid)
-        address = customer.email if customer else None
-        self.inbound.put_inbound(suppression(cid, at, action.channel, action.kind, address))
+        if cid not in self.store.get_customers([cid]):
+            self._ignore(action, "unknown_customer")  # a bounce never creates a customer
+            return
+        if not action.address_hashes:
+            self._ignore(action, "no_address")  # never "every address": only what bounced
+            return
+        for hashed in action.address_hashes:
+            self.inbound.put_inbound(
+                suppression(cid, at, action.channel, action.kind, None, hashed=hashed)
+            )
         logger.info(
             "channel suppressed", channel=str(action.channel), reason=action.kind, customer_id=cid
         )
+
+    @staticmethod
+    def _ignore(action: FeedbackAction, reason: str) -> None:
+        logger.info("feedback ignored", reason=reason, kind=action.kind)
+        count_ignored(reason)

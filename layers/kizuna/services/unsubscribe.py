@@ -17,8 +17,9 @@ the message came by, and the message's preference topic (docs/PREFERENCES.md).
 - A forged, expired or malformed token changes nothing and the page says why; a form that
   names an unknown topic, channel or value changes nothing either (400).
 - A token never outlives a later change: if the customer's consent or preferences changed
-  after the token was issued (for one-click: that channel's consent or that topic on it),
-  the old link changes nothing and the page asks for a recent message's link. A change
+  after the token was issued (for one-click: an opt-out of that channel and back in, or
+  that topic on it), the old link changes nothing and the page asks for a recent message's
+  link. A repeated opt-in (a CRM sync re-sending ``opted_in``) is no change for one-click. A change
   stamped within the token's second counts as before it. Times are the producers'
   ``occurred_at``: a producer clock running ahead can make a fresh link look old.
 - A token never creates a customer: for an id Kizuna does not hold (erased, say) nothing is
@@ -42,6 +43,7 @@ from urllib.parse import parse_qs
 from kizuna.delivery.policy import address_for, paused_until
 from kizuna.delivery.unsubscribe import Claims, InvalidToken, sign, verify
 from kizuna.domain.customer import Customer
+from kizuna.domain.ingest import last_opt_out
 from kizuna.events import (
     ConsentChanged,
     ConsentChannel,
@@ -158,7 +160,13 @@ def decide(
     consent = customer.consent.get(claims.channel)
     if consent is not None and consent.status == ConsentStatus.OPTED_OUT:
         return "done"
-    if consent is not None and _after(consent.at, claims):
+    # stale: opted out and back in since the link (a repeated opt-in, a CRM sync re-sending
+    # opted_in, moves ``consent.at`` too: the link still works then)
+    if (
+        consent is not None
+        and _after(consent.at, claims)
+        and _after(last_opt_out(customer, claims.channel), claims)
+    ):
         return "stale"
     topic = one_click_topic(claims, preferences or PreferencesConfig())
     if topic is None:

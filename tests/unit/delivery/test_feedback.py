@@ -19,6 +19,7 @@ from kizuna.delivery.feedback import (
     sms_opt_out_records,
     suppression,
 )
+from kizuna.delivery.policy import address_hash
 from kizuna.events import Channel, ConsentChannel
 from tests.factories import sms_opted_out
 
@@ -44,10 +45,12 @@ def test_permanent_bounce_suppresses_email_and_names_the_message() -> None:
         reason="permanent bounce: General (5.1.1)",
         message_id=MESSAGE_ID,
         occurred_at=datetime(2026, 1, 5, 1, 0, 4, 900000, tzinfo=UTC),
+        address_hashes=(address_hash("hanako@example.jp"),),  # the address that bounced
         event_id="6e4f1c1a-0000-4000-8000-000000000001",
     )
     # the SMTP diagnostic quotes the address: it never reaches the reason
     assert "example.jp" not in action.reason
+    assert "example.jp" not in action.model_dump_json()  # hashed, never in clear
 
 
 def test_transient_bounce_does_not_suppress() -> None:
@@ -60,6 +63,32 @@ def test_complaint_suppresses_email() -> None:
     action = ses("ses_complaint.json")
     assert (action.kind, action.suppress, action.reason) == ("complaint", True, "complaint: abuse")
     assert action.occurred_at == datetime(2026, 1, 5, 3, 12, tzinfo=UTC)
+    assert action.address_hashes == (address_hash("hanako@example.jp"),)
+
+
+def test_suppressing_feedback_names_the_addresses_ses_names() -> None:
+    # the recipients SES names, normalised as the send-time suppression check hashes them
+    event = load_fixture("ses_bounce_permanent.json")
+    event["detail"]["bounce"]["bouncedRecipients"][0]["emailAddress"] = " Old@Example.JP "
+    assert ses_action(event).address_hashes == (address_hash("old@example.jp"),)
+    # no recipients named: the message's destination ("Name <address>" or bare)
+    event["detail"]["bounce"]["bouncedRecipients"] = [{"status": "5.1.1"}]
+    event["detail"]["mail"]["destination"] = ['"Hanako" <hanako@example.jp>']
+    assert ses_action(event).address_hashes == (address_hash("hanako@example.jp"),)
+    # nothing named at all: no address (the service then suppresses nothing)
+    event["detail"]["mail"]["destination"] = []
+    assert ses_action(event).address_hashes == ()
+    # a transient bounce names none: it suppresses nothing
+    assert ses("ses_bounce_transient.json").address_hashes == ()
+    complaint = load_fixture("ses_complaint.json")
+    complaint["detail"]["complaint"]["complainedRecipients"] = [{"emailAddress": "a@b.jp"}]
+    assert ses_action(complaint).address_hashes == (address_hash("a@b.jp"),)
+
+
+def ses_action(event: dict[str, Any]) -> FeedbackAction:
+    action = parse_ses_event(event)
+    assert action is not None
+    return action
 
 
 @pytest.mark.parametrize(
@@ -118,6 +147,27 @@ def test_malformed_events_raise(mutate: Any, message: str) -> None:
     mutate(event)
     with pytest.raises(FeedbackError, match=message):
         parse_ses_event(event)
+
+
+@pytest.mark.parametrize(
+    "customer_tag",
+    [
+        "bad_2Fid_23x",  # decodes to "bad/id#x": no customer id Kizuna writes
+        "_FF_FE",  # not UTF-8
+        "_2Dleading-dash",
+    ],
+)
+def test_a_customer_tag_that_is_no_customer_id_is_malformed(customer_tag: str) -> None:
+    event = load_fixture("ses_bounce_permanent.json")
+    event["detail"]["mail"]["tags"]["customer"] = [customer_tag]
+    with pytest.raises(FeedbackError, match=r"malformed SES event: mail\.tags\.customer"):
+        parse_ses_event(event)
+
+
+@pytest.mark.parametrize("body", [123, None, "text", [1, 2], True])
+def test_a_json_body_that_is_not_an_object_is_malformed(body: Any) -> None:
+    with pytest.raises(FeedbackError, match="not an SES event"):
+        parse_ses_event(body)
 
 
 def test_sms_opt_out() -> None:
