@@ -131,7 +131,7 @@ def test_an_import_row_with_a_padded_id_is_rejected_not_trimmed(tmp_path: Path) 
     path = tmp_path / "customers.csv"
     path.write_text("customer_id,email\nvictim,victim@example.jp\n  victim\t,attacker@example.jp\n")
     store = MemoryStore()
-    report = import_file("customers", path, store, KizunaConfig(), T0, partial=True)
+    report = import_file("customers", path, store, KizunaConfig(), T0, partial=True, as_of=T0)
     assert [(e.row, "customer_id" in e.error) for e in report.errors] == [(3, True)]
     assert store.customers["victim"].email == "victim@example.jp"
 

@@ -104,10 +104,10 @@ def test_customers_import_with_consent_and_a_dry_run(tmp_path: Path) -> None:
         "c3,c@example.jp,,Kyoto,,robot,ja,,,\n"
         "c4,d@example.jp,,Kyoto,,,ja,,maybe,\n"
     )
-    dry = import_file("customers", path, None, CFG, T0)
+    dry = import_file("customers", path, None, CFG, T0, as_of=T0)
     assert (dry.imported, dry.rejected) == (1, 3)
     store = MemoryStore()
-    report = import_file("customers", path, store, CFG, T0, partial=True)
+    report = import_file("customers", path, store, CFG, T0, partial=True, as_of=T0)
     assert [e.row for e in report.errors] == [3, 4, 5]
     assert "email" in report.errors[0].error and "gender" in report.errors[1].error
     c1 = store.customers["c1"]
@@ -136,7 +136,7 @@ def test_customers_import_member_since_indexes_the_anniversary(tmp_path: Path) -
     path = tmp_path / "customers.csv"
     path.write_text("customer_id,member_since\nm1,2019-02-29\nm2,2018-04-01\nm3,2018-02-29\n")
     store = MemoryStore()
-    report = import_file("customers", path, store, CFG, T0, partial=True)
+    report = import_file("customers", path, store, CFG, T0, partial=True, as_of=T0)
     # a 29 February that never was is refused, naming the column
     assert [(e.row, "member_since" in e.error) for e in report.errors] == [(2, True), (4, True)]
     assert str(store.customers["m2"].member_since) == "2018-04-01"

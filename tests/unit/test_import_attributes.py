@@ -47,13 +47,13 @@ def test_declared_attributes_in_json_lines_are_validated_and_carried(tmp_path: P
             "birth_date": None,
         },
     }
-    events = customer_events(row, NOW, CFG)
+    events = customer_events(row, NOW, CFG, as_of=NOW)
     detail = events[0].detail
     assert detail.attributes.tier == "Gold"
     assert str(detail.attributes.spend) == "1200.5"
     assert detail.attributes.interests == ("tea",)
     assert "birth_date" in detail.attributes.model_fields_set  # an explicit null clears it
-    report = import_file("customers", jsonl(tmp_path, row), None, CFG, NOW)
+    report = import_file("customers", jsonl(tmp_path, row), None, CFG, NOW, as_of=NOW)
     assert (report.imported, report.errors) == (1, [])
 
 
@@ -65,7 +65,7 @@ def test_an_undeclared_attribute_rejects_the_row_naming_it(tmp_path: Path) -> No
         {"customer_id": "c3", "attributes": {"spend": "12"}},
         {"customer_id": "c4", "attributes": ["tier"]},
     )
-    report = import_file("customers", path, None, CFG, NOW)
+    report = import_file("customers", path, None, CFG, NOW, as_of=NOW)
     errors = {e.row: e.error for e in report.errors}
     assert report.imported == 0
     assert errors[1].startswith("attributes.teir: Extra inputs are not permitted")
@@ -81,6 +81,7 @@ def test_without_declarations_any_attribute_is_refused(tmp_path: Path) -> None:
         None,
         KizunaConfig(),
         NOW,
+        as_of=NOW,
     )
     assert report.errors[0].error == "attributes: Extra inputs are not permitted"
 
@@ -95,7 +96,7 @@ def test_csv_attribute_columns_are_typed_by_their_declaration(tmp_path: Path) ->
         "c4,Gold,1,yes,,\n"
         'c5,Gold,1,true,"tea,sweets",\n'
     )
-    report = import_file("customers", path, None, CFG, NOW)
+    report = import_file("customers", path, None, CFG, NOW, as_of=NOW)
     errors = {e.row: e.error for e in report.errors}
     assert report.imported == 2
     assert errors == {
@@ -107,6 +108,7 @@ def test_csv_attribute_columns_are_typed_by_their_declaration(tmp_path: Path) ->
         {"customer_id": "c1", "attributes.spend": "1200", "attributes.interests": '["tea"]'},
         NOW,
         CFG,
+        as_of=NOW,
     )
     assert first[0].detail.attributes.spend == 1200
     assert first[0].detail.attributes.interests == ("tea",)
@@ -115,7 +117,7 @@ def test_csv_attribute_columns_are_typed_by_their_declaration(tmp_path: Path) ->
 def test_an_undeclared_csv_attribute_column_rejects_the_row(tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     path.write_text("customer_id,attributes.tier,attributes.vip\nc1,Gold,yes\n")
-    report = import_file("customers", path, None, CFG, NOW)
+    report = import_file("customers", path, None, CFG, NOW, as_of=NOW)
     assert report.errors[0].error.startswith(
         "attributes.vip: not a declared attribute (custom.attributes: "
     )
@@ -131,7 +133,7 @@ def test_push_tokens_register_devices(tmp_path: Path) -> None:
             {"token": "fcm:" + "b" * 40, "platform": "FCM"},
         ],
     }
-    events = customer_events(row, NOW, CFG)
+    events = customer_events(row, NOW, CFG, as_of=NOW)
     devices = [e.detail for e in events if isinstance(e.detail, DeviceRegistered)]
     assert [(d.platform.value, d.token) for d in devices] == [
         ("APNS", TOKEN),
@@ -139,7 +141,7 @@ def test_push_tokens_register_devices(tmp_path: Path) -> None:
     ]
     # When imported into a store / Then the customer has both devices
     store = MemoryStore()
-    report = import_file("customers", jsonl(tmp_path, row), store, CFG, NOW)
+    report = import_file("customers", jsonl(tmp_path, row), store, CFG, NOW, as_of=NOW)
     assert report.errors == []
     assert sorted(d.platform for d in store.customers["c1"].devices.values()) == ["APNS", "FCM"]
     assert store.customers["c1"].consent["push"].status == "opted_in"
@@ -153,7 +155,9 @@ def test_bad_push_tokens_are_refused_naming_the_device(tmp_path: Path) -> None:
         {"customer_id": "c3", "push_tokens": [{"token": TOKEN, "platform": "APNS", "arn": "x"}]},
         {"customer_id": "c4", "push_tokens": "APNS" + TOKEN},
     )
-    errors = {e.row: e.error for e in import_file("customers", path, None, CFG, NOW).errors}
+    errors = {
+        e.row: e.error for e in import_file("customers", path, None, CFG, NOW, as_of=NOW).errors
+    }
     assert errors[1].startswith("push_tokens.0: platform: Input should be 'APNS' or 'FCM'")
     assert errors[2].startswith("push_tokens.0: token: String should have at least 8 characters")
     assert errors[3] == "push_tokens.0: unknown keys arn"
@@ -164,7 +168,7 @@ def test_csv_push_tokens(tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     path.write_text(f"customer_id,push_tokens\nc1,APNS:{TOKEN} FCM:x:{TOKEN}\n")
     store = MemoryStore()
-    report = import_file("customers", path, store, CFG, NOW)
+    report = import_file("customers", path, store, CFG, NOW, as_of=NOW)
     assert report.errors == []
     assert sorted(d.token for d in store.customers["c1"].devices.values()) == sorted(
         [TOKEN, f"x:{TOKEN}"]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from kizuna.runtime.config import KizunaConfig
 from kizuna_tools.cli import app
 from kizuna_tools.fakes import MemoryStore
-from kizuna_tools.importer import import_file
+from kizuna_tools.importer import ImportFileError, import_file
 from kizuna_tools.products import import_products
 from tests.factories import T0
 
@@ -158,3 +158,118 @@ def test_a_customer_that_could_not_be_written_exits_1_and_says_the_others_were(
     captured = capsys.readouterr()
     printed = " ".join((captured.out + captured.err).split())
     assert "1 customers could not be written" in printed and "nothing" not in printed
+
+
+def test_a_customers_row_without_a_time_needs_the_export_time_and_a_rerun_undoes_nothing(
+    tmp_path: Path,
+) -> None:
+    from kizuna.events.envelope import ParsedEvent
+    from kizuna.services.ingest import apply_to_customers
+    from tests.factories import days, unsubscribed
+
+    # Given a CRM export without updated_at
+    path = write(tmp_path, "customers.csv", "customer_id,email,email_consent\nc1,a@x.jp,yes\n")
+    store = MemoryStore()
+    # When it is imported without --as-of / Then the row is refused, saying why
+    report = import_file("customers", path, store, CFG, T0 + days(2))
+    assert [e.error.split(",")[0] for e in report.errors] == ["updated_at: required"]
+    assert store.customers == {}
+    # When it is imported as of its export (T0), then the customer unsubscribes (T0 + 1 day)
+    assert import_file("customers", path, store, CFG, T0 + days(2), as_of=T0).imported == 1
+    out = unsubscribed("c1", T0 + days(1))
+    event = ParsedEvent(
+        event_id="u1",
+        detail_type="consent.changed",
+        source="kizuna.unsubscribe",
+        time=out.occurred_at,
+        detail=out,
+    )
+    apply_to_customers(store, {"c1": [event]}, CFG, T0 + days(2))
+    assert store.customers["c1"].consent["email"].status == "opted_out"
+    # When the import is re-run (the tool's advice after a failure) / Then it stays so
+    report = import_file("customers", path, store, CFG, T0 + days(3), as_of=T0)
+    assert report.rejected == 0
+    assert store.customers["c1"].consent["email"].status == "opted_out"
+    # and an export time in the future is refused
+    with pytest.raises(ImportFileError, match="later than now"):
+        import_file("customers", path, store, CFG, T0, as_of=T0 + days(1))
+
+
+def test_rows_are_never_merged_padded_truncated_or_read_twice(tmp_path: Path) -> None:
+    cases = {
+        # a row cut short (a file truncated mid-row): its missing columns are not "empty"
+        "short.csv": (
+            "customer_id,first_name,email_consent\nc1,Ai,yes\nc2,Bo\n",
+            [(3, "fewer values than header columns")],
+        ),
+        # one customer on two rows: which one wins would be an accident
+        "twice.csv": (
+            "customer_id,first_name\nc1,Ai\nc2,Bo\nc1,Aiko\n",
+            [(4, "customer_id c1 is also on row 2: one row per customer")],
+        ),
+        # a JSON key given twice: json keeps the last one, silently
+        "keys.jsonl": (
+            '{"customer_id": "c1", "email": "a@x.jp", "email": "b@x.jp"}\n',
+            [(1, "key 'email' given twice")],
+        ),
+    }
+    for name, (text, errors) in cases.items():
+        report = import_file("customers", write(tmp_path, name, text), None, CFG, T0, as_of=T0)
+        assert [(e.row, e.error) for e in report.errors] == errors, name
+    order = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "ordered_at": "2026-01-05T10:00:00Z",
+        "lines": [{"product_id": "p", "quantity": 1, "unit_price": "500"}],
+    }
+    again = {**order, "lines": [{"product_id": "p", "quantity": 1, "unit_price": "100"}]}
+    path = write(tmp_path, "o.jsonl", f"{json.dumps(order)}\n{json.dumps(again)}\n")
+    report = import_file("orders", path, None, CFG, T0)
+    assert [(e.row, e.error) for e in report.errors] == [
+        (2, "order_id o1 is also on row 1: one line per order")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (
+            "customer_id,email\nc1,a@x.jp\n".encode("shift_jis")
+            + "c2,山田@x.jp\n".encode("shift_jis"),
+            "not UTF-8",
+        ),
+        (b"customer_id,email,email\nc1,a@x.jp,b@x.jp\n", "'email' given twice"),
+        (b"customer_id, email\nc1,a@x.jp\n", "the column 'email' has spaces around it"),
+        (b"customer_id,email,\nc1,a@x.jp,\n", "column 3 has no name"),
+        (b"customer_id,first_name\nc1," + b"x" * 200_000 + b"\n", "unreadable CSV"),
+    ],
+)
+def test_a_file_that_cannot_be_read_as_a_whole_imports_nothing(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "customers.csv"
+    path.write_bytes(content)
+    store = MemoryStore()
+    with pytest.raises(ImportFileError, match=reason):
+        import_file("customers", path, store, CFG, T0, partial=True, as_of=T0)
+    assert store.customers == {}
+    result = CliRunner().invoke(
+        app, ["import", "customers", str(path), "--dry-run", "--as-of", "2026-01-01T00:00:00Z"]
+    )
+    assert result.exit_code == 2 and "nothing was imported" in " ".join(result.output.split())
+
+
+def test_an_address_or_devices_no_customer_item_could_hold_are_refused(tmp_path: Path) -> None:
+    long_email = "a" * 250 + "@x.jp"
+    rows = [
+        {"customer_id": "c1", "email": long_email},
+        {"customer_id": "c2", "email": "\u202ea@x.jp"},
+        {
+            "customer_id": "c3",
+            "push_tokens": [{"token": f"{i:08d}" * 500, "platform": "FCM"} for i in range(21)],
+        },
+    ]
+    path = write(tmp_path, "c.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    report = import_file("customers", path, None, CFG, T0, as_of=T0)
+    assert [e.row for e in report.errors] == [1, 2, 3]
+    assert [e.error.split(":")[0] for e in report.errors] == ["email", "email", "push_tokens"]

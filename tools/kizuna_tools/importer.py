@@ -14,7 +14,8 @@ Customers columns (CSV header or JSON keys): ``customer_id`` (required), ``email
 ``postal_address`` (direct mail: JSON Lines an object, CSV ``postal_address.<field>``
 columns: ``recipient_name``, ``postal_code``, ``country``, ``region``, ``locality``,
 ``line1``, ``line2``), ``updated_at``
-(ISO 8601; defaults to the import time), the shop's own attributes as declared in the
+(ISO 8601 with offset; else the file's ``as_of``, ``--as-of``: a row with neither is
+rejected), the shop's own attributes as declared in the
 configuration (``custom.attributes``): JSON Lines ``attributes`` (an object; ``null`` clears
 one), CSV one ``attributes.<name>`` column each (the cell typed by the declaration: text,
 a JSON number, ``true``/``false``, ``YYYY-MM-DD``, a JSON array of strings; an empty cell
@@ -40,7 +41,7 @@ import csv
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -93,6 +94,8 @@ ORDER_COLUMNS = frozenset({*ORDER_LEVEL_COLUMNS, *LINE_COLUMNS})
 TRUE_WORDS = {"opted_in", "yes", "true", "1", "y"}
 FALSE_WORDS = {"opted_out", "no", "false", "0", "n"}
 CUSTOMERS_PER_BATCH = 100
+# devices a customer row may register (4 KB tokens: 20 stay far below the 400 KB item)
+MAX_DEVICES_PER_ROW = 20
 IMPORT_SOURCE = "kizuna.import"
 
 
@@ -121,31 +124,77 @@ class RowRejected(ValueError):
     pass
 
 
-# -- reading ----------------------------------------------------------------------------------
+# -- reading ---------------------------------------------------------------------------------
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (not UTF-8, a header that names a column twice, a
+    field over the CSV reader's limit): nothing of it is imported, whatever ``partial``."""
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (``json`` keeps the last of a repeated
+    key: ``{"email": "a@x", "email": "b@x"}`` would silently be one of them)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise RowRejected(f"key {key!r} given twice")
+        out[key] = value
+    return out
+
+
+def _csv_header(fieldnames: Sequence[str] | None) -> None:
+    names = list(fieldnames or [])
+    for i, name in enumerate(names, start=1):
+        if not name.strip():
+            raise ImportFileError(f"row 1: column {i} has no name (a trailing comma?)")
+        if name != name.strip():
+            raise ImportFileError(f"row 1: the column {name.strip()!r} has spaces around it")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ImportFileError(f"row 1: {', '.join(map(repr, repeated))} given twice")
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(row number, row) pairs; CSV rows count from 2 (the header is row 1)."""
+    """(row number, row) pairs; CSV rows count from 2 (the header is row 1). A row that
+    cannot be one (invalid JSON, fewer or more values than the header) comes as
+    ``{"__error__": why}``; a file that cannot be read raises :class:`ImportFileError`."""
     suffix = path.suffix.lower()
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        if suffix in {".jsonl", ".ndjson", ".json"}:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield number, {"__error__": f"invalid JSON: {exc.msg}"}
-                    continue
-                yield number, value if isinstance(value, dict) else {"__error__": "not an object"}
-        elif suffix in {".csv", ".tsv"}:
+    if suffix not in {".jsonl", ".ndjson", ".json", ".csv", ".tsv"}:
+        raise ValueError(f"{path.name}: use .csv, .tsv or .jsonl")
+    number = 1
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            if suffix in {".jsonl", ".ndjson", ".json"}:
+                for number, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    yield number, _json_row(line)
+                return
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            _csv_header(reader.fieldnames)
             for number, row in enumerate(reader, start=2):
                 if None in row:
                     yield number, {"__error__": "more values than header columns"}
-                    continue
-                # values as written: a padded id is rejected, never trimmed into another one
-                yield number, {k.strip(): v for k, v in row.items() if k}
-        else:
-            raise ValueError(f"{path.name}: use .csv, .tsv or .jsonl")
+                elif any(value is None for value in row.values()):
+                    yield number, {"__error__": "fewer values than header columns"}
+                else:
+                    # values as written: a padded id is rejected, never trimmed into another
+                    yield number, dict(row)
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            f"not UTF-8 (after row {number}): save the file as UTF-8 and import it again"
+        ) from None
+    except csv.Error as exc:
+        raise ImportFileError(f"row {number + 1}: unreadable CSV ({exc})") from None
+
+
+def _json_row(line: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line, object_pairs_hook=_object_without_repeats)
+    except json.JSONDecodeError as exc:
+        return {"__error__": f"invalid JSON: {exc.msg}"}
+    except RowRejected as exc:
+        return {"__error__": str(exc)}
+    return value if isinstance(value, dict) else {"__error__": "not an object"}
 
 
 def _blank(value: Any) -> bool:
@@ -198,16 +247,31 @@ def _postal_columns(row: dict[str, Any]) -> dict[str, Any]:
 
 # -- rows to events ---------------------------------------------------------------------------
 def customer_events(
-    row: dict[str, Any], now: datetime, cfg: KizunaConfig | None = None
+    row: dict[str, Any],
+    now: datetime,
+    cfg: KizunaConfig | None = None,
+    *,
+    as_of: datetime | None = None,
 ) -> list[ParsedEvent]:
     """A customer row as ``customer.upserted`` (validated with ``cfg``'s declared attributes),
-    ``consent.changed`` per consent column and ``device.registered`` per push token."""
+    ``consent.changed`` per consent column and ``device.registered`` per push token, all at
+    the row's ``updated_at``, else at ``as_of`` (when the file was exported). A row with
+    neither is rejected: stamped with the import's own time it would win over every change
+    made since the export (an unsubscribe) -- and again at each re-run."""
     if "__error__" in row:
         raise RowRejected(row["__error__"])
     cid = row.get("customer_id")
     if _blank(cid):
         raise RowRejected("customer_id: required")
-    at = now if _blank(row.get("updated_at")) else _time(row.get("updated_at"), "updated_at")
+    if not _blank(row.get("updated_at")):
+        at = _time(row.get("updated_at"), "updated_at")
+    elif as_of is not None:
+        at = as_of
+    else:
+        raise RowRejected(
+            "updated_at: required, or give the file's export time (--as-of): a row stamped "
+            "with the import's time would undo later changes, such as an unsubscribe"
+        )
     cfg = cfg or KizunaConfig()
     row = _attribute_columns(row, cfg)
     row = _postal_columns(row)
@@ -245,7 +309,10 @@ def customer_events(
                 },
             )
         )
-    for i, device in enumerate(_push_tokens(row.get(PUSH_TOKENS))):
+    devices = _push_tokens(row.get(PUSH_TOKENS))
+    if len(devices) > MAX_DEVICES_PER_ROW:
+        raise RowRejected(f"push_tokens: at most {MAX_DEVICES_PER_ROW} devices a customer")
+    for i, device in enumerate(devices):
         digest = hashlib.sha256(str(device.get("token")).encode()).hexdigest()[:16]
         try:
             events.append(
@@ -347,12 +414,20 @@ def group_order_rows(
 ) -> Iterator[tuple[list[int], dict[str, Any]]]:
     """CSV order lines -> one order dict each (JSONL rows already are orders)."""
     orders: dict[str, tuple[list[int], dict[str, Any]]] = {}
+    whole: dict[str, int] = {}  # JSON Lines: the row of each order id
     for number, row in rows:
         report.rows += 1
         if "__error__" in row:
             report.errors.append(RowError(number, row["__error__"]))
             continue
         if "lines" in row:  # JSON Lines: a whole order
+            oid = row.get("order_id")
+            if isinstance(oid, str) and oid in whole:
+                error = f"order_id {oid} is also on row {whole[oid]}: one line per order"
+                report.errors.append(RowError(number, error))
+                continue
+            if isinstance(oid, str):
+                whole[oid] = number
             yield [number], row
             continue
         oid = row.get("order_id")
@@ -493,17 +568,28 @@ def import_file(
     progress: Callable[[int], None] | None = None,
     *,
     partial: bool = False,
+    as_of: datetime | None = None,
 ) -> ImportReport:
     """Validate every row; import them all when none is rejected, the valid ones when
-    ``partial`` (``store=None`` validates only)."""
+    ``partial`` (``store=None`` validates only). ``as_of``: when a customers file was
+    exported, the time of its rows without ``updated_at``. :class:`ImportFileError` when
+    the file cannot be read as a whole (nothing is written then)."""
     report = ImportReport(kind=kind)
     by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
     rows_of: dict[str, list[list[int]]] = defaultdict(list)  # customer -> rows of each record
+    if as_of is not None and as_of > now:
+        raise ImportFileError(f"--as-of {as_of.isoformat()} is later than now")
     if kind == "customers":
         for number, row in read_rows(path):
             report.rows += 1
             try:
-                events = within_window(customer_events(row, now, cfg), now, cfg)
+                events = within_window(customer_events(row, now, cfg, as_of=as_of), now, cfg)
+                first = rows_of.get(events[0].customer_id)
+                if first:
+                    raise RowRejected(
+                        f"customer_id {events[0].customer_id} is also on row {first[0][0]}: "
+                        "one row per customer"
+                    )
             except RowRejected as exc:
                 report.errors.append(RowError(number, str(exc)))
                 continue

@@ -44,6 +44,11 @@ _CUSTOMER_ID = re.compile(CUSTOMER_ID_CHARS)
 # (U+202A-U+202E, U+2066-U+2069) that make a name display as something else.
 _FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 TEXT_PATTERN = f"^[^{_FORBIDDEN_CHARS}]*$"
+# An address: something@domain.tld, no whitespace and none of the characters above; at most
+# 254 characters (RFC 5321's bound for a path, which SES applies too)
+_EMAIL_PART = rf"[^@\s{_FORBIDDEN_CHARS}]+"
+EMAIL_PATTERN = rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$"
+MAX_EMAIL_CHARS = 254
 # Text of several lines (a campaign's description): tabs and line ends (LF, CRLF) too.
 DESCRIPTION_PATTERN = "^[^{}]*$".format(
     _FORBIDDEN_CHARS.replace(r"\x00-\x1f", r"\x00-\x08\x0b\x0c\x0e-\x1f")
@@ -137,7 +142,9 @@ class InboundDetail(BaseModel):
 class CustomerUpserted(InboundDetail):
     """Profile and attributes; absent fields are left as they are."""
 
-    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    email: (
+        Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=MAX_EMAIL_CHARS)] | None
+    ) = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
         default=None, description="E.164"
     )

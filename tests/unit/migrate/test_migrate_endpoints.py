@@ -242,7 +242,7 @@ def test_effective_date_becomes_updated_at_in_utc_and_an_unreadable_one_is_repor
     rows = {r["customer_id"]: r for r in result.rows}
     assert rows["u1"]["updated_at"] == "2026-03-01T09:30:00+00:00"
     assert datetime.fromisoformat(rows["u1"]["updated_at"]).utcoffset() == timedelta(0)
-    assert "updated_at" not in rows["u2"]  # none readable: the import's time, and said
+    assert "updated_at" not in rows["u2"]  # none readable: imported with --as-of, and said
     # And each unreadable one is reported on its endpoint
     for eid in ("e2", "e3", "e4"):
         item = report.find("endpoint", eid)

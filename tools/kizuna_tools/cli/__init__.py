@@ -136,6 +136,14 @@ DryRun = Annotated[bool, typer.Option(help="Validate and report only; write noth
 ErrorsCsv = Annotated[Path | None, typer.Option(help="Write every rejected row here")]
 
 
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="customers: when the file was exported (ISO 8601 with offset), the time of "
+        "rows without updated_at; a change Kizuna saw later (an unsubscribe) then wins",
+    ),
+]
 Partial = Annotated[
     bool,
     typer.Option(
@@ -219,12 +227,57 @@ def _import(
     config: Path | None,
     errors_csv: Path | None,
     partial: bool,
+    as_of: str | None = None,
+) -> None:
+    from kizuna_tools.importer import ImportFileError
+
+    if not file.exists():
+        raise typer.BadParameter(f"{file} does not exist", param_hint="FILE")
+    exported = None
+    if as_of is not None:
+        if kind != ImportKind.customers:
+            raise typer.BadParameter(
+                "only for customers (orders carry ordered_at)", param_hint="--as-of"
+            )
+        try:
+            exported = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+        except ValueError:
+            raise typer.BadParameter("an ISO 8601 time", param_hint="--as-of") from None
+        if exported.tzinfo is None:
+            raise typer.BadParameter("needs a UTC offset (e.g. +09:00)", param_hint="--as-of")
+    try:
+        _import_checked(
+            kind,
+            file,
+            customers_table,
+            activity_table,
+            aws,
+            dry_run,
+            config,
+            errors_csv,
+            partial,
+            exported,
+        )
+    except ImportFileError as exc:
+        console.print(f"{file.name}: {exc}; nothing was imported", markup=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+def _import_checked(
+    kind: ImportKind,
+    file: Path,
+    customers_table: str | None,
+    activity_table: str | None,
+    aws: Aws,
+    dry_run: bool,
+    config: Path | None,
+    errors_csv: Path | None,
+    partial: bool,
+    as_of: datetime | None,
 ) -> None:
     from kizuna_tools.importer import import_file, read_rows
     from kizuna_tools.project import project_config
 
-    if not file.exists():
-        raise typer.BadParameter(f"{file} does not exist", param_hint="FILE")
     project = project_config(config)
     console.print(f"configuration: {project.source}", markup=False, highlight=False)
     store = None
@@ -255,6 +308,7 @@ def _import(
             datetime.now(UTC),
             progress=lambda n: bar.advance(task, n),
             partial=partial,
+            as_of=as_of,
         )
         bar.update(task, completed=total)
     _print_import_report(kind.value, file, report, dry_run, errors_csv, partial)
@@ -271,9 +325,19 @@ def _register_import(kind: ImportKind, doc: str) -> None:
         config: Config = None,
         errors_csv: ErrorsCsv = None,
         partial: Partial = False,
+        as_of: AsOf = None,
     ) -> None:
         _import(
-            kind, file, customers_table, activity_table, aws, dry_run, config, errors_csv, partial
+            kind,
+            file,
+            customers_table,
+            activity_table,
+            aws,
+            dry_run,
+            config,
+            errors_csv,
+            partial,
+            as_of,
         )
 
     command.__doc__ = doc

@@ -495,8 +495,8 @@ def _row(
         elif ep.effective:
             items[ep.id].note(
                 f"its EffectiveDate {ep.effective[:40]!r} is not an ISO 8601 time with a UTC "
-                "offset: the customer's updated_at is taken from its other endpoints (or is "
-                "the import's time)"
+                "offset: the customer's updated_at is taken from its other endpoints (with "
+                "none, the row has no updated_at: import it with --as-of, the export's time)"
             )
             tally("endpoints whose EffectiveDate is not an ISO 8601 time with an offset")
     if times:
