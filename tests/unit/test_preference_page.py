@@ -84,12 +84,40 @@ def test_one_click_when_already_opted_out_of_the_topic_puts_nothing() -> None:
     assert resp["statusCode"] == 200 and inbound.events == []
 
 
+def chose(*changes: tuple[timedelta, str]) -> Customer:
+    """c1 after these newsletter-on-email choices (days before NOW, status), folded by
+    ingest in the order given (as the preference page or the shop sends them)."""
+    from kizuna.domain.ingest import apply_events
+    from kizuna.runtime.config import KizunaConfig
+    from tests.factories import envelope, parsed
+
+    c = customer()
+    for i, (ago, status) in enumerate(changes):
+        detail = {"customer_id": "c1", "occurred_at": (NOW - ago).isoformat()}
+        detail |= {"topics": {"newsletter": {"email": status}}, "source": "preference_page"}
+        raw = envelope("preferences.changed", detail, f"p{i}")
+        c = apply_events(c, [parsed(raw)], KizunaConfig(), NOW).customer
+    return c
+
+
 def test_a_replayed_one_click_after_a_later_opt_in_changes_nothing() -> None:
-    # the link was issued before the customer opted back in to the topic
-    stored = customer(topics={"newsletter": {"email": state("opted_in", NOW)}})
-    old = token("newsletter", issued_at=NOW - timedelta(days=2))
+    # the link was issued before the customer opted out of the topic and back in
+    old = token("newsletter", issued_at=NOW - timedelta(days=3))
+    for order in ((2, 1), (1, 2)):  # whatever order ingest saw them in
+        changes = {2: (timedelta(days=2), "opted_out"), 1: (timedelta(days=1), "opted_in")}
+        stored = chose(*(changes[k] for k in order))
+        resp, inbound = call("POST", old, "List-Unsubscribe=One-Click", stored)
+        assert resp["statusCode"] == 409 and inbound.events == []
+
+
+def test_a_preference_page_saved_unchanged_after_the_link_does_not_make_it_stale() -> None:
+    # the newsletter was chosen long ago and the page saved again (opted_in) yesterday
+    old = token("newsletter", issued_at=NOW - timedelta(days=3))
+    stored = chose((timedelta(days=50), "opted_in"), (timedelta(days=1), "opted_in"))
     resp, inbound = call("POST", old, "List-Unsubscribe=One-Click", stored)
-    assert resp["statusCode"] == 409 and inbound.events == []
+    assert resp["statusCode"] == 200
+    ((kind, detail),) = inbound.events
+    assert kind == "preferences.changed" and detail.topics == {"newsletter": {"email": "opted_out"}}
 
 
 # -- the page ----------------------------------------------------------------------------------

@@ -111,24 +111,29 @@ def _later(current: datetime | None, at: datetime, horizon: datetime | None) -> 
     return current is None or at > current or beyond(current, horizon)
 
 
-def _opt_out_key(channel: str) -> str:
+def _opt_out_key(channel: str, topic: str | None = None) -> str:
+    if topic is not None:
+        return f"topic.{topic}.{channel}.opted_out_at"
     return f"consent.{channel}.opted_out_at"
 
 
-def _note_opt_out(c: Customer, channel: str, at: datetime, horizon: datetime | None) -> None:
-    """Remember the latest opt-out of ``channel`` ever seen (the latest wins, in any order
-    of arrival, as every stamp): :func:`last_opt_out`."""
-    key = _opt_out_key(channel)
+def _note_opt_out(
+    c: Customer, channel: str, at: datetime, horizon: datetime | None, topic: str | None = None
+) -> None:
+    """Remember the latest opt-out of ``channel`` (of ``topic`` on it) ever seen (the latest
+    wins, in any order of arrival, as every stamp): :func:`last_opt_out`."""
+    key = _opt_out_key(channel, topic)
     current = c.stamps.get(key)
     if _later(datetime.fromisoformat(current) if current else None, at, horizon):
         c.stamps[key] = iso(at)
 
 
-def last_opt_out(customer: Customer, channel: str) -> datetime | None:
-    """When the customer last opted out of ``channel`` (None: never seen). ``consent.at``
-    moves on every newer event, a repeated opt-in too; this says whether an opt-out came in
-    between (an unsubscribe link is stale only after an opt-out and back in)."""
-    value = customer.stamps.get(_opt_out_key(channel))
+def last_opt_out(customer: Customer, channel: str, topic: str | None = None) -> datetime | None:
+    """When the customer last opted out of ``channel`` (of ``topic`` on it; None: never
+    seen). ``consent.at`` (a topic's ``at``) moves on every newer event, a repeated opt-in
+    or a preference page saved unchanged too; this says whether an opt-out came in between
+    (an unsubscribe link is stale only after an opt-out and back in)."""
+    value = customer.stamps.get(_opt_out_key(channel, topic))
     return datetime.fromisoformat(value) if value else None
 
 
@@ -283,6 +288,8 @@ def _preferences(
             news = True
             if cur is None or _newer(cur.stamp, st, horizon):
                 per[str(channel)] = ConsentState(status=status, at=at, source=d.source, stamp=st)
+            if status == ConsentStatus.OPTED_OUT:
+                _note_opt_out(c, str(channel), at, horizon, topic=name)
         topics[name] = per
     c.topics = topics
     until: datetime | None = None

@@ -17,10 +17,11 @@ the message came by, and the message's preference topic (docs/PREFERENCES.md).
 - A forged, expired or malformed token changes nothing and the page says why; a form that
   names an unknown topic, channel or value changes nothing either (400).
 - A token never outlives a later change: if the customer's consent or preferences changed
-  after the token was issued (for one-click: an opt-out of that channel and back in, or
-  that topic on it), the old link changes nothing and the page asks for a recent message's
-  link. A repeated opt-in (a CRM sync re-sending ``opted_in``) is no change for one-click. A change
-  stamped within the token's second counts as before it. Times are the producers'
+  after the token was issued (for one-click: an opt-out of that channel, or of that topic
+  on it, and back in), the old link changes nothing and the page asks for a recent message's
+  link. A repeated opt-in (a CRM sync re-sending ``opted_in``, a preference page saved
+  unchanged) is no change for one-click. A change stamped within the token's second counts
+  as before it. Times are the producers'
   ``occurred_at``: a producer clock running ahead can make a fresh link look old.
 - A token never creates a customer: for an id Kizuna does not hold (erased, say) nothing is
   put on the bus. An already opted-out customer is told so, and nothing is put either.
@@ -174,8 +175,12 @@ def decide(
     state = customer.topics.get(topic, {}).get(claims.channel)
     if state is not None and state.status == ConsentStatus.OPTED_OUT:
         return "done"
-    if state is not None and _after(state.at, claims):
-        return "stale"
+    if (
+        state is not None
+        and _after(state.at, claims)
+        and _after(last_opt_out(customer, claims.channel, topic), claims)
+    ):
+        return "stale"  # opted out of the topic and back in since the link
     return "topic"
 
 
