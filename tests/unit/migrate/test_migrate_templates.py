@@ -258,10 +258,11 @@ def test_untranslatable_variables_are_listed_with_their_part_and_line() -> None:
     assert any("{{Location.PostalCode}}" in n.message for n in decisions)
 
 
-def test_raw_html_is_reported_as_a_risk() -> None:
+def test_raw_html_is_a_decision_a_person_makes() -> None:
+    # customer data printed as HTML: a campaign using it is held as a draft until decided
     (result,) = translated([FIXTURES / "templates/email/Welcome_en.json"])
-    risks = [n for n in result.notes if n.level == "risk"]
-    assert len(risks) == 1 and "{{{Attributes.PromoBanner}}}" in risks[0].message
+    decisions = [n for n in result.notes if n.level == "decision" and "| safe" in n.message]
+    assert len(decisions) == 1 and "{{{Attributes.PromoBanner}}}" in decisions[0].message
     assert result.attributes["promo_banner"] == "Attributes.PromoBanner"
 
 
@@ -293,3 +294,15 @@ def test_a_missing_subject_is_reported_and_kizuna_refuses_to_send_it() -> None:
         FilesRenderer(template_files("p", [result])).render(
             "p", "nosubject", "email", "en", context()
         )
+
+
+def test_a_brace_before_a_value_stays_literal_in_the_text_made_from_html() -> None:
+    # the text part made from this HTML was "{{{ customer.first_name }}}": a Jinja error
+    html_part = "<p>{<b>{{User.UserAttributes.FirstName}}</b>}</p>"
+    result = translate_template(
+        "email", "brace_en", {"TemplateType": "EMAIL", "Subject": "s", "HtmlPart": html_part}
+    )
+    msg = FilesRenderer(template_files("p", [result])).render(
+        "p", "brace", "email", "en", context(first_name="Ai")
+    )
+    assert msg.text == "{Ai}"  # type: ignore[union-attr]

@@ -32,8 +32,8 @@ unset; an undeclared one fails the template check, loudly), a name ``| default("
 true)``; the default is the DefaultSubstitutions value, else ``""``.
 
 **Escaping.** ``{{x}}`` in the HTML part is autoescaped by Kizuna as Handlebars escaped it;
-``{{{x}}}`` (and ``{{&x}}``) becomes ``{{ x | safe }}`` there only, listed as a risk (raw
-customer data in HTML). Text parts (subject, text, SMS, push) are not HTML: both print as is.
+``{{{x}}}`` (and ``{{&x}}``) becomes ``{{ x | safe }}`` there only, listed as a decision
+(raw customer data in HTML: a campaign sending it is held until a person confirms). Text parts (subject, text, SMS, push) are not HTML: both print as is.
 
 **Blocks.** ``#if``/``else if``/``else``, ``#unless``, ``#each`` (``this``, ``@index``,
 ``@first``, ``@last``, ``../x``) and the comparison helpers ``eq ne gt gte lt lte and or not``
@@ -303,8 +303,9 @@ def _q(value: Any) -> str:
 
 
 def _jinja_text(text: str) -> str:
-    """Literal text that Jinja prints as is (``{{``, ``{%``, ``{#`` escaped)."""
-    return re.sub(r"\{(?=[{%#])", "{{ '{' }}", text)
+    """Literal text that Jinja prints as is (``{{``, ``{%``, ``{#`` escaped, and a ``{`` at
+    the end: the next piece may open a tag, ``{`` + ``{{ x }}`` would be ``{{{ x }}}``)."""
+    return re.sub(r"\{(?=[{%#]|$)", "{{ '{' }}", text)
 
 
 def _comment_safe(text: str) -> str:
@@ -799,7 +800,7 @@ def translate_template(
     if result.raw_html:
         result.notes.append(
             Note(
-                "risk",
+                "decision",  # customer data as HTML: a campaign using it waits for a person
                 result.subject,
                 "raw (unescaped) values kept raw in email.html with '| safe': "
                 + ", ".join(result.raw_html)
