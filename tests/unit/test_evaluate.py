@@ -154,6 +154,21 @@ def test_unknown_customer_is_skipped(world) -> None:  # type: ignore[no-untyped-
     assert [(d.decision, d.reason) for d in result.decisions] == [("skipped", "unknown_customer")]
 
 
+def test_an_event_after_the_erasure_records_nothing_under_the_id(world) -> None:  # type: ignore[no-untyped-def]
+    # Given a customer erased (the item and activity gone, the marker left) and another one
+    ev, store, _, _, clock = world
+    store.erased_ids.add("gone")
+    store.customers["c-keep"] = customer("c-keep")
+    clock.set(T0 + timedelta(days=2))  # past the erasure's sweep
+    # When an order of theirs arrives late (a redriven dead letter, a slow producer)
+    late = first_purchase("gone", at=T0 + timedelta(days=2))
+    result = ev.evaluate([late, first_purchase("c-keep", at=T0 + timedelta(days=2))])
+    # Then nothing is decided or written under the erased id; the other customer goes on
+    assert all(d.customer_id != "gone" for d in result.decisions)
+    assert [key for key in store.activity if key[0] == "gone"] == []
+    assert any(d.customer_id == "c-keep" for d in result.decisions)
+
+
 def test_reentry_once_and_every_n_days(world) -> None:  # type: ignore[no-untyped-def]
     ev, store, _starter, _, clock = world
     cid = treated_customer_id()

@@ -129,6 +129,10 @@ class JourneyStore(Protocol):
 
     def put_activity(self, items: Sequence[ActivityItem]) -> None: ...
 
+    def erased(self, customer_ids: Sequence[str], now: datetime) -> set[str]:
+        """Ids erased recently (kizuna.domain.privacy): nothing is recorded under them."""
+        ...
+
     def split_winners(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The decided winners of these (program, split step) keys (undecided: absent)."""
         ...
@@ -270,6 +274,10 @@ class Evaluator:
         ]
         keys = list(dict.fromkeys(wanted))
         customers, journeys = self.store.read_entries(cids, keys)
+        # an event that comes after its customer's erasure (late, or a redriven dead letter)
+        # decides nothing and writes no row under the id: the erasure's sweep has run
+        missing = [cid for cid in cids if cid not in customers]
+        erased = self.store.erased(missing, self.clock.now()) if missing else set()
         self._read_winners([p for _, _, ts, _ in work for p in ts])
         coupon_keys = [k for _, ev, _, _ in work if (k := coupon_key(ev.detail_type, ev.detail))]
         coupons = self.store.read_coupons(coupon_keys) if coupon_keys else {}
@@ -327,6 +335,9 @@ class Evaluator:
         for n, ev, triggered, goals in work:
             cid = ev.customer_id
             assert cid is not None
+            if cid in erased:
+                logger.info("event for an erased customer: nothing decided", type=ev.detail_type)
+                continue
             if any((cid, p.id) in pending for p in [*triggered, *goals]):
                 flush()  # a later event of the same journey sees what the earlier one wrote
             if not self._claim_holds(ev, customers.get(cid), journeys, coupons):
