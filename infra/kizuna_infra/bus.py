@@ -10,6 +10,14 @@ Two guards live here:
   explicit Deny in a resource policy applies to callers of the same account too, whatever
   their identity policies allow. Rules cannot match on the caller, so the evaluate function
   also re-checks every derived claim against the stored customer (kizuna.programs.claims).
+- **Only Kizuna reports Kizuna's inbound facts.** The facts Kizuna's own functions report
+  (source ``kizuna.<function>``: an unsubscribe from the hosted page, a LINE follow, a
+  bounce) are kept as the proof of consent; a producer that could put them could write a
+  consent change that reads as the customer's own click on the hosted page. The same kind
+  of Deny keeps sources ``kizuna.*`` to those functions' roles
+  (:meth:`EventBus.allow_inbound_facts_only_from`), and ingest refuses the hosted page's
+  and the LINE webhook's ``detail.source`` words under any other source
+  (kizuna.events.envelope.KIZUNA_DETAIL_SOURCES).
 - **No direct identifiers in the archive.** The archive keeps, for replay, only the event
   types that carry none (:func:`archived_event_types`): never ``customer.upserted`` (email,
   phone, name, birth date), device tokens or LINE ids. Erasure cannot reach into an
@@ -95,6 +103,24 @@ class EventBus(Construct):
                 resources=[self.bus.event_bus_arn],
                 conditions={
                     "StringEquals": {"events:source": KIZUNA_EVENT_SOURCE},
+                    "ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]},
+                },
+            )
+        )
+
+    def allow_inbound_facts_only_from(self, roles: Sequence[iam.IRole]) -> None:
+        """Deny PutEvents of sources ``kizuna.*`` to every principal but ``roles``."""
+        if not roles:
+            raise ValueError("at least one role must be allowed to put Kizuna's inbound facts")
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=names.BUS_INBOUND_POLICY_SID,
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                conditions={
+                    "StringLike": {"events:source": f"{KIZUNA_EVENT_SOURCE}.*"},
                     "ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]},
                 },
             )

@@ -197,6 +197,17 @@ class Kizuna(Construct):
                 self.campaigns.campaign.role,
             ]
         )
+        # Kizuna's inbound facts (sources "kizuna.*": unsubscribes, LINE follows, bounces,
+        # invalid addresses) only from the functions that report them
+        self.bus.allow_inbound_facts_only_from(
+            [
+                self.delivery.send.role,
+                self.delivery.feedback.role,
+                self.delivery.unsubscribe.role,
+                self.campaigns.campaign.role,
+                *([self.delivery.line_webhook.role] if self.delivery.line_webhook else []),
+            ]
+        )
 
         queues, functions, machines = monitored(self)
         self.monitoring = Monitoring(

@@ -61,6 +61,7 @@ ARCHIVE_ID: Final[str] = "Archive"
 ARCHIVE_RETENTION_DAYS: Final[int] = 30
 # The bus policy statement that keeps source "kizuna" to Kizuna's own functions.
 BUS_POLICY_SID: Final[str] = "OnlyKizunaPutsDerivedEvents"
+BUS_INBOUND_POLICY_SID: Final[str] = "OnlyKizunaReportsItsInboundFacts"
 
 # --- Data --------------------------------------------------------------------------------
 DATA_CONSTRUCT_ID: Final[str] = "Data"

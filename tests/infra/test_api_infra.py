@@ -483,13 +483,20 @@ def test_the_bus_still_refuses_kizuna_events_from_the_api(
     resources: dict[str, Any], ids: Ids
 ) -> None:
     # Given the bus policy keeping source "kizuna" to the five deriving functions
-    [policy] = of_type(resources, "AWS::Events::EventBusPolicy").values()
-    statement = policy["Properties"]["Statement"]
+    policies = of_type(resources, "AWS::Events::EventBusPolicy").values()
+    statements = {
+        p["Properties"]["Statement"]["Sid"]: p["Properties"]["Statement"] for p in policies
+    }
+    statement = statements["cdk-OnlyKizunaPutsDerivedEvents"]
     assert statement["Condition"]["StringEquals"] == {"events:source": "kizuna"}
     allowed = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
     # Then the API's role is not among them: what it puts comes from people and machines
     assert len(allowed) == 5
     assert arn(ids.role) not in allowed
+    # nor may it report Kizuna's inbound facts (source kizuna.*: the hosted page's consent)
+    inbound = statements["cdk-OnlyKizunaReportsItsInboundFacts"]["Condition"]
+    assert inbound["StringLike"] == {"events:source": "kizuna.*"}
+    assert arn(ids.role) not in inbound["ArnNotEquals"]["aws:PrincipalArn"]
 
 
 # --- The layer ships the console's pages and styles --------------------------------------

@@ -26,18 +26,23 @@ pytestmark = pytest.mark.infra
 MODELS: dict[str, Any] = {**INBOUND_MODELS, **DERIVED_MODELS, **CAMPAIGN_EVENT_MODELS}
 
 
-def bus_statement(template: Template) -> dict[str, Any]:
-    [policy] = template.find_resources("AWS::Events::EventBusPolicy").values()
-    statement: dict[str, Any] = policy["Properties"]["Statement"]
-    return statement
+def bus_statement(template: Template, sid: str = names.BUS_POLICY_SID) -> dict[str, Any]:
+    [statement] = [
+        p["Properties"]["Statement"]
+        for p in template.find_resources("AWS::Events::EventBusPolicy").values()
+        if p["Properties"]["Statement"]["Sid"].endswith(sid)
+    ]
+    return dict(statement)
 
 
 def test_the_bus_denies_kizuna_events_to_all_but_the_functions_that_derive_them(
     template: Template, stack: KizunaStack, logical_id: Callable[[Any], str]
 ) -> None:
     k = stack.kizuna
-    [policy] = template.find_resources("AWS::Events::EventBusPolicy").values()
-    assert policy["Properties"]["EventBusName"] == {"Ref": logical_id(k.bus.bus)}
+    policies = template.find_resources("AWS::Events::EventBusPolicy").values()
+    assert [p["Properties"]["EventBusName"] for p in policies] == [
+        {"Ref": logical_id(k.bus.bus)}
+    ] * 2
     statement = bus_statement(template)
     assert statement["Effect"] == "Deny"
     assert statement["Principal"] == {"AWS": "*"}
@@ -74,8 +79,34 @@ def test_the_local_runtime_reads_the_synthesized_policy_as_aws_applies_it(
     forged = {"Source": "kizuna", "DetailType": "customer.segment_changed"}
     assert refused(denials, "kizuna", forged, PRODUCER_ARN)
     assert refused(denials, "kizuna", forged, score_role) is None
+    unsubscribe_role = next(
+        str(local.resolve(local.properties(i)["Role"]))
+        for i in local.resources
+        if local.type_of(i) == "AWS::Lambda::Function" and "Unsubscribe" in i
+    )
+    page = {"Source": "kizuna.unsubscribe", "DetailType": "consent.changed"}
+    assert refused(denials, "kizuna", page, PRODUCER_ARN)
+    assert refused(denials, "kizuna", page, unsubscribe_role) is None
+    assert refused(denials, "kizuna", page, score_role)  # a deriver reports no consent
     shop = {"Source": "com.example.shop", "DetailType": "order.placed"}
     assert refused(denials, "kizuna", shop, PRODUCER_ARN) is None
+
+
+def test_kizunas_inbound_facts_are_denied_to_all_but_the_functions_that_report_them(
+    template: Template, stack: KizunaStack, logical_id: Callable[[Any], str]
+) -> None:
+    # a producer putting source kizuna.unsubscribe could forge the hosted page's consent proof
+    k = stack.kizuna
+    statement = bus_statement(template, names.BUS_INBOUND_POLICY_SID)
+    assert (statement["Effect"], statement["Action"]) == ("Deny", "events:PutEvents")
+    assert statement["Condition"]["StringLike"] == {"events:source": "kizuna.*"}
+    allowed = {
+        ref["Fn::GetAtt"][0] for ref in statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    }
+    reporters = [k.delivery.send, k.delivery.feedback, k.delivery.unsubscribe, k.campaigns.campaign]
+    reporters += [k.delivery.line_webhook] if k.delivery.line_webhook else []
+    assert allowed == {logical_id(f.role) for f in reporters}
+    assert logical_id(k.api.function.role) not in allowed
 
 
 def test_the_archive_keeps_no_event_that_carries_a_direct_identifier(

@@ -116,3 +116,27 @@ def test_each_inbound_type_accepts_a_minimal_valid_detail() -> None:
     for detail_type, extra in samples.items():
         ev = parse_inbound(envelope(detail_type, {**base, **extra}, f"id-{detail_type}"))
         assert ev.detail_type == detail_type
+
+
+def test_kizunas_own_consent_words_are_refused_from_any_other_source() -> None:
+    from kizuna.events.envelope import KIZUNA_DETAIL_SOURCES
+
+    # a producer writing a change that would read as the customer's click on the hosted
+    # page (or a LINE block) is refused, naming the field; Kizuna's own function is not
+    detail = {
+        "customer_id": "c1",
+        "occurred_at": "2026-01-05T10:00:00+09:00",
+        "channel": "email",
+        "status": "opted_in",
+    }
+    for word, source in KIZUNA_DETAIL_SOURCES.items():
+        raw = envelope("consent.changed", {**detail, "source": word}, f"e-{word}")
+        with pytest.raises(EventRejected, match=f"detail.source '{word}' is reported only"):
+            parse_inbound(raw)
+        spoofed = envelope("consent.changed", {**detail, "source": word}, "e2", "kizuna.other")
+        with pytest.raises(EventRejected, match="ReservedSource"):
+            parse_inbound(spoofed)
+        own = parse_inbound(envelope("consent.changed", {**detail, "source": word}, "e3", source))
+        assert own.detail.source == word
+    # the shop's own words stay the shop's
+    assert parse_inbound(envelope("consent.changed", {**detail, "source": "app"}, "e4")).detail

@@ -95,7 +95,7 @@ def chose(*changes: tuple[timedelta, str]) -> Customer:
     for i, (ago, status) in enumerate(changes):
         detail = {"customer_id": "c1", "occurred_at": (NOW - ago).isoformat()}
         detail |= {"topics": {"newsletter": {"email": status}}, "source": "preference_page"}
-        raw = envelope("preferences.changed", detail, f"p{i}")
+        raw = envelope("preferences.changed", detail, f"p{i}", "kizuna.unsubscribe")
         c = apply_events(c, [parsed(raw)], KizunaConfig(), NOW).customer
     return c
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -86,6 +86,31 @@ def validate_detail(envelope: Envelope, model: type[D]) -> D:
         ) from exc
 
 
+# The ``detail.source`` words of the consent facts Kizuna's own functions report (the proof
+# of consent the CONSENT rows keep), with the event source they come under (a bus policy
+# keeps sources ``kizuna.*`` to those functions, infra/kizuna_infra/bus.py): under any
+# other source the event is refused, so a producer cannot write a change that reads as the
+# customer's click on the hosted page or a LINE block.
+KIZUNA_DETAIL_SOURCES: Final[dict[str, str]] = {
+    "unsubscribe_link": "kizuna.unsubscribe",
+    "preference_page": "kizuna.unsubscribe",
+    "line_webhook": "kizuna.line",
+}
+
+
+def check_detail_source(envelope_source: str, detail_type: str, detail: BaseModel) -> None:
+    """Raise EventRejected (``ReservedSource``) if ``detail.source`` is one of Kizuna's own
+    words (:data:`KIZUNA_DETAIL_SOURCES`) and the event does not come from that function."""
+    claimed = getattr(detail, "source", None)
+    wanted = KIZUNA_DETAIL_SOURCES.get(claimed) if isinstance(claimed, str) else None
+    if wanted is not None and envelope_source != wanted:
+        raise EventRejected(
+            "ReservedSource",
+            f"{detail_type}: detail.source {claimed!r} is reported only by Kizuna's own "
+            f"{wanted} (give your own word, e.g. 'app_settings')",
+        )
+
+
 def check_attributes(detail_type: str, detail: BaseModel) -> None:
     """Raise EventRejected (``InvalidEvent``, naming ``detail.attributes``) if the custom
     attributes of one event are over :data:`~kizuna.domain.customer.MAX_ATTRIBUTES_BYTES`
@@ -143,6 +168,7 @@ def parse_inbound(
         )
     detail = validate_detail(envelope, model)
     check_attributes(envelope.detail_type, detail)
+    check_detail_source(envelope.source, envelope.detail_type, detail)
     if now is not None:
         check_occurred_at(
             envelope.detail_type, detail.occurred_at, now, limits or EventTimeConfig()
