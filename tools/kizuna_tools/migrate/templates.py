@@ -33,7 +33,8 @@ true)``; the default is the DefaultSubstitutions value, else ``""``.
 
 **Escaping.** ``{{x}}`` in the HTML part is autoescaped by Kizuna as Handlebars escaped it;
 ``{{{x}}}`` (and ``{{&x}}``) becomes ``{{ x | safe }}`` there only, listed as a decision
-(raw customer data in HTML: a campaign sending it is held until a person confirms). Text parts (subject, text, SMS, push) are not HTML: both print as is.
+(raw customer data in HTML: a campaign sending it is held until a person confirms). Text
+parts (subject, text, SMS, push) are not HTML: both print as is.
 
 **Blocks.** ``#if``/``else if``/``else``, ``#unless``, ``#each`` (``this``, ``@index``,
 ``@first``, ``@last``, ``../x``) and the comparison helpers ``eq ne gt gte lt lte and or not``
