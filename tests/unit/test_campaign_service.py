@@ -215,6 +215,34 @@ def test_quiet_hours_defer_into_the_next_pass() -> None:
     assert w.call(action="plan", after={"phase": "deferred", "pass": 1})["phase"] == "done"
 
 
+def test_a_number_that_replied_stop_gets_the_next_channel_before_the_sweep() -> None:
+    # given: an SMS-then-email campaign; c001's number replied STOP (on the carrier's
+    # opt-out list, not yet swept into a suppression); c002 consented to email only
+    w = World(n=3, channels=["sms", "email"])
+    w.store.customers["c002"] = customer(2, consent=opted_in("email"))
+    stopped, asked = customer(1).phone, []
+
+    def opted_out(phone: str) -> bool:
+        asked.append(phone)
+        return phone == stopped
+
+    w.service.sms_opted_out = opted_out
+    # when
+    results = w.send_all(w.start())
+    # then: c001 gets the email, and the ledger says why SMS was passed over
+    assert total(results, "sent") == 3
+    assert [m.customer_id for m in w.channels["sms"].sent] == ["c000"]
+    assert sorted(m.customer_id for m in w.channels["email"].sent) == ["c001", "c002"]
+    entry = w.ledger()["c001"]
+    assert (entry["status"], entry["channel"]) == ("sent", "email")
+    assert entry["skipped"] == ["sms:suppressed_opt_out"]
+    # ingest hears of the STOP at once; the carrier is asked only about planned SMS
+    assert w.inbound.events == [
+        ("channel.suppressed", factories.sms_opted_out("c001", NOON, str(stopped)))
+    ]
+    assert sorted(asked) == sorted([customer(0).phone, stopped])
+
+
 def test_the_circuit_breaker_stops_the_occurrence() -> None:
     w = World(n=20, fail=True, stop_on_failures={"percent": 5, "after": 10})
     plan = w.start()

@@ -200,9 +200,12 @@ def plan_recipient(
     cfg: KizunaConfig,
     winner: str | None,
     configured: frozenset[str] | None = None,
+    blocked: Callable[[str], str | None] | None = None,
 ) -> RecipientPlan:
     """The global control group and the holdout first (recorded, never sent); then the
-    contact policy, as for journeys."""
+    contact policy, as for journeys. ``blocked``: the policy's last check of the channel it
+    would choose (the carrier's opt-out list for SMS, as for journeys): why it cannot be
+    used (the next channel is tried), or None."""
     variant = variant_for(campaign, member.arm, winner)
     if customer is None:
         return RecipientPlan("suppressed", reason="unknown_customer", variant=variant)
@@ -227,6 +230,7 @@ def plan_recipient(
         now,
         cfg.contact,
         configured=configured,
+        blocked=blocked,
         topic=topic,
         topic_transactional=cfg.preferences.is_transactional(topic),
     )

@@ -274,6 +274,7 @@ def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
             write_previous_day,
             time_zone=cfg.contact.default_time_zone,
             rows=store,
+            customers=store,  # read again at print time (docs/channels/DM.md)
             # the bucket's own KMS key encrypts (no AES256 header)
             files=S3Objects(boto3.client("s3"), s.PRINT_FILES_BUCKET, server_side_encryption=None),
             events=publisher,
@@ -401,6 +402,16 @@ def delivery(s: DeliverySettings) -> Delivery:
     return Delivery(channels, links, derive_key(key, "coupon"), sns)
 
 
+def carrier_opt_outs(sns: Any) -> Callable[[str], bool]:
+    """Is a number on SNS's opt-out list (it replied STOP): one CheckIfPhoneNumberIsOptedOut
+    call, made only for a recipient the contact policy would send an SMS."""
+
+    def opted_out(phone: str) -> bool:
+        return bool(sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
+
+    return opted_out
+
+
 @lru_cache(maxsize=1)
 def send_service() -> SendService:
     import boto3
@@ -417,10 +428,6 @@ def send_service() -> SendService:
     s = send_settings()
     cfg = load_config(s.KIZUNA_CONFIG)
     d = delivery(s)
-
-    def opted_out(phone: str) -> bool:
-        return bool(d.sns.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
-
     return SendService(
         programs(s.PROGRAMS_DIR, s.KIZUNA_CONFIG, s.SEGMENTS_DIR),
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
@@ -433,7 +440,7 @@ def send_service() -> SendService:
         CurrentClock(),
         coupon_secret=d.coupon_secret,
         unsubscribe=d.links,
-        sms_opted_out=opted_out,
+        sms_opted_out=carrier_opt_outs(d.sns),
         products=ProductStore(boto3.resource("dynamodb"), s.PRODUCTS_TABLE),
     )
 
@@ -489,6 +496,7 @@ def campaign_service() -> CampaignService:
         chunk_size=s.CHUNK_SIZE,
         scan_segments=s.SCAN_SEGMENTS or None,
         inbound=BusInbound(events, s.EVENT_BUS_NAME),
+        sms_opted_out=carrier_opt_outs(d.sns),
     )
 
 

@@ -8,7 +8,8 @@ send_batch (hundreds of recipients: the contact policy, render, claim once, deli
 Every AWS call is batched, the providers' too where they can: one read of the state, one
 object, one BatchGetItem per 50 recipients (customers and their CONTACT items together),
 claims in TransactWriteItems, push in SendMessages calls of up to 100 devices (email, SMS and
-LINE: one call a message), outcomes in BatchWriteItem, one UpdateItem of the counters.
+LINE: one call a message; a planned SMS also one CheckIfPhoneNumberIsOptedOut, the carrier's
+opt-out list as for journeys), outcomes in BatchWriteItem, one UpdateItem of the counters.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ from kizuna.services.contracts import (
     SendBatchRequest,
     WinnerRequest,
 )
-from kizuna.services.send import record_delivered
+from kizuna.services.send import carrier_block, record_delivered
 
 OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
 
@@ -169,6 +170,7 @@ class CampaignService:
         attempts: int = 4,
         sleep: Callable[[float], None] = time.sleep,
         inbound: Inbound | None = None,
+        sms_opted_out: Callable[[str], bool] | None = None,
     ) -> None:
         self.campaigns = campaigns
         self.recipients = recipients
@@ -185,7 +187,11 @@ class CampaignService:
         self.scan_segments = scan_segments or cfg.scoring.scan_segments
         self.attempts = attempts
         self.sleep = sleep
-        self.inbound = inbound  # where dead push tokens are reported (device.unregistered)
+        # where dead push tokens (device.unregistered) and STOP replies found at send
+        # (channel.suppressed) are reported
+        self.inbound = inbound
+        # the carrier's opt-out list (SNS CheckIfPhoneNumberIsOptedOut), as for journeys
+        self.sms_opted_out = sms_opted_out
         self._renderers: dict[tuple[str, int], Renderer] = {}
 
     def handle(self, request: CampaignRequest) -> dict[str, Any]:
@@ -386,6 +392,7 @@ class CampaignService:
                 self.cfg,
                 winner,
                 frozenset(self.channels),
+                blocked=self._carrier_block(customer, now),
             )
             recipient = _Recipient(member, plan, self._entry(req, member, plan, now))
             if plan.status == "deferred" and plan.until is not None:
@@ -403,6 +410,15 @@ class CampaignService:
             )
             batch.recipients.append(recipient)
         return batch
+
+    def _carrier_block(self, customer: Customer, now: datetime) -> Callable[[str], str | None]:
+        """The contact policy's last check for one recipient: the carrier's opt-out list
+        for SMS, asked only when the policy would choose SMS (as for journeys)."""
+
+        def block(channel: str) -> str | None:
+            return carrier_block(customer, channel, now, self.sms_opted_out, self.inbound)
+
+        return block
 
     @staticmethod
     def _entry(

@@ -88,6 +88,32 @@ class ProductLookup(Protocol):
     def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 
+CARRIER_OPT_OUT = "suppressed_opt_out"  # the reason SMS is passed over for a STOP reply
+
+
+def carrier_block(
+    customer: Customer,
+    channel: str,
+    now: datetime,
+    sms_opted_out: Callable[[str], bool] | None,
+    inbound: Inbound | None,
+) -> str | None:
+    """The contact policy's last check (``decide``'s ``blocked``), shared by journeys,
+    transactional messages and campaigns: SMS to a number on the carrier's opt-out list (it
+    replied STOP, and the daily sweep has not made it a suppression yet) is not used, and
+    ingest is told at once. ``decide`` asks only of the channel it would choose, so the
+    carrier is asked only for recipients about to get an SMS."""
+    if channel != "sms" or sms_opted_out is None or not customer.phone:
+        return None
+    if not sms_opted_out(customer.phone):
+        return None
+    if inbound is not None:
+        inbound.put_inbound(
+            suppression(customer.customer_id, now, "sms", "opt_out", customer.phone)
+        )
+    return CARRIER_OPT_OUT
+
+
 @dataclass
 class _Plan:
     """One customer's send on its way: the claim that records it, then either the message
@@ -358,14 +384,7 @@ class SendService:
 
     def carrier_block(self, customer: Customer, channel: str, now: datetime) -> str | None:
         """SMS to a customer who replied STOP: tell ingest, and do not use SMS."""
-        if channel != "sms" or self.sms_opted_out is None or not customer.phone:
-            return None
-        if not self.sms_opted_out(customer.phone):
-            return None
-        self.inbound.put_inbound(
-            suppression(customer.customer_id, now, "sms", "opt_out", customer.phone)
-        )
-        return "suppressed_opt_out"
+        return carrier_block(customer, channel, now, self.sms_opted_out, self.inbound)
 
     # -- delivery -----------------------------------------------------------------------
     def _render(
