@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kizuna.delivery.direct_mail import COLUMNS, DmCollector, DmRow, safe_cell
+from kizuna.delivery.direct_mail import COLUMNS, DmCollector, DmRow, recheck, safe_cell
 from kizuna.delivery.templates import Renderer
-from kizuna.domain.customer import PostalAddress
+from kizuna.domain.customer import PostalAddress, Suppression
 from kizuna.domain.privacy import mask
 from kizuna.events import CustomerUpserted
 from kizuna.programs.loader import load_programs
@@ -152,7 +152,7 @@ def test_the_file_holds_exactly_the_customers_with_consent_and_an_address(world:
     assert "dm:no_address" in entry["skipped"]
     assert again.status == "sent" and rows.puts == 2  # the claim's answer; c1 collected once
     files, events = Files(), Events()
-    written = write_print_files(date(2026, 1, 5), rows, files, events)
+    written = write_print_files(date(2026, 1, 5), rows, files, events, customers=store)
     assert len(written) == 1
     key = "dm/date=2026-01-05/dm-sample/postcard.csv"
     body = files.objects[key]
@@ -173,10 +173,10 @@ def test_the_file_holds_exactly_the_customers_with_consent_and_an_address(world:
     assert events.put == [manifest]
     # a re-run writes nothing and puts nothing
     puts = files.puts
-    assert write_print_files(date(2026, 1, 5), rows, files, events) == []
+    assert write_print_files(date(2026, 1, 5), rows, files, events, customers=store) == []
     assert files.puts == puts and len(events.put) == 1
     # another day has no file
-    assert write_print_files(date(2026, 1, 6), rows, files, events) == []
+    assert write_print_files(date(2026, 1, 6), rows, files, events, customers=store) == []
 
 
 def test_opted_out_customer_is_not_collected(world: Any) -> None:
@@ -188,6 +188,39 @@ def test_opted_out_customer_is_not_collected(world: Any) -> None:
     )
     assert send(service, "c1").status == "suppressed"
     assert rows.rows == {}
+
+
+def test_the_print_file_honours_what_changed_since_the_send(world: Any) -> None:
+    service, store, rows, _ = world
+    # given: five customers collected at noon, each opted in with an address
+    address = PostalAddress.model_validate(ADDRESS)
+    moved = address.model_copy(update={"locality": "渋谷区恵比寿", "line1": "4-5-6"})
+    for cid in ("c1", "c2", "c3", "c4", "c5"):
+        store.customers[cid] = factories.customer(
+            cid, consent=opted_in("dm"), postal_address=address
+        )
+        assert send(service, cid).channel == "dm"
+    # when, before the next day's job: c1 withdraws dm consent, c2 is suppressed on dm,
+    # c3 is gone, c4 moves; c5 changes nothing
+    consent = opted_in("dm")
+    consent["dm"] = consent["dm"].model_copy(update={"status": "opted_out"})
+    store.customers["c1"] = store.customers["c1"].model_copy(update={"consent": consent})
+    gone = Suppression(reason="returned", at=NOON)
+    store.customers["c2"] = store.customers["c2"].model_copy(update={"suppressions": {"dm": gone}})
+    del store.customers["c3"]
+    store.customers["c4"] = store.customers["c4"].model_copy(update={"postal_address": moved})
+    files = Files()
+    write_print_files(date(2026, 1, 5), rows, files, Events(), customers=store)
+    # then: only c4 (at the new address) and c5 are printed
+    body = files.objects["dm/date=2026-01-05/dm-sample/postcard.csv"].decode("utf-8")
+    table = [dict(zip(COLUMNS, r, strict=True)) for r in list(csv.reader(io.StringIO(body)))[1:]]
+    assert [(r["customer_id"], r["line1"]) for r in table] == [("c4", "4-5-6"), ("c5", "1-2-3")]
+    assert table[0]["locality"] == "渋谷区恵比寿"
+    # and each withheld row has the contact policy's reason
+    current = store.get_customers(["c1", "c2", "c4", "c5"])
+    _, withheld = recheck(rows.dm_rows(date(2026, 1, 5)), current)
+    reasons = {w.row.customer_id: w.reason for w in withheld}
+    assert reasons == {"c1": "no_consent", "c2": "suppressed_returned", "c3": "unknown_customer"}
 
 
 @pytest.mark.parametrize("value", ["=1+1", "+81", "-x", "@SUM(A1)", "\tx", "\rx"])

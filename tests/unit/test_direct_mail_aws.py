@@ -22,6 +22,8 @@ from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.direct_mail import write_previous_day
 from kizuna.services.sweep import SweepFailed, SweepRequest, run_sweep
+from tests import factories
+from tests.factories import opted_in
 from tests.moto_setup import create_table
 
 REGION = "us-east-1"
@@ -177,12 +179,16 @@ def test_the_daily_sweep_writes_yesterdays_files(aws: DynamoStore) -> None:
     store.put_dm_row(row("c1"))
     store.put_dm_row(row("c2", template="card"))
     store.put_dm_row(row("c3", day=DAY + timedelta(days=1)))  # today's: not yet
+    for cid in ("c1", "c2", "c3"):  # read again at print time: still opted in
+        store.save_customer(
+            factories.customer(cid, consent=opted_in("dm"), postal_address=ADDRESS), 0
+        )
     publisher = EventBridgePublisher(events, "kizuna")
 
     files = S3Objects(s3, "print", server_side_encryption=None)  # the bucket's KMS key
 
     def job(now: datetime) -> int:
-        return write_previous_day(now, "Asia/Tokyo", store, files, publisher)
+        return write_previous_day(now, "Asia/Tokyo", store, files, publisher, customers=store)
 
     class Watermarks:
         def sweep_watermark(self, kind: Any) -> None:

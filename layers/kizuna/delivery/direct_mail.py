@@ -7,6 +7,9 @@ campaign and template: an activity item in the customer's partition (so erasure 
 it with the customer), on ``gsi1`` under ``DMDAY#<day>``. The daily job
 (:mod:`kizuna.services.direct_mail`) turns a day's rows into one CSV per program and
 template (:func:`print_file`), a manifest (:func:`manifest`) and a ``dm.file_ready`` event.
+Before it prints, the job asks the contact policy again (:func:`recheck`): a customer who
+withdrew dm consent, was suppressed on dm, removed their address or is gone since the send
+is withheld with the policy's reason; one who moved is printed at the current address.
 
 CSV: UTF-8, RFC 4180 (every cell quoted, CRLF), the columns of :data:`COLUMNS`, rows in a
 fixed order (customer, execution) so the same rows give the same bytes and checksum. A cell
@@ -21,13 +24,15 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
 from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
 from kizuna.delivery.content import MAX_DM_LINES, DmContent
 from kizuna.delivery.dm_rows import DmRow
-from kizuna.domain.customer import PostalAddress
+from kizuna.delivery.policy import address_for, channel_block
+from kizuna.domain.customer import Customer, PostalAddress
 from kizuna.domain.zones import zone_or
 from kizuna.runtime.clock import Clock
 
@@ -87,6 +92,39 @@ class DmCollector:
         )
         self.rows.put_dm_row(row)
         return SendResult(provider_message_id=f"dm:{day.isoformat()}/{row.program}/{row.template}")
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """A collected row the print file leaves out, and the contact policy's reason."""
+
+    row: DmRow
+    reason: str
+
+
+def recheck(
+    rows: Iterable[DmRow], customers: Mapping[str, Customer]
+) -> tuple[list[DmRow], list[Withheld]]:
+    """A day's rows against the customers as they are now (``customers``: read at print
+    time): the rows to print, each at the customer's current address, and the rows withheld
+    because the dm channel's check of the contact policy (consent, suppression, an address)
+    no longer passes, or the customer is gone (``unknown_customer``)."""
+    printed: list[DmRow] = []
+    withheld: list[Withheld] = []
+    for row in rows:
+        customer = customers.get(row.customer_id)
+        if customer is None:
+            withheld.append(Withheld(row, "unknown_customer"))
+            continue
+        address = address_for(customer, "dm")
+        block = channel_block(customer, "dm", address)
+        if block is not None or not isinstance(address, PostalAddress):
+            withheld.append(Withheld(row, block or "no_address"))
+            continue
+        printed.append(
+            row if row.address == address else row.model_copy(update={"address": address})
+        )
+    return printed, withheld
 
 
 def safe_cell(value: str) -> str:
@@ -150,11 +188,13 @@ __all__ = [
     "DmCollector",
     "DmRow",
     "DmRows",
+    "Withheld",
     "batches",
     "csv_row",
     "file_key",
     "manifest",
     "print_day",
     "print_file",
+    "recheck",
     "safe_cell",
 ]

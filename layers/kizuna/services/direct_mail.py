@@ -7,6 +7,12 @@ vendor's integration. Order: the CSV, the event, the manifest last; a re-run fin
 manifest with the same checksum and writes nothing, puts nothing. A row collected late for
 that day (a send at 23:59 still running) changes the checksum: the file is written again
 under the same name, with a new manifest and event (consumers keep the latest sha256).
+
+A row was collected when its message was sent, up to a day before: the job reads the day's
+customers again (one batched read) and prints only the rows the contact policy's dm check
+still lets through, at the customer's current address
+(:func:`kizuna.delivery.direct_mail.recheck`). A withheld row is logged with its reason and
+left out of the file; a re-run withholds it again.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from kizuna.delivery.direct_mail import (
     manifest_bytes,
     print_day,
     print_file,
+    recheck,
 )
+from kizuna.ports import CustomerReader
 from kizuna.runtime.observability import logger
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -47,11 +55,31 @@ def manifest_key(csv_key: str) -> str:
 
 
 def write_print_files(
-    day: date, rows: DmRows, files: PrintFiles, events: FileReadyEvents, prefix: str = "dm/"
+    day: date,
+    rows: DmRows,
+    files: PrintFiles,
+    events: FileReadyEvents,
+    prefix: str = "dm/",
+    *,
+    customers: CustomerReader,
 ) -> list[dict[str, Any]]:
-    """Write ``day``'s print files; the manifests written by this run (none on a re-run)."""
+    """Write ``day``'s print files, of the rows still allowed to print (``customers``: read
+    now, so a withdrawal, suppression or move since the send is honoured); the manifests
+    written by this run (none on a re-run)."""
+    collected = rows.dm_rows(day)
+    current = customers.get_customers(list(dict.fromkeys(r.customer_id for r in collected)))
+    printable, withheld = recheck(collected, current)
+    for w in withheld:
+        logger.info(
+            "dm row withheld from the print file",
+            customer_id=w.row.customer_id,
+            program=w.row.program,
+            execution=w.row.execution,
+            step=w.row.step,
+            reason=w.reason,
+        )
     written = []
-    for (program, template), found in batches(rows.dm_rows(day)).items():
+    for (program, template), found in batches(printable).items():
         key = file_key(prefix, day, program, template)
         body = print_file(found)
         document = manifest(key, body, len(found), program, template, day)
@@ -73,11 +101,13 @@ def write_previous_day(
     files: PrintFiles,
     events: FileReadyEvents,
     prefix: str = "dm/",
+    *,
+    customers: CustomerReader,
 ) -> int:
     """The daily sweep's task: the print files of the day before ``now`` in ``time_zone``
     (the sends of that day are done); the number of files written."""
     day = print_day(now, time_zone) - timedelta(days=1)
-    return len(write_print_files(day, rows, files, events, prefix))
+    return len(write_print_files(day, rows, files, events, prefix, customers=customers))
 
 
 __all__ = [
