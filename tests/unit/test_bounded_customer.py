@@ -15,7 +15,13 @@ import pytest
 
 from kizuna.adapters.dynamodb import customer_to_item
 from kizuna.domain.behaviour import count_occurrence
-from kizuna.domain.customer import AdjustmentFact, Customer, OrderFact
+from kizuna.domain.customer import (
+    MAX_DEVICE_TOKEN_CHARS,
+    MAX_DEVICES,
+    AdjustmentFact,
+    Customer,
+    OrderFact,
+)
 from kizuna.domain.loyalty import recompute
 from kizuna.events.custom import MAX_OCCURRENCES, vocabulary
 from kizuna.runtime.clock import FixedClock
@@ -234,8 +240,9 @@ WORST_CFG = CFG.model_validate(
 
 def test_the_worst_case_item_fits_in_dynamodb() -> None:
     """Every identifier at its longest (128 characters), every order of 500 lines, a cart of
-    500 items, the largest derived records, 250 custom attributes of 256 characters and 54
-    full behaviour counters: the item stays under 400 KB."""
+    500 items, the largest derived records, 250 custom attributes of 256 characters, 54
+    full behaviour counters and 25 push devices registered with the longest tokens (the
+    MAX_DEVICES newest kept): the item stays under 400 KB."""
     long = "x" * 120
     # cancellations waiting for their order, first (later, a cancellation of an order the item
     # does not hold needs the fact log: slow, and not what this test measures)
@@ -282,6 +289,19 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
             "ev-attributes",
         )
     )
+    raws += [
+        envelope(
+            "device.registered",
+            {
+                "customer_id": "c1",
+                "occurred_at": (T0 + timedelta(days=30, seconds=n)).isoformat(),
+                "token": f"{n:08d}" + "T" * (MAX_DEVICE_TOKEN_CHARS - 8),
+                "platform": "FCM",
+            },
+            f"ev-device-{n}",
+        )
+        for n in range(MAX_DEVICES + 5)
+    ]
     store = MemoryStore()
     dead = deliver(store, raws, T0 + timedelta(days=31), WORST_CFG)
     assert not dead  # every event above is valid: the item holds them all
@@ -290,6 +310,7 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
         len(customer.attributes) == 250 and customer.cart and len(customer.cart.product_ids) == 500
     )
     assert len([o for o in customer.orders.values() if not o.placed]) == 20
+    assert len(customer.devices) == MAX_DEVICES  # the newest 20 of 25
     # and every counted event at its 100 occurrences (as the fold counts them)
     for event, windows in vocabulary(WORST_CFG).windows.items():
         for n in range(MAX_OCCURRENCES):

@@ -170,7 +170,8 @@ def test_declared_attributes_are_folded_onto_the_customer_typed_as_stored() -> N
 @pytest.mark.parametrize(
     ("attributes", "field"),
     [
-        ({"tierr": "gold"}, "detail.attributes.tierr"),  # a typo is caught, by its name
+        # an undeclared name is caught, not repeated (it could be personal data)
+        ({"tierr": "gold"}, "detail.attributes.<extra>"),
         ({"score": "12"}, "detail.attributes.score"),  # a number is a JSON number
         ({"newsletter": "true"}, "detail.attributes.newsletter"),
         ({"member_since": "2020-13-01"}, "detail.attributes.member_since"),
@@ -319,13 +320,13 @@ def test_a_declared_custom_event_is_kept_as_activity_without_its_personal_fields
 def test_a_custom_field_cannot_overwrite_the_activity_rows_keys() -> None:
     # a field named like a key ("pk") cannot be declared away from "fields" nor sent undeclared
     error = rejection(wishlist(T, "ev-1", pk="another-customer"))
-    assert "detail.pk" in error.reason
+    assert "detail.<extra>" in error.reason  # an undeclared name is not repeated
 
 
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"colour": "red"}, "detail.colour", "Extra inputs are not permitted"),
+        ({"colour": "red"}, "detail.<extra>", "Extra inputs are not permitted"),  # undeclared
         ({"price": "12"}, "detail.price", ""),
         ({"tags": ["a", "b", "c"]}, "detail.tags", ""),
         ({"product_id": "p" * 65}, "detail.product_id", "at most 64 characters"),

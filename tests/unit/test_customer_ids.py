@@ -115,6 +115,40 @@ def test_order_ids_and_categories_reject_control_characters() -> None:
     assert "detail.lines.0.category" in info.value.reason
 
 
+# invisible format characters (Unicode category Cf): zero-width space, word joiner, BOM,
+# left-to-right and right-to-left marks, soft hyphen, Arabic letter mark
+INVISIBLE = ["\u200b", "\u2060", "\ufeff", "\u200e", "\u200f", "\u00ad", "\u061c"]
+
+
+@pytest.mark.parametrize("char", [*INVISIBLE, "\u200c", "\u200d", "\U000e0001"])
+def test_an_order_id_with_an_invisible_character_is_not_another_order(char: str) -> None:
+    with pytest.raises(EventRejected) as info:
+        parse_inbound(order("c1", f"o{char}1", 100, T0))
+    assert "detail.order_id" in info.value.reason
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_text_refuses_invisible_characters(char: str) -> None:
+    with pytest.raises(EventRejected) as info:
+        parse_inbound(upsert("c1", T0, "ev-1", first_name=f"Hana{char}ko"))
+    assert "detail.first_name" in info.value.reason
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "山田〜花子",  # a wave dash
+        "ﾔﾏﾀﾞ　ＨＡＮＡＫＯ",  # half-width kana, an ideographic space, full-width letters
+        "Hanako \U0001f468\u200d\U0001f469\u200d\U0001f467",  # an emoji family: ZWJ
+        "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # a flag
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian: ZWNJ
+    ],
+)
+def test_japanese_text_and_emoji_sequences_are_accepted(name: str) -> None:
+    ev = parse_inbound(upsert("c1", T0, "ev-1", first_name=name))
+    assert ev.detail.first_name == name  # type: ignore[union-attr]
+
+
 def test_names_are_kept_as_sent_not_trimmed() -> None:
     ev = parse_inbound(upsert("c1", T0, "ev-1", first_name="花子", last_name="O'Brien-Smith"))
     assert (ev.detail.first_name, ev.detail.last_name) == ("花子", "O'Brien-Smith")  # type: ignore[union-attr]

@@ -45,7 +45,7 @@ def test_catalogue_has_the_inbound_types() -> None:
         (lambda d: d["detail"].update(lines=[]), "InvalidEvent", "detail.lines"),
         (lambda d: d["detail"].update(currency="yen"), "InvalidEvent", "detail.currency"),
         (lambda d: d["detail"].update(channel="fax"), "InvalidEvent", "detail.channel"),
-        (lambda d: d["detail"].update(surprise=1), "InvalidEvent", "detail.surprise"),
+        (lambda d: d["detail"].update(surprise=1), "InvalidEvent", "detail.<extra>"),
         (
             lambda d: d["detail"].update(occurred_at="2026-01-05T10:00:00"),
             "InvalidEvent",
@@ -79,6 +79,71 @@ def test_rejection_reason_does_not_echo_personal_data() -> None:
     # then the reason names the fields but never their values
     assert "detail.email" in info.value.reason and "detail.phone" in info.value.reason
     assert "hanako" not in info.value.reason and "1234" not in info.value.reason
+
+
+PERSONAL = "Jane Doe, 1-2-3 Ginza"
+
+
+@pytest.mark.parametrize(
+    ("detail_type", "fields", "where"),
+    [
+        ("customer.upserted", {"time_zone": PERSONAL}, "detail.time_zone: "),
+        (
+            "preferences.changed",
+            {"topics": {PERSONAL: {"email": "opted_out"}}},
+            "detail.topics.<key>.[key]: ",
+        ),
+        (
+            "preferences.changed",
+            {"topics": {"news": {PERSONAL: "opted_out"}}},
+            "detail.topics.<key>.<key>.[key]: ",
+        ),
+        (
+            "preferences.changed",
+            {"topics": {PERSONAL: {"email": "maybe"}}},
+            "detail.topics.<key>.email: ",  # the channel, Kizuna's own word, is named
+        ),
+        ("customer.upserted", {PERSONAL: 1}, "detail.<extra>: "),
+        (
+            "customer.upserted",
+            {
+                "postal_address": {
+                    "recipient_name": "J",
+                    "postal_code": "1000001",
+                    "region": "Tokyo",
+                    "locality": "Chiyoda",
+                    "line1": "1-1",
+                    PERSONAL: 1,
+                }
+            },
+            "detail.postal_address.<extra>: ",
+        ),
+    ],
+)
+def test_a_reason_names_kizunas_fields_never_the_producers_keys_or_values(
+    detail_type: str, fields: dict[str, object], where: str
+) -> None:
+    detail = {"customer_id": "c1", "occurred_at": "2026-01-05T09:00:00Z", **fields}
+    with pytest.raises(EventRejected) as info:
+        parse_inbound(envelope(detail_type, detail, "e1"))
+    assert where in info.value.reason
+    assert "Jane" not in info.value.reason and "Ginza" not in info.value.reason
+
+
+def test_a_field_of_another_kizuna_event_is_named_where_it_does_not_belong() -> None:
+    raw = fixture("order_placed")
+    raw["detail"]["token"] = "abcdefgh"
+    with pytest.raises(EventRejected) as info:
+        parse_inbound(raw)
+    assert "detail.token: Extra inputs are not permitted" in info.value.reason
+
+
+def test_a_reason_still_names_the_field_of_a_nested_error() -> None:
+    raw = fixture("order_placed")
+    raw["detail"]["lines"][0]["quantity"] = 0
+    with pytest.raises(EventRejected) as info:
+        parse_inbound(raw)
+    assert "detail.lines.0.quantity: " in info.value.reason
 
 
 def test_body_that_is_not_json_is_rejected() -> None:

@@ -112,14 +112,16 @@ def test_pause_runs_from_occurred_at_and_resume_ends_it() -> None:
 
 
 @pytest.mark.parametrize(
-    "fields",
+    ("fields", "where"),
     [
-        {"topics": {"coupons": {"email": "opted_out"}}},  # not declared
-        {"topics": {"service": {"email": "opted_out"}}},  # transactional: not optional
+        # not declared: the name is the producer's, not repeated in the (logged) reason
+        ({"topics": {"coupons": {"email": "opted_out"}}}, "detail.topics.<key>: "),
+        # transactional: not optional (a declared name is named)
+        ({"topics": {"service": {"email": "opted_out"}}}, "detail.topics.service: "),
     ],
 )
 def test_an_undeclared_or_transactional_opt_out_is_refused_and_changes_nothing(
-    fields: dict[str, Any],
+    fields: dict[str, Any], where: str
 ) -> None:
     c = customer()
     detail = {"customer_id": c.customer_id, "occurred_at": NOON_TOKYO.isoformat(), **fields}
@@ -127,6 +129,7 @@ def test_an_undeclared_or_transactional_opt_out_is_refused_and_changes_nothing(
         c, [parse_inbound(envelope("preferences.changed", detail, "x"))], CFG, NOON_TOKYO
     )
     assert "x" in applied.refused and applied.customer.topics == {} and not applied.activity
+    assert where in applied.refused["x"] and "coupons" not in applied.refused["x"]
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ from typing import Any
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoRegionError
 from pydantic import ValidationError
 
-from kizuna.domain.customer import PROFILE_FIELDS
+from kizuna.domain.customer import MAX_DEVICES, PROFILE_FIELDS
 from kizuna.events import ConsentChanged, DeviceRegistered, OrderCancelled, OrderPlaced
 from kizuna.events.custom import vocabulary
 from kizuna.events.envelope import (
@@ -94,8 +94,9 @@ ORDER_COLUMNS = frozenset({*ORDER_LEVEL_COLUMNS, *LINE_COLUMNS})
 TRUE_WORDS = {"opted_in", "yes", "true", "1", "y"}
 FALSE_WORDS = {"opted_out", "no", "false", "0", "n"}
 CUSTOMERS_PER_BATCH = 100
-# devices a customer row may register (4 KB tokens: 20 stay far below the 400 KB item)
-MAX_DEVICES_PER_ROW = 20
+# devices a customer row may register: as many as a customer keeps (4 KB tokens: 20 stay far
+# below the 400 KB item)
+MAX_DEVICES_PER_ROW = MAX_DEVICES
 IMPORT_SOURCE = "kizuna.import"
 
 

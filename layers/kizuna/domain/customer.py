@@ -55,9 +55,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# A line of a postal address: printable text (no control, line-separator or bidi characters,
-# the same set kizuna.events.inbound's Text refuses), at least one non-space character.
-_NOT_TEXT = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+# Characters no text field may hold (a regex character class body; kizuna.events.inbound's
+# Text, the email grammar and a postal address refuse them): C0 and C1 controls (tab, CR
+# and LF included), DEL, the line and paragraph separators, the bidi marks, embeddings,
+# overrides and isolates (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069) that make a
+# name display as something else, and the invisible format characters (soft hyphen U+00AD,
+# U+180E, zero-width space U+200B, U+2060-U+2064 and U+206A-U+206F, the BOM U+FEFF, the
+# interlinear annotation marks U+FFF9-U+FFFB) that make two strings look alike. The
+# zero-width joiners U+200C and U+200D stay allowed in text: emoji sequences (a family, a
+# flag) and some scripts (Persian, Hindi) need them. Identifiers refuse them too.
+NOT_TEXT_CHARS = (
+    r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200e\u200f\u2028-\u202e"
+    r"\u2060-\u206f\ufeff\ufff9-\ufffb"
+)
+# A line of a postal address: printable text (none of NOT_TEXT_CHARS), at least one
+# non-space character.
+_NOT_TEXT = NOT_TEXT_CHARS
 _ADDRESS_TEXT = f"^[^{_NOT_TEXT}]*[^\\s{_NOT_TEXT}][^{_NOT_TEXT}]*$"
 
 
@@ -104,6 +117,13 @@ MAX_HISTORY_PRODUCTS = 100  # distinct products of settled orders (most recent k
 MAX_LOTS = 400  # points lots carried over a settlement (one a day suffices for 1 year)
 PROCESSED_BUDGET = 24_000  # serialized bytes of idempotency records with derived events
 SEEN_BUDGET = 8_000  # serialized bytes of records of events that derived nothing
+# Push devices a customer keeps: the most recently registered, at most MAX_DEVICES (the
+# importer allows as many a row), each token at most MAX_DEVICE_TOKEN_CHARS. Real tokens are
+# short (APNS 64 characters, FCM about 160): 20 take ~4 KB; 20 of the longest ~20 KB (ASCII;
+# the worst-case item stays under 400 KB with them). A bound by count only: which devices
+# are kept never depends on the order registrations arrive in (a budget in bytes would).
+MAX_DEVICES = 20
+MAX_DEVICE_TOKEN_CHARS = 1024
 # A customer's custom attributes, names and values as UTF-8 JSON: 250 attributes of 256
 # ASCII characters with 40-character names fit (~76 KB); an event that would take a customer
 # over it is dead-lettered (see docs/ARCHITECTURE.md, "A bounded customer item").
@@ -185,6 +205,16 @@ class Device(_Model):
     token: str
     platform: str
     at: datetime
+
+
+def newest_devices(devices: Mapping[str, Device]) -> dict[str, Device]:
+    """``devices`` (key -> device) bounded: the :data:`MAX_DEVICES` most recently
+    registered; the older ones are dropped. Of one instant the larger key counts as newer,
+    so the devices kept never depend on the order registrations arrived in (what a later
+    registration drops, a registration arriving earlier would have dropped)."""
+    newest = sorted(devices.items(), key=lambda kv: (kv[1].at, kv[0]), reverse=True)
+    kept = {key for key, _ in newest[:MAX_DEVICES]}
+    return {key: device for key, device in devices.items() if key in kept}
 
 
 class CartState(_Model):

@@ -31,6 +31,7 @@ from kizuna.domain.customer import (
     Suppression,
     attribute_values,
     attributes_size,
+    newest_devices,
     stored_attribute,
 )
 from kizuna.domain.loyalty import rank_changed, recompute, replay_points, settle
@@ -265,7 +266,9 @@ def _check_preferences(d: PreferencesChanged, cfg: KizunaConfig) -> None:
     problem = cfg.preferences.choice_problem(d.topics)
     if problem is not None:
         name, reason = problem
-        raise EventRefused(f"preferences.changed: detail.topics.{name}: {reason}")
+        # a name the configuration does not declare is the producer's: not repeated (logged)
+        where = name if cfg.preferences.topic(name) is not None else "<key>"
+        raise EventRefused(f"preferences.changed: detail.topics.{where}: {reason}")
 
 
 def _preferences(
@@ -447,6 +450,8 @@ def _change_facts(
             cur_dev = c.devices.get(key)
             if cur_dev is None or _later(cur_dev.at, at, horizon):
                 c.devices[key] = Device(token=d.token, platform=d.platform, at=at)
+                # bounded (newest_devices): the oldest registrations go (this one, if oldest)
+                c.devices = newest_devices(c.devices)
             return []
         case DeviceUnregistered():
             key = device_key(d.token)
@@ -936,6 +941,8 @@ def apply_events(
             result.derived_by_event[ev.event_id] = derived
             result.activity.extend(activity)
     state = settle(state, cfg.loyalty)
+    # an item stored before devices were bounded gets its bound at its next fold
+    state.devices = newest_devices(state.devices)
     state.processed = _prune_processed(state.processed, now - timedelta(days=cfg.idempotency_days))
     result.changed = state != customer
     result.customer = state

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from enum import Enum
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kizuna.domain.customer import MAX_ATTRIBUTES_BYTES, attribute_values, attributes_size
 from kizuna.domain.timestamps import iso
 from kizuna.events.custom import BUILTIN, Vocabulary
-from kizuna.events.inbound import ERASE_TYPE, InboundDetail
+from kizuna.events.inbound import ERASE_TYPE, INBOUND_MODELS, InboundDetail
 from kizuna.runtime.config import EventTimeConfig
 
 D = TypeVar("D", bound=BaseModel)
@@ -41,17 +44,104 @@ class ParsedEvent(BaseModel):
         return self.detail.customer_id
 
 
-def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """A readable reason without the offending values (they may be personal data)."""
+def describe_validation_error(
+    error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
+    """A readable reason without the offending values (they may be personal data).
+
+    Each error names where it is (``detail.lines.0.quantity``). With ``model`` (the model
+    validated), a place is named only by Kizuna's own field names: the key of a free-form
+    object (a topic's name, a channel that is none) reads ``<key>``, a field the model does
+    not declare (an undeclared attribute, a typo) ``<extra>`` unless it is a field of one
+    of Kizuna's inbound events (``attributes``, ``token``). Without it, every place is named
+    as pydantic gives it (the importer's report, read by whoever owns the file)."""
     parts = []
     errors = error.errors(include_input=False, include_url=False)
     inner = {tuple(e["loc"][:n]) for e in errors for n in range(len(e["loc"]))}
     for err in errors:
         if err["type"] == "too_short" and tuple(err["loc"]) in inner:
             continue  # "at least 1 item" only because an item was invalid: that error says why
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = ".".join(_safe_loc(err["loc"], model))
         parts.append(f"{prefix}{loc}: {err['msg']}" if loc else f"{prefix}{err['msg']}")
     return "; ".join(parts)
+
+
+_LOST = object()  # the walk of _safe_loc no longer knows the type at this place
+# Field names of Kizuna's own events: one sent where it does not belong (``attributes``
+# without declarations, ``token`` in ``app.opened``) is named, not hidden as ``<extra>``.
+_OWN_FIELDS = frozenset(
+    {"attributes", *(name for m in INBOUND_MODELS.values() for name in m.model_fields)}
+)
+
+
+def _unwrap(tp: Any) -> Any:
+    """``tp`` without ``Annotated`` and without ``None`` of an optional."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, UnionType) and type(None) in get_args(tp):
+            rest = tuple(a for a in get_args(tp) if a is not type(None))
+            tp = rest[0] if len(rest) == 1 else Union[rest]  # noqa: UP007 - built at run time
+        else:
+            return tp
+
+
+def _declared_key(key_type: Any, key: str) -> bool:
+    """Is ``key`` one of the closed set of keys ``key_type`` allows (an enum, a Literal)?"""
+    key_type = _unwrap(key_type)
+    if isinstance(key_type, type) and issubclass(key_type, Enum):
+        return key in {str(m.value) for m in key_type}
+    if get_origin(key_type) is Literal:
+        return key in {str(a) for a in get_args(key_type)}
+    return False
+
+
+def _model_field(model: type[BaseModel], name: str) -> Any:
+    for field_name, info in model.model_fields.items():
+        if name in (field_name, info.alias):
+            return info.annotation
+    return _LOST
+
+
+def _safe_loc(loc: tuple[int | str, ...], model: Any) -> list[str]:
+    """``loc`` with every part that is not Kizuna's (a free-form key, an unknown field)
+    replaced (see :func:`describe_validation_error`), walking ``model``'s types."""
+    if model is None:
+        return [str(part) for part in loc]
+    tp: Any = model
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        failed_key = i + 1 < len(loc) and loc[i + 1] == "[key]"
+        tp = _unwrap(tp)
+        origin = get_origin(tp)
+        if isinstance(part, int):
+            parts.append(str(part))
+            args = get_args(tp)
+            if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+                tp = args[0]
+            elif origin in (list, tuple, Sequence, set, frozenset) and args:
+                tp = args[min(part, len(args) - 1)] if origin is tuple else args[0]
+            else:
+                tp = _LOST
+        elif part == "[key]":
+            parts.append(part)
+            tp = _LOST
+        elif failed_key:
+            parts.append("<key>")
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            tp = _model_field(tp, part)
+            parts.append(part if tp is not _LOST or part in _OWN_FIELDS else "<extra>")
+        elif origin in (dict, Mapping):
+            key_type, tp = get_args(tp) or (Any, Any)
+            parts.append(part if _declared_key(key_type, part) else "<key>")
+        elif origin in (Union, UnionType):
+            parts.append(part)  # pydantic's name of a union member (``int``, ``list[str]``)
+            tp = next((a for a in get_args(tp) if getattr(a, "__name__", None) == part), _LOST)
+        else:  # a place the walk cannot vouch for
+            parts.append("<key>")
+            tp = _LOST
+    return parts
 
 
 class Envelope(BaseModel):
@@ -73,7 +163,9 @@ def parse_envelope(raw: str | dict[str, Any]) -> Envelope:
             return Envelope.model_validate_json(raw)
         return Envelope.model_validate(raw)
     except ValidationError as exc:
-        raise EventRejected("InvalidEnvelope", describe_validation_error(exc)) from exc
+        raise EventRejected(
+            "InvalidEnvelope", describe_validation_error(exc, "", Envelope)
+        ) from exc
 
 
 def validate_detail(envelope: Envelope, model: type[D]) -> D:
@@ -82,7 +174,8 @@ def validate_detail(envelope: Envelope, model: type[D]) -> D:
         return model.model_validate(envelope.detail)
     except ValidationError as exc:
         raise EventRejected(
-            "InvalidEvent", f"{envelope.detail_type}: {describe_validation_error(exc, 'detail.')}"
+            "InvalidEvent",
+            f"{envelope.detail_type}: {describe_validation_error(exc, 'detail.', model)}",
         ) from exc
 
 

@@ -9,12 +9,14 @@ Unknown fields are rejected so a producer's typo is caught, not silently dropped
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -27,7 +29,7 @@ from pydantic import (
 
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 from kizuna.delivery.tags import MESSAGE_REF_PATTERN
-from kizuna.domain.customer import PostalAddress
+from kizuna.domain.customer import MAX_DEVICE_TOKEN_CHARS, NOT_TEXT_CHARS, PostalAddress
 from kizuna.domain.zones import is_zone
 
 # The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
@@ -39,10 +41,13 @@ CUSTOMER_ID_CHARS = r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}"
 CUSTOMER_ID_PATTERN = f"^{CUSTOMER_ID_CHARS}$"
 _CUSTOMER_ID = re.compile(CUSTOMER_ID_CHARS)
 
-# Characters no text field may hold: C0 and C1 controls (tab, CR and LF included), DEL, the
-# line and paragraph separators, and the bidi embeddings, overrides and isolates
-# (U+202A-U+202E, U+2066-U+2069) that make a name display as something else.
-_FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+# Characters no text field may hold: controls, line separators, bidi and invisible format
+# characters (kizuna.domain.customer.NOT_TEXT_CHARS, which says which and why). The
+# zero-width joiners U+200C and U+200D are allowed in text (emoji sequences, some scripts).
+_FORBIDDEN_CHARS = NOT_TEXT_CHARS
+# An identifier refuses them too, and the rest of Unicode's format characters (category Cf)
+# of the Basic Multilingual Plane; _no_format_character refuses those beyond it.
+_NOT_ID_CHARS = rf"{_FORBIDDEN_CHARS}\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u200c\u200d"
 TEXT_PATTERN = f"^[^{_FORBIDDEN_CHARS}]*$"
 # An address: something@domain.tld, no whitespace and none of the characters above; at most
 # 254 characters (RFC 5321's bound for a path, which SES applies too)
@@ -57,10 +62,22 @@ DESCRIPTION_PATTERN = "^[^{}]*$".format(
 CustomerId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=CUSTOMER_ID_PATTERN)
 ]
+
+
+def _no_format_character(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cf" for ch in value):
+        raise ValueError("an invisible format character (zero-width, BOM, bidi mark...)")
+    return value
+
+
 Identifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=128, pattern=f"^[^#\\s{_FORBIDDEN_CHARS}]+$"),
+    StringConstraints(min_length=1, max_length=128, pattern=f"^[^#\\s{_NOT_ID_CHARS}]+$"),
+    AfterValidator(_no_format_character),
 ]
+"""An id of the shop's (order, product, cart, adjustment, request): 1-128 characters, no
+whitespace, no ``#``, no control and no format character (category Cf: zero-width space and
+joiners, BOM, bidi marks), so ``o1`` and ``o\\u200b1`` can never be two orders."""
 Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 """Free text (names, reasons, categories): any printable character, as sent (not trimmed)."""
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -170,7 +187,9 @@ class CustomerUpserted(InboundDetail):
     @classmethod
     def _known_zone(cls, v: str | None) -> str | None:
         if v is not None and not is_zone(v):
-            raise ValueError(f"not an IANA time zone tzdata knows: {v!r} (e.g. Asia/Tokyo)")
+            # the value is not quoted: a reason is logged, and a name or an address sent
+            # in the wrong field would be personal data
+            raise ValueError("not an IANA time zone tzdata knows (e.g. Asia/Tokyo)")
         return v
 
 
@@ -214,9 +233,10 @@ class PreferencesChanged(InboundDetail):
     def _channels(
         cls, topics: dict[str, dict[ConsentChannel, ConsentStatus]]
     ) -> dict[str, dict[ConsentChannel, ConsentStatus]]:
-        for name, channels in topics.items():
+        for channels in topics.values():
             if not channels:
-                raise ValueError(f"topics.{name}: names no channel")
+                # the topic is not named: an undeclared name would be the producer's text
+                raise ValueError("a topic names no channel")
         return topics
 
     @model_validator(mode="after")
@@ -282,7 +302,7 @@ class PushPlatform(StrEnum):
 
 
 class DeviceRegistered(InboundDetail):
-    token: Annotated[Text, Field(min_length=8, max_length=4096)]
+    token: Annotated[Text, Field(min_length=8, max_length=MAX_DEVICE_TOKEN_CHARS)]
     platform: PushPlatform
 
 
@@ -306,7 +326,7 @@ class ChannelSuppressed(InboundDetail):
 class DeviceUnregistered(InboundDetail):
     """A push token the provider reported invalid, or the app unregistered."""
 
-    token: Annotated[Text, Field(min_length=8, max_length=4096)]
+    token: Annotated[Text, Field(min_length=8, max_length=MAX_DEVICE_TOKEN_CHARS)]
 
 
 class ProductViewed(InboundDetail):

@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import ValidationError
 
+from kizuna.domain.customer import MAX_DEVICE_TOKEN_CHARS
 from kizuna.events.custom import vocabulary
 from kizuna.events.inbound import is_customer_id
 from kizuna.runtime.config import CustomAttribute, CustomConfig, ValueType
@@ -567,8 +568,8 @@ def _row(
             token = ep.data.get("Address")
             if (
                 not isinstance(token, str)
-                or not 8 <= len(token) <= 4096
-                or not is_text(token, 4096)
+                or not 8 <= len(token) <= MAX_DEVICE_TOKEN_CHARS
+                or not is_text(token, MAX_DEVICE_TOKEN_CHARS)
             ):
                 items[ep.id].status = Status.NOT_MIGRATED
                 items[ep.id].note("its Address is not a device token: left out")
