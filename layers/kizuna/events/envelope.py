@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum
@@ -69,6 +70,9 @@ def describe_validation_error(
 _LOST = object()  # the walk of _safe_loc no longer knows the type at this place
 # Field names of Kizuna's own events: one sent where it does not belong (``attributes``
 # without declarations, ``token`` in ``app.opened``) is named, not hidden as ``<extra>``.
+# An undeclared field named like a field (lower case, digits, underscores: ``newsleter``,
+# ``colour``) is named, to be fixed; anything else (an address, a name, a phone) is not.
+_PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _OWN_FIELDS = frozenset(
     {"attributes", *(name for m in INBOUND_MODELS.values() for name in m.model_fields)}
 )
@@ -131,7 +135,8 @@ def _safe_loc(loc: tuple[int | str, ...], model: Any) -> list[str]:
             parts.append("<key>")
         elif isinstance(tp, type) and issubclass(tp, BaseModel):
             tp = _model_field(tp, part)
-            parts.append(part if tp is not _LOST or part in _OWN_FIELDS else "<extra>")
+            named = tp is not _LOST or part in _OWN_FIELDS or _PLAIN_NAME.fullmatch(part)
+            parts.append(part if named else "<extra>")
         elif origin in (dict, Mapping):
             key_type, tp = get_args(tp) or (Any, Any)
             parts.append(part if _declared_key(key_type, part) else "<key>")
