@@ -205,3 +205,37 @@ def test_kizunas_own_consent_words_are_refused_from_any_other_source() -> None:
         assert own.detail.source == word
     # the shop's own words stay the shop's
     assert parse_inbound(envelope("consent.changed", {**detail, "source": "app"}, "e4")).detail
+
+
+@pytest.mark.parametrize(
+    ("detail_type", "fields", "where"),
+    [
+        ("preferences.changed", {"resume": "yes"}, "detail.resume"),
+        ("preferences.changed", {"resume": 1}, "detail.resume"),
+        ("customer.upserted", {"birth_date": 0}, "detail.birth_date"),
+        ("customer.upserted", {"birth_date": "9999-01-01"}, "detail.birth_date"),
+        ("customer.upserted", {"member_since": "0001-01-01"}, "detail.member_since"),
+        ("customer.upserted", {"occurred_at": 1767600000}, "detail.occurred_at"),
+        ("points.adjusted", {"delta": True}, "detail.delta"),
+        ("points.adjusted", {"delta": 1.5}, "detail.delta"),
+    ],
+)
+def test_a_value_of_another_type_is_refused_not_converted(
+    detail_type: str, fields: dict[str, object], where: str
+) -> None:
+    # "yes" would end a pause, 0 would be a birthday on 1 January 1970, true one point
+    base = {
+        "customer.upserted": {},
+        "preferences.changed": {"source": "app"},
+        "points.adjusted": {"adjustment_id": "a1", "delta": 10, "reason": "gift"},
+    }[detail_type]
+    detail = {"customer_id": "c1", "occurred_at": "2026-01-05T10:00:00+09:00", **base, **fields}
+    with pytest.raises(EventRejected, match=f"{where}: "):
+        parse_inbound(envelope(detail_type, detail, "e1"))
+
+
+def test_an_order_line_quantity_is_a_whole_number() -> None:
+    raw = fixture("order_placed")
+    raw["detail"]["lines"][0]["quantity"] = True
+    with pytest.raises(EventRejected, match=r"detail\.lines\.0\.quantity"):
+        parse_inbound(raw)

@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -82,6 +83,32 @@ Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 """Free text (names, reasons, categories): any printable character, as sent (not trimmed)."""
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+
+
+def _written_as_text(value: object) -> object:
+    """A time or a date is ISO 8601 text: a number (epoch seconds, a bare ``0``) is refused,
+    not read as a moment of 1970."""
+    if isinstance(value, int | float):  # bool too
+        raise ValueError("ISO 8601 text, not a number")
+    return value
+
+
+def _whole_number(value: object) -> object:
+    """A count is a whole number: ``true`` or ``1.0`` is refused, not read as 1."""
+    if isinstance(value, bool | float):
+        raise ValueError("a whole number (not true/false, not a decimal)")
+    return value
+
+
+def _plausible_day(value: date) -> date:
+    if not 1900 <= value.year <= 2100:
+        raise ValueError("a year between 1900 and 2100")
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_written_as_text)]
+Day = Annotated[date, BeforeValidator(_written_as_text), AfterValidator(_plausible_day)]
+Count = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class ConsentChannel(StrEnum):
@@ -153,7 +180,7 @@ class InboundDetail(BaseModel):
 
     schema_version: Literal[1] = 1
     customer_id: CustomerId
-    occurred_at: AwareDatetime
+    occurred_at: Time
 
 
 class CustomerUpserted(InboundDetail):
@@ -169,8 +196,8 @@ class CustomerUpserted(InboundDetail):
     last_name: Annotated[Text, Field(max_length=100)] | None = None
     region: Annotated[Text, Field(max_length=64)] | None = None
     prefecture: Annotated[Text, Field(max_length=64)] | None = None
-    birth_date: date | None = None
-    member_since: date | None = Field(
+    birth_date: Day | None = None
+    member_since: Day | None = Field(
         default=None, description="When the customer joined the membership (anniversaries)"
     )
     gender: Gender | None = None
@@ -225,7 +252,7 @@ class PreferencesChanged(InboundDetail):
     pause_days: Literal[30, 90] | None = Field(
         default=None, description="pause every non-transactional topic for 30 or 90 days"
     )
-    resume: bool = Field(default=False, description="end a pause now")
+    resume: StrictBool = Field(default=False, description="end a pause now")
     source: Annotated[Text, Field(min_length=1, max_length=64)] = "user"
 
     @field_validator("topics")
@@ -253,7 +280,7 @@ class OrderLine(BaseModel):
 
     product_id: Identifier
     category: Annotated[Text, Field(max_length=64)] | None = None
-    quantity: int = Field(ge=1, le=100_000)
+    quantity: Count = Field(ge=1, le=100_000)
     unit_price: Money
 
 
@@ -292,7 +319,7 @@ class PointsAdjusted(InboundDetail):
     """A manual adjustment or redemption; ``delta`` < 0 spends points (oldest first)."""
 
     adjustment_id: Identifier
-    delta: int = Field(ge=-10_000_000, le=10_000_000)
+    delta: Count = Field(ge=-10_000_000, le=10_000_000)
     reason: Annotated[Text, Field(max_length=128)]
 
 
@@ -339,7 +366,7 @@ class CartItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     product_id: Identifier
-    quantity: int = Field(ge=1, le=100_000)
+    quantity: Count = Field(ge=1, le=100_000)
     unit_price: Money
 
 
