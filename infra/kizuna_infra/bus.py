@@ -92,35 +92,33 @@ class EventBus(Construct):
 
     def allow_derived_events_only_from(self, roles: Sequence[iam.IRole]) -> None:
         """Deny PutEvents of source ``kizuna`` to every principal but ``roles``."""
-        if not roles:
-            raise ValueError("at least one role must be allowed to put Kizuna's events")
-        self.bus.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid=names.BUS_POLICY_SID,
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["events:PutEvents"],
-                resources=[self.bus.event_bus_arn],
-                conditions={
-                    "StringEquals": {"events:source": KIZUNA_EVENT_SOURCE},
-                    "ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]},
-                },
-            )
+        self._deny_source_but_to(
+            names.BUS_POLICY_SID, {"StringEquals": {"events:source": KIZUNA_EVENT_SOURCE}}, roles
         )
 
     def allow_inbound_facts_only_from(self, roles: Sequence[iam.IRole]) -> None:
         """Deny PutEvents of sources ``kizuna.*`` to every principal but ``roles``."""
+        pattern = f"{KIZUNA_EVENT_SOURCE}.*"
+        self._deny_source_but_to(
+            names.BUS_INBOUND_POLICY_SID, {"StringLike": {"events:source": pattern}}, roles
+        )
+
+    def _deny_source_but_to(
+        self, sid: str, source: dict[str, dict[str, str]], roles: Sequence[iam.IRole]
+    ) -> None:
+        """One Deny statement of the bus policy: PutEvents of the ``source`` condition's
+        entries, to every principal but ``roles`` (an explicit Deny: same-account callers too)."""
         if not roles:
-            raise ValueError("at least one role must be allowed to put Kizuna's inbound facts")
+            raise ValueError(f"{sid}: at least one role must be allowed to put these sources")
         self.bus.add_to_resource_policy(
             iam.PolicyStatement(
-                sid=names.BUS_INBOUND_POLICY_SID,
+                sid=sid,
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["events:PutEvents"],
                 resources=[self.bus.event_bus_arn],
                 conditions={
-                    "StringLike": {"events:source": f"{KIZUNA_EVENT_SOURCE}.*"},
+                    **source,
                     "ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]},
                 },
             )

@@ -273,3 +273,21 @@ def test_an_address_or_devices_no_customer_item_could_hold_are_refused(tmp_path:
     report = import_file("customers", path, None, CFG, T0, as_of=T0)
     assert [e.row for e in report.errors] == [1, 2, 3]
     assert [e.error.split(":")[0] for e in report.errors] == ["email", "email", "push_tokens"]
+
+
+@pytest.mark.parametrize(
+    ("as_of", "reason"),
+    [
+        ("yesterday", "an ISO 8601 time"),
+        ("2026-01-01T00:00:00", "needs a UTC offset"),
+        ("2999-01-01T00:00:00Z", "later than now"),
+    ],
+)
+def test_the_export_time_is_checked_before_anything_is_read(
+    tmp_path: Path, as_of: str, reason: str
+) -> None:
+    path = write(tmp_path, "customers.csv", "customer_id\nc1\n")
+    result = CliRunner().invoke(
+        app, ["import", "customers", str(path), "--dry-run", "--as-of", as_of]
+    )
+    assert result.exit_code == 2 and reason in " ".join(result.output.split())

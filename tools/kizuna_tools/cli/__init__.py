@@ -217,6 +217,25 @@ def _print_import_report(
         raise typer.Exit(code=1)
 
 
+def _export_time(kind: ImportKind, as_of: str | None) -> datetime | None:
+    """``--as-of`` read: an ISO 8601 time with an offset, for a customers file only."""
+    if as_of is None:
+        return None
+    if kind != ImportKind.customers:
+        raise typer.BadParameter(
+            "only for customers (orders carry ordered_at)", param_hint="--as-of"
+        )
+    try:
+        exported = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter("an ISO 8601 time", param_hint="--as-of") from None
+    if exported.tzinfo is None:
+        raise typer.BadParameter("needs a UTC offset (e.g. +09:00)", param_hint="--as-of")
+    if exported > datetime.now(UTC):
+        raise typer.BadParameter("later than now", param_hint="--as-of")
+    return exported
+
+
 def _import(
     kind: ImportKind,
     file: Path,
@@ -229,55 +248,12 @@ def _import(
     partial: bool,
     as_of: str | None = None,
 ) -> None:
-    from kizuna_tools.importer import ImportFileError
+    from kizuna_tools.importer import ImportFileError, import_file, read_rows
+    from kizuna_tools.project import project_config
 
     if not file.exists():
         raise typer.BadParameter(f"{file} does not exist", param_hint="FILE")
-    exported = None
-    if as_of is not None:
-        if kind != ImportKind.customers:
-            raise typer.BadParameter(
-                "only for customers (orders carry ordered_at)", param_hint="--as-of"
-            )
-        try:
-            exported = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-        except ValueError:
-            raise typer.BadParameter("an ISO 8601 time", param_hint="--as-of") from None
-        if exported.tzinfo is None:
-            raise typer.BadParameter("needs a UTC offset (e.g. +09:00)", param_hint="--as-of")
-    try:
-        _import_checked(
-            kind,
-            file,
-            customers_table,
-            activity_table,
-            aws,
-            dry_run,
-            config,
-            errors_csv,
-            partial,
-            exported,
-        )
-    except ImportFileError as exc:
-        console.print(f"{file.name}: {exc}; nothing was imported", markup=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
-
-
-def _import_checked(
-    kind: ImportKind,
-    file: Path,
-    customers_table: str | None,
-    activity_table: str | None,
-    aws: Aws,
-    dry_run: bool,
-    config: Path | None,
-    errors_csv: Path | None,
-    partial: bool,
-    as_of: datetime | None,
-) -> None:
-    from kizuna_tools.importer import import_file, read_rows
-    from kizuna_tools.project import project_config
-
+    exported = _export_time(kind, as_of)
     project = project_config(config)
     console.print(f"configuration: {project.source}", markup=False, highlight=False)
     store = None
@@ -290,7 +266,11 @@ def _import_checked(
         from kizuna.adapters.dynamodb import DynamoStore
 
         store = DynamoStore(aws.resource("dynamodb"), customers_table, activity_table)
-    total = sum(1 for _ in read_rows(file))
+    try:
+        total = sum(1 for _ in read_rows(file))
+    except ImportFileError as exc:  # the file as a whole: nothing is read, nothing written
+        console.print(f"{file.name}: {exc}; nothing was imported", markup=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -308,7 +288,7 @@ def _import_checked(
             datetime.now(UTC),
             progress=lambda n: bar.advance(task, n),
             partial=partial,
-            as_of=as_of,
+            as_of=exported,
         )
         bar.update(task, completed=total)
     _print_import_report(kind.value, file, report, dry_run, errors_csv, partial)
