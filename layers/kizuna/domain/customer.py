@@ -124,6 +124,10 @@ SEEN_BUDGET = 8_000  # serialized bytes of records of events that derived nothin
 # are kept never depends on the order registrations arrive in (a budget in bytes would).
 MAX_DEVICES = 20
 MAX_DEVICE_TOKEN_CHARS = 1024
+# Devices unregistered (device key -> the latest unregistration's time), so a registration
+# that arrives after its own later unregistration (a retried or reordered event) does not bring
+# the token back: the latest 50 (~3 KB), a bound by count as for the devices.
+MAX_UNREGISTERED_DEVICES = 50
 # A customer's custom attributes, names and values as UTF-8 JSON: 250 attributes of 256
 # ASCII characters with 40-character names fit (~76 KB); an event that would take a customer
 # over it is dead-lettered (see docs/ARCHITECTURE.md, "A bounded customer item").
@@ -215,6 +219,13 @@ def newest_devices(devices: Mapping[str, Device]) -> dict[str, Device]:
     newest = sorted(devices.items(), key=lambda kv: (kv[1].at, kv[0]), reverse=True)
     kept = {key for key, _ in newest[:MAX_DEVICES]}
     return {key: device for key, device in devices.items() if key in kept}
+
+
+def newest_unregistrations(unregistered: Mapping[str, datetime]) -> dict[str, datetime]:
+    """``unregistered`` (device key -> when) bounded: the :data:`MAX_UNREGISTERED_DEVICES`
+    latest (of one instant the larger key counts as later, as for :func:`newest_devices`)."""
+    newest = sorted(unregistered.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+    return dict(newest[:MAX_UNREGISTERED_DEVICES])
 
 
 class CartState(_Model):
@@ -319,6 +330,9 @@ class Customer(_Model):
     topics: dict[str, dict[str, ConsentState]] = Field(default_factory=dict)
     pause: PauseState | None = None
     devices: dict[str, Device] = Field(default_factory=dict)
+    # device key -> the latest unregistration seen (bounded: newest_unregistrations); a
+    # registration at or before it is stale and ignored
+    unregistered_devices: dict[str, datetime] = Field(default_factory=dict)
     line_user_id: str | None = None
     suppressions: dict[str, Suppression] = Field(default_factory=dict)
 

@@ -32,6 +32,7 @@ from kizuna.domain.customer import (
     attribute_values,
     attributes_size,
     newest_devices,
+    newest_unregistrations,
     stored_attribute,
 )
 from kizuna.domain.loyalty import rank_changed, recompute, replay_points, settle
@@ -447,6 +448,9 @@ def _change_facts(
             ]
         case DeviceRegistered():
             key = device_key(d.token)
+            gone = c.unregistered_devices.get(key)
+            if gone is not None and at <= gone and not beyond(gone, horizon):
+                return []  # unregistered since: a retried or late registration
             cur_dev = c.devices.get(key)
             if cur_dev is None or _later(cur_dev.at, at, horizon):
                 c.devices[key] = Device(token=d.token, platform=d.platform, at=at)
@@ -458,6 +462,9 @@ def _change_facts(
             dev = c.devices.get(key)
             if dev is not None and (dev.at <= at or beyond(dev.at, horizon)):
                 del c.devices[key]
+            if _later(c.unregistered_devices.get(key), at, horizon):
+                c.unregistered_devices[key] = at
+                c.unregistered_devices = newest_unregistrations(c.unregistered_devices)
             return []
         case ChannelSuppressed():
             cur_sup = c.suppressions.get(d.channel)
@@ -763,6 +770,7 @@ def _fork(c: Customer) -> Customer:
                 "consent",
                 "topics",
                 "devices",
+                "unregistered_devices",
                 "suppressions",
                 "orders",
                 "adjustments",

@@ -1,0 +1,119 @@
+"""A push device unregistered stays unregistered: a ``device.registered`` that arrives after
+its own later ``device.unregistered`` (a producer's retry, a redriven dead letter, events
+out of order) does not bring the token back. Whatever order they arrive in, a device is
+kept exactly when its latest registration is later than its latest unregistration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kizuna.domain.customer import MAX_DEVICES, MAX_UNREGISTERED_DEVICES, Customer
+from kizuna.domain.ingest import apply_events, device_key
+from kizuna.events.envelope import parse_inbound
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.ingest import IngestService
+from kizuna_tools.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStore
+from tests.factories import T0, envelope
+from tests.sqs_events import sqs_event, sqs_record
+
+CFG = KizunaConfig()
+NOW = T0 + timedelta(hours=1)
+
+
+def token(n: int) -> str:
+    return f"{n:08d}" + "B" * 144
+
+
+def device_event(kind: str, n: int, seconds: int, event_id: str) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "customer_id": "c1",
+        "occurred_at": (T0 + timedelta(seconds=seconds)).isoformat(),
+        "token": token(n),
+    }
+    if kind == "device.registered":
+        detail["platform"] = "APNS"
+    return envelope(kind, detail, event_id)
+
+
+def fold(raws: list[dict[str, Any]]) -> Customer:
+    state = Customer(customer_id="c1")
+    for raw in raws:
+        state = apply_events(state, [parse_inbound(raw)], CFG, NOW).customer
+    return state
+
+
+def test_a_registration_arriving_after_its_later_unregistration_stays_out() -> None:
+    # the app registered at 10 s and unregistered at 20 s (the customer signed out); the
+    # registration is delivered again (or first) after the unregistration
+    unregistered = device_event("device.unregistered", 1, 20, "ev-unreg")
+    registered = device_event("device.registered", 1, 10, "ev-reg")
+    assert device_key(token(1)) not in fold([unregistered, registered]).devices
+    assert device_key(token(1)) not in fold([registered, unregistered]).devices
+    # a registration after the unregistration (signed in again) brings it back, in any order
+    again = device_event("device.registered", 1, 30, "ev-again")
+    for order in ([unregistered, registered, again], [again, unregistered, registered]):
+        assert device_key(token(1)) in fold(order).devices
+
+
+def test_an_unregistration_and_a_registration_of_one_instant_leave_it_unregistered() -> None:
+    both = [
+        device_event("device.registered", 1, 10, "ev-reg"),
+        device_event("device.unregistered", 1, 10, "ev-unreg"),
+    ]
+    assert fold(both).devices == {} == fold(both[::-1]).devices
+
+
+def test_through_ingest_a_redriven_registration_does_not_revive_the_token() -> None:
+    store = MemoryStore()
+    svc = IngestService(store, MemoryPublisher(), MemoryDeadLetters(), CFG, FixedClock(NOW), 3)
+    reg = device_event("device.registered", 1, 10, "ev-reg")
+    unreg = device_event("device.unregistered", 1, 20, "ev-unreg")
+    for n, raw in enumerate([reg, unreg]):
+        assert svc.process_batch(sqs_event(sqs_record(raw, f"m{n}"))) == {"batchItemFailures": []}
+    # the registration again, under a new event id (a producer that re-sent it)
+    late = device_event("device.registered", 1, 10, "ev-reg-resent")
+    svc.process_batch(sqs_event(sqs_record(late, "m9")))
+    assert store.customers["c1"].devices == {}
+
+
+def test_the_unregistrations_remembered_are_bounded() -> None:
+    raws = [
+        device_event("device.unregistered", n, n, f"ev-{n}")
+        for n in range(MAX_UNREGISTERED_DEVICES + 30)
+    ]
+    kept = fold(raws).unregistered_devices
+    assert len(kept) == MAX_UNREGISTERED_DEVICES
+    assert set(kept) == {device_key(token(n)) for n in range(30, MAX_UNREGISTERED_DEVICES + 30)}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, MAX_DEVICES - 1), st.integers(0, 12)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_the_devices_kept_follow_the_latest_fact_whatever_the_order(
+    facts: list[tuple[bool, int, int]], rnd: Any
+) -> None:
+    raws = [
+        device_event("device.registered" if is_reg else "device.unregistered", n, s, f"ev-{i}")
+        for i, (is_reg, n, s) in enumerate(facts)
+    ]
+    shuffled = list(raws)
+    rnd.shuffle(shuffled)
+    # the reference: kept iff the latest registration is later than the latest unregistration
+    expected = set()
+    for n in {n for _, n, _ in facts}:
+        regs = [s for is_reg, m, s in facts if is_reg and m == n]
+        unregs = [s for is_reg, m, s in facts if not is_reg and m == n]
+        if regs and (not unregs or max(regs) > max(unregs)):
+            expected.add(device_key(token(n)))
+    assert set(fold(raws).devices) == expected == set(fold(shuffled).devices)
