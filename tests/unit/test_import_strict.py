@@ -291,3 +291,36 @@ def test_the_export_time_is_checked_before_anything_is_read(
         app, ["import", "customers", str(path), "--dry-run", "--as-of", as_of]
     )
     assert result.exit_code == 2 and reason in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("word", "status"),
+    [
+        ("opted_in", "opted_in"),
+        ("TRUE", "opted_in"),  # a spreadsheet's boolean
+        ("Yes", "opted_in"),
+        ("1", "opted_in"),
+        ("opted_out", "opted_out"),
+        ("FALSE", "opted_out"),
+        ("n", "opted_out"),
+        ("opted-in", None),
+        (" yes", None),
+        ("2", None),
+        ("oui", None),
+    ],
+)
+def test_consent_columns_take_the_documented_words_only(
+    tmp_path: Path, word: str, status: str | None
+) -> None:
+    # docs/IMPORT.md: opted_in/opted_out, yes/no, y/n, true/false, 1/0 in any letter case
+    text = f'customer_id,dm_consent,email_consent\nc1,"{word}",opted_in\n'
+    store = MemoryStore()
+    report = import_file("customers", write(tmp_path, "c.csv", text), store, CFG, T0, as_of=T0)
+    if status is None:
+        assert [e.error for e in report.errors] == [
+            "dm_consent: use opted_in/opted_out (or yes/no, true/false, 1/0)"
+        ]
+        assert store.customers == {}
+    else:
+        assert report.rejected == 0
+        assert store.customers["c1"].consent["dm"].status == status

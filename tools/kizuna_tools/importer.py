@@ -10,7 +10,8 @@ Customers columns (CSV header or JSON keys): ``customer_id`` (required), ``email
 ``phone`` (E.164), ``first_name``, ``last_name``, ``region``, ``prefecture``,
 ``birth_date`` (YYYY-MM-DD), ``gender`` (female/male/other/unknown), ``occupation``,
 ``locale`` (ja, en), ``time_zone`` (IANA), ``email_consent``, ``sms_consent``,
-``push_consent``, ``line_consent``, ``dm_consent`` (opted_in/opted_out, yes/no, true/false),
+``push_consent``, ``line_consent``, ``dm_consent`` (opted_in/opted_out, yes/no, y/n,
+true/false, 1/0 in any letter case; nothing else),
 ``postal_address`` (direct mail: JSON Lines an object, CSV ``postal_address.<field>``
 columns: ``recipient_name``, ``postal_code``, ``country``, ``region``, ``locality``,
 ``line1``, ``line2``), ``updated_at``
@@ -294,7 +295,7 @@ def customer_events(
             continue
         word = str(raw).lower()
         if word not in TRUE_WORDS | FALSE_WORDS:
-            raise RowRejected(f"{column}: use opted_in/opted_out")
+            raise RowRejected(f"{column}: use opted_in/opted_out (or yes/no, true/false, 1/0)")
         status = "opted_in" if word in TRUE_WORDS else "opted_out"
         events.append(
             _event(
