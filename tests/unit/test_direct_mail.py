@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from kizuna.delivery.direct_mail import COLUMNS, DmCollector, DmRow, recheck, safe_cell
 from kizuna.delivery.templates import Renderer
-from kizuna.domain.customer import PostalAddress, Suppression
+from kizuna.domain.customer import ConsentState, PauseState, PostalAddress, Suppression
 from kizuna.domain.privacy import mask
 from kizuna.events import CustomerUpserted
 from kizuna.programs.loader import load_programs
@@ -35,6 +35,11 @@ ADDRESS = {
     "locality": "渋谷区神宮前",
     "line1": "1-2-3",
     "line2": "ハイツ101",
+}
+# the print job runs the next morning, with the deployment's preferences
+PRINT: dict[str, Any] = {
+    "now": NOON + timedelta(hours=20),
+    "preferences": KizunaConfig().preferences,
 }
 PROGRAM = """id: dm-sample
 name: DM sample
@@ -152,7 +157,7 @@ def test_the_file_holds_exactly_the_customers_with_consent_and_an_address(world:
     assert "dm:no_address" in entry["skipped"]
     assert again.status == "sent" and rows.puts == 2  # the claim's answer; c1 collected once
     files, events = Files(), Events()
-    written = write_print_files(date(2026, 1, 5), rows, files, events, customers=store)
+    written = write_print_files(date(2026, 1, 5), rows, files, events, customers=store, **PRINT)
     assert len(written) == 1
     key = "dm/date=2026-01-05/dm-sample/postcard.csv"
     body = files.objects[key]
@@ -173,10 +178,10 @@ def test_the_file_holds_exactly_the_customers_with_consent_and_an_address(world:
     assert events.put == [manifest]
     # a re-run writes nothing and puts nothing
     puts = files.puts
-    assert write_print_files(date(2026, 1, 5), rows, files, events, customers=store) == []
+    assert write_print_files(date(2026, 1, 5), rows, files, events, customers=store, **PRINT) == []
     assert files.puts == puts and len(events.put) == 1
     # another day has no file
-    assert write_print_files(date(2026, 1, 6), rows, files, events, customers=store) == []
+    assert write_print_files(date(2026, 1, 6), rows, files, events, customers=store, **PRINT) == []
 
 
 def test_opted_out_customer_is_not_collected(world: Any) -> None:
@@ -210,7 +215,7 @@ def test_the_print_file_honours_what_changed_since_the_send(world: Any) -> None:
     del store.customers["c3"]
     store.customers["c4"] = store.customers["c4"].model_copy(update={"postal_address": moved})
     files = Files()
-    write_print_files(date(2026, 1, 5), rows, files, Events(), customers=store)
+    write_print_files(date(2026, 1, 5), rows, files, Events(), customers=store, **PRINT)
     # then: only c4 (at the new address) and c5 are printed
     body = files.objects["dm/date=2026-01-05/dm-sample/postcard.csv"].decode("utf-8")
     table = [dict(zip(COLUMNS, r, strict=True)) for r in list(csv.reader(io.StringIO(body)))[1:]]
@@ -218,7 +223,7 @@ def test_the_print_file_honours_what_changed_since_the_send(world: Any) -> None:
     assert table[0]["locality"] == "渋谷区恵比寿"
     # and each withheld row has the contact policy's reason
     current = store.get_customers(["c1", "c2", "c4", "c5"])
-    _, withheld = recheck(rows.dm_rows(date(2026, 1, 5)), current)
+    _, withheld = recheck(rows.dm_rows(date(2026, 1, 5)), current, **PRINT)
     reasons = {w.row.customer_id: w.reason for w in withheld}
     assert reasons == {"c1": "no_consent", "c2": "suppressed_returned", "c3": "unknown_customer"}
 
@@ -255,3 +260,121 @@ def test_address_is_masked_for_viewers() -> None:
     shown = mask("postal_address", ADDRESS | {"country": "JP"})
     assert shown == "JP 東京都 ***"
     assert "1-2-3" not in str(shown)
+
+
+def _row(cid: str, topic: str | None, transactional: bool = False) -> DmRow:
+    return DmRow(
+        day=date(2026, 1, 5),
+        program="dm-sample",
+        template="postcard",
+        customer_id=cid,
+        execution=f"ex-{cid}",
+        step="mail",
+        address=PostalAddress.model_validate(ADDRESS),
+        lines=("line",),
+        topic=topic,
+        transactional=transactional,
+    )
+
+
+def test_a_collected_row_carries_what_the_print_time_check_asks(world: Any) -> None:
+    service, store, rows, _ = world
+    store.customers["c1"] = factories.customer(
+        "c1", consent=opted_in("dm"), postal_address=PostalAddress.model_validate(ADDRESS)
+    )
+    assert send(service, "c1").channel == "dm"
+    (row,) = rows.dm_rows(date(2026, 1, 5))
+    # the program's topic (the deployment's default), not a transactional message
+    assert (row.topic, row.transactional) == ("promotions", False)
+
+
+def test_the_print_file_honours_a_topic_opt_out_and_a_pause_since_the_send() -> None:
+    address = PostalAddress.model_validate(ADDRESS)
+    now = PRINT["now"]
+    topic_out = {"dm": ConsentState(status="opted_out", at=NOON, source="page", stamp="s")}
+    paused = PauseState(until=now + timedelta(days=30), at=NOON, source="page", stamp="s")
+    ended = PauseState(until=now - timedelta(hours=1), at=NOON, source="page", stamp="s")
+    customers = {
+        # opted out of promotions by dm after the send
+        "c1": factories.customer(
+            "c1", consent=opted_in("dm"), postal_address=address, topics={"promotions": topic_out}
+        ),
+        # paused every marketing message until next month
+        "c2": factories.customer(
+            "c2", consent=opted_in("dm"), postal_address=address, pause=paused
+        ),
+        # a pause that has ended
+        "c3": factories.customer("c3", consent=opted_in("dm"), postal_address=address, pause=ended),
+        # opted out of newsletter only
+        "c4": factories.customer(
+            "c4", consent=opted_in("dm"), postal_address=address, topics={"newsletter": topic_out}
+        ),
+    }
+    rows = [_row(cid, "promotions") for cid in ("c1", "c2", "c3", "c4")]
+    # a row on the transactional topic is not held by a pause; a row collected before rows
+    # kept their topic is checked as before (consent, suppression, address)
+    rows += [_row("c2", "service"), _row("c2", None).model_copy(update={"execution": "old"})]
+    printed, withheld = recheck(rows, customers, **PRINT)
+    assert {(w.row.customer_id, w.row.topic): w.reason for w in withheld} == {
+        ("c1", "promotions"): "topic_opted_out",
+        ("c2", "promotions"): "paused",
+    }
+    assert {(r.customer_id, r.topic) for r in printed} == {
+        ("c2", None),
+        ("c2", "service"),
+        ("c3", "promotions"),
+        ("c4", "promotions"),
+    }
+
+
+def test_a_transactional_direct_mail_needs_no_opt_in_at_print_time_only_no_opt_out() -> None:
+    # an invoice by post (the transactional API): the send asked for no dm opt-in
+    address = PostalAddress.model_validate(ADDRESS)
+    out = {"dm": ConsentState(status="opted_out", at=NOON, source="page", stamp="s")}
+    customers = {
+        "c1": factories.customer("c1", postal_address=address),  # never asked about dm
+        "c2": factories.customer("c2", postal_address=address, consent=out),
+    }
+    rows = [_row("c1", "service", transactional=True), _row("c2", "service", transactional=True)]
+    printed, withheld = recheck(rows, customers, **PRINT)
+    assert [r.customer_id for r in printed] == ["c1"]
+    assert [(w.row.customer_id, w.reason) for w in withheld] == [("c2", "opted_out")]
+    # a marketing row of the same customer still needs the opt-in
+    _, withheld = recheck([_row("c1", "promotions")], customers, **PRINT)
+    assert [w.reason for w in withheld] == ["no_consent"]
+
+
+def test_a_direct_mail_sent_through_the_transactional_api_is_printed_without_an_opt_in(
+    world: Any, tmp_path: Path
+) -> None:
+    from kizuna.services.contracts import TransactionalRequest
+    from kizuna.services.transactional import TransactionalService
+
+    service, store, rows, _ = world
+    folder = tmp_path / "templates" / "transactional" / "invoice" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "dm.txt.j2").write_text("{{ customer.display_name }} 様\nご請求書\n")
+    # a customer who was never asked about direct mail (no opt-in, no opt-out)
+    store.customers["c1"] = factories.customer(
+        "c1", postal_address=PostalAddress.model_validate(ADDRESS)
+    )
+
+    class Keys:
+        def bind_request(self, execution: str, request_hash: str, at: str, expires: int) -> str:
+            return request_hash
+
+    req = TransactionalRequest(
+        execution="tx:" + "a" * 32,
+        request_hash="b" * 64,
+        caller="test",
+        customer_id="c1",
+        template="invoice",
+        channels=("dm",),
+    )
+    assert TransactionalService(service, Keys()).send(req).status == "sent"
+    (row,) = rows.dm_rows(date(2026, 1, 5))
+    assert (row.topic, row.transactional) == ("service", True)
+    files = Files()
+    write_print_files(date(2026, 1, 5), rows, files, Events(), customers=store, **PRINT)
+    body = files.objects["dm/date=2026-01-05/transactional/invoice.csv"].decode("utf-8")
+    assert [r[0] for r in csv.reader(io.StringIO(body))][1:] == ["c1"]

@@ -188,7 +188,15 @@ def test_the_daily_sweep_writes_yesterdays_files(aws: DynamoStore) -> None:
     files = S3Objects(s3, "print", server_side_encryption=None)  # the bucket's KMS key
 
     def job(now: datetime) -> int:
-        return write_previous_day(now, "Asia/Tokyo", store, files, publisher, customers=store)
+        return write_previous_day(
+            now,
+            "Asia/Tokyo",
+            store,
+            files,
+            publisher,
+            customers=store,
+            preferences=KizunaConfig().preferences,
+        )
 
     class Watermarks:
         def sweep_watermark(self, kind: Any) -> None:

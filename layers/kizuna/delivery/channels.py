@@ -233,6 +233,11 @@ class OutboundMessage(BaseModel):
         default=None,
         description="The template rendered (a direct mail's print file is per template)",
     )
+    transactional: bool = Field(
+        default=False,
+        description="Sent through the transactional API: consent is the absence of an "
+        "opt-out (a direct mail's print-time check asks the same)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> OutboundMessage:

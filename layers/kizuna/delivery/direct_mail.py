@@ -8,8 +8,9 @@ it with the customer), on ``gsi1`` under ``DMDAY#<day>``. The daily job
 (:mod:`kizuna.services.direct_mail`) turns a day's rows into one CSV per program and
 template (:func:`print_file`), a manifest (:func:`manifest`) and a ``dm.file_ready`` event.
 Before it prints, the job asks the contact policy again (:func:`recheck`): a customer who
-withdrew dm consent, was suppressed on dm, removed their address or is gone since the send
-is withheld with the policy's reason; one who moved is printed at the current address.
+withdrew dm consent, opted out of the message's topic on dm, paused messages, was
+suppressed on dm, removed their address or is gone since the send is withheld with the
+policy's reason; one who moved is printed at the current address.
 
 CSV: UTF-8, RFC 4180 (every cell quoted, CRLF), the columns of :data:`COLUMNS`, rows in a
 fixed order (customer, execution) so the same rows give the same bytes and checksum. A cell
@@ -31,10 +32,11 @@ from typing import Any, Protocol
 from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResult
 from kizuna.delivery.content import MAX_DM_LINES, DmContent
 from kizuna.delivery.dm_rows import DmRow
-from kizuna.delivery.policy import address_for, channel_block
+from kizuna.delivery.policy import address_for, channel_block, paused_until, topic_block
 from kizuna.domain.customer import Customer, PostalAddress
 from kizuna.domain.zones import zone_or
 from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import PreferencesConfig
 
 ADDRESS_COLUMNS = (
     "recipient_name",
@@ -89,6 +91,8 @@ class DmCollector:
             step=message.step,
             address=address,
             lines=content.lines,
+            topic=message.topic,
+            transactional=message.transactional,
         )
         self.rows.put_dm_row(row)
         return SendResult(provider_message_id=f"dm:{day.isoformat()}/{row.program}/{row.template}")
@@ -102,13 +106,34 @@ class Withheld:
     reason: str
 
 
+def print_block(
+    row: DmRow, customer: Customer, now: datetime, preferences: PreferencesConfig
+) -> str | None:
+    """Why ``row`` may not be printed now, asked as the send asked it: the dm channel's
+    consent (the transactional API's: the absence of an opt-out), suppression and address;
+    for a row of a topic that is not the transactional one, an opt-out of the topic on dm
+    and a pause still running at ``now``. None: print it."""
+    address = address_for(customer, "dm")
+    block = channel_block(customer, "dm", address, transactional=row.transactional)
+    if block is None and not isinstance(address, PostalAddress):
+        block = "no_address"
+    if block is None and row.topic is not None and not preferences.is_transactional(row.topic):
+        block = topic_block(customer, "dm", row.topic)
+        if block is None and paused_until(customer, now) is not None:
+            block = "paused"
+    return block
+
+
 def recheck(
-    rows: Iterable[DmRow], customers: Mapping[str, Customer]
+    rows: Iterable[DmRow],
+    customers: Mapping[str, Customer],
+    now: datetime,
+    preferences: PreferencesConfig,
 ) -> tuple[list[DmRow], list[Withheld]]:
     """A day's rows against the customers as they are now (``customers``: read at print
-    time): the rows to print, each at the customer's current address, and the rows withheld
-    because the dm channel's check of the contact policy (consent, suppression, an address)
-    no longer passes, or the customer is gone (``unknown_customer``)."""
+    time, ``now``): the rows to print, each at the customer's current address, and the rows
+    withheld because the dm channel's check of the contact policy no longer passes
+    (:func:`print_block`), or the customer is gone (``unknown_customer``)."""
     printed: list[DmRow] = []
     withheld: list[Withheld] = []
     for row in rows:
@@ -116,8 +141,8 @@ def recheck(
         if customer is None:
             withheld.append(Withheld(row, "unknown_customer"))
             continue
+        block = print_block(row, customer, now, preferences)
         address = address_for(customer, "dm")
-        block = channel_block(customer, "dm", address)
         if block is not None or not isinstance(address, PostalAddress):
             withheld.append(Withheld(row, block or "no_address"))
             continue

@@ -29,3 +29,8 @@ class DmRow(BaseModel):
     step: str = Field(min_length=1)
     address: PostalAddress
     lines: tuple[str, ...]
+    # what the print-time check asks again (a row collected before they were kept: none)
+    topic: str | None = Field(default=None, description="The message's preference topic")
+    transactional: bool = Field(
+        default=False, description="Sent through the transactional API (opt-out consent)"
+    )

@@ -33,6 +33,7 @@ from kizuna.delivery.direct_mail import (
     recheck,
 )
 from kizuna.ports import CustomerReader
+from kizuna.runtime.config import PreferencesConfig
 from kizuna.runtime.observability import logger
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -62,13 +63,15 @@ def write_print_files(
     prefix: str = "dm/",
     *,
     customers: CustomerReader,
+    now: datetime,
+    preferences: PreferencesConfig,
 ) -> list[dict[str, Any]]:
-    """Write ``day``'s print files, of the rows still allowed to print (``customers``: read
-    now, so a withdrawal, suppression or move since the send is honoured); the manifests
-    written by this run (none on a re-run)."""
+    """Write ``day``'s print files, of the rows still allowed to print at ``now``
+    (``customers``: read now, so a withdrawal, topic opt-out, pause, suppression or move
+    since the send is honoured); the manifests written by this run (none on a re-run)."""
     collected = rows.dm_rows(day)
     current = customers.get_customers(list(dict.fromkeys(r.customer_id for r in collected)))
-    printable, withheld = recheck(collected, current)
+    printable, withheld = recheck(collected, current, now, preferences)
     for w in withheld:
         logger.info(
             "dm row withheld from the print file",
@@ -103,11 +106,15 @@ def write_previous_day(
     prefix: str = "dm/",
     *,
     customers: CustomerReader,
+    preferences: PreferencesConfig,
 ) -> int:
     """The daily sweep's task: the print files of the day before ``now`` in ``time_zone``
     (the sends of that day are done); the number of files written."""
     day = print_day(now, time_zone) - timedelta(days=1)
-    return len(write_print_files(day, rows, files, events, prefix, customers=customers))
+    written = write_print_files(
+        day, rows, files, events, prefix, customers=customers, now=now, preferences=preferences
+    )
+    return len(written)
 
 
 __all__ = [

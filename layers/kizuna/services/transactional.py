@@ -160,6 +160,8 @@ class TransactionalService:
             content=content,
             sms_type="Transactional",
             topic=topic,
+            template=req.template,  # a direct mail's print file is per template
+            transactional=True,
         )
         return _entry(req, now, "sending", channel, None, skipped=skipped, topic=topic), message
 
