@@ -52,6 +52,7 @@ from typing import Any
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoRegionError
 from pydantic import ValidationError
 
+from kizuna.domain import strict_json
 from kizuna.domain.customer import MAX_DEVICES, PROFILE_FIELDS
 from kizuna.events import ConsentChanged, DeviceRegistered, OrderCancelled, OrderPlaced
 from kizuna.events.custom import vocabulary
@@ -132,17 +133,6 @@ class ImportFileError(ValueError):
     field over the CSV reader's limit): nothing of it is imported, whatever ``partial``."""
 
 
-def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys are all different (``json`` keeps the last of a repeated
-    key: ``{"email": "a@x", "email": "b@x"}`` would silently be one of them)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise RowRejected(f"key {key!r} given twice")
-        out[key] = value
-    return out
-
-
 def _csv_header(fieldnames: Sequence[str] | None) -> None:
     names = list(fieldnames or [])
     for i, name in enumerate(names, start=1):
@@ -191,10 +181,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _json_row(line: str) -> dict[str, Any]:
     try:
-        value = json.loads(line, object_pairs_hook=_object_without_repeats)
+        value = strict_json.loads(line)
     except json.JSONDecodeError as exc:
         return {"__error__": f"invalid JSON: {exc.msg}"}
-    except RowRejected as exc:
+    except strict_json.RepeatedKey as exc:  # {"email": "a@x", "email": "b@x"}
         return {"__error__": str(exc)}
     return value if isinstance(value, dict) else {"__error__": "not an object"}
 

@@ -4,7 +4,6 @@ its body is looked at), and answer 413 past the bound, 400 for what is not JSON.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -12,6 +11,8 @@ from aws_lambda_powertools.event_handler.exceptions import (
     BadRequestError,
     RequestEntityTooLargeError,
 )
+
+from kizuna.domain import strict_json
 
 
 def _no_constant(name: str) -> NoReturn:
@@ -35,7 +36,9 @@ def json_body(router: Any, limit: int) -> Any:
     if size > limit:
         raise RequestEntityTooLargeError(f"the body is {size} bytes; at most {limit}")
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        return strict_json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    except strict_json.RepeatedKey as error:  # which of the two values was meant?
+        raise BadRequestError(f"the body is not valid: {error} in one object") from error
     except (ValueError, RecursionError) as error:
         raise BadRequestError("the body is not valid JSON") from error
 

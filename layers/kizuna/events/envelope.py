@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar, Union, get_args, get
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kizuna.domain import strict_json
 from kizuna.domain.customer import MAX_ATTRIBUTES_BYTES, attribute_values, attributes_size
 from kizuna.domain.timestamps import iso
 from kizuna.events.custom import BUILTIN, Vocabulary
@@ -163,6 +164,18 @@ class Envelope(BaseModel):
 
 
 def parse_envelope(raw: str | dict[str, Any]) -> Envelope:
+    """The event's envelope; EventRejected (``InvalidEnvelope``) if it is not one, or if an
+    object in it gives a key twice (which value a reader takes is the reader's: EventBridge's
+    rule matching could read one, ingest another). The reason does not name the key (a
+    free-form key can be personal data)."""
+    if isinstance(raw, str):
+        try:
+            strict_json.loads(raw)
+        except strict_json.RepeatedKey:
+            reason = "an object in the event gives a key twice"
+            raise EventRejected("InvalidEnvelope", reason) from None
+        except (ValueError, RecursionError):
+            pass  # not JSON: pydantic says where, below
     try:
         if isinstance(raw, str):
             return Envelope.model_validate_json(raw)

@@ -199,6 +199,10 @@ def test_shape_and_size_bounds(world: tuple[Api, Bus]) -> None:
     assert api.call("POST", "/machine/events", as_="machine", body={"event": []}).status == 400
     assert api.call("POST", "/machine/events", as_="machine", body=[]).status == 400
     assert api.call("POST", "/machine/events", as_="machine", body="NaN").status == 400
+    # an object that gives a key twice: which value was meant? 400, naming the key
+    twice = json.dumps([order("o-1")])[:-2] + ', "detail-type": "order.cancelled"}]'
+    answer = api.call("POST", "/machine/events", as_="machine", body=twice)
+    assert answer.status == 400 and "'detail-type' given twice" in answer.body
     # over 100 events, over the byte bound: 413
     many = [order(f"o-{i}") for i in range(101)]
     assert api.call("POST", "/machine/events", as_="machine", body=many).status == 413
