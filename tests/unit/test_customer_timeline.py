@@ -47,6 +47,34 @@ def test_a_deferred_message_says_until_when_and_keeps_no_internals() -> None:
     assert item.data == {"attempts": 1}
 
 
+def test_a_message_ses_rejected_says_it_was_not_delivered() -> None:
+    row = {
+        "pk": "c1",
+        "sk": "MSG#welcome-abc#email",
+        "kind": "MSG",
+        "program": "welcome",
+        "step": "email",
+        "status": "sent",
+        "channel": "email",
+        "at": AT,
+        "sent_at": AT,
+        "provider_message_id": "p",
+        "reject_at": "2026-01-05T03:00:01.000000Z",
+        "not_delivered_reason": "rejected: Bad content",
+    }
+    item = timeline_item(row, "en")
+    assert item is not None and item.outcome == "sent"  # SES took it
+    assert item.data["reject_at"] == "2026-01-05T03:00:01.000000Z"
+    assert item.data["not_delivered_reason"] == "rejected: Bad content"
+    assert item.why is not None
+    assert item.why.text == "Accepted by email but never delivered: rejected: Bad content."
+    ja = timeline_item(row, "ja")
+    assert ja is not None and ja.why is not None
+    assert (
+        ja.why.text == "メールで受け付けられましたが、配信されませんでした: rejected: Bad content。"
+    )
+
+
 def test_a_skipped_entry_keeps_the_ledger_detail_whatever_its_shape() -> None:
     detail = {"field": "lifecycle", "expected": ["new"], "found": "repeat", "n": Decimal(2)}
     row: dict[str, object] = {

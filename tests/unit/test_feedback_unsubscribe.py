@@ -1,8 +1,12 @@
 """Feedback (bounces, complaints, opens) and one-click unsubscribe, with fakes."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from kizuna.delivery.ledger import settle
 from kizuna.delivery.policy import address_hash
 from kizuna.delivery.tags import TAG_CUSTOMER, TAG_EXECUTION, TAG_PROGRAM, TAG_STEP
 from kizuna.delivery.unsubscribe import sign
@@ -184,6 +188,98 @@ def test_bad_ses_input_goes_to_the_dead_letters_at_once() -> None:
     assert "mail.tags.customer" in dlq.letters[0].reason
     assert all("not an SES event" in d.reason for d in dlq.letters[1:])
     assert inbound.events == []
+
+
+REJECT = {"reject": {"reason": "Bad content"}}
+RENDERING_FAILURE = {
+    "failure": {
+        "errorMessage": "Attribute 'coupon' is not present in the rendering data: hanako@example.jp",
+        "templateName": "coupon",
+    }
+}
+ENTRY = ("c1", "MSG#ex-1#coupon")
+
+
+def metric_reasons(out: str, name: str = "EmailNotDelivered") -> list[str]:
+    """The ``reason`` of each ``name`` metric printed (EMF, one JSON object a line)."""
+    lines = (json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"'))
+    return [str(m["reason"]) for m in lines if name in m]
+
+
+def test_a_rejected_message_is_recorded_as_not_delivered_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given a message sent (SES returned its id), then rejected by SES (a virus)
+    svc, store, inbound, dlq = feedback()
+    store.messages[ENTRY]["provider_message_id"] = "m-1"
+    rejected = ses_event("Email Rejected", "Reject", REJECT)
+    out = svc.process_batch(sqs_event(sqs_record(rejected, "r1")))
+    # then its entry says when and why it was not delivered; the outcome stays sent (SES
+    # took it: never sent again), the address is not suppressed
+    assert out == {"batchItemFailures": []} and dlq.letters == [] and inbound.events == []
+    entry = store.messages[ENTRY]
+    assert entry["reject_at"] == "2026-01-05T02:59:00.000000Z"  # the mail's time
+    assert entry["not_delivered_reason"] == "rejected: Bad content"
+    assert (entry["status"], entry["provider_message_id"]) == ("sent", "m-1")
+    # and it is counted, by kind
+    assert metric_reasons(capsys.readouterr().out) == ["reject"]
+    # when the same event comes again (SQS, EventBridge deliver at least once)
+    before = dict(entry)
+    svc.process_batch(sqs_event(sqs_record(rejected, "r2")))
+    # then nothing changes and nothing more is counted
+    assert store.messages[ENTRY] == before
+    assert metric_reasons(capsys.readouterr().out) == []
+
+
+def test_a_rendering_failure_is_not_delivered_and_never_quotes_the_error() -> None:
+    svc, store, inbound, _ = feedback()
+    failed = ses_event("Email Rendering Failure", "Rendering Failure", RENDERING_FAILURE)
+    svc.process_batch(sqs_event(sqs_record(failed, "f1")))
+    entry = store.messages[ENTRY]
+    assert entry["rendering_failure_at"] == "2026-01-05T02:59:00.000000Z"
+    assert entry["not_delivered_reason"] == "rendering failure"
+    assert entry["provider_message_id"] == "m-1"  # the entry had none: SES's is stamped
+    assert "hanako" not in repr(entry) and "rendering data" not in repr(entry)
+    assert inbound.events == []
+
+
+def test_a_reject_kizuna_did_not_send_is_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    svc, store, _, dlq = feedback()
+    store.messages[ENTRY]["provider_message_id"] = "m-sent"
+    before = dict(store.messages[ENTRY])
+    # another message id for the entry's tags
+    other = ses_event("Email Rejected", "Reject", REJECT)
+    # untagged (no execution: no ledger entry to check)
+    untagged = ses_event("Email Rejected", "Reject", REJECT)
+    del untagged["detail"]["mail"]["tags"][TAG_EXECUTION]
+    # no ledger entry for the step the tags name
+    elsewhere = ses_event("Email Rendering Failure", "Rendering Failure", RENDERING_FAILURE)
+    elsewhere["detail"]["mail"]["tags"][TAG_STEP] = ["other-step"]
+    records = [sqs_record(e, f"m{i}") for i, e in enumerate((other, untagged, elsewhere))]
+    assert svc.process_batch(sqs_event(*records)) == {"batchItemFailures": []}
+    assert store.messages[ENTRY] == before and dlq.letters == []
+    printed = capsys.readouterr().out
+    assert metric_reasons(printed) == []
+    assert metric_reasons(printed, "FeedbackIgnored") == [
+        "other_message",
+        "untagged",
+        "no_ledger_entry",
+    ]
+
+
+def test_a_reject_of_an_entry_left_sending_settles_it_sent_and_not_delivered() -> None:
+    # given a send whose outcome was never recorded (the function died after SES took it)
+    svc, store, _, _ = feedback()
+    store.record_message(
+        "c1", "ex-1", "coupon", {"status": "sending", "dispatched_at": "2026-01-05T02:58:59Z"}
+    )
+    # when SES's reject arrives
+    svc.process_batch(sqs_event(sqs_record(ses_event("Email Rejected", "Reject", REJECT), "r1")))
+    # then the sweep settles it from SES's evidence (never sent again), and the entry keeps
+    # why it was not delivered
+    entry = store.messages[ENTRY]
+    assert settle(entry) == ("sent", "reconciled")
+    assert entry["not_delivered_reason"] == "rejected: Bad content"
 
 
 KEY = b"u" * 32

@@ -167,6 +167,7 @@ class MemoryStore:
         value: str,
         message_id: str | None = None,
         channel: str | None = None,
+        also: Mapping[str, str] | None = None,
     ) -> bool:
         entry = self.messages.get((customer_id, f"MSG#{execution}#{step}"))
         if entry is None or (field in entry and str(entry[field]) <= value):
@@ -176,6 +177,8 @@ class MemoryStore:
         entry[field] = value
         if message_id:
             entry.setdefault("provider_message_id", message_id)
+        for name, extra in (also or {}).items():
+            entry.setdefault(name, extra)  # kept when there (as DynamoStore's if_not_exists)
         return True
 
     # recipients of the Send task and of campaign batches (kizuna.ports.CampaignRecipients)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -1281,15 +1281,17 @@ class DynamoStore:
         value: str,
         message_id: str | None = None,
         channel: str | None = None,
+        also: Mapping[str, str] | None = None,
     ) -> bool:
         """Stamp delivery feedback (delivery_at, open_at, bounce_at...) on a ledger entry,
         and the provider's ``message_id`` when the entry has none yet (an entry whose
         outcome was never recorded: the reconciliation sweep settles it from these). A
         stamp keeps the earliest time (``value``, ISO, as :func:`kizuna.domain.timestamps.iso`
         writes it): a second open, or an event redelivered late, never moves ``open_at``
-        later (engagement branches measure the first open from the send). False: no such
-        entry, or it holds an earlier stamp of ``field``, or (with ``channel``) it was not
-        sent on that channel."""
+        later (engagement branches measure the first open from the send). ``also``: more
+        attributes written with the stamp, each kept when the entry has it already (a
+        reject's ``not_delivered_reason``). False: no such entry, or it holds an earlier
+        stamp of ``field``, or (with ``channel``) it was not sent on that channel."""
         names = {"#f": field}
         values: dict[str, Any] = {":v": value}
         expression = "SET #f = :v"
@@ -1298,6 +1300,10 @@ class DynamoStore:
             names["#m"] = "provider_message_id"
             values[":m"] = message_id
             expression += ", #m = if_not_exists(#m, :m)"
+        for i, (name, extra) in enumerate(sorted((also or {}).items())):
+            names[f"#a{i}"] = name
+            values[f":a{i}"] = extra
+            expression += f", #a{i} = if_not_exists(#a{i}, :a{i})"
         if channel:
             names["#c"] = "channel"
             values[":c"] = channel

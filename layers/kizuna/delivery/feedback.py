@@ -5,10 +5,11 @@ Sources and shapes:
 
 - **SES** email events from a configuration set's EventBridge destination (source
   ``aws.ses``, detail-type ``Email Bounced`` / ``Email Complaint Received`` /
-  ``Email Delivered`` / ``Email Opened`` / ``Email Clicked``...). ``detail`` is the SES event
-  record (``eventType``, ``mail`` with ``messageId`` and ``tags``, and ``bounce`` /
-  ``complaint`` / ``delivery`` / ``open`` / ``click``). The bare record (as SNS or Firehose
-  carry it) is accepted too. The tags are the ones :class:`~kizuna.delivery.channels.SesEmail`
+  ``Email Delivered`` / ``Email Opened`` / ``Email Clicked`` / ``Email Rejected`` /
+  ``Email Rendering Failure``). ``detail`` is the SES event record (``eventType``, ``mail``
+  with ``messageId`` and ``tags``, and ``bounce`` / ``complaint`` / ``delivery`` / ``open`` /
+  ``click`` / ``reject`` / ``failure``). The bare record (as SNS or Firehose carry it) is
+  accepted too. The tags are the ones :class:`~kizuna.delivery.channels.SesEmail`
   wrote, escaped by :mod:`kizuna.delivery.tags`.
 - **SMS opt-out**: ``{"phone_number": "+8190...", "customer_id": "...", "observed_at": ...}``,
   one per number found by the periodic ``ListPhoneNumbersOptedOut`` sweep.
@@ -20,6 +21,13 @@ A permanent bounce or a complaint suppresses email -- the addresses SES names
 the send-time suppression check hashes them, never in clear past this module; a transient or
 undetermined bounce does not. Reasons never carry an address or an SMTP diagnostic (they can
 quote the address).
+
+A **reject** (SES took the API call, then refused the message: a virus) and a **rendering
+failure** (SES could not render the message's template) mean the message was never delivered
+(:data:`NOT_DELIVERED`); neither suppresses anything (the address is not at fault). A reject's
+reason keeps SES's fixed phrase (``rejected: Bad content``) only when it is a few plain words;
+a rendering failure's is always ``rendering failure``: SES's ``errorMessage`` can quote the
+template data (a name, an address) and never leaves this module.
 """
 
 from __future__ import annotations
@@ -46,7 +54,17 @@ from kizuna.domain.loyalty import address_hash
 from kizuna.events import ChannelSuppressed, ConsentChannel
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
 
-Kind = Literal["bounce", "complaint", "delivery", "open", "click", "opt_out", "invalid_token"]
+Kind = Literal[
+    "bounce",
+    "complaint",
+    "delivery",
+    "open",
+    "click",
+    "reject",
+    "rendering_failure",
+    "opt_out",
+    "invalid_token",
+]
 
 SES_SOURCE = "aws.ses"
 # EventBridge detail-type -> SES eventType, for the events Kizuna acts on.
@@ -56,6 +74,8 @@ SES_DETAIL_TYPES = {
     "Email Delivered": "Delivery",
     "Email Opened": "Open",
     "Email Clicked": "Click",
+    "Email Rejected": "Reject",
+    "Email Rendering Failure": "Rendering Failure",
 }
 _KINDS: dict[str, Kind] = {
     "Bounce": "bounce",
@@ -63,7 +83,14 @@ _KINDS: dict[str, Kind] = {
     "Delivery": "delivery",
     "Open": "open",
     "Click": "click",
+    "Reject": "reject",
+    "Rendering Failure": "rendering_failure",
 }
+# Kinds of a message SES accepted at the API call and then never delivered.
+NOT_DELIVERED: frozenset[Kind] = frozenset({"reject", "rendering_failure"})
+RENDERING_FAILURE_REASON = "rendering failure"
+# SES's reject reasons are fixed phrases ("Bad content"): kept when they look like one.
+_SAFE_REJECT_REASON = re.compile(r"[A-Za-z][A-Za-z -]{0,47}")
 
 
 class FeedbackError(ValueError):
@@ -164,6 +191,17 @@ class _Stamped(_Lenient):
     timestamp: datetime | None = None
 
 
+class _Reject(_Lenient):
+    reason: str = Field(min_length=1)
+
+
+class _Failure(_Lenient):
+    """Read only to check the shape: ``errorMessage`` can quote template data, it is never
+    kept."""
+
+    template_name: str | None = None
+
+
 class _Click(_Stamped):
     link: str = ""
 
@@ -176,6 +214,8 @@ class _SesRecord(_Lenient):
     delivery: _Stamped | None = None
     open: _Stamped | None = None
     click: _Click | None = None
+    reject: _Reject | None = None
+    failure: _Failure | None = None
 
 
 class _EventBridge(_Lenient):
@@ -219,7 +259,7 @@ def _link(url: str) -> str:
 
 def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
     """The action for one SES event (EventBridge envelope or bare record); None for event
-    types Kizuna does not act on (Send, Reject, DeliveryDelay, Rendering Failure...). A
+    types Kizuna does not act on (Send, DeliveryDelay, Subscription...). A
     :class:`FeedbackError` for anything else that is not an SES event (a JSON body that is
     not an object, say)."""
     if not isinstance(event, Mapping):
@@ -267,6 +307,16 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
             suppress = True
             hashes = _hashed(c.complained_recipients, record.mail.destination)
             occurred_at = c.timestamp or occurred_at
+        case "reject":
+            if record.reject is None:
+                raise FeedbackError("Reject event without reject")
+            said = record.reject.reason.strip()
+            safe = _SAFE_REJECT_REASON.fullmatch(said)
+            reason = f"rejected: {said}" if safe else "rejected"
+        case "rendering_failure":
+            if record.failure is None:
+                raise FeedbackError("Rendering Failure event without failure")
+            reason = RENDERING_FAILURE_REASON
         case "click":
             click = record.click or _Click()
             reason = f"clicked {_link(click.link)}"

@@ -45,9 +45,24 @@ SENDING_PK: Final = "sending_pk"
 SENDING_SK: Final = "sending_at"
 SENDING_SHARDS: Final = 16
 
+# Feedback stamps of a message SES took at the API call and then never delivered: a reject
+# (a virus) or a rendering failure. The entry keeps its outcome (``sent``: SES accepted it,
+# as for a bounce) and says why it was not delivered in :data:`NOT_DELIVERED_REASON`.
+NOT_DELIVERED_STAMPS: Final = ("reject_at", "rendering_failure_at")
+NOT_DELIVERED_REASON: Final = "not_delivered_reason"
+
 # Feedback stamps (``<kind>_at``, :mod:`kizuna.services.feedback`) that prove the provider
-# took the message (a bounce too: SES accepted it and tried).
-ACCEPTED_EVIDENCE: Final = ("delivery_at", "bounce_at", "complaint_at", "open_at", "click_at")
+# took the message (a bounce too: SES accepted it and tried; a reject or a rendering failure
+# too: SES accepted the API call, so the message is never sent again, and the entry already
+# says it was not delivered).
+ACCEPTED_EVIDENCE: Final = (
+    "delivery_at",
+    "bounce_at",
+    "complaint_at",
+    "open_at",
+    "click_at",
+    *NOT_DELIVERED_STAMPS,
+)
 
 Settled = Literal["sent", "failed"]
 
@@ -89,7 +104,8 @@ def settle(entry: Mapping[str, Any]) -> tuple[Settled, str]:
 
     - never dispatched: the provider never saw it -> ``failed: not_dispatched``;
     - the provider's message id, or feedback that the provider took it (delivery, bounce,
-      complaint, open, click) -> ``sent: reconciled``;
+      complaint, open, click; a reject or a rendering failure too: SES accepted the call, and
+      the entry's ``not_delivered_reason``, stamped with it, stays) -> ``sent: reconciled``;
     - dispatched with no evidence either way -> ``failed: outcome_unknown`` (alarmed: it
       may or may not have reached the customer, and it is never sent again)."""
     if not entry.get(DISPATCHED_AT):

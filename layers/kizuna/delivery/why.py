@@ -560,8 +560,15 @@ def _message(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
     blocks = _blocks(row, lang)
     passed = (" ({b})", " ({b})")[i].format(b="; ".join(blocks)) if blocks else ""
     text: str
+    # SES took the message, then rejected it or could not render it (the feedback function)
+    not_delivered = row.get("not_delivered_reason")
     if status == "sent":
-        if reason == "reconciled":
+        if isinstance(not_delivered, str) and not_delivered:
+            text = (
+                "Accepted by {c} but never delivered: {r}.",
+                "{c}で受け付けられましたが、配信されませんでした: {r}。",
+            )[i].format(c=channel or "?", r=not_delivered)
+        elif reason == "reconciled":
             text = _text("reconciled", lang, channel=channel or "?")
         else:
             text = ("Sent by {c}.", "{c}で送信しました。")[i].format(c=channel or "?")

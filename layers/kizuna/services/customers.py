@@ -23,6 +23,7 @@ from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from kizuna.delivery.ledger import NOT_DELIVERED_REASON, NOT_DELIVERED_STAMPS
 from kizuna.delivery.policy import address_for, channel_block
 from kizuna.delivery.why import explain
 from kizuna.domain.customer import Customer
@@ -40,6 +41,8 @@ MAX_TOKEN_CHARS: Final = 1024
 # decisions are the ENTRY#/CONV# rows) and the frequency caps' memory
 STATE_KINDS: Final = frozenset({"JOURNEY", "CONTACT"})
 ENGAGEMENT: Final = ("delivery_at", "open_at", "click_at", "bounce_at", "complaint_at")
+# a message SES accepted and never delivered: when, and why (kizuna.services.feedback)
+NOT_DELIVERED: Final = (*NOT_DELIVERED_STAMPS, NOT_DELIVERED_REASON)
 
 ItemType = Literal[
     "order",
@@ -482,7 +485,7 @@ def timeline_item(
             data = _pick(
                 row, "execution", "template", "variant", "arm", "occurrence", "skipped", "sent_at"
             )
-            data |= _pick(row, "attempts", "reconciled_at", *ENGAGEMENT)
+            data |= _pick(row, "attempts", "reconciled_at", *ENGAGEMENT, *NOT_DELIVERED)
             return TimelineItem(
                 type="campaign_message" if campaign else "message",
                 program=None if campaign else row.get("program"),

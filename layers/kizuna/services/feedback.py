@@ -14,17 +14,32 @@ ledger entry, with SES's message id when the entry has none (the reconciliation 
 settles such entries from these). Idempotent: a stamp keeps the earliest time it was seen
 (``open_at`` is the first open, whatever the order events come in), suppressions are
 last-writer-wins facts.
+
+A reject or a rendering failure (SES accepted the API call, then never delivered the
+message) is stamped the same way (``reject_at``, ``rendering_failure_at``) and, in the same
+write, gives the entry a ``not_delivered_reason`` (``rejected: Bad content``, ``rendering
+failure``; the first one stays). The entry's outcome stays ``sent`` -- SES took the message,
+the send's counters say so, and it is never sent again -- and the reason is what the
+customer's timeline shows. Each one stamped counts once in ``EmailNotDelivered`` (by
+``reason``: ``reject``, ``rendering_failure``); a redelivered event counts no more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kizuna.delivery.feedback import FeedbackAction, FeedbackError, parse_ses_event, suppression
+from kizuna.delivery.feedback import (
+    NOT_DELIVERED,
+    FeedbackAction,
+    FeedbackError,
+    parse_ses_event,
+    suppression,
+)
+from kizuna.delivery.ledger import NOT_DELIVERED_REASON
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import address_hash
 from kizuna.domain.timestamps import iso
@@ -45,6 +60,8 @@ class FeedbackStore(Protocol):
         field: str,
         value: str,
         message_id: str | None = None,
+        channel: str | None = None,
+        also: Mapping[str, str] | None = None,
     ) -> bool: ...
 
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]: ...
@@ -55,17 +72,28 @@ class FeedbackStore(Protocol):
 
 
 IGNORED_METRIC = "FeedbackIgnored"
+NOT_DELIVERED_METRIC = "EmailNotDelivered"
 REASON_DIMENSION = "reason"
+
+
+def _count(name: str, reason: str) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name=REASON_DIMENSION, value=reason)
 
 
 def count_ignored(reason: str) -> None:
     """One ``FeedbackIgnored`` metric (dimension ``reason``) for an event not acted on."""
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    _count(IGNORED_METRIC, reason)
 
-    with single_metric(
-        name=IGNORED_METRIC, unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name=REASON_DIMENSION, value=reason)
+
+def count_not_delivered(kind: str) -> None:
+    """One ``EmailNotDelivered`` metric (dimension ``reason``: ``reject``,
+    ``rendering_failure``) for a message SES accepted and never delivered."""
+    _count(NOT_DELIVERED_METRIC, kind)
 
 
 class FeedbackService:
@@ -122,9 +150,10 @@ class FeedbackService:
         return handle
 
     def apply(self, action: FeedbackAction) -> None:
-        """Stamp the event on its ledger entry and, for a permanent bounce or a complaint,
-        suppress the addresses it names; ignore (counted) an event for a message Kizuna did
-        not send."""
+        """Stamp the event on its ledger entry (a reject or a rendering failure with the
+        entry's ``not_delivered_reason``, counted) and, for a permanent bounce or a
+        complaint, suppress the addresses it names; ignore (counted) an event for a message
+        Kizuna did not send."""
         at = action.occurred_at or self.clock.now()
         cid, execution, step = action.customer_id, action.execution, action.step
         if cid is None or not execution or not step:
@@ -137,6 +166,22 @@ class FeedbackService:
         sent_as = entry.get("provider_message_id")
         if sent_as and str(sent_as) != action.message_id:
             self._ignore(action, "other_message")
+            return
+        if action.kind in NOT_DELIVERED:
+            stamped = self.store.stamp_message(
+                cid,
+                execution,
+                step,
+                f"{action.kind}_at",
+                iso(at),
+                action.message_id,
+                also={NOT_DELIVERED_REASON: action.reason},
+            )
+            if stamped:  # not again for a redelivered event
+                logger.warning(
+                    "email not delivered", reason=action.kind, customer_id=cid, step=step
+                )
+                count_not_delivered(action.kind)
             return
         self.store.stamp_message(
             cid, execution, step, f"{action.kind}_at", iso(at), action.message_id

@@ -229,6 +229,32 @@ def test_a_crash_after_the_provider_took_the_message_never_sends_it_again(
     assert reconcile(store) == {}
 
 
+def test_a_crash_then_an_ses_reject_settles_sent_and_says_not_delivered(
+    store: DynamoStore,
+) -> None:
+    # given: the function died right after SES took the message, then SES rejected it
+    with pytest.raises(SystemExit):
+        sender(store, Email(crash=True)).send(cohort_send("run-a"))
+    why = {"not_delivered_reason": "rejected: Bad content"}
+    at = "2026-01-05T03:00:01.000000Z"
+    assert store.stamp_message("c1", "ex-1", "coupon", "reject_at", at, "m9", also=why)
+    # a redelivered event changes nothing; an earlier stamp keeps the first reason
+    assert not store.stamp_message("c1", "ex-1", "coupon", "reject_at", at, "m9", also=why)
+    earlier = "2026-01-05T03:00:00.500000Z"
+    other = {"not_delivered_reason": "rejected"}
+    assert store.stamp_message("c1", "ex-1", "coupon", "reject_at", earlier, "m9", also=other)
+    # when: the sweep runs
+    assert reconcile(store) == {"sent": 1}
+    # then: SES accepted it (never sent again), and the entry says it was not delivered
+    settled = entry(store)
+    assert (settled["status"], settled["reason"]) == ("sent", "reconciled")
+    assert settled["provider_message_id"] == "m9" and settled["reject_at"] == earlier
+    assert settled["not_delivered_reason"] == "rejected: Bad content"
+    email = Email()
+    assert sender(store, email).send(cohort_send("run-a")).status == "sent"
+    assert email.sent == []
+
+
 def test_a_crash_with_no_evidence_is_settled_loudly_as_outcome_unknown(
     store: DynamoStore,
 ) -> None:

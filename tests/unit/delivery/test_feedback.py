@@ -10,6 +10,7 @@ from delivery_helpers import load_fixture
 
 from kizuna.delivery.channels import InvalidAddressInfo
 from kizuna.delivery.feedback import (
+    NOT_DELIVERED,
     FeedbackAction,
     FeedbackError,
     invalid_token_actions,
@@ -126,6 +127,98 @@ def test_events_kizuna_does_not_act_on_are_ignored() -> None:
     delayed["detail"]["eventType"] = "DeliveryDelay"
     assert parse_ses_event(delayed) is None
     assert parse_ses_event(delayed["detail"]) is None
+
+
+def test_a_reject_says_the_message_was_not_delivered_and_suppresses_nothing() -> None:
+    # given SES took the API call, then found a virus in the message
+    action = ses("ses_reject.json")
+    # then the message is named, as accepted and not delivered; the address is not at fault
+    assert action == FeedbackAction(
+        customer_id="cust_0001.jp",
+        channel=Channel.EMAIL,
+        program="points-nudge",
+        step="send-1",
+        execution="points-nudge-cust_0001.jp-20260105",
+        kind="reject",
+        suppress=False,
+        reason="rejected: Bad content",  # SES's fixed phrase
+        message_id=MESSAGE_ID,
+        occurred_at=datetime(2026, 1, 5, 1, 0, 2, 12000, tzinfo=UTC),  # a reject has no time
+        event_id="6e4f1c1a-0000-4000-8000-000000000008",
+    )
+    assert action.kind in NOT_DELIVERED
+    # and the bare record (SNS, Firehose) says the same
+    bare = parse_ses_event(load_fixture("ses_reject.json")["detail"])
+    assert bare == action.model_copy(update={"event_id": None})
+
+
+def test_a_rendering_failure_never_quotes_the_error_message() -> None:
+    # given SES could not render a template, its error quoting the template data
+    event = load_fixture("ses_rendering_failure.json")
+    assert "hanako@example.jp" in event["detail"]["failure"]["errorMessage"]
+    action = ses_action(event)
+    # then a fixed reason: nothing of the error message, nor of the template data
+    assert (action.kind, action.suppress) == ("rendering_failure", False)
+    assert action.reason == "rendering failure" and action.kind in NOT_DELIVERED
+    assert action.customer_id == "cust_0001.jp" and action.message_id == MESSAGE_ID
+    assert action.address_hashes == ()
+    dumped = action.model_dump_json()
+    for quoted in ("hanako", "山田", "花子", "coupon", "not present", "points-nudge-send-1"):
+        assert quoted not in dumped
+    # and the bare record says the same
+    bare = parse_ses_event(event["detail"])
+    assert bare is not None and (bare.kind, bare.reason) == ("rendering_failure", action.reason)
+
+
+@pytest.mark.parametrize(
+    ("said", "reason"),
+    [
+        ("Bad content", "rejected: Bad content"),
+        ("  Bad content ", "rejected: Bad content"),
+        ("Bad content: hanako@example.jp", "rejected"),  # not a fixed phrase: not kept
+        ("Virus found in 'Coupon for Yamada Hanako.pdf'", "rejected"),
+        ("x" * 49, "rejected"),  # a phrase, not a paragraph
+    ],
+)
+def test_a_reject_keeps_sess_reason_only_when_it_is_a_short_plain_phrase(
+    said: str, reason: str
+) -> None:
+    event = load_fixture("ses_reject.json")
+    event["detail"]["reject"]["reason"] = said
+    assert ses_action(event).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("fixture", "mutate", "message"),
+    [
+        ("ses_reject.json", lambda d: d.pop("reject"), "Reject event without reject"),
+        ("ses_reject.json", lambda d: d.update(reject={}), r"malformed SES event: reject\.reason"),
+        (
+            "ses_reject.json",
+            lambda d: d.update(reject={"reason": ""}),
+            r"malformed SES event: reject\.reason",
+        ),
+        (
+            "ses_reject.json",
+            lambda d: d.update(reject="Bad content"),
+            "malformed SES event: reject",
+        ),
+        (
+            "ses_rendering_failure.json",
+            lambda d: d.pop("failure"),
+            "Rendering Failure event without failure",
+        ),
+    ],
+)
+def test_a_malformed_reject_or_rendering_failure_raises(
+    fixture: str, mutate: Any, message: str
+) -> None:
+    event = load_fixture(fixture)
+    mutate(event["detail"])
+    with pytest.raises(FeedbackError, match=message):
+        parse_ses_event(event)
+    with pytest.raises(FeedbackError, match=message):  # the bare record too
+        parse_ses_event(event["detail"])
 
 
 @pytest.mark.parametrize(

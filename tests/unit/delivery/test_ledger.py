@@ -48,6 +48,11 @@ def test_only_the_token_holder_dispatches_and_again_after_a_5xx() -> None:
         ({**SENDING, "dispatched_at": "x", "delivery_at": "y"}, ("sent", "reconciled")),
         ({**SENDING, "dispatched_at": "x", "bounce_at": "y"}, ("sent", "reconciled")),
         ({**SENDING, "dispatched_at": "x", "provider_message_id": "m"}, ("sent", "reconciled")),
+        # SES took the API call, then rejected the message or could not render it: never
+        # sent again; the entry's not_delivered_reason says it was not delivered
+        ({**SENDING, "dispatched_at": "x", "reject_at": "y"}, ("sent", "reconciled")),
+        ({**SENDING, "dispatched_at": "x", "rendering_failure_at": "y"}, ("sent", "reconciled")),
+        ({**SENDING, "reject_at": "y"}, ("failed", "not_dispatched")),
     ],
 )
 def test_a_stale_sending_entry_settles_from_what_the_ledger_holds(
