@@ -6,6 +6,7 @@ the console form's definition."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -436,6 +437,98 @@ def test_a_one_off_campaign_whose_time_passed_is_not_written_or_resumed_as_sched
     assert [s for _, s in schedules.put_calls] == ["paused"]
     draft = campaign.model_copy(update={"status": CampaignStatus.DRAFT})
     assert a.save(draft, files, "ci", later, expected_version=1) == 2
+
+
+def test_the_refusal_names_the_schedule_field_whose_time_passed() -> None:
+    a, _, _ = admin()
+    later = NOW + timedelta(days=2)
+    once = parse_campaign(sale(status="scheduled"))
+    local = parse_campaign(
+        sale(
+            status="scheduled",
+            schedule={"type": "local_time", "date": "2026-12-01", "time": "10:00"},
+        )
+    )
+    with pytest.raises(StatusConflict) as refused:
+        a.save(once, {}, "ci", later, expected_version=0)
+    assert str(refused.value) == (
+        "winter-sale: schedule.at (2026-12-01T01:00:00+00:00) has passed: change the schedule"
+    )
+    with pytest.raises(StatusConflict) as refused:
+        a.save(local, {}, "ci", later, expected_version=0)
+    assert str(refused.value) == (
+        "winter-sale: schedule.date and time (2026-12-01 10:00, first at "
+        "2026-11-30T20:00:00+00:00) has passed: change the schedule"
+    )
+
+
+def test_a_recurring_campaign_whose_end_passed_is_not_written_scheduled_or_resumed() -> None:
+    # Given a paused weekly campaign that ends in a week
+    weekly = {
+        "type": "recurring",
+        "cron": "cron(0 10 ? * FRI *)",
+        "time_zone": "Asia/Tokyo",
+        "end": (NOW + timedelta(days=7)).isoformat(),
+    }
+    a, campaigns, schedules = admin()
+    campaign = saved(a, status="paused", schedule=weekly)
+    files = campaigns.definitions["winter-sale"].templates
+    later = NOW + timedelta(days=8)  # past its end
+
+    # When it is written (apply, an update, a new campaign) or resumed as scheduled: refused
+    scheduled = campaign.model_copy(update={"status": CampaignStatus.SCHEDULED})
+    end = "schedule.end (2026-12-07T01:00:00+00:00) has passed: change the schedule"
+    for version in (None, 1):
+        with pytest.raises(StatusConflict, match=re.escape(f"winter-sale: {end}")):
+            a.save(scheduled, files, "ci", later, expected_version=version)
+    other = scheduled.model_copy(update={"id": "autumn-sale"})
+    with pytest.raises(StatusConflict, match=re.escape(end)):
+        a.save(other, files, "ci", later, expected_version=0)
+    with pytest.raises(StatusConflict, match=re.escape(end)):
+        a.transition("winter-sale", "resume", later)
+    # Then nothing was written and no schedule put; before its end, and as a draft, it is
+    assert campaigns.definitions["winter-sale"].status == "paused"
+    assert "autumn-sale" not in campaigns.definitions
+    assert [s for _, s in schedules.put_calls] == ["paused"]
+    assert a.transition("winter-sale", "resume", NOW)[1] == "scheduled"
+    draft = campaign.model_copy(update={"status": CampaignStatus.DRAFT})
+    assert a.save(draft, files, "ci", later) == 2
+
+
+def test_a_scheduled_campaign_re_applied_unchanged_after_its_time_is_left_as_it_is() -> None:
+    # Given a one-off campaign scheduled in time, and a weekly one whose end is near
+    a, campaigns, schedules = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    weekly = {
+        "type": "recurring",
+        "rate": "rate(7 days)",
+        "end": (NOW + timedelta(days=1)).isoformat(),
+    }
+    recurring = saved(a, id="weekly-sale", status="scheduled", schedule=weekly)
+    schedules.put_calls.clear()
+    later = NOW + timedelta(days=2)  # both have passed: running, or done
+
+    # When apply re-applies their files unchanged: each is left as it is, nothing put again
+    assert a.left_as_is(campaign, files, later, campaigns.definitions["winter-sale"]) == (
+        "scheduled; schedule.at has passed"
+    )
+    assert a.save(campaign, files, "ci", later) == 1
+    assert a.save(recurring, files, "ci", later) == 1
+    assert schedules.put_calls == []
+    assert [campaigns.definitions[c].version for c in ("winter-sale", "weekly-sale")] == [1, 1]
+
+    # but a changed definition, an update naming its version, or a paused one written as
+    # scheduled (a resume) is still refused
+    renamed = campaign.model_copy(update={"name": "Winter sale (2)"})
+    with pytest.raises(StatusConflict, match=r"schedule\.at \(.*\) has passed"):
+        a.save(renamed, files, "ci", later)
+    with pytest.raises(StatusConflict, match=r"schedule\.at \(.*\) has passed"):
+        a.save(campaign, files, "ci", later, expected_version=1)
+    a.transition("winter-sale", "pause", NOW)
+    with pytest.raises(StatusConflict, match=r"schedule\.at \(.*\) has passed"):
+        a.save(campaign, files, "ci", later)
+    assert campaigns.definitions["winter-sale"].status == "paused"
 
 
 def test_a_campaign_cancelled_between_the_read_and_the_write_is_not_revived() -> None:

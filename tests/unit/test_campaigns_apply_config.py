@@ -5,14 +5,19 @@ configuration given, whose declared attributes its segments may name (a migrated
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from kizuna.campaigns.model import Campaign, CampaignStatus
+from kizuna.runtime import clock
+from kizuna.runtime.clock import FixedClock
 from kizuna.services.campaign_admin import CampaignAdmin
+from kizuna_tools.cli import app
+from kizuna_tools.cli import campaigns as campaigns_cli
 from kizuna_tools.cli.campaigns import Target, _rules, apply_files
 from kizuna_tools.fakes import MemoryCampaigns, MemoryStore
 
@@ -131,7 +136,58 @@ def test_apply_keeps_an_ended_campaign_and_refuses_what_its_status_forbids(
     assert applied == []
     assert [p.split(": ", 1)[1] for p in problems] == [
         "gold-sale is cancelled: it cannot be changed (a new campaign needs a new id)",
-        "late-sale's time (2020-01-15T01:00:00+00:00) has passed: change the schedule",
+        "late-sale: schedule.at (2020-01-15T01:00:00+00:00) has passed: change the schedule",
     ]
     assert target.campaigns.get_definition("late-sale") is None
+    assert target.schedules_seen.put_calls == []
+
+
+def test_apply_leaves_a_scheduled_campaign_whose_time_passed_and_refuses_a_late_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the campaign applied (scheduled for 2099-01-15), and the clock after its time
+    root = project(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
+    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
+    target, config = InMemory(), root / "kizuna-config.json"
+    file = root / "campaigns" / "gold-sale.yaml"
+    monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2098, 12, 1, tzinfo=UTC)))
+    assert apply_files(target, [file], "mari", config)[0] == []
+    monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2099, 1, 16, tzinfo=UTC)))
+    target.schedules_seen.put_calls.clear()
+
+    # When the folder is applied again as it is: it was scheduled in time, it is left so
+    assert apply_files(target, [root / "campaigns"], "ci", config) == (
+        [],
+        ["left gold-sale as it is (scheduled; schedule.at has passed)"],
+    )
+    stored = target.campaigns.get_definition("gold-sale")
+    assert stored is not None and (stored.status, stored.version) == ("scheduled", 1)
+    assert target.schedules_seen.put_calls == []
+
+    # When a recurring campaign whose end has passed is added, written scheduled
+    weekly = (
+        CAMPAIGN.replace("gold-sale", "weekly-sale")
+        .replace('{type: once, at: "2099-01-15T01:00:00Z"}', "")
+        .replace(
+            "schedule: \n",
+            'schedule:\n  type: recurring\n  rate: rate(7 days)\n  end: "2099-01-01T00:00:00Z"\n',
+        )
+    )
+    (root / "campaigns" / "weekly-sale.yaml").write_text(weekly, encoding="utf-8")
+    (root / "templates" / "weekly-sale").symlink_to(root / "templates" / "gold-sale")
+    monkeypatch.setattr(campaigns_cli, "Target", lambda *_: target)
+    result = CliRunner().invoke(
+        app, ["campaigns", "apply", "campaigns", "--config", str(config)], env={"COLUMNS": "400"}
+    )
+
+    # Then apply fails naming the field, and writes nothing (not even the unchanged one)
+    assert result.exit_code == 1, result.output
+    assert (
+        "weekly-sale: schedule.end (2099-01-01T00:00:00+00:00) has passed: change the schedule"
+        in result.output
+    )
+    assert "left gold-sale" not in result.output
+    assert target.campaigns.get_definition("weekly-sale") is None
     assert target.schedules_seen.put_calls == []

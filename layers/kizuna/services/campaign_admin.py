@@ -40,6 +40,7 @@ from kizuna.campaigns.model import (
     CampaignStatus,
     LocalTimeSchedule,
     OnceSchedule,
+    RecurringSchedule,
     local_time_window,
 )
 from kizuna.delivery.control import GLOBAL_CONTROL, control_for
@@ -410,12 +411,35 @@ def start_of(campaign: Campaign) -> datetime | None:
     return None
 
 
-def passed_start(campaign: Campaign, now: datetime) -> str | None:
-    """Why a one-off campaign cannot be scheduled (or resumed) now: its time has passed."""
+def passed_field(campaign: Campaign, now: datetime) -> tuple[str, str] | None:
+    """The schedule's field whose time has passed, and that time: a one-off campaign's time
+    (``schedule.at``; a local-time one's date and time from where it comes first), or a
+    recurring campaign's ``schedule.end``. None while it is ahead (or there is no end)."""
+    schedule = campaign.schedule
+    if isinstance(schedule, RecurringSchedule):
+        if schedule.end is None or schedule.end > now:
+            return None
+        return "schedule.end", schedule.end.isoformat()
     start = start_of(campaign)
-    if start is not None and start <= now:
-        return f"{campaign.id}'s time ({start.isoformat()}) has passed: change the schedule"
-    return None
+    if start is None or start > now:
+        return None
+    if isinstance(schedule, LocalTimeSchedule):
+        when = f"{schedule.date} {schedule.time}, first at {start.isoformat()}"
+        return "schedule.date and time", when
+    return "schedule.at", start.isoformat()
+
+
+def passed_time(campaign: Campaign, now: datetime) -> str | None:
+    """Why the campaign cannot be scheduled now (written, scheduled or resumed as
+    ``scheduled``), naming the field: a one-off campaign's time has passed (no grace, as the
+    ``schedule`` action never had one), or a recurring campaign's end (it would not run
+    again). Whether Scheduler refuses a one-time schedule in the past or fires it at once is
+    not documented: either way the campaign would not do what its marketer meant."""
+    passed = passed_field(campaign, now)
+    if passed is None:
+        return None
+    field, when = passed
+    return f"{campaign.id}: {field} ({when}) has passed: change the schedule"
 
 
 def unchanged(stored: StoredCampaign, campaign: Campaign, files: Mapping[str, str]) -> bool:
@@ -583,18 +607,17 @@ class CampaignAdmin:
         line (enabled only while scheduled). ``expected_version``: 0 to create (it must not
         exist), the version read to update (:class:`kizuna.ports.DefinitionConflict` when
         another write came between); None replaces whatever is stored (``apply``), except
-        that an ended campaign (cancelled or done) is never written again: an unchanged
-        definition is left as it is (its version returned), a changed one refused
-        (:class:`StatusConflict`), as is any write of ``done`` or of ``scheduled`` for a
-        one-off time that has passed (:meth:`write_problem`)."""
+        what :meth:`left_as_is` leaves (its version returned, nothing written) and what
+        :meth:`write_problem` refuses (:class:`StatusConflict`): an ended campaign (cancelled
+        or done) is never written again, nobody writes ``done``, and ``scheduled`` is written
+        only while a one-off campaign's time (a recurring one's end) is ahead."""
         current = self.store.get_definition(campaign.id) if expected_version != 0 else None
         if (
             expected_version is None
             and current is not None
-            and current.status not in EDITABLE
-            and unchanged(current, campaign, files)
+            and self.left_as_is(campaign, files, now, current)
         ):
-            return current.version  # re-applied as it was: the ended campaign stays so
+            return current.version  # re-applied as it was: left as it is
         problem = self.write_problem(campaign, files, now, current)
         if problem:
             raise StatusConflict(problem)
@@ -614,6 +637,30 @@ class CampaignAdmin:
             self.schedules.put(campaign, campaign.status, now)
         return version
 
+    def left_as_is(
+        self,
+        campaign: Campaign,
+        files: Mapping[str, str],
+        now: datetime,
+        current: StoredCampaign | None,
+    ) -> str | None:
+        """Why ``apply`` (a write naming no version: a deploy pipeline re-applying
+        ``campaigns/``) leaves ``current`` as it is instead of writing this definition (None:
+        it does not; :meth:`write_problem` decides). Only when the definition and its files
+        are unchanged: an ended campaign (cancelled or done, whatever status its file says)
+        keeps what it did; a campaign stored ``scheduled`` and still written ``scheduled``
+        whose time (or end) has since passed was scheduled in time, and is running or done:
+        its schedule is not put again (a one-time schedule in the past)."""
+        if current is None or not unchanged(current, campaign, files):
+            return None
+        if current.status not in EDITABLE:
+            return current.status
+        if current.status == campaign.status == CampaignStatus.SCHEDULED:
+            passed = passed_field(campaign, now)
+            if passed:
+                return f"{current.status}; {passed[0]} has passed"
+        return None
+
     def write_problem(
         self,
         campaign: Campaign,
@@ -623,10 +670,10 @@ class CampaignAdmin:
     ) -> str | None:
         """Why this definition may not be written over ``current`` (None: it may). Only a
         draft, scheduled or paused campaign is written over (an ended one keeps what it did;
-        :meth:`save` leaves it as it is when ``apply`` re-applies it unchanged); ``done`` is
-        Kizuna's to set; a one-off campaign is written as scheduled only while its time is
-        ahead (as the ``schedule`` action checks: whether Scheduler fires a passed one-time
-        schedule is not documented; the campaign could sit "scheduled", nothing sent)."""
+        :meth:`left_as_is` says when ``apply`` leaves it as it is); ``done`` is Kizuna's to
+        set; a campaign is written as scheduled only while a one-off's time or a recurring
+        one's end is ahead (:func:`passed_time`, as the ``schedule`` and ``resume`` actions
+        check)."""
         if current is not None and current.status not in EDITABLE:
             return (
                 f"{campaign.id} is {current.status}: it cannot be changed "
@@ -638,7 +685,7 @@ class CampaignAdmin:
                 "write draft, scheduled, paused or cancelled"
             )
         if campaign.status == CampaignStatus.SCHEDULED:
-            return passed_start(campaign, now)
+            return passed_time(campaign, now)
         return None
 
     def transition(self, campaign_id: str, action: str, now: datetime) -> tuple[str, str]:
@@ -650,7 +697,7 @@ class CampaignAdmin:
         target, allowed = TRANSITIONS[action]
         stored = self.get(campaign_id)
         if target == CampaignStatus.SCHEDULED:  # schedule, resume
-            problem = passed_start(stored.campaign, now)
+            problem = passed_time(stored.campaign, now)
             if problem:
                 raise StatusConflict(problem)
         if not self.store.set_status(campaign_id, str(target), now, expected=set(allowed)):

@@ -287,6 +287,37 @@ def test_scheduling_a_campaign_whose_time_passed_is_refused(capi: Api) -> None:
     assert answer.status == 409 and "has passed" in answer.json()["message"]
 
 
+def test_a_campaign_written_scheduled_after_its_time_or_end_is_409_naming_the_field(
+    capi: Api,
+) -> None:
+    # a one-off campaign whose time passed, a recurring one whose end passed: nothing stored
+    late = create(
+        capi, status="scheduled", schedule={"type": "once", "at": "2026-11-29T10:00:00+09:00"}
+    )
+    assert late.status == 409
+    assert late.json()["message"] == (
+        "winter-sale: schedule.at (2026-11-29T10:00:00+09:00) has passed: change the schedule"
+    )
+    ended = {"type": "recurring", "rate": "rate(7 days)", "end": iso(NOW - timedelta(days=1))}
+    answer = create(capi, id="weekly-sale", status="scheduled", schedule=ended)
+    assert answer.status == 409
+    assert answer.json()["message"].startswith("weekly-sale: schedule.end (2026-11-29T01:00:00")
+    for name in ("winter-sale", "weekly-sale"):
+        assert capi.call("GET", f"/api/campaigns/{name}", as_="viewer").status == 404
+    # nor is a stored paused one updated (or resumed) to scheduled after its end
+    assert create(capi, id="weekly-sale", status="paused", schedule=ended).status == 200
+    update = {
+        "definition": winter_sale(id="weekly-sale", status="scheduled", schedule=ended),
+        "version": 1,
+    }
+    answer = capi.call("PUT", "/api/campaigns/weekly-sale", as_="marketer", body=update)
+    assert answer.status == 409 and "schedule.end" in answer.json()["message"]
+    answer = capi.call("POST", "/api/campaigns/weekly-sale/resume", as_="marketer")
+    assert answer.status == 409 and "schedule.end" in answer.json()["message"]
+    detail = capi.call("GET", "/api/campaigns/weekly-sale", as_="viewer").json()
+    assert (detail["status"], detail["version"]) == ("paused", 1)
+
+
 def test_a_cancelled_campaign_is_not_written_over_in_the_store_itself(capi: Api) -> None:
     # the campaigns table refuses it in the same write (DynamoDB's condition, on moto)
     assert create(capi).status == 200

@@ -186,6 +186,29 @@ def test_create_from_pasted_yaml(capi: Api) -> None:
     assert broken.status == 422 and "yaml: not valid YAML" in broken.body
 
 
+def test_pasted_yaml_scheduled_after_its_time_or_end_is_refused_naming_the_field(
+    capi: Api,
+) -> None:
+    cookies = capi.session("marketer")
+    late = {"type": "once", "at": "2026-11-29T10:00:00+09:00"}
+    ended = {"type": "recurring", "rate": "rate(7 days)", "end": "2026-11-29T00:00:00+00:00"}
+    for schedule, field in ((late, "schedule.at"), (ended, "schedule.end")):
+        definition = winter_sale(id="month-end-sale", status="scheduled", schedule=schedule)
+        text = yaml.safe_dump(definition, allow_unicode=True, sort_keys=False)
+        answer = capi.call(
+            "POST",
+            "/console/campaigns/new-yaml",
+            cookies=cookies,
+            form={"csrf": csrf_of(cookies), "yaml": text},
+            query={"lang": "en"},
+        )
+        assert answer.status == 422, answer.body
+        assert f"month-end-sale: {field} ({schedule.get('at') or schedule['end']}) has passed" in (
+            answer.body
+        )
+    assert capi.call("GET", "/api/campaigns/month-end-sale", as_="viewer").status == 404
+
+
 def test_a_viewer_reads_but_neither_writes_nor_sees_a_customer(capi: Api) -> None:
     marketer = capi.session("marketer")
     capi.call("POST", "/console/campaigns/new", cookies=marketer, form=form(csrf=csrf_of(marketer)))

@@ -254,17 +254,16 @@ def apply_files(
     campaigns, problems, where = _load_all(paths, config)
     if problems:
         return problems, []
-    from kizuna.services.campaign_admin import EDITABLE, unchanged
-
     applied = []
     admin = t.admin(config)
     now = _now()
-    kept: dict[str, str] = {}  # ended campaigns re-applied unchanged: left as they are
+    # re-applied unchanged, ended (or scheduled, its time since passed): left as they are
+    kept: dict[str, str] = {}
     for campaign, templates in campaigns:  # the status rules, before anything is written
         current = admin.store.get_definition(campaign.id)
-        ended = current is not None and current.status not in EDITABLE
-        if ended and current is not None and unchanged(current, campaign, templates):
-            kept[campaign.id] = current.status
+        left = admin.left_as_is(campaign, templates, now, current)
+        if left:
+            kept[campaign.id] = left
             continue
         problem = admin.write_problem(campaign, templates, now, current)
         if problem:
