@@ -37,6 +37,7 @@ from constructs import Construct
 
 from kizuna.adapters.dynamodb import SWEEP_WATERMARK_PK
 from kizuna.adapters.scheduler import SWEEP_NAME_PREFIX
+from kizuna.delivery.ledger import WITHHELD_STAMPS
 from kizuna.delivery.templates import Renderer
 from kizuna.events import DERIVED_EVENT_TYPES
 from kizuna.events.custom import BUILTIN, Vocabulary
@@ -451,6 +452,19 @@ class Programs(Construct):
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],
                 resources=[f"{wiring.tables.activity.table_arn}/index/{names.ACTIVITY_GSI1}"],
+            )
+        )
+
+        # a direct mail withheld from the print file: its ledger entry's two stamps, nothing
+        # else of the table (a conditional UpdateItem naming only these attributes)
+        self.sweep.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[wiring.tables.activity.table_arn],
+                conditions={
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(WITHHELD_STAMPS)},
+                    "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+                },
             )
         )
 

@@ -359,6 +359,17 @@ def test_sweep_writes_direct_mail_print_files_under_dm_only(
     # nothing else of the bucket: no delete, no other prefix
     s3_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")}
     assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    # a withheld row's ledger entry: an UpdateItem naming only the keys, the channel, the
+    # stamp and the reason (no other attribute of any item, nothing returned)
+    (stamp,) = [s for s in statements if "dynamodb:UpdateItem" in as_list(s["Action"])]
+    assert as_list(stamp["Action"]) == ["dynamodb:UpdateItem"]
+    assert stamp["Resource"] == arn(ids.activity)
+    assert stamp["Condition"] == {
+        "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": ["pk", "sk", "channel", "withheld_at", "not_delivered_reason"]
+        },
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+    }
 
 
 @pytest.fixture(scope="module")

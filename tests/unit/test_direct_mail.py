@@ -157,7 +157,9 @@ def test_the_file_holds_exactly_the_customers_with_consent_and_an_address(world:
     assert "dm:no_address" in entry["skipped"]
     assert again.status == "sent" and rows.puts == 2  # the claim's answer; c1 collected once
     files, events = Files(), Events()
-    written = write_print_files(date(2026, 1, 5), rows, files, events, customers=store, **PRINT)
+    written = write_print_files(
+        date(2026, 1, 5), rows, files, events, customers=store, ledger=store, **PRINT
+    )
     assert len(written) == 1
     key = "dm/date=2026-01-05/dm-sample/postcard.csv"
     body = files.objects[key]
@@ -178,10 +180,20 @@ def test_the_file_holds_exactly_the_customers_with_consent_and_an_address(world:
     assert events.put == [manifest]
     # a re-run writes nothing and puts nothing
     puts = files.puts
-    assert write_print_files(date(2026, 1, 5), rows, files, events, customers=store, **PRINT) == []
+    assert (
+        write_print_files(
+            date(2026, 1, 5), rows, files, events, customers=store, ledger=store, **PRINT
+        )
+        == []
+    )
     assert files.puts == puts and len(events.put) == 1
     # another day has no file
-    assert write_print_files(date(2026, 1, 6), rows, files, events, customers=store, **PRINT) == []
+    assert (
+        write_print_files(
+            date(2026, 1, 6), rows, files, events, customers=store, ledger=store, **PRINT
+        )
+        == []
+    )
 
 
 def test_opted_out_customer_is_not_collected(world: Any) -> None:
@@ -215,7 +227,9 @@ def test_the_print_file_honours_what_changed_since_the_send(world: Any) -> None:
     del store.customers["c3"]
     store.customers["c4"] = store.customers["c4"].model_copy(update={"postal_address": moved})
     files = Files()
-    write_print_files(date(2026, 1, 5), rows, files, Events(), customers=store, **PRINT)
+    write_print_files(
+        date(2026, 1, 5), rows, files, Events(), customers=store, ledger=store, **PRINT
+    )
     # then: only c4 (at the new address) and c5 are printed
     body = files.objects["dm/date=2026-01-05/dm-sample/postcard.csv"].decode("utf-8")
     table = [dict(zip(COLUMNS, r, strict=True)) for r in list(csv.reader(io.StringIO(body)))[1:]]
@@ -226,6 +240,15 @@ def test_the_print_file_honours_what_changed_since_the_send(world: Any) -> None:
     _, withheld = recheck(rows.dm_rows(date(2026, 1, 5)), current, **PRINT)
     reasons = {w.row.customer_id: w.reason for w in withheld}
     assert reasons == {"c1": "no_consent", "c2": "suppressed_returned", "c3": "unknown_customer"}
+    # and the ledger entries of the withheld messages say so (the printed ones do not)
+    entries = {cid: store.messages[(cid, f"MSG#ex-{cid}#mail")] for cid in ("c1", "c2", "c3", "c4")}
+    assert {cid: e.get("not_delivered_reason") for cid, e in entries.items()} == {
+        "c1": "withheld from the print file (no_consent)",
+        "c2": "withheld from the print file (suppressed_returned)",
+        "c3": "withheld from the print file (unknown_customer)",
+        "c4": None,
+    }
+    assert entries["c1"]["status"] == "sent" and entries["c1"]["withheld_at"]
 
 
 @pytest.mark.parametrize("value", ["=1+1", "+81", "-x", "@SUM(A1)", "\tx", "\rx"])
@@ -375,6 +398,8 @@ def test_a_direct_mail_sent_through_the_transactional_api_is_printed_without_an_
     (row,) = rows.dm_rows(date(2026, 1, 5))
     assert (row.topic, row.transactional) == ("service", True)
     files = Files()
-    write_print_files(date(2026, 1, 5), rows, files, Events(), customers=store, **PRINT)
+    write_print_files(
+        date(2026, 1, 5), rows, files, Events(), customers=store, ledger=store, **PRINT
+    )
     body = files.objects["dm/date=2026-01-05/transactional/invoice.csv"].decode("utf-8")
     assert [r[0] for r in csv.reader(io.StringIO(body))][1:] == ["c1"]

@@ -196,6 +196,7 @@ def test_the_daily_sweep_writes_yesterdays_files(aws: DynamoStore) -> None:
             publisher,
             customers=store,
             preferences=KizunaConfig().preferences,
+            ledger=store,
         )
 
     class Watermarks:

@@ -50,6 +50,13 @@ SENDING_SHARDS: Final = 16
 # as for a bounce) and says why it was not delivered in :data:`NOT_DELIVERED_REASON`.
 NOT_DELIVERED_STAMPS: Final = ("reject_at", "rendering_failure_at")
 NOT_DELIVERED_REASON: Final = "not_delivered_reason"
+# A direct mail collected at send time and left out of the print file (the print-time check,
+# kizuna.services.direct_mail): when, with the same ``not_delivered_reason``. Not evidence
+# that a provider took anything.
+WITHHELD_AT: Final = "withheld_at"
+# every attribute that stamp's UpdateItem names (the keys, the ledger entry's channel in its
+# condition, the stamp and the reason): the sweep's IAM grant allows these only
+WITHHELD_STAMPS: Final = ("pk", "sk", "channel", WITHHELD_AT, NOT_DELIVERED_REASON)
 
 # Feedback stamps (``<kind>_at``, :mod:`kizuna.services.feedback`) that prove the provider
 # took the message (a bounce too: SES accepted it and tried; a reject or a rendering failure

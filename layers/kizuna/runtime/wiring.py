@@ -276,6 +276,7 @@ def sweep_job() -> Callable[[SweepRequest], dict[str, int]]:
             rows=store,
             customers=store,  # read again at print time (docs/channels/DM.md)
             preferences=cfg.preferences,
+            ledger=store,  # a withheld row's ledger entry says so
             # the bucket's own KMS key encrypts (no AES256 header)
             files=S3Objects(boto3.client("s3"), s.PRINT_FILES_BUCKET, server_side_encryption=None),
             events=publisher,

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from kizuna.delivery.ledger import NOT_DELIVERED_REASON, NOT_DELIVERED_STAMPS
+from kizuna.delivery.ledger import NOT_DELIVERED_REASON, NOT_DELIVERED_STAMPS, WITHHELD_AT
 from kizuna.delivery.policy import address_for, channel_block
 from kizuna.delivery.why import explain
 from kizuna.domain.customer import Customer
@@ -42,7 +42,7 @@ MAX_TOKEN_CHARS: Final = 1024
 STATE_KINDS: Final = frozenset({"JOURNEY", "CONTACT"})
 ENGAGEMENT: Final = ("delivery_at", "open_at", "click_at", "bounce_at", "complaint_at")
 # a message SES accepted and never delivered: when, and why (kizuna.services.feedback)
-NOT_DELIVERED: Final = (*NOT_DELIVERED_STAMPS, NOT_DELIVERED_REASON)
+NOT_DELIVERED: Final = (*NOT_DELIVERED_STAMPS, WITHHELD_AT, NOT_DELIVERED_REASON)
 
 ItemType = Literal[
     "order",

@@ -11,8 +11,10 @@ under the same name, with a new manifest and event (consumers keep the latest sh
 A row was collected when its message was sent, up to a day before: the job reads the day's
 customers again (one batched read) and prints only the rows the contact policy's dm check
 still lets through, at the customer's current address
-(:func:`kizuna.delivery.direct_mail.recheck`). A withheld row is logged with its reason and
-left out of the file; a re-run withholds it again.
+(:func:`kizuna.delivery.direct_mail.recheck`). A withheld row is left out of the file, logged
+with its reason, and its message's ledger entry says so (``withheld_at``,
+``not_delivered_reason``: one conditional update of those two attributes, the first one
+kept); a re-run withholds it again and changes nothing more.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from kizuna.delivery.direct_mail import (
     print_file,
     recheck,
 )
+from kizuna.delivery.ledger import NOT_DELIVERED_REASON, WITHHELD_AT
+from kizuna.domain.timestamps import iso
 from kizuna.ports import CustomerReader
 from kizuna.runtime.config import PreferencesConfig
 from kizuna.runtime.observability import logger
@@ -51,6 +55,22 @@ class FileReadyEvents(Protocol):
     def put_file_ready(self, detail: Mapping[str, Any]) -> None: ...
 
 
+class WithheldStamps(Protocol):
+    """The message ledger (:meth:`kizuna.adapters.dynamodb.DynamoStore.stamp_message`)."""
+
+    def stamp_message(
+        self,
+        customer_id: str,
+        execution: str,
+        step: str,
+        field: str,
+        value: str,
+        message_id: str | None = None,
+        channel: str | None = None,
+        also: Mapping[str, str] | None = None,
+    ) -> bool: ...
+
+
 def manifest_key(csv_key: str) -> str:
     return csv_key.removesuffix(".csv") + ".manifest.json"
 
@@ -65,6 +85,7 @@ def write_print_files(
     customers: CustomerReader,
     now: datetime,
     preferences: PreferencesConfig,
+    ledger: WithheldStamps,
 ) -> list[dict[str, Any]]:
     """Write ``day``'s print files, of the rows still allowed to print at ``now``
     (``customers``: read now, so a withdrawal, topic opt-out, pause, suppression or move
@@ -80,6 +101,15 @@ def write_print_files(
             execution=w.row.execution,
             step=w.row.step,
             reason=w.reason,
+        )
+        ledger.stamp_message(
+            w.row.customer_id,
+            w.row.execution,
+            w.row.step,
+            WITHHELD_AT,
+            iso(now),
+            channel="dm",
+            also={NOT_DELIVERED_REASON: f"withheld from the print file ({w.reason})"},
         )
     written = []
     for (program, template), found in batches(printable).items():
@@ -107,12 +137,21 @@ def write_previous_day(
     *,
     customers: CustomerReader,
     preferences: PreferencesConfig,
+    ledger: WithheldStamps,
 ) -> int:
     """The daily sweep's task: the print files of the day before ``now`` in ``time_zone``
     (the sends of that day are done); the number of files written."""
     day = print_day(now, time_zone) - timedelta(days=1)
     written = write_print_files(
-        day, rows, files, events, prefix, customers=customers, now=now, preferences=preferences
+        day,
+        rows,
+        files,
+        events,
+        prefix,
+        customers=customers,
+        now=now,
+        preferences=preferences,
+        ledger=ledger,
     )
     return len(written)
 
@@ -120,6 +159,7 @@ def write_previous_day(
 __all__ = [
     "FileReadyEvents",
     "PrintFiles",
+    "WithheldStamps",
     "manifest_key",
     "write_previous_day",
     "write_print_files",
