@@ -29,9 +29,11 @@ class MessageStamps(Protocol):
         value: str,
         message_id: str | None = None,
         channel: str | None = None,
+        also: Mapping[str, str] | None = None,
     ) -> bool:
-        """Set ``field`` to ``value`` (ISO) unless the entry holds an earlier one; False when
-        no such entry (sent on ``channel``, when given) or an earlier stamp."""
+        """Set ``field`` to ``value`` (ISO) unless the entry holds an earlier one, with
+        ``also``'s attributes where the entry has none yet; False when no such entry (sent
+        on ``channel``, when given) or an earlier stamp."""
         ...
 
 

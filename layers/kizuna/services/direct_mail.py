@@ -36,7 +36,7 @@ from kizuna.delivery.direct_mail import (
 )
 from kizuna.delivery.ledger import NOT_DELIVERED_REASON, WITHHELD_AT
 from kizuna.domain.timestamps import iso
-from kizuna.ports import CustomerReader
+from kizuna.ports import CustomerReader, MessageStamps
 from kizuna.runtime.config import PreferencesConfig
 from kizuna.runtime.observability import logger
 
@@ -55,22 +55,6 @@ class FileReadyEvents(Protocol):
     def put_file_ready(self, detail: Mapping[str, Any]) -> None: ...
 
 
-class WithheldStamps(Protocol):
-    """The message ledger (:meth:`kizuna.adapters.dynamodb.DynamoStore.stamp_message`)."""
-
-    def stamp_message(
-        self,
-        customer_id: str,
-        execution: str,
-        step: str,
-        field: str,
-        value: str,
-        message_id: str | None = None,
-        channel: str | None = None,
-        also: Mapping[str, str] | None = None,
-    ) -> bool: ...
-
-
 def manifest_key(csv_key: str) -> str:
     return csv_key.removesuffix(".csv") + ".manifest.json"
 
@@ -85,7 +69,7 @@ def write_print_files(
     customers: CustomerReader,
     now: datetime,
     preferences: PreferencesConfig,
-    ledger: WithheldStamps,
+    ledger: MessageStamps,
 ) -> list[dict[str, Any]]:
     """Write ``day``'s print files, of the rows still allowed to print at ``now``
     (``customers``: read now, so a withdrawal, topic opt-out, pause, suppression or move
@@ -137,7 +121,7 @@ def write_previous_day(
     *,
     customers: CustomerReader,
     preferences: PreferencesConfig,
-    ledger: WithheldStamps,
+    ledger: MessageStamps,
 ) -> int:
     """The daily sweep's task: the print files of the day before ``now`` in ``time_zone``
     (the sends of that day are done); the number of files written."""
@@ -159,7 +143,6 @@ def write_previous_day(
 __all__ = [
     "FileReadyEvents",
     "PrintFiles",
-    "WithheldStamps",
     "manifest_key",
     "write_previous_day",
     "write_print_files",

@@ -26,7 +26,7 @@ customer's timeline shows. Each one stamped counts once in ``EmailNotDelivered``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -43,26 +43,14 @@ from kizuna.delivery.ledger import NOT_DELIVERED_REASON
 from kizuna.domain.customer import Customer
 from kizuna.domain.loyalty import address_hash
 from kizuna.domain.timestamps import iso
-from kizuna.ports import DeadLetterSink, Inbound
+from kizuna.ports import DeadLetterSink, Inbound, MessageStamps
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.observability import logger, metrics
 from kizuna.services.failures import DeadLetterPolicy
 
 
-class FeedbackStore(Protocol):
+class FeedbackStore(MessageStamps, Protocol):
     def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
-
-    def stamp_message(
-        self,
-        customer_id: str,
-        execution: str,
-        step: str,
-        field: str,
-        value: str,
-        message_id: str | None = None,
-        channel: str | None = None,
-        also: Mapping[str, str] | None = None,
-    ) -> bool: ...
 
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]: ...
 
