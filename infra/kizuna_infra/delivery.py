@@ -66,7 +66,7 @@ SES_DETAIL_TYPES = (
     "Email Opened",
     "Email Clicked",
     "Email Rejected",
-    "Email Rendering Failure",
+    "Email Rendering Failed",
 )
 SMS_OPT_OUT_SWEEP = {"sweep": "sms_opt_outs"}
 RECONCILE_SWEEP = {"sweep": "reconcile_sends"}

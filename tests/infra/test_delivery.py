@@ -45,7 +45,7 @@ SES_DETAIL_TYPES = {
     "open": "Email Opened",
     "click": "Email Clicked",
     "reject": "Email Rejected",
-    "renderingFailure": "Email Rendering Failure",
+    "renderingFailure": "Email Rendering Failed",
 }
 
 

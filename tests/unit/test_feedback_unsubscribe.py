@@ -233,7 +233,7 @@ def test_a_rejected_message_is_recorded_as_not_delivered_once(
 
 def test_a_rendering_failure_is_not_delivered_and_never_quotes_the_error() -> None:
     svc, store, inbound, _ = feedback()
-    failed = ses_event("Email Rendering Failure", "Rendering Failure", RENDERING_FAILURE)
+    failed = ses_event("Email Rendering Failed", "Rendering Failure", RENDERING_FAILURE)
     svc.process_batch(sqs_event(sqs_record(failed, "f1")))
     entry = store.messages[ENTRY]
     assert entry["rendering_failure_at"] == "2026-01-05T02:59:00.000000Z"
@@ -253,7 +253,7 @@ def test_a_reject_kizuna_did_not_send_is_ignored(capsys: pytest.CaptureFixture[s
     untagged = ses_event("Email Rejected", "Reject", REJECT)
     del untagged["detail"]["mail"]["tags"][TAG_EXECUTION]
     # no ledger entry for the step the tags name
-    elsewhere = ses_event("Email Rendering Failure", "Rendering Failure", RENDERING_FAILURE)
+    elsewhere = ses_event("Email Rendering Failed", "Rendering Failure", RENDERING_FAILURE)
     elsewhere["detail"]["mail"]["tags"][TAG_STEP] = ["other-step"]
     records = [sqs_record(e, f"m{i}") for i, e in enumerate((other, untagged, elsewhere))]
     assert svc.process_batch(sqs_event(*records)) == {"batchItemFailures": []}

@@ -6,7 +6,7 @@ Sources and shapes:
 - **SES** email events from a configuration set's EventBridge destination (source
   ``aws.ses``, detail-type ``Email Bounced`` / ``Email Complaint Received`` /
   ``Email Delivered`` / ``Email Opened`` / ``Email Clicked`` / ``Email Rejected`` /
-  ``Email Rendering Failure``). ``detail`` is the SES event record (``eventType``, ``mail``
+  ``Email Rendering Failed``). ``detail`` is the SES event record (``eventType``, ``mail``
   with ``messageId`` and ``tags``, and ``bounce`` / ``complaint`` / ``delivery`` / ``open`` /
   ``click`` / ``reject`` / ``failure``). The bare record (as SNS or Firehose carry it) is
   accepted too. The tags are the ones :class:`~kizuna.delivery.channels.SesEmail`
@@ -75,7 +75,7 @@ SES_DETAIL_TYPES = {
     "Email Opened": "Open",
     "Email Clicked": "Click",
     "Email Rejected": "Reject",
-    "Email Rendering Failure": "Rendering Failure",
+    "Email Rendering Failed": "Rendering Failure",
 }
 _KINDS: dict[str, Kind] = {
     "Bounce": "bounce",
