@@ -403,3 +403,30 @@ def test_a_direct_mail_sent_through_the_transactional_api_is_printed_without_an_
     )
     body = files.objects["dm/date=2026-01-05/transactional/invoice.csv"].decode("utf-8")
     assert [r[0] for r in csv.reader(io.StringIO(body))][1:] == ["c1"]
+
+
+def test_a_ledger_that_fails_never_holds_the_days_print_file_back(world: Any) -> None:
+    service, store, rows, _ = world
+    address = PostalAddress.model_validate(ADDRESS)
+    for cid in ("c1", "c2"):
+        store.customers[cid] = factories.customer(
+            cid, consent=opted_in("dm"), postal_address=address
+        )
+        assert send(service, cid).channel == "dm"
+    # c2 withdraws; the ledger is throttled past its retries when the job marks c2's row
+    consent = opted_in("dm")
+    consent["dm"] = consent["dm"].model_copy(update={"status": "opted_out"})
+    store.customers["c2"] = store.customers["c2"].model_copy(update={"consent": consent})
+
+    class Throttled:
+        def stamp_message(self, *args: Any, **kwargs: Any) -> bool:
+            raise RuntimeError("ProvisionedThroughputExceededException")
+
+    files = Files()
+    written = write_print_files(
+        date(2026, 1, 5), rows, files, Events(), customers=store, ledger=Throttled(), **PRINT
+    )
+    # c1's mail is printed all the same
+    assert len(written) == 1
+    body = files.objects["dm/date=2026-01-05/dm-sample/postcard.csv"].decode("utf-8")
+    assert [r[0] for r in csv.reader(io.StringIO(body))][1:] == ["c1"]

@@ -20,12 +20,13 @@ kept); a re-run withholds it again and changes nothing more.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from kizuna.delivery.direct_mail import (
     DmRows,
+    Withheld,
     batches,
     file_key,
     manifest,
@@ -86,15 +87,6 @@ def write_print_files(
             step=w.row.step,
             reason=w.reason,
         )
-        ledger.stamp_message(
-            w.row.customer_id,
-            w.row.execution,
-            w.row.step,
-            WITHHELD_AT,
-            iso(now),
-            channel="dm",
-            also={NOT_DELIVERED_REASON: f"withheld from the print file ({w.reason})"},
-        )
     written = []
     for (program, template), found in batches(printable).items():
         key = file_key(prefix, day, program, template)
@@ -108,7 +100,33 @@ def write_print_files(
         files.put(manifest_key(key), manifest_bytes(document))
         logger.info("dm print file written", program=program, template=template, rows=len(found))
         written.append(document)
+    _mark_withheld(withheld, ledger, now)
     return written
+
+
+def _mark_withheld(withheld: Sequence[Withheld], ledger: MessageStamps, now: datetime) -> None:
+    """Say on each withheld message's ledger entry that it was not printed, after the files
+    are out: a stamp that fails (throttled past the retries) is logged and left, never the
+    reason a day's mail is not printed (a re-run stamps it)."""
+    for w in withheld:
+        try:
+            ledger.stamp_message(
+                w.row.customer_id,
+                w.row.execution,
+                w.row.step,
+                WITHHELD_AT,
+                iso(now),
+                channel="dm",
+                also={NOT_DELIVERED_REASON: f"withheld from the print file ({w.reason})"},
+            )
+        except Exception as exc:  # any failure: the files are out, keep going
+            logger.warning(
+                "withheld dm row not marked on the ledger",
+                customer_id=w.row.customer_id,
+                execution=w.row.execution,
+                step=w.row.step,
+                error=type(exc).__name__,
+            )
 
 
 def write_previous_day(
