@@ -18,7 +18,6 @@ from kizuna.domain.behaviour import count_occurrence
 from kizuna.domain.customer import (
     MAX_DEVICE_TOKEN_CHARS,
     MAX_DEVICES,
-    MAX_UNREGISTERED_DEVICES,
     AdjustmentFact,
     Customer,
     OrderFact,
@@ -243,8 +242,8 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
     """Every identifier at its longest (128 characters), every order of 500 lines, a cart of
     500 items, the largest derived records, 250 custom attributes of 256 characters, 54
     full behaviour counters, 25 push devices registered with the longest tokens (the
-    MAX_DEVICES newest kept) and 55 unregistered (the MAX_UNREGISTERED_DEVICES latest
-    remembered): the item stays under 400 KB."""
+    MAX_DEVICES newest kept) and 25 unregistered before them (bounded with the devices):
+    the item stays under 400 KB."""
     long = "x" * 120
     # cancellations waiting for their order, first (later, a cancellation of an order the item
     # does not hold needs the fact log: slow, and not what this test measures)
@@ -315,7 +314,7 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
             },
             f"ev-unregistered-{n}",
         )
-        for n in range(MAX_UNREGISTERED_DEVICES + 5)
+        for n in range(MAX_DEVICES + 5)
     ]
     store = MemoryStore()
     dead = deliver(store, raws, T0 + timedelta(days=31), WORST_CFG)
@@ -326,7 +325,7 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
     )
     assert len([o for o in customer.orders.values() if not o.placed]) == 20
     assert len(customer.devices) == MAX_DEVICES  # the newest 20 of 25
-    assert len(customer.unregistered_devices) == MAX_UNREGISTERED_DEVICES
+    assert customer.unregistered_devices == {}  # older than every device kept
     # and every counted event at its 100 occurrences (as the fold counts them)
     for event, windows in vocabulary(WORST_CFG).windows.items():
         for n in range(MAX_OCCURRENCES):

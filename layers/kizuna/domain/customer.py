@@ -124,10 +124,6 @@ SEEN_BUDGET = 8_000  # serialized bytes of records of events that derived nothin
 # are kept never depends on the order registrations arrive in (a budget in bytes would).
 MAX_DEVICES = 20
 MAX_DEVICE_TOKEN_CHARS = 1024
-# Devices unregistered (device key -> the latest unregistration's time), so a registration
-# that arrives after its own later unregistration (a retried or reordered event) does not bring
-# the token back: the latest 50 (~3 KB), a bound by count as for the devices.
-MAX_UNREGISTERED_DEVICES = 50
 # A customer's custom attributes, names and values as UTF-8 JSON: 250 attributes of 256
 # ASCII characters with 40-character names fit (~76 KB); an event that would take a customer
 # over it is dead-lettered (see docs/ARCHITECTURE.md, "A bounded customer item").
@@ -211,21 +207,34 @@ class Device(_Model):
     at: datetime
 
 
-def newest_devices(devices: Mapping[str, Device]) -> dict[str, Device]:
-    """``devices`` (key -> device) bounded: the :data:`MAX_DEVICES` most recently
-    registered; the older ones are dropped. Of one instant the larger key counts as newer,
-    so the devices kept never depend on the order registrations arrived in (what a later
-    registration drops, a registration arriving earlier would have dropped)."""
-    newest = sorted(devices.items(), key=lambda kv: (kv[1].at, kv[0]), reverse=True)
+def bound_devices(
+    devices: Mapping[str, Device], unregistered: Mapping[str, datetime]
+) -> tuple[dict[str, Device], dict[str, datetime]]:
+    """``devices`` (key -> the latest registration) and ``unregistered`` (key -> the latest
+    unregistration) bounded together: the :data:`MAX_DEVICES` keys whose latest fact is the
+    newest (of one instant the larger key counts as newer), each kept as that fact (a
+    device when it registered after it last unregistered; of one instant the
+    unregistration wins). The rest go: what is kept never depends on the order the facts
+    arrived in (a fact older than the 20 newest could never be among them again), and a
+    flood of registrations or unregistrations cannot grow the item."""
+    latest: dict[str, datetime] = {key: device.at for key, device in devices.items()}
+    for key, at in unregistered.items():
+        if key not in latest or at >= latest[key]:
+            latest[key] = at
+    newest = sorted(latest.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
     kept = {key for key, _ in newest[:MAX_DEVICES]}
-    return {key: device for key, device in devices.items() if key in kept}
-
-
-def newest_unregistrations(unregistered: Mapping[str, datetime]) -> dict[str, datetime]:
-    """``unregistered`` (device key -> when) bounded: the :data:`MAX_UNREGISTERED_DEVICES`
-    latest (of one instant the larger key counts as later, as for :func:`newest_devices`)."""
-    newest = sorted(unregistered.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-    return dict(newest[:MAX_UNREGISTERED_DEVICES])
+    return (
+        {
+            key: device
+            for key, device in devices.items()
+            if key in kept and (key not in unregistered or device.at > unregistered[key])
+        },
+        {
+            key: at
+            for key, at in unregistered.items()
+            if key in kept and (key not in devices or at >= devices[key].at)
+        },
+    )
 
 
 class CartState(_Model):
@@ -330,8 +339,9 @@ class Customer(_Model):
     topics: dict[str, dict[str, ConsentState]] = Field(default_factory=dict)
     pause: PauseState | None = None
     devices: dict[str, Device] = Field(default_factory=dict)
-    # device key -> the latest unregistration seen (bounded: newest_unregistrations); a
-    # registration at or before it is stale and ignored
+    # device key -> the latest unregistration seen, so a registration at or before it (a
+    # retried or reordered event) does not bring the token back; bounded with ``devices``
+    # (bound_devices: the 20 keys whose latest fact is newest)
     unregistered_devices: dict[str, datetime] = Field(default_factory=dict)
     line_user_id: str | None = None
     suppressions: dict[str, Suppression] = Field(default_factory=dict)

@@ -31,8 +31,7 @@ from kizuna.domain.customer import (
     Suppression,
     attribute_values,
     attributes_size,
-    newest_devices,
-    newest_unregistrations,
+    bound_devices,
     stored_attribute,
 )
 from kizuna.domain.loyalty import rank_changed, recompute, replay_points, settle
@@ -454,17 +453,19 @@ def _change_facts(
             cur_dev = c.devices.get(key)
             if cur_dev is None or _later(cur_dev.at, at, horizon):
                 c.devices[key] = Device(token=d.token, platform=d.platform, at=at)
-                # bounded (newest_devices): the oldest registrations go (this one, if oldest)
-                c.devices = newest_devices(c.devices)
+                c.unregistered_devices.pop(key, None)
+                # bounded: the keys whose latest fact is oldest go (this one, if oldest)
+                c.devices, c.unregistered_devices = bound_devices(c.devices, c.unregistered_devices)
             return []
         case DeviceUnregistered():
             key = device_key(d.token)
             dev = c.devices.get(key)
-            if dev is not None and (dev.at <= at or beyond(dev.at, horizon)):
-                del c.devices[key]
-            if _later(c.unregistered_devices.get(key), at, horizon):
+            if dev is not None and at < dev.at and not beyond(dev.at, horizon):
+                return []  # registered again since
+            if dev is not None or _later(c.unregistered_devices.get(key), at, horizon):
+                c.devices.pop(key, None)
                 c.unregistered_devices[key] = at
-                c.unregistered_devices = newest_unregistrations(c.unregistered_devices)
+                c.devices, c.unregistered_devices = bound_devices(c.devices, c.unregistered_devices)
             return []
         case ChannelSuppressed():
             cur_sup = c.suppressions.get(d.channel)
@@ -950,7 +951,9 @@ def apply_events(
             result.activity.extend(activity)
     state = settle(state, cfg.loyalty)
     # an item stored before devices were bounded gets its bound at its next fold
-    state.devices = newest_devices(state.devices)
+    state.devices, state.unregistered_devices = bound_devices(
+        state.devices, state.unregistered_devices
+    )
     state.processed = _prune_processed(state.processed, now - timedelta(days=cfg.idempotency_days))
     result.changed = state != customer
     result.customer = state
