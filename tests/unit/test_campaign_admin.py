@@ -551,3 +551,56 @@ def test_a_campaign_cancelled_between_the_read_and_the_write_is_not_revived() ->
     with pytest.raises(StatusConflict, match="is cancelled"):
         a.save(changed, files, "ci", NOW)
     assert campaigns.definitions["winter-sale"].status == "cancelled"
+
+
+def test_a_one_off_campaign_that_ran_keeps_its_schedule() -> None:
+    # Given a one-off campaign scheduled for NOW + 1 day, and one in local time
+    a, campaigns, schedules = admin()
+    campaign = saved(a, status="scheduled")
+    local = saved(
+        a,
+        id="local-sale",
+        status="scheduled",
+        schedule={"type": "local_time", "date": "2026-12-02", "time": "10:00"},
+    )
+    files = campaigns.definitions["winter-sale"].templates
+    # Before it ran, its time may be moved
+    ahead = {"type": "once", "at": (NOW + timedelta(days=2)).isoformat()}
+    moved = campaign.model_copy(update={"schedule": parse_campaign(sale(schedule=ahead)).schedule})
+    assert a.save(moved, files, "mari", NOW, expected_version=1) == 2
+    assert a.save(campaign, files, "mari", NOW, expected_version=2) == 3
+    # When it has fired (an occurrence, still running: the campaign is still scheduled)
+    campaigns.start_occurrence("winter-sale", "20261201T0100Z", NOW, NOW)
+    campaigns.start_occurrence("local-sale", "20261201T2000Z", NOW, NOW)
+    schedules.put_calls.clear()
+    later = NOW + timedelta(days=1, hours=1)
+
+    # Then moving its time ahead is refused on every write (apply, an update, as paused)
+    refusal = (
+        "winter-sale: schedule.at cannot be changed: the campaign already ran (occurrence "
+        "20261201T0100Z); a one-off campaign runs once (to send again, create a new campaign "
+        "with a new id)"
+    )
+    paused = moved.model_copy(update={"status": CampaignStatus.PAUSED})
+    for definition, version in ((moved, None), (moved, 3), (paused, None), (paused, 3)):
+        with pytest.raises(StatusConflict) as refused:
+            a.save(definition, files, "ci", later, expected_version=version)
+        assert str(refused.value) == refusal
+    assert a.write_problem(moved, files, later, campaigns.definitions["winter-sale"]) == refusal
+    next_day = local.model_copy(
+        update={
+            "schedule": parse_campaign(
+                sale(schedule={"type": "local_time", "date": "2026-12-03", "time": "10:00"})
+            ).schedule
+        }
+    )
+    with pytest.raises(StatusConflict, match=r"^local-sale: schedule\.date cannot be changed"):
+        a.save(next_day, files, "ci", later)
+    assert [campaigns.definitions[c].version for c in ("winter-sale", "local-sale")] == [3, 1]
+    assert schedules.put_calls == []
+    # and its file re-applied unchanged, or changed elsewhere, is fine
+    assert a.save(campaign, files, "ci", later) == 3
+    renamed = campaign.model_copy(
+        update={"name": "Winter sale (2)", "status": CampaignStatus.PAUSED}
+    )
+    assert a.save(renamed, files, "ci", later) == 4

@@ -39,3 +39,18 @@ def test_looks_are_recorded_once_each_and_stop_at_the_winner() -> None:
         # after the winner, no look is recorded
         assert not store.record_look("sale", "o1", 3, {"number": 3}, None, "a", "late")
         assert (store.get_occurrence("sale", "o1") or {})["winner"] == "b"
+
+
+def test_first_occurrence_is_none_until_the_campaign_ran_and_ignores_the_definition() -> None:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "campaigns", "campaign_id", "sk")
+        store = CampaignStore(boto3.resource("dynamodb", region_name="us-east-1"), "campaigns")
+        store._table.put_item(Item={"campaign_id": "sale", "sk": "DEF", "status": "scheduled"})
+        assert store.first_occurrence("sale") is None
+        assert store.start_occurrence("sale", "20260105T0500Z", AT, AT)
+        assert store.start_occurrence("sale", "20260112T0500Z", AT, AT)
+        assert store.start_occurrence("other-sale", "20260101T0000Z", AT, AT)
+        first = store.first_occurrence("sale")
+        assert first is not None
+        assert (first["occurrence"], first["status"]) == ("20260105T0500Z", "running")

@@ -191,3 +191,41 @@ def test_apply_leaves_a_scheduled_campaign_whose_time_passed_and_refuses_a_late_
     assert "left gold-sale" not in result.output
     assert target.campaigns.get_definition("weekly-sale") is None
     assert target.schedules_seen.put_calls == []
+
+
+def test_apply_refuses_to_move_the_time_of_a_one_off_campaign_that_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the campaign applied (scheduled for 2099-01-15T01:00Z), and fired at that time
+    root = project(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
+    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
+    target, config = InMemory(), root / "kizuna-config.json"
+    file = root / "campaigns" / "gold-sale.yaml"
+    monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2098, 12, 1, tzinfo=UTC)))
+    assert apply_files(target, [file], "mari", config)[0] == []
+    fired = datetime(2099, 1, 15, 1, 0, tzinfo=UTC)
+    assert target.campaigns.start_occurrence("gold-sale", "20990115T0100Z", fired, fired)
+    monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2099, 1, 15, 2, 0, tzinfo=UTC)))
+    target.schedules_seen.put_calls.clear()
+
+    # When its file is applied with the time moved ahead: refused, nothing written or put
+    file.write_text(CAMPAIGN.replace("2099-01-15T01:00:00Z", "2099-02-01T01:00:00Z"), "utf-8")
+    problems, applied = apply_files(target, [file], "ci", config)
+    assert applied == []
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "gold-sale: schedule.at cannot be changed: the campaign already ran (occurrence "
+        "20990115T0100Z); a one-off campaign runs once (to send again, create a new campaign "
+        "with a new id)"
+    ]
+    stored = target.campaigns.get_definition("gold-sale")
+    assert stored is not None and stored.version == 1
+    assert target.schedules_seen.put_calls == []
+
+    # Then re-applied unchanged, it is left as it is
+    file.write_text(CAMPAIGN, "utf-8")
+    assert apply_files(target, [file], "ci", config) == (
+        [],
+        ["left gold-sale as it is (scheduled; schedule.at has passed)"],
+    )

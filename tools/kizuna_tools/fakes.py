@@ -576,6 +576,9 @@ class MemoryCampaigns:
     def list_occurrences(self, campaign_id: str) -> list[dict[str, Any]]:
         return [dict(o) for (c, _), o in sorted(self.occurrences.items()) if c == campaign_id]
 
+    def first_occurrence(self, campaign_id: str) -> dict[str, Any] | None:
+        return next(iter(self.list_occurrences(campaign_id)), None)
+
     def get_state(
         self, campaign_id: str, occurrence: str
     ) -> tuple[StoredCampaign | None, dict[str, Any] | None]:

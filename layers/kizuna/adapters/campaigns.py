@@ -208,6 +208,16 @@ class CampaignStore:
         cond = Key("campaign_id").eq(campaign_id) & Key("sk").begins_with(OCC)
         return [_occurrence(i) for i in _items(self._table.query, KeyConditionExpression=cond)]
 
+    def first_occurrence(self, campaign_id: str) -> dict[str, Any] | None:
+        """The campaign's first occurrence (None: it never ran), read consistently: what a
+        write of its schedule asks just after the schedule fired."""
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("campaign_id").eq(campaign_id) & Key("sk").begins_with(OCC)
+        resp = self._table.query(KeyConditionExpression=cond, ConsistentRead=True, Limit=1)
+        items = resp.get("Items") or []
+        return _occurrence(items[0]) if items else None
+
     def add_counts(
         self,
         campaign_id: str,

@@ -124,6 +124,8 @@ class DefinitionStore(Protocol):
 
     def list_occurrences(self, campaign_id: str) -> list[dict[str, Any]]: ...
 
+    def first_occurrence(self, campaign_id: str) -> dict[str, Any] | None: ...
+
 
 class Schedules(Protocol):
     """The campaigns' schedules (:class:`kizuna.adapters.scheduler.CampaignSchedules`)."""
@@ -442,6 +444,21 @@ def passed_time(campaign: Campaign, now: datetime) -> str | None:
     return f"{campaign.id}: {field} ({when}) has passed: change the schedule"
 
 
+def changed_schedule_field(before: Campaign, after: Campaign) -> str | None:
+    """The schedule's field a write changes (``schedule.at``; ``schedule.date``,
+    ``schedule.time`` or both of a local-time one; ``schedule`` for another type), None
+    when the schedule is the same (an instant with another offset is the same instant)."""
+    old, new = before.schedule, after.schedule
+    if old == new:
+        return None
+    if isinstance(old, OnceSchedule) and isinstance(new, OnceSchedule):
+        return "schedule.at"
+    if isinstance(old, LocalTimeSchedule) and isinstance(new, LocalTimeSchedule):
+        fields = [f for f in ("date", "time") if getattr(old, f) != getattr(new, f)]
+        return "schedule." + " and ".join(fields) if fields else "schedule"
+    return "schedule"
+
+
 def unchanged(stored: StoredCampaign, campaign: Campaign, files: Mapping[str, str]) -> bool:
     """The same definition (whatever its status) and the same template files."""
     same = campaign.model_copy(update={"status": stored.campaign.status})
@@ -609,8 +626,9 @@ class CampaignAdmin:
         another write came between); None replaces whatever is stored (``apply``), except
         what :meth:`left_as_is` leaves (its version returned, nothing written) and what
         :meth:`write_problem` refuses (:class:`StatusConflict`): an ended campaign (cancelled
-        or done) is never written again, nobody writes ``done``, and ``scheduled`` is written
-        only while a one-off campaign's time (a recurring one's end) is ahead."""
+        or done) is never written again, nobody writes ``done``, a one-off campaign that ran
+        keeps its schedule, and ``scheduled`` is written only while a one-off campaign's time
+        (a recurring one's end) is ahead."""
         current = self.store.get_definition(campaign.id) if expected_version != 0 else None
         if (
             expected_version is None
@@ -671,9 +689,9 @@ class CampaignAdmin:
         """Why this definition may not be written over ``current`` (None: it may). Only a
         draft, scheduled or paused campaign is written over (an ended one keeps what it did;
         :meth:`left_as_is` says when ``apply`` leaves it as it is); ``done`` is Kizuna's to
-        set; a campaign is written as scheduled only while a one-off's time or a recurring
-        one's end is ahead (:func:`passed_time`, as the ``schedule`` and ``resume`` actions
-        check)."""
+        set; a one-off campaign that ran keeps its schedule (:meth:`ran_problem`); a campaign
+        is written as scheduled only while a one-off's time or a recurring one's end is ahead
+        (:func:`passed_time`, as the ``schedule`` and ``resume`` actions check)."""
         if current is not None and current.status not in EDITABLE:
             return (
                 f"{campaign.id} is {current.status}: it cannot be changed "
@@ -684,9 +702,32 @@ class CampaignAdmin:
                 f"{campaign.id}: status done is set by Kizuna when a one-off campaign has sent; "
                 "write draft, scheduled, paused or cancelled"
             )
+        ran = self.ran_problem(campaign, current)
+        if ran:
+            return ran
         if campaign.status == CampaignStatus.SCHEDULED:
             return passed_time(campaign, now)
         return None
+
+    def ran_problem(self, campaign: Campaign, current: StoredCampaign | None) -> str | None:
+        """Why this write may not change a one-off campaign's schedule: it already ran (an
+        occurrence exists, whatever its status; the campaign stays ``scheduled`` until it
+        completes). A new time would put a new schedule, and a new occurrence would send to
+        the same customers again; whatever status is written (a paused one could be resumed
+        at the new time). Asked only when the schedule changes."""
+        if current is None or start_of(current.campaign) is None:
+            return None
+        field = changed_schedule_field(current.campaign, campaign)
+        if field is None:
+            return None
+        occurrence = self.store.first_occurrence(campaign.id)
+        if occurrence is None:
+            return None
+        return (
+            f"{campaign.id}: {field} cannot be changed: the campaign already ran "
+            f"(occurrence {occurrence.get('occurrence')}); a one-off campaign runs once "
+            "(to send again, create a new campaign with a new id)"
+        )
 
     def transition(self, campaign_id: str, action: str, now: datetime) -> tuple[str, str]:
         """Schedule, pause, resume or cancel: the status changes only from the statuses the

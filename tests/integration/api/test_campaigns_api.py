@@ -318,6 +318,31 @@ def test_a_campaign_written_scheduled_after_its_time_or_end_is_409_naming_the_fi
     assert (detail["status"], detail["version"]) == ("paused", 1)
 
 
+def test_a_one_off_campaign_that_ran_is_409_when_its_time_is_moved(capi: Api) -> None:
+    # Given a campaign scheduled for NOW + 2 days that has fired (its occurrence running)
+    assert create(capi, status="scheduled").status == 200
+    at = NOW + timedelta(days=2)
+    assert capi.deps.campaigns.start_occurrence("winter-sale", "20261202T0100Z", at, at)
+    capi.deps.now = lambda: at + timedelta(hours=1)
+    # When its time is moved ahead (written scheduled, or paused): 409, nothing written
+    ahead = {"type": "once", "at": iso(at + timedelta(days=2))}
+    for status in ("scheduled", "paused"):
+        update = {"definition": winter_sale(status=status, schedule=ahead), "version": 1}
+        answer = capi.call("PUT", "/api/campaigns/winter-sale", as_="marketer", body=update)
+        assert answer.status == 409
+        assert answer.json()["message"] == (
+            "winter-sale: schedule.at cannot be changed: the campaign already ran (occurrence "
+            "20261202T0100Z); a one-off campaign runs once (to send again, create a new "
+            "campaign with a new id)"
+        )
+    detail = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
+    assert (detail["status"], detail["version"]) == ("scheduled", 1)
+    schedule = boto3.client("scheduler", region_name=REGION).get_schedule(
+        Name="winter-sale", GroupName=GROUP
+    )
+    assert schedule["ScheduleExpression"] == "at(2026-12-02T01:00:00)"
+
+
 def test_a_cancelled_campaign_is_not_written_over_in_the_store_itself(capi: Api) -> None:
     # the campaigns table refuses it in the same write (DynamoDB's condition, on moto)
     assert create(capi).status == 200
