@@ -426,11 +426,12 @@ def test_a_one_off_campaign_whose_time_passed_is_not_written_or_resumed_as_sched
     files = campaigns.definitions["winter-sale"].templates
     later = NOW + timedelta(days=2)  # past its time (NOW + 1 day)
 
-    # a write that would schedule it (apply, or an update) is refused; a draft is not
+    # a write that would schedule it (an update) is refused; apply leaves it paused; a draft
+    # is written
     scheduled = campaign.model_copy(update={"status": CampaignStatus.SCHEDULED})
-    for version in (None, 1):
-        with pytest.raises(StatusConflict, match="has passed"):
-            a.save(scheduled, files, "ci", later, expected_version=version)
+    with pytest.raises(StatusConflict, match="has passed"):
+        a.save(scheduled, files, "ci", later, expected_version=1)
+    assert a.save(scheduled, files, "ci", later) == 1
     with pytest.raises(StatusConflict, match="has passed"):
         a.transition("winter-sale", "resume", later)
     assert campaigns.definitions["winter-sale"].status == "paused"
@@ -475,12 +476,13 @@ def test_a_recurring_campaign_whose_end_passed_is_not_written_scheduled_or_resum
     files = campaigns.definitions["winter-sale"].templates
     later = NOW + timedelta(days=8)  # past its end
 
-    # When it is written (apply, an update, a new campaign) or resumed as scheduled: refused
+    # When it is written (an update, a new campaign) or resumed as scheduled: refused
+    # (apply leaves it paused)
     scheduled = campaign.model_copy(update={"status": CampaignStatus.SCHEDULED})
     end = "schedule.end (2026-12-07T01:00:00+00:00) has passed: change the schedule"
-    for version in (None, 1):
-        with pytest.raises(StatusConflict, match=re.escape(f"winter-sale: {end}")):
-            a.save(scheduled, files, "ci", later, expected_version=version)
+    with pytest.raises(StatusConflict, match=re.escape(f"winter-sale: {end}")):
+        a.save(scheduled, files, "ci", later, expected_version=1)
+    assert a.save(scheduled, files, "ci", later) == 1
     other = scheduled.model_copy(update={"id": "autumn-sale"})
     with pytest.raises(StatusConflict, match=re.escape(end)):
         a.save(other, files, "ci", later, expected_version=0)
@@ -518,16 +520,15 @@ def test_a_scheduled_campaign_re_applied_unchanged_after_its_time_is_left_as_it_
     assert schedules.put_calls == []
     assert [campaigns.definitions[c].version for c in ("winter-sale", "weekly-sale")] == [1, 1]
 
-    # but a changed definition, an update naming its version, or a paused one written as
-    # scheduled (a resume) is still refused
+    # but a changed definition, or an update naming its version, is still refused; a paused
+    # one re-applied is left paused (apply does not resume it)
     renamed = campaign.model_copy(update={"name": "Winter sale (2)"})
     with pytest.raises(StatusConflict, match=r"schedule\.at \(.*\) has passed"):
         a.save(renamed, files, "ci", later)
     with pytest.raises(StatusConflict, match=r"schedule\.at \(.*\) has passed"):
         a.save(campaign, files, "ci", later, expected_version=1)
     a.transition("winter-sale", "pause", NOW)
-    with pytest.raises(StatusConflict, match=r"schedule\.at \(.*\) has passed"):
-        a.save(campaign, files, "ci", later)
+    assert a.save(campaign, files, "ci", later) == 1
     assert campaigns.definitions["winter-sale"].status == "paused"
 
 
@@ -604,3 +605,59 @@ def test_a_one_off_campaign_that_ran_keeps_its_schedule() -> None:
         update={"name": "Winter sale (2)", "status": CampaignStatus.PAUSED}
     )
     assert a.save(renamed, files, "ci", later) == 4
+
+
+def test_apply_leaves_a_paused_campaign_paused() -> None:
+    # Given a campaign scheduled for NOW + 1 day, which a marketer paused
+    a, campaigns, schedules = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    a.transition("winter-sale", "pause", NOW)
+    schedules.put_calls.clear()
+
+    # When apply re-applies its file (status: scheduled) unchanged: left as it is, paused
+    current = campaigns.definitions["winter-sale"]
+    assert a.left_as_is(campaign, files, NOW, current) == "paused"
+    assert a.save(campaign, files, "ci", NOW) == 1
+    assert schedules.put_calls == []
+
+    # When its file is changed: written, still paused (its schedule disabled)
+    renamed = campaign.model_copy(update={"name": "Winter sale (2)"})
+    assert a.as_applied(renamed, current).status == CampaignStatus.PAUSED
+    assert a.save(renamed, files, "ci", NOW) == 2
+    stored = campaigns.definitions["winter-sale"]
+    assert (stored.status, stored.campaign.name) == ("paused", "Winter sale (2)")
+    assert stored.campaign.status == CampaignStatus.PAUSED
+    assert schedules.put_calls == [("winter-sale", "paused")]
+
+    # Then an update naming its version, or the resume action, resumes it
+    assert a.transition("winter-sale", "resume", NOW) == ("paused", "scheduled")
+    a.transition("winter-sale", "pause", NOW)
+    assert a.save(campaign, files, "mari", NOW, expected_version=2) == 3
+    assert campaigns.definitions["winter-sale"].status == "scheduled"
+
+
+def test_apply_does_not_write_scheduled_over_a_pause_that_came_between() -> None:
+    a, campaigns, schedules = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    renamed = campaign.model_copy(update={"name": "Winter sale (2)"})
+
+    class PausedMeanwhile:
+        """The store as a marketer pauses the campaign right after apply reads it."""
+
+        paused = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(campaigns, name)
+
+        def put_definition(self, *args: Any, **kwargs: Any) -> int:
+            if not self.paused:
+                self.paused = campaigns.set_status("winter-sale", "paused", NOW)
+            return campaigns.put_definition(*args, **kwargs)
+
+    a.store = PausedMeanwhile()
+    assert a.save(renamed, files, "ci", NOW) == 2
+    stored = campaigns.definitions["winter-sale"]
+    assert (stored.status, stored.campaign.name) == ("paused", "Winter sale (2)")
+    assert schedules.put_calls[-1] == ("winter-sale", "paused")

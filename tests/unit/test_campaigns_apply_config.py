@@ -229,3 +229,42 @@ def test_apply_refuses_to_move_the_time_of_a_one_off_campaign_that_ran(
         [],
         ["left gold-sale as it is (scheduled; schedule.at has passed)"],
     )
+
+
+def test_apply_leaves_a_paused_campaign_paused_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the campaign applied (status: scheduled), then paused by a marketer
+    root = project(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
+    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
+    target, config = InMemory(), root / "kizuna-config.json"
+    file = root / "campaigns" / "gold-sale.yaml"
+    monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2098, 12, 1, tzinfo=UTC)))
+    assert apply_files(target, [file], "mari", config)[0] == []
+    assert target.campaigns.set_status("gold-sale", "paused", datetime(2098, 12, 1, tzinfo=UTC))
+    target.schedules_seen.put_calls.clear()
+
+    # When a deploy pipeline applies the folder as it is: left paused, nothing put
+    assert apply_files(target, [root / "campaigns"], "ci", config) == (
+        [],
+        ["left gold-sale as it is (paused)"],
+    )
+    assert target.schedules_seen.put_calls == []
+
+    # When the file is changed: written, still paused, and apply says so
+    file.write_text(CAMPAIGN.replace("Gold sale", "Gold sale (2)"), "utf-8")
+    assert apply_files(target, [file], "ci", config) == (
+        [],
+        [
+            "applied gold-sale (version 2, paused: it was paused, so it stays paused; resume "
+            "it in the console, the API or `kizuna campaigns resume gold-sale`)"
+        ],
+    )
+    stored = target.campaigns.get_definition("gold-sale")
+    assert stored is not None and (stored.status, stored.campaign.name) == (
+        "paused",
+        "Gold sale (2)",
+    )
+    assert target.schedules_seen.put_calls == [("gold-sale", "paused")]

@@ -624,24 +624,28 @@ class CampaignAdmin:
         line (enabled only while scheduled). ``expected_version``: 0 to create (it must not
         exist), the version read to update (:class:`kizuna.ports.DefinitionConflict` when
         another write came between); None replaces whatever is stored (``apply``), except
-        what :meth:`left_as_is` leaves (its version returned, nothing written) and what
+        what :meth:`left_as_is` leaves (its version returned, nothing written), a paused
+        campaign written ``scheduled`` stays paused (:meth:`as_applied`), and what
         :meth:`write_problem` refuses (:class:`StatusConflict`): an ended campaign (cancelled
         or done) is never written again, nobody writes ``done``, a one-off campaign that ran
         keeps its schedule, and ``scheduled`` is written only while a one-off campaign's time
         (a recurring one's end) is ahead."""
         current = self.store.get_definition(campaign.id) if expected_version != 0 else None
-        if (
-            expected_version is None
-            and current is not None
-            and self.left_as_is(campaign, files, now, current)
-        ):
-            return current.version  # re-applied as it was: left as it is
-        problem = self.write_problem(campaign, files, now, current)
+        written = campaign
+        only_from = EDITABLE
+        if expected_version is None:
+            if self.left_as_is(campaign, files, now, current):
+                return current.version if current else 0  # re-applied as it was: left as it is
+            written = self.as_applied(campaign, current)
+            if written.status == CampaignStatus.SCHEDULED:
+                # a pause between the read and the write is not overwritten by apply either
+                only_from = EDITABLE - {str(CampaignStatus.PAUSED)}
+        problem = self.write_problem(written, files, now, current)
         if problem:
             raise StatusConflict(problem)
         try:
             version = self.store.put_definition(
-                campaign, files, by, now, expected_version=expected_version, only_from=EDITABLE
+                written, files, by, now, expected_version=expected_version, only_from=only_from
             )
         except DefinitionConflict:
             # another write came between: a stale version, or the campaign ended meanwhile
@@ -650,10 +654,28 @@ class CampaignAdmin:
                 raise StatusConflict(
                     f"{campaign.id} is {now_stored.status}: it cannot be changed"
                 ) from None
+            if expected_version is None and now_stored is not None:
+                # paused meanwhile (apply read it otherwise): apply again, over the pause
+                return self.save(campaign, files, by, now)
             raise
         if self.schedules is not None:
-            self.schedules.put(campaign, campaign.status, now)
+            self.schedules.put(written, written.status, now)
         return version
+
+    def as_applied(self, campaign: Campaign, current: StoredCampaign | None) -> Campaign:
+        """The definition as ``apply`` (a write naming no version) writes it over
+        ``current``: a campaign stored ``paused`` (a marketer paused it: the console, the API
+        or ``kizuna campaigns pause``) whose file says ``scheduled`` is written ``paused``,
+        changed or not: a deploy pipeline re-applying ``campaigns/`` does not resume it; the
+        console, the API or ``kizuna campaigns resume`` does. Any other status is the
+        file's."""
+        if (
+            current is not None
+            and current.status == CampaignStatus.PAUSED
+            and campaign.status == CampaignStatus.SCHEDULED
+        ):
+            return campaign.model_copy(update={"status": CampaignStatus.PAUSED})
+        return campaign
 
     def left_as_is(
         self,
@@ -666,13 +688,19 @@ class CampaignAdmin:
         ``campaigns/``) leaves ``current`` as it is instead of writing this definition (None:
         it does not; :meth:`write_problem` decides). Only when the definition and its files
         are unchanged: an ended campaign (cancelled or done, whatever status its file says)
-        keeps what it did; a campaign stored ``scheduled`` and still written ``scheduled``
+        keeps what it did; a paused one whose file says ``scheduled`` (or ``paused``) stays
+        paused; a campaign stored ``scheduled`` and still written ``scheduled``
         whose time (or end) has since passed was scheduled in time, and is running or done:
         its schedule is not put again (a one-time schedule in the past)."""
         if current is None or not unchanged(current, campaign, files):
             return None
         if current.status not in EDITABLE:
             return current.status
+        if current.status == CampaignStatus.PAUSED and campaign.status in (
+            CampaignStatus.PAUSED,
+            CampaignStatus.SCHEDULED,
+        ):
+            return current.status  # the marketer's pause stays (:meth:`as_applied`)
         if current.status == campaign.status == CampaignStatus.SCHEDULED:
             passed = passed_field(campaign, now)
             if passed:

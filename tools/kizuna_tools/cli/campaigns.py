@@ -257,15 +257,20 @@ def apply_files(
     applied = []
     admin = t.admin(config)
     now = _now()
-    # re-applied unchanged, ended (or scheduled, its time since passed): left as they are
+    # re-applied unchanged, ended or paused (or scheduled, its time since passed): left as
+    # they are
     kept: dict[str, str] = {}
+    paused: set[str] = set()  # changed, written scheduled over a pause: kept paused
     for campaign, templates in campaigns:  # the status rules, before anything is written
         current = admin.store.get_definition(campaign.id)
         left = admin.left_as_is(campaign, templates, now, current)
         if left:
             kept[campaign.id] = left
             continue
-        problem = admin.write_problem(campaign, templates, now, current)
+        written = admin.as_applied(campaign, current)
+        if written.status != campaign.status:
+            paused.add(campaign.id)
+        problem = admin.write_problem(written, templates, now, current)
         if problem:
             problems.append(f"{where[campaign.id]}: {problem}")
     if problems:
@@ -284,7 +289,14 @@ def apply_files(
                 Body=source.read_bytes(),
             )
         version = admin.save(campaign, templates, by, now)
-        applied.append(f"applied {campaign.id} (version {version}, {campaign.status})")
+        if campaign.id in paused:
+            applied.append(
+                f"applied {campaign.id} (version {version}, paused: it was paused, so it stays "
+                f"paused; resume it in the console, the API or `kizuna campaigns resume "
+                f"{campaign.id}`)"
+            )
+        else:
+            applied.append(f"applied {campaign.id} (version {version}, {campaign.status})")
     return [], applied
 
 
