@@ -47,7 +47,8 @@ class CampaignSchedules:
     def request(self, campaign: Campaign, status: CampaignStatus, now: datetime) -> dict[str, Any]:
         """The CreateSchedule / UpdateSchedule request for a campaign in this status at
         ``now``: only a scheduled campaign's schedule is enabled; a recurring one's start as
-        :func:`kizuna.campaigns.model.scheduler_start` gives it."""
+        :func:`kizuna.campaigns.model.scheduler_start` gives it, and its end while ahead
+        (once it has passed: disabled, no StartDate or EndDate)."""
         expression, time_zone = scheduler_expression(campaign)
         target: dict[str, Any] = {
             "Arn": self.state_machine_arn,
@@ -71,11 +72,21 @@ class CampaignSchedules:
             "Description": f"Kizuna campaign {campaign.id}"[:512],
         }
         if isinstance(campaign.schedule, RecurringSchedule):
+            end = campaign.schedule.end
+            if end is not None and end <= now:
+                # Its end has passed: nothing is left to run, so the schedule is disabled
+                # whatever the status (a pause or cancel after the end), and neither date is
+                # sent: whether Scheduler refuses an EndDate in the past is not documented,
+                # and a cancel must not fail on it. (Without an EndDate an enabled schedule
+                # would run on: a campaign whose end passed is never written, scheduled or
+                # resumed as scheduled.)
+                request["State"] = "DISABLED"
+                return request
             start = scheduler_start(campaign.schedule, now)
             if start is not None:
                 request["StartDate"] = start
-            if campaign.schedule.end:
-                request["EndDate"] = campaign.schedule.end
+            if end is not None:
+                request["EndDate"] = end
         return request
 
     def put(self, campaign: Campaign, status: CampaignStatus, now: datetime) -> None:
