@@ -292,6 +292,28 @@ def local_time_window(schedule: LocalTimeSchedule) -> tuple[datetime, datetime]:
     return naive - EARLIEST_OFFSET, naive + LATEST_OFFSET
 
 
+def deadline_of(schedule: OnceSchedule | LocalTimeSchedule | RecurringSchedule) -> datetime | None:
+    """The instant a campaign may be scheduled only before: a one-off campaign's start
+    (``at``; a local-time one's date and time where it comes first, UTC+14: its occurrence
+    starts then) or a recurring campaign's ``end`` (None: it has none)."""
+    if isinstance(schedule, OnceSchedule):
+        return schedule.at
+    if isinstance(schedule, LocalTimeSchedule):
+        return local_time_window(schedule)[0]
+    return schedule.end
+
+
+def has_passed(
+    schedule: OnceSchedule | LocalTimeSchedule | RecurringSchedule, now: datetime
+) -> bool:
+    """Whether the schedule's :func:`deadline_of` has passed at ``now`` (no grace): the
+    campaign is no longer written, scheduled or resumed as ``scheduled``
+    (:mod:`kizuna.services.campaign_admin`), and ``kizuna migrate pinpoint`` writes it as a
+    draft."""
+    deadline = deadline_of(schedule)
+    return deadline is not None and deadline <= now
+
+
 def scheduler_expression(campaign: Campaign) -> tuple[str, str]:
     """The EventBridge Scheduler expression and its time zone for this campaign."""
     schedule = campaign.schedule

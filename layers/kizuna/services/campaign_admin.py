@@ -41,6 +41,8 @@ from kizuna.campaigns.model import (
     LocalTimeSchedule,
     OnceSchedule,
     RecurringSchedule,
+    deadline_of,
+    has_passed,
     local_time_window,
 )
 from kizuna.delivery.control import GLOBAL_CONTROL, control_for
@@ -418,17 +420,15 @@ def passed_field(campaign: Campaign, now: datetime) -> tuple[str, str] | None:
     (``schedule.at``; a local-time one's date and time from where it comes first), or a
     recurring campaign's ``schedule.end``. None while it is ahead (or there is no end)."""
     schedule = campaign.schedule
-    if isinstance(schedule, RecurringSchedule):
-        if schedule.end is None or schedule.end > now:
-            return None
-        return "schedule.end", schedule.end.isoformat()
-    start = start_of(campaign)
-    if start is None or start > now:
+    deadline = deadline_of(schedule)
+    if deadline is None or not has_passed(schedule, now):
         return None
+    if isinstance(schedule, RecurringSchedule):
+        return "schedule.end", deadline.isoformat()
     if isinstance(schedule, LocalTimeSchedule):
-        when = f"{schedule.date} {schedule.time}, first at {start.isoformat()}"
+        when = f"{schedule.date} {schedule.time}, first at {deadline.isoformat()}"
         return "schedule.date and time", when
-    return "schedule.at", start.isoformat()
+    return "schedule.at", deadline.isoformat()
 
 
 def passed_time(campaign: Campaign, now: datetime) -> str | None:

@@ -15,6 +15,7 @@ import pytest
 
 from kizuna.campaigns.model import Campaign
 from kizuna.programs.model import Program
+from kizuna.services.campaign_admin import passed_time
 from kizuna_tools.migrate.attributes import AttributeMap
 from kizuna_tools.migrate.campaigns import (
     CampaignContext,
@@ -32,6 +33,7 @@ from kizuna_tools.migrate.names import snake
 from kizuna_tools.migrate.report import Report, Status
 from kizuna_tools.migrate.segments import Conditions, translate_segments
 from kizuna_tools.migrate.templates import RESPONSE_KEYS, TEMPLATE_TYPES
+from tests.factories import campaign_definition
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "pinpoint"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -332,6 +334,36 @@ def test_a_past_once_campaign_is_past_and_local_recurring_is_a_decision() -> Non
         schedule_of({"Frequency": "ONCE", "StartTime": "soon"}, NOW, "SCHEDULED", "").schedule
         is None
     )
+
+
+def test_a_local_time_send_is_past_when_apply_would_refuse_it() -> None:
+    # The campaign rule: a local-time send starts (and may no longer be scheduled) at its
+    # date and time in UTC+14; the migration decides "past" with the same function.
+    def local(start: str) -> Any:
+        raw = {"Frequency": "ONCE", "StartTime": start, "Timezone": "UTC+09", "IsLocalTime": True}
+        return schedule_of(raw, NOW, "SCHEDULED", "")
+
+    # 10:00 on 30 November began at 2026-11-29T20:00Z (UTC+14), before NOW: past, though
+    # in UTC-12 it is still ahead; 14:00 began at NOW exactly (no grace): past
+    for start in ("2026-11-30T10:00:00+09:00", "2026-11-30T14:00:00+09:00"):
+        outcome = local(start)
+        assert outcome.schedule is not None and outcome.schedule["type"] == "local_time"
+        assert outcome.past, start
+        campaign = Campaign.model_validate(
+            {**campaign_definition(status="scheduled"), "schedule": outcome.schedule}
+        )
+        assert passed_time(campaign, NOW) is not None
+    # 10:00 on 1 December begins at 2026-11-30T20:00Z: ahead, and apply takes it
+    outcome = local("2026-12-01T10:00:00+09:00")
+    assert not outcome.past
+    campaign = Campaign.model_validate(
+        {**campaign_definition(status="scheduled"), "schedule": outcome.schedule}
+    )
+    assert passed_time(campaign, NOW) is None
+    # a one-off or an end at NOW exactly has passed too, as apply decides it
+    assert schedule_of(
+        {"Frequency": "ONCE", "StartTime": "2026-11-30T00:00:00Z"}, NOW, "SCHEDULED", ""
+    ).past
 
 
 def test_utc_offsets() -> None:

@@ -35,8 +35,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from kizuna.campaigns.model import (
+    LocalTimeSchedule,
+    OnceSchedule,
+    RecurringSchedule,
+    Schedule,
+    has_passed,
+)
 from kizuna.runtime.config import CustomEvent, CustomEventField, ValueType
 from kizuna_tools.migrate.library import Library, Translated, message_kinds
 from kizuna_tools.migrate.names import BUILTIN_EVENTS, event_type, kebab, object_id, snake, unique
@@ -313,10 +320,9 @@ def schedule_of(raw: Mapping[str, Any], now: datetime, state: str, updated: str)
                 "time": local.strftime("%H:%M"),
             }
             out.notes.append(f"{local.strftime('%Y-%m-%d %H:%M')} in each customer's own time zone")
-            out.past = local.replace(tzinfo=timezone(timedelta(hours=-12))) < now
         else:
             out.schedule = {"type": "once", "at": start.isoformat()}
-            out.past = start < now
+        out.past = _passed(out.schedule, now)
         return out
     if frequency in RECURRING:
         zone = iana_zone(offset)
@@ -340,10 +346,24 @@ def schedule_of(raw: Mapping[str, Any], now: datetime, state: str, updated: str)
                 "IsLocalTime: Pinpoint sent each endpoint at its own local time; a Kizuna "
                 f"recurring campaign runs at one time in {zone} for everyone"
             )
-        out.past = end is not None and end < now
+        out.past = _passed(out.schedule, now)
         return out
     out.decisions.append(f"Frequency {frequency}: not a Kizuna schedule")
     return out
+
+
+_SCHEDULE: TypeAdapter[OnceSchedule | LocalTimeSchedule | RecurringSchedule] = TypeAdapter(Schedule)
+
+
+def _passed(schedule: Mapping[str, Any], now: datetime) -> bool:
+    """Whether a written schedule's time (a recurring one's end) has passed, as ``apply``
+    decides it (:func:`kizuna.campaigns.model.has_passed`: a local-time send from where it
+    comes first, UTC+14), so that a campaign written ``scheduled`` is not then refused. A
+    schedule the model refuses is not passed: ``apply`` reports it with its reason."""
+    try:
+        return has_passed(_SCHEDULE.validate_python(schedule), now)
+    except ValidationError:
+        return False
 
 
 def _instant_or(value: str, default: datetime) -> datetime:
