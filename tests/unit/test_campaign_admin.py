@@ -661,3 +661,78 @@ def test_apply_does_not_write_scheduled_over_a_pause_that_came_between() -> None
     stored = campaigns.definitions["winter-sale"]
     assert (stored.status, stored.campaign.name) == ("paused", "Winter sale (2)")
     assert schedules.put_calls[-1] == ("winter-sale", "paused")
+
+
+def test_a_one_off_campaign_cannot_be_moved_while_scheduler_is_starting_it() -> None:
+    # Given a one-off campaign scheduled for NOW + 1 day, its time just passed: Scheduler
+    # fired (or retries for up to 6 hours) and no occurrence is written yet
+    a, campaigns, _ = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    just_after = NOW + timedelta(days=1, seconds=5)
+    ahead = {"type": "once", "at": (NOW + timedelta(days=3)).isoformat()}
+    moved = campaign.model_copy(update={"schedule": parse_campaign(sale(schedule=ahead)).schedule})
+    # When its time is moved ahead / Then refused: the old instant still runs
+    with pytest.raises(StatusConflict, match=r"schedule\.at cannot be changed: its time has"):
+        a.save(moved, files, "mari", just_after, expected_version=1)
+    with pytest.raises(StatusConflict, match=r"schedule\.at cannot be changed: its time has"):
+        a.save(moved, files, "ci", just_after)
+    assert campaigns.definitions["winter-sale"].version == 1
+
+
+def test_apply_over_a_pause_still_refuses_a_time_that_has_passed() -> None:
+    # Given a campaign paused before its time, whose time then passed (it never ran)
+    a, campaigns, _ = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    a.transition("winter-sale", "pause", NOW)
+    later = NOW + timedelta(days=2)
+    # When a changed file saying scheduled is applied / Then refused, as before the pause
+    # rule: a resume it would invite is refused too ("change the schedule")
+    renamed = campaign.model_copy(update={"name": "Winter sale (2)"})
+    with pytest.raises(StatusConflict, match=r"schedule\.at .* has passed: change the schedule"):
+        a.save(renamed, files, "ci", later)
+    with pytest.raises(StatusConflict, match="has passed"):
+        a.transition("winter-sale", "resume", later)
+
+
+def test_apply_of_an_unchanged_file_does_not_undo_a_marketers_resume() -> None:
+    # Given a campaign applied as paused, which a marketer then resumed (scheduled)
+    a, campaigns, schedules = admin()
+    campaign = saved(a, status="paused")
+    files = campaigns.definitions["winter-sale"].templates
+    assert a.transition("winter-sale", "resume", NOW) == ("paused", "scheduled")
+    schedules.put_calls.clear()
+    # When the deploy pipeline re-applies the same file (status: paused)
+    current = campaigns.definitions["winter-sale"]
+    assert a.left_as_is(campaign, files, NOW, current) == (
+        "scheduled: changed since this file was applied"
+    )
+    assert a.save(campaign, files, "ci", NOW) == 1
+    # Then it stays scheduled, its schedule untouched
+    assert campaigns.definitions["winter-sale"].status == "scheduled"
+    assert schedules.put_calls == []
+    # and a file that changes its status still does (the author asked for it)
+    drafted = campaign.model_copy(update={"status": CampaignStatus.DRAFT})
+    a.save(drafted, files, "ci", NOW)
+    assert campaigns.definitions["winter-sale"].status == "draft"
+
+
+def test_a_campaign_paused_mid_run_can_be_resumed_after_its_time() -> None:
+    # Given a one-off campaign that fired (its occurrence running) and was paused mid-run
+    a, campaigns, schedules = admin()
+    saved(a, status="scheduled")
+    fired = NOW + timedelta(days=1)
+    campaigns.start_occurrence("winter-sale", "20261201T0100Z", fired, fired)
+    a.transition("winter-sale", "pause", fired + timedelta(minutes=5))
+    schedules.put_calls.clear()
+    # When the marketer resumes it an hour later / Then it is scheduled again (its batches
+    # go on), and its one-time schedule, which fired, is left disabled
+    later = fired + timedelta(hours=1)
+    assert a.transition("winter-sale", "resume", later) == ("paused", "scheduled")
+    assert schedules.put_calls == []
+    # but a campaign whose occurrence is done is not resumed
+    a.transition("winter-sale", "pause", later)
+    campaigns.occurrences[("winter-sale", "20261201T0100Z")]["status"] = "done"
+    with pytest.raises(StatusConflict, match="has passed"):
+        a.transition("winter-sale", "resume", later)

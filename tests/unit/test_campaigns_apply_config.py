@@ -268,3 +268,29 @@ def test_apply_leaves_a_paused_campaign_paused_and_says_so(
         "Gold sale (2)",
     )
     assert target.schedules_seen.put_calls == [("gold-sale", "paused")]
+
+
+def test_apply_over_a_pause_refuses_a_time_that_passed_before_writing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the campaign applied, paused by a marketer before its time, and its time passed
+    root = project(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
+    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
+    target, config = InMemory(), root / "kizuna-config.json"
+    file = root / "campaigns" / "gold-sale.yaml"
+    monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2098, 12, 1, tzinfo=UTC)))
+    assert apply_files(target, [file], "mari", config)[0] == []
+    assert target.campaigns.set_status("gold-sale", "paused", datetime(2098, 12, 1, tzinfo=UTC))
+    monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2099, 2, 1, tzinfo=UTC)))
+    # When a changed file still saying scheduled is applied: refused up front (a resume
+    # would be refused too), nothing written
+    file.write_text(CAMPAIGN.replace("Gold sale", "Gold sale (2)"), "utf-8")
+    problems, applied = apply_files(target, [file], "ci", config)
+    assert applied == []
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "gold-sale: schedule.at (2099-01-15T01:00:00+00:00) has passed: change the schedule"
+    ]
+    stored = target.campaigns.get_definition("gold-sale")
+    assert stored is not None and (stored.version, stored.campaign.name) == (1, "Gold sale")

@@ -640,7 +640,9 @@ class CampaignAdmin:
             if written.status == CampaignStatus.SCHEDULED:
                 # a pause between the read and the write is not overwritten by apply either
                 only_from = EDITABLE - {str(CampaignStatus.PAUSED)}
-        problem = self.write_problem(written, files, now, current)
+            problem = self.apply_problem(campaign, files, now, current)
+        else:
+            problem = self.write_problem(written, files, now, current)
         if problem:
             raise StatusConflict(problem)
         try:
@@ -677,6 +679,25 @@ class CampaignAdmin:
             return campaign.model_copy(update={"status": CampaignStatus.PAUSED})
         return campaign
 
+    def apply_problem(
+        self,
+        campaign: Campaign,
+        files: Mapping[str, str],
+        now: datetime,
+        current: StoredCampaign | None,
+    ) -> str | None:
+        """Why ``apply`` may not write this definition over ``current``: what
+        :meth:`write_problem` says of it as applied (:meth:`as_applied`), and, when a file
+        saying ``scheduled`` is kept paused, its time must still be ahead, or the resume
+        that ``apply`` invites would be refused (a campaign that ran can be resumed:
+        :meth:`transition`)."""
+        written = self.as_applied(campaign, current)
+        if written.status != campaign.status and self.store.first_occurrence(campaign.id) is None:
+            passed = passed_time(campaign, now)
+            if passed:
+                return passed
+        return self.write_problem(written, files, now, current)
+
     def left_as_is(
         self,
         campaign: Campaign,
@@ -689,7 +710,8 @@ class CampaignAdmin:
         it does not; :meth:`write_problem` decides). Only when the definition and its files
         are unchanged: an ended campaign (cancelled or done, whatever status its file says)
         keeps what it did; a paused one whose file says ``scheduled`` (or ``paused``) stays
-        paused; a campaign stored ``scheduled`` and still written ``scheduled``
+        paused; a status a person set since the file was applied (the file's status is the
+        one written then) stays; a campaign stored ``scheduled`` and still written ``scheduled``
         whose time (or end) has since passed was scheduled in time, and is running or done:
         its schedule is not put again (a one-time schedule in the past)."""
         if current is None or not unchanged(current, campaign, files):
@@ -701,6 +723,10 @@ class CampaignAdmin:
             CampaignStatus.SCHEDULED,
         ):
             return current.status  # the marketer's pause stays (:meth:`as_applied`)
+        if current.campaign.status == campaign.status != current.status:
+            # the file says what it said when it was applied; a person has since paused,
+            # resumed or scheduled it (the console, the API, ``kizuna campaigns``): that stays
+            return f"{current.status}: changed since this file was applied"
         if current.status == campaign.status == CampaignStatus.SCHEDULED:
             passed = passed_field(campaign, now)
             if passed:
@@ -730,19 +756,23 @@ class CampaignAdmin:
                 f"{campaign.id}: status done is set by Kizuna when a one-off campaign has sent; "
                 "write draft, scheduled, paused or cancelled"
             )
-        ran = self.ran_problem(campaign, current)
+        ran = self.ran_problem(campaign, current, now)
         if ran:
             return ran
         if campaign.status == CampaignStatus.SCHEDULED:
             return passed_time(campaign, now)
         return None
 
-    def ran_problem(self, campaign: Campaign, current: StoredCampaign | None) -> str | None:
+    def ran_problem(
+        self, campaign: Campaign, current: StoredCampaign | None, now: datetime
+    ) -> str | None:
         """Why this write may not change a one-off campaign's schedule: it already ran (an
         occurrence exists, whatever its status; the campaign stays ``scheduled`` until it
-        completes). A new time would put a new schedule, and a new occurrence would send to
-        the same customers again; whatever status is written (a paused one could be resumed
-        at the new time). Asked only when the schedule changes."""
+        completes), or it is stored ``scheduled`` and its time has passed (Scheduler fired
+        it, or is still retrying for up to 6 hours, and its occurrence is not written yet).
+        A new time would put a new schedule, and a new occurrence would send to the same
+        customers again; whatever status is written (a paused one could be resumed at the
+        new time). Asked only when the schedule changes."""
         if current is None or start_of(current.campaign) is None:
             return None
         field = changed_schedule_field(current.campaign, campaign)
@@ -750,6 +780,14 @@ class CampaignAdmin:
             return None
         occurrence = self.store.first_occurrence(campaign.id)
         if occurrence is None:
+            if current.status == CampaignStatus.SCHEDULED and has_passed(
+                current.campaign.schedule, now
+            ):
+                return (
+                    f"{campaign.id}: {field} cannot be changed: its time has passed and "
+                    "the campaign is starting; a one-off campaign runs once (to send "
+                    "again, create a new campaign with a new id)"
+                )
             return None
         return (
             f"{campaign.id}: {field} cannot be changed: the campaign already ran "
@@ -765,16 +803,22 @@ class CampaignAdmin:
             raise ValueError(f"unknown action {action!r}")
         target, allowed = TRANSITIONS[action]
         stored = self.get(campaign_id)
+        running = False
         if target == CampaignStatus.SCHEDULED:  # schedule, resume
             problem = passed_time(stored.campaign, now)
-            if problem:
+            if problem and action == "resume":
+                # paused mid-run: its occurrence waits for the resume (its batches retry);
+                # the one-time schedule has fired and stays disabled
+                occurrence = self.store.first_occurrence(campaign_id)
+                running = occurrence is not None and occurrence.get("status") == "running"
+            if problem and not running:
                 raise StatusConflict(problem)
         if not self.store.set_status(campaign_id, str(target), now, expected=set(allowed)):
             current = self.get(campaign_id).status
             raise StatusConflict(
                 f"{campaign_id} is {current}; {action} needs " + " or ".join(sorted(allowed))
             )
-        if self.schedules is not None:
+        if self.schedules is not None and not running:
             self.schedules.put(stored.campaign, target, now)
         return stored.status, str(target)
 

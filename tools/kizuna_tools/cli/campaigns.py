@@ -270,7 +270,7 @@ def apply_files(
         written = admin.as_applied(campaign, current)
         if written.status != campaign.status:
             paused.add(campaign.id)
-        problem = admin.write_problem(written, templates, now, current)
+        problem = admin.apply_problem(campaign, templates, now, current)
         if problem:
             problems.append(f"{where[campaign.id]}: {problem}")
     if problems:
