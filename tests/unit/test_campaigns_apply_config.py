@@ -294,3 +294,47 @@ def test_apply_over_a_pause_refuses_a_time_that_passed_before_writing_anything(
     ]
     stored = target.campaigns.get_definition("gold-sale")
     assert stored is not None and (stored.version, stored.campaign.name) == (1, "Gold sale")
+
+
+def test_apply_says_paused_when_a_pause_came_while_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
+    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
+    target, config = InMemory(), root / "kizuna-config.json"
+    file = root / "campaigns" / "gold-sale.yaml"
+    at = datetime(2098, 12, 1, tzinfo=UTC)
+    monkeypatch.setattr(clock, "_clock", FixedClock(at))
+    assert apply_files(target, [file], "mari", config)[0] == []
+    campaigns = target.campaigns
+
+    class PausedMeanwhile:
+        """The table as a marketer pauses the campaign just after apply checked it."""
+
+        paused = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(campaigns, name)
+
+        def put_definition(self, *args: Any, **kwargs: Any) -> int:
+            if not self.paused:
+                self.paused = campaigns.set_status("gold-sale", "paused", at)
+            return campaigns.put_definition(*args, **kwargs)
+
+    admin = target.admin
+    monkeypatch.setattr(
+        target, "admin", lambda config=None: _with_store(admin(config), PausedMeanwhile())
+    )
+    file.write_text(CAMPAIGN.replace("Gold sale", "Gold sale (2)"), "utf-8")
+    problems, applied = apply_files(target, [file], "ci", config)
+    assert problems == []
+    assert applied[0].startswith("applied gold-sale (version 2, paused: it was paused")
+    stored = campaigns.get_definition("gold-sale")
+    assert stored is not None and stored.status == "paused"
+
+
+def _with_store(admin: CampaignAdmin, store: Any) -> CampaignAdmin:
+    admin.store = store
+    return admin

@@ -260,16 +260,12 @@ def apply_files(
     # re-applied unchanged, ended or paused (or scheduled, its time since passed): left as
     # they are
     kept: dict[str, str] = {}
-    paused: set[str] = set()  # changed, written scheduled over a pause: kept paused
     for campaign, templates in campaigns:  # the status rules, before anything is written
         current = admin.store.get_definition(campaign.id)
         left = admin.left_as_is(campaign, templates, now, current)
         if left:
             kept[campaign.id] = left
             continue
-        written = admin.as_applied(campaign, current)
-        if written.status != campaign.status:
-            paused.add(campaign.id)
         problem = admin.apply_problem(campaign, templates, now, current)
         if problem:
             problems.append(f"{where[campaign.id]}: {problem}")
@@ -289,7 +285,9 @@ def apply_files(
                 Body=source.read_bytes(),
             )
         version = admin.save(campaign, templates, by, now)
-        if campaign.id in paused:
+        # as written: kept paused by a pause made before apply read it, or while it wrote
+        stored = admin.store.get_definition(campaign.id)
+        if stored is not None and stored.status == "paused" and campaign.status == "scheduled":
             applied.append(
                 f"applied {campaign.id} (version {version}, paused: it was paused, so it stays "
                 f"paused; resume it in the console, the API or `kizuna campaigns resume "
