@@ -696,14 +696,14 @@ def test_apply_over_a_pause_still_refuses_a_time_that_has_passed() -> None:
         a.transition("winter-sale", "resume", later)
 
 
-def test_apply_of_an_unchanged_file_does_not_undo_a_marketers_resume() -> None:
-    # Given a campaign applied as paused, which a marketer then resumed (scheduled)
+def test_apply_of_an_unchanged_draft_does_not_undo_a_marketers_schedule() -> None:
+    # Given a campaign applied as a draft, which a marketer then scheduled in the console
     a, campaigns, schedules = admin()
-    campaign = saved(a, status="paused")
+    campaign = saved(a, status="draft")
     files = campaigns.definitions["winter-sale"].templates
-    assert a.transition("winter-sale", "resume", NOW) == ("paused", "scheduled")
+    assert a.transition("winter-sale", "schedule", NOW) == ("draft", "scheduled")
     schedules.put_calls.clear()
-    # When the deploy pipeline re-applies the same file (status: paused)
+    # When the deploy pipeline re-applies the same file (status: draft)
     current = campaigns.definitions["winter-sale"]
     assert a.left_as_is(campaign, files, NOW, current) == (
         "scheduled: changed since this file was applied"
@@ -713,9 +713,34 @@ def test_apply_of_an_unchanged_file_does_not_undo_a_marketers_resume() -> None:
     assert campaigns.definitions["winter-sale"].status == "scheduled"
     assert schedules.put_calls == []
     # and a file that changes its status still does (the author asked for it)
-    drafted = campaign.model_copy(update={"status": CampaignStatus.DRAFT})
-    a.save(drafted, files, "ci", NOW)
-    assert campaigns.definitions["winter-sale"].status == "draft"
+    a.save(campaign.model_copy(update={"status": CampaignStatus.CANCELLED}), files, "ci", NOW)
+    assert campaigns.definitions["winter-sale"].status == "cancelled"
+
+
+def test_a_file_saying_paused_pauses_on_every_apply() -> None:
+    # Given a campaign applied as scheduled over a pause (stored paused), then resumed
+    a, campaigns, _ = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    a.transition("winter-sale", "pause", NOW)
+    renamed = campaign.model_copy(update={"name": "Winter sale (2)"})
+    assert a.save(renamed, files, "ci", NOW) == 2  # kept paused
+    a.transition("winter-sale", "resume", NOW)
+    # When its file now says paused: applied, it pauses (which a stored "paused" meant is
+    # not known; of the two readings, the one that sends nothing)
+    a.save(renamed.model_copy(update={"status": CampaignStatus.PAUSED}), files, "ci", NOW)
+    assert campaigns.definitions["winter-sale"].status == "paused"
+
+
+def test_a_one_off_may_be_moved_once_scheduler_has_given_up_starting_it() -> None:
+    a, campaigns, _ = admin()
+    campaign = saved(a, status="scheduled")
+    files = campaigns.definitions["winter-sale"].templates
+    ahead = {"type": "once", "at": (NOW + timedelta(days=3)).isoformat()}
+    moved = campaign.model_copy(update={"schedule": parse_campaign(sale(schedule=ahead)).schedule})
+    # six hours after its time with no occurrence, its start was dead-lettered: it never ran
+    gave_up = NOW + timedelta(days=1, hours=6, minutes=1)
+    assert a.save(moved, files, "mari", gave_up, expected_version=1) == 2
 
 
 def test_a_campaign_paused_mid_run_can_be_resumed_after_its_time() -> None:
@@ -731,8 +756,21 @@ def test_a_campaign_paused_mid_run_can_be_resumed_after_its_time() -> None:
     later = fired + timedelta(hours=1)
     assert a.transition("winter-sale", "resume", later) == ("paused", "scheduled")
     assert schedules.put_calls == []
-    # but a campaign whose occurrence is done is not resumed
+    # but a campaign whose occurrence is done, or whose execution ended (its retries of
+    # the pause ran out), is not resumed: nothing would run
     a.transition("winter-sale", "pause", later)
+    a.executions = Ended()
+    campaigns.occurrences[("winter-sale", "20261201T0100Z")]["execution"] = "arn:x"
+    with pytest.raises(StatusConflict, match="has passed"):
+        a.transition("winter-sale", "resume", later)
+    a.executions = None
     campaigns.occurrences[("winter-sale", "20261201T0100Z")]["status"] = "done"
     with pytest.raises(StatusConflict, match="has passed"):
         a.transition("winter-sale", "resume", later)
+
+
+class Ended:
+    """Step Functions: every execution ended FAILED."""
+
+    def state(self, execution: str) -> ExecutionState:
+        return ExecutionState("FAILED", NOW)

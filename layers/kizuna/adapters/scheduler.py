@@ -17,6 +17,7 @@ from kizuna.adapters.stepfunctions import (
     at_expression,
 )
 from kizuna.campaigns.model import (
+    SCHEDULER_RETRY_SECONDS,
     Campaign,
     CampaignStatus,
     RecurringSchedule,
@@ -28,7 +29,7 @@ from kizuna.events.envelope import erasure_sweep_event
 # Scheduler fills this in with the occurrence's scheduled instant.
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 RETRY_ATTEMPTS = 10
-MAX_EVENT_AGE_SECONDS = 6 * 3600
+MAX_EVENT_AGE_SECONDS = SCHEDULER_RETRY_SECONDS
 
 
 def schedule_input(campaign_id: str) -> str:

@@ -292,6 +292,12 @@ def local_time_window(schedule: LocalTimeSchedule) -> tuple[datetime, datetime]:
     return naive - EARLIEST_OFFSET, naive + LATEST_OFFSET
 
 
+# How long EventBridge Scheduler retries starting a campaign's occurrence (its target's
+# MaximumEventAgeInSeconds, kizuna.adapters.scheduler): past it with no occurrence, the start
+# was given up (dead-lettered).
+SCHEDULER_RETRY_SECONDS = 6 * 3600
+
+
 def deadline_of(schedule: OnceSchedule | LocalTimeSchedule | RecurringSchedule) -> datetime | None:
     """The instant a campaign may be scheduled only before: a one-off campaign's start
     (``at``; a local-time one's date and time where it comes first, UTC+14: its occurrence

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -36,6 +36,7 @@ from kizuna.campaigns.loader import (
 )
 from kizuna.campaigns.looks import decision_line, looks_of, next_look_of
 from kizuna.campaigns.model import (
+    SCHEDULER_RETRY_SECONDS,
     Campaign,
     CampaignStatus,
     LocalTimeSchedule,
@@ -723,9 +724,14 @@ class CampaignAdmin:
             CampaignStatus.SCHEDULED,
         ):
             return current.status  # the marketer's pause stays (:meth:`as_applied`)
-        if current.campaign.status == campaign.status != current.status:
-            # the file says what it said when it was applied; a person has since paused,
-            # resumed or scheduled it (the console, the API, ``kizuna campaigns``): that stays
+        if (
+            current.campaign.status == campaign.status != current.status
+            and campaign.status != CampaignStatus.PAUSED
+        ):
+            # the file says what it said when it was applied (a draft); a person has since
+            # scheduled (or paused) it: that stays. A file saying ``paused`` is not trusted
+            # so (apply stores a ``scheduled`` file kept paused as ``paused``: which one it
+            # was is not known), and pauses it again: of the two, the one that sends nothing
             return f"{current.status}: changed since this file was applied"
         if current.status == campaign.status == CampaignStatus.SCHEDULED:
             passed = passed_field(campaign, now)
@@ -780,9 +786,10 @@ class CampaignAdmin:
             return None
         occurrence = self.store.first_occurrence(campaign.id)
         if occurrence is None:
-            if current.status == CampaignStatus.SCHEDULED and has_passed(
-                current.campaign.schedule, now
-            ):
+            deadline = deadline_of(current.campaign.schedule)
+            retries = timedelta(seconds=SCHEDULER_RETRY_SECONDS)
+            starting = deadline is not None and deadline <= now < deadline + retries
+            if current.status == CampaignStatus.SCHEDULED and starting:
                 return (
                     f"{campaign.id}: {field} cannot be changed: its time has passed and "
                     "the campaign is starting; a one-off campaign runs once (to send "
@@ -806,11 +813,15 @@ class CampaignAdmin:
         running = False
         if target == CampaignStatus.SCHEDULED:  # schedule, resume
             problem = passed_time(stored.campaign, now)
-            if problem and action == "resume":
-                # paused mid-run: its occurrence waits for the resume (its batches retry);
-                # the one-time schedule has fired and stays disabled
+            if problem and action == "resume" and start_of(stored.campaign) is not None:
+                # a one-off paused mid-run: its occurrence waits for the resume (its batches
+                # retry), unless its execution has ended; its fired schedule stays disabled
                 occurrence = self.store.first_occurrence(campaign_id)
-                running = occurrence is not None and occurrence.get("status") == "running"
+                running = (
+                    occurrence is not None
+                    and occurrence.get("status") == "running"
+                    and self._execution_ended(occurrence) is None
+                )
             if problem and not running:
                 raise StatusConflict(problem)
         if not self.store.set_status(campaign_id, str(target), now, expected=set(allowed)):
