@@ -259,3 +259,22 @@ def _round_prices() -> Any:
 # Round prices per single unit (bench/cost_model.py), so the expected figures of a cost test
 # can be worked out on paper.
 ROUND_PRICES = _round_prices()
+
+
+class PausedMeanwhile:
+    """A campaigns table (``campaigns``: a :class:`kizuna_tools.fakes.MemoryCampaigns`) as a
+    marketer pauses ``campaign_id`` just after a writer read it: the pause lands before the
+    writer's first ``put_definition``."""
+
+    def __init__(self, campaigns: Any, campaign_id: str, at: datetime) -> None:
+        self._campaigns, self._campaign_id, self._at = campaigns, campaign_id, at
+        self.paused = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._campaigns, name)
+
+    def put_definition(self, *args: Any, **kwargs: Any) -> int:
+        if not self.paused:
+            self.paused = self._campaigns.set_status(self._campaign_id, "paused", self._at)
+        result: int = self._campaigns.put_definition(*args, **kwargs)
+        return result

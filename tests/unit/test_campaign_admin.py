@@ -29,7 +29,7 @@ from kizuna.services.campaign_admin import (
     results_of,
 )
 from kizuna_tools.fakes import MemoryCampaigns, MemoryStore
-from tests.factories import campaign_definition, customer, opted_in
+from tests.factories import PausedMeanwhile, campaign_definition, customer, opted_in
 
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 SOURCES = {"sale": "month-end-sale/sale", "sale_urgent": "month-end-sale/sale_urgent"}
@@ -643,20 +643,7 @@ def test_apply_does_not_write_scheduled_over_a_pause_that_came_between() -> None
     files = campaigns.definitions["winter-sale"].templates
     renamed = campaign.model_copy(update={"name": "Winter sale (2)"})
 
-    class PausedMeanwhile:
-        """The store as a marketer pauses the campaign right after apply reads it."""
-
-        paused = False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(campaigns, name)
-
-        def put_definition(self, *args: Any, **kwargs: Any) -> int:
-            if not self.paused:
-                self.paused = campaigns.set_status("winter-sale", "paused", NOW)
-            return campaigns.put_definition(*args, **kwargs)
-
-    a.store = PausedMeanwhile()
+    a.store = PausedMeanwhile(campaigns, "winter-sale", NOW)
     assert a.save(renamed, files, "ci", NOW) == 2
     stored = campaigns.definitions["winter-sale"]
     assert (stored.status, stored.campaign.name) == ("paused", "Winter sale (2)")

@@ -20,6 +20,7 @@ from kizuna_tools.cli import app
 from kizuna_tools.cli import campaigns as campaigns_cli
 from kizuna_tools.cli.campaigns import Target, _rules, apply_files
 from kizuna_tools.fakes import MemoryCampaigns, MemoryStore
+from tests.factories import PausedMeanwhile
 
 CAMPAIGN = """\
 id: gold-sale
@@ -82,15 +83,21 @@ def project(root: Path) -> Path:
     return root
 
 
-def test_apply_checks_and_stores_with_the_configuration_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a migrated project, worked on from its folder (no cdk.json of its own yet)
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, InMemory, Path, Path]:
+    """A migrated project, worked on from its folder (no cdk.json of its own yet), and a stack
+    in memory: (its root, the stack, its kizuna-config.json, its campaign's file)."""
     root = project(tmp_path)
     monkeypatch.chdir(root)
     monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
     monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
-    target = InMemory()
+    return root, InMemory(), root / "kizuna-config.json", root / "campaigns" / "gold-sale.yaml"
+
+
+def test_apply_checks_and_stores_with_the_configuration_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a migrated project, worked on from its folder (no cdk.json of its own yet)
+    root, target, _, _ = shop(tmp_path, monkeypatch)
 
     # When its campaign is applied with --config kizuna-config.json
     problems, applied = apply_files(
@@ -108,12 +115,7 @@ def test_apply_keeps_an_ended_campaign_and_refuses_what_its_status_forbids(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a migrated project's campaign, applied, then cancelled by a marketer
-    root = project(tmp_path)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
-    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
-    target, config = InMemory(), root / "kizuna-config.json"
-    file = root / "campaigns" / "gold-sale.yaml"
+    root, target, config, file = shop(tmp_path, monkeypatch)
     assert apply_files(target, [file], "mari", config)[0] == []
     target.admin(config).transition("gold-sale", "cancel", datetime(2098, 1, 1))
     target.schedules_seen.put_calls.clear()
@@ -146,12 +148,7 @@ def test_apply_leaves_a_scheduled_campaign_whose_time_passed_and_refuses_a_late_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the campaign applied (scheduled for 2099-01-15), and the clock after its time
-    root = project(tmp_path)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
-    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
-    target, config = InMemory(), root / "kizuna-config.json"
-    file = root / "campaigns" / "gold-sale.yaml"
+    root, target, config, file = shop(tmp_path, monkeypatch)
     monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2098, 12, 1, tzinfo=UTC)))
     assert apply_files(target, [file], "mari", config)[0] == []
     monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2099, 1, 16, tzinfo=UTC)))
@@ -197,12 +194,7 @@ def test_apply_refuses_to_move_the_time_of_a_one_off_campaign_that_ran(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the campaign applied (scheduled for 2099-01-15T01:00Z), and fired at that time
-    root = project(tmp_path)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
-    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
-    target, config = InMemory(), root / "kizuna-config.json"
-    file = root / "campaigns" / "gold-sale.yaml"
+    _, target, config, file = shop(tmp_path, monkeypatch)
     monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2098, 12, 1, tzinfo=UTC)))
     assert apply_files(target, [file], "mari", config)[0] == []
     fired = datetime(2099, 1, 15, 1, 0, tzinfo=UTC)
@@ -235,12 +227,7 @@ def test_apply_leaves_a_paused_campaign_paused_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the campaign applied (status: scheduled), then paused by a marketer
-    root = project(tmp_path)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
-    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
-    target, config = InMemory(), root / "kizuna-config.json"
-    file = root / "campaigns" / "gold-sale.yaml"
+    root, target, config, file = shop(tmp_path, monkeypatch)
     monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2098, 12, 1, tzinfo=UTC)))
     assert apply_files(target, [file], "mari", config)[0] == []
     assert target.campaigns.set_status("gold-sale", "paused", datetime(2098, 12, 1, tzinfo=UTC))
@@ -274,12 +261,7 @@ def test_apply_over_a_pause_refuses_a_time_that_passed_before_writing_anything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the campaign applied, paused by a marketer before its time, and its time passed
-    root = project(tmp_path)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
-    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
-    target, config = InMemory(), root / "kizuna-config.json"
-    file = root / "campaigns" / "gold-sale.yaml"
+    _, target, config, file = shop(tmp_path, monkeypatch)
     monkeypatch.setattr(clock, "_clock", FixedClock(datetime(2098, 12, 1, tzinfo=UTC)))
     assert apply_files(target, [file], "mari", config)[0] == []
     assert target.campaigns.set_status("gold-sale", "paused", datetime(2098, 12, 1, tzinfo=UTC))
@@ -299,33 +281,17 @@ def test_apply_over_a_pause_refuses_a_time_that_passed_before_writing_anything(
 def test_apply_says_paused_when_a_pause_came_while_it_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = project(tmp_path)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
-    monkeypatch.delenv("KIZUNA_PROJECT_ROOT", raising=False)
-    target, config = InMemory(), root / "kizuna-config.json"
-    file = root / "campaigns" / "gold-sale.yaml"
+    _, target, config, file = shop(tmp_path, monkeypatch)
     at = datetime(2098, 12, 1, tzinfo=UTC)
     monkeypatch.setattr(clock, "_clock", FixedClock(at))
     assert apply_files(target, [file], "mari", config)[0] == []
     campaigns = target.campaigns
 
-    class PausedMeanwhile:
-        """The table as a marketer pauses the campaign just after apply checked it."""
-
-        paused = False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(campaigns, name)
-
-        def put_definition(self, *args: Any, **kwargs: Any) -> int:
-            if not self.paused:
-                self.paused = campaigns.set_status("gold-sale", "paused", at)
-            return campaigns.put_definition(*args, **kwargs)
-
     admin = target.admin
     monkeypatch.setattr(
-        target, "admin", lambda config=None: _with_store(admin(config), PausedMeanwhile())
+        target,
+        "admin",
+        lambda config=None: _with_store(admin(config), PausedMeanwhile(campaigns, "gold-sale", at)),
     )
     file.write_text(CAMPAIGN.replace("Gold sale", "Gold sale (2)"), "utf-8")
     problems, applied = apply_files(target, [file], "ci", config)
