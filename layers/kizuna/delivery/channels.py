@@ -494,7 +494,7 @@ class SesEmail:
             try:
                 tags.append({"Name": tag_name(name), "Value": encode_tag_value(value)})
             except ValueError:
-                continue  # too long to carry: feedback falls back to the SES message id
+                continue  # over 192 bytes: too long to carry even in base64, left off
         return tags
 
     def send(self, message: OutboundMessage) -> SendResult:

@@ -5,10 +5,19 @@ reads the customer, program, step and execution back from the tags of a bounce o
 complaint, so values are *escaped*, not mangled: letters, digits and ``-`` pass as they
 are, ``_`` becomes ``__`` and any other byte of the UTF-8 form becomes ``_XX`` (hex).
 ``cust-42`` stays ``cust-42``; ``a.b@x`` becomes ``a_2Eb_40x``.
+
+A value whose escaped form is over 256 characters (a 128-character customer id made of
+``.:@``, up to 384) is written ``_b`` + its UTF-8 bytes in unpadded base64url instead (the
+same alphabet; 4 characters per 3 bytes, so any value up to 192 bytes fits, and every
+customer id, execution, program and step name Kizuna accepts does). The escaped form never
+starts with ``_b`` (an ``_`` is always followed by ``_`` or an upper-case hex digit), so the
+two forms are told apart exactly.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
 # Tag names Kizuna writes on every message (SES EmailTags, push Context).
@@ -28,6 +37,8 @@ MAX_TAG_CHARS = 256
 _PLAIN = re.compile(r"[A-Za-z0-9-]")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 _ESCAPE = re.compile(r"_(_|[0-9A-F]{2})")
+# What starts a value too long to escape: never the start of an escaped form.
+BASE64_PREFIX = "_b"
 
 
 def encode_tag_value(value: str) -> str:
@@ -44,13 +55,26 @@ def encode_tag_value(value: str) -> str:
     encoded = "".join(out)
     if not encoded:
         raise ValueError("a tag value cannot be empty")
-    if len(encoded) > MAX_TAG_CHARS:
-        raise ValueError(f"tag value is {len(encoded)} characters escaped (max {MAX_TAG_CHARS})")
-    return encoded
+    if len(encoded) <= MAX_TAG_CHARS:
+        return encoded
+    packed = BASE64_PREFIX + base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+    if len(packed) > MAX_TAG_CHARS:
+        raise ValueError(
+            f"tag value is {len(encoded)} characters escaped, {len(packed)} in base64"
+            f" (max {MAX_TAG_CHARS})"
+        )
+    return packed
 
 
 def decode_tag_value(encoded: str) -> str:
     """The original value of :func:`encode_tag_value`'s output (lenient on stray input)."""
+    if encoded.startswith(BASE64_PREFIX):
+        body = encoded.removeprefix(BASE64_PREFIX)
+        try:
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            return encoded.encode().decode(errors="replace")  # stray input: as it came
+        return raw.decode(errors="replace")
     data = bytearray()
     pos = 0
     for match in _ESCAPE.finditer(encoded):

@@ -54,6 +54,7 @@ from kizuna.delivery.channels import (
 from kizuna.delivery.content import EmailContent, LineContent, PushContent, SmsContent
 from kizuna.delivery.tags import decode_tag_value, encode_tag_value
 from kizuna.delivery.unsubscribe import UnsubscribeLinks, verify
+from kizuna.events.inbound import CUSTOMER_ID_PATTERN
 
 SECRET = b"unsubscribe-secret-for-tests-000"
 LINE_TOKEN = "line-channel-access-token-SECRET-42"
@@ -958,11 +959,29 @@ def test_tag_value_examples() -> None:
     with pytest.raises(ValueError):
         encode_tag_value("")
     with pytest.raises(ValueError):
-        encode_tag_value("山" * 30)
+        encode_tag_value("山" * 70)  # 210 bytes: over 256 characters even in base64
+
+
+@given(st.from_regex(CUSTOMER_ID_PATTERN, fullmatch=True))
+def test_every_customer_id_is_carried_in_a_tag(customer_id: str) -> None:
+    # escaped, a 128-character id of ".:@" is 384 characters: it goes in base64 instead
+    encoded = encode_tag_value(customer_id)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", encoded)
+    assert decode_tag_value(encoded) == customer_id
+
+
+def test_a_value_too_long_to_escape_is_carried_in_base64() -> None:
+    value = ".:@" * 42 + "a."  # 128 characters, 384 escaped
+    encoded = encode_tag_value(value)
+    assert encoded.startswith("_b") and len(encoded) == 173
+    assert decode_tag_value(encoded) == value
+    assert decode_tag_value("_b!!") == "_b!!"  # stray input comes back as it came
+    tags = SesEmail.email_tags(message(customer_id=value))
+    assert [t["Name"] for t in tags] == ["program", "step", "customer", "execution"]
 
 
 def test_ses_skips_tags_too_long_to_carry() -> None:
-    tags = SesEmail.email_tags(message(customer_id="山" * 40))
+    tags = SesEmail.email_tags(message(customer_id="山" * 70))  # 210 bytes
     assert [t["Name"] for t in tags] == ["program", "step", "execution"]
 
 

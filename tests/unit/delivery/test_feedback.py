@@ -21,6 +21,7 @@ from kizuna.delivery.feedback import (
     suppression,
 )
 from kizuna.delivery.policy import address_hash
+from kizuna.delivery.tags import encode_tag_value
 from kizuna.events import Channel, ConsentChannel
 from tests.factories import sms_opted_out
 
@@ -255,6 +256,14 @@ def test_a_customer_tag_that_is_no_customer_id_is_malformed(customer_tag: str) -
     event["detail"]["mail"]["tags"]["customer"] = [customer_tag]
     with pytest.raises(FeedbackError, match=r"malformed SES event: mail\.tags\.customer"):
         parse_ses_event(event)
+
+
+def test_a_bounce_for_a_customer_id_too_long_to_escape_names_the_customer() -> None:
+    # the send carried it in base64 (tags.py): the bounce is acted on, not "untagged"
+    customer_id = "a" + ".:@" * 42 + "z"
+    event = load_fixture("ses_bounce_permanent.json")
+    event["detail"]["mail"]["tags"]["customer"] = [encode_tag_value(customer_id)]
+    assert ses_action(event).customer_id == customer_id
 
 
 @pytest.mark.parametrize("body", [123, None, "text", [1, 2], True])
