@@ -389,6 +389,46 @@ def test_a_reentry_keeps_an_earlier_entrys_conversion_so_its_send_still_exits(
     assert store.journeys[("c1", program.id)].goal_reached_at == T0 + timedelta(days=3)
 
 
+def test_an_earlier_trigger_delivered_again_after_a_reentry_enters_nothing(
+    tmp_path: Path,
+) -> None:
+    # reentry: always; trigger A, then B, then A again (a retried sweep, a redriven dead
+    # letter): A was taken already, no third entry, no third ledger row
+    from kizuna.programs.journeys import RECENT_TRIGGERS
+    from kizuna.programs.loader import load_program
+    from tests import factories
+
+    (tmp_path / "second-purchase-coupon.yaml").write_text(REENTERING)
+    program = load_program(tmp_path / "second-purchase-coupon.yaml")
+    store, starter = MemoryStore(), MemoryStarter()
+    store.customers["c1"] = factories.customer("c1", order_count=1)
+
+    def evaluate(hours: int, event_id: str) -> None:
+        at = T0 + timedelta(hours=hours)
+        event = IncomingEvent(
+            event_id=event_id, detail_type="app.opened", time=at, detail={"customer_id": "c1"}
+        )
+        Evaluator(
+            [program], store, starter, MemoryPublisher(), KizunaConfig(), FixedClock(at)
+        ).evaluate([event])
+
+    evaluate(0, "open-a")
+    evaluate(1, "open-b")
+    evaluate(2, "open-a")
+    evaluate(3, "open-b")
+    state = store.journeys[("c1", program.id)]
+    assert state.entries == 2 and state.last_event_id == "open-b"
+    assert len(store.ledger("c1", "ENTRY")) == 2 and len(starter.started) == 2
+    # the memory is bounded: the oldest of more than RECENT_TRIGGERS + 1 enters again
+    for n in range(RECENT_TRIGGERS):
+        evaluate(4 + n, f"open-{n}")
+    assert len(store.journeys[("c1", program.id)].earlier_triggers) == RECENT_TRIGGERS
+    evaluate(100, "open-b")  # still remembered (the 16th earlier)
+    assert store.journeys[("c1", program.id)].entries == 2 + RECENT_TRIGGERS
+    evaluate(101, "open-a")  # forgotten: a new entry (as before this memory)
+    assert store.journeys[("c1", program.id)].entries == 3 + RECENT_TRIGGERS
+
+
 def test_a_conversion_whose_write_took_effect_and_answered_an_error_is_recorded_once(
     world,  # type: ignore[no-untyped-def]
 ) -> None:

@@ -427,7 +427,7 @@ class Evaluator:
         """The program already took this very trigger (a redelivery): its entry stands
         whatever the state says now."""
         state = journeys.get((ev.customer_id or "", program.id))
-        return state is not None and state.last_event_id == ev.event_id
+        return state is not None and state.took(ev.event_id)
 
     # -- triggers -------------------------------------------------------------------------
     def _counted(self, customer: Customer, ev: IncomingEvent) -> Customer:
@@ -458,9 +458,10 @@ class Evaluator:
         key = (cid, program.id)
         previous = journeys.get(key)
         name = execution_name(program.id, ev.event_id)
-        if previous is not None and previous.last_event_id == ev.event_id:
-            # the same trigger again (EventBridge/SQS redelivery, a repeated sweep):
-            # make sure its execution exists, record nothing new
+        if previous is not None and previous.took(ev.event_id):
+            # the same trigger again (EventBridge/SQS redelivery, a repeated sweep), the
+            # last one or an earlier one: make sure the last one's execution exists, record
+            # nothing new
             if previous.execution == name and not previous.holdout:
                 self._start(program, previous)
             return None
@@ -522,6 +523,7 @@ class Evaluator:
             first_entry_at=previous.first_entry_at if previous else entered_at,
             last_entry_at=entered_at,
             last_event_id=ev.event_id,
+            earlier_triggers=previous.triggers_after() if previous else [],
             execution=None if holdout else name,
             holdout=holdout,
             arms=assign_arms(program, cid, self.winners_of(program)),

@@ -24,6 +24,11 @@ class JourneyState(BaseModel):
     first_entry_at: datetime | None = None
     last_entry_at: datetime | None = None
     last_event_id: str | None = None
+    # Digests (:func:`trigger_digest`) of the triggers taken before the last one, newest
+    # first, at most RECENT_TRIGGERS: a redelivered older trigger (a retried sweep, a
+    # redriven dead letter, after another trigger re-entered a ``reentry: always`` program)
+    # is known as taken, not entered again. Digests keep the item small (~20 bytes each).
+    earlier_triggers: list[str] = Field(default_factory=list)
     execution: str | None = None  # the entry's key in the ledger (MSG#<execution>#<step>)
     cohort: str | None = None  # the cohort that carries the entry (its execution's name)
     group: str | None = None  # an at_once program's entry group (None: the cohort's root)
@@ -32,6 +37,24 @@ class JourneyState(BaseModel):
     goal_reached_at: datetime | None = None
     converted_execution: str | None = None
     converted_by: str | None = None  # the goal event's id: its redelivery is no new conversion
+
+    def took(self, event_id: str) -> bool:
+        """This trigger was entered (or held out) already: the last one or a recent one."""
+        return event_id == self.last_event_id or trigger_digest(event_id) in self.earlier_triggers
+
+    def triggers_after(self) -> list[str]:
+        """``earlier_triggers`` of the entry a new trigger makes after this one."""
+        taken = [trigger_digest(self.last_event_id)] if self.last_event_id else []
+        return [*taken, *self.earlier_triggers][:RECENT_TRIGGERS]
+
+
+# How many earlier triggers a journey state remembers (beyond the last one).
+RECENT_TRIGGERS = 16
+
+
+def trigger_digest(event_id: str) -> str:
+    """A short, stable stand-in for a trigger's event id (64 bits of SHA-256)."""
+    return hashlib.sha256(event_id.encode()).hexdigest()[:16]
 
 
 def bucket(*parts: str) -> float:
