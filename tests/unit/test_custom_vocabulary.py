@@ -413,6 +413,43 @@ def test_a_duplicate_delivery_counts_once() -> None:
     assert store.customers["c1"].behaviour["wishlist.added"].total == 2
 
 
+def test_a_producers_retry_with_its_idempotency_key_counts_once() -> None:
+    # the producer's call timed out after EventBridge took it; it puts the event again:
+    # a new EventBridge id, the same idempotency_key -> one occurrence, one activity row
+    store = MemoryStore()
+    svc, _ = service(store)
+    deliver(svc, wishlist(T, "ev-1", idempotency_key="shop-7f3a"))
+    deliver(svc, wishlist(T, "ev-1-retry", idempotency_key="shop-7f3a"))
+    counter = store.customers["c1"].behaviour["wishlist.added"]
+    assert counter.total == 1
+    assert len([k for k in store.activity if k[1].startswith("EVENT#")]) == 1
+    # another key is another event; without a key, EventBridge's id is the identity
+    deliver(svc, wishlist(T + timedelta(minutes=1), "ev-2", idempotency_key="shop-7f3b"))
+    deliver(svc, wishlist(T + timedelta(minutes=2), "ev-3"))
+    deliver(svc, wishlist(T + timedelta(minutes=2), "ev-3-retry"))
+    assert store.customers["c1"].behaviour["wishlist.added"].total == 4
+
+
+def test_an_idempotency_key_is_the_events_identity_per_customer_and_type() -> None:
+    keyed = parse(wishlist(T, "ev-1", idempotency_key="k1"))
+    assert keyed.event_id == parse(wishlist(T, "ev-9", idempotency_key="k1")).event_id
+    assert keyed.event_id.startswith("key-") and "k1" not in keyed.event_id
+    # evaluate names it as ingest does (the journey's execution and ledger rows)
+    raw = json.dumps(wishlist(T, "ev-5", idempotency_key="k1"))
+    assert evaluate_incoming(raw, NOW, CFG.event_time, VOCAB).event_id == keyed.event_id
+    # another customer's (or another type's) event with the same key is another event
+    other = wishlist(T, "ev-2", idempotency_key="k1")
+    other["detail"]["customer_id"] = "c2"
+    assert parse(other).event_id != keyed.event_id
+    app = app_opened(T, "ev-1")
+    app["detail"]["idempotency_key"] = "k1"
+    assert parse(app).event_id not in (keyed.event_id, "ev-1")
+    assert parse(wishlist(T, "ev-3")).event_id == "ev-3"
+    # a key is an id: no whitespace, no '#', at most 128 characters
+    for bad in ("a b", "a#b", "x" * 129, ""):
+        assert "idempotency_key" in str(rejection(wishlist(T, "ev-4", idempotency_key=bad)))
+
+
 def test_counters_do_not_depend_on_the_order_of_delivery() -> None:
     raws = [wishlist(T + timedelta(days=d), f"ev-{d}") for d in (0, 20, 5, 33, 1)]
     states = {

@@ -74,7 +74,12 @@ def detail_fields(detail_type: str, vocab: "Vocabulary | None" = None) -> dict[s
         model = vocab.model_of(detail_type)
     else:
         model = INBOUND_MODELS.get(detail_type) or DERIVED_MODELS.get(detail_type)
-    return None if model is None else _model_fields(model)
+    if model is None:
+        return None
+    fields = _model_fields(model)
+    # the producer's retry key identifies an event, it says nothing about it
+    fields.pop("idempotency_key", None)
+    return fields
 
 
 def _model_fields(model: type[BaseModel]) -> dict[str, Any]:

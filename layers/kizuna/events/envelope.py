@@ -257,6 +257,18 @@ def check_occurred_at(
         )
 
 
+def fact_id(envelope_id: str, detail_type: str, detail: InboundDetail) -> str:
+    """The id that identifies an inbound event everywhere after the bus (idempotency, the
+    ledger, execution names): EventBridge's id, or, when the producer gave an
+    ``idempotency_key``, a digest of the customer, the detail-type and the key, so the same
+    event put again (under a new EventBridge id) is recognised. Per customer and type: one
+    producer's key can never stand for another customer's event."""
+    if detail.idempotency_key is None:
+        return envelope_id
+    parts = f"{detail.customer_id}\x1f{detail_type}\x1f{detail.idempotency_key}"
+    return f"key-{hashlib.sha256(parts.encode()).hexdigest()[:32]}"
+
+
 def parse_inbound(
     raw: str | dict[str, Any],
     now: datetime | None = None,
@@ -285,7 +297,7 @@ def parse_inbound(
             envelope.detail_type, detail.occurred_at, now, limits or EventTimeConfig()
         )
     return ParsedEvent(
-        event_id=envelope.id,
+        event_id=fact_id(envelope.id, envelope.detail_type, detail),
         detail_type=envelope.detail_type,
         source=envelope.source,
         time=envelope.time,

@@ -181,6 +181,13 @@ class InboundDetail(BaseModel):
     schema_version: Literal[1] = 1
     customer_id: CustomerId
     occurred_at: Time
+    idempotency_key: Identifier | None = Field(
+        default=None,
+        description="The producer's own id for this event, kept the same when it sends the "
+        "event again (a retried call whose answer was lost): the customer's events of one "
+        "detail-type with the same key are one event, taken once (within idempotency_days). "
+        "Without it, EventBridge's id identifies the event, and a retry is a new one.",
+    )
 
 
 class CustomerUpserted(InboundDetail):

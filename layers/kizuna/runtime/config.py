@@ -600,7 +600,7 @@ class CustomEvent(BaseModel):
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.detail_type}: a field is declared twice")
-        reserved = {"schema_version", "customer_id", "occurred_at"} & set(names)
+        reserved = {"schema_version", "customer_id", "occurred_at", "idempotency_key"} & set(names)
         if reserved:
             raise ValueError(f"{self.detail_type}: {sorted(reserved)} are common fields")
         _check_windows(self.detail_type, self.windows_days)

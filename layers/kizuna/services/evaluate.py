@@ -24,12 +24,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kizuna.events import DERIVED_MODELS
+from kizuna.events import DERIVED_MODELS, InboundDetail
 from kizuna.events.custom import BUILTIN, Vocabulary, vocabulary
 from kizuna.events.envelope import (
     EventRejected,
     check_attributes,
     check_occurred_at,
+    fact_id,
     parse_envelope,
     validate_detail,
 )
@@ -65,7 +66,11 @@ def incoming(
     at: datetime = getattr(detail, "occurred_at", env.time)
     if now is not None and not derived:
         check_occurred_at(env.detail_type, at, now, limits or EventTimeConfig())
-    event_id = str(env.detail.get("event_id")) if derived else env.id
+    event_id = (
+        fact_id(env.id, env.detail_type, detail)
+        if isinstance(detail, InboundDetail)
+        else str(env.detail.get("event_id"))
+    )
     return IncomingEvent(event_id=event_id, detail_type=env.detail_type, time=at, detail=env.detail)
 
 
