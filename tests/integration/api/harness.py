@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -193,6 +194,10 @@ class Answer:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    def cookie_pairs(self) -> list[str]:
+        """``name=value`` of each cookie the answer sets (what a browser sends back)."""
+        return [c.split(";", 1)[0] for c in self.cookies]
+
 
 @dataclass
 class Api:
@@ -212,13 +217,21 @@ class Api:
             body = base64.b64decode(body).decode()
         return Answer(raw["statusCode"], raw.get("headers") or {}, body, raw.get("cookies") or [])
 
+    def sign_in(self, username: str, password: str) -> Answer:
+        """Post the sign-in form as a browser does: from the page it was given (the form's
+        token and its cookie)."""
+        page = self.call("GET", "/console/sign-in")
+        assert page.status == 200, page.body
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.body)
+        assert found, page.body
+        form = {"username": username, "password": password, "csrf": found.group(1)}
+        return self.call("POST", "/console/sign-in", form=form, cookies=page.cookie_pairs())
+
     def session(self, role: str) -> list[str]:
-        """The console's cookies after signing in as ``role``'s user."""
-        answer = self.call(
-            "POST", "/console/sign-in", form={"username": USERS[role], "password": PASSWORD}
-        )
+        """The console's session cookie after signing in as ``role``'s user."""
+        answer = self.sign_in(USERS[role], PASSWORD)
         assert answer.status == 303, answer.body
-        return [c.split(";", 1)[0] for c in answer.cookies]
+        return [c for c in answer.cookie_pairs() if c.startswith("kizuna_session=")]
 
 
 def build_api(config: KizunaConfig | None = None, **extra: Any) -> Api:

@@ -3,6 +3,7 @@ the console's session cookie and CSRF field; and the security headers on every a
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -61,17 +62,47 @@ def test_security_headers_on_every_answer(api: Api) -> None:
 
 
 def test_console_sign_in_sets_a_strict_http_only_cookie(api: Api) -> None:
-    bad = api.call("POST", "/console/sign-in", form={"username": "mari", "password": "wrong"})
-    assert bad.status == 401 and not bad.cookies
-    answer = api.call(
-        "POST", "/console/sign-in", form={"username": "mari", "password": "Correct-Horse-9"}
-    )
+    bad = api.sign_in("mari", "wrong")
+    assert bad.status == 401 and not any(c.startswith("kizuna_session=") for c in bad.cookies)
+    answer = api.sign_in("mari", "Correct-Horse-9")
     assert answer.status == 303
-    (cookie,) = answer.cookies
+    (cookie,) = [c for c in answer.cookies if c.startswith("kizuna_session=")]
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
     cookies = api.session("marketer")
     home = api.call("GET", "/console", cookies=cookies)
     assert home.status == 200 and "mari" in home.body
+
+
+def test_the_sign_in_form_is_refused_without_its_own_token_and_cookie(api: Api) -> None:
+    # login CSRF: a cross-site page posting the attacker's credentials has neither the
+    # browser's kizuna_signin cookie (SameSite=Strict) nor the field derived from it
+    good = {"username": "mari", "password": "Correct-Horse-9"}
+    page = api.call("GET", "/console/sign-in")
+    (cookie,) = page.cookies
+    assert cookie.startswith("kizuna_signin=") and "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie and "Path=/console/sign-in" in cookie
+    field = re.search(r'name="csrf" value="([0-9a-f]+)"', page.body)
+    assert field is not None
+    other = api.call("GET", "/console/sign-in")  # another browser's form
+    other_field = re.search(r'name="csrf" value="([0-9a-f]+)"', other.body)
+    assert other_field is not None and other_field.group(1) != field.group(1)
+    for form, cookies in (
+        (good, []),  # no token, no cookie
+        ({**good, "csrf": field.group(1)}, []),  # the token without its cookie
+        (good, page.cookie_pairs()),  # the cookie without the token
+        ({**good, "csrf": other_field.group(1)}, page.cookie_pairs()),  # another's token
+    ):
+        refused = api.call("POST", "/console/sign-in", form=form, cookies=cookies)
+        assert refused.status == 403, refused.body
+        assert not any(c.startswith("kizuna_session=") for c in refused.cookies)
+        assert "expired" in refused.body or "有効期限" in refused.body
+    signed = api.call(
+        "POST",
+        "/console/sign-in",
+        form={**good, "csrf": field.group(1)},
+        cookies=page.cookie_pairs(),
+    )
+    assert signed.status == 303
 
 
 def test_console_without_session_redirects_and_sign_out_needs_csrf(api: Api) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -387,15 +388,27 @@ def test_the_console_signs_in_over_a_real_socket_and_the_servers_stop(
         assert page.status == 200
         assert "<form" in html and 'name="password"' in html
         assert "default-src 'none'" in page.getheader("Content-Security-Policy", "")
+        # the form's token and its cookie, sent back as a browser does
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+        assert token is not None
+        form_type = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": page.headers.get_all("Set-Cookie")[0].split(";")[0],
+        }
+
+        def sign_in_form(username: str, secret: str) -> str:
+            return urllib.parse.urlencode(
+                {"username": username, "password": secret, "csrf": token.group(1)}
+            )
+
         # a wrong password: the page again, 401
-        form = urllib.parse.urlencode({"username": "marketer@example.com", "password": "nope"})
-        form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+        form = sign_in_form("marketer@example.com", "nope")
         connection.request("POST", "/console/sign-in", body=form, headers=form_type)
         failed = connection.getresponse()
         failed.read()
         assert failed.status == 401
         # the right one: a session cookie (not Secure: the local server speaks HTTP)
-        form = urllib.parse.urlencode({"username": "marketer@example.com", "password": password})
+        form = sign_in_form("marketer@example.com", password)
         connection.request("POST", "/console/sign-in", body=form, headers=form_type)
         signed = connection.getresponse()
         signed.read()
@@ -428,7 +441,7 @@ def test_the_console_signs_in_over_a_real_socket_and_the_servers_stop(
         )
         assert result.exit_code == 0, result.output
         anna = result.output.split("password ")[1].strip()
-        form = urllib.parse.urlencode({"username": "anna@example.com", "password": anna})
+        form = sign_in_form("anna@example.com", anna)
         connection.request("POST", "/console/sign-in", body=form, headers=form_type)
         anna_signed = connection.getresponse()
         anna_signed.read()

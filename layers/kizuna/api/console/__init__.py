@@ -5,12 +5,17 @@ Sign-in posts a username and password to the function, which asks Cognito
 cookie scoped to ``/console``; every page verifies it like a bearer token. Forms carry a
 CSRF field derived from the session (a cross-site page can neither read the cookie nor
 compute the field, and ``SameSite=Strict`` keeps the cookie off cross-site posts anyway).
+The sign-in form, before any session, carries one too (against login CSRF: a cross-site page
+signing the browser in to the attacker's account): the page sets a random ``kizuna_signin``
+cookie (``HttpOnly; SameSite=Strict``, path ``/console/sign-in``, one hour) and the form's
+field derived from it; a post without both, matching, is refused and the form given again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Mapping
 from functools import lru_cache
 from http.cookies import CookieError, SimpleCookie
@@ -26,6 +31,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from kizuna.api.console.i18n import LANGS, Translator
 
 SESSION_COOKIE: Final = "kizuna_session"
+SIGN_IN_COOKIE: Final = "kizuna_signin"
+SIGN_IN_PATH: Final = "/console/sign-in"
 LANG_COOKIE: Final = "kizuna_lang"
 CONSOLE_PATH: Final = "/console"
 TEMPLATES: Final = Path(__file__).parent / "templates"
@@ -72,6 +79,35 @@ def lang_of(event: Any) -> str:
 
 def csrf_token(session: str) -> str:
     return hmac.new(b"kizuna-console-csrf", session.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def sign_in_token(nonce: str) -> str:
+    """The sign-in form's field for the ``kizuna_signin`` cookie's ``nonce``."""
+    return hmac.new(b"kizuna-console-sign-in", nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def new_sign_in_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def sign_in_cookie(nonce: str, *, secure: bool, max_age: int = 3600) -> Cookie:
+    return Cookie(
+        name=SIGN_IN_COOKIE,
+        value=nonce,
+        path=SIGN_IN_PATH,
+        secure=secure,
+        http_only=True,
+        same_site=SameSite.STRICT_MODE,
+        max_age=max_age,
+    )
+
+
+def sign_in_form_holds(event: Any, fields: Mapping[str, str]) -> bool:
+    """The posted sign-in form came from the page this browser was given: its field matches
+    the browser's ``kizuna_signin`` cookie."""
+    nonce = _cookies(event).get(SIGN_IN_COOKIE, "")
+    sent = fields.get("csrf", "")
+    return bool(nonce) and hmac.compare_digest(sent, sign_in_token(nonce))
 
 
 def form(event: Any) -> dict[str, str]:

@@ -25,22 +25,39 @@ def home() -> Response[str]:
     return console.render(router.current_event, "home.html", principal=principal)
 
 
+def _sign_in_form(status: int = 200, failed: str | None = None) -> Response[str]:
+    """The sign-in page with a fresh form token (its cookie set with it)."""
+    nonce = console.new_sign_in_nonce()
+    cookie = console.sign_in_cookie(nonce, secure=deps(router).secure_cookies)
+    return console.render(
+        router.current_event,
+        "sign_in.html",
+        status=status,
+        cookies=[cookie],
+        failed=failed,
+        sign_in_token=console.sign_in_token(nonce),
+    )
+
+
 @router.get("/console/sign-in", include_in_schema=False)
 def sign_in_page() -> Response[str]:
-    return console.render(router.current_event, "sign_in.html", failed=False)
+    return _sign_in_form()
 
 
 @router.post("/console/sign-in", include_in_schema=False)
 def sign_in() -> Response[str]:
     event = router.current_event
-    fields = console.form(event)  # no CSRF field before a session exists
+    fields = console.form(event)
+    if not console.sign_in_form_holds(event, fields):
+        # not the form this browser was given (login CSRF), or its hour has passed
+        return _sign_in_form(403, "signin.expired")
     username = fields.get("username", "")
     password = fields.get("password", "")
     token = None
     if 0 < len(username) <= 128 and 0 < len(password) <= 256:
         token = deps(router).sign_in.id_token(username, password)
     if token is None:
-        return console.render(event, "sign_in.html", status=401, failed=True)
+        return _sign_in_form(401, "signin.failed")
     cookie = console.session_cookie(token, secure=deps(router).secure_cookies)
     lang = console.lang_of(event)
     return console.redirect(f"/console?lang={lang}", cookies=[cookie])
