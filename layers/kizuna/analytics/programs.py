@@ -8,6 +8,9 @@ else. Definitions follow the report's (docs/REPORTS.md) restricted to the range:
 - **entries**: entry rows of treated customers (re-entries included); **treated**: customers
   who entered in the range; **held out**: customers held out in the range and not treated;
 - **sends by channel** / **suppressions by reason** / **by status**: message rows in the range;
+  **not delivered by channel**: those sends reported not delivered after the provider took
+  them (an SES reject or rendering failure, a direct mail withheld at print: the row's
+  ``not_delivered_reason``), also counted among the sends (the message is never sent again);
 - **conversions**: treated (held-out) customers of the range with a conversion recorded in
   the range; an entry near the end of the range may still convert after it;
 - **lift**: treated minus holdout conversion rate with Newcombe's 95% interval.
@@ -23,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kizuna.analytics.stats import Lift, lift
+from kizuna.delivery.ledger import NOT_DELIVERED_REASON
 
 
 class ProgramFigures(BaseModel):
@@ -36,6 +40,12 @@ class ProgramFigures(BaseModel):
     treated: int = Field(ge=0, description="customers who entered")
     held_out: int = Field(ge=0, description="customers held out (and not treated)")
     sends_by_channel: dict[str, int] = Field(description="messages sent, by channel")
+    not_delivered_by_channel: dict[str, int] = Field(
+        default_factory=dict,
+        description="of the messages sent, those reported not delivered after the provider took "
+        "them (an email SES rejected or failed to render, a direct mail withheld at print), by "
+        "channel",
+    )
     suppressions_by_reason: dict[str, int] = Field(description="messages suppressed, by rule")
     messages_by_status: dict[str, int] = Field(description="every message row, by status")
     conversions: int = Field(ge=0, description="treated customers who converted")
@@ -57,6 +67,7 @@ def program_figures(
     held: set[str] = set()
     converted: set[str] = set()
     sent: Counter[str] = Counter()
+    not_delivered: Counter[str] = Counter()
     suppressed: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     for row in rows:
@@ -78,6 +89,8 @@ def program_figures(
             statuses[status] += 1
             if status == "sent":
                 sent[str(row.get("channel") or "?")] += 1
+                if row.get(NOT_DELIVERED_REASON):
+                    not_delivered[str(row.get("channel") or "?")] += 1
             elif status == "suppressed":
                 suppressed[str(row.get("reason") or "?")] += 1
     held -= treated
@@ -91,6 +104,7 @@ def program_figures(
         treated=len(treated),
         held_out=len(held),
         sends_by_channel=dict(sorted(sent.items())),
+        not_delivered_by_channel=dict(sorted(not_delivered.items())),
         suppressions_by_reason=dict(sorted(suppressed.items())),
         messages_by_status=dict(sorted(statuses.items())),
         conversions=conv,

@@ -69,7 +69,8 @@ def write_ledger(api: Api) -> None:
     day = T0 + timedelta(days=1)
     message(api, "c1", day, "sent", channel="email")
     message(api, "c2", day, "sent", channel="line")
-    message(api, "c3", day, "sent", channel="email")
+    # SES took c3's email, then reported it rejected (the feedback stamp)
+    message(api, "c3", day, "sent", channel="email", not_delivered_reason="rejected: Bad content")
     message(api, "c4", day, "suppressed", reason="frequency_cap")
     message(api, "c5", day, "suppressed", reason="quiet_hours")
     message(api, "c6", day, "failed", reason="ses: throttled")
@@ -141,6 +142,7 @@ def test_stats_count_the_range_from_the_program_index(
     assert ledger["start"].startswith("2026-11-10T00:00:00") and ledger["as_of"]
     assert (ledger["entries"], ledger["treated"], ledger["held_out"]) == (7, 6, 4)
     assert ledger["sends_by_channel"] == {"email": 2, "line": 1}
+    assert ledger["not_delivered_by_channel"] == {"email": 1}  # of those sends
     assert ledger["suppressions_by_reason"] == {"frequency_cap": 1, "quiet_hours": 1}
     assert ledger["messages_by_status"] == {"failed": 1, "sent": 3, "suppressed": 2}
     assert (ledger["conversions"], ledger["holdout_conversions"]) == (2, 1)
@@ -203,6 +205,7 @@ def test_console_programs_pages_in_japanese_and_english(shop_api: Api) -> None:
     # the figures, with their "as of"
     assert "(as of " in body
     assert "Sends by channel" in body and "frequency_cap" in body
+    assert "reported not delivered after sending" in body
     assert "+8.3 pt" in body  # 2/6 treated against 1/4 held out
     ja_page = shop_api.call(
         "GET", f"/console/programs/{PROGRAM}", cookies=cookies, query={"from": "2026-11-10"}

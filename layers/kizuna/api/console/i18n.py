@@ -156,6 +156,9 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "programs.conversions": "コンバージョン",
         "programs.lift": "リフト",
         "programs.sends_by_channel": "チャネル別の送信数",
+        "programs.not_delivered": (
+            "うち、送信後に届かなかったと報告されたもの（拒否・描画失敗・印刷前の保留）:"
+        ),
         "programs.suppressions_by_reason": "理由別の抑止数",
         "programs.in_range": "この期間",
         "programs.report_lift": "公開レポートのリフト",
@@ -460,6 +463,10 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "programs.conversions": "Conversions",
         "programs.lift": "Lift",
         "programs.sends_by_channel": "Sends by channel",
+        "programs.not_delivered": (
+            "Of which reported not delivered after sending"
+            " (rejected, failed to render, withheld at print):"
+        ),
         "programs.suppressions_by_reason": "Suppressions by reason",
         "programs.in_range": "This range",
         "programs.report_lift": "Lift in the published report",
