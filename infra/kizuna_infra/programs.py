@@ -446,8 +446,8 @@ class Programs(Construct):
             )
         )
         # the activity table's gsi1: what a winner rule counts (a program's ledger rows, one
-        # Query), unused coupons by expiry (COUPONS#<shard> partitions) and members by start
-        # date (ANNIV#<MM-DD>#<shard>)
+        # Query), unused coupons by expiry (COUPONS#<shard> partitions), members by start
+        # date (ANNIV#<MM-DD>#<shard>) and points lots by the time earned (LOTS#<shard>)
         self.sweep.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],

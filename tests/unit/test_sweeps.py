@@ -2,22 +2,25 @@
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from kizuna.domain.customer import ConsentState, Customer
 from kizuna.domain.ingest import apply_events
+from kizuna.domain.timestamps import iso
 from kizuna.events import DerivedEvent
 from kizuna.ports import Watermark
 from kizuna.programs.evaluate import Evaluator, IncomingEvent
 from kizuna.programs.journeys import in_holdout
-from kizuna.programs.loader import load_programs
+from kizuna.programs.loader import load_program, load_programs
 from kizuna.programs.sweeps import SweepKind, sweep
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
+from kizuna.services.ingest import ingest_one
 from kizuna.services.sweep import SweepFailed, SweepRequest, run_sweep
 from kizuna_tools.fakes import MemoryPublisher, MemoryStarter, MemoryStore
-from tests.factories import ROOT, T0, days, envelope, order, parsed
+from tests.factories import ROOT, T0, adjust, cancel, days, envelope, order, parsed
 
 CFG = KizunaConfig()  # risk after 60 days, dormant after 120; carts after 3 hours
 
@@ -211,3 +214,120 @@ def test_a_window_swept_twice_enters_the_cart_program_once() -> None:
             [IncomingEvent(detail["event_id"], e.detail_type, e.detail.occurred_at, detail)]
         )
     assert len(store.ledger(cid, "ENTRY")) == 1
+
+
+# --- points expiry: every lot, not only the earliest ---------------------------------------
+DAILY_POINTS = SweepRequest(kinds=[SweepKind.POINTS], lookback_minutes=1440)
+LIFE = days(CFG.loyalty.points_expiry_days)
+
+
+def ingest(store: MemoryStore, *raws: dict, at: datetime | None = None) -> None:  # type: ignore[type-arg]
+    """Ingest ``raws`` as the pipeline does (the customer and their activity rows)."""
+    for raw in raws:
+        ev = parsed(raw)
+        ingest_one(store, ev, CFG, FixedClock(at or ev.detail.occurred_at))
+
+
+def daily_points(store: MemoryStore, publisher: Publisher, first: int, last: int) -> None:
+    """The daily points sweep at 01:00 on each day ``first``..``last`` after T0."""
+    for day in range(first, last + 1):
+        run_sweep(DAILY_POINTS, store, store, publisher, CFG, FixedClock(T0 + days(day) - H9))
+
+
+H9 = timedelta(hours=9)  # T0 is 10:00: the runs are at 01:00, never at a lot's instant
+
+
+def warned(publisher: Publisher) -> list[tuple[datetime, int]]:
+    return [
+        (e.detail.model_dump()["expires_at"], e.detail.model_dump()["points"])
+        for e in publisher.events
+    ]
+
+
+def test_every_lot_of_close_orders_is_warned_of_once() -> None:
+    # given orders every 10 days (10 points each, expiring 365 days later), then none
+    store, publisher = MemoryStore(), Publisher()
+    ingest(store, *(order("a", f"o{n}", 1000, T0 + days(10 * n)) for n in range(3)))
+    expiries = [T0 + days(10 * n) + LIFE for n in range(3)]
+    assert store.customers["a"].points_next_expiry_at == expiries[0]  # the index: lot 1 only
+    # when the daily sweep runs while lot 1 expires (the item is not written then) ...
+    daily_points(store, publisher, 300, 369)
+    # ... and a later order rewrites the customer (its index value moves to lot 2's expiry,
+    # already behind the watermark), and the sweep runs on for a year
+    ingest(store, order("a", "o9", 1000, T0 + days(369) + H9))
+    assert store.customers["a"].points_next_expiry_at == expiries[1]
+    daily_points(store, publisher, 370, 740)
+    # then each lot was warned of once, 30 days or less before it expired
+    assert warned(publisher) == [(at, 10) for at in [*expiries, T0 + days(369) + H9 + LIFE]]
+    assert len({e.detail.event_id for e in publisher.events}) == 4
+    assert publisher.events[1].detail.event_id == f"a:points_expiring:{iso(expiries[1])}"
+    # the balance is what is held when the sweep runs (the first three lots have expired
+    # by the last warning, though the customer was not written since)
+    balances = [e.detail.model_dump()["points_balance"] for e in publisher.events]
+    assert balances == [30, 30, 30, 10]
+
+
+def test_a_spent_or_cancelled_lot_is_not_warned_of_and_an_added_one_is() -> None:
+    # given three close orders; the second is cancelled, the first lot's points are spent,
+    # and 50 points are added by hand (a lot of their own)
+    store, publisher = MemoryStore(), Publisher()
+    ingest(store, *(order("a", f"o{n}", 1000, T0 + days(10 * n)) for n in range(3)))
+    ingest(
+        store,
+        cancel("a", "o1", T0 + days(21)),
+        adjust("a", "spent", -10, T0 + days(22)),
+        adjust("a", "gift", 50, T0 + days(30)),
+    )
+    # when the daily sweep runs from before the first expiry to after the last
+    daily_points(store, publisher, 300, 420)
+    # then only the third order's lot and the added one are warned of, once each
+    assert warned(publisher) == [(T0 + days(20) + LIFE, 10), (T0 + days(30) + LIFE, 50)]
+
+
+def test_a_customer_erased_is_not_warned_of() -> None:
+    store, publisher = MemoryStore(), Publisher()
+    ingest(store, *(order("a", f"o{n}", 1000, T0 + days(10 * n)) for n in range(3)))
+    del store.customers["a"]  # erased: the item is gone (its activity rows too, in DynamoDB)
+    daily_points(store, publisher, 300, 400)
+    assert publisher.events == []
+
+
+POINTS_PROGRAM = """\
+id: points-reminder
+name: Your points expire soon
+trigger:
+  event: customer.points_expiring
+steps:
+  - {id: remind, type: send, channels: [email], template: remind}
+"""
+
+
+def test_evaluate_takes_the_warning_of_a_later_lot_and_not_a_forged_one(tmp_path: Path) -> None:
+    # given the warning of the second of three close lots; the customer's stored earliest
+    # expiry is still the first lot's (lots expire by time: nothing rewrote the item)
+    store, publisher = MemoryStore(), Publisher()
+    ingest(store, *(order("a", f"o{n}", 1000, T0 + days(10 * n)) for n in range(3)))
+    consent = ConsentState(status="opted_in", at=T0, source="t", stamp="x")
+    store.customers["a"] = store.customers["a"].model_copy(
+        update={"email": "a@example.com", "consent": {"email": consent}}
+    )
+    daily_points(store, publisher, 330, 346)
+    second = publisher.events[-1]
+    assert second.detail.model_dump()["expires_at"] == T0 + days(10) + LIFE
+    assert store.customers["a"].points_next_expiry_at == T0 + LIFE
+    (tmp_path / "points-reminder.yaml").write_text(POINTS_PROGRAM)
+    program = load_program(tmp_path / "points-reminder.yaml")
+    evaluator = Evaluator(
+        [program], store, MemoryStarter(), MemoryPublisher(), CFG, FixedClock(T0 + days(346))
+    )
+
+    def incoming(e: DerivedEvent, **changes: object) -> IncomingEvent:
+        detail = {**e.detail.model_dump(mode="json"), **changes}
+        return IncomingEvent(detail["event_id"], e.detail_type, e.detail.occurred_at, detail)
+
+    # when evaluate re-checks a claim of points expiring at a time no lot expires
+    forged = evaluator.evaluate([incoming(second, expires_at=iso(T0 + days(15) + LIFE))])
+    # then it enters nobody; the true warning of the second lot enters the customer
+    assert [(d.decision, d.reason) for d in forged.decisions] == [("skipped", "claim_not_in_state")]
+    result = evaluator.evaluate([incoming(second)])
+    assert [(d.customer_id, d.decision) for d in result.decisions] == [("a", "entered")]

@@ -20,7 +20,12 @@ from kizuna.delivery.ledger import (
     claimable,
     own_dispatch,
 )
-from kizuna.domain.activity import MEMBER_KIND, ActivityItem, anniversary_partition
+from kizuna.domain.activity import (
+    LOTS_INDEX_PREFIX,
+    MEMBER_KIND,
+    ActivityItem,
+    anniversary_partition,
+)
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
 from kizuna.events import DerivedEvent, InboundDetail, inbound_type
@@ -298,6 +303,16 @@ class MemoryStore:
             for i in self.activity.values()
             if i.kind == MEMBER_KIND and str(i.data.get("gsi1pk", "")).startswith(prefix)
         ]
+
+    def lots_earned(self, start: str, end: str) -> list[str]:
+        return list(
+            dict.fromkeys(
+                i.customer_id
+                for i in self.activity.values()
+                if str(i.data.get("gsi1pk", "")).startswith(LOTS_INDEX_PREFIX)
+                and start <= str(i.data.get("gsi1sk", "")) < end
+            )
+        )
 
     def read_coupons(
         self, keys: Sequence[tuple[str, str]]

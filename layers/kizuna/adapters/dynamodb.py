@@ -42,7 +42,7 @@ from kizuna.delivery.ledger import (
     SENDING_SK,
     sending_keys,
 )
-from kizuna.domain.activity import ActivityItem, anniversary_partition
+from kizuna.domain.activity import ActivityItem, anniversary_partition, lots_partition
 from kizuna.domain.customer import (
     LINE_USER_HASH_ATTRIBUTE,
     LINE_USER_INDEX,
@@ -1146,6 +1146,25 @@ class DynamoStore:
             ):
                 out.append(str(item["pk"]))
         return out
+
+    def lots_earned(self, start: str, end: str) -> list[str]:
+        """Customers with a points lot earned in [start, end) (ISO times): the ORDER and
+        POINTS rows under ``LOTS#<shard>`` in ``gsi1``, every shard (eventually consistent;
+        the sweep re-reads the customers). A customer with several lots there is named once."""
+        from boto3.dynamodb.conditions import Key
+
+        out: dict[str, None] = {}
+        for shard in range(INDEX_SHARDS):
+            cond = Key("gsi1pk").eq(lots_partition(str(shard))) & Key("gsi1sk").between(start, end)
+            for item in _items(
+                self._activity.query,
+                IndexName=LEDGER_INDEX,
+                KeyConditionExpression=cond,
+                ProjectionExpression="pk, gsi1sk",
+            ):
+                if str(item.get("gsi1sk", "")) < end:
+                    out[str(item["pk"])] = None
+        return list(out)
 
     def read_coupons(
         self, keys: Sequence[tuple[str, str]]

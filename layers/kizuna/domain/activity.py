@@ -8,6 +8,14 @@ One row per customer has a fixed sort key: ``MEMBER#since``, the membership star
 ``gsi1`` under ``ANNIV#<MM-DD>#<shard>`` (the daily sweep's ``customer.anniversary``,
 :mod:`kizuna.programs.sweeps`). Ingest puts it again when ``member_since`` changes, so the
 index entry moves with it; erasure deletes it with the rest of the partition.
+
+Each points lot is in ``gsi1`` too, on the row of the fact that earned it (an ORDER row, a
+POINTS adjustment that adds points): under ``LOTS#<shard>``, sorted by the time it was
+earned (:func:`lot_index_keys`). The daily sweep's ``customer.points_expiring`` finds the
+lots that expire in its window there (earned ``points_expiry_days`` before it), so every
+lot is warned of, not only the customer's earliest (:mod:`kizuna.programs.sweeps`). The
+row stays in the index after its points were spent or cancelled: the sweep re-reads the
+customer and keeps only live lots.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from kizuna.domain.yearly import month_day
 
 MEMBER_KIND = "MEMBER"
 ANNIVERSARY_INDEX_PREFIX = "ANNIV#"
+LOTS_INDEX_PREFIX = "LOTS#"
 
 
 class ActivityItem(BaseModel):
@@ -61,3 +70,18 @@ def member_row(customer_id: str, member_since: date, at: datetime) -> ActivityIt
             "gsi1sk": customer_id,
         },
     )
+
+
+def lots_partition(shard: str) -> str:
+    """The ``gsi1`` partition of the points lots of the customers of ``shard``."""
+    return f"{LOTS_INDEX_PREFIX}{shard}"
+
+
+def lot_index_keys(customer_id: str, earned_at: datetime) -> dict[str, str]:
+    """``gsi1`` keys of the row of a fact that earns a points lot: by the time earned (not the
+    expiry: the sweep adds the ``points_expiry_days`` configured when it runs, as the replay
+    of the lots does), then the customer, so the keys of one instant are apart."""
+    return {
+        "gsi1pk": lots_partition(shard_of(customer_id)),
+        "gsi1sk": f"{iso(earned_at)}#{customer_id}",
+    }

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kizuna.domain.activity import ActivityItem, member_row
+from kizuna.domain.activity import ActivityItem, lot_index_keys, member_row
 from kizuna.domain.behaviour import count_occurrence
 from kizuna.domain.customer import (
     MAX_ATTRIBUTES_BYTES,
@@ -414,6 +414,7 @@ def _change_facts(
                         "currency": d.currency,
                         "channel": d.channel,
                         "lines": [line.model_dump() for line in d.lines],
+                        **lot_index_keys(cid, at),  # the lot it earns (the points sweep)
                     },
                 )
             ]
@@ -442,7 +443,11 @@ def _change_facts(
                     kind="POINTS",
                     at=at,
                     key=f"adjust#{d.adjustment_id}",
-                    data={"delta": d.delta, "reason": d.reason},
+                    data={
+                        "delta": d.delta,
+                        "reason": d.reason,
+                        **(lot_index_keys(cid, at) if d.delta > 0 else {}),  # a new lot
+                    },
                 )
             ]
         case DeviceRegistered():

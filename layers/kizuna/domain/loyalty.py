@@ -166,6 +166,22 @@ def points_lots(customer: Customer, cfg: LoyaltyConfig) -> list[PointsLot]:
     return replay_points(customer, cfg).lots
 
 
+def live_lots(
+    customer: Customer, cfg: LoyaltyConfig, after: datetime | None = None
+) -> dict[datetime, int]:
+    """The points still held in lots that expire after ``after`` (None: every lot), as
+    expiry -> points, earliest first; lots of the same expiry are one. From the replay of
+    the customer's facts, so what was spent, cancelled or expired is not in it.
+
+    Lots expire by time alone: the lots live at the customer's ``as_of`` that expire after
+    ``now`` are the ones live now (what ``recompute`` stored is only their earliest)."""
+    out: dict[datetime, int] = {}
+    for lot in sorted(replay_points(customer, cfg).lots, key=lambda lot: lot.expires_at):
+        if lot.remaining > 0 and (after is None or lot.expires_at > after):
+            out[lot.expires_at] = out.get(lot.expires_at, 0) + lot.remaining
+    return out
+
+
 def address_hash(address: str) -> str:
     """How an address appears in keys and suppressions: never in clear."""
     return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
@@ -202,10 +218,8 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
     rank_points = window.at(as_of, inclusive=True) if as_of else 0
     rank = cfg.rank_for(rank_points)
     nxt = cfg.next_rank(rank_points)
-    lots = replay_points(customer, cfg).lots
-    live = [lot for lot in lots if as_of is None or lot.expires_at > as_of]
-    live = [lot for lot in live if lot.remaining > 0]
-    next_expiry = min((lot.expires_at for lot in live), default=None)
+    live = live_lots(customer, cfg, as_of)
+    next_expiry = min(live, default=None)
     first_at: datetime | None = history.first_order_at
     first_id: str | None = history.first_order_id
     if first_at is None and orders:
@@ -223,11 +237,9 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
             "rank_points": rank_points,
             "next_rank": nxt.name if nxt else None,
             "points_to_next_rank": nxt.min_points - rank_points if nxt else None,
-            "points_balance": sum(lot.remaining for lot in live),
+            "points_balance": sum(live.values()),
             "points_next_expiry_at": next_expiry,
-            "points_next_expiry_amount": sum(
-                lot.remaining for lot in live if lot.expires_at == next_expiry
-            ),
+            "points_next_expiry_amount": live.get(next_expiry, 0) if next_expiry else 0,
             "as_of": as_of,
             "gsi_shard": shard_of(customer.customer_id),
             "phone_hash": address_hash(customer.phone) if customer.phone else None,

@@ -20,17 +20,22 @@ from datetime import date, datetime
 from typing import Any
 
 from kizuna.domain.customer import Customer
+from kizuna.domain.loyalty import live_lots
+from kizuna.domain.timestamps import iso
 from kizuna.domain.yearly import celebrated_on
 from kizuna.programs.journeys import JourneyState
+from kizuna.runtime.config import LoyaltyConfig
 
 Detail = Mapping[str, Any]
 # What else the claim is checked against, besides the customer: the journey state a
 # program.converted names (:func:`journey_key`), the coupon row a coupon.expiring names
-# (:func:`coupon_key`), else None.
+# (:func:`coupon_key`), the customer's live points lots for a customer.points_expiring
+# (:func:`points_lots`), else None.
 Stored = JourneyState | Mapping[str, Any] | None
 Check = Callable[[Detail, Customer, Stored], bool]
 
 CLAIM_NOT_IN_STATE = "claim_not_in_state"
+POINTS_EXPIRING = "customer.points_expiring"
 
 
 def _text(detail: Detail, key: str) -> str | None:
@@ -74,9 +79,24 @@ def _dormancy(detail: Detail, c: Customer, _: Stored) -> bool:
     return last is not None and c.last_order_at == last
 
 
-def _points_expiring(detail: Detail, c: Customer, _: Stored) -> bool:
+def _points_expiring(detail: Detail, c: Customer, lots: Stored) -> bool:
+    """The points expiring then are the customer's earliest (as stored), or, given the
+    customer's live lots (:func:`points_lots`), a later lot's: the sweep warns of each."""
     at = _instant(detail, "expires_at")
-    return at is not None and c.points_next_expiry_at == at and c.points_next_expiry_amount > 0
+    if at is None:
+        return False
+    if c.points_next_expiry_at == at and c.points_next_expiry_amount > 0:
+        return True
+    if lots is None or isinstance(lots, JourneyState):
+        return False
+    points = lots.get(iso(at))
+    return isinstance(points, int) and points > 0
+
+
+def points_lots(c: Customer, cfg: LoyaltyConfig) -> dict[str, int]:
+    """The lots a customer.points_expiring is checked against: those still holding points
+    at the customer's ``as_of``, as ISO expiry -> points."""
+    return {iso(at): n for at, n in live_lots(c, cfg, c.as_of).items()}
 
 
 def _cart(detail: Detail, c: Customer, _: Stored) -> bool:
@@ -157,7 +177,7 @@ CLAIMS: dict[str, Check] = {
     "customer.rank_changed": _rank,
     "customer.points_near_next_rank": _near_next_rank,
     "customer.dormancy_risk": _dormancy,
-    "customer.points_expiring": _points_expiring,
+    POINTS_EXPIRING: _points_expiring,
     "cart.abandoned": _cart,
     "customer.birthday": _birthday,
     "customer.anniversary": _anniversary,

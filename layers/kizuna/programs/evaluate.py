@@ -32,7 +32,15 @@ from kizuna.domain.timestamps import iso
 from kizuna.events import DERIVED_MODELS, Cause, DerivedEvent, ProgramConverted, derived_event
 from kizuna.events.custom import vocabulary
 from kizuna.events.inbound import DELIVERY_ONLY_CHANNELS
-from kizuna.programs.claims import CLAIM_NOT_IN_STATE, Stored, claim_holds, coupon_key, journey_key
+from kizuna.programs.claims import (
+    CLAIM_NOT_IN_STATE,
+    POINTS_EXPIRING,
+    Stored,
+    claim_holds,
+    coupon_key,
+    journey_key,
+    points_lots,
+)
 from kizuna.programs.cohorts import (
     JOIN_MARGIN,
     ceil_to,
@@ -400,8 +408,8 @@ class Evaluator:
         return {step: arm for (pid, step), arm in self._winners.items() if pid == program.id}
 
     # -- claims ---------------------------------------------------------------------------
-    @staticmethod
     def _claim_holds(
+        self,
         ev: IncomingEvent,
         customer: Customer | None,
         journeys: Mapping[tuple[str, str], JourneyState],
@@ -418,6 +426,8 @@ class Evaluator:
             stored = journeys.get((ev.customer_id, pid))
         elif coupon:
             stored = coupons.get(coupon)
+        elif ev.detail_type == POINTS_EXPIRING:
+            stored = points_lots(customer, self.cfg.loyalty)
         return claim_holds(ev.detail_type, ev.detail, customer, stored)
 
     @staticmethod

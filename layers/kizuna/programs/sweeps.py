@@ -8,7 +8,19 @@ state, and emits derived events with deterministic ids (so an overlapping sweep 
 nothing twice):
 
 - ``customer.dormancy_risk``: no order for ``dormancy_risk_days`` (before dormancy);
-- ``customer.points_expiring``: points expire within ``points_expiry_warning_days``;
+- ``customer.points_expiring``: a points lot expires within ``points_expiry_warning_days``,
+  one event per lot (lots of one expiry are one), the id per customer and expiry. Each lot
+  expires ``points_expiry_days`` after it was earned, and lots expire by time, not by a
+  write: ``by_points_expiry`` holds only the customer's *earliest* live expiry as of their
+  last write, so a later lot of several close ones would be behind the watermark when a
+  write moved the index to it. So each fact that earns a lot (an ORDER row, a POINTS
+  adjustment that adds points) is also in the activity table's ``gsi1`` under
+  ``LOTS#<shard>``, by the time it was earned
+  (:func:`kizuna.domain.activity.lot_index_keys`): a run takes the customers with a lot
+  earned ``points_expiry_days`` before its window (the configuration of the run, as the
+  replay's) and those of ``by_points_expiry`` in the window (customers last written before
+  lots were indexed), re-reads them and replays their lots (:func:`points_events`): a lot
+  spent, cancelled, expired or erased since gives nothing;
 - ``cart.abandoned``: a cart with items and no order for ``cart_abandoned_hours``;
 - ``customer.birthday``: the birthday's local date began (midnight in the customer's time
   zone) in the window. Its index (``by_birthday``) is keyed by ``MM-DD``, not by an
@@ -51,6 +63,7 @@ from typing import Any, Protocol
 
 from kizuna.delivery.coupons import code_ref
 from kizuna.domain.customer import Customer
+from kizuna.domain.loyalty import live_lots
 from kizuna.domain.shards import INDEX_SHARDS
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.domain.yearly import keys_for_window, occurrences
@@ -111,6 +124,11 @@ class SweepStore(Protocol):
 
     def coupons_expiring(self, start: str, end: str) -> list[dict[str, Any]]:
         """Issued coupon rows whose ``valid_until`` is in [start, end) (ISO times)."""
+        ...
+
+    def lots_earned(self, start: str, end: str) -> list[str]:
+        """Customer ids with a points lot earned in [start, end) (ISO times; the ORDER and
+        POINTS rows indexed by :func:`kizuna.domain.activity.lot_index_keys`), each once."""
         ...
 
     def members_since_on(self, month_day: str) -> list[str]:
@@ -192,22 +210,6 @@ def event_for(
             dormant_after_days=lc.dormant_after_days,
             order_count=c.order_count,
         )
-    if kind == SweepKind.POINTS:
-        at = c.points_next_expiry_at
-        if (
-            at is None
-            or c.points_next_expiry_amount <= 0
-            or not (now < at <= now + timedelta(days=lc.points_expiry_warning_days))
-        ):
-            return None
-        return derived_event(
-            PointsExpiring,
-            f"points_expiring:{iso(at)}",
-            cause,
-            points=c.points_next_expiry_amount,
-            expires_at=at,
-            points_balance=c.points_balance,
-        )
     cart = c.cart
     if c.cart_open_at is None or cart is None:
         return None
@@ -224,6 +226,44 @@ def event_for(
         product_ids=cart.product_ids,
         cart_updated_at=cart.at,
     )
+
+
+def points_events(c: Customer, w: Window, now: datetime, cfg: KizunaConfig) -> list[DerivedEvent]:
+    """One warning per lot of ``c`` still holding points that expires in the window and
+    after ``now`` (lots of one expiry are one), from the replay of the customer's facts: a
+    lot spent, cancelled or expired since the index was written gives none. The id is per
+    customer and expiry, so a lot is warned of once whichever index found it.
+    ``points_balance``: the points held now (an earlier lot may have expired since the
+    customer was last written)."""
+    after = now if c.as_of is None else max(now, c.as_of)
+    live = live_lots(c, cfg.loyalty, after)
+    balance = sum(live.values())
+    cause = Cause(c.customer_id, now, f"sweep:{SweepKind.POINTS}")
+    return [
+        derived_event(
+            PointsExpiring,
+            f"points_expiring:{iso(at)}",
+            cause,
+            points=points,
+            expires_at=at,
+            points_balance=balance,
+        )
+        for at, points in live.items()
+        if w.start <= at < w.end
+    ]
+
+
+def points_candidates(store: SweepStore, w: Window, cfg: KizunaConfig) -> list[str]:
+    """Customers with a lot that may expire in the window: a lot earned
+    ``points_expiry_days`` before it (the lot index), or the earliest expiry written on the
+    customer (``by_points_expiry``: customers last written before lots were indexed)."""
+    ids: list[str] = []
+    index, attribute = INDEXES[SweepKind.POINTS]
+    for shard in range(INDEX_SHARDS):
+        ids += store.query_window(index, attribute, str(shard), iso(w.start), iso(w.end))
+    life = timedelta(days=cfg.loyalty.points_expiry_days)
+    ids += store.lots_earned(iso(w.start - life), iso(w.end - life))
+    return list(dict.fromkeys(ids))
 
 
 def birthday_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
@@ -330,15 +370,18 @@ def sweep_window(
         return coupon_reminders(store, w, cfg)
     if kind == SweepKind.ANNIVERSARIES:
         return anniversaries(store, w, cfg)
-    index, attribute = INDEXES[kind]
     ids: list[str] = []
-    for shard in range(INDEX_SHARDS):
-        if kind == SweepKind.BIRTHDAYS:
-            for key in keys_for_window(w.start, w.end):
-                # "~" sorts after every digit: exactly the key
-                ids += store.query_window(index, attribute, str(shard), key, key + "~")
-        else:
-            ids += store.query_window(index, attribute, str(shard), iso(w.start), iso(w.end))
+    if kind == SweepKind.POINTS:
+        ids = points_candidates(store, w, cfg)
+    else:
+        index, attribute = INDEXES[kind]
+        for shard in range(INDEX_SHARDS):
+            if kind == SweepKind.BIRTHDAYS:
+                for key in keys_for_window(w.start, w.end):
+                    # "~" sorts after every digit: exactly the key
+                    ids += store.query_window(index, attribute, str(shard), key, key + "~")
+            else:
+                ids += store.query_window(index, attribute, str(shard), iso(w.start), iso(w.end))
     out: list[DerivedEvent] = []
     for start in range(0, len(ids), 100):
         customers = store.get_customers(ids[start : start + 100])
@@ -348,6 +391,9 @@ def sweep_window(
                 continue
             if kind == SweepKind.BIRTHDAYS:
                 out += birthday_events(customer, w, cfg)
+                continue
+            if kind == SweepKind.POINTS:
+                out += points_events(customer, w, now, cfg)
                 continue
             event = event_for(kind, customer, now, cfg)
             if event is not None:
