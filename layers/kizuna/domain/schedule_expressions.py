@@ -237,6 +237,14 @@ def parse_schedule(expression: str, *, anchor: datetime, timezone: str = "UTC") 
         value, unit = int(match.group(1)), match.group(2).rstrip("s")
         if value < 1:
             raise ValueError(f"rate must be positive: {expression!r}")
+        if (value == 1) != (match.group(2) == unit):
+            # AWS's rule for rate expressions: rate(1 hour), rate(5 hours); never
+            # rate(1 hours) nor rate(5 hour)
+            wanted = unit if value == 1 else f"{unit}s"
+            raise ValueError(
+                f"rate of {value} takes the unit {wanted!r} (singular for 1, plural above):"
+                f" {expression!r}"
+            )
         return RateSchedule(text, timedelta(seconds=value * _UNIT_SECONDS[unit]), anchor)
     if match := _CRON.match(text):
         return CronSchedule.parse(text, match.group(1), zone)

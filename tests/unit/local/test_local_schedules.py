@@ -75,6 +75,10 @@ def test_at_fires_once() -> None:
     [
         "rate(0 minutes)",
         "rate(1 week)",
+        "rate(1 days)",  # AWS: singular for 1, plural above
+        "rate(1 hours)",
+        "rate(5 day)",
+        "rate(30 minute)",
         "cron(0 3 * * *)",
         "cron(0 3 1 * MON *)",
         "cron(61 3 * * ? *)",
@@ -84,6 +88,13 @@ def test_at_fires_once() -> None:
 def test_rejects_bad_expressions(expression: str) -> None:
     with pytest.raises(ValueError):
         parse_schedule(expression, anchor=T0)
+
+
+def test_a_rate_unit_agrees_in_number_with_its_value() -> None:
+    for expression in ("rate(1 minute)", "rate(1 hour)", "rate(1 day)", "rate(5 minutes)"):
+        parse_schedule(expression, anchor=T0)
+    with pytest.raises(ValueError, match=r"rate of 1 takes the unit 'day'"):
+        parse_schedule("rate(1 days)", anchor=T0)
 
 
 def test_every_day_field_form_scheduler_reads_is_read() -> None:
