@@ -182,3 +182,47 @@ def test_a_program_trigger_on_years_is_validated_at_load(tmp_path: Path) -> None
 def test_an_invalid_start_is_refused() -> None:
     with pytest.raises(Exception, match="member_since"):
         parsed(upsert("x", at(2020, 1, 1), "ev-x", member_since="2020-02-30"))
+
+
+def save(store: MemoryStore, raw: dict[str, Any], now: datetime) -> None:
+    """Ingest one event received at ``now`` into a stored customer (as ingest saves it)."""
+    ev = parsed(raw)
+    cur = store.customers.get(ev.customer_id) or Customer(customer_id=ev.customer_id)
+    result = apply_events(cur, [ev], CFG, now)
+    store.save_customer(result.customer, cur.version)
+    store.put_activity(result.activity)
+
+
+def test_a_move_east_on_the_day_still_gets_the_anniversary_once() -> None:
+    # given members since 10 March in New York; one moves to Tokyo at 20:00 UTC on 9 March,
+    # after Tokyo's midnight (15:00 UTC) and before New York's (05:00 UTC on 10 March)
+    store = MemoryStore()
+    for cid in ("mover", "stayer", "west"):
+        zone = "Asia/Tokyo" if cid == "west" else "America/New_York"
+        save(
+            store,
+            upsert(cid, at(2020, 1, 1), f"ev-{cid}", member_since="2020-03-10", time_zone=zone),
+            at(2020, 1, 1),
+        )
+    hourly = SweepRequest(kinds=[SweepKind.ANNIVERSARIES], lookback_minutes=60)
+    publisher = Publisher()
+    # when the sweep runs every hour for two days (chained by its watermark)
+    for n in range(48):
+        now = at(2027, 3, 8, 12) + timedelta(hours=n, minutes=30)
+        if now == at(2027, 3, 9, 20) + timedelta(minutes=30):
+            moved = at(2027, 3, 9, 20)
+            save(store, upsert("mover", moved, "move", time_zone="Asia/Tokyo"), moved)
+            save(store, upsert("west", moved, "move-w", time_zone="America/New_York"), moved)
+        run_sweep(hourly, store, store, publisher, CFG, FixedClock(now))
+    # then each hears once (a move west: the same id twice); before the fix, the mover never
+    ids = sorted(e.detail.event_id for e in publisher.events)
+    assert ids == [
+        "mover:anniversary:2027",
+        "stayer:anniversary:2027",
+        "west:anniversary:2027",
+        "west:anniversary:2027",
+    ]
+    mover = next(e for e in publisher.events if e.detail.customer_id == "mover")
+    detail = mover.detail.model_dump(mode="json")
+    assert (detail["date"], detail["years"], detail["time_zone"]) == ("2027-03-10", 7, "Asia/Tokyo")
+    assert detail["occurred_at"] == "2027-03-09T15:00:00Z"

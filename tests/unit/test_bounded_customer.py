@@ -333,7 +333,10 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
             customer.behaviour[event] = count_occurrence(
                 customer.behaviour.get(event), at, windows, T0 + timedelta(days=31)
             )
+    # and a time zone that changed (the yearly sweeps' stamp, kizuna.domain.yearly)
+    customer.time_zone_changed_at = T0 + timedelta(days=31)
     item = customer_to_item(customer)
+    assert "time_zone_changed_at" in item
     size = dynamodb_size(item)
     assert size < 380_000, {k: dynamodb_size(v) for k, v in item.items()}
 

@@ -230,3 +230,217 @@ def test_the_birthday_is_a_program_trigger_with_its_claim_checked() -> None:
     assert not check({**detail, "age": 36}, customer, None)
     moved = customer.model_copy(update={"birth_date": date(1990, 3, 11)})
     assert not check(detail, moved, None)
+
+
+# --- a change of time zone on (or just before) the day -----------------------------------------
+# New York's 10 March 2027 starts at 05:00 UTC (EST), Tokyo's at 15:00 UTC the day before.
+NY_MIDNIGHT, TOKYO_MIDNIGHT = at(2027, 3, 10, 5), at(2027, 3, 9, 15)
+HOURLY = SweepRequest(kinds=[SweepKind.BIRTHDAYS], lookback_minutes=60)
+
+
+def test_a_move_east_makes_the_day_under_way_due_once() -> None:
+    born = date(1990, 3, 10)
+    # the window after a move to Tokyo at 20:00 UTC: Tokyo's midnight is behind it
+    window = (at(2027, 3, 9, 19, 30), at(2027, 3, 9, 20, 30))
+    assert occurrences(born, TOKYO, *window) == []
+    (due,) = occurrences(born, TOKYO, *window, zone_changed_at=at(2027, 3, 9, 20))
+    assert (due.day, due.years, due.starts_at) == (date(2027, 3, 10), 37, TOKYO_MIDNIGHT)
+    # the previous run read after the change: it judged the day already
+    seen = at(2027, 3, 9, 20, 25)
+    assert occurrences(born, TOKYO, *window, at(2027, 3, 9, 20), seen_by=seen) == []
+    # a change long before the day began: nothing more than local midnight
+    assert occurrences(born, TOKYO, *window, zone_changed_at=at(2027, 1, 1)) == []
+    # and not after the day ended in the new zone
+    late = (at(2027, 3, 10, 15, 30), at(2027, 3, 10, 16, 30))
+    assert occurrences(born, TOKYO, *late, zone_changed_at=at(2027, 3, 10, 16)) == []
+
+
+@given(
+    zone=st.sampled_from(["Asia/Tokyo", "America/New_York", "Pacific/Kiritimati", "Etc/GMT+12"]),
+    start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2031, 12, 31)),
+)
+def test_the_window_keys_name_the_dates_under_way_at_its_start(zone: str, start: datetime) -> None:
+    # the local date under way at the window's start, in any zone, has its key queried (a
+    # one-minute window: the narrowest the keys are asked for)
+    begin = start.replace(tzinfo=UTC)
+    local = begin.astimezone(ZoneInfo(zone)).date()
+    keys = keys_for_window(begin, begin + timedelta(minutes=1))
+    assert month_day(local) in keys
+    if celebrated_on(date(2000, 2, 29), local.year) == local:  # 28 Feb of a non-leap year
+        assert "02-29" in keys
+
+
+ZONES = [
+    "Asia/Tokyo",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "Asia/Kolkata",
+    "Pacific/Honolulu",
+    "Pacific/Kiritimati",
+    "Etc/GMT+12",
+]
+
+
+@given(
+    born=st.dates(min_value=date(1950, 1, 1), max_value=date(2010, 12, 31)),
+    old=st.sampled_from(ZONES),
+    new=st.sampled_from(ZONES),
+    hours=st.sampled_from([1, 3, 24]),
+    phase=st.integers(min_value=0, max_value=23 * 60),
+    change=st.integers(min_value=-3 * 24 * 60, max_value=3 * 24 * 60),
+)
+def test_a_zone_change_around_the_day_keeps_one_celebration(
+    born: date, old: str, new: str, hours: int, phase: int, change: int
+) -> None:
+    # chained windows every `hours` (the customer read a second after each run starts), and
+    # a move from `old` to `new` received within three days of the birthday (2027)
+    day = celebrated_on(born, 2027)
+    changed_at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(minutes=change)
+    first = datetime.combine(day, datetime.min.time(), UTC) - timedelta(days=4, minutes=phase)
+    runs = [first + timedelta(hours=hours * n) for n in range(8 * 24 // hours + 1)]
+    found: list[date] = []
+    for previous, (start, end) in zip([None, *runs], pairwise(runs), strict=False):
+        seen = changed_at <= end + timedelta(seconds=1)
+        tz = ZoneInfo(new) if seen else ZoneInfo(old)
+        stamp = changed_at if seen and old != new else None  # ingest: only a change
+        seen_by = None if previous is None else start - timedelta(minutes=5)
+        found += [o.day for o in occurrences(born, tz, start, end, stamp, seen_by)]
+    apart = local_midnight_gap(day, old, new)
+    if old == new:
+        assert found == [day]  # no change: exactly one, as before
+    elif apart < timedelta(hours=23):  # all but the moves between the farthest zones
+        assert set(found) == {day}  # never lost, repeats are the same id
+        if hours == 24 and apart <= timedelta(0):  # a move west, daily: at most twice
+            assert len(found) <= 2
+    else:
+        assert set(found) <= {day}
+
+
+def local_midnight_gap(day: date, old: str, new: str) -> timedelta:
+    """How much later the date starts in ``old`` than in ``new`` (> 0: a move east)."""
+    start = datetime.combine(day, datetime.min.time())
+    return start.replace(tzinfo=ZoneInfo(old)).astimezone(UTC) - start.replace(
+        tzinfo=ZoneInfo(new)
+    ).astimezone(UTC)
+
+
+def fold(store: MemoryStore, raw: dict[str, Any], now: datetime) -> Customer:
+    """Ingest one event received at ``now`` and save the customer (a stored item)."""
+    ev = parsed(raw)
+    cur = store.customers.get(ev.customer_id) or Customer(customer_id=ev.customer_id)
+    result = apply_events(cur, [ev], CFG, now)
+    store.put_activity(result.activity)
+    return store.save_customer(result.customer, cur.version)
+
+
+def hourly_day(
+    store: MemoryStore, begin: datetime, hours: int, moves: dict[datetime, tuple[str, str]]
+) -> Publisher:
+    """Hourly runs (chained by the watermark) from ``begin``; ``moves``: at an instant, a
+    customer's new time zone, received then."""
+    publisher = Publisher()
+    for n in range(hours):
+        now = begin + timedelta(hours=n)
+        for when, (cid, zone) in moves.items():
+            if now - timedelta(hours=1) < when <= now:
+                fold(store, upsert(cid, when, f"move-{cid}-{n}", time_zone=zone), when)
+        daily(store, publisher, now, HOURLY)
+    return publisher
+
+
+def test_a_move_east_on_the_day_still_gets_the_birthday_once() -> None:
+    # given customers born on 10 March in New York; one moves to Tokyo at 20:00 UTC on 9
+    # March (after Tokyo's midnight: the runs before judged New York's, still to come)
+    store = MemoryStore()
+    for cid in ("mover", "stayer"):
+        fold(store, member(cid, "1990-03-10", "America/New_York"), at(2024, 1, 1))
+    moves = {at(2027, 3, 9, 20): ("mover", "Asia/Tokyo")}
+    # when the sweep runs every hour for two days
+    publisher = hourly_day(store, at(2027, 3, 8, 12, 30), 48, moves)
+    # then each hears once: the mover in the first run after the move, the stayer at New
+    # York's midnight (before the fix: the mover never)
+    events = [(e.detail.customer_id, e.detail.event_id) for e in publisher.events]
+    assert sorted(events) == [("mover", "mover:birthday:2027"), ("stayer", "stayer:birthday:2027")]
+    mover = next(
+        e.detail.model_dump(mode="json")
+        for e in publisher.events
+        if e.detail.customer_id == "mover"
+    )
+    assert mover["time_zone"] == "Asia/Tokyo" and mover["date"] == "2027-03-10"
+    assert mover["occurred_at"] == "2027-03-09T15:00:00Z"  # Tokyo's midnight, deterministic
+    assert store.customers["stayer"].time_zone_changed_at is None
+
+
+def test_a_move_east_between_daily_runs_gets_the_birthday_once() -> None:
+    # the deployed schedule: daily at 01:00 in Tokyo (16:00 UTC)
+    store = MemoryStore()
+    fold(store, member("mover", "1990-03-10", "America/New_York"), at(2024, 1, 1))
+    publisher = Publisher()
+    fired = daily(store, publisher, at(2027, 3, 8, 16)) + daily(
+        store, publisher, at(2027, 3, 9, 16)
+    )
+    assert fired == []  # Tokyo's midnight was in this window, New York's is not yet
+    fold(
+        store,
+        upsert("mover", at(2027, 3, 9, 20), "move", time_zone="Asia/Tokyo"),
+        at(2027, 3, 9, 20),
+    )
+    fired = daily(store, publisher, at(2027, 3, 10, 16)) + daily(
+        store, publisher, at(2027, 3, 11, 16)
+    )
+    assert fired == [("mover", "customer.birthday", "2027-03-10")]
+
+
+def test_a_move_west_repeats_the_same_event_id() -> None:
+    # given a customer born on 10 March in Tokyo, who hears at Tokyo's midnight and then
+    # moves to New York (whose midnight is still to come)
+    store = MemoryStore()
+    fold(store, member("west", "1990-03-10", "Asia/Tokyo"), at(2024, 1, 1))
+    moves = {at(2027, 3, 9, 20): ("west", "America/New_York")}
+    publisher = hourly_day(store, at(2027, 3, 8, 12, 30), 48, moves)
+    # then the event is put twice, with one id: downstream, the same trigger (deduplicated)
+    assert [e.detail.event_id for e in publisher.events] == ["west:birthday:2027"] * 2
+
+
+def test_no_zone_change_no_extra_event_over_a_day_of_hourly_runs() -> None:
+    # given customers in many zones born on 10 March (one changed zone long ago)
+    zones = [None, *ZONES]
+    store = MemoryStore()
+    for i, zone in enumerate(zones):
+        fold(store, member(f"c{i}", "1990-03-10", zone), at(2024, 1, 1))
+    fold(store, upsert("c1", at(2025, 1, 1), "old-move", time_zone="Europe/London"), at(2025, 1, 1))
+    assert store.customers["c1"].time_zone_changed_at == at(2025, 1, 1)
+    # when the sweep runs every hour over three days around the date
+    publisher = hourly_day(store, at(2027, 3, 8, 12, 30), 72, {})
+    # then exactly one event per customer
+    ids = [e.detail.event_id for e in publisher.events]
+    assert sorted(ids) == sorted(f"c{i}:birthday:2027" for i in range(len(zones)))
+
+
+def test_ingest_stamps_a_zone_change_when_received_and_only_a_change() -> None:
+    store = MemoryStore()
+    received = at(2027, 3, 9, 20)
+    # a new customer with a zone: not a change (no sweep has read them)
+    fold(store, member("c", "1990-03-10", "America/New_York"), at(2024, 1, 1))
+    assert store.customers["c"].time_zone_changed_at is None
+    # the same zone again, or another field: no change
+    fold(store, upsert("c", at(2027, 3, 1), "same", time_zone="America/New_York"), received)
+    fold(store, upsert("c", at(2027, 3, 2), "name", first_name="Aiko"), received)
+    assert store.customers["c"].time_zone_changed_at is None
+    # an older event (late, reordered) that loses to the stored stamp: no change
+    fold(store, upsert("c", at(2023, 1, 1), "stale", time_zone="Asia/Tokyo"), received)
+    assert store.customers["c"].time_zone == "America/New_York"
+    assert store.customers["c"].time_zone_changed_at is None
+    # a change: stamped with when ingest received it, not when it occurred
+    fold(store, upsert("c", at(2027, 3, 5), "move", time_zone="Asia/Tokyo"), received)
+    assert store.customers["c"].time_zone_changed_at == received
+    # a redelivery of it changes nothing (nor the stamp)
+    fold(
+        store,
+        upsert("c", at(2027, 3, 5), "move", time_zone="Asia/Tokyo"),
+        received + timedelta(hours=1),
+    )
+    assert store.customers["c"].time_zone_changed_at == received

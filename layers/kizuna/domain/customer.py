@@ -380,6 +380,9 @@ class Customer(_Model):
     # when ingest saw ``cart_open_at`` take its value (receive time, not event time): a cart
     # event that arrives late is still swept (kizuna.programs.sweeps)
     cart_open_seen_at: datetime | None = None
+    # when ingest saw ``time_zone`` change on a stored customer (receive time): a birthday or
+    # anniversary already under way in the new zone is still swept (kizuna.domain.yearly)
+    time_zone_changed_at: datetime | None = None
     phone_hash: str | None = None
     # ``line_user_hash`` keys LINE_USER_INDEX, for the LINE webhook
     line_user_hash: str | None = None

@@ -954,6 +954,10 @@ def apply_events(
             result.derived.extend(derived)
             result.derived_by_event[ev.event_id] = derived
             result.activity.extend(activity)
+    if customer.version > 0 and state.time_zone != customer.time_zone:
+        # receive time, not event time: the sweep reads the new zone from now on (a late
+        # event that loses to a newer stamp changes nothing, and stamps nothing)
+        state.time_zone_changed_at = now
     state = settle(state, cfg.loyalty)
     # an item stored before devices were bounded gets its bound at its next fold
     state.devices, state.unregistered_devices = bound_devices(

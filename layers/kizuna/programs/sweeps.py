@@ -23,16 +23,21 @@ nothing twice):
   spent, cancelled, expired or erased since gives nothing;
 - ``cart.abandoned``: a cart with items and no order for ``cart_abandoned_hours``;
 - ``customer.birthday``: the birthday's local date began (midnight in the customer's time
-  zone) in the window. Its index (``by_birthday``) is keyed by ``MM-DD``, not by an
-  instant: a run queries the keys of the local dates that may begin in its window anywhere
-  on Earth (:func:`kizuna.domain.yearly.keys_for_window`) and keeps the customers whose own
-  local midnight did; the id is per customer and local year;
-- ``customer.anniversary``: the anniversary of ``member_since`` began (local midnight, as
-  birthdays; years >= 1). Not a fifth index on the customers table: the ``MEMBER`` activity
-  row (:func:`kizuna.domain.activity.member_row`) is in the activity table's ``gsi1`` under
-  ``ANNIV#<MM-DD>#<shard>``; a run queries the keys of :func:`keys_for_window`, re-reads the
-  customers and keeps those whose current start's local midnight is in the window; the id
-  is per customer and local year;
+  zone) in the window, or, for a customer whose zone changed since that midnight
+  (``Customer.time_zone_changed_at``, a receive time) after the previous run read it, is
+  under way at the window's start: a move east after the earlier runs judged the date by the
+  old zone (the due rule of :mod:`kizuna.domain.yearly`). Its index (``by_birthday``) is
+  keyed by ``MM-DD``, not by an instant: a run queries the keys of the local dates that may
+  begin in its window, or be under way at its start, anywhere on Earth
+  (:func:`kizuna.domain.yearly.keys_for_window`) and keeps the customers whose own date is
+  due; the id is per customer and local year, so a date judged due twice (a move west, or
+  east) is the same event;
+- ``customer.anniversary``: the anniversary of ``member_since`` began (local midnight, the
+  same due rule as birthdays; years >= 1). Not a fifth index on the customers table: the
+  ``MEMBER`` activity row (:func:`kizuna.domain.activity.member_row`) is in the activity
+  table's ``gsi1`` under ``ANNIV#<MM-DD>#<shard>``; a run queries the keys of
+  :func:`keys_for_window`, re-reads the customers and keeps those whose current start is due
+  in the window; the id is per customer and local year;
 - ``coupon.expiring``: an issued, unused coupon (a ``COUPON#<code>`` activity row) expires in
   N days, for each N of ``lifecycle.coupon_reminder_days``: the reminder is due at the
   expiry minus N days, and a run emits the reminders that fell due in its window. The rows
@@ -140,7 +145,10 @@ class SweepStore(Protocol):
 @dataclass(frozen=True)
 class Window:
     """Index values in [start, end) are swept; those below ``late_until`` only if they were
-    seen after ``seen_by`` (a late arrival the previous run could not have read)."""
+    seen after ``seen_by`` (a late arrival the previous run could not have read). For
+    birthdays and anniversaries, ``seen_by`` is when the previous run read (less
+    INDEX_LAG): a zone changed after it may not have been judged yet
+    (:func:`kizuna.domain.yearly.occurrences`)."""
 
     start: datetime
     end: datetime
@@ -169,11 +177,14 @@ def window(
     lateness: timedelta | None = None,
 ) -> Window:
     """[watermark, edge) after a previous run, else [edge - lookback, edge); for carts, also
-    ``lateness`` below the watermark, for late arrivals."""
+    ``lateness`` below the watermark, for late arrivals; for yearly dates, when the previous
+    run read."""
     end = edge(kind, now, cfg)
     if previous is None:
         return Window(end - lookback, end)
     since = min(previous.edge, end)
+    if kind in (SweepKind.BIRTHDAYS, SweepKind.ANNIVERSARIES):
+        return Window(since, end, seen_by=previous.ran_at - INDEX_LAG)
     late = DEFAULT_LATENESS.get(kind, timedelta(0)) if lateness is None else lateness
     if kind != SweepKind.CARTS or late <= timedelta(0):
         return Window(since, end)
@@ -267,9 +278,11 @@ def points_candidates(store: SweepStore, w: Window, cfg: KizunaConfig) -> list[s
 
 
 def birthday_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
-    """Birthdays of ``c`` whose local midnight (the customer's time zone, else the shop's) is
-    in the window; the id names the customer and the local year, so a window swept twice, or
-    a re-run the same day, repeats the same event."""
+    """Birthdays of ``c`` due in the window: local midnight (the customer's time zone, else
+    the shop's) in it, or the day under way at its start after a zone change
+    (:func:`kizuna.domain.yearly.occurrences`); the id names the customer and the local
+    year, so a window swept twice, a re-run the same day or a zone change repeats the same
+    event."""
     if c.birth_date is None:
         return []
     tz = zone(c.time_zone, cfg.contact.default_time_zone)
@@ -282,13 +295,13 @@ def birthday_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEv
             age=o.years,
             time_zone=tz.key,
         )
-        for o in occurrences(c.birth_date, tz, w.start, w.end)
+        for o in occurrences(c.birth_date, tz, w.start, w.end, c.time_zone_changed_at, w.seen_by)
     ]
 
 
 def anniversary_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[DerivedEvent]:
-    """Membership anniversaries of ``c`` whose local midnight is in the window (years >= 1:
-    nothing in the join year); one id per customer and local year, as birthdays."""
+    """Membership anniversaries of ``c`` due in the window, as birthdays (years >= 1:
+    nothing in the join year); one id per customer and local year."""
     if c.member_since is None:
         return []
     tz = zone(c.time_zone, cfg.contact.default_time_zone)
@@ -302,7 +315,7 @@ def anniversary_events(c: Customer, w: Window, cfg: KizunaConfig) -> list[Derive
             member_since=c.member_since,
             time_zone=tz.key,
         )
-        for o in occurrences(c.member_since, tz, w.start, w.end)
+        for o in occurrences(c.member_since, tz, w.start, w.end, c.time_zone_changed_at, w.seen_by)
     ]
 
 
