@@ -226,3 +226,55 @@ def test_export_then_erase_leaves_no_trace(cloud: LocalCloud) -> None:
     everything = all_items(cloud)
     for value in ("keep1", *pb.values()):
         assert value not in everything, value
+
+
+def test_the_cli_erasure_with_a_stack_hands_the_sweep_to_ingest(cloud: LocalCloud) -> None:
+    # given a customer with data, and the stack's outputs as `--stack` reads them
+    cid = "cli-erase-1"
+    values = customer_with_everything(cloud, cid, 3)
+    cloud.advance(hours=2)
+    outputs = {
+        key: cloud.outputs[key]
+        for key in (
+            names.OUTPUT_CUSTOMERS_TABLE,
+            names.OUTPUT_ACTIVITY_TABLE,
+            names.OUTPUT_INGEST_DLQ_URL,
+        )
+    }
+    role = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}}
+    template = {
+        "Resources": {"Placeholder": role},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    cloud.client("cloudformation").create_stack(
+        StackName="KizunaErase", TemplateBody=json.dumps(template)
+    )
+
+    # when an operator erases them from the CLI
+    result = CliRunner().invoke(
+        app,
+        ["customers", "erase", cid, "--stack", "KizunaErase", "--region", REGION, "--yes"],
+    )
+    # then they are erased now, and ingest (from its queue) schedules the sweep
+    assert result.exit_code == 0, result.output
+    assert "sweeps by itself" in result.output
+    for value in (cid, *values.values()):
+        assert value not in all_items(cloud), value
+    cloud.drain()
+    scheduler = cloud.client("scheduler")
+    group = cloud.outputs[names.OUTPUT_JOURNEY_SCHEDULE_GROUP]
+
+    def schedules() -> list[str]:
+        return [s["Name"] for s in scheduler.list_schedules(GroupName=group)["Schedules"]]
+
+    assert sweep_name(cid) in schedules()
+    # and what a step that read them before writes after it is swept 20 minutes later
+    activity = cloud.physical_name(cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id)
+    cloud.client("dynamodb").put_item(
+        TableName=activity,
+        Item={"pk": {"S": cid}, "sk": {"S": "STEP#late#check"}, "cohort": {"S": "late-1"}},
+    )
+    cloud.advance(minutes=21)
+    assert cid not in all_items(cloud)
+    assert sweep_name(cid) not in schedules()
+    assert cloud.summary()["errors"] == []

@@ -107,11 +107,13 @@ def customers_erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
     legacy_id: LegacyId = False,
 ) -> None:
-    """Erase a customer now: profile, activity, ledger, journeys. As a ``customer.erase``
-    event on the bus does (what producers should do), except the sweep: the event's erasure
+    """Erase a customer now: profile, activity, ledger, journeys, as a ``customer.erase``
+    event on the bus does (what producers should do). With ``--stack``, the sweep too: the
+    command then puts the erasure on ingest's queue, whose erasure schedules the sweep that
     runs again by itself 20 minutes later (for what a journey step or campaign running
-    meanwhile wrote back); after this command, run it again then."""
+    meanwhile wrote back); with table names only, run this command again then."""
     from kizuna.domain.privacy import SWEEP_AFTER, erase
+    from kizuna.events.envelope import erasure_sweep_event
     from kizuna.runtime.clock import utcnow
 
     customer_id = _checked(customer_id, legacy_id)
@@ -128,13 +130,44 @@ def customers_erase(
         str(report.journeys_stopped),
     )
     out.print(table)
-    # no sweep from here (no Scheduler role): say when to run it again
+    minutes = int(SWEEP_AFTER.total_seconds() // 60)
+    if tables.stack:
+        # ingest erases again (finding nothing) and schedules the sweep, as for an event
+        now = utcnow()
+        try:
+            queue = _ingest_queue_url(aws, tables.stack)
+            aws.client("sqs").send_message(
+                QueueUrl=queue, MessageBody=erasure_sweep_event(customer_id, now)
+            )
+        except Exception as exc:  # erased all the same: say what is left to do
+            console.print(
+                f"erased, but the sweep could not be arranged ({type(exc).__name__}): run this "
+                f"again after {(now + SWEEP_AFTER).isoformat(timespec='seconds')}"
+            )
+            raise typer.Exit(code=1) from exc
+        console.print(
+            "ingest erases again and sweeps by itself about "
+            f"{(now + SWEEP_AFTER).isoformat(timespec='seconds')} (what a journey step or "
+            f"campaign that read this customer before now writes in the next {minutes} minutes)"
+        )
+        return
+    # table names only: no queue to hand the sweep to; say when to run it again
     console.print(
         "a journey step or campaign that read this customer before now can still write "
-        f"for up to {int(SWEEP_AFTER.total_seconds() // 60)} minutes: unless this was that "
-        f"second run, run this again after {(utcnow() + SWEEP_AFTER).isoformat(timespec='seconds')}"
-        " (customer.erase on the bus does so by itself)"
+        f"for up to {minutes} minutes: unless this was that second run, run this again after "
+        f"{(utcnow() + SWEEP_AFTER).isoformat(timespec='seconds')} (with --stack, or a "
+        "customer.erase on the bus, the sweep runs by itself)"
     )
+
+
+def _ingest_queue_url(aws: Aws, stack: str) -> str:
+    """Ingest's queue: the one the stack's ingest dead-letter queue serves."""
+    from kizuna_tools.dlq import DLQ_OUTPUTS, DeadLetterQueue
+
+    dlq = _outputs(aws, stack).get(DLQ_OUTPUTS["ingest"])
+    if not dlq:
+        raise ValueError(f"the stack has no output {DLQ_OUTPUTS['ingest']}")
+    return DeadLetterQueue(aws.client("sqs"), dlq).source_url()
 
 
 # --- dead-letter queues ---------------------------------------------------------------------
