@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.domain.privacy import erase
-from kizuna.domain.shards import shard_of
+from kizuna.domain.shards import LOT_SHARDS, shard_of
 from kizuna.domain.timestamps import iso
 from kizuna.programs.sweeps import INDEXES, SweepKind
 from kizuna.runtime.clock import FixedClock
@@ -87,7 +87,8 @@ def test_each_lot_is_indexed_by_ingest_and_warned_of_by_the_sweep(store: DynamoS
     # then each row that earned a lot is in gsi1 under the customer's shard, by earn time
     rows = store.activity("p1", "ORDER#") + store.activity("p1", "POINTS#")
     assert sorted((r["gsi1pk"], r["gsi1sk"]) for r in rows) == [
-        (f"LOTS#{shard_of('p1')}", f"{iso(T0 + timedelta(days=n))}#p1") for n in (0, 10, 20, 25)
+        (f"LOTS#{shard_of('p1', LOT_SHARDS)}", f"{iso(T0 + timedelta(days=n))}#p1")
+        for n in (0, 10, 20, 25)
     ]
     assert store.lots_earned(iso(T0), iso(T0 + timedelta(days=20))) == ["p1"]
     assert store.lots_earned(iso(T0 + timedelta(days=26)), iso(T0 + timedelta(days=90))) == []
@@ -116,9 +117,9 @@ def test_each_lot_is_indexed_by_ingest_and_warned_of_by_the_sweep(store: DynamoS
 def test_the_lot_query_reads_every_page(
     store: DynamoStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given lots of 12 customers, read in pages of 2 rows
+    # given lots of 40 customers (some shard of the 16 holds 3 or more), read in pages of 2
     cfg = KizunaConfig()
-    for n in range(12):
+    for n in range(40):
         raw = order(f"c{n}", f"o{n}", 1000, T0 + timedelta(minutes=n))
         ingest_one(store, parsed(raw), cfg, FixedClock(T0))
     table = store._activity
@@ -131,5 +132,5 @@ def test_the_lot_query_reads_every_page(
     monkeypatch.setattr(table, "query", paged)
     # then every customer is found, each once
     found = store.lots_earned(iso(T0), iso(T0 + timedelta(hours=1)))
-    assert sorted(found) == sorted(f"c{n}" for n in range(12))
+    assert sorted(found) == sorted(f"c{n}" for n in range(40))
     assert any("ExclusiveStartKey" in c for c in calls)

@@ -51,7 +51,7 @@ from kizuna.domain.customer import (
     Customer,
 )
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
-from kizuna.domain.shards import INDEX_SHARDS
+from kizuna.domain.shards import INDEX_SHARDS, LOT_SHARDS
 from kizuna.domain.timestamps import epoch_seconds, iso, parse_time
 from kizuna.ports import Claim, VersionConflict, Watermark
 from kizuna.programs.journeys import JourneyState
@@ -1154,7 +1154,7 @@ class DynamoStore:
         from boto3.dynamodb.conditions import Key
 
         out: dict[str, None] = {}
-        for shard in range(INDEX_SHARDS):
+        for shard in range(LOT_SHARDS):
             cond = Key("gsi1pk").eq(lots_partition(str(shard))) & Key("gsi1sk").between(start, end)
             for item in _items(
                 self._activity.query,

@@ -10,12 +10,12 @@ One row per customer has a fixed sort key: ``MEMBER#since``, the membership star
 index entry moves with it; erasure deletes it with the rest of the partition.
 
 Each points lot is in ``gsi1`` too, on the row of the fact that earned it (an ORDER row, a
-POINTS adjustment that adds points): under ``LOTS#<shard>``, sorted by the time it was
-earned (:func:`lot_index_keys`). The daily sweep's ``customer.points_expiring`` finds the
-lots that expire in its window there (earned ``points_expiry_days`` before it), so every
-lot is warned of, not only the customer's earliest (:mod:`kizuna.programs.sweeps`). The
-row stays in the index after its points were spent or cancelled: the sweep re-reads the
-customer and keeps only live lots.
+POINTS adjustment that adds points): under ``LOTS#<shard>`` (16 shards: every order writes
+there), sorted by the time it was earned (:func:`lot_index_keys`). The daily sweep's
+``customer.points_expiring`` finds the lots that expire in its window there (earned
+``points_expiry_days`` before it), so every lot is warned of, not only the customer's
+earliest (:mod:`kizuna.programs.sweeps`). The row stays in the index after its points were
+spent or cancelled: the sweep re-reads the customer and keeps only live lots.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kizuna.domain.shards import shard_of
+from kizuna.domain.shards import LOT_SHARDS, shard_of
 from kizuna.domain.timestamps import iso
 from kizuna.domain.yearly import month_day
 
@@ -82,6 +82,6 @@ def lot_index_keys(customer_id: str, earned_at: datetime) -> dict[str, str]:
     expiry: the sweep adds the ``points_expiry_days`` configured when it runs, as the replay
     of the lots does), then the customer, so the keys of one instant are apart."""
     return {
-        "gsi1pk": lots_partition(shard_of(customer_id)),
+        "gsi1pk": lots_partition(shard_of(customer_id, LOT_SHARDS)),
         "gsi1sk": f"{iso(earned_at)}#{customer_id}",
     }

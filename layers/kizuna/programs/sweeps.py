@@ -15,7 +15,7 @@ nothing twice):
   last write, so a later lot of several close ones would be behind the watermark when a
   write moved the index to it. So each fact that earns a lot (an ORDER row, a POINTS
   adjustment that adds points) is also in the activity table's ``gsi1`` under
-  ``LOTS#<shard>``, by the time it was earned
+  ``LOTS#<shard>`` (16 shards), by the time it was earned
   (:func:`kizuna.domain.activity.lot_index_keys`): a run takes the customers with a lot
   earned ``points_expiry_days`` before its window (the configuration of the run, as the
   replay's) and those of ``by_points_expiry`` in the window (customers last written before
