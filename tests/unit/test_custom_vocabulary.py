@@ -445,6 +445,11 @@ def test_an_idempotency_key_is_the_events_identity_per_customer_and_type() -> No
     app["detail"]["idempotency_key"] = "k1"
     assert parse(app).event_id not in (keyed.event_id, "ev-1")
     assert parse(wishlist(T, "ev-3")).event_id == "ev-3"
+    # a message's template context (the member's trigger) does not keep it
+    from kizuna.programs.members import trigger_of
+
+    kept = trigger_of("wishlist.added", dict(wishlist(T, "ev-6", idempotency_key="k1")["detail"]))
+    assert "idempotency_key" not in kept and kept["product_id"] == "p-1"
     # a key is an id: no whitespace, no '#', at most 128 characters
     for bad in ("a b", "a#b", "x" * 129, ""):
         assert "idempotency_key" in str(rejection(wishlist(T, "ev-4", idempotency_key=bad)))

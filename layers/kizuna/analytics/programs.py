@@ -8,8 +8,8 @@ else. Definitions follow the report's (docs/REPORTS.md) restricted to the range:
 - **entries**: entry rows of treated customers (re-entries included); **treated**: customers
   who entered in the range; **held out**: customers held out in the range and not treated;
 - **sends by channel** / **suppressions by reason** / **by status**: message rows in the range;
-  **not delivered by channel**: those sends reported not delivered after the provider took
-  them (an SES reject or rendering failure, a direct mail withheld at print: the row's
+  **not delivered by channel**: those sends reported not delivered afterwards (an email SES
+  rejected or failed to render, a direct mail withheld from the print file: the row's
   ``not_delivered_reason``), also counted among the sends (the message is never sent again);
 - **conversions**: treated (held-out) customers of the range with a conversion recorded in
   the range; an entry near the end of the range may still convert after it;
@@ -42,9 +42,8 @@ class ProgramFigures(BaseModel):
     sends_by_channel: dict[str, int] = Field(description="messages sent, by channel")
     not_delivered_by_channel: dict[str, int] = Field(
         default_factory=dict,
-        description="of the messages sent, those reported not delivered after the provider took "
-        "them (an email SES rejected or failed to render, a direct mail withheld at print), by "
-        "channel",
+        description="of the messages sent, those reported not delivered afterwards (an email SES "
+        "rejected or failed to render, a direct mail withheld from the print file), by channel",
     )
     suppressions_by_reason: dict[str, int] = Field(description="messages suppressed, by rule")
     messages_by_status: dict[str, int] = Field(description="every message row, by status")

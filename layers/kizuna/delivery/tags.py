@@ -72,9 +72,16 @@ def decode_tag_value(encoded: str) -> str:
         body = encoded.removeprefix(BASE64_PREFIX)
         try:
             raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+            value = raw.decode()
         except (binascii.Error, ValueError):
-            return encoded.encode().decode(errors="replace")  # stray input: as it came
-        return raw.decode(errors="replace")
+            return encoded  # stray input: as it came (no customer id starts with "_")
+        # only what encode_tag_value writes: one value, one form (base64 accepts several
+        # spellings of the same bytes, and a short value is never written so)
+        try:
+            same = encode_tag_value(value) == encoded
+        except ValueError:
+            same = False
+        return value if same else encoded
     data = bytearray()
     pos = 0
     for match in _ESCAPE.finditer(encoded):

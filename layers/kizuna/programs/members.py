@@ -31,6 +31,8 @@ def trigger_of(detail_type: str, detail: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in detail.items():
         if len(kept) > TRIGGER_KEYS:
             break
+        if key == "idempotency_key":  # the producer's retry key: nothing about the event
+            continue
         if isinstance(value, bool | int | float) or (
             isinstance(value, str) and len(value) <= TRIGGER_VALUE_CHARS
         ):

@@ -12,7 +12,9 @@ and time, points by ``adjustment_id``, a cart by its content, consent, profile, 
 LINE by value and ``occurred_at``), so the same event twice changes nothing and derives
 nothing twice. Only the behaviour rows of ``product.viewed`` and ``app.opened`` (90-day
 activity) and custom events (their rows, and the behaviour counters of those events) are
-keyed by the bus's event id: a retried view may be listed, and counted, twice.
+keyed by the bus's event id: a retried view may be listed, and counted, twice, unless the
+event carries the producer's ``idempotency_key`` (then by a digest of customer, type and key:
+:func:`kizuna.events.envelope.fact_id`). The answer's id is the bus's, of this put.
 """
 
 from __future__ import annotations

@@ -976,6 +976,10 @@ def test_a_value_too_long_to_escape_is_carried_in_base64() -> None:
     assert encoded.startswith("_b") and len(encoded) == 173
     assert decode_tag_value(encoded) == value
     assert decode_tag_value("_b!!") == "_b!!"  # stray input comes back as it came
+    # only the form encode writes: a short value in base64, or another spelling of the same
+    # bytes (non-zero padding bits), is not read as a value
+    assert decode_tag_value("_bad") == "_bad"  # base64 of "i": never written so
+    assert decode_tag_value(encoded[:-1] + chr(ord(encoded[-1]) + 1)) != value
     tags = SesEmail.email_tags(message(customer_id=value))
     assert [t["Name"] for t in tags] == ["program", "step", "customer", "execution"]
 
