@@ -92,6 +92,8 @@ def test_the_shipped_campaigns_validate_against_segments_and_templates() -> None
         ({"schedule": {"type": "recurring", "cron": "cron(0 10 40W * ? 2027)"}}, "outside 1-31"),
         ({"schedule": {"type": "recurring", "cron": "cron(0 10 ? FEB FOO *)"}}, "not a number"),
         ({"schedule": {"type": "recurring", "rate": "rate(1 week)"}}, "rate: use rate("),
+        ({"schedule": {"type": "recurring", "rate": "rate(1 days)"}}, "takes the unit 'day'"),
+        ({"schedule": {"type": "recurring", "rate": "rate(7 day)"}}, "takes the unit 'days'"),
         (
             {"schedule": {"type": "recurring", "rate": "rate(7 days)", "time_zone": "Mars/Base"}},
             "unknown time zone",

@@ -141,8 +141,13 @@ class RecurringSchedule(_Strict):
                 check_expression(self.cron, self.time_zone)
             except ValueError as exc:
                 raise ValueError(f"cron: {exc}") from None
-        if self.rate is not None and not _RATE.match(self.rate):
-            raise ValueError('rate: use rate(N minutes|hours|days), e.g. "rate(7 days)"')
+        if self.rate is not None:
+            if not _RATE.match(self.rate):
+                raise ValueError('rate: use rate(N minutes|hours|days), e.g. "rate(7 days)"')
+            try:  # what AWS refuses: rate(1 days), rate(7 day)
+                check_expression(self.rate, self.time_zone)
+            except ValueError as exc:
+                raise ValueError(f"rate: {exc}") from None
         if self.start and self.end and self.end <= self.start:
             raise ValueError("end must be after start")
         return self
