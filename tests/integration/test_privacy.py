@@ -278,3 +278,22 @@ def test_the_cli_erasure_with_a_stack_hands_the_sweep_to_ingest(cloud: LocalClou
     assert cid not in all_items(cloud)
     assert sweep_name(cid) not in schedules()
     assert cloud.summary()["errors"] == []
+
+    # an id stored before the id grammar (--legacy-id) is one ingest would refuse: nothing is
+    # put on its queue (no dead letter holding the id), the operator is told to run it again
+    legacy = CliRunner().invoke(
+        app,
+        [
+            *("customers", "erase", "legacy+1@example.jp", "--legacy-id"),
+            *("--stack", "KizunaErase", "--region", REGION, "--yes"),
+        ],
+    )
+    assert legacy.exit_code == 0, legacy.output
+    assert "run this again after" in legacy.output
+    cloud.drain()
+    dlq = cloud.outputs[names.OUTPUT_INGEST_DLQ_URL]
+    attributes = cloud.client("sqs").get_queue_attributes(
+        QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert cloud.summary()["errors"] == []
