@@ -344,27 +344,39 @@ steps:
 """
 
 
-def test_a_reentry_keeps_an_earlier_entrys_conversion_so_its_send_still_exits(
-    tmp_path: Path,
-) -> None:
+def reentering(tmp_path: Path) -> tuple[Any, MemoryStore, MemoryStarter, Any]:
+    """The REENTERING program, a store holding customer c1, its starter, and
+    ``evaluate(at, event_id, kind, **detail)``: one event of c1 evaluated at ``at``."""
     from kizuna.programs.loader import load_program
-    from kizuna.services.contracts import SendRequest
     from tests import factories
-    from tests.factories import Email
 
     (tmp_path / "second-purchase-coupon.yaml").write_text(REENTERING)
     program = load_program(tmp_path / "second-purchase-coupon.yaml")
     store, starter = MemoryStore(), MemoryStarter()
     store.customers["c1"] = factories.customer("c1", order_count=1)
 
-    def evaluate(days: float, event_id: str, kind: str, **detail: Any) -> None:
-        at = T0 + timedelta(days=days)
+    def evaluate(at: Any, event_id: str, kind: str, **detail: Any) -> None:
         event = IncomingEvent(
             event_id=event_id, detail_type=kind, time=at, detail={"customer_id": "c1", **detail}
         )
         Evaluator(
             [program], store, starter, MemoryPublisher(), KizunaConfig(), FixedClock(at)
         ).evaluate([event])
+
+    return program, store, starter, evaluate
+
+
+def test_a_reentry_keeps_an_earlier_entrys_conversion_so_its_send_still_exits(
+    tmp_path: Path,
+) -> None:
+    from kizuna.services.contracts import SendRequest
+    from tests import factories
+    from tests.factories import Email
+
+    program, store, _, at_time = reentering(tmp_path)
+
+    def evaluate(days: float, event_id: str, kind: str, **detail: Any) -> None:
+        at_time(T0 + timedelta(days=days), event_id, kind, **detail)
 
     # entry 1 on day 0, its goal (an order) on day 1, entry 2 on day 2
     evaluate(0, "open-1", "app.opened")
@@ -395,22 +407,11 @@ def test_an_earlier_trigger_delivered_again_after_a_reentry_enters_nothing(
     # reentry: always; trigger A, then B, then A again (a retried sweep, a redriven dead
     # letter): A was taken already, no third entry, no third ledger row
     from kizuna.programs.journeys import RECENT_TRIGGERS
-    from kizuna.programs.loader import load_program
-    from tests import factories
 
-    (tmp_path / "second-purchase-coupon.yaml").write_text(REENTERING)
-    program = load_program(tmp_path / "second-purchase-coupon.yaml")
-    store, starter = MemoryStore(), MemoryStarter()
-    store.customers["c1"] = factories.customer("c1", order_count=1)
+    program, store, starter, at_time = reentering(tmp_path)
 
     def evaluate(hours: int, event_id: str) -> None:
-        at = T0 + timedelta(hours=hours)
-        event = IncomingEvent(
-            event_id=event_id, detail_type="app.opened", time=at, detail={"customer_id": "c1"}
-        )
-        Evaluator(
-            [program], store, starter, MemoryPublisher(), KizunaConfig(), FixedClock(at)
-        ).evaluate([event])
+        at_time(T0 + timedelta(hours=hours), event_id, "app.opened")
 
     evaluate(0, "open-a")
     evaluate(1, "open-b")

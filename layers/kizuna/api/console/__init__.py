@@ -91,15 +91,7 @@ def new_sign_in_nonce() -> str:
 
 
 def sign_in_cookie(nonce: str, *, secure: bool, max_age: int = 3600) -> Cookie:
-    return Cookie(
-        name=SIGN_IN_COOKIE,
-        value=nonce,
-        path=SIGN_IN_PATH,
-        secure=secure,
-        http_only=True,
-        same_site=SameSite.STRICT_MODE,
-        max_age=max_age,
-    )
+    return _strict_cookie(SIGN_IN_COOKIE, nonce, SIGN_IN_PATH, secure=secure, max_age=max_age)
 
 
 def sign_in_form_holds(event: Any, fields: Mapping[str, str]) -> bool:
@@ -174,10 +166,17 @@ def redirect(location: str, cookies: list[Cookie] | None = None) -> Response[str
 
 
 def session_cookie(token: str, *, secure: bool, max_age: int | None = 3600) -> Cookie:
+    return _strict_cookie(SESSION_COOKIE, token, CONSOLE_PATH, secure=secure, max_age=max_age)
+
+
+def _strict_cookie(
+    name: str, value: str, path: str, *, secure: bool, max_age: int | None
+) -> Cookie:
+    """An ``HttpOnly; SameSite=Strict`` cookie (``Secure`` unless the local runtime's HTTP)."""
     return Cookie(
-        name=SESSION_COOKIE,
-        value=token,
-        path=CONSOLE_PATH,
+        name=name,
+        value=value,
+        path=path,
         secure=secure,
         http_only=True,
         same_site=SameSite.STRICT_MODE,
