@@ -360,3 +360,15 @@ def test_a_large_order_is_re_emitted_whole_though_its_record_is_small() -> None:
     svc.process_batch(sqs_event(sqs_record(raw, "m1", receive_count=2)))
     (emitted,) = publisher.events
     assert len(emitted.detail.product_ids) == 500 and len(emitted.detail.categories) == 7
+
+
+def test_an_attribute_a_later_version_wrote_does_not_fail_the_read() -> None:
+    # a deploy rolling out (or a rollback): this version reads a customer item a later
+    # version stamped with an attribute it does not know, and drops it
+    from kizuna.adapters.dynamodb import customer_from_item
+
+    item = customer_to_item(Customer(customer_id="c1", email="c1@example.jp"))
+    item["stamped_by_a_later_version"] = "2027-01-01T00:00:00+00:00"
+    customer = customer_from_item(item)
+    assert customer.email == "c1@example.jp"
+    assert "stamped_by_a_later_version" not in customer_to_item(customer)
