@@ -46,3 +46,22 @@ def create_table(
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in names],
         **options,
     )
+
+
+def create_activity_table(dynamodb: Any, name: str = "activity") -> Any:
+    """The activity table with its ``gsi1`` (keys gsi1pk/gsi1sk, projection ALL), as
+    infra/kizuna_infra/data.py defines them."""
+    return create_table(
+        dynamodb,
+        name,
+        "pk",
+        "sk",
+        indexed=("gsi1pk", "gsi1sk"),
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "gsi1",
+                "KeySchema": key_schema("gsi1pk", "gsi1sk"),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )

@@ -24,7 +24,7 @@ from kizuna.services.send import SendRequest
 from kizuna.services.sweep import SweepRequest, run_sweep
 from kizuna_tools.fakes import MemoryPublisher, MemoryStarter
 from tests.factories import customer, opted_in, order, parsed, send_service
-from tests.moto_setup import create_table, fake_aws_env
+from tests.moto_setup import create_activity_table, create_table, fake_aws_env
 from tests.unit.test_coupon_expiry import REMINDER
 from tests.unit.test_send_service import FakeChannel
 
@@ -40,23 +40,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
         create_table(ddb, "customers", "customer_id")
-        create_table(
-            ddb,
-            "activity",
-            "pk",
-            "sk",
-            indexed=("gsi1pk", "gsi1sk"),
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "gsi1",
-                    "KeySchema": [
-                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        create_activity_table(ddb)
         yield DynamoStore(
             boto3.resource("dynamodb", region_name=REGION),
             "customers",

@@ -24,7 +24,7 @@ from kizuna.services.ingest import ingest_one
 from kizuna.services.sweep import SweepRequest, run_sweep
 from kizuna_tools.fakes import MemoryPublisher
 from tests.factories import adjust, order, parsed
-from tests.moto_setup import create_table, fake_aws_env, key_schema
+from tests.moto_setup import create_activity_table, create_table, fake_aws_env, key_schema
 
 pytestmark = pytest.mark.integration
 
@@ -54,20 +54,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
                 }
             ],
         )
-        create_table(
-            ddb,
-            "activity",
-            "pk",
-            "sk",
-            indexed=("gsi1pk", "gsi1sk"),
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "gsi1",
-                    "KeySchema": key_schema("gsi1pk", "gsi1sk"),
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        create_activity_table(ddb)
         yield DynamoStore(
             boto3.resource("dynamodb", region_name=REGION),
             "customers",

@@ -24,7 +24,7 @@ from kizuna.services.direct_mail import write_previous_day
 from kizuna.services.sweep import SweepFailed, SweepRequest, run_sweep
 from tests import factories
 from tests.factories import opted_in
-from tests.moto_setup import create_table
+from tests.moto_setup import create_activity_table, create_table
 
 REGION = "us-east-1"
 DAY = date(2026, 1, 5)
@@ -57,23 +57,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         create_table(client, "customers", "customer_id")
-        create_table(
-            client,
-            "activity",
-            "pk",
-            "sk",
-            indexed=("gsi1pk", "gsi1sk"),
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "gsi1",
-                    "KeySchema": [
-                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        create_activity_table(client)
         yield DynamoStore(boto3.resource("dynamodb", region_name=REGION), "customers", "activity")
 
 
