@@ -97,8 +97,9 @@ def test_intake_answers_every_event_and_agrees_with_ingest(batch: list[Any]) -> 
             assert answer.field and answer.field.startswith(f"events[{answer.index}]")
             continue
         detail_type, detail = next(put)
+        assert answer.bus_event_id is not None
         event = {
-            "id": answer.event_id,
+            "id": answer.bus_event_id,
             "detail-type": detail_type,
             "source": "shop.api",
             "time": NOW.isoformat(),
@@ -106,6 +107,7 @@ def test_intake_answers_every_event_and_agrees_with_ingest(batch: list[Any]) -> 
         }
         parsed = parse_inbound(event, now=NOW)
         assert parsed.detail == parse_inbound({**event, "detail": raw["detail"]}).detail
+        assert parsed.event_id == answer.event_id  # the id ingest and evaluate use
 
 
 def test_a_choice_of_an_undeclared_or_transactional_topic_is_refused_naming_it() -> None:

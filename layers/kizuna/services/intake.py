@@ -14,7 +14,9 @@ nothing twice. Only the behaviour rows of ``product.viewed`` and ``app.opened`` 
 activity) and custom events (their rows, and the behaviour counters of those events) are
 keyed by the bus's event id: a retried view may be listed, and counted, twice, unless the
 event carries the producer's ``idempotency_key`` (then by a digest of customer, type and key:
-:func:`kizuna.events.envelope.fact_id`). The answer's id is the bus's, of this put.
+:func:`kizuna.events.envelope.fact_id`). Each accepted event is answered with both ids: the
+one Kizuna records it under (``event_id``: the ledger, activity rows, execution names; the
+same for every put of a keyed event) and the bus's id of this put (``bus_event_id``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from pydantic import ValidationError
 
 from kizuna.events import PreferencesChanged
 from kizuna.events.custom import BUILTIN, Vocabulary
-from kizuna.events.envelope import EventRejected, check_attributes, check_occurred_at
+from kizuna.events.envelope import EventRejected, check_attributes, check_occurred_at, fact_id
+from kizuna.events.inbound import InboundDetail
 from kizuna.ports import ShopEvents
 from kizuna.runtime.config import EventTimeConfig
 
@@ -43,6 +46,7 @@ class EventResult:
     index: int
     status: Literal["accepted", "rejected", "failed"]
     event_id: str | None = None
+    bus_event_id: str | None = None
     detail_type: str | None = None
     field: str | None = None
     reason: str | None = None
@@ -85,9 +89,12 @@ class EventIntake:
         self.now = now
         self.vocab = vocab  # the configuration's (kizuna.events.custom.vocabulary), as ingest's
 
-    def validate(self, index: int, raw: Any, now: datetime) -> EventResult | tuple[str, str]:
-        """The entry to put (detail-type, detail JSON), or why it is rejected. Values are
-        never echoed (they may be personal data): the reason names the field and the rule."""
+    def validate(
+        self, index: int, raw: Any, now: datetime
+    ) -> EventResult | tuple[str, str, InboundDetail]:
+        """The entry to put (detail-type, detail JSON, and the detail as read), or why it is
+        rejected. Values are never echoed (they may be personal data): the reason names the
+        field and the rule."""
         if not isinstance(raw, dict):
             return _rejected(index, "", "an event is an object with detail-type and detail")
         unknown = sorted(set(raw) - ENTRY_KEYS)
@@ -126,7 +133,7 @@ class EventIntake:
             body = json.dumps(detail, default=_number, ensure_ascii=False, separators=(",", ":"))
         except ValueError as error:
             return _rejected(index, ".detail", str(error), detail_type)
-        return detail_type, body
+        return detail_type, body, parsed
 
     def accept(self, events: Sequence[Any]) -> IntakeResult:
         """Every event answered, in order; the valid ones on the bus."""
@@ -134,18 +141,23 @@ class EventIntake:
             raise ValueError(f"at most {MAX_EVENTS} events a request")
         now = self.now()
         answers: dict[int, EventResult] = {}
-        valid: list[tuple[int, tuple[str, str]]] = []
+        valid: list[tuple[int, tuple[str, str, InboundDetail]]] = []
         for index, raw in enumerate(events):
             checked = self.validate(index, raw, now)
             if isinstance(checked, EventResult):
                 answers[index] = checked
             else:
                 valid.append((index, checked))
-        outcomes = self.bus.put([entry for _, entry in valid]) if valid else []
-        for (index, (detail_type, _)), outcome in zip(valid, outcomes, strict=True):
+        entries = [(detail_type, body) for _, (detail_type, body, _) in valid]
+        outcomes = self.bus.put(entries) if valid else []
+        for (index, (detail_type, _, detail)), outcome in zip(valid, outcomes, strict=True):
             if outcome.event_id is not None:
                 answers[index] = EventResult(
-                    index, "accepted", event_id=outcome.event_id, detail_type=detail_type
+                    index,
+                    "accepted",
+                    event_id=fact_id(outcome.event_id, detail_type, detail),
+                    bus_event_id=outcome.event_id,
+                    detail_type=detail_type,
                 )
             else:
                 reason = f"{outcome.error_code}: {outcome.error_message or ''}".rstrip(": ")

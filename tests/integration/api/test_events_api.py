@@ -155,6 +155,32 @@ def test_a_mixed_batch_is_answered_per_event_and_the_valid_ones_are_on_the_bus(
     placed = next(e for e in on_bus if e["detail-type"] == "order.placed")
     assert placed["detail"]["order_id"] == "o-1" and placed["detail"]["total"] == 1280.5
     assert {e["id"] for e in on_bus} == {results[0]["event_id"], results[3]["event_id"]}
+    assert [r["bus_event_id"] for r in results if r["status"] == "accepted"] == [
+        r["event_id"] for r in results if r["status"] == "accepted"
+    ]
+
+
+def test_a_keyed_event_is_answered_with_the_id_kizuna_records_it_under(
+    world: tuple[Api, Bus],
+) -> None:
+    from kizuna.events.envelope import parse_inbound
+
+    api, bus = world
+    at = datetime.now(UTC)
+    keyed = order("o-7", at, idempotency_key="shop-42")
+    first = api.call("POST", "/machine/events", as_="machine", body=[keyed]).json()["results"]
+    again = api.call("POST", "/machine/events", as_="machine", body=[keyed]).json()["results"]
+    # the producer's retry is a second bus event, the same event for Kizuna
+    assert first[0]["bus_event_id"] != again[0]["bus_event_id"]
+    assert first[0]["event_id"] == again[0]["event_id"]
+    assert first[0]["event_id"].startswith("key-") and "shop-42" not in first[0]["event_id"]
+    on_bus = bus.received()
+    assert [e["id"] for e in on_bus] == [first[0]["bus_event_id"], again[0]["bus_event_id"]]
+    assert {parse_inbound(e).event_id for e in on_bus} == {first[0]["event_id"]}
+    # another customer's event under the same key is another event
+    other = order("o-7", at, idempotency_key="shop-42", customer_id="c2")
+    third = api.call("POST", "/machine/events", as_="machine", body=[other]).json()["results"]
+    assert third[0]["event_id"] != first[0]["event_id"]
 
 
 def test_what_goes_on_the_bus_passes_ingest_validation(world: tuple[Api, Bus]) -> None:

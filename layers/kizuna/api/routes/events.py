@@ -35,7 +35,15 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 class EventAnswer(BaseModel):
     index: int
     status: Literal["accepted", "rejected", "failed"]
-    event_id: str | None = None
+    event_id: str | None = Field(
+        default=None,
+        description="the id Kizuna records an accepted event under (the ledger, activity, "
+        "execution names): the bus's id, or key-<32 hex> for an event with an idempotency_key "
+        "(the same for every put of it)",
+    )
+    bus_event_id: str | None = Field(
+        default=None, description="EventBridge's id of this put of an accepted event"
+    )
     detail_type: str | None = None
     field: str | None = None
     reason: str | None = None
