@@ -21,6 +21,7 @@ spent or cancelled: the sweep re-reads the customer and keeps only live lots.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -32,6 +33,7 @@ from kizuna.domain.yearly import month_day
 MEMBER_KIND = "MEMBER"
 ANNIVERSARY_INDEX_PREFIX = "ANNIV#"
 LOTS_INDEX_PREFIX = "LOTS#"
+ADJUSTMENT_KEY_PREFIX = "adjust#"  # a POINTS row's key: ``adjust#<adjustment id>``
 
 
 class ActivityItem(BaseModel):
@@ -85,3 +87,28 @@ def lot_index_keys(customer_id: str, earned_at: datetime) -> dict[str, str]:
         "gsi1pk": lots_partition(shard_of(customer_id, LOT_SHARDS)),
         "gsi1sk": f"{iso(earned_at)}#{customer_id}",
     }
+
+
+def earns_lot(item: ActivityItem) -> bool:
+    """Is ``item`` the row of a fact that earns a points lot: an ORDER row, or a POINTS
+    adjustment that adds points? (Not a CANCEL, an adjustment that takes points, nor the
+    POINTS earn and reversal rows the first versions wrote: the ORDER row holds that lot.)"""
+    if item.kind == "ORDER":
+        return True
+    if item.kind != "POINTS" or not item.key.startswith(ADJUSTMENT_KEY_PREFIX):
+        return False
+    delta = item.data.get("delta")
+    return isinstance(delta, int | Decimal) and delta > 0
+
+
+def lot_keys(item: ActivityItem) -> dict[str, str]:
+    """The ``gsi1`` keys ``item`` is written with (:func:`lot_index_keys` of its customer and
+    time) if it earns a lot (:func:`earns_lot`), else none: the one rule ingest writes rows
+    by, and ``kizuna points backfill-lots`` adds the keys to rows written before it by."""
+    return lot_index_keys(item.customer_id, item.at) if earns_lot(item) else {}
+
+
+def with_lot_keys(item: ActivityItem) -> ActivityItem:
+    """``item`` with its :func:`lot_keys` in its data (itself when it earns no lot)."""
+    keys = lot_keys(item)
+    return item.model_copy(update={"data": {**item.data, **keys}}) if keys else item

@@ -11,7 +11,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kizuna.domain.activity import ActivityItem, lot_index_keys, member_row
+from kizuna.domain.activity import (
+    ADJUSTMENT_KEY_PREFIX,
+    ActivityItem,
+    member_row,
+    with_lot_keys,
+)
 from kizuna.domain.behaviour import count_occurrence
 from kizuna.domain.customer import (
     MAX_ATTRIBUTES_BYTES,
@@ -402,22 +407,20 @@ def _change_facts(
                         "stamp": st,
                     }
                 )
-            return [
-                ActivityItem(
-                    customer_id=cid,
-                    kind="ORDER",
-                    at=at,
-                    key=d.order_id,
-                    data={
-                        "order_id": d.order_id,
-                        "total": d.total,
-                        "currency": d.currency,
-                        "channel": d.channel,
-                        "lines": [line.model_dump() for line in d.lines],
-                        **lot_index_keys(cid, at),  # the lot it earns (the points sweep)
-                    },
-                )
-            ]
+            order_row = ActivityItem(
+                customer_id=cid,
+                kind="ORDER",
+                at=at,
+                key=d.order_id,
+                data={
+                    "order_id": d.order_id,
+                    "total": d.total,
+                    "currency": d.currency,
+                    "channel": d.channel,
+                    "lines": [line.model_dump() for line in d.lines],
+                },
+            )
+            return [with_lot_keys(order_row)]  # the lot it earns (the points sweep)
         case OrderCancelled():
             order = c.orders.get(d.order_id) or OrderFact()
             if order.cancelled_at == at:
@@ -437,19 +440,14 @@ def _change_facts(
             if d.adjustment_id in c.adjustments:
                 return []
             c.adjustments[d.adjustment_id] = AdjustmentFact(at=at, delta=d.delta, reason=d.reason)
-            return [
-                ActivityItem(
-                    customer_id=cid,
-                    kind="POINTS",
-                    at=at,
-                    key=f"adjust#{d.adjustment_id}",
-                    data={
-                        "delta": d.delta,
-                        "reason": d.reason,
-                        **(lot_index_keys(cid, at) if d.delta > 0 else {}),  # a new lot
-                    },
-                )
-            ]
+            adjustment_row = ActivityItem(
+                customer_id=cid,
+                kind="POINTS",
+                at=at,
+                key=f"{ADJUSTMENT_KEY_PREFIX}{d.adjustment_id}",
+                data={"delta": d.delta, "reason": d.reason},
+            )
+            return [with_lot_keys(adjustment_row)]  # a new lot if it adds points
         case DeviceRegistered():
             key = device_key(d.token)
             gone = c.unregistered_devices.get(key)
@@ -726,11 +724,11 @@ def facts_from_activity(customer_id: str, items: Sequence[ActivityItem]) -> list
             detail = OrderCancelled.model_validate(
                 {**base, "order_id": d["order_id"], "reason": d.get("reason")}
             )
-        elif item.kind == "POINTS" and item.key.startswith("adjust#"):
+        elif item.kind == "POINTS" and item.key.startswith(ADJUSTMENT_KEY_PREFIX):
             detail = PointsAdjusted.model_validate(
                 {
                     **base,
-                    "adjustment_id": item.key.removeprefix("adjust#"),
+                    "adjustment_id": item.key.removeprefix(ADJUSTMENT_KEY_PREFIX),
                     "delta": d["delta"],
                     "reason": d["reason"],
                 }
