@@ -82,6 +82,38 @@ class WatermarkStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ScannedRow:
+    """An ORDER or POINTS row as the points-lot backfill reads it: the item (its data only
+    what the rule needs, ``delta``), its stored sort key, and whether it is in ``gsi1``."""
+
+    item: ActivityItem
+    sk: str
+    indexed: bool
+
+
+@dataclass(frozen=True)
+class ScanPage:
+    """One page of a scan of the activity table: how many items it read (the read cost),
+    and the ORDER and POINTS rows among them."""
+
+    scanned: int
+    rows: list[ScannedRow]
+
+
+class LotRows(Protocol):
+    """The activity table as ``kizuna points backfill-lots`` reads and writes it."""
+
+    def scan_lot_rows(self, segment: int = 0, total_segments: int = 1) -> Iterator[ScanPage]:
+        """Every ORDER and POINTS row of one scan segment, page by page."""
+        ...
+
+    def add_lot_keys(self, customer_id: str, sk: str, keys: Mapping[str, str]) -> bool:
+        """Write ``keys`` (``gsi1pk``, ``gsi1sk``) on the row if it still exists and has no
+        ``gsi1pk``; False (nothing written) otherwise."""
+        ...
+
+
 class CustomerReader(Protocol):
     """Reads customers, strongly consistent (the unsubscribe function's only read)."""
 

@@ -6,23 +6,28 @@ the rows out of the index."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from moto import mock_aws
+from typer.testing import CliRunner
 
-from kizuna.adapters.dynamodb import DynamoStore
+from kizuna.adapters.dynamodb import DynamoStore, LotIndexTable
 from kizuna.domain.privacy import erase
 from kizuna.domain.shards import LOT_SHARDS, shard_of
 from kizuna.domain.timestamps import iso
+from kizuna.ports import ScanPage
 from kizuna.programs.sweeps import INDEXES, SweepKind
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.ingest import ingest_one
 from kizuna.services.sweep import SweepRequest, run_sweep
+from kizuna_tools.cli import app
 from kizuna_tools.fakes import MemoryPublisher
+from kizuna_tools.lots_backfill import backfill_lots
 from tests.factories import adjust, order, parsed
 from tests.moto_setup import create_activity_table, create_table, fake_aws_env, key_schema
 
@@ -121,3 +126,98 @@ def test_the_lot_query_reads_every_page(
     found = store.lots_earned(iso(T0), iso(T0 + timedelta(hours=1)))
     assert sorted(found) == sorted(f"c{n}" for n in range(40))
     assert any("ExclusiveStartKey" in c for c in calls)
+
+
+# --- kizuna points backfill-lots: rows ingested before the lot index -------------------------
+def ingested_before_the_lot_index(store: DynamoStore) -> list[datetime]:
+    """Three orders 10 days apart and 50 points added by hand, ingested; their rows then put
+    again without the lot keys, as the previous version wrote them. The earn times."""
+    cfg = KizunaConfig()
+    earned = [T0 + timedelta(days=d) for d in (0, 10, 20, 25)]
+    raws = [order("p1", f"o{n}", 1000, earned[n]) for n in range(3)]
+    raws.append(adjust("p1", "gift", 50, earned[3]))
+    for raw in raws:
+        ev = parsed(raw)
+        ingest_one(store, ev, cfg, FixedClock(ev.detail.occurred_at))
+    for row in store.activity("p1", "ORDER#") + store.activity("p1", "POINTS#"):
+        old = {k: v for k, v in row.items() if k not in {"gsi1pk", "gsi1sk"}}
+        store._activity.put_item(Item=old)
+    return earned
+
+
+def test_the_backfill_indexes_older_lots_and_the_sweep_then_warns_of_each(
+    store: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = KizunaConfig()
+    earned = ingested_before_the_lot_index(store)
+    assert store.lots_earned(iso(T0), iso(T0 + timedelta(days=30))) == []  # found by no lot
+    # when the backfill runs, its scan read in pages of 2 items
+    lots = LotIndexTable(boto3.resource("dynamodb", region_name=REGION), "activity")
+    real, calls = lots._activity.scan, []
+
+    def paged(**kwargs: object) -> object:
+        calls.append(kwargs)
+        return real(Limit=2, **kwargs)
+
+    monkeypatch.setattr(lots._activity, "scan", paged)
+    report = backfill_lots(lots)
+    # then the four rows have the keys ingest writes, and nothing else was touched
+    assert len(calls) >= 2 and all("ProjectionExpression" in c for c in calls)
+    assert (report.lot_rows, report.updated, report.already_indexed, report.skipped) == (
+        4,
+        4,
+        0,
+        0,
+    )
+    rows = store.activity("p1", "ORDER#") + store.activity("p1", "POINTS#")
+    assert sorted((r["gsi1pk"], r["gsi1sk"]) for r in rows) == [
+        (f"LOTS#{shard_of('p1', LOT_SHARDS)}", f"{iso(at)}#p1") for at in earned
+    ]
+    assert all("lines" in r for r in rows if r["kind"] == "ORDER")  # updated, not replaced
+    # and the daily sweep warns of each lot once, not only the customer's earliest
+    publisher = MemoryPublisher()
+    request = SweepRequest(kinds=[SweepKind.POINTS], lookback_minutes=1440)
+    for day in range(325, 391):
+        run_sweep(
+            request, store, store, publisher, cfg, FixedClock(T0 + timedelta(days=day, hours=-9))
+        )
+    warned = [e.detail.model_dump() for e in publisher.events]
+    assert [(d["expires_at"], d["points"]) for d in warned] == [
+        (earned[0] + LIFE, 10),
+        (earned[1] + LIFE, 10),
+        (earned[2] + LIFE, 10),
+        (earned[3] + LIFE, 50),
+    ]
+    # and a second run (two segments) updates nothing
+    again = [backfill_lots(lots, segment=s, total_segments=2) for s in range(2)]
+    assert sum(r.updated for r in again) == 0
+    assert sum(r.already_indexed for r in again) == 4
+
+
+def test_a_row_erased_between_the_scan_and_the_write_is_not_recreated(
+    store: DynamoStore,
+) -> None:
+    ingested_before_the_lot_index(store)
+    lots = LotIndexTable(boto3.resource("dynamodb", region_name=REGION), "activity")
+    real = lots.scan_lot_rows
+
+    def scan_then_erase(segment: int = 0, total_segments: int = 1) -> Iterator[ScanPage]:
+        for page in real(segment, total_segments):
+            erase("p1", store, store, T0 + timedelta(days=30))  # after the read, before writes
+            yield page
+
+    lots.scan_lot_rows = scan_then_erase  # type: ignore[method-assign]
+    report = backfill_lots(lots)
+    assert (report.lot_rows, report.updated, report.skipped) == (4, 0, 4)
+    assert store.activity("p1") == []
+
+
+def test_the_command_prints_counts_and_no_customer_id(store: DynamoStore) -> None:
+    ingested_before_the_lot_index(store)
+    args = ["points", "backfill-lots", "--activity-table", "activity", "--region", REGION]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "p1" not in first.output
+    assert re.findall(r"\d+", first.stdout.splitlines()[-2]) == ["4", "4", "4", "0", "0"]
+    second = CliRunner().invoke(app, args)
+    assert re.findall(r"\d+", second.stdout.splitlines()[-2]) == ["4", "4", "0", "4", "0"]

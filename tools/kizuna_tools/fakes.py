@@ -34,6 +34,8 @@ from kizuna.ports import (
     Claim,
     DeadLetter,
     DefinitionConflict,
+    ScannedRow,
+    ScanPage,
     StoredCampaign,
     VersionConflict,
     Watermark,
@@ -313,6 +315,27 @@ class MemoryStore:
                 and start <= str(i.data.get("gsi1sk", "")) < end
             )
         )
+
+    def scan_lot_rows(self, segment: int = 0, total_segments: int = 1) -> Iterator[ScanPage]:
+        """One page: every ORDER and POINTS row of the segment, as LotIndexTable reads it."""
+        rows, scanned = [], 0
+        for (cid, sk), i in sorted(self.activity.items()):
+            if zlib.crc32(f"{cid}#{sk}".encode()) % total_segments != segment:
+                continue
+            scanned += 1
+            if i.kind in {"ORDER", "POINTS"}:
+                read = i.model_copy(
+                    update={"data": {"delta": i.data["delta"]} if "delta" in i.data else {}}
+                )
+                rows.append(ScannedRow(read, sk, "gsi1pk" in i.data))
+        yield ScanPage(scanned, rows)
+
+    def add_lot_keys(self, customer_id: str, sk: str, keys: Mapping[str, str]) -> bool:
+        item = self.activity.get((customer_id, sk))
+        if item is None or "gsi1pk" in item.data:
+            return False
+        self.activity[(customer_id, sk)] = item.model_copy(update={"data": {**item.data, **keys}})
+        return True
 
     def read_coupons(
         self, keys: Sequence[tuple[str, str]]

@@ -53,7 +53,7 @@ from kizuna.domain.customer import (
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.shards import INDEX_SHARDS, LOT_SHARDS
 from kizuna.domain.timestamps import epoch_seconds, iso, parse_time
-from kizuna.ports import Claim, VersionConflict, Watermark
+from kizuna.ports import Claim, ScannedRow, ScanPage, VersionConflict, Watermark
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import (
     COHORT_PK,
@@ -1600,6 +1600,62 @@ class DynamoStore:
         items = self._batch_get(self._activity.name, keys, ProjectionExpression="pk, expires_at")
         cutoff = now.timestamp()
         return {by_key[str(i["pk"])] for i in items if float(i.get("expires_at", 0)) > cutoff}
+
+
+class LotIndexTable:
+    """The activity table as the points-lot backfill sees it (``kizuna points backfill-lots``):
+    a projected scan of its ORDER and POINTS rows, and a conditional write of a row's
+    ``gsi1`` lot keys."""
+
+    def __init__(
+        self, dynamodb: Any, activity_table: str, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._activity = dynamodb.Table(activity_table)
+        self._sleep = sleep
+
+    def scan_lot_rows(self, segment: int = 0, total_segments: int = 1) -> Iterator[ScanPage]:
+        """One page per Scan call (each read again after a transient failure), only the
+        attributes the rule reads (a projection and a filter lower the bytes sent, not the read
+        units: those count every item read, ``ScannedCount``)."""
+        kwargs: dict[str, Any] = {
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "FilterExpression": "#k IN (:order, :points)",
+            "ProjectionExpression": "pk, sk, #k, #a, #d, #g",
+            "ExpressionAttributeNames": {"#k": "kind", "#a": "at", "#d": "delta", "#g": "gsi1pk"},
+            "ExpressionAttributeValues": {":order": "ORDER", ":points": "POINTS"},
+        }
+        while True:
+            resp = retrying(self._activity.scan, sleep=self._sleep, **kwargs)
+            rows = [
+                ScannedRow(activity_from_item(i), str(i["sk"]), "gsi1pk" in i)
+                for i in resp.get("Items", [])
+            ]
+            yield ScanPage(int(resp.get("ScannedCount", 0)), rows)
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def add_lot_keys(self, customer_id: str, sk: str, keys: Mapping[str, str]) -> bool:
+        """An UpdateItem on condition that the row exists (an erasure since the scan deleted
+        it: not re-created) and has no ``gsi1pk`` (ingest, or another run, wrote it since):
+        False when the condition failed. Retried after a transient failure; an attempt that
+        took effect then fails the condition of the next, reported False."""
+        failed = self._activity.meta.client.exceptions.ConditionalCheckFailedException
+        try:
+            retrying(
+                self._activity.update_item,
+                sleep=self._sleep,
+                attempts=WRITE_ATTEMPTS,
+                Key={"pk": customer_id, "sk": sk},
+                UpdateExpression="SET #p = :p, #s = :s",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#p)",
+                ExpressionAttributeNames={"#p": "gsi1pk", "#s": "gsi1sk"},
+                ExpressionAttributeValues={":p": keys["gsi1pk"], ":s": keys["gsi1sk"]},
+            )
+        except failed:
+            return False
+        return True
 
 
 class CustomerTable:

@@ -74,13 +74,14 @@ app.add_typer(import_app, name="import")
 
 def _register_more() -> None:
     from kizuna_tools.cli.local import local_app, programs_app, render_preview
-    from kizuna_tools.cli.ops import customers_app, dlq_app
+    from kizuna_tools.cli.ops import customers_app, dlq_app, points_app
 
     app.add_typer(local_app, name="local")
     app.add_typer(programs_app, name="programs")
     app.command("render")(render_preview)
     app.add_typer(customers_app, name="customers")
     app.add_typer(dlq_app, name="dlq")
+    app.add_typer(points_app, name="points")
     from kizuna_tools.cli.segments import segments_app
 
     app.add_typer(segments_app, name="segments")

@@ -1,6 +1,7 @@
-"""Operations commands: ``kizuna customers export|erase`` and ``kizuna dlq list|show|redrive``.
+"""Operations commands: ``kizuna customers export|erase``, ``kizuna dlq list|show|redrive`` and
+``kizuna points backfill-lots``.
 
-Both talk to a deployed stack (``--stack`` reads its outputs) or to explicit resources
+They talk to a deployed stack (``--stack`` reads its outputs) or to explicit resources
 (``--customers-table``, ``--queue-url``); ``--endpoint-url`` points them at a local runtime.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -21,6 +23,7 @@ customers_app = typer.Typer(
     help="Access and erasure requests for one customer.", no_args_is_help=True
 )
 dlq_app = typer.Typer(help="Dead-letter queues: inspect and replay.", no_args_is_help=True)
+points_app = typer.Typer(help="Points: upkeep after an upgrade.", no_args_is_help=True)
 
 console = Console(stderr=True)
 out = Console()
@@ -175,6 +178,73 @@ def _ingest_queue_url(aws: Aws, stack: str) -> str:
     if not dlq:
         raise ValueError(f"the stack has no output {DLQ_OUTPUTS['ingest']}")
     return DeadLetterQueue(aws.client("sqs"), dlq).source_url()
+
+
+# --- points -----------------------------------------------------------------------------
+@points_app.command("backfill-lots")
+@option_groups
+def points_backfill_lots(
+    stack: Stack = None,
+    activity_table: ActivityTable = None,
+    *,
+    aws: Aws,
+    segment: Annotated[
+        int, typer.Option(min=0, help="this run's scan segment (0 .. --total-segments - 1)")
+    ] = 0,
+    total_segments: Annotated[
+        int,
+        typer.Option(min=1, max=1_000_000, help="parallel runs, one --segment each"),
+    ] = 1,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="scan and count only; write nothing")
+    ] = False,
+) -> None:
+    """After upgrading to a warning per points lot: give the orders and point adjustments
+    ingested before it the lot index keys ingest now writes (so every lot of theirs is warned
+    of, not only a customer's earliest). Scans the activity table (one read of each item);
+    one conditional write per row updated, plus its index write. Safe to run again and
+    while ingest runs; a row erased meanwhile is not re-created (counted as skipped)."""
+    from kizuna.adapters.dynamodb import LotIndexTable
+    from kizuna_tools.lots_backfill import BackfillReport, backfill_lots
+
+    if segment >= total_segments:
+        raise typer.BadParameter("must be less than --total-segments", param_hint="--segment")
+    table_name = activity_table or _outputs(aws, stack).get("ActivityTableName")
+    if not table_name:
+        raise typer.BadParameter("give --stack or --activity-table (or ACTIVITY_TABLE)")
+    table = LotIndexTable(aws.resource("dynamodb"), table_name)
+
+    last = [time.monotonic()]
+
+    def progress(report: BackfillReport) -> None:  # a line every 10 seconds at most
+        if time.monotonic() - last[0] >= 10:
+            last[0] = time.monotonic()
+            console.print(
+                f"scanned {report.scanned}, updated {report.updated} so far",
+                markup=False,
+                highlight=False,
+            )
+
+    report = backfill_lots(
+        table,
+        segment=segment,
+        total_segments=total_segments,
+        dry_run=dry_run,
+        progress=progress,
+    )
+    title = f"points lots backfill, segment {segment} of {total_segments}"
+    result = Table(title=title + (" (dry run: nothing written)" if dry_run else ""))
+    columns = ("scanned", "lot rows", "to update" if dry_run else "updated")
+    for col in (*columns, "already had keys", "skipped"):
+        result.add_column(col, justify="right")
+    result.add_row(
+        str(report.scanned),
+        str(report.lot_rows),
+        str(report.updated),
+        str(report.already_indexed),
+        str(report.skipped),
+    )
+    out.print(result)
 
 
 # --- dead-letter queues ---------------------------------------------------------------------
