@@ -89,6 +89,21 @@ def test_a_customers_rows_go_with_the_activity_partition(aws: DynamoStore) -> No
     assert [r.customer_id for r in store.dm_rows(DAY)] == ["c2"]
 
 
+def test_a_row_a_later_version_wrote_with_a_new_key_is_still_read(aws: DynamoStore) -> None:
+    # given a row whose item a later version wrote with keys this one does not know, at the
+    # top and in the address (a deploy rolling out, a rollback)
+    store = aws
+    store.put_dm_row(row("c1"))
+    table = boto3.resource("dynamodb", region_name=REGION).Table("activity")
+    table.update_item(
+        Key={"pk": "c1", "sk": "DM#ex1#mail"},
+        UpdateExpression="SET address.building_code = :v, print_priority = :v",
+        ExpressionAttributeValues={":v": "later"},
+    )
+    # then the print job still reads it, without them
+    assert store.dm_rows(DAY) == [row("c1")]
+
+
 def bus_with_queue() -> tuple[Any, str]:
     events, sqs = (
         boto3.client("events", region_name=REGION),

@@ -150,7 +150,7 @@ def _table(cloud: Any, contains: str) -> str:
 
 def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> DemoSummary:
     """Read what happened back from the tables, the ledger, the queues and the outboxes."""
-    from kizuna.domain.customer import Customer
+    from kizuna.adapters.dynamodb import customer_from_item
     from kizuna.programs.view import lifecycle
     from kizuna.runtime.config import KizunaConfig
 
@@ -161,7 +161,7 @@ def collect(cloud: Any, summary: DemoSummary, config: Mapping[str, Any]) -> Demo
     stages: Counter[str] = Counter()
     customers = cloud.scan(_table(cloud, "Customers"))
     for item in customers:
-        c = Customer.model_validate(item)
+        c = customer_from_item(item)
         ranks[c.rank or "none"] += 1
         segments[c.rfm_segment or "unscored"] += 1
         stages[lifecycle(c, now, cfg)] += 1

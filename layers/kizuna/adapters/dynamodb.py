@@ -16,6 +16,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from pydantic.config import ExtraValues
+
 from kizuna.adapters.retry import ATTEMPTS, retrying
 from kizuna.delivery.coupons import (
     COUPON_INDEX_PREFIX,
@@ -116,13 +118,21 @@ def customer_to_item(customer: Customer) -> dict[str, Any]:
     return item
 
 
+# How a stored item is read back (``model_validate(item, extra=STORED_EXTRA)``): a key this
+# version does not know, at any depth (a top-level attribute, or a new key in a consent
+# record, a device, an order fact, an address...), was written by a later version (a deploy
+# rolling out, a rollback) and is left out instead of failing every read; the next save
+# writes the item without it. Per call, so the same models stay strict (``extra="forbid"``)
+# where they validate input (events, API bodies, imports). Only unknown *keys* are left
+# out: a known field holding a value this version refuses (a value a later version allows,
+# a new type) still fails the read.
+STORED_EXTRA: ExtraValues = "ignore"
+
+
 def customer_from_item(item: dict[str, Any]) -> Customer:
-    """The customer an item holds. A top-level attribute this version does not know (written
-    by a later version: during a deploy that is rolling out, or after a rollback) is left
-    out instead of failing every read of the customer; the next save writes the item
-    without it. A nested field a later version adds still fails the read."""
-    known = Customer.model_fields
-    return Customer.model_validate({k: v for k, v in item.items() if k in known})
+    """The customer an item holds; keys a later version added, at any depth, left out
+    (:data:`STORED_EXTRA`)."""
+    return Customer.model_validate(item, extra=STORED_EXTRA)
 
 
 # program decisions the program/time index (``gsi1``) carries beside the message ledger:
@@ -1082,11 +1092,8 @@ class DynamoStore:
             IndexName=LEDGER_INDEX,
             KeyConditionExpression=Key("gsi1pk").eq(f"{DM_DAY_PREFIX}{day.isoformat()}"),
         )
-        fields = set(DmRow.model_fields)
         return [
-            DmRow.model_validate(
-                {"customer_id": i["pk"], **{k: v for k, v in from_dynamo(i).items() if k in fields}}
-            )
+            DmRow.model_validate({"customer_id": i["pk"], **from_dynamo(i)}, extra=STORED_EXTRA)
             for i in items
         ]
 
