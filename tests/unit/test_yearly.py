@@ -27,6 +27,7 @@ from tests.factories import order, parsed, upsert
 
 CFG = KizunaConfig()  # the shop's default time zone: Asia/Tokyo
 TOKYO, NEW_YORK = ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York")
+NY = "America/New_York"
 DAILY = SweepRequest(kinds=[SweepKind.BIRTHDAYS], lookback_minutes=1440)
 
 
@@ -418,6 +419,23 @@ def test_no_zone_change_no_extra_event_over_a_day_of_hourly_runs() -> None:
     # then exactly one event per customer
     ids = [e.detail.event_id for e in publisher.events]
     assert sorted(ids) == sorted(f"c{i}:birthday:2027" for i in range(len(zones)))
+
+
+def test_a_first_zone_stamps_a_change_only_when_it_is_not_the_shops() -> None:
+    # customers stored by an order before they signed up (no zone: the shop's, Tokyo)
+    store = MemoryStore()
+    for cid in ("same", "moved"):
+        fold(store, order(cid, f"o-{cid}", 5000, at(2027, 3, 1)), at(2027, 3, 1))
+        assert store.customers[cid].time_zone is None
+    received = at(2027, 3, 9, 20)
+    # signing up in the shop's zone moves nothing: no stamp, no extra birthday due
+    signup = {"birth_date": "1990-03-10"}
+    fold(store, upsert("same", at(2027, 3, 9), "s1", time_zone="Asia/Tokyo", **signup), received)
+    assert store.customers["same"].time_zone == "Asia/Tokyo"
+    assert store.customers["same"].time_zone_changed_at is None
+    # signing up in another zone is a move from the shop's
+    fold(store, upsert("moved", at(2027, 3, 9), "s2", time_zone=NY, **signup), received)
+    assert store.customers["moved"].time_zone_changed_at == received
 
 
 def test_ingest_stamps_a_zone_change_when_received_and_only_a_change() -> None:

@@ -41,6 +41,7 @@ from kizuna.domain.customer import (
 )
 from kizuna.domain.loyalty import rank_changed, recompute, replay_points, settle
 from kizuna.domain.timestamps import beyond, epoch_seconds, iso, stamp
+from kizuna.domain.zones import zone_or
 from kizuna.events import (
     AppOpened,
     CartUpdated,
@@ -869,6 +870,11 @@ def _prune_processed(
     return kept
 
 
+def _effective_zone(customer: Customer, cfg: KizunaConfig) -> str:
+    """The zone the yearly sweeps read ``customer`` in: theirs, else the shop's."""
+    return zone_or(customer.time_zone, cfg.contact.default_time_zone).key
+
+
 def apply_events(
     customer: Customer,
     events: list[ParsedEvent],
@@ -952,9 +958,11 @@ def apply_events(
             result.derived.extend(derived)
             result.derived_by_event[ev.event_id] = derived
             result.activity.extend(activity)
-    if customer.version > 0 and state.time_zone != customer.time_zone:
+    if customer.version > 0 and _effective_zone(state, cfg) != _effective_zone(customer, cfg):
         # receive time, not event time: the sweep reads the new zone from now on (a late
-        # event that loses to a newer stamp changes nothing, and stamps nothing)
+        # event that loses to a newer stamp changes nothing, and stamps nothing). A first
+        # zone that is the shop's own (a customer stored by an order before signing up)
+        # moves nothing: the sweeps already read them in it
         state.time_zone_changed_at = now
     state = settle(state, cfg.loyalty)
     # an item stored before devices were bounded gets its bound at its next fold
