@@ -156,14 +156,25 @@ class Shop:
         self._by_id: dict[str, SimCustomer] = {}
         self.order_seq = 0
         self.event_seq = 0
+        self.key_seq = {"": 0, "custom-": 0}  # the built-in events' keys, the custom ones'
 
     # -- events ---------------------------------------------------------------------------
+    def _keyed(self, detail: dict[str, Any], stream: str = "") -> dict[str, Any]:
+        """``detail`` with the shop's own id for the event (``idempotency_key``), as a careful
+        producer sends it: Kizuna then identifies the event by it, not by the bus's random
+        id, so a run with the same seed names every event, derived event and journey entry
+        alike, and the simulated recipients (keyed by customer, entry and step) draw the
+        same outcomes. Custom events count their own keys (``stream``), so declaring a
+        vocabulary leaves the built-in events as they were."""
+        self.key_seq[stream] += 1
+        return {**detail, "idempotency_key": f"shop-{self.seed}-{stream}{self.key_seq[stream]}"}
+
     def _event(self, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
         self.event_seq += 1
         return {
             "Source": SHOP_SOURCE,
             "DetailType": detail_type,
-            "Detail": json.dumps(detail, default=str),
+            "Detail": json.dumps(self._keyed(detail), default=str),
         }
 
     def _customer_event(
@@ -514,7 +525,7 @@ class Shop:
         return {
             "Source": SHOP_SOURCE,
             "DetailType": event.detail_type,
-            "Detail": json.dumps(detail, default=str),
+            "Detail": json.dumps(self._keyed(detail, "custom-"), default=str),
         }
 
     def _value(self, spec: CustomValueSpec, context: Mapping[str, Any]) -> Any:
