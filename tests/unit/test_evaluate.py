@@ -497,3 +497,30 @@ def test_another_goal_event_at_the_same_instant_is_no_second_conversion(
     assert [d.decision for d in first.decisions] == ["converted"]
     assert [d.decision for d in second.decisions] == []
     assert len(publisher.events) == 1
+
+
+def test_a_redelivered_skipped_trigger_keeps_one_row(world) -> None:  # type: ignore[no-untyped-def]
+    """A trigger skipped and delivered again later (a retried batch, a repeated sweep) is
+    decided again but leaves one ledger row, at the trigger's time, not one per delivery;
+    when the redelivery finds the customer now qualifies it enters, beside the skip."""
+    ev, store, starter, _, clock = world
+    cid = treated_customer_id()
+    store.customers[cid] = customer(cid, consent={})  # no channel reaches them
+    late = first_purchase(cid, at=T0 - timedelta(hours=3))
+    for minutes in (0, 5, 50):
+        clock.set(T0 + timedelta(minutes=minutes))
+        result = ev.evaluate([late])
+        assert [(d.decision, d.reason) for d in result.decisions] == [("skipped", "no_channel")]
+    rows = store.ledger(cid, "ENTRY")
+    assert [(r.at, r.data["decision"], r.data["reason"]) for r in rows] == [
+        (late.time, "skipped", "no_channel")
+    ]
+    store.customers[cid] = customer(cid)  # consented since
+    clock.set(T0 + timedelta(hours=1))
+    assert [d.decision for d in ev.evaluate([late]).decisions] == ["entered"]
+    rows = store.ledger(cid, "ENTRY")
+    assert [(r.at, r.data["decision"]) for r in rows] == [
+        (late.time, "skipped"),
+        (T0 + timedelta(hours=1), "entered"),
+    ]
+    assert len(starter.started) == 1

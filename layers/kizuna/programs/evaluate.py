@@ -696,7 +696,11 @@ class Evaluator:
         return ActivityItem(
             customer_id=d.customer_id,
             kind=kind,
-            at=now,
+            # A skip stands at its trigger's time, so a redelivered trigger skipped again
+            # rewrites its one row (with the reason of the last delivery) instead of adding
+            # one per delivery; an entry or a holdout is recorded once (the journey state
+            # keeps the trigger) and stands at the time it was decided.
+            at=ev.time if d.decision == "skipped" else now,
             key=f"{d.program}#{d.event_id}",
             data={
                 "program": d.program,
