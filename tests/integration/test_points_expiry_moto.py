@@ -218,6 +218,21 @@ def test_the_command_prints_counts_and_no_customer_id(store: DynamoStore) -> Non
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "p1" not in first.output
-    assert re.findall(r"\d+", first.stdout.splitlines()[-2]) == ["4", "4", "4", "0", "0"]
+    assert re.findall(r"\d+", first.stdout.splitlines()[-2]) == ["4", "4", "4", "0", "0", "0"]
     second = CliRunner().invoke(app, args)
-    assert re.findall(r"\d+", second.stdout.splitlines()[-2]) == ["4", "4", "0", "4", "0"]
+    assert re.findall(r"\d+", second.stdout.splitlines()[-2]) == ["4", "4", "0", "4", "0", "0"]
+
+
+def test_the_command_leaves_rows_before_since_alone(store: DynamoStore) -> None:
+    ingested_before_the_lot_index(store)  # earned 2026-01-05, -15, -25 and -30
+    args = ["points", "backfill-lots", "--activity-table", "activity", "--region", REGION]
+    done = CliRunner().invoke(app, [*args, "--since", "2026-01-20"])
+    assert done.exit_code == 0, done.output
+    # scanned, lot rows, updated, already had keys, skipped, before --since
+    assert re.findall(r"\d+", done.stdout.splitlines()[-2]) == ["4", "4", "2", "0", "0", "2"]
+    indexed = [r for r in store.activity("p1") if "gsi1pk" in r and r["sk"].startswith("ORDER#")]
+    assert [r["sk"][6:16] for r in indexed] == ["2026-01-25"]
+    for bad in ("2026-1-20", "20260120", "2026-01-20T00:00", "2026-02-30"):
+        refused = CliRunner().invoke(app, [*args, "--since", bad])
+        assert refused.exit_code == 2, (bad, refused.output)
+        assert "YYYY-MM-DD" in refused.output

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from kizuna.domain.activity import ActivityItem, earns_lot, lot_index_keys, lot_keys
 from kizuna.ports import ScannedRow, ScanPage
 from kizuna.programs.sweeps import SweepKind
@@ -155,6 +157,24 @@ def test_segments_together_cover_every_row_once() -> None:
     assert sum(r.scanned for r in reports) == len(store.activity)
     assert sum(r.updated for r in reports) == 5
     assert backfill_lots(store).updated == 0
+
+
+def test_since_leaves_rows_earned_before_it_alone() -> None:
+    # given rows earned on days 0, 10, 20, 25 and 27 (the last cancelled) without keys
+    store = written_before_the_lot_index()
+    # when the backfill runs from day 20 on (the lots before it: expired, say)
+    report = backfill_lots(store, since=T0 + days(20))
+    # then only the rows earned at or after it got keys; the two before are counted
+    assert (report.lot_rows, report.updated, report.before_since) == (5, 3, 2)
+    indexed = sorted(i.at for i in store.activity.values() if "gsi1pk" in i.data)
+    assert indexed == [T0 + days(20), T0 + days(25), T0 + days(27)]
+    # and a later run without the bound gives the rest theirs
+    assert (backfill_lots(store).updated, backfill_lots(store).already_indexed) == (2, 5)
+
+
+def test_since_must_carry_its_time_zone() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        backfill_lots(MemoryStore(), since=datetime(2026, 1, 1))
 
 
 class ErasedAfterTheScan:

@@ -7,7 +7,10 @@ version before that carry no such keys: their lots are found only through
 ``by_points_expiry`` (a customer's earliest expiry), so a later close lot expires without a
 warning. This pass scans the activity table and gives each such row the keys ingest writes
 today, by the same rule: whether the lot is still live does not matter (ingest indexes a row
-once, and the sweep re-reads the customer and replays their lots).
+once, and the sweep re-reads the customer and replays their lots). ``since`` leaves rows
+earned before it alone (counted, not written): a lot earned more than ``points_expiry_days``
+ago has expired and the sweep never reads its index entry, so on a table of imported order
+history most of the writes would buy nothing.
 
 Each write is conditional (the row still exists, and has no ``gsi1pk``): safe to run again,
 while ingest is live, and never re-creating a row an erasure deleted after the scan read it.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from kizuna.domain.activity import earns_lot, lot_keys
 from kizuna.ports import LotRows, ScannedRow
@@ -31,6 +35,7 @@ class BackfillReport:
     updated: int = 0  # keys written (or, on a dry run, to write)
     already_indexed: int = 0  # rows that had their keys
     skipped: int = 0  # the condition failed: erased, or given keys, since the scan read it
+    before_since: int = 0  # rows without keys earned before ``since``: left alone
 
 
 def missing_lot_keys(row: ScannedRow) -> dict[str, str]:
@@ -45,10 +50,14 @@ def backfill_lots(
     segment: int = 0,
     total_segments: int = 1,
     dry_run: bool = False,
+    since: datetime | None = None,
     progress: Callable[[BackfillReport], None] | None = None,
 ) -> BackfillReport:
     """Give every row of one scan segment that earns a lot and has no ``gsi1`` keys those
-    keys; ``progress`` sees the counts after each page."""
+    keys (with ``since``, only rows earned at or after it); ``progress`` sees the counts after
+    each page."""
+    if since is not None and since.utcoffset() is None:
+        raise ValueError("since must carry its time zone")
     report = BackfillReport()
     for page in table.scan_lot_rows(segment, total_segments):
         report.scanned += page.scanned
@@ -59,6 +68,8 @@ def backfill_lots(
             keys = missing_lot_keys(row)
             if not keys:
                 report.already_indexed += 1
+            elif since is not None and row.item.at < since:
+                report.before_since += 1
             elif dry_run or table.add_lot_keys(row.item.customer_id, row.sk, keys):
                 report.updated += 1
             else:

@@ -11,6 +11,8 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from datetime import time as clock_time
 from typing import Annotated, Any
 
 import typer
@@ -181,6 +183,17 @@ def _ingest_queue_url(aws: Aws, stack: str) -> str:
 
 
 # --- points -----------------------------------------------------------------------------
+def _day_start(value: str, hint: str) -> datetime:
+    """``YYYY-MM-DD`` exactly (no other ISO form), as the start of that day in UTC."""
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a day YYYY-MM-DD", param_hint=hint) from None
+    return datetime.combine(day, clock_time(0), UTC)
+
+
 @points_app.command("backfill-lots")
 @option_groups
 def points_backfill_lots(
@@ -198,6 +211,13 @@ def points_backfill_lots(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="scan and count only; write nothing")
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD (UTC): leave rows earned before this day alone; today less "
+            "points_expiry_days skips lots that have expired (the sweep never reads them)"
+        ),
+    ] = None,
 ) -> None:
     """After upgrading to a warning per points lot: give the orders and point adjustments
     ingested before it the lot index keys ingest now writes (so every lot of theirs is warned
@@ -209,6 +229,7 @@ def points_backfill_lots(
 
     if segment >= total_segments:
         raise typer.BadParameter("must be less than --total-segments", param_hint="--segment")
+    since_at = _day_start(since, "--since") if since is not None else None
     table_name = activity_table or _outputs(aws, stack).get("ActivityTableName")
     if not table_name:
         raise typer.BadParameter("give --stack or --activity-table (or ACTIVITY_TABLE)")
@@ -230,12 +251,13 @@ def points_backfill_lots(
         segment=segment,
         total_segments=total_segments,
         dry_run=dry_run,
+        since=since_at,
         progress=progress,
     )
     title = f"points lots backfill, segment {segment} of {total_segments}"
     result = Table(title=title + (" (dry run: nothing written)" if dry_run else ""))
     columns = ("scanned", "lot rows", "to update" if dry_run else "updated")
-    for col in (*columns, "already had keys", "skipped"):
+    for col in (*columns, "already had keys", "skipped", "before --since"):
         result.add_column(col, justify="right")
     result.add_row(
         str(report.scanned),
@@ -243,6 +265,7 @@ def points_backfill_lots(
         str(report.updated),
         str(report.already_indexed),
         str(report.skipped),
+        str(report.before_since),
     )
     out.print(result)
 
