@@ -186,6 +186,87 @@ def test_a_form_with_anything_the_page_does_not_offer_changes_nothing(
     assert resp["statusCode"] == 400 and inbound.events == []
 
 
+def test_a_stopped_channel_has_no_choice_on_the_page_and_the_form_may_not_name_one() -> None:
+    stored = customer(consent={"email": state("opted_in"), "sms": state("opted_out")})
+    page, _ = call("GET", token(), stored=stored)
+    assert 'name="promotions.sms"' not in page["body"] and "Channel off" in page["body"]
+    for value in ("opted_out", "opted_in"):
+        form = {"t": token(), "action": "save", "promotions.sms": value}
+        resp, inbound = call("POST", token(), form, stored)
+        assert resp["statusCode"] == 400 and inbound.events == []
+    # the email choice beside it is still saved
+    form = {"t": token(), "action": "save", "promotions.email": "opted_out"}
+    resp, inbound = call("POST", token(), form, stored)
+    assert resp["statusCode"] == 200 and len(inbound.events) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",  # no form at all
+        "foo=bar",
+        "List-Unsubscribe=Nope",
+        "List-Unsubscribe=One-Click&List-Unsubscribe=One-Click",
+        "List-Unsubscribe=One-Click&foo=bar",
+        "List-Unsubscribe",  # not a pair
+        "action=",
+        "action=stop",
+        "action=unsubscribe",  # the page's button carries its token
+        "List-Unsubscribe=One-Click&action=unsubscribe",
+    ],
+)
+def test_a_post_that_is_no_offered_form_changes_nothing(body: str) -> None:
+    resp, inbound = call("POST", token(), body)
+    assert resp["statusCode"] == 400 and inbound.events == []
+
+
+def test_an_unreadable_body_changes_nothing() -> None:
+    inbound, store = MemoryInbound(), MemoryStore()
+    store.customers = {"c1": customer()}
+    svc = UnsubscribeService([KEY], inbound, FixedClock(NOW), store)
+    for body, b64 in (("%%%", True), ("TGlzdC1VbnN1YnNjcmliZT1PbmUtQ2xpY2s", True)):
+        event = {
+            "requestContext": {"http": {"method": "POST"}},
+            "queryStringParameters": {"t": token()},
+            "body": body,
+            "isBase64Encoded": b64,
+        }
+        assert svc.handle(event)["statusCode"] == 400
+    not_utf8 = "TGlzdC1VbnN1YnNjcmliZT3/"  # "List-Unsubscribe=" and a 0xff byte
+    event = {
+        "requestContext": {"http": {"method": "POST"}},
+        "queryStringParameters": {"t": token()},
+        "body": not_utf8,
+        "isBase64Encoded": True,
+    }
+    assert svc.handle(event)["statusCode"] == 400
+    assert inbound.events == []
+
+
+def test_the_offered_one_click_forms_are_accepted() -> None:
+    """RFC 8058's body (token in the URL), the confirmation page's button (the token in the
+    body), and the same base64-encoded as a function URL may pass it."""
+    import base64
+
+    for body in (
+        "List-Unsubscribe=One-Click",
+        f"t={token()}",
+        f"List-Unsubscribe=One-Click&t={token()}",
+    ):
+        resp, inbound = call("POST", token(), body)
+        assert resp["statusCode"] == 200 and len(inbound.events) == 1, body
+    inbound, store = MemoryInbound(), MemoryStore()
+    store.customers = {"c1": customer()}
+    svc = UnsubscribeService([KEY], inbound, FixedClock(NOW), store)
+    event = {
+        "requestContext": {"http": {"method": "POST"}},
+        "queryStringParameters": {"t": token()},
+        "body": base64.b64encode(b"List-Unsubscribe=One-Click").decode(),
+        "isBase64Encoded": True,
+    }
+    assert svc.handle(event)["statusCode"] == 200 and len(inbound.events) == 1
+
+
 def test_forged_expired_and_replayed_page_posts_change_nothing() -> None:
     form = {"action": "save", "promotions.email": "opted_out", "pause": "30"}
     forged = sign(b"x" * 32, "c1", "email", LATER, issued_at=NOW, topic="newsletter")

@@ -3,9 +3,10 @@
 Every link carries a signed token (kizuna.delivery.unsubscribe): the customer, the channel
 the message came by, and the message's preference topic (docs/PREFERENCES.md).
 
-- ``POST`` with only the token (what a mail client's RFC 8058 one-click sends:
-  ``List-Unsubscribe=One-Click``) opts the customer out of **the message's topic** on that
-  channel: a ``preferences.changed`` event goes on the bus and ingest applies it. A token
+- ``POST`` of RFC 8058's ``List-Unsubscribe=One-Click`` (what a mail client's one-click
+  sends; the token in the URL) or of the token alone (the confirmation page's button)
+  opts the customer out of **the message's topic** on that channel: a
+  ``preferences.changed`` event goes on the bus and ingest applies it. A token
   without a topic (made before topics), or of the transactional topic, opts out of the
   channel (``consent.changed``), as one-click always did.
 - ``GET`` never changes anything (mail scanners follow links): it shows the preference
@@ -15,7 +16,8 @@ the message came by, and the message's preference topic (docs/PREFERENCES.md).
   ``preferences.changed`` event (source ``preference_page``, the proof of consent), and
   shows the page again with a fresh token; ``action=unsubscribe`` stops the channel.
 - A forged, expired or malformed token changes nothing and the page says why; a form that
-  names an unknown topic, channel or value changes nothing either (400).
+  names an unknown topic, channel or value, or a topic on a channel the customer stopped,
+  changes nothing either (400), nor does any other POST body (:func:`one_click_form`).
 - A token never outlives a later change: if the customer's consent or preferences changed
   after the token was issued (for one-click: an opt-out of that channel, or of that topic
   on it, and back in), the old link changes nothing and the page asks for a recent message's
@@ -135,6 +137,11 @@ CHANNEL_WORDS = {
 IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
 PAUSES = ("30", "90", "resume")
 _FORM_KEYS = frozenset({"t", "action", "pause", "List-Unsubscribe"})
+MAX_FORM_FIELDS = 200  # the page's form: topics x channels, and a few more
+
+
+class BadForm(ValueError):
+    """A POST body that cannot be read as a form."""
 
 
 def one_click_topic(claims: Claims, preferences: PreferencesConfig) -> str | None:
@@ -220,9 +227,7 @@ def parse_form(
     """The page's form as one event: the pairs that differ from the stored state, and the
     pause. ValueError for anything the page does not offer (nothing is changed then);
     None when nothing changes."""
-    channels = channels_of(customer, claims)
-    optional = [t.name for t in preferences.topics if not t.transactional]
-    offered = {f"{t}.{c}" for t in optional for c in channels}
+    offered = offered_cells(customer, claims, preferences)
     for key, values in form.items():
         if len(values) != 1:
             raise ValueError(f"{key}: given {len(values)} times")
@@ -251,6 +256,32 @@ def parse_form(
         resume=pause == "resume",
         source=SOURCE_PAGE,
     )
+
+
+def channel_off(customer: Customer, channel: str) -> bool:
+    """The customer stopped the channel altogether: the page offers no topic choice on it."""
+    master = customer.consent.get(channel)
+    return master is not None and master.status == OUT
+
+
+def offered_cells(customer: Customer, claims: Claims, preferences: PreferencesConfig) -> set[str]:
+    """The ``topic.channel`` choices the page shows a selector for (and the only ones a
+    saved form may name): optional topics on the channels shown that are not stopped."""
+    channels = [c for c in channels_of(customer, claims) if not channel_off(customer, c)]
+    return {f"{t.name}.{c}" for t in preferences.topics if not t.transactional for c in channels}
+
+
+def one_click_form(form: Mapping[str, list[str]], action: str) -> bool:
+    """Whether a POST that is not the page's save is one this function offers: RFC 8058's
+    ``List-Unsubscribe=One-Click`` (the token in the URL or beside it), the confirmation
+    page's button (the token alone), or the page's "stop the channel" button
+    (``action=unsubscribe`` with the token). Anything else is refused, never guessed at."""
+    keys = set(form)
+    if action == "unsubscribe":
+        return keys == {"t", "action"}
+    if action or "action" in keys or not keys or not keys <= {"t", "List-Unsubscribe"}:
+        return False
+    return "List-Unsubscribe" not in keys or form["List-Unsubscribe"] == ["One-Click"]
 
 
 def _select(name: str, current: str) -> str:
@@ -282,8 +313,7 @@ def preference_form(
         label = f"{html.escape(t.labels.ja)} / {html.escape(t.labels.en)}"
         cells = []
         for c in channels:
-            master = customer.consent.get(c)
-            if master is not None and master.status == OUT:
+            if channel_off(customer, c):
                 cells.append("<td>チャネル停止中 / Channel off</td>")
             elif t.transactional:
                 cells.append("<td>必須 / Always sent</td>")
@@ -360,20 +390,35 @@ class UnsubscribeService:
 
     @staticmethod
     def form_of(event: dict[str, Any]) -> dict[str, list[str]]:
+        """The POSTed form, read strictly: :class:`BadForm` for a body that is not base64
+        when it says so, not UTF-8, or not ``key=value`` pairs (nothing is guessed)."""
         body = event.get("body") or ""
-        if event.get("isBase64Encoded") and body:
-            body = base64.b64decode(body).decode(errors="replace")
-        return parse_qs(body, keep_blank_values=True)
-
-    @classmethod
-    def token_of(cls, event: dict[str, Any]) -> str | None:
-        query = event.get("queryStringParameters") or {}
-        form = cls.form_of(event)
-        return form["t"][0] if form.get("t") else query.get("t")
+        try:
+            if event.get("isBase64Encoded") and body:
+                raw = base64.b64decode(body, validate=True)
+            else:
+                raw = body.encode() if isinstance(body, str) else bytes(body)
+            return parse_qs(
+                raw.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=True,
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        except (ValueError, TypeError):  # binascii.Error, UnicodeDecodeError: ValueErrors
+            raise BadForm("unreadable form") from None
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         method = (event.get("requestContext", {}).get("http", {}).get("method") or "GET").upper()
-        token = self.token_of(event)
+        try:
+            form = self.form_of(event) if method == "POST" else {}
+        except BadForm:
+            logger.warning("unsubscribe refused", reason="body")
+            return _response("bad_form")
+        if any(len(values) != 1 for values in form.values()):
+            logger.warning("unsubscribe refused", reason="repeated_field")
+            return _response("bad_form")
+        query = event.get("queryStringParameters") or {}
+        token = form["t"][0] if "t" in form else query.get("t")
         now = self.clock.now()
         try:
             claims = verify(self.secrets, token or "", now)
@@ -388,11 +433,11 @@ class UnsubscribeService:
         if method != "POST":
             shown = preference_form(found, claims, self.preferences, token, now)
             return _response("preferences", token, shown)
-        form = self.form_of(event)
         action = (form.get("action") or [""])[0]
         if action == "save":
             return self._save(claims, found, form, now)
-        if action not in ("", "unsubscribe"):
+        if not one_click_form(form, action):
+            logger.warning("unsubscribe refused", reason="form")
             return _response("bad_form")
         return self._one_click(claims, found, now, channel_only=action == "unsubscribe")
 
