@@ -3,10 +3,13 @@
 - The ``X-Line-Signature`` header must be the base64 HMAC-SHA256 of the raw body under the
   channel secret (compared in constant time); a missing or bad signature is answered 401
   and nothing changes. (https://developers.line.biz/en/reference/messaging-api/#signature-validation)
-- ``follow`` opts the customer holding that LINE user id in to LINE, ``unfollow`` (a
-  block) opts them out: ``consent.changed`` with source ``line_webhook``, ``occurred_at``
-  the webhook event's own timestamp (so a late redelivery never beats a newer change in
-  ingest). The contact policy then sees LINE opted out and sends nothing on it.
+- ``follow`` opts the customers holding that LINE user id in to LINE, ``unfollow`` (a
+  block) opts them out (every holder: one person's shop accounts linked to one LINE account
+  are all unreachable on it once they block it): ``consent.changed`` with source
+  ``line_webhook``, ``occurred_at`` the webhook event's own timestamp (so a late
+  redelivery never beats a newer change in ingest; a timestamp that is not a whole number
+  of milliseconds between 2001 and 3000 is not LINE's: the event is ignored). The contact
+  policy then sees LINE opted out and sends nothing on it.
 - ``accountLink`` with result ``ok`` and a nonce this shop issued (:func:`link_nonce`,
   signed, naming the customer, :data:`NONCE_VALID` old at most) becomes ``line.linked``:
   ingest sets the customer's ``line_user_id``. A nonce links once: it is claimed as a
@@ -195,8 +198,8 @@ class LineWebhookService:
         ``ignored`` (a type Kizuna does not act on, an unknown user, a bad nonce)."""
         if not isinstance(item, dict):
             return "ignored"
-        detail = self.detail(item)
-        if detail is None:
+        details = self.details(item)
+        if not details:
             return "ignored"
         event_id = str(item.get("webhookEventId") or "")
         if not event_id:
@@ -205,63 +208,84 @@ class LineWebhookService:
         if not self.store.claim_webhook_event(event_id, expires):
             return "repeated"
         claims = [event_id]
-        if isinstance(detail, LineLinked):
+        if any(isinstance(d, LineLinked) for d in details):
             nonce = nonce_claim(str(item["link"]["nonce"]))
             if not self.store.claim_webhook_event(nonce, expires):
                 logger.warning("line account link refused", reason="nonce_used")
                 return "ignored"  # this event is done: a redelivery is "repeated"
             claims.append(nonce)
         try:
-            self.inbound.put_inbound(detail)
+            for detail in details:  # a redelivery after a partial failure puts all again:
+                self.inbound.put_inbound(detail)  # ingest keeps the same change once
         except Exception:
             for claim in claims:
                 self.store.release_webhook_event(claim)
             raise
         return "applied"
 
-    def detail(self, item: dict[str, Any]) -> ConsentChanged | LineLinked | None:
+    def details(self, item: dict[str, Any]) -> list[ConsentChanged | LineLinked]:
+        """What one webhook event changes: none, a link, or the LINE consent of every
+        customer holding the LINE user (a person with two shop accounts linked to one LINE
+        account blocks both at once: no customer of theirs can be reached on it)."""
         kind = item.get("type")
         source = item.get("source") or {}
         user = source.get("userId") if isinstance(source, dict) else None
-        stamp = item.get("timestamp")
         if kind not in ("follow", "unfollow", "accountLink") or not isinstance(user, str):
-            return None
-        if not user.startswith(_LINE_USER) or not isinstance(stamp, int):
-            return None
-        at = datetime.fromtimestamp(stamp / 1000, UTC)
+            return []
+        if not user.startswith(_LINE_USER):
+            return []
+        at = event_time(item.get("timestamp"))
+        if at is None:
+            logger.warning("line webhook event ignored", reason="timestamp", type=kind)
+            return []
         if kind == "accountLink":
             link = item.get("link") or {}
             if not isinstance(link, dict) or link.get("result") != "ok":
-                return None
+                return []
             customer_id = nonce_customer(self.nonce_keys, str(link.get("nonce") or ""), at)
             if customer_id is None:
                 logger.warning("line account link refused", reason="nonce")
-                return None
+                return []
             if not self.store.get_customers([customer_id]):
-                return None  # a nonce never creates a customer
+                return []  # a nonce never creates a customer
             try:
-                return LineLinked(customer_id=customer_id, occurred_at=at, line_user_id=user)
+                return [LineLinked(customer_id=customer_id, occurred_at=at, line_user_id=user)]
             except ValueError:
-                return None
-        customer_id = self.customer_of(user)
-        if customer_id is None:
-            return None
+                return []
         status = ConsentStatus.OPTED_IN if kind == "follow" else ConsentStatus.OPTED_OUT
-        return ConsentChanged(
-            customer_id=customer_id,
-            occurred_at=at,
-            channel=Channel.LINE,
-            status=status,
-            source=SOURCE,
-        )
+        return [
+            ConsentChanged(
+                customer_id=customer_id,
+                occurred_at=at,
+                channel=Channel.LINE,
+                status=status,
+                source=SOURCE,
+            )
+            for customer_id in self.holders_of(user)
+        ]
 
-    def customer_of(self, line_user_id: str) -> str | None:
-        """The one customer holding ``line_user_id`` now (read consistently: the index is
-        eventually consistent, the item is the truth)."""
+    def holders_of(self, line_user_id: str) -> list[str]:
+        """The customers holding ``line_user_id`` now, in id order (read consistently: the
+        index is eventually consistent, the item is the truth)."""
         found = self.store.customers_by_line_user(address_hash(line_user_id))
         customers = self.store.get_customers(found)
-        holders = [c for c in customers.values() if c.line_user_id == line_user_id]
-        return holders[0].customer_id if len(holders) == 1 else None
+        return sorted(c.customer_id for c in customers.values() if c.line_user_id == line_user_id)
+
+
+# LINE's webhook timestamps are milliseconds since the epoch; one outside these bounds is
+# not LINE's (ingest's event-time bounds then decide whether the instant is acceptable)
+_MIN_STAMP_MS = 1_000_000_000_000  # 2001-09-09
+_MAX_STAMP_MS = 32_503_680_000_000  # 3000-01-01
+
+
+def event_time(stamp: Any) -> datetime | None:
+    """A webhook event's ``timestamp`` as an instant; None unless it is an integer number of
+    milliseconds within sane bounds (a bool is not a number here)."""
+    if not isinstance(stamp, int) or isinstance(stamp, bool):
+        return None
+    if not _MIN_STAMP_MS <= stamp < _MAX_STAMP_MS:
+        return None
+    return datetime.fromtimestamp(stamp / 1000, UTC)
 
 
 __all__ = [

@@ -160,6 +160,49 @@ def test_an_unknown_line_user_changes_nothing() -> None:
     assert answer["statusCode"] == 200 and bus.details == []
 
 
+def test_a_block_opts_out_every_customer_holding_the_line_user() -> None:
+    """One person, two shop accounts linked to one LINE account: a block reaches both (it
+    was dropped for both while two held the id), and so does a follow after it."""
+    old, new = (Customer(customer_id=c, line_user_id=USER) for c in ("c-old", "c-new"))
+    service, bus, _ = world(old, new, Customer(customer_id="c3", line_user_id=OTHER))
+    assert service.handle(request([webhook_event("unfollow")]))["statusCode"] == 200
+    assert [(d.customer_id, str(d.status)) for d in bus.details] == [  # type: ignore[attr-defined]
+        ("c-new", "opted_out"),
+        ("c-old", "opted_out"),
+    ]
+    for before in (old, new):
+        after = fold(before, [d for d in bus.details if d.customer_id == before.customer_id])
+        assert channel_block(after, "line", USER) == "no_consent"
+    bus.details.clear()
+    service.handle(request([webhook_event("follow", event_id="01EVT2")]))
+    assert sorted(d.customer_id for d in bus.details) == ["c-new", "c-old"]
+
+
+def test_a_put_failing_for_one_holder_is_redelivered_for_all() -> None:
+    service, bus, store = world(*(Customer(customer_id=c, line_user_id=USER) for c in "ab"))
+    calls = []
+
+    def flaky(detail: InboundDetail) -> None:
+        calls.append(detail.customer_id)
+        if len(calls) == 2:
+            raise RuntimeError("bus down")
+        bus.details.append(detail)
+
+    service.inbound.put_inbound = flaky  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        service.handle(request([webhook_event("unfollow")]))
+    assert store.claims == set()  # released: LINE's redelivery is applied
+    service.handle(request([webhook_event("unfollow")]))
+    assert calls == ["a", "b", "a", "b"] and [d.customer_id for d in bus.details] == ["a", "a", "b"]
+
+
+@pytest.mark.parametrize("stamp", [10**20, -1, 0, True, 1.5e12, "1767225600000", None])
+def test_an_event_whose_timestamp_is_not_lines_is_ignored_not_a_crash(stamp: object) -> None:
+    service, bus, store = world()
+    answer = service.handle(request([webhook_event("unfollow", timestamp=stamp)]))
+    assert answer["statusCode"] == 200 and bus.details == [] and store.claims == set()
+
+
 def test_a_redelivered_event_is_applied_once() -> None:
     service, bus, _ = world()
     first = webhook_event("unfollow", event_id="01SAME")
