@@ -178,6 +178,7 @@ def read_project(source: Path, *, base: KizunaConfig, now: datetime) -> Migratio
     _declare_template_attributes(m)
     m.config = _config(m)
     _check_conditions(m)
+    _hold_undecided(m)
     return m
 
 
@@ -313,9 +314,6 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
             groups.setdefault(r.template, []).append(Translated(r.kind, r.name, r))
             if m.library.pending(r.kind, r.name):
                 item.decide(f"its {r.kind} template {r.name!r} has decisions to make (see it here)")
-                if program.get("enabled"):
-                    program["enabled"] = False
-                    item.note("written disabled until then")
         for template, parts in groups.items():
             for problem in m.library.use(result.program_id, template, parts, label):
                 item.decide(problem)
@@ -355,16 +353,13 @@ def _builtin(event: str) -> bool:
 
 
 def _hold_incomplete(m: Migration, program: dict[str, Any], item: Item) -> None:
-    """A program naming an INCOMPLETE segment is written disabled (a decision)."""
+    """A program naming an INCOMPLETE segment has a decision to make (so it is held)."""
     incomplete = {o.name for o in m.segments.by_id.values() if o.written and not o.complete}
     named = set(_segment_names(program.get("audience") or {}))
     for step in program.get("steps") or []:
         named |= set(_segment_names(step.get("condition") or {}))
     for name in sorted(named & incomplete):
         item.decide(f"it uses the INCOMPLETE segment {name!r}: decide the segment first")
-        if program.get("enabled"):
-            program["enabled"] = False
-            item.note("written disabled until then")
 
 
 def _segment_names(condition: Mapping[str, Any]) -> list[str]:
@@ -507,6 +502,30 @@ def _check_conditions(m: Migration) -> None:
                 owner.decide(f"not written: {where}: {first['msg']}")
                 owner.status = Status.NOT_MIGRATED
                 del docs[pid]
+
+
+def _hold_undecided(m: Migration) -> None:
+    """Every campaign and program whose report item has a decision to make is held, as the
+    report promises: a scheduled or paused campaign is written a ``draft``, a program
+    ``enabled: false``. Whichever step made the decision (a journey's activity, a template's
+    TODO, a segment, a validator), nothing with one runs as if it had been made."""
+    for folder, docs, key, live, held in (
+        ("campaigns", m.campaigns.campaigns, "status", ("scheduled", "paused"), "draft"),
+        ("programs", m.campaigns.programs, "enabled", (True,), False),
+    ):
+        for pid, doc in docs.items():
+            item = _item_of(m.report, f"{folder}/{pid}.yaml")
+            if item is None or not item.decisions or doc.get(key) not in live:
+                continue
+            doc[key] = held
+            if folder == "campaigns":
+                item.note("status draft: held as a draft until the decisions below are made")
+            else:
+                item.note("written disabled until the decisions below are made")
+
+
+def _item_of(report: Report, became: str) -> Item | None:
+    return next((i for i in report.items if became in i.became), None)
 
 
 def _owner(report: Report, pid: str) -> Item | None:

@@ -1,0 +1,222 @@
+"""What the migration holds back: a campaign or a program with a decision to make is written
+a draft or disabled (never a live program that behaves differently from Pinpoint), and every
+campaign and program it writes as it is passes Kizuna's own validators."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kizuna_tools.migrate.project import migrate_pinpoint
+from kizuna_tools.migrate.report import Status
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+APP = "3f2a9c0e5b7d4e1f8a6b2c4d9e0f1a2b"
+
+
+def endpoint(eid: str, channel: str, address: str, user: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "Id": eid,
+        "ChannelType": channel,
+        "Address": address,
+        "EndpointStatus": "ACTIVE",
+        "OptOut": "NONE",
+        "ApplicationId": APP,
+        "CreationDate": "2025-01-01T00:00:00Z",
+        "EffectiveDate": "2025-01-01T00:00:00Z",
+        "User": {"UserId": user},
+        **fields,
+    }
+
+
+def email_template(name: str, subject: str, text: str) -> dict[str, Any]:
+    return {
+        "EmailTemplateResponse": {
+            "TemplateName": name,
+            "TemplateType": "EMAIL",
+            "CreationDate": "2025-09-01T00:00:00Z",
+            "LastModifiedDate": "2025-09-01T00:00:00Z",
+            "Subject": subject,
+            "HtmlPart": f"<p>{text}</p>",
+            "TextPart": text,
+        }
+    }
+
+
+def sms_template(name: str, body: str) -> dict[str, Any]:
+    return {
+        "SMSTemplateResponse": {
+            "TemplateName": name,
+            "TemplateType": "SMS",
+            "CreationDate": "2025-09-01T00:00:00Z",
+            "LastModifiedDate": "2025-09-01T00:00:00Z",
+            "Body": body,
+        }
+    }
+
+
+def campaign(cid: str, name: str, templates: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "ApplicationId": APP,
+        "Arn": f"arn:aws:mobiletargeting:us-east-1:111122223333:apps/{APP}/campaigns/{cid}",
+        "CreationDate": "2026-08-20T02:00:00Z",
+        "LastModifiedDate": "2026-09-15T02:00:00Z",
+        "Id": cid,
+        "Name": name,
+        "SegmentId": "s1",
+        "SegmentVersion": 1,
+        "State": {"CampaignStatus": "SCHEDULED"},
+        "Version": 1,
+        "Schedule": {
+            "Frequency": "ONCE",
+            "StartTime": "2027-01-15T10:00:00+09:00",
+            "Timezone": "UTC+09",
+        },
+        "MessageConfiguration": {},
+        "TemplateConfiguration": templates,
+        "HoldoutPercent": 0,
+        **extra,
+    }
+
+
+def journey(jid: str, name: str, activities: dict[str, Any], start: str) -> dict[str, Any]:
+    return {
+        "JourneyResponse": {
+            "ApplicationId": APP,
+            "Id": jid,
+            "Name": name,
+            "CreationDate": "2025-10-01T00:00:00Z",
+            "LastModifiedDate": "2025-10-20T00:00:00Z",
+            "State": "ACTIVE",
+            "StartActivity": start,
+            "Activities": activities,
+            "StartCondition": {
+                "EventStartCondition": {
+                    "EventFilter": {
+                        "FilterType": "ENDPOINT",
+                        "Dimensions": {
+                            "EventType": {
+                                "DimensionType": "INCLUSIVE",
+                                "Values": ["_session.start"],
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
+def export(
+    folder: Path,
+    *,
+    templates: dict[str, dict[str, Any]],
+    campaigns: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    journeys: dict[str, dict[str, Any]] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Path:
+    """A Pinpoint export: two users (email and SMS), one segment of everyone reachable by
+    SMS or email, the templates (``email/Name`` -> response) and campaigns and journeys."""
+    (folder / "endpoints").mkdir(parents=True)
+    lines = [
+        endpoint("e1", "EMAIL", "alice@example.com", "u1"),
+        endpoint("e2", "SMS", "+819012345678", "u1"),
+        endpoint("e3", "EMAIL", "bob@example.com", "u2"),
+    ]
+    (folder / "endpoints" / "part-00000.json").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines)
+    )
+    segment = {
+        "ApplicationId": APP,
+        "Arn": f"arn:aws:mobiletargeting:us-east-1:111122223333:apps/{APP}/segments/s1",
+        "CreationDate": "2026-03-02T04:11:09Z",
+        "Id": "s1",
+        "Name": "Everyone",
+        "SegmentType": "DIMENSIONAL",
+        "Version": 1,
+        "Dimensions": {
+            "Demographic": {
+                "Channel": {"DimensionType": "INCLUSIVE", "Values": ["EMAIL", "SMS"]}
+            }
+        },
+    }
+    (folder / "segments.json").write_text(json.dumps({"SegmentsResponse": {"Item": [segment]}}))
+    if campaigns:
+        (folder / "campaigns.json").write_text(
+            json.dumps({"CampaignsResponse": {"Item": list(campaigns)}})
+        )
+    for rel, body in templates.items():
+        path = folder / "templates" / f"{rel}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(body, ensure_ascii=False))
+    for name, body in (journeys or {}).items():
+        path = folder / "journeys" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(body))
+    if settings is not None:
+        (folder / "application-settings.json").write_text(
+            json.dumps({"ApplicationSettingsResource": {"ApplicationId": APP, **settings}})
+        )
+    return folder
+
+
+def load(out: Path, rel: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((out / rel).read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_an_active_journey_with_a_decision_is_written_disabled(tmp_path: Path) -> None:
+    # Given an ACTIVE journey: an email, a wait until a date (no Kizuna counterpart), an email
+    source = export(
+        tmp_path / "in",
+        templates={
+            "email/A_ja": email_template("A_ja", "First", "1"),
+            "email/B_ja": email_template("B_ja", "Second", "2"),
+        },
+        journeys={
+            "two": journey(
+                "j1",
+                "Two mails",
+                {
+                    "Mail1": {"EMAIL": {"TemplateName": "A_ja", "NextActivity": "W"}},
+                    "W": {
+                        "Wait": {
+                            "NextActivity": "Mail2",
+                            "WaitTime": {"WaitUntil": "2026-12-01T00:00:00Z"},
+                        }
+                    },
+                    "Mail2": {"EMAIL": {"TemplateName": "B_ja"}},
+                },
+                "Mail1",
+            )
+        },
+    )
+    # When it is migrated
+    out = tmp_path / "out"
+    result = migrate_pinpoint(source, out, now=NOW)
+    # Then the wait is a decision and the program waits for it: disabled, not two emails
+    # back to back
+    item = result.report.find("journey", "Two mails")
+    assert item is not None and item.status == Status.NEEDS_DECISION
+    assert any("wait until an absolute date" in d for d in item.decisions)
+    assert load(out, "programs/two-mails.yaml")["enabled"] is False
+    assert "written disabled until the decisions below are made" in item.notes
+
+
+def test_an_active_journey_without_a_decision_stays_enabled(tmp_path: Path) -> None:
+    source = export(
+        tmp_path / "in",
+        templates={"email/A_ja": email_template("A_ja", "First", "1")},
+        journeys={
+            "one": journey("j1", "One mail", {"Mail1": {"EMAIL": {"TemplateName": "A_ja"}}}, "Mail1")
+        },
+    )
+    out = tmp_path / "out"
+    result = migrate_pinpoint(source, out, now=NOW)
+    item = result.report.find("journey", "One mail")
+    assert item is not None and item.decisions == []
+    assert load(out, "programs/one-mail.yaml")["enabled"] is True
