@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from typer.testing import CliRunner
 
+from kizuna_tools.cli import app
 from kizuna_tools.migrate.project import migrate_pinpoint
 from kizuna_tools.migrate.report import Status
 
@@ -139,9 +142,7 @@ def export(
         "SegmentType": "DIMENSIONAL",
         "Version": 1,
         "Dimensions": {
-            "Demographic": {
-                "Channel": {"DimensionType": "INCLUSIVE", "Values": ["EMAIL", "SMS"]}
-            }
+            "Demographic": {"Channel": {"DimensionType": "INCLUSIVE", "Values": ["EMAIL", "SMS"]}}
         },
     }
     (folder / "segments.json").write_text(json.dumps({"SegmentsResponse": {"Item": [segment]}}))
@@ -212,7 +213,9 @@ def test_an_active_journey_without_a_decision_stays_enabled(tmp_path: Path) -> N
         tmp_path / "in",
         templates={"email/A_ja": email_template("A_ja", "First", "1")},
         journeys={
-            "one": journey("j1", "One mail", {"Mail1": {"EMAIL": {"TemplateName": "A_ja"}}}, "Mail1")
+            "one": journey(
+                "j1", "One mail", {"Mail1": {"EMAIL": {"TemplateName": "A_ja"}}}, "Mail1"
+            )
         },
     )
     out = tmp_path / "out"
@@ -220,3 +223,151 @@ def test_an_active_journey_without_a_decision_stays_enabled(tmp_path: Path) -> N
     item = result.report.find("journey", "One mail")
     assert item is not None and item.decisions == []
     assert load(out, "programs/one-mail.yaml")["enabled"] is True
+
+
+# -- Kizuna's own validators over what is written ---------------------------------------------
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "pinpoint"
+RUNNER = CliRunner()
+
+
+def refused_by_validators(out: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """``kizuna campaigns validate`` and ``kizuna programs validate`` on the migrated project:
+    the file (``campaigns/x.yaml``) -> its problem lines."""
+    monkeypatch.chdir(out)  # the commands read ./segments, ./templates, ./programs
+    lines: list[str] = []
+    for args in (
+        ["campaigns", "validate", "campaigns", "--config", "kizuna-config.json"],
+        ["programs", "validate", "programs", "--config", "kizuna-config.json"],
+    ):
+        (out / args[2]).mkdir(exist_ok=True)
+        result = RUNNER.invoke(app, args)
+        lines += [line for line in result.output.splitlines() if line.startswith("✗")]
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        rel = next(
+            f"{d}/{p.name}"
+            for d in ("campaigns", "programs")
+            for p in (out / d).glob("*.yaml")
+            if f"{d}/{p.name}" in line
+        )
+        found.setdefault(rel, []).append(line)
+    return found
+
+
+def assert_nothing_live_is_refused(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, list[str]]:
+    """Every campaign written scheduled or paused and every program written enabled passes
+    Kizuna's validators; each refused one is held, with a decision saying why."""
+    refused = refused_by_validators(out, monkeypatch)
+    report = json.loads((out / "MIGRATION-REPORT.json").read_text())
+    for rel in refused:
+        doc = load(out, rel)
+        assert doc.get("status", "draft") not in ("scheduled", "paused"), rel
+        assert doc.get("enabled") is not True, rel
+        item = next(i for i in report["items"] if rel in i.get("became", []))
+        assert any(f"Kizuna's validation refuses {rel}" in d for d in item["decisions"]), rel
+    return refused
+
+
+def test_the_fixture_project_writes_nothing_live_that_kizuna_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate_pinpoint(FIXTURES, tmp_path / "out", now=NOW)
+    assert assert_nothing_live_is_refused(tmp_path / "out", monkeypatch) == {}
+
+
+def test_campaigns_kizuna_would_refuse_are_drafts_saying_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given (the project's default locale is ja):
+    source = export(
+        tmp_path / "in",
+        templates={
+            "email/Sale_ja": email_template("Sale_ja", "セール", "こんにちは"),
+            "email/Sale_en": email_template("Sale_en", "Sale", "Hello"),
+            "sms/Promo_en": sms_template("Promo_en", "Promo for you"),
+            "sms/Other_ja": sms_template("Other_ja", "Other SMS body"),
+            "sms/Vip_en": sms_template("Vip_en", "VIP offer"),
+        },
+        campaigns=[
+            # an email template in ja and en, an SMS template in en only: no ja SMS part
+            campaign(
+                "c1",
+                "Mixed channels",
+                {"EmailTemplate": {"Name": "Sale_ja"}, "SMSTemplate": {"Name": "Promo_en"}},
+            ),
+            # an email campaign whose treatment B sends an SMS template only: no email part
+            campaign(
+                "c2",
+                "AB channels",
+                {"EmailTemplate": {"Name": "Sale_ja"}},
+                TreatmentName="A",
+                AdditionalTreatments=[
+                    {
+                        "Id": "1",
+                        "SizePercent": 50,
+                        "TreatmentName": "B",
+                        "TemplateConfiguration": {"SMSTemplate": {"Name": "Other_ja"}},
+                    }
+                ],
+            ),
+            # the only template is in en: no default-locale (ja) template
+            campaign("c3", "Vip", {"SMSTemplate": {"Name": "Vip_en"}}),
+            # and one Kizuna accepts as it is
+            campaign("c4", "Sale", {"EmailTemplate": {"Name": "Sale_ja"}}),
+        ],
+    )
+    # When it is migrated
+    out = tmp_path / "out"
+    result = migrate_pinpoint(source, out, now=NOW)
+    # Then the three Kizuna would refuse are drafts whose decision names what is missing
+    refused = assert_nothing_live_is_refused(out, monkeypatch)
+    assert sorted(refused) == [
+        "campaigns/ab-channels.yaml",
+        "campaigns/mixed-channels.yaml",
+        "campaigns/vip.yaml",
+    ]
+    for label, missing in (
+        ("Mixed channels", "template 'sale' has no ja/sms.txt.j2 for sms"),
+        ("AB channels", "template 'other' has no ja/email.subject.j2 for email"),
+        ("Vip", "template 'vip' needs the default locale 'ja' (has en)"),
+    ):
+        item = result.report.find("campaign", label)
+        assert item is not None and item.status == Status.NEEDS_DECISION
+        assert any(missing in d for d in item.decisions), (label, item.decisions)
+    # and the valid one is scheduled, with nothing to decide
+    assert load(out, "campaigns/sale.yaml")["status"] == "scheduled"
+    sale = result.report.find("campaign", "Sale")
+    assert sale is not None and sale.decisions == []
+
+
+def test_a_journey_kizuna_would_refuse_is_disabled_saying_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an ACTIVE journey sending an email template and, after it, an SMS template in en
+    # only (the default locale is ja: the program's template has no ja SMS part)
+    source = export(
+        tmp_path / "in",
+        templates={
+            "email/Hello_ja": email_template("Hello_ja", "こんにちは", "こんにちは"),
+            "sms/Hello_en": sms_template("Hello_en", "Hello"),
+        },
+        journeys={
+            "hello": journey(
+                "j1",
+                "Hello",
+                {
+                    "Mail": {"EMAIL": {"TemplateName": "Hello_ja", "NextActivity": "Text"}},
+                    "Text": {"SMS": {"TemplateName": "Hello_en"}},
+                },
+                "Mail",
+            )
+        },
+    )
+    out = tmp_path / "out"
+    result = migrate_pinpoint(source, out, now=NOW)
+    refused = assert_nothing_live_is_refused(out, monkeypatch)
+    assert list(refused) == ["programs/hello.yaml"]
+    item = result.report.find("journey", "Hello")
+    assert item is not None and load(out, "programs/hello.yaml")["enabled"] is False

@@ -64,6 +64,7 @@ from kizuna_tools.migrate.segments import (
     write_segments,
 )
 from kizuna_tools.migrate.templates import translate_template
+from kizuna_tools.migrate.validation import refusals
 
 OUTPUTS = (
     "kizuna-config.json",
@@ -178,6 +179,7 @@ def read_project(source: Path, *, base: KizunaConfig, now: datetime) -> Migratio
     _declare_template_attributes(m)
     m.config = _config(m)
     _check_conditions(m)
+    _check_validators(m)
     _hold_undecided(m)
     return m
 
@@ -502,6 +504,19 @@ def _check_conditions(m: Migration) -> None:
                 owner.decide(f"not written: {where}: {first['msg']}")
                 owner.status = Status.NOT_MIGRATED
                 del docs[pid]
+
+
+def _check_validators(m: Migration) -> None:
+    """Every campaign and program as ``kizuna campaigns validate`` and ``kizuna programs
+    validate`` check it (:func:`kizuna_tools.migrate.validation.refusals`): what they refuse
+    is a decision on its item (so it is held, and the report says what is missing)."""
+    assert m.config is not None and m.library is not None
+    found = refusals(m.config, m.segments, m.library, m.campaigns, m.now)
+    for rel, problems in sorted(found.items()):
+        kind = "campaign" if rel.startswith("campaigns/") else "journey"
+        item = _item_of(m.report, rel) or m.report.add(kind, rel, became=[rel])
+        for problem in problems:
+            item.decide(f"Kizuna's validation refuses {rel} as written: {problem}")
 
 
 def _hold_undecided(m: Migration) -> None:
