@@ -371,3 +371,50 @@ def test_a_journey_kizuna_would_refuse_is_disabled_saying_what_is_missing(
     assert list(refused) == ["programs/hello.yaml"]
     item = result.report.find("journey", "Hello")
     assert item is not None and load(out, "programs/hello.yaml")["enabled"] is False
+
+
+def test_a_malformed_setting_holds_its_object_not_the_migration(tmp_path: Path) -> None:
+    # Given a campaign with QuietTime "9pm", one starting 9999-12-31T23:00Z in UTC+09 (past
+    # the calendar's end there), a good one, and the application's QuietTime "25:00"
+    once = {"Frequency": "ONCE", "Timezone": "UTC+09"}
+    source = export(
+        tmp_path / "in",
+        templates={"email/Sale_ja": email_template("Sale_ja", "セール", "こんにちは")},
+        campaigns=[
+            campaign(
+                "c1",
+                "Nine pm",
+                {"EmailTemplate": {"Name": "Sale_ja"}},
+                Schedule={
+                    **once,
+                    "StartTime": "2027-01-15T10:00:00+09:00",
+                    "QuietTime": {"Start": "9pm", "End": "8am"},
+                },
+            ),
+            campaign(
+                "c2",
+                "Year 9999",
+                {"EmailTemplate": {"Name": "Sale_ja"}},
+                Schedule={**once, "StartTime": "9999-12-31T23:00:00Z"},
+            ),
+            campaign("c3", "Sale", {"EmailTemplate": {"Name": "Sale_ja"}}),
+        ],
+        settings={"QuietTime": {"Start": "25:00", "End": "08:00"}},
+    )
+    # When it is migrated: it does not stop
+    out = tmp_path / "out"
+    result = migrate_pinpoint(source, out, now=NOW)
+    # Then each bad setting is its object's decision, and the rest migrates
+    nine = result.report.find("campaign", "Nine pm")
+    assert nine is not None and nine.status == Status.NEEDS_DECISION
+    assert any("QuietTime '9pm'-'8am' is not HH:MM" in d for d in nine.decisions)
+    assert load(out, "campaigns/nine-pm.yaml")["status"] == "draft"
+    year = result.report.find("campaign", "Year 9999")
+    assert year is not None and year.status == Status.NOT_MIGRATED and year.became == []
+    assert any("past the calendar's end in UTC+09" in d for d in year.decisions)
+    policy = result.report.find("configuration", "contact policy")
+    assert policy is not None
+    assert any("QuietTime '25:00'-'08:00' is not HH:MM" in d for d in policy.decisions)
+    config = json.loads((out / "kizuna-config.json").read_text())
+    assert (config["contact"]["quiet_start"], config["contact"]["quiet_end"]) == ("21:00", "08:00")
+    assert load(out, "campaigns/sale.yaml")["status"] == "scheduled"

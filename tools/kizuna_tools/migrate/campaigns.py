@@ -29,6 +29,7 @@ message per customer, on the first reachable channel of ``channels``: the report
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -95,15 +96,34 @@ class ContactPlan:
     limits: list[tuple[str, str, int]] = field(default_factory=list)  # (source, limit, value)
     no_quiet: list[str] = field(default_factory=list)
 
-    def add_quiet(self, quiet: Mapping[str, Any] | None, source: str) -> None:
+    def add_quiet(self, quiet: Mapping[str, Any] | None, source: str) -> str | None:
+        """Note a quiet time; one that is not ``HH:MM`` (``9pm``, ``25:00``) is left out and
+        the problem returned (a decision for its owner)."""
         if quiet and quiet.get("Start") and quiet.get("End"):
+            problem = quiet_problem(quiet["Start"], quiet["End"])
+            if problem is not None:
+                return problem
             self.quiet.append(Quiet(str(quiet["Start"]), str(quiet["End"]), source))
         else:
             self.no_quiet.append(source)
+        return None
 
     def add_limit(self, source: str, limit: str, value: Any) -> None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             self.limits.append((source, limit, value))
+
+
+HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")  # the contact policy's quiet_start
+
+
+def quiet_problem(start: Any, end: Any) -> str | None:
+    """Why a Pinpoint QuietTime cannot be Kizuna's quiet hours (None: it can)."""
+    if all(isinstance(t, str) and HHMM.fullmatch(t) for t in (start, end)):
+        return None
+    return (
+        f"QuietTime {start!r}-{end!r} is not HH:MM (00:00-23:59): not used for the contact "
+        "policy's quiet hours; decide them (kizuna-config.json contact)"
+    )
 
 
 def quiet_union(windows: list[tuple[str, str]]) -> tuple[str, str] | None:
@@ -311,6 +331,16 @@ def schedule_of(raw: Mapping[str, Any], now: datetime, state: str, updated: str)
     except ValueError:
         out.decisions.append(f"StartTime {start_raw!r} is not an ISO 8601 time")
         return out
+    for member, when in (("StartTime", start), ("EndTime", end)):
+        try:  # 9999-12-31T23:00Z in UTC+09 is past the calendar's end
+            if when is not None:
+                _ = (when.astimezone(UTC), when.astimezone(offset))
+        except OverflowError:
+            out.decisions.append(
+                f"{member} {raw.get(member)!r} is past the calendar's end in "
+                f"{raw.get('Timezone') or 'UTC'}"
+            )
+            return out
     local = start.astimezone(offset)
     if frequency == "ONCE":
         if raw.get("IsLocalTime"):
@@ -507,15 +537,32 @@ def migrate_campaigns(items: list[Mapping[str, Any]], ctx: CampaignContext) -> C
             item.status = Status.NOT_MIGRATED
             item.note("delivered through a custom channel (a Lambda function or a URL)")
             continue
-        ctx.contact.add_quiet(schedule.get("QuietTime"), f"campaign {label}")
+        problem = ctx.contact.add_quiet(schedule.get("QuietTime"), f"campaign {label}")
+        if problem is not None:
+            item.decide(problem)
         limits = raw.get("Limits") or {}
         for key in ("Daily", "Total", "Session"):
             ctx.contact.add_limit(f"campaign {label}", key, limits.get(key))
-        if frequency == "EVENT":
-            _event_campaign(raw, label, item, ctx, result)
-        else:
-            _scheduled_campaign(raw, label, item, ctx, result)
+        try:
+            if frequency == "EVENT":
+                _event_campaign(raw, label, item, ctx, result)
+            else:
+                _scheduled_campaign(raw, label, item, ctx, result)
+        except (ValueError, OverflowError) as exc:  # one campaign's data, not the migration
+            _drop(item, result, f"could not be converted: {exc}")
     return result
+
+
+def _drop(item: Item, result: CampaignsResult, why: str) -> None:
+    """The campaign is not migrated (whatever of it was written so far is taken back)."""
+    for became in item.became:
+        folder, _, file = became.partition("/")
+        docs = {"campaigns": result.campaigns, "programs": result.programs}.get(folder, {})
+        docs.pop(file.removesuffix(".yaml"), None)
+        result.lists.pop(file, None)
+    item.became = []
+    item.status = Status.NOT_MIGRATED
+    item.decide(why)
 
 
 def _audience(
@@ -891,6 +938,7 @@ __all__ = [
     "Ids",
     "event_trigger",
     "migrate_campaigns",
+    "quiet_problem",
     "quiet_union",
     "schedule_of",
     "write_campaigns",

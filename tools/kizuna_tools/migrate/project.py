@@ -47,6 +47,7 @@ from kizuna_tools.migrate.campaigns import (
     Events,
     Ids,
     migrate_campaigns,
+    quiet_problem,
     quiet_union,
     write_campaigns,
 )
@@ -294,7 +295,7 @@ def _journeys(m: Migration, documents: Mapping[str, Any]) -> None:
         item = m.report.add("journey", label, pinpoint_id=str(journey.get("Id") or ""))
         try:
             result = convert_journey(journey, ctx)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # one journey, not the migration
             item.status = Status.NOT_MIGRATED
             item.note(f"{rel}: {exc}")
             continue
@@ -416,6 +417,11 @@ def _contact(m: Migration) -> ContactPolicyConfig:
     )
     settings = m.settings or {}
     app_quiet = settings.get("QuietTime") or {}
+    if app_quiet.get("Start") and app_quiet.get("End"):
+        problem = quiet_problem(app_quiet["Start"], app_quiet["End"])
+        if problem is not None:  # the campaigns' quiet times (or Kizuna's) are used instead
+            item.decide(f"application settings: {problem}")
+            app_quiet = {}
     windows = [(q.start, q.end) for q in m.contact.quiet]
     sources = sorted({f"{q.source} {q.start}-{q.end}" for q in m.contact.quiet})
     if app_quiet.get("Start") and app_quiet.get("End"):
@@ -476,7 +482,7 @@ def _contact(m: Migration) -> ContactPolicyConfig:
             item.note(
                 f"most customers read {top_locale!r}; default_locale stays {base.default_locale!r}"
             )
-    return base.model_copy(update=update)
+    return ContactPolicyConfig.model_validate({**base.model_dump(), **update})
 
 
 def _check_segments(m: Migration) -> None:
