@@ -163,7 +163,7 @@ def test_html_escapes_double_stash_and_keeps_triple_stash_raw_as_a_risk() -> Non
     source = "<p>{{Attributes.Note}}</p><div>{{{Attributes.Banner}}}</div><i>{{&Attributes.Em}}</i>"
     jinja, result = translate(source, mode="html", kind="email")
     banner = "customer.attributes.banner"
-    assert f'({banner} if {banner} is not none else "")) | safe' in jinja
+    assert f'else {banner}) if {banner} is not none else "")) | safe' in jinja
     assert 'note is not none else "") }}' in jinja  # no | safe on an escaped value
     assert result.raw_html == ["{{{Attributes.Banner}}}", "{{&Attributes.Em}}"]
     html = render_html(
@@ -231,6 +231,35 @@ def test_a_list_attribute_prints_its_items_joined_by_commas() -> None:
         context(attributes={"interests": ["<b>", "tea"]}),
     )
     assert html == "New &lt;b&gt;,tea arrivals"  # each item escaped in HTML
+
+
+def test_each_over_a_one_value_attribute_is_one_item_never_its_letters() -> None:
+    # Given Pinpoint's ["tea"], migrated as the string "tea" (a customer with one value),
+    # or ["true"] migrated as a boolean
+    source = "Picks:{{#each Attributes.Interests}} [{{this}}]{{else}} none{{/each}}"
+    # Then #each gives the one item, as Pinpoint's one-item array did
+    assert text(source, attributes={"interests": "tea"}) == "Picks: [tea]"
+    assert text(source, attributes={"interests": True}) == "Picks: [true]"
+    assert text(source, attributes={"interests": ["tea", "cups"]}) == "Picks: [tea] [cups]"
+    assert text(source) == "Picks: none"
+    # and a metric (a number in Pinpoint) or a location is not a list: a TODO
+    for path in ("Metrics.Spend", "Location.City"):
+        _, result = translate(f"{{{{#each {path}}}}}x{{{{/each}}}}")
+        assert [t.reason for t in result.todos] == [f"{path} is not a list"]
+
+
+def test_a_typed_attribute_compares_and_prints_as_the_text_pinpoint_had() -> None:
+    # Given "true"/"false" and "10"/"2" migrated as a boolean and a number
+    source = (
+        '{{#eq Attributes.Vip "true"}}VIP{{else}}regular{{/eq}} ({{Attributes.Vip}})'
+        '{{#if (gte Attributes.Level "5")}} 5+{{/if}}{{#if (ne Attributes.Level "10")}} not10{{/if}}'
+    )
+    # Then they compare as Pinpoint compared the strings, and print as Pinpoint stored them
+    vip = {"vip": True, "level": Decimal(10)}
+    assert text(source, attributes=vip) == "VIP (true)"  # "10" >= "5" is false for strings too
+    regular = {"vip": False, "level": Decimal(2)}
+    assert text(source, attributes=regular) == "regular (false) not10"
+    assert text(source) == "regular () not10"  # no value: as Pinpoint, nothing matches
 
 
 def test_parent_paths_inside_each() -> None:
@@ -332,8 +361,9 @@ def test_translated_template_reads_naturally() -> None:
         'Hi {{ customer.first_name | default("there", true) }}\n'
         "{% if customer.attributes.tier | default(none) %}\n"
         'Tier: {{ customer.attributes.tier | join(",") if customer.attributes.tier is sequence '
-        "and customer.attributes.tier is not string else (customer.attributes.tier if "
-        'customer.attributes.tier is not none else "") }}\n'
+        'and customer.attributes.tier is not string else (("true" if customer.attributes.tier '
+        'is sameas true else "false" if customer.attributes.tier is sameas false else '
+        'customer.attributes.tier) if customer.attributes.tier is not none else "") }}\n'
         "{% endif %}\n"
         "Bye"
     )

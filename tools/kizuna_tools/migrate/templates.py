@@ -380,6 +380,14 @@ class _HtmlToText:
         return "".join(out)
 
 
+def _pinpoint_text(x: str, *, keep: bool = False) -> str:
+    """A Jinja expression of a one-value attribute ``x`` as the text Pinpoint stored: a
+    boolean ``true``/``false`` (Python would print ``True``), anything else its text (``keep``:
+    the value itself, for printing, where Jinja makes the text)."""
+    rest = x if keep else f"{x} | string"
+    return f'("true" if {x} is sameas true else "false" if {x} is sameas false else {rest})'
+
+
 class _Translator:
     def __init__(
         self,
@@ -518,9 +526,13 @@ class _Translator:
         if v.kind == "literal":
             return _q(v.literal)
         if use == "iter":
-            if v.kind != "attribute":
+            if v.kind != "attribute" or not v.key.startswith(_LISTS):
                 raise _Untranslatable(f"{v.key or v.expr} is not a list")
-            return f"(({v.expr} | default(none)) or [])"
+            # Pinpoint's attributes are arrays of strings; the migration keeps a one-item array
+            # as a string (a boolean, a number...): it is one item, never its letters
+            x = f"({v.expr} | default(none))"
+            listed = f"{x} is sequence and {x} is not string"
+            return f"({x} if {listed} else ([{_pinpoint_text(x)}] if {x} is not none else []))"
         if v.kind == "nullable":
             if use == "output" or default is not None:
                 return f"{v.expr} | default({_q(default)}, true)"
@@ -531,8 +543,11 @@ class _Translator:
             if use == "output" and v.key.startswith(_LISTS):
                 # Pinpoint's (user) attributes are arrays, and Handlebars.js prints an array as
                 # its items joined by commas ("sweets,tea"): a string_list attribute prints
-                # the same, never Python's ['sweets', 'tea']
+                # the same, never Python's ['sweets', 'tea']; a boolean prints as Pinpoint
+                # stored it, "true", never Python's "True"
                 listed = f"{v.expr} is sequence and {v.expr} is not string"
+                shown = _pinpoint_text(v.expr, keep=True)
+                present = f"{shown} if {v.expr} is not none else {_q(default)}"
                 return f'{v.expr} | join(",") if {listed} else ({present})'
             if use == "output" or default is not None:
                 return present
@@ -561,7 +576,8 @@ class _Translator:
         if call.hash:
             raise _Untranslatable("hash arguments")
         if helper in _COMPARE and len(call.params) == 2:
-            a, b = (self.operand(p) for p in call.params)
+            first, second = call.params
+            a, b = self._compared(first, second), self._compared(second, first)
             op = _COMPARE[helper]
             if op in ("==", "!="):
                 return f"{a} {op} {b}"
@@ -579,6 +595,21 @@ class _Translator:
         if not call.params:
             return self.operand(call.head, wrap=False)
         raise _Untranslatable(f"helper {helper or '?'!r} is not supported")
+
+    def _compared(self, param: Expr, other: Expr) -> str:
+        """An operand of a comparison. Pinpoint stored an attribute as strings and compared
+        it with a string as a string: an attribute the migration typed (``true`` a boolean,
+        ``10`` a number) is compared in the text Pinpoint had (``"true"``, ``"10"``), so
+        ``(eq Attributes.Vip "true")`` holds for a VIP and ``(gte Attributes.Level "5")``
+        compares text, as Pinpoint did."""
+        if isinstance(param, Path) and isinstance(other, Literal_) and isinstance(other.value, str):
+            v = self.resolve(param)
+            if v.kind == "attribute" and v.key.startswith(_LISTS):
+                x = f"({self.value(v, 'test')})"
+                text = _pinpoint_text(x)
+                listed = f"{x} is sequence and {x} is not string"
+                return f'(none if {x} is none else {x} | join(",") if {listed} else {text})'
+        return self.operand(param)
 
     # -- nodes ------------------------------------------------------------------------
     def nodes(self, nodes: Iterable[Node]) -> None:
