@@ -291,6 +291,34 @@ def test_addresses_kizuna_cannot_send_to_are_left_out_and_reported(tmp_path: Pat
     assert "sandbox" in report.find("endpoint", "e3").notes[0]
 
 
+def test_an_address_customer_upserted_refuses_is_reported_on_its_endpoint(tmp_path: Path) -> None:
+    # Given addresses `$` would let through (a trailing line feed) or Kizuna refuses (an
+    # invisible character, over 254 characters), and a good one of another user
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "alice@example.com\n"),
+        endpoint("e2", "SMS", "+819012345678\n"),
+        endpoint("e3", "EMAIL", "al\u200bice@example.com", user="u2"),
+        endpoint("e4", "EMAIL", "a" * 250 + "@example.com", user="u3"),
+        endpoint("e5", "EMAIL", "bob@example.com", user="u4"),
+    )
+    # Then each is left out and said so on its endpoint, never kept in the report and then
+    # dropped from the row
+    rows = {r["customer_id"]: r for r in result.rows}
+    for eid, user, what in (
+        ("e1", "u1", "an email address"),
+        ("e2", "u1", "an E.164 phone number"),
+        ("e3", "u2", "an email address"),
+        ("e4", "u3", "an email address"),
+    ):
+        item = report.find("endpoint", eid)
+        assert item.status == Status.NOT_MIGRATED, eid
+        assert f"its Address is not {what}: left out" in item.notes, eid
+        assert not {"email", "phone"} & set(rows[user]), eid
+    assert rows["u4"]["email"] == "bob@example.com"
+    assert not any("refused" in n for n in notes(report))
+
+
 def test_demographics_and_location_are_normalised_and_the_report_says_so(tmp_path: Path) -> None:
     result, report = migrate(
         tmp_path,

@@ -50,7 +50,7 @@ from pydantic import ValidationError
 
 from kizuna.domain.customer import MAX_DEVICE_TOKEN_CHARS
 from kizuna.events.custom import vocabulary
-from kizuna.events.inbound import is_customer_id
+from kizuna.events.inbound import EMAIL_PATTERN, MAX_EMAIL_CHARS, is_customer_id
 from kizuna.runtime.config import CustomAttribute, CustomConfig, ValueType
 from kizuna_tools.migrate import shapes
 from kizuna_tools.migrate.attributes import (
@@ -63,8 +63,10 @@ from kizuna_tools.migrate.attributes import (
 )
 from kizuna_tools.migrate.report import Report, Status
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # as customer.upserted's email
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# customer.upserted's own email and phone rules (an address it would refuse is reported on
+# its endpoint, never dropped from the row later); fullmatch: `$` would take a trailing "\n"
+EMAIL = re.compile(EMAIL_PATTERN)
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _LOCALE = re.compile(r"^([a-z]{2})(?:[_-]([A-Za-z]{2}))?$")
 PUSH = {"APNS": "APNS", "GCM": "FCM"}  # Pinpoint channel -> Kizuna push platform
 SKIPPED_CHANNELS = {
@@ -514,7 +516,11 @@ def _row(
         same: list[Endpoint] = []  # the chosen endpoint and the others with its address
         for ep in sorted(by_channel.get(channel, []), key=Endpoint.rank, reverse=True):
             address = ep.data.get("Address")
-            if not isinstance(address, str) or not pattern.match(address):
+            if (
+                not isinstance(address, str)
+                or not pattern.fullmatch(address)
+                or len(address) > MAX_EMAIL_CHARS
+            ):
                 what = "an email address" if channel == "EMAIL" else "an E.164 phone number"
                 items[ep.id].status = Status.NOT_MIGRATED
                 items[ep.id].note(f"its Address is not {what}: left out")
