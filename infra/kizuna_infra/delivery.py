@@ -80,7 +80,7 @@ SIGNING_KEY_CURRENT = "current"
 
 # Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN
 _COMPLETE_SECRET_ARN = re.compile(
-    r"^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:.+-[A-Za-z0-9]{6}$"
+    r"^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:.+-[A-Za-z0-9]{6}\Z"
 )
 
 

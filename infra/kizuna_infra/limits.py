@@ -55,7 +55,7 @@ TEMPLATE_BYTES_PER_PROGRAM = 8_000
 # Headroom kept under each quota for what is not a program (a new function, a new table).
 MARGIN = 0.1
 
-_LOGICAL_ID = re.compile(r"^[A-Za-z0-9]+$")
+_LOGICAL_ID = re.compile(r"^[A-Za-z0-9]+\Z")
 _PROGRAM_METADATA_KEY = "kizuna:program"
 
 

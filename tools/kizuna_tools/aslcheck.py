@@ -36,7 +36,7 @@ PSEUDO = {
     "AWS::StackName": "Kizuna",
     "AWS::NoValue": "",
 }
-_INVALID = re.compile(r'^✕ State machine definition "(?P<file>.*)" is invalid:\s*(?P<rest>.*)$')
+_INVALID = re.compile(r'^✕ State machine definition "(?P<file>.*)" is invalid:\s*(?P<rest>.*)\Z')
 _VALID = re.compile(r'^✓ State machine definition "(?P<file>.*)" is valid')
 
 

@@ -21,7 +21,7 @@ from kizuna.ports import ReportObjects
 
 PREFIX: Final = "reports/"
 LATEST_KEY: Final = "reports/latest.json"
-_DATED = re.compile(r"^reports/(\d{4}-\d{2}-\d{2})\.json$")
+_DATED = re.compile(r"^reports/(\d{4}-\d{2}-\d{2})\.json\Z")
 
 
 def dated_key(day: date, suffix: str = "json") -> str:

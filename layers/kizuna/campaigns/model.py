@@ -37,10 +37,10 @@ VariantName = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,20}$")]
 # customers' local time comes, and each customer is sent at their own.
 EARLIEST_OFFSET = timedelta(hours=14)
 LATEST_OFFSET = timedelta(hours=12)  # UTC-12: the last customers' local time
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z")
 # EventBridge Scheduler expressions: cron(6 fields) or rate(N unit)
-_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
-_RATE = re.compile(r"^rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)\Z")
+_RATE = re.compile(r"^rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)\Z")
 
 
 class _Strict(BaseModel):

@@ -34,14 +34,14 @@ from kizuna.delivery.content import CardContent
 from kizuna.delivery.ledger import CARD_SK
 from kizuna.domain.timestamps import iso
 
-CARD_ID = re.compile(r"^[0-9a-f]{32}$")
+CARD_ID = re.compile(r"^[0-9a-f]{32}\Z")
 # Card token bounds: a token lives at most a day (the shop's backend mints a new one per
 # session); ids are at most 128 characters, so a token is at most ~200 characters.
 TOKEN_MAX_TTL: Final = timedelta(hours=24)
 TOKEN_VERSION: Final = 1
 _HEADER = struct.Struct(">BI")  # version, expires_at
 _MAX_TOKEN_CHARS = 256
-_CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")  # kizuna.events.inbound
+_CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")  # kizuna.events.inbound
 
 Mark = Literal["seen", "clicked"]
 # where a mark is stamped: the ledger entry's field (reports count open_at / click_at)

@@ -545,7 +545,7 @@ class SesEmail:
 
 
 # --- SMS: SNS --------------------------------------------------------------------------------
-_SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$")
+_SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}\Z")
 
 
 class SnsSms:

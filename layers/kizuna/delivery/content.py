@@ -143,7 +143,7 @@ CARD_EXPIRES_MIN_HOURS = 1
 CARD_EXPIRES_MAX_HOURS = 90 * 24
 CARD_EXPIRES_DEFAULT_HOURS = 7 * 24
 # no whitespace, controls, quotes or angle brackets anywhere in a card's URL
-_URL_CHARS = re.compile(r"^[!#$%&()*+,\-./0-9:;=?@A-Z\[\]_a-z~]+$")
+_URL_CHARS = re.compile(r"^[!#$%&()*+,\-./0-9:;=?@A-Z\[\]_a-z~]+\Z")
 
 
 def https_url(value: str) -> str:

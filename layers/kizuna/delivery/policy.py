@@ -64,7 +64,7 @@ __all__ = [
 
 INTERRUPTIVE = frozenset({"sms", "push", "line"})
 CONTACT_DAYS = 7  # how long a send stays in a customer's CONTACT item (the weekly cap)
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
 Platform = Literal["APNS", "FCM"]
 
 

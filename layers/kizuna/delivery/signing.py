@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 TAG_BYTES = 16  # 128 bits: far beyond guessing
-_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 Mac = Callable[[bytes, bytes], bytes]
 """``mac(key, payload)``: a token's tag."""

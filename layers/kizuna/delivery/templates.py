@@ -128,8 +128,8 @@ SUFFIX = ".j2"
 # A LINE template may instead be JSON message objects (Flex, image, imagemap, template).
 LINE_JSON = "line.json"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?\Z")
 _REASON_MAX = 300
 
 # Bounds of one render (see the module's docstring).

@@ -49,7 +49,7 @@ _CHANNELS_BY_CODE = {code: name for name, code in CHANNEL_CODES.items()}
 _HEADER = struct.Struct(">BBII")  # version, channel, issued_at, expires_at
 _LEGACY_HEADER = struct.Struct(">BBI")  # version 1: version, channel, expires_at
 _V2_HEADER = _HEADER  # version 2: the same header, no topic after it
-_TOPIC = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_TOPIC = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 _HEADERS = {VERSION: _HEADER, V2: _V2_HEADER, LEGACY_VERSION: _LEGACY_HEADER}
 _MAX_TOKEN_CHARS = 512
 

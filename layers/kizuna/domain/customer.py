@@ -103,7 +103,7 @@ class PostalAddress(BaseModel):
 
     @model_validator(mode="after")
     def _japanese_postal_code(self) -> PostalAddress:
-        if self.country == "JP" and not re.match(JP_POSTAL_CODE, self.postal_code):
+        if self.country == "JP" and not re.fullmatch(JP_POSTAL_CODE, self.postal_code):
             raise ValueError("postal_code: a Japanese postal code is 123-4567")
         return self
 

@@ -135,7 +135,7 @@ class SendStep(_Strict):
         return data
 
 
-_LOCAL = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_LOCAL = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z")
 
 
 class WaitStep(_Strict):

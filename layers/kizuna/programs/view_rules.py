@@ -29,7 +29,7 @@ from kizuna.programs.pattern_rules import OR, Fields, Hint, condition_problems, 
 from kizuna.programs.view import SEGMENTS_FIELD, view_fields
 from kizuna.runtime.config import CustomAttribute, ValueType
 
-_COUNT = re.compile(r"^count_(\d+)d$")
+_COUNT = re.compile(r"^count_(\d+)d\Z")
 _TEXT_OPERATORS = frozenset({"prefix", "suffix", "wildcard", "equals-ignore-case"})
 _STRINGS = (ValueType.STRING, ValueType.STRING_LIST)
 

@@ -83,12 +83,12 @@ from kizuna.services.campaign import ENDED_EXECUTION, OUTCOMES, campaign_context
 # message objects, kizuna.delivery.line_messages).
 TEMPLATE_FILE: Final = re.compile(
     r"^(?P<template>[a-z][a-z0-9_-]{0,39})/(?P<locale>[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?)/"
-    r"(?:(?P<part>[a-z]+\.[a-z]+)\.j2|(?P<json>line\.json))$"
+    r"(?:(?P<part>[a-z]+\.[a-z]+)\.j2|(?P<json>line\.json))\Z"
 )
 # A template of the library (the templates folder deployed with the function):
 # ``<folder>/<template>``, e.g. ``month-end-sale/sale``.
 LIBRARY_TEMPLATE: Final = re.compile(
-    r"^(?P<folder>[a-z0-9][a-z0-9-]{0,62})/(?P<name>[a-z][a-z0-9_-]{0,39})$"
+    r"^(?P<folder>[a-z0-9][a-z0-9-]{0,62})/(?P<name>[a-z][a-z0-9_-]{0,39})\Z"
 )
 MAX_TEMPLATE_FILES: Final = 200
 # A campaign is stored as one DynamoDB item (400 KB): its definition and all its template
@@ -280,9 +280,9 @@ class CampaignRules:
         the name and description as written (checked on every write, not on a stored
         definition's read: one stored before these rules still loads)."""
         issues: list[CampaignIssue] = []
-        if not _TEXT.match(campaign.name) or not campaign.name.strip():
+        if not _TEXT.fullmatch(campaign.name) or not campaign.name.strip():
             issues.append(CampaignIssue(file, "name", "printable characters, not only spaces"))
-        if len(campaign.description) > MAX_DESCRIPTION or not _DESCRIPTION.match(
+        if len(campaign.description) > MAX_DESCRIPTION or not _DESCRIPTION.fullmatch(
             campaign.description
         ):
             issues.append(

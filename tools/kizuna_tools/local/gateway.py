@@ -48,7 +48,7 @@ MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024  # API Gateway's limit on a request'
 SIGV4_MAX_SKEW_SECONDS: Final = 300
 JWT_LEEWAY_SECONDS: Final = 0
 _TEXT_TYPES = re.compile(
-    r"^(text/.*|application/(json|xml|javascript|ecmascript|x-javascript)|.*\+(json|xml))$"
+    r"^(text/.*|application/(json|xml|javascript|ecmascript|x-javascript)|.*\+(json|xml))\Z"
 )
 METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 Authorization = Literal["NONE", "JWT", "AWS_IAM", "CUSTOM"]
@@ -322,7 +322,7 @@ _SIGNATURE_MISMATCH = (
 _AUTH_HEADER = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
     r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<signed>[a-z0-9;_.-]+), ?"
-    r"Signature=(?P<signature>[0-9a-f]{64})$"
+    r"Signature=(?P<signature>[0-9a-f]{64})\Z"
 )
 
 

@@ -54,10 +54,10 @@ LINE_API_HOSTS: tuple[str, ...] = ("api.line.me", "api-data.line.me")
 # which moto does not mock) Cognito's well-known JWKS of a user pool.
 INTERCEPTED_HOST = re.compile(
     r"^(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws"
-    r"|cognito-idp\.[a-z0-9-]+\.amazonaws\.com)$"
+    r"|cognito-idp\.[a-z0-9-]+\.amazonaws\.com)\Z"
 )
 INTERCEPTED_URL = re.compile(
-    r"^https://(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws)(:443)?(/.*)?$"
+    r"^https://(api(-data)?\.line\.me|[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws)(:443)?(/.*)?\Z"
 )
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 LOCAL_PREFIX = "/_local/"
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
 
 
 def parse_duration(text: str) -> timedelta:

@@ -41,8 +41,8 @@ ENUM_MAX = 10
 ENUM_MIN_CUSTOMERS = 30
 DEFAULT_MAX_LENGTH = 256
 DEFAULT_MAX_ITEMS = 50
-_NUMBER = re.compile(r"^-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_NUMBER = re.compile(r"^-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?\Z")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _TEXT = re.compile(TEXT_PATTERN)
 _LETTERS = re.compile(r"[a-z]+")
 # words that make a name personal data (matched against the name's words)
@@ -161,7 +161,7 @@ def _is_date(value: str) -> bool:
 
 
 def is_text(value: str, max_length: int) -> bool:
-    return len(value) <= max_length and _TEXT.match(value) is not None
+    return len(value) <= max_length and _TEXT.fullmatch(value) is not None
 
 
 def number(value: str | float) -> Decimal | None:

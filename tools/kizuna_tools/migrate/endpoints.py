@@ -67,7 +67,7 @@ from kizuna_tools.migrate.report import Report, Status
 # its endpoint, never dropped from the row later); fullmatch: `$` would take a trailing "\n"
 EMAIL = re.compile(EMAIL_PATTERN)
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_LOCALE = re.compile(r"^([a-z]{2})(?:[_-]([A-Za-z]{2}))?$")
+_LOCALE = re.compile(r"^([a-z]{2})(?:[_-]([A-Za-z]{2}))?\Z")
 PUSH = {"APNS": "APNS", "GCM": "FCM"}  # Pinpoint channel -> Kizuna push platform
 SKIPPED_CHANNELS = {
     "APNS_SANDBOX": "an APNs sandbox (development) token",
@@ -116,7 +116,7 @@ JP_REGIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 PREFECTURE_REGION = {p: r for r, ps in JP_REGIONS.items() for p in ps}
-_PREFECTURE_SUFFIX = re.compile(r"[- ](to|fu|ken|prefecture)$", re.IGNORECASE)
+_PREFECTURE_SUFFIX = re.compile(r"[- ](to|fu|ken|prefecture)\Z", re.IGNORECASE)
 JAPAN = {"JP", "JPN"}
 TIME_ZONES = frozenset(available_timezones())
 

@@ -323,7 +323,7 @@ _EXPR_TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?\Z")
 
 
 def _expr_tokens(body: str, line: int) -> list[tuple[str, str]]:

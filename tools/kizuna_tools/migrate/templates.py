@@ -156,8 +156,8 @@ LANGUAGES = frozenset(
         "zh",
     ]
 )
-_SUFFIX = re.compile(r"^(?P<base>.+?)[_.-](?P<lang>[A-Za-z]{2})(?:[_-](?P<region>[A-Za-z]{2}))?$")
-_KIZUNA_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_SUFFIX = re.compile(r"^(?P<base>.+?)[_.-](?P<lang>[A-Za-z]{2})(?:[_-](?P<region>[A-Za-z]{2}))?\Z")
+_KIZUNA_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?\Z")
 _NULLABLE = {"first_name", "last_name"}
 # Pinpoint paths whose values are arrays of strings (a metric is a number)
 _LISTS = ("Attributes.", "User.UserAttributes.")

@@ -50,10 +50,10 @@ router = APIGatewayHttpRouter()
 CHANNELS: Final = tuple(PARTS)  # email, sms, push, line
 VARIANTS: Final = ("a", "b", "c")
 LOCALES: Final = ("ja", "en")
-_ID: Final = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+_ID: Final = re.compile(r"^[a-z][a-z0-9-]{1,39}\Z")
 _CUSTOMER: Final = re.compile(CUSTOMER_ID_PATTERN)
-_DATE: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits (\d takes "２")
-_TIME: Final = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_DATE: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")  # ASCII digits (\d takes "２")
+_TIME: Final = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z")
 _WEIGHTS: Final = {1: [100], 2: [50, 50], 3: [34, 33, 33]}
 
 
@@ -332,7 +332,7 @@ def preview_page(campaign_id: str) -> Response[str]:
     if wanted:
         if not principal.allows(Role.MARKETER):
             raise console.PageForbidden(Role.MARKETER.value)
-        customer = d.store.get_customer(wanted) if _CUSTOMER.match(wanted) else None
+        customer = d.store.get_customer(wanted) if _CUSTOMER.fullmatch(wanted) else None
         if customer is None:
             error = _t()("preview.no_customer", id=wanted)
     previews = admin.preview(stored, d.now(), customer=customer, locales=LOCALES)

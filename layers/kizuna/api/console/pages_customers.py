@@ -73,7 +73,7 @@ def search() -> Response[str]:
     wanted_id = (event.query_string_parameters or {}).get("id")
     if wanted_id is None:
         return _search_page(principal)
-    if _CUSTOMER_ID.match(wanted_id):
+    if _CUSTOMER_ID.fullmatch(wanted_id):
         return console.redirect(_customer_url(wanted_id, lang))
     return _search_page(
         principal, error=Translator(lang)("customers.invalid_id"), status=422, wanted_id=wanted_id
@@ -150,7 +150,7 @@ def customer_page(customer_id: str) -> Response[str]:
     def not_found(message: str, status: int) -> Response[str]:
         return _search_page(principal, error=message, status=status)
 
-    if not _CUSTOMER_ID.match(customer_id):
+    if not _CUSTOMER_ID.fullmatch(customer_id):
         return not_found(t("customers.invalid_id"), 422)
     if token is not None and not 0 < len(token) <= MAX_TOKEN_CHARS:
         return not_found(t("customers.invalid_page"), 422)

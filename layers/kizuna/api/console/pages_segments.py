@@ -56,7 +56,7 @@ def segments_page() -> Response[str]:
 def segment_page(name: str) -> Response[str]:
     principal = console.page_user(router, Role.VIEWER)
     d = deps(router)
-    segment = segments_of(d).get(name) if _NAME.match(name) else None
+    segment = segments_of(d).get(name) if _NAME.fullmatch(name) else None
     event = router.current_event
     if segment is None:
         return console.render(

@@ -43,11 +43,11 @@ MAX_DATA_BYTES: Final = 8 * 1024  # the template variables, as JSON
 MAX_DATA_DEPTH: Final = 4
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 IDEMPOTENCY_KEY: Final = re.compile(r"^[A-Za-z0-9_.:~-]{1,128}$")
-_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _TEXT = re.compile(TEXT_PATTERN)
 # Session names of an assumed role change with every credential refresh: a machine's keys
 # belong to its role, not to one session.
-_ASSUMED_ROLE = re.compile(r"^(arn:[a-z-]+:sts::\d{12}:assumed-role/[^/]+)/.+$")
+_ASSUMED_ROLE = re.compile(r"^(arn:[a-z-]+:sts::\d{12}:assumed-role/[^/]+)/.+\Z")
 
 
 def _check_data(value: Any, depth: int = 0) -> None:
@@ -62,7 +62,7 @@ def _check_data(value: Any, depth: int = 0) -> None:
         for item in value:
             _check_data(item, depth + 1)
     elif isinstance(value, str):
-        if not _TEXT.match(value):
+        if not _TEXT.fullmatch(value):
             raise ValueError("text must not contain control characters")
     elif value is not None and not isinstance(value, bool | int | float | Decimal):
         raise ValueError("values are text, numbers, booleans, null, lists or objects")
@@ -178,7 +178,7 @@ class Invalid(Exception):
 def _request(principal: Principal) -> TransactionalRequest:
     """The request the send function gets, from the key and the body; or Invalid."""
     key = header(router, IDEMPOTENCY_HEADER)
-    if key is None or not IDEMPOTENCY_KEY.match(key):
+    if key is None or not IDEMPOTENCY_KEY.fullmatch(key):
         raise Invalid.at(
             ["header", IDEMPOTENCY_HEADER], "required: 1-128 letters, digits or . _ : ~ -"
         )
