@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kizuna.domain.timestamps import parse_time
+from kizuna_tools.demo import DEMO_CONFIG
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.engagement import ChannelRates, EngagementModel
 from tests.integration.conftest import DEMO_CHANNELS, ProjectCloud, project_template
@@ -30,12 +31,14 @@ LINE_HOST_PATTERN = r"https://[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws/l/[A-Za
 # half the LINE links clicked, minutes after the send; nothing for email (the branch reads
 # LINE clicks only); the seed makes both sides of the branch taken
 MODEL = EngagementModel(channels={"line": ChannelRates(click=0.5)}, seed=3)
+# the fixture's coupon links to shop.example: declared, so its LINE links are tracked
+CONFIG = {**DEMO_CONFIG, "tracked_links": {"hosts": ["shop.example"]}}
 
 
 @pytest.fixture(scope="module")
 def engagement_template() -> dict[str, Any]:
     """The Kizuna stack with the fixture's program and templates (every channel on)."""
-    return project_template(FIXTURE, **DEMO_CHANNELS)
+    return project_template(FIXTURE, CONFIG, **DEMO_CHANNELS)
 
 
 @pytest.fixture

@@ -881,8 +881,9 @@ class LinePush:
 
     The channel access token comes from ``token_provider`` on every send (cached by the
     provider) and is never logged or put in an error. With ``links``, every http(s) link of
-    the text is rewritten to a signed tracked link (LINE reports no clicks:
-    :mod:`kizuna.delivery.links`), which stamps ``click_at`` on the message's ledger entry.
+    the text to a host the shop declared is rewritten to a signed tracked link (LINE reports
+    no clicks: :mod:`kizuna.delivery.links`), which stamps ``click_at`` on the message's
+    ledger entry; other links are sent as written.
     """
 
     max_addresses = MAX_MULTICAST_RECIPIENTS

@@ -1,9 +1,11 @@
 """Signed tracked links for channels without provider click tracking (LINE), stateless and
 URL-safe.
 
-A LINE text message's http(s) links are rewritten, at send, to ``<base>/l/<token>``: the
-signed-link function (the unsubscribe function's URL) stamps ``click_at`` on the message's
-ledger entry and answers 302 to the target (:mod:`kizuna.services.links`).
+A LINE text message's http(s) links to the hosts the shop declared
+(``tracked_links.hosts``, :class:`kizuna.runtime.config.TrackedLinksConfig`) are rewritten,
+at send, to ``<base>/l/<token>``: the signed-link function (the unsubscribe function's URL)
+stamps ``click_at`` on the message's ledger entry and answers 302 to the target
+(:mod:`kizuna.services.links`). A link to any other host is sent as written.
 
 Token = base64url without padding of::
 
@@ -12,10 +14,12 @@ Token = base64url without padding of::
     HMAC-SHA256(secret, domain | all of the above)[:16]
 
 The target is inside the signed bytes, so no token can redirect anywhere Kizuna did not
-write into a message (no open redirect); only absolute http(s) targets are signed or
-followed. The key is the unsubscribe tokens' (derived ``"unsubscribe"``) with its own
-domain string, so a token of one kind never verifies as the other. Only the canonical
-base64url spelling is accepted. ``verify`` accepts several secrets (current first) so the
+sign. The text is the rendered one, customer data included (a first name that is a URL): so
+only links to a declared host are signed, and the function follows a token only to a
+declared host (no open redirect); only absolute http(s) targets are signed or followed. The
+key is the unsubscribe tokens' (derived ``"unsubscribe"``) with its own domain string, so a
+token of one kind never verifies as the other. Only the canonical base64url spelling is
+accepted. ``verify`` accepts several secrets (current first) so the
 secret can be rotated without breaking links in flight.
 """
 
@@ -31,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict
 
 from kizuna.delivery import signing
+from kizuna.runtime.config import TrackedLinksConfig
 
 VERSION = 1
 LINK_TTL = timedelta(days=90)
@@ -41,6 +46,10 @@ MAX_TARGET_CHARS = 1000
 _MAX_TOKEN_CHARS = 2048
 # An http(s) link in plain text: up to whitespace, or a character a URL never has unescaped.
 LINK_PATTERN = re.compile(r"""https?://[^\s<>"'\u3000-\u30ff\uff00-\uffef]+""", re.IGNORECASE)
+# A link's authority as tracking reads it: a host name and an optional port, nothing else.
+# Credentials, a backslash, percent-escapes or an IP literal are left untracked: a browser
+# may read another host there than :func:`urllib.parse.urlsplit` does.
+_AUTHORITY = re.compile(r"([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]{1,5})?")
 # Punctuation that ends a sentence rather than the link.
 _TRAILING = ".,;:!?)]}"
 
@@ -74,6 +83,23 @@ def valid_target(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def link_host(url: str) -> str | None:
+    """The lower-case host of a link whose authority is a plain host name (and port); None
+    for anything else (no authority, credentials, a backslash, an IP literal...)."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    authority = _AUTHORITY.fullmatch(netloc)
+    return authority.group(1).lower() if authority else None
+
+
+def declared_target(url: str, hosts: TrackedLinksConfig) -> bool:
+    """Whether ``url`` is a valid target on a host the shop declared (any port)."""
+    host = link_host(url) if valid_target(url) else None
+    return host is not None and hosts.declares(host)
 
 
 _mac = signing.domain_mac(b"kizuna/link\x00")
@@ -168,7 +194,8 @@ def _utcnow() -> datetime:
 
 
 class TrackedLinks:
-    """Rewrites the http(s) links of a plain-text message to ``<base>/l/<token>``.
+    """Rewrites the http(s) links of a plain-text message to ``<base>/l/<token>``, those to
+    a host ``hosts`` declares only.
 
     ``base_url`` is the signed-link function's URL (the unsubscribe function URL, or a
     custom domain in front of it); its path and query are dropped. Links live ``ttl``.
@@ -179,6 +206,7 @@ class TrackedLinks:
         base_url: str,
         secret: bytes,
         *,
+        hosts: TrackedLinksConfig,
         ttl: timedelta = LINK_TTL,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -189,6 +217,7 @@ class TrackedLinks:
             raise ValueError("a link secret is required")
         self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self._secret = secret
+        self._hosts = hosts
         self._ttl = ttl
         self._now = now
 
@@ -200,18 +229,30 @@ class TrackedLinks:
         """A link to the signed-link function itself (a tracked or an unsubscribe link)."""
         return url == self._origin or url.startswith(f"{self._origin}/")
 
+    def _tracked(self, found: str) -> str | None:
+        """The link to track in a :data:`LINK_PATTERN` match (without the sentence's
+        trailing punctuation), or None: a link to an undeclared host, to the function
+        itself (already tracked, or an unsubscribe link), or not a valid target (too long,
+        say)."""
+        link = found.rstrip(_TRAILING)
+        if self.is_own(link) or not declared_target(link, self._hosts):
+            return None
+        return link
+
+    def tracks(self, text: str) -> bool:
+        """Whether :meth:`rewrite` changes ``text`` (then it is signed per customer)."""
+        return any(self._tracked(m.group(0)) for m in LINK_PATTERN.finditer(text))
+
     def rewrite(self, text: str, customer_id: str, execution: str, step: str) -> str:
-        """``text`` with every http(s) link replaced by its tracked link; everything else,
-        trailing sentence punctuation included, untouched. A link to the function itself
-        (already tracked, or an unsubscribe link), or one that is not a valid target (too
-        long, say), stays as it is."""
+        """``text`` with every http(s) link to a declared host replaced by its tracked link;
+        everything else, trailing sentence punctuation and other links included, exactly as
+        written."""
 
         def replace(match: re.Match[str]) -> str:
             found = match.group(0)
-            link = found.rstrip(_TRAILING)
-            tail = found[len(link) :]
-            if not valid_target(link) or self.is_own(link):
+            link = self._tracked(found)
+            if link is None:
                 return found
-            return self.url(customer_id, execution, step, link) + tail
+            return self.url(customer_id, execution, step, link) + found[len(link) :]
 
         return LINK_PATTERN.sub(replace, text)

@@ -698,6 +698,70 @@ class WebhookEndpoint(BaseModel):
         return self
 
 
+# A host whose links a LINE text tracks: a lower-case DNS name of two labels or more
+# (``shop.example.com``), or ``*.`` and such a name for its subdomains.
+_DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_TRACKED_HOST = re.compile(rf"(?:\*\.)?{_DNS_LABEL}(?:\.{_DNS_LABEL})+")
+MAX_TRACKED_HOSTS = 20
+
+
+def tracked_host_problem(host: str) -> str | None:
+    """Why ``host`` cannot be declared in ``tracked_links.hosts``, or None. Nothing is
+    normalised: a host is declared exactly as links are compared (lower case, no port)."""
+    if any(c in host for c in ":/?#@[]\\") or any(c.isspace() for c in host):
+        return "a host name only: no scheme, port, path or credentials (shop.example.com)"
+    if host != host.lower():
+        return "must be written in lower case (shop.example.com)"
+    name = host.removeprefix("*.")
+    if "*" in name:
+        return "a wildcard is only a leading '*.' (*.shop.example.com)"
+    if len(name) > 253 or not _TRACKED_HOST.fullmatch(host):
+        return (
+            "not a DNS name: two labels or more of a-z, 0-9 and '-', each 1-63 characters, "
+            "neither starting nor ending with '-', no trailing dot (an internationalised "
+            "name in its xn-- form)"
+        )
+    if name.rsplit(".", 1)[1].isdigit():
+        return "a DNS name, not an IP address"
+    return None
+
+
+class TrackedLinksConfig(BaseModel):
+    """The hosts whose links a LINE text tracks (docs/channels/LINE.md, "Clicks"): a link to
+    any other host is sent as written, never signed, so a URL that reached a message from
+    customer data (a name, an attribute) never becomes a redirect on the shop's link
+    domain. ``shop.example.com`` is that host exactly; ``*.shop.example.com`` its
+    subdomains (not itself). None declared (the default): no link is tracked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hosts: tuple[str, ...] = Field(
+        default=(),
+        max_length=MAX_TRACKED_HOSTS,
+        description="lower-case host names (shop.example.com, *.shop.example.com)",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> TrackedLinksConfig:
+        for host in self.hosts:
+            problem = tracked_host_problem(host)
+            if problem:
+                raise ValueError(f"tracked_links.hosts: {host!r}: {problem}")
+        twice = sorted({h for h in self.hosts if self.hosts.count(h) > 1})
+        if twice:
+            raise ValueError(f"tracked_links.hosts: declared twice: {twice}")
+        return self
+
+    def declares(self, host: str) -> bool:
+        """Whether links to ``host`` (a lower-case host name, without port) are tracked."""
+        return any(
+            (host.endswith(declared[1:]) and len(host) > len(declared) - 1)
+            if declared.startswith("*.")
+            else host == declared
+            for declared in self.hosts
+        )
+
+
 class KizunaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -721,6 +785,7 @@ class KizunaConfig(BaseModel):
         description="the shop's HTTPS endpoints, by name (a step's or campaign's webhook)",
     )
     preferences: PreferencesConfig = PreferencesConfig()
+    tracked_links: TrackedLinksConfig = TrackedLinksConfig()
 
 
 # A configuration reaches each function in its ``KIZUNA_CONFIG`` environment variable, and

@@ -360,13 +360,18 @@ def delivery(s: DeliverySettings) -> Delivery:
 
     # send_with_retry owns retries: botocore's own would stack under it and could resend
     once = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    cfg = load_config(s.KIZUNA_CONFIG)
     key = signing_keys(s.SIGNING_SECRET_ARN)[0]
     links = UnsubscribeLinks(
         s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
     )
-    # LINE reports no clicks: its links go through the same function URL, signed alike
+    # LINE reports no clicks: its links to the shop's declared hosts go through the same
+    # function URL, signed alike
     tracked = TrackedLinks(
-        s.UNSUBSCRIBE_URL, derive_key(key, "unsubscribe"), now=CurrentClock().now
+        s.UNSUBSCRIBE_URL,
+        derive_key(key, "unsubscribe"),
+        hosts=cfg.tracked_links,
+        now=CurrentClock().now,
     )
     sns = boto3.client("sns", config=once)
     channels: dict[str, Channel] = {
@@ -383,7 +388,7 @@ def delivery(s: DeliverySettings) -> Delivery:
     channels["dm"] = DmCollector(
         DynamoStore(boto3.resource("dynamodb"), s.CUSTOMERS_TABLE, s.ACTIVITY_TABLE),
         CurrentClock(),
-        load_config(s.KIZUNA_CONFIG).contact.default_time_zone,
+        cfg.contact.default_time_zone,
     )
     if s.LINE_TOKEN_SECRET_ARN:
         channels["line"] = LinePush(
@@ -393,7 +398,7 @@ def delivery(s: DeliverySettings) -> Delivery:
         channels["line"] = LinePush(
             line_token_from(parameter_name=s.LINE_TOKEN_PARAMETER), links=tracked
         )
-    webhooks = load_config(s.KIZUNA_CONFIG).webhooks
+    webhooks = cfg.webhooks
     if webhooks:
         channels["webhook"] = WebhookPost(webhooks, webhook_key_from())
     # cards need nothing outside Kizuna: kept in the activity table for the shop's site
@@ -570,6 +575,7 @@ def link_click_service() -> LinkClickService:
 
     from kizuna.adapters.dynamodb import DynamoStore
     from kizuna.runtime.clock import CurrentClock
+    from kizuna.runtime.config import load_config
     from kizuna.runtime.settings import link_settings
     from kizuna.services.links import LinkClickService
     from kizuna.services.send import derive_key
@@ -578,7 +584,8 @@ def link_click_service() -> LinkClickService:
     keys = [derive_key(k, "unsubscribe") for k in signing_keys(s.SIGNING_SECRET_ARN)]
     # the customers table is never read here: the store's customers side stays unused
     store = DynamoStore(boto3.resource("dynamodb"), s.ACTIVITY_TABLE, s.ACTIVITY_TABLE)
-    return LinkClickService(keys, store, CurrentClock())
+    # a token is followed only to a host the configuration declares (tracked_links.hosts)
+    return LinkClickService(keys, store, CurrentClock(), load_config(s.KIZUNA_CONFIG).tracked_links)
 
 
 def line_webhook_service() -> LineWebhookService:

@@ -7,6 +7,9 @@
   302 to the token's target, stamped or not (the customer came for the page).
 - A forged, tampered, expired or malformed token records nothing and redirects nowhere: a
   400 page (no open redirect). Only http(s) targets exist in a genuine token.
+- So does a genuine token whose target's host the configuration does not declare
+  (``tracked_links.hosts``): one signed before hosts were declared, or for a host since
+  removed, leads nowhere.
 - Only ``GET`` (stamps) and ``HEAD`` (redirects, stamps nothing) are served; the log keeps
   the outcome, never the customer or the target.
 """
@@ -16,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from kizuna.delivery.links import PATH_PREFIX, InvalidLink, verify
+from kizuna.delivery.links import PATH_PREFIX, InvalidLink, declared_target, verify
 from kizuna.domain.timestamps import iso
 from kizuna.runtime.clock import Clock
+from kizuna.runtime.config import TrackedLinksConfig
 from kizuna.runtime.observability import logger
 
 TRACKED_CHANNEL = "line"
@@ -59,10 +63,17 @@ def _refused(status: int = 400) -> dict[str, Any]:
 
 
 class LinkClickService:
-    def __init__(self, secrets: Sequence[bytes], store: ClickStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        secrets: Sequence[bytes],
+        store: ClickStore,
+        clock: Clock,
+        hosts: TrackedLinksConfig,
+    ) -> None:
         self.secrets = list(secrets)
         self.store = store
         self.clock = clock
+        self.hosts = hosts
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         http = event.get("requestContext", {}).get("http", {})
@@ -77,6 +88,9 @@ class LinkClickService:
             claims = verify(self.secrets, token, now)
         except InvalidLink as exc:
             logger.warning("link click refused", reason=exc.reason)
+            return _refused()
+        if not declared_target(claims.target, self.hosts):
+            logger.warning("link click refused", reason="undeclared_host")
             return _refused()
         stamped = method == "GET" and self.store.stamp_message(
             claims.customer_id,

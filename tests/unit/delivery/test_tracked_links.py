@@ -1,33 +1,46 @@
-"""Tracked LINE links (issue 19, item 2): links rewritten at send, a genuine click stamps
-``click_at`` once and redirects, anything else records nothing and redirects nowhere."""
+"""Tracked LINE links (issue 19, item 2): links to the shop's declared hosts rewritten at
+send, a genuine click stamps ``click_at`` once and redirects, anything else (a link to
+another host among them) records nothing and redirects nowhere."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from kizuna.delivery.channels import HttpResponse, LinePush, OutboundMessage
 from kizuna.delivery.content import LineContent
-from kizuna.delivery.links import InvalidLink, TrackedLinks, sign, verify
+from kizuna.delivery.links import InvalidLink, TrackedLinks, link_host, sign, verify
+from kizuna.delivery.templates import Renderer, build_context
 from kizuna.delivery.unsubscribe import sign as sign_unsubscribe
+from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
+from kizuna.events import CustomerUpserted
+from kizuna.programs.bundle import REPO_ROOT
 from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import DEFAULT_BEST_SELLERS, KizunaConfig, TrackedLinksConfig
 from kizuna.services.links import LinkClickService
+from kizuna_tools.demo import DEMO_CONFIG
 from kizuna_tools.fakes import MemoryStore
+from kizuna_tools.simulation import catalog
 
 SECRET = b"k" * 32
 BASE = "https://abc123.lambda-url.us-east-1.on.aws/"
 NOW = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
 CID, EXECUTION, STEP = "cust_0001", "points-nudge-cust_0001-20260105", "send-1"
 TARGET = "https://shop.example/sale?utm=line&x=1"
+# the shop's declared host (tracked_links.hosts): only links to it are tracked
+HOSTS = TrackedLinksConfig(hosts=("shop.example",))
+EVIL = "https://evil.example/login"
 
 
-def links(now: datetime = NOW) -> TrackedLinks:
-    return TrackedLinks(BASE, SECRET, now=lambda: now)
+def links(now: datetime = NOW, hosts: TrackedLinksConfig = HOSTS) -> TrackedLinks:
+    return TrackedLinks(BASE, SECRET, hosts=hosts, now=lambda: now)
 
 
 def line_message(text: str) -> OutboundMessage:
@@ -72,8 +85,10 @@ def store() -> MemoryStore:
     return memory
 
 
-def service(store: MemoryStore, at: datetime = NOW) -> LinkClickService:
-    return LinkClickService([SECRET], store, FixedClock(at))
+def service(
+    store: MemoryStore, at: datetime = NOW, hosts: TrackedLinksConfig = HOSTS
+) -> LinkClickService:
+    return LinkClickService([SECRET], store, FixedClock(at), hosts)
 
 
 # --- rewriting -------------------------------------------------------------------------------
@@ -111,6 +126,92 @@ def test_text_without_links_and_the_functions_own_links_are_untouched() -> None:
     http = Http()
     LinePush(lambda: "t", http).send(line_message(f"no tracking {TARGET}"))
     assert http.bodies[0]["messages"][0]["text"] == f"no tracking {TARGET}"
+
+
+def test_a_url_from_customer_data_is_sent_as_written_never_signed() -> None:
+    """A first name that is a URL (customer.upserted takes it) renders into a LINE text:
+    its host is not declared, so it goes out as written, and no token leads to it."""
+    # given: the customer's first name is a phishing URL, and the cart template renders it
+    event = CustomerUpserted(customer_id=CID, occurred_at=NOW, first_name=EVIL)
+    customer = Customer(customer_id=CID, first_name=event.first_name, line_user_id="U" + "0" * 32)
+    context = build_context(
+        customer,
+        program="cart-abandonment",
+        step="cart",
+        loyalty_config=KizunaConfig().loyalty,
+        locale="en",
+        extra={"cart": None},
+    )
+    content = Renderer(REPO_ROOT / "templates").render(
+        "cart-abandonment", "cart", "line", "en", context
+    )
+    assert isinstance(content, LineContent) and EVIL in content.text
+    # when: it is sent, with the shop's host declared
+    http = Http()
+    LinePush(lambda: "t", http, links=links()).send(line_message(content.text))
+    # then: the text is as rendered: no link on the function's URL at all
+    assert http.bodies[0]["messages"][0]["text"] == content.text
+    assert BASE not in http.bodies[0]["messages"][0]["text"]
+
+
+def test_only_links_to_a_declared_host_are_tracked() -> None:
+    text = f"Hi {EVIL}, your sale: {TARGET}"
+    rewritten = links().rewrite(text, CID, EXECUTION, STEP)
+    assert rewritten.startswith(f"Hi {EVIL}, your sale: {BASE}l/")
+    assert verify(SECRET, token_of(rewritten.rsplit(" ", 1)[1]), NOW).target == TARGET
+    # none declared (the default): nothing is tracked
+    assert KizunaConfig().tracked_links.hosts == ()
+    assert links(hosts=TrackedLinksConfig()).rewrite(text, CID, EXECUTION, STEP) == text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example.evil.example/",
+        "https://evilshop.example/",
+        "https://shop.example@evil.example/",  # credentials: the host is evil.example
+        "https://evil.example\\@shop.example/",  # a browser's host: evil.example
+        "https://user:pw@shop.example/",
+        "https://shop.example./",
+        "https://shop%2Eexample/",
+        "https://[::1]/",
+        "https://www.shop.example/",  # a subdomain: only with *.shop.example
+    ],
+)
+def test_a_link_that_only_looks_like_the_declared_host_is_not_tracked(url: str) -> None:
+    assert links().rewrite(f"see {url} now", CID, EXECUTION, STEP) == f"see {url} now"
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("HTTPS://SHOP.EXAMPLE/Sale", "shop.example"),
+        ("https://shop.example:8443/a", "shop.example"),
+        ("https://www.shop.example/a", "*.shop.example"),
+        ("https://a.b.shop.example/a", "*.shop.example"),
+    ],
+)
+def test_a_link_to_a_declared_host_is_tracked(url: str, host: str) -> None:
+    rewritten = links(hosts=TrackedLinksConfig(hosts=(host,))).rewrite(
+        f"see {url} now", CID, EXECUTION, STEP
+    )
+    assert rewritten.startswith(f"see {BASE}l/") and rewritten.endswith(" now")
+    assert verify(SECRET, token_of(rewritten.split(" ")[1]), NOW).target == url
+
+
+def test_a_wildcard_covers_subdomains_only() -> None:
+    wildcard = TrackedLinksConfig(hosts=("*.shop.example",))
+    assert wildcard.declares("www.shop.example") and wildcard.declares("a.b.shop.example")
+    assert not wildcard.declares("shop.example")
+    assert not wildcard.declares("evilshop.example")
+
+
+def test_the_demo_declares_the_hosts_of_its_product_links() -> None:
+    """``make demo`` still tracks its LINE links (the recommendations' product URLs)."""
+    hosts = KizunaConfig.model_validate(DEMO_CONFIG).tracked_links
+    urls = [p.url for p in DEFAULT_BEST_SELLERS] + [p["url"] for p in catalog()]
+    undeclared = {u for u in urls if not hosts.declares(link_host(u) or "")}
+    assert not undeclared
 
 
 def test_a_batch_with_tracked_links_is_pushed_per_customer_not_multicast() -> None:
@@ -195,6 +296,20 @@ def test_anything_but_a_genuine_unexpired_token_records_nothing_and_never_redire
     assert "click_at" not in store.messages[(CID, f"MSG#{EXECUTION}#{STEP}")]
 
 
+def test_a_genuine_token_to_an_undeclared_host_records_nothing_and_never_redirects(
+    store: MemoryStore,
+) -> None:
+    """Signed before the shop declared its hosts (or for a host since removed): the link
+    function follows a token to a declared host only."""
+    evil = sign(SECRET, CID, EXECUTION, STEP, EVIL, NOW + timedelta(days=1))
+    declared = token_of(links().url(CID, EXECUTION, STEP, TARGET))
+    for token, hosts in ((evil, HOSTS), (declared, TrackedLinksConfig())):
+        answer = service(store, hosts=hosts).handle(request("/l/" + token))
+        assert answer["statusCode"] == 400
+        assert "Location" not in answer["headers"]
+        assert "click_at" not in store.messages[(CID, f"MSG#{EXECUTION}#{STEP}")]
+
+
 def test_verify_names_the_reason() -> None:
     expired = sign(SECRET, CID, EXECUTION, STEP, TARGET, NOW)
     with pytest.raises(InvalidLink) as info:
@@ -218,3 +333,43 @@ def test_a_click_on_an_email_entry_is_not_stamped(store: MemoryStore) -> None:
     path = "/l/" + token_of(links().url(CID, EXECUTION, STEP, TARGET))
     assert service(store).handle(request(path))["statusCode"] == 302
     assert "click_at" not in store.messages[(CID, f"MSG#{EXECUTION}#{STEP}")]
+
+
+# --- declaring hosts -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("https://shop.example.com", "no scheme, port, path or credentials"),
+        ("shop.example.com/sale", "no scheme, port, path or credentials"),
+        ("shop.example.com:443", "no scheme, port, path or credentials"),
+        ("user@shop.example.com", "no scheme, port, path or credentials"),
+        (" shop.example.com", "no scheme, port, path or credentials"),
+        ("Shop.Example.com", "lower case"),
+        ("shop.*.com", "a wildcard is only a leading"),
+        ("*", "a wildcard is only a leading"),
+        ("localhost", "not a DNS name"),
+        ("*.com", "not a DNS name"),
+        ("shop.example.com.", "not a DNS name"),
+        ("-shop.example.com", "not a DNS name"),
+        ("shop_1.example.com", "not a DNS name"),
+        ("ショップ.example", "not a DNS name"),
+        ("", "not a DNS name"),
+        ("192.168.0.1", "not an IP address"),
+    ],
+)
+def test_a_host_that_is_not_a_lower_case_dns_name_is_refused_as_written(
+    host: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=r"tracked_links\.hosts: .*" + re.escape(problem)):
+        KizunaConfig.model_validate({"tracked_links": {"hosts": [host]}})
+
+
+def test_hosts_are_declared_once_and_kept_as_written() -> None:
+    with pytest.raises(ValidationError, match="declared twice"):
+        TrackedLinksConfig(hosts=("shop.example.com", "shop.example.com"))
+    hosts = ("shop.example.com", "*.shop.example.com", "xn--eckwd4c7c.xn--zckzah")
+    assert KizunaConfig.model_validate({"tracked_links": {"hosts": hosts}}).tracked_links == (
+        TrackedLinksConfig(hosts=hosts)
+    )
