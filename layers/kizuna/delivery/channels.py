@@ -916,8 +916,9 @@ class LinePush:
     def _tracks_links(self, content: LineContent) -> bool:
         """Whether the content's text gets per-customer tracked links (then it cannot be one
         multicast: each customer's links are signed for them)."""
-        return self._links is not None and any(
-            o.get("type") == "text" and "http" in str(o.get("text", ""))
+        links = self._links
+        return links is not None and any(
+            o.get("type") == "text" and links.tracks(str(o.get("text", "")))
             for o in content.message_objects()
         )
 

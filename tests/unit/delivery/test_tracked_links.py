@@ -238,6 +238,29 @@ def test_a_batch_with_tracked_links_is_pushed_per_customer_not_multicast() -> No
     assert owners == {"c0", "c1", "c2"}
 
 
+def test_identical_texts_are_multicast_exactly_when_the_rewrite_leaves_them_alone() -> None:
+    """The multicast decision reads links as the rewrite does: an upper-case scheme is a
+    link (pushed per customer, tracked), a link to an undeclared host is not (one
+    multicast, as written)."""
+    http = Http()
+    push = LinePush(lambda: "t", http, links=links())
+    customers = [
+        line_message("x").model_copy(update={"customer_id": f"c{i}", "address": f"U{i:032d}"})
+        for i in range(3)
+    ]
+    upper = "SALE HTTPS://SHOP.EXAMPLE/SALE"
+    elsewhere = f"see {EVIL}"
+    batch = [m.model_copy(update={"content": LineContent(text=upper)}) for m in customers]
+    batch += [m.model_copy(update={"content": LineContent(text=elsewhere)}) for m in customers]
+    assert all(not isinstance(o, Exception) for o in push.send_many(batch))
+    single = [b for b in http.bodies if isinstance(b["to"], str)]
+    (multi,) = [b for b in http.bodies if isinstance(b["to"], list)]
+    assert len(single) == 3 and multi["messages"][0]["text"] == elsewhere
+    for body in single:
+        tracked = body["messages"][0]["text"].split(" ")[1]
+        assert verify(SECRET, token_of(tracked), NOW).target == "HTTPS://SHOP.EXAMPLE/SALE"
+
+
 # --- clicks ----------------------------------------------------------------------------------
 
 
