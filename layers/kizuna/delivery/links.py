@@ -44,8 +44,12 @@ _HEADER = struct.Struct(">BI")  # version, expires_at
 _LENGTH = struct.Struct(">H")
 MAX_TARGET_CHARS = 1000
 _MAX_TOKEN_CHARS = 2048
-# An http(s) link in plain text: up to whitespace, or a character a URL never has unescaped.
-LINK_PATTERN = re.compile(r"""https?://[^\s<>"'\u3000-\u30ff\uff00-\uffef]+""", re.IGNORECASE)
+# An http(s) link in plain text (the scheme in any case): up to whitespace, a control
+# character, ``<>"'``, or the first character outside ASCII. A URI has only ASCII unescaped
+# (RFC 3986), so a kanji, kana or full-width character ends the link: "詳細は
+# https://shop.example/sale本日まで" links .../sale. (The class is case-sensitive on purpose:
+# ignoring case, "k" and "s" would match their non-ASCII case variants, and end the link.)
+LINK_PATTERN = re.compile(r"""(?ai:https?)://[^\x00-\x20<>"'\x7f-\U0010ffff]+""")
 # A link's authority as tracking reads it: a host name and an optional port, nothing else.
 # Credentials, a backslash, percent-escapes or an IP literal are left untracked: a browser
 # may read another host there than :func:`urllib.parse.urlsplit` does.

@@ -116,6 +116,33 @@ def test_the_sent_line_body_carries_tracked_links_and_the_rest_untouched() -> No
     assert second.target == "http://shop.example/a"
 
 
+@pytest.mark.parametrize(
+    ("text", "target", "after"),
+    [
+        ("詳細はhttps://shop.example/sale本日まで", "https://shop.example/sale", "本日まで"),
+        ("「https://shop.example/a」をご覧ください", "https://shop.example/a", "」をご覧ください"),
+        ("https://shop.example/aをタップ", "https://shop.example/a", "をタップ"),
+        ("https://shop.example/a。", "https://shop.example/a", "。"),
+        ("https://shop.example/a（期間限定）", "https://shop.example/a", "（期間限定）"),
+        ("https://shop.example/ａｂ", "https://shop.example/", "ａｂ"),
+        ("https://shop.example/café", "https://shop.example/caf", "é"),
+        ("https://shop.example/ask?k=s\u3000です", "https://shop.example/ask?k=s", "\u3000です"),
+        ("https://shop.example/%E6%9C%AC日", "https://shop.example/%E6%9C%AC", "日"),
+        ("https://shop.example/a\x01b", "https://shop.example/a", "\x01b"),
+    ],
+)
+def test_a_link_ends_at_the_first_character_outside_ascii(
+    text: str, target: str, after: str
+) -> None:
+    """A URI has only ASCII unescaped (RFC 3986): a kanji, kana, full-width or accented
+    letter right after a link is the sentence's, not the link's."""
+    rewritten = links().rewrite(text, CID, EXECUTION, STEP)
+    start = rewritten.index(BASE)
+    tracked = rewritten[start:].removesuffix(after)
+    assert rewritten == text[: text.index("http")] + tracked + after
+    assert verify(SECRET, token_of(tracked), NOW).target == target
+
+
 def test_text_without_links_and_the_functions_own_links_are_untouched() -> None:
     tracked = links()
     assert (
