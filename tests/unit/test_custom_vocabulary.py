@@ -181,6 +181,9 @@ def test_declared_attributes_are_folded_onto_the_customer_typed_as_stored() -> N
         ({"interests": ["a", "b", "c", "d"]}, "detail.attributes.interests"),  # over max_items
         ({"nickname": "Hanako\u202e"}, "detail.attributes.nickname"),  # a bidi override
         ({"score": 1e13}, "detail.attributes.score"),  # beyond +-1e12
+        # NaN and Infinity are not JSON numbers (Python's json reads and writes them)
+        ({"score": float("nan")}, "detail.attributes.score"),
+        ({"score": float("-inf")}, "detail.attributes.score"),
     ],
 )
 def test_a_bad_attribute_is_rejected_naming_it_and_never_echoing_the_value(
@@ -240,6 +243,25 @@ def test_an_events_attributes_over_the_items_budget_are_rejected_at_validation()
     assert "detail.attributes" in letter.reason and str(MAX_ATTRIBUTES_BYTES) in letter.reason
     assert set(store.customers["c1"].attributes) == {"notes_0"}
     assert "attributes.notes_1" not in store.customers["c1"].stamps
+
+
+def test_a_nan_on_the_queue_is_dead_lettered_at_once_and_the_batch_goes_on() -> None:
+    # given a batch whose first event carries NaN (in an attribute, in a custom event's
+    # field) and a good event after it
+    store = MemoryStore()
+    svc, dlq = service(store)
+    nan_attribute = upsert(T, "ev-1", {"score": float("nan")})
+    nan_field = wishlist(T, "ev-2", price=float("nan"))
+    # when ingest takes it
+    response = deliver(svc, nan_attribute, nan_field, app_opened(T, "ev-3"))
+    # then the NaN events are refused as invalid (not retried as a crash), the rest applied
+    assert response == {"batchItemFailures": []}
+    assert [(d.message_id, d.error_type) for d in dlq.letters] == [
+        ("m0", "InvalidEvent"),
+        ("m1", "InvalidEvent"),
+    ]
+    assert "finite" in dlq.letters[0].reason
+    assert store.customers["c1"].behaviour["app.opened"].total == 1
 
 
 def test_250_attributes_of_256_characters_fit() -> None:

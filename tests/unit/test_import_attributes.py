@@ -173,3 +173,45 @@ def test_csv_push_tokens(tmp_path: Path) -> None:
     assert sorted(d.token for d in store.customers["c1"].devices.values()) == sorted(
         [TOKEN, f"x:{TOKEN}"]
     )
+
+
+def test_a_nan_or_infinite_number_rejects_its_row_and_the_others_import(tmp_path: Path) -> None:
+    # Given customers whose spend is NaN or Infinity (Python reads both, from a CSV cell as
+    # from a JSON line), between good rows
+    csv_path = tmp_path / "customers.csv"
+    csv_path.write_text(
+        "customer_id,email,attributes.spend\n"
+        "c1,a@example.jp,1200\nc2,b@example.jp,NaN\nc3,c@example.jp,-Infinity\n"
+    )
+    lines = tmp_path / "customers.jsonl"
+    lines.write_text(
+        '{"customer_id": "c4", "attributes": {"spend": 5}}\n'
+        '{"customer_id": "c5", "attributes": {"spend": NaN}}\n'
+        '{"customer_id": "c6", "attributes": {"spend": Infinity}}\n'
+    )
+    for path, good, bad in ((csv_path, "c1", [3, 4]), (lines, "c4", [2, 3])):
+        # When it is imported with partial
+        store = MemoryStore()
+        report = import_file("customers", path, store, CFG, NOW, partial=True, as_of=NOW)
+        # Then the bad rows are reported naming the attribute, and the good one is written
+        assert [e.row for e in report.errors] == bad, path.name
+        assert all(e.error.startswith("attributes.spend") for e in report.errors)
+        assert set(store.customers) == {good}
+
+
+def test_the_import_command_reports_a_nan_row_instead_of_crashing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kizuna_tools.cli import app
+
+    config = tmp_path / "config.json"
+    config.write_text('{"custom": {"attributes": [{"name": "score", "type": "number"}]}}')
+    path = tmp_path / "customers.csv"
+    path.write_text(
+        "customer_id,updated_at,attributes.score\n"
+        "c1,2025-12-01T00:00:00+00:00,1200\nc2,2025-12-01T00:00:00+00:00,NaN\n"
+    )
+    args = ["import", "customers", str(path), "--config", str(config), "--partial", "--dry-run"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

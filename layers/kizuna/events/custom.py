@@ -60,6 +60,8 @@ from kizuna.runtime.config import (
 
 
 def _bounded(value: Decimal) -> Decimal:
+    if not value.is_finite():  # NaN cannot even be compared: refuse it before anything
+        raise ValueError("a finite number (not NaN or Infinity)")
     if not Decimal("-1e12") <= value <= Decimal("1e12"):
         raise ValueError("a number within -1e12..1e12")
     exponent = value.as_tuple().exponent
@@ -70,7 +72,8 @@ def _bounded(value: Decimal) -> Decimal:
 
 # Numbers a custom attribute or field may hold (DynamoDB keeps 38 digits; EventBridge numeric
 # matching is exact within +-5e9, see kizuna.programs.pattern_rules).
-# A JSON number, never a string ("1" is refused: nothing is silently converted).
+# A JSON number, never a string ("1" is refused: nothing is silently converted), and never
+# NaN or Infinity (Python's json reads them; they are not JSON numbers).
 CustomNumber = Annotated[
     StrictInt | StrictFloat,
     AfterValidator(lambda v: Decimal(str(v))),
