@@ -189,13 +189,17 @@ def test_a_nan_or_infinite_number_rejects_its_row_and_the_others_import(tmp_path
         '{"customer_id": "c5", "attributes": {"spend": NaN}}\n'
         '{"customer_id": "c6", "attributes": {"spend": Infinity}}\n'
     )
-    for path, good, bad in ((csv_path, "c1", [3, 4]), (lines, "c4", [2, 3])):
+    cases = (
+        (csv_path, "c1", [3, 4], "attributes.spend: "),
+        (lines, "c4", [2, 3], "invalid JSON: "),  # (strict_json: they are not JSON)
+    )
+    for path, good, bad, why in cases:
         # When it is imported with partial
         store = MemoryStore()
         report = import_file("customers", path, store, CFG, NOW, partial=True, as_of=NOW)
-        # Then the bad rows are reported naming the attribute, and the good one is written
+        # Then the bad rows are reported saying why, and the good one is written
         assert [e.row for e in report.errors] == bad, path.name
-        assert all(e.error.startswith("attributes.spend") for e in report.errors)
+        assert all(e.error.startswith(why) for e in report.errors), report.errors
         assert set(store.customers) == {good}
 
 

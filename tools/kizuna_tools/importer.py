@@ -186,6 +186,8 @@ def _json_row(line: str) -> dict[str, Any]:
         return {"__error__": f"invalid JSON: {exc.msg}"}
     except strict_json.RepeatedKey as exc:  # {"email": "a@x", "email": "b@x"}
         return {"__error__": str(exc)}
+    except strict_json.NotJsonNumber as exc:  # {"total": NaN}: Python reads it, JSON has none
+        return {"__error__": f"invalid JSON: {exc}"}
     return value if isinstance(value, dict) else {"__error__": "not an object"}
 
 

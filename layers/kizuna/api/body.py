@@ -5,7 +5,7 @@ its body is looked at), and answer 413 past the bound, 400 for what is not JSON.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 
 from aws_lambda_powertools.event_handler.exceptions import (
     BadRequestError,
@@ -13,10 +13,6 @@ from aws_lambda_powertools.event_handler.exceptions import (
 )
 
 from kizuna.domain import strict_json
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def json_body(router: Any, limit: int) -> Any:
@@ -36,7 +32,7 @@ def json_body(router: Any, limit: int) -> Any:
     if size > limit:
         raise RequestEntityTooLargeError(f"the body is {size} bytes; at most {limit}")
     try:
-        return strict_json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        return strict_json.loads(text, parse_float=Decimal)  # NaN: not JSON
     except strict_json.RepeatedKey as error:  # which of the two values was meant?
         raise BadRequestError(f"the body is not valid: {error} in one object") from error
     except (ValueError, RecursionError) as error:

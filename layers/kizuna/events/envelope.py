@@ -164,15 +164,19 @@ class Envelope(BaseModel):
 
 
 def parse_envelope(raw: str | dict[str, Any]) -> Envelope:
-    """The event's envelope; EventRejected (``InvalidEnvelope``) if it is not one, or if an
-    object in it gives a key twice (which value a reader takes is the reader's: EventBridge's
-    rule matching could read one, ingest another). The reason does not name the key (a
-    free-form key can be personal data)."""
+    """The event's envelope; EventRejected (``InvalidEnvelope``) if it is not one, if a
+    number in it is ``NaN`` or ``Infinity`` (not JSON, which pydantic's parser reads), or if
+    an object in it gives a key twice (which value a reader takes is the reader's:
+    EventBridge's rule matching could read one, ingest another). The reason does not name
+    the key (a free-form key can be personal data)."""
     if isinstance(raw, str):
         try:
             strict_json.loads(raw)
         except strict_json.RepeatedKey:
             reason = "an object in the event gives a key twice"
+            raise EventRejected("InvalidEnvelope", reason) from None
+        except strict_json.NotJsonNumber:  # pydantic's parser would read it
+            reason = "a number in the event is NaN or Infinity (not JSON)"
             raise EventRejected("InvalidEnvelope", reason) from None
         except (ValueError, RecursionError):
             pass  # not JSON: pydantic says where, below
