@@ -225,9 +225,51 @@ def test_rows_are_never_merged_padded_truncated_or_read_twice(tmp_path: Path) ->
     again = {**order, "lines": [{"product_id": "p", "quantity": 1, "unit_price": "100"}]}
     path = write(tmp_path, "o.jsonl", f"{json.dumps(order)}\n{json.dumps(again)}\n")
     report = import_file("orders", path, None, CFG, T0)
+    # (which line is the order? neither: a re-run with the right one must not find the
+    # wrong one already folded)
     assert [(e.row, e.error) for e in report.errors] == [
-        (2, "order_id o1 is also on row 1: one line per order")
+        (1, "order_id o1 is also on row 2: one line per order"),
+        (2, "order_id o1 is also on row 1: one line per order"),
     ]
+
+
+def test_a_json_lines_order_is_one_line_never_grouped_with_another(tmp_path: Path) -> None:
+    at = {"customer_id": "c1", "ordered_at": "2026-01-05T10:00:00Z"}
+    line = {"product_id": "p1", "quantity": 1, "unit_price": 100}
+    flat = {"order_id": "o1", **at, "product_id": "p2", "quantity": 2, "unit_price": 5000}
+    cases = {
+        # a whole order, then an order line written flat with the same id: the flat line
+        # was dropped while both were counted as imported
+        "whole-then-flat.jsonl": (
+            [{"order_id": "o1", **at, "lines": [line]}, flat],
+            [
+                (1, "order_id o1 is also on row 2: one line per order"),
+                (2, "order_id o1 is also on row 1: one line per order"),
+            ],
+        ),
+        # two flat lines of one id were merged into one order of two lines
+        "flat-twice.jsonl": (
+            [{**flat, "product_id": "p1"}, flat, {"order_id": "o2", **at, "lines": [line]}, flat],
+            [
+                (1, "order_id o1 is also on rows 2, 4: one line per order"),
+                (2, "order_id o1 is also on rows 1, 4: one line per order"),
+                (4, "order_id o1 is also on rows 1, 2: one line per order"),
+            ],
+        ),
+        # a single flat line is not an order either
+        "flat.jsonl": (
+            [flat, {"order_id": "o2", **at, "lines": [line]}],
+            [(1, "lines: required (a JSON line is one whole order, with its lines array)")],
+        ),
+    }
+    for name, (rows, errors) in cases.items():
+        path = write(tmp_path, name, "".join(json.dumps(r) + "\n" for r in rows))
+        store = MemoryStore()
+        report = import_file("orders", path, store, CFG, T0, partial=True)
+        assert [(e.row, e.error) for e in report.errors] == errors, name
+        assert report.rows == len(rows) and report.imported == len(rows) - len(errors), name
+        orders = store.customers["c1"].order_count if "c1" in store.customers else 0
+        assert orders == report.imported, name
 
 
 @pytest.mark.parametrize(

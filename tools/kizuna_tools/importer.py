@@ -29,7 +29,8 @@ Orders columns: CSV has one row per order line: ``order_id``, ``customer_id``,
 ``ordered_at`` (ISO 8601 with offset), ``product_id``, ``category``, ``quantity``,
 ``unit_price``, ``total`` (optional, defaults to the sum of the lines), ``currency``
 (default JPY), ``channel`` (web/app/store, default store), ``cancelled_at`` (optional).
-JSON Lines has one order per line with the same keys and a ``lines`` array.
+JSON Lines has one order per line with the same keys and a ``lines`` array (a line without
+it is rejected; an order id on two lines rejects both).
 
 A column (or JSON key) that is none of these rejects the row: a misspelled ``totl`` or
 ``curency`` is never silently ignored. Nothing is written when any row is rejected unless
@@ -145,17 +146,20 @@ def _csv_header(fieldnames: Sequence[str] | None) -> None:
         raise ImportFileError(f"row 1: {', '.join(map(repr, repeated))} given twice")
 
 
+JSON_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})  # JSON Lines: one record a line
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number, row) pairs; CSV rows count from 2 (the header is row 1). A row that
     cannot be one (invalid JSON, fewer or more values than the header) comes as
     ``{"__error__": why}``; a file that cannot be read raises :class:`ImportFileError`."""
     suffix = path.suffix.lower()
-    if suffix not in {".jsonl", ".ndjson", ".json", ".csv", ".tsv"}:
+    if suffix not in {*JSON_SUFFIXES, ".csv", ".tsv"}:
         raise ValueError(f"{path.name}: use .csv, .tsv or .jsonl")
     number = 1
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            if suffix in {".jsonl", ".ndjson", ".json"}:
+            if suffix in JSON_SUFFIXES:
                 for number, line in enumerate(fh, start=1):
                     if not line.strip():
                         continue
@@ -404,25 +408,18 @@ def _decimal(value: Any, column: str) -> Decimal:
 
 
 def group_order_rows(
-    rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport
+    rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport, *, json_lines: bool = False
 ) -> Iterator[tuple[list[int], dict[str, Any]]]:
-    """CSV order lines -> one order dict each (JSONL rows already are orders)."""
+    """(row numbers, order) pairs: CSV order lines grouped by ``order_id``; a JSON Lines file
+    has one whole order per line (``json_lines``)."""
+    if json_lines:
+        yield from _json_orders(rows, report)
+        return
     orders: dict[str, tuple[list[int], dict[str, Any]]] = {}
-    whole: dict[str, int] = {}  # JSON Lines: the row of each order id
     for number, row in rows:
         report.rows += 1
         if "__error__" in row:
             report.errors.append(RowError(number, row["__error__"]))
-            continue
-        if "lines" in row:  # JSON Lines: a whole order
-            oid = row.get("order_id")
-            if isinstance(oid, str) and oid in whole:
-                error = f"order_id {oid} is also on row {whole[oid]}: one line per order"
-                report.errors.append(RowError(number, error))
-                continue
-            if isinstance(oid, str):
-                whole[oid] = number
-            yield [number], row
             continue
         oid = row.get("order_id")
         try:
@@ -441,6 +438,44 @@ def group_order_rows(
         line = {k: row.get(k) for k in LINE_COLUMNS}
         order["lines"].append({k: v for k, v in line.items() if not _blank(v)})
     yield from orders.values()
+
+
+def _json_orders(
+    rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport
+) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    """JSON Lines orders: one whole order a line, with its ``lines`` array. An order id on two
+    lines rejects both (which is the order? neither is imported, so a re-run with the line
+    fixed is not shadowed by an order already folded), naming the other rows; a line without
+    ``lines`` (an order line written flat) is refused, never grouped with another."""
+    by_id: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+    others: list[tuple[int, dict[str, Any]]] = []
+    for number, row in rows:
+        report.rows += 1
+        if "__error__" in row:
+            report.errors.append(RowError(number, row["__error__"]))
+            continue
+        oid = row.get("order_id")
+        if isinstance(oid, str) and oid:
+            by_id.setdefault(oid, []).append((number, row))
+        else:  # no usable id: the order's own validation says so
+            others.append((number, row))
+    for oid, lines in by_id.items():
+        numbers = [n for n, _ in lines]
+        if len(lines) > 1:
+            for n in numbers:
+                rest = ", ".join(str(m) for m in numbers if m != n)
+                also = f"row {rest}" if len(numbers) == 2 else f"rows {rest}"
+                report.errors.append(
+                    RowError(n, f"order_id {oid} is also on {also}: one line per order")
+                )
+            continue
+        others.append(lines[0])
+    for number, row in sorted(others, key=lambda pair: pair[0]):
+        if "lines" not in row:
+            error = "lines: required (a JSON line is one whole order, with its lines array)"
+            report.errors.append(RowError(number, error))
+            continue
+        yield [number], row
 
 
 def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
@@ -591,7 +626,8 @@ def import_file(
             rows_of[events[0].customer_id].append([number])
             report.imported += 1
     elif kind == "orders":
-        for numbers, order in group_order_rows(read_rows(path), report):
+        json_lines = path.suffix.lower() in JSON_SUFFIXES
+        for numbers, order in group_order_rows(read_rows(path), report, json_lines=json_lines):
             try:
                 events = within_window(order_events(order), now, cfg)
             except RowRejected as exc:
