@@ -114,6 +114,36 @@ def test_csv_rows_of_one_order_must_agree_on_the_order(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("o1,c1,2026-01-05T10:00:00+09:00,p2,1\n", "fewer values than header columns"),
+        ("o1,c1,2026-01-05T10:00:00+09:00,p2,1,500,1000,JPY,web,x\n", "more values than"),
+        ("o1,c1,2026-01-05T10:00:00+09:00,p2,1,500,1000,JPY,web\n", ""),  # (a good row)
+    ],
+)
+def test_an_order_with_a_rejected_row_is_not_imported_short_of_a_line(
+    tmp_path: Path, bad: str, why: str
+) -> None:
+    # Given an order of two rows, the second cut short (or with a value too many), and
+    # another order
+    other = "o2,c2,2026-01-05T10:00:00+09:00,p1,1,1000,1000,JPY,web\n"
+    path = write(tmp_path, "orders.csv", HEADER + GOOD + bad + other)
+    # When it is imported with partial
+    store = MemoryStore()
+    report = import_file("orders", path, store, CFG, T0, partial=True)
+    if not why:
+        assert report.rejected == 0 and store.customers["c1"].order_count == 1
+        return
+    # Then the whole order is refused (imported from its first row alone, a re-run with the
+    # row fixed would change nothing: the order would already be folded), the other goes on
+    assert [(e.row, e.error.startswith(why)) for e in report.errors] == [(2, False), (3, True)]
+    assert report.errors[0].error == (
+        "row 3 of order o1 is rejected: an order is imported whole or not"
+    )
+    assert set(store.customers) == {"c2"}
+
+
 def test_a_line_without_product_id_says_so_and_only_so(tmp_path: Path) -> None:
     path = write(
         tmp_path, "orders.csv", HEADER + "o1,c1,2026-01-05T10:00:00+09:00,,1,10,10,JPY,web\n"

@@ -151,8 +151,10 @@ JSON_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})  # JSON Lines: one rec
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number, row) pairs; CSV rows count from 2 (the header is row 1). A row that
-    cannot be one (invalid JSON, fewer or more values than the header) comes as
-    ``{"__error__": why}``; a file that cannot be read raises :class:`ImportFileError`."""
+    cannot be one comes with ``"__error__": why``: invalid JSON as ``{"__error__": why}``, a
+    CSV row with fewer or more values than the header with the values it has (so the order
+    it names can be refused whole); a file that cannot be read raises
+    :class:`ImportFileError`."""
     suffix = path.suffix.lower()
     if suffix not in {*JSON_SUFFIXES, ".csv", ".tsv"}:
         raise ValueError(f"{path.name}: use .csv, .tsv or .jsonl")
@@ -169,9 +171,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             _csv_header(reader.fieldnames)
             for number, row in enumerate(reader, start=2):
                 if None in row:
-                    yield number, {"__error__": "more values than header columns"}
+                    yield number, {**row, "__error__": "more values than header columns"}
                 elif any(value is None for value in row.values()):
-                    yield number, {"__error__": "fewer values than header columns"}
+                    yield number, {**row, "__error__": "fewer values than header columns"}
                 else:
                     # values as written: a padded id is rejected, never trimmed into another
                     yield number, dict(row)
@@ -416,18 +418,20 @@ def group_order_rows(
         yield from _json_orders(rows, report)
         return
     orders: dict[str, tuple[list[int], dict[str, Any]]] = {}
+    spoiled: dict[str, int] = {}  # order id -> its first row rejected on its own
     for number, row in rows:
         report.rows += 1
-        if "__error__" in row:
-            report.errors.append(RowError(number, row["__error__"]))
-            continue
         oid = row.get("order_id")
         try:
+            if "__error__" in row:
+                raise RowRejected(row["__error__"])
             _known_columns(row, ORDER_COLUMNS)
             if _blank(oid):
                 raise RowRejected("order_id: required")
         except RowRejected as exc:
             report.errors.append(RowError(number, str(exc)))
+            if isinstance(oid, str) and oid:
+                spoiled.setdefault(oid, number)
             continue
         own = {c: row[c] for c in ORDER_LEVEL_COLUMNS if c in row}
         numbers, order = orders.setdefault(str(oid), ([], {**own, "lines": []}))
@@ -437,6 +441,12 @@ def group_order_rows(
             order.setdefault("__error__", f"rows of order {oid} differ in {', '.join(differs)}")
         line = {k: row.get(k) for k in LINE_COLUMNS}
         order["lines"].append({k: v for k, v in line.items() if not _blank(v)})
+    for oid, first in spoiled.items():
+        # an order short of a line is not imported: a re-run with the row fixed would find
+        # the order already folded and change nothing
+        if oid in orders:
+            error = f"row {first} of order {oid} is rejected: an order is imported whole or not"
+            orders[oid][1].setdefault("__error__", error)
     yield from orders.values()
 
 
