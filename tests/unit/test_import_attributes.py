@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kizuna.events import DeviceRegistered
 from kizuna.runtime.config import CustomAttribute, CustomConfig, KizunaConfig, ValueType
 from kizuna_tools.fakes import MemoryStore
-from kizuna_tools.importer import customer_events, import_file
+from kizuna_tools.importer import RowRejected, customer_events, import_file
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 CFG = KizunaConfig(
@@ -100,7 +102,8 @@ def test_csv_attribute_columns_are_typed_by_their_declaration(tmp_path: Path) ->
     errors = {e.row: e.error for e in report.errors}
     assert report.imported == 2
     assert errors == {
-        4: "attributes.spend: a number",
+        4: "attributes.spend: a number: ASCII digits, an optional leading '-' and '.' fraction "
+        "(no space, '_', exponent or leading zero)",
         5: "attributes.newsletter: true or false",
         6: 'attributes.interests: a JSON array of strings (["a", "b"])',
     }
@@ -219,3 +222,34 @@ def test_the_import_command_reports_a_nan_row_instead_of_crashing(tmp_path: Path
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [
+        ("1200", 1200),
+        ("-12.5", -12.5),
+        ("0.25", 0.25),
+        ("0", 0),
+        # what JSON or Python would read as another number, or a spreadsheet's formatting
+        ("1e3", None),
+        ("1_200", None),
+        ("１２００", None),  # full-width digits
+        (" 1200", None),
+        ("1200 ", None),
+        ("+5", None),
+        ("01", None),
+        ("1,200", None),
+        ("1.", None),
+        (".5", None),
+        ("-", None),
+        ("NaN", None),
+    ],
+)
+def test_a_csv_number_attribute_is_written_as_plain_digits(cell: str, value: float | None) -> None:
+    row = {"customer_id": "c1", "attributes.spend": cell}
+    if value is None:
+        with pytest.raises(RowRejected, match=r"^attributes\.spend: a number: ASCII digits"):
+            customer_events(row, NOW, CFG, as_of=NOW)
+    else:
+        assert customer_events(row, NOW, CFG, as_of=NOW)[0].detail.attributes.spend == value

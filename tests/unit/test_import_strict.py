@@ -144,6 +144,54 @@ def test_an_order_with_a_rejected_row_is_not_imported_short_of_a_line(
     assert set(store.customers) == {"c2"}
 
 
+NUMBERS = {  # column -> (good texts, bad texts)
+    "quantity": (["1", "10", "250"], ["1_0", " 1", "1 ", "1.0", "+1", "01", "１", "1e1", "0x10"]),
+    "unit_price": (
+        ["1200", "0", "12.5", "0.0001"],
+        ["1_200", "１２００", "1e3", " 1200", "1200 ", "1,200", "-0", "+5", "01", "1.", ".5"],
+    ),
+    "total": (["1200", "12.5"], ["1_200", "1e3", "１２００", " 1200", "1,200", "-1", "0x10"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("column", "text", "good"),
+    [(c, t, True) for c, (good, _) in NUMBERS.items() for t in good]
+    + [(c, t, False) for c, (_, bad) in NUMBERS.items() for t in bad],
+)
+def test_an_orders_numbers_are_written_in_plain_ascii_digits(
+    tmp_path: Path, column: str, text: str, good: bool
+) -> None:
+    # Given an order whose quantity, unit price or total is written as Python's int() or
+    # Decimal() would read it, but as no number is written ("1_0" read as 10, "１２００" as 1200)
+    cells = {"quantity": "1", "unit_price": "1200", "total": "1200", column: text}
+    quoted = ",".join(f'"{cells[c]}"' for c in ("quantity", "unit_price", "total"))
+    path = write(
+        tmp_path, "o.csv", f"{HEADER}o1,c1,2026-01-05T10:00:00+09:00,p1,{quoted},JPY,web\n"
+    )
+    as_json = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "ordered_at": "2026-01-05T10:00:00+09:00",
+        "total": cells["total"],
+        "lines": [
+            {"product_id": "p1", "quantity": cells["quantity"], "unit_price": cells["unit_price"]}
+        ],
+    }
+    lines = write(tmp_path, "o.jsonl", json.dumps(as_json) + "\n")
+    for file in (path, lines):
+        # When it is imported / Then a number not in plain ASCII digits rejects the order,
+        # naming the field (a JSON string too: it is text)
+        report = import_file("orders", file, None, CFG, T0)
+        if good:
+            assert report.errors == [], file.name
+        else:
+            where = column if column == "total" else f"lines.0.{column}"
+            assert [e.error.split(" (")[0] for e in report.errors] == [
+                f"{where}: {'a whole number' if column == 'quantity' else 'an amount'}"
+            ], file.name
+
+
 def test_a_line_without_product_id_says_so_and_only_so(tmp_path: Path) -> None:
     path = write(
         tmp_path, "orders.csv", HEADER + "o1,c1,2026-01-05T10:00:00+09:00,,1,10,10,JPY,web\n"

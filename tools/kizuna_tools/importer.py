@@ -19,11 +19,11 @@ columns: ``recipient_name``, ``postal_code``, ``country``, ``region``, ``localit
 rejected), the shop's own attributes as declared in the
 configuration (``custom.attributes``): JSON Lines ``attributes`` (an object; ``null`` clears
 one), CSV one ``attributes.<name>`` column each (the cell typed by the declaration: text,
-a JSON number, ``true``/``false``, ``YYYY-MM-DD``, a JSON array of strings; an empty cell
-leaves it as it is), and push devices: JSON Lines ``push_tokens`` (a list of
-``{"token", "platform"}``, platform APNS or FCM), CSV ``push_tokens`` (``APNS:<token>``
-or ``FCM:<token>``, several separated by spaces), each a ``device.registered`` event. An
-attribute that is not declared rejects the row, naming it.
+a number in plain ASCII digits (``-12.5``), ``true``/``false``, ``YYYY-MM-DD``, a JSON array
+of strings; an empty cell leaves it as it is), and push devices: JSON Lines ``push_tokens``
+(a list of ``{"token", "platform"}``, platform APNS or FCM), CSV ``push_tokens``
+(``APNS:<token>`` or ``FCM:<token>``, several separated by spaces), each a
+``device.registered`` event. An attribute that is not declared rejects the row, naming it.
 
 Orders columns: CSV has one row per order line: ``order_id``, ``customer_id``,
 ``ordered_at`` (ISO 8601 with offset), ``product_id``, ``category``, ``quantity``,
@@ -42,6 +42,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,13 @@ ORDER_LEVEL_COLUMNS = (
     "cancelled_at",
 )
 ORDER_COLUMNS = frozenset({*ORDER_LEVEL_COLUMNS, *LINE_COLUMNS})
+# A number written as text (every CSV cell, a JSON string): ASCII digits as JSON writes them
+# (no leading zero), nothing else -- Python's int() and Decimal() also read "1_0", " 1",
+# "１２００" and "1e3", and a spreadsheet's "1,200" or a typo must not become another number.
+WHOLE_NUMBER = re.compile(r"(?:0|[1-9][0-9]*)")
+AMOUNT = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+SIGNED_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+NUMBER_TEXT_RULE = "ASCII digits, no sign, space, '_', ',', exponent or leading zero"
 TRUE_WORDS = {"opted_in", "yes", "true", "1", "y"}
 FALSE_WORDS = {"opted_out", "no", "false", "0", "n"}
 CUSTOMERS_PER_BATCH = 100
@@ -360,13 +368,17 @@ def _typed_cell(column: str, cell: str, kind: ValueType) -> Any:
         if cell not in ("true", "false"):
             raise RowRejected(f"{column}: true or false")
         return cell == "true"
+    if kind == ValueType.NUMBER:
+        if not SIGNED_NUMBER.fullmatch(cell):
+            raise RowRejected(
+                f"{column}: a number: ASCII digits, an optional leading '-' and '.' fraction "
+                "(no space, '_', exponent or leading zero)"
+            )
+        return json.loads(cell)
     try:
         value = json.loads(cell)
     except json.JSONDecodeError as exc:
-        what = "a number" if kind == ValueType.NUMBER else 'a JSON array of strings (["a", "b"])'
-        raise RowRejected(f"{column}: {what}") from exc
-    if kind == ValueType.NUMBER and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise RowRejected(f"{column}: a number")
+        raise RowRejected(f'{column}: a JSON array of strings (["a", "b"])') from exc
     if kind == ValueType.STRING_LIST and not isinstance(value, list):
         raise RowRejected(f'{column}: a JSON array of strings (["a", "b"])')
     return value
@@ -400,6 +412,13 @@ def _known_columns(row: dict[str, Any], known: Iterable[str], what: str = "colum
         raise RowRejected(
             f"unknown {what}: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
+
+
+def _number_text(value: Any, column: str, pattern: re.Pattern[str], what: str) -> None:
+    """A number given as text must be written as ``pattern`` says (a JSON number is left to
+    the event's model)."""
+    if isinstance(value, str) and not pattern.fullmatch(value):
+        raise RowRejected(f"{column}: {what} ({NUMBER_TEXT_RULE})")
 
 
 def _decimal(value: Any, column: str) -> Decimal:
@@ -503,7 +522,10 @@ def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
         if not isinstance(line, dict):
             raise RowRejected(f"lines.{i}: an object with {', '.join(LINE_COLUMNS)}")
         _known_columns(line, LINE_COLUMNS, f"keys in lines.{i}")
+        _number_text(line.get("quantity"), f"lines.{i}.quantity", WHOLE_NUMBER, "a whole number")
+        _number_text(line.get("unit_price"), f"lines.{i}.unit_price", AMOUNT, "an amount")
     total = order.get("total")
+    _number_text(None if _blank(total) else total, "total", AMOUNT, "an amount")
     if _blank(total):
         total = sum(
             (
