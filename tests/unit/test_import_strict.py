@@ -192,6 +192,19 @@ def test_an_orders_numbers_are_written_in_plain_ascii_digits(
             ], file.name
 
 
+def test_an_order_cancelled_before_it_was_placed_is_rejected(tmp_path: Path) -> None:
+    header = HEADER.rstrip("\n") + ",cancelled_at\n"
+    rows = [
+        "o1,c1,2026-01-05T10:00:00+09:00,p1,1,1000,1000,JPY,web,2026-01-05T00:59:59Z\n",
+        "o2,c1,2026-01-05T10:00:00+09:00,p1,1,1000,1000,JPY,web,2026-01-05T01:00:00Z\n",
+        "o3,c1,2026-01-05T10:00:00+09:00,p1,1,1000,1000,JPY,web,2026-01-05T18:00:00+09:00\n",
+    ]
+    report = import_file("orders", write(tmp_path, "o.csv", header + "".join(rows)), None, CFG, T0)
+    # (the same instant as the order, in another offset, is not before it)
+    assert [(e.row, e.error) for e in report.errors] == [(2, "cancelled_at: before ordered_at")]
+    assert report.imported == 2
+
+
 def test_a_line_without_product_id_says_so_and_only_so(tmp_path: Path) -> None:
     path = write(
         tmp_path, "orders.csv", HEADER + "o1,c1,2026-01-05T10:00:00+09:00,,1,10,10,JPY,web\n"

@@ -546,16 +546,15 @@ def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
     }
     events = [_event(OrderPlaced, f"import:order:{oid}", "order.placed", detail)]
     if not _blank(order.get("cancelled_at")):
+        cancelled_at = _time(order["cancelled_at"], "cancelled_at")
+        if cancelled_at < at:  # a typo, or another order's date: never a cancelled order
+            raise RowRejected("cancelled_at: before ordered_at")
         events.append(
             _event(
                 OrderCancelled,
                 f"import:cancel:{oid}",
                 "order.cancelled",
-                {
-                    "customer_id": cid,
-                    "occurred_at": _time(order["cancelled_at"], "cancelled_at"),
-                    "order_id": oid,
-                },
+                {"customer_id": cid, "occurred_at": cancelled_at, "order_id": oid},
             )
         )
     return events
