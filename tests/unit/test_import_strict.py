@@ -205,6 +205,55 @@ def test_an_order_cancelled_before_it_was_placed_is_rejected(tmp_path: Path) -> 
     assert report.imported == 2
 
 
+def test_a_json_null_is_refused_not_dropped(tmp_path: Path) -> None:
+    # Given a customer whose email Kizuna has, then a line that gives "email": null
+    at = "2026-01-01T00:00:00+00:00"
+    store = MemoryStore()
+    first = {"customer_id": "c1", "updated_at": at, "email": "a@example.jp"}
+    assert import_file("customers", write(tmp_path, "a.jsonl", json.dumps(first)), store, CFG, T0)
+    later = {"customer_id": "c1", "updated_at": "2026-01-02T00:00:00+00:00"}
+    rows = [
+        {**later, "email": None},
+        # (was read as "no updated_at": the --as-of time)
+        {**later, "customer_id": "c2", "updated_at": None},
+        {
+            **later,
+            "customer_id": "c3",
+            "first_name": "Ai",
+            "push_tokens": None,
+            "sms_consent": None,
+        },
+    ]
+    path = write(tmp_path, "c.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    # When it is imported / Then each line is refused, naming the keys (it was reported
+    # imported while the null was dropped, and the email kept)
+    report = import_file("customers", path, store, CFG, T0, partial=True, as_of=T0)
+    assert [(e.row, e.error) for e in report.errors] == [
+        (1, "email: null is not a value (leave the key out)"),
+        (2, "updated_at: null is not a value (leave the key out)"),
+        (3, "push_tokens, sms_consent: null is not a value (leave the key out)"),
+    ]
+    assert store.customers["c1"].email == "a@example.jp" and set(store.customers) == {"c1"}
+    # and an order's null is no default either ("currency": null was a JPY order)
+    order = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "ordered_at": "2026-01-05T10:00:00+09:00",
+        "lines": [{"product_id": "p1", "quantity": 1, "unit_price": 100}],
+    }
+    orders = [
+        {**order, "currency": None},
+        {**order, "order_id": "o2", "lines": [{**order["lines"][0], "category": None}]},
+        {**order, "order_id": "o3"},
+    ]
+    path = write(tmp_path, "o.jsonl", "".join(json.dumps(r) + "\n" for r in orders))
+    report = import_file("orders", path, None, CFG, T0)
+    assert [(e.row, e.error) for e in report.errors] == [
+        (1, "currency: null is not a value (leave the key out)"),
+        (2, "lines.0.category: null is not a value (leave the key out)"),
+    ]
+
+
 def test_a_line_without_product_id_says_so_and_only_so(tmp_path: Path) -> None:
     path = write(
         tmp_path, "orders.csv", HEADER + "o1,c1,2026-01-05T10:00:00+09:00,,1,10,10,JPY,web\n"

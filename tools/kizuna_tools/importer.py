@@ -33,7 +33,8 @@ JSON Lines has one order per line with the same keys and a ``lines`` array (a li
 it is rejected; an order id on two lines rejects both).
 
 A column (or JSON key) that is none of these rejects the row: a misspelled ``totl`` or
-``curency`` is never silently ignored. Nothing is written when any row is rejected unless
+``curency`` is never silently ignored; so does a JSON ``null`` (but an attribute's, which
+clears it). Nothing is written when any row is rejected unless
 ``partial`` is given (``kizuna import --partial``): then the valid rows are.
 """
 
@@ -268,6 +269,7 @@ def customer_events(
     made since the export (an unsubscribe) -- and again at each re-run."""
     if "__error__" in row:
         raise RowRejected(row["__error__"])
+    _no_nulls(row)
     cid = row.get("customer_id")
     if _blank(cid):
         raise RowRejected("customer_id: required")
@@ -406,6 +408,16 @@ def _push_tokens(raw: Any) -> list[dict[str, Any]]:
     return list(raw)
 
 
+def _no_nulls(row: dict[str, Any], prefix: str = "") -> None:
+    """A JSON ``null`` is refused (a CSV cell is never one): dropped, it would be read as
+    "leave it as it is" or as a default (``"currency": null`` as JPY) while the row is
+    reported imported. Only an attribute's ``null`` (inside ``attributes``) means something:
+    it clears the attribute."""
+    nulls = [f"{prefix}{key}" for key, value in row.items() if value is None]
+    if nulls:
+        raise RowRejected(f"{', '.join(nulls)}: null is not a value (leave the key out)")
+
+
 def _known_columns(row: dict[str, Any], known: Iterable[str], what: str = "columns") -> None:
     unknown = sorted(set(row) - set(known))
     if unknown:
@@ -510,6 +522,7 @@ def _json_orders(
 def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
     if "__error__" in order:
         raise RowRejected(order["__error__"])
+    _no_nulls(order)
     _known_columns(order, {*ORDER_LEVEL_COLUMNS, "lines"}, "keys")
     oid, cid = order.get("order_id"), order.get("customer_id")
     if _blank(cid):
@@ -521,6 +534,7 @@ def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
     for i, line in enumerate(lines):
         if not isinstance(line, dict):
             raise RowRejected(f"lines.{i}: an object with {', '.join(LINE_COLUMNS)}")
+        _no_nulls(line, f"lines.{i}.")
         _known_columns(line, LINE_COLUMNS, f"keys in lines.{i}")
         _number_text(line.get("quantity"), f"lines.{i}.quantity", WHOLE_NUMBER, "a whole number")
         _number_text(line.get("unit_price"), f"lines.{i}.unit_price", AMOUNT, "an amount")
