@@ -18,11 +18,13 @@ from kizuna.domain.behaviour import count_occurrence
 from kizuna.domain.customer import (
     MAX_DEVICE_TOKEN_CHARS,
     MAX_DEVICES,
+    MAX_SUPPRESSED_ADDRESSES,
     AdjustmentFact,
     Customer,
     OrderFact,
 )
 from kizuna.domain.loyalty import recompute
+from kizuna.events import ConsentChannel
 from kizuna.events.custom import MAX_OCCURRENCES, vocabulary
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
@@ -316,6 +318,22 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
         )
         for n in range(MAX_DEVICES + 5)
     ]
+    # and more suppressed addresses than are kept on every channel, the longest reason
+    raws += [
+        envelope(
+            "channel.suppressed",
+            {
+                "customer_id": "c1",
+                "occurred_at": (T0 + timedelta(days=29, seconds=n)).isoformat(),
+                "channel": channel.value,
+                "reason": "r" * 32,
+                "address_hash": f"{n:032x}",
+            },
+            f"ev-suppressed-{channel.value}-{n}",
+        )
+        for channel in ConsentChannel
+        for n in range(MAX_SUPPRESSED_ADDRESSES + 5)
+    ]
     store = MemoryStore()
     dead = deliver(store, raws, T0 + timedelta(days=31), WORST_CFG)
     assert not dead  # every event above is valid: the item holds them all
@@ -326,6 +344,9 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
     assert len([o for o in customer.orders.values() if not o.placed]) == 20
     assert len(customer.devices) == MAX_DEVICES  # the newest 20 of 25
     assert customer.unregistered_devices == {}  # older than every device kept
+    assert [len(customer.suppressed_addresses[c]) for c in ConsentChannel] == [
+        MAX_SUPPRESSED_ADDRESSES
+    ] * len(ConsentChannel)
     # and every counted event at its 100 occurrences (as the fold counts them)
     for event, windows in vocabulary(WORST_CFG).windows.items():
         for n in range(MAX_OCCURRENCES):

@@ -3,11 +3,13 @@
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import apply_events
+from kizuna.domain.loyalty import address_hash
 from kizuna.events.envelope import parse_inbound
 from kizuna.runtime.config import KizunaConfig
 from tests.factories import T0, envelope
@@ -34,6 +36,8 @@ def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
                 "open",
                 "cart",
                 "preferences",
+                "suppress",
+                "suppress",
             ]
         )
     )
@@ -69,6 +73,15 @@ def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
             fields["resume"] = True
         elif pause is not None:
             fields["pause_days"] = pause
+    elif kind == "suppress":
+        # two addresses (and every address), a few hours apart: ties of one instant too
+        address = draw(st.sampled_from(["old@example.jp", "new@example.jp", None]))
+        reason = draw(st.sampled_from(["bounce", "complaint"]))
+        at = (T0 + timedelta(hours=draw(st.integers(min_value=0, max_value=3)))).isoformat()
+        detail_type = "channel.suppressed"
+        fields = {"occurred_at": at, "channel": "email", "reason": reason}
+        if address is not None:
+            fields["address_hash"] = address_hash(address)
     elif kind == "cart":
         quantity = draw(st.integers(1, 3))
         item = {"product_id": "p", "quantity": quantity, "unit_price": "100"}
@@ -112,3 +125,26 @@ def test_a_batch_and_one_by_one_give_the_same_state(
         Customer(customer_id="c1"), [parse_inbound(r) for r in delivered], CFG, T0
     ).customer
     assert batch.derived_view() == fold(delivered).derived_view()
+
+
+def suppressed(address: str, reason: str, hours: int) -> dict[str, Any]:
+    at = (T0 + timedelta(hours=hours)).isoformat()
+    detail = {"customer_id": "c1", "occurred_at": at, "channel": "email", "reason": reason}
+    return envelope(
+        "channel.suppressed",
+        {**detail, "address_hash": address_hash(address)},
+        f"sup-{address}-{reason}-{hours}",
+    )
+
+
+@pytest.mark.parametrize("bounce_hours", [0, 1, -1])
+def test_suppressions_of_two_addresses_in_any_order_give_the_same_state(
+    bounce_hours: int,
+) -> None:
+    # a complaint of the address of today and a bounce of the previous one (of the same
+    # instant, later, earlier): both kept, whichever comes first
+    complaint = suppressed("new@example.jp", "complaint", 0)
+    bounce = suppressed("old@example.jp", "bounce", bounce_hours)
+    one, other = fold([complaint, bounce]), fold([bounce, complaint])
+    assert one.derived_view() == other.derived_view()
+    assert len(one.suppressed_addresses["email"]) == 2

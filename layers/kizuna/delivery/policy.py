@@ -1,6 +1,7 @@
 """The contact policy: one for all programs, checked at send time, in order.
 
-1. consent and suppression per channel (with an address to send to); a ``webhook`` step
+1. consent and suppression per channel and address (with an address to send to: any
+   suppression of that address, or of every address, stops it); a ``webhook`` step
    delivers to the shop's own endpoint and needs neither (docs/channels/WEBHOOK.md);
 2. global frequency caps per customer across programs (per day, per week), unless the
    program's priority is at or above ``bypass_caps_priority``;
@@ -37,7 +38,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kizuna.domain.customer import Customer, PostalAddress
+from kizuna.domain.customer import (
+    Customer,
+    PostalAddress,
+    Suppression,
+    channel_suppressions,
+    suppression_rank,
+)
 from kizuna.domain.loyalty import address_hash
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.programs.steps import next_local_time, zone
@@ -59,6 +66,7 @@ __all__ = [
     "paused_until",
     "push_targets",
     "quiet_until",
+    "suppression_for",
     "topic_block",
 ]
 
@@ -166,12 +174,26 @@ def channel_block(
             return "opted_out"
     elif consent is None or consent.status != "opted_in":
         return "no_consent"
-    suppression = customer.suppressions.get(channel)
-    if suppression is not None and (
-        suppression.address_hash is None or suppression.address_hash == _hash_of(address)
-    ):
+    suppression = suppression_for(customer, channel, address)
+    if suppression is not None:
         return f"suppressed_{suppression.reason}"
     return None
+
+
+def suppression_for(customer: Customer, channel: str, address: Address) -> Suppression | None:
+    """The suppression that stops ``channel`` at ``address``, or None: the latest of the
+    channel's suppressions of that address or of every address (one per address is kept;
+    one of another address, older or newer, never lifts it)."""
+    suppressions = channel_suppressions(customer, channel)
+    if not suppressions:
+        return None
+    hashed = _hash_of(address)
+    blocking = [
+        (suppression_rank(key, s), s)
+        for key, s in suppressions.items()
+        if s.address_hash is None or s.address_hash == hashed
+    ]
+    return max(blocking, key=lambda ranked: ranked[0])[1] if blocking else None
 
 
 def topic_block(customer: Customer, channel: str, topic: str) -> str | None:

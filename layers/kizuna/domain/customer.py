@@ -124,6 +124,16 @@ SEEN_BUDGET = 8_000  # serialized bytes of records of events that derived nothin
 # are kept never depends on the order registrations arrive in (a budget in bytes would).
 MAX_DEVICES = 20
 MAX_DEVICE_TOKEN_CHARS = 1024
+# Suppressed addresses a customer keeps per channel (``suppressed_addresses``): the
+# MAX_SUPPRESSED_ADDRESSES latest (bound_suppressions; up to ~150 bytes each as DynamoDB
+# counts them, ~4.5 KB over the six channels at the bound, which the worst-case item of
+# tests/unit/test_bounded_customer.py holds). Beyond it the oldest goes, which is safe only
+# if its address is no longer the customer's: every suppression Kizuna makes is of an
+# address it sent to (the customer's then), so the one dropped has five later suppressions
+# of other addresses of the customer's behind it -- five addresses in use after it, give or
+# take a bounce's delay of a few days. A customer who went back to that address, or a
+# producer's own channel.suppressed naming five made-up hashes, would lift it.
+MAX_SUPPRESSED_ADDRESSES = 5
 # A customer's custom attributes, names and values as UTF-8 JSON: 250 attributes of 256
 # ASCII characters with 40-character names fit (~76 KB); an event that would take a customer
 # over it is dead-lettered (see docs/ARCHITECTURE.md, "A bounded customer item").
@@ -257,6 +267,51 @@ class Suppression(_Model):
     address_hash: str | None = None
 
 
+# The key of a suppression of every address of a channel (``address_hash`` None) among the
+# per-address ones (an address's key is its 32-hex hash: the two never meet).
+ANY_ADDRESS = "*"
+
+
+def suppression_key(suppression: Suppression) -> str:
+    """Where ``suppression`` is kept among its channel's: its address hash, or ANY_ADDRESS."""
+    return suppression.address_hash or ANY_ADDRESS
+
+
+def suppression_rank(key: str, suppression: Suppression) -> tuple[datetime, str, str]:
+    """The order of suppressions: the later one, of one instant the larger reason
+    (``complaint`` over ``bounce``), then the larger key. One address keeps the highest
+    (last writer wins on it), a channel shows and keeps the highest ones: whatever order
+    they arrive in."""
+    return (suppression.at, suppression.reason, key)
+
+
+def channel_suppressions(customer: Customer, channel: str) -> dict[str, Suppression]:
+    """The suppressions of ``channel`` by address (:func:`suppression_key`): the per-address
+    ones (``suppressed_addresses``) and the channel's latest (``suppressions``; an item an
+    earlier version wrote holds only that one), last writer wins on each address."""
+    out = dict(customer.suppressed_addresses.get(channel, {}))
+    latest = customer.suppressions.get(channel)
+    if latest is not None:
+        key = suppression_key(latest)
+        current = out.get(key)
+        if current is None or suppression_rank(key, latest) > suppression_rank(key, current):
+            out[key] = latest
+    return out
+
+
+def bound_suppressions(
+    by_address: Mapping[str, Suppression],
+) -> tuple[dict[str, Suppression], Suppression | None]:
+    """A channel's suppressions by address bounded to the MAX_SUPPRESSED_ADDRESSES highest
+    (:func:`suppression_rank`), and the highest of them (the channel's latest, None if
+    there is none). A count, not a budget in bytes: what is kept never depends on the order
+    the suppressions arrived in (one below the kept ones could never be among them again)."""
+    newest = sorted(
+        by_address.items(), key=lambda kv: suppression_rank(kv[0], kv[1]), reverse=True
+    )[:MAX_SUPPRESSED_ADDRESSES]
+    return dict(newest), (newest[0][1] if newest else None)
+
+
 class PointsLot(_Model):
     earned_at: datetime
     expires_at: datetime
@@ -344,7 +399,15 @@ class Customer(_Model):
     # (bound_devices: the 20 keys whose latest fact is newest)
     unregistered_devices: dict[str, datetime] = Field(default_factory=dict)
     line_user_id: str | None = None
+    # channel -> the channel's latest suppression (suppression_rank): what an earlier
+    # version, which kept one a channel, reads and blocks on (docs/DEPLOY.md)
     suppressions: dict[str, Suppression] = Field(default_factory=dict)
+    # channel -> address key (suppression_key: the address's hash, ANY_ADDRESS for every
+    # address) -> the latest suppression of that address (last writer wins on each
+    # address; at most MAX_SUPPRESSED_ADDRESSES a channel, bound_suppressions). A
+    # suppression of one address never lifts or hides another's: the contact policy blocks
+    # an address any of them names (channel_suppressions, with ``suppressions``)
+    suppressed_addresses: dict[str, dict[str, Suppression]] = Field(default_factory=dict)
 
     # facts
     orders: dict[str, OrderFact] = Field(default_factory=dict)

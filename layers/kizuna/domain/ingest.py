@@ -37,7 +37,11 @@ from kizuna.domain.customer import (
     attribute_values,
     attributes_size,
     bound_devices,
+    bound_suppressions,
+    channel_suppressions,
     stored_attribute,
+    suppression_key,
+    suppression_rank,
 )
 from kizuna.domain.loyalty import rank_changed, recompute, replay_points, settle
 from kizuna.domain.timestamps import beyond, epoch_seconds, iso, stamp
@@ -472,12 +476,20 @@ def _change_facts(
                 c.devices, c.unregistered_devices = bound_devices(c.devices, c.unregistered_devices)
             return []
         case ChannelSuppressed():
-            cur_sup = c.suppressions.get(d.channel)
-            if cur_sup is not None and at <= cur_sup.at and not beyond(cur_sup.at, horizon):
-                return []  # one row per channel: the current suppression's
-            c.suppressions[d.channel] = Suppression(
-                reason=d.reason, at=at, address_hash=d.address_hash
-            )
+            incoming = Suppression(reason=d.reason, at=at, address_hash=d.address_hash)
+            key = suppression_key(incoming)
+            per_address = channel_suppressions(c, d.channel)
+            cur_sup = per_address.get(key)
+            if (
+                cur_sup is not None
+                and suppression_rank(key, incoming) <= suppression_rank(key, cur_sup)
+                and not beyond(cur_sup.at, horizon)
+            ):
+                return []  # one row per address: its current suppression's
+            per_address[key] = incoming
+            _keep_suppressions(c, d.channel, per_address)
+            if key not in c.suppressed_addresses[d.channel]:
+                return []  # older than every address kept: as if it had been dropped
             return [
                 ActivityItem(
                     customer_id=cid,
@@ -517,6 +529,22 @@ def _change_facts(
                 c.last_app_open_at = at
             return [_behaviour(ev, cfg, {"platform": d.platform})]
     raise TypeError(f"no rule for {type(d).__name__}")  # pragma: no cover - union is closed
+
+
+def _keep_suppressions(c: Customer, channel: str, by_address: dict[str, Suppression]) -> None:
+    """``channel``'s suppressions by address, bounded, and its latest (what an earlier
+    version reads: docs/DEPLOY.md), on ``c`` (new containers: ``c`` may be a fork)."""
+    kept, latest = bound_suppressions(by_address)
+    c.suppressed_addresses = {**c.suppressed_addresses, channel: kept}
+    if latest is not None:
+        c.suppressions = {**c.suppressions, channel: latest}
+
+
+def _bound_all_suppressions(c: Customer) -> None:
+    """Every channel's suppressions kept per address and bounded: an item an earlier version
+    wrote (one suppression a channel) takes the new shape at its next fold."""
+    for channel in sorted({*c.suppressions, *c.suppressed_addresses}):
+        _keep_suppressions(c, channel, channel_suppressions(c, channel))
 
 
 def _behaviour(ev: ParsedEvent, cfg: KizunaConfig, data: dict[str, Any]) -> ActivityItem:
@@ -777,6 +805,7 @@ def _fork(c: Customer) -> Customer:
                 "devices",
                 "unregistered_devices",
                 "suppressions",
+                "suppressed_addresses",
                 "orders",
                 "adjustments",
                 "processed",
@@ -969,6 +998,8 @@ def apply_events(
     state.devices, state.unregistered_devices = bound_devices(
         state.devices, state.unregistered_devices
     )
+    # and one stored with a suppression a channel, its suppressions per address
+    _bound_all_suppressions(state)
     state.processed = _prune_processed(state.processed, now - timedelta(days=cfg.idempotency_days))
     result.changed = state != customer
     result.customer = state

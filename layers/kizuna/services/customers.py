@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from kizuna.delivery.ledger import NOT_DELIVERED_REASON, NOT_DELIVERED_STAMPS, WITHHELD_AT
-from kizuna.delivery.policy import address_for, channel_block
+from kizuna.delivery.policy import address_for, channel_block, suppression_for
 from kizuna.delivery.why import explain
 from kizuna.domain.customer import Customer
 from kizuna.domain.privacy import mask, mask_attribute
@@ -120,7 +120,11 @@ class ChannelState(BaseModel):
     consent: str = Field(description="opted_in, opted_out, or none (never asked)")
     consent_at: datetime | None = None
     consent_source: str | None = None
-    suppressed: str | None = Field(None, description="why the channel is suppressed, if it is")
+    suppressed: str | None = Field(
+        None,
+        description="the reason of the suppression that stops the customer's address now, "
+        "else of the channel's latest (of an address they no longer have), if any",
+    )
     reachable: bool
     blocked_by: str | None = Field(
         None, description="why a message cannot go out on it now (the contact policy's reason)"
@@ -233,8 +237,12 @@ def _channels(c: Customer) -> list[ChannelState]:
     out = []
     for channel in ConsentChannel:  # a webhook goes to the shop's own endpoint
         consent = c.consent.get(channel.value)
-        suppression = c.suppressions.get(channel.value)
-        block = channel_block(c, channel.value, address_for(c, channel.value))
+        address = address_for(c, channel.value)
+        # the suppression that stops the customer's address now, else the channel's latest
+        suppression = (
+            suppression_for(c, channel.value, address) if address else None
+        ) or c.suppressions.get(channel.value)
+        block = channel_block(c, channel.value, address)
         out.append(
             ChannelState(
                 channel=channel.value,
