@@ -1,8 +1,9 @@
 """Erasure and access requests (APPI, GDPR): everything Kizuna holds about one customer.
 
 A customer's data lives in two places: the customer item (profile, custom attributes
-personal or not, addresses, device tokens, LINE id, facts, loyalty, behaviour counters, and
-the idempotency records of ingest in ``processed``) and the customer's partition of the
+personal or not, addresses, device tokens, LINE id, suppressions with the hashes of the
+addresses they stop, facts, loyalty, behaviour counters, and the idempotency records of
+ingest in ``processed``) and the customer's partition of the
 activity table (orders, cancellations, points, consent, behaviour and custom events,
 journeys, program decisions and the message ledger). Erasure removes both and takes the
 customer out of their running journeys (whose members keep what their trigger said, custom
