@@ -345,7 +345,10 @@ def test_rows_are_never_merged_padded_truncated_or_read_twice(tmp_path: Path) ->
         # one customer on two rows: which one wins would be an accident
         "twice.csv": (
             "customer_id,first_name\nc1,Ai\nc2,Bo\nc1,Aiko\n",
-            [(4, "customer_id c1 is also on row 2: one row per customer")],
+            [
+                (2, "customer_id c1 is also on row 4: one row per customer"),
+                (4, "customer_id c1 is also on row 2: one row per customer"),
+            ],
         ),
         # a JSON key given twice: json keeps the last one, silently
         "keys.jsonl": (
@@ -506,3 +509,37 @@ def test_consent_columns_take_the_documented_words_only(
     else:
         assert report.rejected == 0
         assert store.customers["c1"].consent["dm"].status == status
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_customer_on_two_rows_rejects_every_row_that_gives_it(
+    tmp_path: Path, suffix: str
+) -> None:
+    # Given a customers file giving c1 on three rows (one of them bad on its own), and c2
+    rows = [
+        {"customer_id": "c1", "first_name": "Ai"},
+        {"customer_id": "c2", "first_name": "Bo"},
+        {"customer_id": "c1", "first_name": "Aiko"},
+        {"customer_id": "c1", "first_name": "Aiko", "gender": "x"},
+    ]
+    if suffix == ".csv":
+        text = "customer_id,first_name,gender\n" + "".join(
+            f"{r['customer_id']},{r['first_name']},{r.get('gender', '')}\n" for r in rows
+        )
+        first = 2
+    else:
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        first = 1
+    path = write(tmp_path, f"customers{suffix}", text)
+    # When it is imported with partial
+    store = MemoryStore()
+    report = import_file("customers", path, store, CFG, T0, partial=True, as_of=T0)
+    # Then each row of c1 is rejected naming the others (the first was imported), c2 goes on
+    a, b, c = first, first + 2, first + 3
+    assert [(e.row, e.error) for e in report.errors] == [
+        (a, f"customer_id c1 is also on rows {b}, {c}: one row per customer"),
+        (b, f"customer_id c1 is also on rows {a}, {c}: one row per customer"),
+        (c, f"customer_id c1 is also on rows {a}, {b}: one row per customer"),
+    ]
+    assert (report.rows, report.imported) == (4, 1)
+    assert set(store.customers) == {"c2"}

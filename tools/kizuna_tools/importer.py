@@ -23,7 +23,8 @@ a number in plain ASCII digits (``-12.5``), ``true``/``false``, ``YYYY-MM-DD``, 
 of strings; an empty cell leaves it as it is), and push devices: JSON Lines ``push_tokens``
 (a list of ``{"token", "platform"}``, platform APNS or FCM), CSV ``push_tokens``
 (``APNS:<token>`` or ``FCM:<token>``, several separated by spaces), each a
-``device.registered`` event. An attribute that is not declared rejects the row, naming it.
+``device.registered`` event. An attribute that is not declared rejects the row, naming it;
+a customer id on two rows rejects every row that gives it.
 
 Orders columns: CSV has one row per order line: ``order_id``, ``customer_id``,
 ``ordered_at`` (ISO 8601 with offset), ``product_id``, ``category``, ``quantity``,
@@ -584,6 +585,26 @@ def within_window(events: list[ParsedEvent], now: datetime, cfg: KizunaConfig) -
     return events
 
 
+def _repeated_customers(rows: Sequence[tuple[int, dict[str, Any]]]) -> dict[int, str]:
+    """Row number -> error, for each row whose ``customer_id`` another row gives too: every
+    one of them is rejected, naming the others: which row is the customer is not guessed
+    (importing the first, with ``partial``, took one of them as the customer)."""
+    numbers_of: dict[str, list[int]] = defaultdict(list)
+    for number, row in rows:
+        cid = row.get("customer_id")
+        if isinstance(cid, str) and cid:
+            numbers_of[cid].append(number)
+    errors: dict[int, str] = {}
+    for cid, numbers in numbers_of.items():
+        if len(numbers) < 2:
+            continue
+        for n in numbers:
+            rest = ", ".join(str(m) for m in numbers if m != n)
+            also = f"row {rest}" if len(numbers) == 2 else f"rows {rest}"
+            errors[n] = f"customer_id {cid} is also on {also}: one row per customer"
+    return errors
+
+
 # -- applying ---------------------------------------------------------------------------------
 @dataclass
 class CustomerFailure:
@@ -654,16 +675,14 @@ def import_file(
     if as_of is not None and as_of > now:
         raise ImportFileError(f"--as-of {as_of.isoformat()} is later than now")
     if kind == "customers":
-        for number, row in read_rows(path):
+        rows = list(read_rows(path))
+        repeated = _repeated_customers(rows)
+        for number, row in rows:
             report.rows += 1
             try:
+                if number in repeated:
+                    raise RowRejected(repeated[number])
                 events = within_window(customer_events(row, now, cfg, as_of=as_of), now, cfg)
-                first = rows_of.get(events[0].customer_id)
-                if first:
-                    raise RowRejected(
-                        f"customer_id {events[0].customer_id} is also on row {first[0][0]}: "
-                        "one row per customer"
-                    )
             except RowRejected as exc:
                 report.errors.append(RowError(number, str(exc)))
                 continue
