@@ -543,3 +543,42 @@ def test_a_customer_on_two_rows_rejects_every_row_that_gives_it(
     ]
     assert (report.rows, report.imported) == (4, 1)
     assert set(store.customers) == {"c2"}
+
+
+def test_a_products_values_are_taken_as_written(tmp_path: Path) -> None:
+    # Given a catalogue whose values are padded, null or JSON numbers
+    good = {"product_id": "p1", "name": "Sencha", "url": "https://shop.example/p1"}
+    rows = [
+        good,
+        {**good, "product_id": "p2", "name": " Sencha"},
+        {**good, "product_id": "p3", "name": "Sencha\u3000"},
+        {**good, "product_id": "p4", "category": "tea "},
+        {**good, "product_id": "p5", "category": None},
+        {**good, "product_id": "p6", "name": None},
+        {**good, "product_id": 7},
+        {**good, "product_id": "p8", "name": 1200},
+        {**good, "product_id": " p9"},
+        {**good, "product_id": "p10", "url": "https://shop.example/p10 "},
+    ]
+    path = write(tmp_path, "products.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    # When it is imported / Then each is refused, naming the field (it was trimmed, or a
+    # null category read as none)
+    report = import_products(path, None)
+    assert [(e.row, e.error.split(":")[0]) for e in report.errors] == [
+        (2, "name"),
+        (3, "name"),
+        (4, "category"),
+        (5, "category"),
+        (6, "name"),
+        (7, "product_id"),
+        (8, "name"),
+        (9, "product_id"),
+        (10, "url"),
+    ]
+    assert report.errors[0].error == "name: Value error, spaces around the value"
+    assert report.errors[3].error == "category: null is not a value (leave the key out)"
+    # and a CSV cell too: " Sencha" is not trimmed into "Sencha"
+    csv_path = write(
+        tmp_path, "products.csv", "product_id,name,url\np1, Sencha,https://shop.example/p1\n"
+    )
+    assert [e.row for e in import_products(csv_path, None).errors] == [2]

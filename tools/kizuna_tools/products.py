@@ -3,7 +3,8 @@
 Orders carry product ids only; a shop imports its catalogue (``kizuna import products``,
 CSV/TSV/JSONL with ``product_id``, ``name``, ``url`` and optionally ``category``) into the
 products table, where the daily job adds what it learned (related products, best sellers).
-A product without a name is never recommended: a message does not show a bare id.
+A product without a name is never recommended: a message does not show a bare id. Values
+are taken as written: spaces around one, a JSON ``null`` or a JSON number reject the row.
 """
 
 from __future__ import annotations
@@ -12,21 +13,39 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from kizuna.events.inbound import Identifier
-from kizuna_tools.importer import ImportReport, RowError, read_rows
+from kizuna_tools.importer import ImportReport, RowError, RowRejected, _no_nulls, read_rows
 
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
 
 
+def _not_padded(value: str) -> str:
+    """A value is taken as written: spaces around it (a CSV cell " Sencha", an ideographic
+    space) reject it, never trimmed into another value."""
+    if value != value.strip():
+        raise ValueError("spaces around the value")
+    return value
+
+
 class ProductRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # strict: a JSON number or true is not a name (nor an id), never read as its text
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     product_id: Identifier
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_padded)]
     url: Url
-    category: Annotated[str, StringConstraints(max_length=64)] | None = None
+    category: (
+        Annotated[str, StringConstraints(max_length=64), AfterValidator(_not_padded)] | None
+    ) = None
 
 
 class CatalogWriter(Protocol):
@@ -47,6 +66,11 @@ def parse_rows(
             report.errors.append(
                 RowError(number, f"unknown columns: {', '.join(unknown)} (known: {known})")
             )
+            continue
+        try:
+            _no_nulls(row)  # JSON Lines: a category left out is none; a null is no value
+        except RowRejected as exc:
+            report.errors.append(RowError(number, str(exc)))
             continue
         try:
             record = ProductRecord.model_validate({k: v for k, v in row.items() if v != ""})
