@@ -582,3 +582,62 @@ def test_a_products_values_are_taken_as_written(tmp_path: Path) -> None:
         tmp_path, "products.csv", "product_id,name,url\np1, Sencha,https://shop.example/p1\n"
     )
     assert [e.row for e in import_products(csv_path, None).errors] == [2]
+
+
+def test_an_empty_string_in_json_lines_is_no_key_left_out(tmp_path: Path) -> None:
+    # Given a customer Kizuna knows, then JSON lines giving "" for fields
+    at = "2026-01-01T00:00:00+00:00"
+    store = MemoryStore()
+    first = {"customer_id": "c1", "updated_at": at, "email": "a@x.jp", "first_name": "Ai"}
+    assert import_file("customers", write(tmp_path, "a.jsonl", json.dumps(first)), store, CFG, T0)
+    later = {"customer_id": "c1", "updated_at": "2026-01-02T00:00:00+00:00"}
+    rows = [
+        {**later, "customer_id": "c5", "email": ""},
+        {**later, "customer_id": "c2", "updated_at": ""},  # (was read as --as-of)
+        {**later, "customer_id": "c3", "email_consent": "", "push_tokens": "", "gender": ""},
+        {**later, "customer_id": "c4", "phone": "", "birth_date": "", "time_zone": ""},
+        {**later, "customer_id": ""},
+        # free text: "" is the text
+        {**later, "customer_id": "c1", "first_name": "", "occupation": ""},
+    ]
+    path = write(tmp_path, "c.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    # When it is imported / Then each line but the free text's is refused, naming the keys
+    report = import_file("customers", path, store, CFG, T0, partial=True, as_of=T0)
+    why = ': "" is not a value (give one or leave the key out)'
+    assert [(e.row, e.error) for e in report.errors] == [
+        (1, "email" + why),
+        (2, "updated_at" + why),
+        (3, "email_consent, push_tokens, gender" + why),
+        (4, "phone, birth_date, time_zone" + why),
+        (5, "customer_id" + why),
+    ]
+    c1 = store.customers["c1"]
+    assert (c1.email, c1.first_name, c1.occupation) == ("a@x.jp", "", "")
+    assert set(store.customers) == {"c1"}
+    # and an order's "" is no default: "total": "" was the sum of the lines, "currency": ""
+    # JPY, "channel": "" store, "cancelled_at": "" an order not cancelled
+    order = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "ordered_at": "2026-01-05T10:00:00+09:00",
+        "lines": [{"product_id": "p1", "quantity": 1, "unit_price": 100}],
+    }
+    line = order["lines"][0]
+    orders = [
+        {**order, "total": "", "currency": ""},
+        {**order, "order_id": "o2", "channel": "", "cancelled_at": ""},
+        {**order, "order_id": "o3", "lines": [{**line, "quantity": "", "product_id": ""}]},
+        {**order, "order_id": ""},
+        {**order, "order_id": "o5", "lines": [{**line, "category": ""}]},  # free text
+    ]
+    path = write(tmp_path, "o.jsonl", "".join(json.dumps(r) + "\n" for r in orders))
+    report = import_file("orders", path, None, CFG, T0)
+    assert [(e.row, e.error) for e in report.errors] == [
+        (1, "total, currency" + why),
+        (2, "channel, cancelled_at" + why),
+        (3, "lines.0.product_id, lines.0.quantity" + why),
+        (4, "order_id" + why),
+    ]
+    # while in CSV an empty cell is a column left out (the documented convention)
+    csv_path = write(tmp_path, "o.csv", HEADER + "o1,c1,2026-01-05T10:00:00+09:00,p1,1,1000,,,\n")
+    assert import_file("orders", csv_path, None, CFG, T0).errors == []

@@ -35,7 +35,8 @@ it is rejected; an order id on two lines rejects both).
 
 A column (or JSON key) that is none of these rejects the row: a misspelled ``totl`` or
 ``curency`` is never silently ignored; so does a JSON ``null`` (but an attribute's, which
-clears it). Nothing is written when any row is rejected unless
+clears it) and a JSON ``""`` (but free text's, where it is the text; a CSV empty cell is a
+column left out). Nothing is written when any row is rejected unless
 ``partial`` is given (``kizuna import --partial``): then the valid rows are.
 """
 
@@ -86,6 +87,11 @@ CUSTOMER_COLUMNS = frozenset(
     {"customer_id", "updated_at", *CUSTOMER_FIELDS, *CONSENT_COLUMNS, ATTRIBUTES, PUSH_TOKENS}
 )
 LINE_COLUMNS = ("product_id", "category", "quantity", "unit_price")
+# Free text: in JSON Lines, "" is its value (an empty name); for any other key it is no value
+# (not an address, a time, an amount, a currency...) and rejects the line. In CSV an empty
+# cell is a value left out, whatever the column.
+FREE_TEXT_COLUMNS = frozenset({"first_name", "last_name", "region", "prefecture", "occupation"})
+FREE_TEXT_LINE_COLUMNS = frozenset({"category"})
 # An order's own columns: one value per order (in CSV, every line of the order repeats them).
 ORDER_LEVEL_COLUMNS = (
     "order_id",
@@ -262,15 +268,21 @@ def customer_events(
     cfg: KizunaConfig | None = None,
     *,
     as_of: datetime | None = None,
+    empty_is_absent: bool = False,
 ) -> list[ParsedEvent]:
     """A customer row as ``customer.upserted`` (validated with ``cfg``'s declared attributes),
     ``consent.changed`` per consent column and ``device.registered`` per push token, all at
     the row's ``updated_at``, else at ``as_of`` (when the file was exported). A row with
     neither is rejected: stamped with the import's own time it would win over every change
-    made since the export (an unsubscribe) -- and again at each re-run."""
+    made since the export (an unsubscribe) -- and again at each re-run.
+
+    ``empty_is_absent``: a CSV row, whose empty cell is a column left out; else (JSON Lines)
+    ``""`` is free text's value and rejects any other key."""
     if "__error__" in row:
         raise RowRejected(row["__error__"])
     _no_nulls(row)
+    if not empty_is_absent:
+        _no_empty_text(row, FREE_TEXT_COLUMNS)
     cid = row.get("customer_id")
     if _blank(cid):
         raise RowRejected("customer_id: required")
@@ -288,7 +300,13 @@ def customer_events(
     row = _postal_columns(row)
     _known_columns(row, CUSTOMER_COLUMNS)
     detail = {"customer_id": cid, "occurred_at": at}
-    detail.update({k: row[k] for k in CUSTOMER_FIELDS if not _blank(row.get(k))})
+    detail.update(
+        {
+            k: row[k]
+            for k in CUSTOMER_FIELDS
+            if k in row and not (empty_is_absent and _blank(row[k]))
+        }
+    )
     if ATTRIBUTES in row:
         if not isinstance(row[ATTRIBUTES], dict):
             raise RowRejected("attributes: an object of declared attributes")
@@ -419,6 +437,15 @@ def _no_nulls(row: dict[str, Any], prefix: str = "") -> None:
         raise RowRejected(f"{', '.join(nulls)}: null is not a value (leave the key out)")
 
 
+def _no_empty_text(row: dict[str, Any], free_text: frozenset[str], prefix: str = "") -> None:
+    """JSON Lines: ``""`` is refused but for free text (where it is the text): taken as a key
+    left out, it was read as the default (``"currency": ""`` as JPY, ``"total": ""`` as the
+    sum of the lines) or as "leave it as it is" (``"cancelled_at": ""``: not cancelled)."""
+    empty = [f"{prefix}{key}" for key, value in row.items() if value == "" and key not in free_text]
+    if empty:
+        raise RowRejected(f'{", ".join(empty)}: "" is not a value (give one or leave the key out)')
+
+
 def _known_columns(row: dict[str, Any], known: Iterable[str], what: str = "columns") -> None:
     unknown = sorted(set(row) - set(known))
     if unknown:
@@ -520,10 +547,15 @@ def _json_orders(
         yield [number], row
 
 
-def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
+def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> list[ParsedEvent]:
+    """An order as ``order.placed`` (and ``order.cancelled``); ``empty_is_absent``: grouped
+    from CSV rows, whose empty cells are columns left out (else ``""`` rejects any key but a
+    line's ``category``)."""
     if "__error__" in order:
         raise RowRejected(order["__error__"])
     _no_nulls(order)
+    if not empty_is_absent:
+        _no_empty_text(order, frozenset())
     _known_columns(order, {*ORDER_LEVEL_COLUMNS, "lines"}, "keys")
     oid, cid = order.get("order_id"), order.get("customer_id")
     if _blank(cid):
@@ -536,6 +568,8 @@ def order_events(order: dict[str, Any]) -> list[ParsedEvent]:
         if not isinstance(line, dict):
             raise RowRejected(f"lines.{i}: an object with {', '.join(LINE_COLUMNS)}")
         _no_nulls(line, f"lines.{i}.")
+        if not empty_is_absent:
+            _no_empty_text(line, FREE_TEXT_LINE_COLUMNS, f"lines.{i}.")
         _known_columns(line, LINE_COLUMNS, f"keys in lines.{i}")
         _number_text(line.get("quantity"), f"lines.{i}.quantity", WHOLE_NUMBER, "a whole number")
         _number_text(line.get("unit_price"), f"lines.{i}.unit_price", AMOUNT, "an amount")
@@ -674,6 +708,7 @@ def import_file(
     rows_of: dict[str, list[list[int]]] = defaultdict(list)  # customer -> rows of each record
     if as_of is not None and as_of > now:
         raise ImportFileError(f"--as-of {as_of.isoformat()} is later than now")
+    csv_file = path.suffix.lower() not in JSON_SUFFIXES
     if kind == "customers":
         rows = list(read_rows(path))
         repeated = _repeated_customers(rows)
@@ -682,7 +717,8 @@ def import_file(
             try:
                 if number in repeated:
                     raise RowRejected(repeated[number])
-                events = within_window(customer_events(row, now, cfg, as_of=as_of), now, cfg)
+                events = customer_events(row, now, cfg, as_of=as_of, empty_is_absent=csv_file)
+                events = within_window(events, now, cfg)
             except RowRejected as exc:
                 report.errors.append(RowError(number, str(exc)))
                 continue
@@ -690,10 +726,10 @@ def import_file(
             rows_of[events[0].customer_id].append([number])
             report.imported += 1
     elif kind == "orders":
-        json_lines = path.suffix.lower() in JSON_SUFFIXES
-        for numbers, order in group_order_rows(read_rows(path), report, json_lines=json_lines):
+        for numbers, order in group_order_rows(read_rows(path), report, json_lines=not csv_file):
             try:
-                events = within_window(order_events(order), now, cfg)
+                events = order_events(order, empty_is_absent=csv_file)
+                events = within_window(events, now, cfg)
             except RowRejected as exc:
                 report.errors.extend(RowError(n, str(exc)) for n in numbers)
                 continue
