@@ -641,3 +641,19 @@ def test_an_empty_string_in_json_lines_is_no_key_left_out(tmp_path: Path) -> Non
     # while in CSV an empty cell is a column left out (the documented convention)
     csv_path = write(tmp_path, "o.csv", HEADER + "o1,c1,2026-01-05T10:00:00+09:00,p1,1,1000,,,\n")
     assert import_file("orders", csv_path, None, CFG, T0).errors == []
+
+
+def test_an_empty_string_is_no_products_value_in_json_lines(tmp_path: Path) -> None:
+    # Given a catalogue line whose category is "" (it was read as none: the category removed)
+    good = {"product_id": "p1", "name": "Sencha", "url": "https://shop.example/p1"}
+    rows = [good, {**good, "product_id": "p2", "category": ""}, {**good, "name": ""}]
+    path = write(tmp_path, "products.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    # When it is imported / Then the line is refused, naming the key
+    report = import_products(path, None)
+    why = ': "" is not a value (give one or leave the key out)'
+    assert [(e.row, e.error) for e in report.errors] == [(2, "category" + why), (3, "name" + why)]
+    # while a CSV empty cell is a column left out
+    csv_path = write(
+        tmp_path, "products.csv", "product_id,name,url,category\np1,Tea,https://shop.example/p1,\n"
+    )
+    assert import_products(csv_path, None).errors == []

@@ -23,7 +23,15 @@ from pydantic import (
 )
 
 from kizuna.events.inbound import Identifier
-from kizuna_tools.importer import ImportReport, RowError, RowRejected, _no_nulls, read_rows
+from kizuna_tools.importer import (
+    JSON_SUFFIXES,
+    ImportReport,
+    RowError,
+    RowRejected,
+    _no_empty_text,
+    _no_nulls,
+    read_rows,
+)
 
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
 
@@ -53,8 +61,11 @@ class CatalogWriter(Protocol):
 
 
 def parse_rows(
-    rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport
+    rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport, *, empty_is_absent: bool
 ) -> Iterator[ProductRecord]:
+    """Valid rows as records, the others in ``report``. ``empty_is_absent``: CSV, whose empty
+    cell is a column left out; in JSON Lines ``""`` is no product's value (a name has one, a
+    category is left out) and rejects the row."""
     for number, row in rows:
         report.rows += 1
         if "__error__" in row:
@@ -69,6 +80,8 @@ def parse_rows(
             continue
         try:
             _no_nulls(row)  # JSON Lines: a category left out is none; a null is no value
+            if not empty_is_absent:
+                _no_empty_text(row, frozenset())
         except RowRejected as exc:
             report.errors.append(RowError(number, str(exc)))
             continue
@@ -95,7 +108,10 @@ def import_products(
     ``partial`` (``store=None`` validates only). The last row of a product id wins; a
     column that is not a product field rejects the row."""
     report = ImportReport(kind="products")
-    records = {r.product_id: r for r in parse_rows(read_rows(path), report)}
+    rows = parse_rows(
+        read_rows(path), report, empty_is_absent=path.suffix.lower() not in JSON_SUFFIXES
+    )
+    records = {r.product_id: r for r in rows}
     if store is not None and records and (partial or not report.errors):
         report.customers_written = store.upsert_catalog(records.values())
     if progress:
