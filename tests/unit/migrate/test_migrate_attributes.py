@@ -3,11 +3,19 @@ personal data marked, first and last names as profile fields."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from kizuna.events.custom import vocabulary
 from kizuna.runtime.config import CustomConfig, CustomEvent, ValueType
-from kizuna_tools.migrate.attributes import ENUM_MIN_CUSTOMERS, AttributeMap, infer, is_personal
+from kizuna_tools.migrate.attributes import (
+    ENUM_MIN_CUSTOMERS,
+    AttributeMap,
+    infer,
+    is_personal,
+    json_number,
+)
 from kizuna_tools.migrate.names import event_type, kebab, object_id, snake
 
 
@@ -27,6 +35,19 @@ from kizuna_tools.migrate.names import event_type, kebab, object_id, snake
 )
 def test_types_are_inferred_from_the_values(values: list[list[str]], kind: ValueType) -> None:
     assert infer(values).type == kind
+
+
+def test_a_number_is_a_json_number_only_when_it_is_carried_exactly() -> None:
+    assert json_number(Decimal("12")) == 12 and isinstance(json_number(Decimal("12.0")), int)
+    assert json_number(Decimal("123456789012.125")) == 123456789012.125
+    assert json_number(Decimal("0.1")) == 0.1
+    # 18 significant digits: a float would be 1000000000000.0 and 123456789012.12346
+    assert json_number(Decimal("999999999999.999999")) is None
+    assert json_number(Decimal("123456789012.123456")) is None
+    # a value a float cannot carry makes the attribute a string, kept as written
+    inferred = infer([["999999999999.999999"], ["3"]])
+    assert inferred.type == ValueType.STRING
+    assert "more significant digits than a Kizuna number carries exactly" in inferred.how
 
 
 def test_a_few_values_over_many_customers_are_an_enum_and_it_is_said() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.events.inbound import is_customer_id
+from kizuna.runtime.config import ValueType
 from kizuna_tools.migrate.endpoints import migrate_endpoints, normalise_locale, prefecture_of
 from kizuna_tools.migrate.report import Report, Status
 
@@ -410,6 +411,46 @@ def test_custom_attributes_are_typed_renamed_and_merged(tmp_path: Path) -> None:
     said = notes(report)
     assert "Attributes.NewsletterOptIn: 'TRUE' read as true: 1" in said
     assert "customers whose endpoints disagree on Metrics.Spend (latest kept): 1" in said
+
+
+def test_numbers_are_carried_exactly_or_reported_on_their_endpoint(tmp_path: Path) -> None:
+    # Given metrics written with more digits than a float keeps, or more than 6 decimals, and
+    # an attribute whose values are numbers, one of them with 18 significant digits
+    line = (
+        '{"Id": "e2", "ChannelType": "EMAIL", "Address": "b@example.jp", "User": {"UserId": '
+        '"u2"}, "EffectiveDate": "2026-01-01T00:00:00Z", "Metrics": {"Big": '
+        '999999999999.999999, "Fine": 12.5, "Long": 1.1234567}}'
+    )
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "a@example.jp", Attributes={"Score": ["999999999999.999999"]}),
+        endpoint("e3", "EMAIL", "c@example.jp", user="u3", Attributes={"Score": ["12.5"]}),
+        lines=[line],
+    )
+    rows = {r["customer_id"]: r for r in result.rows}
+    declared = {a.name: a for a in result.declarations()}
+
+    # Then the attribute is declared a string and every value kept as written (a number
+    # would have become 1000000000000.0)
+    assert declared["score"].type == ValueType.STRING
+    assert rows["u1"]["attributes"]["score"] == "999999999999.999999"
+    assert rows["u3"]["attributes"]["score"] == "12.5"
+    # and the metrics a Kizuna number cannot hold as written are not migrated, never rounded:
+    # said on the endpoint, counted; the rest of the endpoint migrates
+    assert rows["u2"]["attributes"] == {"fine": 12.5}
+    assert rows["u2"]["email"] == "b@example.jp"
+    said = report.find("endpoint", "e2")
+    assert said is not None and said.status == Status.CHANGED
+    assert said.notes == [
+        "Metrics.Big: a number with more significant digits than a Kizuna number carries "
+        "exactly (15): not migrated for this customer (the rest of the endpoint is)",
+        "Metrics.Long: not a number within +-1e12 with at most 6 decimals: not migrated for "
+        "this customer (the rest of the endpoint is)",
+    ]
+    assert (
+        "Metrics.Big: a number with more significant digits than a Kizuna number carries "
+        "exactly (15) (not migrated): 1"
+    ) in notes(report)
 
 
 def test_a_line_that_is_not_an_endpoint_is_reported_and_the_others_are_read(tmp_path: Path) -> None:

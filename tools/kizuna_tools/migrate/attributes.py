@@ -10,7 +10,7 @@ the values it saw and says how (the report):
 - more than one value on some customer -> ``string_list``;
 - every value ``true``/``false`` -> ``boolean``; every value a ``YYYY-MM-DD`` date ->
   ``date``; every value a plain decimal number without leading zeros (``24``, ``3.5``, not
-  ``0123``) -> ``number``;
+  ``0123``) that a Kizuna number holds exactly (:func:`json_number`) -> ``number``;
 - else ``string``, with an ``enum`` when a few values (at most :data:`ENUM_MAX`) cover many
   customers (at least :data:`ENUM_MIN_CUSTOMERS`): a new value is then refused at ingest
   until it is added, which the report says.
@@ -133,7 +133,14 @@ def infer(values: Sequence[Sequence[str]]) -> Inferred:
         if all(_is_date(v) for v in flat):
             return Inferred(ValueType.DATE, how="every value a YYYY-MM-DD date: date")
         if all(_NUMBER.match(v) for v in flat):
-            return Inferred(ValueType.NUMBER, how="every value a number: number")
+            if all(json_number(Decimal(v)) is not None for v in flat):
+                return Inferred(ValueType.NUMBER, how="every value a number: number")
+            return Inferred(
+                ValueType.STRING,
+                max_length=max_length,
+                how="every value a number, but some with more significant digits than a "
+                "Kizuna number carries exactly (15): string, the text kept as written",
+            )
     kind = ValueType.STRING_LIST if most > 1 else ValueType.STRING
     counts = Counter(flat)
     if len(counts) <= ENUM_MAX and len(values) >= ENUM_MIN_CUSTOMERS:
@@ -176,6 +183,17 @@ def number(value: str | float) -> Decimal | None:
     if isinstance(exponent, int) and exponent < -6:
         return None
     return n
+
+
+def json_number(n: Decimal) -> int | float | None:
+    """``n`` as the JSON number that carries it exactly, or None. Kizuna reads a JSON number
+    as a float (``kizuna import``, the bus), and a float keeps 15 to 17 significant digits:
+    ``999999999999.999999`` would arrive as ``1000000000000.0``. An integer (within +-1e12)
+    is exact; a fraction only when the float's shortest text is ``n`` itself."""
+    if n == n.to_integral_value():
+        return int(n)
+    as_float = float(n)
+    return as_float if Decimal(repr(as_float)) == n else None
 
 
 @dataclass

@@ -42,6 +42,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -59,6 +60,7 @@ from kizuna_tools.migrate.attributes import (
     AttributeMap,
     Target,
     is_text,
+    json_number,
     number,
 )
 from kizuna_tools.migrate.report import Report, Status
@@ -210,7 +212,8 @@ def read_endpoints(directory: Path, report: Report) -> Iterator[Endpoint]:
                     if not line.strip():
                         continue
                     try:
-                        data = json.loads(line)
+                        # numbers as written (Decimal): a float would round 18 digits
+                        data = json.loads(line, parse_float=Decimal)
                     except (json.JSONDecodeError, RecursionError) as exc:
                         why = (
                             exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
@@ -658,6 +661,16 @@ def _row(
         if target is None:
             continue
         value = _convert(target, vals, tally)
+        if isinstance(value, Refused):
+            # never cut, rounded or changed: left out for this customer, said on its endpoints
+            tally(f"{target.label}: {value.reason} (not migrated)")
+            for ep in draft.endpoints:
+                if _holds(ep, source, name):
+                    items[ep.id].note(
+                        f"{target.label}: {value.reason}: not migrated for this customer "
+                        "(the rest of the endpoint is)"
+                    )
+            continue
         if value is None:
             continue
         if target.profile:
@@ -669,8 +682,23 @@ def _row(
     return row
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A customer's value that Kizuna's declaration cannot hold as it is, and why (reported
+    on the endpoints that hold it; the value is never cut or rounded to fit)."""
+
+    reason: str
+
+
+def _holds(ep: Endpoint, source: str, name: str) -> bool:
+    """Whether the endpoint gives a value of the attribute ``source``.``name``."""
+    where = ep.user.get("UserAttributes") if source == "UserAttributes" else ep.data.get(source)
+    return isinstance(where, Mapping) and name in where
+
+
 def _convert(target: Target, values: list[str], tally: Tally) -> Any:
-    """A customer's Pinpoint values as the declared type's JSON (None: left out, counted)."""
+    """A customer's Pinpoint values as the declared type's JSON (None: left out, counted;
+    :class:`Refused`: a value the declaration cannot hold as it is)."""
     label = target.label
     if target.profile:
         if len(values) > 1:
@@ -695,13 +723,13 @@ def _convert(target: Target, values: list[str], tally: Tally) -> Any:
     if spec.type == ValueType.NUMBER:
         n = number(value)
         if n is None:
-            rounded = number(round(float(value), 6)) if _float(value) is not None else None
-            if rounded is None:
-                tally(f"{label}: not a number within +-1e12 (left out)")
-                return None
-            tally(f"{label}: rounded to 6 decimals")
-            n = rounded
-        return int(n) if n == n.to_integral_value() else float(n)
+            return Refused("not a number within +-1e12 with at most 6 decimals")
+        exact = json_number(n)
+        if exact is None:
+            return Refused(
+                "a number with more significant digits than a Kizuna number carries exactly (15)"
+            )
+        return exact
     if spec.type == ValueType.BOOLEAN:
         if value not in ("true", "false"):
             tally(f"{label}: {value!r} read as {value.lower()}")
@@ -712,13 +740,6 @@ def _convert(target: Target, values: list[str], tally: Tally) -> Any:
         tally(f"{label}: over {spec.max_length} characters or with control characters")
         return None
     return value
-
-
-def _float(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:
-        return None
 
 
 def _validated(row: dict[str, Any], model: type[Any], tally: Tally) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -146,13 +147,13 @@ def _scalar_problem(value: Any, shape: Mapping[str, Any]) -> str | None:
             return f"an integer, got {_json_type(value)}"
         return None
     if kind in ("double", "float"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             return f"a number, got {_json_type(value)}"
         return None
     if kind == "boolean":
         return None if isinstance(value, bool) else f"true or false, got {_json_type(value)}"
     if kind == "timestamp":
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
             return None
         if isinstance(value, str):
             try:
@@ -169,7 +170,7 @@ def _scalar_problem(value: Any, shape: Mapping[str, Any]) -> str | None:
 def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):
         return "a number"
     if isinstance(value, str):
         return "a string"
