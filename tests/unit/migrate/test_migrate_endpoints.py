@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.events.inbound import is_customer_id
-from kizuna.runtime.config import ValueType
+from kizuna.runtime.config import CustomValueSpec, ValueType
+from kizuna_tools.migrate.attributes import MAX_LIST_ITEMS, MAX_TEXT
 from kizuna_tools.migrate.endpoints import migrate_endpoints, normalise_locale, prefecture_of
 from kizuna_tools.migrate.report import Report, Status
 
@@ -451,6 +452,65 @@ def test_numbers_are_carried_exactly_or_reported_on_their_endpoint(tmp_path: Pat
         "Metrics.Big: a number with more significant digits than a Kizuna number carries "
         "exactly (15) (not migrated): 1"
     ) in notes(report)
+
+
+def test_a_value_over_kizunas_limits_is_reported_on_its_endpoints_never_cut(
+    tmp_path: Path,
+) -> None:
+    # Given one user's two endpoints whose Tags lists join into 250 values (a Kizuna list
+    # holds at most 200), another customer with 3 tags, and a note with a control character
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "a@example.jp", Attributes={"Tags": [f"t{i}" for i in range(100)]}),
+        endpoint(
+            "e2",
+            "GCM",
+            "g" * 40,
+            EffectiveDate="2026-02-01T00:00:00.000Z",
+            Attributes={"Tags": [f"x{i}" for i in range(150)], "Store": ["Ginza"]},
+        ),
+        endpoint(
+            "e3",
+            "EMAIL",
+            "b@example.jp",
+            user="u2",
+            Attributes={"Tags": ["a", "b", "c"], "Memo": ["line\x07bell"]},
+        ),
+        endpoint("e4", "EMAIL", "c@example.jp", user="u3", Attributes={"Memo": ["fine"]}),
+    )
+    rows = {r["customer_id"]: r for r in result.rows}
+    declared = {a.name: a for a in result.declarations()}
+
+    # Then the list is not cut to 200: u1 has no tags, and the rest of its endpoints migrate
+    assert declared["tags"].max_items == 200
+    assert rows["u1"]["attributes"] == {"store": "Ginza"}
+    assert rows["u1"]["email"] == "a@example.jp" and rows["u1"]["push_tokens"]
+    assert rows["u2"]["attributes"] == {"tags": ["a", "b", "c"]}  # the note left out, said
+    assert rows["u3"]["attributes"] == {"memo": "fine"}
+    # and each endpoint holding the value says why, and the report counts it
+    tags = (
+        "Attributes.Tags: 250 values, over the 200 its declaration holds (max_items; Kizuna's "
+        "most is 200): not migrated for this customer (the rest of the endpoint is)"
+    )
+    for eid in ("e1", "e2"):
+        item = report.find("endpoint", eid)
+        assert item is not None and tags in item.notes and item.status == Status.CHANGED
+    e3 = report.find("endpoint", "e3")
+    assert e3 is not None and e3.notes == [
+        "Attributes.Memo: over 256 characters or with control characters: not migrated for "
+        "this customer (the rest of the endpoint is)"
+    ]
+    said = notes(report)
+    assert (
+        "Attributes.Tags: 250 values, over the 200 its declaration holds (max_items; Kizuna's "
+        "most is 200) (not migrated): 1"
+    ) in said
+
+
+def test_the_migrations_limits_are_kizunas_own() -> None:
+    fields = CustomValueSpec.model_fields
+    assert [m.le for m in fields["max_items"].metadata if hasattr(m, "le")] == [MAX_LIST_ITEMS]
+    assert [m.le for m in fields["max_length"].metadata if hasattr(m, "le")] == [MAX_TEXT]
 
 
 def test_a_line_that_is_not_an_endpoint_is_reported_and_the_others_are_read(tmp_path: Path) -> None:

@@ -41,6 +41,8 @@ ENUM_MAX = 10
 ENUM_MIN_CUSTOMERS = 30
 DEFAULT_MAX_LENGTH = 256
 DEFAULT_MAX_ITEMS = 50
+MAX_LIST_ITEMS = 200  # the most items a declared string_list may hold (CustomValueSpec)
+MAX_TEXT = 2048  # the longest a declared string may be (CustomValueSpec.max_length)
 _NUMBER = re.compile(r"^-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?\Z")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _TEXT = re.compile(TEXT_PATTERN)
@@ -123,8 +125,10 @@ def infer(values: Sequence[Sequence[str]]) -> Inferred:
     flat = [v for vs in values for v in vs]
     longest = max((len(v) for v in flat), default=0)
     most = max((len(vs) for vs in values), default=0)
-    max_length = max(DEFAULT_MAX_LENGTH, min(longest, 2048))
-    max_items = max(DEFAULT_MAX_ITEMS, min(most, 200))
+    # raised to the values seen, up to Kizuna's most: a value beyond it is reported on its
+    # endpoint and not migrated (never cut)
+    max_length = max(DEFAULT_MAX_LENGTH, min(longest, MAX_TEXT))
+    max_items = max(DEFAULT_MAX_ITEMS, min(most, MAX_LIST_ITEMS))
     if not flat:
         return Inferred(ValueType.STRING, how="no values seen: string")
     if most <= 1:

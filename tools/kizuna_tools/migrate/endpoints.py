@@ -56,6 +56,7 @@ from kizuna.runtime.config import CustomAttribute, CustomConfig, ValueType
 from kizuna_tools.migrate import shapes
 from kizuna_tools.migrate.attributes import (
     LOCATION_ATTRIBUTES,
+    MAX_LIST_ITEMS,
     SOURCES,
     AttributeMap,
     Target,
@@ -702,24 +703,34 @@ def _convert(target: Target, values: list[str], tally: Tally) -> Any:
     label = target.label
     if target.profile:
         if len(values) > 1:
-            tally(f"{label}: more than one value (the first kept)")
+            return Refused(f"{len(values)} values, and {target.name} holds one")
         value = values[0] if values else ""
-        if not value or not is_text(value, 100):
-            tally(f"{label}: empty, over 100 characters or with control characters (left out)")
+        if not value:
+            tally(f"{label}: empty (left out)")
             return None
+        if not is_text(value, 100):
+            return Refused("over 100 characters or with control characters")
         return value
     spec = target.spec
     assert spec is not None
     if not values:
         return None
     if spec.type == ValueType.STRING_LIST:
-        kept = [v for v in values if is_text(v, spec.max_length)]
-        if len(kept) < len(values):
-            tally(f"{label}: values over {spec.max_length} characters or with control characters")
-        return kept[: spec.max_items] or None
-    value = values[0]
+        # the whole list or nothing: a shorter list would mean something else
+        if len(values) > spec.max_items:
+            return Refused(
+                f"{len(values)} values, over the {spec.max_items} its declaration holds "
+                f"(max_items; Kizuna's most is {MAX_LIST_ITEMS})"
+            )
+        bad = sum(1 for v in values if not is_text(v, spec.max_length))
+        if bad:
+            return Refused(
+                f"{bad} of its values over {spec.max_length} characters or with control characters"
+            )
+        return values
     if len(values) > 1:
-        tally(f"{label}: more than one value (the first kept)")
+        return Refused(f"{len(values)} values, and a {spec.type.value} holds one")
+    value = values[0]
     if spec.type == ValueType.NUMBER:
         n = number(value)
         if n is None:
@@ -737,8 +748,7 @@ def _convert(target: Target, values: list[str], tally: Tally) -> Any:
     if spec.type == ValueType.DATE:
         return value
     if not is_text(value, spec.max_length):
-        tally(f"{label}: over {spec.max_length} characters or with control characters")
-        return None
+        return Refused(f"over {spec.max_length} characters or with control characters")
     return value
 
 
