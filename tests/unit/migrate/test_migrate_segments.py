@@ -154,6 +154,11 @@ def test_dimensions_together_are_one_condition_and_windows_are_declared() -> Non
         ),
         (dims(Attributes={"Interests": attr("CONTAINS", "a*b")}), "a '*'"),
         (dims(Attributes={"Interests": attr("INCLUSIVE")}), "INCLUSIVE: no values"),
+        # 18 significant digits: as a float it would select 1000000000000 instead
+        (
+            dims(Attributes={"Household": attr("INCLUSIVE", "999999999999.999999")}),
+            "a number compared with",
+        ),
     ],
 )
 def test_what_cannot_be_said_is_a_decision_not_a_broader_condition(

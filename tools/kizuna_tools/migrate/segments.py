@@ -41,7 +41,7 @@ import yaml
 from kizuna.events.custom import Vocabulary
 from kizuna.programs.view_rules import view_condition_problems
 from kizuna.runtime.config import ValueType
-from kizuna_tools.migrate.attributes import AttributeMap, Target, number
+from kizuna_tools.migrate.attributes import AttributeMap, Target, json_number, number
 from kizuna_tools.migrate.names import kebab, snake, unique
 from kizuna_tools.migrate.report import Report, Status
 
@@ -269,12 +269,11 @@ def attribute_matchers(target: Target, kind: str, values: list[str], notes: list
             notes.append(f"{label} EXCLUSIVE {values[0]}: customers whose value is the other one")
             return [not typed[0]]
     elif spec.type == ValueType.NUMBER:
-        numbers = [number(v) for v in values]
-        if any(n is None for n in numbers):
+        # exactly the number Pinpoint compared with, or a decision (never a rounded float)
+        exact = [json_number(n) if (n := number(v)) is not None else None for v in values]
+        if any(n is None for n in exact):
             raise Inexpressible(f"{label}: a number compared with {values}")
-        typed = [
-            int(n) if n == n.to_integral_value() else float(n) for n in numbers if n is not None
-        ]
+        typed = list(exact)
     else:
         typed = list(values)
         if spec.enum is not None:
@@ -305,7 +304,9 @@ def numeric_matchers(label: str, metric: Mapping[str, Any]) -> list[Any]:
     value = number(metric.get("Value", ""))
     if value is None or abs(value) > 5_000_000_000:
         raise Inexpressible(f"{label}: {metric.get('Value')!r} is outside +-5e9")
-    n = int(value) if value == value.to_integral_value() else float(value)
+    n = json_number(value)
+    if n is None:
+        raise Inexpressible(f"{label}: {metric.get('Value')!r} has more digits than a float keeps")
     return [{"numeric": [op, n]}]
 
 
