@@ -94,6 +94,33 @@ def test_long_values_raise_the_declared_bounds() -> None:
         ("LineItemCount", False),
         ("Top10Store", False),
         ("Tier2", False),
+        # Japanese names (NFKC: half-width katakana too)
+        ("メールアドレス", True),
+        ("PCメール", True),
+        ("電話番号", True),
+        ("携帯番号", True),
+        ("ご住所", True),
+        ("氏名", True),
+        ("お名前", True),
+        ("姓", True),
+        ("姓（カナ）", True),
+        ("名", True),
+        ("名2", True),
+        ("名（漢字）", True),
+        ("フリガナ", True),
+        ("ﾌﾘｶﾞﾅ", True),
+        ("セイ_カナ", True),
+        ("生年月日", True),
+        ("誕生日", True),
+        ("郵便番号", True),
+        ("苗字", True),
+        # a lone 名 only as the whole name: a product's, a store's name, a subject are not
+        ("商品名", False),
+        ("店舗名", False),
+        ("件名", False),
+        ("会員ランク", False),
+        ("お気に入り店舗", False),
+        ("カナダ在住", False),  # カナダ is Canada, not a kana reading
     ],
 )
 def test_personal_data_by_name(name: str, personal: bool) -> None:

@@ -24,6 +24,7 @@ or last name goes to the built-in ``first_name``/``last_name`` profile fields.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,17 @@ _PERSONAL_WORDS = frozenset(
         "furigana",
     }
 )
+# Japanese words that make a name personal data wherever they are in it (the name NFKC
+# normalised: half-width ｶﾅ too). カナ not before ダ (カナダ is Canada). A lone 名 is too broad
+# (商品名, 店舗名, 件名 are a product's, a store's, a subject): see _JA_GIVEN_NAME.
+_PERSONAL_JA = re.compile(
+    "メール|アドレス|電話|携帯|住所|氏名|名前|姓|苗字|名字|フリガナ|ふりがな|カナ(?!ダ)"
+    "|生年月日|誕生日|郵便番号"
+)
+# 名 (a given name) is personal when it is the whole name, but for its digits, signs and
+# reading qualifiers: 名, 名2, 名（漢字）, 名_ローマ字
+_JA_QUALIFIERS = re.compile("漢字|ローマ字|かな|よみ|読み")
+_JA_GIVEN_NAME = "名"
 # words that make a name personal only before one of these (``LineUserId``, not ``ProductLine``)
 _PERSONAL_BEFORE = {"line": frozenset({"user", "id", "uid"})}
 _NAME_QUALIFIERS = frozenset({"first", "last", "given", "family", "full", "middle", "sur", "nick"})
@@ -95,7 +107,10 @@ PROFILE_NAMES = {
 
 def is_personal(name: str) -> bool:
     """Whether a Pinpoint attribute's name says it holds personal data. Digits do not count:
-    ``Address2``, ``Tel1`` and ``Email2`` are an address, a phone and an email."""
+    ``Address2``, ``Tel1`` and ``Email2`` are an address, a phone and an email. Japanese
+    names too: ``メールアドレス``, ``電話番号``, ``お名前``, ``名`` (but not ``商品名``)."""
+    if _is_personal_ja(unicodedata.normalize("NFKC", name)):
+        return True
     ws = [part for w in words(name) for part in _LETTERS.findall(w)]
     if set(ws) & _PERSONAL_WORDS:
         return True
@@ -104,6 +119,13 @@ def is_personal(name: str) -> bool:
     if ws == ["name"]:
         return True
     return any(w == "name" and i > 0 and ws[i - 1] in _NAME_QUALIFIERS for i, w in enumerate(ws))
+
+
+def _is_personal_ja(name: str) -> bool:
+    if _PERSONAL_JA.search(name):
+        return True
+    letters = "".join(c for c in name if not c.isascii() and unicodedata.category(c)[0] == "L")
+    return _JA_QUALIFIERS.sub("", letters) == _JA_GIVEN_NAME
 
 
 def profile_field(name: str) -> str | None:
