@@ -140,6 +140,31 @@ def test_names_profile_fields_collisions_and_metrics() -> None:
     assert [a.name for a in m.declarations()] == ["lifetime_spend", "tier", "tier_2"]
 
 
+def test_a_name_without_latin_letters_gets_a_generated_name() -> None:
+    # Given Japanese names (snake case would give a, a_2, a_3), and ASCII and Latin ones
+    m = AttributeMap()
+    mail = m.plan("UserAttributes", "メールアドレス", [["a@example.jp"]])
+    phone = m.plan("UserAttributes", "電話番号2", [["09012345678"]])
+    rank = m.plan("Attributes", "会員ランク", [["Gold"]])
+    vip = m.plan("Attributes", "VIPランク", [["1"]])
+    secure = m.plan("Attributes", "3DSecure", [["true"]])
+    taken = m.plan("Attributes", "Attr_1", [["x"]])  # an ASCII name keeps its naming
+    # Then each gets the next attr_<n>, said in the report's mapping (generated) and in its
+    # declaration's description; names with Latin letters are named as before
+    assert [t.name for t in (mail, phone, rank)] == ["attr_1", "attr_2", "attr_3"]
+    assert all(t.generated for t in (mail, phone, rank))
+    assert (
+        mail.spec is not None
+        and mail.spec.description == "Pinpoint User.UserAttributes.メールアドレス"
+    )
+    assert mail.spec.personal and phone.spec is not None and phone.spec.personal
+    assert (vip.name, secure.name, taken.name) == ("vip", "a_3_d_secure", "attr_1_2")
+    assert not any(t.generated for t in (vip, secure, taken))
+    # and one export always gives the same names
+    again = AttributeMap()
+    assert again.plan("UserAttributes", "メールアドレス", [["b@example.jp"]]).name == "attr_1"
+
+
 def test_name_helpers() -> None:
     assert [
         snake(x) for x in ("FavoriteStore", "favorite-store", "SMSOptIn", "3DSecure", "お気に入り")

@@ -513,6 +513,31 @@ def test_the_migrations_limits_are_kizunas_own() -> None:
     assert [m.le for m in fields["max_length"].metadata if hasattr(m, "le")] == [MAX_TEXT]
 
 
+def test_a_japanese_attribute_name_is_mapped_in_the_report_and_personal(tmp_path: Path) -> None:
+    # Given attributes named in Japanese
+    result, report = migrate(
+        tmp_path,
+        endpoint(
+            "e1",
+            "EMAIL",
+            "a@example.jp",
+            Attributes={"メールアドレス": ["b@example.jp"], "電話番号": ["09012345678"]},
+        ),
+    )
+    # Then they get generated names, declared personal
+    assert result.rows[0]["attributes"] == {"attr_1": "b@example.jp", "attr_2": "09012345678"}
+    declared = {a.name: a for a in result.declarations()}
+    assert declared["attr_1"].personal and declared["attr_2"].personal
+    # and the report maps each original name to its generated one
+    item = report.find("attribute", "Attributes.メールアドレス")
+    assert item is not None and item.became == ["custom.attributes.attr_1 (string)"]
+    assert (
+        "renamed メールアドレス -> attr_1: a generated name, as メールアドレス has no Latin "
+        "letters to keep (the declaration's description names it too)"
+    ) in item.notes
+    assert "personal data by its name: masked, erased, never in conditions" in item.notes
+
+
 def test_a_line_that_is_not_an_endpoint_is_reported_and_the_others_are_read(tmp_path: Path) -> None:
     result, report = migrate(
         tmp_path,

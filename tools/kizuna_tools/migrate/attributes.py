@@ -15,10 +15,12 @@ the values it saw and says how (the report):
   customers (at least :data:`ENUM_MIN_CUSTOMERS`): a new value is then refused at ingest
   until it is added, which the report says.
 
-Names become snake case (``FavoriteStore`` -> ``favorite_store``); names that look like
-personal data (an email, a phone number, an address, a birth date, a name) are declared
-``personal`` (masked in logs, erased with the customer, never in conditions), and a first
-or last name goes to the built-in ``first_name``/``last_name`` profile fields.
+Names become snake case (``FavoriteStore`` -> ``favorite_store``); a name with no Latin
+letters (``メールアドレス``) gets a generated one (``attr_1``), which the report maps. Names
+that look like personal data (an email, a phone number, an address, a birth date, a name,
+in English or Japanese) are declared ``personal`` (masked in logs, erased with the customer,
+never in conditions), and a first or last name goes to the built-in
+``first_name``/``last_name`` profile fields.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ SOURCES = ("UserAttributes", "Attributes", "Metrics")  # the order names are giv
 # an endpoint's Location fields kept as custom attributes (source "Location"), by name
 LOCATION_ATTRIBUTES = {"Country": "country", "City": "city"}
 ENUM_MAX = 10
+GENERATED_PREFIX = "attr_"  # the name of an attribute whose Pinpoint name has no Latin letters
 ENUM_MIN_CUSTOMERS = 30
 DEFAULT_MAX_LENGTH = 256
 DEFAULT_MAX_ITEMS = 50
@@ -126,6 +129,14 @@ def _is_personal_ja(name: str) -> bool:
         return True
     letters = "".join(c for c in name if not c.isascii() and unicodedata.category(c)[0] == "L")
     return _JA_QUALIFIERS.sub("", letters) == _JA_GIVEN_NAME
+
+
+def has_latin_words(name: str) -> bool:
+    """Whether a name keeps a meaning in snake case: an ASCII name always does (its naming is
+    unchanged, ``3DSecure`` -> ``a_3_d_secure``); another keeps one when it has Latin letters
+    (``Prénom`` -> ``prenom``, ``VIPランク`` -> ``vip``). ``メールアドレス`` or ``電話番号2``
+    would be ``a`` and ``a_2``: they get a generated name instead, and the report maps it."""
+    return name.isascii() or any(_LETTERS.search(w) for w in words(name))
 
 
 def profile_field(name: str) -> str | None:
@@ -233,6 +244,7 @@ class Target:
     spec: CustomAttribute | None = None
     how: str = ""
     seen: bool = True  # False: declared because a segment or campaign names it
+    generated: bool = False  # the name is attr_<n>: the Pinpoint name has no Latin letters
 
     @property
     def label(self) -> str:
@@ -280,8 +292,11 @@ class AttributeMap:
             inferred = infer(values)
         if personal and inferred.enum is not None:
             inferred.enum = None
-        base = snake(name)
-        kizuna = unique(base, self._names, MAX_ATTRIBUTE, "_")
+        generated = not has_latin_words(name)
+        if generated:
+            kizuna = self._generated()
+        else:
+            kizuna = unique(snake(name), self._names, MAX_ATTRIBUTE, "_")
         spec = CustomAttribute(
             name=kizuna,
             type=inferred.type,
@@ -291,9 +306,26 @@ class AttributeMap:
             max_items=inferred.max_items,
             description=f"Pinpoint {Target(source, name, '').label}"[:200],
         )
-        target = Target(source, name, kizuna, spec=spec, how=inferred.how, seen=values is not None)
+        target = Target(
+            source,
+            name,
+            kizuna,
+            spec=spec,
+            how=inferred.how,
+            seen=values is not None,
+            generated=generated,
+        )
         self.targets[(source, name)] = target
         return target
+
+    def _generated(self) -> str:
+        """``attr_1``, ``attr_2``...: the first not taken (names are given out in a stable
+        order, :data:`SOURCES` then the names sorted, so one export gives the same names)."""
+        n = 1
+        while f"{GENERATED_PREFIX}{n}" in self._names:
+            n += 1
+        self._names.add(f"{GENERATED_PREFIX}{n}")
+        return f"{GENERATED_PREFIX}{n}"
 
     def ensure(self, source: str, name: str) -> Target:
         """The target of an attribute a segment or a campaign names (declared if new)."""

@@ -815,7 +815,13 @@ def _report_customers(
         spec = target.spec
         assert spec is not None
         notes = [target.how]
-        if target.name != target.pinpoint:
+        if target.generated:
+            notes.append(
+                f"renamed {target.pinpoint} -> {target.name}: a generated name, as "
+                f"{target.pinpoint} has no Latin letters to keep (the declaration's description "
+                "names it too)"
+            )
+        elif target.name != target.pinpoint:
             notes.append(f"renamed {target.pinpoint} -> {target.name}")
         if spec.personal:
             notes.append("personal data by its name: masked, erased, never in conditions")
