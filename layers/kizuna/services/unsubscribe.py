@@ -217,6 +217,24 @@ def topic_state(customer: Customer, topic: str, channel: str) -> str:
     return OUT if state is not None and state.status == OUT else IN
 
 
+class FormRefused(ValueError):
+    """A saved form the page did not offer. ``reason`` is a fixed code (``repeated_field``,
+    ``not_on_the_page``, ``bad_value``) and ``field`` the form key only when it is one
+    Kizuna names (a ``topic.channel`` of the configuration, ``pause``): both are logged.
+    Never the value, nor a key the customer made up: the form is the customer's text."""
+
+    def __init__(self, reason: str, field: str | None) -> None:
+        self.reason = reason
+        self.field = field
+        super().__init__(f"{field or '<field>'}: {reason}")
+
+
+def _named(key: str, preferences: PreferencesConfig) -> str | None:
+    """``key`` if it is one of Kizuna's own form keys, else None (not to be logged)."""
+    own = {f"{t.name}.{c.value}" for t in preferences.topics for c in ConsentChannel}
+    return key if key in _FORM_KEYS or key in own else None
+
+
 def parse_form(
     form: Mapping[str, list[str]],
     customer: Customer,
@@ -225,25 +243,25 @@ def parse_form(
     now: datetime,
 ) -> PreferencesChanged | None:
     """The page's form as one event: the pairs that differ from the stored state, and the
-    pause. ValueError for anything the page does not offer (nothing is changed then);
-    None when nothing changes."""
+    pause. :class:`FormRefused` for anything the page does not offer (nothing is changed
+    then); None when nothing changes."""
     offered = offered_cells(customer, claims, preferences)
     for key, values in form.items():
         if len(values) != 1:
-            raise ValueError(f"{key}: given {len(values)} times")
+            raise FormRefused("repeated_field", _named(key, preferences))
         if key not in offered and key not in _FORM_KEYS:
-            raise ValueError(f"{key}: not on the page")
+            raise FormRefused("not_on_the_page", _named(key, preferences))
     topics: dict[str, dict[ConsentChannel, ConsentStatus]] = {}
     for key in sorted(offered & set(form)):
         value = form[key][0]
         if value not in (IN, OUT):
-            raise ValueError(f"{key}: {value!r} is not opted_in or opted_out")
+            raise FormRefused("bad_value", key)  # not opted_in or opted_out
         topic, channel = key.split(".")
         if value != topic_state(customer, topic, channel):
             topics.setdefault(topic, {})[ConsentChannel(channel)] = ConsentStatus(value)
     pause = (form.get("pause") or [""])[0]
     if pause not in ("", *PAUSES):
-        raise ValueError(f"pause: {pause!r} is not 30, 90 or resume")
+        raise FormRefused("bad_value", "pause")  # not 30, 90 or resume
     if pause == "resume" and paused_until(customer, now) is None:
         pause = ""  # nothing to resume
     if not topics and not pause:
@@ -483,8 +501,9 @@ class UnsubscribeService:
             return _response("stale")
         try:
             change = parse_form(form, customer, claims, self.preferences, now)
-        except ValueError as exc:
-            logger.warning("preferences refused", reason=str(exc)[:120])
+        except FormRefused as exc:
+            # the code and Kizuna's own key, never the posted text (docs/ARCHITECTURE.md)
+            logger.warning("preferences refused", reason=exc.reason, field=exc.field)
             return _response("bad_form")
         if change is not None:
             self.inbound.put_inbound(change)
