@@ -4,7 +4,11 @@ says why with a fixed code and, where it is Kizuna's own, the field's name."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.log_capture import KizunaLogs, kizuna_logs  # noqa: F401 - the fixture
+from tests.sqs_events import sqs_event, sqs_record
+from tests.unit.test_feedback_unsubscribe import BOUNCE, feedback, ses_event
 from tests.unit.test_preference_page import call, token
 
 MARKER = "leak-7f3a@example.com"
@@ -27,3 +31,29 @@ def test_a_refused_preference_form_logs_the_code_never_the_posted_text(
         ("bad_value", "pause"),
     ]
     assert MARKER not in kizuna_logs.text
+
+
+def test_a_rejected_ses_event_logs_the_code_and_kizunas_field_names_only(
+    kizuna_logs: KizunaLogs,  # noqa: F811
+) -> None:
+    # given SES events a hostile sender shaped: a tag named by an address, a source that is
+    # one, and a body that is not JSON at all
+    tagged = ses_event("Email Bounced", "Bounce", BOUNCE)
+    tagged["detail"]["mail"]["tags"][MARKER] = "not a list"
+    sourced: dict[str, Any] = {**ses_event("Email Bounced", "Bounce", BOUNCE), "source": MARKER}
+    records = [sqs_record(tagged, "m1"), sqs_record(sourced, "m2"), sqs_record(MARKER, "m3")]
+    # when feedback reads them
+    svc, _, inbound, dlq = feedback()
+    assert svc.process_batch(sqs_event(*records)) == {"batchItemFailures": []}
+    # then the log says why, in Kizuna's words, and where (a tag's name reads <key>)
+    rejected = kizuna_logs.records("feedback rejected")
+    assert [(r["reason"], r.get("fields"), r.get("error")) for r in rejected] == [
+        ("malformed", ["mail.tags.<key>"], None),
+        ("not_ses", [], None),
+        ("unreadable", None, "JSONDecodeError"),
+    ]
+    assert MARKER not in kizuna_logs.text
+    # and the dead letters keep the whole reason beside the event as it arrived
+    assert [d.error_type for d in dlq.letters] == ["FeedbackError"] * 2 + ["JSONDecodeError"]
+    assert MARKER in dlq.letters[0].reason and MARKER in dlq.letters[1].reason
+    assert inbound.events == []

@@ -52,6 +52,7 @@ from kizuna.delivery.tags import (
 )
 from kizuna.domain.loyalty import address_hash
 from kizuna.events import ChannelSuppressed, ConsentChannel
+from kizuna.events.envelope import safe_places
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
 
 Kind = Literal[
@@ -94,7 +95,17 @@ _SAFE_REJECT_REASON = re.compile(r"[A-Za-z][A-Za-z -]{0,47}")
 
 
 class FeedbackError(ValueError):
-    """An event that is not the shape it claims to be (send it to the DLQ)."""
+    """An event that is not the shape it claims to be (send it to the DLQ, with the message).
+
+    ``code`` (``not_an_object``, ``not_eventbridge``, ``not_ses``, ``malformed``,
+    ``missing_detail``) and ``fields`` (where, in Kizuna's own field names: a free-form key
+    reads ``<key>``) are what a log line may say; the message can quote what the event
+    carried (a tag's name, a source), so it goes to the dead letter only, beside the body."""
+
+    def __init__(self, message: str, code: str, fields: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.fields = tuple(fields)
 
 
 _Record = TypeVar("_Record", bound=BaseModel)
@@ -107,7 +118,9 @@ def _validate(model: type[_Record], record: Mapping[str, Any], what: str) -> _Re
         return model.model_validate(record)
     except ValidationError as err:
         fields = ", ".join(".".join(map(str, e["loc"])) for e in err.errors())
-        raise FeedbackError(f"malformed {what}: {fields}") from None
+        raise FeedbackError(
+            f"malformed {what}: {fields}", "malformed", safe_places(err, model)
+        ) from None
 
 
 def suppression(
@@ -239,7 +252,9 @@ def _customer_tag(tags: Mapping[str, list[str]]) -> str | None:
     but decodes to no customer id Kizuna could have written (never retried: it never will)."""
     customer_id = _tag(tags, TAG_CUSTOMER)
     if customer_id is not None and not _CUSTOMER_ID.fullmatch(customer_id):
-        raise FeedbackError("malformed SES event: mail.tags.customer")
+        raise FeedbackError(
+            "malformed SES event: mail.tags.customer", "malformed", ["mail.tags.customer"]
+        )
     return customer_id
 
 
@@ -263,16 +278,20 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
     :class:`FeedbackError` for anything else that is not an SES event (a JSON body that is
     not an object, say)."""
     if not isinstance(event, Mapping):
-        raise FeedbackError(f"not an SES event: a JSON {type(event).__name__}")
+        raise FeedbackError(f"not an SES event: a JSON {type(event).__name__}", "not_an_object")
     event_id: str | None = None
     detail: Mapping[str, Any] = event
     if "detail" in event:
         try:
             envelope = _EventBridge.model_validate(event)
         except ValidationError as err:
-            raise FeedbackError(f"not an EventBridge event: {err.error_count()} errors") from None
+            raise FeedbackError(
+                f"not an EventBridge event: {err.error_count()} errors",
+                "not_eventbridge",
+                safe_places(err, _EventBridge),
+            ) from None
         if envelope.source != SES_SOURCE:
-            raise FeedbackError(f"not an SES event (source {envelope.source!r})")
+            raise FeedbackError(f"not an SES event (source {envelope.source!r})", "not_ses")
         if envelope.detail_type not in SES_DETAIL_TYPES:
             return None
         event_id, detail = envelope.id, envelope.detail
@@ -280,7 +299,9 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
         record = _SesRecord.model_validate(detail)
     except ValidationError as err:
         problems = "; ".join(".".join(map(str, e["loc"])) for e in err.errors())
-        raise FeedbackError(f"malformed SES event: {problems}") from None
+        raise FeedbackError(
+            f"malformed SES event: {problems}", "malformed", safe_places(err, _SesRecord)
+        ) from None
     kind = _KINDS.get(record.event_type)
     if kind is None:
         return None
@@ -290,7 +311,7 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
     match kind:
         case "bounce":
             if record.bounce is None:
-                raise FeedbackError("Bounce event without bounce")
+                raise FeedbackError("Bounce event without bounce", "missing_detail", ["bounce"])
             b = record.bounce
             statuses = sorted({r.status for r in b.bounced_recipients if r.status})
             reason = f"{b.bounce_type.lower()} bounce: {b.bounce_sub_type or 'General'}"
@@ -301,7 +322,9 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
             occurred_at = b.timestamp or occurred_at
         case "complaint":
             if record.complaint is None:
-                raise FeedbackError("Complaint event without complaint")
+                raise FeedbackError(
+                    "Complaint event without complaint", "missing_detail", ["complaint"]
+                )
             c = record.complaint
             reason = f"complaint: {c.complaint_feedback_type or c.complaint_sub_type or 'abuse'}"
             suppress = True
@@ -309,13 +332,15 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
             occurred_at = c.timestamp or occurred_at
         case "reject":
             if record.reject is None:
-                raise FeedbackError("Reject event without reject")
+                raise FeedbackError("Reject event without reject", "missing_detail", ["reject"])
             said = record.reject.reason.strip()
             safe = _SAFE_REJECT_REASON.fullmatch(said)
             reason = f"rejected: {said}" if safe else "rejected"
         case "rendering_failure":
             if record.failure is None:
-                raise FeedbackError("Rendering Failure event without failure")
+                raise FeedbackError(
+                    "Rendering Failure event without failure", "missing_detail", ["failure"]
+                )
             reason = RENDERING_FAILURE_REASON
         case "click":
             click = record.click or _Click()

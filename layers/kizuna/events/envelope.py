@@ -68,6 +68,13 @@ def describe_validation_error(
     return "; ".join(parts)
 
 
+def safe_places(error: ValidationError, model: type[BaseModel]) -> tuple[str, ...]:
+    """Where ``error``'s errors are (``mail.tags.<key>``), named only by ``model``'s own
+    field names (as :func:`describe_validation_error` names them): for a log line."""
+    errors = error.errors(include_input=False, include_url=False)
+    return tuple(dict.fromkeys(".".join(_safe_loc(e["loc"], model)) for e in errors))
+
+
 _LOST = object()  # the walk of _safe_loc no longer knows the type at this place
 # Field names of Kizuna's own events: one sent where it does not belong (``attributes``
 # without declarations, ``token`` in ``app.opened``) is named, not hidden as ``<extra>``.

@@ -124,7 +124,14 @@ class FeedbackService:
             try:
                 action = parse_ses_event(record.json_body)
             except (FeedbackError, ValueError) as exc:  # ValueError: a body that is not JSON
-                logger.warning("feedback rejected", reason=str(exc))
+                # the log says why in fixed words; the message, which can quote the event,
+                # is kept in the dead letter with the body (the event as it arrived)
+                if isinstance(exc, FeedbackError):
+                    logger.warning("feedback rejected", reason=exc.code, fields=exc.fields)
+                else:
+                    logger.warning(
+                        "feedback rejected", reason="unreadable", error=type(exc).__name__
+                    )
                 self.failures.keep(record, type(exc).__name__, str(exc))
                 return
             if action is None:
