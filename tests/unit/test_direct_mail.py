@@ -430,3 +430,39 @@ def test_a_ledger_that_fails_never_holds_the_days_print_file_back(world: Any) ->
     assert len(written) == 1
     body = files.objects["dm/date=2026-01-05/dm-sample/postcard.csv"].decode("utf-8")
     assert [r[0] for r in csv.reader(io.StringIO(body))][1:] == ["c1"]
+
+
+def test_after_an_erasure_a_re_run_rewrites_the_file_without_them_but_not_their_own_file(
+    world: Any,
+) -> None:
+    """What docs/channels/DM.md ("Privacy") tells an operator after an erasure."""
+    service, store, rows, _ = world
+    address = PostalAddress.model_validate(ADDRESS)
+    for cid in ("c1", "c2"):
+        store.customers[cid] = factories.customer(
+            cid, consent=opted_in("dm"), postal_address=address
+        )
+        send(service, cid)
+    files, events = Files(), Events()
+    day = date(2026, 1, 5)
+    write_print_files(day, rows, files, events, customers=store, ledger=store, **PRINT)
+    key = "dm/date=2026-01-05/dm-sample/postcard.csv"
+
+    def printed() -> list[str]:
+        table = list(csv.reader(io.StringIO(files.objects[key].decode("utf-8"))))
+        return [r[0] for r in table[1:]]
+
+    def erase(cid: str) -> None:  # what customer.erase leaves: no customer, no collected row
+        del store.customers[cid]
+        rows.rows = {k: r for k, r in rows.rows.items() if r.customer_id != cid}
+
+    assert printed() == ["c1", "c2"]
+    # given c1 erased after the file was written; when the job runs again for that day
+    erase("c1")
+    write_print_files(day, rows, files, events, customers=store, ledger=store, **PRINT)
+    # then the file is rewritten without them, announced again
+    assert printed() == ["c2"] and len(events.put) == 2
+    # but when the erased customer was the file's only row, nothing is written over it
+    erase("c2")
+    assert write_print_files(day, rows, files, events, customers=store, ledger=store, **PRINT) == []
+    assert printed() == ["c2"]  # kept until the bucket's rule expires it, or deleted by hand
