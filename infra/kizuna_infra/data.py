@@ -238,7 +238,7 @@ def snapshot_export_table(
         database_name=database.ref,
         table_input=glue.CfnTable.TableInputProperty(
             name=names.GLUE_SNAPSHOTS_TABLE_NAME,
-            description="One row per customer per day (no personal data), from daily scoring",
+            description="One row per customer per day, by customer id, from daily scoring",
             table_type="EXTERNAL_TABLE",
             partition_keys=[glue.CfnTable.ColumnProperty(name="snapshot_date", type="string")],
             parameters={

@@ -1,13 +1,16 @@
 """The daily customer-structure snapshot, taken by the scoring job in the same pass.
 
 Every scoring shard already reads every customer of its segment, so the snapshot costs no
-extra reads: for each customer one :class:`SnapshotRow` (RFM segment, rank, attribute bands,
-the shop's declared attributes that are not personal data and take few values — an enum or a
-boolean —, lifecycle, orders, spend — no personal data: no name, email, phone or birth date,
-only the age band), written as JSON Lines to S3 (``snapshots/date=YYYY-MM-DD/part-NNNN.jsonl``, an
-Athena table over it is defined in CDK), and the shard's counts per :class:`Cell` (RFM
-segment x rank x region x age band x gender x occupation), which the run's last step adds
-up into the snapshots table: one item per date and non-empty cell, what reports read.
+extra reads: for each customer one :class:`SnapshotRow` (RFM segment, rank, region,
+prefecture, age band, gender, occupation, the shop's declared attributes that are not
+personal data and take few values — an enum or a boolean —, lifecycle, orders, spend, the
+first and last order times — no name, email, phone, address or birth date, only the age
+band; still personal data, keyed by the customer id, kept 730 days and not erased:
+docs/ARCHITECTURE.md, "What is kept after an erasure"), written as JSON Lines to S3
+(``snapshots/date=YYYY-MM-DD/part-NNNN.jsonl``, an Athena table over it is defined in
+CDK), and the shard's counts per :class:`Cell` (RFM segment x rank x region x age band x
+gender x occupation), which the run's last step adds up into the snapshots table: one item
+per date and non-empty cell, what reports read.
 """
 
 from __future__ import annotations
