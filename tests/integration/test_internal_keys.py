@@ -49,13 +49,13 @@ def test_a_customer_named_erasures_cannot_reach_the_erasure_counters(store: Dyna
     assert is_customer_id("ERASURES")
     customer_with_history(store, "ERASURES")
     # when they ask for their data, then they get theirs and no counter
-    data = export("ERASURES", store)
+    data = export("ERASURES", store, store)
     assert data is not None
     assert [i["sk"] for i in data["activity"]] == ["EVENT#2026-01-05T10:00:00.000000Z#e1"]
     # when they are erased, then the counters stay (one more erasure counted)
     erase("ERASURES", store, store, NOW)
     assert counters(store) == [2]
-    assert export("ERASURES", store) is None
+    assert export("ERASURES", store, store) is None
 
 
 def test_every_partition_is_a_customer_or_an_internal_one(store: DynamoStore) -> None:

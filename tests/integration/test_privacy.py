@@ -155,6 +155,11 @@ def test_export_then_erase_leaves_no_trace(cloud: LocalCloud) -> None:
     assert exported["customer"]["line_user_id"] == pa["line_user_id"]
     kinds = {i["sk"].split("#")[0] for i in exported["activity"]}
     assert {"ORDER", "POINTS", "CONSENT", "EVENT", "JOURNEY", "ENTRY", "MSG"} <= kinds
+    # and their member row in the journey still waiting (its cohort's), no one else's
+    members = exported["cohort_members"]
+    assert members and {m["customer"] for m in members} == {a}
+    named = {f"COHORT#{i['cohort']}" for i in exported["activity"] if i.get("cohort")}
+    assert {m["pk"] for m in members} <= named
 
     # when they ask to be erased (an event on the bus)
     put(cloud, "customer.erase", {"customer_id": a, "request_id": "dsr-42"})

@@ -792,20 +792,30 @@ class DynamoStore:
                 )
         return members, children
 
-    def leave_cohort(self, cohort: str, customer_id: str) -> int:
-        """Delete a customer's member items in a cohort (erasure); how many there were."""
+    def cohort_member_items(self, cohort: str, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's member items in a cohort, as stored (an access request): a strongly
+        consistent query of ``M#<customer>#`` (the ``#`` after the id: no other customer's,
+        as no id contains ``#``), the items :meth:`leave_cohort` deletes."""
+        return self._member_items(cohort, customer_id)
+
+    def _member_items(
+        self, cohort: str, customer_id: str, projection: str | None = None
+    ) -> list[dict[str, Any]]:
         from boto3.dynamodb.conditions import Key
 
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(f"{COHORT_PK}{cohort}")
+            & Key("sk").begins_with(f"{MEMBER_SK}{customer_id}#"),
+            "ConsistentRead": True,
+        }
+        if projection:
+            query["ProjectionExpression"] = projection
+        return list(_items(self._activity.query, **query))
+
+    def leave_cohort(self, cohort: str, customer_id: str) -> int:
+        """Delete a customer's member items in a cohort (erasure); how many there were."""
         pk = f"{COHORT_PK}{cohort}"
-        items = list(
-            _items(
-                self._activity.query,
-                KeyConditionExpression=Key("pk").eq(pk)
-                & Key("sk").begins_with(f"{MEMBER_SK}{customer_id}#"),
-                ProjectionExpression="pk, sk",
-                ConsistentRead=True,
-            )
-        )
+        items = self._member_items(cohort, customer_id, "pk, sk")
         with self._activity.batch_writer() as batch:
             for item in items:
                 batch.delete_item(Key={"pk": pk, "sk": item["sk"]})

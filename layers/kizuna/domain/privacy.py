@@ -1,13 +1,14 @@
 """Erasure and access requests (APPI, GDPR): everything Kizuna holds about one customer.
 
-A customer's data lives in two places: the customer item (profile, custom attributes
+A customer's data lives in three places: the customer item (profile, custom attributes
 personal or not, addresses, device tokens, LINE id, suppressions with the hashes of the
 addresses they stop, facts, loyalty, behaviour counters, and the idempotency records of
-ingest in ``processed``) and the customer's partition of the
+ingest in ``processed``), the customer's partition of the
 activity table (orders, cancellations, points, consent, behaviour and custom events,
-journeys, program decisions and the message ledger). Erasure removes both and takes the
-customer out of their running journeys (whose members keep what their trigger said, custom
-event fields included). What stays is anonymous: a daily count of
+journeys, program decisions and the message ledger), and their member items in the cohorts
+of their running journeys (``COHORT#<cohort>``, named by their activity items), which keep
+what their trigger said. Erasure removes all three; an access request (:func:`export`)
+shows all three, read the same way. What stays is anonymous: a daily count of
 erasures (so aggregates that drop can be explained) and, for ``ERASED_MARKER_DAYS``, a
 marker keyed by a hash of the id that stops an event still in flight from re-creating the
 customer (ingest checks it before creating a customer it has never seen).
@@ -172,6 +173,13 @@ class CohortLeaver(Protocol):
         ...
 
 
+class CohortMembers(Protocol):
+    def cohort_member_items(self, cohort: str, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's member items in a journey cohort, as stored: the items
+        :meth:`CohortLeaver.leave_cohort` deletes."""
+        ...
+
+
 @dataclass(frozen=True)
 class ErasureReport:
     customer_found: bool
@@ -247,10 +255,26 @@ def erase(
     )
 
 
-def export(customer_id: str, store: PrivacyStore) -> dict[str, Any] | None:
-    """Everything held about the customer (an access request), or None if nothing is."""
+def export(customer_id: str, store: PrivacyStore, cohorts: CohortMembers) -> dict[str, Any] | None:
+    """Everything held about the customer (an access request), or None if nothing is: the
+    customer item, the activity partition and the customer's member items in every journey
+    cohort their items name (:func:`_cohorts`, read as :func:`erase` reads them: what
+    erasure deletes, an access request shows). Not in it, as erasure does not search them:
+    the anonymous marker and counter, the internal partitions that hold no customer id in
+    clear (a transactional key's binding: hashes only) and what docs/ARCHITECTURE.md
+    "Privacy" lists as kept outside the tables or in the audit log."""
     customer = store.customer_item(customer_id)
     activity = store.activity(customer_id)
     if customer is None and not activity:
         return None
-    return {"customer_id": customer_id, "customer": customer, "activity": activity}
+    members = [
+        item
+        for cohort in _cohorts(activity)
+        for item in cohorts.cohort_member_items(cohort, customer_id)
+    ]
+    return {
+        "customer_id": customer_id,
+        "customer": customer,
+        "activity": activity,
+        "cohort_members": members,
+    }

@@ -5,6 +5,7 @@ they are in is left, not only the one their journey item names."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from moto import mock_aws
 from bench.common import create_kizuna_tables
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.domain.customer import Customer
-from kizuna.domain.privacy import erase
+from kizuna.domain.privacy import erase, export
 from kizuna.programs.cohorts import cohort_id, run_name
 from kizuna.programs.evaluate import Evaluator
 from kizuna.programs.journeys import JourneyState
@@ -146,3 +147,33 @@ def test_the_sweep_removes_what_a_step_running_during_the_erasure_wrote_back(
     # then: nothing of x1 is left, and x2 is untouched
     assert store.activity("x1") == [] and members_of(store, cohort, "x1") == []
     assert members_of(store, cohort, "x2") and store.get_customers(["x2"])
+
+
+def test_export_gives_the_customers_member_rows_and_no_one_elses(store: DynamoStore) -> None:
+    # given two customers who ranked up together (one id the other's prefix): both members
+    # of the same cohort, each with what their trigger said
+    program = SEEDS["rank-up-congratulations"]
+    (a,) = treated(program, "ex", 1)
+    (b,) = treated(program, a, 1)
+    assert b.startswith(a)
+    for cid in (a, b):
+        store.save_customer(tokyo(cid, rank="Silver"), 0)
+    starter = MemoryStarter()
+    Evaluator([program], store, starter, MemoryPublisher(), CFG, FixedClock(DAY1)).evaluate(
+        [rank_changed(a, DAY1), rank_changed(b, DAY1)]
+    )
+    cohort = store.read_entries([], [(a, program.id)])[1][(a, program.id)].cohort
+    assert cohort and members_of(store, cohort, a) and members_of(store, cohort, b)
+    # when a asks for their data (through the store the erasure uses)
+    data = export(a, store, store)
+    # then the export holds a's member row, read as erasure reads it, and none of b's
+    assert data is not None
+    [member] = data["cohort_members"]
+    assert member["pk"] == f"COHORT#{cohort}" and member["customer"] == a
+    assert member["trigger"]["to_rank"] == "Silver" and member["entered_at"]
+    assert all(m["customer"] == a for m in data["cohort_members"])
+    assert b not in json.dumps(data["cohort_members"], default=str)
+    # and what erasure then removes from the cohort is what the export showed
+    assert erase(a, store, store, DAY1 + timedelta(minutes=1)).journeys_stopped == 1
+    assert members_of(store, cohort, a) == [] and members_of(store, cohort, b)
+    assert export(b, store, store)["cohort_members"][0]["customer"] == b  # type: ignore[index]

@@ -90,12 +90,13 @@ class Tables:
 def customers_export(
     customer_id: CustomerId, tables: Tables, aws: Aws, legacy_id: LegacyId = False
 ) -> None:
-    """Everything held about a customer, as JSON on stdout (an access request)."""
+    """Everything held about a customer, as JSON on stdout (an access request): the customer
+    item, every activity item and their members in the journey cohorts those name."""
     from kizuna.domain.privacy import export
 
     customer_id = _checked(customer_id, legacy_id)
     store = tables.store(aws)
-    data = export(customer_id, store)
+    data = export(customer_id, store, store)
     if data is None:
         console.print(f"no data held for {customer_id}")
         raise typer.Exit(code=1)
