@@ -26,6 +26,7 @@ from kizuna.events.custom import BUILTIN, MAX_OCCURRENCES, CustomEventDetail, vo
 from kizuna.events.envelope import EventRejected, ParsedEvent, parse_inbound
 from kizuna.ports import PutOutcome
 from kizuna.programs.evaluate import Evaluator, IncomingEvent
+from kizuna.programs.members import trigger_of
 from kizuna.programs.model import Program
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
@@ -469,9 +470,8 @@ def test_an_idempotency_key_is_the_events_identity_per_customer_and_type() -> No
     assert parse(app).event_id not in (keyed.event_id, "ev-1")
     assert parse(wishlist(T, "ev-3")).event_id == "ev-3"
     # a message's template context (the member's trigger) does not keep it
-    from kizuna.programs.members import trigger_of
-
-    kept = trigger_of("wishlist.added", dict(wishlist(T, "ev-6", idempotency_key="k1")["detail"]))
+    detail = dict(wishlist(T, "ev-6", idempotency_key="k1")["detail"])
+    kept = trigger_of("wishlist.added", detail, VOCAB.personal_fields("wishlist.added"))
     assert "idempotency_key" not in kept and kept["product_id"] == "p-1"
     # a key is an id: no whitespace, no '#', at most 128 characters
     for bad in ("a b", "a#b", "x" * 129, ""):
@@ -565,6 +565,58 @@ def test_a_program_triggered_by_a_custom_event_sees_it_counted() -> None:
 class _Starter:
     def start(self, program_id: str, name: str, payload: dict[str, Any]) -> bool:
         return True
+
+
+def test_a_journeys_member_keeps_no_personal_field_of_its_trigger() -> None:
+    # given a program started by wishlist.added, whose `note` is declared personal
+    program = Program.model_validate(
+        {
+            "id": "wishlist-nudge",
+            "name": "Wishlist nudge",
+            "trigger": {"event": "wishlist.added"},
+            "steps": [{"id": "s", "type": "send", "channels": ["email"], "template": "hello"}],
+        }
+    )
+    store = MemoryStore()
+    store.customers["c1"] = Customer(
+        customer_id="c1", email="c1@example.jp", consent=opted_in("email")
+    )
+    evaluator = Evaluator([program], store, _Starter(), MemoryPublisher(), CFG, FixedClock(T))
+    raw = wishlist(T, "ev-1", note="for mum", price=1200)
+    # when the customer enters the journey
+    incoming = evaluate_incoming(json.dumps(raw), T, CFG.event_time, VOCAB)
+    [entered] = evaluator.evaluate([incoming]).decisions
+    assert entered.decision == "entered"
+    # then their member row keeps the trigger's other fields (the template's `trigger`),
+    # never the personal note (it is not journey state)
+    [member] = [m for members in store.members.values() for m in members.values()]
+    assert member.trigger["product_id"] == "p-1" and member.trigger["price"] == 1200
+    assert "note" not in member.trigger and "for mum" not in json.dumps(dict(member.trigger))
+
+
+def test_a_trigger_keeps_what_templates_read_and_no_personal_field() -> None:
+    # what is personal in an event's detail: the direct identifiers wherever they are, the
+    # event's fields declared personal, a field named as an attribute declared personal
+    personal = VOCAB.personal_fields("wishlist.added")
+    assert {"note", "nickname", "anniversary", "email", "phone", "first_name"} <= personal
+    assert not {"product_id", "price", "tier"} & personal
+    # a rank change that carried a name and an address (a producer's or a future model's)
+    detail = {
+        "customer_id": "c1",
+        "from_rank": "Silver",
+        "to_rank": "Gold",
+        "points_to_next_rank": 300,
+        "email": "hanako@example.jp",
+        "first_name": "Hanako",
+        "nickname": SECRET,
+    }
+    kept = trigger_of(
+        "customer.rank_changed", detail, VOCAB.personal_fields("customer.rank_changed")
+    )
+    assert kept["to_rank"] == "Gold" and kept["points_to_next_rank"] == 300
+    assert not {"email", "first_name", "nickname"} & set(kept)
+    # the built-in vocabulary still drops the direct identifiers
+    assert "email" not in trigger_of("x.y", detail, BUILTIN.personal_fields("x.y"))
 
 
 # -- privacy ---------------------------------------------------------------------------------------

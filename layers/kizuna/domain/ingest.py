@@ -238,7 +238,8 @@ def _custom_event(ev: ParsedEvent, vocab: Vocabulary) -> list[ActivityItem]:
     ``fields`` (never beside the row's keys), its fields except those declared personal.
     Personal fields are not stored at all: the row is history shown to people who may not
     see personal data, and nothing reads them back; they reach only the programs the event
-    starts (their trigger context, in the journey's cohort, erased with the customer)."""
+    starts (their trigger conditions: a journey entry's ``trigger`` keeps none of them,
+    :func:`kizuna.programs.members.trigger_of`)."""
     spec = vocab.events.get(ev.detail_type)
     if spec is None:  # pragma: no cover - parsed with a vocabulary that declares it
         return []

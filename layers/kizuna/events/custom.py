@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from kizuna.domain.customer import BehaviourCounter
+from kizuna.domain.privacy import DIRECT_IDENTIFIER_FIELDS
 from kizuna.events.derived import DERIVED_MODELS
 from kizuna.events.inbound import (
     INBOUND_MODELS,
@@ -149,6 +150,7 @@ class Vocabulary:
         self.preferences = preferences if preferences is not None else PreferencesConfig()
         self.attributes = {a.name: a for a in custom.attributes}
         self.events = {e.detail_type: e for e in custom.events}
+        self._personal_attributes = frozenset(a.name for a in custom.attributes if a.personal)
         clash = sorted(set(self.events) & (set(INBOUND_MODELS) | set(DERIVED_MODELS)))
         if clash:
             raise ValueError(f"custom events reuse built-in detail-types: {clash}")
@@ -225,7 +227,16 @@ class Vocabulary:
         }
 
     def personal_attributes(self) -> frozenset[str]:
-        return frozenset(a.name for a in self.attributes.values() if a.personal)
+        return self._personal_attributes
+
+    def personal_fields(self, detail_type: str) -> frozenset[str]:
+        """The top-level fields of a ``detail_type`` detail that are personal data: the direct
+        identifiers wherever an event carries them
+        (:data:`kizuna.domain.privacy.DIRECT_IDENTIFIER_FIELDS`), the fields the declared
+        event marks ``personal``, and a field named as an attribute declared personal."""
+        event = self.events.get(detail_type)
+        declared = {f.name for f in event.fields if f.personal} if event else set()
+        return DIRECT_IDENTIFIER_FIELDS | declared | self.personal_attributes()
 
 
 @lru_cache(maxsize=8)

@@ -569,7 +569,7 @@ class Evaluator:
                 )
             )
             return _Entry(program, ev, Join(state, previous, None, None, 0), held)
-        trigger = trigger_of(ev.detail_type, ev.detail)
+        trigger = trigger_of(ev.detail_type, ev.detail, self.vocab.personal_fields(ev.detail_type))
         return _Entry(program, ev, self._join(program, customer, state, previous, now, trigger))
 
     def _join(

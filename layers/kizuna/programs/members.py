@@ -3,7 +3,7 @@ members, child groups and their keys in the activity table."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,17 +21,23 @@ TRIGGER_KEYS = 20  # what a member keeps of its trigger's detail: a few scalars,
 TRIGGER_VALUE_CHARS = 200
 
 
-def trigger_of(detail_type: str, detail: Mapping[str, Any]) -> dict[str, Any]:
+def trigger_of(
+    detail_type: str, detail: Mapping[str, Any], personal: Collection[str]
+) -> dict[str, Any]:
     """What a member keeps of the event that made it enter (the template context's
     ``trigger``): its type and the detail's top-level scalar fields (``to_rank``,
     ``from_rank``, ``points_to_next_rank``...), at most :data:`TRIGGER_KEYS` of them,
     strings of at most :data:`TRIGGER_VALUE_CHARS` characters; nested values and longer
-    strings are left out (the member item stays small)."""
+    strings are left out (the member item stays small), and so are the fields in
+    ``personal`` (:meth:`kizuna.events.custom.Vocabulary.personal_fields`: an address, a
+    name, a field the shop declares personal), which are not journey state."""
     kept: dict[str, Any] = {"type": detail_type}
     for key, value in detail.items():
         if len(kept) > TRIGGER_KEYS:
             break
         if key == "idempotency_key":  # the producer's retry key: nothing about the event
+            continue
+        if key in personal:
             continue
         if isinstance(value, bool | int | float) or (
             isinstance(value, str) and len(value) <= TRIGGER_VALUE_CHARS
