@@ -5,6 +5,7 @@ error says what is wrong with the row, not what follows from it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from kizuna.runtime.config import KizunaConfig
 from kizuna_tools.cli import app
 from kizuna_tools.fakes import MemoryStore
 from kizuna_tools.importer import ImportFileError, import_file
-from kizuna_tools.products import import_products
+from kizuna_tools.products import ProductRecord, import_products
 from tests.factories import T0
 
 CFG = KizunaConfig()
@@ -27,6 +28,17 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+class Catalogue:
+    """The products table: the records it was given."""
+
+    def __init__(self) -> None:
+        self.records: list[ProductRecord] = []
+
+    def upsert_catalog(self, records: Iterable[ProductRecord]) -> int:
+        self.records.extend(records)
+        return len(self.records)
 
 
 def test_a_rejected_row_means_nothing_is_written_unless_partial(tmp_path: Path) -> None:
@@ -545,6 +557,44 @@ def test_a_customer_on_two_rows_rejects_every_row_that_gives_it(
     assert set(store.customers) == {"c2"}
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_product_on_two_rows_rejects_every_row_that_gives_it(tmp_path: Path, suffix: str) -> None:
+    # Given a catalogue giving p1 on three rows (one of them bad on its own), and p2
+    url = "https://shop.example/p"
+    rows = [
+        {"product_id": "p1", "name": "Sencha", "url": url},
+        {"product_id": "p2", "name": "Hojicha", "url": url},
+        {"product_id": "p1", "name": "Sencha Premium", "url": url},
+        {"product_id": "p1", "name": "Sencha", "url": "ftp://shop.example/p"},
+    ]
+
+    def text(rows: list[dict[str, str]]) -> str:
+        if suffix == ".csv":
+            return "product_id,name,url\n" + "".join(",".join(r.values()) + "\n" for r in rows)
+        return "".join(json.dumps(r) + "\n" for r in rows)
+
+    first = 2 if suffix == ".csv" else 1
+    path = write(tmp_path, f"products{suffix}", text(rows))
+    # When it is imported with partial
+    store = Catalogue()
+    report = import_products(path, store, partial=True)
+    # Then each row of p1 is rejected naming the others (the last was imported), p2 goes on
+    a, b, c = first, first + 2, first + 3
+    assert [(e.row, e.error) for e in report.errors] == [
+        (a, f"product_id p1 is also on rows {b}, {c}: one row per product"),
+        (b, f"product_id p1 is also on rows {a}, {c}: one row per product"),
+        (c, f"product_id p1 is also on rows {a}, {b}: one row per product"),
+    ]
+    assert (report.rows, report.imported, report.customers_written) == (4, 1, 1)
+    assert [r.product_id for r in store.records] == ["p2"]
+    # and of two rows, each names the other
+    two = write(tmp_path, f"two{suffix}", text(rows[:3]))
+    assert [(e.row, e.error) for e in import_products(two, None).errors] == [
+        (a, f"product_id p1 is also on row {b}: one row per product"),
+        (b, f"product_id p1 is also on row {a}: one row per product"),
+    ]
+
+
 def test_a_products_values_are_taken_as_written(tmp_path: Path) -> None:
     # Given a catalogue whose values are padded, null or JSON numbers
     good = {"product_id": "p1", "name": "Sencha", "url": "https://shop.example/p1"}
@@ -646,7 +696,11 @@ def test_an_empty_string_in_json_lines_is_no_key_left_out(tmp_path: Path) -> Non
 def test_an_empty_string_is_no_products_value_in_json_lines(tmp_path: Path) -> None:
     # Given a catalogue line whose category is "" (it was read as none: the category removed)
     good = {"product_id": "p1", "name": "Sencha", "url": "https://shop.example/p1"}
-    rows = [good, {**good, "product_id": "p2", "category": ""}, {**good, "name": ""}]
+    rows = [
+        good,
+        {**good, "product_id": "p2", "category": ""},
+        {**good, "product_id": "p3", "name": ""},
+    ]
     path = write(tmp_path, "products.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     # When it is imported / Then the line is refused, naming the key
     report = import_products(path, None)

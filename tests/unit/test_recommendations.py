@@ -252,9 +252,7 @@ def test_finish_fails_loudly_when_a_shard_file_is_missing() -> None:
     assert work_key("2026-03-01", "cells", 0) in objects.files
 
 
-def test_catalogue_import_validates_rows_and_keeps_the_last_row_per_product(
-    tmp_path: Path,
-) -> None:
+def test_catalogue_import_validates_rows(tmp_path: Path) -> None:
     path = tmp_path / "products.csv"
     path.write_text(
         "product_id,name,url,category\n"
@@ -262,7 +260,7 @@ def test_catalogue_import_validates_rows_and_keeps_the_last_row_per_product(
         "bad id,Nope,https://shop.example/p/x,tea\n"
         "tea-002,,https://shop.example/p/tea-002,tea\n"
         "tea-003,Genmai,ftp://shop.example/p/tea-003,tea\n"
-        "tea-001,Sencha Premium,https://shop.example/p/tea-001,tea\n",
+        "tea-004,Sencha Premium,https://shop.example/p/tea-004,tea\n",
         encoding="utf-8",
     )
     store = catalog_of()
@@ -271,7 +269,7 @@ def test_catalogue_import_validates_rows_and_keeps_the_last_row_per_product(
     assert (report.rows, report.imported, report.rejected) == (5, 2, 3)
     assert [e.row for e in report.errors] == [3, 4, 5]
     assert "product_id" in report.errors[0].error and "name" in report.errors[1].error
-    assert store.items["tea-001"]["name"] == "Sencha Premium"
+    assert store.items["tea-004"]["name"] == "Sencha Premium"
     assert import_products(path, None).customers_written == 0  # dry run writes nothing
 
 

@@ -619,23 +619,26 @@ def within_window(events: list[ParsedEvent], now: datetime, cfg: KizunaConfig) -
     return events
 
 
-def _repeated_customers(rows: Sequence[tuple[int, dict[str, Any]]]) -> dict[int, str]:
-    """Row number -> error, for each row whose ``customer_id`` another row gives too: every
-    one of them is rejected, naming the others: which row is the customer is not guessed
-    (importing the first, with ``partial``, took one of them as the customer)."""
+def repeated_ids(
+    rows: Sequence[tuple[int, dict[str, Any]]], key: str, one_per: str
+) -> dict[int, str]:
+    """Row number -> error, for each row whose ``key`` (``customer_id``, ``product_id``)
+    another row gives too: every one of them is rejected, naming the others: which row is the
+    customer (the product) is not guessed (importing the first, or the last, with
+    ``partial``, took one of them as it)."""
     numbers_of: dict[str, list[int]] = defaultdict(list)
     for number, row in rows:
-        cid = row.get("customer_id")
-        if isinstance(cid, str) and cid:
-            numbers_of[cid].append(number)
+        value = row.get(key)
+        if isinstance(value, str) and value:
+            numbers_of[value].append(number)
     errors: dict[int, str] = {}
-    for cid, numbers in numbers_of.items():
+    for value, numbers in numbers_of.items():
         if len(numbers) < 2:
             continue
         for n in numbers:
             rest = ", ".join(str(m) for m in numbers if m != n)
             also = f"row {rest}" if len(numbers) == 2 else f"rows {rest}"
-            errors[n] = f"customer_id {cid} is also on {also}: one row per customer"
+            errors[n] = f"{key} {value} is also on {also}: one row per {one_per}"
     return errors
 
 
@@ -711,7 +714,7 @@ def import_file(
     csv_file = path.suffix.lower() not in JSON_SUFFIXES
     if kind == "customers":
         rows = list(read_rows(path))
-        repeated = _repeated_customers(rows)
+        repeated = repeated_ids(rows, "customer_id", "customer")
         for number, row in rows:
             report.rows += 1
             try:

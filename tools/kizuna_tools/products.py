@@ -4,7 +4,8 @@ Orders carry product ids only; a shop imports its catalogue (``kizuna import pro
 CSV/TSV/JSONL with ``product_id``, ``name``, ``url`` and optionally ``category``) into the
 products table, where the daily job adds what it learned (related products, best sellers).
 A product without a name is never recommended: a message does not show a bare id. Values
-are taken as written: spaces around one, a JSON ``null`` or a JSON number reject the row.
+are taken as written: spaces around one, a JSON ``null`` or a JSON number reject the row;
+a product id on two rows rejects every row that gives it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from kizuna_tools.importer import (
     _no_empty_text,
     _no_nulls,
     read_rows,
+    repeated_ids,
 )
 
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
@@ -65,9 +67,15 @@ def parse_rows(
 ) -> Iterator[ProductRecord]:
     """Valid rows as records, the others in ``report``. ``empty_is_absent``: CSV, whose empty
     cell is a column left out; in JSON Lines ``""`` is no product's value (a name has one, a
-    category is left out) and rejects the row."""
-    for number, row in rows:
+    category is left out) and rejects the row. A product id on two rows rejects every row
+    that gives it, each naming the others."""
+    listed = list(rows)
+    repeated = repeated_ids(listed, "product_id", "product")
+    for number, row in listed:
         report.rows += 1
+        if number in repeated:
+            report.errors.append(RowError(number, repeated[number]))
+            continue
         if "__error__" in row:
             report.errors.append(RowError(number, str(row["__error__"])))
             continue
@@ -105,15 +113,16 @@ def import_products(
     partial: bool = False,
 ) -> ImportReport:
     """Validate every row; upsert them all when none is rejected, the valid ones when
-    ``partial`` (``store=None`` validates only). The last row of a product id wins; a
-    column that is not a product field rejects the row."""
+    ``partial`` (``store=None`` validates only). A product id on two rows rejects all of
+    them (which is the product is not guessed); a column that is not a product field rejects
+    the row."""
     report = ImportReport(kind="products")
     rows = parse_rows(
         read_rows(path), report, empty_is_absent=path.suffix.lower() not in JSON_SUFFIXES
     )
-    records = {r.product_id: r for r in rows}
+    records = list(rows)
     if store is not None and records and (partial or not report.errors):
-        report.customers_written = store.upsert_catalog(records.values())
+        report.customers_written = store.upsert_catalog(records)
     if progress:
         progress(report.rows)
     return report
