@@ -693,6 +693,37 @@ def test_an_empty_string_in_json_lines_is_no_key_left_out(tmp_path: Path) -> Non
     assert import_file("orders", csv_path, None, CFG, T0).errors == []
 
 
+def test_a_products_name_and_category_are_text_as_an_orders_category_is(tmp_path: Path) -> None:
+    # Given catalogue lines whose name or category holds a control, line or format character
+    good = {"product_id": "p1", "name": "Sencha", "url": "https://shop.example/p1"}
+    bad = ["Sen\ncha", "Sen\x00cha", "Sen\u200bcha", "Sen\u202echa", "Sen\x85cha"]
+    rows = [good]
+    for i, text in enumerate(bad):
+        rows.append({**good, "product_id": f"n{i}", "name": text})
+        rows.append({**good, "product_id": f"c{i}", "category": text})
+    path = write(tmp_path, "products.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    # When it is imported
+    report = import_products(path, None)
+    # Then each line is refused naming the field, as an order line's category is
+    assert [(e.row, e.error.split(":")[0]) for e in report.errors] == [
+        (2 + 2 * i + j, field)
+        for i in range(len(bad))
+        for j, field in enumerate(["name", "category"])
+    ]
+    order = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "ordered_at": "2026-01-05T10:00:00+09:00",
+        "lines": [{"product_id": "p1", "quantity": 1, "unit_price": 100, "category": bad[0]}],
+    }
+    orders = write(tmp_path, "o.jsonl", json.dumps(order) + "\n")
+    assert [e.row for e in import_file("orders", orders, None, CFG, T0).errors] == [1]
+    # while Japanese text, emoji with a zero-width joiner and inner spaces are text
+    fine = {**good, "name": "玄米茶 👩\u200d🍳", "category": "お茶 ギフト"}
+    path = write(tmp_path, "fine.jsonl", json.dumps(fine) + "\n")
+    assert import_products(path, None).errors == []
+
+
 def test_an_empty_string_is_no_products_value_in_json_lines(tmp_path: Path) -> None:
     # Given a catalogue line whose category is "" (it was read as none: the category removed)
     good = {"product_id": "p1", "name": "Sencha", "url": "https://shop.example/p1"}

@@ -4,7 +4,8 @@ Orders carry product ids only; a shop imports its catalogue (``kizuna import pro
 CSV/TSV/JSONL with ``product_id``, ``name``, ``url`` and optionally ``category``) into the
 products table, where the daily job adds what it learned (related products, best sellers).
 A product without a name is never recommended: a message does not show a bare id. Values
-are taken as written: spaces around one, a JSON ``null`` or a JSON number reject the row;
+are taken as written: spaces around one, a JSON ``null`` or a JSON number reject the row,
+as a control or invisible character in a name or category does (the events' ``Text``);
 a product id on two rows rejects every row that gives it.
 """
 
@@ -23,7 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
-from kizuna.events.inbound import Identifier
+from kizuna.events.inbound import Identifier, Text
 from kizuna_tools.importer import (
     JSON_SUFFIXES,
     ImportReport,
@@ -51,11 +52,11 @@ class ProductRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     product_id: Identifier
-    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_padded)]
+    # name and category are text as an order line's category is (no control, line or
+    # invisible format character: a name is shown in messages)
+    name: Annotated[Text, Field(min_length=1, max_length=200), AfterValidator(_not_padded)]
     url: Url
-    category: (
-        Annotated[str, StringConstraints(max_length=64), AfterValidator(_not_padded)] | None
-    ) = None
+    category: Annotated[Text, Field(max_length=64), AfterValidator(_not_padded)] | None = None
 
 
 class CatalogWriter(Protocol):
