@@ -1,3 +1,6 @@
+import re
+from decimal import Decimal
+
 import pytest
 
 from kizuna.events import INBOUND_EVENT_TYPES, OrderPlaced
@@ -239,3 +242,61 @@ def test_an_order_line_quantity_is_a_whole_number() -> None:
     raw["detail"]["lines"][0]["quantity"] = True
     with pytest.raises(EventRejected, match=r"detail\.lines\.0\.quantity"):
         parse_inbound(raw)
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("lines.0.quantity", "2"),  # a count is a JSON number: text is refused
+        ("lines.0.quantity", "1_0"),
+        ("lines.0.quantity", " 1"),
+        ("lines.0.quantity", "１２"),
+        ("lines.0.unit_price", "1_000"),  # an amount may be text, in plain ASCII digits only
+        ("lines.0.unit_price", " 1000"),
+        ("lines.0.unit_price", "1000 "),
+        ("lines.0.unit_price", "１２００"),
+        ("lines.0.unit_price", "1e3"),
+        ("lines.0.unit_price", "+5"),
+        ("lines.0.unit_price", "01"),
+        ("lines.0.unit_price", ".5"),
+        ("lines.0.unit_price", "1,000"),
+        ("lines.0.unit_price", "١٢"),
+        ("total", "3_000"),
+        ("total", "3e3"),
+    ],
+)
+def test_a_number_written_as_text_is_refused_unless_plain_ascii_digits(
+    where: str, value: str
+) -> None:
+    # Given an order whose count or amount is loose text (pydantic and Python read "1_0" as
+    # 10, " 1" as 1, "１２００" as 1200, "1e3" as 1000)
+    raw = fixture("order_placed")
+    detail = raw["detail"]
+    target = detail["lines"][0] if where.startswith("lines") else detail
+    target[where.rsplit(".", 1)[-1]] = value
+    # When it is read / Then it is refused, naming the field
+    with pytest.raises(EventRejected, match=re.escape(f"detail.{where}: ")):
+        parse_inbound(raw)
+
+
+def test_an_amount_as_plain_decimal_text_is_read_exactly() -> None:
+    raw = fixture("order_placed")
+    raw["detail"]["lines"][0]["unit_price"] = "1200.5"
+    raw["detail"]["lines"][0]["quantity"] = 1
+    raw["detail"]["total"] = "0"
+    detail = parse_inbound(raw).detail
+    assert isinstance(detail, OrderPlaced)
+    assert (detail.lines[0].unit_price, detail.total) == (Decimal("1200.5"), Decimal("0"))
+
+
+@pytest.mark.parametrize("delta", ["10", "-10", " 10"])
+def test_a_points_delta_written_as_text_is_refused(delta: str) -> None:
+    detail = {
+        "customer_id": "c1",
+        "occurred_at": "2026-01-05T10:00:00+09:00",
+        "adjustment_id": "a1",
+        "delta": delta,
+        "reason": "gift",
+    }
+    with pytest.raises(EventRejected, match=r"detail\.delta: .*JSON number"):
+        parse_inbound(envelope("points.adjusted", detail, "e1"))

@@ -129,3 +129,49 @@ def test_a_choice_of_an_undeclared_or_transactional_topic_is_refused_naming_it()
 def test_more_than_the_bound_is_refused_whole() -> None:
     with pytest.raises(ValueError, match="at most"):
         EventIntake(Bus(), EventTimeConfig(), lambda: NOW).accept([{}] * (MAX_EVENTS + 1))
+
+
+def test_a_count_or_amount_the_bus_would_read_otherwise_is_refused_naming_it() -> None:
+    # Given an API body (read as the API reads it: fractions and exponents as decimals) whose
+    # quantity is 1.0, 1e3 or text, or whose unit price is loose text: the model took each
+    # (1, 1000, 2, 1000) and put the detail on the bus as sent, where ingest refused 1.0 (a
+    # float) or read "1_000" as 1000 too
+    line = {"product_id": "p1", "quantity": 1, "unit_price": "100"}
+    order = {"customer_id": "c1", "occurred_at": NOW.isoformat(), "order_id": "o1"}
+    cases = [
+        ('{"quantity": 1.0}', "quantity"),
+        ('{"quantity": 1e3}', "quantity"),
+        ('{"quantity": "2"}', "quantity"),
+        ('{"unit_price": "1_000"}', "unit_price"),
+        ('{"unit_price": "\\uff11\\uff10\\uff10"}', "unit_price"),
+    ]
+    body = [
+        {
+            "detail-type": "order.placed",
+            "detail": {
+                **order,
+                "lines": [{**line, **json.loads(change)}],
+                "total": "100",
+                "currency": "JPY",
+                "channel": "web",
+            },
+        }
+        for change, _ in cases
+    ]
+    received = json.loads(json.dumps(body), parse_float=Decimal)
+    bus = Bus()
+    # When it is put through the intake
+    result = EventIntake(bus, EventTimeConfig(), lambda: NOW).accept(received)
+    # Then each is refused, naming the field, and nothing reaches the bus
+    assert [(r.status, r.field) for r in result.results] == [
+        ("rejected", f"events[{i}].detail.lines[0].{field}") for i, (_, field) in enumerate(cases)
+    ]
+    assert bus.entries == []
+    # while a whole number and a plain decimal amount go through
+    fine = {**body[0]["detail"], "lines": [{**line, "quantity": 2, "unit_price": "12.5"}]}
+    ok = json.loads(
+        json.dumps([{"detail-type": "order.placed", "detail": fine}]), parse_float=Decimal
+    )
+    assert [
+        r.status for r in EventIntake(bus, EventTimeConfig(), lambda: NOW).accept(ok).results
+    ] == ["accepted"]

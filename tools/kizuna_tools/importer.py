@@ -67,6 +67,12 @@ from kizuna.events.envelope import (
     check_occurred_at,
     describe_validation_error,
 )
+from kizuna.events.inbound import (
+    AMOUNT_TEXT,
+    NUMBER_TEXT_RULE,
+    SIGNED_NUMBER_TEXT,
+    WHOLE_NUMBER_TEXT,
+)
 from kizuna.ports import CustomerStore
 from kizuna.runtime.config import KizunaConfig, ValueType
 from kizuna.services.ingest import IngestStats, apply_to_customers
@@ -103,13 +109,6 @@ ORDER_LEVEL_COLUMNS = (
     "cancelled_at",
 )
 ORDER_COLUMNS = frozenset({*ORDER_LEVEL_COLUMNS, *LINE_COLUMNS})
-# A number written as text (every CSV cell, a JSON string): ASCII digits as JSON writes them
-# (no leading zero), nothing else -- Python's int() and Decimal() also read "1_0", " 1",
-# "１２００" and "1e3", and a spreadsheet's "1,200" or a typo must not become another number.
-WHOLE_NUMBER = re.compile(r"(?:0|[1-9][0-9]*)")
-AMOUNT = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
-SIGNED_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
-NUMBER_TEXT_RULE = "ASCII digits, no sign, space, '_', ',', exponent or leading zero"
 TRUE_WORDS = {"opted_in", "yes", "true", "1", "y"}
 FALSE_WORDS = {"opted_out", "no", "false", "0", "n"}
 CUSTOMERS_PER_BATCH = 100
@@ -390,7 +389,7 @@ def _typed_cell(column: str, cell: str, kind: ValueType) -> Any:
             raise RowRejected(f"{column}: true or false")
         return cell == "true"
     if kind == ValueType.NUMBER:
-        if not SIGNED_NUMBER.fullmatch(cell):
+        if not SIGNED_NUMBER_TEXT.fullmatch(cell):
             raise RowRejected(
                 f"{column}: a number: ASCII digits, an optional leading '-' and '.' fraction "
                 "(no space, '_', exponent or leading zero)"
@@ -564,6 +563,7 @@ def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> lis
     lines = order.get("lines") or []
     if not isinstance(lines, list):
         raise RowRejected("lines: a list of order lines")
+    read_lines = []
     for i, line in enumerate(lines):
         if not isinstance(line, dict):
             raise RowRejected(f"lines.{i}: an object with {', '.join(LINE_COLUMNS)}")
@@ -571,10 +571,15 @@ def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> lis
         if not empty_is_absent:
             _no_empty_text(line, FREE_TEXT_LINE_COLUMNS, f"lines.{i}.")
         _known_columns(line, LINE_COLUMNS, f"keys in lines.{i}")
-        _number_text(line.get("quantity"), f"lines.{i}.quantity", WHOLE_NUMBER, "a whole number")
-        _number_text(line.get("unit_price"), f"lines.{i}.unit_price", AMOUNT, "an amount")
+        quantity = line.get("quantity")
+        _number_text(quantity, f"lines.{i}.quantity", WHOLE_NUMBER_TEXT, "a whole number")
+        _number_text(line.get("unit_price"), f"lines.{i}.unit_price", AMOUNT_TEXT, "an amount")
+        if isinstance(quantity, str):  # plain digits (checked): the event's count is a number
+            line = {**line, "quantity": int(quantity)}
+        read_lines.append(line)
+    lines = read_lines
     total = order.get("total")
-    _number_text(None if _blank(total) else total, "total", AMOUNT, "an amount")
+    _number_text(None if _blank(total) else total, "total", AMOUNT_TEXT, "an amount")
     if _blank(total):
         total = sum(
             (

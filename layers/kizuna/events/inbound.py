@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -82,7 +83,39 @@ joiners, BOM, bidi marks), so ``o1`` and ``o\\u200b1`` can never be two orders."
 Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 """Free text (names, reasons, categories): any printable character, as sent (not trimmed)."""
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+
+# A number written as text (an amount's JSON string, every cell of an imported CSV): ASCII
+# digits as JSON writes them (no leading zero), nothing else -- Python's int() and Decimal(),
+# and pydantic's lax mode, also read "1_0", " 1", "１２００", "١٢" and "1e3", and a
+# spreadsheet's "1,200" or a typo must not become another number.
+WHOLE_NUMBER_TEXT = re.compile(r"(?:0|[1-9][0-9]*)")
+AMOUNT_TEXT = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+SIGNED_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+NUMBER_TEXT_RULE = "ASCII digits, no sign, space, '_', ',', exponent or leading zero"
+
+
+def _amount(value: object) -> object:
+    """An amount is a JSON number or a decimal string in plain ASCII digits (``"1200"``,
+    ``"12.5"``), never text some reader would take for another number."""
+    if isinstance(value, str) and not AMOUNT_TEXT.fullmatch(value):
+        raise ValueError(f"an amount: a JSON number, or text in {NUMBER_TEXT_RULE} ('12.5')")
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_amount),
+    Field(ge=0, max_digits=14, decimal_places=4),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": f"^{AMOUNT_TEXT.pattern}$"},
+            ]
+        }
+    ),
+]
+"""An amount (a price, a total): a JSON number, or a decimal string (``"1200"``, exact)."""
 
 
 def _written_as_text(value: object) -> object:
@@ -94,9 +127,12 @@ def _written_as_text(value: object) -> object:
 
 
 def _whole_number(value: object) -> object:
-    """A count is a whole number: ``true`` or ``1.0`` is refused, not read as 1."""
-    if isinstance(value, bool | float):
-        raise ValueError("a whole number (not true/false, not a decimal)")
+    """A count is a whole JSON number: ``true``, ``1.0``, ``1e3`` (a float on the bus, a
+    decimal in an API body) or text (``"10"``, ``"1_0"``) is refused, not read as a number."""
+    if isinstance(value, bool | float | str) or (
+        isinstance(value, Decimal) and value.as_tuple().exponent != 0
+    ):
+        raise ValueError("a whole JSON number (not true/false, a decimal, or text)")
     return value
 
 

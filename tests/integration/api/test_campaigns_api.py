@@ -268,6 +268,19 @@ def test_a_malformed_request_is_422_from_the_schema(capi: Api) -> None:
     assert missing.status == 404
 
 
+def test_an_updates_version_is_a_whole_json_number(capi: Api) -> None:
+    # Given a stored campaign (version 1)
+    assert create(capi).status == 200
+    # When it is updated over a version written as text or with a fraction (read as 1)
+    for version in ("1", " 1", "0_1", 1.0):
+        update = {"definition": winter_sale(name="Changed"), "version": version}
+        answer = capi.call("PUT", "/api/campaigns/winter-sale", as_="marketer", body=update)
+        # Then the request is refused, naming the field, and nothing changes
+        assert answer.status == 422, (version, answer.body)
+        assert answer.json()["detail"][0]["loc"] == ["body", "version"], answer.body
+    assert capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()["version"] == 1
+
+
 def test_scheduling_a_campaign_whose_time_passed_is_refused(capi: Api) -> None:
     past = {"type": "once", "at": iso(NOW - timedelta(hours=1))}
     assert create(capi, schedule=past).status == 200

@@ -139,3 +139,14 @@ def test_only_a_machine_or_an_admin_mints_tokens(api: Api) -> None:
     assert invalid.status == 422
     too_long = {"customer_id": "alice", "ttl_seconds": 2 * 24 * 3600}
     assert api.call("POST", "/machine/cards/tokens", as_="machine", body=too_long).status == 422
+
+
+@pytest.mark.parametrize("ttl", ["3600", "3_600", " 3600", "３６００", 3600.0, True])
+def test_a_tokens_ttl_is_a_whole_json_number(api: Api, ttl: object) -> None:
+    # Given a ttl_seconds written as text, with a fraction, or as true (each read as a number)
+    body = {"customer_id": "alice", "ttl_seconds": ttl}
+    # When a token is asked for
+    answer = api.call("POST", "/machine/cards/tokens", as_="machine", body=body)
+    # Then it is refused, naming the field
+    assert answer.status == 422, answer.body
+    assert [e["loc"] for e in answer.json()["detail"]] == [["body", "ttl_seconds"]]

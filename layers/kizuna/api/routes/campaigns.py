@@ -26,7 +26,7 @@ from kizuna.api.routes.segments import segments_of
 from kizuna.campaigns.loader import CampaignError, CampaignIssue
 from kizuna.campaigns.model import Campaign
 from kizuna.delivery.templates import DEFAULT_ROOT
-from kizuna.events.inbound import CUSTOMER_ID_PATTERN
+from kizuna.events.inbound import CUSTOMER_ID_PATTERN, Count
 from kizuna.ports import DefinitionConflict, StoredCampaign
 from kizuna.services.campaign_admin import (
     CampaignAdmin,
@@ -143,7 +143,9 @@ class CampaignWrite(BaseModel):
 
 
 class CampaignUpdate(CampaignWrite):
-    version: int = Field(ge=1, description="the version read: the update fails if it changed")
+    version: Count = Field(
+        ge=1, description="the version read (a JSON number): the update fails if it changed"
+    )
 
 
 class PreviewRequest(BaseModel):

@@ -7,7 +7,7 @@ customer. Every card route answers about the token's customer only."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import (
@@ -25,7 +25,7 @@ from kizuna.api.context import deps, require_machine_or
 from kizuna.api.openapi import document_body
 from kizuna.api.routes.messages import Invalid
 from kizuna.delivery.cards import TOKEN_MAX_TTL, InvalidCardToken, Mark
-from kizuna.events.inbound import CustomerId
+from kizuna.events.inbound import Count, CustomerId
 from kizuna.services.cards import CardNotFound, CardService, CardView
 
 router = APIGatewayHttpRouter()
@@ -47,7 +47,8 @@ class TokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: CustomerId
-    ttl_seconds: Annotated[int, Field(ge=60, le=int(TOKEN_MAX_TTL.total_seconds()))] = 3600
+    # a whole JSON number: "3600", "3_600" or 3600.0 is refused, not read as 3600
+    ttl_seconds: Count = Field(default=3600, ge=60, le=int(TOKEN_MAX_TTL.total_seconds()))
 
 
 class TokenAnswer(BaseModel):
