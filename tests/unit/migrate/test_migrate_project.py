@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kizuna.runtime.config import KizunaConfig
-from kizuna_tools.migrate.inputs import shape_of
+from kizuna_tools.migrate.inputs import load, shape_of
 from kizuna_tools.migrate.project import MigrationError, migrate_pinpoint
 from kizuna_tools.migrate.report import Status
 
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "pinpoint"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 
@@ -152,3 +154,45 @@ def test_list_journeys_is_read_as_journeys() -> None:
     )
     assert shape_of("templates/email/x.json") == "GetEmailTemplateResponse"
     assert shape_of("templates/voice/x.json") is None
+
+
+def test_segments_and_campaigns_are_read_with_every_number_as_written(
+    project: Path, tmp_path: Path
+) -> None:
+    # Given a segment whose metric is compared with a number a float cannot carry (17
+    # decimals: json.loads read it as 1.0, a condition "> 1") and one with 5000.5
+    big = segment("s3", "Big", {"Metrics": {"Spend": {"ComparisonOperator": "GREATER_THAN"}}})
+    half = segment("s4", "Half", {"Metrics": {"Spend": {"ComparisonOperator": "GREATER_THAN"}}})
+    text = json.dumps({"SegmentsResponse": {"Item": [big, half]}})
+    text = text.replace(
+        '"GREATER_THAN"}', '"GREATER_THAN", "Value": 1.00000000000000001}', 1
+    ).replace('"GREATER_THAN"}', '"GREATER_THAN", "Value": 5000.5}', 1)
+    (project / "segments.json").write_text(text)
+    payload, problems = load(project / "segments.json", "segments.json")
+    assert problems == []
+    values = [i["Dimensions"]["Metrics"]["Spend"]["Value"] for i in payload["Item"]]
+    assert values == [Decimal("1.00000000000000001"), Decimal("5000.5")]
+    # When the project is migrated
+    result = migrate_pinpoint(project, tmp_path / "out", now=NOW)
+    # Then the first is a decision naming the number as written (no condition on the rounded
+    # one), the second is exact
+    item = result.report.find("segment", "Big")
+    assert item is not None and item.status == Status.NEEDS_DECISION
+    assert item.decisions == [
+        "Metrics.Spend: 1.00000000000000001 is not a Kizuna number (within +-1e12, at most 6 decimals)"
+    ]
+    half_doc = (tmp_path / "out" / "segments" / "half.yaml").read_text()
+    assert "5000.5" in half_doc
+    # and a campaign's file is read the same way: its event filter's metric too
+    fixture = json.loads((FIXTURES / "campaigns.json").read_text())
+    (wishlist,) = [
+        c for c in fixture["CampaignsResponse"]["Item"] if c["Name"] == "Wishlist reminder"
+    ]
+    text = json.dumps({"CampaignsResponse": {"Item": [{**wishlist, "SegmentId": "s4"}]}})
+    assert text.count('"Value": 3000.0') == 1
+    (project / "campaigns.json").write_text(text.replace("3000.0", "1.00000000000000001"))
+    result = migrate_pinpoint(project, tmp_path / "out", now=NOW, force=True)
+    item = result.report.find("campaign", "Wishlist reminder")
+    assert item is not None  # (its template is not in this project: it is not written)
+    why = "event metric price: 1.00000000000000001 is not a Kizuna number (within +-1e12, at most 6 decimals)"
+    assert any(why in d for d in item.decisions), item.decisions

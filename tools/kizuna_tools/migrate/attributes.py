@@ -208,7 +208,7 @@ def is_text(value: str, max_length: int) -> bool:
     return len(value) <= max_length and _TEXT.fullmatch(value) is not None
 
 
-def number(value: str | float) -> Decimal | None:
+def number(value: str | float | Decimal) -> Decimal | None:
     """A value as a Kizuna number (within +-1e12, at most 6 decimals), or None."""
     try:
         n = Decimal(str(value))

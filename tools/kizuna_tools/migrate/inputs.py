@@ -13,7 +13,8 @@ read and checked against Pinpoint's own model (:mod:`kizuna_tools.migrate.shapes
     DIR/application-settings.json             GetApplicationSettings (optional)
 
 A response is read as the AWS CLI prints it (``{"SegmentsResponse": {...}}``) or as the
-REST body. A file that does not fit its shape is reported and not read.
+REST body, every number as written (a fraction as a ``Decimal``, never through a float). A
+file that does not fit its shape is reported and not read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,9 @@ def check_document(rel: str, document: Any) -> list[str]:
 def load(path: Path, rel: str) -> tuple[Any, list[str]]:
     """(payload, problems) of one response file; payload None when it cannot be used."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # every number as written, as the endpoint export is read: through a float,
+        # 999999999999.999999 was 1000000000000.0 before anything could say so
+        document = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except (OSError, UnicodeDecodeError) as exc:
         return None, [f"{rel}: cannot be read ({type(exc).__name__})"]
     except json.JSONDecodeError as exc:

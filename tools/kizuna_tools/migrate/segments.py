@@ -33,6 +33,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -301,12 +302,19 @@ def numeric_matchers(label: str, metric: Mapping[str, Any]) -> list[Any]:
     op = NUMERIC.get(str(metric.get("ComparisonOperator")))
     if op is None:
         raise Inexpressible(f"{label}: comparison {metric.get('ComparisonOperator')!r}")
-    value = number(metric.get("Value", ""))
-    if value is None or abs(value) > 5_000_000_000:
-        raise Inexpressible(f"{label}: {metric.get('Value')!r} is outside +-5e9")
+    raw = metric.get("Value", "")
+    # the number as the file wrote it (read exactly: kizuna_tools.migrate.inputs)
+    shown = str(raw) if isinstance(raw, int | float | Decimal) else repr(raw)
+    value = number(raw) if isinstance(raw, int | float | Decimal | str) else None
+    if value is None:
+        raise Inexpressible(
+            f"{label}: {shown} is not a Kizuna number (within +-1e12, at most 6 decimals)"
+        )
+    if abs(value) > 5_000_000_000:
+        raise Inexpressible(f"{label}: {shown} is outside +-5e9")
     n = json_number(value)
     if n is None:
-        raise Inexpressible(f"{label}: {metric.get('Value')!r} has more digits than a float keeps")
+        raise Inexpressible(f"{label}: {shown} has more digits than a float keeps")
     return [{"numeric": [op, n]}]
 
 
