@@ -384,7 +384,13 @@ def test_event_filters_as_triggers() -> None:
     events = Events()
 
     def triggers(**dims: Any) -> tuple[list[Any], list[str], list[str]]:
-        return event_trigger({"FilterType": "ENDPOINT", "Dimensions": dims}, events, report, "c")
+        return event_trigger(
+            {"FilterType": "ENDPOINT", "Dimensions": dims},
+            events,
+            report,
+            "c",
+            attributes=AttributeMap(),
+        )
 
     session, decisions, _ = triggers(EventType={"Values": ["_session.start"]})
     assert (session, decisions) == ([("app.opened", {})], [])
@@ -403,6 +409,58 @@ def test_event_filters_as_triggers() -> None:
     assert set(events.declared) == {"store.checkin", "app.checkin"}
 
 
+def test_event_filter_fields_without_latin_letters_get_the_attributes_generated_names() -> None:
+    # Given a migration whose endpoints had 会員ランク (attr_1), and a campaign triggered by
+    # an event filtered on 会員ランク, 店舗 and the metric 金額 (each was "a": the first kept,
+    # the others dropped as "a second filter on a")
+    names = AttributeMap()
+    assert names.plan("Attributes", "会員ランク", [["Gold"]]).name == "attr_1"
+    events, report = Events(), Report()
+    dims = {
+        "EventType": {"Values": ["StoreCheckin"]},
+        "Attributes": {
+            "店舗": {"AttributeType": "INCLUSIVE", "Values": ["渋谷"]},
+            "会員ランク": {"AttributeType": "INCLUSIVE", "Values": ["Gold"]},
+            "Store Type": {"AttributeType": "INCLUSIVE", "Values": ["flagship"]},
+        },
+        "Metrics": {"金額": {"ComparisonOperator": "GREATER_THAN_OR_EQUAL", "Value": 3000}},
+    }
+    filter_ = {"FilterType": "ENDPOINT", "Dimensions": dims}
+
+    # When it becomes a trigger
+    triggers, decisions, notes = event_trigger(filter_, events, report, "c", attributes=names)
+
+    # Then every filter is kept: 会員ランク is the attribute's attr_1, the others get their
+    # own generated names, an ASCII name is named as before; the report maps each
+    assert decisions == []
+    assert triggers == [
+        (
+            "store.checkin",
+            {
+                "attr_1": ["Gold"],
+                "attr_2": ["渋谷"],
+                "store_type": ["flagship"],
+                "attr_3": [{"numeric": [">=", 3000]}],
+            },
+        )
+    ]
+    assert "event attribute 店舗 -> field attr_2 (a generated name: 店舗 has no Latin letters)" in (
+        notes
+    )
+    fields = {f.name: f.type.value for f in events.declared["store.checkin"].fields}
+    assert fields == {
+        "attr_1": "string",
+        "attr_2": "string",
+        "attr_3": "number",
+        "store_type": "string",
+    }
+    # and another filter naming 店舗 names the same field; an attribute declared later
+    # for 金額 takes the event field's name
+    again, _, _ = event_trigger(filter_, events, report, "d", attributes=names)
+    assert again == triggers
+    assert names.ensure("Metrics", "金額").name == "attr_3"
+
+
 @pytest.mark.parametrize("field", ["Items", "CustomerId", "occurred_at"])
 def test_an_event_filter_on_a_field_kizuna_refuses_is_a_decision_not_a_crash(field: str) -> None:
     # Given a campaign triggered by an event filtered on an attribute whose name Kizuna
@@ -415,7 +473,11 @@ def test_an_event_filter_on_a_field_kizuna_refuses_is_a_decision_not_a_crash(fie
 
     # When it becomes a trigger
     triggers, decisions, _ = event_trigger(
-        {"FilterType": "ENDPOINT", "Dimensions": dims}, events, report, "c"
+        {"FilterType": "ENDPOINT", "Dimensions": dims},
+        events,
+        report,
+        "c",
+        attributes=AttributeMap(),
     )
 
     # Then no trigger and no declaration: a decision says why

@@ -266,6 +266,8 @@ class AttributeMap:
     targets: dict[tuple[str, str], Target] = field(default_factory=dict)
     # names taken, and those no attribute may have (``items``: a template reads a dict method)
     _names: set[str] = field(default_factory=lambda: set(RESERVED_VALUE_NAMES))
+    # Pinpoint name -> the generated name an event filter's field took before any attribute
+    _event_fields: dict[str, str] = field(default_factory=dict)
 
     def get(self, source: str, name: str) -> Target | None:
         return self.targets.get((source, name))
@@ -293,8 +295,8 @@ class AttributeMap:
         if personal and inferred.enum is not None:
             inferred.enum = None
         generated = not has_latin_words(name)
-        if generated:
-            kizuna = self._generated()
+        if generated:  # an event filter's field of the same name named it already: that name
+            kizuna = self._event_fields.pop(name, None) or self._generated()
         else:
             kizuna = unique(snake(name), self._names, MAX_ATTRIBUTE, "_")
         spec = CustomAttribute(
@@ -326,6 +328,22 @@ class AttributeMap:
             n += 1
         self._names.add(f"{GENERATED_PREFIX}{n}")
         return f"{GENERATED_PREFIX}{n}"
+
+    def event_field(self, name: str) -> tuple[str, bool]:
+        """The field name of a custom event's attribute or metric ``name`` (a campaign's or a
+        journey's event filter), and whether it is generated. A name with Latin letters is in
+        snake case, as before (``StoreType`` -> ``store_type``); one without (``店舗``) is
+        the ``attr_<n>`` of the attribute of the same Pinpoint name, else a generated one of
+        its own, the same for every filter that names it (``snake`` gave ``a`` for each, and
+        a second filter on ``a`` was dropped)."""
+        if has_latin_words(name):
+            return snake(name), False
+        for target in self.targets.values():  # in SOURCES order, as planned
+            if target.pinpoint == name and target.generated:
+                return target.name, True
+        if name not in self._event_fields:
+            self._event_fields[name] = self._generated()
+        return self._event_fields[name], True
 
     def ensure(self, source: str, name: str) -> Target:
         """The target of an attribute a segment or a campaign names (declared if new)."""

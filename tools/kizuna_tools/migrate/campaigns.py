@@ -46,6 +46,7 @@ from kizuna.campaigns.model import (
     has_passed,
 )
 from kizuna.runtime.config import CustomEvent, CustomEventField, ValueType
+from kizuna_tools.migrate.attributes import AttributeMap
 from kizuna_tools.migrate.library import Library, Translated, message_kinds
 from kizuna_tools.migrate.names import BUILTIN_EVENTS, event_type, kebab, object_id, snake, unique
 from kizuna_tools.migrate.report import Item, Report, Status
@@ -211,10 +212,16 @@ class Events:
 
 
 def event_trigger(
-    filter_: Mapping[str, Any], events: Events, report: Report, where: str
+    filter_: Mapping[str, Any],
+    events: Events,
+    report: Report,
+    where: str,
+    *,
+    attributes: AttributeMap,
 ) -> tuple[list[tuple[str, dict[str, Any]]], list[str], list[str]]:
     """A CampaignEventFilter (or a journey's EventStartCondition filter) as Kizuna triggers:
-    ([(detail-type, conditions on its fields)], decisions, notes)."""
+    ([(detail-type, conditions on its fields)], decisions, notes); ``attributes``: the
+    migration's, which name a field without Latin letters."""
     dims = filter_.get("Dimensions") or {}
     decisions: list[str] = []
     notes: list[str] = []
@@ -224,7 +231,7 @@ def event_trigger(
         return [], [f"{where}: EventType EXCLUSIVE (every event but {names}) cannot trigger"], notes
     if not names:
         return [], [f"{where}: no event type"], notes
-    translation, fields = event_conditions(dims, where)
+    translation, fields = event_conditions(dims, where, attributes)
     conditions = translation.condition
     decisions += translation.decisions
     notes += translation.notes
@@ -518,6 +525,8 @@ class CampaignContext:
     ids: Ids
     report: Report
     now: datetime
+    # the migration's attributes: they name an event filter's fields without Latin letters
+    attributes: AttributeMap = field(default_factory=AttributeMap)
 
 
 def migrate_campaigns(items: list[Mapping[str, Any]], ctx: CampaignContext) -> CampaignsResult:
@@ -792,7 +801,7 @@ def _event_campaign(
 ) -> None:
     schedule = raw.get("Schedule") or {}
     triggers, decisions, notes = event_trigger(
-        schedule.get("EventFilter") or {}, ctx.events, ctx.report, label
+        schedule.get("EventFilter") or {}, ctx.events, ctx.report, label, attributes=ctx.attributes
     )
     item.record(notes, decisions)
     if not triggers:

@@ -769,7 +769,7 @@ def _event_trigger(conv: _Converter, flt: Mapping[str, Any]) -> tuple[dict[str, 
         return trigger, True
     if pinpoint not in conv.ctx.event_types:
         conv.note("info", f"custom event {pinpoint!r} is Kizuna's {kizuna!r} (declare it)")
-    translation, fields = event_conditions(dims, "trigger filter")
+    translation, fields = event_conditions(dims, "trigger filter", conv.ctx.conditions.attributes)
     for why in translation.decisions:
         conv.note("decision", f"{why}: the filter is dropped")
     for note in translation.notes:

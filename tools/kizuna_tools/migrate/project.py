@@ -171,7 +171,9 @@ def read_project(source: Path, *, base: KizunaConfig, now: datetime) -> Migratio
     segments = _items(_one(documents, "segments.json"))
     m.segments = translate_segments(segments, m.conditions, m.report)
     _check_segments(m)  # before anything names them: a refused segment is named by nothing
-    ctx = CampaignContext(m.segments, m.library, m.events, m.contact, m.ids, m.report, now)
+    ctx = CampaignContext(
+        m.segments, m.library, m.events, m.contact, m.ids, m.report, now, m.attributes
+    )
     m.campaigns = migrate_campaigns(_items(_one(documents, "campaigns.json")), ctx)
     _journeys(m, documents)
     for item in m.library.unused():

@@ -43,7 +43,7 @@ from kizuna.events.custom import Vocabulary
 from kizuna.programs.view_rules import view_condition_problems
 from kizuna.runtime.config import ValueType
 from kizuna_tools.migrate.attributes import AttributeMap, Target, json_number, number
-from kizuna_tools.migrate.names import kebab, snake, unique
+from kizuna_tools.migrate.names import kebab, unique
 from kizuna_tools.migrate.report import Report, Status
 
 RECENCY_DAYS = {"HR_24": 1, "DAY_7": 7, "DAY_14": 14, "DAY_30": 30}
@@ -319,13 +319,14 @@ def numeric_matchers(label: str, metric: Mapping[str, Any]) -> list[Any]:
 
 
 def event_conditions(
-    dims: Mapping[str, Any], where: str
+    dims: Mapping[str, Any], where: str, names: AttributeMap
 ) -> tuple[Translation, dict[str, ValueType]]:
     """An event filter's ``Attributes`` and ``Metrics`` (a campaign's ``EventFilter``, a
     journey's ``EventStartCondition``) as conditions on the custom event's fields, and the
     fields it names with their types (an attribute is text, a metric a number): field names
-    in snake case; INCLUSIVE -> the values, EXCLUSIVE -> ``anything-but``, CONTAINS ->
-    ``wildcard *v*``, a metric -> ``numeric``."""
+    in snake case, or for a name without Latin letters the migration's generated one
+    (:meth:`AttributeMap.event_field`); INCLUSIVE -> the values, EXCLUSIVE ->
+    ``anything-but``, CONTAINS -> ``wildcard *v*``, a metric -> ``numeric``."""
     result = Translation()
     fields: dict[str, ValueType] = {}
     sources = (
@@ -334,7 +335,7 @@ def event_conditions(
     )
     for source, what, kind in sources:
         for name, dim in sorted((dims.get(source) or {}).items()):
-            field_name, label = snake(name), f"{what} {name}"
+            (field_name, generated), label = names.event_field(name), f"{what} {name}"
             if field_name in fields:
                 result.decisions.append(f"{where}: {label}: a second filter on {field_name}")
                 continue
@@ -348,7 +349,12 @@ def event_conditions(
                 result.decisions.append(f"{where}: {exc}")
             else:
                 result.condition[field_name] = matchers
-            if field_name != name:
+            if generated:
+                result.notes.append(
+                    f"{what} {name} -> field {field_name} (a generated name: {name} has no "
+                    "Latin letters)"
+                )
+            elif field_name != name:
                 result.notes.append(f"{what} {name} -> field {field_name}")
     return result, fields
 
