@@ -151,13 +151,37 @@ class DeadLetterSink(Protocol):
 
 # --- campaigns -------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Contacted:
+    """A customer's CONTACT item as read: ``sent`` (message key -> ISO time: what the
+    frequency caps count) and its version ``v`` (0: an item written before versions). Every
+    send a claim notes there is written on condition that the version is still the one read,
+    and raises it."""
+
+    sent: dict[str, str]
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What :meth:`CampaignRecipients.claim_messages` did not write, by (customer,
+    execution): ``duplicates``, claimed by someone else; ``conflicts``, claims of a send
+    whose customer's CONTACT item changed since the read it was decided on (another send
+    was noted meanwhile): nothing of theirs was written, to be decided again on a fresh
+    read."""
+
+    duplicates: set[tuple[str, str]] = field(default_factory=set)
+    conflicts: set[tuple[str, str]] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
 class Claim:
     """One recipient's ledger claim (a campaign batch's, or a journey Send task's): ``data``
     is the ledger entry; a send also records ``sent_at`` in the customer's CONTACT item, in
     the same write, under ``contact_key`` (None: the execution, a campaign occurrence's key;
     a journey's is ``<execution>#<step>``), removing ``stale`` keys and creating the item's
-    map when the read found none. The CONTACT item is what the frequency caps count, for
-    journeys and campaigns alike.
+    map when the read found none, on condition that the item is still as read
+    (``contact_exists``, ``contact_version``: :class:`Contacted`). The CONTACT item is what
+    the frequency caps count, for journeys and campaigns alike.
 
     ``owner`` and ``token`` (:mod:`kizuna.delivery.ledger`): the execution that claims and
     the invocation that writes; a ``sending`` claim of the same owner not yet dispatched
@@ -168,6 +192,7 @@ class Claim:
     sent_at: str | None = None
     stale: tuple[str, ...] = ()
     contact_exists: bool = True
+    contact_version: int = 0
     contact_key: str | None = None
     execution: str | None = None  # the ledger key's execution when not the batch's (cohorts)
     owner: str | None = None
@@ -188,15 +213,14 @@ class CampaignRecipients(Protocol):
 
     def read_recipients(
         self, customer_ids: Sequence[str]
-    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]:
-        """Customers and their CONTACT ``sent`` maps (message key -> ISO time), together."""
+    ) -> tuple[dict[str, Customer], dict[str, Contacted]]:
+        """Customers and their CONTACT items (none: no item), together."""
         ...
 
-    def claim_messages(
-        self, execution: str, step: str, claims: Sequence[Claim]
-    ) -> set[tuple[str, str]]:
-        """Claim each (customer, execution, step) once; return the (customer, execution)
-        keys already claimed by someone else."""
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> Claimed:
+        """Claim each (customer, execution, step) once, noting each send in CONTACT if the
+        item is still as read; what was not written: the keys already claimed by someone
+        else, and those whose CONTACT item changed since the read (:class:`Claimed`)."""
         ...
 
     def dispatch_messages(

@@ -26,7 +26,7 @@ from kizuna.delivery.channels import (
 from kizuna.domain.customer import Customer, Device
 from kizuna.domain.timestamps import iso
 from kizuna.events import DeviceUnregistered
-from kizuna.ports import ExecutionState, ManifestNotDeleted
+from kizuna.ports import Claimed, ExecutionState, ManifestNotDeleted
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.campaign import CLOSE_AFTER, CampaignService, CloseRefused, OccurrenceEnd
@@ -901,7 +901,7 @@ def test_a_batch_retried_after_its_claims_took_effect_sends_them() -> None:
     plan = w.start()
     claim = w.store.claim_messages
 
-    def claim_then_fail(*args: Any) -> set[tuple[str, str]]:
+    def claim_then_fail(*args: Any) -> Claimed:
         claim(*args)
         raise RuntimeError("InternalServerError after the write took effect")
 

@@ -32,6 +32,8 @@ from kizuna.events import DerivedEvent, InboundDetail, inbound_type
 from kizuna.events.derived import CampaignEvent
 from kizuna.ports import (
     Claim,
+    Claimed,
+    Contacted,
     DeadLetter,
     DefinitionConflict,
     ScannedRow,
@@ -54,6 +56,7 @@ class MemoryStore:
         self.saves = 0
         self.erased_ids: set[str] = set()
         self.contacts: dict[str, dict[str, str]] = {}  # CONTACT items: message key -> sent at
+        self.contact_versions: dict[str, int] = {}  # their versions (absent: 0)
         self.members: dict[str, dict[str, Member]] = {}  # cohort -> member sk -> member
         self.children: dict[str, dict[str, Child]] = {}
         self.steps: dict[tuple[str, str], dict[str, Any]] = {}  # STEP# decisions
@@ -191,37 +194,50 @@ class MemoryStore:
     # recipients of the Send task and of campaign batches (kizuna.ports.CampaignRecipients)
     def read_recipients(
         self, customer_ids: Sequence[str]
-    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]:
+    ) -> tuple[dict[str, Customer], dict[str, Contacted]]:
         ids = [cid for cid in customer_ids if cid in self.contacts]
-        return self.get_customers(customer_ids), {cid: dict(self.contacts[cid]) for cid in ids}
+        return self.get_customers(customer_ids), {
+            cid: Contacted(dict(self.contacts[cid]), self.contact_versions.get(cid, 0))
+            for cid in ids
+        }
 
     def read_send_state(
         self, customer_ids: Sequence[str], program: str | None
-    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]], dict[str, JourneyState]]:
+    ) -> tuple[dict[str, Customer], dict[str, Contacted], dict[str, JourneyState]]:
         customers, contacts = self.read_recipients(customer_ids)
         if program is None:
             return customers, contacts, {}
         found = self.get_journeys([(cid, program) for cid in customer_ids])
         return customers, contacts, {cid: s for (cid, _), s in found.items()}
 
-    def claim_messages(
-        self, execution: str, step: str, claims: Sequence[Claim]
-    ) -> set[tuple[str, str]]:
-        duplicates: set[tuple[str, str]] = set()
-        for claim in claims:
-            ex = claim.execution or execution
-            existing = self.claim_message(
-                claim.customer_id, ex, step, claim.data, claim.owner, claim.token
-            )
-            if existing is not None:
-                duplicates.add((claim.customer_id, ex))
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> Claimed:
+        """As DynamoStore's: a duplicate first, then a CONTACT item changed since the read
+        (its version, or its presence) is a conflict; neither is written."""
+        claimed = Claimed()
+        for claim in dict((c.key(execution), c) for c in claims).values():
+            cid, ex = claim.key(execution)
+            if not claimable(self.messages.get((cid, f"MSG#{ex}#{step}")), claim.owner):
+                claimed.duplicates.add((cid, ex))
                 continue
+            key = claim.contact_key or ex
+            if claim.sent_at is not None and not self._contact_as_read(claim, key):
+                claimed.conflicts.add((cid, ex))
+                continue
+            self.claim_message(cid, ex, step, claim.data, claim.owner, claim.token)
             if claim.sent_at is not None:
-                sent = self.contacts.setdefault(claim.customer_id, {})
-                for key in claim.stale:
-                    sent.pop(key, None)
-                sent[claim.contact_key or ex] = claim.sent_at
-        return duplicates
+                sent = self.contacts.setdefault(cid, {})
+                for stale in claim.stale:
+                    sent.pop(stale, None)
+                sent[key] = claim.sent_at
+                self.contact_versions[cid] = self.contact_versions.get(cid, 0) + 1
+        return claimed
+
+    def _contact_as_read(self, claim: Claim, key: str) -> bool:
+        sent = self.contacts.get(claim.customer_id)
+        if sent is not None and sent.get(key) == claim.sent_at:
+            return True  # this very send, noted already
+        version = self.contact_versions.get(claim.customer_id, 0)
+        return (sent is not None) == claim.contact_exists and version == claim.contact_version
 
     def dispatch_messages(
         self, step: str, keys: Sequence[tuple[str, str]], token: str, at: str

@@ -55,7 +55,15 @@ from kizuna.domain.customer import (
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.shards import INDEX_SHARDS, LOT_SHARDS
 from kizuna.domain.timestamps import epoch_seconds, iso, parse_time
-from kizuna.ports import Claim, ScannedRow, ScanPage, VersionConflict, Watermark
+from kizuna.ports import (
+    Claim,
+    Claimed,
+    Contacted,
+    ScannedRow,
+    ScanPage,
+    VersionConflict,
+    Watermark,
+)
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.members import (
     COHORT_PK,
@@ -337,6 +345,7 @@ def coupon_item(coupon: IssuedCoupon) -> dict[str, Any]:
 BATCH_WRITE_LIMIT = 25
 TRANSACT_LIMIT = 100
 CONTACT_SK = "CONTACT"  # activity item: a customer's recent sends (``sent``: key -> ISO time)
+CONTACT_VERSION = "v"  # the CONTACT item's version: raised by every send noted there
 # A deferred entry can be claimed again (its deferral ended); so can a sending entry of the
 # same owner that nobody dispatched (a retry: kizuna.delivery.ledger.claimable); nothing else.
 _CLAIM_CONDITION: dict[str, Any] = {
@@ -385,31 +394,62 @@ def _dispatch_update(
     }
 
 
-def _contact_update(claim: Claim, key: str, *, merge: bool = False) -> dict[str, Any]:
-    """The CONTACT item's update for a send: ``sent.<key> = sent_at``, stale keys removed;
-    a new map when the read found none (on condition that there still is none), or
-    ``merge``: add to the map now there."""
-    names: dict[str, str] = {"#sent": "sent", "#k": key}
-    values: dict[str, Any] = {}
-    if claim.contact_exists or merge:
-        expression = "SET #sent.#k = :at"
-        values[":at"] = claim.sent_at
-        if claim.stale:
-            names.update({f"#o{i}": k for i, k in enumerate(claim.stale)})
-            expression += " REMOVE " + ", ".join(f"#sent.#o{i}" for i in range(len(claim.stale)))
+def _contact_update(claim: Claim, key: str) -> dict[str, Any]:
+    """The CONTACT item's update for a send: ``sent.<key> = sent_at``, stale keys removed,
+    the version ``v`` raised; a new map when the read found none. On condition that the item
+    is as the send was decided on (the version read; no ``v`` in an item written before
+    versions; no map when there was none), or that it already notes this very send (the
+    same key and time: a retry of this write that took effect). A version only ever grows
+    (``ADD``), so a retry that raises it again only makes other readers read again."""
+    names: dict[str, str] = {"#sent": "sent", "#k": key, "#v": CONTACT_VERSION}
+    values: dict[str, Any] = {":at": claim.sent_at, ":one": 1}
+    noted = "#sent.#k = :at"
+    if not claim.contact_exists:
+        names["#kind"] = "kind"
+        values.update({":m": {key: claim.sent_at}, ":kind": CONTACT_SK})
         return {
             "Key": {"pk": claim.customer_id, "sk": CONTACT_SK},
-            "UpdateExpression": expression,
+            # the map the retry finds is the one it wrote: kept (if_not_exists)
+            "UpdateExpression": "SET #sent = if_not_exists(#sent, :m), #kind = :kind ADD #v :one",
+            "ConditionExpression": f"attribute_not_exists(#sent) OR {noted}",
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
+    if claim.contact_version:
+        values[":v"] = claim.contact_version
+        read = "#v = :v"
+    else:
+        read = "(attribute_exists(#sent) AND attribute_not_exists(#v))"
+    expression = "SET #sent.#k = :at"
+    if claim.stale:
+        names.update({f"#o{i}": k for i, k in enumerate(claim.stale)})
+        expression += " REMOVE " + ", ".join(f"#sent.#o{i}" for i in range(len(claim.stale)))
     return {
         "Key": {"pk": claim.customer_id, "sk": CONTACT_SK},
-        "UpdateExpression": "SET #sent = :m, #kind = :kind",
-        "ConditionExpression": "attribute_not_exists(#sent)",
-        "ExpressionAttributeNames": {"#sent": "sent", "#kind": "kind"},
-        "ExpressionAttributeValues": {":m": {key: claim.sent_at}, ":kind": CONTACT_SK},
+        "UpdateExpression": expression + " ADD #v :one",
+        "ConditionExpression": f"{read} OR {noted}",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
     }
+
+
+def _failed_conditions(
+    exc: Any, actions: Sequence[dict[str, Any]], owners: Sequence[int]
+) -> dict[int, bool] | None:
+    """The claims a cancelled claim transaction failed on, by their index (``owners``: each
+    action's claim): True for a duplicate (its ledger Put's condition failed), False for a
+    conflict (only its CONTACT update's did). None when anything else cancelled it (a
+    conflicting transaction, throttling) or no condition failed."""
+    reasons = [str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []]
+    failed: dict[int, bool] = {}
+    for i, code in enumerate(reasons):
+        if code == "ConditionalCheckFailed":
+            failed[owners[i]] = failed.get(owners[i], False) or "Put" in actions[i]
+    other = any(
+        code not in ("None", "ConditionalCheckFailed") and owners[i] not in failed
+        for i, code in enumerate(reasons)
+    )
+    return None if other or not failed else failed
 
 
 # A sweep's watermark: an activity item in a partition of its own ('#' is in no customer id)
@@ -851,7 +891,7 @@ class DynamoStore:
         """Claim (execution, step) with no send to note: None if claimed now, else the
         existing entry. (The Send task claims through :meth:`claim_messages`, which notes a
         send in CONTACT in the same write.)"""
-        if not self.claim_messages(execution, step, [Claim(customer_id, data)]):
+        if not self.claim_messages(execution, step, [Claim(customer_id, data)]).duplicates:
             return None
         return self.ledger_entries([customer_id], execution, step).get(customer_id, {})
 
@@ -864,18 +904,18 @@ class DynamoStore:
     # campaign batches: reads, claims and records for hundreds of recipients at once -------
     def read_recipients(
         self, customer_ids: Sequence[str]
-    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]:
-        """Customers and their CONTACT items' ``sent`` maps in shared BatchGetItem calls
-        (both tables in one call, at most 100 keys)."""
+    ) -> tuple[dict[str, Customer], dict[str, Contacted]]:
+        """Customers and their CONTACT items in shared BatchGetItem calls (both tables in
+        one call, at most 100 keys)."""
         customers, contacts, _ = self.read_send_state(customer_ids, None)
         return customers, contacts
 
     def read_send_state(
         self, customer_ids: Sequence[str], program: str | None
-    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]], dict[str, JourneyState]]:
+    ) -> tuple[dict[str, Customer], dict[str, Contacted], dict[str, JourneyState]]:
         """What a send decides on, in shared BatchGetItem calls of at most 100 keys: the
-        customers, their CONTACT items' ``sent`` maps and (``program``) their journey
-        states in that program, by customer."""
+        customers, their CONTACT items (``sent`` map and version) and (``program``) their
+        journey states in that program, by customer."""
         ids = list(dict.fromkeys(customer_ids))
         wanted: list[tuple[str, dict[str, str]]] = []
         for cid in ids:
@@ -887,13 +927,16 @@ class DynamoStore:
         customers = {
             c.customer_id: c for c in map(customer_from_item, found.get(self._customers_name, []))
         }
-        contacts: dict[str, dict[str, str]] = {}
+        contacts: dict[str, Contacted] = {}
         journeys: dict[str, JourneyState] = {}
         for item in found.get(self._activity.name, []):
             if item["sk"] == CONTACT_SK:
                 sent = item.get("sent")
                 if isinstance(sent, dict):
-                    contacts[str(item["pk"])] = {str(k): str(v) for k, v in sent.items()}
+                    contacts[str(item["pk"])] = Contacted(
+                        {str(k): str(v) for k, v in sent.items()},
+                        int(item.get(CONTACT_VERSION, 0)),
+                    )
             else:
                 state = JourneyState.model_validate(item)
                 journeys[state.customer_id] = state
@@ -920,17 +963,17 @@ class DynamoStore:
             )
         return actions
 
-    def claim_messages(
-        self, execution: str, step: str, claims: Sequence[Claim]
-    ) -> set[tuple[str, str]]:
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> Claimed:
         """Claim (customer, execution, step) for each claim, and note each send in the
         customer's CONTACT item, in TransactWriteItems of at most 100 actions (a lone claim
-        with no send: one conditional PutItem). A claim whose condition fails is a duplicate
-        (its (customer, execution) key returned); any other cancellation falls back to
-        single conditional writes. A claim of ``owner`` is accepted again over its own
-        ``sending`` entry not yet dispatched (:func:`kizuna.delivery.ledger.claimable`), so
-        a write that took effect before a 5xx, retried, succeeds."""
-        duplicates: set[tuple[str, str]] = set()
+        with no send: one conditional PutItem). A claim whose ledger condition fails is a
+        duplicate; one whose CONTACT update fails its condition (the item changed since the
+        read: :func:`_contact_update`) is a conflict; neither is written, the rest of the
+        group is written without them. Any other cancellation falls back to one claim at a
+        time. A claim of ``owner`` is accepted again over its own ``sending`` entry not yet
+        dispatched (:func:`kizuna.delivery.ledger.claimable`), so a write that took effect
+        before a 5xx, retried, succeeds."""
+        claimed = Claimed()
         pending = list({c.key(execution): c for c in claims}.values())
         while pending:
             group, size, later = [], 0, []
@@ -946,16 +989,15 @@ class DynamoStore:
                 group.append(claim)
             pending = later + pending
             if size == 1:
-                duplicates |= self._claim_singly(execution, step, group)
+                self._claim_singly(execution, step, group, claimed)
             else:
-                duplicates |= self._transact_claims(execution, step, group)
-        return duplicates
+                self._transact_claims(execution, step, group, claimed)
+        return claimed
 
     def _transact_claims(
-        self, execution: str, step: str, group: list[Claim]
-    ) -> set[tuple[str, str]]:
+        self, execution: str, step: str, group: list[Claim], claimed: Claimed
+    ) -> None:
         client = self._dynamodb.meta.client
-        duplicates: set[tuple[str, str]] = set()
         while group:
             owners: list[int] = []
             actions: list[dict[str, Any]] = []
@@ -966,45 +1008,40 @@ class DynamoStore:
             try:
                 self._retrying(client.transact_write_items, TransactItems=actions)
             except client.exceptions.TransactionCanceledException as exc:
-                reasons = exc.response.get("CancellationReasons") or []
-                failed = {
-                    owners[i]
-                    for i, r in enumerate(reasons)
-                    if r.get("Code") == "ConditionalCheckFailed" and "Put" in actions[i]
-                }
-                others = [
-                    r
-                    for i, r in enumerate(reasons)
-                    if r.get("Code") not in (None, "None") and owners[i] not in failed
-                ]
-                if others or not failed:
-                    return duplicates | self._claim_singly(execution, step, group)
-                duplicates |= {group[n].key(execution) for n in failed}
+                failed = _failed_conditions(exc, actions, owners)
+                if failed is None:
+                    self._claim_singly(execution, step, group, claimed)
+                    return
+                for n, duplicate in failed.items():
+                    (claimed.duplicates if duplicate else claimed.conflicts).add(
+                        group[n].key(execution)
+                    )
                 group = [c for n, c in enumerate(group) if n not in failed]
                 continue
-            return duplicates
-        return duplicates
+            return
 
     def _claim_singly(
-        self, execution: str, step: str, group: Sequence[Claim]
-    ) -> set[tuple[str, str]]:
-        duplicates: set[tuple[str, str]] = set()
+        self, execution: str, step: str, group: Sequence[Claim], claimed: Claimed
+    ) -> None:
+        """One claim at a time: a conditional PutItem, or with a send to note, the claim
+        and its CONTACT update in a TransactWriteItems of their own (never one without the
+        other); a cancellation for any reason but a duplicate is a conflict (decided again)."""
         for claim in group:
-            item, condition = _claim_item(execution, step, claim), _claim_condition(claim)
-            try:
-                self._retrying(self._activity.put_item, Item=item, **condition)
-            except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
-                duplicates.add(claim.key(execution))
-                continue
-            if claim.sent_at is not None:
-                key = self._contact_key(execution, claim)
+            if claim.sent_at is None:
+                item, condition = _claim_item(execution, step, claim), _claim_condition(claim)
                 try:
-                    self._activity.update_item(**_contact_update(claim, key))
-                except self._activity.meta.client.exceptions.ClientError:
-                    # the map appeared (or vanished) since the read: add to what is there
-                    fresh = Claim(claim.customer_id, claim.data, claim.sent_at, (), False)
-                    self._activity.update_item(**_contact_update(fresh, key, merge=True))
-        return duplicates
+                    self._retrying(self._activity.put_item, Item=item, **condition)
+                except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+                    claimed.duplicates.add(claim.key(execution))
+                continue
+            client = self._dynamodb.meta.client
+            actions = self._claim_actions(execution, step, claim)
+            try:
+                self._retrying(client.transact_write_items, TransactItems=actions)
+            except client.exceptions.TransactionCanceledException as exc:
+                failed = _failed_conditions(exc, actions, [0] * len(actions))
+                duplicate = bool(failed and failed[0])
+                (claimed.duplicates if duplicate else claimed.conflicts).add(claim.key(execution))
 
     def dispatch_messages(
         self, step: str, keys: Sequence[tuple[str, str]], token: str, at: str

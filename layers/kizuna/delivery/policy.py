@@ -53,6 +53,7 @@ from kizuna.runtime.config import ContactPolicyConfig
 __all__ = [
     "ALLOWED_UNLESS_OPTED_OUT",
     "CONTACT_DAYS",
+    "CONTENDED",
     "E164",
     "Address",
     "Outcome",
@@ -62,6 +63,7 @@ __all__ = [
     "address_hash",
     "channel_block",
     "contact_times",
+    "contended",
     "decide",
     "paused_until",
     "push_targets",
@@ -72,6 +74,8 @@ __all__ = [
 
 INTERRUPTIVE = frozenset({"sms", "push", "line"})
 CONTACT_DAYS = 7  # how long a send stays in a customer's CONTACT item (the weekly cap)
+CONTENDED = "contact_contended"  # the reason of a send deferred by :func:`contended`
+CONTENDED_DEFERRAL = timedelta(minutes=1)
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
 Platform = Literal["APNS", "FCM"]
 
@@ -241,6 +245,13 @@ def contact_times(sent: Mapping[str, str], now: datetime) -> tuple[list[datetime
         else:
             stale.append(key)
     return times, sorted(stale)
+
+
+def contended(now: datetime) -> PolicyDecision:
+    """A send whose claim found the customer's CONTACT item changed since its read each
+    time it was decided again (other sends noted meanwhile): deferred a minute, to be
+    decided then on what was sent; never dropped, never sent past a cap."""
+    return PolicyDecision(Outcome.DEFER, None, CONTENDED, now + CONTENDED_DEFERRAL)
 
 
 def decide(

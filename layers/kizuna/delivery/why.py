@@ -175,6 +175,12 @@ REASONS: Final[dict[str, Text]] = {
         "Deferred until {until} (quiet hours{window}).",
         "{until} まで延期 (配信停止時間帯{window})。",
     ),
+    "contact_contended": (
+        "Deferred until {until}: other messages were being sent to the customer at the same "
+        "moment (the frequency caps are checked again then).",
+        "{until} まで延期: 同じ時刻にこの顧客へ他のメッセージを送信中でした "
+        "(その時点で配信上限を再確認します)。",
+    ),
     # MSG# exit
     "goal_reached": (
         "Not sent: the customer reached the program's goal{at} and left the journey.",
@@ -583,6 +589,9 @@ def _message(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
         text = _suppressed(reason, row, lang, passed, tz)
     elif status == "deferred" and reason == "quiet_hours":
         text = _quiet(row, lang, tz)
+    elif status == "deferred" and reason == "contact_contended":
+        until = _time(row.get("until"), tz) or ("later", "後ほど")[i]
+        text = _text(reason, lang, until=until)
     elif status == "exit" and reason == "goal_reached":
         at = _time(row.get("goal_reached_at"), tz)
         text = _text(reason, lang, at=(" on {at}", " ({at})")[i].format(at=at) if at else "")

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ from kizuna.delivery.channels import (
 )
 from kizuna.delivery.control import control_for
 from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
+from kizuna.delivery.policy import contended
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import Customer
@@ -94,7 +95,7 @@ from kizuna.services.contracts import (
     SendBatchRequest,
     WinnerRequest,
 )
-from kizuna.services.send import carrier_block, record_delivered
+from kizuna.services.send import carrier_block, claim_settled, record_delivered
 
 OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
 
@@ -144,10 +145,17 @@ class _Recipient:
 @dataclass
 class _Batch:
     recipients: list[_Recipient] = field(default_factory=list)
-    deferred: dict[datetime, list[Member]] = field(default_factory=dict)
     # members Kizuna no longer holds (erased since the audience was frozen): counted as
     # suppressed, with no ledger row under their id
     unknown: int = 0
+
+    def deferred(self) -> dict[datetime, list[Member]]:
+        """The members deferred, by the instant they are deferred to (the next pass)."""
+        found: dict[datetime, list[Member]] = {}
+        for r in self.recipients:
+            if r.plan.status == "deferred" and r.plan.until is not None:
+                found.setdefault(r.plan.until, []).append(r.member)
+        return found
 
 
 class CampaignService:
@@ -346,13 +354,18 @@ class CampaignService:
             # after the lifecycle rule expired it): fail loudly, never "sent to nobody"
             raise ManifestMissing(f"chunk {req.chunk.key} of a running occurrence is missing")
         token = uuid.uuid4().hex  # this invocation: its claims and dispatches
-        batch = self._decide(stored, occ, req, members, token)
-        for until, deferred in sorted(batch.deferred.items()):
+        batch = _Batch()
+        batch.recipients = self._decide(stored, occ, req, members, token, batch)
+        execution = execution_of(req.campaign_id, req.occurrence)
+        duplicates = claim_settled(
+            lambda claims: self.recipients.claim_messages(execution, SEND_STEP, claims),
+            [r.claim for r in batch.recipients if r.claim is not None],
+            lambda keys, last: self._decide_again(stored, occ, req, batch, keys, last, token),
+        )
+        # (after the claims: a deferred entry is claimable again, by a retry of this batch)
+        for until, deferred in sorted(batch.deferred().items()):
             key = deferred_key(req.chunk.pass_number + 1, until, req.chunk.key)
             self.manifest.put_lines(prefix + key, [m.line() for m in deferred])
-        execution = execution_of(req.campaign_id, req.occurrence)
-        claims = [r.claim for r in batch.recipients if r.claim is not None]
-        duplicates = self.recipients.claim_messages(execution, SEND_STEP, claims)
         duplicates |= self._dispatch(batch, duplicates, execution, token)
         counts = self._deliver(batch, duplicates, execution)
         totals = self.campaigns.add_counts(req.campaign_id, req.occurrence, counts)
@@ -368,26 +381,30 @@ class CampaignService:
         stored: StoredCampaign,
         occ: Mapping[str, Any],
         req: SendBatchRequest,
-        members: list[Member],
+        members: Iterable[Member],
         token: str,
-    ) -> _Batch:
-        """Every recipient's plan, ledger entry and (for a send) rendered message."""
+        batch: _Batch,
+    ) -> list[_Recipient]:
+        """Every recipient's plan, ledger entry and (for a send) rendered message, on one
+        fresh read of the customers and their CONTACT items (a customer Kizuna no longer
+        holds: counted in ``batch.unknown``, no recipient)."""
         campaign, now = stored.campaign, self.clock.now()
+        members = list(members)
         customers, contacts = self.recipients.read_recipients([m.customer_id for m in members])
         renderer = self._renderer(stored)
         winner = occ.get("winner")
-        batch = _Batch()
+        recipients: list[_Recipient] = []
         for member in members:
             customer = customers.get(member.customer_id)
             if customer is None:
                 batch.unknown += 1
                 continue
-            sent = contacts.get(member.customer_id, {})
+            contact = contacts.get(member.customer_id)
             plan = plan_recipient(
                 campaign,
                 member,
                 customer,
-                sent,
+                contact.sent if contact else {},
                 now,
                 self.cfg,
                 winner,
@@ -395,8 +412,6 @@ class CampaignService:
                 blocked=self._carrier_block(customer, now),
             )
             recipient = _Recipient(member, plan, self._entry(req, member, plan, now))
-            if plan.status == "deferred" and plan.until is not None:
-                batch.deferred.setdefault(plan.until, []).append(member)
             if plan.status == "send":
                 self._render(recipient, campaign, customer, renderer, req, now)
             recipient.claim = Claim(
@@ -404,12 +419,60 @@ class CampaignService:
                 recipient.data,
                 sent_at=iso(now) if recipient.message is not None else None,
                 stale=plan.stale,
-                contact_exists=member.customer_id in contacts,
+                contact_exists=contact is not None,
+                contact_version=contact.version if contact else 0,
                 owner=req.chunk.key,  # a retried batch is the same caller; another is not
                 token=token,
             )
-            batch.recipients.append(recipient)
-        return batch
+            recipients.append(recipient)
+        return recipients
+
+    def _decide_again(
+        self,
+        stored: StoredCampaign,
+        occ: Mapping[str, Any],
+        req: SendBatchRequest,
+        batch: _Batch,
+        keys: set[tuple[str, str]],
+        last: bool,
+        token: str,
+    ) -> list[Claim]:
+        """The recipients whose claim found their CONTACT item changed since the read,
+        decided again on a fresh read (``last``: deferred, the item kept changing); their
+        new claims (:func:`kizuna.services.send.claim_settled`)."""
+        ids = {cid for cid, _ in keys}
+        again = [r for r in batch.recipients if r.member.customer_id in ids]
+        fresh = (
+            [self._contended(req, r, token) for r in again]
+            if last
+            else self._decide(stored, occ, req, (r.member for r in again), token, batch)
+        )
+        by_id = {r.member.customer_id: r for r in fresh}
+        batch.recipients = [
+            by_id.get(r.member.customer_id, r)
+            for r in batch.recipients
+            if r.member.customer_id not in ids or r.member.customer_id in by_id
+        ]
+        return [r.claim for r in fresh if r.claim is not None]
+
+    def _contended(self, req: SendBatchRequest, recipient: _Recipient, token: str) -> _Recipient:
+        """Deferred: the recipient's CONTACT item kept changing under the claim."""
+        now = self.clock.now()
+        decision = contended(now)
+        plan = replace(
+            recipient.plan,
+            status="deferred",
+            channel=None,
+            reason=decision.reason,
+            until=decision.until,
+            address=None,
+            skipped=(),
+            detail=None,
+        )
+        member = recipient.member
+        data = self._entry(req, member, plan, now)
+        claim = Claim(member.customer_id, data, owner=req.chunk.key, token=token)
+        return _Recipient(member, plan, data, claim=claim)
 
     def _carrier_block(self, customer: Customer, now: datetime) -> Callable[[str], str | None]:
         """The contact policy's last check for one recipient: the carrier's opt-out list

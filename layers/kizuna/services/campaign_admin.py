@@ -68,6 +68,7 @@ from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events.custom import vocabulary
 from kizuna.events.inbound import DESCRIPTION_PATTERN, TEXT_PATTERN
 from kizuna.ports import (
+    Contacted,
     DefinitionConflict,
     ExecutionStatuses,
     ExecutionsUnavailable,
@@ -149,7 +150,7 @@ class Customers(Protocol):
 
     def read_recipients(
         self, customer_ids: Sequence[str]
-    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]]]: ...
+    ) -> tuple[dict[str, Customer], dict[str, Contacted]]: ...
 
     def program_ledger(self, program: str) -> Iterator[dict[str, Any]]: ...
 
@@ -863,7 +864,7 @@ class CampaignAdmin:
                     campaign,
                     member,
                     customer,
-                    contacts.get(member.customer_id, {}),
+                    contact.sent if (contact := contacts.get(member.customer_id)) else {},
                     now,
                     self.cfg,
                     None,

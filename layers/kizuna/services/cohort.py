@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso, parse_time
-from kizuna.ports import Claim
+from kizuna.ports import Claim, Claimed
 from kizuna.programs.cohorts import (
     child_group,
     chunked,
@@ -85,9 +85,7 @@ class CohortStore(Protocol):
         expires_at: int,
     ) -> None: ...
 
-    def claim_messages(
-        self, execution: str, step: str, claims: Sequence[Claim]
-    ) -> set[tuple[str, str]]: ...
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> Claimed: ...
 
     def engagement_state(
         self,
@@ -358,7 +356,9 @@ class CohortService:
             )
             for m in members
         ]
-        already = self.store.claim_messages(req.run, req.step, claims) if claims else set()
+        already = (
+            self.store.claim_messages(req.run, req.step, claims).duplicates if claims else set()
+        )
         logger.error(
             "cohort send step failed",
             program=req.program,

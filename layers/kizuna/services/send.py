@@ -6,7 +6,8 @@ read); goal reached since entry -> the journey exits; the contact policy
 cannot render fails the send loudly, nothing half-rendered goes out); claim the send with a
 conditional ledger write keyed by execution and step (a retried or duplicated invocation
 finds the claim and never sends twice), noting the send in CONTACT in the same write (the
-frequency caps count journeys and campaigns together); deliver with backoff on throttling;
+frequency caps count journeys and campaigns together), on condition that CONTACT is as read
+(else decided again on a fresh read: :func:`claim_settled`); deliver with backoff on throttling;
 record the outcome. Every decision lands in the ledger, without personal data.
 """
 
@@ -32,13 +33,20 @@ from kizuna.delivery.channels import (
 from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
 from kizuna.delivery.feedback import suppression
 from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
-from kizuna.delivery.policy import Outcome, PolicyDecision, contact_times, decide
+from kizuna.delivery.policy import (
+    CONTENDED,
+    Outcome,
+    PolicyDecision,
+    contact_times,
+    contended,
+    decide,
+)
 from kizuna.delivery.templates import Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
 from kizuna.events import DerivedEvent
-from kizuna.ports import Claim, Inbound
+from kizuna.ports import Claim, Claimed, Contacted, Inbound
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Program, SendStep
 from kizuna.runtime.clock import Clock
@@ -60,11 +68,9 @@ class SendStore(Protocol):
 
     def read_send_state(
         self, customer_ids: Sequence[str], program: str | None
-    ) -> tuple[dict[str, Customer], dict[str, dict[str, str]], dict[str, JourneyState]]: ...
+    ) -> tuple[dict[str, Customer], dict[str, Contacted], dict[str, JourneyState]]: ...
 
-    def claim_messages(
-        self, execution: str, step: str, claims: Sequence[Claim]
-    ) -> set[tuple[str, str]]: ...
+    def claim_messages(self, execution: str, step: str, claims: Sequence[Claim]) -> Claimed: ...
 
     def dispatch_messages(
         self, step: str, keys: Sequence[tuple[str, str]], token: str, at: str
@@ -89,6 +95,38 @@ class ProductLookup(Protocol):
 
 
 CARRIER_OPT_OUT = "suppressed_opt_out"  # the reason SMS is passed over for a STOP reply
+# How many times a send is decided on a fresh read when its claim finds the customer's
+# CONTACT item changed since (another send noted meanwhile), before it is deferred
+CLAIM_ATTEMPTS = 3
+
+
+def claim_settled(
+    claim: Callable[[Sequence[Claim]], Claimed],
+    claims: Sequence[Claim],
+    decide_again: Callable[[set[tuple[str, str]], bool], Sequence[Claim]],
+) -> set[tuple[str, str]]:
+    """Claim ``claims`` (journeys' and campaigns' alike); a claim whose customer's CONTACT
+    item changed since the read it was decided on is not written (:class:`Claimed`'s
+    conflicts): it is decided again, ``decide_again(keys, last)`` giving the new claims (on
+    a fresh read; ``last``: :data:`CLAIM_ATTEMPTS` decisions were made, the send is
+    deferred, :func:`kizuna.delivery.policy.contended`, a claim that notes no send and so
+    cannot conflict), and claimed again. The frequency caps hold across concurrent sends:
+    every send noted is counted by the decision of every send noted after it. Returns the
+    duplicates."""
+    duplicates: set[tuple[str, str]] = set()
+    pending = list(claims)
+    for attempt in range(1, CLAIM_ATTEMPTS + 2):
+        claimed = claim(pending)
+        duplicates |= claimed.duplicates
+        if not claimed.conflicts:
+            return duplicates
+        logger.info(
+            "contact changed since the read: deciding again",
+            conflicts=len(claimed.conflicts),
+            attempt=attempt,
+        )
+        pending = list(decide_again(claimed.conflicts, attempt >= CLAIM_ATTEMPTS))
+    raise AssertionError("a claim that notes no send cannot conflict")
 
 
 def carrier_block(
@@ -226,32 +264,26 @@ class SendService:
         if not isinstance(step, SendStep):
             raise ValueError(f"{program.id}.{reqs[0].step} is not a send step")
         now = self.clock.now()
-        exits = program.goal is not None and program.goal.exit_journey
-        customers, contacts, journeys = self.store.read_send_state(
-            [r.customer_id for r in reqs], program.id if exits else None
-        )
-        reached = {
-            _key(r): state.goal_reached_at
-            for r in reqs
-            if (state := journeys.get(r.customer_id)) is not None
-            and state.goal_reached_at is not None
-            and state.goal_reached_at >= r.entered_at
-        }
         token = uuid.uuid4().hex  # this invocation: its claims, its dispatches
-        plans = [
-            self._plan(
-                req,
-                program,
-                step,
-                customers.get(req.customer_id),
-                contacts,
-                reached.get(_key(req)),
-                now,
-                token,
+        plans = self._decide(reqs, program, step, now, token)
+
+        def decide_again(keys: set[tuple[str, str]], last: bool) -> list[Claim]:
+            redo = [n for n, p in enumerate(plans) if _key(p.req) in keys]
+            again = [plans[n].req for n in redo]
+            fresh = (
+                [self._contended(req, now, token) for req in again]
+                if last
+                else self._decide(again, program, step, now, token)
             )
-            for req in reqs
-        ]
-        duplicates = self.store.claim_messages(reqs[0].execution, step.id, [p.claim for p in plans])
+            for n, plan in zip(redo, fresh, strict=True):
+                plans[n] = plan
+            return [p.claim for p in fresh]
+
+        duplicates = claim_settled(
+            lambda claims: self.store.claim_messages(reqs[0].execution, step.id, claims),
+            [p.claim for p in plans],
+            decide_again,
+        )
         if duplicates:
             first = self.store.ledger_entries_of([_key(p.req) for p in plans], step.id)
             for p in plans:
@@ -272,13 +304,52 @@ class SendService:
                 )
         return [p.response or SendResponse(status="failed") for p in plans]
 
+    def _decide(
+        self,
+        reqs: Sequence[SendRequest],
+        program: Program,
+        step: SendStep,
+        now: datetime,
+        token: str,
+    ) -> list[_Plan]:
+        """Each customer's decision on one fresh read of the customers, their CONTACT items
+        and (a program that exits on its goal) their journeys."""
+        exits = program.goal is not None and program.goal.exit_journey
+        customers, contacts, journeys = self.store.read_send_state(
+            [r.customer_id for r in reqs], program.id if exits else None
+        )
+        reached = {
+            _key(r): state.goal_reached_at
+            for r in reqs
+            if (state := journeys.get(r.customer_id)) is not None
+            and state.goal_reached_at is not None
+            and state.goal_reached_at >= r.entered_at
+        }
+        return [
+            self._plan(
+                req,
+                program,
+                step,
+                customers.get(req.customer_id),
+                contacts.get(req.customer_id),
+                reached.get(_key(req)),
+                now,
+                token,
+            )
+            for req in reqs
+        ]
+
+    def _contended(self, req: SendRequest, now: datetime, token: str) -> _Plan:
+        """Deferred: the customer's CONTACT item kept changing under the claim."""
+        return self._final(req, now, token, "deferred", None, CONTENDED, contended(now))
+
     def _plan(
         self,
         req: SendRequest,
         program: Program,
         step: SendStep,
         customer: Customer | None,
-        contacts: Mapping[str, Mapping[str, str]],
+        contact: Contacted | None,
         goal_reached: datetime | None,
         now: datetime,
         token: str,
@@ -292,7 +363,7 @@ class SendService:
             return self._final(
                 req, now, token, "exit", None, "goal_reached", goal_reached_at=iso(goal_reached)
             )
-        times, stale = contact_times(dict(contacts.get(cid, {})), now)
+        times, stale = contact_times(contact.sent if contact else {}, now)
         prefs = self.cfg.preferences
         topic = program.topic_of(step, prefs.default_topic)
         decision = decide(
@@ -374,7 +445,8 @@ class SendService:
             sending,
             sent_at=iso(now),
             stale=tuple(stale),
-            contact_exists=cid in contacts,
+            contact_exists=contact is not None,
+            contact_version=contact.version if contact else 0,
             contact_key=contact_key(req.execution, req.step),
             execution=req.execution,
             owner=_owner(req),
@@ -662,6 +734,7 @@ __all__ = [
     "SendResponse",
     "SendResult",
     "SendService",
+    "claim_settled",
     "contact_key",
     "record_delivered",
 ]

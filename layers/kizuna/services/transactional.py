@@ -85,7 +85,7 @@ class TransactionalService:
         claim = Claim(
             req.customer_id, entry, execution=req.execution, owner=req.execution, token=token
         )
-        if s.store.claim_messages(req.execution, req.template, [claim]):
+        if s.store.claim_messages(req.execution, req.template, [claim]).duplicates:
             return self._replay(req)
         if message is None:
             logger.info("transactional message not sent", status=entry["status"])

@@ -22,7 +22,7 @@ from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, BehaviourCounter, Customer
 from kizuna.domain.privacy import erase
 from kizuna.domain.timestamps import iso
-from kizuna.ports import Claim
+from kizuna.ports import Claim, Claimed
 from kizuna.programs.evaluate import Evaluator, IncomingEvent
 from kizuna.programs.journeys import in_holdout
 from kizuna.programs.loader import load_programs
@@ -133,8 +133,15 @@ def campaign_claim(store: DynamoStore, cid: str, occurrence: str, at: Any) -> No
         "channel": "email",
         "at": iso(at),
     }
-    claim = Claim(cid, data, sent_at=iso(at), contact_exists=occurrence != "o1")
-    assert store.claim_messages(execution, "send", [claim]) == set()
+    contact = store.read_recipients([cid])[1].get(cid)
+    claim = Claim(
+        cid,
+        data,
+        sent_at=iso(at),
+        contact_exists=contact is not None,
+        contact_version=contact.version if contact else 0,
+    )
+    assert store.claim_messages(execution, "send", [claim]) == Claimed()
 
 
 def add_phone_index() -> None:

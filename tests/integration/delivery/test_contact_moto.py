@@ -16,7 +16,7 @@ from moto import mock_aws
 from bench.common import create_kizuna_tables
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.domain.timestamps import iso
-from kizuna.ports import Claim
+from kizuna.ports import Claim, Claimed
 from kizuna.runtime.clock import FixedClock
 from kizuna.services.send import SendService
 from kizuna_tools.metering import ApiCallCounter
@@ -56,7 +56,7 @@ def campaign_sent(store: DynamoStore, at: datetime) -> None:
     """A campaign batch's claim of a send to c1 (its first: no CONTACT item yet)."""
     data: dict[str, Any] = {"program": "sale", "status": "sending", "at": iso(at)}
     claim = Claim("c1", data, sent_at=iso(at), contact_exists=False)
-    assert store.claim_messages(CAMPAIGN, "send", [claim]) == set()
+    assert store.claim_messages(CAMPAIGN, "send", [claim]) == Claimed()
 
 
 def test_journey_and_campaign_sends_share_the_contact_item(store: DynamoStore) -> None:
@@ -77,7 +77,7 @@ def test_journey_and_campaign_sends_share_the_contact_item(store: DynamoStore) -
         ("dynamodb", "BatchWriteItem"): 1,
     }
     _, contacts = store.read_recipients(["c1"])
-    assert contacts["c1"] == {
+    assert contacts["c1"].sent == {
         CAMPAIGN: iso(NOON - timedelta(hours=2)),
         "ex-1#coupon": iso(NOON),
     }
@@ -90,15 +90,18 @@ def test_journey_and_campaign_sends_share_the_contact_item(store: DynamoStore) -
     # and the day's two sends (a campaign, a journey) cap the next one
     capped = send.send(journey_send("c1", "ex-2"))
     assert (capped.status, capped.reason) == ("suppressed", "frequency_cap_day")
-    assert len(store.read_recipients(["c1"])[1]["c1"]) == 2
+    assert len(store.read_recipients(["c1"])[1]["c1"].sent) == 2
 
 
-def test_a_contact_item_created_since_the_read_is_added_to(store: DynamoStore) -> None:
+def test_a_contact_item_created_since_the_read_is_a_conflict(store: DynamoStore) -> None:
     # given: the journey read no CONTACT item, and a campaign created one since
     campaign_sent(store, NOON - timedelta(hours=1))
     data = {"program": "p", "status": "sending", "at": iso(NOON)}
     late = Claim("c1", data, sent_at=iso(NOON), contact_exists=False, contact_key="ex-9#s")
     # when: the journey's claim runs on what it read
-    assert store.claim_messages("ex-9", "s", [late]) == set()
-    # then: its send joins the campaign's, nothing lost
-    assert sorted(store.read_recipients(["c1"])[1]["c1"]) == [CAMPAIGN, "ex-9#s"]
+    claimed = store.claim_messages("ex-9", "s", [late])
+    # then: it was decided on a history that is no longer the customer's: not written (its
+    # caller decides again on a fresh read), the campaign's send kept
+    assert claimed == Claimed(conflicts={("c1", "ex-9")})
+    assert store.ledger_entries(["c1"], "ex-9", "s") == {}
+    assert sorted(store.read_recipients(["c1"])[1]["c1"].sent) == [CAMPAIGN]

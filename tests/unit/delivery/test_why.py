@@ -408,6 +408,15 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             "2026-01-05 23:00 UTC まで延期 (配信停止時間帯)。",
         ),
     ],
+    "contact_contended": [
+        (
+            {**MSG, "status": "deferred", "reason": "contact_contended", "until": AT},
+            "Deferred until 2026-01-05 13:30 UTC: other messages were being sent to the "
+            "customer at the same moment (the frequency caps are checked again then).",
+            "2026-01-05 13:30 UTC まで延期: 同じ時刻にこの顧客へ他のメッセージを送信中でした "
+            "(その時点で配信上限を再確認します)。",
+        ),
+    ],
     "goal_reached": [
         (
             {
