@@ -894,10 +894,17 @@ def test_push_recipients_go_in_batched_calls_and_dead_tokens_are_reported() -> N
     ) == [("c001", "tok-0001-b"), ("c003", "tok-0003-a")]
 
 
-def test_a_batch_retried_after_its_claims_took_effect_sends_them() -> None:
-    # given: the batch's claims are written, then the store answers an error (a 5xx after
-    # the write took effect): the invocation fails
-    w = World(n=5)
+ONE_A_DAY = KizunaConfig().model_copy(
+    update={"contact": KizunaConfig().contact.model_copy(update={"max_per_day": 1})}
+)
+
+
+@pytest.mark.parametrize("cfg", [None, ONE_A_DAY], ids=["default caps", "one a day"])
+def test_a_batch_retried_after_its_claims_took_effect_sends_them(cfg: KizunaConfig | None) -> None:
+    # given: the batch's claims are written (and noted in CONTACT), then the store answers
+    # an error (a 5xx after the write took effect): the invocation fails. With one message
+    # a day, the retry must not count its own claims' notes as messages sent
+    w = World(n=5, cfg=cfg)
     plan = w.start()
     claim = w.store.claim_messages
 

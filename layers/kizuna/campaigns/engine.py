@@ -201,11 +201,13 @@ def plan_recipient(
     winner: str | None,
     configured: frozenset[str] | None = None,
     blocked: Callable[[str], str | None] | None = None,
+    own: str | None = None,
 ) -> RecipientPlan:
     """The global control group and the holdout first (recorded, never sent); then the
     contact policy, as for journeys. ``blocked``: the policy's last check of the channel it
     would choose (the carrier's opt-out list for SMS, as for journeys): why it cannot be
-    used (the next channel is tried), or None."""
+    used (the next channel is tried), or None. ``own``: this message's key in ``sent``
+    (the occurrence's execution), not counted against itself."""
     variant = variant_for(campaign, member.arm, winner)
     if customer is None:
         return RecipientPlan("suppressed", reason="unknown_customer", variant=variant)
@@ -220,7 +222,7 @@ def plan_recipient(
             "bucket": holdout_bucket(campaign, member.customer_id),
         }
         return RecipientPlan("holdout", reason="holdout", detail=held_out)
-    times, stale = contact_times(sent, now)
+    times, stale = contact_times(sent, now, own)
     topic = topic_of(campaign, cfg)
     decision = decide(
         customer,

@@ -232,13 +232,19 @@ def quiet_until(now: datetime, tz_name: str | None, cfg: ContactPolicyConfig) ->
     return next_local_time(now, end, tz)
 
 
-def contact_times(sent: Mapping[str, str], now: datetime) -> tuple[list[datetime], list[str]]:
+def contact_times(
+    sent: Mapping[str, str], now: datetime, own: str | None = None
+) -> tuple[list[datetime], list[str]]:
     """A customer's CONTACT item (``sent``: message key -> ISO time, written with every
     claimed send, journey or campaign): the times within the cap window (:func:`decide`'s
-    ``sent_at``), and the keys older than it (removed by the next write)."""
+    ``sent_at``), and the keys older than it (removed by the next write). ``own``: the key
+    of the message being decided, never counted against itself (an earlier claim of this
+    same message noted it, and crashed before sending: the retry's note replaces it)."""
     horizon = now - timedelta(days=CONTACT_DAYS)
     times, stale = [], []
     for key, at in sent.items():
+        if key == own:
+            continue
         t = parse_time(str(at))
         if t > horizon:
             times.append(t)

@@ -410,6 +410,7 @@ class CampaignService:
                 winner,
                 frozenset(self.channels),
                 blocked=self._carrier_block(customer, now),
+                own=execution_of(campaign.id, req.occurrence),
             )
             recipient = _Recipient(member, plan, self._entry(req, member, plan, now))
             if plan.status == "send":

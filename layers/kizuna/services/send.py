@@ -363,7 +363,8 @@ class SendService:
             return self._final(
                 req, now, token, "exit", None, "goal_reached", goal_reached_at=iso(goal_reached)
             )
-        times, stale = contact_times(contact.sent if contact else {}, now)
+        own = contact_key(req.execution, req.step)
+        times, stale = contact_times(contact.sent if contact else {}, now, own)
         prefs = self.cfg.preferences
         topic = program.topic_of(step, prefs.default_topic)
         decision = decide(
@@ -447,7 +448,7 @@ class SendService:
             stale=tuple(stale),
             contact_exists=contact is not None,
             contact_version=contact.version if contact else 0,
-            contact_key=contact_key(req.execution, req.step),
+            contact_key=own,
             execution=req.execution,
             owner=_owner(req),
             token=token,

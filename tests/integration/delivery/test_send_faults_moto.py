@@ -20,6 +20,7 @@ from kizuna.adapters.dynamodb import WRITE_ATTEMPTS, DynamoStore
 from kizuna.delivery.channels import OutboundMessage, SendResult
 from kizuna.delivery.ledger import SENDING_INDEX, SENDING_PK, SENDING_SK
 from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
 from kizuna.services.contracts import SendRequest
 from kizuna.services.reconcile import ReconcileService
 from kizuna.services.send import SendService
@@ -174,6 +175,30 @@ def test_a_retried_invocation_recognises_its_own_claim_and_delivers(store: Dynam
     # and a third delivery of the step answers what was decided
     assert sender(store, email).send(cohort_send("run-a")).status == "sent"
     assert len(email.sent) == 1
+
+
+def test_a_retried_invocation_does_not_count_its_own_claim_against_the_cap(
+    store: DynamoStore,
+) -> None:
+    # given: a cap of one message a day; the first invocation's claim (noted in CONTACT)
+    # took effect on every attempt and the invocation failed before sending
+    email = Email()
+    one_a_day = KizunaConfig().model_copy(
+        update={"contact": KizunaConfig().contact.model_copy(update={"max_per_day": 1})}
+    )
+    Faults(store).fail("TransactWriteItems", times=WRITE_ATTEMPTS)
+    first = sender(store, email)
+    first.cfg = one_a_day
+    with pytest.raises(ClientError):
+        first.send(cohort_send("run-a"))
+    # when: Step Functions retries the step
+    retry = sender(store, email)
+    retry.cfg = one_a_day
+    answer = retry.send(cohort_send("run-a"))
+    # then: the note of its own claim is not another message: it is sent, once, noted once
+    assert answer.status == "sent" and len(email.sent) == 1
+    assert entry(store)["status"] == "sent"
+    assert list(store.read_send_state(["c1"], None)[1]["c1"].sent) == ["ex-1#coupon"]
 
 
 def test_another_execution_with_the_same_entry_is_a_duplicate(store: DynamoStore) -> None:
