@@ -76,7 +76,7 @@ def test_a_member_keeps_its_triggers_small_scalars_only() -> None:
         "note": "x" * 500,  # long: left out
         **{f"k{i}": i for i in range(40)},
     }
-    kept = trigger_of("customer.rank_changed", detail)
+    kept = trigger_of("customer.rank_changed", detail, frozenset())
     assert kept["type"] == "customer.rank_changed" and kept["to_rank"] == "Gold"
     assert kept["rank_points"] == 320 and "lines" not in kept and "note" not in kept
     assert len(kept) <= TRIGGER_KEYS + 1
