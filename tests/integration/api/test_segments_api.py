@@ -57,7 +57,7 @@ def test_count_and_sample_are_the_members_now(sapi: Api) -> None:
 def test_unknown_or_malformed_requests(sapi: Api) -> None:
     assert sapi.call("GET", "/api/segments/nope/count", as_="viewer").status == 404
     assert sapi.call("GET", "/api/segments/Not_A_Name/count", as_="viewer").status == 422
-    for n in ("0", "101", "x"):
+    for n in ("0", "101", "x", "1_0", "+3", "3.0", " 3", "03"):
         answer = sapi.call(
             "GET", "/api/segments/repeat-buyers/sample", as_="viewer", query={"n": n}
         )

@@ -12,6 +12,7 @@ from kizuna.api import console
 from kizuna.api.auth import Role
 from kizuna.api.console.i18n import Translator
 from kizuna.api.context import deps
+from kizuna.api.params import iso_day
 from kizuna.programs.diagram import mermaid
 from kizuna.services import programs as service
 
@@ -28,7 +29,7 @@ def programs_page() -> Response[str]:
 
 
 def _day(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
+    return iso_day(value) if value else None
 
 
 @router.get("/console/programs/<name>", include_in_schema=False)

@@ -3,7 +3,6 @@ revenue, structure change against the holdout), then the report's sections."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -23,6 +22,7 @@ from kizuna.api.auth import Role
 from kizuna.api.console import charts
 from kizuna.api.console.i18n import Translator
 from kizuna.api.context import deps
+from kizuna.api.params import iso_day
 
 router = APIGatewayHttpRouter()
 HEAT_LEVELS = 8
@@ -78,7 +78,7 @@ def reports_page() -> Response[str]:
     if objects is not None:
         if wanted:
             try:
-                day = date.fromisoformat(wanted)
+                day = iso_day(wanted)
             except ValueError:
                 return console.render(
                     event,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from kizuna.api.auth import Role
 from kizuna.api.context import deps, require
+from kizuna.api.params import iso_day
 
 router = APIGatewayHttpRouter()
 
@@ -35,9 +36,7 @@ def _day(value: str | None, today: date) -> str:
     if value is None:
         return today.isoformat()
     try:
-        if len(value) != 10:
-            raise ValueError(value)
-        return date.fromisoformat(value).isoformat()
+        return iso_day(value).isoformat()
     except ValueError as error:
         raise BadRequestError("day: a date as YYYY-MM-DD") from error
 

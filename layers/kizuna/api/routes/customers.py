@@ -8,9 +8,11 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import Field
 
 from kizuna.api.auth import Role
 from kizuna.api.context import deps, require
+from kizuna.api.params import DIGITS
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
 from kizuna.services.customers import (
     DEFAULT_LIMIT,
@@ -74,7 +76,7 @@ def get_customer(customer_id: CustomerIdPath) -> CustomerProfile:
 )
 def get_timeline(
     customer_id: CustomerIdPath,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT), DIGITS, Query()] = DEFAULT_LIMIT,
     next_token: Annotated[str | None, Query(min_length=1, max_length=MAX_TOKEN_CHARS)] = None,
     lang: Annotated[Literal["ja", "en"], Query()] = "ja",
 ) -> TimelinePage:

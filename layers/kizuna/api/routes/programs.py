@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 
 from kizuna.api.auth import Role
 from kizuna.api.context import deps, require
+from kizuna.api.params import Time
 from kizuna.programs.diagram import mermaid
 from kizuna.programs.model import Program
 from kizuna.services import programs as service
@@ -77,10 +77,10 @@ def get_diagram(name: ProgramName) -> Diagram:
 def get_stats(
     name: ProgramName,
     start: Annotated[
-        datetime | None, Query(alias="from", description="ISO time with zone (inclusive)")
+        Time | None, Query(alias="from", description="ISO time with zone (inclusive)")
     ] = None,
     end: Annotated[
-        datetime | None, Query(alias="to", description="ISO time with zone (exclusive)")
+        Time | None, Query(alias="to", description="ISO time with zone (exclusive)")
     ] = None,
 ) -> service.ProgramStats:
     require(router, Role.VIEWER)

@@ -15,6 +15,7 @@ from kizuna.analytics import published
 from kizuna.analytics.document import ReportDocument
 from kizuna.api.auth import Role
 from kizuna.api.context import deps, require
+from kizuna.api.params import Day
 
 router = APIGatewayHttpRouter()
 
@@ -51,7 +52,7 @@ def latest_report() -> ReportDocument:
 
 @router.get("/api/reports/<day>", summary="The report published on a day", tags=["reports"])
 def report_of_day(
-    day: Annotated[date, Path(description="the UTC day it was published, YYYY-MM-DD")],
+    day: Annotated[Day, Path(description="the UTC day it was published, YYYY-MM-DD")],
 ) -> ReportDocument:
     require(router, Role.VIEWER)
     objects = deps(router).reports

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from kizuna.api.auth import Role
 from kizuna.api.context import deps, require
 from kizuna.api.deps import ApiDeps
+from kizuna.api.params import DIGITS
 from kizuna.events.custom import vocabulary
 from kizuna.segments import NAME_PATTERN, SegmentDefinition, load_segments
 from kizuna.services.campaign_admin import MAX_SAMPLE, segment_members
@@ -93,7 +94,7 @@ def count_segment(name: SegmentName) -> SegmentCount:
 )
 def sample_segment(
     name: SegmentName,
-    n: Annotated[int, Query(ge=1, le=MAX_SAMPLE, description="how many ids")] = 10,
+    n: Annotated[int, Field(ge=1, le=MAX_SAMPLE), DIGITS, Query(description="how many ids")] = 10,
 ) -> SegmentSample:
     require(router, Role.VIEWER)
     d = deps(router)
