@@ -550,6 +550,30 @@ def test_a_line_that_is_not_an_endpoint_is_reported_and_the_others_are_read(tmp_
     assert problems["endpoints/part-0.json:3"].startswith("not JSON")
 
 
+def test_a_line_giving_a_key_twice_or_nan_is_reported_not_read_as_its_last_value(
+    tmp_path: Path,
+) -> None:
+    # Given u2's only endpoint line giving OptOut twice (json kept the last: opted in) and
+    # u3's line with NaN for a metric
+    twice = json.dumps(endpoint("e2", "EMAIL", "b@example.jp", user="u2", OptOut="ALL"))
+    twice = twice[:-1] + ', "OptOut": "NONE"}'
+    nan = json.dumps(endpoint("e3", "EMAIL", "c@example.jp", user="u3"))
+    nan = nan[:-1] + ', "Metrics": {"spend": NaN}}'
+
+    # When the endpoints are read
+    result, report = migrate(tmp_path, endpoint("e1", "EMAIL", "a@example.jp"), lines=[twice, nan])
+
+    # Then neither is migrated (u2 is not opted in by the second OptOut), each is said
+    assert [r["customer_id"] for r in result.rows] == ["u1"]
+    problems = {i.source: i.notes[0] for i in report.of("input")}
+    assert problems["endpoints/part-0.json:2"] == (
+        "not JSON (key 'OptOut' given twice): the line is left out"
+    )
+    assert problems["endpoints/part-0.json:3"] == (
+        "not JSON (NaN is not a JSON number): the line is left out"
+    )
+
+
 def test_a_line_nested_too_deep_is_reported_and_the_others_are_read(tmp_path: Path) -> None:
     # Given an export line of 100,000 nested arrays (beyond what json.loads can recurse)
     deep = "[" * 100_000 + "]" * 100_000

@@ -173,6 +173,22 @@ def test_a_broken_copy_fails_the_checker(tmp_path: Path) -> None:
     assert CHECK.main([str(tmp_path)]) == 1
 
 
+def test_a_response_file_giving_a_key_twice_or_nan_is_a_problem(tmp_path: Path) -> None:
+    # json kept the last of a repeated key (the second "Item") and read NaN as a number
+    twice = tmp_path / "segments.json"
+    twice.write_text('{"SegmentsResponse": {"Item": [], "Item": []}}')
+    nan = tmp_path / "campaigns.json"
+    nan.write_text('{"CampaignsResponse": {"Item": [{"HoldoutPercent": NaN}]}}')
+    assert inputs.load(twice, "segments.json") == (
+        None,
+        ["segments.json: not JSON the migration reads (key 'Item' given twice)"],
+    )
+    assert inputs.load(nan, "campaigns.json") == (
+        None,
+        ["campaigns.json: not JSON the migration reads (NaN is not a JSON number)"],
+    )
+
+
 def test_a_response_file_nested_too_deep_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     # Given a response file of 100,000 nested arrays
     path = tmp_path / "segments.json"

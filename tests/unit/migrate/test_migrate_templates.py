@@ -306,3 +306,29 @@ def test_a_brace_before_a_value_stays_literal_in_the_text_made_from_html() -> No
         "p", "brace", "email", "en", context(first_name="Ai")
     )
     assert msg.text == "{Ai}"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "defaults",
+    [
+        '{"User.UserAttributes.FirstName": "there", "User.UserAttributes.FirstName": "you"}',
+        '{"User.UserAttributes.FirstName": NaN}',
+    ],
+)
+def test_default_substitutions_with_a_repeated_key_or_nan_are_ignored_and_said(
+    defaults: str,
+) -> None:
+    # json kept the last of a repeated key and read NaN: a default nobody chose
+    result = translate_template(
+        "email",
+        "welcome_en",
+        {
+            "TemplateType": "EMAIL",
+            "Subject": "Hi {{User.UserAttributes.FirstName}}",
+            "HtmlPart": "<p>x</p>",
+            "DefaultSubstitutions": defaults,
+        },
+    )
+    errors = [n.message for n in result.notes if n.level == "error"]
+    assert any("DefaultSubstitutions is not JSON Kizuna reads" in m for m in errors), errors
+    assert "you" not in result.files.get("en/email.subject.j2", "")

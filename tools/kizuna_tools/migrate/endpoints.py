@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import ValidationError
 
+from kizuna.domain import strict_json
 from kizuna.domain.customer import MAX_DEVICE_TOKEN_CHARS
 from kizuna.events.custom import vocabulary
 from kizuna.events.inbound import EMAIL_PATTERN, MAX_EMAIL_CHARS, is_customer_id
@@ -213,11 +214,22 @@ def read_endpoints(directory: Path, report: Report) -> Iterator[Endpoint]:
                     if not line.strip():
                         continue
                     try:
-                        # numbers as written (Decimal): a float would round 18 digits
-                        data = json.loads(line, parse_float=Decimal)
-                    except (json.JSONDecodeError, RecursionError) as exc:
+                        # numbers as written (Decimal): a float would round 18 digits; a
+                        # key given twice (json kept the last: "OptOut": "ALL" then "NONE"
+                        # read as opted in) or NaN is refused
+                        data = strict_json.loads(line, parse_float=Decimal)
+                    except (
+                        json.JSONDecodeError,
+                        RecursionError,
+                        strict_json.RepeatedKey,
+                        strict_json.NotJsonNumber,
+                    ) as exc:
                         why = (
-                            exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+                            exc.msg
+                            if isinstance(exc, json.JSONDecodeError)
+                            else "nested too deep"
+                            if isinstance(exc, RecursionError)
+                            else str(exc)
                         )
                         report.add(
                             "input",

@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from kizuna.domain import strict_json
 from kizuna_tools.migrate import shapes
 
 # relative path (glob) -> the output shape its document is
@@ -70,12 +71,15 @@ def load(path: Path, rel: str) -> tuple[Any, list[str]]:
     """(payload, problems) of one response file; payload None when it cannot be used."""
     try:
         # every number as written, as the endpoint export is read: through a float,
-        # 999999999999.999999 was 1000000000000.0 before anything could say so
-        document = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+        # 999999999999.999999 was 1000000000000.0 before anything could say so; a key given
+        # twice or NaN is refused (json kept the last of the two, read NaN as a number)
+        document = strict_json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except (OSError, UnicodeDecodeError) as exc:
         return None, [f"{rel}: cannot be read ({type(exc).__name__})"]
     except json.JSONDecodeError as exc:
         return None, [f"{rel}: not JSON ({exc.msg}, line {exc.lineno})"]
+    except (strict_json.RepeatedKey, strict_json.NotJsonNumber) as exc:
+        return None, [f"{rel}: not JSON the migration reads ({exc})"]
     except RecursionError:
         return None, [f"{rel}: not JSON (nested too deep)"]
     problems = check_document(rel, document)

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Literal
 
+from kizuna.domain import strict_json
 from kizuna_tools.migrate.attributes import LOCATION_ATTRIBUTES, profile_field
 from kizuna_tools.migrate.handlebars import (
     Block,
@@ -747,10 +748,13 @@ def _defaults(raw: Any, result: TemplateResult) -> dict[str, str]:
     if raw in (None, ""):
         return {}
     try:
-        parsed = json.loads(raw) if isinstance(raw, str) else None
+        parsed = strict_json.loads(raw) if isinstance(raw, str) else None
     except json.JSONDecodeError as err:
         parsed = None
         reason = f"DefaultSubstitutions is not JSON ({err.msg}); defaults ignored"
+    except (strict_json.RepeatedKey, strict_json.NotJsonNumber, RecursionError) as err:
+        parsed = None  # json kept the last of a repeated key: which default was meant?
+        reason = f"DefaultSubstitutions is not JSON Kizuna reads ({err}); defaults ignored"
     else:
         reason = "DefaultSubstitutions is not a JSON object; defaults ignored"
     if not isinstance(parsed, dict):
