@@ -166,6 +166,15 @@ def test_every_event_is_applied_or_dead_lettered_and_touches_only_its_customer(
             assert letter.reason.strip() and letter.error_type == rejected.error_type
             assert letter.body == body  # kept exactly as it arrived
             continue
+        if event.detail_type == "preferences.changed":
+            # the configuration's contract: a topic it does not declare, or an opt-out of
+            # the transactional topic, is refused as an invalid event, before any change
+            problem = KizunaConfig().preferences.choice_problem(event.detail.topics)
+            if problem is not None:
+                assert mid in letters, f"{mid} names a topic the configuration refuses"
+                assert letters[mid].reason.strip()
+                assert letters[mid].error_type == "InvalidEvent"
+                continue
         if mid in letters:  # valid, but could not be applied: kept with the reason
             assert letters[mid].reason.strip()
             assert letters[mid].error_type not in ("InvalidEnvelope", "InvalidEvent")
