@@ -181,6 +181,32 @@ def test_the_shipped_campaigns_validate_against_segments_and_templates() -> None
             "alpha",
         ),
         ({"holdout_percent": 60}, "holdout_percent"),
+        # text, a boolean, a whole float: pydantic's lax mode read them as numbers
+        ({"holdout_percent": "10"}, "holdout_percent"),
+        ({"holdout_percent": True}, "holdout_percent"),
+        ({"holdout_percent": 10.0}, "holdout_percent"),
+        ({"rate_limit_per_minute": "600"}, "rate_limit_per_minute"),
+        ({"priority": True}, "priority"),
+        (
+            {
+                "variants": [{"name": "a", "weight": "50"}, {"name": "b", "weight": 50}],
+                "winner": {"test_percent": 20, "metric": "open", "wait_hours": 4},
+            },
+            "weight",
+        ),
+        (
+            {
+                "variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+                "winner": {
+                    "test_percent": 20,
+                    "metric": "open",
+                    "wait_hours": 4,
+                    "rule": "sequential",
+                    "alpha": "0.05",
+                },
+            },
+            "alpha",
+        ),
         ({"status": "sending"}, "status"),
         ({"colour": "red"}, "[colour]: unknown field"),
     ],

@@ -248,3 +248,31 @@ def test_topics_must_be_declared_in_the_configuration(tmp_path: Path) -> None:
     # a file that names no topic: the configuration's default topic
     plain = load_program(write(tmp_path, GOOD))
     assert plain.topic_of(plain.step("bye"), "promotions") == "promotions"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        # YAML text, a boolean and a whole float: pydantic's lax int read them as 1, 1, 1
+        ("type: wait, days: '1'", "days"),
+        ("type: wait, days: true", "days"),
+        ("type: wait, days: 1.0", "days"),
+        ("type: wait, days: ' 1'", "days"),
+    ],
+)
+def test_a_number_in_a_program_is_a_number_not_text_or_a_boolean(
+    tmp_path: Path, text: str, field: str
+) -> None:
+    found = issues(tmp_path, GOOD.replace("type: wait, days: 1", text))
+    assert any("[step pause]" in i and field in i for i in found), found
+
+
+def test_a_programs_holdout_is_a_whole_number(tmp_path: Path) -> None:
+    for value in ("'10'", "true", "10.0"):
+        text = GOOD.replace("name: Sample\n", f"name: Sample\nholdout_percent: {value}\n")
+        found = issues(tmp_path, text)
+        assert any("holdout_percent" in i for i in found), (value, found)
+    loaded = load_program(
+        write(tmp_path, GOOD.replace("name: Sample\n", "name: Sample\nholdout_percent: 10\n"))
+    )
+    assert loaded.holdout_percent == 10

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kizuna.domain.schedule_expressions import check_expression, parse_schedule
+from kizuna.domain.strict_json import Number, OptionalNumber, OptionalWholeNumber, WholeNumber
 from kizuna.domain.zones import is_zone, zone_or
 from kizuna.programs.model import (
     Channels,
@@ -160,7 +161,7 @@ Schedule = Annotated[
 
 class Variant(_Strict):
     name: VariantName
-    weight: int = Field(ge=1, le=100)
+    weight: WholeNumber = Field(ge=1, le=100)
     template: TemplateName | None = Field(
         default=None, description="the variant's template (default: the campaign's)"
     )
@@ -175,21 +176,21 @@ RECHECK_HOURS = 24
 class WinnerSelection(_Strict):
     """Send the variants to a test pool first, wait, then send the winner to the rest."""
 
-    test_percent: int = Field(ge=1, le=50, description="share of the audience in the test")
+    test_percent: WholeNumber = Field(ge=1, le=50, description="share of the audience in the test")
     metric: Literal["open", "click", "goal"]
-    wait_hours: int = Field(ge=1, le=168)
+    wait_hours: WholeNumber = Field(ge=1, le=168)
     rule: Literal["best", "sequential"] = Field(
         default="best",
         description="best: the best observed rate wins; sequential: an always-valid test "
         "(mSPRT) must find the difference, else the first variant stays",
     )
-    alpha: float | None = Field(
+    alpha: OptionalNumber = Field(
         default=None, gt=0, le=0.2, description="sequential: the false-positive rate (0.05)"
     )
-    min_per_arm: int | None = Field(
+    min_per_arm: OptionalWholeNumber = Field(
         default=None, ge=10, le=10_000_000, description="sequential: no decision below (100)"
     )
-    max_wait_hours: int | None = Field(
+    max_wait_hours: OptionalWholeNumber = Field(
         default=None,
         strict=True,
         ge=2,
@@ -217,8 +218,8 @@ class WinnerSelection(_Strict):
 class FailureBreaker(_Strict):
     """Stop the occurrence when this share of the first ``after`` attempts failed."""
 
-    percent: float = Field(default=5.0, gt=0, le=100)
-    after: int = Field(default=1000, ge=10)
+    percent: Number = Field(default=5.0, gt=0, le=100)
+    after: WholeNumber = Field(default=1000, ge=10)
 
 
 class Campaign(_Strict):
@@ -243,13 +244,13 @@ class Campaign(_Strict):
         "preferences.default_topic (promotions)",
     )
     variants: list[Variant] = Field(default_factory=list, max_length=8)
-    holdout_percent: int = Field(default=0, ge=0, le=50)
+    holdout_percent: WholeNumber = Field(default=0, ge=0, le=50)
     winner: WinnerSelection | None = None
     goal: Goal | None = None
-    priority: int = Field(
+    priority: WholeNumber = Field(
         default=50, ge=0, le=100, description="contact policy: >= 90 bypasses frequency caps"
     )
-    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    rate_limit_per_minute: OptionalWholeNumber = Field(default=None, ge=1, le=1_000_000)
     stop_on_failures: FailureBreaker = FailureBreaker()
 
     @model_validator(mode="after")

@@ -10,12 +10,19 @@ report does, a dead letter's reason does not).
 Python's ``json`` also reads ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON (no
 other reader takes them) and which no Kizuna number can be: they are refused too
 (:class:`NotJsonNumber`).
+
+And a number read from JSON or YAML is one: :data:`WholeNumber` and :data:`Number` are the
+pydantic types of a field that must be one, where pydantic's lax mode reads ``true`` as 1,
+``"10"`` and ``" 10"`` as 10 and ``10.5`` as an int error but ``10.0`` as 10.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 
 class RepeatedKey(ValueError):
@@ -60,4 +67,42 @@ def loads(text: str, **options: Any) -> Any:
     )
 
 
-__all__ = ["NotJsonNumber", "RepeatedKey", "loads", "object_without_repeats"]
+def whole_number(value: object) -> object:
+    """A count is a whole JSON number: ``true``, ``1.0``, ``1e3`` (a float on the bus, a
+    decimal in an API body) or text (``"10"``, ``"1_0"``) is refused, not read as a number."""
+    if isinstance(value, bool | float | str) or (
+        isinstance(value, Decimal) and value.as_tuple().exponent != 0
+    ):
+        raise ValueError("a whole JSON number (not true/false, a decimal, or text)")
+    return value
+
+
+def json_number(value: object) -> object:
+    """A number is a JSON number: ``true`` or text (``"0.05"``) is refused, not read as one."""
+    if isinstance(value, bool | str):
+        raise ValueError("a JSON number (not true/false or text)")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(whole_number)]
+"""A field that is a whole JSON (or YAML) number; bound it with ``= Field(ge=..., le=...)``."""
+Number = Annotated[float, BeforeValidator(json_number)]
+"""A field that is a JSON (or YAML) number, whole or not."""
+# the optional forms wrap the union, so that ``Field`` bounds reach the JSON schema as
+# minimum/maximum (``WholeNumber | None`` puts them after the validator: "ge"/"le")
+OptionalWholeNumber = Annotated[int | None, BeforeValidator(whole_number)]
+OptionalNumber = Annotated[float | None, BeforeValidator(json_number)]
+
+
+__all__ = [
+    "NotJsonNumber",
+    "Number",
+    "OptionalNumber",
+    "OptionalWholeNumber",
+    "RepeatedKey",
+    "WholeNumber",
+    "json_number",
+    "loads",
+    "object_without_repeats",
+    "whole_number",
+]

@@ -32,6 +32,7 @@ from pydantic import (
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 from kizuna.delivery.tags import MESSAGE_REF_PATTERN
 from kizuna.domain.customer import MAX_DEVICE_TOKEN_CHARS, NOT_TEXT_CHARS, PostalAddress
+from kizuna.domain.strict_json import WholeNumber
 from kizuna.domain.zones import is_zone
 
 # The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
@@ -126,16 +127,6 @@ def _written_as_text(value: object) -> object:
     return value
 
 
-def _whole_number(value: object) -> object:
-    """A count is a whole JSON number: ``true``, ``1.0``, ``1e3`` (a float on the bus, a
-    decimal in an API body) or text (``"10"``, ``"1_0"``) is refused, not read as a number."""
-    if isinstance(value, bool | float | str) or (
-        isinstance(value, Decimal) and value.as_tuple().exponent != 0
-    ):
-        raise ValueError("a whole JSON number (not true/false, a decimal, or text)")
-    return value
-
-
 def _plausible_day(value: date) -> date:
     if not 1900 <= value.year <= 2100:
         raise ValueError("a year between 1900 and 2100")
@@ -144,7 +135,7 @@ def _plausible_day(value: date) -> date:
 
 Time = Annotated[AwareDatetime, BeforeValidator(_written_as_text)]
 Day = Annotated[date, BeforeValidator(_written_as_text), AfterValidator(_plausible_day)]
-Count = Annotated[int, BeforeValidator(_whole_number)]
+Count = WholeNumber
 
 
 class ConsentChannel(StrEnum):

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kizuna.domain.strict_json import Number, OptionalWholeNumber, WholeNumber
 from kizuna.events import Channel
 from kizuna.programs.patterns import PatternError, validate_pattern
 from kizuna.runtime.names import WEBHOOK_NAME_PATTERN
@@ -74,7 +75,7 @@ class ReentryMode(StrEnum):
 
 class Reentry(_Strict):
     mode: ReentryMode = ReentryMode.ONCE
-    days: int | None = Field(default=None, ge=1, le=3650, description="for mode: every")
+    days: OptionalWholeNumber = Field(default=None, ge=1, le=3650, description="for mode: every")
 
     @model_validator(mode="after")
     def _days(self) -> Reentry:
@@ -86,7 +87,7 @@ class Reentry(_Strict):
 class Goal(_Strict):
     event: str = Field(description="detail-type that counts as conversion, e.g. order.placed")
     conditions: Pattern = Field(default_factory=dict)
-    within_days: int = Field(default=30, ge=1, le=365, description="attribution window")
+    within_days: WholeNumber = Field(default=30, ge=1, le=365, description="attribution window")
     exit_journey: bool = Field(default=True, description="stop sending once the goal is reached")
 
 
@@ -101,7 +102,7 @@ class SmsType(StrEnum):
 
 class CouponSpec(_Strict):
     discount: str = Field(min_length=1, max_length=32, description='e.g. "10%" or "500円"')
-    valid_days: int = Field(default=14, ge=1, le=365)
+    valid_days: WholeNumber = Field(default=14, ge=1, le=365)
 
 
 class SendStep(_Strict):
@@ -141,9 +142,9 @@ _LOCAL = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z")
 class WaitStep(_Strict):
     id: StepId
     type: Literal["wait"]
-    days: int = Field(default=0, ge=0, le=365)
-    hours: int = Field(default=0, ge=0, le=24 * 365)
-    minutes: int = Field(default=0, ge=0, le=60 * 24)
+    days: WholeNumber = Field(default=0, ge=0, le=365)
+    hours: WholeNumber = Field(default=0, ge=0, le=24 * 365)
+    minutes: WholeNumber = Field(default=0, ge=0, le=60 * 24)
     until_local_time: str | None = Field(
         default=None, description='"HH:MM" in the customer\'s time zone, after the duration'
     )
@@ -192,7 +193,7 @@ class Engagement(_Strict):
 
     step: StepId = Field(description="a send step before the branch on every path to it")
     event: EngagementEvent
-    within_hours: int = Field(ge=1, le=720, description="counted from the step's send")
+    within_hours: WholeNumber = Field(ge=1, le=720, description="counted from the step's send")
 
 
 class BranchStep(_Strict):
@@ -220,7 +221,7 @@ class BranchStep(_Strict):
 
 class SplitArm(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,20}$")]
-    weight: int = Field(ge=1, le=100)
+    weight: WholeNumber = Field(ge=1, le=100)
     next: StepId | None = None
 
 
@@ -237,8 +238,8 @@ class SplitWinner(_Strict):
     rule: Literal["sequential"] = Field(
         default="sequential", description="sequential: the mSPRT, valid when checked daily"
     )
-    alpha: float = Field(default=0.05, gt=0, le=0.2, description="the false-positive rate")
-    min_per_arm: int = Field(
+    alpha: Number = Field(default=0.05, gt=0, le=0.2, description="the false-positive rate")
+    min_per_arm: WholeNumber = Field(
         default=100, ge=10, le=10_000_000, description="no decision while an arm has fewer"
     )
 
@@ -275,7 +276,7 @@ class Program(_Strict):
     name: str = Field(min_length=1, max_length=120)
     description: str = ""
     enabled: bool = True
-    priority: int = Field(
+    priority: WholeNumber = Field(
         default=50,
         ge=0,
         le=100,
@@ -286,8 +287,8 @@ class Program(_Strict):
         default_factory=dict, description="EventBridge content filter on customer state"
     )
     reentry: Reentry = Reentry()
-    holdout_percent: int = Field(default=0, ge=0, le=50)
-    cohort_minutes: int = Field(
+    holdout_percent: WholeNumber = Field(default=0, ge=0, le=50)
+    cohort_minutes: WholeNumber = Field(
         default=60,
         ge=1,
         le=1440,
