@@ -1,6 +1,6 @@
 """Every public entry point, fed input that carries a marker address where a customer or a
 producer could put one (a form's key and value, an SES tag and source, a LINE user id and
-nonce, a link's token and its target's query, an event's fields), never writes the marker
+nonce, a link's token and its target's query, an event's fields and detail-type), never writes the marker
 to a log line: refusals say why in Kizuna's words (docs/ARCHITECTURE.md, "Privacy")."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tests.moto_setup import fake_aws_env
 from tests.sqs_events import sqs_event, sqs_record
 from tests.unit.delivery import test_tracked_links as links
 from tests.unit.services import test_line_webhook as line
+from tests.unit.test_evaluate_letters import service as evaluate
 from tests.unit.test_feedback_unsubscribe import BOUNCE, feedback, ses_event
 from tests.unit.test_ingest_service import service as ingest
 from tests.unit.test_preference_page import call, token
@@ -73,8 +74,21 @@ def ingest_queue(_: pytest.MonkeyPatch) -> None:
     bad["detail"] |= {"total": MARKER, MARKER: MARKER, "channel": MARKER}
     upsert = {**order("c2", "o2", 1000, T0), "detail-type": "customer.upserted"}
     upsert["detail"] = {"customer_id": "c2", "occurred_at": T0.isoformat(), "email": MARKER[:-4]}
+    unknown = {**order("c3", "o3", 1000, T0), "detail-type": MARKER}
     records = [sqs_record(bad, "m1"), sqs_record(upsert, "m2"), sqs_record(MARKER, "m3")]
-    ingest()[0].process_batch(sqs_event(*records))
+    ingest()[0].process_batch(sqs_event(*records, sqs_record(unknown, "m4")))
+
+
+def evaluate_queue(_: pytest.MonkeyPatch) -> None:
+    bad = order("c1", "o1", 1000, T0)
+    bad["detail"] |= {"total": MARKER, MARKER: MARKER}
+    unknown = {**order("c2", "o2", 1000, T0), "detail-type": MARKER}
+    sourced = {**order("c3", "o3", 1000, T0), "detail-type": MARKER, "source": MARKER}
+    kizuna = {**order("c4", "o4", 1000, T0), "detail-type": MARKER, "source": "kizuna"}
+    records = [
+        sqs_record(body, f"m{n}") for n, body in enumerate((bad, unknown, sourced, kizuna, MARKER))
+    ]
+    evaluate()[0].process_batch(sqs_event(*records))
 
 
 def events_api(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,6 +116,7 @@ ENTRY_POINTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], bool]] = {
     "line_webhook": (line_webhook, True),
     "link_redirect": (link_redirect, True),
     "ingest_queue": (ingest_queue, True),
+    "evaluate_queue": (evaluate_queue, True),
     "events_api": (events_api, False),
 }
 

@@ -24,12 +24,18 @@ D = TypeVar("D", bound=BaseModel)
 
 
 class EventRejected(Exception):
-    """An event that can never be processed as it is: it goes to the dead-letter queue."""
+    """An event that can never be processed as it is: it goes to the dead-letter queue.
 
-    def __init__(self, error_type: str, reason: str) -> None:
+    ``reason`` is the dead letter's (it may quote what the producer sent where that is the
+    point, an unknown detail-type); ``logged`` is the same in Kizuna's words only, for a log
+    line (docs/ARCHITECTURE.md, "Privacy"): by default the reason, which names fields, never
+    their values."""
+
+    def __init__(self, error_type: str, reason: str, logged: str | None = None) -> None:
         super().__init__(f"{error_type}: {reason}")
         self.error_type = error_type
         self.reason = reason
+        self.logged = reason if logged is None else logged
 
 
 class ParsedEvent(BaseModel):
@@ -298,7 +304,9 @@ def parse_inbound(
     model = vocab.inbound_model(envelope.detail_type)
     if model is None:
         raise EventRejected(
-            "UnknownEventType", f"detail-type {envelope.detail_type!r} is not inbound"
+            "UnknownEventType",
+            f"detail-type {envelope.detail_type!r} is not inbound",
+            "the detail-type is not inbound",  # the producer's text: not in a log line
         )
     detail = validate_detail(envelope, model)
     check_attributes(envelope.detail_type, detail)

@@ -59,6 +59,7 @@ def incoming(
         raise EventRejected(
             "UnknownEventType",
             f"detail-type {env.detail_type!r} from {env.source!r} is not evaluated",
+            "the detail-type from this source is not evaluated",  # the producer's text: unlogged
         )
     detail = validate_detail(env, model)
     if not derived:
@@ -135,10 +136,10 @@ class EvaluateService:
                     logger.info(
                         "event not evaluated; ingest dead-letters it",
                         error_type=exc.error_type,
-                        reason=exc.reason,
+                        reason=exc.logged,
                     )
                     return
-                logger.warning("event rejected", error_type=exc.error_type, reason=exc.reason)
+                logger.warning("event rejected", error_type=exc.error_type, reason=exc.logged)
                 self.failures.keep(record, exc.error_type, exc.reason)
                 return
             events[record.message_id] = replace(ev, final=self.failures.exhausted(record))

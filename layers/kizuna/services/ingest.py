@@ -275,16 +275,22 @@ class IngestService:
                     record.body, self.clock.now(), self.cfg.event_time, self.vocab or BUILTIN
                 )
             except EventRejected as exc:
-                self._reject(record, exc.error_type, exc.reason)
+                self._reject(record, exc.error_type, exc.reason, exc.logged)
 
         return validate
 
-    def _reject(self, record: SQSRecord, error_type: str, reason: str) -> None:
+    def _reject(
+        self, record: SQSRecord, error_type: str, reason: str, logged: str | None = None
+    ) -> None:
         """Dead-letter an event that can never be applied, with the reason (which names the
-        field, never its value); RuntimeError if the letter could not be kept."""
+        field, never its value; ``logged``: the reason as the log line says it, where the
+        letter's quotes the producer); RuntimeError if the letter could not be kept."""
         self.stats.rejected += 1
         logger.warning(
-            "event rejected", error_type=error_type, reason=reason, message_id=record.message_id
+            "event rejected",
+            error_type=error_type,
+            reason=reason if logged is None else logged,
+            message_id=record.message_id,
         )
         self.failures.keep(record, error_type, reason)
         self.stats.dead_lettered += 1
