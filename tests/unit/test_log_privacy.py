@@ -57,3 +57,82 @@ def test_a_rejected_ses_event_logs_the_code_and_kizunas_field_names_only(
     assert [d.error_type for d in dlq.letters] == ["FeedbackError"] * 2 + ["JSONDecodeError"]
     assert MARKER in dlq.letters[0].reason and MARKER in dlq.letters[1].reason
     assert inbound.events == []
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def test_a_failure_is_logged_by_its_type_and_place_never_its_message() -> None:
+    # given a pydantic error that quotes the address it refused, and an AWS error
+    from botocore.exceptions import ClientError
+    from pydantic import BaseModel, ValidationError
+
+    from kizuna.runtime.observability import failure
+
+    class Form(BaseModel):
+        n: int
+
+    try:
+        Form.model_validate({"n": MARKER})
+    except ValidationError as exc:
+        refused = exc
+    assert MARKER in str(refused)  # what logger.exception would have printed
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": MARKER}}, "Put")
+    try:
+        _raise(throttled)
+    except ClientError as exc:
+        raised = exc
+    # when each is described for a log line
+    fields, aws = failure(refused), failure(raised)
+    # then the type, AWS's code and where it was raised, never the message
+    assert fields["error"] == "ValidationError" and "error_code" not in fields
+    assert aws["error"] == "ClientError" and aws["error_code"] == "ThrottlingException"
+    assert isinstance(aws["where"], list) and aws["where"][-1].endswith(" _raise")
+    assert MARKER not in repr(fields) + repr(aws)
+
+
+def test_evaluate_send_and_sweep_failures_never_log_the_exception_message(
+    kizuna_logs: KizunaLogs,  # noqa: F811
+) -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from kizuna.runtime.clock import FixedClock
+    from kizuna.runtime.config import KizunaConfig
+    from kizuna.services.send import record_delivered
+    from kizuna.services.sweep import SweepFailed, SweepRequest, run_sweep
+    from kizuna_tools.fakes import MemoryPublisher, MemoryStore
+    from tests.factories import T0, order
+    from tests.unit.test_evaluate_letters import service as evaluate
+
+    boom = ValueError(f"input_value={MARKER!r}")  # as a pydantic or parsing error reads
+    # given an evaluation that fails on the batch
+    svc, _, _ = evaluate()
+    svc.evaluator.evaluate = lambda _events: _raise(boom)  # type: ignore[method-assign,assignment]
+    svc.process_batch(sqs_event(sqs_record(order("c1", "o1", 1000, T0), "m1")))
+    # a ledger write after delivery that fails
+    record_delivered(lambda: _raise(boom), "p", "s", [("c1", "ex-1", {"status": "sent"})])
+    # and a daily sweep whose print files fail
+    store = MemoryStore()
+    request = SweepRequest(kinds=[], lookback_minutes=60, direct_mail=True)
+    with pytest.raises(SweepFailed):
+        run_sweep(
+            request,
+            store,
+            store,
+            MemoryPublisher(),
+            KizunaConfig(),
+            FixedClock(datetime(2026, 1, 5, tzinfo=UTC)),
+            direct_mail=lambda _now: _raise(boom),  # type: ignore[arg-type,return-value]
+        )
+    # then each is logged by its type and where it was raised, never with its message
+    for message in (
+        "evaluation failed; the batch will be retried",
+        "ledger write failed after delivery",
+        "direct-mail print files failed",
+    ):
+        (line,) = kizuna_logs.records(message)
+        assert line["error"] == "ValueError" and line["where"], message
+    assert MARKER not in kizuna_logs.text

@@ -9,11 +9,33 @@ emails, phone numbers, names and tokens never appear in a log line.
 from __future__ import annotations
 
 import os
+import traceback
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Kizuna"))
+
+FAILURE_FRAMES = 5  # the innermost frames a failure's log line names
+
+
+def failure(exc: BaseException) -> dict[str, Any]:
+    """What a log line says of an exception it caught, in place of ``logger.exception``: its
+    type, AWS's error code for a botocore ``ClientError``, and where it was raised (the
+    innermost :data:`FAILURE_FRAMES` frames, ``file:line function``) — never its message or
+    a traceback's text, which may quote an input (a pydantic error prints the value it
+    refused, an address included)."""
+    fields: dict[str, Any] = {"error": type(exc).__name__}
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if isinstance(code, str):
+            fields["error_code"] = code
+    frames = traceback.extract_tb(exc.__traceback__)[-FAILURE_FRAMES:]
+    fields["where"] = [f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in frames]
+    return fields
+
 
 SEND_FAILED_METRIC = "SendFailed"
 CHANNEL_DIMENSION = "channel"

@@ -37,7 +37,7 @@ from kizuna.events.envelope import (
 from kizuna.ports import DeadLetterSink
 from kizuna.programs.evaluate import EvaluateResult, Evaluator, IncomingEvent
 from kizuna.runtime.config import EventTimeConfig
-from kizuna.runtime.observability import logger
+from kizuna.runtime.observability import failure, logger
 from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE
 from kizuna.services.failures import DeadLetterPolicy
 
@@ -107,7 +107,7 @@ class EvaluateService:
         try:
             result = self.evaluator.evaluate([events[mid] for mid in order])
         except Exception as exc:
-            logger.exception("evaluation failed; the batch will be retried")
+            logger.error("evaluation failed; the batch will be retried", **failure(exc))
             failed |= {mid for mid in events if self.failures.retry(records[mid], exc)}
         else:
             self._log(result)

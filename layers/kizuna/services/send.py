@@ -51,7 +51,7 @@ from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Program, SendStep
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
-from kizuna.runtime.observability import count_ledger_write_failure, logger
+from kizuna.runtime.observability import count_ledger_write_failure, failure, logger
 from kizuna.scoring.copurchase import (
     BEST_SELLERS_KEY,
     last_order_products,
@@ -685,11 +685,11 @@ def record_delivered(
     try:
         write()
     except Exception as exc:
-        logger.exception(
+        logger.error(
             "ledger write failed after delivery",
             program=source,
             step=step,
-            error=type(exc).__name__,
+            **failure(exc),
             outcomes=[
                 {
                     "customer_id": cid,

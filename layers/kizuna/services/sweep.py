@@ -22,7 +22,7 @@ from kizuna.programs.sweeps import SweepKind, SweepStore, sweep_window, window
 from kizuna.programs.winners import WinnerDecision, check_split, winner_splits
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
-from kizuna.runtime.observability import logger
+from kizuna.runtime.observability import failure, logger
 
 
 class SweepRequest(BaseModel):
@@ -119,7 +119,7 @@ def run_sweep(
             events = sweep_window(kind, store, now, w, cfg)
             failed = publisher.publish(events)
         except Exception as exc:  # one kind failing must not hold the others back
-            logger.exception("sweep failed", kind=str(kind))
+            logger.error("sweep failed", kind=str(kind), **failure(exc))
             failures.append(f"{kind}: {type(exc).__name__}")
             continue
         if failed:
@@ -131,13 +131,13 @@ def run_sweep(
         try:
             counts["winners"] = check_winners(programs, winners, now)
         except Exception as exc:  # the next day looks again
-            logger.exception("winner check failed")
+            logger.error("winner check failed", **failure(exc))
             failures.append(f"winners: {type(exc).__name__}")
     if request.direct_mail and direct_mail is not None:
         try:
             counts["dm_files"] = direct_mail(now)
         except Exception as exc:  # the next day's run does not write this day: a retry must
-            logger.exception("direct-mail print files failed")
+            logger.error("direct-mail print files failed", **failure(exc))
             failures.append(f"direct_mail: {type(exc).__name__}")
     if failures:
         raise SweepFailed("; ".join(failures))
