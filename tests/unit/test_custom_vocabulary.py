@@ -619,6 +619,39 @@ def test_a_trigger_keeps_what_templates_read_and_no_personal_field() -> None:
     assert "email" not in trigger_of("x.y", detail, BUILTIN.personal_fields("x.y"))
 
 
+def test_a_personal_attribute_named_like_a_built_in_field_keeps_that_field_in_the_trigger() -> None:
+    # given a shop whose personal attribute shares its name with a rank change's own field
+    # (and with a custom event's field the shop did not declare personal)
+    cfg = KizunaConfig.model_validate(
+        {
+            "custom": {
+                "attributes": [
+                    {"name": "to_rank", "type": "string", "personal": True},
+                    {"name": "nickname", "type": "string", "personal": True},
+                ],
+                "events": [
+                    {
+                        "detail_type": "review.posted",
+                        "fields": [{"name": "to_rank", "type": "string"}],
+                    }
+                ],
+            }
+        }
+    )
+    vocab = vocabulary(cfg)
+    detail = {"customer_id": "c1", "from_rank": "Silver", "to_rank": "Gold", "nickname": SECRET}
+    # when a member keeps its trigger
+    kept = trigger_of(
+        "customer.rank_changed", detail, vocab.personal_fields("customer.rank_changed")
+    )
+    # then the event's own to_rank stays (the templates read trigger.to_rank), a field the
+    # model does not have named as a personal attribute is still dropped
+    assert kept["to_rank"] == "Gold" and "nickname" not in kept
+    # and in the shop's own event, a field named as a personal attribute is dropped as before
+    custom = trigger_of("review.posted", detail, vocab.personal_fields("review.posted"))
+    assert "to_rank" not in custom and "nickname" not in custom
+
+
 # -- privacy ---------------------------------------------------------------------------------------
 class PrivacyView:
     """The privacy port over the in-memory store, items as DynamoDB holds them."""

@@ -233,10 +233,16 @@ class Vocabulary:
         """The top-level fields of a ``detail_type`` detail that are personal data: the direct
         identifiers wherever an event carries them
         (:data:`kizuna.domain.privacy.DIRECT_IDENTIFIER_FIELDS`), the fields the declared
-        event marks ``personal``, and a field named as an attribute declared personal."""
+        event marks ``personal``, and a field named as an attribute declared personal —
+        but not a built-in event's own field of that name (``to_rank``, ``age``: the shop's
+        attribute is not that field, and templates read it as ``trigger.<name>``)."""
         event = self.events.get(detail_type)
         declared = {f.name for f in event.fields if f.personal} if event else set()
-        return DIRECT_IDENTIFIER_FIELDS | declared | self.personal_attributes()
+        attributes = self.personal_attributes()
+        model = None if event else self.model_of(detail_type)
+        if model is not None:
+            attributes -= set(model.model_fields)
+        return DIRECT_IDENTIFIER_FIELDS | declared | attributes
 
 
 @lru_cache(maxsize=8)
