@@ -10,13 +10,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kizuna.runtime.observability import count_send_failure, logger, metrics
+from kizuna.runtime.observability import count_send_failure, logger, metrics, private_errors
 from kizuna.runtime.wiring import cohort_sends, send_service, transactional_service
 from kizuna.services.contracts import GroupRequest, SendRequest, TransactionalRequest
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@private_errors
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     counts: dict[str, int]
     failed: list[str]

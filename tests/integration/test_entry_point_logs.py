@@ -6,6 +6,7 @@ to a log line: refusals say why in Kizuna's words (docs/ARCHITECTURE.md, "Privac
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from moto import mock_aws
 from bench.common import create_kizuna_tables
 from tests.factories import T0, order
 from tests.integration.api.harness import REGION, build_api
+from tests.integration.lambda_runtime import ROOT, LambdaContext, load_handler
 from tests.log_capture import KizunaLogs, kizuna_logs  # noqa: F401 - the fixture
 from tests.moto_setup import fake_aws_env
 from tests.sqs_events import sqs_event, sqs_record
@@ -139,3 +141,60 @@ def test_a_marker_address_in_the_input_never_reaches_the_logs(
     assert MARKER not in kizuna_logs.text
     assert MARKER not in captured.out + captured.err
     assert MARKER not in caplog.text
+
+
+FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/handler.py"))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_keeps_an_uncaught_exceptions_text_out_of_aws(function: str) -> None:
+    # Lambda logs an uncaught exception's message and traceback, Step Functions keeps them
+    # in the execution's history (90 days, not erasable per customer)
+    assert getattr(load_handler(function).handler, "private_errors", False), function
+
+
+def test_a_step_input_that_fails_validation_leaves_no_input_in_the_error(
+    kizuna_logs: KizunaLogs,  # noqa: F811
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # given a journey step invoked with an input carrying the marker (pydantic quotes it)
+    module = load_handler("journey")
+    # when the handler refuses it
+    with pytest.raises(Exception) as raised:
+        module.handler({"program": MARKER, "cohort": [MARKER]}, LambdaContext("journey"))
+    # then Lambda and Step Functions get the error's type and no input
+    assert type(raised.value).__name__ == "ValidationError"
+    text = "".join(traceback.format_exception(raised.value))
+    assert MARKER not in text and "the message is in no log" in text
+    # and the log line says where, never what
+    (line,) = kizuna_logs.records("handler failed")
+    assert line["error"] == "ValidationError" and line["where"]
+    assert MARKER not in kizuna_logs.text + "".join(capfd.readouterr())
+
+
+def test_kizunas_own_exceptions_and_aws_errors_keep_what_retries_and_operators_read() -> None:
+    from botocore.exceptions import ClientError
+
+    from kizuna.campaigns.engine import CampaignPaused
+    from kizuna.runtime.observability import private_errors
+
+    paused = CampaignPaused("month-end-sale is paused")
+
+    @private_errors
+    def pausing(event: Any, context: Any) -> None:
+        raise paused
+
+    @private_errors
+    def throttled(event: Any, context: Any) -> None:
+        error = {"Error": {"Code": "ThrottlingException", "Message": MARKER}}
+        raise ClientError(error, "PutItem")  # type: ignore[arg-type]
+
+    # Kizuna's own words go on as they are (the campaign machine retries CampaignPaused)
+    with pytest.raises(CampaignPaused) as kept:
+        pausing({}, None)
+    assert kept.value is paused
+    # AWS's error keeps its class name, code and operation, not its message
+    with pytest.raises(Exception) as aws:
+        throttled({}, None)
+    assert type(aws.value).__name__ == "ClientError"
+    assert "ThrottlingException in PutItem" in str(aws.value) and MARKER not in str(aws.value)

@@ -8,9 +8,11 @@ emails, phone numbers, names and tokens never appear in a log line.
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -35,6 +37,49 @@ def failure(exc: BaseException) -> dict[str, Any]:
     frames = traceback.extract_tb(exc.__traceback__)[-FAILURE_FRAMES:]
     fields["where"] = [f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in frames]
     return fields
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_STAND_INS: dict[str, type[Exception]] = {}
+OWN_MODULES = ("kizuna.",)  # exceptions raised in Kizuna's words: their messages are kept
+
+
+def _stand_in(exc: Exception) -> Exception:
+    """An exception of the same class name (what Lambda reports as ``errorType`` and Step
+    Functions matches retries on) whose message says what the original was without its
+    text: AWS's code and operation for a ``ClientError``, else only the type."""
+    name = type(exc).__name__
+    cls = _STAND_INS.get(name)
+    if cls is None:
+        cls = type(name, (Exception,), {"__module__": __name__})
+        _STAND_INS[name] = cls
+    code = failure(exc).get("error_code")
+    operation = getattr(exc, "operation_name", None)
+    said = f"{code} in {operation}" if code and isinstance(operation, str) else name
+    return cls(f"{said} (the message is in no log: it may quote an input; see the log line)")
+
+
+def private_errors(handler: _F) -> _F:
+    """A function's handler whose uncaught exceptions carry no input: Lambda writes an
+    uncaught exception's message and traceback to the log, Step Functions keeps it in the
+    execution's history (90 days, not erasable per customer) and an async invocation's
+    failure destination in its record. An exception of Kizuna's own (a class in a ``kizuna.``
+    module: its message is Kizuna's words, as ``CampaignPaused`` or ``SweepFailed``) goes on
+    as it is; any other is logged with :func:`failure` and replaced by a stand-in of the same
+    class name (retries and catches match names), its message without the original text."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except Exception as exc:
+            if type(exc).__module__.startswith(OWN_MODULES):
+                raise
+            logger.error("handler failed", **failure(exc))
+            raise _stand_in(exc) from None
+
+    wrapper.private_errors = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
 
 SEND_FAILED_METRIC = "SendFailed"
