@@ -194,10 +194,12 @@ def _print_import_report(
     if errors_csv:
         import csv
 
+        from kizuna.delivery.direct_mail import safe_cell
+
         with errors_csv.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["row", "error"])
-            writer.writerows((e.row, e.error) for e in report.errors)
+            writer.writerows((e.row, safe_cell(e.error)) for e in report.errors)
         out.print(f"all rejected rows: {errors_csv}")
     if failed:
         console.print(

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from kizuna_tools.cli.options import ActivityTable, Config, Endpoint, Region, option_groups, session
 
@@ -102,10 +103,11 @@ def report_source(ctx: typer.Context, source: Source) -> None:
 
 def _print(table: Any) -> None:
     shown = RichTable(title=table.title)
+    # cells are data (a producer's occupation): text, never Rich markup
     for column in table.columns:
-        shown.add_column(str(column), overflow="fold")
+        shown.add_column(Text(str(column)), overflow="fold")
     for row in table.rows:
-        shown.add_row(*("" if v is None else str(v) for v in row))
+        shown.add_row(*(Text("" if v is None else str(v)) for v in row))
     out.print(shown)
 
 

@@ -32,6 +32,7 @@ from kizuna.analytics.document import (
 from kizuna.analytics.published import publish
 from kizuna.analytics.stats import Lift, Migration
 from kizuna.delivery.control import GLOBAL_CONTROL, in_global_control
+from kizuna.delivery.direct_mail import safe_cell
 from kizuna.ports import ReportObjects
 from kizuna.runtime.config import KizunaConfig
 from kizuna.scoring.rfm import segment_names, segment_order
@@ -64,8 +65,12 @@ class Table:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(self.columns)
-            writer.writerows(self.rows)
+            # text cells hold customers' and producers' words (occupation, prefecture): a
+            # spreadsheet must show them, never run them as formulas; numbers stay numbers
+            writer.writerow([safe_cell(str(c)) for c in self.columns])
+            writer.writerows(
+                tuple(safe_cell(c) if isinstance(c, str) else c for c in row) for row in self.rows
+            )
 
 
 def _pct(value: float | None) -> float | None:
