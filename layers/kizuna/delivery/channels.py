@@ -824,9 +824,25 @@ class HttpClient(Protocol):
     ) -> HttpResponse: ...
 
 
+MAX_ANSWER_BYTES = 64 * 1024  # what is read of an answer's body (LINE's errors are small)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is the answer, not followed: urllib would repeat a POST as a GET without
+    its body, to any host (plain http, an internal one), with the signature headers, and
+    the 200 there would record a message nobody received."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class UrllibHttp:
     """The standard library's HTTPS client (no dependency). Raises OSError subclasses on
-    network failure; HTTP error statuses come back as responses."""
+    network failure; HTTP error statuses come back as responses, and so does a redirect
+    (3xx: not followed). At most :data:`MAX_ANSWER_BYTES` of a body are read."""
+
+    def __init__(self) -> None:
+        self.opener = urllib.request.build_opener(_NoRedirect)
 
     def post(
         self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
@@ -837,16 +853,18 @@ class UrllibHttp:
             url, data=body, headers=dict(headers), method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            with self.opener.open(request, timeout=timeout) as response:
                 return HttpResponse(
                     response.status,
                     {k.lower(): v for k, v in response.headers.items()},
-                    response.read(),
+                    response.read(MAX_ANSWER_BYTES),
                 )
         except urllib.error.HTTPError as err:
             with err:
                 return HttpResponse(
-                    err.code, {k.lower(): v for k, v in (err.headers or {}).items()}, err.read()
+                    err.code,
+                    {k.lower(): v for k, v in (err.headers or {}).items()},
+                    err.read(MAX_ANSWER_BYTES),
                 )
 
 
