@@ -234,6 +234,17 @@ def test_invalid_requests_name_the_field_and_change_nothing(
     assert world.email.sent == [] and world.sms.sent == []
 
 
+def test_a_number_no_float_holds_is_refused_not_rendered_empty(world: World) -> None:
+    # given a total of 1e400 (JSON takes it; a float reads it as infinity, sent as null)
+    raw = json.dumps(confirmation()).replace("12800", "1e400")
+    # when it is posted
+    answer = world.post(raw)
+    # then it is refused, naming the field, and nothing is sent
+    assert answer.status == 422, answer.body
+    assert answer.json()["detail"][0]["loc"] == ["body", "data"]
+    assert world.email.sent == []
+
+
 def test_bounds_and_shape(world: World) -> None:
     assert world.post("not json").status == 400
     big = confirmation(data={"note": "x" * 20000})

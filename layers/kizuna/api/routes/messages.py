@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from decimal import Decimal
 from typing import Annotated, Any, Final
@@ -66,6 +67,11 @@ def _check_data(value: Any, depth: int = 0) -> None:
             raise ValueError("text must not contain control characters")
     elif value is not None and not isinstance(value, bool | int | float | Decimal):
         raise ValueError("values are text, numbers, booleans, null, lists or objects")
+    elif isinstance(value, float | Decimal) and (
+        not math.isfinite(value) or not math.isfinite(float(value))
+    ):
+        # 1e400 reads as a Decimal a float cannot hold: it would render empty
+        raise ValueError("a number within a 64-bit float's range (1e400 is not)")
 
 
 class MessageBody(BaseModel):
