@@ -896,8 +896,8 @@ def test_urllib_http_returns_error_statuses_as_responses(monkeypatch: pytest.Mon
         headers["Retry-After"] = "1"
         raise urllib.error.HTTPError(request.full_url, 429, "Too Many", headers, BytesIO(b"{}"))
 
-    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     http = UrllibHttp()
+    monkeypatch.setattr(http.opener, "open", fake_urlopen)
     assert http.post("https://api.line.me/x", {"A": "b"}, b"{}", 1.0) == HttpResponse(
         200, {"x-line-request-id": "r-1"}, b"{}"
     )
