@@ -453,3 +453,17 @@ def test_line_webhook_behind_a_public_url_reads_and_claims_only(
     ]
     assert resources_for(statements, "dynamodb:PutItem") == [arn(activity)]
     assert "ssm:GetParameter" in actions_of(statements)
+
+
+def test_the_delivery_budgets_leave_time_to_record_under_the_function_timeouts() -> None:
+    """A send invocation stops starting provider calls at its delivery budget; what is left
+    of the function's timeout records the outcomes (a timeout would leave the messages
+    marked dispatched outcome_unknown)."""
+    from kizuna.delivery.webhook import SEND_BUDGET
+    from kizuna.services import campaign, send
+    from kizuna_infra.campaigns import CAMPAIGN_TIMEOUT
+    from kizuna_infra.delivery import SEND_TIMEOUT
+
+    assert SEND_TIMEOUT.to_seconds() >= send.DELIVERY_BUDGET + 15
+    assert SEND_TIMEOUT.to_seconds() >= SEND_BUDGET + 15
+    assert CAMPAIGN_TIMEOUT.to_seconds() >= campaign.DELIVERY_BUDGET + 30

@@ -170,6 +170,31 @@ def test_a_render_failure_is_recorded_for_that_customer_and_the_batch_goes_on() 
     assert failed["status"] == "failed" and failed["reason"].startswith("render_error")
 
 
+def test_a_batch_whose_delivery_time_is_spent_fails_the_rest_out_of_time() -> None:
+    """Each email takes 60 s of the clock, 100 s to deliver: two of each batch start in
+    time; the rest are not started and are recorded failed "out of time" (marked
+    dispatched, the function's timeout would have left them outcome_unknown)."""
+    w = World(n=10)
+    clock = [0.0]
+    email = w.channels["email"]
+    plain_send = email.send
+
+    def slow_send(message: OutboundMessage) -> SendResult:
+        clock[0] += 60.0
+        return plain_send(message)
+
+    email.send = slow_send  # type: ignore[method-assign]
+    w.service.monotonic = lambda: clock[0]
+    w.service.delivery_budget = 100.0
+    results = w.send_all(w.start())
+    assert len(results) > 1 and any(r["sent"] + r.get("failed", 0) > 2 for r in results)
+    for r in results:  # each batch has its own time
+        assert r["sent"] == min(2, r["sent"] + r.get("failed", 0))
+    late = [m for m in w.ledger().values() if m["status"] != "sent"]
+    assert len(late) == total(results, "failed") == 10 - len(email.sent) > 0
+    assert {(m["status"], m["reason"]) for m in late} == {("failed", "not attempted: out of time")}
+
+
 def test_a_recipient_erased_after_the_audience_froze_is_counted_but_leaves_no_ledger_row() -> None:
     # given an occurrence whose audience is frozen, then one of them erased
     w = World(n=5)

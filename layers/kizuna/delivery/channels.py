@@ -128,6 +128,15 @@ class PermanentFailure(DeliveryError):
     pass
 
 
+class OutOfTime(DeliveryError):
+    """Not attempted: the invocation's time for provider calls (its delivery budget, under
+    the function's timeout) was spent on earlier messages. Surely not sent, and recorded as
+    failed with this reason, where a timeout would have left it ``outcome_unknown``."""
+
+    def __init__(self, reason: str = "not attempted: out of time") -> None:
+        super().__init__(reason)
+
+
 class InvalidAddress(PermanentFailure):
     """The address itself is dead (``address_key``: a device key, 'email', 'phone',
     'line_user_id'): remove it; another channel may still reach the customer."""
@@ -299,6 +308,16 @@ SendOutcome = SendResult | DeliveryError  # one message's outcome in a batch
 
 
 @runtime_checkable
+class DeadlineChannel(Protocol):
+    """A channel that bounds one message's attempts and waits by itself (the webhook):
+    given the instant (``time.monotonic``) its answer must be back by."""
+
+    def send(self, message: OutboundMessage) -> SendResult: ...
+
+    def send_before(self, message: OutboundMessage, deadline: float) -> SendResult: ...
+
+
+@runtime_checkable
 class BatchChannel(Protocol):
     """A channel that also sends many messages in one provider call (push)."""
 
@@ -329,6 +348,11 @@ def report_dead_devices(
 
 
 # --- retry -----------------------------------------------------------------------------------
+def _past(deadline: float | None, monotonic: Callable[[], float], wait: float = 0.0) -> bool:
+    """True if ``wait`` more seconds would reach ``deadline`` (None: no deadline)."""
+    return deadline is not None and monotonic() + wait >= deadline
+
+
 def send_with_retry(
     channel: Channel,
     message: OutboundMessage,
@@ -338,17 +362,27 @@ def send_with_retry(
     *,
     max_delay: float = 5.0,
     jitter: Callable[[], float] = random.random,
+    deadline: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> SendResult:
     """Send, retrying throttling and temporary failures with exponential backoff and jitter
     (``base_delay * 2**n``, capped, then scaled by 0.5-1.0). Raises the last error as a
     :class:`DeliveryError` (a raw ClientError is classified first, and chained). Permanent
     failures, invalid addresses and failures that may have been delivered are not retried.
+    ``deadline`` (a ``monotonic`` instant): no attempt starts at or after it (the first:
+    :class:`OutOfTime`), no wait runs into it (the last error is raised), and a
+    :class:`DeadlineChannel` is told it.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
+    if _past(deadline, monotonic):
+        raise OutOfTime()
     for attempt in range(1, attempts + 1):
         try:
-            result = channel.send(message)
+            if deadline is not None and isinstance(channel, DeadlineChannel):
+                result = channel.send_before(message, deadline)
+            else:
+                result = channel.send(message)
         except ClientError as err:
             error: DeliveryError = classify_client_error(err)
             error.__cause__ = err
@@ -358,7 +392,10 @@ def send_with_retry(
             return result if attempt == 1 else result.model_copy(update={"attempts": attempt})
         if not _retry(error) or attempt == attempts:
             raise error
-        sleep(_backoff(attempt, [error], base_delay, max_delay, jitter))
+        delay = _backoff(attempt, [error], base_delay, max_delay, jitter)
+        if _past(deadline, monotonic, delay):
+            raise error
+        sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -390,13 +427,18 @@ def send_many_with_retry(
     *,
     max_delay: float = 5.0,
     jitter: Callable[[], float] = random.random,
+    deadline: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> list[SendOutcome]:
     """:func:`send_with_retry` for a batch: one call per attempt, and only the messages whose
     outcome is retryable (throttled or temporary, surely not delivered) go again, with the
     same backoff. Each message's outcome, in order (``attempts`` on a result: the attempt
-    that delivered it)."""
+    that delivered it). Past ``deadline`` nothing is started (:class:`OutOfTime`) and no
+    wait runs into it (the last outcomes stand)."""
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
+    if _past(deadline, monotonic):
+        return [OutOfTime() for _ in messages]
     outcomes: list[SendOutcome] = [TemporaryFailure("not sent")] * len(messages)
     pending = list(range(len(messages)))
     for attempt in range(1, attempts + 1):
@@ -412,7 +454,10 @@ def send_many_with_retry(
                 errors.append(answer)
         if not retry or attempt == attempts:
             break
-        sleep(_backoff(attempt, errors, base_delay, max_delay, jitter))
+        delay = _backoff(attempt, errors, base_delay, max_delay, jitter)
+        if _past(deadline, monotonic, delay):
+            break
+        sleep(delay)
         pending = retry
     return outcomes
 
@@ -422,10 +467,17 @@ def send_all(
     messages: Sequence[OutboundMessage],
     attempts: int = 4,
     sleep: Callable[[float], None] = time.sleep,
+    *,
+    deadline: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> list[SendOutcome]:
     """Each message's outcome, in order: on a channel that batches (push), the messages in
     calls of up to its ``max_addresses`` devices (:func:`push_batches`,
-    :func:`send_many_with_retry`); on the others, one call (with retries) per message."""
+    :func:`send_many_with_retry`); on the others, one call (with retries) per message.
+
+    ``deadline`` (a ``monotonic`` instant, the invocation's delivery budget): messages not
+    started by then are not sent, each :class:`OutOfTime` (recorded failed, so none is left
+    ``outcome_unknown`` by the function's timeout), and no retry waits past it."""
     outcomes: dict[int, SendOutcome] = {}
     by_channel: dict[str, list[int]] = {}
     for i, message in enumerate(messages):
@@ -436,13 +488,25 @@ def send_all(
             mine = [messages[i] for i in indexes]
             for group in push_batches(mine, channel.max_addresses):
                 answers = send_many_with_retry(
-                    channel, [mine[j] for j in group], attempts=attempts, sleep=sleep
+                    channel,
+                    [mine[j] for j in group],
+                    attempts=attempts,
+                    sleep=sleep,
+                    deadline=deadline,
+                    monotonic=monotonic,
                 )
                 outcomes.update((indexes[j], a) for j, a in zip(group, answers, strict=True))
             continue
         for i in indexes:
             try:
-                outcomes[i] = send_with_retry(channel, messages[i], attempts=attempts, sleep=sleep)
+                outcomes[i] = send_with_retry(
+                    channel,
+                    messages[i],
+                    attempts=attempts,
+                    sleep=sleep,
+                    deadline=deadline,
+                    monotonic=monotonic,
+                )
             except DeliveryError as error:
                 outcomes[i] = error
     return [outcomes[i] for i in range(len(messages))]
@@ -1103,12 +1167,14 @@ __all__ = [
     "PUSH_ADDRESSES_PER_CALL",
     "BatchChannel",
     "Channel",
+    "DeadlineChannel",
     "DeliveryError",
     "HttpClient",
     "HttpResponse",
     "InvalidAddress",
     "InvalidAddressInfo",
     "LinePush",
+    "OutOfTime",
     "OutboundMessage",
     "PermanentFailure",
     "PinpointPush",

@@ -34,6 +34,7 @@ from kizuna.delivery.channels import (
     HttpClient,
     HttpResponse,
     OutboundMessage,
+    OutOfTime,
     PermanentFailure,
     SendResult,
     TemporaryFailure,
@@ -115,6 +116,14 @@ class WebhookPost:
         self._jitter = jitter
 
     def send(self, message: OutboundMessage) -> SendResult:
+        return self._post(message, self._budget)
+
+    def send_before(self, message: OutboundMessage, deadline: float) -> SendResult:
+        """:meth:`send` with its attempts and waits ending by ``deadline`` (a ``monotonic``
+        instant: the invocation's delivery budget) if that comes before its own budget."""
+        return self._post(message, min(self._budget, deadline - self._monotonic()))
+
+    def _post(self, message: OutboundMessage, budget: float) -> SendResult:
         content = message.content
         if not isinstance(content, WebhookContent) or not isinstance(message.address, str):
             raise PermanentFailure("WebhookPost sends a webhook body to one endpoint")
@@ -126,6 +135,10 @@ class WebhookPost:
         key = idempotency_key(message.execution, message.step, message.customer_id)
         secret = self._key_for(endpoint)
         error: DeliveryError = TemporaryFailure(f"webhook {name}: not sent")
+        if budget < endpoint.timeout_seconds:
+            # a request that may not be answered in time is not started: it would be left
+            # outcome_unknown by the function's timeout
+            raise OutOfTime(f"webhook {name}: not attempted: out of time")
         started = self._monotonic()
         for attempt in range(1, endpoint.max_attempts + 1):
             timestamp = int(self._now())  # signed per attempt: a late retry is not stale
@@ -154,7 +167,7 @@ class WebhookPost:
             if attempt < endpoint.max_attempts:
                 delay = self._delay(attempt, error)
                 spent = self._monotonic() - started
-                if spent + delay + endpoint.timeout_seconds > self._budget:
+                if spent + delay + endpoint.timeout_seconds > budget:
                     raise RetriesExhausted(
                         f"{error.reason}; out of time after {attempt} attempts",
                         maybe_sent=error.maybe_sent,

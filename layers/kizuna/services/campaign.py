@@ -97,6 +97,10 @@ from kizuna.services.contracts import (
 )
 from kizuna.services.send import carrier_block, claim_settled, record_delivered
 
+# Seconds of a send_batch invocation (from its start) in which provider calls may start: the
+# campaign function stops at 5 minutes (infra CAMPAIGN_TIMEOUT); what is left records the
+# outcomes. A recipient not started by then is failed "out of time", not left outcome_unknown.
+DELIVERY_BUDGET = 240.0
 OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
 
 
@@ -179,6 +183,8 @@ class CampaignService:
         sleep: Callable[[float], None] = time.sleep,
         inbound: Inbound | None = None,
         sms_opted_out: Callable[[str], bool] | None = None,
+        delivery_budget: float = DELIVERY_BUDGET,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.campaigns = campaigns
         self.recipients = recipients
@@ -195,6 +201,8 @@ class CampaignService:
         self.scan_segments = scan_segments or cfg.scoring.scan_segments
         self.attempts = attempts
         self.sleep = sleep
+        self.delivery_budget = delivery_budget
+        self.monotonic = monotonic
         # where dead push tokens (device.unregistered) and STOP replies found at send
         # (channel.suppressed) are reported
         self.inbound = inbound
@@ -353,6 +361,7 @@ class CampaignService:
             # a chunk Plan listed is gone while the occurrence runs (an execution redriven
             # after the lifecycle rule expired it): fail loudly, never "sent to nobody"
             raise ManifestMissing(f"chunk {req.chunk.key} of a running occurrence is missing")
+        deadline = self.monotonic() + self.delivery_budget
         token = uuid.uuid4().hex  # this invocation: its claims and dispatches
         batch = _Batch()
         batch.recipients = self._decide(stored, occ, req, members, token, batch)
@@ -367,7 +376,7 @@ class CampaignService:
             key = deferred_key(req.chunk.pass_number + 1, until, req.chunk.key)
             self.manifest.put_lines(prefix + key, [m.line() for m in deferred])
         duplicates |= self._dispatch(batch, duplicates, execution, token)
-        counts = self._deliver(batch, duplicates, execution)
+        counts = self._deliver(batch, duplicates, execution, deadline)
         totals = self.campaigns.add_counts(req.campaign_id, req.occurrence, counts)
         reason = breaker_reason(stored.campaign, totals)
         if reason is not None and self.campaigns.stop_occurrence(
@@ -597,11 +606,11 @@ class CampaignService:
         return self.recipients.dispatch_messages(SEND_STEP, keys, token, iso(self.clock.now()))
 
     def _deliver(
-        self, batch: _Batch, duplicates: set[tuple[str, str]], execution: str
+        self, batch: _Batch, duplicates: set[tuple[str, str]], execution: str, deadline: float
     ) -> dict[str, int]:
-        """Send the claimed messages (push batched); report dead push tokens; record the
-        outcomes; count every recipient once (one no longer held as suppressed; again if
-        the batch is retried, as it has no claim)."""
+        """Send the claimed messages (push batched) until ``deadline``; report dead push
+        tokens; record the outcomes; count every recipient once (one no longer held as
+        suppressed; again if the batch is retried, as it has no claim)."""
         counts: Counter[str] = Counter(suppressed=batch.unknown)
         records: list[tuple[str, dict[str, Any]]] = []
         coupons: list[IssuedCoupon] = []
@@ -614,7 +623,12 @@ class CampaignService:
             else:
                 claimed.append((r, r.message))
         outcomes = send_all(
-            self.channels, [m for _, m in claimed], attempts=self.attempts, sleep=self.sleep
+            self.channels,
+            [m for _, m in claimed],
+            attempts=self.attempts,
+            sleep=self.sleep,
+            deadline=deadline,
+            monotonic=self.monotonic,
         )
         now = self.clock.now()
         for (r, message), result in zip(claimed, outcomes, strict=True):

@@ -98,6 +98,10 @@ CARRIER_OPT_OUT = "suppressed_opt_out"  # the reason SMS is passed over for a ST
 # How many times a send is decided on a fresh read when its claim finds the customer's
 # CONTACT item changed since (another send noted meanwhile), before it is deferred
 CLAIM_ATTEMPTS = 3
+# Seconds of a send invocation (from its start) in which provider calls may start: the send
+# function stops at 60 s (infra SEND_TIMEOUT); what is left records the outcomes. A message
+# of a large group not started by then is failed "out of time" (never left outcome_unknown).
+DELIVERY_BUDGET = 40.0
 
 
 def claim_settled(
@@ -229,6 +233,9 @@ class SendService:
         sms_opted_out: Callable[[str], bool] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         products: ProductLookup | None = None,
+        *,
+        delivery_budget: float = DELIVERY_BUDGET,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.programs = {p.id: p for p in programs}
         self.store = store
@@ -243,6 +250,8 @@ class SendService:
         self.sms_opted_out = sms_opted_out
         self.sleep = sleep
         self.products = products
+        self.delivery_budget = delivery_budget
+        self.monotonic = monotonic
 
     # -- the decision -------------------------------------------------------------------
     def send(self, req: SendRequest) -> SendResponse:
@@ -263,6 +272,7 @@ class SendService:
         step = program.step(reqs[0].step)
         if not isinstance(step, SendStep):
             raise ValueError(f"{program.id}.{reqs[0].step} is not a send step")
+        deadline = self.monotonic() + self.delivery_budget
         now = self.clock.now()
         token = uuid.uuid4().hex  # this invocation: its claims, its dispatches
         plans = self._decide(reqs, program, step, now, token)
@@ -291,7 +301,7 @@ class SendService:
                     p.response = self._duplicate(first.get(_key(p.req), {}), _owner(p.req))
                     p.message = None
         self._dispatch(step, plans, token, now)
-        self._deliver(program, step, [p for p in plans if p.message is not None], now)
+        self._deliver(program, step, [p for p in plans if p.message is not None], now, deadline)
         for p in plans:
             if p.message is None and _key(p.req) not in duplicates:
                 assert p.response is not None
@@ -500,12 +510,24 @@ class SendService:
                 p.response = SendResponse(status="duplicate", reason="in_flight")
 
     def _deliver(
-        self, program: Program, step: SendStep, plans: Sequence[_Plan], now: datetime
+        self,
+        program: Program,
+        step: SendStep,
+        plans: Sequence[_Plan],
+        now: datetime,
+        deadline: float,
     ) -> None:
-        """Send the claimed messages (push batched), report dead push tokens, record the
-        outcomes in one batch."""
+        """Send the claimed messages (push batched) until ``deadline``, report dead push
+        tokens, record the outcomes in one batch."""
         messages = [p.message for p in plans if p.message is not None]
-        outcomes = send_all(self.channels, messages, attempts=self.attempts, sleep=self.sleep)
+        outcomes = send_all(
+            self.channels,
+            messages,
+            attempts=self.attempts,
+            sleep=self.sleep,
+            deadline=deadline,
+            monotonic=self.monotonic,
+        )
         records: list[tuple[str, str, dict[str, Any]]] = []
         coupons: list[IssuedCoupon] = []
         for plan, message, result in zip(plans, messages, outcomes, strict=True):

@@ -55,6 +55,7 @@ class TransactionalService:
 
     def send(self, req: TransactionalRequest) -> TransactionalResponse:
         s = self.send_service
+        deadline = s.monotonic() + s.delivery_budget  # as a journey's send invocation
         locales = s.renderer.locales(TRANSACTIONAL, req.template)
         if not locales:
             return TransactionalResponse(
@@ -95,7 +96,7 @@ class TransactionalService:
             return TransactionalResponse(
                 status="in_progress", message_id=req.execution, reason="in_flight"
             )
-        return self._deliver(req, entry, message, now)
+        return self._deliver(req, entry, message, now, deadline)
 
     def _plan(
         self, req: TransactionalRequest, customer: Customer | None, now: datetime
@@ -187,9 +188,17 @@ class TransactionalService:
         entry: dict[str, Any],
         message: OutboundMessage,
         now: datetime,
+        deadline: float,
     ) -> TransactionalResponse:
         s = self.send_service
-        (result,) = send_all(s.channels, [message], attempts=s.attempts, sleep=s.sleep)
+        (result,) = send_all(
+            s.channels,
+            [message],
+            attempts=s.attempts,
+            sleep=s.sleep,
+            deadline=deadline,
+            monotonic=s.monotonic,
+        )
         if isinstance(result, DeliveryError):
             report_dead_devices(s.inbound, message, result.invalid, now)
             logger.warning(

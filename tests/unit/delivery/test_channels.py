@@ -1002,3 +1002,65 @@ def test_a_cohort_runs_pushes_batch_across_entries_and_split_by_run() -> None:
     contexts = [a["Context"]["execution"] for a in request["Addresses"].values()]
     assert contexts == ["entry-0", "entry-1", "entry-2"]  # each address names its entry
     assert push_batches([*same, member(3, "run-b")]) == [[0, 1, 2], [3]]
+
+
+def test_send_all_starts_nothing_past_its_deadline_and_never_waits_into_it() -> None:
+    """Each call takes 10 s of the clock, 25 s to deliver: channel by channel, the email
+    (0 s), the two SMS (10 s, 20 s) start in time, the push batch (30 s) is not started
+    (OutOfTime: surely not sent); a retry whose wait would reach the deadline is not
+    waited for (its throttling stands)."""
+    clock = [0.0]
+
+    class Slow:
+        def __init__(self, *failures: Exception) -> None:
+            self.failures: list[Exception] = list(failures)
+            self.sent: list[str] = []
+
+        def send(self, m: OutboundMessage) -> SendResult:
+            clock[0] += 10.0
+            if self.failures:
+                raise self.failures.pop(0)
+            self.sent.append(m.customer_id)
+            return SendResult(provider_message_id=f"id-{m.customer_id}")
+
+    email_channel, sms_channel = Slow(), Slow()
+    slow_email = Slow(Throttled(retry_after=5.0))
+    push = FlakyBatchPush([SendResult(provider_message_id="p1")])
+    batch = [
+        message("email", customer_id="c001"),
+        message("sms", customer_id="c002"),
+        campaign_push(3, "t-3"),
+        message("sms", customer_id="c004"),
+    ]
+    sleeps: list[float] = []
+    outcomes = send_all(
+        {"push": push, "email": email_channel, "sms": sms_channel},
+        batch,
+        sleep=sleeps.append,
+        deadline=25.0,
+        monotonic=lambda: clock[0],
+    )
+    assert email_channel.sent == ["c001"] and sms_channel.sent == ["c002", "c004"]
+    assert push.calls == [] and clock[0] == 30.0
+    assert [type(o).__name__ for o in outcomes] == [
+        "SendResult",
+        "SendResult",
+        "OutOfTime",
+        "SendResult",
+    ]
+    not_started = outcomes[2]
+    assert isinstance(not_started, channels.OutOfTime)
+    assert not_started.reason == "not attempted: out of time"
+    assert not not_started.maybe_sent and not not_started.retryable
+    # a throttled retry whose wait would reach the deadline is not waited for
+    clock[0] = 0.0
+    with pytest.raises(Throttled):
+        send_with_retry(
+            slow_email, message(), sleep=sleeps.append, deadline=14.0, monotonic=lambda: clock[0]
+        )
+    assert sleeps == [] and slow_email.sent == []
+    # past the deadline a push batch is not called at all
+    (late,) = send_many_with_retry(
+        push, [campaign_push(5, "t-5")], deadline=1.0, monotonic=lambda: 2.0
+    )
+    assert isinstance(late, channels.OutOfTime) and push.calls == []

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from kizuna.delivery.channels import (
     HttpResponse,
     OutboundMessage,
+    OutOfTime,
     PermanentFailure,
     TemporaryFailure,
     send_with_retry,
@@ -492,3 +493,98 @@ def test_a_consent_channel_that_is_not_a_string_is_refused_not_raised(channel: A
                 "status": "opted_in",
             }
         )
+
+
+# --- the invocation's delivery budget --------------------------------------------------------
+class SlowHttp(FakeHttp):
+    """An endpoint taking ``seconds`` of a shared clock to answer each request."""
+
+    def __init__(self, clock: list[float], seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
+    ) -> HttpResponse:
+        self.clock[0] += self.seconds
+        return super().post(url, headers, body, timeout)
+
+
+def test_a_large_group_stops_starting_posts_when_the_invocations_time_is_spent(
+    tmp_path: Path,
+) -> None:
+    """Five members, an endpoint taking 15 s a POST (timeout 10 s per attempt), 40 s to
+    deliver: three POSTs start in time, the other two are not started and recorded failed
+    "out of time" (they were marked dispatched: the function's timeout would have left them
+    outcome_unknown, never sent and never said)."""
+    clock = [0.0]
+    http = SlowHttp(clock, 15.0)
+    svc, store = service(tmp_path, http)
+    channel = svc.channels["webhook"]
+    assert isinstance(channel, WebhookPost)
+    channel._monotonic = lambda: clock[0]
+    svc.monotonic = lambda: clock[0]
+    members = [f"c{n}" for n in range(1, 6)]
+    for cid in members[1:]:
+        store.customers[cid] = factories.customer(customer_id=cid)
+    requests = [
+        SendRequest(
+            program="vip-sync",
+            step="notify",
+            customer_id=cid,
+            execution="ex-9",
+            entered_at=NOON - timedelta(minutes=1),
+        )
+        for cid in members
+    ]
+    answers = svc.send_many(requests)
+    assert [a.status for a in answers] == ["sent", "sent", "sent", "failed", "failed"]
+    assert len(http.requests) == 3 and clock[0] == 45.0
+    for cid in members[3:]:
+        entry = store.messages[(cid, "MSG#ex-9#notify")]
+        assert (entry["status"], entry["reason"]) == ("failed", "not attempted: out of time")
+    # the group's retry answers from the ledger: nothing is posted again
+    assert [a.status for a in svc.send_many(requests)] == [a.status for a in answers]
+    assert len(http.requests) == 3
+
+
+def test_a_post_that_may_not_be_answered_before_the_deadline_is_not_started() -> None:
+    http = FakeHttp(200)
+    sender = WebhookPost(
+        {"crm": endpoint(timeout_seconds=10)},
+        lambda _e: KEY,
+        http,
+        now=lambda: NOW,
+        monotonic=lambda: 100.0,
+        jitter=lambda: 0.0,
+    )
+    with pytest.raises(OutOfTime):
+        send_with_retry(sender, message(), deadline=109.0, monotonic=lambda: 100.0)
+    assert http.requests == []
+    assert send_with_retry(sender, message(), deadline=110.0, monotonic=lambda: 100.0)
+    assert len(http.requests) == 1
+
+
+def test_a_retry_wait_ends_by_the_invocations_deadline_not_the_webhooks_own_budget() -> None:
+    clock = [0.0]
+    http = FakeHttp(503, 503, 200)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    sender = WebhookPost(
+        {"crm": endpoint(timeout_seconds=10)},
+        lambda _e: KEY,
+        http,
+        now=lambda: NOW,
+        sleep=sleep,
+        monotonic=lambda: clock[0],
+        jitter=lambda: 1.0,
+    )
+    # 10.4 s left: the first attempt starts, its retry (0.5 s wait + 10 s) could not finish
+    with pytest.raises(RetriesExhausted) as failure:
+        sender.send_before(message(), 10.4)
+    assert "out of time after 1 attempts" in failure.value.reason
+    assert sleeps == [] and len(http.requests) == 1
