@@ -4,9 +4,12 @@
 Each request carries:
 
 - ``Content-Type: application/json``;
-- ``X-Kizuna-Signature: t=<unix seconds>,v1=<hex>``: HMAC-SHA256 under the endpoint's key of
-  ``f"{t}.".encode() + body`` (the receiver recomputes it, compares in constant time, and
-  rejects a ``t`` too far from its clock: a replayed request is refused);
+- ``X-Kizuna-Signature: t=<unix seconds>,v1=<hex>,v2=<hex>``: HMAC-SHA256s under the
+  endpoint's key; ``v2`` of ``f"{t}.{idempotency_key}.".encode() + body``, ``v1`` (kept for
+  receivers written to the first recipe) of ``f"{t}.".encode() + body``. The receiver
+  recomputes ``v2``, compares in constant time, and rejects a ``t`` too far from its clock (a
+  replayed request is refused) and, because ``v2`` covers the ``Idempotency-Key``, a captured
+  request replayed under a fresh key too;
 - ``Idempotency-Key``: fixed by the ledger entry (``MSG#<execution>#<step>``) and the
   customer, so a retry after a timeout, or a re-invoked send, carries the same key and the
   receiver can drop the repeat;
@@ -78,10 +81,14 @@ def idempotency_key(execution: str, step: str, customer_id: str) -> str:
     return str(uuid.uuid5(_KEY_NAMESPACE, f"MSG#{execution}#{step}\x00{customer_id}"))
 
 
-def sign(key: bytes, timestamp: int, body: bytes) -> str:
-    """The ``X-Kizuna-Signature`` value of ``body`` sent at ``timestamp`` (unix seconds)."""
-    digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def sign(key: bytes, timestamp: int, body: bytes, idempotency: str) -> str:
+    """The ``X-Kizuna-Signature`` value of ``body`` sent at ``timestamp`` (unix seconds) with
+    the ``Idempotency-Key`` ``idempotency``: ``v2`` covers all three, ``v1`` (the first
+    scheme, kept so receivers verifying it go on working) the timestamp and body only."""
+    v1 = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    signed = f"{timestamp}.{idempotency}.".encode() + body
+    v2 = hmac.new(key, signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={v1},v2={v2}"
 
 
 class WebhookPost:
@@ -145,7 +152,7 @@ class WebhookPost:
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "Kizuna-Webhook/1",
-                SIGNATURE_HEADER: sign(secret, timestamp, body),
+                SIGNATURE_HEADER: sign(secret, timestamp, body, key),
                 IDEMPOTENCY_HEADER: key,
                 "X-Kizuna-Program": message.program,
                 "X-Kizuna-Step": message.step,

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,7 +49,17 @@ def verify(secret: bytes, headers: Mapping[str, str], body: bytes, now: float) -
     timestamp = int(parts["t"])
     if abs(now - timestamp) > 300:  # older or newer than 5 minutes: a replay
         return False
-    expected = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    key = headers.get("Idempotency-Key", "")
+    signed = f"{timestamp}.{key}.".encode() + body
+    expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts.get("v2", ""))
+
+
+def verify_v1(secret: bytes, headers: Mapping[str, str], body: bytes) -> bool:
+    """The first recipe (timestamp and body only), which receivers may still run."""
+    parts = dict(p.split("=", 1) for p in headers["X-Kizuna-Signature"].split(","))
+    signed = f"{parts['t']}.".encode() + body
+    expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, parts["v1"])
 
 
@@ -111,6 +122,18 @@ def test_a_receiver_verifies_the_signature_and_rejects_a_tampered_or_replayed_re
     assert not verify(b"another key 0123456", headers, body, now=NOW)
     assert not verify(KEY, headers, body, now=NOW + 3600)  # replayed an hour later
     assert result.provider_message_id == headers["Idempotency-Key"]
+
+
+def test_a_request_replayed_under_a_fresh_idempotency_key_fails_verification() -> None:
+    """A request captured in transit and sent again within the tolerance with another
+    ``Idempotency-Key`` (so the receiver's de-duplication lets it through) fails ``v2``;
+    ``v1`` is still sent and verifies for receivers on the first recipe."""
+    http = FakeHttp(200)
+    post(http).send(message())
+    _url, headers, body, _t = http.requests[0]
+    replayed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    assert verify(KEY, headers, body, now=NOW) and not verify(KEY, replayed, body, now=NOW)
+    assert verify_v1(KEY, headers, body)
 
 
 def test_503_is_retried_then_delivered_with_the_same_idempotency_key() -> None:

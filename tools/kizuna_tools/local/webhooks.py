@@ -35,8 +35,10 @@ def verify(secret: bytes, headers: dict[str, str], body: bytes, tolerance: int =
         return False
     if abs(time.time() - timestamp) > tolerance:  # older or newer than 5 minutes: a replay
         return False
-    expected = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    key = headers.get("Idempotency-Key", "")
+    signed = f"{timestamp}.{key}.".encode() + body
+    expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts.get("v2", ""))
 
 
 def endpoints_of(environments: Mapping[str, Mapping[str, str]]) -> dict[str, WebhookEndpoint]:
