@@ -245,6 +245,25 @@ def test_a_number_no_float_holds_is_refused_not_rendered_empty(world: World) -> 
     assert world.email.sent == []
 
 
+@pytest.mark.parametrize("total", ["12345678901234567.89", "0.30000000000000001"])
+def test_a_number_no_float_holds_exactly_is_refused_not_rounded(world: World, total: str) -> None:
+    # given a total with more digits than the JSON number the send function reads holds
+    raw = json.dumps(confirmation()).replace("12800", total)
+    # when it is posted: refused (send it as text), naming the field; nothing is sent
+    answer = world.post(raw)
+    assert answer.status == 422, answer.body
+    assert answer.json()["detail"][0]["loc"] == ["body", "data"]
+    assert "as text" in answer.json()["detail"][0]["msg"]
+    assert world.email.sent == []
+
+
+def test_a_fraction_a_float_holds_exactly_is_sent(world: World) -> None:
+    raw = json.dumps(confirmation()).replace("12800", "1280.50")
+    assert world.post(raw).status == 201
+    (message,) = world.email.sent
+    assert "1,280.5" in message.content.text
+
+
 def test_bounds_and_shape(world: World) -> None:
     assert world.post("not json").status == 400
     big = confirmation(data={"note": "x" * 20000})

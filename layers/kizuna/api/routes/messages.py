@@ -72,6 +72,13 @@ def _check_data(value: Any, depth: int = 0) -> None:
     ):
         # 1e400 reads as a Decimal a float cannot hold: it would render empty
         raise ValueError("a number within a 64-bit float's range (1e400 is not)")
+    elif isinstance(value, Decimal) and Decimal(repr(float(value))) != value:
+        # the send function gets the data as JSON numbers (64-bit floats): 0.1 and 1.10 are
+        # carried exactly, 12345678901234567.89 would render 1.2345678901234568e+16
+        raise ValueError(
+            "a number a 64-bit float holds exactly (at most 15 significant digits with a "
+            "fraction): send more digits as text"
+        )
 
 
 class MessageBody(BaseModel):
