@@ -903,10 +903,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class UrllibHttp:
     """The standard library's HTTPS client (no dependency). Raises OSError subclasses on
     network failure; HTTP error statuses come back as responses, and so does a redirect
-    (3xx: not followed). At most :data:`MAX_ANSWER_BYTES` of a body are read."""
+    (3xx: not followed). At most :data:`MAX_ANSWER_BYTES` of a body are read, and only until
+    ``timeout`` seconds after the answer's status arrived: a body trickling in (a byte every
+    few seconds, each read within the socket's timeout) is cut there, never read for minutes
+    (the status is the answer; what was read of the body comes back)."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.opener = urllib.request.build_opener(_NoRedirect)
+        self._monotonic = monotonic
 
     def post(
         self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
@@ -921,15 +925,28 @@ class UrllibHttp:
                 return HttpResponse(
                     response.status,
                     {k.lower(): v for k, v in response.headers.items()},
-                    response.read(MAX_ANSWER_BYTES),
+                    self._read(response, timeout),
                 )
         except urllib.error.HTTPError as err:
             with err:
                 return HttpResponse(
                     err.code,
                     {k.lower(): v for k, v in (err.headers or {}).items()},
-                    err.read(MAX_ANSWER_BYTES),
+                    self._read(err, timeout),
                 )
+
+    def _read(self, answer: Any, timeout: float) -> bytes:
+        """The body, at most :data:`MAX_ANSWER_BYTES`, read for at most ``timeout`` seconds."""
+        until = self._monotonic() + timeout
+        chunks: list[bytes] = []
+        size = 0
+        while size < MAX_ANSWER_BYTES and self._monotonic() < until:
+            chunk = answer.read1(MAX_ANSWER_BYTES - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
 
 
 def line_retry_key(execution: str, step: str, customer_id: str) -> str:

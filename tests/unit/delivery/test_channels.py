@@ -1064,3 +1064,31 @@ def test_send_all_starts_nothing_past_its_deadline_and_never_waits_into_it() -> 
         push, [campaign_push(5, "t-5")], deadline=1.0, monotonic=lambda: 2.0
     )
     assert isinstance(late, channels.OutOfTime) and push.calls == []
+
+
+def test_urllib_http_stops_reading_a_trickling_answer_at_its_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer whose body comes a byte every 3 s (each read within the socket's timeout)
+    is read for the request's timeout (10 s), not for 64 KB x 3 s: the status stands and
+    what came of the body is returned."""
+    clock = [0.0]
+
+    class Trickle:
+        status = 200
+        headers: Mapping[str, str] = {}
+
+        def read1(self, n: int) -> bytes:
+            clock[0] += 3.0
+            return b"x"
+
+        def __enter__(self) -> Trickle:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    http = UrllibHttp(monotonic=lambda: clock[0])
+    monkeypatch.setattr(http.opener, "open", lambda request, timeout: Trickle())
+    answer = http.post("https://crm.example.com/hook", {}, b"{}", 10.0)
+    assert answer == HttpResponse(200, {}, b"xxxx") and clock[0] == 12.0
