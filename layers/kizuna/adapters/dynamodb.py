@@ -73,6 +73,7 @@ from kizuna.programs.members import (
     Member,
 )
 from kizuna.programs.winners import ARM_PREFIX, WINNER_PK, WinnerDecision, winner_key
+from kizuna.runtime.observability import logger
 
 BATCH_GET_LIMIT = 100
 # The activity table's index of ledger entries by program (or campaign) and time
@@ -932,15 +933,42 @@ class DynamoStore:
         for item in found.get(self._activity.name, []):
             if item["sk"] == CONTACT_SK:
                 sent = item.get("sent")
-                if isinstance(sent, dict):
-                    contacts[str(item["pk"])] = Contacted(
-                        {str(k): str(v) for k, v in sent.items()},
-                        int(item.get(CONTACT_VERSION, 0)),
-                    )
+                if sent is None:
+                    continue  # no map yet: the first note writes it
+                if not isinstance(sent, dict):
+                    contacts[str(item["pk"])] = self._repair_contact(item)
+                    continue
+                contacts[str(item["pk"])] = Contacted(
+                    {str(k): str(v) for k, v in sent.items()},
+                    int(item.get(CONTACT_VERSION, 0)),
+                )
             else:
                 state = JourneyState.model_validate(item)
                 journeys[state.customer_id] = state
         return customers, contacts, journeys
+
+    def _repair_contact(self, item: Mapping[str, Any]) -> Contacted:
+        """A CONTACT item whose ``sent`` is not a map (no version of Kizuna writes one): a
+        send's note (``SET sent.<key>``) could never be written to it, so every send to the
+        customer would conflict and be deferred for ever. Its ``sent`` becomes an
+        empty map (its version raised, on condition it is still not a map), read as such."""
+        logger.warning("a CONTACT item without a map of sends: reset")  # no customer id
+        try:
+            answer = self._retrying(
+                self._activity.update_item,
+                Key={"pk": item["pk"], "sk": CONTACT_SK},
+                UpdateExpression="SET #sent = :empty ADD #v :one",
+                ConditionExpression="attribute_exists(#sent) AND NOT attribute_type(#sent, :map)",
+                ExpressionAttributeNames={"#sent": "sent", "#v": CONTACT_VERSION},
+                ExpressionAttributeValues={":empty": {}, ":one": 1, ":map": "M"},
+                ReturnValues="ALL_NEW",
+            )
+        except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
+            # repaired (or noted) by someone else meanwhile: the next read gets it; this
+            # one's claim conflicts on the version and is decided again
+            return Contacted({}, -1)
+        fresh = answer["Attributes"]
+        return Contacted({}, int(fresh.get(CONTACT_VERSION, 0)))
 
     @staticmethod
     def _contact_key(execution: str, claim: Claim) -> str:

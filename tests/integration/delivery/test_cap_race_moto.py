@@ -237,3 +237,21 @@ def test_a_send_whose_contact_item_keeps_changing_is_deferred_with_its_reason(
     deferred = entry(store, "ex-1", "coupon")
     assert (deferred["status"], deferred["reason"]) == ("deferred", "contact_contended")
     assert email.sent == [] and "ex-1#coupon" not in sent_keys(store)
+
+
+@pytest.mark.parametrize("broken", ["2026-01-05T03:00:00Z", ["ex-0#s"], 7])
+def test_a_contact_item_without_a_map_of_sends_is_reset_not_deferred_for_ever(
+    store: DynamoStore, broken: Any
+) -> None:
+    """A CONTACT item whose ``sent`` is not a map (no version of Kizuna writes one): the note ``SET sent.<key>`` can never be written to it, so every send to the
+    customer conflicted, three times, and was deferred, a minute later the same, for ever.
+    The read resets it to an empty map (its version raised): the message goes out once."""
+    store._activity.put_item(
+        Item={"pk": "c1", "sk": "CONTACT", "kind": "CONTACT", "v": 3, "sent": broken}
+    )
+    email = Email()
+    answer = journeys(store, email, NO_CAP).send(journey_send("c1", "ex-1"))
+    assert answer.status == "sent" and len(email.sent) == 1
+    assert sent_keys(store) == ["ex-1#coupon"]
+    stored = store._activity.get_item(Key={"pk": "c1", "sk": "CONTACT"})["Item"]
+    assert stored["sent"] == {"ex-1#coupon": iso(NOON)} and int(stored["v"]) == 5
