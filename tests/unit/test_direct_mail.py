@@ -74,6 +74,9 @@ class Files:
     def get(self, key: str) -> bytes | None:
         return self.objects.get(key)
 
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
 
 class Events:
     def __init__(self) -> None:
@@ -432,7 +435,7 @@ def test_a_ledger_that_fails_never_holds_the_days_print_file_back(world: Any) ->
     assert [r[0] for r in csv.reader(io.StringIO(body))][1:] == ["c1"]
 
 
-def test_after_an_erasure_a_re_run_rewrites_the_file_without_them_but_not_their_own_file(
+def test_after_an_erasure_a_re_run_rewrites_the_file_without_them_even_their_own_file(
     world: Any,
 ) -> None:
     """What docs/channels/DM.md ("Privacy") tells an operator after an erasure."""
@@ -462,7 +465,12 @@ def test_after_an_erasure_a_re_run_rewrites_the_file_without_them_but_not_their_
     write_print_files(day, rows, files, events, customers=store, ledger=store, **PRINT)
     # then the file is rewritten without them, announced again
     assert printed() == ["c2"] and len(events.put) == 2
-    # but when the erased customer was the file's only row, nothing is written over it
+    # and when the erased customer was the file's only row, it is rewritten with no row
+    # (it kept their name and address until the bucket's rule expired it)
     erase("c2")
+    (emptied,) = write_print_files(day, rows, files, events, customers=store, ledger=store, **PRINT)
+    assert printed() == [] and "c2" not in files.objects[key].decode("utf-8")
+    assert (emptied["file"], emptied["rows"]) == (key, 0) and events.put[-1] == emptied
+    assert json.loads(files.objects[manifest_key(key)])["rows"] == 0
+    # a re-run of an emptied file writes nothing
     assert write_print_files(day, rows, files, events, customers=store, ledger=store, **PRINT) == []
-    assert printed() == ["c2"]  # kept until the bucket's rule expires it, or deleted by hand

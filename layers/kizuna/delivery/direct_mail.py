@@ -184,8 +184,13 @@ def print_file(rows: Sequence[DmRow]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def day_prefix(prefix: str, day: date) -> str:
+    """Where the print files of ``day`` are (one per program and template)."""
+    return f"{prefix}date={day.isoformat()}/"
+
+
 def file_key(prefix: str, day: date, program: str, template: str) -> str:
-    return f"{prefix}date={day.isoformat()}/{program}/{template}.csv"
+    return f"{day_prefix(prefix, day)}{program}/{template}.csv"
 
 
 def manifest(
@@ -216,6 +221,7 @@ __all__ = [
     "Withheld",
     "batches",
     "csv_row",
+    "day_prefix",
     "file_key",
     "manifest",
     "print_day",

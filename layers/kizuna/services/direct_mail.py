@@ -28,6 +28,7 @@ from kizuna.delivery.direct_mail import (
     DmRows,
     Withheld,
     batches,
+    day_prefix,
     file_key,
     manifest,
     manifest_bytes,
@@ -50,6 +51,8 @@ class PrintFiles(Protocol):
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
 
     def get(self, key: str) -> bytes | None: ...
+
+    def keys(self, prefix: str) -> list[str]: ...
 
 
 class FileReadyEvents(Protocol):
@@ -88,8 +91,18 @@ def write_print_files(
             reason=w.reason,
         )
     written = []
-    for (program, template), found in batches(printable).items():
-        key = file_key(prefix, day, program, template)
+    files_now = {
+        file_key(prefix, day, program, template): (program, template, found)
+        for (program, template), found in batches(printable).items()
+    }
+    # a file an earlier run wrote that has no row left to print (its customers erased or
+    # withheld since): rewritten with no row, never left holding their names and addresses
+    folder = day_prefix(prefix, day)
+    for earlier in files.keys(folder):
+        program, _, template = earlier.removeprefix(folder).removesuffix(".csv").partition("/")
+        if earlier.endswith(".csv") and earlier not in files_now and template:
+            files_now[earlier] = (program, template, [])
+    for key, (program, template, found) in files_now.items():
         body = print_file(found)
         document = manifest(key, body, len(found), program, template, day)
         previous = files.get(manifest_key(key))
