@@ -239,3 +239,33 @@ def test_a_segment_whose_conditions_aws_would_refuse_does_not_load(tmp_path: Pat
         load_segments(tmp_path)
     assert caught.value.problems[0].startswith("bad.yaml:")
     assert "conditions.age[0]: numeric takes" in caught.value.problems[0]
+
+
+def test_a_condition_nested_too_deep_is_refused_without_recursing() -> None:
+    """~100 $or levels were taken (and the stored campaign could not be read back); a
+    thousand levels must be refused, not overflow the checker's own stack."""
+    from kizuna.programs.pattern_rules import MAX_CONDITION_DEPTH, validate_condition
+
+    def nested(depth: int) -> dict[str, Any]:
+        condition: dict[str, Any] = {"prefecture": ["x"]}
+        for n in range(depth):
+            condition = {"$or": [condition, {"prefecture": [f"y{n}"]}]}
+        return condition
+
+    assert validate_condition(nested(7)) == []  # 1 + 2 x 7 + 1 = 16 objects and arrays
+    (problem,) = validate_condition(nested(8))
+    assert problem == f"$: nested deeper than {MAX_CONDITION_DEPTH} objects and arrays"
+    deep: dict[str, Any] = {"a": ["x"]}
+    for _ in range(1000):
+        deep = {"a": deep}
+    assert validate_condition(deep) == [problem]
+    assert validate_pattern({"detail": deep}) == [problem]
+
+
+def test_a_condition_kizuna_evaluates_has_a_size_limit_too() -> None:
+    from kizuna.programs.pattern_rules import MAX_CONDITION_CHARS, condition_problems
+
+    wide = {"prefecture": [{"wildcard": f"*a*a*a*{n}"} for n in range(3000)]}
+    (problem,) = condition_problems(wide, "$", to_eventbridge=False)
+    assert problem.endswith(f"over the {MAX_CONDITION_CHARS}-character limit")
+    assert condition_problems({"prefecture": ["東京都"]}, "$", to_eventbridge=False) == []

@@ -48,6 +48,11 @@ Fields: TypeAlias = Mapping[str, "Fields | None"]
 Hint: TypeAlias = Callable[[tuple[str, ...], str, Fields], "str | None"]
 
 MAX_PATTERN_CHARS = 2048  # EventBridge's default "event pattern size" quota (up to 4,096)
+# A condition Kizuna evaluates itself (a segment, a campaign audience, a branch): at most
+# this long as compact JSON, and at most this many objects and arrays deep (a definition
+# nested ~100 levels was stored and then could not be read back: JSON parsers stop at ~200)
+MAX_CONDITION_CHARS = 32_768
+MAX_CONDITION_DEPTH = 16
 MAX_NUMBER = Decimal("5e9")
 MAX_DECIMALS = 6
 OR = "$or"
@@ -94,6 +99,8 @@ def validate_pattern(pattern: Any, *, max_chars: int | None = MAX_PATTERN_CHARS)
     problems: list[str] = []
     if not isinstance(pattern, Mapping):
         return ["$: an event pattern is a JSON object"]
+    if too_deep := _too_deep(pattern, "$"):
+        return [too_deep]
     _object(pattern, "$", problems, in_or=False)
     if max_chars is not None:
         problems += _size(pattern, "$", max_chars)
@@ -110,6 +117,8 @@ def validate_condition(
         return [f"{path}: a condition is an object of fields"]
     if not condition:
         return []
+    if too_deep := _too_deep(condition, path):
+        return [too_deep]
     problems: list[str] = []
     _object(condition, path, problems, in_or=False)
     if max_chars is not None:
@@ -206,7 +215,7 @@ def condition_problems(
     when the condition goes into a rule's pattern), then what Kizuna's evaluator lacks, then
     (given the ``fields`` of the data it matches) names of fields the data never has
     (explained by ``hint`` where it can)."""
-    max_chars = MAX_PATTERN_CHARS if to_eventbridge else None
+    max_chars = MAX_PATTERN_CHARS if to_eventbridge else MAX_CONDITION_CHARS
     problems = validate_condition(condition, path=path, max_chars=max_chars)
     problems = problems or evaluator_gaps(condition, path)
     if not problems and fields is not None:
@@ -227,8 +236,24 @@ def _size(pattern: Mapping[str, Any], path: str, max_chars: int) -> list[str]:
     except (TypeError, ValueError):
         return []  # reported by the structural checks
     if size > max_chars:
-        return [f"{path}: {size} characters, over EventBridge's {max_chars}-character limit"]
+        whose = "EventBridge's" if max_chars == MAX_PATTERN_CHARS else "the"
+        return [f"{path}: {size} characters, over {whose} {max_chars}-character limit"]
     return []
+
+
+def _too_deep(value: Any, path: str) -> str | None:
+    """The refusal of a condition nested deeper than :data:`MAX_CONDITION_DEPTH` objects and
+    arrays (measured without recursion: the input may be nested a thousand deep)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_CONDITION_DEPTH:
+            return f"{path}: nested deeper than {MAX_CONDITION_DEPTH} objects and arrays"
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, Mapping | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, Mapping | list))
+    return None
 
 
 def _object(obj: Mapping[Any, Any], path: str, problems: list[str], *, in_or: bool) -> None:

@@ -251,6 +251,41 @@ def test_an_invalid_campaign_is_422_naming_the_field(
     assert audit_actions(capi) == []
 
 
+def nested_audience(depth: int) -> dict[str, Any]:
+    condition: dict[str, Any] = {"prefecture": ["東京都"]}
+    for n in range(depth):
+        condition = {"$or": [condition, {"prefecture": [f"県{n}"]}]}
+    return condition
+
+
+def test_an_audience_nested_too_deep_or_too_long_is_422_and_the_list_still_reads(
+    capi: Api,
+) -> None:
+    """An audience nested 100 $or levels deep was stored (200) and then no campaign list
+    (API, console) could be read: the stored JSON was deeper than the reader takes. One of
+    3,000 wildcards was stored too, and cost half a second a customer to evaluate."""
+    assert create(capi).status == 200
+    deep = winter_sale(id="deep")
+    deep["audience"] = {"conditions": nested_audience(100)}
+    wide = winter_sale(id="wide")
+    wide["audience"] = {
+        "conditions": {"prefecture": [{"wildcard": f"*a*a*a*{n}"} for n in range(3000)]}
+    }
+    for definition, why in ((deep, "nested deeper than 16"), (wide, "characters, over the")):
+        body = {"definition": definition, "template_sources": SOURCES}
+        answer = capi.call("POST", "/api/campaigns", as_="marketer", body=body)
+        assert answer.status == 422, answer.body
+        assert why in answer.body, answer.body
+    listed = capi.call("GET", "/api/campaigns", as_="viewer")
+    assert listed.status == 200 and len(listed.json()["campaigns"]) == 1
+    # a condition nested as deep as a real one is taken
+    fine = winter_sale(id="fine")
+    fine["audience"] = {"conditions": nested_audience(5)}
+    body = {"definition": fine, "template_sources": SOURCES}
+    assert capi.call("POST", "/api/campaigns", as_="marketer", body=body).status == 200
+    assert capi.call("GET", "/api/campaigns/fine", as_="viewer").status == 200
+
+
 def test_a_malformed_request_is_422_from_the_schema(capi: Api) -> None:
     for body in (
         {},
