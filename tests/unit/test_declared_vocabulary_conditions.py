@@ -313,3 +313,24 @@ def test_a_date_attribute_takes_a_prefix_of_its_iso_text_and_nothing_else() -> N
     assert any(
         "suffix compares strings" in p for p in view_condition_problems(other, "audience", vocab)
     )
+
+
+def test_segments_list_prints_a_segments_values_as_written_not_as_markup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value that reads as Rich markup (``[/bold]``, a ``[link=...]``) failed the command
+    (MarkupError) or printed a hidden terminal hyperlink."""
+    root = project(tmp_path)
+    write(
+        root / "segments",
+        "name: odd-tiers\n"
+        "conditions:\n"
+        "  attributes: {favourite_store: ['[/bold]', '[link=https://evil.example]click[/link]']}\n",
+        "odd-tiers.yaml",
+    )
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("KIZUNA_CONFIG", raising=False)
+    listed = CliRunner().invoke(app, ["segments", "list", "--config", "config.json"])
+    assert listed.exit_code == 0, listed.output
+    assert "[/bold]" in listed.output
+    assert "[link=https://evil.example]click[/link]" in listed.output.replace("\n", "")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from kizuna_tools.cli.options import Config, Endpoint, Region, option_groups, session
 
@@ -36,14 +37,15 @@ def _segments(directory: Path | None, config: Path | None) -> dict[str, Any]:
         return load_segments(folder, vocabulary(project_config(config).config))
     except SegmentError as exc:
         for problem in exc.problems:
-            console.print(f"[red]{problem}[/red]")
+            console.print(Text(problem, style="red"))  # the file's text: no markup
         raise typer.Exit(1) from exc
 
 
 def _segment(name: str, directory: Path | None, config: Path | None) -> Any:
     found = _segments(directory, config)
     if name not in found:
-        console.print(f"[red]no segment {name!r}[/red] (known: {', '.join(sorted(found))})")
+        known = ", ".join(sorted(found))
+        console.print(Text.assemble((f"no segment {name!r}", "red"), f" (known: {known})"))
         raise typer.Exit(1)
     return found[name]
 
@@ -76,7 +78,8 @@ def segments_list(directory: Directory = None, config: Config = None) -> None:
     import json
 
     for name, segment in sorted(_segments(directory, config).items()):
-        out.print(f"{name}: {json.dumps(segment.conditions, ensure_ascii=False)}")
+        conditions = json.dumps(segment.conditions, ensure_ascii=False)
+        out.print(Text(f"{name}: {conditions}"), highlight=False)  # values print as written
 
 
 @segments_app.command("count")
