@@ -181,6 +181,12 @@ class CohortMembers(Protocol):
         ...
 
 
+class CustomerAudit(Protocol):
+    def of_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        """The audit rows whose target is the customer (a transactional send's)."""
+        ...
+
+
 @dataclass(frozen=True)
 class ErasureReport:
     customer_found: bool
@@ -256,26 +262,37 @@ def erase(
     )
 
 
-def export(customer_id: str, store: PrivacyStore, cohorts: CohortMembers) -> dict[str, Any] | None:
+def export(
+    customer_id: str,
+    store: PrivacyStore,
+    cohorts: CohortMembers,
+    audit: CustomerAudit | None = None,
+) -> dict[str, Any] | None:
     """Everything held about the customer (an access request), or None if nothing is: the
-    customer item, the activity partition and the customer's member items in every journey
+    customer item, the activity partition, the customer's member items in every journey
     cohort their items name (:func:`_cohorts`, read as :func:`erase` reads them: what
-    erasure deletes, an access request shows). Not in it, as erasure does not search them:
-    the anonymous marker and counter, the internal partitions that hold no customer id in
-    clear (a transactional key's binding: hashes only) and what docs/ARCHITECTURE.md
-    "Privacy" lists as kept outside the tables or in the audit log."""
+    erasure deletes, an access request shows) and, given ``audit``, the audit rows whose
+    target is the customer (kept after an erasure: what was done, by whom). Not in it, as
+    erasure does not search them: the anonymous marker and counter, the internal partitions
+    that hold no customer id in clear (a transactional key's binding: hashes only), audit
+    rows written before they were indexed by customer, and what docs/ARCHITECTURE.md
+    "Privacy" lists as kept outside the tables."""
     customer = store.customer_item(customer_id)
     activity = store.activity(customer_id)
-    if customer is None and not activity:
+    audited = audit.of_customer(customer_id) if audit is not None else []
+    if customer is None and not activity and not audited:
         return None
     members = [
         item
         for cohort in _cohorts(activity)
         for item in cohorts.cohort_member_items(cohort, customer_id)
     ]
-    return {
+    data: dict[str, Any] = {
         "customer_id": customer_id,
         "customer": customer,
         "activity": activity,
         "cohort_members": members,
     }
+    if audit is not None:
+        data["audit"] = audited
+    return data

@@ -74,15 +74,26 @@ class Tables:
     customers_table: CustomersTable = None
     activity_table: ActivityTable = None
 
-    def store(self, aws: Aws) -> Any:
-        from kizuna.adapters.dynamodb import DynamoStore
-
+    def names(self, aws: Aws) -> tuple[str, str]:
+        """The customers and activity tables' names."""
         outputs = _outputs(aws, self.stack)
         customers_table = self.customers_table or outputs.get("CustomersTableName")
         activity_table = self.activity_table or outputs.get("ActivityTableName")
         if not customers_table or not activity_table:
             raise typer.BadParameter("give --stack, or --customers-table and --activity-table")
+        return customers_table, activity_table
+
+    def store(self, aws: Aws) -> Any:
+        from kizuna.adapters.dynamodb import DynamoStore
+
+        customers_table, activity_table = self.names(aws)  # before any AWS call
         return DynamoStore(aws.resource("dynamodb"), customers_table, activity_table)
+
+    def audit(self, aws: Aws) -> Any:
+        from kizuna.adapters.audit import AuditLog
+
+        activity_table = self.names(aws)[1]
+        return AuditLog(aws.resource("dynamodb"), activity_table)
 
 
 @customers_app.command("export")
@@ -91,12 +102,13 @@ def customers_export(
     customer_id: CustomerId, tables: Tables, aws: Aws, legacy_id: LegacyId = False
 ) -> None:
     """Everything held about a customer, as JSON on stdout (an access request): the customer
-    item, every activity item and their members in the journey cohorts those name."""
+    item, every activity item, their members in the journey cohorts those name and the audit
+    rows whose target they are."""
     from kizuna.domain.privacy import export
 
     customer_id = _checked(customer_id, legacy_id)
     store = tables.store(aws)
-    data = export(customer_id, store, store)
+    data = export(customer_id, store, store, tables.audit(aws))
     if data is None:
         console.print(f"no data held for {customer_id}")
         raise typer.Exit(code=1)
