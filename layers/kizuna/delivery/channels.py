@@ -26,13 +26,11 @@ import hashlib
 import json
 import random
 import re
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -310,17 +308,6 @@ SendOutcome = SendResult | DeliveryError  # one message's outcome in a batch
 
 
 @runtime_checkable
-class ConcurrentChannel(Protocol):
-    """A channel that takes several of a group's messages at once (one request each): how
-    many may be in flight together for ``message``'s destination (the webhook endpoint's
-    ``concurrency``)."""
-
-    def send(self, message: OutboundMessage) -> SendResult: ...
-
-    def concurrency(self, message: OutboundMessage) -> int: ...
-
-
-@runtime_checkable
 class DeadlineChannel(Protocol):
     """A channel that bounds one message's attempts and waits by itself (the webhook):
     given the instant (``time.monotonic``) its answer must be back by."""
@@ -486,20 +473,16 @@ def send_all(
 ) -> list[SendOutcome]:
     """Each message's outcome, in order: on a channel that batches (push), the messages in
     calls of up to its ``max_addresses`` devices (:func:`push_batches`,
-    :func:`send_many_with_retry`); on the others, one call (with retries) per message, up
-    to a :class:`ConcurrentChannel`'s ``concurrency`` of them at once (the rest: one at a
-    time).
+    :func:`send_many_with_retry`); on the others, one call (with retries) per message.
 
     ``deadline`` (a ``monotonic`` instant, the invocation's delivery budget): messages not
     started by then are not sent, each :class:`OutOfTime` (recorded failed, so none is left
     ``outcome_unknown`` by the function's timeout), and no retry waits past it."""
     outcomes: dict[int, SendOutcome] = {}
-    by_channel: dict[tuple[str, int], list[int]] = {}
+    by_channel: dict[str, list[int]] = {}
     for i, message in enumerate(messages):
-        channel = channels[str(message.channel)]
-        workers = channel.concurrency(message) if isinstance(channel, ConcurrentChannel) else 1
-        by_channel.setdefault((str(message.channel), max(1, workers)), []).append(i)
-    for (name, workers), indexes in by_channel.items():
+        by_channel.setdefault(str(message.channel), []).append(i)
+    for name, indexes in by_channel.items():
         channel = channels[name]
         if isinstance(channel, BatchChannel):
             mine = [messages[i] for i in indexes]
@@ -514,50 +497,19 @@ def send_all(
                 )
                 outcomes.update((indexes[j], a) for j, a in zip(group, answers, strict=True))
             continue
-        outcomes.update(
-            _one_by_one(channel, messages, indexes, workers, attempts, sleep, deadline, monotonic)
-        )
+        for i in indexes:
+            try:
+                outcomes[i] = send_with_retry(
+                    channel,
+                    messages[i],
+                    attempts=attempts,
+                    sleep=sleep,
+                    deadline=deadline,
+                    monotonic=monotonic,
+                )
+            except DeliveryError as error:
+                outcomes[i] = error
     return [outcomes[i] for i in range(len(messages))]
-
-
-def _one_by_one(
-    channel: Channel,
-    messages: Sequence[OutboundMessage],
-    indexes: Sequence[int],
-    workers: int,
-    attempts: int,
-    sleep: Callable[[float], None],
-    deadline: float | None,
-    monotonic: Callable[[], float],
-) -> dict[int, SendOutcome]:
-    """One call (with retries) per message, ``workers`` at once. An unexpected exception
-    (not a delivery outcome) starts no further message and is raised once those in flight
-    are done, as the one-at-a-time loop raised it."""
-    stop = threading.Event()
-
-    def one(i: int) -> SendOutcome:
-        if stop.is_set():
-            return OutOfTime("not attempted: an earlier message of the group failed")
-        try:
-            return send_with_retry(
-                channel,
-                messages[i],
-                attempts=attempts,
-                sleep=sleep,
-                deadline=deadline,
-                monotonic=monotonic,
-            )
-        except DeliveryError as error:
-            return error
-        except BaseException:
-            stop.set()
-            raise
-
-    if workers <= 1 or len(indexes) <= 1:
-        return {i: one(i) for i in indexes}
-    with ThreadPoolExecutor(max_workers=min(workers, len(indexes))) as pool:
-        futures = {i: pool.submit(one, i) for i in indexes}
-    return {i: future.result() for i, future in futures.items()}
 
 
 # --- email: SESv2 ----------------------------------------------------------------------------
@@ -1232,7 +1184,6 @@ __all__ = [
     "PUSH_ADDRESSES_PER_CALL",
     "BatchChannel",
     "Channel",
-    "ConcurrentChannel",
     "DeadlineChannel",
     "DeliveryError",
     "HttpClient",

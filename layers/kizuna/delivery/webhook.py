@@ -122,13 +122,6 @@ class WebhookPost:
         self._max_delay = max_delay
         self._jitter = jitter
 
-    def concurrency(self, message: OutboundMessage) -> int:
-        """Requests in flight at once to ``message``'s endpoint (its ``concurrency``)."""
-        endpoint = (
-            self._endpoints.get(message.address) if isinstance(message.address, str) else None
-        )
-        return endpoint.concurrency if endpoint is not None else 1
-
     def send(self, message: OutboundMessage) -> SendResult:
         return self._post(message, self._budget)
 

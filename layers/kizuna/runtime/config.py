@@ -672,12 +672,6 @@ class WebhookEndpoint(BaseModel):
     max_attempts: int = Field(
         default=3, ge=1, le=8, description="attempts on 5xx, 429 and timeouts"
     )
-    concurrency: int = Field(
-        default=4,
-        ge=1,
-        le=16,
-        description="requests in flight at once (a journey step's group, a campaign batch)",
-    )
 
     @model_validator(mode="after")
     def _https(self) -> WebhookEndpoint:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -24,7 +23,6 @@ from kizuna.delivery.channels import (
     OutOfTime,
     PermanentFailure,
     TemporaryFailure,
-    send_all,
     send_with_retry,
 )
 from kizuna.delivery.content import WEBHOOK_MAX_BODY_BYTES, WebhookContent
@@ -613,68 +611,3 @@ def test_a_retry_wait_ends_by_the_invocations_deadline_not_the_webhooks_own_budg
         sender.send_before(message(), 10.4)
     assert "out of time after 1 attempts" in failure.value.reason
     assert sleeps == [] and len(http.requests) == 1
-
-
-# --- concurrency -----------------------------------------------------------------------------
-class GatedHttp(FakeHttp):
-    """An endpoint whose requests each wait until ``together`` of them are in flight (a
-    barrier): a client posting one at a time breaks it (BrokenBarrierError, after 5 s)."""
-
-    def __init__(self, together: int) -> None:
-        super().__init__()
-        self.barrier = threading.Barrier(together, timeout=5)
-        self.lock = threading.Lock()
-
-    def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
-    ) -> HttpResponse:
-        self.barrier.wait()
-        with self.lock:
-            return super().post(url, headers, body, timeout)
-
-
-def test_a_groups_posts_run_the_endpoints_concurrency_at_once() -> None:
-    """Eight messages to an endpoint of concurrency 4: four requests are in flight together
-    (the gate opens only for four), every message is delivered once, outcomes in order."""
-    http = GatedHttp(4)
-    sender = WebhookPost(
-        {"crm": endpoint(concurrency=4)}, lambda _e: KEY, http, now=lambda: NOW, jitter=lambda: 0.0
-    )
-    group = [message(customer=f"c{n}") for n in range(8)]
-    outcomes = send_all({"webhook": sender}, group, sleep=lambda _s: None)
-    assert all(not isinstance(o, Exception) for o in outcomes)
-    keys = [r[1]["Idempotency-Key"] for r in http.requests]
-    assert sorted(keys) == sorted(idempotency_key("ex-1", "notify", f"c{n}") for n in range(8))
-    assert [o.provider_message_id for o in outcomes] == [  # type: ignore[union-attr]
-        idempotency_key("ex-1", "notify", f"c{n}") for n in range(8)
-    ]
-
-
-def test_concurrency_is_declared_per_endpoint_within_bounds() -> None:
-    assert endpoint().concurrency == 4
-    assert post(FakeHttp(), concurrency=1).concurrency(message()) == 1
-    for bad in (0, 17):
-        with pytest.raises(ValidationError):
-            endpoint(concurrency=bad)
-
-
-def test_an_unexpected_error_in_a_concurrent_group_starts_no_further_message() -> None:
-    """A defect (not a delivery outcome) in one request is raised, as one at a time raised
-    it, and the group's messages not yet started are not posted."""
-    calls: list[str] = []
-    lock = threading.Lock()
-
-    class Broken(FakeHttp):
-        def post(
-            self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
-        ) -> HttpResponse:
-            with lock:
-                calls.append(headers["Idempotency-Key"])
-            raise RuntimeError("a defect")
-
-    sender = WebhookPost(
-        {"crm": endpoint(concurrency=2)}, lambda _e: KEY, Broken(), now=lambda: NOW
-    )
-    with pytest.raises(RuntimeError):
-        send_all({"webhook": sender}, [message(customer=f"c{n}") for n in range(20)])
-    assert len(calls) <= 2 + 1  # those in flight (and one starting) when the first failed
