@@ -21,11 +21,15 @@ limited (``Config(retries={"mode": "standard", "total_max_attempts": 1})``) so
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import hashlib
+import http.client
 import json
 import random
 import re
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -900,17 +904,70 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _Watch:
+    """A request's clock: when its time is up, the socket it opened is shut (a blocked
+    connect, status line, header or body read then ends at once)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._expired = False
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self._expired:
+                self._shut()
+
+    def expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            if self._sock is not None:
+                self._shut()
+
+    def _shut(self) -> None:
+        assert self._sock is not None
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(http_class: Any, watch: _Watch) -> Any:
+    class Watched(http_class):  # type: ignore[misc]
+        def connect(self) -> None:
+            super().connect()
+            watch.attach(self.sock)
+
+    return Watched
+
+
+class _WatchedHttps(urllib.request.HTTPSHandler):
+    """HTTPS whose connection hands its socket to the request's :class:`_Watch`."""
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        watch = getattr(req, "kizuna_watch", None)
+        return super().do_open(_watched(http_class, watch) if watch else http_class, req, **kwargs)
+
+
+class _WatchedHttp(urllib.request.HTTPHandler):
+    """The same for plain HTTP (never posted to: tests on a local server use it)."""
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        watch = getattr(req, "kizuna_watch", None)
+        return super().do_open(_watched(http_class, watch) if watch else http_class, req, **kwargs)
+
+
 class UrllibHttp:
     """The standard library's HTTPS client (no dependency). Raises OSError subclasses on
-    network failure; HTTP error statuses come back as responses, and so does a redirect
-    (3xx: not followed). At most :data:`MAX_ANSWER_BYTES` of a body are read, and only until
-    ``timeout`` seconds after the answer's status arrived: a body trickling in (a byte every
-    few seconds, each read within the socket's timeout) is cut there, never read for minutes
-    (the status is the answer; what was read of the body comes back)."""
+    network failure and on an answer that is not HTTP (a bad status line, a broken chunked
+    body before the status); HTTP error statuses come back as responses, and so does a
+    redirect (3xx: not followed). ``timeout`` bounds the whole exchange, not each socket
+    operation: when it is up the socket is shut, so a connection that trickles its status
+    line, headers or body a byte every few seconds ends there. Once the status is in, it is
+    the answer: what was read of the body by then (at most :data:`MAX_ANSWER_BYTES`) comes
+    back."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.opener = urllib.request.build_opener(_NoRedirect)
-        self._monotonic = monotonic
+    def __init__(self) -> None:
+        self.opener = urllib.request.build_opener(_NoRedirect, _WatchedHttps, _WatchedHttp)
 
     def post(
         self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
@@ -920,33 +977,50 @@ class UrllibHttp:
         request = urllib.request.Request(  # noqa: S310 (https only, checked above)
             url, data=body, headers=dict(headers), method="POST"
         )
+        return self.exchange(request, timeout)
+
+    def exchange(self, request: urllib.request.Request, timeout: float) -> HttpResponse:
+        """``request``'s answer within ``timeout`` seconds in all."""
+        watch = _Watch()
+        request.kizuna_watch = watch  # type: ignore[attr-defined]
+        timer = threading.Timer(timeout, watch.expire)
+        timer.daemon = True
+        timer.start()
         try:
             with self.opener.open(request, timeout=timeout) as response:
                 return HttpResponse(
                     response.status,
                     {k.lower(): v for k, v in response.headers.items()},
-                    self._read(response, timeout),
+                    _read(response),
                 )
         except urllib.error.HTTPError as err:
             with err:
                 return HttpResponse(
                     err.code,
                     {k.lower(): v for k, v in (err.headers or {}).items()},
-                    self._read(err, timeout),
+                    _read(err),
                 )
+        except http.client.HTTPException as err:  # not an HTTP answer: as no answer
+            raise ConnectionError(f"not an HTTP answer ({type(err).__name__})") from err
+        finally:
+            timer.cancel()
 
-    def _read(self, answer: Any, timeout: float) -> bytes:
-        """The body, at most :data:`MAX_ANSWER_BYTES`, read for at most ``timeout`` seconds."""
-        until = self._monotonic() + timeout
-        chunks: list[bytes] = []
-        size = 0
-        while size < MAX_ANSWER_BYTES and self._monotonic() < until:
+
+def _read(answer: Any) -> bytes:
+    """What arrives of the body, at most :data:`MAX_ANSWER_BYTES`, until it ends, breaks or
+    the request's time is up (the watch shuts the socket)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < MAX_ANSWER_BYTES:
+        try:
             chunk = answer.read1(MAX_ANSWER_BYTES - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
+        except (OSError, http.client.HTTPException):
+            break  # the status is the answer; the body is cut
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def line_retry_key(execution: str, step: str, customer_id: str) -> str:
