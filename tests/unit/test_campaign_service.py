@@ -170,10 +170,11 @@ def test_a_render_failure_is_recorded_for_that_customer_and_the_batch_goes_on() 
     assert failed["status"] == "failed" and failed["reason"].startswith("render_error")
 
 
-def test_a_batch_whose_delivery_time_is_spent_fails_the_rest_out_of_time() -> None:
+def test_a_batch_whose_delivery_time_is_spent_defers_the_rest_to_the_next_pass() -> None:
     """Each email takes 60 s of the clock, 100 s to deliver: two of each batch start in
-    time; the rest are not started and are recorded failed "out of time" (marked
-    dispatched, the function's timeout would have left them outcome_unknown)."""
+    time; the rest are not started (marked dispatched, the function's timeout would have
+    left them outcome_unknown), recorded deferred a minute (not failed: the circuit breaker
+    does not count them) and sent once by the next pass."""
     w = World(n=10)
     clock = [0.0]
     email = w.channels["email"]
@@ -187,12 +188,23 @@ def test_a_batch_whose_delivery_time_is_spent_fails_the_rest_out_of_time() -> No
     w.service.monotonic = lambda: clock[0]
     w.service.delivery_budget = 100.0
     results = w.send_all(w.start())
-    assert len(results) > 1 and any(r["sent"] + r.get("failed", 0) > 2 for r in results)
+    assert len(results) > 1 and any(r["sent"] + r.get("deferred", 0) > 2 for r in results)
     for r in results:  # each batch has its own time
-        assert r["sent"] == min(2, r["sent"] + r.get("failed", 0))
-    late = [m for m in w.ledger().values() if m["status"] != "sent"]
-    assert len(late) == total(results, "failed") == 10 - len(email.sent) > 0
-    assert {(m["status"], m["reason"]) for m in late} == {("failed", "not attempted: out of time")}
+        assert "failed" not in r and r["sent"] == min(2, r["sent"] + r.get("deferred", 0))
+    late = {cid: m for cid, m in w.ledger().items() if m["status"] != "sent"}
+    assert len(late) == total(results, "deferred") == 10 - len(email.sent) > 0
+    assert {(m["status"], m["reason"]) for m in late.values()} == {("deferred", "out_of_time")}
+    assert {m["until"] for m in late.values()} == {"2026-01-05T03:01:00.000000Z"}
+    # when the plan reaches the deferred pass, a minute on, with time enough
+    deferred = w.call(action="plan", after={"phase": "main", "pass": 0})
+    assert (deferred["phase"], deferred["pass"]) == ("deferred", 1)
+    w.clock.set(NOON + timedelta(minutes=1))
+    w.service.delivery_budget = 10_000.0
+    again = w.send_all(deferred)
+    # then each of them gets the email once; nobody twice
+    assert total(again, "sent") == len(late)
+    assert sorted(m.customer_id for m in email.sent) == [f"c{n:03d}" for n in range(10)]
+    assert {m["status"] for m in w.ledger().values()} == {"sent"}
 
 
 def test_a_recipient_erased_after_the_audience_froze_is_counted_but_leaves_no_ledger_row() -> None:

@@ -55,6 +55,8 @@ __all__ = [
     "CONTACT_DAYS",
     "CONTENDED",
     "E164",
+    "OUT_OF_TIME",
+    "OUT_OF_TIME_DEFERRAL",
     "Address",
     "Outcome",
     "PolicyDecision",
@@ -76,6 +78,10 @@ INTERRUPTIVE = frozenset({"sms", "push", "line"})
 CONTACT_DAYS = 7  # how long a send stays in a customer's CONTACT item (the weekly cap)
 CONTENDED = "contact_contended"  # the reason of a send deferred by :func:`contended`
 CONTENDED_DEFERRAL = timedelta(minutes=1)
+# the reason of a claimed message its invocation had no time left to send (surely not sent):
+# deferred a minute, claimed and decided again then
+OUT_OF_TIME = "out_of_time"
+OUT_OF_TIME_DEFERRAL = timedelta(minutes=1)
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
 Platform = Literal["APNS", "FCM"]
 

@@ -181,6 +181,12 @@ REASONS: Final[dict[str, Text]] = {
         "{until} まで延期: 同じ時刻にこの顧客へ他のメッセージを送信中でした "
         "(その時点で配信上限を再確認します)。",
     ),
+    "out_of_time": (
+        "Deferred until {until}: the send ran out of time before reaching this message (a "
+        "large group, a slow channel); it is decided and sent then.",
+        "{until} まで延期: 送信処理の時間内にこのメッセージまで届きませんでした "
+        "(大きなグループ、または応答の遅いチャネル)。その時点で再判定して送信します。",
+    ),
     # MSG# exit
     "goal_reached": (
         "Not sent: the customer reached the program's goal{at} and left the journey.",
@@ -589,7 +595,7 @@ def _message(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
         text = _suppressed(reason, row, lang, passed, tz)
     elif status == "deferred" and reason == "quiet_hours":
         text = _quiet(row, lang, tz)
-    elif status == "deferred" and reason == "contact_contended":
+    elif status == "deferred" and reason in ("contact_contended", "out_of_time"):
         until = _time(row.get("until"), tz) or ("later", "後ほど")[i]
         text = _text(reason, lang, until=until)
     elif status == "exit" and reason == "goal_reached":

@@ -60,12 +60,13 @@ from kizuna.delivery.channels import (
     Channel,
     DeliveryError,
     OutboundMessage,
+    OutOfTime,
     report_dead_devices,
     send_all,
 )
 from kizuna.delivery.control import control_for
 from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
-from kizuna.delivery.policy import contended
+from kizuna.delivery.policy import OUT_OF_TIME, OUT_OF_TIME_DEFERRAL, contended
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import Customer
@@ -152,6 +153,10 @@ class _Batch:
     # members Kizuna no longer holds (erased since the audience was frozen): counted as
     # suppressed, with no ledger row under their id
     unknown: int = 0
+    # members claimed whose message the invocation had no time left to send: deferred to
+    # ``late_until`` after the outcomes are recorded (the next pass)
+    late: list[Member] = field(default_factory=list)
+    late_until: datetime | None = None
 
     def deferred(self) -> dict[datetime, list[Member]]:
         """The members deferred, by the instant they are deferred to (the next pass)."""
@@ -377,6 +382,12 @@ class CampaignService:
             self.manifest.put_lines(prefix + key, [m.line() for m in deferred])
         duplicates |= self._dispatch(batch, duplicates, execution, token)
         counts = self._deliver(batch, duplicates, execution, deadline)
+        if batch.late and batch.late_until is not None:
+            # after their deferred entries are recorded: a crash between the two leaves them
+            # deferred, claimable, and the retried batch sends them
+            source = f"{req.chunk.key}#{OUT_OF_TIME}"
+            key = deferred_key(req.chunk.pass_number + 1, batch.late_until, source)
+            self.manifest.put_lines(prefix + key, [m.line() for m in batch.late])
         totals = self.campaigns.add_counts(req.campaign_id, req.occurrence, counts)
         reason = breaker_reason(stored.campaign, totals)
         if reason is not None and self.campaigns.stop_occurrence(
@@ -632,6 +643,15 @@ class CampaignService:
         )
         now = self.clock.now()
         for (r, message), result in zip(claimed, outcomes, strict=True):
+            if isinstance(result, OutOfTime):
+                # surely not sent: deferred a minute, to the next pass (decided again then)
+                batch.late_until = now + OUT_OF_TIME_DEFERRAL
+                batch.late.append(r.member)
+                entry = {**r.data, "status": "deferred", "reason": OUT_OF_TIME}
+                entry["until"] = iso(batch.late_until)
+                counts["deferred"] += 1
+                records.append((r.member.customer_id, entry))
+                continue
             if isinstance(result, DeliveryError):
                 invalid, entry = result.invalid, {**r.data, "status": "failed"}
                 entry["reason"] = result.reason

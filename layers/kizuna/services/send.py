@@ -26,6 +26,7 @@ from kizuna.delivery.channels import (
     Channel,
     DeliveryError,
     OutboundMessage,
+    OutOfTime,
     SendResult,
     report_dead_devices,
     send_all,
@@ -35,6 +36,8 @@ from kizuna.delivery.feedback import suppression
 from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
 from kizuna.delivery.policy import (
     CONTENDED,
+    OUT_OF_TIME,
+    OUT_OF_TIME_DEFERRAL,
     Outcome,
     PolicyDecision,
     contact_times,
@@ -532,7 +535,15 @@ class SendService:
         coupons: list[IssuedCoupon] = []
         for plan, message, result in zip(plans, messages, outcomes, strict=True):
             req, channel = plan.req, str(message.channel)
-            if isinstance(result, DeliveryError):
+            if isinstance(result, OutOfTime):
+                # surely not sent: deferred a minute (claimable then: decided and sent once)
+                until = iso(now + OUT_OF_TIME_DEFERRAL)
+                data = {**plan.claim.data, "status": "deferred", "reason": OUT_OF_TIME}
+                data["until"] = until
+                plan.response = SendResponse(
+                    status="deferred", channel=channel, reason=OUT_OF_TIME, until=until
+                )
+            elif isinstance(result, DeliveryError):
                 report_dead_devices(self.inbound, message, result.invalid, now)
                 logger.warning(
                     "send failed",

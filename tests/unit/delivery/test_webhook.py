@@ -537,9 +537,10 @@ def test_a_large_group_stops_starting_posts_when_the_invocations_time_is_spent(
     tmp_path: Path,
 ) -> None:
     """Five members, an endpoint taking 15 s a POST (timeout 10 s per attempt), 40 s to
-    deliver: three POSTs start in time, the other two are not started and recorded failed
-    "out of time" (they were marked dispatched: the function's timeout would have left them
-    outcome_unknown, never sent and never said)."""
+    deliver: three POSTs start in time; the other two are not started (they were marked
+    dispatched: the function's timeout would have left them outcome_unknown, never sent
+    and never said) and are recorded deferred a minute, "out_of_time". The group's step at
+    that minute sends them, once each."""
     clock = [0.0]
     http = SlowHttp(clock, 15.0)
     svc, store = service(tmp_path, http)
@@ -561,14 +562,21 @@ def test_a_large_group_stops_starting_posts_when_the_invocations_time_is_spent(
         for cid in members
     ]
     answers = svc.send_many(requests)
-    assert [a.status for a in answers] == ["sent", "sent", "sent", "failed", "failed"]
+    assert [a.status for a in answers] == ["sent", "sent", "sent", "deferred", "deferred"]
+    assert {(a.reason, a.until) for a in answers[3:]} == {
+        ("out_of_time", "2026-01-05T03:01:00.000000Z")
+    }
     assert len(http.requests) == 3 and clock[0] == 45.0
     for cid in members[3:]:
         entry = store.messages[(cid, "MSG#ex-9#notify")]
-        assert (entry["status"], entry["reason"]) == ("failed", "not attempted: out of time")
-    # the group's retry answers from the ledger: nothing is posted again
-    assert [a.status for a in svc.send_many(requests)] == [a.status for a in answers]
-    assert len(http.requests) == 3
+        assert (entry["status"], entry["reason"]) == ("deferred", "out_of_time")
+    # the step again (its deferred child group, or a retry of the group): the sent ones are
+    # answered from the ledger, the deferred ones claimed again and posted, once each
+    again = svc.send_many(requests)
+    assert [a.status for a in again] == ["sent"] * 5
+    keys = [r[1]["Idempotency-Key"] for r in http.requests]
+    assert len(keys) == 5 == len(set(keys))
+    assert {store.messages[(cid, "MSG#ex-9#notify")]["status"] for cid in members} == {"sent"}
 
 
 def test_a_post_that_may_not_be_answered_before_the_deadline_is_not_started() -> None:
