@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from kizuna.services.transactional import TransactionalService
     from kizuna.services.unsubscribe import UnsubscribeService
 
+# seconds a channel's AWS call (SES, SNS, Pinpoint) may take to connect and to answer
+PROVIDER_CONNECT_TIMEOUT = 5
+PROVIDER_READ_TIMEOUT = 10
+
 
 def deployed_vocabulary(config_json: str) -> Vocabulary:
     """The shop's declared vocabulary in the deployed configuration (``KIZUNA_CONFIG``)."""
@@ -358,8 +362,14 @@ def delivery(s: DeliverySettings) -> Delivery:
     from kizuna.runtime.config import load_config
     from kizuna.services.send import derive_key
 
-    # send_with_retry owns retries: botocore's own would stack under it and could resend
-    once = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    # send_with_retry owns retries: botocore's own would stack under it and could resend;
+    # a provider call answers in well under a second: one hung for botocore's default 60 s
+    # would run the send function into its timeout (the group's rest left outcome_unknown)
+    once = Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=PROVIDER_CONNECT_TIMEOUT,
+        read_timeout=PROVIDER_READ_TIMEOUT,
+    )
     cfg = load_config(s.KIZUNA_CONFIG)
     key = signing_keys(s.SIGNING_SECRET_ARN)[0]
     links = UnsubscribeLinks(
