@@ -193,7 +193,7 @@ def test_send_environment(resources: dict[str, Any], ids: Ids) -> None:
     assert env["LINE_TOKEN_SECRET_ARN"] == ""
     props = resources[ids.send]["Properties"]
     assert props["MemorySize"] == 512
-    assert props["Timeout"] == 60
+    assert props["Timeout"] == 120
 
 
 def test_send_emails_only_from_the_identity_with_the_configuration_set(

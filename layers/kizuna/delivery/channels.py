@@ -134,8 +134,9 @@ class PermanentFailure(DeliveryError):
 
 class OutOfTime(DeliveryError):
     """Not attempted: the invocation's time for provider calls (its delivery budget, under
-    the function's timeout) was spent on earlier messages. Surely not sent, and recorded as
-    failed with this reason, where a timeout would have left it ``outcome_unknown``."""
+    the function's timeout) was spent on earlier messages. Surely not sent: a journey's or a
+    campaign's message is recorded deferred (``out_of_time``) and sent later, a transactional
+    one failed with this reason, where a timeout would have left it ``outcome_unknown``."""
 
     def __init__(self, reason: str = "not attempted: out of time") -> None:
         super().__init__(reason)
@@ -480,8 +481,8 @@ def send_all(
     :func:`send_many_with_retry`); on the others, one call (with retries) per message.
 
     ``deadline`` (a ``monotonic`` instant, the invocation's delivery budget): messages not
-    started by then are not sent, each :class:`OutOfTime` (recorded failed, so none is left
-    ``outcome_unknown`` by the function's timeout), and no retry waits past it."""
+    started by then are not sent, each :class:`OutOfTime` (recorded deferred or failed, so
+    none is left ``outcome_unknown`` by the function's timeout), and no retry waits past it."""
     outcomes: dict[int, SendOutcome] = {}
     by_channel: dict[str, list[int]] = {}
     for i, message in enumerate(messages):

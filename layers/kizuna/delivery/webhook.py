@@ -51,7 +51,7 @@ SIGNATURE_HEADER = "X-Kizuna-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY_NAMESPACE = uuid.UUID("0d7f6b1e-2c44-5a0e-8f4b-6b697a756e77")
 MAX_RETRY_AFTER = 30.0  # seconds one Retry-After may hold a send (the Lambda's time is finite)
-# Seconds one message may spend on its attempts and waits: the send function stops at 60 s
+# Seconds one message may spend on its attempts and waits: the send function stops at 120 s
 # (infra SEND_TIMEOUT), and what is left after this budget records the outcome. A retry that
 # could not finish inside it is not started: the message fails as "out of time".
 SEND_BUDGET = 45.0

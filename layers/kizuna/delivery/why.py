@@ -183,9 +183,11 @@ REASONS: Final[dict[str, Text]] = {
     ),
     "out_of_time": (
         "Deferred until {until}: the send ran out of time before reaching this message (a "
-        "large group, a slow channel); it is decided and sent then.",
+        "large group, a slow channel); it is decided and sent again from then (a campaign: "
+        "with its next pass).",
         "{until} まで延期: 送信処理の時間内にこのメッセージまで届きませんでした "
-        "(大きなグループ、または応答の遅いチャネル)。その時点で再判定して送信します。",
+        "(大きなグループ、または応答の遅いチャネル)。その時点以降に再判定して送信します "
+        "(キャンペーンは次のパスで)。",
     ),
     # MSG# exit
     "goal_reached": (

@@ -385,7 +385,7 @@ class CampaignService:
         if batch.late and batch.late_until is not None:
             # after their deferred entries are recorded: a crash between the two leaves them
             # deferred, claimable, and the retried batch sends them
-            source = f"{req.chunk.key}#{OUT_OF_TIME}"
+            source = req.chunk.key.removesuffix(".jsonl") + "-late.jsonl"
             key = deferred_key(req.chunk.pass_number + 1, batch.late_until, source)
             self.manifest.put_lines(prefix + key, [m.line() for m in batch.late])
         totals = self.campaigns.add_counts(req.campaign_id, req.occurrence, counts)

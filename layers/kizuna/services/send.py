@@ -102,9 +102,9 @@ CARRIER_OPT_OUT = "suppressed_opt_out"  # the reason SMS is passed over for a ST
 # CONTACT item changed since (another send noted meanwhile), before it is deferred
 CLAIM_ATTEMPTS = 3
 # Seconds of a send invocation (from its start) in which provider calls may start: the send
-# function stops at 60 s (infra SEND_TIMEOUT); what is left records the outcomes. A message
-# of a large group not started by then is failed "out of time" (never left outcome_unknown).
-DELIVERY_BUDGET = 40.0
+# function stops at 120 s (infra SEND_TIMEOUT); what is left records the outcomes. A message
+# of a large group not started by then is deferred "out_of_time" (never left outcome_unknown).
+DELIVERY_BUDGET = 60.0
 
 
 def claim_settled(

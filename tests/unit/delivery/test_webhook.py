@@ -548,6 +548,7 @@ def test_a_large_group_stops_starting_posts_when_the_invocations_time_is_spent(
     assert isinstance(channel, WebhookPost)
     channel._monotonic = lambda: clock[0]
     svc.monotonic = lambda: clock[0]
+    svc.delivery_budget = 40.0
     members = [f"c{n}" for n in range(1, 6)]
     for cid in members[1:]:
         store.customers[cid] = factories.customer(customer_id=cid)

@@ -421,9 +421,11 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
         (
             {**MSG, "status": "deferred", "reason": "out_of_time", "until": AT},
             "Deferred until 2026-01-05 13:30 UTC: the send ran out of time before reaching "
-            "this message (a large group, a slow channel); it is decided and sent then.",
+            "this message (a large group, a slow channel); it is decided and sent again from "
+            "then (a campaign: with its next pass).",
             "2026-01-05 13:30 UTC まで延期: 送信処理の時間内にこのメッセージまで届きませんでした "
-            "(大きなグループ、または応答の遅いチャネル)。その時点で再判定して送信します。",
+            "(大きなグループ、または応答の遅いチャネル)。その時点以降に再判定して送信します "
+            "(キャンペーンは次のパスで)。",
         ),
     ],
     "goal_reached": [
