@@ -37,8 +37,13 @@ IAM_PREFIX = {
 # AWS authorizes a transaction per item: TransactWriteItems needs the actions of its items
 # (the send paths put a ledger claim and update a CONTACT item), not an action of its own.
 # Lambda's Invoke (evaluate invoking an at_once program's entry segment) is the IAM action
-# lambda:InvokeFunction.
-AUTHORIZED_AS = {"TransactWriteItems": ["PutItem", "UpdateItem"], "Invoke": ["InvokeFunction"]}
+# lambda:InvokeFunction. S3's ListObjectsV2 (the direct-mail job listing a day's print files)
+# is the IAM action s3:ListBucket.
+AUTHORIZED_AS = {
+    "TransactWriteItems": ["PutItem", "UpdateItem"],
+    "Invoke": ["InvokeFunction"],
+    "ListObjectsV2": ["ListBucket"],
+}
 # Calls that need another service's action too: a schedule (a journey timer) names the role
 # it runs as, which its creator must be allowed to pass.
 ALSO_NEEDS = {("scheduler", "CreateSchedule"): ["iam:PassRole"]}
