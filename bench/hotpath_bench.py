@@ -62,9 +62,11 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.round_trips = 0
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]:
         self.round_trips += 1
-        return super().get_customers(customer_ids)
+        return super().get_customers(customer_ids, unreadable_ok=unreadable_ok)
 
     def save_customer(self, customer: Customer, expected_version: int) -> Customer:
         self.round_trips += 1

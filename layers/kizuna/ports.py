@@ -42,7 +42,9 @@ class VersionConflict(Exception):
 
 
 class CustomerStore(Protocol):
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]: ...
 
     def save_customer(self, customer: Customer, expected_version: int) -> Customer:
         """Save with optimistic concurrency; return the saved customer (version bumped)."""
@@ -117,7 +119,9 @@ class LotRows(Protocol):
 class CustomerReader(Protocol):
     """Reads customers, strongly consistent (the unsubscribe function's only read)."""
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]: ...
 
 
 class Inbound(Protocol):
@@ -209,7 +213,9 @@ class CampaignRecipients(Protocol):
 
     def scan_customers(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]: ...
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]: ...
 
     def read_recipients(
         self, customer_ids: Sequence[str]

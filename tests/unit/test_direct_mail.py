@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from kizuna.delivery.direct_mail import COLUMNS, DmCollector, DmRow, recheck, safe_cell
 from kizuna.delivery.templates import Renderer
-from kizuna.domain.customer import ConsentState, PauseState, PostalAddress, Suppression
+from kizuna.domain.customer import ConsentState, Customers, PauseState, PostalAddress, Suppression
 from kizuna.domain.privacy import mask
 from kizuna.events import CustomerUpserted
 from kizuna.programs.loader import load_programs
@@ -368,6 +368,19 @@ def test_a_transactional_direct_mail_needs_no_opt_in_at_print_time_only_no_opt_o
     # a marketing row of the same customer still needs the opt-in
     _, withheld = recheck([_row("c1", "promotions")], customers, **PRINT)
     assert [w.reason for w in withheld] == ["no_consent"]
+
+
+def test_a_customer_item_this_version_cannot_read_withholds_that_row_alone() -> None:
+    address = PostalAddress.model_validate(ADDRESS)
+    readable = factories.customer("c1", consent=opted_in("dm"), postal_address=address)
+    customers = Customers({"c1": readable}, frozenset({"c2"}))  # as the adapter reads them
+    rows = [_row("c1", "promotions"), _row("c2", "promotions"), _row("c3", "promotions")]
+    printed, withheld = recheck(rows, customers, **PRINT)
+    assert [r.customer_id for r in printed] == ["c1"]
+    assert [(w.row.customer_id, w.reason) for w in withheld] == [
+        ("c2", "unreadable_customer"),
+        ("c3", "unknown_customer"),
+    ]
 
 
 def test_a_direct_mail_sent_through_the_transactional_api_is_printed_without_an_opt_in(

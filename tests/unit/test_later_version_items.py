@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from kizuna.adapters.dynamodb import customer_from_item, customer_to_item
+from kizuna.adapters.dynamodb import customer_from_item, customer_to_item, customers_of
 from kizuna.domain.customer import (
     AdjustmentFact,
     BehaviourCounter,
@@ -29,6 +29,8 @@ from kizuna.domain.customer import (
     ProcessedRecord,
     SettledHistory,
     Suppression,
+    UnreadableCustomer,
+    unreadable_of,
 )
 from kizuna.events.envelope import EventRejected, parse_inbound
 from tests.factories import NOON, T0, customer, envelope, fixture, opted_in, order, upsert
@@ -180,8 +182,28 @@ def test_a_value_this_version_refuses_in_a_known_field_still_fails_the_read(
     for step in path:
         target = target[step]
     target[key] = value
-    with pytest.raises(ValidationError):
+    with pytest.raises(UnreadableCustomer) as raised:
         customer_from_item(item)
+    # the customer and the refused field are named, never the value (it may be personal)
+    assert raised.value.customer_id == ITEM["customer_id"]
+    assert raised.value.fields == ((path or (key,))[0],)
+    assert str(value) not in str(raised.value)
+
+
+def test_one_unreadable_item_is_named_and_the_others_are_read() -> None:
+    """A batch read (a send group, a campaign batch, ingest, evaluate) goes on with the
+    customers it can read and names the one it cannot: neither present nor absent."""
+    bad = copy.deepcopy(ITEM)
+    bad["customer_id"] = "c-bad"
+    bad["devices"]["d1"]["at"] = "tomorrow"  # a value of another type (a later version's)
+    good = copy.deepcopy(ITEM)
+    read = customers_of([good, bad])
+    assert list(read) == [ITEM["customer_id"]]
+    assert read[ITEM["customer_id"]] == STORED
+    assert unreadable_of(read) == {"c-bad"}
+    with pytest.raises(UnreadableCustomer):  # a caller that must not go on without it
+        customers_of([good, bad], unreadable_ok=False)
+    assert unreadable_of({ITEM["customer_id"]: STORED}) == frozenset()  # a fake's plain dict
 
 
 def _order_line_key(raw: dict[str, Any]) -> None:

@@ -70,7 +70,9 @@ class MemoryStore:
         found = self.customers.get(customer_id)
         return found.model_copy(deep=True) if found else None
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]:
         return {
             cid: self.customers[cid].model_copy(deep=True)
             for cid in customer_ids

@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from pydantic import ValidationError
 from pydantic.config import ExtraValues
 
 from kizuna.adapters.retry import ATTEMPTS, retrying
@@ -51,6 +52,8 @@ from kizuna.domain.customer import (
     PHONE_HASH_ATTRIBUTE,
     PHONE_INDEX,
     Customer,
+    Customers,
+    UnreadableCustomer,
 )
 from kizuna.domain.privacy import ERASED_PREFIX, ERASED_SK, ERASURES_PK, erased_key
 from kizuna.domain.shards import INDEX_SHARDS, LOT_SHARDS
@@ -134,14 +137,51 @@ def customer_to_item(customer: Customer) -> dict[str, Any]:
 # writes the item without it. Per call, so the same models stay strict (``extra="forbid"``)
 # where they validate input (events, API bodies, imports). Only unknown *keys* are left
 # out: a known field holding a value this version refuses (a value a later version allows,
-# a new type) still fails the read.
+# a new type, a hand edit) fails that customer's read alone (:func:`customers_of`).
 STORED_EXTRA: ExtraValues = "ignore"
 
 
 def customer_from_item(item: dict[str, Any]) -> Customer:
     """The customer an item holds; keys a later version added, at any depth, left out
-    (:data:`STORED_EXTRA`)."""
-    return Customer.model_validate(item, extra=STORED_EXTRA)
+    (:data:`STORED_EXTRA`); :class:`UnreadableCustomer` for a value this version refuses."""
+    try:
+        return Customer.model_validate(item, extra=STORED_EXTRA)
+    except ValidationError as exc:
+        fields = tuple(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
+        # the refused fields' names, never their values (they may be personal)
+        logger.warning(
+            "a customer item this version cannot read",
+            customer_id=str(item.get("customer_id", "")),
+            fields=list(fields),
+        )
+        raise UnreadableCustomer(str(item.get("customer_id", "")), fields) from None
+
+
+def customers_of(items: Iterable[dict[str, Any]], *, unreadable_ok: bool = True) -> Customers:
+    """The customers ``items`` hold, by id; an item this version cannot read is named in
+    ``unreadable`` (``unreadable_ok``) or raises :class:`UnreadableCustomer`: one customer's
+    item never fails the read of the others it was read with."""
+    found: dict[str, Customer] = {}
+    unreadable: set[str] = set()
+    for item in items:
+        try:
+            customer = customer_from_item(item)
+        except UnreadableCustomer:
+            if not unreadable_ok:
+                raise
+            unreadable.add(str(item["customer_id"]))
+            continue
+        found[customer.customer_id] = customer
+    return Customers(found, frozenset(unreadable))
+
+
+def readable_customers(items: Iterable[dict[str, Any]]) -> Iterator[Customer]:
+    """The customers of a scan, each item this version cannot read left out (logged)."""
+    for item in items:
+        try:
+            yield customer_from_item(item)
+        except UnreadableCustomer:
+            continue
 
 
 # program decisions the program/time index (``gsi1``) carries beside the message ledger:
@@ -492,14 +532,22 @@ class DynamoStore:
         item = resp.get("Item")
         return customer_from_item(item) if item else None
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> Customers:
+        """Customers by id, strongly consistent. An item this version cannot read raises
+        :class:`UnreadableCustomer`, or (``unreadable_ok``: a batch that goes on with the
+        others) is named in the answer's ``unreadable``."""
         ids = list(dict.fromkeys(customer_ids))
         if len(ids) == 1:
-            found = self.get_customer(ids[0])
-            return {ids[0]: found} if found else {}
+            resp = self._retrying(
+                self._customers.get_item, Key={"customer_id": ids[0]}, ConsistentRead=True
+            )
+            item = resp.get("Item")
+            return customers_of([item] if item else [], unreadable_ok=unreadable_ok)
         keys = [{"customer_id": cid} for cid in ids]
         items = self._batch_get(self._customers_name, keys, ConsistentRead=True)
-        return {c.customer_id: c for c in map(customer_from_item, items)}
+        return customers_of(items, unreadable_ok=unreadable_ok)
 
     def read_entries(
         self, customer_ids: Sequence[str], keys: Sequence[tuple[str, str]]
@@ -514,9 +562,7 @@ class DynamoStore:
             for cid, pid in dict.fromkeys(keys)
         ]
         found = self._read_mixed(wanted)
-        customers = {
-            c.customer_id: c for c in map(customer_from_item, found.get(self._customers_name, []))
-        }
+        customers = customers_of(found.get(self._customers_name, []))
         states = map(JourneyState.model_validate, found.get(self._activity.name, []))
         return customers, {(j.customer_id, j.program): j for j in states}
 
@@ -559,8 +605,7 @@ class DynamoStore:
         pages = _items(
             self._customers.scan, self._sleep, Segment=segment, TotalSegments=total_segments
         )
-        for item in pages:
-            yield customer_from_item(item)
+        yield from readable_customers(pages)
 
     def scan_order_facts(self, segment: int = 0, total_segments: int = 1) -> Iterator[Customer]:
         """Every customer of one scan segment, order facts (recent and settled) only: what
@@ -574,8 +619,7 @@ class DynamoStore:
             ProjectionExpression="#c, #o, #h",
             ExpressionAttributeNames={"#c": "customer_id", "#o": "orders", "#h": "history"},
         )
-        for item in pages:
-            yield customer_from_item(item)
+        yield from readable_customers(pages)
 
     # sparse sweep indexes ----------------------------------------------------------------
     def query_window(
@@ -925,9 +969,7 @@ class DynamoStore:
             if program is not None:
                 wanted.append((self._activity.name, {"pk": cid, "sk": f"JOURNEY#{program}"}))
         found = self._read_mixed(wanted)
-        customers = {
-            c.customer_id: c for c in map(customer_from_item, found.get(self._customers_name, []))
-        }
+        customers = customers_of(found.get(self._customers_name, []))
         contacts: dict[str, Contacted] = {}
         journeys: dict[str, JourneyState] = {}
         for item in found.get(self._activity.name, []):
@@ -1369,9 +1411,7 @@ class DynamoStore:
         ]
         wanted += [(self._activity.name, _step_key(cid, ex, step)) for cid, ex in pairs]
         found = self._read_mixed(wanted)
-        customers = {
-            c.customer_id: c for c in map(customer_from_item, found.get(self._customers_name, []))
-        }
+        customers = customers_of(found.get(self._customers_name, []))
         decided = {
             (str(i["pk"]), str(i["sk"]).split("#")[1]): from_dynamo(i)
             for i in found.get(self._activity.name, [])
@@ -1746,16 +1786,19 @@ class CustomerTable:
     def __init__(self, dynamodb: Any, customers_table: str) -> None:
         self._customers = dynamodb.Table(customers_table)
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
-        """One strongly consistent GetItem per id."""
-        out: dict[str, Customer] = {}
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> Customers:
+        """One strongly consistent GetItem per id (``unreadable_ok``: as
+        :meth:`DynamoStore.get_customers`)."""
+        items = []
         for cid in dict.fromkeys(customer_ids):
             item = self._customers.get_item(Key={"customer_id": cid}, ConsistentRead=True).get(
                 "Item"
             )
             if item:
-                out[cid] = customer_from_item(item)
-        return out
+                items.append(item)
+        return customers_of(items, unreadable_ok=unreadable_ok)
 
 
 class LineWebhookStore:
@@ -1778,8 +1821,10 @@ class LineWebhookStore:
         )
         return [str(i["customer_id"]) for i in resp.get("Items", [])]
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
-        return self._reader.get_customers(customer_ids)
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> Customers:
+        return self._reader.get_customers(customer_ids, unreadable_ok=unreadable_ok)
 
     def claim_webhook_event(self, event_id: str, expires_at: datetime) -> bool:
         """True the first time ``event_id`` is claimed (until it expires)."""

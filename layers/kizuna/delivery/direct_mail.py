@@ -33,7 +33,7 @@ from kizuna.delivery.channels import OutboundMessage, PermanentFailure, SendResu
 from kizuna.delivery.content import MAX_DM_LINES, DmContent
 from kizuna.delivery.dm_rows import DmRow
 from kizuna.delivery.policy import address_for, channel_block, paused_until, topic_block
-from kizuna.domain.customer import Customer, PostalAddress
+from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer, PostalAddress, unreadable_of
 from kizuna.domain.zones import zone_or
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import PreferencesConfig
@@ -133,13 +133,16 @@ def recheck(
     """A day's rows against the customers as they are now (``customers``: read at print
     time, ``now``): the rows to print, each at the customer's current address, and the rows
     withheld because the dm channel's check of the contact policy no longer passes
-    (:func:`print_block`), or the customer is gone (``unknown_customer``)."""
+    (:func:`print_block`), or the customer is gone (``unknown_customer``) or their item
+    cannot be read by this version (``unreadable_customer``: the others still print)."""
     printed: list[DmRow] = []
     withheld: list[Withheld] = []
+    unreadable = unreadable_of(customers)
     for row in rows:
         customer = customers.get(row.customer_id)
         if customer is None:
-            withheld.append(Withheld(row, "unknown_customer"))
+            why = UNREADABLE_CUSTOMER if row.customer_id in unreadable else "unknown_customer"
+            withheld.append(Withheld(row, why))
             continue
         block = print_block(row, customer, now, preferences)
         address = address_for(customer, "dm")

@@ -199,6 +199,12 @@ REASONS: Final[dict[str, Text]] = {
         "Not sent: the send step failed after every retry.",
         "未送信: 送信ステップが再試行後も失敗しました。",
     ),
+    "unreadable_customer": (
+        "Not sent: this version of Kizuna cannot read the customer's stored record "
+        "(a value it refuses); the other recipients were not affected.",
+        "未送信: このバージョンの Kizuna では顧客の保存データを読み取れません "
+        "(受け付けない値があります)。他の宛先には影響していません。",
+    ),
     "not_dispatched": (
         "Not sent: the message never reached the provider (settled by reconciliation).",
         "未送信: メッセージは配信事業者に渡りませんでした (照合で確定)。",
@@ -660,7 +666,7 @@ def _quiet(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> str:
 def _failed(reason: str | None, row: Mapping[str, Any], lang: Lang) -> str:
     i = _i(lang)
     channel = _channel(row.get("channel"), lang) if row.get("channel") else None
-    if reason in ("step_failed", "not_dispatched"):
+    if reason in ("step_failed", "not_dispatched", "unreadable_customer"):
         return _text(reason, lang)
     if reason == "outcome_unknown":
         on = (" ({c})", " ({c})")[i].format(c=channel) if channel else ""
@@ -759,6 +765,11 @@ def _step(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
         failed = _conditions(row.get("failed"), lang)
         if reason == "unknown_customer":
             why = ("the customer is unknown", "顧客が見つかりません")[i]
+        elif reason == "unreadable_customer":
+            why = (
+                "this version cannot read the customer's stored record",
+                "このバージョンでは顧客の保存データを読み取れません",
+            )[i]
         elif failed:
             why = ("the condition needs {f}", "{f}")[i].format(f=failed)
         else:

@@ -467,6 +467,41 @@ class Customer(_Model):
         return self.model_dump(exclude={"version", "processed"})
 
 
+# A stored customer item this version cannot read: a known field holding a value it refuses
+# (written by hand in the DynamoDB console, or by a later version that allows the value;
+# unknown *keys* are read, see kizuna.adapters.dynamodb.STORED_EXTRA). Only that customer's
+# work fails: a batch read (ingest, evaluate, a send group, a campaign batch, a sweep)
+# names it in ``Customers.unreadable`` and goes on with the others (docs/RELIABILITY.md,
+# "A customer item Kizuna cannot read").
+UNREADABLE_CUSTOMER = "unreadable_customer"
+
+
+class UnreadableCustomer(Exception):
+    """A customer's stored item this version cannot read (its id; the refused fields'
+    names, never their values)."""
+
+    def __init__(self, customer_id: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{UNREADABLE_CUSTOMER}: {', '.join(fields) or 'item'}")
+        self.customer_id = customer_id
+        self.fields = fields
+
+
+class Customers(dict[str, "Customer"]):
+    """Customers read by id, and (``unreadable``) the ids whose stored items this version
+    cannot read: neither present nor absent (never taken for a new or unknown customer)."""
+
+    def __init__(
+        self, found: Mapping[str, Customer] | None = None, unreadable: frozenset[str] = frozenset()
+    ) -> None:
+        super().__init__(found or {})
+        self.unreadable = unreadable
+
+
+def unreadable_of(customers: Mapping[str, Customer]) -> frozenset[str]:
+    """The ids a batch read could not read (none for a plain mapping: a fake store's)."""
+    return customers.unreadable if isinstance(customers, Customers) else frozenset()
+
+
 class ProcessedRecord(_Model):
     at: datetime
     derived: list[dict[str, Any]] = Field(default_factory=list)

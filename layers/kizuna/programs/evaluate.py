@@ -27,7 +27,7 @@ from kizuna.delivery.control import (
 from kizuna.delivery.policy import ALLOWED_UNLESS_OPTED_OUT, address_for, channel_block
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.behaviour import with_occurrence
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import Customer, unreadable_of
 from kizuna.domain.timestamps import iso
 from kizuna.events import DERIVED_MODELS, Cause, DerivedEvent, ProgramConverted, derived_event
 from kizuna.events.custom import vocabulary
@@ -179,6 +179,9 @@ class EvaluateResult:
     # positions (in the events evaluated) of derived events whose claim is not in the
     # stored state (yet): deliver them again later
     deferred: set[int] = field(default_factory=set)
+    # positions of events whose customer's stored item this version cannot read: failed
+    # (delivered again, then dead-lettered with the reason), the batch's others evaluated
+    unreadable: set[int] = field(default_factory=set)
 
     def count(self, decision: str) -> int:
         return sum(1 for d in self.decisions if d.decision == decision)
@@ -284,7 +287,8 @@ class Evaluator:
         customers, journeys = self.store.read_entries(cids, keys)
         # an event that comes after its customer's erasure (late, or a redriven dead letter)
         # decides nothing and writes no row under the id: the erasure's sweep has run
-        missing = [cid for cid in cids if cid not in customers]
+        unreadable = unreadable_of(customers)
+        missing = [cid for cid in cids if cid not in customers and cid not in unreadable]
         erased = self.store.erased(missing, self.clock.now()) if missing else set()
         self._read_winners([p for _, _, ts, _ in work for p in ts])
         coupon_keys = [k for _, ev, _, _ in work if (k := coupon_key(ev.detail_type, ev.detail))]
@@ -345,6 +349,9 @@ class Evaluator:
             assert cid is not None
             if cid in erased:
                 logger.info("event for an erased customer: nothing decided", type=ev.detail_type)
+                continue
+            if cid in unreadable:
+                result.unreadable.add(n)
                 continue
             if any((cid, p.id) in pending for p in [*triggered, *goals]):
                 flush()  # a later event of the same journey sees what the earlier one wrote

@@ -125,7 +125,9 @@ class SweepStore(Protocol):
         """Customer ids whose ``attribute`` is in [start, end) in one shard."""
         ...
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]: ...
 
     def coupons_expiring(self, start: str, end: str) -> list[dict[str, Any]]:
         """Issued coupon rows whose ``valid_until`` is in [start, end) (ISO times)."""
@@ -329,7 +331,7 @@ def anniversaries(store: SweepStore, w: Window, cfg: KizunaConfig) -> list[Deriv
     )
     out: list[DerivedEvent] = []
     for start in range(0, len(ids), 100):
-        customers = store.get_customers(ids[start : start + 100])
+        customers = store.get_customers(ids[start : start + 100], unreadable_ok=True)
         for cid in ids[start : start + 100]:
             customer = customers.get(cid)
             if customer is not None:
@@ -397,7 +399,7 @@ def sweep_window(
                 ids += store.query_window(index, attribute, str(shard), iso(w.start), iso(w.end))
     out: list[DerivedEvent] = []
     for start in range(0, len(ids), 100):
-        customers = store.get_customers(ids[start : start + 100])
+        customers = store.get_customers(ids[start : start + 100], unreadable_ok=True)
         for cid in ids[start : start + 100]:
             customer = customers.get(cid)
             if customer is None or not _in_window(kind, customer, w):

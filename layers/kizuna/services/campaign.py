@@ -69,7 +69,7 @@ from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
 from kizuna.delivery.policy import OUT_OF_TIME, OUT_OF_TIME_DEFERRAL, contended
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer, unreadable_of
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events.derived import CampaignCompleted, CampaignEvent
 from kizuna.ports import (
@@ -303,8 +303,9 @@ class CampaignService:
         raw = self.manifest.get(list_key(campaign.id)) or b""
         rows = csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))
         ids = list(dict.fromkeys(r["customer_id"].strip() for r in rows if r.get("customer_id")))
-        found = self.recipients.get_customers(ids)
-        return [found[cid] for cid in ids if cid in found]  # unknown or erased: skipped
+        found = self.recipients.get_customers(ids, unreadable_ok=True)
+        # unknown or erased: skipped; an item this version cannot read: skipped (logged)
+        return [found[cid] for cid in ids if cid in found]
 
     # -- plan ---------------------------------------------------------------------------------
     def plan(self, req: PlanRequest) -> dict[str, Any]:
@@ -414,7 +415,14 @@ class CampaignService:
         renderer = self._renderer(stored)
         winner = occ.get("winner")
         recipients: list[_Recipient] = []
+        unreadable = unreadable_of(customers)
         for member in members:
+            if member.customer_id in unreadable:  # that recipient's message alone fails
+                plan = RecipientPlan(status="failed", reason=UNREADABLE_CUSTOMER)
+                data = self._entry(req, member, plan, now)
+                claim = Claim(member.customer_id, data, owner=req.chunk.key, token=token)
+                recipients.append(_Recipient(member, plan, data, claim=claim))
+                continue
             customer = customers.get(member.customer_id)
             if customer is None:
                 batch.unknown += 1
@@ -788,7 +796,11 @@ class CampaignService:
         execution = execution_of(req.campaign_id, req.occurrence)
         entries = self.recipients.ledger_entries(list(arms), execution, SEND_STEP)
         metric = campaign.winner.metric
-        customers = self.recipients.get_customers(list(entries)) if metric == "goal" else {}
+        customers = (  # an item this version cannot read: not counted as converted
+            self.recipients.get_customers(list(entries), unreadable_ok=True)
+            if metric == "goal"
+            else {}
+        )
         results: dict[str, ArmResult] = {}
         for cid, entry in entries.items():
             if entry.get("status") != "sent":

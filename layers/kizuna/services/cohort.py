@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer, unreadable_of
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.ports import Claim, Claimed
 from kizuna.programs.cohorts import (
@@ -69,7 +69,9 @@ class CohortStore(Protocol):
     """The activity table as a cohort step sees it (:class:`kizuna.adapters.dynamodb.
     DynamoStore`)."""
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]: ...
 
     def read_group(
         self, cohort: str, group: str, step: str | Sequence[str]
@@ -428,6 +430,9 @@ class CohortService:
         )
         out = _Outcome()
         other: list[Member] = []
+        # a customer whose item this version cannot read goes the "else" way, as an unknown
+        # one does, with that reason; the group's others are decided as ever
+        unreadable = unreadable_of(customers)
         for m in members:
             if _stands(out, m, decided.get((m.customer_id, m.entry)), other):
                 continue
@@ -442,7 +447,11 @@ class CohortService:
                 out.details[m.sk] = (
                     {"failed": failures(step.condition, view)}
                     if view is not None
-                    else {"reason": "unknown_customer"}
+                    else {
+                        "reason": UNREADABLE_CUSTOMER
+                        if m.customer_id in unreadable
+                        else "unknown_customer"
+                    }
                 )
         self._elsewhere(req, out, other, step.otherwise, "else", now)
         return out
@@ -513,7 +522,8 @@ class CohortService:
         now: datetime,
     ) -> _Outcome:
         assert step.until_local_time is not None
-        customers = self.store.get_customers([m.customer_id for m in members])
+        # an item this version cannot read: the default zone (its send fails it alone)
+        customers = self.store.get_customers([m.customer_id for m in members], unreadable_ok=True)
         seconds = int(step.duration.total_seconds())
         due: dict[str, datetime] = {
             m.sk: local_time_after(

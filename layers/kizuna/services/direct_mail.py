@@ -79,7 +79,9 @@ def write_print_files(
     (``customers``: read now, so a withdrawal, topic opt-out, pause, suppression or move
     since the send is honoured); the manifests written by this run (none on a re-run)."""
     collected = rows.dm_rows(day)
-    current = customers.get_customers(list(dict.fromkeys(r.customer_id for r in collected)))
+    current = customers.get_customers(
+        list(dict.fromkeys(r.customer_id for r in collected)), unreadable_ok=True
+    )
     printable, withheld = recheck(collected, current, now, preferences)
     for w in withheld:
         logger.info(

@@ -50,7 +50,9 @@ from kizuna.services.failures import DeadLetterPolicy
 
 
 class FeedbackStore(MessageStamps, Protocol):
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]: ...
 
     def customers_by_phone_hash(self, phone_hash: str) -> list[str]: ...
 

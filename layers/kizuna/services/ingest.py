@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kizuna.delivery.coupons import Redemption
 from kizuna.delivery.tags import parse_message_ref
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import Customer, UnreadableCustomer, unreadable_of
 from kizuna.domain.ingest import Applied, HistoryNeeded, apply_events, facts_from_activity
 from kizuna.domain.privacy import ErasureReport
 from kizuna.domain.timestamps import iso
@@ -92,15 +92,23 @@ def apply_to_customers(
     horizon = now + cfg.event_time.max_future_skew  # no valid event is later (parse_inbound)
     out: dict[str, Applied | Exception] = {}
     try:
-        current = store.get_customers(list(by_customer))
+        current = store.get_customers(list(by_customer), unreadable_ok=True)
     except Exception as exc:  # the whole read failed: every customer is retried
         return dict.fromkeys(by_customer, exc)
+    # an item this version cannot read: that customer's events fail (retried, then
+    # dead-lettered with the reason), never applied to a new customer; the others go on
+    unreadable = unreadable_of(current)
     try:  # an event in flight when its customer was erased must not re-create them
-        erased = store.erased([cid for cid in by_customer if cid not in current], now)
+        erased = store.erased(
+            [cid for cid in by_customer if cid not in current and cid not in unreadable], now
+        )
     except Exception as exc:
         return dict.fromkeys(by_customer, exc)
     first: dict[str, Applied] = {}
     for cid, events in by_customer.items():
+        if cid in unreadable:
+            out[cid] = UnreadableCustomer(cid)
+            continue
         if cid in erased:
             stats.dropped_erased += len(events)
             out[cid] = Applied(customer=Customer(customer_id=cid))

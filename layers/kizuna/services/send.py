@@ -46,7 +46,7 @@ from kizuna.delivery.policy import (
 )
 from kizuna.delivery.templates import Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer, unreadable_of
 from kizuna.domain.timestamps import iso
 from kizuna.events import DerivedEvent
 from kizuna.ports import Claim, Claimed, Contacted, Inbound
@@ -338,8 +338,12 @@ class SendService:
             and state.goal_reached_at is not None
             and state.goal_reached_at >= r.entered_at
         }
+        unreadable = unreadable_of(customers)
         return [
-            self._plan(
+            # a customer item this version cannot read fails that customer's message alone
+            self._final(req, now, token, "failed", None, UNREADABLE_CUSTOMER)
+            if req.customer_id in unreadable
+            else self._plan(
                 req,
                 program,
                 step,

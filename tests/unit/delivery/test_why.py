@@ -448,6 +448,15 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             "未送信: 送信ステップが再試行後も失敗しました。",
         ),
     ],
+    "unreadable_customer": [
+        (
+            {**MSG, "status": "failed", "reason": "unreadable_customer"},
+            "Not sent: this version of Kizuna cannot read the customer's stored record "
+            "(a value it refuses); the other recipients were not affected.",
+            "未送信: このバージョンの Kizuna では顧客の保存データを読み取れません "
+            "(受け付けない値があります)。他の宛先には影響していません。",
+        ),
+    ],
     "not_dispatched": [
         (
             {**MSG, "status": "failed", "channel": "email", "reason": "not_dispatched"},
@@ -690,6 +699,14 @@ def test_sent_by_the_fallback_names_the_channels_passed_over() -> None:
             "else",
             "Branch check: the other side (else): the customer is unknown.",
             "分岐 check: else 側へ: 顧客が見つかりません。",
+        ),
+        (
+            {"kind": "STEP", "step": "check", "decision": "else", "reason": "unreadable_customer"},
+            "step",
+            "else",
+            "Branch check: the other side (else): this version cannot read the customer's "
+            "stored record.",
+            "分岐 check: else 側へ: このバージョンでは顧客の保存データを読み取れません。",
         ),
         (
             {"kind": "STEP", "step": "ab", "decision": "arm:b"},

@@ -43,7 +43,9 @@ class Store:
             if c.line_user_id and address_hash(c.line_user_id) == line_user_hash
         ]
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]:
         return {i: self.customers[i] for i in customer_ids if i in self.customers}
 
     def claim_webhook_event(self, event_id: str, expires_at: datetime) -> bool:
