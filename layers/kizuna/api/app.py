@@ -21,6 +21,7 @@ from kizuna.api.auth import AuthError, Principal, bearer_token, iam_principal
 from kizuna.api.console.i18n import Translator
 from kizuna.api.context import AUTH_ERROR_KEY, DEPS_KEY, PRINCIPAL_KEY
 from kizuna.api.deps import ApiDeps
+from kizuna.domain.customer import UnreadableCustomer
 
 API_TITLE: Final = "Kizuna API"
 API_VERSION: Final = "1.0.0"
@@ -150,6 +151,32 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
             status=403,
             principal=app.context.get(PRINCIPAL_KEY),
             message=t("error.forbidden", role=error.role),
+        )
+
+    @app.exception_handler(UnreadableCustomer)
+    def _unreadable(error: UnreadableCustomer) -> Response[Any]:
+        # a customer item this version cannot read (a hand edit, a later version's value):
+        # say so, naming the refused fields (never their values), not a bare 500
+        fields = ", ".join(error.fields) or "?"
+        event = app.current_event
+        if event.path.startswith("/console"):
+            t = Translator(console.lang_of(event))
+            return console.render(
+                event,
+                "error.html",
+                status=500,
+                principal=app.context.get(PRINCIPAL_KEY),
+                message=t("error.unreadable_customer", fields=fields),
+            )
+        return Response(
+            status_code=500,
+            content_type=content_types.APPLICATION_JSON,
+            body={
+                "statusCode": 500,
+                "message": "this version of Kizuna cannot read the customer's stored record",
+                "code": "unreadable_customer",
+                "fields": list(error.fields),
+            },
         )
 
     @app.exception_handler(RecursionError)

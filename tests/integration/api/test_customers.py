@@ -557,3 +557,29 @@ def test_the_console_page_shows_declared_attributes_and_counters(shopper: Api) -
     )
     text = page_text(english.body)
     assert "The shop's attributes" in text and "ハナ" in text and "14 days: 2 · 30 days: 3" in text
+
+
+def test_an_unreadable_customer_item_is_said_so_naming_the_fields_never_the_values(
+    seeded: Api,
+) -> None:
+    # given: SENT's item edited by hand to a value this version refuses
+    seeded.deps.store._customers.update_item(
+        Key={"customer_id": SENT},
+        UpdateExpression="SET order_count = :x",
+        ExpressionAttributeValues={":x": "secret-value"},
+    )
+    for route in ROUTES:
+        answer = seeded.call("GET", route.format(SENT), as_="admin")
+        assert answer.status == 500, answer.body
+        body = answer.json()
+        assert (body["code"], body["fields"]) == ("unreadable_customer", ["order_count"])
+        assert "secret-value" not in answer.body
+    cookies = seeded.session("viewer")
+    for lang, words in (("ja", "読み取れません"), ("en", "cannot read")):
+        page = seeded.call(
+            "GET", f"/console/customers/{SENT}", cookies=cookies, query={"lang": lang}
+        )
+        assert page.status == 500 and words in page_text(page.body), page.body
+        assert "order_count" in page_text(page.body) and "secret-value" not in page.body
+    # the other customers' pages are as ever
+    assert seeded.call("GET", f"/api/customers/{HELD}", as_="admin").status == 200

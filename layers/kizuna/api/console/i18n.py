@@ -27,6 +27,10 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "home.role": "権限: {role}",
         "error.title": "エラー",
         "error.forbidden": "この操作には {role} 権限が必要です。",
+        "error.unreadable_customer": (
+            "この顧客の保存データは、このバージョンの Kizuna では読み取れません"
+            " (受け付けない値: {fields})。データを修正してください (docs/RELIABILITY.md)。"
+        ),
         # customers (pages_customers)
         "customers.title": "顧客検索",
         "customers.id": "顧客ID",
@@ -338,6 +342,10 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "home.role": "Role: {role}",
         "error.title": "Error",
         "error.forbidden": "This needs the {role} group.",
+        "error.unreadable_customer": (
+            "This version of Kizuna cannot read this customer's stored record (a value it"
+            " refuses in: {fields}). Correct the item (docs/RELIABILITY.md)."
+        ),
         # customers (pages_customers)
         "customers.title": "Customer lookup",
         "customers.id": "Customer id",
