@@ -201,3 +201,21 @@ def test_winner_is_the_best_rate_ties_go_to_the_first() -> None:
     assert pick_winner(["a", "b"], {"a": ArmResult(10, 1), "b": ArmResult(10, 1)}, "click")[0] == (
         "a"
     )
+
+
+def test_a_recipient_whose_item_cannot_be_read_is_held_out_as_ever_or_failed() -> None:
+    """An item this version cannot read (``customer`` None, ``unreadable``): the holdout and
+    the global control group need no item (their baselines keep them); a recipient to send
+    to fails with the reason, in their variant's results."""
+    from kizuna.campaigns.assign import HOLDOUT
+    from kizuna.delivery.control import GLOBAL_CONTROL
+
+    tested = campaign(variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50}])
+    for arm, expected in ((HOLDOUT, "holdout"), (GLOBAL_CONTROL, "holdout")):
+        plan = plan_recipient(tested, Member("c1", arm), None, {}, NOON, CFG, None, unreadable=True)
+        assert plan.status == expected
+    failed = plan_recipient(tested, Member("c1", "b"), None, {}, NOON, CFG, None, unreadable=True)
+    assert (failed.status, failed.reason, failed.variant) == ("failed", "unreadable_customer", "b")
+    # an id Kizuna does not hold (not unreadable) stays unknown
+    unknown = plan_recipient(tested, Member("c1", "b"), None, {}, NOON, CFG, None)
+    assert (unknown.status, unknown.reason) == ("suppressed", "unknown_customer")

@@ -854,3 +854,35 @@ def test_a_retried_branch_and_send_keeps_the_branch_it_decided_and_sends_one_sid
     assert {sk: m["status"] for (_, sk), m in store.messages.items()} == {
         f"MSG#{program.id}-e1#reminder": "sent"
     }
+
+
+def test_a_member_whose_item_cannot_be_read_leaves_at_a_branch_the_others_decided(
+    branchy: Program,
+) -> None:
+    """A customer item this version cannot read (the adapter names it in ``unreadable``):
+    that member leaves the journey at the branch, with the reason, never sent down a side
+    decided without their state; a retry keeps it; the group's others are decided as ever."""
+    from kizuna.domain.customer import Customers
+
+    people = {f"g{i}": tokyo(f"g{i}", rank="Gold" if i < 2 else "Bronze") for i in range(4)}
+    service, store, _, cohort = world(branchy, people)
+    real = store.branch_state
+
+    def unreadable_g1(keys: Any, step: str) -> Any:
+        customers, decided = real(keys, step)
+        readable = {cid: c for cid, c in customers.items() if cid != "g1"}
+        return Customers(readable, {"g1": ("order_count",)}), decided
+
+    store.branch_state = unreadable_g1  # type: ignore[method-assign]
+    ask(service, cohort, "check", "check")
+    store.branch_state = real  # type: ignore[method-assign]
+    ask(service, cohort, "check", "check")  # a retry, the item fixed meanwhile: g1 has left
+    assert {m.customer_id for m in store.cohort_members(cohort, ROOT)} == {"g0"}
+    (child,) = store.cohort_children(cohort, ROOT, "check")
+    assert {m.customer_id for m in store.cohort_members(cohort, child.group)} == {"g2", "g3"}
+    gone = store.steps[("g1", f"STEP#{branchy.id}-g1#check")]
+    assert (gone["decision"], gone["reason"], gone.get("next_run")) == (
+        "exit",
+        "unreadable_customer",
+        None,
+    )

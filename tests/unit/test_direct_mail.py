@@ -373,7 +373,7 @@ def test_a_transactional_direct_mail_needs_no_opt_in_at_print_time_only_no_opt_o
 def test_a_customer_item_this_version_cannot_read_withholds_that_row_alone() -> None:
     address = PostalAddress.model_validate(ADDRESS)
     readable = factories.customer("c1", consent=opted_in("dm"), postal_address=address)
-    customers = Customers({"c1": readable}, frozenset({"c2"}))  # as the adapter reads them
+    customers = Customers({"c1": readable}, {"c2": ("order_count",)})  # as the adapter reads them
     rows = [_row("c1", "promotions"), _row("c2", "promotions"), _row("c3", "promotions")]
     printed, withheld = recheck(rows, customers, **PRINT)
     assert [r.customer_id for r in printed] == ["c1"]

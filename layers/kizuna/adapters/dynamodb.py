@@ -162,17 +162,17 @@ def customers_of(items: Iterable[dict[str, Any]], *, unreadable_ok: bool = True)
     ``unreadable`` (``unreadable_ok``) or raises :class:`UnreadableCustomer`: one customer's
     item never fails the read of the others it was read with."""
     found: dict[str, Customer] = {}
-    unreadable: set[str] = set()
+    refused: dict[str, tuple[str, ...]] = {}
     for item in items:
         try:
             customer = customer_from_item(item)
-        except UnreadableCustomer:
+        except UnreadableCustomer as exc:
             if not unreadable_ok:
                 raise
-            unreadable.add(str(item["customer_id"]))
+            refused[exc.customer_id] = exc.fields
             continue
         found[customer.customer_id] = customer
-    return Customers(found, frozenset(unreadable))
+    return Customers(found, refused)
 
 
 def readable_customers(items: Iterable[dict[str, Any]]) -> Iterator[Customer]:

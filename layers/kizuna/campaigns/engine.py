@@ -26,7 +26,7 @@ from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER,
 from kizuna.campaigns.model import RECHECK_HOURS, Campaign, WinnerSelection
 from kizuna.delivery.control import GLOBAL_CONTROL, control_detail
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer
 from kizuna.programs.pattern_rules import Fields
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
@@ -202,14 +202,18 @@ def plan_recipient(
     configured: frozenset[str] | None = None,
     blocked: Callable[[str], str | None] | None = None,
     own: str | None = None,
+    *,
+    unreadable: bool = False,
 ) -> RecipientPlan:
     """The global control group and the holdout first (recorded, never sent); then the
     contact policy, as for journeys. ``blocked``: the policy's last check of the channel it
     would choose (the carrier's opt-out list for SMS, as for journeys): why it cannot be
     used (the next channel is tried), or None. ``own``: this message's key in ``sent``
-    (the occurrence's execution), not counted against itself."""
+    (the occurrence's execution), not counted against itself. ``unreadable``: the
+    customer's item this version cannot read (``customer`` is None): held out as ever, or
+    ``failed: unreadable_customer`` (counted toward the failure breaker)."""
     variant = variant_for(campaign, member.arm, winner)
-    if customer is None:
+    if customer is None and not unreadable:
         return RecipientPlan("suppressed", reason="unknown_customer", variant=variant)
     if member.arm == GLOBAL_CONTROL:
         # frozen into the global control group: recorded, never sent
@@ -222,6 +226,8 @@ def plan_recipient(
             "bucket": holdout_bucket(campaign, member.customer_id),
         }
         return RecipientPlan("holdout", reason="holdout", detail=held_out)
+    if customer is None:
+        return RecipientPlan("failed", reason=UNREADABLE_CUSTOMER, variant=variant)
     times, stale = contact_times(sent, now, own)
     topic = topic_of(campaign, cfg)
     decision = decide(

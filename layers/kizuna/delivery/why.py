@@ -765,11 +765,6 @@ def _step(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
         failed = _conditions(row.get("failed"), lang)
         if reason == "unknown_customer":
             why = ("the customer is unknown", "顧客が見つかりません")[i]
-        elif reason == "unreadable_customer":
-            why = (
-                "this version cannot read the customer's stored record",
-                "このバージョンでは顧客の保存データを読み取れません",
-            )[i]
         elif failed:
             why = ("the condition needs {f}", "{f}")[i].format(f=failed)
         else:
@@ -783,6 +778,14 @@ def _step(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
             "スプリット {s}: アーム {a} (安定したハッシュで割り当て)。",
         )[i]
         return Why("step", "arm", reason, text.format(s=step, a=arm))
+    if decision == "exit" and reason == "unreadable_customer":
+        text = (
+            "Branch {s}: left the journey: this version of Kizuna cannot read the customer's "
+            "stored record (neither side decided without it).",
+            "分岐 {s}: ジャーニーを終了: このバージョンの Kizuna では顧客の保存データを"
+            "読み取れません (データなしでどちらの側にも進めません)。",
+        )[i]
+        return Why("step", "exit", reason, text.format(s=step))
     if decision.startswith("until:"):
         at = _time(decision[len("until:") :], tz)
         text = ("Wait {s}: until {t}.", "待機 {s}: {t} まで。")[i]

@@ -487,19 +487,29 @@ class UnreadableCustomer(Exception):
 
 
 class Customers(dict[str, "Customer"]):
-    """Customers read by id, and (``unreadable``) the ids whose stored items this version
-    cannot read: neither present nor absent (never taken for a new or unknown customer)."""
+    """Customers read by id, and (``refused``: id -> the refused fields' names) those whose
+    stored items this version cannot read: neither present nor absent (never taken for a
+    new or unknown customer)."""
 
     def __init__(
-        self, found: Mapping[str, Customer] | None = None, unreadable: frozenset[str] = frozenset()
+        self,
+        found: Mapping[str, Customer] | None = None,
+        refused: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         super().__init__(found or {})
-        self.unreadable = unreadable
+        self.refused = dict(refused or {})
+        self.unreadable = frozenset(self.refused)
 
 
 def unreadable_of(customers: Mapping[str, Customer]) -> frozenset[str]:
     """The ids a batch read could not read (none for a plain mapping: a fake store's)."""
     return customers.unreadable if isinstance(customers, Customers) else frozenset()
+
+
+def unreadable_error(customers: Mapping[str, Customer], customer_id: str) -> UnreadableCustomer:
+    """The error of a customer a batch read could not read, naming the refused fields."""
+    refused = customers.refused if isinstance(customers, Customers) else {}
+    return UnreadableCustomer(customer_id, refused.get(customer_id, ()))
 
 
 class ProcessedRecord(_Model):

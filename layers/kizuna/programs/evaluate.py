@@ -27,7 +27,12 @@ from kizuna.delivery.control import (
 from kizuna.delivery.policy import ALLOWED_UNLESS_OPTED_OUT, address_for, channel_block
 from kizuna.domain.activity import ActivityItem
 from kizuna.domain.behaviour import with_occurrence
-from kizuna.domain.customer import Customer, unreadable_of
+from kizuna.domain.customer import (
+    Customer,
+    UnreadableCustomer,
+    unreadable_error,
+    unreadable_of,
+)
 from kizuna.domain.timestamps import iso
 from kizuna.events import DERIVED_MODELS, Cause, DerivedEvent, ProgramConverted, derived_event
 from kizuna.events.custom import vocabulary
@@ -179,9 +184,10 @@ class EvaluateResult:
     # positions (in the events evaluated) of derived events whose claim is not in the
     # stored state (yet): deliver them again later
     deferred: set[int] = field(default_factory=set)
-    # positions of events whose customer's stored item this version cannot read: failed
-    # (delivered again, then dead-lettered with the reason), the batch's others evaluated
-    unreadable: set[int] = field(default_factory=set)
+    # positions of events whose customer's stored item this version cannot read, and why
+    # (the refused fields): failed (delivered again, then dead-lettered with the reason),
+    # the batch's others evaluated
+    unreadable: dict[int, UnreadableCustomer] = field(default_factory=dict)
 
     def count(self, decision: str) -> int:
         return sum(1 for d in self.decisions if d.decision == decision)
@@ -351,7 +357,7 @@ class Evaluator:
                 logger.info("event for an erased customer: nothing decided", type=ev.detail_type)
                 continue
             if cid in unreadable:
-                result.unreadable.add(n)
+                result.unreadable[n] = unreadable_error(customers, cid)
                 continue
             if any((cid, p.id) in pending for p in [*triggered, *goals]):
                 flush()  # a later event of the same journey sees what the earlier one wrote

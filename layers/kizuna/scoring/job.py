@@ -97,7 +97,9 @@ class ScoringStore(Protocol):
         """Every customer of one scan segment, order facts (recent and settled) only."""
         ...
 
-    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    def get_customers(
+        self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
+    ) -> dict[str, Customer]: ...
 
     def save_customer(self, customer: Customer, expected_version: int) -> Customer: ...
 
@@ -318,7 +320,9 @@ def score_segment(
                 break
             if attempt == SAVE_ATTEMPTS - 1:
                 raise VersionConflict(",".join(conflicted[:5]))
-            fresh = list(store.get_customers(conflicted).values())
+            # one whose item a later version just wrote with a value this one refuses is
+            # left out (logged), not the segment's others
+            fresh = list(store.get_customers(conflicted, unreadable_ok=True).values())
             rescored = rescore(fresh, bounds, cfg, as_of)
             pending = [(b, a) for b, a in zip(fresh, rescored, strict=True) if changed(b, a)]
     if objects is not None:

@@ -69,7 +69,7 @@ from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
 from kizuna.delivery.policy import OUT_OF_TIME, OUT_OF_TIME_DEFERRAL, contended
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
-from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer, unreadable_of
+from kizuna.domain.customer import Customer, unreadable_of
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.events.derived import CampaignCompleted, CampaignEvent
 from kizuna.ports import (
@@ -417,14 +417,11 @@ class CampaignService:
         recipients: list[_Recipient] = []
         unreadable = unreadable_of(customers)
         for member in members:
-            if member.customer_id in unreadable:  # that recipient's message alone fails
-                plan = RecipientPlan(status="failed", reason=UNREADABLE_CUSTOMER)
-                data = self._entry(req, member, plan, now)
-                claim = Claim(member.customer_id, data, owner=req.chunk.key, token=token)
-                recipients.append(_Recipient(member, plan, data, claim=claim))
-                continue
             customer = customers.get(member.customer_id)
-            if customer is None:
+            # an item this version cannot read: held out as ever, else that recipient's
+            # message alone fails (failed: unreadable_customer)
+            lost = member.customer_id in unreadable
+            if customer is None and not lost:
                 batch.unknown += 1
                 continue
             contact = contacts.get(member.customer_id)
@@ -437,11 +434,12 @@ class CampaignService:
                 self.cfg,
                 winner,
                 frozenset(self.channels),
-                blocked=self._carrier_block(customer, now),
+                blocked=self._carrier_block(customer, now) if customer else None,
                 own=execution_of(campaign.id, req.occurrence),
+                unreadable=lost,
             )
             recipient = _Recipient(member, plan, self._entry(req, member, plan, now))
-            if plan.status == "send":
+            if plan.status == "send" and customer is not None:
                 self._render(recipient, campaign, customer, renderer, req, now)
             recipient.claim = Claim(
                 member.customer_id,

@@ -430,11 +430,19 @@ class CohortService:
         )
         out = _Outcome()
         other: list[Member] = []
-        # a customer whose item this version cannot read goes the "else" way, as an unknown
-        # one does, with that reason; the group's others are decided as ever
+        # a customer whose item this version cannot read leaves the journey here (never a
+        # side decided without their state: a message meant for the other side), with that
+        # reason; a retry keeps it; the group's others are decided as ever
         unreadable = unreadable_of(customers)
+        gone: list[Member] = []
         for m in members:
-            if _stands(out, m, decided.get((m.customer_id, m.entry)), other):
+            recorded = decided.get((m.customer_id, m.entry))
+            if _stands(out, m, recorded, other):
+                continue
+            if m.customer_id in unreadable or (recorded or {}).get("decision") == "exit":
+                out.decisions[m.sk] = "exit"
+                out.details[m.sk] = {"reason": UNREADABLE_CUSTOMER}
+                gone.append(m)
                 continue
             customer = customers.get(m.customer_id)
             view = customer_view(customer, now, self.cfg, self.segments) if customer else None
@@ -447,13 +455,11 @@ class CohortService:
                 out.details[m.sk] = (
                     {"failed": failures(step.condition, view)}
                     if view is not None
-                    else {
-                        "reason": UNREADABLE_CUSTOMER
-                        if m.customer_id in unreadable
-                        else "unknown_customer"
-                    }
+                    else {"reason": "unknown_customer"}
                 )
         self._elsewhere(req, out, other, step.otherwise, "else", now)
+        if gone:
+            out.moves.append((None, gone))  # their journey is over: no execution for that
         return out
 
     def _engagement(

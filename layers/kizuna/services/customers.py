@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from kizuna.delivery.ledger import NOT_DELIVERED_REASON, NOT_DELIVERED_STAMPS, WITHHELD_AT
 from kizuna.delivery.policy import address_for, channel_block, suppression_for
 from kizuna.delivery.why import explain
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import Customer, UnreadableCustomer
 from kizuna.domain.privacy import mask, mask_attribute
 from kizuna.domain.timestamps import parse_time
 from kizuna.events.custom import Vocabulary, counter_view, vocabulary
@@ -559,8 +559,11 @@ class CustomerLookup:
     ) -> TimelinePage | None:
         """None for a customer Kizuna does not hold; :class:`InvalidPageToken` for a bad token."""
         after = decode_token(next_token) if next_token is not None else None
-        if self.store.get_customer(customer_id) is None:
-            return None
+        try:
+            if self.store.get_customer(customer_id) is None:
+                return None
+        except UnreadableCustomer:
+            pass  # held, though this version cannot read the item: its rows still read
         rows = self.store.activity(customer_id)
         return timeline_page(
             rows,

@@ -24,7 +24,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kizuna.domain.customer import UnreadableCustomer
 from kizuna.events import DERIVED_MODELS, InboundDetail
 from kizuna.events.custom import BUILTIN, Vocabulary, vocabulary
 from kizuna.events.envelope import (
@@ -120,10 +119,8 @@ class EvaluateService:
             failed |= {order[n] for n in result.deferred}
             failed |= {
                 order[n]
-                for n in result.unreadable
-                if self.failures.retry(
-                    records[order[n]], UnreadableCustomer(events[order[n]].customer_id or "")
-                )
+                for n, error in result.unreadable.items()
+                if self.failures.retry(records[order[n]], error)
             }
         return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed)]}
 

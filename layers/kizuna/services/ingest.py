@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kizuna.delivery.coupons import Redemption
 from kizuna.delivery.tags import parse_message_ref
-from kizuna.domain.customer import Customer, UnreadableCustomer, unreadable_of
+from kizuna.domain.customer import Customer, unreadable_error, unreadable_of
 from kizuna.domain.ingest import Applied, HistoryNeeded, apply_events, facts_from_activity
 from kizuna.domain.privacy import ErasureReport
 from kizuna.domain.timestamps import iso
@@ -107,7 +107,7 @@ def apply_to_customers(
     first: dict[str, Applied] = {}
     for cid, events in by_customer.items():
         if cid in unreadable:
-            out[cid] = UnreadableCustomer(cid)
+            out[cid] = unreadable_error(current, cid)
             continue
         if cid in erased:
             stats.dropped_erased += len(events)

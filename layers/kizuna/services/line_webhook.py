@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import Customer, unreadable_of
 from kizuna.domain.loyalty import address_hash
 from kizuna.events import Channel, ConsentChanged, ConsentStatus, LineLinked
 from kizuna.ports import Inbound
@@ -248,8 +248,10 @@ class LineWebhookService:
             if customer_id is None:
                 logger.warning("line account link refused", reason="nonce")
                 return []
-            if not self.store.get_customers([customer_id]):
-                return []  # a nonce never creates a customer
+            found = self.store.get_customers([customer_id], unreadable_ok=True)
+            if not found and customer_id not in unreadable_of(found):
+                return []  # a nonce never creates a customer (an unreadable one: ingest
+                # holds the link, retried then dead-lettered, until the item is fixed)
             try:
                 return [LineLinked(customer_id=customer_id, occurred_at=at, line_user_id=user)]
             except ValueError:
@@ -270,8 +272,12 @@ class LineWebhookService:
         """The customers holding ``line_user_id`` now, in id order (read consistently: the
         index is eventually consistent, the item is the truth)."""
         found = self.store.customers_by_line_user(address_hash(line_user_id))
-        customers = self.store.get_customers(found)
-        return sorted(c.customer_id for c in customers.values() if c.line_user_id == line_user_id)
+        customers = self.store.get_customers(found, unreadable_ok=True)
+        holders = {c.customer_id for c in customers.values() if c.line_user_id == line_user_id}
+        # one whose item this version cannot read, as the index names them: their change
+        # goes to ingest, which holds it (retried, then dead-lettered) until the item is
+        # fixed; the other holders' and the body's other events are applied
+        return sorted(holders | unreadable_of(customers))
 
 
 # LINE's webhook timestamps are milliseconds since the epoch; one outside these bounds is

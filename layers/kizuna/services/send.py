@@ -340,8 +340,7 @@ class SendService:
         }
         unreadable = unreadable_of(customers)
         return [
-            # a customer item this version cannot read fails that customer's message alone
-            self._final(req, now, token, "failed", None, UNREADABLE_CUSTOMER)
+            self._unreadable(req, reached.get(_key(req)), now, token)
             if req.customer_id in unreadable
             else self._plan(
                 req,
@@ -355,6 +354,17 @@ class SendService:
             )
             for req in reqs
         ]
+
+    def _unreadable(
+        self, req: SendRequest, goal_reached: datetime | None, now: datetime, token: str
+    ) -> _Plan:
+        """A customer whose item this version cannot read: their message alone fails; one
+        who reached the goal leaves, as ever (that needs no customer item)."""
+        if goal_reached is not None:
+            return self._final(
+                req, now, token, "exit", None, "goal_reached", goal_reached_at=iso(goal_reached)
+            )
+        return self._final(req, now, token, "failed", None, UNREADABLE_CUSTOMER)
 
     def _contended(self, req: SendRequest, now: datetime, token: str) -> _Plan:
         """Deferred: the customer's CONTACT item kept changing under the claim."""

@@ -22,7 +22,7 @@ from kizuna.delivery.channels import DeliveryError, OutboundMessage, report_dead
 from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
 from kizuna.delivery.policy import Outcome, decide
 from kizuna.delivery.templates import RenderError, build_context
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer, unreadable_of
 from kizuna.domain.timestamps import epoch_seconds, iso
 from kizuna.ports import Claim
 from kizuna.runtime.observability import logger
@@ -77,6 +77,14 @@ class TransactionalService:
         if bound != req.request_hash:
             return _conflict(req)
         customers, _, _ = s.store.read_send_state([req.customer_id], None)
+        if req.customer_id in unreadable_of(customers):
+            # never "unknown customer" for an item this version cannot read: failed, with
+            # that reason, and nothing recorded, so the caller's retry with the same key
+            # sends once the item is fixed
+            logger.warning("transactional message not sent", reason=UNREADABLE_CUSTOMER)
+            return TransactionalResponse(
+                status="failed", message_id=req.execution, reason=UNREADABLE_CUSTOMER
+            )
         customer = customers.get(req.customer_id)
         token = uuid.uuid4().hex
         entry, message = self._plan(req, customer, now)

@@ -307,3 +307,27 @@ def test_a_channel_the_template_lacks_is_passed_over_or_refused(world: World) ->
     body = answer.json()
     assert body["status"] == "sent" and body["channel"] == "email"
     assert body["skipped"] == [{"channel": "line", "reason": "no_template"}]
+
+
+def test_a_customer_item_this_version_cannot_read_fails_and_a_retry_sends_once_fixed(
+    world: World,
+) -> None:
+    # given: c1's item edited by hand to a value this version refuses
+    world.store._customers.update_item(
+        Key={"customer_id": "c1"},
+        UpdateExpression="SET order_count = :x",
+        ExpressionAttributeValues={":x": "many"},
+    )
+    body = world.post(confirmation()).json()
+    # then: failed with the reason (never "unknown customer"), nothing sent or recorded
+    assert (body["status"], body["reason"]) == ("failed", "unreadable_customer")
+    assert world.email.sent == [] and world.ledger(body["message_id"]) == {}
+    # when: the item is fixed and the caller retries with the same key: sent, once
+    world.store._customers.update_item(
+        Key={"customer_id": "c1"},
+        UpdateExpression="SET order_count = :x",
+        ExpressionAttributeValues={":x": 0},
+    )
+    again = world.post(confirmation()).json()
+    assert again["status"] == "sent" and len(world.email.sent) == 1
+    assert world.post(confirmation()).json() == again and len(world.email.sent) == 1

@@ -7,6 +7,7 @@ recipient of the campaign batch and every event of the ingest batch."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from bench.common import create_kizuna_tables
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.campaigns.loader import parse_campaign
 from kizuna.domain.customer import UnreadableCustomer
+from kizuna.programs.journeys import JourneyState
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.campaign import CampaignService
@@ -80,6 +82,21 @@ def test_a_send_group_sends_to_the_others_and_fails_the_unreadable_one_alone(
     # a retried invocation (the same group again) sends nothing twice
     again = svc.send_many([journey_send(cid, f"ex-{cid}") for cid in ("c1", "c2", "c3")])
     assert [a.status for a in again] == ["sent", "failed", "sent"] and len(email.sent) == 2
+
+
+def test_an_unreadable_customer_who_reached_the_goal_leaves_as_ever(store: DynamoStore) -> None:
+    # the goal is on the journey state, not the customer item: they leave, not fail
+    state = JourneyState(
+        customer_id="c2",
+        program="second-purchase-coupon",
+        entries=1,
+        last_entry_at=NOON - timedelta(days=1),
+        goal_reached_at=NOON - timedelta(hours=2),
+    )
+    assert store.save_journey(state, None)
+    svc = send_service(store, {"email": Email()}, FixedClock(NOON))
+    (answer,) = svc.send_many([journey_send("c2", "ex-c2")])
+    assert (answer.status, answer.reason) == ("exit", "goal_reached")
 
 
 def test_a_campaign_batch_sends_to_the_others_and_fails_the_unreadable_one_alone(

@@ -701,12 +701,13 @@ def test_sent_by_the_fallback_names_the_channels_passed_over() -> None:
             "分岐 check: else 側へ: 顧客が見つかりません。",
         ),
         (
-            {"kind": "STEP", "step": "check", "decision": "else", "reason": "unreadable_customer"},
+            {"kind": "STEP", "step": "check", "decision": "exit", "reason": "unreadable_customer"},
             "step",
-            "else",
-            "Branch check: the other side (else): this version cannot read the customer's "
-            "stored record.",
-            "分岐 check: else 側へ: このバージョンでは顧客の保存データを読み取れません。",
+            "exit",
+            "Branch check: left the journey: this version of Kizuna cannot read the customer's "
+            "stored record (neither side decided without it).",
+            "分岐 check: ジャーニーを終了: このバージョンの Kizuna では顧客の保存データを"
+            "読み取れません (データなしでどちらの側にも進めません)。",
         ),
         (
             {"kind": "STEP", "step": "ab", "decision": "arm:b"},

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kizuna.delivery.policy import channel_block
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import Customer, Customers, UnreadableCustomer
 from kizuna.domain.ingest import apply_events
 from kizuna.domain.loyalty import address_hash
 from kizuna.events import ConsentChanged, InboundDetail, LineLinked, inbound_type
@@ -35,6 +35,7 @@ class Store:
     def __init__(self, customers: Sequence[Customer]) -> None:
         self.customers = {c.customer_id: c for c in customers}
         self.claims: set[str] = set()
+        self.unreadable: set[str] = set()  # items this version cannot read (as the adapter)
 
     def customers_by_line_user(self, line_user_hash: str) -> list[str]:
         return [
@@ -46,7 +47,15 @@ class Store:
     def get_customers(
         self, customer_ids: Sequence[str], *, unreadable_ok: bool = False
     ) -> dict[str, Customer]:
-        return {i: self.customers[i] for i in customer_ids if i in self.customers}
+        refused = {i: ("order_count",) for i in customer_ids if i in self.unreadable}
+        if refused and not unreadable_ok:
+            raise UnreadableCustomer(next(iter(refused)), ("order_count",))
+        found = {
+            i: self.customers[i]
+            for i in customer_ids
+            if i in self.customers and i not in self.unreadable
+        }
+        return Customers(found, refused)
 
     def claim_webhook_event(self, event_id: str, expires_at: datetime) -> bool:
         if event_id in self.claims:
@@ -178,6 +187,26 @@ def test_a_block_opts_out_every_customer_holding_the_line_user() -> None:
     bus.details.clear()
     service.handle(request([webhook_event("follow", event_id="01EVT2")]))
     assert sorted(d.customer_id for d in bus.details) == ["c-new", "c-old"]
+
+
+def test_a_holder_whose_item_cannot_be_read_stops_nothing_else_in_the_body() -> None:
+    """One holder's item this version cannot read: the body's events all apply (the
+    unreadable holder's change goes to ingest, which holds it until the item is fixed),
+    and an account link for such a customer is passed on too, never taken as unknown."""
+    old, new = (Customer(customer_id=c, line_user_id=USER) for c in ("c-old", "c-new"))
+    other = Customer(customer_id="c3", line_user_id=OTHER)
+    service, bus, store = world(old, new, other)
+    store.unreadable.add("c-old")
+    events = [webhook_event("unfollow"), webhook_event("unfollow", OTHER, "01EVT2")]
+    assert service.handle(request(events))["statusCode"] == 200
+    assert sorted(d.customer_id for d in bus.details) == ["c-new", "c-old", "c3"]
+    bus.details.clear()
+    store.unreadable.add("c9")
+    store.customers["c9"] = Customer(customer_id="c9")
+    nonce = link_nonce(NONCE_KEY, "c9", NOW - timedelta(minutes=2))
+    link = webhook_event("accountLink", event_id="01EVT3", link={"result": "ok", "nonce": nonce})
+    assert service.handle(request([link]))["statusCode"] == 200
+    assert [d.customer_id for d in bus.details] == ["c9"]
 
 
 def test_a_put_failing_for_one_holder_is_redelivered_for_all() -> None:
