@@ -128,6 +128,15 @@ def test_the_last_check_is_asked_only_of_a_channel_that_passed_the_others() -> N
     assert d.skipped == (("push", "no_consent"), ("sms", "suppressed_opt_out"))
 
 
+def test_a_contact_entry_that_is_not_a_time_is_stale_not_a_failed_send() -> None:
+    """No version writes one (a hand edit): it raised, failing every send group and campaign
+    batch that held the customer; it is removed by the next note instead."""
+    sent = {"ex-1#coupon": "2026-01-05T01:00:00.000000Z", "typo": "yesterday", "n": "12"}
+    times, stale = contact_times(sent, NOON_TOKYO)
+    assert times == [datetime(2026, 1, 5, 1, 0, tzinfo=UTC)]
+    assert stale == ["n", "typo"]
+
+
 def test_the_contact_item_gives_the_caps_their_times_and_names_its_stale_keys() -> None:
     # given a CONTACT item with a journey message, a campaign and a send a week old
     sent = {

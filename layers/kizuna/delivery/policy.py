@@ -251,7 +251,11 @@ def contact_times(
     for key, at in sent.items():
         if key == own:
             continue
-        t = parse_time(str(at))
+        try:
+            t = parse_time(str(at))
+        except ValueError:  # not a time (no version writes one: a hand edit): removed by
+            stale.append(key)  # the next note, never failing every send to the customer
+            continue
         if t > horizon:
             times.append(t)
         else:
