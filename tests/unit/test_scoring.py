@@ -394,3 +394,26 @@ def test_a_run_started_as_of_an_earlier_instant_scores_as_of_it_never_later() ->
         first({"as_of": "2026-01-01T00:00:00"})
     with pytest.raises(ValidationError):
         first({"asof": earlier.isoformat()})
+
+
+def test_a_late_event_after_the_run_does_not_bring_back_the_rank_it_took() -> None:
+    """The daily run drops a customer a rank (their order left the window an hour ago);
+    an event stamped before the run arrives after it (a bank-transfer order confirmed late,
+    an offline app's sync, a redriven letter): the fold is not put back in time, so the lost
+    rank does not return, nor a rank-up congratulation for it."""
+    from kizuna.scoring.job import events_for, rescore
+
+    silver = customer("c1", order("c1", "o1", 60000, T0))
+    assert silver.rank == "Silver"
+    as_of = T0 + days(365) + timedelta(hours=1)
+    empty = RfmInputs(np.array([]), np.array([]), np.array([]))
+    (scored,) = rescore([silver], boundaries(empty, CFG.scoring), CFG, as_of)
+    assert scored.rank == "Bronze"
+    assert "customer.rank_changed" in [
+        e.detail_type for e in events_for(silver, scored, CFG, as_of)
+    ]
+    late = upsert("c1", T0 + days(365) - timedelta(hours=1), "ev-late", region="Kanto")
+    applied = apply_events(scored, [parsed(late)], CFG, as_of + timedelta(minutes=5))
+    assert applied.customer.rank == "Bronze" and applied.customer.region == "Kanto"
+    assert applied.derived == []
+    assert applied.customer.points_balance == scored.points_balance  # expired stay expired

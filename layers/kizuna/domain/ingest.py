@@ -976,6 +976,16 @@ def apply_events(
                 result.refused[ev.event_id] = refused.reason
                 continue
             as_of = after.last_event_at
+            if (
+                before.as_of is not None
+                and not beyond(before.as_of, horizon)  # (a poisoned 2999 is not kept)
+                and (as_of is None or as_of < before.as_of)
+            ):
+                # never back in time: a late event (a bank-transfer order confirmed days
+                # later, an offline app's sync, a redriven letter) must not undo what a
+                # fold as of a later instant settled (the scoring run's lost rank, expired
+                # points) and announce a rank-up the customer no longer has
+                as_of = before.as_of
             after = recompute(after, cfg.loyalty, horizon if beyond(as_of, horizon) else as_of)
             if after.cart_open_at != before.cart_open_at:
                 after.cart_open_seen_at = now if after.cart_open_at is not None else None
