@@ -175,6 +175,14 @@ def test_every_event_is_applied_or_dead_lettered_and_touches_only_its_customer(
                 assert letters[mid].reason.strip()
                 assert letters[mid].error_type == "InvalidEvent"
                 continue
+        if (
+            event.detail_type == "order.placed"
+            and event.detail.currency != KizunaConfig().loyalty.currency  # type: ignore[attr-defined]
+        ):
+            # the configuration's contract: points and spend count the shop's one currency
+            assert mid in letters, f"{mid} is an order in another currency, not refused"
+            assert letters[mid].error_type == "InvalidEvent"
+            continue
         if mid in letters:  # valid, but could not be applied: kept with the reason
             assert letters[mid].reason.strip()
             assert letters[mid].error_type not in ("InvalidEnvelope", "InvalidEvent")

@@ -143,3 +143,19 @@ def test_an_opt_out_wins_over_an_opt_in_given_at_the_same_instant() -> None:
     for first, second in (("opted_in", "opted_out"), ("opted_out", "opted_in")):
         c, _ = run(consent(first, "e1"), consent(second, "e2"))
         assert c.consent["email"].status == "opted_out"
+
+
+def test_an_order_in_another_currency_is_refused_not_counted_at_the_shops_rate() -> None:
+    """Points, ranks, spend and RFM count one currency (``loyalty.currency``): a $1,000
+    order earned what ¥1,000 earns and added 1,000 "yen" of spend."""
+    dollars = order("c1", "o1", "1000", T0)
+    dollars["detail"]["currency"] = "USD"
+    applied = apply_events(Customer(customer_id="c1"), [parsed(dollars)], CFG, T0)
+    (reason,) = applied.refused.values()
+    assert "detail.currency" in reason and "USD" in reason and "JPY" in reason
+    c = applied.customer
+    assert (c.order_count, c.points_balance, c.lifetime_value) == (0, 0, 0)
+    # a shop that counts in dollars takes it
+    usd = KizunaConfig(loyalty=LoyaltyConfig(currency="USD"))
+    counted = apply_events(Customer(customer_id="c1"), [parsed(dollars)], usd, T0)
+    assert counted.refused == {} and counted.customer.order_count == 1

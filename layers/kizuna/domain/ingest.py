@@ -175,6 +175,14 @@ def _apply_facts(
     by a rebuild: those orders were counted when they were first folded). ``now``: the
     receiver's clock (see :func:`kizuna.domain.behaviour.count_occurrence`)."""
     vocab = vocab or vocabulary(cfg)
+    d = ev.detail
+    if count and isinstance(d, OrderPlaced) and d.currency != cfg.loyalty.currency:
+        # points, ranks, spend and the RFM scores count one currency: an order in another
+        # would earn at this one's rate (a dollar counted as a yen); refused, dead-lettered
+        raise EventRefused(
+            f"order.placed: detail.currency: {d.currency} is not the shop's order currency "
+            f"({cfg.loyalty.currency}, loyalty.currency); convert the total before sending it"
+        )
     windows = vocab.windows.get(ev.detail_type) if count else None
     new = windows is not None and _new_occurrence(c, ev)
     items = _change_facts(c, ev, cfg, vocab, horizon)

@@ -327,7 +327,10 @@ class OrderPlaced(InboundDetail):
     order_id: Identifier
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=500)
     total: Money
-    currency: CurrencyCode
+    currency: CurrencyCode = Field(
+        description="The shop's order currency (loyalty.currency): an order in another is "
+        "refused and dead-lettered (points, ranks and spend count one currency)"
+    )
     channel: SalesChannel
     coupon_codes: tuple[CouponCode, ...] = Field(
         default=(),

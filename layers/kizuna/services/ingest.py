@@ -208,7 +208,7 @@ def _save(
             base = customer or Customer(customer_id=cid)
             applied = _fold(store, base, events, cfg, now, bulk, horizon, vocab)
             store.put_activity(applied.activity)
-        if not applied.changed and customer is not None:
+        if not applied.changed:  # (a new customer whose every event was refused: not created)
             return applied
         try:
             store.save_customer(
