@@ -109,3 +109,15 @@ def test_concurrent_writer_is_retried_not_lost() -> None:
     svc.process_batch(sqs_event(sqs_record(order("c1", "o1", 30000, T0), "m1")))
     assert store.customers["c1"].order_count == 1
     assert svc.stats.conflicts == 1
+
+
+def test_an_event_the_state_refuses_creates_no_customer() -> None:
+    """A new customer's only event refused by the state (an order in another currency):
+    dead-lettered with the reason, and no empty customer item written under the id."""
+    svc, store, _, dlq = service()
+    dollars = order("c2", "o1", 1000, T0)
+    dollars["detail"]["currency"] = "USD"
+    assert svc.process_batch(sqs_event(sqs_record(dollars, "m1"))) == {"batchItemFailures": []}
+    assert "c2" not in store.customers
+    ((mid, kind, reason),) = [(d.message_id, d.error_type, d.reason) for d in dlq.letters]
+    assert (mid, kind) == ("m1", "InvalidEvent") and "loyalty.currency" in reason
