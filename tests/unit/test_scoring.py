@@ -417,3 +417,15 @@ def test_a_late_event_after_the_run_does_not_bring_back_the_rank_it_took() -> No
     assert applied.customer.rank == "Bronze" and applied.customer.region == "Kanto"
     assert applied.derived == []
     assert applied.customer.points_balance == scored.points_balance  # expired stay expired
+
+
+def test_a_scoring_window_longer_than_the_kept_history_is_refused() -> None:
+    """A settled customer item keeps per-day order totals for the longer of the rank window
+    and a year: a two-year RFM window counted a heavy buyer's orders only partly."""
+    from kizuna.runtime.config import LoyaltyConfig
+
+    with pytest.raises(ValidationError, match=r"scoring\.window_days"):
+        KizunaConfig(scoring=ScoringConfig(window_days=730))
+    # kept for two years when the rank window is two years
+    longer = LoyaltyConfig(rank_window_days=730)
+    assert KizunaConfig(loyalty=longer, scoring=ScoringConfig(window_days=730))

@@ -787,6 +787,20 @@ class KizunaConfig(BaseModel):
     preferences: PreferencesConfig = PreferencesConfig()
     tracked_links: TrackedLinksConfig = TrackedLinksConfig()
 
+    @model_validator(mode="after")
+    def _scoring_window_kept(self) -> KizunaConfig:
+        # a settled customer item keeps per-day order totals for the longer of the rank
+        # window and a year (kizuna.domain.loyalty.settle): a longer RFM window would count
+        # a heavy buyer's settled orders only partly (lower F and M scores)
+        kept = max(self.loyalty.rank_window_days, 365)
+        if self.scoring.window_days > kept:
+            raise ValueError(
+                f"scoring.window_days ({self.scoring.window_days}) is longer than the order "
+                f"history a customer item keeps ({kept} days: the longer of "
+                "loyalty.rank_window_days and 365)"
+            )
+        return self
+
 
 # A configuration reaches each function in its ``KIZUNA_CONFIG`` environment variable, and
 # AWS caps a function's whole environment at 4 KB: a large one (a migrated project's declared
