@@ -159,3 +159,24 @@ def test_an_order_in_another_currency_is_refused_not_counted_at_the_shops_rate()
     usd = KizunaConfig(loyalty=LoyaltyConfig(currency="USD"))
     counted = apply_events(Customer(customer_id="c1"), [parsed(dollars)], usd, T0)
     assert counted.refused == {} and counted.customer.order_count == 1
+
+
+def test_an_adjustment_retried_with_a_later_time_after_it_settled_counts_once() -> None:
+    """A producer retries ``points.adjusted`` under a new event id and time after the
+    adjustment has settled (the 41st later one settles the first): it was counted twice,
+    and a later rebuild from the fact log silently took the points back."""
+    from datetime import timedelta
+
+    c = Customer(customer_id="c1")
+    for i in range(41):
+        grant = adjust("c1", f"a{i}", 10, T0 + timedelta(hours=i))
+        c = apply_events(c, [parsed(grant)], CFG, T0 + timedelta(hours=i)).customer
+    assert c.points_balance == 410 and "a0" not in c.adjustments  # a0 settled
+    retry = adjust("c1", "a0", 10, T0 + timedelta(hours=50))
+    retry["id"] = "ev-retry"
+    applied = apply_events(c, [parsed(retry)], CFG, T0 + timedelta(hours=50))
+    assert applied.customer.points_balance == 410
+    assert applied.activity == []  # no second POINTS row either
+    # a new adjustment still counts
+    fresh = adjust("c1", "a-new", 5, T0 + timedelta(hours=51))
+    assert apply_events(c, [parsed(fresh)], CFG, T0 + days(3)).customer.points_balance == 415

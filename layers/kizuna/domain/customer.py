@@ -16,6 +16,7 @@ what a late fact about a settled order is folded against (see docs/ARCHITECTURE.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -114,6 +115,17 @@ MAX_ADJUSTMENTS = 40  # point adjustments kept one by one
 MAX_PENDING_CANCELS = 20  # cancellations waiting for their order
 MAX_ORDER_PRODUCTS = 5  # product ids kept per order (the ORDER activity item has all lines)
 MAX_HISTORY_PRODUCTS = 100  # distinct products of settled orders (most recent kept)
+# digests of the most recently settled adjustments' ids a customer item keeps: a producer's
+# retry of one, stamped with its retry time, is recognised (it was counted twice)
+MAX_SETTLED_ADJUSTMENT_IDS = 100
+
+
+def adjustment_digest(adjustment_id: str) -> str:
+    """A settled adjustment's id as :attr:`SettledHistory.adjustment_ids` keeps it (16 hex
+    characters of its SHA-256: bounded whatever the producer's id)."""
+    return hashlib.sha256(adjustment_id.encode()).hexdigest()[:16]
+
+
 MAX_LOTS = 400  # points lots carried over a settlement (one a day suffices for 1 year)
 PROCESSED_BUDGET = 24_000  # serialized bytes of idempotency records with derived events
 SEEN_BUDGET = 8_000  # serialized bytes of records of events that derived nothing
@@ -340,6 +352,14 @@ class SettledHistory(_Model):
     lots: dict[str, int] = Field(default_factory=dict)
     days: dict[str, tuple[int, Decimal, int]] = Field(default_factory=dict)
     products: tuple[str, ...] = ()
+    # digests of the last MAX_SETTLED_ADJUSTMENT_IDS settled adjustments' ids, oldest first
+    adjustment_ids: tuple[str, ...] = ()
+
+    def settled_adjustment_id(self, adjustment_id: str) -> bool:
+        """Was an adjustment of this id settled (recently enough to be remembered)?"""
+        return bool(self.adjustment_ids) and adjustment_digest(adjustment_id) in set(
+            self.adjustment_ids
+        )
 
     def settled_order(self, at: datetime | None, order_id: str) -> bool:
         """Would an order at ``at`` be before the checkpoint (already summarised)?"""

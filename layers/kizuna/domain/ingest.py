@@ -451,8 +451,8 @@ def _change_facts(
                 )
             ]
         case PointsAdjusted():
-            if d.adjustment_id in c.adjustments:
-                return []
+            if d.adjustment_id in c.adjustments or c.history.settled_adjustment_id(d.adjustment_id):
+                return []  # this adjustment already (its retry may carry a later time)
             c.adjustments[d.adjustment_id] = AdjustmentFact(at=at, delta=d.delta, reason=d.reason)
             adjustment_row = ActivityItem(
                 customer_id=cid,
@@ -729,8 +729,10 @@ def needs_history(customer: Customer, events: Sequence[ParsedEvent]) -> bool:
         elif isinstance(d, OrderCancelled):
             late = d.order_id not in customer.orders
         elif isinstance(d, PointsAdjusted):
-            late = d.adjustment_id not in customer.adjustments and history.settled_adjustment(
-                d.occurred_at
+            late = (
+                d.adjustment_id not in customer.adjustments
+                and not history.settled_adjustment_id(d.adjustment_id)
+                and history.settled_adjustment(d.occurred_at)
             )
         else:
             late = False

@@ -19,10 +19,12 @@ from kizuna.domain.customer import (
     MAX_LOTS,
     MAX_ORDERS,
     MAX_PENDING_CANCELS,
+    MAX_SETTLED_ADJUSTMENT_IDS,
     Customer,
     OrderFact,
     PointsLot,
     SettledHistory,
+    adjustment_digest,
 )
 from kizuna.domain.shards import shard_of
 from kizuna.domain.timestamps import iso, parse_time
@@ -327,6 +329,13 @@ def settle(
         lots=_carry(replay.lots, cut[0]),
         days=days,
         products=tuple(products)[-MAX_HISTORY_PRODUCTS:],
+        adjustment_ids=(
+            *history.adjustment_ids,
+            *(
+                adjustment_digest(aid)
+                for aid in sorted(settled_adj, key=lambda aid: customer.adjustments[aid].at)
+            ),
+        )[-MAX_SETTLED_ADJUSTMENT_IDS:],
     )
     gone = set(settled)
     return customer.model_copy(
