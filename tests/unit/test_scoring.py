@@ -429,3 +429,48 @@ def test_a_scoring_window_longer_than_the_kept_history_is_refused() -> None:
     # kept for two years when the rank window is two years
     longer = LoyaltyConfig(rank_window_days=730)
     assert KizunaConfig(loyalty=longer, scoring=ScoringConfig(window_days=730))
+
+
+def test_a_late_order_before_the_settlement_checkpoint_does_not_bring_back_the_rank() -> None:
+    """The same as above for an order older than the settled history (rebuilt from the fact
+    log): the rebuild is computed as of the run's instant too, not the last event's."""
+    from kizuna.domain.ingest import needs_history
+    from kizuna.scoring.job import rescore
+
+    old, silver = order("c1", "o0", 1000, T0 - days(3 * 365)), order("c1", "o1", 60000, T0)
+    settled = customer("c1", old, silver)
+    assert settled.rank == "Silver" and settled.history.before_at is not None
+    as_of = T0 + days(365) + timedelta(hours=1)
+    empty = RfmInputs(np.array([]), np.array([]), np.array([]))
+    (scored,) = rescore([settled], boundaries(empty, CFG.scoring), CFG, as_of)
+    assert scored.rank == "Bronze"
+    late = parsed(order("c1", "o-late", 500, T0 - days(1000)))
+    assert needs_history(scored, [late])
+    applied = apply_events(
+        scored, [late], CFG, as_of + timedelta(minutes=5), log=[parsed(old), parsed(silver)]
+    )
+    assert applied.customer.order_count == 3 and applied.refused == {}
+    assert applied.customer.rank == "Bronze"
+    assert "customer.rank_changed" not in [e.detail_type for e in applied.derived]
+
+
+def test_a_late_order_the_state_refuses_is_refused_alone_in_a_rebuild() -> None:
+    """A late order before the settlement checkpoint in another currency is refused with
+    its reason (dead-lettered by ingest), the other events of the batch applied; it did
+    not raise out of the whole batch."""
+    from kizuna.domain.ingest import needs_history
+
+    old, recent = order("c1", "o0", 1000, T0 - days(3 * 365)), order("c1", "o1", 60000, T0)
+    settled = customer("c1", old, recent)
+    dollars = order("c1", "o-usd", 500, T0 - days(1000))
+    dollars["detail"]["currency"] = "USD"
+    late = parsed(dollars)
+    assert needs_history(settled, [late])
+    other = parsed(upsert("c1", T0 + days(1), "ev-region", region="Kanto"))
+    applied = apply_events(
+        settled, [late, other], CFG, T0 + days(1), log=[parsed(old), parsed(recent)]
+    )
+    assert list(applied.refused) == [late.event_id]
+    assert "loyalty.currency" in applied.refused[late.event_id]
+    assert applied.customer.region == "Kanto" and applied.customer.order_count == 2
+    assert late.event_id not in applied.customer.processed

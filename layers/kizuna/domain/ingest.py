@@ -825,6 +825,26 @@ def _fork(c: Customer) -> Customer:
     )
 
 
+def _fold_as_of(before: Customer, after: Customer, horizon: datetime | None) -> datetime | None:
+    """The instant ``after`` (``before`` with events applied) is computed as of: its latest
+    event, never earlier than the instant ``before`` was computed as of, never beyond
+    ``horizon``.
+
+    Never back in time: a late event (a bank-transfer order confirmed days later, an
+    offline app's sync, a redriven letter, an order before the settlement checkpoint) must
+    not undo what a fold as of a later instant settled (the scoring run's lost rank,
+    expired points) and announce a rank-up the customer no longer has. A stored ``as_of``
+    beyond ``horizon`` (a poisoned 2999) is not kept."""
+    as_of = after.last_event_at
+    if (
+        before.as_of is not None
+        and not beyond(before.as_of, horizon)
+        and (as_of is None or as_of < before.as_of)
+    ):
+        as_of = before.as_of
+    return horizon if beyond(as_of, horizon) else as_of
+
+
 def _apply_late(
     base: Customer,
     late: list[ParsedEvent],
@@ -833,9 +853,12 @@ def _apply_late(
     result: Applied,
     bulk: bool,
     vocab: Vocabulary,
+    horizon: datetime | None,
 ) -> Customer:
     """Fold events about settled facts into ``base`` (rebuilt from the fact log, every fact
-    one by one) at once: one recompute for all of them, however long the history."""
+    one by one) at once: one recompute for all of them, however long the history, as of
+    the same instant the live path would (:func:`_fold_as_of`). An event the state refuses
+    (:class:`EventRefused`) is not applied: it is in ``result.refused``."""
     state = _fork(base)
     activity: list[ActivityItem] = []
     fresh: list[ParsedEvent] = []
@@ -845,9 +868,15 @@ def _apply_late(
             result.derived_by_event[ev.event_id] = restore_derived(record, ev)
             result.derived += result.derived_by_event[ev.event_id]
             continue
-        activity += _apply_facts(state, ev, cfg, vocab=vocab, now=now)
+        trial = _fork(state)
+        try:
+            activity += _apply_facts(trial, ev, cfg, horizon, vocab=vocab, now=now)
+        except EventRefused as refused:  # (a late order in another currency): not applied
+            result.refused[ev.event_id] = refused.reason
+            continue
+        state = trial
         fresh.append(ev)
-    state = recompute(state, cfg.loyalty)
+    state = recompute(state, cfg.loyalty, _fold_as_of(base, state, horizon))
     result.activity += _with_ledger(_with_points(activity, base, state), state, cfg)
     if fresh and not bulk:  # the state moved once for all of them: the last is the cause
         derived = _derive(base, state, fresh[-1], cfg, news=False)
@@ -956,7 +985,7 @@ def apply_events(
         late = [ev for ev in events if needs_history(customer, [ev])]
         events = [ev for ev in events if not needs_history(customer, [ev])]
         rebuilt = _rebuilt(customer, log, cfg, vocab)
-        state = _apply_late(rebuilt, late, cfg, now, result, bulk, vocab)
+        state = _apply_late(rebuilt, late, cfg, now, result, bulk, vocab, horizon)
         state = settle(state, cfg.loyalty, limit=_earliest_touched(state, events))
     elif needs_history(customer, events):
         raise HistoryNeeded(customer.customer_id)
@@ -985,18 +1014,7 @@ def apply_events(
             except EventRefused as refused:
                 result.refused[ev.event_id] = refused.reason
                 continue
-            as_of = after.last_event_at
-            if (
-                before.as_of is not None
-                and not beyond(before.as_of, horizon)  # (a poisoned 2999 is not kept)
-                and (as_of is None or as_of < before.as_of)
-            ):
-                # never back in time: a late event (a bank-transfer order confirmed days
-                # later, an offline app's sync, a redriven letter) must not undo what a
-                # fold as of a later instant settled (the scoring run's lost rank, expired
-                # points) and announce a rank-up the customer no longer has
-                as_of = before.as_of
-            after = recompute(after, cfg.loyalty, horizon if beyond(as_of, horizon) else as_of)
+            after = recompute(after, cfg.loyalty, _fold_as_of(before, after, horizon))
             if after.cart_open_at != before.cart_open_at:
                 after.cart_open_seen_at = now if after.cart_open_at is not None else None
             derived = _derive(before, after, ev, cfg)
