@@ -148,3 +148,30 @@ def test_suppressions_of_two_addresses_in_any_order_give_the_same_state(
     one, other = fold([complaint, bounce]), fold([bounce, complaint])
     assert one.derived_view() == other.derived_view()
     assert len(one.suppressed_addresses["email"]) == 2
+
+
+def test_a_losing_resend_of_an_order_does_not_overwrite_its_row() -> None:
+    """An order sent again at the same time with other content (a corrected total): one
+    version wins in the state whatever the arrival order, and the ORDER row (the fact log a
+    rebuild reads, the reports' order) holds the same version: the losing send, arriving
+    second, wrote its row over the winner's."""
+    at = T0.isoformat()
+
+    def placed(total: int, event_id: str) -> dict[str, Any]:
+        line = {"product_id": "p", "quantity": 1, "unit_price": str(total)}
+        fields = {"order_id": "o1", "total": str(total), "currency": "JPY", "channel": "web"}
+        detail = {"customer_id": "c1", "occurred_at": at, **fields, "lines": [line]}
+        return envelope("order.placed", detail, event_id)
+
+    sends = [placed(1000, "e-a"), placed(2000, "e-b")]
+    totals = set()
+    for arrival in (sends, sends[::-1]):
+        customer, rows = Customer(customer_id="c1"), {}
+        for raw in arrival:
+            applied = apply_events(customer, [parse_inbound(raw)], CFG, T0)
+            customer = applied.customer
+            rows.update({row.sk: row for row in applied.activity if row.kind == "ORDER"})
+        (row,) = rows.values()
+        assert row.data["total"] == customer.orders["o1"].total
+        totals.add(customer.orders["o1"].total)
+    assert len(totals) == 1

@@ -408,19 +408,23 @@ def _change_facts(
             st = stamp(at, (d.total, d.currency, d.channel, d.lines))
             if order.placed and order.stamp == st:
                 return []  # folded already: its row was written before the state
-            if not order.placed or _newer(order.stamp, st, horizon):
-                products = tuple(dict.fromkeys(line.product_id for line in d.lines))
-                c.orders[d.order_id] = order.model_copy(
-                    update={
-                        "placed": True,
-                        "at": at,
-                        "total": d.total,
-                        "currency": d.currency,
-                        "channel": d.channel,
-                        "products": products[:MAX_ORDER_PRODUCTS],
-                        "stamp": st,
-                    }
-                )
+            if order.placed and not _newer(order.stamp, st, horizon):
+                # a send of this order that loses to the one folded (same time, other
+                # content; or older): its row would overwrite the winner's (the fact log a
+                # rebuild reads, the reports' order) or add a second order
+                return []
+            products = tuple(dict.fromkeys(line.product_id for line in d.lines))
+            c.orders[d.order_id] = order.model_copy(
+                update={
+                    "placed": True,
+                    "at": at,
+                    "total": d.total,
+                    "currency": d.currency,
+                    "channel": d.channel,
+                    "products": products[:MAX_ORDER_PRODUCTS],
+                    "stamp": st,
+                }
+            )
             order_row = ActivityItem(
                 customer_id=cid,
                 kind="ORDER",
