@@ -180,3 +180,24 @@ def test_an_adjustment_retried_with_a_later_time_after_it_settled_counts_once() 
     # a new adjustment still counts
     fresh = adjust("c1", "a-new", 5, T0 + timedelta(hours=51))
     assert apply_events(c, [parsed(fresh)], CFG, T0 + days(3)).customer.points_balance == 415
+
+
+def test_short_rank_and_expiry_windows_keep_the_twelve_month_spend_exact() -> None:
+    """With a 30-day rank window and 30-day expiry the item settled orders 60 days old into
+    day totals, and the 12-month spend, still an instant-exact 365-day window, lost an order
+    of the day the window starts on: the checkpoint is never closer than 366 days."""
+    from datetime import timedelta
+
+    short = KizunaConfig.model_validate(
+        {"loyalty": {"rank_window_days": 30, "points_expiry_days": 30}}
+    )
+    raws = [order("c1", "ancient", 500, T0 - days(400))]
+    raws.append(order("c1", "o1", 1000, T0 + timedelta(hours=5)))  # 15:00 UTC on day 0
+    raws += [order("c1", f"m{k}", 100, T0 + days(30 * k)) for k in range(1, 13)]
+    raws.append(order("c1", "last", 2000, T0 + days(365) + timedelta(hours=2)))
+    customer = Customer(customer_id="c1")
+    for raw in raws:
+        customer = apply_events(customer, [parsed(raw)], short, T0 + days(366)).customer
+    # the window starts at 12:00 UTC on day 0: o1, at 15:00, is in it
+    assert customer.history.before_at is not None and "ancient" not in customer.orders
+    assert customer.spend_12m == 1000 + 12 * 100 + 2000

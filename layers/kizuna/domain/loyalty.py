@@ -254,25 +254,33 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
     )
 
 
+def settled_after_days(cfg: LoyaltyConfig) -> int:
+    """Days after which a fact can change nothing any more: the rank window plus the
+    points' life (a lot earned at the window's start), and never fewer than 366 (the
+    12-month spend is an instant-exact 365-day window; settled orders count in it by UTC
+    day)."""
+    return max(cfg.rank_window_days + cfg.points_expiry_days, 366)
+
+
 def settle(
     customer: Customer, cfg: LoyaltyConfig, limit: tuple[datetime, str] | None = None
 ) -> Customer:
     """Fold the facts the item no longer needs one by one into its settled history, so the
     item stays bounded whatever the number of orders.
 
-    The checkpoint moves to the later of: ``rank_window_days + points_expiry_days`` before
-    ``as_of`` (older facts can change neither the rank, the 12-month spend nor a live
-    lot), the MAX_ORDERS-th most recent order, the MAX_ADJUSTMENTS-th most recent
-    adjustment. It never moves back. The derived fields do not change (``recompute`` gives
-    the same result before and after), except that lots of one day are merged (earliest
-    expiry kept) when more than MAX_LOTS would be carried, and orders settled by the count
-    limits count in the rolling windows by their UTC day.
+    The checkpoint moves to the later of: :func:`settled_after_days` before ``as_of``
+    (older facts can change neither the rank, the 12-month spend nor a live lot), the
+    MAX_ORDERS-th most recent order, the MAX_ADJUSTMENTS-th most recent adjustment. It
+    never moves back. The derived fields do not change (``recompute`` gives the same result
+    before and after), except that lots of one day are merged (earliest expiry kept) when
+    more than MAX_LOTS would be carried, and orders settled by the count limits count in
+    the rolling windows by their UTC day.
     """
     as_of = customer.as_of or customer.last_event_at
     if as_of is None:
         return customer
     history = customer.history
-    horizon = as_of - timedelta(days=cfg.rank_window_days + cfg.points_expiry_days)
+    horizon = as_of - timedelta(days=settled_after_days(cfg))
     placed = sorted((o.at, oid) for oid, o in customer.orders.items() if o.placed and o.at)
     adjusted = sorted(a.at for a in customer.adjustments.values())
     cut: tuple[datetime, str] = (horizon, "")
