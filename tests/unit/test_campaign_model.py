@@ -368,3 +368,19 @@ def test_a_recurring_schedule_never_gets_a_start_scheduler_refuses() -> None:
         type="recurring", rate="rate(7 days)", start=start, end=start + timedelta(days=10)
     )
     assert scheduler_start(ended, later) is None  # its next run would be after its end
+
+
+@pytest.mark.parametrize("name", ["holdout", "global_control", "winner", "default"])
+def test_a_variant_cannot_take_the_name_of_an_arm_the_ledger_already_uses(name: str) -> None:
+    """A variant called ``holdout`` was counted as held out (never sent, its members
+    reported as the control), ``winner`` as the rest of a winner selection, ``default`` as
+    a campaign without variants."""
+    variants = [{"name": name, "weight": 50}, {"name": "b", "weight": 50}]
+    found = problems(raw(variants=variants))
+    assert any(name in p and "arm" in p for p in found), found
+    # (every arm name assign gives that is not a variant's is reserved)
+    from kizuna.campaigns.assign import DEFAULT_VARIANT
+    from kizuna.campaigns.model import RESERVED_VARIANT_NAMES
+    from kizuna.delivery.control import GLOBAL_CONTROL
+
+    assert {HOLDOUT, WINNER, DEFAULT_VARIANT, GLOBAL_CONTROL} == RESERVED_VARIANT_NAMES

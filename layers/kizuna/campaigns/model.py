@@ -159,12 +159,32 @@ Schedule = Annotated[
 ]
 
 
+# Arms a campaign's ledger and reports already name (kizuna.campaigns.assign): a variant of
+# one of these names would be counted as held out, or as the winner's rest, or mixed with
+# the arm of a campaign without variants.
+RESERVED_VARIANT_NAMES = frozenset({"holdout", "global_control", "winner", "default"})
+
+
 class Variant(_Strict):
-    name: VariantName
+    name: VariantName = Field(
+        description="a-z, 0-9, _ and -; not holdout, global_control, winner or default "
+        "(arms the ledger and reports already name)",
+        json_schema_extra={"not": {"enum": [*sorted(RESERVED_VARIANT_NAMES)]}},
+    )
     weight: WholeNumber = Field(ge=1, le=100)
     template: TemplateName | None = Field(
         default=None, description="the variant's template (default: the campaign's)"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED_VARIANT_NAMES:
+            raise ValueError(
+                f"variants: {v!r} is the name of an arm the ledger and reports already use "
+                f"({', '.join(sorted(RESERVED_VARIANT_NAMES))}); choose another"
+            )
+        return v
 
 
 # The longest a sequential winner keeps looking (winner.max_wait_hours): 14 days; and the
