@@ -985,3 +985,34 @@ def test_a_campaign_batch_crashing_after_the_provider_never_sends_again() -> Non
     # then: dispatched entries are never sent again
     assert retried.get("sent", 0) == 0 and retried["duplicate"] == sent
     assert len(w.channels["email"].sent) == sent
+
+
+def test_a_look_that_lost_the_race_answers_the_winner_recorded_first() -> None:
+    """Two choose_winner looks read the occurrence before either recorded a winner (a retry
+    beside the first): the second's different winner (more opens since) is refused and it
+    answers the first's, which the rest is sent."""
+    w = World(
+        n=40,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={"test_percent": 50, "metric": "open", "wait_hours": 2},
+    )
+    plan = w.start()
+    w.send_all(plan)
+    opened = (NOON + timedelta(hours=1)).isoformat()
+    for (_, _), entry in w.store.messages.items():
+        if entry.get("variant") == "b":
+            entry["open_at"] = opened
+    assert w.call(action="plan", after={"phase": "test", "pass": 0})["phase"] == "winner"
+    stale = w.campaigns.get_state
+    read_before = stale("sale", w.occurrence)
+    assert w.call(action="choose_winner") == {"winner": "b"}
+    # the racing look read the occurrence before b was recorded; since then, a opened more
+    for (_, _), entry in w.store.messages.items():
+        entry["open_at"] = opened if entry.get("variant") == "a" else None
+    w.campaigns.get_state = lambda *_: read_before  # type: ignore[method-assign]
+    try:
+        assert w.call(action="choose_winner") == {"winner": "b"}
+    finally:
+        w.campaigns.get_state = stale  # type: ignore[method-assign]
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and occ["winner"] == "b"

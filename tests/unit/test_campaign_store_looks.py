@@ -54,3 +54,18 @@ def test_first_occurrence_is_none_until_the_campaign_ran_and_ignores_the_definit
         first = store.first_occurrence("sale")
         assert first is not None
         assert (first["occurrence"], first["status"]) == ("20260105T0500Z", "running")
+
+
+def test_the_best_rules_winner_is_set_once() -> None:
+    """Two looks racing (a retried Lambda beside the first): the first winner stands, the
+    second is refused (it overwrote the first, after the rest may have been planned)."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "campaigns", "campaign_id", "sk")
+        store = CampaignStore(boto3.resource("dynamodb", region_name="us-east-1"), "campaigns")
+        assert not store.set_winner("sale", "o1", "b", "no occurrence")
+        assert store.start_occurrence("sale", "o1", AT, AT)
+        assert store.set_winner("sale", "o1", "b", "b: 12/20 opened")
+        assert not store.set_winner("sale", "o1", "a", "a: 13/20 opened")
+        occ = store.get_occurrence("sale", "o1")
+        assert occ is not None and (occ["winner"], occ["winner_reason"]) == ("b", "b: 12/20 opened")

@@ -696,7 +696,7 @@ class MemoryCampaigns:
 
     def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool:
         occ = self.occurrences.get((campaign_id, occurrence))
-        if occ is None:
+        if occ is None or "winner" in occ:
             return False
         occ.update(winner=winner, winner_reason=reason)
         return True

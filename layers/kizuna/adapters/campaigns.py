@@ -288,11 +288,13 @@ class CampaignStore:
         )
 
     def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool:
+        """Record the winner once; False if there is no such occurrence or a winner is
+        already recorded (a racing look's stands)."""
         return self._set(
             campaign_id,
             occurrence,
             {"winner": winner, "winner_reason": reason},
-            "attribute_exists(sk)",
+            "attribute_exists(sk) AND attribute_not_exists(winner)",
         )
 
     def record_look(

@@ -728,7 +728,8 @@ class CampaignService:
         names = [v.name for v in campaign.variants]
         if selection.rule != "sequential":
             winner, reason = pick_winner(names, results, selection.metric)
-            self.campaigns.set_winner(req.campaign_id, req.occurrence, winner, reason)
+            if not self.campaigns.set_winner(req.campaign_id, req.occurrence, winner, reason):
+                return self._recorded(req)  # another look got there first: its winner stands
             logger.info("campaign winner", campaign=req.campaign_id, winner=winner, reason=reason)
             return {"winner": winner}
         # the sequential test: this look's due time, and the next look's if undecided
