@@ -219,3 +219,11 @@ def test_a_recipient_whose_item_cannot_be_read_is_held_out_as_ever_or_failed() -
     # an id Kizuna does not hold (not unreadable) stays unknown
     unknown = plan_recipient(tested, Member("c1", "b"), None, {}, NOON, CFG, None)
     assert (unknown.status, unknown.reason) == ("suppressed", "unknown_customer")
+
+
+def test_the_best_rule_is_undecided_when_nobody_was_measured() -> None:
+    """No test pool member sent on a channel that reports the metric: the first variant,
+    said undecided (it was called "best open rate" with every arm at 0/0)."""
+    winner, reason = pick_winner(["a", "b"], {}, "open")
+    assert winner == "a" and reason.startswith("undecided: no test pool recipient")
+    assert "the rest get the first variant (a)" in reason

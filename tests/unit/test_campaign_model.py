@@ -384,3 +384,31 @@ def test_a_variant_cannot_take_the_name_of_an_arm_the_ledger_already_uses(name: 
     from kizuna.delivery.control import GLOBAL_CONTROL
 
     assert {HOLDOUT, WINNER, DEFAULT_VARIANT, GLOBAL_CONTROL} == RESERVED_VARIANT_NAMES
+
+
+@pytest.mark.parametrize(
+    ("channels", "metric", "refused"),
+    [
+        (["sms"], "open", True),
+        (["line"], "open", True),  # LINE reports clicks of its tracked links, never opens
+        (["push", "sms"], "click", True),  # a push has no link to click
+        (["line"], "click", False),
+        (["sms", "email"], "open", False),  # the email recipients are measured
+        (["sms"], "goal", False),
+    ],
+)
+def test_a_winner_metric_needs_a_channel_that_reports_it(
+    channels: list[str], metric: str, refused: bool
+) -> None:
+    """A winner by opens of an SMS campaign measured nothing and named the first variant
+    the winner "by the best open rate" (programs' splits refuse the same)."""
+    from kizuna.campaigns.loader import check_campaign
+
+    variants = [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}]
+    winner = {"test_percent": 20, "metric": metric, "wait_hours": 4}
+    goal = {"event": "order.placed", "within_days": 3}
+    campaign = parse_campaign(
+        raw(channels=channels, variants=variants, winner=winner, goal=goal), "c.yaml"
+    )
+    issues = [str(i) for i in check_campaign("c.yaml", campaign)]
+    assert any("winner.metric" in i and "choose 'goal'" in i for i in issues) == refused, issues

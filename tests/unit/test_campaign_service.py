@@ -1016,3 +1016,38 @@ def test_a_look_that_lost_the_race_answers_the_winner_recorded_first() -> None:
         w.campaigns.get_state = stale  # type: ignore[method-assign]
     occ = w.campaigns.get_occurrence("sale", w.occurrence)
     assert occ is not None and occ["winner"] == "b"
+
+
+def test_the_winner_is_measured_on_the_recipients_whose_channel_reports_the_metric() -> None:
+    """An email-then-SMS campaign choosing by opens: SMS reports no opens, so a variant
+    whose test pool fell back to SMS more often lost for that alone. Only the recipients
+    sent on a channel that reports opens are measured."""
+    from kizuna.campaigns.assign import variant_of
+
+    w = World(
+        n=60,
+        channels=["email", "sms"],
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={"test_percent": 50, "metric": "open", "wait_hours": 2},
+    )
+    in_a = [cid for cid in w.store.customers if variant_of(w.campaign, cid) == "a"]
+    for cid in in_a[::2]:  # half of a's customers can be reached on SMS only
+        w.store.customers[cid] = customer(int(cid[1:]), consent=opted_in("sms"))
+    w.send_all(w.start())
+    opened = (NOON + timedelta(hours=1)).isoformat()
+    b_on_email = sorted(
+        cid for cid, m in w.ledger().items() if m.get("variant") == "b" and m["status"] == "sent"
+    )
+    assert len(b_on_email) >= 3
+    for (cid, _), entry in w.store.messages.items():
+        if entry["status"] != "sent" or entry["channel"] != "email":
+            continue
+        # every a on email opened; every b but one
+        if entry.get("variant") == "a" or cid != b_on_email[0]:
+            entry["open_at"] = opened
+    on_sms = [m for m in w.ledger().values() if m.get("variant") == "a" and m["channel"] == "sms"]
+    assert on_sms  # (some of a's test pool were sent the SMS)
+    assert w.call(action="plan", after={"phase": "test", "pass": 0})["phase"] == "winner"
+    assert w.call(action="choose_winner") == {"winner": "a"}
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and "a: " in occ["winner_reason"] and "/" in occ["winner_reason"]

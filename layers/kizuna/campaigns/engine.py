@@ -27,6 +27,8 @@ from kizuna.campaigns.model import RECHECK_HOURS, Campaign, WinnerSelection
 from kizuna.delivery.control import GLOBAL_CONTROL, control_detail
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer
+from kizuna.programs.loader import BRANCH_CHANNELS
+from kizuna.programs.model import EngagementEvent
 from kizuna.programs.pattern_rules import Fields
 from kizuna.programs.patterns import matches
 from kizuna.programs.view import customer_view
@@ -366,10 +368,33 @@ class ArmResult:
         return self.successes / self.recipients if self.recipients else 0.0
 
 
+# The channels whose messages report a winner metric: opens (email's SES events, push's
+# push.opened, a card seen) and clicks (email, LINE's tracked links, a card). A test pool
+# member sent on another channel (the fallback SMS, LINE for opens) is not measured: they
+# could never count as converted, and the arm with more of them would lose for it.
+METRIC_CHANNELS: dict[str, frozenset[str]] = {
+    "open": BRANCH_CHANNELS[EngagementEvent.OPENED],
+    "click": BRANCH_CHANNELS[EngagementEvent.CLICKED],
+}
+
+
+def measured_on(metric: str, channel: object) -> bool:
+    """Does a message sent on ``channel`` report ``metric`` (goal: every channel)?"""
+    channels = METRIC_CHANNELS.get(metric)
+    return channels is None or channel in channels
+
+
 def pick_winner(
     variants: Sequence[str], results: Mapping[str, ArmResult], metric: str
 ) -> tuple[str, str]:
-    """The variant with the best rate (ties: the first); the reason states the figures."""
+    """The variant with the best rate (ties: the first); the reason states the figures.
+    Nobody measured (no test pool member sent on a channel that reports ``metric``):
+    undecided, the first variant."""
+    if not any(r.recipients for r in results.values()):
+        return variants[0], (
+            f"undecided: no test pool recipient was sent on a channel that reports the "
+            f"{metric} metric; no winner, the rest get the first variant ({variants[0]})"
+        )
     best = variants[0]
     for name in variants[1:]:
         if results.get(name, ArmResult()).rate > results.get(best, ArmResult()).rate:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kizuna.campaigns.engine import METRIC_CHANNELS
 from kizuna.campaigns.model import Campaign, LocalTimeSchedule, OnceSchedule
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
@@ -78,6 +79,19 @@ def check_campaign(
             campaign.goal.conditions, "conditions", to_eventbridge=False, fields=CONVERSION_FIELDS
         ):
             issues.append(CampaignIssue(file, "goal", problem))
+    if campaign.winner is not None and campaign.winner.metric in METRIC_CHANNELS:
+        metric = campaign.winner.metric
+        reporting = METRIC_CHANNELS[metric]
+        if not any(str(c) in reporting for c in campaign.channels):
+            issues.append(
+                CampaignIssue(
+                    file,
+                    "winner.metric",
+                    f"{metric!r} is reported on {', '.join(sorted(reporting))} only; this "
+                    f"campaign sends on {', '.join(map(str, campaign.channels))}: add one of "
+                    f"them, or choose 'goal'",
+                )
+            )
     if campaign.id in program_ids:
         issues.append(
             CampaignIssue(file, "id", f"{campaign.id!r} is a program's id; choose another")
