@@ -76,7 +76,9 @@ def test_occurrence_counts_variants_and_lift() -> None:
     assert (a.recipients, a.opens, a.clicks, a.conversions, a.revenue) == (4, 1, 1, 2, 4500.0)
     assert (b.recipients, b.conversions, b.revenue) == (2, 0, 0.0)
     assert (h.recipients, h.conversions, h.lift) == (4, 1, None)
-    assert a.lift is not None and a.lift.treated_rate == 0.5 and a.lift.holdout_rate == 0.25
+    # the lift is intent to treat: a's suppressed s1 is in a's denominator
+    assert (a.assigned, a.assigned_conversions, b.assigned, h.assigned) == (5, 2, 3, 4)
+    assert a.lift is not None and a.lift.treated_rate == 0.4 and a.lift.holdout_rate == 0.25
     assert a.lift.ci is not None and a.lift.ci.low < a.lift.absolute_lift < a.lift.ci.high
 
 
@@ -141,3 +143,21 @@ def test_undecided_looks_say_when_the_next_is_or_what_the_rest_got() -> None:
     assert finished.look_lines()[-1] == "decision: undecided after 2 looks, the rest get a"
     # and an occurrence without looks (rule: best) shows none
     assert campaign_reports([], [], [{"campaign_id": "x", "occurrence": "o"}])[0].looks == []
+
+
+def test_the_lift_compares_everyone_assigned_with_the_holdout_not_only_the_reachable() -> None:
+    """A message with no effect: in the arm and in the holdout alike, half the customers
+    are reachable and 2 of those 5 order anyway, the unreachable never. Sent only (the
+    reachable) against the whole holdout read +20 points; everyone assigned reads 0."""
+    items = [row(f"s{i}", "sent", "a", channel="email") for i in range(5)]
+    items += [row(f"u{i}", "suppressed", "a", reason="no_channel") for i in range(5)]
+    items += [row(f"h{i}", "holdout", "holdout") for i in range(10)]
+    items.append(row("g1", "holdout", "global_control", reason="global_control"))
+    buyers = ["s0", "s1", "h0", "h1", "g1"]
+    orders = [Order(cid, T0 + timedelta(days=1), 1000.0) for cid in buyers]
+    [report] = campaign_reports(items, orders, [], {"sale": 7})
+    a = next(v for v in report.variants if v.arm == "a")
+    assert (a.recipients, a.conversions, a.assigned, a.assigned_conversions) == (5, 2, 10, 2)
+    assert a.lift is not None and a.lift.treated_rate == 0.2 and a.lift.holdout_rate == 0.2
+    assert a.lift.absolute_lift == 0
+    assert [v.arm for v in report.variants] == ["a", "holdout"]  # the global control apart

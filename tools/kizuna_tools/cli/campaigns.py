@@ -566,7 +566,8 @@ def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
         table = Table()
         for column in ("variant", "recipients", "opens", "clicks", "conversions", "revenue"):
             table.add_column(column, justify="right")
-        table.add_column("lift vs holdout (95% CI)")
+        table.add_column("assigned (converted)", justify="right")
+        table.add_column("lift of all assigned vs holdout (95% CI)")
         for v in r.variants:
             lift = v.lift
             shown = "-"
@@ -582,6 +583,7 @@ def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
                 str(v.clicks),
                 str(v.conversions),
                 f"{v.revenue:,.0f}",
+                f"{v.assigned} ({v.assigned_conversions})",
                 shown,
             )
         out.print(table)

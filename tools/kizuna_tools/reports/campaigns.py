@@ -69,7 +69,14 @@ class VariantResult:
     clicks: int
     conversions: int
     revenue: float
-    lift: Lift | None  # against the holdout; None for the holdout itself
+    # against the holdout, intent to treat: every member of the arm not held out (sent,
+    # suppressed, deferred or failed) and their conversions (``assigned``,
+    # ``assigned_conversions``). Sent alone against the whole holdout compared the
+    # reachable, consented, uncapped customers with everyone: the lift was inflated by who
+    # could be reached, not by the message. None for the holdout itself
+    lift: Lift | None
+    assigned: int = 0
+    assigned_conversions: int = 0
 
 
 @dataclass
@@ -152,13 +159,19 @@ def campaign_reports(
             report.audience = len({r.customer_id for r in group})
         holdout_conv = [_converted(r.customer_id, r.at, window, by_customer) for r in held]
         holdout_k = sum(1 for c, _ in holdout_conv if c)
-        arms: dict[str, list[CampaignRow]] = defaultdict(list)
+        assigned: dict[str, list[CampaignRow]] = defaultdict(list)
         for r in group:
-            if r.status == "sent":
-                arms[r.arm or "default"].append(r)
-        for arm, members in sorted(arms.items()):
-            conv = [_converted(r.customer_id, r.at, window, by_customer) for r in members]
+            if r.status != HOLDOUT:  # (the global control's rows are holdout rows too)
+                assigned[r.arm or "default"].append(r)
+        for arm, everyone in sorted(assigned.items()):
+            outcomes = {
+                r.customer_id: _converted(r.customer_id, r.at, window, by_customer)
+                for r in everyone
+            }
+            members = [r for r in everyone if r.status == "sent"]
+            conv = [outcomes[r.customer_id] for r in members]
             k = sum(1 for c, _ in conv if c)
+            k_all = sum(1 for c, _ in outcomes.values() if c)
             report.variants.append(
                 VariantResult(
                     arm=arm,
@@ -167,7 +180,9 @@ def campaign_reports(
                     clicks=sum(1 for r in members if r.clicked),
                     conversions=k,
                     revenue=sum(v for _, v in conv),
-                    lift=lift(k, len(members), holdout_k, len(held)) if held else None,
+                    lift=lift(k_all, len(everyone), holdout_k, len(held)) if held else None,
+                    assigned=len(everyone),
+                    assigned_conversions=k_all,
                 )
             )
         if held:
@@ -180,6 +195,8 @@ def campaign_reports(
                     conversions=holdout_k,
                     revenue=sum(v for _, v in holdout_conv),
                     lift=None,
+                    assigned=len(held),
+                    assigned_conversions=holdout_k,
                 )
             )
     return [reports[k] for k in sorted(reports)]
