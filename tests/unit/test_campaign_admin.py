@@ -761,3 +761,35 @@ class Ended:
 
     def state(self, execution: str) -> ExecutionState:
         return ExecutionState("FAILED", NOW)
+
+
+def test_the_experiment_is_not_changed_while_an_occurrence_is_unfinished() -> None:
+    """A variant renamed or reweighted mid-run had the winner chosen (and the rest sent)
+    by another definition than the one the test pool was sent: refused until the occurrence
+    completes; other fields stay editable, and after it completes so are these."""
+    variants = [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}]
+    winner = {"test_percent": 20, "metric": "open", "wait_hours": 4}
+    a, campaigns, _ = admin()
+    campaign = saved(a, status="scheduled", variants=variants, winner=winner)
+    files = campaigns.definitions["winter-sale"].templates
+    campaigns.start_occurrence("winter-sale", "20261201T0100Z", NOW, NOW)
+    later = NOW + timedelta(hours=2)
+    changes = {
+        "variants": parse_campaign(
+            sale(variants=[{"name": "a", "weight": 50}, {"name": "c", "weight": 50}])
+        ).variants,
+        "winner": parse_campaign(
+            sale(variants=variants, winner={**winner, "metric": "click"})
+        ).winner,
+        "holdout_percent": 20,
+    }
+    for name, value in changes.items():
+        changed = campaign.model_copy(update={name: value})
+        for version in (None, 1):
+            with pytest.raises(StatusConflict, match="while occurrence 20261201T0100Z is unf"):
+                a.save(changed, files, "mari", later, expected_version=version)
+    renamed = campaign.model_copy(update={"name": "Winter sale (2)"})
+    assert a.save(renamed, files, "mari", later, expected_version=1) == 2
+    campaigns.complete_occurrence("winter-sale", "20261201T0100Z", later)
+    reweighted = renamed.model_copy(update={"holdout_percent": 20})
+    assert a.save(reweighted, files, "mari", later, expected_version=2) == 3

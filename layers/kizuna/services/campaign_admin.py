@@ -765,11 +765,37 @@ class CampaignAdmin:
                 f"{campaign.id}: status done is set by Kizuna when a one-off campaign has sent; "
                 "write draft, scheduled, paused or cancelled"
             )
-        ran = self.ran_problem(campaign, current, now)
+        ran = self.ran_problem(campaign, current, now) or self.experiment_problem(campaign, current)
         if ran:
             return ran
         if campaign.status == CampaignStatus.SCHEDULED:
             return passed_time(campaign, now)
+        return None
+
+    def experiment_problem(self, campaign: Campaign, current: StoredCampaign | None) -> str | None:
+        """Why this write may not change the experiment (``variants``, ``winner``,
+        ``holdout_percent``): an occurrence is unfinished (running, or stopped and not yet
+        closed). Its test pool was sent the variants stored when it started and its winner
+        is chosen among them, its members' arms are frozen: a variant renamed, reweighted or
+        removed meanwhile would have the winner chosen, and the rest sent, by another
+        definition than the one measured. Asked only when one of them changes."""
+        if current is None:
+            return None
+        old = current.campaign
+        if (old.variants, old.winner, old.holdout_percent) == (
+            campaign.variants,
+            campaign.winner,
+            campaign.holdout_percent,
+        ):
+            return None
+        for occ in self.store.list_occurrences(campaign.id):
+            if not occ.get("completed_at") and occ.get("status") in ("running", *STOPPED):
+                return (
+                    f"{campaign.id}: variants, winner and holdout_percent cannot be changed "
+                    f"while occurrence {occ['occurrence']} is unfinished (its test pool, "
+                    f"winner and holdout are measured by them); change them after it "
+                    f"completes (a stopped one: kizuna campaigns close)"
+                )
         return None
 
     def ran_problem(
