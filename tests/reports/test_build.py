@@ -248,3 +248,27 @@ def test_the_document_carries_the_headline_and_section_keys() -> None:
     # and sections say what they are
     keys = {s.key for s in doc.sections}
     assert {"rfm_segment_trend", "rank_trend", "rates_trend", "program_lift", "programs"} <= keys
+
+
+def test_an_order_sent_again_with_a_later_time_counts_once_in_the_reports() -> None:
+    """ORDER rows are keyed by time: an order re-sent with a later time (a corrected
+    total) leaves the earlier row beside the later one, as ingest folds it into the state.
+    The reports counted both (revenue doubled); they take the later, as the state does."""
+    from kizuna.adapters.dynamodb import activity_to_item
+    from kizuna.domain.customer import Customer
+    from kizuna.domain.ingest import apply_events
+    from kizuna.events.envelope import parse_inbound
+    from kizuna.runtime.config import KizunaConfig
+    from tests.factories import T0, order
+
+    first = order("c1", "o1", 1000, T0, event_id="e-1")
+    corrected = order("c1", "o1", 2000, T0 + timedelta(hours=1), event_id="e-2")
+    customer, rows = Customer(customer_id="c1"), []
+    for raw in (first, corrected, order("c1", "o2", 500, T0 + timedelta(days=1))):
+        applied = apply_events(customer, [parse_inbound(raw)], KizunaConfig(), T0)
+        customer = applied.customer
+        rows += [activity_to_item(r) for r in applied.activity if r.kind == "ORDER"]
+    assert len(rows) == 3  # (the earlier row of o1 stays: rows are keyed by time)
+    ledger = Ledger.from_items(rows)
+    assert sorted(o.total for o in ledger.orders) == [500.0, 2000.0]
+    assert sum(o.total for o in ledger.orders) == float(customer.lifetime_value)

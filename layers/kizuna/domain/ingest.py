@@ -411,7 +411,9 @@ def _change_facts(
             if order.placed and not _newer(order.stamp, st, horizon):
                 # a send of this order that loses to the one folded (same time, other
                 # content; or older): its row would overwrite the winner's (the fact log a
-                # rebuild reads, the reports' order) or add a second order
+                # rebuild reads, the reports' order) or add a second order. (A later send
+                # arriving after an earlier one leaves the earlier row, keyed by its time:
+                # a rebuild replays both by stamp, the reports take the later.)
                 return []
             products = tuple(dict.fromkeys(line.product_id for line in d.lines))
             c.orders[d.order_id] = order.model_copy(

@@ -88,6 +88,8 @@ class Ledger:
     arms: dict[tuple[str, str], str] = field(default_factory=dict)
     # customers a program decision held out as members of the global control group
     global_control: set[str] = field(default_factory=set)
+    # (customer, order id) -> the place in ``orders`` of the order's row read so far
+    _order_at: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def add_item(self, item: Mapping[str, Any]) -> None:
         """One activity-table item (other kinds are ignored)."""
@@ -128,10 +130,23 @@ class Ledger:
                 )
             )
         elif kind == "ORDER" and item.get("total") is not None:
-            self.orders.append(Order(cid, parse_time(item["at"]), float(item["total"])))
+            self._add_order(cid, item)
         elif kind == "JOURNEY" and item.get("arms"):
             arms = sorted(dict(item["arms"]).items())
             self.arms[(cid, str(item["program"]))] = ", ".join(f"{s}:{a}" for s, a in arms)
+
+    def _add_order(self, cid: str, item: Mapping[str, Any]) -> None:
+        """One order once: an order sent again with a later time leaves its earlier row
+        (rows are keyed by time); the customer's state took the later one, and so do the
+        reports (the same order counted twice doubled its revenue)."""
+        order = Order(cid, parse_time(item["at"]), float(item["total"]))
+        key = (cid, str(item.get("order_id") or item.get("sk") or id(item)))
+        place = self._order_at.get(key)
+        if place is None:
+            self._order_at[key] = len(self.orders)
+            self.orders.append(order)
+        elif order.at > self.orders[place].at:
+            self.orders[place] = order
 
     @classmethod
     def from_items(cls, items: Iterable[Mapping[str, Any]]) -> Ledger:
