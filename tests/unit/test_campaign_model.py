@@ -375,9 +375,15 @@ def test_a_variant_cannot_take_the_name_of_an_arm_the_ledger_already_uses(name: 
     """A variant called ``holdout`` was counted as held out (never sent, its members
     reported as the control), ``winner`` as the rest of a winner selection, ``default`` as
     a campaign without variants."""
+    from kizuna.campaigns.loader import check_campaign
+
     variants = [{"name": name, "weight": 50}, {"name": "b", "weight": 50}]
-    found = problems(raw(variants=variants))
+    campaign = parse_campaign(raw(variants=variants), "c.yaml")
+    found = [str(i) for i in check_campaign("c.yaml", campaign)]
     assert any(name in p and "arm" in p for p in found), found
+    # refused when written, as every write is checked; a definition stored before the rule
+    # is still read (the campaign list, its running occurrence)
+    assert Campaign.model_validate(raw(variants=variants)).variants[0].name == name
     # (every arm name assign gives that is not a variant's is reserved)
     from kizuna.campaigns.assign import DEFAULT_VARIANT
     from kizuna.campaigns.model import RESERVED_VARIANT_NAMES

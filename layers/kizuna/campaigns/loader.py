@@ -11,7 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from kizuna.campaigns.engine import METRIC_CHANNELS
-from kizuna.campaigns.model import Campaign, LocalTimeSchedule, OnceSchedule
+from kizuna.campaigns.model import (
+    RESERVED_VARIANT_NAMES,
+    Campaign,
+    LocalTimeSchedule,
+    OnceSchedule,
+)
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
 from kizuna.programs.loader import GOAL_EVENTS, TemplateCatalog, unknown_topic
@@ -79,6 +84,16 @@ def check_campaign(
             campaign.goal.conditions, "conditions", to_eventbridge=False, fields=CONVERSION_FIELDS
         ):
             issues.append(CampaignIssue(file, "goal", problem))
+    for variant in campaign.variants:
+        if variant.name in RESERVED_VARIANT_NAMES:
+            issues.append(
+                CampaignIssue(
+                    file,
+                    "variants",
+                    f"{variant.name!r} is the name of an arm the ledger and reports already "
+                    f"use ({', '.join(sorted(RESERVED_VARIANT_NAMES))}); choose another",
+                )
+            )
     if campaign.winner is not None and campaign.winner.metric in METRIC_CHANNELS:
         metric = campaign.winner.metric
         reporting = METRIC_CHANNELS[metric]

@@ -161,7 +161,9 @@ Schedule = Annotated[
 
 # Arms a campaign's ledger and reports already name (kizuna.campaigns.assign): a variant of
 # one of these names would be counted as held out, or as the winner's rest, or mixed with
-# the arm of a campaign without variants.
+# the arm of a campaign without variants. Refused when a definition is written
+# (kizuna.campaigns.loader.check_campaign), not when a stored one is read: one stored before
+# the rule stays readable (the campaign list, its running occurrence).
 RESERVED_VARIANT_NAMES = frozenset({"holdout", "global_control", "winner", "default"})
 
 
@@ -175,16 +177,6 @@ class Variant(_Strict):
     template: TemplateName | None = Field(
         default=None, description="the variant's template (default: the campaign's)"
     )
-
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, v: str) -> str:
-        if v in RESERVED_VARIANT_NAMES:
-            raise ValueError(
-                f"variants: {v!r} is the name of an arm the ledger and reports already use "
-                f"({', '.join(sorted(RESERVED_VARIANT_NAMES))}); choose another"
-            )
-        return v
 
 
 # The longest a sequential winner keeps looking (winner.max_wait_hours): 14 days; and the
