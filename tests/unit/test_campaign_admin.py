@@ -782,6 +782,7 @@ def test_the_experiment_is_not_changed_while_an_occurrence_is_unfinished() -> No
             sale(variants=variants, winner={**winner, "metric": "click"})
         ).winner,
         "holdout_percent": 20,
+        "goal": parse_campaign(sale(goal={"event": "order.placed", "within_days": 3})).goal,
     }
     for name, value in changes.items():
         changed = campaign.model_copy(update={name: value})

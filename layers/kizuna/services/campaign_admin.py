@@ -774,24 +774,29 @@ class CampaignAdmin:
 
     def experiment_problem(self, campaign: Campaign, current: StoredCampaign | None) -> str | None:
         """Why this write may not change the experiment (``variants``, ``winner``,
-        ``holdout_percent``): an occurrence is unfinished (running, or stopped and not yet
-        closed). Its test pool was sent the variants stored when it started and its winner
-        is chosen among them, its members' arms are frozen: a variant renamed, reweighted or
-        removed meanwhile would have the winner chosen, and the rest sent, by another
-        definition than the one measured. Asked only when one of them changes."""
+        ``holdout_percent``, ``goal``): an occurrence is unfinished (running, or stopped and
+        not yet closed). Its test pool was sent the variants stored when it started and its
+        winner is chosen among them (by the goal, for ``metric: goal``), its members' arms
+        are frozen: a variant renamed, reweighted or removed meanwhile, or another goal,
+        would have the winner chosen, and the rest sent, by another definition than the one
+        measured. Templates stay editable (a broken link is fixed mid-run; the fix reaches
+        everyone sent after it). Asked only when one of them changes; an occurrence that
+        starts between this read and the write is not seen."""
         if current is None:
             return None
         old = current.campaign
-        if (old.variants, old.winner, old.holdout_percent) == (
+        if (old.variants, old.winner, old.holdout_percent, old.goal) == (
             campaign.variants,
             campaign.winner,
             campaign.holdout_percent,
+            campaign.goal,
         ):
             return None
         for occ in self.store.list_occurrences(campaign.id):
             if not occ.get("completed_at") and occ.get("status") in ("running", *STOPPED):
                 return (
-                    f"{campaign.id}: variants, winner and holdout_percent cannot be changed "
+                    f"{campaign.id}: variants, winner, holdout_percent and goal cannot be "
+                    f"changed "
                     f"while occurrence {occ['occurrence']} is unfinished (its test pool, "
                     f"winner and holdout are measured by them); change them after it "
                     f"completes (a stopped one: kizuna campaigns close)"
