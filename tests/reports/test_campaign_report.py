@@ -147,17 +147,22 @@ def test_undecided_looks_say_when_the_next_is_or_what_the_rest_got() -> None:
 
 def test_the_lift_compares_everyone_assigned_with_the_holdout_not_only_the_reachable() -> None:
     """A message with no effect: in the arm and in the holdout alike, half the customers
-    are reachable and 2 of those 5 order anyway, the unreachable never. Sent only (the
-    reachable) against the whole holdout read +20 points; everyone assigned reads 0."""
+    are reachable and 2 of them order anyway, the unreachable never. Sent only (the
+    reachable) against the whole holdout read +22 points; everyone assigned reads 0."""
     items = [row(f"s{i}", "sent", "a", channel="email") for i in range(5)]
-    items += [row(f"u{i}", "suppressed", "a", reason="no_channel") for i in range(5)]
+    items += [row(f"u{i}", "suppressed", "a", reason="no_channel") for i in range(6)]
     items += [row(f"h{i}", "holdout", "holdout") for i in range(10)]
     items.append(row("g1", "holdout", "global_control", reason="global_control"))
+    # a holdout and a global control member whose customer was gone by the send: recorded
+    # suppressed under their arm, never a variant of their own
+    items.append(row("h-gone", "suppressed", "holdout", reason="unknown_customer"))
+    items.append(row("g-gone", "suppressed", "global_control", reason="unknown_customer"))
     buyers = ["s0", "s1", "h0", "h1", "g1"]
     orders = [Order(cid, T0 + timedelta(days=1), 1000.0) for cid in buyers]
     [report] = campaign_reports(items, orders, [], {"sale": 7})
     a = next(v for v in report.variants if v.arm == "a")
-    assert (a.recipients, a.conversions, a.assigned, a.assigned_conversions) == (5, 2, 10, 2)
-    assert a.lift is not None and a.lift.treated_rate == 0.2 and a.lift.holdout_rate == 0.2
+    assert (a.recipients, a.conversions, a.assigned, a.assigned_conversions) == (5, 2, 11, 2)
+    assert report.holdout == 11  # (h-gone is held out too)
+    assert a.lift is not None and a.lift.treated_rate == a.lift.holdout_rate == 2 / 11
     assert a.lift.absolute_lift == 0
     assert [v.arm for v in report.variants] == ["a", "holdout"]  # the global control apart

@@ -153,7 +153,13 @@ def campaign_reports(
         ):
             target.update(Counter(r.reason or "?" for r in group if r.status == status))
         # the campaign's own holdout (a global control customer is compared elsewhere)
-        held = [r for r in group if r.status == HOLDOUT and r.reason != GLOBAL_CONTROL]
+        # (a member drawn into the holdout whose customer was gone by the send is recorded
+        # suppressed, unknown_customer, under the holdout's arm: held out all the same)
+        held = [
+            r
+            for r in group
+            if (r.status == HOLDOUT and r.reason != GLOBAL_CONTROL) or r.arm == HOLDOUT
+        ]
         report.holdout = len(held)
         if not report.audience:
             report.audience = len({r.customer_id for r in group})
@@ -161,7 +167,8 @@ def campaign_reports(
         holdout_k = sum(1 for c, _ in holdout_conv if c)
         assigned: dict[str, list[CampaignRow]] = defaultdict(list)
         for r in group:
-            if r.status != HOLDOUT:  # (the global control's rows are holdout rows too)
+            # (the global control's rows are holdout rows too, or under its arm)
+            if r.status != HOLDOUT and r.arm not in (HOLDOUT, GLOBAL_CONTROL):
                 assigned[r.arm or "default"].append(r)
         for arm, everyone in sorted(assigned.items()):
             outcomes = {
