@@ -417,6 +417,9 @@ def test_a_late_event_after_the_run_does_not_bring_back_the_rank_it_took() -> No
     assert applied.customer.rank == "Bronze" and applied.customer.region == "Kanto"
     assert applied.derived == []
     assert applied.customer.points_balance == scored.points_balance  # expired stay expired
+    # nor an import of the same fact (the importer folds in bulk)
+    imported = apply_events(scored, [parsed(late)], CFG, as_of + timedelta(minutes=5), bulk=True)
+    assert imported.customer.rank == "Bronze" and imported.customer.as_of == scored.as_of
 
 
 def test_a_scoring_window_longer_than_the_kept_history_is_refused() -> None:

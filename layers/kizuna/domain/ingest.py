@@ -1003,7 +1003,9 @@ def apply_events(
                 result.activity.extend(_apply_facts(state, ev, cfg, vocab=vocab, now=now))
             except EventRefused as refused:  # raised before anything changed
                 result.refused[ev.event_id] = refused.reason
-        state = recompute(state, cfg.loyalty)
+        # never back before the instant the stored customer was computed as of (an import
+        # after the daily scoring run must not bring back the rank it took away)
+        state = recompute(state, cfg.loyalty, _fold_as_of(customer, state, horizon))
         result.activity = _with_ledger(result.activity, state, cfg)
     else:
         for ev in events:
