@@ -225,5 +225,8 @@ def test_the_best_rule_is_undecided_when_nobody_was_measured() -> None:
     """No test pool member sent on a channel that reports the metric: the first variant,
     said undecided (it was called "best open rate" with every arm at 0/0)."""
     winner, reason = pick_winner(["a", "b"], {}, "open")
-    assert winner == "a" and reason.startswith("undecided: no test pool recipient")
+    assert winner == "a" and reason.startswith("undecided: no test pool recipient of a, b")
     assert "the rest get the first variant (a)" in reason
+    # nor when one variant had nobody measured: its 0 would lose for that alone
+    winner, reason = pick_winner(["b", "a"], {"a": ArmResult(10, 3)}, "click")
+    assert winner == "b" and reason.startswith("undecided: no test pool recipient of b was")

@@ -388,12 +388,15 @@ def pick_winner(
     variants: Sequence[str], results: Mapping[str, ArmResult], metric: str
 ) -> tuple[str, str]:
     """The variant with the best rate (ties: the first); the reason states the figures.
-    Nobody measured (no test pool member sent on a channel that reports ``metric``):
-    undecided, the first variant."""
-    if not any(r.recipients for r in results.values()):
+    A variant with nobody measured (no test pool member of it sent on a channel that
+    reports ``metric``): undecided, the first variant (its rate of 0 would lose for that
+    alone)."""
+    unmeasured = [n for n in variants if not results.get(n, ArmResult()).recipients]
+    if unmeasured:
         return variants[0], (
-            f"undecided: no test pool recipient was sent on a channel that reports the "
-            f"{metric} metric; no winner, the rest get the first variant ({variants[0]})"
+            f"undecided: no test pool recipient of {', '.join(unmeasured)} was sent on a "
+            f"channel that reports the {metric} metric; no winner, the rest get the first "
+            f"variant ({variants[0]})"
         )
     best = variants[0]
     for name in variants[1:]:
