@@ -567,7 +567,7 @@ def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
         for column in ("variant", "recipients", "opens", "clicks", "conversions", "revenue"):
             table.add_column(column, justify="right")
         table.add_column("assigned (converted)", justify="right")
-        table.add_column("lift of all assigned vs holdout (95% CI)")
+        table.add_column("lift vs holdout, all assigned (95% CI)")
         for v in r.variants:
             lift = v.lift
             shown = "-"

@@ -467,8 +467,8 @@ def campaign_table(r: OccurrenceReport) -> Table:
         "conversion %",
         "revenue",
         "assigned",
-        "assigned converted",
-        "lift of all assigned vs holdout (pts)",
+        "assigned conv.",
+        "lift, all assigned (pts)",
         "95% CI low",
         "95% CI high",
     )
