@@ -253,6 +253,46 @@ def test_results_per_variant_count_conversions_after_the_message() -> None:
     assert result.counts["sent"] == 2 and result.counts["failed"] == 0
 
 
+def test_results_lift_is_intent_to_treat_like_the_report() -> None:
+    """A message with no effect: in variant a and in the holdout alike, half the customers
+    are reachable and 2 of those 5 order anyway, the unreachable never. The sent alone
+    against the whole holdout read 40% against 20%; everyone assigned reads 20% against 20%,
+    as the campaign report says (tests/reports/test_campaign_report.py)."""
+    campaign = parse_campaign(sale(goal={"event": "order.placed", "within_days": 7}))
+    at = NOW + timedelta(days=1)
+    bought = {"o1": OrderFact(placed=True, at=at + timedelta(days=1), total=1000)}
+
+    def entry(cid: str, status: str, arm: str) -> dict[str, Any]:
+        row = {"pk": cid, "campaign": "winter-sale", "occurrence": "o1", "status": status}
+        row |= {"arm": arm, "at": at.isoformat()}
+        return row | ({"variant": arm} if arm != "holdout" else {})
+
+    rows = [entry(f"s{i}", "sent", "a") for i in range(5)]
+    rows += [entry(f"u{i}", "suppressed", "a") for i in range(3)]
+    rows += [entry(f"d{i}", "deferred", "a") for i in range(2)]
+    rows += [entry(f"h{i}", "holdout", "holdout") for i in range(10)]
+    found = {cid: customer(cid, orders=bought) for cid in ("s0", "s1", "h0", "h1")}
+    (result,) = results_of(
+        campaign,
+        [{"occurrence": "o1", "status": "done"}],
+        rows,
+        lambda ids: {i: found[i] for i in ids if i in found},
+    )
+    a, held = result.variants
+    assert (a.sent, a.converted, a.assigned, a.assigned_converted) == (5, 2, 10, 2)
+    assert (held.holdout, held.converted, held.assigned, held.lift) == (10, 2, 10, None)
+    assert a.lift is not None and (a.lift.treated_rate, a.lift.holdout_rate) == (0.2, 0.2)
+    assert a.lift.absolute_lift == 0 and not a.lift.significant
+    # without a holdout there is nothing to compare with
+    (alone,) = results_of(
+        campaign,
+        [{"occurrence": "o1", "status": "done"}],
+        [r for r in rows if r["arm"] != "holdout"],
+        lambda ids: {i: found[i] for i in ids if i in found},
+    )
+    assert [v.lift for v in alone.variants] == [None]
+
+
 def test_the_console_form_makes_a_definition() -> None:
     fields = {
         "id": "winter-sale",

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from kizuna.analytics.stats import Lift, lift
 from kizuna.campaigns.assign import HOLDOUT, assign
 from kizuna.campaigns.engine import (
     STOPPED,
@@ -498,7 +499,15 @@ class Preview:
 
 @dataclass
 class VariantResult:
-    """Per variant (or ``holdout``) of an occurrence: decisions and conversions."""
+    """Per variant (or ``holdout``) of an occurrence: decisions and conversions.
+
+    ``converted``: among the sent (the holdout: among the held out). ``assigned`` and
+    ``assigned_converted``: every member of the variant whatever was decided (sent,
+    suppressed, deferred, failed), and their conversions after the decision; ``lift``
+    compares those with the holdout, **intent to treat** as the campaign report does
+    (docs/CAMPAIGNS.md): the sent alone against the whole holdout compares the reachable,
+    consented, uncapped customers with everyone. None without a holdout, and for the
+    holdout itself."""
 
     variant: str
     sent: int = 0
@@ -507,6 +516,9 @@ class VariantResult:
     failed: int = 0
     holdout: int = 0
     converted: int = 0
+    assigned: int = 0
+    assigned_converted: int = 0
+    lift: Lift | None = None
 
 
 @dataclass
@@ -528,6 +540,10 @@ class OccurrenceResult:
     execution_ended_at: str | None = None
 
 
+# the ledger statuses of an occurrence's members (``sending``: a claim not settled yet)
+ASSIGNED: Final = ("sent", "suppressed", "deferred", "failed", "holdout")
+
+
 def _variant_of(row: Mapping[str, Any]) -> str:
     if row.get("arm") == GLOBAL_CONTROL:
         return GLOBAL_CONTROL  # apart from the campaign's own holdout
@@ -544,7 +560,8 @@ def results_of(
 ) -> list[OccurrenceResult]:
     """Per occurrence: the counters, and per variant sent, suppressed, deferred, failed and
     converted (an order after the message within the goal's window, default 7 days; the
-    holdout's orders after its decision are its baseline)."""
+    holdout's orders after its decision are its baseline), and the intent-to-treat lift of
+    each variant's assigned members against the holdout (:class:`VariantResult`)."""
     window = campaign.goal.within_days if campaign.goal else 7
     conditions = campaign.goal.conditions if campaign.goal else {}
     out: dict[str, OccurrenceResult] = {}
@@ -563,7 +580,7 @@ def results_of(
         out[name].decision = decision_line(looks, occ.get("winner"), following)
         out[name].next_look_at = iso(following) if following else None
     rows = [r for r in ledger if r.get("campaign") == campaign.id and r.get("occurrence")]
-    counted = [r for r in rows if r.get("status") in ("sent", "holdout")]
+    counted = [r for r in rows if r.get("status") in ASSIGNED]
     found = customers(sorted({str(r["pk"]) for r in counted})) if counted else {}
     by_variant: dict[tuple[str, str], VariantResult] = {}
     for row in rows:
@@ -575,14 +592,26 @@ def results_of(
             result.variants.append(by_variant[key])
         variant = by_variant[key]
         status = str(row.get("status"))
-        if status in ("sent", "suppressed", "deferred", "failed", "holdout"):
-            setattr(variant, status, getattr(variant, status) + 1)
+        if status not in ASSIGNED:
+            continue
+        setattr(variant, status, getattr(variant, status) + 1)
+        variant.assigned += 1
         customer = found.get(str(row.get("pk")))
-        if status in ("sent", "holdout") and customer is not None:
-            at = parse_time(str(row.get("sent_at") or row["at"]))
-            variant.converted += int(converted(customer, at, window, conditions))
+        if customer is None:
+            continue
+        at = parse_time(str(row.get("sent_at") or row["at"]))
+        if converted(customer, at, window, conditions):
+            variant.assigned_converted += 1
+            variant.converted += int(status in ("sent", "holdout"))
     for result in out.values():
         result.variants.sort(key=lambda v: (v.variant == HOLDOUT, v.variant))
+        held = next((v for v in result.variants if v.variant == HOLDOUT), None)
+        if held is None or not held.assigned:
+            continue
+        for v in result.variants:
+            if v.variant not in (HOLDOUT, GLOBAL_CONTROL) and v.assigned:
+                base = (held.assigned_converted, held.assigned)
+                v.lift = lift(v.assigned_converted, v.assigned, *base)
     return [out[k] for k in sorted(out)]
 
 

@@ -477,6 +477,14 @@ def test_results_per_variant_sent_suppressed_and_converted(capi: Api) -> None:
         for v in occ["variants"]
     }
     assert got == {"a": (2, 0, 0, 1), "b": (1, 1, 0, 0), "holdout": (0, 0, 1, 0)}
+    # and the intent-to-treat lift: everyone assigned (b's suppressed s03 too) vs the holdout
+    by = {v["variant"]: v for v in occ["variants"]}
+    assert [(by[k]["assigned"], by[k]["assigned_converted"]) for k in ("a", "b")] == [
+        (2, 1),
+        (2, 0),
+    ]
+    assert by["a"]["lift"]["treated_rate"] == 0.5 and by["a"]["lift"]["holdout_n"] == 1
+    assert by["b"]["lift"]["treated_n"] == 2 and by["holdout"]["lift"] is None
 
 
 def test_the_openapi_document_describes_the_routes(capi: Api) -> None:

@@ -273,7 +273,14 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "results.deferred": "延期",
         "results.failed": "失敗",
         "results.holdout": "ホールドアウト",
-        "results.converted": "コンバージョン",
+        "results.converted": "コンバージョン（送信）",
+        "results.assigned": "割り当て全員のコンバージョン",
+        "results.lift": "ホールドアウト比リフト",
+        "results.lift_note": (
+            "リフトは割り当て全員（送信・抑制・延期・失敗）とホールドアウトの比較です（ITT）。"
+            "送信できた顧客だけを全ホールドアウトと比べると、届けられる顧客の違いまで"
+            "リフトに見えます。"
+        ),
         "form.title": "キャンペーンを作成",
         "form.from_form": "フォームから作成",
         "form.from_yaml": "YAML から作成",
@@ -587,7 +594,14 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "results.deferred": "Deferred",
         "results.failed": "Failed",
         "results.holdout": "Held out",
-        "results.converted": "Converted",
+        "results.converted": "Converted (sent)",
+        "results.assigned": "Converted of all assigned",
+        "results.lift": "Lift vs holdout",
+        "results.lift_note": (
+            "The lift compares everyone assigned to a variant (sent, suppressed, deferred, "
+            "failed) with the holdout (intent to treat): the sent alone against the whole "
+            "holdout would read as lift who could be reached."
+        ),
         "form.title": "Create a campaign",
         "form.from_form": "From a form",
         "form.from_yaml": "From YAML",

@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kizuna.analytics.stats import Lift
 from kizuna.api.auth import Principal, Role
 from kizuna.api.context import deps, require
 from kizuna.api.deps import ApiDeps
@@ -191,7 +192,17 @@ class VariantResultOut(BaseModel):
     deferred: int
     failed: int
     holdout: int
-    converted: int
+    converted: int = Field(description="among the sent (the holdout: among the held out)")
+    assigned: int = Field(
+        description="every member of the variant whatever was decided: sent, suppressed, "
+        "deferred, failed (the holdout: held out)"
+    )
+    assigned_converted: int = Field(description="conversions among the assigned")
+    lift: Lift | None = Field(
+        description="intent to treat: the assigned and their conversions against the "
+        "holdout's (a difference of conversion rates, its 95% interval); null without a "
+        "holdout and for the holdout itself"
+    )
 
 
 class OccurrenceOut(BaseModel):
