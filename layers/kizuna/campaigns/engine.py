@@ -495,6 +495,13 @@ def converted(
             "channel": order.channel,
             "product_ids": list(order.products),
         }
-        if not conditions or matches(conditions, {k: v for k, v in detail.items() if v}):
+        if order_meets_goal(conditions, detail):
             return True
     return False
+
+
+def order_meets_goal(conditions: Mapping[str, Any], detail: Mapping[str, Any]) -> bool:
+    """Does an order (``order_id``, ``total``, ``currency``, ``channel``, ``product_ids``)
+    meet a campaign goal's conditions (none: every order does)? One rule for the console,
+    the winner test and the campaign report."""
+    return not conditions or matches(conditions, {k: v for k, v in detail.items() if v})

@@ -541,15 +541,16 @@ def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
 
     t: Target = ctx.obj
     stored = t.stored(campaign_id)
-    items = list(t.customers.scan_activity(("MSG", "ORDER")))
-    orders = Ledger.from_items(i for i in items if i.get("kind") == "ORDER").orders
+    items = list(t.customers.scan_activity(("MSG", "ORDER", "CANCEL")))
+    orders = Ledger.from_items(i for i in items if i.get("kind") in ("ORDER", "CANCEL")).orders
     occurrences = [{**o, "campaign_id": campaign_id} for o in t.store.list_occurrences(campaign_id)]
-    window = stored.campaign.goal.within_days if stored.campaign.goal else 7
+    goal = stored.campaign.goal
     for r in campaign_reports(
         (i for i in items if i.get("campaign") == campaign_id),
         orders,
         occurrences,
-        {campaign_id: window},
+        {campaign_id: goal.within_days if goal else 7},
+        {campaign_id: dict(goal.conditions) if goal else {}},
     ):
         out.rule(f"{r.campaign} {r.occurrence} ({r.status})")
         out.print(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -74,6 +74,23 @@ class Order:
     customer_id: str
     at: datetime
     total: float
+    # what a campaign goal's conditions test (:func:`kizuna.campaigns.engine.order_meets_goal`)
+    order_id: str = ""
+    currency: str | None = None
+    channel: str | None = None
+    product_ids: tuple[str, ...] = ()
+    # a CANCEL row read for the order (campaign conversions leave it out, as the console
+    # and the winner test do; programs' revenue still counts it: docs/REPORTS.md)
+    cancelled: bool = False
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "total": self.total,
+            "currency": self.currency,
+            "channel": self.channel,
+            "product_ids": list(self.product_ids),
+        }
 
 
 @dataclass
@@ -90,6 +107,8 @@ class Ledger:
     global_control: set[str] = field(default_factory=set)
     # (customer, order id) -> the place in ``orders`` of the order's row read so far
     _order_at: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+    # (customer, order id) of the CANCEL rows read so far
+    _cancelled: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def add_item(self, item: Mapping[str, Any]) -> None:
         """One activity-table item (other kinds are ignored)."""
@@ -131,6 +150,11 @@ class Ledger:
             )
         elif kind == "ORDER" and item.get("total") is not None:
             self._add_order(cid, item)
+        elif kind == "CANCEL" and item.get("order_id"):
+            key = (cid, str(item["order_id"]))
+            self._cancelled.add(key)
+            if (place := self._order_at.get(key)) is not None:
+                self.orders[place] = replace(self.orders[place], cancelled=True)
         elif kind == "JOURNEY" and item.get("arms"):
             arms = sorted(dict(item["arms"]).items())
             self.arms[(cid, str(item["program"]))] = ", ".join(f"{s}:{a}" for s, a in arms)
@@ -139,8 +163,19 @@ class Ledger:
         """One order once: an order sent again with a later time leaves its earlier row
         (rows are keyed by time); the customer's state took the later one, and so do the
         reports (the same order counted twice doubled its revenue)."""
-        order = Order(cid, parse_time(item["at"]), float(item["total"]))
         key = (cid, str(item.get("order_id") or item.get("sk") or id(item)))
+        lines = item.get("lines") or []
+        products = (str(line.get("product_id")) for line in lines if isinstance(line, Mapping))
+        order = Order(
+            cid,
+            parse_time(item["at"]),
+            float(item["total"]),
+            order_id=str(item.get("order_id") or ""),
+            currency=item.get("currency"),
+            channel=item.get("channel"),
+            product_ids=tuple(dict.fromkeys(products)),
+            cancelled=key in self._cancelled,
+        )
         place = self._order_at.get(key)
         if place is None:
             self._order_at[key] = len(self.orders)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kizuna.analytics.stats import Lift, lift
+from kizuna.campaigns.engine import order_meets_goal
 from kizuna.campaigns.looks import Look, decision_line, looks_of, next_look_of
 from kizuna.domain.timestamps import parse_time
 from kizuna_tools.reports.build import Order
@@ -107,10 +108,22 @@ class OccurrenceReport:
 
 
 def _converted(
-    customer: str, after: datetime, window: timedelta, orders: Mapping[str, Sequence[Order]]
+    customer: str,
+    after: datetime,
+    window: timedelta,
+    orders: Mapping[str, Sequence[Order]],
+    conditions: Mapping[str, Any],
 ) -> tuple[bool, float]:
-    """Did the customer order strictly after ``after`` within the window, and for how much."""
-    mine = [o for o in orders.get(customer, ()) if after < o.at <= after + window]
+    """Did the customer place an order meeting the goal's conditions strictly after
+    ``after`` within the window, and for how much; a cancelled order never counts (as in
+    the console and the winner test: :func:`kizuna.campaigns.engine.converted`)."""
+    mine = [
+        o
+        for o in orders.get(customer, ())
+        if after < o.at <= after + window
+        and not o.cancelled
+        and order_meets_goal(conditions, o.detail())
+    ]
     return bool(mine), sum(o.total for o in mine)
 
 
@@ -119,9 +132,11 @@ def campaign_reports(
     orders: Iterable[Order],
     occurrences: Iterable[Mapping[str, Any]] = (),
     goal_days: Mapping[str, int] | None = None,
+    goal_conditions: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[OccurrenceReport]:
     """One report per (campaign, occurrence) found in the ledger or the occurrence items.
-    ``goal_days``: attribution window per campaign (default 7 days)."""
+    ``goal_days``: attribution window per campaign (default 7 days); ``goal_conditions``:
+    what an order must match to convert, per campaign (default: any order)."""
     rows = [r for r in (CampaignRow.from_item(i) for i in items) if r is not None]
     by_customer: dict[str, list[Order]] = defaultdict(list)
     for o in orders:
@@ -144,6 +159,7 @@ def campaign_reports(
     for key, group in sorted(grouped.items()):
         report = reports.setdefault(key, OccurrenceReport(*key))
         window = timedelta(days=(goal_days or {}).get(key[0], 7))
+        conditions = (goal_conditions or {}).get(key[0], {})
         sent = Counter(r.channel or "?" for r in group if r.status == "sent")
         report.sent_by_channel = dict(sent.most_common())
         for status, target in (
@@ -163,7 +179,9 @@ def campaign_reports(
         report.holdout = len(held)
         if not report.audience:
             report.audience = len({r.customer_id for r in group})
-        holdout_conv = [_converted(r.customer_id, r.at, window, by_customer) for r in held]
+        holdout_conv = [
+            _converted(r.customer_id, r.at, window, by_customer, conditions) for r in held
+        ]
         holdout_k = sum(1 for c, _ in holdout_conv if c)
         assigned: dict[str, list[CampaignRow]] = defaultdict(list)
         for r in group:
@@ -172,7 +190,7 @@ def campaign_reports(
                 assigned[r.arm or "default"].append(r)
         for arm, everyone in sorted(assigned.items()):
             outcomes = {
-                r.customer_id: _converted(r.customer_id, r.at, window, by_customer)
+                r.customer_id: _converted(r.customer_id, r.at, window, by_customer, conditions)
                 for r in everyone
             }
             members = [r for r in everyone if r.status == "sent"]

@@ -569,7 +569,11 @@ def build_reports(
         first=first,
         last=last,
         campaigns=campaign_reports(
-            data.campaign_items, data.ledger.orders, data.occurrences, data.campaign_windows
+            data.campaign_items,
+            data.ledger.orders,
+            data.occurrences,
+            data.campaign_windows,
+            data.campaign_goals,
         ),
         splits=data.splits,
     )

@@ -15,7 +15,7 @@ from kizuna.scoring.snapshot import SnapshotRow
 from kizuna_tools.reports.build import Ledger
 from kizuna_tools.reports.splits import SplitResult, split_results
 
-LEDGER_KINDS = ("ENTRY", "CONV", "MSG", "ORDER", "JOURNEY")
+LEDGER_KINDS = ("ENTRY", "CONV", "MSG", "ORDER", "CANCEL", "JOURNEY")
 EXPORT_PREFIX = "snapshots/"
 
 
@@ -55,6 +55,8 @@ class ReportData:
     campaign_items: list[dict[str, Any]] = field(default_factory=list)
     occurrences: list[dict[str, Any]] = field(default_factory=list)
     campaign_windows: dict[str, int] = field(default_factory=dict)
+    # per campaign: what an order must match to count as a conversion (its goal's conditions)
+    campaign_goals: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the programs' splits with a winner rule: counts per arm and the decision
     splits: list[SplitResult] = field(default_factory=list)
 
@@ -92,6 +94,9 @@ def load(
         for stored in campaigns.list_definitions():
             campaign = stored.campaign
             data.campaign_windows[campaign.id] = campaign.goal.within_days if campaign.goal else 7
+            data.campaign_goals[campaign.id] = (
+                dict(campaign.goal.conditions) if campaign.goal else {}
+            )
             data.occurrences += [
                 {**occ, "campaign_id": campaign.id}
                 for occ in campaigns.list_occurrences(campaign.id)
