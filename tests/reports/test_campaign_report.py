@@ -78,6 +78,12 @@ def test_occurrence_counts_variants_and_lift() -> None:
     assert (h.recipients, h.conversions, h.lift) == (4, 1, None)
     # the lift is intent to treat: a's suppressed s1 is in a's denominator
     assert (a.assigned, a.assigned_conversions, b.assigned, h.assigned) == (5, 2, 3, 4)
+    # a winner was chosen: a and b were the test pool, sent before the holdout was decided
+    # (with the rest of the audience): they are not compared with it
+    assert (a.lift, b.lift) == (None, None)
+    # without winner selection they are
+    [report] = campaign_reports(items, orders, [{**occurrences[0], "winner": None}], {"sale": 7})
+    a = next(v for v in report.variants if v.arm == "a")
     assert a.lift is not None and a.lift.treated_rate == 0.4 and a.lift.holdout_rate == 0.25
     assert a.lift.ci is not None and a.lift.ci.low < a.lift.absolute_lift < a.lift.ci.high
 

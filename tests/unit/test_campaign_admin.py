@@ -293,6 +293,64 @@ def test_results_lift_is_intent_to_treat_like_the_report() -> None:
     assert [v.lift for v in alone.variants] == [None]
 
 
+def test_results_name_the_winners_rows_apart_and_compare_only_them_with_the_holdout() -> None:
+    """With winner selection the console showed one "b" row of b's test pool and everyone
+    later sent the winner b (21/90; the report and the winner reason said 5/10); and it
+    compared the test pool, sent days before, with the holdout decided after the wait:
+    a payday between the two read as lift. The report shows the same figures."""
+    from kizuna_tools.reports.build import Order
+    from kizuna_tools.reports.campaigns import campaign_reports
+
+    campaign = parse_campaign(sale(goal={"event": "order.placed", "within_days": 7}))
+    test_at, main_at = NOW, NOW + timedelta(hours=72)
+
+    def entry(cid: str, status: str, arm: str, variant: str | None, at: datetime) -> Any:
+        row = {"pk": cid, "kind": "MSG", "campaign": "winter-sale", "occurrence": "o1"}
+        row |= {"program": "winter-sale", "status": status, "arm": arm, "at": iso(at)}
+        return row | ({"variant": variant, "channel": "email"} if variant else {})
+
+    rows = [entry(f"a{i}", "sent", "a", "a", test_at) for i in range(10)]
+    rows += [entry(f"b{i}", "sent", "b", "b", test_at) for i in range(10)]
+    rows += [entry(f"w{i}", "sent", "winner", "b", main_at) for i in range(80)]
+    rows += [entry(f"h{i}", "holdout", "holdout", None, main_at) for i in range(20)]
+    payday = test_at + timedelta(days=1)  # the test pool's buyers: before the main pass
+    buyers = {f"a{i}": payday for i in range(5)} | {f"b{i}": payday for i in range(5)}
+    buyers |= {f"w{i}": main_at + timedelta(days=1) for i in range(16)}
+    buyers |= {f"h{i}": main_at + timedelta(days=1) for i in range(4)}
+    found = {
+        c: customer(c, orders={"o": OrderFact(placed=True, at=at, total=1000)})
+        for c, at in buyers.items()
+    }
+    occ = {"occurrence": "o1", "status": "done", "winner": "b"}
+    (console,) = results_of(
+        campaign, [occ], rows, lambda ids: {i: found[i] for i in ids if i in found}
+    )
+    got = {v.variant: (v.sent, v.converted, v.lift is not None) for v in console.variants}
+    assert got == {
+        "a": (10, 5, False),
+        "b": (10, 5, False),
+        "b (winner)": (80, 16, True),
+        "holdout": (0, 4, False),
+    }
+    winner = next(v for v in console.variants if v.variant == "b (winner)")
+    assert winner.lift is not None and winner.lift.absolute_lift == 0  # 20% against 20%
+    orders = [Order(c, at, 1000.0) for c, at in buyers.items()]
+    (report,) = campaign_reports(
+        rows, orders, [{**occ, "campaign_id": "winter-sale"}], {"winter-sale": 7}
+    )
+    shown = {v.arm: (v.recipients, v.conversions, v.lift is not None) for v in report.variants}
+    assert shown == {k: (v[0] or 20, v[1], v[2]) for k, v in got.items()}
+    # without winner selection every variant is compared with the holdout
+    plain = [r for r in rows if r["arm"] != "winner"]
+    (console,) = results_of(
+        campaign,
+        [{"occurrence": "o1", "status": "done"}],
+        plain,
+        lambda ids: {i: found[i] for i in ids if i in found},
+    )
+    assert [v.variant for v in console.variants if v.lift is not None] == ["a", "b"]
+
+
 def test_the_console_form_makes_a_definition() -> None:
     fields = {
         "id": "winter-sale",

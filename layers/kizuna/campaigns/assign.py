@@ -17,6 +17,19 @@ DEFAULT_VARIANT = "default"
 WINNER = "winner"
 TEST_POOL = "test"
 MAIN_POOL = "main"
+# how results name the rest of the audience sent the winner: "<variant> (winner)", apart
+# from the test pool's "<variant>" (the console, the API and the report alike)
+WINNER_SUFFIX = " (winner)"
+
+
+def shown_arm(arm: str | None, variant: str | None) -> str | None:
+    """The arm a result row is counted under: a winner row as ``<variant> (winner)``."""
+    return f"{variant}{WINNER_SUFFIX}" if arm == WINNER and variant else arm
+
+
+def sent_the_winner(shown: str | None) -> bool:
+    """A shown arm of the rest of the audience of a campaign with winner selection."""
+    return shown is not None and (shown == WINNER or shown.endswith(WINNER_SUFFIX))
 
 
 @dataclass(frozen=True)

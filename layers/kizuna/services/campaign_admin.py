@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from kizuna.analytics.stats import Lift, lift
-from kizuna.campaigns.assign import HOLDOUT, assign
+from kizuna.campaigns.assign import HOLDOUT, WINNER, assign, sent_the_winner, shown_arm
 from kizuna.campaigns.engine import (
     STOPPED,
     Member,
@@ -540,8 +540,9 @@ class OccurrenceResult:
     execution_ended_at: str | None = None
 
 
-# the ledger statuses of an occurrence's members (``sending``: a claim not settled yet)
-ASSIGNED: Final = ("sent", "suppressed", "deferred", "failed", "holdout")
+# the settled ledger statuses an occurrence's results count (``sending``: a claim not
+# settled yet, only among the assigned)
+COUNTED: Final = ("sent", "suppressed", "deferred", "failed", "holdout")
 
 
 def _variant_of(row: Mapping[str, Any]) -> str:
@@ -549,6 +550,8 @@ def _variant_of(row: Mapping[str, Any]) -> str:
         return GLOBAL_CONTROL  # apart from the campaign's own holdout
     if row.get("arm") == HOLDOUT or row.get("status") == "holdout":
         return HOLDOUT
+    if row.get("arm") == WINNER:  # the rest of the audience, apart from the test pool
+        return shown_arm(WINNER, str(row.get("variant") or "")) or WINNER
     return str(row.get("variant") or "default")
 
 
@@ -580,8 +583,7 @@ def results_of(
         out[name].decision = decision_line(looks, occ.get("winner"), following)
         out[name].next_look_at = iso(following) if following else None
     rows = [r for r in ledger if r.get("campaign") == campaign.id and r.get("occurrence")]
-    counted = [r for r in rows if r.get("status") in ASSIGNED]
-    found = customers(sorted({str(r["pk"]) for r in counted})) if counted else {}
+    found = customers(sorted({str(r["pk"]) for r in rows})) if rows else {}
     by_variant: dict[tuple[str, str], VariantResult] = {}
     for row in rows:
         occurrence = str(row["occurrence"])
@@ -592,10 +594,9 @@ def results_of(
             result.variants.append(by_variant[key])
         variant = by_variant[key]
         status = str(row.get("status"))
-        if status not in ASSIGNED:
-            continue
-        setattr(variant, status, getattr(variant, status) + 1)
-        variant.assigned += 1
+        if status in COUNTED:
+            setattr(variant, status, getattr(variant, status) + 1)
+        variant.assigned += 1  # (``sending``, a claim not settled yet, is assigned too)
         customer = found.get(str(row.get("pk")))
         if customer is None:
             continue
@@ -608,8 +609,15 @@ def results_of(
         held = next((v for v in result.variants if v.variant == HOLDOUT), None)
         if held is None or not held.assigned:
             continue
+        # with winner selection the holdout is of the main pool, decided with the rest of
+        # the audience after the winner wait: no baseline for the test pool's arms, sent
+        # days before (the report's rule, tools/kizuna_tools/reports/campaigns.py)
+        names = [v.variant for v in result.variants]
+        selection = result.winner is not None or any(sent_the_winner(n) for n in names)
         for v in result.variants:
-            if v.variant not in (HOLDOUT, GLOBAL_CONTROL) and v.assigned:
+            if v.variant in (HOLDOUT, GLOBAL_CONTROL) or not v.assigned:
+                continue
+            if not selection or sent_the_winner(v.variant):
                 base = (held.assigned_converted, held.assigned)
                 v.lift = lift(v.assigned_converted, v.assigned, *base)
     return [out[k] for k in sorted(out)]

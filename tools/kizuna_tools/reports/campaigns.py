@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kizuna.analytics.stats import Lift, lift
+from kizuna.campaigns.assign import sent_the_winner, shown_arm
 from kizuna.campaigns.engine import order_meets_goal
 from kizuna.campaigns.looks import Look, decision_line, looks_of, next_look_of
 from kizuna.domain.timestamps import parse_time
@@ -50,11 +51,7 @@ class CampaignRow:
             customer_id=str(item.get("pk", item.get("customer_id", ""))),
             at=parse_time(str(item.get("sent_at") or item["at"])),
             status=str(item["status"]),
-            arm=(
-                f"{item['variant']} (winner)"
-                if item.get("arm") == "winner" and item.get("variant")
-                else item.get("arm")
-            ),
+            arm=shown_arm(item.get("arm"), item.get("variant")),
             channel=item.get("channel"),
             reason=item.get("reason"),
             opened=bool(item.get("open_at")),
@@ -183,6 +180,12 @@ def campaign_reports(
             _converted(r.customer_id, r.at, window, by_customer, conditions) for r in held
         ]
         holdout_k = sum(1 for c, _ in holdout_conv if c)
+        # With winner selection the holdout belongs to the main pool: its members are
+        # decided with the rest of the audience, after the winner wait, and so are the
+        # winner's; the test pool's arms went out days before and are compared with one
+        # another by the winner test. A holdout measured over other days is no baseline for
+        # them (a payday or a sale ending between the two read as lift): no lift.
+        selection = report.winner is not None or any(sent_the_winner(r.arm) for r in group)
         assigned: dict[str, list[CampaignRow]] = defaultdict(list)
         for r in group:
             # (the global control's rows are holdout rows too, or under its arm)
@@ -205,7 +208,11 @@ def campaign_reports(
                     clicks=sum(1 for r in members if r.clicked),
                     conversions=k,
                     revenue=sum(v for _, v in conv),
-                    lift=lift(k_all, len(everyone), holdout_k, len(held)) if held else None,
+                    lift=(
+                        lift(k_all, len(everyone), holdout_k, len(held))
+                        if held and (sent_the_winner(arm) or not selection)
+                        else None
+                    ),
                     assigned=len(everyone),
                     assigned_conversions=k_all,
                 )
