@@ -11,6 +11,8 @@ from typing import Any, Generic, TypeVar
 import yaml
 from pydantic import ValidationError
 
+from kizuna.domain import strict_yaml
+
 IssueT = TypeVar("IssueT")
 LoadedT = TypeVar("LoadedT")
 
@@ -26,7 +28,7 @@ class IssuesError(Exception, Generic[IssueT]):
 def read_yaml(path: Path, fail: Callable[[str], Exception]) -> Any:
     """The parsed document; ``fail(message)`` is raised when it is not valid YAML."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return strict_yaml.load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise fail(f"not valid YAML: {exc}") from exc
 

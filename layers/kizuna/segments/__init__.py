@@ -40,6 +40,7 @@ from pydantic import (
     field_validator,
 )
 
+from kizuna.domain import strict_yaml
 from kizuna.domain.customer import Customer
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.model import Pattern
@@ -82,7 +83,7 @@ class SegmentError(ValueError):
 
 
 def load_segment(path: Path, vocab: Vocabulary = BUILTIN) -> SegmentDefinition:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = strict_yaml.load(path.read_text(encoding="utf-8"))
     segment = SegmentDefinition.model_validate(raw, context={VOCABULARY: vocab})
     if segment.name != path.stem:
         raise ValueError(f"name {segment.name!r} differs from the file name {path.stem!r}")
@@ -90,15 +91,19 @@ def load_segment(path: Path, vocab: Vocabulary = BUILTIN) -> SegmentDefinition:
 
 
 def load_segments(directory: Path, vocab: Vocabulary = BUILTIN) -> dict[str, SegmentDefinition]:
-    """Every ``*.yaml`` under ``directory``, validated against the shop's ``vocab``; raises
-    :class:`SegmentError` with the problems of every file."""
+    """Every ``*.yaml`` and ``*.yml`` under ``directory`` (as programs and campaigns),
+    validated against the shop's ``vocab``; raises :class:`SegmentError` with the problems
+    of every file (two files of one name among them)."""
     found: dict[str, SegmentDefinition] = {}
     problems: list[str] = []
-    for path in sorted(directory.glob("*.yaml")):
+    for path in sorted(directory.glob("*.y*ml")):
         try:
             segment = load_segment(path, vocab)
         except (ValidationError, ValueError, yaml.YAMLError) as exc:
             problems.append(f"{path.name}: {exc}")
+            continue
+        if segment.name in found:
+            problems.append(f"{path.name}: another file defines the segment {segment.name!r}")
             continue
         found[segment.name] = segment
     if problems:

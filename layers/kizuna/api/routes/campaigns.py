@@ -27,6 +27,7 @@ from kizuna.api.routes.segments import segments_of
 from kizuna.campaigns.loader import CampaignError, CampaignIssue
 from kizuna.campaigns.model import Campaign
 from kizuna.delivery.templates import DEFAULT_ROOT
+from kizuna.domain import strict_yaml
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN, Count
 from kizuna.ports import DefinitionConflict, StoredCampaign
 from kizuna.services.campaign_admin import (
@@ -332,7 +333,7 @@ def parse_yaml_text(text: str) -> Any:
                 raise CampaignError(
                     [CampaignIssue("<campaign>", "yaml", "anchors and aliases are not accepted")]
                 )
-        return yaml.safe_load(text)
+        return strict_yaml.load(text)
     except yaml.YAMLError as exc:
         raise CampaignError(
             [CampaignIssue("<campaign>", "yaml", f"not valid YAML: {exc}")]
