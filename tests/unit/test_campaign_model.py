@@ -244,6 +244,21 @@ def test_the_loader_checks_names_that_must_exist(tmp_path: Path) -> None:
     assert "[goal.event]: unknown event type 'order.shipped'" in text
 
 
+def test_a_campaign_goal_is_an_order() -> None:
+    """The console, the winner test and the report count orders: a goal on another event was
+    accepted and measured as orders all the same."""
+    from kizuna.campaigns.loader import check_campaign
+
+    def issues(event: str) -> list[str]:
+        campaign = parse_campaign(raw(goal={"event": event, "within_days": 3}), "c.yaml")
+        return [str(i) for i in check_campaign("c.yaml", campaign)]
+
+    assert any(
+        "[goal.event]: a campaign's conversions are orders" in i for i in issues("cart.updated")
+    )
+    assert issues("order.placed") == []
+
+
 def test_assignment_is_stable_and_follows_the_weights() -> None:
     campaign = parse_campaign(
         raw(

@@ -474,6 +474,8 @@ def next_look(
     return min(look_at + timedelta(hours=RECHECK_HOURS), deadline)
 
 
+# A campaign's conversions are orders: its goal's event (the loader refuses another)
+CONVERSION_EVENT = "order.placed"
 # What a campaign goal's conditions see of an order (the fields :func:`converted` matches).
 CONVERSION_FIELDS: Fields = dict.fromkeys(
     ("order_id", "total", "currency", "channel", "product_ids")

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kizuna.campaigns.engine import METRIC_CHANNELS
+from kizuna.campaigns.engine import CONVERSION_EVENT, METRIC_CHANNELS
 from kizuna.campaigns.model import (
     RESERVED_VARIANT_NAMES,
     Campaign,
@@ -77,6 +77,17 @@ def check_campaign(
         if campaign.goal.event not in GOAL_EVENTS:
             issues.append(
                 CampaignIssue(file, "goal.event", f"unknown event type {campaign.goal.event!r}")
+            )
+        elif campaign.goal.event != CONVERSION_EVENT:
+            # the console, the winner test and the report count orders: another event was
+            # accepted and measured as orders all the same
+            issues.append(
+                CampaignIssue(
+                    file,
+                    "goal.event",
+                    f"a campaign's conversions are orders ({CONVERSION_EVENT}); "
+                    f"{campaign.goal.event!r} is not measured (a program's goal may be any event)",
+                )
             )
         from kizuna.campaigns.engine import CONVERSION_FIELDS
 
