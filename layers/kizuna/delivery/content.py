@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kizuna.delivery.line_messages import MAX_TEXT, line_length
+
 SmsEncoding = Literal["GSM-7", "UCS-2"]
 
 # GSM 03.38 default alphabet (one septet each). ESC (0x1B) is not a character of its own.
@@ -96,11 +98,23 @@ class LineContent(_Content):
 
     channel: Literal["line"] = "line"
     text: str = Field(
-        default="", max_length=5000, description="LINE text messages hold 5,000 chars"
+        default="",
+        description="LINE text messages hold 5,000 characters as LINE counts them (UTF-16 "
+        "code units: an emoji counts 2)",
     )
     messages: tuple[dict[str, Any], ...] = Field(
         default=(), max_length=5, description="LINE message objects (Flex, image, ...)"
     )
+
+    @field_validator("text")
+    @classmethod
+    def _text_within_limit(cls, text: str) -> str:
+        if line_length(text) > MAX_TEXT:
+            raise ValueError(
+                f"a LINE text holds at most {MAX_TEXT:,} characters as LINE counts them "
+                f"(UTF-16 code units: an emoji counts 2), this one {line_length(text):,}"
+            )
+        return text
 
     @model_validator(mode="after")
     def _one_form(self) -> LineContent:

@@ -17,6 +17,14 @@ checked twice: on the template as written (:func:`template_problems`, strings ho
 Jinja2 markup are checked for shape only) and on the rendered messages before any send
 (:func:`message_problems`). A problem names its path: ``messages[0].contents.contents[12]:
 ...``.
+
+Lengths are counted as LINE counts them ("Character counting in a text",
+https://developers.line.biz/en/docs/messaging-api/text-character-count): in UTF-16 code
+units (:func:`line_length`: an emoji outside the BMP such as 🍎 counts 2), except the
+properties LINE counts in grapheme clusters (action labels, a message action's text, the
+buttons, confirm and carousel templates' title and text), counted here in code points: never
+fewer than LINE's grapheme clusters, so never a text LINE refuses (a skin-toned or flag
+emoji, one cluster, counts 2 here).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from typing import Any
 # --- LINE's limits (Messaging API reference, see the module docstring) ------------------
 MAX_MESSAGES = 5  # message objects per push / multicast request
 MAX_MULTICAST_RECIPIENTS = 500  # user ids per multicast request
-MAX_TEXT = 5000  # text message
+MAX_TEXT = 5000  # text message (UTF-16 code units, as every length unless said otherwise)
 MAX_ALT_TEXT = 1500  # altText of flex, imagemap and template messages
 MAX_URL = 2000  # image URLs (originalContentUrl, previewImageUrl, baseUrl, icon...)
 MAX_URI = 1000  # uri of a URI action
@@ -64,6 +72,12 @@ class LineMessageError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
+
+
+def line_length(text: str) -> int:
+    """``text``'s length as LINE counts it: UTF-16 code units (a character outside the BMP,
+    an emoji or a rare kanji, counts 2). A lone surrogate counts 1."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def has_markup(value: str) -> bool:
@@ -141,8 +155,18 @@ class _Checker:
         return self.rendered or not (isinstance(value, str) and has_markup(value))
 
     def string(
-        self, obj: Mapping[str, Any], key: str, path: str, *, required: bool, max_len: int
+        self,
+        obj: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool,
+        max_len: int,
+        graphemes: bool = False,
     ) -> str | None:
+        """The string at ``key`` when it can be judged now. Its length is in UTF-16 code
+        units, or for a property LINE counts in grapheme clusters (``graphemes``) in code
+        points (an upper bound of those)."""
         value = obj.get(key)
         where = f"{path}.{key}"
         if value is None:
@@ -155,8 +179,9 @@ class _Checker:
         if self._final(value):
             if not value.strip() and required:
                 self.fail(where, "must not be empty")
-            elif len(value) > max_len:
-                self.fail(where, f"{len(value):,} characters, over LINE's {max_len:,}")
+            elif (length := len(value) if graphemes else line_length(value)) > max_len:
+                how = "" if length == len(value) else " (UTF-16 code units: an emoji counts 2)"
+                self.fail(where, f"{length:,} characters{how}, over LINE's {max_len:,}")
         return value if self._final(value) else None
 
     def url(self, obj: Mapping[str, Any], key: str, path: str, *, required: bool) -> None:
@@ -237,11 +262,11 @@ class _Checker:
             self.fail(f"{path}.type", f"unknown action type {kind!r}")
             return
         if label is not None:
-            self.string(action, "label", path, required=False, max_len=label)
+            self.string(action, "label", path, required=False, max_len=label, graphemes=True)
         if kind == "uri":
             self.uri(action, "uri", path, required=True)
         elif kind == "message":
-            self.string(action, "text", path, required=True, max_len=300)
+            self.string(action, "text", path, required=True, max_len=300, graphemes=True)
         elif kind == "postback":
             self.string(action, "data", path, required=True, max_len=MAX_POSTBACK_DATA)
 
@@ -325,13 +350,15 @@ class _Checker:
             return
         kind = template.get("type")
         if kind == "buttons":
-            title = self.string(template, "title", where, required=False, max_len=MAX_BUTTONS_TITLE)
+            title = self.string(
+                template, "title", where, required=False, max_len=MAX_BUTTONS_TITLE, graphemes=True
+            )
             image = "thumbnailImageUrl" in template
             if image:
                 self.url(template, "thumbnailImageUrl", where, required=True)
             short = image or title is not None or "title" in template
             limit = MAX_BUTTONS_TEXT_WITH_IMAGE_OR_TITLE if short else MAX_BUTTONS_TEXT
-            self.string(template, "text", where, required=True, max_len=limit)
+            self.string(template, "text", where, required=True, max_len=limit, graphemes=True)
             actions = self.items(
                 template.get("actions"),
                 f"{where}.actions",
@@ -342,7 +369,9 @@ class _Checker:
             for i, action in enumerate(actions):
                 self.action(action, f"{where}.actions[{i}]")
         elif kind == "confirm":
-            self.string(template, "text", where, required=True, max_len=MAX_CONFIRM_TEXT)
+            self.string(
+                template, "text", where, required=True, max_len=MAX_CONFIRM_TEXT, graphemes=True
+            )
             actions = self.items(
                 template.get("actions"), f"{where}.actions", low=2, high=2, what="actions"
             )
@@ -367,10 +396,12 @@ class _Checker:
                     continue
                 if "thumbnailImageUrl" in col:
                     self.url(col, "thumbnailImageUrl", cpath, required=True)
-                self.string(col, "title", cpath, required=False, max_len=MAX_BUTTONS_TITLE)
+                self.string(
+                    col, "title", cpath, required=False, max_len=MAX_BUTTONS_TITLE, graphemes=True
+                )
                 short = "thumbnailImageUrl" in col or "title" in col
                 limit = 60 if short else 120
-                self.string(col, "text", cpath, required=True, max_len=limit)
+                self.string(col, "text", cpath, required=True, max_len=limit, graphemes=True)
                 acts = self.items(
                     col.get("actions"),
                     f"{cpath}.actions",
@@ -422,6 +453,7 @@ __all__ = [
     "LineMessageError",
     "check_messages",
     "json_size",
+    "line_length",
     "message_problems",
     "parse_template",
     "render_strings",

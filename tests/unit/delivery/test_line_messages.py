@@ -126,6 +126,39 @@ def test_quick_reply_limits() -> None:
     )
 
 
+def test_lengths_are_counted_in_utf16_code_units_as_line_counts_them() -> None:
+    # LINE counts UTF-16 code units ("Character counting in a text"): 🎉 is 2 characters
+    assert message_problems([{"type": "text", "text": "🎉" * 2500}]) == []  # 5,000 units
+    assert one_problem([{"type": "text", "text": "🎉" * 2501}]) == (
+        "messages[0].text: 5,002 characters (UTF-16 code units: an emoji counts 2), "
+        "over LINE's 5,000"
+    )
+    assert one_problem([flex(bubble(), alt="🎁" * 751)]).startswith(
+        "messages[0].altText: 1,502 characters"
+    )
+    assert one_problem([flex(bubble("あ" + "𠀋" * 2500))]).startswith(
+        "messages[0].contents.body.contents[0].text: 5,001 characters"
+    )
+    # a property LINE counts in grapheme clusters (an action's label) is not counted in UTF-16
+    label = {"type": "action", "action": {"type": "message", "label": "👍" * 20, "text": "👍"}}
+    reply = {"type": "text", "text": "Hi", "quickReply": {"items": [label]}}
+    assert message_problems([reply]) == []
+
+
+def test_a_line_text_is_counted_in_utf16_code_units() -> None:
+    assert LineContent(text="🎉" * 2500).text == "🎉" * 2500
+    with pytest.raises(ValueError, match="at most 5,000 characters as LINE counts them"):
+        LineContent(text="🎉" * 2501)  # 2,501 characters, 5,002 UTF-16 code units
+
+
+def test_a_line_text_template_over_the_limit_in_utf16_fails_to_render(tmp_path: Path) -> None:
+    folder = tmp_path / "p" / "t" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "line.txt.j2").write_text("{{ '🎉' * 2600 }}", encoding="utf-8")
+    with pytest.raises(RenderError, match="at most 5,000 characters as LINE counts them"):
+        Renderer(tmp_path).render("p", "t", "line", "ja", {})
+
+
 def test_template_messages() -> None:
     uri = {"type": "uri", "label": "Open", "uri": "https://a.jp"}
     confirm = {
