@@ -170,6 +170,22 @@ def test_a_render_failure_is_recorded_for_that_customer_and_the_batch_goes_on() 
     assert failed["status"] == "failed" and failed["reason"].startswith("render_error")
 
 
+def test_a_message_sent_with_its_links_untracked_says_so_in_the_ledger() -> None:
+    """A channel that sent a text with its links as written (LINE: tracked, it was over
+    LINE's limit) marks the entry links_untracked; it is sent all the same."""
+    w = World(n=2)
+    email = w.channels["email"]
+    plain_send = email.send
+
+    def untracked(message: OutboundMessage) -> SendResult:
+        return plain_send(message).model_copy(update={"links_untracked": True})
+
+    email.send = untracked  # type: ignore[method-assign]
+    results = w.send_all(w.start())
+    assert total(results, "sent") == 2 and "links_untracked" not in results[0]
+    assert [m["links_untracked"] for m in w.ledger().values()] == [True, True]
+
+
 def test_a_batch_whose_delivery_time_is_spent_defers_the_rest_to_the_next_pass() -> None:
     """Each email takes 60 s of the clock, 100 s to deliver: two of each batch start in
     time; the rest are not started (marked dispatched, the function's timeout would have

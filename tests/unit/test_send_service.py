@@ -293,6 +293,22 @@ def test_push_without_a_usable_device_falls_back_to_the_next_channel() -> None:
     assert len(chans["line"].sent) == 1 and not chans["push"].sent
 
 
+class UntrackedLine(FakeChannel):
+    """LINE sending a text with its links as written (tracked, over LINE's limit)."""
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        return super().send(message).model_copy(update={"links_untracked": True})
+
+
+def test_a_line_text_sent_with_its_links_untracked_says_so_in_the_ledger() -> None:
+    line = UntrackedLine()
+    chans = {c: FakeChannel() for c in ("email", "sms", "push")} | {"line": line}
+    svc, store, _, _ = build(channels=chans, consent=opted_in("line"))
+    assert (svc.send(req()).channel, len(line.sent)) == ("line", 1)
+    entry = store.messages[("c1", "MSG#ex-1#coupon")]
+    assert entry["status"] == "sent" and entry["links_untracked"] is True
+
+
 def _topics(**per: dict[str, str]) -> dict[str, Any]:
     from kizuna.domain.customer import ConsentState
 

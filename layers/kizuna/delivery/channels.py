@@ -57,7 +57,12 @@ from kizuna.delivery.content import (
     RenderedMessage,
     SmsContent,
 )
-from kizuna.delivery.line_messages import MAX_MULTICAST_RECIPIENTS, message_problems
+from kizuna.delivery.line_messages import (
+    MAX_MULTICAST_RECIPIENTS,
+    MAX_TEXT,
+    line_length,
+    message_problems,
+)
 from kizuna.delivery.links import TrackedLinks
 from kizuna.delivery.policy import E164, PushTarget, address_for, push_targets
 from kizuna.delivery.tags import (
@@ -303,6 +308,11 @@ class SendResult(BaseModel):
         default_factory=dict, description="Device key -> the token the provider now uses"
     )
     attempts: int = 1
+    links_untracked: bool = Field(
+        default=False,
+        description="LINE: a text went with its links as written, untracked (with tracked "
+        "links it was over LINE's 5,000 characters)",
+    )
 
 
 class Channel(Protocol):
@@ -1057,7 +1067,10 @@ class LinePush:
     provider) and is never logged or put in an error. With ``links``, every http(s) link of
     the text to a host the shop declared is rewritten to a signed tracked link (LINE reports
     no clicks: :mod:`kizuna.delivery.links`), which stamps ``click_at`` on the message's
-    ledger entry; other links are sent as written.
+    ledger entry; other links are sent as written. A text that tracked links would take
+    over LINE's :data:`MAX_TEXT` (each is longer than the link it replaces) goes with its
+    links as written, untracked, rather than not at all (the rendered text was checked: it
+    fits); the result says so (``links_untracked``).
     """
 
     max_addresses = MAX_MULTICAST_RECIPIENTS
@@ -1081,11 +1094,16 @@ class LinePush:
         self._timeout = timeout
         self._links = links
 
-    def text(self, message: OutboundMessage, text: str) -> str:
-        """The text as sent: links tracked when the adapter has ``links``."""
+    def text(self, message: OutboundMessage, text: str) -> tuple[str, bool]:
+        """The text as sent, its links tracked when the adapter has ``links``; and whether
+        they were left untracked: tracked, the text would be over LINE's :data:`MAX_TEXT`
+        (then it is sent as written, which the rendered content's check keeps within it)."""
         if self._links is None:
-            return text
-        return self._links.rewrite(text, message.customer_id, message.execution, message.step)
+            return text, False
+        tracked = self._links.rewrite(text, message.customer_id, message.execution, message.step)
+        if line_length(tracked) <= MAX_TEXT:
+            return tracked, False
+        return text, True
 
     def _tracks_links(self, content: LineContent) -> bool:
         """Whether the content's text gets per-customer tracked links (then it cannot be one
@@ -1147,16 +1165,20 @@ class LinePush:
         content = message.content
         if not isinstance(content, LineContent) or not isinstance(message.address, str):
             raise PermanentFailure("LinePush sends LINE content to one user")
-        objects = [
-            {**o, "text": self.text(message, str(o["text"]))} if o.get("type") == "text" else o
-            for o in line_message_objects(content)
-        ]
+        objects: list[dict[str, Any]] = []
+        untracked = False
+        for o in line_message_objects(content):
+            if o.get("type") == "text":
+                text, left = self.text(message, str(o["text"]))
+                o, untracked = {**o, "text": text}, untracked or left
+            objects.append(o)
         body = json.dumps(
             {"to": message.address, "messages": objects},
             ensure_ascii=False,
         ).encode()
         retry_key = line_retry_key(message.execution, message.step, message.customer_id)
-        return self._post(self._endpoint, body, retry_key)
+        result = self._post(self._endpoint, body, retry_key)
+        return result.model_copy(update={"links_untracked": True}) if untracked else result
 
     def _post(self, url: str, body: bytes, retry_key: str) -> SendResult:
         headers = {

@@ -649,6 +649,7 @@ class CampaignService:
             monotonic=self.monotonic,
         )
         now = self.clock.now()
+        untracked = 0  # LINE texts sent with their links untracked (over LINE's limit tracked)
         for (r, message), result in zip(claimed, outcomes, strict=True):
             if isinstance(result, OutOfTime):
                 # surely not sent: deferred a minute, to the next pass (decided again then)
@@ -669,6 +670,9 @@ class CampaignService:
                     provider_message_id=result.provider_message_id,
                     attempts=result.attempts,
                 )
+                if result.links_untracked:
+                    entry["links_untracked"] = True
+                    untracked += 1
                 if r.coupon is not None:
                     coupons.append(r.coupon)
             counts[entry["status"]] += 1
@@ -681,6 +685,8 @@ class CampaignService:
             SEND_STEP,
             [(cid, execution, entry) for cid, entry in records],
         )
+        if untracked:
+            logger.warning("LINE links sent untracked", execution=execution, messages=untracked)
         return {k: counts[k] for k in OUTCOMES if counts[k]}
 
     def _renderer(self, stored: StoredCampaign) -> Renderer:

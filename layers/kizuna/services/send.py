@@ -579,6 +579,9 @@ class SendService:
                     "attempts": result.attempts,
                 }
                 logger.info("message sent", program=program.id, step=step.id, channel=channel)
+                if result.links_untracked:
+                    data["links_untracked"] = True
+                    logger.warning("LINE links sent untracked", program=program.id, step=step.id)
                 plan.response = SendResponse(status="sent", channel=channel)
                 if plan.coupon is not None:
                     coupons.append(issued(plan.coupon, req, now))

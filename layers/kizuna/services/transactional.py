@@ -223,6 +223,9 @@ class TransactionalService:
                 "attempts": result.attempts,
             }
             logger.info("transactional message sent", channel=str(message.channel))
+            if result.links_untracked:
+                final["links_untracked"] = True
+                logger.warning("LINE links sent untracked", template=req.template)
         records = [(req.customer_id, req.execution, final)]
         record_delivered(
             lambda: s.store.record_entries(req.template, records),

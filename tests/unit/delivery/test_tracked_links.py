@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from kizuna.delivery.channels import HttpResponse, LinePush, OutboundMessage
 from kizuna.delivery.content import LineContent
+from kizuna.delivery.line_messages import MAX_TEXT, line_length
 from kizuna.delivery.links import InvalidLink, TrackedLinks, link_host, sign, verify
 from kizuna.delivery.templates import Renderer, build_context
 from kizuna.delivery.unsubscribe import sign as sign_unsubscribe
@@ -286,6 +287,41 @@ def test_identical_texts_are_multicast_exactly_when_the_rewrite_leaves_them_alon
     for body in single:
         tracked = body["messages"][0]["text"].split(" ")[1]
         assert verify(SECRET, token_of(tracked), NOW).target == "HTTPS://SHOP.EXAMPLE/SALE"
+
+
+NEWSLETTER_LINK = "https://shop.example/sale?utm=line"  # 34 characters; 191 once tracked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a newsletter with 20 links: 4,700 characters rendered, 7,840 tracked
+        "お知らせ" * 1000 + "\n" + "\n".join([NEWSLETTER_LINK] * 20),
+        # 4,875 UTF-16 code units rendered, 5,032 tracked (2,612 code points: LINE refuses)
+        "🎉" * 2420 + "\n" + NEWSLETTER_LINK,
+    ],
+)
+def test_a_text_that_tracked_links_would_take_over_lines_limit_goes_with_its_links_as_written(
+    text: str,
+) -> None:
+    """A tracked link is longer than the one it replaces: a text within LINE's 5,000
+    characters (UTF-16 code units) as rendered, over them tracked, is sent as rendered, its
+    links untracked (rather than refused by LINE, and nothing sent), and the result says so."""
+    assert line_length(text) <= MAX_TEXT
+    http = Http()
+    result = LinePush(lambda: "t", http, links=links()).send(line_message(text))
+    (sent,) = http.bodies[0]["messages"]
+    assert sent["text"] == text and line_length(sent["text"]) <= MAX_TEXT
+    assert result.links_untracked
+
+
+def test_a_text_that_fits_with_its_tracked_links_is_tracked() -> None:
+    text = "🎉" * 2400 + "\n" + NEWSLETTER_LINK  # 4,992 UTF-16 code units tracked
+    http = Http()
+    result = LinePush(lambda: "t", http, links=links()).send(line_message(text))
+    (sent,) = http.bodies[0]["messages"]
+    assert line_length(sent["text"]) == MAX_TEXT - 8 and "/l/" in sent["text"]
+    assert not result.links_untracked
 
 
 # --- clicks ----------------------------------------------------------------------------------
