@@ -28,6 +28,7 @@ def _context(locale: str) -> dict[str, Any]:
         "second-purchase-coupon",
         "c1",
         "ex",
+        "coupon",
         discount="10%",
         expires_at=datetime.now(UTC) + timedelta(days=14),
     )

@@ -29,7 +29,7 @@ SECRET = b"s" * 32
 
 
 def code(customer_id: str, execution: str = "ex-1") -> str:
-    return coupon_code(SECRET, "second-purchase-coupon", customer_id, execution)
+    return coupon_code(SECRET, "second-purchase-coupon", customer_id, execution, "coupon")
 
 
 def issued(customer_id: str, expires_at: datetime, execution: str = "ex-1") -> IssuedCoupon:
@@ -84,6 +84,76 @@ def test_a_coupon_whose_message_was_never_delivered_is_not_issued() -> None:
     svc, store, _, _ = build(channels={"email": FakeChannel(fail=[Throttled()] * 5)})
     assert svc.send(req()).status == "failed"
     assert store.coupons == {}
+
+
+TWO_COUPON_STEPS = """\
+id: second-purchase-coupon
+name: Two coupon steps (docs/PROGRAMS.md, branching on engagement)
+trigger: {event: customer.first_purchase}
+steps:
+  - {id: coupon, type: send, channels: [email], template: coupon,
+     coupon: {discount: "10%", valid_days: 14}}
+  - {id: wait_open, type: wait, days: 2}
+  - {id: line_coupon, type: send, channels: [line], template: coupon,
+     coupon: {discount: "20%", valid_days: 30}, next: done}
+  - {id: done, type: exit}
+"""
+
+
+def test_two_coupon_steps_of_one_execution_issue_two_coupons(tmp_path: Path) -> None:
+    # given a journey whose two send steps each issue a coupon
+    (tmp_path / "second-purchase-coupon.yaml").write_text(TWO_COUPON_STEPS)
+    program = load_program(tmp_path / "second-purchase-coupon.yaml")
+    svc, store, _, _ = build()
+    svc.programs = {program.id: program}
+    # when the first step's 10% coupon is sent and the customer uses it the next day
+    assert svc.send(req(step="coupon")).status == "sent"
+    first = store.messages[("c1", "MSG#ex-1#coupon")]["coupon"]
+    day1 = NOON + timedelta(days=1)
+    ingest_one(store, placed("c1", "o-1", day1, first), KizunaConfig(), FixedClock(day1))
+    # and the second step's 20% coupon is sent two days later
+    svc.clock = FixedClock(NOON + timedelta(days=2))
+    assert svc.send(req(step="line_coupon")).status == "sent"
+    second = store.messages[("c1", "MSG#ex-1#line_coupon")]["coupon"]
+    # then each step has its own code: the used one stays used, the new one is issued
+    assert second != first
+    used, new = store.coupons[("c1", first)], store.coupons[("c1", second)]
+    assert (used["status"], used["discount"], used["step"]) == ("redeemed", "10%", "coupon")
+    assert (new["status"], new["discount"], new["step"]) == ("issued", "20%", "line_coupon")
+
+
+def test_a_redeemed_coupon_written_again_stays_redeemed() -> None:
+    # given c1's coupon, redeemed
+    until = datetime(2026, 1, 20, tzinfo=UTC)
+    coupon = issued("c1", until)
+    store = with_coupons(coupon)
+    clock = FixedClock(datetime(2026, 1, 10, tzinfo=UTC))
+    ingest_one(store, placed("c1", "o-1", clock.now(), coupon.code), KizunaConfig(), clock)
+    # when the same coupon row is written again (a record retried after the redemption)
+    store.record_entries("coupon", [], [coupon])
+    # then it is still redeemed, by that order
+    row = store.coupons[("c1", coupon.code)]
+    assert (row["status"], row["order_id"]) == ("redeemed", "o-1")
+
+
+def test_a_code_issued_before_the_step_was_derived_in_is_still_redeemed() -> None:
+    # given a coupon row whose code was derived from (program, customer, execution) alone
+    import hashlib
+    import hmac
+
+    from kizuna.delivery.coupons import ALPHABET
+
+    ids = [b"kizuna/coupon/v1", b"second-purchase-coupon", b"c1", b"ex-1"]
+    number = int.from_bytes(hmac.new(SECRET, b"\x00".join(ids), hashlib.sha256).digest())
+    body = "".join(ALPHABET[(number >> (5 * i)) & 31] for i in range(12))
+    old = f"KZ-{body[:4]}-{body[4:8]}-{body[8:]}"
+    assert old != code("c1")
+    until = datetime(2026, 1, 20, tzinfo=UTC)
+    store = with_coupons(issued("c1", until).model_copy(update={"code": old}))
+    # when the customer's order names it: it is redeemed, as before
+    clock = FixedClock(datetime(2026, 1, 10, tzinfo=UTC))
+    ingest_one(store, placed("c1", "o-1", clock.now(), old), KizunaConfig(), clock)
+    assert store.coupons[("c1", old)]["status"] == "redeemed"
 
 
 # --- redemption -------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def program_template_problems(
                 ) -> Mapping[str, Any]:
                     customer = sample_recipient(locale, at, cfg.custom)
                     coupon = sample_coupon(
-                        s.coupon, CHECK_SECRET, p.id, customer.customer_id, "check", at
+                        s.coupon, CHECK_SECRET, p.id, customer.customer_id, "check", s.id, at
                     )
                     return message_context(
                         p,

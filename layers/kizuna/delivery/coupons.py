@@ -1,11 +1,14 @@
-"""Coupon codes: deterministic per (program, customer, execution), unguessable without the
-secret, easy to read aloud and type.
+"""Coupon codes: deterministic per (program, customer, execution, step), unguessable without
+the secret, easy to read aloud and type.
 
-The code is an HMAC-SHA256 of the three ids under a secret key, in Crockford base32 (no I,
+The code is an HMAC-SHA256 of the four ids under a secret key, in Crockford base32 (no I,
 L, O or U), grouped by four: ``KZ-7Q4M-X2KD-9BNR``. Three groups carry 60 bits, so among a
 million issued codes the chance that any two collide is about 4 in 10 million, and a guess
 hits one of them with probability about 1 in 10^12. A retried send re-derives the same code
-(no second coupon); a new journey execution gets a new one.
+(no second coupon); another coupon step of the same journey execution, or a new execution,
+gets a new one. (Codes issued before the step was part of the input were derived from the
+first three ids alone; they stay valid: redemption looks a code up in the customer's
+``COUPON#`` rows, never derives it again.)
 """
 
 from __future__ import annotations
@@ -42,14 +45,22 @@ def _base32(digest: bytes, chars: int) -> str:
 
 
 def coupon_code(
-    secret: bytes, program: str, customer_id: str, execution: str, *, groups: int = 3
+    secret: bytes,
+    program: str,
+    customer_id: str,
+    execution: str,
+    step: str,
+    *,
+    groups: int = 3,
 ) -> str:
-    """The coupon code for one journey execution of one customer in one program."""
+    """The coupon code of one send step (a campaign's: its send step) in one journey
+    execution of one customer in one program."""
     if not secret:
         raise ValueError("a coupon secret is required")
     if not 2 <= groups <= 12:
         raise ValueError("groups must be between 2 and 12")
-    message = b"\x00".join([_DOMAIN, program.encode(), customer_id.encode(), execution.encode()])
+    ids = (program, customer_id, execution, step)
+    message = b"\x00".join([_DOMAIN, *(i.encode() for i in ids)])
     body = _base32(hmac.new(secret, message, hashlib.sha256).digest(), groups * GROUP)
     return "-".join([PREFIX, *(body[i : i + GROUP] for i in range(0, len(body), GROUP))])
 
@@ -59,12 +70,13 @@ def issue_coupon(
     program: str,
     customer_id: str,
     execution: str,
+    step: str,
     *,
     discount: str,
     expires_at: datetime,
 ) -> Coupon:
     return Coupon(
-        code=coupon_code(secret, program, customer_id, execution),
+        code=coupon_code(secret, program, customer_id, execution, step),
         discount=discount,
         expires_at=expires_at,
     )

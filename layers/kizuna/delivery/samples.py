@@ -99,6 +99,7 @@ def sample_coupon(
     program: str,
     customer_id: str,
     execution: str,
+    step: str,
     now: datetime,
 ) -> Coupon | None:
     """The coupon a send with ``spec`` would issue (none without one), for a preview or a dry
@@ -107,5 +108,11 @@ def sample_coupon(
         return None
     expires_at = now + timedelta(days=spec.valid_days)
     return issue_coupon(
-        secret, program, customer_id, execution, discount=spec.discount, expires_at=expires_at
+        secret,
+        program,
+        customer_id,
+        execution,
+        step,
+        discount=spec.discount,
+        expires_at=expires_at,
     )

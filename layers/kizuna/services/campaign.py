@@ -560,6 +560,7 @@ class CampaignService:
                 campaign.id,
                 customer.customer_id,
                 execution,
+                SEND_STEP,
                 discount=campaign.coupon.discount,
                 expires_at=now + timedelta(days=campaign.coupon.valid_days),
             )

@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol
 from kizuna.analytics.stats import Lift, lift
 from kizuna.campaigns.assign import HOLDOUT, WINNER, assign, sent_the_winner, shown_arm
 from kizuna.campaigns.engine import (
+    SEND_STEP,
     STOPPED,
     Member,
     converted,
@@ -179,7 +180,13 @@ def campaign_template_problems(
             def context_for(locale: str, ch: str = channel) -> Mapping[str, Any]:
                 customer = sample_recipient(locale, now, cfg.custom)
                 coupon = sample_coupon(
-                    campaign.coupon, CHECK_SECRET, campaign.id, customer.customer_id, "check", now
+                    campaign.coupon,
+                    CHECK_SECRET,
+                    campaign.id,
+                    customer.customer_id,
+                    "check",
+                    SEND_STEP,
+                    now,
                 )
                 return campaign_context(
                     campaign,
@@ -998,7 +1005,7 @@ class CampaignAdmin:
         """(the locale folder used, the rendered parts or ``{"error": why}``)."""
         secret = DRY_RUN_SECRET if purpose == "dry-run" else PREVIEW_SECRET
         coupon = sample_coupon(
-            campaign.coupon, secret, campaign.id, customer.customer_id, purpose, now
+            campaign.coupon, secret, campaign.id, customer.customer_id, purpose, SEND_STEP, now
         )
         try:
             used = renderer.resolve_locale(campaign.id, template, customer.locale)

@@ -613,6 +613,7 @@ class SendService:
             program.id,
             customer.customer_id,
             req.execution,
+            step.id,
             discount=step.coupon.discount,
             expires_at=now + timedelta(days=step.coupon.valid_days),
         )

@@ -21,51 +21,54 @@ SECRET = b"coupon-secret-0123456789abcdef"
 
 
 def test_format_and_determinism() -> None:
-    code = coupon_code(SECRET, "second-purchase", "cust-1", "exec-1")
+    code = coupon_code(SECRET, "second-purchase", "cust-1", "exec-1", "coupon")
     assert re.fullmatch(
         r"KZ-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}", code
     )
     assert is_coupon_code(code)
     # a retried send derives the same code
-    assert coupon_code(SECRET, "second-purchase", "cust-1", "exec-1") == code
+    assert coupon_code(SECRET, "second-purchase", "cust-1", "exec-1", "coupon") == code
 
 
 def test_every_input_and_the_secret_change_the_code() -> None:
-    base = coupon_code(SECRET, "p", "c", "e")
-    assert coupon_code(SECRET, "p2", "c", "e") != base
-    assert coupon_code(SECRET, "p", "c2", "e") != base
-    assert coupon_code(SECRET, "p", "c", "e2") != base
-    assert coupon_code(b"another-secret", "p", "c", "e") != base
+    base = coupon_code(SECRET, "p", "c", "e", "s")
+    assert coupon_code(SECRET, "p2", "c", "e", "s") != base
+    assert coupon_code(SECRET, "p", "c2", "e", "s") != base
+    assert coupon_code(SECRET, "p", "c", "e2", "s") != base
+    # two coupon steps of one execution: two coupons
+    assert coupon_code(SECRET, "p", "c", "e", "s2") != base
+    assert coupon_code(b"another-secret", "p", "c", "e", "s") != base
     # fields are separated: moving a character between fields is a different code
-    assert coupon_code(SECRET, "ab", "c", "e") != coupon_code(SECRET, "a", "bc", "e")
+    assert coupon_code(SECRET, "ab", "c", "e", "s") != coupon_code(SECRET, "a", "bc", "e", "s")
+    assert coupon_code(SECRET, "p", "c", "ef", "s") != coupon_code(SECRET, "p", "c", "e", "fs")
 
 
 def test_codes_are_unique_over_many_customers() -> None:
-    codes = {coupon_code(SECRET, "p", f"cust-{i}", "e") for i in range(20_000)}
+    codes = {coupon_code(SECRET, "p", f"cust-{i}", "e", "s") for i in range(20_000)}
     assert len(codes) == 20_000
 
 
 def test_shorter_and_longer_codes() -> None:
-    assert re.fullmatch(r"KZ-\w{4}-\w{4}", coupon_code(SECRET, "p", "c", "e", groups=2))
-    assert is_coupon_code(coupon_code(SECRET, "p", "c", "e", groups=4), groups=4)
+    assert re.fullmatch(r"KZ-\w{4}-\w{4}", coupon_code(SECRET, "p", "c", "e", "s", groups=2))
+    assert is_coupon_code(coupon_code(SECRET, "p", "c", "e", "s", groups=4), groups=4)
     with pytest.raises(ValueError, match="groups"):
-        coupon_code(SECRET, "p", "c", "e", groups=1)
+        coupon_code(SECRET, "p", "c", "e", "s", groups=1)
     with pytest.raises(ValueError, match="secret"):
-        coupon_code(b"", "p", "c", "e")
+        coupon_code(b"", "p", "c", "e", "s")
 
 
 @given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
 def test_normalize_undoes_typing_noise(customer_id: str, execution: str) -> None:
-    code = coupon_code(SECRET, "p", customer_id, execution)
+    code = coupon_code(SECRET, "p", customer_id, execution, "s")
     typed = code.lower().replace("-", " ").replace("1", "l").replace("0", "o")
     assert normalize_coupon_code(typed) == code
 
 
 def test_issue_coupon_model() -> None:
     expires = datetime(2026, 2, 1, tzinfo=UTC)
-    coupon = issue_coupon(SECRET, "p", "c", "e", discount="500円", expires_at=expires)
+    coupon = issue_coupon(SECRET, "p", "c", "e", "s", discount="500円", expires_at=expires)
     assert coupon == Coupon(
-        code=coupon_code(SECRET, "p", "c", "e"), discount="500円", expires_at=expires
+        code=coupon_code(SECRET, "p", "c", "e", "s"), discount="500円", expires_at=expires
     )
     with pytest.raises(ValueError):
         Coupon(code="X", discount="1%", expires_at=datetime(2026, 2, 1))  # naive datetime

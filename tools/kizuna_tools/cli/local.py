@@ -649,7 +649,9 @@ def render_preview(
     else:
         who = sample_customer(locale, custom=cfg.custom)
     now = datetime.now(UTC)
-    coupon = sample_coupon(send.coupon, b"preview", prog.id, who.customer_id, "preview", now)
+    coupon = sample_coupon(
+        send.coupon, b"preview", prog.id, who.customer_id, "preview", send.id, now
+    )
     context = build_context(
         who,
         program=prog.id,
