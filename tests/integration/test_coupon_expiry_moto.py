@@ -84,7 +84,8 @@ def test_issue_then_no_redemption_then_sweep_then_program_entry(
     (row1,) = coupon_rows(store, "c1")
     (row2,) = coupon_rows(store, "c2")
     code1, code2 = str(row1["sk"])[7:], str(row2["sk"])[7:]
-    assert row1["status"] == "issued" and row1["valid_until"] == "2026-01-19T03:00:00.000000Z"
+    # valid 14 days: to the end of the 19th in Tokyo
+    assert row1["status"] == "issued" and row1["valid_until"] == "2026-01-19T14:59:59.999999Z"
     assert row1["issued_at"] == "2026-01-05T03:00:00.000000Z"  # the first send's, kept
     # when c1's code is named on c2's order (not theirs: nothing), and c2 uses their own
     later = NOON + timedelta(days=2)
@@ -95,10 +96,11 @@ def test_issue_then_no_redemption_then_sweep_then_program_entry(
     assert coupon_rows(store, "c1")[0]["status"] == "issued"
     redeemed = coupon_rows(store, "c2")[0]
     assert redeemed["status"] == "redeemed" and "gsi1pk" not in redeemed  # out of the index
-    # and the daily sweep runs 3 days before the expiry (and again the same day)
+    # and the daily sweep runs 3 days before the expiry (01:00 on the 17th in Tokyo; again
+    # the same day)
     publisher = MemoryPublisher()
     request = SweepRequest(kinds=["coupons"], lookback_minutes=1440)
-    sweep_at = datetime(2026, 1, 16, 4, tzinfo=UTC)
+    sweep_at = datetime(2026, 1, 16, 16, tzinfo=UTC)
     assert run_sweep(request, store, store, publisher, cfg, FixedClock(sweep_at)) == {"coupons": 1}
     assert run_sweep(request, store, store, publisher, cfg, FixedClock(sweep_at)) == {"coupons": 0}
     (event,) = publisher.events

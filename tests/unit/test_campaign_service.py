@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -159,6 +160,22 @@ def test_an_occurrence_sends_once_to_each_recipient_and_completes() -> None:
     (event,) = w.events.events
     assert event.detail.counts["sent"] == 20
     assert w.call(action="prepare", campaign_id="sale", scheduled_time=NOON)["run"] is False
+
+
+def test_a_campaign_coupon_expires_at_the_end_of_each_recipients_local_last_day() -> None:
+    # given a campaign coupon valid 3 days, sent at noon in Tokyo (22:00 on the 4th in New
+    # York) to c000 in Tokyo and c001 in New York
+    w = World(n=2, coupon={"discount": "10%", "valid_days": 3})
+    w.store.customers["c001"] = customer(1, time_zone="America/New_York")
+    w.service.coupon_secret = b"s" * 32
+    # when the occurrence is sent
+    assert total(w.send_all(w.start()), "sent") == 2
+    # then each coupon is valid to the end of its recipient's own third day
+    until = {cid: row["valid_until"] for (cid, _), row in w.store.coupons.items()}
+    assert until == {
+        "c000": datetime(2026, 1, 8, 23, 59, 59, 999999, ZoneInfo("Asia/Tokyo")),
+        "c001": datetime(2026, 1, 7, 23, 59, 59, 999999, ZoneInfo("America/New_York")),
+    }
 
 
 def test_a_render_failure_is_recorded_for_that_customer_and_the_batch_goes_on() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -26,6 +27,7 @@ from tests.unit.test_send_service import NOON, FakeChannel, build, req
 
 DAILY = SweepRequest(kinds=["coupons"], lookback_minutes=1440)
 SECRET = b"s" * 32
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 def code(customer_id: str, execution: str = "ex-1") -> str:
@@ -66,16 +68,41 @@ def test_a_sent_coupon_is_recorded_once_even_when_the_send_is_retried() -> None:
     # when Step Functions retries the task an hour later
     svc.clock = FixedClock(NOON + timedelta(hours=1))
     assert svc.send(req()).status == "sent"
-    # then there is one coupon row, issued at noon, valid 14 days, the ledger's code
+    # then there is one coupon row, issued at noon, valid 14 days (to the end of the 19th in
+    # the customer's Tokyo), the ledger's code
     assert list(store.coupons) == [("c1", sent_code)]
     row = store.coupons[("c1", sent_code)]
     assert row["status"] == "issued" and row["issued_at"] == NOON
-    assert row["valid_until"] == NOON + timedelta(days=14)
+    assert row["valid_until"] == datetime(2026, 1, 19, 23, 59, 59, 999999, TOKYO)
     assert (row["program"], row["execution"], row["discount"]) == (
         "second-purchase-coupon",
         "ex-1",
         "10%",
     )
+
+
+def test_an_order_on_the_last_day_the_message_names_redeems_the_coupon() -> None:
+    # given a coupon sent at noon in Tokyo, valid 14 days: its message says the 19th
+    svc, store, chans, _ = build()
+    assert svc.send(req()).status == "sent"
+    (msg,) = chans["email"].sent
+    assert "有効期限: 2026年1月19日" in msg.content.text  # type: ignore[union-attr]
+    sent_code = store.messages[("c1", "MSG#ex-1#coupon")]["coupon"]
+    # when the customer orders on the 19th at 18:00 in Tokyo (later than the send's noon)
+    at = datetime(2026, 1, 19, 18, tzinfo=TOKYO)
+    ingest_one(store, placed("c1", "o-1", at, sent_code), KizunaConfig(), FixedClock(at))
+    # then the coupon is redeemed
+    assert store.coupons[("c1", sent_code)]["status"] == "redeemed"
+
+
+def test_a_coupon_expires_at_the_end_of_the_customers_own_last_day() -> None:
+    # given a customer in New York: the send's noon in Tokyo is 22:00 on the 4th there
+    svc, store, _, _ = build(time_zone="America/New_York")
+    assert svc.send(req()).status == "sent"
+    sent_code = store.messages[("c1", "MSG#ex-1#coupon")]["coupon"]
+    # then the coupon is valid to the end of the 18th in New York, not of the 19th in Tokyo
+    end = datetime(2026, 1, 18, 23, 59, 59, 999999, ZoneInfo("America/New_York"))
+    assert store.coupons[("c1", sent_code)]["valid_until"] == end
 
 
 def test_a_coupon_whose_message_was_never_delivered_is_not_issued() -> None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from kizuna.domain.zones import zone_or
 
 PREFIX = "KZ"
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
@@ -80,6 +82,18 @@ def issue_coupon(
         discount=discount,
         expires_at=expires_at,
     )
+
+
+def coupon_expiry(
+    now: datetime, valid_days: int, time_zone: str | None, default_time_zone: str
+) -> datetime:
+    """When a coupon sent at ``now``, valid ``valid_days`` days, expires: the end of that
+    last day in the customer's zone (theirs, else the default, as quiet hours and the
+    templates resolve it), the date its message shows ("valid until 19 January" holds all
+    of the 19th, not until the send's clock time)."""
+    zone = zone_or(time_zone, default_time_zone)
+    last_day = (now.astimezone(zone) + timedelta(days=valid_days)).date()
+    return datetime.combine(last_day, time.max, tzinfo=zone).astimezone(UTC)
 
 
 def normalize_coupon_code(typed: str) -> str:

@@ -66,7 +66,7 @@ from kizuna.delivery.channels import (
     send_all,
 )
 from kizuna.delivery.control import control_for
-from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
+from kizuna.delivery.coupons import Coupon, IssuedCoupon, coupon_expiry, issue_coupon
 from kizuna.delivery.policy import OUT_OF_TIME, OUT_OF_TIME_DEFERRAL, contended
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
@@ -562,7 +562,12 @@ class CampaignService:
                 execution,
                 SEND_STEP,
                 discount=campaign.coupon.discount,
-                expires_at=now + timedelta(days=campaign.coupon.valid_days),
+                expires_at=coupon_expiry(
+                    now,
+                    campaign.coupon.valid_days,
+                    customer.time_zone,
+                    self.cfg.contact.default_time_zone,
+                ),
             )
             recipient.data["coupon"] = coupon.code
             recipient.coupon = IssuedCoupon(

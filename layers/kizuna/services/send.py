@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from kizuna.delivery.channels import (
@@ -31,7 +31,7 @@ from kizuna.delivery.channels import (
     report_dead_devices,
     send_all,
 )
-from kizuna.delivery.coupons import Coupon, IssuedCoupon, issue_coupon
+from kizuna.delivery.coupons import Coupon, IssuedCoupon, coupon_expiry, issue_coupon
 from kizuna.delivery.feedback import suppression
 from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
 from kizuna.delivery.policy import (
@@ -615,7 +615,12 @@ class SendService:
             req.execution,
             step.id,
             discount=step.coupon.discount,
-            expires_at=now + timedelta(days=step.coupon.valid_days),
+            expires_at=coupon_expiry(
+                now,
+                step.coupon.valid_days,
+                customer.time_zone,
+                self.cfg.contact.default_time_zone,
+            ),
         )
 
     def _recommendations(self, customer: Customer) -> list[dict[str, Any]]:

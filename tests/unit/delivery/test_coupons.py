@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from kizuna.delivery.coupons import (
     Coupon,
     coupon_code,
+    coupon_expiry,
     is_coupon_code,
     issue_coupon,
     normalize_coupon_code,
@@ -62,6 +63,37 @@ def test_normalize_undoes_typing_noise(customer_id: str, execution: str) -> None
     code = coupon_code(SECRET, "p", customer_id, execution, "s")
     typed = code.lower().replace("-", " ").replace("1", "l").replace("0", "o")
     assert normalize_coupon_code(typed) == code
+
+
+@pytest.mark.parametrize(
+    ("now", "zone", "end"),
+    [
+        # noon in Tokyo, 14 days: the end of the 19th there
+        (datetime(2026, 1, 5, 3, tzinfo=UTC), "Asia/Tokyo", datetime(2026, 1, 19, 14, 59, 59)),
+        # 23:30 on the 4th in Tokyo: the 18th, whatever the UTC date
+        (datetime(2026, 1, 4, 14, 30, tzinfo=UTC), "Asia/Tokyo", datetime(2026, 1, 18, 14, 59, 59)),
+        # the same instant in New York (09:30 on the 4th): the 18th there, 05:00 UTC the 19th
+        (
+            datetime(2026, 1, 4, 14, 30, tzinfo=UTC),
+            "America/New_York",
+            datetime(2026, 1, 19, 4, 59, 59),
+        ),
+        # no zone, or a zone tzdata does not know: the default's
+        (datetime(2026, 1, 5, 3, tzinfo=UTC), None, datetime(2026, 1, 19, 14, 59, 59)),
+        (datetime(2026, 1, 5, 3, tzinfo=UTC), "Asia", datetime(2026, 1, 19, 14, 59, 59)),
+        # across the change to summer time (New York, 8 March): still the day's end
+        (
+            datetime(2026, 3, 1, 17, tzinfo=UTC),
+            "America/New_York",
+            datetime(2026, 3, 16, 3, 59, 59),
+        ),
+    ],
+)
+def test_a_coupon_expires_at_the_end_of_its_last_local_day(
+    now: datetime, zone: str | None, end: datetime
+) -> None:
+    expires = coupon_expiry(now, 14, zone, "Asia/Tokyo")
+    assert expires == end.replace(microsecond=999_999, tzinfo=UTC)
 
 
 def test_issue_coupon_model() -> None:
