@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from datetime import UTC, datetime, time, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -27,6 +28,10 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 GROUP = 4
 _DOMAIN = b"kizuna/coupon/v1"
 _TYPO = str.maketrans({"I": "1", "L": "1", "O": "0"})
+# Separators a customer types: spaces, the hyphen, and what else a keyboard or an IME gives
+# for it (the Unicode hyphens and dashes U+2010-U+2015, the minus sign, the katakana
+# long-vowel mark ー); full-width forms are NFKC-folded to these first (－ to -, ｰ to ー).
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212\u30fc]")
 
 
 class Coupon(BaseModel):
@@ -97,9 +102,11 @@ def coupon_expiry(
 
 
 def normalize_coupon_code(typed: str) -> str:
-    """A code as a customer typed it (any case, spaces, I/L for 1, O for 0) in canonical
-    form, for lookup at redemption."""
-    compact = re.sub(r"[\s-]", "", typed.upper())
+    """A code as a customer typed it (any case, spaces, I/L for 1, O for 0, full-width
+    characters of a Japanese keyboard, any dash or ー for the hyphen) in canonical form, for
+    lookup at redemption. Nothing else is dropped or replaced: anything else stays, and the
+    result is then not a code (:func:`is_coupon_code`)."""
+    compact = _SEPARATORS.sub("", unicodedata.normalize("NFKC", typed).upper())
     if compact.startswith(PREFIX):
         compact = compact[len(PREFIX) :]
     compact = compact.translate(_TYPO)

@@ -65,6 +65,47 @@ def test_normalize_undoes_typing_noise(customer_id: str, execution: str) -> None
     assert normalize_coupon_code(typed) == code
 
 
+# what a Japanese keyboard gives: full-width letters, digits and hyphen (U+FF01-U+FF5E)
+FULL_WIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
+DASHES = ["\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212", "ー", "ｰ", "－"]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "ＫＺ－１ＭＡＲ－Ｇ６ＸＮ－ＢＢ６３",  # full width
+        "ｋｚ－１ｍａｒ－ｇ６ｘｎ－ｂｂ６３",  # full width, lower case
+        "ＫＺ　１ＭＡＲ　Ｇ６ＸＮ　ＢＢ６３",  # ideographic spaces
+        "ｋｚ－ｌｍａｒ－ｇ６ｘｎ－ｂｂ６３",  # full-width l for 1
+        *(f"KZ{d}1MAR{d}G6XN{d}BB63" for d in DASHES),  # ー: the katakana long-vowel mark
+        "1MAR－G6XN－BB63",  # no prefix
+    ],
+)
+def test_normalize_folds_full_width_and_dashes(typed: str) -> None:
+    assert normalize_coupon_code(typed) == "KZ-1MAR-G6XN-BB63"
+
+
+@given(st.text(min_size=1, max_size=40), st.sampled_from(DASHES))
+def test_normalize_undoes_japanese_keyboard_input(customer_id: str, dash: str) -> None:
+    code = coupon_code(SECRET, "p", customer_id, "e", "s")
+    assert normalize_coupon_code(code.translate(FULL_WIDTH).replace("－", dash)) == code
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "KZ.1MAR.G6XN.BB63",  # a dot is not a dash
+        "KZ_1MAR_G6XN_BB63",
+        "KZ〜1MAR〜G6XN〜BB63",  # a wave dash neither
+        "ＫＺ－１ＭＡＲ－Ｇ６ＸＮ－ＢＢ６３￥",  # a character too many
+        "ＫＺ－１ＭＡＲ－Ｇ６ＸＮ－ＢＢ６Ｕ",  # U is not in the alphabet, full width or not
+        "KZ-1MAR-G6XN-BB6あ",
+    ],
+)
+def test_normalize_leaves_anything_else_and_the_result_is_no_code(typed: str) -> None:
+    assert not is_coupon_code(normalize_coupon_code(typed))
+
+
 @pytest.mark.parametrize(
     ("now", "zone", "end"),
     [
