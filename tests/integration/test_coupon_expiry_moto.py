@@ -25,7 +25,7 @@ from kizuna.services.sweep import SweepRequest, run_sweep
 from kizuna_tools.fakes import MemoryPublisher, MemoryStarter
 from tests.factories import customer, opted_in, order, parsed, send_service
 from tests.moto_setup import create_activity_table, create_table, fake_aws_env
-from tests.unit.test_coupon_expiry import REMINDER, issued
+from tests.unit.test_coupon_expiry import REMINDER
 from tests.unit.test_send_service import FakeChannel
 
 pytestmark = pytest.mark.integration
@@ -126,22 +126,3 @@ def test_issue_then_no_redemption_then_sweep_then_program_entry(
     # and erasing c1 deletes their coupon row with the rest of their partition
     erase("c1", store, store, sweep_at)
     assert coupon_rows(store, "c1") == []
-
-
-def test_a_redeemed_coupon_written_again_stays_redeemed(store: DynamoStore) -> None:
-    # given c1's coupon, written twice (a retried record: the same row, accepted again)
-    coupon = issued("c1", datetime(2026, 1, 20, tzinfo=UTC))
-    store.record_entries("coupon", [], [coupon])
-    store.record_entries("coupon", [], [coupon])
-    (row,) = coupon_rows(store, "c1")
-    assert row["status"] == "issued" and "gsi1pk" in row
-    # when c1's order redeems it, then the same coupon row is written again
-    at = datetime(2026, 1, 10, tzinfo=UTC)
-    raw = order("c1", "o-1", 3000, at)
-    raw["detail"]["coupon_codes"] = [coupon.code]
-    ingest_one(store, parsed(raw), KizunaConfig(), FixedClock(at))
-    store.record_entries("coupon", [], [coupon])
-    # then it stays redeemed, by that order, out of the expiry index
-    (row,) = coupon_rows(store, "c1")
-    assert (row["status"], row["order_id"]) == ("redeemed", "o-1")
-    assert "gsi1pk" not in row

@@ -149,20 +149,6 @@ def test_two_coupon_steps_of_one_execution_issue_two_coupons(tmp_path: Path) -> 
     assert (new["status"], new["discount"], new["step"]) == ("issued", "20%", "line_coupon")
 
 
-def test_a_redeemed_coupon_written_again_stays_redeemed() -> None:
-    # given c1's coupon, redeemed
-    until = datetime(2026, 1, 20, tzinfo=UTC)
-    coupon = issued("c1", until)
-    store = with_coupons(coupon)
-    clock = FixedClock(datetime(2026, 1, 10, tzinfo=UTC))
-    ingest_one(store, placed("c1", "o-1", clock.now(), coupon.code), KizunaConfig(), clock)
-    # when the same coupon row is written again (a record retried after the redemption)
-    store.record_entries("coupon", [], [coupon])
-    # then it is still redeemed, by that order
-    row = store.coupons[("c1", coupon.code)]
-    assert (row["status"], row["order_id"]) == ("redeemed", "o-1")
-
-
 def test_a_code_issued_before_the_step_was_derived_in_is_still_redeemed() -> None:
     # given a coupon row whose code was derived from (program, customer, execution) alone
     import hashlib

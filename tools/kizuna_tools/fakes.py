@@ -289,9 +289,6 @@ class MemoryStore:
         for customer_id, execution, data in entries:
             self.record_message(customer_id, execution, step, data)
         for c in coupons:  # a put, as DynamoStore's: the same key for the same send
-            stored = self.coupons.get((c.customer_id, c.code))
-            if stored is not None and stored["status"] != ISSUED:
-                continue  # DynamoStore's condition: a redeemed coupon is never issued again
             row = c.model_dump(exclude={"customer_id", "expires_at"})
             self.coupons[(c.customer_id, c.code)] = {
                 **row,

@@ -394,13 +394,6 @@ _CLAIM_CONDITION: dict[str, Any] = {
     "ExpressionAttributeNames": {"#s": "status"},
     "ExpressionAttributeValues": {":deferred": DEFERRED},
 }
-# A coupon row is put when absent or still issued (the same send's coupon written again),
-# never over a redeemed one: that would make a used coupon usable again.
-_COUPON_CONDITION: dict[str, Any] = {
-    "ConditionExpression": "attribute_not_exists(sk) OR #s = :issued",
-    "ExpressionAttributeNames": {"#s": "status"},
-    "ExpressionAttributeValues": {":issued": ISSUED},
-}
 WRITE_ATTEMPTS = ATTEMPTS  # an idempotent call failing transiently (kizuna.adapters.retry), in all
 
 
@@ -1185,18 +1178,13 @@ class DynamoStore:
         coupons of the messages sent: puts, so a throttled or failed (5xx) batch is written
         again (:meth:`_retrying`). Only the invocation that claimed and sent a message
         records it (a retried send finds its claim), so a coupon row is written once; the
-        same send re-derives the same code, hence the same key. Each coupon is one
-        conditional PutItem (:data:`_COUPON_CONDITION`): a retried identical write succeeds,
-        but a coupon already redeemed is never put back to ``issued``."""
+        same send re-derives the same code, hence the same key. The code names the step
+        and the execution (:func:`kizuna.delivery.coupons.coupon_code`), so no other send
+        writes that row: a coupon redeemed is never put back to ``issued`` without a
+        condition per coupon (one call each, where the batch takes 25 items a call)."""
         items = [ledger_item(cid, ex, step, data) for cid, ex, data in entries]
+        items += [coupon_item(c) for c in coupons]
         self._retrying(self._batch_put, items=items)
-        for coupon in coupons:
-            try:
-                self._retrying(
-                    self._activity.put_item, Item=coupon_item(coupon), **_COUPON_CONDITION
-                )
-            except self._activity.meta.client.exceptions.ConditionalCheckFailedException:
-                logger.info("coupon already redeemed, not issued again", step=step)
 
     # direct mail (activity table, sk = DM#<execution>#<step>) -------------------------------
     def put_dm_row(self, row: DmRow) -> None:
