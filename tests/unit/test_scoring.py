@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from kizuna.domain.customer import Customer
+from kizuna.domain.customer import Customer, SettledHistory
 from kizuna.domain.ingest import apply_events
 from kizuna.events import RankChanged
 from kizuna.ports import VersionConflict
@@ -232,6 +232,26 @@ def test_cancelled_orders_do_not_count() -> None:
 def test_orders_outside_the_window_count_for_recency_only() -> None:
     c = customer("a", order("a", "o1", 5000, T0))
     assert inputs_of(c, T0 + days(400), 365) == (400, 0, 0)
+
+
+def test_an_order_after_now_counts_for_no_measure() -> None:
+    # a replay as of an earlier instant (or an order that landed after the run's as_of)
+    c = customer("a", order("a", "o1", 5000, T0 - days(100)), order("a", "o2", 5000, T0))
+    # recency is the last order *before* now, as F and M leave the later one out
+    assert inputs_of(c, T0 - days(5), 365) == (95, 1, 5000)
+    # one whose only order is later has not ordered yet: not scored
+    later = customer("b", order("b", "o1", 5000, T0))
+    with pytest.raises(ValueError, match="no counted order"):
+        inputs_of(later, T0 - days(1), 365)
+
+
+def test_a_settled_last_order_after_now_is_no_order_yet() -> None:
+    settled = customer("a").model_copy(
+        update={"history": SettledHistory(last_order_at=T0, before_at=T0 + days(1))}
+    )
+    assert inputs_of(settled, T0 + days(3), 365)[0] == 3
+    with pytest.raises(ValueError, match="no counted order"):
+        inputs_of(settled, T0 - days(1), 365)
 
 
 def test_customers_without_a_counted_order_are_not_scored() -> None:

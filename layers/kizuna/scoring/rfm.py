@@ -1,7 +1,8 @@
 """RFM scoring, vectorized with numpy.
 
 Inputs, one entry per customer *with at least one counted order* (cancelled orders never
-count): days since the last order, orders in the scoring window, spend in the window.
+count) at or before ``now``: days since the last order, orders in the scoring window, spend
+in the window. An order after ``now`` counts for none of the three.
 Customers without a counted order are not scored: their RFM fields stay ``None`` (the
 ``lifecycle`` "prospect" of the customer view already names them).
 
@@ -83,9 +84,15 @@ class RfmScores:
 def inputs_of(customer: Customer, now: datetime, window_days: int) -> tuple[float, int, float]:
     """``(days since last order, orders in window, spend in window)`` from the order facts;
     raises ValueError for a customer without a counted order (not scored)."""
-    counted = [o for o in customer.orders.values() if o.counts and o.at is not None]
+    # an order after ``now`` (a replay of history, or one that landed after the run fixed
+    # its as_of) has not happened yet: not in R, as not in F and M
+    counted = [o for o in customer.orders.values() if o.counts and o.at is not None and o.at <= now]
     history = customer.history
-    last = max((o.at for o in counted if o.at is not None), default=history.last_order_at)
+    settled_last = history.last_order_at
+    last = max(
+        (o.at for o in counted if o.at is not None),
+        default=settled_last if settled_last is not None and settled_last <= now else None,
+    )
     if last is None:
         raise ValueError("no counted order")
     start = now - timedelta(days=window_days)
@@ -93,7 +100,7 @@ def inputs_of(customer: Customer, now: datetime, window_days: int) -> tuple[floa
     # settled orders count by their UTC day (kizuna.domain.customer.SettledHistory)
     first_day, last_day = start.astimezone(UTC).date(), now.astimezone(UTC).date()
     settled = [t for d, t in history.days.items() if first_day < date.fromisoformat(d) <= last_day]
-    days = max((now - last).total_seconds() // 86400, 0.0)
+    days = (now - last).total_seconds() // 86400
     orders = len(in_window) + sum(t[0] for t in settled)
     spend = sum(o.total for o in in_window) + sum(t[1] for t in settled)
     return days, orders, float(spend)
