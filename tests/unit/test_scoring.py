@@ -416,6 +416,23 @@ def test_a_run_started_as_of_an_earlier_instant_scores_as_of_it_never_later() ->
         first({"asof": earlier.isoformat()})
 
 
+def test_an_as_of_in_another_offset_than_utc_is_refused() -> None:
+    # the run's date is the UTC date of its as_of: 02:00+09:00 on the 6th is the 5th in UTC,
+    # and a direct start of the state machine (not the CLI, which sends UTC) must not move
+    # the snapshot, the work files and the event ids to the 6th
+    tokyo = {"as_of": "2026-01-06T02:00:00+09:00"}
+    utc = {"as_of": "2026-01-05T17:00:00Z"}
+    with pytest.raises(ValidationError, match="must be in UTC"):
+        ScoringRequest.model_validate({"action": "boundaries", "total_segments": 1, "run": tokyo})
+    run = ScoringRequest.model_validate({"action": "boundaries", "total_segments": 1, "run": utc})
+    assert isinstance(run.root, BoundariesRequest) and run.root.run.as_of == T0.replace(hour=17)
+    shard = {"segment": 0, "total_segments": 1, "boundaries": FIXED.model_dump()}
+    for request in ({"action": "score", **shard}, {"action": "finish", "total_segments": 1}):
+        with pytest.raises(ValidationError, match="must be in UTC"):
+            ScoringRequest.model_validate({**request, **tokyo})
+        assert ScoringRequest.model_validate({**request, **utc}).root.as_of.utcoffset() == days(0)
+
+
 def test_a_late_event_after_the_run_does_not_bring_back_the_rank_it_took() -> None:
     """The daily run drops a customer a rank (their order left the window an hour ago);
     an event stamped before the run arrives after it (a bank-transfer order confirmed late,

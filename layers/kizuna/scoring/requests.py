@@ -3,9 +3,25 @@ shares: plain pydantic models, so the handler parses its request without loading
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+
+
+def _utc(value: datetime) -> datetime:
+    """The run's date (event ids, work-file and snapshot keys, the snapshots table's date) is
+    the UTC date of its ``as_of``: another offset would name another day for the same
+    instant, so it is refused rather than converted."""
+    if value.utcoffset() != timedelta(0):
+        raise ValueError(
+            f"as_of must be in UTC (Z or +00:00), not {value.isoformat()}: "
+            f"give {value.astimezone(UTC).isoformat()}"
+        )
+    return value.astimezone(UTC)
+
+
+UtcInstant = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 class Boundaries(BaseModel):
@@ -30,9 +46,9 @@ class _Request(BaseModel):
 
 class ScoringRun(_Request):
     """The execution's input: ``{}`` from the daily schedule; ``kizuna scoring run --as-of``
-    starts one ``as_of`` an earlier instant (a replay of history)."""
+    starts one ``as_of`` an earlier instant (a replay of history), in UTC."""
 
-    as_of: AwareDatetime | None = None
+    as_of: UtcInstant | None = None
 
 
 class BoundariesRequest(_Request):
@@ -46,13 +62,13 @@ class ScoreRequest(_Request):
     segment: int = Field(ge=0)
     total_segments: int = Field(ge=1, le=1000)
     boundaries: Boundaries
-    as_of: AwareDatetime
+    as_of: UtcInstant
 
 
 class FinishRequest(_Request):
     action: Literal["finish"] = "finish"
     total_segments: int = Field(ge=1, le=1000)
-    as_of: AwareDatetime
+    as_of: UtcInstant
 
 
 class ScoringRequest(

@@ -1880,7 +1880,8 @@ class LocalCloud:
         sfn = self._client("stepfunctions")
         started = sfn.start_execution(
             stateMachineArn=self.scoring_state_machine(),
-            input=json.dumps({"as_of": as_of.isoformat() if as_of else None}),
+            # in UTC, as the CLI sends it: the state machine refuses another offset
+            input=json.dumps({"as_of": as_of.astimezone(UTC).isoformat() if as_of else None}),
         )
         arn = started["executionArn"]
         deadline = time.monotonic() + timeout
