@@ -115,7 +115,10 @@ class Scoring(Construct):
             "dynamodb:PutItem",  # the best sellers item
         )
         wiring.tables.snapshots.grant(
-            self.score.function, "dynamodb:PutItem", "dynamodb:BatchWriteItem"
+            self.score.function,
+            "dynamodb:Query",  # the day's cells an earlier run wrote (replaced)
+            "dynamodb:PutItem",
+            "dynamodb:BatchWriteItem",  # puts and the earlier run's stale cells' deletes
         )
 
         # --- The state machine -----------------------------------------------------------

@@ -104,6 +104,7 @@ def test_score_function_reads_and_writes_customers_only_and_puts_events(
     customers = [arn(ids["customers"]), index_arn(ids["customers"])]
     products, snapshots = arn(ids["products"]), arn(ids["snapshots"])
     assert resources_for(statements, "dynamodb:Scan") == [*customers, products]
+    assert resources_for(statements, "dynamodb:Query") == [snapshots]
     assert resources_for(statements, "dynamodb:PutItem") == [*customers, products, snapshots]
     assert resources_for(statements, "dynamodb:BatchGetItem") == customers
     assert resources_for(statements, "dynamodb:UpdateItem") == [products]

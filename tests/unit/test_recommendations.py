@@ -195,6 +195,9 @@ class Catalog:
 
 
 class Cells:
+    """The snapshots table as ``SnapshotStore`` keeps it: a put replaces the whole day
+    (tests/integration/test_scoring_snapshots_moto.py checks the real store does)."""
+
     def __init__(self) -> None:
         self.days: dict[str, dict[str, dict[str, Any]]] = {}
 

@@ -1912,14 +1912,32 @@ class SnapshotStore:
         self._table = dynamodb.Table(snapshots_table)
 
     def put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int:
-        """The day's cells (whole items: all of them again after a transient failure)."""
+        """Replace the day's cells with ``cells``: every one put (a whole item), then every
+        cell the day held before and ``cells`` does not (an earlier run of the same UTC date
+        that counted a customer elsewhere) deleted; all of it again after a transient
+        failure, so a retried finish leaves the same day."""
         return retrying(self._put_cells, day, cells)
 
     def _put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int:
+        stale = [cell for cell in self._cell_keys(day) if cell not in cells]
         with self._table.batch_writer(overwrite_by_pkeys=["date", "cell"]) as batch:
             for cell, data in cells.items():
                 batch.put_item(Item={"date": day, "cell": cell, **to_dynamo(data)})
+            for cell in stale:
+                batch.delete_item(Key={"date": day, "cell": cell})
         return len(cells)
+
+    def _cell_keys(self, day: str) -> list[str]:
+        """The day's stored cell keys (a Query on the partition, keys only)."""
+        from boto3.dynamodb.conditions import Key
+
+        items = _items(
+            self._table.query,
+            KeyConditionExpression=Key("date").eq(day),
+            ProjectionExpression="#c",
+            ExpressionAttributeNames={"#c": "cell"},
+        )
+        return [str(i["cell"]) for i in items]
 
     def cells(self, day: str) -> dict[str, dict[str, Any]]:
         from boto3.dynamodb.conditions import Key

@@ -36,7 +36,8 @@ A run has two steps (the ``Scoring`` state machine):
 3. :func:`finish_run` adds the shards' work files up: related products and best sellers
    into the products table (only products whose recommendations changed are written, with an
    UpdateItem that leaves the catalogue's own fields alone), and
-   the day's cells into the snapshots table. A missing shard file fails the step (retried);
+   the day's cells into the snapshots table, replacing the cells an earlier run of the same
+   UTC date wrote (``CellStore.put_cells``). A missing shard file fails the step (retried);
    every file has a fixed key per run date and segment, so a retried shard overwrites it.
 
 Ingest is otherwise the customer item's only writer. The job writes with the same
@@ -121,7 +122,9 @@ class CatalogStore(Protocol):
 
 
 class CellStore(Protocol):
-    def put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int: ...
+    def put_cells(self, day: str, cells: dict[str, dict[str, Any]]) -> int:
+        """Replace the day's cells with ``cells`` (a cell not in it is deleted)."""
+        ...
 
 
 # How many related products each product keeps, and best sellers the run keeps.
