@@ -1906,7 +1906,8 @@ class ProductStore:
 
 class SnapshotStore:
     """The snapshots table: ``pk = date`` (YYYY-MM-DD), ``sk = cell`` (RFM segment, rank
-    and attribute bands joined by ``|``), counts and sums per cell."""
+    and attribute bands: ``kizuna.scoring.snapshot.SnapshotRow.cell``), counts and sums per
+    cell."""
 
     def __init__(self, dynamodb: Any, snapshots_table: str) -> None:
         self._table = dynamodb.Table(snapshots_table)

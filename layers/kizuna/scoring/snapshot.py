@@ -11,10 +11,17 @@ docs/ARCHITECTURE.md, "What is kept after an erasure"), written as JSON Lines to
 CDK), and the shard's counts per :class:`Cell` (RFM segment x rank x region x age band x
 gender x occupation), which the run's last step adds up into the snapshots table: one item
 per date and non-empty cell, what reports read.
+
+A cell's key is a JSON array of its six values, ``null`` for unset
+(``["Loyal","Silver","Kanto","30s",null,null]``): region and occupation are free text, so a
+``|`` in them (or a region spelled ``(none)``) names no other cell. Keys written before
+(the values joined by ``|``, unset as ``(none)``) are still read: :func:`cell_fields`.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,7 +36,12 @@ NONE = "(none)"
 # The cohort of the second-purchase rate: customers whose first order is this recent.
 NEW_BUYER_DAYS = 90
 CELL_FIELDS = ("rfm_segment", "rank", "region", "age_band", "gender", "occupation")
-CELL_SEPARATOR = "|"
+# How cell keys were written before the JSON array: joined by "|", unset as NONE.
+LEGACY_CELL_SEPARATOR = "|"
+# What age_band and gender can be (kizuna.programs.view.age_band, the inbound Gender): never
+# a "|", so they place the free-text region and occupation of a legacy key that has one.
+_AGE_BAND = re.compile(r"under20|70plus|[2-6]0s")
+_GENDERS = frozenset({"female", "male", "other", "unknown"})
 
 
 class SnapshotRow(BaseModel):
@@ -57,7 +69,9 @@ class SnapshotRow(BaseModel):
     last_order_at: datetime | None = None
 
     def cell(self) -> str:
-        return CELL_SEPARATOR.join(str(getattr(self, f) or NONE) for f in CELL_FIELDS)
+        """The snapshot cell's key: a JSON array of the cell's values (module docstring)."""
+        values = [getattr(self, f) or None for f in CELL_FIELDS]
+        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
 def breakdown_attributes(custom: CustomConfig) -> list[str]:
@@ -163,5 +177,44 @@ def merge_cells(parts: Iterable[dict[str, CellTotals]]) -> dict[str, CellTotals]
     return out
 
 
-def cell_fields(key: str) -> dict[str, str]:
-    return dict(zip(CELL_FIELDS, key.split(CELL_SEPARATOR), strict=True))
+def cell_fields(key: str) -> dict[str, str | None]:
+    """A cell key's values by field (``None``: unset), whichever way it was written; never
+    raises on a stored key (a report over a day must not fail on one cell)."""
+    if key.startswith("["):
+        try:
+            values = json.loads(key)
+        except ValueError:
+            values = None
+        if (
+            isinstance(values, list)
+            and len(values) == len(CELL_FIELDS)
+            and all(v is None or isinstance(v, str) for v in values)
+        ):
+            return dict(zip(CELL_FIELDS, values, strict=True))
+    return _legacy_cell_fields(key)
+
+
+def _legacy_cell_fields(key: str) -> dict[str, str | None]:
+    """A key joined by ``|`` (before the JSON array). A region or occupation holding a ``|``
+    made it longer than six parts: the age band and gender, which never hold one, place them
+    (the first place that fits; a region ending in ``|<age band>|<gender>`` is ambiguous).
+    A value spelled ``(none)`` was merged with unset when written: both read as unset."""
+    parts = [None if p == NONE else p for p in key.split(LEGACY_CELL_SEPARATOR)]
+    if len(parts) == len(CELL_FIELDS):
+        return dict(zip(CELL_FIELDS, parts, strict=True))
+    out: dict[str, str | None] = dict.fromkeys(CELL_FIELDS)
+    out["rfm_segment"] = parts[0]
+    out["rank"] = parts[1] if len(parts) > 1 else None
+    for k in range(3, len(parts) - 2):
+        age, gender = parts[k], parts[k + 1]
+        if (age is None or _AGE_BAND.fullmatch(age)) and (gender is None or gender in _GENDERS):
+            region, occupation = _joined(parts[2:k]), _joined(parts[k + 2 :])
+            out.update(region=region, age_band=age, gender=gender, occupation=occupation)
+            break
+    return out
+
+
+def _joined(parts: list[str | None]) -> str | None:
+    if len(parts) == 1:
+        return parts[0]
+    return LEGACY_CELL_SEPARATOR.join(p or NONE for p in parts)

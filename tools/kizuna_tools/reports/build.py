@@ -424,7 +424,7 @@ def trend(cells_by_date: Mapping[date, Mapping[str, Mapping[str, Any]]]) -> Tren
             where = cell_fields(key)
             n = int(values.get("customers", 0))
             for name, bucket in (("rfm_segment", segments), ("rank", ranks)):
-                series = bucket.setdefault(where[name], [0] * len(dates))
+                series = bucket.setdefault(where[name] or NONE, [0] * len(dates))
                 series[i] += n
             for measure in (
                 "customers",
