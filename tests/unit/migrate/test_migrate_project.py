@@ -196,3 +196,26 @@ def test_segments_and_campaigns_are_read_with_every_number_as_written(
     assert item is not None  # (its template is not in this project: it is not written)
     why = "event metric price: 1.00000000000000001 is not a Kizuna number (within +-1e12, at most 6 decimals)"
     assert any(why in d for d in item.decisions), item.decisions
+
+
+def test_pinpoint_names_show_as_written_in_the_markdown_report(tmp_path: Path) -> None:
+    """A segment named like a link (or raw HTML) became a clickable link in the report's
+    "Needs a decision" checklist the person migrating works through."""
+    from markdown_it import MarkdownIt
+
+    hostile = "<img src=x onerror=alert(1)> [Re-verify your AWS account](https://evil.example)"
+    source = tmp_path / "pinpoint"
+    (source / "endpoints").mkdir(parents=True)
+    (source / "endpoints" / "part.json").write_text(json.dumps(endpoint("e1", "u1")) + "\n")
+    imported = {**segment("s1", hostile, {}), "SegmentType": "IMPORT"}
+    del imported["Dimensions"]
+    write(source, "segments.json", {"SegmentsResponse": {"Item": [imported]}})
+    migrate_pinpoint(source, tmp_path / "out")
+    text = (tmp_path / "out" / "MIGRATION-REPORT.md").read_text(encoding="utf-8")
+    html = MarkdownIt().render(text)  # CommonMark: raw HTML and links pass through
+    assert "<img" not in html and "<a href" not in html
+    # the name reads as written
+    assert (
+        "&lt;img src=x onerror=alert(1)&gt; [Re-verify your AWS account](https://evil.example)"
+        in html
+    )

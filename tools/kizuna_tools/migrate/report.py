@@ -18,6 +18,7 @@ an address, a name or an attribute's value.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -202,6 +203,12 @@ class Report:
         return [md_path, json_path]
 
 
+# Markdown's punctuation: a Pinpoint name such as ``[Re-verify](https://evil.example)`` or
+# ``<img onerror=...>`` is shown as written, never a link or HTML in the checklist
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&])")
+
+
 def _md(text: str) -> str:
-    """Text safe in a Markdown list item (no line breaks, no table pipes)."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text shown as written in a Markdown list item or table cell: no line breaks, every
+    Markdown punctuation character escaped (names and ids come from the Pinpoint export)."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
