@@ -371,3 +371,21 @@ def test_a_failure_quoting_the_customers_data_names_none_of_it(
     with pytest.raises(RenderError) as caught:
         Renderer(tmp_path).render("p", "t", "sms", "ja", context(loyalty, last_name="鈴木"))
     assert caught.value.reason == "undefined in sms.txt: 'dict object' has no attribute 'nickname'"
+
+
+@pytest.mark.parametrize(
+    ("short", "said"), [(1, "1 point"), (80, "80 points"), (1000, "1,000 points")]
+)
+def test_the_english_rank_nudge_says_point_for_one(
+    loyalty: LoyaltyConfig, short: int, said: str
+) -> None:
+    """The shipped nudge read "only 1 points to Gold" one point short."""
+    ctx = context(loyalty, points_to_next_rank=short, locale="en")
+    renderer = Renderer(DEFAULT_ROOT)
+    parts: list[str] = []
+    for channel in ("email", "sms", "push", "line"):
+        msg = renderer.render("points-to-next-rank", "nudge", channel, "en", ctx)
+        parts += [str(v) for v in msg.model_dump().values() if isinstance(v, str)]
+    text = "\n".join(parts)
+    assert said in text
+    assert "1 points" not in text.replace("1,000 points", "")
