@@ -79,6 +79,7 @@ from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import PostalAddress
 from kizuna.events import Channel as ChannelName
 from kizuna.events import DeviceUnregistered
+from kizuna.runtime.observability import failure, logger
 
 if TYPE_CHECKING:
     from kizuna.ports import Inbound
@@ -477,6 +478,18 @@ def send_many_with_retry(
     return outcomes
 
 
+_DELTA_SECONDS = re.compile(r"[0-9]{1,9}")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds of a ``Retry-After`` answer: delta-seconds in ASCII digits; anything else (an
+    HTTP date, ``²`` or another Latin-1 "digit" ``str.isdigit`` takes and ``float`` refuses)
+    is no hint."""
+    if value is None or not _DELTA_SECONDS.fullmatch(value.strip()):
+        return None
+    return float(value.strip())
+
+
 def send_all(
     channels: Mapping[str, Channel],
     messages: Sequence[OutboundMessage],
@@ -524,6 +537,15 @@ def send_all(
                 )
             except DeliveryError as error:
                 outcomes[i] = error
+            except Exception as error:
+                # An error no channel expected: that message fails, maybe sent (it may have
+                # reached the provider); the others of the group are still sent and every
+                # outcome recorded (raised, it left the whole group's claims dispatched and
+                # unrecorded: outcome_unknown, nothing sent to those after it)
+                logger.error("unexpected send error", channel=name, **failure(error))
+                outcomes[i] = TemporaryFailure(
+                    f"{name}: unexpected {type(error).__name__}", maybe_sent=True
+                )
     return [outcomes[i] for i in range(len(messages))]
 
 
@@ -1211,9 +1233,9 @@ class LinePush:
             return SendResult(provider_message_id=headers["x-line-accepted-request-id"])
         detail = _line_error(response.body)
         if status == 429:
-            after = headers.get("retry-after", "")
             raise Throttled(
-                f"LINE 429 {detail}".strip(), retry_after=float(after) if after.isdigit() else None
+                f"LINE 429 {detail}".strip(),
+                retry_after=retry_after_seconds(headers.get("retry-after")),
             )
         if status >= 500:
             raise TemporaryFailure(f"LINE {status} {detail}".strip())

@@ -43,6 +43,7 @@ from kizuna.delivery.channels import (
     TemporaryFailure,
     Throttled,
     UrllibHttp,
+    retry_after_seconds,
 )
 from kizuna.delivery.content import WebhookContent
 from kizuna.runtime.config import WebhookEndpoint
@@ -140,7 +141,12 @@ class WebhookPost:
             raise PermanentFailure(f"webhook {name}: endpoint not configured")
         body = content.body.encode()
         key = idempotency_key(message.execution, message.step, message.customer_id)
-        secret = self._key_for(endpoint)
+        try:
+            secret = self._key_for(endpoint)
+        except Exception as err:  # Secrets Manager throttled or down: this message, not sent
+            raise TemporaryFailure(
+                f"webhook {name}: signing key not read ({type(err).__name__})"
+            ) from err
         error: DeliveryError = TemporaryFailure(f"webhook {name}: not sent")
         if budget < endpoint.timeout_seconds:
             # a request that may not be answered in time is not started: it would be left
@@ -201,18 +207,11 @@ def _outcome(name: str, response: HttpResponse, key: str) -> SendResult | Delive
         return SendResult(provider_message_id=headers.get("x-request-id", "")[:128] or key)
     if status == 429:
         return Throttled(
-            f"webhook {name}: HTTP 429", retry_after=_retry_after(headers.get("retry-after"))
+            f"webhook {name}: HTTP 429", retry_after=retry_after_seconds(headers.get("retry-after"))
         )
     if status >= 500:
         return TemporaryFailure(f"webhook {name}: HTTP {status}")
     return PermanentFailure(f"webhook {name}: HTTP {status}")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds of a ``Retry-After`` (delta-seconds; an HTTP date is ignored)."""
-    if value is None or not value.strip().isdigit():
-        return None
-    return float(value.strip())
 
 
 def webhook_key_from(*, max_age: int = 300) -> Callable[[WebhookEndpoint], bytes]:

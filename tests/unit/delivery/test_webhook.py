@@ -23,6 +23,7 @@ from kizuna.delivery.channels import (
     OutOfTime,
     PermanentFailure,
     TemporaryFailure,
+    send_all,
     send_with_retry,
 )
 from kizuna.delivery.content import WEBHOOK_MAX_BODY_BYTES, WebhookContent
@@ -620,3 +621,80 @@ def test_a_retry_wait_ends_by_the_invocations_deadline_not_the_webhooks_own_budg
         sender.send_before(message(), 10.4)
     assert "out of time after 1 attempts" in failure.value.reason
     assert sleeps == [] and len(http.requests) == 1
+
+
+# --- one message's odd failure is that message's ----------------------------------------------
+LATIN1_TWO = "\u00b2"  # '²' (0xB2, as http.client decodes headers): str.isdigit() says True
+
+
+def test_a_retry_after_of_a_latin1_digit_is_no_hint_not_a_crash() -> None:
+    http = FakeHttp(HttpResponse(429, {"retry-after": LATIN1_TWO}, b""), 200)
+    sender = WebhookPost(
+        {"crm": endpoint()}, lambda _e: KEY, http, sleep=lambda _s: None, jitter=lambda: 0.0
+    )
+    assert sender.send(message()).attempts == 2  # it raised ValueError from float('²')
+
+
+def test_lines_retry_after_reads_ascii_digits_only() -> None:
+    from kizuna.delivery.channels import retry_after_seconds
+
+    assert retry_after_seconds(" 30 ") == 30.0
+    for odd in (LATIN1_TWO, "٣", "1e3", "-1", "", "Wed, 21 Oct 2026 07:28:00 GMT", None):
+        assert retry_after_seconds(odd) is None
+
+
+def test_a_signing_key_not_read_fails_that_message_alone() -> None:
+    reads: list[int] = []
+
+    def key_for(_endpoint: WebhookEndpoint) -> bytes:  # the cache ran out mid-group and
+        reads.append(1)  # Secrets Manager was throttled, for every try of c2's
+        if 2 <= len(reads) <= 5:
+            raise RuntimeError("GetParameterError: ThrottlingException")
+        return KEY
+
+    http = FakeHttp(200, 200)
+    sender = WebhookPost({"crm": endpoint()}, key_for, http, sleep=lambda _s: None)
+    messages = [message(customer=c) for c in ("c1", "c2", "c3")]
+    outcomes = send_all({"webhook": sender}, messages, attempts=4, sleep=lambda _s: None)
+    assert len(http.requests) == 2  # c1 and c3 posted (c2 tried 4 times, its key not read)
+    assert isinstance(outcomes[1], TemporaryFailure) and "key not read" in outcomes[1].reason
+    assert [type(o).__name__ for o in (outcomes[0], outcomes[2])] == ["SendResult"] * 2
+
+
+def test_an_error_no_channel_expected_fails_that_message_and_the_group_is_recorded(
+    tmp_path: Path,
+) -> None:
+    """It raised out of the group: every claim stayed dispatched and unrecorded (c1 posted
+    and answered 200 was never recorded sent; c3 never posted), and the retried step
+    answered them all outcome_unknown."""
+    http = FakeHttp(200, 200, 200)
+    svc, store = service(tmp_path, http)
+    for cid in ("c2", "c3"):
+        store.customers[cid] = factories.customer(customer_id=cid)
+    original = http.post
+    posted: list[int] = []
+
+    def post(*args: Any, **kwargs: Any) -> Any:
+        posted.append(1)
+        if len(posted) == 2:
+            raise LookupError("a bug in a channel")
+        return original(*args, **kwargs)
+
+    http.post = post  # type: ignore[method-assign]
+    reqs = [
+        SendRequest(
+            program="vip-sync",
+            step="notify",
+            customer_id=cid,
+            execution="ex-7",
+            entered_at=NOON - timedelta(minutes=1),
+        )
+        for cid in ("c1", "c2", "c3")
+    ]
+    answers = svc.send_many(reqs)
+    assert [a.status for a in answers] == ["sent", "failed", "sent"]
+    statuses = {
+        cid: store.messages[(cid, "MSG#ex-7#notify")]["status"] for cid in ("c1", "c2", "c3")
+    }
+    assert statuses == {"c1": "sent", "c2": "failed", "c3": "sent"}
+    assert "unexpected LookupError" in str(store.messages[("c2", "MSG#ex-7#notify")]["reason"])
