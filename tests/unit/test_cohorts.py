@@ -4,14 +4,15 @@ a step is retried."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
-from kizuna.domain.customer import Customer, ProcessedRecord
+from kizuna.domain.customer import Customer, OrderFact, ProcessedRecord
 from kizuna.domain.privacy import erase
 from kizuna.programs.cohorts import (
     JOIN_MARGIN,
@@ -126,6 +127,103 @@ def test_an_entry_too_close_to_its_cohorts_instant_joins_the_next_one() -> None:
     assert store.journeys[(cid, program.id)].cohort == cohort_id(
         program.id, datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
     )
+
+
+# docs/PROGRAMS.md "Birthdays": wait until 09:00 local, then the coupon
+BIRTHDAY = Program.model_validate(
+    {
+        "id": "birthday-coupon",
+        "name": "Birthday coupon",
+        "priority": 60,
+        "trigger": {"event": "customer.birthday", "conditions": {"age": [{"numeric": [">=", 18]}]}},
+        "audience": {"reachable": ["line", "email", "push"]},
+        "reentry": {"mode": "every", "days": 300},
+        "steps": [
+            {"id": "morning", "type": "wait", "until_local_time": "09:00"},
+            {
+                "id": "coupon",
+                "type": "send",
+                "channels": ["line", "email", "push"],
+                "template": "coupon",
+                "coupon": {"discount": "15%", "valid_days": 30},
+            },
+        ],
+    }
+)
+SWEEP = datetime(2027, 3, 10, 16, 0, tzinfo=UTC)  # the daily sweep: 01:00 in Tokyo
+
+
+def birthday_cohort(cid: str, zone_name: str, day: date, now: datetime) -> datetime:
+    """The instant a customer in ``zone_name`` whose birthday ``day`` is, evaluated at
+    ``now``, is due (the sweep's event: ``occurred_at`` the date's local midnight)."""
+    store, starter = MemoryStore(), MemoryStarter()
+    store.customers[cid] = tokyo(cid, time_zone=zone_name, birth_date=date(1985, 3, day.day))
+    midnight = datetime.combine(day, time(0), tzinfo=ZoneInfo(zone_name)).astimezone(UTC)
+    ev = IncomingEvent(
+        event_id=f"{cid}:birthday:{day.year}",
+        detail_type="customer.birthday",
+        time=midnight,
+        detail={
+            "customer_id": cid,
+            "date": day.isoformat(),
+            "age": day.year - 1985,
+            "time_zone": zone_name,
+            "occurred_at": midnight.isoformat(),
+        },
+    )
+    Evaluator([BIRTHDAY], store, starter, MemoryPublisher(), CFG, FixedClock(now)).evaluate([ev])
+    cohort = store.journeys[(cid, BIRTHDAY.id)].cohort
+    assert cohort is not None
+    return due_of(cohort)
+
+
+def test_a_birthday_morning_wait_counts_from_the_local_midnight_not_from_the_sweep() -> None:
+    # the sweep at 01:00 in Tokyo: a Tokyo birthday is due at 09:00 that morning
+    tokyo_due = birthday_cohort("b1", "Asia/Tokyo", date(2027, 3, 11), SWEEP)
+    assert tokyo_due == datetime(2027, 3, 11, 0, 0, tzinfo=UTC)
+    # the same sweep is 11:00 on a New Yorker's birthday: 09:00 has passed, so the coupon
+    # goes at the next window that day (12:00), not at 09:00 the next day
+    ny_due = birthday_cohort("b2", "America/New_York", date(2027, 3, 10), SWEEP)
+    assert ny_due == datetime(2027, 3, 10, 17, 0, tzinfo=UTC)
+    assert ny_due.astimezone(ZoneInfo("America/New_York")).date() == date(2027, 3, 10)
+    # a Londoner's 09:00 is still to come when an hourly run puts it (02:00 there)
+    london = birthday_cohort("b3", "Europe/London", date(2027, 3, 10), SWEEP.replace(hour=2))
+    assert london == datetime(2027, 3, 10, 9, 0, tzinfo=UTC)
+
+
+def test_a_birthday_evaluated_after_its_date_ended_waits_for_the_next_morning() -> None:
+    # Singapore's 10 March began at the sweep's previous edge: the sweep at 16:00Z puts it at
+    # 00:00 on the 11th there; the next window (01:00 on the 11th) is not the birthday any
+    # more, so the wait counts from the evaluation (09:00 on the 11th), never a 01:00 send
+    due = birthday_cohort("b4", "Asia/Singapore", date(2027, 3, 10), SWEEP)
+    assert due == datetime(2027, 3, 11, 1, 0, tzinfo=UTC)
+    # a trigger delivered days late (a catch-up, a redrive) is not sent at once either
+    late = birthday_cohort("b5", "America/New_York", date(2027, 3, 10), SWEEP + timedelta(days=2))
+    assert late == datetime(2027, 3, 13, 14, 0, tzinfo=UTC)  # 09:00 the next morning
+
+
+def test_a_first_wait_counts_from_the_trigger_that_came_late() -> None:
+    # a first order (12:00 in Tokyo on the 4th) evaluated a day late: "wait 1 day until
+    # 10:00" is the 6th's 10:00 (a day after the order), not the 7th's
+    store, starter = MemoryStore(), MemoryStarter()
+    program = PROGRAMS["second-purchase-coupon"]
+    (cid,) = treated(program, "f", 1)
+    ordered = datetime(2026, 1, 4, 3, 0, tzinfo=UTC)
+    store.customers[cid] = tokyo(
+        cid,
+        order_count=1,
+        first_order_at=ordered,
+        last_order_at=ordered,
+        orders={"o1": OrderFact(placed=True, at=ordered)},
+    )
+    ev = IncomingEvent(
+        f"{cid}:fp", "customer.first_purchase", ordered, {"customer_id": cid, "order_id": "o1"}
+    )
+    evaluator(store, starter, ordered + timedelta(days=1)).evaluate([ev])
+    state = store.journeys[(cid, program.id)]
+    assert state.cohort == cohort_id(program.id, datetime(2026, 1, 6, 1, 0, tzinfo=UTC))
+    # the entry itself is still when it was decided (a goal must come after it)
+    assert state.last_entry_at == ordered + timedelta(days=1)
 
 
 # --- the steps ---------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ An entry's **cohort** is named by the instant its journey first has something to
   the batch's *entry group*, and hands the group to the cohort's root there;
 - otherwise: the end of the cohort window the entry falls in.
 
+A program that starts with a wait counts it from the trigger's time (``occurred_at``: local
+midnight for a birthday), not from when evaluate ran (:func:`join_due`).
+
 An entry joins a cohort up to :data:`JOIN_MARGIN` before its instant (later, the next
 window's): an evaluate invocation that read the clock before then has written its members
 (its timeout is far shorter) when the cohort's execution, named by the cohort, wakes at the
@@ -40,7 +43,7 @@ from kizuna.programs.members import (
     Member,
 )
 from kizuna.programs.model import Program, SendStep, WaitStep
-from kizuna.programs.steps import local_time_after
+from kizuna.programs.steps import local_time_after, zone
 from kizuna.runtime.config import KizunaConfig
 
 JOIN_MARGIN = timedelta(minutes=2)  # > 2 x the evaluate function's timeout
@@ -95,6 +98,46 @@ def wait_ends(
         )
         return due.replace(second=0, microsecond=0)
     return ceil_to(since + wait.duration, window)
+
+
+def next_window(now: datetime, minutes: int) -> datetime:
+    """The first cohort instant an entry evaluated at ``now`` may still join: the end of the
+    window after :data:`JOIN_MARGIN`."""
+    return ceil_to(now + JOIN_MARGIN + timedelta(seconds=1), minutes)
+
+
+def join_due(
+    program: Program,
+    entered_at: datetime,
+    occurred_at: datetime,
+    customer: Customer | None,
+    cfg: KizunaConfig,
+    now: datetime,
+) -> datetime:
+    """The cohort an entry evaluated at ``now`` joins (its instant).
+
+    A program that starts with a wait counts it from the trigger's ``occurred_at``, not from
+    the evaluation: a birthday (``occurred_at`` local midnight) put by the daily sweep at
+    11:00 in New York still waits "until 09:00" *that day*. If that instant has passed (or
+    is too close to join), the entry goes at the next window, provided it is still the same
+    date, in the customer's time zone, as the instant it missed: the message is late that
+    day, never the next. Later than that (a sweep catching up on a failed day, a trigger
+    delivered days late, an import of old orders) the wait counts from the evaluation, as
+    if the trigger had just happened: nothing stale at once, and nothing lost. Any other
+    program is due by :func:`first_due` from ``entered_at``, the next window if that is too
+    close."""
+    window = program.cohort_minutes
+    first = program.steps[0]
+    if entry_segment(program) is None and isinstance(first, WaitStep) and occurred_at < entered_at:
+        due = wait_ends(first, occurred_at, customer, cfg, window)
+        if joinable(due, now):
+            return due
+        late = next_window(now, window)
+        tz = zone(customer.time_zone if customer else None, cfg.contact.default_time_zone)
+        if late.astimezone(tz).date() == due.astimezone(tz).date():
+            return late
+    due, _ = first_due(program, entered_at, customer, cfg)
+    return due if joinable(due, now) else next_window(now, window)
 
 
 def cohort_id(program_id: str, due: datetime) -> str:

@@ -47,14 +47,12 @@ from kizuna.programs.claims import (
     points_lots,
 )
 from kizuna.programs.cohorts import (
-    JOIN_MARGIN,
-    ceil_to,
     cohort_id,
     due_of,
     execution_input,
     expires_at,
     first_due,
-    joinable,
+    join_due,
     run_name,
 )
 from kizuna.programs.compiler import entry_segment
@@ -583,7 +581,9 @@ class Evaluator:
             )
             return _Entry(program, ev, Join(state, previous, None, None, 0), held)
         trigger = trigger_of(ev.detail_type, ev.detail, self.vocab.personal_fields(ev.detail_type))
-        return _Entry(program, ev, self._join(program, customer, state, previous, now, trigger))
+        return _Entry(
+            program, ev, self._join(program, customer, state, previous, now, trigger, ev.time)
+        )
 
     def _join(
         self,
@@ -593,13 +593,14 @@ class Evaluator:
         previous: JourneyState | None,
         now: datetime,
         trigger: dict[str, Any],
+        occurred_at: datetime,
     ) -> Join:
-        """The entry in its cohort (the next window's if that one is about to leave), with
-        what its trigger said (two rank-ups in one batch: two members, each its own rank)."""
+        """The entry in its cohort (the next window's if that one is about to leave; a
+        program that starts with a wait counts it from the trigger's ``occurred_at``:
+        :func:`kizuna.programs.cohorts.join_due`), with what its trigger said (two rank-ups
+        in one batch: two members, each its own rank)."""
         assert state.execution is not None and state.last_entry_at is not None
-        due, _ = first_due(program, state.last_entry_at, customer, self.cfg)
-        if not joinable(due, now):
-            due = ceil_to(now + JOIN_MARGIN + timedelta(seconds=1), program.cohort_minutes)
+        due = join_due(program, state.last_entry_at, occurred_at, customer, self.cfg, now)
         member = Member(
             state.customer_id, state.execution, state.last_entry_at, state.arms, trigger=trigger
         )
