@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from kizuna.domain.customer import Customer, OrderFact, ProcessedRecord
 from kizuna.domain.privacy import erase
+from kizuna.domain.timestamps import iso
 from kizuna.programs.cohorts import (
     JOIN_MARGIN,
     ceil_to,
@@ -519,6 +520,53 @@ def test_a_send_step_that_crashed_leaves_nobody_without_an_outcome(branchy: Prog
     assert statuses["f0"]["status"] == "sent"
     assert statuses["f1"]["status"] == statuses["f2"]["status"] == "failed"
     assert statuses["f1"]["reason"] == "step_failed" and statuses["f1"]["run"] == cohort
+
+
+@pytest.mark.parametrize(
+    ("action", "extra", "answer"),
+    [
+        ("send", {}, {}),  # an execution of the earlier definition, at a renamed send
+        ("check", {}, {}),  # ... at a removed branch
+        ("local_time", {"after_seconds": 0, "local_time": "09:00"}, {"at": iso(NIGHT)}),
+        ("removed", {}, {}),  # a child group started at it: the dispatch's Default
+    ],
+)
+def test_a_step_the_deployed_program_no_longer_has_lets_its_members_leave_recorded(
+    branchy: Program, action: str, extra: dict[str, Any], answer: dict[str, Any]
+) -> None:
+    # Given a group at `reminder`, a step a redeploy renamed (branchy has none by that id)
+    people = {f"r{i}": tokyo(f"r{i}") for i in range(3)}
+    sender = FakeSender()
+    service, store, starter, cohort = world(branchy, people, sender)
+    # When the execution asks for it: no KeyError, nothing sent, nobody started elsewhere
+    got = ask(service, cohort, action, "reminder", **extra)
+    assert got == answer
+    assert sender.calls == [] and starter.started == {}
+    # Then every member left the journey there, each with the reason recorded
+    assert store.cohort_members(cohort, ROOT) == []
+    assert {m.customer_id for m in store.cohort_members(cohort, GONE)} == set(people)
+    for cid in people:
+        row = store.steps[(cid, f"STEP#branchy-{cid}#reminder")]
+        assert (row["decision"], row["reason"], row["next_run"]) == ("exit", "step_removed", None)
+        assert row["run"] == cohort
+    # and the execution going on asks for steps over nobody (a retry too: nobody twice)
+    assert ask(service, cohort, action, "reminder", **extra) == got
+    assert ask(service, cohort, "check", "check") == {}
+    assert len(store.steps) == 3
+
+
+def test_a_fused_step_the_program_no_longer_has_lets_those_the_first_kept_leave(
+    branchy: Program,
+) -> None:
+    # the earlier definition fused `hello` with a branch since renamed: hello is sent, then
+    # the members it kept leave at the branch
+    people = {f"s{i}": tokyo(f"s{i}") for i in range(2)}
+    sender = FakeSender()
+    service, store, _, cohort = world(branchy, people, sender)
+    ask(service, cohort, "send", "hello", then=[{"action": "check", "step": "check_v1"}])
+    assert len(sender.calls) == 1
+    assert {m.customer_id for m in store.cohort_members(cohort, GONE)} == set(people)
+    assert {k for _, k in store.steps} == {f"STEP#branchy-{c}#check_v1" for c in people}
 
 
 class _FlakyStarter(MemoryStarter):

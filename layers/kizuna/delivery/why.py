@@ -236,6 +236,14 @@ REASONS: Final[dict[str, Text]] = {
         "Branch {step}: the other side (else): {what}.",
         "分岐 {step}: else 側へ: {what}。",
     ),
+    # STEP# exit at a step a redeploy renamed or removed (kizuna.services.cohort)
+    "step_removed": (
+        "Step {step}: left the journey: the program was redeployed without a step {step} "
+        "(renamed or removed) while the customer was at it; nothing was sent for it.",
+        "ステップ {step}: ジャーニーを終了: 顧客がこのステップにいる間に、ステップ {step} の"
+        "ないプログラム (名前の変更または削除) がデプロイされました。このステップでは何も"
+        "送信していません。",
+    ),
 }
 RENDER_ERROR_PREFIX: Final = "render_error: "
 
@@ -786,6 +794,8 @@ def _step(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
             "読み取れません (データなしでどちらの側にも進めません)。",
         )[i]
         return Why("step", "exit", reason, text.format(s=step))
+    if decision == "exit" and reason == "step_removed":
+        return Why("step", "exit", reason, _text(reason, lang, step=step))
     if decision.startswith("until:"):
         at = _time(decision[len("until:") :], tz)
         text = ("Wait {s}: until {t}.", "待機 {s}: {t} まで。")[i]

@@ -5,7 +5,10 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
   group's): started then by a journey timer, a one-time EventBridge Scheduler schedule
   (:mod:`kizuna.adapters.stepfunctions`), so no Wait state precedes its first step;
   ``__dispatch`` (the StartAt, if child groups may start elsewhere) goes to the step the
-  group starts at (``$.step``);
+  group starts at (``$.step``), the root group to the root's first step; a step the
+  program no longer has (a child group started before a redeploy that renamed or removed
+  it) goes to ``__removed``, which records each member leaving the journey there
+  (``step_removed``) and ends the execution: never back to the first step;
 - ``send`` -> one invocation of the send function over the group (contact policy, render,
   claim, deliver, record — per member); after a crash that outlasts every retry, the
   journey function records ``failed`` for each member the step did not decide for, and
@@ -30,7 +33,7 @@ carries a **cohort** of entries (:mod:`kizuna.programs.cohorts`), one step at a 
 
 A ``start: at_once`` program (:func:`entry_segment`) runs its first task when the entry is
 evaluated, outside Step Functions; its root starts after the wait that task hands off at
-(``__dispatch``'s default), and the states before it stay for the child groups that start
+(``__dispatch``'s root rule), and the states before it stay for the child groups that start
 there (quiet-hours deferrals, overflow).
 
 A group with nobody left goes on (each later step is one query that finds no member): a
@@ -48,11 +51,13 @@ from typing import Any
 
 from kizuna.programs.asl import check_definition
 from kizuna.programs.loader import next_of
+from kizuna.programs.members import ROOT
 from kizuna.programs.model import BranchStep, ExitStep, Program, SendStep, SplitStep, WaitStep
 
 SUBSTITUTIONS = ("SendFunctionArn", "JourneyFunctionArn")
 DISPATCH = "__dispatch"
 END = "__end"
+REMOVED = "__removed"  # __dispatch's Default: a group at a step the program no longer has
 LAMBDA_RETRY = [
     {
         "ErrorEquals": [
@@ -313,18 +318,28 @@ def _states(program: Program) -> tuple[str, dict[str, Any]]:
     def catch_to(target: str | None) -> str:
         return END if target is None or target in exits else target
 
-    choices = [
-        {"Variable": "$.step", "StringEquals": sid, "Next": sid}
-        for sid in child_starts(program)
-        if sid != first and sid not in exits
-    ]
+    starts = [sid for sid in child_starts(program) if sid not in exits]
     # the first state is where an execution starts (StartAt): the dispatch if a child group
     # may start at another step than the root's, else the root's first step; an execution
     # is started at its instant (a journey timer), so no Wait comes before it
     states: dict[str, Any] = {}
-    if choices:
-        states[DISPATCH] = {"Type": "Choice", "Choices": choices, "Default": catch_to(first)}
-    start_at = DISPATCH if choices else catch_to(first)
+    if any(sid != first for sid in starts):
+        # every step a group may start at by name, and the root group at the root's first
+        # step (whatever its $.step: a cohort due before a redeploy that renamed it);
+        # anything else is a step this program no longer has: never the first step again
+        choices = [{"Variable": "$.step", "StringEquals": sid, "Next": sid} for sid in starts]
+        if first is not None:
+            choices.append({"Variable": "$.group", "StringEquals": ROOT, "Next": catch_to(first)})
+        states[DISPATCH] = {"Type": "Choice", "Choices": choices, "Default": REMOVED}
+        states[REMOVED] = _invoke(
+            "JourneyFunctionArn",
+            {**GROUP_INPUT, "action": "removed", "step.$": "$.step"},
+            {"End": True},
+            FAILED_RETRY,
+        )
+        start_at = DISPATCH
+    else:
+        start_at = catch_to(first)
     if start_at == END:
         states[END] = {"Type": "Succeed"}  # nothing to run (never started)
 
@@ -464,8 +479,9 @@ def estimated_transitions(program: Program) -> dict[str, int]:
             return memo[name]
         state = states[name]
         nexts: list[str] = []
-        if name == DISPATCH:
-            nexts = [state["Default"]]  # the root's start
+        if name == DISPATCH:  # the root's start (none: the root never runs)
+            root = [c["Next"] for c in state["Choices"] if c["Variable"] == "$.group"]
+            nexts = root or [state["Default"]]
         elif state["Type"] == "Choice":
             nexts = [c["Next"] for c in state["Choices"]] + [state["Default"]]
         elif "Next" in state:

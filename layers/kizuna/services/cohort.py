@@ -16,6 +16,12 @@ retried after a crash finds and starts its own children, and a member is never i
 groups. A group with no member left goes on doing nothing. Each member's branch, split and
 local-time decision is recorded in the activity table (``STEP#<entry>#<step>``), naming the
 execution that carries them on.
+
+A step the deployed program no longer has (renamed or removed by a redeploy while an
+execution of the earlier definition was under way, or a child group started at it before
+the redeploy, which the state machine's ``__dispatch`` sends to ``removed``): its members
+leave the journey there, each with the decision ``exit``, reason ``step_removed``, and the
+execution goes on over nobody (never a KeyError, never the program's first step again).
 """
 
 from __future__ import annotations
@@ -127,6 +133,9 @@ class _Outcome:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+# A step the deployed program no longer has: its members leave the journey there.
+STEP_REMOVED = "step_removed"
+
 # What a branch's decision rests on, kept when a retried step follows the decision it recorded.
 _GROUNDS = ("failed", "reason", "engagement")
 
@@ -151,6 +160,15 @@ def _stands(
 def _idle(step: object, now: datetime) -> dict[str, Any]:
     """The answer of a step over an empty group (a local-time wait: no wait)."""
     return {"at": iso(now)} if isinstance(step, WaitStep) else {}
+
+
+def _found(program: Program, step_id: str) -> SendStep | WaitStep | BranchStep | SplitStep | None:
+    """The program's step ``step_id``, None if it has none by that id (an exit is never
+    asked for: the state before it ends the execution)."""
+    for step in program.steps:
+        if step.id == step_id:
+            return None if isinstance(step, ExitStep) else step
+    return None
 
 
 def _deferred_group(step: str, at: datetime) -> str:
@@ -233,8 +251,10 @@ class CohortService:
         (:meth:`_hand_off`)."""
         program = self.programs[req.program]
         expires = expires_at(program, due_of(req.cohort))
-        step = program.step(req.step)
         now = self.clock.now()
+        step = _found(program, req.step)
+        if step is None or req.action == "removed":
+            return self._removed(req, found, started, expires, now), []
         mine = [c for c in started if c.origin == step.id]
         members, overflow = chunked(found, self.group_limit)
         moves: list[tuple[Child | None, list[Member]]] = [
@@ -270,6 +290,42 @@ class CohortService:
             children=len(children),
         )
         return outcome.answer, outcome.kept
+
+    def _removed(
+        self,
+        req: GroupRequest,
+        found: list[Member],
+        started: Sequence[Child],
+        expires: int,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A step the deployed program no longer has: every member of the group leaves the
+        journey here, recorded (``exit``, ``step_removed``), and the execution goes on over
+        nobody. The child groups an earlier attempt at the step wrote are started (their
+        own dispatch records their members the same way)."""
+        out = _Outcome(answer={"at": iso(now)} if req.action == "local_time" else {})
+        for m in found:
+            out.decisions[m.sk] = "exit"
+            out.details[m.sk] = {"reason": STEP_REMOVED}
+        moves: list[tuple[Child | None, list[Member]]] = [(None, found)] if found else []
+        self.store.settle_step(
+            req.cohort,
+            req.step,
+            self._decisions(req, req.step, out, moves, now),
+            [],
+            [(GONE, found)] if found else [],
+            expires,
+        )
+        self._start(req.program, req.cohort, [c for c in started if c.origin == req.step])
+        if found:
+            logger.warning(
+                "cohort step not in the deployed program: its members left the journey",
+                program=req.program,
+                step=req.step,
+                action=req.action,
+                members=len(found),
+            )
+        return out.answer
 
     def _start(self, program_id: str, cohort: str, children: Sequence[Child]) -> None:
         """Start each child group's execution (due now: at once; later: a schedule)."""

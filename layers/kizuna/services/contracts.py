@@ -47,7 +47,8 @@ class GroupRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["send", "check", "split", "local_time", "failed"]
+    # removed: __dispatch's Default, a group at a step the program no longer has
+    action: Literal["send", "check", "split", "local_time", "failed", "removed"]
     program: str
     cohort: str
     group: str

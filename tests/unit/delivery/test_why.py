@@ -557,6 +557,16 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             "クリックされませんでした。",
         ),
     ],
+    "step_removed": [
+        (
+            {"kind": "STEP", "step": "remind", "decision": "exit", "reason": "step_removed"},
+            "Step remind: left the journey: the program was redeployed without a step remind "
+            "(renamed or removed) while the customer was at it; nothing was sent for it.",
+            "ステップ remind: ジャーニーを終了: 顧客がこのステップにいる間に、ステップ remind の"
+            "ないプログラム (名前の変更または削除) がデプロイされました。このステップでは何も"
+            "送信していません。",
+        ),
+    ],
 }
 
 
@@ -708,6 +718,17 @@ def test_sent_by_the_fallback_names_the_channels_passed_over() -> None:
             "stored record (neither side decided without it).",
             "分岐 check: ジャーニーを終了: このバージョンの Kizuna では顧客の保存データを"
             "読み取れません (データなしでどちらの側にも進めません)。",
+        ),
+        (
+            {"kind": "STEP", "step": "reminder", "decision": "exit", "reason": "step_removed"},
+            "step",
+            "exit",
+            "Step reminder: left the journey: the program was redeployed without a step "
+            "reminder (renamed or removed) while the customer was at it; nothing was sent "
+            "for it.",
+            "ステップ reminder: ジャーニーを終了: 顧客がこのステップにいる間に、ステップ "
+            "reminder のないプログラム (名前の変更または削除) がデプロイされました。この"
+            "ステップでは何も送信していません。",
         ),
         (
             {"kind": "STEP", "step": "ab", "decision": "arm:b"},
