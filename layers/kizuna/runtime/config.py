@@ -689,6 +689,14 @@ class WebhookEndpoint(BaseModel):
             or parts.password
         ):
             raise ValueError("url: a host name, without credentials in the URL")
+        labels = parts.hostname.split(".")
+        if len(labels) < 2 or labels[-1].isdigit():
+            # an IP literal (10.0.0.5, 169.254.169.254) or a single label (localhost): an
+            # internal address, which fails only at send; the endpoint is reached publicly
+            raise ValueError(
+                "url: a public DNS name of two labels or more (crm.example.com), not an IP "
+                "address or a single-label host"
+            )
         if parts.fragment or any(c.isspace() or ord(c) < 32 for c in self.url):
             raise ValueError("url: no fragment, whitespace or control characters")
         if port is not None and not 1 <= port <= 65535:

@@ -230,6 +230,12 @@ def test_an_unknown_endpoint_is_a_permanent_failure() -> None:
         "https:///hook",
         "https://crm.example.com/hook#frag",
         "https://crm.example.com/ho ok",
+        # an internal address: it failed only at send (the docs: reachable publicly)
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.5/hook",
+        "https://127.0.0.1:9001/hook",
+        "https://localhost/hook",
+        "https://[::1]/hook",
     ],
 )
 def test_only_plain_https_urls_are_accepted(url: str) -> None:
