@@ -1032,3 +1032,50 @@ def test_a_member_whose_item_cannot_be_read_leaves_at_a_branch_the_others_decide
         "unreadable_customer",
         None,
     )
+
+
+def test_a_member_who_moved_west_before_the_first_local_time_gets_it_in_the_new_zone() -> None:
+    """second-purchase-coupon waits a day until 10:00, then sends the coupon. Three members
+    entered in Tokyo, due at 10:00 there (01:00 UTC); since then one moved to London (10:00
+    there is still to come that date) and one to Honolulu (10:00 there has passed). The
+    Londoner got the email at 01:00 London. The send decides it on the customer read it
+    makes anyway (no call of its own): deferred to 10:00 London, in a child group."""
+    from tests.factories import send_service
+    from tests.unit.test_send_service import FakeChannel
+
+    program = PROGRAMS["second-purchase-coupon"]
+    assert program.steps[0].until_local_time == "10:00"  # type: ignore[union-attr]
+    due = datetime(2026, 1, 7, 1, 0, tzinfo=UTC)
+    cohort = cohort_id(program.id, due)
+    store, starter = MemoryStore(), MemoryStarter()
+    people = {
+        "k0": tokyo("k0", order_count=1),
+        "k1": tokyo("k1", order_count=1, time_zone="Europe/London"),
+        "k2": tokyo("k2", order_count=1, time_zone="Pacific/Honolulu"),
+    }
+    for cid, person in people.items():
+        store.customers[cid] = person
+        member = Member(cid, f"{program.id}-{cid}", due - timedelta(days=1, hours=2))
+        store.members.setdefault(cohort, {})[member.sk] = member
+    clock = FixedClock(due + timedelta(seconds=30))  # the root's timer fires
+    email = FakeChannel()
+    sender = send_service(store, {"email": email}, clock, programs=[program])
+    service = CohortService([program], store, starter, CFG, clock, sender=sender)
+    first = next(s.id for s in program.steps[1:])
+    ask(service, cohort, "send", first)
+    # the coupon goes now to the member still in Tokyo and to the one whose 10:00 passed
+    assert sorted(m.customer_id for m in email.sent) == ["k0", "k2"]
+    # the Londoner: deferred to 10:00 London, in a child group at the step, started then
+    (child,) = store.cohort_children(cohort, ROOT, first)
+    assert child.at == datetime(2026, 1, 7, 10, 0, tzinfo=UTC)
+    assert [m.customer_id for m in store.cohort_members(cohort, child.group)] == ["k1"]
+    row = store.messages[("k1", f"MSG#{program.id}-k1#{first}")]
+    assert (row["status"], row["reason"]) == ("deferred", "local_time_moved")
+    assert row["until"].startswith("2026-01-07T10:00:00")
+    # at 10:00 London the child sends it (a child group is never deferred so again)
+    later = FixedClock(child.at + timedelta(seconds=20))
+    email_later = FakeChannel()
+    again = send_service(store, {"email": email_later}, later, programs=[program])
+    at_ten = CohortService([program], store, starter, CFG, later, sender=again)
+    ask(at_ten, cohort, "send", first, group=child.group)
+    assert [m.customer_id for m in email_later.sent] == ["k1"]

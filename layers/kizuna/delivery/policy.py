@@ -77,6 +77,8 @@ __all__ = [
 INTERRUPTIVE = frozenset({"sms", "push", "line"})
 CONTACT_DAYS = 7  # how long a send stays in a customer's CONTACT item (the weekly cap)
 CONTENDED = "contact_contended"  # the reason of a send deferred by :func:`contended`
+# the reason of a journey's first send deferred to its local time in the customer's new zone
+LOCAL_TIME_MOVED = "local_time_moved"
 CONTENDED_DEFERRAL = timedelta(minutes=1)
 # the reason of a claimed message its invocation had no time left to send (surely not sent):
 # deferred a minute, claimed and decided again then

@@ -175,6 +175,12 @@ REASONS: Final[dict[str, Text]] = {
         "Deferred until {until} (quiet hours{window}).",
         "{until} まで延期 (配信停止時間帯{window})。",
     ),
+    "local_time_moved": (
+        "Deferred until {until}: the customer's time zone changed since they entered, and "
+        "the program's first local time had not come yet in their new zone.",
+        "{until} まで延期: 参加後に顧客のタイムゾーンが変わり、新しいタイムゾーンでは"
+        "プログラムの最初の指定時刻がまだ来ていませんでした。",
+    ),
     "contact_contended": (
         "Deferred until {until}: other messages were being sent to the customer at the same "
         "moment (the frequency caps are checked again then).",
@@ -611,7 +617,11 @@ def _message(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
         text = _suppressed(reason, row, lang, passed, tz)
     elif status == "deferred" and reason == "quiet_hours":
         text = _quiet(row, lang, tz)
-    elif status == "deferred" and reason in ("contact_contended", "out_of_time"):
+    elif status == "deferred" and reason in (
+        "contact_contended",
+        "out_of_time",
+        "local_time_moved",
+    ):
         until = _time(row.get("until"), tz) or ("later", "後ほど")[i]
         text = _text(reason, lang, until=until)
     elif status == "exit" and reason == "goal_reached":

@@ -78,6 +78,17 @@ def local_time_after(
     return next_local_time(start, time(hh, mm), tz)
 
 
+def local_time_on_date_of(
+    customer: Customer | None, at: datetime, hhmm: str, cfg: KizunaConfig
+) -> datetime:
+    """``hhmm`` on the local date ``at`` falls on in the customer's zone (else the configured
+    default), in UTC: its first reading when the clocks repeat it, shifted by the gap when
+    they skip it (:func:`_wall`); before ``at`` when that time has passed there."""
+    hh, mm = (int(x) for x in hhmm.split(":"))
+    tz = zone(customer.time_zone if customer else None, cfg.contact.default_time_zone)
+    return _wall(at.astimezone(tz).date(), time(hh, mm), tz)[0]
+
+
 def check_branch(
     program: Program,
     step_id: str,

@@ -376,7 +376,7 @@ class CohortService:
     ) -> _Outcome:
         step = program.step(req.step)
         if req.action == "send" and isinstance(step, SendStep):
-            return self._send(req, members, now)
+            return self._send(req, members, now, self._first_local_time(req, program))
         if req.action == "check" and isinstance(step, BranchStep):
             return self._branch(req, step, members, now)
         if req.action == "split" and isinstance(step, SplitStep):
@@ -427,8 +427,27 @@ class CohortService:
         return {"failed": len(claims) - len(already)}
 
     # -- the steps ------------------------------------------------------------------------
-    def _send(self, req: GroupRequest, members: list[Member], now: datetime) -> _Outcome:
+    @staticmethod
+    def _first_local_time(req: GroupRequest, program: Program) -> str | None:
+        """The ``HH:MM`` of the program's first wait when this is the root group's first
+        step after it (the instant the cohort is due was fixed at entry in the zone the
+        customer had then; the send checks it on their zone now), else None."""
+        first = program.steps[0]
+        if (
+            req.group != ROOT
+            or req.entry
+            or entry_segment(program) is not None
+            or not isinstance(first, WaitStep)
+            or first.until_local_time is None
+        ):
+            return None
+        return first.until_local_time if next_of(program, 0)[:1] == [req.step] else None
+
+    def _send(
+        self, req: GroupRequest, members: list[Member], now: datetime, local: str | None = None
+    ) -> _Outcome:
         assert self.sender is not None, "the send function sends"
+        due = due_of(req.cohort) if local is not None else None
         answers = self.sender.send_many(
             [
                 SendRequest(
@@ -440,6 +459,8 @@ class CohortService:
                     cohort=req.cohort,
                     run=req.run,
                     trigger=dict(m.trigger) or None,
+                    not_before_local=local,
+                    local_date_at=due,
                 )
                 for m in members
             ]

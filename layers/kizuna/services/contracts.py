@@ -27,6 +27,12 @@ class SendRequest(BaseModel):
     # What the entry's trigger said (``customer.rank_changed``: its ``to_rank``...): the
     # message of *this* entry, not of the customer's latest state (templates: ``trigger``).
     trigger: dict[str, Any] | None = None
+    # The root group's first step of a program that starts with a wait until a local time:
+    # that ``HH:MM`` on the local date of ``local_date_at`` (the cohort's instant, fixed at
+    # entry in the zone the customer had then) in the customer's zone now. A customer who
+    # moved west meanwhile (Tokyo to London) is deferred to it (docs/PROGRAMS.md).
+    not_before_local: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    local_date_at: datetime | None = None
 
 
 class ChainedStep(BaseModel):

@@ -36,6 +36,7 @@ from kizuna.delivery.feedback import suppression
 from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
 from kizuna.delivery.policy import (
     CONTENDED,
+    LOCAL_TIME_MOVED,
     OUT_OF_TIME,
     OUT_OF_TIME_DEFERRAL,
     Outcome,
@@ -52,6 +53,7 @@ from kizuna.events import DerivedEvent
 from kizuna.ports import Claim, Claimed, Contacted, Inbound
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Program, SendStep
+from kizuna.programs.steps import local_time_on_date_of
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.runtime.observability import count_ledger_write_failure, failure, logger
@@ -390,6 +392,9 @@ class SendService:
             return self._final(
                 req, now, token, "exit", None, "goal_reached", goal_reached_at=iso(goal_reached)
             )
+        if (moved := self._local_time_moved(req, customer, now)) is not None:
+            decision = PolicyDecision(Outcome.DEFER, None, LOCAL_TIME_MOVED, moved)
+            return self._final(req, now, token, "deferred", None, LOCAL_TIME_MOVED, decision)
         own = contact_key(req.execution, req.step)
         times, stale = contact_times(contact.sent if contact else {}, now, own)
         prefs = self.cfg.preferences
@@ -669,6 +674,19 @@ class SendService:
             **extra,
         }
         return {k: v for k, v in data.items() if v is not None}
+
+    def _local_time_moved(
+        self, req: SendRequest, customer: Customer, now: datetime
+    ) -> datetime | None:
+        """When a journey's first send waits for its local time in the customer's zone now,
+        if that comes after the cohort's instant (fixed at entry in the zone they had then:
+        one who moved west, Tokyo to London, would get the 10:00 message at 01:00); else
+        None (the same zone, or one moved east: their local time has come, it goes now).
+        Decided on the customer read the send makes anyway: no call of its own."""
+        if req.not_before_local is None or req.local_date_at is None:
+            return None
+        at = local_time_on_date_of(customer, req.local_date_at, req.not_before_local, self.cfg)
+        return at if at > req.local_date_at and at > now else None
 
     def _final(
         self,

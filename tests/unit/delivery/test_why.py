@@ -417,6 +417,15 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             "(その時点で配信上限を再確認します)。",
         ),
     ],
+    "local_time_moved": [
+        (
+            {**MSG, "status": "deferred", "reason": "local_time_moved", "until": AT},
+            "Deferred until 2026-01-05 13:30 UTC: the customer's time zone changed since they "
+            "entered, and the program's first local time had not come yet in their new zone.",
+            "2026-01-05 13:30 UTC まで延期: 参加後に顧客のタイムゾーンが変わり、新しいタイムゾーン"
+            "ではプログラムの最初の指定時刻がまだ来ていませんでした。",
+        ),
+    ],
     "out_of_time": [
         (
             {**MSG, "status": "deferred", "reason": "out_of_time", "until": AT},
