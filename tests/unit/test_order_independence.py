@@ -175,3 +175,38 @@ def test_a_losing_resend_of_an_order_does_not_overwrite_its_row() -> None:
         assert row.data["total"] == customer.orders["o1"].total
         totals.add(customer.orders["o1"].total)
     assert len(totals) == 1
+
+
+def test_an_order_sent_again_later_replaces_its_earlier_row_in_any_arrival_order() -> None:
+    """An order sent again with a later time (a corrected total) left its earlier ORDER row,
+    keyed by its time: the timeline and the access export showed the order twice. The later
+    send's row replaces it, in the same write; sent three times in one batch, one row stays."""
+    from kizuna.runtime.clock import FixedClock
+    from kizuna.services.ingest import ingest_one
+    from kizuna_tools.fakes import MemoryStore
+
+    def placed(total: int, minutes: int, event_id: str) -> dict[str, Any]:
+        at = (T0 + timedelta(minutes=minutes)).isoformat()
+        line = {"product_id": "p", "quantity": 1, "unit_price": str(total)}
+        fields = {"order_id": "o1", "total": str(total), "currency": "JPY", "channel": "web"}
+        detail = {"customer_id": "c1", "occurred_at": at, **fields, "lines": [line]}
+        return envelope("order.placed", detail, event_id)
+
+    sends = [placed(1000, 0, "e-a"), placed(2000, 5, "e-b"), placed(3000, 9, "e-c")]
+    clock = FixedClock(T0 + timedelta(hours=1))
+    for arrival in (sends, sends[::-1], [sends[1], sends[0], sends[2]]):
+        store = MemoryStore()
+        for raw in arrival:
+            ingest_one(store, parse_inbound(raw), CFG, clock)
+        rows = [i for (cid, sk), i in store.activity.items() if i.kind == "ORDER"]
+        assert [(r.data["total"], r.at) for r in rows] == [(3000, T0 + timedelta(minutes=9))]
+    # the three in one batch
+    from kizuna.domain.activity import superseded
+
+    applied = apply_events(Customer(customer_id="c1"), [parse_inbound(r) for r in sends], CFG, T0)
+    kept, gone = superseded(applied.activity)
+    assert [i.data["total"] for i in kept if i.kind == "ORDER"] == [3000]
+    from kizuna.domain.timestamps import iso
+
+    earlier = [f"ORDER#{iso(T0 + timedelta(minutes=m))}#o1" for m in (0, 5)]
+    assert gone == [("c1", sk) for sk in earlier]

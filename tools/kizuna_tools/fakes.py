@@ -25,6 +25,7 @@ from kizuna.domain.activity import (
     MEMBER_KIND,
     ActivityItem,
     anniversary_partition,
+    superseded,
 )
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso
@@ -105,8 +106,11 @@ class MemoryStore:
                 yield self.customers[cid]
 
     def put_activity(self, items: Iterable[ActivityItem]) -> None:
-        for item in items:
+        kept, gone = superseded(items)  # DynamoStore's: superseded rows go in the same batch
+        for item in kept:
             self.activity[(item.customer_id, item.sk)] = item
+        for key in gone:
+            self.activity.pop(key, None)
 
     def fact_log(self, customer_id: str) -> list[ActivityItem]:
         return [

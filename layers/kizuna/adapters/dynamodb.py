@@ -45,7 +45,7 @@ from kizuna.delivery.ledger import (
     SENDING_SK,
     sending_keys,
 )
-from kizuna.domain.activity import ActivityItem, anniversary_partition, lots_partition
+from kizuna.domain.activity import ActivityItem, anniversary_partition, lots_partition, superseded
 from kizuna.domain.customer import (
     LINE_USER_HASH_ATTRIBUTE,
     LINE_USER_INDEX,
@@ -1592,12 +1592,16 @@ class DynamoStore:
 
     # activity ------------------------------------------------------------------------
     def put_activity(self, items: Iterable[ActivityItem]) -> None:
-        unique = {(i.customer_id, i.sk): i for i in items}
-        if not unique:
+        """Put the items; delete the rows they supersede (``replaces``) in the same batch
+        (no call of its own; idempotent: a retried batch deletes nothing more)."""
+        unique, gone = superseded(items)
+        if not unique and not gone:
             return
         with self._activity.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
-            for item in unique.values():
+            for item in unique:
                 batch.put_item(Item=activity_to_item(item))
+            for pk, sk in gone:
+                batch.delete_item(Key={"pk": pk, "sk": sk})
 
     def fact_log(self, customer_id: str) -> list[ActivityItem]:
         """The customer's ORDER, CANCEL and POINTS items (strongly consistent queries)."""

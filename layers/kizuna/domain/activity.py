@@ -20,6 +20,7 @@ spent or cancelled: the sweep re-reads the customer and keeps only live lots.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -45,6 +46,9 @@ class ActivityItem(BaseModel):
     key: str
     data: dict[str, Any]
     expires_at: int | None = None
+    # the sort key of the customer's row this one supersedes (an order sent again with a
+    # later time: its earlier ORDER row), deleted in the same write; never stored
+    replaces: str | None = None
 
     @property
     def sk(self) -> str:
@@ -106,6 +110,18 @@ def lot_keys(item: ActivityItem) -> dict[str, str]:
     time) if it earns a lot (:func:`earns_lot`), else none: the one rule ingest writes rows
     by, and ``kizuna points backfill-lots`` adds the keys to rows written before it by."""
     return lot_index_keys(item.customer_id, item.at) if earns_lot(item) else {}
+
+
+def superseded(
+    items: Iterable[ActivityItem],
+) -> tuple[list[ActivityItem], list[tuple[str, str]]]:
+    """(the items to put, each key once, the last given; the ``(customer, sort key)`` rows to
+    delete): the rows the items supersede (``replaces``), and an item of this same write
+    another supersedes (an order sent three times in one batch: only the latest row stays)."""
+    unique = {(i.customer_id, i.sk): i for i in items}
+    gone = {(i.customer_id, i.replaces) for i in unique.values() if i.replaces is not None}
+    kept = [i for key, i in unique.items() if key not in gone]
+    return kept, sorted(gone)
 
 
 def with_lot_keys(item: ActivityItem) -> ActivityItem:

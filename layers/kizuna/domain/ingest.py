@@ -412,8 +412,7 @@ def _change_facts(
                 # a send of this order that loses to the one folded (same time, other
                 # content; or older): its row would overwrite the winner's (the fact log a
                 # rebuild reads, the reports' order) or add a second order. (A later send
-                # arriving after an earlier one leaves the earlier row, keyed by its time:
-                # a rebuild replays both by stamp, the reports take the later.)
+                # arriving after an earlier one replaces the earlier row: ``replaces``.)
                 return []
             products = tuple(dict.fromkeys(line.product_id for line in d.lines))
             c.orders[d.order_id] = order.model_copy(
@@ -440,6 +439,12 @@ def _change_facts(
                     "lines": [line.model_dump() for line in d.lines],
                 },
             )
+            if order.placed and order.at is not None:
+                # a later send of an order folded before: its earlier row (keyed by its
+                # time) goes, so the timeline, the export and a rebuild hold one order
+                earlier = order_row.model_copy(update={"at": order.at}).sk
+                if earlier != order_row.sk:
+                    order_row = order_row.model_copy(update={"replaces": earlier})
             return [with_lot_keys(order_row)]  # the lot it earns (the points sweep)
         case OrderCancelled():
             order = c.orders.get(d.order_id) or OrderFact()

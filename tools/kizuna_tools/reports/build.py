@@ -160,7 +160,8 @@ class Ledger:
             self.arms[(cid, str(item["program"]))] = ", ".join(f"{s}:{a}" for s, a in arms)
 
     def _add_order(self, cid: str, item: Mapping[str, Any]) -> None:
-        """One order once: an order sent again with a later time leaves its earlier row
+        """One order once: an order sent again with a later time left its earlier row
+        (before ingest replaced it, ``ActivityItem.replaces``: tables written then keep it)
         (rows are keyed by time); the customer's state took the later one, and so do the
         reports (the same order counted twice doubled its revenue)."""
         key = (cid, str(item.get("order_id") or item.get("sk") or id(item)))
