@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import boto3
 import pytest
@@ -16,8 +15,9 @@ from kizuna.events.envelope import parse_inbound
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.ingest import ingest_one
-from tests.factories import T0, envelope
+from tests.factories import T0
 from tests.moto_setup import create_activity_table, create_table, fake_aws_env
+from tests.unit.test_order_independence import order_sent
 
 pytestmark = pytest.mark.integration
 
@@ -39,19 +39,11 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
         )
 
 
-def placed(total: int, minutes: int, event_id: str) -> dict[str, Any]:
-    at = (T0 + timedelta(minutes=minutes)).isoformat()
-    line = {"product_id": "p", "quantity": 1, "unit_price": str(total)}
-    fields = {"order_id": "o1", "total": str(total), "currency": "JPY", "channel": "web"}
-    detail = {"customer_id": "c1", "occurred_at": at, **fields, "lines": [line]}
-    return envelope("order.placed", detail, event_id)
-
-
 def test_a_later_send_of_an_order_replaces_its_row(store: DynamoStore) -> None:
     clock = FixedClock(T0 + timedelta(hours=1))
     cfg = KizunaConfig()
-    ingest_one(store, parse_inbound(placed(1000, 0, "e-a")), cfg, clock)
-    ingest_one(store, parse_inbound(placed(2000, 5, "e-b")), cfg, clock)
+    ingest_one(store, parse_inbound(order_sent(1000, 0, "e-a")), cfg, clock)
+    ingest_one(store, parse_inbound(order_sent(2000, 5, "e-b")), cfg, clock)
     rows = store.activity("c1", "ORDER#")
     assert [(int(r["total"]), r["sk"].split("#")[1][:19]) for r in rows] == [
         (2000, (T0 + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S"))
@@ -60,5 +52,5 @@ def test_a_later_send_of_an_order_replaces_its_row(store: DynamoStore) -> None:
     (fact,) = [f for f in store.fact_log("c1") if f.kind == "ORDER"]
     assert fact.data["total"] == store.get_customers(["c1"])["c1"].orders["o1"].total
     # a redelivery of the earlier send changes nothing
-    ingest_one(store, parse_inbound(placed(1000, 0, "e-a")), cfg, clock)
+    ingest_one(store, parse_inbound(order_sent(1000, 0, "e-a")), cfg, clock)
     assert len(store.activity("c1", "ORDER#")) == 1

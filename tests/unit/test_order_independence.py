@@ -150,20 +150,21 @@ def test_suppressions_of_two_addresses_in_any_order_give_the_same_state(
     assert len(one.suppressed_addresses["email"]) == 2
 
 
+def order_sent(total: int, minutes: int, event_id: str) -> dict[str, Any]:
+    """c1's order o1 (one line, JPY, web) sent at ``T0 + minutes`` for ``total``."""
+    at = (T0 + timedelta(minutes=minutes)).isoformat()
+    line = {"product_id": "p", "quantity": 1, "unit_price": str(total)}
+    fields = {"order_id": "o1", "total": str(total), "currency": "JPY", "channel": "web"}
+    detail = {"customer_id": "c1", "occurred_at": at, **fields, "lines": [line]}
+    return envelope("order.placed", detail, event_id)
+
+
 def test_a_losing_resend_of_an_order_does_not_overwrite_its_row() -> None:
     """An order sent again at the same time with other content (a corrected total): one
     version wins in the state whatever the arrival order, and the ORDER row (the fact log a
     rebuild reads, the reports' order) holds the same version: the losing send, arriving
     second, wrote its row over the winner's."""
-    at = T0.isoformat()
-
-    def placed(total: int, event_id: str) -> dict[str, Any]:
-        line = {"product_id": "p", "quantity": 1, "unit_price": str(total)}
-        fields = {"order_id": "o1", "total": str(total), "currency": "JPY", "channel": "web"}
-        detail = {"customer_id": "c1", "occurred_at": at, **fields, "lines": [line]}
-        return envelope("order.placed", detail, event_id)
-
-    sends = [placed(1000, "e-a"), placed(2000, "e-b")]
+    sends = [order_sent(1000, 0, "e-a"), order_sent(2000, 0, "e-b")]
     totals = set()
     for arrival in (sends, sends[::-1]):
         customer, rows = Customer(customer_id="c1"), {}
@@ -185,14 +186,7 @@ def test_an_order_sent_again_later_replaces_its_earlier_row_in_any_arrival_order
     from kizuna.services.ingest import ingest_one
     from kizuna_tools.fakes import MemoryStore
 
-    def placed(total: int, minutes: int, event_id: str) -> dict[str, Any]:
-        at = (T0 + timedelta(minutes=minutes)).isoformat()
-        line = {"product_id": "p", "quantity": 1, "unit_price": str(total)}
-        fields = {"order_id": "o1", "total": str(total), "currency": "JPY", "channel": "web"}
-        detail = {"customer_id": "c1", "occurred_at": at, **fields, "lines": [line]}
-        return envelope("order.placed", detail, event_id)
-
-    sends = [placed(1000, 0, "e-a"), placed(2000, 5, "e-b"), placed(3000, 9, "e-c")]
+    sends = [order_sent(1000, 0, "e-a"), order_sent(2000, 5, "e-b"), order_sent(3000, 9, "e-c")]
     clock = FixedClock(T0 + timedelta(hours=1))
     for arrival in (sends, sends[::-1], [sends[1], sends[0], sends[2]]):
         store = MemoryStore()
