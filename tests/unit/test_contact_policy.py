@@ -82,6 +82,26 @@ def test_quiet_hours_defer_interruptive_channels_to_the_morning() -> None:
     assert decide(c, ["email"], 50, [], NIGHT_TOKYO, CFG).outcome == Outcome.SEND
 
 
+def test_a_night_message_over_a_cap_is_deferred_and_sent_when_the_cap_has_room() -> None:
+    # given: two pushes this morning (07:30 and 08:00 JST): the daily cap is full at 22:30
+    c = customer()
+    morning = [datetime(2026, 1, 4, 22, 30, tzinfo=UTC), datetime(2026, 1, 4, 23, 0, tzinfo=UTC)]
+    # when: decided in quiet hours
+    night = decide(c, ["push"], 50, morning, NIGHT_TOKYO, CFG)
+    # then: deferred to 08:00, not suppressed at night (the cap is a rolling 24 hours)
+    assert (night.outcome, night.reason) == (Outcome.DEFER, "quiet_hours")
+    assert night.until is not None
+    again = decide(c, ["push"], 50, morning, night.until, CFG)
+    assert (again.outcome, again.channel) == (Outcome.SEND, "push")
+    # and two sent at 09:00 and 10:00 JST still hold the cap at 08:00 the next day
+    later = [datetime(2026, 1, 5, 0, 0, tzinfo=UTC), datetime(2026, 1, 5, 1, 0, tzinfo=UTC)]
+    capped = decide(c, ["push"], 50, later, night.until, CFG)
+    assert (capped.outcome, capped.reason) == (Outcome.SUPPRESS, "frequency_cap_day")
+    # an email (not interruptive) over the cap at night is suppressed as by day
+    email = decide(c, ["email"], 50, morning, NIGHT_TOKYO, CFG)
+    assert (email.outcome, email.reason) == (Outcome.SUPPRESS, "frequency_cap_day")
+
+
 def test_quiet_hours_follow_the_customers_time_zone() -> None:
     # 22:30 in Tokyo is 13:30 in London: not quiet there
     assert quiet_until(NIGHT_TOKYO, "Europe/London", CFG) is None
@@ -163,7 +183,10 @@ def test_transactional_skips_caps_and_quiet_hours() -> None:
     # given: at night, after a week's worth of marketing sends
     sent = [NIGHT_TOKYO - timedelta(hours=h) for h in range(1, 8)]
     marketing = decide(customer(), ["sms"], 50, sent, NIGHT_TOKYO, CFG)
-    assert marketing.outcome == Outcome.SUPPRESS and marketing.reason == "frequency_cap_day"
+    assert (marketing.outcome, marketing.reason) == (Outcome.DEFER, "quiet_hours")
+    assert marketing.until is not None
+    morning = decide(customer(), ["sms"], 50, sent, marketing.until, CFG)
+    assert (morning.outcome, morning.reason) == (Outcome.SUPPRESS, "frequency_cap_day")
     # when transactional: sent now
     d = decide(customer(), ["sms"], 0, sent, NIGHT_TOKYO, CFG, transactional=True)
     assert (d.outcome, d.channel, d.until) == (Outcome.SEND, "sms", None)

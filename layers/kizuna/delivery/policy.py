@@ -3,10 +3,12 @@
 1. consent and suppression per channel and address (with an address to send to: any
    suppression of that address, or of every address, stops it); a ``webhook`` step
    delivers to the shop's own endpoint and needs neither (docs/channels/WEBHOOK.md);
-2. global frequency caps per customer across programs (per day, per week), unless the
-   program's priority is at or above ``bypass_caps_priority``;
-3. quiet hours in the customer's time zone for interruptive channels (SMS, push, LINE):
-   the message is deferred to the end of the quiet period, never dropped;
+2. quiet hours in the customer's time zone for interruptive channels (SMS, push, LINE):
+   the message is deferred to the end of the quiet period, never dropped, and every rule is
+   decided again then (the caps too: a night message over a cap that is lifted by the
+   morning is sent in the morning, not suppressed at night);
+3. global frequency caps per customer across programs (per day, per week, rolling), unless
+   the program's priority is at or above ``bypass_caps_priority``;
 4. fallback: the first channel of the step's ordered list that passes 1 is used.
 
 Rule 1 has three parts, in order (docs/PREFERENCES.md): the channel's consent and
@@ -329,6 +331,17 @@ def decide(
         return chosen(Outcome.SUPPRESS, "paused", detail={"paused_until": iso(pause_end)})
     if transactional:
         return chosen(Outcome.SEND, None)
+    if channel in INTERRUPTIVE:
+        # before the caps: the caps are rolling windows, decided again when the quiet
+        # period ends (a cap full at 23:00 may have room at 08:00)
+        until = quiet_until(now, customer.time_zone, cfg)
+        if until is not None:
+            quiet = {
+                "start": cfg.quiet_start,
+                "end": cfg.quiet_end,
+                "time_zone": str(zone(customer.time_zone, cfg.default_time_zone)),
+            }
+            return chosen(Outcome.DEFER, "quiet_hours", until, {"quiet": quiet})
     if priority < cfg.bypass_caps_priority:
         day = sum(1 for t in sent_at if t > now - timedelta(days=1))
         week = sum(1 for t in sent_at if t > now - timedelta(days=7))
@@ -339,13 +352,4 @@ def decide(
             if count >= limit:
                 cap = {"limit": limit, "days": days, "count": count, "priority": priority}
                 return chosen(Outcome.SUPPRESS, reason, detail={"cap": cap})
-    if channel in INTERRUPTIVE:
-        until = quiet_until(now, customer.time_zone, cfg)
-        if until is not None:
-            quiet = {
-                "start": cfg.quiet_start,
-                "end": cfg.quiet_end,
-                "time_zone": str(zone(customer.time_zone, cfg.default_time_zone)),
-            }
-            return chosen(Outcome.DEFER, "quiet_hours", until, {"quiet": quiet})
     return chosen(Outcome.SEND, None)
