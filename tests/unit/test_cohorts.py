@@ -555,6 +555,36 @@ def test_a_step_the_deployed_program_no_longer_has_lets_its_members_leave_record
     assert len(store.steps) == 3
 
 
+@pytest.mark.parametrize(
+    ("action", "step", "extra", "answer"),
+    [
+        ("send", "check", {}, {}),  # the earlier definition's send `check`, now a branch
+        ("check", "hello", {}, {}),  # its branch `hello`, now a send
+        ("split", "check", {}, {}),
+        ("local_time", "split", {"after_seconds": 0, "local_time": "09:00"}, {"at": iso(NIGHT)}),
+    ],
+)
+def test_a_step_that_kept_its_id_but_changed_type_lets_its_members_leave_recorded(
+    branchy: Program, action: str, step: str, extra: dict[str, Any], answer: dict[str, Any]
+) -> None:
+    # Given a group at a step an execution of the earlier definition asks for by its old type
+    people = {f"t{i}": tokyo(f"t{i}") for i in range(3)}
+    sender = FakeSender()
+    service, store, starter, cohort = world(branchy, people, sender)
+    # When it asks: no ValueError (a send recorded failed, a branch failed the execution)
+    got = ask(service, cohort, action, step, **extra)
+    assert got == answer
+    assert sender.calls == [] and starter.started == {}
+    # Then every member left the journey there, each with the reason recorded
+    assert store.cohort_members(cohort, ROOT) == []
+    assert {m.customer_id for m in store.cohort_members(cohort, GONE)} == set(people)
+    for cid in people:
+        row = store.steps[(cid, f"STEP#branchy-{cid}#{step}")]
+        assert (row["decision"], row["reason"], row["next_run"]) == ("exit", "step_changed", None)
+    assert ask(service, cohort, action, step, **extra) == got
+    assert len(store.steps) == 3
+
+
 def test_a_fused_step_the_program_no_longer_has_lets_those_the_first_kept_leave(
     branchy: Program,
 ) -> None:

@@ -250,6 +250,13 @@ REASONS: Final[dict[str, Text]] = {
         "ないプログラム (名前の変更または削除) がデプロイされました。このステップでは何も"
         "送信していません。",
     ),
+    # STEP# exit at a step a redeploy gave another type under the same id
+    "step_changed": (
+        "Step {step}: left the journey: the program was redeployed with a step {step} of "
+        "another type while the customer was at it; nothing was sent for it.",
+        "ステップ {step}: ジャーニーを終了: 顧客がこのステップにいる間に、ステップ {step} の"
+        "種類を変えたプログラムがデプロイされました。このステップでは何も送信していません。",
+    ),
 }
 RENDER_ERROR_PREFIX: Final = "render_error: "
 
@@ -804,7 +811,7 @@ def _step(row: Mapping[str, Any], lang: Lang, tz: ZoneInfo) -> Why:
             "読み取れません (データなしでどちらの側にも進めません)。",
         )[i]
         return Why("step", "exit", reason, text.format(s=step))
-    if decision == "exit" and reason == "step_removed":
+    if decision == "exit" and reason in ("step_removed", "step_changed"):
         return Why("step", "exit", reason, _text(reason, lang, step=step))
     if decision.startswith("until:"):
         at = _time(decision[len("until:") :], tz)

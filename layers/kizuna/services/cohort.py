@@ -21,7 +21,9 @@ A step the deployed program no longer has (renamed or removed by a redeploy whil
 execution of the earlier definition was under way, or a child group started at it before
 the redeploy, which the state machine's ``__dispatch`` sends to ``removed``): its members
 leave the journey there, each with the decision ``exit``, reason ``step_removed``, and the
-execution goes on over nobody (never a KeyError, never the program's first step again).
+execution goes on over nobody (never a KeyError, never the program's first step again). A
+step that kept its id but changed its type (a send became a branch) asked for by an
+execution of the earlier definition: the same, with reason ``step_changed``.
 """
 
 from __future__ import annotations
@@ -135,6 +137,17 @@ class _Outcome:
 
 # A step the deployed program no longer has: its members leave the journey there.
 STEP_REMOVED = "step_removed"
+# A step that kept its id but is of another type than the execution asks it to do (an
+# execution of the earlier definition): its members leave the journey there too.
+STEP_CHANGED = "step_changed"
+
+# The action each step type answers (an execution asks by the type it was compiled with).
+_ACTIONS: dict[str, type[SendStep | BranchStep | SplitStep | WaitStep]] = {
+    "send": SendStep,
+    "check": BranchStep,
+    "split": SplitStep,
+    "local_time": WaitStep,
+}
 
 # What a branch's decision rests on, kept when a retried step follows the decision it recorded.
 _GROUNDS = ("failed", "reason", "engagement")
@@ -254,7 +267,9 @@ class CohortService:
         now = self.clock.now()
         step = _found(program, req.step)
         if step is None or req.action == "removed":
-            return self._removed(req, found, started, expires, now), []
+            return self._removed(req, found, started, expires, now, STEP_REMOVED), []
+        if not isinstance(step, _ACTIONS[req.action]):
+            return self._removed(req, found, started, expires, now, STEP_CHANGED), []
         mine = [c for c in started if c.origin == step.id]
         members, overflow = chunked(found, self.group_limit)
         moves: list[tuple[Child | None, list[Member]]] = [
@@ -298,15 +313,17 @@ class CohortService:
         started: Sequence[Child],
         expires: int,
         now: datetime,
+        reason: str,
     ) -> dict[str, Any]:
-        """A step the deployed program no longer has: every member of the group leaves the
-        journey here, recorded (``exit``, ``step_removed``), and the execution goes on over
-        nobody. The child groups an earlier attempt at the step wrote are started (their
-        own dispatch records their members the same way)."""
+        """A step the deployed program no longer has (``step_removed``), or has with another
+        type than the execution asks for (``step_changed``): every member of the group
+        leaves the journey here, recorded (``exit``, ``reason``), and the execution goes on
+        over nobody. The child groups an earlier attempt at the step wrote are started
+        (their own dispatch records their members the same way)."""
         out = _Outcome(answer={"at": iso(now)} if req.action == "local_time" else {})
         for m in found:
             out.decisions[m.sk] = "exit"
-            out.details[m.sk] = {"reason": STEP_REMOVED}
+            out.details[m.sk] = {"reason": reason}
         moves: list[tuple[Child | None, list[Member]]] = [(None, found)] if found else []
         self.store.settle_step(
             req.cohort,
@@ -323,6 +340,7 @@ class CohortService:
                 program=req.program,
                 step=req.step,
                 action=req.action,
+                reason=reason,
                 members=len(found),
             )
         return out.answer

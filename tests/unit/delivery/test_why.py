@@ -576,6 +576,15 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             "送信していません。",
         ),
     ],
+    "step_changed": [
+        (
+            {"kind": "STEP", "step": "remind", "decision": "exit", "reason": "step_changed"},
+            "Step remind: left the journey: the program was redeployed with a step remind of "
+            "another type while the customer was at it; nothing was sent for it.",
+            "ステップ remind: ジャーニーを終了: 顧客がこのステップにいる間に、ステップ remind の"
+            "種類を変えたプログラムがデプロイされました。このステップでは何も送信していません。",
+        ),
+    ],
 }
 
 
