@@ -38,7 +38,7 @@ from constructs import Construct
 from kizuna.adapters.dynamodb import SWEEP_WATERMARK_PK
 from kizuna.adapters.scheduler import SWEEP_NAME_PREFIX
 from kizuna.delivery.ledger import WITHHELD_STAMPS
-from kizuna.delivery.templates import Renderer
+from kizuna.delivery.templates import DEFAULT_LOCALE, Renderer
 from kizuna.events import DERIVED_EVENT_TYPES
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
@@ -117,6 +117,7 @@ def load_enabled_programs(
     segments_dir: Path | None = None,
     vocab: Vocabulary = BUILTIN,
     webhooks: Collection[str] | None = None,
+    default_locale: str = DEFAULT_LOCALE,
 ) -> list[Program]:
     """The enabled programs; raises :class:`InvalidProgramsError` listing every issue of every
     program (enabled or not), missing message templates and unknown segments included.
@@ -129,7 +130,7 @@ def load_enabled_programs(
         segment_names = list(load_segments(segments_dir, vocab))
     programs, issues = load_programs(
         programs_dir,
-        templates=Renderer(templates_dir),
+        templates=Renderer(templates_dir, default_locale=default_locale),
         segment_names=segment_names,
         vocab=vocab,
         webhooks=webhooks,
@@ -282,12 +283,14 @@ class Programs(Construct):
         programs_dir = programs_dir or source_root / names.PROGRAMS_DIR
         templates_dir = templates_dir or source_root / names.TEMPLATES_DIR
         segments_dir = segments_dir or source_root / names.SEGMENTS_DIR
+        deployed = load_config(wiring.config_json)
         self.programs = load_enabled_programs(
             programs_dir,
             templates_dir,
             segments_dir,
             wiring.vocabulary(),
-            webhooks=tuple(load_config(wiring.config_json).webhooks),
+            webhooks=tuple(deployed.webhooks),
+            default_locale=deployed.contact.default_locale,
         )
         # what evaluate and the journey helper read: programs, and named segments if any
         data_dirs = {names.PROGRAMS_DIR: programs_dir}

@@ -531,14 +531,13 @@ class Renderer:
         self, program: str, template: str, channel: str, locale: str | None = None
     ) -> list[str]:
         """Part files the channel needs but a locale lacks, as ``<locale>/<part>.j2``.
-        Checks every locale folder unless one is given; no locale folder at all counts as
-        every part missing in the default locale."""
+        Checks every locale folder unless one is given, and the default locale's always:
+        it is where every customer whose own locale has no folder falls back to
+        (:meth:`resolve_locale`), so a template without it fails for them at send time."""
         parts = PARTS.get(str(channel))
         if parts is None:
             raise ValueError(f"unknown channel {channel!r}")
-        locales = [locale] if locale else self.locales(program, template)
-        if not locales:
-            locales = [self.default_locale]
+        locales = [locale] if locale else self._with_default(self.locales(program, template))
         missing = [
             f"{loc}/{part}{SUFFIX}"
             for loc in locales
@@ -549,6 +548,10 @@ class Renderer:
             )
         ]
         return missing + self._json_problems(program, template, str(channel), locales, missing)
+
+    def _with_default(self, locales: list[str]) -> list[str]:
+        """The locale folders to check: those there and the default locale's."""
+        return locales if self.default_locale in locales else [*locales, self.default_locale]
 
     def _json_problems(
         self, program: str, template: str, channel: str, locales: list[str], missing: list[str]
@@ -947,7 +950,7 @@ class FilesRenderer(Renderer):
         parts = PARTS.get(str(channel))
         if parts is None:
             raise ValueError(f"unknown channel {channel!r}")
-        locales = [locale] if locale else self.locales(program, template)
+        locales = [locale] if locale else self._with_default(self.locales(program, template))
         missing = [
             f"{loc}/{part}{SUFFIX}"
             for loc in locales

@@ -239,6 +239,24 @@ def test_validator_queries(renderer: Renderer) -> None:
         renderer.parts_missing("welcome", "greeting", "fax")
 
 
+def test_a_template_without_the_default_locale_is_missing_its_parts(tmp_path: Path) -> None:
+    # given a template written in English only, in a shop whose default locale is ja
+    folder = tmp_path / "p" / "hello" / "en"
+    folder.mkdir(parents=True)
+    (folder / "sms.txt.j2").write_text("Hello")
+    files = FilesRenderer({"q/hello/en/sms.txt.j2": "Hello"}, tmp_path)
+    for r, program in ((Renderer(tmp_path), "p"), (files, "q")):
+        # then validation says so: a ja customer (and any other but en) falls back to ja,
+        # which would fail at send time ("no locale folder among ja")
+        assert r.parts_missing(program, "hello", "sms") == ["ja/sms.txt.j2"]
+        with pytest.raises(RenderError, match="no locale folder among ja"):
+            r.resolve_locale(program, "hello", "ja")
+    # and with en as the default locale it is complete
+    assert Renderer(tmp_path, default_locale="en").parts_missing("p", "hello", "sms") == []
+    files_en = FilesRenderer({"q/hello/en/sms.txt.j2": "Hello"}, tmp_path, default_locale="en")
+    assert files_en.parts_missing("q", "hello", "sms") == []
+
+
 # --- the shared layouts in the repository's templates/_base ----------------------------------
 def test_repository_base_layouts_render_with_footer(tmp_path: Path, loyalty: LoyaltyConfig) -> None:
     # given a program whose email extends the repository's shared layouts

@@ -551,7 +551,7 @@ def programs_validate(
             problems += [f"{segments}: {p}" for p in exc.problems]
     programs, issues = load_programs(
         directory,
-        templates=Renderer(templates),
+        templates=Renderer(templates, default_locale=cfg.contact.default_locale),
         segment_names=segment_names,
         vocab=vocab,
         webhooks=tuple(cfg.webhooks),
@@ -559,7 +559,9 @@ def programs_validate(
     problems += [str(issue) for issue in issues]
     problems += [
         str(issue)
-        for issue in program_template_problems(programs, Renderer(templates), cfg, directory)
+        for issue in program_template_problems(
+            programs, Renderer(templates, default_locale=cfg.contact.default_locale), cfg, directory
+        )
     ]
     asl = check_programs(programs)
     for program_id, found in asl.items():
@@ -665,7 +667,7 @@ def render_preview(
         unsubscribe_url="https://example.com/unsubscribe?t=preview",
         custom=cfg.custom,
     )
-    renderer = Renderer(templates_dir)
+    renderer = Renderer(templates_dir, default_locale=cfg.contact.default_locale)
     failed = False
     for channel in send.channels:
         try:

@@ -97,7 +97,7 @@ def _program_problems(
     from kizuna_tools.templatecheck import program_template_problems
 
     directory = root / "programs"
-    renderer = Renderer(root / "templates")
+    renderer = Renderer(root / "templates", default_locale=config.contact.default_locale)
     programs, issues = load_programs(
         directory,
         templates=renderer,
