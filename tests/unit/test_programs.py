@@ -55,6 +55,38 @@ def test_the_seven_seed_programs_load_and_compile() -> None:
         assert mermaid(program).startswith("flowchart TD")
 
 
+def test_waits_adding_up_to_more_than_an_execution_lasts_are_refused(tmp_path: Path) -> None:
+    # given: send, 200 days, send, 200 days, send: one execution (the program starts with a
+    # send) would wait 400 days, and Step Functions stops it after a year
+    long = sample_program(
+        "{id: w1, type: wait, days: 200}",
+        "{id: again, type: send, channels: [email], template: hello}",
+        "{id: w2, type: wait, days: 200}",
+        "{id: last, type: send, channels: [email], template: hello}",
+    )
+    (found,) = issues(tmp_path, long)
+    assert "hello -> w1 -> again -> w2 -> last add up to 400 days" in found
+    assert "at most 364 days" in found
+    # a branch's two sides are two paths: 200 + 100 days on each is within a year
+    sides = sample_program(
+        "{id: w1, type: wait, days: 200}",
+        "{id: check, type: branch, condition: {rank: [Gold]}, then: a, else: b}",
+        "{id: a, type: wait, days: 100, next: done}",
+        "{id: b, type: wait, days: 100, until_local_time: '09:00', next: done}",
+        "{id: done, type: exit}",
+    )
+    assert load_program(write(tmp_path, sides)).id == "sample"
+    # a first wait is the cohort's journey timer: 300 days of it and 200 more run
+    timer_first = sample_program(
+        "{id: w2, type: wait, days: 200}", "{id: last, type: send, channels: [email], template: x}"
+    ).replace("steps:\n", "steps:\n  - {id: w0, type: wait, days: 300}\n")
+    assert load_program(write(tmp_path, timer_first)).id == "sample"
+    # with a local time on the longer side it is a day over
+    over = sides.replace("days: 100, next", "days: 164, until_local_time: '09:00', next")
+    (found,) = issues(tmp_path, over)
+    assert "hello -> w1 -> check -> a -> done add up to 365 days" in found
+
+
 def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
     program = load_program(write(tmp_path, GOOD))
     states = compile_program(program)["States"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -150,7 +151,56 @@ def check_graph(file: str, program: Program) -> list[ProgramIssue]:
         state[sid] = 2
 
     visit(program.steps[0].id, [program.steps[0].id])
+    if not issues:
+        issues += _execution_length_issues(file, program, index)
     return issues
+
+
+# Step Functions stops a Standard execution after one year; a day is kept for the retries,
+# the journey timer's delay and the steps' own time.
+LONGEST_EXECUTION = timedelta(days=364)
+
+
+def _execution_length_issues(
+    file: str, program: Program, index: dict[str, int]
+) -> list[ProgramIssue]:
+    """A path whose waits add up to more than one execution may last: the steps after them
+    would never run (the execution is stopped, ``TIMED_OUT``). A program's first wait (a
+    window program starting with a wait) and the wait an ``at_once`` program's entry hands
+    off at are the cohort's journey timer, not a Wait state: not counted; a wait until a
+    local time counts a day for the local time (a group waits up to a day for it)."""
+    skip_first = program.start == "at_once" or isinstance(program.steps[0], WaitStep)
+    memo: dict[tuple[str, bool], tuple[timedelta, list[str]]] = {}
+
+    def longest(sid: str, skipping: bool) -> tuple[timedelta, list[str]]:
+        if (sid, skipping) in memo:
+            return memo[(sid, skipping)]
+        step = program.steps[index[sid]]
+        own, onward = timedelta(), skipping
+        if isinstance(step, WaitStep):
+            own = timedelta() if skipping else step.duration
+            own += timedelta(days=1) if step.until_local_time else timedelta()
+            onward = False
+        best: tuple[timedelta, list[str]] = (timedelta(), [])
+        for nxt in next_of(program, index[sid]):
+            best = max(best, longest(nxt, onward), key=lambda found: (found[0], len(found[1])))
+        memo[(sid, skipping)] = (own + best[0], [sid, *best[1]])
+        return memo[(sid, skipping)]
+
+    total, path = longest(program.steps[0].id, skip_first)
+    if total <= LONGEST_EXECUTION:
+        return []
+    days = total / timedelta(days=1)
+    return [
+        ProgramIssue(
+            file,
+            None,
+            f"the waits on the path {' -> '.join(path)} add up to {days:g} days in one "
+            f"execution (the first wait is the journey timer's, a local time counts a day); "
+            f"Step Functions stops an execution after a year, so the steps after them would "
+            f"never run: at most {LONGEST_EXECUTION.days} days",
+        )
+    ]
 
 
 # Channels whose messages report opens and clicks: email (SES open and click events, stamped
