@@ -74,11 +74,30 @@ class EmailContent(_Content):
     text: NonEmpty
 
 
+# SNS sends at most 1,600 characters in one SMS Publish (it splits them into segments);
+# a longer text is refused by SNS for every customer.
+SMS_MAX_CHARS = 1600
+# APNs and FCM take a payload of at most 4 KB, the push's data (Kizuna's tags, the message
+# reference) and the JSON around it included: a title and body of at most 3,000 bytes
+# (UTF-8) leave it room.
+PUSH_MAX_TEXT_BYTES = 3000
+
+
 class SmsContent(_Content):
     channel: Literal["sms"] = "sms"
     text: NonEmpty
     encoding: SmsEncoding
     segments: int = Field(ge=1)
+
+    @field_validator("text")
+    @classmethod
+    def _text_within_limit(cls, text: str) -> str:
+        if len(text) > SMS_MAX_CHARS:
+            raise ValueError(
+                f"an SMS holds at most {SMS_MAX_CHARS:,} characters (SNS's limit for one "
+                f"message, sent in segments), this one {len(text):,}"
+            )
+        return text
 
     @classmethod
     def of(cls, text: str) -> SmsContent:
@@ -90,6 +109,16 @@ class PushContent(_Content):
     channel: Literal["push"] = "push"
     title: str = Field(default="", description="May be empty: the app name shows instead")
     body: NonEmpty
+
+    @model_validator(mode="after")
+    def _within_payload(self) -> PushContent:
+        size = len(self.title.encode()) + len(self.body.encode())
+        if size > PUSH_MAX_TEXT_BYTES:
+            raise ValueError(
+                f"a push's title and body hold at most {PUSH_MAX_TEXT_BYTES:,} bytes (UTF-8; "
+                f"APNs and FCM take 4 KB with the push's data), these {size:,}"
+            )
+        return self
 
 
 class LineContent(_Content):
@@ -228,6 +257,8 @@ RenderedMessage = Annotated[
 
 __all__ = [
     "MAX_DM_LINES",
+    "PUSH_MAX_TEXT_BYTES",
+    "SMS_MAX_CHARS",
     "WEBHOOK_MAX_BODY_BYTES",
     "CardContent",
     "DmContent",

@@ -257,6 +257,28 @@ def test_a_template_without_the_default_locale_is_missing_its_parts(tmp_path: Pa
     assert files_en.parts_missing("q", "hello", "sms") == []
 
 
+def test_an_sms_or_push_over_what_the_provider_takes_fails_to_render(tmp_path: Path) -> None:
+    # given an SMS of 1,601 characters (SNS sends at most 1,600) and a push whose body is
+    # 3,001 bytes (APNs and FCM take 4 KB with the push's data)
+    folder = tmp_path / "p" / "long" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "sms.txt.j2").write_text("{{ 'a' * n }}")
+    (folder / "push.title.j2").write_text("")
+    (folder / "push.body.j2").write_text("{{ 'あ' * n }}")
+    renderer = Renderer(tmp_path)
+    # then each fails to render, saying why (validation renders with a sample, and a send
+    # records render_error instead of a provider refusal for every customer)
+    with pytest.raises(RenderError, match="an SMS holds at most 1,600 characters"):
+        renderer.render("p", "long", "sms", "ja", {"n": 1601})
+    with pytest.raises(RenderError, match="title and body hold at most 3,000 bytes"):
+        renderer.render("p", "long", "push", "ja", {"n": 1001})  # 3,003 bytes
+    # and at the limits they render
+    sms = renderer.render("p", "long", "sms", "ja", {"n": 1600})
+    assert isinstance(sms, SmsContent) and len(sms.text) == 1600
+    push = renderer.render("p", "long", "push", "ja", {"n": 1000})
+    assert isinstance(push, PushContent) and len(push.body.encode()) == 3000
+
+
 # --- the shared layouts in the repository's templates/_base ----------------------------------
 def test_repository_base_layouts_render_with_footer(tmp_path: Path, loyalty: LoyaltyConfig) -> None:
     # given a program whose email extends the repository's shared layouts
