@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aws_cdk import RemovalPolicy, TimeZone
+from aws_cdk import Annotations, RemovalPolicy, TimeZone
 from constructs import Construct
 
 from kizuna.events.custom import vocabulary
@@ -26,7 +26,7 @@ from kizuna_infra.layers import Layers
 from kizuna_infra.limits import check_program_capacity
 from kizuna_infra.monitoring import Monitoring, monitored
 from kizuna_infra.nag import acknowledge_findings
-from kizuna_infra.programs import Programs
+from kizuna_infra.programs import Programs, deployed_channels, undeployed_sends
 from kizuna_infra.scoring import Scoring
 
 
@@ -152,6 +152,13 @@ class Kizuna(Construct):
         )
         # one state machine per program: past what one template holds, fail here, clearly
         check_program_capacity(len(self.programs.programs))
+        deployed = deployed_channels(
+            push=bool(push_application_id),
+            line=bool(line_token_secret_arn or line_token_parameter),
+            webhook=bool(self.config.webhooks),
+        )
+        for problem in undeployed_sends(self.programs.programs, deployed):
+            Annotations.of(self.programs).add_warning_v2("kizuna:channel-not-deployed", problem)
         self.scoring = Scoring(
             self,
             names.SCORING_CONSTRUCT_ID,

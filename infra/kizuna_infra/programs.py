@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,7 +43,7 @@ from kizuna.events import DERIVED_EVENT_TYPES
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
 from kizuna.programs.loader import ProgramError, ProgramIssue, enabled, load_programs
-from kizuna.programs.model import Program
+from kizuna.programs.model import Program, SendStep
 from kizuna.programs.sweeps import SweepKind
 from kizuna.programs.winners import WINNER_PK
 from kizuna.runtime.config import load_config
@@ -100,6 +100,33 @@ HOURLY_SWEEP = {"kinds": [SweepKind.CARTS.value], "lookback_minutes": 60}
 
 
 # --- Loading ---------------------------------------------------------------------------------
+
+
+# Channels every stack sends on (kizuna.runtime.wiring.delivery): push needs an End User
+# Messaging Push application, LINE a channel access token, a webhook the configuration's
+# endpoints.
+ALWAYS_DEPLOYED_CHANNELS = frozenset({"email", "sms", "dm", "card"})
+
+
+def deployed_channels(*, push: bool, line: bool, webhook: bool) -> frozenset[str]:
+    """The channels a stack's send function has (as the wiring builds them)."""
+    optional = {"push": push, "line": line, "webhook": webhook}
+    return ALWAYS_DEPLOYED_CHANNELS | {name for name, on in optional.items() if on}
+
+
+def undeployed_sends(programs: Sequence[Program], deployed: Collection[str]) -> list[str]:
+    """Each send step none of whose channels the stack deploys: every message of it would
+    be suppressed (``no_channel``, ``channel_not_configured``), which synthesis warns of."""
+    return [
+        f"program {program.id}, step {step.id}: none of its channels "
+        f"({', '.join(map(str, step.channels))}) is deployed in this stack (push needs "
+        f"{names.CONTEXT_PUSH_APPLICATION_ID_KEY}, LINE {names.CONTEXT_LINE_TOKEN_SECRET_ARN_KEY} "
+        f"or {names.CONTEXT_LINE_TOKEN_PARAMETER_KEY}, a webhook the configuration's "
+        f"webhooks): every message of it would be suppressed, no_channel"
+        for program in programs
+        for step in program.steps
+        if isinstance(step, SendStep) and not set(map(str, step.channels)) & set(deployed)
+    ]
 
 
 class InvalidProgramsError(ProgramError):

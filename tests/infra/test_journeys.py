@@ -10,7 +10,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Annotations, Match, Template
 from infra_helpers import (
     StackIds,
     actions_of,
@@ -36,10 +36,12 @@ from kizuna.services.sweep import SweepRequest
 from kizuna_infra import Kizuna
 from kizuna_infra.programs import (
     InvalidProgramsError,
+    deployed_channels,
     evaluate_patterns,
     load_enabled_programs,
     state_machine_prefix,
     trigger_clauses,
+    undeployed_sends,
 )
 from kizuna_infra.stack import KizunaStack
 
@@ -459,6 +461,34 @@ def test_invalid_programs_fail_synthesis(
     stack = cdk.Stack(make_app(), "Broken")
     with pytest.raises(InvalidProgramsError, match="no_such_template"):
         Kizuna(stack, "Kizuna", programs_dir=broken_programs)
+
+
+def test_a_send_step_with_no_deployed_channel_is_warned_of_at_synthesis(
+    tmp_path: Path, make_app: Callable[..., cdk.App]
+) -> None:
+    # given the seed programs with one step that sends on LINE only, in a stack without a
+    # LINE token (and without a push application)
+    programs = tmp_path / "programs"
+    shutil.copytree(ROOT / "programs", programs)
+    path = programs / "points-to-next-rank.yaml"
+    text = path.read_text()
+    (channels,) = {line.split("channels:")[1] for line in text.splitlines() if "channels:" in line}
+    path.write_text(text.replace(f"channels:{channels}", "channels: [line]"))
+    stack = cdk.Stack(make_app(), "LineOnly")
+    # when synthesized
+    Kizuna(stack, "Kizuna", programs_dir=programs)
+    # then synthesis warns of it: every message of the step would be suppressed
+    (warning,) = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("none of its channels")
+    )
+    message = str(warning.entry.data)
+    assert "program points-to-next-rank, step" in message
+    assert "(line) is deployed in this stack" in message and "kizuna:lineTokenSecretArn" in message
+    # and the same program with LINE deployed, or the seed programs, give no warning
+    deployed = deployed_channels(push=False, line=True, webhook=False)
+    assert undeployed_sends(load_enabled_programs(programs, ROOT / "templates"), deployed) == []
+    seeds = load_enabled_programs(ROOT / "programs", ROOT / "templates")
+    assert undeployed_sends(seeds, deployed_channels(push=False, line=False, webhook=False)) == []
 
 
 def test_every_program_issue_is_reported_not_only_the_first(tmp_path: Path) -> None:
