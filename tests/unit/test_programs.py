@@ -87,6 +87,18 @@ def test_waits_adding_up_to_more_than_an_execution_lasts_are_refused(tmp_path: P
     assert "hello -> w1 -> check -> a -> done add up to 365 days" in found
 
 
+def test_one_program_in_two_files_names_both(tmp_path: Path) -> None:
+    write(tmp_path, GOOD)
+    (tmp_path / "sample.yml").write_text(GOOD)
+    programs, problems = load_programs(tmp_path)
+    assert [p.id for p in programs] == ["sample", "sample"]
+    (problem,) = map(str, problems)
+    assert problem == (
+        f"{tmp_path / 'sample.yml'}: program id 'sample' is also used by "
+        f"{tmp_path / 'sample.yaml'}: keep one of the two files"
+    )
+
+
 def test_good_program_compiles_to_the_expected_states(tmp_path: Path) -> None:
     program = load_program(write(tmp_path, GOOD))
     states = compile_program(program)["States"]

@@ -578,11 +578,20 @@ def load_programs(
         lambda path: load_program(path, templates, segment_names, vocab, webhooks),
         ProgramError,
     )
-    seen: dict[str, str] = {}
+    # an id is its file's name (load_program refuses another): two programs of one id are
+    # <id>.yaml and <id>.yml
+    seen: set[str] = set()
     for p in programs:
         if p.id in seen:
-            issues.append(ProgramIssue(p.id, None, f"program id also used in {seen[p.id]}"))
-        seen[p.id] = p.id
+            issues.append(
+                ProgramIssue(
+                    str(directory / f"{p.id}.yml"),
+                    None,
+                    f"program id {p.id!r} is also used by {directory / f'{p.id}.yaml'}: "
+                    f"keep one of the two files",
+                )
+            )
+        seen.add(p.id)
     return programs, issues
 
 
