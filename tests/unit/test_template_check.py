@@ -6,17 +6,26 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from kizuna.delivery.samples import sample_trigger
 from kizuna.delivery.templates import Renderer
+from kizuna.events import RankChanged, SegmentChanged
+from kizuna.events.custom import vocabulary
+from kizuna.events.derived import Cause, derived_event
+from kizuna.programs.members import trigger_of
+from kizuna.runtime.config import KizunaConfig
 from kizuna_tools.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
-REMINDER = Path("templates/second-purchase-coupon/reminder/ja/line.txt.j2")
+REMINDER = Path("templates/second-purchase-coupon/reminder/ja/line.txt.j2")  # first_purchase
+CHAMPIONS = Path("templates/champions-care/champions/ja/line.txt.j2")  # segment_changed
 SALE = Path("templates/month-end-sale/sale_urgent/en/email.subject.j2")
+T = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -132,3 +141,131 @@ def test_templates_read_every_declared_attribute_and_a_misspelled_one_is_refused
     code, output = validate("programs", "validate", "--config", "config.json")
     assert code == 1
     assert "'dict object' has no attribute 'favourite_stor'" in output, output
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # a program's send always has its member's trigger: read without a guard
+        ("{{ trigger.order_id }} {{ trigger.total }} {{ trigger.currency }}", None),
+        (
+            "{% if trigger %}{{ trigger.ordr_id }}{% endif %}",  # every send would fail
+            "ja: undefined in line.txt: 'kizuna_tools.templatecheck.TriggerSample object' "
+            "has no attribute 'ordr_id'",
+        ),
+        (
+            '{{ (trigger or {}).get("ordr_id") }}',  # every send would read "None"
+            "trigger.get('ordr_id') is always None: a customer.first_purchase trigger holds "
+            "type, schema_version, event_id, customer_id, occurred_at, caused_by, order_id, "
+            "total, currency, channel",
+        ),
+        (
+            "{{ trigger.product_ids | join(', ') }}",  # a list: no member keeps it
+            "ja: undefined in line.txt: 'kizuna_tools.templatecheck.TriggerSample object' "
+            "has no attribute 'product_ids'",
+        ),
+    ],
+)
+def test_program_templates_render_with_the_trigger_a_member_carries(
+    project: Path, line: str, expected: str | None
+) -> None:
+    # Given the reminder (a program triggered by customer.first_purchase) reading its trigger
+    path = project / REMINDER
+    path.write_text(line + "\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    # When the programs are validated
+    code, output = validate("programs", "validate")
+    # Then a field of the event renders, and a field it does not have is refused
+    if expected is None:
+        assert code == 0, output
+        return
+    assert code == 1
+    prefix = "programs/second-purchase-coupon.yaml [step reminder]: template 'reminder' (line)"
+    assert f"{prefix} {expected}" in output, output
+
+
+def test_a_field_the_trigger_may_lack_is_read_with_a_default(project: Path) -> None:
+    # Given champions-care, triggered by customer.segment_changed, whose from_segment is
+    # null for a customer's first segment (and then not in the member's trigger)
+    path = project / CHAMPIONS
+    original = path.read_text(encoding="utf-8")
+    path.write_text("{{ trigger.from_segment }}\n" + original, encoding="utf-8")
+    # When the programs are validated, reading it unguarded is refused
+    code, output = validate("programs", "validate")
+    assert code == 1
+    assert (
+        "[step thanks]: template 'champions' (line, a customer.segment_changed trigger "
+        "without from_segment) ja: undefined in line.txt"
+    ) in output, output
+    # and read with a default it renders
+    path.write_text(
+        "{{ trigger.from_segment | default('') }} {{ trigger.to_segment }}\n" + original,
+        encoding="utf-8",
+    )
+    code, output = validate("programs", "validate")
+    assert code == 0, output
+
+
+def test_the_sample_trigger_is_shaped_as_a_member_keeps_a_real_one() -> None:
+    cfg = KizunaConfig()
+    vocab = vocabulary(cfg)
+    cause = Cause("c1", T, "ev-1")
+    events = [
+        derived_event(
+            RankChanged,
+            "rank:1",
+            cause,
+            from_rank="Silver",
+            to_rank="Gold",
+            direction="up",
+            rank_points=600,
+        ),
+        derived_event(
+            SegmentChanged,
+            "seg:1",
+            cause,
+            from_segment=None,
+            to_segment="Champions",
+            recency=5,
+            frequency=5,
+            monetary=5,
+        ),
+    ]
+    for event in events:
+        # the detail as the bus delivers it to evaluate, and what the member keeps of it
+        detail = event.detail.model_dump(mode="json")
+        personal = vocab.personal_fields(event.detail_type)
+        real = trigger_of(event.detail_type, detail, personal)
+        sample = sample_trigger(event.detail_type, vocab, cfg, T, optional=False)
+        assert {k: type(v) for k, v in sample.items()} == {k: type(v) for k, v in real.items()}
+    whole = sample_trigger("customer.segment_changed", vocab, cfg, T)
+    assert isinstance(whole["from_segment"], str)  # set when the customer had one
+    # ranks are the configuration's, so loyalty.benefits[trigger.to_rank] finds one
+    rank_up = sample_trigger("customer.rank_changed", vocab, cfg, T)
+    assert rank_up["to_rank"] in {r.name for r in cfg.loyalty.ranks}
+
+
+def test_a_declared_events_personal_fields_are_not_in_its_sample_trigger() -> None:
+    cfg = KizunaConfig.model_validate(
+        {
+            "custom": {
+                "events": [
+                    {
+                        "detail_type": "wishlist.added",
+                        "fields": [
+                            {"name": "product_id", "type": "string", "required": True},
+                            {"name": "price", "type": "number"},
+                            {"name": "note", "type": "string", "personal": True},
+                            {"name": "tags", "type": "string_list"},
+                            {"name": "seen_at", "type": "datetime"},
+                        ],
+                    }
+                ]
+            }
+        }
+    )
+    vocab = vocabulary(cfg)
+    whole = sample_trigger("wishlist.added", vocab, cfg, T)
+    least = sample_trigger("wishlist.added", vocab, cfg, T, optional=False)
+    assert whole["price"] == 1 and whole["seen_at"] == "2026-03-02T09:00:00Z"
+    assert not {"note", "tags"} & set(whole)  # personal; a list
+    assert set(whole) - set(least) == {"schema_version", "price", "seen_at"}

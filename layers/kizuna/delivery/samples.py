@@ -1,20 +1,31 @@
-"""Sample recipients and coupons for previews, dry runs and template checks.
+"""Sample recipients, coupons and triggers for previews, dry runs and template checks.
 
 A preview or a check renders a template with the context a send would give it; these give
-it a customer with every field a template may read filled in, and a coupon whose code is
-made with a secret no real send uses (so no sample code is ever a real one).
+it a customer with every field a template may read filled in, a coupon whose code is
+made with a secret no real send uses (so no sample code is ever a real one), and a
+program's ``trigger`` as a journey member keeps it.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import types
+import typing
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final
+
+from pydantic import AwareDatetime, BaseModel
 
 from kizuna.delivery.coupons import Coupon, issue_coupon
 from kizuna.domain.customer import CartState, Customer
+from kizuna.events.derived import DerivedDetail
+from kizuna.programs.members import trigger_of
 from kizuna.programs.model import CouponSpec
-from kizuna.runtime.config import CustomAttribute, CustomConfig, ValueType
+from kizuna.runtime.config import CustomAttribute, CustomConfig, KizunaConfig, ValueType
+
+if TYPE_CHECKING:
+    from kizuna.events.custom import Vocabulary
 
 # Coupons of a template check, a dry run and a preview: none of them is a real code.
 CHECK_SECRET: Final = b"kizuna template check: not a real coupon"
@@ -116,3 +127,82 @@ def sample_coupon(
         discount=spec.discount,
         expires_at=expires_at,
     )
+
+
+def sample_trigger(
+    event: str,
+    vocab: Vocabulary,
+    cfg: KizunaConfig,
+    now: datetime,
+    *,
+    program: str = "sample",
+    optional: bool = True,
+) -> dict[str, Any]:
+    """The ``trigger`` a member of a program started by ``event`` carries to its sends:
+    :func:`kizuna.programs.members.trigger_of` of a sample detail as the bus delivers it
+    (JSON values: a time or a date as ISO text, an amount as a number), so its type, its
+    top-level scalars and no personal field. Every field of the event's model has a value
+    of its type (ranks and currency the configuration's, the program's id as
+    ``program``); without ``optional``, a field an event may lack (a producer's optional
+    field, a derived one that may be null) is left out, as ``trigger_of`` leaves it out.
+    Empty for an event the vocabulary does not know."""
+    model = vocab.model_of(event)
+    if model is None:
+        return {}
+    ranks = [r.name for r in cfg.loyalty.ranks] or ["Member"]
+    lower, higher = (ranks[-2], ranks[-1]) if len(ranks) > 1 else (ranks[0], ranks[0])
+    named: dict[str, Any] = {
+        "customer_id": "sample",
+        "program": program,
+        "currency": cfg.loyalty.currency,
+        "discount": "10%",
+        "time_zone": cfg.contact.default_time_zone,
+        "from_rank": lower,
+        "rank": lower,
+        "to_rank": higher,
+        "next_rank": higher,
+    }
+    derived = issubclass(model, DerivedDetail)
+    detail: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        nullable = _admits_none(info.annotation)
+        if not optional and (nullable or (not derived and not info.is_required())):
+            continue
+        value = _sample_json(info.annotation, now)
+        if isinstance(value, str) and name in named:
+            value = named[name]
+        detail[name] = value
+    return trigger_of(event, detail, vocab.personal_fields(event))
+
+
+def _admits_none(annotation: Any) -> bool:
+    return annotation is None or type(None) in typing.get_args(annotation)
+
+
+def _sample_json(annotation: Any, now: datetime) -> Any:
+    """A value of ``annotation`` as a JSON event carries it."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _sample_json(args[0], now)
+    if origin is typing.Union or origin is types.UnionType:
+        return next((_sample_json(a, now) for a in args if a is not type(None)), None)
+    if origin is typing.Literal:
+        return args[0]
+    if origin in (tuple, list, set, frozenset):
+        return [_sample_json(args[0], now)] if args else []
+    if not isinstance(annotation, type):
+        return SAMPLE_TEXT
+    if issubclass(annotation, Enum):
+        return next(iter(annotation)).value
+    if issubclass(annotation, bool):
+        return True
+    if issubclass(annotation, int | float | Decimal):
+        return 1
+    if annotation is AwareDatetime or issubclass(annotation, datetime):
+        return now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if issubclass(annotation, date):
+        return now.date().isoformat()
+    if issubclass(annotation, BaseModel):
+        return {k: _sample_json(f.annotation, now) for k, f in annotation.model_fields.items()}
+    return SAMPLE_TEXT

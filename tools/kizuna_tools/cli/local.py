@@ -622,7 +622,7 @@ def render_preview(
     config: Config = None,
 ) -> None:
     """Preview a send step's message on every channel it may use."""
-    from kizuna.delivery.samples import sample_coupon, sample_customer
+    from kizuna.delivery.samples import sample_coupon, sample_customer, sample_trigger
     from kizuna.delivery.templates import Renderer, RenderError, build_context
     from kizuna.events.custom import vocabulary
     from kizuna.programs.loader import load_program
@@ -662,7 +662,11 @@ def render_preview(
         coupon=coupon,
         recommendations=[p.model_dump() for p in cfg.catalog.best_sellers[:3]],
         extra={
-            "cart": {"item_count": 2, "value": 3600, "currency": "JPY", "product_ids": ["tea-001"]}
+            "cart": {"item_count": 2, "value": 3600, "currency": "JPY", "product_ids": ["tea-001"]},
+            # what a member of the program carries to its sends (docs/PROGRAMS.md)
+            "trigger": sample_trigger(
+                prog.trigger.event, vocabulary(cfg), cfg, now, program=prog.id
+            ),
         },
         unsubscribe_url="https://example.com/unsubscribe?t=preview",
         custom=cfg.custom,
