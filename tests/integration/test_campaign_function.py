@@ -23,6 +23,7 @@ from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.campaigns.assign import assign
 from kizuna.campaigns.loader import parse_campaign
 from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import iso
 from kizuna.runtime.clock import FixedClock, SystemClock, set_clock
 from kizuna.runtime.config import GlobalControlConfig
 from kizuna.runtime.settings import KIZUNA_EVENT_SOURCE, campaign_settings
@@ -317,3 +318,73 @@ def test_an_operator_closes_an_occurrence_whose_execution_ended(
     assert len(emails()) == sent
     again = close("new-year-sale", occ, "--reason", "again")
     assert again.exit_code == 2 and "is stopped and has ended" in again.output
+
+
+def test_a_click_winner_measures_only_the_messages_whose_clicks_can_be_seen(
+    aws: ApiCallCounter,
+) -> None:
+    """The campaign function's choose_winner on moto, by clicks: the ledger entries it reads
+    anyway carry ``links_untracked``, and a message sent with its links untracked leaves its
+    variant's denominator instead of counting a non-click."""
+    handler = load_handler("campaign").handler
+    ctx = LambdaContext("campaign", memory_limit_in_mb=1024, timeout_ms=300_000)
+
+    def call(**request: Any) -> dict[str, Any]:
+        result: dict[str, Any] = handler(json.loads(json.dumps(request, default=str)), ctx)
+        return result
+
+    # given: a click winner between a and b, its test pool sent
+    resource = boto3.resource("dynamodb", region_name=REGION)
+    campaign = parse_campaign(
+        factories.campaign_definition(
+            id="click-test",
+            variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+            winner={"test_percent": 20, "metric": "click", "wait_hours": 2},
+        )
+    )
+    CampaignStore(resource, "campaigns").put_definition(campaign, TEMPLATES, "test", NOON)
+    prepared = call(action="prepare", campaign_id="click-test", scheduled_time=NOON)
+    ids = {"campaign_id": "click-test", "occurrence": prepared["occurrence"]}
+    for s in prepared["segments"]:
+        call(action="freeze", segment=s, total_segments=2, **ids)
+    plan = call(action="plan", after=None, **ids)
+    assert plan["phase"] == "test"
+    for chunk in plan["chunks"]:
+        call(action="send_batch", chunk=chunk, **ids)
+    activity = resource.Table("activity")
+    sent = sorted(
+        (
+            i
+            for i in activity.scan()["Items"]
+            if i.get("campaign") == "click-test" and i.get("status") == "sent"
+        ),
+        key=lambda i: str(i["pk"]),
+    )
+    in_a = [i for i in sent if i.get("variant") == "a"]
+    in_b = [i for i in sent if i.get("variant") == "b"]
+    assert len(in_a) >= 6 and len(in_b) >= 3
+    clicked = iso(NOON + timedelta(minutes=30))
+
+    def mark(item: dict[str, Any], field: str, value: Any) -> None:
+        activity.update_item(
+            Key={"pk": item["pk"], "sk": item["sk"]},
+            UpdateExpression="SET #f = :v",
+            ExpressionAttributeNames={"#f": field},
+            ExpressionAttributeValues={":v": value},
+        )
+
+    # a: every other message went with its links untracked (no click can be stamped), the
+    # rest were clicked; b: tracked, all clicked but one
+    for n, item in enumerate(in_a):
+        mark(item, *(("links_untracked", True) if n % 2 else ("click_at", clicked)))
+    for item in in_b[1:]:
+        mark(item, "click_at", clicked)
+    # when: the winner wait ends and the winner is chosen
+    after = {"phase": "test", "pass": plan["pass"]}
+    assert call(action="plan", after=after, **ids)["phase"] == "winner"
+    assert call(action="choose_winner", **ids) == {"winner": "a"}
+    # then: a's denominator is its tracked messages alone
+    occ = CampaignStore(resource, "campaigns").get_occurrence("click-test", ids["occurrence"])
+    tracked = len(in_a) - len(in_a) // 2
+    assert occ is not None and f"a: {tracked}/{tracked} (100.0%)" in occ["winner_reason"]
+    assert f"b: {len(in_b) - 1}/{len(in_b)}" in occ["winner_reason"]

@@ -16,6 +16,7 @@ from kizuna.campaigns.engine import (
     chunk_of,
     deferred_key,
     group_members,
+    measured,
     next_step,
     pace,
     pick_winner,
@@ -230,3 +231,18 @@ def test_the_best_rule_is_undecided_when_nobody_was_measured() -> None:
     # nor when one variant had nobody measured: its 0 would lose for that alone
     winner, reason = pick_winner(["b", "a"], {"a": ArmResult(10, 3)}, "click")
     assert winner == "b" and reason.startswith("undecided: no test pool recipient of b was")
+    assert "(sent on a channel that reports the click metric, its links tracked)" in reason
+
+
+def test_a_message_sent_with_its_links_untracked_is_not_measured_for_clicks() -> None:
+    """A LINE text that went with its links as written (tracked, it was over LINE's limit):
+    no click of it can be stamped, so a click winner leaves it out of the variant's
+    denominator, as a message on a channel that reports no clicks."""
+    line = {"status": "sent", "channel": "line"}
+    untracked = {**line, "links_untracked": True}
+    assert measured("click", line)
+    assert not measured("click", untracked)
+    assert measured("click", {**untracked, "click_at": "2026-01-05T04:00:00Z"})  # seen anyway
+    assert measured("goal", untracked)  # an order is seen whatever the links
+    assert not measured("open", line)  # LINE reports no opens
+    assert not measured("click", {"status": "sent", "channel": "sms"})

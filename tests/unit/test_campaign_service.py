@@ -1084,3 +1084,40 @@ def test_the_winner_is_measured_on_the_recipients_whose_channel_reports_the_metr
     assert w.call(action="choose_winner") == {"winner": "a"}
     occ = w.campaigns.get_occurrence("sale", w.occurrence)
     assert occ is not None and "a: " in occ["winner_reason"] and "/" in occ["winner_reason"]
+
+
+def test_a_click_winner_leaves_out_the_messages_sent_with_their_links_untracked() -> None:
+    """A campaign choosing by clicks: half of a's test pool got a text sent with its links
+    untracked (LINE: too long with tracked links), whose clicks cannot be seen; counted, each
+    was a non-click, and a lost to b for that alone. Only the messages whose clicks can be
+    seen are measured: every one of a's was clicked, all of b's but one."""
+    from kizuna.campaigns.assign import variant_of
+
+    # given: a click winner over two variants, every test pool recipient sent the email
+    w = World(
+        n=60,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "template": "urgent"}],
+        winner={"test_percent": 50, "metric": "click", "wait_hours": 2},
+    )
+    w.send_all(w.start())
+    clicked = (NOON + timedelta(minutes=30)).isoformat()
+    sent = sorted(
+        (cid, entry) for (cid, _), entry in w.store.messages.items() if entry["status"] == "sent"
+    )
+    in_a = [e for cid, e in sent if variant_of(w.campaign, cid) == "a"]
+    in_b = [e for cid, e in sent if variant_of(w.campaign, cid) == "b"]
+    assert len(in_a) >= 6 and len(in_b) >= 3
+    # a: every other message went untracked (no click can be stamped), the rest were clicked
+    for i, entry in enumerate(in_a):
+        entry.update({"links_untracked": True} if i % 2 else {"click_at": clicked})
+    # b: all tracked, all clicked but one
+    for entry in in_b[1:]:
+        entry["click_at"] = clicked
+    # when: the winner is chosen
+    assert w.call(action="plan", after={"phase": "test", "pass": 0})["phase"] == "winner"
+    assert w.call(action="choose_winner") == {"winner": "a"}
+    # then: a's denominator counts its tracked messages alone
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    tracked = len(in_a) - len(in_a) // 2
+    assert occ is not None and f"a: {tracked}/{tracked} (100.0%)" in occ["winner_reason"]
+    assert f"b: {len(in_b) - 1}/{len(in_b)}" in occ["winner_reason"]

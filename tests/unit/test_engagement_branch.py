@@ -383,6 +383,41 @@ def test_clicked_and_converted_read_their_own_stamps(tmp_path: Path) -> None:
     assert row(store, "d")["engagement"]["hours"] == -2.0
 
 
+def test_a_click_branch_does_not_read_untracked_links_as_not_clicked(tmp_path: Path) -> None:
+    """A LINE coupon sent with its links untracked (tracked, its text was over LINE's
+    limit): no click of it can be stamped, so its silence is no "did not click". The member
+    goes to ``else`` as one sent nothing does (nothing is known to have happened), recorded
+    ``not_measured``, never ``not_engaged``."""
+    clicked = load_program(write(tmp_path, GOOD.replace("event: opened", "event: clicked")))
+    line = {"channel": "line"}
+    # given: a's links went untracked, b's were tracked and not clicked, c's untracked but a
+    # click stamped all the same (read as any click)
+    service, store, _, cohort = world(
+        clicked,
+        {
+            "a": {**sent(), **line, "links_untracked": True},
+            "b": {**sent(), **line},
+            "c": {**sent(click_at=SENT + timedelta(hours=3)), **line, "links_untracked": True},
+        },
+    )
+    # when: the branch runs
+    check(service, cohort)
+    # then
+    a, b, c = (row(store, cid) for cid in "abc")
+    assert (a["decision"], a["reason"]) == ("else", "not_measured")
+    assert a["engagement"] == {
+        "step": "coupon",
+        "event": "clicked",
+        "within_hours": 48,
+        "sent_at": iso(SENT),
+        "links_untracked": True,
+    }
+    why = explain({"kind": "STEP", **a}, "en").text
+    assert why.endswith("whether a link was clicked could not be seen.")
+    assert (b["decision"], b["reason"]) == ("else", "not_engaged")
+    assert c["decision"] == "then" and c["engagement"]["hours"] == 3.0
+
+
 # --- the feedback stamps keep the first open ---------------------------------------------------
 def test_a_later_open_never_moves_open_at() -> None:
     store = MemoryStore()

@@ -179,6 +179,23 @@ def test_only_sent_messages_are_exposed_and_other_programs_rows_do_not_count() -
     assert (counts["b"].reached, counts["b"].exposed, counts["b"].converted) == (2, 2, 2)
 
 
+def test_a_message_whose_clicks_cannot_be_seen_is_not_exposed_for_clicks() -> None:
+    """The campaigns' rule (kizuna.delivery.ledger.clicks_measurable): a message sent with its
+    links untracked is left out of ``clicked``'s exposed, not counted a non-click; ``opened``
+    still measures it."""
+    data = rows({"a": (3, 1), "b": (2, 2)}, "clicked")
+    # a1's and a2's messages (not clicked) went with their links untracked
+    for message in (data[3], data[5]):
+        message["links_untracked"] = True
+    clicked = program({"metric": "clicked"})
+    counts = count_arms(clicked, winner_splits(clicked)[0], data)
+    assert (counts["a"].reached, counts["a"].exposed, counts["a"].converted) == (3, 1, 1)
+    assert (counts["b"].reached, counts["b"].exposed, counts["b"].converted) == (2, 2, 2)
+    opened = program({"metric": "opened"})
+    counts = count_arms(opened, winner_splits(opened)[0], data)
+    assert (counts["a"].reached, counts["a"].exposed) == (3, 3)
+
+
 # -- the daily look and the assignment after it ------------------------------------------------
 def seeded_store(p: Program, per_arm: dict[str, tuple[int, int]]) -> MemoryStore:
     store = MemoryStore()

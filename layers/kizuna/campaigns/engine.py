@@ -25,6 +25,7 @@ from kizuna.analytics.sequential import decide as sequential_decide
 from kizuna.campaigns.assign import DEFAULT_VARIANT, HOLDOUT, TEST_POOL, WINNER, holdout_bucket
 from kizuna.campaigns.model import RECHECK_HOURS, Campaign, WinnerSelection
 from kizuna.delivery.control import GLOBAL_CONTROL, control_detail
+from kizuna.delivery.ledger import clicks_measurable
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer
 from kizuna.programs.loader import BRANCH_CHANNELS
@@ -384,19 +385,31 @@ def measured_on(metric: str, channel: object) -> bool:
     return channels is None or channel in channels
 
 
+def measured(metric: str, entry: Mapping[str, Any]) -> bool:
+    """Is this sent message's ledger entry measured for ``metric``: sent on a channel that
+    reports it (:func:`measured_on`) and, for ``click``, with its clicks measurable (a LINE
+    text sent with its links untracked is not: :func:`kizuna.delivery.ledger.clicks_measurable`;
+    counted, it could only be a non-click, and the variant whose text grew past LINE's limit
+    with tracked links lost for that alone)."""
+    if not measured_on(metric, entry.get("channel")):
+        return False
+    return metric != "click" or clicks_measurable(entry)
+
+
 def pick_winner(
     variants: Sequence[str], results: Mapping[str, ArmResult], metric: str
 ) -> tuple[str, str]:
     """The variant with the best rate (ties: the first); the reason states the figures.
-    A variant with nobody measured (no test pool member of it sent on a channel that
-    reports ``metric``): undecided, the first variant (its rate of 0 would lose for that
-    alone)."""
+    A variant with nobody measured (no test pool member of it sent a message that reports
+    ``metric``: :func:`measured`): undecided, the first variant (its rate of 0 would lose
+    for that alone)."""
     unmeasured = [n for n in variants if not results.get(n, ArmResult()).recipients]
     if unmeasured:
+        tracked = ", its links tracked" if metric == "click" else ""
         return variants[0], (
-            f"undecided: no test pool recipient of {', '.join(unmeasured)} was sent on a "
-            f"channel that reports the {metric} metric; no winner, the rest get the first "
-            f"variant ({variants[0]})"
+            f"undecided: no test pool recipient of {', '.join(unmeasured)} was measured (sent "
+            f"on a channel that reports the {metric} metric{tracked}); no winner, the rest "
+            f"get the first variant ({variants[0]})"
         )
     best = variants[0]
     for name in variants[1:]:

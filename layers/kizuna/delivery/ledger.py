@@ -71,6 +71,10 @@ ACCEPTED_EVIDENCE: Final = (
     *NOT_DELIVERED_STAMPS,
 )
 
+# A message sent with its links as written, untracked (LINE: tracked, its text would have
+# been over LINE's limit, kizuna.delivery.channels.LinePush): no click of it can be stamped.
+LINKS_UNTRACKED: Final = "links_untracked"
+
 Settled = Literal["sent", "failed"]
 
 
@@ -120,3 +124,13 @@ def settle(entry: Mapping[str, Any]) -> tuple[Settled, str]:
     if entry.get("provider_message_id") or any(entry.get(f) for f in ACCEPTED_EVIDENCE):
         return "sent", "reconciled"
     return "failed", "outcome_unknown"
+
+
+def clicks_measurable(entry: Mapping[str, Any]) -> bool:
+    """Could a click of this message show on its entry (``click_at``)? Not when it went
+    with its links untracked (:data:`LINKS_UNTRACKED`), unless a click was stamped all the
+    same: its silence then says nothing about clicks. What a winner on clicks leaves out of
+    its denominator and what an engagement branch on clicks does not read as not clicked.
+    (Whether the message's *channel* reports clicks at all is the loaders' and
+    :func:`kizuna.campaigns.engine.measured_on`'s question.)"""
+    return bool(entry.get("click_at")) or not entry.get(LINKS_UNTRACKED)

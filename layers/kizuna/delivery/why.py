@@ -242,6 +242,13 @@ REASONS: Final[dict[str, Text]] = {
         "Branch {step}: the other side (else): {what}.",
         "分岐 {step}: else 側へ: {what}。",
     ),
+    "not_measured": (
+        "Branch {step}: the other side (else): the message of step {of}{sent} went with its "
+        "links untracked (too long for LINE with them tracked): whether a link was clicked "
+        "could not be seen.",
+        "分岐 {step}: else 側へ: ステップ {of} のメッセージ{sent}は計測用リンクにすると LINE "
+        "の上限を超えるため、リンクを計測せずに送信されました。クリックの有無は確認できません。",
+    ),
     # STEP# exit at a step a redeploy renamed or removed (kizuna.services.cohort)
     "step_removed": (
         "Step {step}: left the journey: the program was redeployed without a step {step} "
@@ -753,9 +760,11 @@ def _engagement(row: Mapping[str, Any], reason: str | None, lang: Lang, tz: Zone
         return _text(reason, lang, step=step, of=of, status=status)
     hours = e.get("hours")
     engaged = _ENGAGED.get(event, _ENGAGED["opened"])[i]
+    at = _time(e.get("sent_at"), tz)
+    sent = (" (sent {t})", " ({t} 送信)")[i].format(t=at) if at else ""
+    if reason == "not_measured":
+        return _text(reason, lang, step=step, of=of, sent=sent)
     if hours is None:
-        at = _time(e.get("sent_at"), tz)
-        sent = (" (sent {t})", " ({t} 送信)")[i].format(t=at) if at else ""
         what = _NOT_ENGAGED.get(event, _NOT_ENGAGED["opened"])[i].format(m=of, n=within, sent=sent)
     elif Decimal(str(hours)) <= 0:
         what = (

@@ -16,7 +16,12 @@ card seen or clicked, :mod:`kizuna.services.cards`; the stamps keep the earliest
 The message counts from its send (``sent_at``; an entry settled by the reconciliation sweep
 has none: from when it was dispatched, else claimed). ``then`` when the event came after
 the send and at most ``within_hours`` after it; ``else`` otherwise, and when the step sent
-the member nothing (no entry, or one whose status is not ``sent``). :func:`decide` returns
+the member nothing (no entry, or one whose status is not ``sent``). A ``clicked`` branch
+whose message went with its links untracked (``links_untracked``: LINE, the text over its
+limit with tracked links) and shows no click cannot tell a click from none: ``else``, as
+for a member not sent the message (nothing is known to have happened), with the reason
+:data:`NOT_MEASURED`, never :data:`NOT_ENGAGED` (its silence is no evidence that the member
+did not click). :func:`decide` returns
 the side and the detail the ``STEP`` ledger row keeps beside it (docs/PROGRAMS.md, "The
 ledger's reasons"); :mod:`kizuna.delivery.why` phrases it.
 """
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from kizuna.delivery.ledger import DISPATCHED_AT
+from kizuna.delivery.ledger import DISPATCHED_AT, LINKS_UNTRACKED, clicks_measurable
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.model import Engagement, EngagementEvent
@@ -36,6 +41,8 @@ from kizuna.programs.model import Engagement, EngagementEvent
 # the STEP row's reason on the else side
 NOT_SENT: Final = "not_sent"  # the step sent this member nothing
 NOT_ENGAGED: Final = "not_engaged"  # sent; the event did not come within the window
+# sent, and the event cannot show on its entry (clicked: its links went untracked)
+NOT_MEASURED: Final = "not_measured"
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,8 @@ def decide(
         detail = {**base, **({"status": status} if status else {})}
         return Verdict(False, reason=NOT_SENT, detail=detail)
     base["sent_at"] = iso(start)
+    if engagement.event == EngagementEvent.CLICKED and not clicks_measurable(entry):
+        return Verdict(False, reason=NOT_MEASURED, detail={**base, LINKS_UNTRACKED: True})
     at = happened_at(engagement.event, entry, journey, execution)
     if at is None:
         return Verdict(False, reason=NOT_ENGAGED, detail=base)

@@ -189,7 +189,8 @@ class EngagementEvent(StrEnum):
 class Engagement(_Strict):
     """``then`` when the member's message of send step ``step`` was ``event`` within
     ``within_hours`` of its send; ``else`` otherwise, including when that step sent them
-    nothing."""
+    nothing, and for ``clicked`` when its links went untracked (no click could be seen:
+    recorded ``not_measured``, not ``not_engaged``)."""
 
     step: StepId = Field(description="a send step before the branch on every path to it")
     event: EngagementEvent

@@ -7,7 +7,9 @@ program's ledger (the activity table's program/time index) and counts, per arm:
   decision is ``arm:<name>``; these rows are on the program's index);
 - **exposed**: for ``opened`` and ``clicked``, the reached entries whose arm's next send
   step sent them the email (its ``MSG#<entry>#<step>`` row ``sent``: a suppressed or
-  deferred message could not be opened); for ``goal``, every reached entry;
+  deferred message could not be opened), for ``clicked`` with its clicks measurable (not
+  sent with its links untracked: :func:`kizuna.delivery.ledger.clicks_measurable`, the
+  campaigns' rule); for ``goal``, every reached entry;
 - **converted**: of the exposed, ``opened`` — the message's ``open_at`` or ``click_at`` (a
   click is an open); ``clicked`` — ``click_at``; ``goal`` — a conversion of that very entry
   (a ``CONV`` row of the treated entry).
@@ -29,6 +31,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from kizuna.analytics.sequential import Arm, Decision, decide
+from kizuna.delivery.ledger import clicks_measurable
 from kizuna.domain.timestamps import iso
 from kizuna.programs.model import Program, SplitStep
 
@@ -141,6 +144,8 @@ def count_arms(
         message = messages.get((customer, entry, next_of[arm] or ""))
         if message is None or message.get("status") != "sent":
             continue
+        if metric == "clicked" and not clicks_measurable(message):
+            continue  # its silence says nothing about clicks: not exposed
         tally[1] += 1
         if metric == "opened":
             tally[2] += bool(message.get("open_at") or message.get("click_at"))

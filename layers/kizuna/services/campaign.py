@@ -43,7 +43,7 @@ from kizuna.campaigns.engine import (
     group_members,
     in_audience,
     list_key,
-    measured_on,
+    measured,
     next_look,
     next_step,
     occurrence_prefix,
@@ -803,8 +803,9 @@ class CampaignService:
     def _arm_results(
         self, campaign: Campaign, req: WinnerRequest, arms: Mapping[str, str]
     ) -> dict[str, ArmResult]:
-        """Per variant of the test pool: recipients sent on a channel that reports the
-        metric (:func:`kizuna.campaigns.engine.measured_on`), and those who met it."""
+        """Per variant of the test pool: recipients whose message reports the metric (sent
+        on a channel that does; for clicks, its links tracked:
+        :func:`kizuna.campaigns.engine.measured`), and those who met it."""
         assert campaign.winner is not None
         execution = execution_of(req.campaign_id, req.occurrence)
         entries = self.recipients.ledger_entries(list(arms), execution, SEND_STEP)
@@ -816,8 +817,8 @@ class CampaignService:
         )
         results: dict[str, ArmResult] = {}
         for cid, entry in entries.items():
-            if entry.get("status") != "sent" or not measured_on(metric, entry.get("channel")):
-                continue  # (sent on a channel that does not report the metric: not measured)
+            if entry.get("status") != "sent" or not measured(metric, entry):
+                continue  # (its message cannot report the metric: not measured)
             result = results.setdefault(arms[cid], ArmResult())
             result.recipients += 1
             result.successes += self._succeeded(campaign, metric, entry, customers.get(cid))

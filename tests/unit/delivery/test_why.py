@@ -145,6 +145,7 @@ def test_the_scan_finds_the_reasons_the_code_writes() -> None:
         "suppressed_x",
         "not_sent",
         "not_engaged",
+        "not_measured",
     } <= reasons
 
 
@@ -564,6 +565,29 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             "clicked within 24 h.",
             "分岐 clicked: else 側へ: ステップ coupon のメッセージのリンクは 24 時間以内に"
             "クリックされませんでした。",
+        ),
+    ],
+    "not_measured": [
+        (
+            {
+                "kind": "STEP",
+                "step": "clicked",
+                "decision": "else",
+                "reason": "not_measured",
+                "engagement": {
+                    "step": "coupon",
+                    "event": "clicked",
+                    "within_hours": 24,
+                    "sent_at": AT,
+                    "links_untracked": True,
+                },
+            },
+            "Branch clicked: the other side (else): the message of step coupon (sent "
+            "2026-01-05 13:30 UTC) went with its links untracked (too long for LINE with them "
+            "tracked): whether a link was clicked could not be seen.",
+            "分岐 clicked: else 側へ: ステップ coupon のメッセージ (2026-01-05 13:30 UTC 送信)は"
+            "計測用リンクにすると LINE の上限を超えるため、リンクを計測せずに送信されました。"
+            "クリックの有無は確認できません。",
         ),
     ],
     "step_removed": [
