@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from kizuna.delivery.templates import Renderer
 from kizuna.programs.compiler import compile_program, estimated_transitions
 from kizuna.programs.diagram import mermaid
 from kizuna.programs.loader import ProgramError, load_program, load_programs
@@ -240,11 +241,31 @@ def test_missing_templates_are_reported(tmp_path: Path) -> None:
         def parts_missing(self, program: str, template: str, channel: str) -> list[str]:
             return ["email.subject"] if template == "hello" else []
 
+        def default_locale_problem(self, program: str, template: str) -> str | None:
+            return None
+
     with pytest.raises(ProgramError) as info:
         load_program(write(tmp_path, GOOD), templates=Catalog())
     assert [str(i) for i in info.value.issues] == [
         f"{tmp_path}/sample.yaml [step hello]: template 'hello' has no email.subject for email"
     ]
+
+
+def test_a_template_without_the_default_locale_folder_is_refused(tmp_path: Path) -> None:
+    # given the step's template written in English only, in a shop whose default is ja
+    folder = tmp_path / "templates" / "sample" / "hello" / "en"
+    folder.mkdir(parents=True)
+    for part in ("subject", "html", "txt"):
+        (folder / f"email.{part}.j2").write_text("Hello")
+    path = write(tmp_path, sample_program())
+    # then a ja customer (and every locale but en) would fail at send: refused, once a step
+    with pytest.raises(ProgramError) as info:
+        load_program(path, templates=Renderer(tmp_path / "templates"))
+    assert [str(i) for i in info.value.issues] == [
+        f"{path} [step hello]: template 'hello' needs the default locale 'ja' (has en)"
+    ]
+    # and with en as the default locale it loads
+    assert load_program(path, templates=Renderer(tmp_path / "templates", default_locale="en"))
 
 
 def test_step_types_are_a_discriminated_union() -> None:

@@ -531,13 +531,15 @@ class Renderer:
         self, program: str, template: str, channel: str, locale: str | None = None
     ) -> list[str]:
         """Part files the channel needs but a locale lacks, as ``<locale>/<part>.j2``.
-        Checks every locale folder unless one is given, and the default locale's always:
-        it is where every customer whose own locale has no folder falls back to
-        (:meth:`resolve_locale`), so a template without it fails for them at send time."""
+        Checks every locale folder unless one is given; no locale folder at all counts as
+        every part missing in the default locale (a template with folders but not the
+        default locale's: :meth:`default_locale_problem`)."""
         parts = PARTS.get(str(channel))
         if parts is None:
             raise ValueError(f"unknown channel {channel!r}")
-        locales = [locale] if locale else self._with_default(self.locales(program, template))
+        locales = [locale] if locale else self.locales(program, template)
+        if not locales:
+            locales = [self.default_locale]
         missing = [
             f"{loc}/{part}{SUFFIX}"
             for loc in locales
@@ -549,9 +551,18 @@ class Renderer:
         ]
         return missing + self._json_problems(program, template, str(channel), locales, missing)
 
-    def _with_default(self, locales: list[str]) -> list[str]:
-        """The locale folders to check: those there and the default locale's."""
-        return locales if self.default_locale in locales else [*locales, self.default_locale]
+    def default_locale_problem(self, program: str, template: str) -> str | None:
+        """Why a template with locale folders cannot be sent to everyone: it has no folder
+        for the default locale, where every customer whose own locale has none falls back
+        (:meth:`resolve_locale`: they would fail at send time). None when it has one, or no
+        folder at all (:meth:`parts_missing` reports that)."""
+        locales = self.locales(program, template)
+        if not locales or self.default_locale in locales:
+            return None
+        return (
+            f"template {template!r} needs the default locale {self.default_locale!r} "
+            f"(has {', '.join(locales)})"
+        )
 
     def _json_problems(
         self, program: str, template: str, channel: str, locales: list[str], missing: list[str]
@@ -950,7 +961,7 @@ class FilesRenderer(Renderer):
         parts = PARTS.get(str(channel))
         if parts is None:
             raise ValueError(f"unknown channel {channel!r}")
-        locales = [locale] if locale else self._with_default(self.locales(program, template))
+        locales = [locale] if locale else self.locales(program, template)
         missing = [
             f"{loc}/{part}{SUFFIX}"
             for loc in locales

@@ -75,6 +75,8 @@ class ProgramError(IssuesError[ProgramIssue]):
 class TemplateCatalog(Protocol):
     def parts_missing(self, program: str, template: str, channel: str) -> list[str]: ...
 
+    def default_locale_problem(self, program: str, template: str) -> str | None: ...
+
 
 def next_of(program: Program, index: int) -> list[str]:
     """Successors of step ``index``; a send or wait without ``next`` goes to the next step
@@ -507,6 +509,8 @@ def check_semantics(
         if isinstance(step, SplitStep) and sum(a.weight for a in step.arms) != 100:
             issues.append(ProgramIssue(file, step.id, "split weights must add up to 100"))
         if isinstance(step, SendStep) and templates is not None:
+            if (problem := templates.default_locale_problem(program.id, step.template)) is not None:
+                issues.append(ProgramIssue(file, step.id, problem))
             for channel in step.channels:
                 for part in templates.parts_missing(program.id, step.template, channel):
                     issues.append(

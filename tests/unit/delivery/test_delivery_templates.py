@@ -239,7 +239,7 @@ def test_validator_queries(renderer: Renderer) -> None:
         renderer.parts_missing("welcome", "greeting", "fax")
 
 
-def test_a_template_without_the_default_locale_is_missing_its_parts(tmp_path: Path) -> None:
+def test_a_template_without_the_default_locale_is_a_problem(tmp_path: Path) -> None:
     # given a template written in English only, in a shop whose default locale is ja
     folder = tmp_path / "p" / "hello" / "en"
     folder.mkdir(parents=True)
@@ -248,13 +248,16 @@ def test_a_template_without_the_default_locale_is_missing_its_parts(tmp_path: Pa
     for r, program in ((Renderer(tmp_path), "p"), (files, "q")):
         # then validation says so: a ja customer (and any other but en) falls back to ja,
         # which would fail at send time ("no locale folder among ja")
-        assert r.parts_missing(program, "hello", "sms") == ["ja/sms.txt.j2"]
+        assert r.default_locale_problem(program, "hello") == (
+            "template 'hello' needs the default locale 'ja' (has en)"
+        )
         with pytest.raises(RenderError, match="no locale folder among ja"):
             r.resolve_locale(program, "hello", "ja")
-    # and with en as the default locale it is complete
-    assert Renderer(tmp_path, default_locale="en").parts_missing("p", "hello", "sms") == []
+    # and with en as the default locale, or with no folder at all (every part missing), none
+    assert Renderer(tmp_path, default_locale="en").default_locale_problem("p", "hello") is None
     files_en = FilesRenderer({"q/hello/en/sms.txt.j2": "Hello"}, tmp_path, default_locale="en")
-    assert files_en.parts_missing("q", "hello", "sms") == []
+    assert files_en.default_locale_problem("q", "hello") is None
+    assert Renderer(tmp_path).default_locale_problem("p", "nowhere") is None
 
 
 def test_an_sms_or_push_over_what_the_provider_takes_fails_to_render(tmp_path: Path) -> None:

@@ -212,7 +212,7 @@ def write(root: Path, body: Any, locale: str = "en") -> Renderer:
     folder = root / "p" / "t" / locale
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "line.json").write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
-    return Renderer(root, default_locale=locale)
+    return Renderer(root)
 
 
 CONTEXT = {"customer": {"display_name": 'Taro", "type": "evil'}, "url": "https://a.jp/x"}
