@@ -276,7 +276,9 @@ class Manifest(Protocol):
 @dataclass(frozen=True)
 class StoredCampaign:
     """A campaign as stored: the definition, its own template files, the authoritative
-    status (draft, scheduled, paused, cancelled, done) and the definition's version."""
+    status (draft, scheduled, paused, cancelled, done), the definition's version, and how
+    many of its occurrences have started (each start adds one, in the write that creates
+    the occurrence: a write that changes the experiment is conditioned on it)."""
 
     campaign: Campaign
     templates: dict[str, str] = field(default_factory=dict)
@@ -284,6 +286,7 @@ class StoredCampaign:
     version: int = 0
     updated_at: str | None = None
     updated_by: str | None = None
+    occurrences_started: int = 0
 
 
 class DefinitionConflict(Exception):
@@ -314,7 +317,9 @@ class CampaignDefinitions(Protocol):
         version: int | None = None,
     ) -> bool:
         """Create the occurrence as running (noting the execution that runs it and the
-        definition's version it runs); False if it exists."""
+        definition's version it runs); False if it exists. With ``version``, only while
+        the definition is still that version, adding one to its ``occurrences_started``
+        in the same write: else :class:`DefinitionConflict`."""
         ...
 
     def get_occurrence(self, campaign_id: str, occurrence: str) -> dict[str, Any] | None: ...

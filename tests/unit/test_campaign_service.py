@@ -27,7 +27,7 @@ from kizuna.delivery.channels import (
 from kizuna.domain.customer import Customer, Device
 from kizuna.domain.timestamps import iso
 from kizuna.events import DeviceUnregistered
-from kizuna.ports import Claimed, ExecutionState, ManifestNotDeleted
+from kizuna.ports import Claimed, DefinitionConflict, ExecutionState, ManifestNotDeleted
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.campaign import CLOSE_AFTER, CampaignService, CloseRefused, OccurrenceEnd
@@ -383,6 +383,33 @@ def test_a_duplicated_schedule_delivery_does_not_run_the_occurrence_twice() -> N
     (occ,) = w.campaigns.occurrences.values()
     del occ["execution"]
     assert w.call(**prepare, execution=first.replace("one", "two"))["run"] is True
+
+
+def test_prepare_reads_a_definition_written_before_the_start_again_then_fails_the_task() -> None:
+    # given: the campaign's definition is written again between each read and the start
+    w = World(n=5)
+    reads: list[int] = []
+    read = w.campaigns.get_definition
+
+    def written_after_each_read(campaign_id: str) -> Any:
+        stored = read(campaign_id)
+        reads.append(stored.version if stored else 0)
+        w.campaigns.put(w.campaign, TEMPLATES)  # a marketer's write, say
+        return stored
+
+    w.campaigns.get_definition = written_after_each_read  # type: ignore[method-assign]
+    prepare = {"action": "prepare", "campaign_id": "sale", "scheduled_time": NOON}
+    # when Prepare runs / then: the definition is read three times; no occurrence starts on a
+    # version no longer stored, and the task fails (the state machine retries it)
+    with pytest.raises(DefinitionConflict):
+        w.call(**prepare)
+    assert reads == [1, 2, 3] and w.campaigns.occurrences == {}
+    # and once the definition stays as read, the occurrence starts on the version stored
+    w.campaigns.get_definition = read  # type: ignore[method-assign]
+    assert w.call(**prepare)["run"] is True
+    (occ,) = w.campaigns.occurrences.values()
+    assert occ["definition_version"] == 4 == w.campaigns.definitions["sale"].version
+    assert w.campaigns.definitions["sale"].occurrences_started == 1
 
 
 def test_an_occurrence_past_the_chunks_expiry_does_not_plan_or_choose_on_what_is_left() -> None:

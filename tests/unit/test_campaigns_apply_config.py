@@ -304,3 +304,52 @@ def test_apply_says_paused_when_a_pause_came_while_it_wrote(
 def _with_store(admin: CampaignAdmin, store: Any) -> CampaignAdmin:
     admin.store = store
     return admin
+
+
+class StartsMeanwhile:
+    """The campaigns table as the campaign's occurrence starts (Prepare, on the version it
+    read) just before apply's first ``put_definition``, after apply found none."""
+
+    def __init__(self, campaigns: MemoryCampaigns, at: datetime) -> None:
+        self._campaigns, self._at = campaigns, at
+        self.started = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._campaigns, name)
+
+    def put_definition(self, *args: Any, **kwargs: Any) -> int:
+        if not self.started:
+            stored = self._campaigns.get_definition("gold-sale")
+            assert stored is not None
+            self.started = self._campaigns.start_occurrence(
+                "gold-sale", "20990115T0100Z", self._at, self._at, None, stored.version
+            )
+        result: int = self._campaigns.put_definition(*args, **kwargs)
+        return result
+
+
+def test_apply_refuses_a_new_holdout_when_the_occurrence_started_while_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the campaign applied; apply of a new holdout reads it and finds no occurrence,
+    # then the schedule fires and the occurrence starts before apply writes
+    _, target, config, file = shop(tmp_path, monkeypatch)
+    at = datetime(2098, 12, 1, tzinfo=UTC)
+    monkeypatch.setattr(clock, "_clock", FixedClock(at))
+    assert apply_files(target, [file], "mari", config)[0] == []
+    campaigns = target.campaigns
+    meanwhile = StartsMeanwhile(campaigns, at)
+    admin = target.admin
+    monkeypatch.setattr(target, "admin", lambda config=None: _with_store(admin(config), meanwhile))
+    file.write_text(CAMPAIGN + "holdout_percent: 20\n", "utf-8")
+    # When it goes on / Then the file is refused with the occurrence named; nothing written
+    problems, applied = apply_files(target, [file], "ci", config)
+    assert meanwhile.started and applied == []
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "gold-sale: variants, winner, holdout_percent and goal cannot be changed while "
+        "occurrence 20990115T0100Z is unfinished (its test pool, winner and holdout are "
+        "measured by them); change them after it completes (a stopped one: kizuna campaigns "
+        "close)"
+    ]
+    stored = campaigns.get_definition("gold-sale")
+    assert stored is not None and (stored.version, stored.campaign.holdout_percent) == (1, 0)

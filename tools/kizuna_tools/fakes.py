@@ -599,6 +599,7 @@ class MemoryCampaigns:
             dict(templates or {}),
             status or str(campaign.status),
             (old.version if old else 0) + 1,
+            occurrences_started=old.occurrences_started if old else 0,
         )
 
     def put_definition(
@@ -610,12 +611,16 @@ class MemoryCampaigns:
         *,
         expected_version: int | None = None,
         only_from: frozenset[str] | None = None,
+        started: int | None = None,
     ) -> int:
         old = self.definitions.get(campaign.id)
         version = old.version if old else 0
+        count = old.occurrences_started if old else 0
         if expected_version is not None and expected_version != version:
             raise DefinitionConflict(campaign.id)
         if only_from and old is not None and old.status not in only_from:
+            raise DefinitionConflict(campaign.id)
+        if started is not None and started != count:
             raise DefinitionConflict(campaign.id)
         self.definitions[campaign.id] = StoredCampaign(
             campaign,
@@ -624,6 +629,7 @@ class MemoryCampaigns:
             version + 1,
             now.isoformat(),
             updated_by,
+            count,
         )
         return version + 1
 
@@ -664,6 +670,12 @@ class MemoryCampaigns:
     ) -> bool:
         if (campaign_id, occurrence) in self.occurrences:
             return False
+        if version is not None:
+            stored = self.definitions.get(campaign_id)
+            if stored is None or stored.version != version:
+                raise DefinitionConflict(campaign_id)
+            count = stored.occurrences_started + 1
+            self.definitions[campaign_id] = dataclasses.replace(stored, occurrences_started=count)
         self.occurrences[(campaign_id, occurrence)] = {
             "occurrence": occurrence,
             "status": "running",

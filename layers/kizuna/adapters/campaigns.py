@@ -2,7 +2,8 @@
 
 - ``sk = "DEF"``: the campaign as JSON (``definition``), its own template files
   (``templates``: ``<template>/<locale>/<part>.j2`` -> source), the authoritative ``status``,
-  ``updated_at``, ``updated_by``, ``version``;
+  ``updated_at``, ``updated_by``, ``version``, ``occurrences_started`` (one added by each
+  occurrence's start, in the transaction that writes it);
 - ``sk = "OCC#<occurrence>"``: ``status`` (running, done, stopped, cancelled), times, the
   counters ADDed per batch, the winner and why, why it stopped.
 
@@ -24,6 +25,7 @@ from kizuna.ports import DefinitionConflict, StoredCampaign
 
 DEF = "DEF"
 OCC = "OCC#"
+STARTED = "occurrences_started"
 COUNTERS = ("audience", "holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
 
 
@@ -36,6 +38,7 @@ def _stored(item: Mapping[str, Any]) -> StoredCampaign:
         version=int(data.get("version", 0)),
         updated_at=data.get("updated_at"),
         updated_by=data.get("updated_by"),
+        occurrences_started=int(data.get("occurrences_started", 0)),
     )
 
 
@@ -64,11 +67,14 @@ class CampaignStore:
         *,
         expected_version: int | None = None,
         only_from: frozenset[str] | None = None,
+        started: int | None = None,
     ) -> int:
         """Store (or replace) a definition; its status becomes the definition's own. Returns
         the new version. With ``expected_version`` (0: it must not exist yet), only over that
-        version; with ``only_from``, only over a stored one of those statuses (in the same
-        write): else :class:`DefinitionConflict`."""
+        version; with ``only_from``, only over a stored one of those statuses; with
+        ``started``, only while its ``occurrences_started`` is still that (no occurrence
+        started since it was read: :meth:`start_occurrence`); all in the same write: else
+        :class:`DefinitionConflict`."""
         values: dict[str, Any] = {
             ":d": campaign.model_dump_json(),
             ":t": dict(templates),
@@ -101,6 +107,13 @@ class CampaignStore:
                     if expected_version is not None
                     else f"(attribute_not_exists(sk) OR {status_in})"
                 )
+        if started is not None:
+            names["#n"] = STARTED
+            if started:
+                values[":started"] = started
+                conditions.append("#n = :started")
+            else:
+                conditions.append("attribute_not_exists(#n)")
         condition = {"ConditionExpression": " AND ".join(conditions)} if conditions else {}
         try:
             resp = self._table.update_item(
@@ -178,7 +191,13 @@ class CampaignStore:
     ) -> bool:
         """Create the occurrence as running, with the execution that runs it and the
         definition's version; False if it exists (a retry of that execution, or a
-        duplicated delivery)."""
+        duplicated delivery). With ``version``, in one TransactWriteItems with an update of
+        the definition, on condition that it is still that version, adding one to its
+        ``occurrences_started``: a write of the definition in between (it was read to start
+        this one) is :class:`DefinitionConflict`, and a write that read the definition
+        before this start, and found no occurrence unfinished, is refused
+        (:meth:`put_definition`'s ``started``). Either the occurrence runs the definition
+        it read, or the writer sees the occurrence."""
         item = {
             "campaign_id": campaign_id,
             "sk": f"{OCC}{occurrence}",
@@ -189,10 +208,36 @@ class CampaignStore:
             **({"definition_version": version} if version is not None else {}),
             **{c: 0 for c in COUNTERS},
         }
+        new = "attribute_not_exists(sk)"
+        if version is None:
+            try:
+                self._table.put_item(Item=item, ConditionExpression=new)
+            except self._conditional:
+                return False
+            return True
+        client = self._table.meta.client
+        counted = {
+            "TableName": self._name,
+            "Key": {"campaign_id": campaign_id, "sk": DEF},
+            "UpdateExpression": "ADD #n :one",
+            "ConditionExpression": "#v = :version",
+            "ExpressionAttributeNames": {"#n": STARTED, "#v": "version"},
+            "ExpressionAttributeValues": {":one": 1, ":version": version},
+        }
         try:
-            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
-        except self._conditional:
-            return False
+            client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": self._name, "Item": item, "ConditionExpression": new}},
+                    {"Update": counted},
+                ]
+            )
+        except client.exceptions.TransactionCanceledException as error:
+            reasons = [str(r.get("Code")) for r in error.response.get("CancellationReasons") or []]
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                return False  # the occurrence exists
+            if reasons[1:2] in (["ConditionalCheckFailed"], ["TransactionConflict"]):
+                raise DefinitionConflict(campaign_id) from error
+            raise
         return True
 
     def get_occurrence(self, campaign_id: str, occurrence: str) -> dict[str, Any] | None:
@@ -203,10 +248,13 @@ class CampaignStore:
         return _occurrence(item) if item else None
 
     def list_occurrences(self, campaign_id: str) -> list[dict[str, Any]]:
+        """The campaign's occurrences, read consistently: one started just before the
+        definition was read is listed (what a write changing the experiment asks)."""
         from boto3.dynamodb.conditions import Key
 
         cond = Key("campaign_id").eq(campaign_id) & Key("sk").begins_with(OCC)
-        return [_occurrence(i) for i in _items(self._table.query, KeyConditionExpression=cond)]
+        items = _items(self._table.query, KeyConditionExpression=cond, ConsistentRead=True)
+        return [_occurrence(i) for i in items]
 
     def first_occurrence(self, campaign_id: str) -> dict[str, Any] | None:
         """The campaign's first occurrence (None: it never ran), read consistently: what a

@@ -78,6 +78,7 @@ from kizuna.ports import (
     CampaignEventSink,
     CampaignRecipients,
     Claim,
+    DefinitionConflict,
     ExecutionStatuses,
     Inbound,
     Manifest,
@@ -104,6 +105,9 @@ from kizuna.services.send import carrier_block, claim_settled, record_delivered
 # outcomes. A recipient not started by then is failed "out of time", not left outcome_unknown.
 DELIVERY_BUDGET = 240.0
 OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
+# Reads of the definition Prepare makes when it is written again each time between the read
+# and the occurrence's start; then the task fails and the state machine retries it.
+START_READS = 3
 
 
 def _stored_p(p_value: float) -> float:
@@ -240,14 +244,11 @@ class CampaignService:
         execution (a duplicated delivery of the schedule) does not run it alongside, and
         one already finished does not run again. An occurrence started without an
         execution noted (before it was) runs while it is running, as it did then."""
-        stored = self.campaigns.get_definition(req.campaign_id)
+        occurrence = occurrence_id(req.scheduled_time)
+        stored, started = self._start(req, occurrence, self.clock.now())
         if stored is None or stored.status != "scheduled":
             return {"run": False, "reason": stored.status if stored else "unknown_campaign"}
-        occurrence = occurrence_id(req.scheduled_time)
-        now = self.clock.now()
-        if not self.campaigns.start_occurrence(
-            req.campaign_id, occurrence, req.scheduled_time, now, req.execution, stored.version
-        ):
+        if not started:
             occ = self.campaigns.get_occurrence(req.campaign_id, occurrence) or {}
             if occ.get("status") != "running":
                 return {"run": False, "reason": f"occurrence {occ.get('status', 'unknown')}"}
@@ -268,6 +269,40 @@ class CampaignService:
             "segments": list(range(total)),
             "total_segments": total,
         }
+
+    def _start(
+        self, req: PrepareRequest, occurrence: str, now: datetime
+    ) -> tuple[StoredCampaign | None, bool]:
+        """The definition read, and whether the occurrence was started on it (False: it
+        exists, or the campaign is not scheduled). The start is conditioned on the
+        definition still being the version read, and counts itself on it: a write changing
+        the experiment that read the definition before it is refused, and then sees the
+        occurrence (``CampaignAdmin.save``). A definition written between the read and the
+        start is read again, up to :data:`START_READS` times; then the task fails, and the
+        state machine retries it."""
+        reads = 1
+        while True:
+            stored = self.campaigns.get_definition(req.campaign_id)
+            if stored is None or stored.status != "scheduled":
+                return stored, False
+            try:
+                return stored, self.campaigns.start_occurrence(
+                    req.campaign_id,
+                    occurrence,
+                    req.scheduled_time,
+                    now,
+                    req.execution,
+                    stored.version,
+                )
+            except DefinitionConflict:
+                if reads == START_READS:
+                    raise
+                logger.info(
+                    "campaign definition written as its occurrence started: read again",
+                    campaign=req.campaign_id,
+                    occurrence=occurrence,
+                )
+                reads += 1
 
     def freeze(self, req: FreezeRequest) -> dict[str, Any]:
         """One scan segment of the audience into manifest objects, by pool and due instant."""

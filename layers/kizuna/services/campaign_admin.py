@@ -118,6 +118,7 @@ class DefinitionStore(Protocol):
         *,
         expected_version: int | None = None,
         only_from: frozenset[str] | None = None,
+        started: int | None = None,
     ) -> int: ...
 
     def get_definition(self, campaign_id: str) -> StoredCampaign | None: ...
@@ -471,6 +472,17 @@ def changed_schedule_field(before: Campaign, after: Campaign) -> str | None:
     return "schedule"
 
 
+def experiment_changed(before: Campaign, after: Campaign) -> bool:
+    """Does a write change the experiment an occurrence measures (``variants``, ``winner``,
+    ``holdout_percent``, ``goal``)?"""
+    return (before.variants, before.winner, before.holdout_percent, before.goal) != (
+        after.variants,
+        after.winner,
+        after.holdout_percent,
+        after.goal,
+    )
+
+
 def unchanged(stored: StoredCampaign, campaign: Campaign, files: Mapping[str, str]) -> bool:
     """The same definition (whatever its status) and the same template files."""
     same = campaign.model_copy(update={"status": stored.campaign.status})
@@ -676,8 +688,10 @@ class CampaignAdmin:
         campaign written ``scheduled`` stays paused (:meth:`as_applied`), and what
         :meth:`write_problem` refuses (:class:`StatusConflict`): an ended campaign (cancelled
         or done) is never written again, nobody writes ``done``, a one-off campaign that ran
-        keeps its schedule, and ``scheduled`` is written only while a one-off campaign's time
-        (a recurring one's end) is ahead."""
+        keeps its schedule, ``scheduled`` is written only while a one-off campaign's time
+        (a recurring one's end) is ahead, and the experiment stays as it is while an
+        occurrence is unfinished (:meth:`experiment_problem`), one that starts meanwhile
+        included."""
         current = self.store.get_definition(campaign.id) if expected_version != 0 else None
         written = campaign
         only_from = EDITABLE
@@ -693,20 +707,35 @@ class CampaignAdmin:
             problem = self.write_problem(written, files, now, current)
         if problem:
             raise StatusConflict(problem)
+        # a change of the experiment, found no occurrence unfinished, is written only if no
+        # occurrence started since ``current`` was read (each start counts itself on it)
+        measured = current is not None and experiment_changed(current.campaign, written)
+        started = current.occurrences_started if current is not None and measured else None
         try:
             version = self.store.put_definition(
-                written, files, by, now, expected_version=expected_version, only_from=only_from
+                written,
+                files,
+                by,
+                now,
+                expected_version=expected_version,
+                only_from=only_from,
+                started=started,
             )
         except DefinitionConflict:
-            # another write came between: a stale version, or the campaign ended meanwhile
+            # another write came between: a stale version, the campaign ended meanwhile, or
+            # an occurrence started
             now_stored = self.store.get_definition(campaign.id)
             if now_stored is not None and now_stored.status not in EDITABLE:
                 raise StatusConflict(
                     f"{campaign.id} is {now_stored.status}: it cannot be changed"
                 ) from None
             if expected_version is None and now_stored is not None:
-                # paused meanwhile (apply read it otherwise): apply again, over the pause
+                # paused meanwhile, or an occurrence started (apply read it otherwise):
+                # apply again, over the pause; the occurrence's refusal is raised then
                 return self.save(campaign, files, by, now)
+            started_meanwhile = self.experiment_problem(written, now_stored)
+            if started_meanwhile:
+                raise StatusConflict(started_meanwhile) from None
             raise
         if self.schedules is not None:
             self.schedules.put(written, written.status, now)
@@ -824,17 +853,13 @@ class CampaignAdmin:
         are frozen: a variant renamed, reweighted or removed meanwhile, or another goal,
         would have the winner chosen, and the rest sent, by another definition than the one
         measured. Templates stay editable (a broken link is fixed mid-run; the fix reaches
-        everyone sent after it). Asked only when one of them changes; an occurrence that
-        starts between this read and the write is not seen."""
-        if current is None:
-            return None
-        old = current.campaign
-        if (old.variants, old.winner, old.holdout_percent, old.goal) == (
-            campaign.variants,
-            campaign.winner,
-            campaign.holdout_percent,
-            campaign.goal,
-        ):
+        everyone sent after it). Asked only when one of them changes. An occurrence that
+        starts after ``current`` was read is not listed here: :meth:`save` writes such a
+        change on condition that ``current.occurrences_started`` is unchanged (each start
+        adds one in the transaction that writes the occurrence, itself conditioned on the
+        definition's version it read), so either the write is refused and this is asked
+        again, or the occurrence starts on the definition written."""
+        if current is None or not experiment_changed(current.campaign, campaign):
             return None
         for occ in self.store.list_occurrences(campaign.id):
             if not occ.get("completed_at") and occ.get("status") in ("running", *STOPPED):

@@ -238,11 +238,11 @@ def apply(
     """Validate, store the definition and its templates, and create or update its schedule
     (enabled only when the status is `scheduled`)."""
     problems, applied = apply_files(ctx.obj, paths, by or getpass.getuser(), config)
+    for line in applied:
+        out.print(line)
     if problems:
         _print_problems(problems)
         raise typer.Exit(code=1)
-    for line in applied:
-        out.print(line)
 
 
 def apply_files(
@@ -250,7 +250,11 @@ def apply_files(
 ) -> tuple[list[str], list[str]]:
     """Validate every campaign first, then store each (definition, templates, static list)
     and bring its schedule in line. Returns (problems, what was applied): nothing is applied
-    when anything is wrong."""
+    when anything is wrong, and a campaign the status rules refuse once its turn comes
+    (changed since it was checked: an occurrence started, say) is a problem, the others
+    applied."""
+    from kizuna.services.campaign_admin import StatusConflict
+
     campaigns, problems, where = _load_all(paths, config)
     if problems:
         return problems, []
@@ -284,7 +288,11 @@ def apply_files(
                 Key=list_key(campaign.id),
                 Body=source.read_bytes(),
             )
-        version = admin.save(campaign, templates, by, now)
+        try:
+            version = admin.save(campaign, templates, by, now)
+        except StatusConflict as exc:  # changed since checked: an occurrence started, say
+            problems.append(f"{where[campaign.id]}: {exc}")
+            continue
         # as written: kept paused by a pause made before apply read it, or while it wrote
         stored = admin.store.get_definition(campaign.id)
         if stored is not None and stored.status == "paused" and campaign.status == "scheduled":
@@ -295,7 +303,7 @@ def apply_files(
             )
         else:
             applied.append(f"applied {campaign.id} (version {version}, {campaign.status})")
-    return [], applied
+    return problems, applied
 
 
 @campaigns_app.command("list")
