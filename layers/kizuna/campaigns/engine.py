@@ -28,12 +28,14 @@ from kizuna.delivery.control import GLOBAL_CONTROL, control_detail
 from kizuna.delivery.ledger import clicks_measurable
 from kizuna.delivery.policy import Address, Outcome, contact_times, decide
 from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer
+from kizuna.events.inbound import SalesChannel
 from kizuna.programs.loader import BRANCH_CHANNELS
 from kizuna.programs.model import EngagementEvent
 from kizuna.programs.pattern_rules import Fields
 from kizuna.programs.patterns import matches
+from kizuna.programs.value_rules import Rules, ValueRule
 from kizuna.programs.view import customer_view
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import KizunaConfig, ValueType
 from kizuna.services.contracts import Chunk
 
 CHUNK_SIZE = 500  # recipients per manifest object (one send_batch invocation)
@@ -489,10 +491,16 @@ def next_look(
 
 # A campaign's conversions are orders: its goal's event (the loader refuses another)
 CONVERSION_EVENT = "order.placed"
-# What a campaign goal's conditions see of an order (the fields :func:`converted` matches).
-CONVERSION_FIELDS: Fields = dict.fromkeys(
-    ("order_id", "total", "currency", "channel", "product_ids")
-)
+# What a campaign goal's conditions see of an order (the fields :func:`converted` matches),
+# and what each holds (a value it never holds is refused at load: ``total: ["5000"]``).
+CONVERSION_VALUES: Rules = {
+    "order_id": ValueRule("order_id", ValueType.STRING),
+    "total": ValueRule("total", ValueType.NUMBER),
+    "currency": ValueRule("currency", ValueType.STRING),
+    "channel": ValueRule("channel", ValueType.STRING, tuple(map(str, SalesChannel))),
+    "product_ids": ValueRule("product_ids", ValueType.STRING_LIST),
+}
+CONVERSION_FIELDS: Fields = dict.fromkeys(CONVERSION_VALUES)
 
 
 def converted(

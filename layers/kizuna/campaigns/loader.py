@@ -21,6 +21,7 @@ from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.programs.issues import IssuesError, load_folder, pydantic_errors, read_yaml
 from kizuna.programs.loader import GOAL_EVENTS, TemplateCatalog, unknown_topic
 from kizuna.programs.pattern_rules import condition_problems
+from kizuna.programs.value_rules import value_problems
 from kizuna.programs.view_rules import view_condition_problems
 
 
@@ -89,12 +90,14 @@ def check_campaign(
                     f"{campaign.goal.event!r} is not measured (a program's goal may be any event)",
                 )
             )
-        from kizuna.campaigns.engine import CONVERSION_FIELDS
+        from kizuna.campaigns.engine import CONVERSION_FIELDS, CONVERSION_VALUES
 
-        for problem in condition_problems(
-            campaign.goal.conditions, "conditions", to_eventbridge=False, fields=CONVERSION_FIELDS
-        ):
-            issues.append(CampaignIssue(file, "goal", problem))
+        goal = campaign.goal.conditions
+        problems = condition_problems(
+            goal, "conditions", to_eventbridge=False, fields=CONVERSION_FIELDS
+        )
+        problems = problems or value_problems(goal, "conditions", CONVERSION_VALUES)
+        issues += [CampaignIssue(file, "goal", problem) for problem in problems]
     for variant in campaign.variants:
         if variant.name in RESERVED_VARIANT_NAMES:
             issues.append(

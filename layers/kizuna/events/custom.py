@@ -44,7 +44,7 @@ from pydantic import (
 
 from kizuna.domain.customer import BehaviourCounter
 from kizuna.domain.privacy import DIRECT_IDENTIFIER_FIELDS
-from kizuna.events.derived import DERIVED_MODELS
+from kizuna.events.derived import DERIVED_MODELS, Configured
 from kizuna.events.inbound import (
     INBOUND_MODELS,
     TEXT_PATTERN,
@@ -55,9 +55,15 @@ from kizuna.runtime.config import (
     CustomConfig,
     CustomValueSpec,
     KizunaConfig,
+    LoyaltyConfig,
     PreferencesConfig,
+    ScoringConfig,
     ValueType,
 )
+
+# The rank and RFM segment names of a configuration that leaves them out.
+DEFAULT_RANK_NAMES = tuple(rank.name for rank in LoyaltyConfig().ranks)
+DEFAULT_RFM_SEGMENTS = tuple(dict.fromkeys(rule.segment for rule in ScoringConfig().segments))
 
 
 def _bounded(value: Decimal) -> Decimal:
@@ -142,12 +148,22 @@ def _text(spec: CustomValueSpec) -> str | None:
 
 
 class Vocabulary:
-    """Built-in plus declared events and attributes (immutable; build with :func:`vocabulary`)."""
+    """Built-in plus declared events and attributes (immutable; build with :func:`vocabulary`),
+    and the names the configuration gives ranks and RFM segments (what conditions compare
+    ``rank``, ``to_rank``, ``rfm_segment``... with)."""
 
-    def __init__(self, custom: CustomConfig, preferences: PreferencesConfig | None = None) -> None:
+    def __init__(
+        self,
+        custom: CustomConfig,
+        preferences: PreferencesConfig | None = None,
+        *,
+        ranks: tuple[str, ...] = DEFAULT_RANK_NAMES,
+        rfm_segments: tuple[str, ...] = DEFAULT_RFM_SEGMENTS,
+    ) -> None:
         self.custom = custom
         # the preference topics programs and campaigns may name (docs/PREFERENCES.md)
         self.preferences = preferences if preferences is not None else PreferencesConfig()
+        self._configured = {Configured.RANK: ranks, Configured.RFM_SEGMENT: rfm_segments}
         self.attributes = {a.name: a for a in custom.attributes}
         self.events = {e.detail_type: e for e in custom.events}
         self._personal_attributes = frozenset(a.name for a in custom.attributes if a.personal)
@@ -215,6 +231,10 @@ class Vocabulary:
         return self._models.get(detail_type) or DERIVED_MODELS.get(detail_type)
 
     # -- what conditions may name --------------------------------------------------------
+    def configured(self, kind: Configured) -> tuple[str, ...]:
+        """The names the configuration gives ``kind`` (the ranks, the RFM segments)."""
+        return self._configured[kind]
+
     def view_attribute_fields(self) -> dict[str, None]:
         """Custom attributes a condition may name (``attributes.<name>``): not personal ones."""
         return {a.name: None for a in self.attributes.values() if not a.personal}
@@ -246,16 +266,24 @@ class Vocabulary:
 
 
 @lru_cache(maxsize=8)
-def _vocabulary(custom: CustomConfig, preferences: PreferencesConfig) -> Vocabulary:
-    return Vocabulary(custom, preferences)
+def _vocabulary(
+    custom: CustomConfig,
+    preferences: PreferencesConfig,
+    ranks: tuple[str, ...] = DEFAULT_RANK_NAMES,
+    rfm_segments: tuple[str, ...] = DEFAULT_RFM_SEGMENTS,
+) -> Vocabulary:
+    return Vocabulary(custom, preferences, ranks=ranks, rfm_segments=rfm_segments)
 
 
 def vocabulary(cfg: KizunaConfig | CustomConfig | None = None) -> Vocabulary:
-    """The vocabulary of a configuration (cached: configurations are immutable)."""
+    """The vocabulary of a configuration (cached: configurations are immutable); of
+    ``custom`` alone, with the default ranks and RFM segments."""
     if cfg is None:
         return BUILTIN
     if isinstance(cfg, KizunaConfig):
-        return _vocabulary(cfg.custom, cfg.preferences)
+        ranks = tuple(rank.name for rank in cfg.loyalty.ranks)
+        segments = tuple(dict.fromkeys(rule.segment for rule in cfg.scoring.segments))
+        return _vocabulary(cfg.custom, cfg.preferences, ranks, segments)
     return _vocabulary(cfg, PreferencesConfig())
 
 

@@ -27,6 +27,20 @@ LocalDate = date
 Amount = Annotated[Decimal, PlainSerializer(_number, return_type=int | float, when_used="json")]
 
 
+class Configured(StrEnum):
+    """A string whose values the shop's configuration names (a marker in a field's
+    annotation; :meth:`kizuna.events.custom.Vocabulary.configured` has the names): a
+    condition comparing the field with another value matches nobody, and is refused at load
+    (:mod:`kizuna.programs.value_rules`)."""
+
+    RANK = "loyalty.ranks"  # a rank's name (Bronze, Silver...)
+    RFM_SEGMENT = "scoring.segments"  # an RFM segment's name (Champions, At risk...)
+
+
+RankName = Annotated[str, Configured.RANK]
+RfmSegmentName = Annotated[str, Configured.RFM_SEGMENT]
+
+
 class DerivedDetail(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,15 +76,15 @@ class RankDirection(StrEnum):
 
 
 class RankChanged(DerivedDetail):
-    from_rank: str
-    to_rank: str
+    from_rank: RankName
+    to_rank: RankName
     direction: RankDirection
     rank_points: int
 
 
 class PointsNearNextRank(DerivedDetail):
-    rank: str
-    next_rank: str
+    rank: RankName
+    next_rank: RankName
     points_to_next_rank: int = Field(ge=0, description='The gap: "100 points to Gold"')
     rank_points: int
     points_balance: int
@@ -134,8 +148,8 @@ class CouponExpiring(DerivedDetail):
 class SegmentChanged(DerivedDetail):
     """The daily scoring moved a customer to another RFM segment."""
 
-    from_segment: str | None
-    to_segment: str
+    from_segment: RfmSegmentName | None
+    to_segment: RfmSegmentName
     recency: int = Field(ge=1, le=5)
     frequency: int = Field(ge=1, le=5)
     monetary: int = Field(ge=1, le=5)

@@ -24,6 +24,7 @@ from kizuna.programs.model import (
     successors,
 )
 from kizuna.programs.pattern_rules import condition_problems, known
+from kizuna.programs.value_rules import event_value_rules, value_problems
 from kizuna.programs.view import SEGMENTS_FIELD
 from kizuna.programs.view_rules import view_condition_problems
 
@@ -436,17 +437,19 @@ def check_conditions(
     which only Kizuna evaluates. Every field a condition names must exist: in the customer
     view for audience and branches (the shop's declared attributes and counters included:
     :mod:`kizuna.programs.view_rules`), in the event's detail for trigger and goal (a
-    declared event's own fields)."""
+    declared event's own fields); and every value compared with a field must be one it can
+    hold (:mod:`kizuna.programs.value_rules`: ``total: ["5000"]`` is not a number,
+    ``direction: [upp]`` not a direction)."""
     issues: list[ProgramIssue] = []
     events = [(program.trigger.event, "trigger.conditions", program.trigger.conditions)]
     if program.goal:
         events.append((program.goal.event, "goal.conditions", program.goal.conditions))
     for event, where, condition in events:
         fields = detail_fields(event, vocab)
-        issues += [
-            ProgramIssue(file, None, problem)
-            for problem in condition_problems(condition, where, to_eventbridge=True, fields=fields)
-        ]
+        problems = condition_problems(condition, where, to_eventbridge=True, fields=fields)
+        if not problems and fields is not None:
+            problems = value_problems(condition, where, event_value_rules(event, vocab))
+        issues += [ProgramIssue(file, None, problem) for problem in problems]
     views: list[tuple[str | None, str, dict[str, Any]]] = [(None, "audience", program.audience)]
     views += [
         (s.id, "condition", s.condition)

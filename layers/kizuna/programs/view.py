@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from kizuna.domain.customer import Customer
 from kizuna.events.custom import (
@@ -21,48 +21,64 @@ from kizuna.events.custom import (
     counter_view,
     vocabulary,
 )
-from kizuna.events.inbound import ConsentChannel
+from kizuna.events.derived import Configured
+from kizuna.events.inbound import ConsentChannel, ConsentStatus, Gender
 from kizuna.programs.pattern_rules import Fields
 from kizuna.programs.patterns import matches
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import KizunaConfig, ValueType
 
 # The view field listing the named segments (segments/*.yaml) a customer is in: a program's
 # audience or branch says ``segments: [gold-at-risk, champions]`` (in any of them).
 SEGMENTS_FIELD = "segments"
 
-# Every field of the view, the names a condition may use (``consent`` is an object of
-# channels): a condition naming another field (``rnak``) is refused at load, since it would
-# silently match nobody. A test keeps this in step with :func:`customer_view`.
+# What each field of the view holds, the names a condition may use with their values'
+# type and, where the values are closed, what they can be: a stage, a band or a channel
+# below, or the names the configuration gives (:class:`kizuna.events.derived.Configured`:
+# the ranks, the RFM segments). A condition naming another field (``rnak``), or comparing
+# one with a value it never holds (``lifecycle: [at-risk]``, ``order_count: ["2"]``), is
+# refused at load (:mod:`kizuna.programs.view_rules`), since it would silently match nobody.
+# Tests keep this in step with :func:`customer_view`.
+LIFECYCLE_STAGES = ("prospect", "new", "repeat", "at_risk", "dormant")
+AGE_BANDS = ("under20", "20s", "30s", "40s", "50s", "60s", "70plus")
+# the channels reachable_channels looks at: an address of the customer's and an opt-in
+REACHABLE_CHANNELS = ("email", "sms", "push", "line", "dm")
+CONSENT_STATUSES = tuple(str(status) for status in ConsentStatus)
+
+Values: TypeAlias = tuple[str, ...] | Configured | None
+VIEW_VALUES: Mapping[str, tuple[ValueType, Values]] = {
+    "customer_id": (ValueType.STRING, None),
+    "rank": (ValueType.STRING, Configured.RANK),
+    "next_rank": (ValueType.STRING, Configured.RANK),
+    "rank_points": (ValueType.NUMBER, None),
+    "points_to_next_rank": (ValueType.NUMBER, None),
+    "points_balance": (ValueType.NUMBER, None),
+    "order_count": (ValueType.NUMBER, None),
+    "lifetime_value": (ValueType.NUMBER, None),
+    "spend_12m": (ValueType.NUMBER, None),
+    "days_since_last_order": (ValueType.NUMBER, None),
+    "lifecycle": (ValueType.STRING, LIFECYCLE_STAGES),
+    "region": (ValueType.STRING, None),
+    "prefecture": (ValueType.STRING, None),
+    "gender": (ValueType.STRING, tuple(str(gender) for gender in Gender)),
+    "occupation": (ValueType.STRING, None),
+    "locale": (ValueType.STRING, None),
+    "time_zone": (ValueType.STRING, None),
+    "age": (ValueType.NUMBER, None),
+    "age_band": (ValueType.STRING, AGE_BANDS),
+    "reachable": (ValueType.STRING_LIST, REACHABLE_CHANNELS),
+    "cart_items": (ValueType.NUMBER, None),
+    "rfm_segment": (ValueType.STRING, Configured.RFM_SEGMENT),
+}
+# the channels a customer consents to (a webhook goes to the shop's own endpoint), each
+# holding a consent status
+CONSENT_CHANNELS = tuple(str(channel) for channel in ConsentChannel)
+
+# Every field of the view (``consent`` is an object of channels; ``segments`` names are
+# checked against the segments defined).
 VIEW_FIELDS: Fields = {
-    **dict.fromkeys(
-        (
-            "customer_id",
-            "rank",
-            "next_rank",
-            "rank_points",
-            "points_to_next_rank",
-            "points_balance",
-            "order_count",
-            "lifetime_value",
-            "spend_12m",
-            "days_since_last_order",
-            "lifecycle",
-            "region",
-            "prefecture",
-            "gender",
-            "occupation",
-            "locale",
-            "time_zone",
-            "age",
-            "age_band",
-            "reachable",
-            "cart_items",
-            "rfm_segment",
-            SEGMENTS_FIELD,
-        )
-    ),
-    # the channels a customer consents to (a webhook goes to the shop's own endpoint)
-    "consent": dict.fromkeys(str(channel) for channel in ConsentChannel),
+    **dict.fromkeys(VIEW_VALUES),
+    SEGMENTS_FIELD: None,
+    "consent": dict.fromkeys(CONSENT_CHANNELS),
 }
 
 

@@ -10,28 +10,34 @@ refused when it would silently match nobody, with the declaration to add:
 * ``behaviour.<event>.count_<N>d``: ``<event>`` is counted (a custom event, or a built-in one
   under ``custom.tracked``) over a window of ``N`` days (its ``windows_days``);
   ``behaviour.<event>.total`` and ``days_since_last`` always exist for a counted event;
-* a value compared with an attribute has the attribute's type (``[true]`` for a boolean, a
-  number for a number), an enum attribute's value is one of its values (``goldd`` is not),
-  ``numeric`` is for numbers, ``prefix``/``suffix``/``wildcard``/``equals-ignore-case`` for
-  strings, and ``null`` is refused (an unset attribute is absent from the view: write
+* a value compared with a field has the field's type, and is one of its values when they
+  are closed (:mod:`kizuna.programs.value_rules`): a built-in field's
+  (:data:`kizuna.programs.view.VIEW_VALUES`: ``lifecycle: [at-risk]``, ``order_count:
+  ["2"]``, ``rank: [gold]`` with ranks named ``Gold`` are refused), a declared attribute's
+  (``[true]`` for a boolean, an enum's values: ``goldd`` is not one), a counter's (a
+  number); ``null`` is refused (an unset field is absent from the view: write
   ``[{"exists": false}]``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 from kizuna.events.custom import ATTRIBUTES_FIELD, BEHAVIOUR_FIELD, Vocabulary
-from kizuna.programs.pattern_rules import OR, Fields, Hint, condition_problems, known
-from kizuna.programs.view import SEGMENTS_FIELD, view_fields
-from kizuna.runtime.config import CustomAttribute, ValueType
+from kizuna.events.derived import Configured
+from kizuna.programs.pattern_rules import Fields, Hint, condition_problems, known
+from kizuna.programs.value_rules import Rules, ValueRule, value_problems
+from kizuna.programs.view import (
+    CONSENT_CHANNELS,
+    CONSENT_STATUSES,
+    SEGMENTS_FIELD,
+    VIEW_VALUES,
+    view_fields,
+)
+from kizuna.runtime.config import ValueType
 
 _COUNT = re.compile(r"^count_(\d+)d\Z")
-_TEXT_OPERATORS = frozenset({"prefix", "suffix", "wildcard", "equals-ignore-case"})
-_STRINGS = (ValueType.STRING, ValueType.STRING_LIST)
 
 
 def declaration_hint(vocab: Vocabulary) -> Hint:
@@ -71,80 +77,31 @@ def declaration_hint(vocab: Vocabulary) -> Hint:
     return hint
 
 
-def _value_problem(spec: CustomAttribute, item: Any) -> str | None:
-    """Why comparing ``spec``'s values with ``item`` (an array element) matches nobody."""
-    if isinstance(item, Mapping):
-        if len(item) != 1:
-            return None  # reported by the syntax rules
-        op, arg = next(iter(item.items()))
-        if op == "numeric" and spec.type != ValueType.NUMBER:
-            return f"numeric compares numbers; {spec.name!r} is a {spec.type}"
-        if op == "prefix" and spec.type == ValueType.DATE and isinstance(arg, str):
-            # a date is its "YYYY-MM-DD" text in the view: "2025-07" is every day of July
-            return (
-                None
-                if arg and all(c.isdigit() or c == "-" for c in arg)
-                else (f"prefix {arg!r} cannot begin a YYYY-MM-DD date")
-            )
-        if op in _TEXT_OPERATORS and spec.type not in _STRINGS:
-            return f"{op} compares strings; {spec.name!r} is a {spec.type}"
-        if op == "anything-but":
-            values = arg if isinstance(arg, list) else [arg]
-            for value in values:
-                if not isinstance(value, Mapping):
-                    problem = _value_problem(spec, value)
-                    if problem:
-                        return f"anything-but: {problem}"
-        return None
-    if item is None:
-        return (
-            f"null never matches: an unset {spec.name!r} is absent from the view "
-            '(write [{"exists": false}])'
-        )
-    match spec.type:
-        case ValueType.BOOLEAN:
-            ok = isinstance(item, bool)
-        case ValueType.NUMBER:
-            ok = isinstance(item, int | float) and not isinstance(item, bool)
-        case ValueType.DATE:
-            ok = isinstance(item, str) and _is_date(item)
-        case _:
-            ok = isinstance(item, str)
-    if not ok:
-        return f"{item!r} is not a {spec.type} value ({spec.name!r} is a {spec.type})"
-    if spec.enum and item not in spec.enum:
-        return f"{item!r} is not one of {spec.name!r}'s values ({', '.join(spec.enum)})"
-    return None
-
-
-def _is_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return len(text) == 10
-
-
-def attribute_value_problems(condition: Any, path: str, vocab: Vocabulary) -> list[str]:
-    """Values compared with declared attributes that no customer can have (see the module)."""
-    problems: list[str] = []
-    if not isinstance(condition, Mapping):
-        return problems
-    for key, value in condition.items():
-        where = f"{path}.{key}"
-        if key == OR and isinstance(value, list):
-            for i, sub in enumerate(value):
-                problems += attribute_value_problems(sub, f"{where}[{i}]", vocab)
-        elif key == ATTRIBUTES_FIELD and isinstance(value, Mapping):
-            for name, values in value.items():
-                spec = vocab.attributes.get(name)
-                if spec is None or not isinstance(values, list):
-                    continue
-                for i, item in enumerate(values):
-                    problem = _value_problem(spec, item)
-                    if problem:
-                        problems.append(f"{where}.{name}[{i}]: {problem}")
-    return problems
+def view_value_rules(vocab: Vocabulary) -> Rules:
+    """What each field of the view holds (:data:`kizuna.programs.view.VIEW_VALUES`, the
+    configured ranks and RFM segments from ``vocab``), the declared attributes' values and
+    the counters' numbers included. ``segments`` has none: its names are checked against
+    the segments defined."""
+    rules: dict[str, ValueRule | Rules] = {}
+    for name, (kind, values) in VIEW_VALUES.items():
+        if isinstance(values, Configured):
+            rules[name] = ValueRule(name, kind, vocab.configured(values), source=values.value)
+        else:
+            rules[name] = ValueRule(name, kind, values)
+    rules["consent"] = {
+        channel: ValueRule(f"consent.{channel}", ValueType.STRING, CONSENT_STATUSES)
+        for channel in CONSENT_CHANNELS
+    }
+    rules[ATTRIBUTES_FIELD] = {
+        name: ValueRule(name, spec.type, spec.enum)
+        for name, spec in vocab.attributes.items()
+        if not spec.personal
+    }
+    rules[BEHAVIOUR_FIELD] = {
+        event: {name: ValueRule(f"{event}.{name}", ValueType.NUMBER) for name in counters}
+        for event, counters in vocab.behaviour_fields().items()
+    }
+    return rules
 
 
 def view_condition_problems(
@@ -159,4 +116,4 @@ def view_condition_problems(
     problems = condition_problems(
         condition, path, to_eventbridge=False, fields=fields, hint=declaration_hint(vocab)
     )
-    return problems or attribute_value_problems(condition, path, vocab)
+    return problems or value_problems(condition, path, view_value_rules(vocab))
