@@ -42,6 +42,17 @@ def validate(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def test_campaigns_validate_reports_a_segment_that_does_not_load(project: Path) -> None:
+    # given a segment file with a value its field never holds (a traceback before)
+    (project / "segments" / "bad.yaml").write_text(
+        "name: bad\nconditions: {lifecycle: [at-risk]}\n", encoding="utf-8"
+    )
+    code, output = validate("campaigns", "validate")
+    assert code == 1
+    assert "bad.yaml" in output and "at-risk" in output
+    assert "Traceback" not in output
+
+
 def test_the_shipped_programs_and_campaigns_render(project: Path) -> None:
     assert validate("programs", "validate")[0] == 0
     assert validate("campaigns", "validate")[0] == 0

@@ -61,10 +61,17 @@ def _config(path: Path | None) -> KizunaConfig:
 
 
 def _segments(cfg: KizunaConfig) -> dict[str, Any]:
+    """The named segments campaigns may target; a segment file that does not load is
+    every problem printed and exit 1 (as ``kizuna segments list``), not a traceback."""
     from kizuna.events.custom import vocabulary
-    from kizuna.segments import load_segments
+    from kizuna.segments import SegmentError, load_segments
 
-    return dict(load_segments(_dir("segments"), vocabulary(cfg)))
+    try:
+        return dict(load_segments(_dir("segments"), vocabulary(cfg)))
+    except SegmentError as exc:
+        for problem in exc.problems:
+            console.print(Text(problem, style="red"))  # the file's text: no markup
+        raise typer.Exit(1) from exc
 
 
 def _rules(config: Path | None = None) -> CampaignRules:
