@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kizuna.domain.timestamps import parse_time
+from kizuna_tools.demo import DEMO_CONFIG
 from kizuna_tools.local.cloud import LocalCloud
 from kizuna_tools.local.engagement import ChannelRates, EngagementModel
 from tests.integration.conftest import DEMO_CHANNELS, ProjectCloud, project_template
@@ -33,8 +34,10 @@ MODEL = EngagementModel(
 
 @pytest.fixture(scope="module")
 def engagement_template() -> dict[str, Any]:
-    """The Kizuna stack with the fixture's program and templates (every channel on)."""
-    return project_template(FIXTURE, **DEMO_CHANNELS)
+    """The Kizuna stack with the fixture's program and templates (every channel on; the
+    templates are in English, the shop's default locale)."""
+    english = {**DEMO_CONFIG, "contact": {"default_locale": "en"}}
+    return project_template(FIXTURE, english, **DEMO_CHANNELS)
 
 
 @pytest.fixture

@@ -32,7 +32,12 @@ LINE_HOST_PATTERN = r"https://[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws/l/[A-Za
 # LINE clicks only); the seed makes both sides of the branch taken
 MODEL = EngagementModel(channels={"line": ChannelRates(click=0.5)}, seed=3)
 # the fixture's coupon links to shop.example: declared, so its LINE links are tracked
-CONFIG = {**DEMO_CONFIG, "tracked_links": {"hosts": ["shop.example"]}}
+# the fixture's templates are in English, the shop's default locale
+CONFIG = {
+    **DEMO_CONFIG,
+    "tracked_links": {"hosts": ["shop.example"]},
+    "contact": {"default_locale": "en"},
+}
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ SECRET_NAME = "kizuna/webhooks/crm"
 KEY = "local-webhook-key-0123456789"
 CONFIG = {
     **DEMO_CONFIG,
+    "contact": {"default_locale": "en"},  # the fixture's template is in English
     "webhooks": {
         "crm": {"url": "https://crm.shop.example/kizuna/hook", "secret": SECRET_NAME},
     },
