@@ -562,6 +562,8 @@ def test_a_step_the_deployed_program_no_longer_has_lets_its_members_leave_record
         ("check", "hello", {}, {}),  # its branch `hello`, now a send
         ("split", "check", {}, {}),
         ("local_time", "split", {"after_seconds": 0, "local_time": "09:00"}, {"at": iso(NIGHT)}),
+        # a wait until a local time that is now a fixed wait (the same type, no local time)
+        ("local_time", "gold", {"after_seconds": 0, "local_time": "09:00"}, {"at": iso(NIGHT)}),
     ],
 )
 def test_a_step_that_kept_its_id_but_changed_type_lets_its_members_leave_recorded(

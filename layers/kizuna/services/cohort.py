@@ -149,6 +149,14 @@ _ACTIONS: dict[str, type[SendStep | BranchStep | SplitStep | WaitStep]] = {
     "local_time": WaitStep,
 }
 
+
+def _answers(action: str, step: SendStep | WaitStep | BranchStep | SplitStep) -> bool:
+    """Can ``step`` do what an execution asks of it (a local time: a wait that has one)?"""
+    if action == "local_time":
+        return isinstance(step, WaitStep) and step.until_local_time is not None
+    return isinstance(step, _ACTIONS[action])
+
+
 # What a branch's decision rests on, kept when a retried step follows the decision it recorded.
 _GROUNDS = ("failed", "reason", "engagement")
 
@@ -268,7 +276,7 @@ class CohortService:
         step = _found(program, req.step)
         if step is None or req.action == "removed":
             return self._removed(req, found, started, expires, now, STEP_REMOVED), []
-        if not isinstance(step, _ACTIONS[req.action]):
+        if not _answers(req.action, step):
             return self._removed(req, found, started, expires, now, STEP_CHANGED), []
         mine = [c for c in started if c.origin == step.id]
         members, overflow = chunked(found, self.group_limit)
