@@ -44,11 +44,11 @@ AB = [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}]
 AC = [{"name": "a", "weight": 50}, {"name": "c", "weight": 50}]
 
 
-def sale(variants: list[dict[str, Any]]) -> Campaign:
+def sale(variants: list[dict[str, Any]], at: datetime = FIRES) -> Campaign:
     return parse_campaign(
         campaign_definition(
             status="scheduled",
-            schedule={"type": "once", "at": FIRES.isoformat()},
+            schedule={"type": "once", "at": at.isoformat()},
             variants=variants,
             winner={"test_percent": 20, "metric": "open", "wait_hours": 4},
         )
@@ -125,6 +125,23 @@ def test_an_occurrence_started_after_the_write_read_refuses_the_write(
     assert [v.name for v in stored.campaign.variants] == ["a", "b"]
     assert (stored.version, occ["definition_version"]) == (1, 1)
     assert stored.occurrences_started == 1
+
+
+@pytest.mark.parametrize("expected_version", [None, 1], ids=["apply", "api"])
+def test_a_one_off_moved_while_its_occurrence_started_is_refused(
+    store: CampaignStore, expected_version: int | None
+) -> None:
+    # given: a marketer's write of a later time for the one-off has read the definition
+    # and found it not run; the schedule fires and the occurrence starts before the write
+    meanwhile = Meanwhile(store, "put_definition", lambda: prepare(store))
+    later = sale(AB, at=FIRES + timedelta(days=2))
+    # when: the write goes on / then: it is refused (a new schedule would send it again)
+    with pytest.raises(StatusConflict, match="the campaign already ran"):
+        admin(meanwhile).save(later, TEMPLATES, "ken", NOW, expected_version=expected_version)
+    assert meanwhile.happened[0]["run"] is True
+    stored = store.get_definition("sale")
+    assert stored is not None and stored.version == 1
+    assert stored.campaign.schedule == sale(AB).schedule
 
 
 def test_a_definition_written_after_prepare_read_it_is_the_one_the_occurrence_runs(

@@ -707,10 +707,17 @@ class CampaignAdmin:
             problem = self.write_problem(written, files, now, current)
         if problem:
             raise StatusConflict(problem)
-        # a change of the experiment, found no occurrence unfinished, is written only if no
-        # occurrence started since ``current`` was read (each start counts itself on it)
-        measured = current is not None and experiment_changed(current.campaign, written)
-        started = current.occurrences_started if current is not None and measured else None
+        # a change of the experiment, found no occurrence unfinished, or of a one-off's time,
+        # found not run, is written only if no occurrence started since ``current`` was
+        # read (each start counts itself on it)
+        guarded = current is not None and (
+            experiment_changed(current.campaign, written)
+            or (
+                start_of(current.campaign) is not None
+                and changed_schedule_field(current.campaign, written) is not None
+            )
+        )
+        started = current.occurrences_started if current is not None and guarded else None
         try:
             version = self.store.put_definition(
                 written,
@@ -733,7 +740,9 @@ class CampaignAdmin:
                 # paused meanwhile, or an occurrence started (apply read it otherwise):
                 # apply again, over the pause; the occurrence's refusal is raised then
                 return self.save(campaign, files, by, now)
-            started_meanwhile = self.experiment_problem(written, now_stored)
+            started_meanwhile = self.ran_problem(
+                written, now_stored, now
+            ) or self.experiment_problem(written, now_stored)
             if started_meanwhile:
                 raise StatusConflict(started_meanwhile) from None
             raise
@@ -881,7 +890,9 @@ class CampaignAdmin:
         it, or is still retrying for up to 6 hours, and its occurrence is not written yet).
         A new time would put a new schedule, and a new occurrence would send to the same
         customers again; whatever status is written (a paused one could be resumed at the
-        new time). Asked only when the schedule changes."""
+        new time). Asked only when the schedule changes; an occurrence that starts between
+        this read and the write refuses the write (:meth:`save` conditions it on
+        ``occurrences_started``), with this reason."""
         if current is None or start_of(current.campaign) is None:
             return None
         field = changed_schedule_field(current.campaign, campaign)
