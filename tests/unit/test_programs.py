@@ -82,6 +82,16 @@ def test_waits_adding_up_to_more_than_an_execution_lasts_are_refused(tmp_path: P
         "{id: w2, type: wait, days: 200}", "{id: last, type: send, channels: [email], template: x}"
     ).replace("steps:\n", "steps:\n  - {id: w0, type: wait, days: 300}\n")
     assert load_program(write(tmp_path, timer_first)).id == "sample"
+    # a first wait until a local time is the timer's too, its local time included
+    local_first = sample_program("{id: w2, type: wait, days: 364}", "{id: last, type: exit}")
+    local_first = local_first.replace(
+        "steps:\n", "steps:\n  - {id: w0, type: wait, until_local_time: '09:00'}\n"
+    )
+    assert load_program(write(tmp_path, local_first)).id == "sample"
+    # an at_once program's waits all count: a group its entry deferred waits them in one
+    at_once = long.replace("steps:\n", "start: at_once\nsteps:\n")
+    (found,) = issues(tmp_path, at_once)
+    assert "add up to 400 days" in found
     # with a local time on the longer side it is a day over
     over = sides.replace("days: 100, next", "days: 164, until_local_time: '09:00', next")
     (found,) = issues(tmp_path, over)

@@ -168,22 +168,22 @@ def _execution_length_issues(
     file: str, program: Program, index: dict[str, int]
 ) -> list[ProgramIssue]:
     """A path whose waits add up to more than one execution may last: the steps after them
-    would never run (the execution is stopped, ``TIMED_OUT``). A program's first wait (a
-    window program starting with a wait) and the wait an ``at_once`` program's entry hands
-    off at are the cohort's journey timer, not a Wait state: not counted; a wait until a
-    local time counts a day for the local time (a group waits up to a day for it)."""
-    skip_first = program.start == "at_once" or isinstance(program.steps[0], WaitStep)
+    would never run (the execution is stopped, ``TIMED_OUT``). The first step of a program
+    that starts with a wait is the cohort's journey timer, not a Wait state (its execution
+    starts when it ends, local time included): not counted. Every other wait is, an
+    ``at_once`` program's first included (a group its entry deferred for quiet hours waits
+    it in its own execution); a wait until a local time counts a day for the local time (a
+    group waits up to a day for it)."""
+    skip_first = isinstance(program.steps[0], WaitStep)
     memo: dict[tuple[str, bool], tuple[timedelta, list[str]]] = {}
 
     def longest(sid: str, skipping: bool) -> tuple[timedelta, list[str]]:
         if (sid, skipping) in memo:
             return memo[(sid, skipping)]
         step = program.steps[index[sid]]
-        own, onward = timedelta(), skipping
-        if isinstance(step, WaitStep):
-            own = timedelta() if skipping else step.duration
-            own += timedelta(days=1) if step.until_local_time else timedelta()
-            onward = False
+        own, onward = timedelta(), False
+        if isinstance(step, WaitStep) and not skipping:
+            own = step.duration + (timedelta(days=1) if step.until_local_time else timedelta())
         best: tuple[timedelta, list[str]] = (timedelta(), [])
         for nxt in next_of(program, index[sid]):
             best = max(best, longest(nxt, onward), key=lambda found: (found[0], len(found[1])))
@@ -199,7 +199,8 @@ def _execution_length_issues(
             file,
             None,
             f"the waits on the path {' -> '.join(path)} add up to {days:g} days in one "
-            f"execution (the first wait is the journey timer's, a local time counts a day); "
+            f"execution (a first step's wait is the journey timer's, a local time counts a "
+            f"day); "
             f"Step Functions stops an execution after a year, so the steps after them would "
             f"never run: at most {LONGEST_EXECUTION.days} days",
         )
