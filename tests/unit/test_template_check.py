@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kizuna.delivery.samples import sample_trigger
+from kizuna.delivery.samples import sample_ranks, sample_trigger
 from kizuna.delivery.templates import Renderer
 from kizuna.events import RankChanged, SegmentChanged
 from kizuna.events.custom import vocabulary
 from kizuna.events.derived import Cause, derived_event
+from kizuna.programs.loader import load_program
 from kizuna.programs.members import trigger_of
 from kizuna.runtime.config import KizunaConfig
 from kizuna_tools.cli import app
+from kizuna_tools.templatecheck import program_template_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 REMINDER = Path("templates/second-purchase-coupon/reminder/ja/line.txt.j2")  # first_purchase
@@ -51,6 +53,36 @@ def test_campaigns_validate_reports_a_segment_that_does_not_load(project: Path) 
     assert code == 1
     assert "bad.yaml" in output and "at-risk" in output
     assert "Traceback" not in output
+
+
+def test_a_shop_with_its_own_ranks_reads_their_benefits_by_the_customers_rank(
+    tmp_path: Path,
+) -> None:
+    # given a shop whose ranks are its own (no Silver) and a template reading the benefits
+    # of the customer's rank, as docs/PROGRAMS.md shows
+    ranks = [
+        {"name": "レギュラー", "min_points": 0, "benefits": ["誕生日クーポン"]},
+        {"name": "シルバー", "min_points": 500, "benefits": ["送料無料"]},
+        {"name": "ゴールド", "min_points": 2000, "benefits": ["先行セール"]},
+    ]
+    cfg = KizunaConfig.model_validate({"loyalty": {"ranks": ranks}})
+    (tmp_path / "rk.yaml").write_text(
+        "id: rk\nname: Rank benefits\ntrigger: {event: customer.rank_changed}\nsteps:\n"
+        "  - {id: s, type: send, channels: [line], template: t}\n",
+        encoding="utf-8",
+    )
+    folder = tmp_path / "templates" / "rk" / "t" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "line.txt.j2").write_text(
+        '{{ customer.rank }}: {{ loyalty.benefits[customer.rank]|join("、") }}', encoding="utf-8"
+    )
+    program = load_program(tmp_path / "rk.yaml", vocab=vocabulary(cfg))
+    # when its templates are checked / then the sample customer holds one of the shop's ranks
+    renderer = Renderer(tmp_path / "templates")
+    assert program_template_problems([program], renderer, cfg, tmp_path, now=T) == []
+    assert sample_ranks([r["name"] for r in ranks]) == ("シルバー", "ゴールド")
+    assert sample_ranks(["Only"]) == ("Only", None)
+    assert sample_ranks() == ("Silver", "Gold")
 
 
 def test_the_shipped_programs_and_campaigns_render(project: Path) -> None:

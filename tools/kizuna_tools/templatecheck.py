@@ -28,6 +28,7 @@ from typing import Any
 from kizuna.delivery.samples import (
     CHECK_SECRET,
     SAMPLE_UNSUBSCRIBE_URL,
+    rank_names,
     sample_coupon,
     sample_recipient,
     sample_trigger,
@@ -72,7 +73,7 @@ def _send_context(
     from kizuna.services.send import message_context
 
     def context_for(locale: str) -> Mapping[str, Any]:
-        customer = sample_recipient(locale, at, cfg.custom)
+        customer = sample_recipient(locale, at, cfg.custom, rank_names(cfg))
         coupon = sample_coupon(
             step.coupon, CHECK_SECRET, program.id, customer.customer_id, "check", step.id, at
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -58,30 +59,52 @@ def sample_attributes(custom: CustomConfig | None) -> dict[str, Any]:
     return {a.name: sample_value(a) for a in (custom.attributes if custom else ())}
 
 
+def rank_names(cfg: KizunaConfig) -> tuple[str, ...]:
+    """The configuration's rank names, lowest first."""
+    return tuple(r.name for r in cfg.loyalty.ranks)
+
+
+def sample_ranks(ranks: Sequence[str] = ()) -> tuple[str, str | None]:
+    """The sample customer's rank and next rank among the configured ``ranks`` (lowest
+    first): the second and the third (Silver and Gold by default), so a template reading
+    ``loyalty.benefits[customer.rank]`` finds the shop's own names."""
+    if not ranks:
+        return "Silver", "Gold"
+    at = min(1, len(ranks) - 1)
+    return ranks[at], ranks[at + 1] if at + 1 < len(ranks) else None
+
+
 def sample_customer(
-    locale: str = "ja", customer_id: str = "sample", custom: CustomConfig | None = None
+    locale: str = "ja",
+    customer_id: str = "sample",
+    custom: CustomConfig | None = None,
+    ranks: Sequence[str] = (),
 ) -> Customer:
-    """The customer a preview or a render bench shows: a Silver member 80 points from Gold,
-    named in ``locale``, with a sample value of every attribute ``custom`` declares."""
+    """The customer a preview or a render bench shows: a member of the second rank (Silver
+    by default) 80 points from the next, named in ``locale``, with a sample value of every
+    attribute ``custom`` declares; ``ranks``: the configuration's rank names."""
+    rank, next_rank = sample_ranks(ranks)
     return Customer(
         customer_id=customer_id,
         first_name="花子" if locale == "ja" else "Hanako",
         last_name="山田" if locale == "ja" else "Yamada",
         locale=locale,
-        rank="Silver",
-        next_rank="Gold",
-        points_to_next_rank=80,
+        rank=rank,
+        next_rank=next_rank,
+        points_to_next_rank=80 if next_rank is not None else None,
         points_balance=1240,
         order_count=1,
         attributes=sample_attributes(custom),
     )
 
 
-def sample_recipient(locale: str, now: datetime, custom: CustomConfig | None = None) -> Customer:
+def sample_recipient(
+    locale: str, now: datetime, custom: CustomConfig | None = None, ranks: Sequence[str] = ()
+) -> Customer:
     """A customer reading ``locale`` with every field a template may read filled in: names,
-    rank and next rank, orders, points about to expire, an open cart, every attribute
-    ``custom`` declares."""
-    base = sample_customer(locale, custom=custom)
+    rank and next rank (among ``ranks``), orders, points about to expire, an open cart, every
+    attribute ``custom`` declares."""
+    base = sample_customer(locale, custom=custom, ranks=ranks)
     return base.model_copy(
         update={
             "time_zone": "Asia/Tokyo" if locale.startswith("ja") else "Europe/London",

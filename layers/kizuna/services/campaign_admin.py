@@ -54,6 +54,7 @@ from kizuna.delivery.samples import (
     DRY_RUN_SECRET,
     PREVIEW_SECRET,
     SAMPLE_UNSUBSCRIBE_URL,
+    rank_names,
     sample_coupon,
     sample_recipient,
 )
@@ -179,7 +180,7 @@ def campaign_template_problems(
         for channel in campaign.channels:
 
             def context_for(locale: str, ch: str = channel) -> Mapping[str, Any]:
-                customer = sample_recipient(locale, now, cfg.custom)
+                customer = sample_recipient(locale, now, cfg.custom, rank_names(cfg))
                 coupon = sample_coupon(
                     campaign.coupon,
                     CHECK_SECRET,
@@ -1018,7 +1019,9 @@ class CampaignAdmin:
         out: list[Preview] = []
         for variant, template in variants:
             for locale in locales:
-                sample = customer or sample_recipient(locale, now, self.rules.cfg.custom)
+                sample = customer or sample_recipient(
+                    locale, now, self.rules.cfg.custom, rank_names(self.rules.cfg)
+                )
                 reader = sample.model_copy(update={"locale": locale})
                 for channel in wanted:
                     used, parts = self._render_parts(

@@ -622,7 +622,12 @@ def render_preview(
     config: Config = None,
 ) -> None:
     """Preview a send step's message on every channel it may use."""
-    from kizuna.delivery.samples import sample_coupon, sample_customer, sample_trigger
+    from kizuna.delivery.samples import (
+        rank_names,
+        sample_coupon,
+        sample_customer,
+        sample_trigger,
+    )
     from kizuna.delivery.templates import Renderer, RenderError, build_context
     from kizuna.events.custom import vocabulary
     from kizuna.programs.loader import load_program
@@ -649,7 +654,7 @@ def render_preview(
             raise typer.BadParameter(f"no customer {customer!r}", param_hint="--customer")
         who = found
     else:
-        who = sample_customer(locale, custom=cfg.custom)
+        who = sample_customer(locale, custom=cfg.custom, ranks=rank_names(cfg))
     now = datetime.now(UTC)
     coupon = sample_coupon(
         send.coupon, b"preview", prog.id, who.customer_id, "preview", send.id, now
