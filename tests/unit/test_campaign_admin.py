@@ -100,7 +100,9 @@ def test_template_files_given_as_data_are_checked_by_name_and_locale() -> None:
     ]
     with pytest.raises(CampaignError) as err:
         r.validate(sale(), files, NOW)  # no ja: the default locale
-    assert [i.field for i in err.value.issues] == ["templates"]
+    assert [(i.field, i.message) for i in err.value.issues] == [
+        ("templates", "template 'sale' needs the default locale 'ja' (has en)")
+    ]
     with pytest.raises(CampaignError) as err:
         r.validate(
             sale(), {**r.library_files({"sale": SOURCES["sale"]}), "x/ja/email.txt.j2": ""}, NOW

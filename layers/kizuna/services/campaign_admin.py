@@ -335,18 +335,11 @@ class CampaignRules:
                         f"the campaign uses no template {match['template']!r}",
                     )
                 )
-        default = self.cfg.contact.default_locale
+        renderer = self.renderer(campaign.id, files)
         for template in sorted(wanted):
-            locales = {n.split("/")[1] for n in files if n.startswith(f"{template}/")}
-            if locales and default not in locales:
-                issues.append(
-                    CampaignIssue(
-                        file,
-                        "templates",
-                        f"template {template!r} needs the default locale {default!r} "
-                        f"(has {', '.join(sorted(locales))})",
-                    )
-                )
+            problem = renderer.default_locale_problem(campaign.id, template)
+            if problem:
+                issues.append(CampaignIssue(file, "templates", problem))
         return issues
 
     def issues(
