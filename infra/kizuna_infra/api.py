@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -56,6 +56,7 @@ from constructs import Construct
 from kizuna.api.app import SECURITY_HEADERS
 from kizuna.api.auth import ROLE_ORDER
 from kizuna.delivery.cards import CARD_STAMPS
+from kizuna.delivery.deployed import channels_text
 from kizuna.runtime import settings
 from kizuna_infra import names
 from kizuna_infra.campaigns import Campaigns
@@ -262,6 +263,8 @@ class Api(Construct):
         delivery: its send function is invoked for a transactional message.
         campaigns: the campaign routes store campaigns, schedule them in its Scheduler group
             with its role and dead-letter queue, and start its state machine.
+        deployed_channels: the channels the stack sends on: a campaign on none of them is
+            refused (``kizuna.delivery.deployed``).
         web_acl_arn: an existing CLOUDFRONT-scope WebACL (made in us-east-1) instead of
             creating one here (which needs the stack in us-east-1).
         removal_policy: of the user pool (RETAIN also turns on its deletion protection).
@@ -277,6 +280,7 @@ class Api(Construct):
         wiring: Wiring,
         delivery: Delivery,
         campaigns: Campaigns,
+        deployed_channels: Collection[str],
         data_dirs: Mapping[str, Path] | None = None,
         web_acl_arn: str | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
@@ -356,6 +360,7 @@ class Api(Construct):
                     settings.ENV_CAMPAIGN_SCHEDULE_GROUP: campaigns.schedule_group_name,
                     settings.ENV_CAMPAIGN_SCHEDULER_ROLE_ARN: campaigns.scheduler_role.role_arn,
                     settings.ENV_CAMPAIGN_SCHEDULE_DLQ_ARN: campaigns.dead_letter_queue.queue_arn,
+                    settings.ENV_DEPLOYED_CHANNELS: channels_text(deployed_channels),
                     settings.ENV_ANALYTICS_BUCKET: wiring.tables.analytics.bucket_name,
                     settings.ENV_SNAPSHOTS_TABLE: wiring.tables.snapshots.table_name,
                     settings.ENV_SEND_FUNCTION_NAME: delivery.send.function.function_name,

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from aws_cdk import Annotations, RemovalPolicy, TimeZone
 from constructs import Construct
 
+from kizuna.delivery.deployed import deployed_channels
 from kizuna.events.custom import vocabulary
 from kizuna.runtime.config import KizunaConfig, encode_config
 from kizuna_infra import names
@@ -26,7 +27,7 @@ from kizuna_infra.layers import Layers
 from kizuna_infra.limits import check_program_capacity
 from kizuna_infra.monitoring import Monitoring, monitored
 from kizuna_infra.nag import acknowledge_findings
-from kizuna_infra.programs import Programs, deployed_channels, undeployed_sends
+from kizuna_infra.programs import Programs, undeployed_sends
 from kizuna_infra.scoring import Scoring
 
 
@@ -152,7 +153,7 @@ class Kizuna(Construct):
         )
         # one state machine per program: past what one template holds, fail here, clearly
         check_program_capacity(len(self.programs.programs))
-        deployed = deployed_channels(
+        self.deployed_channels = deployed = deployed_channels(
             push=bool(push_application_id),
             line=bool(line_token_secret_arn or line_token_parameter),
             webhook=bool(self.config.webhooks),
@@ -183,6 +184,7 @@ class Kizuna(Construct):
             wiring=wiring,
             delivery=self.delivery,
             campaigns=self.campaigns,
+            deployed_channels=deployed,
             data_dirs={
                 names.PROGRAMS_DIR: programs_dir,
                 names.TEMPLATES_DIR: templates_dir,

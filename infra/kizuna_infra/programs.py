@@ -105,15 +105,6 @@ HOURLY_SWEEP = {"kinds": [SweepKind.CARTS.value], "lookback_minutes": 60}
 # Channels every stack sends on (kizuna.runtime.wiring.delivery): push needs an End User
 # Messaging Push application, LINE a channel access token, a webhook the configuration's
 # endpoints.
-ALWAYS_DEPLOYED_CHANNELS = frozenset({"email", "sms", "dm", "card"})
-
-
-def deployed_channels(*, push: bool, line: bool, webhook: bool) -> frozenset[str]:
-    """The channels a stack's send function has (as the wiring builds them)."""
-    optional = {"push": push, "line": line, "webhook": webhook}
-    return ALWAYS_DEPLOYED_CHANNELS | {name for name, on in optional.items() if on}
-
-
 def undeployed_sends(programs: Sequence[Program], deployed: Collection[str]) -> list[str]:
     """Each send step none of whose channels the stack deploys: every message of it would
     be suppressed (``no_channel``, ``channel_not_configured``), which synthesis warns of."""

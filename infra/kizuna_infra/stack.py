@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from constructs import Construct
 
+from kizuna.delivery.deployed import channels_text
 from kizuna_infra import names
 from kizuna_infra.kizuna import Kizuna
 from kizuna_infra.limits import MAX_STACK_NAME
@@ -154,6 +155,12 @@ class KizunaStack(Stack):
                 names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN,
                 k.campaigns.dead_letter_queue.queue_arn,
                 "Dead-letter queue of campaign schedules Scheduler could not deliver",
+            ),
+            (
+                names.OUTPUT_DEPLOYED_CHANNELS,
+                channels_text(k.deployed_channels),
+                "Channels this stack sends on (kizuna campaigns apply refuses a campaign on "
+                "none of them)",
             ),
             (
                 names.OUTPUT_JOURNEY_SCHEDULE_GROUP,

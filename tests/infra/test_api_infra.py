@@ -376,6 +376,8 @@ def test_function_environment_names_what_every_route_family_uses(
         settings.ENV_ANALYTICS_BUCKET: {"Ref": ids.bucket},
         settings.ENV_SNAPSHOTS_TABLE: {"Ref": ids.snapshots},
         settings.ENV_SEND_FUNCTION_NAME: {"Ref": ids.send},
+        # no push application, LINE token or webhook in this stack's context
+        settings.ENV_DEPLOYED_CHANNELS: "card,dm,email,sms",
     }
     assert {k: env[k] for k in expected} == expected
     assert json.loads(env[settings.ENV_KIZUNA_CONFIG]) == {}

@@ -426,6 +426,8 @@ def test_outputs_the_cli_reads(template_json: dict[str, Any], ids: Ids) -> None:
     assert outputs[names.OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN] == arn(ids.scheduler_role)
     assert outputs[names.OUTPUT_CAMPAIGN_SCHEDULE_GROUP] == {"Ref": ids.group}
     assert outputs[names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN] == arn(ids.dlq)
+    # kizuna campaigns apply refuses a campaign on none of them
+    assert outputs[names.OUTPUT_DEPLOYED_CHANNELS] == "card,dm,email,sms"
 
 
 def test_failed_runs_function_errors_and_dead_letters_alarm(

@@ -28,6 +28,7 @@ from infra_helpers import (
 from moto.events.models import EventPattern
 from moto.events.utils import EventMessageType
 
+from kizuna.delivery.deployed import deployed_channels
 from kizuna.delivery.templates import Renderer
 from kizuna.programs.compiler import SUBSTITUTIONS, compile_program
 from kizuna.programs.loader import load_programs
@@ -36,7 +37,6 @@ from kizuna.services.sweep import SweepRequest
 from kizuna_infra import Kizuna
 from kizuna_infra.programs import (
     InvalidProgramsError,
-    deployed_channels,
     evaluate_patterns,
     load_enabled_programs,
     state_machine_prefix,

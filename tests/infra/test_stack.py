@@ -116,6 +116,7 @@ def test_outputs_for_producers_and_operators(
         names.OUTPUT_CAMPAIGN_SCHEDULER_ROLE_ARN,
         names.OUTPUT_CAMPAIGN_SCHEDULE_GROUP,
         names.OUTPUT_CAMPAIGN_SCHEDULE_DLQ_ARN,
+        names.OUTPUT_DEPLOYED_CHANNELS,
         names.OUTPUT_JOURNEY_SCHEDULE_GROUP,
         names.OUTPUT_API_URL,
         names.OUTPUT_CONSOLE_URL,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from kizuna.api.console.pages_campaigns import definition_from_form
 from kizuna.campaigns.loader import CampaignError, parse_campaign
 from kizuna.campaigns.model import Campaign, CampaignStatus
+from kizuna.delivery.deployed import channels_text, deployed_channels, parse_channels
 from kizuna.domain.customer import Customer, OrderFact
 from kizuna.domain.timestamps import iso
 from kizuna.ports import DefinitionConflict, ExecutionState, ExecutionsUnavailable
@@ -118,6 +120,38 @@ def test_template_files_given_as_data_are_checked_by_name_and_locale() -> None:
     with pytest.raises(CampaignError) as err:
         r.validate(sale(), broken, NOW)
     assert "undefined name 'nope'" in str(err.value)
+
+
+def test_a_campaign_on_no_channel_the_stack_sends_on_is_refused() -> None:
+    """A LINE-only campaign on a stack without a LINE token would have every message
+    suppressed (no_channel): a write is refused; with a deployed channel among its channels,
+    or when the stack's channels are not known (``kizuna campaigns validate``), it is taken."""
+    r = replace(rules(), deployed_channels=deployed_channels(push=False, line=False, webhook=False))
+    files = r.library_files({"sale": SOURCES["sale"]})
+    with pytest.raises(CampaignError) as err:
+        r.validate(sale(channels=["line"]), files, NOW)
+    assert [(i.field, i.message) for i in err.value.issues] == [
+        (
+            "channels",
+            "none of its channels (line) is deployed in this stack (it sends on card, dm, "
+            "email, sms): every message would be suppressed, no_channel",
+        )
+    ]
+    assert r.validate(sale(channels=["line", "email"]), files, NOW).id == "winter-sale"
+    assert rules().validate(sale(channels=["line"]), files, NOW).id == "winter-sale"
+    with_line = replace(
+        r, deployed_channels=deployed_channels(push=False, line=True, webhook=False)
+    )
+    assert with_line.validate(sale(channels=["line"]), files, NOW).id == "winter-sale"
+
+
+def test_the_deployed_channels_are_read_strictly() -> None:
+    assert parse_channels("") is None
+    assert parse_channels("card,dm,email,line,sms") == {"card", "dm", "email", "line", "sms"}
+    assert parse_channels(channels_text({"sms", "email"})) == {"email", "sms"}
+    for bad in ("email,", "email, sms", "email,fax", "email,email", "EMAIL", ","):
+        with pytest.raises(ValueError, match="channel names"):
+            parse_channels(bad)
 
 
 def test_transitions_follow_the_status_and_the_schedule_follows_them() -> None:

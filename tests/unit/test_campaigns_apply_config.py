@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from kizuna.campaigns.model import Campaign, CampaignStatus
@@ -18,7 +19,7 @@ from kizuna.runtime.clock import FixedClock
 from kizuna.services.campaign_admin import CampaignAdmin
 from kizuna_tools.cli import app
 from kizuna_tools.cli import campaigns as campaigns_cli
-from kizuna_tools.cli.campaigns import Target, _rules, apply_files
+from kizuna_tools.cli.campaigns import Target, apply_files
 from kizuna_tools.fakes import MemoryCampaigns, MemoryStore
 from tests.factories import PausedMeanwhile
 
@@ -48,13 +49,13 @@ class Schedules:
 class InMemory(Target):
     """A stack whose campaigns table and schedules are in memory."""
 
-    def __init__(self) -> None:
-        super().__init__(None, None, None, "us-east-1", None, {})
+    def __init__(self, outputs: dict[str, str] | None = None) -> None:
+        super().__init__(None, None, None, "us-east-1", None, outputs or {})
         self.campaigns = MemoryCampaigns()
         self.schedules_seen = Schedules()
 
     def admin(self, config: Path | None = None) -> CampaignAdmin:
-        return CampaignAdmin(_rules(config), self.campaigns, MemoryStore(), self.schedules_seen)
+        return CampaignAdmin(self.rules(config), self.campaigns, MemoryStore(), self.schedules_seen)
 
 
 def project(root: Path) -> Path:
@@ -353,3 +354,32 @@ def test_apply_refuses_a_new_holdout_when_the_occurrence_started_while_it_wrote(
     ]
     stored = campaigns.get_definition("gold-sale")
     assert stored is not None and (stored.version, stored.campaign.holdout_percent) == (1, 0)
+
+
+def test_apply_refuses_a_campaign_on_no_channel_the_stack_sends_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a LINE campaign, with its LINE part, and a stack without a LINE token
+    root, _, config, file = shop(tmp_path, monkeypatch)
+    file.write_text(CAMPAIGN.replace("channels: [email]", "channels: [line]"), encoding="utf-8")
+    line = root / "templates" / "gold-sale" / "sale" / "ja" / "line.txt.j2"
+    line.write_text("{{ customer.first_name }}様", encoding="utf-8")
+    target = InMemory({"DeployedChannels": "card,dm,email,sms"})
+
+    # When it is applied: refused, nothing stored or scheduled
+    assert apply_files(target, [file], "mari", config) == (
+        [
+            f"{file}: none of its channels (line) is deployed in this stack (it sends on card, "
+            "dm, email, sms): every message would be suppressed, no_channel"
+        ],
+        [],
+    )
+    assert target.campaigns.get_definition("gold-sale") is None
+    assert target.schedules_seen.put_calls == []
+
+    # A stack with LINE, or one from before the output (not known): applied
+    with_line = InMemory({"DeployedChannels": "card,dm,email,line,sms"})
+    assert apply_files(with_line, [file], "mari", config)[0] == []
+    assert apply_files(InMemory(), [file], "mari", config)[0] == []
+    with pytest.raises(typer.BadParameter, match="DeployedChannels"):
+        apply_files(InMemory({"DeployedChannels": "email,fax"}), [file], "mari", config)

@@ -64,4 +64,6 @@ class ApiDeps:
     messages: TransactionalSender | None = None
     # cards for the shop's site (/cards, /machine/cards/tokens); None: not configured (503)
     cards: CardService | None = None
+    # the channels the stack sends on (a campaign on none of them is refused); None: unknown
+    deployed_channels: frozenset[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

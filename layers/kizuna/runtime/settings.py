@@ -71,6 +71,7 @@ ENV_CAMPAIGN_STATE_MACHINE_ARN = "CAMPAIGN_STATE_MACHINE_ARN"
 ENV_CAMPAIGN_SCHEDULE_GROUP = "CAMPAIGN_SCHEDULE_GROUP"
 ENV_CAMPAIGN_SCHEDULER_ROLE_ARN = "CAMPAIGN_SCHEDULER_ROLE_ARN"
 ENV_CAMPAIGN_SCHEDULE_DLQ_ARN = "CAMPAIGN_SCHEDULE_DLQ_ARN"
+ENV_DEPLOYED_CHANNELS = "DEPLOYED_CHANNELS"
 ENV_SEND_FUNCTION_NAME = "SEND_FUNCTION_NAME"
 ENV_JOURNEY_FUNCTION_NAME = "JOURNEY_FUNCTION_NAME"
 
@@ -327,6 +328,9 @@ class ApiSettings(_BusSettings, _ConfigSettings):
     CAMPAIGN_SCHEDULE_GROUP: str = Field(min_length=1)
     CAMPAIGN_SCHEDULER_ROLE_ARN: str = Field(min_length=1)
     CAMPAIGN_SCHEDULE_DLQ_ARN: str = ""
+    # The channels the stack sends on (kizuna.delivery.deployed, comma-separated): a campaign
+    # on none of them is refused; empty (a stack from before it): not checked.
+    DEPLOYED_CHANNELS: str = ""
     # Reports (read under reports/) and static audience lists (campaigns/<id>/list.csv).
     ANALYTICS_BUCKET: str = Field(min_length=1)
     SNAPSHOTS_TABLE: str = Field(min_length=1, description="daily snapshot cells (reports)")

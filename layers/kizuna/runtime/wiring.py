@@ -652,6 +652,7 @@ def api_app() -> APIGatewayHttpResolver:
     from kizuna.api.app import build_app
     from kizuna.api.auth import TokenVerifier
     from kizuna.api.deps import ApiDeps
+    from kizuna.delivery.deployed import parse_channels
     from kizuna.runtime.clock import CurrentClock
     from kizuna.runtime.config import load_config
     from kizuna.runtime.settings import SHOP_API_SOURCE, api_settings
@@ -696,6 +697,7 @@ def api_app() -> APIGatewayHttpResolver:
         if s.SEND_FUNCTION_NAME
         else None,
         cards=_cards(store, s.SIGNING_SECRET_ARN, now) if s.SIGNING_SECRET_ARN else None,
+        deployed_channels=parse_channels(s.DEPLOYED_CHANNELS),
     )
     return build_app(deps)
 

@@ -49,6 +49,7 @@ from kizuna.campaigns.model import (
     local_time_window,
 )
 from kizuna.delivery.control import GLOBAL_CONTROL, control_for
+from kizuna.delivery.deployed import undeployed
 from kizuna.delivery.samples import (
     CHECK_SECRET,
     DRY_RUN_SECRET,
@@ -233,12 +234,14 @@ def _files_under(folder: Path, locales: Collection[str] | None) -> dict[str, str
 @dataclass(frozen=True)
 class CampaignRules:
     """What a campaign is checked against: the configuration, the templates folder, the
-    named segments and the programs' ids (a campaign may not take a program's id)."""
+    named segments, the programs' ids (a campaign may not take a program's id) and the
+    channels the stack sends on (None: not known, as in ``kizuna campaigns validate``)."""
 
     cfg: KizunaConfig
     templates_root: Path
     segments: Mapping[str, SegmentDefinition] = field(default_factory=dict)
     program_ids: frozenset[str] = frozenset()
+    deployed_channels: frozenset[str] | None = None
 
     def renderer(self, campaign_id: str, files: Mapping[str, str]) -> FilesRenderer:
         """A renderer of the campaign's own files (``<template>/<locale>/<part>.j2``), which
@@ -356,6 +359,7 @@ class CampaignRules:
         ``kizuna campaigns validate`` checks)."""
         renderer = self.renderer(campaign.id, files)
         issues = self.file_issues(campaign, files, file)
+        issues += self.channel_issues(campaign, file)
         issues += check_campaign(
             file,
             campaign,
@@ -372,6 +376,14 @@ class CampaignRules:
                 for problem in campaign_template_problems(campaign, renderer, self.cfg, now)
             ]
         return issues
+
+    def channel_issues(self, campaign: Campaign, file: str = "<campaign>") -> list[CampaignIssue]:
+        """A campaign none of whose channels the stack sends on: every message of it would be
+        suppressed (``no_channel``). Nothing when the stack's channels are not known."""
+        if self.deployed_channels is None:
+            return []
+        problem = undeployed(list(map(str, campaign.channels)), self.deployed_channels)
+        return [CampaignIssue(file, "channels", problem)] if problem else []
 
     def validate(
         self, raw: Any, files: Mapping[str, str], now: datetime, *, file: str = "<campaign>"

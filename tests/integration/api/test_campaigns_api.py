@@ -251,6 +251,22 @@ def test_an_invalid_campaign_is_422_naming_the_field(
     assert audit_actions(capi) == []
 
 
+def test_a_campaign_on_no_channel_the_stack_sends_on_is_422(capi: Api) -> None:
+    """The stack's channels (the function's DEPLOYED_CHANNELS): a LINE-only campaign on a
+    stack without LINE is refused, naming the channels; with email beside LINE it is taken."""
+    capi.deps.deployed_channels = frozenset({"card", "dm", "email", "sms"})
+    answer = create(capi, channels=["line"])
+    assert answer.status == 422, answer.body
+    assert [(d["field"], d["msg"]) for d in answer.json()["detail"]] == [
+        (
+            "channels",
+            "none of its channels (line) is deployed in this stack (it sends on card, dm, "
+            "email, sms): every message would be suppressed, no_channel",
+        )
+    ], answer.body
+    assert create(capi, channels=["line", "email"]).status == 200
+
+
 def nested_audience(depth: int) -> dict[str, Any]:
     condition: dict[str, Any] = {"prefecture": ["東京都"]}
     for n in range(depth):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -189,7 +189,22 @@ class Target:
     def admin(self, config: Path | None = None) -> CampaignAdmin:
         from kizuna.services.campaign_admin import CampaignAdmin
 
-        return CampaignAdmin(_rules(config), self.store, self.customers, self.schedules)
+        return CampaignAdmin(self.rules(config), self.store, self.customers, self.schedules)
+
+    def rules(self, config: Path | None = None) -> CampaignRules:
+        """The project's rules (:func:`_rules`) with the channels this stack sends on."""
+        return replace(_rules(config), deployed_channels=self.deployed_channels)
+
+    @property
+    def deployed_channels(self) -> frozenset[str] | None:
+        """The channels the stack sends on (its output DeployedChannels; None: a stack from
+        before that output)."""
+        from kizuna.delivery.deployed import parse_channels
+
+        try:
+            return parse_channels(self.outputs.get("DeployedChannels", ""))
+        except ValueError as exc:
+            raise typer.BadParameter(f"the stack's output DeployedChannels: {exc}") from exc
 
     def stored(self, campaign_id: str) -> StoredCampaign:
         found = self.store.get_definition(campaign_id)
@@ -267,6 +282,13 @@ def apply_files(
         return problems, []
     applied = []
     admin = t.admin(config)
+    for campaign, _ in campaigns:  # on a channel the stack sends on
+        problems += [
+            f"{where[campaign.id]}: {issue.message}"
+            for issue in admin.rules.channel_issues(campaign)
+        ]
+    if problems:
+        return problems, []
     now = _now()
     # re-applied unchanged, ended or paused (or scheduled, its time since passed): left as
     # they are

@@ -52,7 +52,13 @@ def admin_of(d: ApiDeps) -> CampaignAdmin:
     program_ids = (
         frozenset(p.stem for p in d.programs_dir.glob("*.y*ml")) if d.programs_dir else frozenset()
     )
-    rules = CampaignRules(d.config, d.templates_dir or DEFAULT_ROOT, segments_of(d), program_ids)
+    rules = CampaignRules(
+        d.config,
+        d.templates_dir or DEFAULT_ROOT,
+        segments_of(d),
+        program_ids,
+        deployed_channels=d.deployed_channels,
+    )
     return CampaignAdmin(
         rules, d.campaigns, d.store, d.campaign_schedules, executions=d.campaign_executions
     )
