@@ -312,3 +312,53 @@ def test_a_declared_events_personal_fields_are_not_in_its_sample_trigger() -> No
     assert whole["price"] == 1 and whole["seen_at"] == "2026-03-02T09:00:00Z"
     assert not {"note", "tags"} & set(whole)  # personal; a list
     assert set(whole) - set(least) == {"schema_version", "price", "seen_at"}
+
+
+POINTS_EXPIRY = (
+    "id: points-expiry\nname: Points expiry\ntrigger: {event: customer.points_expiring}\n"
+    "steps:\n  - {id: warn, type: send, channels: [line], template: warn}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("copy", "expected"),
+    [
+        # a time of the event (ISO text in the trigger), in the message's locale
+        ("{{ trigger.points|number }}ポイントが{{ trigger.expires_at|date }}に失効します", None),
+        ("{{ trigger.occurred_at|date(locale) }}", None),
+        # a field that holds no time is refused, naming neither the value nor the field's
+        (
+            "{{ trigger.points|date }}",
+            "ja: TypeError in line.txt: |date takes a date, a datetime or ISO 8601 text "
+            "(YYYY-MM-DD, or a time with its UTC offset: YYYY-MM-DDTHH:MM:SSZ, +09:00), not int",
+        ),
+        (
+            "{{ trigger.type|date }}",
+            "ja: ValueError in line.txt: |date: text that is no ISO 8601 date or time",
+        ),
+    ],
+)
+def test_programs_validate_takes_date_on_a_triggers_time_and_refuses_it_on_another_field(
+    project: Path, copy: str, expected: str | None
+) -> None:
+    # Given a program on customer.points_expiring whose message shows the expiry date
+    (project / "programs" / "points-expiry.yaml").write_text(POINTS_EXPIRY, encoding="utf-8")
+    folder = project / "templates" / "points-expiry" / "warn" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "line.txt.j2").write_text(copy, encoding="utf-8")
+    # When the programs are validated
+    code, output = validate("programs", "validate")
+    # Then a time of the trigger is formatted, and a field that is no time is refused
+    if expected is None:
+        assert code == 0, output
+        return
+    assert code == 1
+    prefix = "programs/points-expiry.yaml [step warn]: template 'warn' (line)"
+    assert f"{prefix} {expected}" in output, output
+
+
+def test_the_sample_trigger_of_points_expiring_gives_its_times_as_iso_text() -> None:
+    cfg = KizunaConfig()
+    sample = sample_trigger("customer.points_expiring", vocabulary(cfg), cfg, T)
+    assert sample["expires_at"] == sample["occurred_at"] == "2026-03-02T09:00:00Z"
+    assert isinstance(sample["points"], int)

@@ -64,8 +64,10 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateNotFound,
+    Undefined,
     meta,
     nodes,
+    pass_context,
     select_autoescape,
 )
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
@@ -103,7 +105,7 @@ from kizuna.delivery.line_messages import (
     template_problems,
 )
 from kizuna.domain.customer import Customer
-from kizuna.domain.zones import zone_or
+from kizuna.domain.zones import is_zone, zone_or
 from kizuna.runtime.config import CustomConfig, LoyaltyConfig
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / "templates"
@@ -156,7 +158,9 @@ __all__ = [
     "Renderer",
     "build_context",
     "format_date",
+    "format_date_in",
     "format_number",
+    "parse_date_text",
     "sms_segments",
 ]
 
@@ -209,6 +213,76 @@ def format_date(value: date | datetime | None, locale: str = DEFAULT_LOCALE) -> 
     if locale.split("-", maxsplit=1)[0] == "ja":
         return f"{value.year}年{value.month}月{value.day}日"
     return f"{_EN_MONTHS[value.month - 1]} {value.day}, {value.year}"
+
+
+# ISO 8601 text as an event carries a time or a date (``trigger.expires_at``): a calendar
+# date, or a time to the minute at least (a fraction of a second to the nanosecond) with its
+# UTC offset. ASCII digits only (``\d`` would take full-width ones).
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_LOCAL_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+)
+_ISO_OFFSET = re.compile(r"Z|[+-][0-9]{2}:[0-9]{2}")
+_DATE_FORMS = "YYYY-MM-DD, or a time with its UTC offset: YYYY-MM-DDTHH:MM:SSZ, +09:00"
+
+
+def parse_date_text(text: str) -> date | datetime:
+    """``YYYY-MM-DD`` as a date, ``YYYY-MM-DDTHH:MM[:SS[.fff]]`` followed by ``Z`` or
+    ``±HH:MM`` as an aware datetime; ValueError for any other text (a time without its
+    offset, a month 13, a space for the ``T``, epoch seconds), whose message never quotes
+    the text (it may be a customer's data)."""
+    if _ISO_DAY.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"|date: text that is no calendar date ({_DATE_FORMS})") from None
+    local = _ISO_LOCAL_TIME.match(text)
+    if local is None:
+        raise ValueError(f"|date: text that is no ISO 8601 date or time ({_DATE_FORMS})")
+    if not _ISO_OFFSET.fullmatch(text, local.end()):
+        raise ValueError(f"|date: a time without a UTC offset written Z or ±HH:MM ({_DATE_FORMS})")
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"|date: text that is no calendar date or time ({_DATE_FORMS})") from None
+
+
+def format_date_in(
+    value: date | datetime | str | None, locale: str, time_zone: str | None = None
+) -> str:
+    """:func:`format_date` that also takes ISO 8601 text (:func:`parse_date_text`): a time's
+    date is the one in ``time_zone`` (the customer's), else the one its offset gives; a
+    calendar date is the date written. A date or datetime is formatted as it is (the
+    context's are in the customer's zone already); None is empty. Anything else is a
+    TypeError naming its type only."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()  # StrictUndefined: the name the template lacks
+    if isinstance(value, str):
+        parsed = parse_date_text(value)
+        if isinstance(parsed, datetime) and is_zone(time_zone):
+            try:
+                parsed = parsed.astimezone(zone_or(time_zone))
+            except OverflowError:
+                raise ValueError(f"|date: a time out of range ({_DATE_FORMS})") from None
+        return format_date(parsed, locale)
+    if value is None or isinstance(value, date):
+        return format_date(value, locale)
+    raise TypeError(
+        f"|date takes a date, a datetime or ISO 8601 text ({_DATE_FORMS}), "
+        f"not {type(value).__name__}"
+    )
+
+
+@pass_context
+def _date_filter(context: Context, value: Any, locale: str | None = None) -> str:
+    """The templates' ``|date``: :func:`format_date_in` in ``locale``, else the message's
+    (the context's ``locale``), a time's date in the customer's time zone."""
+    customer = context.get("customer")
+    zone = customer.get("time_zone") if isinstance(customer, Mapping) else None
+    message_locale = context.get("locale")
+    if locale is None:
+        locale = message_locale if isinstance(message_locale, str) else DEFAULT_LOCALE
+    return format_date_in(value, locale, zone if isinstance(zone, str) else None)
 
 
 def _single_line(text: str) -> str:
@@ -515,7 +589,7 @@ class Renderer:
             auto_reload=False,
         )
         self._env.filters["number"] = format_number
-        self._env.filters["date"] = format_date
+        self._env.filters["date"] = _date_filter
         self._uses: dict[tuple[str, str, str], bool] = {}
         self._line_strings: dict[tuple[str, str], Template] = {}
 
@@ -1064,7 +1138,9 @@ def build_context(
 
     ``customer.display_name`` is how the message addresses the customer: ``山田 太郎様`` /
     ``お客様`` in Japanese (honorific included), ``Taro`` / ``Customer`` in English.
-    Datetimes are in the customer's time zone; format them with ``|date(locale)``.
+    Datetimes are in the customer's time zone; format them with ``|date`` (the message's
+    locale; ``|date(locale)`` is the same), which also reads a trigger's ISO text, its date
+    in the customer's zone (:func:`format_date_in`).
     ``unsubscribe_url`` is None until the sender fills it in (``UnsubscribeLinks.url``).
     ``extra`` adds keys (the event's detail, say) but cannot replace the ones above.
     ``trigger`` is what the journey entry's trigger said (``trigger.to_rank`` of a rank

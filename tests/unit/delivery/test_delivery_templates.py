@@ -20,7 +20,9 @@ from kizuna.delivery.templates import (
     RenderError,
     build_context,
     format_date,
+    format_date_in,
     format_number,
+    parse_date_text,
 )
 from kizuna.runtime.config import CustomConfig, LoyaltyConfig
 
@@ -388,6 +390,142 @@ def test_filters() -> None:
     assert format_number(None) == ""
     assert format_date(datetime(2026, 3, 9, tzinfo=UTC), "ja") == "2026年3月9日"
     assert format_date(datetime(2026, 3, 9, tzinfo=UTC), "en-US") == "March 9, 2026"
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "zone", "expected"),
+    [
+        # a trigger's time as Kizuna writes it (UTC): its date in the customer's zone
+        ("2026-12-31T10:00:00Z", "ja", "Asia/Tokyo", "2026年12月31日"),
+        ("2026-12-31T15:30:00.123456Z", "ja", "Asia/Tokyo", "2027年1月1日"),
+        ("2026-12-31T15:30:00Z", "en", "Europe/London", "December 31, 2026"),
+        ("2027-01-01T02:00:00+09:00", "en-US", "America/New_York", "December 31, 2026"),
+        ("2026-12-31T23:30-05:00", "ja", "Asia/Tokyo", "2027年1月1日"),
+        ("2026-12-31T15:30:00.123456789Z", "en", "Asia/Tokyo", "January 1, 2027"),
+        # no zone known: the date its offset gives
+        ("2026-12-31T23:30:00+09:00", "en", None, "December 31, 2026"),
+        # a calendar date (a birthday's trigger.date) is the date written, in any zone
+        ("2026-12-31", "ja", "America/Los_Angeles", "2026年12月31日"),
+        ("2026-12-31", "en", "Pacific/Kiritimati", "December 31, 2026"),
+    ],
+)
+def test_date_takes_iso_text_in_the_customers_zone(
+    text: str, locale: str, zone: str | None, expected: str
+) -> None:
+    assert format_date_in(text, locale, zone) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2026-13-01", "no calendar date"),
+        ("2026-02-30", "no calendar date"),
+        ("2026-12-31T25:00:00Z", "no calendar date or time"),
+        ("2026-12-31T10:00:00+24:00", "no calendar date or time"),
+        ("2026-12-31T10:00", "without a UTC offset"),
+        ("2026-12-31T10:00:00", "without a UTC offset"),
+        ("2026-12-31T10:00:00+0900", "without a UTC offset"),
+        ("2026-12-31T10:00:00z", "without a UTC offset"),
+        ("2026-12-31T10:00:00Z ", "without a UTC offset"),
+        ("2026-12-31 10:00:00+09:00", "no ISO 8601 date or time"),
+        ("20261231", "no ISO 8601 date or time"),
+        ("1798675200", "no ISO 8601 date or time"),
+        ("２０２６-１２-３１", "no ISO 8601 date or time"),
+        ("Gold", "no ISO 8601 date or time"),
+        ("", "no ISO 8601 date or time"),
+    ],
+)
+def test_date_refuses_text_that_is_no_iso_date_or_time_quoting_none_of_it(
+    value: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason) as caught:
+        format_date_in(value, "ja", "Asia/Tokyo")
+    assert value.strip() == "" or value.strip() not in str(caught.value)
+    with pytest.raises(ValueError):
+        parse_date_text(value)
+
+
+@pytest.mark.parametrize("value", [1798675200, 1.5, True, ["2026-12-31"]])
+def test_date_refuses_a_number_or_a_list_naming_its_type_only(value: object) -> None:
+    with pytest.raises(TypeError, match=f"not {type(value).__name__}$"):
+        format_date_in(value, "en", "Asia/Tokyo")  # type: ignore[arg-type]
+
+
+def test_a_templates_date_filter_takes_a_triggers_time_in_the_messages_locale_and_zone(
+    tmp_path: Path, loyalty: LoyaltyConfig
+) -> None:
+    # given a template showing a trigger's expiry, and customers in Tokyo and in New York
+    for loc, copy in (
+        ("ja", "{{ trigger.expires_at|date }}に失効"),
+        ("en", "expire on {{ trigger.expires_at|date }}"),
+    ):
+        folder = tmp_path / "p" / "t" / loc
+        folder.mkdir(parents=True)
+        (folder / "sms.txt.j2").write_text(copy, encoding="utf-8")
+    renderer = Renderer(tmp_path)
+    trigger = {"type": "customer.points_expiring", "expires_at": "2026-12-31T15:00:00Z"}
+
+    def render(**customer: Any) -> str:
+        ctx = build_context(
+            make_customer(**customer),
+            program="p",
+            step="s",
+            loyalty_config=loyalty,
+            extra={"trigger": trigger},
+        )
+        msg = renderer.render("p", "t", "sms", ctx["locale"], ctx)
+        assert isinstance(msg, SmsContent)
+        return msg.text
+
+    # then each reads the date in their own zone, written as their locale writes a date
+    assert render(locale="ja", time_zone="Asia/Tokyo") == "2027年1月1日に失効"
+    assert render(locale="en", time_zone="America/New_York") == "expire on December 31, 2026"
+    # and a locale given to the filter still wins
+    (tmp_path / "p" / "t" / "en" / "sms.txt.j2").write_text(
+        "{{ trigger.expires_at|date('ja') }}", encoding="utf-8"
+    )
+    renderer = Renderer(tmp_path)
+    assert render(locale="en", time_zone="America/New_York") == "2026年12月31日"
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "reason"),
+    [
+        ("2026-12-31T10:00", "ValueError in sms.txt: |date: a time without a UTC offset"),
+        ("not a date 鈴木", "ValueError in sms.txt: |date: text that is no ISO 8601 date"),
+        (1798675200, "TypeError in sms.txt: |date takes a date, a datetime or ISO 8601 text"),
+    ],
+)
+def test_a_trigger_value_date_cannot_read_fails_the_render_naming_none_of_it(
+    tmp_path: Path, loyalty: LoyaltyConfig, expires_at: object, reason: str
+) -> None:
+    folder = tmp_path / "p" / "t" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "sms.txt.j2").write_text("{{ trigger.expires_at|date }}", encoding="utf-8")
+    ctx = build_context(
+        make_customer(),
+        program="p",
+        step="s",
+        loyalty_config=loyalty,
+        extra={"trigger": {"type": "x", "expires_at": expires_at}},
+    )
+    with pytest.raises(RenderError) as caught:
+        Renderer(tmp_path).render("p", "t", "sms", "ja", ctx)
+    assert caught.value.reason.startswith(reason), caught.value.reason
+    assert str(expires_at) not in caught.value.reason
+
+
+def test_date_on_a_name_the_context_lacks_is_still_undefined(
+    tmp_path: Path, loyalty: LoyaltyConfig
+) -> None:
+    folder = tmp_path / "p" / "t" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "sms.txt.j2").write_text("{{ trigger.expires_ta|date }}", encoding="utf-8")
+    ctx = build_context(
+        make_customer(), program="p", step="s", loyalty_config=loyalty, extra={"trigger": {}}
+    )
+    with pytest.raises(RenderError, match=r"undefined in sms\.txt: 'dict object' has no attribute"):
+        Renderer(tmp_path).render("p", "t", "sms", "ja", ctx)
 
 
 def test_a_failure_quoting_the_customers_data_names_none_of_it(
