@@ -182,6 +182,8 @@ def test_declared_attributes_are_folded_onto_the_customer_typed_as_stored() -> N
         ({"interests": ["a", "b", "c", "d"]}, "detail.attributes.interests"),  # over max_items
         ({"nickname": "Hanako\u202e"}, "detail.attributes.nickname"),  # a bidi override
         ({"score": 1e13}, "detail.attributes.score"),  # beyond +-1e12
+        ({"member_since": "2026-03-02T00:00:00Z"}, "detail.attributes.member_since"),
+        ({"member_since": 1772409600}, "detail.attributes.member_since"),
         # NaN and Infinity are not JSON numbers (Python's json reads and writes them)
         ({"score": float("nan")}, "detail.attributes.score"),
         ({"score": float("-inf")}, "detail.attributes.score"),
@@ -354,7 +356,11 @@ def test_a_custom_field_cannot_overwrite_the_activity_rows_keys() -> None:
         ({"price": "12"}, "detail.price", ""),
         ({"tags": ["a", "b", "c"]}, "detail.tags", ""),
         ({"product_id": "p" * 65}, "detail.product_id", "at most 64 characters"),
-        ({"seen_at": "2026-03-02T17:59:00"}, "detail.seen_at", "timezone"),
+        ({"seen_at": "2026-03-02T17:59:00"}, "detail.seen_at", "ISO 8601 text"),
+        # epoch seconds, as a number or digits as text, and forms a template's |date refuses
+        ({"seen_at": 1772474340}, "detail.seen_at", "not a number"),
+        ({"seen_at": "1772474340"}, "detail.seen_at", "ISO 8601 text"),
+        ({"seen_at": "2026-03-02 17:59:00+09:00"}, "detail.seen_at", "ISO 8601 text"),
         ({"product_id": None}, "detail.product_id", ""),
     ],
 )

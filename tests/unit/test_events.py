@@ -219,6 +219,15 @@ def test_kizunas_own_consent_words_are_refused_from_any_other_source() -> None:
         ("customer.upserted", {"birth_date": "9999-01-01"}, "detail.birth_date"),
         ("customer.upserted", {"member_since": "0001-01-01"}, "detail.member_since"),
         ("customer.upserted", {"occurred_at": 1767600000}, "detail.occurred_at"),
+        # digits as text pydantic reads as epoch seconds, and forms a template's |date refuses
+        ("customer.upserted", {"occurred_at": "1767600000"}, "detail.occurred_at"),
+        ("customer.upserted", {"occurred_at": "2026-01-05 10:00:00+09:00"}, "detail.occurred_at"),
+        ("customer.upserted", {"occurred_at": "2026-01-05T10:00:00+0900"}, "detail.occurred_at"),
+        ("customer.upserted", {"occurred_at": "2026-01-05t01:00:00z"}, "detail.occurred_at"),
+        ("customer.upserted", {"occurred_at": "2026-01-05T10:00:00"}, "detail.occurred_at"),
+        ("customer.upserted", {"occurred_at": "２０２６-01-05T10:00Z"}, "detail.occurred_at"),
+        ("customer.upserted", {"birth_date": "1990-01-05T00:00:00Z"}, "detail.birth_date"),
+        ("customer.upserted", {"birth_date": "19900105"}, "detail.birth_date"),
         ("points.adjusted", {"delta": True}, "detail.delta"),
         ("points.adjusted", {"delta": 1.5}, "detail.delta"),
     ],
@@ -235,6 +244,21 @@ def test_a_value_of_another_type_is_refused_not_converted(
     detail = {"customer_id": "c1", "occurred_at": "2026-01-05T10:00:00+09:00", **base, **fields}
     with pytest.raises(EventRejected, match=f"{where}: "):
         parse_inbound(envelope(detail_type, detail, "e1"))
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "2026-01-05T10:00+09:00",
+        "2026-01-05T01:00:00Z",
+        "2026-01-05T01:00:00.5Z",
+        "2026-01-05T01:00:00.123456789-05:00",
+    ],
+)
+def test_a_time_in_iso_text_with_its_offset_is_taken(occurred_at: str) -> None:
+    detail = {"customer_id": "c1", "occurred_at": occurred_at, "birth_date": "1990-01-05"}
+    parsed = parse_inbound(envelope("customer.upserted", detail, "e1")).detail
+    assert parsed.occurred_at.utcoffset() is not None
 
 
 def test_an_order_line_quantity_is_a_whole_number() -> None:

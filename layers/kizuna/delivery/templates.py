@@ -105,6 +105,7 @@ from kizuna.delivery.line_messages import (
     template_problems,
 )
 from kizuna.domain.customer import Customer
+from kizuna.domain.timestamps import ISO_DAY_TEXT, ISO_LOCAL_TIME_TEXT, ISO_OFFSET_TEXT
 from kizuna.domain.zones import is_zone, zone_or
 from kizuna.runtime.config import CustomConfig, LoyaltyConfig
 
@@ -215,14 +216,8 @@ def format_date(value: date | datetime | None, locale: str = DEFAULT_LOCALE) -> 
     return f"{_EN_MONTHS[value.month - 1]} {value.day}, {value.year}"
 
 
-# ISO 8601 text as an event carries a time or a date (``trigger.expires_at``): a calendar
-# date, or a time to the minute at least (a fraction of a second to the nanosecond) with its
-# UTC offset. ASCII digits only (``\d`` would take full-width ones).
-_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_ISO_LOCAL_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
-)
-_ISO_OFFSET = re.compile(r"Z|[+-][0-9]{2}:[0-9]{2}")
+# The ISO 8601 forms |date reads, as ingest takes an event's times and dates
+# (kizuna.domain.timestamps), named in its errors
 _DATE_FORMS = "YYYY-MM-DD, or a time with its UTC offset: YYYY-MM-DDTHH:MM:SSZ, +09:00"
 
 
@@ -231,15 +226,15 @@ def parse_date_text(text: str) -> date | datetime:
     ``±HH:MM`` as an aware datetime; ValueError for any other text (a time without its
     offset, a month 13, a space for the ``T``, epoch seconds), whose message never quotes
     the text (it may be a customer's data)."""
-    if _ISO_DAY.fullmatch(text):
+    if ISO_DAY_TEXT.fullmatch(text):
         try:
             return date.fromisoformat(text)
         except ValueError:
             raise ValueError(f"|date: text that is no calendar date ({_DATE_FORMS})") from None
-    local = _ISO_LOCAL_TIME.match(text)
+    local = ISO_LOCAL_TIME_TEXT.match(text)
     if local is None:
         raise ValueError(f"|date: text that is no ISO 8601 date or time ({_DATE_FORMS})")
-    if not _ISO_OFFSET.fullmatch(text, local.end()):
+    if not ISO_OFFSET_TEXT.fullmatch(text, local.end()):
         raise ValueError(f"|date: a time without a UTC offset written Z or ±HH:MM ({_DATE_FORMS})")
     try:
         return datetime.fromisoformat(text)

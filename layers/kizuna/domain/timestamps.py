@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
+from typing import Final
+
+# ISO 8601 as Kizuna takes a time or a date from outside (an event, a template's |date): a
+# calendar date, or a time to the minute at least (a fraction of a second to the nanosecond)
+# with its UTC offset. ASCII digits only (``\d`` takes full-width ones); no space for the
+# ``T``, no ``+0900``, no lowercase ``t``/``z``, no epoch seconds.
+ISO_DAY_TEXT: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+ISO_LOCAL_TIME_TEXT: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+)
+ISO_OFFSET_TEXT: Final = re.compile(r"Z|[+-][0-9]{2}:[0-9]{2}")
+ISO_TIME_TEXT: Final = re.compile(ISO_LOCAL_TIME_TEXT.pattern + f"(?:{ISO_OFFSET_TEXT.pattern})")
 
 
 def iso(at: datetime) -> str:

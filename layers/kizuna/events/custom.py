@@ -24,14 +24,13 @@ built-in ones (unknown fields rejected).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -49,7 +48,9 @@ from kizuna.events.inbound import (
     INBOUND_MODELS,
     TEXT_PATTERN,
     CustomerUpserted,
+    DayText,
     InboundDetail,
+    Time,
 )
 from kizuna.runtime.config import (
     CustomConfig,
@@ -136,9 +137,9 @@ def value_annotation(spec: CustomValueSpec) -> Any:
         case ValueType.BOOLEAN:
             return StrictBool
         case ValueType.DATE:
-            return date
+            return DayText
         case ValueType.DATETIME:
-            return AwareDatetime
+            return Time
     raise ValueError(spec.type)  # pragma: no cover - the enum is closed
 
 

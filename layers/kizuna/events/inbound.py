@@ -13,7 +13,7 @@ import unicodedata
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +33,7 @@ from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 from kizuna.delivery.tags import MESSAGE_REF_PATTERN
 from kizuna.domain.customer import MAX_DEVICE_TOKEN_CHARS, NOT_TEXT_CHARS, PostalAddress
 from kizuna.domain.strict_json import WholeNumber
+from kizuna.domain.timestamps import ISO_DAY_TEXT, ISO_TIME_TEXT
 from kizuna.domain.zones import is_zone
 
 # The customer id grammar (docs/EVENTS.md), the one every path that accepts an id applies
@@ -127,14 +128,34 @@ def _written_as_text(value: object) -> object:
     return value
 
 
+def _time_text(value: object) -> object:
+    """A time is ISO 8601 text with its UTC offset (:data:`ISO_TIME_TEXT`): pydantic also
+    reads ``"1700000000"`` as epoch seconds, a space for the ``T``, ``+0900`` and a
+    lowercase ``z``, forms a template's ``|date`` (which reads the text as sent) refuses."""
+    value = _written_as_text(value)
+    if isinstance(value, str) and not ISO_TIME_TEXT.fullmatch(value):
+        raise ValueError(f"ISO 8601 text: {TIME_FORM}")
+    return value
+
+
+def _day_text(value: object) -> object:
+    """A date is ISO 8601 text ``YYYY-MM-DD``: pydantic also reads a time at midnight."""
+    value = _written_as_text(value)
+    if isinstance(value, str) and not ISO_DAY_TEXT.fullmatch(value):
+        raise ValueError("ISO 8601 text: YYYY-MM-DD")
+    return value
+
+
 def _plausible_day(value: date) -> date:
     if not 1900 <= value.year <= 2100:
         raise ValueError("a year between 1900 and 2100")
     return value
 
 
-Time = Annotated[AwareDatetime, BeforeValidator(_written_as_text)]
-Day = Annotated[date, BeforeValidator(_written_as_text), AfterValidator(_plausible_day)]
+TIME_FORM: Final = "YYYY-MM-DDTHH:MM[:SS[.fff]] and Z or ±HH:MM (2026-12-31T10:00:00+09:00)"
+Time = Annotated[AwareDatetime, BeforeValidator(_time_text)]
+DayText = Annotated[date, BeforeValidator(_day_text)]
+Day = Annotated[DayText, AfterValidator(_plausible_day)]
 Count = WholeNumber
 
 
