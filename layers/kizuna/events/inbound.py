@@ -153,8 +153,18 @@ def _plausible_day(value: date) -> date:
 
 
 TIME_FORM: Final = "YYYY-MM-DDTHH:MM[:SS[.fff]] and Z or ±HH:MM (2026-12-31T10:00:00+09:00)"
-Time = Annotated[AwareDatetime, BeforeValidator(_time_text)]
-DayText = Annotated[date, BeforeValidator(_day_text)]
+Time = Annotated[
+    AwareDatetime,
+    BeforeValidator(_time_text),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": f"^{ISO_TIME_TEXT.pattern}$"}
+    ),
+]
+DayText = Annotated[
+    date,
+    BeforeValidator(_day_text),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": f"^{ISO_DAY_TEXT.pattern}$"}),
+]
 Day = Annotated[DayText, AfterValidator(_plausible_day)]
 Count = WholeNumber
 
