@@ -332,8 +332,12 @@ class CampaignDefinitions(Protocol):
         self, campaign_id: str, occurrence: str, reason: str, now: datetime, status: str = ...
     ) -> bool: ...
 
-    def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool:
-        """Record the winner once; False if a winner is already recorded (or no occurrence)."""
+    def set_winner(
+        self, campaign_id: str, occurrence: str, winner: str, reason: str, *, decided: bool
+    ) -> bool:
+        """Record the winner once (``decided`` False: the test found none, ``winner`` is the
+        first variant), as ``winner``, ``winner_reason`` and ``winner_decided``; False if a
+        winner is already recorded (or no occurrence)."""
         ...
 
     def record_look(
@@ -345,9 +349,12 @@ class CampaignDefinitions(Protocol):
         next_look_at: datetime | None,
         winner: str | None = None,
         reason: str | None = None,
+        *,
+        decided: bool | None = None,
     ) -> bool:
-        """Append look ``number`` (1-based) with the next look's time or the final winner,
-        at once; False if the winner is chosen or that look is already recorded."""
+        """Append look ``number`` (1-based) with the next look's time or the final winner
+        (with ``decided``, as :meth:`set_winner`), at once; False if the winner is chosen or
+        that look is already recorded."""
         ...
 
     def complete_occurrence(self, campaign_id: str, occurrence: str, now: datetime) -> bool: ...

@@ -197,8 +197,8 @@ def test_circuit_breaker(sent: int, failed: int, stops: bool) -> None:
 
 def test_winner_is_the_best_rate_ties_go_to_the_first() -> None:
     results = {"a": ArmResult(100, 10), "b": ArmResult(80, 12)}
-    winner, reason = pick_winner(["a", "b"], results, "open")
-    assert winner == "b" and "b: 12/80 (15.0%)" in reason
+    winner, reason, decided = pick_winner(["a", "b"], results, "open")
+    assert winner == "b" and "b: 12/80 (15.0%)" in reason and decided
     assert pick_winner(["a", "b"], {"a": ArmResult(10, 1), "b": ArmResult(10, 1)}, "click")[0] == (
         "a"
     )
@@ -225,12 +225,14 @@ def test_a_recipient_whose_item_cannot_be_read_is_held_out_as_ever_or_failed() -
 def test_the_best_rule_is_undecided_when_nobody_was_measured() -> None:
     """No test pool member sent on a channel that reports the metric: the first variant,
     said undecided (it was called "best open rate" with every arm at 0/0)."""
-    winner, reason = pick_winner(["a", "b"], {}, "open")
+    winner, reason, decided = pick_winner(["a", "b"], {}, "open")
     assert winner == "a" and reason.startswith("undecided: no test pool recipient of a, b")
+    assert not decided  # the first variant by default, not a winner
     assert "the rest get the first variant (a)" in reason
     # nor when one variant had nobody measured: its 0 would lose for that alone
-    winner, reason = pick_winner(["b", "a"], {"a": ArmResult(10, 3)}, "click")
+    winner, reason, decided = pick_winner(["b", "a"], {"a": ArmResult(10, 3)}, "click")
     assert winner == "b" and reason.startswith("undecided: no test pool recipient of b was")
+    assert not decided
     assert "(sent on a channel that reports the click metric, its links tracked)" in reason
 
 

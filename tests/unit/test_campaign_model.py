@@ -433,3 +433,24 @@ def test_a_winner_metric_needs_a_channel_that_reports_it(
     )
     issues = [str(i) for i in check_campaign("c.yaml", campaign)]
     assert any("winner.metric" in i and "choose 'goal'" in i for i in issues) == refused, issues
+
+
+def test_the_rest_is_named_by_whether_the_test_chose_their_variant() -> None:
+    from kizuna.campaigns.assign import shown_arm, winner_decided
+
+    # as recorded since the occurrence says so; before, a sequential test's looks say it
+    # (its last look names no winner when undecided); an occurrence without looks as then
+    decided = [{"number": 1, "winner": None}, {"number": 2, "winner": "b"}]
+    cases = [
+        ({"winner": "b", "winner_decided": True}, True),
+        ({"winner": "a", "winner_decided": False}, False),
+        ({"winner": "a", "looks": [{"number": 1, "winner": None}]}, False),
+        ({"winner": "b", "looks": decided}, True),
+        ({"winner": "b"}, True),
+        ({}, False),  # no winner recorded: the rest got the first variant
+    ]
+    for occurrence, expected in cases:
+        assert winner_decided(occurrence) is expected, occurrence
+    assert shown_arm(WINNER, "b", True) == "b (winner)"
+    assert shown_arm(WINNER, "a", False) == "a (no winner: first variant)"
+    assert shown_arm("b", "b", False) == "b"  # the test pool's arms are named as they are

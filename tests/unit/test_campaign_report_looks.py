@@ -45,7 +45,7 @@ def test_report_lists_each_look_and_the_decision(capsys: pytest.CaptureFixture[s
         first = look(1, (400, 20), (410, 29), 0.3412, None)
         assert store.record_look("sale", "o1", 1, first, AT + timedelta(hours=48))
         second = look(2, (800, 40), (810, 71), 0.0123, "b")
-        assert store.record_look("sale", "o1", 2, second, None, "b", "b beats a")
+        assert store.record_look("sale", "o1", 2, second, None, "b", "b beats a", decided=True)
         target: Any = SimpleNamespace(
             stored=lambda _: SimpleNamespace(campaign=SimpleNamespace(goal=None)),
             customers=SimpleNamespace(scan_activity=lambda kinds: iter(())),

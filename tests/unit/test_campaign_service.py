@@ -874,7 +874,8 @@ def test_a_look_that_lost_a_race_keeps_the_recorded_one(monkeypatch: pytest.Monk
     original = w.campaigns.record_look
 
     def racing(*args: Any, **kwargs: Any) -> bool:
-        assert original("sale", w.occurrence, 1, {"number": 1, "p_value": 0.01}, None, "b", "r")
+        first = {"number": 1, "p_value": 0.01}
+        assert original("sale", w.occurrence, 1, first, None, "b", "r", decided=True)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(w.campaigns, "record_look", racing)
@@ -1148,3 +1149,69 @@ def test_a_click_winner_leaves_out_the_messages_sent_with_their_links_untracked(
     tracked = len(in_a) - len(in_a) // 2
     assert occ is not None and f"a: {tracked}/{tracked} (100.0%)" in occ["winner_reason"]
     assert f"b: {len(in_b) - 1}/{len(in_b)}" in occ["winner_reason"]
+
+
+def rest_shown(w: World) -> dict[str, int]:
+    """The rest of the audience's rows in the occurrence's results (the console's and the
+    API's, and the report's): their shown variant -> how many were sent."""
+    from kizuna.campaigns.assign import sent_to_the_rest
+    from kizuna.services.campaign_admin import results_of
+    from kizuna_tools.reports.campaigns import campaign_reports
+
+    occurrences = w.campaigns.list_occurrences("sale")
+    ledger = list(w.store.program_ledger("sale"))
+    (result,) = results_of(
+        w.campaign,
+        occurrences,
+        ledger,
+        lambda ids: {i: w.store.customers[i] for i in ids if i in w.store.customers},
+    )
+    shown = {v.variant: v.sent for v in result.variants if sent_to_the_rest(v.variant)}
+    (report,) = campaign_reports(ledger, [], [{**o, "campaign_id": "sale"} for o in occurrences])
+    assert {v.arm: v.recipients for v in report.variants if sent_to_the_rest(v.arm)} == shown
+    return shown
+
+
+def test_results_say_the_rest_got_the_first_variant_when_the_test_chose_no_winner() -> None:
+    """Undecided, the rest of the audience gets the first variant: results named them
+    "a (winner)" as if the test had found a better, which it had not."""
+    # given: a best-rate test by opens, email else SMS, to customers who consented to SMS
+    # alone (SMS reports no opens: nobody is measured), and a sequential test below its
+    # minimum per arm
+    by_sms = World(
+        n=40,
+        channels=["email", "sms"],
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+        winner={"test_percent": 50, "metric": "open", "wait_hours": 2},
+    )
+    w = by_sms
+    for cid in w.store.customers:
+        w.store.customers[cid] = customer(int(cid[1:]), consent=opted_in("sms"))
+    w.send_all(w.start())
+    assert {m["channel"] for m in w.ledger().values() if m["status"] == "sent"} == {"sms"}
+    assert w.call(action="plan", after={"phase": "test", "pass": 0})["phase"] == "winner"
+    few = sequential_world(n=40, min_per_arm=100)
+    open_variant(few, "b")
+    for w in (by_sms, few):
+        # when: the test is undecided and the rest are sent the first variant
+        assert w.call(action="choose_winner") == {"winner": "a"}
+        w.send_all(w.call(action="plan", after={"phase": "winner", "pass": 0}))
+        # then: the occurrence says no winner was chosen, and results name the rest so
+        occ = w.campaigns.get_occurrence("sale", w.occurrence)
+        assert occ is not None and occ["winner_decided"] is False
+        rest = [m for m in w.ledger().values() if m["arm"] == "winner" and m["status"] == "sent"]
+        assert rest and rest_shown(w) == {"a (no winner: first variant)": len(rest)}
+
+
+def test_results_name_the_rest_sent_the_winner_the_test_chose() -> None:
+    # given: a sequential test that finds b better
+    w = sequential_world(n=400, min_per_arm=10)
+    open_variant(w, "b")
+    # when: the rest are sent b
+    assert w.call(action="choose_winner") == {"winner": "b"}
+    w.send_all(w.call(action="plan", after={"phase": "winner", "pass": 0}))
+    # then
+    occ = w.campaigns.get_occurrence("sale", w.occurrence)
+    assert occ is not None and occ["winner_decided"] is True
+    rest = [m for m in w.ledger().values() if m["arm"] == "winner" and m["status"] == "sent"]
+    assert rest and rest_shown(w) == {"b (winner)": len(rest)}

@@ -30,14 +30,17 @@ def test_looks_are_recorded_once_each_and_stop_at_the_winner() -> None:
         assert occ is not None and parse_time(occ["next_look_at"]) == nxt
         assert occ["looks"] == [first] and "winner" not in occ
         # look 3 before look 2: refused; look 2 decides: the winner, no next look
-        assert not store.record_look("sale", "o1", 3, {"number": 3}, None, "b", "why")
+        assert not store.record_look("sale", "o1", 3, {"number": 3}, None, "b", "why", decided=True)
         second = {"number": 2, "p_value": 1.5e-12, "winner": "b"}
-        assert store.record_look("sale", "o1", 2, second, None, "b", "b wins")
+        assert store.record_look("sale", "o1", 2, second, None, "b", "b wins", decided=True)
         occ = store.get_occurrence("sale", "o1")
         assert occ is not None and occ["winner"] == "b" and occ["winner_reason"] == "b wins"
+        assert occ["winner_decided"] is True
         assert "next_look_at" not in occ and occ["looks"] == [first, second]
         # after the winner, no look is recorded
-        assert not store.record_look("sale", "o1", 3, {"number": 3}, None, "a", "late")
+        assert not store.record_look(
+            "sale", "o1", 3, {"number": 3}, None, "a", "late", decided=True
+        )
         assert (store.get_occurrence("sale", "o1") or {})["winner"] == "b"
 
 
@@ -63,9 +66,10 @@ def test_the_best_rules_winner_is_set_once() -> None:
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, "campaigns", "campaign_id", "sk")
         store = CampaignStore(boto3.resource("dynamodb", region_name="us-east-1"), "campaigns")
-        assert not store.set_winner("sale", "o1", "b", "no occurrence")
+        assert not store.set_winner("sale", "o1", "b", "no occurrence", decided=True)
         assert store.start_occurrence("sale", "o1", AT, AT)
-        assert store.set_winner("sale", "o1", "b", "b: 12/20 opened")
-        assert not store.set_winner("sale", "o1", "a", "a: 13/20 opened")
+        assert store.set_winner("sale", "o1", "b", "b: 12/20 opened", decided=True)
+        assert not store.set_winner("sale", "o1", "a", "a: 13/20 opened", decided=True)
         occ = store.get_occurrence("sale", "o1")
         assert occ is not None and (occ["winner"], occ["winner_reason"]) == ("b", "b: 12/20 opened")
+        assert occ["winner_decided"] is True

@@ -710,11 +710,13 @@ class MemoryCampaigns:
         occ.update(status=status, stop_reason=reason, stopped_at=now.isoformat())
         return True
 
-    def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool:
+    def set_winner(
+        self, campaign_id: str, occurrence: str, winner: str, reason: str, *, decided: bool
+    ) -> bool:
         occ = self.occurrences.get((campaign_id, occurrence))
         if occ is None or "winner" in occ:
             return False
-        occ.update(winner=winner, winner_reason=reason)
+        occ.update(winner=winner, winner_reason=reason, winner_decided=decided)
         return True
 
     def record_look(
@@ -726,7 +728,11 @@ class MemoryCampaigns:
         next_look_at: datetime | None,
         winner: str | None = None,
         reason: str | None = None,
+        *,
+        decided: bool | None = None,
     ) -> bool:
+        if winner is not None and decided is None:
+            raise ValueError("a final look's winner needs decided (did the test choose it?)")
         occ = self.occurrences.get((campaign_id, occurrence))
         looks = list(occ.get("looks", [])) if occ is not None else []
         if occ is None or "winner" in occ or len(looks) != number - 1:
@@ -736,7 +742,7 @@ class MemoryCampaigns:
         if next_look_at is not None:
             occ["next_look_at"] = iso(next_look_at)
         if winner is not None:
-            occ.update(winner=winner, winner_reason=reason or "")
+            occ.update(winner=winner, winner_reason=reason or "", winner_decided=decided)
         return True
 
     def complete_occurrence(self, campaign_id: str, occurrence: str, now: datetime) -> bool:

@@ -335,13 +335,16 @@ class CampaignStore:
             "#st = :running",
         )
 
-    def set_winner(self, campaign_id: str, occurrence: str, winner: str, reason: str) -> bool:
-        """Record the winner once; False if there is no such occurrence or a winner is
-        already recorded (a racing look's stands)."""
+    def set_winner(
+        self, campaign_id: str, occurrence: str, winner: str, reason: str, *, decided: bool
+    ) -> bool:
+        """Record the winner once (``winner_decided`` false: the test found none and
+        ``winner`` is the first variant, which the rest get); False if there is no such
+        occurrence or a winner is already recorded (a racing look's stands)."""
         return self._set(
             campaign_id,
             occurrence,
-            {"winner": winner, "winner_reason": reason},
+            {"winner": winner, "winner_reason": reason, "winner_decided": decided},
             "attribute_exists(sk) AND attribute_not_exists(winner)",
         )
 
@@ -354,11 +357,16 @@ class CampaignStore:
         next_look_at: datetime | None,
         winner: str | None = None,
         reason: str | None = None,
+        *,
+        decided: bool | None = None,
     ) -> bool:
         """Append look ``number`` (1-based) to the occurrence's ``looks``, with the next
-        look's time (None: no further look) or the final ``winner``, in one UpdateItem;
-        False if the winner is already chosen or look ``number`` is already recorded (a
-        retried or racing look: the first one written stands)."""
+        look's time (None: no further look) or the final ``winner`` (and whether the test
+        ``decided``: :meth:`set_winner`), in one UpdateItem; False if the winner is already
+        chosen or look ``number`` is already recorded (a retried or racing look: the first
+        one written stands)."""
+        if winner is not None and decided is None:
+            raise ValueError("a final look's winner needs decided (did the test choose it?)")
         names = {"#looks": "looks", "#next": "next_look_at", "#winner": "winner"}
         values: dict[str, Any] = {":look": [to_dynamo(dict(look))], ":empty": []}
         sets = ["#looks = list_append(if_not_exists(#looks, :empty), :look)"]
@@ -369,9 +377,9 @@ class CampaignStore:
             sets.append("#next = :next")
             values[":next"] = iso(next_look_at)
         if winner is not None:
-            names["#reason"] = "winner_reason"
-            sets += ["#winner = :winner", "#reason = :reason"]
-            values.update({":winner": winner, ":reason": reason or ""})
+            names |= {"#reason": "winner_reason", "#decided": "winner_decided"}
+            sets += ["#winner = :winner", "#reason = :reason", "#decided = :decided"]
+            values.update({":winner": winner, ":reason": reason or "", ":decided": decided})
         if number == 1:
             condition = "attribute_exists(sk) AND attribute_not_exists(#looks)"
         else:

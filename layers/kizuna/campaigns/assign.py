@@ -3,7 +3,9 @@ campaign and the customer (the same customer is in the same arm in every occurre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kizuna.campaigns.model import Campaign
 from kizuna.delivery.control import GLOBAL_CONTROL, in_global_control
@@ -18,18 +20,42 @@ WINNER = "winner"
 TEST_POOL = "test"
 MAIN_POOL = "main"
 # how results name the rest of the audience sent the winner: "<variant> (winner)", apart
-# from the test pool's "<variant>" (the console, the API and the report alike)
+# from the test pool's "<variant>" (the console, the API and the report alike); when the
+# test was undecided, the rest got the first variant, named "<variant> (no winner: first
+# variant)": no variant was found better
 WINNER_SUFFIX = " (winner)"
+NO_WINNER_SUFFIX = " (no winner: first variant)"
 
 
-def shown_arm(arm: str | None, variant: str | None) -> str | None:
-    """The arm a result row is counted under: a winner row as ``<variant> (winner)``."""
-    return f"{variant}{WINNER_SUFFIX}" if arm == WINNER and variant else arm
+def shown_arm(arm: str | None, variant: str | None, decided: bool = True) -> str | None:
+    """The arm a result row is counted under: the rest of the audience's row as
+    ``<variant> (winner)``, or ``<variant> (no winner: first variant)`` when the test did
+    not decide (``decided`` False, :func:`winner_decided`)."""
+    if arm != WINNER or not variant:
+        return arm
+    return f"{variant}{WINNER_SUFFIX if decided else NO_WINNER_SUFFIX}"
 
 
-def sent_the_winner(shown: str | None) -> bool:
-    """A shown arm of the rest of the audience of a campaign with winner selection."""
-    return shown is not None and (shown == WINNER or shown.endswith(WINNER_SUFFIX))
+def sent_to_the_rest(shown: str | None) -> bool:
+    """A shown arm of the rest of the audience of a campaign with winner selection (sent
+    the winner, or the first variant when the test did not decide)."""
+    return shown is not None and (
+        shown == WINNER or shown.endswith(WINNER_SUFFIX) or shown.endswith(NO_WINNER_SUFFIX)
+    )
+
+
+def winner_decided(occurrence: Mapping[str, Any]) -> bool:
+    """Did the occurrence's test choose the variant the rest of the audience got? False
+    when it recorded no winner, or was undecided (the rest got the first variant:
+    ``winner_decided`` false on the occurrence). An occurrence recorded before
+    ``winner_decided`` was: a sequential test's looks say it (an undecided last look names
+    no winner), else it reads as decided, as it did then."""
+    if not occurrence.get("winner"):
+        return False
+    if "winner_decided" in occurrence:
+        return bool(occurrence["winner_decided"])
+    looks = occurrence.get("looks") or ()
+    return not looks or any(look.get("winner") for look in looks)
 
 
 @dataclass(frozen=True)

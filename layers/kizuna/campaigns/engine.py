@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from kizuna.analytics.sequential import DEFAULT_ALPHA, DEFAULT_MIN_PER_ARM, Arm, Decision
 from kizuna.analytics.sequential import decide as sequential_decide
@@ -398,9 +398,20 @@ def measured(metric: str, entry: Mapping[str, Any]) -> bool:
     return metric != "click" or clicks_measurable(entry)
 
 
+class WinnerChoice(NamedTuple):
+    """The variant the rest of the audience gets and why; ``decided`` False: the test
+    found no winner and the rest get the first variant (the occurrence records it as
+    ``winner_decided``, and results name their arm ``<variant> (no winner: first
+    variant)``)."""
+
+    winner: str
+    reason: str
+    decided: bool
+
+
 def pick_winner(
     variants: Sequence[str], results: Mapping[str, ArmResult], metric: str
-) -> tuple[str, str]:
+) -> WinnerChoice:
     """The variant with the best rate (ties: the first); the reason states the figures.
     A variant with nobody measured (no test pool member of it sent a message that reports
     ``metric``: :func:`measured`): undecided, the first variant (its rate of 0 would lose
@@ -408,11 +419,12 @@ def pick_winner(
     unmeasured = [n for n in variants if not results.get(n, ArmResult()).recipients]
     if unmeasured:
         tracked = ", its links tracked" if metric == "click" else ""
-        return variants[0], (
+        reason = (
             f"undecided: no test pool recipient of {', '.join(unmeasured)} was measured (sent "
             f"on a channel that reports the {metric} metric{tracked}); no winner, the rest "
             f"get the first variant ({variants[0]})"
         )
+        return WinnerChoice(variants[0], reason, decided=False)
     best = variants[0]
     for name in variants[1:]:
         if results.get(name, ArmResult()).rate > results.get(best, ArmResult()).rate:
@@ -422,7 +434,7 @@ def pick_winner(
         for n in variants
         for r in [results.get(n, ArmResult())]
     )
-    return best, f"best {metric} rate in the test pool: {figures}"
+    return WinnerChoice(best, f"best {metric} rate in the test pool: {figures}", decided=True)
 
 
 def sequential_decision(
@@ -454,7 +466,7 @@ def sequential_winner(
     selection: WinnerSelection,
     previous_p: float = 1.0,
     looks: int = 1,
-) -> tuple[str, str]:
+) -> WinnerChoice:
     """The winner by the always-valid test (:func:`sequential_decision`); undecided, the
     first variant (the default) stays for the rest and the reason says so (and after how
     many ``looks``). Either way the reason carries the evidence: the rule, the p-value, the
@@ -462,12 +474,13 @@ def sequential_winner(
     decision = sequential_decision(variants, results, selection, previous_p)
     metric = f"{selection.metric} rate in the test pool"
     if decision.winner is not None:
-        return decision.winner, f"{metric}: {decision.reason}"
+        return WinnerChoice(decision.winner, f"{metric}: {decision.reason}", decided=True)
     after = f"undecided after {looks} looks, " if looks > 1 else ""
-    return variants[0], (
+    reason = (
         f"{metric}: {decision.reason}; {after}no winner, the rest get the first variant "
         f"{variants[0]}"
     )
+    return WinnerChoice(variants[0], reason, decided=False)
 
 
 def test_sent_at(test_chunks: Sequence[Chunk]) -> datetime:

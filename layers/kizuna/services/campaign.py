@@ -35,6 +35,7 @@ from kizuna.campaigns.engine import (
     ManifestMissing,
     Member,
     RecipientPlan,
+    WinnerChoice,
     breaker_reason,
     chunk_of,
     converted,
@@ -775,11 +776,14 @@ class CampaignService:
         results = self._arm_results(campaign, req, arms)
         names = [v.name for v in campaign.variants]
         if selection.rule != "sequential":
-            winner, reason = pick_winner(names, results, selection.metric)
-            if not self.campaigns.set_winner(req.campaign_id, req.occurrence, winner, reason):
+            choice = pick_winner(names, results, selection.metric)
+            winner, reason, decided = choice
+            if not self.campaigns.set_winner(
+                req.campaign_id, req.occurrence, winner, reason, decided=decided
+            ):
                 return self._recorded(req)  # another look got there first: its winner stands
-            logger.info("campaign winner", campaign=req.campaign_id, winner=winner, reason=reason)
-            return {"winner": winner}
+            self._log_choice(req, choice)
+            return {"winner": choice.winner}
         # the sequential test: this look's due time, and the next look's if undecided
         chunks = [chunk_of(k.removeprefix(prefix)) for k in test_keys]
         sent = test_sent_at(chunks) if chunks else now
@@ -820,13 +824,23 @@ class CampaignService:
             if not recorded:  # another look got there first: what it recorded stands
                 return self._recorded(req)
             return {"winner": None, "next_look_at": iso(following)}
-        winner, reason = sequential_winner(names, results, selection, previous_p, number)
+        choice = sequential_winner(names, results, selection, previous_p, number)
+        winner, reason, decided = choice
         if not self.campaigns.record_look(
-            req.campaign_id, req.occurrence, number, look, None, winner, reason
+            req.campaign_id, req.occurrence, number, look, None, winner, reason, decided=decided
         ):
             return self._recorded(req)  # another look got there first: its decision stands
-        logger.info("campaign winner", campaign=req.campaign_id, winner=winner, reason=reason)
-        return {"winner": winner}
+        self._log_choice(req, choice)
+        return {"winner": choice.winner}
+
+    def _log_choice(self, req: WinnerRequest, choice: WinnerChoice) -> None:
+        logger.info(
+            "campaign winner",
+            campaign=req.campaign_id,
+            winner=choice.winner,
+            reason=choice.reason,
+            decided=choice.decided,
+        )
 
     def _recorded(self, req: WinnerRequest) -> dict[str, Any]:
         """What the occurrence holds after a look lost a race: the winner or the next look."""

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from kizuna.analytics.stats import Lift, lift
-from kizuna.campaigns.assign import HOLDOUT, WINNER, assign, sent_the_winner, shown_arm
+from kizuna.campaigns.assign import (
+    HOLDOUT,
+    WINNER,
+    assign,
+    sent_to_the_rest,
+    shown_arm,
+    winner_decided,
+)
 from kizuna.campaigns.engine import (
     SEND_STEP,
     STOPPED,
@@ -570,13 +577,15 @@ class OccurrenceResult:
 COUNTED: Final = ("sent", "suppressed", "deferred", "failed", "holdout")
 
 
-def _variant_of(row: Mapping[str, Any]) -> str:
+def _variant_of(row: Mapping[str, Any], decided: bool) -> str:
+    """The row's variant as results show it; ``decided``: did the occurrence's test choose
+    the variant the rest of the audience got (:func:`kizuna.campaigns.assign.winner_decided`)."""
     if row.get("arm") == GLOBAL_CONTROL:
         return GLOBAL_CONTROL  # apart from the campaign's own holdout
     if row.get("arm") == HOLDOUT or row.get("status") == "holdout":
         return HOLDOUT
     if row.get("arm") == WINNER:  # the rest of the audience, apart from the test pool
-        return shown_arm(WINNER, str(row.get("variant") or "")) or WINNER
+        return shown_arm(WINNER, str(row.get("variant") or ""), decided) or WINNER
     return str(row.get("variant") or "default")
 
 
@@ -593,8 +602,13 @@ def results_of(
     window = campaign.goal.within_days if campaign.goal else 7
     conditions = campaign.goal.conditions if campaign.goal else {}
     out: dict[str, OccurrenceResult] = {}
+    # occurrences whose test chose no winner: the rest of the audience got the first variant
+    # (an occurrence the ledger names but that has no record reads as decided)
+    undecided: set[str] = set()
     for occ in occurrences:
         name = str(occ["occurrence"])
+        if not winner_decided(occ):
+            undecided.add(name)
         out[name] = OccurrenceResult(
             name,
             str(occ.get("status", "")),
@@ -613,7 +627,7 @@ def results_of(
     for row in rows:
         occurrence = str(row["occurrence"])
         result = out.setdefault(occurrence, OccurrenceResult(occurrence, "", {}))
-        key = (occurrence, _variant_of(row))
+        key = (occurrence, _variant_of(row, occurrence not in undecided))
         if key not in by_variant:
             by_variant[key] = VariantResult(key[1])
             result.variants.append(by_variant[key])
@@ -638,11 +652,11 @@ def results_of(
         # the audience after the winner wait: no baseline for the test pool's arms, sent
         # days before (the report's rule, tools/kizuna_tools/reports/campaigns.py)
         names = [v.variant for v in result.variants]
-        selection = result.winner is not None or any(sent_the_winner(n) for n in names)
+        selection = result.winner is not None or any(sent_to_the_rest(n) for n in names)
         for v in result.variants:
             if v.variant in (HOLDOUT, GLOBAL_CONTROL) or not v.assigned:
                 continue
-            if not selection or sent_the_winner(v.variant):
+            if not selection or sent_to_the_rest(v.variant):
                 base = (held.assigned_converted, held.assigned)
                 v.lift = lift(v.assigned_converted, v.assigned, *base)
     return [out[k] for k in sorted(out)]

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kizuna.analytics.stats import Lift, lift
-from kizuna.campaigns.assign import sent_the_winner, shown_arm
+from kizuna.campaigns.assign import sent_to_the_rest, shown_arm, winner_decided
 from kizuna.campaigns.engine import order_meets_goal
 from kizuna.campaigns.looks import Look, decision_line, looks_of, next_look_of
 from kizuna.domain.timestamps import parse_time
@@ -42,7 +42,9 @@ class CampaignRow:
     clicked: bool
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> CampaignRow | None:
+    def from_item(cls, item: Mapping[str, Any], decided: bool = True) -> CampaignRow | None:
+        """``decided``: did the occurrence's test choose the variant the rest of the audience
+        got (:func:`kizuna.campaigns.assign.winner_decided`; the arm it shows)."""
         if item.get("kind") != "MSG" or not item.get("campaign") or not item.get("status"):
             return None
         return cls(
@@ -51,7 +53,7 @@ class CampaignRow:
             customer_id=str(item.get("pk", item.get("customer_id", ""))),
             at=parse_time(str(item.get("sent_at") or item["at"])),
             status=str(item["status"]),
-            arm=shown_arm(item.get("arm"), item.get("variant")),
+            arm=shown_arm(item.get("arm"), item.get("variant"), decided),
             channel=item.get("channel"),
             reason=item.get("reason"),
             opened=bool(item.get("open_at")),
@@ -134,13 +136,17 @@ def campaign_reports(
     """One report per (campaign, occurrence) found in the ledger or the occurrence items.
     ``goal_days``: attribution window per campaign (default 7 days); ``goal_conditions``:
     what an order must match to convert, per campaign (default: any order)."""
-    rows = [r for r in (CampaignRow.from_item(i) for i in items) if r is not None]
     by_customer: dict[str, list[Order]] = defaultdict(list)
     for o in orders:
         by_customer[o.customer_id].append(o)
     reports: dict[tuple[str, str], OccurrenceReport] = {}
+    # occurrences whose test chose no winner: the rest of the audience got the first variant
+    # (an occurrence without its record reads as decided)
+    undecided: set[tuple[str, str]] = set()
     for occ in occurrences:
         key = (str(occ["campaign_id"]), str(occ["occurrence"]))
+        if not winner_decided(occ):
+            undecided.add(key)
         reports[key] = OccurrenceReport(
             *key,
             status=str(occ.get("status", "")),
@@ -150,6 +156,16 @@ def campaign_reports(
             looks=looks_of(occ),
             next_look_at=next_look_of(occ),
         )
+    rows = [
+        r
+        for i in items
+        for r in [
+            CampaignRow.from_item(
+                i, (str(i.get("campaign")), str(i.get("occurrence", ""))) not in undecided
+            )
+        ]
+        if r is not None
+    ]
     grouped: dict[tuple[str, str], list[CampaignRow]] = defaultdict(list)
     for row in rows:
         grouped[(row.campaign, row.occurrence)].append(row)
@@ -185,7 +201,7 @@ def campaign_reports(
         # winner's; the test pool's arms went out days before and are compared with one
         # another by the winner test. A holdout measured over other days is no baseline for
         # them (a payday or a sale ending between the two read as lift): no lift.
-        selection = report.winner is not None or any(sent_the_winner(r.arm) for r in group)
+        selection = report.winner is not None or any(sent_to_the_rest(r.arm) for r in group)
         assigned: dict[str, list[CampaignRow]] = defaultdict(list)
         for r in group:
             # (the global control's rows are holdout rows too, or under its arm)
@@ -210,7 +226,7 @@ def campaign_reports(
                     revenue=sum(v for _, v in conv),
                     lift=(
                         lift(k_all, len(everyone), holdout_k, len(held))
-                        if held and (sent_the_winner(arm) or not selection)
+                        if held and (sent_to_the_rest(arm) or not selection)
                         else None
                     ),
                     assigned=len(everyone),
