@@ -760,9 +760,11 @@ class CampaignAdmin:
                 # paused meanwhile, or an occurrence started (apply read it otherwise):
                 # apply again, over the pause; the occurrence's refusal is raised then
                 return self.save(campaign, files, by, now)
-            started_meanwhile = self.ran_problem(
-                written, now_stored, now
-            ) or self.experiment_problem(written, now_stored)
+            started_meanwhile = (
+                self.ran_problem(written, now_stored, now)
+                or self.experiment_problem(written, now_stored)
+                or self.ran_through_problem(written, current, now_stored, expected_version)
+            )
             if started_meanwhile:
                 raise StatusConflict(started_meanwhile) from None
             raise
@@ -900,6 +902,40 @@ class CampaignAdmin:
                     f"completes (a stopped one: kizuna campaigns close)"
                 )
         return None
+
+    def ran_through_problem(
+        self,
+        campaign: Campaign,
+        current: StoredCampaign | None,
+        now_stored: StoredCampaign | None,
+        expected_version: int | None,
+    ) -> str | None:
+        """Why a change of the experiment over ``current`` (the version the writer read,
+        ``expected_version``) was refused when, read again (``now_stored``), nobody else
+        has written the definition and no occurrence is unfinished: an occurrence started
+        after ``current`` was read (its start counted itself on ``occurrences_started``, on
+        which :meth:`save` conditions the write) and has finished since. Nothing was
+        written; written again, the change is measured from the next occurrence on. None
+        otherwise (another write came between: read it again)."""
+        if (
+            current is None
+            or now_stored is None
+            or expected_version != current.version
+            or now_stored.version != current.version
+            or now_stored.occurrences_started == current.occurrences_started
+            or not experiment_changed(current.campaign, campaign)
+        ):
+            return None
+        occurrences = self.store.list_occurrences(campaign.id)
+        latest = max(occurrences, key=lambda o: str(o.get("started_at", "")), default=None)
+        which = f"occurrence {latest['occurrence']}" if latest else "an occurrence"
+        return (
+            f"{campaign.id}: {which} started and finished while this change was being "
+            "written, so nothing was written (variants, winner, holdout_percent and goal are "
+            "written only if no occurrence started since the campaign was read); no "
+            "occurrence is unfinished now: write the change again (read the campaign first "
+            "to see that occurrence's results)"
+        )
 
     def ran_problem(
         self, campaign: Campaign, current: StoredCampaign | None, now: datetime

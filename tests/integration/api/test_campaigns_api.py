@@ -407,6 +407,55 @@ def test_a_one_off_campaign_that_ran_is_409_when_its_time_is_moved(capi: Api) ->
     assert schedule["ScheduleExpression"] == "at(2026-12-02T01:00:00)"
 
 
+def test_an_experiment_change_an_occurrence_ran_through_is_409_saying_so(capi: Api) -> None:
+    """An occurrence that started and finished between the update's read and its write
+    refused the write (the experiment is written only if no occurrence started since), and
+    the answer said someone else had changed the campaign: nobody had, and the marketer,
+    reading it again, found the version they had sent."""
+    # Given a recurring campaign, scheduled (version 1)
+    weekly = {"type": "recurring", "rate": "rate(7 days)"}
+    assert create(capi, id="weekly-sale", status="scheduled", schedule=weekly).status == 200
+    store = capi.deps.campaigns
+    assert store is not None
+    at = NOW + timedelta(hours=1)
+
+    def ran_meanwhile() -> None:
+        # the schedule fires, its occurrence starts (on version 1) and completes
+        assert store.start_occurrence("weekly-sale", "20261130T0200Z", at, at, version=1)
+        assert store.complete_occurrence("weekly-sale", "20261130T0200Z", at)
+
+    class Meanwhile:
+        """The store, as the occurrence runs just before the definition's write."""
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "put_definition":
+                ran_meanwhile()
+                capi.deps.campaigns = store
+            return getattr(store, name)
+
+    capi.deps.campaigns = Meanwhile()  # type: ignore[assignment]
+    # When the holdout is changed over version 1 as that occurrence runs through
+    changed = {"definition": winter_sale(id="weekly-sale", status="scheduled", schedule=weekly)}
+    changed["definition"]["holdout_percent"] = 20
+    update = {**changed, "version": 1}
+    answer = capi.call("PUT", "/api/campaigns/weekly-sale", as_="marketer", body=update)
+    # Then 409, saying what happened and what to do; nothing written
+    assert capi.deps.campaigns is store
+    assert answer.status == 409
+    assert answer.json()["message"] == (
+        "weekly-sale: occurrence 20261130T0200Z started and finished while this change was "
+        "being written, so nothing was written (variants, winner, holdout_percent and goal "
+        "are written only if no occurrence started since the campaign was read); no "
+        "occurrence is unfinished now: write the change again (read the campaign first to "
+        "see that occurrence's results)"
+    )
+    detail = capi.call("GET", "/api/campaigns/weekly-sale", as_="viewer").json()
+    assert (detail["version"], detail["definition"]["holdout_percent"]) == (1, 10)
+    # And the same update, sent again, is written
+    again = capi.call("PUT", "/api/campaigns/weekly-sale", as_="marketer", body=update)
+    assert again.status == 200 and again.json()["version"] == 2
+
+
 def test_a_cancelled_campaign_is_not_written_over_in_the_store_itself(capi: Api) -> None:
     # the campaigns table refuses it in the same write (DynamoDB's condition, on moto)
     assert create(capi).status == 200
