@@ -4,12 +4,16 @@ branch, decided per member on the ledger as it is when the branch runs, and expl
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kizuna.delivery.channels import HttpResponse, LinePush
+from kizuna.delivery.links import TrackedLinks
+from kizuna.delivery.templates import Renderer
 from kizuna.delivery.why import explain
 from kizuna.domain.timestamps import iso
 from kizuna.programs.cohorts import cohort_id, run_name
@@ -20,12 +24,13 @@ from kizuna.programs.loader import ProgramError, load_program
 from kizuna.programs.members import ROOT, Member
 from kizuna.programs.model import Program
 from kizuna.runtime.clock import FixedClock
-from kizuna.runtime.config import KizunaConfig
+from kizuna.runtime.config import KizunaConfig, TrackedLinksConfig
 from kizuna.services.cohort import CohortService
 from kizuna.services.contracts import GroupRequest
+from kizuna.services.send import SendRequest
 from kizuna_tools.fakes import MemoryStarter, MemoryStore
 from tests import factories
-from tests.factories import opted_in
+from tests.factories import LINE_USER, opted_in
 
 HEAD = """
 id: engaged
@@ -416,6 +421,76 @@ def test_a_click_branch_does_not_read_untracked_links_as_not_clicked(tmp_path: P
     assert why.endswith("whether a link was clicked could not be seen.")
     assert (b["decision"], b["reason"]) == ("else", "not_engaged")
     assert c["decision"] == "then" and c["engagement"]["hours"] == 3.0
+
+
+class LineApi:
+    """LINE's push endpoint, answering as LINE does."""
+
+    def post(self, url: str, headers: Any, body: bytes, timeout: float) -> HttpResponse:
+        return HttpResponse(200, {}, json.dumps({"sentMessages": [{"id": "4612309"}]}).encode())
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # its only link is to a host tracked_links.hosts does not declare: sent as written,
+        # a click of it could never show
+        ("Sale: https://elsewhere.example/sale", "not_measured"),
+        # its link tracked and not clicked
+        ("Sale: https://shop.example/sale", "not_engaged"),
+        # no link: nothing could be clicked, a fact (as for an email without a link)
+        ("Sale today", "not_engaged"),
+    ],
+)
+def test_a_click_branch_on_a_line_message_without_a_tracked_link_is_not_measured(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    """The send step's LINE message goes through the LINE adapter as deployed (links to the
+    declared hosts tracked); the clicked branch two days later reads its ledger entry. A
+    message whose links all went untracked sends the member to ``else`` as ``not_measured``,
+    never ``not_engaged`` (its silence is no "did not click")."""
+    clicked = GOOD.replace(
+        "channels: [email], template: coupon}", "channels: [line], template: coupon}"
+    )
+    program = load_program(write(tmp_path, clicked.replace("event: opened", "event: clicked")))
+    folder = tmp_path / "templates" / "engaged" / "coupon" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "line.txt.j2").write_text(text)
+    store, starter = MemoryStore(), MemoryStarter()
+    cohort = cohort_id(program.id, SENT.replace(minute=0))
+    store.customers["a"] = factories.customer("a", line_user_id=LINE_USER, consent=opted_in("line"))
+    member = Member("a", f"{program.id}-a", SENT - timedelta(hours=1), {})
+    store.members.setdefault(cohort, {})[member.sk] = member
+    tracked = TrackedLinks(
+        "https://links.example/",
+        b"k" * 32,
+        hosts=TrackedLinksConfig(hosts=("shop.example",)),
+        now=lambda: SENT,
+    )
+    # given: the coupon step sent on LINE
+    sender = factories.send_service(
+        store,
+        {"line": LinePush(lambda: "token", LineApi(), links=tracked)},
+        FixedClock(SENT),
+        programs=[program],
+    )
+    sender.renderer = Renderer(tmp_path / "templates")
+    request = SendRequest(
+        program=program.id,
+        step="coupon",
+        customer_id="a",
+        execution=member.entry,
+        entered_at=member.entered_at,
+    )
+    assert (
+        sender.send(request).status,
+        store.messages[("a", f"MSG#{member.entry}#coupon")]["channel"],
+    ) == ("sent", "line")
+    # when: the clicked branch runs, nobody having clicked
+    service = CohortService([program], store, starter, CFG, FixedClock(NOW))
+    check(service, cohort)
+    # then
+    assert (row(store, "a")["decision"], row(store, "a")["reason"]) == ("else", reason)
 
 
 # --- the feedback stamps keep the first open ---------------------------------------------------

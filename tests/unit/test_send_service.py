@@ -1,11 +1,22 @@
 """The send task: policy outcomes in the ledger, exactly-once under duplicates and
 throttling, loud render failures, goal exit, fallback, invalid push tokens."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kizuna.delivery.channels import InvalidAddressInfo, OutboundMessage, SendResult, Throttled
+import pytest
+
+from kizuna.delivery.channels import (
+    HttpResponse,
+    InvalidAddressInfo,
+    LinePush,
+    OutboundMessage,
+    SendResult,
+    Throttled,
+)
+from kizuna.delivery.links import TrackedLinks
 from kizuna.delivery.templates import Renderer
 from kizuna.domain.customer import Customer, Device
 from kizuna.domain.loyalty import address_hash
@@ -13,6 +24,7 @@ from kizuna.events import Channel, ChannelSuppressed, DeviceUnregistered
 from kizuna.programs.journeys import JourneyState
 from kizuna.programs.loader import load_programs
 from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import TrackedLinksConfig
 from kizuna.services.send import SendRequest, SendService
 from kizuna_tools.fakes import MemoryInbound, MemoryStore
 from tests import factories
@@ -307,6 +319,53 @@ def test_a_line_text_sent_with_its_links_untracked_says_so_in_the_ledger() -> No
     assert (svc.send(req()).channel, len(line.sent)) == ("line", 1)
     entry = store.messages[("c1", "MSG#ex-1#coupon")]
     assert entry["status"] == "sent" and entry["links_untracked"] is True
+
+
+class LineApi:
+    """LINE's push endpoint, answering as LINE does; keeps the bodies."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def post(self, url: str, headers: Any, body: bytes, timeout: float) -> HttpResponse:
+        self.bodies.append(json.loads(body))
+        return HttpResponse(200, {}, json.dumps({"sentMessages": [{"id": "4612309"}]}).encode())
+
+
+@pytest.mark.parametrize(
+    ("text", "untracked"),
+    [
+        # a link to a host tracked_links.hosts does not declare: sent as written
+        ("Coupon {{ coupon.code }}: https://elsewhere.example/sale", True),
+        # a link to a declared host: tracked, its clicks seen
+        ("Coupon {{ coupon.code }}: https://shop.example/sale", False),
+        # no link: nothing to click (an email without a link is measured alike)
+        ("Coupon {{ coupon.code }}", False),
+    ],
+)
+def test_a_line_message_without_a_tracked_link_is_marked_in_the_ledger(
+    tmp_path: Path, text: str, untracked: bool
+) -> None:
+    """The LINE adapter as deployed (links to the declared hosts tracked): a message whose
+    links all go untracked is marked ``links_untracked`` on its ledger entry, so that no
+    report, winner or branch reads its silence as "not clicked"."""
+    folder = tmp_path / "second-purchase-coupon" / "coupon" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "line.txt.j2").write_text(text)
+    api = LineApi()
+    tracked = TrackedLinks(
+        "https://links.example/",
+        b"k" * 32,
+        hosts=TrackedLinksConfig(hosts=("shop.example",)),
+        now=lambda: NOON,
+    )
+    line = LinePush(lambda: "token", api, links=tracked)
+    svc, store, _, _ = build(channels={"line": line}, consent=opted_in("line"))  # type: ignore[dict-item]
+    svc.renderer = Renderer(tmp_path)
+    assert (svc.send(req()).status, len(api.bodies)) == ("sent", 1)
+    entry = store.messages[("c1", "MSG#ex-1#coupon")]
+    assert (entry["status"], entry["channel"]) == ("sent", "line")
+    assert entry.get("links_untracked", False) is untracked
 
 
 def _topics(**per: dict[str, str]) -> dict[str, Any]:

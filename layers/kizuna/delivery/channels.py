@@ -39,7 +39,16 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Final,
+    Literal,
+    NamedTuple,
+    Protocol,
+    runtime_checkable,
+)
 
 from botocore.exceptions import (
     ClientError,
@@ -63,7 +72,7 @@ from kizuna.delivery.line_messages import (
     line_length,
     message_problems,
 )
-from kizuna.delivery.links import TrackedLinks
+from kizuna.delivery.links import TrackedLinks, text_links
 from kizuna.delivery.policy import E164, PushTarget, address_for, push_targets
 from kizuna.delivery.tags import (
     TAG_CUSTOMER,
@@ -311,8 +320,15 @@ class SendResult(BaseModel):
     attempts: int = 1
     links_untracked: bool = Field(
         default=False,
-        description="LINE: a text went with its links as written, untracked (with tracked "
-        "links it was over LINE's 5,000 characters)",
+        description="LINE: the message has http(s) links and none of them went tracked, so "
+        "no click of it can be seen (links to hosts not declared, links in Flex, template or "
+        "imagemap actions, or a text over LINE's 5,000 characters with them tracked); a "
+        "message with no link at all is not (nothing to click: no click is a fact)",
+    )
+    links_over_limit: bool = Field(
+        default=False,
+        description="LINE: a text went with its links as written because, tracked, it would "
+        "have been over LINE's 5,000 characters (shorten it to have its clicks)",
     )
 
 
@@ -1092,7 +1108,16 @@ class LinePush:
     ledger entry; other links are sent as written. A text that tracked links would take
     over LINE's :data:`MAX_TEXT` (each is longer than the link it replaces) goes with its
     links as written, untracked, rather than not at all (the rendered text was checked: it
-    fits); the result says so (``links_untracked``).
+    fits); the result says so (``links_over_limit``).
+
+    A message that has links and none of them went tracked (to hosts not declared, in
+    actions, over the limit tracked: :func:`line_links`) can show no click: the result says
+    ``links_untracked``, which the senders keep on the ledger entry
+    (:func:`kizuna.delivery.ledger.clicks_measurable`). A message with no link at all is
+    not marked: nothing in it can be clicked, so no click is a fact, as for an email with no
+    link (SES tracks every link of an email's HTML, and reports no click of one without).
+    One tracked link is enough for its clicks to be measured (only clicks of tracked links
+    are ever counted).
     """
 
     max_addresses = MAX_MULTICAST_RECIPIENTS
@@ -1178,21 +1203,24 @@ class LinePush:
             or len(users) > self.max_addresses
         ):
             raise PermanentFailure("a LINE multicast is one content to distinct users")
-        body = json.dumps(
-            {"to": users, "messages": line_message_objects(first)}, ensure_ascii=False
-        ).encode()
-        return self._post(self._multicast, body, line_multicast_retry_key(messages))
+        objects = line_message_objects(first)
+        body = json.dumps({"to": users, "messages": objects}, ensure_ascii=False).encode()
+        result = self._post(self._multicast, body, line_multicast_retry_key(messages))
+        # sent as written: a link in it is untracked (one content for every user)
+        return self._measured(result, objects, tracked=False)
 
     def send(self, message: OutboundMessage) -> SendResult:
         content = message.content
         if not isinstance(content, LineContent) or not isinstance(message.address, str):
             raise PermanentFailure("LinePush sends LINE content to one user")
         objects: list[dict[str, Any]] = []
-        untracked = False
+        over_limit = tracked = False
         for o in line_message_objects(content):
             if o.get("type") == "text":
-                text, left = self.text(message, str(o["text"]))
-                o, untracked = {**o, "text": text}, untracked or left
+                written = str(o["text"])
+                text, left = self.text(message, written)
+                o, over_limit = {**o, "text": text}, over_limit or left
+                tracked = tracked or text != written
             objects.append(o)
         body = json.dumps(
             {"to": message.address, "messages": objects},
@@ -1200,7 +1228,26 @@ class LinePush:
         ).encode()
         retry_key = line_retry_key(message.execution, message.step, message.customer_id)
         result = self._post(self._endpoint, body, retry_key)
-        return result.model_copy(update={"links_untracked": True}) if untracked else result
+        return self._measured(result, objects, tracked=tracked, over_limit=over_limit)
+
+    def _measured(
+        self,
+        result: SendResult,
+        objects: Sequence[Mapping[str, Any]],
+        *,
+        tracked: bool,
+        over_limit: bool = False,
+    ) -> SendResult:
+        """``result`` saying whether the message went with links none of which is tracked
+        (``links_untracked``: no click of it can be seen) and whether a text's links were
+        left as written for LINE's limit (``links_over_limit``)."""
+        own = self._links.is_own if self._links is not None else (lambda _: False)
+        untracked = not tracked and any(not own(link) for link in line_links(objects))
+        if not (untracked or over_limit):
+            return result
+        return result.model_copy(
+            update={"links_untracked": untracked, "links_over_limit": over_limit}
+        )
 
     def _post(self, url: str, body: bytes, retry_key: str) -> SendResult:
         headers = {
@@ -1240,6 +1287,38 @@ class LinePush:
         if status >= 500:
             raise TemporaryFailure(f"LINE {status} {detail}".strip())
         raise PermanentFailure(f"LINE {status} {detail}".strip())
+
+
+# Where LINE message objects carry a link a recipient can follow: a URI action's ``uri``
+# (Flex, template, quick reply), an imagemap action's and a video's ``externalLink``'s
+# ``linkUri``. (Image and icon URLs are shown, not followed.)
+_LINK_KEYS: Final = frozenset({"uri", "linkUri"})
+
+
+def line_links(objects: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The http(s) links a recipient can follow in LINE message objects: those of a text
+    message's text (LINE makes them links: :func:`kizuna.delivery.links.text_links`) and the
+    http(s) targets of actions, anywhere in the objects. Whether one of them is tracked is
+    :meth:`LinePush.send`'s to say."""
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if key in _LINK_KEYS and isinstance(item, str):
+                    if item.lower().startswith(("http://", "https://")):
+                        found.append(item)
+                else:
+                    walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    for o in objects:
+        if o.get("type") == "text":
+            found += text_links(str(o.get("text", "")))
+        walk(o)
+    return found
 
 
 def line_message_objects(content: LineContent) -> list[dict[str, Any]]:
@@ -1324,6 +1403,7 @@ __all__ = [
     "UrllibHttp",
     "address_for",
     "classify_client_error",
+    "line_links",
     "line_retry_key",
     "line_token_from",
     "push_batches",

@@ -71,8 +71,11 @@ ACCEPTED_EVIDENCE: Final = (
     *NOT_DELIVERED_STAMPS,
 )
 
-# A message sent with its links as written, untracked (LINE: tracked, its text would have
-# been over LINE's limit, kizuna.delivery.channels.LinePush): no click of it can be stamped.
+# A message sent with links none of which is tracked, so no click of it can be stamped (LINE,
+# kizuna.delivery.channels.LinePush: links to hosts tracked_links.hosts does not declare,
+# links in Flex, template or imagemap actions, or a text over LINE's limit with them
+# tracked). Never on a message with no link at all: nothing in it can be clicked, so its
+# "no click" is a fact, as for an email with no link (SES tracks every link of an email).
 LINKS_UNTRACKED: Final = "links_untracked"
 
 Settled = Literal["sent", "failed"]
@@ -128,9 +131,12 @@ def settle(entry: Mapping[str, Any]) -> tuple[Settled, str]:
 
 def clicks_measurable(entry: Mapping[str, Any]) -> bool:
     """Could a click of this message show on its entry (``click_at``)? Not when it went
-    with its links untracked (:data:`LINKS_UNTRACKED`), unless a click was stamped all the
-    same: its silence then says nothing about clicks. What a winner on clicks leaves out of
-    its denominator and what an engagement branch on clicks does not read as not clicked.
+    with links none of which is tracked (:data:`LINKS_UNTRACKED`), unless a click was
+    stamped all the same: its silence then says nothing about clicks. The rule is the same
+    on every channel: a message with a tracked link (any email link: SES tracks them all)
+    is measured, and so is one with no link at all (it cannot be clicked: no click is
+    known, not unknown). What a winner on clicks leaves out of its denominator and what an
+    engagement branch on clicks does not read as not clicked.
     (Whether the message's *channel* reports clicks at all is the loaders' and
     :func:`kizuna.campaigns.engine.measured_on`'s question.)"""
     return bool(entry.get("click_at")) or not entry.get(LINKS_UNTRACKED)

@@ -106,6 +106,12 @@ def declared_target(url: str, hosts: TrackedLinksConfig) -> bool:
     return host is not None and hosts.declares(host)
 
 
+def text_links(text: str) -> list[str]:
+    """The http(s) links of a plain text as tracking reads them (:data:`LINK_PATTERN`,
+    without a sentence's trailing punctuation), tracked or not."""
+    return [m.group(0).rstrip(_TRAILING) for m in LINK_PATTERN.finditer(text)]
+
+
 _mac = signing.domain_mac(b"kizuna/link\x00")
 
 

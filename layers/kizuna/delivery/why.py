@@ -243,11 +243,12 @@ REASONS: Final[dict[str, Text]] = {
         "分岐 {step}: else 側へ: {what}。",
     ),
     "not_measured": (
-        "Branch {step}: the other side (else): the message of step {of}{sent} went with its "
-        "links untracked (too long for LINE with them tracked): whether a link was clicked "
-        "could not be seen.",
-        "分岐 {step}: else 側へ: ステップ {of} のメッセージ{sent}は計測用リンクにすると LINE "
-        "の上限を超えるため、リンクを計測せずに送信されました。クリックの有無は確認できません。",
+        "Branch {step}: the other side (else): the message of step {of}{sent} went with none "
+        "of its links tracked (to a host the configuration does not track, in an action, or "
+        "too long for LINE with them tracked): whether a link was clicked could not be seen.",
+        "分岐 {step}: else 側へ: ステップ {of} のメッセージ{sent}は計測できるリンクなしで送信"
+        "されました (計測対象外のホストへのリンク、アクションのリンク、または計測用リンクにすると"
+        " LINE の上限を超えるため)。クリックの有無は確認できません。",
     ),
     # STEP# exit at a step a redeploy renamed or removed (kizuna.services.cohort)
     "step_removed": (

@@ -17,12 +17,14 @@ The message counts from its send (``sent_at``; an entry settled by the reconcili
 has none: from when it was dispatched, else claimed). ``then`` when the event came after
 the send and at most ``within_hours`` after it; ``else`` otherwise, and when the step sent
 the member nothing (no entry, or one whose status is not ``sent``). A ``clicked`` branch
-whose message went with its links untracked (``links_untracked``: LINE, the text over its
-limit with tracked links) and shows no click cannot tell a click from none: ``else``, as
-for a member not sent the message (nothing is known to have happened), with the reason
-:data:`NOT_MEASURED`, never :data:`NOT_ENGAGED` (its silence is no evidence that the member
-did not click). :func:`decide` returns
-the side and the detail the ``STEP`` ledger row keeps beside it (docs/PROGRAMS.md, "The
+whose message went with none of its links tracked (``links_untracked``: LINE, its links to
+hosts not declared, in actions, or its text over LINE's limit with them tracked) and shows
+no click cannot tell a click from none: ``else``, as for a member not sent the message
+(nothing is known to have happened), with the reason :data:`NOT_MEASURED`, never
+:data:`NOT_ENGAGED` (its silence is no evidence that the member did not click). A message
+with no link at all is measured (:func:`kizuna.delivery.ledger.clicks_measurable`: nothing
+could be clicked, as in an email with no link): ``not_engaged``. :func:`decide` returns the
+side and the detail the ``STEP`` ledger row keeps beside it (docs/PROGRAMS.md, "The
 ledger's reasons"); :mod:`kizuna.delivery.why` phrases it.
 """
 

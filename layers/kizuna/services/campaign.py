@@ -68,6 +68,7 @@ from kizuna.delivery.channels import (
 )
 from kizuna.delivery.control import control_for
 from kizuna.delivery.coupons import Coupon, IssuedCoupon, coupon_expiry, issue_coupon
+from kizuna.delivery.ledger import LINKS_UNTRACKED
 from kizuna.delivery.policy import OUT_OF_TIME, OUT_OF_TIME_DEFERRAL, contended
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
@@ -712,9 +713,9 @@ class CampaignService:
                     provider_message_id=result.provider_message_id,
                     attempts=result.attempts,
                 )
-                if result.links_untracked:
-                    entry["links_untracked"] = True
-                    untracked += 1
+                if result.links_untracked:  # no click of it can be seen
+                    entry[LINKS_UNTRACKED] = True
+                untracked += result.links_over_limit
                 if r.coupon is not None:
                     coupons.append(r.coupon)
             counts[entry["status"]] += 1

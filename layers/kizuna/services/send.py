@@ -33,7 +33,7 @@ from kizuna.delivery.channels import (
 )
 from kizuna.delivery.coupons import Coupon, IssuedCoupon, coupon_expiry, issue_coupon
 from kizuna.delivery.feedback import suppression
-from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
+from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT, LINKS_UNTRACKED
 from kizuna.delivery.policy import (
     CONTENDED,
     LOCAL_TIME_MOVED,
@@ -584,8 +584,9 @@ class SendService:
                     "attempts": result.attempts,
                 }
                 logger.info("message sent", program=program.id, step=step.id, channel=channel)
-                if result.links_untracked:
-                    data["links_untracked"] = True
+                if result.links_untracked:  # no click of it can be seen
+                    data[LINKS_UNTRACKED] = True
+                if result.links_over_limit:
                     logger.warning("LINE links sent untracked", program=program.id, step=step.id)
                 plan.response = SendResponse(status="sent", channel=channel)
                 if plan.coupon is not None:

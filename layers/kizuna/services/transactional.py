@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from kizuna.delivery.channels import DeliveryError, OutboundMessage, report_dead_devices, send_all
-from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT
+from kizuna.delivery.ledger import CLAIMED_BY, DISPATCHED_AT, LINKS_UNTRACKED
 from kizuna.delivery.policy import Outcome, decide
 from kizuna.delivery.templates import RenderError, build_context
 from kizuna.domain.customer import UNREADABLE_CUSTOMER, Customer, unreadable_of
@@ -223,8 +223,9 @@ class TransactionalService:
                 "attempts": result.attempts,
             }
             logger.info("transactional message sent", channel=str(message.channel))
-            if result.links_untracked:
-                final["links_untracked"] = True
+            if result.links_untracked:  # no click of it can be seen
+                final[LINKS_UNTRACKED] = True
+            if result.links_over_limit:
                 logger.warning("LINE links sent untracked", template=req.template)
         records = [(req.customer_id, req.execution, final)]
         record_delivered(

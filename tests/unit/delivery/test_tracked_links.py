@@ -321,7 +321,93 @@ def test_a_text_that_fits_with_its_tracked_links_is_tracked() -> None:
     result = LinePush(lambda: "t", http, links=links()).send(line_message(text))
     (sent,) = http.bodies[0]["messages"]
     assert line_length(sent["text"]) == MAX_TEXT - 8 and "/l/" in sent["text"]
-    assert not result.links_untracked
+    assert not result.links_untracked and not result.links_over_limit
+
+
+BUTTON = {
+    "type": "flex",
+    "altText": "sale",
+    "contents": {
+        "type": "bubble",
+        "body": {
+            "type": "box",
+            "layout": "vertical",
+            "contents": [{"type": "text", "text": f"see {TARGET}"}],
+        },
+        "footer": {
+            "type": "box",
+            "layout": "vertical",
+            "contents": [
+                {"type": "button", "action": {"type": "uri", "label": "Shop", "uri": TARGET}}
+            ],
+        },
+    },
+}
+IMAGE = {
+    "type": "image",
+    "originalContentUrl": "https://shop.example/a.jpg",
+    "previewImageUrl": "https://shop.example/a-small.jpg",
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "untracked"),
+    [
+        # links, none to a declared host: a click of them cannot be seen
+        (LineContent(text=f"see {EVIL}"), True),
+        # a link in a button: sent as written, never tracked
+        (LineContent(messages=(BUTTON,)), True),
+        # one tracked link is enough: its clicks are what is counted
+        (LineContent(text=f"see {TARGET} or {EVIL}"), False),
+        # no link at all: nothing to click, its "no click" is a fact (an email without a link
+        # is measured alike), so it is not marked
+        (LineContent(text="thank you"), False),
+        (LineContent(messages=(IMAGE,)), False),
+    ],
+)
+def test_a_line_message_none_of_whose_links_is_tracked_says_so(
+    content: LineContent, untracked: bool
+) -> None:
+    """``links_untracked``: the message has links and none went tracked, so no click of it
+    can be seen (what the senders keep on the ledger entry, and what a winner or a branch
+    on clicks does not read as "not clicked"); not for being over LINE's limit."""
+    http = Http()
+    message = line_message("x").model_copy(update={"content": content})
+    result = LinePush(lambda: "t", http, links=links()).send(message)
+    assert (result.links_untracked, result.links_over_limit) == (untracked, False)
+
+
+def test_without_tracked_links_any_link_is_untracked() -> None:
+    """A LINE adapter given no tracked links (nothing to sign with) tracks nothing."""
+    push = LinePush(lambda: "t", Http())
+    assert push.send(line_message(f"see {TARGET}")).links_untracked
+    assert not push.send(line_message("thank you")).links_untracked
+
+
+def test_a_multicast_with_untracked_links_says_so_for_each_message() -> None:
+    """Identical texts whose links are all untracked go in one multicast, as written: each
+    message's outcome says its links went untracked; a text without a link does not."""
+    http = Http()
+    push = LinePush(lambda: "t", http, links=links())
+    customers = [
+        line_message("x").model_copy(update={"customer_id": f"c{i}", "address": f"U{i:032d}"})
+        for i in range(3)
+    ]
+    elsewhere = [
+        m.model_copy(update={"content": LineContent(text=f"see {EVIL}")}) for m in customers
+    ]
+    plain = [m.model_copy(update={"content": LineContent(text="thank you")}) for m in customers]
+    outcomes = push.send_many([*elsewhere, *plain])
+    assert len([b for b in http.bodies if isinstance(b["to"], list)]) == 2
+    assert [getattr(o, "links_untracked", None) for o in outcomes] == [True] * 3 + [False] * 3
+
+
+def test_a_text_over_the_limit_tracked_says_why_its_links_went_untracked() -> None:
+    """Only a text over LINE's limit with tracked links says ``links_over_limit`` (the
+    senders' warning: shorten it), beside ``links_untracked``."""
+    text = "🎉" * 2420 + "\n" + NEWSLETTER_LINK
+    result = LinePush(lambda: "t", Http(), links=links()).send(line_message(text))
+    assert result.links_untracked and result.links_over_limit
 
 
 # --- clicks ----------------------------------------------------------------------------------

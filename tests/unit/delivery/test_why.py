@@ -583,10 +583,12 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
                 },
             },
             "Branch clicked: the other side (else): the message of step coupon (sent "
-            "2026-01-05 13:30 UTC) went with its links untracked (too long for LINE with them "
+            "2026-01-05 13:30 UTC) went with none of its links tracked (to a host the "
+            "configuration does not track, in an action, or too long for LINE with them "
             "tracked): whether a link was clicked could not be seen.",
             "分岐 clicked: else 側へ: ステップ coupon のメッセージ (2026-01-05 13:30 UTC 送信)は"
-            "計測用リンクにすると LINE の上限を超えるため、リンクを計測せずに送信されました。"
+            "計測できるリンクなしで送信されました (計測対象外のホストへのリンク、アクションの"
+            "リンク、または計測用リンクにすると LINE の上限を超えるため)。"
             "クリックの有無は確認できません。",
         ),
     ],
