@@ -201,6 +201,29 @@ def test_segment_analysis_by_band(ledger: Ledger) -> None:
     assert out[("region", "(none)")].messaged == 0
 
 
+def test_the_response_rate_is_over_the_customers_a_response_could_be_seen_from() -> None:
+    """A LINE message none of whose links went tracked (``links_untracked``) can show no
+    response, nor can an SMS: a customer reached only so is messaged, but not in the
+    response rate's denominator (their silence is no non-response). A LINE message without
+    that mark (a tracked link, or no link: nothing to click) is, as an email is."""
+    day = date(2026, 6, 1)
+    untracked = msg("b", "p", "sent", "line") | {"links_untracked": True}
+    items = [
+        msg("t1", "p", "sent", "email"),  # opened
+        msg("a", "p", "sent", "line"),  # tracked, or no link: not clicked
+        untracked,
+        msg("c", "p", "sent", "sms"),
+        # d: an untracked LINE message and an email: the email could show a response
+        msg("d", "p", "sent", "line") | {"links_untracked": True},
+        msg("d", "p", "sent", "email") | {"at": at(3)},
+    ]
+    rows = [row(cid, day, "New", region="Kanto") for cid in ("t1", "a", "b", "c", "d")]
+    (kanto,) = segment_analysis(rows, Ledger.from_items(items), ["region"])
+    assert kanto.response_rate == round(1 / 3, 4)  # t1 of t1, a and d (not 1 of 5)
+    assert (kanto.messaged, kanto.response_measured) == (5, 3)
+    assert kanto.conversion_rate == 0.0  # conversions are measured on every channel
+
+
 def test_segment_analysis_by_declared_attributes(ledger: Ledger) -> None:
     # Given a snapshot whose rows carry the declared attributes reports break down by
     day = date(2026, 6, 1)

@@ -135,8 +135,9 @@ def clicks_measurable(entry: Mapping[str, Any]) -> bool:
     stamped all the same: its silence then says nothing about clicks. The rule is the same
     on every channel: a message with a tracked link (any email link: SES tracks them all)
     is measured, and so is one with no link at all (it cannot be clicked: no click is
-    known, not unknown). What a winner on clicks leaves out of its denominator and what an
-    engagement branch on clicks does not read as not clicked.
+    known, not unknown). What a winner on clicks leaves out of its denominator, what an
+    engagement branch on clicks does not read as not clicked, and what the segment report's
+    response rate leaves out of its denominator.
     (Whether the message's *channel* reports clicks at all is the loaders' and
     :func:`kizuna.campaigns.engine.measured_on`'s question.)"""
     return bool(entry.get("click_at")) or not entry.get(LINKS_UNTRACKED)

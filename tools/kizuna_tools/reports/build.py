@@ -19,6 +19,9 @@ Definitions (also in docs/REPORTS.md):
   first order is under 90 days old who ordered again / those customers; repeat rate =
   customers with two or more orders / customers with one or more; dormancy rate = dormant /
   buyers.
+- **Response rate** (segments): customers who opened or clicked a message / the messaged
+  customers a response could be seen from (:func:`response_measurable`: not one reached
+  only on SMS, say, or by LINE messages none of whose links went tracked).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from kizuna.analytics.stats import Lift, Migration, Rate, lift, migration, rate
+from kizuna.campaigns.engine import measured
 from kizuna.domain.timestamps import parse_time
 from kizuna.scoring.snapshot import CELL_FIELDS, NONE, SnapshotRow, cell_fields
 
@@ -67,6 +71,19 @@ class Message:
     channel: str | None
     reason: str | None
     engaged: bool = False  # opened or clicked (SES events and the app's push.opened stamp it)
+    # whether a response could show on it (:func:`response_measurable`)
+    response_measurable: bool = True
+
+
+def response_measurable(item: Mapping[str, Any]) -> bool:
+    """Could an open or a click of this sent message show on its ledger entry? The
+    campaigns' rule (:func:`kizuna.campaigns.engine.measured`): sent on a channel that
+    reports opens (email, push, cards) or clicks (email, LINE's tracked links, cards), and
+    for clicks with its clicks measurable (not a LINE message with links none of which went
+    tracked, ``links_untracked``: :func:`kizuna.delivery.ledger.clicks_measurable`). Not an
+    SMS, a direct mail or a webhook, which report neither. A message with no link is
+    measured: nothing to click is a known non-click, on LINE as in an email."""
+    return measured("open", item) or measured("click", item)
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,7 @@ class Ledger:
                     item.get("channel"),
                     item.get("reason"),
                     bool(item.get("open_at") or item.get("click_at")),
+                    response_measurable(item),
                 )
             )
         elif kind == "ORDER" and item.get("total") is not None:
@@ -460,7 +478,11 @@ class SegmentRow(BaseModel):
     revenue_12m: float
     revenue_per_customer: float
     messaged: int
-    response_rate: float | None  # messaged customers who opened or clicked a message
+    # messaged customers sent a message a response to which could show: the response
+    # rate's denominator (not those reached only on SMS, say, or by a LINE message none of
+    # whose links went tracked: their silence is not a non-response)
+    response_measured: int
+    response_rate: float | None  # of response_measured, those who opened or clicked a message
     conversion_rate: float | None  # messaged customers who reached a program goal
     second_purchase_rate: float | None  # >= 2 orders among buyers
 
@@ -483,8 +505,11 @@ def segment_analysis(
     :data:`DIMENSIONS` and the declared attributes the snapshot carries (by default)."""
     if dimensions is None:
         dimensions = [*DIMENSIONS, *attribute_dimensions(rows)]
-    messaged = {m.customer_id for m in ledger.messages if m.status == "sent"}
-    engaged = {m.customer_id for m in ledger.messages if m.status == "sent" and m.engaged}
+    sent = [m for m in ledger.messages if m.status == "sent"]
+    messaged = {m.customer_id for m in sent}
+    # the response rate is over the customers a response could be seen from
+    measurable = {m.customer_id for m in sent if m.response_measurable or m.engaged}
+    engaged = {m.customer_id for m in sent if m.engaged}
     converted = {c.customer_id for c in ledger.conversions if not c.holdout} & messaged
     out: list[SegmentRow] = []
     for dimension in dimensions:
@@ -497,6 +522,7 @@ def segment_analysis(
             buyers = [r for r in members if r.order_count >= 1]
             revenue = sum(r.spend_12m for r in members)
             reached = ids & messaged
+            responsive = ids & measurable
             out.append(
                 SegmentRow(
                     dimension=dimension,
@@ -506,8 +532,11 @@ def segment_analysis(
                     revenue_12m=round(revenue, 2),
                     revenue_per_customer=round(revenue / len(members), 2),
                     messaged=len(reached),
+                    response_measured=len(responsive),
                     response_rate=(
-                        round(len(engaged & reached) / len(reached), 4) if reached else None
+                        round(len(engaged & responsive) / len(responsive), 4)
+                        if responsive
+                        else None
                     ),
                     conversion_rate=(
                         round(len(converted & reached) / len(reached), 4) if reached else None
@@ -534,6 +563,7 @@ __all__ = [
     "StructureChange",
     "Trend",
     "program_report",
+    "response_measurable",
     "segment_analysis",
     "structure_change",
     "treated_and_holdout",
