@@ -95,6 +95,101 @@ def test_balance_never_goes_negative() -> None:
     assert c.points_balance == 0
 
 
+def test_cancelling_an_order_whose_points_were_redeemed_takes_them_back() -> None:
+    """The replay left the cancelled order out: the redemption before the cancellation was
+    replayed against an empty balance and spent nothing, so the customer kept the points
+    they had redeemed and the later order's too (free points at every return)."""
+    c, _ = run(
+        order("c1", "o1", 30000, T0),  # 300
+        adjust("c1", "redeem-1", -300, T0 + days(1)),  # all of o1's points
+        order("c1", "o2", 20000, T0 + days(2)),  # 200
+    )
+    assert c.points_balance == 200
+    c, _ = run(
+        order("c1", "o1", 30000, T0),
+        adjust("c1", "redeem-1", -300, T0 + days(1)),
+        order("c1", "o2", 20000, T0 + days(2)),
+        cancel("c1", "o1", T0 + days(3)),
+    )
+    # the 300 redeemed from o1 are clawed back from o2's 200, floored at zero
+    assert (c.points_balance, c.points_next_expiry_amount) == (0, 0)
+    assert (c.order_count, c.lifetime_value, c.rank) == (1, 20000, "Bronze")
+
+
+def test_cancelling_a_partly_spent_order_takes_back_what_it_holds_and_what_was_spent() -> None:
+    c, _ = run(
+        order("c1", "o1", 30000, T0),  # 300, expires T0+365
+        adjust("c1", "redeem-1", -100, T0 + days(1)),  # spends 100 of o1's
+        order("c1", "o2", 20000, T0 + days(2)),  # 200, expires T0+367
+        adjust("c1", "gift", 50, T0 + days(3)),  # 50, expires T0+368
+        cancel("c1", "o1", T0 + days(4)),
+    )
+    # o1's 200 still held go; the 100 spent of it come off o2 (the oldest lot alive then)
+    assert c.points_balance == 100 + 50
+    assert (c.points_next_expiry_at, c.points_next_expiry_amount) == (T0 + days(367), 100)
+
+
+def test_a_redemption_after_the_cancellation_spends_the_other_lots_only() -> None:
+    c, _ = run(
+        order("c1", "o1", 30000, T0),
+        order("c1", "o2", 20000, T0 + days(2)),
+        cancel("c1", "o1", T0 + days(3)),  # nothing of o1 spent: nothing clawed back
+        adjust("c1", "redeem-1", -150, T0 + days(4)),
+    )
+    assert c.points_balance == 50
+
+
+def test_a_clawback_beyond_the_balance_is_not_carried_as_a_debt() -> None:
+    """The shop's policy (docs/EVENTS.md, order.cancelled): what cannot be clawed back when
+    the order is cancelled is forgiven; later earnings are whole."""
+    c, _ = run(
+        order("c1", "o1", 30000, T0),
+        adjust("c1", "redeem-1", -300, T0 + days(1)),
+        cancel("c1", "o1", T0 + days(2)),
+        order("c1", "o2", 20000, T0 + days(3)),
+    )
+    assert c.points_balance == 200
+
+
+def test_a_cancellation_after_its_points_expired_takes_back_only_what_was_spent() -> None:
+    c, _ = run(
+        order("c1", "o1", 30000, T0),  # 300, expires T0+365
+        adjust("c1", "redeem-1", -100, T0 + days(1)),  # 200 of it expire unspent
+        order("c1", "o2", 50000, T0 + days(300)),  # 500
+        cancel("c1", "o1", T0 + days(400)),
+    )
+    assert c.points_balance == 500 - 100
+
+
+def test_settling_keeps_an_order_whose_cancellation_is_after_the_checkpoint() -> None:
+    """More than MAX_ORDERS later orders move the checkpoint past o-early, cancelled after
+    it: the item keeps o-early until its cancellation settles too, else the carried lots
+    could no longer tell what was spent of it (the 300 redeemed, clawed back at day 300)."""
+    from kizuna.domain.loyalty import recompute
+
+    raws = [order("c1", "o-early", 30000, T0)]  # 300
+    raws += [order("c1", f"s{i}", 100, T0 + days(1 + i / 10)) for i in range(110)]  # 110
+    raws.append(adjust("c1", "redeem-1", -300, T0 + days(200)))  # o-early's 300
+    raws.append(order("c1", "big", 100000, T0 + days(250)))  # Bronze: 1000
+    raws.append(cancel("c1", "o-early", T0 + days(300)))  # 300 clawed: 110 + 190 of big's
+    applied = apply_events(Customer(customer_id="c1"), [parsed(r) for r in raws], CFG, T0)
+    c = applied.customer
+    assert c.points_balance == 1000 - 190
+    assert len(c.orders) <= 150
+    assert recompute(c, CFG.loyalty).points_balance == 1000 - 190  # the next fold
+
+
+def test_settling_stays_bounded_when_a_cancellation_is_far_after_its_order() -> None:
+    """Past half the count limit again the checkpoint is not held back: the cancellation is
+    applied at the checkpoint (a little early) and the item stays bounded."""
+    raws = [order("c1", "o-early", 30000, T0)]
+    raws += [order("c1", f"s{i}", 100, T0 + days(1 + i / 10)) for i in range(200)]
+    raws.append(cancel("c1", "o-early", T0 + days(300)))
+    c = apply_events(Customer(customer_id="c1"), [parsed(r) for r in raws], CFG, T0).customer
+    assert len(c.orders) == 100 and "o-early" not in c.orders
+    assert c.points_balance == 200
+
+
 def test_next_expiry_is_reported_for_the_points_expiry_warning() -> None:
     c, _ = run(order("c1", "o1", 10000, T0), order("c1", "o2", 20000, T0 + days(10)))
     assert (c.points_next_expiry_at, c.points_next_expiry_amount) == (T0 + days(365), 100)

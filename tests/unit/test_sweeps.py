@@ -284,6 +284,21 @@ def test_a_spent_or_cancelled_lot_is_not_warned_of_and_an_added_one_is() -> None
     assert warned(publisher) == [(T0 + days(20) + LIFE, 10), (T0 + days(30) + LIFE, 50)]
 
 
+def test_a_lot_clawed_back_by_a_cancellation_is_not_warned_of() -> None:
+    # given three close orders (10 points each); the first lot is redeemed before the next
+    # order, then its order is cancelled: the 10 points spent of it are clawed back from
+    # the second lot
+    store, publisher = MemoryStore(), Publisher()
+    ingest(store, *(order("a", f"o{n}", 1000, T0 + days(10 * n)) for n in range(3)))
+    ingest(store, adjust("a", "spent", -10, T0 + days(5)), cancel("a", "o0", T0 + days(25)))
+    assert store.customers["a"].points_balance == 10
+    # when the daily sweep runs from before the first expiry to after the last
+    daily_points(store, publisher, 300, 420)
+    # then only the third order's lot is warned of: the second's points were clawed back
+    assert warned(publisher) == [(T0 + days(20) + LIFE, 10)]
+    assert [e.detail.model_dump()["points_balance"] for e in publisher.events] == [10]
+
+
 def test_a_customer_erased_is_not_warned_of() -> None:
     store, publisher = MemoryStore(), Publisher()
     ingest(store, *(order("a", f"o{n}", 1000, T0 + days(10 * n)) for n in range(3)))

@@ -36,14 +36,20 @@ from kizuna.runtime.config import LoyaltyConfig
 @dataclass(frozen=True)
 class _Timeline:
     at: datetime
-    kind: int  # 0 = order, 1 = adjustment (orders first at the same instant)
+    # 0 = order, 1 = adjustment, 2 = cancellation: at the same instant orders first, then
+    # adjustments, then cancellations
+    kind: int
     key: str
+
+
+ORDER, ADJUSTMENT, CANCELLATION = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class OrderLedger:
-    """The points around one order, at the order's place in time: the balance just before
-    and after its lot, and the rank held once it counted."""
+    """The points around one order, or one cancellation, at its place in time: the balance
+    just before and after it (the order's lot; the cancellation's reversal and clawback),
+    and the rank held once it counted."""
 
     balance_before: int
     balance_after: int
@@ -54,6 +60,8 @@ class OrderLedger:
 class Replay:
     lots: list[PointsLot]
     ledger: dict[str, OrderLedger] = field(default_factory=dict)
+    # per order id, the points around its (effective, earliest) cancellation
+    cancels: dict[str, OrderLedger] = field(default_factory=dict)
 
 
 def base_points(total: Decimal, cfg: LoyaltyConfig) -> int:
@@ -68,6 +76,16 @@ def _counted_orders(customer: Customer) -> list[tuple[str, OrderFact]]:
     orders = [(oid, o) for oid, o in customer.orders.items() if o.counts and o.at is not None]
     orders.sort(key=lambda item: (item[1].at, item[0]))
     return orders
+
+
+def _earned_then_cancelled(order: OrderFact) -> bool:
+    """Was the order's lot alive for a while: placed, then cancelled after its time?"""
+    return (
+        order.placed
+        and order.at is not None
+        and order.cancelled_at is not None
+        and order.at < order.cancelled_at
+    )
 
 
 class RankWindow:
@@ -94,73 +112,131 @@ class RankWindow:
         return total + self._day_sums[-1] - self._day_sums[first_day]
 
 
+class _Lots:
+    """The lots of a replay, with the balance they hold: lots expire in the order they were
+    earned (a fixed expiry), so one cursor finds the oldest live lot and one the next to
+    expire."""
+
+    def __init__(self, lots: list[PointsLot]) -> None:
+        self.lots = lots
+        self.balance = sum(lot.remaining for lot in lots)
+        self.head = 0  # the oldest lot that may still hold points
+        self.gone = 0  # lots before this one have expired (their remaining left the balance)
+
+    def expire(self, at: datetime) -> None:
+        while self.gone < len(self.lots) and self.lots[self.gone].expires_at <= at:
+            self.balance -= self.lots[self.gone].remaining
+            self.gone += 1
+
+    def earn(self, at: datetime, points: int, expiry: timedelta) -> int | None:
+        """A new lot of ``points`` (none for 0): its index."""
+        if points <= 0:
+            return None
+        self.lots.append(PointsLot(earned_at=at, expires_at=at + expiry, remaining=points))
+        self.balance += points
+        return len(self.lots) - 1
+
+    def spend(self, points: int) -> None:
+        """Take ``points`` from the oldest live lots; what they do not hold is not taken (the
+        balance never goes below zero, and no debt is carried)."""
+        self.head = max(self.head, self.gone)
+        while points and self.head < len(self.lots):
+            lot = self.lots[self.head]
+            used = min(lot.remaining, points)
+            lot.remaining -= used
+            self.balance -= used
+            points -= used
+            if lot.remaining == 0:
+                self.head += 1
+
+    def cancel(self, index: int, earned: int) -> None:
+        """The lot at ``index`` (``earned`` points) is cancelled: what it still holds goes (if
+        it has not expired), and what was already spent of it is clawed back from the lots
+        alive now, oldest first, floored at zero."""
+        lot = self.lots[index]
+        spent = earned - lot.remaining
+        if index >= self.gone:
+            self.balance -= lot.remaining
+        lot.remaining = 0
+        self.spend(spent)
+
+
 def replay_points(
     customer: Customer, cfg: LoyaltyConfig, stop: tuple[datetime, str] | None = None
 ) -> Replay:
-    """Replay earn (with the multiplier of the rank held when ordering) and adjustments,
-    from the lots carried by the settled history, up to ``stop`` (the next checkpoint:
-    orders before ``(at, order_id)``, adjustments before ``at``) or to the end.
+    """Replay earn (with the multiplier of the rank held when ordering), adjustments and
+    cancellations, from the lots carried by the settled history, up to ``stop`` (the next
+    checkpoint: orders before ``(at, order_id)``, adjustments and cancellations before
+    ``at``) or to the end.
 
     Positive adjustments are new lots; negative ones spend the oldest unexpired points
-    first and never take the balance below zero. Lots expire in the order they were
-    earned (a fixed expiry), so one cursor finds the oldest live lot and one the next to
-    expire: O(n) after the sort.
+    first and never take the balance below zero. A cancelled order's lot is alive from the
+    order's time until its cancellation (redemptions before it spend from it, as they did);
+    at the cancellation what it still holds goes, and the part already spent is clawed back
+    from the lots alive then, oldest first, floored at zero (the shortfall is not carried as
+    a debt). An order cancelled at or before its own time never earned. The rank held
+    counts only orders that count (a cancelled order never did). A cancellation after
+    ``stop`` of an order before it is applied at ``stop`` (``settle`` keeps such an order
+    in the item unless that would hold too many). O(n) after the sort.
     """
     orders = _counted_orders(customer)
     window = RankWindow(orders, customer.history, cfg)
     expiry = timedelta(days=cfg.points_expiry_days)
-    timeline = [_Timeline(o.at, 0, oid) for oid, o in orders if o.at is not None]
-    timeline += [_Timeline(a.at, 1, aid) for aid, a in customer.adjustments.items()]
+    timeline = [
+        _Timeline(o.at, ORDER, oid)
+        for oid, o in customer.orders.items()
+        if o.placed and o.at is not None
+    ]
+    timeline += [_Timeline(a.at, ADJUSTMENT, aid) for aid, a in customer.adjustments.items()]
+    timeline += [
+        _Timeline(o.cancelled_at, CANCELLATION, oid)
+        for oid, o in customer.orders.items()
+        if o.cancelled_at is not None
+    ]
     timeline.sort(key=lambda t: (t.at, t.kind, t.key))
     carried = sorted(customer.history.lots.items(), key=lambda kv: parse_time(kv[0]))
-    lots = [
-        PointsLot(earned_at=customer.history.before_at or at, expires_at=at, remaining=n)
-        for at, n in ((parse_time(k), v) for k, v in carried)
-    ]
-    out = Replay(lots=lots)
-    balance = sum(lot.remaining for lot in lots)
-    head = 0  # the oldest lot that may still hold points
-    gone = 0  # lots before this one have expired (their remaining left the balance)
+    book = _Lots(
+        [
+            PointsLot(earned_at=customer.history.before_at or at, expires_at=at, remaining=n)
+            for at, n in ((parse_time(k), v) for k, v in carried)
+        ]
+    )
+    out = Replay(lots=book.lots)
+    earning: dict[str, tuple[int, int]] = {}  # order id -> (its lot's index, points earned)
     for item in timeline:
         if stop is not None and (
-            (item.at, item.key) >= stop if item.kind == 0 else item.at >= stop[0]
+            (item.at, item.key) >= stop if item.kind == ORDER else item.at >= stop[0]
         ):
+            book.expire(stop[0])
+            for index, earned in earning.values():  # cancelled after the checkpoint
+                book.cancel(index, earned)
             break
-        while gone < len(lots) and lots[gone].expires_at <= item.at:
-            balance -= lots[gone].remaining
-            gone += 1
-        if item.kind == 0:
-            order = customer.orders[item.key]
+        book.expire(item.at)
+        if item.kind == ADJUSTMENT:
+            delta = customer.adjustments[item.key].delta
+            if delta > 0:
+                book.earn(item.at, delta, expiry)
+            else:
+                book.spend(-delta)
+            continue
+        order = customer.orders[item.key]
+        before = book.balance
+        if item.kind == ORDER and (order.counts or _earned_then_cancelled(order)):
             held = cfg.rank_for(window.at(item.at, inclusive=False))
             earned = int(
                 (order.total * cfg.earn_rate * held.multiplier).to_integral_value(
                     rounding=ROUND_FLOOR
                 )
             )
-            before = balance
-            if earned > 0:
-                lots.append(
-                    PointsLot(earned_at=item.at, expires_at=item.at + expiry, remaining=earned)
-                )
-                balance += earned
-            rank_after = cfg.rank_for(window.at(item.at, inclusive=True)).name
-            out.ledger[item.key] = OrderLedger(before, balance, rank_after)
-            continue
-        delta = customer.adjustments[item.key].delta
-        if delta > 0:
-            lots.append(PointsLot(earned_at=item.at, expires_at=item.at + expiry, remaining=delta))
-            balance += delta
-            continue
-        need = -delta
-        head = max(head, gone)
-        while need and head < len(lots):
-            lot = lots[head]
-            used = min(lot.remaining, need)
-            lot.remaining -= used
-            balance -= used
-            need -= used
-            if lot.remaining == 0:
-                head += 1
+            lot = book.earn(item.at, earned, expiry)
+            if lot is not None and not order.counts:
+                earning[item.key] = (lot, earned)
+        elif item.kind == CANCELLATION and item.key in earning:
+            book.cancel(*earning.pop(item.key))
+        entry = OrderLedger(
+            before, book.balance, cfg.rank_for(window.at(item.at, inclusive=True)).name
+        )
+        (out.ledger if item.kind == ORDER else out.cancels)[item.key] = entry
     return out
 
 
@@ -294,6 +370,7 @@ def settle(
         cut = max(cut, (adjusted[-MAX_ADJUSTMENTS], ""))
     if limit is not None:
         cut = min(cut, limit)
+    cut = _before_open_cancellations(customer, cut, placed, adjusted)
     if history.before_at is not None:
         cut = max(cut, (history.before_at, history.before_id))
     pending = _pending_cancels(customer, horizon)
@@ -355,6 +432,40 @@ def settle(
             },
         }
     )
+
+
+def _before_open_cancellations(
+    customer: Customer,
+    cut: tuple[datetime, str],
+    placed: list[tuple[datetime, str]],
+    adjusted: list[datetime],
+) -> tuple[datetime, str]:
+    """``cut`` moved back before every order that earned before it and was cancelled at or
+    after it: the cancellation claws back what was spent of the order's lot, which the
+    carried lots could no longer tell. Never to keep more orders than one instant's may
+    (half MAX_ORDERS again) nor more than MAX_ADJUSTMENTS adjustments: past that, the replay
+    applies such a cancellation at the checkpoint (:func:`replay_points`), a little early,
+    so the item stays within its bound."""
+    max_orders = MAX_ORDERS + MAX_ORDERS // 2
+    max_adjustments = MAX_ADJUSTMENTS
+    while True:
+        held = [
+            (o.at, oid)
+            for oid, o in customer.orders.items()
+            if _earned_then_cancelled(o)
+            and o.at is not None
+            and o.cancelled_at is not None
+            and (o.at, oid) < cut
+            and o.cancelled_at >= cut[0]
+        ]
+        if not held:
+            return cut
+        back = min(held)
+        kept_orders = len(placed) - bisect_left(placed, back)
+        kept_adjustments = len(adjusted) - bisect_left(adjusted, back[0])
+        if kept_orders > max_orders or kept_adjustments > max_adjustments:
+            return cut
+        cut = back
 
 
 def _pending_cancels(customer: Customer, horizon: datetime) -> dict[str, OrderFact]:
