@@ -190,6 +190,99 @@ def test_settling_stays_bounded_when_a_cancellation_is_far_after_its_order() -> 
     assert c.points_balance == 200
 
 
+def rows(*raws: dict) -> list[list[tuple[str, int, int, str]]]:  # type: ignore[type-arg]
+    """Per delivery (one at a time, live), its ORDER and CANCEL rows' ledger."""
+    customer, out = Customer(customer_id="c1"), []
+    for raw in raws:
+        applied = apply_events(customer, [parsed(raw)], CFG, T0)
+        customer = applied.customer
+        out.append(
+            [
+                (
+                    i.kind,
+                    i.data["points_balance_before"],
+                    i.data["points_balance_after"],
+                    i.data["rank_after"],
+                )
+                for i in applied.activity
+                if i.kind in {"ORDER", "CANCEL"}
+            ]
+        )
+    return out
+
+
+def test_an_order_row_says_the_balance_before_the_order_at_its_time() -> None:
+    """The live ORDER row said the stored balance as of the previous event: after o1's 300
+    points expired, o2's row read 300 -> 100, as if the order took 200 points away."""
+    assert rows(order("c1", "o1", 30000, T0), order("c1", "o2", 10000, T0 + days(400))) == [
+        [("ORDER", 0, 300, "Bronze")],
+        [("ORDER", 0, 100, "Bronze")],
+    ]
+
+
+def test_a_late_order_row_says_the_balance_at_its_own_time() -> None:
+    # o2 (T0+10d) is folded before o1 (T0), which arrives late: o1's row is at T0
+    assert rows(order("c1", "o2", 20000, T0 + days(10)), order("c1", "o1", 30000, T0)) == [
+        [("ORDER", 0, 200, "Bronze")],
+        [("ORDER", 0, 300, "Bronze")],
+    ]
+
+
+def test_a_cancel_row_says_the_balance_at_the_cancellation() -> None:
+    # o1 (300) is cancelled at T0+5d, delivered after o2 (T0+10d, 200) was folded: at the
+    # cancellation the customer held 300 (o1's), afterwards nothing; not 500 -> 200
+    assert rows(
+        order("c1", "o1", 30000, T0),
+        order("c1", "o2", 20000, T0 + days(10)),
+        cancel("c1", "o1", T0 + days(5)),
+    )[-1] == [("CANCEL", 300, 0, "Bronze")]
+    # a cancellation that takes back redeemed points says so: 200 held, 0 after the clawback
+    assert rows(
+        order("c1", "o1", 30000, T0),
+        adjust("c1", "redeem-1", -300, T0 + days(1)),
+        order("c1", "o2", 20000, T0 + days(2)),
+        cancel("c1", "o1", T0 + days(3)),
+    )[-1] == [("CANCEL", 200, 0, "Bronze")]
+
+
+def test_a_cancel_row_waiting_for_its_order_and_the_order_row_after_it() -> None:
+    assert rows(cancel("c1", "o1", T0 + days(1)), order("c1", "o1", 30000, T0)) == [
+        [("CANCEL", 0, 0, "Bronze")],  # no order yet: nothing moved
+        [("ORDER", 0, 300, "Bronze")],  # at T0 it earned; the state has none left
+    ]
+
+
+def test_imported_rows_carry_the_same_ledger_as_live_ones() -> None:
+    raws = [
+        order("c1", "o1", 30000, T0),
+        adjust("c1", "redeem-1", -300, T0 + days(1)),
+        order("c1", "o2", 15000, T0 + days(2)),  # 450 rank points: Bronze
+        cancel("c1", "o1", T0 + days(3)),
+        order("c1", "o3", 10000, T0 + days(400)),
+    ]
+    live = [row for per_event in rows(*raws) for row in per_event]
+    applied = apply_events(
+        Customer(customer_id="c1"), [parsed(r) for r in raws], CFG, T0, bulk=True
+    )
+    imported = [
+        (
+            i.kind,
+            i.data["points_balance_before"],
+            i.data["points_balance_after"],
+            i.data["rank_after"],
+        )
+        for i in applied.activity
+        if i.kind in {"ORDER", "CANCEL"}
+    ]
+    assert imported == live
+    assert live == [
+        ("ORDER", 0, 300, "Bronze"),
+        ("ORDER", 0, 150, "Bronze"),
+        ("CANCEL", 150, 0, "Bronze"),  # o1's 300 spent: clawed back down to zero
+        ("ORDER", 0, 100, "Bronze"),  # o2's points expired unspent
+    ]
+
+
 def test_next_expiry_is_reported_for_the_points_expiry_warning() -> None:
     c, _ = run(order("c1", "o1", 10000, T0), order("c1", "o2", 20000, T0 + days(10)))
     assert (c.points_next_expiry_at, c.points_next_expiry_amount) == (T0 + days(365), 100)

@@ -644,44 +644,36 @@ def _derive(
     return out
 
 
-def _with_points(
-    activity: list[ActivityItem], before: Customer, after: Customer
-) -> list[ActivityItem]:
-    """Orders and cancellations carry the points movement they caused, so the activity
-    history is also the point ledger without a second write per order."""
-    out = []
-    for item in activity:
-        if item.kind in {"ORDER", "CANCEL"}:
-            item = item.model_copy(
-                update={
-                    "data": {
-                        **item.data,
-                        "points_balance_before": before.points_balance,
-                        "points_balance_after": after.points_balance,
-                        "rank_after": after.rank,
-                    }
-                }
-            )
-        out.append(item)
-    return out
-
-
 def _with_ledger(
     activity: list[ActivityItem], customer: Customer, cfg: KizunaConfig
 ) -> list[ActivityItem]:
-    """A bulk fold's ORDER rows carry the points around the order at its place in time."""
-    ledger = replay_points(customer, cfg.loyalty).ledger
+    """ORDER and CANCEL rows carry the points around the order or the cancellation at its
+    place in time (the replay of ``customer``'s facts, its ledger), so the activity history
+    is also the point ledger without a second write per order: not the stored balance, which
+    is as of the customer's latest event (points may have expired since, a later order may
+    have been folded already)."""
+    if not any(item.kind in {"ORDER", "CANCEL"} for item in activity):
+        return activity
+    replay = replay_points(customer, cfg.loyalty)
     out = []
     for item in activity:
-        entry = ledger.get(item.key) if item.kind == "ORDER" else None
-        if entry is not None:
+        if item.kind in {"ORDER", "CANCEL"}:
+            entries = replay.ledger if item.kind == "ORDER" else replay.cancels
+            entry = entries.get(item.key)  # both rows are keyed by the order id
+            # (every order and cancellation the state holds has an entry; the stored
+            # balance is only a guard, a row never goes without its points fields)
+            before, after, rank = (
+                (entry.balance_before, entry.balance_after, entry.rank_after)
+                if entry is not None
+                else (customer.points_balance, customer.points_balance, customer.rank)
+            )
             item = item.model_copy(
                 update={
                     "data": {
                         **item.data,
-                        "points_balance_before": entry.balance_before,
-                        "points_balance_after": entry.balance_after,
-                        "rank_after": entry.rank_after,
+                        "points_balance_before": before,
+                        "points_balance_after": after,
+                        "rank_after": rank,
                     }
                 }
             )
@@ -888,7 +880,7 @@ def _apply_late(
         state = trial
         fresh.append(ev)
     state = recompute(state, cfg.loyalty, _fold_as_of(base, state, horizon))
-    result.activity += _with_ledger(_with_points(activity, base, state), state, cfg)
+    result.activity += _with_ledger(activity, state, cfg)
     if fresh and not bulk:  # the state moved once for all of them: the last is the cause
         derived = _derive(base, state, fresh[-1], cfg, news=False)
         for ev in fresh:
@@ -1031,7 +1023,7 @@ def apply_events(
             if after.cart_open_at != before.cart_open_at:
                 after.cart_open_seen_at = now if after.cart_open_at is not None else None
             derived = _derive(before, after, ev, cfg)
-            activity = _with_points(activity, before, after)
+            activity = _with_ledger(activity, after, cfg)
             # every event is recorded (those with derived events first, see _prune_processed):
             # a redelivery is recognised and writes no activity again
             after.processed[ev.event_id] = _record(derived, now)
