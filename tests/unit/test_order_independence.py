@@ -204,3 +204,48 @@ def test_an_order_sent_again_later_replaces_its_earlier_row_in_any_arrival_order
 
     earlier = [f"ORDER#{iso(T0 + timedelta(minutes=m))}#o1" for m in (0, 5)]
     assert gone == [("c1", sk) for sk in earlier]
+
+
+def test_a_refund_sent_twice_is_one_cancellation_in_the_fact_log() -> None:
+    """A producer's retry of order.cancelled under a new event id, stamped with the retry
+    time, wrote a second CANCEL row: the timeline and the exports showed two refunds."""
+    from tests.factories import cancel, days, order
+
+    customer = Customer(customer_id="c1")
+    for raw in (order("c1", "o1", 60000, T0), cancel("c1", "o1", T0 + days(1), "ev-refund")):
+        customer = apply_events(customer, [parse_inbound(raw)], CFG, T0).customer
+    retry = cancel("c1", "o1", T0 + days(2), "ev-refund-retry")
+    applied = apply_events(customer, [parse_inbound(retry)], CFG, T0)
+    assert (applied.activity, applied.derived) == ([], [])
+    assert applied.customer.orders["o1"].cancelled_at == T0 + days(1)
+
+
+def test_the_earliest_cancellation_is_the_one_row_in_any_arrival_order() -> None:
+    """Of cancellations of one order at several times, the earliest stands (in the state)
+    and its CANCEL row is the only one: a later one writes none, an earlier one replaces
+    the later row in the same write, as an order sent again later does."""
+    from itertools import permutations
+
+    from kizuna.domain.activity import superseded
+    from kizuna.domain.timestamps import iso
+    from kizuna.runtime.clock import FixedClock
+    from kizuna.services.ingest import ingest_one
+    from kizuna_tools.fakes import MemoryStore
+    from tests.factories import cancel, days, order
+
+    placed = order("c1", "o1", 60000, T0)
+    cancels = [cancel("c1", "o1", T0 + days(n), f"ev-refund-{n}") for n in (1, 2, 3)]
+    clock = FixedClock(T0 + days(4))
+    for arrival in permutations([placed, *cancels]):
+        store = MemoryStore()
+        for raw in arrival:
+            ingest_one(store, parse_inbound(raw), CFG, clock)
+        rows = [i for i in store.activity.values() if i.kind == "CANCEL"]
+        assert [r.at for r in rows] == [T0 + days(1)], [r.at for r in rows]
+        assert "points_balance_after" in rows[0].data
+        assert store.customers["c1"].orders["o1"].cancelled_at == T0 + days(1)
+    # the three in one batch, the latest first: the earliest's row stays
+    batch = [parse_inbound(r) for r in [placed, *cancels[::-1]]]
+    kept, gone = superseded(apply_events(Customer(customer_id="c1"), batch, CFG, T0).activity)
+    assert [i.at for i in kept if i.kind == "CANCEL"] == [T0 + days(1)]
+    assert gone == [("c1", f"CANCEL#{iso(T0 + days(n))}#o1") for n in (2, 3)]

@@ -47,7 +47,8 @@ class ActivityItem(BaseModel):
     data: dict[str, Any]
     expires_at: int | None = None
     # the sort key of the customer's row this one supersedes (an order sent again with a
-    # later time: its earlier ORDER row), deleted in the same write; never stored
+    # later time: its earlier ORDER row; an earlier cancellation: the later CANCEL row),
+    # deleted in the same write; never stored
     replaces: str | None = None
 
     @property

@@ -448,19 +448,24 @@ def _change_facts(
             return [with_lot_keys(order_row)]  # the lot it earns (the points sweep)
         case OrderCancelled():
             order = c.orders.get(d.order_id) or OrderFact()
-            if order.cancelled_at == at:
-                return []  # this cancellation already: its row was written before the state
-            if order.cancelled_at is None or at < order.cancelled_at:
-                c.orders[d.order_id] = order.model_copy(update={"cancelled_at": at})
-            return [
-                ActivityItem(
-                    customer_id=cid,
-                    kind="CANCEL",
-                    at=at,
-                    key=d.order_id,
-                    data={"order_id": d.order_id, "reason": d.reason},
-                )
-            ]
+            if order.cancelled_at is not None and order.cancelled_at <= at:
+                # this cancellation already (its row was written before the state), or a
+                # producer's retry of it stamped later: the earliest one stands, one row
+                return []
+            c.orders[d.order_id] = order.model_copy(update={"cancelled_at": at})
+            cancel_row = ActivityItem(
+                customer_id=cid,
+                kind="CANCEL",
+                at=at,
+                key=d.order_id,
+                data={"order_id": d.order_id, "reason": d.reason},
+            )
+            if order.cancelled_at is not None:
+                # earlier than the one folded: its row (keyed by its time) goes, so the
+                # timeline, the export and a rebuild hold one cancellation
+                later = cancel_row.model_copy(update={"at": order.cancelled_at}).sk
+                cancel_row = cancel_row.model_copy(update={"replaces": later})
+            return [cancel_row]
         case PointsAdjusted():
             if d.adjustment_id in c.adjustments or c.history.settled_adjustment_id(d.adjustment_id):
                 return []  # this adjustment already (its retry may carry a later time)
