@@ -621,7 +621,10 @@ def _derive(
                     )
                 )
 
-    moved = rank_changed(before, after, cfg.loyalty, at, ev.event_id)
+    # a customer without a rank yet (this is their first event) holds the first one: a first
+    # order that reaches Gold is a rank-up, as it is after any other first event
+    held = before.rank or cfg.loyalty.ranks[0].name
+    moved = rank_changed(before, after, cfg.loyalty, at, ev.event_id, from_rank=held)
     if moved is not None:
         out.append(moved)
 

@@ -506,19 +506,31 @@ def _carry(lots: list[PointsLot], at: datetime) -> dict[str, int]:
 
 
 def rank_changed(
-    before: Customer, after: Customer, cfg: LoyaltyConfig, at: datetime, caused_by: str
+    before: Customer,
+    after: Customer,
+    cfg: LoyaltyConfig,
+    at: datetime,
+    caused_by: str,
+    *,
+    from_rank: str | None = None,
 ) -> DerivedEvent | None:
     """``customer.rank_changed`` if the rank moved from ``before`` to ``after`` (an event
     folded by ingest, or time alone in the daily scoring), else None. The id is fixed by the
-    move and its cause, so a redelivered cause repeats it."""
-    if before.rank is None or after.rank is None or before.rank == after.rank:
+    move and its cause, so a redelivered cause repeats it.
+
+    ``from_rank``, when given, is the rank ``before`` is taken to hold: ingest gives a
+    customer without a rank yet (their first event) the first rank, so a first order that
+    reaches Gold is Bronze -> Gold whatever arrived first. Without it a customer without a
+    rank moves nowhere (the daily scoring: an item never computed)."""
+    held = from_rank if from_rank is not None else before.rank
+    if held is None or after.rank is None or held == after.rank:
         return None
-    up = cfg.rank_index(after.rank) > cfg.rank_index(before.rank)
+    up = cfg.rank_index(after.rank) > cfg.rank_index(held)
     return derived_event(
         RankChanged,
-        f"rank_changed:{before.rank}:{after.rank}:{caused_by}",
+        f"rank_changed:{held}:{after.rank}:{caused_by}",
         Cause(after.customer_id, at, caused_by),
-        from_rank=before.rank,
+        from_rank=held,
         to_rank=after.rank,
         direction=RankDirection.UP if up else RankDirection.DOWN,
         rank_points=after.rank_points,
