@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -514,3 +516,118 @@ def test_a_late_order_the_state_refuses_is_refused_alone_in_a_rebuild() -> None:
     assert "loyalty.currency" in applied.refused[late.event_id]
     assert applied.customer.region == "Kanto" and applied.customer.order_count == 2
     assert late.event_id not in applied.customer.processed
+
+
+# --- "N points to Gold" when time alone drops the rank (the same decision as ingest's) -----
+
+
+def gold_by_two_orders() -> Customer:
+    """o1 (200 rank points) at T0, o2 (1,900) at T0+200d: 2,100 rank points, Gold. When o1
+    leaves the 365-day window the customer is Silver, 100 points short of Gold."""
+    c = customer("c1", order("c1", "o1", 20000, T0), order("c1", "o2", 190000, T0 + days(200)))
+    assert c.rank == "Gold"
+    return c
+
+
+def test_ingest_announces_the_gap_to_gold_when_time_drops_the_rank() -> None:
+    # reference: an event is the first to see o1 leave the window, ingest says both
+    opened = upsert("c1", T0 + days(366), "ev-late", region="Kanto")
+    applied = apply_events(gold_by_two_orders(), [parsed(opened)], CFG, T0 + days(366))
+    c = applied.customer
+    assert (c.rank, c.next_rank, c.points_to_next_rank) == ("Silver", "Gold", 100)
+    assert sorted(e.detail_type for e in applied.derived) == [
+        "customer.points_near_next_rank",
+        "customer.rank_changed",
+    ]
+
+
+def test_the_daily_run_announces_the_gap_to_gold_when_time_drops_the_rank() -> None:
+    from kizuna.programs.claims import claim_holds
+    from kizuna.scoring.job import events_for, rescore
+
+    # given a Gold customer whose first order leaves the window with no event of theirs
+    before = gold_by_two_orders()
+    as_of = T0 + days(366)
+    (after,) = rescore([before], FIXED, CFG, as_of)
+    assert (after.rank, after.next_rank, after.points_to_next_rank) == ("Silver", "Gold", 100)
+    # when the daily run decides what to say
+    out = {e.detail_type: e.detail for e in events_for(before, after, CFG, as_of)}
+    # then it says both, as ingest would, the gap under the run's own deterministic id
+    assert set(out) >= {"customer.rank_changed", "customer.points_near_next_rank"}
+    near = out["customer.points_near_next_rank"]
+    day = as_of.date().isoformat()
+    assert near.event_id == f"c1:points_near_next_rank:Gold:scoring:{day}"
+    assert near.model_dump(include={"rank", "next_rank", "points_to_next_rank"}) == {
+        "rank": "Silver",
+        "next_rank": "Gold",
+        "points_to_next_rank": 100,
+    }
+    # and the claim check bears it out against the state the run saves
+    detail = json.loads(near.model_dump_json())
+    assert claim_holds("customer.points_near_next_rank", detail, after)
+    assert not claim_holds("customer.points_near_next_rank", detail, before)
+
+
+def test_a_gap_the_daily_run_opened_is_announced_once() -> None:
+    from kizuna.scoring.job import events_for, rescore
+
+    # given the daily run dropped Gold to Silver, 100 points short of Gold, and saved it
+    before = gold_by_two_orders()
+    as_of = T0 + days(366)
+    (after,) = rescore([before], FIXED, CFG, as_of)
+    by_run = events_for(before, after, CFG, as_of)
+    # when a small order then brings the customer to 90 points short
+    small = order("c1", "o3", 1000, T0 + days(370))
+    applied = apply_events(after, [parsed(small)], CFG, T0 + days(370))
+    assert applied.customer.points_to_next_rank == 90
+    # then "N points to Gold" was said once: by the run (before the fix: never, the fold
+    # after it found the gap near already)
+    nudges = [
+        e.detail
+        for e in [*by_run, *applied.derived]
+        if e.detail_type == "customer.points_near_next_rank"
+    ]
+    assert [(n.next_rank, n.points_to_next_rank) for n in nudges] == [("Gold", 100)]
+
+
+def test_the_job_puts_the_gap_with_the_rank_it_dropped_and_counts_each() -> None:
+    store = MemoryStore()
+    store.customers["c1"] = gold_by_two_orders()
+    publisher = MemoryPublisher()
+    result = score_segment(
+        ScoreRequest(segment=0, total_segments=1, boundaries=FIXED, as_of=T0 + days(366)),
+        store,
+        publisher,
+        CFG,
+    )
+    assert sorted(e.detail_type for e in publisher.events) == [
+        "customer.points_near_next_rank",
+        "customer.rank_changed",
+        "customer.segment_changed",  # first scored
+    ]
+    assert (result.segment_changed, result.rank_changed, result.points_near_next_rank) == (1, 1, 1)
+    # and the saved state is what the next fold reads: no second nudge for the same gap
+    assert store.customers["c1"].points_to_next_rank == 100
+
+
+@pytest.mark.parametrize("module", ["ingest", "job"])
+def test_ingest_and_scoring_decide_the_gap_with_one_builder(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kizuna.domain import ingest, loyalty
+    from kizuna.scoring import job
+
+    seen: list[str] = []
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[4])
+        return loyalty.points_near_next_rank(*args, **kwargs)
+
+    monkeypatch.setattr(ingest if module == "ingest" else job, "points_near_next_rank", watched)
+    before, as_of = gold_by_two_orders(), T0 + days(366)
+    if module == "ingest":
+        opened = upsert("c1", as_of, "ev-late", region="Kanto")
+        out = apply_events(before, [parsed(opened)], CFG, as_of).derived
+    else:
+        out = job.events_for(before, loyalty.recompute(before, CFG.loyalty, as_of), CFG, as_of)
+    assert seen and "customer.points_near_next_rank" in [e.detail_type for e in out]

@@ -43,7 +43,13 @@ from kizuna.domain.customer import (
     suppression_key,
     suppression_rank,
 )
-from kizuna.domain.loyalty import rank_changed, recompute, replay_points, settle
+from kizuna.domain.loyalty import (
+    points_near_next_rank,
+    rank_changed,
+    recompute,
+    replay_points,
+    settle,
+)
 from kizuna.domain.timestamps import beyond, epoch_seconds, iso, stamp
 from kizuna.domain.zones import zone_or
 from kizuna.events import (
@@ -63,7 +69,6 @@ from kizuna.events import (
     OrderCancelled,
     OrderPlaced,
     PointsAdjusted,
-    PointsNearNextRank,
     PreferencesChanged,
     ProductViewed,
     RepeatPurchase,
@@ -628,27 +633,9 @@ def _derive(
     if moved is not None:
         out.append(moved)
 
-    near = cfg.loyalty.near_next_rank_points
-    gap = after.points_to_next_rank
-    if after.next_rank and after.rank and gap is not None and gap <= near:
-        was_near = (
-            before.next_rank == after.next_rank
-            and before.points_to_next_rank is not None
-            and before.points_to_next_rank <= near
-        )
-        if not was_near:
-            out.append(
-                derived_event(
-                    PointsNearNextRank,
-                    f"points_near_next_rank:{after.next_rank}:{ev.event_id}",
-                    cause,
-                    rank=after.rank,
-                    next_rank=after.next_rank,
-                    points_to_next_rank=gap,
-                    rank_points=after.rank_points,
-                    points_balance=after.points_balance,
-                )
-            )
+    near = points_near_next_rank(before, after, cfg.loyalty, at, ev.event_id)
+    if near is not None:
+        out.append(near)
     return out
 
 

@@ -29,7 +29,14 @@ from kizuna.domain.customer import (
 from kizuna.domain.shards import shard_of
 from kizuna.domain.timestamps import iso, parse_time
 from kizuna.domain.yearly import month_day
-from kizuna.events import Cause, DerivedEvent, RankChanged, RankDirection, derived_event
+from kizuna.events import (
+    Cause,
+    DerivedEvent,
+    PointsNearNextRank,
+    RankChanged,
+    RankDirection,
+    derived_event,
+)
 from kizuna.runtime.config import LoyaltyConfig
 
 
@@ -534,4 +541,37 @@ def rank_changed(
         to_rank=after.rank,
         direction=RankDirection.UP if up else RankDirection.DOWN,
         rank_points=after.rank_points,
+    )
+
+
+def points_near_next_rank(
+    before: Customer, after: Customer, cfg: LoyaltyConfig, at: datetime, caused_by: str
+) -> DerivedEvent | None:
+    """``customer.points_near_next_rank`` if ``after`` is within ``near_next_rank_points``
+    of its next rank and ``before`` was not already that near to the same rank (an event
+    folded by ingest, or time alone in the daily scoring: a lost rank leaves the customer
+    just short of it), else None. The id is fixed by the next rank and the cause, so a
+    redelivered cause repeats it.
+
+    Both writers use it: the state the daily scoring stores is the ``before`` of ingest's
+    next fold, so a gap the scoring did not announce would never be announced."""
+    near = cfg.near_next_rank_points
+    gap = after.points_to_next_rank
+    if not after.next_rank or not after.rank or gap is None or gap > near:
+        return None
+    if (
+        before.next_rank == after.next_rank
+        and before.points_to_next_rank is not None
+        and before.points_to_next_rank <= near
+    ):
+        return None  # told already
+    return derived_event(
+        PointsNearNextRank,
+        f"points_near_next_rank:{after.next_rank}:{caused_by}",
+        Cause(after.customer_id, at, caused_by),
+        rank=after.rank,
+        next_rank=after.next_rank,
+        points_to_next_rank=gap,
+        rank_points=after.rank_points,
+        points_balance=after.points_balance,
     )

@@ -27,7 +27,8 @@ A run has two steps (the ``Scoring`` state machine):
    expiry move with time, not only with events: a rank can drop with no event at all),
    scores RFM, and writes **only** the customers whose state changed. Derived events go
    out first (``customer.segment_changed``, and ``customer.rank_changed`` when time alone
-   moved the rank), PutEvents ten at a time, with deterministic ids so a retried shard
+   moved the rank, with ``customer.points_near_next_rank`` when the lost rank is within
+   reach again), PutEvents ten at a time, with deterministic ids so a retried shard
    repeats ids that consumers already dropped; then the saves.
 
    In the same pass the shard writes its work files to the analytics bucket: the day's
@@ -60,7 +61,7 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel
 
 from kizuna.domain.customer import Customer
-from kizuna.domain.loyalty import rank_changed, recompute
+from kizuna.domain.loyalty import points_near_next_rank, rank_changed, recompute
 from kizuna.domain.timestamps import beyond
 from kizuna.events import Cause, DerivedEvent, SegmentChanged, derived_event
 from kizuna.ports import EventPublisher, VersionConflict
@@ -155,6 +156,7 @@ class ScoreResult(BaseModel):
     conflicts: int = 0
     segment_changed: int = 0
     rank_changed: int = 0
+    points_near_next_rank: int = 0
 
 
 class FinishResult(BaseModel):
@@ -260,6 +262,11 @@ def events_for(
     moved = rank_changed(before, after, cfg.loyalty, as_of, caused_by)
     if moved is not None:
         out.append(moved)
+    # the same decision as ingest's: the state saved here is the "before" of the next fold,
+    # which would take a gap it finds near as already announced
+    near = points_near_next_rank(before, after, cfg.loyalty, as_of, caused_by)
+    if near is not None:
+        out.append(near)
     return out
 
 
@@ -316,8 +323,10 @@ def score_segment(
                 for e in events[before.customer_id]:
                     if e.detail_type == "customer.segment_changed":
                         result.segment_changed += 1
-                    else:
+                    elif e.detail_type == "customer.rank_changed":
                         result.rank_changed += 1
+                    else:
+                        result.points_near_next_rank += 1
             result.conflicts += len(conflicted)
             if not conflicted:
                 break
