@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from kizuna.domain.customer import Customer, SettledHistory
 from kizuna.domain.ingest import apply_events
+from kizuna.domain.loyalty import recompute
 from kizuna.events import RankChanged
 from kizuna.ports import VersionConflict
 from kizuna.runtime.clock import FixedClock
@@ -552,11 +553,13 @@ def test_the_daily_run_announces_the_gap_to_gold_when_time_drops_the_rank() -> N
     assert (after.rank, after.next_rank, after.points_to_next_rank) == ("Silver", "Gold", 100)
     # when the daily run decides what to say
     out = {e.detail_type: e.detail for e in events_for(before, after, CFG, as_of)}
-    # then it says both, as ingest would, the gap under the run's own deterministic id
+    # then it says both, as ingest would, the gap under the id of the drop that opened it
+    # (the instant o1 left the window: deterministic, the same for ingest)
     assert set(out) >= {"customer.rank_changed", "customer.points_near_next_rank"}
     near = out["customer.points_near_next_rank"]
-    day = as_of.date().isoformat()
-    assert near.event_id == f"c1:points_near_next_rank:Gold:scoring:{day}"
+    crossed = (T0 + days(365)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert near.event_id == f"c1:points_near_next_rank:Gold:window:{crossed}"
+    assert near.caused_by == f"scoring:{as_of.date().isoformat()}"
     assert near.model_dump(include={"rank", "next_rank", "points_to_next_rank"}) == {
         "rank": "Silver",
         "next_rank": "Gold",
@@ -631,3 +634,89 @@ def test_ingest_and_scoring_decide_the_gap_with_one_builder(
     else:
         out = job.events_for(before, loyalty.recompute(before, CFG.loyalty, as_of), CFG, as_of)
     assert seen and "customer.points_near_next_rank" in [e.detail_type for e in out]
+
+
+# --- one time-driven rank drop, one id, whichever writer notices it -------------------------
+
+
+class IngestRaces(MemoryStore):
+    """Between the job's read and its save, ingest folds an event of the customer's that is
+    the first to see the same rank drop (the job has already put its events)."""
+
+    def __init__(self, raw: dict[str, Any], now: Any) -> None:
+        super().__init__()
+        self.raw, self.now = raw, now
+        self.raced = False
+        self.ingest_events: list[Any] = []
+
+    def save_customer(self, customer: Customer, expected_version: int) -> Customer:
+        if not self.raced:
+            self.raced = True
+            cid = customer.customer_id
+            applied = apply_events(self.customers[cid], [parsed(self.raw)], CFG, self.now)
+            self.ingest_events += applied.derived
+            self.customers[cid] = applied.customer.model_copy(
+                update={"version": self.customers[cid].version + 1}
+            )
+            raise VersionConflict(cid)
+        return super().save_customer(customer, expected_version)
+
+
+def test_one_time_driven_rank_drop_is_one_event_whichever_writer_notices_it() -> None:
+    # given a Gold customer whose o1 left the window at T0+365d, the run as of a day later,
+    # and an event of theirs folded between the run's put and its save
+    at = T0 + days(366)
+    store = IngestRaces(upsert("c1", at - days(0.01), "ev-late", region="Kanto"), at)
+    store.customers["c1"] = gold_by_two_orders()
+    publisher = MemoryPublisher()
+    score_segment(
+        ScoreRequest(segment=0, total_segments=1, boundaries=FIXED, as_of=at),
+        store,
+        publisher,
+        CFG,
+    )
+    events = [*publisher.events, *store.ingest_events]
+    # then both writers announced the drop and the gap it opened, each under one id, the
+    # instant o1 left the window: consumers and journey entries keep one of each
+    crossed = (T0 + days(365)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for detail_type, key in [
+        ("customer.rank_changed", f"c1:rank_changed:Gold:Silver:window:{crossed}"),
+        ("customer.points_near_next_rank", f"c1:points_near_next_rank:Gold:window:{crossed}"),
+    ]:
+        ids = [e.detail.event_id for e in events if e.detail_type == detail_type]
+        assert len(ids) == 2 and set(ids) == {key}, (detail_type, ids)
+    # and each writer's claim still names its own cause (evaluate checks ingest's record)
+    causes = {e.detail.caused_by for e in events if e.detail_type == "customer.rank_changed"}
+    assert causes == {"ev-late", f"scoring:{at.date().isoformat()}"}
+
+
+def test_a_drop_the_event_itself_made_keeps_the_events_id() -> None:
+    from kizuna.scoring.job import events_for
+
+    # a cancellation of o2 at T0+250d: time alone would still give Gold then
+    before = gold_by_two_orders()
+    applied = apply_events(
+        before, [parsed(cancel("c1", "o2", T0 + days(250), event_id="ev-refund"))], CFG, T0
+    )
+    (moved,) = [e.detail for e in applied.derived if isinstance(e.detail, RankChanged)]
+    assert moved.event_id == "c1:rank_changed:Gold:Bronze:ev-refund"
+    # a drop no departure from the window explains (a higher Gold threshold configured):
+    # the run's own id
+    cfg = KizunaConfig.model_validate(
+        {
+            "loyalty": {
+                "ranks": [
+                    {"name": "Bronze", "min_points": 0},
+                    {"name": "Silver", "min_points": 500, "multiplier": "1.5"},
+                    {"name": "Gold", "min_points": 3000, "multiplier": "2"},
+                ]
+            }
+        }
+    )
+    as_of = T0 + days(201)
+    after = recompute(before, cfg.loyalty, as_of)
+    assert after.rank == "Silver"
+    (rerank,) = [
+        e for e in events_for(before, after, cfg, as_of) if e.detail_type.endswith("rank_changed")
+    ]
+    assert rerank.detail.event_id == f"c1:rank_changed:Gold:Silver:scoring:{as_of.date()}"

@@ -49,6 +49,7 @@ from kizuna.domain.loyalty import (
     recompute,
     replay_points,
     settle,
+    time_driven_key,
 )
 from kizuna.domain.timestamps import beyond, epoch_seconds, iso, stamp
 from kizuna.domain.zones import zone_or
@@ -629,11 +630,14 @@ def _derive(
     # a customer without a rank yet (this is their first event) holds the first one: a first
     # order that reaches Gold is a rank-up, as it is after any other first event
     held = before.rank or cfg.loyalty.ranks[0].name
-    moved = rank_changed(before, after, cfg.loyalty, at, ev.event_id, from_rank=held)
+    # a rank time moved (an old order left the window) is named by that fact, as the daily
+    # scoring names it: the two may both notice one drop (the run puts before it saves)
+    key = time_driven_key(before, after, cfg.loyalty)
+    moved = rank_changed(before, after, cfg.loyalty, at, ev.event_id, from_rank=held, key=key)
     if moved is not None:
         out.append(moved)
 
-    near = points_near_next_rank(before, after, cfg.loyalty, at, ev.event_id)
+    near = points_near_next_rank(before, after, cfg.loyalty, at, ev.event_id, key=key)
     if near is not None:
         out.append(near)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from itertools import accumulate
 
@@ -512,6 +512,40 @@ def _carry(lots: list[PointsLot], at: datetime) -> dict[str, int]:
     return {iso(expires): n for expires, n in sorted(merged.items())}
 
 
+def time_driven_key(before: Customer, after: Customer, cfg: LoyaltyConfig) -> str | None:
+    """``window:<instant>`` when time alone moved the rank from ``before`` to ``after``,
+    else None: ``before``'s own facts give ``after``'s rank as of ``after.as_of``, and the
+    instant is the first after ``before.as_of`` at which they do (an order, or a settled
+    day, leaving the rank window). The key names the fact, not who noticed it: the daily
+    scoring and an ingest fold that both start from the same stored ``before`` get the same
+    key, so a drop both announce (the run puts its events before it saves, an event of the
+    customer's can be folded in between) has one id.
+
+    None when the event folded moved the rank (``after``'s rank is not what time gives),
+    and when no departure explains the move (a change of the configured ranks)."""
+    if before.rank is None or after.rank is None or after.as_of is None:
+        return None
+    if before.rank == after.rank:
+        return None
+    orders = _counted_orders(before)
+    window = RankWindow(orders, before.history, cfg)
+    if cfg.rank_for(window.at(after.as_of, inclusive=True)).name != after.rank:
+        return None
+    span = timedelta(days=cfg.rank_window_days)
+    leaving = {o.at + span for _, o in orders if o.at is not None}
+    leaving |= {
+        datetime.combine(date.fromisoformat(d), time(), tzinfo=UTC) + span
+        for d in before.history.days
+    }
+    since = before.as_of
+    for at in sorted(leaving):
+        if (since is not None and at <= since) or at > after.as_of:
+            continue
+        if cfg.rank_for(window.at(at, inclusive=True)).name == after.rank:
+            return f"window:{iso(at)}"
+    return None
+
+
 def rank_changed(
     before: Customer,
     after: Customer,
@@ -520,10 +554,12 @@ def rank_changed(
     caused_by: str,
     *,
     from_rank: str | None = None,
+    key: str | None = None,
 ) -> DerivedEvent | None:
     """``customer.rank_changed`` if the rank moved from ``before`` to ``after`` (an event
     folded by ingest, or time alone in the daily scoring), else None. The id is fixed by the
-    move and its cause, so a redelivered cause repeats it.
+    move and ``key`` (default: its cause), so a redelivered cause repeats it; a move time
+    made has the key of :func:`time_driven_key`, the same whoever noticed it.
 
     ``from_rank``, when given, is the rank ``before`` is taken to hold: ingest gives a
     customer without a rank yet (their first event) the first rank, so a first order that
@@ -535,7 +571,7 @@ def rank_changed(
     up = cfg.rank_index(after.rank) > cfg.rank_index(held)
     return derived_event(
         RankChanged,
-        f"rank_changed:{held}:{after.rank}:{caused_by}",
+        f"rank_changed:{held}:{after.rank}:{key or caused_by}",
         Cause(after.customer_id, at, caused_by),
         from_rank=held,
         to_rank=after.rank,
@@ -545,13 +581,20 @@ def rank_changed(
 
 
 def points_near_next_rank(
-    before: Customer, after: Customer, cfg: LoyaltyConfig, at: datetime, caused_by: str
+    before: Customer,
+    after: Customer,
+    cfg: LoyaltyConfig,
+    at: datetime,
+    caused_by: str,
+    *,
+    key: str | None = None,
 ) -> DerivedEvent | None:
     """``customer.points_near_next_rank`` if ``after`` is within ``near_next_rank_points``
     of its next rank and ``before`` was not already that near to the same rank (an event
     folded by ingest, or time alone in the daily scoring: a lost rank leaves the customer
-    just short of it), else None. The id is fixed by the next rank and the cause, so a
-    redelivered cause repeats it.
+    just short of it), else None. The id is fixed by the next rank and ``key`` (default:
+    the cause), so a redelivered cause repeats it; the gap a rank lost to time opens has the
+    key of that move (:func:`time_driven_key`), the same whoever noticed it.
 
     Both writers use it: the state the daily scoring stores is the ``before`` of ingest's
     next fold, so a gap the scoring did not announce would never be announced."""
@@ -567,7 +610,7 @@ def points_near_next_rank(
         return None  # told already
     return derived_event(
         PointsNearNextRank,
-        f"points_near_next_rank:{after.next_rank}:{caused_by}",
+        f"points_near_next_rank:{after.next_rank}:{key or caused_by}",
         Cause(after.customer_id, at, caused_by),
         rank=after.rank,
         next_rank=after.next_rank,

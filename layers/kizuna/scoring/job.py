@@ -61,7 +61,12 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel
 
 from kizuna.domain.customer import Customer
-from kizuna.domain.loyalty import points_near_next_rank, rank_changed, recompute
+from kizuna.domain.loyalty import (
+    points_near_next_rank,
+    rank_changed,
+    recompute,
+    time_driven_key,
+)
 from kizuna.domain.timestamps import beyond
 from kizuna.events import Cause, DerivedEvent, SegmentChanged, derived_event
 from kizuna.ports import EventPublisher, VersionConflict
@@ -259,12 +264,15 @@ def events_for(
                 monetary=after.rfm_monetary,
             )
         )
-    moved = rank_changed(before, after, cfg.loyalty, as_of, caused_by)
+    # a drop named by its fact, as ingest names it when one of the customer's events is
+    # folded between this run's read and its save: one id for the one drop
+    key = time_driven_key(before, after, cfg.loyalty)
+    moved = rank_changed(before, after, cfg.loyalty, as_of, caused_by, key=key)
     if moved is not None:
         out.append(moved)
     # the same decision as ingest's: the state saved here is the "before" of the next fold,
     # which would take a gap it finds near as already announced
-    near = points_near_next_rank(before, after, cfg.loyalty, as_of, caused_by)
+    near = points_near_next_rank(before, after, cfg.loyalty, as_of, caused_by, key=key)
     if near is not None:
         out.append(near)
     return out
