@@ -93,6 +93,30 @@ def cancel(
     )
 
 
+def refund(
+    customer_id: str,
+    order_id: str,
+    refund_id: str,
+    amount: int | str,
+    at: datetime,
+    event_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    return envelope(
+        "order.refunded",
+        {
+            "customer_id": customer_id,
+            "occurred_at": at.isoformat(),
+            "order_id": order_id,
+            "refund_id": refund_id,
+            "amount": amount,
+            "currency": "JPY",
+            **fields,
+        },
+        event_id or f"ev-refund-{order_id}-{refund_id}",
+    )
+
+
 def adjust(customer_id: str, adjustment_id: str, delta: int, at: datetime) -> dict[str, Any]:
     return envelope(
         "points.adjusted",

@@ -3,8 +3,8 @@
 Enough of JSON Schema for the inbound contract: ``$ref``/``$defs``, ``anyOf``, ``enum``,
 ``const``, objects (``properties``, ``required``, ``additionalProperties``), arrays (``items``,
 ``minItems``, ``maxItems``), maps (``patternProperties`` or ``propertyNames``), strings (``minLength``, ``maxLength``, ``pattern``, ``format``
-``date`` and ``date-time``), integers and numbers (``minimum``, ``maximum``), booleans and
-null. Anything else raises, so a new keyword in a schema is noticed rather than ignored.
+``date`` and ``date-time``), integers and numbers (``minimum``, ``exclusiveMinimum``,
+``maximum``), booleans and null. Anything else raises, so a new keyword in a schema is noticed rather than ignored.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ KNOWN = {
     "minItems",
     "minLength",
     "minimum",
+    "exclusiveMinimum",
     "pattern",
     "properties",
     "required",
@@ -116,6 +117,13 @@ def from_schema(
         return st.integers(schema.get("minimum", -(10**9)), schema.get("maximum", 10**9))
     if kind == "number":  # amounts mostly (whole or cents), and any float now and then
         low, high = schema.get("minimum", -1e9), schema.get("maximum", 1e9)
+        if "exclusiveMinimum" in schema:
+            above = schema["exclusiveMinimum"]
+            return st.one_of(
+                st.integers(int(above) + 1, int(high)),
+                st.integers(int(above * 100) + 1, int(high * 100)).map(lambda c: c / 100),
+                st.floats(above, high, exclude_min=True, allow_nan=False, allow_infinity=False),
+            )
         return st.one_of(
             st.integers(int(low), int(high)),
             st.integers(int(low * 100), int(high * 100)).map(lambda cents: cents / 100),

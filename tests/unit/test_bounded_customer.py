@@ -18,6 +18,7 @@ from kizuna.domain.behaviour import count_occurrence
 from kizuna.domain.customer import (
     MAX_DEVICE_TOKEN_CHARS,
     MAX_DEVICES,
+    MAX_REFUNDS,
     MAX_SUPPRESSED_ADDRESSES,
     AdjustmentFact,
     Customer,
@@ -31,7 +32,7 @@ from kizuna.runtime.config import KizunaConfig
 from kizuna.services.ingest import IngestService
 from kizuna_tools.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStore
 from kizuna_tools.importer import import_file
-from tests.factories import T0, adjust, cancel, envelope, order
+from tests.factories import T0, adjust, cancel, envelope, order, refund
 from tests.sqs_events import sqs_event, sqs_record
 
 # Decades of history: older than event_time.max_age_days' default (about 10 years), which an
@@ -242,7 +243,7 @@ WORST_CFG = CFG.model_validate(
 
 def test_the_worst_case_item_fits_in_dynamodb() -> None:
     """Every identifier at its longest (128 characters), every order of 500 lines, a cart of
-    500 items, the largest derived records, 250 custom attributes of 256 characters, 54
+    500 items, MAX_REFUNDS refunds, the largest derived records, 250 custom attributes of 256 characters, 54
     full behaviour counters, 25 push devices registered with the longest tokens (the
     MAX_DEVICES newest kept) and 25 unregistered before them (bounded with the devices):
     the item stays under 400 KB."""
@@ -265,6 +266,18 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
             a = adjust("c1", f"{long}{i:08d}", 5 if i % 4 else -3, at)
             a["detail"]["reason"] = "r" * 128
             raws.append(a)
+    # and as many refunds of the orders kept as the item holds, the longest ids
+    raws += [
+        refund(
+            "c1",
+            f"{long}{399 - k:08d}",
+            f"{long}{k:08d}",
+            1,
+            T0 + timedelta(hours=420 + k),
+            reason="r" * 128,
+        )
+        for k in range(MAX_REFUNDS)
+    ]
     cart_items = [
         {"product_id": f"{long}{k:08d}", "quantity": 1, "unit_price": "1"} for k in range(500)
     ]
@@ -342,6 +355,7 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
         len(customer.attributes) == 250 and customer.cart and len(customer.cart.product_ids) == 500
     )
     assert len([o for o in customer.orders.values() if not o.placed]) == 20
+    assert sum(len(o.refunds) for o in customer.orders.values()) == MAX_REFUNDS
     assert len(customer.devices) == MAX_DEVICES  # the newest 20 of 25
     assert customer.unregistered_devices == {}  # older than every device kept
     assert [len(customer.suppressed_addresses[c]) for c in ConsentChannel] == [
@@ -359,7 +373,8 @@ def test_the_worst_case_item_fits_in_dynamodb() -> None:
     item = customer_to_item(customer)
     assert "time_zone_changed_at" in item
     size = dynamodb_size(item)
-    assert size < 380_000, {k: dynamodb_size(v) for k, v in item.items()}
+    # 380,000 before refunds were kept (MAX_REFUNDS of them: ~3 KB), DynamoDB's is 409,600
+    assert size < 385_000, {k: dynamodb_size(v) for k, v in item.items()}
 
 
 def test_a_large_order_is_re_emitted_whole_though_its_record_is_small() -> None:

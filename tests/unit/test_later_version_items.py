@@ -27,6 +27,7 @@ from kizuna.domain.customer import (
     PauseState,
     PostalAddress,
     ProcessedRecord,
+    RefundFact,
     SettledHistory,
     Suppression,
     UnreadableCustomer,
@@ -65,6 +66,7 @@ def stored_customer() -> Customer:
                 channel="web",
                 products=("p-1",),
                 stamp="s",
+                refunds={"0123456789abcdef": RefundFact(at=T0, amount=Decimal(200))},
             ),
             "o2": OrderFact(cancelled_at=T0),  # a cancellation waiting for its order
         },

@@ -30,6 +30,8 @@ def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
                 "order",
                 "order",
                 "cancel",
+                "refund",
+                "refund",
                 "adjust",
                 "profile",
                 "consent",
@@ -53,6 +55,14 @@ def event(draw: st.DrawFn, n: int) -> dict[str, Any]:
     elif kind == "cancel":
         oid = draw(st.sampled_from(["o1", "o2", "o3", "o4", "o5"]))
         detail_type, fields = "order.cancelled", {"order_id": oid}
+    elif kind == "refund":
+        # a refund id names one amount (its retries, under another event id and time, are
+        # the same refund); refunds of one order may add up to more than its total
+        oid = draw(st.sampled_from(["o1", "o2", "o3", "o4", "o5"]))
+        rid = draw(st.sampled_from(["r1", "r2", "r3"]))
+        amount = {"r1": "5000", "r2": "20000", "r3": "100000"}[rid]
+        detail_type = "order.refunded"
+        fields = {"order_id": oid, "refund_id": rid, "amount": amount, "currency": "JPY"}
     elif kind == "adjust":
         delta = draw(st.integers(min_value=-3000, max_value=3000).filter(bool))
         detail_type = "points.adjusted"

@@ -116,7 +116,7 @@ class MemoryStore:
         return [
             i
             for (cid, _), i in self.activity.items()
-            if cid == customer_id and i.kind in {"ORDER", "CANCEL", "POINTS"}
+            if cid == customer_id and i.kind in {"ORDER", "CANCEL", "REFUND", "POINTS"}
         ]
 
     def get_journeys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JourneyState]:

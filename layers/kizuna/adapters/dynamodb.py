@@ -211,7 +211,7 @@ def activity_to_item(item: ActivityItem) -> dict[str, Any]:
 
 
 # the activity items a customer's settled history is rebuilt from (kizuna.domain.ingest)
-FACT_KINDS = ("ORDER", "CANCEL", "POINTS")
+FACT_KINDS = ("ORDER", "CANCEL", "REFUND", "POINTS")
 _ACTIVITY_KEYS = {"pk", "sk", "kind", "at", "expires_at", "gsi1pk", "gsi1sk"}
 
 

@@ -24,7 +24,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
 
 # Fields of the profile that hold personal data: never logged, erased on request.
 PERSONAL_FIELDS = ("email", "phone", "first_name", "last_name", "line_user_id", "postal_address")
@@ -112,7 +120,10 @@ class PostalAddress(BaseModel):
 # Bounds of the customer item (see SettledHistory and docs/ARCHITECTURE.md, "Data").
 MAX_ORDERS = 100  # orders kept one by one; older ones are settled
 MAX_ADJUSTMENTS = 40  # point adjustments kept one by one
-MAX_PENDING_CANCELS = 20  # cancellations waiting for their order
+MAX_PENDING_CANCELS = 20  # cancellations (and refunds) waiting for their order
+# refunds kept one by one on the orders in the item (those of settled orders are in the
+# settled summary): a refund beyond it is refused until some settle
+MAX_REFUNDS = 40
 MAX_ORDER_PRODUCTS = 5  # product ids kept per order (the ORDER activity item has all lines)
 MAX_HISTORY_PRODUCTS = 100  # distinct products of settled orders (most recent kept)
 # digests of the most recently settled adjustments' ids a customer item keeps: a producer's
@@ -180,10 +191,25 @@ def attributes_size(values: Mapping[str, Any]) -> int:
     return len(text.encode())
 
 
+def refund_digest(refund_id: str) -> str:
+    """A refund's id as :attr:`OrderFact.refunds` keys it (16 hex characters of its SHA-256:
+    bounded whatever the producer's id; its REFUND activity row keeps the id as sent)."""
+    return hashlib.sha256(refund_id.encode()).hexdigest()[:16]
+
+
+class RefundFact(_Model):
+    """One refund of an order (``order.refunded``): when, and how much was paid back."""
+
+    at: datetime
+    amount: Decimal
+
+
 class OrderFact(_Model):
     """One order as far as loyalty is concerned. ``placed`` is False for a cancellation
-    that arrived before its order. ``products`` keeps the first MAX_ORDER_PRODUCTS distinct
-    product ids."""
+    or a refund that arrived before its order. ``products`` keeps the first
+    MAX_ORDER_PRODUCTS distinct product ids. ``refunds`` (:func:`refund_digest` of the
+    refund id -> refund) lower what the order counts for, at the order's own time:
+    :attr:`net_total`."""
 
     placed: bool = False
     at: datetime | None = None
@@ -195,10 +221,49 @@ class OrderFact(_Model):
     products: tuple[str, ...] = ()
     stamp: str = ""
     cancelled_at: datetime | None = None
+    refunds: dict[str, RefundFact] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _without_no_refunds(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # an order without refunds is stored as before they existed (the item's bound)
+        data: dict[str, Any] = handler(self)
+        if not self.refunds:
+            data.pop("refunds", None)
+        return data
+
+    def net_as_of(self, at: datetime | None = None) -> Decimal:
+        """The total less the refunds made at or before ``at`` (None: every refund), never
+        below 0."""
+        refunded = sum(
+            (r.amount for r in self.refunds.values() if at is None or r.at <= at), Decimal(0)
+        )
+        return max(self.total - refunded, Decimal(0))
+
+    @property
+    def net_total(self) -> Decimal:
+        """What the order counts for (spend, rank points, its points lot): the total less
+        every refund, never below 0."""
+        return self.net_as_of()
+
+    @property
+    def fully_refunded(self) -> bool:
+        """Refunds make up the whole total: the order is cancelled by them."""
+        return bool(self.refunds) and self.net_total == 0
 
     @property
     def counts(self) -> bool:
-        return self.placed and self.cancelled_at is None
+        return self.placed and self.cancelled_at is None and not self.fully_refunded
+
+    @property
+    def waiting_since(self) -> datetime | None:
+        """For a cancellation or refunds that arrived before their order (not placed): the
+        latest of them, else None."""
+        if self.placed:
+            return None
+        times = [r.at for r in self.refunds.values()]
+        if self.cancelled_at is not None:
+            times.append(self.cancelled_at)
+        return max(times, default=None)
 
 
 class AdjustmentFact(_Model):

@@ -21,6 +21,7 @@ from kizuna.domain.behaviour import count_occurrence
 from kizuna.domain.customer import (
     MAX_ATTRIBUTES_BYTES,
     MAX_ORDER_PRODUCTS,
+    MAX_REFUNDS,
     PROCESSED_BUDGET,
     PROFILE_FIELDS,
     SEEN_BUDGET,
@@ -32,6 +33,7 @@ from kizuna.domain.customer import (
     OrderFact,
     PauseState,
     ProcessedRecord,
+    RefundFact,
     SettledHistory,
     Suppression,
     attribute_values,
@@ -39,6 +41,7 @@ from kizuna.domain.customer import (
     bound_devices,
     bound_suppressions,
     channel_suppressions,
+    refund_digest,
     stored_attribute,
     suppression_key,
     suppression_rank,
@@ -47,6 +50,7 @@ from kizuna.domain.loyalty import (
     points_near_next_rank,
     rank_changed,
     recompute,
+    refund_key,
     replay_points,
     settle,
     time_driven_key,
@@ -69,6 +73,7 @@ from kizuna.events import (
     LineLinked,
     OrderCancelled,
     OrderPlaced,
+    OrderRefunded,
     PointsAdjusted,
     PreferencesChanged,
     ProductViewed,
@@ -173,8 +178,12 @@ def _apply_facts(
     vocab: Vocabulary | None = None,
     now: datetime | None = None,
     count: bool = True,
+    held: Customer | None = None,
 ) -> list[ActivityItem]:
     """Mutate ``c``'s facts with ``ev``; return the activity items the event writes.
+
+    ``held``: the customer item whose refunds count against MAX_REFUNDS (default ``c``; a
+    fold from the fact log gives the stored item, ``c`` holds the settled orders too).
 
     A new occurrence of a counted event (``vocab.windows``: custom events and tracked
     built-ins) is added to ``c.behaviour`` unless ``count`` is False (the fact log replayed
@@ -182,13 +191,18 @@ def _apply_facts(
     receiver's clock (see :func:`kizuna.domain.behaviour.count_occurrence`)."""
     vocab = vocab or vocabulary(cfg)
     d = ev.detail
-    if count and isinstance(d, OrderPlaced) and d.currency != cfg.loyalty.currency:
+    if count and isinstance(d, OrderPlaced | OrderRefunded) and d.currency != cfg.loyalty.currency:
         # points, ranks, spend and the RFM scores count one currency: an order in another
         # would earn at this one's rate (a dollar counted as a yen); refused, dead-lettered
+        what = "total" if isinstance(d, OrderPlaced) else "amount"
         raise EventRefused(
-            f"order.placed: detail.currency: {d.currency} is not the shop's order currency "
-            f"({cfg.loyalty.currency}, loyalty.currency); convert the total before sending it"
+            f"{ev.detail_type}: detail.currency: {d.currency} is not the shop's order "
+            f"currency ({cfg.loyalty.currency}, loyalty.currency); convert the {what} "
+            "before sending it"
         )
+    if count and isinstance(d, OrderRefunded):
+        # not for the fact log replayed: it holds the refunds of orders settled since
+        _check_refund(c, d, held or c)
     windows = vocab.windows.get(ev.detail_type) if count else None
     new = windows is not None and _new_occurrence(c, ev)
     items = _change_facts(c, ev, cfg, vocab, horizon)
@@ -353,6 +367,58 @@ def _preferences(
     ]
 
 
+def _check_refund(c: Customer, d: OrderRefunded, held: Customer) -> None:
+    """EventRefused, before anything changed, for a refund id of the order already recorded
+    with another amount (a refund id names one refund: a correction is a new one), and for a
+    new refund while the item (``held``) holds MAX_REFUNDS (of orders not yet settled)."""
+    order = c.orders.get(d.order_id)
+    known = order.refunds.get(refund_digest(d.refund_id)) if order is not None else None
+    if known is not None and known.amount != d.amount:
+        raise EventRefused(
+            "order.refunded: detail.amount: this refund_id of the order was recorded with "
+            "another amount; a refund id names one refund (send another refund under a new "
+            "refund_id)"
+        )
+    if known is None and sum(len(o.refunds) for o in held.orders.values()) >= MAX_REFUNDS:
+        raise EventRefused(
+            f"order.refunded: the customer has {MAX_REFUNDS} refunds of orders not yet "
+            "settled, the most a customer item keeps; send it again once older orders settle"
+        )
+
+
+def _refund(c: Customer, d: OrderRefunded) -> list[ActivityItem]:
+    """The refund on its order (kept, at the order's own time, by ``recompute``), and its
+    REFUND row; one per refund: a retry at a later time adds nothing, one at an earlier
+    time moves it there (its row replaces the later one)."""
+    at = d.occurred_at
+    order = c.orders.get(d.order_id) or OrderFact()
+    digest = refund_digest(d.refund_id)
+    known = order.refunds.get(digest)  # same amount: _check_refund
+    if known is not None and known.at <= at:
+        # this refund already (its row was written before the state), or a producer's
+        # retry of it stamped later: the earliest stands, one row
+        return []
+    refund = RefundFact(at=at, amount=d.amount)
+    c.orders[d.order_id] = order.model_copy(update={"refunds": {**order.refunds, digest: refund}})
+    row = ActivityItem(
+        customer_id=c.customer_id,
+        kind="REFUND",
+        at=at,
+        key=refund_key(d.order_id, d.refund_id),
+        data={
+            "order_id": d.order_id,
+            "refund_id": d.refund_id,
+            "amount": d.amount,
+            "currency": d.currency,
+            "reason": d.reason,
+            "lines": [line.model_dump() for line in d.lines],
+        },
+    )
+    if known is not None:
+        row = row.model_copy(update={"replaces": row.model_copy(update={"at": known.at}).sk})
+    return [row]
+
+
 def _change_facts(
     c: Customer,
     ev: ParsedEvent,
@@ -472,6 +538,8 @@ def _change_facts(
                 later = cancel_row.model_copy(update={"at": order.cancelled_at}).sk
                 cancel_row = cancel_row.model_copy(update={"replaces": later})
             return [cancel_row]
+        case OrderRefunded():
+            return _refund(c, d)
         case PointsAdjusted():
             if d.adjustment_id in c.adjustments or c.history.settled_adjustment_id(d.adjustment_id):
                 return []  # this adjustment already (its retry may carry a later time)
@@ -643,22 +711,31 @@ def _derive(
     return out
 
 
+_LEDGER_ROWS = frozenset({"ORDER", "CANCEL", "REFUND"})
+
+
 def _with_ledger(
     activity: list[ActivityItem], customer: Customer, cfg: KizunaConfig
 ) -> list[ActivityItem]:
-    """ORDER and CANCEL rows carry the points around the order or the cancellation at its
-    place in time (the replay of ``customer``'s facts, its ledger), so the activity history
-    is also the point ledger without a second write per order: not the stored balance, which
+    """ORDER, CANCEL and REFUND rows carry the points around the order, the cancellation or
+    the refund at its place in time (the replay of ``customer``'s facts, its ledger), so the
+    activity history is also the point ledger without a second write per order: not the
+    stored balance, which
     is as of the customer's latest event (points may have expired since, a later order may
     have been folded already)."""
-    if not any(item.kind in {"ORDER", "CANCEL"} for item in activity):
+    if not any(item.kind in _LEDGER_ROWS for item in activity):
         return activity
     replay = replay_points(customer, cfg.loyalty)
+    by_kind = {"ORDER": replay.ledger, "CANCEL": replay.cancels, "REFUND": replay.refunds}
     out = []
     for item in activity:
-        if item.kind in {"ORDER", "CANCEL"}:
-            entries = replay.ledger if item.kind == "ORDER" else replay.cancels
-            entry = entries.get(item.key)  # both rows are keyed by the order id
+        if item.kind in _LEDGER_ROWS:
+            # ORDER and CANCEL rows are keyed by the order id, a refund's entry by its
+            # order id and refund digest
+            key = item.key
+            if item.kind == "REFUND":
+                key = refund_key(item.data["order_id"], refund_digest(item.data["refund_id"]))
+            entry = by_kind[item.kind].get(key)
             # (every order and cancellation the state holds has an entry; the stored
             # balance is only a guard, a row never goes without its points fields)
             before, after, rank = (
@@ -711,14 +788,14 @@ def restore_derived(record: ProcessedRecord, ev: ParsedEvent) -> list[DerivedEve
 
 class HistoryNeeded(Exception):
     """An event is about an order or adjustment the customer item has settled: the fold needs
-    the customer's fact log (their ORDER, CANCEL and POINTS activity items) to apply it
+    the customer's fact log (their ORDER, CANCEL, REFUND and POINTS activity items) to apply it
     exactly once. Call :func:`apply_events` again with ``log``."""
 
 
 def needs_history(customer: Customer, events: Sequence[ParsedEvent]) -> bool:
     """Does any of ``events`` concern a fact that only the fact log can answer for (a late
-    order or adjustment before the settlement checkpoint, a cancellation of an order not in
-    the item while some are settled)?"""
+    order or adjustment before the settlement checkpoint, a cancellation or a refund of an
+    order not in the item while some are settled)?"""
     history = customer.history
     if history.before_at is None:
         return False
@@ -728,7 +805,7 @@ def needs_history(customer: Customer, events: Sequence[ParsedEvent]) -> bool:
             late = d.order_id not in customer.orders and history.settled_order(
                 d.occurred_at, d.order_id
             )
-        elif isinstance(d, OrderCancelled):
+        elif isinstance(d, OrderCancelled | OrderRefunded):
             late = d.order_id not in customer.orders
         elif isinstance(d, PointsAdjusted):
             late = (
@@ -744,8 +821,9 @@ def needs_history(customer: Customer, events: Sequence[ParsedEvent]) -> bool:
 
 
 def facts_from_activity(customer_id: str, items: Sequence[ActivityItem]) -> list[ParsedEvent]:
-    """The order, cancellation and adjustment events a customer's ORDER, CANCEL and POINTS
-    activity items record (what the fold needs to rebuild their settled history)."""
+    """The order, cancellation, refund and adjustment events a customer's ORDER, CANCEL,
+    REFUND and POINTS activity items record (what the fold needs to rebuild their settled
+    history)."""
     out = []
     for item in items:
         base = {"customer_id": customer_id, "occurred_at": item.at}
@@ -765,6 +843,18 @@ def facts_from_activity(customer_id: str, items: Sequence[ActivityItem]) -> list
         elif item.kind == "CANCEL":
             detail = OrderCancelled.model_validate(
                 {**base, "order_id": d["order_id"], "reason": d.get("reason")}
+            )
+        elif item.kind == "REFUND":
+            detail = OrderRefunded.model_validate(
+                {
+                    **base,
+                    "order_id": d["order_id"],
+                    "refund_id": d["refund_id"],
+                    "amount": d["amount"],
+                    "currency": d["currency"],
+                    "lines": d.get("lines") or (),
+                    "reason": d.get("reason"),
+                }
             )
         elif item.kind == "POINTS" and item.key.startswith(ADJUSTMENT_KEY_PREFIX):
             detail = PointsAdjusted.model_validate(
@@ -856,11 +946,13 @@ def _apply_late(
     bulk: bool,
     vocab: Vocabulary,
     horizon: datetime | None,
+    stored: Customer,
 ) -> Customer:
     """Fold events about settled facts into ``base`` (rebuilt from the fact log, every fact
     one by one) at once: one recompute for all of them, however long the history, as of
     the same instant the live path would (:func:`_fold_as_of`). An event the state refuses
-    (:class:`EventRefused`) is not applied: it is in ``result.refused``."""
+    (:class:`EventRefused`) is not applied: it is in ``result.refused``. ``stored``: the
+    customer item as stored (the refunds it holds count against MAX_REFUNDS)."""
     state = _fork(base)
     activity: list[ActivityItem] = []
     fresh: list[ParsedEvent] = []
@@ -872,7 +964,7 @@ def _apply_late(
             continue
         trial = _fork(state)
         try:
-            activity += _apply_facts(trial, ev, cfg, horizon, vocab=vocab, now=now)
+            activity += _apply_facts(trial, ev, cfg, horizon, vocab=vocab, now=now, held=stored)
         except EventRefused as refused:  # (a late order in another currency): not applied
             result.refused[ev.event_id] = refused.reason
             continue
@@ -900,7 +992,7 @@ def _earliest_touched(state: Customer, events: Sequence[ParsedEvent]) -> tuple[d
             known = state.orders.get(d.order_id)
             if known is not None and known.at is not None:
                 touched.append((known.at, d.order_id))
-        elif isinstance(d, OrderCancelled):
+        elif isinstance(d, OrderCancelled | OrderRefunded):
             known = state.orders.get(d.order_id)
             if known is not None and known.at is not None:
                 touched.append((known.at, d.order_id))
@@ -987,7 +1079,7 @@ def apply_events(
         late = [ev for ev in events if needs_history(customer, [ev])]
         events = [ev for ev in events if not needs_history(customer, [ev])]
         rebuilt = _rebuilt(customer, log, cfg, vocab)
-        state = _apply_late(rebuilt, late, cfg, now, result, bulk, vocab, horizon)
+        state = _apply_late(rebuilt, late, cfg, now, result, bulk, vocab, horizon, customer)
         state = settle(state, cfg.loyalty, limit=_earliest_touched(state, events))
     elif needs_history(customer, events):
         raise HistoryNeeded(customer.customer_id)

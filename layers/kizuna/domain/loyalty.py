@@ -43,13 +43,20 @@ from kizuna.runtime.config import LoyaltyConfig
 @dataclass(frozen=True)
 class _Timeline:
     at: datetime
-    # 0 = order, 1 = adjustment, 2 = cancellation: at the same instant orders first, then
-    # adjustments, then cancellations
+    # 0 = order, 1 = adjustment, 2 = cancellation, 3 = refund: at the same instant orders
+    # first, then adjustments, then cancellations, then refunds
     kind: int
     key: str
+    refund: str = ""  # a refund's digest (its order's id is ``key``)
 
 
-ORDER, ADJUSTMENT, CANCELLATION = 0, 1, 2
+ORDER, ADJUSTMENT, CANCELLATION, REFUND = 0, 1, 2, 3
+
+
+def refund_key(order_id: str, refund_id: str) -> str:
+    """A refund's key: its REFUND activity row's (with the refund id), its ledger entry's
+    (with the refund digest). Ids hold no ``#``."""
+    return f"{order_id}#{refund_id}"
 
 
 @dataclass(frozen=True)
@@ -69,10 +76,17 @@ class Replay:
     ledger: dict[str, OrderLedger] = field(default_factory=dict)
     # per order id, the points around its (effective, earliest) cancellation
     cancels: dict[str, OrderLedger] = field(default_factory=dict)
+    # per refund (:func:`refund_key` of its order id and refund digest), the points around it
+    refunds: dict[str, OrderLedger] = field(default_factory=dict)
 
 
 def base_points(total: Decimal, cfg: LoyaltyConfig) -> int:
     return int((total * cfg.earn_rate).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def order_points(total: Decimal, cfg: LoyaltyConfig, multiplier: Decimal) -> int:
+    """The points an order of ``total`` earns with the multiplier of the rank held."""
+    return int((total * cfg.earn_rate * multiplier).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def utc_day(at: datetime) -> date:
@@ -85,14 +99,26 @@ def _counted_orders(customer: Customer) -> list[tuple[str, OrderFact]]:
     return orders
 
 
-def _earned_then_cancelled(order: OrderFact) -> bool:
-    """Was the order's lot alive for a while: placed, then cancelled after its time?"""
-    return (
-        order.placed
-        and order.at is not None
-        and order.cancelled_at is not None
-        and order.at < order.cancelled_at
-    )
+def _earns(order: OrderFact) -> bool:
+    """Does the order earn a lot at its time: placed, not cancelled at or before it, and not
+    refunded in full at or before it?"""
+    if not order.placed or order.at is None:
+        return False
+    if order.cancelled_at is not None and order.cancelled_at <= order.at:
+        return False
+    return order.net_as_of(order.at) > 0
+
+
+def _later_reversals(order: OrderFact) -> list[datetime]:
+    """The times, after the order's own, of its cancellation and refunds: each changes the
+    lot it earned (none for an order not placed)."""
+    if not order.placed or order.at is None:
+        return []
+    at = order.at
+    times = [r.at for r in order.refunds.values() if r.at > at]
+    if order.cancelled_at is not None and order.cancelled_at > at:
+        times.append(order.cancelled_at)
+    return times
 
 
 class RankWindow:
@@ -105,7 +131,7 @@ class RankWindow:
     ) -> None:
         self._cfg = cfg
         self._ats = [o.at for _, o in orders if o.at is not None]
-        self._sums = list(accumulate((base_points(o.total, cfg) for _, o in orders), initial=0))
+        self._sums = list(accumulate((base_points(o.net_total, cfg) for _, o in orders), initial=0))
         days = sorted((date.fromisoformat(d), t[2]) for d, t in history.days.items())
         self._days = [d for d, _ in days]
         self._day_sums = list(accumulate((p for _, p in days), initial=0))
@@ -156,16 +182,18 @@ class _Lots:
             if lot.remaining == 0:
                 self.head += 1
 
-    def cancel(self, index: int, earned: int) -> None:
-        """The lot at ``index`` (``earned`` points) is cancelled: what it still holds goes (if
-        it has not expired), and what was already spent of it is clawed back from the lots
-        alive now, oldest first, floored at zero."""
+    def give_back(self, index: int, points: int) -> None:
+        """The lot at ``index`` gives back ``points`` of those it earned (a refund: the
+        order now earns fewer; a cancellation: all it still earns): from what it still
+        holds first (if it has not expired, that leaves the balance), and what it no longer
+        holds (spent) is clawed back from the lots alive now, oldest first, floored at
+        zero."""
         lot = self.lots[index]
-        spent = earned - lot.remaining
+        taken = min(lot.remaining, points)
         if index >= self.gone:
-            self.balance -= lot.remaining
-        lot.remaining = 0
-        self.spend(spent)
+            self.balance -= taken
+        lot.remaining -= taken
+        self.spend(points - taken)
 
 
 def replay_points(
@@ -182,9 +210,18 @@ def replay_points(
     at the cancellation what it still holds goes, and the part already spent is clawed back
     from the lots alive then, oldest first, floored at zero (the shortfall is not carried as
     a debt). An order cancelled at or before its own time never earned. The rank held
-    counts only orders that count (a cancelled order never did). A cancellation after
-    ``stop`` of an order before it is applied at ``stop`` (``settle`` keeps such an order
-    in the item unless that would hold too many). O(n) after the sort.
+    counts only orders that count (a cancelled order never did).
+
+    A refund the same way: the order's lot is earned at the order's time on the total less
+    the refunds made by then; at a later refund the order earns
+    ``floor((total - refunded) * rate * multiplier)`` (one floor, the multiplier of the
+    rank held at the order's time) and its lot gives back the difference, from what it
+    still holds first, the rest clawed back as a cancellation's is. A refund of the whole
+    total gives back everything: a cancellation.
+
+    A cancellation or refund after ``stop`` of an order before it is applied at ``stop``
+    (``settle`` keeps such an order in the item unless that would hold too many). O(n)
+    after the sort.
     """
     orders = _counted_orders(customer)
     window = RankWindow(orders, customer.history, cfg)
@@ -200,7 +237,12 @@ def replay_points(
         for oid, o in customer.orders.items()
         if o.cancelled_at is not None
     ]
-    timeline.sort(key=lambda t: (t.at, t.kind, t.key))
+    timeline += [
+        _Timeline(r.at, REFUND, oid, rid)
+        for oid, o in customer.orders.items()
+        for rid, r in o.refunds.items()
+    ]
+    timeline.sort(key=lambda t: (t.at, t.kind, t.key, t.refund))
     carried = sorted(customer.history.lots.items(), key=lambda kv: parse_time(kv[0]))
     book = _Lots(
         [
@@ -209,14 +251,29 @@ def replay_points(
         ]
     )
     out = Replay(lots=book.lots)
-    earning: dict[str, tuple[int, int]] = {}  # order id -> (its lot's index, points earned)
+    # order id -> (its lot's index, the points it earns now, the multiplier it earned at),
+    # for the orders a later cancellation or refund changes
+    earning: dict[str, tuple[int, int, Decimal]] = {}
+
+    def _reverse(oid: str, at: datetime | None) -> None:
+        # the order's lot as its cancellation and refunds up to ``at`` (None: all) leave it
+        index, earned, multiplier = earning[oid]
+        order = customer.orders[oid]
+        if order.cancelled_at is not None and (at is None or order.cancelled_at <= at):
+            now_earns = 0
+        else:
+            now_earns = order_points(order.net_as_of(at), cfg, multiplier)
+        if now_earns < earned:
+            book.give_back(index, earned - now_earns)
+            earning[oid] = (index, now_earns, multiplier)
+
     for item in timeline:
         if stop is not None and (
             (item.at, item.key) >= stop if item.kind == ORDER else item.at >= stop[0]
         ):
             book.expire(stop[0])
-            for index, earned in earning.values():  # cancelled after the checkpoint
-                book.cancel(index, earned)
+            for oid in list(earning):  # cancelled or refunded after the checkpoint
+                _reverse(oid, None)
             break
         book.expire(item.at)
         if item.kind == ADJUSTMENT:
@@ -228,22 +285,23 @@ def replay_points(
             continue
         order = customer.orders[item.key]
         before = book.balance
-        if item.kind == ORDER and (order.counts or _earned_then_cancelled(order)):
+        if item.kind == ORDER and _earns(order):
             held = cfg.rank_for(window.at(item.at, inclusive=False))
-            earned = int(
-                (order.total * cfg.earn_rate * held.multiplier).to_integral_value(
-                    rounding=ROUND_FLOOR
-                )
-            )
+            earned = order_points(order.net_as_of(item.at), cfg, held.multiplier)
             lot = book.earn(item.at, earned, expiry)
-            if lot is not None and not order.counts:
-                earning[item.key] = (lot, earned)
-        elif item.kind == CANCELLATION and item.key in earning:
-            book.cancel(*earning.pop(item.key))
+            if lot is not None and _later_reversals(order):
+                earning[item.key] = (lot, earned, held.multiplier)
+        elif item.kind in (CANCELLATION, REFUND) and item.key in earning:
+            _reverse(item.key, item.at)
         entry = OrderLedger(
             before, book.balance, cfg.rank_for(window.at(item.at, inclusive=True)).name
         )
-        (out.ledger if item.kind == ORDER else out.cancels)[item.key] = entry
+        if item.kind == ORDER:
+            out.ledger[item.key] = entry
+        elif item.kind == CANCELLATION:
+            out.cancels[item.key] = entry
+        else:
+            out.refunds[refund_key(item.key, item.refund)] = entry
     return out
 
 
@@ -288,9 +346,9 @@ def recompute(customer: Customer, cfg: LoyaltyConfig, as_of: datetime | None = N
     history = customer.history
     orders = _counted_orders(customer)
     window_start = as_of - timedelta(days=365) if as_of else None
-    lifetime = history.lifetime_value + sum((o.total for _, o in orders), Decimal(0))
+    lifetime = history.lifetime_value + sum((o.net_total for _, o in orders), Decimal(0))
     spend_12m = sum(
-        (o.total for _, o in orders if window_start is None or (o.at and o.at > window_start)),
+        (o.net_total for _, o in orders if window_start is None or (o.at and o.at > window_start)),
         Decimal(0),
     )
     if window_start is not None:
@@ -400,8 +458,9 @@ def settle(
         order = customer.orders[oid]
         key = utc_day(at).isoformat()
         n, spend, points = days.get(key, (0, Decimal(0), 0))
-        days[key] = (n + 1, spend + order.total, points + base_points(order.total, cfg))
-        lifetime += order.total
+        net = order.net_total
+        days[key] = (n + 1, spend + net, points + base_points(net, cfg))
+        lifetime += net
         if first[0] is None:
             first = (at, oid)
         last_at = at if last_at is None or at > last_at else last_at
@@ -447,23 +506,21 @@ def _before_open_cancellations(
     placed: list[tuple[datetime, str]],
     adjusted: list[datetime],
 ) -> tuple[datetime, str]:
-    """``cut`` moved back before every order that earned before it and was cancelled at or
-    after it: the cancellation claws back what was spent of the order's lot, which the
-    carried lots could no longer tell. Never to keep more orders than one instant's may
-    (half MAX_ORDERS again) nor more than MAX_ADJUSTMENTS adjustments: past that, the replay
-    applies such a cancellation at the checkpoint (:func:`replay_points`), a little early,
-    so the item stays within its bound."""
+    """``cut`` moved back before every order that earned before it and was cancelled or
+    refunded at or after it: the cancellation (the refund) claws back what was spent of the
+    order's lot, which the carried lots could no longer tell. Never to keep more orders than
+    one instant's may (half MAX_ORDERS again) nor more than MAX_ADJUSTMENTS adjustments:
+    past that, the replay applies such a cancellation (refund) at the checkpoint
+    (:func:`replay_points`), a little early, so the item stays within its bound."""
     max_orders = MAX_ORDERS + MAX_ORDERS // 2
     max_adjustments = MAX_ADJUSTMENTS
     while True:
         held = [
             (o.at, oid)
             for oid, o in customer.orders.items()
-            if _earned_then_cancelled(o)
-            and o.at is not None
-            and o.cancelled_at is not None
+            if o.at is not None
             and (o.at, oid) < cut
-            and o.cancelled_at >= cut[0]
+            and any(at >= cut[0] for at in _later_reversals(o))
         ]
         if not held:
             return cut
@@ -476,18 +533,17 @@ def _before_open_cancellations(
 
 
 def _pending_cancels(customer: Customer, horizon: datetime) -> dict[str, OrderFact]:
-    """The orders without the cancellations that waited too long for their order (older
-    than the horizon, or beyond the MAX_PENDING_CANCELS most recent)."""
+    """The orders without the cancellations and refunds that waited too long for their
+    order (their latest older than the horizon, or beyond the MAX_PENDING_CANCELS most
+    recent)."""
     waiting = sorted(
-        (o.cancelled_at, oid)
-        for oid, o in customer.orders.items()
-        if not o.placed and o.cancelled_at is not None
+        (since, oid) for oid, o in customer.orders.items() if (since := o.waiting_since) is not None
     )
     keep = {oid for at, oid in waiting[-MAX_PENDING_CANCELS:] if at >= horizon}
     return {
         oid: o
         for oid, o in customer.orders.items()
-        if o.placed or o.cancelled_at is None or oid in keep
+        if o.placed or o.waiting_since is None or oid in keep
     }
 
 

@@ -92,6 +92,7 @@ CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 # spreadsheet's "1,200" or a typo must not become another number.
 WHOLE_NUMBER_TEXT = re.compile(r"(?:0|[1-9][0-9]*)")
 AMOUNT_TEXT = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+POSITIVE_AMOUNT_TEXT = r"(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)"
 SIGNED_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 NUMBER_TEXT_RULE = "ASCII digits, no sign, space, '_', ',', exponent or leading zero"
 
@@ -118,6 +119,21 @@ Money = Annotated[
     ),
 ]
 """An amount (a price, a total): a JSON number, or a decimal string (``"1200"``, exact)."""
+PositiveMoney = Annotated[
+    Decimal,
+    BeforeValidator(_amount),
+    Field(gt=0, max_digits=14, decimal_places=4),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                # AMOUNT_TEXT without its zeros ("0", "0.00")
+                {"type": "string", "pattern": f"^{POSITIVE_AMOUNT_TEXT}$"},
+            ]
+        }
+    ),
+]
+"""An amount more than 0 (a refund), written as :data:`Money` is."""
 
 
 def _written_as_text(value: object) -> object:
@@ -383,6 +399,35 @@ class OrderCancelled(InboundDetail):
     reason: Annotated[Text, Field(max_length=128)] | None = None
 
 
+class OrderRefunded(InboundDetail):
+    """Part (or all) of an order's total paid back: a refund, a return of some lines. The
+    order keeps its place in time: its spend, rank points and points lot count
+    ``total - the sum of its refunds`` (never below 0) from the order's own time, and a
+    refund of the whole total is a cancellation. ``(order_id, refund_id)`` is one refund:
+    sent again (under another event id, at another time) it is the same one; the same id
+    with another amount is refused. A customer item keeps at most MAX_REFUNDS refunds of
+    orders not yet settled (:mod:`kizuna.domain.customer`)."""
+
+    order_id: Identifier
+    refund_id: Identifier = Field(
+        description="The shop's id of this refund, unique within the order: a retry keeps it"
+    )
+    amount: PositiveMoney = Field(
+        description="What was paid back, in the order's currency (more than 0)"
+    )
+    currency: CurrencyCode = Field(
+        description="The shop's order currency (loyalty.currency): a refund in another is "
+        "refused and dead-lettered, as an order in another is"
+    )
+    lines: tuple[OrderLine, ...] = Field(
+        default=(),
+        max_length=500,
+        description="The returned lines, if the refund is a return: kept in the customer's "
+        "history as sent; the amount alone is what changes the order",
+    )
+    reason: Annotated[Text, Field(max_length=128)] | None = None
+
+
 class PointsAdjusted(InboundDetail):
     """A manual adjustment or redemption; ``delta`` < 0 spends points (oldest first)."""
 
@@ -477,6 +522,7 @@ InboundEvent = (
     | PreferencesChanged
     | OrderPlaced
     | OrderCancelled
+    | OrderRefunded
     | PointsAdjusted
     | DeviceRegistered
     | LineLinked
@@ -496,6 +542,7 @@ INBOUND_MODELS: dict[str, type[InboundDetail]] = {
     "preferences.changed": PreferencesChanged,
     "order.placed": OrderPlaced,
     "order.cancelled": OrderCancelled,
+    "order.refunded": OrderRefunded,
     "points.adjusted": PointsAdjusted,
     "device.registered": DeviceRegistered,
     "line.linked": LineLinked,

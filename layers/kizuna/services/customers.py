@@ -47,6 +47,7 @@ NOT_DELIVERED: Final = (*NOT_DELIVERED_STAMPS, WITHHELD_AT, NOT_DELIVERED_REASON
 ItemType = Literal[
     "order",
     "cancellation",
+    "refund",
     "points",
     "consent",
     "behaviour",
@@ -446,6 +447,13 @@ def timeline_item(
         case "CANCEL":
             return TimelineItem(
                 type="cancellation", reason=row.get("reason"), data=_pick(row, "order_id"), **base
+            )
+        case "REFUND":
+            return TimelineItem(
+                type="refund",
+                reason=row.get("reason"),
+                data=_pick(row, "order_id", "refund_id", "amount", "currency"),
+                **base,
             )
         case "POINTS":
             return TimelineItem(

@@ -8,15 +8,16 @@ failed (the bus refused it: send it again). Nothing is dropped silently.
 
 A client's retry of a whole batch is absorbed downstream: ingest applies every inbound
 event by its own keys (an order by ``order_id`` and content, a cancellation by ``order_id``
-and time, points by ``adjustment_id``, a cart by its content, consent, profile, devices and
-LINE by value and ``occurred_at``), so the same event twice changes nothing and derives
-nothing twice. Only the behaviour rows of ``product.viewed`` and ``app.opened`` (90-day
-activity) and custom events (their rows, and the behaviour counters of those events) are
-keyed by the bus's event id: a retried view may be listed, and counted, twice, unless the
-event carries the producer's ``idempotency_key`` (then by a digest of customer, type and key:
-:func:`kizuna.events.envelope.fact_id`). Each accepted event is answered with both ids: the
-one Kizuna records it under (``event_id``: the ledger, activity rows, execution names; the
-same for every put of a keyed event) and the bus's id of this put (``bus_event_id``).
+and time, a refund by ``order_id`` and ``refund_id``, points by ``adjustment_id``, a cart
+by its content, consent, profile, devices and LINE by value and ``occurred_at``), so the
+same event twice changes nothing and derives nothing twice. Only the behaviour rows of
+``product.viewed`` and ``app.opened`` (90-day activity) and custom events (their rows, and
+the behaviour counters of those events) are keyed by the bus's event id: a retried view may
+be listed, and counted, twice, unless the event carries the producer's ``idempotency_key``
+(then by a digest of customer, type and key: :func:`kizuna.events.envelope.fact_id`). Each
+accepted event is answered with both ids: the one Kizuna records it under (``event_id``:
+the ledger, activity rows, execution names; the same for every put of a keyed event) and
+the bus's id of this put (``bus_event_id``).
 """
 
 from __future__ import annotations

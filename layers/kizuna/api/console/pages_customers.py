@@ -117,6 +117,13 @@ def _describe(item: TimelineItem, t: Translator) -> str:
             )
         case "cancellation":
             return t("timeline.cancellation", order=d.get("order_id", "-"))
+        case "refund":
+            return t(
+                "timeline.refund",
+                order=d.get("order_id", "-"),
+                amount=d.get("amount", "-"),
+                currency=d.get("currency", ""),
+            )
         case "points":
             delta = d.get("delta", d.get("points", 0))
             return t("timeline.points", delta=f"{delta:+}" if isinstance(delta, int) else delta)

@@ -66,7 +66,7 @@ def get_customer(customer_id: CustomerIdPath) -> CustomerProfile:
     "/api/customers/<customer_id>/timeline",
     summary="A customer's activity, newest first, each decision with its reason and why",
     description=(
-        "Orders, cancellations, points, consent changes, behaviour, program decisions "
+        "Orders, cancellations, refunds, points, consent changes, behaviour, program decisions "
         "(entered, held out, skipped, converted), journey steps, and messages (sent, "
         "suppressed, deferred, failed; campaign messages too). No personal data. Page with "
         "`limit` and the answer's `next_token`; `lang` sets the language of `why`."
