@@ -16,7 +16,12 @@ import pytest
 from kizuna.api.console.pages_campaigns import definition_from_form
 from kizuna.campaigns.loader import CampaignError, parse_campaign
 from kizuna.campaigns.model import Campaign, CampaignStatus
-from kizuna.delivery.deployed import channels_text, deployed_channels, parse_channels
+from kizuna.delivery.deployed import (
+    channels_text,
+    deployed_channels,
+    parse_channels,
+    split_deployed,
+)
 from kizuna.domain.customer import Customer, OrderFact
 from kizuna.domain.timestamps import iso
 from kizuna.ports import DefinitionConflict, ExecutionState, ExecutionsUnavailable
@@ -152,6 +157,17 @@ def test_the_deployed_channels_are_read_strictly() -> None:
     for bad in ("email,", "email, sms", "email,fax", "email,email", "EMAIL", ","):
         with pytest.raises(ValueError, match="channel names"):
             parse_channels(bad)
+
+
+def test_the_channels_offered_are_the_deployed_ones_in_their_order() -> None:
+    """What the console's campaign form offers: the stack's channels among its own, in the
+    form's order, and the others apart; every one when the stack's list is not known."""
+    deployed = deployed_channels(push=False, line=True, webhook=False)
+    assert split_deployed(("email", "sms", "push", "line"), deployed) == (
+        ("email", "sms", "line"),
+        ("push",),
+    )
+    assert split_deployed(("push", "email"), None) == (("push", "email"), ())
 
 
 def test_transitions_follow_the_status_and_the_schedule_follows_them() -> None:

@@ -4,11 +4,12 @@ endpoints. A message whose channels are none of these is suppressed, ``no_channe
 (``channel_not_configured`` for each): synthesis warns of a program's send step like that
 (``kizuna_infra.programs.undeployed_sends``), and the API, the console and
 ``kizuna campaigns apply`` refuse a campaign like that (the stack's list: the API function's
-``DEPLOYED_CHANNELS``, the stack output ``DeployedChannels``)."""
+``DEPLOYED_CHANNELS``, the stack output ``DeployedChannels``); the console's campaign form
+offers only the deployed channels (:func:`split_deployed`)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Final
 
 from kizuna.events.inbound import Channel
@@ -49,4 +50,19 @@ def undeployed(channels: Collection[str], deployed: Collection[str]) -> str | No
     return (
         f"none of its channels ({', '.join(channels)}) is deployed in this stack (it sends on "
         f"{', '.join(sorted(deployed))}): every message would be suppressed, no_channel"
+    )
+
+
+def split_deployed(
+    channels: Iterable[str], deployed: Collection[str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``channels`` in their order as (those the stack sends on, those it does not), as the
+    console's campaign form offers them; all of them deployed when the stack's list is not
+    known (None: a stack from before it)."""
+    names = tuple(channels)
+    if deployed is None:
+        return names, ()
+    return (
+        tuple(c for c in names if c in deployed),
+        tuple(c for c in names if c not in deployed),
     )

@@ -6,14 +6,18 @@ data."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 import yaml
 
 from kizuna.api.console import csrf_token
+from kizuna.delivery.deployed import deployed_channels, parse_channels
+from kizuna.runtime.settings import ENV_DEPLOYED_CHANNELS
 from tests.integration.api.campaign_setup import NOW, REPEAT_BUYERS, prepare_campaigns, winter_sale
 from tests.integration.api.harness import Api
 
@@ -230,3 +234,82 @@ def test_a_viewer_reads_but_neither_writes_nor_sees_a_customer(capi: Api) -> Non
     assert chosen.status == 403
     dry = capi.call("GET", "/console/campaigns/winter-sale/dry-run", cookies=viewer)
     assert dry.status == 200 and "marketer 以上" in dry.body and "花子" not in dry.body
+
+
+def channels_offered(body: str) -> dict[str, list[str]]:
+    """Each channel select of the form and the values it offers (the empty "(none)" left out)."""
+    selects = re.findall(r'<select name="(channel_[0-9])">(.*?)</select>', body, re.S)
+    return {name: re.findall(r'<option value="([a-z]+)"', options) for name, options in selects}
+
+
+def test_the_form_offers_only_the_channels_the_stack_sends_on(capi: Api) -> None:
+    """The API function's DEPLOYED_CHANNELS (without push and LINE here): the form offered
+    every channel, and a marketer learned on submit that LINE alone is refused, or had a
+    LINE beside email silently never used."""
+    capi.deps.deployed_channels = deployed_channels(push=False, line=False, webhook=False)
+    cookies = capi.session("marketer")
+    page = capi.call("GET", "/console/campaigns/new", cookies=cookies, query={"lang": "en"})
+    assert page.status == 200
+    offered = channels_offered(page.body)
+    assert list(offered) == ["channel_1", "channel_2", "channel_3"]
+    for values in offered.values():
+        assert "push" not in values and "line" not in values
+        assert {"email", "sms"} <= set(values)
+    assert 'id="channels-not-deployed"' in page.body
+    assert "Not deployed in this stack, so not offered: push, line" in page.body
+    ja = capi.call("GET", "/console/campaigns/new", cookies=cookies)
+    assert "このスタックに未デプロイのため選べないチャネル: push, line" in ja.body
+    # a stack that does not say (a stack from before the list): every channel, no note
+    capi.deps.deployed_channels = None
+    page = capi.call("GET", "/console/campaigns/new", cookies=cookies, query={"lang": "en"})
+    assert {"push", "line"} <= set(channels_offered(page.body)["channel_1"])
+    assert 'id="channels-not-deployed"' not in page.body
+
+
+def test_a_channel_not_deployed_posted_anyway_is_refused_on_the_form(capi: Api) -> None:
+    """A form posted with a channel it did not offer (LINE on a stack without it) is shown
+    again with the field named, LINE beside email as well as LINE alone; nothing is stored."""
+    capi.deps.deployed_channels = deployed_channels(push=False, line=False, webhook=False)
+    cookies = capi.session("marketer")
+    token = csrf_of(cookies)
+    for channels in ({"channel_1": "email", "channel_2": "line"}, {"channel_1": "line"}):
+        posted = capi.call(
+            "POST",
+            "/console/campaigns/new",
+            cookies=cookies,
+            form=form(csrf=token, **{"channel_2": "", **channels}),
+            query={"lang": "en"},
+        )
+        assert posted.status == 422, posted.body
+        field = next(name for name, value in channels.items() if value == "line")
+        assert f"{field}: line is not deployed in this stack: choose one of email, sms" in (
+            posted.body
+        ), posted.body
+        assert 'value="冬のセール"' in posted.body  # what was typed is kept
+    unknown = capi.call(
+        "POST",
+        "/console/campaigns/new",
+        cookies=cookies,
+        form=form(csrf=token, channel_2="fax"),
+        query={"lang": "en"},
+    )
+    assert unknown.status == 422 and "channel_2: unknown channel &#39;fax&#39;" in unknown.body
+    assert capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").status == 404
+
+
+def test_the_local_stack_s_form_offers_its_push_and_line(
+    capi: Api, demo_template: dict[str, Any]
+) -> None:
+    """``kizuna local run|serve`` synthesizes the stack with push and LINE on: its API
+    function's DEPLOYED_CHANNELS has them, so the demo console offers them."""
+    [text] = [
+        r["Properties"]["Environment"]["Variables"][ENV_DEPLOYED_CHANNELS]
+        for r in demo_template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and ENV_DEPLOYED_CHANNELS in r["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    capi.deps.deployed_channels = parse_channels(text)
+    cookies = capi.session("marketer")
+    page = capi.call("GET", "/console/campaigns/new", cookies=cookies, query={"lang": "en"})
+    offered = channels_offered(page.body)["channel_2"]
+    assert offered == ["email", "sms", "push", "line", "card", "dm"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Collection
 from datetime import date, datetime, time
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -33,6 +34,7 @@ from kizuna.api.routes.campaigns import (
 )
 from kizuna.api.routes.segments import segments_of
 from kizuna.campaigns.loader import CampaignError, CampaignIssue
+from kizuna.delivery.deployed import split_deployed
 from kizuna.delivery.templates import PARTS
 from kizuna.domain.zones import is_zone
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
@@ -47,7 +49,9 @@ from kizuna.services.campaign_admin import (
 
 router = APIGatewayHttpRouter()
 
-CHANNELS: Final = tuple(PARTS)  # email, sms, push, line
+# The channels a campaign may use; the form offers those of them the stack sends on (the API
+# function's DEPLOYED_CHANNELS, read once into ApiDeps.deployed_channels).
+CHANNELS: Final = tuple(PARTS)
 VARIANTS: Final = ("a", "b", "c")
 LOCALES: Final = ("ja", "en")
 _ID: Final = re.compile(r"^[a-z][a-z0-9-]{1,39}\Z")
@@ -103,12 +107,14 @@ def campaigns_page() -> Response[str]:
 # --- create --------------------------------------------------------------------------------------
 def _form_context(fields: dict[str, str], errors: list[str]) -> dict[str, Any]:
     d = deps(router)
+    offered, not_deployed = split_deployed(CHANNELS, d.deployed_channels)
     return {
         "fields": fields,
         "errors": errors,
         "segments": sorted(segments_of(d)),
         "library": library_templates(d.templates_dir) if d.templates_dir else [],
-        "channels": CHANNELS,
+        "channels": offered,
+        "not_deployed": not_deployed,
         "variants": VARIANTS,
         "locales": LOCALES,
         "default_zone": d.config.contact.default_time_zone,
@@ -118,16 +124,19 @@ def _form_context(fields: dict[str, str], errors: list[str]) -> dict[str, Any]:
 @router.get("/console/campaigns/new", include_in_schema=False)
 def new_campaign_page() -> Response[str]:
     principal = console.page_user(router, Role.MARKETER)
-    fields = {"locale_ja": "on", "locale_en": "on", "channel_1": "email", "schedule_type": "once"}
+    offered, _ = split_deployed(CHANNELS, deps(router).deployed_channels)
+    first = offered[0] if offered else ""
+    fields = {"locale_ja": "on", "locale_en": "on", "channel_1": first, "schedule_type": "once"}
     return _page("campaign_new.html", principal, **_form_context(fields, []))
 
 
 def definition_from_form(
-    fields: dict[str, str], default_zone: str
+    fields: dict[str, str], default_zone: str, deployed: Collection[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, str], list[str], list[CampaignIssue]]:
     """The campaign a form describes: (definition, template sources, locales, problems the
     form itself has). Fields: id, name, segment ("" = everyone), channel_1..3 (fallback
-    order), template_a..c (library templates; two or more make variants), holdout_percent,
+    order; each one the form offers: of the stack's ``deployed`` channels, None: not known),
+    template_a..c (library templates; two or more make variants), holdout_percent,
     locale_ja / locale_en, schedule_type (once | local_time), date, time, time_zone,
     coupon_discount, coupon_days."""
     issues: list[CampaignIssue] = []
@@ -135,7 +144,14 @@ def definition_from_form(
     def issue(field: str, message: str) -> None:
         issues.append(CampaignIssue("<form>", field, message))
 
+    offered, not_deployed = split_deployed(CHANNELS, deployed)
     channels = [fields.get(f"channel_{i}", "") for i in (1, 2, 3)]
+    choose = f"choose one of {', '.join(offered)}"
+    for n, channel in enumerate(channels, start=1):
+        if channel in not_deployed:
+            issue(f"channel_{n}", f"{channel} is not deployed in this stack: {choose}")
+        elif channel and channel not in offered:
+            issue(f"channel_{n}", f"unknown channel {channel!r}: {choose}")
     channels = list(dict.fromkeys(c for c in channels if c))
     chosen = [(v, fields.get(f"template_{v}", "")) for v in VARIANTS]
     chosen = [(v, source) for v, source in chosen if source]
@@ -228,7 +244,7 @@ def create_from_form() -> Response[str]:
     console.check_csrf(event, fields)
     d = deps(router)
     definition, sources, locales, issues = definition_from_form(
-        fields, d.config.contact.default_time_zone
+        fields, d.config.contact.default_time_zone, d.deployed_channels
     )
     errors = [f"{i.field}: {i.message}" for i in issues]
     if not errors:
