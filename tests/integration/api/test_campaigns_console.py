@@ -256,7 +256,7 @@ def test_the_form_offers_only_the_channels_the_stack_sends_on(capi: Api) -> None
         assert "push" not in values and "line" not in values
         assert {"email", "sms"} <= set(values)
     assert 'id="channels-not-deployed"' in page.body
-    assert "Not deployed in this stack, so not offered: push, line" in page.body
+    assert "Not deployed in this stack, so not offered: push, line<" in page.body
     ja = capi.call("GET", "/console/campaigns/new", cookies=cookies)
     assert "このスタックに未デプロイのため選べないチャネル: push, line" in ja.body
     # a stack that does not say (a stack from before the list): every channel, no note
@@ -313,3 +313,35 @@ def test_the_local_stack_s_form_offers_its_push_and_line(
     page = capi.call("GET", "/console/campaigns/new", cookies=cookies, query={"lang": "en"})
     offered = channels_offered(page.body)["channel_2"]
     assert offered == ["email", "sms", "push", "line", "card", "dm"]
+    assert 'id="channels-not-deployed"' not in page.body  # nor webhook, the form has none
+
+
+def test_the_form_offers_no_webhook_which_it_cannot_name_the_endpoint_of(capi: Api) -> None:
+    """A stack with webhooks configured: the form offered the webhook channel, and every
+    campaign made with it was refused (``webhook: name the endpoint ...``), the form having
+    no field for the endpoint. It is not offered, nor listed as not deployed; posted anyway,
+    it is refused on its field, pointing at YAML."""
+    capi.deps.deployed_channels = deployed_channels(push=True, line=True, webhook=True)
+    cookies = capi.session("marketer")
+    page = capi.call("GET", "/console/campaigns/new", cookies=cookies, query={"lang": "en"})
+    assert channels_offered(page.body)["channel_1"] == [
+        "email",
+        "sms",
+        "push",
+        "line",
+        "card",
+        "dm",
+    ]
+    assert 'id="channels-not-deployed"' not in page.body
+    posted = capi.call(
+        "POST",
+        "/console/campaigns/new",
+        cookies=cookies,
+        form=form(csrf=csrf_of(cookies), channel_2="webhook"),
+        query={"lang": "en"},
+    )
+    assert posted.status == 422, posted.body
+    assert (
+        "channel_2: the webhook channel names its endpoint: create the campaign from YAML "
+        "(webhook: &lt;endpoint&gt;)"
+    ) in posted.body

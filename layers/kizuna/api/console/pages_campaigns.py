@@ -37,7 +37,7 @@ from kizuna.campaigns.loader import CampaignError, CampaignIssue
 from kizuna.delivery.deployed import split_deployed
 from kizuna.delivery.templates import PARTS
 from kizuna.domain.zones import is_zone
-from kizuna.events.inbound import CUSTOMER_ID_PATTERN
+from kizuna.events.inbound import CUSTOMER_ID_PATTERN, Channel
 from kizuna.ports import DefinitionConflict, StoredCampaign
 from kizuna.services.campaign_admin import (
     TRANSITIONS,
@@ -49,9 +49,10 @@ from kizuna.services.campaign_admin import (
 
 router = APIGatewayHttpRouter()
 
-# The channels a campaign may use; the form offers those of them the stack sends on (the API
-# function's DEPLOYED_CHANNELS, read once into ApiDeps.deployed_channels).
-CHANNELS: Final = tuple(PARTS)
+# The channels the form can make a campaign on; it offers those of them the stack sends on
+# (the API function's DEPLOYED_CHANNELS, read once into ApiDeps.deployed_channels). Not
+# webhook: it names its endpoint (``webhook: <endpoint>``), which the form has no field for.
+CHANNELS: Final = tuple(c for c in PARTS if c != Channel.WEBHOOK)
 VARIANTS: Final = ("a", "b", "c")
 LOCALES: Final = ("ja", "en")
 _ID: Final = re.compile(r"^[a-z][a-z0-9-]{1,39}\Z")
@@ -150,6 +151,12 @@ def definition_from_form(
     for n, channel in enumerate(channels, start=1):
         if channel in not_deployed:
             issue(f"channel_{n}", f"{channel} is not deployed in this stack: {choose}")
+        elif channel == Channel.WEBHOOK:
+            issue(
+                f"channel_{n}",
+                "the webhook channel names its endpoint: create the campaign from YAML "
+                "(webhook: <endpoint>)",
+            )
         elif channel and channel not in offered:
             issue(f"channel_{n}", f"unknown channel {channel!r}: {choose}")
     channels = list(dict.fromkeys(c for c in channels if c))
