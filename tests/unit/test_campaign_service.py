@@ -728,6 +728,41 @@ def open_variant(w: World, variant: str) -> None:
     assert w.call(action="plan", after={"phase": "test", "pass": 0})["phase"] == "winner"
 
 
+def test_campaign_completed_says_whether_the_test_chose_its_winner() -> None:
+    """campaign.completed carried the first variant of a test that found no winner as its
+    winner, like one the test chose."""
+    # given: a sequential test below its minimum per arm (undecided: the rest get a), one
+    # that finds b better, the same undecided test recorded before winner_decided was (its
+    # looks named no winner), and a campaign with no test
+    undecided, older = (sequential_world(n=40, min_per_arm=100) for _ in range(2))
+    chosen = sequential_world(n=400, min_per_arm=10)
+    for w, winner in ((undecided, "a"), (chosen, "b"), (older, "a")):
+        open_variant(w, "b")
+        assert w.call(action="choose_winner") == {"winner": winner}
+        w.send_all(w.call(action="plan", after={"phase": "winner", "pass": 0}))
+    del older.campaigns.occurrences[("sale", older.occurrence)]["winner_decided"]
+    plain = World()
+    plain.send_all(plain.start())
+    # when: each occurrence completes
+    shown = {}
+    for name, w in (
+        ("undecided", undecided),
+        ("chosen", chosen),
+        ("older", older),
+        ("no test", plain),
+    ):
+        w.call(action="complete")
+        (event,) = w.events.events
+        shown[name] = (event.detail.winner, event.detail.winner_decided)
+    # then: the event says whether the test chose its winner; null without one
+    assert shown == {
+        "undecided": ("a", False),
+        "chosen": ("b", True),
+        "older": ("a", False),
+        "no test": (None, None),
+    }
+
+
 def test_sequential_winner_decides_with_evidence_and_sends_it_to_the_rest() -> None:
     # given: a sequential rule with a minimum of 10 per arm; every b opened, no a
     w = sequential_world(n=400, min_per_arm=10)

@@ -58,6 +58,13 @@ def winner_decided(occurrence: Mapping[str, Any]) -> bool:
     return not looks or any(look.get("winner") for look in looks)
 
 
+def winner_decided_shown(occurrence: Mapping[str, Any]) -> bool | None:
+    """:func:`winner_decided` as the API, the console and ``campaign.completed`` show it
+    beside ``winner``: None while the occurrence records no winner (no test, or not chosen
+    yet)."""
+    return winner_decided(occurrence) if occurrence.get("winner") else None
+
+
 @dataclass(frozen=True)
 class Assignment:
     arm: str  # global_control, holdout, a variant's name, "default" (no variants) or "winner"

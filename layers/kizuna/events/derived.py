@@ -239,6 +239,11 @@ class CampaignCompleted(BaseModel):
     counts: dict[str, int] = Field(description="audience, holdout, sent, suppressed, ...")
     winner: str | None = None
     winner_reason: str | None = None
+    winner_decided: bool | None = Field(
+        default=None,
+        description="did the A/B test choose winner? false: it found none and the rest of the "
+        "audience got the first variant (winner); null without a winner",
+    )
     stop_reason: str | None = None
 
 

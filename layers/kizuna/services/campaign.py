@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kizuna.campaigns.assign import TEST_POOL, assign
+from kizuna.campaigns.assign import TEST_POOL, assign, winner_decided_shown
 from kizuna.campaigns.engine import (
     CHUNK_SIZE,
     SEND_STEP,
@@ -955,6 +955,7 @@ class OccurrenceEnd:
                 counts=counts,
                 winner=occ.get("winner"),
                 winner_reason=occ.get("winner_reason"),
+                winner_decided=winner_decided_shown(occ),
                 stop_reason=occ.get("stop_reason"),
             )
         )

@@ -27,6 +27,7 @@ from kizuna.campaigns.assign import (
     sent_to_the_rest,
     shown_arm,
     winner_decided,
+    winner_decided_shown,
 )
 from kizuna.campaigns.engine import (
     SEND_STEP,
@@ -560,6 +561,9 @@ class OccurrenceResult:
     counts: dict[str, int]
     winner: str | None = None
     winner_reason: str | None = None
+    # did the test choose ``winner``? False: it found none and the rest of the audience got
+    # the first variant; None: no winner recorded (:func:`winner_decided_shown`)
+    winner_decided: bool | None = None
     stop_reason: str | None = None
     variants: list[VariantResult] = field(default_factory=list)
     looks: list[str] = field(default_factory=list)  # a sequential winner test's looks
@@ -615,6 +619,7 @@ def results_of(
             {c: int(occ.get(c, 0)) for c in ("audience", *OUTCOMES)},
             occ.get("winner"),
             occ.get("winner_reason"),
+            winner_decided_shown(occ),
             occ.get("stop_reason"),
         )
         looks, following = looks_of(occ), next_look_of(occ)

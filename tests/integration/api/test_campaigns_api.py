@@ -606,6 +606,87 @@ def test_a_sequential_tests_looks_and_decision_in_the_api_and_the_console(capi: 
         assert line.replace(">", "&gt;") in page
 
 
+UNDECIDED = "undecided after 2 looks, no winner, the rest get the first variant a"
+
+
+def put_winner_occurrences(capi: Api) -> list[str]:
+    """Occurrences of winter-sale: an A/B test that chose b, one that found no winner (the
+    rest got the first variant a), one of each recorded before winner_decided (a
+    best-rate test, and a sequential test whose looks named no winner), and one whose test
+    has chosen nothing yet; their names."""
+    assert create(capi).status == 200
+    table = boto3.resource("dynamodb", region_name=REGION).Table("campaigns")
+    counts = {"a": {"exposed": 40, "converted": 2}, "b": {"exposed": 41, "converted": 3}}
+    looks = [
+        {"number": n, "due": iso(NOW), "at": iso(NOW), "counts": counts, "p_value": "0.5"}
+        for n in (1, 2)
+    ]
+    occurrences: dict[str, dict[str, Any]] = {
+        "20261201T0100Z": {"winner": "b", "winner_reason": "b wins", "winner_decided": True},
+        "20261202T0100Z": {"winner": "a", "winner_reason": UNDECIDED, "winner_decided": False},
+        "20261203T0100Z": {"winner": "b", "winner_reason": "best open rate"},
+        "20261204T0100Z": {"winner": "a", "winner_reason": UNDECIDED, "looks": looks},
+        "20261205T0100Z": {},
+    }
+    for occurrence, fields in occurrences.items():
+        table.put_item(
+            Item={
+                "campaign_id": "winter-sale",
+                "sk": f"OCC#{occurrence}",
+                "status": "done",
+                "audience": 10,
+                **fields,
+            }
+        )
+    return list(occurrences)
+
+
+def test_an_ab_test_that_found_no_winner_says_so_in_the_api(capi: Api) -> None:
+    # given A/B tests decided, undecided (the rest got the first variant), and not chosen
+    put_winner_occurrences(capi)
+    # when the campaign is read through the API
+    occurrences = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()["occurrences"]
+    # then winner_decided says whether the test chose the winner (an occurrence recorded
+    # before it reads as its looks say), and is null without a winner
+    assert {o["occurrence"]: (o["winner"], o["winner_decided"]) for o in occurrences} == {
+        "20261201T0100Z": ("b", True),
+        "20261202T0100Z": ("a", False),
+        "20261203T0100Z": ("b", True),
+        "20261204T0100Z": ("a", False),
+        "20261205T0100Z": (None, None),
+    }
+
+
+def test_an_ab_test_that_found_no_winner_is_not_shown_as_a_winner_in_the_console(
+    capi: Api,
+) -> None:
+    # given A/B tests decided, undecided (the rest got the first variant), and not chosen
+    names = put_winner_occurrences(capi)
+    cookies = capi.session("viewer")
+    # when the campaign page is read, in both languages
+    for lang, word, winner, no_winner in (
+        ("en", "inner", "Winner: b (", "No winner: first variant a sent to the rest ("),
+        ("ja", "勝者", "勝者: b（", "勝者なし: 最初のバリアント a を残りに送信（"),
+    ):
+        page = capi.call(
+            "GET", "/console/campaigns/winter-sale", cookies=cookies, query={"lang": lang}
+        ).body
+        cards = {
+            occurrence: card
+            for card in page.split('<div class="card">')[1:]
+            for occurrence in names
+            if occurrence in card
+        }
+        # then an undecided test's first variant is not called the winner (nor anything
+        # where no winner is chosen yet)
+        for occurrence in ("20261201T0100Z", "20261203T0100Z"):
+            assert winner in cards[occurrence] and no_winner not in cards[occurrence], lang
+        for occurrence in ("20261202T0100Z", "20261204T0100Z"):
+            card = cards[occurrence]
+            assert no_winner in card and winner.replace("b", "a") not in card, (lang, card)
+        assert word not in cards["20261205T0100Z"], lang
+
+
 def test_an_occurrence_whose_execution_ended_unfinished_is_shown_in_the_api_and_the_console(
     capi: Api,
 ) -> None:

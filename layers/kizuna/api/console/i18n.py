@@ -253,6 +253,7 @@ TEXT: Final[dict[str, dict[str, str]]] = {
             "延期 {deferred}・失敗 {failed}・ホールドアウト {holdout}"
         ),
         "campaigns.winner": "勝者: {winner}（{reason}）",
+        "campaigns.no_winner": "勝者なし: 最初のバリアント {winner} を残りに送信（{reason}）",
         "campaigns.stopped": "停止理由: {reason}",
         "campaigns.execution_ended": (
             "この配信回を送る実行は {at} に {status} で終わり、配信回は完了していません。"
@@ -576,6 +577,7 @@ TEXT: Final[dict[str, dict[str, str]]] = {
             "{failed}, held out {holdout}"
         ),
         "campaigns.winner": "Winner: {winner} ({reason})",
+        "campaigns.no_winner": "No winner: first variant {winner} sent to the rest ({reason})",
         "campaigns.stopped": "Stopped: {reason}",
         "campaigns.execution_ended": (
             "The execution sending this occurrence ended {status} at {at} without finishing "

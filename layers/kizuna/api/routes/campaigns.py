@@ -218,6 +218,11 @@ class OccurrenceOut(BaseModel):
     counts: dict[str, int]
     winner: str | None = None
     winner_reason: str | None = None
+    winner_decided: bool | None = Field(
+        default=None,
+        description="did the A/B test choose winner? false: it found none and the rest of the "
+        "audience got the first variant (winner); null without a winner",
+    )
     stop_reason: str | None = None
     variants: list[VariantResultOut]
     looks: list[str] = Field(
