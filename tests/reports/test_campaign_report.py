@@ -218,3 +218,33 @@ def test_conversions_meet_the_goal_and_leave_out_cancelled_orders() -> None:
     # without conditions every order not cancelled converts
     [report] = campaign_reports(items, orders, [], {"sale": 7})
     assert next(v for v in report.variants if v.arm == "a").conversions == 7
+
+
+def test_the_report_table_does_not_call_an_undecided_test_s_first_variant_its_winner() -> None:
+    from kizuna_tools.reports.document import campaign_table
+
+    # given two occurrences: one whose test chose b, one whose test chose none (the rest got
+    # the first variant, a)
+    items = [row("a1", "sent", "a", channel="email"), row("b1", "sent", "b", channel="email")]
+    decided = {
+        "campaign_id": "sale",
+        "occurrence": "20260128T2000Z",
+        "status": "done",
+        "winner": "b",
+        "winner_reason": "b beats a",
+        "winner_decided": True,
+    }
+    undecided = {
+        **decided,
+        "occurrence": "20260129T2000Z",
+        "winner": "a",
+        "winner_reason": "no winner: the rest get the first variant",
+        "winner_decided": False,
+    }
+    # when the report's tables are built
+    reports = campaign_reports(items, [], [decided, undecided], {"sale": 7})
+    titles = {r.occurrence: campaign_table(r).title for r in reports}
+    # then the decided one names its winner, the undecided one says no winner was chosen
+    assert "; winner: b (b beats a)" in titles["20260128T2000Z"]
+    assert "no winner: first variant a (" in titles["20260129T2000Z"]
+    assert "winner: a" not in titles["20260129T2000Z"]

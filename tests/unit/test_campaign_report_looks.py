@@ -66,3 +66,29 @@ def test_report_lists_each_look_and_the_decision(capsys: pytest.CaptureFixture[s
     assert "decision: b after 2 looks" in printed
     assert printed.index("look 1") < printed.index("look 2") < printed.index("decision:")
     assert "winner: b (b beats a)" in printed
+
+
+def test_report_of_a_test_that_chose_no_winner_does_not_call_the_first_variant_its_winner(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "campaigns", "campaign_id", "sk")
+        store = CampaignStore(boto3.resource("dynamodb", region_name="us-east-1"), "campaigns")
+        # given an occurrence whose test ended at its last look without a winner: the rest
+        # of the audience got the first variant
+        assert store.start_occurrence("sale", "o1", AT, AT)
+        last = look(1, (400, 20), (410, 21), 0.8812, None)
+        reason = "undecided after 1 look: no winner, the rest get the first variant"
+        assert store.record_look("sale", "o1", 1, last, None, "a", reason, decided=False)
+        target: Any = SimpleNamespace(
+            stored=lambda _: SimpleNamespace(campaign=SimpleNamespace(goal=None)),
+            customers=SimpleNamespace(scan_activity=lambda kinds: iter(())),
+            store=store,
+        )
+        # when the report is printed
+        report(SimpleNamespace(obj=target), "sale")  # type: ignore[arg-type]
+    # then it says no winner was chosen, and never names the first variant the winner
+    printed = capsys.readouterr().out
+    assert f"no winner: first variant a ({reason})" in printed
+    assert "winner: a" not in printed

@@ -627,5 +627,5 @@ def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
         out.print(table)
         for line in r.look_lines():
             out.print(line, markup=False, highlight=False, soft_wrap=True)
-        if r.winner:
-            out.print(f"winner: {r.winner} ({r.winner_reason})")
+        if r.winner_line:
+            out.print(r.winner_line, markup=False, highlight=False, soft_wrap=True)

@@ -93,12 +93,23 @@ class OccurrenceReport:
     variants: list[VariantResult] = field(default_factory=list)
     winner: str | None = None
     winner_reason: str | None = None
+    # False: the test chose no winner, the rest got the first variant (``winner``)
+    winner_decided: bool = True
     looks: list[Look] = field(default_factory=list)
     next_look_at: datetime | None = None  # undecided sequential test: the next look's time
 
     @property
     def sent(self) -> int:
         return sum(self.sent_by_channel.values())
+
+    @property
+    def winner_line(self) -> str | None:
+        """What the test chose, in words: ``winner: b (...)``, or, when it chose none, the
+        first variant the rest got, never called a winner; None before anything is chosen."""
+        if not self.winner:
+            return None
+        said = "winner:" if self.winner_decided else "no winner: first variant"
+        return f"{said} {self.winner} ({self.winner_reason})"
 
     def look_lines(self) -> list[str]:
         """Each look of the sequential test, then the decision so far (none: no looks)."""
@@ -153,6 +164,7 @@ def campaign_reports(
             audience=int(occ.get("audience", 0)),
             winner=occ.get("winner"),
             winner_reason=occ.get("winner_reason"),
+            winner_decided=key not in undecided,
             looks=looks_of(occ),
             next_look_at=next_look_of(occ),
         )

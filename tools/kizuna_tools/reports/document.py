@@ -458,7 +458,7 @@ def campaign_table(r: OccurrenceReport) -> Table:
         f"Campaign {r.campaign}, occurrence {r.occurrence} ({r.status or 'running'}): "
         f"audience {r.audience}, holdout {r.holdout}, sent {r.sent} ({sent})"
         + (f"; {'; '.join(reasons)}" if reasons else "")
-        + (f"; winner {r.winner}: {r.winner_reason}" if r.winner else "")
+        + (f"; {r.winner_line}" if r.winner_line else "")
     )
     columns = (
         "variant",
