@@ -125,6 +125,14 @@ def program_problems(
             "audience: {lifecycle: [{prefix: at-}]}\n",
             "audience.lifecycle[0]: prefix 'at-' matches none of 'lifecycle''s values",
         ),
+        (  # a wildcard no stage matches (the stage is at_risk)
+            "audience: {lifecycle: [{wildcard: 'at-*'}]}\n",
+            "audience.lifecycle[0]: wildcard 'at-*' matches none of 'lifecycle''s values",
+        ),
+        (  # a wildcard matches the whole value: 'Gol*d' is no rank
+            "audience: {rank: [{wildcard: 'Gol*x'}]}\n",
+            "audience.rank[0]: wildcard 'Gol*x' matches none of 'rank''s values",
+        ),
         (  # an unset field is absent from the view
             "audience: {rank: [null]}\n",
             "audience.rank[0]: null never matches: an unset 'rank' is absent from the view",
@@ -213,6 +221,10 @@ def test_a_counter_is_a_number(tmp_path: Path) -> None:
             "trigger: {event: order.placed, conditions: {lines: {quantity: ['2']}}}",
             "trigger.conditions.lines.quantity[0]: '2' is not a number value",
         ),
+        (  # a wildcard no direction matches
+            "trigger: {event: customer.rank_changed, conditions: {direction: [{wildcard: 'd*up'}]}}",
+            "trigger.conditions.direction[0]: wildcard 'd*up' matches none of 'direction''s values",
+        ),
     ],
 )
 def test_a_trigger_condition_on_a_value_the_event_never_carries_is_refused(
@@ -249,6 +261,8 @@ def test_ranks_are_the_configuration_s(tmp_path: Path) -> None:
         ("audience: {lifecycle: [{anything-but: [dormant, at_risk]}], gender: [female]}\n", ""),
         ("audience: {reachable: [{anything-but: [sms]}], consent: {line: [opted_in]}}\n", ""),
         ("audience: {region: [{prefix: Kan}], time_zone: [{wildcard: 'Asia/*'}]}\n", ""),
+        ("audience: {lifecycle: [{wildcard: 'at_*'}], rank: [{wildcard: '*ol*'}]}\n", ""),
+        ("", "trigger: {event: customer.rank_changed, conditions: {to_rank: [{wildcard: 'G*'}]}}"),
         ('audience: {rfm_segment: ["Can\'t lose", Champions], customer_id: [{prefix: c}]}\n', ""),
         ("audience: {$or: [{rank: [Gold]}, {lifecycle: [repeat]}]}\n", ""),
         (  # an inbound amount may come as its decimal text: "5000" can match

@@ -27,6 +27,13 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern))
 
 
+def wildcard_matches(pattern: str, value: str) -> bool:
+    """Does ``value`` match the ``wildcard`` ``pattern`` as a whole (``*``: any run of
+    characters, none too; the ``?``, ``[`` and ``\\`` a shell's glob reads are refused in
+    conditions, :func:`kizuna.programs.pattern_rules.evaluator_gaps`)."""
+    return _wildcard(pattern).fullmatch(value) is not None
+
+
 Pattern = dict[str, Any]
 _MISSING = object()
 _NUMERIC_OPS = {"<", "<=", "=", ">", ">="}
@@ -152,7 +159,7 @@ def _one(matcher: Any, value: Any) -> bool:
     if op == "equals-ignore-case":
         return isinstance(value, str) and value.lower() == str(arg).lower()
     if op == "wildcard":
-        return isinstance(value, str) and _wildcard(arg).fullmatch(value) is not None
+        return isinstance(value, str) and wildcard_matches(arg, value)
     if op == "anything-but":
         if isinstance(arg, Mapping):
             if "prefix" in arg:

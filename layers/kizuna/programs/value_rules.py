@@ -13,8 +13,8 @@ bus contract's models). For every value compared with it:
   configured ranks), is one of them (``did you mean`` the closest);
 * ``numeric`` is for numbers; ``prefix``, ``suffix``, ``wildcard`` and
   ``equals-ignore-case`` for strings and an event's times (a date takes only a ``prefix``,
-  and a date's or a time's prefix begins its ISO text), and on a closed field begin, end
-  or equal one of its values;
+  and a date's or a time's prefix begins its ISO text), and on a closed field begin, end,
+  equal or (a wildcard) match one of its values;
 * ``anything-but``'s values follow the same rules (``anything-but: [at-risk]`` would let
   everyone through); ``exists`` goes with every field;
 * ``null`` only where the data holds null (a field unset in the view is absent: write
@@ -42,6 +42,7 @@ from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.events.derived import Configured, DerivedDetail
 from kizuna.events.inbound import AMOUNT_TEXT
 from kizuna.programs.pattern_rules import OR
+from kizuna.programs.patterns import wildcard_matches
 from kizuna.runtime.config import ValueType
 
 _TEXT_OPERATORS = frozenset({"prefix", "suffix", "wildcard", "equals-ignore-case"})
@@ -154,7 +155,7 @@ def _any_value(op: str, arg: str, values: tuple[str, ...]) -> bool:
         return any(v.endswith(arg) for v in values)
     if op == "equals-ignore-case":
         return any(v.casefold() == arg.casefold() for v in values)
-    return True  # a wildcard: not worked out here
+    return any(wildcard_matches(arg, v) for v in values)
 
 
 def _kind(rule: ValueRule) -> str:
