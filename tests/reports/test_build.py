@@ -295,3 +295,25 @@ def test_an_order_sent_again_with_a_later_time_counts_once_in_the_reports() -> N
     ledger = Ledger.from_items(rows)
     assert sorted(o.total for o in ledger.orders) == [500.0, 2000.0]
     assert sum(o.total for o in ledger.orders) == float(customer.lifetime_value)
+
+
+def test_a_cancelled_order_adds_no_revenue_to_the_program_report(ledger: Ledger) -> None:
+    """docs/REPORTS.md: an order counts at its total unless it is cancelled. The program
+    report summed every order in the window, cancelled ones too."""
+    # given t4 ordered 8000 within the window, and the order was cancelled (the CANCEL row
+    # read before the order, and after it for t1's second order)
+    extra = Ledger.from_items(
+        [
+            {"pk": "t4", "kind": "CANCEL", "order_id": "big", "at": at(6)},
+            {**order("t4", 8000, 4), "order_id": "big"},
+            {**order("t1", 600, 4), "order_id": "small"},
+            {"pk": "t1", "kind": "CANCEL", "order_id": "small", "at": at(6)},
+        ]
+    )
+    ledger.orders += extra.orders
+    # when
+    overall = next(r for r in program_report(ledger, {"p": 14}) if r.label == "all")
+    # then the revenue is the fixture's alone: t1 3000, t2 1000 over 4 customers
+    assert overall.revenue_per_customer == 1000.0
+    assert overall.revenue_per_recipient == round(4000 / 3, 2)
+    assert [o.revenue for o in extra.orders] == [0.0, 0.0]

@@ -392,3 +392,41 @@ def test_program_figures_leave_the_global_control_out_of_the_programs_holdout() 
     ]
     figures = program_figures("p", rows, start=OLD, end=END, as_of=END)
     assert (figures.treated, figures.held_out) == (1, 1)
+
+
+def _revenue_gap(treated_extra: list[dict[str, object]]) -> float | None:
+    """The 30-day revenue per customer, treated - control, of 300 customers (a 10% control
+    group) who each ordered 100 (order ``o``) on 1 June, the treated ones with
+    ``treated_extra`` rows too (their ``pk`` set to each customer)."""
+    control = GlobalControlConfig(percent=10, salt="s", since=date(2026, 1, 1))
+    cfg = KizunaConfig(measurement=MeasurementConfig(global_control=control))
+    first, d1, d2 = datetime(2026, 4, 1, tzinfo=UTC), date(2026, 5, 1), date(2026, 6, 10)
+    ids = [f"c{i:03d}" for i in range(300)]
+    rows = [
+        SnapshotRow(date=d, customer_id=cid, lifecycle="new", first_order_at=first)
+        for cid in ids
+        for d in (d1, d2)
+    ]
+    items: list[dict[str, object]] = []
+    for cid in ids:
+        at = datetime(2026, 6, 1, tzinfo=UTC).isoformat()
+        items.append({"pk": cid, "kind": "ORDER", "order_id": "o", "total": 100, "at": at})
+        if not in_global_control(control, cid):
+            items += [{**row, "pk": cid, "at": at} for row in treated_extra]
+    cells = {d: {"New|Bronze|Kanto|20s|m|x": {"customers": 300}} for d in (d1, d2)}
+    doc = report_document(
+        build_reports(ReportData(Ledger.from_items(items), cells, Export(rows)), cfg), cfg
+    )
+    assert doc.headline is not None and doc.headline.control is not None
+    (w30,) = doc.headline.control.windows
+    return w30.revenue_per_customer.difference
+
+
+def test_the_comparison_counts_no_revenue_for_a_cancelled_order() -> None:
+    # given each treated customer placed a 900 order too, cancelled
+    cancelled = [
+        {"kind": "ORDER", "order_id": "x", "total": 900},
+        {"kind": "CANCEL", "order_id": "x"},
+    ]
+    # then both groups bought 100 a customer: no revenue gap
+    assert _revenue_gap(cancelled) == 0.0

@@ -13,8 +13,9 @@ as a whole. Per window of ``days`` ending at ``end`` (the report's last snapshot
   window and who ordered again in it / those customers;
 - **dormancy rate**: customers who had ordered before the window and did not order in it /
   customers who had ordered before the window;
-- **revenue per customer**: order totals in the window / customers of the group (everyone
-  known on ``end``, buyers or not), with a normal (Welch) 95% interval of the difference;
+- **revenue per customer**: what the orders in the window count for (``orders``: a
+  cancelled one 0) / customers of the group (everyone known on ``end``, buyers or not), with
+  a normal (Welch) 95% interval of the difference;
 - the rates: treated minus control with Newcombe's 95% interval (:func:`kizuna.analytics.
   stats.lift`, the program lift's);
 - **rank and RFM segment migration** (with snapshots): each group's customers' state in the
@@ -139,7 +140,7 @@ class GroupFigures(_Frozen):
     repeat: Rate
     second_purchase: Rate
     dormancy: Rate
-    revenue: float = Field(description="order totals in the window")
+    revenue: float = Field(description="order totals in the window, a cancelled order at 0")
     revenue_per_customer: float | None
 
 
@@ -229,7 +230,8 @@ def control_comparison(
     state_orders: Mapping[Attribute, Sequence[str]] | None = None,
 ) -> ControlComparison:
     """``first_order``: every customer known on ``end`` and their first order ever (None:
-    none yet); ``orders``: (customer, at, total) of every order the data holds;
+    none yet); ``orders``: (customer, at, revenue) of every order the data holds (a
+    cancelled one at 0: it still counts as an order in the rates);
     ``data_start``: when the data begins (the first order or snapshot), so a window that
     starts before it is left out, as is one that starts before ``since``. ``snapshot``: the
     rows of a snapshot date (empty: none that day), the last one being the day before

@@ -10,8 +10,8 @@ Definitions (also in docs/REPORTS.md):
   function records it, for treated and holdout alike). Lift is treated minus holdout
   conversion rate, with Newcombe's 95% interval (:func:`kizuna.analytics.stats.lift`).
 - **Revenue per customer**: order totals after the entry (never the trigger's own order)
-  to the end of the window,
-  averaged over the group (cancelled orders still count: the ledger does not net them).
+  to the end of the window, averaged over the group; a cancelled order counts 0
+  (:attr:`Order.revenue`).
 - **Structure**: customers treated by any program against customers only ever held out,
   their RFM segment (or rank) on two snapshot dates, as a migration matrix; with the global
   control group on, also everyone else against the control group.
@@ -97,8 +97,14 @@ class Order:
     channel: str | None = None
     product_ids: tuple[str, ...] = ()
     # a CANCEL row read for the order (campaign conversions leave it out, as the console
-    # and the winner test do; programs' revenue still counts it: docs/REPORTS.md)
+    # and the winner test do, and no report counts its revenue: docs/REPORTS.md)
     cancelled: bool = False
+
+    @property
+    def revenue(self) -> float:
+        """What the order counts for in the reports' revenue: its total, 0 once cancelled
+        (as loyalty counts it)."""
+        return 0.0 if self.cancelled else self.total
 
     def detail(self) -> dict[str, Any]:
         return {
@@ -256,7 +262,7 @@ def _revenue(
     orders_by: Mapping[str, Sequence[Order]], group: Mapping[str, datetime], window: timedelta
 ) -> dict[str, float]:
     return {
-        cid: sum(o.total for o in orders_by.get(cid, ()) if start < o.at <= start + window)
+        cid: sum(o.revenue for o in orders_by.get(cid, ()) if start < o.at <= start + window)
         for cid, start in group.items()
     }
 

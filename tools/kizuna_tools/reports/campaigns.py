@@ -134,7 +134,7 @@ def _converted(
         and not o.cancelled
         and order_meets_goal(conditions, o.detail())
     ]
-    return bool(mine), sum(o.total for o in mine)
+    return bool(mine), sum(o.revenue for o in mine)
 
 
 def campaign_reports(

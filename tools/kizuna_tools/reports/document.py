@@ -595,7 +595,7 @@ def _control(
     starts += [min(o.at for o in data.ledger.orders)] if data.ledger.orders else []
     return control_comparison(
         {r.customer_id: r.first_order_at for r in rows},
-        ((o.customer_id, o.at, o.total) for o in data.ledger.orders),
+        ((o.customer_id, o.at, o.revenue) for o in data.ledger.orders),
         lambda cid: in_global_control(control, cid),
         end,
         percent=control.percent,
