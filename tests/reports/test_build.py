@@ -317,3 +317,40 @@ def test_a_cancelled_order_adds_no_revenue_to_the_program_report(ledger: Ledger)
     assert overall.revenue_per_customer == 1000.0
     assert overall.revenue_per_recipient == round(4000 / 3, 2)
     assert [o.revenue for o in extra.orders] == [0.0, 0.0]
+
+
+def test_the_reports_count_an_order_net_of_its_refunds_as_loyalty_does() -> None:
+    """The ledger's REFUND rows, written by ingest, lower an order's revenue as they lower
+    the customer's lifetime value; refunds of the whole total are a cancellation."""
+    from kizuna.adapters.dynamodb import activity_to_item
+    from kizuna.domain.customer import Customer
+    from kizuna.domain.ingest import apply_events
+    from kizuna.events.envelope import parse_inbound
+    from kizuna.runtime.config import KizunaConfig
+    from tests.factories import T0, order, refund
+
+    # given three orders of c1: kept, refunded in part (twice), refunded in whole
+    events = [
+        order("c1", "o1", 1000, T0),
+        order("c1", "o2", 5000, T0 + timedelta(days=1)),
+        refund("c1", "o2", "r1", 1200, T0 + timedelta(days=2)),
+        refund("c1", "o2", "r2", 800, T0 + timedelta(days=40)),
+        order("c1", "o3", 2000, T0 + timedelta(days=1)),
+        refund("c1", "o3", "r1", 2000, T0 + timedelta(days=3)),
+    ]
+    customer, rows = Customer(customer_id="c1"), []
+    for raw in events:
+        applied = apply_events(customer, [parse_inbound(raw)], KizunaConfig(), T0)
+        customer = applied.customer
+        rows += [activity_to_item(r) for r in applied.activity]
+    entered = {"pk": "c1", "kind": "ENTRY", "program": "p", "decision": "entered"}
+    ledger = Ledger.from_items([*rows, entered | {"at": (T0 - timedelta(hours=1)).isoformat()}])
+    # when
+    [overall] = program_report(ledger, {"p": 14})
+    # then the program's revenue is 1000 + (5000 - 2000) + 0, the customer's lifetime value
+    assert overall.revenue_per_customer == 4000.0 == float(customer.lifetime_value)
+    revenue = {o.order_id: (o.revenue, o.counts) for o in ledger.orders}
+    assert revenue == {"o1": (1000.0, True), "o2": (3000.0, True), "o3": (0.0, False)}
+    assert {k: o.counts for k, o in customer.orders.items()} == {
+        k: counts for k, (_, counts) in revenue.items()
+    }

@@ -4,6 +4,7 @@ conversions and revenue in the attribution window, lift against the holdout."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from kizuna_tools.reports.build import Order
@@ -248,3 +249,103 @@ def test_the_report_table_does_not_call_an_undecided_test_s_first_variant_its_wi
     assert "; winner: b (b beats a)" in titles["20260128T2000Z"]
     assert "no winner: first variant a (" in titles["20260129T2000Z"]
     assert "winner: a" not in titles["20260129T2000Z"]
+
+
+def test_revenue_is_net_of_refunds_and_a_wholly_refunded_order_is_no_conversion() -> None:
+    """docs/CAMPAIGNS.md: an order's revenue is its total less its refunds (never below 0);
+    refunds of the whole total are a cancellation, no conversion, as the console and the
+    winner test count it (:func:`kizuna.campaigns.engine.converted`). The report counted
+    every order at its total: a coupon whose orders came back read as revenue."""
+    from kizuna_tools.reports.build import Ledger
+
+    # given 4 recipients of a and 2 held out, each ordering the day after the message
+    items = [row(f"s{i}", "sent", "a", channel="email") for i in range(4)]
+    items += [row("h0", "holdout", "holdout"), row("h1", "holdout", "holdout")]
+    day = (T0 + timedelta(days=1)).isoformat()
+    later = (T0 + timedelta(days=20)).isoformat()  # after the window: known, so it counts
+
+    def placed(cid: str, order_id: str, total: float | int) -> dict[str, Any]:
+        return {"pk": cid, "kind": "ORDER", "order_id": order_id, "at": day, "total": total}
+
+    def refunded(cid: str, order_id: str, refund_id: str, amount: Any) -> dict[str, Any]:
+        return {
+            "pk": cid,
+            "kind": "REFUND",
+            "order_id": order_id,
+            "refund_id": refund_id,
+            "amount": amount,
+            "at": later,
+        }
+
+    activity = [
+        placed("s0", "o0", 10000),  # kept whole
+        placed("s1", "o1", 8000),
+        refunded("s1", "o1", "r1", 5000),  # partly refunded: converts at 3000
+        refunded("s2", "o2", "r1", 4000),  # read before its order
+        placed("s2", "o2", 6000),
+        refunded("s2", "o2", "r2", 2500),  # the whole total and more: no conversion
+        placed("s3", "o3", 0.3),
+        refunded("s3", "o3", "r1", 0.1),
+        refunded("s3", "o3", "r2", 0.2),  # the whole total, exactly: no conversion
+        refunded("s3", "o3", "r2", 0.2),  # (a retry's row kept by an older table: once)
+        placed("h0", "o4", 4000),
+        refunded("h0", "o4", "r1", 4000),  # the holdout's one order refunded in whole
+        placed("h1", "o5", 3000),
+        refunded("h1", "o5", "r1", 1000),
+    ]
+    orders = Ledger.from_items(activity).orders
+    # when
+    [report] = campaign_reports(items, orders, [], {"sale": 7})
+    # then a converted s0 and s1 for 10000 + 3000; the holdout h1 for 2000
+    a, held = (next(v for v in report.variants if v.arm == arm) for arm in ("a", "holdout"))
+    assert (a.conversions, a.revenue) == (2, 13000.0)
+    assert (held.conversions, held.revenue) == (1, 2000.0)
+    assert a.lift is not None and (a.lift.treated_rate, a.lift.holdout_rate) == (0.5, 0.5)
+    # a goal condition on the total tests the order as placed
+    big = {"sale": {"total": [{"numeric": [">=", 8000]}]}}
+    [report] = campaign_reports(items, orders, [], {"sale": 7}, big)
+    a = next(v for v in report.variants if v.arm == "a")
+    assert (a.conversions, a.revenue) == (2, 13000.0)
+
+
+ACTIVITY: list[dict[str, Any]] = [
+    row("s0", "sent", "a", channel="email"),
+    {"pk": "s0", "kind": "ORDER", "order_id": "o", "at": (T0 + timedelta(days=1)).isoformat()}
+    | {"total": 7000},
+    {"pk": "s0", "kind": "REFUND", "order_id": "o", "refund_id": "r", "amount": 4500}
+    | {"at": (T0 + timedelta(days=2)).isoformat()},
+]
+
+
+def _scan(kinds: Any) -> Any:
+    """The activity table's filtered scan (``DynamoStore.scan_activity``)."""
+    return iter([i for i in ACTIVITY if i["kind"] in kinds])
+
+
+def test_kizuna_campaigns_report_reads_the_refunds(capsys: Any) -> None:
+    from kizuna_tools.cli.campaigns import report
+
+    # given a recipient whose 7000 order was refunded 4500
+    target: Any = SimpleNamespace(
+        stored=lambda _: SimpleNamespace(campaign=SimpleNamespace(goal=None)),
+        customers=SimpleNamespace(scan_activity=_scan),
+        store=SimpleNamespace(list_occurrences=lambda _: []),
+    )
+    # when the report is printed
+    report(SimpleNamespace(obj=target), "sale")
+    # then the variant converted for 2500
+    printed = capsys.readouterr().out
+    assert "2,500" in printed and "7,000" not in printed
+
+
+def test_the_report_data_reads_the_refunds() -> None:
+    from kizuna_tools.reports.sources import load
+
+    # given the same activity, read as the HTML report reads it
+    activity: Any = SimpleNamespace(scan_activity=_scan, program_ledger=lambda _: [])
+    snapshots: Any = SimpleNamespace(dates=lambda: [], cells=lambda _: {})
+    # when
+    data = load(activity, snapshots, None, {})
+    # then the order counts net of its refund
+    [order] = data.ledger.orders
+    assert order.revenue == 2500.0

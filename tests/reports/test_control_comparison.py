@@ -430,3 +430,17 @@ def test_the_comparison_counts_no_revenue_for_a_cancelled_order() -> None:
     ]
     # then both groups bought 100 a customer: no revenue gap
     assert _revenue_gap(cancelled) == 0.0
+
+
+def test_the_comparison_counts_revenue_net_of_refunds() -> None:
+    # given each treated customer's 100 order was refunded 30 (the row sent twice) and 10,
+    # and a 500 order refunded in whole
+    refunded = [
+        {"kind": "REFUND", "order_id": "o", "refund_id": "r1", "amount": 30},
+        {"kind": "REFUND", "order_id": "o", "refund_id": "r1", "amount": 30},
+        {"kind": "REFUND", "order_id": "o", "refund_id": "r2", "amount": "10"},
+        {"kind": "REFUND", "order_id": "w", "refund_id": "r1", "amount": 500},
+        {"kind": "ORDER", "order_id": "w", "total": 500},
+    ]
+    # then the treated bought 60 a customer, the control group 100
+    assert _revenue_gap(refunded) == -40.0

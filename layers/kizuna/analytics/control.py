@@ -13,9 +13,10 @@ as a whole. Per window of ``days`` ending at ``end`` (the report's last snapshot
   window and who ordered again in it / those customers;
 - **dormancy rate**: customers who had ordered before the window and did not order in it /
   customers who had ordered before the window;
-- **revenue per customer**: what the orders in the window count for (``orders``: a
-  cancelled one 0) / customers of the group (everyone known on ``end``, buyers or not), with
-  a normal (Welch) 95% interval of the difference;
+- **revenue per customer**: what the orders in the window count for (``orders``: the
+  total less its refunds, never below 0; a cancelled one 0) / customers of the group
+  (everyone known on ``end``, buyers or not), with a normal (Welch) 95% interval of the
+  difference;
 - the rates: treated minus control with Newcombe's 95% interval (:func:`kizuna.analytics.
   stats.lift`, the program lift's);
 - **rank and RFM segment migration** (with snapshots): each group's customers' state in the
@@ -140,7 +141,10 @@ class GroupFigures(_Frozen):
     repeat: Rate
     second_purchase: Rate
     dormancy: Rate
-    revenue: float = Field(description="order totals in the window, a cancelled order at 0")
+    revenue: float = Field(
+        description="what the orders in the window count for: their totals less their "
+        "refunds, never below 0, a cancelled order 0"
+    )
     revenue_per_customer: float | None
 
 
@@ -230,8 +234,9 @@ def control_comparison(
     state_orders: Mapping[Attribute, Sequence[str]] | None = None,
 ) -> ControlComparison:
     """``first_order``: every customer known on ``end`` and their first order ever (None:
-    none yet); ``orders``: (customer, at, revenue) of every order the data holds (a
-    cancelled one at 0: it still counts as an order in the rates);
+    none yet); ``orders``: (customer, at, revenue) of every order the data holds (its total
+    less its refunds, never below 0; a cancelled one too, at 0: it still counts as an order
+    in the rates);
     ``data_start``: when the data begins (the first order or snapshot), so a window that
     starts before it is left out, as is one that starts before ``since``. ``snapshot``: the
     rows of a snapshot date (empty: none that day), the last one being the day before

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -197,6 +197,19 @@ def refund_digest(refund_id: str) -> str:
     return hashlib.sha256(refund_id.encode()).hexdigest()[:16]
 
 
+def net_of_refunds(total: Decimal, refunds: Iterable[Decimal]) -> Decimal:
+    """What an order of ``total`` counts for after ``refunds`` (their amounts): the total
+    less their sum, never below 0. One rule for loyalty (:attr:`OrderFact.net_total`) and the
+    reports' revenue (``kizuna_tools.reports.build.Order``)."""
+    return max(total - sum(refunds, Decimal(0)), Decimal(0))
+
+
+def refunded_whole(total: Decimal, refunds: Collection[Decimal]) -> bool:
+    """Refunds make up the whole total (or more): the order is cancelled by them (it counts
+    for nothing, and converts no campaign goal)."""
+    return bool(refunds) and net_of_refunds(total, refunds) == 0
+
+
 class RefundFact(_Model):
     """One refund of an order (``order.refunded``): when, and how much was paid back."""
 
@@ -234,10 +247,9 @@ class OrderFact(_Model):
     def net_as_of(self, at: datetime | None = None) -> Decimal:
         """The total less the refunds made at or before ``at`` (None: every refund), never
         below 0."""
-        refunded = sum(
-            (r.amount for r in self.refunds.values() if at is None or r.at <= at), Decimal(0)
+        return net_of_refunds(
+            self.total, (r.amount for r in self.refunds.values() if at is None or r.at <= at)
         )
-        return max(self.total - refunded, Decimal(0))
 
     @property
     def net_total(self) -> Decimal:
@@ -248,7 +260,7 @@ class OrderFact(_Model):
     @property
     def fully_refunded(self) -> bool:
         """Refunds make up the whole total: the order is cancelled by them."""
-        return bool(self.refunds) and self.net_total == 0
+        return refunded_whole(self.total, [r.amount for r in self.refunds.values()])
 
     @property
     def counts(self) -> bool:

@@ -571,15 +571,15 @@ def _print_dry_run(campaign_id: str, result: DryRun, *, samples: bool) -> None:
 @campaigns_app.command("report")
 def report(ctx: typer.Context, campaign_id: CampaignName) -> None:
     """Per occurrence: audience, sent by channel, suppressed and deferred by reason, holdout,
-    per variant opens, clicks, conversions, revenue and lift against the holdout; the
-    winner, and each look a sequential winner test took with the decision."""
-    from kizuna_tools.reports.build import Ledger
+    per variant opens, clicks, conversions, revenue (net of refunds) and lift against the
+    holdout; the winner, and each look a sequential winner test took with the decision."""
+    from kizuna_tools.reports.build import ORDER_KINDS, Ledger
     from kizuna_tools.reports.campaigns import campaign_reports
 
     t: Target = ctx.obj
     stored = t.stored(campaign_id)
-    items = list(t.customers.scan_activity(("MSG", "ORDER", "CANCEL")))
-    orders = Ledger.from_items(i for i in items if i.get("kind") in ("ORDER", "CANCEL")).orders
+    items = list(t.customers.scan_activity(("MSG", *ORDER_KINDS)))
+    orders = Ledger.from_items(i for i in items if i.get("kind") in ORDER_KINDS).orders
     occurrences = [{**o, "campaign_id": campaign_id} for o in t.store.list_occurrences(campaign_id)]
     goal = stored.campaign.goal
     for r in campaign_reports(

@@ -9,9 +9,10 @@ Definitions (also in docs/REPORTS.md):
 - **Converted**: reached the program's goal within its attribution window (the evaluate
   function records it, for treated and holdout alike). Lift is treated minus holdout
   conversion rate, with Newcombe's 95% interval (:func:`kizuna.analytics.stats.lift`).
-- **Revenue per customer**: order totals after the entry (never the trigger's own order)
-  to the end of the window, averaged over the group; a cancelled order counts 0
-  (:attr:`Order.revenue`).
+- **Revenue per customer**: what the orders after the entry (never the trigger's own order)
+  to the end of the window count for, averaged over the group: an order its total less the
+  refunds the ledger holds, never below 0, and 0 once cancelled (:attr:`Order.revenue`, the
+  loyalty rule).
 - **Structure**: customers treated by any program against customers only ever held out,
   their RFM segment (or rank) on two snapshot dates, as a migration matrix; with the global
   control group on, also everyone else against the control group.
@@ -30,16 +31,20 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from kizuna.analytics.stats import Lift, Migration, Rate, lift, migration, rate
 from kizuna.campaigns.engine import measured
+from kizuna.domain.customer import net_of_refunds, refunded_whole
 from kizuna.domain.timestamps import parse_time
 from kizuna.scoring.snapshot import CELL_FIELDS, NONE, SnapshotRow, cell_fields
 
 GLOBAL_CONTROL = "global_control"  # kizuna.delivery.control.GLOBAL_CONTROL
+# the activity rows an order's revenue and conversions are read from (:class:`Ledger`)
+ORDER_KINDS = ("ORDER", "CANCEL", "REFUND")
 DIMENSIONS = ("region", "prefecture", "age_band", "gender", "occupation")
 # A declared attribute's dimension: ``attributes.membership_tier_pos``
 # (kizuna.scoring.snapshot.breakdown_attributes: not personal, an enum or a boolean).
@@ -99,12 +104,27 @@ class Order:
     # a CANCEL row read for the order (campaign conversions leave it out, as the console
     # and the winner test do, and no report counts its revenue: docs/REPORTS.md)
     cancelled: bool = False
+    # the amounts of the REFUND rows read for the order, one per refund id
+    refunds: tuple[Decimal, ...] = ()
+
+    @property
+    def counts(self) -> bool:
+        """Not cancelled, nor refunded in whole (refunds of the whole total are a
+        cancellation: :func:`kizuna.domain.customer.refunded_whole`, as loyalty, the console
+        and the winner test count it)."""
+        return not self.cancelled and not refunded_whole(self._total, self.refunds)
 
     @property
     def revenue(self) -> float:
-        """What the order counts for in the reports' revenue: its total, 0 once cancelled
-        (as loyalty counts it)."""
-        return 0.0 if self.cancelled else self.total
+        """What the order counts for in the reports' revenue, as loyalty counts it: its
+        total less its refunds, never below 0 (:func:`kizuna.domain.customer.net_of_refunds`);
+        0 once cancelled."""
+        return float(net_of_refunds(self._total, self.refunds)) if not self.cancelled else 0.0
+
+    @property
+    def _total(self) -> Decimal:
+        # exact, as the ledger stores it (a float sum of refunds of the whole total may miss 0)
+        return Decimal(str(self.total))
 
     def detail(self) -> dict[str, Any]:
         return {
@@ -132,6 +152,8 @@ class Ledger:
     _order_at: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
     # (customer, order id) of the CANCEL rows read so far
     _cancelled: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    # (customer, order id) -> refund id -> amount, of the REFUND rows read so far
+    _refunds: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict, repr=False)
 
     def add_item(self, item: Mapping[str, Any]) -> None:
         """One activity-table item (other kinds are ignored)."""
@@ -179,6 +201,8 @@ class Ledger:
             self._cancelled.add(key)
             if (place := self._order_at.get(key)) is not None:
                 self.orders[place] = replace(self.orders[place], cancelled=True)
+        elif kind == "REFUND" and item.get("order_id") and item.get("amount") is not None:
+            self._add_refund(cid, item)
         elif kind == "JOURNEY" and item.get("arms"):
             arms = sorted(dict(item["arms"]).items())
             self.arms[(cid, str(item["program"]))] = ", ".join(f"{s}:{a}" for s, a in arms)
@@ -200,6 +224,7 @@ class Ledger:
             channel=item.get("channel"),
             product_ids=tuple(dict.fromkeys(products)),
             cancelled=key in self._cancelled,
+            refunds=tuple(self._refunds.get(key, {}).values()),
         )
         place = self._order_at.get(key)
         if place is None:
@@ -207,6 +232,18 @@ class Ledger:
             self.orders.append(order)
         elif order.at > self.orders[place].at:
             self.orders[place] = order
+
+    def _add_refund(self, cid: str, item: Mapping[str, Any]) -> None:
+        """One refund once, by its id within the order (a retry stamped earlier moves its
+        row, ``ActivityItem.replaces``, and a scan may still meet both, of one amount: ingest
+        refuses the id with another), on its order whether read before or after it."""
+        key = (cid, str(item["order_id"]))
+        refunds = self._refunds.setdefault(key, {})
+        refunds[str(item.get("refund_id") or item.get("sk") or id(item))] = Decimal(
+            str(item["amount"])
+        )
+        if (place := self._order_at.get(key)) is not None:
+            self.orders[place] = replace(self.orders[place], refunds=tuple(refunds.values()))
 
     @classmethod
     def from_items(cls, items: Iterable[Mapping[str, Any]]) -> Ledger:
@@ -559,6 +596,7 @@ def segment_analysis(
 
 __all__ = [
     "CELL_FIELDS",
+    "ORDER_KINDS",
     "Conversion",
     "Entry",
     "Ledger",

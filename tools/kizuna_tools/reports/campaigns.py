@@ -125,14 +125,13 @@ def _converted(
     conditions: Mapping[str, Any],
 ) -> tuple[bool, float]:
     """Did the customer place an order meeting the goal's conditions strictly after
-    ``after`` within the window, and for how much; a cancelled order never counts (as in
-    the console and the winner test: :func:`kizuna.campaigns.engine.converted`)."""
+    ``after`` within the window, and for how much (net of the refunds the ledger holds:
+    :attr:`Order.revenue`); a cancelled or wholly refunded order never counts (as in the
+    console and the winner test: :func:`kizuna.campaigns.engine.converted`)."""
     mine = [
         o
         for o in orders.get(customer, ())
-        if after < o.at <= after + window
-        and not o.cancelled
-        and order_meets_goal(conditions, o.detail())
+        if after < o.at <= after + window and o.counts and order_meets_goal(conditions, o.detail())
     ]
     return bool(mine), sum(o.revenue for o in mine)
 

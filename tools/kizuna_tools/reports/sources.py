@@ -12,10 +12,10 @@ from typing import Any, Protocol
 from kizuna.programs.model import Program
 from kizuna.programs.winners import winner_splits
 from kizuna.scoring.snapshot import SnapshotRow
-from kizuna_tools.reports.build import Ledger
+from kizuna_tools.reports.build import ORDER_KINDS, Ledger
 from kizuna_tools.reports.splits import SplitResult, split_results
 
-LEDGER_KINDS = ("ENTRY", "CONV", "MSG", "ORDER", "CANCEL", "JOURNEY")
+LEDGER_KINDS = ("ENTRY", "CONV", "MSG", *ORDER_KINDS, "JOURNEY")
 EXPORT_PREFIX = "snapshots/"
 
 
