@@ -303,6 +303,27 @@ def test_a_refund_of_a_settled_order_needs_the_fact_log() -> None:
     assert [row.kind for row in applied.activity] == ["REFUND"]
 
 
+def test_a_bulk_fold_keeps_the_points_of_a_late_refund_folded_beside_a_live_one() -> None:
+    # o0 and o1 settled (six orders 200 days apart), o4 in the item
+    c, _, activity, _ = fold(*(order("c1", f"o{i}", 10000, T0 + days(200 * i)) for i in range(6)))
+    assert "o0" not in c.orders and "o4" in c.orders
+    log = facts_from_activity("c1", _rows(activity))
+    late = parsed(refund("c1", "o0", "r1", 4000, T0 + days(3)))
+    live = parsed(refund("c1", "o4", "r1", 2000, T0 + days(801)))
+    # When both refunds are folded at once (an import: bulk), and the late one alone
+    bulk = apply_events(c, [late, live], CFG, NOW, log=log, bulk=True)
+    alone = apply_events(c, [late], CFG, NOW, log=log)
+
+    def points(applied, order_id: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+        (row,) = [r for r in applied.activity if r.data["order_id"] == order_id]
+        return row.data["points_balance_before"], row.data["points_balance_after"]
+
+    # Then the late refund's row says the points around it at its place in time (o0's lot
+    # of 100 gives back 40), not the balance of today: the fold of the live one (o0 settled
+    # again) has no entry for it
+    assert points(bulk, "o0") == points(alone, "o0") == (100, 60)
+
+
 def test_a_refunded_order_settles_at_its_net_total() -> None:
     c, _, _, _ = fold(
         order("c1", "o1", 30000, T0),

@@ -1086,15 +1086,19 @@ def apply_events(
     else:
         state = customer.model_copy(deep=True)
     if bulk:
+        activity: list[ActivityItem] = []
         for ev in events:
             try:
-                result.activity.extend(_apply_facts(state, ev, cfg, vocab=vocab, now=now))
+                activity.extend(_apply_facts(state, ev, cfg, vocab=vocab, now=now))
             except EventRefused as refused:  # raised before anything changed
                 result.refused[ev.event_id] = refused.reason
         # never back before the instant the stored customer was computed as of (an import
         # after the daily scoring run must not bring back the rank it took away)
         state = recompute(state, cfg.loyalty, _fold_as_of(customer, state, horizon))
-        result.activity = _with_ledger(result.activity, state, cfg)
+        # only these rows: the late events' (already in ``result.activity``) carry the
+        # points of the fold from the fact log; in this state their orders are settled
+        # again, and have no ledger entry
+        result.activity += _with_ledger(activity, state, cfg)
     else:
         for ev in events:
             record = state.processed.get(ev.event_id)
