@@ -1,4 +1,5 @@
-"""Bulk import of existing CRM data (customers and order history) from CSV or JSON Lines.
+"""Bulk import of existing CRM data (customers, order history, refunds) from CSV or JSON
+Lines.
 
 Rows become the same inbound events the bus carries and go through the same fold
 (:func:`kizuna.domain.ingest.apply_events`), so imported orders give exactly the state the
@@ -33,6 +34,12 @@ Orders columns: CSV has one row per order line: ``order_id``, ``customer_id``,
 JSON Lines has one order per line with the same keys and a ``lines`` array (a line without
 it is rejected; an order id on two lines rejects both).
 
+Refunds columns (one refund a row, each the ``order.refunded`` event): ``order_id``,
+``refund_id``, ``customer_id``, ``refunded_at`` (ISO 8601 with offset), ``amount`` (more
+than 0), ``currency`` (default and only value: the shop's ``loyalty.currency``),
+``reason``; JSON Lines may give the returned ``lines`` as an order's. An
+``(order_id, refund_id)`` on two rows rejects every row that gives it.
+
 A column (or JSON key) that is none of these rejects the row: a misspelled ``totl`` or
 ``curency`` is never silently ignored; so does a JSON ``null`` (but an attribute's, which
 clears it) and a JSON ``""`` (but free text's, where it is the text; a CSV empty cell is a
@@ -58,8 +65,14 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoR
 from pydantic import ValidationError
 
 from kizuna.domain import strict_json
-from kizuna.domain.customer import MAX_DEVICES, PROFILE_FIELDS
-from kizuna.events import ConsentChanged, DeviceRegistered, OrderCancelled, OrderPlaced
+from kizuna.domain.customer import MAX_DEVICES, PROFILE_FIELDS, Customer, refund_digest
+from kizuna.events import (
+    ConsentChanged,
+    DeviceRegistered,
+    OrderCancelled,
+    OrderPlaced,
+    OrderRefunded,
+)
 from kizuna.events.custom import vocabulary
 from kizuna.events.envelope import (
     EventRejected,
@@ -109,6 +122,12 @@ ORDER_LEVEL_COLUMNS = (
     "cancelled_at",
 )
 ORDER_COLUMNS = frozenset({*ORDER_LEVEL_COLUMNS, *LINE_COLUMNS})
+# A refund (order.refunded) a row: CSV has no returned lines; JSON Lines may give ``lines``.
+REFUND_COLUMNS = frozenset(
+    {"order_id", "refund_id", "customer_id", "refunded_at", "amount", "currency", "reason"}
+)
+REFUND_KEYS = frozenset({*REFUND_COLUMNS, "lines"})
+FREE_TEXT_REFUND_COLUMNS = frozenset({"reason"})
 TRUE_WORDS = {"opted_in", "yes", "true", "1", "y"}
 FALSE_WORDS = {"opted_out", "no", "false", "0", "n"}
 CUSTOMERS_PER_BATCH = 100
@@ -133,6 +152,11 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     # customers whose valid rows could not be written (their rows are in ``errors`` too)
     customers_failed: list[str] = field(default_factory=list)
+    # valid rows the customer's state in Kizuna refused when written (in ``errors`` too: a
+    # refund id Kizuna holds with another amount, say); the customer's other rows were
+    refused: int = 0
+    # refunds imported whose order Kizuna does not hold: they wait for it, as ingest's do
+    refunds_waiting: int = 0
 
     @property
     def rejected(self) -> int:
@@ -546,21 +570,9 @@ def _json_orders(
         yield [number], row
 
 
-def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> list[ParsedEvent]:
-    """An order as ``order.placed`` (and ``order.cancelled``); ``empty_is_absent``: grouped
-    from CSV rows, whose empty cells are columns left out (else ``""`` rejects any key but a
-    line's ``category``)."""
-    if "__error__" in order:
-        raise RowRejected(order["__error__"])
-    _no_nulls(order)
-    if not empty_is_absent:
-        _no_empty_text(order, frozenset())
-    _known_columns(order, {*ORDER_LEVEL_COLUMNS, "lines"}, "keys")
-    oid, cid = order.get("order_id"), order.get("customer_id")
-    if _blank(cid):
-        raise RowRejected("customer_id: required")
-    at = _time(order.get("ordered_at"), "ordered_at")
-    lines = order.get("lines") or []
+def _read_lines(lines: Any, *, empty_is_absent: bool) -> list[dict[str, Any]]:
+    """An order's (a return's) ``lines``, each checked as a row is: no null, no ``""`` but a
+    category's (JSON Lines), no unknown key, numbers written as text as the rules say."""
     if not isinstance(lines, list):
         raise RowRejected("lines: a list of order lines")
     read_lines = []
@@ -577,7 +589,24 @@ def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> lis
         if isinstance(quantity, str):  # plain digits (checked): the event's count is a number
             line = {**line, "quantity": int(quantity)}
         read_lines.append(line)
-    lines = read_lines
+    return read_lines
+
+
+def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> list[ParsedEvent]:
+    """An order as ``order.placed`` (and ``order.cancelled``); ``empty_is_absent``: grouped
+    from CSV rows, whose empty cells are columns left out (else ``""`` rejects any key but a
+    line's ``category``)."""
+    if "__error__" in order:
+        raise RowRejected(order["__error__"])
+    _no_nulls(order)
+    if not empty_is_absent:
+        _no_empty_text(order, frozenset())
+    _known_columns(order, {*ORDER_LEVEL_COLUMNS, "lines"}, "keys")
+    oid, cid = order.get("order_id"), order.get("customer_id")
+    if _blank(cid):
+        raise RowRejected("customer_id: required")
+    at = _time(order.get("ordered_at"), "ordered_at")
+    lines = _read_lines(order.get("lines") or [], empty_is_absent=empty_is_absent)
     total = order.get("total")
     _number_text(None if _blank(total) else total, "total", AMOUNT_TEXT, "an amount")
     if _blank(total):
@@ -614,6 +643,54 @@ def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> lis
     return events
 
 
+def refund_events(
+    row: dict[str, Any], cfg: KizunaConfig, *, empty_is_absent: bool = False
+) -> list[ParsedEvent]:
+    """A refund row as the ``order.refunded`` event ingest folds (one refund per
+    ``(order_id, refund_id)``: its event id is derived from them, so a re-run is the same
+    refund). ``currency`` defaults to the shop's (``loyalty.currency``); another is rejected
+    here, as ingest refuses the event. ``lines`` (the returned lines) only in JSON Lines.
+    ``empty_is_absent``: a CSV row, whose empty cell is a column left out; else ``""`` is
+    ``reason``'s value and rejects any other key."""
+    if "__error__" in row:
+        raise RowRejected(row["__error__"])
+    _no_nulls(row)
+    if not empty_is_absent:
+        _no_empty_text(row, FREE_TEXT_REFUND_COLUMNS)
+    if empty_is_absent and "lines" in row:
+        raise RowRejected("lines: the returned lines are imported from JSON Lines only")
+    _known_columns(row, REFUND_COLUMNS if empty_is_absent else REFUND_KEYS, "columns")
+    row = {k: v for k, v in row.items() if not (empty_is_absent and _blank(v))}
+    for column in ("order_id", "refund_id", "customer_id", "amount"):
+        if _blank(row.get(column)):
+            raise RowRejected(f"{column}: required")
+    at = _time(row.get("refunded_at"), "refunded_at")
+    _number_text(row["amount"], "amount", AMOUNT_TEXT, "an amount")
+    detail: dict[str, Any] = {
+        "customer_id": row["customer_id"],
+        "occurred_at": at,
+        "order_id": row["order_id"],
+        "refund_id": row["refund_id"],
+        "amount": row["amount"],
+        "currency": row.get("currency", cfg.loyalty.currency),
+    }
+    if "lines" in row:
+        detail["lines"] = _read_lines(row["lines"], empty_is_absent=False)
+    if "reason" in row:
+        detail["reason"] = row["reason"]
+    # ids are checked (by the model) before they name the event
+    event_id = f"import:refund:{row['order_id']}:{refund_digest(str(row['refund_id']))}"
+    event = _event(OrderRefunded, event_id, "order.refunded", detail)
+    assert isinstance(event.detail, OrderRefunded)
+    currency = event.detail.currency
+    if currency != cfg.loyalty.currency:  # ingest refuses it (points count one currency)
+        raise RowRejected(
+            f"currency: {currency} is not the shop's order currency "
+            f"({cfg.loyalty.currency}, loyalty.currency); convert the amount before importing it"
+        )
+    return [event]
+
+
 def within_window(events: list[ParsedEvent], now: datetime, cfg: KizunaConfig) -> list[ParsedEvent]:
     """``events``, if every time lies within ``cfg.event_time`` of ``now`` (as on the bus)."""
     for ev in events:
@@ -625,25 +702,28 @@ def within_window(events: list[ParsedEvent], now: datetime, cfg: KizunaConfig) -
 
 
 def repeated_ids(
-    rows: Sequence[tuple[int, dict[str, Any]]], key: str, one_per: str
+    rows: Sequence[tuple[int, dict[str, Any]]], key: str | tuple[str, ...], one_per: str
 ) -> dict[int, str]:
-    """Row number -> error, for each row whose ``key`` (``customer_id``, ``product_id``)
-    another row gives too: every one of them is rejected, naming the others: which row is the
-    customer (the product) is not guessed (importing the first, or the last, with
+    """Row number -> error, for each row whose ``key`` (``customer_id``, ``product_id``; or
+    the columns that together name a refund, ``("order_id", "refund_id")``) another row
+    gives too: every one of them is rejected, naming the others: which row is the customer
+    (the product, the refund) is not guessed (importing the first, or the last, with
     ``partial``, took one of them as it)."""
-    numbers_of: dict[str, list[int]] = defaultdict(list)
+    keys = (key,) if isinstance(key, str) else key
+    numbers_of: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for number, row in rows:
-        value = row.get(key)
-        if isinstance(value, str) and value:
-            numbers_of[value].append(number)
+        values = tuple(v for k in keys if isinstance(v := row.get(k), str) and v)
+        if len(values) == len(keys):
+            numbers_of[values].append(number)
     errors: dict[int, str] = {}
-    for value, numbers in numbers_of.items():
+    for values, numbers in numbers_of.items():
         if len(numbers) < 2:
             continue
+        named = " ".join(f"{k} {v}" for k, v in zip(keys, values, strict=True))
         for n in numbers:
             rest = ", ".join(str(m) for m in numbers if m != n)
             also = f"row {rest}" if len(numbers) == 2 else f"rows {rest}"
-            errors[n] = f"{key} {value} is also on {also}: one row per {one_per}"
+            errors[n] = f"{named} is also on {also}: one row per {one_per}"
     return errors
 
 
@@ -656,21 +736,34 @@ class CustomerFailure:
     error: str
 
 
+@dataclass
+class Written:
+    """What :func:`apply_grouped` wrote: the customers written, those that failed, the
+    events each customer's state refused (customer -> event id -> reason; the customer's
+    other events were applied), and the refunds whose order Kizuna does not hold."""
+
+    customers: int = 0
+    failures: list[CustomerFailure] = field(default_factory=list)
+    refused: dict[str, dict[str, str]] = field(default_factory=dict)
+    refunds_waiting: int = 0
+
+
 def apply_grouped(
     store: CustomerStore,
     by_customer: dict[str, list[ParsedEvent]],
     cfg: KizunaConfig,
     now: datetime,
     progress: Callable[[int], None] | None = None,
-) -> tuple[int, list[CustomerFailure]]:
-    """Fold each customer's events and save once per customer; return the customers
-    written and those that failed. One customer failing (a DynamoDB error, a conflict
-    that does not resolve) never stops the import: it is reported and the rest go on.
+) -> Written:
+    """Fold each customer's events and save once per customer. One customer failing (a
+    DynamoDB error, a conflict that does not resolve) never stops the import: it is
+    reported and the rest go on. An event the customer's state refuses (a refund id Kizuna
+    holds with another amount, attributes over the item's budget) is not applied, as
+    ingest does not apply it: it is reported, the customer's other events are.
 
     Each customer's events are folded at once (``bulk``: history is not news), so the cost
     is linear in their number and the item stays bounded (kizuna.domain.loyalty.settle)."""
-    written = 0
-    failures: list[CustomerFailure] = []
+    out = Written()
     ids = list(by_customer)
     for start in range(0, len(ids), CUSTOMERS_PER_BATCH):
         chunk = {cid: by_customer[cid] for cid in ids[start : start + CUSTOMERS_PER_BATCH]}
@@ -680,13 +773,31 @@ def apply_grouped(
             if isinstance(outcome, NoRegionError | NoCredentialsError | EndpointConnectionError):
                 raise outcome  # no customer can be written: the setup is wrong, say so once
             if isinstance(outcome, Exception):
-                failures.append(CustomerFailure(cid, _describe(outcome)))
-            elif outcome.refused:  # rows the customer's state cannot take (attributes' size)
-                failures.append(CustomerFailure(cid, sorted(set(outcome.refused.values()))[0]))
-        written += stats.customers_saved
+                out.failures.append(CustomerFailure(cid, _describe(outcome)))
+                continue
+            if outcome.refused:
+                out.refused[cid] = dict(outcome.refused)
+            out.refunds_waiting += sum(
+                1
+                for ev in chunk[cid]
+                if isinstance(ev.detail, OrderRefunded)
+                and ev.event_id not in outcome.refused
+                and _waiting(outcome.customer, ev.detail.order_id)
+            )
+        out.customers += stats.customers_saved
         if progress:
             progress(sum(len(events) for events in chunk.values()))
-    return written, failures
+    return out
+
+
+def _waiting(customer: Customer, order_id: str) -> bool:
+    """Does ``customer`` (as written) not hold ``order_id`` placed: its refunds wait for it
+    (or, waiting longer than a cancellation waits, were dropped, as ingest drops them)? An
+    order the item does not hold at all while some orders are settled is taken as settled."""
+    order = customer.orders.get(order_id)
+    if order is not None:
+        return not order.placed
+    return customer.history.before_at is None
 
 
 def _describe(exc: Exception) -> str:
@@ -714,6 +825,16 @@ def import_file(
     report = ImportReport(kind=kind)
     by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
     rows_of: dict[str, list[list[int]]] = defaultdict(list)  # customer -> rows of each record
+    # customer -> event id -> the rows of the record it is of
+    rows_of_event: dict[str, dict[str, list[int]]] = defaultdict(dict)
+
+    def take(numbers: list[int], events: list[ParsedEvent]) -> None:
+        cid = events[0].customer_id
+        by_customer[cid].extend(events)
+        rows_of[cid].append(numbers)
+        rows_of_event[cid].update((ev.event_id, numbers) for ev in events)
+        report.imported += 1
+
     if as_of is not None and as_of > now:
         raise ImportFileError(f"--as-of {as_of.isoformat()} is later than now")
     csv_file = path.suffix.lower() not in JSON_SUFFIXES
@@ -730,9 +851,7 @@ def import_file(
             except RowRejected as exc:
                 report.errors.append(RowError(number, str(exc)))
                 continue
-            by_customer[events[0].customer_id].extend(events)
-            rows_of[events[0].customer_id].append([number])
-            report.imported += 1
+            take([number], events)
     elif kind == "orders":
         for numbers, order in group_order_rows(read_rows(path), report, json_lines=not csv_file):
             try:
@@ -741,15 +860,37 @@ def import_file(
             except RowRejected as exc:
                 report.errors.extend(RowError(n, str(exc)) for n in numbers)
                 continue
-            by_customer[events[0].customer_id].extend(events)
-            rows_of[events[0].customer_id].append(numbers)
-            report.imported += 1
+            take(numbers, events)
+    elif kind == "refunds":
+        rows = list(read_rows(path))
+        repeated = repeated_ids(rows, ("order_id", "refund_id"), "refund")
+        for number, row in rows:
+            report.rows += 1
+            try:
+                if number in repeated:
+                    raise RowRejected(repeated[number])
+                events = refund_events(row, cfg, empty_is_absent=csv_file)
+                events = within_window(events, now, cfg)
+            except RowRejected as exc:
+                report.errors.append(RowError(number, str(exc)))
+                continue
+            take([number], events)
     else:
         raise ValueError(f"unknown import kind {kind!r}")
     if store is not None and (partial or not report.errors):
-        written, failures = apply_grouped(store, by_customer, cfg, now, progress)
-        report.customers_written = written
-        for failure in failures:
+        written = apply_grouped(store, by_customer, cfg, now, progress)
+        report.customers_written = written.customers
+        report.refunds_waiting = written.refunds_waiting
+        for cid, refused in written.refused.items():
+            # one reason per record (an order's placed and cancelled events are one record)
+            records = {
+                tuple(rows_of_event[cid][event_id]): reason for event_id, reason in refused.items()
+            }
+            for record, reason in records.items():
+                report.imported -= 1
+                report.refused += len(record)
+                report.errors.extend(RowError(n, f"refused by Kizuna: {reason}") for n in record)
+        for failure in written.failures:
             report.customers_failed.append(failure.customer_id)
             report.imported -= len(rows_of[failure.customer_id])
             reason = f"customer not written ({failure.error}); re-run the import to retry"

@@ -129,6 +129,7 @@ def schemas(
 class ImportKind(StrEnum):
     customers = "customers"
     orders = "orders"
+    refunds = "refunds"
 
 
 FileArg = Annotated[Path, typer.Argument(help=".csv, .tsv or .jsonl file")]
@@ -166,14 +167,17 @@ def _print_import_report(
     """The report's table, the first rejected rows, all of them in ``errors_csv``. Exit code
     2 when nothing could be imported, 1 when a row was rejected (nothing written, unless
     ``partial``) or a customer could not be written (the others were), 0 when every row was
-    imported or ``partial`` imported the valid ones."""
+    imported or ``partial`` imported the valid ones. A row Kizuna refused when written (the
+    customer's other rows were) exits 1 too. Refunds whose order is not in Kizuna yet are a
+    note, not an error: they wait for it, as the events do."""
     table = Table(title=f"import {what}: {file.name}")
     written = "products written" if what == "products" else "customers written"
     for col in ("rows", "imported", "rejected", written):
         table.add_column(col, justify="right")
     rejected = bool(report.errors)
     failed = len(getattr(report, "customers_failed", ()))  # written rows, refused by AWS
-    kept_back = rejected and not partial and not failed
+    refused = getattr(report, "refused", 0)  # valid rows the customers' state refused
+    kept_back = rejected and not partial and not failed and not refused
     table.add_row(
         str(report.rows),
         str(report.imported),
@@ -181,6 +185,14 @@ def _print_import_report(
         "dry run" if dry_run else ("none" if kept_back else str(report.customers_written)),
     )
     out.print(table)
+    waiting = getattr(report, "refunds_waiting", 0)
+    if waiting:
+        console.print(
+            f"{waiting} refunds are waiting for their order, not in Kizuna yet (as an "
+            "order.refunded event waits): import the orders, then this file again "
+            "(docs/IMPORT.md, Refunds).",
+            markup=False,
+        )
     if not rejected:
         return
     errs = Table(title="rejected rows")
@@ -208,6 +220,13 @@ def _print_import_report(
             markup=False,
         )
         raise typer.Exit(code=1 if report.imported else 2)
+    if refused:
+        console.print(
+            f"{refused} rows were refused by Kizuna when written (above): as the same events "
+            "would be. The other rows were written.",
+            markup=False,
+        )
+        raise typer.Exit(code=1 if report.imported else 2)
     if report.imported == 0:
         raise typer.Exit(code=2)
     if kept_back:
@@ -226,7 +245,8 @@ def _export_time(kind: ImportKind, as_of: str | None) -> datetime | None:
         return None
     if kind != ImportKind.customers:
         raise typer.BadParameter(
-            "only for customers (orders carry ordered_at)", param_hint="--as-of"
+            "only for customers (orders carry ordered_at, refunds refunded_at)",
+            param_hint="--as-of",
         )
     try:
         exported = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
@@ -330,6 +350,10 @@ def _register_import(kind: ImportKind, doc: str) -> None:
 _register_import(ImportKind.customers, "Import customers: profile, attributes and consent.")
 _register_import(
     ImportKind.orders, "Import order history: lifecycle, points and rank are computed from it."
+)
+_register_import(
+    ImportKind.refunds,
+    "Import refunds and returns of orders (order.refunded): orders count net of them.",
 )
 
 
