@@ -141,3 +141,33 @@ def test_customers_import_member_since_indexes_the_anniversary(tmp_path: Path) -
     assert [(e.row, "member_since" in e.error) for e in report.errors] == [(2, True), (4, True)]
     assert str(store.customers["m2"].member_since) == "2018-04-01"
     assert store.members_since_on("04-01") == ["m2"]
+
+
+def test_an_order_s_currency_is_the_shop_s_by_default_and_another_is_rejected(
+    tmp_path: Path,
+) -> None:
+    # given a shop that counts in US dollars, and an orders file: one order without a
+    # currency, one in yen
+    usd = KizunaConfig.model_validate({"loyalty": {"currency": "USD"}})
+    line = {"product_id": "p1", "quantity": 1, "unit_price": "25"}
+    rows = [
+        {"order_id": "o1", "customer_id": "c1", "ordered_at": "2026-01-05T10:00:00+00:00"},
+        {
+            "order_id": "o2",
+            "customer_id": "c1",
+            "ordered_at": "2026-01-06T10:00:00+00:00",
+            "currency": "JPY",
+        },
+    ]
+    path = tmp_path / "orders.jsonl"
+    path.write_text("".join(json.dumps(r | {"lines": [line]}) + "\n" for r in rows))
+    store = MemoryStore()
+    # when it is imported
+    report = import_file("orders", path, store, usd, T0 + days(3), partial=True)
+    # then the first is the shop's currency, the second rejected at validation, saying why
+    assert (report.imported, report.rejected) == (1, 1)
+    (error,) = report.errors
+    assert error.row == 2
+    assert error.error.startswith("currency: JPY is not the shop's order currency (USD,")
+    c1 = store.customers["c1"]
+    assert (c1.order_count, c1.lifetime_value) == (1, 25)

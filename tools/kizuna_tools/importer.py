@@ -30,7 +30,8 @@ a customer id on two rows rejects every row that gives it.
 Orders columns: CSV has one row per order line: ``order_id``, ``customer_id``,
 ``ordered_at`` (ISO 8601 with offset), ``product_id``, ``category``, ``quantity``,
 ``unit_price``, ``total`` (optional, defaults to the sum of the lines), ``currency``
-(default JPY), ``channel`` (web/app/store, default store), ``cancelled_at`` (optional).
+(default and only value: the shop's ``loyalty.currency``), ``channel`` (web/app/store,
+default store), ``cancelled_at`` (optional).
 JSON Lines has one order per line with the same keys and a ``lines`` array (a line without
 it is rejected; an order id on two lines rejects both).
 
@@ -452,9 +453,9 @@ def _push_tokens(raw: Any) -> list[dict[str, Any]]:
 
 def _no_nulls(row: dict[str, Any], prefix: str = "") -> None:
     """A JSON ``null`` is refused (a CSV cell is never one): dropped, it would be read as
-    "leave it as it is" or as a default (``"currency": null`` as JPY) while the row is
-    reported imported. Only an attribute's ``null`` (inside ``attributes``) means something:
-    it clears the attribute."""
+    "leave it as it is" or as a default (``"currency": null`` as the shop's currency) while
+    the row is reported imported. Only an attribute's ``null`` (inside ``attributes``) means
+    something: it clears the attribute."""
     nulls = [f"{prefix}{key}" for key, value in row.items() if value is None]
     if nulls:
         raise RowRejected(f"{', '.join(nulls)}: null is not a value (leave the key out)")
@@ -462,8 +463,9 @@ def _no_nulls(row: dict[str, Any], prefix: str = "") -> None:
 
 def _no_empty_text(row: dict[str, Any], free_text: frozenset[str], prefix: str = "") -> None:
     """JSON Lines: ``""`` is refused but for free text (where it is the text): taken as a key
-    left out, it was read as the default (``"currency": ""`` as JPY, ``"total": ""`` as the
-    sum of the lines) or as "leave it as it is" (``"cancelled_at": ""``: not cancelled)."""
+    left out, it was read as the default (``"currency": ""`` as the shop's currency,
+    ``"total": ""`` as the sum of the lines) or as "leave it as it is" (``"cancelled_at":
+    ""``: not cancelled)."""
     empty = [f"{prefix}{key}" for key, value in row.items() if value == "" and key not in free_text]
     if empty:
         raise RowRejected(f'{", ".join(empty)}: "" is not a value (give one or leave the key out)')
@@ -592,8 +594,12 @@ def _read_lines(lines: Any, *, empty_is_absent: bool) -> list[dict[str, Any]]:
     return read_lines
 
 
-def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> list[ParsedEvent]:
-    """An order as ``order.placed`` (and ``order.cancelled``); ``empty_is_absent``: grouped
+def order_events(
+    order: dict[str, Any], cfg: KizunaConfig, *, empty_is_absent: bool = False
+) -> list[ParsedEvent]:
+    """An order as ``order.placed`` (and ``order.cancelled``). ``currency`` defaults to the
+    shop's (``loyalty.currency``); another is rejected here, as ingest refuses the event
+    (:func:`shop_currency`). ``empty_is_absent``: grouped
     from CSV rows, whose empty cells are columns left out (else ``""`` rejects any key but a
     line's ``category``)."""
     if "__error__" in order:
@@ -624,10 +630,12 @@ def order_events(order: dict[str, Any], *, empty_is_absent: bool = False) -> lis
         "order_id": oid,
         "lines": lines,
         "total": total,
-        "currency": order.get("currency") or "JPY",
+        "currency": order.get("currency") or cfg.loyalty.currency,
         "channel": order.get("channel") or "store",
     }
     events = [_event(OrderPlaced, f"import:order:{oid}", "order.placed", detail)]
+    assert isinstance(events[0].detail, OrderPlaced)
+    shop_currency(events[0].detail.currency, "total", cfg)
     if not _blank(order.get("cancelled_at")):
         cancelled_at = _time(order["cancelled_at"], "cancelled_at")
         if cancelled_at < at:  # a typo, or another order's date: never a cancelled order
@@ -682,13 +690,19 @@ def refund_events(
     event_id = f"import:refund:{row['order_id']}:{refund_digest(str(row['refund_id']))}"
     event = _event(OrderRefunded, event_id, "order.refunded", detail)
     assert isinstance(event.detail, OrderRefunded)
-    currency = event.detail.currency
-    if currency != cfg.loyalty.currency:  # ingest refuses it (points count one currency)
+    shop_currency(event.detail.currency, "amount", cfg)
+    return [event]
+
+
+def shop_currency(currency: str, amount: str, cfg: KizunaConfig) -> None:
+    """Reject a row in another currency than the shop's, as ingest refuses its event
+    (points, ranks and spend count one currency)."""
+    if currency != cfg.loyalty.currency:
         raise RowRejected(
             f"currency: {currency} is not the shop's order currency "
-            f"({cfg.loyalty.currency}, loyalty.currency); convert the amount before importing it"
+            f"({cfg.loyalty.currency}, loyalty.currency); convert the {amount} before "
+            "importing it"
         )
-    return [event]
 
 
 def within_window(events: list[ParsedEvent], now: datetime, cfg: KizunaConfig) -> list[ParsedEvent]:
@@ -855,7 +869,7 @@ def import_file(
     elif kind == "orders":
         for numbers, order in group_order_rows(read_rows(path), report, json_lines=not csv_file):
             try:
-                events = order_events(order, empty_is_absent=csv_file)
+                events = order_events(order, cfg, empty_is_absent=csv_file)
                 events = within_window(events, now, cfg)
             except RowRejected as exc:
                 report.errors.extend(RowError(n, str(exc)) for n in numbers)
