@@ -9,7 +9,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from kizuna.analytics.control import ControlComparison, control_comparison, mean_gap
+from kizuna.analytics.control import (
+    ControlComparison,
+    ControlWindow,
+    control_comparison,
+    mean_gap,
+)
 from kizuna.analytics.stats import newcombe, z_value
 from kizuna.delivery.control import in_global_control
 from kizuna.runtime.config import GlobalControlConfig, KizunaConfig, MeasurementConfig
@@ -395,9 +400,14 @@ def test_program_figures_leave_the_global_control_out_of_the_programs_holdout() 
 
 
 def _revenue_gap(treated_extra: list[dict[str, object]]) -> float | None:
-    """The 30-day revenue per customer, treated - control, of 300 customers (a 10% control
-    group) who each ordered 100 (order ``o``) on 1 June, the treated ones with
-    ``treated_extra`` rows too (their ``pk`` set to each customer)."""
+    """The 30-day revenue per customer, treated - control (:func:`_window`)."""
+    return _window(treated_extra).revenue_per_customer.difference
+
+
+def _window(treated_extra: list[dict[str, object]]) -> ControlWindow:
+    """The 30-day window of 300 customers (a 10% control group) who each ordered 100 (order
+    ``o``) on 1 June, the treated ones with ``treated_extra`` rows too (their ``pk`` set to
+    each customer)."""
     control = GlobalControlConfig(percent=10, salt="s", since=date(2026, 1, 1))
     cfg = KizunaConfig(measurement=MeasurementConfig(global_control=control))
     first, d1, d2 = datetime(2026, 4, 1, tzinfo=UTC), date(2026, 5, 1), date(2026, 6, 10)
@@ -419,7 +429,7 @@ def _revenue_gap(treated_extra: list[dict[str, object]]) -> float | None:
     )
     assert doc.headline is not None and doc.headline.control is not None
     (w30,) = doc.headline.control.windows
-    return w30.revenue_per_customer.difference
+    return w30
 
 
 def test_the_comparison_counts_no_revenue_for_a_cancelled_order() -> None:
@@ -444,3 +454,18 @@ def test_the_comparison_counts_revenue_net_of_refunds() -> None:
     ]
     # then the treated bought 60 a customer, the control group 100
     assert _revenue_gap(refunded) == -40.0
+
+
+def test_a_cancelled_or_wholly_refunded_order_is_no_repeat_purchase() -> None:
+    # given each treated customer placed a second order, cancelled, and a third, refunded in
+    # whole: as loyalty counts them, they bought once, as the control group did
+    undone = [
+        {"kind": "ORDER", "order_id": "x", "total": 900},
+        {"kind": "CANCEL", "order_id": "x"},
+        {"kind": "ORDER", "order_id": "w", "total": 500},
+        {"kind": "REFUND", "order_id": "w", "refund_id": "r1", "amount": 500},
+    ]
+    w30 = _window(undone)
+    # then no treated customer is a repeat buyer, and the groups do not differ
+    assert w30.treated.repeat.numerator == 0
+    assert w30.repeat.absolute_lift == 0.0

@@ -8,13 +8,13 @@ treated population received: a difference here is the effect of the programs and
 as a whole. Per window of ``days`` ending at ``end`` (the report's last snapshot):
 
 - **repeat rate**: customers with two or more orders in the window / customers with one or
-  more;
+  more (an order cancelled or refunded in whole is none, as loyalty counts orders);
 - **second-purchase rate of new buyers**: customers whose first order ever falls in the
   window and who ordered again in it / those customers;
 - **dormancy rate**: customers who had ordered before the window and did not order in it /
   customers who had ordered before the window;
 - **revenue per customer**: what the orders in the window count for (``orders``: the
-  total less its refunds, never below 0; a cancelled one 0) / customers of the group
+  total less its refunds, never below 0) / customers of the group
   (everyone known on ``end``, buyers or not), with a normal (Welch) 95% interval of the
   difference;
 - the rates: treated minus control with Newcombe's 95% interval (:func:`kizuna.analytics.
@@ -234,9 +234,9 @@ def control_comparison(
     state_orders: Mapping[Attribute, Sequence[str]] | None = None,
 ) -> ControlComparison:
     """``first_order``: every customer known on ``end`` and their first order ever (None:
-    none yet); ``orders``: (customer, at, revenue) of every order the data holds (its total
-    less its refunds, never below 0; a cancelled one too, at 0: it still counts as an order
-    in the rates);
+    none yet); ``orders``: (customer, at, revenue) of every order that counts (its total
+    less its refunds, never below 0; none cancelled or refunded in whole: as loyalty counts
+    orders, such an order is no purchase in the rates);
     ``data_start``: when the data begins (the first order or snapshot), so a window that
     starts before it is left out, as is one that starts before ``since``. ``snapshot``: the
     rows of a snapshot date (empty: none that day), the last one being the day before

@@ -595,7 +595,9 @@ def _control(
     starts += [min(o.at for o in data.ledger.orders)] if data.ledger.orders else []
     return control_comparison(
         {r.customer_id: r.first_order_at for r in rows},
-        ((o.customer_id, o.at, o.revenue) for o in data.ledger.orders),
+        # the orders that count, as loyalty counts them: a cancelled or wholly refunded one
+        # is no purchase in the rates (and no revenue)
+        ((o.customer_id, o.at, o.revenue) for o in data.ledger.orders if o.counts),
         lambda cid: in_global_control(control, cid),
         end,
         percent=control.percent,
