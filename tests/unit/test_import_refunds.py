@@ -268,15 +268,17 @@ def test_a_refund_given_twice_rejects_every_row_naming_the_others(tmp_path: Path
         GOOD | {"amount": "700"},
         GOOD | {"refund_id": "r2"},
         GOOD | {"refunded_at": "2026-01-21T10:00:00+09:00"},
+        GOOD | {"customer_id": "c2"},  # another customer's order o1: another refund
     ]
     report = import_file("refunds", jsonl(tmp_path, *rows), MemoryStore(), CFG, NOW, partial=True)
     errors = {e.row: e.error for e in report.errors}
+    named = "customer_id c1 order_id o1 refund_id r1"
     assert errors == {
-        1: "order_id o1 refund_id r1 is also on rows 3, 5: one row per refund",
-        3: "order_id o1 refund_id r1 is also on rows 1, 5: one row per refund",
-        5: "order_id o1 refund_id r1 is also on rows 1, 3: one row per refund",
+        1: f"{named} is also on rows 3, 5: one row per refund",
+        3: f"{named} is also on rows 1, 5: one row per refund",
+        5: f"{named} is also on rows 1, 3: one row per refund",
     }
-    assert report.imported == 2
+    assert report.imported == 3
 
 
 def test_a_csv_refunds_file_reads_empty_cells_as_left_out_and_refuses_lines(

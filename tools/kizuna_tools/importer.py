@@ -39,7 +39,7 @@ Refunds columns (one refund a row, each the ``order.refunded`` event): ``order_i
 ``refund_id``, ``customer_id``, ``refunded_at`` (ISO 8601 with offset), ``amount`` (more
 than 0), ``currency`` (default and only value: the shop's ``loyalty.currency``),
 ``reason``; JSON Lines may give the returned ``lines`` as an order's. An
-``(order_id, refund_id)`` on two rows rejects every row that gives it.
+``(customer_id, order_id, refund_id)`` on two rows rejects every row that gives it.
 
 A column (or JSON key) that is none of these rejects the row: a misspelled ``totl`` or
 ``curency`` is never silently ignored; so does a JSON ``null`` (but an attribute's, which
@@ -719,7 +719,8 @@ def repeated_ids(
     rows: Sequence[tuple[int, dict[str, Any]]], key: str | tuple[str, ...], one_per: str
 ) -> dict[int, str]:
     """Row number -> error, for each row whose ``key`` (``customer_id``, ``product_id``; or
-    the columns that together name a refund, ``("order_id", "refund_id")``) another row
+    the columns that together name a refund, ``("customer_id", "order_id", "refund_id")``)
+    another row
     gives too: every one of them is rejected, naming the others: which row is the customer
     (the product, the refund) is not guessed (importing the first, or the last, with
     ``partial``, took one of them as it)."""
@@ -877,7 +878,8 @@ def import_file(
             take(numbers, events)
     elif kind == "refunds":
         rows = list(read_rows(path))
-        repeated = repeated_ids(rows, ("order_id", "refund_id"), "refund")
+        # a customer's orders are theirs: another customer's order 1001 is another order
+        repeated = repeated_ids(rows, ("customer_id", "order_id", "refund_id"), "refund")
         for number, row in rows:
             report.rows += 1
             try:
