@@ -55,7 +55,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -154,7 +154,8 @@ class ImportReport:
     # customers whose valid rows could not be written (their rows are in ``errors`` too)
     customers_failed: list[str] = field(default_factory=list)
     # valid rows the customer's state in Kizuna refused when written (in ``errors`` too: a
-    # refund id Kizuna holds with another amount, say); the customer's other rows were
+    # refund id Kizuna holds with another amount, say): nothing of such a row (of such an
+    # order's rows) was written; the customer's other rows were
     refused: int = 0
     # refunds imported whose order Kizuna does not hold: they wait for it, as ingest's do
     refunds_waiting: int = 0
@@ -754,8 +755,9 @@ class CustomerFailure:
 @dataclass
 class Written:
     """What :func:`apply_grouped` wrote: the customers written, those that failed, the
-    events each customer's state refused (customer -> event id -> reason; the customer's
-    other events were applied), and the refunds whose order Kizuna does not hold."""
+    events not applied (customer -> event id -> reason: those the customer's state refused
+    and, given ``together``, the other events of their records; the customer's other
+    events were applied), and the refunds whose order Kizuna does not hold."""
 
     customers: int = 0
     failures: list[CustomerFailure] = field(default_factory=list)
@@ -769,12 +771,16 @@ def apply_grouped(
     cfg: KizunaConfig,
     now: datetime,
     progress: Callable[[int], None] | None = None,
+    together: Mapping[str, Mapping[str, Hashable]] | None = None,
 ) -> Written:
     """Fold each customer's events and save once per customer. One customer failing (a
     DynamoDB error, a conflict that does not resolve) never stops the import: it is
     reported and the rest go on. An event the customer's state refuses (a refund id Kizuna
     holds with another amount, attributes over the item's budget) is not applied, as
-    ingest does not apply it: it is reported, the customer's other events are.
+    ingest does not apply it: it is reported, the customer's other events are applied.
+    ``together`` (customer -> event id -> its record: a row, an order's rows): a record's
+    events are applied all or none, so a row whose attributes are refused does not write
+    its consent either (kizuna.services.ingest.apply_to_customers).
 
     Each customer's events are folded at once (``bulk``: history is not news), so the cost
     is linear in their number and the item stays bounded (kizuna.domain.loyalty.settle)."""
@@ -783,7 +789,7 @@ def apply_grouped(
     for start in range(0, len(ids), CUSTOMERS_PER_BATCH):
         chunk = {cid: by_customer[cid] for cid in ids[start : start + CUSTOMERS_PER_BATCH]}
         stats = IngestStats()
-        outcomes = apply_to_customers(store, chunk, cfg, now, stats, bulk=True)
+        outcomes = apply_to_customers(store, chunk, cfg, now, stats, bulk=True, together=together)
         for cid, outcome in outcomes.items():
             if isinstance(outcome, NoRegionError | NoCredentialsError | EndpointConnectionError):
                 raise outcome  # no customer can be written: the setup is wrong, say so once
@@ -840,14 +846,14 @@ def import_file(
     report = ImportReport(kind=kind)
     by_customer: dict[str, list[ParsedEvent]] = defaultdict(list)
     rows_of: dict[str, list[list[int]]] = defaultdict(list)  # customer -> rows of each record
-    # customer -> event id -> the rows of the record it is of
-    rows_of_event: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    # customer -> event id -> the rows of the record it is of (written all or none)
+    rows_of_event: dict[str, dict[str, tuple[int, ...]]] = defaultdict(dict)
 
     def take(numbers: list[int], events: list[ParsedEvent]) -> None:
         cid = events[0].customer_id
         by_customer[cid].extend(events)
         rows_of[cid].append(numbers)
-        rows_of_event[cid].update((ev.event_id, numbers) for ev in events)
+        rows_of_event[cid].update((ev.event_id, tuple(numbers)) for ev in events)
         report.imported += 1
 
     if as_of is not None and as_of > now:
@@ -894,18 +900,22 @@ def import_file(
     else:
         raise ValueError(f"unknown import kind {kind!r}")
     if store is not None and (partial or not report.errors):
-        written = apply_grouped(store, by_customer, cfg, now, progress)
+        written = apply_grouped(store, by_customer, cfg, now, progress, rows_of_event)
         report.customers_written = written.customers
         report.refunds_waiting = written.refunds_waiting
         for cid, refused in written.refused.items():
-            # one reason per record (an order's placed and cancelled events are one record)
-            records = {
-                tuple(rows_of_event[cid][event_id]): reason for event_id, reason in refused.items()
-            }
-            for record, reason in records.items():
+            # a record (a row, an order's rows) is written whole or not at all: its other
+            # events are in ``refused`` with the reason of the one refused
+            reasons: dict[tuple[int, ...], list[str]] = defaultdict(list)
+            for event_id, reason in refused.items():
+                if reason not in reasons[rows_of_event[cid][event_id]]:
+                    reasons[rows_of_event[cid][event_id]].append(reason)
+            for record, why in reasons.items():
                 report.imported -= 1
                 report.refused += len(record)
-                report.errors.extend(RowError(n, f"refused by Kizuna: {reason}") for n in record)
+                named = "the row" if len(record) == 1 else f"rows {', '.join(map(str, record))}"
+                reason = f"refused by Kizuna: {'; '.join(why)} (no part of {named} was written)"
+                report.errors.extend(RowError(n, reason) for n in record)
         for failure in written.failures:
             report.customers_failed.append(failure.customer_id)
             report.imported -= len(rows_of[failure.customer_id])

@@ -18,7 +18,7 @@ retried by SQS; on its last receive it is dead-lettered with the reason instead.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,6 +73,7 @@ def apply_to_customers(
     *,
     bulk: bool = False,
     vocab: Vocabulary | None = None,
+    together: Mapping[str, Mapping[str, Hashable]] | None = None,
 ) -> dict[str, Applied | Exception]:
     """Apply each customer's events, write their activity, and save each customer at most
     once.
@@ -86,6 +87,8 @@ def apply_to_customers(
     ``bulk`` folds history (the importer): see :func:`kizuna.domain.ingest.apply_events`.
     An event the customer's state refuses is in its outcome's ``refused`` (not applied).
     ``vocab``: the configuration's vocabulary (built from ``cfg`` if not given).
+    ``together`` (the importer: customer -> event id -> the record, a row, it is of): a
+    record's events are applied all or none (see :func:`_fold`).
     """
     stats = stats or IngestStats()
     vocab = vocab or vocabulary(cfg)
@@ -115,7 +118,8 @@ def apply_to_customers(
             continue
         try:
             base = current.get(cid) or Customer(customer_id=cid)
-            first[cid] = _fold(store, base, events, cfg, now, bulk, horizon, vocab)
+            records = (together or {}).get(cid)
+            first[cid] = _fold(store, base, events, cfg, now, bulk, horizon, vocab, records)
         except Exception as exc:
             out[cid] = exc
     try:
@@ -136,6 +140,7 @@ def apply_to_customers(
                 bulk,
                 horizon,
                 vocab,
+                (together or {}).get(cid),
             )
             redeem(store, by_customer[cid])
         except Exception as exc:
@@ -174,14 +179,44 @@ def _fold(
     bulk: bool,
     horizon: datetime | None = None,
     vocab: Vocabulary | None = None,
+    records: Mapping[str, Hashable] | None = None,
 ) -> Applied:
-    """Apply the events; when they concern settled facts, with the customer's fact log."""
+    """Apply the events; when they concern settled facts, with the customer's fact log.
+
+    ``records`` (event id -> the record it is of: an import's row, an order and its
+    cancellation): a record's events are applied all or none. When the state refuses one,
+    the record's other events are in ``refused`` too, with its reason, and the events are
+    folded again without them, before anything is written (the activity is that fold's)."""
     options: dict[str, Any] = {"bulk": bulk, "horizon": horizon, "vocab": vocab}
-    try:
-        return apply_events(base, list(events), cfg, now, **options)
-    except HistoryNeeded:
-        log = facts_from_activity(base.customer_id, store.fact_log(base.customer_id))
-        return apply_events(base, list(events), cfg, now, log=log, **options)
+    log: list[ParsedEvent] | None = None
+
+    def fold(left: list[ParsedEvent]) -> Applied:
+        nonlocal log
+        try:
+            return apply_events(base, left, cfg, now, **options)
+        except HistoryNeeded:
+            if log is None:  # read once, whatever the folds again
+                log = facts_from_activity(base.customer_id, store.fact_log(base.customer_id))
+            return apply_events(base, left, cfg, now, log=log, **options)
+
+    applied = fold(list(events))
+    withheld: dict[str, str] = {}
+    while records:
+        reason_of = {records[e]: why for e, why in applied.refused.items() if e in records}
+        siblings = {
+            ev.event_id: reason_of[records[ev.event_id]]
+            for ev in events
+            if ev.event_id in records
+            and records[ev.event_id] in reason_of
+            and ev.event_id not in applied.refused
+            and ev.event_id not in withheld
+        }
+        if not siblings:
+            break
+        withheld |= applied.refused | siblings
+        applied = fold([ev for ev in events if ev.event_id not in withheld])
+    applied.refused = withheld | applied.refused
+    return applied
 
 
 def _save(
@@ -195,6 +230,7 @@ def _save(
     bulk: bool,
     horizon: datetime | None = None,
     vocab: Vocabulary | None = None,
+    records: Mapping[str, Hashable] | None = None,
 ) -> Applied:
     """Save one customer (its activity is written); on a version conflict re-read,
     re-apply, re-write the activity and try again."""
@@ -206,7 +242,7 @@ def _save(
                 stats.dropped_erased += len(events)
                 return Applied(customer=Customer(customer_id=cid))
             base = customer or Customer(customer_id=cid)
-            applied = _fold(store, base, events, cfg, now, bulk, horizon, vocab)
+            applied = _fold(store, base, events, cfg, now, bulk, horizon, vocab, records)
             store.put_activity(applied.activity)
         if not applied.changed:  # (a new customer whose every event was refused: not created)
             return applied

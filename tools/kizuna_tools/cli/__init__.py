@@ -223,7 +223,7 @@ def _print_import_report(
     if refused:
         console.print(
             f"{refused} rows were refused by Kizuna when written (above): as the same events "
-            "would be. The other rows were written.",
+            "would be, and no part of them was written. The other rows were written.",
             markup=False,
         )
         raise typer.Exit(code=1 if report.imported else 2)
