@@ -72,7 +72,7 @@ from kizuna.delivery.line_messages import (
     line_length,
     message_problems,
 )
-from kizuna.delivery.links import TrackedLinks, text_links
+from kizuna.delivery.links import TrackedLinks, scheme_links, text_links
 from kizuna.delivery.policy import E164, PushTarget, address_for, push_targets
 from kizuna.delivery.tags import (
     TAG_CUSTOMER,
@@ -320,10 +320,11 @@ class SendResult(BaseModel):
     attempts: int = 1
     links_untracked: bool = Field(
         default=False,
-        description="LINE: the message has http(s) links and none of them went tracked, so "
-        "no click of it can be seen (links to hosts not declared, links in Flex, template or "
-        "imagemap actions, or a text over LINE's 5,000 characters with them tracked); a "
-        "message with no link at all is not (nothing to click: no click is a fact)",
+        description="LINE: the message has links and none of them went tracked, so no click "
+        "of it can be seen (links to hosts not declared, a tel:, mailto: or line:// link, "
+        "links in Flex, template or imagemap actions, or a text over LINE's 5,000 characters "
+        "with them tracked); a message with no link at all is not (nothing to click: no "
+        "click is a fact)",
     )
     links_over_limit: bool = Field(
         default=False,
@@ -1110,12 +1111,14 @@ class LinePush:
     links as written, untracked, rather than not at all (the rendered text was checked: it
     fits); the result says so (``links_over_limit``).
 
-    A message that has links and none of them went tracked (to hosts not declared, in
-    actions, over the limit tracked: :func:`line_links`) can show no click: the result says
+    A message that has links and none of them went tracked (to hosts not declared, a
+    ``tel:``, ``mailto:`` or ``line://`` link, in actions whatever their scheme, over the
+    limit tracked: :func:`line_links`) can show no click: the result says
     ``links_untracked``, which the senders keep on the ledger entry
     (:func:`kizuna.delivery.ledger.clicks_measurable`). A message with no link at all is
     not marked: nothing in it can be clicked, so no click is a fact, as for an email with no
-    link (SES tracks every link of an email's HTML, and reports no click of one without).
+    link (SES tracks the web links of an email's HTML, and reports no click of one without;
+    an email is never marked: docs/channels/EMAIL.md).
     One tracked link is enough for its clicks to be measured (only clicks of tracked links
     are ever counted).
     """
@@ -1291,14 +1294,18 @@ class LinePush:
 
 # Where LINE message objects carry a link a recipient can follow: a URI action's ``uri``
 # (Flex, template, quick reply), an imagemap action's and a video's ``externalLink``'s
-# ``linkUri``. (Image and icon URLs are shown, not followed.)
+# ``linkUri``, whatever its scheme (``tel:`` calls, ``line://`` opens LINE: a tap on either
+# is as unseen as one on an untracked web link). (Image and icon URLs are shown, not
+# followed.)
 _LINK_KEYS: Final = frozenset({"uri", "linkUri"})
 
 
 def line_links(objects: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The http(s) links a recipient can follow in LINE message objects: those of a text
-    message's text (LINE makes them links: :func:`kizuna.delivery.links.text_links`) and the
-    http(s) targets of actions, anywhere in the objects. Whether one of them is tracked is
+    """The links a recipient can follow in LINE message objects: those of a text message's
+    text (its http(s) links, :func:`kizuna.delivery.links.text_links`, and its ``tel:``,
+    ``mailto:`` and ``line://`` links, :func:`kizuna.delivery.links.scheme_links`) and the
+    targets of actions, every URI one opens whatever its scheme, anywhere in the objects.
+    Only an http(s) link of a text can be tracked: whether one is, is
     :meth:`LinePush.send`'s to say."""
     found: list[str] = []
 
@@ -1306,7 +1313,7 @@ def line_links(objects: Iterable[Mapping[str, Any]]) -> list[str]:
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if key in _LINK_KEYS and isinstance(item, str):
-                    if item.lower().startswith(("http://", "https://")):
+                    if item.strip():
                         found.append(item)
                 else:
                     walk(item)
@@ -1316,7 +1323,8 @@ def line_links(objects: Iterable[Mapping[str, Any]]) -> list[str]:
 
     for o in objects:
         if o.get("type") == "text":
-            found += text_links(str(o.get("text", "")))
+            text = str(o.get("text", ""))
+            found += text_links(text) + scheme_links(text)
         walk(o)
     return found
 

@@ -73,9 +73,10 @@ ACCEPTED_EVIDENCE: Final = (
 
 # A message sent with links none of which is tracked, so no click of it can be stamped (LINE,
 # kizuna.delivery.channels.LinePush: links to hosts tracked_links.hosts does not declare,
-# links in Flex, template or imagemap actions, or a text over LINE's limit with them
-# tracked). Never on a message with no link at all: nothing in it can be clicked, so its
-# "no click" is a fact, as for an email with no link (SES tracks every link of an email).
+# tel:, mailto: or line:// links, links in Flex, template or imagemap actions whatever
+# their scheme, or a text over LINE's limit with them tracked). Never on a message with no
+# link at all: nothing in it can be clicked, so its "no click" is a fact, as for an email
+# with no link (SES tracks an email's web links; an email is never marked).
 LINKS_UNTRACKED: Final = "links_untracked"
 
 Settled = Literal["sent", "failed"]

@@ -50,6 +50,19 @@ _MAX_TOKEN_CHARS = 2048
 # https://shop.example/sale本日まで" links .../sale. (The class is case-sensitive on purpose:
 # ignoring case, "k" and "s" would match their non-ASCII case variants, and end the link.)
 LINK_PATTERN = re.compile(r"""(?ai:https?)://[^\x00-\x20<>"'\x7f-\U0010ffff]+""")
+# A link in plain text written with a scheme other than http(s) that LINE's app makes
+# tappable, the scheme in any case and not inside a word ("hotel:" is no ``tel:``): a phone
+# number (``tel:`` then a digit, ``+`` or ``(``), an email address (``mailto:`` then an
+# address with its ``@``) or LINE's own scheme (``line://``); it runs as an http(s) link
+# does. Deliberately no more (LINE documents no rule for what its app makes tappable in a
+# text): a bare number or address (the app may make some tappable: which digits are a
+# phone number is its guess, an order number or a price as often) and another app's scheme
+# are not read as links.
+SCHEME_LINK_PATTERN = re.compile(
+    r"""(?<![A-Za-z0-9+.\-])"""
+    r"""(?:(?ai:tel):[+(0-9]|(?ai:mailto):[^\x00-\x20<>"'@\x7f-\U0010ffff]+@|(?ai:line)://)"""
+    r"""[^\x00-\x20<>"'\x7f-\U0010ffff]*"""
+)
 # A link's authority as tracking reads it: a host name and an optional port, nothing else.
 # Credentials, a backslash, percent-escapes or an IP literal are left untracked: a browser
 # may read another host there than :func:`urllib.parse.urlsplit` does.
@@ -110,6 +123,13 @@ def text_links(text: str) -> list[str]:
     """The http(s) links of a plain text as tracking reads them (:data:`LINK_PATTERN`,
     without a sentence's trailing punctuation), tracked or not."""
     return [m.group(0).rstrip(_TRAILING) for m in LINK_PATTERN.finditer(text)]
+
+
+def scheme_links(text: str) -> list[str]:
+    """The links of a plain text written with a scheme other than http(s) that a phone
+    opens (:data:`SCHEME_LINK_PATTERN`: ``tel:``, ``mailto:``, ``line://``), without a
+    sentence's trailing punctuation. Never tracked: no click of one can be seen."""
+    return [m.group(0).rstrip(_TRAILING) for m in SCHEME_LINK_PATTERN.finditer(text)]
 
 
 _mac = signing.domain_mac(b"kizuna/link\x00")

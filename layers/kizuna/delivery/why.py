@@ -244,11 +244,13 @@ REASONS: Final[dict[str, Text]] = {
     ),
     "not_measured": (
         "Branch {step}: the other side (else): the message of step {of}{sent} went with none "
-        "of its links tracked (to a host the configuration does not track, in an action, or "
-        "too long for LINE with them tracked): whether a link was clicked could not be seen.",
+        "of its links tracked (to a host the configuration does not track, a phone, mail or "
+        "LINE app link, in an action, or too long for LINE with them tracked): whether a link "
+        "was clicked could not be seen.",
         "分岐 {step}: else 側へ: ステップ {of} のメッセージ{sent}は計測できるリンクなしで送信"
-        "されました (計測対象外のホストへのリンク、アクションのリンク、または計測用リンクにすると"
-        " LINE の上限を超えるため)。クリックの有無は確認できません。",
+        "されました (計測対象外のホストへのリンク、電話・メール・LINE アプリのリンク、アクションの"
+        "リンク、または計測用リンクにすると LINE の上限を超えるため)。"
+        "クリックの有無は確認できません。",
     ),
     # STEP# exit at a step a redeploy renamed or removed (kizuna.services.cohort)
     "step_removed": (

@@ -16,7 +16,14 @@ from pydantic import ValidationError
 from kizuna.delivery.channels import HttpResponse, LinePush, OutboundMessage
 from kizuna.delivery.content import LineContent
 from kizuna.delivery.line_messages import MAX_TEXT, line_length
-from kizuna.delivery.links import InvalidLink, TrackedLinks, link_host, sign, verify
+from kizuna.delivery.links import (
+    InvalidLink,
+    TrackedLinks,
+    link_host,
+    scheme_links,
+    sign,
+    verify,
+)
 from kizuna.delivery.templates import Renderer, build_context
 from kizuna.delivery.unsubscribe import sign as sign_unsubscribe
 from kizuna.domain.customer import Customer
@@ -400,6 +407,105 @@ def test_a_multicast_with_untracked_links_says_so_for_each_message() -> None:
     outcomes = push.send_many([*elsewhere, *plain])
     assert len([b for b in http.bodies if isinstance(b["to"], list)]) == 2
     assert [getattr(o, "links_untracked", None) for o in outcomes] == [True] * 3 + [False] * 3
+
+
+def uri_action(uri: str) -> dict[str, Any]:
+    return {"type": "uri", "label": "Open", "uri": uri}
+
+
+CALL_BUTTON = {
+    "type": "template",
+    "altText": "call us",
+    "template": {
+        "type": "buttons",
+        "text": "Questions?",
+        "actions": [uri_action("tel:0312345678")],
+    },
+}
+LINE_IMAGEMAP = {
+    "type": "imagemap",
+    "baseUrl": "https://shop.example/map",
+    "altText": "our account",
+    "baseSize": {"width": 1040, "height": 1040},
+    "actions": [
+        {
+            "type": "uri",
+            "linkUri": "line://ti/p/@shop",
+            "area": {"x": 0, "y": 0, "width": 1040, "height": 1040},
+        }
+    ],
+}
+FOLLOW_REPLY = {
+    "type": "text",
+    "text": "thank you",
+    "quickReply": {"items": [{"type": "action", "action": uri_action("line://ti/p/@shop")}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "untracked"),
+    [
+        # a link LINE opens that is not a web link is as unseen as an untracked one: a
+        # customer who tapped the phone button was recorded as not engaged
+        (LineContent(messages=(CALL_BUTTON,)), True),
+        (LineContent(messages=(LINE_IMAGEMAP,)), True),
+        (LineContent(messages=(FOLLOW_REPLY,)), True),
+        # written with its scheme in a text: a link a tap opens
+        (LineContent(text="お電話は tel:0312345678 まで"), True),
+        (LineContent(text="お問い合わせ TEL:+81-3-1234-5678。"), True),
+        (LineContent(text="mailto:info@shop.example まで"), True),
+        (LineContent(text="友だち追加 line://ti/p/@shop"), True),
+        # one tracked link is still enough
+        (LineContent(messages=({"type": "text", "text": f"see {TARGET}"}, CALL_BUTTON)), False),
+        # nothing written as a link: measured (no click is a fact)
+        (LineContent(text="hotel:3F, 受付 10:00-18:00, ご注文番号 0312345678"), False),
+        (LineContent(text="tel: はこちら、mailto: なし、line: も"), False),
+        (LineContent(text="アプリで myapp://open を"), False),
+    ],
+)
+def test_a_line_message_whose_only_links_are_not_web_links_is_untracked(
+    content: LineContent, untracked: bool
+) -> None:
+    """Any URI a message offers to open counts as a link (an action's ``uri`` or
+    ``linkUri`` whatever its scheme; a text's ``tel:``, ``mailto:`` and ``line://`` links):
+    untracked unless a tracked http(s) link is in the message. A text with nothing written as
+    a link (a bare number, a colon after a word, another app's scheme) is still measured."""
+    http = Http()
+    message = line_message("x").model_copy(update={"content": content})
+    result = LinePush(lambda: "t", http, links=links()).send(message)
+    assert (result.links_untracked, result.links_over_limit) == (untracked, False)
+
+
+def test_a_multicast_whose_only_link_is_a_phone_number_says_so() -> None:
+    """Identical texts with a ``tel:`` link go in one multicast: each outcome is untracked."""
+    http = Http()
+    push = LinePush(lambda: "t", http, links=links())
+    calls = [
+        line_message("電話 tel:0312345678").model_copy(
+            update={"customer_id": f"c{i}", "address": f"U{i:032d}"}
+        )
+        for i in range(2)
+    ]
+    outcomes = push.send_many(calls)
+    assert len(http.bodies) == 1 and isinstance(http.bodies[0]["to"], list)
+    assert [getattr(o, "links_untracked", None) for o in outcomes] == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("tel:0312345678.", ["tel:0312345678"]),
+        ("TEL:(03)1234-5678、", ["TEL:(03)1234-5678"]),
+        ("mailto:info@shop.example, or", ["mailto:info@shop.example"]),
+        ("詳細はline://ti/p/@shop本日", ["line://ti/p/@shop"]),
+        ("hotel:3F motel:0312 mailto:nobody tel:abc line:/x", []),
+        (f"see {TARGET}", []),
+    ],
+)
+def test_scheme_links_are_the_texts_links_a_phone_opens_other_than_the_web(
+    text: str, found: list[str]
+) -> None:
+    assert scheme_links(text) == found
 
 
 def test_a_text_over_the_limit_tracked_says_why_its_links_went_untracked() -> None:

@@ -584,11 +584,13 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
             },
             "Branch clicked: the other side (else): the message of step coupon (sent "
             "2026-01-05 13:30 UTC) went with none of its links tracked (to a host the "
-            "configuration does not track, in an action, or too long for LINE with them "
-            "tracked): whether a link was clicked could not be seen.",
+            "configuration does not track, a phone, mail or LINE app link, in an action, or "
+            "too long for LINE with them tracked): whether a link was clicked could not be "
+            "seen.",
             "分岐 clicked: else 側へ: ステップ coupon のメッセージ (2026-01-05 13:30 UTC 送信)は"
-            "計測できるリンクなしで送信されました (計測対象外のホストへのリンク、アクションの"
-            "リンク、または計測用リンクにすると LINE の上限を超えるため)。"
+            "計測できるリンクなしで送信されました (計測対象外のホストへのリンク、電話・メール・"
+            "LINE アプリのリンク、アクションのリンク、または計測用リンクにすると LINE の上限を"
+            "超えるため)。"
             "クリックの有無は確認できません。",
         ),
     ],
