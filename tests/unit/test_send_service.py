@@ -2,6 +2,7 @@
 throttling, loud render failures, goal exit, fallback, invalid push tokens."""
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ from kizuna.delivery.channels import (
     LinePush,
     OutboundMessage,
     SendResult,
+    SesEmail,
     Throttled,
 )
 from kizuna.delivery.links import TrackedLinks
 from kizuna.delivery.templates import Renderer
+from kizuna.delivery.unsubscribe import UnsubscribeLinks
 from kizuna.domain.customer import Customer, Device
 from kizuna.domain.loyalty import address_hash
 from kizuna.events import Channel, ChannelSuppressed, DeviceUnregistered
@@ -365,6 +368,56 @@ def test_a_line_message_without_a_tracked_link_is_marked_in_the_ledger(
     assert (svc.send(req()).status, len(api.bodies)) == ("sent", 1)
     entry = store.messages[("c1", "MSG#ex-1#coupon")]
     assert (entry["status"], entry["channel"]) == ("sent", "line")
+    assert entry.get("links_untracked", False) is untracked
+
+
+class SesApi:
+    """SES v2's ``SendEmail``, answering as SES does; keeps the HTML parts."""
+
+    def __init__(self) -> None:
+        self.html: list[str] = []
+
+    def send_email(self, **params: Any) -> dict[str, Any]:
+        self.html.append(params["Content"]["Simple"]["Body"]["Html"]["Data"])
+        return {"MessageId": f"ses-{len(self.html)}"}
+
+
+@pytest.mark.parametrize(
+    ("content", "untracked"),
+    [
+        # the shop's phone number and address as links: a tap on them is seen by nothing
+        ('<a href="tel:0312345678">お電話</a> <a href="mailto:info@shop.example">メール</a>', True),
+        # a web link: SES tracks it
+        ('<a href="tel:0312345678">お電話</a> <a href="https://shop.example/">店舗</a>', False),
+        # no link but the footer's unsubscribe link (ses:no-track): nothing to click
+        ("<p>ご来店ありがとうございました。</p>", False),
+    ],
+)
+def test_an_email_without_a_link_ses_tracks_is_marked_in_the_ledger(
+    tmp_path: Path, content: str, untracked: bool
+) -> None:
+    """The email adapter as deployed, the shared layout's footer and its signed unsubscribe
+    link included: an email whose links are none SES tracks is marked ``links_untracked``
+    on its ledger entry, as a LINE message is, so that no winner or branch on clicks reads
+    a customer who called the shop as one who did not click."""
+    shutil.copytree(ROOT / "templates" / "_base", tmp_path / "_base")
+    folder = tmp_path / "second-purchase-coupon" / "coupon" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "email.subject.j2").write_text("クーポン {{ coupon.code }}")
+    (folder / "email.txt.j2").write_text("クーポン {{ coupon.code }}")
+    (folder / "email.html.j2").write_text(
+        '{% extends "_base/email.html.j2" %}{% block content %}'
+        f"<p>{{{{ coupon.code }}}}</p>{content}{{% endblock %}}"
+    )
+    ses = SesApi()
+    unsubscribe = UnsubscribeLinks("https://links.example/", b"u" * 32, now=lambda: NOON)
+    email = SesEmail(ses, "news@shop.example", "kizuna-email", unsubscribe)
+    svc, store, _, _ = build(channels={"email": email})  # type: ignore[dict-item]
+    svc.renderer, svc.unsubscribe = Renderer(tmp_path), unsubscribe
+    assert (svc.send(req()).status, len(ses.html)) == ("sent", 1)
+    assert "https://links.example/?t=" in ses.html[0] and "ses:no-track" in ses.html[0]
+    entry = store.messages[("c1", "MSG#ex-1#coupon")]
+    assert (entry["status"], entry["channel"]) == ("sent", "email")
     assert entry.get("links_untracked", False) is untracked
 
 

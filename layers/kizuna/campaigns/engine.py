@@ -390,7 +390,7 @@ def measured_on(metric: str, channel: object) -> bool:
 def measured(metric: str, entry: Mapping[str, Any]) -> bool:
     """Is this sent message's ledger entry measured for ``metric``: sent on a channel that
     reports it (:func:`measured_on`) and, for ``click``, with its clicks measurable (a LINE
-    message with links none of which went tracked is not:
+    message or an email with links none of which went tracked is not:
     :func:`kizuna.delivery.ledger.clicks_measurable`; counted, it could only be a non-click,
     and the variant whose link went to an undeclared host, or whose text grew past LINE's
     limit with tracked links, lost for that alone; one with no link at all is)."""

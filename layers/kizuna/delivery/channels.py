@@ -72,7 +72,13 @@ from kizuna.delivery.line_messages import (
     line_length,
     message_problems,
 )
-from kizuna.delivery.links import TrackedLinks, scheme_links, text_links
+from kizuna.delivery.links import (
+    TrackedLinks,
+    html_links,
+    scheme_links,
+    text_links,
+    web_link,
+)
 from kizuna.delivery.policy import E164, PushTarget, address_for, push_targets
 from kizuna.delivery.tags import (
     TAG_CUSTOMER,
@@ -320,11 +326,13 @@ class SendResult(BaseModel):
     attempts: int = 1
     links_untracked: bool = Field(
         default=False,
-        description="LINE: the message has links and none of them went tracked, so no click "
-        "of it can be seen (links to hosts not declared, a tel:, mailto: or line:// link, "
+        description="The message has links and none of them went tracked, so no click of "
+        "it can be seen. LINE: links to hosts not declared, a tel:, mailto: or line:// link, "
         "links in Flex, template or imagemap actions, or a text over LINE's 5,000 characters "
-        "with them tracked); a message with no link at all is not (nothing to click: no "
-        "click is a fact)",
+        "with them tracked; email: its HTML's links are mailto:, tel:, sms: or other links "
+        "SES does not track, or web links written ses:no-track (the unsubscribe link "
+        "aside). A message with no link at all is not (nothing to click: no click is a "
+        "fact)",
     )
     links_over_limit: bool = Field(
         default=False,
@@ -644,7 +652,10 @@ class SesEmail:
                 }
             }
         response = _aws_call(self._client.send_email, **params)
-        return SendResult(provider_message_id=str(response["MessageId"]))
+        return SendResult(
+            provider_message_id=str(response["MessageId"]),
+            links_untracked=email_links_untracked(content.html, own=self._unsubscribe.is_own),
+        )
 
     def mime(self, to: str, content: EmailContent, headers: list[dict[str, str]]) -> bytes:
         """The whole message as RFC 5322 bytes: multipart/alternative, text then HTML."""
@@ -660,6 +671,19 @@ class SesEmail:
         msg.set_content(content.text, subtype="plain", charset="utf-8", cte="base64")
         msg.add_alternative(content.html, subtype="html", charset="utf-8", cte="base64")
         return msg.as_bytes()
+
+
+def email_links_untracked(html: str, *, own: Callable[[str], bool]) -> bool:
+    """Whether an email's HTML part has links and none SES's click tracking rewrites, so no
+    click of it can be seen (``links_untracked``). Its links are its ``<a>`` elements'
+    (:func:`kizuna.delivery.links.html_links`), a link to Kizuna's own function aside
+    (``own``: the footer's unsubscribe link, written ``ses:no-track``); SES tracks a web
+    link (:func:`kizuna.delivery.links.web_link`) not written ``ses:no-track``, and no
+    ``mailto:``, ``tel:``, ``sms:`` or other link. One tracked link is enough; an email with
+    no link at all is not marked (nothing to click: no click is a fact). The text part is
+    not read: SES tracks no link of it, and a mail app shows the HTML part."""
+    found = [link for link in html_links(html) if not own(link.href)]
+    return bool(found) and not any(web_link(link.href) and not link.no_track for link in found)
 
 
 # --- SMS: SNS --------------------------------------------------------------------------------
@@ -1117,8 +1141,8 @@ class LinePush:
     ``links_untracked``, which the senders keep on the ledger entry
     (:func:`kizuna.delivery.ledger.clicks_measurable`). A message with no link at all is
     not marked: nothing in it can be clicked, so no click is a fact, as for an email with no
-    link (SES tracks the web links of an email's HTML, and reports no click of one without;
-    an email is never marked: docs/channels/EMAIL.md).
+    link (SES tracks the web links of an email's HTML; an email whose links none SES tracks
+    is marked alike: :func:`email_links_untracked`).
     One tracked link is enough for its clicks to be measured (only clicks of tracked links
     are ever counted).
     """
@@ -1411,6 +1435,7 @@ __all__ = [
     "UrllibHttp",
     "address_for",
     "classify_client_error",
+    "email_links_untracked",
     "line_links",
     "line_retry_key",
     "line_token_from",

@@ -74,9 +74,11 @@ ACCEPTED_EVIDENCE: Final = (
 # A message sent with links none of which is tracked, so no click of it can be stamped (LINE,
 # kizuna.delivery.channels.LinePush: links to hosts tracked_links.hosts does not declare,
 # tel:, mailto: or line:// links, links in Flex, template or imagemap actions whatever
-# their scheme, or a text over LINE's limit with them tracked). Never on a message with no
-# link at all: nothing in it can be clicked, so its "no click" is a fact, as for an email
-# with no link (SES tracks an email's web links; an email is never marked).
+# their scheme, or a text over LINE's limit with them tracked; email,
+# kizuna.delivery.channels.email_links_untracked: an HTML part whose links are mailto:,
+# tel:, sms: or other links SES does not track, or web links written ses:no-track, the
+# unsubscribe link aside). Never on a message with no link at all: nothing in it can be
+# clicked, so its "no click" is a fact.
 LINKS_UNTRACKED: Final = "links_untracked"
 
 Settled = Literal["sent", "failed"]
@@ -134,7 +136,7 @@ def clicks_measurable(entry: Mapping[str, Any]) -> bool:
     """Could a click of this message show on its entry (``click_at``)? Not when it went
     with links none of which is tracked (:data:`LINKS_UNTRACKED`), unless a click was
     stamped all the same: its silence then says nothing about clicks. The rule is the same
-    on every channel: a message with a tracked link (any email link: SES tracks them all)
+    on every channel: a message with a tracked link (an email's web link: SES tracks them)
     is measured, and so is one with no link at all (it cannot be clicked: no click is
     known, not unknown). What a winner on clicks leaves out of its denominator, what an
     engagement branch on clicks does not read as not clicked, and what the segment report's

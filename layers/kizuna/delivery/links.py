@@ -29,7 +29,8 @@ import re
 import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from html.parser import HTMLParser
+from typing import Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -123,6 +124,55 @@ def text_links(text: str) -> list[str]:
     """The http(s) links of a plain text as tracking reads them (:data:`LINK_PATTERN`,
     without a sentence's trailing punctuation), tracked or not."""
     return [m.group(0).rstrip(_TRAILING) for m in LINK_PATTERN.finditer(text)]
+
+
+def web_link(url: str) -> bool:
+    """Whether a link is a web link (``http://`` or ``https://``, in any case): the only
+    kind a click tracker (SES's for email, :class:`TrackedLinks` for LINE) can rewrite."""
+    return LINK_PATTERN.match(url) is not None
+
+
+def on_origin(url: str, origin: str) -> bool:
+    """Whether ``url`` is ``origin`` (``scheme://host[:port]``, no slash) or under it: its
+    path, query or fragment."""
+    return url == origin or url.startswith((f"{origin}/", f"{origin}?", f"{origin}#"))
+
+
+class HtmlLink(NamedTuple):
+    """A link of an HTML part (:func:`html_links`)."""
+
+    href: str
+    # the element says ``ses:no-track``: SES's click tracking leaves the link as written
+    no_track: bool
+
+
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[HtmlLink] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        names = {name for name, _ in attrs}
+        href = next((value for name, value in attrs if name == "href"), None)
+        href = (href or "").strip()
+        if href and not href.startswith("#"):
+            self.found.append(HtmlLink(href, "ses:no-track" in names))
+
+
+def html_links(html: str) -> list[HtmlLink]:
+    """The links a reader can follow in an HTML part: the ``href`` of every ``<a>``
+    element (its first, entities decoded, without surrounding whitespace) whatever its
+    scheme (``mailto:``, ``tel:``, ``sms:``... open an app: a tap on one is seen by no click
+    tracker), but not an empty one or an in-page ``#fragment``, which opens nothing. Only
+    ``<a>`` elements: an image's ``src`` is shown, not followed. Read with the standard
+    library's lenient parser: a malformed part is read as far as it goes, never refused
+    (it was rendered and validated already)."""
+    parser = _Anchors()
+    parser.feed(html)
+    parser.close()
+    return parser.found
 
 
 def scheme_links(text: str) -> list[str]:
@@ -257,7 +307,7 @@ class TrackedLinks:
 
     def is_own(self, url: str) -> bool:
         """A link to the signed-link function itself (a tracked or an unsubscribe link)."""
-        return url == self._origin or url.startswith(f"{self._origin}/")
+        return on_origin(url, self._origin)
 
     def _tracked(self, found: str) -> str | None:
         """The link to track in a :data:`LINK_PATTERN` match (without the sentence's

@@ -36,6 +36,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict
 
 from kizuna.delivery import signing
+from kizuna.delivery.links import on_origin
 
 VERSION = 3
 V2 = 2  # no topic
@@ -200,10 +201,16 @@ class UnsubscribeLinks:
         if not secret:
             raise ValueError("an unsubscribe secret is required")
         self._parts = parts
+        self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self._secret = secret
         self._ttl = ttl
         self._now = now
         self._param = param
+
+    def is_own(self, url: str) -> bool:
+        """A link to the unsubscribe function itself (an unsubscribe or a tracked link): the
+        footer of a message, not one of its links."""
+        return on_origin(url, self._origin)
 
     def token(self, customer_id: str, channel: str, *, topic: str | None = None) -> str:
         now = self._now()

@@ -19,7 +19,8 @@ the send and at most ``within_hours`` after it; ``else`` otherwise, and when the
 the member nothing (no entry, or one whose status is not ``sent``). A ``clicked`` branch
 whose message went with none of its links tracked (``links_untracked``: LINE, its links to
 hosts not declared, ``tel:``, ``mailto:`` or ``line://`` links, links in actions, or its
-text over LINE's limit with them tracked) and shows
+text over LINE's limit with them tracked; an email whose links are ``mailto:``, ``tel:``
+or others SES does not track) and shows
 no click cannot tell a click from none: ``else``, as for a member not sent the message
 (nothing is known to have happened), with the reason :data:`NOT_MEASURED`, never
 :data:`NOT_ENGAGED` (its silence is no evidence that the member did not click). A message

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from email.message import EmailMessage
+from html import escape as html_escape
 from io import BytesIO
 from typing import Any
 
@@ -52,6 +53,7 @@ from kizuna.delivery.channels import (
     send_with_retry,
 )
 from kizuna.delivery.content import EmailContent, LineContent, PushContent, SmsContent
+from kizuna.delivery.links import HtmlLink, html_links
 from kizuna.delivery.tags import decode_tag_value, encode_tag_value
 from kizuna.delivery.unsubscribe import UnsubscribeLinks, verify
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
@@ -354,6 +356,68 @@ def test_ses_ambiguous_timeout_is_not_retried() -> None:
     with pytest.raises(TemporaryFailure) as caught:
         send_with_retry(adapter, message(), sleep=lambda _: None)
     assert caught.value.maybe_sent
+
+
+def sent_email(html: str) -> SendResult:
+    """The result of sending an email whose HTML part is ``html`` and the footer the base
+    template gives it: the customer's unsubscribe link, written ``ses:no-track``."""
+    client = aws("sesv2")
+    adapter = SesEmail(client, "news@shop.example", "kizuna-email", links())
+    unsubscribe = html_escape(links().url("cust_0001", "email", topic="news"))
+    footer = f'<a ses:no-track href="{unsubscribe}">配信停止はこちら</a>'
+    content = EmailContent(subject="お知らせ", html=f"{html}\n{footer}", text="お知らせ")
+    with Stubber(client) as stub:
+        stub.add_response("send_email", {"MessageId": "ses-1"}, ANY_SEND_EMAIL)
+        return adapter.send(message(content=content))
+
+
+ANY_SEND_EMAIL = {
+    "FromEmailAddress": ANY,
+    "Destination": ANY,
+    "ConfigurationSetName": ANY,
+    "EmailTags": ANY,
+    "Content": ANY,
+}
+
+
+@pytest.mark.parametrize(
+    ("html", "untracked"),
+    [
+        # only links SES's click tracking leaves alone: a customer who tapped the shop's
+        # phone number was recorded "not engaged" and counted a non-click by a click winner
+        ('<a href="tel:0312345678">お電話</a>', True),
+        ('<a href="mailto:info@shop.example?subject=%E8%B3%AA%E5%95%8F">メール</a>', True),
+        ('<a href="sms:+819012345678">SMS</a> <a href="line://ti/p/@shop">LINE</a>', True),
+        ('<A HREF=" TEL:03-1234-5678 ">03-1234-5678</A>', True),
+        # a web link the email asks SES not to track
+        ('<a ses:no-track href="https://shop.example/contact">お問い合わせ</a>', True),
+        # one web link SES tracks is enough
+        ('<a href="tel:0312345678">お電話</a> <a href="https://shop.example/">店舗</a>', False),
+        ('<a class="b" href="HTTP://shop.example/sale?a=1&amp;b=2">SALE</a>', False),
+        # nothing to click but the footer: measured (no click is a fact)
+        ("<p>ご来店ありがとうございました。</p>", False),
+        ('<a name="top"></a><a href="#top">上へ</a><a href=" ">x</a>', False),
+        ('<img src="https://shop.example/a.png" alt="">', False),
+    ],
+)
+def test_an_email_whose_links_ses_does_not_track_says_so(html: str, untracked: bool) -> None:
+    """``links_untracked``, as for LINE: the HTML part has links (the unsubscribe link
+    aside) and none is a web link SES's click tracking rewrites, so no click of it can be
+    seen; one tracked link is enough, and an email with no link is measured."""
+    assert sent_email(html).links_untracked is untracked
+
+
+def test_html_links_are_the_hrefs_of_anchors_whatever_their_scheme() -> None:
+    html = (
+        '<a href="https://shop.example/?a=1&amp;b=2">x</a><a ses:no-track href=" tel:03 ">'
+        '<a href="#top"><a><area href="tel:1"><img src="https://shop.example/i.png"><a href=>'
+        "<a href=mailto:a@shop.example>"
+    )
+    assert html_links(html) == [
+        HtmlLink("https://shop.example/?a=1&b=2", no_track=False),
+        HtmlLink("tel:03", no_track=True),
+        HtmlLink("mailto:a@shop.example", no_track=False),
+    ]
 
 
 # --- SNS -------------------------------------------------------------------------------------

@@ -84,8 +84,9 @@ def response_measurable(item: Mapping[str, Any]) -> bool:
     """Could an open or a click of this sent message show on its ledger entry? The
     campaigns' rule (:func:`kizuna.campaigns.engine.measured`): sent on a channel that
     reports opens (email, push, cards) or clicks (email, LINE's tracked links, cards), and
-    for clicks with its clicks measurable (not a LINE message with links none of which went
-    tracked, ``links_untracked``: :func:`kizuna.delivery.ledger.clicks_measurable`). Not an
+    for clicks with its clicks measurable (not a message with links none of which went
+    tracked, ``links_untracked``: :func:`kizuna.delivery.ledger.clicks_measurable`; an email
+    so marked is still measured for its opens). Not an
     SMS, a direct mail or a webhook, which report neither. A message with no link is
     measured: nothing to click is a known non-click, on LINE as in an email."""
     return measured("open", item) or measured("click", item)
