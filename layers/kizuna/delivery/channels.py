@@ -74,6 +74,7 @@ from kizuna.delivery.line_messages import (
 )
 from kizuna.delivery.links import (
     TrackedLinks,
+    bare_links,
     html_links,
     scheme_links,
     text_links,
@@ -328,6 +329,7 @@ class SendResult(BaseModel):
         default=False,
         description="The message has links and none of them went tracked, so no click of "
         "it can be seen. LINE: links to hosts not declared, a tel:, mailto: or line:// link, "
+        "a phone number, email address or www. address written bare in a text, "
         "links in Flex, template or imagemap actions, or a text over LINE's 5,000 characters "
         "with them tracked; email: its HTML's links are mailto:, tel:, sms: or other links "
         "SES does not track, or web links written ses:no-track (the unsubscribe link "
@@ -1136,8 +1138,9 @@ class LinePush:
     fits); the result says so (``links_over_limit``).
 
     A message that has links and none of them went tracked (to hosts not declared, a
-    ``tel:``, ``mailto:`` or ``line://`` link, in actions whatever their scheme, over the
-    limit tracked: :func:`line_links`) can show no click: the result says
+    ``tel:``, ``mailto:`` or ``line://`` link, a bare phone number, email address or
+    ``www.`` address in a text, in actions whatever their scheme, over the limit tracked:
+    :func:`line_links`) can show no click: the result says
     ``links_untracked``, which the senders keep on the ledger entry
     (:func:`kizuna.delivery.ledger.clicks_measurable`). A message with no link at all is
     not marked: nothing in it can be clicked, so no click is a fact, as for an email with no
@@ -1326,9 +1329,11 @@ _LINK_KEYS: Final = frozenset({"uri", "linkUri"})
 
 def line_links(objects: Iterable[Mapping[str, Any]]) -> list[str]:
     """The links a recipient can follow in LINE message objects: those of a text message's
-    text (its http(s) links, :func:`kizuna.delivery.links.text_links`, and its ``tel:``,
-    ``mailto:`` and ``line://`` links, :func:`kizuna.delivery.links.scheme_links`) and the
-    targets of actions, every URI one opens whatever its scheme, anywhere in the objects.
+    text (its http(s) links, :func:`kizuna.delivery.links.text_links`, its ``tel:``,
+    ``mailto:`` and ``line://`` links, :func:`kizuna.delivery.links.scheme_links`, and the
+    phone numbers, email addresses and ``www.`` addresses LINE's app makes tappable written
+    bare, :func:`kizuna.delivery.links.bare_links`) and the targets of actions, every URI
+    one opens whatever its scheme, anywhere in the objects.
     Only an http(s) link of a text can be tracked: whether one is, is
     :meth:`LinePush.send`'s to say."""
     found: list[str] = []
@@ -1348,7 +1353,7 @@ def line_links(objects: Iterable[Mapping[str, Any]]) -> list[str]:
     for o in objects:
         if o.get("type") == "text":
             text = str(o.get("text", ""))
-            found += text_links(text) + scheme_links(text)
+            found += text_links(text) + scheme_links(text) + bare_links(text)
         walk(o)
     return found
 

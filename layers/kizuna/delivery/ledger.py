@@ -73,8 +73,9 @@ ACCEPTED_EVIDENCE: Final = (
 
 # A message sent with links none of which is tracked, so no click of it can be stamped (LINE,
 # kizuna.delivery.channels.LinePush: links to hosts tracked_links.hosts does not declare,
-# tel:, mailto: or line:// links, links in Flex, template or imagemap actions whatever
-# their scheme, or a text over LINE's limit with them tracked; email,
+# tel:, mailto: or line:// links, phone numbers, email or www. addresses written bare in a
+# text, links in Flex, template or imagemap actions whatever their scheme, or a text over
+# LINE's limit with them tracked; email,
 # kizuna.delivery.channels.email_links_untracked: an HTML part whose links are mailto:,
 # tel:, sms: or other links SES does not track, or web links written ses:no-track, the
 # unsubscribe link aside). Never on a message with no link at all: nothing in it can be

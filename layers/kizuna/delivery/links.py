@@ -55,15 +55,53 @@ LINK_PATTERN = re.compile(r"""(?ai:https?)://[^\x00-\x20<>"'\x7f-\U0010ffff]+"""
 # tappable, the scheme in any case and not inside a word ("hotel:" is no ``tel:``): a phone
 # number (``tel:`` then a digit, ``+`` or ``(``), an email address (``mailto:`` then an
 # address with its ``@``) or LINE's own scheme (``line://``); it runs as an http(s) link
-# does. Deliberately no more (LINE documents no rule for what its app makes tappable in a
-# text): a bare number or address (the app may make some tappable: which digits are a
-# phone number is its guess, an order number or a price as often) and another app's scheme
-# are not read as links.
+# does. Another app's scheme (``myapp://``) is not read as a link; a phone number, an
+# address or a web address written without a scheme is read by the patterns below.
 SCHEME_LINK_PATTERN = re.compile(
     r"""(?<![A-Za-z0-9+.\-])"""
     r"""(?:(?ai:tel):[+(0-9]|(?ai:mailto):[^\x00-\x20<>"'@\x7f-\U0010ffff]+@|(?ai:line)://)"""
     r"""[^\x00-\x20<>"'\x7f-\U0010ffff]*"""
 )
+# A phone number, an email address or a web address written bare in a text (no scheme),
+# which LINE's app makes tappable on its own guess (LINE documents no rule): only shapes
+# hardly anything else takes, so that a price (1,000円), a date (2026-12-07), a time, a
+# postal code or an order number is not read as one. Not inside a word or a number (not
+# after an ASCII letter or digit, '+', '-', '_', '#', '/', nor a digit's '.' or ','), and
+# not running into one (not before an ASCII letter or digit, '_', '-', nor a '.' or ','
+# then a digit); full-width digits and hyphens are not read.
+#
+# A phone number, in one of two shapes (ASCII digits):
+# - Japanese, three groups joined by '-', starting with 0: ten digits ending in a group of
+#   four (03-1234-5678, 011-123-4567, 0123-45-6789, 0120-12-3456), 0120- or 0570- then
+#   3-3 (0120-123-456), or eleven digits as 0X0-XXXX-XXXX with X 5, 7, 8 or 9 (090-1234-5678,
+#   050-1234-5678) or 0800-XXX-XXXX. (A run of digits, 0312345678, is not read: an order
+#   number as often.)
+# - international: '+', a country code (1 to 3 digits, not 0), then digits, each after one
+#   '-', one space or nothing, 10 to 15 digits in all (E.164): +81 90 1234 5678,
+#   +81-3-1234-5678, +819012345678 (:func:`bare_links` counts them).
+_BEFORE = r"""(?<![0-9A-Za-z+\-_#/])(?<![0-9][.,])"""
+_AFTER = r"""(?![0-9A-Za-z_\-]|[.,][0-9])"""
+BARE_PHONE_PATTERN = re.compile(
+    _BEFORE + r"""(?:"""
+    r"""(?=[0-9\-]{12}(?![0-9\-]))0[0-9]{1,4}-[0-9]{1,4}-[0-9]{4}"""
+    r"""|0(?:120|570)-[0-9]{3}-[0-9]{3}"""
+    r"""|0[5789]0-[0-9]{4}-[0-9]{4}|0800-[0-9]{3}-[0-9]{4}"""
+    r"""|\+[1-9][0-9]{0,2}(?:[ \-]?[0-9]){7,14}"""
+    r""")""" + _AFTER
+)
+# An email address: an ASCII local part, '@', then a host name whose last label is letters
+# (info@shop.example; @shop alone, a LINE or social account name, is none).
+BARE_EMAIL_PATTERN = re.compile(
+    r"""(?<![A-Za-z0-9._%+\-/:@])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"""
+    r"""\.[A-Za-z]{2,}(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"""
+)
+# A web address without its scheme, starting with 'www.' (www.shop.example/sale); it runs
+# as an http(s) link does. (A host without 'www.', shop.example, is not read.)
+BARE_WEB_PATTERN = re.compile(
+    r"""(?<![A-Za-z0-9.\-/@:])(?i:www)\.[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"""
+    r"""(?![A-Za-z0-9\-])(?:[/?#][^\x00-\x20<>"'\x7f-\U0010ffff]*)?"""
+)
+_E164_DIGITS = range(10, 16)
 # A link's authority as tracking reads it: a host name and an optional port, nothing else.
 # Credentials, a backslash, percent-escapes or an IP literal are left untracked: a browser
 # may read another host there than :func:`urllib.parse.urlsplit` does.
@@ -180,6 +218,23 @@ def scheme_links(text: str) -> list[str]:
     opens (:data:`SCHEME_LINK_PATTERN`: ``tel:``, ``mailto:``, ``line://``), without a
     sentence's trailing punctuation. Never tracked: no click of one can be seen."""
     return [m.group(0).rstrip(_TRAILING) for m in SCHEME_LINK_PATTERN.finditer(text)]
+
+
+def bare_links(text: str) -> list[str]:
+    """The phone numbers, email addresses and ``www.`` web addresses a plain text has
+    written bare, without a scheme (:data:`BARE_PHONE_PATTERN`, :data:`BARE_EMAIL_PATTERN`,
+    :data:`BARE_WEB_PATTERN`), outside its links written with one (:func:`text_links`,
+    :func:`scheme_links`), without a sentence's trailing punctuation. LINE's app makes them
+    tappable; never tracked: no tap of one can be seen."""
+    rest = SCHEME_LINK_PATTERN.sub(" ", LINK_PATTERN.sub(" ", text))
+    found = [
+        m
+        for m in BARE_PHONE_PATTERN.finditer(rest)
+        if m.group(0).startswith("0") or sum(c.isdigit() for c in m.group(0)) in _E164_DIGITS
+    ]
+    found += BARE_EMAIL_PATTERN.finditer(rest)
+    found += BARE_WEB_PATTERN.finditer(rest)
+    return [m.group(0).rstrip(_TRAILING) for m in sorted(found, key=lambda m: m.start())]
 
 
 _mac = signing.domain_mac(b"kizuna/link\x00")

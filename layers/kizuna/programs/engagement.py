@@ -18,8 +18,9 @@ has none: from when it was dispatched, else claimed). ``then`` when the event ca
 the send and at most ``within_hours`` after it; ``else`` otherwise, and when the step sent
 the member nothing (no entry, or one whose status is not ``sent``). A ``clicked`` branch
 whose message went with none of its links tracked (``links_untracked``: LINE, its links to
-hosts not declared, ``tel:``, ``mailto:`` or ``line://`` links, links in actions, or its
-text over LINE's limit with them tracked; an email whose links are ``mailto:``, ``tel:``
+hosts not declared, ``tel:``, ``mailto:`` or ``line://`` links, bare phone numbers or
+email addresses in its text, links in actions, or its text over LINE's limit with them
+tracked; an email whose links are ``mailto:``, ``tel:``
 or others SES does not track) and shows
 no click cannot tell a click from none: ``else``, as for a member not sent the message
 (nothing is known to have happened), with the reason :data:`NOT_MEASURED`, never

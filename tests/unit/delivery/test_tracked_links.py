@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from kizuna.delivery.channels import HttpResponse, LinePush, OutboundMessage
@@ -19,6 +21,7 @@ from kizuna.delivery.line_messages import MAX_TEXT, line_length
 from kizuna.delivery.links import (
     InvalidLink,
     TrackedLinks,
+    bare_links,
     link_host,
     scheme_links,
     sign,
@@ -469,7 +472,8 @@ def test_a_line_message_whose_only_links_are_not_web_links_is_untracked(
     """Any URI a message offers to open counts as a link (an action's ``uri`` or
     ``linkUri`` whatever its scheme; a text's ``tel:``, ``mailto:`` and ``line://`` links):
     untracked unless a tracked http(s) link is in the message. A text with nothing written as
-    a link (a bare number, a colon after a word, another app's scheme) is still measured."""
+    a link (a run of digits, a colon after a word, another app's scheme) is still
+    measured."""
     http = Http()
     message = line_message("x").model_copy(update={"content": content})
     result = LinePush(lambda: "t", http, links=links()).send(message)
@@ -506,6 +510,110 @@ def test_scheme_links_are_the_texts_links_a_phone_opens_other_than_the_web(
     text: str, found: list[str]
 ) -> None:
     assert scheme_links(text) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "untracked"),
+    [
+        # written bare, LINE's app makes them tappable: a customer who called the shop was
+        # recorded as not engaged
+        ("お問い合わせは 03-1234-5678 まで", True),
+        ("携帯 090-1234-5678、フリーダイヤル 0120-123-456", True),
+        ("Call +81 90 1234 5678.", True),
+        ("ご質問は info@shop.example へ", True),
+        ("詳しくは www.shop.example/sale で", True),
+        # a web link LINE links too: tracked to a declared host, untracked elsewhere
+        (f"詳しくは {TARGET} で", False),
+        (f"詳しくは {EVIL} で", True),
+        # one tracked link is still enough
+        (f"{TARGET} / TEL 03-1234-5678", False),
+        # prices, dates, times, postal codes, order and coupon numbers, an account name:
+        # nothing to tap, measured
+        ("1,000円 (税込 ¥1,100) 2026-12-07 10:00-18:00 〒150-0002", False),
+        ("ご注文番号 0312345678 / 1234-5678-9012 / 0123-4567-890 / #0312-345-678", False),
+        ("クーポン KZ-7F3A-1234、+100ポイント、+10% OFF、LINE ID @shop", False),
+    ],
+)
+def test_a_line_text_whose_only_links_are_bare_phone_numbers_or_addresses_is_untracked(
+    text: str, untracked: bool
+) -> None:
+    """A phone number, an email address or a ``www.`` address written bare in a text is a
+    link a customer can tap and Kizuna cannot track (:func:`bare_links`): a text with no
+    other link is ``links_untracked``; a price, a date or an order number is no link."""
+    result = LinePush(lambda: "t", Http(), links=links()).send(line_message(text))
+    assert (result.links_untracked, result.links_over_limit) == (untracked, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # Japanese numbers: ten digits ending in four, 0120/0570 3-3, eleven as 0X0 or 0800
+        (
+            "03-1234-5678 011-123-4567 0123-45-6789",
+            ["03-1234-5678", "011-123-4567", "0123-45-6789"],
+        ),
+        (
+            "0120-123-456 0120-12-3456 0570-123-456",
+            ["0120-123-456", "0120-12-3456", "0570-123-456"],
+        ),
+        (
+            "(090-1234-5678) 050-1234-5678。0800-123-4567.",
+            ["090-1234-5678", "050-1234-5678", "0800-123-4567"],
+        ),
+        ("電話：03-1234-5678、FAX 03-1234-5679", ["03-1234-5678", "03-1234-5679"]),
+        # international: '+', a country code, 10 to 15 digits in all
+        (
+            "+81 90 1234 5678 / +81-3-1234-5678 / +819012345678",
+            ["+81 90 1234 5678", "+81-3-1234-5678", "+819012345678"],
+        ),
+        ("+1 212 555 1234", ["+1 212 555 1234"]),
+        # email and www. addresses
+        ("メールinfo@shop.example。", ["info@shop.example"]),
+        (
+            "WWW.Shop.Example. www.shop.example/a?b=1",
+            ["WWW.Shop.Example", "www.shop.example/a?b=1"],
+        ),
+        # written with a scheme: scheme_links' and text_links', not read twice
+        (f"tel:03-1234-5678 mailto:a@shop.example line://ti/p/@shop {TARGET}", []),
+        ("https://www.shop.example/?u=info@shop.example&tel=03-1234-5678", []),
+        # prices, dates, times
+        ("1,000円 ¥12,800 2026-12-07 07-12-2026 10:00-18:00 10:00〜18:00 v1.2.3", []),
+        # order numbers, postal codes, coupons: a run of digits, groups of other shapes, or
+        # inside a word or a number
+        ("0312345678 1234-5678-9012 0123-4567-890 012-3456-7890 0120-123-4567", []),
+        ("No.0001-2345-6789 #0312-345-678 ORD-03-1234-5678 KZ-7F3A-1234 〒150-0002", []),
+        ("03-1234-5678-9 03-1234-56789 1.03-1234-5678 1,03-1234-5678 A03-1234-5678", []),
+        # a '+' before too few or too many digits
+        ("+10% OFF +100ポイント +1,000pt +81 3 1234 +81 90 1234 5678 9012 3456", []),
+        # full-width digits are not read
+        ("０３－１２３４－５６７８", []),
+        # no address: an account name, no host, no letters to end the host
+        ("@shop foo@bar a@shop.example1 shop.example", []),
+    ],
+)
+def test_bare_links_are_the_phone_numbers_and_addresses_a_text_writes_without_a_scheme(
+    text: str, found: list[str]
+) -> None:
+    assert bare_links(text) == found
+
+
+@given(
+    day=st.dates(),
+    price=st.integers(0, 10**9),
+    order=st.integers(0, 10**12),
+    hour=st.integers(0, 23),
+)
+def test_no_price_date_time_or_run_of_digits_is_a_bare_link(
+    day: date, price: int, order: int, hour: int
+) -> None:
+    """Whatever the figures: a date, a price, a time range and an order number (a run of
+    digits, zero-padded or not, or after '#' or 'No.') are never read as a phone number."""
+    text = (
+        f"{day.isoformat()} {day:%Y/%m/%d} {day:%m-%d-%Y} {price:,}円 ¥{price:,} +{price:,}pt "
+        f"{hour:02d}:00-{(hour + 1) % 24:02d}:00 ご注文番号 {order} {order:012d} #{order:010d} "
+        f"No.{order}"
+    )
+    assert bare_links(text) == []
 
 
 def test_a_text_over_the_limit_tracked_says_why_its_links_went_untracked() -> None:
