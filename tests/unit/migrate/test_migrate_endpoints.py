@@ -153,6 +153,46 @@ def test_an_opt_out_of_the_kept_address_wins_over_an_older_active_endpoint(
     assert "email: opted out (OptOut ALL): 1" in notes(report)
 
 
+def test_an_opt_out_of_the_kept_address_written_another_way_still_opts_it_out(
+    tmp_path: Path,
+) -> None:
+    # Given opted-in addresses and, on other endpoints of the user, the same addresses opted
+    # out but written in a way Kizuna cannot send to (a trailing space, a line feed, a phone
+    # number with spaces and hyphens, a zero-width space)
+    result, report = migrate(
+        tmp_path,
+        endpoint("e-in", "EMAIL", "hanako@example.jp", EffectiveDate="2026-02-01T00:00:00Z"),
+        endpoint("e-out", "EMAIL", "Hanako@example.jp ", OptOut="ALL"),
+        endpoint("s-in", "SMS", "+819012345678"),
+        endpoint("s-out", "SMS", "+81 90-1234-5678", OptOut="ALL"),
+        endpoint("e2-in", "EMAIL", "taro@example.jp", user="u2"),
+        endpoint("e2-out", "EMAIL", "taro@example.jp\n", user="u2", OptOut="ALL"),
+        endpoint("s2-in", "SMS", "+819011112222", user="u2"),
+        endpoint("s2-out", "SMS", "+8190111\u200b12222", user="u2", OptOut="ALL"),
+    )
+    # Then the kept addresses are opted out: the opt-out of the address wins however written
+    rows = {r["customer_id"]: r for r in result.rows}
+    assert (rows["u1"]["email"], rows["u1"]["email_consent"]) == (
+        "hanako@example.jp",
+        "opted_out",
+    )
+    assert (rows["u1"]["phone"], rows["u1"]["sms_consent"]) == ("+819012345678", "opted_out")
+    assert (rows["u2"]["email_consent"], rows["u2"]["sms_consent"]) == ("opted_out", "opted_out")
+    # And the endpoints written another way are still left out as addresses, saying both
+    out = report.find("endpoint", "s-out")
+    assert out.status == Status.NOT_MIGRATED
+    assert "its Address is not an E.164 phone number: left out" in out.notes
+    assert (
+        "OptOut ALL: its Address is endpoint s-in's phone written another way: sms opted out "
+        "(an opt-out wins)" in out.notes
+    )
+    assert (
+        "endpoint e-out has the same email written another way and OptOut ALL: email opted "
+        "out (an opt-out wins)" in report.find("endpoint", "e-in").notes
+    )
+    assert "email: opted out (OptOut ALL): 2" in notes(report)
+
+
 def test_an_opt_out_of_another_address_does_not_opt_out_the_kept_one(tmp_path: Path) -> None:
     # Given an opted-in address and another, newer, opted-out address
     result, report = migrate(

@@ -17,7 +17,8 @@ phone, its push devices and a consent per channel. So:
 - Consent per channel: the chosen endpoint ``ACTIVE`` with ``OptOut`` ``NONE`` ->
   ``opted_in``; ``OptOut`` ``ALL`` -> ``opted_out``; ``INACTIVE`` -> no consent (not opted
   in), reported. An opt-out on any endpoint with the chosen address (or a device's token)
-  wins over an opt-in; another address's opt-out does not count.
+  wins over an opt-in, the address however written (:func:`address_key`: a space, a line
+  feed, ``+81 90-1234-5678``); another address's opt-out does not count.
 - The latest ``EffectiveDate`` -> ``updated_at`` in UTC; one that is not ISO 8601 with an
   offset is reported on its endpoint and not used.
 - ``Demographic.Timezone`` -> ``time_zone`` when it is an IANA zone; ``Demographic.Locale``
@@ -38,6 +39,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -165,9 +167,8 @@ class Endpoint:
 
     @property
     def address_key(self) -> str:
-        """The address as endpoints are compared: an email in lower case, others as they are."""
-        address = str(self.data.get("Address", "")).strip()
-        return address.lower() if self.channel == "EMAIL" else address
+        """The address as endpoints are compared (:func:`address_key`)."""
+        return address_key(self.channel, self.data.get("Address"))
 
     @property
     def user(self) -> Mapping[str, Any]:
@@ -178,6 +179,25 @@ class Endpoint:
         """Higher is better: active, not opted out, most recent, then the id (stable). This
         chooses an address; an opt-out of the chosen address still wins (see :func:`_row`)."""
         return (int(self.active), int(not self.opted_out), self.recency, self.id)
+
+
+_PHONE_PUNCTUATION = str.maketrans("", "", "-().")
+
+
+def address_key(channel: str, address: Any) -> str:
+    """An address as endpoints are compared, never as it is written: NFKC, without white
+    space or invisible (format) characters anywhere, an email in lower case, a phone number
+    without ``- ( ) .``. So ``Hanako@Example.jp``, ``hanako@example.jp\\n`` and
+    ``+81 90-1234-5678`` are the addresses ``hanako@example.jp`` and ``+819012345678``: an
+    opt-out on any of these spellings opts the kept address out (one Kizuna cannot send to
+    is left out, but its opt-out still counts)."""
+    text = unicodedata.normalize("NFKC", str(address or ""))
+    text = "".join(c for c in text if not c.isspace() and unicodedata.category(c) != "Cf")
+    if channel == "EMAIL":
+        return text.lower()
+    if channel == "SMS":
+        return text.translate(_PHONE_PUNCTUATION)
+    return text
 
 
 def utc_time(raw: str) -> datetime | None:
@@ -562,14 +582,30 @@ def _row(
         if chosen is None:
             continue
         row[column] = chosen.data["Address"]
-        # an opt-out of the address, on any of its endpoints, wins over an opt-in
-        out = next((ep for ep in same if ep.opted_out), None)
+        # an opt-out of the address, on any of its endpoints, wins over an opt-in: those
+        # whose Address spells it another way (a space, a line feed, "+81 90-...") too,
+        # though they were left out as addresses
+        out = next((ep for ep in same if ep.opted_out), None) or next(
+            (
+                ep
+                for ep in sorted(by_channel[channel], key=Endpoint.rank, reverse=True)
+                if ep.opted_out and ep.address_key == chosen.address_key
+            ),
+            None,
+        )
         if out is not None:
             row[CONSENT[kizuna]] = "opted_out"
-            items[out.id].note(f"OptOut {out.data.get('OptOut')}: {kizuna} opted out")
+            if out in same:
+                items[out.id].note(f"OptOut {out.data.get('OptOut')}: {kizuna} opted out")
+            else:
+                items[out.id].note(
+                    f"OptOut {out.data.get('OptOut')}: its Address is endpoint {chosen.id}'s "
+                    f"{column} written another way: {kizuna} opted out (an opt-out wins)"
+                )
             if out is not chosen:
+                spelled = "" if out in same else " written another way"
                 items[chosen.id].note(
-                    f"endpoint {out.id} has the same {column} and OptOut "
+                    f"endpoint {out.id} has the same {column}{spelled} and OptOut "
                     f"{out.data.get('OptOut')}: {kizuna} opted out (an opt-out wins)"
                 )
             tally(f"{kizuna}: opted out (OptOut ALL)")
