@@ -636,6 +636,38 @@ def test_gzipped_export_parts_are_read(tmp_path: Path) -> None:
     assert result.rows[0]["email"] == "a@example.jp"
 
 
+def test_a_file_of_the_endpoint_folder_that_is_not_read_is_reported(tmp_path: Path) -> None:
+    # Given an export part and, beside it, files saved under other names: an S3 object
+    # without an extension, a .csv, a part still being downloaded, a hidden file
+    folder = tmp_path / "endpoints"
+    (folder / "job-1").mkdir(parents=True)
+    line = json.dumps(endpoint("e1", "EMAIL", "a@example.jp")) + "\n"
+    (folder / "part-0.json").write_text(line)
+    (folder / "part-1").write_text(json.dumps(endpoint("e2", "EMAIL", "b@example.jp", user="u2")))
+    (folder / "part-2.csv").write_text("ChannelType,Address\n")
+    (folder / "job-1" / "part-3.gz.crdownload").write_bytes(gzip.compress(line.encode()))
+    (folder / ".part-4.json").write_text(line)
+    # When the export is migrated
+    report = Report()
+    result = migrate_endpoints(folder, report)
+    # Then the part is read, and every other file is reported as not read, saying why
+    assert [r["customer_id"] for r in result.rows] == ["u1"]
+    unread = {i.source: i for i in report.of("input")}
+    assert sorted(unread) == [
+        "endpoints/.part-4.json",
+        "endpoints/job-1/part-3.gz.crdownload",
+        "endpoints/part-1",
+        "endpoints/part-2.csv",
+    ]
+    for item in unread.values():
+        assert item.status == Status.NOT_MIGRATED
+        assert item.notes == [
+            "not read: an export part is named *.json, *.jsonl, *.ndjson or *.gz (one "
+            "EndpointResponse a line; a hidden file is not read); if this is one, rename it "
+            "and migrate again"
+        ]
+
+
 def test_locale_and_prefecture_helpers() -> None:
     assert [normalise_locale(x) for x in ("ja_JP", "en-US", "ja", "japanese", "")] == [
         "ja",
