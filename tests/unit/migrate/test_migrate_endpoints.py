@@ -636,6 +636,33 @@ def test_gzipped_export_parts_are_read(tmp_path: Path) -> None:
     assert result.rows[0]["email"] == "a@example.jp"
 
 
+def test_a_gzipped_part_cut_short_is_not_half_read_and_says_so(tmp_path: Path) -> None:
+    # Given two gzipped parts, the second cut short (a download that stopped): its opted-in
+    # endpoints come first, the opt-out of one of their addresses in the part's lost end
+    folder = tmp_path / "endpoints"
+    folder.mkdir()
+    with gzip.open(folder / "part-0.gz", "wt") as fh:
+        fh.write(json.dumps(endpoint("e0", "EMAIL", "zero@example.jp", user="u0")) + "\n")
+    lines = [endpoint(f"e{i}", "EMAIL", f"c{i}@example.jp", user=f"u{i}") for i in range(1, 400)]
+    lines.append(endpoint("late", "EMAIL", "c1@example.jp", user="u1", OptOut="ALL"))
+    whole = gzip.compress("".join(json.dumps(e) + "\n" for e in lines).encode())
+    (folder / "part-1.gz").write_bytes(whole[: len(whole) // 2])
+    # When the export is migrated
+    report = Report()
+    result = migrate_endpoints(folder, report)
+    # Then none of the cut part's endpoints is read (u1 is never imported opted in)...
+    assert [r["customer_id"] for r in result.rows] == ["u0"]
+    # ...and the report says the part is cut short, after how many lines, and what to do
+    [item] = report.of("input")
+    assert item.source == "endpoints/part-1.gz"
+    assert item.status == Status.NOT_MIGRATED
+    [said] = item.notes
+    assert said.startswith("cannot be read to its end (its gzip data ends early: the file is cut")
+    assert "none of its endpoints is read" in said
+    assert said.endswith("copy it again from the export and migrate again")
+    assert report.counts["endpoints_read"] == 1
+
+
 def test_a_file_of_the_endpoint_folder_that_is_not_read_is_reported(tmp_path: Path) -> None:
     # Given an export part and, beside it, files saved under other names: an S3 object
     # without an extension, a .csv, a part still being downloaded, a hidden file

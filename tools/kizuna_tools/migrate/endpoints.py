@@ -246,54 +246,96 @@ def read_endpoints(directory: Path, report: Report) -> Iterator[Endpoint]:
         )
     for path in endpoint_files(directory):
         rel = f"endpoints/{path.relative_to(directory)}"
-        opener = gzip.open if path.suffix == ".gz" else open
         try:
-            with opener(path, "rt", encoding="utf-8") as fh:
-                for number_, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        # numbers as written (Decimal): a float would round 18 digits; a
-                        # key given twice (json kept the last: "OptOut": "ALL" then "NONE"
-                        # read as opted in) or NaN is refused
-                        data = strict_json.loads(line, parse_float=Decimal)
-                    except (
-                        json.JSONDecodeError,
-                        RecursionError,
-                        strict_json.RepeatedKey,
-                        strict_json.NotJsonNumber,
-                    ) as exc:
-                        why = (
-                            exc.msg
-                            if isinstance(exc, json.JSONDecodeError)
-                            else "nested too deep"
-                            if isinstance(exc, RecursionError)
-                            else str(exc)
-                        )
-                        report.add(
-                            "input",
-                            f"{rel}:{number_}",
-                            Status.NOT_MIGRATED,
-                            notes=[f"not JSON ({why}): the line is left out"],
-                        )
-                        continue
-                    problems = shapes.check(data, "EndpointResponse", required=False)
-                    if problems:
-                        report.add(
-                            "input",
-                            f"{rel}:{number_}",
-                            Status.NOT_MIGRATED,
-                            notes=[
-                                "not a Pinpoint EndpointResponse, left out: "
-                                + "; ".join(problems[:5])
-                            ],
-                        )
-                        continue
-                    yield Endpoint(rel, number_, data)
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            endpoints, problems = _read_part(path, rel)
+        except _CutShort as cut:
+            # a part that ends early (a download that stopped) is read whole or not at all:
+            # half-read, its later endpoints (and the opt-outs among them) would be missing
+            # with nothing said of them
             report.add(
-                "input", rel, Status.NOT_MIGRATED, notes=[f"cannot be read: {type(exc).__name__}"]
+                "input",
+                rel,
+                Status.NOT_MIGRATED,
+                notes=[
+                    f"cannot be read to its end ({cut.why}, after {cut.lines:,} lines): none "
+                    "of its endpoints is read, so that a part cut short is never half-read; "
+                    "copy it again from the export and migrate again"
+                    if cut.lines
+                    else f"cannot be read ({cut.why})"
+                ],
             )
+            continue
+        for source, note in problems:
+            report.add("input", source, Status.NOT_MIGRATED, notes=[note])
+        yield from endpoints
+
+
+class _CutShort(Exception):
+    """A part that cannot be read to its end: why, and the lines read before."""
+
+    def __init__(self, why: str, lines: int) -> None:
+        super().__init__(why)
+        self.why = why
+        self.lines = lines
+
+
+def _why_unreadable(exc: Exception) -> str:
+    if isinstance(exc, EOFError):
+        return "its gzip data ends early: the file is cut short"
+    if isinstance(exc, gzip.BadGzipFile):
+        return "not gzip data, or gzip data followed by something else"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return type(exc).__name__
+
+
+def _read_part(path: Path, rel: str) -> tuple[list[Endpoint], list[tuple[str, str]]]:
+    """The endpoints of one export part and its lines' problems ((source, note)); raises
+    :class:`_CutShort` when the file cannot be read to its end."""
+    endpoints: list[Endpoint] = []
+    problems: list[tuple[str, str]] = []
+    lines = 0
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for number_, line in enumerate(fh, start=1):
+                lines = number_
+                if not line.strip():
+                    continue
+                try:
+                    # numbers as written (Decimal): a float would round 18 digits; a key
+                    # given twice (json kept the last: "OptOut": "ALL" then "NONE" read as
+                    # opted in) or NaN is refused
+                    data = strict_json.loads(line, parse_float=Decimal)
+                except (
+                    json.JSONDecodeError,
+                    RecursionError,
+                    strict_json.RepeatedKey,
+                    strict_json.NotJsonNumber,
+                ) as exc:
+                    why = (
+                        exc.msg
+                        if isinstance(exc, json.JSONDecodeError)
+                        else "nested too deep"
+                        if isinstance(exc, RecursionError)
+                        else str(exc)
+                    )
+                    problems.append((f"{rel}:{number_}", f"not JSON ({why}): the line is left out"))
+                    continue
+                shape_problems = shapes.check(data, "EndpointResponse", required=False)
+                if shape_problems:
+                    problems.append(
+                        (
+                            f"{rel}:{number_}",
+                            "not a Pinpoint EndpointResponse, left out: "
+                            + "; ".join(shape_problems[:5]),
+                        )
+                    )
+                    continue
+                endpoints.append(Endpoint(rel, number_, data))
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise _CutShort(_why_unreadable(exc), lines) from exc
+    return endpoints, problems
 
 
 # -- the customer's own fields ------------------------------------------------------------
