@@ -42,6 +42,7 @@ def call(
     body: dict[str, str] | str | None = None,
     stored: Customer | None = None,
     base64_encoded: bool = False,
+    content_type: str | None = None,
 ) -> tuple[dict[str, Any], MemoryInbound]:
     inbound, store = MemoryInbound(), MemoryStore()
     c = stored if stored is not None else customer()
@@ -51,6 +52,8 @@ def call(
         "requestContext": {"http": {"method": method}},
         "queryStringParameters": {"t": token},
     }
+    if content_type is not None:
+        event["headers"] = {"content-type": content_type}
     if body is not None:
         event["body"] = body if isinstance(body, str) else urlencode(body)
         event["isBase64Encoded"] = base64_encoded
@@ -244,6 +247,99 @@ def test_the_offered_one_click_forms_are_accepted() -> None:
     encoded = base64.b64encode(b"List-Unsubscribe=One-Click").decode()
     resp, inbound = call("POST", token(), encoded, base64_encoded=True)
     assert resp["statusCode"] == 200 and len(inbound.events) == 1
+
+
+BOUNDARY = "----kizuna0"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def multipart(*fields: tuple[str, str], part_headers: str = "", close: bool = True) -> str:
+    """A multipart/form-data body of ``fields`` (name, value), as a mail client posts it."""
+    parts = "".join(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n{part_headers}'
+        f"\r\n{value}\r\n"
+        for name, value in fields
+    )
+    return parts + (f"--{BOUNDARY}--\r\n" if close else "")
+
+
+def test_a_multipart_one_click_is_accepted() -> None:
+    """RFC 8058: the POST content SHOULD be multipart/form-data (MAY be URL-encoded)."""
+    import base64
+
+    body = multipart(("List-Unsubscribe", "One-Click"))
+    resp, inbound = call("POST", token(), body, content_type=MULTIPART)
+    assert resp["statusCode"] == 200
+    ((kind, detail),) = inbound.events
+    assert kind == "preferences.changed" and isinstance(detail, PreferencesChanged)
+    assert detail.topics == {"newsletter": {"email": "opted_out"}}
+    # as a function URL passes a body it does not take for text: base64, any header case
+    encoded = base64.b64encode(body.encode()).decode()
+    resp, inbound = call(
+        "POST", token(), encoded, None, True, f"Multipart/Form-Data; boundary={BOUNDARY}"
+    )
+    assert resp["statusCode"] == 200 and len(inbound.events) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (multipart(("List-Unsubscribe", "One-Click")), "multipart/form-data"),  # no boundary
+        ("List-Unsubscribe=One-Click", MULTIPART),  # not multipart at all
+        (multipart(("List-Unsubscribe", "One-Click"), close=False), MULTIPART),
+        (multipart(("List-Unsubscribe", "Nope")), MULTIPART),
+        (
+            multipart(("List-Unsubscribe", "One-Click"), ("List-Unsubscribe", "One-Click")),
+            MULTIPART,
+        ),
+        (multipart(("List-Unsubscribe", "One-Click"), ("foo", "bar")), MULTIPART),
+        (
+            multipart(("List-Unsubscribe", "One-Click"), part_headers="Content-Type: a/b\r\n"),
+            MULTIPART,
+        ),
+        (
+            multipart(
+                ("List-Unsubscribe", "T25lLUNsaWNr"),
+                part_headers="Content-Transfer-Encoding: base64\r\n",
+            ),
+            MULTIPART,
+        ),
+        (
+            multipart(("List-Unsubscribe", "One-Click")).replace('"\r\n', '"; filename="a"\r\n'),
+            MULTIPART,
+        ),
+        (f"--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--{BOUNDARY}--", MULTIPART),
+        (multipart(*((f"k{i}", "v") for i in range(201))), MULTIPART),
+        (multipart(("List-Unsubscribe", "One-Click")), MULTIPART + "\r\nX-Evil: 1"),
+    ],
+)
+def test_a_multipart_post_that_is_no_offered_form_changes_nothing(
+    body: str, content_type: str
+) -> None:
+    resp, inbound = call("POST", token(), body, content_type=content_type)
+    assert resp["statusCode"] == 400 and inbound.events == []
+
+
+def test_a_multipart_body_is_read_only_up_to_its_bound() -> None:
+    from kizuna.services.unsubscribe import MAX_MULTIPART_BYTES, BadForm, multipart_form
+
+    def body(size: int) -> bytes:
+        padded = multipart(("List-Unsubscribe", "One-Click"), ("pad", ""))
+        return padded.replace('"pad"\r\n\r\n', '"pad"\r\n\r\n' + "x" * size).encode()
+
+    fits = MAX_MULTIPART_BYTES - len(body(0))
+    assert multipart_form(body(fits), MULTIPART)["List-Unsubscribe"] == ["One-Click"]
+    with pytest.raises(BadForm):
+        multipart_form(body(fits + 1), MULTIPART)
+
+
+def test_a_multipart_value_that_is_not_utf8_changes_nothing() -> None:
+    import base64
+
+    body = multipart(("List-Unsubscribe", "One-Click")).encode().replace(b"One-", b"\xffne-")
+    encoded = base64.b64encode(body).decode()
+    resp, inbound = call("POST", token(), encoded, None, True, MULTIPART)
+    assert resp["statusCode"] == 400 and inbound.events == []
 
 
 def test_forged_expired_and_replayed_page_posts_change_nothing() -> None:

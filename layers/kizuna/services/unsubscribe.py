@@ -4,11 +4,11 @@ Every link carries a signed token (kizuna.delivery.unsubscribe): the customer, t
 the message came by, and the message's preference topic (docs/PREFERENCES.md).
 
 - ``POST`` of RFC 8058's ``List-Unsubscribe=One-Click`` (what a mail client's one-click
-  sends; the token in the URL) or of the token alone (the confirmation page's button)
-  opts the customer out of **the message's topic** on that channel: a
-  ``preferences.changed`` event goes on the bus and ingest applies it. A token
-  without a topic (made before topics), or of the transactional topic, opts out of the
-  channel (``consent.changed``), as one-click always did.
+  sends, URL-encoded or ``multipart/form-data``; the token in the URL) or of the token
+  alone (the confirmation page's button) opts the customer out of **the message's topic**
+  on that channel: a ``preferences.changed`` event goes on the bus and ingest applies it.
+  A token without a topic (made before topics), or of the transactional topic, opts out
+  of the channel (``consent.changed``), as one-click always did.
 - ``GET`` never changes anything (mail scanners follow links): it shows the preference
   page, the customer's topics per channel with their current state, a pause of everything
   for 30 or 90 days, and a button to stop the channel altogether.
@@ -37,9 +37,11 @@ later of the two (by ``occurred_at``) wins in ingest, per topic and channel.
 from __future__ import annotations
 
 import base64
+import email.policy
 import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -138,6 +140,11 @@ IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
 PAUSES = ("30", "90", "resume")
 _FORM_KEYS = frozenset({"t", "action", "pause", "List-Unsubscribe"})
 MAX_FORM_FIELDS = 200  # the page's form: topics x channels, and a few more
+# a multipart body's size: a one-click is a few hundred bytes, the page's form is URL-encoded
+# (and reading a large multipart body costs far more time than a URL-encoded one)
+MAX_MULTIPART_BYTES = 16 * 1024
+# the headers a part of a multipart/form-data body may have (RFC 7578: no transfer encoding)
+_PART_HEADERS = frozenset({"content-disposition", "content-type"})
 
 
 class BadForm(ValueError):
@@ -289,6 +296,50 @@ def offered_cells(customer: Customer, claims: Claims, preferences: PreferencesCo
     return {f"{t.name}.{c}" for t in preferences.topics if not t.transactional for c in channels}
 
 
+def is_multipart(content_type: str) -> bool:
+    """Whether a request's ``Content-Type`` says ``multipart/form-data``."""
+    return content_type.split(";", 1)[0].strip().lower() == "multipart/form-data"
+
+
+def multipart_form(raw: bytes, content_type: str) -> dict[str, list[str]]:
+    """A ``multipart/form-data`` body (RFC 7578) as the form ``parse_qs`` would give, read
+    strictly: :class:`BadForm` unless it is well formed (a boundary, every part opened and
+    the last closed), of at most :data:`MAX_MULTIPART_BYTES` and :data:`MAX_FORM_FIELDS`
+    parts, each a named ``form-data`` field (no file, no nested multipart, no
+    ``Content-Transfer-Encoding``, plain text in UTF-8) whose value is UTF-8."""
+    if "\r" in content_type or "\n" in content_type or len(raw) > MAX_MULTIPART_BYTES:
+        raise BadForm("unreadable form")
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("ascii", "strict") + b"\r\n\r\n" + raw
+    )
+    if not message.is_multipart() or message.defects:
+        raise BadForm("unreadable form")
+    form: dict[str, list[str]] = {}
+    parts = list(message.iter_parts())
+    if len(parts) > MAX_FORM_FIELDS:
+        raise BadForm("unreadable form")
+    for part in parts:
+        name = part.get_param("name", header="content-disposition")
+        charset = str(part.get_param("charset") or "utf-8").lower()
+        if (
+            part.is_multipart()
+            or part.defects
+            or part.get_content_disposition() != "form-data"
+            or not isinstance(name, str)
+            or not name
+            or part.get_filename() is not None
+            or not set(map(str.lower, part.keys())) <= _PART_HEADERS
+            or part.get_content_type() != "text/plain"
+            or charset not in ("utf-8", "us-ascii")
+        ):
+            raise BadForm("unreadable form")
+        value = part.get_payload(decode=True)
+        if not isinstance(value, bytes):
+            raise BadForm("unreadable form")
+        form.setdefault(name, []).append(value.decode("utf-8"))
+    return form
+
+
 def one_click_form(form: Mapping[str, list[str]], action: str) -> bool:
     """Whether a POST that is not the page's save is one this function offers: RFC 8058's
     ``List-Unsubscribe=One-Click`` (the token in the URL or beside it), the confirmation
@@ -409,13 +460,19 @@ class UnsubscribeService:
     @staticmethod
     def form_of(event: dict[str, Any]) -> dict[str, list[str]]:
         """The POSTed form, read strictly: :class:`BadForm` for a body that is not base64
-        when it says so, not UTF-8, or not ``key=value`` pairs (nothing is guessed)."""
+        when it says so, not UTF-8, or not ``key=value`` pairs (nothing is guessed). A
+        ``multipart/form-data`` body (what RFC 8058 says a mail client SHOULD send) is read
+        as such (:func:`multipart_form`); any other is read as URL-encoded."""
         body = event.get("body") or ""
+        headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+        content_type = headers.get("content-type")
         try:
             if event.get("isBase64Encoded") and body:
                 raw = base64.b64decode(body, validate=True)
             else:
                 raw = body.encode() if isinstance(body, str) else bytes(body)
+            if isinstance(content_type, str) and is_multipart(content_type):
+                return multipart_form(raw, content_type)
             return parse_qs(
                 raw.decode("utf-8"),
                 keep_blank_values=True,
