@@ -172,6 +172,40 @@ def test_resume_ends_a_running_pause() -> None:
     assert isinstance(detail, PreferencesChanged) and detail.resume
 
 
+def page_token(page: dict[str, Any]) -> str:
+    """The token the shown page's forms carry."""
+    return str(page["body"].split('name="t" value="')[1].split('"')[0])
+
+
+def test_a_paused_customer_resumes_from_the_page_of_a_link_older_than_the_pause() -> None:
+    # every marketing message they hold was sent before they paused everything
+    paused = PauseState(
+        until=NOW + timedelta(days=25), at=NOW - timedelta(days=5), source="page", stamp="x"
+    )
+    stored = customer(pause=paused)
+    link = token(issued_at=NOW - timedelta(days=6))
+    page, _ = call("GET", link, stored=stored)
+    assert "Resume now" in page["body"]
+    # the page's forms carry the link issued again as the page is shown (same expiry)
+    shown = verify(KEY, page_token(page), NOW)
+    assert (shown.issued_at, shown.expires_at, shown.topic) == (NOW, LATER, "newsletter")
+    form = {"t": page_token(page), "action": "save", "pause": "resume"}
+    resp, inbound = call("POST", link, form, stored)
+    assert resp["statusCode"] == 200
+    ((_, detail),) = inbound.events
+    assert isinstance(detail, PreferencesChanged) and detail.resume
+
+
+def test_a_page_save_after_a_change_since_the_page_was_shown_changes_nothing() -> None:
+    page, _ = call("GET", token(issued_at=NOW - timedelta(days=6)))
+    # the customer changed something elsewhere (another tab) after the page was shown
+    later = customer(topics={"loyalty": {"sms": state("opted_out", NOW + timedelta(seconds=5))}})
+    form = {"t": page_token(page), "action": "save", "promotions.email": "opted_out"}
+    resp, inbound = call("POST", token(), form, later)
+    assert resp["statusCode"] == 409 and inbound.events == []
+    assert "after this page was shown" in resp["body"]
+
+
 @pytest.mark.parametrize(
     "extra",
     [

@@ -18,13 +18,19 @@ the message came by, and the message's preference topic (docs/PREFERENCES.md).
 - A forged, expired or malformed token changes nothing and the page says why; a form that
   names an unknown topic, channel or value, or a topic on a channel the customer stopped,
   changes nothing either (400), nor does any other POST body (:func:`one_click_form`).
-- A token never outlives a later change: if the customer's consent or preferences changed
-  after the token was issued (for one-click: an opt-out of that channel, or of that topic
-  on it, and back in), the old link changes nothing and the page asks for a recent message's
-  link. A repeated opt-in (a CRM sync re-sending ``opted_in``, a preference page saved
-  unchanged) is no change for one-click. A change stamped within the token's second counts
-  as before it. Times are the producers'
-  ``occurred_at``: a producer clock running ahead can make a fresh link look old.
+- The page's forms carry the link's token issued again when the page is shown (same
+  customer, channel, topic and expiry): a save changes nothing when the customer's consent
+  or preferences changed after the page was shown (another tab, a change from elsewhere),
+  and the page asks to open the link again. A message's link opens the page for as long as
+  it lives, whatever changed since the message (a customer who paused everything has no
+  newer message to resume from).
+- A one-click POST never outlives a later change: if the customer opted out of that
+  channel, or of that topic on it, and back in after the token was issued, the old link
+  changes nothing and the page asks for a recent message's link. A repeated opt-in (a CRM
+  sync re-sending ``opted_in``, a preference page saved unchanged) is no change for
+  one-click. A change stamped within the token's second counts as before it. Times are the
+  producers' ``occurred_at``: a producer clock running ahead can make a fresh link look
+  old.
 - A token never creates a customer: for an id Kizuna does not hold (erased, say) nothing is
   put on the bus. An already opted-out customer is told so, and nothing is put either.
 
@@ -106,6 +112,13 @@ PAGES = {
         "Your preferences changed after this link was sent. "
         "Please use the link in a recent message.",
     ),
+    "page_stale": (
+        "配信設定が変更されています / Preferences changed",
+        "このページの表示後に配信設定が変更されました。何も変更していません。"
+        "もう一度リンクを開いてください。<br>"
+        "Your preferences changed after this page was shown. Nothing was changed. "
+        "Please open the link again.",
+    ),
     "unknown": (
         "登録が見つかりません / Not found",
         "このリンクの登録は見つかりませんでした。配信は行われません。<br>"
@@ -122,6 +135,7 @@ STATUS = {
     "forged": 403,
     "unknown": 404,
     "stale": 409,
+    "page_stale": 409,
     "expired": 410,
 }
 # The token's issue time has whole seconds: a change within that second is not "after" it.
@@ -506,8 +520,12 @@ class UnsubscribeService:
             logger.info("unsubscribe not applied", reason="unknown", channel=claims.channel)
             return _response("unknown")
         if method != "POST":
-            shown = preference_form(found, claims, self.preferences, token, now)
-            return _response("preferences", token, shown)
+            # the page's forms carry a token issued now: a save is stale when something
+            # changed after the page was shown, not after the message was sent (a customer
+            # who paused everything has no message newer than the pause to resume from)
+            fresh = self._reissued(claims, now)
+            shown = preference_form(found, claims, self.preferences, fresh, now)
+            return _response("preferences", fresh, shown)
         action = (form.get("action") or [""])[0]
         if action == "save":
             return self._save(claims, found, form, now)
@@ -550,12 +568,24 @@ class UnsubscribeService:
         )
         return _response("done")
 
+    def _reissued(self, claims: Claims, now: datetime) -> str:
+        """The link's token issued again at ``now`` (same customer, channel, topic and
+        expiry: a page never makes a link live longer), for the forms of a page shown now."""
+        return sign(
+            self.secrets[0],
+            claims.customer_id,
+            claims.channel,
+            claims.expires_at,
+            issued_at=now,
+            topic=claims.topic,
+        )
+
     def _save(
         self, claims: Claims, customer: Customer, form: Mapping[str, list[str]], now: datetime
     ) -> dict[str, Any]:
-        if changed_since(claims, customer):
+        if changed_since(claims, customer):  # since the page was shown (its token's time)
             logger.info("preferences not applied", reason="stale", channel=claims.channel)
-            return _response("stale")
+            return _response("page_stale")
         try:
             change = parse_form(form, customer, claims, self.preferences, now)
         except FormRefused as exc:
@@ -566,14 +596,7 @@ class UnsubscribeService:
             self.inbound.put_inbound(change)
             logger.info("preferences changed", customer_id=claims.customer_id)
         # the page again, as saved, with a token issued now (the change is not "after" it)
-        fresh = sign(
-            self.secrets[0],
-            claims.customer_id,
-            claims.channel,
-            claims.expires_at,
-            issued_at=now,
-            topic=claims.topic,
-        )
+        fresh = self._reissued(claims, now)
         shown = {
             (t, str(c)): str(v)
             for t, per in (change.topics if change else {}).items()
