@@ -149,6 +149,16 @@ def test_suppressing_feedback_never_suppresses_every_address_nor_creates_a_custo
     assert inbound.events == []
 
 
+def test_a_not_spam_report_neither_suppresses_nor_stamps_a_complaint() -> None:
+    # the customer moved the message out of their junk folder: the opposite of a complaint
+    svc, store, inbound, dlq = feedback()
+    report = {"complaint": {"complaintFeedbackType": "not-spam"}}
+    event = ses_event("Email Complaint Received", "Complaint", report)
+    assert svc.process_batch(sqs_event(sqs_record(event, "m1"))) == {"batchItemFailures": []}
+    assert inbound.events == [] and dlq.letters == []
+    assert "complaint_at" not in store.messages[("c1", "MSG#ex-1#coupon")]
+
+
 def test_feedback_for_mail_kizuna_did_not_send_is_ignored_not_dead_lettered() -> None:
     complaint = {"complaint": {"complaintFeedbackType": "abuse"}}
     # a message with no ledger entry (another sender's, tags copied or guessed)

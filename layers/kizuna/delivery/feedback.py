@@ -19,8 +19,9 @@ Sources and shapes:
 A permanent bounce or a complaint suppresses email -- the addresses SES names
 (``bouncedRecipients`` / ``complainedRecipients``, else ``mail.destination``), hashed here as
 the send-time suppression check hashes them, never in clear past this module; a transient or
-undetermined bounce does not. Reasons never carry an address or an SMTP diagnostic (they can
-quote the address).
+undetermined bounce does not. A complaint whose ``complaintFeedbackType`` is ``not-spam`` (a
+feedback report that the message is wanted) is no complaint: nothing is done about it.
+Reasons never carry an address or an SMTP diagnostic (they can quote the address).
 
 A **reject** (SES took the API call, then refused the message: a virus) and a **rendering
 failure** (SES could not render the message's template) mean the message was never delivered
@@ -90,6 +91,9 @@ _KINDS: dict[str, Kind] = {
 # Kinds of a message SES accepted at the API call and then never delivered.
 NOT_DELIVERED: frozenset[Kind] = frozenset({"reject", "rendering_failure"})
 RENDERING_FAILURE_REASON = "rendering failure"
+# A feedback report's Feedback-Type (RFC 5965) saying the message is NOT spam: the recipient
+# rescued it from the junk folder. SES passes it as a Complaint; it is none.
+NOT_SPAM = "not-spam"
 # SES's reject reasons are fixed phrases ("Bad content"): kept when they look like one.
 _SAFE_REJECT_REASON = re.compile(r"[A-Za-z][A-Za-z -]{0,47}")
 
@@ -274,7 +278,8 @@ def _link(url: str) -> str:
 
 def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
     """The action for one SES event (EventBridge envelope or bare record); None for event
-    types Kizuna does not act on (Send, DeliveryDelay, Subscription...). A
+    types Kizuna does not act on (Send, DeliveryDelay, Subscription...) and for a
+    ``not-spam`` complaint (a report that the message is wanted). A
     :class:`FeedbackError` for anything else that is not an SES event (a JSON body that is
     not an object, say)."""
     if not isinstance(event, Mapping):
@@ -326,6 +331,8 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
                     "Complaint event without complaint", "missing_detail", ["complaint"]
                 )
             c = record.complaint
+            if (c.complaint_feedback_type or "").strip().lower() == NOT_SPAM:
+                return None  # the report says the message is wanted: no complaint at all
             reason = f"complaint: {c.complaint_feedback_type or c.complaint_sub_type or 'abuse'}"
             suppress = True
             hashes = _hashed(c.complained_recipients, record.mail.destination)

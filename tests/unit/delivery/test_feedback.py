@@ -68,6 +68,18 @@ def test_complaint_suppresses_email() -> None:
     assert action.address_hashes == (address_hash("hanako@example.jp"),)
 
 
+@pytest.mark.parametrize("feedback_type", ["not-spam", "Not-Spam", " not-spam "])
+def test_a_not_spam_report_is_no_complaint(feedback_type: str) -> None:
+    # RFC 5965's Feedback-Type not-spam: the recipient says the message is wanted
+    event = load_fixture("ses_complaint.json")
+    event["detail"]["complaint"]["complaintFeedbackType"] = feedback_type
+    assert parse_ses_event(event) is None
+    # every other type is a complaint, and suppresses
+    for other in ("abuse", "fraud", "other", None):
+        event["detail"]["complaint"]["complaintFeedbackType"] = other
+        assert ses_action(event).suppress, other
+
+
 def test_suppressing_feedback_names_the_addresses_ses_names() -> None:
     # the recipients SES names, normalised as the send-time suppression check hashes them
     event = load_fixture("ses_bounce_permanent.json")
