@@ -149,6 +149,17 @@ def test_suppressing_feedback_never_suppresses_every_address_nor_creates_a_custo
     assert inbound.events == []
 
 
+def test_a_complaint_suppresses_a_shared_address_only_for_the_customer_it_was_sent_to() -> None:
+    # c2 holds the same mailbox (docs/channels/EMAIL.md says why c2 is left alone)
+    svc, store, inbound, _ = feedback()
+    store.customers["c2"] = Customer(customer_id="c2", email="hanako@example.jp")
+    report = {"complaint": {"complaintFeedbackType": "abuse"}}
+    event = ses_event("Email Complaint Received", "Complaint", report)
+    svc.process_batch(sqs_event(sqs_record(event, "m1")))
+    ((_, detail),) = inbound.events
+    assert isinstance(detail, ChannelSuppressed) and detail.customer_id == "c1"
+
+
 def test_a_not_spam_report_neither_suppresses_nor_stamps_a_complaint() -> None:
     # the customer moved the message out of their junk folder: the opposite of a complaint
     svc, store, inbound, dlq = feedback()
