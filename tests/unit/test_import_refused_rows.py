@@ -117,3 +117,35 @@ def test_a_refused_record_leaves_the_customer_s_other_records_written() -> None:
     assert not isinstance(applied, Exception)
     assert set(applied.refused) == {refused[0].event_id}
     assert set(store2.customers["c1"].consent) == {"email", "sms"}
+
+
+def test_a_row_whose_own_attributes_are_over_the_budget_is_rejected_dry_run_or_not(
+    tmp_path: Path,
+) -> None:
+    # Given a new customer's row whose own attributes are ~120 KB (over the 80 KB budget)
+    # beside an email opt-in and a device, and another customer's row
+    at = (T0 + days(1)).isoformat()
+    big = {
+        "customer_id": "c1",
+        "updated_at": at,
+        "email": "c1@example.jp",
+        "email_consent": "opted_in",
+        "push_tokens": [{"token": TOKEN, "platform": "APNS"}],
+        "attributes": {"notes_0": BIG, "notes_1": BIG},
+    }
+    other = {"customer_id": "c2", "updated_at": at, "email_consent": "opted_in"}
+    path = jsonl(tmp_path, "big.jsonl", big, other)
+    # When it is validated (a dry run) and imported, with partial and without
+    dry = import_file("customers", path, None, CFG, NOW)
+    strict_store, partial_store = MemoryStore(), MemoryStore()
+    strict = import_file("customers", path, strict_store, CFG, NOW)
+    partial = import_file("customers", path, partial_store, CFG, NOW, partial=True)
+    # Then each reports the same: the row is rejected for its attributes, by the rule the
+    # write applies (the dry run no longer says "imported" for a row the write refuses)
+    why = "customer.upserted: detail.attributes: over 80000 bytes (names and values as UTF-8 JSON)"
+    for report in (dry, strict, partial):
+        assert [(e.row, e.error) for e in report.errors] == [(1, why)]
+        assert (report.imported, report.refused) == (1, 0)
+    # and nothing of it is written; with partial, the other customer's row is
+    assert strict_store.customers == {}
+    assert set(partial_store.customers) == {"c2"}

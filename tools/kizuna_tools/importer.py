@@ -78,6 +78,7 @@ from kizuna.events.custom import vocabulary
 from kizuna.events.envelope import (
     EventRejected,
     ParsedEvent,
+    check_attributes,
     check_occurred_at,
     describe_validation_error,
 )
@@ -341,6 +342,12 @@ def customer_events(
     upserted = vocabulary(cfg).inbound_model("customer.upserted")
     assert upserted is not None
     events = [_event(upserted, f"import:customer:{cid}:{stamp}", "customer.upserted", detail)]
+    try:
+        # the row's own attributes over a customer's budget: the bus refuses such an event at
+        # its door, and the fold would refuse the row when written; a dry run says so too
+        check_attributes("customer.upserted", events[0].detail)
+    except EventRejected as exc:
+        raise RowRejected(exc.reason) from exc
     for column, channel in CONSENT_COLUMNS.items():
         raw = row.get(column)
         if _blank(raw):

@@ -191,6 +191,14 @@ def attributes_size(values: Mapping[str, Any]) -> int:
     return len(text.encode())
 
 
+def within_attributes_budget(values: Mapping[str, Any]) -> bool:
+    """Do these custom attributes (as stored, :func:`attribute_values`) fit a customer's
+    :data:`MAX_ATTRIBUTES_BYTES`? The one rule: an event's own attributes at the door
+    (:func:`kizuna.events.envelope.check_attributes`, ``kizuna import``'s rows, dry run or
+    not), a customer's once merged (the fold), the Pinpoint migration's rows."""
+    return attributes_size(values) <= MAX_ATTRIBUTES_BYTES
+
+
 def refund_digest(refund_id: str) -> str:
     """A refund's id as :attr:`OrderFact.refunds` keys it (16 hex characters of its SHA-256:
     bounded whatever the producer's id; its REFUND activity row keeps the id as sent)."""

@@ -37,7 +37,6 @@ from kizuna.domain.customer import (
     SettledHistory,
     Suppression,
     attribute_values,
-    attributes_size,
     bound_devices,
     bound_suppressions,
     channel_suppressions,
@@ -45,6 +44,7 @@ from kizuna.domain.customer import (
     stored_attribute,
     suppression_key,
     suppression_rank,
+    within_attributes_budget,
 )
 from kizuna.domain.loyalty import (
     points_near_next_rank,
@@ -252,7 +252,7 @@ def _apply_attributes(
         stamps[key] = st
     if not stamps:
         return
-    if attributes_size(values) > MAX_ATTRIBUTES_BYTES:
+    if not within_attributes_budget(values):
         raise EventRefused(
             f"customer.upserted: detail.attributes: the customer's custom attributes would be "
             f"over {MAX_ATTRIBUTES_BYTES} bytes (names and values as UTF-8 JSON)"

@@ -14,7 +14,11 @@ from typing import Annotated, Any, Final, Literal, TypeVar, Union, get_args, get
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kizuna.domain import strict_json
-from kizuna.domain.customer import MAX_ATTRIBUTES_BYTES, attribute_values, attributes_size
+from kizuna.domain.customer import (
+    MAX_ATTRIBUTES_BYTES,
+    attribute_values,
+    within_attributes_budget,
+)
 from kizuna.domain.timestamps import iso
 from kizuna.events.custom import BUILTIN, Vocabulary
 from kizuna.events.inbound import ERASE_TYPE, INBOUND_MODELS, InboundDetail
@@ -245,7 +249,7 @@ def check_attributes(detail_type: str, detail: BaseModel) -> None:
     (the customer item's budget for them, see docs/ARCHITECTURE.md "A bounded customer
     item"); the fold checks the customer's total again (an event may add to stored ones)."""
     values = attribute_values(getattr(detail, "attributes", None))
-    if values and attributes_size(values) > MAX_ATTRIBUTES_BYTES:
+    if values and not within_attributes_budget(values):
         raise EventRejected(
             "InvalidEvent",
             f"{detail_type}: detail.attributes: over {MAX_ATTRIBUTES_BYTES} bytes "
