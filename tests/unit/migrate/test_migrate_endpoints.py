@@ -6,12 +6,14 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kizuna.events.inbound import is_customer_id
-from kizuna.runtime.config import CustomValueSpec, ValueType
+from kizuna.runtime.config import CustomConfig, CustomValueSpec, KizunaConfig, ValueType
+from kizuna_tools.fakes import MemoryStore
+from kizuna_tools.importer import import_file
 from kizuna_tools.migrate.attributes import MAX_LIST_ITEMS, MAX_TEXT
 from kizuna_tools.migrate.endpoints import migrate_endpoints, normalise_locale, prefecture_of
 from kizuna_tools.migrate.report import Report, Status
@@ -747,3 +749,47 @@ def test_the_fixture_project_becomes_one_customer_per_valid_user(tmp_path: Path)
     assert report.counts["endpoints_read"] == len(endpoints) == 1000
     left_out = [i for i in report.of("endpoint") if "customer id" in " ".join(i.notes)]
     assert len(left_out) == sum(len(v) for k, v in by_user.items() if not is_customer_id(k))
+
+
+def test_a_customer_over_kizunas_attribute_budget_keeps_its_consent_and_is_told(
+    tmp_path: Path,
+) -> None:
+    # Given a user whose endpoints hold ~110 KB of custom attributes (Kizuna keeps 80,000
+    # bytes a customer): Notes ~62 KB, Tags ~46 KB, Store a few bytes; the email opted out
+    notes_ = [f"{i:03d}" + "n" * 300 for i in range(200)]
+    tags = [f"{i:03d}" + "t" * 300 for i in range(150)]
+    result, report = migrate(
+        tmp_path,
+        endpoint("e1", "EMAIL", "a@example.jp", OptOut="ALL", Attributes={"Notes": notes_}),
+        endpoint("e2", "GCM", "g" * 40, Attributes={"Tags": tags, "Store": ["Ginza"]}),
+        endpoint("e3", "EMAIL", "b@example.jp", user="u2", Attributes={"Tags": ["a"]}),
+    )
+    rows = {r["customer_id"]: r for r in result.rows}
+    # Then u1 is written with its email, consent and device, and without its largest
+    # attribute, whole (never cut): the rest fit
+    u1 = rows["u1"]
+    assert (u1["email"], u1["email_consent"]) == ("a@example.jp", "opted_out")
+    assert u1["push_tokens"] and u1["push_consent"] == "opted_in"
+    assert u1["attributes"] == {"store": "Ginza", "tags": tags}
+    assert rows["u2"]["attributes"] == {"tags": ["a"]}
+    # and the report names the customer, what was left out and why; the endpoint holding it
+    # says so, the other does not
+    said = report.find("customers", "customer u1")
+    assert said is not None and said.status == Status.CHANGED
+    assert len(said.notes) == 1 and "Attributes.Notes (" in said.notes[0]
+    assert "over Kizuna's 80,000 a customer" in said.notes[0]
+    assert "Tags" not in said.notes[0]
+    assert any(n.startswith("Attributes.Notes (") for n in report.find("endpoint", "e1").notes)
+    assert not any("Notes" in n for n in report.find("endpoint", "e2").notes)
+    assert report.find("customers", "customer u2") is None
+    assert "customers over Kizuna's 80,000 bytes of custom attributes: 1" in notes(report)
+    # And the rows import as they are: a dry run and the import agree, nothing refused
+    cfg = KizunaConfig(custom=CustomConfig(attributes=result.declarations()))
+    path = tmp_path / "customers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in result.rows))
+    store = MemoryStore()
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    for target in (None, store):
+        imported = import_file("customers", path, target, cfg, now)
+        assert (imported.errors, imported.imported) == ([], 2)
+    assert str(store.customers["u1"].consent["email"].status) == "opted_out"

@@ -31,7 +31,9 @@ phone, its push devices and a consent per channel. So:
   recently updated endpoint's value wins (lists are joined), counted in the report.
 
 Every row is finally validated with the configuration's own ``customer.upserted`` model, so
-what is written imports.
+what is written imports; a customer over Kizuna's attribute budget (80,000 bytes, which
+Kizuna would refuse the whole row for, consent included) has its largest attributes left
+out until the rest fit, each named in the report (:func:`_within_budget`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import ValidationError
 
 from kizuna.domain import strict_json
-from kizuna.domain.customer import MAX_DEVICE_TOKEN_CHARS
+from kizuna.domain.customer import (
+    MAX_ATTRIBUTES_BYTES,
+    MAX_DEVICE_TOKEN_CHARS,
+    attribute_values,
+    attributes_size,
+    within_attributes_budget,
+)
 from kizuna.events.custom import vocabulary
 from kizuna.events.inbound import EMAIL_PATTERN, MAX_EMAIL_CHARS, is_customer_id
 from kizuna.runtime.config import CustomAttribute, CustomConfig, ValueType
@@ -463,10 +471,15 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
         "customer.upserted"
     )
     assert upserted is not None
+    custom_targets = {t.name: t for t in amap.items() if not t.profile}
+    over_budget: dict[str, list[str]] = {}  # customer id -> what the report says of it
     for cid in sorted(drafts):
         draft = drafts[cid]
         row = _row(draft, merged[cid], amap, tally, endpoint_items)
         row = _validated(row, upserted, tally)
+        said = _within_budget(row, upserted, draft, custom_targets, tally, endpoint_items)
+        if said:
+            over_budget[cid] = said
         rows.append(row)
         for ep in draft.endpoints:
             endpoint_customer[ep.id] = cid
@@ -481,6 +494,10 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
         if ep.id in endpoint_customer and ep.user.get("UserId")
     }
     _report_customers(report, rows, read, tally, amap)
+    for cid, said in over_budget.items():
+        report.add(
+            "customers", f"customer {cid}", Status.CHANGED, became=["customers.jsonl"], notes=said
+        )
     return CustomersResult(rows, amap, endpoint_customer, user_customer, locales)
 
 
@@ -861,13 +878,20 @@ def _convert(target: Target, values: list[str], tally: Tally) -> Any:
     return value
 
 
+def _detail(row: dict[str, Any]) -> dict[str, Any]:
+    """The ``customer.upserted`` detail ``kizuna import`` makes of the row (consent,
+    updated_at and push tokens are the importer's columns, other events)."""
+    import_only = {"customer_id", "updated_at", "push_tokens", *CONSENT.values()}
+    detail = {k: v for k, v in row.items() if k not in import_only}
+    detail.update(customer_id=row["customer_id"], occurred_at=datetime(2000, 1, 1).astimezone())
+    return detail
+
+
 def _validated(row: dict[str, Any], model: type[Any], tally: Tally) -> dict[str, Any]:
     """The row as ``customer.upserted`` accepts it: a field it refuses is left out, counted.
     Consent, updated_at and push tokens are the importer's columns, checked there."""
-    import_only = {"customer_id", "updated_at", "push_tokens", *CONSENT.values()}
     for _ in range(8):  # each pass drops what the previous refused
-        detail = {k: v for k, v in row.items() if k not in import_only}
-        detail.update(customer_id=row["customer_id"], occurred_at=datetime(2000, 1, 1).astimezone())
+        detail = _detail(row)
         try:
             model.model_validate(detail)
             return row
@@ -887,6 +911,63 @@ def _validated(row: dict[str, Any], model: type[Any], tally: Tally) -> dict[str,
                     row.pop(loc[0])
                     tally(f"{loc[0]}: refused ({err['msg']})")
     return row
+
+
+def _within_budget(
+    row: dict[str, Any],
+    model: type[Any],
+    draft: CustomerDraft,
+    targets: Mapping[str, Target],
+    tally: Tally,
+    items: dict[str, Any],
+) -> list[str]:
+    """Leave out of the (validated) row the attributes that take the customer over Kizuna's
+    budget (:data:`MAX_ATTRIBUTES_BYTES`, by :func:`within_attributes_budget`, the rule
+    ``kizuna import`` and the fold apply, on the values as they are stored): the largest
+    first (then by name) until the rest fit. Each is never cut: it is left out whole, named
+    on the endpoints that hold it and counted. Kizuna refuses a row over the budget whole,
+    its email, consent and devices with it: those are kept. Returns the customer's report
+    notes (none when it fits)."""
+    stated = row.get("attributes")
+    if not stated:
+        return []
+    values = attribute_values(model.model_validate(_detail(row)).attributes)
+    total = attributes_size(values)
+    left_out: list[tuple[str, int]] = []
+    while values and not within_attributes_budget(values):
+        sizes = {name: attributes_size({name: value}) for name, value in values.items()}
+        name = min(sizes, key=lambda n: (-sizes[n], n))
+        values.pop(name)
+        stated.pop(name)
+        left_out.append((name, sizes[name]))
+    if not left_out:
+        return []
+    if not stated:
+        row.pop("attributes")
+    why = (
+        f"the customer's custom attributes are {total:,} bytes, over Kizuna's "
+        f"{MAX_ATTRIBUTES_BYTES:,} a customer (names and values as UTF-8 JSON), and Kizuna "
+        "refuses such a row whole (its email, consent and devices too)"
+    )
+    tally(f"customers over Kizuna's {MAX_ATTRIBUTES_BYTES:,} bytes of custom attributes")
+    labels = []
+    for name, size in left_out:
+        target = targets.get(name)
+        label = target.label if target is not None else f"attributes.{name}"
+        labels.append(f"{label} ({size:,} bytes)")
+        tally(f"{label}: left out of customers over the attributes' budget (not migrated)")
+        for ep in draft.endpoints:
+            if target is not None and _holds(ep, target.source, target.pinpoint):
+                items[ep.id].note(
+                    f"{label} ({size:,} bytes): not migrated for this customer: {why}; the "
+                    "largest are left out until the rest fit, never cut (the rest of the "
+                    "endpoint is migrated)"
+                )
+    return [
+        f"{why}: not migrated for this customer, each whole (never cut), the largest first "
+        f"until the rest fit: {', '.join(labels)}; its addresses, consent, devices and other "
+        "attributes are migrated"
+    ]
 
 
 def _report_customers(
