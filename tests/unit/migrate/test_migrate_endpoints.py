@@ -793,3 +793,93 @@ def test_a_customer_over_kizunas_attribute_budget_keeps_its_consent_and_is_told(
         imported = import_file("customers", path, target, cfg, now)
         assert (imported.errors, imported.imported) == ([], 2)
     assert str(store.customers["u1"].consent["email"].status) == "opted_out"
+
+
+def without_channel(
+    eid: str, address: str, user: str | None = "u1", **fields: Any
+) -> dict[str, Any]:
+    ep = endpoint(eid, "EMAIL", address, user, **fields)
+    del ep["ChannelType"]
+    return ep
+
+
+def test_an_opt_out_on_an_endpoint_that_is_no_customers_address_opts_the_address_out(
+    tmp_path: Path,
+) -> None:
+    # Given opted-in addresses whose owner opted them out on endpoints the migration does not
+    # make a customer's address: one without a UserId whose Id is a UserId, one whose UserId
+    # is not a customer id (written another way), one without a UserId or a usable Id (a
+    # token), one without a ChannelType (of another user, in another case)
+    result, report = migrate(
+        tmp_path,
+        endpoint("e-alice", "EMAIL", "alice@example.jp", user="u-100"),
+        endpoint("u-100", "EMAIL", "alice@example.jp", user=None, OptOut="ALL"),
+        endpoint("s-c599", "SMS", "+819012345678", user="C000599"),
+        endpoint("s-bad", "SMS", "+81 90-1234-5678", user="C000599 ", OptOut="ALL"),
+        endpoint("g-u3", "GCM", "t" * 40, user="u3"),
+        endpoint("bad id#", "GCM", "t" * 40, user=None, OptOut="ALL"),
+        endpoint("e-u4", "EMAIL", "hanako@example.jp", user="u4"),
+        endpoint("e-u5", "EMAIL", "hanako@example.jp", user="u5"),
+        without_channel("x-u5", "Hanako@Example.jp", user="u5", OptOut="ALL"),
+        # and an opt-out of an address nobody keeps, a channel-less endpoint not opted out
+        endpoint("e-nobody", "EMAIL", "nobody@example.jp", user="C000700 ", OptOut="ALL"),
+        without_channel("x-u6", "x@example.jp", user="u6", Attributes={"Store": ["Ginza"]}),
+        endpoint("e-u6", "EMAIL", "taro@example.jp", user="u6"),
+    )
+    rows = {r["customer_id"]: r for r in result.rows}
+    # Then each kept address is opted out, for every customer who keeps it
+    assert (rows["u-100"]["email"], rows["u-100"]["email_consent"]) == (
+        "alice@example.jp",
+        "opted_out",
+    )
+    assert (rows["C000599"]["phone"], rows["C000599"]["sms_consent"]) == (
+        "+819012345678",
+        "opted_out",
+    )
+    assert "push_tokens" not in rows["u3"] and rows["u3"]["push_consent"] == "opted_out"
+    for cid in ("u4", "u5"):
+        assert (rows[cid]["email"], rows[cid]["email_consent"]) == (
+            "hanako@example.jp",
+            "opted_out",
+        )
+    # and another address is not: u6's stays opted in, its channel-less endpoint's
+    # attributes migrate
+    assert rows["u6"]["email_consent"] == "opted_in"
+    assert rows["u6"]["attributes"] == {"store": "Ginza"}
+    # And the report says so on both endpoints
+    assert (
+        "endpoint u-100 has the same email and OptOut ALL, and is no customer's address (it "
+        "has no UserId, and its Id is a UserId): email opted out (an opt-out of an address "
+        "counts for every customer who keeps it)" in report.find("endpoint", "e-alice").notes
+    )
+    assert (
+        "OptOut ALL: its Address is customer u-100's email: email opted out there (an "
+        "opt-out of an address counts for every customer who keeps it)"
+        in report.find("endpoint", "u-100").notes
+    )
+    assert any(
+        "its UserId is not a customer id" in n for n in report.find("endpoint", "s-c599").notes
+    )
+    assert report.find("endpoint", "g-u3").status == Status.NOT_MIGRATED
+    said = report.find("endpoint", "x-u5").notes
+    assert [n for n in said if n.startswith("OptOut ALL")] == [
+        f"OptOut ALL: its Address is customer {cid}'s email: email opted out there (an opt-out "
+        "of an address counts for every customer who keeps it)"
+        for cid in ("u4", "u5")
+    ]
+    assert (
+        "OptOut ALL: no migrated customer keeps its Address (however written): nothing to opt "
+        "out" in report.find("endpoint", "e-nobody").notes
+    )
+    # an endpoint without a ChannelType is not reported as migrated as it was
+    x_u6 = report.find("endpoint", "x-u6")
+    assert x_u6.status == Status.CHANGED
+    assert x_u6.notes == [
+        "no ChannelType: its Address is not kept (no channel to keep it on); its Attributes, "
+        "Demographic and Location are its customer's"
+    ]
+    counted = notes(report)
+    assert "email: opted out by an endpoint that is no customer's address: 3" in counted
+    assert "sms: opted out by an endpoint that is no customer's address: 1" in counted
+    assert "push devices opted out by an endpoint that is no customer's address: 1" in counted
+    assert "endpoints without a ChannelType (their Address not kept): 2" in counted

@@ -18,7 +18,9 @@ phone, its push devices and a consent per channel. So:
   ``opted_in``; ``OptOut`` ``ALL`` -> ``opted_out``; ``INACTIVE`` -> no consent (not opted
   in), reported. An opt-out on any endpoint with the chosen address (or a device's token)
   wins over an opt-in, the address however written (:func:`address_key`: a space, a line
-  feed, ``+81 90-1234-5678``); another address's opt-out does not count.
+  feed, ``+81 90-1234-5678``); another address's opt-out does not count. An opt-out on an
+  endpoint that is no customer's address (left out whole, or without a ``ChannelType``)
+  opts the address out for every customer who keeps it (:class:`OutsideOptOuts`).
 - The latest ``EffectiveDate`` -> ``updated_at`` in UTC; one that is not ISO 8601 with an
   offset is reported on its endpoint and not used.
 - ``Demographic.Timezone`` -> ``time_zone`` when it is an IANA zone; ``Demographic.Locale``
@@ -148,7 +150,7 @@ class Endpoint:
 
     @property
     def channel(self) -> str:
-        return str(self.data.get("ChannelType", ""))
+        return str(self.data.get("ChannelType") or "")
 
     @property
     def active(self) -> bool:
@@ -383,6 +385,42 @@ class Tally:
 
 
 @dataclass
+class OutsideOptOuts:
+    """The opt-outs of endpoints that are not a customer's address: those left out whole (no
+    UserId, a UserId that is not a customer id) and those without a ChannelType. Their
+    address was opted out in Pinpoint by its owner, so the opt-out counts for every migrated
+    customer who keeps that address (compared by :func:`address_key`); an endpoint without a
+    ChannelType, for the address on every Kizuna channel."""
+
+    by_key: dict[tuple[str, str], list[Endpoint]] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)  # endpoint id -> why it is outside
+    matched: set[str] = field(default_factory=set)  # endpoint ids whose opt-out counted
+
+    def add(self, ep: Endpoint, why: str) -> None:
+        if not ep.opted_out:
+            return
+        channels = [ep.channel] if ep.channel else ["EMAIL", "SMS", *PUSH]
+        if ep.id in self.why:
+            self.why[ep.id] = f"{self.why[ep.id]}; {why}"
+            return
+        self.why[ep.id] = why
+        for channel in channels:
+            key = address_key(channel, ep.data.get("Address"))
+            if channel in ("EMAIL", "SMS", *PUSH) and key:
+                self.by_key.setdefault((channel, key), []).append(ep)
+
+    def find(self, channel: str, key: str) -> Endpoint | None:
+        """The first (by id) outside endpoint that opted this address out, marked matched."""
+        found = sorted(self.by_key.get((channel, key), ()), key=lambda e: e.id)
+        self.matched.update(e.id for e in found)
+        return found[0] if found else None
+
+    def unmatched(self) -> list[Endpoint]:
+        eps = {e.id: e for eps in self.by_key.values() for e in eps}
+        return [eps[i] for i in sorted(eps) if i not in self.matched]
+
+
+@dataclass
 class CustomerDraft:
     customer_id: str
     endpoints: list[Endpoint] = field(default_factory=list)
@@ -412,6 +450,7 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
     user_ids = {
         uid for ep in endpoints if isinstance(uid := ep.user.get("UserId"), str) and uid != ""
     }
+    outside = OutsideOptOuts()
     for ep in endpoints:
         user_id = ep.user.get("UserId")
         item = report.add("endpoint", ep.id, pinpoint_id=ep.id)
@@ -427,6 +466,7 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
                     f"{_why_not_id(user_id)}"
                 )
                 tally("endpoints whose UserId is not a customer id")
+                outside.add(ep, "its UserId is not a customer id")
                 continue
             drafts.setdefault(user_id, CustomerDraft(user_id)).endpoints.append(ep)
         elif ep.id in user_ids:
@@ -436,6 +476,7 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
                 "so that it never merges into that user's customer"
             )
             tally("endpoints without a UserId whose Id is a UserId (left out)")
+            outside.add(ep, "it has no UserId, and its Id is a UserId")
         elif is_customer_id(ep.id):
             draft = drafts.setdefault(ep.id, CustomerDraft(ep.id, from_endpoint_id=True))
             draft.endpoints.append(ep)
@@ -445,6 +486,21 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
             item.status = Status.NOT_MIGRATED
             item.note("no User.UserId and its Id is not a customer id: left out")
             tally("endpoints without a UserId or a usable Id")
+            outside.add(ep, "it has no UserId, and its Id is not a customer id")
+
+    in_drafts = {e.id for d in drafts.values() for e in d.endpoints}
+    for ep in endpoints:
+        if not ep.channel:
+            # no channel to keep its Address on: its opt-out counts for the address on
+            # every channel (below); its attributes and profile are its customer's
+            outside.add(ep, "it has no ChannelType")
+            if ep.id in in_drafts:
+                item = endpoint_items[ep.id]
+                item.note(
+                    "no ChannelType: its Address is not kept (no channel to keep it on); its "
+                    "Attributes, Demographic and Location are its customer's"
+                )
+                tally("endpoints without a ChannelType (their Address not kept)")
 
     # attribute values per customer, then one plan per attribute
     merged = {cid: _merge_attributes(d, tally) for cid, d in drafts.items()}
@@ -475,7 +531,7 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
     over_budget: dict[str, list[str]] = {}  # customer id -> what the report says of it
     for cid in sorted(drafts):
         draft = drafts[cid]
-        row = _row(draft, merged[cid], amap, tally, endpoint_items)
+        row = _row(draft, merged[cid], amap, tally, endpoint_items, outside)
         row = _validated(row, upserted, tally)
         said = _within_budget(row, upserted, draft, custom_targets, tally, endpoint_items)
         if said:
@@ -493,6 +549,11 @@ def migrate_endpoints(directory: Path | None, report: Report) -> CustomersResult
         for ep in endpoints
         if ep.id in endpoint_customer and ep.user.get("UserId")
     }
+    for ep in outside.unmatched():
+        endpoint_items[ep.id].note(
+            f"OptOut {ep.data.get('OptOut')}: no migrated customer keeps its Address (however "
+            "written): nothing to opt out"
+        )
     _report_customers(report, rows, read, tally, amap)
     for cid, said in over_budget.items():
         report.add(
@@ -603,8 +664,10 @@ def _row(
     amap: AttributeMap,
     tally: Tally,
     items: dict[str, Any],
+    outside: OutsideOptOuts,
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {"customer_id": draft.customer_id}
+    cid = draft.customer_id
+    row: dict[str, Any] = {"customer_id": cid}
     times: list[datetime] = []
     for ep in draft.endpoints:
         if ep.effective_at is not None:
@@ -671,6 +734,15 @@ def _row(
             ),
             None,
         )
+        # and so does one on an endpoint that is no customer's address (left out whole, or
+        # without a ChannelType): its owner opted the address out
+        other = outside.find(channel, chosen.address_key)
+        if other is not None:
+            items[other.id].note(
+                f"OptOut {other.data.get('OptOut')}: its Address is customer {cid}'s {column}: "
+                f"{kizuna} opted out there (an opt-out of an address counts for every customer "
+                "who keeps it)"
+            )
         if out is not None:
             row[CONSENT[kizuna]] = "opted_out"
             if out in same:
@@ -687,6 +759,15 @@ def _row(
                     f"{out.data.get('OptOut')}: {kizuna} opted out (an opt-out wins)"
                 )
             tally(f"{kizuna}: opted out (OptOut ALL)")
+        elif other is not None:
+            row[CONSENT[kizuna]] = "opted_out"
+            items[chosen.id].note(
+                f"endpoint {other.id} has the same {column} and OptOut "
+                f"{other.data.get('OptOut')}, and is no customer's address "
+                f"({outside.why[other.id]}): {kizuna} opted out (an opt-out of an address "
+                "counts for every customer who keeps it)"
+            )
+            tally(f"{kizuna}: opted out by an endpoint that is no customer's address")
         elif chosen.active:
             row[CONSENT[kizuna]] = "opted_in"
         else:
@@ -701,12 +782,22 @@ def _row(
     }
     for channel, platform in PUSH.items():
         for ep in sorted(by_channel.get(channel, []), key=lambda e: e.id):
-            token = ep.data.get("Address")
-            if (
-                not isinstance(token, str)
-                or not 8 <= len(token) <= MAX_DEVICE_TOKEN_CHARS
-                or not is_text(token, MAX_DEVICE_TOKEN_CHARS)
-            ):
+            address = ep.data.get("Address")
+            token = address if isinstance(address, str) else ""
+            usable = (
+                isinstance(address, str)
+                and 8 <= len(token) <= MAX_DEVICE_TOKEN_CHARS
+                and is_text(token, MAX_DEVICE_TOKEN_CHARS)
+            )
+            # the token opted out on an endpoint that is no customer's address
+            other = outside.find(ep.channel, ep.address_key) if usable else None
+            if other is not None:
+                items[other.id].note(
+                    f"OptOut {other.data.get('OptOut')}: its Address is a device token of "
+                    f"customer {cid}: that device is not registered (an opt-out of an address "
+                    "counts for every customer who keeps it)"
+                )
+            if not usable:
                 items[ep.id].status = Status.NOT_MIGRATED
                 items[ep.id].note("its Address is not a device token: left out")
                 tally("push endpoints without a usable token")
@@ -719,6 +810,15 @@ def _row(
                 items[ep.id].status = Status.NOT_MIGRATED
                 items[ep.id].note("INACTIVE: the device is not registered")
                 tally("push devices INACTIVE (not registered)")
+            elif other is not None:
+                push_out = True
+                items[ep.id].status = Status.NOT_MIGRATED
+                items[ep.id].note(
+                    f"endpoint {other.id} has the same token and OptOut "
+                    f"{other.data.get('OptOut')}, and is no customer's address "
+                    f"({outside.why[other.id]}): the device is not registered; push opted out"
+                )
+                tally("push devices opted out by an endpoint that is no customer's address")
             elif (ep.channel, ep.address_key) in tokens_out:
                 items[ep.id].status = Status.NOT_MIGRATED
                 items[ep.id].note(
