@@ -11,8 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+import typer
+
 from kizuna.runtime.config import KizunaConfig
 from kizuna.services.ingest import apply_to_customers
+from kizuna_tools.cli import _print_import_report
 from kizuna_tools.fakes import MemoryStore
 from kizuna_tools.importer import customer_events, import_file
 from tests.factories import T0, days
@@ -149,3 +153,33 @@ def test_a_row_whose_own_attributes_are_over_the_budget_is_rejected_dry_run_or_n
     # and nothing of it is written; with partial, the other customer's row is
     assert strict_store.customers == {}
     assert set(partial_store.customers) == {"c2"}
+
+
+def test_rows_of_a_customer_erased_recently_are_reported_not_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a customer erased in the last 30 days (their marker is live)
+    store = MemoryStore()
+    store.erased_ids = {"gone1"}
+    at = (T0 + days(1)).isoformat()
+    gone = {"customer_id": "gone1", "email": "gone1@example.jp", "email_consent": "opted_in"}
+    kept = {"customer_id": "c2", "email": "c2@example.jp", "email_consent": "opted_in"}
+    path = jsonl(tmp_path, "old-crm.jsonl", gone | {"updated_at": at}, kept | {"updated_at": at})
+    # When an old export that still holds them is imported
+    report = import_file("customers", path, store, CFG, NOW)
+    # Then their row is not written (ingest drops their events) and the report says so,
+    # with what to do, instead of counting it imported
+    assert sorted(store.customers) == ["c2"]
+    assert (report.imported, report.erased, report.customers_written) == (1, 1, 1)
+    assert [e.row for e in report.errors] == [1]
+    assert report.errors[0].error.startswith("not written: the customer was erased in the last")
+    assert "remove them from the source data" in report.errors[0].error
+    assert "gone1@example.jp" not in report.errors[0].error
+    # and the command says it and exits 1, without claiming nothing was written
+    with pytest.raises(typer.Exit) as exited:
+        _print_import_report("customers", path, report, False, None, False)
+    assert exited.value.exit_code == 1
+    captured = capsys.readouterr()
+    printed = " ".join((captured.out + captured.err).split())
+    assert "1 rows are of customers erased in the last 30 days" in printed
+    assert "nothing was written" not in printed

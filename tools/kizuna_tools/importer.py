@@ -67,6 +67,7 @@ from pydantic import ValidationError
 
 from kizuna.domain import strict_json
 from kizuna.domain.customer import MAX_DEVICES, PROFILE_FIELDS, Customer, refund_digest
+from kizuna.domain.privacy import ERASED_MARKER_DAYS
 from kizuna.events import (
     ConsentChanged,
     DeviceRegistered,
@@ -160,6 +161,9 @@ class ImportReport:
     refused: int = 0
     # refunds imported whose order Kizuna does not hold: they wait for it, as ingest's do
     refunds_waiting: int = 0
+    # valid rows of customers erased in the last ERASED_MARKER_DAYS (in ``errors`` too):
+    # not written, as ingest drops their events
+    erased: int = 0
 
     @property
     def rejected(self) -> int:
@@ -168,6 +172,15 @@ class ImportReport:
 
 class RowRejected(ValueError):
     pass
+
+
+# A row of a customer erased in the last ERASED_MARKER_DAYS: ingest drops such a customer's
+# events (kizuna.domain.privacy), and so does an import; the row says why it was not written
+# and what happens once the marker has expired.
+ERASED_ROW = (
+    f"not written: the customer was erased in the last {ERASED_MARKER_DAYS} days; remove "
+    "them from the source data (an import after that creates them again, as a new customer)"
+)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -764,12 +777,14 @@ class Written:
     """What :func:`apply_grouped` wrote: the customers written, those that failed, the
     events not applied (customer -> event id -> reason: those the customer's state refused
     and, given ``together``, the other events of their records; the customer's other
-    events were applied), and the refunds whose order Kizuna does not hold."""
+    events were applied), the refunds whose order Kizuna does not hold, and the customers
+    erased recently, of whom nothing was written."""
 
     customers: int = 0
     failures: list[CustomerFailure] = field(default_factory=list)
     refused: dict[str, dict[str, str]] = field(default_factory=dict)
     refunds_waiting: int = 0
+    erased: list[str] = field(default_factory=list)
 
 
 def apply_grouped(
@@ -802,6 +817,9 @@ def apply_grouped(
                 raise outcome  # no customer can be written: the setup is wrong, say so once
             if isinstance(outcome, Exception):
                 out.failures.append(CustomerFailure(cid, _describe(outcome)))
+                continue
+            if outcome.erased:
+                out.erased.append(cid)
                 continue
             if outcome.refused:
                 out.refused[cid] = dict(outcome.refused)
@@ -923,6 +941,11 @@ def import_file(
                 named = "the row" if len(record) == 1 else f"rows {', '.join(map(str, record))}"
                 reason = f"refused by Kizuna: {'; '.join(why)} (no part of {named} was written)"
                 report.errors.extend(RowError(n, reason) for n in record)
+        for cid in written.erased:
+            numbers = [n for record in rows_of[cid] for n in record]
+            report.imported -= len(rows_of[cid])
+            report.erased += len(numbers)
+            report.errors.extend(RowError(n, ERASED_ROW) for n in numbers)
         for failure in written.failures:
             report.customers_failed.append(failure.customer_id)
             report.imported -= len(rows_of[failure.customer_id])

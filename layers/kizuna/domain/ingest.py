@@ -102,6 +102,9 @@ class Applied:
     refused: dict[str, str] = field(default_factory=dict)
 
     changed: bool = False
+    # the customer was erased recently (kizuna.domain.privacy): none of the events was
+    # applied, nothing was written (ingest drops them; an import reports their rows)
+    erased: bool = False
 
 
 class EventRefused(Exception):

@@ -114,7 +114,7 @@ def apply_to_customers(
             continue
         if cid in erased:
             stats.dropped_erased += len(events)
-            out[cid] = Applied(customer=Customer(customer_id=cid))
+            out[cid] = Applied(customer=Customer(customer_id=cid), erased=True)
             continue
         try:
             base = current.get(cid) or Customer(customer_id=cid)
@@ -240,7 +240,7 @@ def _save(
             customer = store.get_customers([cid]).get(cid)
             if customer is None and store.erased([cid], now):  # erased meanwhile
                 stats.dropped_erased += len(events)
-                return Applied(customer=Customer(customer_id=cid))
+                return Applied(customer=Customer(customer_id=cid), erased=True)
             base = customer or Customer(customer_id=cid)
             applied = _fold(store, base, events, cfg, now, bulk, horizon, vocab, records)
             store.put_activity(applied.activity)

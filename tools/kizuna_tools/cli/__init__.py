@@ -168,8 +168,9 @@ def _print_import_report(
     2 when nothing could be imported, 1 when a row was rejected (nothing written, unless
     ``partial``) or a customer could not be written (the others were), 0 when every row was
     imported or ``partial`` imported the valid ones. A row Kizuna refused when written (the
-    customer's other rows were) exits 1 too. Refunds whose order is not in Kizuna yet are a
-    note, not an error: they wait for it, as the events do."""
+    customer's other rows were) exits 1 too, and so does a row of a customer erased
+    recently (kizuna.domain.privacy.ERASED_MARKER_DAYS: not written). Refunds whose order
+    is not in Kizuna yet are a note, not an error: they wait for it, as the events do."""
     table = Table(title=f"import {what}: {file.name}")
     written = "products written" if what == "products" else "customers written"
     for col in ("rows", "imported", "rejected", written):
@@ -177,7 +178,8 @@ def _print_import_report(
     rejected = bool(report.errors)
     failed = len(getattr(report, "customers_failed", ()))  # written rows, refused by AWS
     refused = getattr(report, "refused", 0)  # valid rows the customers' state refused
-    kept_back = rejected and not partial and not failed and not refused
+    erased = getattr(report, "erased", 0)  # valid rows of customers erased recently
+    kept_back = rejected and not partial and not failed and not refused and not erased
     table.add_row(
         str(report.rows),
         str(report.imported),
@@ -226,6 +228,17 @@ def _print_import_report(
             "would be, and no part of them was written. The other rows were written.",
             markup=False,
         )
+    if erased:
+        from kizuna.domain.privacy import ERASED_MARKER_DAYS
+
+        console.print(
+            f"{erased} rows are of customers erased in the last {ERASED_MARKER_DAYS} days "
+            "(above): not written, "
+            "as their events are not. Remove these customers from the file's source: an "
+            "import after that creates them again. The other rows were written.",
+            markup=False,
+        )
+    if refused or erased:
         raise typer.Exit(code=1 if report.imported else 2)
     if report.imported == 0:
         raise typer.Exit(code=2)
