@@ -20,8 +20,10 @@ Two guards live here:
   (kizuna.events.envelope.KIZUNA_DETAIL_SOURCES).
 - **No direct identifiers in the archive.** The archive keeps, for replay, only the event
   types that carry none (:func:`archived_event_types`): never ``customer.upserted`` (email,
-  phone, name, birth date), device tokens or LINE ids. Erasure cannot reach into an
-  archive; what it keeps is pseudonymous (customer ids, orders, points, consent, behaviour)
+  phone, name, birth date), device tokens, LINE ids or a suppressed address's hash
+  (``channel.suppressed``: unkeyed, so trying every phone number reverses it). Erasure
+  cannot reach into an archive; what it keeps is pseudonymous (customer ids, orders,
+  points, consent, behaviour)
   and expires after ``names.ARCHIVE_RETENTION_DAYS``, no later than the erasure marker
   (kizuna.domain.privacy.ERASED_MARKER_DAYS), so a replay never re-creates an erased
   customer. A shop's own event (``custom.events`` of the configuration) is archived unless

@@ -45,10 +45,18 @@ ERASED_SK = "ERASED"
 ERASURES_PK = "ERASURES#"  # anonymous counters: sk = DAY#<yyyy-mm-dd>, attribute `count`
 
 # Inbound events whose detail carries a direct identifier (an email address, a phone number,
-# a name, a birth date, a push device token, a LINE user id). The bus's archive never keeps
-# them (kizuna_infra.bus): erasure cannot reach into an EventBridge archive.
+# a name, a birth date, a push device token, a LINE user id, or the hash of an address a
+# suppression stops: a SHA-256 without a key, kizuna.domain.loyalty.address_hash, which
+# trying every phone number, or a list of email addresses, reverses). The bus's archive
+# never keeps them (kizuna_infra.bus): erasure cannot reach into an EventBridge archive.
 DIRECT_IDENTIFIER_EVENTS: frozenset[str] = frozenset(
-    {"customer.upserted", "device.registered", "device.unregistered", "line.linked"}
+    {
+        "customer.upserted",
+        "device.registered",
+        "device.unregistered",
+        "line.linked",
+        "channel.suppressed",
+    }
 )
 # Fields that are direct identifiers wherever an event carries them (checked by the tests
 # against every event model, so a new event type that carries one cannot be archived); no
@@ -63,6 +71,7 @@ DIRECT_IDENTIFIER_FIELDS: frozenset[str] = frozenset(
         "token",
         "line_user_id",
         "postal_address",
+        "address_hash",
     }
 )
 
