@@ -209,3 +209,25 @@ def test_a_marker_written_before_sweeps_existed_gets_its_sweep(
         sweep_name("c-5")
     ]
     assert erasures(store) == []
+
+
+def test_the_erasure_marker_is_read_consistently(aws: tuple[DynamoStore, Any]) -> None:
+    # Given a customer just erased: their item is gone and their marker written
+    store, _ = aws
+    store.save_customer(customer("c-9"), 0)
+    erase("c-9", store, store, T0)
+    # When ingest (or evaluate) asks whether an id it does not hold was erased, as it does
+    # for an event that arrives right after the erasure, which must not re-create them
+    requests: list[dict[str, Any]] = []
+
+    def seen(params: dict[str, Any], **_: Any) -> None:
+        requests.append(params)
+
+    client = store._dynamodb.meta.client
+    client.meta.events.register("provide-client-params.dynamodb.BatchGetItem", seen)
+    assert store.erased(["c-9", "c-10"], T0 + timedelta(seconds=1)) == {"c-9"}
+    # Then the marker is read with a strongly consistent read, as the customer item is
+    # (an eventually consistent one may not see a marker written a moment before, while
+    # the customer read already sees the item deleted: the event would create them again)
+    [request] = requests
+    assert request["RequestItems"]["activity"]["ConsistentRead"] is True

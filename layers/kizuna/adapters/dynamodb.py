@@ -1723,10 +1723,17 @@ class DynamoStore:
 
     def erased(self, customer_ids: Sequence[str], now: datetime) -> set[str]:
         """The ids among ``customer_ids`` erased recently (their marker has not expired by
-        ``now``: TTL deletes lazily)."""
+        ``now``: TTL deletes lazily). Read consistently, as the customer item is: an
+        eventually consistent read may miss a marker written a moment ago while the item's
+        read already finds it deleted, and the event would create the customer again."""
         by_key = {erased_key(cid): cid for cid in dict.fromkeys(customer_ids)}
         keys = [{"pk": key, "sk": ERASED_SK} for key in by_key]
-        items = self._batch_get(self._activity.name, keys, ProjectionExpression="pk, expires_at")
+        items = self._batch_get(
+            self._activity.name,
+            keys,
+            ProjectionExpression="pk, expires_at",
+            ConsistentRead=True,
+        )
         cutoff = now.timestamp()
         return {by_key[str(i["pk"])] for i in items if float(i.get("expires_at", 0)) > cutoff}
 
