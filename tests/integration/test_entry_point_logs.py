@@ -15,10 +15,13 @@ from urllib.parse import quote
 import boto3
 import pytest
 from moto import mock_aws
+from pydantic import TypeAdapter
 
 from bench.common import create_kizuna_tables
+from kizuna.runtime.observability import private_errors
 from tests.factories import T0, order
-from tests.integration.api.harness import REGION, build_api
+from tests.integration.api.harness import REGION, build_api, http_event
+from tests.integration.api.harness import Context as HttpContext
 from tests.integration.lambda_runtime import ROOT, LambdaContext, load_handler
 from tests.log_capture import KizunaLogs, kizuna_logs  # noqa: F401 - the fixture
 from tests.moto_setup import fake_aws_env
@@ -111,6 +114,22 @@ def events_api(monkeypatch: pytest.MonkeyPatch) -> None:
         api.call("POST", "/machine/events", as_="machine", body=MARKER)
 
 
+def api_route_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_aws_env(monkeypatch, REGION)
+    with mock_aws():
+        create_kizuna_tables(boto3.client("dynamodb", region_name=REGION))
+        api = build_api()
+
+        def unreadable(customer_id: str) -> None:  # a stored value a model refuses, quoted
+            TypeAdapter(int).validate_python(MARKER)
+
+        monkeypatch.setattr(api.deps.store, "get_customer", unreadable)
+        event = http_event("GET", "/api/customers/c1", token=api.pool.token("vera"))
+        with pytest.raises(Exception) as raised:  # as the function's handler wraps the app
+            private_errors(api.app.resolve)(event, HttpContext())
+        assert MARKER not in str(raised.value)
+
+
 # each entry point, and whether it logs a refusal (the events API answers the caller instead)
 ENTRY_POINTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], bool]] = {
     "preference_page": (preference_page, True),
@@ -120,6 +139,7 @@ ENTRY_POINTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], bool]] = {
     "ingest_queue": (ingest_queue, True),
     "evaluate_queue": (evaluate_queue, True),
     "events_api": (events_api, False),
+    "api_route_failure": (api_route_failure, True),
 }
 
 
@@ -198,3 +218,29 @@ def test_kizunas_own_exceptions_and_aws_errors_keep_what_retries_and_operators_r
         throttled({}, None)
     assert type(aws.value).__name__ == "ClientError"
     assert "ThrottlingException in PutItem" in str(aws.value) and MARKER not in str(aws.value)
+
+
+def test_the_api_never_runs_in_powertools_debug_mode(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # given POWERTOOLS_DEV set on the API function (Powertools' debug mode prints each event,
+    # and answers an uncaught exception with its traceback)
+    monkeypatch.setenv("POWERTOOLS_DEV", "true")
+    fake_aws_env(monkeypatch, REGION)
+    with mock_aws():
+        create_kizuna_tables(boto3.client("dynamodb", region_name=REGION))
+        api = build_api()
+
+        def unreadable(customer_id: str) -> None:
+            TypeAdapter(int).validate_python(MARKER)
+
+        monkeypatch.setattr(api.deps.store, "get_customer", unreadable)
+        token = api.pool.token("vera")
+        event = http_event("GET", "/api/customers/c1", token=token, query={"q": MARKER})
+        # when a route fails, then the failure leaves the app (no 500 quoting it)
+        with pytest.raises(Exception) as raised:
+            api.app.resolve(event, HttpContext())
+        assert type(raised.value).__name__ == "ValidationError"
+    # and neither the event nor its token was printed
+    out = "".join(capfd.readouterr())
+    assert MARKER not in out and token not in out

@@ -9,6 +9,7 @@ then ask for what they need with :func:`kizuna.api.context.require`.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -39,6 +40,26 @@ SECURITY_HEADERS: Final = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
     "Cache-Control": "no-store",
 }
+
+
+# Powertools' event handler logs a route's uncaught exception (``logger.exception``: its
+# message and traceback) before the function's ``private_errors`` sees it; that text may quote
+# an input (a pydantic error prints the value it refused, an address included).
+POWERTOOLS_ROUTE_LOGGER: Final = "aws_lambda_powertools.event_handler.api_gateway"
+
+
+class _NoExceptionText(logging.Filter):
+    """Drops a record carrying an exception: the function's ``private_errors`` logs the same
+    failure with its type and where it was raised, never its text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None and record.levelno < logging.ERROR
+
+
+def _keep_exception_text_out_of_logs() -> None:
+    route_logger = logging.getLogger(POWERTOOLS_ROUTE_LOGGER)
+    if not any(isinstance(f, _NoExceptionText) for f in route_logger.filters):
+        route_logger.addFilter(_NoExceptionText())
 
 
 def _identify(event: APIGatewayProxyEventV2, deps: ApiDeps) -> Principal | None:
@@ -72,10 +93,15 @@ class KizunaResolver(APIGatewayHttpResolver):
     """Powertools' resolver: the caller identified first — a JSON route refuses a caller
     without an identity (401) or a person in no group (403) before Powertools validates the
     request, so such a caller learns nothing of a route's rules (no 422 before the 401) —,
-    and the security headers on every answer (errors included)."""
+    and the security headers on every answer (errors included). An uncaught exception leaves
+    it as it came (the function's ``private_errors`` logs it without its text): never as a
+    traceback in the answer, nor in a log line of Powertools'."""
 
     def __init__(self, deps: ApiDeps | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # never Powertools' debug mode (POWERTOOLS_DEV): it prints each event (tokens,
+        # passwords, personal data) and answers an uncaught exception with its traceback
+        super().__init__(**kwargs, debug=False)
+        _keep_exception_text_out_of_logs()
         self.deps = deps
         self.identity: tuple[Principal | None, AuthError | None] = (None, None)
 
