@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from kizuna.api import console
 from kizuna.api.auth import AuthError, Principal, bearer_token, iam_principal
+from kizuna.api.body import BodyRefused, strict_loads
 from kizuna.api.console.i18n import Translator
 from kizuna.api.context import AUTH_ERROR_KEY, DEPS_KEY, PRINCIPAL_KEY
 from kizuna.api.deps import ApiDeps
@@ -100,7 +101,9 @@ class KizunaResolver(APIGatewayHttpResolver):
     def __init__(self, deps: ApiDeps | None, **kwargs: Any) -> None:
         # never Powertools' debug mode (POWERTOOLS_DEV): it prints each event (tokens,
         # passwords, personal data) and answers an uncaught exception with its traceback
-        super().__init__(**kwargs, debug=False)
+        # a body validated against a model is parsed as json_body parses the others: a
+        # repeated key or NaN is refused (400), not read as one of its values
+        super().__init__(**kwargs, debug=False, json_body_deserializer=strict_loads)
         _keep_exception_text_out_of_logs()
         self.deps = deps
         self.identity: tuple[Principal | None, AuthError | None] = (None, None)
@@ -203,6 +206,14 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
                 "code": "unreadable_customer",
                 "fields": list(error.fields),
             },
+        )
+
+    @app.exception_handler(BodyRefused)
+    def _refused_body(error: BodyRefused) -> Response[dict[str, Any]]:
+        return Response(
+            status_code=400,
+            content_type=content_types.APPLICATION_JSON,
+            body={"statusCode": 400, "message": str(error)},
         )
 
     @app.exception_handler(RecursionError)

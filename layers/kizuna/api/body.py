@@ -1,6 +1,11 @@
 """A JSON request body read under a size bound, before anything parses it: routes that take
 a body read it here, after authentication (a caller without an identity is refused before
-its body is looked at), and answer 413 past the bound, 400 for what is not JSON."""
+its body is looked at), and answer 413 past the bound, 400 for what is not JSON.
+
+Routes whose body Powertools validates against a model (``body: CampaignWrite``) have it
+parsed by :func:`strict_loads` (the resolver's ``json_body_deserializer``): the same
+refusals, a repeated key or ``NaN`` being a 400 (:class:`BodyRefused`), not the last value
+or a number no JSON reader takes."""
 
 from __future__ import annotations
 
@@ -37,6 +42,22 @@ def json_body(router: Any, limit: int) -> Any:
         raise BadRequestError(f"the body is not valid: {error} in one object") from error
     except (ValueError, RecursionError) as error:
         raise BadRequestError("the body is not valid JSON") from error
+
+
+class BodyRefused(Exception):
+    """A body :func:`strict_loads` refuses (400, saying why as :func:`json_body` does)."""
+
+
+def strict_loads(text: str) -> Any:
+    """``json.loads`` for Powertools' body validation, refusing what :func:`json_body`
+    refuses: a key given twice in one object, ``NaN`` and ``Infinity`` (:class:`BodyRefused`).
+    What is not JSON at all stays Powertools' 422 (``json_invalid``)."""
+    try:
+        return strict_json.loads(text)
+    except strict_json.RepeatedKey as error:
+        raise BodyRefused(f"the body is not valid: {error} in one object") from error
+    except strict_json.NotJsonNumber as error:
+        raise BodyRefused("the body is not valid JSON") from error
 
 
 def header(router: Any, name: str) -> str | None:

@@ -5,6 +5,7 @@ the API: create -> estimate -> dry run -> preview (ja and en) -> schedule -> pau
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -754,3 +755,32 @@ def test_a_body_nested_thousands_deep_is_refused_not_a_crash(capi: Api) -> None:
     answer = capi.call("POST", "/api/campaigns", as_="viewer", body=deep_json)
     assert answer.status == 400 and "nested too deeply" in answer.body, answer.body
     assert capi.call("GET", "/api/campaigns", as_="marketer").json()["campaigns"] == []
+
+
+def test_a_key_given_twice_or_a_nan_in_a_body_is_400_and_nothing_is_written(capi: Api) -> None:
+    # Given bodies where a key is given twice (Python's json keeps the last: another reader,
+    # a proxy's log, a reviewer, reads the first) or NaN stands for a number
+    definition = json.dumps(winter_sale())
+    sources = json.dumps(SOURCES)
+    twice_inside = definition[:-1] + ', "name": "Another name"}'
+    for body in (
+        f'{{"definition": {twice_inside}, "template_sources": {sources}}}',
+        f'{{"definition": {definition}, "template_sources": {sources}, "template_sources": {{}}}}',
+        f'{{"definition": {definition.replace(": 10}", ": NaN}")}, "template_sources": {sources}}}',
+    ):
+        # When a marketer creates a campaign with it
+        answer = capi.call("POST", "/api/campaigns", as_="marketer", body=body)
+        # Then it is refused, saying why, and nothing is stored
+        assert answer.status == 400, answer.body
+        assert "twice" in answer.json()["message"] or "not valid JSON" in answer.body
+    assert capi.call("GET", "/api/campaigns", as_="viewer").json()["campaigns"] == []
+    # and the same on an update and a preview (the routes whose body Powertools validates)
+    assert create(capi).status == 200
+    update = f'{{"definition": {twice_inside}, "version": 1}}'
+    answer = capi.call("PUT", "/api/campaigns/winter-sale", as_="marketer", body=update)
+    assert answer.status == 400 and "'name' given twice" in answer.body, answer.body
+    stored = capi.call("GET", "/api/campaigns/winter-sale", as_="viewer").json()
+    assert stored["version"] == 1 and stored["definition"]["name"] == "Winter sale"
+    preview = '{"customer_id": "s02", "customer_id": null}'
+    answer = capi.call("POST", "/api/campaigns/winter-sale/preview", as_="viewer", body=preview)
+    assert answer.status == 400 and "'customer_id' given twice" in answer.body, answer.body
