@@ -236,7 +236,7 @@ def test_the_api_never_runs_in_powertools_debug_mode(
 
         monkeypatch.setattr(api.deps.store, "get_customer", unreadable)
         token = api.pool.token("vera")
-        event = http_event("GET", "/api/customers/c1", token=token, query={"q": MARKER})
+        event = http_event("GET", "/api/customers/c1", token=token, headers={"x-note": MARKER})
         # when a route fails, then the failure leaves the app (no 500 quoting it)
         with pytest.raises(Exception) as raised:
             api.app.resolve(event, HttpContext())

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from kizuna.api import console
@@ -163,7 +164,30 @@ def build_app(deps: ApiDeps | None) -> KizunaResolver:
         app.append_context(**{DEPS_KEY: deps, PRINCIPAL_KEY: principal, AUTH_ERROR_KEY: error})
         return next_middleware(app)
 
-    app.use(middlewares=[authenticate])
+    def known_query(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        # a JSON route refuses a query parameter it does not declare (422 naming it): a
+        # misspelt one (`lmit`, `form`) is not left unread while the answer reads as if it
+        # had been (the console's pages read their own, and links may carry more)
+        event = app.current_event
+        route = app.context.get("_route")
+        if route is not None and not event.path.startswith(console.CONSOLE_PATH):
+            declared = {field.alias for field in route.dependant.query_params}
+            unknown = sorted(set(event.query_string_parameters or {}) - declared)
+            if unknown:
+                takes = ", ".join(sorted(declared)) or "none"
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "extra_forbidden",
+                            "loc": ("query", name),
+                            "msg": f"unknown query parameter (this route takes: {takes})",
+                        }
+                        for name in unknown
+                    ]
+                )
+        return next_middleware(app)
+
+    app.use(middlewares=[authenticate, known_query])
 
     @app.exception_handler(console.SignInRequired)
     def _sign_in(_: console.SignInRequired) -> Response[str]:

@@ -77,3 +77,33 @@ def test_no_identity_no_group_or_expired_changes_nothing(api: Api, method: str, 
         # a person's token is none on a machine's route
         assert api.call(method, target, body=body, as_="admin").status == 401
     assert item_count() == before
+
+
+def valid_body(method: str, path: str) -> Any:
+    """A body the route's schema takes (Powertools validates it before anything else)."""
+    if path == "/api/campaigns/{campaign_id}/preview":
+        return {}
+    if path.startswith("/api/campaigns") and method in {"POST", "PUT"}:
+        return {"yaml": "id: x"} | ({"version": 1} if method == "PUT" else {})
+    return None
+
+
+@pytest.mark.parametrize(("method", "path"), routes())
+def test_an_unknown_query_parameter_is_422_naming_it_and_changes_nothing(
+    api: Api, method: str, path: str
+) -> None:
+    # given a caller the route lets in, and a misspelt parameter (`lmit` for `limit`)
+    before = item_count()
+    caller = "machine" if path.startswith("/machine/") else "admin"
+    # when it is sent
+    answer = api.call(
+        method,
+        concrete(path),
+        as_=caller,
+        query={"lmit": "5"},
+        body=valid_body(method, path),
+    )
+    # then it is refused naming it, not left unread as if the answer had read it
+    assert answer.status == 422, answer.body
+    assert {"loc": ["query", "lmit"], "type": "extra_forbidden"} in answer.json()["detail"]
+    assert item_count() == before

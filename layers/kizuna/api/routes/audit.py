@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, Field
 
@@ -57,10 +58,14 @@ def _plain(value: Any) -> Any:
     summary="The audit log of one day (UTC), oldest first (admin)",
     tags=["audit"],
 )
-def audit_day() -> AuditDay:
+def audit_day(
+    day: Annotated[
+        str | None, Query(description="the UTC day, YYYY-MM-DD (400 otherwise); default today")
+    ] = None,
+) -> AuditDay:
     require(router, Role.ADMIN)
     d = deps(router)
-    day = _day(router.current_event.get_query_string_value("day"), d.now().date())
+    day = _day(day, d.now().date())
     items = sorted(d.audit.day(day), key=lambda i: str(i["sk"]))
     return AuditDay(
         day=day,
