@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kizuna.api.auth import AuthError, Role, bearer_token
 from kizuna.api.body import json_body
 from kizuna.api.context import deps, require_machine_or
-from kizuna.api.openapi import document_body
+from kizuna.api.openapi import INVALID, answer, document_body, refusal
 from kizuna.api.routes.messages import Invalid
 from kizuna.delivery.cards import TOKEN_MAX_TTL, InvalidCardToken, Mark
 from kizuna.events.inbound import Count, CustomerId
@@ -57,8 +57,8 @@ class TokenAnswer(BaseModel):
 
 
 _CARD_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
-    401: {"description": "No card token, or a forged, expired or malformed one"},
-    503: {"description": "Cards are not configured"},
+    401: refusal("No card token, or a forged, expired or malformed one"),
+    503: refusal("Cards are not configured"),
 }
 
 
@@ -89,7 +89,7 @@ def _customer(service: CardService) -> str:
     description="Unexpired cards of the customer the card token names, newest first.",
     tags=["cards"],
     responses={
-        200: {"description": "The cards", "content": {"application/json": {"model": CardList}}},
+        200: answer("The cards", CardList),
         **_CARD_RESPONSES,
     },
 )
@@ -110,8 +110,8 @@ def _mark(card_id: str, mark: Mark) -> Response[Any]:
 
 
 _MARK_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
-    200: {"description": "Stamped", "content": {"application/json": {"model": MarkAnswer}}},
-    404: {"description": "The customer has no such unexpired card"},
+    200: answer("Stamped", MarkAnswer),
+    404: refusal("The customer has no such unexpired card"),
     **_CARD_RESPONSES,
 }
 
@@ -148,11 +148,11 @@ document_body("POST", "/machine/cards/tokens", TokenBody)
     "its site or app (docs/channels/CARDS.md).",
     tags=["cards"],
     responses={
-        201: {"description": "The token", "content": {"application/json": {"model": TokenAnswer}}},
-        401: {"description": "No valid identity"},
-        403: {"description": "Not a machine or an admin"},
-        422: {"description": "A field is invalid (named in detail[].loc)"},
-        503: {"description": "Cards are not configured"},
+        201: answer("The token", TokenAnswer),
+        401: refusal("No valid identity"),
+        403: refusal("Not a machine or an admin"),
+        422: refusal("A field is invalid (named in detail[].loc)", INVALID),
+        503: refusal("Cards are not configured"),
     },
 )
 def mint_token() -> Response[Any]:

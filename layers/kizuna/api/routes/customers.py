@@ -12,6 +12,7 @@ from pydantic import Field
 
 from kizuna.api.auth import Role
 from kizuna.api.context import deps, require
+from kizuna.api.openapi import answer, refusal
 from kizuna.api.params import DIGITS
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
 from kizuna.services.customers import (
@@ -52,7 +53,10 @@ def lookup() -> CustomerLookup:
         "`Y***`). An unknown or erased customer is 404."
     ),
     tags=["customers"],
-    responses={404: {"description": "No such customer (or erased)"}},
+    responses={
+        200: answer("The customer's profile", CustomerProfile),
+        404: refusal("No such customer (or erased)"),
+    },
 )
 def get_customer(customer_id: CustomerIdPath) -> CustomerProfile:
     principal = require(router, Role.VIEWER)
@@ -72,7 +76,10 @@ def get_customer(customer_id: CustomerIdPath) -> CustomerProfile:
         "`limit` and the answer's `next_token`; `lang` sets the language of `why`."
     ),
     tags=["customers"],
-    responses={404: {"description": "No such customer (or erased)"}},
+    responses={
+        200: answer("A page of the customer's activity, newest first", TimelinePage),
+        404: refusal("No such customer (or erased)"),
+    },
 )
 def get_timeline(
     customer_id: CustomerIdPath,

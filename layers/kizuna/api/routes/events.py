@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kizuna.api.auth import Principal, Role
 from kizuna.api.body import json_body
 from kizuna.api.context import deps, require, require_machine_or
-from kizuna.api.openapi import document_body
+from kizuna.api.openapi import document_body, refusal
 from kizuna.events import INBOUND_MODELS
 from kizuna.events.custom import vocabulary
 from kizuna.services.intake import MAX_EVENTS, EventIntake
@@ -62,11 +62,11 @@ RESPONSES: Final[dict[int, OpenAPIResponse]] = {
         "description": "Each event's outcome, by index",
         "content": {"application/json": {"model": EventsAnswer}},
     },
-    400: {"description": "The body is not JSON, or not a list of events"},
-    401: {"description": "No valid identity"},
-    403: {"description": "Not an admin (on /api)"},
-    413: {"description": f"Over {MAX_EVENTS} events or {MAX_BODY_BYTES} bytes"},
-    503: {"description": "The bus is not configured"},
+    400: refusal("The body is not JSON, or not a list of events"),
+    401: refusal("No valid identity"),
+    403: refusal("Not an admin (on /api)"),
+    413: refusal(f"Over {MAX_EVENTS} events or {MAX_BODY_BYTES} bytes"),
+    503: refusal("The bus is not configured"),
 }
 
 

@@ -29,7 +29,7 @@ from pydantic import (
 from kizuna.api.auth import Principal, Role
 from kizuna.api.body import header, json_body
 from kizuna.api.context import deps, require, require_machine_or
-from kizuna.api.openapi import document_body
+from kizuna.api.openapi import INVALID, answer, document_body, refusal
 from kizuna.events.inbound import TEXT_PATTERN, CustomerChannel, CustomerId
 from kizuna.services.contracts import (
     SendUnavailable,
@@ -140,21 +140,22 @@ class MessageAnswer(BaseModel):
 
 
 RESPONSES: Final[dict[int, OpenAPIResponse]] = {
-    201: {
-        "description": "The message's outcome: sent, suppressed or failed",
-        "content": {"application/json": {"model": MessageAnswer}},
-    },
-    200: {
-        "description": "A retry of a key already answered: the first answer (header "
-        "Idempotent-Replayed: true)"
-    },
-    400: {"description": "The body is not JSON"},
-    401: {"description": "No valid identity"},
-    403: {"description": "Below marketer (on /api)"},
-    409: {"description": "The key was used with another body, or its send is in flight"},
-    413: {"description": f"Over {MAX_BODY_BYTES} bytes"},
-    422: {"description": "A field is invalid (named in detail[].loc)"},
-    503: {"description": "The send function did not answer: retry with the same key"},
+    201: answer("The message's outcome: sent, suppressed or failed", MessageAnswer),
+    200: answer(
+        "A retry of a key already answered: the first answer (header Idempotent-Replayed: true)",
+        MessageAnswer,
+    ),
+    400: refusal("The body is not JSON"),
+    401: refusal("No valid identity"),
+    403: refusal("Below marketer (on /api)"),
+    409: answer(
+        "The key was used with another body (status conflict), or its send is in flight "
+        "(status in_progress)",
+        MessageAnswer,
+    ),
+    413: refusal(f"Over {MAX_BODY_BYTES} bytes"),
+    422: refusal("A field is invalid (named in detail[].loc)", INVALID),
+    503: refusal("The send function did not answer: retry with the same key"),
 }
 
 
