@@ -351,3 +351,16 @@ def test_a_programs_holdout_is_a_whole_number(tmp_path: Path) -> None:
         write(tmp_path, GOOD.replace("name: Sample\n", "name: Sample\nholdout_percent: 10\n"))
     )
     assert loaded.holdout_percent == 10
+
+
+def test_a_send_step_giving_channel_and_channels_is_refused_not_one_kept(tmp_path: Path) -> None:
+    # `channel: push` is `channels: [push]`; both given was read as the first alone (the
+    # step's `channels` list dropped without a word): refused, naming the step
+    both = sample_program(
+        "{id: bye, type: send, channel: push, channels: [email, line], template: bye, next: done}",
+        "{id: done, type: exit}",
+    )
+    found = issues(tmp_path, both)
+    assert any("give channel or channels, not both" in i for i in found), found
+    # one or the other is read as before
+    assert load_program(write(tmp_path, GOOD)).name

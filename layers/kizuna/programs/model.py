@@ -130,6 +130,9 @@ class SendStep(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _one_channel(cls, data: Any) -> Any:
+        # `channel: email` is `channels: [email]`; both given is refused, not one kept
+        if isinstance(data, dict) and "channel" in data and "channels" in data:
+            raise ValueError("give channel or channels, not both")
         if isinstance(data, dict) and "channel" in data:
             data = {**data, "channels": [data["channel"]]}
             del data["channel"]
