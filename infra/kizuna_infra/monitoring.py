@@ -22,9 +22,12 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from kizuna.delivery.feedback import PROVIDER_REPORTS
 from kizuna.runtime.observability import (
     CHANNEL_DIMENSION,
     OUTCOME_DIMENSION,
+    PROVIDER_REPORT_METRIC,
+    REASON_DIMENSION,
     SEND_FAILED_METRIC,
     STALE_OUTCOMES,
     STALE_SENDING_METRIC,
@@ -54,8 +57,9 @@ def _lambda_sum(metric_name: str) -> Callable[[lambda_.Function], cw.Metric]:
 
 
 class Monitoring(Construct):
-    """Alarms (DLQ depth, errors, throttles, failed journeys, SES reputation, failed sends
-    per channel) on one SNS topic, and one CloudWatch dashboard."""
+    """Alarms (DLQ depth, errors, throttles, failed journeys, SES reputation, mailbox
+    providers' auth-failure and virus reports, failed sends per channel) on one SNS topic,
+    and one CloudWatch dashboard."""
 
     def __init__(
         self,
@@ -127,6 +131,26 @@ class Monitoring(Construct):
             threshold=SES_COMPLAINT_RATE_THRESHOLD,
             description="SES complaint rate at the 0.1% review threshold",
         )
+        # A mailbox provider's report about the mail, not a complaint (it suppresses no one):
+        # auth-failure (SPF/DKIM/DMARC failed there: mail heading for the junk folder or
+        # refused) or virus. SES passes both as complaints; one is worth a look.
+        provider_reports = []
+        for report in sorted(PROVIDER_REPORTS):
+            metric = cw.Metric(
+                namespace=names.METRICS_NAMESPACE,
+                metric_name=PROVIDER_REPORT_METRIC,
+                dimensions_map={REASON_DIMENSION: report},
+                statistic="Sum",
+                period=PERIOD,
+            )
+            title = "".join(part.capitalize() for part in report.split("-"))
+            self._alarm(
+                f"EmailProviderReport{title}",
+                metric,
+                description=f"A mailbox provider reported an email as {report} "
+                "(EmailProviderReport; docs/channels/EMAIL.md)",
+            )
+            provider_reports.append(metric)
 
         send_failed = []
         for channel in CHANNELS:
@@ -185,6 +209,7 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Stale sending entries", left=list(stale.values()), width=8),
+            cw.GraphWidget(title="Email provider reports", left=provider_reports, width=8),
         )
 
     def _alarm_each(

@@ -143,3 +143,17 @@ def test_one_dashboard(template: Template, stack: KizunaStack) -> None:
     assert len(stack.kizuna.monitoring.alarms) == len(
         template.find_resources("AWS::CloudWatch::Alarm")
     )
+
+
+def test_a_providers_auth_failure_or_virus_report_alarms(resources: dict[str, Any]) -> None:
+    # SES passes them as complaints; Kizuna suppresses no one for them and counts them
+    found = by_metric(resources, "EmailProviderReport")
+    assert sorted(a["Dimensions"][0]["Value"] for a in found) == ["auth-failure", "virus"]
+    for a in found:
+        assert a["Namespace"] == "Kizuna" and a["Dimensions"][0]["Name"] == "reason"
+        assert (a["Statistic"], a["Period"]) == ("Sum", 300)
+        assert (a["Threshold"], a["ComparisonOperator"], a["EvaluationPeriods"]) == (
+            0,
+            "GreaterThanThreshold",
+            1,
+        )

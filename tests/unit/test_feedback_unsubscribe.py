@@ -170,6 +170,30 @@ def test_a_not_spam_report_neither_suppresses_nor_stamps_a_complaint() -> None:
     assert "complaint_at" not in store.messages[("c1", "MSG#ex-1#coupon")]
 
 
+@pytest.mark.parametrize("feedback_type", ["auth-failure", "virus"])
+def test_an_auth_failure_or_virus_report_is_counted_not_a_complaint(
+    feedback_type: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # the mailbox provider reports the mail failed SPF/DKIM/DMARC, or carried a virus: not
+    # the recipient pressing spam
+    svc, store, inbound, dlq = feedback()
+    report = {"complaint": {"complaintFeedbackType": feedback_type}}
+    event = ses_event("Email Complaint Received", "Complaint", report)
+    assert svc.process_batch(sqs_event(sqs_record(event, "m1"))) == {"batchItemFailures": []}
+    # nothing suppressed, nothing stamped, nothing dead-lettered
+    assert inbound.events == [] and dlq.letters == []
+    assert "complaint_at" not in store.messages[("c1", "MSG#ex-1#coupon")]
+    # but counted by type for the operator (alarmed on), and logged without the address
+    assert metric_reasons(capsys.readouterr().out, "EmailProviderReport") == [feedback_type]
+    (logged,) = [r for r in caplog.records if r.getMessage() == "email provider report"]
+    assert (logged.reason, logged.program, logged.step) == (  # type: ignore[attr-defined]
+        feedback_type,
+        "second-purchase-coupon",
+        "coupon",
+    )
+    assert "hanako" not in repr(vars(logged))
+
+
 def test_feedback_for_mail_kizuna_did_not_send_is_ignored_not_dead_lettered() -> None:
     complaint = {"complaint": {"complaintFeedbackType": "abuse"}}
     # a message with no ledger entry (another sender's, tags copied or guessed)

@@ -19,9 +19,15 @@ Sources and shapes:
 A permanent bounce or a complaint suppresses email -- the addresses SES names
 (``bouncedRecipients`` / ``complainedRecipients``, else ``mail.destination``), hashed here as
 the send-time suppression check hashes them, never in clear past this module; a transient or
-undetermined bounce does not. A complaint whose ``complaintFeedbackType`` is ``not-spam`` (a
-feedback report that the message is wanted) is no complaint: nothing is done about it.
-Reasons never carry an address or an SMTP diagnostic (they can quote the address).
+undetermined bounce does not. SES passes every feedback report (RFC 5965's Feedback-Type in
+``complaintFeedbackType``) as a Complaint; only the recipient's own report is one:
+``abuse``, ``fraud``, ``other`` and a report without a type. ``not-spam`` (the message is
+wanted) is no complaint: nothing is done about it. ``auth-failure`` (RFC 6591: the mailbox
+provider found the message failing SPF, DKIM or DMARC) and ``virus`` (it found a virus in
+it) are the provider's reports about the mail, not the recipient's wish: a
+``provider_report`` action (:data:`PROVIDER_REPORTS`), which suppresses and stamps nothing
+and is counted for the operator. Reasons never carry an address or an SMTP diagnostic (they
+can quote the address).
 
 A **reject** (SES took the API call, then refused the message: a virus) and a **rendering
 failure** (SES could not render the message's template) mean the message was never delivered
@@ -66,6 +72,7 @@ Kind = Literal[
     "rendering_failure",
     "opt_out",
     "invalid_token",
+    "provider_report",
 ]
 
 SES_SOURCE = "aws.ses"
@@ -94,6 +101,11 @@ RENDERING_FAILURE_REASON = "rendering failure"
 # A feedback report's Feedback-Type (RFC 5965) saying the message is NOT spam: the recipient
 # rescued it from the junk folder. SES passes it as a Complaint; it is none.
 NOT_SPAM = "not-spam"
+# Feedback-Types that are the mailbox provider's report about the mail, not the recipient's
+# complaint: an SPF/DKIM/DMARC failure (RFC 6591) and a virus found in it. SES passes them as
+# Complaints; they are a deliverability or content problem for the operator, never a reason
+# to stop mailing the customer.
+PROVIDER_REPORTS: frozenset[str] = frozenset({"auth-failure", "virus"})
 # SES's reject reasons are fixed phrases ("Bad content"): kept when they look like one.
 _SAFE_REJECT_REASON = re.compile(r"[A-Za-z][A-Za-z -]{0,47}")
 
@@ -279,7 +291,8 @@ def _link(url: str) -> str:
 def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
     """The action for one SES event (EventBridge envelope or bare record); None for event
     types Kizuna does not act on (Send, DeliveryDelay, Subscription...) and for a
-    ``not-spam`` complaint (a report that the message is wanted). A
+    ``not-spam`` complaint (a report that the message is wanted); a ``provider_report``
+    (never suppressing) for an ``auth-failure`` or ``virus`` one. A
     :class:`FeedbackError` for anything else that is not an SES event (a JSON body that is
     not an object, say)."""
     if not isinstance(event, Mapping):
@@ -331,12 +344,19 @@ def parse_ses_event(event: Mapping[str, Any]) -> FeedbackAction | None:
                     "Complaint event without complaint", "missing_detail", ["complaint"]
                 )
             c = record.complaint
-            if (c.complaint_feedback_type or "").strip().lower() == NOT_SPAM:
+            feedback_type = (c.complaint_feedback_type or "").strip().lower()
+            if feedback_type == NOT_SPAM:
                 return None  # the report says the message is wanted: no complaint at all
-            reason = f"complaint: {c.complaint_feedback_type or c.complaint_sub_type or 'abuse'}"
-            suppress = True
-            hashes = _hashed(c.complained_recipients, record.mail.destination)
             occurred_at = c.timestamp or occurred_at
+            if feedback_type in PROVIDER_REPORTS:
+                # the provider's finding about the mail, not the recipient's complaint
+                kind, reason = "provider_report", feedback_type
+            else:
+                reason = (
+                    f"complaint: {c.complaint_feedback_type or c.complaint_sub_type or 'abuse'}"
+                )
+                suppress = True
+                hashes = _hashed(c.complained_recipients, record.mail.destination)
         case "reject":
             if record.reject is None:
                 raise FeedbackError("Reject event without reject", "missing_detail", ["reject"])

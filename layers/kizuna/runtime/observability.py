@@ -88,6 +88,10 @@ LEDGER_WRITE_FAILED_METRIC = "LedgerWriteFailed"  # outcomes not recorded after 
 STALE_SENDING_METRIC = "StaleSending"  # ledger entries the reconciliation sweep settled
 OUTCOME_DIMENSION = "outcome"
 STALE_OUTCOMES = ("sent", "not_dispatched", "outcome_unknown")
+# A mailbox provider's report about an email (not a complaint), by ``reason``: its
+# Feedback-Type (``auth-failure``, ``virus``; kizuna.delivery.feedback.PROVIDER_REPORTS).
+PROVIDER_REPORT_METRIC = "EmailProviderReport"
+REASON_DIMENSION = "reason"
 
 
 def count_send_failure(channel: str | None) -> None:

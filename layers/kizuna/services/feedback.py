@@ -22,6 +22,13 @@ failure``; the first one stays). The entry's outcome stays ``sent`` -- SES took 
 the send's counters say so, and it is never sent again -- and the reason is what the
 customer's timeline shows. Each one stamped counts once in ``EmailNotDelivered`` (by
 ``reason``: ``reject``, ``rendering_failure``); a redelivered event counts no more.
+
+A mailbox provider's report about the mail rather than the recipient's complaint (a
+``provider_report``: Feedback-Type ``auth-failure``, the message failed SPF, DKIM or DMARC
+there, or ``virus``) suppresses and stamps nothing: it is logged (its type, program and step,
+no customer nor address) and counted in ``EmailProviderReport`` by ``reason`` (the type),
+which the stack alarms on. A redelivered report counts again (nothing is written to tell it
+from a new one): the alarm asks for a look, not a tally.
 """
 
 from __future__ import annotations
@@ -45,7 +52,12 @@ from kizuna.domain.loyalty import address_hash
 from kizuna.domain.timestamps import iso
 from kizuna.ports import DeadLetterSink, Inbound, MessageStamps
 from kizuna.runtime.clock import Clock
-from kizuna.runtime.observability import logger, metrics
+from kizuna.runtime.observability import (
+    PROVIDER_REPORT_METRIC,
+    REASON_DIMENSION,
+    logger,
+    metrics,
+)
 from kizuna.services.failures import DeadLetterPolicy
 
 
@@ -63,7 +75,6 @@ class FeedbackStore(MessageStamps, Protocol):
 
 IGNORED_METRIC = "FeedbackIgnored"
 NOT_DELIVERED_METRIC = "EmailNotDelivered"
-REASON_DIMENSION = "reason"
 
 
 def _count(name: str, reason: str) -> None:
@@ -84,6 +95,12 @@ def count_not_delivered(kind: str) -> None:
     """One ``EmailNotDelivered`` metric (dimension ``reason``: ``reject``,
     ``rendering_failure``) for a message SES accepted and never delivered."""
     _count(NOT_DELIVERED_METRIC, kind)
+
+
+def count_provider_report(feedback_type: str) -> None:
+    """One ``EmailProviderReport`` metric (dimension ``reason``: ``auth-failure``,
+    ``virus``) for a mailbox provider's report that is not the recipient's complaint."""
+    _count(PROVIDER_REPORT_METRIC, feedback_type)
 
 
 class FeedbackService:
@@ -150,7 +167,20 @@ class FeedbackService:
         """Stamp the event on its ledger entry (a reject or a rendering failure with the
         entry's ``not_delivered_reason``, counted) and, for a permanent bounce or a
         complaint, suppress the addresses it names; ignore (counted) an event for a message
-        Kizuna did not send."""
+        Kizuna did not send. A provider's report (``auth-failure``, ``virus``) is logged and
+        counted only: never a suppression nor a stamp."""
+        if action.kind == "provider_report":
+            # the stack's own configuration set sent it (the rule takes no other): counted
+            # whatever the tags name, with no ledger read (the program and step are Kizuna's
+            # own tag values: which content, never whom)
+            logger.warning(
+                "email provider report",
+                reason=action.reason,
+                program=action.program,
+                step=action.step,
+            )
+            count_provider_report(action.reason)
+            return
         at = action.occurred_at or self.clock.now()
         cid, execution, step = action.customer_id, action.execution, action.step
         if cid is None or not execution or not step:

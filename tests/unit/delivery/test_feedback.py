@@ -80,6 +80,19 @@ def test_a_not_spam_report_is_no_complaint(feedback_type: str) -> None:
         assert ses_action(event).suppress, other
 
 
+@pytest.mark.parametrize("feedback_type", ["auth-failure", "virus", "Auth-Failure", " VIRUS "])
+def test_a_providers_auth_failure_or_virus_report_is_no_complaint(feedback_type: str) -> None:
+    # RFC 6591's auth-failure (SPF/DKIM/DMARC failed at the provider) and RFC 5965's virus:
+    # the provider's finding about the mail, not the recipient's wish
+    event = load_fixture("ses_complaint.json")
+    event["detail"]["complaint"]["complaintFeedbackType"] = feedback_type
+    action = ses_action(event)
+    assert (action.kind, action.suppress) == ("provider_report", False)
+    assert action.reason == feedback_type.strip().lower()  # SES's token, never an address
+    assert action.address_hashes == ()
+    assert action.message_id and action.program  # which mail, for the operator
+
+
 def test_suppressing_feedback_names_the_addresses_ses_names() -> None:
     # the recipients SES names, normalised as the send-time suppression check hashes them
     event = load_fixture("ses_bounce_permanent.json")
