@@ -4,12 +4,14 @@ Enough of JSON Schema for the inbound contract: ``$ref``/``$defs``, ``anyOf``, `
 ``const``, objects (``properties``, ``required``, ``additionalProperties``), arrays (``items``,
 ``minItems``, ``maxItems``), maps (``patternProperties`` or ``propertyNames``), strings (``minLength``, ``maxLength``, ``pattern``, ``format``
 ``date`` and ``date-time``), integers and numbers (``minimum``, ``exclusiveMinimum``,
-``maximum``), booleans and null. Anything else raises, so a new keyword in a schema is noticed rather than ignored.
+``maximum``), booleans and null, and ``not`` over ``type``, ``anyOf`` and ``pattern`` (what
+a value must not be: filtered out). Anything else raises, so a new keyword in a schema is noticed rather than ignored.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -42,6 +44,7 @@ KNOWN = {
     "minLength",
     "minimum",
     "exclusiveMinimum",
+    "not",
     "pattern",
     "properties",
     "required",
@@ -57,6 +60,20 @@ def load_schema(detail_type: str) -> dict[str, Any]:
     return data
 
 
+def _is(schema: Mapping[str, Any], value: Any) -> bool:
+    """Is ``value`` valid against ``schema`` (a ``not``'s: ``type`` string, ``anyOf``,
+    ``pattern``, searched as JSON Schema does)?"""
+    unknown = set(schema) - {"type", "anyOf", "pattern"}
+    if unknown or schema.get("type", "string") != "string":
+        raise ValueError(f"'not' keywords not handled: {sorted(unknown)}")
+    if "type" in schema and not isinstance(value, str):
+        return False
+    pattern = schema.get("pattern")
+    if pattern is not None and isinstance(value, str) and not re.search(str(pattern), value):
+        return False
+    return "anyOf" not in schema or any(_is(s, value) for s in schema["anyOf"])
+
+
 def from_schema(
     schema: Mapping[str, Any],
     root: Mapping[str, Any] | None = None,
@@ -68,6 +85,10 @@ def from_schema(
     unknown = set(schema) - KNOWN - {k for k in schema if k.startswith("x-")}
     if unknown:
         raise ValueError(f"schema keywords not handled: {sorted(unknown)}")
+    if "not" in schema:
+        refused = schema["not"]
+        rest = {k: v for k, v in schema.items() if k != "not"}
+        return from_schema(rest, root).filter(lambda value: not _is(refused, value))
     if "$ref" in schema:
         name = str(schema["$ref"]).rsplit("/", 1)[-1]
         return from_schema(root["$defs"][name], root)

@@ -126,6 +126,21 @@ def test_a_choice_of_an_undeclared_or_transactional_topic_is_refused_naming_it()
         assert answer.reason is not None and reason in answer.reason
 
 
+def test_an_erase_request_whose_reference_is_an_address_is_refused_naming_it() -> None:
+    # ingest logs the reference as sent: the API refuses it as ingest would
+    for reference, said in (("hanako@example.jp", "email address"), ("+819012345678", "phone")):
+        detail = {"customer_id": "c1", "occurred_at": NOW.isoformat(), "request_id": reference}
+        bus = Bus()
+        result = EventIntake(bus, EventTimeConfig(), lambda: NOW).accept(
+            [{"detail-type": "customer.erase", "detail": detail}]
+        )
+        (answer,) = result.results
+        assert answer.status == "rejected" and bus.entries == []
+        assert answer.field == "events[0].detail.request_id"
+        assert answer.reason is not None and said in answer.reason
+        assert reference not in answer.reason
+
+
 def test_more_than_the_bound_is_refused_whole() -> None:
     with pytest.raises(ValueError, match="at most"):
         EventIntake(Bus(), EventTimeConfig(), lambda: NOW).accept([{}] * (MAX_EVENTS + 1))

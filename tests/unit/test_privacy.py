@@ -72,6 +72,65 @@ def test_erase_request_is_routed_and_drops_the_customers_other_events() -> None:
     assert "c1" not in store.customers and svc.stats.dropped_erased == 1
 
 
+def erasing_ingest() -> tuple[IngestService, list[str], MemoryDeadLetters]:
+    erased: list[str] = []
+
+    def eraser(cid: str) -> ErasureReport:
+        erased.append(cid)
+        return ErasureReport(customer_found=True, activity_deleted=0, journeys_stopped=0)
+
+    dlq = MemoryDeadLetters()
+    svc = IngestService(
+        MemoryStore(), MemoryPublisher(), dlq, KizunaConfig(), FixedClock(T0), 3, eraser=eraser
+    )
+    return svc, erased, dlq
+
+
+@pytest.mark.parametrize(
+    ("reference", "said"),
+    [
+        ("hanako@example.jp", "an email address"),
+        ("dsr-hanako@example.jp", "an email address"),
+        ("+819012345678", "a phone number"),
+        ("+81-90-1234-5678", "a phone number"),
+        ("090-1234-5678", "a phone number"),
+        ("(03)1234-5678", "a phone number"),
+    ],
+)
+def test_an_erase_request_whose_reference_is_an_address_is_dead_lettered_not_logged(
+    reference: str, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a producer that uses the requester's email or phone as the request's reference:
+    # ingest logs the reference as sent, so it would write the address to the logs
+    svc, erased, dlq = erasing_ingest()
+    request = erase_request("c1")
+    request["detail"]["request_id"] = reference
+    assert svc.process_batch(sqs_event(sqs_record(request, "m1"))) == {"batchItemFailures": []}
+    # then the request is refused, as any invalid event: dead-lettered with why (naming the
+    # field, never its value), nothing erased, and the address is in no log line
+    assert erased == []
+    (letter,) = dlq.letters
+    assert "detail.request_id" in letter.reason and said in letter.reason
+    assert reference not in letter.reason
+    logged = [repr(vars(r)) for r in caplog.records]
+    assert any("event rejected" in line for line in logged)
+    assert not any(reference in line for line in logged)
+
+
+@pytest.mark.parametrize("reference", ["dsr-1", "REQ-0312345678", "12345678", "2026-01-05"])
+def test_an_erase_requests_own_reference_is_logged_as_sent(
+    reference: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the operator finds the erasure in the logs by the reference the producer sent
+    svc, erased, dlq = erasing_ingest()
+    request = erase_request("c1")
+    request["detail"]["request_id"] = reference
+    svc.process_batch(sqs_event(sqs_record(request, "m1")))
+    assert erased == ["c1"] and dlq.letters == []
+    (done,) = [r for r in caplog.records if r.getMessage() == "customer erased"]
+    assert done.request_ids == [reference]  # type: ignore[attr-defined]
+
+
 class PrivacyFake:
     def __init__(self) -> None:
         self.customer: dict[str, Any] | None = {"customer_id": "c1", "email": "a@example.jp"}

@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 from kizuna.delivery.tags import MESSAGE_REF_PATTERN
@@ -82,6 +83,39 @@ Identifier = Annotated[
 """An id of the shop's (order, product, cart, adjustment, request): 1-128 characters, no
 whitespace, no ``#``, no control and no format character (category Cf: zero-width space and
 joiners, BOM, bidi marks), so ``o1`` and ``o\\u200b1`` can never be two orders."""
+# A reference that reads as a phone number: "+" then 7-15 digits (E.164, as a customer's
+# phone), or a national number, "0" then 9-10 digits (090-1234-5678, 03-1234-5678), with or
+# without "-", ".", "(", ")" around the digits. The same text is a JSON Schema (ECMA-262)
+# pattern.
+PHONE_LIKE_PATTERN = r"^[-.()]*(?:\+(?:[-.()]*[0-9]){7,15}|0(?:[-.()]*[0-9]){9,10})[-.()]*$"
+_PHONE_LIKE = re.compile(PHONE_LIKE_PATTERN)
+
+
+def _not_an_address(value: str) -> str:
+    """A requester's reference is logged as sent: one that is an email address or a phone
+    number (the requester's own, typically) is refused, never logged nor altered."""
+    if "@" in value:
+        raise ValueError(
+            "an email address (it has '@'): send your own reference for the request (a "
+            "ticket number), never the requester's address: it is written to the logs"
+        )
+    if _PHONE_LIKE.fullmatch(value):
+        raise ValueError(
+            "a phone number: send your own reference for the request (a ticket number, "
+            "with letters), never the requester's number: it is written to the logs"
+        )
+    return value
+
+
+RequestReference = Annotated[Identifier, AfterValidator(_not_an_address)]
+"""A requester's reference (``customer.erase``'s ``request_id``): an :data:`Identifier`
+that is not an email address (no ``@``) nor a phone number (:data:`PHONE_LIKE_PATTERN`),
+because ingest logs it as sent."""
+# What RequestReference refuses beyond Identifier, for the JSON Schema (a string only:
+# null stays valid where the field is optional).
+REQUEST_REFERENCE_SCHEMA: Final[JsonDict] = {
+    "not": {"type": "string", "anyOf": [{"pattern": "@"}, {"pattern": PHONE_LIKE_PATTERN}]}
+}
 Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 """Free text (names, reasons, categories): any printable character, as sent (not trimmed)."""
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -511,8 +545,13 @@ class CustomerErase(InboundDetail):
 
     Not folded into state: ingest hands it to :func:`kizuna.domain.privacy.erase`."""
 
-    request_id: Identifier | None = Field(
-        default=None, description="The requester's reference, echoed in the logs"
+    request_id: RequestReference | None = Field(
+        default=None,
+        description="Your reference for the request (a ticket number), written to the logs "
+        "as sent, so the erasure can be found by it: never the requester's email address or "
+        "phone number (one with '@', or a number written '+' then 7-15 digits or '0' then 9-10 "
+        "digits, '-', '.', '(', ')' between them, is refused and dead-lettered)",
+        json_schema_extra=REQUEST_REFERENCE_SCHEMA,
     )
 
 

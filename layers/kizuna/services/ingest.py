@@ -358,7 +358,8 @@ class IngestService:
                 for mid in mids:
                     self._fail(batch, mid, exc)
             else:
-                # the customer id is not logged: the requester's reference identifies it
+                # the customer id is not logged: the requester's reference identifies it (as
+                # sent: CustomerErase refuses one that is an email address or phone number)
                 logger.info(
                     "customer erased",
                     request_ids=request_ids,
