@@ -31,7 +31,7 @@ from tests.unit.services import test_line_webhook as line
 from tests.unit.test_evaluate_letters import service as evaluate
 from tests.unit.test_feedback_unsubscribe import BOUNCE, feedback, ses_event
 from tests.unit.test_ingest_service import service as ingest
-from tests.unit.test_preference_page import call, token
+from tests.unit.test_preference_page import call, page_form, token
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ MARKER = "leak-7f3a@example.com"
 
 def preference_page(_: pytest.MonkeyPatch) -> None:
     for extra in ({MARKER: "opted_out"}, {"promotions.email": MARKER}, {"pause": MARKER}):
-        call("POST", token(), {"t": token(), "action": "save", **extra})
+        call("POST", token(), page_form() | extra)
     call("POST", token(), f"t={quote(token())}&{quote(MARKER)}=1&{quote(MARKER)}=2")
     call("GET", MARKER)
 

@@ -29,6 +29,7 @@ from tests.integration.test_journeys import (
     signup,
     treated,
 )
+from tests.unit.test_preference_page import save_form
 
 pytestmark = pytest.mark.integration
 
@@ -124,9 +125,7 @@ def test_a_topic_opt_out_stops_that_topic_and_a_pause_stops_marketing(cloud: Loc
     assert 'name="loyalty.email"' in page and "Pause" in page
     cloud.drain()
     assert topic_status(cloud, cid, "loyalty") is None
-    form = urlencode({"t": t, "action": "save", "loyalty.email": "opted_out"}).encode()
-    with urllib.request.urlopen(urllib.request.Request(base, data=form, method="POST")) as r:
-        assert r.status == 200
+    assert save(base, page, loyalty__email="opted_out")[0] == 200
     cloud.drain()
     assert topic_status(cloud, cid, "loyalty") == "opted_out"
     # When the program (about loyalty) would send to them
@@ -140,6 +139,33 @@ def test_a_topic_opt_out_stops_that_topic_and_a_pause_stops_marketing(cloud: Loc
     # and nothing else: no message about another topic was stopped for it
     others = [r for r in ledger(cloud, cid, "MSG") if r.get("topic") != "loyalty"]
     assert all(r.get("reason") != "topic_opted_out" for r in others)
+
+
+def save(base: str, page: str, **choices: str) -> tuple[int, str]:
+    """The page's save form posted as a browser does, ``choices`` made: status and page."""
+    form = urlencode(save_form({"body": page}, **choices)).encode()
+    with urllib.request.urlopen(urllib.request.Request(base, data=form, method="POST")) as r:
+        return int(r.status), r.read().decode()
+
+
+def test_a_second_save_before_ingest_applied_the_first_is_the_one_that_stands(
+    cloud: LocalCloud,
+) -> None:
+    # Given a customer on the preference page (the function URL, as the link opens it)
+    cid = treated("rank-up-congratulations", "s")
+    signup(cloud, cid, locale="en")
+    base, key = link_key(cloud)
+    t = UnsubscribeLinks(base, key, now=cloud.clock.now).token(cid, "email", topic="loyalty")
+    page = urllib.request.urlopen(f"{base}?t={t}").read().decode()
+    # When they stop loyalty by email and save, then choose it again and save, before ingest
+    # has applied the first save (its event is still on the bus)
+    status, saved = save(base, page, loyalty__email="opted_out")
+    assert status == 200
+    cloud.clock.set(cloud.clock.now() + timedelta(seconds=2))  # advance() would drain
+    assert save(base, saved, loyalty__email="opted_in")[0] == 200
+    cloud.drain()
+    # Then their last choice stands
+    assert topic_status(cloud, cid, "loyalty") == "opted_in"
 
 
 def test_a_genuine_link_for_an_unknown_customer_creates_nobody(cloud: LocalCloud) -> None:

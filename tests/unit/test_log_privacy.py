@@ -9,7 +9,7 @@ from typing import Any
 from tests.log_capture import KizunaLogs, kizuna_logs  # noqa: F401 - the fixture
 from tests.sqs_events import sqs_event, sqs_record
 from tests.unit.test_feedback_unsubscribe import BOUNCE, feedback, ses_event
-from tests.unit.test_preference_page import call, token
+from tests.unit.test_preference_page import call, page_form, token
 
 MARKER = "leak-7f3a@example.com"
 
@@ -21,7 +21,7 @@ def test_a_refused_preference_form_logs_the_code_never_the_posted_text(
     forms = [{MARKER: "opted_out"}, {"promotions.email": MARKER}, {"pause": MARKER}]
     for extra in forms:
         # when each is posted
-        resp, inbound = call("POST", token(), {"t": token(), "action": "save", **extra})
+        resp, inbound = call("POST", token(), page_form() | extra)
         assert resp["statusCode"] == 400 and inbound.events == []
     # then the log says why and which of Kizuna's fields, and never quotes the form
     refused = kizuna_logs.records("preferences refused")

@@ -3,6 +3,7 @@ the page shows and changes topics per channel or pauses everything, and a forged
 or replayed token changes nothing. Every change is an event (never a direct write)."""
 
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,6 +63,53 @@ def call(
 
 def token(topic: str | None = "newsletter", channel: str = "email", **kw: Any) -> str:
     return sign(KEY, "c1", channel, LATER, issued_at=kw.get("issued_at", NOW), topic=topic)
+
+
+class _PageForm(HTMLParser):
+    """The save form of a shown page as a browser posts it: its hidden fields and each
+    selector's selected option (the first when none is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self._form = 0
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._form += 1
+        elif self._form != 1:
+            return
+        elif tag == "input":
+            self.fields[a["name"]] = a["value"]
+        elif tag == "select":
+            self._select = a["name"]
+        elif (
+            tag == "option"
+            and self._select is not None
+            and ("selected" in a or self._select not in self.fields)
+        ):
+            self.fields[self._select] = a["value"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+
+
+def save_form(page: dict[str, Any], **choices: str) -> dict[str, str]:
+    """The page's save form with ``choices`` (``topic.channel`` or ``pause``) made."""
+    parser = _PageForm()
+    parser.feed(page["body"])
+    assert parser.fields["action"] == "save"
+    return parser.fields | {k.replace("__", "."): v for k, v in choices.items()}
+
+
+def page_form(stored: Customer | None = None, **choices: str) -> dict[str, str]:
+    """The save form of the page ``stored`` is shown (GET of :func:`token`), ``choices``
+    made: what a browser posts, the state the page showed included."""
+    page, _ = call("GET", token(), stored=stored)
+    return save_form(page, **choices)
 
 
 # -- one-click -------------------------------------------------------------------------------
@@ -142,14 +190,9 @@ def test_get_shows_every_topic_per_channel_with_its_state_and_changes_nothing() 
 
 
 def test_save_puts_one_event_with_the_changes_and_the_pause() -> None:
-    form = {
-        "t": token(),
-        "action": "save",
-        "promotions.email": "opted_out",
-        "promotions.sms": "opted_in",  # unchanged: not in the event
-        "loyalty.sms": "opted_out",
-        "pause": "90",
-    }
+    # every selector is posted, at its value or the one chosen (promotions.sms unchanged)
+    form = page_form(promotions__email="opted_out", loyalty__sms="opted_out", pause="90")
+    assert form["promotions.sms"] == "opted_in"
     resp, inbound = call("POST", token(), form)
     assert resp["statusCode"] == 200
     ((kind, detail),) = inbound.events
@@ -166,7 +209,7 @@ def test_save_puts_one_event_with_the_changes_and_the_pause() -> None:
 
 def test_resume_ends_a_running_pause() -> None:
     paused = PauseState(until=NOW + timedelta(days=10), at=SINCE, source="page", stamp="x")
-    form = {"t": token(), "action": "save", "pause": "resume"}
+    form = page_form(customer(pause=paused), pause="resume")
     _, inbound = call("POST", token(), form, customer(pause=paused))
     ((_, detail),) = inbound.events
     assert isinstance(detail, PreferencesChanged) and detail.resume
@@ -189,7 +232,7 @@ def test_a_paused_customer_resumes_from_the_page_of_a_link_older_than_the_pause(
     # the page's forms carry the link issued again as the page is shown (same expiry)
     shown = verify(KEY, page_token(page), NOW)
     assert (shown.issued_at, shown.expires_at, shown.topic) == (NOW, LATER, "newsletter")
-    form = {"t": page_token(page), "action": "save", "pause": "resume"}
+    form = save_form(page, pause="resume")
     resp, inbound = call("POST", link, form, stored)
     assert resp["statusCode"] == 200
     ((_, detail),) = inbound.events
@@ -200,7 +243,7 @@ def test_a_page_save_after_a_change_since_the_page_was_shown_changes_nothing() -
     page, _ = call("GET", token(issued_at=NOW - timedelta(days=6)))
     # the customer changed something elsewhere (another tab) after the page was shown
     later = customer(topics={"loyalty": {"sms": state("opted_out", NOW + timedelta(seconds=5))}})
-    form = {"t": page_token(page), "action": "save", "promotions.email": "opted_out"}
+    form = save_form(page, promotions__email="opted_out")
     resp, inbound = call("POST", token(), form, later)
     assert resp["statusCode"] == 409 and inbound.events == []
     assert "after this page was shown" in resp["body"]
@@ -221,7 +264,7 @@ def test_a_page_save_after_a_change_since_the_page_was_shown_changes_nothing() -
 def test_a_form_with_anything_the_page_does_not_offer_changes_nothing(
     extra: dict[str, str],
 ) -> None:
-    resp, inbound = call("POST", token(), {"t": token(), "action": "save", **extra})
+    resp, inbound = call("POST", token(), page_form() | extra)
     assert resp["statusCode"] == 400 and inbound.events == []
 
 
@@ -230,11 +273,11 @@ def test_a_stopped_channel_has_no_choice_on_the_page_and_the_form_may_not_name_o
     page, _ = call("GET", token(), stored=stored)
     assert 'name="promotions.sms"' not in page["body"] and "Channel off" in page["body"]
     for value in ("opted_out", "opted_in"):
-        form = {"t": token(), "action": "save", "promotions.sms": value}
+        form = page_form(stored, promotions__sms=value)
         resp, inbound = call("POST", token(), form, stored)
         assert resp["statusCode"] == 400 and inbound.events == []
     # the email choice beside it is still saved
-    form = {"t": token(), "action": "save", "promotions.email": "opted_out"}
+    form = page_form(stored, promotions__email="opted_out")
     resp, inbound = call("POST", token(), form, stored)
     assert resp["statusCode"] == 200 and len(inbound.events) == 1
 
@@ -405,3 +448,134 @@ def test_every_consent_channel_has_a_column_on_the_page() -> None:
     from kizuna.services.unsubscribe import CHANNEL_WORDS
 
     assert {c.value for c in ConsentChannel} <= set(CHANNEL_WORDS)
+
+
+# -- saves racing ingest ------------------------------------------------------------------------
+class Racing:
+    """The page on one customer item: the requests answered on the item as stored, the
+    events they put held back until :meth:`ingest` applies them, in the order given."""
+
+    def __init__(self, stored: Customer) -> None:
+        self.inbound, self.store = MemoryInbound(), MemoryStore()
+        self.store.customers = {stored.customer_id: stored}
+        self.clock = FixedClock(NOW)
+        self.svc = UnsubscribeService([KEY], self.inbound, self.clock, self.store)
+
+    def request(
+        self, method: str, form: dict[str, str] | None = None, after: timedelta = timedelta(0)
+    ) -> dict[str, Any]:
+        self.clock.set(self.clock.now() + after)
+        event: dict[str, Any] = {
+            "requestContext": {"http": {"method": method}},
+            "queryStringParameters": {"t": token(issued_at=NOW - timedelta(days=2))},
+        }
+        if form is not None:
+            event["body"] = urlencode(form)
+        return self.svc.handle(event)
+
+    def ingest(self, *, reverse: bool = False) -> Customer:
+        from kizuna.domain.ingest import apply_events
+        from kizuna.runtime.config import KizunaConfig
+        from tests.factories import envelope, parsed
+
+        c = self.store.customers["c1"]
+        held = list(enumerate(self.inbound.events))
+        for i, (kind, detail) in reversed(held) if reverse else held:
+            raw = envelope(kind, detail.model_dump(mode="json"), f"e{i}", "kizuna.unsubscribe")
+            c = apply_events(c, [parsed(raw)], KizunaConfig(), self.clock.now()).customer
+        self.store.customers["c1"] = c
+        return c
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_save_undoing_one_not_yet_applied_wins_whatever_order_ingest_sees_them_in(
+    reverse: bool,
+) -> None:
+    race = Racing(customer())
+    shown = race.request("GET")
+    # the customer stops the newsletter by email and saves, then, before ingest has applied
+    # that (seconds), chooses it again on the page the save showed and saves again
+    first = race.request(
+        "POST", save_form(shown, newsletter__email="opted_out"), timedelta(seconds=3)
+    )
+    assert first["statusCode"] == 200
+    again = save_form(first, newsletter__email="opted_in")
+    second = race.request("POST", again, timedelta(seconds=2))
+    assert second["statusCode"] == 200
+    assert '<select name="newsletter.email"><option value="opted_in" selected>' in second["body"]
+    # the last save is the customer's choice, whichever of the two ingest applies first
+    final = race.ingest(reverse=reverse)
+    assert final.topics["newsletter"]["email"].status == "opted_in"
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_resume_of_a_pause_saved_seconds_before_wins_whatever_order_ingest_sees_them_in(
+    reverse: bool,
+) -> None:
+    race = Racing(customer())
+    first = race.request("POST", save_form(race.request("GET"), pause="30"), timedelta(seconds=3))
+    # the page the save showed has the pause ingest has not applied yet, and its resume
+    assert "Paused until 2026-02-04" in first["body"] and "Resume now" in first["body"]
+    second = race.request("POST", save_form(first, pause="resume"), timedelta(seconds=2))
+    assert second["statusCode"] == 200 and "Paused until" not in second["body"]
+    final = race.ingest(reverse=reverse)
+    assert final.pause is not None and final.pause.until is None  # resumed
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_save_overwrites_no_change_from_elsewhere_on_a_choice_it_did_not_make(
+    reverse: bool,
+) -> None:
+    race = Racing(customer())
+    shown = race.request("GET")
+    # a CRM sync stops loyalty by SMS after the page was shown; ingest has not applied it
+    crm = {"loyalty": {"sms": "opted_out"}}
+    race.inbound.put_inbound(
+        PreferencesChanged(
+            customer_id="c1", occurred_at=NOW + timedelta(seconds=2), topics=crm, source="crm"
+        )
+    )
+    # the customer saves a change of promotions by email (loyalty by SMS shown as received)
+    form = save_form(shown, promotions__email="opted_out")
+    assert form["loyalty.sms"] == "opted_in"
+    assert race.request("POST", form, timedelta(seconds=5))["statusCode"] == 200
+    final = race.ingest(reverse=reverse)
+    assert final.topics["loyalty"]["sms"].status == "opted_out"  # the CRM's, not overwritten
+    assert final.topics["promotions"]["email"].status == "opted_out"
+
+
+def test_a_save_from_the_saved_page_after_a_change_from_elsewhere_changes_nothing() -> None:
+    race = Racing(customer())
+    first = race.request("POST", save_form(race.request("GET"), promotions__email="opted_out"))
+    race.ingest()
+    # a change from elsewhere applied after the saved page was shown: that page is stale
+    crm = {"loyalty": {"sms": state("opted_out", NOW + timedelta(seconds=2))}}
+    race.store.customers["c1"] = race.store.customers["c1"].model_copy(
+        update={"topics": race.store.customers["c1"].topics | crm}
+    )
+    form = save_form(first, promotions__email="opted_in")
+    resp = race.request("POST", form, timedelta(seconds=5))
+    assert resp["statusCode"] == 409 and len(race.inbound.events) == 1
+
+
+def test_a_save_without_the_state_its_page_showed_changes_nothing() -> None:
+    from kizuna.delivery.unsubscribe import sign_page_state
+
+    form = page_form(promotions__email="opted_out")
+    other = token(issued_at=NOW - timedelta(days=1))  # another page's token
+    state_json = b'{"cells":{"promotions.email":"opted_in"},"paused_until":null}'
+    for shown in (
+        None,  # a page from before the form carried it
+        "",
+        form["shown"][:-2] + ("AA" if form["shown"][-2:] != "AA" else "BB"),  # altered
+        sign_page_state(b"x" * 32, form["t"], state_json),  # not Kizuna's key
+        sign_page_state(KEY, other, state_json),  # another page's
+        sign_page_state(KEY, form["t"], b'{"cells":{"promotions.email":"maybe"}}'),
+    ):
+        posted = {k: v for k, v in form.items() if k != "shown"}
+        if shown is not None:
+            posted["shown"] = shown
+        resp, inbound = call("POST", token(), posted)
+        assert resp["statusCode"] == 400 and inbound.events == [], shown
+    resp, inbound = call("POST", token(), form)
+    assert resp["statusCode"] == 200 and len(inbound.events) == 1

@@ -22,6 +22,11 @@ A 128-bit tag is far beyond guessing; the whole token for a 36-character custome
 two strings verify as the same token and any change to a single character is rejected.
 ``verify`` accepts several secrets (current first) so the secret can be rotated without
 breaking links in flight.
+
+The preference page's save form also carries **what the page showed** (each selector's value
+and the pause), signed with the same secret and bound to the token of that form
+(:func:`sign_page_state`): a save is diffed against what the customer saw, not against the
+stored state, which lags a save by ingest's latency (kizuna.services.unsubscribe).
 """
 
 from __future__ import annotations
@@ -75,6 +80,9 @@ class Claims(BaseModel):
 
 
 _mac = signing.domain_mac(b"kizuna/unsubscribe\x00")
+_page_mac = signing.domain_mac(b"kizuna/preference-page\x00")
+# a page's state: topics x channels selectors (at most 20 x 6) and the pause, as JSON
+MAX_PAGE_STATE_CHARS = 16 * 1024
 
 
 def _well_formed(payload: bytes) -> bool:
@@ -171,6 +179,32 @@ def verify(secret: bytes | Sequence[bytes], token: str, now: datetime) -> Claims
         expires_at=expires_at,
         version=payload[0],
     )
+
+
+def _bound_to(token: str) -> signing.Mac:
+    """The tag of a page state shown with ``token`` (a token never holds a NUL byte)."""
+    bound = token.encode() + b"\x00"
+    return lambda key, payload: _page_mac(key, bound + payload)
+
+
+def sign_page_state(secret: bytes, token: str, state: bytes) -> str:
+    """``state`` (what a preference page shows) signed for the form that carries ``token``:
+    it verifies with that token only."""
+    if not secret:
+        raise ValueError("an unsubscribe secret is required")
+    return signing.encode(state, secret, _bound_to(token))
+
+
+def verify_page_state(secret: bytes | Sequence[bytes], token: str, signed: str) -> bytes:
+    """The state a page showed with ``token``; :class:`InvalidToken` (``malformed`` or
+    ``forged``) unless ``signed`` is :func:`sign_page_state`'s for that very token."""
+    secrets = [secret] if isinstance(secret, bytes | bytearray) else list(secret)
+    if not secrets or not all(secrets):
+        raise ValueError("an unsubscribe secret is required")
+    try:
+        return signing.decode(signed, secrets, _bound_to(token), max_chars=MAX_PAGE_STATE_CHARS)
+    except signing.SignedTokenError as err:
+        raise InvalidToken(err.reason) from None
 
 
 def _utcnow() -> datetime:

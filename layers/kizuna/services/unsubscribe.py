@@ -12,9 +12,14 @@ the message came by, and the message's preference topic (docs/PREFERENCES.md).
 - ``GET`` never changes anything (mail scanners follow links): it shows the preference
   page, the customer's topics per channel with their current state, a pause of everything
   for 30 or 90 days, and a button to stop the channel altogether.
-- ``POST`` with ``action=save`` (the page's form) puts the changes as one
-  ``preferences.changed`` event (source ``preference_page``, the proof of consent), and
-  shows the page again with a fresh token; ``action=unsubscribe`` stops the channel.
+- ``POST`` with ``action=save`` (the page's form) puts the choices that differ from what
+  the page showed as one ``preferences.changed`` event (source ``preference_page``, the
+  proof of consent), and shows the page again as saved, with a fresh token;
+  ``action=unsubscribe`` stops the channel. The save form carries what the page showed
+  (:class:`PageState`, signed and bound to the form's token): the stored state lags a save
+  by ingest's latency, so a second save that undoes the first (untick, save, tick, save)
+  is a change against the page (the first save's result), not "nothing" against the store,
+  and its event, later by ``occurred_at``, wins in ingest whichever arrives first.
 - A forged, expired or malformed token changes nothing and the page says why; a form that
   names an unknown topic, channel or value, or a topic on a channel the customer stopped,
   changes nothing either (400), nor does any other POST body (:func:`one_click_form`).
@@ -36,8 +41,9 @@ the message came by, and the message's preference topic (docs/PREFERENCES.md).
 
 The customer is read once (a strongly consistent GetItem) and the decision is taken on it;
 consent and preferences change only through ingest (events), so ordering, the ledger's
-proof rows and erasure hold. A change in flight while the page is used is not seen: the
-later of the two (by ``occurred_at``) wins in ingest, per topic and channel.
+proof rows and erasure hold. A change from elsewhere still in flight when the page is saved
+is not seen: a save puts only the choices the customer changed on the page, so it wins
+(the later ``occurred_at``) on those, and the change in flight stands on every other.
 """
 
 from __future__ import annotations
@@ -48,11 +54,20 @@ import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from email.parser import BytesParser
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
 from kizuna.delivery.policy import address_for, paused_until
-from kizuna.delivery.unsubscribe import Claims, InvalidToken, sign, verify
+from kizuna.delivery.unsubscribe import (
+    Claims,
+    InvalidToken,
+    sign,
+    sign_page_state,
+    verify,
+    verify_page_state,
+)
 from kizuna.domain.customer import Customer
 from kizuna.domain.ingest import last_opt_out
 from kizuna.events import (
@@ -152,7 +167,7 @@ CHANNEL_WORDS = {
 }
 IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
 PAUSES = ("30", "90", "resume")
-_FORM_KEYS = frozenset({"t", "action", "pause", "List-Unsubscribe"})
+_FORM_KEYS = frozenset({"t", "action", "pause", "shown", "List-Unsubscribe"})
 MAX_FORM_FIELDS = 200  # the page's form: topics x channels, and a few more
 # a multipart body's size: a one-click is a few hundred bytes, the page's form is URL-encoded
 # (and reading a large multipart body costs far more time than a URL-encoded one)
@@ -238,6 +253,60 @@ def topic_state(customer: Customer, topic: str, channel: str) -> str:
     return OUT if state is not None and state.status == OUT else IN
 
 
+class PageState(BaseModel):
+    """What a preference page showed: the value of each ``topic.channel`` selector and the
+    end of the pause it showed (None: no pause). A GET shows the stored state; the page a
+    save shows is that state with the save's choices made, before ingest has applied them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cells: dict[str, Literal["opted_in", "opted_out"]]
+    paused_until: AwareDatetime | None = None
+
+    def after(self, change: PreferencesChanged | None) -> PageState:
+        """The state once ``change`` (a save of this page) applies."""
+        if change is None:
+            return self
+        cells = dict(self.cells)
+        for topic, per in change.topics.items():
+            cells |= {f"{topic}.{c}": ConsentStatus(v).value for c, v in per.items()}
+        until = self.paused_until
+        if change.pause_days is not None:
+            until = change.occurred_at + timedelta(days=change.pause_days)
+        elif change.resume:
+            until = None
+        return PageState(cells=cells, paused_until=until)
+
+
+def page_state(
+    customer: Customer,
+    claims: Claims,
+    preferences: PreferencesConfig,
+    now: datetime,
+    shown: PageState | None = None,
+) -> PageState:
+    """The state a page shows now: the stored one, with ``shown`` over it (what the page
+    being saved showed, its own saves included: ingest may not have applied them yet)."""
+    cells = {
+        key: topic_state(customer, *key.split("."))
+        for key in sorted(offered_cells(customer, claims, preferences))
+    }
+    if shown is None:
+        return PageState(cells=cells, paused_until=paused_until(customer, now))
+    cells |= {k: v for k, v in shown.cells.items() if k in cells}
+    until = shown.paused_until
+    return PageState(cells=cells, paused_until=until if until and until > now else None)
+
+
+def read_page_state(secrets: Sequence[bytes], token: str, signed: str) -> PageState:
+    """The state a page showed (the save form's ``shown``, signed for its token ``token``);
+    :class:`InvalidToken` for one not signed so, ValueError for one that is no state."""
+    try:
+        return PageState.model_validate_json(verify_page_state(secrets, token, signed))
+    except ValidationError:
+        raise ValueError("not a page state") from None
+
+
 class FormRefused(ValueError):
     """A saved form the page did not offer. ``reason`` is a fixed code (``repeated_field``,
     ``not_on_the_page``, ``bad_value``) and ``field`` the form key only when it is one
@@ -262,11 +331,13 @@ def parse_form(
     claims: Claims,
     preferences: PreferencesConfig,
     now: datetime,
+    shown: PageState,
 ) -> PreferencesChanged | None:
-    """The page's form as one event: the pairs that differ from the stored state, and the
-    pause. :class:`FormRefused` for anything the page does not offer (nothing is changed
-    then); None when nothing changes."""
-    offered = offered_cells(customer, claims, preferences)
+    """The page's form as one event: the pairs that differ from what the page showed
+    (``shown``: never the stored state, which lags the page's own earlier saves), and the
+    pause. :class:`FormRefused` for anything the page does not offer, now and when it was
+    shown (nothing is changed then); None when nothing changes."""
+    offered = offered_cells(customer, claims, preferences) & set(shown.cells)
     for key, values in form.items():
         if len(values) != 1:
             raise FormRefused("repeated_field", _named(key, preferences))
@@ -278,13 +349,13 @@ def parse_form(
         if value not in (IN, OUT):
             raise FormRefused("bad_value", key)  # not opted_in or opted_out
         topic, channel = key.split(".")
-        if value != topic_state(customer, topic, channel):
+        if value != shown.cells[key]:
             topics.setdefault(topic, {})[ConsentChannel(channel)] = ConsentStatus(value)
     pause = (form.get("pause") or [""])[0]
     if pause not in ("", *PAUSES):
         raise FormRefused("bad_value", "pause")  # not 30, 90 or resume
-    if pause == "resume" and paused_until(customer, now) is None:
-        pause = ""  # nothing to resume
+    if pause == "resume" and (shown.paused_until is None or shown.paused_until <= now):
+        pause = ""  # the page showed no pause running: nothing to resume
     if not topics and not pause:
         return None
     return PreferencesChanged(
@@ -385,11 +456,12 @@ def preference_form(
     preferences: PreferencesConfig,
     token: str,
     now: datetime,
-    overrides: Mapping[tuple[str, str], str] | None = None,
+    shown: PageState,
+    signed_state: str,
 ) -> str:
-    """The preference page's form: a row per topic, a column per channel."""
+    """The preference page's form: a row per topic, a column per channel, each selector at
+    its value in ``shown``; the save form carries ``signed_state`` (``shown``, signed)."""
     channels = channels_of(customer, claims)
-    overrides = overrides or {}
     head = "".join(f"<th>{CHANNEL_WORDS[c]}</th>" for c in channels)
     rows = []
     for t in preferences.topics:
@@ -401,10 +473,10 @@ def preference_form(
             elif t.transactional:
                 cells.append("<td>必須 / Always sent</td>")
             else:
-                current = overrides.get((t.name, c), topic_state(customer, t.name, c))
+                current = shown.cells.get(f"{t.name}.{c}", topic_state(customer, t.name, c))
                 cells.append(f"<td>{_select(f'{t.name}.{c}', current)}</td>")
         rows.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
-    until = paused_until(customer, now)
+    until = shown.paused_until if shown.paused_until and shown.paused_until > now else None
     paused = (
         f"<p>{until:%Y-%m-%d} まで一時停止中 / Paused until {until:%Y-%m-%d}</p>" if until else ""
     )
@@ -418,9 +490,10 @@ def preference_form(
         + "</select>"
     )
     hidden = f'<input type="hidden" name="t" value="{html.escape(token)}">'
+    state = f'<input type="hidden" name="shown" value="{html.escape(signed_state)}">'
     channel = CHANNEL_WORDS[claims.channel]
     return (
-        f'<form method="post">{hidden}<input type="hidden" name="action" value="save">'
+        f'<form method="post">{hidden}<input type="hidden" name="action" value="save">{state}'
         f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>{paused}"
         f"<p>すべて一時停止 / Pause everything: {pause}</p>"
         '<button type="submit">保存 / Save</button></form>'
@@ -523,12 +596,11 @@ class UnsubscribeService:
             # the page's forms carry a token issued now: a save is stale when something
             # changed after the page was shown, not after the message was sent (a customer
             # who paused everything has no message newer than the pause to resume from)
-            fresh = self._reissued(claims, now)
-            shown = preference_form(found, claims, self.preferences, fresh, now)
-            return _response("preferences", fresh, shown)
+            shown = page_state(found, claims, self.preferences, now)
+            return self._page("preferences", claims, found, now, shown)
         action = (form.get("action") or [""])[0]
         if action == "save":
-            return self._save(claims, found, form, now)
+            return self._save(claims, token, found, form, now)
         if not one_click_form(form, action):
             logger.warning("unsubscribe refused", reason="form")
             return _response("bad_form")
@@ -580,14 +652,35 @@ class UnsubscribeService:
             topic=claims.topic,
         )
 
+    def _page(
+        self, kind: str, claims: Claims, customer: Customer, now: datetime, shown: PageState
+    ) -> dict[str, Any]:
+        """The page showing ``shown``, its forms carrying the link's token issued ``now`` and
+        the save form ``shown`` signed for that token."""
+        fresh = self._reissued(claims, now)
+        signed = sign_page_state(self.secrets[0], fresh, shown.model_dump_json().encode())
+        form = preference_form(customer, claims, self.preferences, fresh, now, shown, signed)
+        return _response(kind, fresh, form)
+
     def _save(
-        self, claims: Claims, customer: Customer, form: Mapping[str, list[str]], now: datetime
+        self,
+        claims: Claims,
+        token: str,
+        customer: Customer,
+        form: Mapping[str, list[str]],
+        now: datetime,
     ) -> dict[str, Any]:
         if changed_since(claims, customer):  # since the page was shown (its token's time)
             logger.info("preferences not applied", reason="stale", channel=claims.channel)
             return _response("page_stale")
         try:
-            change = parse_form(form, customer, claims, self.preferences, now)
+            # what the page showed, signed for its token: the save is diffed against that
+            shown = read_page_state(self.secrets, token, (form.get("shown") or [""])[0])
+        except (InvalidToken, ValueError):
+            logger.warning("preferences refused", reason="page_state")
+            return _response("bad_form")
+        try:
+            change = parse_form(form, customer, claims, self.preferences, now, shown)
         except FormRefused as exc:
             # the code and Kizuna's own key, never the posted text (docs/ARCHITECTURE.md)
             logger.warning("preferences refused", reason=exc.reason, field=exc.field)
@@ -595,13 +688,7 @@ class UnsubscribeService:
         if change is not None:
             self.inbound.put_inbound(change)
             logger.info("preferences changed", customer_id=claims.customer_id)
-        # the page again, as saved, with a token issued now (the change is not "after" it)
-        fresh = self._reissued(claims, now)
-        shown = {
-            (t, str(c)): str(v)
-            for t, per in (change.topics if change else {}).items()
-            for c, v in per.items()
-        }
-        return _response(
-            "saved", fresh, preference_form(customer, claims, self.preferences, fresh, now, shown)
-        )
+        # the page again, as saved (before ingest has applied it), with a token issued now
+        # (the change is not "after" it)
+        saved = page_state(customer, claims, self.preferences, now, shown.after(change))
+        return self._page("saved", claims, customer, now, saved)
