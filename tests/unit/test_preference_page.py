@@ -579,3 +579,28 @@ def test_a_save_without_the_state_its_page_showed_changes_nothing() -> None:
         assert resp["statusCode"] == 400 and inbound.events == [], shown
     resp, inbound = call("POST", token(), form)
     assert resp["statusCode"] == 200 and len(inbound.events) == 1
+
+
+# -- framing ------------------------------------------------------------------------------------
+def test_no_answer_of_the_function_url_may_be_framed() -> None:
+    """The page, and every answer a one-click or a save gets, refuses to be framed
+    (clickjacking: a page of another site showing ours under its own buttons); so does the
+    tracked link's refusal, on the same function URL."""
+    from tests.unit.delivery import test_tracked_links as links
+
+    expired = sign(KEY, "c1", "email", NOW - timedelta(seconds=1), topic="newsletter")
+    answers = [
+        call("GET", token())[0],  # the page
+        call("POST", token(), page_form(promotions__email="opted_out"))[0],  # saved
+        call("POST", token(), "List-Unsubscribe=One-Click")[0],  # done
+        call("POST", token(), "foo=bar")[0],  # bad_form
+        call("GET", "x" * 40)[0],  # malformed
+        call("GET", expired)[0],  # expired
+        call("GET", sign(KEY, "c2", "email", LATER, issued_at=NOW))[0],  # unknown
+        links.service(links.MemoryStore()).handle(links.request("/l/nope")),
+    ]
+    for answer in answers:
+        headers = answer["headers"]
+        assert headers["Content-Security-Policy"] == "frame-ancestors 'none'", answer
+        assert headers["X-Frame-Options"] == "DENY"
+    assert {a["statusCode"] for a in answers} == {200, 400, 404, 410}

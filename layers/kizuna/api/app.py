@@ -25,6 +25,7 @@ from kizuna.api.console.i18n import Translator
 from kizuna.api.context import AUTH_ERROR_KEY, DEPS_KEY, PRINCIPAL_KEY
 from kizuna.api.deps import ApiDeps
 from kizuna.domain.customer import UnreadableCustomer
+from kizuna.runtime.headers import FRAME_ANCESTORS, NO_FRAMING
 
 API_TITLE: Final = "Kizuna API"
 API_VERSION: Final = "1.0.0"
@@ -34,10 +35,10 @@ API_VERSION: Final = "1.0.0"
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        f"{FRAME_ANCESTORS}; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
+    "X-Frame-Options": NO_FRAMING["X-Frame-Options"],
     "Referrer-Policy": "no-referrer",
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
     "Cache-Control": "no-store",

@@ -23,6 +23,7 @@ from kizuna.delivery.links import PATH_PREFIX, InvalidLink, declared_target, ver
 from kizuna.domain.timestamps import iso
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import TrackedLinksConfig
+from kizuna.runtime.headers import NO_FRAMING
 from kizuna.runtime.observability import logger
 
 TRACKED_CHANNEL = "line"
@@ -57,7 +58,11 @@ def is_link_path(path: str | None) -> bool:
 def _refused(status: int = 400) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
+        "headers": {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            **NO_FRAMING,
+        },
         "body": _PAGE,
     }
 

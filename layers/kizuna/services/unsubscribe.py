@@ -80,6 +80,7 @@ from kizuna.events import (
 from kizuna.ports import CustomerReader, Inbound
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import PreferencesConfig
+from kizuna.runtime.headers import NO_FRAMING
 from kizuna.runtime.observability import logger
 
 PAGES = {
@@ -524,6 +525,7 @@ def _response(kind: str, token: str | None = None, form: str = "") -> dict[str, 
             "Content-Type": "text/html; charset=utf-8",
             "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer",  # the token is in the URL
+            **NO_FRAMING,  # another site may not show the page's buttons under its own
         },
         "body": page(kind, token, form),
     }
