@@ -215,6 +215,22 @@ def test_resume_ends_a_running_pause() -> None:
     assert isinstance(detail, PreferencesChanged) and detail.resume
 
 
+def test_while_paused_the_choice_that_changes_nothing_says_it_keeps_the_pause() -> None:
+    # "No pause" beside "Paused until ..." read as ending the pause, which it does not (that
+    # is "Resume now"): while a pause runs, the empty choice says it keeps it
+    paused = PauseState(until=NOW + timedelta(days=10), at=SINCE, source="page", stamp="x")
+    page, _ = call("GET", token(), stored=customer(pause=paused))
+    assert '<option value="">一時停止を続ける / Keep the pause</option>' in page["body"]
+    assert "No pause" not in page["body"]
+    assert '<option value="resume">' in page["body"]
+    # and a save that keeps it puts no pause change
+    _, inbound = call("POST", token(), page_form(customer(pause=paused)), customer(pause=paused))
+    assert inbound.events == []
+    # without a pause running, the same choice reads "No pause"
+    page, _ = call("GET", token())
+    assert '<option value="">一時停止しない / No pause</option>' in page["body"]
+
+
 def page_token(page: dict[str, Any]) -> str:
     """The token the shown page's forms carry."""
     return str(page["body"].split('name="t" value="')[1].split('"')[0])

@@ -481,7 +481,10 @@ def preference_form(
     paused = (
         f"<p>{until:%Y-%m-%d} まで一時停止中 / Paused until {until:%Y-%m-%d}</p>" if until else ""
     )
-    pause_options = [("", "一時停止しない / No pause"), ("30", "30 日 / 30 days")]
+    # the empty choice changes nothing: while a pause runs, it keeps it ("No pause" read as
+    # ending it, which is "Resume now")
+    keep = "一時停止を続ける / Keep the pause" if until else "一時停止しない / No pause"
+    pause_options = [("", keep), ("30", "30 日 / 30 days")]
     pause_options += [("90", "90 日 / 90 days")]
     if until:
         pause_options.append(("resume", "再開する / Resume now"))
