@@ -750,6 +750,12 @@ class SnsSms:
 
 # --- push: End User Messaging Push (pinpoint SendMessages) -----------------------------------
 _TOKEN_GONE = frozenset({400, 404, 410})
+# A refusal of the sender, not of the device: the app's credentials (APNs 403
+# InvalidProviderToken / ExpiredProviderToken, FCM 401 THIRD_PARTY_AUTH_ERROR, 403
+# SENDER_ID_MISMATCH / PERMISSION_DENIED) or the payload (APNs 413). Answered for every
+# device alike, so a PERMANENT_FAILURE with one of these fails the message and keeps the
+# device: removing it would take every device of every customer off on one expired key.
+_SENDER_REFUSED = frozenset({401, 403, 413})
 _RETRY_STATUS: dict[str, type[DeliveryError]] = {
     "THROTTLED": Throttled,
     "TEMPORARY_FAILURE": TemporaryFailure,
@@ -764,7 +770,9 @@ class PinpointPush:
     tokens on the ``APNS`` channel, FCM tokens on ``GCM``.
 
     Per device: SUCCESSFUL counts; PERMANENT_FAILURE or an HTTP 400/404/410 from APNs/FCM
-    marks the token invalid (returned in ``invalid_addresses`` for removal); THROTTLED and
+    marks the token invalid (returned in ``invalid_addresses`` for removal), except a
+    PERMANENT_FAILURE with HTTP 401/403/413 (the app's credentials or the payload refused,
+    not the device: the message fails, the device stays); THROTTLED and
     TEMPORARY_FAILURE make the send retryable *only when no device got it* (a retry would
     buzz the devices that did). All devices invalid -> :class:`InvalidAddress`.
 
@@ -898,6 +906,8 @@ def _push_outcome(targets: tuple[PushTarget, ...], answer: Mapping[str, Any]) ->
             updated[target.key] = str(result["UpdatedToken"])
         if status == "SUCCESSFUL":
             delivered.append(str(result.get("MessageId") or ""))
+        elif status == "PERMANENT_FAILURE" and code in _SENDER_REFUSED:
+            other.append(f"{status} {code}")
         elif status == "PERMANENT_FAILURE" or code in _TOKEN_GONE:
             reason = f"{status} {code}".strip()
             invalid.append(InvalidAddressInfo(key=target.key, reason=reason))

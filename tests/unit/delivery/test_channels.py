@@ -584,6 +584,30 @@ def test_push_temporary_failure_and_unknown_outcomes() -> None:
             adapter.send(message("push"))
 
 
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        pytest.param(403, "InvalidProviderToken", id="apns-key"),
+        pytest.param(401, "THIRD_PARTY_AUTH_ERROR", id="fcm-credentials"),
+        pytest.param(413, "PayloadTooLarge", id="payload"),
+    ],
+)
+def test_a_push_refused_for_the_sender_keeps_every_device(code: int, why: str) -> None:
+    # given APNs and FCM refusing the sender (credentials or payload), not the devices
+    client = aws("pinpoint")
+    refused = {**failed("PERMANENT_FAILURE", code), "StatusMessage": why}
+    with push_stub(client, (refused, refused), (refused, ok("p-2"))):
+        adapter = PinpointPush(client, "app-1")
+        # when every device answers so, then the message fails and no device is dead
+        with pytest.raises(PermanentFailure) as caught:
+            adapter.send(message("push"))
+        assert not isinstance(caught.value, InvalidAddress)
+        assert caught.value.invalid == ()
+        assert caught.value.reason == f"push not delivered: PERMANENT_FAILURE {code}"
+        # when another device got it, then it is sent and no device is dead either
+        assert adapter.send(message("push")).invalid_addresses == ()
+
+
 def test_push_through_a_before_call_hook_like_the_local_runtime() -> None:
     # given a client whose SendMessages is answered by a hook (as kizuna_tools.local does)
     client = aws("pinpoint")
