@@ -85,6 +85,34 @@ def test_rejection_reason_does_not_echo_personal_data() -> None:
     assert "hanako" not in info.value.reason and "1234" not in info.value.reason
 
 
+@pytest.mark.parametrize(
+    ("phone", "taken"),
+    [
+        pytest.param("+819012345678", True, id="jp-mobile"),
+        pytest.param("+81312345678", True, id="jp-tokyo-landline"),
+        pytest.param("+81120123456", True, id="jp-freephone"),
+        pytest.param("+14155550100", True, id="us"),
+        pytest.param("+390612345678", True, id="it-keeps-its-0"),
+        pytest.param("+8613812345678", True, id="cn"),
+        pytest.param("+8109012345678", False, id="jp-with-the-trunk-0"),
+        pytest.param("+81012345678", False, id="jp-landline-with-the-trunk-0"),
+        pytest.param("+8190123456789", False, id="jp-one-digit-too-many"),
+        pytest.param("+8112345678", False, id="jp-one-digit-short"),
+    ],
+)
+def test_a_japanese_number_is_taken_only_without_its_trunk_0(phone: str, taken: bool) -> None:
+    # given a profile update whose phone is written "+81 090-..." without the punctuation
+    raw = fixture("customer_upserted")
+    raw["detail"]["phone"] = phone
+    if taken:
+        assert parse_inbound(raw).detail.phone == phone  # type: ignore[union-attr]
+        return
+    # then it is refused, never repaired into +8190...
+    with pytest.raises(EventRejected) as info:
+        parse_inbound(raw)
+    assert "detail.phone" in info.value.reason and phone[3:] not in info.value.reason
+
+
 PERSONAL = "Jane Doe, 1-2-3 Ginza"
 
 

@@ -144,3 +144,11 @@ def test_a_number_sns_refuses_fails_the_message_without_the_number_anywhere(
     assert PHONE[1:] not in str(entry(store)) and PHONE[1:] not in kizuna_logs.text
     # SNS also answers so for a region or an account not set up for SMS: nothing suppressed
     assert not [e for _, e in inbound.events if isinstance(e, ChannelSuppressed)]
+
+
+def test_a_number_stored_with_the_japanese_trunk_0_is_no_sms_address() -> None:
+    # given a number stored before ingest refused "+81" then "0" (a customer item of an
+    # earlier version): SNS would be asked for a number that does not exist
+    svc, store, channels, _ = build(customer(phone="+8109012345678"))
+    assert svc.send(nudge()).channel == "push"
+    assert channels["sms"].sent == [] and entry(store)["skipped"] == ["sms:no_address"]

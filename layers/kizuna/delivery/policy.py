@@ -41,6 +41,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kizuna.domain.customer import (
+    PHONE_PATTERN,
     Customer,
     PostalAddress,
     Suppression,
@@ -86,7 +87,7 @@ CONTENDED_DEFERRAL = timedelta(minutes=1)
 # deferred a minute, claimed and decided again then
 OUT_OF_TIME = "out_of_time"
 OUT_OF_TIME_DEFERRAL = timedelta(minutes=1)
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
+E164 = re.compile(PHONE_PATTERN.removesuffix("$") + r"\Z")  # a customer's phone, whole
 Platform = Literal["APNS", "FCM"]
 
 

@@ -52,6 +52,12 @@ PROFILE_FIELDS = (
     "postal_address",
 )
 
+# A customer's phone number, E.164: "+", the country code and the national number, 7-15
+# digits in all. A Japanese number (+81) is the national number without its trunk prefix 0,
+# 9-10 digits that never start with 0: 090-1234-5678 is +819012345678, and +8109012345678
+# (the 0 kept, a common slip) is refused, never repaired. The same text is a JSON Schema
+# (ECMA-262) pattern; in the code, match it whole (``$`` takes a final line feed in Python).
+PHONE_PATTERN = r"^\+(?:[1-79][0-9]{6,14}|8[02-9][0-9]{5,13}|81[1-9][0-9]{8,9})$"
 # phone number (hashed) -> customer: the customers table's index for the SMS opt-out sweep
 PHONE_INDEX = "by_phone"
 PHONE_HASH_ATTRIBUTE = "phone_hash"

@@ -32,7 +32,12 @@ from pydantic.config import JsonDict
 
 from kizuna.delivery.coupons import CODE_PATTERN, MAX_CODES_PER_ORDER
 from kizuna.delivery.tags import MESSAGE_REF_PATTERN
-from kizuna.domain.customer import MAX_DEVICE_TOKEN_CHARS, NOT_TEXT_CHARS, PostalAddress
+from kizuna.domain.customer import (
+    MAX_DEVICE_TOKEN_CHARS,
+    NOT_TEXT_CHARS,
+    PHONE_PATTERN,
+    PostalAddress,
+)
 from kizuna.domain.strict_json import WholeNumber
 from kizuna.domain.timestamps import ISO_DAY_TEXT, ISO_TIME_TEXT
 from kizuna.domain.zones import is_zone
@@ -304,8 +309,10 @@ class CustomerUpserted(InboundDetail):
     email: (
         Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=MAX_EMAIL_CHARS)] | None
     ) = None
-    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
-        default=None, description="E.164"
+    phone: Annotated[str, StringConstraints(pattern=PHONE_PATTERN)] | None = Field(
+        default=None,
+        description="E.164, digits only: +819012345678 for 090-1234-5678 (a Japanese number "
+        "drops its leading 0 after +81: +8109012345678 is refused)",
     )
     first_name: Annotated[Text, Field(max_length=100)] | None = None
     last_name: Annotated[Text, Field(max_length=100)] | None = None

@@ -59,6 +59,7 @@ from kizuna.domain import strict_json
 from kizuna.domain.customer import (
     MAX_ATTRIBUTES_BYTES,
     MAX_DEVICE_TOKEN_CHARS,
+    PHONE_PATTERN,
     attribute_values,
     attributes_size,
     within_attributes_budget,
@@ -82,7 +83,7 @@ from kizuna_tools.migrate.report import Report, Status
 # customer.upserted's own email and phone rules (an address it would refuse is reported on
 # its endpoint, never dropped from the row later); fullmatch: `$` would take a trailing "\n"
 EMAIL = re.compile(EMAIL_PATTERN)
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+E164 = re.compile(PHONE_PATTERN)
 _LOCALE = re.compile(r"^([a-z]{2})(?:[_-]([A-Za-z]{2}))?\Z")
 PUSH = {"APNS": "APNS", "GCM": "FCM"}  # Pinpoint channel -> Kizuna push platform
 SKIPPED_CHANNELS = {

@@ -42,7 +42,8 @@ TEXT: Final[dict[str, dict[str, str]]] = {
             " (英数字で始まり、英数字と . _ : @ - のみ、128文字以内)。"
         ),
         "customers.invalid_phone": (
-            "電話番号は +819012345678 のような E.164 形式で入力してください。"
+            "電話番号は +819012345678 のような E.164 形式で入力してください"
+            " (090-1234-5678 は +819012345678: +81 の後の 0 は付けません)。"
         ),
         "customers.phone_forbidden": "電話番号での検索には marketer 権限が必要です。",
         "customers.invalid_page": (
@@ -367,7 +368,10 @@ TEXT: Final[dict[str, dict[str, str]]] = {
             "Not a customer id (a letter or digit first, then letters, digits"
             " and . _ : @ -, at most 128)."
         ),
-        "customers.invalid_phone": "Enter the phone number in E.164 form, like +819012345678.",
+        "customers.invalid_phone": (
+            "Enter the phone number in E.164 form, like +819012345678 (090-1234-5678 is "
+            "+819012345678: no 0 after +81)."
+        ),
         "customers.phone_forbidden": "Looking up by phone number needs the marketer group.",
         "customers.invalid_page": "Not a page of this timeline; open it again from the first page.",
         "customers.not_found": "No such customer.",
