@@ -24,7 +24,7 @@ from kizuna.delivery.channels import (
     SendResult,
     Throttled,
 )
-from kizuna.domain.customer import Customer, Device
+from kizuna.domain.customer import ConsentState, Customer, Device
 from kizuna.domain.timestamps import iso
 from kizuna.events import DeviceUnregistered
 from kizuna.ports import Claimed, DefinitionConflict, ExecutionState, ManifestNotDeleted
@@ -311,6 +311,25 @@ def test_a_number_that_replied_stop_gets_the_next_channel_before_the_sweep() -> 
         ("channel.suppressed", factories.sms_opted_out("c001", NOON, str(stopped)))
     ]
     assert sorted(asked) == sorted([customer(0).phone, stopped])
+
+
+def test_an_sms_opt_out_after_the_audience_froze_is_honoured_at_the_send() -> None:
+    # given: an SMS campaign whose audience froze with c001 consenting to SMS
+    w = World(n=3, channels=["sms"])
+    plan = w.start()
+    # when: c001 stops SMS before the batch runs
+    stopped = ConsentState(status="opted_out", at=NOON, source="preference_page", stamp="s2")
+    w.store.customers["c001"] = customer(1, consent={**opted_in("email"), "sms": stopped})
+    results = w.send_all(plan)
+    # then: c001 gets nothing, and the ledger says why
+    assert total(results, "sent") == 2
+    assert "c001" not in [m.customer_id for m in w.channels["sms"].sent]
+    entry = w.ledger()["c001"]
+    assert (entry["status"], entry["reason"], entry["skipped"]) == (
+        "suppressed",
+        "no_channel",
+        ["sms:no_consent"],
+    )
 
 
 def test_the_circuit_breaker_stops_the_occurrence() -> None:
