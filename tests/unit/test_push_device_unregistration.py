@@ -135,3 +135,20 @@ def test_the_devices_kept_follow_the_latest_facts_whatever_the_order(
     shuffled = list(raws)
     rnd.shuffle(shuffled)
     assert set(fold(raws).devices) == reference(facts) == set(fold(shuffled).devices)
+
+
+def test_a_device_registered_by_a_second_customer_stays_on_the_first_until_unregistered() -> None:
+    # given one phone on which c1 signed in, then c2 (c1 signed out without telling Kizuna)
+    store = MemoryStore()
+    svc = IngestService(store, MemoryPublisher(), MemoryDeadLetters(), CFG, FixedClock(NOW), 3)
+    first = device_event("device.registered", 1, 10, "ev-c1")
+    second = device_event("device.registered", 1, 20, "ev-c2")
+    second["detail"]["customer_id"] = "c2"
+    for n, raw in enumerate([first, second]):
+        assert svc.process_batch(sqs_event(sqs_record(raw, f"m{n}"))) == {"batchItemFailures": []}
+    # then both hold the token (docs/channels/PUSH.md: the app unregisters on sign-out)
+    assert set(store.customers["c1"].devices) == set(store.customers["c2"].devices)
+    # when the app says c1 signed out, then only c2 keeps it
+    out = device_event("device.unregistered", 1, 30, "ev-c1-out")
+    svc.process_batch(sqs_event(sqs_record(out, "m2")))
+    assert store.customers["c1"].devices == {} and store.customers["c2"].devices
