@@ -12,6 +12,7 @@ from kizuna_tools.local.patches import (
     patch_dynamodb_key_filters,
     patch_dynamodb_request_rules,
     patch_put_events_size,
+    patch_sqs_message_size,
 )
 
 pytest_plugins = ["kizuna_tools.local.testing"]
@@ -43,14 +44,16 @@ def moto_refuses_what_dynamodb_refuses() -> Iterator[None]:
     """Every test on moto (not only the local runtime's) gets DynamoDB's refusal of a Query
     whose FilterExpression names a key attribute, of a BatchWriteItem naming one key twice
     or holding more than 25 requests, of an unused placeholder in a transaction, of a
-    secondary-index key of the wrong type and of nesting deeper than 32 levels; and
-    EventBridge's refusal of a PutEvents request over 256 KB: moto accepts them all, AWS
-    does not."""
+    secondary-index key of the wrong type and of nesting deeper than 32 levels;
+    EventBridge's refusal of a PutEvents request over 1 MB; and SQS's of a message over the
+    queue's maximum or a SendMessageBatch over 1 MiB, attributes and UTF-8 bytes counted:
+    moto accepts them all, AWS does not."""
     undos = [
         patch_dynamodb_key_filters(None),
         patch_dynamodb_batch_keys(None),
         patch_dynamodb_request_rules(None),
         patch_put_events_size(None),
+        patch_sqs_message_size(None),
     ]
     yield
     for undo in reversed(undos):

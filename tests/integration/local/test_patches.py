@@ -851,6 +851,8 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (Message, "visible"),
         (Message, "delayed"),
         (SQSBackend, "is_message_valid_based_on_retention_period"),
+        (SQSBackend, "send_message"),
+        (SQSBackend, "send_message_batch"),
         (DynamoDBBackend, "transact_write_items"),
         (dynamodb_models, "copy"),
         (DynamoType, "size"),
@@ -875,7 +877,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 25
+    assert len(patches.PATCHES) == 26
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
@@ -1338,5 +1340,41 @@ def test_patch_put_events_size() -> None:
             finally:
                 undo_outer()
                 undo_stamp()
+        finally:
+            undo()
+
+
+def test_patch_sqs_message_size() -> None:
+    """SQS measures a message as its body's UTF-8 bytes and each attribute's name, data type
+    and value, against the queue's MaximumMessageSize, and a SendMessageBatch's messages
+    together against 1 MiB: a body at the limit with an attribute, or multi-byte text whose
+    characters fit but bytes do not, is refused (moto counts the body's characters only)."""
+    from moto import mock_aws
+
+    from kizuna_tools.local.patches import sqs_message_size
+
+    tag = {"kizuna-error": {"DataType": "String", "StringValue": "why"}}
+    assert sqs_message_size("ab", tag) == 2 + len("kizuna-error") + len("String") + 3
+    assert sqs_message_size("あ", {"n": {"DataType": "Binary", "BinaryValue": b"\0\1"}}) == 12
+    with mock_aws():
+        client = boto3.client("sqs", region_name="us-east-1")
+        undo = patches.patch_sqs_message_size(None)
+        try:
+            url = client.create_queue(QueueName="q")["QueueUrl"]
+            small = client.create_queue(
+                QueueName="small", Attributes={"MaximumMessageSize": "1024"}
+            )["QueueUrl"]
+            at_limit = "a" * (1024 * 1024)
+            client.send_message(QueueUrl=url, MessageBody=at_limit)  # the body alone: fits
+            with pytest.raises(client.exceptions.ClientError, match="shorter than 1048576"):
+                client.send_message(QueueUrl=url, MessageBody=at_limit, MessageAttributes=tag)
+            with pytest.raises(client.exceptions.ClientError, match="shorter than 1024"):
+                client.send_message(QueueUrl=small, MessageBody="あ" * 400)  # 1,200 bytes
+            third = "あ" * (128 * 1024)  # 384 KiB as UTF-8, 128 Ki characters
+            entries = [{"Id": str(i), "MessageBody": third} for i in range(3)]
+            with pytest.raises(client.exceptions.ClientError, match="BatchRequestTooLong"):
+                client.send_message_batch(QueueUrl=url, Entries=entries)
+            sent = client.send_message_batch(QueueUrl=url, Entries=entries[:2])
+            assert len(sent["Successful"]) == 2
         finally:
             undo()

@@ -1188,6 +1188,78 @@ def patch_sqs_retention_check(host: PatchHost) -> Undo:
     )
 
 
+# SQS's bound on one SendMessageBatch's messages together: 1 MiB (as on one message, below
+# the queue's MaximumMessageSize: 1 MiB by default since August 2025).
+SQS_BATCH_LIMIT_BYTES = 1024 * 1024
+
+
+def sqs_message_size(body: str, attributes: dict[str, Any] | None) -> int:
+    """A message's size as SQS counts it: the body's UTF-8 bytes and, for each attribute,
+    the bytes of its name, data type and value."""
+    size = len(body.encode())
+    for name, attribute in (attributes or {}).items():
+        size += len(name.encode())
+        fields = {k.lower().replace("_", ""): v for k, v in dict(attribute).items()}
+        size += len(str(fields.get("datatype") or "").encode())
+        value = fields.get("stringvalue")
+        if value is None:
+            value = fields.get("binaryvalue") or b""
+        size += len(value) if isinstance(value, bytes) else len(str(value).encode())
+    return size
+
+
+def patch_sqs_message_size(host: PatchHost | None) -> Undo:
+    """A message SQS would find too long is refused as SQS refuses it.
+
+    SQS measures a message as its body's UTF-8 bytes plus each attribute's name, data type
+    and value, against the queue's ``MaximumMessageSize``, and a SendMessageBatch's messages
+    together against 1 MiB (``BatchRequestTooLong``). moto 5.2.5 counts the body's
+    characters only: it takes a body at the limit with attributes over it, and a batch of
+    multi-byte text over it. Applied to every test on moto too (``tests/conftest.py``);
+    ``host`` is not used.
+    """
+    from moto.sqs.exceptions import BatchRequestTooLong, InvalidParameterValue
+    from moto.sqs.models import SQSBackend
+
+    original_send = SQSBackend.__dict__["send_message"]
+    original_batch = SQSBackend.__dict__["send_message_batch"]
+
+    def refuse(queue: Any, body: str, attributes: dict[str, Any] | None) -> int:
+        size = sqs_message_size(body, attributes)
+        limit = int(queue.maximum_message_size)
+        if size > limit:
+            raise InvalidParameterValue(
+                "One or more parameters are invalid. Reason: Message must be shorter than "
+                f"{limit} bytes."
+            )
+        return size
+
+    def send_message(
+        self: Any, queue_name: str, message_body: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        attributes = kwargs.get("message_attributes", args[0] if args else None)
+        refuse(self.get_queue(queue_name), message_body, attributes)
+        return original_send(self, queue_name, message_body, *args, **kwargs)
+
+    def send_message_batch(self: Any, queue_name: str, entries: dict[str, Any]) -> Any:
+        queue = self.get_queue(queue_name)
+        total = sum(
+            refuse(queue, e["MessageBody"], e.get("MessageAttributes")) for e in entries.values()
+        )
+        if total > SQS_BATCH_LIMIT_BYTES:
+            raise BatchRequestTooLong(total)
+        return original_batch(self, queue_name, entries)
+
+    undo_send = _swap(SQSBackend, "send_message", send_message)
+    undo_batch = _swap(SQSBackend, "send_message_batch", send_message_batch)
+
+    def undo() -> None:
+        undo_batch()
+        undo_send()
+
+    return undo
+
+
 # --- EventBridge --------------------------------------------------------------------------
 def patch_event_targets(host: PatchHost) -> Undo:
     """Rules deliver to Lambda, Step Functions and SNS targets, and behave as on AWS.
@@ -1461,6 +1533,7 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_scheduler_rules,
     patch_sqs_message_clock,
     patch_sqs_retention_check,
+    patch_sqs_message_size,
     patch_event_targets,
     patch_put_events_time,
     patch_put_events_size,
