@@ -180,8 +180,45 @@ def test_a_million_recipients_plan_stays_small() -> None:
     step = next_step(campaign(rate_limit_per_minute=10_000), None, "running", objects)
     # then: the answer fits a Step Functions payload with room to spare
     size = len(json.dumps(step.as_json()))
-    print(f"\nplan for 2,000 chunks: {size / 1024:.0f} KiB")
-    assert len(step.chunks) == 2000 and size < 200 * 1024
+    print(f"\nplan for 2,000 chunks, first page: {size / 1024:.0f} KiB")
+    assert len(step.chunks) == 1000 and step.next_chunk == 1000 and size < 200 * 1024
+
+
+def test_a_plan_of_any_size_fits_step_functions_state_in_pages() -> None:
+    """4,800 chunks (2.4 million recipients, 1.6 million in one phase, paced): no Plan answer is over
+    Step Functions' 256 KB state, and the pages cover every chunk once, in due order, before
+    the next phase; the winner's wait counts from the test pool's last chunk, on any page."""
+    keys = [
+        f"pass-0/{phase}/20260105T{h:02d}0000Z/seg-{s:04d}-{i:04d}.jsonl"
+        for phase, hours, per_segment in (("test", (3, 4), 50), ("main", (5,), 200))
+        for h in hours
+        for s in range(16)
+        for i in range(per_segment)
+    ]
+    c = campaign(
+        rate_limit_per_minute=10_000,
+        variants=[{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+        winner={"test_percent": 20, "metric": "click", "wait_hours": 4},
+    )
+    objects = keys_of(keys)
+    seen: dict[str, list[str]] = {"test": [], "main": []}
+    after: dict[str, Any] | None = None
+    pages = 0
+    while True:
+        answer = next_step(c, after, "running", objects).as_json()
+        assert len(json.dumps(answer).encode()) < 200 * 1024  # of 256 KB
+        if answer["phase"] == "winner":
+            assert answer["wait_until"] == "2026-01-05T08:00:00Z"  # 04:00 UTC + 4 hours
+            after = answer
+            continue
+        if answer["phase"] == "done":
+            break
+        seen[answer["phase"]] += [chunk["key"] for chunk in answer["chunks"]]
+        pages += 1
+        after = answer
+    assert seen["test"] == sorted(k for k in keys if "/test/" in k)
+    assert seen["main"] == sorted(k for k in keys if "/main/" in k)
+    assert pages == 2 + 4
 
 
 # --- safety and results ---------------------------------------------------------------------

@@ -39,6 +39,10 @@ from kizuna.runtime.config import KizunaConfig, ValueType
 from kizuna.services.contracts import Chunk
 
 CHUNK_SIZE = 500  # recipients per manifest object (one send_batch invocation)
+# Chunks a Plan answers at most (the rest in the next pages: Plan is asked again after the
+# Send map): the answer is the execution's state, which Step Functions bounds at 256 KB, and
+# a chunk takes up to ~110 bytes of it (its key and not_before).
+PLAN_PAGE_CHUNKS = 1000
 SEND_STEP = "send"  # the ledger step of every campaign message
 STAMP = "%Y%m%dT%H%M%SZ"
 SENDING_PHASES = ("test", "main", "deferred")
@@ -274,12 +278,16 @@ class Step:
     pass_number: int = 0
     chunks: tuple[Chunk, ...] = ()
     wait_until: datetime | None = None
+    # the phase's chunks go on at this index in the next page (None: this page is its last)
+    next_chunk: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"phase": self.phase, "pass": self.pass_number}
         out["chunks"] = [
             c.model_dump(mode="json", include={"key", "not_before"}) for c in self.chunks
         ]
+        if self.next_chunk is not None:
+            out["next"] = self.next_chunk
         if self.wait_until is not None:
             out["wait_until"] = self.wait_until.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return out
@@ -319,11 +327,18 @@ def next_step(
         return Step("done")
     phase = str(after.get("phase")) if after else None
     number = int(str(after.get("pass", 0))) if after else 0
+    following = after.get("next") if after else None
 
-    def sending(phase: str, pass_number: int) -> Step:
+    def sending(phase: str, pass_number: int, start: int = 0) -> Step:
         keys = list_keys(phase_prefix(pass_number, phase))
-        return Step(phase, pass_number, pace(keys, campaign.rate_limit_per_minute, chunk_size))
+        chunks = pace(keys, campaign.rate_limit_per_minute, chunk_size)
+        end = start + PLAN_PAGE_CHUNKS
+        return Step(
+            phase, pass_number, chunks[start:end], next_chunk=end if end < len(chunks) else None
+        )
 
+    if following is not None and phase in SENDING_PHASES:
+        return sending(phase, number, int(str(following)))  # the phase's next page
     if phase is None and campaign.winner is not None:
         test = sending(TEST_POOL, 0)
         if test.chunks:
@@ -335,10 +350,11 @@ def next_step(
         return sending("main", 0)
     if phase == TEST_POOL:
         assert campaign.winner is not None
-        test = sending(TEST_POOL, 0)
-        if not test.chunks:  # an empty test pool (or one already removed): nothing to wait for
+        keys = list_keys(phase_prefix(0, TEST_POOL))
+        if not keys:  # an empty test pool (or one already removed): nothing to wait for
             return sending("main", 0)
-        wait = test_sent_at(test.chunks) + timedelta(hours=campaign.winner.wait_hours)
+        wait = test_sent_at([chunk_of(k) for k in keys])  # the whole pool's, every page
+        wait += timedelta(hours=campaign.winner.wait_hours)
         return Step("winner", 0, wait_until=wait)
     if phase in SENDING_PHASES:
         deferred = sending("deferred", number + 1)
