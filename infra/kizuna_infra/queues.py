@@ -17,6 +17,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from kizuna.adapters.sqs import MAX_MESSAGE_BYTES
 from kizuna.runtime.settings import ENV_DEAD_LETTER_QUEUE_URL, ENV_MAX_RECEIVE_COUNT
 from kizuna_infra import names
 from kizuna_infra.functions import DEFAULT_TIMEOUT, FunctionProps, KizunaFunction
@@ -32,10 +33,14 @@ MAX_BATCHING_WINDOW = Duration.seconds(1)
 
 
 def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    # Set, not left to the default (256 KiB for queues made before SQS's 1 MiB increase, and
+    # still documented so in places): the dead-letter sender cuts a letter's reason to fit
+    # kizuna.adapters.sqs.MAX_MESSAGE_BYTES, which must be this queue's limit.
     return sqs.Queue(
         scope,
         construct_id,
         retention_period=DLQ_RETENTION,
+        max_message_size_bytes=MAX_MESSAGE_BYTES,
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
     )

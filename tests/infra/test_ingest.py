@@ -20,6 +20,7 @@ from infra_helpers import (
 from moto.events.models import EventPattern
 from moto.events.utils import EventMessageType
 
+from kizuna.adapters.sqs import MAX_MESSAGE_BYTES
 from kizuna.events import INBOUND_EVENT_TYPES
 from kizuna.programs.pattern_rules import validate_pattern
 from kizuna.runtime.settings import IngestSettings
@@ -75,6 +76,14 @@ def test_queue_visibility_timeout_is_six_function_timeouts(
 ) -> None:
     assert function["Properties"]["Timeout"] == 30
     assert resources[ids.queue]["Properties"]["VisibilityTimeout"] == 6 * 30
+
+
+def test_dlq_takes_the_letters_the_dead_letter_sender_sizes(
+    resources: dict[str, Any], ids: Ids
+) -> None:
+    # the sender cuts a reason to fit MAX_MESSAGE_BYTES; a queue left at an older default of
+    # 256 KiB would refuse a letter sized for 1 MiB
+    assert resources[ids.dlq]["Properties"]["MaximumMessageSize"] == MAX_MESSAGE_BYTES == 1048576
 
 
 def test_dlq_keeps_messages_fourteen_days(resources: dict[str, Any], ids: Ids) -> None:
