@@ -266,6 +266,12 @@ class MemoryStore:
 
     def settle_message(self, entry: dict[str, Any], status: str, reason: str, at: str) -> bool:
         current = self.messages.get((entry["pk"], entry["sk"]))
+        if current is not None and (
+            current.get("status"),
+            current.get("reason"),
+            current.get("reconciled_at"),
+        ) == (status, reason, at):
+            return True  # this very settlement (a retried write that took effect)
         if (
             current is None
             or current.get("status") != SENDING

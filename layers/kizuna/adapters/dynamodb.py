@@ -1539,7 +1539,10 @@ class DynamoStore:
         condition that nobody changed it since: still ``sending``, the same claim. Leaves
         the sparse index and, naming its program and time, enters ``gsi1`` (as
         :func:`ledger_item` indexes a settled entry). False: someone else settled or
-        re-claimed it."""
+        re-claimed it. Retried in place after a transient failure (:meth:`_retrying`): an
+        attempt that took effect before its error is found settled as this very write said
+        (the same status, reason and ``at``), which succeeds again, so the sweep counts it
+        (its alarm) once."""
         token = entry.get(CLAIM_TOKEN)
         names = {"#s": "status", "#r": "reason", "#at": "reconciled_at", "#t": CLAIM_TOKEN}
         names |= {"#p": SENDING_PK, "#k": SENDING_SK}
@@ -1550,14 +1553,17 @@ class DynamoStore:
             names |= {"#gp": "gsi1pk", "#gs": "gsi1sk"}
             values |= {":gp": keys["gsi1pk"], ":gs": keys["gsi1sk"]}
             index = ", #gp = :gp, #gs = :gs"
-        condition = "#s = :sending AND "
+        condition = "(#s = :sending AND "
         if token is None:
-            condition += "attribute_not_exists(#t)"
+            condition += "attribute_not_exists(#t))"
         else:
-            condition += "#t = :t"
+            condition += "#t = :t)"
             values[":t"] = token
+        # or this very settlement, written by an attempt whose answer was lost
+        condition += " OR (#s = :s AND #r = :r AND #at = :at)"
         try:
-            self._activity.update_item(
+            self._retrying(
+                self._activity.update_item,
                 Key={"pk": entry["pk"], "sk": entry["sk"]},
                 UpdateExpression=f"SET #s = :s, #r = :r, #at = :at{index} REMOVE #p, #k",
                 ConditionExpression=condition,

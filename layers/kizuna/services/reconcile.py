@@ -52,22 +52,26 @@ class ReconcileService:
         """Settle every stale ``sending`` entry; the counts by outcome."""
         now = self.clock.now()
         counts: Counter[str] = Counter()
-        for entry in self.store.stale_sending(iso(now - self.stale_after)):
-            status, reason = settle(entry)
-            if not self.store.settle_message(entry, status, reason, iso(now)):
-                continue  # recorded or re-claimed since it was read: not stale after all
-            outcome = metric_outcome(status, reason)
-            counts[outcome] += 1
-            log = logger.warning if outcome == "outcome_unknown" else logger.info
-            log(
-                "stale send settled",
-                customer_id=entry.get("pk"),
-                program=entry.get("program"),
-                step=entry.get("step"),
-                channel=entry.get("channel"),
-                status=status,
-                reason=reason,
-            )
-        for outcome, n in counts.items():
-            count_stale_sending(outcome, n)
+        try:
+            for entry in self.store.stale_sending(iso(now - self.stale_after)):
+                status, reason = settle(entry)
+                if not self.store.settle_message(entry, status, reason, iso(now)):
+                    continue  # recorded or re-claimed since it was read: not stale after all
+                outcome = metric_outcome(status, reason)
+                counts[outcome] += 1
+                log = logger.warning if outcome == "outcome_unknown" else logger.info
+                log(
+                    "stale send settled",
+                    customer_id=entry.get("pk"),
+                    program=entry.get("program"),
+                    step=entry.get("step"),
+                    channel=entry.get("channel"),
+                    status=status,
+                    reason=reason,
+                )
+        finally:
+            # also when a later entry's write failed (the run fails, and is run again): the
+            # entries settled so far are no longer `sending`, so no later run counts them
+            for outcome, n in counts.items():
+                count_stale_sending(outcome, n)
         return dict(counts)

@@ -1,0 +1,458 @@
+"""Campaign batches, transactional messages and the reconciliation sweep on moto, under the
+faults that are hardest for "at least once in, exactly once out": an answer lost *after* a
+write or a provider call took effect (a 500 or a read timeout once DynamoDB applied the
+write, a provider that took the message and then timed out, a response lost on the way back
+to the API), a batch retried whole after partial progress, duplicated requests, and the
+sweep running beside a send.
+
+DynamoDB faults are injected on botocore's hooks (``after-call``: the write took effect, then
+the caller gets the error; ``before-call``: refused), as in ``test_send_faults_moto.py``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+from moto import mock_aws
+
+from kizuna.adapters.dynamodb import WRITE_ATTEMPTS, DynamoStore
+from kizuna.campaigns.loader import parse_campaign
+from kizuna.delivery.channels import (
+    InvalidAddressInfo,
+    OutboundMessage,
+    SendOutcome,
+    SendResult,
+    _aws_call,
+)
+from kizuna.domain.customer import Device
+from kizuna.runtime.clock import FixedClock
+from kizuna.runtime.config import KizunaConfig
+from kizuna.services.campaign import CampaignService
+from kizuna.services.contracts import CampaignRequest, TransactionalRequest
+from kizuna.services.reconcile import ReconcileService
+from kizuna.services.transactional import TransactionalService
+from kizuna_tools.fakes import MemoryCampaignEvents, MemoryCampaigns, MemoryManifest
+from tests.factories import campaign_definition, customer, opted_in, send_service
+from tests.integration.delivery.test_cap_race_moto import NOON, REGION
+from tests.integration.delivery.test_send_faults_moto import _create_tables
+from tests.moto_setup import fake_aws_env
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+LATER = NOON + timedelta(hours=1)  # when the reconciliation sweep runs
+TEMPLATES = {
+    "news/ja/email.subject.j2": "セールのお知らせ",
+    "news/ja/email.html.j2": "<p>セール</p>",
+    "news/ja/email.txt.j2": "セール",
+    "news/ja/push.title.j2": "セール",
+    "news/ja/push.body.j2": "セール開催中",
+}
+NO_CAP = KizunaConfig().model_copy(
+    update={
+        "contact": KizunaConfig().contact.model_copy(
+            update={"max_per_day": 100, "max_per_week": 100}
+        )
+    }
+)
+
+
+def server_error(operation: str) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": "InternalServerError", "Message": "injected"},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        },
+        operation,
+    )
+
+
+class Faults:
+    """DynamoDB faults on botocore's hooks: after the call took effect (``fail``), or
+    instead of it (``refuse``), for the next ``times`` calls of an operation."""
+
+    def __init__(self, store: DynamoStore) -> None:
+        events = store._dynamodb.meta.client.meta.events
+        self.after: dict[str, int] = {}
+        self.before: dict[str, int] = {}
+        self.timeout = False
+        events.register("after-call.dynamodb", self._after)
+        events.register("before-call.dynamodb", self._before)
+
+    def fail(self, operation: str, times: int = 1, timeout: bool = False) -> None:
+        self.after[operation] = times
+        self.timeout = timeout
+
+    def refuse(self, operation: str, times: int = 1) -> None:
+        self.before[operation] = times
+
+    def _after(self, model: Any, **_: Any) -> None:
+        if self.after.get(model.name, 0) > 0:
+            self.after[model.name] -= 1
+            if self.timeout:
+                raise ReadTimeoutError(endpoint_url="https://dynamodb")
+            raise server_error(model.name)
+
+    def _before(self, model: Any, **_: Any) -> None:
+        if self.before.get(model.name, 0) > 0:
+            self.before[model.name] -= 1
+            raise server_error(model.name)
+
+
+class Email:
+    """The provider: takes every message. ``lost_answers``: for the next n messages, the
+    provider takes it and the answer never comes (a read timeout after the call took
+    effect)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+        self.lost_answers = 0
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        response = _aws_call(self._send_email, message=message)  # as SesEmail calls SES
+        return SendResult(provider_message_id=response["MessageId"])
+
+    def _send_email(self, message: OutboundMessage) -> dict[str, Any]:
+        self.sent.append(message)
+        if self.lost_answers:
+            self.lost_answers -= 1
+            raise ReadTimeoutError(endpoint_url="https://email.ap-northeast-1.amazonaws.com")
+        return {"MessageId": f"ses-{len(self.sent)}"}
+
+
+class Push:
+    """A batching push provider: takes every message; ``dead`` tokens come back invalid
+    (the message still delivered to the customer's other devices)."""
+
+    max_addresses = 100
+
+    def __init__(self, dead: frozenset[str] = frozenset()) -> None:
+        self.sent: list[OutboundMessage] = []
+        self.dead = dead
+        self.explode: Exception | None = None
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        (outcome,) = self.send_many([message])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        self.sent += messages
+        if self.explode is not None:
+            raise self.explode
+        out: list[SendOutcome] = []
+        for m in messages:
+            assert isinstance(m.address, tuple)
+            dead = tuple(
+                InvalidAddressInfo(key=t.key, reason="PERMANENT_FAILURE 410")
+                for t in m.address
+                if t.token in self.dead
+            )
+            out.append(
+                SendResult(provider_message_id=f"push-{m.customer_id}", invalid_addresses=dead)
+            )
+        return out
+
+
+class RefusingInbound:
+    """The bus refusing every event (PutEvents failing after its retries)."""
+
+    def __init__(self) -> None:
+        self.tried: list[Any] = []
+
+    def put_inbound(self, detail: Any) -> None:
+        self.tried.append(detail)
+        raise server_error("PutEvents")
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStore]:
+    fake_aws_env(monkeypatch, REGION)
+    with mock_aws():
+        _create_tables(boto3.client("dynamodb", region_name=REGION))
+        s = DynamoStore(
+            boto3.resource("dynamodb", region_name=REGION),
+            "customers",
+            "activity",
+            sleep=lambda _: None,
+        )
+        yield s
+
+
+def ledger(store: DynamoStore, cid: str, execution: str, step: str) -> dict[str, Any]:
+    return store.ledger_entries([cid], execution, step).get(cid, {})
+
+
+def reconcile(store: DynamoStore) -> dict[str, int]:
+    return ReconcileService(store, FixedClock(LATER)).run()
+
+
+# --- campaigns ---------------------------------------------------------------------------
+class CampaignWorld:
+    def __init__(
+        self, store: DynamoStore, providers: dict[str, Any], inbound: Any = None, **definition: Any
+    ) -> None:
+        channels = providers
+        self.store = store
+        self.campaigns = MemoryCampaigns()
+        self.campaigns.put(parse_campaign(campaign_definition(**definition)), TEMPLATES)
+        self.manifest = MemoryManifest()
+        self.channels = channels
+        self.service = CampaignService(
+            self.campaigns,
+            store,
+            self.manifest,
+            channels,
+            MemoryCampaignEvents(),
+            NO_CAP,
+            FixedClock(NOON),
+            templates_root=ROOT / "templates",
+            scan_segments=1,
+            sleep=lambda _: None,
+            inbound=inbound,
+        )
+        self.occurrence = ""
+
+    def call(self, **request: Any) -> dict[str, Any]:
+        if self.occurrence:
+            request = {"campaign_id": "sale", "occurrence": self.occurrence, **request}
+        return self.service.handle(CampaignRequest.model_validate(request))
+
+    def start(self) -> dict[str, Any]:
+        prepared = self.service.handle(
+            CampaignRequest.model_validate(
+                {"action": "prepare", "campaign_id": "sale", "scheduled_time": NOON}
+            )
+        )
+        self.occurrence = prepared["occurrence"]
+        self.call(action="freeze", segment=0, total_segments=1)
+        (chunk,) = self.call(action="plan")["chunks"]
+        return dict(chunk)
+
+    @property
+    def execution(self) -> str:
+        return f"campaign:sale:{self.occurrence}"
+
+    def row(self, cid: str) -> dict[str, Any]:
+        return ledger(self.store, cid, self.execution, "send")
+
+
+def push_customer(cid: str, *tokens: str) -> Any:
+    devices = {f"d{i}": Device(token=t, platform="FCM", at=NOON) for i, t in enumerate(tokens)}
+    return customer(cid, devices=devices, consent=opted_in("push", "email"))
+
+
+def test_a_batch_whose_outcome_write_took_effect_before_a_5xx_sends_once(
+    store: DynamoStore,
+) -> None:
+    for cid in ("c1", "c2", "c3"):
+        store.save_customer(customer(cid), 0)
+    email = Email()
+    w = CampaignWorld(store, {"email": email})
+    chunk = w.start()
+    Faults(store).fail("BatchWriteItem")
+    counts = w.call(action="send_batch", chunk=chunk)
+    assert counts["sent"] == 3 and len(email.sent) == 3
+    assert {w.row(c)["status"] for c in ("c1", "c2", "c3")} == {"sent"}
+    # the state machine retries the batch all the same: nothing again
+    again = w.call(action="send_batch", chunk=chunk)
+    assert again.get("sent", 0) == 0 and len(email.sent) == 3
+
+
+def test_a_batch_retried_whole_after_it_crashed_mid_delivery_sends_nobody_twice(
+    store: DynamoStore,
+) -> None:
+    for cid in ("c1", "c2", "c3", "c4"):
+        store.save_customer(customer(cid), 0)
+
+    class Crashing(Email):
+        def send(self, message: OutboundMessage) -> SendResult:
+            if len(self.sent) == 2:
+                raise SystemExit("the campaign function timed out mid-batch")
+            return super().send(message)
+
+    email = Crashing()
+    w = CampaignWorld(store, {"email": email})
+    chunk = w.start()
+    with pytest.raises(SystemExit):
+        w.call(action="send_batch", chunk=chunk)
+    assert len(email.sent) == 2
+    # when: Lambda (or the state machine) runs the whole batch again
+    healthy = Email()
+    w.channels["email"] = healthy
+    w.service.channels["email"] = healthy
+    again = w.call(action="send_batch", chunk=chunk)
+    # then: nobody is sent twice; every recipient ends with an outcome and a reason
+    assert healthy.sent == [] and again["duplicate"] == 4
+    assert reconcile(store) == {"outcome_unknown": 4}
+    assert {(w.row(c)["status"], w.row(c)["reason"]) for c in ("c1", "c2", "c3", "c4")} == {
+        ("failed", "outcome_unknown")
+    }
+
+
+def test_a_provider_that_took_the_message_then_timed_out_is_never_sent_again(
+    store: DynamoStore,
+) -> None:
+    store.save_customer(customer("c1"), 0)
+    email = Email()
+    email.lost_answers = 1
+    w = CampaignWorld(store, {"email": email})
+    chunk = w.start()
+    counts = w.call(action="send_batch", chunk=chunk)
+    assert counts == {"chunk": chunk["key"], "failed": 1} and len(email.sent) == 1
+    row = w.row("c1")
+    assert (row["status"], row["reason"]) == ("failed", "no answer: ReadTimeoutError")
+    assert w.call(action="send_batch", chunk=chunk).get("sent", 0) == 0
+    assert len(email.sent) == 1
+
+
+# --- transactional messages ------------------------------------------------------------
+def tx_request(key: str = "k1", body: str = "b1") -> TransactionalRequest:
+    return TransactionalRequest(
+        execution="tx:" + hashlib.sha256(key.encode()).hexdigest()[:32],
+        request_hash=hashlib.sha256(body.encode()).hexdigest(),
+        caller="arn:aws:iam::123456789012:role/shop",
+        customer_id="c1",
+        template="order_confirmation",
+        channels=("email",),
+        data={"order_id": "1001", "total": 12800, "currency": "JPY"},
+    )
+
+
+def tx_service(store: DynamoStore, email: Email) -> TransactionalService:
+    return TransactionalService(send_service(store, {"email": email}, FixedClock(NOON)), store)
+
+
+def test_a_transactional_request_repeated_after_its_answer_was_lost_sends_once(
+    store: DynamoStore,
+) -> None:
+    store.save_customer(customer("c1"), 0)
+    email = Email()
+    first = tx_service(store, email).send(tx_request())  # its answer lost on the way back
+    assert first.status == "sent"
+    again = tx_service(store, email).send(tx_request())
+    assert again.status == "sent" and again.replayed and len(email.sent) == 1
+    assert again.provider_message_id == first.provider_message_id
+
+
+@pytest.mark.parametrize("operation", ["PutItem", "UpdateItem", "BatchWriteItem"])
+@pytest.mark.parametrize("timeout", [False, True], ids=["500", "timeout"])
+def test_a_transactional_write_that_took_effect_before_an_error_sends_once(
+    store: DynamoStore, operation: str, timeout: bool
+) -> None:
+    # PutItem: the key's binding and the claim; UpdateItem: the dispatch; BatchWriteItem:
+    # the outcome
+    store.save_customer(customer("c1"), 0)
+    email = Email()
+    Faults(store).fail(operation, timeout=timeout)
+    answer = tx_service(store, email).send(tx_request())
+    assert answer.status == "sent" and len(email.sent) == 1
+    row = ledger(store, "c1", tx_request().execution, "order_confirmation")
+    assert row["status"] == "sent"
+    assert tx_service(store, email).send(tx_request()).status == "sent"
+    assert len(email.sent) == 1
+
+
+def test_a_transactional_claim_that_failed_every_attempt_is_sent_by_the_retry_once(
+    store: DynamoStore,
+) -> None:
+    store.save_customer(customer("c1"), 0)
+    email = Email()
+    faults = Faults(store)
+    faults.fail("PutItem", times=1)  # the binding
+    faults.after["PutItem"] = 1 + WRITE_ATTEMPTS  # then every attempt of the claim
+    with pytest.raises(ClientError):
+        tx_service(store, email).send(tx_request())
+    # the client retries with its key
+    answer = tx_service(store, email).send(tx_request())
+    assert answer.status == "sent" and len(email.sent) == 1
+
+
+def test_a_transactional_provider_timeout_after_it_took_the_message_is_not_sent_again(
+    store: DynamoStore,
+) -> None:
+    store.save_customer(customer("c1"), 0)
+    email = Email()
+    email.lost_answers = 1
+    answer = tx_service(store, email).send(tx_request())
+    assert (answer.status, answer.reason) == ("failed", "no answer: ReadTimeoutError")
+    again = tx_service(store, email).send(tx_request())
+    assert again.status == "failed" and again.replayed and len(email.sent) == 1
+
+
+def test_two_requests_with_one_key_at_once_send_once(store: DynamoStore) -> None:
+    # the second request arrives while the first is between its claim and its dispatch
+    store.save_customer(customer("c1"), 0)
+    email = Email()
+    first = tx_service(store, email)
+    second = tx_service(store, email)
+    answers: list[Any] = []
+    dispatch = store.dispatch_messages
+
+    def second_meanwhile(*args: Any) -> Any:
+        store.dispatch_messages = dispatch  # type: ignore[method-assign]
+        answers.append(second.send(tx_request()))
+        return dispatch(*args)
+
+    store.dispatch_messages = second_meanwhile  # type: ignore[method-assign]
+    answers.insert(0, first.send(tx_request()))
+    assert sorted(a.status for a in answers) == ["in_progress", "sent"]
+    assert len(email.sent) == 1
+
+
+# --- the reconciliation sweep ------------------------------------------------------------------
+def crash_after_dispatch(store: DynamoStore, cid: str) -> None:
+    """A transactional message whose function died right after the provider call."""
+
+    class Dying(Email):
+        def send(self, message: OutboundMessage) -> SendResult:
+            super().send(message)
+            raise SystemExit("died")
+
+    store.save_customer(customer(cid), 0)
+    req = tx_request(key=cid).model_copy(update={"customer_id": cid})
+    with pytest.raises(SystemExit):
+        tx_service(store, Dying()).send(req)
+
+
+def test_a_settle_that_took_effect_before_a_5xx_is_counted_once(
+    store: DynamoStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crash_after_dispatch(store, "c1")
+    Faults(store).fail("UpdateItem")
+    assert reconcile(store) == {"outcome_unknown": 1}
+    assert '"StaleSending":[1.0]' in capsys.readouterr().out
+    assert reconcile(store) == {}
+
+
+def test_a_settle_that_keeps_failing_still_counts_the_entries_settled_before_it(
+    store: DynamoStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crash_after_dispatch(store, "c1")
+    crash_after_dispatch(store, "c2")
+    faults = Faults(store)
+    settled: list[str] = []
+    settle = store.settle_message
+
+    def second_refused(entry: dict[str, Any], *args: Any) -> bool:
+        if settled:
+            faults.refuse("UpdateItem", times=WRITE_ATTEMPTS)
+        settled.append(entry["pk"])
+        return settle(entry, *args)
+
+    store.settle_message = second_refused  # type: ignore[method-assign]
+    with pytest.raises(ClientError):
+        reconcile(store)
+    # the first entry was settled: its outcome is counted (the alarm fires), though the
+    # run failed on the second
+    out = capsys.readouterr().out
+    assert '"StaleSending":[1.0]' in out
+    store.settle_message = settle  # type: ignore[method-assign]
+    assert reconcile(store) == {"outcome_unknown": 1}
