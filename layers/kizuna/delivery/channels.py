@@ -376,17 +376,32 @@ def report_dead_devices(
 ) -> None:
     """Dead push tokens a send found leave the customer: ``device.unregistered`` through the
     inbound port (ingest is the only writer of the customer item). Other channels' invalid
-    addresses are not devices: nothing to report."""
+    addresses are not devices: nothing to report.
+
+    Called once the outcomes are recorded, and never raises: the provider has had the
+    message by now, so a report the bus refuses must not fail the send (its retry could not
+    send again, and, raised before the record, it left every outcome of the group unwritten:
+    ``failed: outcome_unknown`` for messages delivered). The refusal is logged (without the
+    token); the token stays on the customer, and the next send to it finds it dead again."""
     if not isinstance(message.address, tuple):
         return
     devices = {t.key: t for t in message.address}
     for info in invalid:
         device = devices.get(info.key)
-        if device is not None:
+        if device is None:
+            continue
+        try:
             inbound.put_inbound(
                 DeviceUnregistered(
                     customer_id=message.customer_id, occurred_at=now, token=device.token
                 )
+            )
+        except Exception as error:
+            logger.error(
+                "dead push token not reported",
+                customer_id=message.customer_id,
+                device=info.key,
+                **failure(error),
             )
 
 

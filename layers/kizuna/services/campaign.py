@@ -61,6 +61,7 @@ from kizuna.campaigns.model import Campaign, due_at, occurrence_id
 from kizuna.delivery.channels import (
     Channel,
     DeliveryError,
+    InvalidAddressInfo,
     OutboundMessage,
     OutOfTime,
     report_dead_devices,
@@ -693,6 +694,7 @@ class CampaignService:
         )
         now = self.clock.now()
         untracked = 0  # LINE texts sent with their links untracked (over LINE's limit tracked)
+        dead: list[tuple[OutboundMessage, tuple[InvalidAddressInfo, ...]]] = []
         for (r, message), result in zip(claimed, outcomes, strict=True):
             if isinstance(result, OutOfTime):
                 # surely not sent: deferred a minute, to the next pass (decided again then)
@@ -720,14 +722,16 @@ class CampaignService:
                     coupons.append(r.coupon)
             counts[entry["status"]] += 1
             records.append((r.member.customer_id, entry))
-            if self.inbound is not None:
-                report_dead_devices(self.inbound, message, invalid, now)
+            dead.append((message, invalid))
         record_delivered(
             lambda: self.recipients.record_messages(execution, SEND_STEP, records, coupons),
             "campaign",
             SEND_STEP,
             [(cid, execution, entry) for cid, entry in records],
         )
+        if self.inbound is not None:  # after the record: a refused report loses no outcome
+            for message, invalid in dead:
+                report_dead_devices(self.inbound, message, invalid, now)
         if untracked:
             logger.warning("LINE links sent untracked", execution=execution, messages=untracked)
         return {k: counts[k] for k in OUTCOMES if counts[k]}

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from kizuna.delivery.channels import (
     Channel,
     DeliveryError,
+    InvalidAddressInfo,
     OutboundMessage,
     OutOfTime,
     SendResult,
@@ -539,8 +540,8 @@ class SendService:
         now: datetime,
         deadline: float,
     ) -> None:
-        """Send the claimed messages (push batched) until ``deadline``, report dead push
-        tokens, record the outcomes in one batch."""
+        """Send the claimed messages (push batched) until ``deadline``, record the outcomes
+        in one batch, then report dead push tokens."""
         messages = [p.message for p in plans if p.message is not None]
         outcomes = send_all(
             self.channels,
@@ -552,6 +553,7 @@ class SendService:
         )
         records: list[tuple[str, str, dict[str, Any]]] = []
         coupons: list[IssuedCoupon] = []
+        dead: list[tuple[OutboundMessage, tuple[InvalidAddressInfo, ...]]] = []
         for plan, message, result in zip(plans, messages, outcomes, strict=True):
             req, channel = plan.req, str(message.channel)
             if isinstance(result, OutOfTime):
@@ -563,7 +565,7 @@ class SendService:
                     status="deferred", channel=channel, reason=OUT_OF_TIME, until=until
                 )
             elif isinstance(result, DeliveryError):
-                report_dead_devices(self.inbound, message, result.invalid, now)
+                dead.append((message, result.invalid))
                 logger.warning(
                     "send failed",
                     program=program.id,
@@ -575,7 +577,7 @@ class SendService:
                 data = {**plan.claim.data, "status": "failed", "reason": result.reason}
                 plan.response = SendResponse(status="failed", channel=channel, reason=result.reason)
             else:
-                report_dead_devices(self.inbound, message, result.invalid_addresses, now)
+                dead.append((message, result.invalid_addresses))
                 data = {
                     **plan.claim.data,
                     "status": "sent",
@@ -594,6 +596,8 @@ class SendService:
             records.append((req.customer_id, req.execution, data))
         if records:
             self._record(program, step, records, coupons)
+        for message, invalid in dead:  # after the record: a refused report loses no outcome
+            report_dead_devices(self.inbound, message, invalid, now)
 
     def _record(
         self,

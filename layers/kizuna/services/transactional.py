@@ -208,13 +208,13 @@ class TransactionalService:
             monotonic=s.monotonic,
         )
         if isinstance(result, DeliveryError):
-            report_dead_devices(s.inbound, message, result.invalid, now)
+            invalid = result.invalid
             logger.warning(
                 "transactional send failed", channel=str(message.channel), reason=result.reason
             )
             final = {**entry, "status": "failed", "reason": result.reason}
         else:
-            report_dead_devices(s.inbound, message, result.invalid_addresses, now)
+            invalid = result.invalid_addresses
             final = {
                 **entry,
                 "status": "sent",
@@ -234,6 +234,7 @@ class TransactionalService:
             req.template,
             records,
         )
+        report_dead_devices(s.inbound, message, invalid, now)  # after the record
         return _answer(req, final)
 
     def _replay(self, req: TransactionalRequest) -> TransactionalResponse:

@@ -313,6 +313,29 @@ def test_a_provider_that_took_the_message_then_timed_out_is_never_sent_again(
     assert len(email.sent) == 1
 
 
+def test_a_dead_push_token_the_bus_cannot_take_loses_no_outcome(store: DynamoStore) -> None:
+    # given: three push recipients; c2 has a dead second device; the bus refuses the
+    # device.unregistered report (after its retries)
+    store.save_customer(push_customer("c1", "token-c1"), 0)
+    store.save_customer(push_customer("c2", "token-c2", "token-c2-dead"), 0)
+    store.save_customer(push_customer("c3", "token-c3"), 0)
+    push = Push(dead=frozenset({"token-c2-dead"}))
+    inbound = RefusingInbound()
+    w = CampaignWorld(store, {"push": push}, inbound=inbound, channels=["push"])
+    chunk = w.start()
+    # when
+    w.call(action="send_batch", chunk=chunk)
+    # then: the provider took the three messages, and each is recorded sent with its id
+    assert len(push.sent) == 3 and inbound.tried
+    assert [
+        (w.row(c)["status"], w.row(c).get("provider_message_id")) for c in ("c1", "c2", "c3")
+    ] == [
+        ("sent", "push-c1"),
+        ("sent", "push-c2"),
+        ("sent", "push-c3"),
+    ]
+
+
 # --- transactional messages ------------------------------------------------------------
 def tx_request(key: str = "k1", body: str = "b1") -> TransactionalRequest:
     return TransactionalRequest(
