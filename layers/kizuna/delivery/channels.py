@@ -557,14 +557,27 @@ def send_all(
         if isinstance(channel, BatchChannel):
             mine = [messages[i] for i in indexes]
             for group in push_batches(mine, channel.max_addresses):
-                answers = send_many_with_retry(
-                    channel,
-                    [mine[j] for j in group],
-                    attempts=attempts,
-                    sleep=sleep,
-                    deadline=deadline,
-                    monotonic=monotonic,
-                )
+                answers: Sequence[SendOutcome]
+                try:
+                    answers = send_many_with_retry(
+                        channel,
+                        [mine[j] for j in group],
+                        attempts=attempts,
+                        sleep=sleep,
+                        deadline=deadline,
+                        monotonic=monotonic,
+                    )
+                except DeliveryError as error:
+                    answers = [error] * len(group)
+                except Exception as error:
+                    # as for one message below: the call may have reached the provider, so
+                    # each message of the call fails, maybe sent; the other groups and
+                    # channels are still sent and every outcome recorded
+                    logger.error("unexpected send error", channel=name, **failure(error))
+                    unexpected = TemporaryFailure(
+                        f"{name}: unexpected {type(error).__name__}", maybe_sent=True
+                    )
+                    answers = [unexpected] * len(group)
                 outcomes.update((indexes[j], a) for j, a in zip(group, answers, strict=True))
             continue
         for i in indexes:

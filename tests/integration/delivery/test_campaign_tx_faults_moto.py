@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.parsers import ResponseParserError
 from moto import mock_aws
 
 from kizuna.adapters.dynamodb import WRITE_ATTEMPTS, DynamoStore
@@ -26,6 +27,7 @@ from kizuna.campaigns.loader import parse_campaign
 from kizuna.delivery.channels import (
     InvalidAddressInfo,
     OutboundMessage,
+    PinpointPush,
     SendOutcome,
     SendResult,
     _aws_call,
@@ -334,6 +336,44 @@ def test_a_dead_push_token_the_bus_cannot_take_loses_no_outcome(store: DynamoSto
         ("sent", "push-c2"),
         ("sent", "push-c3"),
     ]
+
+
+class GarbledPinpoint:
+    """Pinpoint as the push channel's client: takes the messages, then its answer cannot be
+    parsed (botocore's ``ResponseParserError``: the call took effect, no channel expects it)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def send_messages(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(request)
+        raise ResponseParserError("Unable to parse response (a proxy's HTML page)")
+
+
+def test_a_push_call_failing_unexpectedly_still_records_every_recipient(
+    store: DynamoStore,
+) -> None:
+    # given: c1 is sent a push (first), c2, with no device, an email; Pinpoint took the push
+    # and its answer could not be read
+    store.save_customer(push_customer("c1", "token-c1"), 0)
+    store.save_customer(customer("c2", consent=opted_in("push", "email")), 0)
+    pinpoint, email = GarbledPinpoint(), Email()
+    providers = {"push": PinpointPush(pinpoint, "app"), "email": email}
+    w = CampaignWorld(store, providers, channels=["push", "email"])
+    chunk = w.start()
+    # when
+    counts = w.call(action="send_batch", chunk=chunk)
+    # then: the email is sent and recorded; the push is failed, maybe sent (never again),
+    # with its reason; nothing is left at sending for the sweep to call outcome_unknown
+    assert (counts.get("sent"), counts.get("failed")) == (1, 1)
+    assert len(pinpoint.calls) == 1 and len(email.sent) == 1
+    assert w.row("c2")["status"] == "sent"
+    assert (w.row("c1")["status"], w.row("c1")["reason"]) == (
+        "failed",
+        "push: unexpected ResponseParserError",
+    )
+    assert w.call(action="send_batch", chunk=chunk).get("sent", 0) == 0
+    assert len(pinpoint.calls) == 1 and reconcile(store) == {}
 
 
 # --- transactional messages ------------------------------------------------------------
