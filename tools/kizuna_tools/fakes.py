@@ -16,6 +16,7 @@ from kizuna.delivery.ledger import (
     CLAIM_TOKEN,
     CLAIMED_BY,
     DISPATCHED_AT,
+    NOT_DISPATCHED,
     SENDING,
     claimable,
     own_dispatch,
@@ -276,6 +277,7 @@ class MemoryStore:
             current is None
             or current.get("status") != SENDING
             or current.get(CLAIM_TOKEN) != entry.get(CLAIM_TOKEN)
+            or (reason == NOT_DISPATCHED and current.get(DISPATCHED_AT))
         ):
             return False
         current.update(status=status, reason=reason, reconciled_at=at)

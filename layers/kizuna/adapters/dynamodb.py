@@ -38,6 +38,8 @@ from kizuna.delivery.ledger import (
     CLAIMED_BY,
     DEFERRED,
     DISPATCHED_AT,
+    FAILED,
+    NOT_DISPATCHED,
     SENDING,
     SENDING_INDEX,
     SENDING_PK,
@@ -400,13 +402,21 @@ WRITE_ATTEMPTS = ATTEMPTS  # an idempotent call failing transiently (kizuna.adap
 def _claim_condition(claim: Claim) -> dict[str, Any]:
     if claim.owner is None:
         return _CLAIM_CONDITION
-    return {
+    return {  # kizuna.delivery.ledger.claimable
         "ConditionExpression": "attribute_not_exists(sk) OR #s = :deferred OR "
-        "(#s = :sending AND #by = :by AND attribute_not_exists(#d))",
-        "ExpressionAttributeNames": {"#s": "status", "#by": CLAIMED_BY, "#d": DISPATCHED_AT},
+        "((#s = :sending OR (#s = :failed AND #r = :not_dispatched)) "
+        "AND #by = :by AND attribute_not_exists(#d))",
+        "ExpressionAttributeNames": {
+            "#s": "status",
+            "#r": "reason",
+            "#by": CLAIMED_BY,
+            "#d": DISPATCHED_AT,
+        },
         "ExpressionAttributeValues": {
             ":deferred": DEFERRED,
             ":sending": SENDING,
+            ":failed": FAILED,
+            ":not_dispatched": NOT_DISPATCHED,
             ":by": claim.owner,
         },
     }
@@ -1559,6 +1569,11 @@ class DynamoStore:
         else:
             condition += "#t = :t)"
             values[":t"] = token
+        if reason == NOT_DISPATCHED:
+            # still not dispatched: an invocation that dispatched since the read may have
+            # called the provider, and its owner may claim a not_dispatched entry again
+            names["#d"] = DISPATCHED_AT
+            condition = condition[:-1] + " AND attribute_not_exists(#d))"
         # or this very settlement, written by an attempt whose answer was lost
         condition += " OR (#s = :s AND #r = :r AND #at = :at)"
         try:

@@ -10,6 +10,10 @@ A send goes through three writes of its ledger entry (``MSG#<execution>#<step>``
    again only over a ``deferred`` entry (the deferral ended), or over a ``sending`` entry of
    the same owner that no invocation has dispatched yet: a retried invocation (the first
    one's claim took effect but it got a 5xx, or it crashed) is the same caller and sends.
+   The same holds for such an entry the reconciliation sweep settled meanwhile
+   (``failed: not_dispatched``, never dispatched: no provider saw it), so a retry or a
+   redrive that comes after the sweep (a campaign execution redriven the next day, a
+   transactional caller retrying its key an hour later) still sends it, once.
    Another owner (a duplicated entry, another execution) finds a duplicate.
 2. **dispatch** — ``dispatched_at`` set, on condition that the entry still carries the
    invocation's token and is ``sending``, just before the provider is called. From then on
@@ -32,6 +36,9 @@ from typing import Any, Final, Literal
 
 SENDING: Final = "sending"
 DEFERRED: Final = "deferred"
+FAILED: Final = "failed"
+# the sweep's reason for a claim no invocation dispatched (the provider never saw it)
+NOT_DISPATCHED: Final = "not_dispatched"
 CLAIMED_BY: Final = "claimed_by"  # the execution that owns a claim
 CLAIM_TOKEN: Final = "claim_token"  # noqa: S105 - the invocation that wrote it, no secret
 DISPATCHED_AT: Final = "dispatched_at"  # set just before the provider is called
@@ -102,7 +109,10 @@ def claimable(existing: Mapping[str, Any] | None, owner: str | None) -> bool:
         return True
     return (
         owner is not None
-        and existing.get("status") == SENDING
+        and (
+            existing.get("status") == SENDING
+            or (existing.get("status"), existing.get("reason")) == (FAILED, NOT_DISPATCHED)
+        )
         and existing.get(CLAIMED_BY) == owner
         and not existing.get(DISPATCHED_AT)
     )
@@ -120,14 +130,15 @@ def own_dispatch(existing: Mapping[str, Any] | None, token: str) -> bool:
 def settle(entry: Mapping[str, Any]) -> tuple[Settled, str]:
     """A stale ``sending`` entry's outcome, from what the ledger holds:
 
-    - never dispatched: the provider never saw it -> ``failed: not_dispatched``;
+    - never dispatched: the provider never saw it -> ``failed: not_dispatched`` (written on
+      condition that it is still not dispatched; its owner may claim it again);
     - the provider's message id, or feedback that the provider took it (delivery, bounce,
       complaint, open, click; a reject or a rendering failure too: SES accepted the call, and
       the entry's ``not_delivered_reason``, stamped with it, stays) -> ``sent: reconciled``;
     - dispatched with no evidence either way -> ``failed: outcome_unknown`` (alarmed: it
       may or may not have reached the customer, and it is never sent again)."""
     if not entry.get(DISPATCHED_AT):
-        return "failed", "not_dispatched"
+        return FAILED, NOT_DISPATCHED
     if entry.get("provider_message_id") or any(entry.get(f) for f in ACCEPTED_EVIDENCE):
         return "sent", "reconciled"
     return "failed", "outcome_unknown"

@@ -376,6 +376,38 @@ def test_a_push_call_failing_unexpectedly_still_records_every_recipient(
     assert len(pinpoint.calls) == 1 and reconcile(store) == {}
 
 
+def test_a_redriven_batch_sends_the_claims_the_sweep_found_never_dispatched(
+    store: DynamoStore,
+) -> None:
+    # given: a batch whose claims took effect and whose dispatch mark failed on every
+    # attempt (DynamoDB refusing the TransactWriteItems), so the execution failed
+    for cid in ("c1", "c2", "c3"):
+        store.save_customer(customer(cid), 0)
+    email = Email()
+    w = CampaignWorld(store, {"email": email})
+    chunk = w.start()
+    dispatch = store.dispatch_messages
+
+    def refused(*_: Any) -> Any:
+        raise server_error("TransactWriteItems")
+
+    store.dispatch_messages = refused  # type: ignore[method-assign]
+    for _ in range(4):  # the task and the state machine's retries
+        with pytest.raises(ClientError):
+            w.call(action="send_batch", chunk=chunk)
+    store.dispatch_messages = dispatch  # type: ignore[method-assign]
+    assert email.sent == []
+    # the sweep settles the claims: nobody ever called the provider for them
+    assert reconcile(store) == {"not_dispatched": 3}
+    # when: the operator redrives the failed execution (as docs/CAMPAIGNS.md says to)
+    counts = w.call(action="send_batch", chunk=chunk)
+    # then: each recipient gets the campaign, once
+    assert counts.get("sent") == 3 and len(email.sent) == 3
+    assert {w.row(c)["status"] for c in ("c1", "c2", "c3")} == {"sent"}
+    assert w.call(action="send_batch", chunk=chunk).get("sent", 0) == 0
+    assert len(email.sent) == 3
+
+
 # --- transactional messages ------------------------------------------------------------
 def tx_request(key: str = "k1", body: str = "b1") -> TransactionalRequest:
     return TransactionalRequest(
@@ -470,6 +502,31 @@ def test_two_requests_with_one_key_at_once_send_once(store: DynamoStore) -> None
     assert len(email.sent) == 1
 
 
+def test_a_transactional_retry_after_the_sweep_settled_its_undispatched_claim_sends_it(
+    store: DynamoStore,
+) -> None:
+    # given: the first request's claim took effect, then its dispatch mark failed (the API
+    # answered 503); the sweep settled the claim, never dispatched
+    store.save_customer(customer("c1"), 0)
+    email = Email()
+    dispatch = store.dispatch_messages
+
+    def refused(*_: Any) -> Any:
+        raise server_error("UpdateItem")
+
+    store.dispatch_messages = refused  # type: ignore[method-assign]
+    with pytest.raises(ClientError):
+        tx_service(store, email).send(tx_request())
+    store.dispatch_messages = dispatch  # type: ignore[method-assign]
+    assert reconcile(store) == {"not_dispatched": 1}
+    # when: the caller retries with its key (an hour later)
+    answer = tx_service(store, email).send(tx_request())
+    # then: the message is sent, once
+    assert answer.status == "sent" and len(email.sent) == 1
+    assert tx_service(store, email).send(tx_request()).status == "sent"
+    assert len(email.sent) == 1
+
+
 # --- the reconciliation sweep ------------------------------------------------------------------
 def crash_after_dispatch(store: DynamoStore, cid: str) -> None:
     """A transactional message whose function died right after the provider call."""
@@ -519,3 +576,38 @@ def test_a_settle_that_keeps_failing_still_counts_the_entries_settled_before_it(
     assert '"StaleSending":[1.0]' in out
     store.settle_message = settle  # type: ignore[method-assign]
     assert reconcile(store) == {"outcome_unknown": 1}
+
+
+def test_a_claim_dispatched_while_the_sweep_reads_it_is_not_settled_as_never_dispatched(
+    store: DynamoStore,
+) -> None:
+    # given: a claim the sweep reads before its invocation marks it dispatched
+    store.save_customer(customer("c1"), 0)
+    dispatch = store.dispatch_messages
+
+    def refused(*_: Any) -> Any:
+        raise server_error("UpdateItem")
+
+    store.dispatch_messages = refused  # type: ignore[method-assign]
+    with pytest.raises(ClientError):
+        tx_service(store, Email()).send(tx_request())
+    store.dispatch_messages = dispatch  # type: ignore[method-assign]
+    stale = store.stale_sending
+
+    def dispatched_meanwhile(claimed_before: str) -> list[dict[str, Any]]:
+        (entry,) = stale(claimed_before)
+        assert not entry.get("dispatched_at")
+        key = (entry["pk"], tx_request().execution)
+        assert not dispatch("order_confirmation", [key], entry["claim_token"], "2026-01-05T04:00Z")
+        return [entry]
+
+    store.stale_sending = dispatched_meanwhile  # type: ignore[method-assign]
+    # when: the sweep settles what it read
+    assert reconcile(store) == {}
+    # then: the entry is not called never dispatched (the provider may have it now), so
+    # no retry may claim it again
+    row = ledger(store, "c1", tx_request().execution, "order_confirmation")
+    assert row["status"] == "sending" and row["dispatched_at"]
+    email = Email()
+    assert tx_service(store, email).send(tx_request()).status == "in_progress"
+    assert email.sent == []
