@@ -66,6 +66,7 @@ from kizuna.delivery.content import (
     RenderedMessage,
     SmsContent,
 )
+from kizuna.delivery.ledger import OUTCOME_UNKNOWN_NOTE
 from kizuna.delivery.line_messages import (
     MAX_MULTICAST_RECIPIENTS,
     MAX_TEXT,
@@ -220,7 +221,7 @@ def classify_client_error(err: ClientError) -> DeliveryError:
     if code in TEMPORARY_CODES or status >= 500:
         # an internal error answered after the request arrived: the provider may have taken
         # the message (none of these APIs takes an idempotency key), so it is not sent again
-        return TemporaryFailure(f"{reason} (outcome unknown)", maybe_sent=True)
+        return TemporaryFailure(f"{reason} {OUTCOME_UNKNOWN_NOTE}", maybe_sent=True)
     return PermanentFailure(reason)
 
 
@@ -233,7 +234,9 @@ def _aws_call(fn: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any
     except (EndpointConnectionError, ConnectTimeoutError) as err:
         raise TemporaryFailure(f"connection: {type(err).__name__}") from err
     except (ReadTimeoutError, ConnectionClosedError) as err:
-        raise TemporaryFailure(f"no answer: {type(err).__name__}", maybe_sent=True) from err
+        raise TemporaryFailure(
+            f"no answer: {type(err).__name__} {OUTCOME_UNKNOWN_NOTE}", maybe_sent=True
+        ) from err
 
 
 # --- the message -----------------------------------------------------------------------------
@@ -575,7 +578,8 @@ def send_all(
                     # channels are still sent and every outcome recorded
                     logger.error("unexpected send error", channel=name, **failure(error))
                     unexpected = TemporaryFailure(
-                        f"{name}: unexpected {type(error).__name__}", maybe_sent=True
+                        f"{name}: unexpected {type(error).__name__} {OUTCOME_UNKNOWN_NOTE}",
+                        maybe_sent=True,
                     )
                     answers = [unexpected] * len(group)
                 outcomes.update((indexes[j], a) for j, a in zip(group, answers, strict=True))
@@ -599,7 +603,8 @@ def send_all(
                 # unrecorded: outcome_unknown, nothing sent to those after it)
                 logger.error("unexpected send error", channel=name, **failure(error))
                 outcomes[i] = TemporaryFailure(
-                    f"{name}: unexpected {type(error).__name__}", maybe_sent=True
+                    f"{name}: unexpected {type(error).__name__} {OUTCOME_UNKNOWN_NOTE}",
+                    maybe_sent=True,
                 )
     return [outcomes[i] for i in range(len(messages))]
 

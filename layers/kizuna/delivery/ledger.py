@@ -89,6 +89,12 @@ ACCEPTED_EVIDENCE: Final = (
 # clicked, so its "no click" is a fact.
 LINKS_UNTRACKED: Final = "links_untracked"
 
+# What the reason of a send that failed and may have been delivered all the same ends with
+# (kizuna.delivery.channels: a provider's 5xx after the request left, a read timeout, an
+# error no channel expected): it is never sent again, and kizuna.delivery.why reads it as
+# outcome unknown, never "not sent"
+OUTCOME_UNKNOWN_NOTE: Final = "(outcome unknown)"
+
 Settled = Literal["sent", "failed"]
 
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
+from kizuna.delivery.ledger import OUTCOME_UNKNOWN_NOTE
 from kizuna.domain.timestamps import parse_time
 from kizuna.domain.zones import zone_or
 
@@ -703,9 +704,11 @@ def _failed(reason: str | None, row: Mapping[str, Any], lang: Lang) -> str:
     channel = _channel(row.get("channel"), lang) if row.get("channel") else None
     if reason in ("step_failed", "not_dispatched", "unreadable_customer"):
         return _text(reason, lang)
-    if reason == "outcome_unknown":
+    if reason == "outcome_unknown" or (reason or "").endswith(OUTCOME_UNKNOWN_NOTE):
+        # the sweep's, or the provider's answer that may have been a delivery (a 5xx after
+        # the request left, a read timeout: ``... (outcome unknown)``): never "not sent"
         on = (" ({c})", " ({c})")[i].format(c=channel) if channel else ""
-        return _text(reason, lang, channel=on)
+        return _text("outcome_unknown", lang, channel=on)
     if reason and reason.startswith(RENDER_ERROR_PREFIX):
         why = reason[len(RENDER_ERROR_PREFIX) :][:120]
         return _text("render_error", lang, detail=f" ({why})")

@@ -310,7 +310,10 @@ def test_a_provider_that_took_the_message_then_timed_out_is_never_sent_again(
     counts = w.call(action="send_batch", chunk=chunk)
     assert counts == {"chunk": chunk["key"], "failed": 1} and len(email.sent) == 1
     row = w.row("c1")
-    assert (row["status"], row["reason"]) == ("failed", "no answer: ReadTimeoutError")
+    assert (row["status"], row["reason"]) == (
+        "failed",
+        "no answer: ReadTimeoutError (outcome unknown)",
+    )
     assert w.call(action="send_batch", chunk=chunk).get("sent", 0) == 0
     assert len(email.sent) == 1
 
@@ -370,7 +373,7 @@ def test_a_push_call_failing_unexpectedly_still_records_every_recipient(
     assert w.row("c2")["status"] == "sent"
     assert (w.row("c1")["status"], w.row("c1")["reason"]) == (
         "failed",
-        "push: unexpected ResponseParserError",
+        "push: unexpected ResponseParserError (outcome unknown)",
     )
     assert w.call(action="send_batch", chunk=chunk).get("sent", 0) == 0
     assert len(pinpoint.calls) == 1 and reconcile(store) == {}
@@ -477,7 +480,10 @@ def test_a_transactional_provider_timeout_after_it_took_the_message_is_not_sent_
     email = Email()
     email.lost_answers = 1
     answer = tx_service(store, email).send(tx_request())
-    assert (answer.status, answer.reason) == ("failed", "no answer: ReadTimeoutError")
+    assert (answer.status, answer.reason) == (
+        "failed",
+        "no answer: ReadTimeoutError (outcome unknown)",
+    )
     again = tx_service(store, email).send(tx_request())
     assert again.status == "failed" and again.replayed and len(email.sent) == 1
 

@@ -659,6 +659,26 @@ def test_every_written_reason_reads_in_both_languages_where_it_is_written(reason
 
 
 # -- the brief's examples and the outcomes ----------------------------------------------------
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "ses.send_email: InternalFailure (outcome unknown)",
+        "no answer: ReadTimeoutError (outcome unknown)",
+        "push: unexpected ResponseParserError (outcome unknown)",
+    ],
+)
+def test_a_failure_that_may_have_been_delivered_never_reads_not_sent(reason: str) -> None:
+    """A provider's 5xx after the request left, a read timeout, an error no channel expected:
+    the customer may have the message (it is never sent again). "Not sent" would invite
+    someone to send it by hand, twice."""
+    row = {**MSG, "status": "failed", "channel": "email", "reason": reason}
+    assert explain(row, "en").text == (
+        "Outcome unknown: the provider may have taken the message (email); it is never sent again."
+    )
+    assert explain(row, "ja").text.startswith("結果不明")
+    assert explain(row, "en").reason == reason
+
+
 def test_sent_by_the_fallback_names_the_channels_passed_over() -> None:
     row = {**MSG, "status": "sent", "channel": "line", "skipped": ["email:no_consent"]}
     assert explain(row, "en") == Why(
