@@ -1542,7 +1542,15 @@ class DynamoStore:
                 )
             ]
         items = self._batch_get(self._activity.name, keys, ConsistentRead=True)
-        return [from_dynamo(i) for i in items if i.get("status") == SENDING]
+        # still claimed before the cutoff: the index is read eventually consistently and
+        # before the entries, so an entry its owner claimed again since (a retry, a redrive:
+        # a fresh token, not dispatched yet) is read here as ``sending`` too, and settling
+        # that fresh claim would refuse the retry's dispatch: sent by nobody
+        return [
+            from_dynamo(i)
+            for i in items
+            if i.get("status") == SENDING and str(i.get(SENDING_SK, "")) < claimed_before
+        ]
 
     def settle_message(self, entry: dict[str, Any], status: str, reason: str, at: str) -> bool:
         """Settle a stale ``sending`` entry (``entry`` as :meth:`stale_sending` read it) on

@@ -32,6 +32,7 @@ from kizuna.delivery.channels import (
     SendResult,
     _aws_call,
 )
+from kizuna.delivery.ledger import SENDING_INDEX, SENDING_PK
 from kizuna.domain.customer import Device
 from kizuna.runtime.clock import FixedClock
 from kizuna.runtime.config import KizunaConfig
@@ -617,3 +618,48 @@ def test_a_claim_dispatched_while_the_sweep_reads_it_is_not_settled_as_never_dis
     email = Email()
     assert tx_service(store, email).send(tx_request()).status == "in_progress"
     assert email.sent == []
+
+
+def test_a_claim_taken_again_between_the_sweeps_query_and_its_read_is_not_settled(
+    store: DynamoStore,
+) -> None:
+    # given: a claim never dispatched (its dispatch mark refused), stale by the sweep's run
+    store.save_customer(customer("c1"), 0)
+    dispatch = store.dispatch_messages
+
+    def refused(*_: Any) -> Any:
+        raise server_error("UpdateItem")
+
+    store.dispatch_messages = refused  # type: ignore[method-assign]
+    with pytest.raises(ClientError):
+        tx_service(store, Email()).send(tx_request())
+    (stale,) = store.stale_sending((LATER - timedelta(minutes=20)).isoformat())
+    query = store._activity.query
+
+    def index_read_before_the_retry(**kwargs: Any) -> Any:
+        # the sweep's index Query (keys only) answered before the retry claimed again
+        if kwargs.get("IndexName") == SENDING_INDEX:
+            first = kwargs["KeyConditionExpression"].get_expression()["values"][0]
+            shard = first.get_expression()["values"][1]
+            items = [{"pk": stale["pk"], "sk": stale["sk"]}] if shard == stale[SENDING_PK] else []
+            return {"Items": items, "Count": len(items)}
+        return query(**kwargs)
+
+    def sweep_then_dispatch(*args: Any) -> Any:
+        store._activity.query = index_read_before_the_retry  # type: ignore[method-assign]
+        try:
+            reconcile(store)
+        finally:
+            store._activity.query = query  # type: ignore[method-assign]
+        return dispatch(*args)
+
+    # when: the caller retries its key an hour later; its claim is taken again, then the
+    # sweep reads the entry (consistently, after the Query), then the retry dispatches
+    store.dispatch_messages = sweep_then_dispatch  # type: ignore[method-assign]
+    email = Email()
+    answer = TransactionalService(
+        send_service(store, {"email": email}, FixedClock(LATER)), store
+    ).send(tx_request())
+    # then: the sweep left the fresh claim alone, and the retry sent the message, once
+    assert answer.status == "sent" and len(email.sent) == 1
+    assert ledger(store, "c1", tx_request().execution, "order_confirmation")["status"] == "sent"
