@@ -479,6 +479,19 @@ def _backoff(
     return max(delay, min(after, max_delay)) if after else delay
 
 
+def unexpected_outcome(channel: str, error: Exception) -> SendOutcome:
+    """The outcome of a call that raised what no channel expected: a delivery error as it
+    is; anything else logged (its type, never its text) and failed, maybe sent (the call may
+    have reached the provider), so that message is never sent twice and the others of its
+    group are still sent and recorded."""
+    if isinstance(error, DeliveryError):
+        return error
+    logger.error("unexpected send error", channel=channel, **failure(error))
+    return TemporaryFailure(
+        f"{channel}: unexpected {type(error).__name__} {OUTCOME_UNKNOWN_NOTE}", maybe_sent=True
+    )
+
+
 def send_many_with_retry(
     channel: BatchChannel,
     messages: Sequence[OutboundMessage],
@@ -503,7 +516,16 @@ def send_many_with_retry(
     outcomes: list[SendOutcome] = [TemporaryFailure("not sent")] * len(messages)
     pending = list(range(len(messages)))
     for attempt in range(1, attempts + 1):
-        answers = channel.send_many([messages[i] for i in pending])
+        try:
+            answers = channel.send_many([messages[i] for i in pending])
+        except Exception as error:
+            if attempt == 1:
+                raise
+            # what an earlier attempt delivered stands: only this call's messages fail
+            failed = unexpected_outcome(str(messages[pending[0]].channel), error)
+            for i in pending:
+                outcomes[i] = failed
+            break
         retry: list[int] = []
         errors: list[DeliveryError] = []
         for i, answer in zip(pending, answers, strict=True):
@@ -570,18 +592,11 @@ def send_all(
                         deadline=deadline,
                         monotonic=monotonic,
                     )
-                except DeliveryError as error:
-                    answers = [error] * len(group)
                 except Exception as error:
                     # as for one message below: the call may have reached the provider, so
                     # each message of the call fails, maybe sent; the other groups and
                     # channels are still sent and every outcome recorded
-                    logger.error("unexpected send error", channel=name, **failure(error))
-                    unexpected = TemporaryFailure(
-                        f"{name}: unexpected {type(error).__name__} {OUTCOME_UNKNOWN_NOTE}",
-                        maybe_sent=True,
-                    )
-                    answers = [unexpected] * len(group)
+                    answers = [unexpected_outcome(name, error)] * len(group)
                 outcomes.update((indexes[j], a) for j, a in zip(group, answers, strict=True))
             continue
         for i in indexes:
@@ -594,18 +609,12 @@ def send_all(
                     deadline=deadline,
                     monotonic=monotonic,
                 )
-            except DeliveryError as error:
-                outcomes[i] = error
             except Exception as error:
                 # An error no channel expected: that message fails, maybe sent (it may have
                 # reached the provider); the others of the group are still sent and every
                 # outcome recorded (raised, it left the whole group's claims dispatched and
                 # unrecorded: outcome_unknown, nothing sent to those after it)
-                logger.error("unexpected send error", channel=name, **failure(error))
-                outcomes[i] = TemporaryFailure(
-                    f"{name}: unexpected {type(error).__name__} {OUTCOME_UNKNOWN_NOTE}",
-                    maybe_sent=True,
-                )
+                outcomes[i] = unexpected_outcome(name, error)
     return [outcomes[i] for i in range(len(messages))]
 
 
@@ -1252,15 +1261,15 @@ class LinePush:
             if len(indexes) == 1:
                 try:
                     outcomes[indexes[0]] = self.send(messages[indexes[0]])
-                except DeliveryError as error:
-                    outcomes[indexes[0]] = error
+                except Exception as error:  # one push's outcome: the later pushes still go
+                    outcomes[indexes[0]] = unexpected_outcome("line", error)
                 continue
             for start in range(0, len(indexes), self.max_addresses):
                 chunk = indexes[start : start + self.max_addresses]
                 try:
                     result: SendOutcome = self.multicast([messages[i] for i in chunk])
-                except DeliveryError as error:
-                    result = error
+                except Exception as error:
+                    result = unexpected_outcome("line", error)
                 outcomes.update((i, result) for i in chunk)
         return [outcomes[i] for i in range(len(messages))]
 

@@ -1201,3 +1201,69 @@ def test_urllib_http_takes_an_answer_that_is_not_http_as_no_answer(
     monkeypatch.setattr(client.opener, "open", garbage)
     with pytest.raises(OSError, match="not an HTTP answer"):
         client.post("https://crm.example.com/hook", {}, b"{}", 10.0)
+
+
+class DeliversThenRaises:
+    """A batching channel: its first call delivers one message and is throttled on the
+    other; the retry raises what no channel expects (an answer that cannot be read)."""
+
+    max_addresses = 100
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        raise AssertionError("a batching channel is called with send_many")
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[Any]:
+        self.calls += 1
+        if self.calls == 1:
+            return [SendResult(provider_message_id="pm-1"), Throttled("push THROTTLED 429")]
+        raise RuntimeError("the answer could not be read")
+
+
+def test_a_retry_raising_unexpectedly_leaves_what_the_first_attempt_delivered() -> None:
+    channel = DeliversThenRaises()
+    first, second = (
+        message(
+            "push",
+            customer_id=cid,
+            address=(PushTarget(key="d", token=f"t-{cid}", platform="FCM"),),
+        )
+        for cid in ("c1", "c2")
+    )
+    outcomes = send_all({"push": channel}, [first, second], sleep=lambda _: None)
+    assert channel.calls == 2
+    # the first message was delivered on the first attempt: it stays sent, with its id
+    assert isinstance(outcomes[0], SendResult)
+    assert outcomes[0].provider_message_id == "pm-1"
+    # the retried one fails, maybe sent (never sent again)
+    assert isinstance(outcomes[1], TemporaryFailure) and outcomes[1].maybe_sent
+    assert "unexpected RuntimeError" in outcomes[1].reason
+
+
+def test_an_unexpected_error_on_one_line_push_leaves_the_other_pushes_of_the_group() -> None:
+    calls = {"n": 0}
+
+    def token() -> str:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("the channel token could not be read")
+        return LINE_TOKEN
+
+    http = FakeHttp(line_ok("m1"), line_ok("m2"), line_ok("m4"), line_ok("m5"))
+    personal = [
+        message(
+            "line",
+            customer_id=f"c{n}",
+            address="U" + f"{n:032d}",
+            content=LineContent(text=f"c{n}様、セール開催中"),  # one push each
+        )
+        for n in range(1, 6)
+    ]
+    outcomes = send_all({"line": LinePush(token, http)}, personal, sleep=lambda _: None)
+    # the pushes before and after the failed one went and are recorded sent
+    assert len(http.requests) == 4
+    assert [isinstance(o, SendResult) for o in outcomes] == [True, True, False, True, True]
+    failed = outcomes[2]
+    assert isinstance(failed, TemporaryFailure) and failed.maybe_sent
