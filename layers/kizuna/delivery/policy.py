@@ -55,6 +55,7 @@ from kizuna.runtime.config import ContactPolicyConfig
 
 __all__ = [
     "ALLOWED_UNLESS_OPTED_OUT",
+    "ANY_E164",
     "CONTACT_DAYS",
     "CONTENDED",
     "E164",
@@ -88,6 +89,9 @@ CONTENDED_DEFERRAL = timedelta(minutes=1)
 OUT_OF_TIME = "out_of_time"
 OUT_OF_TIME_DEFERRAL = timedelta(minutes=1)
 E164 = re.compile(PHONE_PATTERN.removesuffix("$") + r"\Z")  # a customer's phone, whole
+# any E.164 number, whole: what a lookup takes (a number stored before PHONE_PATTERN
+# refused "+81 0...", now no SMS address, is still found to be corrected)
+ANY_E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
 Platform = Literal["APNS", "FCM"]
 
 

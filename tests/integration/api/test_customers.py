@@ -20,6 +20,7 @@ import pytest
 
 from kizuna.adapters.dynamodb import DynamoStore
 from kizuna.domain.customer import PHONE_HASH_ATTRIBUTE, PHONE_INDEX, BehaviourCounter, Customer
+from kizuna.domain.loyalty import address_hash
 from kizuna.domain.privacy import erase
 from kizuna.domain.timestamps import iso
 from kizuna.ports import Claim, Claimed
@@ -40,6 +41,9 @@ from tests.factories import (
     order,
     send_service,
     upsert,
+)
+from tests.factories import (
+    customer as customer_of,
 )
 from tests.integration.api.harness import REGION, Api
 from tests.sqs_events import sqs_event, sqs_record
@@ -616,3 +620,22 @@ def test_an_unreadable_customer_item_is_said_so_naming_the_fields_never_the_valu
         assert "order_count" in page_text(page.body) and "secret-value" not in page.body
     # the other customers' pages are as ever
     assert seeded.call("GET", f"/api/customers/{HELD}", as_="admin").status == 200
+
+
+def test_a_customer_stored_with_the_japanese_trunk_0_is_found_by_phone(seeded: Api) -> None:
+    # stored before ingest refused "+8109...": no SMS address now, and it needs correcting,
+    # so the search by phone must still find it (the lookup reads any E.164 number)
+    legacy = "+8109012345678"
+    seeded.deps.store.save_customer(
+        customer_of("legacy", phone=legacy, phone_hash=address_hash(legacy)), 0
+    )
+    cookies = seeded.session("marketer")
+    page = seeded.call("GET", "/console/customers", cookies=cookies)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.body)
+    assert csrf is not None
+    form = {"phone": legacy, "csrf": csrf.group(1)}
+    found = seeded.call("POST", "/console/customers", cookies=cookies, form=form)
+    assert found.status == 303 and "/console/customers/legacy" in found.headers["Location"]
+    # a number that is no E.164 at all is still refused
+    bad = seeded.call("POST", "/console/customers", cookies=cookies, form={**form, "phone": "090"})
+    assert bad.status == 422

@@ -16,7 +16,7 @@ from kizuna.api import console
 from kizuna.api.auth import Role
 from kizuna.api.console.i18n import Translator
 from kizuna.api.context import deps
-from kizuna.delivery.policy import E164
+from kizuna.delivery.policy import ANY_E164
 from kizuna.delivery.why import block_words, channel_words
 from kizuna.domain.loyalty import address_hash
 from kizuna.events.inbound import CUSTOMER_ID_PATTERN
@@ -93,7 +93,7 @@ def search_by_phone() -> Response[str]:
     phone = fields.get("phone", "")
     if not principal.sees_personal_data:
         return _search_page(principal, error=t("customers.phone_forbidden"), status=403)
-    if not E164.match(phone):
+    if not ANY_E164.match(phone):
         return _search_page(principal, error=t("customers.invalid_phone"), status=422)
     found = deps(router).store.customers_by_phone_hash(address_hash(phone))
     if len(found) == 1:
