@@ -470,8 +470,12 @@ ROWS: dict[str, list[tuple[dict[str, Any], str, str]]] = {
     "not_dispatched": [
         (
             {**MSG, "status": "failed", "channel": "email", "reason": "not_dispatched"},
-            "Not sent: the message never reached the provider (settled by reconciliation).",
-            "未送信: メッセージは配信事業者に渡りませんでした (照合で確定)。",
+            "Not sent: the message never reached the provider (settled by reconciliation); "
+            "a retry of the same request or a redrive of its execution sends it, once: "
+            "do not send it again under a new key.",
+            "未送信: メッセージは配信事業者に渡りませんでした (照合で確定)。"
+            "同じリクエストの再試行または実行の再実行 (redrive) で 1 回だけ送信されます。"
+            "新しいキーで送り直さないでください。",
         ),
     ],
     "outcome_unknown": [
