@@ -798,6 +798,16 @@ _TOKEN_GONE = frozenset({400, 404, 410})
 # device alike, so a PERMANENT_FAILURE with one of these fails the message and keeps the
 # device: removing it would take every device of every customer off on one expired key.
 _SENDER_REFUSED = frozenset({401, 403, 413})
+# APNs answers these with HTTP 400 (a dead token's code) though they refuse the app's request
+# (its topic, certificate environment, payload or headers), the same for every device: a
+# PERMANENT_FAILURE naming one in its StatusMessage keeps the device as the codes above do.
+# BadDeviceToken, Unregistered and DeviceTokenNotForTopic stay a dead token.
+_APP_WIDE_REASONS = re.compile(
+    r"\b(BadTopic|TopicDisallowed|MissingTopic|BadCertificate|BadCertificateEnvironment"
+    r"|BadPayload|PayloadEmpty|PayloadTooLarge|BadPriority|BadExpirationDate|BadCollapseId"
+    r"|BadMessageId|BadPushType|InvalidPushType|MissingProviderToken|InvalidProviderToken"
+    r"|ExpiredProviderToken|BadPath|MethodNotAllowed)\b"
+)
 _RETRY_STATUS: dict[str, type[DeliveryError]] = {
     "THROTTLED": Throttled,
     "TEMPORARY_FAILURE": TemporaryFailure,
@@ -813,8 +823,9 @@ class PinpointPush:
 
     Per device: SUCCESSFUL counts; PERMANENT_FAILURE or an HTTP 400/404/410 from APNs/FCM
     marks the token invalid (returned in ``invalid_addresses`` for removal), except a
-    PERMANENT_FAILURE with HTTP 401/403/413 (the app's credentials or the payload refused,
-    not the device: the message fails, the device stays); THROTTLED and
+    PERMANENT_FAILURE with HTTP 401/403/413 or naming an APNs reason that refuses the app's
+    request (``BadTopic``, ``BadCertificateEnvironment``, ...: the app's credentials, set-up
+    or payload refused, not the device: the message fails, the device stays); THROTTLED and
     TEMPORARY_FAILURE make the send retryable *only when no device got it* (a retry would
     buzz the devices that did). All devices invalid -> :class:`InvalidAddress`.
 
@@ -950,6 +961,10 @@ def _push_outcome(targets: tuple[PushTarget, ...], answer: Mapping[str, Any]) ->
             delivered.append(str(result.get("MessageId") or ""))
         elif status == "PERMANENT_FAILURE" and code in _SENDER_REFUSED:
             other.append(f"{status} {code}")
+        elif status == "PERMANENT_FAILURE" and (
+            app_wide := _APP_WIDE_REASONS.search(str(result.get("StatusMessage") or ""))
+        ):
+            other.append(f"{status} {code} {app_wide.group(1)}")
         elif status == "PERMANENT_FAILURE" or code in _TOKEN_GONE:
             reason = f"{status} {code}".strip()
             invalid.append(InvalidAddressInfo(key=target.key, reason=reason))

@@ -608,6 +608,26 @@ def test_a_push_refused_for_the_sender_keeps_every_device(code: int, why: str) -
         assert adapter.send(message("push")).invalid_addresses == ()
 
 
+@pytest.mark.parametrize(
+    "why", ['{"reason":"BadTopic"}', "BadCertificateEnvironment", "TopicDisallowed", "PayloadEmpty"]
+)
+def test_an_apns_400_refusing_the_apps_request_keeps_every_device(why: str) -> None:
+    # given APNs answering 400 for the app's topic, environment or payload (every device alike)
+    client = aws("pinpoint")
+    refused = {**failed("PERMANENT_FAILURE", 400), "StatusMessage": why}
+    dead = {**failed("PERMANENT_FAILURE", 400), "StatusMessage": '{"reason":"BadDeviceToken"}'}
+    with push_stub(client, (refused, refused), (dead, dead)):
+        adapter = PinpointPush(client, "app-1")
+        # then the message fails and no device is dead
+        with pytest.raises(PermanentFailure) as caught:
+            adapter.send(message("push"))
+        assert not isinstance(caught.value, InvalidAddress) and caught.value.invalid == ()
+        # while a token APNs calls bad is still dead
+        with pytest.raises(InvalidAddress) as gone:
+            adapter.send(message("push"))
+        assert len(gone.value.invalid) == 2
+
+
 def test_push_through_a_before_call_hook_like_the_local_runtime() -> None:
     # given a client whose SendMessages is answered by a hook (as kizuna_tools.local does)
     client = aws("pinpoint")
