@@ -41,7 +41,7 @@ from kizuna.services.contracts import Chunk
 CHUNK_SIZE = 500  # recipients per manifest object (one send_batch invocation)
 # Chunks a Plan answers at most (the rest in the next pages: Plan is asked again after the
 # Send map): the answer is the execution's state, which Step Functions bounds at 256 KB, and
-# a chunk takes up to ~110 bytes of it (its key and not_before).
+# a chunk takes up to ~125 bytes of it (its key and not_before: a page ~125 KB).
 PLAN_PAGE_CHUNKS = 1000
 SEND_STEP = "send"  # the ledger step of every campaign message
 STAMP = "%Y%m%dT%H%M%SZ"
