@@ -119,9 +119,13 @@ class DataTables(Construct):
         self.snapshots = table(
             names.SNAPSHOTS_TABLE_ID, names.SNAPSHOTS_PK, sort_key=names.SNAPSHOTS_SK
         )
-        # Campaign definitions applied as data, their occurrences, plans and counters.
+        # Campaign definitions applied as data, their occurrences, plans and counters; the
+        # send batches' counted markers expire (TTL) once no retry of their batch can come.
         self.campaigns = table(
-            names.CAMPAIGNS_TABLE_ID, names.CAMPAIGNS_PK, sort_key=names.CAMPAIGNS_SK
+            names.CAMPAIGNS_TABLE_ID,
+            names.CAMPAIGNS_PK,
+            sort_key=names.CAMPAIGNS_SK,
+            ttl_attribute=names.CAMPAIGNS_TTL,
         )
 
         self.analytics = s3.Bucket(

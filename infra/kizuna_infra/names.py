@@ -169,6 +169,9 @@ CAMPAIGNS_CONSTRUCT_ID: Final[str] = "Campaigns"
 CAMPAIGNS_TABLE_ID: Final[str] = "Campaigns"  # under Data, beside the other tables
 CAMPAIGNS_PK: Final[str] = "campaign_id"
 CAMPAIGNS_SK: Final[str] = "sk"
+# a send batch's counted marker expires (kizuna.adapters.campaigns.MARKER_TTL); nothing else
+# in the table carries it
+CAMPAIGNS_TTL: Final[str] = "expires_at"
 CAMPAIGN_FUNCTION_ID: Final[str] = "Campaign"
 CAMPAIGN_FUNCTION_NAME: Final[str] = "campaign"
 CAMPAIGN_SMS_POLICY_ID: Final[str] = "SmsPublishPolicy"

@@ -328,6 +328,20 @@ class CampaignDefinitions(Protocol):
         self, campaign_id: str, occurrence: str, counts: Mapping[str, int], once: str | None = None
     ) -> dict[str, int]: ...
 
+    def add_batch_counts(
+        self,
+        campaign_id: str,
+        occurrence: str,
+        batch: str,
+        counts: Mapping[str, int],
+        token: str,
+        now: datetime,
+    ) -> bool:
+        """ADD a send batch's counts once per ``batch`` (its chunk key), with a marker of
+        the batch written in the same request: True if the invocation holding ``token``
+        added them, False if an earlier invocation of the batch had (nothing added)."""
+        ...
+
     def stop_occurrence(
         self, campaign_id: str, occurrence: str, reason: str, now: datetime, status: str = ...
     ) -> bool: ...

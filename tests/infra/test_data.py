@@ -9,6 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
+from kizuna.adapters.campaigns import MARKER_TTL
 from kizuna.domain.customer import LINE_USER_INDEX
 from kizuna.programs.sweeps import INDEXES, PHONE_INDEX
 from kizuna_infra import campaigns
@@ -81,6 +82,12 @@ def test_customers_table_has_the_sparse_sweep_indexes(tables: dict[str, Any]) ->
     # and the LINE webhook finds customers by a hash of the LINE user id
     assert key_schema(indexes[LINE_USER_INDEX]) == {"HASH": "line_user_hash"}
     assert indexes[LINE_USER_INDEX]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def test_campaigns_table_expires_the_batches_counted_markers(tables: dict[str, Any]) -> None:
+    props = tables["campaigns"]["Properties"]
+    assert key_schema(tables["campaigns"]) == {"HASH": "campaign_id", "RANGE": "sk"}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": MARKER_TTL, "Enabled": True}
 
 
 def test_activity_table_has_sort_key_ttl_gsi1_and_the_sending_index(

@@ -161,7 +161,7 @@ def test_a_campaign_reaches_every_eligible_customer_once(aws: ApiCallCounter) ->
 
     # when: every batch runs again (a duplicated or retried Map iteration)
     again = [call(action="send_batch", chunk=chunk, **ids) for chunk in plan["chunks"]]
-    # then: nothing is sent twice
+    # then: nothing is sent twice, and the occurrence's counters are not added to again
     assert len(emails()) == sent
     assert sum(r.get("duplicate", 0) for r in again) == 300
     assert call(action="plan", after={"phase": plan["phase"], "pass": plan["pass"]}, **ids) == {
@@ -179,6 +179,7 @@ def test_a_campaign_reaches_every_eligible_customer_once(aws: ApiCallCounter) ->
     s3.put_object(Bucket="analytics", Key="campaigns/new-year-sale/list.csv", Body=b"x")
     done = call(action="complete", **ids)
     assert (done["status"], done["sent"], done["audience"]) == ("done", sent, 300)
+    assert done.get("duplicate", 0) == 0 and done["holdout"] == len(held)
     # then: the frozen audience (customer ids) is gone, the user's list kept; a retried
     # Complete finds nothing left to delete
     assert done["manifest_objects_deleted"] == len(manifest)

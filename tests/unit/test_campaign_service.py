@@ -148,12 +148,13 @@ def test_an_occurrence_sends_once_to_each_recipient_and_completes() -> None:
     assert all(w.store.contacts[f"c{i:03d}"] for i in range(20))
     # when: every batch is delivered again (a retried or duplicated Map iteration)
     again = w.send_all(plan)
-    # then: nothing is sent twice
+    # then: nothing is sent twice, and the occurrence's counters are not added to again
     assert total(again, "duplicate") == 20 and len(w.channels["email"].sent) == 20
     assert w.call(action="plan", after={"phase": "main", "pass": 0})["phase"] == "done"
     assert w.manifest.keys(f"campaigns/sale/{w.occurrence}/")
     done = w.call(action="complete")
     assert (done["status"], done["sent"], done["audience"]) == ("done", 20, 20)
+    assert done.get("duplicate", 0) == 0
     # the frozen audience (customer ids) goes with the occurrence
     assert w.manifest.objects == {} and done["manifest_objects_deleted"] > 0
     assert w.campaigns.definitions["sale"].status == "done"
@@ -342,6 +343,26 @@ def test_the_circuit_breaker_stops_the_occurrence() -> None:
     assert occ is not None and occ["status"] == "stopped"
     assert "10 of 10" in occ["stop_reason"]
     assert w.call(action="complete")["status"] == "stopped"
+
+
+def test_counts_that_passed_the_breaker_together_stop_the_next_batch_or_the_plan() -> None:
+    # given: batches that ended together each judged their own counts (below the threshold),
+    # and together they passed it
+    w = World(n=20, stop_on_failures={"percent": 5, "after": 10})
+    plan = w.start()
+    occ = w.campaigns.occurrences[("sale", w.occurrence)]
+    occ.update(sent=8, failed=2)
+    # when: the next batch starts: it stops the occurrence and sends nothing
+    assert w.call(action="send_batch", chunk=plan["chunks"][0]) == {"skipped": 5}
+    assert occ["status"] == "stopped" and "2 of 10" in occ["stop_reason"]
+    assert w.channels["email"].sent == []
+    # and when they were a phase's last batches, Plan stops it
+    w2 = World(n=20, stop_on_failures={"percent": 5, "after": 10})
+    w2.start()
+    occ2 = w2.campaigns.occurrences[("sale", w2.occurrence)]
+    occ2.update(sent=8, failed=2)
+    assert w2.call(action="plan", after={"phase": "main", "pass": 0})["phase"] == "done"
+    assert occ2["status"] == "stopped"
 
 
 class RefusingManifest(MemoryManifest):
@@ -1078,6 +1099,34 @@ def test_a_batch_retried_after_its_claims_took_effect_sends_them(cfg: KizunaConf
     # and a batch retried once more sends nothing again
     assert w.call(action="send_batch", chunk=plan["chunks"][0])["duplicate"] == claimed
     assert len(w.channels["email"].sent) == claimed
+
+
+def test_a_batch_retried_after_its_counts_failed_counts_its_settled_recipients_once() -> None:
+    # given: the batch sent and recorded, then the counters' write failed before it took
+    # effect (the invocation fails)
+    w = World(n=5)
+    plan = w.start()
+    store = w.campaigns
+
+    class Refusing(MemoryCampaigns):
+        def add_batch_counts(self, *_: Any) -> bool:
+            raise RuntimeError("InternalServerError before the write took effect")
+
+        add_counts = add_batch_counts  # type: ignore[assignment]
+
+    w.service.campaigns = Refusing()
+    w.service.campaigns.__dict__.update(store.__dict__)
+    with pytest.raises(RuntimeError):
+        w.call(action="send_batch", chunk=plan["chunks"][0])
+    w.service.campaigns = store
+    # when: the state machine retries it, twice
+    retried = w.call(action="send_batch", chunk=plan["chunks"][0])
+    assert w.call(action="send_batch", chunk=plan["chunks"][0]) == retried
+    # then: the retry answers duplicates (it sent nothing), and the counters count the
+    # recipients the first settled as sent, once
+    occ = w.campaigns.get_occurrence("sale", w.occurrence) or {}
+    assert retried["duplicate"] == occ["sent"] == len(w.channels["email"].sent) > 0
+    assert occ.get("duplicate", 0) == 0
 
 
 def test_a_campaign_batch_crashing_after_the_provider_never_sends_again() -> None:

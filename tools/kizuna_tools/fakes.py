@@ -597,6 +597,7 @@ class MemoryCampaigns:
         self.definitions: dict[str, StoredCampaign] = {}
         self.occurrences: dict[tuple[str, str], dict[str, Any]] = {}
         self.added: set[tuple[str, str, str]] = set()
+        self.counted: dict[tuple[str, str, str], str] = {}  # a send batch's: its token
 
     def put(
         self, campaign: Campaign, templates: dict[str, str] | None = None, status: str = ""
@@ -708,6 +709,28 @@ class MemoryCampaigns:
             if once is not None:
                 self.added.add((campaign_id, occurrence, once))
         return {k: int(v) for k, v in occ.items() if isinstance(v, int)}
+
+    def add_batch_counts(
+        self,
+        campaign_id: str,
+        occurrence: str,
+        batch: str,
+        counts: Mapping[str, int],
+        token: str,
+        now: datetime,
+    ) -> bool:
+        """As CampaignStore's: the counts added once per batch, the first token's."""
+        counts = {k: v for k, v in counts.items() if v}
+        if not counts:
+            return True
+        key = (campaign_id, occurrence, batch)
+        if key in self.counted:
+            return self.counted[key] == token
+        self.counted[key] = token
+        occ = self.occurrences.setdefault((campaign_id, occurrence), {})
+        for k, v in counts.items():
+            occ[k] = int(occ.get(k, 0)) + v
+        return True
 
     def stop_occurrence(
         self, campaign_id: str, occurrence: str, reason: str, now: datetime, status: str = "stopped"

@@ -5,27 +5,40 @@
   ``updated_at``, ``updated_by``, ``version``, ``occurrences_started`` (one added by each
   occurrence's start, in the transaction that writes it);
 - ``sk = "OCC#<occurrence>"``: ``status`` (running, done, stopped, cancelled), times, the
-  counters ADDed per batch, the winner and why, why it stopped.
+  counters ADDed per batch, the winner and why, why it stopped;
+- ``sk = "CNT#<occurrence>#<digest of a chunk key>"``: a send batch's marker, put in the
+  TransactWriteItems that ADDs the batch's counters, on condition that it does not exist (the
+  counts are added once per chunk however often the batch is retried), with the invocation's
+  ``token`` and the ``counts`` it added; it expires (``expires_at``, the table's TTL) after
+  the chunk it names (:data:`MARKER_DAYS`).
 
 Also the ``campaign.completed`` event onto the bus. The adapter never reads the clock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kizuna.adapters.dynamodb import _batch_get, _items, from_dynamo, to_dynamo
+from kizuna.adapters.retry import ATTEMPTS, retrying
 from kizuna.campaigns.model import Campaign
-from kizuna.domain.timestamps import iso
+from kizuna.domain.timestamps import epoch_seconds, iso
 from kizuna.events.derived import CampaignEvent
 from kizuna.ports import DefinitionConflict, StoredCampaign
+from kizuna.runtime.settings import CAMPAIGN_MANIFEST_EXPIRY_DAYS
 
 DEF = "DEF"
 OCC = "OCC#"
 STARTED = "occurrences_started"
+CNT = "CNT#"  # a send batch's counted marker: CNT#<occurrence>#<digest of the chunk key>
+# A marker outlives the chunk it names (the lifecycle rule removes a chunk object at the first
+# midnight UTC after its expiry): a retry of the batch after that fails on the missing chunk.
+MARKER_DAYS = CAMPAIGN_MANIFEST_EXPIRY_DAYS + 2
+MARKER_TTL = "expires_at"
 COUNTERS = ("audience", "holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
 
 
@@ -47,6 +60,13 @@ def _occurrence(item: Mapping[str, Any]) -> dict[str, Any]:
     data["occurrence"] = str(data.pop("sk")).removeprefix(OCC)
     data.pop("campaign_id", None)
     return data
+
+
+def _plain(value: Any) -> Any:
+    """An attribute of a cancellation reason's item: low-level (``{"S": ...}``) there."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        return next(iter(value.values()))
+    return value
 
 
 class CampaignStore:
@@ -302,6 +322,69 @@ class CampaignStore:
             return {c: int(occ.get(c, 0)) for c in COUNTERS}
         new = from_dynamo(resp["Attributes"])
         return {c: int(new.get(c, 0)) for c in COUNTERS}
+
+    def add_batch_counts(
+        self,
+        campaign_id: str,
+        occurrence: str,
+        batch: str,
+        counts: Mapping[str, int],
+        token: str,
+        now: datetime,
+    ) -> bool:
+        """ADD a send batch's counts once per ``batch`` (its chunk key): one TransactWriteItems
+        of the batch's marker item (put on condition that it does not exist, with ``token``,
+        the invocation's) and the counters' update. True: this invocation added them (the
+        call tried again in place after a 5xx or a timeout that took effect finds its own
+        token); False: an earlier invocation of the batch did, and nothing is added. A
+        transaction cancelled by another write to the occurrence at the same moment
+        (TransactionConflict) is tried again."""
+        counts = {k: v for k, v in counts.items() if v}
+        if not counts:
+            return True
+        digest = hashlib.sha256(batch.encode()).hexdigest()[:32]
+        marker = {
+            "campaign_id": campaign_id,
+            "sk": f"{CNT}{occurrence}#{digest}",
+            "batch": batch,
+            "token": token,
+            "counts": counts,
+            MARKER_TTL: epoch_seconds(now + timedelta(days=MARKER_DAYS)),
+        }
+        names = {f"#c{i}": k for i, k in enumerate(counts)}
+        values = {f":c{i}": v for i, v in enumerate(counts.values())}
+        update = {
+            "TableName": self._name,
+            "Key": {"campaign_id": campaign_id, "sk": f"{OCC}{occurrence}"},
+            "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counts))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        put = {
+            "TableName": self._name,
+            "Item": marker,
+            "ConditionExpression": "attribute_not_exists(sk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        client = self._table.meta.client
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                retrying(
+                    client.transact_write_items,
+                    TransactItems=[{"Put": put}, {"Update": update}],
+                    sleep=self._sleep,
+                )
+            except client.exceptions.TransactionCanceledException as error:
+                reasons = error.response.get("CancellationReasons") or []
+                codes = [str(r.get("Code")) for r in reasons]
+                if codes[:1] == ["ConditionalCheckFailed"]:  # the marker exists
+                    return bool(_plain(reasons[0].get("Item", {}).get("token")) == token)
+                if "TransactionConflict" in codes and attempt < ATTEMPTS:
+                    self._sleep(0.05 * 2**attempt)
+                    continue
+                raise
+            return True
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _set(
         self, campaign_id: str, occurrence: str, values: Mapping[str, Any], condition: str

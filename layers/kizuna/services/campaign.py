@@ -9,7 +9,10 @@ Every AWS call is batched, the providers' too where they can: one read of the st
 object, one BatchGetItem per 50 recipients (customers and their CONTACT items together),
 claims in TransactWriteItems, push in SendMessages calls of up to 100 devices (email, SMS and
 LINE: one call a message; a planned SMS also one CheckIfPhoneNumberIsOptedOut, the carrier's
-opt-out list as for journeys), outcomes in BatchWriteItem, one UpdateItem of the counters.
+opt-out list as for journeys), outcomes in BatchWriteItem, one TransactWriteItems of the
+counters (with the batch's marker: counted once however often the batch is retried; a retried
+batch also reads, in one BatchGetItem, the entries an earlier invocation of it settled, to
+count them by their outcome).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ from kizuna.delivery.channels import (
 )
 from kizuna.delivery.control import control_for
 from kizuna.delivery.coupons import Coupon, IssuedCoupon, coupon_expiry, issue_coupon
-from kizuna.delivery.ledger import LINKS_UNTRACKED
+from kizuna.delivery.ledger import CLAIMED_BY, LINKS_UNTRACKED
 from kizuna.delivery.policy import OUT_OF_TIME, OUT_OF_TIME_DEFERRAL, contended
 from kizuna.delivery.templates import FilesRenderer, Renderer, RenderError, build_context
 from kizuna.delivery.unsubscribe import UnsubscribeLinks
@@ -94,6 +97,7 @@ from kizuna.runtime.observability import logger
 from kizuna.runtime.settings import CAMPAIGN_MANIFEST_EXPIRY_DAYS
 from kizuna.services.contracts import (
     CampaignRequest,
+    Chunk,
     CompleteRequest,
     FreezeRequest,
     PlanRequest,
@@ -108,6 +112,8 @@ from kizuna.services.send import carrier_block, claim_settled, record_delivered
 # outcomes. A recipient not started by then is failed "out of time", not left outcome_unknown.
 DELIVERY_BUDGET = 240.0
 OUTCOMES = ("holdout", "sent", "suppressed", "deferred", "failed", "duplicate")
+# The outcomes a ledger entry of a campaign batch settles at (what a retry counts them as).
+SETTLED = frozenset(("holdout", "sent", "suppressed", "failed"))
 # Reads of the definition Prepare makes when it is written again each time between the read
 # and the occurrence's start; then the task fails and the state machine retries it.
 START_READS = 3
@@ -362,6 +368,8 @@ class CampaignService:
             return {"phase": "done", "pass": 0, "chunks": []}
         if status == "running":
             self._chunks_kept(occ)
+            if stored is not None and occ is not None and self._breaker(stored, req, occ):
+                status = "stopped"  # the last batches of a phase, ended together
         pending = occ.get("next_look_at") if occ and not occ.get("winner") else None
         step = next_step(
             campaign,
@@ -402,6 +410,10 @@ class CampaignService:
             return {"skipped": len(members)}
         if occ.get("status") in STOPPED:
             return {"skipped": len(members)}
+        if self._breaker(stored, req, occ):
+            # the counters as read passed the threshold (batches that ended together each
+            # judged their own counts on what they read before: the next batch judges all)
+            return {"skipped": len(members)}
         if lines is None:
             # a chunk Plan listed is gone while the occurrence runs (an execution redriven
             # after the lifecycle rule expired it): fail loudly, never "sent to nobody"
@@ -428,13 +440,60 @@ class CampaignService:
             source = req.chunk.key.removesuffix(".jsonl") + "-late.jsonl"
             key = deferred_key(req.chunk.pass_number + 1, batch.late_until, source)
             self.manifest.put_lines(prefix + key, [m.line() for m in batch.late])
-        totals = self.campaigns.add_counts(req.campaign_id, req.occurrence, counts)
-        reason = breaker_reason(stored.campaign, totals)
-        if reason is not None and self.campaigns.stop_occurrence(
+        # the answer (and the metrics) say what this invocation did; the counters count the
+        # recipients an earlier invocation of the batch settled by their outcome
+        counted = Counter(counts)
+        settled = self._settled_before(duplicates, execution, req.chunk)
+        counted.update(settled.values())
+        counted["duplicate"] -= len(settled)
+        added = self.campaigns.add_batch_counts(
+            req.campaign_id, req.occurrence, req.chunk.key, +counted, token, self.clock.now()
+        )
+        # the counters as read at the start, and this batch's own if it added them (False:
+        # an earlier invocation of the batch did, before that read)
+        self._breaker(
+            stored,
+            req,
+            {k: int(occ.get(k, 0)) + (counted[k] if added else 0) for k in OUTCOMES},
+        )
+        return {"chunk": req.chunk.key, **counts}
+
+    def _breaker(
+        self, stored: StoredCampaign, req: SendBatchRequest | PlanRequest, counts: Mapping[str, Any]
+    ) -> bool:
+        """Stop the occurrence if ``counts`` passed the campaign's ``stop_on_failures``
+        threshold; whether they did."""
+        reason = breaker_reason(stored.campaign, counts)
+        if reason is None:
+            return False
+        if self.campaigns.stop_occurrence(
             req.campaign_id, req.occurrence, reason, self.clock.now()
         ):
             logger.warning("campaign occurrence stopped", campaign=req.campaign_id, reason=reason)
-        return {"chunk": req.chunk.key, **counts}
+        return True
+
+    def _settled_before(
+        self, duplicates: set[tuple[str, str]], execution: str, chunk: Chunk
+    ) -> dict[str, str]:
+        """A retried batch's recipients an earlier invocation of it claimed and settled, by
+        their recorded outcome: the counters count them as that, not as duplicates (if that
+        invocation failed before its counts were added, they are counted once, by this one).
+        A read only when some claim was a duplicate (on a first attempt, next to never); an
+        entry still ``sending`` (dispatched, its outcome unknown until the sweep) stays a
+        duplicate. The batch's own: an entry of its phase and pass (a recipient is in one
+        chunk of a pass), and one still a claim names the chunk (a recorded outcome no
+        longer holds the claim's ``claimed_by``)."""
+        if not duplicates:
+            return {}
+        ids = [cid for cid, ex in duplicates if ex == execution]
+        entries = self.recipients.ledger_entries(ids, execution, SEND_STEP)
+        return {
+            cid: str(entry["status"])
+            for cid, entry in entries.items()
+            if entry.get("status") in SETTLED
+            and (entry.get("phase"), int(entry.get("pass", -1))) == (chunk.phase, chunk.pass_number)
+            and entry.get(CLAIMED_BY, chunk.key) == chunk.key
+        }
 
     def _decide(
         self,

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.parsers import ResponseParserError
 from moto import mock_aws
 
+from kizuna.adapters.campaigns import CampaignStore
 from kizuna.adapters.dynamodb import WRITE_ATTEMPTS, DynamoStore
 from kizuna.campaigns.loader import parse_campaign
 from kizuna.delivery.channels import (
@@ -44,7 +45,7 @@ from kizuna_tools.fakes import MemoryCampaignEvents, MemoryCampaigns, MemoryMani
 from tests.factories import campaign_definition, customer, opted_in, send_service
 from tests.integration.delivery.test_cap_race_moto import NOON, REGION
 from tests.integration.delivery.test_send_faults_moto import _create_tables
-from tests.moto_setup import fake_aws_env
+from tests.moto_setup import create_table, fake_aws_env
 
 pytestmark = pytest.mark.integration
 
@@ -200,12 +201,21 @@ def reconcile(store: DynamoStore) -> dict[str, int]:
 # --- campaigns ---------------------------------------------------------------------------
 class CampaignWorld:
     def __init__(
-        self, store: DynamoStore, providers: dict[str, Any], inbound: Any = None, **definition: Any
+        self,
+        store: DynamoStore,
+        providers: dict[str, Any],
+        inbound: Any = None,
+        campaigns: CampaignStore | None = None,
+        **definition: Any,
     ) -> None:
         channels = providers
         self.store = store
-        self.campaigns = MemoryCampaigns()
-        self.campaigns.put(parse_campaign(campaign_definition(**definition)), TEMPLATES)
+        campaign = parse_campaign(campaign_definition(**definition))
+        self.campaigns: Any = campaigns or MemoryCampaigns()
+        if campaigns is None:
+            self.campaigns.put(campaign, TEMPLATES)
+        else:
+            campaigns.put_definition(campaign, TEMPLATES, "test", NOON)
         self.manifest = MemoryManifest()
         self.channels = channels
         self.service = CampaignService(
@@ -663,3 +673,112 @@ def test_a_claim_taken_again_between_the_sweeps_query_and_its_read_is_not_settle
     # then: the sweep left the fresh claim alone, and the retry sent the message, once
     assert answer.status == "sent" and len(email.sent) == 1
     assert ledger(store, "c1", tx_request().execution, "order_confirmation")["status"] == "sent"
+
+
+# --- the occurrence's counters under a retried batch ---------------------------------------
+class CounterFaults:
+    """Faults on the write of the occurrence's counters only (the campaigns table's write
+    that ADDs ``#c0``): after it took effect (a read timeout), or instead of it (a 500),
+    ``times`` times."""
+
+    def __init__(self, store: DynamoStore, times: int, took_effect: bool) -> None:
+        self.left, self.took_effect, self.armed = times, took_effect, False
+        events = store._dynamodb.meta.client.meta.events
+        events.register("before-call.dynamodb", self._before)
+        events.register("after-call.dynamodb", self._after)
+
+    def _before(self, params: dict[str, Any], **_: Any) -> None:
+        body = params["body"]
+        self.armed = self.left > 0 and b'"campaigns"' in body and b"ADD #c0" in body
+        if self.armed and not self.took_effect:
+            self.left -= 1
+            raise server_error("TransactWriteItems")
+
+    def _after(self, **_: Any) -> None:
+        if self.armed and self.took_effect:
+            self.left -= 1
+            raise ReadTimeoutError(endpoint_url="https://dynamodb")
+
+
+@pytest.fixture
+def campaigns(store: DynamoStore) -> CampaignStore:
+    create_table(store._dynamodb.meta.client, "campaigns", "campaign_id", "sk")
+    return CampaignStore(store._dynamodb, "campaigns", sleep=lambda _: None)
+
+
+def counters(w: CampaignWorld) -> dict[str, int]:
+    occ = w.campaigns.get_occurrence("sale", w.occurrence) or {}
+    return {k: int(occ[k]) for k in ("sent", "duplicate", "failed") if occ.get(k)}
+
+
+def test_counters_that_took_effect_before_a_timeout_are_not_added_again_by_the_retry(
+    store: DynamoStore, campaigns: CampaignStore
+) -> None:
+    for cid in ("c1", "c2", "c3"):
+        store.save_customer(customer(cid), 0)
+    email = Email()
+    w = CampaignWorld(store, {"email": email}, campaigns=campaigns)
+    chunk = w.start()
+    # given: the counters' write takes effect, and every answer to it is lost
+    faults = CounterFaults(store, WRITE_ATTEMPTS, took_effect=True)
+    with pytest.raises(ReadTimeoutError):
+        w.call(action="send_batch", chunk=chunk)
+    faults.left = 0
+    assert counters(w) == {"sent": 3} and len(email.sent) == 3
+    # when: the state machine retries the batch
+    again = w.call(action="send_batch", chunk=chunk)
+    # then: it sends nothing, and the counters are those of one attempt
+    assert again == {"chunk": chunk["key"], "duplicate": 3} and len(email.sent) == 3
+    assert counters(w) == {"sent": 3}
+
+
+def test_counters_refused_before_they_took_effect_are_counted_by_the_retry_as_sent(
+    store: DynamoStore, campaigns: CampaignStore
+) -> None:
+    for cid in ("c1", "c2", "c3"):
+        store.save_customer(customer(cid), 0)
+    email = Email()
+    w = CampaignWorld(store, {"email": email}, campaigns=campaigns)
+    chunk = w.start()
+    # given: the counters' write fails every time before it takes effect
+    faults = CounterFaults(store, WRITE_ATTEMPTS, took_effect=False)
+    with pytest.raises(ClientError):
+        w.call(action="send_batch", chunk=chunk)
+    faults.left = 0
+    assert counters(w) == {} and len(email.sent) == 3
+    # when: the state machine retries the batch
+    again = w.call(action="send_batch", chunk=chunk)
+    # then: nobody is sent twice, and the three the first sent are counted as sent, once
+    assert again == {"chunk": chunk["key"], "duplicate": 3} and len(email.sent) == 3
+    assert counters(w) == {"sent": 3}
+
+
+def test_a_counters_write_tried_again_in_place_after_it_took_effect_counts_once(
+    store: DynamoStore, campaigns: CampaignStore
+) -> None:
+    ids = [f"c{n}" for n in range(10)]
+    for cid in ids:
+        store.save_customer(customer(cid), 0)
+
+    class Rejecting(Email):
+        def _send_email(self, message: OutboundMessage) -> dict[str, Any]:
+            self.sent.append(message)
+            error = {"Code": "MessageRejected", "Message": "injected"}
+            raise ClientError({"Error": error}, "SendEmail")
+
+    email = Rejecting()
+    w = CampaignWorld(
+        store,
+        {"email": email},
+        campaigns=campaigns,
+        stop_on_failures={"percent": 50, "after": 10},
+    )
+    chunk = w.start()
+    CounterFaults(store, 1, took_effect=True)
+    counts = w.call(action="send_batch", chunk=chunk)
+    # then: the write tried again finds its own marker: counted once, and the breaker
+    # judged this batch's own counts
+    assert counts == {"chunk": chunk["key"], "failed": 10}
+    assert counters(w) == {"failed": 10}
+    occ = campaigns.get_occurrence("sale", w.occurrence) or {}
+    assert occ["status"] == "stopped"
