@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -149,11 +150,44 @@ def local_run(
         if serve:
             serve_cloud(cloud, port, api_port, speed=0, users=True, outputs=None, log_path=log_path)
     if not serve:
+        again = serve_command(customers, days, seed, config, faults, engagement, api_port, port)
         out.print(
-            "open the console on this shop: `make console` "
-            f"(kizuna local run --serve --customers {customers} --days {days}), then "
-            f"http://127.0.0.1:{api_port}/console"
+            f"open the console on this shop: `{again}`, then http://127.0.0.1:{api_port}/console",
+            markup=False,
+            highlight=False,
         )
+
+
+def serve_command(
+    customers: int,
+    days: int,
+    seed: int,
+    config: Path | None,
+    faults: str | None,
+    engagement: bool,
+    api_port: int,
+    port: int,
+) -> str:
+    """The command that runs this very shop again and serves it: ``make console`` only for
+    the demo's own run (it takes no options), else ``kizuna local run --serve`` with every
+    option that shaped the run."""
+    words = ["kizuna", "local", "run", "--serve", "--customers", str(customers)]
+    words += ["--days", str(days)]
+    if seed != 42:
+        words += ["--seed", str(seed)]
+    if config is not None:
+        words += ["--config", str(config)]
+    if faults is not None:
+        words += ["--faults", faults]
+    if not engagement:
+        words.append("--no-engagement")
+    if port != 4566:
+        words += ["--port", str(port)]
+    if api_port != DEFAULT_API_PORT:
+        words += ["--api-port", str(api_port)]
+    if words[4:] == ["--customers", "1000", "--days", "30"]:
+        return "make console"
+    return shlex.join(words)
 
 
 def _report_run(
