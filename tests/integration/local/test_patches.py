@@ -1378,3 +1378,37 @@ def test_patch_sqs_message_size() -> None:
             assert len(sent["Successful"]) == 2
         finally:
             undo()
+
+
+def test_patch_cognito_alias_usernames() -> None:
+    """AdminCreateUser refuses a username in email form in a pool with an email alias (as
+    Kizuna's console pool is: username sign-in, email alias), as Cognito does; moto alone
+    creates the user. A plain username there, and an email in a pool that signs in with
+    email (UsernameAttributes), pass."""
+    from moto import mock_aws
+
+    with mock_aws():
+        cognito = boto3.client("cognito-idp", region_name="us-east-1")
+        aliased = cognito.create_user_pool(PoolName="console", AliasAttributes=["email"])
+        by_email = cognito.create_user_pool(PoolName="mail", UsernameAttributes=["email"])
+        undo = patches.patch_cognito_alias_usernames(None)
+        try:
+            pool = aliased["UserPool"]["Id"]
+            with pytest.raises(
+                cognito.exceptions.InvalidParameterException,
+                match="Username cannot be of email format, since user pool is configured "
+                "for email alias",
+            ):
+                cognito.admin_create_user(UserPoolId=pool, Username="anna@example.com")
+            cognito.admin_create_user(
+                UserPoolId=pool,
+                Username="anna",
+                UserAttributes=[{"Name": "email", "Value": "anna@example.com"}],
+            )
+            cognito.admin_create_user(
+                UserPoolId=by_email["UserPool"]["Id"], Username="anna@example.com"
+            )
+        finally:
+            undo()
+        # moto alone takes it
+        cognito.admin_create_user(UserPoolId=pool, Username="bob@example.com")

@@ -1832,6 +1832,9 @@ class LocalCloud:
             )
         except cognito.exceptions.UsernameExistsException:
             raise ValueError(f"user {username!r} exists already") from None
+        except cognito.exceptions.InvalidParameterException as error:
+            # e.g. an email address as the username of a pool with an email alias
+            raise ValueError(f"user {username!r}: {error.response['Error']['Message']}") from None
         cognito.admin_set_user_password(
             UserPoolId=pool, Username=username, Password=password, Permanent=True
         )

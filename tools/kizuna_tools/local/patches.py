@@ -1138,6 +1138,39 @@ def patch_scheduler_rules(host: PatchHost) -> Undo:
     return undo
 
 
+# --- Cognito -------------------------------------------------------------------------------
+def patch_cognito_alias_usernames(host: PatchHost | None) -> Undo:
+    """AdminCreateUser refuses a username in the form of an alias of the pool, as Cognito does.
+
+    A pool that signs in with a username and an email (or phone) alias (``AliasAttributes``;
+    Kizuna's console pool, ``SignInAliases(username=True, email=True)``) answers
+    ``InvalidParameterException`` to a username in email (phone) form: "Username cannot be
+    of email format, since user pool is configured for email alias." moto 5.2.5 creates
+    the user, so ``kizuna local user add anna@example.com`` worked locally and its
+    ``aws cognito-idp admin-create-user`` twin failed on AWS.
+    """
+    from moto.cognitoidp.exceptions import InvalidParameterException
+    from moto.cognitoidp.models import CognitoIdpBackend
+    from moto.cognitoidp.utils import validate_username_format
+
+    original = CognitoIdpBackend.__dict__["admin_create_user"]
+
+    def admin_create_user(self: Any, user_pool_id: str, username: str, *args: Any) -> Any:
+        pool = self.describe_user_pool(user_pool_id)
+        for alias in pool.extended_config.get("AliasAttributes") or []:
+            if alias in ("email", "phone_number") and validate_username_format(
+                username, _format=alias
+            ):
+                kind = "email" if alias == "email" else "phone number"
+                raise InvalidParameterException(
+                    f"Username cannot be of {kind} format, since user pool is configured "
+                    f"for {kind} alias."
+                )
+        return original(self, user_pool_id, username, *args)
+
+    return _swap(CognitoIdpBackend, "admin_create_user", admin_create_user)
+
+
 # --- SQS -----------------------------------------------------------------------------------
 def patch_sqs_message_clock(host: PatchHost) -> Undo:
     """SQS visibility checks read the wall clock cheaply (same values, ~10x faster).
@@ -1531,6 +1564,7 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_dynamodb_batch_keys,
     patch_dynamodb_request_rules,
     patch_scheduler_rules,
+    patch_cognito_alias_usernames,
     patch_sqs_message_clock,
     patch_sqs_retention_check,
     patch_sqs_message_size,
