@@ -131,3 +131,39 @@ def test_no_credentials_is_one_line_saying_what_to_set(
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and errors[0].startswith("Error: no AWS credentials: set AWS_PROFILE")
     assert "Traceback" not in result.output
+
+
+def test_a_stack_that_does_not_exist_is_one_line_saying_what_to_check(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    import kizuna_tools.dlq
+
+    # Given --stack naming no stack (a typo, or another region): CloudFormation's answer
+    def describe_stacks(cloudformation: object, stack: str) -> dict[str, str]:
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "ValidationError",
+                    "Message": f"Stack with id {stack} does not exist",
+                }
+            },
+            "DescribeStacks",
+        )
+
+    monkeypatch.setattr(kizuna_tools.dlq, "stack_outputs", describe_stacks)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for command in (
+        ["dlq", "list", "ingest", "--stack", "Kizna", "--region", "us-east-1"],
+        ["customers", "export", "c1", "--stack", "Kizna", "--region", "us-east-1"],
+    ):
+        # When a command reads the stack's outputs
+        result = CliRunner().invoke(app, command)
+        # Then one line says so and what to check (exit code 2), not a botocore traceback
+        assert result.exit_code == 2, result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1, result.output
+        assert errors[0].startswith("Error: Stack with id Kizna does not exist: check --stack")
+        assert "Traceback" not in result.output

@@ -23,6 +23,7 @@ def setup_problem(exc: Exception) -> str | None:
     """One line saying what to set, for the errors a missing setup gives (no AWS region or
     credentials, an unknown profile, an unreachable endpoint, a broken configuration)."""
     from botocore.exceptions import (
+        ClientError,
         EndpointConnectionError,
         NoCredentialsError,
         NoRegionError,
@@ -46,6 +47,17 @@ def setup_problem(exc: Exception) -> str | None:
         return f"{exc}: is the endpoint running (kizuna local serve), or --endpoint-url right?"
     if isinstance(exc, ConfigError):
         return f"configuration: {exc}"
+    if (
+        isinstance(exc, ClientError)
+        and exc.operation_name == "DescribeStacks"
+        and exc.response.get("Error", {}).get("Code") == "ValidationError"
+    ):
+        # --stack names no stack CloudFormation has here (a typo, another region or account)
+        return (
+            f"{exc.response['Error'].get('Message', 'no such stack')}: check --stack, and "
+            "--region and --profile (the stack's region and account); for `kizuna local "
+            "serve`, give the table or queue names, or --outputs where the command takes it"
+        )
     return None
 
 
