@@ -219,3 +219,13 @@ def test_a_dead_letter_that_cannot_be_replayed_stays_and_is_reported() -> None:
         gone
     ]
     assert queue.peek()[0].kind == "schedule"  # visible again, for the next attempt
+
+
+def test_a_missing_output_names_only_options_the_command_has() -> None:
+    # Given no stack outputs, when a queue is named by its logical name
+    with pytest.raises(ValueError) as refused:
+        resolve_dlq_url("ingest", None)
+    # then the advice names --stack or the URL as the QUEUE argument (no --queue-url option
+    # exists on `kizuna dlq list|show|redrive`)
+    assert "--queue-url" not in str(refused.value)
+    assert "give --stack NAME, or the queue's URL instead of 'ingest'" in str(refused.value)

@@ -94,7 +94,10 @@ def resolve_dlq_url(queue: str, outputs: Mapping[str, str] | None) -> str:
     if queue not in DLQ_OUTPUTS:
         raise ValueError(f"unknown queue {queue!r}: one of {', '.join(DLQ_OUTPUTS)} or a URL")
     if not outputs or DLQ_OUTPUTS[queue] not in outputs:
-        raise ValueError(f"no output {DLQ_OUTPUTS[queue]} (give --stack or --queue-url)")
+        raise ValueError(
+            f"no output {DLQ_OUTPUTS[queue]}: give --stack NAME, "
+            f"or the queue's URL instead of {queue!r}"
+        )
     return outputs[DLQ_OUTPUTS[queue]]
 
 

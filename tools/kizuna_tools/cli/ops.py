@@ -2,7 +2,8 @@
 ``kizuna points backfill-lots``.
 
 They talk to a deployed stack (``--stack`` reads its outputs) or to explicit resources
-(``--customers-table``, ``--queue-url``); ``--endpoint-url`` points them at a local runtime.
+(``--customers-table``; a dead-letter queue's URL as ``QUEUE``); ``--endpoint-url`` points
+them at a local runtime.
 """
 
 from __future__ import annotations
