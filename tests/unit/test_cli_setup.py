@@ -167,3 +167,28 @@ def test_a_stack_that_does_not_exist_is_one_line_saying_what_to_check(
         assert len(errors) == 1, result.output
         assert errors[0].startswith("Error: Stack with id Kizna does not exist: check --stack")
         assert "Traceback" not in result.output
+
+
+def test_an_order_import_counts_orders_apart_from_rows(elsewhere: Path) -> None:
+    # Given one order of two lines (two CSV rows) and an order of one
+    orders = elsewhere / "orders.csv"
+    orders.write_text(
+        "order_id,customer_id,ordered_at,product_id,quantity,unit_price\n"
+        "o1,c1,2026-01-05T10:00:00+09:00,p1,1,1000\n"
+        "o1,c1,2026-01-05T10:00:00+09:00,p2,1,500\n"
+        "o2,c2,2026-01-06T10:00:00+09:00,p1,1,1000\n"
+    )
+    # When they are checked
+    result = CliRunner().invoke(
+        app,
+        [
+            *("import", "orders", str(orders), "--dry-run"),
+            *("--customers-table", "c", "--activity-table", "a"),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    # Then the table says 3 rows made 2 orders, none rejected: not "3 rows, 2 imported"
+    assert result.exit_code == 0, result.output
+    assert "orders imported" in result.output and "rows rejected" in result.output
+    counts = next(line for line in result.output.splitlines() if "dry run" in line)
+    assert counts.replace("│", " ").split() == ["3", "2", "0", "dry", "run"]

@@ -185,7 +185,9 @@ def _print_import_report(
     is not in Kizuna yet are a note, not an error: they wait for it, as the events do."""
     table = Table(title=f"import {what}: {file.name}")
     written = "products written" if what == "products" else "customers written"
-    for col in ("rows", "imported", "rejected", written):
+    # an order's rows are one record: its count is of orders, the rows' of rows
+    imported = "orders imported" if what == "orders" else "imported"
+    for col in ("rows", imported, "rows rejected" if what == "orders" else "rejected", written):
         table.add_column(col, justify="right")
     rejected = bool(report.errors)
     failed = len(getattr(report, "customers_failed", ()))  # written rows, refused by AWS
