@@ -4,9 +4,12 @@ erased customer."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from kizuna.domain.privacy import (
@@ -25,6 +28,8 @@ from kizuna.services.ingest import IngestService
 from kizuna_tools.fakes import MemoryDeadLetters, MemoryPublisher, MemoryStore
 from tests.factories import T0, order
 from tests.sqs_events import sqs_event, sqs_record
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def erase_request(cid: str) -> dict[str, Any]:
@@ -72,6 +77,26 @@ def test_erase_request_is_routed_and_drops_the_customers_other_events() -> None:
     assert "c1" not in store.customers and svc.stats.dropped_erased == 1
 
 
+ADDRESS_REFERENCES = [
+    ("hanako@example.jp", "an email address"),
+    ("dsr-hanako@example.jp", "an email address"),
+    ("+819012345678", "a phone number"),
+    ("+81-90-1234-5678", "a phone number"),
+    ("090-1234-5678", "a phone number"),
+    ("(03)1234-5678", "a phone number"),
+    # as a Japanese form or IME writes them: full-width, a katakana long-vowel mark or a
+    # Unicode dash between the digits, a tel: link
+    ("hanako＠example.jp", "an email address"),
+    ("０９０－１２３４－５６７８", "a phone number"),
+    ("０９０１２３４５６７８", "a phone number"),
+    ("＋８１９０１２３４５６７８", "a phone number"),
+    ("090ー1234ー5678", "a phone number"),
+    ("090‐1234‐5678", "a phone number"),
+    ("（０３）１２３４－５６７８", "a phone number"),
+    ("tel:+819012345678", "a phone number"),
+]
+
+
 def erasing_ingest() -> tuple[IngestService, list[str], MemoryDeadLetters]:
     erased: list[str] = []
 
@@ -86,17 +111,7 @@ def erasing_ingest() -> tuple[IngestService, list[str], MemoryDeadLetters]:
     return svc, erased, dlq
 
 
-@pytest.mark.parametrize(
-    ("reference", "said"),
-    [
-        ("hanako@example.jp", "an email address"),
-        ("dsr-hanako@example.jp", "an email address"),
-        ("+819012345678", "a phone number"),
-        ("+81-90-1234-5678", "a phone number"),
-        ("090-1234-5678", "a phone number"),
-        ("(03)1234-5678", "a phone number"),
-    ],
-)
+@pytest.mark.parametrize(("reference", "said"), ADDRESS_REFERENCES)
 def test_an_erase_request_whose_reference_is_an_address_is_dead_lettered_not_logged(
     reference: str, said: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -117,7 +132,21 @@ def test_an_erase_request_whose_reference_is_an_address_is_dead_lettered_not_log
     assert not any(reference in line for line in logged)
 
 
-@pytest.mark.parametrize("reference", ["dsr-1", "REQ-0312345678", "12345678", "2026-01-05"])
+def test_the_published_schema_refuses_the_references_ingest_refuses() -> None:
+    # a producer validating against schemas/customer.erase.v1.json learns it before sending
+    schema = json.loads((ROOT / "schemas" / "customer.erase.v1.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    detail = {"schema_version": 1, "customer_id": "c1", "occurred_at": T0.isoformat()}
+    for reference, _ in ADDRESS_REFERENCES:
+        assert not validator.is_valid({**detail, "request_id": reference}), reference
+    for reference in OWN_REFERENCES:
+        assert validator.is_valid({**detail, "request_id": reference}), reference
+
+
+OWN_REFERENCES = ["dsr-1", "REQ-0312345678", "12345678", "2026-01-05", "チケット-0312345678"]
+
+
+@pytest.mark.parametrize("reference", OWN_REFERENCES)
 def test_an_erase_requests_own_reference_is_logged_as_sent(
     reference: str, caplog: pytest.LogCaptureFixture
 ) -> None:

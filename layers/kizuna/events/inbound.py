@@ -90,16 +90,27 @@ whitespace, no ``#``, no control and no format character (category Cf: zero-widt
 joiners, BOM, bidi marks), so ``o1`` and ``o\\u200b1`` can never be two orders."""
 # A reference that reads as a phone number: "+" then 7-15 digits (E.164, as a customer's
 # phone), or a national number, "0" then 9-10 digits (090-1234-5678, 03-1234-5678), with or
-# without "-", ".", "(", ")" around the digits. The same text is a JSON Schema (ECMA-262)
-# pattern.
-PHONE_LIKE_PATTERN = r"^[-.()]*(?:\+(?:[-.()]*[0-9]){7,15}|0(?:[-.()]*[0-9]){9,10})[-.()]*$"
+# without "-", ".", "(", ")" around the digits, maybe after "tel:"; each also as a Japanese
+# form or IME writes it: full-width digits, "+", "-", ".", "(" and ")" (０９０－１２３４－５６７８),
+# a katakana long-vowel mark (ー) or a Unicode hyphen, dash or minus between the digits. The
+# same text is a JSON Schema (ECMA-262) pattern (ASCII: the other characters as \uXXXX).
+_SEPARATOR = r"[-.()\uFF0D\uFF0E\uFF08\uFF09\u30FC\u2010-\u2015\u2212]"
+_DIGIT = r"[0-9\uFF10-\uFF19]"
+PHONE_LIKE_PATTERN = (
+    rf"^(?:[Tt][Ee][Ll]:)?{_SEPARATOR}*"
+    rf"(?:[+\uFF0B](?:{_SEPARATOR}*{_DIGIT}){{7,15}}|[0\uFF10](?:{_SEPARATOR}*{_DIGIT}){{9,10}})"
+    rf"{_SEPARATOR}*$"
+)
 _PHONE_LIKE = re.compile(PHONE_LIKE_PATTERN)
+# An email address's "@", as typed or full-width (＠, and the small ﹫)
+AT_SIGN_PATTERN = r"[@\uFF20\uFE6B]"
+_AT_SIGN = re.compile(AT_SIGN_PATTERN)
 
 
 def _not_an_address(value: str) -> str:
     """A requester's reference is logged as sent: one that is an email address or a phone
     number (the requester's own, typically) is refused, never logged nor altered."""
-    if "@" in value:
+    if _AT_SIGN.search(value):
         raise ValueError(
             "an email address (it has '@'): send your own reference for the request (a "
             "ticket number), never the requester's address: it is written to the logs"
@@ -114,12 +125,15 @@ def _not_an_address(value: str) -> str:
 
 RequestReference = Annotated[Identifier, AfterValidator(_not_an_address)]
 """A requester's reference (``customer.erase``'s ``request_id``): an :data:`Identifier`
-that is not an email address (no ``@``) nor a phone number (:data:`PHONE_LIKE_PATTERN`),
-because ingest logs it as sent."""
+that is not an email address (no ``@``, :data:`AT_SIGN_PATTERN`) nor a phone number
+(:data:`PHONE_LIKE_PATTERN`), because ingest logs it as sent."""
 # What RequestReference refuses beyond Identifier, for the JSON Schema (a string only:
 # null stays valid where the field is optional).
 REQUEST_REFERENCE_SCHEMA: Final[JsonDict] = {
-    "not": {"type": "string", "anyOf": [{"pattern": "@"}, {"pattern": PHONE_LIKE_PATTERN}]}
+    "not": {
+        "type": "string",
+        "anyOf": [{"pattern": AT_SIGN_PATTERN}, {"pattern": PHONE_LIKE_PATTERN}],
+    }
 }
 Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 """Free text (names, reasons, categories): any printable character, as sent (not trimmed)."""
