@@ -824,6 +824,7 @@ class Renderer:
             loc = self.resolve_locale(program, template, locale)
         except RenderError as err:
             raise fail(err.reason) from None
+        context = in_language_of(context, loc)
 
         if channel == "webhook":
             return self._render_webhook(program, template, loc, context, fail)
@@ -1087,8 +1088,39 @@ def _local(at: datetime | None, zone: ZoneInfo) -> datetime | None:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone)
 
 
+def in_language_of(context: Mapping[str, Any], folder: str) -> Mapping[str, Any]:
+    """The context as the locale folder a message is rendered from writes it. A customer
+    whose language has no folder gets the default locale's text (:meth:`Renderer.
+    resolve_locale`); the message's ``locale`` (``|date``, the layout's footer and
+    ``lang``) and ``customer.display_name`` are then that folder's language, not the
+    customer's: a Korean reader of a Japanese-only template gets ``2026年12月21日`` and
+    ``山田 花子様`` in Japanese sentences, not ``December 21, 2026`` and ``花子``. The same
+    language (an ``en-GB`` reader of the ``en`` folder) keeps the customer's locale."""
+    asked = context.get("locale")
+    language = folder.split("-", maxsplit=1)[0]
+    if not isinstance(asked, str) or asked.split("-", maxsplit=1)[0] == language:
+        return context
+    changed = {**context, "locale": folder}
+    customer = context.get("customer")
+    if isinstance(customer, Mapping) and "display_name" in customer:
+        first, last = customer.get("first_name"), customer.get("last_name")
+        changed["customer"] = {
+            **customer,
+            "display_name": _addressed(
+                first if isinstance(first, str) else None,
+                last if isinstance(last, str) else None,
+                language,
+            ),
+        }
+    return changed
+
+
 def _display_name(customer: Customer, language: str) -> str:
-    first, last = (customer.first_name or "").strip(), (customer.last_name or "").strip()
+    return _addressed(customer.first_name, customer.last_name, language)
+
+
+def _addressed(first_name: str | None, last_name: str | None, language: str) -> str:
+    first, last = (first_name or "").strip(), (last_name or "").strip()
     if language == "ja":
         name = " ".join(p for p in (last, first) if p)
         return f"{name}様" if name else ANONYMOUS["ja"]

@@ -222,6 +222,43 @@ def test_missing_locale_renders_the_default(renderer: Renderer, loyalty: Loyalty
     assert isinstance(msg, SmsContent) and "ポイントで" in msg.text
 
 
+@pytest.mark.parametrize(("locale", "default"), [("ko", "ja"), ("fr-FR", "ja"), ("ja", "en")])
+def test_a_message_in_the_default_locale_is_written_wholly_in_its_language(
+    loyalty: LoyaltyConfig, tmp_path: Path, locale: str, default: str
+) -> None:
+    """A Korean customer of the shipped Japanese coupon email read "花子", "有効期限:
+    December 21, 2026" and an English footer in Japanese sentences."""
+    # given a customer whose language no folder of the shipped coupon template has (an
+    # English-only copy of it for the English shop)
+    shutil.copytree(DEFAULT_ROOT / "_base", tmp_path / "_base")
+    coupon = "second-purchase-coupon/coupon"
+    shutil.copytree(DEFAULT_ROOT / coupon / default, tmp_path / coupon / default)
+    ctx = build_context(
+        make_customer(locale=locale),
+        program="second-purchase-coupon",
+        step="coupon",
+        loyalty_config=loyalty,
+        coupon=COUPON,
+        unsubscribe_url="https://u.example/u?t=TOKEN",
+    )
+    # when it is rendered from the default locale's folder
+    msg = Renderer(tmp_path, default_locale=default).render(
+        "second-purchase-coupon", "coupon", "email", locale, ctx
+    )
+    assert isinstance(msg, EmailContent)
+    # then names, dates, footer and lang are that folder's language throughout
+    if default == "ja":
+        assert msg.text.startswith("山田 花子様\n")
+        assert "有効期限: 2026年2月1日" in msg.text
+        assert "配信停止: https://u.example/u?t=TOKEN" in msg.text
+        assert '<html lang="ja">' in msg.html and "January" not in msg.html + msg.text
+    else:
+        assert msg.text.startswith("Hi 花子,\n") and "様" not in msg.subject + msg.text
+        assert "Valid until February 1, 2026" in msg.text
+        assert "Unsubscribe: https://u.example/u?t=TOKEN" in msg.text
+        assert '<html lang="en">' in msg.html and "配信停止" not in msg.html
+
+
 def test_default_locale_is_configurable(loyalty: LoyaltyConfig) -> None:
     renderer = Renderer(TEMPLATES, default_locale="en")
     msg = renderer.render("welcome", "greeting", "push", "fr", context(loyalty, locale="fr"))
