@@ -12,14 +12,22 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kizuna.delivery.samples import sample_ranks, sample_trigger
+from kizuna.delivery.content import SmsContent
+from kizuna.delivery.samples import (
+    sample_coupon,
+    sample_ranks,
+    sample_recipient,
+    sample_trigger,
+)
 from kizuna.delivery.templates import Renderer
 from kizuna.events import RankChanged, SegmentChanged
 from kizuna.events.custom import vocabulary
 from kizuna.events.derived import Cause, derived_event
 from kizuna.programs.loader import load_program
 from kizuna.programs.members import trigger_of
+from kizuna.programs.model import SendStep
 from kizuna.runtime.config import KizunaConfig
+from kizuna.services.send import message_context
 from kizuna_tools.cli import app
 from kizuna_tools.templatecheck import program_template_problems
 
@@ -362,3 +370,36 @@ def test_the_sample_trigger_of_points_expiring_gives_its_times_as_iso_text() -> 
     sample = sample_trigger("customer.points_expiring", vocabulary(cfg), cfg, T)
     assert sample["expires_at"] == sample["occurred_at"] == "2026-03-02T09:00:00Z"
     assert isinstance(sample["points"], int)
+
+
+def test_every_shipped_marketing_sms_says_how_to_stop_them() -> None:
+    """Japan's Act on Specified Electronic Mail covers SMS: an advertising message shows where
+    the recipient refuses further ones, and Kizuna puts no link in an SMS
+    (docs/channels/SMS.md). The shipped SMS templates said nothing of it."""
+    # given every shipped program's send step template, rendered on SMS as a send would
+    cfg = KizunaConfig()
+    vocab = vocabulary(cfg)
+    renderer = Renderer(ROOT / "templates")
+    rendered = 0
+    for path in sorted((ROOT / "programs").glob("*.yaml")):
+        program = load_program(path, vocab=vocab)
+        trigger = sample_trigger(program.trigger.event, vocab, cfg, T, program=program.id)
+        for step in program.steps:
+            if not isinstance(step, SendStep):
+                continue
+            for locale in renderer.locales(program.id, step.template):
+                customer = sample_recipient(locale, T)
+                coupon = sample_coupon(step.coupon, b"t", program.id, "c", "x", step.id, T)
+                recommendations = [{"product_id": "p", "name": "Sencha", "url": "https://s/p"}]
+                context = message_context(
+                    program, step, customer, cfg, coupon=coupon,
+                    recommendations=recommendations, unsubscribe_url=None, trigger=trigger,
+                )  # fmt: skip
+                msg = renderer.render(program.id, step.template, "sms", locale, context)
+                # then each says where to stop them, in the message's language, in one part
+                assert isinstance(msg, SmsContent)
+                stop = "配信停止: " if locale == "ja" else "Opt out: "
+                assert f"{stop}shop.example.com/stop" in msg.text, (path.name, step.id, locale)
+                assert msg.segments == 1, (path.name, step.id, locale, msg.text)
+                rendered += 1
+    assert rendered >= 20
