@@ -436,6 +436,15 @@ def test_the_console_page_in_japanese_and_english_masked_for_a_viewer(seeded: Ap
     assert 'class="badge suppressed"' in en.body
 
 
+def test_the_console_page_writes_amounts_with_separators_and_no_decimals(seeded: Api) -> None:
+    """The customer's spend read "3000" (the report's revenue "12,000.00" yen)."""
+    page = seeded.call("GET", f"/console/customers/{SENT}", cookies=seeded.session("viewer"))
+    assert page.status == 200, page.body
+    kpis = re.findall(r'<div class="value">([^<]*)</div>', page.body)
+    assert "3,000" in kpis, kpis  # lifetime value and the last 12 months' spend
+    assert not any(k.replace(",", "").isdigit() and len(k) > 3 and "," not in k for k in kpis)
+
+
 def test_the_console_page_in_clear_for_a_marketer_and_paged(seeded: Api) -> None:
     cookies = seeded.session("marketer")
     page = seeded.call("GET", f"/console/customers/{HELD}", cookies=cookies, query={"lang": "en"})
