@@ -4,6 +4,7 @@ evaluate and send services write them)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -213,6 +214,14 @@ def test_console_programs_pages_in_japanese_and_english(shop_api: Api) -> None:
         "GET", f"/console/programs/{PROGRAM}", cookies=cookies, query={"from": "2026-11-10"}
     )
     assert ja_page.status == 200 and "チャネル別の送信数" in ja_page.body
+    # the journey's words are the page's language (they were English on the Japanese page)
+    ja_text = re.sub(r"<[^>]+>", " ", ja_page.body.split("flowchart TD")[0])
+    assert "coupon を送信 · email → line → push" in ja_text
+    assert "1日待機し、顧客の現地時刻 10:00 まで" in ja_text and "7日待機" in ja_text
+    assert "条件分岐" in ja_text and "はい" in ja_text and "いいえ" in ja_text
+    for english in ("send coupon", "wait 7d", "until 10:00 local", "— branch", " yes ", "— exit"):
+        assert english not in ja_text, english
+    assert "wait 1d until 10:00 local" in body and "send coupon · email" in body
 
 
 def test_console_program_page_refuses_a_bad_range_and_an_unknown_program(shop_api: Api) -> None:

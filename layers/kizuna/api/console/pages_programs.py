@@ -14,6 +14,7 @@ from kizuna.api.console.i18n import Translator
 from kizuna.api.context import deps
 from kizuna.api.params import iso_day
 from kizuna.programs.diagram import mermaid
+from kizuna.programs.model import BranchStep, Program, SendStep, SplitStep, WaitStep
 from kizuna.services import programs as service
 
 router = APIGatewayHttpRouter()
@@ -26,6 +27,46 @@ def programs_page() -> Response[str]:
     found = service.deployed(d.programs_dir, d.config, d.segments_dir)
     rows = [service.summary(p) for p in sorted(found.values(), key=lambda p: p.id)]
     return console.render(router.current_event, "programs.html", principal=principal, rows=rows)
+
+
+def step_labels(program: Program, t: Translator) -> dict[str, str]:
+    """What each step does, in the page's language (the outline's words; the Mermaid text
+    stays as code)."""
+    labels: dict[str, str] = {}
+    for step in program.steps:
+        if isinstance(step, SendStep):
+            text = t(
+                "programs.step.send", template=step.template, channels=" → ".join(step.channels)
+            )
+        elif isinstance(step, WaitStep):
+            units = (("days", step.days), ("hours", step.hours), ("minutes", step.minutes))
+            duration = " ".join(t(f"programs.step.{u}", n=n) for u, n in units if n)
+            time = step.until_local_time
+            if time and duration:
+                text = t("programs.step.wait_until", duration=duration, time=time)
+            elif time:
+                text = t("programs.step.wait_only_until", time=time)
+            else:
+                text = t("programs.step.wait", duration=duration)
+        elif isinstance(step, BranchStep):
+            e = step.engagement
+            text = (
+                t("programs.step.branch")
+                if e is None
+                else t(
+                    "programs.step.engagement",
+                    event=t(f"programs.step.engagement.{e.event.value}"),
+                    step=e.step,
+                    hours=e.within_hours,
+                )
+            )
+        elif isinstance(step, SplitStep):
+            arms = " / ".join(f"{a.name} {a.weight}%" for a in step.arms)
+            text = t("programs.step.split", arms=arms)
+        else:
+            text = t("programs.step.exit")
+        labels[step.id] = text
+    return labels
 
 
 def _day(value: str | None) -> date | None:
@@ -69,6 +110,7 @@ def program_page(name: str) -> Response[str]:
         program=program,
         summary=service.summary(program),
         outline=service.outline(program),
+        labels=step_labels(program, t),
         mermaid=mermaid(program),
         stats=stats,
         error=error,
