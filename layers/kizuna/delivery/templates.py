@@ -1127,10 +1127,10 @@ def _addressed(first_name: str | None, last_name: str | None, language: str) -> 
     return first or last or ANONYMOUS.get(language, ANONYMOUS["en"])
 
 
-def _benefits(config: LoyaltyConfig, rank: str | None) -> list[str]:
+def _benefits(config: LoyaltyConfig, rank: str | None, language: str) -> list[str]:
     for rule in config.ranks:
         if rule.name == rank:
-            return list(rule.benefits)
+            return list(rule.benefits_in(language))
     return []
 
 
@@ -1201,9 +1201,9 @@ def build_context(
                 "rank": customer.rank,
                 "next_rank": customer.next_rank,
                 "points_to_next_rank": customer.points_to_next_rank,
-                "rank_benefits": _benefits(loyalty_config, customer.rank),
-                "benefits": {r.name: list(r.benefits) for r in loyalty_config.ranks},
-                "next_rank_benefits": _benefits(loyalty_config, customer.next_rank),
+                "rank_benefits": _benefits(loyalty_config, customer.rank, language),
+                "benefits": {r.name: list(r.benefits_in(language)) for r in loyalty_config.ranks},
+                "next_rank_benefits": _benefits(loyalty_config, customer.next_rank, language),
                 "points_next_expiry_at": _local(customer.points_next_expiry_at, zone),
                 "points_next_expiry_amount": customer.points_next_expiry_amount,
             },

@@ -14,12 +14,15 @@ from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from kizuna.runtime.names import WEBHOOK_NAME_PATTERN
+
+# A language code as a locale folder starts (``en`` of ``en-GB``)
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 
 
 class RankRule(BaseModel):
@@ -28,28 +31,52 @@ class RankRule(BaseModel):
     name: str = Field(min_length=1, max_length=32)
     min_points: int = Field(ge=0, description="Rank points (rolling window) needed for this rank")
     multiplier: Decimal = Field(default=Decimal(1), gt=0, description="Points earn multiplier")
-    benefits: tuple[str, ...] = ()
+    benefits: tuple[str, ...] = Field(
+        default=(),
+        description="The rank's benefits in the default locale's language (contact.default_locale)",
+    )
+    benefits_by_language: dict[Language, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="The benefits in other languages, by language (en): a message to a "
+        "customer reading one of them lists these; any other customer is told `benefits`",
+    )
+
+    def benefits_in(self, language: str) -> tuple[str, ...]:
+        """The benefits as a message in ``language`` (``en``, ``ja``) lists them."""
+        return self.benefits_by_language.get(language, self.benefits)
 
 
+_EN: Final = "en"
 DEFAULT_RANKS: tuple[RankRule, ...] = (
-    RankRule(name="Bronze", min_points=0, multiplier=Decimal("1"), benefits=("Birthday coupon",)),
+    RankRule(
+        name="Bronze",
+        min_points=0,
+        multiplier=Decimal("1"),
+        benefits=("誕生日クーポン",),
+        benefits_by_language={_EN: ("Birthday coupon",)},
+    ),
     RankRule(
         name="Silver",
         min_points=500,
         multiplier=Decimal("1.5"),
-        benefits=("Birthday coupon", "Free shipping over 3,000 yen"),
+        benefits=("誕生日クーポン", "3,000円以上のご注文で送料無料"),
+        benefits_by_language={_EN: ("Birthday coupon", "Free shipping over 3,000 yen")},
     ),
     RankRule(
         name="Gold",
         min_points=2000,
         multiplier=Decimal("2"),
-        benefits=("Birthday coupon", "Free shipping", "Members-only sales"),
+        benefits=("誕生日クーポン", "送料無料", "会員限定セール"),
+        benefits_by_language={_EN: ("Birthday coupon", "Free shipping", "Members-only sales")},
     ),
     RankRule(
         name="Platinum",
         min_points=5000,
         multiplier=Decimal("3"),
-        benefits=("Birthday coupon", "Free shipping", "Members-only sales", "Concierge"),
+        benefits=("誕生日クーポン", "送料無料", "会員限定セール", "専任コンシェルジュ"),
+        benefits_by_language={
+            _EN: ("Birthday coupon", "Free shipping", "Members-only sales", "Concierge")
+        },
     ),
 )
 

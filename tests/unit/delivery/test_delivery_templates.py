@@ -61,7 +61,7 @@ def test_japanese_email_renders_every_part(renderer: Renderer, loyalty: LoyaltyC
     assert "<p>山田 花子様</p>" in msg.html
     assert "ポイント残高: 12,345ポイント" in msg.html
     assert "あと80ポイントでGold会員です。" in msg.html
-    assert "<li>Free shipping over 3,000 yen</li>" in msg.html
+    assert "<li>3,000円以上のご注文で送料無料</li>" in msg.html  # the benefits in Japanese too
     # the coupon expiry is in the customer's time zone (15:30 UTC on the 31st is Feb 1 JST)
     assert "クーポン KZ-ABCD-EFGH-JKMN(10%引き)は2026年2月1日まで" in msg.html
     # HTML special characters in data are escaped in the HTML part, kept in the text part
@@ -347,6 +347,32 @@ def test_repository_base_layouts_render_with_footer(tmp_path: Path, loyalty: Loy
     assert "配信停止: https://u.example/u?t=TOKEN" in msg.text
 
 
+@pytest.mark.parametrize(
+    ("locale", "listed"),
+    [("ja", "送料無料"), ("ja-JP", "送料無料"), ("en", "Free shipping"), ("en-GB", "Free shipping"),
+     ("ko", "送料無料")],
+)  # fmt: skip
+def test_the_rank_benefits_are_listed_in_the_messages_language(
+    loyalty: LoyaltyConfig, locale: str, listed: str
+) -> None:
+    """The Japanese rank mails and LINE cards listed "Birthday coupon", "Free shipping"."""
+    # given a Gold customer reading ``locale`` (ko: no folder, the default locale's text)
+    ctx = build_context(
+        make_customer(locale=locale, rank="Gold", next_rank="Platinum"),
+        program="points-to-next-rank",
+        step="nudge",
+        loyalty_config=loyalty,
+    )
+    # then every list of benefits is in the message's language
+    assert listed in ctx["loyalty"]["rank_benefits"]
+    assert listed in ctx["loyalty"]["benefits"]["Gold"]
+    other = "Free shipping" if listed == "送料無料" else "送料無料"
+    assert other not in repr(ctx["loyalty"])
+    # and the shipped nudge writes them so
+    msg = Renderer(DEFAULT_ROOT).render("points-to-next-rank", "nudge", "email", locale, ctx)
+    assert isinstance(msg, EmailContent) and f"- {listed}" in msg.text
+
+
 # --- context ---------------------------------------------------------------------------------
 def test_context_has_no_contact_details_and_falls_back_on_names(loyalty: LoyaltyConfig) -> None:
     customer = make_customer(first_name=None, last_name=None, rank="Gold", next_rank="Platinum")
@@ -355,12 +381,8 @@ def test_context_has_no_contact_details_and_falls_back_on_names(loyalty: Loyalty
     assert "hanako@example.jp" not in flat and "+819012345678" not in flat
     assert "email" not in ctx["customer"] and "phone" not in ctx["customer"]
     assert ctx["customer"]["display_name"] == "お客様"
-    assert ctx["loyalty"]["rank_benefits"] == [
-        "Birthday coupon",
-        "Free shipping",
-        "Members-only sales",
-    ]
-    assert ctx["loyalty"]["next_rank_benefits"][-1] == "Concierge"
+    assert ctx["loyalty"]["rank_benefits"] == ["誕生日クーポン", "送料無料", "会員限定セール"]
+    assert ctx["loyalty"]["next_rank_benefits"][-1] == "専任コンシェルジュ"
     assert ctx["coupon"] is None and ctx["recommendations"] == [] and ctx["unsubscribe_url"] is None
     assert (ctx["program"], ctx["step"], ctx["locale"]) == ("p", "s", "ja")
 
