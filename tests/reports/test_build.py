@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from kizuna.analytics.document import TableSection
 from kizuna.analytics.stats import lift
 from kizuna.scoring.snapshot import SnapshotRow
 from kizuna_tools.reports.build import (
@@ -354,3 +355,29 @@ def test_the_reports_count_an_order_net_of_its_refunds_as_loyalty_does() -> None
     assert {k: o.counts for k, o in customer.orders.items()} == {
         k: counts for k, (_, counts) in revenue.items()
     }
+
+
+def test_the_report_writes_yen_without_decimals(ledger: Ledger) -> None:
+    """The HTML report wrote yen as 99,760.000 and a rate rounded to 2 places as 33.330."""
+    from kizuna.runtime.config import KizunaConfig
+    from kizuna_tools.reports.document import build_reports, report_document
+    from kizuna_tools.reports.html import render_html
+    from kizuna_tools.reports.sources import ReportData
+
+    # given the programs table of a yen shop (revenue per customer 1,000 yen)
+    cells = {date(2026, 5, 1): {"New|Bronze|Kanto|20s|m|x": {"customers": 1, "buyers": 1}}}
+    cfg = KizunaConfig()
+    doc = report_document(build_reports(ReportData(ledger, cells), cfg), cfg)
+    programs = next(s for s in doc.sections if s.key == "programs")
+    assert isinstance(programs, TableSection)
+    at = programs.columns.index("revenue / customer")
+    assert [row[at] for row in programs.rows if row[1] == "all"] == [1000]
+    # then the page shows whole yen, and percentages to the 2 places they are rounded to
+    html = render_html(doc)
+    assert ">1,000<" in html and "1,000.000" not in html and "1,000.00<" not in html
+    assert ">50.00<" in html and ">50.000<" not in html  # 2 of 4 treated converted
+    # and a currency with cents keeps them
+    usd = KizunaConfig.model_validate({"loyalty": {"currency": "USD"}})
+    in_usd = report_document(build_reports(ReportData(ledger, cells), usd), usd)
+    rows = next(s for s in in_usd.sections if s.key == "programs").rows  # type: ignore[union-attr]
+    assert [row[at] for row in rows if row[1] == "all"] == [1000.0]

@@ -496,6 +496,27 @@ def campaign_table(r: OccurrenceReport) -> Table:
     return Table(title=title, columns=columns, rows=rows)
 
 
+# Currencies without a minor unit (ISO 4217 exponent 0): their amounts have no decimals
+WHOLE_CURRENCIES = frozenset(
+    {"JPY", "KRW", "VND", "CLP", "ISK", "PYG", "UGX", "XAF", "XOF", "XPF", "KMF", "GNF", "RWF",
+     "VUV", "DJF", "BIF"}
+)  # fmt: skip
+
+
+def _in_currency(table: Table, currency: str) -> list[tuple[Cell, ...]]:
+    """The table's rows, an amount (a column named for revenue or LTV) of a currency
+    without a minor unit as a whole number: 99,760 yen, never 99,760.000."""
+    if currency not in WHOLE_CURRENCIES:
+        return list(table.rows)
+    money = [("revenue" in c.lower() or "ltv" in c.lower()) for c in table.columns]
+    return [
+        tuple(
+            round(v) if m and isinstance(v, float) else v for v, m in zip(row, money, strict=True)
+        )
+        for row in table.rows
+    ]
+
+
 def rank_order(cfg: KizunaConfig) -> list[str]:
     return [r.name for r in reversed(cfg.loyalty.ranks)]
 
@@ -768,7 +789,13 @@ def report_document(
         )
     for name, table in tables.items():
         sections.append(
-            TableSection(key=name, title=table.title, columns=table.columns, rows=table.rows)
+            TableSection(
+                key=name,
+                title=table.title,
+                columns=table.columns,
+                rows=_in_currency(table, cfg.loyalty.currency),
+                float_digits=2,  # what _pct and the revenue figures are rounded to
+            )
         )
     period = (
         Period(start=reports.first, end=reports.last)
