@@ -243,6 +243,31 @@ def test_dry_run_and_preview_render_without_sending() -> None:
     assert all(p.error is None and "Aiko" in p.parts["subject"] for p in previews)
 
 
+@pytest.mark.parametrize(
+    ("schedule", "ja", "en"),
+    [
+        # on 5 December at 10:00 in each zone, valid 3 days: to the 8th (not 3 December)
+        ({"type": "local_time", "date": "2026-12-05", "time": "10:00"}, "2026年12月8日",
+         "December 8, 2026"),
+        ({"type": "once", "at": "2026-12-10T10:00:00+09:00"}, "2026年12月13日",
+         "December 13, 2026"),
+    ],
+)  # fmt: skip
+def test_the_preview_dates_the_coupon_from_the_send_not_from_the_preview(
+    schedule: dict[str, Any], ja: str, en: str
+) -> None:
+    """A month-end sale previewed weeks ahead read "until" three days after the preview."""
+    # given a campaign to be sent after the preview (NOW is 30 November)
+    a, campaigns, _ = admin()
+    saved(a, schedule=schedule)
+    stored = campaigns.definitions["winter-sale"]
+    # when it is previewed
+    previews = {p.locale: p for p in a.preview(stored, NOW)}
+    # then the coupon expires valid_days after the send, in the customer's zone
+    assert ja in previews["ja"].parts["text"], previews["ja"].parts["text"]
+    assert en in previews["en"].parts["text"], previews["en"].parts["text"]
+
+
 def test_results_per_variant_count_conversions_after_the_message() -> None:
     campaign = parse_campaign(sale(goal={"event": "order.placed", "within_days": 7}))
     sent_at = NOW + timedelta(days=1)

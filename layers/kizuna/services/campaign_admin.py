@@ -77,6 +77,7 @@ from kizuna.delivery.templates import (
 )
 from kizuna.domain.customer import Customer
 from kizuna.domain.timestamps import iso, parse_time
+from kizuna.domain.zones import zone_or
 from kizuna.events.custom import vocabulary
 from kizuna.events.inbound import DESCRIPTION_PATTERN, TEXT_PATTERN
 from kizuna.ports import (
@@ -1091,6 +1092,20 @@ class CampaignAdmin:
                     out.append(Preview(variant, template, locale, channel, used, parts, error))
         return out
 
+    def _sent_at(self, campaign: Campaign, customer: Customer, now: datetime) -> datetime:
+        """When ``customer`` would be sent a campaign still to come: its instant, or its
+        date and local time in the customer's zone (their coupon's expiry counts from it, not
+        from the preview: a sale on the 29th, valid 3 days, runs to the 1st); now for a
+        recurring one, or once that time has passed."""
+        schedule = campaign.schedule
+        if isinstance(schedule, OnceSchedule):
+            return max(now, schedule.at)
+        if isinstance(schedule, LocalTimeSchedule):
+            zone = zone_or(customer.time_zone, self.cfg.contact.default_time_zone)
+            local = datetime.combine(schedule.date, schedule.local_time, tzinfo=zone)
+            return max(now, local)
+        return now
+
     def _render_parts(
         self,
         renderer: Renderer,
@@ -1104,7 +1119,13 @@ class CampaignAdmin:
         """(the locale folder used, the rendered parts or ``{"error": why}``)."""
         secret = DRY_RUN_SECRET if purpose == "dry-run" else PREVIEW_SECRET
         coupon = sample_coupon(
-            campaign.coupon, secret, campaign.id, customer.customer_id, purpose, SEND_STEP, now
+            campaign.coupon,
+            secret,
+            campaign.id,
+            customer.customer_id,
+            purpose,
+            SEND_STEP,
+            self._sent_at(campaign, customer, now),
         )
         try:
             used = renderer.resolve_locale(campaign.id, template, customer.locale)
