@@ -191,6 +191,11 @@ def test_console_programs_pages_in_japanese_and_english(shop_api: Api) -> None:
     en = shop_api.call("GET", "/console/programs", cookies=cookies, query={"lang": "en"})
     assert ja.status == en.status == 200
     assert "トリガー" in ja.body and "Trigger" in en.body
+    # a status badge stays on one line: 有効 in the narrow last column broke as 有 / 効
+    css = shop_api.call("GET", "/console/static/console.css")
+    assert css.status == 200
+    badge = re.search(r"^\.badge \{([^}]*)\}", css.body, re.MULTILINE)
+    assert badge is not None and "white-space: nowrap" in badge.group(1)
     assert f'href="/console/programs/{PROGRAM}?lang=en"' in en.body
 
     page = shop_api.call(
