@@ -629,3 +629,24 @@ def test_the_english_rank_nudge_says_point_for_one(
     text = "\n".join(parts)
     assert said in text
     assert "1 points" not in text.replace("1,000 points", "")
+
+
+@pytest.mark.parametrize(("currency", "total"), [("JPY", "12,800円"), ("USD", "12,800 USD")])
+def test_the_japanese_order_confirmation_writes_yen_as_japanese_does(
+    loyalty: LoyaltyConfig, currency: str, total: str
+) -> None:
+    """It read "合計 12,800 JPY" in every Japanese order confirmation."""
+    ctx = build_context(
+        make_customer(),
+        program="transactional",
+        step="order_confirmation",
+        loyalty_config=loyalty,
+        extra={"data": {"order_id": "A-10023", "total": 12800, "currency": currency}},
+    )
+    renderer = Renderer(DEFAULT_ROOT)
+    for channel in ("email", "sms", "card"):
+        msg = renderer.render("transactional", "order_confirmation", channel, "ja", ctx)
+        text = " ".join(str(v) for v in msg.model_dump().values())
+        assert f"合計 {total}" in text, (channel, text)
+        if currency == "JPY":
+            assert "JPY" not in text
