@@ -443,6 +443,9 @@ def test_the_console_page_writes_amounts_with_separators_and_no_decimals(seeded:
     kpis = re.findall(r'<div class="value">([^<]*)</div>', page.body)
     assert "3,000" in kpis, kpis  # lifetime value and the last 12 months' spend
     assert not any(k.replace(",", "").isdigit() and len(k) > 3 and "," not in k for k in kpis)
+    # and the timeline's order as well ("3000 JPY" before)
+    text = page_text(page.body)
+    assert re.search(r"3,000 JPY", text) and "3000" not in text, text
 
 
 def test_the_console_page_in_clear_for_a_marketer_and_paged(seeded: Api) -> None:

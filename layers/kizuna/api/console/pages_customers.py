@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -103,6 +104,23 @@ def search_by_phone() -> Response[str]:
     return _search_page(principal, found=sorted(found))
 
 
+def _amount(value: object) -> str:
+    """An order's or a refund's amount (a number, or its text as the timeline keeps it) as
+    the headline figures write it: ``34,880`` (a whole amount without decimals), ``12.50``;
+    ``-`` when there is none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        return str(value)
+    try:
+        number = Decimal(value) if isinstance(value, str) else value
+        whole = int(number)
+    except (ArithmeticError, ValueError, OverflowError):  # no finite number: as it is
+        return str(value)
+    value = number
+    return f"{whole:,}" if value == whole else f"{value:,.2f}"
+
+
 def _describe(item: TimelineItem, t: Translator) -> str:
     """One line of what happened (no personal data: the timeline holds none)."""
     d = item.data
@@ -111,7 +129,7 @@ def _describe(item: TimelineItem, t: Translator) -> str:
             return t(
                 "timeline.order",
                 order=d.get("order_id", "-"),
-                total=d.get("total", "-"),
+                total=_amount(d.get("total")),
                 currency=d.get("currency", ""),
                 lines=len(d.get("lines") or []),
             )
@@ -121,7 +139,7 @@ def _describe(item: TimelineItem, t: Translator) -> str:
             return t(
                 "timeline.refund",
                 order=d.get("order_id", "-"),
-                amount=d.get("amount", "-"),
+                amount=_amount(d.get("amount")),
                 currency=d.get("currency", ""),
             )
         case "points":
