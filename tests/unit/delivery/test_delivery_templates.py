@@ -650,3 +650,24 @@ def test_the_japanese_order_confirmation_writes_yen_as_japanese_does(
         assert f"合計 {total}" in text, (channel, text)
         if currency == "JPY":
             assert "JPY" not in text
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_the_cart_email_text_part_lists_the_recommendations_its_html_shows(
+    loyalty: LoyaltyConfig, locale: str
+) -> None:
+    """A client showing the text part (or a reader who prefers it) lost the recommendations."""
+    ctx = build_context(
+        make_customer(locale=locale),
+        program="cart-abandonment",
+        step="email",
+        loyalty_config=loyalty,
+        recommendations=[
+            {"product_id": "t1", "name": "煎茶 朝露", "url": "https://s.example/p/t1"}
+        ],
+        unsubscribe_url="https://u.example/u?t=TOKEN",
+    )
+    msg = Renderer(DEFAULT_ROOT).render("cart-abandonment", "cart_email", "email", locale, ctx)
+    assert isinstance(msg, EmailContent)
+    assert 'href="https://s.example/p/t1"' in msg.html
+    assert "- 煎茶 朝露 https://s.example/p/t1" in msg.text
