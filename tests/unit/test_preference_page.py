@@ -466,6 +466,23 @@ def test_every_consent_channel_has_a_column_on_the_page() -> None:
     assert {c.value for c in ConsentChannel} <= set(CHANNEL_WORDS)
 
 
+@pytest.mark.parametrize(
+    ("channel", "button"),
+    [
+        ("email", "メールをすべて停止 / Stop all email"),
+        ("sms", "SMSをすべて停止 / Stop all SMS"),
+    ],
+)
+def test_the_stop_button_says_the_channel_once_in_each_language(channel: str, button: str) -> None:
+    """It read "メール / Emailをすべて停止 / Stop all メール / Email"."""
+    from kizuna.events import ConsentChannel
+    from kizuna.services.unsubscribe import CHANNEL_NAMES
+
+    answer, _ = call("GET", token(channel=channel))
+    assert f'<button type="submit">{button}</button>' in answer["body"], answer["body"]
+    assert {c.value for c in ConsentChannel} <= set(CHANNEL_NAMES)
+
+
 # -- saves racing ingest ------------------------------------------------------------------------
 class Racing:
     """The page on one customer item: the requests answered on the item as stored, the

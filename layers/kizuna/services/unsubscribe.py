@@ -166,6 +166,15 @@ CHANNEL_WORDS = {
     "card": "サイト・アプリ内 / On the site and app",
     "dm": "ダイレクトメール / Direct mail",
 }
+# each channel in a sentence: (Japanese, English), the stop button's words
+CHANNEL_NAMES = {
+    "email": ("メール", "email"),
+    "sms": ("SMS", "SMS"),
+    "push": ("プッシュ通知", "push notifications"),
+    "line": ("LINE", "LINE"),
+    "card": ("サイト・アプリ内のお知らせ", "site and app notices"),
+    "dm": ("ダイレクトメール", "direct mail"),
+}
 IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
 PAUSES = ("30", "90", "resume")
 _FORM_KEYS = frozenset({"t", "action", "pause", "shown", "List-Unsubscribe"})
@@ -495,14 +504,14 @@ def preference_form(
     )
     hidden = f'<input type="hidden" name="t" value="{html.escape(token)}">'
     state = f'<input type="hidden" name="shown" value="{html.escape(signed_state)}">'
-    channel = CHANNEL_WORDS[claims.channel]
+    ja, en = CHANNEL_NAMES[claims.channel]
     return (
         f'<form method="post">{hidden}<input type="hidden" name="action" value="save">{state}'
         f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>{paused}"
         f"<p>すべて一時停止 / Pause everything: {pause}</p>"
         '<button type="submit">保存 / Save</button></form>'
         f'<form method="post">{hidden}<input type="hidden" name="action" value="unsubscribe">'
-        f'<button type="submit">{channel}をすべて停止 / Stop all {channel}</button></form>'
+        f'<button type="submit">{ja}をすべて停止 / Stop all {en}</button></form>'
     )
 
 
