@@ -13,7 +13,8 @@ from kizuna.delivery.unsubscribe import sign, verify
 from kizuna.domain.customer import ConsentState, Customer, PauseState
 from kizuna.events import ConsentChanged, PreferencesChanged
 from kizuna.runtime.clock import FixedClock
-from kizuna.services.unsubscribe import UnsubscribeService
+from kizuna.services import links
+from kizuna.services.unsubscribe import PAGES, UnsubscribeService, page
 from kizuna_tools.fakes import MemoryInbound, MemoryStore
 
 NOW = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
@@ -637,3 +638,11 @@ def test_no_answer_of_the_function_url_may_be_framed() -> None:
         assert headers["Content-Security-Policy"] == "frame-ancestors 'none'", answer
         assert headers["X-Frame-Options"] == "DENY"
     assert {a["statusCode"] for a in answers} == {200, 400, 404, 410}
+
+
+@pytest.mark.parametrize("kind", sorted(PAGES))
+def test_every_page_says_its_language(kind: str) -> None:
+    # without `lang` a screen reader reads the page in the reader's own language and a
+    # browser offers to translate it from a guess (WCAG 3.1.1): the pages are Japanese first
+    for body in (page(kind, "tok"), links.INVALID_LINK_PAGE):
+        assert body.startswith('<!DOCTYPE html><html lang="ja">'), body[:60]

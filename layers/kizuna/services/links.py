@@ -27,8 +27,8 @@ from kizuna.runtime.headers import NO_FRAMING
 from kizuna.runtime.observability import logger
 
 TRACKED_CHANNEL = "line"
-_PAGE = (
-    '<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" '
+INVALID_LINK_PAGE = (
+    '<!DOCTYPE html><html lang="ja"><head><meta charset="utf-8"><meta name="viewport" '
     'content="width=device-width"><title>リンクが正しくありません / Invalid link</title></head>'
     '<body style="font-family:sans-serif;max-width:480px;margin:48px auto;">'
     "<h1>リンクが正しくありません / Invalid link</h1>"
@@ -63,7 +63,7 @@ def _refused(status: int = 400) -> dict[str, Any]:
             "Cache-Control": "no-store",
             **NO_FRAMING,
         },
-        "body": _PAGE,
+        "body": INVALID_LINK_PAGE,
     }
 
 

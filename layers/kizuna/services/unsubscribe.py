@@ -523,7 +523,7 @@ def page(kind: str, token: str | None = None, form: str = "") -> str:
             '<button type="submit">配信を停止する / Unsubscribe</button></form>'
         )
     return (
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" '
+        f'<!DOCTYPE html><html lang="ja"><head><meta charset="utf-8"><meta name="viewport" '
         f'content="width=device-width"><title>{title}</title></head>'
         f'<body style="font-family:sans-serif;max-width:640px;margin:48px auto;">'
         f"<h1>{title}</h1><p>{text}</p>{form}</body></html>"
