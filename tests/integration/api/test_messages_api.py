@@ -129,7 +129,7 @@ def test_a_message_is_sent_now_recorded_and_audited(world: World) -> None:
     assert body["message_id"].startswith("tx:")
     (message,) = world.email.sent
     assert message.address == "c1@example.jp"
-    assert "1001" in message.content.subject and "12,800 JPY" in message.content.text
+    assert "1001" in message.content.subject and "12,800円" in message.content.text
     assert "Yamada Hanako様" in message.content.text
     entry = world.ledger(body["message_id"])
     assert entry["status"] == "sent" and entry["program"] == "transactional"
