@@ -744,6 +744,8 @@ def test_an_occurrence_whose_execution_ended_unfinished_is_shown_in_the_api_and_
     assert "kizuna campaigns close" in pages["en"]
     assert f"{shown} に ABORTED で終わり" in pages["ja"]
     assert "execution-ended-20261202T0100Z" not in pages["en"] + pages["ja"]
+    # and an occurrence's status is a word of the page's language
+    assert "配信回 20261202T0100Z（配信中）" in pages["ja"] and "running" not in pages["ja"]
 
 
 def test_a_body_nested_thousands_deep_is_refused_not_a_crash(capi: Api) -> None:

@@ -152,6 +152,13 @@ def test_a_marketer_creates_previews_dry_runs_schedules_and_pauses(capi: Api) ->
         path, _, query = done.headers["Location"].partition("?")
         page = capi.call("GET", path, cookies=cookies, query=dict(parse_qsl(query)))
         assert shown in page.body and 'role="status"' in page.body
+    # the schedule's kind and state are words of the page's language, not stored values
+    ja_page = capi.call("GET", "/console/campaigns/winter-sale", cookies=cookies)
+    assert "· 停止中</p>" in ja_page.body and "DISABLED" not in ja_page.body
+    ja_list = capi.call("GET", "/console/campaigns", cookies=cookies)
+    assert "<td>一斉配信</td>" in ja_list.body and "<td>once</td>" not in ja_list.body
+    en_list = capi.call("GET", "/console/campaigns", cookies=cookies, query={"lang": "en"})
+    assert "<td>Once</td>" in en_list.body
     # an action the status does not allow is refused on the page
     again = capi.call(
         "POST", "/console/campaigns/winter-sale/pause", cookies=cookies, form={"csrf": token}

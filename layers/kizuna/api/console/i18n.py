@@ -282,6 +282,15 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "status.paused": "一時停止中",
         "status.cancelled": "中止",
         "status.done": "完了",
+        "schedule.once": "一斉配信",
+        "schedule.local_time": "各顧客の現地時刻",
+        "schedule.recurring": "定期配信",
+        "schedule.ENABLED": "有効",
+        "schedule.DISABLED": "停止中",
+        "occurrence.running": "配信中",
+        "occurrence.done": "完了",
+        "occurrence.stopped": "停止",
+        "occurrence.cancelled": "中止",
         "action.schedule": "配信を予約",
         "action.pause": "一時停止",
         "action.resume": "再開",
@@ -625,6 +634,15 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "status.paused": "Paused",
         "status.cancelled": "Cancelled",
         "status.done": "Done",
+        "schedule.once": "Once",
+        "schedule.local_time": "At each customer's local time",
+        "schedule.recurring": "Recurring",
+        "schedule.ENABLED": "enabled",
+        "schedule.DISABLED": "disabled",
+        "occurrence.running": "running",
+        "occurrence.done": "done",
+        "occurrence.stopped": "stopped",
+        "occurrence.cancelled": "cancelled",
         "action.schedule": "Schedule",
         "action.pause": "Pause",
         "action.resume": "Resume",
@@ -707,3 +725,9 @@ class Translator:
         if text is None:
             raise KeyError(f"no {self.lang} text for {key!r}")
         return text.format(**values) if values else text
+
+    def word(self, prefix: str, value: object) -> str:
+        """A stored value's word in the page's language (``prefix.value``: a schedule's
+        type or state, an occurrence's status), or the value itself if it has none (a value
+        a later version wrote is shown, never a 500)."""
+        return TEXT[self.lang].get(f"{prefix}.{value}", str(value))
