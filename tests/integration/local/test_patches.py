@@ -814,6 +814,7 @@ def test_intercept_urllib(local_cloud_factory: CloudFactory, project_root: Path)
 def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: Path) -> None:
     import moto.dynamodb.models as dynamodb_models
     from moto.awslambda.models import LambdaFunction
+    from moto.cognitoidp.models import CognitoIdpBackend
     from moto.core import responses
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
@@ -865,6 +866,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (Table, "put_item"),
         (Schedule, "_validate_start_date"),
         (Schedule, "update"),
+        (CognitoIdpBackend, "admin_create_user"),
         (responses, "method_names_from_class"),
         (json_path, "parse"),
     ]
@@ -877,7 +879,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 26
+    assert len(patches.PATCHES) == 27
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
