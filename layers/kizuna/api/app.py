@@ -29,6 +29,7 @@ from kizuna.runtime.headers import FRAME_ANCESTORS, NO_FRAMING
 
 API_TITLE: Final = "Kizuna API"
 API_VERSION: Final = "1.0.0"
+JSON_MEDIA_TYPE: Final = "application/json"
 
 # Every answer: a restrictive CSP (the console needs no script), no sniffing, no framing,
 # HTTPS only, nothing cached (answers carry customer data).
@@ -83,6 +84,24 @@ def _identify(event: APIGatewayProxyEventV2, deps: ApiDeps) -> Principal | None:
     return None
 
 
+def _body_refusal(event: APIGatewayProxyEventV2) -> tuple[int, str] | None:
+    """Why a JSON route's body is refused before any route reads it, if it is: a body is
+    JSON (``Content-Type: application/json``, or none), UTF-8 text. Powertools parsed a
+    form or a multipart body into the model's fields as if they were JSON, and raised on a
+    body that is not UTF-8 or not base64 (a 500)."""
+    if not event.body:
+        return None
+    ctype = (event.headers or {}).get("content-type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media not in ("", JSON_MEDIA_TYPE):
+        return 415, f"the body must be {JSON_MEDIA_TYPE}"
+    try:
+        event.decoded_body  # noqa: B018 - decoding is the check
+    except ValueError:  # bad base64, or not UTF-8
+        return 400, "the body is not UTF-8 text"
+    return None
+
+
 def _refusal(status: int, message: str) -> dict[str, Any]:
     return {
         "statusCode": status,
@@ -134,6 +153,9 @@ class KizunaResolver(APIGatewayHttpResolver):
                 return _refusal(401, str(why) if why else "sign-in required")
             if principal.kind == "user" and principal.highest is None:
                 return _refusal(403, "this needs the viewer group or higher")
+            body_refused = _body_refusal(parsed)
+            if body_refused is not None:
+                return _refusal(*body_refused)
         return None
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:

@@ -177,6 +177,18 @@ def http_event(
     return event
 
 
+def http_event_identity(
+    event: dict[str, Any], *, token: str | None = None, iam: str | None = None
+) -> dict[str, Any]:
+    """``event`` with a bearer token or an IAM identity, as :func:`http_event` gives them."""
+    signed = http_event("GET", "/", token=token, iam=iam)
+    out = {**event, "headers": {**event["headers"], **signed["headers"]}}
+    if "authorizer" in signed["requestContext"]:
+        out["requestContext"] = {**event["requestContext"], **signed["requestContext"]}
+        out["requestContext"]["http"] = event["requestContext"]["http"]
+    return out
+
+
 class Context:
     function_name = "api"
     memory_limit_in_mb = 256
@@ -211,7 +223,16 @@ class Api:
                 kwargs["iam"] = MACHINE_ARN
             else:
                 kwargs["token"] = self.pool.token(USERS[as_])
-        raw = self.app.resolve(http_event(method, path, **kwargs), Context())
+        return self.call_event(http_event(method, path, **kwargs))
+
+    def call_event(self, event: dict[str, Any], *, as_: str | None = None) -> Answer:
+        """Resolve an event built (and perhaps changed) by the test; ``as_`` signs it as
+        ``call`` does."""
+        if as_ == "machine":
+            event = http_event_identity(event, iam=MACHINE_ARN)
+        elif as_ is not None:
+            event = http_event_identity(event, token=self.pool.token(USERS[as_]))
+        raw = self.app.resolve(event, Context())
         body = raw.get("body") or ""
         if raw.get("isBase64Encoded"):
             body = base64.b64decode(body).decode()

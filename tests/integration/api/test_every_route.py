@@ -4,6 +4,7 @@ nothing when it does."""
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from typing import Any
@@ -12,7 +13,7 @@ import boto3
 import pytest
 
 from kizuna_tools.apidocs import METHODS, openapi
-from tests.integration.api.harness import REGION, Api
+from tests.integration.api.harness import REGION, Api, http_event
 
 pytestmark = pytest.mark.integration
 
@@ -108,4 +109,42 @@ def test_an_unknown_query_parameter_is_422_naming_it_and_changes_nothing(
     [error] = [e for e in answer.json()["detail"] if e["loc"] == ["query", "lmit"]]
     assert error["type"] == "extra_forbidden"
     assert error["msg"].startswith("unknown query parameter (this route takes: ")
+    assert item_count() == before
+
+
+NOT_JSON_BODIES = {
+    # a form or a multipart body was parsed into a campaign's fields as if it were JSON
+    "form": ("application/x-www-form-urlencoded", "yaml=id%3A+x", False, 415),
+    "multipart": ("multipart/form-data; boundary=zz", "--zz--\r\n", False, 415),
+    # a multipart type without its boundary, bytes that are not UTF-8, base64 that is not:
+    # each raised out of Powertools' body parsing (a 500)
+    "no boundary": ("multipart/form-data", "x", False, 415),
+    "not UTF-8": ("application/json", base64.b64encode(b'{"yaml": "\xff"}').decode(), True, 400),
+    "bad base64": ("application/json", "e30", True, 400),
+    "text": ("text/plain", '{"yaml": "id: x"}', False, 415),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_JSON_BODIES))
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [(m, p) for m, p in routes() if m in {"POST", "PUT"} and not p.startswith("/cards")],
+)
+def test_a_body_that_is_not_json_text_is_refused_saying_so_and_changes_nothing(
+    api: Api, method: str, path: str, kind: str
+) -> None:
+    # given a caller the route lets in and a body that is not UTF-8 JSON text
+    ctype, body, encoded, status = NOT_JSON_BODIES[kind]
+    caller = "machine" if path.startswith("/machine/") else "admin"
+    before = item_count()
+    event = http_event(method, concrete(path), headers={"content-type": ctype}, body=body)
+    event["isBase64Encoded"] = encoded
+    # when it is sent
+    answer = api.call_event(event, as_=caller)
+    # then it is a 4xx saying why, never a 500 nor read as if it were JSON
+    assert answer.status == status, answer.body
+    assert answer.json()["message"] in {
+        "the body must be application/json",
+        "the body is not UTF-8 text",
+    }
     assert item_count() == before
