@@ -3,12 +3,13 @@ the console's session cookie and CSRF field; and the security headers on every a
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 
 import pytest
 
-from tests.integration.api.harness import Api
+from tests.integration.api.harness import Api, http_event
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +125,31 @@ def test_ui_text_has_both_languages() -> None:
     from kizuna.api.console.i18n import TEXT
 
     assert set(TEXT["ja"]) == set(TEXT["en"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/console/sign-in", "/console/sign-out", "/console/customers", "/console/campaigns/new"],
+)
+def test_a_console_form_that_is_not_utf8_text_is_400_saying_so(api: Api, path: str) -> None:
+    # given a signed-in admin's form and its CSRF field
+    cookies = api.session("admin")
+    page = api.call("GET", "/console/customers", cookies=cookies)
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.body)
+    assert found, page.body
+    fields = f"csrf={found.group(1)}&phone=%2B819012345678&name=x".encode()
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    for body, encoded in (
+        # bytes that are not UTF-8 (API Gateway gives them in base64): a 500 before
+        (base64.b64encode(fields + b"\xff").decode(), True),
+        ("e30", True),  # not base64: a 500 before
+        # a %-escape that is not UTF-8: read as U+FFFD before
+        (fields.decode() + "%FF", False),
+    ):
+        event = http_event("POST", path, headers=form, cookies=cookies)
+        event["body"], event["isBase64Encoded"] = body, encoded
+        # when it is posted
+        answer = api.call_event(event)
+        # then it is refused saying why, never a 500 nor read with a replacement character
+        assert answer.status == 400, answer.body
+        assert answer.json()["message"] == "the form is not UTF-8 text"

@@ -104,14 +104,23 @@ def sign_in_form_holds(event: Any, fields: Mapping[str, str]) -> bool:
 
 def form(event: Any) -> dict[str, str]:
     """The posted form (``application/x-www-form-urlencoded``), each field once, after the
-    CSRF check. A repeated field or a wrong content type is a 400, not a guess."""
+    CSRF check. A repeated field, a wrong content type or text that is not UTF-8 (its bytes
+    or a %-escape) is a 400, not a guess."""
     ctype = (event.headers or {}).get("content-type", "")
     if not ctype.startswith("application/x-www-form-urlencoded"):
         raise BadRequestError("a form post must be application/x-www-form-urlencoded")
-    body = event.decoded_body or ""
+    try:  # a body that is not UTF-8 (or not base64) raised out of here (a 500)
+        body = event.decoded_body or ""
+    except ValueError as error:
+        raise BadRequestError("the form is not UTF-8 text") from error
     if len(body.encode()) > MAX_FORM_BYTES:
         raise BadRequestError("the form is too large")
-    fields: dict[str, list[str]] = parse_qs(body, keep_blank_values=True, strict_parsing=False)
+    try:  # a %-escape that is not UTF-8 was read as U+FFFD, a name or a number with it
+        fields: dict[str, list[str]] = parse_qs(
+            body, keep_blank_values=True, strict_parsing=False, errors="strict"
+        )
+    except UnicodeDecodeError as error:
+        raise BadRequestError("the form is not UTF-8 text") from error
     result: dict[str, str] = {}
     for name, values in fields.items():
         if len(values) != 1:
