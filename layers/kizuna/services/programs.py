@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -24,6 +24,11 @@ from kizuna.runtime.config import KizunaConfig
 
 DEFAULT_RANGE = timedelta(days=30)
 MAX_RANGE = timedelta(days=366)
+# the times a range may name: within them, the range's arithmetic (a default `from` 30 days
+# before `to`, the console's day after `to`) and its conversions to UTC stay within the
+# years datetime holds (0001-01-05T00:00:00Z as `to` raised OverflowError: a 500)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class ProgramLedger(Protocol):
@@ -132,6 +137,8 @@ def stats_range(
     for name, value in (("from", start), ("to", end)):
         if value is not None and value.tzinfo is None:
             raise RangeError(name, "give a time zone (e.g. 2026-11-01T00:00:00Z)")
+        if value is not None and not EARLIEST <= value < LATEST:
+            raise RangeError(name, "a time from 1970-01-01 and before 9000-01-01")
     end = end or now
     start = start or end - DEFAULT_RANGE
     if start >= end:

@@ -174,6 +174,11 @@ def test_stats_add_the_published_reports_lift_as_of_its_generation(shop_api: Api
         ({"from": "2026-11-10T00:00:00"}, "from"),  # no time zone
         ({"from": "1794268800"}, "from"),  # epoch seconds: lax pydantic read 2026-11-10
         ({"to": "2026-11-20"}, "to"),  # a bare day is not a time
+        # at the ends of what datetime holds: the default `from` 30 days before, or the
+        # conversion to UTC, raised OverflowError (a 500)
+        ({"to": "0001-01-05T00:00:00Z"}, "to"),
+        ({"from": "0001-01-01T00:00:00+14:00", "to": "0001-01-02T00:00:00Z"}, "from"),
+        ({"from": "9999-12-31T00:00:00-14:00", "to": "9999-12-31T23:59:59-14:00"}, "from"),
     ],
 )
 def test_a_bad_range_is_422_naming_the_field(
@@ -236,6 +241,10 @@ def test_console_program_page_refuses_a_bad_range_and_an_unknown_program(shop_ap
             "GET", f"/console/programs/{PROGRAM}", cookies=cookies, query={"from": loose}
         )
         assert bad.status == 400 and 'role="alert"' in bad.body, loose
+    for ends in ({"to": "0001-01-01"}, {"to": "0001-01-05"}, {"to": "9999-12-31"}):
+        # the day after `to`, or 30 days before it: OverflowError (a 500) before
+        bad = shop_api.call("GET", f"/console/programs/{PROGRAM}", cookies=cookies, query=ends)
+        assert bad.status == 400 and 'role="alert"' in bad.body, ends
     missing = shop_api.call("GET", "/console/programs/nope", cookies=cookies)
     assert missing.status == 404
     assert shop_api.call("GET", "/console/programs").status == 303  # no session: sign in

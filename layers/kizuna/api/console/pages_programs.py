@@ -95,7 +95,9 @@ def program_page(name: str) -> Response[str]:
     try:
         first, last = _day(query.get("from")), _day(query.get("to"))
         start = datetime.combine(first, datetime.min.time(), UTC) if first else None
-        end = datetime.combine(last, datetime.min.time(), UTC) + timedelta(days=1) if last else None
+        end = datetime.combine(last, datetime.min.time(), UTC) if last else None
+        if end is not None and end < service.LATEST:  # else refused naming `to`
+            end += timedelta(days=1)
         start, end = service.stats_range(start, end, now)
         stats = service.program_stats(d.store, d.reports, program.id, start, end, now)
     except service.RangeError as problem:
