@@ -38,6 +38,21 @@ VariantName = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,20}$")]
 # customers' local time comes, and each customer is sent at their own.
 EARLIEST_OFFSET = timedelta(hours=14)
 LATEST_OFFSET = timedelta(hours=12)  # UTC-12: the last customers' local time
+# The instants a schedule may name: within them a time, its UTC and a local time's window
+# (the date at UTC+14 to UTC-12) stay within the years datetime holds (9999-12-31T23:59-14:00
+# or a local_time date of 0001-01-01 raised OverflowError when the schedule was written)
+EARLIEST_AT = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST_AT = datetime(9000, 1, 1, tzinfo=UTC)
+_OUT_OF_RANGE = "a time from 1970-01-02 and before 9000-01-01"
+_Day = date  # the type, under a name a schedule's `date` field does not hide
+
+
+def _in_range(value: datetime | None) -> datetime | None:
+    if value is not None and not EARLIEST_AT <= value < LATEST_AT:
+        raise ValueError(_OUT_OF_RANGE)
+    return value
+
+
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z")
 # EventBridge Scheduler expressions: cron(6 fields) or rate(N unit)
 _CRON = re.compile(r"^cron\((\S+ ){5}\S+\)\Z")
@@ -93,6 +108,12 @@ class OnceSchedule(_Strict):
     type: Literal["once"]
     at: AwareDatetime = Field(description="the instant, with its offset: 2026-12-25T10:00+09:00")
 
+    @field_validator("at")
+    @classmethod
+    def _at_in_range(cls, v: datetime) -> datetime:
+        _in_range(v)
+        return v
+
 
 class LocalTimeSchedule(_Strict):
     type: Literal["local_time"]
@@ -104,6 +125,13 @@ class LocalTimeSchedule(_Strict):
     def _hhmm(cls, v: str) -> str:
         if not _HHMM.match(v):
             raise ValueError('use "HH:MM", 24-hour')
+        return v
+
+    @field_validator("date")
+    @classmethod
+    def _date_in_range(cls, v: _Day) -> _Day:
+        if not EARLIEST_AT.date() <= v < LATEST_AT.date():
+            raise ValueError("a date from 1970-01-02 and before 9000-01-01")
         return v
 
     @property
@@ -121,6 +149,11 @@ class RecurringSchedule(_Strict):
     time_zone: str = "UTC"
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _start_end_in_range(cls, v: datetime | None) -> datetime | None:
+        return _in_range(v)
 
     @field_validator("time_zone")
     @classmethod

@@ -238,6 +238,32 @@ def test_create_from_yaml_text_and_update_only_over_the_version_read(capi: Api) 
         ({"definition": winter_sale(name="Sale \u202egnp.exe")}, "name"),
         ({"definition": winter_sale(name="   ")}, "name"),
         ({"definition": winter_sale(description="ok\nbut \x00")}, "description"),
+        # at the ends of what datetime holds: its UTC, or a local time's window, raised
+        # OverflowError once the campaign was stored (a 500, and a campaign without schedule)
+        (
+            {"definition": winter_sale(schedule={"type": "once", "at": "9999-12-31T23:59-14:00"})},
+            "schedule.at",
+        ),
+        (
+            {
+                "definition": winter_sale(
+                    schedule={"type": "local_time", "date": "0001-01-01", "time": "00:00"}
+                )
+            },
+            "schedule.date",
+        ),
+        (
+            {
+                "definition": winter_sale(
+                    schedule={
+                        "type": "recurring",
+                        "rate": "rate(7 days)",
+                        "end": "9999-12-31T23:59:00-14:00",
+                    }
+                )
+            },
+            "schedule.end",
+        ),
     ],
 )
 def test_an_invalid_campaign_is_422_naming_the_field(
