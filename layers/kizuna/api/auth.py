@@ -146,7 +146,9 @@ class TokenVerifier:
             decoded = jwt.decode(token, self._keys_for(kid), algorithms=["RS256"])
         except JoseError as error:
             raise AuthError("the token's signature does not verify") from error
-        except ValueError as error:
+        except (ValueError, TypeError, KeyError, RecursionError) as error:
+            # a header joserfc reads unguarded (``"crit": 1`` raised TypeError): a forged
+            # token, before any signature is checked, was a 500
             raise AuthError("the token is malformed") from error
         claims = decoded.claims
         registry = jwt.JWTClaimsRegistry(
@@ -177,7 +179,7 @@ def _key_id(token: str) -> str:
     segment = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error) as error:
+    except (ValueError, binascii.Error, RecursionError) as error:  # "[[[[..." was a 500
         raise AuthError("the token is malformed") from error
     kid = header.get("kid") if isinstance(header, dict) else None
     if not isinstance(kid, str) or not kid:

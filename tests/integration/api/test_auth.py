@@ -4,6 +4,7 @@ the console's session cookie and CSRF field; and the security headers on every a
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 
@@ -153,3 +154,27 @@ def test_a_console_form_that_is_not_utf8_text_is_400_saying_so(api: Api, path: s
         # then it is refused saying why, never a 500 nor read with a replacement character
         assert answer.status == 400, answer.body
         assert answer.json()["message"] == "the form is not UTF-8 text"
+
+
+def _segment(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def test_a_token_whose_header_is_nested_deep_or_malformed_is_401_not_a_crash(api: Api) -> None:
+    # given a real token's payload and signature under headers no JWT has
+    header, payload, signature = api.pool.token("ada").split(".")
+    real = json.loads(base64.urlsafe_b64decode(header + "=="))
+    forged = [
+        # JSON nested thousands deep (RecursionError, before any key is looked up)
+        f"{_segment(b'[' * 3000)}.{payload}.{signature}",
+        # `crit` that is not a list (joserfc read it unguarded: TypeError)
+        f"{_segment(json.dumps({**real, 'crit': 1}).encode())}.{payload}.{signature}",
+    ]
+    for token in forged:
+        # when it is sent as a bearer token and as the console's session
+        answer = api.call("GET", "/api/me", token=token)
+        page = api.call("GET", "/console", cookies=[f"kizuna_session={token}"])
+        # then it is no identity (401; the console asks to sign in), never a 500
+        assert answer.status == 401, answer.body
+        assert answer.json()["message"] == "the token is malformed"
+        assert page.status == 303 and page.headers["Location"].startswith("/console/sign-in")
