@@ -150,9 +150,16 @@ class CampaignWrite(BaseModel):
         return self
 
 
+# a version Kizuna could have written (each write adds one); a larger one (10**38 and up) has
+# more digits than a DynamoDB number holds: the conditional write raised decimal.Rounded
+MAX_VERSION: Final = 2**53 - 1
+
+
 class CampaignUpdate(CampaignWrite):
     version: Count = Field(
-        ge=1, description="the version read (a JSON number): the update fails if it changed"
+        ge=1,
+        le=MAX_VERSION,
+        description="the version read (a JSON number): the update fails if it changed",
     )
 
 
