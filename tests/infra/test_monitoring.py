@@ -157,3 +157,46 @@ def test_a_providers_auth_failure_or_virus_report_alarms(resources: dict[str, An
             "GreaterThanThreshold",
             1,
         )
+
+
+def _alarmed_metrics(resources: dict[str, Any]) -> set[tuple[str, frozenset[str]]]:
+    """(metric name, dimension names) of every alarm on a metric in Kizuna's namespace, a
+    math expression's metrics included."""
+    found = set()
+    for alarm in alarms(resources):
+        metrics = [alarm] if "MetricName" in alarm else []
+        metrics += [
+            m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m
+        ]
+        for m in metrics:
+            if m["Namespace"] == "Kizuna":
+                names = frozenset(d["Name"] for d in m.get("Dimensions", []))
+                found.add((m["MetricName"], names))
+    return found
+
+
+def test_every_kizuna_metric_alarmed_on_is_emitted_with_the_alarms_dimensions(
+    resources: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CloudWatch keys a metric by its whole dimension set: an alarm on SendFailed{channel}
+    # never sees SendFailed{channel, service}. Emit each as a deployed function does (every
+    # function has POWERTOOLS_SERVICE_NAME) and read the EMF lines.
+    import json
+
+    from kizuna.runtime.observability import count_send_failure, count_stale_sending
+    from kizuna.services.feedback import count_provider_report
+
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "kizuna-send")
+    capsys.readouterr()
+    count_send_failure("email")
+    count_stale_sending("outcome_unknown", 1)
+    count_provider_report("virus")
+    emitted = set()
+    for line in capsys.readouterr().out.splitlines():
+        for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                for dimension_set in directive["Dimensions"]:
+                    emitted.add((metric["Name"], frozenset(dimension_set)))
+    alarmed = _alarmed_metrics(resources)
+    assert {name for name, _ in alarmed} == {"SendFailed", "StaleSending", "EmailProviderReport"}
+    assert alarmed <= emitted, sorted(alarmed - emitted)

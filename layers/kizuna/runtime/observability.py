@@ -9,6 +9,7 @@ emails, phone numbers, names and tokens never appear in a log line.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import traceback
 from collections.abc import Callable
@@ -94,36 +95,34 @@ PROVIDER_REPORT_METRIC = "EmailProviderReport"
 REASON_DIMENSION = "reason"
 
 
+def count(name: str, value: int, dimension: str, dimension_value: str) -> None:
+    """One EMF metric ``name`` in Kizuna's namespace with exactly one dimension,
+    ``dimension``. Powertools adds a ``service`` dimension (``POWERTOOLS_SERVICE_NAME``, set
+    on every function) to what it emits, and CloudWatch keys a metric by its whole dimension
+    set: ``SendFailed{channel, service}`` is not the ``SendFailed{channel}`` the monitoring
+    construct alarms on, and that alarm would never fire. So no ``service`` here."""
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.metrics.base import SingleMetric
+
+    metric = SingleMetric(namespace=metrics.namespace, service="")
+    metric.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metric.add_dimension(name=dimension, value=dimension_value)
+    print(json.dumps(metric.serialize_metric_set(), separators=(",", ":")))
+
+
 def count_send_failure(channel: str | None) -> None:
     """One ``SendFailed`` metric per failed send with a ``channel`` dimension (alarmed on per
     channel by the monitoring construct)."""
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-    with single_metric(
-        name=SEND_FAILED_METRIC,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=metrics.namespace,
-    ) as metric:
-        metric.add_dimension(name=CHANNEL_DIMENSION, value=channel or "none")
-
-
-def _count(name: str, value: int, dimension: str, dimension_value: str) -> None:
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-    with single_metric(
-        name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name=dimension, value=dimension_value)
+    count(SEND_FAILED_METRIC, 1, CHANNEL_DIMENSION, channel or "none")
 
 
 def count_ledger_write_failure(entries: int) -> None:
     """``LedgerWriteFailed``: outcomes delivered but not written (the entries stay
     ``sending`` until the reconciliation sweep settles them)."""
-    _count(LEDGER_WRITE_FAILED_METRIC, entries, OUTCOME_DIMENSION, "not_recorded")
+    count(LEDGER_WRITE_FAILED_METRIC, entries, OUTCOME_DIMENSION, "not_recorded")
 
 
 def count_stale_sending(outcome: str, entries: int) -> None:
     """``StaleSending`` by ``outcome`` (:data:`STALE_OUTCOMES`): entries found ``sending``
     long after their claim, as the reconciliation sweep settled them (alarmed on)."""
-    _count(STALE_SENDING_METRIC, entries, OUTCOME_DIMENSION, outcome)
+    count(STALE_SENDING_METRIC, entries, OUTCOME_DIMENSION, outcome)

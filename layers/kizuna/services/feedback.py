@@ -55,8 +55,8 @@ from kizuna.runtime.clock import Clock
 from kizuna.runtime.observability import (
     PROVIDER_REPORT_METRIC,
     REASON_DIMENSION,
+    count,
     logger,
-    metrics,
 )
 from kizuna.services.failures import DeadLetterPolicy
 
@@ -78,12 +78,7 @@ NOT_DELIVERED_METRIC = "EmailNotDelivered"
 
 
 def _count(name: str, reason: str) -> None:
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-    with single_metric(
-        name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name=REASON_DIMENSION, value=reason)
+    count(name, 1, REASON_DIMENSION, reason)
 
 
 def count_ignored(reason: str) -> None:
