@@ -41,8 +41,9 @@ MAX_STACK_NAME = 40  # KizunaStack refuses a longer stack name (see RESOLVED_ENV
 # what synthesis measures.
 # 152 before issue 16, +28 the HTTP API, console and WAF; 188 after issue 18; 193 with the
 # journey timers (a Scheduler group, the role its schedules run as and that role's policy);
-# 196 with the erasure sweeps' role and its policy; 198 with the email provider-report alarms
-BASE_RESOURCES = 198
+# 196 with the erasure sweeps' role and its policy; 198 with the email provider-report alarms;
+# 201 with the SendFailed alarms of webhook, direct mail and no channel
+BASE_RESOURCES = 201
 RESOURCES_PER_PROGRAM = 3
 # 202.6 KB measured after issue 16 (the API: Cognito, HTTP API, CloudFront, WAF, its grants);
 # 212.0 KB after issue 18 (the LINE webhook function, the print-file bucket, the card routes);
@@ -50,8 +51,9 @@ RESOURCES_PER_PROGRAM = 3
 # 223.0 KB with the erasure sweeps (their role, its grants, ingest's environment);
 # 224.4 KB with the API's DescribeExecution on the campaign executions;
 # 225.8 KB with the second bus-policy statement (sources kizuna.*) and the SES rule's set;
-# 228.6 KB with the email provider-report alarms (auth-failure, virus) and their dashboard graph
-BASE_TEMPLATE_BYTES = 230_000
+# 228.6 KB with the email provider-report alarms (auth-failure, virus) and their dashboard graph;
+# 231.4 KB with the SendFailed alarms of webhook, direct mail and no channel
+BASE_TEMPLATE_BYTES = 232_000
 TEMPLATE_BYTES_PER_PROGRAM = 8_000
 # Headroom kept under each quota for what is not a program (a new function, a new table).
 MARGIN = 0.1

@@ -23,8 +23,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from kizuna.delivery.feedback import PROVIDER_REPORTS
+from kizuna.events.inbound import Channel
 from kizuna.runtime.observability import (
     CHANNEL_DIMENSION,
+    NO_CHANNEL,
     OUTCOME_DIMENSION,
     PROVIDER_REPORT_METRIC,
     REASON_DIMENSION,
@@ -38,7 +40,9 @@ from kizuna_infra import names
 # 0.1% and 0.5%. Alarm at the review thresholds, before SES acts.
 SES_BOUNCE_RATE_THRESHOLD = 0.05
 SES_COMPLAINT_RATE_THRESHOLD = 0.001
-CHANNELS = ("email", "sms", "push", "line", "card")
+# every channel a send may fail on (webhook and direct mail included), and ``none``: a
+# message failed before a channel was chosen (an unreadable customer item)
+CHANNELS = (*(c.value for c in Channel), NO_CHANNEL)
 PERIOD = Duration.minutes(5)
 SES_PERIOD = Duration.hours(1)
 STALE_PERIOD = Duration.minutes(30)  # the reconciliation sweep's rate
@@ -164,7 +168,9 @@ class Monitoring(Construct):
             self._alarm(
                 f"SendFailed{channel.capitalize()}",
                 metric,
-                description=f"Sends failed on {channel}",
+                description=f"Sends failed on {channel}"
+                if channel != NO_CHANNEL
+                else "Sends failed before a channel was chosen",
             )
             send_failed.append(metric)
 

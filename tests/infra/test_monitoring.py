@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from kizuna.events.inbound import Channel
 from kizuna_infra import KizunaStack
 
 pytestmark = pytest.mark.infra
@@ -109,14 +110,13 @@ def test_ses_reputation_alarms_at_the_review_thresholds(
 
 
 def test_failed_sends_alarm_per_channel(resources: dict[str, Any]) -> None:
+    # every channel a send can fail on (a webhook's failures too, docs/channels/WEBHOOK.md),
+    # and "none": a message that failed before a channel was chosen
     found = by_metric(resources, "SendFailed")
-    assert sorted(a["Dimensions"][0]["Value"] for a in found) == [
-        "card",
-        "email",
-        "line",
-        "push",
-        "sms",
-    ]
+    assert sorted(a["Dimensions"][0]["Value"] for a in found) == sorted(
+        [*(c.value for c in Channel), "none"]
+    )
+    assert "webhook" in {a["Dimensions"][0]["Value"] for a in found}
     for a in found:
         assert a["Namespace"] == "Kizuna" and a["Dimensions"][0]["Name"] == "channel"
         assert (a["Threshold"], a["ComparisonOperator"]) == (0, "GreaterThanThreshold")

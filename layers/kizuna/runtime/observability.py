@@ -85,6 +85,7 @@ def private_errors(handler: _F) -> _F:
 
 SEND_FAILED_METRIC = "SendFailed"
 CHANNEL_DIMENSION = "channel"
+NO_CHANNEL = "none"  # its value for a message that failed before a channel was chosen
 LEDGER_WRITE_FAILED_METRIC = "LedgerWriteFailed"  # outcomes not recorded after delivery
 STALE_SENDING_METRIC = "StaleSending"  # ledger entries the reconciliation sweep settled
 OUTCOME_DIMENSION = "outcome"
@@ -113,7 +114,7 @@ def count(name: str, value: int, dimension: str, dimension_value: str) -> None:
 def count_send_failure(channel: str | None) -> None:
     """One ``SendFailed`` metric per failed send with a ``channel`` dimension (alarmed on per
     channel by the monitoring construct)."""
-    count(SEND_FAILED_METRIC, 1, CHANNEL_DIMENSION, channel or "none")
+    count(SEND_FAILED_METRIC, 1, CHANNEL_DIMENSION, channel or NO_CHANNEL)
 
 
 def count_ledger_write_failure(entries: int) -> None:
