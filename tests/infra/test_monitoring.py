@@ -200,3 +200,39 @@ def test_every_kizuna_metric_alarmed_on_is_emitted_with_the_alarms_dimensions(
     alarmed = _alarmed_metrics(resources)
     assert {name for name, _ in alarmed} == {"SendFailed", "StaleSending", "EmailProviderReport"}
     assert alarmed <= emitted, sorted(alarmed - emitted)
+
+
+def _documented_alarms() -> list[str]:
+    """The alarm names in the first column of docs/DEPLOY.md's alarm table (section 5)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "DEPLOY.md").read_text("utf-8")
+    assert "- **Alarms**" in text, "docs/DEPLOY.md has no alarm table"
+    section = text.split("- **Alarms**", 1)[1].split("\n- **", 1)[0]
+    names = []
+    for row in section.splitlines():
+        cells = row.strip().split("|")
+        if len(cells) > 3 and not set(cells[1].strip()) <= set("-"):
+            names += re.findall(r"`([^`]+)`", cells[1])
+    return names
+
+
+def _documents(pattern: str, alarm_id: str) -> bool:
+    if pattern.startswith("…"):
+        return alarm_id.endswith(pattern[1:])
+    if pattern.endswith(">"):
+        return alarm_id.startswith(pattern.split("<", 1)[0])
+    return alarm_id == pattern
+
+
+def test_every_alarm_has_a_documented_meaning_and_action(stack: KizunaStack) -> None:
+    # an operator paged by an alarm finds it in docs/DEPLOY.md's table: what it means, what
+    # to do
+    documented = _documented_alarms()
+    assert documented
+    ids = [a.node.id for a in stack.kizuna.monitoring.alarms]
+    missing = [i for i in ids if not any(_documents(p, i) for p in documented)]
+    assert not missing, missing
+    unused = [p for p in documented if not any(_documents(p, i) for i in ids)]
+    assert not unused, unused
