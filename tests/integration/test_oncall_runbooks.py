@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -121,7 +122,10 @@ def kizuna(*args: str, code: int = 0) -> str:
 
     from kizuna_tools.cli import app
 
-    result = CliRunner().invoke(app, [*args, "--region", "us-east-1"])
+    # `kizuna campaigns` takes the stack options before the command's name
+    where = ["--region", "us-east-1"]
+    argv = [args[0], *where, *args[1:]] if args[0] == "campaigns" else [*args, *where]
+    result = CliRunner().invoke(app, argv)
     assert result.exit_code == code, result.output
     return result.output
 
@@ -185,3 +189,75 @@ def test_dead_letters_in_ingest_are_shown_and_redriven_by_name_once_the_cause_is
     activity = cloud.find("AWS::DynamoDB::Table", "Activity")[0].logical_id
     entries = Counter(i["pk"] for i in cloud.scan(activity) if str(i["sk"]).startswith("ENTRY#"))
     assert entries == {f"dl{i}": 1 for i in range(3)}, entries
+
+
+CAMPAIGN = """\
+id: month-end-sale
+name: Month-end sale (on-call test)
+status: scheduled
+audience:
+  everyone: true
+schedule: {type: once, at: "2026-01-05T03:00:00Z"}
+channels: [email]
+template: sale
+coupon: {discount: "10%", valid_days: 3}
+priority: 60
+"""
+
+
+def consented(cloud: LocalCloud, cid: str) -> None:
+    upsert(cloud, cid)
+    cloud.put_events(
+        [
+            {
+                "Source": "com.example.shop",
+                "DetailType": "consent.changed",
+                "Detail": {
+                    "customer_id": cid,
+                    "occurred_at": cloud.clock.now().isoformat(),
+                    "channel": "email",
+                    "status": "opted_in",
+                },
+            }
+        ]
+    )
+    cloud.drain()
+
+
+def test_a_campaign_occurrence_whose_execution_failed_is_closed_as_documented(
+    cloud: LocalCloud, tmp_path: Any
+) -> None:
+    # given customers, and the campaign applied as docs/CAMPAIGNS.md writes it
+    kizuna_stack(cloud)
+    for i in range(4):
+        consented(cloud, f"cc{i}")
+    path = tmp_path / "month-end-sale.yaml"
+    path.write_text(CAMPAIGN, encoding="utf-8")
+    kizuna("campaigns", "--stack", "Kizuna", "apply", str(path), "--by", "oncall")
+    # when the customers table refuses the campaign's reads for good (after its retries)
+    cloud.faults = FaultInjector(FaultPlan.parse("dynamodb.BatchGetItem=1:error", seed=1))
+    cloud.advance(hours=4)
+    cloud.faults = None
+    machine = cloud.find("AWS::StepFunctions::StateMachine", "CampaignsStateMachine")[0]
+    (arn,) = [
+        e["executionArn"]
+        for e in cloud.client("stepfunctions").list_executions(
+            stateMachineArn=machine.arn, statusFilter="FAILED"
+        )["executions"]
+    ]  # the state machine's Failed alarm
+    ended = cloud.client("stepfunctions").describe_execution(executionArn=arn)["stopDate"]
+    assert abs(ended - cloud.clock.now()) < timedelta(hours=4)  # virtual time, as all else
+    # then the operator closes the occurrence as docs/CAMPAIGNS.md says: refused for 15
+    # minutes after the execution ended (batches in flight), then closed
+    occurrence = "20260105T0300Z"
+    close = ("campaigns", "--stack", "Kizuna", "close", "month-end-sale", occurrence)
+    if cloud.clock.now() < ended + timedelta(minutes=15):
+        assert "close it then" in kizuna(*close, "--reason", "DynamoDB outage", code=2)
+    cloud.advance_to(ended + timedelta(minutes=16))
+    closed = kizuna(*close, "--reason", "DynamoDB outage")
+    assert f"month-end-sale {occurrence}: running -> stopped" in closed, closed
+    shown = kizuna("campaigns", "--stack", "Kizuna", "show", "month-end-sale")
+    assert "status: done" in shown, shown  # a one-off campaign: its one schedule fired
+    # and nobody was sent anything: no ledger row, no email (members unsent stay unsent)
+    assert all(ledger(cloud, f"cc{i}") == [] for i in range(4))
+    assert cloud.outbox("email") == []

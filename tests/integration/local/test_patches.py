@@ -823,6 +823,8 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     from moto.events.models import EventsBackend, Rule
     from moto.scheduler.models import Schedule
     from moto.sqs.models import Message, SQSBackend
+    from moto.stepfunctions import models as sfn_base_models
+    from moto.stepfunctions.parser import models as sfn_models
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
         StateTaskServiceLambda,
@@ -834,7 +836,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         WaitFunction,
     )
     from moto.stepfunctions.parser.asl.utils import boto_client, json_path
-    from moto.stepfunctions.parser.backend import execution_worker
+    from moto.stepfunctions.parser.backend import execution, execution_worker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     owners = [
@@ -869,6 +871,9 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
         (CognitoIdpBackend, "admin_create_user"),
         (responses, "method_names_from_class"),
         (json_path, "parse"),
+        (sfn_models, "datetime"),
+        (execution, "datetime"),
+        (sfn_base_models, "utcnow"),
     ]
     before = [owner.__dict__[name] for owner, name in owners]
     with LocalCloud.from_template(template, project_root=project_root):

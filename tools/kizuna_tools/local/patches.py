@@ -210,6 +210,56 @@ def patch_retry_intervals(host: PatchHost) -> Undo:
     return _swap(retrier_decl, "time", _VirtualSleep(host, retrier_decl.__dict__["time"]))
 
 
+class _VirtualDatetime:
+    """Stands in for the ``datetime`` module inside moto's Step Functions: ``datetime.now``
+    is the virtual clock's."""
+
+    def __init__(self, host: PatchHost, real: Any) -> None:
+        clock = host.clock
+
+        class VirtualNow(real.datetime):  # type: ignore[misc]
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                at = clock.now()
+                return at.astimezone(tz) if tz is not None else at.replace(tzinfo=None)
+
+        self.datetime = VirtualNow
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def patch_execution_dates(host: PatchHost) -> Undo:
+    """An execution's ``startDate`` and ``stopDate`` (a stopped one's too, and a Map Run's)
+    are virtual time.
+
+    moto stamps them with ``datetime.datetime.now()``: wall time, while the handlers, the
+    CLI in-process and everything else read the virtual clock. ``kizuna campaigns close``
+    (which waits 15 minutes after the execution's ``stopDate``) and the API's
+    ``execution_ended_at`` read those dates.
+    """
+    from moto.stepfunctions import models as base_models
+    from moto.stepfunctions.parser import models
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (  # noqa: E501
+        map_run_record,
+    )
+    from moto.stepfunctions.parser.backend import execution
+
+    undos = [
+        _swap(module, "datetime", _VirtualDatetime(host, module.__dict__["datetime"]))
+        for module in (models, execution, map_run_record)
+    ]
+    # StopExecution (ABORTED) stamps its stopDate with moto's naive UTC ``utcnow``
+    undos.append(_swap(base_models, "utcnow", lambda: host.clock.now().replace(tzinfo=None)))
+
+    def undo() -> None:
+        for each in reversed(undos):
+            each()
+
+    return undo
+
+
 def patch_execution_names(host: PatchHost) -> Undo:
     """``StartExecution`` without a name gets a UUID, as on AWS.
 
@@ -1550,6 +1600,7 @@ PATCHES: tuple[Callable[[PatchHost], Undo], ...] = (
     patch_wait_states,
     patch_retry_intervals,
     patch_execution_names,
+    patch_execution_dates,
     patch_sfn_client_cache,
     patch_asl_parse_cache,
     patch_lambda_invoke,
