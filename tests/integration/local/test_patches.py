@@ -884,7 +884,7 @@ def test_every_patch_is_undone_on_close(template: dict[str, Any], project_root: 
     assert "execute_result" not in DynamoResult.__dict__  # inherited again after close
     assert all(b is a for b, a in zip(before, after, strict=True))
     assert patches._HOST is None
-    assert len(patches.PATCHES) == 27
+    assert len(patches.PATCHES) == 28
 
 
 def test_clock_is_installed_while_up(template: dict[str, Any], project_root: Path) -> None:
