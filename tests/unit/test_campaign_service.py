@@ -5,6 +5,7 @@ the journeys' Send task; push in batched calls, dead tokens reported."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -186,6 +187,32 @@ def test_a_render_failure_is_recorded_for_that_customer_and_the_batch_goes_on() 
     assert (total(results, "sent"), total(results, "failed")) == (4, 1)
     failed = w.ledger()["c002"]
     assert failed["status"] == "failed" and failed["reason"].startswith("render_error")
+
+
+def test_failed_recipients_count_in_the_send_failed_alarm_of_their_channel(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A campaign's failures are what the per-channel SendFailed alarms watch, as a journey
+    send's are: one metric line per channel and batch, with the alarm's dimension alone."""
+    w = World(n=5)
+    w.store.customers["c002"] = customer(2, first_name=None)  # a render error: email
+    email = w.channels["email"]
+    plain_send = email.send
+
+    def refused(message: OutboundMessage) -> SendResult:
+        if message.customer_id in ("c000", "c004"):
+            raise DeliveryError("MessageRejected")
+        return plain_send(message)
+
+    email.send = refused  # type: ignore[method-assign]
+    capsys.readouterr()
+    results = w.send_all(w.start())
+    assert total(results, "failed") == 3
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "{" in line]
+    failed = [m for m in emitted if "SendFailed" in m]
+    assert {m["channel"] for m in failed} == {"email"}
+    assert sum(sum(m["SendFailed"]) for m in failed) == 3  # one line a batch and channel
+    assert all(m["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["channel"]] for m in failed)
 
 
 def test_a_message_sent_with_its_links_untracked_says_so_in_the_ledger() -> None:

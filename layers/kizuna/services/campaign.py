@@ -93,7 +93,13 @@ from kizuna.ports import (
 )
 from kizuna.runtime.clock import Clock
 from kizuna.runtime.config import KizunaConfig
-from kizuna.runtime.observability import logger
+from kizuna.runtime.observability import (
+    CHANNEL_DIMENSION,
+    NO_CHANNEL,
+    SEND_FAILED_METRIC,
+    count,
+    logger,
+)
 from kizuna.runtime.settings import CAMPAIGN_MANIFEST_EXPIRY_DAYS
 from kizuna.services.contracts import (
     CampaignRequest,
@@ -733,6 +739,7 @@ class CampaignService:
         tokens; record the outcomes; count every recipient once (one no longer held as
         suppressed; again if the batch is retried, as it has no claim)."""
         counts: Counter[str] = Counter(suppressed=batch.unknown)
+        failed_on: Counter[str] = Counter()  # SendFailed by channel, as the send function's
         records: list[tuple[str, dict[str, Any]]] = []
         coupons: list[IssuedCoupon] = []
         claimed: list[tuple[_Recipient, OutboundMessage]] = []
@@ -741,6 +748,8 @@ class CampaignService:
                 counts["duplicate"] += 1
             elif r.message is None:
                 counts[str(r.data["status"])] += 1
+                if r.data["status"] == "failed":  # e.g. a render error
+                    failed_on[str(r.data.get("channel") or NO_CHANNEL)] += 1
             else:
                 claimed.append((r, r.message))
         outcomes = send_all(
@@ -767,6 +776,7 @@ class CampaignService:
             if isinstance(result, DeliveryError):
                 invalid, entry = result.invalid, {**r.data, "status": "failed"}
                 entry["reason"] = result.reason
+                failed_on[message.channel] += 1
             else:
                 invalid, entry = result.invalid_addresses, {**r.data, "status": "sent"}
                 entry.update(
@@ -793,6 +803,8 @@ class CampaignService:
                 report_dead_devices(self.inbound, message, invalid, now)
         if untracked:
             logger.warning("LINE links sent untracked", execution=execution, messages=untracked)
+        for channel, n in sorted(failed_on.items()):  # alarmed on per channel
+            count(SEND_FAILED_METRIC, n, CHANNEL_DIMENSION, channel)
         return {k: counts[k] for k in OUTCOMES if counts[k]}
 
     def _renderer(self, stored: StoredCampaign) -> Renderer:
